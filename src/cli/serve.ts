@@ -1,0 +1,45 @@
+// `tollgate serve`: the gateway from --config manifests, until SIGTERM/SIGINT (then a graceful shutdown).
+import { Command } from 'commander';
+import { ConfigError } from '../config/manifest.js';
+import { startGateway } from '../gateway/gateway.js';
+import { createLogger } from '../lib/logger.js';
+import { collect, parsePort, untilSignal } from './options.js';
+
+export function serveCommand(): Command {
+  return new Command('serve')
+    .description('run the gateway')
+    .requiredOption('--config <path>', 'manifest file or directory (repeatable)', collect)
+    .option('--port <n>', 'data-plane port', parsePort, 8080)
+    .option('--admin-port <n>', 'admin API port', parsePort, 8081)
+    .option('--extproc-port <n>', 'open the ext_proc gRPC listener on this port', parsePort)
+    .option('--db <url>', 'sqlite:FILE or postgres://...', 'sqlite:./tollgate.db')
+    .option('--redis <url>', 'share counters through Redis (redis://...)')
+    .option('--tls-cert <file>', 'serve HTTPS with this certificate (PEM)')
+    .option('--tls-key <file>', 'private key for --tls-cert (PEM)')
+    .action(async (opts, cmd: Command) => {
+      if (!!opts.tlsCert !== !!opts.tlsKey) cmd.error('tollgate serve: --tls-cert and --tls-key go together', { exitCode: 2 });
+      const logger = createLogger();
+      let gateway;
+      try {
+        gateway = await startGateway({
+          configPaths: opts.config,
+          port: opts.port,
+          adminPort: opts.adminPort,
+          adminToken: process.env.TOLLGATE_ADMIN_TOKEN,
+          tls: opts.tlsCert ? { cert: opts.tlsCert, key: opts.tlsKey } : undefined,
+          logger,
+        });
+      } catch (err) {
+        if (err instanceof ConfigError) {
+          for (const p of err.problems) process.stderr.write(`tollgate: config: ${p}\n`);
+          process.exitCode = 2;
+          return;
+        }
+        throw err;
+      }
+      logger.info({ url: gateway.url, admin: gateway.adminUrl }, 'tollgate is serving');
+      const signal = await untilSignal();
+      logger.info({ signal, inflight: gateway.dataPlane.inflight }, 'shutting down');
+      await gateway.close();
+    });
+}

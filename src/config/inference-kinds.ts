@@ -1,0 +1,142 @@
+// Schemas of the Inference Extension kinds (InferencePool, InferenceModel, InferenceObjective,
+// InferenceModelRewrite, EndpointPickerConfig) and the HTTPRoute subset tollgate reads.
+import { z } from 'zod';
+import { durationMs } from '../lib/duration.js';
+
+const objectRef = z.object({ name: z.string().min(1), kind: z.string().optional(), group: z.string().optional() }).strict();
+
+const endpointUrl = z
+  .string()
+  .url()
+  .refine((u) => /^https?:\/\//.test(u), 'endpoint must be an http:// or https:// URL');
+
+export const inferencePoolSpec = z
+  .object({
+    selector: z
+      .object({ matchLabels: z.record(z.string(), z.string()) })
+      .strict()
+      .optional(),
+    targetPorts: z
+      .array(z.object({ number: z.number().int().min(1).max(65535) }).strict())
+      .min(1)
+      .max(8)
+      .optional(),
+    endpointPickerRef: z
+      .object({
+        group: z.string().optional(),
+        kind: z.string().optional(),
+        name: z.string().min(1),
+        port: z.object({ number: z.number().int() }).strict().optional(),
+        failureMode: z.enum(['FailOpen', 'FailClose']).default('FailClose'),
+      })
+      .strict()
+      .optional(),
+    appProtocol: z.string().optional(),
+    /** tollgate: static endpoints when not on Kubernetes. The URL's port wins over targetPorts. */
+    endpoints: z.array(endpointUrl).min(1),
+    /** tollgate: which model-server metric names to scrape. */
+    engine: z.enum(['vllm', 'sglang', 'trtllm']).default('vllm'),
+  })
+  .strict();
+
+const modelTimeouts = z
+  .object({ firstByte: durationMs.optional(), response: durationMs.optional() })
+  .strict();
+
+export const inferenceModelSpec = z
+  .object({
+    modelName: z.string().min(1),
+    criticality: z.enum(['Critical', 'Standard', 'Sheddable']).default('Standard'),
+    targetModels: z
+      .array(z.object({ name: z.string().min(1), weight: z.number().int().min(0).max(1_000_000).default(1) }).strict())
+      .optional(),
+    poolRef: objectRef,
+    /** tollgate: per-model upstream timeouts overriding GatewaySettings.upstream. */
+    timeouts: modelTimeouts.optional(),
+  })
+  .strict()
+  .refine((s) => !s.targetModels || s.targetModels.some((t) => t.weight > 0), {
+    message: 'at least one targetModel needs a weight above 0',
+    path: ['targetModels'],
+  });
+
+export const inferenceObjectiveSpec = z
+  .object({ priority: z.number().int().default(0), poolRef: objectRef })
+  .strict();
+
+export const inferenceModelRewriteSpec = z
+  .object({
+    poolRef: objectRef.optional(),
+    rules: z
+      .array(
+        z
+          .object({
+            matches: z
+              .array(z.object({ model: z.object({ type: z.literal('Exact').default('Exact'), value: z.string().min(1) }).strict() }).strict())
+              .min(1),
+            targets: z
+              .array(z.object({ weight: z.number().int().min(0).default(1), modelRewrite: z.string().min(1) }).strict())
+              .min(1)
+              .refine((t) => t.some((x) => x.weight > 0), 'at least one target needs a weight above 0'),
+          })
+          .strict(),
+      )
+      .min(1),
+  })
+  .strict();
+
+/** The picker's plugins and profiles, as in the Inference Extension; plugin parameters are checked by each plugin's factory. */
+export const endpointPickerConfigSpec = z
+  .object({
+    poolRef: objectRef.optional(),
+    plugins: z
+      .array(z.object({ type: z.string().min(1), name: z.string().min(1).optional(), parameters: z.record(z.string(), z.unknown()).optional() }).strict())
+      .min(1),
+    schedulingProfiles: z
+      .array(
+        z
+          .object({
+            name: z.string().min(1),
+            plugins: z.array(z.object({ pluginRef: z.string().min(1), weight: z.number().min(0).optional() }).strict()).min(1),
+          })
+          .strict(),
+      )
+      .optional(),
+  })
+  .strict();
+
+const pathMatch = z
+  .object({ type: z.enum(['PathPrefix', 'Exact']).default('PathPrefix'), value: z.string().startsWith('/') })
+  .strict();
+const headerMatch = z
+  .object({ type: z.literal('Exact').default('Exact'), name: z.string().min(1), value: z.string() })
+  .strict();
+
+const backendRef = z.union([
+  z.object({ kind: z.literal('InferencePool'), group: z.string().optional(), name: z.string().min(1), weight: z.number().int().min(0).default(1) }).strict(),
+  z.object({ url: endpointUrl, weight: z.number().int().min(0).default(1) }).strict(),
+]);
+
+export const httpRouteSpec = z
+  .object({
+    parentRefs: z.array(z.record(z.string(), z.unknown())).optional(),
+    hostnames: z.array(z.string()).optional(),
+    rules: z
+      .array(
+        z
+          .object({
+            matches: z.array(z.object({ path: pathMatch.optional(), headers: z.array(headerMatch).optional(), method: z.string().optional() }).strict()).optional(),
+            backendRefs: z.array(backendRef).min(1),
+          })
+          .strict(),
+      )
+      .min(1),
+  })
+  .strict();
+
+export type InferencePoolSpec = z.output<typeof inferencePoolSpec>;
+export type InferenceModelSpec = z.output<typeof inferenceModelSpec>;
+export type InferenceObjectiveSpec = z.output<typeof inferenceObjectiveSpec>;
+export type InferenceModelRewriteSpec = z.output<typeof inferenceModelRewriteSpec>;
+export type EndpointPickerConfigSpec = z.output<typeof endpointPickerConfigSpec>;
+export type HttpRouteSpec = z.output<typeof httpRouteSpec>;

@@ -1,0 +1,29 @@
+// The registry of manifest kinds tollgate understands: kind → accepted apiVersions and spec schema.
+// Adding a kind is one entry here (its schema lives beside the code that uses it).
+import type { z } from 'zod';
+import { gatewaySettingsSpec } from './settings.js';
+import {
+  endpointPickerConfigSpec,
+  httpRouteSpec,
+  inferenceModelRewriteSpec,
+  inferenceModelSpec,
+  inferenceObjectiveSpec,
+  inferencePoolSpec,
+} from './inference-kinds.js';
+
+export interface KindDef {
+  apiVersions: readonly string[];
+  spec: z.ZodType;
+  /** At most one document of this kind may exist across all files. */
+  singleton?: boolean;
+}
+
+export const KINDS: Record<string, KindDef> = {
+  GatewaySettings: { apiVersions: ['tollgate.dev/v1alpha1'], spec: gatewaySettingsSpec, singleton: true },
+  InferencePool: { apiVersions: ['inference.networking.k8s.io/v1', 'inference.networking.x-k8s.io/v1alpha2'], spec: inferencePoolSpec },
+  InferenceModel: { apiVersions: ['inference.networking.x-k8s.io/v1alpha2'], spec: inferenceModelSpec },
+  InferenceObjective: { apiVersions: ['inference.networking.x-k8s.io/v1alpha2'], spec: inferenceObjectiveSpec },
+  InferenceModelRewrite: { apiVersions: ['inference.networking.x-k8s.io/v1alpha2'], spec: inferenceModelRewriteSpec },
+  EndpointPickerConfig: { apiVersions: ['inference.networking.x-k8s.io/v1alpha1'], spec: endpointPickerConfigSpec },
+  HTTPRoute: { apiVersions: ['gateway.networking.k8s.io/v1'], spec: httpRouteSpec },
+};

@@ -1,0 +1,89 @@
+// Parsing manifests: multi-document YAML (or JSON) text → validated documents, with errors that name
+// the file, the document's index, its kind/name and the field path.
+import { parseAllDocuments } from 'yaml';
+import { z } from 'zod';
+import { KINDS } from './kinds.js';
+
+export interface Manifest<S = unknown> {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  spec: S;
+  /** Where it came from: a file path, or "admin-api". */
+  source: string;
+  index: number;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(problems.join('\n'));
+  }
+}
+
+const envelope = z
+  .object({
+    apiVersion: z.string().min(1),
+    kind: z.string().min(1),
+    metadata: z
+      .object({
+        name: z.string().regex(/^[a-z0-9A-Z]([-a-zA-Z0-9_.]*[a-zA-Z0-9])?$/, 'must be a DNS-style name').max(253),
+        namespace: z.string().optional(),
+        labels: z.record(z.string(), z.string()).optional(),
+        annotations: z.record(z.string(), z.string()).optional(),
+      })
+      .passthrough(),
+    spec: z.unknown(),
+    status: z.unknown().optional(),
+  })
+  .strict();
+
+function fieldPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out ? `.${String(p)}` : String(p);
+  return out || '(document)';
+}
+
+function describeIssues(where: string, error: z.ZodError, prefix: string): string[] {
+  return error.issues.map((i) => `${where}: ${fieldPath([...(prefix ? [prefix] : []), ...i.path])}: ${i.message}`);
+}
+
+/** Validates one raw document; returns the manifest or the problems found. */
+export function validateDocument(raw: unknown, source: string, index: number): { manifest?: Manifest; problems: string[] } {
+  const base = `${source} document ${index}`;
+  const env = envelope.safeParse(raw);
+  if (!env.success) return { problems: describeIssues(base, env.error, '') };
+  const { apiVersion, kind, metadata, spec } = env.data;
+  const where = `${base} (${kind}/${metadata.name})`;
+  const def = KINDS[kind];
+  if (!def) return { problems: [`${where}: kind: unknown kind "${kind}" (known: ${Object.keys(KINDS).join(', ')})`] };
+  if (!def.apiVersions.includes(apiVersion)) {
+    return { problems: [`${where}: apiVersion: "${apiVersion}" is not served for ${kind} (use ${def.apiVersions.join(' or ')})`] };
+  }
+  const parsed = def.spec.safeParse(spec ?? {});
+  if (!parsed.success) return { problems: describeIssues(where, parsed.error, 'spec') };
+  return { manifest: { apiVersion, kind, metadata, spec: parsed.data, source, index }, problems: [] };
+}
+
+/** Parses multi-document YAML (JSON is YAML too; a JSON array is a list of documents). */
+export function parseManifests(text: string, source: string): Manifest[] {
+  const problems: string[] = [];
+  const raws: unknown[] = [];
+  for (const doc of parseAllDocuments(text)) {
+    if (doc.errors.length > 0) {
+      problems.push(...doc.errors.map((e) => `${source}: YAML: ${e.message.split('\n')[0]}`));
+      continue;
+    }
+    const value = doc.toJS();
+    if (value === null || value === undefined) continue;
+    if (Array.isArray(value)) raws.push(...value);
+    else raws.push(value);
+  }
+  const out: Manifest[] = [];
+  raws.forEach((raw, i) => {
+    const r = validateDocument(raw, source, i);
+    if (r.manifest) out.push(r.manifest);
+    problems.push(...r.problems);
+  });
+  if (problems.length > 0) throw new ConfigError(problems);
+  return out;
+}

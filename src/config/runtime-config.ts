@@ -1,0 +1,187 @@
+// Compiling validated manifests into the runtime configuration the hot path reads: lookups by name,
+// weighted draws and per-model settings computed once per load, cross-references checked.
+import { WeightedDraw } from '../lib/weighted.js';
+import { ConfigError, type Manifest } from './manifest.js';
+import { DEFAULT_SETTINGS, type GatewaySettings } from './settings.js';
+import type {
+  EndpointPickerConfigSpec,
+  HttpRouteSpec,
+  InferenceModelRewriteSpec,
+  InferenceModelSpec,
+  InferenceObjectiveSpec,
+  InferencePoolSpec,
+} from './inference-kinds.js';
+
+export interface EndpointConfig {
+  /** Origin URL, e.g. http://10.0.0.5:8000 */
+  url: string;
+  /** host:port, the form the Inference Extension's protocol uses. */
+  address: string;
+}
+
+export interface PoolConfig {
+  name: string;
+  endpoints: EndpointConfig[];
+  engine: InferencePoolSpec['engine'];
+  picker?: EndpointPickerConfigSpec;
+}
+
+export const CRITICALITY_PRIORITY = { Critical: 1, Standard: 0, Sheddable: -1 } as const;
+
+export interface ModelConfig {
+  name: string;
+  pool: PoolConfig;
+  priority: number;
+  criticality: keyof typeof CRITICALITY_PRIORITY;
+  /** The model name sent upstream; null keeps the requested name. */
+  target: WeightedDraw<string> | null;
+  firstByteTimeoutMs: number;
+  responseTimeoutMs: number;
+}
+
+export type RouteBackend = { kind: 'pool'; pool: PoolConfig } | { kind: 'url'; url: string };
+
+export interface RouteRule {
+  route: string;
+  matches: { path?: { type: 'PathPrefix' | 'Exact'; value: string }; headers?: { name: string; value: string }[]; method?: string }[];
+  backends: WeightedDraw<RouteBackend>;
+}
+
+export interface RuntimeConfig {
+  settings: GatewaySettings;
+  pools: Map<string, PoolConfig>;
+  models: Map<string, ModelConfig>;
+  objectives: Map<string, { priority: number; pool: string }>;
+  routes: RouteRule[];
+  manifests: Manifest[];
+}
+
+function endpointsOf(spec: InferencePoolSpec): EndpointConfig[] {
+  const out: EndpointConfig[] = [];
+  for (const raw of spec.endpoints) {
+    const u = new URL(raw);
+    // The URL's own port wins; otherwise each targetPort makes one endpoint on that host.
+    const ports = u.port ? [u.port] : spec.targetPorts ? spec.targetPorts.map((p) => String(p.number)) : [u.protocol === 'https:' ? '443' : '80'];
+    for (const port of ports) {
+      const origin = `${u.protocol}//${u.hostname}:${port}`;
+      out.push({ url: origin, address: `${u.hostname}:${port}` });
+    }
+  }
+  return out;
+}
+
+/** compileConfig(manifests) → RuntimeConfig, or ConfigError listing every cross-reference problem. */
+export function compileConfig(manifests: Manifest[]): RuntimeConfig {
+  const problems: string[] = [];
+  const where = (m: Manifest) => `${m.source} document ${m.index} (${m.kind}/${m.metadata.name})`;
+
+  const seen = new Map<string, Manifest>();
+  for (const m of manifests) {
+    const key = `${m.kind}/${m.metadata.name}`;
+    const prev = seen.get(key);
+    if (prev) problems.push(`${where(m)}: metadata.name: duplicate ${key}, also defined in ${prev.source} document ${prev.index}`);
+    else seen.set(key, m);
+  }
+  const ofKind = <S>(kind: string) => manifests.filter((m) => m.kind === kind) as Manifest<S>[];
+
+  const settingsDocs = ofKind<GatewaySettings>('GatewaySettings');
+  if (settingsDocs.length > 1) problems.push(`${where(settingsDocs[1])}: kind: only one GatewaySettings may exist (first in ${settingsDocs[0].source})`);
+  const settings = settingsDocs[0]?.spec ?? DEFAULT_SETTINGS;
+
+  const pickerDocs = ofKind<EndpointPickerConfigSpec>('EndpointPickerConfig');
+  const defaultPicker = pickerDocs.find((d) => !d.spec.poolRef)?.spec;
+
+  const pools = new Map<string, PoolConfig>();
+  for (const m of ofKind<InferencePoolSpec>('InferencePool')) {
+    const picker = pickerDocs.find((d) => d.spec.poolRef?.name === m.metadata.name)?.spec ?? defaultPicker;
+    pools.set(m.metadata.name, { name: m.metadata.name, endpoints: endpointsOf(m.spec), engine: m.spec.engine, picker });
+  }
+  for (const d of pickerDocs) {
+    if (d.spec.poolRef && !pools.has(d.spec.poolRef.name)) problems.push(`${where(d)}: spec.poolRef.name: no InferencePool "${d.spec.poolRef.name}"`);
+  }
+
+  const objectives = new Map<string, { priority: number; pool: string }>();
+  for (const m of ofKind<InferenceObjectiveSpec>('InferenceObjective')) {
+    if (!pools.has(m.spec.poolRef.name)) problems.push(`${where(m)}: spec.poolRef.name: no InferencePool "${m.spec.poolRef.name}"`);
+    objectives.set(m.metadata.name, { priority: m.spec.priority, pool: m.spec.poolRef.name });
+  }
+
+  // Rewrite rules by matched model name; a rule decides the target alone (DESIGN.md).
+  const rewrites = new Map<string, { draw: WeightedDraw<string>; pool?: string; doc: Manifest }>();
+  for (const m of ofKind<InferenceModelRewriteSpec>('InferenceModelRewrite')) {
+    if (m.spec.poolRef && !pools.has(m.spec.poolRef.name)) problems.push(`${where(m)}: spec.poolRef.name: no InferencePool "${m.spec.poolRef.name}"`);
+    m.spec.rules.forEach((rule, ri) => {
+      const draw = new WeightedDraw(rule.targets.map((t) => ({ value: t.modelRewrite, weight: t.weight })));
+      rule.matches.forEach((match, mi) => {
+        const prev = rewrites.get(match.model.value);
+        if (prev) problems.push(`${where(m)}: spec.rules[${ri}].matches[${mi}].model.value: "${match.model.value}" is already rewritten by ${where(prev.doc)}`);
+        else rewrites.set(match.model.value, { draw, pool: m.spec.poolRef?.name, doc: m });
+      });
+    });
+  }
+
+  const models = new Map<string, ModelConfig>();
+  const up = settings.upstream;
+  for (const m of ofKind<InferenceModelSpec>('InferenceModel')) {
+    const pool = pools.get(m.spec.poolRef.name);
+    if (!pool) {
+      problems.push(`${where(m)}: spec.poolRef.name: no InferencePool "${m.spec.poolRef.name}"`);
+      continue;
+    }
+    if (models.has(m.spec.modelName)) {
+      problems.push(`${where(m)}: spec.modelName: "${m.spec.modelName}" is already served by another InferenceModel`);
+      continue;
+    }
+    const rewrite = rewrites.get(m.spec.modelName);
+    const target = rewrite
+      ? rewrite.draw
+      : m.spec.targetModels
+        ? new WeightedDraw(m.spec.targetModels.map((t) => ({ value: t.name, weight: t.weight })))
+        : null;
+    models.set(m.spec.modelName, {
+      name: m.spec.modelName,
+      pool,
+      priority: CRITICALITY_PRIORITY[m.spec.criticality],
+      criticality: m.spec.criticality,
+      target,
+      firstByteTimeoutMs: m.spec.timeouts?.firstByte ?? up.firstByteTimeout,
+      responseTimeoutMs: m.spec.timeouts?.response ?? up.responseTimeout,
+    });
+  }
+  // A rewrite with a pool also makes its matched name servable without an InferenceModel.
+  for (const [name, rw] of rewrites) {
+    if (models.has(name) || !rw.pool) continue;
+    const pool = pools.get(rw.pool);
+    if (!pool) continue;
+    models.set(name, {
+      name,
+      pool,
+      priority: 0,
+      criticality: 'Standard',
+      target: rw.draw,
+      firstByteTimeoutMs: up.firstByteTimeout,
+      responseTimeoutMs: up.responseTimeout,
+    });
+  }
+
+  const routes: RouteRule[] = [];
+  for (const m of ofKind<HttpRouteSpec>('HTTPRoute')) {
+    m.spec.rules.forEach((rule, ri) => {
+      const backends: { value: RouteBackend; weight: number }[] = [];
+      rule.backendRefs.forEach((b, bi) => {
+        if ('url' in b) backends.push({ value: { kind: 'url', url: b.url.replace(/\/$/, '') }, weight: b.weight });
+        else {
+          const pool = pools.get(b.name);
+          if (!pool) problems.push(`${where(m)}: spec.rules[${ri}].backendRefs[${bi}].name: no InferencePool "${b.name}"`);
+          else backends.push({ value: { kind: 'pool', pool }, weight: b.weight });
+        }
+      });
+      if (backends.some((b) => b.weight > 0)) {
+        routes.push({ route: m.metadata.name, matches: rule.matches ?? [], backends: new WeightedDraw(backends) });
+      }
+    });
+  }
+
+  if (problems.length > 0) throw new ConfigError(problems);
+  return { settings, pools, models, objectives, routes, manifests };
+}

@@ -1,0 +1,76 @@
+// GatewaySettings: every runtime setting with its default. One document of this kind may exist; without one, all defaults apply.
+import { z } from 'zod';
+import { durationMs, parseDuration } from '../lib/duration.js';
+
+// zod 4 returns a default as it is (no transform), so defaults are given already in milliseconds.
+const dur = (def: string) => durationMs.default(parseDuration(def));
+
+export const gatewaySettingsSpec = z
+  .object({
+    server: z
+      .object({
+        /** Largest accepted request body, in bytes (10 MiB). */
+        maxBodyBytes: z.number().int().positive().default(10 * 1024 * 1024),
+        /** Time a client has to send all request headers. */
+        headersTimeout: dur('10s'),
+        /** Time a client has to send the whole request body. */
+        bodyTimeout: dur('30s'),
+        keepAliveTimeout: dur('5s'),
+        /** How long in-flight requests may run on after SIGTERM. */
+        shutdownGracePeriod: dur('30s'),
+      })
+      .strict()
+      .prefault({}),
+    upstream: z
+      .object({
+        connectTimeout: dur('5s'),
+        /** Until the first response byte from the model server (overridable per InferenceModel). */
+        firstByteTimeout: dur('60s'),
+        /** Until the whole response has arrived (overridable per InferenceModel). */
+        responseTimeout: dur('10m'),
+        /** Further endpoints tried when one fails before any byte reached the client. */
+        maxRetries: z.number().int().min(0).max(10).default(2),
+        connectionsPerEndpoint: z.number().int().positive().default(512),
+        /** Verify TLS certificates of https endpoints. */
+        tlsRejectUnauthorized: z.boolean().default(true),
+      })
+      .strict()
+      .prefault({}),
+    scheduler: z
+      .object({
+        scrapeInterval: dur('50ms'),
+        /** Endpoints whose metrics are older than this are not picked. */
+        staleAfter: dur('2s'),
+        saturation: z
+          .object({
+            queueDepthThreshold: z.number().min(0).default(5),
+            kvCacheThreshold: z.number().min(0).max(1).default(0.8),
+            metricsFreshness: dur('200ms'),
+          })
+          .strict()
+          .prefault({}),
+        flowControl: z
+          .object({
+            maxQueueLength: z.number().int().positive().default(1000),
+            maxWait: dur('30s'),
+          })
+          .strict()
+          .prefault({}),
+      })
+      .strict()
+      .prefault({}),
+    logging: z
+      .object({
+        level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+        accessLog: z.boolean().default(true),
+        /** Prompt and completion text never reach logs unless this is on. */
+        logPrompts: z.boolean().default(false),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export type GatewaySettings = z.output<typeof gatewaySettingsSpec>;
+
+export const DEFAULT_SETTINGS: GatewaySettings = gatewaySettingsSpec.parse({});

@@ -1,0 +1,36 @@
+// Watching --config files and directories: a change triggers one debounced reload.
+import { watch, type FSWatcher } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { statSync } from 'node:fs';
+
+/** Watches `paths` (files or directories); calls `onChange` once per burst of changes. Returns a stop function. */
+export function watchConfig(paths: string[], onChange: () => void, debounceMs = 150): () => void {
+  const watchers: FSWatcher[] = [];
+  let timer: NodeJS.Timeout | null = null;
+  const trigger = () => {
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(() => {
+      timer = null;
+      onChange();
+    }, debounceMs);
+  };
+  for (const p of paths) {
+    const abs = resolve(p);
+    let dir = abs;
+    try {
+      // Editors replace files by renaming, which ends a watch on the file itself: watch its directory instead.
+      if (!statSync(abs).isDirectory()) dir = dirname(abs);
+    } catch {
+      continue;
+    }
+    const w = watch(dir, { persistent: false }, (_event, name) => {
+      if (dir === abs || !name || resolve(dir, name.toString()) === abs) trigger();
+    });
+    w.on('error', () => {});
+    watchers.push(w);
+  }
+  return () => {
+    if (timer) clearTimeout(timer);
+    for (const w of watchers) w.close();
+  };
+}

@@ -1,0 +1,148 @@
+// A small router for the admin API: METHOD + path pattern with {params}, JSON in and out, errors with a field path.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { timingSafeEqual } from 'node:crypto';
+import { readBody } from './body.js';
+import { GatewayError } from './errors.js';
+
+export interface AdminRequest {
+  method: string;
+  path: string;
+  params: Record<string, string>;
+  query: URLSearchParams;
+  headers: IncomingMessage['headers'];
+  /** The raw body (read on demand, at most 10 MiB). */
+  text(): Promise<string>;
+  json(): Promise<unknown>;
+}
+
+export interface AdminResponse {
+  status?: number;
+  body?: unknown;
+  /** Sent as it is (e.g. Prometheus text) instead of JSON. */
+  text?: string;
+  contentType?: string;
+  headers?: Record<string, string>;
+}
+
+export type AdminHandler = (req: AdminRequest) => AdminResponse | Promise<AdminResponse>;
+
+/** An admin API error: status plus a JSON body `{error: {message, code, details?}}`. */
+export class AdminError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details?: unknown,
+  ) {
+    super(message);
+  }
+}
+
+interface Route {
+  method: string;
+  segments: string[];
+  handler: AdminHandler;
+  open: boolean;
+}
+
+export class AdminRouter {
+  readonly #routes: Route[] = [];
+  readonly #token: string | undefined;
+
+  constructor(token: string | undefined) {
+    this.#token = token || undefined;
+  }
+
+  /** `open` routes (health, metrics) need no token. */
+  add(method: string, pattern: string, handler: AdminHandler, opts: { open?: boolean } = {}): void {
+    this.#routes.push({ method, segments: pattern.split('/').filter(Boolean), handler, open: opts.open ?? false });
+  }
+
+  #match(method: string, path: string): { route?: Route; params: Record<string, string>; methodMismatch: boolean } {
+    const parts = path.split('/').filter(Boolean);
+    let methodMismatch = false;
+    for (const route of this.#routes) {
+      if (route.segments.length !== parts.length) continue;
+      const params: Record<string, string> = {};
+      let ok = true;
+      for (let i = 0; i < parts.length && ok; i++) {
+        const seg = route.segments[i];
+        if (seg.startsWith('{')) {
+          try {
+            params[seg.slice(1, -1)] = decodeURIComponent(parts[i]);
+          } catch {
+            ok = false;
+          }
+        } else ok = seg === parts[i];
+      }
+      if (!ok) continue;
+      if (route.method !== method) {
+        methodMismatch = true;
+        continue;
+      }
+      return { route, params, methodMismatch };
+    }
+    return { params: {}, methodMismatch };
+  }
+
+  #authorized(req: IncomingMessage): boolean {
+    if (!this.#token) return true;
+    const header = req.headers.authorization ?? '';
+    const given = Buffer.from(header.startsWith('Bearer ') ? header.slice(7) : '');
+    const expected = Buffer.from(this.#token);
+    return given.length === expected.length && timingSafeEqual(given, expected);
+  }
+
+  handle = (req: IncomingMessage, res: ServerResponse): void => {
+    this.#dispatch(req).then(
+      (out) => send(res, out),
+      (err) => send(res, errorResponse(err)),
+    );
+  };
+
+  async #dispatch(req: IncomingMessage): Promise<AdminResponse> {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    const method = req.method ?? 'GET';
+    const { route, params, methodMismatch } = this.#match(method, url.pathname);
+    if (!route) {
+      if (methodMismatch) throw new AdminError(405, 'method_not_allowed', `${method} is not allowed on ${url.pathname}`);
+      throw new AdminError(404, 'not_found', `No admin resource at ${url.pathname}`);
+    }
+    if (!route.open && !this.#authorized(req)) throw new AdminError(401, 'unauthorized', 'A valid admin token is required (Authorization: Bearer $TOLLGATE_ADMIN_TOKEN)');
+    let cached: Promise<string> | undefined;
+    const text = () => (cached ??= readBody(req, 10 * 1024 * 1024, 30_000).then((b) => b.toString('utf8')));
+    return route.handler({
+      method,
+      path: url.pathname,
+      params,
+      query: url.searchParams,
+      headers: req.headers,
+      text,
+      json: async () => {
+        const t = await text();
+        try {
+          return JSON.parse(t);
+        } catch (err) {
+          throw new AdminError(400, 'invalid_json', `The request body is not valid JSON: ${(err as Error).message}`);
+        }
+      },
+    });
+  }
+}
+
+function errorResponse(err: unknown): AdminResponse {
+  if (err instanceof AdminError) return { status: err.status, body: { error: { message: err.message, code: err.code, ...(err.details ? { details: err.details } : {}) } } };
+  if (err instanceof GatewayError) return { status: err.status, body: { error: { message: err.message, code: err.code } } };
+  return { status: 500, body: { error: { message: 'Internal error', code: 'internal_error' } } };
+}
+
+function send(res: ServerResponse, out: AdminResponse): void {
+  if (res.headersSent) return;
+  const body = out.text ?? (out.body === undefined ? '' : JSON.stringify(out.body, null, 2));
+  res.writeHead(out.status ?? 200, {
+    'content-type': out.contentType ?? (out.text !== undefined ? 'text/plain; charset=utf-8' : 'application/json'),
+    'content-length': Buffer.byteLength(body),
+    ...out.headers,
+  });
+  res.end(body);
+}

@@ -1,0 +1,42 @@
+// Reading a request body with a size limit (413) and a deadline against slow clients (408).
+import type { IncomingMessage } from 'node:http';
+import { gatewayError } from './errors.js';
+
+export function readBody(req: IncomingMessage, maxBytes: number, timeoutMs: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length']);
+  if (declared > maxBytes) {
+    return Promise.reject(gatewayError('TG_ERR_BODY_TOO_LARGE', `The request body is larger than the limit of ${maxBytes} bytes`));
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    const finish = (err: Error | null, body?: Buffer) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.off('close', onClose);
+      if (err) {
+        // Stop reading what is left, so a huge or stalled upload does not keep the socket busy.
+        req.resume();
+        reject(err);
+      } else resolve(body!);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > maxBytes) finish(gatewayError('TG_ERR_BODY_TOO_LARGE', `The request body is larger than the limit of ${maxBytes} bytes`));
+      else chunks.push(chunk);
+    };
+    const onEnd = () => finish(null, chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
+    const onError = (err: Error) => finish(gatewayError('TG_ERR_INVALID_REQUEST', `Reading the request body failed: ${err.message}`));
+    const onClose = () => finish(gatewayError('TG_ERR_INVALID_REQUEST', 'The client closed the connection before sending the whole body'));
+    const timer = setTimeout(() => finish(gatewayError('TG_ERR_REQUEST_TIMEOUT', `The request body did not arrive within ${timeoutMs} ms`)), timeoutMs);
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+    req.on('close', onClose);
+  });
+}

@@ -1,0 +1,41 @@
+// The per-request context that every stage of the request path reads and writes.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ModelConfig, RouteBackend } from '../config/runtime-config.js';
+import type { EndpointConfig } from '../config/runtime-config.js';
+import type { OpenAIBody, Operation } from './openai-request.js';
+import type { Usage } from './usage.js';
+
+export interface RequestContext {
+  id: string;
+  /** performance.now() at arrival. */
+  start: number;
+  req: IncomingMessage;
+  res: ServerResponse;
+  method: string;
+  /** Path with query string, as received. */
+  url: string;
+  path: string;
+  operation?: Operation;
+  body?: OpenAIBody;
+  rawBody?: Buffer;
+  /** The model the client asked for, and the one sent upstream. */
+  model?: string;
+  targetModel?: string;
+  modelConfig?: ModelConfig;
+  backend?: RouteBackend;
+  priority: number;
+  fairnessId: string;
+  stream: boolean;
+  /** Set when the body must be re-serialized before it goes upstream (model rewrite, token caps). */
+  bodyChanged: boolean;
+  /** Headers added to the client's answer (rate-limit figures, identity). */
+  responseHeaders: Record<string, string>;
+  endpoint?: EndpointConfig;
+  attempts: number;
+  status?: number;
+  errorCode?: string;
+  ttftMs?: number;
+  usage?: Usage;
+  bytesIn: number;
+  bytesOut: number;
+}

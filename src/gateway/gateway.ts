@@ -1,0 +1,167 @@
+// A running gateway: configuration (loaded, watched, hot-reloaded), the data-plane and admin listeners,
+// the endpoint picker, and an orderly shutdown.
+import type { Server } from 'node:http';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import { ConfigError, type Manifest } from '../config/manifest.js';
+import { loadConfig } from '../config/load.js';
+import type { RuntimeConfig } from '../config/runtime-config.js';
+import { watchConfig } from '../config/watch.js';
+import { silentLogger, type Logger } from '../lib/logger.js';
+import { RoundRobinPicker } from '../scheduler/round-robin.js';
+import type { EndpointPicker } from '../scheduler/types.js';
+import { RequestMetrics } from '../telemetry/request-metrics.js';
+import { AdminRouter } from './admin-router.js';
+import { DataPlane } from './data-plane.js';
+import { createListener, listen, type TlsFiles } from './listen.js';
+import { UpstreamPools } from './upstream-pools.js';
+
+export interface GatewayOptions {
+  configPaths: string[];
+  /** Manifests given in code (tests, the demo), merged with the files. */
+  manifests?: Manifest[];
+  port?: number;
+  host?: string;
+  adminPort?: number;
+  /** Defaults to loopback unless an admin token is set. */
+  adminHost?: string;
+  adminToken?: string;
+  tls?: TlsFiles;
+  logger?: Logger;
+  watch?: boolean;
+}
+
+/** The picker's management side, beyond `pick`. */
+interface ManagedPicker extends EndpointPicker {
+  update?(pools: RuntimeConfig['pools']): void;
+  start?(): void;
+  stop?(): void;
+  ready?(): { pool: string; reachable: boolean }[];
+}
+
+export class Gateway {
+  readonly registry = new Registry();
+  readonly logger: Logger;
+  readonly admin: AdminRouter;
+  readonly dataPlane: DataPlane;
+  readonly picker: ManagedPicker;
+  readonly #options: GatewayOptions;
+  readonly #pools: UpstreamPools;
+  #server: Server | null = null;
+  #adminServer: Server | null = null;
+  #stopWatching: (() => void) | null = null;
+  #closing: Promise<void> | null = null;
+  port = 0;
+  adminPort = 0;
+
+  constructor(options: GatewayOptions, config: RuntimeConfig) {
+    this.#options = options;
+    this.logger = options.logger ?? silentLogger;
+    this.#pools = new UpstreamPools(config.settings);
+    this.picker = new RoundRobinPicker();
+    this.picker.update?.(config.pools);
+    collectDefaultMetrics({ register: this.registry });
+    this.dataPlane = new DataPlane({
+      config,
+      picker: this.picker,
+      pools: this.#pools,
+      metrics: new RequestMetrics(this.registry),
+      logger: this.logger,
+    });
+    this.admin = new AdminRouter(options.adminToken);
+    this.admin.add('GET', '/healthz', () => ({ body: { status: 'ok' } }), { open: true });
+    this.admin.add('GET', '/readyz', () => this.#readiness(), { open: true });
+    this.admin.add('GET', '/metrics', async () => ({ text: await this.registry.metrics(), contentType: this.registry.contentType }), { open: true });
+  }
+
+  get config(): RuntimeConfig {
+    return this.dataPlane.config;
+  }
+
+  get url(): string {
+    return `${this.#options.tls ? 'https' : 'http'}://127.0.0.1:${this.port}`;
+  }
+
+  get adminUrl(): string {
+    return `http://127.0.0.1:${this.adminPort}`;
+  }
+
+  async listen(): Promise<void> {
+    const o = this.#options;
+    const settings = this.config.settings;
+    this.#server = createListener(this.dataPlane.handle, settings.server, o.tls);
+    this.port = await listen(this.#server, o.port ?? 8080, o.host ?? '0.0.0.0');
+    this.#adminServer = createListener(this.admin.handle, settings.server);
+    this.adminPort = await listen(this.#adminServer, o.adminPort ?? 8081, o.adminHost ?? (o.adminToken ? '0.0.0.0' : '127.0.0.1'));
+    this.picker.start?.();
+    if (o.watch !== false && o.configPaths.length > 0) this.#stopWatching = watchConfig(o.configPaths, () => void this.reload());
+  }
+
+  /** Re-reads the configuration; a bad one is logged and the last good one stays. Returns whether it applied. */
+  reload(): boolean {
+    let next: RuntimeConfig;
+    try {
+      next = loadConfig(this.#options.configPaths, this.#options.manifests);
+    } catch (err) {
+      const problems = err instanceof ConfigError ? err.problems : [(err as Error).message];
+      this.logger.error({ problems }, 'configuration change rejected; the last good configuration stays');
+      return false;
+    }
+    this.apply(next);
+    this.logger.info({ pools: next.pools.size, models: next.models.size }, 'configuration reloaded');
+    return true;
+  }
+
+  apply(next: RuntimeConfig): void {
+    const origins = new Set<string>();
+    for (const pool of next.pools.values()) for (const e of pool.endpoints) origins.add(e.url);
+    for (const route of next.routes) for (const b of route.backends.values) if (b.kind === 'url') origins.add(b.url);
+    this.#pools.retain(origins, next.settings);
+    this.picker.update?.(next.pools);
+    this.dataPlane.config = next;
+  }
+
+  #readiness() {
+    const pools = this.picker.ready?.() ?? [...this.config.pools.keys()].map((pool) => ({ pool, reachable: true }));
+    const notReady = pools.filter((p) => !p.reachable).map((p) => p.pool);
+    const listening = this.#server?.listening === true;
+    const ready = listening && notReady.length === 0;
+    return { status: ready ? 200 : 503, body: { ready, listening, configLoaded: true, poolsNotReady: notReady } };
+  }
+
+  /** Stops accepting, lets in-flight requests finish within the grace period, then closes everything. */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    this.#stopWatching?.();
+    const server = this.#server;
+    const grace = this.config.settings.server.shutdownGracePeriod;
+    if (server) {
+      server.close();
+      server.closeIdleConnections();
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.dataPlane.drain(), new Promise<void>((r) => (timer = setTimeout(r, grace)))]);
+      clearTimeout(timer);
+      server.closeAllConnections();
+    }
+    this.picker.stop?.();
+    if (this.#adminServer) {
+      this.#adminServer.close();
+      this.#adminServer.closeAllConnections();
+    }
+    await this.#pools.close();
+  }
+}
+
+/** Loads the configuration (ConfigError on a bad one), opens the listeners, starts watching. */
+export async function startGateway(options: GatewayOptions): Promise<Gateway> {
+  const config = loadConfig(options.configPaths, options.manifests);
+  const gateway = new Gateway(options, config);
+  if (!config.manifests.some((m) => m.kind === 'APIMExtensionPolicy')) {
+    gateway.logger.warn('no APIMExtensionPolicy is configured: this is a plain inference gateway and no credentials are asked for');
+  }
+  await gateway.listen();
+  return gateway;
+}

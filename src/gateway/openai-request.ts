@@ -1,0 +1,81 @@
+// Validation of the OpenAI request fields tollgate reads; every other field passes through untouched.
+import { z } from 'zod';
+import { gatewayError, type GatewayError } from './errors.js';
+
+export type Operation = 'chat.completions' | 'completions' | 'embeddings' | 'responses';
+
+export const OPERATION_PATHS: Record<string, Operation> = {
+  '/v1/chat/completions': 'chat.completions',
+  '/v1/completions': 'completions',
+  '/v1/embeddings': 'embeddings',
+  '/v1/responses': 'responses',
+};
+
+const positiveInt = z.number().int().positive();
+const contentPart = z.looseObject({ type: z.string(), text: z.string().optional() });
+const message = z.looseObject({
+  role: z.string(),
+  content: z.union([z.string(), z.array(contentPart), z.null()]).optional(),
+});
+
+const common = {
+  model: z.string({ error: 'model must be a string' }).min(1, 'model must not be empty'),
+  stream: z.boolean().optional(),
+  max_tokens: positiveInt.optional(),
+  max_completion_tokens: positiveInt.optional(),
+  stream_options: z.looseObject({ include_usage: z.boolean().optional() }).nullable().optional(),
+};
+
+const SCHEMAS: Record<Operation, z.ZodType> = {
+  'chat.completions': z.looseObject({ ...common, messages: z.array(message).min(1, 'messages must not be empty') }),
+  completions: z.looseObject({
+    ...common,
+    prompt: z.union([z.string(), z.array(z.string()), z.array(z.number()), z.array(z.array(z.number()))]),
+  }),
+  embeddings: z.looseObject({
+    model: common.model,
+    input: z.union([z.string(), z.array(z.string()), z.array(z.number()), z.array(z.array(z.number()))]),
+  }),
+  responses: z.looseObject({
+    ...common,
+    max_output_tokens: positiveInt.optional(),
+    input: z.union([z.string(), z.array(z.unknown())]).optional(),
+  }),
+};
+
+export type OpenAIBody = Record<string, unknown> & {
+  model: string;
+  stream?: boolean;
+  max_tokens?: number;
+  max_completion_tokens?: number;
+  max_output_tokens?: number;
+  messages?: { role: string; content: string | { type: string; text?: string }[] | null }[];
+  prompt?: unknown;
+  input?: unknown;
+  stream_options?: { include_usage?: boolean } | null;
+};
+
+function issuePath(path: readonly PropertyKey[]): string {
+  return path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '');
+}
+
+/** Parses and validates a request body; throws a GatewayError (400) naming the field. */
+export function parseOpenAIBody(raw: Buffer, operation: Operation): OpenAIBody {
+  let value: unknown;
+  try {
+    value = JSON.parse(raw.toString('utf8'));
+  } catch (err) {
+    throw gatewayError('TG_ERR_INVALID_JSON', `The request body is not valid JSON: ${(err as Error).message}`);
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw gatewayError('TG_ERR_INVALID_REQUEST', 'The request body must be a JSON object');
+  }
+  if (!('model' in value) || (value as { model: unknown }).model === undefined) throw gatewayError('TG_ERR_MISSING_MODEL');
+  const parsed = SCHEMAS[operation].safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const err: GatewayError = gatewayError('TG_ERR_INVALID_REQUEST', `Invalid request: ${issuePath(issue.path)}: ${issue.message}`);
+    throw err;
+  }
+  return value as OpenAIBody;
+}

@@ -1,0 +1,246 @@
+// Sending a request to the model servers and streaming the answer back: endpoints tried in the picker's order
+// while nothing has reached the client (connect errors, 503, 429), first-byte and whole-response deadlines,
+// backpressure, client aborts, and an SSE error event when an upstream dies mid-stream.
+import type { Dispatcher } from 'undici';
+import type { OutgoingHttpHeaders } from 'node:http';
+import type { EndpointConfig } from '../config/runtime-config.js';
+import type { Pick } from '../scheduler/types.js';
+import type { RequestContext } from './context.js';
+import { gatewayError, type GatewayError } from './errors.js';
+import type { UpstreamPools } from './upstream-pools.js';
+import { UsageScanner } from './usage.js';
+
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'upgrade']);
+const RETRYABLE_STATUS = new Set([429, 503]);
+const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
+
+export interface ProxyTarget {
+  /** Endpoints in order of preference (a pick, or a route's URL). */
+  endpoints: EndpointConfig[];
+  release?: Pick['release'];
+  /** Path sent upstream (with query). */
+  path: string;
+  headers: Record<string, string | string[]>;
+  body: Buffer | null;
+  maxAttempts: number;
+  firstByteTimeoutMs: number;
+  responseTimeoutMs: number;
+}
+
+export interface ProxyResult {
+  /** A fault to answer with, when nothing was sent yet; undefined when the upstream's answer went to the client. */
+  error?: GatewayError;
+}
+
+class RetryNext extends Error {}
+
+/** Streams one request through the endpoints of `target`; resolves once the client's answer is finished or abandoned. */
+export function proxyRequest(ctx: RequestContext, pools: UpstreamPools, target: ProxyTarget): Promise<ProxyResult> {
+  return new Promise((resolve) => new Exchange(ctx, pools, target, resolve).next());
+}
+
+class Exchange {
+  readonly #ctx: RequestContext;
+  readonly #pools: UpstreamPools;
+  readonly #target: ProxyTarget;
+  readonly #resolve: (r: ProxyResult) => void;
+  #attempt = -1;
+  #controller: Dispatcher.DispatchController | null = null;
+  #headersSent = false;
+  #finished = false;
+  #clientGone = false;
+  #deadline: NodeJS.Timeout | null = null;
+  #scanner: UsageScanner | null = null;
+  #waitingDrain = false;
+  #sse = false;
+
+  constructor(ctx: RequestContext, pools: UpstreamPools, target: ProxyTarget, resolve: (r: ProxyResult) => void) {
+    this.#ctx = ctx;
+    this.#pools = pools;
+    this.#target = target;
+    this.#resolve = resolve;
+    ctx.res.once('close', this.#onClientClose);
+    this.#deadline = setTimeout(this.#onDeadline, target.responseTimeoutMs);
+  }
+
+  next(): void {
+    this.#attempt++;
+    const endpoint = this.#target.endpoints[this.#attempt];
+    const last = this.#attempt + 1 >= Math.min(this.#target.maxAttempts, this.#target.endpoints.length);
+    this.#ctx.endpoint = endpoint;
+    this.#ctx.attempts = this.#attempt + 1;
+    const handler = new AttemptHandler(this, endpoint, last);
+    this.#pools.get(endpoint.url).dispatch(
+      {
+        origin: endpoint.url,
+        path: this.#target.path,
+        method: this.#ctx.method,
+        headers: this.#target.headers,
+        body: this.#target.body,
+        headersTimeout: this.#target.firstByteTimeoutMs,
+        bodyTimeout: this.#target.responseTimeoutMs,
+      },
+      handler,
+    );
+  }
+
+  get clientGone(): boolean {
+    return this.#clientGone;
+  }
+
+  setController(c: Dispatcher.DispatchController): void {
+    this.#controller = c;
+  }
+
+  release(endpoint: EndpointConfig, reached: boolean, status?: number): void {
+    this.#target.release?.(endpoint, { reached, status, outputTokens: this.#ctx.usage?.outputTokens });
+  }
+
+  start(status: number, headers: Record<string, string | string[] | undefined>): void {
+    const ctx = this.#ctx;
+    ctx.status = status;
+    ctx.ttftMs = performance.now() - ctx.start;
+    const out: OutgoingHttpHeaders = {};
+    for (const name in headers) {
+      if (!HOP_BY_HOP.has(name)) out[name] = headers[name];
+    }
+    for (const name in ctx.responseHeaders) out[name] = ctx.responseHeaders[name];
+    out['x-request-id'] = ctx.id;
+    const contentType = headers['content-type'] as string | undefined;
+    this.#sse = !!contentType && contentType.includes('text/event-stream');
+    this.#scanner = new UsageScanner(contentType);
+    this.#headersSent = true;
+    if (this.#clientGone) return;
+    ctx.res.writeHead(status, out);
+  }
+
+  data(chunk: Buffer, controller: Dispatcher.DispatchController): void {
+    this.#scanner!.push(chunk);
+    this.#ctx.bytesOut += chunk.length;
+    if (this.#clientGone) return;
+    if (!this.#ctx.res.write(chunk) && !this.#waitingDrain) {
+      this.#waitingDrain = true;
+      controller.pause();
+      this.#ctx.res.once('drain', () => {
+        this.#waitingDrain = false;
+        controller.resume();
+      });
+    }
+  }
+
+  end(): void {
+    this.#ctx.usage = this.#scanner?.end();
+    if (!this.#clientGone) this.#ctx.res.end();
+    this.#finish({});
+  }
+
+  /** An error from the current attempt: retry, answer with a fault, or cut the stream. */
+  fail(err: Error, endpoint: EndpointConfig, last: boolean, reached: boolean): void {
+    if (this.#finished) return;
+    if (this.#clientGone) {
+      this.#finish({});
+      return;
+    }
+    if (!this.#headersSent) {
+      const code = (err as { code?: string }).code ?? '';
+      const retryable = err instanceof RetryNext || CONNECT_ERRORS.has(code);
+      if (retryable && !last) {
+        this.next();
+        return;
+      }
+      this.#finish({ error: this.#faultFor(err, code, reached) });
+      return;
+    }
+    // Bytes have gone out: the status cannot change any more; end the answer so the client does not hang.
+    this.#ctx.errorCode = 'upstream_error';
+    this.#ctx.usage = this.#scanner?.end();
+    if (this.#sse) {
+      const fault = this.#faultFor(err, (err as { code?: string }).code ?? '', true);
+      const event = JSON.stringify({ error: { message: fault.message, type: fault.type, code: fault.code } });
+      this.#ctx.res.end(`data: ${event}\n\n`);
+    } else this.#ctx.res.destroy();
+    this.#finish({});
+  }
+
+  #faultFor(err: Error, code: string, reached: boolean): GatewayError {
+    if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || err.message === 'deadline') {
+      return gatewayError('TG_ERR_UPSTREAM_TIMEOUT', 'The model server did not answer in time');
+    }
+    if (!reached || CONNECT_ERRORS.has(code)) {
+      return gatewayError('TG_ERR_UPSTREAM_UNAVAILABLE', `The model servers could not be reached (${code || err.message})`);
+    }
+    return gatewayError('TG_ERR_UPSTREAM_ERROR', `The model server failed: ${err.message}`);
+  }
+
+  #finish(result: ProxyResult): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    if (this.#deadline) clearTimeout(this.#deadline);
+    this.#ctx.res.off('close', this.#onClientClose);
+    this.#resolve(result);
+  }
+
+  #onClientClose = (): void => {
+    if (this.#finished || this.#ctx.res.writableFinished) return;
+    this.#clientGone = true;
+    this.#ctx.errorCode ??= 'client_closed';
+    this.#controller?.abort(new Error('client closed the connection'));
+  };
+
+  #onDeadline = (): void => {
+    this.#deadline = null;
+    this.#controller?.abort(new Error('deadline'));
+  };
+}
+
+class AttemptHandler implements Dispatcher.DispatchHandler {
+  readonly #exchange: Exchange;
+  readonly #endpoint: EndpointConfig;
+  readonly #last: boolean;
+  #retrying = false;
+  #status: number | undefined;
+  #released = false;
+
+  constructor(exchange: Exchange, endpoint: EndpointConfig, last: boolean) {
+    this.#exchange = exchange;
+    this.#endpoint = endpoint;
+    this.#last = last;
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#exchange.setController(controller);
+    if (this.#exchange.clientGone) controller.abort(new Error('client closed the connection'));
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, status: number, headers: Record<string, string | string[] | undefined>): void {
+    if (status < 200) return;
+    this.#status = status;
+    if (!this.#last && RETRYABLE_STATUS.has(status)) {
+      this.#retrying = true;
+      controller.abort(new RetryNext(`upstream answered ${status}`));
+      return;
+    }
+    this.#exchange.start(status, headers);
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (!this.#retrying) this.#exchange.data(chunk, controller);
+  }
+
+  onResponseEnd(): void {
+    this.#release(true);
+    this.#exchange.end();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    const reached = this.#status !== undefined;
+    this.#release(reached);
+    this.#exchange.fail(this.#retrying ? new RetryNext(err.message) : err, this.#endpoint, this.#last, reached);
+  }
+
+  #release(reached: boolean): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.#exchange.release(this.#endpoint, reached, this.#status);
+  }
+}

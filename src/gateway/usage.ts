@@ -1,0 +1,87 @@
+// Token usage read from a model server's answer as it passes through: the `usage` object of a JSON body,
+// or of the SSE chunk that carries it (stream_options.include_usage), without holding the stream back.
+
+export interface Usage {
+  inputTokens: number;
+  outputTokens: number;
+  cachedTokens: number;
+}
+
+const MAX_JSON_BYTES = 4 * 1024 * 1024;
+
+type RawUsage = {
+  prompt_tokens?: number;
+  completion_tokens?: number;
+  input_tokens?: number;
+  output_tokens?: number;
+  prompt_tokens_details?: { cached_tokens?: number } | null;
+  input_tokens_details?: { cached_tokens?: number } | null;
+};
+
+export function toUsage(u: RawUsage | undefined | null): Usage | undefined {
+  if (!u || typeof u !== 'object') return undefined;
+  return {
+    inputTokens: u.prompt_tokens ?? u.input_tokens ?? 0,
+    outputTokens: u.completion_tokens ?? u.output_tokens ?? 0,
+    cachedTokens: u.prompt_tokens_details?.cached_tokens ?? u.input_tokens_details?.cached_tokens ?? 0,
+  };
+}
+
+/** Feed it every response chunk; read `usage` at the end. Streams: one SSE event at a time, split anywhere. */
+export class UsageScanner {
+  readonly #sse: boolean;
+  #pending = '';
+  #chunks: Buffer[] = [];
+  #bytes = 0;
+  usage: Usage | undefined;
+  /** SSE data events seen (the number of streamed chunks, a proxy for output tokens when usage is missing). */
+  events = 0;
+
+  constructor(contentType: string | undefined) {
+    this.#sse = !!contentType && contentType.includes('text/event-stream');
+  }
+
+  push(chunk: Buffer): void {
+    if (this.#sse) this.#scanSse(chunk.toString('utf8'));
+    else if (this.#bytes + chunk.length <= MAX_JSON_BYTES) {
+      this.#chunks.push(chunk);
+      this.#bytes += chunk.length;
+    } else this.#chunks = [];
+  }
+
+  end(): Usage | undefined {
+    if (!this.#sse && this.#chunks.length > 0) {
+      try {
+        this.usage = toUsage((JSON.parse(Buffer.concat(this.#chunks).toString('utf8')) as { usage?: RawUsage }).usage);
+      } catch {
+        // Not JSON (an error page): nothing to count.
+      }
+      this.#chunks = [];
+    }
+    return this.usage;
+  }
+
+  #scanSse(text: string): void {
+    const data = this.#pending + text;
+    let start = 0;
+    for (let nl = data.indexOf('\n', start); nl !== -1; nl = data.indexOf('\n', start)) {
+      this.#line(data.slice(start, nl));
+      start = nl + 1;
+    }
+    this.#pending = data.slice(start);
+  }
+
+  #line(line: string): void {
+    if (!line.startsWith('data:')) return;
+    this.events++;
+    // Only the chunk that carries usage is parsed; the rest pass at the cost of a substring search.
+    if (!line.includes('"usage"')) return;
+    try {
+      const ev = JSON.parse(line.slice(5)) as { usage?: RawUsage; response?: { usage?: RawUsage } };
+      const u = toUsage(ev.usage ?? ev.response?.usage);
+      if (u) this.usage = u;
+    } catch {
+      // Malformed event: passed through to the client as it is, nothing counted from it.
+    }
+  }
+}

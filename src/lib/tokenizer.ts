@@ -1,0 +1,42 @@
+// Token counting shared by the gateway (quotas, estimates) and the simulator (usage), so both agree on counts.
+// gpt-tokenizer's default encoding (o200k_base) stands in for "the model's tokenizer" of self-hosted models.
+import { countTokens, encode, decode } from 'gpt-tokenizer';
+
+export function countTextTokens(text: string): number {
+  return text.length === 0 ? 0 : countTokens(text);
+}
+
+export function encodeText(text: string): number[] {
+  return encode(text);
+}
+
+export function decodeTokens(tokens: number[]): string {
+  return decode(tokens);
+}
+
+type ContentPart = { type?: string; text?: string };
+export type ChatMessage = { role: string; content: string | ContentPart[] | null };
+
+/** The text of a chat message's content: a string, or the text parts of a content-part array. */
+export function messageText(content: ChatMessage['content']): string {
+  if (typeof content === 'string') return content;
+  if (!Array.isArray(content)) return '';
+  let out = '';
+  for (const part of content) if (part && typeof part.text === 'string') out += part.text;
+  return out;
+}
+
+/**
+ * The prompt serialized the way tollgate sees it for token counts and prefix hashing:
+ * each message as "<role>: <text>\n", in order. Completions prompts are used as they are.
+ */
+export function serializeMessages(messages: ChatMessage[]): string {
+  let out = '';
+  for (const m of messages) out += `${m.role}: ${messageText(m.content)}\n`;
+  return out;
+}
+
+/** Chat token count: the serialized prompt plus 3 tokens per message of framing (OpenAI's accounting). */
+export function countChatTokens(messages: ChatMessage[]): number {
+  return countTextTokens(serializeMessages(messages)) + 3 * messages.length;
+}

@@ -1,0 +1,38 @@
+// The seam between the data plane and the endpoint picker: what a pick is asked, and what it answers.
+import type { EndpointConfig, PoolConfig } from '../config/runtime-config.js';
+
+export interface PickRequest {
+  pool: PoolConfig;
+  /** The model name sent upstream (after rewrite): a base model or a LoRA adapter. */
+  targetModel: string;
+  /** The serialized prompt (chat messages serialized, or the completions prompt), for prefix affinity. */
+  prompt: string;
+  /** Prompt token count when already known (quota estimate); pickers may estimate from prompt length otherwise. */
+  promptTokens?: number;
+  /** Critical 1, Standard 0, Sheddable -1, or an InferenceObjective's priority. */
+  priority: number;
+  /** Who the request belongs to, for fairness between tenants of one priority. */
+  fairnessId: string;
+  /** Only these addresses (host:port) may be picked (the ext_proc subset hint). */
+  subset?: ReadonlySet<string>;
+  signal?: AbortSignal;
+}
+
+export interface RequestOutcome {
+  /** true when the endpoint answered (any status); false when it could not be reached or failed before answering. */
+  reached: boolean;
+  status?: number;
+  outputTokens?: number;
+}
+
+export interface Pick {
+  /** Endpoints in order of preference: the first is the choice, the rest are fallbacks. */
+  endpoints: EndpointConfig[];
+  /** Called once per endpoint tried, when its request ends (in-flight accounting, prefix index, health). */
+  release(endpoint: EndpointConfig, outcome: RequestOutcome): void;
+}
+
+export interface EndpointPicker {
+  /** Resolves with a pick, or rejects with a GatewayError (429 shed, 503 no endpoint / queue full / waited too long). */
+  pick(req: PickRequest): Promise<Pick> | Pick;
+}
