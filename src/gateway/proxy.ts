@@ -34,6 +34,10 @@ export interface ProxyResult {
 
 class RetryNext extends Error {}
 
+function isTimeout(err: Error, code: string): boolean {
+  return code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || err.message === 'deadline';
+}
+
 /** Streams one request through the endpoints of `target`; resolves once the client's answer is finished or abandoned. */
 export function proxyRequest(ctx: RequestContext, pools: UpstreamPools, target: ProxyTarget): Promise<ProxyResult> {
   return new Promise((resolve) => new Exchange(ctx, pools, target, resolve).next());
@@ -155,7 +159,10 @@ class Exchange {
     this.#ctx.errorCode = 'upstream_error';
     this.#ctx.usage = this.#scanner?.end();
     if (this.#sse) {
-      const fault = this.#faultFor(err, (err as { code?: string }).code ?? '', true);
+      const code = (err as { code?: string }).code ?? '';
+      const fault = isTimeout(err, code)
+        ? gatewayError('TG_ERR_UPSTREAM_TIMEOUT', 'The model server did not finish the answer in time')
+        : gatewayError('TG_ERR_UPSTREAM_ERROR', `The model server ended the stream early (${code || err.message})`);
       const event = JSON.stringify({ error: { message: fault.message, type: fault.type, code: fault.code } });
       this.#ctx.res.end(`data: ${event}\n\n`);
     } else this.#ctx.res.destroy();
@@ -163,7 +170,7 @@ class Exchange {
   }
 
   #faultFor(err: Error, code: string, reached: boolean): GatewayError {
-    if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || err.message === 'deadline') {
+    if (isTimeout(err, code)) {
       return gatewayError('TG_ERR_UPSTREAM_TIMEOUT', 'The model server did not answer in time');
     }
     if (!reached || CONNECT_ERRORS.has(code)) {

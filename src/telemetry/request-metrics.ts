@@ -6,6 +6,20 @@ const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
 const TOKEN_BUCKETS = [1, 8, 32, 128, 512, 1024, 2048, 4096, 8192, 16384, 32768, 131072];
 const NTPOT_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 1];
 
+type Child<T extends { labels: (...v: string[]) => unknown }> = ReturnType<T['labels']>;
+type Hist = Histogram<'model_name' | 'target_model_name'>;
+interface Children {
+  total: Child<Counter<'model_name' | 'target_model_name'>>;
+  duration: Child<Hist>;
+  ttft: Child<Hist>;
+  input: Child<Hist>;
+  output: Child<Hist>;
+  ntpot: Child<Hist>;
+  running: Child<Gauge<'model_name'>>;
+  requestSizes: Child<Hist>;
+  responseSizes: Child<Hist>;
+}
+
 export class RequestMetrics {
   readonly #total: Counter<'model_name' | 'target_model_name'>;
   readonly #errors: Counter<'model_name' | 'target_model_name' | 'error_code'>;
@@ -33,29 +47,54 @@ export class RequestMetrics {
     this.#responseSizes = new Histogram({ name: 'inference_objective_response_sizes', help: 'Response body bytes', labelNames: labels, buckets: [64, 256, 1024, 4096, 16384, 65536, 262144, 1048576], registers });
   }
 
+  /** prom-client hashes a label set on every call; the children for a (model, target) pair are looked up once. */
+  readonly #children = new Map<string, Children>();
+
+  #for(model: string, target: string): Children {
+    const key = `${model}\u0000${target}`;
+    let c = this.#children.get(key);
+    if (!c) {
+      const l = [model, target];
+      c = {
+        total: this.#total.labels(...l),
+        duration: this.#duration.labels(...l),
+        ttft: this.#ttft.labels(...l),
+        input: this.#input.labels(...l),
+        output: this.#output.labels(...l),
+        ntpot: this.#ntpot.labels(...l),
+        running: this.#running.labels(model),
+        requestSizes: this.#requestSizes.labels(...l),
+        responseSizes: this.#responseSizes.labels(...l),
+      };
+      this.#children.set(key, c);
+    }
+    return c;
+  }
+
   started(model: string): void {
-    this.#running.inc({ model_name: model });
+    this.#running.labels(model).inc();
   }
 
   /** Called once when a request that reached model lookup ends. */
   finished(ctx: RequestContext, errorCode: string | undefined): void {
     const model = ctx.model ?? '';
-    const labels = { model_name: model, target_model_name: ctx.targetModel ?? '' };
+    const target = ctx.targetModel ?? '';
+    const c = this.#for(model, target);
     const seconds = (performance.now() - ctx.start) / 1000;
-    this.#running.dec({ model_name: model });
-    this.#total.inc(labels);
-    this.#duration.observe(labels, seconds);
-    this.#requestSizes.observe(labels, ctx.bytesIn);
+    c.running.dec();
+    c.total.inc();
+    c.duration.observe(seconds);
+    c.requestSizes.observe(ctx.bytesIn);
     if (errorCode) {
-      this.#errors.inc({ ...labels, error_code: errorCode });
+      this.#errors.labels(model, target, errorCode).inc();
       return;
     }
-    this.#responseSizes.observe(labels, ctx.bytesOut);
-    if (ctx.ttftMs !== undefined) this.#ttft.observe(labels, ctx.ttftMs / 1000);
+    c.responseSizes.observe(ctx.bytesOut);
+    if (ctx.ttftMs !== undefined) c.ttft.observe(ctx.ttftMs / 1000);
     if (ctx.usage) {
-      this.#input.observe(labels, ctx.usage.inputTokens);
-      this.#output.observe(labels, ctx.usage.outputTokens);
-      if (ctx.usage.outputTokens > 0) this.#ntpot.observe(labels, seconds / ctx.usage.outputTokens);
+      c.input.observe(ctx.usage.inputTokens);
+      c.output.observe(ctx.usage.outputTokens);
+      if (ctx.usage.outputTokens > 0) c.ntpot.observe(seconds / ctx.usage.outputTokens);
     }
   }
 }

@@ -1,0 +1,130 @@
+// `tollgate bench overhead`: the same load against an upstream stub directly, through a bare node:http+undici
+// proxy (the Node floor), through tollgate, and through nginx where installed — all in one run, so ratios hold
+// on a noisy machine. Reports throughput at saturation and added p50/p99 latency at a fixed 1,000 req/s.
+import autocannon from 'autocannon';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { extname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort } from '../src/lib/ports.js';
+import { fixedRateLatency } from './fixed-rate.js';
+import { startChild, stopProcess, waitReady, type Child } from './processes.js';
+import { barChartSvg, table, writeJson, writeSvg, type Row } from './report.js';
+
+export interface OverheadOptions {
+  duration: number;
+  connections: number;
+  rate: number;
+  json?: string;
+  svg?: string;
+  log?: (line: string) => void;
+}
+
+const BODY = JSON.stringify({ model: 'bench-model', messages: [{ role: 'system', content: 'You are a helpful assistant.' }, { role: 'user', content: 'Say hello in one short sentence, please.' }], max_tokens: 32 });
+
+interface Measure {
+  rps: number;
+  p50: number;
+  p99: number;
+  errors: number;
+}
+
+function run(url: string, opts: { duration: number; connections: number }): Promise<Measure> {
+  return new Promise((resolve, reject) => {
+    autocannon(
+      {
+        url: `${url}/v1/chat/completions`,
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: BODY,
+        duration: opts.duration,
+        connections: opts.connections,
+      },
+      (err, r) => {
+        if (err) return reject(err);
+        resolve({ rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.non2xx });
+      },
+    );
+  });
+}
+
+function hasNginx(): boolean {
+  try {
+    execFileSync('nginx', ['-v'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function startNginx(upstreamPort: number): Promise<Child> {
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-nginx-'));
+  const port = await freePort();
+  writeFileSync(
+    join(dir, 'nginx.conf'),
+    `worker_processes 1; daemon off; pid ${dir}/nginx.pid; error_log ${dir}/error.log;
+events { worker_connections 4096; }
+http { access_log off; client_body_temp_path ${dir}; proxy_temp_path ${dir};
+  upstream model { server 127.0.0.1:${upstreamPort}; keepalive 128; }
+  server { listen 127.0.0.1:${port}; location / { proxy_pass http://model; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
+`,
+  );
+  const proc = spawn('nginx', ['-c', join(dir, 'nginx.conf'), '-p', dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // nginx prints nothing when ready: announce for it once its port answers.
+  const announce = spawn(process.execPath, ['-e', `const n=require('net');(function t(){const s=n.connect(${port},'127.0.0.1',()=>{console.log('READY ${port}');s.end()});s.on('error',()=>setTimeout(t,50))})()`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await waitReady(announce, 10_000, 'nginx');
+  return { port, proc, stop: () => stopProcess(proc) };
+}
+
+export async function benchOverhead(o: OverheadOptions): Promise<Row[]> {
+  const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const roles = fileURLToPath(new URL(`./overhead-roles${extname(fileURLToPath(import.meta.url))}`, import.meta.url));
+  const children: Child[] = [];
+  try {
+    const stub = await startChild(roles, ['stub']);
+    children.push(stub);
+    const targets: { name: string; port: number }[] = [{ name: 'direct (stub)', port: stub.port }];
+    const bare = await startChild(roles, ['bare-proxy', String(stub.port)]);
+    children.push(bare);
+    targets.push({ name: 'bare node:http+undici proxy', port: bare.port });
+    const tg = await startChild(roles, ['tollgate', String(stub.port)]);
+    children.push(tg);
+    targets.push({ name: 'tollgate (no policies)', port: tg.port });
+    if (hasNginx()) {
+      const ngx = await startNginx(stub.port);
+      children.push(ngx);
+      targets.push({ name: 'nginx proxy_pass', port: ngx.port });
+    } else log('nginx is not installed: its row is skipped');
+
+    const results: Row[] = [];
+    for (const t of targets) {
+      const url = `http://127.0.0.1:${t.port}`;
+      log(`warming up ${t.name} ...`);
+      await run(url, { duration: 2, connections: o.connections });
+      log(`measuring ${t.name}: ${o.duration}s at ${o.connections} connections, then ${o.duration}s at ${o.rate} req/s`);
+      const sat = await run(url, { duration: o.duration, connections: o.connections });
+      const fixed = await fixedRateLatency(url, '/v1/chat/completions', BODY, o.rate, o.duration);
+      results.push({ scenario: t.name, rps: sat.rps, sat_p50_ms: sat.p50, sat_p99_ms: sat.p99, at_rate_p50_ms: fixed.p50, at_rate_p99_ms: fixed.p99, errors: sat.errors + fixed.errors });
+    }
+    const direct = results[0];
+    const bareRow = results.find((r) => r.scenario === 'bare node:http+undici proxy')!;
+    const nginxRow = results.find((r) => r.scenario === 'nginx proxy_pass');
+    for (const r of results) {
+      r.vs_bare_node = (r.rps as number) / (bareRow.rps as number);
+      r.vs_nginx = nginxRow ? (r.rps as number) / (nginxRow.rps as number) : null;
+      r.added_p50_ms = (r.at_rate_p50_ms as number) - (direct.at_rate_p50_ms as number);
+      r.added_p99_ms = (r.at_rate_p99_ms as number) - (direct.at_rate_p99_ms as number);
+    }
+    const columns = ['scenario', 'rps', 'vs_bare_node', 'vs_nginx', 'sat_p99_ms', 'at_rate_p50_ms', 'at_rate_p99_ms', 'added_p50_ms', 'added_p99_ms', 'errors'];
+    process.stdout.write(table(results, columns) + '\n');
+    const meta = { bench: 'overhead', at: new Date().toISOString(), duration: o.duration, connections: o.connections, rate: o.rate, node: process.version };
+    if (o.json) writeJson(o.json, { ...meta, results });
+    if (o.svg) {
+      writeSvg(o.svg, barChartSvg('tollgate bench overhead: throughput (same run)', 'req/s', [{ label: 'requests per second at saturation', bars: results.map((r) => ({ name: String(r.scenario), value: r.rps as number })) }]));
+    }
+    return results;
+  } finally {
+    await Promise.all(children.map((c) => c.stop()));
+  }
+}

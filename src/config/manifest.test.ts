@@ -1,0 +1,118 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { ConfigError, parseManifests } from './manifest.js';
+import { compileConfig } from './runtime-config.js';
+
+function problemsOf(text: string): string[] {
+  try {
+    compileConfig(parseManifests(text, 'f.yaml'));
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, String(err));
+    return err.problems;
+  }
+  assert.fail('expected a ConfigError');
+}
+
+const POOL = `apiVersion: inference.networking.k8s.io/v1
+kind: InferencePool
+metadata: { name: p }
+spec: { endpoints: ["http://127.0.0.1:9000"] }
+`;
+
+describe('manifest errors name file, document, kind/name and field path', () => {
+  const cases: { name: string; text: string; expect: RegExp }[] = [
+    { name: 'YAML syntax', text: 'kind: [unclosed', expect: /^f\.yaml: YAML: / },
+    { name: 'missing apiVersion', text: 'kind: InferencePool\nmetadata: {name: p}\nspec: {}', expect: /^f\.yaml document 0: apiVersion: / },
+    { name: 'unknown kind', text: 'apiVersion: x/v1\nkind: Nope\nmetadata: {name: n}\nspec: {}', expect: /f\.yaml document 0 \(Nope\/n\): kind: unknown kind "Nope"/ },
+    { name: 'wrong apiVersion', text: 'apiVersion: x/v1\nkind: InferencePool\nmetadata: {name: p}\nspec: {}', expect: /\(InferencePool\/p\): apiVersion: "x\/v1" is not served for InferencePool/ },
+    { name: 'bad field type', text: POOL + '---\n' + POOL.replace('name: p', 'name: q').replace('["http://127.0.0.1:9000"]', '"x"'), expect: /f\.yaml document 1 \(InferencePool\/q\): spec\.endpoints: / },
+    { name: 'unknown field', text: POOL.replace('spec: {', 'spec: { bogus: 1,'), expect: /\(InferencePool\/p\): spec: .*bogus/ },
+    {
+      name: 'bad weight',
+      text: POOL + '---\napiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferenceModel\nmetadata: {name: m}\nspec: {modelName: a, poolRef: {name: p}, targetModels: [{name: b, weight: "x"}]}',
+      expect: /document 1 \(InferenceModel\/m\): spec\.targetModels\[0\]\.weight: /,
+    },
+    {
+      name: 'criticality enum',
+      text: POOL + '---\napiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferenceModel\nmetadata: {name: m}\nspec: {modelName: a, poolRef: {name: p}, criticality: Urgent}',
+      expect: /spec\.criticality: /,
+    },
+    {
+      name: 'dangling poolRef',
+      text: 'apiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferenceModel\nmetadata: {name: m}\nspec: {modelName: a, poolRef: {name: nope}}',
+      expect: /\(InferenceModel\/m\): spec\.poolRef\.name: no InferencePool "nope"/,
+    },
+    { name: 'duplicate name', text: POOL + '---\n' + POOL, expect: /document 1 \(InferencePool\/p\): metadata\.name: duplicate InferencePool\/p, also defined in f\.yaml document 0/ },
+    { name: 'bad duration', text: 'apiVersion: tollgate.dev/v1alpha1\nkind: GatewaySettings\nmetadata: {name: s}\nspec: {upstream: {firstByteTimeout: soon}}', expect: /spec\.upstream\.firstByteTimeout: invalid duration "soon"/ },
+    {
+      name: 'two GatewaySettings',
+      text: 'apiVersion: tollgate.dev/v1alpha1\nkind: GatewaySettings\nmetadata: {name: a}\nspec: {}\n---\napiVersion: tollgate.dev/v1alpha1\nkind: GatewaySettings\nmetadata: {name: b}\nspec: {}',
+      expect: /only one GatewaySettings may exist/,
+    },
+    {
+      name: 'duplicate modelName',
+      text: POOL + '---\napiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferenceModel\nmetadata: {name: m1}\nspec: {modelName: a, poolRef: {name: p}}\n---\napiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferenceModel\nmetadata: {name: m2}\nspec: {modelName: a, poolRef: {name: p}}',
+      expect: /\(InferenceModel\/m2\): spec\.modelName: "a" is already served/,
+    },
+    { name: 'route to unknown pool', text: 'apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\nspec: {rules: [{backendRefs: [{kind: InferencePool, name: x}]}]}', expect: /spec\.rules\[0\]\.backendRefs\[0\]\.name: no InferencePool "x"/ },
+  ];
+  for (const c of cases) {
+    test(c.name, () => {
+      const problems = problemsOf(c.text);
+      assert.ok(problems.some((p) => c.expect.test(p)), `none of ${JSON.stringify(problems)} matches ${c.expect}`);
+    });
+  }
+});
+
+describe('compiled configuration', () => {
+  test('defaults, criticality priorities, targetPorts and per-model timeouts', () => {
+    const cfg = compileConfig(
+      parseManifests(
+        `apiVersion: inference.networking.k8s.io/v1
+kind: InferencePool
+metadata: { name: p }
+spec: { endpoints: ["http://10.0.0.1", "http://10.0.0.2:7000"], targetPorts: [{number: 8000}, {number: 8001}] }
+---
+apiVersion: inference.networking.x-k8s.io/v1alpha2
+kind: InferenceModel
+metadata: { name: m }
+spec: { modelName: a, criticality: Sheddable, poolRef: { name: p }, timeouts: { firstByte: 2s } }
+`,
+        'f.yaml',
+      ),
+    );
+    assert.deepEqual(cfg.pools.get('p')!.endpoints.map((e) => e.address), ['10.0.0.1:8000', '10.0.0.1:8001', '10.0.0.2:7000']);
+    const m = cfg.models.get('a')!;
+    assert.equal(m.priority, -1);
+    assert.equal(m.firstByteTimeoutMs, 2000);
+    assert.equal(m.responseTimeoutMs, 600_000);
+    assert.equal(cfg.settings.server.maxBodyBytes, 10 * 1024 * 1024);
+    assert.equal(m.target, null);
+  });
+
+  test('a rewrite rule decides the target alone, and makes its model servable', () => {
+    const cfg = compileConfig(
+      parseManifests(
+        POOL +
+          `---
+apiVersion: inference.networking.x-k8s.io/v1alpha2
+kind: InferenceModel
+metadata: { name: m }
+spec: { modelName: a, poolRef: { name: p }, targetModels: [{ name: from-model, weight: 1 }] }
+---
+apiVersion: inference.networking.x-k8s.io/v1alpha2
+kind: InferenceModelRewrite
+metadata: { name: rw }
+spec:
+  poolRef: { name: p }
+  rules:
+    - matches: [{ model: { value: a } }, { model: { value: alias } }]
+      targets: [{ modelRewrite: from-rewrite, weight: 1 }]
+`,
+        'f.yaml',
+      ),
+    );
+    assert.equal(cfg.models.get('a')!.target!.pick(), 'from-rewrite');
+    assert.equal(cfg.models.get('alias')!.target!.pick(), 'from-rewrite');
+  });
+});

@@ -1,0 +1,297 @@
+// The data plane end to end over loopback: a real gateway in front of scriptable stub model servers.
+import { test, describe, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect } from 'node:net';
+import { request } from 'undici';
+import { startGateway, type Gateway } from '../src/gateway/gateway.js';
+import { freePort } from '../src/lib/ports.js';
+import { json, sleep, startStub, type Stub } from './helpers/stub-upstream.js';
+import { manifest, poolAndModel, settings } from './helpers/manifests.js';
+
+const CHAT = { model: 'm', messages: [{ role: 'user', content: 'hello' }] };
+
+async function gatewayFor(manifests: ReturnType<typeof poolAndModel>): Promise<Gateway> {
+  return startGateway({ configPaths: [], manifests, port: 0, adminPort: 0, host: '127.0.0.1', watch: false });
+}
+
+function post(gw: Gateway, body: unknown, headers: Record<string, string> = {}, path = '/v1/chat/completions') {
+  return request(`${gw.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+}
+
+describe('requests and errors', async () => {
+  const stub = await startStub();
+  const gw = await gatewayFor([...poolAndModel([stub.url], 'm', { targetModels: [{ name: 'target-a', weight: 1 }] }), settings({ server: { maxBodyBytes: 2048 } })]);
+  after(async () => {
+    await gw.close();
+    await stub.close();
+  });
+
+  test('proxies a chat completion, rewrites the model, passes other fields through', async () => {
+    const r = await post(gw, { ...CHAT, tools: [{ type: 'function', function: { name: 'f' } }], n: 2 }, { 'x-request-id': 'req-123' });
+    assert.equal(r.statusCode, 200);
+    assert.equal(r.headers['x-request-id'], 'req-123');
+    const body = (await r.body.json()) as any;
+    assert.equal(body.echo.model, 'target-a');
+    assert.deepEqual(body.echo.tools, [{ type: 'function', function: { name: 'f' } }]);
+    assert.equal(body.echo.n, 2);
+    assert.equal(stub.requests.at(-1)!.req.headers['x-request-id'], 'req-123');
+  });
+
+  test('generates a request id when none is given', async () => {
+    const r = await post(gw, CHAT);
+    await r.body.dump();
+    assert.match(String(r.headers['x-request-id']), /^[0-9a-f-]{36}$/);
+  });
+
+  const faults: { name: string; body: unknown; status: number; code: string; path?: string }[] = [
+    { name: 'malformed JSON', body: '{"model": "m", ', status: 400, code: 'invalid_json' },
+    { name: 'not an object', body: '[1,2]', status: 400, code: 'invalid_request' },
+    { name: 'no model', body: { messages: [] }, status: 400, code: 'missing_model' },
+    { name: 'model not a string', body: { model: 42, messages: CHAT.messages }, status: 400, code: 'invalid_request' },
+    { name: 'messages not an array', body: { model: 'm', messages: 'hi' }, status: 400, code: 'invalid_request' },
+    { name: 'content part without type', body: { model: 'm', messages: [{ role: 'user', content: [{ text: 'x' }] }] }, status: 400, code: 'invalid_request' },
+    { name: 'max_tokens not positive', body: { ...CHAT, max_tokens: 0 }, status: 400, code: 'invalid_request' },
+    { name: 'max_completion_tokens fractional', body: { ...CHAT, max_completion_tokens: 1.5 }, status: 400, code: 'invalid_request' },
+    { name: 'stream not boolean', body: { ...CHAT, stream: 'yes' }, status: 400, code: 'invalid_request' },
+    { name: 'unknown model', body: { ...CHAT, model: 'nope' }, status: 404, code: 'model_not_found' },
+    { name: 'body too large', body: { ...CHAT, pad: 'x'.repeat(4096) }, status: 413, code: 'body_too_large' },
+    { name: 'unknown path', body: CHAT, status: 404, code: 'route_not_found', path: '/v2/whatever' },
+  ];
+  for (const f of faults) {
+    test(`${f.name} → ${f.status} ${f.code}`, async () => {
+      const r = await post(gw, f.body, {}, f.path);
+      assert.equal(r.statusCode, f.status);
+      const body = (await r.body.json()) as any;
+      assert.equal(body.error.code, f.code);
+      assert.equal(typeof body.error.message, 'string');
+      assert.equal(typeof body.error.type, 'string');
+    });
+  }
+
+  test('content-part arrays are accepted', async () => {
+    const r = await post(gw, { model: 'm', messages: [{ role: 'user', content: [{ type: 'text', text: 'hi' }] }] });
+    assert.equal(r.statusCode, 200);
+    await r.body.dump();
+  });
+
+  test('GET /v1/models lists configured models in the OpenAI shape', async () => {
+    const r = await request(`${gw.url}/v1/models`);
+    const body = (await r.body.json()) as any;
+    assert.equal(body.object, 'list');
+    assert.deepEqual(body.data.map((m: any) => m.id), ['m']);
+    assert.equal(body.data[0].object, 'model');
+  });
+
+  test('readyz and healthz on the admin port', async () => {
+    const h = await request(`${gw.adminUrl}/healthz`);
+    assert.equal(h.statusCode, 200);
+    await h.body.dump();
+    const r = await request(`${gw.adminUrl}/readyz`);
+    assert.equal(r.statusCode, 200);
+    assert.equal(((await r.body.json()) as any).ready, true);
+  });
+});
+
+describe('weighted target models through the gateway', async () => {
+  const stub = await startStub();
+  const gw = await gatewayFor(poolAndModel([stub.url], 'm', { targetModels: [{ name: 'a', weight: 3 }, { name: 'b', weight: 1 }] }));
+  after(async () => {
+    await gw.close();
+    await stub.close();
+  });
+  test('about 3:1 over 400 requests', async () => {
+    const counts: Record<string, number> = { a: 0, b: 0 };
+    for (let i = 0; i < 400; i++) {
+      const r = await post(gw, CHAT);
+      counts[((await r.body.json()) as any).echo.model]++;
+    }
+    // Binomial(400, 0.75): mean 300, sd 8.7; ±5 sd.
+    assert.ok(counts.a > 256 && counts.a < 344, JSON.stringify(counts));
+  });
+});
+
+describe('streaming', async () => {
+  const stub = await startStub();
+  const gw = await gatewayFor(poolAndModel([stub.url]));
+  after(async () => {
+    await gw.close();
+    await stub.close();
+  });
+
+  test('chunks pass through one by one, before the upstream has finished', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    stub.handler = async ({ res }) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write('data: {"choices":[{"delta":{"content":"one"}}]}\n\n');
+      await gate;
+      res.write('data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}\n\n');
+      res.end('data: [DONE]\n\n');
+    };
+    const r = await post(gw, { ...CHAT, stream: true });
+    assert.equal(r.headers['content-type'], 'text/event-stream');
+    const it = r.body[Symbol.asyncIterator]();
+    const first = await it.next();
+    assert.match(String(first.value), /"one"/);
+    release();
+    let rest = '';
+    for (let n = await it.next(); !n.done; n = await it.next()) rest += n.value;
+    assert.match(rest, /\[DONE\]/);
+  });
+
+  test('a client that goes away aborts the upstream request', async () => {
+    let upstreamClosed!: () => void;
+    const closed = new Promise<void>((r) => (upstreamClosed = r));
+    stub.handler = ({ res }) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write('data: {"choices":[{"delta":{"content":"x"}}]}\n\n');
+      const timer = setInterval(() => res.write('data: {"choices":[{"delta":{"content":"x"}}]}\n\n'), 20);
+      res.on('close', () => {
+        clearInterval(timer);
+        upstreamClosed();
+      });
+    };
+    const ac = new AbortController();
+    const r = await post(gw, { ...CHAT, stream: true }, {});
+    const it = r.body[Symbol.asyncIterator]();
+    await it.next();
+    ac.abort();
+    r.body.destroy();
+    await Promise.race([closed, sleep(3000).then(() => assert.fail('upstream request was not aborted'))]);
+  });
+
+  test('an upstream that dies mid-stream ends the stream with an SSE error event', async () => {
+    stub.handler = async ({ res }) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write('data: {"choices":[{"delta":{"content":"partial"}}]}\n\n');
+      await sleep(30);
+      res.socket!.destroy();
+    };
+    const r = await post(gw, { ...CHAT, stream: true });
+    const text = await r.body.text();
+    assert.match(text, /partial/);
+    assert.match(text, /data: \{"error":\{"message":".*","type":"server_error","code":"upstream_error"\}\}\n\n$/);
+  });
+});
+
+describe('retries before the first byte', async () => {
+  const dead = `http://127.0.0.1:${await freePort()}`;
+  const busy = await startStub((r) => json(r.res, 503, { error: 'busy' }));
+  const limited = await startStub((r) => json(r.res, 429, { error: { message: 'slow down' } }, { 'retry-after': '7' }));
+  const good = await startStub();
+  const gateways: Gateway[] = [];
+  after(async () => {
+    await Promise.all(gateways.map((g) => g.close()));
+    await Promise.all([busy.close(), limited.close(), good.close()]);
+  });
+
+  test('connection refused and 503 move on to the next endpoint', async () => {
+    const gw = await gatewayFor(poolAndModel([dead, busy.url, good.url]));
+    gateways.push(gw);
+    // Round-robin order varies; every request must still succeed within 3 attempts.
+    for (let i = 0; i < 6; i++) {
+      const r = await post(gw, CHAT);
+      assert.equal(r.statusCode, 200);
+      await r.body.dump();
+    }
+  });
+
+  test('when every endpoint answers 429, the last one passes through with retry-after', async () => {
+    const gw = await gatewayFor(poolAndModel([limited.url]));
+    gateways.push(gw);
+    const r = await post(gw, CHAT);
+    assert.equal(r.statusCode, 429);
+    assert.equal(r.headers['retry-after'], '7');
+    await r.body.dump();
+  });
+
+  test('every endpoint unreachable → 503 upstream_unavailable', async () => {
+    const gw = await gatewayFor(poolAndModel([dead]));
+    gateways.push(gw);
+    const r = await post(gw, CHAT);
+    assert.equal(r.statusCode, 503);
+    assert.equal(((await r.body.json()) as any).error.code, 'upstream_unavailable');
+  });
+});
+
+describe('timeouts', async () => {
+  const slow = await startStub(async ({ res }) => {
+    await sleep(1500);
+    json(res, 200, {});
+  });
+  const gw = await gatewayFor([
+    ...poolAndModel([slow.url], 'm', { timeouts: { firstByte: '200ms' } }),
+    settings({ server: { bodyTimeout: '300ms' } }),
+  ]);
+  after(async () => {
+    await gw.close();
+    await slow.close();
+  });
+
+  test('no first byte in time → 504 upstream_timeout', async () => {
+    const r = await post(gw, CHAT);
+    assert.equal(r.statusCode, 504);
+    assert.equal(((await r.body.json()) as any).error.code, 'upstream_timeout');
+  });
+
+  test('a client that sends its body too slowly gets 408', async () => {
+    const answer = await new Promise<string>((resolve) => {
+      const sock = connect(gw.port, '127.0.0.1', () => {
+        sock.write('POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"model":');
+      });
+      let data = '';
+      sock.on('data', (d) => (data += d));
+      sock.on('close', () => resolve(data));
+      sock.on('error', () => resolve(data));
+    });
+    assert.match(answer, /^HTTP\/1\.1 408/);
+    assert.match(answer, /"code":"request_timeout"/);
+  });
+});
+
+describe('graceful shutdown', () => {
+  test('in-flight requests finish; new connections are refused', async () => {
+    const stub = await startStub(async ({ res }) => {
+      await sleep(300);
+      json(res, 200, { done: true });
+    });
+    const gw = await gatewayFor(poolAndModel([stub.url]));
+    const inflight = post(gw, CHAT);
+    await sleep(100);
+    const closing = gw.close();
+    await sleep(20);
+    await assert.rejects(post(gw, CHAT));
+    const r = await inflight;
+    assert.equal(r.statusCode, 200);
+    assert.deepEqual(await r.body.json(), { done: true });
+    await closing;
+    await stub.close();
+  });
+});
+
+describe('routes', async () => {
+  const stub = await startStub();
+  const other = await startStub((r) => json(r.res, 200, { from: 'other', path: r.req.url }));
+  const gw = await gatewayFor([
+    ...poolAndModel([stub.url]),
+    manifest('HTTPRoute', 'r', {
+      rules: [
+        { matches: [{ path: { type: 'PathPrefix', value: '/custom' } }], backendRefs: [{ url: other.url }] },
+        { matches: [{ path: { value: '/v1' } }], backendRefs: [{ kind: 'InferencePool', name: 'pool' }] },
+      ],
+    }),
+  ]);
+  after(async () => {
+    await gw.close();
+    await stub.close();
+    await other.close();
+  });
+  test('a path match sends the request to a URL backend', async () => {
+    const r = await post(gw, { anything: true }, {}, '/custom/thing?x=1');
+    assert.deepEqual(await r.body.json(), { from: 'other', path: '/custom/thing?x=1' });
+  });
+  test('OpenAI paths still route by model through the pool', async () => {
+    const r = await post(gw, CHAT);
+    assert.equal(((await r.body.json()) as any).echo.model, 'm');
+  });
+});
