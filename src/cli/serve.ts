@@ -1,5 +1,5 @@
 // `tollgate serve`: the gateway from --config manifests, until SIGTERM/SIGINT (then a graceful shutdown).
-import { Command } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config/manifest.js';
 import { startGateway } from '../gateway/gateway.js';
 import { createLogger } from '../lib/logger.js';
@@ -32,8 +32,7 @@ export function serveCommand(): Command {
       } catch (err) {
         if (err instanceof ConfigError) {
           for (const p of err.problems) process.stderr.write(`tollgate: config: ${p}\n`);
-          process.exitCode = 2;
-          return;
+          throw new CommanderError(2, 'tollgate.config', 'invalid configuration');
         }
         throw err;
       }

@@ -1,0 +1,76 @@
+// `tollgate demo`: a simulated fleet (two base models and a LoRA adapter on three servers) plus the gateway
+// on examples/quickstart, then the lines a user pastes to point any OpenAI client at it.
+import { Command } from 'commander';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { readManifestFiles } from '../config/files.js';
+import type { Manifest } from '../config/manifest.js';
+import type { InferencePoolSpec } from '../config/inference-kinds.js';
+import { startGateway } from '../gateway/gateway.js';
+import { createLogger } from '../lib/logger.js';
+import { startSimFleet, type SimFleet } from '../sim/index.js';
+import { parsePort, untilSignal } from './options.js';
+
+/** The quickstart's pools name the simulator's default ports; the demo moves them to --sim-port. */
+const QUICKSTART_SIM_PORT = 8000;
+
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error('cannot find the tollgate package root');
+    dir = up;
+  }
+  return dir;
+}
+
+function movePorts(manifests: Manifest[], simPort: number): Manifest[] {
+  return manifests.map((m) => {
+    if (m.kind !== 'InferencePool') return m;
+    const spec = m.spec as InferencePoolSpec;
+    const endpoints = spec.endpoints.map((e) => {
+      const u = new URL(e);
+      const offset = Number(u.port) - QUICKSTART_SIM_PORT;
+      if (u.hostname !== '127.0.0.1' || offset < 0 || offset > 2) return e;
+      u.port = String(simPort + offset);
+      return u.origin;
+    });
+    return { ...m, spec: { ...spec, endpoints } };
+  });
+}
+
+export function demoCommand(): Command {
+  return new Command('demo')
+    .description('simulated fleet + gateway on examples/quickstart, ready for any OpenAI client')
+    .option('--port <n>', 'data-plane port', parsePort, 8080)
+    .option('--admin-port <n>', 'admin API port', parsePort, 8081)
+    .option('--sim-port <n>', 'first port of the simulated fleet (three consecutive ports)', parsePort, QUICKSTART_SIM_PORT)
+    .action(async (opts) => {
+      const logger = createLogger({ level: process.env.TOLLGATE_LOG_LEVEL ?? 'warn' });
+      const fleets: SimFleet[] = [];
+      try {
+        fleets.push(await startSimFleet({ replicas: 2, port: opts.simPort, model: 'meta-llama/Llama-3.1-8B-Instruct', loras: ['sql-lora'], maxLoras: 2 }));
+        fleets.push(await startSimFleet({ replicas: 1, port: opts.simPort + 2, model: 'Qwen/Qwen2.5-1.5B-Instruct', seed: 7 }));
+        const manifests = movePorts(readManifestFiles([join(packageRoot(), 'examples', 'quickstart')]), opts.simPort);
+        const gateway = await startGateway({ configPaths: [], manifests, port: opts.port, adminPort: opts.adminPort, host: '127.0.0.1', logger, watch: false });
+        const base = `http://127.0.0.1:${gateway.port}/v1`;
+        process.stdout.write(
+          [
+            `tollgate demo: gateway on ${gateway.url}, admin on ${gateway.adminUrl}, simulated fleet on ports ${opts.simPort}-${opts.simPort + 2}`,
+            `models: ${[...gateway.config.models.keys()].join(', ')}`,
+            '',
+            `export OPENAI_BASE_URL=${base}`,
+            `curl -s ${base}/chat/completions -H 'content-type: application/json' -d '{"model":"llama-3.1-8b","messages":[{"role":"user","content":"Hello!"}]}'`,
+            '',
+            'Ctrl-C stops the gateway and the fleet.',
+            '',
+          ].join('\n'),
+        );
+        await untilSignal();
+        await gateway.close();
+      } finally {
+        await Promise.all(fleets.map((f) => f.close()));
+      }
+    });
+}
