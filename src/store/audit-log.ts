@@ -1,0 +1,62 @@
+// The audit log: one row per committed change, written in the same transaction as the change itself.
+import type { Kysely } from 'kysely';
+import { decodeJson, decodeTimestamp, encodeJson, type JsonObject } from './codec.js';
+import { paginate, type Page, type PageRequest } from './pagination.js';
+import type { Tables } from './schema.js';
+import type { Session } from './session.js';
+
+export interface AuditEntry {
+  id: number;
+  at: string;
+  actor: string;
+  action: string;
+  resourceType: string;
+  resourceName: string;
+  detail: JsonObject;
+}
+
+export interface AuditFilter {
+  resourceType?: string;
+  resourceName?: string;
+}
+
+export async function insertAuditRow(
+  db: Kysely<Tables>,
+  entry: Omit<AuditEntry, 'id' | 'detail'> & { detail?: Record<string, unknown> },
+): Promise<void> {
+  await db
+    .insertInto('audit_log')
+    .values({
+      at: entry.at,
+      actor: entry.actor,
+      action: entry.action,
+      resource_type: entry.resourceType,
+      resource_name: entry.resourceName,
+      detail: encodeJson(entry.detail ?? {}),
+    })
+    .execute();
+}
+
+export class AuditLog {
+  readonly #session: Session;
+
+  constructor(session: Session) {
+    this.#session = session;
+  }
+
+  /** Newest first. */
+  list(filter: AuditFilter = {}, page: PageRequest = {}): Promise<Page<AuditEntry>> {
+    let query = this.#session.db.selectFrom('audit_log').selectAll();
+    if (filter.resourceType !== undefined) query = query.where('resource_type', '=', filter.resourceType);
+    if (filter.resourceName !== undefined) query = query.where('resource_name', '=', filter.resourceName);
+    return paginate(query, { columns: ['id'], direction: 'desc' }, page, (row) => ({
+      id: Number(row.id),
+      at: decodeTimestamp(row.at),
+      actor: row.actor,
+      action: row.action,
+      resourceType: row.resource_type,
+      resourceName: row.resource_name,
+      detail: decodeJson<JsonObject>(row.detail),
+    }));
+  }
+}

@@ -1,0 +1,46 @@
+// Argument checks and window arithmetic shared by both counter stores (the Redis Lua scripts mirror the arithmetic).
+
+export function checkCount(name: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`${name} must be a non-negative integer, got ${value}`);
+  return value;
+}
+
+export function checkDelta(value: number): number {
+  if (!Number.isSafeInteger(value)) throw new RangeError(`delta must be an integer, got ${value}`);
+  return value;
+}
+
+export function checkWindow(windowMs: number): number {
+  if (!Number.isSafeInteger(windowMs) || windowMs < 1) throw new RangeError(`windowMs must be a positive integer, got ${windowMs}`);
+  return windowMs;
+}
+
+export function checkInterval(intervalMs: number): number {
+  if (!Number.isFinite(intervalMs) || intervalMs <= 0) throw new RangeError(`intervalMs must be positive, got ${intervalMs}`);
+  return intervalMs;
+}
+
+export function checkBurst(name: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`${name} must be an integer ≥ 1, got ${value}`);
+  return value;
+}
+
+export function checkNow(nowMs: number): number {
+  if (!Number.isFinite(nowMs) || nowMs < 0) throw new RangeError(`nowMs must be a time in ms since the epoch, got ${nowMs}`);
+  return nowMs;
+}
+
+/** End of the fixed window containing `nowMs`. */
+export function windowEnd(nowMs: number, windowMs: number): number {
+  return nowMs - (nowMs % windowMs) + windowMs;
+}
+
+/** Rolling windows keep events in slots of this width: ~1000 slots per window bounds memory. */
+export function rollingSlotMs(windowMs: number): number {
+  return Math.max(1, Math.floor(windowMs / 1000));
+}
+
+/** GCRA's stored theoretical arrival time is kept to the microsecond in both stores, so they round alike. */
+export function roundTat(tat: number): number {
+  return Math.round(tat * 1000) / 1000;
+}

@@ -1,0 +1,243 @@
+// The shared CounterStore suite: exactness under concurrency, windows, smoothing and reservations, on every backend.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, connect, type Socket } from 'node:net';
+import { freePort } from '../../lib/ports.js';
+import type { CounterStore } from './counter-store.js';
+import { CounterStoreUnavailableError } from './errors.js';
+import { MemoryCounterStore } from './memory.js';
+import { RedisCounterStore } from './redis.js';
+import { COUNTER_BACKENDS, deleteKeys, type TestCounterStore } from './test-counter-stores.js';
+
+/** A whole hour, so every window length used below starts exactly here. */
+const T0 = Math.floor(Date.now() / 3_600_000) * 3_600_000;
+let keySeq = 0;
+const key = (name: string) => `${name}:${++keySeq}`;
+
+/** Exact sliding-window reference: allow iff what was allowed in (t - window, t] plus the amount fits. */
+function referenceRolling(calls: Array<{ t: number; amount: number }>, limit: number, windowMs: number): boolean[] {
+  const allowed: Array<{ t: number; amount: number }> = [];
+  return calls.map(({ t, amount }) => {
+    const used = allowed.filter((a) => a.t > t - windowMs).reduce((sum, a) => sum + a.amount, 0);
+    if (used + amount > limit) return false;
+    allowed.push({ t, amount });
+    return true;
+  });
+}
+
+for (const backend of COUNTER_BACKENDS) {
+  describe(backend.name, { skip: backend.skip }, () => {
+    let handle: TestCounterStore;
+    let counters: CounterStore;
+
+    before(async () => {
+      handle = await backend.create();
+      counters = handle.store;
+    });
+    after(() => handle?.dispose());
+
+    describe('fixed window (consume)', () => {
+      test('counts exactly; a refused call consumes nothing', async () => {
+        const k = key('fixed');
+        assert.deepEqual(await counters.consume(k, 30, 50, 60_000, T0 + 5), { allowed: true, count: 30, remaining: 20, resetAtMs: T0 + 60_000 });
+        assert.deepEqual(await counters.consume(k, 30, 50, 60_000, T0 + 6), { allowed: false, count: 30, remaining: 20, resetAtMs: T0 + 60_000 });
+        assert.deepEqual(await counters.consume(k, 20, 50, 60_000, T0 + 7), { allowed: true, count: 50, remaining: 0, resetAtMs: T0 + 60_000 });
+        assert.equal((await counters.consume(k, 1, 50, 60_000, T0 + 8)).allowed, false);
+        assert.equal(await counters.get(k, T0 + 9), 50);
+      });
+
+      test('200 concurrent calls against a limit of 50: exactly 50 allowed', async () => {
+        const k = key('race');
+        const results = await Promise.all(Array.from({ length: 200 }, () => counters.consume(k, 1, 50, 60_000, T0)));
+        assert.equal(results.filter((r) => r.allowed).length, 50);
+        assert.equal(await counters.get(k, T0), 50);
+      });
+
+      test('a new window starts at the boundary', async () => {
+        const k = key('rollover');
+        await counters.consume(k, 10, 10, 1000, T0 + 999);
+        assert.equal((await counters.consume(k, 1, 10, 1000, T0 + 999)).allowed, false);
+        assert.deepEqual(await counters.consume(k, 1, 10, 1000, T0 + 1000), { allowed: true, count: 1, remaining: 9, resetAtMs: T0 + 2000 });
+        assert.equal(await counters.get(k, T0 + 2000), 0);
+      });
+    });
+
+    describe('rolling window (consumeRolling)', () => {
+      test('an event counts for exactly one window length', async () => {
+        const k = key('rolling');
+        for (const t of [0, 100, 200]) assert.equal((await counters.consumeRolling(k, 1, 3, 1000, T0 + t)).allowed, true);
+        assert.deepEqual(await counters.consumeRolling(k, 1, 3, 1000, T0 + 999), { allowed: false, count: 3, remaining: 0, resetAtMs: T0 + 1000 });
+        assert.deepEqual(await counters.consumeRolling(k, 1, 3, 1000, T0 + 1000), { allowed: true, count: 3, remaining: 0, resetAtMs: T0 + 1100 });
+      });
+
+      test('matches an exact sliding window on a random workload', async () => {
+        const k = key('rolling-random');
+        const calls: Array<{ t: number; amount: number }> = [];
+        let t = T0;
+        for (let i = 0; i < 300; i++) {
+          t += Math.floor(Math.random() * 40);
+          calls.push({ t, amount: 1 + Math.floor(Math.random() * 5) });
+        }
+        const expected = referenceRolling(calls, 40, 1000);
+        const actual: boolean[] = [];
+        for (const c of calls) actual.push((await counters.consumeRolling(k, c.amount, 40, 1000, c.t)).allowed);
+        assert.deepEqual(actual, expected);
+      });
+
+      test('long windows never allow more than the limit in any window', async () => {
+        const k = key('rolling-long');
+        const windowMs = 60_000;
+        const allowedAt: number[] = [];
+        for (let t = T0; t < T0 + 3 * windowMs; t += 700) {
+          if ((await counters.consumeRolling(k, 1, 20, windowMs, t)).allowed) allowedAt.push(t);
+        }
+        for (const end of allowedAt) assert.ok(allowedAt.filter((t) => t > end - windowMs && t <= end).length <= 20);
+        // Slots are 60 ms wide, so capacity frees at most 60 ms late: three windows admit 3 × 20.
+        assert.equal(allowedAt.length, 60);
+      });
+
+      test('200 concurrent calls against a limit of 50: exactly 50 allowed', async () => {
+        const k = key('rolling-race');
+        const results = await Promise.all(Array.from({ length: 200 }, () => counters.consumeRolling(k, 1, 50, 60_000, T0)));
+        assert.equal(results.filter((r) => r.allowed).length, 50);
+      });
+    });
+
+    describe('spike arrest (consumeSmoothed)', () => {
+      test('one call per interval, with retry-after', async () => {
+        const k = key('spike');
+        assert.deepEqual(await counters.consumeSmoothed(k, 200, 1, T0), { allowed: true, retryAfterMs: 0 });
+        assert.deepEqual(await counters.consumeSmoothed(k, 200, 1, T0 + 50), { allowed: false, retryAfterMs: 150 });
+        assert.deepEqual(await counters.consumeSmoothed(k, 200, 1, T0 + 200), { allowed: true, retryAfterMs: 0 });
+      });
+
+      test('smooths a flood to the rate: 5 per second over 2 seconds of calls every 10 ms', async () => {
+        const k = key('spike-flood');
+        let allowed = 0;
+        for (let t = 0; t < 2000; t += 10) if ((await counters.consumeSmoothed(k, 200, 1, T0 + t)).allowed) allowed++;
+        assert.equal(allowed, 10);
+      });
+
+      test('burst admits that many back to back, then the rate', async () => {
+        const k = key('spike-burst');
+        const first = await Promise.all(Array.from({ length: 10 }, () => counters.consumeSmoothed(k, 100, 3, T0)));
+        assert.equal(first.filter((r) => r.allowed).length, 3);
+        assert.deepEqual(await counters.consumeSmoothed(k, 100, 3, T0 + 99), { allowed: false, retryAfterMs: 1 });
+        assert.equal((await counters.consumeSmoothed(k, 100, 3, T0 + 100)).allowed, true);
+      });
+
+      test('weight counts one call as several', async () => {
+        const k = key('spike-weight');
+        assert.equal((await counters.consumeSmoothed(k, 100, 4, T0, 3)).allowed, true);
+        assert.deepEqual(await counters.consumeSmoothed(k, 100, 4, T0, 3), { allowed: false, retryAfterMs: 200 });
+      });
+    });
+
+    describe('token reservations (reserve / adjust)', () => {
+      test('reserve never exceeds the limit; adjust reconciles and never goes below 0', async () => {
+        const k = key('tokens');
+        const w = 60_000;
+        assert.equal((await counters.reserve(k, 400, 1000, w, T0)).allowed, true);
+        assert.equal((await counters.reserve(k, 400, 1000, w, T0)).allowed, true);
+        assert.deepEqual(await counters.reserve(k, 400, 1000, w, T0), { allowed: false, count: 800, remaining: 200, resetAtMs: T0 + w });
+        assert.equal(await counters.adjust(k, -300, w, T0), 500);
+        assert.equal((await counters.reserve(k, 400, 1000, w, T0)).count, 900);
+        // The response used more than estimated: spent tokens count even past the limit.
+        assert.equal(await counters.adjust(k, 200, w, T0), 1100);
+        assert.equal((await counters.reserve(k, 1, 1000, w, T0)).allowed, false);
+        assert.equal(await counters.adjust(k, -5000, w, T0), 0);
+        assert.equal(await counters.get(k, T0), 0);
+      });
+
+      test('concurrent reservations stay within the limit', async () => {
+        const k = key('tokens-race');
+        const results = await Promise.all(Array.from({ length: 100 }, () => counters.reserve(k, 30, 1000, 60_000, T0)));
+        assert.equal(results.filter((r) => r.allowed).length, 33);
+        assert.equal(await counters.get(k, T0), 990);
+      });
+
+      test('adjusting after the window ended starts the next window', async () => {
+        const k = key('tokens-late');
+        await counters.reserve(k, 10, 100, 1000, T0);
+        assert.equal(await counters.adjust(k, 5, 1000, T0 + 1500), 5);
+        assert.equal(await counters.get(k, T0 + 1500), 5);
+      });
+    });
+
+    test('bad arguments are RangeErrors', async () => {
+      await assert.rejects(counters.consume('bad', -1, 10, 1000), RangeError);
+      await assert.rejects(counters.consume('bad', 1.5, 10, 1000), RangeError);
+      await assert.rejects(counters.consume('bad', 1, 10, 0), RangeError);
+      await assert.rejects(counters.consumeSmoothed('bad', 0, 1), RangeError);
+      await assert.rejects(counters.consumeSmoothed('bad', 100, 0), RangeError);
+      await assert.rejects(counters.adjust('bad', 0.5, 1000), RangeError);
+    });
+  });
+}
+
+describe('memory only', () => {
+  test('sweeping forgets ended windows', async () => {
+    const store = new MemoryCounterStore();
+    await store.consume('a', 1, 10, 1000, T0);
+    await store.consumeRolling('b', 1, 10, 1000, T0);
+    await store.consumeSmoothed('c', 1000, 1, T0);
+    store.sweep(T0 + 500);
+    assert.equal(store.size, 3);
+    store.sweep(T0 + 1001);
+    assert.equal(store.size, 0);
+    await store.close();
+  });
+});
+
+describe('redis unavailable', () => {
+  test('a closed port fails fast with CounterStoreUnavailableError', async () => {
+    const store = new RedisCounterStore({ url: `redis://127.0.0.1:${await freePort()}` });
+    try {
+      const started = Date.now();
+      await assert.rejects(store.ready(), CounterStoreUnavailableError);
+      await assert.rejects(store.consume('k', 1, 10, 1000), CounterStoreUnavailableError);
+      await assert.rejects(store.consumeSmoothed('k', 100, 1), CounterStoreUnavailableError);
+      assert.ok(Date.now() - started < 1000, `took ${Date.now() - started} ms`);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('losing Redis mid-flight fails fast, and calls work again once it is back', { skip: process.env.REDIS_URL ? false : 'REDIS_URL not set' }, async () => {
+    const upstream = new URL(process.env.REDIS_URL!);
+    const sockets = new Set<Socket>();
+    const port = await freePort();
+    const startProxy = () => {
+      const server = createServer((client) => {
+        const server = connect(Number(upstream.port || 6379), upstream.hostname);
+        for (const s of [client, server]) {
+          sockets.add(s);
+          s.on('close', () => sockets.delete(s));
+          s.on('error', () => {});
+        }
+        client.pipe(server).pipe(client);
+      });
+      return new Promise<typeof server>((resolve) => server.listen(port, '127.0.0.1', () => resolve(server)));
+    };
+    let proxy = await startProxy();
+    const keyPrefix = `tollgate:test:outage:${Date.now()}:`;
+    const store = new RedisCounterStore({ url: `redis://127.0.0.1:${port}`, keyPrefix });
+    try {
+      await store.ready();
+      assert.equal((await store.consume('k', 1, 10, 60_000)).allowed, true);
+      proxy.close();
+      for (const s of sockets) s.destroy();
+      const started = Date.now();
+      await assert.rejects(store.consume('k', 1, 10, 60_000), CounterStoreUnavailableError);
+      assert.ok(Date.now() - started < 1000, `took ${Date.now() - started} ms`);
+      proxy = await startProxy();
+      await store.ready();
+      assert.equal((await store.consume('k', 1, 10, 60_000)).count, 2);
+    } finally {
+      await store.close();
+      proxy.close();
+      for (const s of sockets) s.destroy();
+      await deleteKeys(process.env.REDIS_URL!, keyPrefix);
+    }
+  });
+});

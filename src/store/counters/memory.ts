@@ -1,0 +1,148 @@
+// The default CounterStore: plain Maps in this process (one replica), swept of expired entries by an unref'd timer.
+import {
+  checkBurst,
+  checkCount,
+  checkDelta,
+  checkInterval,
+  checkNow,
+  checkWindow,
+  rollingSlotMs,
+  roundTat,
+  windowEnd,
+} from './arguments.js';
+import type { CounterStore, SmoothedResult, WindowResult } from './counter-store.js';
+
+interface FixedWindow {
+  count: number;
+  endMs: number;
+}
+
+/** Slot starts and amounts, oldest first, with their running total. */
+interface RollingLog {
+  starts: number[];
+  amounts: number[];
+  total: number;
+  expiresAtMs: number;
+}
+
+const SWEEP_INTERVAL_MS = 30_000;
+
+/**
+ * Every operation runs synchronously to completion, so it is atomic in Node's single thread with no locking.
+ * @example const counters = new MemoryCounterStore(); const r = await counters.consume('quota:app1', 1, 100, 60_000);
+ */
+export class MemoryCounterStore implements CounterStore {
+  readonly #windows = new Map<string, FixedWindow>();
+  readonly #rolling = new Map<string, RollingLog>();
+  /** Key → GCRA theoretical arrival time (also when the key can be forgotten). */
+  readonly #smoothed = new Map<string, number>();
+  readonly #sweeper: NodeJS.Timeout;
+
+  constructor() {
+    // Without unref the sweeper alone would keep a finished process (or test run) alive.
+    this.#sweeper = setInterval(() => this.sweep(Date.now()), SWEEP_INTERVAL_MS).unref();
+  }
+
+  async consume(key: string, amount: number, limit: number, windowMs: number, nowMs = Date.now()): Promise<WindowResult> {
+    checkCount('amount', amount);
+    checkCount('limit', limit);
+    const window = this.#current(key, checkWindow(windowMs), checkNow(nowMs));
+    if (window.count + amount > limit) return windowResult(false, window.count, limit, window.endMs);
+    window.count += amount;
+    this.#windows.set(key, window);
+    return windowResult(true, window.count, limit, window.endMs);
+  }
+
+  reserve(key: string, amount: number, limit: number, windowMs: number, nowMs = Date.now()): Promise<WindowResult> {
+    return this.consume(key, amount, limit, windowMs, nowMs);
+  }
+
+  async adjust(key: string, delta: number, windowMs: number, nowMs = Date.now()): Promise<number> {
+    checkDelta(delta);
+    const window = this.#current(key, checkWindow(windowMs), checkNow(nowMs));
+    window.count = Math.max(0, window.count + delta);
+    this.#windows.set(key, window);
+    return window.count;
+  }
+
+  async get(key: string, nowMs = Date.now()): Promise<number> {
+    const window = this.#windows.get(key);
+    return window && checkNow(nowMs) < window.endMs ? window.count : 0;
+  }
+
+  async consumeRolling(key: string, amount: number, limit: number, windowMs: number, nowMs = Date.now()): Promise<WindowResult> {
+    checkCount('amount', amount);
+    checkCount('limit', limit);
+    checkWindow(windowMs);
+    checkNow(nowMs);
+    const slot = rollingSlotMs(windowMs);
+    const log = this.#rolling.get(key) ?? { starts: [], amounts: [], total: 0, expiresAtMs: 0 };
+    // A slot leaves the window once its last millisecond is windowMs old.
+    const cutoff = nowMs - windowMs + 1;
+    while (log.starts.length > 0 && log.starts[0] + slot <= cutoff) {
+      log.total -= log.amounts[0];
+      log.starts.shift();
+      log.amounts.shift();
+    }
+    const resetAt = () => (log.starts.length > 0 ? log.starts[0] + slot + windowMs - 1 : nowMs);
+    const allowed = log.total + amount <= limit;
+    if (!allowed || amount === 0) {
+      if (log.starts.length === 0) this.#rolling.delete(key);
+      return windowResult(allowed, log.total, limit, resetAt());
+    }
+    const start = nowMs - (nowMs % slot);
+    const last = log.starts.length - 1;
+    // A call stamped earlier than the newest slot (another replica's clock) joins it: counted longer, never shorter.
+    if (last >= 0 && log.starts[last] >= start) log.amounts[last] += amount;
+    else {
+      log.starts.push(start);
+      log.amounts.push(amount);
+    }
+    log.total += amount;
+    log.expiresAtMs = log.starts[log.starts.length - 1] + slot + windowMs;
+    this.#rolling.set(key, log);
+    return windowResult(true, log.total, limit, resetAt());
+  }
+
+  async consumeSmoothed(key: string, intervalMs: number, burst: number, nowMs = Date.now(), weight = 1): Promise<SmoothedResult> {
+    checkInterval(intervalMs);
+    checkBurst('burst', burst);
+    checkBurst('weight', weight);
+    checkNow(nowMs);
+    const tat = Math.max(this.#smoothed.get(key) ?? nowMs, nowMs);
+    const nextTat = tat + intervalMs * weight;
+    const allowAt = nextTat - intervalMs * burst;
+    if (nowMs < allowAt) return { allowed: false, retryAfterMs: Math.ceil(allowAt - nowMs) };
+    this.#smoothed.set(key, roundTat(nextTat));
+    return { allowed: true, retryAfterMs: 0 };
+  }
+
+  /** Drops entries that ended before `nowMs`; runs on a timer, exposed for tests. */
+  sweep(nowMs: number): void {
+    for (const [key, window] of this.#windows) if (window.endMs <= nowMs) this.#windows.delete(key);
+    for (const [key, log] of this.#rolling) if (log.expiresAtMs <= nowMs) this.#rolling.delete(key);
+    for (const [key, tat] of this.#smoothed) if (tat <= nowMs) this.#smoothed.delete(key);
+  }
+
+  /** How many keys are held (for tests of sweeping). */
+  get size(): number {
+    return this.#windows.size + this.#rolling.size + this.#smoothed.size;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#sweeper);
+    this.#windows.clear();
+    this.#rolling.clear();
+    this.#smoothed.clear();
+  }
+
+  #current(key: string, windowMs: number, nowMs: number): FixedWindow {
+    const window = this.#windows.get(key);
+    // The stored window stays current until it ends, even if windowMs changed or a lagging clock says otherwise.
+    return window && nowMs < window.endMs ? window : { count: 0, endMs: windowEnd(nowMs, windowMs) };
+  }
+}
+
+function windowResult(allowed: boolean, count: number, limit: number, resetAtMs: number): WindowResult {
+  return { allowed, count, remaining: Math.max(0, limit - count), resetAtMs };
+}

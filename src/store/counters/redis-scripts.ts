@@ -1,0 +1,115 @@
+// Lua scripts that make each Redis counter operation one atomic step (they mirror memory.ts and arguments.ts).
+
+/**
+ * Keys outlive their window by this much. Expiry runs on Redis's clock while windows follow the callers' clocks, so a
+ * replica whose clock lags must still find the state; stale state is harmless because each script checks the time.
+ */
+const SKEW_GRACE_MS = 60_000;
+
+/** Shared by the fixed-window scripts: loads the window, or starts the one containing `now` if it has ended. */
+const LOAD_WINDOW = `
+local now = tonumber(ARGV[1])
+local state = redis.call('HMGET', KEYS[1], 'c', 'e')
+local count = tonumber(state[1]) or 0
+local e = tonumber(state[2])
+local function start_window(win)
+  if e == nil or now >= e then
+    count = 0
+    e = now - (now % win) + win
+  end
+end
+local function save()
+  redis.call('HSET', KEYS[1], 'c', count, 'e', e)
+  redis.call('PEXPIRE', KEYS[1], math.ceil(e - now) + ${SKEW_GRACE_MS})
+end
+`;
+
+/** KEYS: window hash. ARGV: now, amount, limit, windowMs. Returns {allowed, count, windowEnd}. */
+export const CONSUME_FIXED = `${LOAD_WINDOW}
+local amount = tonumber(ARGV[2])
+local limit = tonumber(ARGV[3])
+start_window(tonumber(ARGV[4]))
+if count + amount > limit then return {0, count, e} end
+count = count + amount
+save()
+return {1, count, e}
+`;
+
+/** KEYS: window hash. ARGV: now, delta, windowMs. Returns the new count (never below 0). */
+export const ADJUST_FIXED = `${LOAD_WINDOW}
+start_window(tonumber(ARGV[3]))
+count = math.max(0, count + tonumber(ARGV[2]))
+save()
+return count
+`;
+
+/**
+ * KEYS: slot log (list of "start:amount", oldest first), running total. ARGV: now, amount, limit, windowMs, slotMs.
+ * Returns {allowed, total, resetAt}.
+ */
+export const CONSUME_ROLLING = `
+local now = tonumber(ARGV[1])
+local amount = tonumber(ARGV[2])
+local limit = tonumber(ARGV[3])
+local win = tonumber(ARGV[4])
+local slot = tonumber(ARGV[5])
+local function parse(entry)
+  local sep = string.find(entry, ':', 1, true)
+  return tonumber(string.sub(entry, 1, sep - 1)), tonumber(string.sub(entry, sep + 1))
+end
+local total = tonumber(redis.call('GET', KEYS[2]) or '0')
+local cutoff = now - win + 1
+while true do
+  local head = redis.call('LINDEX', KEYS[1], 0)
+  if not head then break end
+  local start, n = parse(head)
+  if start + slot > cutoff then break end
+  total = total - n
+  redis.call('LPOP', KEYS[1])
+end
+local function reset_at()
+  local head = redis.call('LINDEX', KEYS[1], 0)
+  if not head then return now end
+  local start = parse(head)
+  return start + slot + win - 1
+end
+local function save()
+  if redis.call('LLEN', KEYS[1]) == 0 then
+    redis.call('DEL', KEYS[1], KEYS[2])
+    return
+  end
+  redis.call('SET', KEYS[2], total, 'PX', win + slot + ${SKEW_GRACE_MS})
+  redis.call('PEXPIRE', KEYS[1], win + slot + ${SKEW_GRACE_MS})
+end
+local allowed = total + amount <= limit
+if not allowed or amount == 0 then
+  save()
+  return {allowed and 1 or 0, total, reset_at()}
+end
+local start = now - (now % slot)
+local tail = redis.call('LINDEX', KEYS[1], -1)
+local tail_start, tail_n
+if tail then tail_start, tail_n = parse(tail) end
+if tail and tail_start >= start then
+  redis.call('LSET', KEYS[1], -1, string.format('%d:%d', tail_start, tail_n + amount))
+else
+  redis.call('RPUSH', KEYS[1], string.format('%d:%d', start, amount))
+end
+total = total + amount
+save()
+return {1, total, reset_at()}
+`;
+
+/** KEYS: theoretical arrival time. ARGV: now, intervalMs, burst, weight. Returns {allowed, retryAfterMs}. */
+export const CONSUME_SMOOTHED = `
+local now = tonumber(ARGV[1])
+local interval = tonumber(ARGV[2])
+local burst = tonumber(ARGV[3])
+local weight = tonumber(ARGV[4])
+local tat = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now)
+local next_tat = tat + interval * weight
+local allow_at = next_tat - interval * burst
+if now < allow_at then return {0, math.ceil(allow_at - now)} end
+redis.call('SET', KEYS[1], string.format('%.3f', next_tat), 'PX', math.ceil(next_tat - now) + ${SKEW_GRACE_MS})
+return {1, 0}
+`;

@@ -1,0 +1,157 @@
+// The shared CounterStore for many replicas: Redis, one atomic Lua script per operation, failing fast when Redis is away.
+import { Redis, ReplyError } from 'ioredis';
+import { silentLogger, type Logger } from '../../lib/logger.js';
+import {
+  checkBurst,
+  checkCount,
+  checkDelta,
+  checkInterval,
+  checkNow,
+  checkWindow,
+  rollingSlotMs,
+} from './arguments.js';
+import type { CounterStore, SmoothedResult, WindowResult } from './counter-store.js';
+import { CounterStoreUnavailableError } from './errors.js';
+import { ADJUST_FIXED, CONSUME_FIXED, CONSUME_ROLLING, CONSUME_SMOOTHED } from './redis-scripts.js';
+
+export interface RedisCounterStoreOptions {
+  /** Default `redis://127.0.0.1:6379`. */
+  url?: string;
+  /** Prepended to every key (default `tollgate:counters:`), so deployments and test runs can share a server. */
+  keyPrefix?: string;
+  /** Default 1000 ms. */
+  connectTimeoutMs?: number;
+  /** Longest wait for one operation before CounterStoreUnavailableError (default 500 ms). */
+  commandTimeoutMs?: number;
+  logger?: Logger;
+}
+
+/** The scripts, registered with defineCommand (EVALSHA, falling back to EVAL once per connection). */
+interface CounterCommands {
+  tgConsumeFixed(key: string, now: number, amount: number, limit: number, windowMs: number): Promise<[number, number, number]>;
+  tgAdjustFixed(key: string, now: number, delta: number, windowMs: number): Promise<number>;
+  tgConsumeRolling(logKey: string, totalKey: string, now: number, amount: number, limit: number, windowMs: number, slotMs: number): Promise<[number, number, number]>;
+  tgConsumeSmoothed(key: string, now: number, intervalMs: number, burst: number, weight: number): Promise<[number, number]>;
+}
+
+/** Server replies that mean "not now" rather than "bad script". */
+const UNAVAILABLE_REPLY = /^(LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BUSY|OOM|MISCONF|NOREPLICAS)\b/;
+
+/**
+ * Commands are never queued while disconnected (enableOfflineQueue off, one retry, short timeouts): during an outage
+ * each call fails within the command timeout with CounterStoreUnavailableError, and the client keeps reconnecting.
+ * @example const counters = new RedisCounterStore({ url: 'redis://redis:6379' }); await counters.ready();
+ */
+export class RedisCounterStore implements CounterStore {
+  readonly #redis: Redis & CounterCommands;
+  readonly #connectTimeoutMs: number;
+
+  constructor(opts: RedisCounterStoreOptions = {}) {
+    const logger = opts.logger ?? silentLogger;
+    this.#connectTimeoutMs = opts.connectTimeoutMs ?? 1000;
+    const redis = new Redis(opts.url ?? 'redis://127.0.0.1:6379', {
+      keyPrefix: opts.keyPrefix ?? 'tollgate:counters:',
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      connectTimeout: this.#connectTimeoutMs,
+      commandTimeout: opts.commandTimeoutMs ?? 500,
+      retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
+    });
+    // Without a listener ioredis prints every failed reconnect; callers learn of outages from the rejected calls.
+    redis.on('error', (err: Error) => logger.debug({ err }, 'redis counter store connection error'));
+    redis.defineCommand('tgConsumeFixed', { numberOfKeys: 1, lua: CONSUME_FIXED });
+    redis.defineCommand('tgAdjustFixed', { numberOfKeys: 1, lua: ADJUST_FIXED });
+    redis.defineCommand('tgConsumeRolling', { numberOfKeys: 2, lua: CONSUME_ROLLING });
+    redis.defineCommand('tgConsumeSmoothed', { numberOfKeys: 1, lua: CONSUME_SMOOTHED });
+    this.#redis = redis as Redis & CounterCommands;
+  }
+
+  /** Resolves once connected; rejects with CounterStoreUnavailableError on the first failure or after the connect timeout. */
+  ready(): Promise<void> {
+    const redis = this.#redis;
+    if (redis.status === 'ready') return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const done = (err?: Error) => {
+        clearTimeout(timer);
+        redis.off('ready', onReady);
+        redis.off('error', onError);
+        if (err) reject(new CounterStoreUnavailableError(`Redis is unavailable: ${err.message}`, { cause: err }));
+        else resolve();
+      };
+      const onReady = () => done();
+      const onError = (err: Error) => done(err);
+      const timer = setTimeout(() => done(new Error(`not connected after ${this.#connectTimeoutMs} ms`)), this.#connectTimeoutMs);
+      redis.once('ready', onReady);
+      redis.once('error', onError);
+    });
+  }
+
+  async consume(key: string, amount: number, limit: number, windowMs: number, nowMs = Date.now()): Promise<WindowResult> {
+    checkCount('amount', amount);
+    checkCount('limit', limit);
+    checkWindow(windowMs);
+    checkNow(nowMs);
+    const [allowed, count, endMs] = await this.#call(() => this.#redis.tgConsumeFixed(`fw:${key}`, nowMs, amount, limit, windowMs));
+    return { allowed: allowed === 1, count, remaining: Math.max(0, limit - count), resetAtMs: endMs };
+  }
+
+  reserve(key: string, amount: number, limit: number, windowMs: number, nowMs = Date.now()): Promise<WindowResult> {
+    return this.consume(key, amount, limit, windowMs, nowMs);
+  }
+
+  async adjust(key: string, delta: number, windowMs: number, nowMs = Date.now()): Promise<number> {
+    checkDelta(delta);
+    checkWindow(windowMs);
+    checkNow(nowMs);
+    return this.#call(() => this.#redis.tgAdjustFixed(`fw:${key}`, nowMs, delta, windowMs));
+  }
+
+  async get(key: string, nowMs = Date.now()): Promise<number> {
+    checkNow(nowMs);
+    const [count, endMs] = await this.#call(() => this.#redis.hmget(`fw:${key}`, 'c', 'e'));
+    return count !== null && endMs !== null && nowMs < Number(endMs) ? Number(count) : 0;
+  }
+
+  async consumeRolling(key: string, amount: number, limit: number, windowMs: number, nowMs = Date.now()): Promise<WindowResult> {
+    checkCount('amount', amount);
+    checkCount('limit', limit);
+    checkWindow(windowMs);
+    checkNow(nowMs);
+    const [allowed, count, resetAtMs] = await this.#call(() =>
+      this.#redis.tgConsumeRolling(`rwl:${key}`, `rwt:${key}`, nowMs, amount, limit, windowMs, rollingSlotMs(windowMs)),
+    );
+    return { allowed: allowed === 1, count, remaining: Math.max(0, limit - count), resetAtMs };
+  }
+
+  async consumeSmoothed(key: string, intervalMs: number, burst: number, nowMs = Date.now(), weight = 1): Promise<SmoothedResult> {
+    checkInterval(intervalMs);
+    checkBurst('burst', burst);
+    checkBurst('weight', weight);
+    checkNow(nowMs);
+    const [allowed, retryAfterMs] = await this.#call(() => this.#redis.tgConsumeSmoothed(`sa:${key}`, nowMs, intervalMs, burst, weight));
+    return { allowed: allowed === 1, retryAfterMs };
+  }
+
+  async close(): Promise<void> {
+    if (this.#redis.status === 'ready') {
+      try {
+        await this.#redis.quit();
+        return;
+      } catch {
+        // Fall through: the connection went away while quitting.
+      }
+    }
+    this.#redis.disconnect();
+  }
+
+  /** Arguments are checked before this, so a RangeError is never mistaken for an outage. */
+  async #call<T>(command: () => Promise<T>): Promise<T> {
+    try {
+      return await command();
+    } catch (err) {
+      // A ReplyError is Redis rejecting the command itself (a bug here), except for the transient states above.
+      if (err instanceof ReplyError && !UNAVAILABLE_REPLY.test((err as Error).message)) throw err;
+      throw new CounterStoreUnavailableError(`Redis is unavailable: ${(err as Error).message}`, { cause: err });
+    }
+  }
+}

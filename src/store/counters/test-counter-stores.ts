@@ -1,0 +1,61 @@
+// Counter store backends for the shared counter test suite: memory always, Redis when REDIS_URL is set.
+import { Redis } from 'ioredis';
+import { randomBase62 } from '../keys.js';
+import type { CounterStore } from './counter-store.js';
+import { MemoryCounterStore } from './memory.js';
+import { RedisCounterStore } from './redis.js';
+
+export interface TestCounterStore {
+  store: CounterStore;
+  /** Closes the store and deletes every key it wrote. */
+  dispose(): Promise<void>;
+}
+
+export interface CounterBackend {
+  name: 'memory' | 'redis';
+  skip?: string;
+  create(): Promise<TestCounterStore>;
+}
+
+const REDIS_URL = process.env.REDIS_URL;
+
+export const COUNTER_BACKENDS: CounterBackend[] = [
+  {
+    name: 'memory',
+    async create() {
+      const store = new MemoryCounterStore();
+      return { store, dispose: () => store.close() };
+    },
+  },
+  {
+    name: 'redis',
+    skip: REDIS_URL ? undefined : 'REDIS_URL not set',
+    async create() {
+      const keyPrefix = `tollgate:test:${randomBase62(12)}:`;
+      const store = new RedisCounterStore({ url: REDIS_URL, keyPrefix });
+      await store.ready();
+      return {
+        store,
+        async dispose() {
+          await store.close();
+          await deleteKeys(REDIS_URL!, keyPrefix);
+        },
+      };
+    },
+  },
+];
+
+/** Deletes every key under `prefix` (what a test wrote). */
+export async function deleteKeys(url: string, prefix: string): Promise<void> {
+  const redis = new Redis(url);
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      if (keys.length > 0) await redis.del(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+}

@@ -1,0 +1,200 @@
+// App credentials (API keys): only hashes are stored; the key and secret are returned once, when issued.
+import type { Selectable } from 'kysely';
+import { decodeJson, decodeNullableTimestamp, decodeTimestamp, encodeJson, encodeTimestamp } from './codec.js';
+import { conflictOnUnique } from './constraint-errors.js';
+import { NotFoundError } from './errors.js';
+import { generateApiKey, generateKeyId, generateSecret, hashKey } from './keys.js';
+import { paginate, type Page, type PageRequest } from './pagination.js';
+import type { CredentialsTable } from './schema.js';
+import type { Session, WriteContext } from './session.js';
+
+export type CredentialStatus = 'approved' | 'pending' | 'revoked';
+
+/** Apigee's per-key product grant, `{apiproduct, status}`. */
+export interface ApiProductGrant {
+  apiproduct: string;
+  status: CredentialStatus;
+}
+
+export interface Credential {
+  /** Non-secret identifier, used in admin URLs. */
+  keyId: string;
+  appId: string;
+  keyHash: string;
+  secretHash: string | null;
+  status: CredentialStatus;
+  /** In the app's order: the first grant whose operation set covers a request decides. */
+  apiProducts: ApiProductGrant[];
+  issuedAt: string;
+  expiresAt: string | null;
+  createdAt: string;
+}
+
+export interface IssueCredentialInput {
+  appId: string;
+  apiProducts?: ApiProductGrant[];
+  status?: CredentialStatus;
+  /** Any date string `Date` parses; stored and returned as ISO-8601 (null: never expires). */
+  expiresAt?: string | null;
+  /** Import an existing key instead of generating one. */
+  consumerKey?: string;
+  /** Import an existing secret; `null` issues the key without a secret. */
+  consumerSecret?: string | null;
+  /** For imports: when the key was first issued elsewhere. */
+  issuedAt?: string;
+}
+
+export interface IssuedCredential {
+  credential: Credential;
+  /** The only time the plain key is available. */
+  consumerKey: string;
+  consumerSecret: string | null;
+}
+
+const RESOURCE = 'credential';
+
+export class Credentials {
+  readonly #session: Session;
+
+  constructor(session: Session) {
+    this.#session = session;
+  }
+
+  async find(keyId: string): Promise<Credential | undefined> {
+    const row = await this.#session.db.selectFrom('credentials').selectAll().where('key_id', '=', keyId).executeTakeFirst();
+    return row && toCredential(row);
+  }
+
+  async get(keyId: string): Promise<Credential> {
+    const credential = await this.find(keyId);
+    if (!credential) throw new NotFoundError(RESOURCE, keyId);
+    return credential;
+  }
+
+  /** Looks a presented key up by its hash. */
+  async findByKey(consumerKey: string): Promise<Credential | undefined> {
+    const row = await this.#session.db
+      .selectFrom('credentials')
+      .selectAll()
+      .where('key_hash', '=', hashKey(consumerKey))
+      .executeTakeFirst();
+    return row && toCredential(row);
+  }
+
+  /** In issue order. */
+  listForApp(appId: string, page: PageRequest = {}): Promise<Page<Credential>> {
+    const query = this.#session.db.selectFrom('credentials').selectAll().where('app_id', '=', appId);
+    return paginate(query, { columns: ['created_at', 'key_id'] }, page, toCredential);
+  }
+
+  async listAll(): Promise<Credential[]> {
+    const rows = await this.#session.db.selectFrom('credentials').selectAll().orderBy('created_at').orderBy('key_id').execute();
+    return rows.map(toCredential);
+  }
+
+  /**
+   * Issues a key (and secret) for an app, or imports given ones.
+   * @throws NotFoundError when the app does not exist; ConflictError when an imported key is already in use.
+   */
+  issue(input: IssueCredentialInput): Promise<IssuedCredential> {
+    return this.#session.write(async (w) => {
+      const app = await w.forUpdate(w.db.selectFrom('apps').select('id').where('id', '=', input.appId)).executeTakeFirst();
+      if (!app) throw new NotFoundError('app', input.appId);
+      const consumerKey = input.consumerKey ?? generateApiKey();
+      const consumerSecret = input.consumerSecret === undefined ? generateSecret() : input.consumerSecret;
+      const keyId = generateKeyId();
+      const apiProducts = input.apiProducts ?? [];
+      const row = await conflictOnUnique(
+        RESOURCE,
+        input.consumerKey === undefined ? keyId : 'imported consumerKey',
+        w.db
+          .insertInto('credentials')
+          .values({
+            key_id: keyId,
+            app_id: input.appId,
+            key_hash: hashKey(consumerKey),
+            secret_hash: consumerSecret === null ? null : hashKey(consumerSecret),
+            status: input.status ?? 'approved',
+            api_products: encodeJson(apiProducts),
+            issued_at: input.issuedAt === undefined ? w.now : encodeTimestamp(input.issuedAt),
+            expires_at: input.expiresAt == null ? null : encodeTimestamp(input.expiresAt),
+            created_at: w.now,
+          })
+          .returningAll()
+          .executeTakeFirstOrThrow(),
+      );
+      await w.audit({
+        action: 'create',
+        resourceType: RESOURCE,
+        resourceName: keyId,
+        detail: { appId: input.appId, apiProducts: apiProducts.map((g) => g.apiproduct), imported: input.consumerKey !== undefined },
+      });
+      return { credential: toCredential(row), consumerKey, consumerSecret };
+    });
+  }
+
+  /** Apigee's `?action=approve|revoke` on a key. @throws NotFoundError. */
+  setStatus(keyId: string, status: CredentialStatus): Promise<Credential> {
+    return this.#update(keyId, { status }, { status });
+  }
+
+  /** Replaces the key's product grants. @throws NotFoundError. */
+  setApiProducts(keyId: string, apiProducts: ApiProductGrant[]): Promise<Credential> {
+    return this.#update(keyId, { api_products: encodeJson(apiProducts) }, { apiProducts: apiProducts.map((g) => g.apiproduct) });
+  }
+
+  /** Approves or revokes one product on one key. @throws NotFoundError for an unknown key or a product it lacks. */
+  setProductStatus(keyId: string, apiproduct: string, status: CredentialStatus): Promise<Credential> {
+    return this.#session.write(async (w) => {
+      const current = await this.#locked(w, keyId);
+      if (!current.apiProducts.some((g) => g.apiproduct === apiproduct)) throw new NotFoundError('apiproduct', apiproduct);
+      const grants = current.apiProducts.map((g) => (g.apiproduct === apiproduct ? { apiproduct, status } : g));
+      return this.#write(w, keyId, { api_products: encodeJson(grants) }, { apiproduct, status });
+    });
+  }
+
+  /** @throws NotFoundError. */
+  delete(keyId: string): Promise<Credential> {
+    return this.#session.write(async (w) => {
+      const current = await this.#locked(w, keyId);
+      await w.db.deleteFrom('credentials').where('key_id', '=', keyId).execute();
+      await w.audit({ action: 'delete', resourceType: RESOURCE, resourceName: keyId, detail: { appId: current.appId } });
+      return current;
+    });
+  }
+
+  #update(keyId: string, set: CredentialUpdate, detail: Record<string, unknown>): Promise<Credential> {
+    return this.#session.write(async (w) => {
+      await this.#locked(w, keyId);
+      return this.#write(w, keyId, set, detail);
+    });
+  }
+
+  async #write(w: WriteContext, keyId: string, set: CredentialUpdate, detail: Record<string, unknown>): Promise<Credential> {
+    const row = await w.db.updateTable('credentials').set(set).where('key_id', '=', keyId).returningAll().executeTakeFirstOrThrow();
+    await w.audit({ action: 'update', resourceType: RESOURCE, resourceName: keyId, detail });
+    return toCredential(row);
+  }
+
+  async #locked(w: WriteContext, keyId: string): Promise<Credential> {
+    const row = await w.forUpdate(w.db.selectFrom('credentials').selectAll().where('key_id', '=', keyId)).executeTakeFirst();
+    if (!row) throw new NotFoundError(RESOURCE, keyId);
+    return toCredential(row);
+  }
+}
+
+type CredentialUpdate = { status?: string; api_products?: string };
+
+function toCredential(row: Selectable<CredentialsTable>): Credential {
+  return {
+    keyId: row.key_id,
+    appId: row.app_id,
+    keyHash: row.key_hash,
+    secretHash: row.secret_hash,
+    status: row.status as CredentialStatus,
+    apiProducts: decodeJson<ApiProductGrant[]>(row.api_products),
+    issuedAt: decodeTimestamp(row.issued_at),
+    expiresAt: decodeNullableTimestamp(row.expires_at),
+    createdAt: decodeTimestamp(row.created_at),
+  };
+}

@@ -1,0 +1,102 @@
+// The Store: typed repositories over one open database, plus transactions, change events and lifecycle.
+import { sql, type Kysely } from 'kysely';
+import { ApiProducts } from './api-products.js';
+import { Apps } from './apps.js';
+import { AuditLog } from './audit-log.js';
+import type { ChangeListener } from './change-feed.js';
+import { Credentials } from './credentials.js';
+import type { DialectName } from './database-url.js';
+import { Developers } from './developers.js';
+import { StoreError } from './errors.js';
+import { Kvm } from './kvm.js';
+import { Manifests } from './manifests.js';
+import { OperationSets } from './operation-sets.js';
+import type { PgChangeListener } from './pg-change-listener.js';
+import type { Tables } from './schema.js';
+import type { Session } from './session.js';
+import { loadSnapshot, type Snapshot } from './snapshot.js';
+
+/** The repositories, bound to one actor (for audit rows) and possibly to an open transaction. */
+export class StoreView {
+  readonly products: ApiProducts;
+  readonly operationSets: OperationSets;
+  readonly manifests: Manifests;
+  readonly developers: Developers;
+  readonly apps: Apps;
+  readonly credentials: Credentials;
+  readonly kvm: Kvm;
+  readonly audit: AuditLog;
+  protected readonly session: Session;
+
+  constructor(session: Session) {
+    this.session = session;
+    this.products = new ApiProducts(session);
+    this.operationSets = new OperationSets(session);
+    this.manifests = new Manifests(session);
+    this.developers = new Developers(session);
+    this.apps = new Apps(session);
+    this.credentials = new Credentials(session);
+    this.kvm = new Kvm(session);
+    this.audit = new AuditLog(session);
+  }
+
+  /** The same store, recording `actor` in audit rows (e.g. `admin`, `config:products.yaml`). */
+  withActor(actor: string): StoreView {
+    return new StoreView(this.session.withActor(actor));
+  }
+
+  /**
+   * Runs several changes all-or-none (e.g. an app and its first key, or a whole `apply`); listeners hear of them
+   * once, after COMMIT. On PostgreSQL a failed statement aborts the transaction, so let store errors propagate.
+   * @example await store.transaction(async (tx) => { const app = await tx.apps.create(devId, { name }); await tx.credentials.issue({ appId: app.id }); });
+   */
+  transaction<T>(fn: (tx: StoreView) => Promise<T>): Promise<T> {
+    return this.session.transaction((session) => fn(new StoreView(session)));
+  }
+
+  /** Everything the hot path needs, consistently (see Snapshot). */
+  loadSnapshot(): Promise<Snapshot> {
+    return loadSnapshot(this.session);
+  }
+}
+
+export class Database extends StoreView {
+  readonly dialect: DialectName;
+  readonly #listener: PgChangeListener | undefined;
+  readonly #ownsSchema: boolean;
+  #closed = false;
+
+  constructor(session: Session, opts: { listener?: PgChangeListener; ownsSchema: boolean }) {
+    super(session);
+    this.dialect = session.core.dialect;
+    this.#listener = opts.listener;
+    this.#ownsSchema = opts.ownsSchema;
+  }
+
+  /** The query builder, for modules that own further tables (their migrations go in migrations/). */
+  get kysely(): Kysely<Tables> {
+    return this.session.core.db;
+  }
+
+  /**
+   * Called after every committed change: this process's at once, other replicas' through PostgreSQL NOTIFY.
+   * Returns the unsubscribe function.
+   */
+  onChange(listener: ChangeListener): () => void {
+    return this.session.core.feed.subscribe(listener);
+  }
+
+  /** Drops the PostgreSQL schema given to openDatabase, with everything in it (for tests). */
+  async dropSchema(): Promise<void> {
+    if (!this.#ownsSchema) throw new StoreError('dropSchema() needs a database opened with { schema } on PostgreSQL');
+    await sql`drop schema if exists ${sql.id(this.session.core.schema)} cascade`.execute(this.kysely);
+  }
+
+  /** Closes the listener and every pooled connection. Safe to call twice. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#listener?.close();
+    await this.session.core.db.destroy();
+  }
+}

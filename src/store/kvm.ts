@@ -1,0 +1,129 @@
+// Key-value maps (Apigee KVMs) for policies, scoped to the environment or to one API product.
+import type { Selectable } from 'kysely';
+import { decodeTimestamp } from './codec.js';
+import { NotFoundError } from './errors.js';
+import { paginate, type Page, type PageRequest } from './pagination.js';
+import type { KvmEntriesTable } from './schema.js';
+import type { Session } from './session.js';
+
+export type KvmScope = 'environment' | `apiproduct:${string}`;
+
+export interface KvmEntry {
+  scope: KvmScope;
+  mapName: string;
+  key: string;
+  /** Stored as given: when `encrypted`, the caller has already encrypted it and decrypts on read. */
+  value: string;
+  encrypted: boolean;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface KvmPutInput {
+  scope: KvmScope;
+  mapName: string;
+  key: string;
+  value: string;
+  encrypted?: boolean;
+}
+
+const RESOURCE = 'kvm';
+
+export class Kvm {
+  readonly #session: Session;
+
+  constructor(session: Session) {
+    this.#session = session;
+  }
+
+  async get(scope: KvmScope, mapName: string, key: string): Promise<KvmEntry | undefined> {
+    const row = await this.#session.db
+      .selectFrom('kvm_entries')
+      .selectAll()
+      .where('scope', '=', scope)
+      .where('map_name', '=', mapName)
+      .where('key', '=', key)
+      .executeTakeFirst();
+    return row && toEntry(row);
+  }
+
+  /** One map's entries by key. */
+  list(scope: KvmScope, mapName: string, page: PageRequest = {}): Promise<Page<KvmEntry>> {
+    const query = this.#session.db.selectFrom('kvm_entries').selectAll().where('scope', '=', scope).where('map_name', '=', mapName);
+    return paginate(query, { columns: ['key'] }, page, toEntry);
+  }
+
+  async listAll(): Promise<KvmEntry[]> {
+    const rows = await this.#session.db
+      .selectFrom('kvm_entries')
+      .selectAll()
+      .orderBy('scope')
+      .orderBy('map_name')
+      .orderBy('key')
+      .execute();
+    return rows.map(toEntry);
+  }
+
+  /** Creates or replaces the entry. The audit row names the entry but never holds its value. */
+  put(input: KvmPutInput): Promise<KvmEntry> {
+    return this.#session.write(async (w) => {
+      const values = { value: input.value, encrypted: input.encrypted ? 1 : 0, updated_at: w.now };
+      const row = await w.db
+        .insertInto('kvm_entries')
+        .values({ scope: input.scope, map_name: input.mapName, key: input.key, ...values, created_at: w.now })
+        .onConflict((oc) => oc.columns(['scope', 'map_name', 'key']).doUpdateSet(values))
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      await w.audit({ action: 'put', resourceType: RESOURCE, resourceName: entryName(input), detail: { encrypted: Boolean(input.encrypted) } });
+      return toEntry(row);
+    });
+  }
+
+  /** Returns what was deleted. @throws NotFoundError. */
+  delete(scope: KvmScope, mapName: string, key: string): Promise<KvmEntry> {
+    return this.#session.write(async (w) => {
+      const deleted = await w.db
+        .deleteFrom('kvm_entries')
+        .where('scope', '=', scope)
+        .where('map_name', '=', mapName)
+        .where('key', '=', key)
+        .returningAll()
+        .executeTakeFirst();
+      if (!deleted) throw new NotFoundError(RESOURCE, entryName({ scope, mapName, key }));
+      await w.audit({ action: 'delete', resourceType: RESOURCE, resourceName: entryName({ scope, mapName, key }) });
+      return toEntry(deleted);
+    });
+  }
+
+  /** Removes a whole map; returns how many entries it had (0 writes nothing). */
+  deleteMap(scope: KvmScope, mapName: string): Promise<number> {
+    return this.#session.write(async (w) => {
+      const deleted = await w.db
+        .deleteFrom('kvm_entries')
+        .where('scope', '=', scope)
+        .where('map_name', '=', mapName)
+        .returning('key')
+        .execute();
+      if (deleted.length > 0) {
+        await w.audit({ action: 'delete', resourceType: RESOURCE, resourceName: `${scope}/${mapName}`, detail: { entries: deleted.length } });
+      }
+      return deleted.length;
+    });
+  }
+}
+
+function entryName(e: { scope: string; mapName: string; key: string }): string {
+  return `${e.scope}/${e.mapName}/${e.key}`;
+}
+
+function toEntry(row: Selectable<KvmEntriesTable>): KvmEntry {
+  return {
+    scope: row.scope as KvmScope,
+    mapName: row.map_name,
+    key: row.key,
+    value: row.value,
+    encrypted: row.encrypted === 1,
+    createdAt: decodeTimestamp(row.created_at),
+    updatedAt: decodeTimestamp(row.updated_at),
+  };
+}

@@ -1,0 +1,47 @@
+// Applies pending migrations at start-up under a lock, so replicas starting together migrate exactly once.
+import { sql, type Kysely } from 'kysely';
+import type { DialectName } from './database-url.js';
+import { MIGRATIONS, type Migration } from './migrations/index.js';
+import { inTransaction } from './transaction.js';
+
+/** First half of the two-int advisory lock key (the second is the schema's hash), arbitrary but fixed. */
+const LOCK_CLASS = 0x70_6c_67; // "tlg"
+
+/**
+ * One transaction: take the lock, create the schema and the migrations table if needed, apply what is missing.
+ * PostgreSQL: a transaction-scoped advisory lock (released at commit, or when a crashed replica's session ends);
+ * SQLite: BEGIN IMMEDIATE is the lock. DDL is transactional in both, so a failed migration leaves nothing behind.
+ * Applied ids this code does not know (a newer replica migrated first) are left alone.
+ * Returns the names of the migrations applied now.
+ */
+export async function migrate(
+  db: Kysely<any>,
+  dialect: DialectName,
+  schema?: string,
+  migrations: readonly Migration[] = MIGRATIONS,
+): Promise<string[]> {
+  return inTransaction(db, dialect, 'write', async (conn) => {
+    if (dialect === 'postgres') {
+      await sql`select pg_advisory_xact_lock(${LOCK_CLASS}, hashtext(${schema ?? 'public'}))`.execute(conn);
+      if (schema) await sql`create schema if not exists ${sql.id(schema)}`.execute(conn);
+    }
+    await conn.schema
+      .createTable('tollgate_migrations')
+      .ifNotExists()
+      .addColumn('id', 'integer', (c) => c.primaryKey())
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('applied_at', 'text', (c) => c.notNull())
+      .execute();
+    const rows = await conn.selectFrom('tollgate_migrations').select('id').execute();
+    const applied = new Set(rows.map((r: { id: number }) => Number(r.id)));
+    const pending = [...migrations].sort((a, b) => a.id - b.id).filter((m) => !applied.has(m.id));
+    for (const m of pending) {
+      await m.up(conn, dialect);
+      await conn
+        .insertInto('tollgate_migrations')
+        .values({ id: m.id, name: m.name, applied_at: new Date().toISOString() })
+        .execute();
+    }
+    return pending.map((m) => m.name);
+  });
+}

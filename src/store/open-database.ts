@@ -1,0 +1,68 @@
+// openDatabase(url): connect to SQLite or PostgreSQL, migrate, start listening for other replicas' changes.
+import { randomUUID } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import { silentLogger, type Logger } from '../lib/logger.js';
+import { ChangeFeed } from './change-feed.js';
+import { checkSchemaName, DEFAULT_DATABASE_URL, parseDatabaseUrl } from './database-url.js';
+import { Database } from './database.js';
+import { migrate } from './migrate.js';
+import { PgChangeListener } from './pg-change-listener.js';
+import { clientConfig, openPostgres } from './postgres-connection.js';
+import type { Tables } from './schema.js';
+import { Session } from './session.js';
+import { openSqlite } from './sqlite-connection.js';
+
+export interface OpenDatabaseOptions {
+  /** PostgreSQL only: work in this schema (created if missing), e.g. a fresh one per test file. */
+  schema?: string;
+  /** Actor recorded in audit rows unless a view says otherwise (default `system`). */
+  actor?: string;
+  logger?: Logger;
+  /** PostgreSQL pool size (default 10). */
+  poolSize?: number;
+  /** PostgreSQL: LISTEN for other replicas' changes (default true; costs one connection). */
+  listen?: boolean;
+}
+
+/**
+ * Opens `sqlite:FILE` (`sqlite::memory:` for a private in-memory database) or `postgres://...`, and applies
+ * pending migrations before returning. Keep one Database per SQLite file per process: better-sqlite3 blocks the
+ * thread while waiting for a lock, so a second in-process connection waiting on the first would stall both.
+ * @example const db = await openDatabase('sqlite:./tollgate.db'); const dev = await db.developers.create({ email });
+ */
+export async function openDatabase(url: string = DEFAULT_DATABASE_URL, opts: OpenDatabaseOptions = {}): Promise<Database> {
+  const target = parseDatabaseUrl(url);
+  const logger = opts.logger ?? silentLogger;
+  const actor = opts.actor ?? 'system';
+  const instanceId = randomUUID();
+  const feed = new ChangeFeed(logger);
+
+  if (target.dialect === 'sqlite') {
+    const db = openSqlite(target.file);
+    await orDestroy(db, () => migrate(db, 'sqlite'));
+    const session = new Session({ db, dialect: 'sqlite', feed, instanceId, schema: 'main' }, actor);
+    return new Database(session, { ownsSchema: false });
+  }
+
+  const schema = opts.schema === undefined ? undefined : checkSchemaName(opts.schema);
+  const settings = { url: target.url, schema, poolSize: opts.poolSize };
+  const db = openPostgres(settings, logger);
+  await orDestroy(db, () => migrate(db, 'postgres', schema));
+  const core = { db, dialect: 'postgres' as const, feed, instanceId, schema: schema ?? 'public' };
+  const listener =
+    opts.listen === false
+      ? undefined
+      : new PgChangeListener(clientConfig(settings, `tollgate-listen:${core.schema}`), core, (e) => feed.publish(e), logger);
+  if (listener) await orDestroy(db, () => listener.start());
+  return new Database(new Session(core, actor), { listener, ownsSchema: schema !== undefined });
+}
+
+/** A half-opened database must not leave a pool behind. */
+async function orDestroy(db: Kysely<Tables>, step: () => Promise<unknown>): Promise<void> {
+  try {
+    await step();
+  } catch (err) {
+    await db.destroy();
+    throw err;
+  }
+}

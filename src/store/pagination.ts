@@ -1,0 +1,97 @@
+// Keyset pagination for list functions: { pageSize, pageToken } in, { items, nextPageToken } out.
+import { sql, type Expression, type ExpressionBuilder, type SelectQueryBuilder, type SqlBool } from 'kysely';
+import { InvalidPageTokenError } from './errors.js';
+
+export interface PageRequest {
+  /** 1..1000, default 100 (out-of-range values are clamped). */
+  pageSize?: number;
+  /** The `nextPageToken` of the previous page. */
+  pageToken?: string;
+}
+
+export interface Page<T> {
+  items: T[];
+  /** Absent on the last page. */
+  nextPageToken?: string;
+}
+
+export const DEFAULT_PAGE_SIZE = 100;
+export const MAX_PAGE_SIZE = 1000;
+
+type KeyValue = string | number;
+
+export interface SortOrder<Row> {
+  /** Columns whose values together are unique; rows are ordered by them. */
+  columns: readonly (keyof Row & string)[];
+  direction?: 'asc' | 'desc';
+}
+
+/**
+ * Runs `query` one page at a time. Keyset (not OFFSET), so pages stay correct while rows are added or removed
+ * and deep pages cost the same as the first. The token is base64url JSON of the last row's sort key: opaque to
+ * clients, but not a secret.
+ */
+export async function paginate<Row extends Record<string, unknown>, Item>(
+  query: SelectQueryBuilder<any, any, Row>,
+  order: SortOrder<Row>,
+  page: PageRequest,
+  toItem: (row: Row) => Item,
+): Promise<Page<Item>> {
+  const size = clampPageSize(page.pageSize);
+  const direction = order.direction ?? 'asc';
+  let q = query;
+  if (page.pageToken !== undefined) {
+    const after = decodePageToken(page.pageToken, order.columns.length);
+    q = q.where((eb) => beyond(eb, order.columns, after, direction === 'asc' ? '>' : '<'));
+  }
+  for (const column of order.columns) q = q.orderBy(sql.ref(column), direction);
+  const rows = await q.limit(size + 1).execute();
+  const items = rows.slice(0, size);
+  const last = items.at(-1);
+  return rows.length > size && last
+    ? { items: items.map(toItem), nextPageToken: encodePageToken(order.columns.map((c) => keyValue(last[c]))) }
+    : { items: items.map(toItem) };
+}
+
+function clampPageSize(size: number | undefined): number {
+  if (size === undefined || !Number.isFinite(size)) return DEFAULT_PAGE_SIZE;
+  return Math.min(MAX_PAGE_SIZE, Math.max(1, Math.floor(size)));
+}
+
+/** (a, b) > (x, y) spelled out, since row-value comparison is not portable. */
+function beyond(
+  eb: ExpressionBuilder<any, any>,
+  columns: readonly string[],
+  values: KeyValue[],
+  op: '>' | '<',
+): Expression<SqlBool> {
+  const alternatives = columns.map((column, i) =>
+    eb.and([...columns.slice(0, i).map((c, j) => eb(sql.ref(c), '=', values[j])), eb(sql.ref(column), op, values[i])]),
+  );
+  return eb.or(alternatives);
+}
+
+function keyValue(value: unknown): KeyValue {
+  if (value instanceof Date) return value.toISOString();
+  if (typeof value === 'number' || typeof value === 'string') return value;
+  return String(value);
+}
+
+function encodePageToken(values: KeyValue[]): string {
+  return Buffer.from(JSON.stringify(values)).toString('base64url');
+}
+
+function decodePageToken(token: string, length: number): KeyValue[] {
+  let values: unknown;
+  try {
+    values = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
+  } catch {
+    throw new InvalidPageTokenError();
+  }
+  const valid =
+    Array.isArray(values) &&
+    values.length === length &&
+    values.every((v) => typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v)));
+  if (!valid) throw new InvalidPageTokenError();
+  return values as KeyValue[];
+}

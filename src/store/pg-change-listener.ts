@@ -1,0 +1,123 @@
+// Cross-replica change notification over PostgreSQL LISTEN/NOTIFY on a dedicated connection that reconnects.
+import pg from 'pg';
+import { sql, type Kysely } from 'kysely';
+import type { Logger } from '../lib/logger.js';
+import { RESOURCE_TYPES, type ChangeEvent, type ResourceType } from './change-feed.js';
+
+export const CHANGE_CHANNEL = 'tollgate_changes';
+
+const MAX_RECONNECT_DELAY_MS = 5000;
+
+/**
+ * NOTIFY payload. `schema` keeps tenants of one database (and parallel test files) apart on the shared channel;
+ * `origin` lets a replica skip its own notifications, which it already delivered locally at commit.
+ */
+interface ChangeMessage {
+  schema: string;
+  origin: string;
+  resourceTypes: ResourceType[];
+}
+
+/** Sends the notification inside the writing transaction: PostgreSQL delivers it only if that transaction commits. */
+export async function notifyChange(conn: Kysely<any>, message: ChangeMessage): Promise<void> {
+  await sql`select pg_notify(${CHANGE_CHANNEL}, ${JSON.stringify(message)})`.execute(conn);
+}
+
+export class PgChangeListener {
+  readonly #instanceId: string;
+  readonly #config: pg.ClientConfig;
+  readonly #schema: string;
+  readonly #deliver: (event: ChangeEvent) => void;
+  readonly #logger: Logger;
+  #client: pg.Client | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  constructor(
+    config: pg.ClientConfig,
+    target: { schema: string; instanceId: string },
+    deliver: (event: ChangeEvent) => void,
+    logger: Logger,
+  ) {
+    this.#config = config;
+    this.#instanceId = target.instanceId;
+    this.#schema = target.schema;
+    this.#deliver = deliver;
+    this.#logger = logger;
+  }
+
+  /** Resolves once LISTEN is active, so changes committed after it are never missed. */
+  async start(): Promise<void> {
+    await this.#connect();
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    const client = this.#client;
+    this.#client = undefined;
+    await client?.end().catch(() => {});
+  }
+
+  async #connect(): Promise<void> {
+    const client = new pg.Client(this.#config);
+    client.on('error', (err) => {
+      this.#logger.warn({ err }, 'PostgreSQL change listener connection failed');
+      this.#lost(client);
+    });
+    client.on('end', () => this.#lost(client));
+    client.on('notification', (msg) => this.#receive(msg.payload));
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${CHANGE_CHANNEL}`);
+    } catch (err) {
+      await client.end().catch(() => {});
+      throw err;
+    }
+    if (this.#closed) {
+      await client.end().catch(() => {});
+      return;
+    }
+    this.#client = client;
+  }
+
+  #lost(client: pg.Client): void {
+    if (this.#closed || this.#client !== client) return;
+    this.#client = undefined;
+    client.end().catch(() => {});
+    this.#reconnect(0);
+  }
+
+  #reconnect(attempt: number): void {
+    const delay = Math.min(100 * 2 ** attempt, MAX_RECONNECT_DELAY_MS);
+    this.#timer = setTimeout(() => {
+      this.#connect().then(
+        // Notifications sent while disconnected are gone: tell listeners to reload everything.
+        () => {
+          if (!this.#closed) this.#deliver({ resourceTypes: [...RESOURCE_TYPES], origin: 'remote' });
+        },
+        (err: unknown) => {
+          if (this.#closed) return;
+          this.#logger.warn({ err, attempt }, 'PostgreSQL change listener reconnect failed');
+          this.#reconnect(attempt + 1);
+        },
+      );
+    }, delay);
+    // Reconnecting alone must not keep a process alive that has nothing else to do.
+    this.#timer.unref();
+  }
+
+  #receive(payload: string | undefined): void {
+    let message: ChangeMessage;
+    try {
+      message = JSON.parse(payload ?? '') as ChangeMessage;
+    } catch {
+      this.#logger.warn({ payload }, 'ignoring malformed change notification');
+      return;
+    }
+    if (message.schema !== this.#schema || message.origin === this.#instanceId) return;
+    const known = new Set<string>(RESOURCE_TYPES);
+    const resourceTypes = (message.resourceTypes ?? []).filter((t) => known.has(t));
+    if (resourceTypes.length > 0) this.#deliver({ resourceTypes, origin: 'remote' });
+  }
+}

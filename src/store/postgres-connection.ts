@@ -1,0 +1,29 @@
+// PostgreSQL connection settings shared by the query pool and the LISTEN client.
+import pg from 'pg';
+import { Kysely, PostgresDialect } from 'kysely';
+import type { Logger } from '../lib/logger.js';
+import type { Tables } from './schema.js';
+
+export interface PostgresSettings {
+  url: string;
+  /** Schema every connection works in; when absent, the server's default search_path applies. */
+  schema?: string;
+  poolSize?: number;
+}
+
+export function clientConfig(settings: PostgresSettings, applicationName: string): pg.ClientConfig {
+  return {
+    connectionString: settings.url,
+    application_name: applicationName,
+    connectionTimeoutMillis: 5000,
+    // Set at connection start-up, so every pooled connection is in the schema before its first query.
+    ...(settings.schema ? { options: `-c search_path=${settings.schema}` } : {}),
+  };
+}
+
+export function openPostgres(settings: PostgresSettings, logger: Logger): Kysely<Tables> {
+  const pool = new pg.Pool({ ...clientConfig(settings, 'tollgate'), max: settings.poolSize ?? 10 });
+  // An idle client losing its server must not crash the process; the pool replaces it on next use.
+  pool.on('error', (err) => logger.warn({ err }, 'idle PostgreSQL connection failed'));
+  return new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) });
+}

@@ -1,0 +1,117 @@
+// Who is writing and in which transaction: every mutation runs in one, writes its audit row there, and is announced after commit.
+import type { Kysely, SelectQueryBuilder } from 'kysely';
+import type { DialectName } from './database-url.js';
+import type { ChangeFeed, ResourceType } from './change-feed.js';
+import { insertAuditRow } from './audit-log.js';
+import { notifyChange } from './pg-change-listener.js';
+import { inTransaction } from './transaction.js';
+import type { Tables } from './schema.js';
+
+/** What every view of one open database shares. */
+export interface StoreCore {
+  db: Kysely<Tables>;
+  dialect: DialectName;
+  feed: ChangeFeed;
+  /** Names this process in NOTIFY payloads. */
+  instanceId: string;
+  /** PostgreSQL schema (or 'public'); 'main' for SQLite. */
+  schema: string;
+}
+
+export interface AuditInput {
+  action: string;
+  resourceType: ResourceType;
+  resourceName: string;
+  /** Never secrets, key hashes or KVM values. */
+  detail?: Record<string, unknown>;
+}
+
+interface OpenTransaction {
+  db: Kysely<Tables>;
+  changed: Set<ResourceType>;
+}
+
+/** Handed to a mutation: the transaction's connection, one timestamp for the whole change, and the audit writer. */
+export class WriteContext {
+  readonly now = new Date().toISOString();
+  readonly #tx: OpenTransaction;
+  readonly #dialect: DialectName;
+  readonly #actor: string;
+
+  constructor(tx: OpenTransaction, dialect: DialectName, actor: string) {
+    this.#tx = tx;
+    this.#dialect = dialect;
+    this.#actor = actor;
+  }
+
+  get db(): Kysely<Tables> {
+    return this.#tx.db;
+  }
+
+  /** Writes the audit row and marks the resource type as changed for the post-commit notification. */
+  async audit(entry: AuditInput): Promise<void> {
+    await insertAuditRow(this.#tx.db, { ...entry, at: this.now, actor: this.#actor });
+    this.#tx.changed.add(entry.resourceType);
+  }
+
+  /** For rows a mutation removes or alters as a side effect (ON DELETE CASCADE). */
+  touched(resourceType: ResourceType): void {
+    this.#tx.changed.add(resourceType);
+  }
+
+  /** Row lock for read-modify-write on PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers. */
+  forUpdate<DB, TB extends keyof DB, O>(query: SelectQueryBuilder<DB, TB, O>): SelectQueryBuilder<DB, TB, O> {
+    return this.#dialect === 'postgres' ? query.forUpdate() : query;
+  }
+}
+
+export class Session {
+  readonly core: StoreCore;
+  readonly actor: string;
+  readonly #tx: OpenTransaction | undefined;
+
+  constructor(core: StoreCore, actor: string, tx?: OpenTransaction) {
+    this.core = core;
+    this.actor = actor;
+    this.#tx = tx;
+  }
+
+  /** The connection reads go to: the open transaction's, or the pool. */
+  get db(): Kysely<Tables> {
+    return this.#tx?.db ?? this.core.db;
+  }
+
+  withActor(actor: string): Session {
+    return new Session(this.core, actor, this.#tx);
+  }
+
+  /** Runs one mutation: inside the open transaction if there is one, otherwise in its own. */
+  write<T>(fn: (w: WriteContext) => Promise<T>): Promise<T> {
+    if (this.#tx) return fn(new WriteContext(this.#tx, this.core.dialect, this.actor));
+    return this.transaction((session) => session.write(fn));
+  }
+
+  /** Joins an open transaction (nested calls are flattened) or opens one; listeners hear of it after COMMIT. */
+  async transaction<T>(fn: (session: Session) => Promise<T>): Promise<T> {
+    if (this.#tx) return fn(this);
+    const { db, dialect, feed, instanceId, schema } = this.core;
+    const changed = new Set<ResourceType>();
+    const result = await inTransaction(db, dialect, 'write', async (conn) => {
+      const value = await fn(new Session(this.core, this.actor, { db: conn, changed }));
+      if (changed.size > 0 && dialect === 'postgres') {
+        await notifyChange(conn, { schema, origin: instanceId, resourceTypes: [...changed] });
+      }
+      return value;
+    });
+    if (changed.size > 0) feed.publish({ resourceTypes: [...changed], origin: 'local' });
+    return result;
+  }
+
+  /** A consistent read of several tables (one snapshot, not a mix of before and after a concurrent write). */
+  snapshot<T>(fn: (session: Session) => Promise<T>): Promise<T> {
+    if (this.#tx) return fn(this);
+    return inTransaction(this.core.db, this.core.dialect, 'snapshot', (conn) =>
+      fn(new Session(this.core, this.actor, { db: conn, changed: new Set() })),
+    );
+  }
+}

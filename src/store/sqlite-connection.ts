@@ -1,0 +1,18 @@
+// Opens the embedded SQLite database (better-sqlite3) with the pragmas a gateway needs.
+import SqliteDatabase from 'better-sqlite3';
+import { Kysely, SqliteDialect } from 'kysely';
+import type { Tables } from './schema.js';
+
+/** How long a writer waits for another process's write lock before SQLITE_BUSY. */
+const BUSY_TIMEOUT_MS = 5000;
+
+export function openSqlite(file: string): Kysely<Tables> {
+  const sqlite = new SqliteDatabase(file);
+  // WAL lets readers proceed while one writer commits; NORMAL sync is durable across process crashes in WAL mode.
+  sqlite.pragma('journal_mode = WAL');
+  sqlite.pragma('synchronous = NORMAL');
+  sqlite.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+  // Off by default in SQLite; apps and credentials rely on ON DELETE CASCADE.
+  sqlite.pragma('foreign_keys = ON');
+  return new Kysely<Tables>({ dialect: new SqliteDialect({ database: sqlite }) });
+}
