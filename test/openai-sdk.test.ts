@@ -1,0 +1,90 @@
+// The official openai SDK, unchanged, through the gateway in front of the simulator: chat, streamed chat
+// with usage in the last chunk, embeddings, responses, and the model list.
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import OpenAI from 'openai';
+import { startGateway, type Gateway } from '../src/gateway/gateway.js';
+import { startSimFleet, type SimFleet } from '../src/sim/index.js';
+import { countChatTokens } from '../src/lib/tokenizer.js';
+import { manifest } from './helpers/manifests.js';
+
+let fleet: SimFleet;
+let gw: Gateway;
+let client: OpenAI;
+
+before(async () => {
+  fleet = await startSimFleet({ replicas: 2, model: 'base-model', loras: ['adapter-a'], timeScale: 50 });
+  gw = await startGateway({
+    configPaths: [],
+    manifests: [
+      manifest('InferencePool', 'pool', { endpoints: fleet.urls }),
+      manifest('InferenceModel', 'chat', { modelName: 'chat', poolRef: { name: 'pool' }, targetModels: [{ name: 'base-model', weight: 1 }] }),
+      manifest('InferenceModel', 'embed', { modelName: 'embed', poolRef: { name: 'pool' }, targetModels: [{ name: 'base-model', weight: 1 }] }),
+      manifest('InferenceModel', 'adapter', { modelName: 'adapter', poolRef: { name: 'pool' }, targetModels: [{ name: 'adapter-a', weight: 1 }] }),
+    ],
+    port: 0,
+    adminPort: 0,
+    host: '127.0.0.1',
+    watch: false,
+  });
+  client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: 'unused-without-api-management', maxRetries: 0 });
+});
+
+after(async () => {
+  await gw.close();
+  await fleet.close();
+});
+
+test('chat completion', async () => {
+  const messages = [{ role: 'user' as const, content: 'Tell me about gateways.' }];
+  const chat = await client.chat.completions.create({ model: 'chat', messages, max_tokens: 12 });
+  assert.equal(chat.object, 'chat.completion');
+  assert.ok(chat.choices[0].message.content!.length > 0);
+  assert.equal(chat.usage!.completion_tokens, 12);
+  assert.equal(chat.usage!.prompt_tokens, countChatTokens(messages));
+});
+
+test('streamed chat with usage in the last chunk', async () => {
+  const stream = await client.chat.completions.create({
+    model: 'adapter',
+    messages: [{ role: 'user', content: 'Stream please.' }],
+    max_tokens: 8,
+    stream: true,
+    stream_options: { include_usage: true },
+  });
+  let text = '';
+  let last: OpenAI.Chat.Completions.ChatCompletionChunk | undefined;
+  for await (const chunk of stream) {
+    text += chunk.choices[0]?.delta?.content ?? '';
+    last = chunk;
+  }
+  assert.ok(text.length > 0);
+  assert.deepEqual(last!.choices, []);
+  assert.equal(last!.usage!.completion_tokens, 8);
+});
+
+test('embeddings', async () => {
+  const e = await client.embeddings.create({ model: 'embed', input: ['the cat sat on the mat', 'a cat sat on a mat'] });
+  assert.equal(e.data.length, 2);
+  assert.ok(e.data[0].embedding.length > 0);
+});
+
+test('responses', async () => {
+  const r = await client.responses.create({ model: 'chat', input: 'Say something.', max_output_tokens: 6 });
+  assert.ok(r.output_text.length > 0);
+  assert.equal(r.usage!.output_tokens, 6);
+});
+
+test('model list', async () => {
+  const ids: string[] = [];
+  for await (const m of client.models.list()) ids.push(m.id);
+  assert.deepEqual(ids.sort(), ['adapter', 'chat', 'embed']);
+});
+
+test('an unknown model is a NotFoundError with the documented code', async () => {
+  await assert.rejects(client.chat.completions.create({ model: 'nope', messages: [{ role: 'user', content: 'x' }] }), (err: any) => {
+    assert.equal(err.status, 404);
+    assert.equal(err.code, 'model_not_found');
+    return true;
+  });
+});
