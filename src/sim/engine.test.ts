@@ -1,0 +1,216 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Engine, type EngineOptions, type SequenceSpec } from './engine.js';
+import { promptBlockHashes } from './kv-cache.js';
+import { decodeStepSeconds, prefillSeconds } from './latency-model.js';
+import { ManualClock } from './testing.js';
+
+const tokens = (n: number, offset = 0) => Array.from({ length: n }, (_, i) => i + offset);
+
+function setup(overrides: Partial<EngineOptions> = {}) {
+  const clock = new ManualClock();
+  const engine = new Engine({
+    maxNumSeqs: 64,
+    maxQueue: 100,
+    maxBatchedTokens: 8192,
+    kvBlocks: 2048,
+    maxLoras: 2,
+    loraLoadMs: 200,
+    timeScale: 1,
+    clock,
+    ...overrides,
+  });
+  return { clock, engine };
+}
+
+interface Trace {
+  submitted: number;
+  firstToken?: number;
+  finished?: number;
+  tokens: number[];
+}
+
+function submit(
+  env: ReturnType<typeof setup>,
+  spec: Partial<SequenceSpec> & { prompt?: number[] } = {},
+): { trace: Trace; seq: ReturnType<Engine['submit']> } {
+  const { clock, engine } = env;
+  const prompt = spec.prompt ?? tokens(100);
+  const trace: Trace = { submitted: clock.now(), tokens: [] };
+  const seq = engine.submit({
+    lora: spec.lora,
+    promptTokens: spec.promptTokens ?? prompt.length,
+    blockHashes: spec.blockHashes ?? promptBlockHashes(spec.lora ?? 'm', prompt),
+    outputTokens: spec.outputTokens ?? 10,
+    onToken: (i) => {
+      if (i === 0) trace.firstToken = clock.now();
+      trace.tokens.push(i);
+    },
+    onFinish: () => {
+      trace.finished = clock.now();
+    },
+  });
+  return { trace, seq };
+}
+
+const ttft = (t: Trace) => t.firstToken! - t.submitted;
+
+describe('latency model', () => {
+  test('prefill grows with uncached tokens, with a floor; decode steps grow with the batch', () => {
+    assert.equal(prefillSeconds(0), 0.04);
+    assert.ok(prefillSeconds(4000) > prefillSeconds(1000));
+    assert.ok(decodeStepSeconds(64) > decodeStepSeconds(1));
+  });
+});
+
+describe('Engine', () => {
+  test('a lone request: TTFT is its prefill, then one token per decode step', () => {
+    const env = setup();
+    const { trace } = submit(env, { prompt: tokens(1000), outputTokens: 5 });
+    env.clock.runUntilIdle();
+    assert.deepEqual(trace.tokens, [0, 1, 2, 3, 4]);
+    assert.ok(Math.abs(ttft(trace) - prefillSeconds(1000) * 1000) < 1e-6);
+    const e2e = trace.finished! - trace.submitted;
+    assert.ok(Math.abs(e2e - (prefillSeconds(1000) + 4 * decodeStepSeconds(1)) * 1000) < 1e-6);
+  });
+
+  test('time scale divides every duration', () => {
+    const slow = setup();
+    const fast = setup({ timeScale: 10 });
+    const a = submit(slow, { outputTokens: 20 }).trace;
+    const b = submit(fast, { outputTokens: 20 }).trace;
+    slow.clock.runUntilIdle();
+    fast.clock.runUntilIdle();
+    assert.ok(Math.abs(a.finished! - 10 * b.finished!) < 1e-6);
+  });
+
+  test('a prefix-cache hit has a lower TTFT than a miss for the same long prompt', () => {
+    const env = setup();
+    const prompt = tokens(4000);
+    const miss = submit(env, { prompt, outputTokens: 2 }).trace;
+    env.clock.runUntilIdle();
+    const hit = submit(env, { prompt, outputTokens: 2 }).trace;
+    env.clock.runUntilIdle();
+    assert.ok(ttft(hit) < ttft(miss) / 3, `hit ${ttft(hit)} ms vs miss ${ttft(miss)} ms`);
+    assert.equal(env.engine.prefixQueryTokens, 8000);
+    assert.equal(env.engine.prefixHitTokens, 3999);
+  });
+
+  test('more concurrent load gives longer TTFT and slower decoding', () => {
+    const alone = setup();
+    const single = submit(alone, { outputTokens: 50 }).trace;
+    alone.clock.runUntilIdle();
+
+    const busy = setup();
+    const traces = Array.from({ length: 40 }, (_, i) => submit(busy, { prompt: tokens(100, i * 1000), outputTokens: 50 }).trace);
+    busy.clock.runUntilIdle();
+    const meanTtft = traces.reduce((s, t) => s + ttft(t), 0) / traces.length;
+    assert.ok(meanTtft > 2 * ttft(single));
+    const decodeTime = (t: Trace) => t.finished! - t.firstToken!;
+    assert.ok(decodeTime(traces[0]) > decodeTime(single));
+  });
+
+  test('at most maxNumSeqs run; the rest wait, and the queue beyond maxQueue is refused', () => {
+    const env = setup({ maxNumSeqs: 2, maxQueue: 3 });
+    const results = Array.from({ length: 6 }, () => submit(env, { outputTokens: 5 }).seq);
+    // 2 free slots + 3 queue places.
+    assert.deepEqual(results.map((s) => s !== null), [true, true, true, true, true, false]);
+    env.clock.advance(1);
+    assert.equal(env.engine.runningCount, 2);
+    assert.equal(env.engine.waitingCount, 3);
+    env.clock.runUntilIdle();
+    assert.equal(env.engine.runningCount, 0);
+    assert.equal(env.engine.waitingCount, 0);
+  });
+
+  test('prefill per step is bounded by maxBatchedTokens, so earlier requests get earlier first tokens', () => {
+    const env = setup({ maxBatchedTokens: 2000 });
+    const a = submit(env, { prompt: tokens(1500, 0), outputTokens: 3 }).trace;
+    const b = submit(env, { prompt: tokens(1500, 10_000), outputTokens: 3 }).trace;
+    env.clock.runUntilIdle();
+    assert.ok(a.firstToken! < b.firstToken!);
+  });
+
+  test('a sequence holds KV blocks while running and frees them when done or cancelled', () => {
+    const env = setup();
+    const { seq } = submit(env, { prompt: tokens(320), outputTokens: 100 });
+    const other = submit(env, { prompt: tokens(320, 5000), outputTokens: 100 });
+    env.clock.advance(1000);
+    assert.ok(env.engine.kv.usage > 0);
+    const held = env.engine.kv.usedBlocks;
+    env.engine.cancel(other.seq!);
+    assert.ok(env.engine.kv.usedBlocks < held);
+    assert.equal(env.engine.runningCount, 1);
+    env.clock.runUntilIdle();
+    assert.equal(seq!.state, 'done');
+    assert.equal(other.trace.finished, undefined);
+    assert.equal(env.engine.kv.usedBlocks, 0);
+  });
+
+  test('requests wait while the KV cache is full', () => {
+    // 30 blocks (1 reserved): each 200-token prompt with 40 output tokens needs 13–16 blocks.
+    const env = setup({ kvBlocks: 30 });
+    const a = submit(env, { prompt: tokens(200), outputTokens: 40 }).trace;
+    const b = submit(env, { prompt: tokens(200, 1000), outputTokens: 40 }).trace;
+    const c = submit(env, { prompt: tokens(200, 2000), outputTokens: 40 }).trace;
+    env.clock.runUntilIdle();
+    for (const t of [a, b, c]) assert.equal(t.tokens.length, 40);
+    assert.ok(c.firstToken! > Math.min(a.finished!, b.finished!) - 1e-9, 'the third starts once space frees up');
+    assert.equal(env.engine.kv.usedBlocks, 0);
+  });
+
+  test('growing sequences that run out of blocks are preempted and still finish', () => {
+    const env = setup({ kvBlocks: 20 });
+    const traces = Array.from({ length: 3 }, (_, i) => submit(env, { prompt: tokens(60, i * 100), outputTokens: 120 }).trace);
+    env.clock.runUntilIdle();
+    for (const t of traces) assert.deepEqual(t.tokens, Array.from({ length: 120 }, (_, i) => i));
+    assert.equal(env.engine.kv.usedBlocks, 0);
+  });
+
+  test('LoRA: loading costs time, at most maxLoras resident, idle adapters are evicted', () => {
+    const env = setup({ maxLoras: 1, loraLoadMs: 200 });
+    const base = submit(env, { outputTokens: 1 }).trace;
+    const a = submit(env, { lora: 'a', outputTokens: 20 }).trace;
+    const b = submit(env, { lora: 'b', outputTokens: 5 }).trace;
+    env.clock.advance(100);
+    assert.ok(base.finished !== undefined, 'base-model requests need no adapter');
+    assert.deepEqual(env.engine.loras.loading, ['a']);
+    assert.deepEqual([...env.engine.waitingLoras].sort(), ['a', 'b']);
+    env.clock.advance(150);
+    assert.deepEqual(env.engine.loras.resident, ['a']);
+    assert.deepEqual([...env.engine.runningLoras], ['a']);
+    assert.equal(b.firstToken, undefined, 'b waits: the only slot serves a running request');
+    env.clock.runUntilIdle();
+    assert.ok(a.firstToken! >= 200);
+    assert.ok(b.firstToken! >= a.finished! + 200, 'b loads after a finished');
+    assert.deepEqual(env.engine.loras.resident, ['b']);
+  });
+
+  test('a resident adapter is used without loading again', () => {
+    const env = setup({ maxLoras: 2, loraLoadMs: 200 });
+    const first = submit(env, { lora: 'a', outputTokens: 1 }).trace;
+    env.clock.runUntilIdle();
+    const second = submit(env, { lora: 'a', outputTokens: 1, prompt: tokens(100, 7777) }).trace;
+    env.clock.runUntilIdle();
+    assert.ok(ttft(first) >= 200);
+    assert.ok(ttft(second) < 100);
+  });
+
+  test('prefill-only sequences (embeddings) finish without tokens', () => {
+    const env = setup();
+    const { trace } = submit(env, { outputTokens: 0 });
+    env.clock.runUntilIdle();
+    assert.deepEqual(trace.tokens, []);
+    assert.ok(trace.finished! > 0);
+  });
+
+  test('close cancels everything and stops the timer', () => {
+    const env = setup();
+    submit(env, { outputTokens: 1000 });
+    env.clock.advance(50);
+    env.engine.close();
+    assert.equal(env.engine.runningCount, 0);
+    assert.equal(env.clock.runUntilIdle(), 50);
+    assert.equal(env.engine.submit({ promptTokens: 1, blockHashes: [], outputTokens: 1, onToken() {}, onFinish() {} }), null);
+  });
+});

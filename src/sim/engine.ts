@@ -1,0 +1,260 @@
+// The continuous-batching scheduler: a bounded waiting queue, a running batch, one timer per step for the whole batch.
+import { realClock, type Clock } from './clock.js';
+import { BLOCK_SIZE, KvCache, blocksFor } from './kv-cache.js';
+import { decodeStepSeconds, prefillSeconds } from './latency-model.js';
+import { LoraManager } from './lora.js';
+
+export interface EngineOptions {
+  maxNumSeqs: number;
+  maxQueue: number;
+  /** Prompt tokens prefilled per step (vLLM's max_num_batched_tokens); a longer prompt runs alone. */
+  maxBatchedTokens: number;
+  kvBlocks: number;
+  maxLoras: number;
+  /** Simulated adapter load time in milliseconds, before time scaling. */
+  loraLoadMs: number;
+  /** Every simulated duration is divided by this. */
+  timeScale: number;
+  clock?: Clock;
+}
+
+export interface SequenceSpec {
+  lora?: string;
+  promptTokens: number;
+  /** Chained hashes of the prompt's full blocks (promptBlockHashes). */
+  blockHashes: readonly number[];
+  /** Tokens to generate; 0 for prefill-only work such as embeddings. */
+  outputTokens: number;
+  /** Called once per generated token, index 0 first, at the end of the step that produced it. */
+  onToken(index: number): void;
+  /** Called once when the last token is out (not after cancel). */
+  onFinish(): void;
+}
+
+export class Sequence {
+  readonly spec: SequenceSpec;
+  state: 'waiting' | 'running' | 'done' = 'waiting';
+  generated = 0;
+  /** Prompt tokens served from the prefix cache at first admission. */
+  cachedTokens = 0;
+  blocks: number[] = [];
+
+  constructor(spec: SequenceSpec) {
+    this.spec = spec;
+  }
+}
+
+interface Step {
+  prefill: Sequence[];
+  decode: Sequence[];
+}
+
+// When the process stalls longer than this, the step clock jumps forward instead of replaying the backlog at once.
+const MAX_LAG_MS = 100;
+
+export class Engine {
+  readonly kv: KvCache;
+  readonly loras: LoraManager;
+  readonly maxNumSeqs: number;
+  readonly maxQueue: number;
+  /** Tokens in prefix-cache lookups and hits since start (vllm:prefix_cache_queries/hits_total). */
+  prefixQueryTokens = 0;
+  prefixHitTokens = 0;
+
+  #opts: EngineOptions;
+  #clock: Clock;
+  #waiting: Sequence[] = [];
+  #running = new Set<Sequence>();
+  #watermark: number;
+  #step: Step | null = null;
+  #stepEnd = 0;
+  #cancelTimer: (() => void) | null = null;
+  #closed = false;
+
+  constructor(opts: EngineOptions) {
+    this.#opts = opts;
+    this.#clock = opts.clock ?? realClock;
+    this.maxNumSeqs = opts.maxNumSeqs;
+    this.maxQueue = opts.maxQueue;
+    this.kv = new KvCache(opts.kvBlocks);
+    // vLLM keeps ~1% of blocks free at admission so running sequences can grow without immediate preemption.
+    this.#watermark = Math.ceil(opts.kvBlocks * 0.01);
+    this.loras = new LoraManager({
+      maxLoras: opts.maxLoras,
+      loadMs: opts.loraLoadMs / opts.timeScale,
+      clock: this.#clock,
+      onLoaded: () => this.#wake(),
+    });
+  }
+
+  /** The longest sequence (prompt + output tokens) that can ever be admitted. */
+  get maxSequenceTokens(): number {
+    return (this.kv.totalBlocks - this.#watermark) * BLOCK_SIZE - 1;
+  }
+
+  get waitingCount(): number {
+    return this.#waiting.length;
+  }
+
+  get runningCount(): number {
+    return this.#running.size;
+  }
+
+  /** Adapters of running sequences, and of waiting ones (vllm:lora_requests_info). */
+  get runningLoras(): Set<string> {
+    return loraNames(this.#running);
+  }
+
+  get waitingLoras(): Set<string> {
+    return loraNames(this.#waiting);
+  }
+
+  /** Queues a sequence; null when the waiting queue is full (or the engine closed). */
+  submit(spec: SequenceSpec): Sequence | null {
+    // Requests that will take a free batch slot at the next step do not count as waiting.
+    const freeSlots = Math.max(0, this.maxNumSeqs - this.#running.size);
+    if (this.#closed || this.#waiting.length >= this.maxQueue + freeSlots) return null;
+    const seq = new Sequence(spec);
+    this.#waiting.push(seq);
+    this.#wake();
+    return seq;
+  }
+
+  /** Drops a sequence wherever it is, freeing its batch slot and blocks; its callbacks are not called again. */
+  cancel(seq: Sequence): void {
+    if (seq.state === 'waiting') {
+      const i = this.#waiting.indexOf(seq);
+      if (i >= 0) this.#waiting.splice(i, 1);
+    } else if (seq.state === 'running') {
+      this.#evict(seq);
+    }
+    seq.state = 'done';
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#cancelTimer?.();
+    this.#cancelTimer = null;
+    this.loras.close();
+    for (const seq of [...this.#waiting, ...this.#running]) this.cancel(seq);
+  }
+
+  #wake(): void {
+    if (this.#step === null && this.#cancelTimer === null && !this.#closed) {
+      this.#cancelTimer = this.#clock.setTimer(this.#tick, 0);
+    }
+  }
+
+  // Steps are laid end to end on a virtual timeline, so timer lateness (1 ms granularity, event-loop lag) does
+  // not slow the simulated server down: a late tick completes every step that should have ended by now.
+  #tick = (): void => {
+    this.#cancelTimer = null;
+    const now = this.#clock.now();
+    if (this.#step === null) {
+      this.#stepEnd = now;
+      this.#plan();
+    }
+    while (this.#step !== null && this.#stepEnd <= now) {
+      this.#complete(this.#step);
+      if (now - this.#stepEnd > MAX_LAG_MS) this.#stepEnd = now;
+      this.#plan();
+    }
+    if (this.#step !== null) this.#cancelTimer = this.#clock.setTimer(this.#tick, this.#stepEnd - now);
+  };
+
+  #plan(): void {
+    const decode = [...this.#running];
+    let seconds = decode.length > 0 ? decodeStepSeconds(decode.length) : 0;
+    const prefill: Sequence[] = [];
+    seconds += this.#admit(prefill);
+    if (prefill.length === 0 && decode.length === 0) {
+      this.#step = null;
+      return;
+    }
+    this.#stepEnd += (seconds * 1000) / this.#opts.timeScale;
+    this.#step = { prefill, decode };
+  }
+
+  /** Moves waiting sequences into the batch (FIFO; LoRA-blocked ones are skipped); returns their prefill seconds. */
+  #admit(admitted: Sequence[]): number {
+    let seconds = 0;
+    let budget = this.#opts.maxBatchedTokens;
+    const skipped: Sequence[] = [];
+    let i = 0;
+    for (; i < this.#waiting.length && this.#running.size < this.maxNumSeqs; i++) {
+      const seq = this.#waiting[i];
+      const { lora, blockHashes } = seq.spec;
+      if (lora !== undefined && this.loras.prepare(lora) !== 'ready') {
+        skipped.push(seq);
+        continue;
+      }
+      // A preempted sequence recomputes its generated tokens too; at least one token is always computed.
+      const tokens = seq.spec.promptTokens + seq.generated;
+      const cached = Math.min(this.kv.matchPrefix(blockHashes) * BLOCK_SIZE, tokens - 1);
+      const uncached = tokens - cached;
+      if (admitted.length > 0 && uncached > budget) break;
+      const alloc = this.kv.allocate(blockHashes, blocksFor(tokens + 1), this.#watermark);
+      if (alloc === null) break;
+      budget -= uncached;
+      if (seq.generated === 0) {
+        seq.cachedTokens = cached;
+        this.prefixQueryTokens += seq.spec.promptTokens;
+        this.prefixHitTokens += cached;
+      }
+      seq.blocks = alloc.blocks;
+      seq.state = 'running';
+      if (lora !== undefined) this.loras.retain(lora);
+      this.#running.add(seq);
+      admitted.push(seq);
+      seconds += prefillSeconds(uncached);
+    }
+    if (i > 0) this.#waiting = skipped.length > 0 ? skipped.concat(this.#waiting.slice(i)) : this.#waiting.slice(i);
+    return seconds;
+  }
+
+  #complete(step: Step): void {
+    for (const seq of step.prefill) if (seq.state === 'running') this.#emit(seq);
+    for (const seq of step.decode) if (seq.state === 'running' && this.#grow(seq)) this.#emit(seq);
+  }
+
+  #emit(seq: Sequence): void {
+    if (seq.generated < seq.spec.outputTokens) seq.spec.onToken(seq.generated++);
+    // onToken may have cancelled it (a client that hung up).
+    if (seq.state === 'running' && seq.generated >= seq.spec.outputTokens) {
+      this.#evict(seq);
+      seq.state = 'done';
+      seq.spec.onFinish();
+    }
+  }
+
+  /** Makes room for one more token; when the cache is full, preempts the newest sequence (vLLM's recompute). */
+  #grow(seq: Sequence): boolean {
+    if (blocksFor(seq.spec.promptTokens + seq.generated + 1) <= seq.blocks.length) return true;
+    for (;;) {
+      const block = this.kv.append();
+      if (block !== null) {
+        seq.blocks.push(block);
+        return true;
+      }
+      let newest: Sequence = seq;
+      for (const s of this.#running) newest = s;
+      this.#evict(newest);
+      newest.state = 'waiting';
+      this.#waiting.unshift(newest);
+      if (newest === seq) return false;
+    }
+  }
+
+  #evict(seq: Sequence): void {
+    this.#running.delete(seq);
+    this.kv.release(seq.blocks);
+    seq.blocks = [];
+    if (seq.spec.lora !== undefined) this.loras.release(seq.spec.lora);
+  }
+}
+
+function loraNames(seqs: Iterable<Sequence>): Set<string> {
+  const names = new Set<string>();
+  for (const s of seqs) if (s.spec.lora !== undefined) names.add(s.spec.lora);
+  return names;
+}

@@ -1,0 +1,393 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { countChatTokens, countTextTokens } from '../lib/tokenizer.js';
+import { cosineSimilarity } from './embeddings.js';
+import { startSimServer, type SimServer } from './server.js';
+import { postJson, sampleValue, scrape, sseData, waitFor } from './testing.js';
+
+const MODEL = 'sim-model';
+
+/** A long prompt (~6000 tokens) whose text depends on `tag`. */
+function longPrompt(tag: string): string {
+  const words = ['alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot', 'golf', 'hotel'];
+  let out = `${tag}:`;
+  for (let i = 0; i < 3000; i++) out += ` ${words[(i * 7 + tag.length) % words.length]}${i % 10}`;
+  return out;
+}
+
+/** Milliseconds until the first content chunk of a streamed chat request, and its final usage. */
+async function streamTtft(url: string, content: string, maxTokens = 2): Promise<{ ttft: number; usage: any }> {
+  const start = performance.now();
+  const res = await postJson(`${url}/v1/chat/completions`, {
+    model: MODEL,
+    messages: [{ role: 'user', content }],
+    max_tokens: maxTokens,
+    stream: true,
+    stream_options: { include_usage: true },
+  });
+  let ttft = -1;
+  let usage: any;
+  for await (const data of sseData(res)) {
+    if (data === '[DONE]') break;
+    const chunk = JSON.parse(data);
+    if (ttft < 0 && chunk.choices[0]?.delta?.content) ttft = performance.now() - start;
+    if (chunk.usage) usage = chunk.usage;
+  }
+  return { ttft, usage };
+}
+
+describe('sim server: OpenAI surface', () => {
+  let sim: SimServer;
+  before(async () => {
+    sim = await startSimServer({ model: MODEL, loras: ['sql-lora', 'tone-lora'], timeScale: 50 });
+  });
+  after(() => sim.close());
+
+  test('chat completion: OpenAI shape, usage counted like the gateway counts it', async () => {
+    const messages = [
+      { role: 'system', content: 'You are terse.' },
+      { role: 'user', content: [{ type: 'text', text: 'Say hello to the world.' }] },
+    ];
+    const res = await postJson(`${sim.url}/v1/chat/completions`, { model: MODEL, messages, max_tokens: 12 });
+    assert.equal(res.status, 200);
+    const body = await res.json();
+    assert.equal(body.object, 'chat.completion');
+    assert.equal(body.model, MODEL);
+    assert.equal(body.choices[0].message.role, 'assistant');
+    assert.equal(body.choices[0].finish_reason, 'length');
+    assert.equal(body.usage.prompt_tokens, countChatTokens(messages));
+    assert.equal(body.usage.completion_tokens, 12);
+    assert.equal(countTextTokens(body.choices[0].message.content), 12);
+    assert.equal(body.usage.total_tokens, body.usage.prompt_tokens + 12);
+    assert.equal(typeof body.usage.prompt_tokens_details.cached_tokens, 'number');
+  });
+
+  test('same prompt and seed, same answer; no max_tokens draws a length and stops', async () => {
+    const req = { model: MODEL, messages: [{ role: 'user', content: 'Tell me a story about a lighthouse.' }] };
+    const a = await (await postJson(`${sim.url}/v1/chat/completions`, req)).json();
+    const b = await (await postJson(`${sim.url}/v1/chat/completions`, req)).json();
+    assert.equal(a.choices[0].message.content, b.choices[0].message.content);
+    assert.equal(a.choices[0].finish_reason, 'stop');
+    assert.ok(a.usage.completion_tokens >= 1 && a.usage.completion_tokens <= 1024);
+    const c = await (await postJson(`${sim.url}/v1/chat/completions`, { ...req, seed: 7 })).json();
+    assert.notEqual(c.choices[0].message.content, a.choices[0].message.content);
+  });
+
+  test('streamed chat: role first, one chunk per token, finish, usage chunk with empty choices, [DONE]', async () => {
+    const res = await postJson(`${sim.url}/v1/chat/completions`, {
+      model: 'sql-lora',
+      messages: [{ role: 'user', content: 'hi' }],
+      max_completion_tokens: 5,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type')!, /text\/event-stream/);
+    const events = [];
+    for await (const data of sseData(res)) events.push(data);
+    assert.equal(events.at(-1), '[DONE]');
+    const chunks = events.slice(0, -1).map((e) => JSON.parse(e));
+    assert.deepEqual(chunks[0].choices[0].delta, { role: 'assistant', content: '' });
+    const content = chunks.filter((c) => c.choices[0]?.delta?.content);
+    assert.equal(content.length, 5);
+    assert.equal(chunks.at(-2).choices[0].finish_reason, 'length');
+    const last = chunks.at(-1);
+    assert.deepEqual(last.choices, []);
+    assert.deepEqual(last.usage, {
+      prompt_tokens: countChatTokens([{ role: 'user', content: 'hi' }]),
+      completion_tokens: 5,
+      total_tokens: countChatTokens([{ role: 'user', content: 'hi' }]) + 5,
+      prompt_tokens_details: { cached_tokens: 0 },
+    });
+    assert.ok(chunks.every((c) => c.model === 'sql-lora'));
+  });
+
+  test('streamed chat without include_usage has no usage chunk', async () => {
+    const res = await postJson(`${sim.url}/v1/chat/completions`, {
+      model: MODEL,
+      messages: [{ role: 'user', content: 'hi' }],
+      max_tokens: 3,
+      stream: true,
+    });
+    const events = [];
+    for await (const data of sseData(res)) events.push(data);
+    assert.ok(events.slice(0, -1).every((e) => !('usage' in JSON.parse(e))));
+  });
+
+  test('completions, streamed and not', async () => {
+    const res = await postJson(`${sim.url}/v1/completions`, { model: MODEL, prompt: 'Once upon a time', max_tokens: 4 });
+    const body = await res.json();
+    assert.equal(body.object, 'text_completion');
+    assert.equal(body.usage.prompt_tokens, countTextTokens('Once upon a time'));
+    assert.equal(body.usage.completion_tokens, 4);
+    assert.equal(typeof body.choices[0].text, 'string');
+
+    const streamed = await postJson(`${sim.url}/v1/completions`, {
+      model: MODEL,
+      prompt: [1, 2, 3],
+      max_tokens: 3,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    const events = [];
+    for await (const data of sseData(streamed)) events.push(data);
+    const usage = JSON.parse(events.at(-2)!).usage;
+    assert.equal(usage.prompt_tokens, 3);
+    assert.equal(events.slice(0, -1).filter((e) => JSON.parse(e).choices[0]?.text).length, 3);
+  });
+
+  test('responses API: output text and usage; streamed events end in response.completed', async () => {
+    const res = await postJson(`${sim.url}/v1/responses`, { model: MODEL, input: 'Write a haiku', instructions: 'Be brief' });
+    const body = await res.json();
+    assert.equal(body.object, 'response');
+    assert.equal(body.status, 'completed');
+    assert.equal(body.output[0].type, 'message');
+    const text = body.output[0].content[0].text;
+    assert.equal(body.output[0].content[0].type, 'output_text');
+    assert.equal(body.usage.output_tokens, countTextTokens(text));
+    assert.equal(
+      body.usage.input_tokens,
+      countChatTokens([
+        { role: 'system', content: 'Be brief' },
+        { role: 'user', content: 'Write a haiku' },
+      ]),
+    );
+
+    const streamed = await postJson(`${sim.url}/v1/responses`, {
+      model: MODEL,
+      input: [{ role: 'user', content: [{ type: 'input_text', text: 'Write a haiku' }] }],
+      stream: true,
+    });
+    const events = [];
+    for await (const data of sseData(streamed)) events.push(JSON.parse(data));
+    const types = events.map((e) => e.type);
+    assert.equal(types[0], 'response.created');
+    assert.equal(types.at(-1), 'response.completed');
+    const deltas = events.filter((e) => e.type === 'response.output_text.delta').map((e) => e.delta);
+    const done = events.at(-1).response;
+    assert.equal(deltas.join(''), done.output[0].content[0].text);
+    assert.equal(done.usage.output_tokens, deltas.length);
+    assert.deepEqual(
+      events.map((e) => e.sequence_number),
+      events.map((_, i) => i),
+    );
+  });
+
+  test('responses API with max_output_tokens reached reports incomplete', async () => {
+    const res = await postJson(`${sim.url}/v1/responses`, { model: MODEL, input: 'x', max_output_tokens: 3 });
+    const body = await res.json();
+    assert.equal(body.status, 'incomplete');
+    assert.equal(body.incomplete_details.reason, 'max_output_tokens');
+    assert.equal(body.usage.output_tokens, 3);
+  });
+
+  test('embeddings: strings, arrays, token ids, base64; similar texts stay similar', async () => {
+    const texts = ['reset my password please', 'please reset my password', 'the weather in paris'];
+    const res = await postJson(`${sim.url}/v1/embeddings`, { model: MODEL, input: texts });
+    const body = await res.json();
+    assert.equal(body.object, 'list');
+    assert.equal(body.data.length, 3);
+    assert.equal(body.usage.prompt_tokens, texts.reduce((s, t) => s + countTextTokens(t), 0));
+    const [a, b, c] = body.data.map((d: { embedding: number[] }) => d.embedding);
+    assert.ok(cosineSimilarity(a, b) > cosineSimilarity(a, c) + 0.3);
+
+    const ids = await (await postJson(`${sim.url}/v1/embeddings`, { model: MODEL, input: [15339, 1917] })).json();
+    assert.equal(ids.usage.prompt_tokens, 2);
+    const b64 = await (
+      await postJson(`${sim.url}/v1/embeddings`, { model: MODEL, input: 'hi', encoding_format: 'base64' })
+    ).json();
+    assert.equal(Buffer.from(b64.data[0].embedding, 'base64').length, 256 * 4);
+  });
+
+  test('models list: base model and adapters with parent', async () => {
+    const body = await (await fetch(`${sim.url}/v1/models`)).json();
+    assert.equal(body.object, 'list');
+    assert.deepEqual(
+      body.data.map((m: { id: string; parent: string | null }) => [m.id, m.parent]),
+      [
+        [MODEL, null],
+        ['sql-lora', MODEL],
+        ['tone-lora', MODEL],
+      ],
+    );
+  });
+
+  test('errors: unknown model 404, bad JSON 400, wrong types 400, all OpenAI-shaped', async () => {
+    const unknown = await postJson(`${sim.url}/v1/chat/completions`, { model: 'nope', messages: [{ role: 'user', content: 'x' }] });
+    assert.equal(unknown.status, 404);
+    assert.deepEqual(Object.keys((await unknown.json()).error).sort(), ['code', 'message', 'type']);
+
+    const bad = await fetch(`${sim.url}/v1/chat/completions`, { method: 'POST', body: '{"model":' });
+    assert.equal(bad.status, 400);
+    assert.equal((await bad.json()).error.code, 'invalid_json');
+
+    const wrong = await postJson(`${sim.url}/v1/chat/completions`, { model: MODEL, messages: 'hi', max_tokens: -1 });
+    assert.equal(wrong.status, 400);
+    assert.equal((await wrong.json()).error.type, 'invalid_request_error');
+
+    const tooLong = await postJson(`${sim.url}/v1/chat/completions`, {
+      model: MODEL,
+      messages: [{ role: 'user', content: 'x' }],
+      max_tokens: 1_000_000,
+    });
+    assert.equal(tooLong.status, 400);
+
+    assert.equal((await fetch(`${sim.url}/health`)).status, 200);
+    assert.equal((await fetch(`${sim.url}/nope`)).status, 404);
+  });
+});
+
+describe('sim server: latency model over HTTP', () => {
+  test('a prefix-cache hit has lower TTFT than a miss for the same long prompt', async () => {
+    // Modelled: miss ~0.5 s, hit 0.04 s, halved by the time scale; the best of two hits absorbs scheduling noise.
+    const sim = await startSimServer({ model: MODEL, timeScale: 2 });
+    try {
+      const prompt = longPrompt('doc');
+      const miss = await streamTtft(sim.url, prompt);
+      const hits = [await streamTtft(sim.url, prompt), await streamTtft(sim.url, prompt)];
+      const hit = hits[0].ttft < hits[1].ttft ? hits[0] : hits[1];
+      assert.equal(miss.usage.prompt_tokens_details.cached_tokens, 0);
+      assert.ok(hit.usage.prompt_tokens_details.cached_tokens > 0.9 * hit.usage.prompt_tokens);
+      assert.ok(hit.ttft < miss.ttft / 2, `hit ${hit.ttft} ms, miss ${miss.ttft} ms`);
+      const m = await scrape(sim.url);
+      assert.ok(sampleValue(m, 'vllm:prefix_cache_hits_total')! > 0);
+      assert.equal(sampleValue(m, 'vllm:prefix_cache_queries_total'), miss.usage.prompt_tokens * 3);
+    } finally {
+      await sim.close();
+    }
+  });
+
+  test('more concurrent load gives longer TTFT', async () => {
+    const sim = await startSimServer({ model: MODEL, timeScale: 20 });
+    try {
+      const alone = [];
+      for (let i = 0; i < 3; i++) alone.push((await streamTtft(sim.url, `alone ${i}`)).ttft);
+      const loaded = await Promise.all(Array.from({ length: 48 }, (_, i) => streamTtft(sim.url, `busy ${i}`, 20)));
+      const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+      const aloneTtft = median(alone);
+      const loadedTtft = median(loaded.map((r) => r.ttft));
+      assert.ok(loadedTtft > 2 * aloneTtft, `alone ${aloneTtft} ms, loaded ${loadedTtft} ms`);
+    } finally {
+      await sim.close();
+    }
+  });
+});
+
+describe('sim server: metrics, queueing, LoRA, disconnects', () => {
+  test('metrics reflect in-flight requests at scrape time', async () => {
+    const sim = await startSimServer({ model: MODEL, timeScale: 10, maxNumSeqs: 2, kvBlocks: 512 });
+    const abort = new AbortController();
+    try {
+      const inflight = Array.from({ length: 5 }, (_, i) =>
+        postJson(
+          `${sim.url}/v1/chat/completions`,
+          { model: MODEL, messages: [{ role: 'user', content: `req ${i}` }], max_tokens: 5000, stream: true },
+          { signal: abort.signal },
+        ).catch(() => undefined),
+      );
+      await waitFor(() => sim.state().running === 2 && sim.state().waiting === 3);
+      const m = await scrape(sim.url);
+      assert.equal(sampleValue(m, 'vllm:num_requests_running'), 2);
+      assert.equal(sampleValue(m, 'vllm:num_requests_waiting'), 3);
+      const kv = sampleValue(m, 'vllm:kv_cache_usage_perc')!;
+      assert.ok(kv > 0 && kv <= 1);
+      const info = m.find((s) => s.name === 'vllm:cache_config_info')!;
+      assert.deepEqual(info.labels, { block_size: '16', num_gpu_blocks: '512', model_name: MODEL });
+      assert.equal(info.value, 1);
+      assert.ok(m.every((s) => s.labels.model_name === MODEL));
+      for (const name of [
+        'vllm:time_to_first_token_seconds_count',
+        'vllm:e2e_request_latency_seconds_count',
+        'vllm:prompt_tokens_total',
+        'vllm:generation_tokens_total',
+      ]) {
+        assert.ok(m.some((s) => s.name === name), name);
+      }
+
+      // Hanging up cancels: slots and blocks are freed.
+      abort.abort();
+      await Promise.all(inflight);
+      await waitFor(() => sim.state().running === 0 && sim.state().waiting === 0);
+      const after = await scrape(sim.url);
+      assert.equal(sampleValue(after, 'vllm:kv_cache_usage_perc'), 0);
+      assert.equal(sampleValue(after, 'vllm:num_requests_running'), 0);
+    } finally {
+      abort.abort();
+      await sim.close();
+    }
+  });
+
+  test('finished requests are counted', async () => {
+    const sim = await startSimServer({ model: MODEL, timeScale: 50 });
+    try {
+      await postJson(`${sim.url}/v1/chat/completions`, { model: MODEL, messages: [{ role: 'user', content: 'a' }], max_tokens: 3 });
+      const m = await scrape(sim.url);
+      assert.equal(m.find((s) => s.name === 'vllm:request_success_total')?.value, 1);
+      assert.equal(sampleValue(m, 'vllm:generation_tokens_total'), 3);
+      assert.equal(sampleValue(m, 'vllm:time_to_first_token_seconds_count'), 1);
+      assert.equal(sampleValue(m, 'vllm:e2e_request_latency_seconds_count'), 1);
+    } finally {
+      await sim.close();
+    }
+  });
+
+  test('a full waiting queue answers 429', async () => {
+    const sim = await startSimServer({ model: MODEL, timeScale: 10, maxNumSeqs: 1, maxQueue: 2 });
+    const abort = new AbortController();
+    try {
+      const first = Array.from({ length: 3 }, (_, i) =>
+        postJson(
+          `${sim.url}/v1/chat/completions`,
+          { model: MODEL, messages: [{ role: 'user', content: `q${i}` }], max_tokens: 5000, stream: true },
+          { signal: abort.signal },
+        ),
+      );
+      await waitFor(() => sim.state().running === 1 && sim.state().waiting === 2);
+      const refused = await postJson(`${sim.url}/v1/chat/completions`, {
+        model: MODEL,
+        messages: [{ role: 'user', content: 'one too many' }],
+      });
+      assert.equal(refused.status, 429);
+      assert.equal(refused.headers.get('retry-after'), '1');
+      assert.equal((await refused.json()).error.type, 'rate_limit_error');
+      for (const r of await Promise.all(first)) assert.equal(r.status, 200);
+    } finally {
+      abort.abort();
+      await sim.close();
+    }
+  });
+
+  test('LoRA residency: max_lora adapters loaded, lora_requests_info shows running and waiting adapters', async () => {
+    const sim = await startSimServer({ model: MODEL, loras: ['a', 'b', 'c'], maxLoras: 1, timeScale: 10 });
+    const abort = new AbortController();
+    try {
+      const ask = (model: string) =>
+        postJson(
+          `${sim.url}/v1/chat/completions`,
+          { model, messages: [{ role: 'user', content: model }], max_tokens: 5000, stream: true },
+          { signal: abort.signal },
+        ).catch(() => undefined);
+      const pending = [ask('a')];
+      await waitFor(() => sim.state().running === 1);
+      pending.push(ask('b'));
+      await waitFor(() => sim.state().waiting === 1);
+      const info = (await scrape(sim.url)).find((s) => s.name === 'vllm:lora_requests_info')!;
+      assert.deepEqual(info.labels, { running_lora_adapters: 'a', waiting_lora_adapters: 'b', max_lora: '1', model_name: MODEL });
+      assert.ok(Math.abs(info.value - Date.now() / 1000) < 60);
+      assert.deepEqual(sim.state().residentLoras, ['a']);
+
+      abort.abort();
+      await Promise.all(pending);
+      await waitFor(() => sim.state().running === 0 && sim.state().waiting === 0);
+      // The idle adapter gives way to the next one requested.
+      const res = await postJson(`${sim.url}/v1/chat/completions`, { model: 'c', messages: [{ role: 'user', content: 'c' }], max_tokens: 2 });
+      assert.equal(res.status, 200);
+      assert.deepEqual(sim.state().residentLoras, ['c']);
+      const idle = (await scrape(sim.url)).find((s) => s.name === 'vllm:lora_requests_info')!;
+      assert.equal(idle.labels.running_lora_adapters, '');
+    } finally {
+      abort.abort();
+      await sim.close();
+    }
+  });
+});

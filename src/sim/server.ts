@@ -1,0 +1,366 @@
+// One simulated vLLM-compatible model server: OpenAI endpoints, /metrics, /health, and fault controls for tests.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { embed, toBase64 } from './embeddings.js';
+import { Engine, type Sequence } from './engine.js';
+import { Faults, type FaultOptions } from './faults.js';
+import { hashString } from './hash.js';
+import { HttpError, readJson, sendError, sendJson } from './http-io.js';
+import { embeddingJob, generationJob, type Catalog, type GenerationEndpoint, type GenerationJob } from './jobs.js';
+import { createSimMetrics, type SimMetrics } from './metrics.js';
+import { SIM_DEFAULTS, type SimServerOptions } from './options.js';
+import { textSource } from './text.js';
+
+/** A snapshot of a server's internals, for tests. */
+export interface SimServerState {
+  waiting: number;
+  running: number;
+  kvUsage: number;
+  kvUsedBlocks: number;
+  kvTotalBlocks: number;
+  cachedBlocks: number;
+  residentLoras: string[];
+  loadingLoras: string[];
+  /** Inference requests received (since start or the last revive). */
+  requests: number;
+  dead: boolean;
+}
+
+type Route = GenerationEndpoint | 'embeddings';
+
+const ROUTES: Record<string, Route> = {
+  '/v1/chat/completions': 'chat',
+  '/v1/completions': 'completions',
+  '/v1/responses': 'responses',
+  '/v1/embeddings': 'embeddings',
+};
+
+const SSE_HEADERS = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' };
+
+export class SimServer {
+  readonly port: number;
+  readonly url: string;
+  /** The base model (first served name). */
+  readonly model: string;
+  readonly engine: Engine;
+  readonly faults: Faults;
+  readonly metrics: SimMetrics;
+  #catalog: Catalog;
+  #timeScale: number;
+  #http: Server;
+  #sockets = new Set<Socket>();
+  #created = Math.floor(Date.now() / 1000);
+
+  private constructor(http: Server, port: number, host: string, catalog: Catalog, engine: Engine, faults: Faults, timeScale: number) {
+    this.#http = http;
+    this.port = port;
+    this.url = `http://${host}:${port}`;
+    this.#catalog = catalog;
+    this.model = catalog.models[0];
+    this.engine = engine;
+    this.faults = faults;
+    this.#timeScale = timeScale;
+    this.metrics = createSimMetrics(this.model, engine, catalog.loras);
+    http.on('request', this.#onRequest);
+    http.on('connection', (socket: Socket) => {
+      this.#sockets.add(socket);
+      socket.once('close', () => this.#sockets.delete(socket));
+    });
+  }
+
+  static async start(opts: SimServerOptions = {}): Promise<SimServer> {
+    const o = { ...SIM_DEFAULTS, ...definedOnly(opts) };
+    const models = typeof o.model === 'string' ? [o.model] : [...o.model];
+    if (models.length === 0) throw new Error('a simulated server needs at least one model name');
+    const engine = new Engine({
+      maxNumSeqs: o.maxNumSeqs,
+      maxQueue: o.maxQueue,
+      maxBatchedTokens: o.maxBatchedTokens,
+      kvBlocks: o.kvBlocks,
+      maxLoras: o.maxLoras,
+      loraLoadMs: o.loraLoadMs,
+      timeScale: o.timeScale,
+    });
+    const catalog: Catalog = {
+      models,
+      loras: o.loras ?? [],
+      maxModelLen: Math.min(o.maxModelLen, engine.maxSequenceTokens),
+      maxOutputTokens: o.maxOutputTokens,
+      seed: o.seed,
+    };
+    const faults = new Faults(
+      {
+        errorRate: o.errorRate ?? 0,
+        latencySpikeRate: o.latencySpikeRate ?? 0,
+        latencySpikeMs: o.latencySpikeMs ?? 1000,
+        dieAfter: o.dieAfter,
+        dieMidStream: o.dieMidStream,
+      },
+      hashString(`faults:${o.replica ?? 0}`, o.seed),
+    );
+    const http = createServer({ keepAliveTimeout: 60_000 });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        http.once('error', reject);
+        http.listen(o.port ?? 0, o.host, () => {
+          http.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (err) {
+      engine.close();
+      throw err;
+    }
+    const { port } = http.address() as { port: number };
+    return new SimServer(http, port, o.host, catalog, engine, faults, o.timeScale);
+  }
+
+  state(): SimServerState {
+    const { engine } = this;
+    return {
+      waiting: engine.waitingCount,
+      running: engine.runningCount,
+      kvUsage: engine.kv.usage,
+      kvUsedBlocks: engine.kv.usedBlocks,
+      kvTotalBlocks: engine.kv.totalBlocks,
+      cachedBlocks: engine.kv.cachedBlocks,
+      residentLoras: engine.loras.resident,
+      loadingLoras: engine.loras.loading,
+      requests: this.faults.requests,
+      dead: this.faults.dead !== null,
+    };
+  }
+
+  /**
+   * The server dies now. Without midStreamChunks (and no dieMidStream option) every open connection is destroyed and
+   * new ones are dropped on arrival; with it, requests are still taken but streams are cut after that many chunks.
+   */
+  kill(opts: { midStreamChunks?: number } = {}): void {
+    const mode = this.faults.deathMode(opts.midStreamChunks);
+    this.faults.dead = mode;
+    if (mode === 'refuse') for (const socket of this.#sockets) socket.destroy();
+  }
+
+  /** Back to normal after kill() or dieAfter; the dieAfter count starts again. */
+  revive(): void {
+    this.faults.revive();
+  }
+
+  /** The next `count` inference requests are answered with `status` (e.g. 503, or 429 with retry-after). */
+  failNext(count: number, status = 503): void {
+    this.faults.failNext(count, status);
+  }
+
+  /** Changes fault-injection rates while running. */
+  setFaults(changes: Partial<FaultOptions>): void {
+    Object.assign(this.faults.opts, changes);
+  }
+
+  async close(): Promise<void> {
+    this.engine.close();
+    await new Promise<void>((resolve) => {
+      this.#http.close(() => resolve());
+      for (const socket of this.#sockets) socket.destroy();
+    });
+  }
+
+  #onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    const path = (req.url ?? '/').split('?', 1)[0];
+    const route = ROUTES[path];
+    if (this.faults.dead === 'refuse' || (this.faults.dead !== null && route === undefined)) {
+      req.socket.destroy();
+      return;
+    }
+    if (route !== undefined) {
+      if (req.method !== 'POST') return sendError(res, methodNotAllowed());
+      this.#inference(route, req, res).catch((err: unknown) => {
+        if (res.headersSent) {
+          res.destroy();
+          return;
+        }
+        sendError(res, err instanceof HttpError ? err : new HttpError(500, 'server_error', 'internal_error', String(err)));
+      });
+      return;
+    }
+    if (req.method !== 'GET') return sendError(res, methodNotAllowed());
+    if (path === '/health') {
+      res.writeHead(200, { 'content-length': 0 });
+      res.end();
+    } else if (path === '/metrics') {
+      this.metrics.registry.metrics().then(
+        (text) => {
+          res.writeHead(200, { 'content-type': this.metrics.registry.contentType });
+          res.end(text);
+        },
+        () => sendError(res, new HttpError(500, 'server_error', 'internal_error', 'metrics failed')),
+      );
+    } else if (path === '/v1/models') {
+      sendJson(res, 200, this.#modelList());
+    } else {
+      sendError(res, new HttpError(404, 'invalid_request_error', 'route_not_found', `No route for GET ${path}`));
+    }
+  };
+
+  async #inference(route: Route, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const arrived = performance.now();
+    const body = await readJson(req);
+    const job = route === 'embeddings' ? embeddingJob(body, this.#catalog) : generationJob(route, body, this.#catalog);
+    const verdict = this.faults.next();
+    if (verdict.kind === 'die') {
+      this.kill();
+      if (this.faults.dead === 'refuse') return;
+    } else if (verdict.kind === 'fail') {
+      return sendError(res, injectedError(verdict.status));
+    } else if (verdict.delayMs > 0) {
+      await new Promise((resolve) => setTimeout(resolve, verdict.delayMs / this.#timeScale));
+      if (res.destroyed) return;
+    }
+
+    let seq: Sequence | null;
+    if ('texts' in job) {
+      seq = this.engine.submit({
+        lora: job.lora,
+        promptTokens: Math.max(1, Math.min(job.promptTokens, this.#catalog.maxModelLen)),
+        blockHashes: [],
+        outputTokens: 0,
+        onToken: () => {},
+        onFinish: () => {
+          if (this.#cutLimit() !== Infinity) return void res.destroy();
+          const data = job.texts.map((text, index) => {
+            const vector = embed(text, job.dimensions);
+            return { object: 'embedding', index, embedding: job.base64 ? toBase64(vector) : vector };
+          });
+          const usage = { prompt_tokens: job.promptTokens, total_tokens: job.promptTokens };
+          this.#recordFinish(arrived, job.promptTokens, 0, 'stop');
+          sendJson(res, 200, JSON.stringify({ object: 'list', data, model: job.model, usage }));
+        },
+      });
+    } else {
+      seq = this.#generate(job, res, arrived);
+    }
+    if (seq === null) return sendError(res, queueFull());
+    const submitted = seq;
+    res.once('close', () => {
+      if (submitted.state !== 'done') this.engine.cancel(submitted);
+    });
+  }
+
+  /** Submits a generation; tokens go out one chunk per decode step when streaming. */
+  #generate(job: GenerationJob, res: ServerResponse, arrived: number): Sequence | null {
+    const next = textSource(job.textSeed);
+    let text = '';
+    let chunks = 0;
+    let corked = false;
+    const uncork = () => {
+      corked = false;
+      res.uncork();
+    };
+    // Returns false when the server is dying and cut this stream instead.
+    const write = (data: string): boolean => {
+      if (chunks >= this.#cutLimit()) {
+        cut(res);
+        return false;
+      }
+      chunks++;
+      // Tokens of several catch-up steps in one tick leave in one packet instead of one syscall each.
+      if (!corked) {
+        corked = true;
+        res.cork();
+        process.nextTick(uncork);
+      }
+      res.write(data);
+      return true;
+    };
+    const seq = this.engine.submit({
+      lora: job.lora,
+      promptTokens: job.prompt.count,
+      blockHashes: job.blockHashes,
+      outputTokens: job.outputTokens,
+      onToken: (index) => {
+        const piece = next();
+        if (index === 0) this.metrics.firstToken((performance.now() - arrived) / 1000);
+        if (job.stream) write(job.format.token(piece));
+        else text += piece;
+      },
+      onFinish: () => {
+        const usage = { promptTokens: job.prompt.count, completionTokens: job.outputTokens, cachedTokens: seq!.cachedTokens };
+        if (job.stream) {
+          if (!write(job.format.close(usage))) return;
+          res.end();
+        } else {
+          if (this.#cutLimit() !== Infinity) return cut(res);
+          sendJson(res, 200, job.format.body(text, usage));
+        }
+        this.#recordFinish(arrived, job.prompt.count, job.outputTokens, job.finishReason);
+      },
+    });
+    if (seq !== null && job.stream) {
+      res.writeHead(200, SSE_HEADERS);
+      const opening = job.format.open();
+      if (opening !== '') write(opening);
+      else res.flushHeaders();
+    }
+    return seq;
+  }
+
+  #recordFinish(arrived: number, promptTokens: number, generationTokens: number, finishReason: GenerationJob['finishReason']): void {
+    this.metrics.finished({ promptTokens, generationTokens, finishReason, seconds: (performance.now() - arrived) / 1000 });
+  }
+
+  /** Chunks a response may still send: unlimited unless the server died in mid-stream mode. */
+  #cutLimit(): number {
+    const dead = this.faults.dead;
+    return dead !== null && dead !== 'refuse' ? dead.cutAfterChunks : Infinity;
+  }
+
+  #modelList(): string {
+    const card = (id: string, root: string, parent: string | null) => ({
+      id,
+      object: 'model',
+      created: this.#created,
+      owned_by: 'vllm',
+      root,
+      parent,
+      max_model_len: this.#catalog.maxModelLen,
+      permission: [],
+    });
+    const data = [
+      ...this.#catalog.models.map((m) => card(m, this.model, null)),
+      ...this.#catalog.loras.map((l) => card(l, `/adapters/${l}`, this.model)),
+    ];
+    return JSON.stringify({ object: 'list', data });
+  }
+}
+
+/** Starts one simulated server on 127.0.0.1 (port 0 = any free port). */
+export function startSimServer(opts: SimServerOptions = {}): Promise<SimServer> {
+  return SimServer.start(opts);
+}
+
+/** Ends a response abruptly after what was already written has been flushed, as a crashing server would. */
+function cut(res: ServerResponse): void {
+  res.uncork();
+  const socket = res.socket;
+  if (socket) socket.destroySoon();
+  else res.destroy();
+}
+
+function injectedError(status: number): HttpError {
+  if (status === 429) return new HttpError(429, 'rate_limit_error', 'rate_limited', 'Injected fault: too many requests', { 'retry-after': '1' });
+  if (status === 503) return new HttpError(503, 'server_error', 'service_unavailable', 'Injected fault: service unavailable');
+  return new HttpError(status, 'server_error', 'internal_error', 'Injected fault: internal server error');
+}
+
+function queueFull(): HttpError {
+  return new HttpError(429, 'rate_limit_error', 'queue_full', 'The server is overloaded: its waiting queue is full', {
+    'retry-after': '1',
+  });
+}
+
+function methodNotAllowed(): HttpError {
+  return new HttpError(405, 'invalid_request_error', 'method_not_allowed', 'Method not allowed');
+}
+
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

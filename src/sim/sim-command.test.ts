@@ -1,0 +1,61 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { waitFor } from './testing.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+// Runs `tollgate sim ...` through the real main(), in a child process so signals and exit codes are real.
+function runSim(args: string[]) {
+  const script = `import('./src/cli/main.ts').then(async (m) => { process.exitCode = await m.main(${JSON.stringify(['sim', ...args])}); })`;
+  const child = spawn(process.execPath, ['--import', 'tsx', '-e', script], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const run = { child, stdout: '', stderr: '', exited: once(child, 'exit').then(([code]) => code as number) };
+  child.stdout.on('data', (d) => (run.stdout += d));
+  child.stderr.on('data', (d) => (run.stderr += d));
+  return run;
+}
+
+async function finish(run: ReturnType<typeof runSim>) {
+  const code = await run.exited;
+  return { code, stdout: run.stdout, stderr: run.stderr };
+}
+
+describe('tollgate sim', () => {
+  test('a bad value gives one line on stderr and exit code 2', async () => {
+    for (const args of [['--time-scale', 'fast'], ['--replicas', '0'], ['--error-rate', '2'], ['--lora-load-time', 'soon']]) {
+      const { code, stderr } = await finish(runSim(args));
+      assert.equal(code, 2, args.join(' '));
+      assert.equal(stderr.trim().split('\n').length, 1, stderr);
+    }
+  });
+
+  test('--help lists the flags', async () => {
+    const { code, stdout } = await finish(runSim(['--help']));
+    assert.equal(code, 0);
+    for (const flag of ['--replicas', '--port', '--model', '--lora', '--time-scale', '--seed', '--max-queue', '--die-after']) {
+      assert.ok(stdout.includes(flag), flag);
+    }
+  });
+
+  test('starts the fleet, prints one URL per server, stops on SIGTERM', async () => {
+    const run = runSim(['--replicas', '2', '--port', '0', '--time-scale', '50', '--lora', 'a,b']);
+    try {
+      await waitFor(() => run.stdout.split('\n').length > 2, 20_000);
+      const urls = run.stdout.trim().split('\n');
+      assert.equal(urls.length, 2);
+      for (const url of urls) assert.equal((await fetch(`${url}/health`)).status, 200);
+      const models = await (await fetch(`${urls[0]}/v1/models`)).json();
+      assert.deepEqual(
+        models.data.map((m: { id: string }) => m.id),
+        ['meta-llama/Llama-3.1-8B-Instruct', 'a', 'b'],
+      );
+      run.child.kill('SIGTERM');
+      assert.equal(await run.exited, 0);
+      await assert.rejects(fetch(`${urls[0]}/health`));
+    } finally {
+      if (run.child.exitCode === null) run.child.kill('SIGKILL');
+    }
+  });
+});
