@@ -4,6 +4,7 @@ import { serveCommand } from './serve.js';
 import { simCommand } from './sim.js';
 import { demoCommand } from './demo.js';
 import { benchCommand } from './bench.js';
+import { applyCommand } from './apply.js';
 
 export async function main(argv: string[]): Promise<number> {
   const program = new Command('tollgate')
@@ -11,7 +12,7 @@ export async function main(argv: string[]): Promise<number> {
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(str.split('\n')[0] + '\n') })
     .showHelpAfterError(false);
-  for (const cmd of [serveCommand(), simCommand(), demoCommand(), benchCommand()]) {
+  for (const cmd of [serveCommand(), simCommand(), demoCommand(), applyCommand(), benchCommand()]) {
     program.addCommand(cmd.exitOverride());
   }
   try {
@@ -19,6 +20,8 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+      // A refusal from the gateway is not a usage error: apply keeps its own exit code there.
+      if (err.code === 'tollgate.apply') return err.exitCode;
       return err.exitCode === 0 ? 0 : 2;
     }
     throw err;

@@ -54,7 +54,7 @@ export function validateDocument(raw: unknown, source: string, index: number): {
   if (!env.success) return { problems: describeIssues(base, env.error, '') };
   const { apiVersion, kind, metadata, spec } = env.data;
   const where = `${base} (${kind}/${metadata.name})`;
-  const def = KINDS[kind];
+  const def = Object.hasOwn(KINDS, kind) ? KINDS[kind] : undefined;
   if (!def) return { problems: [`${where}: kind: unknown kind "${kind}" (known: ${Object.keys(KINDS).join(', ')})`] };
   if (!def.apiVersions.includes(apiVersion)) {
     return { problems: [`${where}: apiVersion: "${apiVersion}" is not served for ${kind} (use ${def.apiVersions.join(' or ')})`] };

@@ -1,0 +1,17 @@
+// What the API-management admin routes need from the gateway, and the store view each request writes through.
+import type { AdminHandler, AdminRequest } from '../gateway/admin-router.js';
+import type { Database, StoreView } from '../store/index.js';
+import { actorOf } from './request-actor.js';
+
+export interface ApimAdminDeps {
+  db: Database;
+  /** Whether a --config file declares this object (`kind` as in manifests, e.g. `APIProduct`); those are read-only here. */
+  fileOwned: (kind: string, name: string) => boolean;
+}
+
+export type AddRoute = (method: string, pattern: string, handler: AdminHandler) => void;
+
+/** The store, recording the request's actor in the audit rows of whatever it changes. */
+export function storeFor(deps: ApimAdminDeps, req: AdminRequest): StoreView {
+  return deps.db.withActor(actorOf(req));
+}

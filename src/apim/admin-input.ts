@@ -1,0 +1,63 @@
+// Reading admin requests: JSON bodies and query parameters checked with zod; failures are 400s with field paths.
+import { z } from 'zod';
+import { AdminError, type AdminRequest } from '../gateway/admin-router.js';
+import { MAX_PAGE_SIZE, type PageRequest } from '../store/index.js';
+
+export interface FieldProblem {
+  path: string;
+  message: string;
+}
+
+/** `apiProducts[1]`, `attributes[0].name` — the same spelling the config errors use. */
+export function fieldPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out ? `.${String(p)}` : String(p);
+  return out;
+}
+
+export function invalid(message: string, details: FieldProblem[]): AdminError {
+  return new AdminError(400, 'invalid', message, details);
+}
+
+function problems(error: z.ZodError, prefix: string): FieldProblem[] {
+  return error.issues.map((i) => ({ path: fieldPath([...(prefix ? [prefix] : []), ...i.path]) || '(body)', message: i.message }));
+}
+
+/** The JSON body, validated; malformed JSON is already a 400 `invalid_json` from the router. */
+export async function readBody<S extends z.ZodType>(req: AdminRequest, schema: S): Promise<z.output<S>> {
+  const parsed = schema.safeParse(await req.json());
+  if (!parsed.success) throw invalid('The request body is invalid', problems(parsed.error, ''));
+  return parsed.data;
+}
+
+/** Query parameters, validated; parameters the schema does not name are ignored. */
+export function readQuery<S extends z.ZodType>(req: AdminRequest, schema: S): z.output<S> {
+  const parsed = schema.safeParse(Object.fromEntries(req.query));
+  if (!parsed.success) throw invalid('The query parameters are invalid', problems(parsed.error, ''));
+  return parsed.data;
+}
+
+const pageQuery = z.object({
+  pageSize: z.coerce.number().int().min(1).max(MAX_PAGE_SIZE).optional(),
+  pageToken: z.string().min(1).optional(),
+});
+
+/** `?pageSize=&pageToken=` (default 100, at most 1000). */
+export function readPage(req: AdminRequest): PageRequest {
+  return readQuery(req, pageQuery);
+}
+
+/** A boolean query flag such as `?dryRun=true`. */
+export function readFlag(req: AdminRequest, name: string): boolean {
+  return readQuery(req, z.object({ [name]: z.enum(['true', 'false']).optional() }))[name] === 'true';
+}
+
+/** `?action=...`, mapped to the status it sets; `actions` lists every accepted spelling. */
+export function readAction<S extends string>(req: AdminRequest, actions: Record<string, S>): S {
+  const action = req.query.get('action') ?? '';
+  const status = Object.hasOwn(actions, action) ? actions[action] : undefined;
+  if (status === undefined) {
+    throw invalid('Unknown action', [{ path: 'action', message: `must be one of ${Object.keys(actions).join(', ')}` }]);
+  }
+  return status;
+}

@@ -1,0 +1,27 @@
+// The API-management admin API (Apigee's resource shapes) on the gateway's admin router.
+import type { AdminRouter } from '../gateway/admin-router.js';
+import type { AddRoute, ApimAdminDeps } from './admin-deps.js';
+import { handled } from './admin-errors.js';
+import { registerAppRoutes } from './app-routes.js';
+import { registerApplyRoute } from './apply-route.js';
+import { registerAuditRoutes } from './audit-routes.js';
+import { registerDeveloperRoutes } from './developer-routes.js';
+import { registerKeyRoutes } from './key-routes.js';
+import { registerProductRoutes } from './product-routes.js';
+
+export type { ApimAdminDeps } from './admin-deps.js';
+
+/**
+ * Adds /v1/apply, /v1/apiproducts, /v1/developers (with apps and keys) and /v1/audit. Every change goes through
+ * the store, which writes the audit row in the same transaction.
+ * @example registerApimAdminRoutes(gateway.admin, { db, fileOwned: (kind, name) => config.owns(kind, name) });
+ */
+export function registerApimAdminRoutes(router: AdminRouter, deps: ApimAdminDeps): void {
+  const add: AddRoute = (method, pattern, handler) => router.add(method, pattern, handled(handler));
+  registerApplyRoute(add, deps);
+  registerProductRoutes(add, deps);
+  registerDeveloperRoutes(add, deps);
+  registerAppRoutes(add, deps);
+  registerKeyRoutes(add, deps);
+  registerAuditRoutes(add, deps);
+}

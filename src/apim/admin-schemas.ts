@@ -1,0 +1,93 @@
+// Request bodies of the management API (Apigee's field names), validated with zod.
+import { z } from 'zod';
+
+/** Products and apps are named like manifests (metadata.name), so either can refer to the other. */
+const resourceName = z
+  .string()
+  .max(253)
+  .regex(/^[a-z0-9A-Z]([-a-zA-Z0-9_.]*[a-zA-Z0-9])?$/, 'must be letters, digits and - _ . (starting and ending with a letter or digit)');
+
+const attributes = z.array(z.object({ name: z.string().min(1), value: z.string() }).strict()).max(100);
+
+/** API product names in the app's order (the first whose operation set covers a request decides); no repeats. */
+const productNames = z.array(z.string().min(1)).superRefine((names, ctx) => {
+  names.forEach((name, i) => {
+    if (names.indexOf(name) !== i) ctx.addIssue({ code: 'custom', path: [i], message: `"${name}" is listed twice` });
+  });
+});
+
+export const productBody = z
+  .object({
+    name: resourceName,
+    displayName: z.string().min(1).optional(),
+    description: z.string().optional(),
+    approvalType: z.enum(['auto', 'manual']).optional(),
+    attributes: attributes.optional(),
+  })
+  .strict();
+
+/** PUT replaces: fields left out return to their defaults; `name`, when given, must be the one in the path. */
+export const productReplaceBody = productBody.extend({ name: resourceName.optional() });
+
+export const developerBody = z
+  .object({
+    email: z.email(),
+    firstName: z.string().optional(),
+    lastName: z.string().optional(),
+    userName: z.string().optional(),
+    attributes: attributes.optional(),
+  })
+  .strict();
+
+/** PUT replaces the profile; `email`, when given, renames the developer. */
+export const developerReplaceBody = developerBody.extend({ email: z.email().optional() });
+
+/** Beyond this a date is not representable, and no key should outlive it anyway. */
+const HUNDRED_YEARS_S = 100 * 365 * 24 * 3600;
+
+/** Apigee's keyExpiresIn: milliseconds (a number or a numeric string), -1 or absent for a key that never expires. */
+const keyExpiresIn = z
+  .union([z.number().int(), z.string().regex(/^-?\d+$/, 'must be a whole number of milliseconds').transform(Number)])
+  .refine((ms) => ms === -1 || (ms > 0 && ms <= HUNDRED_YEARS_S * 1000), 'must be a positive number of milliseconds (up to 100 years), or -1 for never');
+
+export const appBody = z
+  .object({
+    name: resourceName,
+    apiProducts: productNames.default([]),
+    attributes: attributes.optional(),
+    callbackUrl: z.string().optional(),
+    keyExpiresIn: keyExpiresIn.optional(),
+  })
+  .strict();
+
+/** PUT replaces attributes and callbackUrl; `apiProducts`, when given, becomes the product list of every key of the app. */
+export const appReplaceBody = z
+  .object({
+    name: resourceName.optional(),
+    apiProducts: productNames.optional(),
+    attributes: attributes.optional(),
+    callbackUrl: z.string().optional(),
+  })
+  .strict();
+
+/** Imported keys and secrets are checked for length only: they were generated elsewhere. */
+const importedSecret = z.string().min(16, 'must be at least 16 characters').max(256);
+
+/** A new key for an app: generated, or imported when `consumerKey` is given (for teams migrating existing keys). */
+export const keyBody = z
+  .object({
+    apiProducts: productNames.optional(),
+    expiresInSeconds: z.number().int().positive().max(HUNDRED_YEARS_S, 'must be at most 100 years').optional(),
+    consumerKey: importedSecret.optional(),
+    consumerSecret: importedSecret.optional(),
+  })
+  .strict()
+  .refine((b) => b.consumerSecret === undefined || b.consumerKey !== undefined, {
+    path: ['consumerSecret'],
+    message: 'is imported together with a consumerKey',
+  });
+
+export const auditQuery = z.object({
+  resourceType: z.string().min(1).optional(),
+  resourceName: z.string().min(1).optional(),
+});

@@ -1,0 +1,74 @@
+// /v1/developers/{email}/apps: developer apps, created with their first key (shown in that answer only).
+import type { App, AppStatus, StoreView } from '../store/index.js';
+import type { AddRoute, ApimAdminDeps } from './admin-deps.js';
+import { storeFor } from './admin-deps.js';
+import { invalid, readAction, readBody, readPage } from './admin-input.js';
+import { appBody, appReplaceBody } from './admin-schemas.js';
+import { appKeys, findApp } from './developer-app.js';
+import { expiresAfter, grantsFor } from './new-key.js';
+import { appResource, credentialResource, issuedCredentialResource } from './resource-shapes.js';
+
+const APP_ACTIONS: Record<string, AppStatus> = { approve: 'approved', revoke: 'revoked' };
+
+async function withKeys(store: StoreView, app: App) {
+  return appResource(app, (await appKeys(store, app.id)).map(credentialResource));
+}
+
+export function registerAppRoutes(add: AddRoute, deps: ApimAdminDeps): void {
+  const { db } = deps;
+
+  add('GET', '/v1/developers/{email}/apps', async (req) => {
+    const developer = await db.developers.get(req.params.email);
+    const page = await db.apps.list({ developerId: developer.id }, readPage(req));
+    const items = [];
+    for (const app of page.items) items.push(await withKeys(db, app));
+    return { body: { items, nextPageToken: page.nextPageToken } };
+  });
+
+  add('POST', '/v1/developers/{email}/apps', async (req) => {
+    const body = await readBody(req, appBody);
+    const created = await storeFor(deps, req).transaction(async (tx) => {
+      const developer = await tx.developers.get(req.params.email);
+      const grants = await grantsFor(tx, body.apiProducts, 'apiProducts');
+      const app = await tx.apps.create(developer.id, { name: body.name, attributes: body.attributes, callbackUrl: body.callbackUrl });
+      const issued = await tx.credentials.issue({ appId: app.id, apiProducts: grants, expiresAt: expiresAfter(body.keyExpiresIn) });
+      return appResource(app, [issuedCredentialResource(issued)]);
+    });
+    return { status: 201, body: created };
+  });
+
+  add('GET', '/v1/developers/{email}/apps/{app}', async (req) => ({ body: await withKeys(db, await findApp(db, req.params)) }));
+
+  add('PUT', '/v1/developers/{email}/apps/{app}', async (req) => {
+    const body = await readBody(req, appReplaceBody);
+    if (body.name !== undefined && body.name !== req.params.app) {
+      throw invalid('Apps cannot be renamed', [{ path: 'name', message: `must be "${req.params.app}", as in the path` }]);
+    }
+    const updated = await storeFor(deps, req).transaction(async (tx) => {
+      const app = await findApp(tx, req.params);
+      if (body.apiProducts !== undefined) {
+        for (const key of await appKeys(tx, app.id)) {
+          await tx.credentials.setApiProducts(key.keyId, await grantsFor(tx, body.apiProducts, 'apiProducts', key.apiProducts));
+        }
+      }
+      return withKeys(tx, await tx.apps.update(app.id, { attributes: body.attributes ?? [], callbackUrl: body.callbackUrl ?? null }));
+    });
+    return { body: updated };
+  });
+
+  add('POST', '/v1/developers/{email}/apps/{app}', async (req) => {
+    const status = readAction(req, APP_ACTIONS);
+    const store = storeFor(deps, req);
+    const app = await findApp(store, req.params);
+    return { body: await withKeys(store, await store.apps.setStatus(app.id, status)) };
+  });
+
+  add('DELETE', '/v1/developers/{email}/apps/{app}', async (req) => {
+    const deleted = await storeFor(deps, req).transaction(async (tx) => {
+      const app = await findApp(tx, req.params);
+      const keys = await appKeys(tx, app.id);
+      return appResource(await tx.apps.delete(app.id), keys.map(credentialResource));
+    });
+    return { body: deleted };
+  });
+}

@@ -1,0 +1,47 @@
+// Applying manifests all or none: one store transaction; a dry run performs the very same writes and rolls them back.
+import type { ApplyOutcome, StoreView } from '../store/index.js';
+import type { ApimAdminDeps } from './admin-deps.js';
+import { fileOwnedError, isFileOwned } from './file-ownership.js';
+import type { ApimDocument } from './manifest-documents.js';
+import { storeDocument } from './manifest-tables.js';
+
+export interface ApplyResult {
+  kind: string;
+  name: string;
+  outcome: ApplyOutcome;
+}
+
+/** Thrown out of the transaction to roll a dry run back, carrying what the writes would have done. */
+class DryRunRollback extends Error {
+  constructor(readonly results: ApplyResult[]) {
+    super('dry run');
+  }
+}
+
+export async function applyDocuments(
+  store: StoreView,
+  deps: ApimAdminDeps,
+  documents: readonly ApimDocument[],
+  opts: { dryRun: boolean },
+): Promise<ApplyResult[]> {
+  try {
+    return await store.transaction(async (tx) => {
+      const owned: { path: string; message: string }[] = [];
+      for (const [i, { manifest: m }] of documents.entries()) {
+        if (await isFileOwned(tx, deps, m.kind, m.metadata.name)) {
+          owned.push({ path: `[${i}]`, message: `${m.kind}/${m.metadata.name} is declared in --config files` });
+        }
+      }
+      if (owned.length > 0) throw fileOwnedError(owned);
+      const results: ApplyResult[] = [];
+      for (const doc of documents) {
+        results.push({ kind: doc.manifest.kind, name: doc.manifest.metadata.name, outcome: await storeDocument(tx, doc) });
+      }
+      if (opts.dryRun) throw new DryRunRollback(results);
+      return results;
+    });
+  } catch (err) {
+    if (err instanceof DryRunRollback) return err.results;
+    throw err;
+  }
+}

@@ -1,0 +1,27 @@
+// POST /v1/apply: multi-document YAML (or a JSON array) of apim.googleapis.com/v1 manifests, applied all or none.
+import type { AddRoute, ApimAdminDeps } from './admin-deps.js';
+import { storeFor } from './admin-deps.js';
+import { invalid, readFlag } from './admin-input.js';
+import { applyDocuments } from './apply-manifests.js';
+import { readApimDocuments } from './manifest-documents.js';
+
+/** Problems in the answer point into the body's list of documents: `[2].spec.displayName`. */
+function detailPath(document: number | undefined, path: string): string {
+  if (document === undefined) return '(body)';
+  return path ? `[${document}].${path}` : `[${document}]`;
+}
+
+export function registerApplyRoute(add: AddRoute, deps: ApimAdminDeps): void {
+  add('POST', '/v1/apply', async (req) => {
+    const dryRun = readFlag(req, 'dryRun');
+    const store = storeFor(deps, req);
+    const { documents, problems } = readApimDocuments(await req.text(), 'admin-api');
+    if (problems.length > 0) {
+      const details = problems.map((p) => ({ path: detailPath(p.document, p.path), message: p.message }));
+      throw invalid(`${problems.length} problem${problems.length === 1 ? '' : 's'} in the manifests; nothing was applied`, details);
+    }
+    if (documents.length === 0) throw invalid('No manifests to apply', [{ path: '(body)', message: 'holds no documents' }]);
+    const results = await applyDocuments(store, deps, documents, { dryRun });
+    return { body: dryRun ? { dryRun: true, results } : { results } };
+  });
+}

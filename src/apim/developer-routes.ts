@@ -1,0 +1,42 @@
+// /v1/developers: the people or teams that own apps, addressed by email as in Apigee.
+import type { DeveloperStatus } from '../store/index.js';
+import type { AddRoute, ApimAdminDeps } from './admin-deps.js';
+import { storeFor } from './admin-deps.js';
+import { readAction, readBody, readPage } from './admin-input.js';
+import { developerBody, developerReplaceBody } from './admin-schemas.js';
+import { developerResource, pageBody } from './resource-shapes.js';
+
+/** Apigee spells developer actions active/inactive; DESIGN.md's approve/revoke (as for apps and keys) works too. */
+const DEVELOPER_ACTIONS: Record<string, DeveloperStatus> = { active: 'active', approve: 'active', inactive: 'inactive', revoke: 'inactive' };
+
+export function registerDeveloperRoutes(add: AddRoute, deps: ApimAdminDeps): void {
+  const { db } = deps;
+
+  add('GET', '/v1/developers', async (req) => ({ body: pageBody(await db.developers.list(readPage(req)), developerResource) }));
+
+  add('POST', '/v1/developers', async (req) => {
+    const body = await readBody(req, developerBody);
+    return { status: 201, body: developerResource(await storeFor(deps, req).developers.create(body)) };
+  });
+
+  add('GET', '/v1/developers/{email}', async (req) => ({ body: developerResource(await db.developers.get(req.params.email)) }));
+
+  add('PUT', '/v1/developers/{email}', async (req) => {
+    const body = await readBody(req, developerReplaceBody);
+    const updated = await storeFor(deps, req).developers.update(req.params.email, {
+      email: body.email,
+      firstName: body.firstName ?? '',
+      lastName: body.lastName ?? '',
+      userName: body.userName ?? '',
+      attributes: body.attributes ?? [],
+    });
+    return { body: developerResource(updated) };
+  });
+
+  add('POST', '/v1/developers/{email}', async (req) => {
+    const status = readAction(req, DEVELOPER_ACTIONS);
+    return { body: developerResource(await storeFor(deps, req).developers.setStatus(req.params.email, status)) };
+  });
+
+  add('DELETE', '/v1/developers/{email}', async (req) => ({ body: developerResource(await storeFor(deps, req).developers.delete(req.params.email)) }));
+}

@@ -1,0 +1,72 @@
+// /v1/developers/{email}/apps/{app}/keys: an app's keys — listed without secrets, issued or imported, approved,
+// revoked, deleted, and approved or revoked per API product.
+import type { CredentialStatus } from '../store/index.js';
+import type { AddRoute, ApimAdminDeps } from './admin-deps.js';
+import { storeFor } from './admin-deps.js';
+import { readAction, readBody, readPage } from './admin-input.js';
+import { keyBody } from './admin-schemas.js';
+import { appKeys, findApp, findKey } from './developer-app.js';
+import { expiresAfter, grantsFor } from './new-key.js';
+import { credentialResource, issuedCredentialResource, pageBody } from './resource-shapes.js';
+
+const KEY_ACTIONS: Record<string, CredentialStatus> = { approve: 'approved', revoke: 'revoked' };
+
+const KEYS = '/v1/developers/{email}/apps/{app}/keys';
+
+export function registerKeyRoutes(add: AddRoute, deps: ApimAdminDeps): void {
+  const { db } = deps;
+
+  add('GET', KEYS, async (req) => {
+    const app = await findApp(db, req.params);
+    return { body: pageBody(await db.credentials.listForApp(app.id, readPage(req)), credentialResource) };
+  });
+
+  add('POST', KEYS, async (req) => {
+    const body = await readBody(req, keyBody);
+    const issued = await storeFor(deps, req).transaction(async (tx) => {
+      const app = await findApp(tx, req.params);
+      // Without a list, the new key gets the products the app's keys hold (approvals are per key, so they start over).
+      const products = body.apiProducts ?? [...new Set((await appKeys(tx, app.id)).flatMap((k) => k.apiProducts.map((g) => g.apiproduct)))];
+      return tx.credentials.issue({
+        appId: app.id,
+        apiProducts: await grantsFor(tx, products, 'apiProducts'),
+        expiresAt: expiresAfter(body.expiresInSeconds === undefined ? undefined : body.expiresInSeconds * 1000),
+        consumerKey: body.consumerKey,
+        // An imported key without a secret stays without one, rather than getting a secret nobody asked for.
+        consumerSecret: body.consumerKey === undefined ? undefined : (body.consumerSecret ?? null),
+      });
+    });
+    return { status: 201, body: issuedCredentialResource(issued) };
+  });
+
+  add('GET', `${KEYS}/{keyId}`, async (req) => {
+    const app = await findApp(db, req.params);
+    return { body: credentialResource(await findKey(db, app, req.params.keyId)) };
+  });
+
+  add('POST', `${KEYS}/{keyId}`, async (req) => {
+    const status = readAction(req, KEY_ACTIONS);
+    const key = await storeFor(deps, req).transaction(async (tx) => {
+      await findKey(tx, await findApp(tx, req.params), req.params.keyId);
+      return tx.credentials.setStatus(req.params.keyId, status);
+    });
+    return { body: credentialResource(key) };
+  });
+
+  add('DELETE', `${KEYS}/{keyId}`, async (req) => {
+    const key = await storeFor(deps, req).transaction(async (tx) => {
+      await findKey(tx, await findApp(tx, req.params), req.params.keyId);
+      return tx.credentials.delete(req.params.keyId);
+    });
+    return { body: credentialResource(key) };
+  });
+
+  add('POST', `${KEYS}/{keyId}/apiproducts/{product}`, async (req) => {
+    const status = readAction(req, KEY_ACTIONS);
+    const key = await storeFor(deps, req).transaction(async (tx) => {
+      await findKey(tx, await findApp(tx, req.params), req.params.keyId);
+      return tx.credentials.setProductStatus(req.params.keyId, req.params.product, status);
+    });
+    return { body: credentialResource(key) };
+  });
+}

@@ -1,0 +1,108 @@
+// Reading manifests for `apply` (the admin route and the CLI alike): multi-document YAML or a JSON array,
+// apim.googleapis.com/v1 kinds only, each validated by the config kinds; problems name the document and field path.
+import { parseAllDocuments } from 'yaml';
+import { APIM_API_VERSION } from '../config/apim-kinds.js';
+import { KINDS } from '../config/kinds.js';
+import { validateDocument, type Manifest } from '../config/manifest.js';
+import type { JsonObject } from '../store/index.js';
+
+export interface ApimDocument {
+  /** Validated, with defaults applied. */
+  manifest: Manifest;
+  /** The document as written: what is sent and stored, so applying the same text again is a no-op. */
+  raw: JsonObject;
+  /** `raw.spec` (an empty spec for a document without one). */
+  spec: JsonObject;
+}
+
+export interface DocumentProblem {
+  /** Index among the documents (JSON arrays flattened, empty documents skipped); absent for YAML syntax errors. */
+  document?: number;
+  /** Inside the document, e.g. `spec.displayName`; empty for the document as a whole. */
+  path: string;
+  message: string;
+  /** The whole problem on one line, naming the source, document, kind/name and field path. */
+  line: string;
+}
+
+export interface ApimDocuments {
+  documents: ApimDocument[];
+  problems: DocumentProblem[];
+}
+
+/** Kinds of the gateway itself (pools, models, routes, settings) are owned by --config files. */
+function isApimKind(kind: string): boolean {
+  return Object.hasOwn(KINDS, kind) && KINDS[kind].apiVersions.includes(APIM_API_VERSION);
+}
+
+const APIM_KINDS = Object.keys(KINDS).filter(isApimKind);
+
+/** YAML documents → plain values; a JSON array is a list of documents (as in config/manifest.ts). */
+function splitDocuments(text: string, source: string): { raws: unknown[]; problems: DocumentProblem[] } {
+  const raws: unknown[] = [];
+  const problems: DocumentProblem[] = [];
+  for (const doc of parseAllDocuments(text)) {
+    if (doc.errors.length > 0) {
+      for (const e of doc.errors) {
+        const message = `YAML: ${e.message.split('\n')[0]}`;
+        problems.push({ path: '', message, line: `${source}: ${message}` });
+      }
+      continue;
+    }
+    const value: unknown = doc.toJS();
+    if (value === null || value === undefined) continue;
+    if (Array.isArray(value)) raws.push(...value);
+    else raws.push(value);
+  }
+  return { raws, problems };
+}
+
+/**
+ * validateDocument writes `<source> document <i>[ (<kind>/<name>)]: <field path>: <message>`; the admin API answers
+ * with the path and message apart, so clients (and the CLI) can point at the field.
+ */
+function splitProblem(line: string, prefix: string): { path: string; message: string } {
+  let rest = line.startsWith(prefix) ? line.slice(prefix.length) : line;
+  if (rest.startsWith(' (')) rest = rest.slice(rest.indexOf('): ') + 1);
+  rest = rest.replace(/^: /, '');
+  const at = rest.indexOf(': ');
+  if (at < 0) return { path: '', message: rest };
+  const path = rest.slice(0, at);
+  return { path: path === '(document)' ? '' : path, message: rest.slice(at + 2) };
+}
+
+function envelope(raw: unknown): { kind: unknown; name: unknown } {
+  const r = (raw ?? {}) as { kind?: unknown; metadata?: { name?: unknown } };
+  return { kind: r.kind, name: r.metadata?.name };
+}
+
+export function readApimDocuments(text: string, source: string): ApimDocuments {
+  const { raws, problems } = splitDocuments(text, source);
+  const documents: ApimDocument[] = [];
+  const seen = new Map<string, number>();
+  raws.forEach((raw, i) => {
+    const prefix = `${source} document ${i}`;
+    const { kind, name } = envelope(raw);
+    const where = `${prefix} (${String(kind)}/${String(name)})`;
+    const problem = (path: string, message: string) => problems.push({ document: i, path, message, line: `${where}: ${path}: ${message}` });
+    // Checked here (own keys only, so "toString" is not taken for a kind) to list just the kinds apply takes.
+    if (typeof kind === 'string' && !isApimKind(kind)) {
+      if (Object.hasOwn(KINDS, kind)) problem('kind', `${kind} configures the gateway itself: it belongs in --config files, not in apply`);
+      else problem('kind', `unknown kind "${kind}" (apply takes ${APIM_KINDS.join(', ')})`);
+      return;
+    }
+    const checked = validateDocument(raw, source, i);
+    for (const line of checked.problems) problems.push({ document: i, ...splitProblem(line, prefix), line });
+    if (!checked.manifest) return;
+    const key = `${checked.manifest.kind}/${checked.manifest.metadata.name}`;
+    const first = seen.get(key);
+    if (first !== undefined) {
+      problem('metadata.name', `${key} is also defined in document ${first}`);
+      return;
+    }
+    seen.set(key, i);
+    const doc = raw as JsonObject;
+    documents.push({ manifest: checked.manifest, raw: doc, spec: (doc.spec ?? {}) as JsonObject });
+  });
+  return { documents, problems };
+}

@@ -1,0 +1,168 @@
+// `tollgate apply` in-process against a served admin router (SQLite): output lines, dry run, exit codes.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Command, CommanderError } from 'commander';
+import { registerApimAdminRoutes } from '../src/apim/admin-routes.js';
+import { applyCommand } from '../src/cli/apply.js';
+import { AdminRouter } from '../src/gateway/admin-router.js';
+import { openDatabase, type Database } from '../src/store/index.js';
+
+const TOKEN = 'cli-admin-token';
+
+const product = (name: string, displayName = 'Gold') => `apiVersion: apim.googleapis.com/v1
+kind: APIProduct
+metadata: { name: ${name} }
+spec: { displayName: ${displayName} }
+`;
+
+const operationSet = (name: string, productName: string) => `apiVersion: apim.googleapis.com/v1
+kind: APIOperationSet
+metadata: { name: ${name} }
+spec:
+  apiProductRefs: [{ name: ${productName} }]
+`;
+
+async function serve(router: AdminRouter): Promise<{ url: string; server: Server }> {
+  const server = createServer(router.handle).listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
+}
+
+/** Runs `tollgate apply ARGS` as main() would, capturing everything it writes. */
+async function apply(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const out: string[] = [];
+  const err: string[] = [];
+  let help = '';
+  const command = applyCommand({ out: (l) => out.push(l), err: (l) => err.push(l), env })
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => (help += s), writeErr: (s) => err.push(s) });
+  const program = new Command('tollgate').exitOverride().addCommand(command);
+  try {
+    await program.parseAsync(['apply', ...args], { from: 'user' });
+    return { code: 0, out, err, help };
+  } catch (e) {
+    if (!(e instanceof CommanderError)) throw e;
+    return { code: e.exitCode, commanderCode: e.code, out, err, help };
+  }
+}
+
+describe('tollgate apply', () => {
+  let dir: string;
+  let db: Database;
+  let open: { url: string; server: Server };
+  let guarded: { url: string; server: Server };
+  const fileOwned = new Set(['APIProduct/owned']);
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'tollgate-apply-'));
+    db = await openDatabase(`sqlite:${join(dir, 'test.db')}`);
+    const deps = { db, fileOwned: (kind: string, name: string) => fileOwned.has(`${kind}/${name}`) };
+    const router = new AdminRouter(undefined);
+    registerApimAdminRoutes(router, deps);
+    open = await serve(router);
+    const withToken = new AdminRouter(TOKEN);
+    registerApimAdminRoutes(withToken, deps);
+    guarded = await serve(withToken);
+  });
+  after(async () => {
+    for (const s of [open?.server, guarded?.server]) {
+      s?.closeAllConnections();
+      s?.close();
+    }
+    await db?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function files(name: string, contents: Record<string, string>): Promise<string> {
+    const path = join(dir, name);
+    await mkdir(path);
+    for (const [file, text] of Object.entries(contents)) await writeFile(join(path, file), text);
+    return path;
+  }
+
+  test('applies a directory, one line per result; again: unchanged', async () => {
+    const path = await files('good', { 'a-products.yaml': product('gold'), 'b-sets.yaml': operationSet('chat', 'gold') });
+    const first = await apply(['-f', path, '--admin', open.url]);
+    assert.equal(first.code, 0, first.err.join('\n'));
+    assert.deepEqual(first.out, ['apiproduct/gold created', 'apioperationset/chat created']);
+    assert.equal((await db.products.get('gold')).displayName, 'Gold');
+    const again = await apply(['-f', join(path, 'a-products.yaml'), '-f', join(path, 'b-sets.yaml'), '--admin', open.url]);
+    assert.deepEqual(again.out, ['apiproduct/gold unchanged', 'apioperationset/chat unchanged']);
+  });
+
+  test('--dry-run reports and writes nothing', async () => {
+    const path = await files('dry', { 'p.yaml': product('silver') });
+    const r = await apply(['-f', path, '--admin', open.url, '--dry-run']);
+    assert.equal(r.code, 0, r.err.join('\n'));
+    assert.deepEqual(r.out, ['apiproduct/silver created (dry run)']);
+    assert.equal(await db.products.find('silver'), undefined);
+  });
+
+  test('a bad file: exit code 2, errors name file, document and field, nothing sent', async () => {
+    const path = await files('bad', { 'p.yaml': `${product('bronze')}---\n${product('tin').replace('displayName: Gold', 'displayName: 5, approvalType: never')}` });
+    const r = await apply(['-f', path, '--admin', open.url]);
+    assert.equal(r.code, 2);
+    assert.equal(r.err.length, 2, r.err.join('\n'));
+    assert.match(r.err[0], /bad\/p\.yaml document 1 \(APIProduct\/tin\): spec\.displayName: /);
+    assert.match(r.err[1], /bad\/p\.yaml document 1 \(APIProduct\/tin\): spec\.approvalType: /);
+    assert.equal(await db.products.find('bronze'), undefined);
+
+    const pool = await files('pool', { 'pool.yaml': 'apiVersion: inference.networking.k8s.io/v1\nkind: InferencePool\nmetadata: { name: p }\nspec: {}\n' });
+    const refused = await apply(['-f', pool, '--admin', open.url]);
+    assert.equal(refused.code, 2);
+    assert.match(refused.err[0], /pool\.yaml document 0 \(InferencePool\/p\): kind: .*--config files/);
+
+    const dup = await files('dup', { 'a.yaml': product('twin'), 'b.yaml': product('twin') });
+    const twice = await apply(['-f', dup, '--admin', open.url]);
+    assert.equal(twice.code, 2);
+    assert.match(twice.err[0], /b\.yaml document 0 \(APIProduct\/twin\): metadata\.name: also defined in .*a\.yaml document 0/);
+
+    assert.equal((await apply(['-f', join(dir, 'missing.yaml'), '--admin', open.url])).code, 2);
+    assert.equal((await apply(['-f', await files('empty', {}), '--admin', open.url])).code, 2);
+  });
+
+  test('the server refuses: exit code 1 with its errors pointed at the file', async () => {
+    const path = await files('owned', { 'p.yaml': `${product('copper')}---\n${product('owned')}` });
+    const r = await apply(['-f', path, '--admin', open.url]);
+    assert.equal(r.code, 1);
+    assert.match(r.err[0], /HTTP 409/);
+    assert.match(r.err[1], /owned\/p\.yaml document 1 \(APIProduct\/owned\): \(document\): APIProduct\/owned is declared in --config files/);
+    assert.equal(await db.products.find('copper'), undefined, 'all or none');
+  });
+
+  test('sends TOLLGATE_ADMIN_TOKEN as a bearer token', async () => {
+    const path = await files('token', { 'p.yaml': product('zinc') });
+    const without = await apply(['-f', path, '--admin', guarded.url]);
+    assert.equal(without.code, 1);
+    assert.match(without.err[0], /HTTP 401/);
+    const withToken = await apply(['-f', path, '--admin', guarded.url], { TOLLGATE_ADMIN_TOKEN: TOKEN });
+    assert.deepEqual(withToken.out, ['apiproduct/zinc created']);
+    const audit = await db.audit.list({ resourceType: 'apiproduct', resourceName: 'zinc' });
+    assert.equal(audit.items[0].actor, 'admin');
+  });
+
+  test('an unreachable gateway is exit code 1; a bad --admin is a usage error', async () => {
+    const path = await files('unreachable', { 'p.yaml': product('lead') });
+    const closed = createServer().listen(0, '127.0.0.1');
+    await once(closed, 'listening');
+    const port = (closed.address() as AddressInfo).port;
+    closed.close();
+    const r = await apply(['-f', path, '--admin', `http://127.0.0.1:${port}`]);
+    assert.equal(r.code, 1);
+    assert.match(r.err[0], /cannot reach the admin API/);
+    assert.equal((await apply(['-f', path, '--admin', 'not a url'])).commanderCode, 'commander.invalidArgument');
+    assert.equal((await apply([])).commanderCode, 'commander.missingMandatoryOptionValue');
+  });
+
+  test('--help lists the flags', async () => {
+    const r = await apply(['--help']);
+    assert.equal(r.commanderCode, 'commander.helpDisplayed');
+    for (const flag of ['-f, --file', '--admin', '--dry-run']) assert.ok(r.help.includes(flag), flag);
+  });
+});
