@@ -156,6 +156,7 @@ export const quotaSpec = z
     const own = s.allow !== undefined || s.limit !== undefined;
     if (s.useQuotaConfigInAPIProduct) {
       if (own || s.timeUnit) ctx.addIssue({ code: 'custom', path: ['useQuotaConfigInAPIProduct'], message: 'takes the limits from the API product: leave allow, limit and timeUnit out' });
+      if (s.type === 'calendar') ctx.addIssue({ code: 'custom', path: ['type'], message: 'product quotas are calendar-aligned already; a calendar startTime needs the policy\'s own allow and timeUnit' });
     } else {
       if (!own) ctx.addIssue({ code: 'custom', path: ['allow'], message: 'allow (or limit) is required unless useQuotaConfigInAPIProduct is set' });
       if (s.allow !== undefined && s.limit !== undefined) ctx.addIssue({ code: 'custom', path: ['limit'], message: 'give allow or limit, not both' });

@@ -1,5 +1,5 @@
 // The per-request context that every stage of the request path reads and writes.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { ModelConfig, RouteBackend } from '../config/runtime-config.js';
 import type { EndpointConfig } from '../config/runtime-config.js';
 import type { OpenAIBody, Operation } from './openai-request.js';
@@ -9,8 +9,9 @@ export interface RequestContext {
   id: string;
   /** performance.now() at arrival. */
   start: number;
-  req: IncomingMessage;
-  res: ServerResponse;
+  /** The client's request headers (from node:http, or from Envoy's ext_proc messages). */
+  headers: IncomingHttpHeaders;
+  clientIp: string | undefined;
   method: string;
   /** Path with query string, as received. */
   url: string;

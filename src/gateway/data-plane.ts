@@ -1,15 +1,17 @@
 // The data plane's request handler: parse → credentials → model lookup → policies → pick → proxy → account,
-// in the order DESIGN.md fixes. The configuration is swapped atomically on reload; in-flight requests keep theirs.
+// in the order DESIGN.md fixes. The stages before the proxy and the accounting after it are transport-neutral
+// (`decide`, `finish`), so the ext_proc server runs the very same code for Envoy. The configuration is swapped
+// atomically on reload; in-flight requests keep theirs.
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { RuntimeConfig } from '../config/runtime-config.js';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { EndpointConfig, RuntimeConfig } from '../config/runtime-config.js';
 import type { Logger } from '../lib/logger.js';
 import { serializeMessages } from '../lib/tokenizer.js';
 import type { EndpointPicker, Pick } from '../scheduler/types.js';
 import type { RequestMetrics } from '../telemetry/request-metrics.js';
 import { readBody } from './body.js';
 import type { RequestContext } from './context.js';
-import { GatewayError, gatewayError } from './errors.js';
+import { GatewayError, gatewayError, type ErrorResponse } from './errors.js';
 import type { GatewayHooks } from './hooks.js';
 import { modelsListBody } from './models-list.js';
 import { OPERATION_PATHS, parseOpenAIBody, type OpenAIBody } from './openai-request.js';
@@ -18,7 +20,7 @@ import { FAIRNESS_HEADER, matchRoute, resolveModel } from './resolve-model.js';
 import type { UpstreamPools } from './upstream-pools.js';
 
 /** Client headers that never go upstream: hop-by-hop, the client's credentials, tollgate's own routing headers. */
-const NOT_FORWARDED = new Set([
+export const NOT_FORWARDED = new Set([
   'host', 'connection', 'keep-alive', 'transfer-encoding', 'content-length', 'proxy-connection', 'te', 'upgrade', 'trailer',
   'authorization', 'x-api-key', 'x-gateway-inference-objective', 'x-gateway-inference-fairness-id', 'expect',
 ]);
@@ -33,10 +35,36 @@ export interface DataPlaneDeps {
   hooks?: GatewayHooks;
 }
 
+/** Where a decided request goes: the picker's choice, or an HTTPRoute's URL. */
+export type Decision = { kind: 'pick'; pick: Pick } | { kind: 'url'; endpoints: EndpointConfig[] };
+
 function promptOf(body: OpenAIBody): string {
   if (Array.isArray(body.messages)) return serializeMessages(body.messages);
   const p = body.prompt ?? body.input;
   return typeof p === 'string' ? p : p === undefined ? '' : JSON.stringify(p);
+}
+
+/** A fresh context for a request with these headers. */
+export function newContext(method: string, url: string, headers: IncomingHttpHeaders, clientIp: string | undefined): RequestContext {
+  const incomingId = headers['x-request-id'];
+  const q = url.indexOf('?');
+  return {
+    id: typeof incomingId === 'string' && REQUEST_ID.test(incomingId) ? incomingId : randomUUID(),
+    start: performance.now(),
+    headers,
+    clientIp,
+    method,
+    url,
+    path: q === -1 ? url : url.slice(0, q),
+    priority: 0,
+    fairnessId: '',
+    stream: false,
+    bodyChanged: false,
+    responseHeaders: {},
+    attempts: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+  };
 }
 
 export class DataPlane {
@@ -72,122 +100,104 @@ export class DataPlane {
   }
 
   handle = (req: IncomingMessage, res: ServerResponse): void => {
-    const incomingId = req.headers['x-request-id'];
-    const ctx: RequestContext = {
-      id: typeof incomingId === 'string' && REQUEST_ID.test(incomingId) ? incomingId : randomUUID(),
-      start: performance.now(),
-      req,
-      res,
-      method: req.method ?? 'GET',
-      url: req.url ?? '/',
-      path: '',
-      priority: 0,
-      fairnessId: '',
-      stream: false,
-      bodyChanged: false,
-      responseHeaders: {},
-      attempts: 0,
-      bytesIn: 0,
-      bytesOut: 0,
-    };
-    const q = ctx.url.indexOf('?');
-    ctx.path = q === -1 ? ctx.url : ctx.url.slice(0, q);
+    const ctx = newContext(req.method ?? 'GET', req.url ?? '/', req.headers, req.socket.remoteAddress);
     this.#inflight++;
-    this.#run(ctx).then(
+    this.#serve(ctx, req, res).then(
       () => this.#done(ctx),
       (err) => {
-        this.#fail(ctx, err);
+        this.#send(ctx, res, this.errorResponse(ctx, err));
         this.#done(ctx);
       },
     );
   };
 
-  async #run(ctx: RequestContext): Promise<void> {
+  async #serve(ctx: RequestContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (this.#draining) throw gatewayError('TG_ERR_SHUTTING_DOWN');
     const config = this.config;
-    const operation = OPERATION_PATHS[ctx.path];
     if (ctx.method === 'GET' && ctx.path === '/v1/models') {
       await this.hooks.authenticate?.(ctx);
-      this.#send(ctx, 200, modelsListBody(config, this.#created));
+      this.#send(ctx, res, { status: 200, headers: { 'content-type': 'application/json' }, body: modelsListBody(config, this.#created) });
       return;
     }
     ctx.backend = config.routes.length > 0 ? matchRoute(config, ctx) : undefined;
+    const operation = OPERATION_PATHS[ctx.path];
     if (!operation && !ctx.backend) throw gatewayError('TG_ERR_ROUTE_NOT_FOUND', `No route for ${ctx.method} ${ctx.path}`);
     if (operation && ctx.method !== 'POST') throw gatewayError('TG_ERR_METHOD_NOT_ALLOWED', `${ctx.path} accepts POST only`);
+    const raw = await readBody(req, config.settings.server.maxBodyBytes, config.settings.server.bodyTimeout);
+    const decision = await this.decide(ctx, raw);
+    if (decision.kind === 'url') await this.#forward(ctx, res, decision.endpoints, undefined, 1);
+    else await this.#forward(ctx, res, decision.pick.endpoints, decision.pick.release, 1 + config.settings.upstream.maxRetries);
+  }
 
-    const raw = await readBody(ctx.req, config.settings.server.maxBodyBytes, config.settings.server.bodyTimeout);
+  /**
+   * Everything between the request body and the upstream call: parse, credentials, model lookup, policies,
+   * picking. Throws a GatewayError to refuse. `ctx.backend` must already be set when HTTPRoutes apply.
+   */
+  async decide(ctx: RequestContext, raw: Buffer): Promise<Decision> {
+    const config = this.config;
     ctx.rawBody = raw;
     ctx.bytesIn = raw.length;
+    const operation = OPERATION_PATHS[ctx.path];
     if (operation) {
       ctx.operation = operation;
       ctx.body = parseOpenAIBody(raw, operation);
       ctx.model = ctx.body.model;
       ctx.stream = ctx.body.stream === true;
     }
-    await this.hooks.authenticate?.(ctx);
-
+    if (this.hooks.authenticate) await this.hooks.authenticate(ctx);
     if (ctx.backend?.kind === 'url') {
-      await this.hooks.admit?.(ctx);
-      await this.#forward(ctx, { endpoints: [{ url: ctx.backend.url, address: new URL(ctx.backend.url).host }] }, 1);
-      return;
+      if (this.hooks.admit) await this.hooks.admit(ctx);
+      return { kind: 'url', endpoints: [{ url: ctx.backend.url, address: new URL(ctx.backend.url).host }] };
     }
+    if (!ctx.body) throw gatewayError('TG_ERR_ROUTE_NOT_FOUND', `No route for ${ctx.method} ${ctx.path}`);
     resolveModel(config, ctx);
     this.#metrics.started(ctx.model!);
-    const fairness = ctx.req.headers[FAIRNESS_HEADER];
+    const fairness = ctx.headers[FAIRNESS_HEADER];
     if (ctx.fairnessId === '' && typeof fairness === 'string') ctx.fairnessId = fairness;
-    await this.hooks.admit?.(ctx);
-
+    if (this.hooks.admit) await this.hooks.admit(ctx);
     const pick = await this.#picker.pick({
       pool: ctx.modelConfig!.pool,
       targetModel: ctx.targetModel!,
-      prompt: promptOf(ctx.body!),
+      prompt: promptOf(ctx.body),
       priority: ctx.priority,
       fairnessId: ctx.fairnessId,
     });
-    await this.#forward(ctx, pick, 1 + config.settings.upstream.maxRetries);
+    if (pick.endpoints.length === 0) throw gatewayError('TG_ERR_NO_ENDPOINTS');
+    return { kind: 'pick', pick };
   }
 
-  async #forward(ctx: RequestContext, pick: Pick | { endpoints: Pick['endpoints']; release?: undefined }, maxAttempts: number): Promise<void> {
-    if (pick.endpoints.length === 0) throw gatewayError('TG_ERR_NO_ENDPOINTS');
+  /** The body to send upstream: the client's bytes, or re-serialized when a stage changed it. */
+  upstreamBody(ctx: RequestContext): Buffer | null {
+    if (ctx.bodyChanged && ctx.body) {
+      ctx.body.model = ctx.targetModel ?? ctx.body.model;
+      return Buffer.from(JSON.stringify(ctx.body));
+    }
+    return ctx.rawBody ?? null;
+  }
+
+  async #forward(ctx: RequestContext, res: ServerResponse, endpoints: EndpointConfig[], release: Pick['release'] | undefined, maxAttempts: number): Promise<void> {
     const headers: Record<string, string | string[]> = {};
-    const incoming = ctx.req.headers;
+    const incoming = ctx.headers;
     for (const name in incoming) if (!NOT_FORWARDED.has(name)) headers[name] = incoming[name]!;
     headers['x-request-id'] = ctx.id;
-    let body: Buffer | null = ctx.rawBody ?? null;
-    if (ctx.bodyChanged && ctx.body) {
-      ctx.body.model = ctx.targetModel!;
-      body = Buffer.from(JSON.stringify(ctx.body));
-    }
     const mc = ctx.modelConfig;
     const up = this.config.settings.upstream;
     const target: ProxyTarget = {
-      endpoints: pick.endpoints,
-      release: pick.release,
+      endpoints,
+      release,
       path: ctx.url,
       headers,
-      body,
+      body: this.upstreamBody(ctx),
       maxAttempts,
       firstByteTimeoutMs: mc?.firstByteTimeoutMs ?? up.firstByteTimeout,
       responseTimeoutMs: mc?.responseTimeoutMs ?? up.responseTimeout,
     };
-    const result = await proxyRequest(ctx, this.#pools, target);
+    const result = await proxyRequest(ctx, res, this.#pools, target);
     if (result.error) throw result.error;
   }
 
-  #send(ctx: RequestContext, status: number, body: string, extraHeaders?: Record<string, string>): void {
-    ctx.status = status;
-    if (ctx.res.headersSent || ctx.res.destroyed) return;
-    ctx.res.writeHead(status, {
-      'content-type': 'application/json',
-      'content-length': Buffer.byteLength(body),
-      'x-request-id': ctx.id,
-      ...ctx.responseHeaders,
-      ...extraHeaders,
-    });
-    ctx.res.end(body);
-  }
-
-  #fail(ctx: RequestContext, err: unknown): void {
+  /** The answer for a refused request, in the configured fault format; records its code on the context. */
+  errorResponse(ctx: RequestContext, err: unknown): ErrorResponse {
     let fault: GatewayError;
     if (err instanceof GatewayError) fault = err;
     else {
@@ -195,13 +205,27 @@ export class DataPlane {
       fault = gatewayError('TG_ERR_INTERNAL');
     }
     ctx.errorCode = fault.code;
+    ctx.status = fault.status;
     const response = fault.toResponse(this.hooks.faultFormat?.() ?? 'openai');
+    for (const name in ctx.responseHeaders) response.headers[name] ??= ctx.responseHeaders[name];
+    response.headers['x-request-id'] = ctx.id;
     if (fault.status === 413 || fault.status === 408) response.headers.connection = 'close';
-    this.#send(ctx, response.status, response.body, response.headers);
+    return response;
   }
 
-  #done(ctx: RequestContext): void {
-    if (ctx.model !== undefined && ctx.modelConfig) this.#metrics.finished(ctx, ctx.errorCode ?? (ctx.status !== undefined && ctx.status >= 400 ? String(ctx.status) : undefined));
+  #send(ctx: RequestContext, res: ServerResponse, r: ErrorResponse): void {
+    ctx.status = r.status;
+    if (res.headersSent || res.destroyed) return;
+    r.headers['content-length'] = String(Buffer.byteLength(r.body));
+    r.headers['x-request-id'] = ctx.id;
+    for (const name in ctx.responseHeaders) r.headers[name] ??= ctx.responseHeaders[name];
+    res.writeHead(r.status, r.headers);
+    res.end(r.body);
+  }
+
+  /** Accounting once a request is over, whichever way it came in: metrics, policies' response flow, access log. */
+  finish(ctx: RequestContext): void {
+    if (ctx.modelConfig) this.#metrics.finished(ctx, ctx.errorCode ?? (ctx.status !== undefined && ctx.status >= 400 ? String(ctx.status) : undefined));
     try {
       this.hooks.complete?.(ctx);
     } catch (err) {
@@ -227,6 +251,10 @@ export class DataPlane {
         'request',
       );
     }
+  }
+
+  #done(ctx: RequestContext): void {
+    this.finish(ctx);
     if (--this.#inflight === 0 && this.#draining) for (const w of this.#idleWaiters.splice(0)) w();
   }
 }

@@ -2,7 +2,7 @@
 // while nothing has reached the client (connect errors, 503, 429), first-byte and whole-response deadlines,
 // backpressure, client aborts, and an SSE error event when an upstream dies mid-stream.
 import type { Dispatcher } from 'undici';
-import type { OutgoingHttpHeaders } from 'node:http';
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { EndpointConfig } from '../config/runtime-config.js';
 import type { Pick } from '../scheduler/types.js';
 import type { RequestContext } from './context.js';
@@ -39,12 +39,13 @@ function isTimeout(err: Error, code: string): boolean {
 }
 
 /** Streams one request through the endpoints of `target`; resolves once the client's answer is finished or abandoned. */
-export function proxyRequest(ctx: RequestContext, pools: UpstreamPools, target: ProxyTarget): Promise<ProxyResult> {
-  return new Promise((resolve) => new Exchange(ctx, pools, target, resolve).next());
+export function proxyRequest(ctx: RequestContext, res: ServerResponse, pools: UpstreamPools, target: ProxyTarget): Promise<ProxyResult> {
+  return new Promise((resolve) => new Exchange(ctx, res, pools, target, resolve).next());
 }
 
 class Exchange {
   readonly #ctx: RequestContext;
+  readonly #res: ServerResponse;
   readonly #pools: UpstreamPools;
   readonly #target: ProxyTarget;
   readonly #resolve: (r: ProxyResult) => void;
@@ -58,12 +59,13 @@ class Exchange {
   #waitingDrain = false;
   #sse = false;
 
-  constructor(ctx: RequestContext, pools: UpstreamPools, target: ProxyTarget, resolve: (r: ProxyResult) => void) {
+  constructor(ctx: RequestContext, res: ServerResponse, pools: UpstreamPools, target: ProxyTarget, resolve: (r: ProxyResult) => void) {
     this.#ctx = ctx;
+    this.#res = res;
     this.#pools = pools;
     this.#target = target;
     this.#resolve = resolve;
-    ctx.res.once('close', this.#onClientClose);
+    res.once('close', this.#onClientClose);
     this.#deadline = setTimeout(this.#onDeadline, target.responseTimeoutMs);
   }
 
@@ -115,17 +117,17 @@ class Exchange {
     this.#scanner = new UsageScanner(contentType);
     this.#headersSent = true;
     if (this.#clientGone) return;
-    ctx.res.writeHead(status, out);
+    this.#res.writeHead(status, out);
   }
 
   data(chunk: Buffer, controller: Dispatcher.DispatchController): void {
     this.#scanner!.push(chunk);
     this.#ctx.bytesOut += chunk.length;
     if (this.#clientGone) return;
-    if (!this.#ctx.res.write(chunk) && !this.#waitingDrain) {
+    if (!this.#res.write(chunk) && !this.#waitingDrain) {
       this.#waitingDrain = true;
       controller.pause();
-      this.#ctx.res.once('drain', () => {
+      this.#res.once('drain', () => {
         this.#waitingDrain = false;
         controller.resume();
       });
@@ -134,7 +136,7 @@ class Exchange {
 
   end(): void {
     this.#ctx.usage = this.#scanner?.end();
-    if (!this.#clientGone) this.#ctx.res.end();
+    if (!this.#clientGone) this.#res.end();
     this.#finish({});
   }
 
@@ -164,8 +166,8 @@ class Exchange {
         ? gatewayError('TG_ERR_UPSTREAM_TIMEOUT', 'The model server did not finish the answer in time')
         : gatewayError('TG_ERR_UPSTREAM_ERROR', `The model server ended the stream early (${code || err.message})`);
       const event = JSON.stringify({ error: { message: fault.message, type: fault.type, code: fault.code } });
-      this.#ctx.res.end(`data: ${event}\n\n`);
-    } else this.#ctx.res.destroy();
+      this.#res.end(`data: ${event}\n\n`);
+    } else this.#res.destroy();
     this.#finish({});
   }
 
@@ -183,12 +185,12 @@ class Exchange {
     if (this.#finished) return;
     this.#finished = true;
     if (this.#deadline) clearTimeout(this.#deadline);
-    this.#ctx.res.off('close', this.#onClientClose);
+    this.#res.off('close', this.#onClientClose);
     this.#resolve(result);
   }
 
   #onClientClose = (): void => {
-    if (this.#finished || this.#ctx.res.writableFinished) return;
+    if (this.#finished || this.#res.writableFinished) return;
     this.#clientGone = true;
     this.#ctx.errorCode ??= 'client_closed';
     this.#controller?.abort(new Error('client closed the connection'));

@@ -15,7 +15,7 @@ function ruleMatches(rule: RouteRule, ctx: RequestContext): boolean {
       const p = m.path.value;
       if (m.path.type === 'Exact' ? ctx.path !== p : !(ctx.path === p || ctx.path.startsWith(p.endsWith('/') ? p : `${p}/`))) return false;
     }
-    if (m.headers) for (const h of m.headers) if (ctx.req.headers[h.name.toLowerCase()] !== h.value) return false;
+    if (m.headers) for (const h of m.headers) if (ctx.headers[h.name.toLowerCase()] !== h.value) return false;
     return true;
   });
 }
@@ -39,7 +39,7 @@ export function resolveModel(config: RuntimeConfig, ctx: RequestContext): void {
   ctx.targetModel = target;
   if (target !== model) ctx.bodyChanged = true;
   ctx.priority = mc.priority;
-  const objectiveName = ctx.req.headers[OBJECTIVE_HEADER];
+  const objectiveName = ctx.headers[OBJECTIVE_HEADER];
   if (typeof objectiveName === 'string') {
     const objective = config.objectives.get(objectiveName);
     if (objective && objective.pool === mc.pool.name) ctx.priority = objective.priority;

@@ -1,0 +1,90 @@
+// The APIMExtensionPolicy's failOpen and timeout around every counter-store call: when the store cannot answer
+// (CounterStoreUnavailableError, or slower than the timeout) the request is either allowed uncounted or refused with 500.
+import { gatewayError } from '../gateway/errors.js';
+import type { Logger } from '../lib/logger.js';
+import type { CounterStore } from '../store/counters/counter-store.js';
+import { CounterStoreUnavailableError } from '../store/counters/errors.js';
+
+export interface CounterGuardOptions {
+  failOpen: boolean;
+  timeoutMs: number;
+  logger: Logger;
+}
+
+class CounterTimeoutError extends Error {}
+
+function isOutage(err: unknown): boolean {
+  return err instanceof CounterStoreUnavailableError || err instanceof CounterTimeoutError;
+}
+
+/**
+ * @example const r = await guard.call((s) => s.consume(key, 1, 100, 60_000)); if (r === undefined) return; // failed open
+ */
+export class CounterGuard {
+  readonly #store: CounterStore;
+  readonly #failOpen: boolean;
+  readonly #timeoutMs: number;
+  readonly #logger: Logger;
+  #outage = false;
+  #failedOpen = 0;
+
+  constructor(store: CounterStore, opts: CounterGuardOptions) {
+    this.#store = store;
+    this.#failOpen = opts.failOpen;
+    this.#timeoutMs = opts.timeoutMs;
+    this.#logger = opts.logger;
+  }
+
+  /** Requests let through uncounted because the store could not answer (for a metric). */
+  get failedOpen(): number {
+    return this.#failedOpen;
+  }
+
+  /** The store's answer; undefined when it could not answer and failOpen lets the request through. Otherwise throws 500. */
+  async call<T>(op: (store: CounterStore) => Promise<T>): Promise<T | undefined> {
+    try {
+      return await this.#attempt(op);
+    } catch (err) {
+      // Anything else is a bug (a RangeError, say): it surfaces as a 500 rather than hiding behind failOpen.
+      if (!isOutage(err)) throw err;
+      if (this.#failOpen) {
+        this.#failedOpen++;
+        return undefined;
+      }
+      throw gatewayError('TG_ERR_EXTENSION_FAILED', `A policy extension could not answer: ${(err as Error).message}`);
+    }
+  }
+
+  /** For the response flow, where nobody is left to refuse: failures are logged (once per outage) and dropped. */
+  settle(op: (store: CounterStore) => Promise<unknown>): Promise<void> {
+    return this.#attempt(op).then(
+      () => undefined,
+      (err: unknown) => {
+        if (!isOutage(err)) this.#logger.error({ err }, 'settling a counter failed');
+      },
+    );
+  }
+
+  async #attempt<T>(op: (store: CounterStore) => Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new CounterTimeoutError(`the counter store did not answer within ${this.#timeoutMs}ms`)), this.#timeoutMs);
+    });
+    try {
+      const result = await Promise.race([op(this.#store), timeout]);
+      if (this.#outage) {
+        this.#outage = false;
+        this.#logger.info('the counter store answers again');
+      }
+      return result;
+    } catch (err) {
+      if (isOutage(err) && !this.#outage) {
+        this.#outage = true;
+        this.#logger.warn({ err: (err as Error).message, failOpen: this.#failOpen }, 'the counter store cannot answer; requests are %s until it does', this.#failOpen ? 'let through uncounted' : 'refused');
+      }
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}

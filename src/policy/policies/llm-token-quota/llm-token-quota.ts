@@ -1,0 +1,75 @@
+// LLMTokenQuota: input/output/total tokens per identifier per interval. Admission reserves the estimate atomically
+// (so concurrent requests never push the counter past its limit); the response flow reconciles it to the real usage.
+import { llmTokenQuotaSpec } from '../../../config/apim-kinds.js';
+import type { RequestContext } from '../../../gateway/context.js';
+import { policyFault } from '../../../gateway/errors.js';
+import { policyKey, productTokenKey, windowKey } from '../../counter-keys.js';
+import type { CompiledTokenQuota } from '../../identity.js';
+import { storeWindowMs, windowsOf } from '../../quota-window.js';
+import { retryAfter, showTokenLimit } from '../../rate-limit-headers.js';
+import type { ApimState, Policy, PolicyFactory } from '../../types.js';
+import { compileVariable } from '../../variables.js';
+import { estimateTokens, requestStreamUsage, setOutputCap } from './token-estimate.js';
+import { TokenReservation } from './token-reservation.js';
+
+export const LLM_TOKEN_QUOTA = 'llm-token-quota';
+
+export const LLM_TOKEN_QUOTA_FAULTS = {
+  llmTokenQuotaViolation: 'policies.llmtokenquota.LLMTokenQuotaViolation',
+} as const;
+
+/**
+ * @example llmTokenQuota('tokens', { limit: 100000, interval: 1, timeUnit: 'hour', countOn: 'total' }, deps)
+ * llmTokenQuota('product-tokens', { useQuotaConfigInAPIProduct: true }, deps) — llmOperations.llmTokenQuota, if any.
+ */
+export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
+  const s = llmTokenQuotaSpec.parse(spec);
+  const identify = compileVariable(s.identifier?.ref ?? 'developer.app.id');
+  const own: CompiledTokenQuota | null = s.useQuotaConfigInAPIProduct
+    ? null
+    : { limit: s.limit!, interval: s.interval, timeUnit: s.timeUnit!, countOn: s.countOn, windowAt: windowsOf(s.interval, s.timeUnit!) };
+  const { counters, now } = deps;
+  const F = LLM_TOKEN_QUOTA_FAULTS;
+
+  return {
+    type: LLM_TOKEN_QUOTA,
+    name,
+    needsApiKey: s.useQuotaConfigInAPIProduct,
+    async admit(ctx: RequestContext, state: ApimState) {
+      const set = state.operationSet;
+      const q = own ?? set?.llmTokenQuota;
+      if (!q) return;
+      const id = identify(ctx, state) ?? '';
+      const { input, output } = estimateTokens(ctx, state, q.countOn);
+      // A cap of tollgate's choosing never asks for more than the whole quota could give.
+      let cap = output ?? Math.min(s.defaultMaxTokens, q.limit - input);
+      if (input + cap > q.limit || (output === null && cap < 1)) {
+        // It can never fit: no retry-after, so clients do not retry it in a loop.
+        throw policyFault(429, F.llmTokenQuotaViolation, `The request needs up to ${input + Math.max(cap, 1)} tokens; the token quota allows ${q.limit} per ${q.interval} ${q.timeUnit}`);
+      }
+      const at = now();
+      const w = q.windowAt(at);
+      const windowMs = storeWindowMs(w);
+      const key = windowKey(own ? policyKey('tq', name, id) : productTokenKey(set!.name, id), w.startMs);
+      let r = await counters.call((c) => c.reserve(key, input + cap, q.limit, windowMs, at));
+      if (r && !r.allowed && output === null && r.remaining > input) {
+        // Near the end of the quota, a cap of tollgate's choosing shrinks to what is left.
+        cap = r.remaining - input;
+        r = await counters.call((c) => c.reserve(key, input + cap, q.limit, windowMs, at));
+      }
+      if (!r) return;
+      const resetMs = w.endMs - at;
+      if (!r.allowed) {
+        state.tokensRemaining = undefined;
+        showTokenLimit(ctx, state, q.limit, r.remaining, resetMs);
+        throw policyFault(429, F.llmTokenQuotaViolation, `LLM token quota exceeded: ${r.remaining} of ${q.limit} tokens left, this request needs up to ${input + cap}`, {
+          'retry-after': retryAfter(resetMs),
+        });
+      }
+      (state.settlers ??= []).push(new TokenReservation(counters, key, windowMs, at, q.countOn, input + cap));
+      showTokenLimit(ctx, state, q.limit, r.remaining, resetMs);
+      if (output === null) setOutputCap(ctx, cap);
+      requestStreamUsage(ctx);
+    },
+  } satisfies Policy;
+};

@@ -1,0 +1,40 @@
+// What an LLM token quota reserves for a request: prompt tokens, plus the output cap — the client's, or one tollgate
+// chooses and sends upstream, so the model cannot produce more than was reserved.
+import type { CountOn } from '../../../config/apim-kinds.js';
+import type { RequestContext } from '../../../gateway/context.js';
+import { promptTokens, requestedMaxTokens } from '../../prompt-tokens.js';
+import type { ApimState } from '../../types.js';
+
+export interface TokenEstimate {
+  input: number;
+  /** The client's output cap (0 when output is not counted); null when the client gave none and tollgate must choose. */
+  output: number | null;
+}
+
+export function estimateTokens(ctx: RequestContext, state: ApimState, countOn: CountOn): TokenEstimate {
+  const input = countOn === 'output' ? 0 : promptTokens(ctx, state);
+  if (countOn === 'input' || !ctx.body || ctx.operation === 'embeddings') return { input, output: 0 };
+  return { input, output: requestedMaxTokens(ctx.body) ?? null };
+}
+
+/** Sets the output cap upstream (the Responses API names it max_output_tokens). */
+export function setOutputCap(ctx: RequestContext, cap: number): void {
+  const body = ctx.body!;
+  if (ctx.operation === 'responses') body.max_output_tokens = cap;
+  else body.max_tokens = cap;
+  ctx.bodyChanged = true;
+}
+
+/**
+ * A stream reports usage only when asked (chat and completions): ask for it, and when the client did not,
+ * flag the final usage-only chunk for the proxy to drop. The Responses API always reports it.
+ */
+export function requestStreamUsage(ctx: RequestContext): void {
+  if (!ctx.stream || (ctx.operation !== 'chat.completions' && ctx.operation !== 'completions')) return;
+  const body = ctx.body!;
+  const options = body.stream_options;
+  if (options?.include_usage === true) return;
+  body.stream_options = { ...options, include_usage: true };
+  ctx.bodyChanged = true;
+  ctx.stripStreamUsage = true;
+}

@@ -1,0 +1,45 @@
+// A token reservation held until the exchange is over, then reconciled to the real usage.
+import type { CountOn } from '../../../config/apim-kinds.js';
+import type { RequestContext } from '../../../gateway/context.js';
+import type { Usage } from '../../../gateway/usage.js';
+import type { CounterGuard } from '../../counter-guard.js';
+import type { Settler } from '../../types.js';
+
+function counted(usage: Usage, countOn: CountOn): number {
+  if (countOn === 'input') return usage.inputTokens;
+  if (countOn === 'output') return usage.outputTokens;
+  return usage.inputTokens + usage.outputTokens;
+}
+
+export class TokenReservation implements Settler {
+  readonly #counters: CounterGuard;
+  readonly #key: string;
+  readonly #windowMs: number;
+  readonly #reservedAt: number;
+  readonly #countOn: CountOn;
+  readonly #reserved: number;
+
+  constructor(counters: CounterGuard, key: string, windowMs: number, reservedAt: number, countOn: CountOn, reserved: number) {
+    this.#counters = counters;
+    this.#key = key;
+    this.#windowMs = windowMs;
+    this.#reservedAt = reservedAt;
+    this.#countOn = countOn;
+    this.#reserved = reserved;
+  }
+
+  /**
+   * With usage: the counter moves by actual − reserved. Without: a request that never reached a model server gives
+   * everything back; one that did keeps its reservation (the model may have produced up to its cap).
+   */
+  settle(ctx: RequestContext): Promise<void> {
+    let actual: number;
+    if (ctx.usage) actual = counted(ctx.usage, this.#countOn);
+    else if (ctx.attempts === 0) actual = 0;
+    else return Promise.resolve();
+    const delta = actual - this.#reserved;
+    if (delta === 0) return Promise.resolve();
+    // The reservation's own time, so the correction lands in the window that holds the reservation.
+    return this.#counters.settle((c) => c.adjust(this.#key, delta, this.#windowMs, this.#reservedAt));
+  }
+}

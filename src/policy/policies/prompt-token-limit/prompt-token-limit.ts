@@ -1,0 +1,45 @@
+// PromptTokenLimit: a spike arrest on prompt tokens — at most `rate` tokens per second or minute, smoothed, per identifier.
+import { promptTokenLimitSpec } from '../../../config/apim-kinds.js';
+import type { RequestContext } from '../../../gateway/context.js';
+import { policyFault } from '../../../gateway/errors.js';
+import { policyKey } from '../../counter-keys.js';
+import { promptTokens } from '../../prompt-tokens.js';
+import { parseRate } from '../../rate.js';
+import { retryAfter } from '../../rate-limit-headers.js';
+import type { ApimState, Policy, PolicyFactory } from '../../types.js';
+import { compileVariable } from '../../variables.js';
+
+export const PROMPT_TOKEN_LIMIT = 'prompt-token-limit';
+
+export const PROMPT_TOKEN_LIMIT_FAULTS = {
+  promptTokenLimitViolation: 'policies.prompttokenlimit.PromptTokenLimitViolation',
+} as const;
+
+/** @example promptTokenLimit('prompts', { rate: '20000pm', identifier: { ref: 'developer.app.id' } }, deps) */
+export const promptTokenLimit: PolicyFactory = (name, spec, deps) => {
+  const s = promptTokenLimitSpec.parse(spec);
+  const rate = parseRate(s.rate);
+  const identify = s.identifier ? compileVariable(s.identifier.ref) : null;
+  const global = policyKey('ptl', name, '');
+  const { counters, now } = deps;
+  const F = PROMPT_TOKEN_LIMIT_FAULTS;
+
+  return {
+    type: PROMPT_TOKEN_LIMIT,
+    name,
+    async admit(ctx: RequestContext, state: ApimState) {
+      const tokens = promptTokens(ctx, state);
+      if (tokens === 0) return;
+      // Such a prompt can never pass: no retry-after, so clients do not retry it in a loop.
+      if (tokens > rate.count) throw policyFault(429, F.promptTokenLimitViolation, `The prompt has ${tokens} tokens; the limit is ${s.rate} tokens`);
+      const key = identify ? policyKey('ptl', name, identify(ctx, state) ?? '') : global;
+      // Each token is one slot of the rate; a whole period's tokens may come at once (a long prompt is one request).
+      const r = await counters.call((c) => c.consumeSmoothed(key, rate.intervalMs, rate.count, now(), tokens));
+      if (r && !r.allowed) {
+        throw policyFault(429, F.promptTokenLimitViolation, `Prompt token limit exceeded. Allowed rate : ${s.rate} tokens`, {
+          'retry-after': retryAfter(r.retryAfterMs),
+        });
+      }
+    },
+  } satisfies Policy;
+};

@@ -1,0 +1,69 @@
+// Quota: requests (or message weight) per identifier per interval, from the policy's own allow or, with
+// useQuotaConfigInAPIProduct, from the operation set that entitled the request (counted per app and operation set).
+import { quotaSpec } from '../../../config/apim-kinds.js';
+import type { RequestContext } from '../../../gateway/context.js';
+import { policyFault } from '../../../gateway/errors.js';
+import { policyKey, productQuotaKey } from '../../counter-keys.js';
+import type { CompiledQuota } from '../../identity.js';
+import { windowsOf } from '../../quota-window.js';
+import { retryAfter, showRequestLimit } from '../../rate-limit-headers.js';
+import type { ApimState, Policy, PolicyFactory } from '../../types.js';
+import { compileVariable, compileWeight } from '../../variables.js';
+import { compileQuotaCount } from './quota-counter.js';
+
+export const QUOTA = 'quota';
+
+export const QUOTA_FAULTS = {
+  quotaViolation: 'policies.ratelimit.QuotaViolation',
+} as const;
+
+/**
+ * @example quota('per-app', { allow: 1000, interval: 1, timeUnit: 'hour' }, deps)
+ * quota('product', { useQuotaConfigInAPIProduct: true }, deps) — the operation set's quota, if it has one.
+ */
+export const quota: PolicyFactory = (name, spec, deps) => {
+  const s = quotaSpec.parse(spec);
+  const identify = compileVariable(s.identifier?.ref ?? 'developer.app.id');
+  const weigh = compileWeight(s.messageWeight?.ref);
+  const count = compileQuotaCount(
+    deps.counters,
+    s.type === 'rollingwindow' || s.type === 'flexi' ? s.type : 'fixed',
+    s.countOnly ? 'countOnly' : s.enforceOnly ? 'enforceOnly' : 'both',
+  );
+  const own: CompiledQuota | null = s.useQuotaConfigInAPIProduct
+    ? null
+    : {
+        limit: typeof s.allow === 'object' ? s.allow.count : (s.allow ?? s.limit!),
+        interval: s.interval,
+        timeUnit: s.timeUnit!,
+        windowAt: windowsOf(s.interval, s.timeUnit!, s.startTime === undefined ? undefined : Date.parse(s.startTime)),
+      };
+  const counterName = s.sharedName ?? name;
+  const { now } = deps;
+
+  return {
+    type: QUOTA,
+    name,
+    needsApiKey: s.useQuotaConfigInAPIProduct,
+    async admit(ctx: RequestContext, state: ApimState) {
+      const set = state.operationSet;
+      const q = own ?? set?.quota;
+      if (!q) return;
+      const id = identify(ctx, state) ?? '';
+      const base = own ? policyKey('q', counterName, id) : productQuotaKey(set!.name, id);
+      const at = now();
+      const r = await count(base, weigh ? weigh(ctx, state) : 1, q, at);
+      if (!r) return;
+      const resetMs = r.resetAtMs - at;
+      if (!r.allowed) {
+        // The limit that refused is the one the client must see, whatever others showed.
+        state.requestsRemaining = undefined;
+        showRequestLimit(ctx, state, q.limit, r.remaining, resetMs);
+        throw policyFault(429, QUOTA_FAULTS.quotaViolation, `Rate limit quota violation. Quota limit exceeded. Identifier : ${id || '_default'}`, {
+          'retry-after': retryAfter(resetMs),
+        });
+      }
+      showRequestLimit(ctx, state, q.limit, r.remaining, resetMs);
+    },
+  } satisfies Policy;
+};

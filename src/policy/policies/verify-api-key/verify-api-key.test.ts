@@ -1,0 +1,134 @@
+// VerifyAPIKey: each credential fault, and entitlement by operation set (paths, methods, models, first product decides).
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { GatewayError } from '../../../gateway/errors.js';
+import { MemoryCounterStore } from '../../../store/counters/memory.js';
+import { MemoryIdentitySource } from '../../memory-identity.js';
+import { fakeContext, testDeps, type FakeRequest } from '../../testing.js';
+import type { ApimState } from '../../types.js';
+import { VERIFY_API_KEY_FAULTS as F, verifyApiKey } from './verify-api-key.js';
+
+const NOW = Date.parse('2025-06-02T12:00:00Z');
+const identity = new MemoryIdentitySource([
+  { name: 'chat-small', spec: { apiProductRefs: [{ name: 'basic' }], restOperations: [{ name: 'chat', path: '/v1/chat/completions', methods: ['POST'] }], llmOperations: { models: ['small'] } } },
+  { name: 'everything', spec: { apiProductRefs: [{ name: 'gold' }] } },
+  { name: 'embeddings', spec: { apiProductRefs: [{ name: 'embed' }], restOperations: [{ name: 'emb', path: '/v1/embeddings' }] } },
+]);
+identity.add({ key: 'tg_good', keyId: 'key_good', products: ['basic'] });
+identity.add({ key: 'tg_two', keyId: 'key_two', products: ['basic', 'gold'] });
+identity.add({ key: 'tg_revoked', status: 'revoked', products: ['gold'] });
+identity.add({ key: 'tg_pending', status: 'pending', products: ['gold'] });
+identity.add({ key: 'tg_expired', expiresAt: NOW - 1, products: ['gold'] });
+identity.add({ key: 'tg_later', expiresAt: NOW + 1, products: ['gold'] });
+identity.add({ key: 'tg_app_revoked', appStatus: 'revoked', products: ['gold'] });
+identity.add({ key: 'tg_app_pending', appStatus: 'pending', products: ['gold'] });
+identity.add({ key: 'tg_dev_inactive', developerStatus: 'inactive', products: ['gold'] });
+identity.add({ key: 'tg_no_sets', products: ['unknown-product'] });
+identity.add({ key: 'tg_product_pending', products: [{ name: 'gold', status: 'pending' }, 'basic'] });
+
+const deps = testDeps(new MemoryCounterStore(), { identity, now: () => NOW });
+const policy = verifyApiKey('verify', {}, deps);
+
+function authenticate(key: string | undefined, req: FakeRequest = {}): ApimState {
+  const state: ApimState = {};
+  policy.authenticate!(fakeContext({ ...req, headers: key === undefined ? {} : { 'x-api-key': key } }), state);
+  return state;
+}
+
+function admit(key: string, req: FakeRequest = {}): ApimState {
+  const ctx = fakeContext({ ...req, headers: { authorization: `Bearer ${key}` } });
+  const state: ApimState = {};
+  policy.authenticate!(ctx, state);
+  policy.admit!(ctx, state);
+  return state;
+}
+
+function fault(code: string, status = 401) {
+  return (err: unknown) => err instanceof GatewayError && err.code === code && err.status === status && err.type === 'authentication_error';
+}
+
+describe('credentials', () => {
+  test('a good key identifies the key, app and developer', () => {
+    const state = authenticate('tg_good');
+    assert.equal(state.key!.keyId, 'key_good');
+    assert.equal(state.product, undefined);
+  });
+
+  const faults: [name: string, key: string | undefined, code: string][] = [
+    ['missing', undefined, F.failedToResolveApiKey],
+    ['unknown', 'tg_nope', F.invalidApiKey],
+    ['revoked key', 'tg_revoked', F.apiKeyNotApproved],
+    ['pending key', 'tg_pending', F.apiKeyNotApproved],
+    ['expired key', 'tg_expired', F.consumerKeyExpired],
+    ['revoked app', 'tg_app_revoked', F.appNotApproved],
+    ['pending app', 'tg_app_pending', F.appNotApproved],
+    ['inactive developer', 'tg_dev_inactive', F.appNotApproved],
+  ];
+  for (const [name, key, code] of faults) test(`${name} → 401 ${code}`, () => assert.throws(() => authenticate(key), fault(code)));
+
+  test('a key that expires later still works', () => assert.equal(authenticate('tg_later').key!.keyId !== undefined, true));
+
+  test('a JWT in Authorization is not taken for an API key', () => {
+    const state: ApimState = {};
+    assert.throws(() => policy.authenticate!(fakeContext({ headers: { authorization: 'Bearer h.p.s' } }), state), fault(F.failedToResolveApiKey));
+  });
+
+  test('apiKey.ref reads the key from another variable', () => {
+    const custom = verifyApiKey('custom', { apiKey: { ref: 'request.queryparam.apikey' } }, deps);
+    const state: ApimState = {};
+    custom.authenticate!(fakeContext({ url: '/v1/chat/completions?apikey=tg_good' }), state);
+    assert.equal(state.key!.keyId, 'key_good');
+    assert.throws(() => custom.authenticate!(fakeContext({ headers: { 'x-api-key': 'tg_good' } }), {}), fault(F.failedToResolveApiKey));
+  });
+});
+
+describe('entitlement', () => {
+  test('the operation set grants its path, method and models', () => {
+    const state = admit('tg_good', { model: 'small' });
+    assert.equal(state.product!.name, 'basic');
+    assert.equal(state.operationSet!.name, 'chat-small');
+  });
+
+  const refused: [name: string, req: FakeRequest][] = [
+    ['a model outside the set', { model: 'large' }],
+    ['a path outside the set', { url: '/v1/embeddings', operation: 'embeddings', model: 'small' }],
+    ['a method outside the set', { method: 'PUT', model: 'small' }],
+  ];
+  for (const [name, req] of refused) {
+    test(`${name} → 401 ${F.invalidApiKeyForGivenResource}`, () => assert.throws(() => admit('tg_good', req), fault(F.invalidApiKeyForGivenResource)));
+  }
+
+  test('a product without operation sets grants nothing', () => {
+    assert.throws(() => admit('tg_no_sets', { model: 'small' }), fault(F.invalidApiKeyForGivenResource));
+  });
+
+  test('a set without models allows every model; a request without a model needs such a set', () => {
+    assert.equal(admit('tg_two', { model: 'anything' }).operationSet!.name, 'everything');
+    const ctx = fakeContext({ headers: { 'x-api-key': 'tg_good' }, url: '/v1/chat/completions' });
+    ctx.model = undefined;
+    const state: ApimState = {};
+    policy.authenticate!(ctx, state);
+    assert.throws(() => policy.admit!(ctx, state), fault(F.invalidApiKeyForGivenResource));
+  });
+
+  test('the first product in the app\'s order that covers the request decides', () => {
+    assert.equal(admit('tg_two', { model: 'small' }).product!.name, 'basic');
+    assert.equal(admit('tg_two', { model: 'large' }).product!.name, 'gold');
+  });
+
+  test('a product grant that is not approved is skipped', () => {
+    assert.equal(admit('tg_product_pending', { model: 'small' }).product!.name, 'basic');
+    assert.throws(() => admit('tg_product_pending', { model: 'large' }), fault(F.invalidApiKeyForGivenResource));
+  });
+});
+
+describe('config', () => {
+  test('unknown fields and variables are refused', () => {
+    assert.throws(() => verifyApiKey('v', { apikey: {} }, deps), /Unrecognized key/);
+    assert.throws(() => verifyApiKey('v', { apiKey: { ref: 'nowhere' } }, deps), /unknown variable "nowhere"/);
+  });
+  test('instances carry type and name', () => {
+    assert.equal(policy.type, 'verify-api-key');
+    assert.equal(policy.name, 'verify');
+  });
+});

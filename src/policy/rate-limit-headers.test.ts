@@ -1,0 +1,42 @@
+// OpenAI's rate-limit headers: duration format, retry-after, and the tightest limit winning.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { formatReset, retryAfter, showRequestLimit, showTokenLimit } from './rate-limit-headers.js';
+import { fakeContext } from './testing.js';
+import type { ApimState } from './types.js';
+
+test('formatReset writes Go-style durations as OpenAI does', () => {
+  const cases: [number, string][] = [
+    [0, '0ms'],
+    [20, '20ms'],
+    [999.2, '1s'],
+    [1500, '1.5s'],
+    [60_000, '1m0s'],
+    [360_000, '6m0s'],
+    [61_500, '1m1.5s'],
+    [3_600_000, '1h0m0s'],
+    [90_061_000, '25h1m1s'],
+    [-5, '0ms'],
+  ];
+  for (const [ms, text] of cases) assert.equal(formatReset(ms), text, `${ms} ms`);
+});
+
+test('retry-after is whole seconds, at least 1', () => {
+  assert.equal(retryAfter(0), '1');
+  assert.equal(retryAfter(200), '1');
+  assert.equal(retryAfter(1001), '2');
+  assert.equal(retryAfter(60_000), '60');
+});
+
+test('the limit with the least remaining is the one shown', () => {
+  const ctx = fakeContext();
+  const headers: Record<string, string> = ctx.responseHeaders;
+  const state: ApimState = {};
+  showRequestLimit(ctx, state, 100, 40, 1000);
+  showRequestLimit(ctx, state, 10, 9, 2000);
+  showRequestLimit(ctx, state, 1000, 500, 3000);
+  assert.deepEqual({ ...headers }, { 'x-ratelimit-limit-requests': '10', 'x-ratelimit-remaining-requests': '9', 'x-ratelimit-reset-requests': '2s' });
+  showTokenLimit(ctx, state, 5000, 4000, 60_000);
+  assert.equal(headers['x-ratelimit-remaining-tokens'], '4000');
+  assert.equal(headers['x-ratelimit-reset-tokens'], '1m0s');
+});

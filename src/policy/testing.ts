@@ -1,0 +1,104 @@
+// Test support for policies and the engine: request contexts without a server, a settable clock, dependencies
+// over any counter store, and counter stores that cannot answer.
+import type { IncomingHttpHeaders } from 'node:http';
+import type { RequestContext } from '../gateway/context.js';
+import type { OpenAIBody, Operation } from '../gateway/openai-request.js';
+import { silentLogger } from '../lib/logger.js';
+import type { CounterStore, SmoothedResult, WindowResult } from '../store/counters/counter-store.js';
+import { CounterStoreUnavailableError } from '../store/counters/errors.js';
+import { CounterGuard } from './counter-guard.js';
+import type { IdentitySource } from './identity.js';
+import { MemoryIdentitySource } from './memory-identity.js';
+import type { PolicyDeps } from './types.js';
+
+export interface FakeRequest {
+  headers?: IncomingHttpHeaders;
+  method?: string;
+  /** Path with query string. */
+  url?: string;
+  body?: Partial<OpenAIBody>;
+  operation?: Operation;
+  model?: string;
+}
+
+/** A chat completion for `model` by default; pass `body: undefined`-like fields to change it. */
+export function fakeContext(r: FakeRequest = {}): RequestContext {
+  const url = r.url ?? '/v1/chat/completions';
+  const q = url.indexOf('?');
+  const model = r.model ?? 'llama';
+  const body = { model, messages: [{ role: 'user', content: 'Hello there' }], ...r.body } as OpenAIBody;
+  return {
+    id: 'test',
+    start: 0,
+    req: { headers: r.headers ?? {}, socket: { remoteAddress: '127.0.0.1' } } as unknown as RequestContext['req'],
+    res: {} as RequestContext['res'],
+    method: r.method ?? 'POST',
+    url,
+    path: q === -1 ? url : url.slice(0, q),
+    operation: r.operation ?? 'chat.completions',
+    body,
+    model,
+    priority: 0,
+    fairnessId: '',
+    stream: body.stream === true,
+    bodyChanged: false,
+    responseHeaders: {},
+    attempts: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+  };
+}
+
+/** A clock tests move by hand. */
+export class TestClock {
+  constructor(public t: number) {}
+  readonly now = (): number => this.t;
+  advance(ms: number): void {
+    this.t += ms;
+  }
+}
+
+/** A whole UTC day (a Monday) in the past, so every window used in tests starts exactly there. */
+export const MONDAY = Date.parse('2025-06-02T00:00:00Z');
+
+export function testDeps(store: CounterStore, opts: { now?: () => number; identity?: IdentitySource; failOpen?: boolean; timeoutMs?: number } = {}): PolicyDeps {
+  return {
+    counters: new CounterGuard(store, { failOpen: opts.failOpen ?? false, timeoutMs: opts.timeoutMs ?? 1000, logger: silentLogger }),
+    identity: opts.identity ?? new MemoryIdentitySource(),
+    now: opts.now ?? Date.now,
+  };
+}
+
+let seq = 0;
+/** A name no other test uses, so tests sharing a counter store never share a counter. */
+export function unique(name: string): string {
+  return `${name}-${++seq}`;
+}
+
+const unavailable = () => Promise.reject(new CounterStoreUnavailableError('Redis is unavailable: connection refused'));
+
+/** Every call fails the way Redis does during an outage. */
+export class UnavailableCounterStore implements CounterStore {
+  consume = (): Promise<WindowResult> => unavailable();
+  consumeRolling = (): Promise<WindowResult> => unavailable();
+  consumeSmoothed = (): Promise<SmoothedResult> => unavailable();
+  reserve = (): Promise<WindowResult> => unavailable();
+  adjust = (): Promise<number> => unavailable();
+  get = (): Promise<number> => unavailable();
+  close = (): Promise<void> => Promise.resolve();
+}
+
+/** Every call hangs until close(): slower than any timeout. */
+export class HangingCounterStore implements CounterStore {
+  readonly #waiting: (() => void)[] = [];
+  #hang = <T>(): Promise<T> => new Promise<T>((_, reject) => this.#waiting.push(() => reject(new Error('closed'))));
+  consume = (): Promise<WindowResult> => this.#hang();
+  consumeRolling = (): Promise<WindowResult> => this.#hang();
+  consumeSmoothed = (): Promise<SmoothedResult> => this.#hang();
+  reserve = (): Promise<WindowResult> => this.#hang();
+  adjust = (): Promise<number> => this.#hang();
+  get = (): Promise<number> => this.#hang();
+  close = async (): Promise<void> => {
+    for (const w of this.#waiting.splice(0)) w();
+  };
+}

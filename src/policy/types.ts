@@ -1,0 +1,53 @@
+// The engine's seams: a policy instance, its factory, the per-request state policies share, and what runs after the exchange.
+import type { RequestContext } from '../gateway/context.js';
+import type { CounterGuard } from './counter-guard.js';
+import type { IdentitySource, KeyRecord, OperationSetGrant, ProductGrant } from './identity.js';
+
+/** One step of a compiled flow: a policy's phase method, bound. Returns a promise only when it must wait. */
+export type Step = (ctx: RequestContext, state: ApimState) => void | Promise<void>;
+
+/** Work left for the response flow (token reconciliation): run once when the exchange is over. */
+export interface Settler {
+  /** Resolves once settled; never rejects (nobody is left to tell). */
+  settle(ctx: RequestContext): Promise<void>;
+}
+
+/** What policies learn about a request and hand to the ones after them. One object per request, created lazily. */
+export interface ApimState {
+  /** The engine's: the admit steps of the flow this request was authenticated with, so a reload cannot mix two flows. */
+  admit?: readonly Step[] | null;
+  /** Set by VerifyAPIKey. */
+  key?: KeyRecord;
+  /** Set by entitlement: the product and operation set that decided. */
+  product?: ProductGrant;
+  operationSet?: OperationSetGrant;
+  /** The prompt's token estimate, computed once for every policy that needs it. */
+  promptTokens?: number;
+  /** The most restrictive request/token figures so far, so only the tightest limit shows in the headers. */
+  requestsRemaining?: number;
+  tokensRemaining?: number;
+  settlers?: Settler[];
+}
+
+export interface Policy {
+  /** The kind in kebab-case, e.g. 'spike-arrest'. */
+  readonly type: string;
+  /** metadata.name of the policy's manifest, so one kind can be configured twice. */
+  readonly name: string;
+  /** Reads the key's products (useQuotaConfigInAPIProduct): the flow must verify an API key. */
+  readonly needsApiKey?: boolean;
+  /** Credentials, before model lookup (401). */
+  authenticate?(ctx: RequestContext, state: ApimState): void | Promise<void>;
+  /** Entitlement and limits, after model lookup (401, 429). */
+  admit?(ctx: RequestContext, state: ApimState): void | Promise<void>;
+}
+
+export interface PolicyDeps {
+  counters: CounterGuard;
+  identity: IdentitySource;
+  /** Epoch milliseconds; injected so windows can be tested. */
+  now: () => number;
+}
+
+/** Validates `spec` (the kind's zod schema), applies defaults, precomputes, and returns the instance. */
+export type PolicyFactory = (name: string, spec: unknown, deps: PolicyDeps) => Policy;

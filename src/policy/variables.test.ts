@@ -1,0 +1,64 @@
+// Request variables: each name resolves from the context or the policy state; unknown names fail at compile time.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { KeyRecord } from './identity.js';
+import { fakeContext } from './testing.js';
+import type { ApimState } from './types.js';
+import { compileVariable, compileWeight } from './variables.js';
+
+const key: KeyRecord = {
+  keyId: 'key_1',
+  status: 'approved',
+  expiresAt: null,
+  appId: 'app-1',
+  appName: 'chatbot',
+  appStatus: 'approved',
+  developerId: 'dev-1',
+  developerEmail: 'ada@example.com',
+  developerStatus: 'active',
+  products: [],
+};
+const state: ApimState = {
+  key,
+  product: { name: 'gold', status: 'approved', operationSets: [] },
+  operationSet: { name: 'chat', matches: () => true, models: null, quota: null, llmTokenQuota: null },
+};
+const ctx = fakeContext({ url: '/v1/chat/completions?tenant=acme&x=1', headers: { 'x-tenant': 'blue', 'x-weight': '5' }, model: 'llama' });
+
+const cases: [ref: string, value: string | undefined][] = [
+  ['client_id', 'key_1'],
+  ['app.id', 'app-1'],
+  ['developer.app.id', 'app-1'],
+  ['developer.app.name', 'chatbot'],
+  ['developer.id', 'dev-1'],
+  ['developer.email', 'ada@example.com'],
+  ['apiproduct.name', 'gold'],
+  ['apiproduct.operationset.name', 'chat'],
+  ['model', 'llama'],
+  ['request.path', '/v1/chat/completions'],
+  ['request.verb', 'POST'],
+  ['client.ip', '127.0.0.1'],
+  ['request.header.X-Tenant', 'blue'],
+  ['request.header.x-missing', undefined],
+  ['request.queryparam.tenant', 'acme'],
+  ['request.queryparam.missing', undefined],
+];
+for (const [ref, value] of cases) test(`${ref} → ${value}`, () => assert.equal(compileVariable(ref)(ctx, state), value));
+
+test('identity variables are undefined before VerifyAPIKey', () => assert.equal(compileVariable('developer.app.id')(ctx, {}), undefined));
+
+test('an unknown variable is refused when compiled', () => {
+  assert.throws(() => compileVariable('request.body'), /unknown variable "request.body"/);
+  assert.throws(() => compileVariable('request.header.'), /unknown variable/);
+});
+
+test('message weights are positive integers, else 1', () => {
+  assert.equal(compileWeight(undefined), null);
+  const weigh = (v: string | undefined) => compileWeight('request.header.x-w')!(fakeContext({ headers: v === undefined ? {} : { 'x-w': v } }), {});
+  assert.equal(weigh('5'), 5);
+  assert.equal(weigh(undefined), 1);
+  assert.equal(weigh('0'), 1);
+  assert.equal(weigh('-3'), 1);
+  assert.equal(weigh('2.5'), 1);
+  assert.equal(weigh('lots'), 1);
+});
