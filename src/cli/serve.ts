@@ -27,6 +27,8 @@ export function serveCommand(): Command {
           adminPort: opts.adminPort,
           adminToken: process.env.TOLLGATE_ADMIN_TOKEN,
           tls: opts.tlsCert ? { cert: opts.tlsCert, key: opts.tlsKey } : undefined,
+          db: opts.db,
+          redis: opts.redis,
           logger,
         });
       } catch (err) {

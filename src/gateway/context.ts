@@ -4,6 +4,7 @@ import type { ModelConfig, RouteBackend } from '../config/runtime-config.js';
 import type { EndpointConfig } from '../config/runtime-config.js';
 import type { OpenAIBody, Operation } from './openai-request.js';
 import type { Usage } from './usage.js';
+import type { ApimState } from '../policy/types.js';
 
 export interface RequestContext {
   id: string;
@@ -39,4 +40,11 @@ export interface RequestContext {
   usage?: Usage;
   bytesIn: number;
   bytesOut: number;
+  /** The policy engine's per-request state: identity, entitlement, token reservations to settle. */
+  apim?: ApimState;
+  /**
+   * tollgate turned on stream_options.include_usage for its own accounting, not the client: the proxy drops
+   * the final usage-only SSE chunk (empty `choices`, a `usage` object) instead of passing it on.
+   */
+  stripStreamUsage?: boolean;
 }

@@ -119,6 +119,12 @@ export class DataPlane {
       this.#send(ctx, res, { status: 200, headers: { 'content-type': 'application/json' }, body: modelsListBody(config, this.#created) });
       return;
     }
+    if (ctx.method === 'GET' && ctx.path === '/v1/tollgate/quota') {
+      if (!this.hooks.quotaReport) throw gatewayError('TG_ERR_ROUTE_NOT_FOUND', 'API keys are not in use on this gateway');
+      const report = await this.hooks.quotaReport(ctx);
+      this.#send(ctx, res, { status: 200, headers: { 'content-type': 'application/json' }, body: JSON.stringify(report) });
+      return;
+    }
     ctx.backend = config.routes.length > 0 ? matchRoute(config, ctx) : undefined;
     const operation = OPERATION_PATHS[ctx.path];
     if (!operation && !ctx.backend) throw gatewayError('TG_ERR_ROUTE_NOT_FOUND', `No route for ${ctx.method} ${ctx.path}`);

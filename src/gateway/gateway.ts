@@ -4,6 +4,8 @@ import type { Server } from 'node:http';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { ConfigError, type Manifest } from '../config/manifest.js';
 import { loadConfig } from '../config/load.js';
+import { ApiManagement } from '../apim/api-management.js';
+import { registerApimAdminRoutes } from '../apim/admin-routes.js';
 import type { RuntimeConfig } from '../config/runtime-config.js';
 import { watchConfig } from '../config/watch.js';
 import { silentLogger, type Logger } from '../lib/logger.js';
@@ -28,6 +30,13 @@ export interface GatewayOptions {
   tls?: TlsFiles;
   logger?: Logger;
   watch?: boolean;
+  /** `sqlite:FILE`, `sqlite::memory:` (the default here; the CLI defaults to sqlite:./tollgate.db) or `postgres://...` */
+  db?: string;
+  /** PostgreSQL schema (tests use a fresh one per file). */
+  dbSchema?: string;
+  /** Share quota counters through Redis. */
+  redis?: string;
+  redisKeyPrefix?: string;
 }
 
 /** The picker's management side, beyond `pick`. */
@@ -39,11 +48,12 @@ interface ManagedPicker extends EndpointPicker {
 }
 
 export class Gateway {
-  readonly registry = new Registry();
+  readonly registry: Registry;
   readonly logger: Logger;
   readonly admin: AdminRouter;
   readonly dataPlane: DataPlane;
   readonly picker: ManagedPicker;
+  readonly apim: ApiManagement;
   readonly #options: GatewayOptions;
   readonly #pools: UpstreamPools;
   #server: Server | null = null;
@@ -53,9 +63,11 @@ export class Gateway {
   port = 0;
   adminPort = 0;
 
-  constructor(options: GatewayOptions, config: RuntimeConfig) {
+  constructor(options: GatewayOptions, config: RuntimeConfig, apim: ApiManagement, registry: Registry, logger: Logger) {
     this.#options = options;
-    this.logger = options.logger ?? silentLogger;
+    this.logger = logger;
+    this.registry = registry;
+    this.apim = apim;
     this.#pools = new UpstreamPools(config.settings);
     this.picker = new RoundRobinPicker();
     this.picker.update?.(config.pools);
@@ -66,8 +78,14 @@ export class Gateway {
       pools: this.#pools,
       metrics: new RequestMetrics(this.registry),
       logger: this.logger,
+      hooks: apim.hooks,
     });
+    apim.onHooks = (hooks) => (this.dataPlane.hooks = hooks);
     this.admin = new AdminRouter(options.adminToken);
+    registerApimAdminRoutes(this.admin, {
+      db: apim.db,
+      fileOwned: (kind, name) => this.config.manifests.some((m) => m.kind === kind && m.metadata.name === name),
+    });
     this.admin.add('GET', '/healthz', () => ({ body: { status: 'ok' } }), { open: true });
     this.admin.add('GET', '/readyz', () => this.#readiness(), { open: true });
     this.admin.add('GET', '/metrics', async () => ({ text: await this.registry.metrics(), contentType: this.registry.contentType }), { open: true });
@@ -97,10 +115,11 @@ export class Gateway {
   }
 
   /** Re-reads the configuration; a bad one is logged and the last good one stays. Returns whether it applied. */
-  reload(): boolean {
+  async reload(): Promise<boolean> {
     let next: RuntimeConfig;
     try {
       next = loadConfig(this.#options.configPaths, this.#options.manifests);
+      await this.apim.useFileManifests(next.manifests);
     } catch (err) {
       const problems = err instanceof ConfigError ? err.problems : [(err as Error).message];
       this.logger.error({ problems }, 'configuration change rejected; the last good configuration stays');
@@ -152,13 +171,20 @@ export class Gateway {
       this.#adminServer.closeAllConnections();
     }
     await this.#pools.close();
+    await this.apim.close();
   }
 }
 
 /** Loads the configuration (ConfigError on a bad one), opens the listeners, starts watching. */
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const config = loadConfig(options.configPaths, options.manifests);
-  const gateway = new Gateway(options, config);
+  const logger = options.logger ?? silentLogger;
+  const registry = new Registry();
+  const apim = await ApiManagement.open(
+    { db: options.db ?? 'sqlite::memory:', dbSchema: options.dbSchema, redis: options.redis, redisKeyPrefix: options.redisKeyPrefix, logger, registry },
+    config.manifests,
+  );
+  const gateway = new Gateway(options, config, apim, registry, logger);
   if (!config.manifests.some((m) => m.kind === 'APIMExtensionPolicy')) {
     gateway.logger.warn('no APIMExtensionPolicy is configured: this is a plain inference gateway and no credentials are asked for');
   }

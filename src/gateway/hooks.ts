@@ -9,6 +9,8 @@ export interface GatewayHooks {
   admit?(ctx: RequestContext): void | Promise<void>;
   /** Once the answer is finished or abandoned, with usage when the model server reported it. */
   complete?(ctx: RequestContext): void;
+  /** GET /v1/tollgate/quota: the caller's products and remaining quotas, authenticated by its own key. */
+  quotaReport?(ctx: RequestContext): Promise<unknown>;
   /** Which error body shape clients get (APIMExtensionPolicy.faultFormat). */
   faultFormat?(): FaultFormat;
 }

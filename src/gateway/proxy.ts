@@ -9,6 +9,7 @@ import type { RequestContext } from './context.js';
 import { gatewayError, type GatewayError } from './errors.js';
 import type { UpstreamPools } from './upstream-pools.js';
 import { UsageScanner } from './usage.js';
+import { UsageEventStripper } from './strip-usage.js';
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'upgrade']);
 const RETRYABLE_STATUS = new Set([429, 503]);
@@ -58,6 +59,7 @@ class Exchange {
   #scanner: UsageScanner | null = null;
   #waitingDrain = false;
   #sse = false;
+  #stripper: UsageEventStripper | null = null;
 
   constructor(ctx: RequestContext, res: ServerResponse, pools: UpstreamPools, target: ProxyTarget, resolve: (r: ProxyResult) => void) {
     this.#ctx = ctx;
@@ -115,6 +117,10 @@ class Exchange {
     const contentType = headers['content-type'] as string | undefined;
     this.#sse = !!contentType && contentType.includes('text/event-stream');
     this.#scanner = new UsageScanner(contentType);
+    if (this.#sse && ctx.stripStreamUsage) {
+      this.#stripper = new UsageEventStripper();
+      delete out['content-length'];
+    }
     this.#headersSent = true;
     if (this.#clientGone) return;
     this.#res.writeHead(status, out);
@@ -124,7 +130,8 @@ class Exchange {
     this.#scanner!.push(chunk);
     this.#ctx.bytesOut += chunk.length;
     if (this.#clientGone) return;
-    if (!this.#res.write(chunk) && !this.#waitingDrain) {
+    const out = this.#stripper ? this.#stripper.push(chunk) : chunk;
+    if (!this.#res.write(out) && !this.#waitingDrain) {
       this.#waitingDrain = true;
       controller.pause();
       this.#res.once('drain', () => {
@@ -136,7 +143,7 @@ class Exchange {
 
   end(): void {
     this.#ctx.usage = this.#scanner?.end();
-    if (!this.#clientGone) this.#res.end();
+    if (!this.#clientGone) this.#res.end(this.#stripper?.end());
     this.#finish({});
   }
 

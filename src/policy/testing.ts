@@ -2,6 +2,7 @@
 // over any counter store, and counter stores that cannot answer.
 import type { IncomingHttpHeaders } from 'node:http';
 import type { RequestContext } from '../gateway/context.js';
+import { newContext } from '../gateway/data-plane.js';
 import type { OpenAIBody, Operation } from '../gateway/openai-request.js';
 import { silentLogger } from '../lib/logger.js';
 import type { CounterStore, SmoothedResult, WindowResult } from '../store/counters/counter-store.js';
@@ -23,30 +24,15 @@ export interface FakeRequest {
 
 /** A chat completion for `model` by default; pass `body: undefined`-like fields to change it. */
 export function fakeContext(r: FakeRequest = {}): RequestContext {
-  const url = r.url ?? '/v1/chat/completions';
-  const q = url.indexOf('?');
   const model = r.model ?? 'llama';
   const body = { model, messages: [{ role: 'user', content: 'Hello there' }], ...r.body } as OpenAIBody;
-  return {
-    id: 'test',
-    start: 0,
-    req: { headers: r.headers ?? {}, socket: { remoteAddress: '127.0.0.1' } } as unknown as RequestContext['req'],
-    res: {} as RequestContext['res'],
-    method: r.method ?? 'POST',
-    url,
-    path: q === -1 ? url : url.slice(0, q),
-    operation: r.operation ?? 'chat.completions',
-    body,
-    model,
-    priority: 0,
-    fairnessId: '',
-    stream: body.stream === true,
-    bodyChanged: false,
-    responseHeaders: {},
-    attempts: 0,
-    bytesIn: 0,
-    bytesOut: 0,
-  };
+  const ctx = newContext(r.method ?? 'POST', r.url ?? '/v1/chat/completions', r.headers ?? {}, '127.0.0.1');
+  ctx.id = 'test';
+  ctx.operation = r.operation ?? 'chat.completions';
+  ctx.body = body;
+  ctx.model = model;
+  ctx.stream = body.stream === true;
+  return ctx;
 }
 
 /** A clock tests move by hand. */

@@ -25,6 +25,7 @@ export type {
 } from './credentials.js';
 export type { Kvm, KvmEntry, KvmPutInput, KvmScope } from './kvm.js';
 export type { AuditEntry, AuditFilter, AuditLog } from './audit-log.js';
+export { AnalyticsRecords, type AnalyticsRecordRow, type AnalyticsRecordsTable, type AnalyticsTables } from './analytics-records.js';
 export {
   API_KEY_PATTERN,
   API_KEY_PREFIX,

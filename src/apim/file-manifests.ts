@@ -1,0 +1,31 @@
+// Bringing the API products and operation sets declared in --config files into the store (owner `file`), so apps
+// and keys can name them and the admin API refuses to change them. Replicas loading the same files agree:
+// identical content is a no-op, and file-owned rows no longer in any file are removed.
+import type { ApiProductSpec } from '../config/apim-kinds.js';
+import type { Manifest } from '../config/manifest.js';
+import type { JsonObject, StoreView } from '../store/index.js';
+
+export async function syncFileManifests(store: StoreView, manifests: readonly Manifest[]): Promise<void> {
+  const products = manifests.filter((m) => m.kind === 'APIProduct');
+  const sets = manifests.filter((m) => m.kind === 'APIOperationSet');
+  await store.transaction(async (tx) => {
+    for (const m of products) {
+      const s = m.spec as ApiProductSpec;
+      await tx.products.apply({
+        name: m.metadata.name,
+        displayName: s.displayName,
+        description: s.description ?? '',
+        approvalType: s.approvalType,
+        attributes: s.attributes,
+        scopes: s.scopes ?? [],
+        spec: { enforcementRefs: (s.enforcementRefs ?? []) as unknown as JsonObject[] } as JsonObject,
+        owner: 'file',
+      });
+    }
+    for (const m of sets) await tx.operationSets.apply({ name: m.metadata.name, spec: m.spec as JsonObject, owner: 'file' });
+    const productNames = new Set(products.map((m) => m.metadata.name));
+    const setNames = new Set(sets.map((m) => m.metadata.name));
+    for (const p of await tx.products.listAll()) if (p.owner === 'file' && !productNames.has(p.name)) await tx.products.delete(p.name);
+    for (const s of await tx.operationSets.listAll()) if (s.owner === 'file' && !setNames.has(s.name)) await tx.operationSets.delete(s.name);
+  });
+}

@@ -1,0 +1,87 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { EndpointState, FAILURES_BEFORE_UNHEALTHY, estimateTokens } from './endpoint-state.js';
+import { endpoint, snapshot } from './testing.js';
+
+describe('EndpointState', () => {
+  test('picks since the scrape count as waiting; finished requests come off; a scrape resets both', () => {
+    const ep = endpoint(1, { waiting: 2, running: 5 });
+    assert.deepEqual([ep.queue, ep.load, ep.inFlight], [2, 7, 0]);
+    ep.recordPick(100);
+    ep.recordPick(100);
+    assert.deepEqual([ep.queue, ep.load, ep.inFlight], [4, 9, 2]);
+    ep.recordRelease(true, 100, 1010);
+    assert.deepEqual([ep.queue, ep.load, ep.inFlight], [3, 8, 1]);
+    ep.recordScrape(snapshot({ waiting: 0, running: 1 }), 1050);
+    assert.deepEqual([ep.queue, ep.load, ep.inFlight], [0, 1, 1]);
+  });
+
+  test('queue never goes below 0 and load never below the in-flight count', () => {
+    const ep = endpoint(1, { waiting: 1, running: 0 });
+    ep.recordPick(1);
+    ep.recordPick(1);
+    ep.recordPick(1);
+    ep.recordScrape(snapshot({ waiting: 0, running: 0 }), 1050); // a scrape that has not seen them yet
+    assert.equal(ep.load, 3);
+    for (let i = 0; i < 3; i++) ep.recordRelease(true, 1, 1060);
+    ep.recordRelease(true, 1, 1060); // a release too many changes nothing
+    assert.deepEqual([ep.queue, ep.load, ep.inFlight], [0, 0, 0]);
+  });
+
+  test('a request that never reached the server is not counted as done', () => {
+    const ep = endpoint(1, { waiting: 0 });
+    ep.recordPick(1);
+    ep.recordRelease(false, 1, 1010);
+    assert.deepEqual([ep.queue, ep.inFlight], [0, 0]);
+    assert.equal(ep.answeredAt, 0);
+  });
+
+  test('KV usage follows the prompts sent and finished since the scrape when the cache size is known', () => {
+    const sized = endpoint(1, { kvCacheUsage: 0.5, blockSize: 16, numGpuBlocks: 100 }); // 1600 tokens
+    sized.recordPick(160);
+    assert.ok(Math.abs(sized.kvCacheUsage - 0.6) < 1e-12);
+    sized.recordRelease(true, 160, 1010);
+    assert.equal(sized.kvCacheUsage, 0.5);
+    sized.recordRelease(true, 1600, 1010); // a request from before the scrape finished: its blocks are free
+    assert.equal(sized.kvCacheUsage, 0);
+    sized.recordPick(100_000);
+    assert.equal(sized.kvCacheUsage, 1);
+    const unsized = endpoint(2, { kvCacheUsage: 0.5 });
+    unsized.recordPick(160);
+    assert.equal(unsized.kvCacheUsage, 0.5);
+  });
+
+  test('eligibility and status: pending, ready, stale, unhealthy, recovered', () => {
+    const ep = new EndpointState({ url: 'http://h:1', address: 'h:1' }, 'vllm');
+    assert.equal(ep.status(0, 2000), 'pending');
+    assert.equal(ep.isEligible(0, 2000), false);
+    ep.recordScrape(snapshot(), 1000);
+    assert.equal(ep.status(3000, 2000), 'ready');
+    assert.equal(ep.isEligible(3000, 2000), true);
+    assert.equal(ep.status(3001, 2000), 'stale');
+    assert.equal(ep.isEligible(3001, 2000), false);
+    for (let i = 1; i < FAILURES_BEFORE_UNHEALTHY; i++) ep.recordScrapeFailure('boom');
+    assert.equal(ep.healthy, true);
+    ep.recordScrapeFailure('boom');
+    assert.equal(ep.status(1000, 2000), 'unhealthy');
+    assert.equal(ep.lastError, 'boom');
+    ep.recordScrape(snapshot(), 1100);
+    assert.equal(ep.status(1100, 2000), 'ready');
+    ep.reportDown('connection refused');
+    assert.equal(ep.isEligible(1100, 2000), false);
+    ep.recordScrape(snapshot(), 1150);
+    assert.equal(ep.isEligible(1150, 2000), true);
+  });
+
+  test('noteStatus reports changes only', () => {
+    const ep = endpoint(1);
+    assert.equal(ep.noteStatus('ready'), 'pending');
+    assert.equal(ep.noteStatus('ready'), null);
+    assert.equal(ep.noteStatus('stale'), 'ready');
+  });
+
+  test('estimateTokens: the given count, else 4 characters a token', () => {
+    assert.equal(estimateTokens(7, 'x'.repeat(100)), 7);
+    assert.equal(estimateTokens(undefined, 'x'.repeat(10)), 3);
+  });
+});

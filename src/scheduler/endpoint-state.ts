@@ -1,0 +1,182 @@
+// What the picker knows about one model-server endpoint: its last scraped metrics, its health,
+// and this gateway's own traffic to it since that scrape.
+import type { EndpointConfig } from '../config/runtime-config.js';
+import type { Engine, EngineSnapshot, LoraSnapshot } from './engine-metrics.js';
+
+/** Consecutive failed scrapes before an endpoint is taken out: one miss may be a GC pause on the model server. */
+export const FAILURES_BEFORE_UNHEALTHY = 3;
+/** Characters per token when a request's token count is not known (the prefix scorer's proxy too). */
+export const CHARS_PER_TOKEN = 4;
+
+export type EndpointStatus = 'pending' | 'ready' | 'stale' | 'unhealthy';
+
+const NO_ADAPTERS: ReadonlySet<string> = new Set();
+const EMPTY: EngineSnapshot = {
+  waiting: 0,
+  running: 0,
+  kvCacheUsage: 0,
+  blockSize: null,
+  numGpuBlocks: null,
+  modelName: null,
+  lora: null,
+};
+
+export class EndpointState {
+  #config: EndpointConfig;
+  engine: Engine;
+  #metrics: EngineSnapshot = EMPTY;
+  /** Time of the last successful scrape; 0 before the first. */
+  #scrapedAt = 0;
+  #answeredAt = 0;
+  #failures = 0;
+  #lastError: string | null = null;
+  /** The data plane could not reach it: out until a scrape succeeds again. */
+  #reportedDown = false;
+  #inFlight = 0;
+  // Requests sent and finished since the last scrape, so a burst does not all land on the endpoint
+  // that looked idle at that scrape: the scrape has not seen them yet.
+  #picksSinceScrape = 0;
+  #doneSinceScrape = 0;
+  #tokensSinceScrape = 0;
+  #status: EndpointStatus = 'pending';
+  /** Each scorer's last score for this endpoint (NaN when it abstained), by the pipeline's scorer index; sized by the pipeline. */
+  lastScores: Float64Array = new Float64Array(0);
+  lastTotal = NaN;
+
+  constructor(config: EndpointConfig, engine: Engine) {
+    this.#config = config;
+    this.engine = engine;
+  }
+
+  get config(): EndpointConfig {
+    return this.#config;
+  }
+  get address(): string {
+    return this.#config.address;
+  }
+  get url(): string {
+    return this.#config.url;
+  }
+  /** The last scrape as the server reported it. */
+  get metrics(): Readonly<EngineSnapshot> {
+    return this.#metrics;
+  }
+  get scrapedAt(): number {
+    return this.#scrapedAt;
+  }
+  get answeredAt(): number {
+    return this.#answeredAt;
+  }
+  get consecutiveFailures(): number {
+    return this.#failures;
+  }
+  get lastError(): string | null {
+    return this.#lastError;
+  }
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /** Waiting requests now: the scraped queue plus what this gateway sent (less what finished) since. */
+  get queue(): number {
+    const q = this.#metrics.waiting + this.#picksSinceScrape - this.#doneSinceScrape;
+    return q > 0 ? q : 0;
+  }
+
+  /** Waiting plus running requests now, never below what this gateway alone has outstanding. */
+  get load(): number {
+    const l = this.#metrics.waiting + this.#metrics.running + this.#picksSinceScrape - this.#doneSinceScrape;
+    return l > this.#inFlight ? l : this.#inFlight;
+  }
+
+  /** KV-cache usage now: the scraped figure plus the prompts sent (less those finished) since, when the cache size is known. */
+  get kvCacheUsage(): number {
+    const m = this.#metrics;
+    if (this.#tokensSinceScrape === 0 || !m.blockSize || !m.numGpuBlocks) return m.kvCacheUsage;
+    const kv = m.kvCacheUsage + this.#tokensSinceScrape / (m.blockSize * m.numGpuBlocks);
+    return kv < 0 ? 0 : kv < 1 ? kv : 1;
+  }
+
+  get lora(): LoraSnapshot | null {
+    return this.#metrics.lora;
+  }
+  get runningAdapters(): ReadonlySet<string> {
+    return this.#metrics.lora?.running ?? NO_ADAPTERS;
+  }
+
+  get healthy(): boolean {
+    return !this.#reportedDown && this.#failures < FAILURES_BEFORE_UNHEALTHY;
+  }
+
+  /** Healthy and scraped within `staleAfter` ms: the only endpoints picks may choose. */
+  isEligible(now: number, staleAfter: number): boolean {
+    return this.#scrapedAt > 0 && now - this.#scrapedAt <= staleAfter && this.healthy;
+  }
+
+  status(now: number, staleAfter: number): EndpointStatus {
+    if (!this.healthy) return 'unhealthy';
+    if (this.#scrapedAt === 0) return 'pending';
+    return now - this.#scrapedAt <= staleAfter ? 'ready' : 'stale';
+  }
+
+  /** Remembers `status` as the one last logged; returns the previous one when it changed, else null. */
+  noteStatus(status: EndpointStatus): EndpointStatus | null {
+    const before = this.#status;
+    if (before === status) return null;
+    this.#status = status;
+    return before;
+  }
+
+  rebind(config: EndpointConfig, engine: Engine): void {
+    this.#config = config;
+    this.engine = engine;
+  }
+
+  recordScrape(metrics: EngineSnapshot, now: number): void {
+    this.#metrics = metrics;
+    this.#scrapedAt = now;
+    this.#failures = 0;
+    this.#lastError = null;
+    this.#reportedDown = false;
+    this.#picksSinceScrape = 0;
+    this.#doneSinceScrape = 0;
+    this.#tokensSinceScrape = 0;
+  }
+
+  recordScrapeFailure(error: string): void {
+    this.#failures++;
+    this.#lastError = error;
+  }
+
+  /** The data plane could not reach the endpoint: take it out now rather than at the next failed scrapes. */
+  reportDown(error: string): void {
+    this.#reportedDown = true;
+    this.#lastError = error;
+  }
+
+  recordPick(promptTokens: number): void {
+    this.#inFlight++;
+    this.#picksSinceScrape++;
+    this.#tokensSinceScrape += promptTokens;
+  }
+
+  /** The request counted by recordPick(promptTokens) ended; `reached` says whether the server saw it at all. */
+  recordRelease(reached: boolean, promptTokens: number, now: number): void {
+    if (this.#inFlight > 0) this.#inFlight--;
+    // Finished requests free their queue slot and KV blocks, whether sent before or after the scrape.
+    this.#tokensSinceScrape -= promptTokens;
+    if (reached) {
+      this.#doneSinceScrape++;
+      this.#answeredAt = now;
+    } else this.#picksSinceScrape = Math.max(0, this.#picksSinceScrape - 1);
+  }
+
+  recordAnswered(now: number): void {
+    this.#answeredAt = now;
+  }
+}
+
+/** Token estimate for accounting when the caller did not count them. */
+export function estimateTokens(promptTokens: number | undefined, prompt: string): number {
+  return promptTokens ?? Math.ceil(prompt.length / CHARS_PER_TOKEN);
+}

@@ -1,0 +1,75 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { readEngineMetrics } from './engine-metrics.js';
+
+describe('readEngineMetrics', () => {
+  test('vLLM: queue, KV, cache config, newest LoRA series, base model', () => {
+    const page = [
+      'vllm:num_requests_waiting{model_name="llama"} 4',
+      'vllm:num_requests_running{model_name="llama"} 9',
+      'vllm:kv_cache_usage_perc{model_name="llama"} 0.42',
+      'vllm:cache_config_info{block_size="16",num_gpu_blocks="2810",gpu_memory_utilization="0.9"} 1',
+      'vllm:lora_requests_info{max_lora="4",running_lora_adapters="old",waiting_lora_adapters=""} 100',
+      'vllm:lora_requests_info{max_lora="4",running_lora_adapters="a, b",waiting_lora_adapters="c"} 200',
+    ].join('\n');
+    const m = readEngineMetrics('vllm', page);
+    assert.equal(m.waiting, 4);
+    assert.equal(m.running, 9);
+    assert.equal(m.kvCacheUsage, 0.42);
+    assert.equal(m.blockSize, 16);
+    assert.equal(m.numGpuBlocks, 2810);
+    assert.equal(m.modelName, 'llama');
+    assert.deepEqual([...m.lora!.running], ['a', 'b']);
+    assert.deepEqual([...m.lora!.waiting], ['c']);
+    assert.equal(m.lora!.maxLoras, 4);
+  });
+
+  test('vLLM: falls back to gpu_cache_usage_perc; no cache config or LoRA series gives nulls', () => {
+    const m = readEngineMetrics('vllm', 'vllm:num_requests_waiting 0\nvllm:num_requests_running 1\nvllm:gpu_cache_usage_perc 0.3');
+    assert.equal(m.kvCacheUsage, 0.3);
+    assert.equal(m.blockSize, null);
+    assert.equal(m.numGpuBlocks, null);
+    assert.equal(m.lora, null);
+    assert.equal(m.modelName, null);
+  });
+
+  test('data-parallel ranks: requests add up, KV usage averages', () => {
+    const page = [
+      'vllm:num_requests_waiting{engine="0"} 1',
+      'vllm:num_requests_waiting{engine="1"} 2',
+      'vllm:num_requests_running{engine="0"} 3',
+      'vllm:num_requests_running{engine="1"} 4',
+      'vllm:kv_cache_usage_perc{engine="0"} 0.2',
+      'vllm:kv_cache_usage_perc{engine="1"} 0.4',
+    ].join('\n');
+    const m = readEngineMetrics('vllm', page);
+    assert.deepEqual([m.waiting, m.running], [3, 7]);
+    assert.ok(Math.abs(m.kvCacheUsage - 0.3) < 1e-12);
+  });
+
+  test('SGLang names', () => {
+    const m = readEngineMetrics('sglang', 'sglang:num_queue_reqs{model_name="q"} 2\nsglang:num_running_reqs 5\nsglang:token_usage 0.7');
+    assert.deepEqual([m.waiting, m.running, m.kvCacheUsage, m.modelName], [2, 5, 0.7, 'q']);
+  });
+
+  test('TensorRT-LLM: trtllm-serve names, then Triton series by label', () => {
+    const serve = readEngineMetrics('trtllm', 'trtllm_num_requests_waiting 1\ntrtllm_num_requests_running 2\ntrtllm_kv_cache_utilization 0.5');
+    assert.deepEqual([serve.waiting, serve.running, serve.kvCacheUsage], [1, 2, 0.5]);
+    const triton = readEngineMetrics(
+      'trtllm',
+      [
+        'nv_trt_llm_request_metrics{request_type="active"} 9',
+        'nv_trt_llm_request_metrics{request_type="waiting"} 3',
+        'nv_trt_llm_request_metrics{request_type="scheduled"} 6',
+        'nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type="fraction"} 0.25',
+        'nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type="max"} 1000',
+      ].join('\n'),
+    );
+    assert.deepEqual([triton.waiting, triton.running, triton.kvCacheUsage], [3, 6, 0.25]);
+  });
+
+  test('a missing required series throws, naming it', () => {
+    assert.throws(() => readEngineMetrics('vllm', 'vllm:num_requests_running 1\nvllm:kv_cache_usage_perc 0'), /vllm:num_requests_waiting/);
+    assert.throws(() => readEngineMetrics('sglang', 'vllm:num_requests_waiting 1'), /sglang:num_queue_reqs/);
+  });
+});

@@ -1,0 +1,134 @@
+// Which metric names each model-server engine exports, and reading one scrape into an EngineSnapshot.
+import type { PoolConfig } from '../config/runtime-config.js';
+import { samplesOf, type Sample } from './prom-text.js';
+
+export type Engine = PoolConfig['engine'];
+
+export interface LoraSnapshot {
+  /** Adapters loaded in GPU memory, ready to serve. */
+  running: ReadonlySet<string>;
+  /** Adapters requested but not yet loaded. */
+  waiting: ReadonlySet<string>;
+  maxLoras: number;
+}
+
+export interface EngineSnapshot {
+  waiting: number;
+  running: number;
+  /** 0..1 */
+  kvCacheUsage: number;
+  /** Tokens per KV block and blocks in GPU memory (vLLM's cache_config_info); null when not exported. */
+  blockSize: number | null;
+  numGpuBlocks: number | null;
+  /** The base model the server runs (vLLM's model_name label), to tell adapter requests from base-model ones. */
+  modelName: string | null;
+  lora: LoraSnapshot | null;
+}
+
+/** A series: a metric name, optionally narrowed to one label value. */
+interface SeriesRef {
+  name: string;
+  label?: readonly [string, string];
+}
+
+interface EngineNames {
+  /** Each list is tried in order; the first series present wins. */
+  waiting: readonly SeriesRef[];
+  running: readonly SeriesRef[];
+  kvCacheUsage: readonly SeriesRef[];
+  cacheConfig: string | null;
+  lora: string | null;
+}
+
+/**
+ * Names follow the Inference Extension's model-server protocol table. vLLM renamed
+ * gpu_cache_usage_perc to kv_cache_usage_perc (both 0..1). TensorRT-LLM: trtllm-serve's
+ * trtllm_* names, then Triton's tensorrtllm_backend series as the fallback.
+ */
+export const ENGINE_METRICS: Record<Engine, EngineNames> = {
+  vllm: {
+    waiting: [{ name: 'vllm:num_requests_waiting' }],
+    running: [{ name: 'vllm:num_requests_running' }],
+    kvCacheUsage: [{ name: 'vllm:kv_cache_usage_perc' }, { name: 'vllm:gpu_cache_usage_perc' }],
+    cacheConfig: 'vllm:cache_config_info',
+    lora: 'vllm:lora_requests_info',
+  },
+  sglang: {
+    waiting: [{ name: 'sglang:num_queue_reqs' }],
+    running: [{ name: 'sglang:num_running_reqs' }],
+    kvCacheUsage: [{ name: 'sglang:token_usage' }],
+    cacheConfig: null,
+    lora: null,
+  },
+  trtllm: {
+    waiting: [{ name: 'trtllm_num_requests_waiting' }, { name: 'nv_trt_llm_request_metrics', label: ['request_type', 'waiting'] }],
+    running: [{ name: 'trtllm_num_requests_running' }, { name: 'nv_trt_llm_request_metrics', label: ['request_type', 'scheduled'] }],
+    kvCacheUsage: [
+      { name: 'trtllm_kv_cache_utilization' },
+      { name: 'nv_trt_llm_kv_cache_block_metrics', label: ['kv_cache_block_type', 'fraction'] },
+    ],
+    cacheConfig: null,
+    lora: null,
+  },
+};
+
+/** Reads one /metrics page; throws when a required series is missing (a wrong `engine` shows up as an unhealthy endpoint). */
+export function readEngineMetrics(engine: Engine, text: string): EngineSnapshot {
+  const names = ENGINE_METRICS[engine];
+  const waiting = firstPresent(text, names.waiting, 'waiting requests', engine);
+  const running = firstPresent(text, names.running, 'running requests', engine);
+  const kv = firstPresent(text, names.kvCacheUsage, 'KV-cache usage', engine);
+  const config = names.cacheConfig ? samplesOf(text, names.cacheConfig)[0] : undefined;
+  return {
+    // Data-parallel servers export one series per engine rank: requests add up, KV usage averages.
+    waiting: sum(waiting),
+    running: sum(running),
+    kvCacheUsage: sum(kv) / kv.length,
+    blockSize: positiveInt(config?.labels.block_size),
+    numGpuBlocks: positiveInt(config?.labels.num_gpu_blocks),
+    modelName: waiting[0].labels.model_name ?? null,
+    lora: names.lora ? readLora(samplesOf(text, names.lora)) : null,
+  };
+}
+
+function firstPresent(text: string, refs: readonly SeriesRef[], what: string, engine: Engine): Sample[] {
+  for (const ref of refs) {
+    let samples = samplesOf(text, ref.name);
+    if (ref.label) {
+      const [key, value] = ref.label;
+      samples = samples.filter((s) => s.labels[key] === value);
+    }
+    samples = samples.filter((s) => Number.isFinite(s.value));
+    if (samples.length > 0) return samples;
+  }
+  throw new Error(`no ${what} series (${refs.map((r) => r.name).join(' or ')}) for engine ${engine}`);
+}
+
+/** The series with the newest value wins: vLLM's value is the time the adapter lists were last updated. */
+function readLora(samples: Sample[]): LoraSnapshot | null {
+  let newest: Sample | null = null;
+  for (const s of samples) if (!newest || s.value > newest.value) newest = s;
+  if (!newest) return null;
+  return {
+    running: adapterSet(newest.labels.running_lora_adapters),
+    waiting: adapterSet(newest.labels.waiting_lora_adapters),
+    maxLoras: positiveInt(newest.labels.max_lora) ?? 0,
+  };
+}
+
+function adapterSet(list: string | undefined): ReadonlySet<string> {
+  const out = new Set<string>();
+  if (list) for (const name of list.split(',')) if (name.trim()) out.add(name.trim());
+  return out;
+}
+
+function sum(samples: Sample[]): number {
+  let total = 0;
+  for (const s of samples) total += s.value;
+  return total;
+}
+
+function positiveInt(text: string | undefined): number | null {
+  const n = text === undefined ? NaN : Number(text);
+  return Number.isInteger(n) && n > 0 ? n : null;
+}

@@ -1,0 +1,94 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { FlowControlQueue } from './flow-control-queue.js';
+
+type Item = { priority: number; fairnessId: string; id: string };
+const item = (priority: number, fairnessId: string, id: string): Item => ({ priority, fairnessId, id });
+
+function drain(q: FlowControlQueue<Item>): string[] {
+  const out: string[] = [];
+  for (let x = q.shift(); x; x = q.shift()) out.push(x.id);
+  return out;
+}
+
+describe('FlowControlQueue', () => {
+  test('higher priority first, FIFO within one tenant', () => {
+    const q = new FlowControlQueue<Item>();
+    q.push(item(0, 't', 's1'));
+    q.push(item(-1, 't', 'x1'));
+    q.push(item(1, 't', 'c1'));
+    q.push(item(0, 't', 's2'));
+    q.push(item(5, 't', 'o1'));
+    assert.equal(q.size, 5);
+    assert.deepEqual(q.lengths(), [
+      { priority: 5, length: 1 },
+      { priority: 1, length: 1 },
+      { priority: 0, length: 2 },
+      { priority: -1, length: 1 },
+    ]);
+    assert.deepEqual(drain(q), ['o1', 'c1', 's1', 's2', 'x1']);
+    assert.equal(q.size, 0);
+  });
+
+  test('round-robin between tenants of one priority, whatever their arrival order', () => {
+    const q = new FlowControlQueue<Item>();
+    for (let i = 1; i <= 4; i++) q.push(item(0, 'big', `b${i}`));
+    q.push(item(0, 'small', 's1'));
+    q.push(item(0, 'other', 'o1'));
+    q.push(item(0, 'small', 's2'));
+    assert.deepEqual(drain(q), ['b1', 's1', 'o1', 'b2', 's2', 'b3', 'b4']);
+  });
+
+  test('a tenant that comes back later joins the end of the rotation', () => {
+    const q = new FlowControlQueue<Item>();
+    q.push(item(0, 'a', 'a1'));
+    q.push(item(0, 'b', 'b1'));
+    q.push(item(0, 'b', 'b2'));
+    assert.equal(q.shift()!.id, 'a1');
+    q.push(item(0, 'a', 'a2'));
+    assert.deepEqual(drain(q), ['b1', 'a2', 'b2']);
+  });
+
+  test('remove takes out one item and keeps the rotation right', () => {
+    const q = new FlowControlQueue<Item>();
+    const a1 = item(0, 'a', 'a1');
+    const b1 = item(0, 'b', 'b1');
+    const c1 = item(1, 'c', 'c1');
+    q.push(a1);
+    q.push(b1);
+    q.push(item(0, 'b', 'b2'));
+    q.push(c1);
+    assert.equal(q.remove(a1), true);
+    assert.equal(q.remove(a1), false);
+    assert.equal(q.remove(c1), true);
+    assert.equal(q.size, 2);
+    assert.deepEqual(q.lengths(), [{ priority: 0, length: 2 }]);
+    assert.deepEqual(drain(q), ['b1', 'b2']);
+    assert.equal(q.remove(b1), false);
+  });
+
+  test('removing a tenant before the turn keeps the next tenant next', () => {
+    const q = new FlowControlQueue<Item>();
+    const a1 = item(0, 'a', 'a1');
+    q.push(a1);
+    q.push(item(0, 'b', 'b1'));
+    q.push(item(0, 'c', 'c1'));
+    q.push(item(0, 'c', 'c2'));
+    assert.equal(q.shift()!.id, 'a1'); // a leaves the rotation; b is next
+    q.push(item(0, 'a', 'a2'));
+    assert.equal(q.shift()!.id, 'b1');
+    assert.deepEqual(drain(q), ['c1', 'a2', 'c2']);
+  });
+
+  test('removing a tenant behind the turn keeps the turn on the same tenant', () => {
+    const q = new FlowControlQueue<Item>();
+    const a2 = item(0, 'a', 'a2');
+    q.push(item(0, 'a', 'a1'));
+    q.push(a2);
+    q.push(item(0, 'b', 'b1'));
+    q.push(item(0, 'c', 'c1'));
+    assert.equal(q.shift()!.id, 'a1'); // b's turn now
+    assert.equal(q.remove(a2), true); // a leaves from behind the turn
+    assert.deepEqual(drain(q), ['b1', 'c1']);
+  });
+});

@@ -1,0 +1,105 @@
+// The waiting room for requests when the pool is saturated: higher priority first, and within one
+// priority, round-robin between tenants (fairness ids), each tenant's requests in arrival order.
+
+export interface Queued {
+  readonly priority: number;
+  readonly fairnessId: string;
+}
+
+class Tenant<T> {
+  readonly items: T[] = [];
+  constructor(readonly id: string) {}
+}
+
+class Band<T extends Queued> {
+  readonly tenants = new Map<string, Tenant<T>>();
+  /** Tenants with queued items, in turn order; `turn` indexes the next one to serve. */
+  readonly rotation: Tenant<T>[] = [];
+  turn = 0;
+  size = 0;
+  constructor(readonly priority: number) {}
+
+  push(item: T): void {
+    let tenant = this.tenants.get(item.fairnessId);
+    if (!tenant) {
+      tenant = new Tenant<T>(item.fairnessId);
+      this.tenants.set(item.fairnessId, tenant);
+      this.rotation.push(tenant);
+    }
+    tenant.items.push(item);
+    this.size++;
+  }
+
+  shift(): T {
+    const tenant = this.rotation[this.turn];
+    const item = tenant.items.shift()!;
+    this.size--;
+    if (tenant.items.length === 0) this.#drop(this.turn);
+    else this.turn = (this.turn + 1) % this.rotation.length;
+    return item;
+  }
+
+  remove(item: T): boolean {
+    const tenant = this.tenants.get(item.fairnessId);
+    const at = tenant ? tenant.items.indexOf(item) : -1;
+    if (!tenant || at < 0) return false;
+    tenant.items.splice(at, 1);
+    this.size--;
+    if (tenant.items.length === 0) this.#drop(this.rotation.indexOf(tenant));
+    return true;
+  }
+
+  #drop(at: number): void {
+    const tenant = this.rotation[at];
+    this.rotation.splice(at, 1);
+    this.tenants.delete(tenant.id);
+    if (at < this.turn) this.turn--;
+    if (this.turn >= this.rotation.length) this.turn = 0;
+  }
+}
+
+export class FlowControlQueue<T extends Queued> {
+  /** Non-empty bands, highest priority first. */
+  readonly #bands: Band<T>[] = [];
+  #size = 0;
+
+  get size(): number {
+    return this.#size;
+  }
+
+  push(item: T): void {
+    let i = 0;
+    while (i < this.#bands.length && this.#bands[i].priority > item.priority) i++;
+    let band = this.#bands[i];
+    if (!band || band.priority !== item.priority) {
+      band = new Band<T>(item.priority);
+      this.#bands.splice(i, 0, band);
+    }
+    band.push(item);
+    this.#size++;
+  }
+
+  /** The next item to serve, or undefined when empty. */
+  shift(): T | undefined {
+    const band = this.#bands[0];
+    if (!band) return undefined;
+    const item = band.shift();
+    this.#size--;
+    if (band.size === 0) this.#bands.shift();
+    return item;
+  }
+
+  /** Takes out an item that gave up (timed out, aborted); false when it was no longer queued. */
+  remove(item: T): boolean {
+    const i = this.#bands.findIndex((b) => b.priority === item.priority);
+    if (i < 0 || !this.#bands[i].remove(item)) return false;
+    this.#size--;
+    if (this.#bands[i].size === 0) this.#bands.splice(i, 1);
+    return true;
+  }
+
+  /** Queued items per priority, highest first. */
+  lengths(): { priority: number; length: number }[] {
+    return this.#bands.map((b) => ({ priority: b.priority, length: b.size }));
+  }
+}

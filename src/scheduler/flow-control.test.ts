@@ -1,0 +1,126 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import type { GatewayError } from '../gateway/errors.js';
+import { FlowControl, type DrainState, type QueueOutcome } from './flow-control.js';
+import { pool, request } from './testing.js';
+import type { Pick, PickRequest } from './types.js';
+
+function setup(maxQueueLength = 10, maxWait = 30_000) {
+  let now = 1000;
+  const observed: { priority: number; outcome: QueueOutcome; seconds: number }[] = [];
+  const flow = new FlowControl({
+    settings: { maxQueueLength, maxWait },
+    now: () => now,
+    observe: (priority, outcome, seconds) => void observed.push({ priority, outcome, seconds }),
+  });
+  const p = pool('p', ['http://a:1']);
+  const dispatched: { req: PickRequest; queuedMs: number }[] = [];
+  const dispatch = (req: PickRequest, queuedMs: number): Pick => {
+    dispatched.push({ req, queuedMs });
+    return { endpoints: p.endpoints, release: () => {} };
+  };
+  return { flow, observed, dispatched, dispatch, p, advance: (ms: number) => void (now += ms) };
+}
+
+const code = (err: unknown) => (err as GatewayError).code;
+
+describe('FlowControl', () => {
+  test('drain dispatches by priority then tenant while the state allows, with the time each waited', async () => {
+    const { flow, dispatched, dispatch, p, advance, observed } = setup();
+    const picks = [
+      flow.enqueue(request(p, { priority: 0, fairnessId: 'a', targetModel: 'a1' })),
+      flow.enqueue(request(p, { priority: 0, fairnessId: 'a', targetModel: 'a2' })),
+      flow.enqueue(request(p, { priority: 0, fairnessId: 'b', targetModel: 'b1' })),
+      flow.enqueue(request(p, { priority: 1, fairnessId: 'c', targetModel: 'c1' })),
+    ];
+    assert.equal(flow.size, 4);
+    advance(250);
+    let budget = 3;
+    flow.drain(() => (budget-- > 0 ? 'dispatch' : 'wait'), dispatch);
+    assert.deepEqual(dispatched.map((d) => d.req.targetModel), ['c1', 'a1', 'b1']);
+    assert.deepEqual(dispatched.map((d) => d.queuedMs), [250, 250, 250]);
+    assert.equal(flow.size, 1);
+    assert.deepEqual(flow.lengths(), [{ priority: 0, length: 1 }]);
+    flow.drain(() => 'dispatch', dispatch);
+    await Promise.all(picks);
+    assert.deepEqual(observed.map((o) => [o.priority, o.outcome, o.seconds]), [
+      [1, 'dispatched', 0.25],
+      [0, 'dispatched', 0.25],
+      [0, 'dispatched', 0.25],
+      [0, 'dispatched', 0.25],
+    ]);
+  });
+
+  test('full queue: 503 queue_full at once', async () => {
+    const { flow, p, observed, dispatch } = setup(2);
+    const a = flow.enqueue(request(p));
+    const b = flow.enqueue(request(p));
+    await assert.rejects(flow.enqueue(request(p)), (err) => code(err) === 'queue_full' && (err as GatewayError).status === 503);
+    assert.equal(observed.at(-1)!.outcome, 'full');
+    flow.drain(() => 'dispatch', dispatch);
+    await Promise.all([a, b]);
+  });
+
+  test('waiting longer than maxWait: 503 queue_timeout, and the request leaves the queue', async () => {
+    const { flow, p, observed } = setup(10, 20);
+    const started = Date.now();
+    await assert.rejects(flow.enqueue(request(p)), (err) => code(err) === 'queue_timeout' && (err as GatewayError).status === 503);
+    assert.ok(Date.now() - started >= 15);
+    assert.equal(flow.size, 0);
+    assert.equal(observed.at(-1)!.outcome, 'timeout');
+  });
+
+  test('an aborted request leaves the queue with the abort reason', async () => {
+    const { flow, p, observed, dispatch, dispatched } = setup();
+    const ac = new AbortController();
+    const waiting = flow.enqueue(request(p, { signal: ac.signal }));
+    const other = flow.enqueue(request(p, { targetModel: 'other' }));
+    ac.abort(new Error('client went away'));
+    await assert.rejects(waiting, /client went away/);
+    assert.equal(flow.size, 1);
+    assert.equal(observed.at(-1)!.outcome, 'aborted');
+    flow.drain(() => 'dispatch', dispatch);
+    await other;
+    assert.deepEqual(dispatched.map((d) => d.req.targetModel), ['other']);
+  });
+
+  test('an already aborted request is not queued', async () => {
+    const { flow, p } = setup();
+    await assert.rejects(flow.enqueue(request(p, { signal: AbortSignal.abort(new Error('gone')) })), /gone/);
+    assert.equal(flow.size, 0);
+  });
+
+  test("drain state 'none' rejects everything with 503 no_healthy_endpoints", async () => {
+    const { flow, p, dispatch } = setup();
+    const a = flow.enqueue(request(p));
+    const b = flow.enqueue(request(p, { priority: 3 }));
+    flow.drain((): DrainState => 'none', dispatch);
+    await assert.rejects(a, (err) => code(err) === 'no_healthy_endpoints');
+    await assert.rejects(b, (err) => code(err) === 'no_healthy_endpoints');
+    assert.equal(flow.size, 0);
+  });
+
+  test('a dispatch that throws rejects that request only', async () => {
+    const { flow, p, dispatch } = setup();
+    const bad = flow.enqueue(request(p, { targetModel: 'bad' }));
+    const good = flow.enqueue(request(p, { targetModel: 'good' }));
+    flow.drain(
+      () => 'dispatch',
+      (req, ms) => {
+        if (req.targetModel === 'bad') throw new Error('no subset endpoint');
+        return dispatch(req, ms);
+      },
+    );
+    await assert.rejects(bad, /no subset endpoint/);
+    await good;
+  });
+
+  test('rejectAll empties the queue with the given error', async () => {
+    const { flow, p, observed } = setup();
+    const a = flow.enqueue(request(p));
+    flow.rejectAll(new Error('stopping'));
+    await assert.rejects(a, /stopping/);
+    assert.equal(flow.size, 0);
+    assert.equal(observed.at(-1)!.outcome, 'rejected');
+  });
+});

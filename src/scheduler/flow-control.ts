@@ -1,0 +1,120 @@
+// Flow control for one pool: requests wait here while the pool is saturated, bounded in number and
+// time, and leave when dispatched, timed out, aborted or rejected — never silently.
+import { gatewayError } from '../gateway/errors.js';
+import { FlowControlQueue } from './flow-control-queue.js';
+import type { SchedulerSettings } from './plugin-types.js';
+import type { Pick, PickRequest } from './types.js';
+
+export type QueueOutcome = 'dispatched' | 'timeout' | 'aborted' | 'rejected' | 'full';
+
+/** What drain() should do next: dispatch the head of the queue, keep waiting, or give up (no endpoint left). */
+export type DrainState = 'dispatch' | 'wait' | 'none';
+
+export interface FlowControlOptions {
+  settings: SchedulerSettings['flowControl'];
+  now: () => number;
+  /** A request left the queue (or was refused at its door, outcome 'full') after `seconds`. */
+  observe(priority: number, outcome: QueueOutcome, seconds: number): void;
+}
+
+class Waiter {
+  timer: NodeJS.Timeout | undefined;
+  onAbort: (() => void) | undefined;
+  constructor(
+    readonly req: PickRequest,
+    readonly enqueuedAt: number,
+    readonly resolve: (pick: Pick) => void,
+    readonly reject: (err: unknown) => void,
+  ) {}
+  get priority(): number {
+    return this.req.priority;
+  }
+  get fairnessId(): string {
+    return this.req.fairnessId;
+  }
+}
+
+export class FlowControl {
+  readonly #queue = new FlowControlQueue<Waiter>();
+  readonly #opts: FlowControlOptions;
+
+  constructor(opts: FlowControlOptions) {
+    this.#opts = opts;
+  }
+
+  get size(): number {
+    return this.#queue.size;
+  }
+
+  lengths(): { priority: number; length: number }[] {
+    return this.#queue.lengths();
+  }
+
+  /** Waits for drain() to dispatch the request; rejects with 503 when the queue is full or the wait too long. */
+  enqueue(req: PickRequest): Promise<Pick> {
+    const { maxQueueLength, maxWait } = this.#opts.settings;
+    if (this.#queue.size >= maxQueueLength) {
+      this.#opts.observe(req.priority, 'full', 0);
+      return Promise.reject(gatewayError('TG_ERR_QUEUE_FULL', `the flow-control queue is full (${maxQueueLength} requests)`, { 'retry-after': '1' }));
+    }
+    if (req.signal?.aborted) {
+      this.#opts.observe(req.priority, 'aborted', 0);
+      return Promise.reject(req.signal.reason);
+    }
+    return new Promise<Pick>((resolve, reject) => {
+      const w = new Waiter(req, this.#opts.now(), resolve, reject);
+      w.timer = setTimeout(() => {
+        if (this.#queue.remove(w)) {
+          this.#settle(w, 'timeout');
+          w.reject(gatewayError('TG_ERR_QUEUE_TIMEOUT', `no model server became available within ${maxWait} ms`));
+        }
+      }, maxWait);
+      if (req.signal) {
+        const signal = req.signal;
+        w.onAbort = () => {
+          if (this.#queue.remove(w)) {
+            this.#settle(w, 'aborted');
+            w.reject(signal.reason);
+          }
+        };
+        signal.addEventListener('abort', w.onAbort, { once: true });
+      }
+      this.#queue.push(w);
+    });
+  }
+
+  /** Dispatches queued requests, highest priority and fairest first, while `state()` allows. */
+  drain(state: () => DrainState, dispatch: (req: PickRequest, queuedMs: number) => Pick): void {
+    while (this.#queue.size > 0) {
+      const s = state();
+      if (s === 'wait') return;
+      if (s === 'none') {
+        this.rejectAll(gatewayError('TG_ERR_NO_ENDPOINTS', 'no healthy model-server endpoint is left in the pool'));
+        return;
+      }
+      const w = this.#queue.shift()!;
+      const queuedMs = this.#settle(w, 'dispatched');
+      try {
+        w.resolve(dispatch(w.req, queuedMs));
+      } catch (err) {
+        w.reject(err);
+      }
+    }
+  }
+
+  rejectAll(err: Error): void {
+    for (let w = this.#queue.shift(); w; w = this.#queue.shift()) {
+      this.#settle(w, 'rejected');
+      w.reject(err);
+    }
+  }
+
+  /** Stops the waiter's clocks and records its wait; returns the wait in ms. */
+  #settle(w: Waiter, outcome: QueueOutcome): number {
+    clearTimeout(w.timer);
+    if (w.onAbort) w.req.signal!.removeEventListener('abort', w.onAbort);
+    const waited = this.#opts.now() - w.enqueuedAt;
+    this.#opts.observe(w.priority, outcome, waited / 1000);
+    return waited;
+  }
+}

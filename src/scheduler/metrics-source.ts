@@ -1,0 +1,50 @@
+// Fetching an endpoint's /metrics page: one keep-alive undici Client per endpoint, with a short timeout.
+import { Client } from 'undici';
+
+export interface MetricsSource {
+  /** The Prometheus text at `<url>/metrics`; rejects on any failure, including a non-200 answer. */
+  fetch(url: string): Promise<string>;
+  /** Drops connections to endpoints no longer in any pool. */
+  retain(urls: ReadonlySet<string>): void;
+  close(): Promise<void>;
+}
+
+export class HttpMetricsSource implements MetricsSource {
+  readonly #clients = new Map<string, Client>();
+  readonly #timeoutMs: number;
+
+  /** `timeoutMs` bounds a whole scrape, from connecting to the last byte. */
+  constructor(timeoutMs: number) {
+    this.#timeoutMs = timeoutMs;
+  }
+
+  async fetch(url: string): Promise<string> {
+    let client = this.#clients.get(url);
+    if (!client) {
+      client = new Client(url, { connectTimeout: this.#timeoutMs, keepAliveTimeout: 30_000, pipelining: 1 });
+      this.#clients.set(url, client);
+    }
+    // undici's own timeouts tick at about one second; a scrape deadline has to be sharper than that.
+    const signal = AbortSignal.timeout(this.#timeoutMs);
+    const res = await client.request({ method: 'GET', path: '/metrics', headers: { accept: 'text/plain' }, signal });
+    if (res.statusCode !== 200) {
+      await res.body.dump();
+      throw new Error(`GET /metrics answered ${res.statusCode}`);
+    }
+    return res.body.text();
+  }
+
+  retain(urls: ReadonlySet<string>): void {
+    for (const [url, client] of this.#clients) {
+      if (urls.has(url)) continue;
+      this.#clients.delete(url);
+      void client.destroy().catch(() => {});
+    }
+  }
+
+  async close(): Promise<void> {
+    const clients = [...this.#clients.values()];
+    this.#clients.clear();
+    await Promise.all(clients.map((c) => c.destroy().catch(() => {})));
+  }
+}

@@ -1,0 +1,35 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { ctx, deps, endpoint } from '../../../testing.js';
+import { FAILURES_BEFORE_UNHEALTHY } from '../../../endpoint-state.js';
+import { HEALTHY_FILTER, healthyFilter } from './healthy-filter.js';
+
+describe(HEALTHY_FILTER, () => {
+  const filter = healthyFilter(HEALTHY_FILTER, {}, deps()); // staleAfter 2 s
+
+  test('keeps fresh healthy endpoints, drops stale, failing and reported-down ones', () => {
+    const now = 10_000;
+    const fresh = endpoint(1, {}, now);
+    const stale = endpoint(2, {}, now - 2001);
+    const failing = endpoint(3, {}, now);
+    for (let i = 0; i < FAILURES_BEFORE_UNHEALTHY; i++) failing.recordScrapeFailure('timeout');
+    const down = endpoint(4, {}, now);
+    down.reportDown('refused');
+    const edge = endpoint(5, {}, now - 2000);
+    const eps = [fresh, stale, failing, down, edge];
+    const kept = filter.filter(ctx({}, { now }), eps);
+    assert.deepEqual(kept.map((ep) => eps.indexOf(ep)), [0, 4]);
+  });
+
+  test('returns the same array when all pass (no allocation)', () => {
+    const eps = [endpoint(1), endpoint(2)];
+    assert.equal(filter.filter(ctx(), eps), eps);
+  });
+
+  test('drops from the first position too', () => {
+    const eps = [endpoint(1, {}, 10), endpoint(2, {}, 5000)];
+    const kept = filter.filter(ctx({}, { now: 5000 }), eps);
+    assert.equal(kept.length, 1);
+    assert.equal(kept[0], eps[1]);
+  });
+});

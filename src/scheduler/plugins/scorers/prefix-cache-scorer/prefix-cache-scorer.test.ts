@@ -1,0 +1,80 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { ctx, deps, endpoint } from '../../../testing.js';
+import type { EndpointState } from '../../../endpoint-state.js';
+import type { CycleContext, Scorer } from '../../../plugin-types.js';
+import { PREFIX_CACHE_SCORER, prefixCacheScorer } from './prefix-cache-scorer.js';
+
+/** Scores like the pipeline does, then tells the scorer which endpoint was chosen. */
+function decide(scorer: Scorer, eps: EndpointState[], c: CycleContext, chosen: number): number[] | null {
+  const out = new Float64Array(eps.length);
+  const scored = scorer.score(c, eps, out);
+  scorer.preRequest?.(c, eps[chosen]);
+  return scored ? [...out] : null;
+}
+
+const block = (ch: string) => ch.repeat(64);
+
+describe(PREFIX_CACHE_SCORER, () => {
+  test('matched leading blocks / prompt blocks; the chosen endpoint learns the prompt', () => {
+    const ratios: number[] = [];
+    const scorer = prefixCacheScorer(PREFIX_CACHE_SCORER, {}, deps({ observePrefixHitRatio: (r) => void ratios.push(r) }));
+    const eps = [endpoint(1), endpoint(2)];
+    const system = block('s') + block('t');
+    assert.deepEqual(decide(scorer, eps, ctx({ prompt: system + block('a') + block('b') }), 0), [0, 0]);
+    // Same system prompt, different question: endpoint 1 holds 2 of 4 blocks.
+    assert.deepEqual(decide(scorer, eps, ctx({ prompt: system + block('c') + block('d') }), 1), [0.5, 0]);
+    // Exactly the first prompt again: all 4 blocks on endpoint 1, 2 on endpoint 2.
+    assert.deepEqual(decide(scorer, eps, ctx({ prompt: system + block('a') + block('b') }), 0), [1, 0.5]);
+    assert.deepEqual(ratios, [0, 0, 1]);
+  });
+
+  test('the target model is part of the key', () => {
+    const scorer = prefixCacheScorer(PREFIX_CACHE_SCORER, {}, deps());
+    const eps = [endpoint(1)];
+    decide(scorer, eps, ctx({ prompt: block('a'), targetModel: 'm1' }), 0);
+    assert.deepEqual(decide(scorer, eps, ctx({ prompt: block('a'), targetModel: 'm2' }), 0), [0]);
+    assert.deepEqual(decide(scorer, eps, ctx({ prompt: block('a'), targetModel: 'm1' }), 0), [1]);
+  });
+
+  test('abstains below one block; partial trailing blocks are ignored', () => {
+    const scorer = prefixCacheScorer(PREFIX_CACHE_SCORER, {}, deps());
+    const eps = [endpoint(1)];
+    assert.equal(decide(scorer, eps, ctx({ prompt: 'short' }), 0), null);
+    decide(scorer, eps, ctx({ prompt: block('a') + 'tail' }), 0);
+    assert.deepEqual(decide(scorer, eps, ctx({ prompt: block('a') + 'other tail' }), 0), [1]);
+  });
+
+  test('blockSize × charsPerToken sets the block; maxPrefixBlocksToMatch caps the prompt', () => {
+    const scorer = prefixCacheScorer(PREFIX_CACHE_SCORER, { blockSize: 2, charsPerToken: 1, maxPrefixBlocksToMatch: 2 }, deps());
+    const eps = [endpoint(1)];
+    decide(scorer, eps, ctx({ prompt: 'aabbcc' }), 0);
+    // Only "aa" and "bb" count; the third block is beyond the cap.
+    assert.deepEqual(decide(scorer, eps, ctx({ prompt: 'aabbzz' }), 0), [1]);
+    assert.deepEqual(decide(scorer, eps, ctx({ prompt: 'aazz' }), 0), [0.5]);
+  });
+
+  test('each endpoint remembers as many blocks as its KV cache holds (autoTune), else lruCapacityPerServer', () => {
+    const scorer = prefixCacheScorer(PREFIX_CACHE_SCORER, { blockSize: 1, charsPerToken: 1, lruCapacityPerServer: 3 }, deps());
+    const small = endpoint(1, { blockSize: 1, numGpuBlocks: 2 });
+    const unsized = endpoint(2);
+    decide(scorer, [small], ctx({ prompt: 'abcd' }), 0);
+    decide(scorer, [unsized], ctx({ prompt: 'abcd' }), 0);
+    assert.deepEqual(decide(scorer, [small, unsized], ctx({ prompt: 'abcd' }), 0), [0.5, 0.75]);
+  });
+
+  test('forget drops an endpoint', () => {
+    const scorer = prefixCacheScorer(PREFIX_CACHE_SCORER, {}, deps());
+    const ep = endpoint(1);
+    decide(scorer, [ep], ctx({ prompt: block('a') }), 0);
+    scorer.forget!(ep);
+    const out = new Float64Array(1);
+    scorer.score(ctx({ prompt: block('a') }), [ep], out);
+    assert.equal(out[0], 0);
+  });
+
+  test('parameters are validated', () => {
+    assert.throws(() => prefixCacheScorer(PREFIX_CACHE_SCORER, { blockSize: 0 }, deps()));
+    assert.throws(() => prefixCacheScorer(PREFIX_CACHE_SCORER, { autoTune: 'yes' }, deps()));
+  });
+});

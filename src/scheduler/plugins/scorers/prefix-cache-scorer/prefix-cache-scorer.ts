@@ -1,0 +1,62 @@
+// Prefers endpoints likely to hold the longest leading part of the prompt in their KV cache (prefix-cache affinity).
+import { z } from 'zod';
+import type { EndpointState } from '../../../endpoint-state.js';
+import { CHARS_PER_TOKEN } from '../../../endpoint-state.js';
+import { hashBlocks } from '../../../block-hash.js';
+import { PrefixIndex } from '../../../prefix-index.js';
+import type { Scorer, PluginFactory } from '../../../plugin-types.js';
+
+export const PREFIX_CACHE_SCORER = 'prefix-cache-scorer';
+
+const params = z
+  .object({
+    /** Tokens per block; characters stand in for tokens at charsPerToken each (16 × 4 = 64 characters). */
+    blockSize: z.number().int().positive().default(16),
+    charsPerToken: z.number().int().positive().default(CHARS_PER_TOKEN),
+    maxPrefixBlocksToMatch: z.number().int().positive().max(65_536).default(256),
+    /** Blocks remembered per endpoint when it does not export its KV-cache size. */
+    lruCapacityPerServer: z.number().int().positive().default(31_250),
+    /** Size each endpoint's LRU from its cache_config_info (num_gpu_blocks × block_size) when exported. */
+    autoTune: z.boolean().default(true),
+  })
+  .strict();
+
+/**
+ * Score = leading blocks the endpoint holds / blocks in the prompt. The chosen endpoint learns the
+ * prompt's blocks at every decision, since the model server will cache them by serving it.
+ * @example prefixCacheScorer('prefix-cache-scorer', { blockSize: 16 }, deps)
+ */
+export const prefixCacheScorer: PluginFactory<Scorer> = (name, raw, deps) => {
+  const p = params.parse(raw ?? {});
+  const blockChars = p.blockSize * p.charsPerToken;
+  const index = new PrefixIndex<EndpointState>();
+  // One decision runs start to end without yielding, so the hashes of score() are still here at preRequest().
+  const hashes = new Float64Array(p.maxPrefixBlocksToMatch);
+  let blocks = 0;
+
+  const capacityOf = (ep: EndpointState): number => {
+    const m = ep.metrics;
+    if (!p.autoTune || !m.numGpuBlocks) return p.lruCapacityPerServer;
+    return Math.max(1, Math.floor((m.numGpuBlocks * (m.blockSize ?? p.blockSize)) / p.blockSize));
+  };
+
+  return {
+    type: PREFIX_CACHE_SCORER,
+    name,
+    score(ctx, candidates, out) {
+      blocks = hashBlocks(ctx.request.targetModel, ctx.request.prompt, blockChars, p.maxPrefixBlocksToMatch, hashes);
+      if (blocks === 0) return false;
+      index.match(hashes, blocks);
+      for (let i = 0; i < candidates.length; i++) out[i] = index.matched(candidates[i]) / blocks;
+      return true;
+    },
+    preRequest(_ctx, chosen) {
+      if (blocks === 0) return;
+      deps.observePrefixHitRatio(index.matched(chosen) / blocks);
+      index.remember(chosen, capacityOf(chosen));
+    },
+    forget(ep) {
+      index.remove(ep);
+    },
+  } satisfies Scorer;
+};

@@ -1,0 +1,285 @@
+// One pool's live state: its endpoints, compiled profile, flow-control queue and recent decisions;
+// where a pick is decided, queued or refused, and where releases and scrapes feed back.
+import type { PoolConfig } from '../config/runtime-config.js';
+import { gatewayError } from '../gateway/errors.js';
+import type { Logger } from '../lib/logger.js';
+import { DecisionLog } from './decision-log.js';
+import { EndpointState, estimateTokens } from './endpoint-state.js';
+import { decisionView, endpointView, type PoolView } from './fleet-view.js';
+import { FlowControl, type DrainState } from './flow-control.js';
+import type { PoolGauges, SchedulerMetrics } from './metrics.js';
+import type { Pipeline } from './pipeline.js';
+import type { CycleContext, SchedulerSettings } from './plugin-types.js';
+import { isSaturated, utilization } from './saturation.js';
+import type { Pick, PickRequest, RequestOutcome } from './types.js';
+
+/** Decisions kept per pool for the fleet view. */
+const DECISIONS_KEPT = 100;
+
+export interface PoolDeps {
+  settings: SchedulerSettings;
+  logger: Logger;
+  metrics: SchedulerMetrics;
+  now: () => number;
+}
+
+/** A compiled profile and the config text it came from, so a reload with the same config keeps its state (the prefix index). */
+export interface CompiledProfile {
+  pipeline: Pipeline;
+  key: string;
+}
+
+export class PoolState implements PoolGauges {
+  readonly name: string;
+  readonly #deps: PoolDeps;
+  #config: PoolConfig;
+  #endpoints: EndpointState[] = [];
+  readonly #byUrl = new Map<string, EndpointState>();
+  readonly #byAddress = new Map<string, EndpointState>();
+  #profile: CompiledProfile;
+  #scorers: string[];
+  #decisions: DecisionLog;
+  readonly #flow: FlowControl;
+  // What tells an adapter request from a base-model one, learnt from scrapes (grow-only: names are few).
+  readonly #adapters = new Set<string>();
+  readonly #baseModels = new Set<string>();
+  #loraCapable = false;
+
+  constructor(config: PoolConfig, profile: CompiledProfile, deps: PoolDeps) {
+    this.name = config.name;
+    this.#deps = deps;
+    this.#config = config;
+    this.#profile = profile;
+    this.#scorers = profile.pipeline.scorerNames;
+    this.#decisions = new DecisionLog(DECISIONS_KEPT, this.#scorers.length);
+    this.#flow = new FlowControl({
+      settings: deps.settings.flowControl,
+      now: deps.now,
+      observe: (priority, outcome, seconds) => deps.metrics.observeQueue(this.name, priority, outcome, seconds),
+    });
+    this.update(config, null);
+  }
+
+  get config(): PoolConfig {
+    return this.#config;
+  }
+  get endpoints(): readonly EndpointState[] {
+    return this.#endpoints;
+  }
+  get profileKey(): string {
+    return this.#profile.key;
+  }
+
+  /**
+   * Applies a reloaded config, keeping the state of endpoints that stay (and of the profile when
+   * `profile` is null); returns the endpoints that joined and left.
+   */
+  update(config: PoolConfig, profile: CompiledProfile | null): { added: EndpointState[]; removed: EndpointState[] } {
+    const added: EndpointState[] = [];
+    const removed: EndpointState[] = [];
+    const next: EndpointState[] = [];
+    const keep = new Set<string>();
+    for (const cfg of config.endpoints) {
+      if (keep.has(cfg.url)) continue;
+      keep.add(cfg.url);
+      let ep = this.#byUrl.get(cfg.url);
+      if (ep) ep.rebind(cfg, config.engine);
+      else {
+        ep = new EndpointState(cfg, config.engine);
+        this.#byUrl.set(cfg.url, ep);
+        added.push(ep);
+      }
+      next.push(ep);
+    }
+    for (const ep of this.#endpoints) {
+      if (keep.has(ep.url)) continue;
+      this.#byUrl.delete(ep.url);
+      this.#profile.pipeline.forget(ep);
+      removed.push(ep);
+    }
+    this.#config = config;
+    this.#endpoints = next;
+    this.#byAddress.clear();
+    for (const ep of next) this.#byAddress.set(ep.address, ep);
+    if (profile) {
+      this.#profile = profile;
+      this.#scorers = profile.pipeline.scorerNames;
+      this.#decisions = new DecisionLog(DECISIONS_KEPT, this.#scorers.length);
+      // Scores of another profile mean nothing under this one's scorer names; the pipeline sizes them anew.
+      for (const ep of next) ep.lastScores = new Float64Array(0);
+    }
+    this.#drain();
+    return { added, removed };
+  }
+
+  /**
+   * A decision now (synchronously), a promise when the request must wait for room, or a rejection:
+   * 503 without eligible endpoints, 429 for sheddable requests while saturated, 503 when the queue is full.
+   */
+  pick(req: PickRequest): Pick | Promise<Pick> {
+    const now = this.#deps.now();
+    if (!this.#anyEligible(now)) {
+      return Promise.reject(gatewayError('TG_ERR_NO_ENDPOINTS', `no healthy endpoint with fresh metrics in pool "${this.name}"`));
+    }
+    if (this.#flow.size > 0) this.#drain();
+    // Whatever is still queued after draining stays ahead of this request: the pool is saturated.
+    if (this.#flow.size > 0 || isSaturated(this.#endpoints, now, this.#deps.settings.saturation)) {
+      if (req.priority < 0) {
+        return Promise.reject(
+          gatewayError('TG_ERR_REQUEST_SHED', `pool "${this.name}" is saturated; sheddable requests are refused`, { 'retry-after': '1' }),
+        );
+      }
+      return this.#flow.enqueue(req);
+    }
+    try {
+      return this.#decide(req, now, 0);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** After every scrape attempt of one of this pool's endpoints. */
+  scraped(ep: EndpointState): void {
+    const m = ep.metrics;
+    if (m.modelName) this.#baseModels.add(m.modelName);
+    if (m.lora) {
+      for (const a of m.lora.running) this.#adapters.add(a);
+      for (const a of m.lora.waiting) this.#adapters.add(a);
+      if (m.lora.maxLoras > 0) this.#loraCapable = true;
+    }
+    this.#noteStatus(ep, this.#deps.now());
+    this.#drain();
+  }
+
+  /** Rejects everything still queued (the pool is gone, or the gateway is stopping). */
+  close(err: Error): void {
+    this.#flow.rejectAll(err);
+  }
+
+  /** At least one endpoint has fresh metrics or answered a request within staleAfter. */
+  reachable(): boolean {
+    const now = this.#deps.now();
+    const { staleAfter } = this.#deps.settings;
+    return this.#endpoints.some((ep) => ep.isEligible(now, staleAfter) || (ep.answeredAt > 0 && now - ep.answeredAt <= staleAfter));
+  }
+
+  view(): PoolView {
+    const now = this.#deps.now();
+    const { settings } = this.#deps;
+    return {
+      name: this.name,
+      engine: this.#config.engine,
+      saturated: isSaturated(this.#endpoints, now, settings.saturation),
+      utilization: utilization(this.#endpoints, now, settings),
+      queueLength: this.#flow.size,
+      queueByPriority: this.#flow.lengths(),
+      profile: this.#profile.pipeline.describe(),
+      endpoints: this.#endpoints.map((ep) => endpointView(ep, now, settings.staleAfter, this.#scorers)),
+      decisions: this.#decisions.recent().map((d) => decisionView(d, this.#scorers)),
+    };
+  }
+
+  averageKvCacheUsage(): number {
+    return this.#average((ep) => ep.kvCacheUsage);
+  }
+  averageQueueSize(): number {
+    return this.#average((ep) => ep.queue);
+  }
+  readyEndpoints(): number {
+    const now = this.#deps.now();
+    return this.#endpoints.filter((ep) => ep.isEligible(now, this.#deps.settings.staleAfter)).length;
+  }
+  queueLengths(): { priority: number; length: number }[] {
+    return this.#flow.lengths();
+  }
+
+  #decide(req: PickRequest, now: number, queuedMs: number): Pick {
+    const started = performance.now();
+    const ctx: CycleContext = { request: req, now, adapter: this.#isAdapter(req.targetModel) };
+    const ordered = this.#profile.pipeline.run(ctx, this.#endpoints);
+    if (!ordered) {
+      const why = req.subset ? `none of the ${req.subset.size} endpoints of the subset hint is available` : 'the filters left no endpoint';
+      throw gatewayError('TG_ERR_NO_ENDPOINTS', `pool "${this.name}": ${why}`);
+    }
+    const chosen = ordered[0];
+    const tokens = estimateTokens(req.promptTokens, req.prompt);
+    chosen.recordPick(tokens);
+    const endpoints = new Array<PoolConfig['endpoints'][number]>(ordered.length);
+    for (let i = 0; i < ordered.length; i++) endpoints[i] = ordered[i].config;
+    this.#decisions.record(now, req.targetModel, chosen.address, chosen.lastScores, chosen.lastTotal, req.priority, queuedMs);
+    this.#deps.metrics.observeDecision((performance.now() - started) / 1000);
+    return { endpoints, release: this.#releaser(chosen, tokens) };
+  }
+
+  /** release() for one pick: the chosen endpoint's in-flight count drops once; any endpoint that was unreachable is taken out. */
+  #releaser(chosen: EndpointState, tokens: number): Pick['release'] {
+    let counted: EndpointState | null = chosen;
+    return (endpoint, outcome: RequestOutcome) => {
+      const now = this.#deps.now();
+      if (counted && endpoint.address === counted.address) {
+        const ep = counted;
+        counted = null;
+        ep.recordRelease(outcome.reached, tokens, now);
+        if (!outcome.reached) this.#reportDown(ep, now);
+      } else {
+        const ep = this.#byAddress.get(endpoint.address);
+        if (ep && outcome.reached) ep.recordAnswered(now);
+        else if (ep) this.#reportDown(ep, now);
+      }
+      this.#drain();
+    };
+  }
+
+  #reportDown(ep: EndpointState, now: number): void {
+    ep.reportDown('a request could not reach it');
+    this.#noteStatus(ep, now);
+  }
+
+  #noteStatus(ep: EndpointState, now: number): void {
+    const status = ep.status(now, this.#deps.settings.staleAfter);
+    const before = ep.noteStatus(status);
+    if (before === null) return;
+    const fields = { pool: this.name, endpoint: ep.address, status, was: before };
+    if (status === 'ready') {
+      if (before !== 'pending') this.#deps.logger.info(fields, 'endpoint recovered');
+    } else if (status !== 'pending') {
+      this.#deps.logger.warn({ ...fields, failures: ep.consecutiveFailures, error: ep.lastError }, `endpoint ${status}, not picked until it recovers`);
+    }
+  }
+
+  #drain(): void {
+    if (this.#flow.size > 0) this.#flow.drain(this.#drainState, this.#dispatch);
+  }
+
+  readonly #drainState = (): DrainState => {
+    const now = this.#deps.now();
+    if (!this.#anyEligible(now)) return 'none';
+    return isSaturated(this.#endpoints, now, this.#deps.settings.saturation) ? 'wait' : 'dispatch';
+  };
+
+  readonly #dispatch = (req: PickRequest, queuedMs: number): Pick => this.#decide(req, this.#deps.now(), queuedMs);
+
+  #anyEligible(now: number): boolean {
+    const { staleAfter } = this.#deps.settings;
+    for (const ep of this.#endpoints) if (ep.isEligible(now, staleAfter)) return true;
+    return false;
+  }
+
+  /** An adapter when seen in an endpoint's adapter lists, or when the servers take adapters and it is not their base model. */
+  #isAdapter(model: string): boolean {
+    if (this.#adapters.has(model)) return true;
+    return this.#loraCapable && this.#baseModels.size > 0 && !this.#baseModels.has(model);
+  }
+
+  #average(read: (ep: EndpointState) => number): number {
+    const now = this.#deps.now();
+    let sum = 0;
+    let n = 0;
+    for (const ep of this.#endpoints) {
+      if (!ep.isEligible(now, this.#deps.settings.staleAfter)) continue;
+      sum += read(ep);
+      n++;
+    }
+    return n === 0 ? 0 : sum / n;
+  }
+}

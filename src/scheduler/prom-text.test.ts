@@ -1,0 +1,58 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { samplesOf } from './prom-text.js';
+
+describe('samplesOf', () => {
+  const page = [
+    '# HELP vllm:num_requests_waiting Number of requests waiting.',
+    '# TYPE vllm:num_requests_waiting gauge',
+    'vllm:num_requests_waiting{engine="0",model_name="m"} 3.0',
+    'vllm:num_requests_waiting{engine="1",model_name="m"} 2',
+    'vllm:num_requests_waiting_by_reason{reason="capacity"} 9',
+    'vllm:num_requests_running 7 1700000000000',
+    'vllm:lora_requests_info{max_lora="2",running_lora_adapters="a,b",waiting_lora_adapters=""} 1.7e9',
+    'weird{msg="say \\"hi\\"\\nthere, {ok}"} +Inf',
+    'broken{no_quote=1} 5',
+    'nan_metric NaN',
+    'crlf_metric 4\r',
+  ].join('\n');
+
+  const cases: { name: string; want: { labels: Record<string, string>; value: number }[] }[] = [
+    {
+      name: 'vllm:num_requests_waiting',
+      want: [
+        { labels: { engine: '0', model_name: 'm' }, value: 3 },
+        { labels: { engine: '1', model_name: 'm' }, value: 2 },
+      ],
+    },
+    { name: 'vllm:num_requests_running', want: [{ labels: {}, value: 7 }] },
+    {
+      name: 'vllm:lora_requests_info',
+      want: [{ labels: { max_lora: '2', running_lora_adapters: 'a,b', waiting_lora_adapters: '' }, value: 1.7e9 }],
+    },
+    { name: 'weird', want: [{ labels: { msg: 'say "hi"\nthere, {ok}' }, value: Infinity }] },
+    { name: 'broken', want: [] },
+    { name: 'absent', want: [] },
+    { name: 'crlf_metric', want: [{ labels: {}, value: 4 }] },
+  ];
+  for (const c of cases) {
+    test(c.name, () => assert.deepEqual(samplesOf(page, c.name), c.want));
+  }
+
+  test('NaN values are kept as NaN', () => {
+    const [s] = samplesOf(page, 'nan_metric');
+    assert.ok(Number.isNaN(s.value));
+  });
+
+  test('a name inside a comment or as a prefix of a longer name does not match', () => {
+    assert.equal(samplesOf(page, 'vllm:num_requests').length, 0);
+    assert.equal(samplesOf('# vllm:x 1\nvllm:x 2', 'vllm:x')[0].value, 2);
+  });
+
+  test('the first line of the page matches', () => {
+    assert.deepEqual(samplesOf('m 1\nm{a="b"} 2', 'm'), [
+      { labels: {}, value: 1 },
+      { labels: { a: 'b' }, value: 2 },
+    ]);
+  });
+});

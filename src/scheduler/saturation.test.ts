@@ -1,0 +1,49 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { isSaturated, utilization } from './saturation.js';
+import { FAILURES_BEFORE_UNHEALTHY } from './endpoint-state.js';
+import { SETTINGS, endpoint } from './testing.js';
+
+// Defaults: queueDepthThreshold 5, kvCacheThreshold 0.8, metricsFreshness 200 ms.
+const NOW = 10_000;
+
+describe('isSaturated', () => {
+  const cases: { name: string; eps: { waiting: number; kv: number; age: number }[]; want: boolean }[] = [
+    { name: 'one endpoint with room', eps: [{ waiting: 9, kv: 0.9, age: 0 }, { waiting: 5, kv: 0.8, age: 200 }], want: false },
+    { name: 'every queue too long', eps: [{ waiting: 6, kv: 0.1, age: 0 }, { waiting: 7, kv: 0.1, age: 0 }], want: true },
+    { name: 'every KV cache too full', eps: [{ waiting: 0, kv: 0.81, age: 0 }], want: true },
+    { name: 'the only roomy endpoint has old metrics', eps: [{ waiting: 0, kv: 0, age: 201 }, { waiting: 9, kv: 0, age: 0 }], want: true },
+    { name: 'no endpoint at all', eps: [], want: true },
+  ];
+  for (const c of cases) {
+    test(c.name, () => {
+      const eps = c.eps.map((e, i) => endpoint(i, { waiting: e.waiting, kvCacheUsage: e.kv }, NOW - e.age));
+      assert.equal(isSaturated(eps, NOW, SETTINGS.saturation), c.want);
+    });
+  }
+
+  test('unhealthy endpoints do not count as room', () => {
+    const ep = endpoint(1, {}, NOW);
+    for (let i = 0; i < FAILURES_BEFORE_UNHEALTHY; i++) ep.recordScrapeFailure('x');
+    assert.equal(isSaturated([ep], NOW, SETTINGS.saturation), true);
+  });
+
+  test('picks since the scrape count as waiting', () => {
+    const ep = endpoint(1, { waiting: 4 }, NOW);
+    assert.equal(isSaturated([ep], NOW, SETTINGS.saturation), false);
+    ep.recordPick(1);
+    assert.equal(isSaturated([ep], NOW, SETTINGS.saturation), false);
+    ep.recordPick(1); // 6 > 5
+    assert.equal(isSaturated([ep], NOW, SETTINGS.saturation), true);
+    ep.recordRelease(true, 1, NOW);
+    assert.equal(isSaturated([ep], NOW, SETTINGS.saturation), false);
+  });
+});
+
+describe('utilization', () => {
+  test('mean of max(queue/5, KV/0.8) over eligible endpoints', () => {
+    const eps = [endpoint(1, { waiting: 5, kvCacheUsage: 0.4 }, NOW), endpoint(2, { waiting: 0, kvCacheUsage: 0.4 }, NOW), endpoint(3, { waiting: 50 }, 0)];
+    assert.equal(utilization(eps, NOW, SETTINGS), 0.75);
+    assert.equal(utilization([], NOW, SETTINGS), 0);
+  });
+});

@@ -1,0 +1,356 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { Registry } from 'prom-client';
+import type { PoolConfig } from '../config/runtime-config.js';
+import type { GatewayError } from '../gateway/errors.js';
+import { PickerConfigError } from './compile-picker-config.js';
+import type { MetricsSource } from './metrics-source.js';
+import { Scheduler } from './scheduler.js';
+import { SETTINGS, captureLogger, pool, request, vllmPage } from './testing.js';
+import type { Pick, PickRequest } from './types.js';
+import type { SchedulerSettings } from './plugin-types.js';
+
+const URLS = ['http://10.0.0.1:8000', 'http://10.0.0.2:8000', 'http://10.0.0.3:8000', 'http://10.0.0.4:8000'];
+
+/** A scheduler over fake /metrics pages and a hand-driven clock. */
+async function setup(opts: { urls?: string[]; settings?: Partial<SchedulerSettings>; picker?: PoolConfig['picker'] } = {}) {
+  const urls = opts.urls ?? URLS;
+  const pages = new Map<string, string | Error>(urls.map((u) => [u, vllmPage()]));
+  const source: MetricsSource = {
+    fetch: async (url) => {
+      const page = pages.get(url) ?? new Error('no such endpoint');
+      if (page instanceof Error) throw page;
+      return page;
+    },
+    retain: () => {},
+    close: async () => {},
+  };
+  let now = 1_000_000;
+  const registry = new Registry();
+  const { logger, lines } = captureLogger();
+  const scheduler = new Scheduler({ settings: { ...SETTINGS, ...opts.settings }, now: () => now, random: () => 0, metricsSource: source, registry, logger });
+  const p = pool('p', urls, { picker: opts.picker });
+  scheduler.update(new Map([['p', p]]));
+  await scheduler.refresh();
+  return {
+    scheduler,
+    pool: p,
+    registry,
+    logs: lines,
+    /** Serves `page` (or fails) at endpoint i from the next scrape on. */
+    serve: (i: number, page: string | Error) => void pages.set(urls[i], page),
+    advance: (ms: number) => void (now += ms),
+    pick: async (r: Partial<PickRequest> = {}) => scheduler.pick(request(p, r)),
+    address: (i: number) => new URL(urls[i]).host,
+  };
+}
+
+const chosen = (pick: Pick) => pick.endpoints[0].address;
+const code = (err: unknown) => (err as GatewayError).code;
+
+describe('Scheduler', () => {
+  test('picks the least loaded endpoint and lists every other eligible one as a fallback, best first', async () => {
+    const s = await setup();
+    s.serve(0, vllmPage({ waiting: 3, kv: 0.5 }));
+    s.serve(1, vllmPage({ waiting: 0, kv: 0.1 }));
+    s.serve(2, vllmPage({ waiting: 1, kv: 0.2 }));
+    s.serve(3, new Error('connection refused'));
+    s.advance(3000); // endpoint 3's only good scrape is now stale
+    await s.scheduler.refresh();
+    const pick = await s.pick();
+    assert.deepEqual(
+      pick.endpoints.map((e) => e.address),
+      [s.address(1), s.address(2), s.address(0)],
+    );
+  });
+
+  test('a burst spreads: picks since the last scrape count as load', async () => {
+    const s = await setup();
+    const counts = new Map<string, number>();
+    for (let i = 0; i < 8; i++) {
+      const a = chosen(await s.pick());
+      counts.set(a, (counts.get(a) ?? 0) + 1);
+    }
+    assert.deepEqual([...counts.values()], [2, 2, 2, 2]);
+  });
+
+  test('sheddable requests get 429 with retry-after while saturated; others queue and go when room appears', async () => {
+    const s = await setup({ urls: URLS.slice(0, 1) });
+    s.serve(0, vllmPage({ waiting: 6 }));
+    await s.scheduler.refresh();
+    await assert.rejects(s.pick({ priority: -1 }), (err: GatewayError) => {
+      assert.equal(err.status, 429);
+      assert.equal(err.code, 'request_shed');
+      assert.equal(err.headers['retry-after'], '1');
+      return true;
+    });
+    const waiting = s.pick({ priority: 0, targetModel: 'queued' });
+    assert.equal(s.scheduler.view('p')!.queueLength, 1);
+    assert.equal(s.scheduler.view('p')!.saturated, true);
+    s.advance(40);
+    s.serve(0, vllmPage({ waiting: 1 }));
+    await s.scheduler.refresh(); // room now: the queue drains after the scrape
+    const pick = await waiting;
+    assert.equal(chosen(pick), s.address(0));
+    const view = s.scheduler.view('p')!;
+    assert.equal(view.queueLength, 0);
+    assert.equal(view.decisions[0].model, 'queued');
+    assert.equal(view.decisions[0].queuedMs, 40);
+  });
+
+  test('queued requests leave by priority, then round-robin between tenants', async () => {
+    const s = await setup({ urls: URLS.slice(0, 1) });
+    s.serve(0, vllmPage({ waiting: 6 }));
+    await s.scheduler.refresh();
+    const order: string[] = [];
+    const queued = [
+      ['a1', 0, 'a'],
+      ['a2', 0, 'a'],
+      ['b1', 0, 'b'],
+      ['crit', 1, 'a'],
+      ['obj', 7, 'c'],
+    ].map(([name, priority, tenant]) =>
+      s.pick({ targetModel: name as string, priority: priority as number, fairnessId: tenant as string }).then(() => void order.push(name as string)),
+    );
+    // Each scrape shows room for exactly one more request (5 waiting; one pick makes 6).
+    for (let i = 0; i < 5; i++) {
+      s.serve(0, vllmPage({ waiting: 5 }));
+      await s.scheduler.refresh();
+      await new Promise((r) => setImmediate(r));
+    }
+    await Promise.all(queued);
+    assert.deepEqual(order, ['obj', 'crit', 'a1', 'b1', 'a2']);
+  });
+
+  test('a release makes room and drains the queue at once', async () => {
+    const s = await setup({ urls: URLS.slice(0, 1) });
+    s.serve(0, vllmPage({ waiting: 5 }));
+    await s.scheduler.refresh();
+    const first = await s.pick();
+    const second = s.pick({ targetModel: 'second' });
+    assert.equal(s.scheduler.view('p')!.queueLength, 1);
+    first.release(first.endpoints[0], { reached: true, status: 200 });
+    assert.equal(chosen(await second), s.address(0));
+  });
+
+  test('the queue is bounded in length and in waiting time (503)', async () => {
+    const s = await setup({ urls: URLS.slice(0, 1), settings: { flowControl: { maxQueueLength: 1, maxWait: 25 } } });
+    s.serve(0, vllmPage({ waiting: 50 }));
+    await s.scheduler.refresh();
+    const first = s.pick();
+    await assert.rejects(s.pick(), (err) => code(err) === 'queue_full');
+    await assert.rejects(first, (err) => code(err) === 'queue_timeout');
+    assert.equal(s.scheduler.view('p')!.queueLength, 0);
+  });
+
+  test('an aborted request leaves the queue', async () => {
+    const s = await setup({ urls: URLS.slice(0, 1) });
+    s.serve(0, vllmPage({ waiting: 50 }));
+    await s.scheduler.refresh();
+    const ac = new AbortController();
+    const waiting = s.pick({ signal: ac.signal });
+    ac.abort(new Error('client closed'));
+    await assert.rejects(waiting, /client closed/);
+    assert.equal(s.scheduler.view('p')!.queueLength, 0);
+  });
+
+  test('no eligible endpoint: 503 at once, for new and for queued requests', async () => {
+    const s = await setup({ urls: URLS.slice(0, 1) });
+    s.serve(0, vllmPage({ waiting: 50 }));
+    await s.scheduler.refresh();
+    const queued = s.pick();
+    s.serve(0, new Error('refused'));
+    for (let i = 0; i < 3; i++) await s.scheduler.refresh();
+    await assert.rejects(queued, (err) => code(err) === 'no_healthy_endpoints');
+    await assert.rejects(s.pick(), (err) => code(err) === 'no_healthy_endpoints' && (err as GatewayError).status === 503);
+    await assert.rejects(s.scheduler.pick(request(pool('unknown', []))) as Promise<Pick>, /not known/);
+  });
+
+  test('the subset hint restricts the choice; a hint matching nothing is 503', async () => {
+    const s = await setup();
+    const pick = await s.pick({ subset: new Set([s.address(2), s.address(3)]) });
+    assert.deepEqual(pick.endpoints.map((e) => e.address), [s.address(2), s.address(3)]);
+    await assert.rejects(s.pick({ subset: new Set(['10.9.9.9:1']) }), (err) => code(err) === 'no_healthy_endpoints');
+  });
+
+  test('stale endpoints are skipped and come back with the next good scrape, with a log line each way', async () => {
+    const s = await setup({ urls: URLS.slice(0, 2) });
+    s.serve(1, new Error('timeout'));
+    s.advance(2500);
+    await s.scheduler.refresh(); // endpoint 0 fresh again; endpoint 1 failed and its last metrics are 2.5 s old
+    const pick = await s.pick();
+    assert.deepEqual(pick.endpoints.map((e) => e.address), [s.address(0)]);
+    const warn = s.logs.find((l) => l.msg === 'endpoint stale, not picked until it recovers');
+    assert.ok(warn);
+    assert.equal(warn.endpoint, s.address(1));
+    assert.equal(warn.error, 'timeout');
+    s.serve(1, vllmPage());
+    await s.scheduler.refresh();
+    assert.equal((await s.pick()).endpoints.length, 2);
+    assert.ok(s.logs.some((l) => l.msg === 'endpoint recovered' && l.endpoint === s.address(1) && l.was === 'stale'));
+  });
+
+  test('a failed request takes the endpoint out at once; the next good scrape brings it back', async () => {
+    const s = await setup({ urls: URLS.slice(0, 2) });
+    const pick = await s.pick();
+    const first = pick.endpoints[0];
+    pick.release(first, { reached: false });
+    pick.release(pick.endpoints[1], { reached: true, status: 200 });
+    assert.ok(s.logs.some((l) => l.msg === 'endpoint unhealthy, not picked until it recovers' && l.endpoint === first.address));
+    for (let i = 0; i < 3; i++) assert.notEqual(chosen(await s.pick()), first.address);
+    await s.scheduler.refresh();
+    assert.equal((await s.pick()).endpoints.length, 2);
+  });
+
+  test('release counts the chosen endpoint once, however often it is called', async () => {
+    const s = await setup({ urls: URLS.slice(0, 1) });
+    const pick = await s.pick();
+    const ep = () => s.scheduler.view('p')!.endpoints[0];
+    assert.equal(ep().inFlight, 1);
+    pick.release(pick.endpoints[0], { reached: true, status: 200 });
+    pick.release(pick.endpoints[0], { reached: true, status: 200 });
+    assert.equal(ep().inFlight, 0);
+  });
+
+  test('prefix affinity: a long shared prompt returns to the endpoint that served it', async () => {
+    const s = await setup();
+    const system = 'system: you are a helpful assistant. '.repeat(40);
+    const first = chosen(await s.pick({ prompt: system + 'user: first question' }));
+    s.advance(10);
+    await s.scheduler.refresh(); // forget the in-flight pick's load; only the prefix differs now
+    assert.equal(chosen(await s.pick({ prompt: system + 'user: second question' })), first);
+  });
+
+  test('LoRA affinity weighs in for adapter requests only', async () => {
+    const s = await setup({ urls: URLS.slice(0, 2) });
+    const lora = (running: string) =>
+      `vllm:lora_requests_info{max_lora="1",running_lora_adapters="${running}",waiting_lora_adapters=""} 5`;
+    s.serve(0, vllmPage({ model: 'base', waiting: 1, extra: lora('other') }));
+    s.serve(1, vllmPage({ model: 'base', waiting: 1, kv: 0.1, extra: lora('sql') }));
+    await s.scheduler.refresh();
+    assert.equal(chosen(await s.pick({ targetModel: 'sql' })), s.address(1));
+    await s.scheduler.refresh();
+    assert.equal(chosen(await s.pick({ targetModel: 'base' })), s.address(0));
+    const scores = s.scheduler.view('p')!.decisions[0].scores;
+    assert.equal(scores['lora-affinity-scorer'], null);
+    // An adapter no endpoint has loaded yet is recognised too (not the base model, servers take adapters).
+    await s.scheduler.refresh();
+    await s.pick({ targetModel: 'brand-new' });
+    assert.equal(s.scheduler.view('p')!.decisions[0].scores['lora-affinity-scorer'], 0);
+  });
+
+  test('view: per-endpoint metrics, freshness, health, last scores, and recent decisions', async () => {
+    const s = await setup({ urls: URLS.slice(0, 2) });
+    s.serve(0, vllmPage({ waiting: 2, running: 3, kv: 0.25, model: 'base' }));
+    await s.scheduler.refresh();
+    s.advance(30);
+    await s.pick({ targetModel: 'base', priority: 1 });
+    const view = s.scheduler.view('p')!;
+    assert.equal(s.scheduler.view('missing'), undefined);
+    assert.deepEqual(s.scheduler.view().map((v) => v.name), ['p']);
+    assert.equal(view.engine, 'vllm');
+    assert.equal(view.saturated, false);
+    assert.equal(view.queueLength, 0);
+    assert.deepEqual(view.profile.scorers.map((x) => x.weight), [2, 2, 3, 2]);
+    const e0 = view.endpoints[0];
+    assert.equal(e0.status, 'ready');
+    assert.equal(e0.freshnessMs, 30);
+    assert.deepEqual(
+      [e0.metrics.waiting, e0.metrics.running, e0.metrics.kvCacheUsage, e0.metrics.modelName],
+      [2, 3, 0.25, 'base'],
+    );
+    assert.deepEqual(Object.keys(e0.lastScores), ['queue-scorer', 'kv-cache-utilization-scorer', 'prefix-cache-scorer', 'lora-affinity-scorer']);
+    assert.equal(e0.lastScores['queue-scorer'], 0);
+    const d = view.decisions[0];
+    assert.equal(d.endpoint, s.address(1));
+    assert.equal(d.priority, 1);
+    assert.equal(d.model, 'base');
+    assert.equal(d.scores['queue-scorer'], 1);
+    assert.equal(d.total, 2 + 2);
+    assert.equal(typeof d.at, 'string');
+    assert.deepEqual(JSON.parse(JSON.stringify(view)).name, 'p');
+  });
+
+  test('ready(): reachable while an endpoint has fresh metrics or answered recently', async () => {
+    const s = await setup({ urls: URLS.slice(0, 1) });
+    assert.deepEqual(s.scheduler.ready(), [{ pool: 'p', reachable: true }]);
+    const pick = await s.pick();
+    s.advance(2500);
+    assert.deepEqual(s.scheduler.ready(), [{ pool: 'p', reachable: false }]);
+    pick.release(pick.endpoints[0], { reached: true, status: 200 });
+    assert.deepEqual(s.scheduler.ready(), [{ pool: 'p', reachable: true }]);
+  });
+
+  test('update keeps the state of endpoints that stay, adds new ones, and refuses what waits for a removed pool', async () => {
+    const s = await setup({ urls: URLS.slice(0, 2) });
+    s.serve(0, vllmPage({ waiting: 3 }));
+    await s.scheduler.refresh();
+    const next = pool('p', [URLS[0], URLS[2]]);
+    s.scheduler.update(new Map([['p', next]]));
+    const eps = s.scheduler.view('p')!.endpoints;
+    assert.deepEqual(eps.map((e) => [e.address, e.status, e.metrics.waiting]), [
+      [s.address(0), 'ready', 3],
+      ['10.0.0.3:8000', 'pending', 0],
+    ]);
+    s.serve(0, vllmPage({ waiting: 50 }));
+    await s.scheduler.refresh();
+    const queued = Promise.resolve(s.scheduler.pick(request(next)));
+    s.scheduler.update(new Map());
+    await assert.rejects(queued, /was removed/);
+    assert.deepEqual(s.scheduler.view(), []);
+  });
+
+  test('a bad picker config is refused and changes nothing', async () => {
+    const s = await setup({ urls: URLS.slice(0, 1) });
+    const bad = pool('p', URLS.slice(0, 2), { picker: { plugins: [{ type: 'nope-scorer' }] } });
+    assert.throws(() => s.scheduler.update(new Map([['p', bad]])), PickerConfigError);
+    assert.equal(s.scheduler.view('p')!.endpoints.length, 1);
+  });
+
+  test('a configured profile replaces the default', async () => {
+    const s = await setup({
+      urls: URLS.slice(0, 2),
+      picker: { plugins: [{ type: 'least-requests-scorer' }] },
+    });
+    s.serve(0, vllmPage({ waiting: 0, running: 9 }));
+    s.serve(1, vllmPage({ waiting: 1, running: 1 }));
+    await s.scheduler.refresh();
+    assert.equal(chosen(await s.pick()), s.address(1));
+    assert.deepEqual(s.scheduler.view('p')!.profile.scorers.map((x) => x.name), ['least-requests-scorer']);
+  });
+
+  test('stop refuses whatever still waits', async () => {
+    const s = await setup({ urls: URLS.slice(0, 1) });
+    s.serve(0, vllmPage({ waiting: 50 }));
+    await s.scheduler.refresh();
+    const queued = s.pick();
+    await s.scheduler.stop();
+    await assert.rejects(queued, (err) => code(err) === 'shutting_down');
+  });
+
+  test('metrics: pool gauges, queue size, decision and plugin durations, prefix hit ratio', async () => {
+    const s = await setup({ urls: URLS.slice(0, 2) });
+    s.serve(0, vllmPage({ waiting: 2, kv: 0.2 }));
+    s.serve(1, vllmPage({ waiting: 4, kv: 0.4 }));
+    await s.scheduler.refresh();
+    await s.pick({ prompt: 'x'.repeat(200) });
+    const text = await s.registry.metrics();
+    const line = (prefix: string) => text.split('\n').find((l) => l.startsWith(prefix));
+    assert.match(line('inference_pool_average_kv_cache_utilization{name="p"}')!, / 0\.3\d*$/);
+    assert.match(line('inference_pool_average_queue_size{name="p"}')!, / 3\.5$/);
+    assert.match(line('inference_pool_ready_pods{name="p"}')!, / 2$/);
+    assert.match(line('inference_extension_scheduler_e2e_duration_seconds_count')!, / 1$/);
+    assert.match(line('inference_extension_scheduler_plugin_duration_seconds_count{plugin_type="prefix-cache-scorer",plugin_name="prefix-cache-scorer"}')!, / 1$/);
+    assert.match(line('inference_extension_prefix_indexer_hit_ratio_count')!, / 1$/);
+    s.serve(0, vllmPage({ waiting: 50 }));
+    s.serve(1, vllmPage({ waiting: 50 }));
+    await s.scheduler.refresh();
+    const queued = s.pick({ priority: 2 });
+    const during = await s.registry.metrics();
+    assert.ok(during.includes('inference_extension_flow_control_queue_size{pool="p",priority="2"} 1'));
+    await s.scheduler.stop();
+    await assert.rejects(queued);
+    const after = await s.registry.metrics();
+    assert.ok(after.includes('inference_extension_flow_control_request_queue_duration_seconds_count{pool="p",priority="2",outcome="rejected"} 1'));
+  });
+});

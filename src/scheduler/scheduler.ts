@@ -1,0 +1,156 @@
+// The endpoint picker: keeps every pool's endpoint state fresh by scraping, and answers pick() through
+// each pool's compiled profile, with saturation, shedding and flow control in front of it.
+import { Registry } from 'prom-client';
+import type { PoolConfig } from '../config/runtime-config.js';
+import { gatewayError } from '../gateway/errors.js';
+import { silentLogger, type Logger } from '../lib/logger.js';
+import { compilePickerConfig } from './compile-picker-config.js';
+import { DEFAULT_PICKER_CONFIG } from './default-picker-config.js';
+import type { PoolView } from './fleet-view.js';
+import { HttpMetricsSource, type MetricsSource } from './metrics-source.js';
+import { SchedulerMetrics } from './metrics.js';
+import { PluginRegistry, registerBuiltins } from './plugin-registry.js';
+import type { PluginDeps, SchedulerSettings } from './plugin-types.js';
+import { PoolState, type CompiledProfile } from './pool-state.js';
+import { Scraper } from './scraper.js';
+import type { EndpointPicker, Pick, PickRequest } from './types.js';
+
+export interface SchedulerOptions {
+  settings: SchedulerSettings;
+  logger?: Logger;
+  /** Where the picker's metrics are registered; a private registry when omitted. */
+  registry?: Registry;
+  /** Epoch milliseconds; monotonic by default. */
+  now?: () => number;
+  /** In [0, 1). */
+  random?: () => number;
+  /** Where /metrics pages come from; HTTP (undici) by default. */
+  metricsSource?: MetricsSource;
+  /** Plugin types configs may use; the built-ins by default. */
+  plugins?: PluginRegistry;
+}
+
+/**
+ * @example
+ * const scheduler = new Scheduler({ settings: config.settings.scheduler, logger, registry });
+ * scheduler.update(config.pools);
+ * scheduler.start();
+ * const pick = await scheduler.pick({ pool, targetModel, prompt, priority: 0, fairnessId: 'app-1' });
+ * // ...send to pick.endpoints[0], falling back to the next ones; then:
+ * pick.release(pick.endpoints[0], { reached: true, status: 200 });
+ */
+export class Scheduler implements EndpointPicker {
+  readonly #settings: SchedulerSettings;
+  readonly #logger: Logger;
+  readonly #now: () => number;
+  readonly #metrics: SchedulerMetrics;
+  readonly #plugins: PluginRegistry;
+  readonly #pluginDeps: PluginDeps;
+  readonly #source: MetricsSource;
+  readonly #scraper: Scraper;
+  readonly #pools = new Map<string, PoolState>();
+
+  constructor(opts: SchedulerOptions) {
+    this.#settings = opts.settings;
+    this.#logger = opts.logger ?? silentLogger;
+    this.#now = opts.now ?? (() => performance.timeOrigin + performance.now());
+    const random = opts.random ?? Math.random;
+    this.#metrics = new SchedulerMetrics(opts.registry ?? new Registry(), () => this.#pools.values());
+    this.#plugins = opts.plugins ?? registerBuiltins(new PluginRegistry());
+    this.#pluginDeps = {
+      settings: opts.settings,
+      random,
+      observePrefixHitRatio: (ratio) => this.#metrics.observePrefixHitRatio(ratio),
+    };
+    // A scrape slower than a few intervals is as good as failed; never wait longer than the staleness limit.
+    const timeout = Math.min(Math.max(250, opts.settings.scrapeInterval * 5), opts.settings.staleAfter);
+    this.#source = opts.metricsSource ?? new HttpMetricsSource(timeout);
+    this.#scraper = new Scraper({ source: this.#source, intervalMs: opts.settings.scrapeInterval, now: this.#now, random });
+  }
+
+  /**
+   * Applies the pools of a (re)loaded config: endpoints that stay keep their state, removed ones stop
+   * being scraped, requests queued for a removed pool are refused. Throws PickerConfigError, changing
+   * nothing, when a pool's EndpointPickerConfig does not compile.
+   */
+  update(pools: Map<string, PoolConfig>): void {
+    // Compile everything first, so a bad config changes nothing.
+    const profiles = new Map<string, CompiledProfile | null>();
+    for (const [name, config] of pools) profiles.set(name, this.#compile(config, this.#pools.get(name)));
+
+    for (const [name, pool] of this.#pools) {
+      if (pools.has(name)) continue;
+      for (const ep of pool.endpoints) this.#scraper.unwatch(ep);
+      pool.close(gatewayError('TG_ERR_NO_ENDPOINTS', `pool "${name}" was removed from the configuration`));
+      this.#pools.delete(name);
+    }
+    for (const [name, config] of pools) {
+      const profile = profiles.get(name) ?? null;
+      let pool = this.#pools.get(name);
+      let added;
+      if (pool) {
+        const change = pool.update(config, profile);
+        for (const ep of change.removed) this.#scraper.unwatch(ep);
+        added = change.added;
+      } else {
+        pool = new PoolState(config, profile!, { settings: this.#settings, logger: this.#logger, metrics: this.#metrics, now: this.#now });
+        this.#pools.set(name, pool);
+        added = pool.endpoints;
+      }
+      const scraped = pool.scraped.bind(pool);
+      for (const ep of added) this.#scraper.watch(ep, scraped);
+    }
+    const urls = new Set<string>();
+    for (const pool of this.#pools.values()) for (const ep of pool.endpoints) urls.add(ep.url);
+    this.#source.retain(urls);
+  }
+
+  /** Starts scraping (the first scrape of every endpoint goes out at once). */
+  start(): void {
+    this.#scraper.start();
+  }
+
+  /** Stops scraping, closes connections and refuses whatever is still queued. */
+  async stop(): Promise<void> {
+    this.#scraper.stop();
+    for (const pool of this.#pools.values()) pool.close(gatewayError('TG_ERR_SHUTTING_DOWN'));
+    await this.#source.close();
+  }
+
+  /** Scrapes every endpoint once now; resolves when all have answered or failed. */
+  refresh(): Promise<void> {
+    return this.#scraper.refresh();
+  }
+
+  pick(req: PickRequest): Pick | Promise<Pick> {
+    const pool = this.#pools.get(req.pool.name);
+    if (!pool) return Promise.reject(gatewayError('TG_ERR_NO_ENDPOINTS', `pool "${req.pool.name}" is not known to the endpoint picker`));
+    return pool.pick(req);
+  }
+
+  /** The fleet for the admin API: every pool, or one (undefined when unknown). */
+  view(): PoolView[];
+  view(pool: string): PoolView | undefined;
+  view(pool?: string): PoolView[] | PoolView | undefined {
+    if (pool !== undefined) return this.#pools.get(pool)?.view();
+    return [...this.#pools.values()].map((p) => p.view());
+  }
+
+  /** For /readyz: a pool is reachable when an endpoint has fresh metrics or answered a request recently. */
+  ready(): { pool: string; reachable: boolean }[] {
+    return [...this.#pools.values()].map((p) => ({ pool: p.name, reachable: p.reachable() }));
+  }
+
+  /** null when the pool already runs this exact config (its plugins keep their state). */
+  #compile(config: PoolConfig, current: PoolState | undefined): CompiledProfile | null {
+    const spec = config.picker ?? DEFAULT_PICKER_CONFIG;
+    const key = JSON.stringify(spec);
+    if (current && current.profileKey === key) return null;
+    const pipeline = compilePickerConfig(spec, {
+      registry: this.#plugins,
+      deps: this.#pluginDeps,
+      timerFor: (plugin) => this.#metrics.pluginTimer(plugin.type, plugin.name),
+    });
+    return { pipeline, key };
+  }
+}

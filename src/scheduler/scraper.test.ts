@@ -1,0 +1,151 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { HttpMetricsSource } from './metrics-source.js';
+import { Scheduler } from './scheduler.js';
+import { SETTINGS, captureLogger, fakeMetricsServer, pool, request, sleep, vllmPage, type FakeMetricsServer } from './testing.js';
+import type { SchedulerSettings } from './plugin-types.js';
+
+/** Polls until `check` holds (real time), failing after `ms`. */
+async function until(check: () => boolean, ms = 3000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) assert.fail('condition not met in time');
+    await sleep(5);
+  }
+}
+
+async function withServers(n: number, run: (servers: FakeMetricsServer[]) => Promise<void>): Promise<void> {
+  const servers = await Promise.all(Array.from({ length: n }, () => fakeMetricsServer()));
+  try {
+    await run(servers);
+  } finally {
+    await Promise.all(servers.map((s) => s.close()));
+  }
+}
+
+function schedulerFor(servers: FakeMetricsServer[], settings: Partial<SchedulerSettings>) {
+  const { logger, lines } = captureLogger();
+  const scheduler = new Scheduler({ settings: { ...SETTINGS, ...settings }, logger });
+  const p = pool('p', servers.map((s) => s.url));
+  scheduler.update(new Map([['p', p]]));
+  return { scheduler, pool: p, logs: lines };
+}
+
+describe('scraping over HTTP', () => {
+  test('scrapes at once on start, then every interval, one scrape at a time per endpoint', async () => {
+    await withServers(2, async (servers) => {
+      servers[0].serve(vllmPage({ waiting: 3, running: 1, kv: 0.5 }));
+      servers[1].delayMs = 40; // slower than the interval: scrapes must not pile up
+      const { scheduler } = schedulerFor(servers, { scrapeInterval: 10 });
+      scheduler.start();
+      try {
+        await until(() => scheduler.view('p')!.endpoints.every((e) => e.status === 'ready'));
+        assert.equal(scheduler.view('p')!.endpoints[0].metrics.waiting, 3);
+        const before = servers[0].hits;
+        await sleep(100);
+        assert.ok(servers[0].hits - before >= 4, `only ${servers[0].hits - before} scrapes in 100 ms`);
+        assert.equal(servers[1].maxConcurrent, 1);
+        const pick = await scheduler.pick(request(pool('p', []), {}));
+        assert.equal(pick.endpoints.length, 2);
+      } finally {
+        await scheduler.stop();
+      }
+      const after = servers[0].hits;
+      await sleep(50);
+      assert.equal(servers[0].hits, after, 'no scrapes after stop');
+    });
+  });
+
+  test('stale, then unhealthy, then recovered — logged once each, and picked only when ready', async () => {
+    await withServers(2, async (servers) => {
+      const { scheduler, logs } = schedulerFor(servers, { scrapeInterval: 20, staleAfter: 100 });
+      scheduler.start();
+      try {
+        await until(() => scheduler.view('p')!.endpoints.every((e) => e.status === 'ready'));
+        servers[1].delayMs = 400; // every scrape now times out (timeout = staleAfter here)
+        await until(() => logs.some((l) => l.status === 'unhealthy'), 5000);
+        const warnings = logs.filter((l) => l.endpoint === servers[1].address);
+        assert.deepEqual(
+          warnings.map((l) => l.status),
+          ['stale', 'unhealthy'],
+        );
+        const pick = await scheduler.pick(request(pool('p', [])));
+        assert.deepEqual(pick.endpoints.map((e) => e.address), [servers[0].address]);
+        servers[1].delayMs = 0;
+        await until(() => logs.some((l) => l.msg === 'endpoint recovered'), 5000);
+        assert.equal(logs.filter((l) => l.msg === 'endpoint recovered').length, 1);
+        await until(() => scheduler.view('p')!.endpoints[1].status === 'ready');
+        assert.equal((await scheduler.pick(request(pool('p', [])))).endpoints.length, 2);
+      } finally {
+        await scheduler.stop();
+      }
+    });
+  });
+
+  test('failing answers (non-200, wrong engine) make an endpoint unhealthy with the reason', async () => {
+    await withServers(2, async (servers) => {
+      servers[0].serve(500);
+      servers[1].serve('sglang:num_queue_reqs 1');
+      const { scheduler } = schedulerFor(servers, { scrapeInterval: 10 });
+      scheduler.start();
+      try {
+        await until(() => scheduler.view('p')!.endpoints.every((e) => e.status === 'unhealthy'));
+        const [a, b] = scheduler.view('p')!.endpoints;
+        assert.match(a.lastError!, /answered 500/);
+        assert.match(b.lastError!, /vllm:num_requests_waiting/);
+        await assert.rejects(scheduler.pick(request(pool('p', []))) as Promise<unknown>, /no healthy endpoint/);
+        assert.deepEqual(scheduler.ready(), [{ pool: 'p', reachable: false }]);
+      } finally {
+        await scheduler.stop();
+      }
+    });
+  });
+
+  test('update stops scraping removed endpoints and starts new ones', async () => {
+    await withServers(2, async (servers) => {
+      const { scheduler } = schedulerFor(servers.slice(0, 1), { scrapeInterval: 10 });
+      scheduler.start();
+      try {
+        await until(() => servers[0].hits > 0);
+        scheduler.update(new Map([['p', pool('p', [servers[1].url])]]));
+        await until(() => servers[1].hits > 0);
+        const stopped = servers[0].hits;
+        await sleep(60);
+        assert.ok(servers[0].hits <= stopped + 1, 'the removed endpoint is no longer scraped');
+      } finally {
+        await scheduler.stop();
+      }
+    });
+  });
+});
+
+describe('HttpMetricsSource', () => {
+  test('fetches /metrics, rejects non-200, and drops clients it no longer needs', async () => {
+    await withServers(1, async ([server]) => {
+      const source = new HttpMetricsSource(500);
+      try {
+        server.serve('m 1');
+        assert.equal(await source.fetch(server.url), 'm 1');
+        server.serve(404);
+        await assert.rejects(source.fetch(server.url), /answered 404/);
+        source.retain(new Set());
+        server.serve('m 2');
+        assert.equal(await source.fetch(server.url), 'm 2');
+      } finally {
+        await source.close();
+      }
+    });
+  });
+
+  test('a server that does not answer in time fails the scrape', async () => {
+    await withServers(1, async ([server]) => {
+      server.delayMs = 300;
+      const source = new HttpMetricsSource(50);
+      try {
+        await assert.rejects(source.fetch(server.url));
+      } finally {
+        await source.close();
+      }
+    });
+  });
+});

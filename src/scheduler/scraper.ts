@@ -1,0 +1,98 @@
+// Scrapes every watched endpoint each scrapeInterval, one scrape at a time per endpoint, on unref'd timers.
+import type { EndpointState } from './endpoint-state.js';
+import { readEngineMetrics } from './engine-metrics.js';
+import type { MetricsSource } from './metrics-source.js';
+
+export interface ScraperOptions {
+  source: MetricsSource;
+  intervalMs: number;
+  now: () => number;
+  random: () => number;
+}
+
+class Target {
+  timer: NodeJS.Timeout | undefined;
+  /** The scrape under way, so a refresh joins it instead of overlapping it. */
+  running: Promise<void> | undefined;
+  watched = true;
+  constructor(
+    readonly endpoint: EndpointState,
+    readonly done: (endpoint: EndpointState) => void,
+  ) {}
+}
+
+export class Scraper {
+  readonly #opts: ScraperOptions;
+  readonly #targets = new Map<EndpointState, Target>();
+  #started = false;
+
+  constructor(opts: ScraperOptions) {
+    this.#opts = opts;
+  }
+
+  /** Scrapes `endpoint` from now on, calling `done` after every attempt, successful or not. */
+  watch(endpoint: EndpointState, done: (endpoint: EndpointState) => void): void {
+    if (this.#targets.has(endpoint)) return;
+    const target = new Target(endpoint, done);
+    this.#targets.set(endpoint, target);
+    if (this.#started) this.#schedule(target, 0);
+  }
+
+  unwatch(endpoint: EndpointState): void {
+    const target = this.#targets.get(endpoint);
+    if (!target) return;
+    target.watched = false;
+    clearTimeout(target.timer);
+    this.#targets.delete(endpoint);
+  }
+
+  start(): void {
+    if (this.#started) return;
+    this.#started = true;
+    // The first scrapes go out at once, for readiness; jitter on later ones keeps endpoints from scraping in lockstep.
+    for (const target of this.#targets.values()) this.#schedule(target, 0);
+  }
+
+  stop(): void {
+    this.#started = false;
+    for (const target of this.#targets.values()) clearTimeout(target.timer);
+  }
+
+  /** Scrapes every watched endpoint once now (joining scrapes already under way). */
+  async refresh(): Promise<void> {
+    await Promise.all([...this.#targets.values()].map((t) => this.#scrape(t)));
+  }
+
+  #schedule(target: Target, delay: number): void {
+    clearTimeout(target.timer);
+    target.timer = setTimeout(() => void this.#tick(target), delay);
+    target.timer.unref();
+  }
+
+  async #tick(target: Target): Promise<void> {
+    const started = this.#opts.now();
+    await this.#scrape(target);
+    if (!this.#started || !target.watched) return;
+    const elapsed = this.#opts.now() - started;
+    const jitter = this.#opts.random() * 0.1 * this.#opts.intervalMs;
+    this.#schedule(target, Math.max(0, this.#opts.intervalMs - elapsed + jitter));
+  }
+
+  #scrape(target: Target): Promise<void> {
+    target.running ??= this.#fetch(target).finally(() => {
+      target.running = undefined;
+    });
+    return target.running;
+  }
+
+  async #fetch(target: Target): Promise<void> {
+    const ep = target.endpoint;
+    try {
+      const text = await this.#opts.source.fetch(ep.url);
+      ep.recordScrape(readEngineMetrics(ep.engine, text), this.#opts.now());
+    } catch (err) {
+      ep.recordScrapeFailure((err as Error).message);
+    }
+    if (target.watched) target.done(ep);
+  }
+}

@@ -1,0 +1,92 @@
+// The analytics_records table: batched idempotent inserts, retention deletes, and typed access for the stats queries.
+import { sql, type ColumnType, type Insertable, type Kysely } from 'kysely';
+import type { Database } from './database.js';
+import type { DialectName } from './database-url.js';
+import type { Tables } from './schema.js';
+
+/** bigint on PostgreSQL comes back as a string; integer on SQLite as a number. */
+type Int64 = ColumnType<string | number, number, number>;
+type NullableInt64 = ColumnType<string | number | null, number | null, number | null>;
+
+export interface AnalyticsRecordsTable {
+  id: string;
+  at_ms: Int64;
+  request_id: string;
+  developer_id: string | null;
+  developer_email: string | null;
+  app_id: string | null;
+  app_name: string | null;
+  product: string | null;
+  operation_set: string | null;
+  key_id: string | null;
+  operation: string | null;
+  model: string | null;
+  target_model: string | null;
+  endpoint: string | null;
+  priority: number;
+  status: number | null;
+  fault_code: string | null;
+  latency_ms: number;
+  ttft_ms: number | null;
+  input_tokens: NullableInt64;
+  output_tokens: NullableInt64;
+  cached_tokens: NullableInt64;
+  cache_hit: number;
+  stream: number;
+  bytes_in: Int64;
+  bytes_out: Int64;
+}
+
+export type AnalyticsTables = Tables & { analytics_records: AnalyticsRecordsTable };
+export type AnalyticsRecordRow = Insertable<AnalyticsRecordsTable>;
+
+/** Rows per retention DELETE, so each statement holds its locks briefly however large the backlog. */
+const DELETE_CHUNK = 5000;
+
+export class AnalyticsRecords {
+  readonly dialect: DialectName;
+  readonly #db: Kysely<AnalyticsTables>;
+
+  constructor(db: Database) {
+    this.dialect = db.dialect;
+    this.#db = db.kysely.withTables<{ analytics_records: AnalyticsRecordsTable }>();
+  }
+
+  /** The query builder over analytics_records, for the stats queries. */
+  get kysely(): Kysely<AnalyticsTables> {
+    return this.#db;
+  }
+
+  /** One multi-row statement; rows whose id is already stored are skipped, so replaying a batch is harmless. */
+  async insert(rows: readonly AnalyticsRecordRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    await this.#db
+      .insertInto('analytics_records')
+      .values(rows as AnalyticsRecordRow[])
+      .onConflict((oc) => oc.column('id').doNothing())
+      .execute();
+  }
+
+  /** Deletes records older than `beforeMs` (epoch ms); returns how many. */
+  async deleteBefore(beforeMs: number): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const oldest = this.#db.selectFrom('analytics_records').select('id').where('at_ms', '<', beforeMs).limit(DELETE_CHUNK);
+      const result = await this.#db.deleteFrom('analytics_records').where('id', 'in', oldest).executeTakeFirst();
+      const n = Number(result.numDeletedRows);
+      total += n;
+      if (n < DELETE_CHUNK) return total;
+    }
+  }
+
+  /** Epoch ms of the newest stored record, or undefined when there is none. */
+  async newestTime(): Promise<number | undefined> {
+    const row = await this.#db.selectFrom('analytics_records').select(sql<string | number | null>`max(at_ms)`.as('newest')).executeTakeFirst();
+    return row?.newest === null || row?.newest === undefined ? undefined : Number(row.newest);
+  }
+
+  /** Whether the database answers at all (tells a refused batch from an unreachable database). */
+  async ping(): Promise<void> {
+    await sql`select 1`.execute(this.#db);
+  }
+}
