@@ -1,13 +1,13 @@
 // `tollgate demo`: a simulated fleet (two base models and a LoRA adapter on three servers) plus the gateway
 // on examples/quickstart, then the lines a user pastes to point any OpenAI client at it.
 import { Command } from 'commander';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readManifestFiles } from '../config/files.js';
 import type { Manifest } from '../config/manifest.js';
 import type { InferencePoolSpec } from '../config/inference-kinds.js';
-import { startGateway } from '../gateway/gateway.js';
+import { startGateway, type Gateway } from '../gateway/gateway.js';
 import { createLogger } from '../lib/logger.js';
 import { startSimFleet, type SimFleet } from '../sim/index.js';
 import { parsePort, untilSignal } from './options.js';
@@ -40,6 +40,16 @@ function movePorts(manifests: Manifest[], simPort: number): Manifest[] {
   });
 }
 
+/** A developer, an app on the quickstart's "starter" product, and a fresh key for it (shown once, at each start). */
+async function demoKey(gateway: Gateway): Promise<string> {
+  const db = gateway.apim.db.withActor('demo');
+  const email = 'demo@tollgate.local';
+  const developer = (await db.developers.find(email)) ?? (await db.developers.create({ email, firstName: 'Demo', lastName: 'Developer', userName: 'demo' }));
+  const app = (await db.apps.findByName(developer.id, 'demo-app')) ?? (await db.apps.create(developer.id, { name: 'demo-app' }));
+  const issued = await db.credentials.issue({ appId: app.id, apiProducts: [{ apiproduct: 'starter', status: 'approved' }] });
+  return issued.consumerKey;
+}
+
 export function demoCommand(): Command {
   return new Command('demo')
     .description('simulated fleet + gateway on examples/quickstart, ready for any OpenAI client')
@@ -53,7 +63,19 @@ export function demoCommand(): Command {
         fleets.push(await startSimFleet({ replicas: 2, port: opts.simPort, model: 'meta-llama/Llama-3.1-8B-Instruct', loras: ['sql-lora'], maxLoras: 2 }));
         fleets.push(await startSimFleet({ replicas: 1, port: opts.simPort + 2, model: 'Qwen/Qwen2.5-1.5B-Instruct', seed: 7 }));
         const manifests = movePorts(readManifestFiles([join(packageRoot(), 'examples', 'quickstart')]), opts.simPort);
-        const gateway = await startGateway({ configPaths: [], manifests, port: opts.port, adminPort: opts.adminPort, host: '127.0.0.1', logger, watch: false });
+        const dataDir = join(process.cwd(), '.tollgate');
+        mkdirSync(dataDir, { recursive: true });
+        const gateway = await startGateway({
+          configPaths: [],
+          manifests,
+          port: opts.port,
+          adminPort: opts.adminPort,
+          host: '127.0.0.1',
+          logger,
+          watch: false,
+          db: `sqlite:${join(dataDir, 'demo.db')}`,
+        });
+        const key = await demoKey(gateway);
         const base = `http://127.0.0.1:${gateway.port}/v1`;
         process.stdout.write(
           [
@@ -61,7 +83,8 @@ export function demoCommand(): Command {
             `models: ${[...gateway.config.models.keys()].join(', ')}`,
             '',
             `export OPENAI_BASE_URL=${base}`,
-            `curl -s ${base}/chat/completions -H 'content-type: application/json' -d '{"model":"llama-3.1-8b","messages":[{"role":"user","content":"Hello!"}]}'`,
+            `export OPENAI_API_KEY=${key}`,
+            `curl -s ${base}/chat/completions -H "authorization: Bearer $OPENAI_API_KEY" -H 'content-type: application/json' -d '{"model":"llama-3.1-8b","messages":[{"role":"user","content":"Hello!"}]}'`,
             '',
             'Ctrl-C stops the gateway and the fleet.',
             '',
