@@ -3,7 +3,7 @@
 // on a noisy machine. Reports throughput at saturation and added p50/p99 latency at a fixed 1,000 req/s.
 import autocannon from 'autocannon';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -49,6 +49,23 @@ function run(url: string, opts: { duration: number; connections: number }): Prom
   });
 }
 
+/**
+ * CPU milliseconds a process (and its children, for nginx's worker) has used, from /proc: CPU time per request
+ * is steadier than throughput on a shared machine, because it does not count the time a process waits for a core.
+ */
+function cpuMs(pid: number | undefined): number | null {
+  if (pid === undefined) return null;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    let children = 0;
+    for (const child of readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) children += cpuMs(Number(child)) ?? 0;
+    return ticks * 10 + children;
+  } catch {
+    return null;
+  }
+}
+
 function hasNginx(): boolean {
   try {
     execFileSync('nginx', ['-v'], { stdio: 'ignore' });
@@ -84,17 +101,17 @@ export async function benchOverhead(o: OverheadOptions): Promise<Row[]> {
   try {
     const stub = await startChild(roles, ['stub']);
     children.push(stub);
-    const targets: { name: string; port: number }[] = [{ name: 'direct (stub)', port: stub.port }];
+    const targets: { name: string; port: number; pid?: number }[] = [{ name: 'direct (stub)', port: stub.port, pid: stub.proc.pid }];
     const bare = await startChild(roles, ['bare-proxy', String(stub.port)]);
     children.push(bare);
-    targets.push({ name: 'bare node:http+undici proxy', port: bare.port });
+    targets.push({ name: 'bare node:http+undici proxy', port: bare.port, pid: bare.proc.pid });
     const tg = await startChild(roles, ['tollgate', String(stub.port)]);
     children.push(tg);
-    targets.push({ name: 'tollgate (no policies)', port: tg.port });
+    targets.push({ name: 'tollgate (no policies)', port: tg.port, pid: tg.proc.pid });
     if (hasNginx()) {
       const ngx = await startNginx(stub.port);
       children.push(ngx);
-      targets.push({ name: 'nginx proxy_pass', port: ngx.port });
+      targets.push({ name: 'nginx proxy_pass', port: ngx.port, pid: ngx.proc.pid });
     } else log('nginx is not installed: its row is skipped');
 
     const results: Row[] = [];
@@ -103,9 +120,12 @@ export async function benchOverhead(o: OverheadOptions): Promise<Row[]> {
       log(`warming up ${t.name} ...`);
       await run(url, { duration: 2, connections: o.connections });
       log(`measuring ${t.name}: ${o.duration}s at ${o.connections} connections, then ${o.duration}s at ${o.rate} req/s`);
+      const cpu0 = cpuMs(t.pid);
       const sat = await run(url, { duration: o.duration, connections: o.connections });
+      const cpu1 = cpuMs(t.pid);
+      const cpuUsPerReq = cpu0 === null || cpu1 === null ? null : ((cpu1 - cpu0) * 1000) / (sat.rps * o.duration);
       const fixed = await fixedRateLatency(url, '/v1/chat/completions', BODY, o.rate, o.duration);
-      results.push({ scenario: t.name, rps: sat.rps, sat_p50_ms: sat.p50, sat_p99_ms: sat.p99, at_rate_p50_ms: fixed.p50, at_rate_p99_ms: fixed.p99, errors: sat.errors + fixed.errors });
+      results.push({ scenario: t.name, rps: sat.rps, cpu_us_per_req: cpuUsPerReq, sat_p50_ms: sat.p50, sat_p99_ms: sat.p99, at_rate_p50_ms: fixed.p50, at_rate_p99_ms: fixed.p99, errors: sat.errors + fixed.errors });
     }
     const direct = results[0];
     const bareRow = results.find((r) => r.scenario === 'bare node:http+undici proxy')!;
@@ -116,7 +136,7 @@ export async function benchOverhead(o: OverheadOptions): Promise<Row[]> {
       r.added_p50_ms = (r.at_rate_p50_ms as number) - (direct.at_rate_p50_ms as number);
       r.added_p99_ms = (r.at_rate_p99_ms as number) - (direct.at_rate_p99_ms as number);
     }
-    const columns = ['scenario', 'rps', 'vs_bare_node', 'vs_nginx', 'sat_p99_ms', 'at_rate_p50_ms', 'at_rate_p99_ms', 'added_p50_ms', 'added_p99_ms', 'errors'];
+    const columns = ['scenario', 'rps', 'vs_bare_node', 'vs_nginx', 'cpu_us_per_req', 'sat_p99_ms', 'at_rate_p50_ms', 'at_rate_p99_ms', 'added_p50_ms', 'added_p99_ms', 'errors'];
     process.stdout.write(table(results, columns) + '\n');
     const meta = { bench: 'overhead', at: new Date().toISOString(), duration: o.duration, connections: o.connections, rate: o.rate, node: process.version };
     if (o.json) writeJson(o.json, { ...meta, results });

@@ -27,6 +27,47 @@ export function toUsage(u: RawUsage | undefined | null): Usage | undefined {
   };
 }
 
+const USAGE_KEY = Buffer.from('"usage"');
+const OPEN = 0x7b;
+const CLOSE = 0x7d;
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+
+/**
+ * The `usage` of a JSON answer. Parsing only that object costs a fraction of parsing the whole answer; an unescaped
+ * `"usage"` can only be a key (quotes inside JSON strings are escaped), and the full parse remains the fallback.
+ */
+export function usageOfJson(body: Buffer): Usage | undefined {
+  const key = body.lastIndexOf(USAGE_KEY);
+  if (key === -1) return undefined;
+  const start = body.indexOf(OPEN, key);
+  if (start !== -1) {
+    let depth = 0;
+    let inString = false;
+    for (let i = start; i < body.length; i++) {
+      const c = body[i];
+      if (inString) {
+        if (c === BACKSLASH) i++;
+        else if (c === QUOTE) inString = false;
+      } else if (c === QUOTE) inString = true;
+      else if (c === OPEN) depth++;
+      else if (c === CLOSE && --depth === 0) {
+        try {
+          return toUsage(JSON.parse(body.toString('utf8', start, i + 1)) as RawUsage);
+        } catch {
+          break;
+        }
+      }
+    }
+  }
+  try {
+    return toUsage((JSON.parse(body.toString('utf8')) as { usage?: RawUsage }).usage);
+  } catch {
+    // Not JSON (an error page): nothing to count.
+    return undefined;
+  }
+}
+
 /** Feed it every response chunk; read `usage` at the end. Streams: one SSE event at a time, split anywhere. */
 export class UsageScanner {
   readonly #sse: boolean;
@@ -51,12 +92,9 @@ export class UsageScanner {
 
   end(): Usage | undefined {
     if (!this.#sse && this.#chunks.length > 0) {
-      try {
-        this.usage = toUsage((JSON.parse(Buffer.concat(this.#chunks).toString('utf8')) as { usage?: RawUsage }).usage);
-      } catch {
-        // Not JSON (an error page): nothing to count.
-      }
+      const body = this.#chunks.length === 1 ? this.#chunks[0] : Buffer.concat(this.#chunks);
       this.#chunks = [];
+      this.usage = usageOfJson(body);
     }
     return this.usage;
   }

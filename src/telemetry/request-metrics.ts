@@ -1,74 +1,73 @@
 // Per-model request metrics under the Inference Extension's names (inference_objective_*), recorded once per request.
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import type { RequestContext } from '../gateway/context.js';
+import { FastCounter, FastGauge, FastHistogram, type CounterSeries, type HistogramSeries } from './fast-metrics.js';
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
 const TOKEN_BUCKETS = [1, 8, 32, 128, 512, 1024, 2048, 4096, 8192, 16384, 32768, 131072];
 const NTPOT_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 1];
+const SIZE_BUCKETS = [64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304];
 
-type Child<T extends { labels: (...v: string[]) => unknown }> = ReturnType<T['labels']>;
-type Hist = Histogram<'model_name' | 'target_model_name'>;
-interface Children {
-  total: Child<Counter<'model_name' | 'target_model_name'>>;
-  duration: Child<Hist>;
-  ttft: Child<Hist>;
-  input: Child<Hist>;
-  output: Child<Hist>;
-  ntpot: Child<Hist>;
-  running: Child<Gauge<'model_name'>>;
-  requestSizes: Child<Hist>;
-  responseSizes: Child<Hist>;
+/** The series of one (model, target model) pair, resolved once. */
+interface ModelSeries {
+  total: CounterSeries;
+  running: CounterSeries;
+  duration: HistogramSeries;
+  ttft: HistogramSeries;
+  input: HistogramSeries;
+  output: HistogramSeries;
+  ntpot: HistogramSeries;
+  requestSizes: HistogramSeries;
+  responseSizes: HistogramSeries;
 }
 
 export class RequestMetrics {
-  readonly #total: Counter<'model_name' | 'target_model_name'>;
-  readonly #errors: Counter<'model_name' | 'target_model_name' | 'error_code'>;
-  readonly #duration: Histogram<'model_name' | 'target_model_name'>;
-  readonly #ttft: Histogram<'model_name' | 'target_model_name'>;
-  readonly #input: Histogram<'model_name' | 'target_model_name'>;
-  readonly #output: Histogram<'model_name' | 'target_model_name'>;
-  readonly #ntpot: Histogram<'model_name' | 'target_model_name'>;
-  readonly #running: Gauge<'model_name'>;
-  readonly #requestSizes: Histogram<'model_name' | 'target_model_name'>;
-  readonly #responseSizes: Histogram<'model_name' | 'target_model_name'>;
+  readonly #total: FastCounter;
+  readonly #errors: FastCounter;
+  readonly #running: FastGauge;
+  readonly #duration: FastHistogram;
+  readonly #ttft: FastHistogram;
+  readonly #input: FastHistogram;
+  readonly #output: FastHistogram;
+  readonly #ntpot: FastHistogram;
+  readonly #requestSizes: FastHistogram;
+  readonly #responseSizes: FastHistogram;
+  readonly #series = new Map<string, ModelSeries>();
 
   constructor(registry: Registry) {
     const registers = [registry];
-    const labels = ['model_name', 'target_model_name'] as const;
-    this.#total = new Counter({ name: 'inference_objective_request_total', help: 'Requests per model', labelNames: labels, registers });
-    this.#errors = new Counter({ name: 'inference_objective_request_error_total', help: 'Failed requests per model and error code', labelNames: [...labels, 'error_code'], registers });
-    this.#duration = new Histogram({ name: 'inference_objective_request_duration_seconds', help: 'End-to-end request latency', labelNames: labels, buckets: LATENCY_BUCKETS, registers });
-    this.#ttft = new Histogram({ name: 'inference_objective_request_ttft_seconds', help: 'Time to first response byte', labelNames: labels, buckets: LATENCY_BUCKETS, registers });
-    this.#input = new Histogram({ name: 'inference_objective_input_tokens', help: 'Prompt tokens per request', labelNames: labels, buckets: TOKEN_BUCKETS, registers });
-    this.#output = new Histogram({ name: 'inference_objective_output_tokens', help: 'Output tokens per request', labelNames: labels, buckets: TOKEN_BUCKETS, registers });
-    this.#ntpot = new Histogram({ name: 'inference_objective_normalized_time_per_output_token_seconds', help: 'Request latency divided by output tokens', labelNames: labels, buckets: NTPOT_BUCKETS, registers });
-    this.#running = new Gauge({ name: 'inference_objective_running_requests', help: 'Requests in flight per model', labelNames: ['model_name'], registers });
-    this.#requestSizes = new Histogram({ name: 'inference_objective_request_sizes', help: 'Request body bytes', labelNames: labels, buckets: [64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304], registers });
-    this.#responseSizes = new Histogram({ name: 'inference_objective_response_sizes', help: 'Response body bytes', labelNames: labels, buckets: [64, 256, 1024, 4096, 16384, 65536, 262144, 1048576], registers });
+    const labelNames = ['model_name', 'target_model_name'];
+    const histogram = (name: string, help: string, buckets: number[]) => new FastHistogram({ name, help, labelNames, buckets, registers });
+    this.#total = new FastCounter({ name: 'inference_objective_request_total', help: 'Requests per model', labelNames, registers });
+    this.#errors = new FastCounter({ name: 'inference_objective_request_error_total', help: 'Failed requests per model and error code', labelNames: [...labelNames, 'error_code'], registers });
+    this.#running = new FastGauge({ name: 'inference_objective_running_requests', help: 'Requests in flight per model', labelNames: ['model_name'], registers });
+    this.#duration = histogram('inference_objective_request_duration_seconds', 'End-to-end request latency', LATENCY_BUCKETS);
+    this.#ttft = histogram('inference_objective_request_ttft_seconds', 'Time to first response byte', LATENCY_BUCKETS);
+    this.#input = histogram('inference_objective_input_tokens', 'Prompt tokens per request', TOKEN_BUCKETS);
+    this.#output = histogram('inference_objective_output_tokens', 'Output tokens per request', TOKEN_BUCKETS);
+    this.#ntpot = histogram('inference_objective_normalized_time_per_output_token_seconds', 'Request latency divided by output tokens', NTPOT_BUCKETS);
+    this.#requestSizes = histogram('inference_objective_request_sizes', 'Request body bytes', SIZE_BUCKETS);
+    this.#responseSizes = histogram('inference_objective_response_sizes', 'Response body bytes', SIZE_BUCKETS);
   }
 
-  /** prom-client hashes a label set on every call; the children for a (model, target) pair are looked up once. */
-  readonly #children = new Map<string, Children>();
-
-  #for(model: string, target: string): Children {
+  #for(model: string, target: string): ModelSeries {
     const key = `${model}\u0000${target}`;
-    let c = this.#children.get(key);
-    if (!c) {
-      const l = [model, target];
-      c = {
-        total: this.#total.labels(...l),
-        duration: this.#duration.labels(...l),
-        ttft: this.#ttft.labels(...l),
-        input: this.#input.labels(...l),
-        output: this.#output.labels(...l),
-        ntpot: this.#ntpot.labels(...l),
+    let s = this.#series.get(key);
+    if (!s) {
+      s = {
+        total: this.#total.labels(model, target),
         running: this.#running.labels(model),
-        requestSizes: this.#requestSizes.labels(...l),
-        responseSizes: this.#responseSizes.labels(...l),
+        duration: this.#duration.labels(model, target),
+        ttft: this.#ttft.labels(model, target),
+        input: this.#input.labels(model, target),
+        output: this.#output.labels(model, target),
+        ntpot: this.#ntpot.labels(model, target),
+        requestSizes: this.#requestSizes.labels(model, target),
+        responseSizes: this.#responseSizes.labels(model, target),
       };
-      this.#children.set(key, c);
+      this.#series.set(key, s);
     }
-    return c;
+    return s;
   }
 
   started(model: string): void {
@@ -79,22 +78,22 @@ export class RequestMetrics {
   finished(ctx: RequestContext, errorCode: string | undefined): void {
     const model = ctx.model ?? '';
     const target = ctx.targetModel ?? '';
-    const c = this.#for(model, target);
+    const s = this.#for(model, target);
     const seconds = (performance.now() - ctx.start) / 1000;
-    c.running.dec();
-    c.total.inc();
-    c.duration.observe(seconds);
-    c.requestSizes.observe(ctx.bytesIn);
+    s.running.dec();
+    s.total.inc();
+    s.duration.observe(seconds);
+    s.requestSizes.observe(ctx.bytesIn);
     if (errorCode) {
       this.#errors.labels(model, target, errorCode).inc();
       return;
     }
-    c.responseSizes.observe(ctx.bytesOut);
-    if (ctx.ttftMs !== undefined) c.ttft.observe(ctx.ttftMs / 1000);
+    s.responseSizes.observe(ctx.bytesOut);
+    if (ctx.ttftMs !== undefined) s.ttft.observe(ctx.ttftMs / 1000);
     if (ctx.usage) {
-      c.input.observe(ctx.usage.inputTokens);
-      c.output.observe(ctx.usage.outputTokens);
-      if (ctx.usage.outputTokens > 0) c.ntpot.observe(seconds / ctx.usage.outputTokens);
+      s.input.observe(ctx.usage.inputTokens);
+      s.output.observe(ctx.usage.outputTokens);
+      if (ctx.usage.outputTokens > 0) s.ntpot.observe(seconds / ctx.usage.outputTokens);
     }
   }
 }

@@ -1,0 +1,27 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { UsageScanner, usageOfJson } from './usage.js';
+
+test('usage of a JSON answer, including content that mentions usage', () => {
+  const cases: [string, unknown][] = [
+    [JSON.stringify({ choices: [{ message: { content: 'the "usage" {key} is }' } }], usage: { prompt_tokens: 3, completion_tokens: 4, prompt_tokens_details: { cached_tokens: 2 } } }), { inputTokens: 3, outputTokens: 4, cachedTokens: 2 }],
+    [JSON.stringify({ usage: { input_tokens: 5, output_tokens: 6 }, output: [] }), { inputTokens: 5, outputTokens: 6, cachedTokens: 0 }],
+    [JSON.stringify({ choices: [] }), undefined],
+    ['<html>bad gateway</html>', undefined],
+  ];
+  for (const [body, expected] of cases) assert.deepEqual(usageOfJson(Buffer.from(body)), expected, body);
+});
+
+test('usage from an SSE stream split at every byte', () => {
+  const stream = 'data: {"choices":[{"delta":{"content":"x"}}]}\n\ndata: {"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":9}}\n\ndata: [DONE]\n\n';
+  const s = new UsageScanner('text/event-stream');
+  for (const ch of Buffer.from(stream)) s.push(Buffer.from([ch]));
+  assert.deepEqual(s.end(), { inputTokens: 7, outputTokens: 9, cachedTokens: 0 });
+  assert.equal(s.events, 3);
+});
+
+test('a Responses API stream reports usage in response.completed', () => {
+  const s = new UsageScanner('text/event-stream; charset=utf-8');
+  s.push(Buffer.from('event: response.completed\ndata: {"type":"response.completed","response":{"usage":{"input_tokens":2,"output_tokens":5}}}\n\n'));
+  assert.deepEqual(s.end(), { inputTokens: 2, outputTokens: 5, cachedTokens: 0 });
+});

@@ -1,0 +1,129 @@
+// Labelled counters, gauges and histograms for the per-request hot path. prom-client validates and hashes the
+// label set on every observation (about 4 µs a request for tollgate's set, measured with --cpu-prof); these
+// resolve a child once per label set and then cost an array increment. They render through prom-client's
+// Registry, so /metrics stays one exposition.
+import type { Registry } from 'prom-client';
+
+interface MetricValue {
+  value: number;
+  labels: Record<string, string | number>;
+  metricName?: string;
+}
+
+abstract class LabelledMetric<C> {
+  readonly name: string;
+  readonly help: string;
+  readonly #labelNames: readonly string[];
+  readonly #children = new Map<string, { labels: Record<string, string>; child: C }>();
+
+  constructor(opts: { name: string; help: string; labelNames: readonly string[]; registers: Registry[] }) {
+    this.name = opts.name;
+    this.help = opts.help;
+    this.#labelNames = opts.labelNames;
+    for (const r of opts.registers) r.registerMetric(this as never);
+  }
+
+  protected abstract create(): C;
+  abstract get type(): string;
+  protected abstract values(child: C, labels: Record<string, string>): MetricValue[];
+
+  /** The series for these label values (in labelNames order); keep it and use it per request. */
+  labels(...values: string[]): C {
+    const key = values.join('\u0000');
+    let entry = this.#children.get(key);
+    if (!entry) {
+      const labels: Record<string, string> = {};
+      this.#labelNames.forEach((n, i) => (labels[n] = values[i] ?? ''));
+      entry = { labels, child: this.create() };
+      this.#children.set(key, entry);
+    }
+    return entry.child;
+  }
+
+  /** prom-client's Registry reads metrics through get(). */
+  get(): { name: string; help: string; type: string; values: MetricValue[]; aggregator: string } {
+    const values: MetricValue[] = [];
+    for (const { labels, child } of this.#children.values()) values.push(...this.values(child, labels));
+    return { name: this.name, help: this.help, type: this.type, values, aggregator: 'sum' };
+  }
+}
+
+export class CounterSeries {
+  value = 0;
+  inc(by = 1): void {
+    this.value += by;
+  }
+  dec(by = 1): void {
+    this.value -= by;
+  }
+}
+
+export class FastCounter extends LabelledMetric<CounterSeries> {
+  get type(): string {
+    return 'counter';
+  }
+  protected create(): CounterSeries {
+    return new CounterSeries();
+  }
+  protected values(c: CounterSeries, labels: Record<string, string>): MetricValue[] {
+    return [{ value: c.value, labels }];
+  }
+}
+
+export class FastGauge extends FastCounter {
+  override get type(): string {
+    return 'gauge';
+  }
+}
+
+export class HistogramSeries {
+  readonly #bounds: readonly number[];
+  /** Per bucket, not cumulative; the last slot is +Inf. */
+  readonly counts: Float64Array;
+  sum = 0;
+  count = 0;
+
+  constructor(bounds: readonly number[]) {
+    this.#bounds = bounds;
+    this.counts = new Float64Array(bounds.length + 1);
+  }
+
+  observe(v: number): void {
+    const b = this.#bounds;
+    let i = 0;
+    while (i < b.length && v > b[i]) i++;
+    this.counts[i]++;
+    this.sum += v;
+    this.count++;
+  }
+}
+
+export class FastHistogram extends LabelledMetric<HistogramSeries> {
+  readonly #buckets: readonly number[];
+
+  constructor(opts: { name: string; help: string; labelNames: readonly string[]; buckets: readonly number[]; registers: Registry[] }) {
+    super(opts);
+    this.#buckets = [...opts.buckets].sort((a, b) => a - b);
+  }
+
+  get type(): string {
+    return 'histogram';
+  }
+
+  protected create(): HistogramSeries {
+    return new HistogramSeries(this.#buckets);
+  }
+
+  protected values(h: HistogramSeries, labels: Record<string, string>): MetricValue[] {
+    const out: MetricValue[] = [];
+    let cumulative = 0;
+    this.#buckets.forEach((le, i) => {
+      cumulative += h.counts[i];
+      out.push({ metricName: `${this.name}_bucket`, labels: { ...labels, le }, value: cumulative });
+    });
+    out.push({ metricName: `${this.name}_bucket`, labels: { ...labels, le: '+Inf' }, value: h.count });
+    out.push({ metricName: `${this.name}_sum`, labels, value: h.sum });
+    out.push({ metricName: `${this.name}_count`, labels, value: h.count });
+    return out;
+  }
+}

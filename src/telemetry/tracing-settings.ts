@@ -1,0 +1,20 @@
+// tracingSettingsSpec: the `tracing` section of GatewaySettings. Tracing is off unless an OTLP endpoint is given.
+import { z } from 'zod';
+import { durationMs, parseDuration } from '../lib/duration.js';
+
+export const tracingSettingsSpec = z
+  .object({
+    /** OTLP/HTTP collector, e.g. http://otel-collector:4318 (spans go to /v1/traces unless the URL has a path). */
+    endpoint: z.url({ protocol: /^https?$/ }).optional(),
+    /** Share of new traces recorded (0..1); a caller's sampled traceparent is always followed. */
+    sampleRatio: z.number().min(0).max(1).default(1),
+    serviceName: z.string().min(1).default('tollgate'),
+    /** Sent with every export (e.g. a collector's API key). */
+    headers: z.record(z.string(), z.string()).default({}),
+    /** How long finished spans are batched before they are exported. */
+    exportInterval: durationMs.default(parseDuration('1s')),
+  })
+  .strict()
+  .prefault({});
+
+export type TracingSettings = z.output<typeof tracingSettingsSpec>;
