@@ -9,7 +9,7 @@ const STREAM =
   'data: [DONE]\n\n';
 
 test('the usage-only event is dropped wherever the stream is split', () => {
-  const expected = STREAM.replace('data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}\n\n', '');
+  const expected = STREAM.replace('data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}\n\n', '').replace(',"usage":null', '');
   for (let size = 1; size <= Buffer.byteLength(STREAM); size++) {
     const s = new UsageEventStripper();
     let out = '';

@@ -26,7 +26,12 @@ export class UsageEventStripper {
   }
 }
 
-function keep(events: string): string {
+/** With include_usage on, servers add `"usage":null` to every chunk; a client that did not ask never sees it. */
+const NULL_USAGE = /,\s*"usage"\s*:\s*null/g;
+
+function keep(text: string): string {
+  if (!text.includes('"usage"')) return text;
+  const events = text.replace(NULL_USAGE, '');
   if (!events.includes('"usage"')) return events;
   let out = '';
   for (const event of events.split('\n\n')) {

@@ -1,0 +1,162 @@
+// PostgreSQL outages under load, through a TCP proxy in front of the real server: cut (connections reset, refused)
+// and stalled (connections hang past the write timeout); afterwards every record is stored exactly once.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { Registry } from 'prom-client';
+import { AnalyticsPipeline } from '../src/analytics/pipeline.js';
+import { capturingLogger, sampleRecord, tempSpoolDirectory, testSettings } from '../src/analytics/test-records.js';
+import { AnalyticsRecords, openDatabase, type Database } from '../src/store/index.js';
+import { DATABASE_BACKENDS, type TestDatabase } from '../src/store/test-databases.js';
+
+const postgres = DATABASE_BACKENDS.find((b) => b.name === 'postgres')!;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Forwards connections to the database; cut() resets them and refuses new ones, stall() freezes them. */
+class TcpProxy {
+  readonly #target: { host: string; port: number };
+  readonly #sockets = new Set<Socket>();
+  #server: Server | undefined;
+  #stalled = false;
+  port = 0;
+
+  constructor(target: { host: string; port: number }) {
+    this.#target = target;
+  }
+
+  async start(): Promise<void> {
+    const server = createServer((client) => {
+      const upstream = connect(this.#target);
+      for (const s of [client, upstream]) {
+        this.#sockets.add(s);
+        s.on('close', () => this.#sockets.delete(s));
+        s.on('error', () => {
+          client.destroy();
+          upstream.destroy();
+        });
+        if (this.#stalled) s.pause();
+      }
+      client.pipe(upstream).pipe(client);
+    });
+    server.listen(this.port, '127.0.0.1');
+    await once(server, 'listening');
+    this.port = (server.address() as AddressInfo).port;
+    this.#server = server;
+  }
+
+  async cut(): Promise<void> {
+    const server = this.#server!;
+    this.#server = undefined;
+    server.close();
+    for (const s of this.#sockets) s.destroy();
+    await once(server, 'close');
+  }
+
+  stall(): void {
+    this.#stalled = true;
+    for (const s of this.#sockets) s.pause();
+  }
+
+  unstall(): void {
+    this.#stalled = false;
+    for (const s of this.#sockets) s.resume();
+  }
+
+  async close(): Promise<void> {
+    if (this.#server) await this.cut();
+  }
+}
+
+describe('analytics through PostgreSQL outages', { skip: postgres.skip }, () => {
+  let target: TestDatabase;
+  let direct: Database;
+  let proxied: Database;
+  let proxy: TcpProxy;
+
+  before(async () => {
+    target = await postgres.create();
+    direct = await target.open({ listen: false });
+    const url = new URL(target.url);
+    proxy = new TcpProxy({ host: url.hostname, port: Number(url.port || 5432) });
+    await proxy.start();
+    url.host = `127.0.0.1:${proxy.port}`;
+    proxied = await openDatabase(url.href, { schema: target.schema, listen: false });
+  });
+  after(async () => {
+    await proxied?.close();
+    await proxy?.close();
+    await direct?.close();
+    await target?.dispose();
+  });
+
+  async function storedCount(tag: string): Promise<{ n: number; distinct: number }> {
+    const [row] = await new AnalyticsRecords(direct).kysely
+      .selectFrom('analytics_records')
+      .select((eb) => [eb.fn.countAll<string>().as('n'), eb.fn.count<string>('request_id').distinct().as('distinct')])
+      .where('request_id', 'like', `${tag}-%`)
+      .execute();
+    return { n: Number(row.n), distinct: Number(row.distinct) };
+  }
+
+  /** Records `total` records in bursts every 10 ms, running `during` meanwhile; resolves when both are done. */
+  async function load(pipeline: AnalyticsPipeline, tag: string, total: number, during: () => Promise<void>): Promise<void> {
+    let n = 0;
+    const writing = (async () => {
+      while (n < total) {
+        for (let i = 0; i < 30 && n < total; i++, n++) pipeline.record(sampleRecord(n, { requestId: `${tag}-${n}` }));
+        await sleep(10);
+      }
+    })();
+    await Promise.all([writing, during()]);
+  }
+
+  async function drained(pipeline: AnalyticsPipeline, ms: number): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (pipeline.spooledRecords > 0 && Date.now() < deadline) await sleep(25);
+    assert.equal(pipeline.spooledRecords, 0, 'the spool drained after the database came back');
+  }
+
+  test('connections reset and refused mid-load: afterwards the counts match exactly', { timeout: 40_000 }, async () => {
+    const { logger, lines } = capturingLogger();
+    const pipeline = new AnalyticsPipeline({ db: proxied, settings: testSettings(tempSpoolDirectory(), { flushInterval: '20ms', batchSize: 100 }), registry: new Registry(), logger });
+    pipeline.start();
+    let lagDuringOutage = 0;
+    await load(pipeline, 'cut', 3000, async () => {
+      await sleep(300);
+      await proxy.cut();
+      await sleep(1200);
+      lagDuringOutage = pipeline.lagSeconds;
+      await proxy.start();
+    });
+    assert.ok(lagDuringOutage > 0.5, `lag during the outage was ${lagDuringOutage}`);
+    await drained(pipeline, 30_000);
+    assert.deepEqual(await storedCount('cut'), { n: 3000, distinct: 3000 });
+    assert.ok(lines.some((l) => l.msg === 'cannot store analytics records; they wait in the spool'));
+    assert.ok(lines.some((l) => l.msg === 'analytics records are being stored again'));
+    assert.ok(!lines.some((l) => l.msg === 'analytics records dropped'));
+    await pipeline.close();
+  });
+
+  test('connections hanging past the write timeout: retried, and the late commits are not duplicated', { timeout: 40_000 }, async () => {
+    const { logger, lines } = capturingLogger();
+    const pipeline = new AnalyticsPipeline({
+      db: proxied,
+      settings: testSettings(tempSpoolDirectory(), { flushInterval: '20ms', batchSize: 100, writeTimeout: '300ms' }),
+      registry: new Registry(),
+      logger,
+    });
+    pipeline.start();
+    await load(pipeline, 'stall', 2000, async () => {
+      await sleep(300);
+      proxy.stall();
+      await sleep(1500);
+      proxy.unstall();
+    });
+    await drained(pipeline, 30_000);
+    assert.deepEqual(await storedCount('stall'), { n: 2000, distinct: 2000 });
+    const timedOut = lines.find((l) => l.msg === 'cannot store analytics records; they wait in the spool');
+    assert.match(String((timedOut?.err as { message?: string } | undefined)?.message), /did not finish within 300 ms/);
+    await pipeline.close();
+  });
+});

@@ -1,0 +1,215 @@
+// The analytics pipeline on SQLite and PostgreSQL: exactly-once storage, replay from the spool, segments, disk budget, retention.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, rmSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { Registry } from 'prom-client';
+import { AnalyticsPipeline } from '../src/analytics/pipeline.js';
+import { capturingLogger, sampleRecord, tempSpoolDirectory, testSettings } from '../src/analytics/test-records.js';
+import type { AnalyticsSettings } from '../src/analytics/settings.js';
+import { AnalyticsRecords, type Database } from '../src/store/index.js';
+import { DATABASE_BACKENDS, type TestDatabase } from '../src/store/test-databases.js';
+
+for (const backend of DATABASE_BACKENDS) {
+  describe(`analytics pipeline (${backend.name})`, { skip: backend.skip }, () => {
+    let target: TestDatabase;
+    let db: Database;
+    let records: AnalyticsRecords;
+    let run = 0;
+
+    before(async () => {
+      target = await backend.create();
+      db = await target.open({ listen: false });
+      records = new AnalyticsRecords(db);
+    });
+    after(async () => {
+      await db?.close();
+      await target?.dispose();
+    });
+
+    /** Request ids are `<tag>-<i>` so each test counts only its own rows in the shared database. */
+    const tagged = () => `t${++run}`;
+    async function stored(tag: string): Promise<string[]> {
+      const rows = await records.kysely.selectFrom('analytics_records').select('request_id').where('request_id', 'like', `${tag}-%`).execute();
+      return rows.map((r) => r.request_id).sort();
+    }
+    function ids(tag: string, n: number): string[] {
+      return Array.from({ length: n }, (_, i) => `${tag}-${i}`).sort();
+    }
+    function open(settings: AnalyticsSettings, database: Database = db, logger = capturingLogger()) {
+      const registry = new Registry();
+      const pipeline = new AnalyticsPipeline({ db: database, settings, registry, logger: logger.logger });
+      return { pipeline, registry, logs: logger.lines };
+    }
+
+    test('every recorded request is stored once, with its fields, and the metrics say so', async () => {
+      const tag = tagged();
+      const { pipeline, registry } = open(testSettings(tempSpoolDirectory(), { flushInterval: '1h' }));
+      pipeline.start();
+      const first = sampleRecord(0, { requestId: `${tag}-0`, inputTokens: undefined, outputTokens: undefined, cachedTokens: undefined, status: 429, faultCode: 'policies.ratelimit.QuotaViolation' });
+      pipeline.record(first);
+      for (let i = 1; i < 25; i++) pipeline.record(sampleRecord(i, { requestId: `${tag}-${i}` }));
+      assert.equal(pipeline.spooledRecords, 25);
+      assert.ok(pipeline.lagSeconds >= 0);
+      await pipeline.flush();
+      assert.deepEqual(await stored(tag), ids(tag, 25));
+      assert.equal(pipeline.spooledRecords, 0);
+      assert.equal(pipeline.lagSeconds, 0);
+
+      const row = await records.kysely.selectFrom('analytics_records').selectAll().where('id', '=', first.id).executeTakeFirstOrThrow();
+      assert.equal(Number(row.at_ms), first.time);
+      assert.equal(row.input_tokens, null, 'unknown usage is NULL, not 0');
+      assert.equal(row.status, 429);
+      assert.equal(row.fault_code, 'policies.ratelimit.QuotaViolation');
+      assert.equal(row.app_name, 'chatbot');
+      assert.equal(row.cache_hit, 0);
+
+      const text = await registry.metrics();
+      assert.match(text, /tollgate_analytics_records_total\{outcome="spooled"\} 25/);
+      assert.match(text, /tollgate_analytics_records_total\{outcome="written"\} 25/);
+      assert.match(text, /tollgate_analytics_records_total\{outcome="dropped"\} 0/);
+      assert.match(text, /tollgate_analytics_spooled_records 0/);
+      assert.match(text, /tollgate_analytics_lag_seconds 0/);
+      await pipeline.close();
+    });
+
+    test('the timer stores records without flush()', async () => {
+      const tag = tagged();
+      const { pipeline } = open(testSettings(tempSpoolDirectory()));
+      pipeline.start();
+      for (let i = 0; i < 10; i++) pipeline.record(sampleRecord(i, { requestId: `${tag}-${i}` }));
+      for (let waited = 0; pipeline.spooledRecords > 0 && waited < 5000; waited += 10) await new Promise((r) => setTimeout(r, 10));
+      assert.deepEqual(await stored(tag), ids(tag, 10));
+      await pipeline.close();
+    });
+
+    test('records wait in the spool while the database fails, and a later process stores them once', async () => {
+      const tag = tagged();
+      const dir = tempSpoolDirectory();
+      const broken = await target.open({ listen: false });
+      await broken.close();
+      const down = open(testSettings(dir), broken);
+      down.pipeline.start();
+      for (let i = 0; i < 40; i++) down.pipeline.record(sampleRecord(i, { requestId: `${tag}-${i}` }));
+      await assert.rejects(down.pipeline.flush());
+      await new Promise((r) => setTimeout(r, 30));
+      assert.equal(down.pipeline.spooledRecords, 40);
+      assert.ok(down.pipeline.lagSeconds > 0, 'lag grows while nothing is stored');
+      await down.pipeline.close();
+      assert.ok(down.logs.some((l) => l.msg === 'cannot store analytics records; they wait in the spool'));
+      assert.deepEqual(await stored(tag), []);
+
+      const up = open(testSettings(dir, { flushInterval: '1h' }));
+      up.pipeline.start();
+      assert.equal(up.pipeline.spooledRecords, 40);
+      assert.ok(up.logs.some((l) => l.msg === 'storing analytics records left by an earlier process'));
+      await up.pipeline.flush();
+      assert.deepEqual(await stored(tag), ids(tag, 40));
+      await up.pipeline.close();
+    });
+
+    test('a lost checkpoint replays records the database already has, without duplicates', async () => {
+      const tag = tagged();
+      const dir = tempSpoolDirectory();
+      const a = open(testSettings(dir, { flushInterval: '1h' }));
+      a.pipeline.start();
+      for (let i = 0; i < 30; i++) a.pipeline.record(sampleRecord(i, { requestId: `${tag}-${i}` }));
+      await a.pipeline.flush();
+      await a.pipeline.close();
+      // As if the process died between COMMIT and the checkpoint's rename.
+      unlinkSync(join(dir, 'checkpoint.json'));
+
+      const b = open(testSettings(dir, { flushInterval: '1h' }));
+      b.pipeline.start();
+      assert.equal(b.pipeline.spooledRecords, 30);
+      await b.pipeline.flush();
+      assert.deepEqual(await stored(tag), ids(tag, 30));
+      assert.equal(b.pipeline.spooledRecords, 0);
+      await b.pipeline.close();
+    });
+
+    test('segments rotate by size and are deleted once stored', async () => {
+      const tag = tagged();
+      const dir = tempSpoolDirectory();
+      const { pipeline } = open(testSettings(dir, { flushInterval: '1h', segmentBytes: 4096, batchSize: 7 }));
+      pipeline.start();
+      for (let i = 0; i < 100; i++) pipeline.record(sampleRecord(i, { requestId: `${tag}-${i}` }));
+      const segments = () => readdirSync(dir).filter((f) => f.endsWith('.jsonl'));
+      assert.ok(segments().length >= 10, `expected many segments, found ${segments().length}`);
+      await pipeline.flush();
+      assert.deepEqual(await stored(tag), ids(tag, 100));
+      assert.equal(segments().length, 1, 'only the active segment is left');
+      await pipeline.close();
+    });
+
+    test('over the disk budget, records are dropped, counted and logged — never silently', async () => {
+      const tag = tagged();
+      const dir = tempSpoolDirectory();
+      const broken = await target.open({ listen: false });
+      await broken.close();
+      const { pipeline, registry, logs } = open(testSettings(dir, { flushInterval: '1h', maxDiskBytes: 8192, segmentBytes: 4096 }), broken);
+      pipeline.start();
+      for (let i = 0; i < 50; i++) pipeline.record(sampleRecord(i, { requestId: `${tag}-${i}` }));
+      const kept = pipeline.spooledRecords;
+      assert.ok(kept > 5 && kept < 50, `kept ${kept}`);
+      assert.match(await registry.metrics(), new RegExp(`tollgate_analytics_records_total\\{outcome="dropped"\\} ${50 - kept}`));
+      const drop = logs.find((l) => l.msg === 'analytics records dropped');
+      assert.ok(drop, 'the first drop is logged at once');
+      assert.match(String(drop.reason), /maxDiskBytes/);
+      await pipeline.close();
+      const total = logs.filter((l) => l.msg === 'analytics records dropped').reduce((n, l) => n + Number(l.dropped), 0);
+      assert.equal(total, 50 - kept, 'every drop is in the log');
+
+      const up = open(testSettings(dir, { flushInterval: '1h' }));
+      up.pipeline.start();
+      await up.pipeline.flush();
+      assert.deepEqual(await stored(tag), ids(tag, kept));
+      await up.pipeline.close();
+    });
+
+    test('unreadable lines are dropped and logged; a line torn by a crash is skipped; the rest is stored', async () => {
+      const tag = tagged();
+      const dir = tempSpoolDirectory();
+      mkdirSync(dir, { recursive: true });
+      const good = (i: number) => JSON.stringify(sampleRecord(i, { requestId: `${tag}-${i}` })) + '\n';
+      appendFileSync(join(dir, '000000000001.jsonl'), good(0) + 'not json\n' + good(1) + '{"id":"x"}\n');
+      appendFileSync(join(dir, '000000000002.jsonl'), good(2) + good(3).slice(0, 40));
+      const { pipeline, logs } = open(testSettings(dir, { flushInterval: '1h' }));
+      pipeline.start();
+      await pipeline.flush();
+      assert.deepEqual(await stored(tag), ids(tag, 3));
+      assert.ok(logs.some((l) => l.msg === 'skipped analytics lines cut short by a crash while being written'));
+      await pipeline.close();
+      const dropped = logs.filter((l) => l.msg === 'analytics records dropped').reduce((n, l) => n + Number(l.dropped), 0);
+      assert.equal(dropped, 2);
+      assert.ok(!existsSync(join(dir, '000000000001.jsonl')) && !existsSync(join(dir, '000000000002.jsonl')), 'stored segments are deleted');
+    });
+
+    test('retention deletes records older than the retention period', async () => {
+      const tag = tagged();
+      const { pipeline } = open(testSettings(tempSpoolDirectory(), { flushInterval: '1h', retention: '30d' }));
+      pipeline.start();
+      const day = 86_400_000;
+      const now = Date.now();
+      pipeline.record(sampleRecord(0, { requestId: `${tag}-old`, time: now - 40 * day }));
+      pipeline.record(sampleRecord(1, { requestId: `${tag}-new`, time: now - day }));
+      await pipeline.flush();
+      assert.deepEqual(await stored(tag), [`${tag}-new`, `${tag}-old`]);
+      assert.ok((await pipeline.applyRetention(now)) >= 1);
+      assert.deepEqual(await stored(tag), [`${tag}-new`]);
+      await pipeline.close();
+    });
+
+    test('one process per spool directory', async () => {
+      const dir = tempSpoolDirectory();
+      const a = open(testSettings(dir));
+      a.pipeline.start();
+      assert.throws(() => open(testSettings(dir)).pipeline.start(), /already used by another pipeline/);
+      await a.pipeline.close();
+      const b = open(testSettings(dir));
+      b.pipeline.start();
+      await b.pipeline.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+  });
+}

@@ -1,0 +1,52 @@
+// A gateway in its own process, for multi-replica tests: argv[2] is JSON GatewayProcessArgs; prints `READY <port> <adminPort>`, closes on SIGTERM or when stdin ends (the test runner went away).
+import { pino } from 'pino';
+import { startGateway, type Gateway } from '../../src/gateway/gateway.js';
+import { manifest } from './manifests.js';
+
+export interface GatewayProcessArgs {
+  /** [kind, name, spec] for the manifest() helper. */
+  manifests: [kind: string, name: string, spec: unknown][];
+  db?: string;
+  dbSchema?: string;
+  redis?: string;
+  redisKeyPrefix?: string;
+}
+
+const args = JSON.parse(process.argv[2] ?? '{}') as GatewayProcessArgs;
+let gateway: Gateway | undefined;
+let stopping = false;
+
+function stop(code: number): void {
+  if (stopping) return;
+  stopping = true;
+  const done = () => process.exit(code);
+  if (!gateway) done();
+  else gateway.close().then(done, (err: unknown) => {
+    console.error('close failed:', err);
+    process.exit(1);
+  });
+}
+
+process.on('SIGTERM', () => stop(0));
+process.stdin.on('end', () => stop(0));
+process.stdin.resume();
+
+try {
+  gateway = await startGateway({
+    configPaths: [],
+    manifests: args.manifests.map(([kind, name, spec]) => manifest(kind, name, spec)),
+    port: 0,
+    adminPort: 0,
+    host: '127.0.0.1',
+    watch: false,
+    db: args.db,
+    dbSchema: args.dbSchema,
+    redis: args.redis,
+    redisKeyPrefix: args.redisKeyPrefix,
+    logger: pino({ level: 'warn' }, process.stderr),
+  });
+  process.stdout.write(`READY ${gateway.port} ${gateway.adminPort}\n`);
+} catch (err) {
+  console.error('start failed:', err);
+  process.exit(1);
+}
