@@ -5,6 +5,7 @@ import type { EndpointConfig } from '../config/runtime-config.js';
 import type { OpenAIBody, Operation } from './openai-request.js';
 import type { Usage } from './usage.js';
 import type { ApimState } from '../policy/types.js';
+import type { DirectResponse } from './hooks.js';
 
 export interface RequestContext {
   id: string;
@@ -47,4 +48,10 @@ export interface RequestContext {
    * the final usage-only SSE chunk (empty `choices`, a `usage` object) instead of passing it on.
    */
   stripStreamUsage?: boolean;
+  /** Set by a policy to answer without a model server (a cache hit, a preflight). */
+  directResponse?: DirectResponse;
+  /** Reads the request body (once; later calls share it), for policies that run before the body is parsed. */
+  readBody?: () => Promise<Buffer>;
+  /** Whether the answer came from a cache (analytics). */
+  cacheHit?: boolean;
 }

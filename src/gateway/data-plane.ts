@@ -12,7 +12,7 @@ import type { RequestMetrics } from '../telemetry/request-metrics.js';
 import { readBody } from './body.js';
 import type { RequestContext } from './context.js';
 import { GatewayError, gatewayError, type ErrorResponse } from './errors.js';
-import type { GatewayHooks } from './hooks.js';
+import type { DirectResponse, GatewayHooks } from './hooks.js';
 import { modelsListBody } from './models-list.js';
 import { OPERATION_PATHS, parseOpenAIBody, type OpenAIBody } from './openai-request.js';
 import { proxyRequest, type ProxyTarget } from './proxy.js';
@@ -36,7 +36,7 @@ export interface DataPlaneDeps {
 }
 
 /** Where a decided request goes: the picker's choice, or an HTTPRoute's URL. */
-export type Decision = { kind: 'pick'; pick: Pick } | { kind: 'url'; endpoints: EndpointConfig[] };
+export type Decision = { kind: 'pick'; pick: Pick } | { kind: 'url'; endpoints: EndpointConfig[] } | { kind: 'direct'; response: DirectResponse };
 
 function promptOf(body: OpenAIBody): string {
   if (Array.isArray(body.messages)) return serializeMessages(body.messages);
@@ -114,6 +114,13 @@ export class DataPlane {
   async #serve(ctx: RequestContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (this.#draining) throw gatewayError('TG_ERR_SHUTTING_DOWN');
     const config = this.config;
+    let body: Promise<Buffer> | undefined;
+    const readOnce = () => (body ??= readBody(req, config.settings.server.maxBodyBytes, config.settings.server.bodyTimeout));
+    if (this.hooks.intercept) {
+      ctx.readBody = readOnce;
+      await this.hooks.intercept(ctx);
+      if (ctx.directResponse) return this.#send(ctx, res, ctx.directResponse);
+    }
     if (ctx.method === 'GET' && ctx.path === '/v1/models') {
       await this.hooks.authenticate?.(ctx);
       this.#send(ctx, res, { status: 200, headers: { 'content-type': 'application/json' }, body: modelsListBody(config, this.#created) });
@@ -129,9 +136,10 @@ export class DataPlane {
     const operation = OPERATION_PATHS[ctx.path];
     if (!operation && !ctx.backend) throw gatewayError('TG_ERR_ROUTE_NOT_FOUND', `No route for ${ctx.method} ${ctx.path}`);
     if (operation && ctx.method !== 'POST') throw gatewayError('TG_ERR_METHOD_NOT_ALLOWED', `${ctx.path} accepts POST only`);
-    const raw = await readBody(req, config.settings.server.maxBodyBytes, config.settings.server.bodyTimeout);
+    const raw = await readOnce();
     const decision = await this.decide(ctx, raw);
-    if (decision.kind === 'url') await this.#forward(ctx, res, decision.endpoints, undefined, 1);
+    if (decision.kind === 'direct') this.#send(ctx, res, decision.response);
+    else if (decision.kind === 'url') await this.#forward(ctx, res, decision.endpoints, undefined, 1);
     else await this.#forward(ctx, res, decision.pick.endpoints, decision.pick.release, 1 + config.settings.upstream.maxRetries);
   }
 
@@ -153,6 +161,7 @@ export class DataPlane {
     if (this.hooks.authenticate) await this.hooks.authenticate(ctx);
     if (ctx.backend?.kind === 'url') {
       if (this.hooks.admit) await this.hooks.admit(ctx);
+      if (ctx.directResponse) return { kind: 'direct', response: ctx.directResponse };
       return { kind: 'url', endpoints: [{ url: ctx.backend.url, address: new URL(ctx.backend.url).host }] };
     }
     if (!ctx.body) throw gatewayError('TG_ERR_ROUTE_NOT_FOUND', `No route for ${ctx.method} ${ctx.path}`);
@@ -161,6 +170,7 @@ export class DataPlane {
     const fairness = ctx.headers[FAIRNESS_HEADER];
     if (ctx.fairnessId === '' && typeof fairness === 'string') ctx.fairnessId = fairness;
     if (this.hooks.admit) await this.hooks.admit(ctx);
+    if (ctx.directResponse) return { kind: 'direct', response: ctx.directResponse };
     const pick = await this.#picker.pick({
       pool: ctx.modelConfig!.pool,
       targetModel: ctx.targetModel!,
@@ -197,6 +207,8 @@ export class DataPlane {
       maxAttempts,
       firstByteTimeoutMs: mc?.firstByteTimeoutMs ?? up.firstByteTimeout,
       responseTimeoutMs: mc?.responseTimeoutMs ?? up.responseTimeout,
+      respond: this.hooks.respond ? (status) => this.hooks.respond!(ctx, status) : undefined,
+      maxBodyBytes: this.config.settings.server.maxBodyBytes,
     };
     const result = await proxyRequest(ctx, res, this.#pools, target);
     if (result.error) throw result.error;
@@ -219,10 +231,10 @@ export class DataPlane {
     return response;
   }
 
-  #send(ctx: RequestContext, res: ServerResponse, r: ErrorResponse): void {
+  #send(ctx: RequestContext, res: ServerResponse, r: ErrorResponse | DirectResponse): void {
     ctx.status = r.status;
     if (res.headersSent || res.destroyed) return;
-    r.headers['content-length'] = String(Buffer.byteLength(r.body));
+    r.headers['content-length'] = String(typeof r.body === 'string' ? Buffer.byteLength(r.body) : r.body.length);
     r.headers['x-request-id'] = ctx.id;
     for (const name in ctx.responseHeaders) r.headers[name] ??= ctx.responseHeaders[name];
     res.writeHead(r.status, r.headers);

@@ -1,12 +1,44 @@
-// Where API management plugs into the data plane: the steps of DESIGN.md's order of checks that are not routing.
+// Where API management plugs into the data plane: the steps of DESIGN.md's order of checks that are not routing,
+// and the response flow. The ext_proc server calls the same hooks, so a request decides the same either way.
+import type { OutgoingHttpHeaders } from 'node:http';
 import type { RequestContext } from './context.js';
 import type { FaultFormat } from './errors.js';
 
+/** An answer given without the model server (a cache hit, a CORS preflight, a token endpoint). */
+export interface DirectResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: string | Buffer;
+}
+
+/**
+ * What response policies do to the model server's answer. The proxy calls `headers` before anything is sent;
+ * with `body`, a non-streamed answer is held whole (up to the body limit) and replaced by what it returns;
+ * with `event`, each SSE event's `data:` payload of a streamed answer passes through it (null drops the event).
+ */
+export interface ResponseFlow {
+  headers?(status: number, headers: OutgoingHttpHeaders): void;
+  body?(body: Buffer, status: number): Buffer | Promise<Buffer>;
+  event?(data: string): string | null;
+  /** Once the answer is complete (not called for an abandoned one). */
+  end?(): void;
+}
+
 export interface GatewayHooks {
+  /**
+   * First, for every request, before routing and the body: may answer at once through `ctx.directResponse`
+   * (a CORS preflight, the OAuth token endpoint) or refuse (an IP access policy).
+   */
+  intercept?(ctx: RequestContext): void | Promise<void>;
   /** Credentials (401), before model lookup. Throws a GatewayError to refuse. */
   authenticate?(ctx: RequestContext): void | Promise<void>;
-  /** Entitlement (401), policies and quotas (429), after model lookup and before picking. */
+  /**
+   * Entitlement (401), policies and quotas (429), after model lookup and before picking. Setting
+   * `ctx.directResponse` answers without a model server.
+   */
   admit?(ctx: RequestContext): void | Promise<void>;
+  /** When the model server's answer starts: the response flow for it, if any policy has one. */
+  respond?(ctx: RequestContext, status: number): ResponseFlow | undefined;
   /** Once the answer is finished or abandoned, with usage when the model server reported it. */
   complete?(ctx: RequestContext): void;
   /** GET /v1/tollgate/quota: the caller's products and remaining quotas, authenticated by its own key. */

@@ -6,10 +6,11 @@ import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { EndpointConfig } from '../config/runtime-config.js';
 import type { Pick } from '../scheduler/types.js';
 import type { RequestContext } from './context.js';
-import { gatewayError, type GatewayError } from './errors.js';
+import { GatewayError, gatewayError } from './errors.js';
 import type { UpstreamPools } from './upstream-pools.js';
 import { UsageScanner } from './usage.js';
-import { UsageEventStripper } from './strip-usage.js';
+import type { ResponseFlow } from './hooks.js';
+import { SseRewriter, stripUsage, type EventRewrite } from './sse-rewriter.js';
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'upgrade']);
 const RETRYABLE_STATUS = new Set([429, 503]);
@@ -26,6 +27,10 @@ export interface ProxyTarget {
   maxAttempts: number;
   firstByteTimeoutMs: number;
   responseTimeoutMs: number;
+  /** The response flow of the policies, asked once the answer's status is known. */
+  respond?: (status: number) => ResponseFlow | undefined;
+  /** Largest answer a body-rewriting response flow holds in memory. */
+  maxBodyBytes: number;
 }
 
 export interface ProxyResult {
@@ -59,7 +64,10 @@ class Exchange {
   #scanner: UsageScanner | null = null;
   #waitingDrain = false;
   #sse = false;
-  #stripper: UsageEventStripper | null = null;
+  #rewriter: SseRewriter | null = null;
+  #flow: ResponseFlow | undefined;
+  /** A body-rewriting flow holds the answer (and its head) until it is complete. */
+  #held: { status: number; headers: OutgoingHttpHeaders; chunks: Buffer[]; bytes: number } | null = null;
 
   constructor(ctx: RequestContext, res: ServerResponse, pools: UpstreamPools, target: ProxyTarget, resolve: (r: ProxyResult) => void) {
     this.#ctx = ctx;
@@ -117,20 +125,41 @@ class Exchange {
     const contentType = headers['content-type'] as string | undefined;
     this.#sse = !!contentType && contentType.includes('text/event-stream');
     this.#scanner = new UsageScanner(contentType);
-    if (this.#sse && ctx.stripStreamUsage) {
-      this.#stripper = new UsageEventStripper();
+    const flow = (this.#flow = this.#target.respond?.(status));
+    flow?.headers?.(status, out);
+    const rewrite = this.#eventRewrite(flow);
+    if (this.#sse && rewrite) {
+      this.#rewriter = new SseRewriter(rewrite);
       delete out['content-length'];
     }
     this.#headersSent = true;
+    if (!this.#sse && flow?.body) {
+      delete out['content-length'];
+      this.#held = { status, headers: out, chunks: [], bytes: 0 };
+      return;
+    }
     if (this.#clientGone) return;
     this.#res.writeHead(status, out);
+  }
+
+  #eventRewrite(flow: ResponseFlow | undefined): EventRewrite | null {
+    const policy = flow?.event?.bind(flow);
+    if (this.#ctx.stripStreamUsage) return policy ? (d) => { const s = stripUsage(d); return s === null ? null : policy(s); } : stripUsage;
+    return policy ?? null;
   }
 
   data(chunk: Buffer, controller: Dispatcher.DispatchController): void {
     this.#scanner!.push(chunk);
     this.#ctx.bytesOut += chunk.length;
     if (this.#clientGone) return;
-    const out = this.#stripper ? this.#stripper.push(chunk) : chunk;
+    const held = this.#held;
+    if (held) {
+      held.bytes += chunk.length;
+      if (held.bytes > this.#target.maxBodyBytes) controller.abort(Object.assign(new Error('the answer is larger than a response policy can hold'), { code: 'TG_RESPONSE_TOO_LARGE' }));
+      else held.chunks.push(chunk);
+      return;
+    }
+    const out = this.#rewriter ? this.#rewriter.push(chunk) : chunk;
     if (!this.#res.write(out) && !this.#waitingDrain) {
       this.#waitingDrain = true;
       controller.pause();
@@ -143,7 +172,31 @@ class Exchange {
 
   end(): void {
     this.#ctx.usage = this.#scanner?.end();
-    if (!this.#clientGone) this.#res.end(this.#stripper?.end());
+    const held = this.#held;
+    if (held) {
+      this.#held = null;
+      // The flow may rewrite the whole answer; a failing flow is an upstream-side error the client hears about.
+      Promise.resolve()
+        .then(() => this.#flow!.body!(Buffer.concat(held.chunks, held.bytes), held.status))
+        .then(
+          (body) => {
+            if (!this.#clientGone) {
+              held.headers['content-length'] = body.length;
+              this.#res.writeHead(held.status, held.headers);
+              this.#res.end(body);
+            }
+            this.#flow?.end?.();
+            this.#finish({});
+          },
+          (err: unknown) => {
+            this.#headersSent = false;
+            this.#finish({ error: err instanceof GatewayError ? err : gatewayError('TG_ERR_INTERNAL', `A response policy failed: ${(err as Error).message}`) });
+          },
+        );
+      return;
+    }
+    if (!this.#clientGone) this.#res.end(this.#rewriter?.end());
+    this.#flow?.end?.();
     this.#finish({});
   }
 
@@ -164,11 +217,16 @@ class Exchange {
       this.#finish({ error: this.#faultFor(err, code, reached) });
       return;
     }
+    const code = (err as { code?: string }).code ?? '';
+    if (this.#held) {
+      this.#held = null;
+      this.#finish({ error: code === 'TG_RESPONSE_TOO_LARGE' ? gatewayError('TG_ERR_UPSTREAM_ERROR', err.message) : this.#faultFor(err, code, true) });
+      return;
+    }
     // Bytes have gone out: the status cannot change any more; end the answer so the client does not hang.
     this.#ctx.errorCode = 'upstream_error';
     this.#ctx.usage = this.#scanner?.end();
     if (this.#sse) {
-      const code = (err as { code?: string }).code ?? '';
       const fault = isTimeout(err, code)
         ? gatewayError('TG_ERR_UPSTREAM_TIMEOUT', 'The model server did not finish the answer in time')
         : gatewayError('TG_ERR_UPSTREAM_ERROR', `The model server ended the stream early (${code || err.message})`);

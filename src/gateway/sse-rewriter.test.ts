@@ -1,0 +1,31 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { SseRewriter, stripUsage } from './sse-rewriter.js';
+
+const STREAM =
+  'data: {"choices":[{"delta":{"content":"añ€😀"}}],"usage":null}\n\n' +
+  'data: {"choices":[{"delta":{"content":"b"}}],"usage":null}\n\n' +
+  'data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}\n\n' +
+  'data: [DONE]\n\n';
+
+function run(rewriter: SseRewriter, stream: string, size: number): string {
+  const bytes = Buffer.from(stream);
+  let out = '';
+  for (let i = 0; i < bytes.length; i += size) out += rewriter.push(bytes.subarray(i, i + size));
+  return out + rewriter.end();
+}
+
+test('stripping usage: the usage-only event and usage:null fields go, wherever the stream is split', () => {
+  const expected = 'data: {"choices":[{"delta":{"content":"añ€😀"}}]}\n\n' + 'data: {"choices":[{"delta":{"content":"b"}}]}\n\n' + 'data: [DONE]\n\n';
+  for (let size = 1; size <= Buffer.byteLength(STREAM); size++) assert.equal(run(new SseRewriter(stripUsage), STREAM, size), expected, `split every ${size} bytes`);
+});
+
+test('an identity rewrite passes the stream through byte for byte, event lines included', () => {
+  const stream = 'event: response.output_text.delta\ndata: {"delta":"x"}\n\n: comment\n\ndata: [DONE]\n\n';
+  for (const size of [1, 3, 7, 1000]) assert.equal(run(new SseRewriter((d) => d), stream, size), stream);
+});
+
+test('a rewrite replaces payloads and keeps other lines', () => {
+  const out = run(new SseRewriter((d) => d.replace('secret', '[REDACTED]')), 'event: x\ndata: {"t":"secret"}\n\n', 4);
+  assert.equal(out, 'event: x\ndata: {"t":"[REDACTED]"}\n\n');
+});

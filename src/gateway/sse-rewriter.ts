@@ -1,0 +1,71 @@
+// Rewriting a server-sent-event stream event by event as it passes: response policies and tollgate's own
+// usage stripping see each event's `data:` payload whole, however the upstream split the bytes.
+import { StringDecoder } from 'node:string_decoder';
+
+/** Returns the new payload, or null to drop the event. */
+export type EventRewrite = (data: string) => string | null;
+
+/** Holds back at most one incomplete event; every complete event passes at once. */
+export class SseRewriter {
+  readonly #rewrite: EventRewrite;
+  #pending = '';
+  // A chunk may end inside a multi-byte character; the decoder keeps those bytes for the next one.
+  readonly #decoder = new StringDecoder('utf8');
+
+  constructor(rewrite: EventRewrite) {
+    this.#rewrite = rewrite;
+  }
+
+  push(chunk: Buffer): string {
+    const text = this.#pending + this.#decoder.write(chunk);
+    const cut = text.lastIndexOf('\n\n');
+    if (cut === -1) {
+      this.#pending = text;
+      return '';
+    }
+    this.#pending = text.slice(cut + 2);
+    let out = '';
+    for (const event of text.slice(0, cut).split('\n\n')) out += this.#event(event);
+    return out;
+  }
+
+  /** What is left once the upstream has finished: an event without its closing blank line, passed as it is. */
+  end(): string {
+    const rest = this.#pending + this.#decoder.end();
+    this.#pending = '';
+    return rest;
+  }
+
+  #event(event: string): string {
+    if (event === '') return '';
+    const lines = event.split('\n');
+    const dataLines = lines.filter((l) => l.startsWith('data:'));
+    if (dataLines.length === 0) return `${event}\n\n`;
+    const data = dataLines.map((l) => (l.startsWith('data: ') ? l.slice(6) : l.slice(5))).join('\n');
+    const next = this.#rewrite(data);
+    if (next === null) return '';
+    if (next === data) return `${event}\n\n`;
+    const others = lines.filter((l) => !l.startsWith('data:'));
+    return `${[...others, ...next.split('\n').map((l) => `data: ${l}`)].join('\n')}\n\n`;
+  }
+}
+
+/** With include_usage on, servers add `"usage":null` to every chunk; a client that did not ask never sees it. */
+const NULL_USAGE = /,\s*"usage"\s*:\s*null/g;
+
+/**
+ * For a stream whose client did not ask for usage (tollgate turned stream_options.include_usage on for its own
+ * accounting): drops the usage-only event and the `"usage":null` fields, so the client sees no difference.
+ */
+export const stripUsage: EventRewrite = (data) => {
+  if (!data.includes('"usage"')) return data;
+  const cleaned = data.replace(NULL_USAGE, '');
+  if (!cleaned.includes('"usage"')) return cleaned;
+  try {
+    const ev = JSON.parse(cleaned) as { choices?: unknown[]; usage?: unknown };
+    if (Array.isArray(ev.choices) && ev.choices.length === 0 && ev.usage) return null;
+  } catch {
+    // Not JSON: passed on as it is.
+  }
+  return cleaned;
+};
