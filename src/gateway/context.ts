@@ -31,6 +31,8 @@ export interface RequestContext {
   stream: boolean;
   /** Set when the body must be re-serialized before it goes upstream (model rewrite, token caps). */
   bodyChanged: boolean;
+  /** Headers set on the upstream request after the client's are copied (AssignMessage, TokenInjection); null removes. */
+  upstreamHeaders?: Record<string, string | null>;
   /** Headers added to the client's answer (rate-limit figures, identity). */
   responseHeaders: Record<string, string>;
   endpoint?: EndpointConfig;

@@ -196,6 +196,13 @@ export class DataPlane {
     const incoming = ctx.headers;
     for (const name in incoming) if (!NOT_FORWARDED.has(name)) headers[name] = incoming[name]!;
     headers['x-request-id'] = ctx.id;
+    if (ctx.upstreamHeaders) {
+      for (const name in ctx.upstreamHeaders) {
+        const v = ctx.upstreamHeaders[name];
+        if (v === null) delete headers[name];
+        else headers[name] = v;
+      }
+    }
     const mc = ctx.modelConfig;
     const up = this.config.settings.upstream;
     const target: ProxyTarget = {

@@ -1,5 +1,6 @@
 // The engine's seams: a policy instance, its factory, the per-request state policies share, and what runs after the exchange.
 import type { RequestContext } from '../gateway/context.js';
+import type { ResponseFlow } from '../gateway/hooks.js';
 import type { CounterGuard } from './counter-guard.js';
 import type { IdentitySource, KeyRecord, OperationSetGrant, ProductGrant } from './identity.js';
 
@@ -36,10 +37,21 @@ export interface Policy {
   readonly name: string;
   /** Reads the key's products (useQuotaConfigInAPIProduct): the flow must verify an API key. */
   readonly needsApiKey?: boolean;
+  /**
+   * First, for every request, before routing and the body: may answer through `ctx.directResponse` (a CORS
+   * preflight, the OAuth token endpoint; `ctx.readBody()` reads the body) or throw a fault (IP access control).
+   */
+  intercept?(ctx: RequestContext, state: ApimState): void | Promise<void>;
   /** Credentials, before model lookup (401). */
   authenticate?(ctx: RequestContext, state: ApimState): void | Promise<void>;
-  /** Entitlement and limits, after model lookup (401, 429). */
+  /** Entitlement and limits, after model lookup (401, 429). May set `ctx.directResponse` (a cache hit). */
   admit?(ctx: RequestContext, state: ApimState): void | Promise<void>;
+  /**
+   * When the model server's answer starts: this policy's part of the response flow (header changes, a whole-body
+   * rewrite for JSON answers, a per-event rewrite for streams), or undefined. The engine chains the policies' flows
+   * in order.
+   */
+  respond?(ctx: RequestContext, state: ApimState, status: number): ResponseFlow | undefined;
 }
 
 export interface PolicyDeps {
