@@ -3,8 +3,7 @@
 import { createServer } from 'node:http';
 import { Pool } from 'undici';
 import { startGateway } from '../src/gateway/gateway.js';
-import type { Manifest } from '../src/config/manifest.js';
-import { validateDocument } from '../src/config/manifest.js';
+import { chainManifests, seedKeys, type Chain } from './overhead-chains.js';
 
 const ANSWER = JSON.stringify({
   id: 'chatcmpl-bench',
@@ -60,25 +59,16 @@ function bareProxy(upstreamPort: number): void {
   onTerm(() => void server.close());
 }
 
-function manifest(raw: unknown): Manifest {
-  const r = validateDocument(raw, 'bench', 0);
-  if (!r.manifest) throw new Error(r.problems.join('\n'));
-  return r.manifest;
-}
-
-async function tollgate(upstreamPort: number): Promise<void> {
-  const manifests = [
-    manifest({ apiVersion: 'tollgate.dev/v1alpha1', kind: 'GatewaySettings', metadata: { name: 'bench' }, spec: { logging: { accessLog: false } } }),
-    manifest({ apiVersion: 'inference.networking.k8s.io/v1', kind: 'InferencePool', metadata: { name: 'bench' }, spec: { endpoints: [`http://127.0.0.1:${upstreamPort}`] } }),
-    manifest({ apiVersion: 'inference.networking.x-k8s.io/v1alpha2', kind: 'InferenceModel', metadata: { name: 'bench' }, spec: { modelName: 'bench-model', poolRef: { name: 'bench' } } }),
-  ];
-  const gw = await startGateway({ configPaths: [], manifests, port: 0, adminPort: 0, host: '127.0.0.1', watch: false });
+/** tollgate with one of the compared policy chains; prints the API keys the load should use, then READY. */
+async function tollgate(upstreamPort: number, chain: Chain): Promise<void> {
+  const gw = await startGateway({ configPaths: [], manifests: chainManifests(chain, `http://127.0.0.1:${upstreamPort}`), port: 0, adminPort: 0, host: '127.0.0.1', watch: false });
+  if (chain !== 'none') process.stdout.write(`KEYS ${(await seedKeys(gw, 64)).join(',')}\n`);
   ready(gw.port);
   onTerm(() => gw.close());
 }
 
-const [role, port] = process.argv.slice(2);
+const [role, port, chain] = process.argv.slice(2);
 if (role === 'stub') stub();
 else if (role === 'bare-proxy') bareProxy(Number(port));
-else if (role === 'tollgate') await tollgate(Number(port));
+else if (role === 'tollgate') await tollgate(Number(port), (chain ?? 'none') as Chain);
 else throw new Error(`unknown role ${role}`);

@@ -30,7 +30,9 @@ interface Measure {
   errors: number;
 }
 
-function run(url: string, opts: { duration: number; connections: number }): Promise<Measure> {
+function run(url: string, opts: { duration: number; connections: number; keys?: string[] }): Promise<Measure> {
+  const keys = opts.keys ?? [];
+  let next = 0;
   return new Promise((resolve, reject) => {
     autocannon(
       {
@@ -40,6 +42,8 @@ function run(url: string, opts: { duration: number; connections: number }): Prom
         body: BODY,
         duration: opts.duration,
         connections: opts.connections,
+        // Each connection is another app: the chains look up and count a different key per client.
+        setupClient: keys.length > 0 ? (client) => client.setHeaders({ 'content-type': 'application/json', 'x-api-key': keys[next++ % keys.length] }) : undefined,
       },
       (err, r) => {
         if (err) return reject(err);
@@ -91,7 +95,7 @@ http { access_log off; client_body_temp_path ${dir}; proxy_temp_path ${dir};
   // nginx prints nothing when ready: announce for it once its port answers.
   const announce = spawn(process.execPath, ['-e', `const n=require('net');(function t(){const s=n.connect(${port},'127.0.0.1',()=>{console.log('READY ${port}');s.end()});s.on('error',()=>setTimeout(t,50))})()`], { stdio: ['ignore', 'pipe', 'inherit'] });
   await waitReady(announce, 10_000, 'nginx');
-  return { port, proc, stop: () => stopProcess(proc) };
+  return { port, lines: [], proc, stop: () => stopProcess(proc) };
 }
 
 export async function benchOverhead(o: OverheadOptions): Promise<Row[]> {
@@ -101,13 +105,16 @@ export async function benchOverhead(o: OverheadOptions): Promise<Row[]> {
   try {
     const stub = await startChild(roles, ['stub']);
     children.push(stub);
-    const targets: { name: string; port: number; pid?: number }[] = [{ name: 'direct (stub)', port: stub.port, pid: stub.proc.pid }];
+    const targets: { name: string; port: number; pid?: number; keys?: string[] }[] = [{ name: 'direct (stub)', port: stub.port, pid: stub.proc.pid }];
     const bare = await startChild(roles, ['bare-proxy', String(stub.port)]);
     children.push(bare);
     targets.push({ name: 'bare node:http+undici proxy', port: bare.port, pid: bare.proc.pid });
-    const tg = await startChild(roles, ['tollgate', String(stub.port)]);
-    children.push(tg);
-    targets.push({ name: 'tollgate (no policies)', port: tg.port, pid: tg.proc.pid });
+    for (const [chain, name] of [['none', 'tollgate (no policies)'], ['default', 'tollgate default chain'], ['full', 'tollgate full chain']] as const) {
+      const tg = await startChild(roles, ['tollgate', String(stub.port), chain], 120_000);
+      children.push(tg);
+      const keys = tg.lines.find((l) => l.startsWith('KEYS '))?.slice(5).split(',');
+      targets.push({ name, port: tg.port, pid: tg.proc.pid, keys });
+    }
     if (hasNginx()) {
       const ngx = await startNginx(stub.port);
       children.push(ngx);
@@ -118,25 +125,27 @@ export async function benchOverhead(o: OverheadOptions): Promise<Row[]> {
     for (const t of targets) {
       const url = `http://127.0.0.1:${t.port}`;
       log(`warming up ${t.name} ...`);
-      await run(url, { duration: 2, connections: o.connections });
+      await run(url, { duration: 2, connections: o.connections, keys: t.keys });
       log(`measuring ${t.name}: ${o.duration}s at ${o.connections} connections, then ${o.duration}s at ${o.rate} req/s`);
       const cpu0 = cpuMs(t.pid);
-      const sat = await run(url, { duration: o.duration, connections: o.connections });
+      const sat = await run(url, { duration: o.duration, connections: o.connections, keys: t.keys });
       const cpu1 = cpuMs(t.pid);
       const cpuUsPerReq = cpu0 === null || cpu1 === null ? null : ((cpu1 - cpu0) * 1000) / (sat.rps * o.duration);
-      const fixed = await fixedRateLatency(url, '/v1/chat/completions', BODY, o.rate, o.duration);
+      const fixed = await fixedRateLatency(url, '/v1/chat/completions', BODY, o.rate, o.duration, t.keys ? { 'x-api-key': t.keys[0] } : {});
       results.push({ scenario: t.name, rps: sat.rps, cpu_us_per_req: cpuUsPerReq, sat_p50_ms: sat.p50, sat_p99_ms: sat.p99, at_rate_p50_ms: fixed.p50, at_rate_p99_ms: fixed.p99, errors: sat.errors + fixed.errors });
     }
     const direct = results[0];
     const bareRow = results.find((r) => r.scenario === 'bare node:http+undici proxy')!;
     const nginxRow = results.find((r) => r.scenario === 'nginx proxy_pass');
+    const plain = results.find((r) => r.scenario === 'tollgate (no policies)')!;
     for (const r of results) {
+      r.vs_no_policies = String(r.scenario).startsWith('tollgate') ? (r.rps as number) / (plain.rps as number) : null;
       r.vs_bare_node = (r.rps as number) / (bareRow.rps as number);
       r.vs_nginx = nginxRow ? (r.rps as number) / (nginxRow.rps as number) : null;
       r.added_p50_ms = (r.at_rate_p50_ms as number) - (direct.at_rate_p50_ms as number);
       r.added_p99_ms = (r.at_rate_p99_ms as number) - (direct.at_rate_p99_ms as number);
     }
-    const columns = ['scenario', 'rps', 'vs_bare_node', 'vs_nginx', 'cpu_us_per_req', 'sat_p99_ms', 'at_rate_p50_ms', 'at_rate_p99_ms', 'added_p50_ms', 'added_p99_ms', 'errors'];
+    const columns = ['scenario', 'rps', 'vs_bare_node', 'vs_nginx', 'vs_no_policies', 'cpu_us_per_req', 'sat_p99_ms', 'at_rate_p50_ms', 'at_rate_p99_ms', 'added_p50_ms', 'added_p99_ms', 'errors'];
     process.stdout.write(table(results, columns) + '\n');
     const meta = { bench: 'overhead', at: new Date().toISOString(), duration: o.duration, connections: o.connections, rate: o.rate, node: process.version };
     if (o.json) writeJson(o.json, { ...meta, results });

@@ -5,6 +5,8 @@ import { createInterface } from 'node:readline';
 
 export interface Child {
   port: number;
+  /** Lines the process printed before READY (e.g. API keys it created for the load). */
+  lines: string[];
   proc: ChildProcess;
   stop(): Promise<void>;
 }
@@ -25,13 +27,17 @@ export function waitReady(proc: ChildProcess, timeoutMs: number, what: string): 
       clearTimeout(timer);
       reject(new Error(`${what} exited with code ${code} before it was ready`));
     });
+    const before: string[] = [];
     const lines = createInterface({ input: proc.stdout! });
     lines.on('line', (line) => {
       const m = /^READY (\d+)/.exec(line);
-      if (!m) return;
+      if (!m) {
+        before.push(line);
+        return;
+      }
       clearTimeout(timer);
       proc.removeAllListeners('exit');
-      resolve({ port: Number(m[1]), proc, stop: () => stopProcess(proc) });
+      resolve({ port: Number(m[1]), lines: before, proc, stop: () => stopProcess(proc) });
     });
   });
 }

@@ -1,0 +1,66 @@
+// The API-management load of `bench overhead`: 100 API products, 10,000 keys, and the policy chains the
+// benchmark compares — the default chain (what defaultSecurityEnabled turns on: VerifyAPIKey + the product
+// quota) and the full chain (default + SpikeArrest + LLMTokenQuota), with limits far above the load so every
+// request does all the work and none is refused.
+import type { Manifest } from '../src/config/manifest.js';
+import { validateDocument } from '../src/config/manifest.js';
+import type { Gateway } from '../src/gateway/gateway.js';
+
+export type Chain = 'none' | 'default' | 'full';
+
+export const PRODUCTS = 100;
+export const KEYS = 10_000;
+
+function manifest(kind: string, name: string, spec: unknown): Manifest {
+  const apiVersion = kind === 'GatewaySettings' ? 'tollgate.dev/v1alpha1' : kind === 'InferencePool' ? 'inference.networking.k8s.io/v1' : kind.startsWith('Inference') ? 'inference.networking.x-k8s.io/v1alpha2' : 'apim.googleapis.com/v1';
+  const r = validateDocument({ apiVersion, kind, metadata: { name }, spec }, 'bench', 0);
+  if (!r.manifest) throw new Error(r.problems.join('\n'));
+  return r.manifest;
+}
+
+export function chainManifests(chain: Chain, upstreamUrl: string): Manifest[] {
+  const out = [
+    manifest('GatewaySettings', 'bench', { logging: { accessLog: false } }),
+    manifest('InferencePool', 'bench', { endpoints: [upstreamUrl] }),
+    manifest('InferenceModel', 'bench', { modelName: 'bench-model', poolRef: { name: 'bench' } }),
+  ];
+  if (chain === 'none') return out;
+  out.push(manifest('APIMExtensionPolicy', 'bench', { defaultSecurityEnabled: true, targetRef: { name: 'tollgate' } }));
+  for (let p = 0; p < PRODUCTS; p++) {
+    out.push(manifest('APIProduct', `product-${p}`, { displayName: `Product ${p}` }));
+    out.push(
+      manifest('APIOperationSet', `product-${p}-ops`, {
+        apiProductRefs: [{ name: `product-${p}` }],
+        quota: { limit: 1_000_000_000, interval: 1, timeUnit: 'minute' },
+        restOperations: [{ name: 'chat', path: '/v1/chat/completions', methods: ['POST'] }],
+        llmOperations: { models: ['bench-model'] },
+      }),
+    );
+  }
+  if (chain === 'full') {
+    out.push(manifest('SpikeArrest', 'bench-spike', { rate: '1000000ps', useEffectiveCount: true, identifier: { ref: 'developer.app.name' } }));
+    out.push(manifest('LLMTokenQuota', 'bench-tokens', { limit: 1_000_000_000_000, interval: 1, timeUnit: 'hour', countOn: 'total', identifier: { ref: 'developer.app.name' } }));
+    out.push(manifest('ApimTemplate', 'bench', { templates: [{ policies: [{ kind: 'SpikeArrest', name: 'bench-spike' }, { kind: 'LLMTokenQuota', name: 'bench-tokens' }] }] }));
+  }
+  return out;
+}
+
+/** 100 developers × 100 apps, one key each, every app on one of the products; returns `sample` of the keys. */
+export async function seedKeys(gateway: Gateway, sample: number): Promise<string[]> {
+  const keys: string[] = [];
+  const perDeveloper = KEYS / 100;
+  // One transaction: one change notification, one snapshot reload.
+  await gateway.apim.db.withActor('bench').transaction(async (db) => {
+  for (let d = 0; d < 100; d++) {
+    const dev = await db.developers.create({ email: `dev${d}@bench.local`, firstName: 'Bench', lastName: String(d), userName: `dev${d}` });
+    for (let a = 0; a < perDeveloper; a++) {
+      const app = await db.apps.create(dev.id, { name: `app-${a}` });
+      const product = `product-${(d * perDeveloper + a) % PRODUCTS}`;
+      const issued = await db.credentials.issue({ appId: app.id, apiProducts: [{ apiproduct: product, status: 'approved' }] });
+      if (keys.length < sample) keys.push(issued.consumerKey);
+    }
+  }
+  });
+  await gateway.apim.refresh();
+  return keys;
+}
