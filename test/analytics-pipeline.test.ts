@@ -1,7 +1,7 @@
 // The analytics pipeline on SQLite and PostgreSQL: exactly-once storage, replay from the spool, segments, disk budget, retention.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, existsSync, mkdirSync, readdirSync, rmSync, unlinkSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { AnalyticsPipeline } from '../src/analytics/pipeline.js';
@@ -209,7 +209,6 @@ for (const backend of DATABASE_BACKENDS) {
       const b = open(testSettings(dir));
       b.pipeline.start();
       await b.pipeline.close();
-      rmSync(dir, { recursive: true, force: true });
     });
   });
 }

@@ -5,6 +5,7 @@ import { simCommand } from './sim.js';
 import { demoCommand } from './demo.js';
 import { benchCommand } from './bench.js';
 import { applyCommand } from './apply.js';
+import { analyticsCommand } from './analytics.js';
 
 export async function main(argv: string[]): Promise<number> {
   const program = new Command('tollgate')
@@ -12,7 +13,7 @@ export async function main(argv: string[]): Promise<number> {
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(str.split('\n')[0] + '\n') })
     .showHelpAfterError(false);
-  for (const cmd of [serveCommand(), simCommand(), demoCommand(), applyCommand(), benchCommand()]) {
+  for (const cmd of [serveCommand(), simCommand(), demoCommand(), applyCommand(), analyticsCommand(), benchCommand()]) {
     program.addCommand(cmd.exitOverride());
   }
   try {

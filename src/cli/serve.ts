@@ -29,6 +29,7 @@ export function serveCommand(): Command {
           tls: opts.tlsCert ? { cert: opts.tlsCert, key: opts.tlsKey } : undefined,
           db: opts.db,
           redis: opts.redis,
+          extprocPort: opts.extprocPort,
           logger,
         });
       } catch (err) {

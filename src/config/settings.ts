@@ -1,6 +1,8 @@
 // GatewaySettings: every runtime setting with its default. One document of this kind may exist; without one, all defaults apply.
 import { z } from 'zod';
 import { durationMs, parseDuration } from '../lib/duration.js';
+import { analyticsSettingsSpec } from '../analytics/settings.js';
+import { tracingSettingsSpec } from '../telemetry/tracing-settings.js';
 
 // zod 4 returns a default as it is (no transform), so defaults are given already in milliseconds.
 const dur = (def: string) => durationMs.default(parseDuration(def));
@@ -68,6 +70,8 @@ export const gatewaySettingsSpec = z
       })
       .strict()
       .prefault({}),
+    analytics: analyticsSettingsSpec,
+    tracing: tracingSettingsSpec,
   })
   .strict();
 

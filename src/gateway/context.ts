@@ -6,6 +6,7 @@ import type { OpenAIBody, Operation } from './openai-request.js';
 import type { Usage } from './usage.js';
 import type { ApimState } from '../policy/types.js';
 import type { DirectResponse } from './hooks.js';
+import type { Span } from '../telemetry/tracing.js';
 
 export interface RequestContext {
   id: string;
@@ -54,6 +55,15 @@ export interface RequestContext {
   directResponse?: DirectResponse;
   /** Reads the request body (once; later calls share it), for policies that run before the body is parsed. */
   readBody?: () => Promise<Buffer>;
+  /** The request's trace span (a shared no-op span when tracing is off). */
+  span: Span;
   /** Whether the answer came from a cache (analytics). */
   cacheHit?: boolean;
+  /** Only these endpoint addresses (host:port) may be picked: the ext_proc subset hint. */
+  subset?: ReadonlySet<string>;
+  /**
+   * Which parts of `decide` run, for an ext_proc listener playing one role: 'policies' (a policy decision point:
+   * no pick, the answer is `admitted`) or 'picker' (an endpoint picker: no policy hooks). Both when unset.
+   */
+  stages?: 'policies' | 'picker';
 }

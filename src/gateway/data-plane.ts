@@ -9,6 +9,8 @@ import type { Logger } from '../lib/logger.js';
 import { serializeMessages } from '../lib/tokenizer.js';
 import type { EndpointPicker, Pick } from '../scheduler/types.js';
 import type { RequestMetrics } from '../telemetry/request-metrics.js';
+import { NOOP_SPAN, NOOP_TRACER, type RequestTracer } from '../telemetry/tracing.js';
+import { recordFromContext, type AnalyticsPipeline, type RequestIdentity } from '../analytics/index.js';
 import { readBody } from './body.js';
 import type { RequestContext } from './context.js';
 import { GatewayError, gatewayError, type ErrorResponse } from './errors.js';
@@ -33,10 +35,19 @@ export interface DataPlaneDeps {
   metrics: RequestMetrics;
   logger: Logger;
   hooks?: GatewayHooks;
+  tracer?: RequestTracer;
+  /** Where every finished request's usage record goes. */
+  analytics?: AnalyticsPipeline;
 }
 
-/** Where a decided request goes: the picker's choice, or an HTTPRoute's URL. */
-export type Decision = { kind: 'pick'; pick: Pick } | { kind: 'url'; endpoints: EndpointConfig[] } | { kind: 'direct'; response: DirectResponse };
+/** Where a decided request goes: the picker's choice, or an HTTPRoute's URL; `admitted` when routing is not ours (ctx.stages). */
+export type Decision =
+  | { kind: 'pick'; pick: Pick }
+  | { kind: 'url'; endpoints: EndpointConfig[] }
+  | { kind: 'direct'; response: DirectResponse }
+  | { kind: 'admitted' };
+
+const NO_HOOKS: GatewayHooks = {};
 
 function promptOf(body: OpenAIBody): string {
   if (Array.isArray(body.messages)) return serializeMessages(body.messages);
@@ -64,6 +75,23 @@ export function newContext(method: string, url: string, headers: IncomingHttpHea
     attempts: 0,
     bytesIn: 0,
     bytesOut: 0,
+    span: NOOP_SPAN,
+  };
+}
+
+/** Who made the request, as the policy engine found it, for the usage record. */
+function identityOf(ctx: RequestContext): RequestIdentity | undefined {
+  const state = ctx.apim;
+  const key = state?.key;
+  if (!key) return undefined;
+  return {
+    developerId: key.developerId,
+    developerEmail: key.developerEmail,
+    appId: key.appId,
+    appName: key.appName,
+    keyId: key.keyId,
+    productName: state.product?.name,
+    operationSet: state.operationSet?.name,
   };
 }
 
@@ -74,6 +102,8 @@ export class DataPlane {
   readonly #pools: UpstreamPools;
   readonly #metrics: RequestMetrics;
   readonly #logger: Logger;
+  readonly #tracer: RequestTracer;
+  readonly #analytics: AnalyticsPipeline | undefined;
   readonly #created = Math.floor(Date.now() / 1000);
   #inflight = 0;
   #draining = false;
@@ -86,6 +116,8 @@ export class DataPlane {
     this.#metrics = deps.metrics;
     this.#logger = deps.logger;
     this.hooks = deps.hooks ?? {};
+    this.#tracer = deps.tracer ?? NOOP_TRACER;
+    this.#analytics = deps.analytics;
   }
 
   get inflight(): number {
@@ -101,6 +133,7 @@ export class DataPlane {
 
   handle = (req: IncomingMessage, res: ServerResponse): void => {
     const ctx = newContext(req.method ?? 'GET', req.url ?? '/', req.headers, req.socket.remoteAddress);
+    ctx.span = this.#tracer.startRequestSpan(ctx);
     this.#inflight++;
     this.#serve(ctx, req, res).then(
       () => this.#done(ctx),
@@ -140,7 +173,7 @@ export class DataPlane {
     const decision = await this.decide(ctx, raw);
     if (decision.kind === 'direct') this.#send(ctx, res, decision.response);
     else if (decision.kind === 'url') await this.#forward(ctx, res, decision.endpoints, undefined, 1);
-    else await this.#forward(ctx, res, decision.pick.endpoints, decision.pick.release, 1 + config.settings.upstream.maxRetries);
+    else if (decision.kind === 'pick') await this.#forward(ctx, res, decision.pick.endpoints, decision.pick.release, 1 + config.settings.upstream.maxRetries);
   }
 
   /**
@@ -149,6 +182,7 @@ export class DataPlane {
    */
   async decide(ctx: RequestContext, raw: Buffer): Promise<Decision> {
     const config = this.config;
+    const hooks = ctx.stages === 'picker' ? NO_HOOKS : this.hooks;
     ctx.rawBody = raw;
     ctx.bytesIn = raw.length;
     const operation = OPERATION_PATHS[ctx.path];
@@ -158,28 +192,43 @@ export class DataPlane {
       ctx.model = ctx.body.model;
       ctx.stream = ctx.body.stream === true;
     }
-    if (this.hooks.authenticate) await this.hooks.authenticate(ctx);
-    if (ctx.backend?.kind === 'url') {
-      if (this.hooks.admit) await this.hooks.admit(ctx);
-      if (ctx.directResponse) return { kind: 'direct', response: ctx.directResponse };
-      return { kind: 'url', endpoints: [{ url: ctx.backend.url, address: new URL(ctx.backend.url).host }] };
+    const tracer = this.#tracer;
+    const policies = tracer.startChild(ctx.span, 'policies');
+    try {
+      if (hooks.authenticate) await hooks.authenticate(ctx);
+      if (ctx.backend?.kind !== 'url') {
+        if (!ctx.body) throw gatewayError('TG_ERR_ROUTE_NOT_FOUND', `No route for ${ctx.method} ${ctx.path}`);
+        resolveModel(config, ctx);
+        this.#metrics.started(ctx.model!);
+        const fairness = ctx.headers[FAIRNESS_HEADER];
+        if (ctx.fairnessId === '' && typeof fairness === 'string') ctx.fairnessId = fairness;
+      }
+      if (hooks.admit) await hooks.admit(ctx);
+      tracer.endChild(policies);
+    } catch (err) {
+      tracer.endChild(policies, err);
+      throw err;
     }
-    if (!ctx.body) throw gatewayError('TG_ERR_ROUTE_NOT_FOUND', `No route for ${ctx.method} ${ctx.path}`);
-    resolveModel(config, ctx);
-    this.#metrics.started(ctx.model!);
-    const fairness = ctx.headers[FAIRNESS_HEADER];
-    if (ctx.fairnessId === '' && typeof fairness === 'string') ctx.fairnessId = fairness;
-    if (this.hooks.admit) await this.hooks.admit(ctx);
     if (ctx.directResponse) return { kind: 'direct', response: ctx.directResponse };
-    const pick = await this.#picker.pick({
-      pool: ctx.modelConfig!.pool,
-      targetModel: ctx.targetModel!,
-      prompt: promptOf(ctx.body),
-      priority: ctx.priority,
-      fairnessId: ctx.fairnessId,
-    });
-    if (pick.endpoints.length === 0) throw gatewayError('TG_ERR_NO_ENDPOINTS');
-    return { kind: 'pick', pick };
+    if (ctx.backend?.kind === 'url') return { kind: 'url', endpoints: [{ url: ctx.backend.url, address: new URL(ctx.backend.url).host }] };
+    if (ctx.stages === 'policies') return { kind: 'admitted' };
+    const picking = tracer.startChild(ctx.span, 'pick');
+    try {
+      const pick = await this.#picker.pick({
+        pool: ctx.modelConfig!.pool,
+        targetModel: ctx.targetModel!,
+        prompt: promptOf(ctx.body!),
+        priority: ctx.priority,
+        fairnessId: ctx.fairnessId,
+        subset: ctx.subset,
+      });
+      if (pick.endpoints.length === 0) throw gatewayError('TG_ERR_NO_ENDPOINTS');
+      tracer.endChild(picking);
+      return { kind: 'pick', pick };
+    } catch (err) {
+      tracer.endChild(picking, err);
+      throw err;
+    }
   }
 
   /** The body to send upstream: the client's bytes, or re-serialized when a stage changed it. */
@@ -217,7 +266,10 @@ export class DataPlane {
       respond: this.hooks.respond ? (status) => this.hooks.respond!(ctx, status) : undefined,
       maxBodyBytes: this.config.settings.server.maxBodyBytes,
     };
+    const upstream = this.#tracer.startUpstreamSpan(ctx.span, ctx);
+    this.#tracer.injectTraceparent(upstream, headers);
     const result = await proxyRequest(ctx, res, this.#pools, target);
+    this.#tracer.endUpstreamSpan(upstream, ctx, result.error);
     if (result.error) throw result.error;
   }
 
@@ -256,6 +308,8 @@ export class DataPlane {
     } catch (err) {
       this.#logger.error({ err, requestId: ctx.id }, 'completing a request failed');
     }
+    this.#analytics?.record(recordFromContext(ctx, identityOf(ctx)));
+    this.#tracer.endRequestSpan(ctx.span, ctx);
     if (this.config.settings.logging.accessLog) {
       this.#logger.info(
         {

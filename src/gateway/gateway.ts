@@ -14,8 +14,14 @@ import type { EndpointPicker } from '../scheduler/types.js';
 import { RequestMetrics } from '../telemetry/request-metrics.js';
 import { AdminRouter } from './admin-router.js';
 import { DataPlane } from './data-plane.js';
+import { startExtprocServer, type ExtprocServer, type ExtprocServerOptions } from '../extproc/server.js';
 import { createListener, listen, type TlsFiles } from './listen.js';
 import { UpstreamPools } from './upstream-pools.js';
+import { AnalyticsPipeline, registerAnalyticsRoutes } from '../analytics/index.js';
+import { createRequestTracer, type RequestTracer } from '../telemetry/tracing.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 export interface GatewayOptions {
   configPaths: string[];
@@ -37,6 +43,15 @@ export interface GatewayOptions {
   /** Share quota counters through Redis. */
   redis?: string;
   redisKeyPrefix?: string;
+  /**
+   * Where usage records wait for the database. Defaults to GatewaySettings.analytics.directory with a durable
+   * database, and to a private temporary directory with an in-memory one (tests, embedded use).
+   */
+  analyticsDir?: string;
+  /** Opens the ext_proc gRPC listener on this port (0: any free port); closed when absent. */
+  extprocPort?: number;
+  /** The ext_proc listener's roles, TLS and Envoy body mode (host defaults to `host`). */
+  extproc?: Omit<ExtprocServerOptions, 'port'>;
 }
 
 /** The picker's management side, beyond `pick`. */
@@ -54,14 +69,19 @@ export class Gateway {
   readonly dataPlane: DataPlane;
   readonly picker: ManagedPicker;
   readonly apim: ApiManagement;
+  readonly analytics: AnalyticsPipeline;
+  readonly tracer: RequestTracer;
   readonly #options: GatewayOptions;
+  readonly #tempAnalyticsDir: string | null;
   readonly #pools: UpstreamPools;
   #server: Server | null = null;
   #adminServer: Server | null = null;
+  #extproc: ExtprocServer | null = null;
   #stopWatching: (() => void) | null = null;
   #closing: Promise<void> | null = null;
   port = 0;
   adminPort = 0;
+  extprocPort = 0;
 
   constructor(options: GatewayOptions, config: RuntimeConfig, apim: ApiManagement, registry: Registry, logger: Logger) {
     this.#options = options;
@@ -69,6 +89,11 @@ export class Gateway {
     this.registry = registry;
     this.apim = apim;
     this.#pools = new UpstreamPools(config.settings);
+    const memoryDb = (options.db ?? 'sqlite::memory:') === 'sqlite::memory:';
+    this.#tempAnalyticsDir = options.analyticsDir === undefined && memoryDb ? mkdtempSync(join(tmpdir(), 'tollgate-analytics-')) : null;
+    const directory = options.analyticsDir ?? this.#tempAnalyticsDir ?? config.settings.analytics.directory;
+    this.analytics = new AnalyticsPipeline({ db: apim.db, settings: { ...config.settings.analytics, directory }, registry, logger });
+    this.tracer = createRequestTracer(config.settings.tracing);
     this.picker = new RoundRobinPicker();
     this.picker.update?.(config.pools);
     collectDefaultMetrics({ register: this.registry });
@@ -79,13 +104,17 @@ export class Gateway {
       metrics: new RequestMetrics(this.registry),
       logger: this.logger,
       hooks: apim.hooks,
+      tracer: this.tracer,
+      analytics: this.analytics,
     });
     apim.onHooks = (hooks) => (this.dataPlane.hooks = hooks);
     this.admin = new AdminRouter(options.adminToken);
     registerApimAdminRoutes(this.admin, {
       db: apim.db,
       fileOwned: (kind, name) => this.config.manifests.some((m) => m.kind === kind && m.metadata.name === name),
+      fileManifests: () => this.config.manifests,
     });
+    registerAnalyticsRoutes(this.admin, { db: apim.db });
     this.admin.add('GET', '/healthz', () => ({ body: { status: 'ok' } }), { open: true });
     this.admin.add('GET', '/readyz', () => this.#readiness(), { open: true });
     this.admin.add('GET', '/metrics', async () => ({ text: await this.registry.metrics(), contentType: this.registry.contentType }), { open: true });
@@ -106,10 +135,16 @@ export class Gateway {
   async listen(): Promise<void> {
     const o = this.#options;
     const settings = this.config.settings;
+    // Before listening: records left by an earlier process are replayed first.
+    this.analytics.start();
     this.#server = createListener(this.dataPlane.handle, settings.server, o.tls);
     this.port = await listen(this.#server, o.port ?? 8080, o.host ?? '0.0.0.0');
     this.#adminServer = createListener(this.admin.handle, settings.server);
     this.adminPort = await listen(this.#adminServer, o.adminPort ?? 8081, o.adminHost ?? (o.adminToken ? '0.0.0.0' : '127.0.0.1'));
+    if (o.extprocPort !== undefined) {
+      this.#extproc = await startExtprocServer({ dataPlane: this.dataPlane, logger: this.logger }, { host: o.host, ...o.extproc, port: o.extprocPort });
+      this.extprocPort = this.#extproc.port;
+    }
     this.picker.start?.();
     if (o.watch !== false && o.configPaths.length > 0) this.#stopWatching = watchConfig(o.configPaths, () => void this.reload());
   }
@@ -157,6 +192,7 @@ export class Gateway {
     this.#stopWatching?.();
     const server = this.#server;
     const grace = this.config.settings.server.shutdownGracePeriod;
+    const extproc = this.#extproc?.close(grace);
     if (server) {
       server.close();
       server.closeIdleConnections();
@@ -165,13 +201,17 @@ export class Gateway {
       clearTimeout(timer);
       server.closeAllConnections();
     }
+    await extproc;
     this.picker.stop?.();
     if (this.#adminServer) {
       this.#adminServer.close();
       this.#adminServer.closeAllConnections();
     }
     await this.#pools.close();
+    await this.analytics.close();
+    await this.tracer.shutdown();
     await this.apim.close();
+    if (this.#tempAnalyticsDir) rmSync(this.#tempAnalyticsDir, { recursive: true, force: true });
   }
 }
 

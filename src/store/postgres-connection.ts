@@ -25,5 +25,8 @@ export function openPostgres(settings: PostgresSettings, logger: Logger): Kysely
   const pool = new pg.Pool({ ...clientConfig(settings, 'tollgate'), max: settings.poolSize ?? 10 });
   // An idle client losing its server must not crash the process; the pool replaces it on next use.
   pool.on('error', (err) => logger.warn({ err }, 'idle PostgreSQL connection failed'));
+  // A connection that breaks mid-query emits 'error' on its client; unheard, Node would end the process. The query
+  // itself still rejects and the pool drops the client.
+  pool.on('connect', (client) => client.on('error', (err) => logger.warn({ err }, 'PostgreSQL connection failed')));
   return new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) });
 }

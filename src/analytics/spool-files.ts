@@ -1,0 +1,93 @@
+// The spool directory's small files: segment names, the checkpoint (how far the database has everything) and the owner lock.
+import { readFileSync, readdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { rename, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+
+/** A place in the spool: byte `offset` of segment number `segment`. */
+export interface Position {
+  segment: number;
+  offset: number;
+}
+
+const SEGMENT_FILE = /^(\d{12})\.jsonl$/;
+const CHECKPOINT = 'checkpoint.json';
+const LOCK = 'LOCK';
+
+export function segmentPath(dir: string, segment: number): string {
+  return join(dir, `${String(segment).padStart(12, '0')}.jsonl`);
+}
+
+/** Segment number → size in bytes, in increasing order. */
+export function listSegments(dir: string): Map<number, number> {
+  const found: number[] = [];
+  for (const name of readdirSync(dir)) {
+    const m = SEGMENT_FILE.exec(name);
+    if (m) found.push(Number(m[1]));
+  }
+  found.sort((a, b) => a - b);
+  return new Map(found.map((s) => [s, statSync(segmentPath(dir, s)).size]));
+}
+
+export function readCheckpoint(dir: string): Position | undefined {
+  let text: string;
+  try {
+    text = readFileSync(join(dir, CHECKPOINT), 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  const p = JSON.parse(text) as Partial<Position>;
+  if (!Number.isSafeInteger(p.segment) || !Number.isSafeInteger(p.offset)) throw new Error(`${join(dir, CHECKPOINT)} is not a checkpoint: ${text}`);
+  return { segment: p.segment!, offset: p.offset! };
+}
+
+/**
+ * Written after each stored batch. rename() replaces the file atomically, so a crash leaves the old or the new
+ * position, never half of one; the old one only makes the next start re-insert a batch the database skips.
+ */
+export async function writeCheckpoint(dir: string, position: Position): Promise<void> {
+  const tmp = join(dir, `${CHECKPOINT}.tmp`);
+  await writeFile(tmp, JSON.stringify(position));
+  await rename(tmp, join(dir, CHECKPOINT));
+}
+
+/** Directories held by pipelines of this process (a pid check cannot tell two of them apart). */
+const held = new Set<string>();
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Claims the directory for this process: two writers would interleave segments and checkpoints. A lock left by a
+ * dead process (SIGKILL) is taken over. Returns the release function.
+ */
+export function lockDirectory(dir: string): () => void {
+  const key = resolve(dir);
+  const path = join(dir, LOCK);
+  if (held.has(key)) throw new Error(`analytics directory ${dir} is already used by another pipeline in this process`);
+  let owner: number | undefined;
+  try {
+    owner = Number(readFileSync(path, 'utf8'));
+  } catch {
+    owner = undefined;
+  }
+  if (owner !== undefined && owner !== process.pid && Number.isInteger(owner) && alive(owner)) {
+    throw new Error(`analytics directory ${dir} is in use by process ${owner}; give each gateway process its own analytics.directory`);
+  }
+  writeFileSync(path, String(process.pid));
+  held.add(key);
+  return () => {
+    held.delete(key);
+    try {
+      unlinkSync(path);
+    } catch {
+      // Already gone: nothing to release.
+    }
+  };
+}

@@ -1,0 +1,66 @@
+// The spool on its own: synchronous appends, rotation, the disk budget, and a reader that never sees half a line.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { appendFileSync, mkdirSync, readdirSync } from 'node:fs';
+import { Spool } from './spool.js';
+import { readCheckpoint, segmentPath, writeCheckpoint } from './spool-files.js';
+import { scanBacklog, SpoolReader } from './spool-reader.js';
+import { tempSpoolDirectory } from './test-records.js';
+
+function fresh(): string {
+  const dir = tempSpoolDirectory();
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+const line = (i: number) => `{"i":${i},"pad":"${'x'.repeat(80)}"}\n`;
+
+test('appends rotate by size; the reader crosses segments in order and stops at what was written', async () => {
+  const dir = fresh();
+  const spool = new Spool(dir, { segmentBytes: 1000, maxDiskBytes: 1e9 });
+  for (let i = 0; i < 30; i++) assert.equal(spool.append(line(i)), 'ok');
+  assert.ok(spool.activeSegment >= 3);
+  const reader = new SpoolReader(spool, { segment: spool.firstSegment, offset: 0 });
+  const seen: number[] = [];
+  for (let batch = await reader.read(7); batch.lines.length > 0; batch = await reader.read(7)) {
+    assert.ok(batch.lines.length <= 7);
+    seen.push(...batch.lines.map((l) => JSON.parse(l).i));
+    reader.commit(batch.end);
+  }
+  assert.deepEqual(seen, Array.from({ length: 30 }, (_, i) => i));
+  assert.deepEqual(reader.position, { segment: spool.activeSegment, offset: spool.activeSize });
+  spool.append(line(30));
+  assert.deepEqual((await reader.read(10)).lines.map((l) => JSON.parse(l).i), [30]);
+
+  spool.removeBefore(spool.activeSegment);
+  assert.deepEqual(readdirSync(dir), [segmentPath(dir, spool.activeSegment).slice(dir.length + 1)]);
+  spool.close();
+});
+
+test('the disk budget refuses appends instead of growing', () => {
+  const dir = fresh();
+  const spool = new Spool(dir, { segmentBytes: 1e6, maxDiskBytes: 500 });
+  const outcomes = Array.from({ length: 10 }, (_, i) => spool.append(line(i)));
+  assert.deepEqual(outcomes, ['ok', 'ok', 'ok', 'ok', 'ok', 'full', 'full', 'full', 'full', 'full']);
+  assert.ok(spool.diskBytes <= 500);
+  spool.close();
+  assert.equal(spool.append(line(99)), 'failed', 'closed');
+});
+
+test('a new process starts a new segment after the old ones and the checkpoint; the backlog is counted from the checkpoint', async () => {
+  const dir = fresh();
+  appendFileSync(segmentPath(dir, 4), line(0) + line(1) + line(2));
+  appendFileSync(segmentPath(dir, 5), line(3) + line(4).slice(0, 10));
+  await writeCheckpoint(dir, { segment: 4, offset: Buffer.byteLength(line(0)) });
+  const checkpoint = readCheckpoint(dir)!;
+  const spool = new Spool(dir, { segmentBytes: 1e6, maxDiskBytes: 1e9 }, 9);
+  assert.equal(spool.activeSegment, 10, 'after the checkpoint’s segment even when it is gone');
+  const backlog = scanBacklog(spool, checkpoint);
+  assert.equal(backlog.lines, 3);
+  assert.equal(JSON.parse(backlog.first!).i, 1);
+  const batch = await new SpoolReader(spool, checkpoint).read(100);
+  assert.deepEqual(batch.lines.map((l) => JSON.parse(l).i), [1, 2, 3]);
+  assert.equal(batch.torn, 1);
+  assert.deepEqual(batch.end, { segment: 10, offset: 0 });
+  spool.close();
+});

@@ -1,0 +1,172 @@
+// The write side of the spool: records appended synchronously to numbered segment files, rotated by size, within a disk budget.
+import { closeSync, openSync, unlinkSync, writeSync } from 'node:fs';
+import { listSegments, segmentPath } from './spool-files.js';
+
+export type AppendOutcome = 'ok' | 'full' | 'failed';
+
+export interface SpoolLimits {
+  segmentBytes: number;
+  maxDiskBytes: number;
+}
+
+/** After a failed write, opening a fresh segment is retried at most this often (not on every request). */
+const REOPEN_INTERVAL_MS = 1000;
+
+/**
+ * Each append is one write(2) of one whole line, done before append returns: once the data plane has called
+ * record(), the line is in the kernel's page cache and survives SIGKILL of this process (surviving power loss is
+ * what the pipeline's periodic fdatasync is for). A new process never appends to an old segment: it starts a new one.
+ */
+export class Spool {
+  readonly dir: string;
+  readonly #limits: SpoolLimits;
+  /** Sealed segments still on disk: number → bytes. */
+  readonly #sealed: Map<number, number>;
+  #diskBytes = 0;
+  #active: number;
+  #activeSize = 0;
+  #openedAt = 0;
+  #fd = -1;
+  #closed = false;
+  #reopenAt = 0;
+  #activeDirty = false;
+  #unsynced: number[] = [];
+  /** The last write or open error, for the drop log line. */
+  lastError: Error | undefined;
+
+  /** `after`: the new segment's number must exceed it (the checkpoint may name a segment already deleted). */
+  constructor(dir: string, limits: SpoolLimits, after = 0) {
+    this.dir = dir;
+    this.#limits = limits;
+    this.#sealed = listSegments(dir);
+    for (const size of this.#sealed.values()) this.#diskBytes += size;
+    this.#active = Math.max(after, ...this.#sealed.keys()) + 1;
+    this.#open();
+  }
+
+  get activeSegment(): number {
+    return this.#active;
+  }
+
+  /** Bytes of the active segment that were completely written: the reader never reads past them. */
+  get activeSize(): number {
+    return this.#activeSize;
+  }
+
+  get activeAgeMs(): number {
+    return Date.now() - this.#openedAt;
+  }
+
+  get diskBytes(): number {
+    return this.#diskBytes;
+  }
+
+  /** The oldest segment on disk (the active one when none is sealed). */
+  get firstSegment(): number {
+    for (const s of this.#sealed.keys()) return s;
+    return this.#active;
+  }
+
+  sealedSegments(): IterableIterator<number> {
+    return this.#sealed.keys();
+  }
+
+  /** `line` must end with '\n'. */
+  append(line: string): AppendOutcome {
+    if (this.#fd < 0 && !this.#reopen()) return 'failed';
+    const bytes = Buffer.byteLength(line);
+    if (this.#diskBytes + bytes > this.#limits.maxDiskBytes) return 'full';
+    let written: number;
+    try {
+      written = writeSync(this.#fd, line);
+    } catch (err) {
+      this.#fail(err as Error);
+      return 'failed';
+    }
+    this.#activeSize += written;
+    this.#diskBytes += written;
+    this.#activeDirty = true;
+    if (written !== bytes) {
+      // Disk full mid-line: seal the segment, whose torn last line the reader skips.
+      this.#fail(new Error(`short write (${written} of ${bytes} bytes)`));
+      return 'failed';
+    }
+    if (this.#activeSize >= this.#limits.segmentBytes) this.rotate();
+    return 'ok';
+  }
+
+  /** Seals the active segment and starts the next one. */
+  rotate(): void {
+    this.#seal();
+    this.#open();
+  }
+
+  /** Deletes sealed segments numbered below `segment` (the database has all their records). */
+  removeBefore(segment: number): void {
+    for (const [s, size] of this.#sealed) {
+      if (s >= segment) break;
+      try {
+        unlinkSync(segmentPath(this.dir, s));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+      this.#sealed.delete(s);
+      this.#diskBytes -= size;
+    }
+  }
+
+  /** Segments written since the last call, to fdatasync. */
+  takeUnsynced(): number[] {
+    const out = this.#unsynced;
+    this.#unsynced = [];
+    if (this.#activeDirty) out.push(this.#active);
+    this.#activeDirty = false;
+    return out;
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#closeFd();
+  }
+
+  #open(): void {
+    this.#openedAt = Date.now();
+    try {
+      this.#fd = openSync(segmentPath(this.dir, this.#active), 'a');
+    } catch (err) {
+      this.lastError = err as Error;
+      this.#reopenAt = Date.now() + REOPEN_INTERVAL_MS;
+    }
+  }
+
+  #reopen(): boolean {
+    if (this.#closed || Date.now() < this.#reopenAt) return false;
+    this.#open();
+    return this.#fd >= 0;
+  }
+
+  #seal(): void {
+    this.#closeFd();
+    this.#sealed.set(this.#active, this.#activeSize);
+    if (this.#activeDirty) this.#unsynced.push(this.#active);
+    this.#activeDirty = false;
+    this.#active++;
+    this.#activeSize = 0;
+  }
+
+  #fail(err: Error): void {
+    this.lastError = err;
+    this.#seal();
+    this.#reopenAt = Date.now() + REOPEN_INTERVAL_MS;
+  }
+
+  #closeFd(): void {
+    if (this.#fd < 0) return;
+    try {
+      closeSync(this.#fd);
+    } catch {
+      // The descriptor is unusable either way.
+    }
+    this.#fd = -1;
+  }
+}

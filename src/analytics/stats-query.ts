@@ -1,0 +1,149 @@
+// The stats query language: time range, bucket, dimensions, metrics and filters, validated into a StatsQuery.
+import { z } from 'zod';
+
+/** Dimension → column. `developer` is the developer's email and `app` the app's name, as Apigee reports them. */
+export const DIMENSIONS = {
+  developer: 'developer_email',
+  app: 'app_name',
+  product: 'product',
+  model: 'model',
+  target_model: 'target_model',
+  operation: 'operation',
+  endpoint: 'endpoint',
+  status: 'status',
+  fault: 'fault_code',
+} as const;
+export type Dimension = keyof typeof DIMENSIONS;
+
+export const PERCENTILES = { p50: 50, p90: 90, p95: 95, p99: 99 } as const;
+export const SUM_METRICS = ['requests', 'errors', 'input_tokens', 'output_tokens', 'cached_tokens', 'total_tokens', 'cache_hits', 'bytes_in', 'bytes_out'] as const;
+export const PERCENTILE_METRICS = (['latency', 'ttft'] as const).flatMap((m) =>
+  (Object.keys(PERCENTILES) as (keyof typeof PERCENTILES)[]).map((p) => `${m}_${p}` as const),
+);
+export const METRICS = [...SUM_METRICS, 'latency_avg', ...PERCENTILE_METRICS] as const;
+export type Metric = (typeof METRICS)[number];
+
+export const BUCKETS = { '1m': 60_000, '5m': 300_000, '15m': 900_000, '1h': 3_600_000, '1d': 86_400_000 } as const;
+export type Bucket = keyof typeof BUCKETS;
+
+/** More buckets than this in one answer is a mistake (1m over a month), not a chart. */
+export const MAX_BUCKETS = 10_000;
+const DEFAULT_RANGE_MS = 24 * 3_600_000;
+
+export interface Filter {
+  dimension: Dimension;
+  op: '==' | '!=';
+  /** null matches records without a value (`app==`). */
+  value: string | number | null;
+}
+
+export interface StatsQuery {
+  from: number;
+  to: number;
+  bucket: Bucket;
+  groupBy: Dimension[];
+  metrics: Metric[];
+  filters: Filter[];
+  format: 'json' | 'csv';
+}
+
+export interface FieldProblem {
+  path: string;
+  message: string;
+}
+
+const timestamp = z.string().transform((text, ctx) => {
+  const ms = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
+  if (Number.isFinite(ms)) return ms;
+  ctx.addIssue({ code: 'custom', message: `"${text}" is not a time (ISO-8601, e.g. 2025-01-31T12:00:00Z, or epoch milliseconds)` });
+  return z.NEVER;
+});
+
+/** `a,b,c` → each checked against `names`, so an unknown name is reported as `metrics[2]`. */
+function list<const T extends readonly string[]>(names: T) {
+  return z
+    .string()
+    .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
+    .pipe(z.array(z.enum(names)));
+}
+
+const FILTER = /^([a-z_]+)(==|!=)(.*)$/;
+
+const filters = z
+  .string()
+  .transform((s) => s.split(';').filter((f) => f.trim() !== ''))
+  .transform((parts, ctx): Filter[] => {
+    const out: Filter[] = [];
+    parts.forEach((part, i) => {
+      const m = FILTER.exec(part.trim());
+      if (!m) {
+        ctx.addIssue({ code: 'custom', path: [i], message: `"${part}" is not dimension==value or dimension!=value` });
+        return;
+      }
+      const [, dim, op, raw] = m;
+      if (!(dim in DIMENSIONS)) {
+        ctx.addIssue({ code: 'custom', path: [i], message: `unknown dimension "${dim}" (one of ${Object.keys(DIMENSIONS).join(', ')})` });
+        return;
+      }
+      let value: string | number | null = raw === '' ? null : raw;
+      if (dim === 'status' && value !== null) {
+        if (!/^\d{3}$/.test(raw)) {
+          ctx.addIssue({ code: 'custom', path: [i], message: `status must be a 3-digit HTTP status, not "${raw}"` });
+          return;
+        }
+        value = Number(raw);
+      }
+      out.push({ dimension: dim as Dimension, op: op as Filter['op'], value });
+    });
+    return out;
+  });
+
+const schema = z
+  .object({
+    from: timestamp.optional(),
+    to: timestamp.optional(),
+    bucket: z.enum(Object.keys(BUCKETS) as [Bucket, ...Bucket[]]).default('1h'),
+    groupBy: list(Object.keys(DIMENSIONS) as Dimension[]).default([]),
+    metrics: list(METRICS).default(['requests']),
+    filter: filters.default([]),
+    format: z.enum(['json', 'csv']).default('json'),
+  })
+  .strict();
+
+function fieldPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out ? `.${String(p)}` : String(p);
+  return out;
+}
+
+/**
+ * Reads `?from=&to=&bucket=&groupBy=&metrics=&filter=&format=`; the range defaults to the 24 hours before `to`
+ * (default now). Returns the problems, each with its parameter path, instead of throwing.
+ * @example parseStatsQuery(new URLSearchParams('groupBy=app,model&metrics=requests,latency_p99&filter=product==gold'))
+ */
+export function parseStatsQuery(params: URLSearchParams, now: number = Date.now()): { query: StatsQuery } | { problems: FieldProblem[] } {
+  const raw: Record<string, string> = {};
+  // Repeated parameters add up: filters are joined with ';', lists with ','.
+  for (const [k, v] of params) raw[k] = k in raw ? `${raw[k]}${k === 'filter' ? ';' : ','}${v}` : v;
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    return {
+      problems: parsed.error.issues.map((i) => ({
+        path: i.code === 'unrecognized_keys' ? i.keys.join(',') : fieldPath(i.path) || '(query)',
+        message: i.code === 'unrecognized_keys' ? `unknown parameter (known: ${Object.keys(schema.shape).join(', ')})` : i.message,
+      })),
+    };
+  }
+  const p = parsed.data;
+  const to = p.to ?? now;
+  const from = p.from ?? to - DEFAULT_RANGE_MS;
+  const problems: FieldProblem[] = [];
+  if (from > to) problems.push({ path: 'from', message: `from (${new Date(from).toISOString()}) is after to (${new Date(to).toISOString()})` });
+  else if ((to - from) / BUCKETS[p.bucket] > MAX_BUCKETS) {
+    problems.push({ path: 'bucket', message: `${p.bucket} buckets over this range make more than ${MAX_BUCKETS}; use a larger bucket or a shorter range` });
+  }
+  if (p.metrics.length === 0) problems.push({ path: 'metrics', message: 'name at least one metric' });
+  if (new Set(p.groupBy).size !== p.groupBy.length) problems.push({ path: 'groupBy', message: 'a dimension is named twice' });
+  if (problems.length > 0) return { problems };
+  return { query: { from, to, bucket: p.bucket, groupBy: p.groupBy, metrics: [...new Set(p.metrics)], filters: p.filter, format: p.format } };
+}

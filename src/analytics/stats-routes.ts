@@ -1,0 +1,40 @@
+// GET /v1/analytics/stats on the admin API: usage figures by time bucket and dimension, as JSON or CSV.
+import { AdminError, type AdminRouter } from '../gateway/admin-router.js';
+import { AnalyticsRecords, type Database } from '../store/index.js';
+import { toCsv } from './stats-csv.js';
+import { parseStatsQuery } from './stats-query.js';
+import { runStats } from './stats-sql.js';
+
+export interface AnalyticsRouteDeps {
+  db: Database;
+}
+
+/**
+ * `lagSeconds` is how long ago the newest stored request arrived, so a reader can tell a quiet hour from
+ * a pipeline that is behind (the spool's own lag is the `tollgate_analytics_lag_seconds` metric).
+ * @example registerAnalyticsRoutes(gateway.admin, { db });
+ */
+export function registerAnalyticsRoutes(router: AdminRouter, deps: AnalyticsRouteDeps): void {
+  const records = new AnalyticsRecords(deps.db);
+  router.add('GET', '/v1/analytics/stats', async (req) => {
+    const parsed = parseStatsQuery(req.query);
+    if ('problems' in parsed) throw new AdminError(400, 'invalid', 'The query parameters are invalid', parsed.problems);
+    const q = parsed.query;
+    const [rows, newest] = await Promise.all([runStats(records, q), records.newestTime()]);
+    if (q.format === 'csv') {
+      return { text: toCsv(['bucket_start', ...q.groupBy, ...q.metrics], rows), contentType: 'text/csv; charset=utf-8' };
+    }
+    return {
+      body: {
+        from: new Date(q.from).toISOString(),
+        to: new Date(q.to).toISOString(),
+        bucket: q.bucket,
+        groupBy: q.groupBy,
+        metrics: q.metrics,
+        rows,
+        newestRecordAt: newest === undefined ? null : new Date(newest).toISOString(),
+        lagSeconds: newest === undefined ? null : Math.max(0, Date.now() - newest) / 1000,
+      },
+    };
+  });
+}

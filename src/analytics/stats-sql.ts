@@ -1,0 +1,98 @@
+// Runs a StatsQuery as one SQL statement that SQLite and PostgreSQL evaluate identically (integer buckets, window-function percentiles).
+import { sql, type RawBuilder } from 'kysely';
+import type { AnalyticsRecords } from '../store/index.js';
+import { BUCKETS, DIMENSIONS, PERCENTILES, type Filter, type Metric, type StatsQuery } from './stats-query.js';
+
+export type StatsValue = string | number | null;
+export type StatsRow = Record<string, StatsValue>;
+
+/**
+ * Percentiles are nearest-rank (the ⌈p·n/100⌉-th smallest value, an actual sample), computed from ROW_NUMBER()
+ * over each group: portable where PERCENTILE_CONT is PostgreSQL-only, and the rows never leave the database.
+ * NULL ordering differs between the two (first in SQLite, last in PostgreSQL), so TTFT ranks put NULLs last explicitly.
+ */
+function percentileSql(metric: Metric): RawBuilder<unknown> | undefined {
+  const m = /^(latency|ttft)_(p\d+)$/.exec(metric);
+  if (!m) return undefined;
+  const p = sql.lit(PERCENTILES[m[2] as keyof typeof PERCENTILES]);
+  const [value, rank, n] = m[1] === 'latency' ? ['latency_ms', 'l_rank', 'l_n'] : ['ttft_ms', 't_rank', 't_n'];
+  return sql`max(case when ${sql.ref(rank)} = (${sql.ref(n)} * ${p} + 99) / 100 then ${sql.ref(value)} end)`;
+}
+
+const AGGREGATES: Partial<Record<Metric, RawBuilder<unknown>>> = {
+  requests: sql`count(*)`,
+  errors: sql`sum(case when status >= 400 or fault_code is not null then 1 else 0 end)`,
+  input_tokens: sql`coalesce(sum(input_tokens), 0)`,
+  output_tokens: sql`coalesce(sum(output_tokens), 0)`,
+  cached_tokens: sql`coalesce(sum(cached_tokens), 0)`,
+  total_tokens: sql`coalesce(sum(coalesce(input_tokens, 0) + coalesce(output_tokens, 0)), 0)`,
+  cache_hits: sql`sum(cache_hit)`,
+  bytes_in: sql`sum(bytes_in)`,
+  bytes_out: sql`sum(bytes_out)`,
+  latency_avg: sql`avg(latency_ms)`,
+};
+
+function filterSql(f: Filter): RawBuilder<unknown> {
+  const col = sql.ref(DIMENSIONS[f.dimension]);
+  if (f.value === null) return f.op === '==' ? sql`${col} is null` : sql`${col} is not null`;
+  return f.op === '==' ? sql`${col} = ${f.value}` : sql`(${col} is null or ${col} <> ${f.value})`;
+}
+
+/** null sorts last; strings by code unit, since database collations differ between the two backends. */
+function compare(a: StatsValue, b: StatsValue): number {
+  if (a === b) return 0;
+  if (a === null) return 1;
+  if (b === null) return -1;
+  return a < b ? -1 : 1;
+}
+
+function toNumber(v: unknown): number | null {
+  return v === null || v === undefined ? null : Number(v);
+}
+
+/** Rows `{ bucket_start, <dimensions>, <metrics> }`, ordered by bucket then dimensions; empty buckets are absent. */
+export async function runStats(records: AnalyticsRecords, q: StatsQuery): Promise<StatsRow[]> {
+  const size = sql.lit(BUCKETS[q.bucket]);
+  const dims = q.groupBy.map((_, i) => `d${i}`);
+  const dimSelect = q.groupBy.map((d, i) => sql`, ${sql.ref(DIMENSIONS[d])} as ${sql.id(dims[i])}`);
+  const where = [sql`at_ms >= ${q.from}`, sql`at_ms < ${q.to}`, ...q.filters.map(filterSql)];
+  const group = sql.join([sql.id('bucket_start'), ...dims.map((d) => sql.id(d))]);
+  const metricSql = q.metrics.map((m, i) => sql`, ${percentileSql(m) ?? AGGREGATES[m]!} as ${sql.id(`m${i}`)}`);
+  const ranked = q.metrics.some((m) => percentileSql(m) !== undefined);
+
+  const base = sql`select (at_ms / ${size}) * ${size} as bucket_start${sql.join(dimSelect, sql``)},
+    status, fault_code, input_tokens, output_tokens, cached_tokens, cache_hit, bytes_in, bytes_out, latency_ms, ttft_ms
+    from analytics_records where ${sql.join(where, sql` and `)}`;
+  const source = ranked
+    ? sql`(select b.*,
+        row_number() over (partition by ${group} order by latency_ms) as l_rank,
+        count(*) over (partition by ${group}) as l_n,
+        row_number() over (partition by ${group} order by case when ttft_ms is null then 1 else 0 end, ttft_ms) as t_rank,
+        count(ttft_ms) over (partition by ${group}) as t_n
+      from (${base}) as b)`
+    : sql`(${base})`;
+  const query = sql<Record<string, unknown>>`select ${group}${sql.join(metricSql, sql``)} from ${source} as r group by ${group}`;
+  const { rows } = await query.execute(records.kysely);
+
+  const out = rows.map((r) => {
+    const row: StatsRow = { bucket_start: Number(r.bucket_start) };
+    q.groupBy.forEach((d, i) => {
+      const v = r[dims[i]];
+      row[d] = v === null || v === undefined ? null : d === 'status' ? Number(v) : String(v);
+    });
+    q.metrics.forEach((m, i) => {
+      const v = toNumber(r[`m${i}`]);
+      row[m] = v === null || m !== 'latency_avg' ? v : Math.round(v * 1000) / 1000;
+    });
+    return row;
+  });
+  out.sort((a, b) => {
+    for (const key of ['bucket_start', ...q.groupBy]) {
+      const c = compare(a[key], b[key]);
+      if (c !== 0) return c;
+    }
+    return 0;
+  });
+  for (const row of out) row.bucket_start = new Date(row.bucket_start as number).toISOString();
+  return out;
+}

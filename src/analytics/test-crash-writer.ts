@@ -1,0 +1,20 @@
+// Child process for the crash test: records numbered requests as fast as it can while storing them, until it is SIGKILLed.
+// Usage: node --import tsx test-crash-writer.ts DIR DATABASE_URL SCHEMA TAG — prints the count recorded so far after each burst.
+import { Registry } from 'prom-client';
+import { openDatabase } from '../store/index.js';
+import { AnalyticsPipeline } from './pipeline.js';
+import { sampleRecord, testSettings } from './test-records.js';
+
+const [dir, url, schema, tag] = process.argv.slice(2);
+const db = await openDatabase(url, { schema: schema || undefined, listen: false });
+const pipeline = new AnalyticsPipeline({ db, settings: testSettings(dir, { flushInterval: '5ms', batchSize: 50 }), registry: new Registry() });
+pipeline.start();
+
+let n = 0;
+function burst(): void {
+  for (let i = 0; i < 100; i++, n++) pipeline.record(sampleRecord(n, { requestId: `${tag}-${n}` }));
+  // Writes to a pipe are synchronous on Linux: once the parent reads n, n records have been recorded.
+  process.stdout.write(`${n}\n`);
+  setImmediate(burst);
+}
+burst();

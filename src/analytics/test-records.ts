@@ -1,0 +1,68 @@
+// Helpers for analytics tests: sample records, a fresh spool directory, a logger that keeps what it logs.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import type { Logger } from '../lib/logger.js';
+import { newRecordId } from './record-id.js';
+import type { AnalyticsRecord } from './record.js';
+import { analyticsSettingsSpec, type AnalyticsSettings } from './settings.js';
+
+/** A complete record; `i` makes the request id `req-<i>`. */
+export function sampleRecord(i: number, overrides: Partial<AnalyticsRecord> = {}): AnalyticsRecord {
+  const time = overrides.time ?? Date.now();
+  return {
+    id: newRecordId(time),
+    time,
+    requestId: `req-${i}`,
+    developerId: 'dev-1',
+    developerEmail: 'alice@example.com',
+    appId: 'app-1',
+    appName: 'chatbot',
+    product: 'gold',
+    operationSet: 'chat',
+    keyId: 'key-1',
+    operation: 'chat.completions',
+    model: 'llama',
+    targetModel: 'llama-8b',
+    endpoint: '127.0.0.1:8000',
+    priority: 0,
+    status: 200,
+    latencyMs: 100,
+    ttftMs: 20,
+    inputTokens: 10,
+    outputTokens: 5,
+    cachedTokens: 0,
+    cacheHit: false,
+    stream: false,
+    bytesIn: 300,
+    bytesOut: 700,
+    ...overrides,
+  };
+}
+
+const tempRoots: string[] = [];
+
+/** A spool directory path (not yet created) under a fresh temp directory, removed when the test process exits. */
+export function tempSpoolDirectory(): string {
+  if (tempRoots.length === 0) process.once('exit', () => tempRoots.forEach((root) => rmSync(root, { recursive: true, force: true })));
+  const root = mkdtempSync(join(tmpdir(), 'tollgate-analytics-'));
+  tempRoots.push(root);
+  return join(root, 'spool');
+}
+
+/** Settings for tests: a fast flush; everything else from the schema's defaults. */
+export function testSettings(directory: string, overrides: Record<string, unknown> = {}): AnalyticsSettings {
+  return analyticsSettingsSpec.parse({ directory, flushInterval: '10ms', ...overrides });
+}
+
+export interface CapturedLogger {
+  logger: Logger;
+  lines: { level: number; msg: string; [key: string]: unknown }[];
+}
+
+export function capturingLogger(): CapturedLogger {
+  const lines: CapturedLogger['lines'] = [];
+  const logger = pino({ level: 'debug', base: undefined }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  return { logger, lines };
+}

@@ -1,0 +1,155 @@
+// `tollgate analytics`: query a running gateway's GET /v1/analytics/stats and print a table (or its JSON or CSV).
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { request } from 'undici';
+import { BUCKETS, DIMENSIONS, METRICS } from '../analytics/stats-query.js';
+import { parseDuration } from '../lib/duration.js';
+import { collect } from './options.js';
+
+/** Where the command writes and what it reads from the environment (tests pass their own). */
+export interface AnalyticsIo {
+  out(line: string): void;
+  err(line: string): void;
+  env: NodeJS.ProcessEnv;
+  now(): number;
+}
+
+const processIo: AnalyticsIo = {
+  out: (line) => process.stdout.write(`${line}\n`),
+  err: (line) => process.stderr.write(`${line}\n`),
+  env: process.env,
+  now: Date.now,
+};
+
+interface Options {
+  admin: string;
+  from?: string;
+  to?: string;
+  since?: number;
+  bucket: string;
+  groupBy?: string;
+  metrics: string;
+  filter?: string[];
+  format: 'table' | 'json' | 'csv';
+}
+
+type Cell = string | number | null;
+
+interface StatsAnswer {
+  groupBy: string[];
+  metrics: string[];
+  rows: Record<string, Cell>[];
+  newestRecordAt: string | null;
+  lagSeconds: number | null;
+}
+
+interface ErrorAnswer {
+  error?: { message?: string; details?: { path?: string; message?: string }[] };
+}
+
+function parseAdminUrl(value: string): string {
+  try {
+    return new URL(value).href;
+  } catch {
+    throw new InvalidArgumentError(`"${value}" is not a URL (e.g. http://127.0.0.1:8081)`);
+  }
+}
+
+function parseSince(value: string): number {
+  try {
+    return parseDuration(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+}
+
+function fail(io: AnalyticsIo, exitCode: number, lines: string[]): never {
+  for (const line of lines) io.err(`tollgate analytics: ${line}`);
+  throw new CommanderError(exitCode, 'tollgate.analytics', lines[0] ?? 'failed');
+}
+
+function statsUrl(opts: Options, now: number): URL {
+  const url = new URL('v1/analytics/stats', opts.admin.endsWith('/') ? opts.admin : `${opts.admin}/`);
+  const q = url.searchParams;
+  if (opts.since !== undefined) {
+    q.set('from', new Date(now - opts.since).toISOString());
+    q.set('to', new Date(now).toISOString());
+  }
+  if (opts.from !== undefined) q.set('from', opts.from);
+  if (opts.to !== undefined) q.set('to', opts.to);
+  q.set('bucket', opts.bucket);
+  if (opts.groupBy) q.set('groupBy', opts.groupBy);
+  q.set('metrics', opts.metrics);
+  if (opts.filter?.length) q.set('filter', opts.filter.join(';'));
+  q.set('format', opts.format === 'csv' ? 'csv' : 'json');
+  return url;
+}
+
+function cellText(v: Cell | undefined): string {
+  if (v === null || v === undefined) return '-';
+  return typeof v === 'number' && !Number.isInteger(v) ? v.toFixed(1) : String(v);
+}
+
+/** Columns padded to their widest cell; numbers right-aligned. */
+function renderTable(columns: string[], rows: Record<string, Cell>[]): string[] {
+  const cells = rows.map((r) => columns.map((c) => cellText(r[c])));
+  const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((row) => row[i].length)));
+  const numeric = columns.map((c) => rows.some((r) => typeof r[c] === 'number'));
+  const line = (values: string[]) =>
+    values.map((v, i) => (numeric[i] ? v.padStart(widths[i]) : v.padEnd(widths[i]))).join('  ').trimEnd();
+  return [line(columns), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line)];
+}
+
+/**
+ * @example tollgate analytics --since 6h --bucket 1h --group-by app,model --metrics requests,errors,latency_p99
+ * The lead's main() adds it with `program.addCommand(analyticsCommand().exitOverride())`.
+ */
+export function analyticsCommand(io: AnalyticsIo = processIo): Command {
+  return new Command('analytics')
+    .description('usage figures from a running gateway (GET /v1/analytics/stats), by time bucket and dimension')
+    .option('--admin <url>', 'admin API of the gateway (token from TOLLGATE_ADMIN_TOKEN)', parseAdminUrl, 'http://127.0.0.1:8081')
+    .option('--from <time>', 'start, ISO-8601 (default: 24 h before --to)')
+    .option('--to <time>', 'end, ISO-8601 (default: now)')
+    .option('--since <duration>', 'start this long ago, e.g. 30m, 6h, 7d (instead of --from)', parseSince)
+    .addOption(new Option('--bucket <size>', 'time bucket').choices(Object.keys(BUCKETS)).default('1h'))
+    .option('--group-by <dimensions>', `comma-separated: ${Object.keys(DIMENSIONS).join(', ')}`)
+    .option('--metrics <names>', `comma-separated: ${METRICS.join(', ')}`, 'requests,errors,input_tokens,output_tokens')
+    .option('--filter <dimension==value>', 'keep only matching records (also !=; repeatable)', collect)
+    .addOption(new Option('--format <format>', 'output').choices(['table', 'json', 'csv']).default('table'))
+    .action(async (opts: Options) => {
+      const url = statsUrl(opts, io.now());
+      const token = io.env.TOLLGATE_ADMIN_TOKEN;
+      let status: number;
+      let text: string;
+      try {
+        const res = await request(url, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+        status = res.statusCode;
+        text = await res.body.text();
+      } catch (err) {
+        fail(io, 1, [`cannot reach the admin API at ${url.origin}: ${(err as Error).message}`]);
+      }
+      if (status !== 200) {
+        let error: ErrorAnswer['error'];
+        try {
+          error = (JSON.parse(text) as ErrorAnswer).error;
+        } catch {
+          error = undefined;
+        }
+        // A 400 is a bad option value, like a bad flag: exit code 2.
+        fail(io, status === 400 ? 2 : 1, [
+          `the gateway refused the query (HTTP ${status}): ${error?.message ?? (text.trim() || 'no error message')}`,
+          ...(error?.details ?? []).map((d) => `${d.path ?? ''}: ${d.message ?? ''}`),
+        ]);
+      }
+      if (opts.format !== 'table') {
+        io.out(text.trimEnd());
+        return;
+      }
+      const answer = JSON.parse(text) as StatsAnswer;
+      if (answer.rows.length === 0) io.out('no records in this range');
+      else for (const line of renderTable(['bucket_start', ...answer.groupBy, ...answer.metrics], answer.rows)) io.out(line);
+      if (answer.newestRecordAt !== null) {
+        io.out('');
+        io.out(`newest record ${answer.newestRecordAt} (${answer.lagSeconds!.toFixed(1)} s ago)`);
+      }
+    });
+}

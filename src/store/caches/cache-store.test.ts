@@ -1,0 +1,77 @@
+// The answer-cache contract every backend passes (memory, Redis), then the memory LRU's byte budget.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { MemoryCacheStore } from './memory.js';
+import { RedisCacheStore } from './redis.js';
+import { CacheStoreUnavailableError } from './cache-store.js';
+import { CACHE_BACKENDS, type TestCacheStore } from './test-cache-stores.js';
+
+for (const backend of CACHE_BACKENDS) {
+  describe(`cache store on ${backend.name}`, { skip: backend.skip }, () => {
+    let handle: TestCacheStore;
+    before(async () => {
+      handle = await backend.create({ maxValueBytes: 4096 });
+    });
+    after(() => handle?.dispose());
+
+    test('a value comes back byte for byte; an unknown key is undefined', async () => {
+      const value = Buffer.from([0, 1, 2, 255, 254, 0x7b]);
+      await handle.store.set('a', value, 60_000);
+      assert.deepEqual(await handle.store.get('a'), value);
+      assert.equal(await handle.store.get('nope'), undefined);
+    });
+
+    test('set replaces the value', async () => {
+      await handle.store.set('b', Buffer.from('one'), 60_000);
+      await handle.store.set('b', Buffer.from('two'), 60_000);
+      assert.equal((await handle.store.get('b'))?.toString(), 'two');
+    });
+
+    test('an entry expires after its time to live', async () => {
+      await handle.store.set('c', Buffer.from('soon gone'), 60);
+      assert.equal((await handle.store.get('c'))?.toString(), 'soon gone');
+      await sleep(120);
+      assert.equal(await handle.store.get('c'), undefined);
+    });
+
+    test('a value over the size limit is not stored', async () => {
+      await handle.store.set('big', Buffer.alloc(8192), 60_000);
+      assert.equal(await handle.store.get('big'), undefined);
+    });
+  });
+}
+
+describe('memory LRU', () => {
+  test('the least recently used entries go first when the byte budget is exceeded', () => {
+    const store = new MemoryCacheStore({ maxBytes: 3 * (100 + 2 + 64) });
+    for (const k of ['a', 'b', 'c']) store.set(k, Buffer.alloc(100), 60_000);
+    assert.ok(store.get('a'), 'a hit makes "a" the most recent');
+    store.set('d', Buffer.alloc(100), 60_000);
+    assert.equal(store.get('b'), undefined, 'b was the least recently used');
+    assert.ok(store.get('a') && store.get('c') && store.get('d'));
+    assert.ok(store.bytes <= 3 * 166);
+  });
+
+  test('expiry follows the injected clock and frees the bytes', () => {
+    let t = 0;
+    const store = new MemoryCacheStore({ now: () => t });
+    store.set('k', Buffer.alloc(10), 1000);
+    t = 999;
+    assert.ok(store.get('k'));
+    t = 1000;
+    assert.equal(store.get('k'), undefined);
+    assert.equal(store.bytes, 0);
+  });
+});
+
+describe('redis outage', () => {
+  test('an unreachable Redis fails fast with CacheStoreUnavailableError', async () => {
+    const store = new RedisCacheStore({ url: 'redis://127.0.0.1:1', commandTimeoutMs: 100 });
+    try {
+      await assert.rejects(Promise.resolve(store.get('k')), CacheStoreUnavailableError);
+    } finally {
+      await store.close();
+    }
+  });
+});

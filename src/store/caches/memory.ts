@@ -1,0 +1,80 @@
+// The default answer cache: an LRU in process memory bounded by bytes, with a time to live per entry.
+import type { CacheStore } from './cache-store.js';
+
+interface Entry {
+  value: Buffer;
+  expiresAt: number;
+  bytes: number;
+}
+
+/** Map and string bookkeeping per entry, so many tiny entries still count against the budget. */
+const ENTRY_OVERHEAD = 64;
+
+export interface MemoryCacheStoreOptions {
+  /** Budget for keys and values together (default 64 MiB). */
+  maxBytes?: number;
+  /** Epoch milliseconds; injected by tests. */
+  now?: () => number;
+}
+
+/**
+ * A Map keeps insertion order, so re-inserting on a hit makes the first key the least recently used one.
+ * @example const store = new MemoryCacheStore({ maxBytes: 16 * 1024 * 1024 }); store.set('k', buf, 60_000);
+ */
+export class MemoryCacheStore implements CacheStore {
+  readonly #entries = new Map<string, Entry>();
+  readonly #maxBytes: number;
+  readonly #now: () => number;
+  #bytes = 0;
+
+  constructor(opts: MemoryCacheStoreOptions = {}) {
+    this.#maxBytes = opts.maxBytes ?? 64 * 1024 * 1024;
+    this.#now = opts.now ?? Date.now;
+  }
+
+  /** Bytes held now (keys, values and overhead). */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  get(key: string): Buffer | undefined {
+    const entry = this.#entries.get(key);
+    if (!entry) return undefined;
+    this.#entries.delete(key);
+    if (entry.expiresAt <= this.#now()) {
+      this.#bytes -= entry.bytes;
+      return undefined;
+    }
+    this.#entries.set(key, entry);
+    return entry.value;
+  }
+
+  set(key: string, value: Buffer, ttlMs: number): void {
+    const bytes = key.length * 2 + value.length + ENTRY_OVERHEAD;
+    this.#remove(key);
+    if (bytes > this.#maxBytes || ttlMs <= 0) return;
+    this.#entries.set(key, { value, expiresAt: this.#now() + ttlMs, bytes });
+    this.#bytes += bytes;
+    for (const [oldest, entry] of this.#entries) {
+      if (this.#bytes <= this.#maxBytes) break;
+      this.#entries.delete(oldest);
+      this.#bytes -= entry.bytes;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#entries.clear();
+    this.#bytes = 0;
+  }
+
+  #remove(key: string): void {
+    const entry = this.#entries.get(key);
+    if (!entry) return;
+    this.#entries.delete(key);
+    this.#bytes -= entry.bytes;
+  }
+}

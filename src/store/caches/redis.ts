@@ -1,0 +1,104 @@
+// The shared answer cache for many replicas: one Redis string per entry with its own expiry (SET PX), failing fast
+// when Redis is away so a cache outage costs a miss, never a stuck request.
+import { Redis, ReplyError } from 'ioredis';
+import { silentLogger, type Logger } from '../../lib/logger.js';
+import { CacheStoreUnavailableError, type CacheStore } from './cache-store.js';
+
+export interface RedisCacheStoreOptions {
+  /** An open client to share (not closed by this store), or a URL to open one. */
+  client?: Redis;
+  url?: string;
+  /** Prepended to every key (default `tollgate:cache:`). */
+  keyPrefix?: string;
+  /** Entries larger than this are not stored (default 1 MiB). */
+  maxValueBytes?: number;
+  /** Longest wait for one command (default 250 ms): a slow cache is worse than none. */
+  commandTimeoutMs?: number;
+  logger?: Logger;
+}
+
+/** @example const store = new RedisCacheStore({ url: 'redis://redis:6379', keyPrefix: 'tollgate:cache:rc:' }); */
+export class RedisCacheStore implements CacheStore {
+  readonly #redis: Redis;
+  readonly #owned: boolean;
+  readonly #prefix: string;
+  readonly #maxValueBytes: number;
+
+  constructor(opts: RedisCacheStoreOptions) {
+    this.#prefix = opts.keyPrefix ?? 'tollgate:cache:';
+    this.#maxValueBytes = opts.maxValueBytes ?? 1024 * 1024;
+    this.#owned = !opts.client;
+    this.#redis = opts.client ?? openCacheRedis(opts.url ?? 'redis://127.0.0.1:6379', opts.commandTimeoutMs ?? 250, opts.logger ?? silentLogger);
+  }
+
+  async get(key: string): Promise<Buffer | undefined> {
+    const value = await redisCall(() => this.#redis.getBuffer(this.#prefix + key));
+    return value ?? undefined;
+  }
+
+  async set(key: string, value: Buffer, ttlMs: number): Promise<void> {
+    if (value.length > this.#maxValueBytes || ttlMs <= 0) return;
+    await redisCall(() => this.#redis.set(this.#prefix + key, value, 'PX', Math.ceil(ttlMs)));
+  }
+
+  async close(): Promise<void> {
+    if (this.#owned) await closeRedis(this.#redis);
+  }
+
+}
+
+/** Server replies that mean "not now" rather than "bad command". */
+const UNAVAILABLE_REPLY = /^(LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BUSY|OOM|MISCONF)\b/;
+
+/** Runs a command; connection trouble and transient server states become CacheStoreUnavailableError. */
+export async function redisCall<T>(command: () => Promise<T>): Promise<T> {
+  try {
+    return await command();
+  } catch (err) {
+    if (err instanceof ReplyError && !UNAVAILABLE_REPLY.test((err as Error).message)) throw err;
+    throw new CacheStoreUnavailableError(`Redis is unavailable: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/**
+ * A client for caches: no offline queue and short timeouts, so every call during an outage fails within the command
+ * timeout while the client keeps reconnecting in the background.
+ */
+export function openCacheRedis(url: string, commandTimeoutMs: number, logger: Logger): Redis {
+  const redis = new Redis(url, {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 1000,
+    commandTimeout: commandTimeoutMs,
+    retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
+  });
+  redis.on('error', (err: Error) => logger.debug({ err }, 'redis cache connection error'));
+  return redis;
+}
+
+/** Quits politely when connected, otherwise drops the connection. */
+export async function closeRedis(redis: Redis): Promise<void> {
+  if (redis.status === 'ready') {
+    try {
+      await redis.quit();
+      return;
+    } catch {
+      // The connection went away while quitting.
+    }
+  }
+  redis.disconnect();
+}
+
+/** Resolves once connected (or after `timeoutMs`, whichever first), so the first lookups need not miss. */
+export function redisReady(redis: Redis, timeoutMs = 1000): Promise<void> {
+  if (redis.status === 'ready') return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      redis.off('ready', done);
+      resolve();
+    };
+    const timer = setTimeout(done, timeoutMs);
+    redis.once('ready', done);
+  });
+}

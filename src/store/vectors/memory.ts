@@ -1,0 +1,107 @@
+// The default semantic index: per-scope arrays of unit vectors in process memory, scanned flat (fine to ~10k
+// entries per scope: 10k × 256 dimensions is ~2.5M multiply-adds, about a millisecond).
+import type { VectorIndex, VectorMatch } from './vector-index.js';
+import { similarity } from './vector-index.js';
+
+interface Entry {
+  vector: Float32Array;
+  value: Buffer;
+  expiresAt: number;
+}
+
+interface Scope {
+  entries: Entry[];
+  bytes: number;
+}
+
+const ENTRY_OVERHEAD = 96;
+/** A new answer this close to a stored one replaces it instead of adding a near-duplicate. */
+const SAME = 0.9999;
+
+export interface MemoryVectorIndexOptions {
+  /** Oldest entries of a scope go first beyond this (default 10,000). */
+  maxEntriesPerScope?: number;
+  /** Budget over all scopes (default 256 MiB); the least recently searched scopes go first. */
+  maxBytes?: number;
+  now?: () => number;
+}
+
+export class MemoryVectorIndex implements VectorIndex {
+  readonly #scopes = new Map<string, Scope>();
+  readonly #maxEntries: number;
+  readonly #maxBytes: number;
+  readonly #now: () => number;
+  #bytes = 0;
+
+  constructor(opts: MemoryVectorIndexOptions = {}) {
+    this.#maxEntries = opts.maxEntriesPerScope ?? 10_000;
+    this.#maxBytes = opts.maxBytes ?? 256 * 1024 * 1024;
+    this.#now = opts.now ?? Date.now;
+  }
+
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  search(scope: string, vector: Float32Array, threshold: number): VectorMatch | undefined {
+    const s = this.#scopes.get(scope);
+    if (!s) return undefined;
+    this.#scopes.delete(scope);
+    this.#scopes.set(scope, s);
+    const now = this.#now();
+    let best: Entry | undefined;
+    let bestSim = threshold;
+    let expired = 0;
+    for (const e of s.entries) {
+      if (e.expiresAt <= now) {
+        expired++;
+        continue;
+      }
+      const sim = similarity(e.vector, vector);
+      if (sim >= bestSim) {
+        bestSim = sim;
+        best = e;
+      }
+    }
+    if (expired > 0) this.#prune(s, now);
+    return best && { similarity: bestSim, value: best.value };
+  }
+
+  add(scope: string, vector: Float32Array, value: Buffer, ttlMs: number): void {
+    if (ttlMs <= 0) return;
+    let s = this.#scopes.get(scope);
+    if (!s) {
+      s = { entries: [], bytes: 0 };
+      this.#scopes.set(scope, s);
+    }
+    const expiresAt = this.#now() + ttlMs;
+    const bytes = vector.byteLength + value.length + ENTRY_OVERHEAD;
+    const same = s.entries.findIndex((e) => similarity(e.vector, vector) >= SAME);
+    if (same !== -1) this.#drop(s, same);
+    s.entries.push({ vector, value, expiresAt });
+    s.bytes += bytes;
+    this.#bytes += bytes;
+    while (s.entries.length > this.#maxEntries) this.#drop(s, 0);
+    for (const [name, oldest] of this.#scopes) {
+      if (this.#bytes <= this.#maxBytes) break;
+      this.#scopes.delete(name);
+      this.#bytes -= oldest.bytes;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#scopes.clear();
+    this.#bytes = 0;
+  }
+
+  #drop(s: Scope, i: number): void {
+    const [e] = s.entries.splice(i, 1);
+    const bytes = e.vector.byteLength + e.value.length + ENTRY_OVERHEAD;
+    s.bytes -= bytes;
+    this.#bytes -= bytes;
+  }
+
+  #prune(s: Scope, now: number): void {
+    for (let i = s.entries.length - 1; i >= 0; i--) if (s.entries[i].expiresAt <= now) this.#drop(s, i);
+  }
+}

@@ -1,0 +1,85 @@
+// A shared semantic index on Redis: one hash per scope (field = entry id, value = binary entry with its expiry),
+// scanned in the gateway. Every lookup reads the scope's whole hash, so keep scopes to a few thousand entries.
+import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { redisCall } from '../caches/redis.js';
+import type { VectorIndex, VectorMatch } from './vector-index.js';
+import { encodeEntry, entryExpiresAt, entrySimilarity, entryValue } from './vector-index.js';
+
+/** Adds an entry and keeps the hash alive as long as its longest-lived entry; returns the entry count. */
+const ADD = `
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+return redis.call('HLEN', KEYS[1])`;
+
+interface AddCommand {
+  tgVectorAdd(key: string, id: string, entry: Buffer, ttlMs: number): Promise<number>;
+}
+
+export interface RedisVectorIndexOptions {
+  /** A shared client (not closed here); caches use one without an offline queue, see openCacheRedis. */
+  client: Redis;
+  /** Default `tollgate:semantic:`. */
+  keyPrefix?: string;
+  maxEntriesPerScope?: number;
+  now?: () => number;
+}
+
+export class RedisVectorIndex implements VectorIndex {
+  readonly #redis: Redis & AddCommand;
+  readonly #prefix: string;
+  readonly #maxEntries: number;
+  readonly #now: () => number;
+
+  constructor(opts: RedisVectorIndexOptions) {
+    opts.client.defineCommand('tgVectorAdd', { numberOfKeys: 1, lua: ADD });
+    this.#redis = opts.client as Redis & AddCommand;
+    this.#prefix = opts.keyPrefix ?? 'tollgate:semantic:';
+    this.#maxEntries = opts.maxEntriesPerScope ?? 2000;
+    this.#now = opts.now ?? Date.now;
+  }
+
+  async search(scope: string, vector: Float32Array, threshold: number): Promise<VectorMatch | undefined> {
+    const key = this.#prefix + scope;
+    const all = await redisCall(() => this.#redis.hgetallBuffer(key));
+    const now = this.#now();
+    let best: Buffer | undefined;
+    let bestSim = threshold;
+    const expired: string[] = [];
+    for (const id in all) {
+      const entry = all[id];
+      if (entryExpiresAt(entry) <= now) {
+        expired.push(id);
+        continue;
+      }
+      const sim = entrySimilarity(entry, vector);
+      if (sim >= bestSim) {
+        bestSim = sim;
+        best = entry;
+      }
+    }
+    // Cleaning up is best effort: another replica may be doing the same.
+    if (expired.length > 0) this.#redis.hdel(key, ...expired).catch(() => {});
+    return best && { similarity: bestSim, value: entryValue(best) };
+  }
+
+  async add(scope: string, vector: Float32Array, value: Buffer, ttlMs: number): Promise<void> {
+    if (ttlMs <= 0) return;
+    const key = this.#prefix + scope;
+    const count = await redisCall(() => this.#redis.tgVectorAdd(key, randomBytes(8).toString('hex'), encodeEntry(vector, value, this.#now() + ttlMs), Math.ceil(ttlMs)));
+    if (count > this.#maxEntries) await this.#trim(key);
+  }
+
+  async close(): Promise<void> {}
+
+  /** Drops the expired entries, then the ones closest to expiry, down to the cap. */
+  async #trim(key: string): Promise<void> {
+    const all = await redisCall(() => this.#redis.hgetallBuffer(key));
+    const byExpiry = Object.entries(all).sort((a, b) => entryExpiresAt(a[1]) - entryExpiresAt(b[1]));
+    const now = this.#now();
+    const excess = byExpiry.length - this.#maxEntries;
+    const doomed = byExpiry.filter(([, e], i) => i < excess || entryExpiresAt(e) <= now).map(([id]) => id);
+    if (doomed.length > 0) await redisCall(() => this.#redis.hdel(key, ...doomed));
+  }
+
+}

@@ -1,0 +1,207 @@
+// Request tracing with OpenTelemetry: a server span per request, child spans per stage, a GenAI client span for the
+// model server with W3C traceparent propagation. When tracing is off, every call returns a constant and does nothing.
+import { INVALID_SPAN_CONTEXT, isSpanContextValid, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Span, type Tracer } from '@opentelemetry/api';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { BatchSpanProcessor, NodeTracerProvider, ParentBasedSampler, TraceIdRatioBasedSampler } from '@opentelemetry/sdk-trace-node';
+import {
+  ATTR_ERROR_TYPE,
+  ATTR_HTTP_REQUEST_METHOD,
+  ATTR_HTTP_RESPONSE_STATUS_CODE,
+  ATTR_HTTP_ROUTE,
+  ATTR_SERVER_ADDRESS,
+  ATTR_SERVER_PORT,
+  ATTR_SERVICE_NAME,
+  ATTR_URL_PATH,
+} from '@opentelemetry/semantic-conventions';
+import type { RequestContext } from '../gateway/context.js';
+import type { Operation } from '../gateway/openai-request.js';
+import type { TracingSettings } from './tracing-settings.js';
+import { formatTraceparent, parseTraceparent } from './tracing-traceparent.js';
+
+export type { Span };
+
+/** The span API the data plane calls. Spans are passed explicitly (no async-context lookup on the hot path). */
+export interface RequestTracer {
+  readonly enabled: boolean;
+  /** The server span, continuing the caller's traceparent when it sent one. */
+  startRequestSpan(ctx: RequestContext): Span;
+  /** Names it `POST /v1/chat/completions`, sets the HTTP and GenAI attributes from ctx, and ends it. */
+  endRequestSpan(span: Span, ctx: RequestContext): void;
+  /** A stage of the request (`policies`, `pick`, ...). */
+  startChild(parent: Span, name: string): Span;
+  endChild(span: Span, err?: unknown): void;
+  /** The GenAI client span for the model server call, named `chat <target model>`. */
+  startUpstreamSpan(parent: Span, ctx: RequestContext): Span;
+  endUpstreamSpan(span: Span, ctx: RequestContext, err?: unknown): void;
+  /** Sets traceparent (and tracestate) on the headers sent upstream, so the model server's spans join the trace. */
+  injectTraceparent(span: Span, headers: Record<string, string | string[]>): void;
+  forceFlush(): Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+/** The span every call returns when tracing is off: one shared non-recording span, so nothing is allocated. */
+export const NOOP_SPAN: Span = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
+
+const noopSpan = (): Span => NOOP_SPAN;
+const nothing = (): void => {};
+const settled = (): Promise<void> => Promise.resolve();
+
+export const NOOP_TRACER: RequestTracer = Object.freeze({
+  enabled: false,
+  startRequestSpan: noopSpan,
+  endRequestSpan: nothing,
+  startChild: noopSpan,
+  endChild: nothing,
+  startUpstreamSpan: noopSpan,
+  endUpstreamSpan: nothing,
+  injectTraceparent: nothing,
+  forceFlush: settled,
+  shutdown: settled,
+});
+
+/** GenAI semantic conventions' gen_ai.operation.name (still "development" status, so not imported from the incubating entry). */
+const GEN_AI_OPERATION: Record<Operation, string> = {
+  'chat.completions': 'chat',
+  completions: 'text_completion',
+  embeddings: 'embeddings',
+  responses: 'chat',
+};
+
+function hostPort(value: string | undefined): { address?: string; port?: number } {
+  const m = value === undefined ? null : /^(\[[^\]]*\]|[^:]+)(?::(\d+))?$/.exec(value);
+  return m ? { address: m[1], port: m[2] === undefined ? undefined : Number(m[2]) } : {};
+}
+
+/** A base URL (`http://collector:4318`) gets the OTLP traces path; a URL with a path is used as it is. */
+function tracesUrl(endpoint: string): string {
+  const url = new URL(endpoint);
+  if (url.pathname === '/' || url.pathname === '') url.pathname = '/v1/traces';
+  return url.href;
+}
+
+function genAiAttributes(ctx: RequestContext, into: Attributes): Attributes {
+  if (ctx.operation) into['gen_ai.operation.name'] = GEN_AI_OPERATION[ctx.operation];
+  if (ctx.targetModel !== undefined) into['gen_ai.response.model'] = ctx.targetModel;
+  if (ctx.usage) {
+    into['gen_ai.usage.input_tokens'] = ctx.usage.inputTokens;
+    into['gen_ai.usage.output_tokens'] = ctx.usage.outputTokens;
+  }
+  return into;
+}
+
+function fail(span: Span, errorType: string, message?: string): void {
+  span.setAttribute(ATTR_ERROR_TYPE, errorType);
+  span.setStatus({ code: SpanStatusCode.ERROR, message });
+}
+
+function errorType(err: unknown): string {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' ? code : err instanceof Error ? err.name : 'error';
+}
+
+class OtelRequestTracer implements RequestTracer {
+  readonly enabled = true;
+  readonly #provider: NodeTracerProvider;
+  readonly #tracer: Tracer;
+
+  constructor(settings: TracingSettings, endpoint: string) {
+    const exporter = new OTLPTraceExporter({ url: tracesUrl(endpoint), headers: settings.headers });
+    // Not registered globally: two gateways in one process (tests) keep their own providers.
+    this.#provider = new NodeTracerProvider({
+      resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: settings.serviceName }),
+      sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(settings.sampleRatio) }),
+      spanProcessors: [new BatchSpanProcessor(exporter, { scheduledDelayMillis: settings.exportInterval })],
+    });
+    this.#tracer = this.#provider.getTracer('tollgate');
+  }
+
+  startRequestSpan(ctx: RequestContext): Span {
+    const headers = ctx.headers;
+    const remote = parseTraceparent(headers.traceparent, headers.tracestate);
+    const host = hostPort(headers.host);
+    const attributes: Attributes = { [ATTR_HTTP_REQUEST_METHOD]: ctx.method, [ATTR_URL_PATH]: ctx.path };
+    if (host.address !== undefined) attributes[ATTR_SERVER_ADDRESS] = host.address;
+    if (host.port !== undefined) attributes[ATTR_SERVER_PORT] = host.port;
+    const parent = remote ? trace.setSpanContext(ROOT_CONTEXT, remote) : ROOT_CONTEXT;
+    return this.#tracer.startSpan(ctx.method, { kind: SpanKind.SERVER, attributes }, parent);
+  }
+
+  endRequestSpan(span: Span, ctx: RequestContext): void {
+    if (!span.isRecording()) return;
+    // Only the OpenAI paths are routes; any other path would make span names unbounded.
+    if (ctx.operation) {
+      span.updateName(`${ctx.method} ${ctx.path}`);
+      span.setAttribute(ATTR_HTTP_ROUTE, ctx.path);
+    }
+    const attributes = genAiAttributes(ctx, { 'tollgate.request_id': ctx.id, 'tollgate.priority': ctx.priority });
+    if (ctx.model !== undefined) attributes['gen_ai.request.model'] = ctx.model;
+    if (ctx.status !== undefined) attributes[ATTR_HTTP_RESPONSE_STATUS_CODE] = ctx.status;
+    span.setAttributes(attributes);
+    // HTTP server semantics: 4xx is the client's doing, only 5xx (or no answer) marks the server span as failed.
+    if (ctx.status === undefined || ctx.status >= 500) fail(span, ctx.errorCode ?? String(ctx.status ?? 'no_response'));
+    span.end();
+  }
+
+  startChild(parent: Span, name: string): Span {
+    // An unsampled trace records nothing below its root: the parent stands in for its children.
+    if (!parent.isRecording()) return parent;
+    return this.#tracer.startSpan(name, { kind: SpanKind.INTERNAL }, trace.setSpan(ROOT_CONTEXT, parent));
+  }
+
+  endChild(span: Span, err?: unknown): void {
+    if (!span.isRecording()) return;
+    if (err !== undefined) fail(span, errorType(err), err instanceof Error ? err.message : undefined);
+    span.end();
+  }
+
+  startUpstreamSpan(parent: Span, ctx: RequestContext): Span {
+    if (!parent.isRecording()) return parent;
+    const operation = ctx.operation ? GEN_AI_OPERATION[ctx.operation] : undefined;
+    const model = ctx.targetModel ?? ctx.model;
+    const attributes: Attributes = { [ATTR_HTTP_REQUEST_METHOD]: ctx.method };
+    if (operation) attributes['gen_ai.operation.name'] = operation;
+    if (model !== undefined) attributes['gen_ai.request.model'] = model;
+    const name = operation && model !== undefined ? `${operation} ${model}` : ctx.method;
+    return this.#tracer.startSpan(name, { kind: SpanKind.CLIENT, attributes }, trace.setSpan(ROOT_CONTEXT, parent));
+  }
+
+  endUpstreamSpan(span: Span, ctx: RequestContext, err?: unknown): void {
+    if (!span.isRecording()) return;
+    const endpoint = hostPort(ctx.endpoint?.address);
+    const attributes = genAiAttributes(ctx, { 'tollgate.upstream.attempts': ctx.attempts });
+    if (endpoint.address !== undefined) attributes[ATTR_SERVER_ADDRESS] = endpoint.address;
+    if (endpoint.port !== undefined) attributes[ATTR_SERVER_PORT] = endpoint.port;
+    if (ctx.status !== undefined) attributes[ATTR_HTTP_RESPONSE_STATUS_CODE] = ctx.status;
+    span.setAttributes(attributes);
+    if (err !== undefined) fail(span, errorType(err), err instanceof Error ? err.message : undefined);
+    else if (ctx.status !== undefined && ctx.status >= 400) fail(span, String(ctx.status));
+    span.end();
+  }
+
+  injectTraceparent(span: Span, headers: Record<string, string | string[]>): void {
+    const sc = span.spanContext();
+    if (!isSpanContextValid(sc)) return;
+    headers.traceparent = formatTraceparent(sc);
+    if (sc.traceState) headers.tracestate = sc.traceState.serialize();
+  }
+
+  forceFlush(): Promise<void> {
+    return this.#provider.forceFlush();
+  }
+
+  shutdown(): Promise<void> {
+    return this.#provider.shutdown();
+  }
+}
+
+/**
+ * The tracer for these settings: OpenTelemetry exporting OTLP/HTTP JSON when `endpoint` is set, NOOP_TRACER otherwise.
+ * @example
+ * const tracer = createRequestTracer(settings.tracing);
+ * ctx.span = tracer.startRequestSpan(ctx);
+ * const up = tracer.startUpstreamSpan(ctx.span, ctx); tracer.injectTraceparent(up, headers);
+ */
+export function createRequestTracer(settings: TracingSettings): RequestTracer {
+  return settings.endpoint === undefined ? NOOP_TRACER : new OtelRequestTracer(settings, settings.endpoint);
+}

@@ -1,0 +1,196 @@
+// GET /v1/analytics/stats and `tollgate analytics` over real HTTP, with the same answers from SQLite and PostgreSQL.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { CommanderError } from 'commander';
+import { recordRow } from '../src/analytics/record.js';
+import { registerAnalyticsRoutes } from '../src/analytics/stats-routes.js';
+import { sampleRecord } from '../src/analytics/test-records.js';
+import { analyticsCommand } from '../src/cli/analytics.js';
+import { AdminRouter } from '../src/gateway/admin-router.js';
+import { AnalyticsRecords, type AnalyticsRecordRow, type Database } from '../src/store/index.js';
+import { DATABASE_BACKENDS, type TestDatabase } from '../src/store/test-databases.js';
+import type { AnalyticsRecord } from '../src/analytics/record.js';
+
+const TOKEN = 'stats-test-token';
+const T0 = Date.UTC(2025, 0, 15, 10, 0, 0);
+const RECENT = Date.now() - 3_600_000;
+const iso = (ms: number) => new Date(ms).toISOString();
+
+function row(i: number, overrides: Partial<AnalyticsRecord>): AnalyticsRecordRow {
+  return recordRow(sampleRecord(i, overrides))!;
+}
+
+/** chatbot/llama: four in 10:00 (one failed); search/llama: one 429 in 10:00; chatbot/mistral: two in 10:01; one outside. */
+const ROWS: AnalyticsRecordRow[] = [
+  row(1, { time: T0 + 1_000, latencyMs: 30, ttftMs: 3 }),
+  row(2, { time: T0 + 2_000, latencyMs: 10, ttftMs: 1 }),
+  row(3, { time: T0 + 3_000, latencyMs: 40, ttftMs: undefined, status: 500, faultCode: 'upstream_error' }),
+  row(4, { time: T0 + 4_000, latencyMs: 20, ttftMs: 2 }),
+  row(5, { time: T0 + 30_000, appName: 'search', developerEmail: 'bob@example.com', latencyMs: 50, status: 429, faultCode: 'policies.ratelimit.QuotaViolation' }),
+  row(6, { time: T0 + 90_000, model: 'mistral', product: 'silver', latencyMs: 200 }),
+  row(7, { time: T0 + 95_000, model: 'mistral', product: 'silver', latencyMs: 100, inputTokens: undefined, outputTokens: undefined }),
+  row(8, { time: T0 + 30 * 60_000, latencyMs: 1 }),
+  row(9, { time: RECENT, appName: 'recent' }),
+];
+
+const RANGE = `from=${iso(T0)}&to=${iso(T0 + 10 * 60_000)}`;
+
+for (const backend of DATABASE_BACKENDS) {
+  describe(`analytics stats (${backend.name})`, { skip: backend.skip }, () => {
+    let target: TestDatabase;
+    let db: Database;
+    let server: Server;
+    let base: string;
+
+    before(async () => {
+      target = await backend.create();
+      db = await target.open({ listen: false });
+      await new AnalyticsRecords(db).insert(ROWS);
+      const router = new AdminRouter(TOKEN);
+      registerAnalyticsRoutes(router, { db });
+      server = createServer(router.handle).listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    });
+    after(async () => {
+      server?.closeAllConnections();
+      server?.close();
+      await db?.close();
+      await target?.dispose();
+    });
+
+    async function get(query: string, token = TOKEN): Promise<{ status: number; body: any; text: string; type: string | null }> {
+      const res = await fetch(`${base}/v1/analytics/stats?${query}`, { headers: { authorization: `Bearer ${token}` } });
+      const text = await res.text();
+      let body: unknown;
+      try {
+        body = JSON.parse(text);
+      } catch {
+        body = undefined;
+      }
+      return { status: res.status, body, text, type: res.headers.get('content-type') };
+    }
+
+    test('grouped by app and model in 1-minute buckets, with sums and nearest-rank percentiles', async () => {
+      const { status, body } = await get(`${RANGE}&bucket=1m&groupBy=app,model&metrics=requests,errors,input_tokens,output_tokens,latency_p50,latency_p99,ttft_p50,latency_avg`);
+      assert.equal(status, 200);
+      assert.equal(body.from, iso(T0));
+      assert.equal(body.bucket, '1m');
+      assert.deepEqual(body.groupBy, ['app', 'model']);
+      assert.deepEqual(body.rows, [
+        { bucket_start: iso(T0), app: 'chatbot', model: 'llama', requests: 4, errors: 1, input_tokens: 40, output_tokens: 20, latency_p50: 20, latency_p99: 40, ttft_p50: 2, latency_avg: 25 },
+        { bucket_start: iso(T0), app: 'search', model: 'llama', requests: 1, errors: 1, input_tokens: 10, output_tokens: 5, latency_p50: 50, latency_p99: 50, ttft_p50: 20, latency_avg: 50 },
+        { bucket_start: iso(T0 + 60_000), app: 'chatbot', model: 'mistral', requests: 2, errors: 0, input_tokens: 10, output_tokens: 5, latency_p50: 100, latency_p99: 200, ttft_p50: 20, latency_avg: 150 },
+      ]);
+    });
+
+    test('one bucket per hour without grouping; the default metric is requests', async () => {
+      const { body } = await get(`${RANGE}&bucket=1h`);
+      assert.deepEqual(body.rows, [{ bucket_start: iso(T0), requests: 7 }]);
+    });
+
+    test('filters: ==, !=, several joined by ;, status as a number, empty value for missing', async () => {
+      const product = await get(`${RANGE}&groupBy=model&filter=product==gold`);
+      assert.deepEqual(product.body.rows, [{ bucket_start: iso(T0), model: 'llama', requests: 5 }]);
+      const two = await get(`${RANGE}&groupBy=app,status&filter=model==llama;status!=200`);
+      assert.deepEqual(two.body.rows, [
+        { bucket_start: iso(T0), app: 'chatbot', status: 500, requests: 1 },
+        { bucket_start: iso(T0), app: 'search', status: 429, requests: 1 },
+      ]);
+      const dev = await get(`${RANGE}&groupBy=developer,fault&filter=developer==bob@example.com`);
+      assert.deepEqual(dev.body.rows, [{ bucket_start: iso(T0), developer: 'bob@example.com', fault: 'policies.ratelimit.QuotaViolation', requests: 1 }]);
+      const noFault = await get(`${RANGE}&filter=fault==`);
+      assert.deepEqual(noFault.body.rows, [{ bucket_start: iso(T0), requests: 5 }]);
+    });
+
+    test('the default range is the last 24 hours, and the answer says how old the newest record is', async () => {
+      const { body } = await get('groupBy=app');
+      assert.deepEqual(body.rows, [{ bucket_start: iso(Math.floor(RECENT / 3_600_000) * 3_600_000), app: 'recent', requests: 1 }]);
+      assert.equal(body.newestRecordAt, iso(RECENT));
+      assert.ok(body.lagSeconds >= 3599 && body.lagSeconds < 3700, `lagSeconds ${body.lagSeconds}`);
+    });
+
+    test('csv with a header line', async () => {
+      const { status, text, type } = await get(`${RANGE}&bucket=1m&groupBy=app,model&metrics=requests,ttft_p99&format=csv`);
+      assert.equal(status, 200);
+      assert.match(type!, /^text\/csv/);
+      assert.equal(
+        text,
+        ['bucket_start,app,model,requests,ttft_p99', `${iso(T0)},chatbot,llama,4,3`, `${iso(T0)},search,llama,1,20`, `${iso(T0 + 60_000)},chatbot,mistral,2,20`, ''].join('\r\n'),
+      );
+    });
+
+    test('bad queries are 400 with the parameter path', async () => {
+      const cases: [string, string][] = [
+        ['metrics=requests,bogus', 'metrics[1]'],
+        ['groupBy=planet', 'groupBy[0]'],
+        ['bucket=2m', 'bucket'],
+        [`from=${iso(T0 + 1000)}&to=${iso(T0)}`, 'from'],
+        ['from=yesterday', 'from'],
+        ['filter=model==x;planet==mars', 'filter[1]'],
+        ['filter=status==abc', 'filter[0]'],
+        [`bucket=1m&from=${iso(T0)}&to=${iso(T0 + 30 * 86_400_000)}`, 'bucket'],
+        ['colour=blue', 'colour'],
+      ];
+      for (const [query, path] of cases) {
+        const { status, body } = await get(query);
+        assert.equal(status, 400, query);
+        assert.equal(body.error.code, 'invalid', query);
+        assert.deepEqual(body.error.details.map((d: { path: string }) => d.path), [path], query);
+      }
+    });
+
+    test('the admin token is required', async () => {
+      assert.equal((await get(RANGE, 'wrong')).status, 401);
+    });
+
+    describe('tollgate analytics', () => {
+      async function run(args: string[], env: NodeJS.ProcessEnv = { TOLLGATE_ADMIN_TOKEN: TOKEN }) {
+        const out: string[] = [];
+        const err: string[] = [];
+        const command = analyticsCommand({ out: (l) => out.push(l), err: (l) => err.push(l), env, now: () => T0 + 10 * 60_000 }).exitOverride();
+        let exitCode = 0;
+        try {
+          await command.parseAsync(['--admin', base, ...args], { from: 'user' });
+        } catch (e) {
+          if (!(e instanceof CommanderError)) throw e;
+          exitCode = e.exitCode;
+        }
+        return { out, err, exitCode };
+      }
+
+      test('prints a table', async () => {
+        const { out, exitCode } = await run(['--since', '10m', '--bucket', '1m', '--group-by', 'app,model', '--metrics', 'requests,latency_p99']);
+        assert.equal(exitCode, 0);
+        assert.deepEqual(out.slice(0, 5), [
+          'bucket_start              app      model    requests  latency_p99',
+          '------------------------  -------  -------  --------  -----------',
+          `${iso(T0)}  chatbot  llama           4           40`,
+          `${iso(T0)}  search   llama           1           50`,
+          `${iso(T0 + 60_000)}  chatbot  mistral         2          200`,
+        ]);
+        assert.match(out.at(-1)!, /^newest record .* s ago\)$/);
+      });
+
+      test('csv and json pass through; filters repeat', async () => {
+        const csv = await run(['--from', iso(T0), '--to', iso(T0 + 600_000), '--filter', 'app==search', '--filter', 'model==llama', '--format', 'csv']);
+        assert.deepEqual(csv.out, [`bucket_start,requests,errors,input_tokens,output_tokens\r\n${iso(T0)},1,1,10,5`]);
+        const json = await run(['--from', iso(T0), '--to', iso(T0 + 600_000), '--metrics', 'requests', '--format', 'json']);
+        assert.deepEqual(JSON.parse(json.out.join('\n')).rows, [{ bucket_start: iso(T0), requests: 7 }]);
+      });
+
+      test('a query the gateway refuses exits 2 with the field path; an unreachable gateway exits 1', async () => {
+        const bad = await run(['--metrics', 'requests,bogus']);
+        assert.equal(bad.exitCode, 2);
+        assert.match(bad.err[0], /HTTP 400/);
+        assert.match(bad.err[1], /^tollgate analytics: metrics\[1\]: /);
+        const unauthorized = await run([], {});
+        assert.equal(unauthorized.exitCode, 1);
+        assert.match(unauthorized.err[0], /HTTP 401/);
+      });
+    });
+  });
+}

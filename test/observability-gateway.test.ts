@@ -1,0 +1,143 @@
+// Observability through a real gateway: the usage record of every request reaches the analytics tables exactly
+// once, traces leave with the expected span tree and traceparent reaches the model server, and /metrics carries
+// the Inference Extension names with the values the traffic implies.
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { startGateway, type Gateway } from '../src/gateway/gateway.js';
+import { startStub, type Stub } from './helpers/stub-upstream.js';
+import { manifest, poolAndModel, settings } from './helpers/manifests.js';
+import { createApp } from './helpers/apim-admin.js';
+
+interface OtlpSpan {
+  traceId: string;
+  spanId: string;
+  parentSpanId?: string;
+  name: string;
+  attributes: { key: string; value: { stringValue?: string; intValue?: string | number } }[];
+}
+
+let receiver: Server;
+let stub: Stub;
+let gw: Gateway;
+let dir: string;
+let key: string;
+let appName: string;
+const spans: OtlpSpan[] = [];
+
+before(async () => {
+  receiver = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      for (const rs of body.resourceSpans ?? []) for (const ss of rs.scopeSpans) spans.push(...ss.spans);
+      res.end('{}');
+    });
+  });
+  receiver.listen(0, '127.0.0.1');
+  await once(receiver, 'listening');
+  stub = await startStub();
+  dir = mkdtempSync(join(tmpdir(), 'tollgate-obs-'));
+  gw = await startGateway({
+    configPaths: [],
+    manifests: [
+      ...poolAndModel([stub.url], 'm', { targetModels: [{ name: 'm-target', weight: 1 }] }),
+      settings({ tracing: { endpoint: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`, exportInterval: '20ms' }, analytics: { flushInterval: '50ms' } }),
+      manifest('APIMExtensionPolicy', 'apim', { defaultSecurityEnabled: true, targetRef: { name: 'tollgate' } }),
+      manifest('APIProduct', 'gold', { displayName: 'Gold' }),
+      manifest('APIOperationSet', 'gold-ops', { apiProductRefs: [{ name: 'gold' }], quota: { limit: 1000, interval: 1, timeUnit: 'minute' } }),
+    ],
+    port: 0,
+    adminPort: 0,
+    host: '127.0.0.1',
+    watch: false,
+    db: `sqlite:${join(dir, 'obs.db')}`,
+    analyticsDir: join(dir, 'analytics'),
+  });
+  const issued = await createApp(gw.adminUrl, ['gold'], 'obs');
+  key = issued.key;
+  appName = issued.app;
+});
+
+after(async () => {
+  await gw.close();
+  await stub.close();
+  receiver.closeAllConnections();
+  receiver.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const chat = (headers: Record<string, string>, model = 'm') =>
+  request(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }] }) });
+
+async function until<T>(fn: () => Promise<T | undefined>, ms = 5000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end) assert.fail('condition not reached in time');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+test('every request leaves exactly one usage record, with identity, status and tokens', async () => {
+  const statuses: number[] = [];
+  for (let i = 0; i < 7; i++) statuses.push((await chat({ 'x-api-key': key })).statusCode);
+  for (let i = 0; i < 3; i++) statuses.push((await chat({})).statusCode);
+  for (let i = 0; i < 2; i++) statuses.push((await chat({ 'x-api-key': key }, 'unknown')).statusCode);
+  assert.deepEqual(statuses, [...Array(7).fill(200), 401, 401, 401, 404, 404]);
+  await gw.analytics.flush();
+  const rows = await until(async () => {
+    const r = await request(`${gw.adminUrl}/v1/analytics/stats?groupBy=status,app&metrics=requests,input_tokens,output_tokens`);
+    const body = (await r.body.json()) as { rows: Record<string, unknown>[] };
+    const total = body.rows.reduce((s, row) => s + Number(row.requests), 0);
+    return total >= 12 ? body.rows : undefined;
+  });
+  const by = (status: number) => rows.filter((r) => Number(r.status) === status);
+  assert.equal(by(200).reduce((s, r) => s + Number(r.requests), 0), 7);
+  assert.equal(by(200)[0].app, appName);
+  assert.equal(by(200).reduce((s, r) => s + Number(r.output_tokens), 0), 7 * 7);
+  assert.equal(by(401).reduce((s, r) => s + Number(r.requests), 0), 3);
+  assert.equal(by(404).reduce((s, r) => s + Number(r.requests), 0), 2);
+  assert.equal(rows.reduce((s, r) => s + Number(r.requests), 0), 12);
+});
+
+test('a trace per request: server span with policies, pick and upstream children; traceparent reaches the model server', async () => {
+  spans.length = 0;
+  const callerTrace = '4bf92f3577b34da6a3ce929d0e0e4736';
+  const r = await chat({ 'x-api-key': key, traceparent: `00-${callerTrace}-00f067aa0ba902b7-01` });
+  assert.equal(r.statusCode, 200);
+  await r.body.dump();
+  const upstreamTraceparent = String(stub.requests.at(-1)!.req.headers.traceparent);
+  assert.match(upstreamTraceparent, new RegExp(`^00-${callerTrace}-[0-9a-f]{16}-01$`));
+  const tree = await until(async () => {
+    const mine = spans.filter((s) => s.traceId === callerTrace);
+    return mine.length >= 4 ? mine : undefined;
+  });
+  const server = tree.find((s) => s.parentSpanId === '00f067aa0ba902b7')!;
+  assert.ok(server, 'a server span continues the caller trace');
+  const children = tree.filter((s) => s.parentSpanId === server.spanId).map((s) => s.name);
+  assert.ok(children.includes('policies') && children.includes('pick'), JSON.stringify(children));
+  const upstream = tree.find((s) => s.name.startsWith('chat '))!;
+  assert.equal(upstream.parentSpanId, server.spanId);
+  assert.equal(upstreamTraceparent.split('-')[2], upstream.spanId, 'the model server is called under the upstream span');
+  const attr = (s: OtlpSpan, k: string) => s.attributes.find((a) => a.key === k)?.value;
+  assert.equal(attr(server, 'gen_ai.request.model')?.stringValue, 'm');
+  assert.equal(Number(attr(server, 'gen_ai.usage.output_tokens')?.intValue), 7);
+});
+
+test('metrics carry the Inference Extension names with values from the traffic', async () => {
+  const text = await (await request(`${gw.adminUrl}/metrics`)).body.text();
+  const value = (line: RegExp) => Number(text.split('\n').find((l) => line.test(l))?.split(' ').at(-1));
+  assert.ok(value(/^inference_objective_request_total\{model_name="m",target_model_name="m-target"\}/) >= 8);
+  assert.ok(value(/^inference_objective_output_tokens_sum\{model_name="m",target_model_name="m-target"\}/) >= 56);
+  assert.match(text, /inference_objective_request_error_total\{model_name="unknown"|inference_objective_request_duration_seconds_bucket/);
+  assert.match(text, /^tollgate_analytics_records_total\{outcome="written"\} \d+/m);
+});
