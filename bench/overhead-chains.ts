@@ -6,7 +6,7 @@ import type { Manifest } from '../src/config/manifest.js';
 import { validateDocument } from '../src/config/manifest.js';
 import type { Gateway } from '../src/gateway/gateway.js';
 
-export type Chain = 'none' | 'default' | 'full';
+export type Chain = 'none' | 'default' | 'full' | 'full-quiet' | 'full-traced';
 
 export const PRODUCTS = 100;
 export const KEYS = 10_000;
@@ -18,9 +18,18 @@ function manifest(kind: string, name: string, spec: unknown): Manifest {
   return r.manifest;
 }
 
+/**
+ * `full` is DESIGN.md's full chain (analytics and metrics on). `full-quiet` turns analytics off and
+ * `full-traced` adds a trace per request exported over OTLP (to the stub): the two show what observability costs.
+ */
 export function chainManifests(chain: Chain, upstreamUrl: string): Manifest[] {
+  const traced = chain === 'full-traced';
   const out = [
-    manifest('GatewaySettings', 'bench', { logging: { accessLog: false } }),
+    manifest('GatewaySettings', 'bench', {
+      logging: { accessLog: false },
+      analytics: { enabled: chain !== 'full-quiet' },
+      ...(traced && { tracing: { endpoint: upstreamUrl } }),
+    }),
     manifest('InferencePool', 'bench', { endpoints: [upstreamUrl] }),
     manifest('InferenceModel', 'bench', { modelName: 'bench-model', poolRef: { name: 'bench' } }),
   ];
@@ -37,7 +46,7 @@ export function chainManifests(chain: Chain, upstreamUrl: string): Manifest[] {
       }),
     );
   }
-  if (chain === 'full') {
+  if (chain.startsWith('full')) {
     out.push(manifest('SpikeArrest', 'bench-spike', { rate: '1000000ps', useEffectiveCount: true, identifier: { ref: 'developer.app.name' } }));
     out.push(manifest('LLMTokenQuota', 'bench-tokens', { limit: 1_000_000_000_000, interval: 1, timeUnit: 'hour', countOn: 'total', identifier: { ref: 'developer.app.name' } }));
     out.push(manifest('ApimTemplate', 'bench', { templates: [{ policies: [{ kind: 'SpikeArrest', name: 'bench-spike' }, { kind: 'LLMTokenQuota', name: 'bench-tokens' }] }] }));

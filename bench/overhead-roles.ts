@@ -28,6 +28,12 @@ function onTerm(close: () => Promise<unknown> | void): void {
 /** A model server that answers at once: what is measured is the proxy, not the model. */
 function stub(): void {
   const server = createServer((req, res) => {
+    if (req.url === '/v1/traces') {
+      // The OTLP sink of the observability scenario: spans are received and dropped.
+      req.resume();
+      req.on('end', () => res.end('{}'));
+      return;
+    }
     req.resume();
     req.on('end', () => {
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(ANSWER) });

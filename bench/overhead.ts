@@ -109,7 +109,14 @@ export async function benchOverhead(o: OverheadOptions): Promise<Row[]> {
     const bare = await startChild(roles, ['bare-proxy', String(stub.port)]);
     children.push(bare);
     targets.push({ name: 'bare node:http+undici proxy', port: bare.port, pid: bare.proc.pid });
-    for (const [chain, name] of [['none', 'tollgate (no policies)'], ['default', 'tollgate default chain'], ['full', 'tollgate full chain']] as const) {
+    const scenarios = [
+      ['none', 'tollgate (no policies)'],
+      ['default', 'tollgate default chain'],
+      ['full', 'tollgate full chain'],
+      ['full-quiet', 'tollgate full chain, analytics off'],
+      ['full-traced', 'tollgate full chain + tracing'],
+    ] as const;
+    for (const [chain, name] of scenarios) {
       const tg = await startChild(roles, ['tollgate', String(stub.port), chain], 120_000);
       children.push(tg);
       const keys = tg.lines.find((l) => l.startsWith('KEYS '))?.slice(5).split(',');
@@ -139,7 +146,7 @@ export async function benchOverhead(o: OverheadOptions): Promise<Row[]> {
     const nginxRow = results.find((r) => r.scenario === 'nginx proxy_pass');
     const plain = results.find((r) => r.scenario === 'tollgate (no policies)')!;
     for (const r of results) {
-      r.vs_no_policies = String(r.scenario).startsWith('tollgate') ? (r.rps as number) / (plain.rps as number) : null;
+      r.vs_no_policies = r === direct || r === bareRow || r === nginxRow ? null : (r.rps as number) / (plain.rps as number);
       r.vs_bare_node = (r.rps as number) / (bareRow.rps as number);
       r.vs_nginx = nginxRow ? (r.rps as number) / (nginxRow.rps as number) : null;
       r.added_p50_ms = (r.at_rate_p50_ms as number) - (direct.at_rate_p50_ms as number);

@@ -93,7 +93,7 @@ test('every request leaves exactly one usage record, with identity, status and t
   for (let i = 0; i < 3; i++) statuses.push((await chat({})).statusCode);
   for (let i = 0; i < 2; i++) statuses.push((await chat({ 'x-api-key': key }, 'unknown')).statusCode);
   assert.deepEqual(statuses, [...Array(7).fill(200), 401, 401, 401, 404, 404]);
-  await gw.analytics.flush();
+  await gw.analytics!.flush();
   const rows = await until(async () => {
     const r = await request(`${gw.adminUrl}/v1/analytics/stats?groupBy=status,app&metrics=requests,input_tokens,output_tokens`);
     const body = (await r.body.json()) as { rows: Record<string, unknown>[] };

@@ -7,6 +7,8 @@ const dur = (def: string) => durationMs.default(parseDuration(def));
 
 export const analyticsSettingsSpec = z
   .object({
+    /** Usage records feed billing: turn them off only where no one bills or reports (benchmarks, scratch setups). */
+    enabled: z.boolean().default(true),
     /** Where records wait (write-ahead segment files) until they are stored in the database. One process per directory. */
     directory: z.string().min(1).default('./.tollgate/analytics'),
     /** How often spooled records are written to the database. */

@@ -69,7 +69,7 @@ export class Gateway {
   readonly dataPlane: DataPlane;
   readonly picker: ManagedPicker;
   readonly apim: ApiManagement;
-  readonly analytics: AnalyticsPipeline;
+  readonly analytics: AnalyticsPipeline | null;
   readonly tracer: RequestTracer;
   readonly #options: GatewayOptions;
   readonly #tempAnalyticsDir: string | null;
@@ -92,7 +92,7 @@ export class Gateway {
     const memoryDb = (options.db ?? 'sqlite::memory:') === 'sqlite::memory:';
     this.#tempAnalyticsDir = options.analyticsDir === undefined && memoryDb ? mkdtempSync(join(tmpdir(), 'tollgate-analytics-')) : null;
     const directory = options.analyticsDir ?? this.#tempAnalyticsDir ?? config.settings.analytics.directory;
-    this.analytics = new AnalyticsPipeline({ db: apim.db, settings: { ...config.settings.analytics, directory }, registry, logger });
+    this.analytics = config.settings.analytics.enabled ? new AnalyticsPipeline({ db: apim.db, settings: { ...config.settings.analytics, directory }, registry, logger }) : null;
     this.tracer = createRequestTracer(config.settings.tracing);
     this.picker = new RoundRobinPicker();
     this.picker.update?.(config.pools);
@@ -105,7 +105,7 @@ export class Gateway {
       logger: this.logger,
       hooks: apim.hooks,
       tracer: this.tracer,
-      analytics: this.analytics,
+      analytics: this.analytics ?? undefined,
     });
     apim.onHooks = (hooks) => (this.dataPlane.hooks = hooks);
     this.admin = new AdminRouter(options.adminToken);
@@ -136,7 +136,7 @@ export class Gateway {
     const o = this.#options;
     const settings = this.config.settings;
     // Before listening: records left by an earlier process are replayed first.
-    this.analytics.start();
+    this.analytics?.start();
     this.#server = createListener(this.dataPlane.handle, settings.server, o.tls);
     this.port = await listen(this.#server, o.port ?? 8080, o.host ?? '0.0.0.0');
     this.#adminServer = createListener(this.admin.handle, settings.server);
@@ -208,7 +208,7 @@ export class Gateway {
       this.#adminServer.closeAllConnections();
     }
     await this.#pools.close();
-    await this.analytics.close();
+    await this.analytics?.close();
     await this.tracer.shutdown();
     await this.apim.close();
     if (this.#tempAnalyticsDir) rmSync(this.#tempAnalyticsDir, { recursive: true, force: true });
