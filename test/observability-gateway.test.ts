@@ -140,4 +140,6 @@ test('metrics carry the Inference Extension names with values from the traffic',
   assert.ok(value(/^inference_objective_output_tokens_sum\{model_name="m",target_model_name="m-target"\}/) >= 56);
   assert.match(text, /inference_objective_request_error_total\{model_name="unknown"|inference_objective_request_duration_seconds_bucket/);
   assert.match(text, /^tollgate_analytics_records_total\{outcome="written"\} \d+/m);
+  assert.ok(value(/^tollgate_requests_total\{product="gold",model="m",status="200"\}/) >= 8);
+  assert.equal(value(/^tollgate_policy_violations_total\{policy="VerifyAPIKey",fault_code="steps.oauth.v2.FailedToResolveAPIKey"\}/), 3);
 });

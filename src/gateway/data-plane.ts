@@ -9,6 +9,7 @@ import type { Logger } from '../lib/logger.js';
 import { serializeMessages } from '../lib/tokenizer.js';
 import type { EndpointPicker, Pick } from '../scheduler/types.js';
 import type { RequestMetrics } from '../telemetry/request-metrics.js';
+import type { ApimMetrics } from '../telemetry/apim-metrics.js';
 import { NOOP_SPAN, NOOP_TRACER, type RequestTracer } from '../telemetry/tracing.js';
 import { recordFromContext, type AnalyticsPipeline, type RequestIdentity } from '../analytics/index.js';
 import { readBody } from './body.js';
@@ -33,6 +34,7 @@ export interface DataPlaneDeps {
   picker: EndpointPicker;
   pools: UpstreamPools;
   metrics: RequestMetrics;
+  apimMetrics?: ApimMetrics;
   logger: Logger;
   hooks?: GatewayHooks;
   tracer?: RequestTracer;
@@ -103,6 +105,7 @@ export class DataPlane {
   readonly #metrics: RequestMetrics;
   readonly #logger: Logger;
   readonly #tracer: RequestTracer;
+  readonly #apimMetrics: ApimMetrics | undefined;
   readonly #analytics: AnalyticsPipeline | undefined;
   readonly #created = Math.floor(Date.now() / 1000);
   #inflight = 0;
@@ -117,6 +120,7 @@ export class DataPlane {
     this.#logger = deps.logger;
     this.hooks = deps.hooks ?? {};
     this.#tracer = deps.tracer ?? NOOP_TRACER;
+    this.#apimMetrics = deps.apimMetrics;
     this.#analytics = deps.analytics;
   }
 
@@ -308,6 +312,7 @@ export class DataPlane {
     } catch (err) {
       this.#logger.error({ err, requestId: ctx.id }, 'completing a request failed');
     }
+    this.#apimMetrics?.finished(ctx);
     this.#analytics?.record(recordFromContext(ctx, identityOf(ctx)));
     this.#tracer.endRequestSpan(ctx.span, ctx);
     if (this.config.settings.logging.accessLog) {

@@ -12,6 +12,7 @@ import { silentLogger, type Logger } from '../lib/logger.js';
 import { RoundRobinPicker } from '../scheduler/round-robin.js';
 import type { EndpointPicker } from '../scheduler/types.js';
 import { RequestMetrics } from '../telemetry/request-metrics.js';
+import { ApimMetrics } from '../telemetry/apim-metrics.js';
 import { AdminRouter } from './admin-router.js';
 import { DataPlane } from './data-plane.js';
 import { startExtprocServer, type ExtprocServer, type ExtprocServerOptions } from '../extproc/server.js';
@@ -102,6 +103,7 @@ export class Gateway {
       picker: this.picker,
       pools: this.#pools,
       metrics: new RequestMetrics(this.registry),
+      apimMetrics: new ApimMetrics(this.registry),
       logger: this.logger,
       hooks: apim.hooks,
       tracer: this.tracer,

@@ -1,0 +1,50 @@
+// tollgate_* figures for API management, recorded once per request: requests by product, model and status, and
+// policy violations by policy and fault code. Products, models and fault codes are bounded by configuration;
+// apps, keys and developers never become labels (per-app figures belong to analytics).
+import type { Registry } from 'prom-client';
+import type { RequestContext } from '../gateway/context.js';
+import { FastCounter } from './fast-metrics.js';
+
+/** Which policy kind raised an Apigee fault code, by the code's prefix. */
+const POLICY_OF_FAULT: [prefix: string, policy: string][] = [
+  ['policies.ratelimit.SpikeArrest', 'SpikeArrest'],
+  ['policies.ratelimit.', 'Quota'],
+  ['policies.llmtokenquota.', 'LLMTokenQuota'],
+  ['policies.prompttokenlimit.', 'PromptTokenLimit'],
+  ['steps.oauth.v2.', 'VerifyAPIKey'],
+  ['oauth.v2.', 'VerifyAPIKey'],
+  ['keymanagement.service.invalid_access_token', 'OAuthV2'],
+  ['keymanagement.service.access_token', 'OAuthV2'],
+  ['keymanagement.service.', 'VerifyAPIKey'],
+  ['steps.jwt.', 'VerifyJWT'],
+  ['steps.oasvalidation.', 'OASValidation'],
+  ['accesscontrol.', 'AccessControl'],
+  ['steps.javascript.', 'JavaScript'],
+  ['steps.servicecallout.', 'ServiceCallout'],
+  ['steps.sanitize', 'Sanitize'],
+];
+
+export function policyOfFault(code: string): string | undefined {
+  for (const [prefix, policy] of POLICY_OF_FAULT) if (code.startsWith(prefix)) return policy;
+  // Any other dotted code is a policy's too; its namespace names it well enough.
+  return code.includes('.') ? code.split('.').slice(0, -1).join('.') : undefined;
+}
+
+export class ApimMetrics {
+  readonly #requests: FastCounter;
+  readonly #violations: FastCounter;
+
+  constructor(registry: Registry) {
+    const registers = [registry];
+    this.#requests = new FastCounter({ name: 'tollgate_requests_total', help: 'Requests by API product, model and status', labelNames: ['product', 'model', 'status'], registers });
+    this.#violations = new FastCounter({ name: 'tollgate_policy_violations_total', help: 'Requests refused by a policy, by policy and fault code', labelNames: ['policy', 'fault_code'], registers });
+  }
+
+  finished(ctx: RequestContext): void {
+    this.#requests.labels(ctx.apim?.product?.name ?? '', ctx.model ?? '', String(ctx.status ?? 0)).inc();
+    const code = ctx.errorCode;
+    if (!code) return;
+    const policy = policyOfFault(code);
+    if (policy) this.#violations.labels(policy, code).inc();
+  }
+}
