@@ -1,4 +1,5 @@
 // What the API-management admin routes need from the gateway, and the store view each request writes through.
+import type { Manifest } from '../config/manifest.js';
 import type { AdminHandler, AdminRequest } from '../gateway/admin-router.js';
 import type { Database, StoreView } from '../store/index.js';
 import { actorOf } from './request-actor.js';
@@ -7,6 +8,8 @@ export interface ApimAdminDeps {
   db: Database;
   /** Whether a --config file declares this object (`kind` as in manifests, e.g. `APIProduct`); those are read-only here. */
   fileOwned: (kind: string, name: string) => boolean;
+  /** The manifests --config files declare now, so apply checks template rules against them too. */
+  fileManifests?: () => readonly Manifest[];
 }
 
 export type AddRoute = (method: string, pattern: string, handler: AdminHandler) => void;

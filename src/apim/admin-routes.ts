@@ -7,12 +7,14 @@ import { registerApplyRoute } from './apply-route.js';
 import { registerAuditRoutes } from './audit-routes.js';
 import { registerDeveloperRoutes } from './developer-routes.js';
 import { registerKeyRoutes } from './key-routes.js';
+import { registerKvmRoutes } from './kvm-routes.js';
+import { registerOAuthRoutes } from './oauth-routes.js';
 import { registerProductRoutes } from './product-routes.js';
 
 export type { ApimAdminDeps } from './admin-deps.js';
 
 /**
- * Adds /v1/apply, /v1/apiproducts, /v1/developers (with apps and keys) and /v1/audit. Every change goes through
+ * Adds /v1/apply, /v1/apiproducts, /v1/developers (with apps and keys), /v1/keyvaluemaps and /v1/audit. Every change goes through
  * the store, which writes the audit row in the same transaction.
  * @example registerApimAdminRoutes(gateway.admin, { db, fileOwned: (kind, name) => config.owns(kind, name) });
  */
@@ -24,4 +26,6 @@ export function registerApimAdminRoutes(router: AdminRouter, deps: ApimAdminDeps
   registerAppRoutes(add, deps);
   registerKeyRoutes(add, deps);
   registerAuditRoutes(add, deps);
+  registerKvmRoutes(add, deps);
+  registerOAuthRoutes(add, deps);
 }

@@ -7,8 +7,11 @@ import type { GatewayHooks } from '../gateway/hooks.js';
 import type { RequestContext } from '../gateway/context.js';
 import type { Logger } from '../lib/logger.js';
 import { createPolicyEngine, type IdentitySource, type KeyRecord, type PolicyEngine } from '../policy/index.js';
-import { openCounterStore, openDatabase, type CounterStore, type Database, type Snapshot } from '../store/index.js';
+import { CachedAccessTokens } from '../policy/access-token-cache.js';
+import { AccessTokens, openCounterStore, openDatabase, type CounterStore, type Database, type Snapshot } from '../store/index.js';
 import { syncFileManifests } from './file-manifests.js';
+import { KvmCipher } from './kvm-cipher.js';
+import { encryptedMaps, KvmView } from './kvm-view.js';
 import { SnapshotIdentity } from './snapshot-identity.js';
 
 export interface ApiManagementOptions {
@@ -40,33 +43,34 @@ export class ApiManagement {
   #refreshAgain = false;
   #unsubscribe: () => void;
   #hooks: GatewayHooks = {};
+  /** Read once: the key encrypted KVM values are stored under (TOLLGATE_KVM_KEY). */
+  readonly #kvmCipher = KvmCipher.fromEnv();
   /** Called with the hooks of each newly compiled engine. */
   onHooks: (hooks: GatewayHooks) => void = () => {};
 
   /** Delegates to the current snapshot, so a revoked key stops working without recompiling the engine. */
-  readonly #identitySource: IdentitySource = { findKeyByHash: (hash: string): KeyRecord | undefined => this.#identity.findKeyByHash(hash) };
+  readonly #identitySource: IdentitySource;
 
   private constructor(db: Database, counters: CounterStore, logger: Logger, registry: Registry) {
     this.db = db;
     this.counters = counters;
     this.#logger = logger;
+    this.#identitySource = {
+      findKeyByHash: (hash: string): KeyRecord | undefined => this.#identity.findKeyByHash(hash),
+      accessTokens: new CachedAccessTokens(new AccessTokens(db)),
+    };
     this.#unsubscribe = db.onChange(() => void this.refresh());
-    const self = this;
-    new Gauge({
+    const credentials: Gauge = new Gauge({
       name: 'tollgate_apim_credentials',
       help: 'API keys in the in-memory snapshot',
       registers: [registry],
-      collect() {
-        this.set(self.#identity?.size ?? 0);
-      },
+      collect: () => credentials.set(this.#identity?.size ?? 0),
     });
-    new Gauge({
+    const failedOpen: Gauge = new Gauge({
       name: 'tollgate_counter_store_failed_open_total',
       help: 'Requests let through uncounted because the counter store could not answer (failOpen)',
       registers: [registry],
-      collect() {
-        this.set(self.#engine?.failedOpen ?? 0);
-      },
+      collect: () => failedOpen.set(this.#engine?.failedOpen ?? 0),
     });
   }
 
@@ -136,13 +140,20 @@ export class ApiManagement {
 
   #compile(fileManifests: readonly Manifest[], snapshot: Snapshot): void {
     const stored: Manifest[] = [];
-    snapshot.manifests.forEach((m, i) => {
-      if (m.owner === 'file') return;
-      const r = validateDocument({ apiVersion: m.apiVersion, kind: m.kind, metadata: { name: m.name }, spec: m.spec }, 'admin-api', i);
+    const keep = (raw: { apiVersion: string; kind: string; name: string; spec: unknown }, i: number) => {
+      const r = validateDocument({ apiVersion: raw.apiVersion, kind: raw.kind, metadata: { name: raw.name }, spec: raw.spec }, 'admin-api', i);
       if (r.manifest) stored.push(r.manifest);
       else this.#logger.error({ problems: r.problems }, 'a stored manifest no longer validates; it is ignored');
+    };
+    snapshot.manifests.forEach((m, i) => {
+      if (m.owner !== 'file') keep(m, i);
     });
-    const engine = createPolicyEngine({ manifests: [...fileManifests, ...stored], counters: this.counters, identity: this.#identitySource, logger: this.#logger });
+    // Products made through the admin API may name templates (templateRefs); the files' products are in fileManifests.
+    snapshot.products.forEach((p, i) => {
+      if (p.owner !== 'file' && p.spec.templateRefs !== undefined) keep({ apiVersion: 'apim.googleapis.com/v1', kind: 'APIProduct', name: p.name, spec: { ...p.spec, displayName: p.displayName || p.name } }, snapshot.manifests.length + i);
+    });
+    const kvm = new KvmView(snapshot, encryptedMaps(fileManifests, snapshot), this.#kvmCipher, this.db, this.#logger);
+    const engine = createPolicyEngine({ manifests: [...fileManifests, ...stored], counters: this.counters, identity: this.#identitySource, logger: this.#logger, kvm });
     this.#engine = engine;
     this.#hooks = { ...engine.hooks, quotaReport: (ctx: RequestContext) => engine.quotaReport(ctx) };
     this.onHooks(this.#hooks);

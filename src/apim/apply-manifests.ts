@@ -1,6 +1,8 @@
 // Applying manifests all or none: one store transaction; a dry run performs the very same writes and rolls them back.
 import type { ApplyOutcome, StoreView } from '../store/index.js';
 import type { ApimAdminDeps } from './admin-deps.js';
+import { invalid } from './admin-input.js';
+import { checkApplyGovernance } from './apply-governance.js';
 import { fileOwnedError, isFileOwned } from './file-ownership.js';
 import type { ApimDocument } from './manifest-documents.js';
 import { storeDocument } from './manifest-tables.js';
@@ -11,9 +13,15 @@ export interface ApplyResult {
   outcome: ApplyOutcome;
 }
 
+export interface ApplyAnswer {
+  results: ApplyResult[];
+  /** Template-rule violations of objects applied before (a rule changed under them); they stay applied. */
+  violations: string[];
+}
+
 /** Thrown out of the transaction to roll a dry run back, carrying what the writes would have done. */
 class DryRunRollback extends Error {
-  constructor(readonly results: ApplyResult[]) {
+  constructor(readonly answer: ApplyAnswer) {
     super('dry run');
   }
 }
@@ -23,7 +31,7 @@ export async function applyDocuments(
   deps: ApimAdminDeps,
   documents: readonly ApimDocument[],
   opts: { dryRun: boolean },
-): Promise<ApplyResult[]> {
+): Promise<ApplyAnswer> {
   try {
     return await store.transaction(async (tx) => {
       const owned: { path: string; message: string }[] = [];
@@ -33,15 +41,20 @@ export async function applyDocuments(
         }
       }
       if (owned.length > 0) throw fileOwnedError(owned);
+      const governance = await checkApplyGovernance(tx, deps, documents);
+      if (governance.refused.length > 0) {
+        throw invalid(`${governance.refused.length} template rule violation${governance.refused.length === 1 ? '' : 's'}; nothing was applied`, governance.refused);
+      }
       const results: ApplyResult[] = [];
       for (const doc of documents) {
         results.push({ kind: doc.manifest.kind, name: doc.manifest.metadata.name, outcome: await storeDocument(tx, doc) });
       }
-      if (opts.dryRun) throw new DryRunRollback(results);
-      return results;
+      const answer = { results, violations: governance.reported };
+      if (opts.dryRun) throw new DryRunRollback(answer);
+      return answer;
     });
   } catch (err) {
-    if (err instanceof DryRunRollback) return err.results;
+    if (err instanceof DryRunRollback) return err.answer;
     throw err;
   }
 }

@@ -21,7 +21,9 @@ export function registerApplyRoute(add: AddRoute, deps: ApimAdminDeps): void {
       throw invalid(`${problems.length} problem${problems.length === 1 ? '' : 's'} in the manifests; nothing was applied`, details);
     }
     if (documents.length === 0) throw invalid('No manifests to apply', [{ path: '(body)', message: 'holds no documents' }]);
-    const results = await applyDocuments(store, deps, documents, { dryRun });
-    return { body: dryRun ? { dryRun: true, results } : { results } };
+    const { results, violations } = await applyDocuments(store, deps, documents, { dryRun });
+    // Violations are listed only when there are some, so answers without rules keep their shape.
+    const reported = violations.length > 0 ? { violations } : {};
+    return { body: dryRun ? { dryRun: true, results, ...reported } : { results, ...reported } };
   });
 }

@@ -18,7 +18,10 @@ export async function syncFileManifests(store: StoreView, manifests: readonly Ma
         approvalType: s.approvalType,
         attributes: s.attributes,
         scopes: s.scopes ?? [],
-        spec: { enforcementRefs: (s.enforcementRefs ?? []) as unknown as JsonObject[] } as JsonObject,
+        spec: {
+          enforcementRefs: (s.enforcementRefs ?? []) as unknown as JsonObject[],
+          ...(s.templateRefs && { templateRefs: s.templateRefs as unknown as JsonObject[] }),
+        } as JsonObject,
         owner: 'file',
       });
     }

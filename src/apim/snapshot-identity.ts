@@ -8,7 +8,7 @@ export class SnapshotIdentity implements IdentitySource {
 
   constructor(snapshot: Snapshot) {
     const setsByProduct = operationSetsByProduct(snapshot.operationSets);
-    const products = new Set(snapshot.products.map((p) => p.name));
+    const products = new Map(snapshot.products.map((p) => [p.name, p]));
     const developers = new Map(snapshot.developers.map((d) => [d.id, d]));
     const apps = new Map(snapshot.apps.map((a) => [a.id, a]));
     this.#byHash = new Map();
@@ -18,6 +18,7 @@ export class SnapshotIdentity implements IdentitySource {
       if (!app || !dev) continue;
       this.#byHash.set(c.keyHash, {
         keyId: c.keyId,
+        ...(c.secretHash !== null && { secretHash: c.secretHash }),
         status: c.status,
         expiresAt: c.expiresAt === null ? null : Date.parse(c.expiresAt),
         appId: app.id,
@@ -31,6 +32,7 @@ export class SnapshotIdentity implements IdentitySource {
           name: g.apiproduct,
           status: g.status,
           operationSets: products.has(g.apiproduct) ? (setsByProduct.get(g.apiproduct) ?? []) : [],
+          scopes: products.get(g.apiproduct)?.scopes ?? [],
         })),
       });
     }

@@ -63,6 +63,8 @@ export const apiProductSpec = z
       )
       .default([]),
     scopes: z.array(z.string()).optional(),
+    /** tollgate: ApimTemplates run for requests entitled through this product, after entitlement, in this order. */
+    templateRefs: z.array(z.object({ name: z.string().min(1), kind: z.literal('ApimTemplate').default('ApimTemplate') }).strict()).optional(),
   })
   .strict();
 
@@ -104,7 +106,7 @@ const policyRef = z
 export const apimTemplateSpec = z
   .object({
     apimTemplateRule: z.object({ name: z.string().min(1), kind: z.string().optional(), group: z.string().optional(), namespace: z.string().optional() }).strict().optional(),
-    /** The policies run in the order listed. Conditions (CEL) are stored now and evaluated by a later release. */
+    /** The policies run in the order listed, each entry's only when its CEL `condition` (if any) holds. */
     templates: z.array(z.object({ policies: z.array(policyRef).min(1), condition: z.string().optional() }).strict()).min(1),
   })
   .strict();
@@ -209,3 +211,401 @@ export type LlmTokenQuotaSpec = z.output<typeof llmTokenQuotaSpec>;
 export type PromptTokenLimitSpec = z.output<typeof promptTokenLimitSpec>;
 export type ProductQuota = z.output<typeof productQuota>;
 export type LlmTokenQuotaLimit = z.output<typeof llmTokenQuotaLimit>;
+
+// AI policies: caches and prompt/response sanitizing.
+
+const cacheScope = z.enum(['app', 'product', 'global']);
+const mib = 1024 * 1024;
+/** "2s" in a manifest; milliseconds once parsed, so parsing the parsed spec again (policy factories do) still works. */
+const durationField = z.union([z.number().nonnegative(), durationMs]);
+
+export const responseCacheSpec = z
+  .object({
+    /** Apigee's <CacheResource>: policies naming the same resource share entries (default: the policy's name). */
+    cacheResource: z.string().min(1).optional(),
+    expirySettings: z.object({ timeoutInSeconds: positiveInt }).strict().prefault({ timeoutInSeconds: 300 }),
+    /** Whose answers are shared: one app's (default), one API product's, or everybody's (only when said so). */
+    scope: cacheScope.default('app'),
+    /** Also cache requests that sample (temperature other than 0 and no seed). */
+    cacheNonDeterministic: z.boolean().default(false),
+    /** `redis` shares entries between replicas through the gateway's --redis. */
+    store: z.enum(['memory', 'redis']).default('memory'),
+    /** Budget of the in-memory store, bytes. */
+    maxBytes: positiveInt.default(64 * mib),
+    /** Larger answers are not cached, bytes. */
+    maxEntryBytes: positiveInt.default(mib),
+  })
+  .strict();
+
+export const semanticCacheLookupSpec = z
+  .object({
+    cacheResource: z.string().min(1).optional(),
+    /** Which text is embedded: the last user message (default) or every user message. */
+    userPromptSource: z.enum(['lastUserMessage', 'userMessages']).default('lastUserMessage'),
+    /** An OpenAI-compatible /v1/embeddings endpoint. */
+    embeddings: z
+      .object({
+        url: z.url({ protocol: /^https?$/ }),
+        model: z.string().min(1),
+        headers: z.record(z.string(), z.string()).default({}),
+        timeout: durationField.pipe(z.number().min(10).max(30_000)).default(2000),
+      })
+      .strict(),
+    similaritySearch: z.object({ threshold: z.number().gt(0).max(1).default(0.95) }).strict().prefault({}),
+    scope: cacheScope.default('app'),
+    /** Only requests with the same system prompt, earlier turns, tools and response format can share an answer. */
+    matchContext: z.boolean().default(true),
+    store: z.enum(['memory', 'redis', 'postgres']).default('memory'),
+    maxEntriesPerScope: positiveInt.default(10_000),
+    maxEntryBytes: positiveInt.default(mib),
+  })
+  .strict();
+
+export const semanticCachePopulateSpec = z
+  .object({
+    ttlInSeconds: positiveInt.default(3600),
+    /** The SemanticCacheLookup whose prompt embedding and scope are stored (default: the one that ran). */
+    lookupPolicy: z.string().min(1).optional(),
+  })
+  .strict();
+
+export const PII_TYPES = ['email', 'phone', 'creditCard', 'usSsn', 'ukNino', 'iban'] as const;
+export const SECRET_TYPES = ['awsAccessKey', 'githubToken', 'openaiKey', 'slackToken', 'googleApiKey', 'stripeKey', 'privateKey', 'tollgateKey', 'jwt', 'genericSecret'] as const;
+
+const sanitizeAction = z.enum(['block', 'redact', 'off']);
+const regexSource = z.string().min(1).refine((s) => {
+  try {
+    new RegExp(s, 'u');
+    return true;
+  } catch {
+    return false;
+  }
+}, 'must be a valid regular expression');
+
+/** The Model Armor-like filters; prompt injection is off by default on the response side. */
+const sanitizeFilters = (piAction: 'block' | 'off') =>
+  z
+    .object({
+      /** Prompt injection and jailbreak phrases, scored; at or above the threshold the filter acts. */
+      piAndJailbreak: z.object({ action: sanitizeAction.default(piAction), threshold: z.number().gt(0).max(1).default(0.5) }).strict().prefault({}),
+      sensitiveData: z.object({ action: sanitizeAction.default('redact'), types: z.array(z.enum(PII_TYPES)).min(1).optional() }).strict().prefault({}),
+      secrets: z.object({ action: sanitizeAction.default('redact'), types: z.array(z.enum(SECRET_TYPES)).min(1).optional() }).strict().prefault({}),
+      maliciousUri: z
+        .object({
+          action: sanitizeAction.default('block'),
+          /** These domains and their subdomains are refused. */
+          blockedDomains: z.array(z.string().min(1)).default([]),
+          /** Never flagged (your own domains). */
+          allowedDomains: z.array(z.string().min(1)).default([]),
+          /** URLs whose host is a public IP address. */
+          blockIpLiterals: z.boolean().default(true),
+        })
+        .strict()
+        .prefault({}),
+      denyList: z.object({ action: sanitizeAction.default('block'), words: z.array(z.string().min(1)).default([]), patterns: z.array(regexSource).default([]) }).strict().optional(),
+    })
+    .strict()
+    .prefault({});
+
+const classifierSpec = z
+  .object({
+    /** POST {"text"} → {"score": 0..1}. */
+    url: z.url({ protocol: /^https?$/ }),
+    headers: z.record(z.string(), z.string()).default({}),
+    timeout: durationField.pipe(z.number().min(10).max(10_000)).default(500),
+    threshold: z.number().gt(0).max(1).default(0.8),
+    /** When the classifier cannot answer: let the text through (default) or refuse it. */
+    failOpen: z.boolean().default(true),
+  })
+  .strict();
+
+export const sanitizeUserPromptSpec = z
+  .object({
+    /** The roles whose messages are checked and redacted. */
+    roles: z.array(z.string().min(1)).min(1).default(['user']),
+    filters: sanitizeFilters('block'),
+    classifier: classifierSpec.optional(),
+  })
+  .strict();
+
+export const sanitizeModelResponseSpec = z
+  .object({
+    filters: sanitizeFilters('off'),
+    classifier: classifierSpec.optional(),
+    /** Characters of each streamed choice held back so an item split across chunks is still caught whole. */
+    streamHoldback: z.number().int().min(0).max(4096).default(200),
+  })
+  .strict();
+
+export type ResponseCacheSpec = z.output<typeof responseCacheSpec>;
+export type SemanticCacheLookupSpec = z.output<typeof semanticCacheLookupSpec>;
+export type SemanticCachePopulateSpec = z.output<typeof semanticCachePopulateSpec>;
+export type SanitizeFilters = z.output<ReturnType<typeof sanitizeFilters>>;
+export type ClassifierSpec = z.output<typeof classifierSpec>;
+export type SanitizeUserPromptSpec = z.output<typeof sanitizeUserPromptSpec>;
+export type SanitizeModelResponseSpec = z.output<typeof sanitizeModelResponseSpec>;
+export type PiiType = (typeof PII_TYPES)[number];
+export type SecretType = (typeof SECRET_TYPES)[number];
+
+// Security and mediation policies: OAuthV2, JWTs, service callouts, upstream credentials, JavaScript.
+
+/** A duration kept as text ("500ms", "1h"): factories re-parse stored specs, so the schema must not transform it. */
+const durationText = z.string().refine((s) => {
+  try {
+    durationMs.parse(s);
+    return true;
+  } catch {
+    return false;
+  }
+}, 'must be a duration, e.g. 500ms, 30s, 5m, 1h');
+
+/** A secret by environment variable name: the value never sits in a manifest, the store or a log. */
+export const envRef = z.object({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name') }).strict();
+/** Key material given inline (a public key) or by environment variable (anything secret). */
+export const keySource = z.union([z.object({ value: z.string().min(1) }).strict(), envRef]);
+const stringOrList = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]);
+
+export const oauthV2Spec = z
+  .object({
+    /** GenerateAccessToken answers the token endpoint (intercept); VerifyAccessToken checks Bearer tokens (authenticate). */
+    operation: z.enum(['GenerateAccessToken', 'VerifyAccessToken']),
+    /** GenerateAccessToken: where the token endpoint listens on the data plane. */
+    tokenPath: z.string().startsWith('/').default('/oauth/token'),
+    supportedGrantTypes: z.array(z.enum(['client_credentials'])).min(1).default(['client_credentials']),
+    /** GenerateAccessToken: the tokens' lifetime. */
+    expiresIn: durationText.default('1h'),
+    /** VerifyAccessToken: space-separated scopes; the token must hold at least one. */
+    scope: z.string().min(1).optional(),
+  })
+  .strict();
+
+export const JWT_ALGORITHMS = ['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512'] as const;
+export const jwtAlgorithm = z.enum(JWT_ALGORITHMS);
+
+export const verifyJwtSpec = z
+  .object({
+    /** Where the token is read from; by default `Authorization: Bearer` (a three-part token). */
+    source: variableRef.optional(),
+    /** The algorithms accepted; HMAC and public-key algorithms cannot be mixed (algorithm confusion). */
+    algorithms: z.array(jwtAlgorithm).min(1),
+    /** HS*: the shared secret. */
+    secretKey: keySource.optional(),
+    /** RS*, PS*, ES*: a PEM public key, or a JWKS fetched (and cached) from `jwks.uri`. */
+    publicKey: keySource.optional(),
+    jwks: z
+      .object({
+        uri: z.url({ protocol: /^https?$/ }),
+        /** Keys are re-fetched after this long. */
+        cacheMaxAge: durationText.default('10m'),
+        /** At most one re-fetch this often when a token names an unknown key. */
+        cooldown: durationText.default('30s'),
+        timeout: durationText.default('5s'),
+      })
+      .strict()
+      .optional(),
+    issuer: stringOrList.optional(),
+    audience: stringOrList.optional(),
+    subject: z.string().min(1).optional(),
+    /** Clock skew allowed on exp and nbf. */
+    timeAllowance: durationText.default('0s'),
+    /** Claims that must have exactly these values. */
+    additionalClaims: z.record(z.string().min(1), z.string()).default({}),
+  })
+  .strict();
+
+export const generateJwtSpec = z
+  .object({
+    algorithm: jwtAlgorithm,
+    secretKey: keySource.optional(),
+    /** RS*, PS*, ES*: a PEM private key (PKCS#8, PKCS#1 or SEC1). */
+    privateKey: keySource.optional(),
+    /** The `kid` header. */
+    keyId: z.string().min(1).optional(),
+    issuer: z.string().min(1).optional(),
+    audience: stringOrList.optional(),
+    /** A template: `{client_id}` is the variable's value. */
+    subject: z.string().min(1).optional(),
+    expiresIn: durationText.default('5m'),
+    /** A random `jti`. */
+    id: z.boolean().default(false),
+    /** Claim name → template (`{developer.email}`); a claim whose variable is unset is left out. */
+    additionalClaims: z.record(z.string().min(1), z.string()).default({}),
+    /** The request header the token goes upstream in. */
+    outputHeader: z.string().min(1).transform((h) => h.toLowerCase()).default('x-jwt-assertion'),
+  })
+  .strict();
+
+export const serviceCalloutSpec = z
+  .object({
+    request: z
+      .object({
+        method: z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']).optional(),
+        /** A template: `{name}` is a variable's value, URL-encoded. */
+        url: z.string().min(1),
+        headers: z.record(z.string().min(1), z.string()).default({}),
+        /** JSON sent as the body; every string in it is a template. */
+        body: z.unknown().optional(),
+      })
+      .strict(),
+    /** Prefix of the variables the answer is stored in (`.status`, `.content`, `.body.<field>`). */
+    response: z.string().min(1).optional(),
+    timeout: durationText.default('3s'),
+    maxResponseBytes: positiveInt.default(1024 * 1024),
+    /** Private networks (10/8, 172.16/12, 192.168/16, fc00::/7, 100.64/10) are refused unless allowed here. */
+    allowPrivateNetworks: z.boolean().default(false),
+    /** Hosts (names or addresses) exempt from the address checks, e.g. a sidecar on 127.0.0.1. */
+    allowedHosts: z.array(z.string().min(1)).default([]),
+  })
+  .strict();
+
+export const tokenInjectionSpec = z
+  .object({
+    /** The upstream request header; the client's own Authorization never goes upstream. */
+    header: z.string().min(1).transform((h) => h.toLowerCase()).default('authorization'),
+    /** Before the token; default `Bearer ` for Authorization, nothing otherwise. */
+    prefix: z.string().optional(),
+    /** A static credential. */
+    secret: envRef.optional(),
+    /** An OAuth client-credentials token, fetched and refreshed before it expires. */
+    clientCredentials: z
+      .object({
+        tokenUrl: z.url({ protocol: /^https?$/ }),
+        clientId: keySource,
+        clientSecret: envRef,
+        scope: z.string().min(1).optional(),
+        audience: z.string().min(1).optional(),
+        /** How the client authenticates to the token endpoint (RFC 6749 §2.3.1). */
+        authMethod: z.enum(['basic', 'body']).default('basic'),
+        refreshBefore: durationText.default('60s'),
+        timeout: durationText.default('5s'),
+        /** After a failed fetch, requests without a valid token fail at once for this long. */
+        retryAfterFailure: durationText.default('1s'),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict()
+  .refine((s) => (s.secret === undefined) !== (s.clientCredentials === undefined), 'give exactly one of secret and clientCredentials');
+
+export const javaScriptSpec = z
+  .object({
+    /** The script (Apigee's <Source>): `context`, `request` and, in the response flow, `response` are in scope. */
+    source: z.string().min(1),
+    /** request: before the model server (admit); response: on its whole (non-streamed) answer. */
+    flow: z.enum(['request', 'response']).default('request'),
+    /** CPU time per run. */
+    timeLimit: durationText.default('200ms'),
+    memoryLimitMb: z.number().int().min(1).max(256).default(16),
+  })
+  .strict();
+
+export type OAuthV2Spec = z.output<typeof oauthV2Spec>;
+export type KeySource = z.output<typeof keySource>;
+export type JwtAlgorithm = z.output<typeof jwtAlgorithm>;
+export type VerifyJwtSpec = z.output<typeof verifyJwtSpec>;
+export type GenerateJwtSpec = z.output<typeof generateJwtSpec>;
+export type ServiceCalloutSpec = z.output<typeof serviceCalloutSpec>;
+export type TokenInjectionSpec = z.output<typeof tokenInjectionSpec>;
+export type JavaScriptSpec = z.output<typeof javaScriptSpec>;
+
+// Message shaping, validation, browser access, IP access and key-value maps (the core catalogue).
+
+/** A dot path into a JSON body, e.g. `metadata.tenant` or `messages.0.content`. */
+const jsonPath = z
+  .string()
+  .regex(/^[^.]+(\.[^.]+)*$/, 'must be a dot path such as metadata.tenant')
+  .refine((p) => !p.split('.').some((s) => s === '__proto__' || s === 'constructor' || s === 'prototype'), 'must not name __proto__, constructor or prototype');
+const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be an HTTP header name').transform((n) => n.toLowerCase());
+const namedValue = <N extends z.ZodType>(name: N) => z.object({ name, value: z.string() }).strict();
+
+export const assignMessageSpec = z
+  .object({
+    /** What the policy changes: the request before it goes upstream, or the answer before it reaches the client. */
+    assignTo: z.enum(['request', 'response']).default('request'),
+    /** Removed first, then set (Apigee's order). Values are message templates: `Bearer {kvm.token}`. */
+    remove: z
+      .object({
+        headers: z.array(z.object({ name: headerName }).strict()).default([]),
+        queryParams: z.array(z.object({ name: z.string().min(1) }).strict()).default([]),
+        jsonFields: z.array(z.object({ path: jsonPath }).strict()).default([]),
+      })
+      .strict()
+      .default({ headers: [], queryParams: [], jsonFields: [] }),
+    set: z
+      .object({
+        headers: z.array(namedValue(headerName)).default([]),
+        queryParams: z.array(namedValue(z.string().min(1))).default([]),
+        /** A string value is a template; numbers, booleans, objects and null are set as given. */
+        jsonFields: z.array(z.object({ path: jsonPath, value: z.unknown() }).strict()).default([]),
+      })
+      .strict()
+      .default({ headers: [], queryParams: [], jsonFields: [] }),
+    /** false (Apigee's default): a variable without a value faults the request; true: it renders empty. */
+    ignoreUnresolvedVariables: z.boolean().default(false),
+  })
+  .strict()
+  .superRefine((s, ctx) => {
+    if (s.assignTo === 'response' && (s.set.queryParams.length > 0 || s.remove.queryParams.length > 0)) {
+      ctx.addIssue({ code: 'custom', path: ['set', 'queryParams'], message: 'query parameters belong to requests: use assignTo: request' });
+    }
+  });
+
+export const oasValidationSpec = z
+  .object({
+    /** The OpenAPI 3 document: an object, or YAML/JSON text. */
+    openApi: z.union([z.record(z.string(), z.unknown()), z.string().min(1)]).optional(),
+    /** Or a file holding it (relative to the working directory). */
+    source: z.string().min(1).optional(),
+    /** Also validate non-streamed JSON answers against the operation's response schema (502 when they break it). */
+    validateResponses: z.boolean().default(false),
+  })
+  .strict()
+  .refine((s) => (s.openApi === undefined) !== (s.source === undefined), { message: 'give the document in openApi or a file in source, not both', path: ['openApi'] });
+
+export const corsSpec = z
+  .object({
+    /** Exact origins, `*`, or patterns with `*` for one or more labels: `https://*.example.com`. */
+    allowOrigins: z.array(z.string().min(1)).min(1),
+    allowMethods: z.array(z.string().min(1).transform((m) => m.toUpperCase())).default(['GET', 'PUT', 'POST', 'DELETE']),
+    allowHeaders: z.array(headerName).default(['origin', 'x-requested-with', 'accept', 'content-type', 'authorization', 'x-api-key']),
+    exposeHeaders: z.array(headerName).default([]),
+    /** Seconds a browser may cache a preflight answer; -1 sends no Access-Control-Max-Age. */
+    maxAge: z.number().int().min(-1).default(1800),
+    allowCredentials: z.boolean().default(false),
+  })
+  .strict();
+
+export const accessControlSpec = z
+  .object({
+    /** Checked in order; the first rule whose addresses hold the client decides. */
+    rules: z.array(z.object({ action: z.enum(['ALLOW', 'DENY']), sourceAddresses: z.array(z.string().min(1)).min(1) }).strict()).min(1),
+    noRuleMatchAction: z.enum(['ALLOW', 'DENY']).default('ALLOW'),
+    /** Peers whose X-Forwarded-For is believed: the client is then the right-most address not in this list. */
+    trustedProxies: z.array(z.string().min(1)).default([]),
+  })
+  .strict();
+
+const kvmEntryKey = z.string().min(1);
+
+export const keyValueMapOperationsSpec = z
+  .object({
+    mapIdentifier: z.string().min(1),
+    /** environment, or apiproduct: the map's entries for the product the request is entitled through. */
+    scope: z.enum(['environment', 'apiproduct']).default('environment'),
+    /** Reads into flow variables (dotted names, e.g. kvm.tier); keys are message templates. */
+    get: z.array(z.object({ assignTo: z.string().min(1), key: kvmEntryKey, defaultValue: z.string().optional() }).strict()).default([]),
+    /** Writes (keys and values are message templates); override: false keeps an existing value. */
+    put: z.array(z.object({ key: kvmEntryKey, value: z.string(), override: z.boolean().default(true) }).strict()).default([]),
+  })
+  .strict()
+  .refine((s) => s.get.length + s.put.length > 0, { message: 'give at least one get or put', path: ['get'] });
+
+/** A key-value map: its entries live in the store (admin API /v1/keyvaluemaps); values encrypted at rest on request. */
+export const keyValueMapSpec = z.object({ encrypted: z.boolean().default(false) }).strict();
+
+export type AssignMessageSpec = z.output<typeof assignMessageSpec>;
+export type OasValidationSpec = z.output<typeof oasValidationSpec>;
+export type CorsSpec = z.output<typeof corsSpec>;
+export type AccessControlSpec = z.output<typeof accessControlSpec>;
+export type KeyValueMapOperationsSpec = z.output<typeof keyValueMapOperationsSpec>;
+export type KeyValueMapSpec = z.output<typeof keyValueMapSpec>;

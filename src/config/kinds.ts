@@ -23,6 +23,9 @@ import {
   inferenceObjectiveSpec,
   inferencePoolSpec,
 } from './inference-kinds.js';
+import { accessControlSpec, assignMessageSpec, corsSpec, keyValueMapOperationsSpec, keyValueMapSpec, oasValidationSpec } from './apim-kinds.js';
+import { responseCacheSpec, sanitizeModelResponseSpec, sanitizeUserPromptSpec, semanticCacheLookupSpec, semanticCachePopulateSpec } from './apim-kinds.js';
+import { generateJwtSpec, javaScriptSpec, oauthV2Spec, serviceCalloutSpec, tokenInjectionSpec, verifyJwtSpec } from './apim-kinds.js';
 
 export interface KindDef {
   apiVersions: readonly string[];
@@ -49,4 +52,21 @@ export const KINDS: Record<string, KindDef> = {
   Quota: { apiVersions: [APIM_API_VERSION], spec: quotaSpec },
   LLMTokenQuota: { apiVersions: [APIM_API_VERSION], spec: llmTokenQuotaSpec },
   PromptTokenLimit: { apiVersions: [APIM_API_VERSION], spec: promptTokenLimitSpec },
+  AssignMessage: { apiVersions: [APIM_API_VERSION], spec: assignMessageSpec },
+  OASValidation: { apiVersions: [APIM_API_VERSION], spec: oasValidationSpec },
+  CORS: { apiVersions: [APIM_API_VERSION], spec: corsSpec },
+  AccessControl: { apiVersions: [APIM_API_VERSION], spec: accessControlSpec },
+  KeyValueMapOperations: { apiVersions: [APIM_API_VERSION], spec: keyValueMapOperationsSpec },
+  KeyValueMap: { apiVersions: [APIM_API_VERSION], spec: keyValueMapSpec },
+  ResponseCache: { apiVersions: [APIM_API_VERSION], spec: responseCacheSpec },
+  SemanticCacheLookup: { apiVersions: [APIM_API_VERSION], spec: semanticCacheLookupSpec },
+  SemanticCachePopulate: { apiVersions: [APIM_API_VERSION], spec: semanticCachePopulateSpec },
+  SanitizeUserPrompt: { apiVersions: [APIM_API_VERSION], spec: sanitizeUserPromptSpec },
+  SanitizeModelResponse: { apiVersions: [APIM_API_VERSION], spec: sanitizeModelResponseSpec },
+  OAuthV2: { apiVersions: [APIM_API_VERSION], spec: oauthV2Spec },
+  VerifyJWT: { apiVersions: [APIM_API_VERSION], spec: verifyJwtSpec },
+  GenerateJWT: { apiVersions: [APIM_API_VERSION], spec: generateJwtSpec },
+  ServiceCallout: { apiVersions: [APIM_API_VERSION], spec: serviceCalloutSpec },
+  TokenInjection: { apiVersions: [APIM_API_VERSION], spec: tokenInjectionSpec },
+  JavaScript: { apiVersions: [APIM_API_VERSION], spec: javaScriptSpec },
 };

@@ -152,7 +152,7 @@ describe('templates', () => {
 describe('config errors name the document and field', () => {
   const cases: [name: string, yaml: string, message: RegExp][] = [
     ['two extension policies', extension() + '---\n' + extension().replace('gateway-ext', 'other-ext'), /APIMExtensionPolicy\/other-ext\): kind: only one APIMExtensionPolicy/],
-    ['an unknown policy kind', extension() + `---\n${V}\nkind: ApimTemplate\nmetadata: {name: t}\nspec: {templates: [{policies: [{kind: AssignMessage, name: x}]}]}\n`, /ApimTemplate\/t\): spec.templates\[0\].policies\[0\].kind: unknown policy kind "AssignMessage"/],
+    ['an unknown policy kind', extension() + `---\n${V}\nkind: ApimTemplate\nmetadata: {name: t}\nspec: {templates: [{policies: [{kind: NoSuchPolicy, name: x}]}]}\n`, /ApimTemplate\/t\): spec.templates\[0\].policies\[0\].kind: unknown policy kind "NoSuchPolicy"/],
     ['a missing policy', extension() + `---\n${V}\nkind: ApimTemplate\nmetadata: {name: t}\nspec: {templates: [{policies: [{kind: SpikeArrest, name: nope}]}]}\n`, /policies\[0\].name: no SpikeArrest named "nope"/],
     [
       'a policy listed twice',

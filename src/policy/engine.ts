@@ -2,7 +2,7 @@
 // Build a new engine on every configuration load; requests in flight finish with the flow they started with.
 import type { RequestContext } from '../gateway/context.js';
 import { gatewayError, type FaultFormat } from '../gateway/errors.js';
-import type { GatewayHooks } from '../gateway/hooks.js';
+import type { GatewayHooks, ResponseFlow } from '../gateway/hooks.js';
 import type { Manifest } from '../config/manifest.js';
 import { silentLogger, type Logger } from '../lib/logger.js';
 import type { CounterStore } from '../store/counters/counter-store.js';
@@ -10,8 +10,8 @@ import { compileFlow, type CompiledFlow } from './flow.js';
 import type { IdentitySource } from './identity.js';
 import { quotaReport, type QuotaReport } from './quota-report.js';
 import { registerBuiltins, type PolicyRegistry } from './registry.js';
-import { runSteps } from './run-steps.js';
-import type { ApimState, Policy } from './types.js';
+import { runRespond, runSteps } from './run-steps.js';
+import type { ApimState, KvmLookup, Policy } from './types.js';
 
 export interface PolicyEngineOptions {
   manifests: readonly Manifest[];
@@ -21,6 +21,8 @@ export interface PolicyEngineOptions {
   /** Epoch milliseconds (default Date.now); injected by tests. */
   now?: () => number;
   registry?: PolicyRegistry;
+  /** Key-value maps for KeyValueMapOperations (api-management.ts wires the store's snapshot). */
+  kvm?: KvmLookup;
 }
 
 export class PolicyEngine {
@@ -37,14 +39,18 @@ export class PolicyEngine {
       identity: opts.identity,
       logger: opts.logger ?? silentLogger,
       now: this.#now,
+      kvm: opts.kvm,
     });
     const flow = this.#flow;
     const format: FaultFormat = flow?.extension.faultFormat ?? 'openai';
+    const phases = flow?.phases;
     // Only the phases that have work are hooked, so the data plane skips the others with a null check.
-    this.hooks = flow
+    this.hooks = phases
       ? {
-          ...(flow.authenticate && { authenticate: (ctx: RequestContext) => this.authenticate(ctx) }),
-          ...(flow.admit && { admit: (ctx: RequestContext) => this.admit(ctx) }),
+          ...(phases.intercept && { intercept: (ctx: RequestContext) => this.intercept(ctx) }),
+          ...(phases.authenticate && { authenticate: (ctx: RequestContext) => this.authenticate(ctx) }),
+          ...(phases.admit && { admit: (ctx: RequestContext) => this.admit(ctx) }),
+          ...(phases.respond && { respond: (ctx: RequestContext, status: number) => this.respond(ctx, status) }),
           complete: (ctx) => {
             if (ctx.apim?.settlers) void this.complete(ctx);
           },
@@ -68,23 +74,38 @@ export class PolicyEngine {
     return this.#flow?.counters.failedOpen ?? 0;
   }
 
+  /** Before routing and the body: may answer through `ctx.directResponse` (a preflight) or refuse (IP access). */
+  intercept(ctx: RequestContext): void | Promise<void> {
+    const phases = this.#flow?.phases;
+    if (!phases?.intercept) return;
+    // The request's state starts here, so every later phase runs the flow that saw it first.
+    const state: ApimState = { phases };
+    ctx.apim = state;
+    return runSteps(phases.intercept, ctx, state);
+  }
+
   /** Credentials (401), before model lookup. */
   authenticate(ctx: RequestContext): void | Promise<void> {
-    const flow = this.#flow;
-    if (!flow?.authenticate) return;
-    const state: ApimState = { admit: flow.admit };
-    ctx.apim = state;
-    return runSteps(flow.authenticate, ctx, state);
+    const state = ctx.apim ?? this.#newState(ctx);
+    const steps = state?.phases?.authenticate;
+    if (state && steps) return runSteps(steps, ctx, state);
   }
 
   /** Entitlement (401), then limits (429), after model lookup. */
   admit(ctx: RequestContext): void | Promise<void> {
     const state = ctx.apim;
-    if (state) return state.admit ? runSteps(state.admit, ctx, state) : undefined;
-    const flow = this.#flow;
-    // No state: this flow has no credential phase, or the configuration changed since the request's.
-    if (flow?.authenticate) return this.#authenticateThenAdmit(ctx);
-    if (flow?.admit) return runSteps(flow.admit, ctx, (ctx.apim = {}));
+    if (state?.phases) return state.phases.admit ? runSteps(state.phases.admit, ctx, state) : undefined;
+    const phases = this.#flow?.phases;
+    // No state: this flow has no earlier phase, or the configuration changed since the request's.
+    if (phases?.authenticate) return this.#authenticateThenAdmit(ctx);
+    if (phases?.admit) return runSteps(phases.admit, ctx, this.#newState(ctx)!);
+  }
+
+  /** When the model server's answer starts: every policy's part of the response flow, chained in order. */
+  respond(ctx: RequestContext, status: number): ResponseFlow | undefined {
+    const state = ctx.apim ?? this.#newState(ctx);
+    const steps = state?.phases?.respond;
+    return state && steps ? runRespond(steps, ctx, state, status) : undefined;
   }
 
   /** The response flow: reconciles what admission reserved. Resolves once every counter is settled. */
@@ -96,8 +117,14 @@ export class PolicyEngine {
   /** GET /v1/tollgate/quota: the caller's products and what is left of their quotas. */
   quotaReport(ctx: RequestContext): Promise<QuotaReport> {
     const flow = this.#flow;
-    if (!flow?.authenticate) return Promise.reject(gatewayError('TG_ERR_ROUTE_NOT_FOUND', 'API keys are not in use on this gateway'));
-    return quotaReport(ctx, flow.authenticate, flow.counters, this.#now());
+    if (!flow?.phases.authenticate) return Promise.reject(gatewayError('TG_ERR_ROUTE_NOT_FOUND', 'API keys are not in use on this gateway'));
+    return quotaReport(ctx, flow.phases.authenticate, flow.counters, this.#now());
+  }
+
+  /** State for a request this flow sees first (undefined without API management). */
+  #newState(ctx: RequestContext): ApimState | undefined {
+    const phases = this.#flow?.phases;
+    return phases && (ctx.apim = { phases });
   }
 
   async #authenticateThenAdmit(ctx: RequestContext): Promise<void> {

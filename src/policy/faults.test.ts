@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { ACCESS_CONTROL_FAULTS, ASSIGN_MESSAGE_FAULTS, CORS_FAULTS, KEY_VALUE_MAP_OPERATIONS_FAULTS, OAS_VALIDATION_FAULTS } from './index.js';
 import { LLM_TOKEN_QUOTA_FAULTS, PROMPT_TOKEN_LIMIT_FAULTS, QUOTA_FAULTS, SPIKE_ARREST_FAULTS, VERIFY_API_KEY_FAULTS } from './index.js';
 
 const read = (path: string) => readFileSync(new URL(path, import.meta.url), 'utf8');
@@ -11,6 +12,11 @@ const FAULTS: [folder: string, codes: Record<string, string>][] = [
   ['spike-arrest', SPIKE_ARREST_FAULTS],
   ['llm-token-quota', LLM_TOKEN_QUOTA_FAULTS],
   ['prompt-token-limit', PROMPT_TOKEN_LIMIT_FAULTS],
+  ['assign-message', ASSIGN_MESSAGE_FAULTS],
+  ['oas-validation', OAS_VALIDATION_FAULTS],
+  ['cors', CORS_FAULTS],
+  ['access-control', ACCESS_CONTROL_FAULTS],
+  ['key-value-map-operations', KEY_VALUE_MAP_OPERATIONS_FAULTS],
 ];
 
 test('every fault code is documented', () => {

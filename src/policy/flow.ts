@@ -1,23 +1,27 @@
-// Compiling the API-management manifests into the flow a gateway runs: which policies, in which order, per phase.
-// Done once per configuration load; at request time an empty phase costs a null check.
-import type { ApimExtensionPolicySpec, ApimTemplateSpec } from '../config/apim-kinds.js';
+// Compiling the API-management manifests into the flow a gateway runs: which policies, in which order, per phase,
+// under which template conditions, and which run only for one product's requests. Done once per configuration
+// load; at request time an empty phase costs a null check.
+import type { ApiProductSpec, ApimExtensionPolicySpec } from '../config/apim-kinds.js';
+import { checkGovernance, governanceFacts } from '../config/governance.js';
 import { ConfigError, type Manifest } from '../config/manifest.js';
 import type { Logger } from '../lib/logger.js';
 import type { CounterStore } from '../store/counters/counter-store.js';
 import { CounterGuard } from './counter-guard.js';
 import type { IdentitySource } from './identity.js';
+import { phaseSteps, respondSteps } from './phase-steps.js';
 import { LLM_TOKEN_QUOTA, llmTokenQuota } from './policies/llm-token-quota/llm-token-quota.js';
 import { QUOTA, quota } from './policies/quota/quota.js';
 import { VERIFY_API_KEY, verifyApiKey } from './policies/verify-api-key/verify-api-key.js';
 import type { PolicyRegistry } from './registry.js';
-import type { Policy, PolicyDeps, Step } from './types.js';
+import { runRespond, runSteps } from './run-steps.js';
+import { buildTemplates, where, type TemplatePolicy } from './template-policies.js';
+import type { KvmLookup, Phases, Policy, PolicyDeps, RespondStep, Step } from './types.js';
 
 export interface CompiledFlow {
   extension: ApimExtensionPolicySpec;
-  /** In the order they run: credential policies first, then the rest as the ApimTemplates list them. */
+  /** In the order they run: credential policies first, then the gateway templates', the products', the defaults. */
   policies: readonly Policy[];
-  authenticate: readonly Step[] | null;
-  admit: readonly Step[] | null;
+  phases: Phases;
   counters: CounterGuard;
 }
 
@@ -26,24 +30,50 @@ export interface FlowDeps {
   identity: IdentitySource;
   logger: Logger;
   now: () => number;
+  kvm?: KvmLookup;
 }
 
-const where = (m: Manifest) => `${m.source} document ${m.index} (${m.kind}/${m.metadata.name})`;
-
-function problemOf(err: unknown): string {
-  const issues = (err as { issues?: { path: PropertyKey[]; message: string }[] }).issues;
-  if (!issues) return `spec: ${(err as Error).message}`;
-  return issues.map((i) => `spec.${i.path.map(String).join('.')}: ${i.message}`).join('; ');
-}
+/** Where the admin API stored a manifest (config/manifest.ts `source`); everything else came from --config files. */
+const FROM_ADMIN_API = 'admin-api';
 
 /** The product quotas of the default chain: a Quota or LLMTokenQuota on the product's limits. */
 function onProductLimits(p: Policy, type: string): boolean {
   return p.type === type && p.needsApiKey === true;
 }
 
+const unconditional = (policy: Policy): TemplatePolicy => ({ policy, condition: null, origin: 'defaultSecurityEnabled' });
+const orNull = <T>(steps: T[]): T[] | null => (steps.length > 0 ? steps : null);
+
+/**
+ * Governance at load: a violation of a rule from --config files (or a file object naming something missing)
+ * refuses the load; one caused by an admin-API change was reported by apply and is logged here, so a rule change
+ * made through the admin API never freezes the engine.
+ */
+function governance(manifests: readonly Manifest[], problems: string[], logger: Logger): void {
+  const bySubject = new Map(manifests.map((m) => [`${m.kind}/${m.metadata.name}`, m]));
+  const logged: string[] = [];
+  for (const v of checkGovernance(governanceFacts(manifests))) {
+    const decidedBy = v.rule !== undefined && bySubject.has(`ApimTemplateRule/${v.rule}`) ? bySubject.get(`ApimTemplateRule/${v.rule}`) : bySubject.get(v.subject);
+    if (decidedBy?.source === FROM_ADMIN_API) logged.push(v.message);
+    else problems.push(`${decidedBy ? where(decidedBy) : v.subject}: ${v.message}`);
+  }
+  if (logged.length > 0) logger.warn({ violations: logged }, 'applied API-management objects break template rules; fix them through the admin API');
+}
+
+/** Each product's template references, in order (templates that do not exist are reported by governance). */
+function productTemplates(manifests: readonly Manifest[], templates: ReadonlyMap<string, TemplatePolicy[]>): Map<string, TemplatePolicy[]> {
+  const out = new Map<string, TemplatePolicy[]>();
+  for (const m of manifests) {
+    const refs = m.kind === 'APIProduct' ? (m.spec as ApiProductSpec).templateRefs : undefined;
+    if (refs) out.set(m.metadata.name, refs.flatMap((r) => templates.get(r.name) ?? []));
+  }
+  return out;
+}
+
 /**
  * compileFlow(manifests, registerBuiltins(), deps) → the flow, or null without an APIMExtensionPolicy (a plain
- * inference gateway). ApimTemplates are read in manifest order; their conditions are stored, not yet evaluated.
+ * inference gateway). ApimTemplates run at gateway level, in manifest order, unless an APIProduct names them in
+ * `templateRefs`: then they run after entitlement, only for requests entitled through that product.
  * @throws ConfigError naming the file, document and field of every problem.
  */
 export function compileFlow(manifests: readonly Manifest[], registry: PolicyRegistry, deps: FlowDeps): CompiledFlow | null {
@@ -55,68 +85,66 @@ export function compileFlow(manifests: readonly Manifest[], registry: PolicyRegi
   }
   const extension = extensions[0].spec;
   const counters = new CounterGuard(deps.counters, { failOpen: extension.failOpen, timeoutMs: extension.timeout, logger: deps.logger });
-  const policyDeps: PolicyDeps = { counters, identity: deps.identity, now: deps.now };
+  const policyDeps: PolicyDeps = { counters, identity: deps.identity, now: deps.now, ...(deps.kvm && { kvm: deps.kvm }) };
 
-  const docs = new Map<string, Manifest>();
-  for (const m of manifests) if (registry.get(m.kind)) docs.set(`${m.kind}/${m.metadata.name}`, m);
-  const listed: Policy[] = [];
-  /** Where each policy was declared, for problems found after its factory ran. */
-  const origin = new Map<Policy, string>();
-  const seen = new Map<string, string>();
-  for (const m of manifests) {
-    if (m.kind !== 'ApimTemplate') continue;
-    for (const [ti, template] of (m.spec as ApimTemplateSpec).templates.entries()) {
-      for (const [pi, ref] of template.policies.entries()) {
-        const at = `${where(m)}: spec.templates[${ti}].policies[${pi}]`;
-        const factory = registry.get(ref.kind);
-        const id = `${ref.kind}/${ref.name}`;
-        const doc = docs.get(id);
-        const prev = seen.get(id);
-        if (!factory) problems.push(`${at}.kind: unknown policy kind "${ref.kind}" (known: ${registry.kinds().join(', ')})`);
-        else if (!doc) problems.push(`${at}.name: no ${ref.kind} named "${ref.name}"`);
-        else if (prev) problems.push(`${at}: ${id} is already listed at ${prev}`);
-        else {
-          seen.set(id, at);
-          try {
-            const policy = factory(ref.name, doc.spec, policyDeps);
-            listed.push(policy);
-            origin.set(policy, where(doc));
-          } catch (err) {
-            problems.push(`${where(doc)}: ${problemOf(err)}`);
-          }
-        }
+  const templates = buildTemplates(manifests, registry, policyDeps, problems);
+  const byProduct = productTemplates(manifests, templates);
+  const productOwned = new Set([...byProduct.values()].flat());
+  const listed = [...templates.values()].flat().filter((t) => !productOwned.has(t));
+  for (const [product, list] of byProduct) {
+    for (const t of list) {
+      if (t.policy.intercept || t.policy.authenticate) {
+        problems.push(`${t.origin}: a ${t.policy.type} policy runs before entitlement, so APIProduct/${product} cannot run it: list its template at gateway level`);
       }
     }
   }
 
+  const defaults: TemplatePolicy[] = [];
   if (extension.defaultSecurityEnabled) {
-    if (!listed.some((p) => p.type === VERIFY_API_KEY)) listed.unshift(verifyApiKey('default-verify-api-key', {}, policyDeps));
-    // After the listed policies: whatever refuses first (spike arrest, say) spends no quota.
-    if (!listed.some((p) => onProductLimits(p, QUOTA))) listed.push(quota('default-product-quota', { useQuotaConfigInAPIProduct: true }, policyDeps));
-    if (!listed.some((p) => onProductLimits(p, LLM_TOKEN_QUOTA))) {
-      listed.push(llmTokenQuota('default-product-token-quota', { useQuotaConfigInAPIProduct: true }, policyDeps));
+    if (!listed.some((t) => t.policy.type === VERIFY_API_KEY)) listed.unshift(unconditional(verifyApiKey('default-verify-api-key', {}, policyDeps)));
+    // After every listed policy: whatever refuses first (spike arrest, say) spends no quota.
+    const all = [...listed, ...productOwned];
+    if (!all.some((t) => onProductLimits(t.policy, QUOTA))) defaults.push(unconditional(quota('default-product-quota', { useQuotaConfigInAPIProduct: true }, policyDeps)));
+    if (!all.some((t) => onProductLimits(t.policy, LLM_TOKEN_QUOTA))) {
+      defaults.push(unconditional(llmTokenQuota('default-product-token-quota', { useQuotaConfigInAPIProduct: true }, policyDeps)));
     }
   }
 
-  const credentials = listed.filter((p) => p.authenticate);
-  const others = listed.filter((p) => !p.authenticate);
+  const credentials = listed.filter((t) => t.policy.authenticate);
+  const others = listed.filter((t) => !t.policy.authenticate);
   if (credentials.length === 0) {
-    const needy = others.find((p) => p.needsApiKey);
+    const needy = [...others, ...productOwned].find((t) => t.policy.needsApiKey);
     if (needy) {
-      problems.push(`${origin.get(needy)}: spec.useQuotaConfigInAPIProduct: the API product's quota needs VerifyAPIKey (defaultSecurityEnabled, or list one in an ApimTemplate)`);
+      problems.push(`${needy.origin}: spec.useQuotaConfigInAPIProduct: the API product's quota needs VerifyAPIKey (defaultSecurityEnabled, or list one in an ApimTemplate)`);
     }
   }
+  governance(manifests, problems, deps.logger);
   if (problems.length > 0) throw new ConfigError(problems);
 
   // Entitlement (the credential policies' admit phase) comes before every other check, as DESIGN.md orders them.
-  const policies = [...credentials, ...others];
-  const authenticate = credentials.map((p) => p.authenticate!.bind(p));
-  const admit = policies.filter((p) => p.admit).map((p) => p.admit!.bind(p));
+  const gateway = [...credentials, ...others];
+  const productAdmit = new Map([...byProduct].map(([p, list]) => [p, phaseSteps(list, 'admit')] as const).filter(([, s]) => s.length > 0));
+  const productRespond = new Map([...byProduct].map(([p, list]) => [p, respondSteps(list)] as const).filter(([, s]) => s.length > 0));
+  // The entitled product's own steps: none before entitlement, nor for another product's requests.
+  const admitProduct: Step = (ctx, state) => {
+    const steps = productAdmit.get(state.product?.name ?? '');
+    return steps && runSteps(steps, ctx, state);
+  };
+  const respondProduct: RespondStep = (ctx, state, status) => {
+    const steps = productRespond.get(state.product?.name ?? '');
+    return steps && runRespond(steps, ctx, state, status);
+  };
+  const admit = [...phaseSteps(gateway, 'admit'), ...(productAdmit.size > 0 ? [admitProduct] : []), ...phaseSteps(defaults, 'admit')];
+  const respond = [...respondSteps([...listed, ...defaults]), ...(productRespond.size > 0 ? [respondProduct] : [])];
   return {
     extension,
-    policies,
-    authenticate: authenticate.length > 0 ? authenticate : null,
-    admit: admit.length > 0 ? admit : null,
+    policies: [...gateway, ...new Set([...byProduct.values()].flat()), ...defaults].map((t) => t.policy),
+    phases: {
+      intercept: orNull(phaseSteps(listed, 'intercept')),
+      authenticate: orNull(phaseSteps(credentials, 'authenticate')),
+      admit: orNull(admit),
+      respond: orNull(respond),
+    },
     counters,
   };
 }

@@ -1,6 +1,7 @@
 // The API-management snapshot the engine reads on the hot path: credentials by key hash, each with its app,
 // developer and product grants already resolved, so a request costs one map lookup.
 import type { CountOn, TimeUnit } from '../config/apim-kinds.js';
+import type { AccessTokenSource } from './access-token-source.js';
 import type { WindowAt } from './quota-window.js';
 
 export type GrantStatus = 'approved' | 'pending' | 'revoked';
@@ -35,10 +36,14 @@ export interface ProductGrant {
   status: GrantStatus;
   /** A product without operation sets grants nothing. */
   operationSets: readonly OperationSetGrant[];
+  /** The OAuth scopes the product offers (APIProduct `scopes`): an access token may ask for these only. */
+  scopes?: readonly string[];
 }
 
 export interface KeyRecord {
   keyId: string;
+  /** SHA-256 hex of the consumer secret (the OAuth client secret); absent for a key issued without one. */
+  secretHash?: string;
   status: GrantStatus;
   /** Epoch milliseconds; null never expires. */
   expiresAt: number | null;
@@ -56,4 +61,6 @@ export interface KeyRecord {
 export interface IdentitySource {
   /** The credential whose key hashes (SHA-256 hex, the store's hashKey) to `hash`. */
   findKeyByHash(hash: string): KeyRecord | undefined;
+  /** Where OAuth access tokens are kept (OAuthV2); absent when no store backs the engine. */
+  accessTokens?: AccessTokenSource;
 }

@@ -1,11 +1,14 @@
 // An IdentitySource held in a Map: for tests and embedding; the store's snapshot provides the real one.
 import { hashKey } from '../store/keys.js';
+import type { AccessTokenSource } from './access-token-source.js';
 import type { GrantStatus, IdentitySource, KeyRecord, OperationSetGrant } from './identity.js';
 import { operationSetsByProduct } from './operation-set.js';
 
 export interface MemoryKeyInput {
   /** The plain key; only its hash is kept. */
   key: string;
+  /** The plain consumer secret (the OAuth client secret); only its hash is kept. */
+  secret?: string;
   keyId?: string;
   status?: GrantStatus;
   expiresAt?: number | null;
@@ -16,7 +19,7 @@ export interface MemoryKeyInput {
   developerEmail?: string;
   developerStatus?: 'active' | 'inactive';
   /** In the app's order; a bare name is an approved grant. */
-  products: (string | { name: string; status: GrantStatus })[];
+  products: (string | { name: string; status: GrantStatus; scopes?: string[] })[];
 }
 
 /**
@@ -26,6 +29,8 @@ export interface MemoryKeyInput {
  */
 export class MemoryIdentitySource implements IdentitySource {
   readonly #keys = new Map<string, KeyRecord>();
+  /** Set by tests of OAuthV2. */
+  accessTokens?: AccessTokenSource;
   readonly #sets: Map<string, OperationSetGrant[]>;
 
   /** `operationSets`: APIOperationSet specs by name, as declared. */
@@ -37,6 +42,7 @@ export class MemoryIdentitySource implements IdentitySource {
     const appId = input.appId ?? `app-${this.#keys.size + 1}`;
     const record: KeyRecord = {
       keyId: input.keyId ?? `key_${this.#keys.size + 1}`,
+      ...(input.secret !== undefined && { secretHash: hashKey(input.secret) }),
       status: input.status ?? 'approved',
       expiresAt: input.expiresAt ?? null,
       appId,
@@ -46,8 +52,8 @@ export class MemoryIdentitySource implements IdentitySource {
       developerEmail: input.developerEmail ?? `${appId}@example.com`,
       developerStatus: input.developerStatus ?? 'active',
       products: input.products.map((p) => {
-        const { name, status } = typeof p === 'string' ? { name: p, status: 'approved' as const } : p;
-        return { name, status, operationSets: this.#sets.get(name) ?? [] };
+        const { name, status, scopes } = typeof p === 'string' ? { name: p, status: 'approved' as const, scopes: [] } : p;
+        return { name, status, operationSets: this.#sets.get(name) ?? [], scopes: scopes ?? [] };
       }),
     };
     this.#keys.set(hashKey(input.key), record);

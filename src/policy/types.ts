@@ -7,6 +7,17 @@ import type { IdentitySource, KeyRecord, OperationSetGrant, ProductGrant } from 
 /** One step of a compiled flow: a policy's phase method, bound. Returns a promise only when it must wait. */
 export type Step = (ctx: RequestContext, state: ApimState) => void | Promise<void>;
 
+/** A policy's response phase, bound: its part of the response flow for this answer, or undefined. */
+export type RespondStep = (ctx: RequestContext, state: ApimState, status: number) => ResponseFlow | undefined;
+
+/** The compiled steps of one flow, per phase; null when the phase has no work. */
+export interface Phases {
+  readonly intercept: readonly Step[] | null;
+  readonly authenticate: readonly Step[] | null;
+  readonly admit: readonly Step[] | null;
+  readonly respond: readonly RespondStep[] | null;
+}
+
 /** Work left for the response flow (token reconciliation): run once when the exchange is over. */
 export interface Settler {
   /** Resolves once settled; never rejects (nobody is left to tell). */
@@ -15,8 +26,10 @@ export interface Settler {
 
 /** What policies learn about a request and hand to the ones after them. One object per request, created lazily. */
 export interface ApimState {
-  /** The engine's: the admit steps of the flow this request was authenticated with, so a reload cannot mix two flows. */
-  admit?: readonly Step[] | null;
+  /** The engine's: the phases of the flow that first saw this request, so a reload cannot mix two flows. */
+  phases?: Phases;
+  /** Flow variables set by policies (KVM reads, JWT claims, callout answers), read by name like built-in variables. */
+  vars?: Map<string, string>;
   /** Set by VerifyAPIKey. */
   key?: KeyRecord;
   /** Set by entitlement: the product and operation set that decided. */
@@ -49,9 +62,18 @@ export interface Policy {
   /**
    * When the model server's answer starts: this policy's part of the response flow (header changes, a whole-body
    * rewrite for JSON answers, a per-event rewrite for streams), or undefined. The engine chains the policies' flows
-   * in order.
+   * in order. The answer has started: `respond`, `headers` and `event` must not throw; `body` may (the client then
+   * gets that fault instead of the answer).
    */
   respond?(ctx: RequestContext, state: ApimState, status: number): ResponseFlow | undefined;
+}
+
+/** Key-value map entries for policies: read from memory (decrypted), written through to the store. */
+export interface KvmLookup {
+  /** `scope` is 'environment' or `apiproduct:<name>`. */
+  get(scope: string, map: string, key: string): string | undefined;
+  /** Resolves once stored; reads see the value once the in-memory snapshot is refreshed. */
+  put(scope: string, map: string, key: string, value: string): Promise<void>;
 }
 
 export interface PolicyDeps {
@@ -59,6 +81,8 @@ export interface PolicyDeps {
   identity: IdentitySource;
   /** Epoch milliseconds; injected so windows can be tested. */
   now: () => number;
+  /** Key-value maps (KeyValueMapOperations); absent where no store is attached. */
+  kvm?: KvmLookup;
 }
 
 /** Validates `spec` (the kind's zod schema), applies defaults, precomputes, and returns the instance. */

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import type { KeyRecord } from './identity.js';
 import { fakeContext } from './testing.js';
 import type { ApimState } from './types.js';
-import { compileVariable, compileWeight } from './variables.js';
+import { compileVariable, compileWeight, setVariable } from './variables.js';
 
 const key: KeyRecord = {
   keyId: 'key_1',
@@ -50,6 +50,15 @@ test('identity variables are undefined before VerifyAPIKey', () => assert.equal(
 test('an unknown variable is refused when compiled', () => {
   assert.throws(() => compileVariable('request.body'), /unknown variable "request.body"/);
   assert.throws(() => compileVariable('request.header.'), /unknown variable/);
+  assert.throws(() => compileVariable('tenant'), /unknown variable "tenant"/);
+});
+
+test('other names are flow variables that policies set', () => {
+  const read = compileVariable('kvm.tier');
+  const flowState: ApimState = {};
+  assert.equal(read(ctx, flowState), undefined);
+  setVariable(flowState, 'kvm.tier', 'gold');
+  assert.equal(read(ctx, flowState), 'gold');
 });
 
 test('message weights are positive integers, else 1', () => {

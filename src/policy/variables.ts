@@ -23,8 +23,23 @@ const FIXED: Record<string, Variable> = {
 
 const HEADER = 'request.header.';
 const QUERY = 'request.queryparam.';
+/** Namespaces tollgate fills itself: an unknown name under one is a typo, not a flow variable. */
+const RESERVED = ['request.', 'response.', 'client.', 'developer.', 'app.', 'apiproduct.'];
 
-/** compileVariable('request.header.X-Tenant') → accessor; throws on an unknown name (caught as a config error). */
+/** A flow variable's name is dotted (`kvm.tier`, `jwt.claim.sub`) and outside tollgate's namespaces, so a bare typo still fails. */
+export function isFlowVariableName(name: string): boolean {
+  return /^[A-Za-z_][\w-]*(\.[\w-]+)+$/.test(name) && !RESERVED.some((ns) => name.startsWith(ns));
+}
+
+/** Sets a flow variable (a KVM read, a JWT claim, a callout's answer) that later policies read by name. */
+export function setVariable(state: ApimState, name: string, value: string): void {
+  (state.vars ??= new Map()).set(name, value);
+}
+
+/**
+ * compileVariable('request.header.X-Tenant') → accessor. A dotted name outside tollgate's namespaces is a flow
+ * variable (`kvm.tier`, `jwt.claim.sub`) set by an earlier policy; any other unknown name throws (a config error).
+ */
 export function compileVariable(ref: string): Variable {
   const fixed = FIXED[ref];
   if (fixed) return fixed;
@@ -42,7 +57,8 @@ export function compileVariable(ref: string): Variable {
       return q === -1 ? undefined : (new URLSearchParams(ctx.url.slice(q + 1)).get(name) ?? undefined);
     };
   }
-  throw new Error(`unknown variable "${ref}" (known: ${Object.keys(FIXED).join(', ')}, ${HEADER}NAME, ${QUERY}NAME)`);
+  if (isFlowVariableName(ref)) return (_ctx, s) => s.vars?.get(ref);
+  throw new Error(`unknown variable "${ref}" (known: ${Object.keys(FIXED).join(', ')}, ${HEADER}NAME, ${QUERY}NAME, or a dotted flow variable like kvm.NAME)`);
 }
 
 /** A message weight: a positive integer from the variable, else 1 (a missing or bad weight never makes a request free). */

@@ -5,7 +5,7 @@ import type { RequestContext } from '../../../gateway/context.js';
 import { policyFault } from '../../../gateway/errors.js';
 import { hashKey } from '../../../store/keys.js';
 import { readApiKey } from '../../api-key.js';
-import type { OperationSetGrant } from '../../identity.js';
+import { entitle, keyProblem } from '../../entitlement.js';
 import type { ApimState, Policy, PolicyFactory } from '../../types.js';
 import { compileVariable } from '../../variables.js';
 
@@ -21,11 +21,6 @@ export const VERIFY_API_KEY_FAULTS = {
 } as const;
 
 const F = VERIFY_API_KEY_FAULTS;
-
-function covers(set: OperationSetGrant, ctx: RequestContext): boolean {
-  // A request without a model is covered only by sets that do not restrict models.
-  return set.matches(ctx.method, ctx.path) && (set.models === null || (ctx.model !== undefined && set.models.has(ctx.model)));
-}
 
 /**
  * @example verifyApiKey('verify-key', {}, deps) — the key from `x-api-key` or `Authorization: Bearer`;
@@ -43,26 +38,15 @@ export const verifyApiKey: PolicyFactory = (name, spec, deps) => {
       if (!key) throw policyFault(401, F.failedToResolveApiKey, 'Failed to resolve API Key: send it as x-api-key or Authorization: Bearer');
       const record = identity.findKeyByHash(hashKey(key));
       if (!record) throw policyFault(401, F.invalidApiKey, 'Invalid ApiKey');
-      if (record.status !== 'approved') throw policyFault(401, F.apiKeyNotApproved, `ApiKey not approved (${record.status})`);
-      if (record.expiresAt !== null && record.expiresAt <= now()) throw policyFault(401, F.consumerKeyExpired, 'The consumer key has expired');
-      if (record.appStatus !== 'approved' || record.developerStatus !== 'active') {
-        throw policyFault(401, F.appNotApproved, 'The app or its developer is not approved');
-      }
+      const problem = keyProblem(record, now());
+      if (problem === 'not-approved') throw policyFault(401, F.apiKeyNotApproved, `ApiKey not approved (${record.status})`);
+      if (problem === 'expired') throw policyFault(401, F.consumerKeyExpired, 'The consumer key has expired');
+      if (problem === 'app-not-approved') throw policyFault(401, F.appNotApproved, 'The app or its developer is not approved');
       state.key = record;
     },
     admit(ctx: RequestContext, state: ApimState) {
       // authenticate ran first in the same flow, so the key is known.
-      for (const product of state.key!.products) {
-        if (product.status !== 'approved') continue;
-        for (const set of product.operationSets) {
-          if (!covers(set, ctx)) continue;
-          state.product = product;
-          state.operationSet = set;
-          return;
-        }
-      }
-      const what = ctx.model === undefined ? `${ctx.method} ${ctx.path}` : `${ctx.method} ${ctx.path} with model "${ctx.model}"`;
-      throw policyFault(401, F.invalidApiKeyForGivenResource, `Invalid ApiKey for given resource: no API product of this key grants ${what}`);
+      entitle(ctx, state, F.invalidApiKeyForGivenResource, 'ApiKey');
     },
   } satisfies Policy;
 };

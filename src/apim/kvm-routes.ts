@@ -1,0 +1,115 @@
+// /v1/keyvaluemaps: key-value maps (optionally encrypted at rest) and their entries, for KeyValueMapOperations.
+// `?apiproduct=NAME` on entry routes selects the product-scoped entries of a map instead of the environment's.
+import { z } from 'zod';
+import { APIM_API_VERSION } from '../config/apim-kinds.js';
+import { AdminError, type AdminRequest } from '../gateway/admin-router.js';
+import type { KvmEntry, KvmScope, StoreView } from '../store/index.js';
+import type { AddRoute, ApimAdminDeps } from './admin-deps.js';
+import { storeFor } from './admin-deps.js';
+import { invalid, readBody, readPage, readQuery } from './admin-input.js';
+import { refuseFileOwned } from './file-ownership.js';
+import { KVM_KEY_ENV, KvmCipher } from './kvm-cipher.js';
+import { pageBody } from './resource-shapes.js';
+
+const KIND = 'KeyValueMap';
+const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'letters, digits, dot, underscore and dash');
+const mapBody = z.object({ name, encrypted: z.boolean().default(false) }).strict();
+const entryBody = z.object({ name: z.string().min(1), value: z.string() }).strict();
+const valueBody = z.object({ name: z.string().min(1).optional(), value: z.string() }).strict();
+const scopeQuery = z.object({ apiproduct: z.string().min(1).optional() });
+
+interface MapInfo {
+  name: string;
+  encrypted: boolean;
+}
+
+export function registerKvmRoutes(add: AddRoute, deps: ApimAdminDeps): void {
+  const { db } = deps;
+  const cipher = KvmCipher.fromEnv();
+
+  const fileMaps = (): MapInfo[] =>
+    (deps.fileManifests?.() ?? []).filter((m) => m.kind === KIND).map((m) => ({ name: m.metadata.name, encrypted: (m.spec as { encrypted: boolean }).encrypted }));
+
+  const findMap = async (store: StoreView, map: string): Promise<MapInfo> => {
+    const fromFile = fileMaps().find((m) => m.name === map);
+    if (fromFile) return fromFile;
+    const stored = await store.manifests.find(KIND, map);
+    if (!stored) throw new AdminError(404, 'not_found', `No key-value map named "${map}"`);
+    return { name: map, encrypted: stored.spec.encrypted === true };
+  };
+
+  const scopeOf = (req: AdminRequest): KvmScope => {
+    const { apiproduct } = readQuery(req, scopeQuery);
+    return apiproduct ? `apiproduct:${apiproduct}` : 'environment';
+  };
+
+  /** Values of encrypted maps are write-only through the API, as in Apigee. */
+  const entryResource = (map: MapInfo, e: KvmEntry) => (map.encrypted ? { name: e.key, encrypted: true } : { name: e.key, value: e.value });
+
+  const put = async (req: AdminRequest, map: MapInfo, key: string, value: string) => {
+    if (map.encrypted && !cipher) throw new AdminError(503, 'kvm_key_missing', `Map "${map.name}" is encrypted and ${KVM_KEY_ENV} is not set`);
+    const entry = await storeFor(deps, req).kvm.put({ scope: scopeOf(req), mapName: map.name, key, value: map.encrypted ? cipher!.encrypt(value) : value, encrypted: map.encrypted });
+    return entryResource(map, entry);
+  };
+
+  add('GET', '/v1/keyvaluemaps', async () => {
+    const stored = (await db.manifests.listAll()).filter((m) => m.kind === KIND).map((m) => ({ name: m.name, encrypted: m.spec.encrypted === true }));
+    return { body: { keyValueMaps: [...fileMaps(), ...stored] } };
+  });
+
+  add('POST', '/v1/keyvaluemaps', async (req) => {
+    const body = await readBody(req, mapBody);
+    if (body.encrypted && !cipher) throw invalid(`Encrypted maps need ${KVM_KEY_ENV}`, [{ path: 'encrypted', message: `${KVM_KEY_ENV} is not set on the gateway` }]);
+    const store = storeFor(deps, req);
+    await refuseFileOwned(store, deps, KIND, body.name);
+    if (await store.manifests.find(KIND, body.name)) throw new AdminError(409, 'already_exists', `Key-value map "${body.name}" already exists`, [{ path: 'name', message: 'already exists' }]);
+    await store.manifests.apply({ kind: KIND, name: body.name, apiVersion: APIM_API_VERSION, spec: { encrypted: body.encrypted } });
+    return { status: 201, body };
+  });
+
+  add('GET', '/v1/keyvaluemaps/{map}', async (req) => ({ body: await findMap(db, req.params.map) }));
+
+  add('DELETE', '/v1/keyvaluemaps/{map}', async (req) => {
+    const store = storeFor(deps, req);
+    await refuseFileOwned(store, deps, KIND, req.params.map);
+    const map = await findMap(store, req.params.map);
+    await store.transaction(async (tx) => {
+      const scopes = new Set((await tx.kvm.listAll()).filter((e) => e.mapName === map.name).map((e) => e.scope));
+      for (const scope of scopes) await tx.kvm.deleteMap(scope, map.name);
+      await tx.manifests.delete(KIND, map.name);
+    });
+    return { body: map };
+  });
+
+  add('GET', '/v1/keyvaluemaps/{map}/entries', async (req) => {
+    const map = await findMap(db, req.params.map);
+    const page = await db.kvm.list(scopeOf(req), map.name, readPage(req));
+    return { body: pageBody(page, (e) => entryResource(map, e)) };
+  });
+
+  add('POST', '/v1/keyvaluemaps/{map}/entries', async (req) => {
+    const map = await findMap(db, req.params.map);
+    const body = await readBody(req, entryBody);
+    if (await db.kvm.get(scopeOf(req), map.name, body.name)) throw new AdminError(409, 'already_exists', `Entry "${body.name}" already exists`, [{ path: 'name', message: 'already exists' }]);
+    return { status: 201, body: await put(req, map, body.name, body.value) };
+  });
+
+  add('GET', '/v1/keyvaluemaps/{map}/entries/{key}', async (req) => {
+    const map = await findMap(db, req.params.map);
+    const entry = await db.kvm.get(scopeOf(req), map.name, req.params.key);
+    if (!entry) throw new AdminError(404, 'not_found', `No entry "${req.params.key}" in map "${map.name}"`);
+    return { body: entryResource(map, entry) };
+  });
+
+  add('PUT', '/v1/keyvaluemaps/{map}/entries/{key}', async (req) => {
+    const map = await findMap(db, req.params.map);
+    const body = await readBody(req, valueBody);
+    if (body.name !== undefined && body.name !== req.params.key) throw invalid('Entries cannot be renamed', [{ path: 'name', message: `must be "${req.params.key}", as in the path` }]);
+    return { body: await put(req, map, req.params.key, body.value) };
+  });
+
+  add('DELETE', '/v1/keyvaluemaps/{map}/entries/{key}', async (req) => {
+    const map = await findMap(db, req.params.map);
+    return { body: entryResource(map, await storeFor(deps, req).kvm.delete(scopeOf(req), map.name, req.params.key)) };
+  });
+}

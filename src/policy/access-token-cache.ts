@@ -1,0 +1,85 @@
+// A replica's memory of recent access-token lookups over the shared token table: hits, misses and in-flight
+// lookups are kept for at most `ttlMs`, so a revocation on any replica takes effect everywhere within that bound.
+import type { AccessTokenGrant, AccessTokenSource, IssuedAccessToken } from './access-token-source.js';
+
+/** The table underneath (the store's AccessTokens fits). */
+export interface AccessTokenBackend {
+  insert(token: IssuedAccessToken): Promise<void>;
+  find(tokenHash: string): Promise<AccessTokenGrant | undefined>;
+  deleteExpired?(beforeMs: number): Promise<number>;
+}
+
+export interface AccessTokenCacheOptions {
+  /** How long a lookup is trusted: the revocation delay. Default 1 s. */
+  ttlMs?: number;
+  /** Entries kept; the oldest go first. Default 10 000. */
+  maxEntries?: number;
+  /** How long expired tokens stay in the table, so clients hear "expired" rather than "invalid". Default 1 day. */
+  keepExpiredMs?: number;
+  now?: () => number;
+}
+
+interface Entry {
+  /** null: no such token (a miss is safe to cache: a random token cannot be presented before it is issued). */
+  grant: Promise<AccessTokenGrant | undefined> | AccessTokenGrant | null;
+  until: number;
+}
+
+const CLEANUP_EVERY_MS = 3_600_000;
+
+export class CachedAccessTokens implements AccessTokenSource {
+  readonly #backend: AccessTokenBackend;
+  readonly #entries = new Map<string, Entry>();
+  readonly #ttlMs: number;
+  readonly #maxEntries: number;
+  readonly #keepExpiredMs: number;
+  readonly #now: () => number;
+  #nextCleanup = 0;
+
+  constructor(backend: AccessTokenBackend, opts: AccessTokenCacheOptions = {}) {
+    this.#backend = backend;
+    this.#ttlMs = opts.ttlMs ?? 1000;
+    this.#maxEntries = opts.maxEntries ?? 10_000;
+    this.#keepExpiredMs = opts.keepExpiredMs ?? 86_400_000;
+    this.#now = opts.now ?? Date.now;
+  }
+
+  async save(token: IssuedAccessToken): Promise<void> {
+    await this.#backend.insert(token);
+    this.#put(token.tokenHash, { keyHash: token.keyHash, scopes: token.scopes, expiresAt: token.expiresAt });
+    this.#cleanup();
+  }
+
+  find(tokenHash: string): AccessTokenGrant | undefined | Promise<AccessTokenGrant | undefined> {
+    const now = this.#now();
+    const hit = this.#entries.get(tokenHash);
+    if (hit && hit.until > now) return hit.grant ?? undefined;
+    // One lookup per token at a time: a burst of requests with the same token shares it.
+    const pending = this.#backend.find(tokenHash).then(
+      (grant) => {
+        this.#put(tokenHash, grant ?? null);
+        return grant;
+      },
+      (err: unknown) => {
+        this.#entries.delete(tokenHash);
+        throw err;
+      },
+    );
+    this.#put(tokenHash, pending);
+    return pending;
+  }
+
+  #put(tokenHash: string, grant: Entry['grant']): void {
+    this.#entries.delete(tokenHash);
+    if (this.#entries.size >= this.#maxEntries) this.#entries.delete(this.#entries.keys().next().value!);
+    this.#entries.set(tokenHash, { grant, until: this.#now() + this.#ttlMs });
+  }
+
+  #cleanup(): void {
+    const now = this.#now();
+    if (!this.#backend.deleteExpired || now < this.#nextCleanup) return;
+    this.#nextCleanup = now + CLEANUP_EVERY_MS;
+    // Housekeeping; a failure only means the rows stay until the next try.
+    this.#backend.deleteExpired(now - this.#keepExpiredMs).catch(() => {});
+  }
+}

@@ -1,0 +1,15 @@
+// What one cache policy did, counted for metrics and tests; kept by CacheResources so reloads do not reset it.
+
+export class CacheStats {
+  lookups = 0;
+  hits = 0;
+  misses = 0;
+  /** Requests not looked up: non-deterministic, no tenant to scope by, an operation that is not cached, no-store. */
+  bypassed = 0;
+  /** Answers written to the cache. */
+  stored = 0;
+  /** The store could not answer (counted as misses, never refused). */
+  storeErrors = 0;
+  /** The embeddings endpoint failed or timed out (semantic caches: counted as misses). */
+  embeddingFailures = 0;
+}

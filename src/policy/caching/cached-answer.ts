@@ -1,0 +1,78 @@
+// Answering from a cache: a stored non-streamed answer as JSON, or replayed as the server-sent events a streaming
+// client expects (chunks built from the whole answer, then `[DONE]`).
+import type { RequestContext } from '../../gateway/context.js';
+import type { DirectResponse } from '../../gateway/hooks.js';
+
+interface Answer {
+  id?: string;
+  object?: string;
+  created?: number;
+  model?: string;
+  system_fingerprint?: string;
+  usage?: unknown;
+  choices?: {
+    index?: number;
+    text?: string;
+    finish_reason?: string | null;
+    message?: { role?: string; content?: string | null; refusal?: string | null; tool_calls?: { id?: string; type?: string; function?: unknown }[] };
+  }[];
+}
+
+/** Operations whose answers can be cached; only these two can be replayed as a stream. */
+export const STREAMABLE = new Set(['chat.completions', 'completions']);
+
+/** The stored answer as the SSE body of a streamed one; undefined when it is not a completion. */
+export function answerAsStream(stored: Buffer, includeUsage: boolean): string | undefined {
+  let a: Answer;
+  try {
+    a = JSON.parse(stored.toString('utf8')) as Answer;
+  } catch {
+    return undefined;
+  }
+  if (!Array.isArray(a.choices)) return undefined;
+  const chat = a.object === 'chat.completion';
+  if (!chat && a.object !== 'text_completion') return undefined;
+  const head = {
+    id: a.id,
+    object: chat ? 'chat.completion.chunk' : 'text_completion',
+    created: a.created,
+    model: a.model,
+    ...(a.system_fingerprint !== undefined && { system_fingerprint: a.system_fingerprint }),
+  };
+  let out = '';
+  const event = (choices: unknown[], extra?: object) => {
+    out += `data: ${JSON.stringify({ ...head, choices, ...extra })}\n\n`;
+  };
+  for (const c of a.choices) {
+    const index = c.index ?? 0;
+    if (chat) {
+      const m = c.message ?? {};
+      const delta = {
+        role: m.role ?? 'assistant',
+        content: m.content ?? '',
+        ...(m.refusal != null && { refusal: m.refusal }),
+        ...(Array.isArray(m.tool_calls) && { tool_calls: m.tool_calls.map((t, i) => ({ index: i, ...t })) }),
+      };
+      event([{ index, delta, logprobs: null, finish_reason: null }]);
+      event([{ index, delta: {}, logprobs: null, finish_reason: c.finish_reason ?? 'stop' }]);
+    } else {
+      event([{ index, text: c.text ?? '', logprobs: null, finish_reason: null }]);
+      event([{ index, text: '', logprobs: null, finish_reason: c.finish_reason ?? 'stop' }]);
+    }
+  }
+  if (includeUsage && a.usage) event([], { usage: a.usage });
+  return `${out}data: [DONE]\n\n`;
+}
+
+/** Whether a streaming client asked for the usage chunk itself (not tollgate for its own accounting). */
+function clientWantsUsage(ctx: RequestContext): boolean {
+  return ctx.stripStreamUsage !== true && ctx.body?.stream_options?.include_usage === true;
+}
+
+/** The direct response for a cache hit, in the form the client asked for; undefined when it cannot be given. */
+export function cachedAnswer(ctx: RequestContext, stored: Buffer, headers: Record<string, string>): DirectResponse | undefined {
+  if (!ctx.stream) return { status: 200, headers: { 'content-type': 'application/json', ...headers }, body: stored };
+  const sse = answerAsStream(stored, clientWantsUsage(ctx));
+  if (sse === undefined) return undefined;
+  return { status: 200, headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', ...headers }, body: sse };
+}

@@ -1,0 +1,115 @@
+// The caches' shared parts: stores that outlive a reload, the request key and determinism rules, stream assembly
+// and replay (content, tool calls, completions), prompt text and context digests.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { fakeContext } from '../testing.js';
+import { CacheResources } from './cache-resources.js';
+import { canonicalJson } from './canonical-json.js';
+import { answerAsStream } from './cached-answer.js';
+import { contextDigest, userPrompt } from './prompt-text.js';
+import { isDeterministic, requestKey } from './request-key.js';
+import { StreamAssembler } from './stream-assembler.js';
+import { ssePayloads } from './testing.js';
+
+describe('CacheResources', () => {
+  test('the same name and options give the same store back (a reload keeps the cache); other options a new one', async () => {
+    const r = new CacheResources();
+    const a = r.answerStore('x', 'memory', { maxBytes: 100, maxEntryBytes: 10 });
+    assert.equal(r.answerStore('x', 'memory', { maxBytes: 100, maxEntryBytes: 10 }), a);
+    assert.notEqual(r.answerStore('x', 'memory', { maxBytes: 200, maxEntryBytes: 10 }), a);
+    assert.equal(r.vectorIndex('x', 'memory', { maxEntriesPerScope: 5 }), r.vectorIndex('x', 'memory', { maxEntriesPerScope: 5 }));
+    assert.equal(r.stats('p'), r.stats('p'));
+    await r.close();
+  });
+});
+
+describe('request key', () => {
+  test('canonical JSON sorts keys at every depth and drops undefined', () => {
+    assert.equal(canonicalJson({ b: 1, a: { d: [1, { z: 1, y: 2 }], c: undefined } }), '{"a":{"d":[1,{"y":2,"z":1}]},"b":1}');
+  });
+  test('keys hash the requested and target model and the body without stream', () => {
+    const a = fakeContext({ body: { temperature: 0, stream: true } });
+    const b = fakeContext({ body: { temperature: 0 } });
+    assert.equal(requestKey(a), requestKey(b));
+    b.targetModel = 'llama-lora';
+    assert.notEqual(requestKey(a), requestKey(b));
+    assert.doesNotMatch(requestKey(a), /Hello/);
+  });
+  test('determinism: temperature 0, an integer seed, or embeddings', () => {
+    assert.equal(isDeterministic(fakeContext({ body: { temperature: 0 } })), true);
+    assert.equal(isDeterministic(fakeContext({ body: { seed: 3 } })), true);
+    assert.equal(isDeterministic(fakeContext({ body: { temperature: 0.2 } })), false);
+    assert.equal(isDeterministic(fakeContext()), false);
+    assert.equal(isDeterministic(fakeContext({ operation: 'embeddings' })), true);
+  });
+});
+
+describe('stream assembly and replay', () => {
+  const head = { id: 'c', object: 'chat.completion.chunk', created: 1, model: 'm' };
+  const ev = (choice: object, extra: object = {}) => JSON.stringify({ ...head, choices: [choice], ...extra });
+
+  test('content, tool calls and usage come back as one answer, and replay as the same text', () => {
+    const s = new StreamAssembler();
+    s.push(ev({ index: 0, delta: { role: 'assistant', content: '' } }));
+    s.push(ev({ index: 0, delta: { tool_calls: [{ index: 0, id: 't1', type: 'function', function: { name: 'get_', arguments: '{"ci' } }] } }));
+    s.push(ev({ index: 0, delta: { tool_calls: [{ index: 0, function: { name: 'weather', arguments: 'ty":"Oslo"}' } }] } }));
+    s.push(ev({ index: 0, delta: {}, finish_reason: 'tool_calls' }));
+    s.push(JSON.stringify({ ...head, choices: [], usage: { total_tokens: 9 } }));
+    s.push('[DONE]');
+    const answer = JSON.parse(s.result()!.toString());
+    assert.deepEqual(answer.choices[0].message.tool_calls, [{ id: 't1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Oslo"}' } }]);
+    assert.equal(answer.choices[0].finish_reason, 'tool_calls');
+    assert.equal(answer.usage.total_tokens, 9);
+    const replay = ssePayloads(answerAsStream(s.result()!, true)!).slice(0, -1).map((e) => JSON.parse(e));
+    assert.equal(replay[0].choices[0].delta.tool_calls[0].function.arguments, '{"city":"Oslo"}');
+    assert.equal(replay.at(-1).usage.total_tokens, 9);
+  });
+
+  test('completions streams assemble to text_completion', () => {
+    const s = new StreamAssembler();
+    for (const t of ['Hel', 'lo']) s.push(JSON.stringify({ id: 'x', object: 'text_completion', created: 1, model: 'm', choices: [{ index: 0, text: t, finish_reason: null }] }));
+    s.push(JSON.stringify({ id: 'x', object: 'text_completion', created: 1, model: 'm', choices: [{ index: 0, text: '', finish_reason: 'length' }] }));
+    const answer = JSON.parse(s.result()!.toString());
+    assert.equal(answer.object, 'text_completion');
+    assert.equal(answer.choices[0].text, 'Hello');
+    assert.equal(ssePayloads(answerAsStream(s.result()!, false)!).length, 3);
+  });
+
+  test('an unfinished, broken or foreign stream yields nothing', () => {
+    const unfinished = new StreamAssembler();
+    unfinished.push(ev({ index: 0, delta: { content: 'x' } }));
+    assert.equal(unfinished.result(), undefined);
+    const broken = new StreamAssembler();
+    broken.push('not json');
+    assert.equal(broken.result(), undefined);
+    const foreign = new StreamAssembler();
+    foreign.push(JSON.stringify({ type: 'response.output_text.delta', delta: 'x' }));
+    assert.equal(foreign.result(), undefined);
+    assert.equal(answerAsStream(Buffer.from('{"object":"list","data":[]}'), false), undefined);
+  });
+});
+
+describe('prompt text', () => {
+  const body = {
+    model: 'm',
+    messages: [
+      { role: 'system', content: 'Be brief.' },
+      { role: 'user', content: 'first' },
+      { role: 'assistant', content: 'ok' },
+      { role: 'user', content: [{ type: 'text', text: 'second' }, { type: 'text', text: 'part' }] },
+    ],
+  };
+  test('last user message or all of them; completions prompts', () => {
+    assert.equal(userPrompt(body, 'lastUserMessage'), 'second\npart');
+    assert.equal(userPrompt(body, 'userMessages'), 'first\nsecond\npart');
+    assert.equal(userPrompt({ model: 'm', prompt: 'hi' }, 'lastUserMessage'), 'hi');
+    assert.equal(userPrompt({ model: 'm', messages: [{ role: 'user', content: '' }] }, 'lastUserMessage'), undefined);
+  });
+  test('the context digest changes with the system prompt but not with the last user message', () => {
+    const other = structuredClone(body);
+    other.messages[3].content = 'different question';
+    assert.equal(contextDigest(body, 'lastUserMessage'), contextDigest(other, 'lastUserMessage'));
+    other.messages[0].content = 'Be verbose.';
+    assert.notEqual(contextDigest(body, 'lastUserMessage'), contextDigest(other, 'lastUserMessage'));
+  });
+});

@@ -1,0 +1,51 @@
+// The text of a request's prompt that semantic caches embed: the last user message, every user message, or the
+// completions prompt; and a digest of everything else that shapes the answer (system prompt, history, tools).
+import { createHash } from 'node:crypto';
+import type { OpenAIBody } from '../../gateway/openai-request.js';
+import { canonicalJson } from './canonical-json.js';
+
+export type UserPromptSource = 'lastUserMessage' | 'userMessages';
+
+type Message = NonNullable<OpenAIBody['messages']>[number];
+
+export function messageText(m: Message): string {
+  const c = m.content;
+  if (typeof c === 'string') return c;
+  if (!Array.isArray(c)) return '';
+  let out = '';
+  for (const part of c) if (typeof part.text === 'string') out += (out ? '\n' : '') + part.text;
+  return out;
+}
+
+/** The prompt text, or undefined when the request has none (an empty prompt is never cached). */
+export function userPrompt(body: OpenAIBody, source: UserPromptSource): string | undefined {
+  const messages = body.messages;
+  if (Array.isArray(messages)) {
+    if (source === 'lastUserMessage') {
+      for (let i = messages.length - 1; i >= 0; i--) if (messages[i].role === 'user') return messageText(messages[i]) || undefined;
+      return undefined;
+    }
+    const text = messages.filter((m) => m.role === 'user').map(messageText).join('\n');
+    return text || undefined;
+  }
+  const p = body.prompt;
+  if (typeof p === 'string') return p || undefined;
+  if (Array.isArray(p) && p.every((x) => typeof x === 'string')) return p.join('\n') || undefined;
+  return undefined;
+}
+
+/**
+ * A digest of what besides the prompt decides the answer: the other messages, tools, tool_choice, response_format
+ * and n. Two requests with the same prompt under different system prompts must not share an answer.
+ */
+export function contextDigest(body: OpenAIBody, source: UserPromptSource): string {
+  const messages = Array.isArray(body.messages) ? body.messages : [];
+  let rest: unknown[] = messages;
+  if (source === 'lastUserMessage') {
+    let last = messages.length - 1;
+    while (last >= 0 && messages[last].role !== 'user') last--;
+    rest = messages.filter((_, i) => i !== last);
+  } else rest = messages.filter((m) => m.role !== 'user');
+  const text = canonicalJson({ rest, tools: body.tools, tool_choice: body.tool_choice, response_format: body.response_format, n: body.n });
+  return createHash('sha256').update(text).digest('base64url').slice(0, 22);
+}

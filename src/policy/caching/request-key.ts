@@ -1,0 +1,30 @@
+// The exact-match key of a request: the operation, the requested and target models and every body field that can
+// change the answer, as canonical JSON, hashed (keys never carry prompt text into a shared store).
+import { createHash } from 'node:crypto';
+import type { RequestContext } from '../../gateway/context.js';
+import type { OpenAIBody } from '../../gateway/openai-request.js';
+import { canonicalJson } from './canonical-json.js';
+
+/**
+ * Fields that never change the answer's content. Everything else counts (temperature, top_p, max_tokens, tools,
+ * response_format, seed, n, stop, ...), so a field unknown today errs on the side of a miss.
+ */
+const NOT_KEYED = new Set(['model', 'stream', 'stream_options', 'user', 'metadata', 'store', 'service_tier']);
+
+export function requestKey(ctx: RequestContext): string {
+  const body = ctx.body as OpenAIBody;
+  const keyed: Record<string, unknown> = {};
+  for (const k in body) if (!NOT_KEYED.has(k)) keyed[k] = body[k];
+  const text = canonicalJson({ op: ctx.operation, model: ctx.model, target: ctx.targetModel ?? ctx.model, body: keyed });
+  return createHash('sha256').update(text).digest('base64url');
+}
+
+/**
+ * Whether the same request gets the same answer: greedy sampling (temperature 0) or a fixed seed; embeddings always.
+ * Without temperature the servers' default (1) applies, which samples.
+ */
+export function isDeterministic(ctx: RequestContext): boolean {
+  if (ctx.operation === 'embeddings') return true;
+  const body = ctx.body as OpenAIBody;
+  return body.temperature === 0 || (typeof body.seed === 'number' && Number.isInteger(body.seed));
+}

@@ -1,0 +1,33 @@
+// What SemanticCacheLookup leaves for SemanticCachePopulate on a miss: where and under which prompt embedding the
+// answer belongs. Kept per request, beside the request rather than on it, and gone with it.
+import type { RequestContext } from '../../gateway/context.js';
+import type { VectorIndex } from '../../store/vectors/vector-index.js';
+import type { CacheStats } from './cache-stats.js';
+
+export interface SemanticMiss {
+  /** The SemanticCacheLookup policy's name. */
+  lookup: string;
+  index: VectorIndex;
+  scope: string;
+  vector: Float32Array;
+  maxEntryBytes: number;
+  stats: CacheStats;
+}
+
+const misses = new WeakMap<RequestContext, SemanticMiss>();
+
+export function leaveSemanticMiss(ctx: RequestContext, miss: SemanticMiss): void {
+  misses.set(ctx, miss);
+}
+
+export function forgetSemanticMiss(ctx: RequestContext): void {
+  misses.delete(ctx);
+}
+
+/** The request's miss (from `lookup`, when named); taken once. */
+export function takeSemanticMiss(ctx: RequestContext, lookup?: string): SemanticMiss | undefined {
+  const miss = misses.get(ctx);
+  if (!miss || (lookup !== undefined && miss.lookup !== lookup)) return undefined;
+  misses.delete(ctx);
+  return miss;
+}

@@ -1,0 +1,126 @@
+// Rebuilding the whole answer from a streamed one (chat.completion.chunk or text_completion events), so a cache stores
+// one form and can answer both streamed and non-streamed requests from it.
+
+interface ToolCall {
+  id?: string;
+  type?: string;
+  function: { name: string; arguments: string };
+}
+
+interface Choice {
+  role?: string;
+  text: string;
+  hasText: boolean;
+  refusal?: string;
+  toolCalls: ToolCall[];
+  finishReason: string | null;
+}
+
+interface Chunk {
+  id?: string;
+  object?: string;
+  created?: number;
+  model?: string;
+  system_fingerprint?: string;
+  error?: unknown;
+  usage?: unknown;
+  choices?: {
+    index?: number;
+    text?: string;
+    finish_reason?: string | null;
+    delta?: { role?: string; content?: string | null; refusal?: string | null; tool_calls?: { index?: number; id?: string; type?: string; function?: { name?: string; arguments?: string } }[] };
+  }[];
+}
+
+/**
+ * Feed it every event's `data:` payload; `result()` is the equivalent non-streamed answer, or undefined when the stream
+ * was not a complete, error-free completion stream (then nothing should be cached).
+ */
+export class StreamAssembler {
+  readonly #choices = new Map<number, Choice>();
+  #head: Chunk | undefined;
+  #usage: unknown;
+  #done = false;
+  #broken = false;
+
+  push(data: string): void {
+    if (this.#broken) return;
+    if (data === '[DONE]') {
+      this.#done = true;
+      return;
+    }
+    let chunk: Chunk;
+    try {
+      chunk = JSON.parse(data) as Chunk;
+    } catch {
+      this.#broken = true;
+      return;
+    }
+    if (chunk.error || (chunk.object !== 'chat.completion.chunk' && chunk.object !== 'text_completion') || !Array.isArray(chunk.choices)) {
+      this.#broken = true;
+      return;
+    }
+    this.#head ??= chunk;
+    if (chunk.usage) this.#usage = chunk.usage;
+    for (const c of chunk.choices) this.#choice(c);
+  }
+
+  result(): Buffer | undefined {
+    const head = this.#head;
+    if (this.#broken || !head || this.#choices.size === 0) return undefined;
+    const choices = [...this.#choices.entries()].sort((a, b) => a[0] - b[0]);
+    if (!this.#done && choices.some(([, c]) => c.finishReason === null)) return undefined;
+    const chat = head.object === 'chat.completion.chunk';
+    const answer = {
+      id: head.id,
+      object: chat ? 'chat.completion' : 'text_completion',
+      created: head.created,
+      model: head.model,
+      ...(head.system_fingerprint !== undefined && { system_fingerprint: head.system_fingerprint }),
+      choices: choices.map(([index, c]) =>
+        chat
+          ? {
+              index,
+              message: {
+                role: c.role ?? 'assistant',
+                content: c.hasText ? c.text : null,
+                ...(c.refusal !== undefined && { refusal: c.refusal }),
+                ...(c.toolCalls.length > 0 && { tool_calls: c.toolCalls.filter(Boolean) }),
+              },
+              logprobs: null,
+              finish_reason: c.finishReason,
+            }
+          : { index, text: c.text, logprobs: null, finish_reason: c.finishReason },
+      ),
+      ...(this.#usage !== undefined && { usage: this.#usage }),
+    };
+    return Buffer.from(JSON.stringify(answer));
+  }
+
+  #choice(c: NonNullable<Chunk['choices']>[number]): void {
+    const index = c.index ?? 0;
+    let choice = this.#choices.get(index);
+    if (!choice) this.#choices.set(index, (choice = { text: '', hasText: false, toolCalls: [], finishReason: null }));
+    if (typeof c.text === 'string') {
+      choice.text += c.text;
+      choice.hasText = true;
+    }
+    const d = c.delta;
+    if (d) {
+      if (d.role) choice.role = d.role;
+      if (typeof d.content === 'string') {
+        choice.text += d.content;
+        choice.hasText = true;
+      }
+      if (typeof d.refusal === 'string') choice.refusal = (choice.refusal ?? '') + d.refusal;
+      for (const t of d.tool_calls ?? []) {
+        const call = (choice.toolCalls[t.index ?? 0] ??= { function: { name: '', arguments: '' } });
+        if (t.id) call.id = t.id;
+        if (t.type) call.type = t.type;
+        if (t.function?.name) call.function.name += t.function.name;
+        if (t.function?.arguments) call.function.arguments += t.function.arguments;
+      }
+    }
+    if (c.finish_reason) choice.finishReason = c.finish_reason;
+  }
+}

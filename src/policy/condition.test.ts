@@ -1,0 +1,32 @@
+// Template conditions: CEL over path, method, headers, model, product and client address; errors at compile time.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { compileCondition } from './condition.js';
+import { fakeContext } from './testing.js';
+import type { ApimState } from './types.js';
+
+const ctx = fakeContext({ url: '/v1/chat/completions?x=1', headers: { 'x-tenant': 'blue' }, model: 'llama' });
+const entitled: ApimState = { product: { name: 'gold', status: 'approved', operationSets: [] } };
+
+const cases: [expr: string, state: ApimState, expected: boolean][] = [
+  ["request.path == '/v1/chat/completions'", {}, true],
+  ["request.path.startsWith('/v1/chat')", {}, true],
+  ["request.method == 'GET'", {}, false],
+  ["request.headers['x-tenant'] == 'blue'", {}, true],
+  ["'x-tenant' in request.headers", {}, true],
+  ["request.headers.exists(h, h.startsWith('x-'))", {}, true],
+  ["model == 'llama' && client.ip == '127.0.0.1'", {}, true],
+  ["model.matches('^lla')", {}, true],
+  ["apiproduct.name == 'gold'", entitled, true],
+  ["apiproduct.name == ''", {}, true],
+  // A missing key is an error in CEL; the condition is then false rather than a failed request.
+  ["request.headers['x-missing'] == 'a'", {}, false],
+];
+for (const [expr, state, expected] of cases) test(`${expr} → ${expected}`, () => assert.equal(compileCondition(expr).test(ctx, state), expected));
+
+const bad: [expr: string, message: RegExp][] = [
+  ['request.path ==', /not a CEL expression/],
+  ["tenant == 'a'", /unknown variable "tenant"/],
+  ['request.path', /must evaluate to a bool/],
+];
+for (const [expr, message] of bad) test(`"${expr}" is refused`, () => assert.throws(() => compileCondition(expr), message));

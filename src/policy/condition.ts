@@ -1,0 +1,105 @@
+// ApimTemplate conditions: CEL (@bufbuild/cel) over request attributes, parsed and planned once at config load.
+import { CelScalar, celEnv, isCelError, mapType, parse, plan } from '@bufbuild/cel';
+import { strings } from '@bufbuild/cel/ext';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { RequestContext } from '../gateway/context.js';
+import type { ApimState } from './types.js';
+
+type Expr = ReturnType<typeof parse>['expr'];
+
+const VARIABLES = {
+  request: mapType(CelScalar.STRING, CelScalar.DYN),
+  model: CelScalar.STRING,
+  apiproduct: mapType(CelScalar.STRING, CelScalar.STRING),
+  client: mapType(CelScalar.STRING, CelScalar.STRING),
+};
+const KNOWN = new Set(Object.keys(VARIABLES));
+const env = celEnv({ variables: VARIABLES, funcs: strings });
+
+/** A compiled condition; `test` is false when the expression errs (a missing header key, say). */
+export interface Condition {
+  readonly source: string;
+  test(ctx: RequestContext, state: ApimState): boolean;
+}
+
+function headerMap(headers: IncomingHttpHeaders): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const name in headers) {
+    const v = headers[name];
+    if (v !== undefined) out.set(name, Array.isArray(v) ? v.join(', ') : v);
+  }
+  return out;
+}
+
+/** The variables a condition sees: what is known in the phase it runs in (model and product may still be empty). */
+function bindingsOf(ctx: RequestContext, state: ApimState) {
+  return {
+    request: new Map<string, string | Map<string, string>>([['path', ctx.path], ['method', ctx.method], ['headers', headerMap(ctx.headers)]]),
+    model: ctx.model ?? '',
+    apiproduct: new Map([['name', state.product?.name ?? '']]),
+    client: new Map([['ip', ctx.clientIp ?? '']]),
+  };
+}
+
+/** Identifiers the expression reads that no comprehension binds: each must be one of the variables. */
+function freeIdentifiers(expr: Expr | undefined, bound: ReadonlySet<string>, out: Set<string>): void {
+  if (!expr) return;
+  const k = expr.exprKind;
+  switch (k.case) {
+    case 'identExpr':
+      if (!bound.has(k.value.name)) out.add(k.value.name);
+      return;
+    case 'selectExpr':
+      return freeIdentifiers(k.value.operand, bound, out);
+    case 'callExpr':
+      freeIdentifiers(k.value.target, bound, out);
+      for (const a of k.value.args) freeIdentifiers(a, bound, out);
+      return;
+    case 'listExpr':
+      for (const e of k.value.elements) freeIdentifiers(e, bound, out);
+      return;
+    case 'structExpr':
+      for (const e of k.value.entries) {
+        if (e.keyKind.case === 'mapKey') freeIdentifiers(e.keyKind.value, bound, out);
+        freeIdentifiers(e.value, bound, out);
+      }
+      return;
+    case 'comprehensionExpr': {
+      const c = k.value;
+      freeIdentifiers(c.iterRange, bound, out);
+      freeIdentifiers(c.accuInit, bound, out);
+      const inner = new Set([...bound, c.iterVar, c.iterVar2, c.accuVar].filter(Boolean));
+      for (const e of [c.loopCondition, c.loopStep, c.result]) freeIdentifiers(e, inner, out);
+      return;
+    }
+    default:
+      return;
+  }
+}
+
+const EMPTY_CTX = { path: '/', method: 'GET', headers: {}, clientIp: '' } as unknown as RequestContext;
+
+/**
+ * compileCondition("request.path.startsWith('/v1/chat') && model == 'llama'") → Condition.
+ * @throws Error on a syntax error, an unknown variable, or an expression that is not a bool.
+ */
+export function compileCondition(source: string): Condition {
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(source);
+  } catch (err) {
+    throw new Error(`not a CEL expression: ${(err as Error).message}`);
+  }
+  const free = new Set<string>();
+  freeIdentifiers(parsed.expr, new Set(), free);
+  const unknown = [...free].filter((n) => !KNOWN.has(n));
+  if (unknown.length > 0) throw new Error(`unknown variable ${unknown.map((n) => `"${n}"`).join(', ')} (known: ${[...KNOWN].join(', ')})`);
+  const evaluate = plan(env, parsed);
+  // A trial run on an empty request catches expressions of the wrong type; data-dependent errors are fine here.
+  const trial = evaluate(bindingsOf(EMPTY_CTX, {}));
+  if (!isCelError(trial) && typeof trial !== 'boolean') throw new Error('must evaluate to a bool');
+  return {
+    source,
+    test: (ctx, state) => evaluate(bindingsOf(ctx, state)) === true,
+  };
+}

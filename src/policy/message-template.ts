@@ -1,0 +1,47 @@
+// Message templates: text with `{variable}` references (Apigee's), compiled once into a render function.
+import type { RequestContext } from '../gateway/context.js';
+import type { ApimState } from './types.js';
+import { compileVariable, type Variable } from './variables.js';
+
+export interface MessageTemplate {
+  readonly text: string;
+  /** The rendered text, and the references that had no value (rendered empty). */
+  render(ctx: RequestContext, state: ApimState): { value: string; unresolved: string[] };
+}
+
+const REFERENCE = /\{([^{}\s]+)\}/g;
+
+/**
+ * compileTemplate('Bearer {kvm.token}') → template; a literal renders as itself at no cost.
+ * @throws Error naming an unknown variable.
+ */
+export function compileTemplate(text: string): MessageTemplate {
+  const parts: (string | { ref: string; read: Variable })[] = [];
+  let at = 0;
+  for (const m of text.matchAll(REFERENCE)) {
+    if (m.index > at) parts.push(text.slice(at, m.index));
+    parts.push({ ref: m[1], read: compileVariable(m[1]) });
+    at = m.index + m[0].length;
+  }
+  if (at < text.length) parts.push(text.slice(at));
+  if (parts.every((p) => typeof p === 'string')) {
+    const literal = { value: text, unresolved: [] as string[] };
+    return { text, render: () => literal };
+  }
+  return {
+    text,
+    render(ctx, state) {
+      let value = '';
+      const unresolved: string[] = [];
+      for (const p of parts) {
+        if (typeof p === 'string') value += p;
+        else {
+          const v = p.read(ctx, state);
+          if (v === undefined) unresolved.push(p.ref);
+          else value += v;
+        }
+      }
+      return { value, unresolved };
+    },
+  };
+}

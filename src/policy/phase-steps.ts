@@ -1,0 +1,40 @@
+// Binding policies into a phase's steps: consecutive policies under the same template condition become one step
+// that tests the condition once and runs them all, or skips them all.
+import { runRespond, runSteps } from './run-steps.js';
+import type { RespondStep, Step } from './types.js';
+import type { TemplatePolicy } from './template-policies.js';
+
+type RequestPhase = 'intercept' | 'authenticate' | 'admit';
+
+/** Runs of consecutive policies that share a condition (null: unconditional). */
+function runsOf(listed: readonly TemplatePolicy[]): { condition: TemplatePolicy['condition']; members: TemplatePolicy[] }[] {
+  const runs: { condition: TemplatePolicy['condition']; members: TemplatePolicy[] }[] = [];
+  for (const t of listed) {
+    const last = runs.at(-1);
+    if (last && last.condition === t.condition) last.members.push(t);
+    else runs.push({ condition: t.condition, members: [t] });
+  }
+  return runs;
+}
+
+/** The steps of one request phase for these policies, in order; policies without the phase are left out. */
+export function phaseSteps(listed: readonly TemplatePolicy[], phase: RequestPhase): Step[] {
+  const out: Step[] = [];
+  for (const { condition, members } of runsOf(listed.filter((t) => t.policy[phase]))) {
+    const steps: Step[] = members.map(({ policy }) => policy[phase]!.bind(policy));
+    if (!condition) out.push(...steps);
+    else out.push((ctx, state) => (condition.test(ctx, state) ? runSteps(steps, ctx, state) : undefined));
+  }
+  return out;
+}
+
+/** The response phase's steps for these policies, in order. */
+export function respondSteps(listed: readonly TemplatePolicy[]): RespondStep[] {
+  const out: RespondStep[] = [];
+  for (const { condition, members } of runsOf(listed.filter((t) => t.policy.respond))) {
+    const steps: RespondStep[] = members.map(({ policy }) => policy.respond!.bind(policy));
+    if (!condition) out.push(...steps);
+    else out.push((ctx, state, status) => (condition.test(ctx, state) ? runRespond(steps, ctx, state, status) : undefined));
+  }
+  return out;
+}

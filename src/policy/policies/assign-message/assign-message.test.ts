@@ -1,0 +1,75 @@
+// AssignMessage: config errors; request headers, query and JSON fields with variables; the answer's headers and
+// JSON body; unresolved variables fault unless ignored.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { OutgoingHttpHeaders } from 'node:http';
+import type { GatewayError } from '../../../gateway/errors.js';
+import { MemoryCounterStore } from '../../../store/counters/memory.js';
+import { fakeContext, testDeps } from '../../testing.js';
+import type { ApimState } from '../../types.js';
+import { setVariable } from '../../variables.js';
+import { ASSIGN_MESSAGE_FAULTS, assignMessage } from './assign-message.js';
+
+const deps = testDeps(new MemoryCounterStore());
+const make = (spec: unknown) => assignMessage('am', spec, deps);
+
+const configErrors: [name: string, spec: unknown, message: RegExp][] = [
+  ['an unknown variable', { set: { headers: [{ name: 'x-t', value: '{tenant}' }] } }, /unknown variable "tenant"/],
+  ['a bad header name', { set: { headers: [{ name: 'bad header', value: 'v' }] } }, /must be an HTTP header name/],
+  ['a prototype path', { set: { jsonFields: [{ path: 'a.__proto__.b', value: 1 }] } }, /must not name __proto__/],
+  ['query parameters on a response', { assignTo: 'response', set: { queryParams: [{ name: 'q', value: 'v' }] } }, /query parameters belong to requests/],
+  ['an unknown field', { sett: {} }, /Unrecognized key/],
+];
+for (const [name, spec, message] of configErrors) test(`config: ${name} is refused`, () => assert.throws(() => make(spec), message));
+
+test('on the request: headers, query parameters and JSON fields, removed then set, with variables', () => {
+  const policy = make({
+    remove: { headers: [{ name: 'X-Debug' }], queryParams: [{ name: 'trace' }], jsonFields: [{ path: 'user' }] },
+    set: {
+      headers: [{ name: 'X-Tenant', value: 'tenant-{request.header.x-org}' }, { name: 'authorization', value: 'Bearer {kvm.token}' }],
+      queryParams: [{ name: 'api-version', value: '2024-10-01' }],
+      jsonFields: [{ path: 'metadata.app', value: '{developer.app.name}' }, { path: 'max_tokens', value: 64 }, { path: 'model', value: '{model}' }],
+    },
+  });
+  const ctx = fakeContext({ url: '/v1/chat/completions?trace=1&keep=yes', headers: { 'x-org': 'acme' }, body: { user: 'u1' } });
+  const state: ApimState = { key: { appName: 'chatbot' } as ApimState['key'] };
+  setVariable(state, 'kvm.token', 'secret');
+  policy.admit!(ctx, state);
+  assert.deepEqual(ctx.upstreamHeaders, { 'x-debug': null, 'x-tenant': 'tenant-acme', authorization: 'Bearer secret' });
+  assert.equal(ctx.url, '/v1/chat/completions?keep=yes&api-version=2024-10-01');
+  assert.equal(ctx.bodyChanged, true);
+  const body = ctx.body as unknown as Record<string, unknown>;
+  assert.equal(body.user, undefined);
+  assert.deepEqual(body.metadata, { app: 'chatbot' });
+  assert.equal(body.max_tokens, 64);
+  assert.equal(body.model, 'llama');
+});
+
+test('an unresolved variable faults with UnresolvedVariable, or renders empty when ignored', () => {
+  const spec = { set: { headers: [{ name: 'x-org', value: 'org-{request.header.x-org}' }] } };
+  assert.throws(
+    () => make(spec).admit!(fakeContext(), {}),
+    (err: GatewayError) => err.status === 500 && err.code === ASSIGN_MESSAGE_FAULTS.unresolvedVariable && /request.header.x-org/.test(err.message),
+  );
+  const ctx = fakeContext();
+  make({ ...spec, ignoreUnresolvedVariables: true }).admit!(ctx, {});
+  assert.equal(ctx.upstreamHeaders!['x-org'], 'org-');
+});
+
+test('on the response: headers always, JSON fields of successful JSON answers only', async () => {
+  const policy = make({
+    assignTo: 'response',
+    remove: { headers: [{ name: 'server' }], jsonFields: [{ path: 'system_fingerprint' }] },
+    set: { headers: [{ name: 'x-served-model', value: '{model}' }], jsonFields: [{ path: 'tollgate.app', value: '{developer.app.name}' }] },
+  });
+  assert.equal(policy.admit, undefined);
+  const ctx = fakeContext();
+  const flow = policy.respond!(ctx, { key: { appName: 'chatbot' } as ApimState['key'] }, 200)!;
+  const headers: OutgoingHttpHeaders = { server: 'vllm', 'content-type': 'application/json' };
+  flow.headers!(200, headers);
+  assert.deepEqual(headers, { 'content-type': 'application/json', 'x-served-model': 'llama' });
+  const out = JSON.parse((await flow.body!(Buffer.from('{"id":"c1","system_fingerprint":"fp"}'), 200)).toString());
+  assert.deepEqual(out, { id: 'c1', tollgate: { app: 'chatbot' } });
+  assert.equal((await flow.body!(Buffer.from('not json'), 200)).toString(), 'not json');
+  assert.equal(policy.respond!(ctx, {}, 500)!.body, undefined);
+});

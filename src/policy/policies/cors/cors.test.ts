@@ -1,0 +1,85 @@
+// CORS: config errors, origin patterns, preflights answered in intercept (or refused with 403), and the allow
+// headers on actual requests; a disallowed origin gets no CORS headers.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { GatewayError } from '../../../gateway/errors.js';
+import { MemoryCounterStore } from '../../../store/counters/memory.js';
+import { fakeContext, testDeps } from '../../testing.js';
+import { CORS_FAULTS, cors } from './cors.js';
+import { compileOrigins } from './origin-matcher.js';
+
+const deps = testDeps(new MemoryCounterStore());
+const make = (spec: Record<string, unknown>) => cors('c', { allowOrigins: ['https://app.example.com', 'https://*.example.dev'], ...spec }, deps);
+const preflight = (origin: string, method = 'POST', headers?: string) =>
+  fakeContext({ method: 'OPTIONS', headers: { origin, 'access-control-request-method': method, ...(headers && { 'access-control-request-headers': headers }) } });
+
+test('config: allowOrigins is required and not empty; maxAge is -1 or more', () => {
+  assert.throws(() => cors('c', {}, deps), /allowOrigins/);
+  assert.throws(() => cors('c', { allowOrigins: [] }, deps), /allowOrigins/);
+  assert.throws(() => make({ maxAge: -2 }), /maxAge/);
+});
+
+const origins: [origin: string, allowed: boolean][] = [
+  ['https://app.example.com', true],
+  ['HTTPS://APP.EXAMPLE.COM', true],
+  ['https://a.example.dev', true],
+  ['https://a.b.example.dev', true],
+  ['https://example.dev', false],
+  ['https://evil.com/https://a.example.dev', false],
+  ['http://app.example.com', false],
+];
+const matcher = compileOrigins(['https://app.example.com', 'https://*.example.dev']);
+for (const [origin, allowed] of origins) test(`origin ${origin} → ${allowed}`, () => assert.equal(matcher.matches(origin), allowed));
+
+test('a preflight from an allowed origin is answered 204 with the allow headers', () => {
+  const ctx = preflight('https://app.example.com', 'POST', 'Content-Type, Authorization');
+  make({ allowCredentials: true, maxAge: 600 }).intercept!(ctx, {});
+  assert.equal(ctx.directResponse!.status, 204);
+  assert.deepEqual(ctx.directResponse!.headers, {
+    'access-control-allow-origin': 'https://app.example.com',
+    vary: 'Origin',
+    'access-control-allow-credentials': 'true',
+    'access-control-allow-methods': 'GET, PUT, POST, DELETE',
+    'access-control-allow-headers': 'origin, x-requested-with, accept, content-type, authorization, x-api-key',
+    'access-control-max-age': '600',
+  });
+});
+
+test('with `*` and no credentials the answer allows any origin literally', () => {
+  const ctx = preflight('https://anyone.test');
+  cors('c', { allowOrigins: ['*'], allowHeaders: ['*'] }, deps).intercept!(ctx, {});
+  assert.equal(ctx.directResponse!.headers['access-control-allow-origin'], '*');
+  assert.equal(ctx.directResponse!.headers.vary, undefined);
+});
+
+const refusals: [name: string, ctx: () => ReturnType<typeof preflight>, code: string][] = [
+  ['an origin not allowed', () => preflight('https://evil.com'), CORS_FAULTS.originNotAllowed],
+  ['a method not allowed', () => preflight('https://app.example.com', 'PATCH'), CORS_FAULTS.methodNotAllowed],
+  ['a header not allowed', () => preflight('https://app.example.com', 'POST', 'x-secret'), CORS_FAULTS.headersNotAllowed],
+];
+for (const [name, ctx, code] of refusals) {
+  test(`a preflight with ${name} is refused 403 ${code}`, () => {
+    const c = ctx();
+    assert.throws(() => make({}).intercept!(c, {}), (err: GatewayError) => err.status === 403 && err.code === code);
+    assert.equal(c.directResponse, undefined);
+    assert.deepEqual(c.responseHeaders, {});
+  });
+}
+
+test('an actual request from an allowed origin gets the headers on its answer; others get none', () => {
+  const policy = make({ exposeHeaders: ['x-request-id', 'x-ratelimit-remaining-requests'] });
+  const ok = fakeContext({ headers: { origin: 'https://a.example.dev' } });
+  policy.intercept!(ok, {});
+  assert.equal(ok.directResponse, undefined);
+  assert.deepEqual(ok.responseHeaders, {
+    'access-control-allow-origin': 'https://a.example.dev',
+    vary: 'Origin',
+    'access-control-expose-headers': 'x-request-id, x-ratelimit-remaining-requests',
+  });
+  const other = fakeContext({ headers: { origin: 'https://evil.com' } });
+  policy.intercept!(other, {});
+  assert.deepEqual(other.responseHeaders, {});
+  const sameOrigin = fakeContext();
+  policy.intercept!(sameOrigin, {});
+  assert.deepEqual(sameOrigin.responseHeaders, {});
+});

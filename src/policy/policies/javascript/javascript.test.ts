@@ -1,0 +1,138 @@
+// JavaScript: the sandbox API (variables, headers, body, the answer), no Node globals, faults, and the limits —
+// a runaway script times out within its limit while other work carries on, and memory is capped.
+import { before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { GatewayError } from '../../../gateway/errors.js';
+import { MemoryCounterStore } from '../../../store/counters/memory.js';
+import { fakeContext, testDeps } from '../../testing.js';
+import type { ApimState } from '../../types.js';
+import { JAVASCRIPT_FAULTS as F, javaScript } from './javascript.js';
+import { sandboxPool } from './sandbox-pool.js';
+
+const deps = testDeps(new MemoryCounterStore());
+const js = (source: string, extra: Record<string, unknown> = {}) => javaScript('js', { source, ...extra }, deps);
+
+async function runRequest(source: string, headers: Record<string, string> = {}, state: ApimState = {}) {
+  const ctx = fakeContext({ headers });
+  await js(source).admit!(ctx, state);
+  return { ctx, state };
+}
+
+const fault = (code: string, pattern?: RegExp) => (err: unknown) =>
+  err instanceof GatewayError && err.code === code && err.status === 500 && (!pattern || pattern.test(err.message));
+
+before(async () => {
+  // Every shared worker started, so the timings below measure scripts rather than start-up.
+  await sandboxPool().ready();
+});
+
+describe('config', () => {
+  test('a syntax error, a bad time limit or memory limit is refused', () => {
+    assert.throws(() => js('if ('), /source: Unexpected/);
+    assert.throws(() => js('// nothing', { timeLimit: '200' }), /duration/);
+    assert.throws(() => js('// nothing', { memoryLimitMb: 0 }), /memoryLimitMb/);
+  });
+});
+
+describe('request flow', () => {
+  test('headers, flow variables and body fields changed by the script are applied to the request', async () => {
+    const state: ApimState = { vars: new Map([['kvm.tier', 'gold']]) };
+    const { ctx } = await runRequest(
+      `request.headers['x-tier'] = context.getVariable('kvm.tier');
+       delete request.headers['x-drop'];
+       context.setVariable('request.header.x-user', context.getVariable('request.header.x-client') + '!');
+       context.setVariable('script.seen', request.body.messages.length);
+       request.body.max_tokens = 7;`,
+      { 'x-drop': 'bye', 'x-client': 'alice' },
+      state,
+    );
+    assert.deepEqual(ctx.upstreamHeaders, { 'x-tier': 'gold', 'x-user': 'alice!', 'x-drop': null });
+    assert.equal(ctx.headers['x-tier'], 'gold', 'later policies see the new header');
+    assert.equal(state.vars!.get('script.seen'), '1');
+    assert.equal(ctx.body!.max_tokens, 7);
+    assert.equal(ctx.bodyChanged, true);
+  });
+
+  test('an untouched request stays untouched', async () => {
+    const { ctx } = await runRequest('var x = request.body.model;');
+    assert.equal(ctx.bodyChanged, false);
+    assert.deepEqual(ctx.upstreamHeaders ?? {}, {});
+  });
+
+  test('built-in variables are readable, never writable', async () => {
+    const state: ApimState = {};
+    await runRequest(`context.setVariable('probe.model', context.getVariable('model')); context.setVariable('model', 'x');`, {}, state);
+    assert.equal(state.vars!.get('probe.model'), 'llama');
+    assert.equal(state.vars!.has('model'), false);
+  });
+
+  test('there is no Node, file system or network in the sandbox', async () => {
+    const state: ApimState = {};
+    await runRequest(`context.setVariable('probe.globals', [typeof process, typeof require, typeof fetch, typeof setTimeout, typeof XMLHttpRequest].join(','));`, {}, state);
+    assert.equal(state.vars!.get('probe.globals'), 'undefined,undefined,undefined,undefined,undefined');
+  });
+
+  test('the script is compiled once per worker: its globals persist between runs there', async () => {
+    const policy = js(`globalThis.runs = (globalThis.runs || 0) + 1; context.setVariable('probe.runs', runs);`);
+    const seen: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const state: ApimState = {};
+      await policy.admit!(fakeContext(), state);
+      seen.push(state.vars!.get('probe.runs')!);
+    }
+    assert.deepEqual(seen, ['1', '2', '3']);
+  });
+});
+
+describe('faults and limits', () => {
+  test('a script that throws → 500 ScriptExecutionFailed with its message', async () => {
+    await assert.rejects(runRequest(`throw new TypeError('no tenant');`), fault(F.scriptExecutionFailed, /TypeError: no tenant/));
+  });
+
+  test('while(true) {} times out within its limit; another request and the event loop carry on meanwhile', async () => {
+    const runaway = js('while (true) {}', { timeLimit: '300ms' });
+    const started = performance.now();
+    const stuck = Promise.resolve(runaway.admit!(fakeContext(), {})).then(
+      () => assert.fail('a runaway script must not succeed'),
+      (err) => ({ err, ms: performance.now() - started }),
+    );
+    const tick = new Promise<number>((r) => setTimeout(() => r(performance.now() - started), 20));
+    const other = runRequest(`context.setVariable('probe.ok', 'yes');`).then(({ state }) => ({ ok: state.vars!.get('probe.ok'), ms: performance.now() - started }));
+    const [s, t, o] = await Promise.all([stuck, tick, other]);
+    assert.ok(t < 200, `the event loop answered a 20 ms timer after ${t} ms`);
+    assert.equal(o.ok, 'yes');
+    assert.ok(o.ms < s.ms - 50, `the other script finished after ${o.ms} ms, well before the runaway one (${s.ms} ms)`);
+    assert.ok(fault(F.scriptTimedOut)(s.err), String(s.err));
+    assert.ok(s.ms >= 290 && s.ms < 1000, `timed out after ${s.ms} ms`);
+  });
+
+  test('a script that keeps allocating is stopped by its memory limit (or its time limit)', async () => {
+    const hog = js('var a = []; while (true) a.push({ n: Math.random(), s: "x" + Math.random() });', { memoryLimitMb: 2, timeLimit: '1s' });
+    await assert.rejects(Promise.resolve(hog.admit!(fakeContext(), {})), (err: GatewayError) => {
+      assert.ok(err.code === F.scriptExecutionFailed ? /out of memory/.test(err.message) : err.code === F.scriptTimedOut, err.message);
+      return true;
+    });
+    await runRequest('// nothing');
+  });
+});
+
+describe('response flow', () => {
+  test('the whole answer: JSON body fields and headers changed, variables read', async () => {
+    const policy = js(`response.body.choices[0].message.content = response.body.choices[0].message.content.toUpperCase();
+      response.headers['x-app'] = context.getVariable('kvm.app'); delete response.headers['x-internal'];`, { flow: 'response' });
+    const ctx = fakeContext();
+    const flow = policy.respond!(ctx, { vars: new Map([['kvm.app', 'shop']]) }, 200)!;
+    const headers: Record<string, string> = { 'content-type': 'application/json', 'x-internal': 'secret' };
+    flow.headers!(200, headers);
+    const body = await flow.body!(Buffer.from(JSON.stringify({ choices: [{ message: { content: 'hello' } }] })), 200);
+    assert.equal(JSON.parse(body.toString()).choices[0].message.content, 'HELLO');
+    assert.deepEqual(headers, { 'content-type': 'application/json', 'x-app': 'shop' });
+  });
+
+  test('an untouched answer keeps its bytes', async () => {
+    const flow = js('var s = response.status;', { flow: 'response' }).respond!(fakeContext(), {}, 200)!;
+    flow.headers!(200, {});
+    const original = Buffer.from('{ "spaced":  true }');
+    assert.equal(await flow.body!(original, 200), original);
+  });
+});

@@ -1,0 +1,89 @@
+// JavaScript: a policy script run in a real sandbox (QuickJS in worker threads) with CPU-time and memory limits.
+// It reads and changes the request (or, in the response flow, the whole answer) through `context`, `request` and
+// `response`; its changes are applied once the worker answers, and the event loop never waits on the script.
+import { createHash } from 'node:crypto';
+import type { OutgoingHttpHeaders } from 'node:http';
+import { Script } from 'node:vm';
+import { javaScriptSpec } from '../../../config/apim-kinds.js';
+import type { RequestContext } from '../../../gateway/context.js';
+import { policyFault } from '../../../gateway/errors.js';
+import type { ResponseFlow } from '../../../gateway/hooks.js';
+import { parseDuration } from '../../../lib/duration.js';
+import type { ApimState, Policy, PolicyFactory } from '../../types.js';
+import { scriptProgram } from './sandbox-prelude.js';
+import { SandboxError, sandboxPool } from './sandbox-pool.js';
+import type { ScriptRef } from './sandbox-protocol.js';
+import { applyRequestChanges, applyResponseChanges, applyVariables, responseInput, scriptInput, type ScriptOutput } from './script-io.js';
+
+export const JAVASCRIPT = 'javascript';
+
+export const JAVASCRIPT_FAULTS = {
+  scriptExecutionFailed: 'steps.javascript.ScriptExecutionFailed',
+  /** tollgate's own code: Apigee reports a time-out as ScriptExecutionFailed. */
+  scriptTimedOut: 'steps.javascript.ScriptTimedOut',
+} as const;
+
+/** Catches syntax errors when the configuration loads; only compiles (V8), never runs the script outside the sandbox. */
+function checkSyntax(source: string): void {
+  try {
+    new Script(scriptProgram(source), { filename: 'policy.js' });
+  } catch (err) {
+    throw new Error(`source: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * @example javaScript('tenant', { source: "request.headers['x-tenant'] = context.getVariable('app.name');" }, deps) —
+ * the model server gets x-tenant; javaScript('redact', { flow: 'response', source: 'response.body.id = null;' }, deps)
+ */
+export const javaScript: PolicyFactory = (name, spec) => {
+  const s = javaScriptSpec.parse(spec);
+  checkSyntax(s.source);
+  const memoryLimitBytes = s.memoryLimitMb * 1024 * 1024;
+  const script: ScriptRef = { id: createHash('sha256').update(`${memoryLimitBytes}\n${s.source}`).digest('hex'), source: s.source, memoryLimitBytes };
+  const timeLimitMs = parseDuration(s.timeLimit);
+  const pool = sandboxPool();
+  pool.start();
+
+  async function execute(input: unknown): Promise<ScriptOutput> {
+    try {
+      return JSON.parse(await pool.run(script, timeLimitMs, JSON.stringify(input))) as ScriptOutput;
+    } catch (err) {
+      if (err instanceof SandboxError && err.kind === 'timeout') {
+        throw policyFault(500, JAVASCRIPT_FAULTS.scriptTimedOut, `Execution of ${name} timed out after ${s.timeLimit}`);
+      }
+      throw policyFault(500, JAVASCRIPT_FAULTS.scriptExecutionFailed, `Execution of ${name} failed: ${(err as Error).message}`);
+    }
+  }
+
+  if (s.flow === 'request') {
+    return {
+      type: JAVASCRIPT,
+      name,
+      async admit(ctx: RequestContext, state: ApimState) {
+        const input = scriptInput(ctx, state, 'request');
+        const bodyBefore = JSON.stringify(input.request.body);
+        applyRequestChanges(ctx, state, input, await execute(input), bodyBefore);
+      },
+    } satisfies Policy;
+  }
+
+  return {
+    type: JAVASCRIPT,
+    name,
+    respond(ctx: RequestContext, state: ApimState): ResponseFlow {
+      let held: OutgoingHttpHeaders = {};
+      return {
+        // The proxy holds the head until the body is rewritten, so header changes made then still go out.
+        headers: (_status, headers) => void (held = headers),
+        async body(body: Buffer, status: number): Promise<Buffer> {
+          const { value, bodyText } = responseInput(status, held, body);
+          const input = { ...scriptInput(ctx, state, 'response'), response: value };
+          const out = await execute(input);
+          applyVariables(state, out);
+          return applyResponseChanges(held, value.headers, out, bodyText) ?? body;
+        },
+      };
+    },
+  } satisfies Policy;
+};

@@ -1,0 +1,101 @@
+// A sandbox worker: QuickJS (WebAssembly) with no Node globals, file system or network. Each script gets its own
+// QuickJS runtime with its memory limit, compiled on first use and kept; a CPU deadline interrupts a run. The pool
+// terminates the whole worker if a run outlives its deadline anyway (some allocation paths never check it).
+import { parentPort } from 'node:worker_threads';
+import { getQuickJS, shouldInterruptAfterDeadline, type QuickJSContext, type QuickJSHandle, type QuickJSRuntime } from 'quickjs-emscripten';
+import { PRELUDE, scriptProgram } from './sandbox-prelude.js';
+import type { SandboxJob, SandboxReply, ScriptRef } from './sandbox-protocol.js';
+
+interface Compiled {
+  runtime: QuickJSRuntime;
+  vm: QuickJSContext;
+  invoke: QuickJSHandle;
+}
+
+/** Scripts kept compiled per worker; the least recently used beyond this are disposed. */
+const MAX_SCRIPTS = 32;
+const STACK_BYTES = 512 * 1024;
+
+const QuickJS = await getQuickJS();
+const compiled = new Map<string, Compiled>();
+
+class ScriptError extends Error {
+  constructor(readonly kind: 'timeout' | 'error', message: string) {
+    super(message);
+  }
+}
+
+function errorOf(vm: QuickJSContext, handle: QuickJSHandle): ScriptError {
+  const e = vm.dump(handle) as { name?: string; message?: string } | string;
+  handle.dispose();
+  if (typeof e !== 'object' || e === null) return new ScriptError('error', `uncaught ${String(e)}`);
+  if (e.name === 'InternalError' && e.message === 'interrupted') return new ScriptError('timeout', 'interrupted');
+  return new ScriptError('error', `${e.name ?? 'Error'}: ${e.message ?? ''}`);
+}
+
+function dispose(id: string): void {
+  const c = compiled.get(id);
+  if (!c) return;
+  compiled.delete(id);
+  try {
+    c.invoke.dispose();
+    c.vm.dispose();
+    c.runtime.dispose();
+  } catch {
+    // A runtime that cannot be freed leaves the module in doubt: start over in a fresh worker.
+    process.exit(1);
+  }
+}
+
+function compile(script: ScriptRef): Compiled {
+  const runtime = QuickJS.newRuntime({ memoryLimitBytes: script.memoryLimitBytes, maxStackSizeBytes: STACK_BYTES });
+  const vm = runtime.newContext();
+  for (const code of [PRELUDE, scriptProgram(script.source)]) {
+    const r = vm.evalCode(code, 'policy.js');
+    if (r.error) {
+      const err = errorOf(vm, r.error);
+      vm.dispose();
+      runtime.dispose();
+      throw err;
+    }
+    r.value.dispose();
+  }
+  const c = { runtime, vm, invoke: vm.getProp(vm.global, '__invoke') };
+  if (compiled.size >= MAX_SCRIPTS) dispose(compiled.keys().next().value!);
+  compiled.set(script.id, c);
+  return c;
+}
+
+function run(job: SandboxJob): string {
+  let c = compiled.get(job.script.id);
+  if (c) {
+    compiled.delete(job.script.id);
+    compiled.set(job.script.id, c);
+  } else c = compile(job.script);
+  const { runtime, vm, invoke } = c;
+  runtime.setInterruptHandler(shouldInterruptAfterDeadline(Date.now() + job.timeLimitMs));
+  const arg = vm.newString(job.input);
+  const result = vm.callFunction(invoke, vm.undefined, arg);
+  arg.dispose();
+  runtime.removeInterruptHandler();
+  if (result.error) {
+    const err = errorOf(vm, result.error);
+    // After an interrupt, running out of memory or the stack, the script's heap may be half-built: start it afresh.
+    if (err.kind === 'timeout' || /out of memory|stack overflow/.test(err.message)) dispose(job.script.id);
+    throw err;
+  }
+  const output = vm.getString(result.value);
+  result.value.dispose();
+  return output;
+}
+
+parentPort!.on('message', (job: SandboxJob) => {
+  let reply: SandboxReply;
+  try {
+    reply = { id: job.id, ok: true, output: run(job) };
+  } catch (err) {
+    reply = err instanceof ScriptError ? { id: job.id, ok: false, kind: err.kind, message: err.message } : { id: job.id, ok: false, kind: 'error', message: (err as Error).message };
+  }
+  parentPort!.postMessage(reply);
+});
+parentPort!.postMessage({ ready: true });

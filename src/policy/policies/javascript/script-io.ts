@@ -1,0 +1,106 @@
+// What a script sees of a request (and answer) and how its changes come back: variables, headers, the JSON body.
+import type { OutgoingHttpHeaders } from 'node:http';
+import type { RequestContext } from '../../../gateway/context.js';
+import type { ApimState } from '../../types.js';
+import { compileVariable, isFlowVariableName, setVariable } from '../../variables.js';
+
+/** The built-in variables a script can read besides the flow variables. */
+const BUILT_INS = [
+  'client_id', 'app.id', 'app.name', 'developer.app.id', 'developer.app.name', 'developer.id', 'developer.email',
+  'apiproduct.name', 'apiproduct.operationset.name', 'model', 'request.path', 'request.verb', 'client.ip',
+].map((name) => [name, compileVariable(name)] as const);
+
+/** Headers a script may not set on the upstream request: the proxy frames the message itself. */
+const FRAMING = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'te', 'upgrade', 'trailer', 'expect', 'proxy-connection']);
+
+export interface ScriptResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: unknown;
+}
+
+export interface ScriptInput {
+  flow: 'request' | 'response';
+  variables: Record<string, string>;
+  request: { method: string; path: string; url: string; headers: Record<string, string>; body: unknown };
+  response?: ScriptResponse;
+}
+
+export interface ScriptOutput {
+  variables: Record<string, string | null>;
+  requestHeaders: Record<string, string>;
+  requestBody: string;
+  responseHeaders: Record<string, string> | null;
+  responseBody: string | null;
+}
+
+function flat(headers: Record<string, unknown>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name in headers) {
+    const v = headers[name];
+    if (v !== undefined) out[name] = Array.isArray(v) ? v.join(', ') : String(v);
+  }
+  return out;
+}
+
+export function scriptInput(ctx: RequestContext, state: ApimState, flow: ScriptInput['flow']): ScriptInput {
+  const variables: Record<string, string> = {};
+  for (const [name, read] of BUILT_INS) {
+    const v = read(ctx, state);
+    if (v !== undefined) variables[name] = v;
+  }
+  if (state.vars) for (const [name, v] of state.vars) variables[name] = v;
+  return { flow, variables, request: { method: ctx.method, path: ctx.path, url: ctx.url, headers: flat(ctx.headers), body: ctx.body ?? null } };
+}
+
+/** The script's changes to the request: flow variables, headers (for later policies and upstream), the body. */
+export function applyRequestChanges(ctx: RequestContext, state: ApimState, input: ScriptInput, out: ScriptOutput, bodyBefore: string): void {
+  applyVariables(state, out);
+  const before = input.request.headers;
+  const after = out.requestHeaders;
+  const upstream = (ctx.upstreamHeaders ??= {});
+  for (const name in after) {
+    if (before[name] === after[name] || FRAMING.has(name)) continue;
+    // Later policies read the client's headers; the model server gets the change through upstreamHeaders.
+    ctx.headers[name] = after[name];
+    upstream[name] = after[name];
+  }
+  for (const name in before) {
+    if (name in after || FRAMING.has(name)) continue;
+    delete ctx.headers[name];
+    upstream[name] = null;
+  }
+  if (ctx.body && out.requestBody !== bodyBefore) {
+    ctx.body = JSON.parse(out.requestBody);
+    ctx.bodyChanged = true;
+  }
+}
+
+/** Only flow variables are writable: built-in names stay what tollgate knows them to be. */
+export function applyVariables(state: ApimState, out: ScriptOutput): void {
+  for (const name in out.variables) {
+    const v = out.variables[name];
+    if (v !== null && isFlowVariableName(name)) setVariable(state, name, v);
+    else if (v === null) state.vars?.delete(name);
+  }
+}
+
+/** The answer as the script sees it: JSON bodies parsed, anything else as text. */
+export function responseInput(status: number, headers: OutgoingHttpHeaders, body: Buffer): { value: ScriptResponse; bodyText: string } {
+  const text = body.toString('utf8');
+  let parsed: unknown = text;
+  let canonical = text;
+  try {
+    parsed = JSON.parse(text);
+    canonical = JSON.stringify(parsed);
+  } catch {}
+  return { value: { status, headers: flat(headers), body: parsed }, bodyText: canonical };
+}
+
+/** Applies header changes to the held answer's headers; returns the new body, or null when it is unchanged. */
+export function applyResponseChanges(headers: OutgoingHttpHeaders, before: Record<string, string>, out: ScriptOutput, bodyText: string): Buffer | null {
+  const after = out.responseHeaders ?? before;
+  for (const name in after) if (before[name] !== after[name] && !FRAMING.has(name)) headers[name] = after[name];
+  for (const name in before) if (!(name in after) && !FRAMING.has(name)) delete headers[name];
+  return out.responseBody !== null && out.responseBody !== bodyText ? Buffer.from(out.responseBody) : null;
+}

@@ -1,0 +1,89 @@
+// KeyValueMapOperations: config errors, gets into flow variables (environment and product scope), puts with and
+// without override, and the fault when a write cannot be stored.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { GatewayError } from '../../../gateway/errors.js';
+import { MemoryCounterStore } from '../../../store/counters/memory.js';
+import { fakeContext, testDeps } from '../../testing.js';
+import type { ApimState, KvmLookup } from '../../types.js';
+import { compileVariable } from '../../variables.js';
+import { KEY_VALUE_MAP_OPERATIONS_FAULTS, keyValueMapOperations } from './key-value-map-operations.js';
+
+class MemoryKvm implements KvmLookup {
+  readonly values = new Map<string, string>();
+  failing = false;
+  get(scope: string, map: string, key: string): string | undefined {
+    return this.values.get(`${scope}/${map}/${key}`);
+  }
+  async put(scope: string, map: string, key: string, value: string): Promise<void> {
+    if (this.failing) throw new Error('database is down');
+    this.values.set(`${scope}/${map}/${key}`, value);
+  }
+}
+
+function setup() {
+  const kvm = new MemoryKvm();
+  const deps = { ...testDeps(new MemoryCounterStore()), kvm };
+  return { kvm, make: (spec: Record<string, unknown>) => keyValueMapOperations('kvm-op', { mapIdentifier: 'tiers', ...spec }, deps) };
+}
+
+const gold: ApimState = { product: { name: 'gold', status: 'approved', operationSets: [] }, key: { appName: 'chatbot' } as ApimState['key'] };
+
+const configErrors: [spec: Record<string, unknown>, message: RegExp][] = [
+  [{}, /give at least one get or put/],
+  [{ get: [{ assignTo: 'tier', key: 'k' }] }, /get\[0\].assignTo: "tier" must be a dotted flow variable name/],
+  [{ get: [{ assignTo: 'request.tier', key: 'k' }] }, /must be a dotted flow variable name/],
+  [{ get: [{ assignTo: 'kvm.t', key: '{nope}' }] }, /unknown variable "nope"/],
+  [{ scope: 'organization', get: [{ assignTo: 'kvm.t', key: 'k' }] }, /scope/],
+];
+for (const [spec, message] of configErrors) test(`config: ${JSON.stringify(spec)} is refused`, () => assert.throws(() => setup().make(spec), message));
+
+test('without a store the policy cannot be configured', () => {
+  assert.throws(() => keyValueMapOperations('k', { mapIdentifier: 'm', get: [{ assignTo: 'kvm.t', key: 'k' }] }, testDeps(new MemoryCounterStore())), /need the API-management store/);
+});
+
+test('get reads into a flow variable that later policies read by name; a missing key gets the default', () => {
+  const { kvm, make } = setup();
+  kvm.values.set('environment/tiers/chatbot', 'premium');
+  const policy = make({ get: [{ assignTo: 'kvm.tier', key: '{developer.app.name}' }, { assignTo: 'kvm.region', key: 'region', defaultValue: 'eu' }] });
+  const state: ApimState = { ...gold };
+  assert.equal(policy.admit!(fakeContext(), state), undefined, 'reads finish synchronously');
+  assert.equal(compileVariable('kvm.tier')(fakeContext(), state), 'premium');
+  assert.equal(state.vars!.get('kvm.region'), 'eu');
+});
+
+test('product scope reads the entitled product\'s entries, and nothing before entitlement', () => {
+  const { kvm, make } = setup();
+  kvm.values.set('apiproduct:gold/tiers/limit', '100');
+  kvm.values.set('environment/tiers/limit', '5');
+  const policy = make({ scope: 'apiproduct', get: [{ assignTo: 'kvm.limit', key: 'limit' }] });
+  const state: ApimState = { ...gold };
+  policy.admit!(fakeContext(), state);
+  assert.equal(state.vars!.get('kvm.limit'), '100');
+  const anonymous: ApimState = {};
+  policy.admit!(fakeContext(), anonymous);
+  assert.equal(anonymous.vars, undefined);
+});
+
+test('put writes rendered keys and values; override: false keeps an existing value', async () => {
+  const { kvm, make } = setup();
+  kvm.values.set('environment/tiers/first-seen:chatbot', 'old');
+  const policy = make({
+    put: [
+      { key: 'last-model:{developer.app.name}', value: '{model}' },
+      { key: 'first-seen:{developer.app.name}', value: 'new', override: false },
+    ],
+  });
+  await policy.admit!(fakeContext(), { ...gold });
+  assert.equal(kvm.values.get('environment/tiers/last-model:chatbot'), 'llama');
+  assert.equal(kvm.values.get('environment/tiers/first-seen:chatbot'), 'old');
+});
+
+test('a write the store refuses faults with SetVariableFailed', async () => {
+  const { kvm, make } = setup();
+  kvm.failing = true;
+  await assert.rejects(
+    Promise.resolve(make({ put: [{ key: 'k', value: 'v' }] }).admit!(fakeContext(), { ...gold })),
+    (err: GatewayError) => err.status === 500 && err.code === KEY_VALUE_MAP_OPERATIONS_FAULTS.setVariableFailed && /database is down/.test(err.message),
+  );
+});

@@ -1,0 +1,59 @@
+// KeyValueMapOperations: reads entries of a key-value map into flow variables (`{kvm.tier}` for later policies)
+// and writes entries, in the environment's scope or the entitled product's. Reads come from memory, never the DB.
+import { keyValueMapOperationsSpec } from '../../../config/apim-kinds.js';
+import type { RequestContext } from '../../../gateway/context.js';
+import { policyFault } from '../../../gateway/errors.js';
+import { compileTemplate } from '../../message-template.js';
+import type { ApimState, Policy, PolicyFactory } from '../../types.js';
+import { isFlowVariableName, setVariable } from '../../variables.js';
+
+export const KEY_VALUE_MAP_OPERATIONS = 'key-value-map-operations';
+
+export const KEY_VALUE_MAP_OPERATIONS_FAULTS = {
+  setVariableFailed: 'steps.keyvaluemapoperations.SetVariableFailed',
+} as const;
+
+/**
+ * @example keyValueMapOperations('tier-of-app', { mapIdentifier: 'tiers', get: [{ assignTo: 'kvm.tier',
+ *   key: '{developer.app.name}', defaultValue: 'free' }] }, deps) — later: {ref: kvm.tier}
+ */
+export const keyValueMapOperations: PolicyFactory = (name, spec, deps) => {
+  const s = keyValueMapOperationsSpec.parse(spec);
+  const kvm = deps.kvm;
+  if (!kvm) throw new Error('key-value maps need the API-management store, which this engine was built without');
+  s.get.forEach((g, i) => {
+    if (!isFlowVariableName(g.assignTo)) throw new Error(`get[${i}].assignTo: "${g.assignTo}" must be a dotted flow variable name such as kvm.tier`);
+  });
+  const map = s.mapIdentifier;
+  const gets = s.get.map((g) => ({ variable: g.assignTo, key: compileTemplate(g.key), fallback: g.defaultValue }));
+  const puts = s.put.map((p) => ({ key: compileTemplate(p.key), value: compileTemplate(p.value), override: p.override }));
+  // Product-scoped maps hold one set of entries per product: the one the request is entitled through.
+  const scopeOf = (state: ApimState): string | undefined =>
+    s.scope === 'environment' ? 'environment' : state.product ? `apiproduct:${state.product.name}` : undefined;
+
+  const write = async (ctx: RequestContext, state: ApimState, scope: string): Promise<void> => {
+    for (const p of puts) {
+      const key = p.key.render(ctx, state).value;
+      if (!p.override && kvm.get(scope, map, key) !== undefined) continue;
+      try {
+        await kvm.put(scope, map, key, p.value.render(ctx, state).value);
+      } catch (err) {
+        throw policyFault(500, KEY_VALUE_MAP_OPERATIONS_FAULTS.setVariableFailed, `Could not store ${map}/${key}: ${(err as Error).message}`);
+      }
+    }
+  };
+
+  return {
+    type: KEY_VALUE_MAP_OPERATIONS,
+    name,
+    admit(ctx, state) {
+      const scope = scopeOf(state);
+      if (scope === undefined) return;
+      for (const g of gets) {
+        const value = kvm.get(scope, map, g.key.render(ctx, state).value) ?? g.fallback;
+        if (value !== undefined) setVariable(state, g.variable, value);
+      }
+      if (puts.length > 0) return write(ctx, state, scope);
+    },
+  } satisfies Policy;
+};

@@ -1,0 +1,124 @@
+// Loading an OpenAPI 3 document (inline object, YAML/JSON text, or a file) and compiling, per path and method,
+// the request body schema, the required query and header parameters and the JSON response schemas (ajv).
+import { readFileSync } from 'node:fs';
+import { Ajv, type ValidateFunction } from 'ajv';
+import { parse as parseYaml } from 'yaml';
+
+export interface CompiledParameter {
+  in: 'query' | 'header';
+  name: string;
+  required: boolean;
+  validate: ValidateFunction | null;
+}
+
+export interface CompiledOperation {
+  body: ValidateFunction | null;
+  bodyRequired: boolean;
+  parameters: CompiledParameter[];
+  /** By status code, `2XX`-style range, or `default`. */
+  responses: Map<string, ValidateFunction>;
+}
+
+export interface CompiledPath {
+  template: string;
+  pattern: RegExp;
+  /** Literal segments first: `/items/new` wins over `/items/{id}`. */
+  literals: number;
+  operations: Map<string, CompiledOperation>;
+}
+
+type Node = Record<string, unknown>;
+const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
+const JSON_TYPE = 'application/json';
+
+const isNode = (v: unknown): v is Node => typeof v === 'object' && v !== null && !Array.isArray(v);
+const escapePointer = (s: string) => s.replace(/~/g, '~0').replace(/\//g, '~1');
+
+/** The document as an object, from `openApi` (object or text) or from the `source` file. */
+export function loadDocument(openApi: Node | string | undefined, source: string | undefined): Node {
+  let doc: unknown = openApi;
+  if (source !== undefined) doc = readFileSync(source, 'utf8');
+  if (typeof doc === 'string') doc = parseYaml(doc);
+  if (!isNode(doc) || typeof doc.openapi !== 'string' || !doc.openapi.startsWith('3.')) throw new Error('not an OpenAPI 3 document (no openapi: 3.x field)');
+  if (!isNode(doc.paths)) throw new Error('the OpenAPI document has no paths');
+  return doc;
+}
+
+/** Follows local `$ref`s: the node and the JSON pointer it lives at (so ajv resolves its own refs from there). */
+function deref(doc: Node, node: unknown, pointer: string): { node: unknown; pointer: string } {
+  for (let hops = 0; isNode(node) && typeof node.$ref === 'string' && hops < 16; hops++) {
+    const ref = node.$ref;
+    if (!ref.startsWith('#/')) throw new Error(`${pointer}: only local $refs are supported (${ref})`);
+    pointer = ref.slice(1);
+    node = ref
+      .slice(2)
+      .split('/')
+      .reduce<unknown>((n, seg) => (isNode(n) ? n[seg.replace(/~1/g, '/').replace(/~0/g, '~')] : undefined), doc);
+    if (node === undefined) throw new Error(`${ref} does not resolve`);
+  }
+  return { node, pointer };
+}
+
+function pathPattern(template: string): RegExp {
+  const source = template
+    .split(/(\{[^}]+\})/)
+    .map((part) => (part.startsWith('{') ? '[^/]+' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
+    .join('');
+  return new RegExp(`^${source}$`);
+}
+
+/** Every path and operation of the document, compiled; @throws Error naming the part that cannot be compiled. */
+export function compileDocument(doc: Node): CompiledPath[] {
+  const ajv = new Ajv({ strict: false, allErrors: true, validateSchema: false });
+  const params = new Ajv({ strict: false, coerceTypes: true, validateSchema: false });
+  ajv.addSchema(doc, 'oas');
+  params.addSchema(doc, 'oas');
+  const schemaAt = (validator: Ajv, pointer: string) => validator.compile({ $ref: `oas#${pointer}` });
+  const out: CompiledPath[] = [];
+  for (const [template, rawItem] of Object.entries(doc.paths as Node)) {
+    const base = `/paths/${escapePointer(template)}`;
+    const { node: item, pointer: itemAt } = deref(doc, rawItem, base);
+    if (!isNode(item)) continue;
+    const operations = new Map<string, CompiledOperation>();
+    for (const method of METHODS) {
+      const op = item[method];
+      if (!isNode(op)) continue;
+      const at = `${itemAt}/${method}`;
+      const parameters: CompiledParameter[] = [];
+      const declared = [
+        ...(Array.isArray(item.parameters) ? item.parameters.map((p, i) => [p, `${itemAt}/parameters/${i}`] as const) : []),
+        ...(Array.isArray(op.parameters) ? op.parameters.map((p, i) => [p, `${at}/parameters/${i}`] as const) : []),
+      ];
+      for (const [raw, rawAt] of declared) {
+        const { node: p, pointer } = deref(doc, raw, rawAt);
+        if (!isNode(p) || (p.in !== 'query' && p.in !== 'header') || typeof p.name !== 'string') continue;
+        const name = p.in === 'header' ? p.name.toLowerCase() : p.name;
+        const validate = isNode(p.schema) ? params.compile({ type: 'object', properties: { v: { $ref: `oas#${pointer}/schema` } } }) : null;
+        // An operation's parameter replaces the path item's of the same name.
+        const same = parameters.findIndex((q) => q.in === p.in && q.name === name);
+        const compiled = { in: p.in, name, required: p.required === true, validate } as CompiledParameter;
+        if (same >= 0) parameters[same] = compiled;
+        else parameters.push(compiled);
+      }
+      let body: ValidateFunction | null = null;
+      let bodyRequired = false;
+      if (op.requestBody !== undefined) {
+        const { node: rb, pointer } = deref(doc, op.requestBody, `${at}/requestBody`);
+        if (isNode(rb)) {
+          bodyRequired = rb.required === true;
+          const content = isNode(rb.content) ? rb.content[JSON_TYPE] : undefined;
+          if (isNode(content) && content.schema !== undefined) body = schemaAt(ajv, `${pointer}/content/${escapePointer(JSON_TYPE)}/schema`);
+        }
+      }
+      const responses = new Map<string, ValidateFunction>();
+      for (const [code, rawResponse] of Object.entries(isNode(op.responses) ? op.responses : {})) {
+        const { node: r, pointer } = deref(doc, rawResponse, `${at}/responses/${escapePointer(code)}`);
+        const content = isNode(r) && isNode(r.content) ? r.content[JSON_TYPE] : undefined;
+        if (isNode(content) && content.schema !== undefined) responses.set(code.toUpperCase(), schemaAt(ajv, `${pointer}/content/${escapePointer(JSON_TYPE)}/schema`));
+      }
+      operations.set(method.toUpperCase(), { body, bodyRequired, parameters, responses });
+    }
+    out.push({ template, pattern: pathPattern(template), literals: template.split('/').filter((s) => s && !s.startsWith('{')).length, operations });
+  }
+  return out.sort((a, b) => b.literals - a.literals);
+}

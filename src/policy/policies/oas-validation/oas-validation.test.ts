@@ -1,0 +1,111 @@
+// OASValidation: config errors, a valid request, each way a request fails (path, method, parameters, body), and
+// response validation for non-streamed JSON answers.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { GatewayError } from '../../../gateway/errors.js';
+import { MemoryCounterStore } from '../../../store/counters/memory.js';
+import { fakeContext, testDeps, type FakeRequest } from '../../testing.js';
+import { OAS_VALIDATION_FAULTS, oasValidation } from './oas-validation.js';
+
+const deps = testDeps(new MemoryCounterStore());
+
+const CHAT_API = `
+openapi: 3.0.3
+info: {title: chat, version: '1'}
+paths:
+  /v1/chat/completions:
+    parameters:
+      - {name: x-tenant, in: header, required: true, schema: {type: string, pattern: '^[a-z]+$'}}
+    post:
+      parameters:
+        - {name: api-version, in: query, schema: {type: integer, minimum: 1}}
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: {$ref: '#/components/schemas/Chat'}
+      responses:
+        '200':
+          content:
+            application/json:
+              schema: {type: object, required: [id, choices]}
+components:
+  schemas:
+    Chat:
+      type: object
+      required: [model, messages]
+      properties:
+        model: {type: string}
+        max_tokens: {type: integer, maximum: 512}
+        messages:
+          type: array
+          minItems: 1
+          items:
+            type: object
+            required: [role, content]
+            properties:
+              role: {enum: [system, user, assistant]}
+              content: {type: string}
+`;
+
+const make = (spec: Record<string, unknown> = {}) => oasValidation('oas', { openApi: CHAT_API, ...spec }, deps);
+const req = (r: FakeRequest = {}) => fakeContext({ ...r, headers: { 'x-tenant': 'acme', ...r.headers } });
+
+function reasonOf(call: () => unknown): string {
+  try {
+    call();
+    return 'ok';
+  } catch (err) {
+    const e = err as GatewayError;
+    assert.equal(e.code, OAS_VALIDATION_FAULTS.failed);
+    return `${e.status} ${e.message.replace(/^OASValidation oas failed with reason: /, '')}`;
+  }
+}
+
+const configErrors: [spec: Record<string, unknown>, message: RegExp][] = [
+  [{ openApi: 'swagger: "2.0"\npaths: {}' }, /not an OpenAPI 3 document/],
+  [{ openApi: { openapi: '3.0.0' } }, /has no paths/],
+  [{ openApi: CHAT_API, source: 'x.yaml' }, /not both/],
+  [{ openApi: undefined, source: '/nonexistent/spec.yaml' }, /ENOENT/],
+  [{ openApi: "openapi: 3.0.0\npaths:\n  /a:\n    post:\n      requestBody: {$ref: '#/components/requestBodies/Nope'}" }, /does not resolve/],
+];
+for (const [spec, message] of configErrors) test(`config: ${JSON.stringify(spec).slice(0, 60)} is refused`, () => assert.throws(() => oasValidation('oas', spec, deps), message));
+
+test('a request that follows the document passes; the document may come from a file', () => {
+  assert.equal(reasonOf(() => make().admit!(req({ url: '/v1/chat/completions?api-version=2' }), {})), 'ok');
+  const dir = mkdtempSync(join(tmpdir(), 'oas-'));
+  writeFileSync(join(dir, 'chat.yaml'), CHAT_API);
+  assert.equal(reasonOf(() => oasValidation('oas', { source: join(dir, 'chat.yaml') }, deps).admit!(req(), {})), 'ok');
+});
+
+const failures: [name: string, r: FakeRequest, reason: string][] = [
+  ['an unknown path', { url: '/v1/embeddings' }, '400 no API path matches /v1/embeddings'],
+  ['a method the path lacks', { method: 'PUT' }, '400 PUT is not allowed on /v1/chat/completions'],
+  ['a missing required header', { headers: { 'x-tenant': undefined } }, '400 header parameter "x-tenant" is required'],
+  ['a header against its schema', { headers: { 'x-tenant': 'ACME' } }, '400 header parameter "x-tenant" must match pattern "^[a-z]+$"'],
+  ['a query parameter against its schema', { url: '/v1/chat/completions?api-version=zero' }, '400 query parameter "api-version" must be integer'],
+  ['a body field of the wrong type', { body: { max_tokens: 4096 } }, '400 request body /max_tokens: must be <= 512'],
+  ['a bad nested field, by its JSON path', { body: { messages: [{ role: 'robot', content: 'hi' }] } }, '400 request body /messages/0/role: must be equal to one of the allowed values'],
+];
+for (const [name, r, reason] of failures) test(`${name} → ${reason}`, () => assert.equal(reasonOf(() => make().admit!(req(r), {})), reason));
+
+test('a required body that is missing faults', () => {
+  const ctx = req();
+  ctx.body = undefined;
+  ctx.rawBody = Buffer.alloc(0);
+  assert.equal(reasonOf(() => make().admit!(ctx, {})), '400 a request body is required');
+});
+
+test('answers are validated only when asked, and only JSON answers with a schema', async () => {
+  assert.equal(make().respond, undefined);
+  const policy = make({ validateResponses: true });
+  assert.equal(policy.respond!(req(), {}, 500), undefined);
+  const flow = policy.respond!(req(), {}, 200)!;
+  const good = Buffer.from('{"id":"c","choices":[]}');
+  assert.equal(await flow.body!(good, 200), good);
+  assert.throws(() => flow.body!(Buffer.from('{"id":"c"}'), 200), (err: GatewayError) => err.status === 502 && /the 200 answer \/: must have required property 'choices'/.test(err.message));
+  assert.throws(() => flow.body!(Buffer.from('oops'), 200), (err: GatewayError) => err.status === 502 && /not JSON/.test(err.message));
+});

@@ -1,0 +1,53 @@
+// The token request of RFC 6749's client-credentials grant: the form body and the client's id and secret, which
+// come as HTTP Basic (§2.3.1, form-encoded inside) or as form fields, never both.
+import type { IncomingHttpHeaders } from 'node:http';
+
+export interface TokenRequest {
+  grantType: string | undefined;
+  /** Requested scopes (space-separated `scope`); empty when none was asked for. */
+  scopes: string[];
+  clientId: string | undefined;
+  clientSecret: string | undefined;
+  /** The client used HTTP Basic, so a refusal carries `www-authenticate` (RFC 6749 §5.2). */
+  basic: boolean;
+}
+
+export class MalformedTokenRequest extends Error {}
+
+const BASIC = /^basic\s+([A-Za-z0-9+/=]+)\s*$/i;
+const FORM = 'application/x-www-form-urlencoded';
+
+function formDecode(text: string): string {
+  return decodeURIComponent(text.replace(/\+/g, ' '));
+}
+
+/** @throws MalformedTokenRequest for a body that is not a form, or credentials given twice. */
+export function readTokenRequest(headers: IncomingHttpHeaders, body: Buffer): TokenRequest {
+  const type = headers['content-type']?.split(';')[0].trim().toLowerCase();
+  if (body.length > 0 && type !== FORM) throw new MalformedTokenRequest(`the body must be ${FORM}`);
+  const form = new URLSearchParams(body.toString('utf8'));
+  let clientId = form.get('client_id') ?? undefined;
+  let clientSecret = form.get('client_secret') ?? undefined;
+  const auth = headers.authorization;
+  const basic = auth !== undefined && BASIC.exec(auth);
+  if (basic) {
+    if (clientId !== undefined || clientSecret !== undefined) throw new MalformedTokenRequest('send the client credentials once: HTTP Basic or form fields');
+    const decoded = Buffer.from(basic[1], 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    if (colon === -1) throw new MalformedTokenRequest('HTTP Basic credentials must be client_id:client_secret');
+    try {
+      clientId = formDecode(decoded.slice(0, colon));
+      clientSecret = formDecode(decoded.slice(colon + 1));
+    } catch {
+      throw new MalformedTokenRequest('HTTP Basic credentials are not form-encoded');
+    }
+  }
+  const scope = form.get('scope') ?? '';
+  return {
+    grantType: form.get('grant_type') ?? undefined,
+    scopes: scope.split(' ').filter((s) => s !== ''),
+    clientId: clientId || undefined,
+    clientSecret: clientSecret || undefined,
+    basic: Boolean(basic),
+  };
+}

@@ -1,0 +1,77 @@
+// OAuthV2 GenerateAccessToken: the client-credentials token endpoint on the data plane. The client is an app's key
+// (client_id = consumer key, client_secret = consumer secret); the answer is an opaque `tgat_` token whose hash is
+// stored where every replica can find it.
+import type { RequestContext } from '../../../gateway/context.js';
+import { gatewayError, policyFault, type GatewayError } from '../../../gateway/errors.js';
+import { hashKey, randomBase62, verifySecret } from '../../../store/keys.js';
+import type { AccessTokenSource } from '../../access-token-source.js';
+import { keyProblem } from '../../entitlement.js';
+import type { IdentitySource, KeyRecord } from '../../identity.js';
+import { MalformedTokenRequest, readTokenRequest, type TokenRequest } from './client-credentials.js';
+import { OAUTH_V2_FAULTS as F } from './oauth-v2-faults.js';
+
+export const ACCESS_TOKEN_PREFIX = 'tgat_';
+
+export interface TokenEndpointOptions {
+  path: string;
+  grantTypes: ReadonlySet<string>;
+  expiresInMs: number;
+  identity: IdentitySource;
+  tokens: AccessTokenSource;
+  now: () => number;
+}
+
+/** Compared against when the client is unknown, so a miss costs the same as a wrong secret. */
+const NO_SECRET = hashKey('no secret');
+
+const NO_STORE = { 'content-type': 'application/json', 'cache-control': 'no-store', pragma: 'no-cache' };
+
+function invalidClient(req: TokenRequest, message: string): GatewayError {
+  return policyFault(401, F.invalidClient, message, req.basic ? { 'www-authenticate': 'Basic realm="tollgate"' } : undefined);
+}
+
+/** The scopes of the key's approved products: what a token may carry. */
+function offeredScopes(record: KeyRecord): Set<string> {
+  const out = new Set<string>();
+  for (const p of record.products) if (p.status === 'approved') for (const s of p.scopes ?? []) out.add(s);
+  return out;
+}
+
+/** The intercept step: answers POST <path>, lets every other request through untouched. */
+export function tokenEndpoint(o: TokenEndpointOptions): (ctx: RequestContext) => Promise<void> | void {
+  async function issue(ctx: RequestContext): Promise<void> {
+    let req: TokenRequest;
+    try {
+      req = readTokenRequest(ctx.headers, ctx.readBody ? await ctx.readBody() : Buffer.alloc(0));
+    } catch (err) {
+      if (err instanceof MalformedTokenRequest) throw policyFault(400, F.invalidRequest, `Invalid token request: ${err.message}`);
+      throw err;
+    }
+    if (req.grantType === undefined) throw policyFault(400, F.invalidRequest, 'The request is missing a required parameter: grant_type');
+    if (!o.grantTypes.has(req.grantType)) throw policyFault(400, F.unsupportedGrantType, `Unsupported grant type: ${req.grantType}`);
+    if (!req.clientId || !req.clientSecret) throw invalidClient(req, 'Client authentication failed: client_id and client_secret are required');
+    const record = o.identity.findKeyByHash(hashKey(req.clientId));
+    const secretOk = verifySecret(req.clientSecret, record?.secretHash ?? NO_SECRET);
+    const now = o.now();
+    if (!record || !record.secretHash || !secretOk) throw invalidClient(req, 'Client authentication failed: unknown client or wrong secret');
+    if (keyProblem(record, now) !== null) throw invalidClient(req, 'Client authentication failed: the key, its app or its developer is not approved');
+
+    const offered = offeredScopes(record);
+    const missing = req.scopes.filter((s) => !offered.has(s));
+    if (missing.length > 0) throw policyFault(400, F.invalidScope, `The client may not ask for scope ${missing.join(' ')}`);
+    const scopes = req.scopes.length > 0 ? [...new Set(req.scopes)] : [...offered];
+
+    const token = ACCESS_TOKEN_PREFIX + randomBase62(40);
+    // A token never outlives the key it was issued to.
+    const expiresAt = record.expiresAt === null ? now + o.expiresInMs : Math.min(now + o.expiresInMs, record.expiresAt);
+    try {
+      await o.tokens.save({ tokenHash: hashKey(token), keyId: record.keyId, keyHash: hashKey(req.clientId), scopes, issuedAt: now, expiresAt });
+    } catch {
+      throw gatewayError('TG_ERR_EXTENSION_FAILED', 'The access token could not be stored');
+    }
+    const body = { access_token: token, token_type: 'Bearer', expires_in: Math.floor((expiresAt - now) / 1000), scope: scopes.join(' ') };
+    ctx.directResponse = { status: 200, headers: { ...NO_STORE }, body: JSON.stringify(body) };
+  }
+
+  return (ctx) => (ctx.method === 'POST' && ctx.path === o.path ? issue(ctx) : undefined);
+}

@@ -1,0 +1,227 @@
+// OAuthV2: the token endpoint (grant types, client authentication, scopes, expiry) and VerifyAccessToken (each fault,
+// entitlement, revocation within the cache's bound), over an in-memory token table.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { GatewayError } from '../../../gateway/errors.js';
+import { MemoryCounterStore } from '../../../store/counters/memory.js';
+import { CachedAccessTokens, type AccessTokenBackend } from '../../access-token-cache.js';
+import type { AccessTokenGrant, IssuedAccessToken } from '../../access-token-source.js';
+import { MemoryIdentitySource } from '../../memory-identity.js';
+import { TestClock, fakeContext, testDeps, type FakeRequest } from '../../testing.js';
+import type { ApimState, Policy } from '../../types.js';
+import { OAUTH_V2_FAULTS as F, oauthV2 } from './oauth-v2.js';
+
+const NOW = Date.parse('2025-06-02T12:00:00Z');
+
+class MemoryTokens implements AccessTokenBackend {
+  readonly rows = new Map<string, IssuedAccessToken>();
+  lookups = 0;
+  down = false;
+  async insert(t: IssuedAccessToken): Promise<void> {
+    this.rows.set(t.tokenHash, t);
+  }
+  async find(hash: string): Promise<AccessTokenGrant | undefined> {
+    this.lookups++;
+    if (this.down) throw new Error('connection refused');
+    return this.rows.get(hash);
+  }
+}
+
+function setup() {
+  const clock = new TestClock(NOW);
+  const table = new MemoryTokens();
+  const identity = new MemoryIdentitySource([{ name: 'chat-ops', spec: { apiProductRefs: [{ name: 'chat' }], llmOperations: { models: ['small'] } } }]);
+  identity.accessTokens = new CachedAccessTokens(table, { now: clock.now });
+  identity.add({ key: 'tg_client', secret: 'tgs_secret', keyId: 'key_client', products: [{ name: 'chat', status: 'approved', scopes: ['chat', 'embed'] }] });
+  identity.add({ key: 'tg_nosecret', products: ['chat'] });
+  identity.add({ key: 'tg_revoked', secret: 'tgs_r', status: 'revoked', products: ['chat'] });
+  identity.add({ key: 'tg_soon', secret: 'tgs_soon', expiresAt: NOW + 60_000, products: ['chat'] });
+  const deps = testDeps(new MemoryCounterStore(), { identity, now: clock.now });
+  const issue = oauthV2('token', { operation: 'GenerateAccessToken' }, deps);
+  const verify = oauthV2('verify', { operation: 'VerifyAccessToken' }, deps);
+  return { clock, table, identity, deps, issue, verify };
+}
+
+const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
+const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
+
+async function tokenCall(policy: Policy, form: string, headers: Record<string, string> = FORM, req: FakeRequest = {}) {
+  const ctx = fakeContext({ url: '/oauth/token', headers, ...req });
+  ctx.readBody = async () => Buffer.from(form);
+  await policy.intercept!(ctx, {});
+  return ctx;
+}
+
+async function token(policy: Policy, form = 'grant_type=client_credentials&client_id=tg_client&client_secret=tgs_secret'): Promise<any> {
+  const ctx = await tokenCall(policy, form);
+  assert.equal(ctx.directResponse?.status, 200, String(ctx.directResponse?.body));
+  return JSON.parse(String(ctx.directResponse!.body));
+}
+
+async function verified(policy: Policy, accessToken: string, req: FakeRequest = {}): Promise<ApimState> {
+  const ctx = fakeContext({ model: 'small', ...req, headers: { authorization: `Bearer ${accessToken}` } });
+  const state: ApimState = {};
+  await policy.authenticate!(ctx, state);
+  await policy.admit!(ctx, state);
+  return state;
+}
+
+function fault(code: string, status = 401) {
+  return (err: unknown) => err instanceof GatewayError && err.code === code && err.status === status;
+}
+
+describe('config', () => {
+  const { deps } = setup();
+  test('an operation is required; unknown fields are refused', () => {
+    assert.throws(() => oauthV2('o', {}, deps), /operation/);
+    assert.throws(() => oauthV2('o', { operation: 'RefreshAccessToken' }, deps), /operation/);
+    assert.throws(() => oauthV2('o', { operation: 'VerifyAccessToken', scopes: 'x' }, deps), /Unrecognized key/);
+  });
+  test('a bad or too short expiresIn is refused', () => {
+    assert.throws(() => oauthV2('o', { operation: 'GenerateAccessToken', expiresIn: '3600' }, deps), /duration/);
+    assert.throws(() => oauthV2('o', { operation: 'GenerateAccessToken', expiresIn: '10ms' }, deps), /at least 1s/);
+  });
+  test('without a token store the policy cannot be built', () => {
+    const bare = testDeps(new MemoryCounterStore());
+    assert.throws(() => oauthV2('o', { operation: 'VerifyAccessToken' }, bare), /access-token store/);
+  });
+});
+
+describe('token endpoint', () => {
+  test('client credentials in the form give a Bearer token with the products\' scopes', async () => {
+    const { issue } = setup();
+    const body = await token(issue);
+    assert.match(body.access_token, /^tgat_[0-9A-Za-z]{40}$/);
+    assert.equal(body.token_type, 'Bearer');
+    assert.equal(body.expires_in, 3600);
+    assert.equal(body.scope, 'chat embed');
+  });
+
+  test('HTTP Basic works; the answer is not cacheable; only the hash is stored', async () => {
+    const { issue, table } = setup();
+    const ctx = await tokenCall(issue, 'grant_type=client_credentials', { ...FORM, authorization: basic('tg_client', 'tgs_secret') });
+    assert.equal(ctx.directResponse!.headers['cache-control'], 'no-store');
+    const issued = JSON.parse(String(ctx.directResponse!.body)).access_token;
+    assert.ok(![...table.rows.values()].some((r) => JSON.stringify(r).includes(issued)));
+  });
+
+  test('other paths and methods pass through', async () => {
+    const { issue } = setup();
+    assert.equal((await tokenCall(issue, '', FORM, { url: '/v1/chat/completions' })).directResponse, undefined);
+    assert.equal((await tokenCall(issue, '', FORM, { method: 'GET' })).directResponse, undefined);
+  });
+
+  test('a requested scope must be offered by an approved product', async () => {
+    const { issue } = setup();
+    assert.equal((await token(issue, 'grant_type=client_credentials&client_id=tg_client&client_secret=tgs_secret&scope=chat')).scope, 'chat');
+    await assert.rejects(tokenCall(issue, 'grant_type=client_credentials&client_id=tg_client&client_secret=tgs_secret&scope=admin'), fault(F.invalidScope, 400));
+  });
+
+  test('a token never outlives its key', async () => {
+    const { issue } = setup();
+    assert.equal((await token(issue, 'grant_type=client_credentials&client_id=tg_soon&client_secret=tgs_soon')).expires_in, 60);
+  });
+
+  const refused: [name: string, form: string, code: string, status: number, headers?: Record<string, string>][] = [
+    ['no grant_type', 'client_id=tg_client&client_secret=tgs_secret', F.invalidRequest, 400],
+    ['another grant type', 'grant_type=password&username=a&password=b', F.unsupportedGrantType, 400],
+    ['no client', 'grant_type=client_credentials', F.invalidClient, 401],
+    ['a wrong secret', 'grant_type=client_credentials&client_id=tg_client&client_secret=nope', F.invalidClient, 401],
+    ['an unknown client', 'grant_type=client_credentials&client_id=tg_nobody&client_secret=tgs_secret', F.invalidClient, 401],
+    ['a key without a secret', 'grant_type=client_credentials&client_id=tg_nosecret&client_secret=x', F.invalidClient, 401],
+    ['a revoked key', 'grant_type=client_credentials&client_id=tg_revoked&client_secret=tgs_r', F.invalidClient, 401],
+    ['a JSON body', '{"grant_type":"client_credentials"}', F.invalidRequest, 400, { 'content-type': 'application/json' }],
+  ];
+  for (const [name, form, code, status, headers] of refused) {
+    test(`${name} → ${status} ${code}`, async () => {
+      const { issue } = setup();
+      await assert.rejects(tokenCall(issue, form, headers), fault(code, status));
+    });
+  }
+
+  test('a wrong Basic secret asks for Basic again; credentials given twice are refused', async () => {
+    const { issue } = setup();
+    await assert.rejects(tokenCall(issue, 'grant_type=client_credentials', { ...FORM, authorization: basic('tg_client', 'bad') }), (err: GatewayError) => {
+      assert.equal(err.code, F.invalidClient);
+      assert.match(err.headers['www-authenticate'], /^Basic/);
+      return true;
+    });
+    const twice = tokenCall(issue, 'grant_type=client_credentials&client_id=tg_client', { ...FORM, authorization: basic('tg_client', 'tgs_secret') });
+    await assert.rejects(twice, fault(F.invalidRequest, 400));
+  });
+});
+
+describe('VerifyAccessToken', () => {
+  test('a token identifies its key and is entitled like the key', async () => {
+    const { issue, verify } = setup();
+    const { access_token } = await token(issue);
+    const state = await verified(verify, access_token);
+    assert.equal(state.key!.keyId, 'key_client');
+    assert.equal(state.product!.name, 'chat');
+    assert.equal(state.vars!.get('oauthv2accesstoken.verify.scope'), 'chat embed');
+  });
+
+  test('a model the products do not grant → 401 no product match', async () => {
+    const { issue, verify } = setup();
+    const { access_token } = await token(issue);
+    await assert.rejects(verified(verify, access_token, { model: 'large' }), fault(F.noProductMatch));
+  });
+
+  test('no Bearer header; a token of another kind; an unknown token', async () => {
+    const { verify } = setup();
+    assert.throws(() => verify.authenticate!(fakeContext(), {}), fault(F.invalidAccessTokenHeader));
+    await assert.rejects(verified(verify, 'tg_client'), fault(F.invalidAccessToken));
+    await assert.rejects(verified(verify, 'tgat_unknown'), fault(F.invalidAccessToken));
+  });
+
+  test('an expired token → 401 access_token_expired', async () => {
+    const { issue, verify, clock } = setup();
+    const { access_token } = await token(issue);
+    clock.advance(3600_000);
+    await assert.rejects(verified(verify, access_token), fault(F.accessTokenExpired));
+  });
+
+  test('a revoked token stops working once the cache entry is older than a second', async () => {
+    const { issue, verify, clock, table } = setup();
+    const { access_token } = await token(issue);
+    await verified(verify, access_token);
+    table.rows.clear();
+    await verified(verify, access_token);
+    clock.advance(1001);
+    await assert.rejects(verified(verify, access_token), fault(F.invalidAccessToken));
+  });
+
+  test('a token of a revoked key → 401 access_token_not_approved', async () => {
+    const { issue, verify, identity } = setup();
+    const { access_token } = await token(issue);
+    identity.add({ key: 'tg_client', secret: 'tgs_secret', keyId: 'key_client', status: 'revoked', products: ['chat'] });
+    await assert.rejects(verified(verify, access_token), fault(F.accessTokenNotApproved));
+  });
+
+  test('a required scope the token lacks → 403 InsufficientScope', async () => {
+    const { issue, deps } = setup();
+    const { access_token } = await token(issue, 'grant_type=client_credentials&client_id=tg_client&client_secret=tgs_secret&scope=embed');
+    const needsChat = oauthV2('needs-chat', { operation: 'VerifyAccessToken', scope: 'chat admin' }, deps);
+    await assert.rejects(verified(needsChat, access_token), fault(F.insufficientScope, 403));
+  });
+
+  test('a token table that does not answer → 500, never a pass', async () => {
+    const { verify, table } = setup();
+    table.down = true;
+    await assert.rejects(verified(verify, 'tgat_whatever'), fault('extension_failed', 500));
+  });
+});
+
+describe('token cache', () => {
+  test('concurrent lookups of one token share one query; a miss is remembered for the TTL', async () => {
+    const { verify, table, clock } = setup();
+    const results = await Promise.allSettled([1, 2, 3].map(() => verified(verify, 'tgat_missing')));
+    assert.ok(results.every((r) => r.status === 'rejected'));
+    assert.equal(table.lookups, 1);
+    await assert.rejects(verified(verify, 'tgat_missing'));
+    assert.equal(table.lookups, 1);
+    clock.advance(1001);
+    await assert.rejects(verified(verify, 'tgat_missing'));
+    assert.equal(table.lookups, 2);
+  });
+});

@@ -1,0 +1,63 @@
+// OAuthV2 VerifyAccessToken: `Authorization: Bearer tgat_…` identifies the key the token was issued to, exactly as
+// VerifyAPIKey identifies a key, so entitlement and quotas work unchanged.
+import type { RequestContext } from '../../../gateway/context.js';
+import { gatewayError, policyFault } from '../../../gateway/errors.js';
+import { hashKey } from '../../../store/keys.js';
+import type { AccessTokenGrant, AccessTokenSource } from '../../access-token-source.js';
+import { keyProblem } from '../../entitlement.js';
+import type { IdentitySource } from '../../identity.js';
+import type { ApimState } from '../../types.js';
+import { setVariable } from '../../variables.js';
+import { ACCESS_TOKEN_PREFIX } from './generate-access-token.js';
+import { OAUTH_V2_FAULTS as F } from './oauth-v2-faults.js';
+
+export interface VerifyOptions {
+  /** The token must hold at least one of these; null: no scope is required. */
+  scopes: readonly string[] | null;
+  /** The flow variable that receives the token's scopes. */
+  scopeVariable: string;
+  identity: IdentitySource;
+  tokens: AccessTokenSource;
+  now: () => number;
+}
+
+const BEARER = /^bearer\s+(\S+)\s*$/i;
+
+/** The authenticate step: synchronous when the token is in this replica's cache. */
+export function verifyAccessToken(o: VerifyOptions): (ctx: RequestContext, state: ApimState) => void | Promise<void> {
+  function check(grant: AccessTokenGrant | undefined, state: ApimState): void {
+    if (!grant) throw policyFault(401, F.invalidAccessToken, 'Invalid access token');
+    const now = o.now();
+    if (grant.expiresAt <= now) throw policyFault(401, F.accessTokenExpired, 'Access token expired');
+    const record = o.identity.findKeyByHash(grant.keyHash);
+    if (!record) throw policyFault(401, F.invalidAccessToken, 'Invalid access token');
+    const problem = keyProblem(record, now);
+    if (problem === 'not-approved') throw policyFault(401, F.accessTokenNotApproved, 'The key this access token was issued to is not approved');
+    if (problem === 'expired') throw policyFault(401, F.accessTokenExpired, 'Access token expired with its key');
+    if (problem === 'app-not-approved') throw policyFault(401, F.appNotApproved, 'The app or its developer is not approved');
+    if (o.scopes && !o.scopes.some((s) => grant.scopes.includes(s))) {
+      throw policyFault(403, F.insufficientScope, `Required scope(s): ${o.scopes.join(' ')}`);
+    }
+    state.key = record;
+    setVariable(state, o.scopeVariable, grant.scopes.join(' '));
+  }
+
+  return (ctx, state) => {
+    const auth = ctx.headers.authorization;
+    const m = auth === undefined ? null : BEARER.exec(auth);
+    if (!m) throw policyFault(401, F.invalidAccessTokenHeader, 'Invalid access token: send it as Authorization: Bearer');
+    if (!m[1].startsWith(ACCESS_TOKEN_PREFIX)) throw policyFault(401, F.invalidAccessToken, 'Invalid access token');
+    let found: ReturnType<AccessTokenSource['find']>;
+    try {
+      found = o.tokens.find(hashKey(m[1]));
+    } catch {
+      throw storeDown();
+    }
+    if (!(found instanceof Promise)) return check(found, state);
+    return found.then((grant) => check(grant, state), () => Promise.reject(storeDown()));
+  };
+}
+
+function storeDown() {
+  return gatewayError('TG_ERR_EXTENSION_FAILED', 'Access tokens cannot be checked: the token store does not answer');
+}

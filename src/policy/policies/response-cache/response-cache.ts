@@ -1,0 +1,124 @@
+// ResponseCache: exact-match answers keyed on the normalized request (models, prompt and every field that shapes the
+// answer), per app, product or (explicitly) globally; hits skip the model server, streamed requests get the cached
+// answer replayed as SSE; only complete 2xx answers are stored.
+import { responseCacheSpec } from '../../../config/apim-kinds.js';
+import type { RequestContext } from '../../../gateway/context.js';
+import type { ResponseFlow } from '../../../gateway/hooks.js';
+import type { CacheStore } from '../../../store/caches/cache-store.js';
+import { cacheResourcesOf, type CacheDeps } from '../../caching/cache-resources.js';
+import { compileScope } from '../../caching/cache-scope.js';
+import { clientDirectives } from '../../caching/client-directives.js';
+import { STREAMABLE, cachedAnswer } from '../../caching/cached-answer.js';
+import { isDeterministic, requestKey } from '../../caching/request-key.js';
+import { StreamAssembler } from '../../caching/stream-assembler.js';
+import type { ApimState, Policy, PolicyFactory } from '../../types.js';
+
+export const RESPONSE_CACHE = 'response-cache';
+
+/** The cache never refuses a request: a store outage is a miss, counted in its stats. */
+export const RESPONSE_CACHE_FAULTS = {} as const;
+
+const CACHED_OPERATIONS = new Set(['chat.completions', 'completions', 'embeddings', 'responses']);
+const HIT = { 'x-cache': 'HIT' };
+
+/**
+ * @example responseCache('answers', { expirySettings: { timeoutInSeconds: 600 }, scope: 'product' }, deps)
+ */
+export const responseCache = ((name: string, spec: unknown, deps: CacheDeps) => {
+  const s = responseCacheSpec.parse(spec);
+  const resources = cacheResourcesOf(deps);
+  const resource = s.cacheResource ?? name;
+  const store: CacheStore = resources.answerStore(resource, s.store, { maxBytes: s.maxBytes, maxEntryBytes: s.maxEntryBytes });
+  const stats = resources.stats(name);
+  const scopeOf = compileScope(s.scope);
+  const ttlMs = s.expirySettings.timeoutInSeconds * 1000;
+  /** The key of each request that missed, for its response flow. */
+  const pending = new WeakMap<RequestContext, string>();
+
+  const miss = (ctx: RequestContext) => {
+    stats.misses++;
+    ctx.responseHeaders['x-cache'] = 'MISS';
+  };
+  const answer = (ctx: RequestContext, got: Buffer | undefined) => {
+    const direct = got && cachedAnswer(ctx, got, HIT);
+    if (!direct) return miss(ctx);
+    stats.hits++;
+    pending.delete(ctx);
+    ctx.directResponse = direct;
+    ctx.cacheHit = true;
+  };
+  const failed = (ctx: RequestContext) => {
+    stats.storeErrors++;
+    miss(ctx);
+  };
+  const put = (key: string, value: Buffer | undefined) => {
+    if (!value || value.length > s.maxEntryBytes) return;
+    try {
+      const done = store.set(key, value, ttlMs);
+      stats.stored++;
+      if (done instanceof Promise) done.catch(() => stats.storeErrors++);
+    } catch {
+      stats.storeErrors++;
+    }
+  };
+
+  return {
+    type: RESPONSE_CACHE,
+    name,
+    admit(ctx: RequestContext, state: ApimState) {
+      // An earlier policy answered already (another cache): nothing to look up, nothing to store.
+      if (ctx.directResponse) return;
+      const tenant = scopeOf(ctx, state);
+      const op = ctx.operation;
+      const cacheable = ctx.body && op && CACHED_OPERATIONS.has(op) && (!ctx.stream || STREAMABLE.has(op));
+      if (!cacheable || tenant === undefined || (!s.cacheNonDeterministic && !isDeterministic(ctx))) {
+        stats.bypassed++;
+        return;
+      }
+      const client = clientDirectives(ctx);
+      const key = `${tenant}:${requestKey(ctx)}`;
+      if (client.store) pending.set(ctx, key);
+      if (!client.lookup) {
+        stats.bypassed++;
+        ctx.responseHeaders['x-cache'] = 'MISS';
+        return;
+      }
+      stats.lookups++;
+      let got;
+      try {
+        got = store.get(key);
+      } catch {
+        return failed(ctx);
+      }
+      if (!(got instanceof Promise)) return answer(ctx, got);
+      return got.then(
+        (v) => answer(ctx, v),
+        () => failed(ctx),
+      );
+    },
+    respond(ctx: RequestContext, _state: ApimState, status: number): ResponseFlow | undefined {
+      const key = pending.get(ctx);
+      if (key === undefined) return undefined;
+      pending.delete(ctx);
+      if (status < 200 || status >= 300) return undefined;
+      if (!ctx.stream) {
+        return {
+          body(body) {
+            put(key, body);
+            return body;
+          },
+        };
+      }
+      const stream = new StreamAssembler();
+      return {
+        event(data) {
+          stream.push(data);
+          return data;
+        },
+        end() {
+          put(key, stream.result());
+        },
+      };
+    },
+  } satisfies Policy;
+}) satisfies PolicyFactory;

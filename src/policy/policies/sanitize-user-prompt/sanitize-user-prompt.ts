@@ -1,0 +1,64 @@
+// SanitizeUserPrompt (what Model Armor does for Apigee): prompt injection and jailbreaks, sensitive data, secrets,
+// malicious URLs and deny lists in the request's prompt text; each filter blocks (400) or redacts in place
+// (`[REDACTED:<type>]`, the body re-serialized upstream); optionally an external classifier has the last word.
+import { sanitizeUserPromptSpec } from '../../../config/apim-kinds.js';
+import type { RequestContext } from '../../../gateway/context.js';
+import { policyFault } from '../../../gateway/errors.js';
+import type { Finding } from '../../sanitize/finding.js';
+import { promptSlots } from '../../sanitize/prompt-slots.js';
+import { redact } from '../../sanitize/redact.js';
+import { Scanner } from '../../sanitize/scanner.js';
+import { classifierCheck, describe } from '../../sanitize/verdict.js';
+import type { Policy, PolicyFactory } from '../../types.js';
+
+export const SANITIZE_USER_PROMPT = 'sanitize-user-prompt';
+
+export const SANITIZE_USER_PROMPT_FAULTS = {
+  userPromptBlocked: 'steps.sanitize.UserPromptBlocked',
+  classifierUnavailable: 'steps.sanitize.ClassifierUnavailable',
+} as const;
+
+function blocked(findings: readonly Finding[]): never {
+  throw policyFault(400, SANITIZE_USER_PROMPT_FAULTS.userPromptBlocked, `The prompt was blocked: ${describe(findings)}`);
+}
+
+/**
+ * @example sanitizeUserPrompt('guard', { filters: { sensitiveData: { action: 'redact' }, piAndJailbreak: { action: 'block' } } }, deps)
+ */
+export const sanitizeUserPrompt: PolicyFactory = (name, spec) => {
+  const s = sanitizeUserPromptSpec.parse(spec);
+  const scanner = new Scanner(s.filters);
+  const roles = new Set(s.roles);
+  const classifier = s.classifier ? classifierCheck(s.classifier, SANITIZE_USER_PROMPT_FAULTS.classifierUnavailable) : undefined;
+
+  return {
+    type: SANITIZE_USER_PROMPT,
+    name,
+    /** Classifier calls that failed (let through with failOpen, otherwise refused with 503). */
+    get classifierFailures() {
+      return classifier?.failures ?? 0;
+    },
+    admit(ctx: RequestContext) {
+      // Nothing reaches a model server after an earlier policy answered (a cache hit).
+      if (!ctx.body || ctx.directResponse || (!scanner.active && !classifier)) return;
+      const slots = promptSlots(ctx.body, roles);
+      const blocking: Finding[] = [];
+      for (const slot of slots) {
+        const findings = scanner.scan(slot.text);
+        if (findings.length === 0) continue;
+        for (const f of findings) if (f.action === 'block') blocking.push(f);
+        if (blocking.length > 0) continue;
+        const text = redact(slot.text, findings);
+        if (text !== slot.text) {
+          slot.set(text);
+          ctx.bodyChanged = true;
+        }
+      }
+      if (blocking.length > 0) blocked(blocking);
+      if (!classifier || slots.length === 0) return;
+      return classifier.check(slots.map((x) => x.text).join('\n')).then((f) => {
+        if (f) blocked([f]);
+      });
+    },
+  } satisfies Policy & { readonly classifierFailures: number };
+};

@@ -1,0 +1,91 @@
+// SemanticCacheLookup: embeds the user prompt and answers from the closest cached answer above a similarity
+// threshold, within one tenant (app, product or, explicitly, global), one model and (by default) one context.
+// Embedding or index failures are misses, counted; SemanticCachePopulate stores the answer of a miss.
+import { createHash } from 'node:crypto';
+import { semanticCacheLookupSpec } from '../../../config/apim-kinds.js';
+import type { RequestContext } from '../../../gateway/context.js';
+import type { OpenAIBody } from '../../../gateway/openai-request.js';
+import { cacheResourcesOf, type CacheDeps } from '../../caching/cache-resources.js';
+import { compileScope } from '../../caching/cache-scope.js';
+import { STREAMABLE, cachedAnswer } from '../../caching/cached-answer.js';
+import { clientDirectives } from '../../caching/client-directives.js';
+import { contextDigest, userPrompt } from '../../caching/prompt-text.js';
+import { forgetSemanticMiss, leaveSemanticMiss } from '../../caching/semantic-handoff.js';
+import type { ApimState, Policy, PolicyFactory } from '../../types.js';
+import { embeddingsClient } from './embeddings-client.js';
+
+export const SEMANTIC_CACHE_LOOKUP = 'semantic-cache-lookup';
+
+/** The cache never refuses a request: failures are misses, counted in its stats. */
+export const SEMANTIC_CACHE_LOOKUP_FAULTS = {} as const;
+
+/**
+ * @example semanticCacheLookup('faq', { embeddings: { url: 'http://emb:8000/v1/embeddings', model: 'e5' },
+ *   similaritySearch: { threshold: 0.95 }, scope: 'product' }, deps)
+ */
+export const semanticCacheLookup = ((name: string, spec: unknown, deps: CacheDeps) => {
+  const s = semanticCacheLookupSpec.parse(spec);
+  const resources = cacheResourcesOf(deps);
+  const resource = s.cacheResource ?? name;
+  const index = resources.vectorIndex(resource, s.store, { maxEntriesPerScope: s.maxEntriesPerScope });
+  const stats = resources.stats(name);
+  const embed = embeddingsClient(s.embeddings);
+  const scopeOf = compileScope(s.scope);
+  const threshold = s.similaritySearch.threshold;
+  const source = s.userPromptSource;
+
+  const miss = (ctx: RequestContext) => {
+    stats.misses++;
+    ctx.responseHeaders['x-cache'] = 'MISS';
+  };
+
+  /** Tenant, models and context, hashed: index keys carry no names and no prompt text. */
+  const scopeKey = (tenant: string, ctx: RequestContext, body: OpenAIBody) =>
+    createHash('sha256')
+      .update(`${resource}\n${tenant}\n${ctx.model}\n${ctx.targetModel ?? ctx.model}\n${s.matchContext ? contextDigest(body, source) : ''}`)
+      .digest('base64url');
+
+  async function lookup(ctx: RequestContext, scope: string, prompt: string, search: boolean): Promise<void> {
+    let vector: Float32Array;
+    try {
+      vector = await embed(prompt);
+    } catch {
+      stats.embeddingFailures++;
+      return miss(ctx);
+    }
+    leaveSemanticMiss(ctx, { lookup: name, index, scope, vector, maxEntryBytes: s.maxEntryBytes, stats });
+    if (!search) return miss(ctx);
+    let match;
+    try {
+      match = await index.search(scope, vector, threshold);
+    } catch {
+      stats.storeErrors++;
+      return miss(ctx);
+    }
+    const direct = match && cachedAnswer(ctx, match.value, { 'x-cache': 'HIT', 'x-semantic-similarity': match.similarity.toFixed(4) });
+    if (!direct) return miss(ctx);
+    stats.hits++;
+    forgetSemanticMiss(ctx);
+    ctx.directResponse = direct;
+    ctx.cacheHit = true;
+  }
+
+  return {
+    type: SEMANTIC_CACHE_LOOKUP,
+    name,
+    admit(ctx: RequestContext, state: ApimState) {
+      if (ctx.directResponse) return;
+      const body = ctx.body;
+      const tenant = scopeOf(ctx, state);
+      const prompt = body && ctx.operation && STREAMABLE.has(ctx.operation) ? userPrompt(body, source) : undefined;
+      const client = clientDirectives(ctx);
+      if (!body || tenant === undefined || prompt === undefined || !client.store) {
+        stats.bypassed++;
+        return;
+      }
+      if (client.lookup) stats.lookups++;
+      else stats.bypassed++;
+      return lookup(ctx, scopeKey(tenant, ctx, body), prompt, client.lookup);
+    },
+  } satisfies Policy;
+}) satisfies PolicyFactory;

@@ -1,0 +1,55 @@
+// SemanticCachePopulate: stores a complete 2xx answer (whole JSON, or a finished stream rebuilt) under the prompt
+// embedding that SemanticCacheLookup computed on the miss, in that lookup's index and scope, for ttlInSeconds.
+import { semanticCachePopulateSpec } from '../../../config/apim-kinds.js';
+import type { RequestContext } from '../../../gateway/context.js';
+import type { ResponseFlow } from '../../../gateway/hooks.js';
+import { takeSemanticMiss, type SemanticMiss } from '../../caching/semantic-handoff.js';
+import { StreamAssembler } from '../../caching/stream-assembler.js';
+import type { ApimState, Policy, PolicyFactory } from '../../types.js';
+
+export const SEMANTIC_CACHE_POPULATE = 'semantic-cache-populate';
+
+export const SEMANTIC_CACHE_POPULATE_FAULTS = {} as const;
+
+function store(miss: SemanticMiss, value: Buffer | undefined, ttlMs: number): void {
+  if (!value || value.length > miss.maxEntryBytes) return;
+  try {
+    const done = miss.index.add(miss.scope, miss.vector, value, ttlMs);
+    miss.stats.stored++;
+    if (done instanceof Promise) done.catch(() => miss.stats.storeErrors++);
+  } catch {
+    miss.stats.storeErrors++;
+  }
+}
+
+/** @example semanticCachePopulate('faq-populate', { ttlInSeconds: 600, lookupPolicy: 'faq' }, deps) */
+export const semanticCachePopulate: PolicyFactory = (name, spec) => {
+  const s = semanticCachePopulateSpec.parse(spec);
+  const ttlMs = s.ttlInSeconds * 1000;
+  return {
+    type: SEMANTIC_CACHE_POPULATE,
+    name,
+    respond(ctx: RequestContext, _state: ApimState, status: number): ResponseFlow | undefined {
+      const miss = takeSemanticMiss(ctx, s.lookupPolicy);
+      if (!miss || status < 200 || status >= 300) return undefined;
+      if (!ctx.stream) {
+        return {
+          body(body) {
+            store(miss, body, ttlMs);
+            return body;
+          },
+        };
+      }
+      const stream = new StreamAssembler();
+      return {
+        event(data) {
+          stream.push(data);
+          return data;
+        },
+        end() {
+          store(miss, stream.result(), ttlMs);
+        },
+      };
+    },
+  } satisfies Policy;
+};

@@ -1,0 +1,107 @@
+// ServiceCallout: an HTTP call to another service in the middle of the request flow (admit), built from variables;
+// the answer (status, text, JSON fields) becomes flow variables for the policies after it. Destinations are guarded
+// against SSRF: loopback, link-local, metadata and (unless allowed) private addresses are refused.
+import { request, type Dispatcher } from 'undici';
+import { serviceCalloutSpec } from '../../../config/apim-kinds.js';
+import type { RequestContext } from '../../../gateway/context.js';
+import { GatewayError, policyFault } from '../../../gateway/errors.js';
+import { parseDuration } from '../../../lib/duration.js';
+import { sharedResource } from '../../shared-resources.js';
+import { isTemplate } from '../../template.js';
+import type { ApimState, Policy, PolicyFactory } from '../../types.js';
+import { isFlowVariableName, setVariable } from '../../variables.js';
+import { compileCalloutRequest } from './callout-request.js';
+import { DestinationGuard } from './destination-guard.js';
+import { flattenJson } from './json-variables.js';
+
+export const SERVICE_CALLOUT = 'service-callout';
+
+export const SERVICE_CALLOUT_FAULTS = {
+  executionFailed: 'steps.servicecallout.ExecutionFailed',
+} as const;
+
+const failed = (message: string) => policyFault(500, SERVICE_CALLOUT_FAULTS.executionFailed, `ServiceCallout failed: ${message}`);
+
+function parseTarget(text: string): URL {
+  const url = new URL(text);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`${url.protocol} URLs are not allowed`);
+  return url;
+}
+
+async function readCapped(body: Dispatcher.ResponseData['body'], max: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += (chunk as Buffer).length;
+    if (size > max) {
+      body.destroy();
+      throw failed(`the answer is larger than ${max} bytes`);
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks, size);
+}
+
+/**
+ * @example serviceCallout('tier', { request: { url: 'https://users.example.com/tiers/{client_id}' },
+ *   response: 'tier' }, deps) — then `{ref: tier.body.level}` in a later policy.
+ */
+export const serviceCallout: PolicyFactory = (name, spec, deps) => {
+  const s = serviceCalloutSpec.parse(spec);
+  // One connection pool per set of destination rules, kept across engine rebuilds.
+  const rules = { allowPrivateNetworks: s.allowPrivateNetworks, allowedHosts: s.allowedHosts };
+  const guard = sharedResource(deps.now, 'callout-guard', rules, () => new DestinationGuard(rules));
+  if (!isTemplate(s.request.url)) {
+    const literal = parseTarget(s.request.url);
+    const refusal = guard.checkAddressHost(literal);
+    if (refusal) throw new Error(`request.url: ${refusal}`);
+  }
+  const build = compileCalloutRequest(s.request);
+  const prefix = s.response ?? `servicecallout.${name}.response`;
+  if (!isFlowVariableName(`${prefix}.status`)) throw new Error(`response: "${prefix}" is not a flow variable name (dotted, outside request., client., app. ...)`);
+  const timeoutMs = parseDuration(s.timeout);
+
+  return {
+    type: SERVICE_CALLOUT,
+    name,
+    async admit(ctx: RequestContext, state: ApimState) {
+      const r = build(ctx, state);
+      if (r.url === undefined) throw failed('a variable of request.url is not set');
+      let url: URL;
+      try {
+        url = parseTarget(r.url);
+      } catch (err) {
+        throw failed(`invalid URL (${(err as Error).message})`);
+      }
+      const refusal = guard.checkAddressHost(url);
+      if (refusal) throw failed(`destination refused: ${refusal}`);
+      let status: number;
+      let content: Buffer;
+      try {
+        const res = await request(url, {
+          method: r.method as Dispatcher.HttpMethod,
+          headers: r.headers,
+          body: r.body,
+          dispatcher: guard.dispatcher,
+          signal: AbortSignal.timeout(timeoutMs),
+        });
+        status = res.statusCode;
+        content = await readCapped(res.body, s.maxResponseBytes);
+      } catch (err) {
+        if ((err as { code?: string }).code === 'TG_DESTINATION_REFUSED') throw failed(`destination refused: ${(err as Error).message}`);
+        if ((err as Error).name === 'TimeoutError') throw failed(`no answer within ${s.timeout}`);
+        if (err instanceof GatewayError) throw err;
+        throw failed((err as Error).message);
+      }
+      const text = content.toString('utf8');
+      setVariable(state, `${prefix}.status`, String(status));
+      setVariable(state, `${prefix}.content`, text);
+      try {
+        flattenJson(JSON.parse(text), `${prefix}.body`, (n, v) => setVariable(state, n, v));
+      } catch {
+        // Not JSON: the text stays available as `.content`.
+      }
+      if (status < 200 || status > 299) throw failed(`${url.host} answered ${status}`);
+    },
+  } satisfies Policy;
+};

@@ -1,0 +1,131 @@
+// TokenInjection: a static secret from the environment, and client-credentials tokens — single-flight fetches,
+// refresh before expiry, a still-valid token kept when a refresh fails, and the fault when there is none.
+import { after, before, beforeEach, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { GatewayError } from '../../../gateway/errors.js';
+import { MemoryCounterStore } from '../../../store/counters/memory.js';
+import { TestClock, fakeContext, testDeps } from '../../testing.js';
+import type { Policy } from '../../types.js';
+import { TOKEN_INJECTION_FAULTS as F, tokenInjection } from './token-injection.js';
+
+const NOW = Date.parse('2025-06-02T12:00:00Z');
+process.env.TOLLGATE_TEST_UPSTREAM_KEY = 'sk-upstream-123';
+process.env.TOLLGATE_TEST_CLIENT_SECRET = 's3cr3t:with/odd chars';
+
+async function header(policy: Policy, name = 'authorization'): Promise<string | null | undefined> {
+  const ctx = fakeContext();
+  await policy.admit!(ctx, {});
+  return ctx.upstreamHeaders?.[name];
+}
+
+describe('static secret', () => {
+  const deps = testDeps(new MemoryCounterStore());
+  test('Authorization: Bearer by default; another header without a prefix', async () => {
+    assert.equal(await header(tokenInjection('t', { secret: { env: 'TOLLGATE_TEST_UPSTREAM_KEY' } }, deps)), 'Bearer sk-upstream-123');
+    assert.equal(await header(tokenInjection('t', { secret: { env: 'TOLLGATE_TEST_UPSTREAM_KEY' }, header: 'X-Api-Key' }, deps), 'x-api-key'), 'sk-upstream-123');
+  });
+  test('an unset variable, or neither or both sources, are config errors', () => {
+    assert.throws(() => tokenInjection('t', { secret: { env: 'TOLLGATE_TEST_NOT_SET' } }, deps), /TOLLGATE_TEST_NOT_SET is not set/);
+    assert.throws(() => tokenInjection('t', {}, deps), /exactly one/);
+    assert.throws(() => tokenInjection('t', { secret: { value: 'inline' } }, deps), /env/);
+  });
+});
+
+describe('client credentials', () => {
+  let server: Server;
+  let tokenUrl: string;
+  let calls: { headers: IncomingMessage['headers']; body: string }[] = [];
+  let answer: () => { status: number; body: unknown; delayMs?: number };
+  let issued = 0;
+
+  before(async () => {
+    server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        calls.push({ headers: req.headers, body });
+        const a = answer();
+        setTimeout(() => {
+          res.writeHead(a.status, { 'content-type': 'application/json' });
+          res.end(JSON.stringify(a.body));
+        }, a.delayMs ?? 0);
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    tokenUrl = `http://127.0.0.1:${(server.address() as { port: number }).port}/token`;
+  });
+  after(() => new Promise<void>((r) => server.close(() => r())));
+  beforeEach(() => {
+    calls = [];
+    answer = () => ({ status: 200, body: { access_token: `tok-${++issued}`, expires_in: 120, token_type: 'Bearer' }, delayMs: 20 });
+  });
+
+  const make = (clock: TestClock, extra: Record<string, unknown> = {}) =>
+    tokenInjection(
+      't',
+      { clientCredentials: { tokenUrl, clientId: { value: 'gateway' }, clientSecret: { env: 'TOLLGATE_TEST_CLIENT_SECRET' }, scope: 'models', ...extra } },
+      testDeps(new MemoryCounterStore(), { now: clock.now }),
+    );
+
+  test('concurrent requests share one fetch; HTTP Basic carries the form-encoded credentials', async () => {
+    const policy = make(new TestClock(NOW));
+    const values = await Promise.all([1, 2, 3, 4, 5].map(() => header(policy)));
+    assert.equal(calls.length, 1);
+    assert.equal(new Set(values).size, 1);
+    assert.match(values[0]!, /^Bearer tok-\d+$/);
+    const basic = Buffer.from(calls[0].headers.authorization!.slice(6), 'base64').toString();
+    assert.equal(basic, `gateway:${encodeURIComponent('s3cr3t:with/odd chars')}`);
+    assert.equal(new URLSearchParams(calls[0].body).get('scope'), 'models');
+  });
+
+  test('authMethod body sends the credentials as form fields', async () => {
+    await header(make(new TestClock(NOW), { authMethod: 'body' }));
+    const form = new URLSearchParams(calls[0].body);
+    assert.equal(form.get('client_secret'), 's3cr3t:with/odd chars');
+    assert.equal(calls[0].headers.authorization, undefined);
+  });
+
+  test('the token is reused, refreshed in the background before it expires, then replaced', async () => {
+    const clock = new TestClock(NOW);
+    const policy = make(clock, { refreshBefore: '60s' });
+    const first = await header(policy);
+    clock.advance(30_000);
+    assert.equal(await header(policy), first);
+    assert.equal(calls.length, 1);
+    clock.advance(40_000); // 50 s left: inside refreshBefore
+    assert.equal(await header(policy), first, 'the current token is used while the new one is fetched');
+    await new Promise((r) => setTimeout(r, 60));
+    assert.equal(calls.length, 2);
+    assert.notEqual(await header(policy), first);
+  });
+
+  test('a failed refresh keeps the still-valid token; once it has expired the request faults', async () => {
+    const clock = new TestClock(NOW);
+    const policy = make(clock, { retryAfterFailure: '5s' });
+    const first = await header(policy);
+    answer = () => ({ status: 503, body: { error: 'temporarily_unavailable' } });
+    clock.advance(100_000);
+    assert.equal(await header(policy), first);
+    await new Promise((r) => setTimeout(r, 30));
+    clock.advance(30_000);
+    await assert.rejects(header(policy), (err: GatewayError) => {
+      assert.equal(err.code, F.tokenFetchFailed);
+      assert.equal(err.status, 500);
+      assert.ok(!err.message.includes('s3cr3t'), 'the fault never carries the secret');
+      return true;
+    });
+  });
+
+  test('after a failure, requests fail at once for retryAfterFailure instead of hammering the endpoint', async () => {
+    const clock = new TestClock(NOW);
+    answer = () => ({ status: 500, body: {} });
+    const policy = make(clock, { retryAfterFailure: '5s' });
+    await assert.rejects(header(policy));
+    await assert.rejects(header(policy));
+    assert.equal(calls.length, 1);
+    clock.advance(5000);
+    answer = () => ({ status: 200, body: { access_token: 'recovered', expires_in: 60 } });
+    assert.equal(await header(policy), 'Bearer recovered');
+  });
+});

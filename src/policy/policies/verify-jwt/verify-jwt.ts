@@ -1,0 +1,93 @@
+// VerifyJWT: a signed JWT (HS with a shared secret; RS, PS, ES with a PEM key or a cached JWKS) checked for
+// algorithm, signature, exp/nbf with clock skew, issuer, audience, subject and required claims; its claims become
+// flow variables `jwt.<policy>.claim.<name>` for identifiers, templates and later policies.
+import { createRemoteJWKSet, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import type { KeyObject } from 'node:crypto';
+import { verifyJwtSpec } from '../../../config/apim-kinds.js';
+import type { RequestContext } from '../../../gateway/context.js';
+import { policyFault } from '../../../gateway/errors.js';
+import { parseDuration } from '../../../lib/duration.js';
+import { familyOf, hmacKey, publicKey } from '../../jwt-keys.js';
+import { sharedResource } from '../../shared-resources.js';
+import type { ApimState, Policy, PolicyFactory } from '../../types.js';
+import { compileVariable, setVariable, type Variable } from '../../variables.js';
+import { VERIFY_JWT_FAULTS, jwtFault } from './jwt-errors.js';
+
+export { VERIFY_JWT_FAULTS } from './jwt-errors.js';
+
+export const VERIFY_JWT = 'verify-jwt';
+
+const BEARER = /^bearer\s+(\S+)\s*$/i;
+
+const bearer: Variable = (ctx) => {
+  const m = ctx.headers.authorization === undefined ? null : BEARER.exec(ctx.headers.authorization);
+  return m?.[1];
+};
+
+const fixed = (key: KeyObject): JWTVerifyGetKey => () => key;
+
+function claimText(value: unknown): string {
+  return typeof value === 'string' ? value : JSON.stringify(value);
+}
+
+/** Always a resolver, so one jwtVerify overload serves static keys and JWKS alike. */
+function keyOf(s: ReturnType<typeof verifyJwtSpec.parse>, now: object): JWTVerifyGetKey {
+  const families = new Set(s.algorithms.map(familyOf));
+  if (families.has('hmac') && families.size > 1) throw new Error('algorithms: HMAC and public-key algorithms cannot be mixed');
+  if (families.has('hmac')) {
+    if (!s.secretKey || s.publicKey || s.jwks) throw new Error('secretKey: HS algorithms verify with a secretKey, and only with it');
+    return fixed(hmacKey(s.secretKey, s.algorithms, 'spec.secretKey'));
+  }
+  if (s.secretKey) throw new Error('secretKey: public-key algorithms verify with publicKey or jwks');
+  if (Boolean(s.publicKey) === Boolean(s.jwks)) throw new Error('publicKey: give exactly one of publicKey and jwks');
+  if (s.publicKey) return fixed(publicKey(s.publicKey, s.algorithms, 'spec.publicKey'));
+  const j = s.jwks!;
+  const options = { cacheMaxAge: parseDuration(j.cacheMaxAge), cooldownDuration: parseDuration(j.cooldown), timeoutDuration: parseDuration(j.timeout) };
+  // Kept across engine rebuilds, so a configuration or store change does not refetch the keys.
+  return sharedResource(now, 'jwks', { uri: j.uri, ...options }, () => createRemoteJWKSet(new URL(j.uri), options));
+}
+
+/**
+ * @example verifyJwt('verify-idp', { algorithms: ['RS256'], jwks: { uri: 'https://idp/.well-known/jwks.json' },
+ *   issuer: 'https://idp', audience: 'tollgate', timeAllowance: '30s' }, deps)
+ */
+export const verifyJwt: PolicyFactory = (name, spec, deps) => {
+  const s = verifyJwtSpec.parse(spec);
+  const key = keyOf(s, deps.now);
+  const read = s.source ? compileVariable(s.source.ref) : bearer;
+  const required = Object.entries(s.additionalClaims);
+  const prefix = `jwt.${name}.claim.`;
+  const options = {
+    algorithms: s.algorithms,
+    issuer: s.issuer,
+    audience: s.audience,
+    subject: s.subject,
+    clockTolerance: parseDuration(s.timeAllowance) / 1000,
+  };
+  const { now } = deps;
+
+  function accept(payload: JWTPayload, state: ApimState): void {
+    for (const [claim, value] of required) {
+      if (payload[claim] === undefined || claimText(payload[claim]) !== value) {
+        throw policyFault(401, VERIFY_JWT_FAULTS.invalidClaim, `Invalid claim "${claim}": does not have the required value`);
+      }
+    }
+    for (const claim in payload) setVariable(state, prefix + claim, claimText(payload[claim]));
+  }
+
+  return {
+    type: VERIFY_JWT,
+    name,
+    async authenticate(ctx: RequestContext, state: ApimState) {
+      const token = read(ctx, state);
+      if (!token) throw policyFault(401, VERIFY_JWT_FAULTS.failedToResolveVariable, 'No JWT in the request: send it as Authorization: Bearer');
+      let payload: JWTPayload;
+      try {
+        payload = (await jwtVerify(token, key, { ...options, currentDate: new Date(now()) })).payload;
+      } catch (err) {
+        throw jwtFault(err);
+      }
+      accept(payload, state);
+    },
+  } satisfies Policy;
+};

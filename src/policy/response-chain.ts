@@ -1,0 +1,50 @@
+// Chaining the policies' response flows into the one the proxy applies: headers in order, the body and each
+// event piped through every rewrite in order (a dropped event stops there), end for all.
+import type { OutgoingHttpHeaders } from 'node:http';
+import type { ResponseFlow } from '../gateway/hooks.js';
+
+type BodyRewrite = NonNullable<ResponseFlow['body']>;
+type EventRewrite = NonNullable<ResponseFlow['event']>;
+
+/** One flow stays itself; several become one that calls each in order. Only the parts someone has are present. */
+export function chainResponseFlows(flows: readonly ResponseFlow[]): ResponseFlow | undefined {
+  if (flows.length <= 1) return flows[0];
+  const headers = flows.filter((f) => f.headers);
+  const bodies = flows.filter((f) => f.body).map((f) => f.body!.bind(f));
+  const events = flows.filter((f) => f.event).map((f) => f.event!.bind(f));
+  const ends = flows.filter((f) => f.end);
+  return {
+    ...(headers.length > 0 && { headers: (status: number, out: OutgoingHttpHeaders) => { for (const f of headers) f.headers!(status, out); } }),
+    ...(bodies.length > 0 && { body: pipeBodies(bodies) }),
+    ...(events.length > 0 && { event: pipeEvents(events) }),
+    ...(ends.length > 0 && { end: () => { for (const f of ends) f.end!(); } }),
+  };
+}
+
+function pipeBodies(rewrites: readonly BodyRewrite[]): BodyRewrite {
+  if (rewrites.length === 1) return rewrites[0];
+  return (body, status) => {
+    // Synchronous rewrites stay synchronous; the first promise makes the rest wait for it.
+    for (let i = 0; i < rewrites.length; i++) {
+      const out = rewrites[i](body, status);
+      if (!Buffer.isBuffer(out)) return finishBodies(out, rewrites, i + 1, status);
+      body = out;
+    }
+    return body;
+  };
+}
+
+async function finishBodies(pending: Promise<Buffer>, rewrites: readonly BodyRewrite[], from: number, status: number): Promise<Buffer> {
+  let body = await pending;
+  for (let i = from; i < rewrites.length; i++) body = await rewrites[i](body, status);
+  return body;
+}
+
+function pipeEvents(rewrites: readonly EventRewrite[]): EventRewrite {
+  if (rewrites.length === 1) return rewrites[0];
+  return (data) => {
+    let out: string | null = data;
+    for (let i = 0; i < rewrites.length && out !== null; i++) out = rewrites[i](out);
+    return out;
+  };
+}

@@ -1,0 +1,12 @@
+// Custom deny lists: whole words or phrases (case-insensitive) and regular expressions, from the policy's config.
+import type { Action } from './finding.js';
+import { RegexDetector, type RegexRule } from './regex-detector.js';
+
+const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+export function denyListDetector(action: Action, words: readonly string[], patterns: readonly string[]): RegexDetector {
+  const rules: RegexRule[] = [];
+  if (words.length > 0) rules.push({ type: 'word', pattern: new RegExp(`(?<![\\p{L}\\p{N}_])(?:${words.map(escape).join('|')})(?![\\p{L}\\p{N}_])`, 'giu') });
+  for (const p of patterns) rules.push({ type: 'pattern', pattern: new RegExp(p, 'giu') });
+  return new RegexDetector('denylist', action, rules);
+}
