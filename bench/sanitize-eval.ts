@@ -1,6 +1,8 @@
 // `bench sanitize`: the sanitizer's built-in detectors against a labelled set of prompts (bench/data/
 // sanitize-prompts.jsonl, written for tollgate): precision, recall and F1 per category, micro-averaged overall, and
 // whether anything was flagged at all.
+import { join } from 'node:path';
+import { packageRoot } from '../src/lib/package-root.js';
 import { readFileSync } from 'node:fs';
 import { sanitizeUserPromptSpec } from '../src/config/apim-kinds.js';
 import { Scanner } from '../src/policy/sanitize/scanner.js';
@@ -43,7 +45,8 @@ export interface EvalReport {
   mistakes: { text: string; labels: EvalCategory[]; predicted: EvalCategory[] }[];
 }
 
-export const DEFAULT_DATA = new URL('./data/sanitize-prompts.jsonl', import.meta.url);
+// From the package root, not this file: compiled, this file lives in dist/ where bench/data is not copied.
+export const DEFAULT_DATA = join(packageRoot(), 'bench', 'data', 'sanitize-prompts.jsonl');
 
 /** Reads the JSONL set, expanding `{{kind}}` credential markers. @throws on a bad line or an unknown label. */
 export function loadLabelled(file: URL | string = DEFAULT_DATA): LabelledPrompt[] {

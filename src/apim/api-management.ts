@@ -1,13 +1,13 @@
 // API management at run time: the store, the counters, the in-memory identity snapshot and the compiled policy
 // engine, kept current. Store changes (this replica's or, through PostgreSQL NOTIFY, another's) refresh the
 // snapshot; configuration reloads recompile the engine. The hot path only ever reads memory.
+import { CacheResources } from '../policy/caching/cache-resources.js';
 import { Gauge, type Registry } from 'prom-client';
 import { ConfigError, validateDocument, type Manifest } from '../config/manifest.js';
 import type { GatewayHooks } from '../gateway/hooks.js';
 import type { RequestContext } from '../gateway/context.js';
 import type { Logger } from '../lib/logger.js';
-import { createPolicyEngine, type IdentitySource, type KeyRecord, type PolicyEngine } from '../policy/index.js';
-import { CachedAccessTokens } from '../policy/access-token-cache.js';
+import { CachedAccessTokens, createPolicyEngine, type IdentitySource, type KeyRecord, type PolicyEngine } from '../policy/index.js';
 import { AccessTokens, openCounterStore, openDatabase, type CounterStore, type Database, type Snapshot } from '../store/index.js';
 import { syncFileManifests } from './file-manifests.js';
 import { KvmCipher } from './kvm-cipher.js';
@@ -34,6 +34,8 @@ export function apimManifests(manifests: readonly Manifest[]): Manifest[] {
 export class ApiManagement {
   readonly db: Database;
   readonly counters: CounterStore;
+  /** Cache stores of the cache policies: shared by every engine this gateway compiles, closed with it. */
+  readonly caches: CacheResources;
   readonly #logger: Logger;
   #snapshot!: Snapshot;
   #identity!: SnapshotIdentity;
@@ -51,9 +53,10 @@ export class ApiManagement {
   /** Delegates to the current snapshot, so a revoked key stops working without recompiling the engine. */
   readonly #identitySource: IdentitySource;
 
-  private constructor(db: Database, counters: CounterStore, logger: Logger, registry: Registry) {
+  private constructor(db: Database, counters: CounterStore, caches: CacheResources, logger: Logger, registry: Registry) {
     this.db = db;
     this.counters = counters;
+    this.caches = caches;
     this.#logger = logger;
     this.#identitySource = {
       findKeyByHash: (hash: string): KeyRecord | undefined => this.#identity.findKeyByHash(hash),
@@ -72,6 +75,15 @@ export class ApiManagement {
       registers: [registry],
       collect: () => failedOpen.set(this.#engine?.failedOpen ?? 0),
     });
+    const cacheEvents: Gauge<'policy' | 'event'> = new Gauge({
+      name: 'tollgate_cache_events',
+      help: 'Cache policy lookups, hits, misses, bypasses, stores, store errors and embedding failures since start',
+      labelNames: ['policy', 'event'],
+      registers: [registry],
+      collect: () => {
+        for (const [policy, stats] of caches.allStats()) for (const [event, n] of Object.entries(stats)) cacheEvents.set({ policy, event }, n);
+      },
+    });
   }
 
   static async open(opts: ApiManagementOptions, fileManifests: readonly Manifest[]): Promise<ApiManagement> {
@@ -83,7 +95,9 @@ export class ApiManagement {
       await db.close();
       throw err;
     }
-    const apim = new ApiManagement(db, counters, opts.logger, opts.registry);
+    const caches = new CacheResources({ redisUrl: opts.redis, redisKeyPrefix: opts.redisKeyPrefix, postgres: db.dialect === 'postgres' ? db.kysely : undefined, logger: opts.logger });
+    await caches.ready();
+    const apim = new ApiManagement(db, counters, caches, opts.logger, opts.registry);
     try {
       await apim.useFileManifests(fileManifests);
     } catch (err) {
@@ -153,7 +167,7 @@ export class ApiManagement {
       if (p.owner !== 'file' && p.spec.templateRefs !== undefined) keep({ apiVersion: 'apim.googleapis.com/v1', kind: 'APIProduct', name: p.name, spec: { ...p.spec, displayName: p.displayName || p.name } }, snapshot.manifests.length + i);
     });
     const kvm = new KvmView(snapshot, encryptedMaps(fileManifests, snapshot), this.#kvmCipher, this.db, this.#logger);
-    const engine = createPolicyEngine({ manifests: [...fileManifests, ...stored], counters: this.counters, identity: this.#identitySource, logger: this.#logger, kvm });
+    const engine = createPolicyEngine({ manifests: [...fileManifests, ...stored], counters: this.counters, identity: this.#identitySource, logger: this.#logger, kvm, caches: this.caches });
     this.#engine = engine;
     this.#hooks = { ...engine.hooks, quotaReport: (ctx: RequestContext) => engine.quotaReport(ctx) };
     this.onHooks(this.#hooks);
@@ -163,6 +177,7 @@ export class ApiManagement {
     this.#unsubscribe();
     await this.#refreshing;
     await this.counters.close();
+    await this.caches.close();
     await this.db.close();
   }
 }

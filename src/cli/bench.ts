@@ -1,6 +1,8 @@
 // `tollgate bench overhead|routing`: the benchmarks; each prints a table and writes JSON and an SVG chart.
 import { Command } from 'commander';
 import { benchOverhead } from '../../bench/overhead.js';
+import { benchSanitize } from '../../bench/sanitize-eval.js';
+import { benchSemanticCache } from '../../bench/semantic-cache.js';
 import { parsePositiveInt } from './options.js';
 
 export function benchCommand(): Command {
@@ -15,6 +17,23 @@ export function benchCommand(): Command {
     .option('--svg <file>', 'write a chart', 'bench/results/overhead.svg')
     .action(async (opts) => {
       await benchOverhead(opts);
+    });
+  bench
+    .command('sanitize')
+    .description('precision and recall of the prompt/response sanitizers on the labelled prompts in bench/data')
+    .option('--json <file>', 'write results as JSON', 'bench/results/sanitize.json')
+    .option('--show-mistakes', 'print every misclassified prompt')
+    .action(async (opts) => {
+      await benchSanitize({ json: opts.json, showMistakes: opts.showMistakes });
+    });
+  bench
+    .command('semantic-cache')
+    .description('a semantic-cache hit against the simulated model, through the gateway (real time)')
+    .option('--questions <n>', 'questions asked', parsePositiveInt, 10)
+    .option('--max-tokens <n>', 'answer length asked of the model', parsePositiveInt, 128)
+    .option('--json <file>', 'write results as JSON', 'bench/results/semantic-cache.json')
+    .action(async (opts) => {
+      await benchSemanticCache({ questions: opts.questions, maxTokens: opts.maxTokens, json: opts.json });
     });
   return bench;
 }

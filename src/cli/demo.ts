@@ -1,9 +1,9 @@
 // `tollgate demo`: a simulated fleet (two base models and a LoRA adapter on three servers) plus the gateway
 // on examples/quickstart, then the lines a user pastes to point any OpenAI client at it.
 import { Command } from 'commander';
-import { existsSync, mkdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { packageRoot } from '../lib/package-root.js';
 import { readManifestFiles } from '../config/files.js';
 import type { Manifest } from '../config/manifest.js';
 import type { InferencePoolSpec } from '../config/inference-kinds.js';
@@ -15,15 +15,6 @@ import { parsePort, untilSignal } from './options.js';
 /** The quickstart's pools name the simulator's default ports; the demo moves them to --sim-port. */
 const QUICKSTART_SIM_PORT = 8000;
 
-export function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('cannot find the tollgate package root');
-    dir = up;
-  }
-  return dir;
-}
 
 function movePorts(manifests: Manifest[], simPort: number): Manifest[] {
   return manifests.map((m) => {

@@ -1,5 +1,6 @@
 // The policy engine as the gateway sees it: GatewayHooks over one compiled flow, plus the self-service quota report.
 // Build a new engine on every configuration load; requests in flight finish with the flow they started with.
+import type { CacheResources } from './caching/cache-resources.js';
 import type { RequestContext } from '../gateway/context.js';
 import { gatewayError, type FaultFormat } from '../gateway/errors.js';
 import type { GatewayHooks, ResponseFlow } from '../gateway/hooks.js';
@@ -23,6 +24,7 @@ export interface PolicyEngineOptions {
   registry?: PolicyRegistry;
   /** Key-value maps for KeyValueMapOperations (api-management.ts wires the store's snapshot). */
   kvm?: KvmLookup;
+  caches?: CacheResources;
 }
 
 export class PolicyEngine {
@@ -40,6 +42,7 @@ export class PolicyEngine {
       logger: opts.logger ?? silentLogger,
       now: this.#now,
       kvm: opts.kvm,
+      caches: opts.caches,
     });
     const flow = this.#flow;
     const format: FaultFormat = flow?.extension.faultFormat ?? 'openai';

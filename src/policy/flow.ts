@@ -13,6 +13,7 @@ import { LLM_TOKEN_QUOTA, llmTokenQuota } from './policies/llm-token-quota/llm-t
 import { QUOTA, quota } from './policies/quota/quota.js';
 import { VERIFY_API_KEY, verifyApiKey } from './policies/verify-api-key/verify-api-key.js';
 import type { PolicyRegistry } from './registry.js';
+import type { CacheResources } from './caching/cache-resources.js';
 import { runRespond, runSteps } from './run-steps.js';
 import { buildTemplates, where, type TemplatePolicy } from './template-policies.js';
 import type { KvmLookup, Phases, Policy, PolicyDeps, RespondStep, Step } from './types.js';
@@ -31,6 +32,7 @@ export interface FlowDeps {
   logger: Logger;
   now: () => number;
   kvm?: KvmLookup;
+  caches?: CacheResources;
 }
 
 /** Where the admin API stored a manifest (config/manifest.ts `source`); everything else came from --config files. */
@@ -85,7 +87,7 @@ export function compileFlow(manifests: readonly Manifest[], registry: PolicyRegi
   }
   const extension = extensions[0].spec;
   const counters = new CounterGuard(deps.counters, { failOpen: extension.failOpen, timeoutMs: extension.timeout, logger: deps.logger });
-  const policyDeps: PolicyDeps = { counters, identity: deps.identity, now: deps.now, ...(deps.kvm && { kvm: deps.kvm }) };
+  const policyDeps: PolicyDeps = { counters, identity: deps.identity, now: deps.now, ...(deps.kvm && { kvm: deps.kvm }), ...(deps.caches && { caches: deps.caches }) };
 
   const templates = buildTemplates(manifests, registry, policyDeps, problems);
   const byProduct = productTemplates(manifests, templates);

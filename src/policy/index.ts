@@ -16,3 +16,11 @@ export { ASSIGN_MESSAGE_FAULTS } from './policies/assign-message/assign-message.
 export { CORS_FAULTS } from './policies/cors/cors.js';
 export { KEY_VALUE_MAP_OPERATIONS_FAULTS } from './policies/key-value-map-operations/key-value-map-operations.js';
 export { OAS_VALIDATION_FAULTS } from './policies/oas-validation/oas-validation.js';
+export { CachedAccessTokens, type AccessTokenBackend, type AccessTokenCacheOptions } from './access-token-cache.js';
+export type { AccessTokenGrant, AccessTokenSource, IssuedAccessToken } from './access-token-source.js';
+export { OAUTH_V2_FAULTS } from './policies/oauth-v2/oauth-v2.js';
+export { VERIFY_JWT_FAULTS } from './policies/verify-jwt/verify-jwt.js';
+export { GENERATE_JWT_FAULTS } from './policies/generate-jwt/generate-jwt.js';
+export { SERVICE_CALLOUT_FAULTS } from './policies/service-callout/service-callout.js';
+export { TOKEN_INJECTION_FAULTS } from './policies/token-injection/token-injection.js';
+export { JAVASCRIPT_FAULTS } from './policies/javascript/javascript.js';

@@ -1,6 +1,7 @@
 // The engine's seams: a policy instance, its factory, the per-request state policies share, and what runs after the exchange.
 import type { RequestContext } from '../gateway/context.js';
 import type { ResponseFlow } from '../gateway/hooks.js';
+import type { CacheResources } from './caching/cache-resources.js';
 import type { CounterGuard } from './counter-guard.js';
 import type { IdentitySource, KeyRecord, OperationSetGrant, ProductGrant } from './identity.js';
 
@@ -83,6 +84,8 @@ export interface PolicyDeps {
   now: () => number;
   /** Key-value maps (KeyValueMapOperations); absent where no store is attached. */
   kvm?: KvmLookup;
+  /** The gateway's cache stores (ResponseCache, semantic caches), which outlive engine rebuilds. */
+  caches?: CacheResources;
 }
 
 /** Validates `spec` (the kind's zod schema), applies defaults, precomputes, and returns the instance. */

@@ -1,5 +1,8 @@
 // A gateway in its own process, for multi-replica tests: argv[2] is JSON GatewayProcessArgs; prints `READY <port> <adminPort>`, closes on SIGTERM or when stdin ends (the test runner went away).
 import { pino } from 'pino';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startGateway, type Gateway } from '../../src/gateway/gateway.js';
 import { manifest } from './manifests.js';
 
@@ -31,6 +34,9 @@ process.on('SIGTERM', () => stop(0));
 process.stdin.on('end', () => stop(0));
 process.stdin.resume();
 
+const analyticsDir = mkdtempSync(join(tmpdir(), 'tollgate-replica-'));
+process.on('exit', () => rmSync(analyticsDir, { recursive: true, force: true }));
+
 try {
   gateway = await startGateway({
     configPaths: [],
@@ -43,6 +49,8 @@ try {
     dbSchema: args.dbSchema,
     redis: args.redis,
     redisKeyPrefix: args.redisKeyPrefix,
+    // Each replica spools its usage records in a directory of its own, as on separate machines.
+    analyticsDir,
     logger: pino({ level: 'warn' }, process.stderr),
   });
   process.stdout.write(`READY ${gateway.port} ${gateway.adminPort}\n`);

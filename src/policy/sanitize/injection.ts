@@ -11,7 +11,7 @@ interface Family {
 }
 
 const W = String.raw`[^.!?\n]`;
-export const FAMILIES: Family[] = [
+const FAMILIES: Family[] = [
   {
     type: 'ignoreInstructions',
     weight: 0.9,

@@ -15,9 +15,6 @@ import type { ApimState, Policy, PolicyFactory } from '../../types.js';
 
 export const RESPONSE_CACHE = 'response-cache';
 
-/** The cache never refuses a request: a store outage is a miss, counted in its stats. */
-export const RESPONSE_CACHE_FAULTS = {} as const;
-
 const CACHED_OPERATIONS = new Set(['chat.completions', 'completions', 'embeddings', 'responses']);
 const HIT = { 'x-cache': 'HIT' };
 

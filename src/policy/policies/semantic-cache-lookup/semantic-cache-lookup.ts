@@ -16,9 +16,6 @@ import { embeddingsClient } from './embeddings-client.js';
 
 export const SEMANTIC_CACHE_LOOKUP = 'semantic-cache-lookup';
 
-/** The cache never refuses a request: failures are misses, counted in its stats. */
-export const SEMANTIC_CACHE_LOOKUP_FAULTS = {} as const;
-
 /**
  * @example semanticCacheLookup('faq', { embeddings: { url: 'http://emb:8000/v1/embeddings', model: 'e5' },
  *   similaritySearch: { threshold: 0.95 }, scope: 'product' }, deps)

@@ -9,8 +9,6 @@ import type { ApimState, Policy, PolicyFactory } from '../../types.js';
 
 export const SEMANTIC_CACHE_POPULATE = 'semantic-cache-populate';
 
-export const SEMANTIC_CACHE_POPULATE_FAULTS = {} as const;
-
 function store(miss: SemanticMiss, value: Buffer | undefined, ttlMs: number): void {
   if (!value || value.length > miss.maxEntryBytes) return;
   try {

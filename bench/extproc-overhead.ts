@@ -1,0 +1,95 @@
+// What the out-of-process path costs: tollgate's data plane calling tollgate's policy decision point over ext_proc
+// (two processes, loopback gRPC) against the same policy chain in process, in one run so the ratios hold on a noisy
+// machine. Throughput at saturation (autocannon) and p50/p99 at a fixed rate; the lead wires it into `bench overhead`.
+import autocannon from 'autocannon';
+import { extname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { fixedRateLatency } from './fixed-rate.js';
+import type { Chain } from './overhead-chains.js';
+import { startChild, type Child } from './processes.js';
+import { table, writeJson, type Row } from './report.js';
+
+export interface ExtprocOverheadOptions {
+  /** Seconds per measurement. */
+  duration: number;
+  connections: number;
+  /** Requests per second of the fixed-rate latency measurement. */
+  rate: number;
+  /** The policy chain both paths run (default: what defaultSecurityEnabled turns on). */
+  chain?: Chain;
+  json?: string;
+  log?: (line: string) => void;
+}
+
+const BODY = JSON.stringify({ model: 'bench-model', messages: [{ role: 'system', content: 'You are a helpful assistant.' }, { role: 'user', content: 'Say hello in one short sentence, please.' }], max_tokens: 32 });
+
+function saturate(url: string, duration: number, connections: number, keys: string[]): Promise<{ rps: number; p50: number; p99: number; errors: number }> {
+  let next = 0;
+  return new Promise((resolve, reject) => {
+    autocannon(
+      {
+        url: `${url}/v1/chat/completions`,
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: BODY,
+        duration,
+        connections,
+        // Each connection is another app, so every request looks up and counts a different key.
+        setupClient: (client) => client.setHeaders({ 'content-type': 'application/json', 'x-api-key': keys[next++ % keys.length] }),
+      },
+      (err, r) => (err ? reject(err) : resolve({ rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.non2xx })),
+    );
+  });
+}
+
+const keysOf = (c: Child) => c.lines.find((l) => l.startsWith('KEYS '))?.slice(5).split(',') ?? [];
+
+/**
+ * @example
+ * const rows = await benchExtprocOverhead({ duration: 10, connections: 64, rate: 500 });
+ * // rows[1].vs_in_process: throughput of the ext_proc path as a share of the in-process one
+ */
+export async function benchExtprocOverhead(o: ExtprocOverheadOptions): Promise<Row[]> {
+  const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const ext = extname(fileURLToPath(import.meta.url));
+  const script = (name: string) => fileURLToPath(new URL(`./${name}${ext}`, import.meta.url));
+  const chain = o.chain ?? 'default';
+  const children: Child[] = [];
+  const start = async (name: string, args: string[], timeoutMs = 30_000) => {
+    const c = await startChild(script(name), args, timeoutMs);
+    children.push(c);
+    return c;
+  };
+  try {
+    const stub = String((await start('overhead-roles', ['stub'])).port);
+    const inProcess = await start('overhead-roles', ['tollgate', stub, chain], 180_000);
+    const pdp = await start('extproc-roles', ['pdp', stub, chain], 180_000);
+    const address = `127.0.0.1:${pdp.port}`;
+    const targets = [
+      { scenario: `in process (${chain} chain)`, port: inProcess.port, keys: keysOf(inProcess) },
+      { scenario: 'ext_proc PDP, request events', port: (await start('extproc-roles', ['frontend', stub, address, 'request'], 60_000)).port, keys: keysOf(pdp) },
+      { scenario: 'ext_proc PDP, request + response events', port: (await start('extproc-roles', ['frontend', stub, address, 'all'], 60_000)).port, keys: keysOf(pdp) },
+    ];
+    const rows: Row[] = [];
+    for (const t of targets) {
+      const url = `http://127.0.0.1:${t.port}`;
+      log(`warming up ${t.scenario} ...`);
+      await saturate(url, 2, o.connections, t.keys);
+      log(`measuring ${t.scenario}: ${o.duration}s at ${o.connections} connections, then ${o.duration}s at ${o.rate} req/s`);
+      const sat = await saturate(url, o.duration, o.connections, t.keys);
+      const fixed = await fixedRateLatency(url, '/v1/chat/completions', BODY, o.rate, o.duration, { 'x-api-key': t.keys[0] });
+      rows.push({ scenario: t.scenario, rps: sat.rps, sat_p50_ms: sat.p50, sat_p99_ms: sat.p99, at_rate_p50_ms: fixed.p50, at_rate_p99_ms: fixed.p99, errors: sat.errors + fixed.errors });
+    }
+    const base = rows[0];
+    for (const r of rows) {
+      r.vs_in_process = (r.rps as number) / (base.rps as number);
+      r.added_p50_ms = (r.at_rate_p50_ms as number) - (base.at_rate_p50_ms as number);
+      r.added_p99_ms = (r.at_rate_p99_ms as number) - (base.at_rate_p99_ms as number);
+    }
+    process.stdout.write(table(rows, ['scenario', 'rps', 'vs_in_process', 'sat_p99_ms', 'at_rate_p50_ms', 'at_rate_p99_ms', 'added_p50_ms', 'added_p99_ms', 'errors']) + '\n');
+    if (o.json) writeJson(o.json, { bench: 'extproc-overhead', at: new Date().toISOString(), chain, duration: o.duration, connections: o.connections, rate: o.rate, node: process.version, results: rows });
+    return rows;
+  } finally {
+    await Promise.all(children.map((c) => c.stop()));
+  }
+}

@@ -1,0 +1,244 @@
+// ext_proc streams Envoy should never send (malformed, out of order) end with a gRPC error status and leave the server
+// serving; streams Envoy abandons (cancelled mid-request, mid-answer) release their pick and are accounted once.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Client, credentials, status, type ServiceError } from '@grpc/grpc-js';
+import { Registry } from 'prom-client';
+import { loadConfig } from '../src/config/load.js';
+import type { RequestContext } from '../src/gateway/context.js';
+import { DataPlane } from '../src/gateway/data-plane.js';
+import { UpstreamPools } from '../src/gateway/upstream-pools.js';
+import { silentLogger } from '../src/lib/logger.js';
+import { RoundRobinPicker } from '../src/scheduler/round-robin.js';
+import type { EndpointPicker, PickRequest, RequestOutcome } from '../src/scheduler/types.js';
+import { RequestMetrics } from '../src/telemetry/request-metrics.js';
+import { ExtprocClient, type ExtprocCall } from '../src/extproc/client.js';
+import type { ProcessingRequest } from '../src/extproc/messages.js';
+import { EXT_PROC_SERVICE, extProcService } from '../src/extproc/protos.js';
+import { startExtprocServer, type ExtprocServer } from '../src/extproc/server.js';
+import { closeEnvoyClients, envoyExchange, headerMap } from './helpers/extproc-envoy.js';
+import { poolAndModel, settings } from './helpers/manifests.js';
+import { startStub, sleep, type Stub } from './helpers/stub-upstream.js';
+
+/** Counts what is picked and not yet released, per endpoint. */
+class CountingPicker implements EndpointPicker {
+  readonly #inner = new RoundRobinPicker();
+  inFlight = 0;
+  releases: RequestOutcome[] = [];
+
+  pick(req: PickRequest) {
+    const p = this.#inner.pick(req);
+    this.inFlight++;
+    let released = false;
+    return {
+      endpoints: p.endpoints,
+      release: (endpoint: { address: string }, outcome: RequestOutcome) => {
+        this.releases.push(outcome);
+        if (!released && endpoint.address === p.endpoints[0].address) {
+          released = true;
+          this.inFlight--;
+        }
+      },
+    };
+  }
+}
+
+const MAX_BODY = 2048;
+let stub: Stub;
+let picker: CountingPicker;
+let completed: RequestContext[];
+let server: ExtprocServer;
+let partial: ExtprocServer;
+let address: string;
+let client: ExtprocClient;
+
+const CHAT = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hello' }] });
+
+function requestHeaders(path = '/v1/chat/completions', end = false): ProcessingRequest {
+  return { request_headers: { headers: headerMap([[':method', 'POST'], [':path', path], [':authority', 'gw'], ['content-type', 'application/json']]), end_of_stream: end } };
+}
+
+/** A raw bidi call, for the exact status code and for bytes that are not a ProcessingRequest. */
+function rawCall(frames: Buffer[]): Promise<ServiceError | null> {
+  const c = new Client(address, credentials.createInsecure());
+  const call = c.makeBidiStreamRequest(`/${EXT_PROC_SERVICE}/Process`, (b: Buffer) => b, (b: Buffer) => b);
+  return new Promise((resolve) => {
+    call.on('data', () => {});
+    call.on('error', (err: ServiceError) => {
+      c.close();
+      resolve(err);
+    });
+    call.on('status', (s) => {
+      if (s.code === status.OK) {
+        c.close();
+        resolve(null);
+      }
+    });
+    for (const f of frames) call.write(f);
+    call.end();
+  });
+}
+
+/** Serialized ProcessingRequest bytes, through the same proto. */
+function encode(msg: ProcessingRequest): Buffer {
+  return extProcService().Process.requestSerialize(msg);
+}
+
+async function stillServes(): Promise<void> {
+  const r = await envoyExchange(address, { path: '/v1/chat/completions', headers: { 'content-type': 'application/json' }, body: CHAT });
+  assert.equal(r.status, 200, r.body.toString());
+}
+
+before(async () => {
+  stub = await startStub();
+  const config = loadConfig([], [...poolAndModel([stub.url]), settings({ server: { maxBodyBytes: MAX_BODY } })]);
+  picker = new CountingPicker();
+  completed = [];
+  const dataPlane = new DataPlane({
+    config,
+    picker,
+    pools: new UpstreamPools(config.settings),
+    metrics: new RequestMetrics(new Registry()),
+    logger: silentLogger,
+    hooks: { complete: (ctx) => void completed.push(ctx) },
+  });
+  server = await startExtprocServer({ dataPlane, logger: silentLogger }, { port: 0, host: '127.0.0.1' });
+  partial = await startExtprocServer({ dataPlane, logger: silentLogger }, { port: 0, host: '127.0.0.1', requestBodyMode: 'BUFFERED_PARTIAL' });
+  address = `127.0.0.1:${server.port}`;
+  client = new ExtprocClient({ address });
+});
+
+after(async () => {
+  client.close();
+  closeEnvoyClients();
+  await server.close(100);
+  await partial.close(100);
+  await stub.close();
+});
+
+describe('malformed and out-of-order messages', () => {
+  const cases: { name: string; messages: () => Buffer[]; code: status; details: RegExp }[] = [
+    { name: 'a body before the headers', messages: () => [encode({ request_body: { body: Buffer.from(CHAT), end_of_stream: true } })], code: status.FAILED_PRECONDITION, details: /request_body before request_headers/ },
+    { name: 'two request_headers', messages: () => [encode(requestHeaders()), encode(requestHeaders())], code: status.FAILED_PRECONDITION, details: /request_headers arrived twice/ },
+    { name: 'a response before the request', messages: () => [encode({ response_headers: { headers: headerMap([[':status', '200']]) } })], code: status.FAILED_PRECONDITION, details: /response_headers before request_headers/ },
+    { name: 'a response before the request body ended', messages: () => [encode(requestHeaders()), encode({ response_headers: { headers: headerMap([[':status', '200']]) } })], code: status.FAILED_PRECONDITION, details: /before the request was decided/ },
+    { name: 'no oneof member (an unknown one decodes to none)', messages: () => [Buffer.from([0x50, 0x01])], code: status.INVALID_ARGUMENT, details: /no request this server knows/ },
+    { name: 'headers without :path', messages: () => [encode({ request_headers: { headers: headerMap([[':method', 'POST']]), end_of_stream: true } })], code: status.INVALID_ARGUMENT, details: /without :method and :path/ },
+    { name: 'a response body before the response headers', messages: () => [encode(requestHeaders('/v1/chat/completions', false)), encode({ request_body: { body: Buffer.from(CHAT), end_of_stream: true } }), encode({ response_body: { body: Buffer.from('{}'), end_of_stream: true } })], code: status.FAILED_PRECONDITION, details: /response_body before response_headers/ },
+  ];
+  for (const c of cases) {
+    test(`${c.name} → gRPC ${status[c.code]}; the server still serves`, async () => {
+      const err = await rawCall(c.messages());
+      assert.ok(err, 'the stream must fail');
+      assert.equal(err.code, c.code, err.details);
+      assert.match(err.details, c.details);
+      await stillServes();
+    });
+  }
+
+  test('bytes that are no protobuf → a gRPC error; the server still serves', async () => {
+    const err = await rawCall([Buffer.from([0xff, 0xff, 0xff, 0xff])]);
+    assert.ok(err && err.code !== status.OK);
+    await stillServes();
+  });
+
+  test('the pick of a stream failed after its decision is released', async () => {
+    const before = picker.inFlight;
+    const err = await rawCall([encode(requestHeaders()), encode({ request_body: { body: Buffer.from(CHAT), end_of_stream: true } }), encode(requestHeaders())]);
+    assert.equal(err?.code, status.FAILED_PRECONDITION);
+    await waitFor(() => picker.inFlight === before, 'release');
+  });
+});
+
+async function waitFor(cond: () => boolean, what: string, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
+    await sleep(5);
+  }
+}
+
+describe('streams Envoy abandons', () => {
+  test('cancelled after the decision (upstream in progress): the pick is released, the request accounted once', async () => {
+    const n = completed.length;
+    const call: ExtprocCall = client.open(10_000);
+    await call.send(requestHeaders());
+    const decided = await call.send({ request_body: { body: Buffer.from(CHAT), end_of_stream: true } });
+    assert.ok(decided.request_body?.response?.header_mutation);
+    assert.equal(picker.inFlight, 1);
+    call.cancel();
+    await waitFor(() => picker.inFlight === 0 && completed.length === n + 1, 'release and finish');
+    const ctx = completed.at(-1)!;
+    assert.equal(ctx.errorCode, 'client_closed');
+    assert.equal(ctx.attempts, 1, 'forwarded: a token reservation is kept, as the data plane keeps it');
+    await sleep(50);
+    assert.equal(completed.length, n + 1, 'finished exactly once');
+  });
+
+  test('cancelled mid-answer (an SSE stream half sent): released with the status seen, accounted once', async () => {
+    const n = completed.length;
+    const call = client.open(10_000);
+    await call.send(requestHeaders());
+    await call.send({ request_body: { body: Buffer.from(CHAT), end_of_stream: true } });
+    await call.send({ response_headers: { headers: headerMap([[':status', '200'], ['content-type', 'text/event-stream']]) } });
+    await call.send({ response_body: { body: Buffer.from('data: {"choices":[{"delta":{"content":"he'), end_of_stream: false } });
+    call.cancel();
+    await waitFor(() => picker.inFlight === 0 && completed.length === n + 1, 'release and finish');
+    assert.equal(picker.releases.at(-1)?.status, 200);
+    assert.equal(completed.at(-1)!.errorCode, 'client_closed');
+  });
+
+  test('cancelled while the body streams in: no pick was made, the request is accounted once', async () => {
+    const n = completed.length;
+    const call = client.open(10_000);
+    await call.send(requestHeaders());
+    await call.send({ request_body: { body: Buffer.from(CHAT.slice(0, 10)), end_of_stream: false } });
+    call.cancel();
+    await waitFor(() => completed.length === n + 1, 'finish');
+    assert.equal(picker.inFlight, 0);
+  });
+
+  test('half-closed after the answer headers (response body mode NONE): a normal end, released as served', async () => {
+    const n = completed.length;
+    const call = client.open(10_000);
+    await call.send(requestHeaders());
+    await call.send({ request_body: { body: Buffer.from(CHAT), end_of_stream: true } });
+    await call.send({ response_headers: { headers: headerMap([[':status', '200'], ['content-type', 'application/json']]) } });
+    call.end();
+    await waitFor(() => picker.inFlight === 0 && completed.length === n + 1, 'release and finish');
+    assert.equal(completed.at(-1)!.errorCode, undefined);
+    assert.equal(completed.at(-1)!.status, 200);
+  });
+});
+
+describe('request body limits', () => {
+  test('a streamed body over the limit → 413 as soon as it is over, chunks after it pass unexamined', async () => {
+    const call = client.open(10_000);
+    await call.send(requestHeaders());
+    const first = await call.send({ request_body: { body: Buffer.alloc(MAX_BODY - 10, 0x20), end_of_stream: false } });
+    assert.equal(first.request_body?.response?.body_mutation?.clear_body, true, 'held back until judged');
+    const over = await call.send({ request_body: { body: Buffer.alloc(20, 0x20), end_of_stream: false } });
+    assert.equal(over.immediate_response?.status.code, 413);
+    assert.equal(JSON.parse(over.immediate_response!.body!.toString()).error.code, 'body_too_large');
+    const rest = await call.send({ request_body: { body: Buffer.alloc(20, 0x20), end_of_stream: true } });
+    assert.equal(rest.response, 'request_body');
+    call.end();
+  });
+
+  test('BUFFERED_PARTIAL: a body cut at the buffer limit (no end_of_stream) → 413', async () => {
+    const c = new ExtprocClient({ address: `127.0.0.1:${partial.port}` });
+    const call = c.open(10_000);
+    await call.send(requestHeaders());
+    const cut = await call.send({ request_body: { body: Buffer.from(CHAT.slice(0, 20)), end_of_stream: false } });
+    assert.equal(cut.immediate_response?.status.code, 413);
+    call.end();
+    c.close();
+  });
+
+  test('a buffered body over the limit → 413, the same answer the data plane gives', async () => {
+    const r = await envoyExchange(address, { path: '/v1/chat/completions', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'm', prompt: 'x'.repeat(MAX_BODY) }) });
+    assert.equal(r.status, 413);
+    assert.ok(r.local);
+    assert.equal(JSON.parse(r.body.toString()).error.code, 'body_too_large');
+  });
+});

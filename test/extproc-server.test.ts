@@ -1,0 +1,305 @@
+// The ext_proc listener driven as Envoy drives it, on a gateway with API management: buffered, streamed (split at
+// awkward places) and headers-only requests, JSON and SSE answers with token accounting, the subset hint, each
+// role alone, the health service, and TLS with client certificates.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Client} from '@grpc/grpc-js';
+import { credentials, makeGenericClientConstructor, status, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
+import { startGateway, type Gateway } from '../src/gateway/gateway.js';
+import type { Manifest } from '../src/config/manifest.js';
+import { ExtprocClient } from '../src/extproc/client.js';
+import { EXT_PROC_SERVICE, healthService } from '../src/extproc/protos.js';
+import { startExtprocServer, type ExtprocServer } from '../src/extproc/server.js';
+import { silentLogger } from '../src/lib/logger.js';
+import { createApp, quotaReport, until, untilKeyKnown, type IssuedApp } from './helpers/apim-admin.js';
+import { closeEnvoyClients, envoyExchange, type EnvoyRequest } from './helpers/extproc-envoy.js';
+import { manifest } from './helpers/manifests.js';
+import { startStub, type Stub, type StubRequest } from './helpers/stub-upstream.js';
+
+const TOKENS = 1_000_000;
+
+function sse(r: StubRequest): void {
+  const withUsage = r.body?.stream_options?.include_usage === true;
+  const nullUsage = withUsage ? ',"usage":null' : '';
+  r.res.writeHead(200, { 'content-type': 'text/event-stream' });
+  r.res.write(`data: {"id":"c1","choices":[{"index":0,"delta":{"content":"Hé"}}]${nullUsage}}\n\n`);
+  r.res.write(`data: {"id":"c1","choices":[{"index":0,"delta":{"content":"llo, wörld"}}]${nullUsage}}\n\n`);
+  if (withUsage) r.res.write('data: {"id":"c1","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":4,"total_tokens":13}}\n\n');
+  r.res.end('data: [DONE]\n\n');
+}
+
+function manifests(a: Stub, b: Stub, c: Stub, events: Stub): Manifest[] {
+  const ext = [{ name: 'ext', kind: 'APIMExtensionPolicy', group: 'apim.googleapis.com' }];
+  return [
+    manifest('APIMExtensionPolicy', 'ext', { defaultSecurityEnabled: true, targetRef: { name: 'tollgate' } }),
+    manifest('APIProduct', 'gold', { displayName: 'Gold', approvalType: 'auto', enforcementRefs: ext }),
+    manifest('APIOperationSet', 'gold-ops', {
+      apiProductRefs: [{ name: 'gold' }],
+      quota: { limit: 10_000, interval: 1, timeUnit: 'minute' },
+      llmOperations: { models: ['m', 'trio', 'sse'], llmTokenQuota: { limit: TOKENS, interval: 1, timeUnit: 'hour', countOn: 'total' } },
+    }),
+    manifest('InferencePool', 'one', { endpoints: [a.url] }),
+    manifest('InferencePool', 'trio', { endpoints: [a.url, b.url, c.url] }),
+    manifest('InferencePool', 'events', { endpoints: [events.url] }),
+    manifest('InferenceModel', 'm', { modelName: 'm', poolRef: { name: 'one' }, targetModels: [{ name: 'm-base', weight: 1 }] }),
+    manifest('InferenceModel', 'trio', { modelName: 'trio', poolRef: { name: 'trio' } }),
+    manifest('InferenceModel', 'sse', { modelName: 'sse', poolRef: { name: 'events' } }),
+  ];
+}
+
+let a: Stub, b: Stub, c: Stub, events: Stub;
+let gw: Gateway;
+let app: IssuedApp;
+let address: string;
+
+const address_ = (s: Stub) => `127.0.0.1:${s.port}`;
+const MESSAGES = [{ role: 'user', content: 'héllo "wörld"' }];
+
+function chat(body: Record<string, unknown>, extra: Partial<EnvoyRequest> = {}, key: string | null = app.key): Promise<Awaited<ReturnType<typeof envoyExchange>>> {
+  return envoyExchange(address, {
+    path: '/v1/chat/completions',
+    headers: { 'content-type': 'application/json', ...(key && { authorization: `Bearer ${key}` }) },
+    body: JSON.stringify({ model: 'm', messages: MESSAGES, max_tokens: 16, ...body }),
+    ...extra,
+  });
+}
+
+async function tokensUsed(key: string): Promise<number> {
+  return (await quotaReport(gw.url, key)).body.products[0].operationSets[0].llmTokenQuota.used;
+}
+
+before(async () => {
+  [a, b, c, events] = await Promise.all([startStub(), startStub(), startStub(), startStub(sse)]);
+  gw = await startGateway({ configPaths: [], manifests: manifests(a, b, c, events), port: 0, adminPort: 0, host: '127.0.0.1', watch: false, extprocPort: 0 });
+  address = `127.0.0.1:${gw.extprocPort}`;
+  app = await createApp(gw.adminUrl, ['gold'], 'extproc');
+  await untilKeyKnown(gw.url, app.key);
+});
+
+after(async () => {
+  closeEnvoyClients();
+  await gw?.close();
+  await Promise.all([a, b, c, events].map((s) => s?.close()));
+});
+
+describe('requests as Envoy sends them', () => {
+  test('buffered: destination as header and envoy.lb metadata, model rewritten, credentials out, identity in, tokens counted', async () => {
+    const before = await tokensUsed(app.key);
+    const r = await chat({});
+    assert.equal(r.status, 200, r.body.toString());
+    assert.equal(r.destination, address_(a));
+    assert.equal(r.metadataDestination, r.destination, 'header and metadata agree');
+    assert.ok(r.clearRouteCache);
+    const up = r.upstream!;
+    assert.equal(up.headers.authorization, undefined);
+    assert.equal(up.headers['x-api-key'], undefined);
+    assert.equal(up.headers['x-tollgate-app-id'], app.appId);
+    assert.equal(up.headers['x-tollgate-product'], 'gold');
+    assert.equal(JSON.parse(up.body.toString()).model, 'm-base');
+    assert.equal(JSON.parse(up.body.toString()).messages[0].content, MESSAGES[0].content);
+    assert.equal(r.headers['x-request-id'], up.headers['x-request-id'], 'one request id, upstream and back');
+    assert.ok(r.headers['x-ratelimit-remaining-tokens'], 'the rate-limit figures reach the client');
+    await until(() => tokensUsed(app.key), (used) => used === before + 12, 3000, 'tokens counted from the JSON usage');
+  });
+
+  test('a client cannot pass identity headers off as its own', async () => {
+    const r = await chat({}, { headers: { 'content-type': 'application/json', authorization: `Bearer ${app.key}`, 'x-tollgate-developer': 'someone-else' } });
+    assert.equal(r.status, 200);
+    assert.notEqual(r.upstream!.headers['x-tollgate-developer'], 'someone-else');
+  });
+
+  test('header values sent as `value` strings (older Envoys) are read, and answered in the same field', async () => {
+    const r = await chat({}, { stringValues: true });
+    assert.equal(r.status, 200);
+    const set = r.answers.flatMap((x) => x.request_body?.response?.header_mutation?.set_headers ?? []);
+    assert.ok(set.length > 0);
+    for (const o of set) {
+      assert.ok(o.header.value !== undefined && (o.header.raw_value === undefined || o.header.raw_value.length === 0), o.header.key);
+    }
+  });
+
+  test('headers-only: GET /v1/models answered locally; GET on a POST path 405; a fault is the data plane\'s answer', async () => {
+    const models = await envoyExchange(address, { path: '/v1/models', headers: { 'x-api-key': app.key } });
+    assert.ok(models.local);
+    assert.equal(models.status, 200);
+    assert.deepEqual(JSON.parse(models.body.toString()).data.map((m: { id: string }) => m.id).sort(), ['m', 'sse', 'trio']);
+    const wrong = await envoyExchange(address, { path: '/v1/chat/completions', headers: { 'x-api-key': app.key } });
+    assert.equal(wrong.status, 405);
+    const denied = await chat({}, {}, null);
+    assert.ok(denied.local);
+    assert.equal(denied.status, 401);
+    assert.equal(JSON.parse(denied.body.toString()).error.code, 'steps.oauth.v2.FailedToResolveAPIKey');
+    assert.equal(denied.headers['content-type'], 'application/json');
+  });
+
+  test('streamed, split inside a UTF-8 character and inside a JSON string: the same decision as buffered', async () => {
+    const body = Buffer.from(JSON.stringify({ model: 'm', messages: MESSAGES, max_tokens: 16 }));
+    const inChar = body.indexOf(Buffer.from('é')) + 1;
+    const inString = body.indexOf(Buffer.from('wö')) + 1;
+    const chunks = [body.subarray(0, 5), body.subarray(5, inChar), body.subarray(inChar, inString), body.subarray(inString), Buffer.alloc(0)];
+    const streamed = await envoyExchange(address, {
+      path: '/v1/chat/completions',
+      headers: { 'content-type': 'application/json', 'x-api-key': app.key },
+      body,
+      requestBodyMode: 'STREAMED',
+      chunks,
+      // Envoy applies no header changes from body answers in STREAMED mode: the route comes from elsewhere.
+      upstream: a.url,
+    });
+    assert.equal(streamed.status, 200, streamed.body.toString());
+    const bodyAnswers = streamed.answers.filter((x) => x.request_body);
+    assert.equal(bodyAnswers.length, chunks.length);
+    for (const x of bodyAnswers.slice(0, -1)) assert.equal(x.request_body!.response!.body_mutation!.clear_body, true, 'held back until judged');
+    assert.equal(streamed.metadataDestination, address_(a));
+    assert.equal(streamed.upstream!.headers['x-api-key'], undefined, 'credentials go at the headers, before any body');
+    const sent = JSON.parse(streamed.upstream!.body.toString());
+    assert.equal(sent.model, 'm-base');
+    assert.equal(sent.messages[0].content, MESSAGES[0].content, 'multi-byte characters survive the split');
+    const buffered = await chat({});
+    assert.equal(buffered.destination, streamed.metadataDestination);
+    assert.deepEqual(JSON.parse(buffered.upstream!.body.toString()), sent);
+  });
+});
+
+describe('answers as Envoy shows them', () => {
+  test('an SSE stream in 7-byte pieces: usage counted, the usage chunk tollgate asked for stripped, text intact', async () => {
+    const before = await tokensUsed(app.key);
+    const r = await chat({ model: 'sse', stream: true }, { responseBodyMode: 'STREAMED', responseChunkBytes: 7 });
+    assert.equal(r.status, 200);
+    assert.equal(JSON.parse(r.upstream!.body.toString()).stream_options.include_usage, true, 'usage asked of the model server');
+    const text = r.body.toString();
+    assert.ok(!text.includes('"usage"'), `the client did not ask for usage: ${text}`);
+    assert.ok(text.includes('Hé') && text.includes('llo, wörld') && text.endsWith('data: [DONE]\n\n'), text);
+    await until(() => tokensUsed(app.key), (used) => used === before + 13, 3000, 'tokens counted from the SSE usage chunk');
+  });
+
+  test('an SSE stream buffered whole: usage counted just the same', async () => {
+    const before = await tokensUsed(app.key);
+    const r = await chat({ model: 'sse', stream: true, stream_options: { include_usage: true } }, { responseBodyMode: 'BUFFERED' });
+    assert.equal(r.status, 200);
+    assert.ok(r.body.toString().includes('"usage":{"prompt_tokens":9'), 'asked for by the client: kept');
+    await until(() => tokensUsed(app.key), (used) => used === before + 13, 3000, 'tokens counted');
+  });
+});
+
+describe('subset hint (envoy.lb.subset_hint)', () => {
+  test('only the hinted endpoint is picked', async () => {
+    for (let i = 0; i < 4; i++) {
+      const r = await chat({ model: 'trio' }, { subset: [address_(b)] });
+      assert.equal(r.status, 200);
+      assert.equal(r.destination, address_(b));
+    }
+  });
+
+  test('a hint with nothing eligible, or an empty one → 503', async () => {
+    for (const subset of [['10.255.0.1:8000'], []]) {
+      const r = await chat({ model: 'trio' }, { subset });
+      assert.ok(r.local);
+      assert.equal(r.status, 503);
+      assert.equal(JSON.parse(r.body.toString()).error.code, 'no_healthy_endpoints');
+    }
+  });
+});
+
+describe('one role per listener', () => {
+  let pdp: ExtprocServer;
+  let epp: ExtprocServer;
+  before(async () => {
+    pdp = await startExtprocServer({ dataPlane: gw.dataPlane, logger: silentLogger }, { port: 0, host: '127.0.0.1', roles: ['pdp'] });
+    epp = await startExtprocServer({ dataPlane: gw.dataPlane, logger: silentLogger }, { port: 0, host: '127.0.0.1', roles: ['epp'] });
+  });
+  after(async () => {
+    await pdp?.close(100);
+    await epp?.close(100);
+  });
+
+  test('policy decision point: the verdict and identity, no destination, the model name left to the picker', async () => {
+    const r = await envoyExchange(`127.0.0.1:${pdp.port}`, {
+      path: '/v1/chat/completions',
+      headers: { 'content-type': 'application/json', 'x-api-key': app.key },
+      body: JSON.stringify({ model: 'm', messages: MESSAGES, max_tokens: 16 }),
+      upstream: a.url,
+    });
+    assert.equal(r.status, 200);
+    assert.equal(r.destination, undefined);
+    assert.equal(r.metadataDestination, undefined);
+    assert.equal(r.upstream!.headers['x-tollgate-app-id'], app.appId);
+    assert.equal(r.upstream!.headers['x-api-key'], undefined);
+    assert.equal(JSON.parse(r.upstream!.body.toString()).model, 'm');
+    const denied = await envoyExchange(`127.0.0.1:${pdp.port}`, { path: '/v1/chat/completions', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'm', messages: MESSAGES }) });
+    assert.equal(denied.status, 401);
+  });
+
+  test('endpoint picker: routes without asking for credentials, and leaves them alone', async () => {
+    const r = await envoyExchange(`127.0.0.1:${epp.port}`, {
+      path: '/v1/chat/completions',
+      headers: { 'content-type': 'application/json', 'x-api-key': 'not-checked-here' },
+      body: JSON.stringify({ model: 'm', messages: MESSAGES }),
+    });
+    assert.equal(r.status, 200);
+    assert.equal(r.destination, address_(a));
+    assert.equal(r.upstream!.headers['x-api-key'], 'not-checked-here');
+    assert.equal(r.upstream!.headers['x-tollgate-app-id'], undefined);
+    assert.equal(JSON.parse(r.upstream!.body.toString()).model, 'm-base');
+  });
+});
+
+describe('health and transport', () => {
+  const Health = makeGenericClientConstructor(healthService(), 'Health');
+  type HealthClient = Client & {
+    Check(req: { service: string }, cb: (err: ServiceError | null, res?: { status: number }) => void): void;
+    Watch(req: { service: string }): ClientReadableStream<{ status: number }>;
+  };
+  const check = (c: HealthClient, service: string) =>
+    new Promise<{ code: number; status?: number }>((resolve) => c.Check({ service }, (err, res) => resolve({ code: err?.code ?? status.OK, status: res?.status })));
+
+  test('grpc.health.v1: Check and Watch; NOT_SERVING once shutdown begins', async () => {
+    const server = await startExtprocServer({ dataPlane: gw.dataPlane, logger: silentLogger }, { port: 0, host: '127.0.0.1' });
+    const hc = new Health(`127.0.0.1:${server.port}`, credentials.createInsecure()) as unknown as HealthClient;
+    assert.deepEqual(await check(hc, ''), { code: status.OK, status: 1 });
+    assert.deepEqual(await check(hc, EXT_PROC_SERVICE), { code: status.OK, status: 1 });
+    assert.equal((await check(hc, 'no.such.Service')).code, status.NOT_FOUND);
+    const seen: number[] = [];
+    const watch = hc.Watch({ service: '' });
+    const ended = new Promise<void>((resolve) => {
+      watch.on('data', (m) => seen.push(m.status));
+      watch.on('end', () => resolve());
+      watch.on('error', () => resolve());
+    });
+    await until(async () => seen.length, (n) => n >= 1, 2000, 'first Watch status');
+    await server.close(200);
+    await ended;
+    assert.deepEqual(seen, [1, 2], 'SERVING, then NOT_SERVING');
+    hc.close();
+  });
+
+  test('TLS with client certificates (mTLS): a client with a certificate is served, one without is refused', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tollgate-extproc-tls-'));
+    const f = (n: string) => join(dir, n);
+    const ssl = (args: string[]) => execFileSync('openssl', args, { stdio: 'ignore' });
+    ssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '1', '-subj', '/CN=test-ca']);
+    for (const [name, ext] of [['server', 'subjectAltName=IP:127.0.0.1'], ['client', 'extendedKeyUsage=clientAuth']]) {
+      ssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', f(`${name}.key`), '-out', f(`${name}.csr`), '-subj', `/CN=${name}`]);
+      execFileSync('sh', ['-c', `printf '%s\\n' '${ext}' > ${f(`${name}.ext`)}`]);
+      ssl(['x509', '-req', '-in', f(`${name}.csr`), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f(`${name}.pem`), '-days', '1', '-extfile', f(`${name}.ext`)]);
+    }
+    assert.ok(readFileSync(f('client.pem')).length > 0);
+    const server = await startExtprocServer({ dataPlane: gw.dataPlane, logger: silentLogger }, { port: 0, host: '127.0.0.1', tls: { cert: f('server.pem'), key: f('server.key'), ca: f('ca.pem') } });
+    const target = `127.0.0.1:${server.port}`;
+    const models = { request_headers: { headers: { headers: [{ key: ':method', raw_value: Buffer.from('GET') }, { key: ':path', raw_value: Buffer.from('/v1/models') }, { key: 'x-api-key', raw_value: Buffer.from(app.key) }] }, end_of_stream: true } };
+    const good = new ExtprocClient({ address: target, tls: { ca: f('ca.pem'), cert: f('client.pem'), key: f('client.key') } });
+    const call = good.open(5000);
+    const answer = await call.send(models);
+    assert.equal(answer.immediate_response?.status.code, 200);
+    call.end();
+    const anonymous = new ExtprocClient({ address: target, tls: { ca: f('ca.pem') } });
+    await assert.rejects(anonymous.open(5000).send(models), (err: Error & { reason?: string }) => err.reason === 'unavailable' || err.reason === 'error');
+    good.close();
+    anonymous.close();
+    await server.close(100);
+  });
+});
