@@ -203,12 +203,12 @@ describe('retries before the first byte', async () => {
     await r.body.dump();
   });
 
-  test('every endpoint unreachable → 503 upstream_unavailable', async () => {
+  test('every endpoint unreachable → 503 no_healthy_endpoints (the picker knows from its scrapes)', async () => {
     const gw = await gatewayFor(poolAndModel([dead]));
     gateways.push(gw);
     const r = await post(gw, CHAT);
     assert.equal(r.statusCode, 503);
-    assert.equal(((await r.body.json()) as any).error.code, 'upstream_unavailable');
+    assert.equal(((await r.body.json()) as any).error.code, 'no_healthy_endpoints');
   });
 });
 

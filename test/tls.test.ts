@@ -16,6 +16,7 @@ test('HTTPS listener in front of an HTTPS endpoint', async () => {
   const key = join(dir, 'key.pem');
   execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
   const upstream = createServer({ cert: readFileSync(cert), key: readFileSync(key) }, (req, res) => {
+    if (req.url === '/metrics') return void res.end('vllm:num_requests_waiting 0\nvllm:num_requests_running 0\nvllm:kv_cache_usage_perc 0\n');
     req.resume();
     req.on('end', () => {
       res.writeHead(200, { 'content-type': 'application/json' });

@@ -9,11 +9,10 @@ import { registerApimAdminRoutes } from '../apim/admin-routes.js';
 import type { RuntimeConfig } from '../config/runtime-config.js';
 import { watchConfig } from '../config/watch.js';
 import { silentLogger, type Logger } from '../lib/logger.js';
-import { RoundRobinPicker } from '../scheduler/round-robin.js';
-import type { EndpointPicker } from '../scheduler/types.js';
+import { Scheduler } from '../scheduler/scheduler.js';
 import { RequestMetrics } from '../telemetry/request-metrics.js';
 import { ApimMetrics } from '../telemetry/apim-metrics.js';
-import { AdminRouter } from './admin-router.js';
+import { AdminError, AdminRouter } from './admin-router.js';
 import { DataPlane } from './data-plane.js';
 import { startExtprocServer, type ExtprocServer, type ExtprocServerOptions } from '../extproc/server.js';
 import { createListener, listen, type TlsFiles } from './listen.js';
@@ -55,20 +54,12 @@ export interface GatewayOptions {
   extproc?: Omit<ExtprocServerOptions, 'port'>;
 }
 
-/** The picker's management side, beyond `pick`. */
-interface ManagedPicker extends EndpointPicker {
-  update?(pools: RuntimeConfig['pools']): void;
-  start?(): void;
-  stop?(): void;
-  ready?(): { pool: string; reachable: boolean }[];
-}
-
 export class Gateway {
   readonly registry: Registry;
   readonly logger: Logger;
   readonly admin: AdminRouter;
   readonly dataPlane: DataPlane;
-  readonly picker: ManagedPicker;
+  readonly picker: Scheduler;
   readonly apim: ApiManagement;
   readonly analytics: AnalyticsPipeline | null;
   readonly tracer: RequestTracer;
@@ -95,8 +86,8 @@ export class Gateway {
     const directory = options.analyticsDir ?? this.#tempAnalyticsDir ?? config.settings.analytics.directory;
     this.analytics = config.settings.analytics.enabled ? new AnalyticsPipeline({ db: apim.db, settings: { ...config.settings.analytics, directory }, registry, logger }) : null;
     this.tracer = createRequestTracer(config.settings.tracing);
-    this.picker = new RoundRobinPicker();
-    this.picker.update?.(config.pools);
+    this.picker = new Scheduler({ settings: config.settings.scheduler, logger, registry, tlsRejectUnauthorized: config.settings.upstream.tlsRejectUnauthorized });
+    this.picker.update(config.pools);
     collectDefaultMetrics({ register: this.registry });
     this.dataPlane = new DataPlane({
       config,
@@ -117,6 +108,12 @@ export class Gateway {
       fileManifests: () => this.config.manifests,
     });
     registerAnalyticsRoutes(this.admin, { db: apim.db });
+    this.admin.add('GET', '/v1/pools', () => ({ body: { items: this.picker.view() } }));
+    this.admin.add('GET', '/v1/pools/{name}', (req) => {
+      const view = this.picker.view(req.params.name);
+      if (!view) throw new AdminError(404, 'not_found', `No InferencePool "${req.params.name}"`);
+      return { body: view };
+    });
     this.admin.add('GET', '/healthz', () => ({ body: { status: 'ok' } }), { open: true });
     this.admin.add('GET', '/readyz', () => this.#readiness(), { open: true });
     this.admin.add('GET', '/metrics', async () => ({ text: await this.registry.metrics(), contentType: this.registry.contentType }), { open: true });
@@ -147,7 +144,9 @@ export class Gateway {
       this.#extproc = await startExtprocServer({ dataPlane: this.dataPlane, logger: this.logger }, { host: o.host, ...o.extproc, port: o.extprocPort });
       this.extprocPort = this.#extproc.port;
     }
-    this.picker.start?.();
+    // One scrape round before the first request: endpoints are only picked once their metrics are known.
+    this.picker.start();
+    await this.picker.refresh();
     if (o.watch !== false && o.configPaths.length > 0) this.#stopWatching = watchConfig(o.configPaths, () => void this.reload());
   }
 
@@ -172,12 +171,12 @@ export class Gateway {
     for (const pool of next.pools.values()) for (const e of pool.endpoints) origins.add(e.url);
     for (const route of next.routes) for (const b of route.backends.values) if (b.kind === 'url') origins.add(b.url);
     this.#pools.retain(origins, next.settings);
-    this.picker.update?.(next.pools);
+    this.picker.update(next.pools);
     this.dataPlane.config = next;
   }
 
   #readiness() {
-    const pools = this.picker.ready?.() ?? [...this.config.pools.keys()].map((pool) => ({ pool, reachable: true }));
+    const pools = this.picker.ready();
     const notReady = pools.filter((p) => !p.reachable).map((p) => p.pool);
     const listening = this.#server?.listening === true;
     const ready = listening && notReady.length === 0;
@@ -204,7 +203,7 @@ export class Gateway {
       server.closeAllConnections();
     }
     await extproc;
-    this.picker.stop?.();
+    await this.picker.stop();
     if (this.#adminServer) {
       this.#adminServer.close();
       this.#adminServer.closeAllConnections();

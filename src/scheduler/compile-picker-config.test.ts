@@ -1,7 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import type { EndpointPickerConfigSpec } from '../config/inference-kinds.js';
-import { compilePickerConfig, PickerConfigError } from './compile-picker-config.js';
+import { compilePickerConfig, PickerConfigError, pickerConfigProblems } from './compile-picker-config.js';
 import { DEFAULT_PICKER_CONFIG } from './default-picker-config.js';
 import { PluginRegistry, registerBuiltins } from './plugin-registry.js';
 import { deps } from './testing.js';
@@ -27,10 +27,10 @@ describe('compilePickerConfig', () => {
         { name: 'subset-filter', type: 'subset-filter' },
       ],
       scorers: [
-        { name: 'queue-scorer', type: 'queue-scorer', weight: 2 },
+        { name: 'queue-scorer', type: 'queue-scorer', weight: 3 },
         { name: 'kv-cache-utilization-scorer', type: 'kv-cache-utilization-scorer', weight: 2 },
-        { name: 'prefix-cache-scorer', type: 'prefix-cache-scorer', weight: 3 },
-        { name: 'lora-affinity-scorer', type: 'lora-affinity-scorer', weight: 2 },
+        { name: 'prefix-cache-scorer', type: 'prefix-cache-scorer', weight: 4 },
+        { name: 'lora-affinity-scorer', type: 'lora-affinity-scorer', weight: 6 },
       ],
       picker: { name: 'max-score-picker', type: 'max-score-picker' },
     });
@@ -111,6 +111,13 @@ describe('compilePickerConfig', () => {
 
   test('the error message carries every problem', () => {
     assert.throws(() => compile({ plugins: [{ type: 'a' }, { type: 'b' }] }), /unknown type "a".*unknown type "b"/);
+  });
+});
+
+describe('pickerConfigProblems', () => {
+  test('[] for a good config, the problems for a bad one', () => {
+    assert.deepEqual(pickerConfigProblems(DEFAULT_PICKER_CONFIG), []);
+    assert.equal(pickerConfigProblems({ plugins: [{ type: 'x-scorer' }] }).length, 1);
   });
 });
 

@@ -2,7 +2,8 @@
 import { ZodError } from 'zod';
 import type { EndpointPickerConfigSpec } from '../config/inference-kinds.js';
 import { Pipeline, type PluginTimer, type WeightedScorer } from './pipeline.js';
-import type { PluginEntry, PluginRegistry } from './plugin-registry.js';
+import { DEFAULT_SETTINGS } from '../config/settings.js';
+import { PluginRegistry, registerBuiltins, type PluginEntry } from './plugin-registry.js';
 import type { Filter, Picker, Plugin, PluginDeps, Scorer } from './plugin-types.js';
 import { HEALTHY_FILTER, healthyFilter } from './plugins/filters/healthy-filter/healthy-filter.js';
 import { SUBSET_FILTER, subsetFilter } from './plugins/filters/subset-filter/subset-filter.js';
@@ -90,6 +91,20 @@ export function compilePickerConfig(spec: EndpointPickerConfigSpec, opts: Compil
   if (!filters.some((f) => f.type === HEALTHY_FILTER)) filters.unshift(healthyFilter(HEALTHY_FILTER, {}, opts.deps));
   picker ??= maxScorePicker(MAX_SCORE_PICKER, {}, opts.deps);
   return new Pipeline({ filters, scorers, picker }, opts.timerFor ?? (() => noTimer));
+}
+
+/**
+ * What compiling `spec` would report, [] when it compiles: for configuration loading to refuse a bad
+ * EndpointPickerConfig with the file's other errors, before anything is applied.
+ */
+export function pickerConfigProblems(spec: EndpointPickerConfigSpec, registry = registerBuiltins(new PluginRegistry())): string[] {
+  try {
+    compilePickerConfig(spec, { registry, deps: { settings: DEFAULT_SETTINGS.scheduler, random: Math.random, observePrefixHitRatio: () => {} } });
+    return [];
+  } catch (err) {
+    if (err instanceof PickerConfigError) return err.problems;
+    throw err;
+  }
 }
 
 function instantiate(entry: PluginEntry, name: string, params: unknown, deps: PluginDeps): Instance {

@@ -23,7 +23,7 @@ const EMPTY: EngineSnapshot = {
 
 export class EndpointState {
   #config: EndpointConfig;
-  engine: Engine;
+  #engine: Engine;
   #metrics: EngineSnapshot = EMPTY;
   /** Time of the last successful scrape; 0 before the first. */
   #scrapedAt = 0;
@@ -45,11 +45,15 @@ export class EndpointState {
 
   constructor(config: EndpointConfig, engine: Engine) {
     this.#config = config;
-    this.engine = engine;
+    this.#engine = engine;
   }
 
   get config(): EndpointConfig {
     return this.#config;
+  }
+  /** Which metric names its /metrics page uses. */
+  get engine(): Engine {
+    return this.#engine;
   }
   get address(): string {
     return this.#config.address;
@@ -129,7 +133,7 @@ export class EndpointState {
 
   rebind(config: EndpointConfig, engine: Engine): void {
     this.#config = config;
-    this.engine = engine;
+    this.#engine = engine;
   }
 
   recordScrape(metrics: EngineSnapshot, now: number): void {

@@ -12,16 +12,18 @@ export interface MetricsSource {
 export class HttpMetricsSource implements MetricsSource {
   readonly #clients = new Map<string, Client>();
   readonly #timeoutMs: number;
+  readonly #rejectUnauthorized: boolean;
 
-  /** `timeoutMs` bounds a whole scrape, from connecting to the last byte. */
-  constructor(timeoutMs: number) {
+  /** `timeoutMs` bounds a whole scrape, from connecting to the last byte; https endpoints verify as the proxy does. */
+  constructor(timeoutMs: number, opts: { tlsRejectUnauthorized?: boolean } = {}) {
     this.#timeoutMs = timeoutMs;
+    this.#rejectUnauthorized = opts.tlsRejectUnauthorized ?? true;
   }
 
   async fetch(url: string): Promise<string> {
     let client = this.#clients.get(url);
     if (!client) {
-      client = new Client(url, { connectTimeout: this.#timeoutMs, keepAliveTimeout: 30_000, pipelining: 1 });
+      client = new Client(url, { connect: { timeout: this.#timeoutMs, rejectUnauthorized: this.#rejectUnauthorized }, keepAliveTimeout: 30_000, pipelining: 1 });
       this.#clients.set(url, client);
     }
     // undici's own timeouts tick at about one second; a scrape deadline has to be sharper than that.

@@ -251,7 +251,7 @@ describe('Scheduler', () => {
     assert.equal(view.engine, 'vllm');
     assert.equal(view.saturated, false);
     assert.equal(view.queueLength, 0);
-    assert.deepEqual(view.profile.scorers.map((x) => x.weight), [2, 2, 3, 2]);
+    assert.deepEqual(view.profile.scorers.map((x) => x.weight), [3, 2, 4, 6]);
     const e0 = view.endpoints[0];
     assert.equal(e0.status, 'ready');
     assert.equal(e0.freshnessMs, 30);
@@ -266,7 +266,7 @@ describe('Scheduler', () => {
     assert.equal(d.priority, 1);
     assert.equal(d.model, 'base');
     assert.equal(d.scores['queue-scorer'], 1);
-    assert.equal(d.total, 2 + 2);
+    assert.equal(d.total, 3 + 2); // queue 3 × 1 + KV 2 × 1; no full prompt block, no adapter
     assert.equal(typeof d.at, 'string');
     assert.deepEqual(JSON.parse(JSON.stringify(view)).name, 'p');
   });

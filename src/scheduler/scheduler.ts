@@ -26,6 +26,8 @@ export interface SchedulerOptions {
   random?: () => number;
   /** Where /metrics pages come from; HTTP (undici) by default. */
   metricsSource?: MetricsSource;
+  /** Verify the certificates of https endpoints when scraping them (GatewaySettings.upstream.tlsRejectUnauthorized). */
+  tlsRejectUnauthorized?: boolean;
   /** Plugin types configs may use; the built-ins by default. */
   plugins?: PluginRegistry;
 }
@@ -64,7 +66,7 @@ export class Scheduler implements EndpointPicker {
     };
     // A scrape slower than a few intervals is as good as failed; never wait longer than the staleness limit.
     const timeout = Math.min(Math.max(250, opts.settings.scrapeInterval * 5), opts.settings.staleAfter);
-    this.#source = opts.metricsSource ?? new HttpMetricsSource(timeout);
+    this.#source = opts.metricsSource ?? new HttpMetricsSource(timeout, { tlsRejectUnauthorized: opts.tlsRejectUnauthorized });
     this.#scraper = new Scraper({ source: this.#source, intervalMs: opts.settings.scrapeInterval, now: this.#now, random });
   }
 

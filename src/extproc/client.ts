@@ -1,0 +1,134 @@
+// Calling an ext_proc server the way Envoy does: one Process stream per HTTP request, each message answered in
+// order, every answer awaited under a per-message timeout. Failures carry a reason for the failure metric.
+import { readFileSync } from 'node:fs';
+import { credentials, makeGenericClientConstructor, status, type ChannelCredentials, type Client, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
+import type { ProcessingRequest, ProcessingResponse } from './messages.js';
+import { extProcService } from './protos.js';
+
+export type FailureReason = 'unavailable' | 'timeout' | 'error' | 'invalid_response';
+
+export class ExtprocCallError extends Error {
+  readonly reason: FailureReason;
+
+  constructor(reason: FailureReason, message: string) {
+    super(message);
+    this.reason = reason;
+  }
+}
+
+export interface ExtprocClientOptions {
+  /** host:port of the ext_proc server. */
+  address: string;
+  /** PEM files: `ca` to verify the server (TLS), plus `cert`/`key` to present a client certificate (mTLS). */
+  tls?: { ca?: string; cert?: string; key?: string };
+  /** :authority sent to the server (Envoy's `authority`). */
+  authority?: string;
+}
+
+type ProcessClient = Client & { Process(): ClientDuplexStream<ProcessingRequest, ProcessingResponse> };
+
+function channelCredentials(tls: ExtprocClientOptions['tls']): ChannelCredentials {
+  if (!tls) return credentials.createInsecure();
+  const read = (f: string | undefined) => (f ? readFileSync(f) : null);
+  return credentials.createSsl(read(tls.ca), read(tls.key), read(tls.cert));
+}
+
+/** One channel per server (HTTP/2 multiplexes the streams). */
+export class ExtprocClient {
+  readonly #client: ProcessClient;
+
+  constructor(options: ExtprocClientOptions) {
+    const Ctor = makeGenericClientConstructor(extProcService(), 'ExternalProcessor');
+    const channelOptions = options.authority ? { 'grpc.default_authority': options.authority } : {};
+    this.#client = new Ctor(options.address, channelCredentials(options.tls), channelOptions) as unknown as ProcessClient;
+  }
+
+  /** A stream for one HTTP request; every answer must come within `timeoutMs` of its message. */
+  open(timeoutMs: number): ExtprocCall {
+    return new ExtprocCall(this.#client.Process(), timeoutMs);
+  }
+
+  close(): void {
+    this.#client.close();
+  }
+}
+
+interface Waiter {
+  resolve(r: ProcessingResponse): void;
+  reject(e: ExtprocCallError): void;
+  timer: NodeJS.Timeout;
+}
+
+export class ExtprocCall {
+  readonly #stream: ClientDuplexStream<ProcessingRequest, ProcessingResponse>;
+  readonly #timeoutMs: number;
+  readonly #waiting: Waiter[] = [];
+  #failure: ExtprocCallError | null = null;
+  #observing = false;
+  #ended = false;
+
+  constructor(stream: ClientDuplexStream<ProcessingRequest, ProcessingResponse>, timeoutMs: number) {
+    this.#stream = stream;
+    this.#timeoutMs = timeoutMs;
+    stream.on('data', this.#onData);
+    stream.on('error', this.#onError);
+    stream.on('end', () => this.#fail(new ExtprocCallError('error', 'the extension ended the stream before answering')));
+  }
+
+  /** Sends one message and resolves with its answer. */
+  send(msg: ProcessingRequest): Promise<ProcessingResponse> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => this.#fail(new ExtprocCallError('timeout', `the extension did not answer within ${this.#timeoutMs} ms`)), this.#timeoutMs);
+      this.#waiting.push({ resolve, reject, timer });
+      this.#stream.write(msg);
+    });
+  }
+
+  /** Sends one message in observability mode: no answer is expected, and any that comes is ignored from now on. */
+  post(msg: ProcessingRequest): void {
+    if (this.#failure || this.#ended) return;
+    this.#observing = true;
+    this.#stream.write({ ...msg, observability_mode: true });
+  }
+
+  /** Half-closes: the exchange is over (cancels instead when answers are still awaited). */
+  end(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    if (this.#waiting.length > 0) this.cancel();
+    else this.#stream.end();
+  }
+
+  cancel(): void {
+    this.#ended = true;
+    this.#fail(new ExtprocCallError('error', 'cancelled'));
+    this.#stream.cancel();
+  }
+
+  #onData = (r: ProcessingResponse): void => {
+    const w = this.#waiting.shift();
+    if (w) {
+      clearTimeout(w.timer);
+      w.resolve(r);
+    } else if (!this.#observing) this.#fail(new ExtprocCallError('invalid_response', 'the extension sent an answer to no message'), true);
+  };
+
+  #onError = (err: ServiceError): void => {
+    if (err.code === status.CANCELLED && this.#failure) return;
+    const reason: FailureReason = err.code === status.UNAVAILABLE ? 'unavailable' : err.code === status.DEADLINE_EXCEEDED ? 'timeout' : 'error';
+    this.#fail(new ExtprocCallError(reason, `the extension failed: ${err.details || err.message}`));
+  };
+
+  #fail(err: ExtprocCallError, cancel = false): void {
+    if (!this.#failure) this.#failure = err;
+    for (const w of this.#waiting.splice(0)) {
+      clearTimeout(w.timer);
+      w.reject(this.#failure);
+    }
+    if (cancel || err.reason === 'timeout') {
+      this.#ended = true;
+      this.#stream.cancel();
+    }
+  }
+}

@@ -1,0 +1,45 @@
+// GatewayHooks for the ExtensionChain manifests of a configuration, to compose with the policy engine's.
+import type { Manifest } from '../config/manifest.js';
+import type { GatewayHooks } from '../gateway/hooks.js';
+import type { Registry } from 'prom-client';
+import { composeHooks } from './compose-hooks.js';
+import { extprocHooks, type ExtensionHooks } from './extension-hooks.js';
+import type { ExtensionChainSpec } from './extension-kind.js';
+
+export interface ExtensionChain {
+  /** Every extension, chains in document order; empty when there are none. */
+  hooks: GatewayHooks;
+  /** Closes every channel (on the next configuration load, or shutdown). */
+  close(): void;
+}
+
+/**
+ * @example
+ * const chain = extensionChain(config.manifests, { registry });
+ * dataPlane.hooks = composeHooks(chain.hooks, engine.hooks);
+ */
+export function extensionChain(manifests: readonly Manifest[], deps: { registry?: Registry } = {}): ExtensionChain {
+  const all: ExtensionHooks[] = [];
+  for (const m of manifests) {
+    if (m.kind !== 'ExtensionChain') continue;
+    for (const e of (m.spec as ExtensionChainSpec).extensions) {
+      all.push(
+        extprocHooks(
+          {
+            name: `${m.metadata.name}/${e.name}`,
+            address: e.address,
+            authority: e.authority,
+            tls: e.tls,
+            supportedEvents: e.supportedEvents,
+            requestBodySendMode: e.requestBodySendMode,
+            responseBodySendMode: e.responseBodySendMode,
+            timeoutMs: e.timeout,
+            failOpen: e.failOpen,
+          },
+          deps,
+        ),
+      );
+    }
+  }
+  return { hooks: composeHooks(...all), close: () => all.forEach((h) => h.close()) };
+}

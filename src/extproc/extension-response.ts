@@ -1,0 +1,32 @@
+// An extension's immediate response, passed to the client exactly as the extension wrote it.
+import type { IncomingHttpHeaders } from 'node:http';
+import { GatewayError, type ErrorResponse, type ErrorType } from '../gateway/errors.js';
+
+function typeFor(status: number): ErrorType {
+  if (status === 401) return 'authentication_error';
+  if (status === 403) return 'permission_error';
+  if (status === 429) return 'rate_limit_error';
+  return status >= 500 ? 'server_error' : 'invalid_request_error';
+}
+
+/** Thrown from a hook; the data plane answers with `toResponse()`, which ignores the fault format. */
+export class ExtensionResponse extends GatewayError {
+  readonly #headers: Record<string, string>;
+  readonly #body: string;
+
+  /** `code` is the extension's `details` (tollgate's own server puts the fault code there). */
+  constructor(status: number, headers: IncomingHttpHeaders, body: Buffer, code: string | undefined) {
+    super(status, typeFor(status), code || 'extension_response', 'answered by an extension');
+    const h: Record<string, string> = {};
+    for (const name in headers) {
+      const v = headers[name];
+      if (v !== undefined) h[name] = Array.isArray(v) ? v.join(', ') : v;
+    }
+    this.#headers = h;
+    this.#body = body.toString('utf8');
+  }
+
+  override toResponse(): ErrorResponse {
+    return { status: this.status, headers: { ...this.#headers }, body: this.#body };
+  }
+}

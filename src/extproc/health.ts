@@ -1,0 +1,48 @@
+// grpc.health.v1.Health for the ext_proc listener: Check and Watch for the server as a whole ("") and for the
+// ExternalProcessor service; NOT_SERVING once shutdown begins, so Envoy's health checks stop sending streams.
+import { status, type ServerUnaryCall, type ServerWritableStream, type UntypedServiceImplementation, type sendUnaryData } from '@grpc/grpc-js';
+import { EXT_PROC_SERVICE } from './protos.js';
+
+export const SERVING = 1;
+export const NOT_SERVING = 2;
+export const SERVICE_UNKNOWN = 3;
+
+interface CheckRequest {
+  service?: string;
+}
+interface CheckResponse {
+  status: number;
+}
+
+export class HealthService {
+  #status = SERVING;
+  readonly #watchers = new Set<ServerWritableStream<CheckRequest, CheckResponse>>();
+
+  set(next: typeof SERVING | typeof NOT_SERVING): void {
+    if (next === this.#status) return;
+    this.#status = next;
+    for (const w of this.#watchers) if (isKnown(w.request.service)) w.write({ status: next });
+  }
+
+  /** Ends every Watch (they would hold the server open). */
+  close(): void {
+    for (const w of this.#watchers) w.end();
+    this.#watchers.clear();
+  }
+
+  readonly handlers: UntypedServiceImplementation = {
+    Check: (call: ServerUnaryCall<CheckRequest, CheckResponse>, callback: sendUnaryData<CheckResponse>) => {
+      if (!isKnown(call.request.service)) callback({ code: status.NOT_FOUND, details: `unknown service ${call.request.service}` });
+      else callback(null, { status: this.#status });
+    },
+    Watch: (call: ServerWritableStream<CheckRequest, CheckResponse>) => {
+      call.write({ status: isKnown(call.request.service) ? this.#status : SERVICE_UNKNOWN });
+      this.#watchers.add(call);
+      call.on('cancelled', () => this.#watchers.delete(call));
+    },
+  };
+}
+
+function isKnown(service: string | undefined): boolean {
+  return !service || service === EXT_PROC_SERVICE;
+}

@@ -1,0 +1,370 @@
+// One ext_proc stream: an HTTP request and its answer as Envoy drives them, through the data plane's own stages.
+// Messages are answered strictly in order; anything Envoy would never send in this order ends the stream with
+// a gRPC error status. However the stream ends, the request is accounted for once and its pick released.
+import { status, type ServerDuplexStream } from '@grpc/grpc-js';
+import type { RequestContext } from '../gateway/context.js';
+import { newContext, type DataPlane } from '../gateway/data-plane.js';
+import { gatewayError, type ErrorResponse } from '../gateway/errors.js';
+import type { DirectResponse } from '../gateway/hooks.js';
+import type { Logger } from '../lib/logger.js';
+import { MutationBuilder, readHeaderMap } from './headers.js';
+import { immediateResponse } from './immediate.js';
+import type { BodyMutation, HttpBody, ProcessingRequest, ProcessingResponse } from './messages.js';
+import { malformed, outOfOrder, ProtocolError } from './protocol-error.js';
+import { DESTINATION_NAMESPACE, SERVED_KEY, removedHeaders, requestAnswer, type Roles } from './request-answer.js';
+import { clientIp, subsetHint } from './request-metadata.js';
+import { decideRequest, type Outcome } from './request-pipeline.js';
+import { ResponsePhase } from './response-phase.js';
+import { metadataValue } from './struct.js';
+
+type State = 'request-headers' | 'request-body' | 'deciding' | 'forwarded' | 'response-body' | 'response-done' | 'replied';
+type Answer = ProcessingResponse | undefined;
+type RequestPart = 'request_headers' | 'request_body' | 'request_trailers';
+
+const EMPTY = Buffer.alloc(0);
+const CLEAR: BodyMutation = { clear_body: true };
+
+export interface StreamSettings {
+  dataPlane: DataPlane;
+  roles: Roles;
+  /** Envoy sends request bodies BUFFERED_PARTIAL: a body message without end_of_stream was cut at its buffer limit. */
+  truncatedBodies: boolean;
+  /** For the models list's `created`. */
+  created: number;
+  logger: Logger;
+}
+
+export class ProcessStream {
+  readonly #call: ServerDuplexStream<ProcessingRequest, ProcessingResponse>;
+  readonly #s: StreamSettings;
+  readonly #onClosed: () => void;
+  #state: State = 'request-headers';
+  #ctx: RequestContext | undefined;
+  /** Envoy sent header values as raw_value bytes: answers use the same field. */
+  #raw = true;
+  #chunks: Buffer[] = [];
+  #bytes = 0;
+  /** Body chunks answered with clear_body, so the decision must hand back the whole body. */
+  #heldChunks = 0;
+  #bodyEnded = false;
+  #outcome: Exclude<Outcome, { kind: 'reply' }> | undefined;
+  /** Index of the endpoint Envoy reported as the one that served (x-gateway-destination-endpoint-served). */
+  #served = 0;
+  #response: ResponsePhase | undefined;
+  #busy = false;
+  #pending: ProcessingRequest[] = [];
+  #halfClosed = false;
+  #closed = false;
+  #callEnded = false;
+  #completed = false;
+
+  constructor(call: ServerDuplexStream<ProcessingRequest, ProcessingResponse>, settings: StreamSettings, onClosed: () => void) {
+    this.#call = call;
+    this.#s = settings;
+    this.#onClosed = onClosed;
+    call.on('data', this.#onData);
+    call.on('end', this.#onEnd);
+    call.on('cancelled', this.#onAbort);
+    call.on('error', this.#onAbort);
+  }
+
+  /** Ends the stream at once (server shutdown): the request counts as abandoned. */
+  cancel(): void {
+    this.#fail(new ProtocolError(status.UNAVAILABLE, 'the ext_proc server is shutting down'));
+  }
+
+  #onData = (msg: ProcessingRequest): void => {
+    if (this.#closed) return;
+    if (this.#busy) this.#pending.push(msg);
+    else this.#process(msg);
+  };
+
+  /** A cancellation ends the readable side too, just before 'cancelled' arrives: a tick tells the two apart. */
+  #onEnd = (): void => {
+    setImmediate(() => {
+      if (this.#call.cancelled) return this.#onAbort();
+      this.#halfClosed = true;
+      if (!this.#busy) this.#endCall();
+    });
+  };
+
+  /** Cancelled by Envoy (or failed in transport): nothing more can be written. */
+  #onAbort = (): void => {
+    this.#callEnded = true;
+    this.#close(true);
+  };
+
+  #process(msg: ProcessingRequest): void {
+    let answer: Answer | Promise<Answer>;
+    try {
+      answer = this.#dispatch(msg);
+    } catch (err) {
+      this.#fail(err);
+      return;
+    }
+    if (!(answer instanceof Promise)) {
+      this.#write(answer);
+      return;
+    }
+    this.#busy = true;
+    answer.then(
+      (a) => {
+        this.#busy = false;
+        this.#write(a);
+        while (!this.#busy && !this.#closed && this.#pending.length > 0) this.#process(this.#pending.shift()!);
+        if (!this.#busy && this.#halfClosed) this.#endCall();
+      },
+      (err: unknown) => {
+        this.#busy = false;
+        this.#fail(err);
+      },
+    );
+  }
+
+  #dispatch(msg: ProcessingRequest): Answer | Promise<Answer> {
+    const answer = this.#route(msg);
+    // In observability mode Envoy reads no answers.
+    if (msg.observability_mode !== true) return answer;
+    return answer instanceof Promise ? answer.then(() => undefined) : undefined;
+  }
+
+  #route(msg: ProcessingRequest): Answer | Promise<Answer> {
+    switch (msg.request) {
+      case 'request_headers':
+        return this.#requestHeaders(msg);
+      case 'request_body':
+        return this.#requestBody(msg.request_body!);
+      case 'request_trailers':
+        return this.#requestTrailers();
+      case 'response_headers':
+        return this.#responseHeaders(msg);
+      case 'response_body':
+        return this.#responseBody(msg.response_body!);
+      case 'response_trailers':
+        return this.#responseTrailers();
+      default:
+        throw malformed('the ProcessingRequest carries no request this server knows (a missing or unknown oneof member)');
+    }
+  }
+
+  #requestHeaders(msg: ProcessingRequest): Answer | Promise<Answer> {
+    if (this.#state !== 'request-headers') throw outOfOrder('request_headers arrived twice in one stream');
+    const h = msg.request_headers!;
+    const read = readHeaderMap(h.headers);
+    const { method, path } = read.pseudo;
+    if (!method || !path) throw malformed('request_headers without :method and :path');
+    this.#raw = read.raw;
+    const ctx = (this.#ctx = newContext(method, path, read.headers, clientIp(read.headers)));
+    const { pdp, epp } = this.#s.roles;
+    if (!pdp) ctx.stages = 'picker';
+    else if (!epp) ctx.stages = 'policies';
+    if (epp) ctx.subset = subsetHint(msg);
+    if (h.end_of_stream) {
+      this.#bodyEnded = true;
+      return this.#decide('request_headers', () => Promise.resolve(EMPTY));
+    }
+    this.#state = 'request-body';
+    return { request_headers: { response: { header_mutation: removedHeaders(this.#s.roles, new MutationBuilder(this.#raw)).build() } } };
+  }
+
+  #requestBody(b: HttpBody): Answer | Promise<Answer> {
+    if (this.#state === 'request-headers') throw outOfOrder('request_body before request_headers');
+    if (this.#state !== 'request-body') {
+      // The rest of a body that was refused (or judged) before its end passes unexamined.
+      if (this.#state === 'replied' || !this.#bodyEnded) return { request_body: {} };
+      throw outOfOrder('request_body after the end of the request body');
+    }
+    const chunk = b.body ?? EMPTY;
+    const max = this.#s.dataPlane.config.settings.server.maxBodyBytes;
+    if (b.end_of_stream) this.#bodyEnded = true;
+    this.#bytes += chunk.length;
+    if (this.#bytes > max) {
+      this.#chunks = [];
+      return this.#decide('request_body', () => Promise.reject(gatewayError('TG_ERR_BODY_TOO_LARGE', `The request body is larger than the limit of ${max} bytes`)));
+    }
+    if (chunk.length > 0) this.#chunks.push(chunk);
+    if (b.end_of_stream) return this.#decide('request_body', () => Promise.resolve(this.#chunks.length === 1 ? this.#chunks[0] : Buffer.concat(this.#chunks, this.#bytes)));
+    if (this.#s.truncatedBodies) {
+      return this.#decide('request_body', () => Promise.reject(gatewayError('TG_ERR_BODY_TOO_LARGE', "The request body is larger than Envoy's ext_proc buffer")));
+    }
+    // A streamed chunk: held back (cleared) until the whole body is known and judged.
+    this.#heldChunks++;
+    return { request_body: { response: { body_mutation: CLEAR } } };
+  }
+
+  #requestTrailers(): Answer | Promise<Answer> {
+    if (this.#state === 'request-headers') throw outOfOrder('request_trailers before request_headers');
+    if (this.#state !== 'request-body') return { request_trailers: {} };
+    this.#bodyEnded = true;
+    return this.#decide('request_trailers', () => Promise.resolve(Buffer.concat(this.#chunks, this.#bytes)));
+  }
+
+  #decide(kind: RequestPart, readBody: () => Promise<Buffer>): Promise<Answer> {
+    this.#state = 'deciding';
+    const { dataPlane: dp, roles, created } = this.#s;
+    const ctx = this.#ctx!;
+    return decideRequest(dp, ctx, readBody, roles.epp, created).then(
+      (outcome) => (outcome.kind === 'reply' ? this.#reply(outcome.response) : this.#forward(kind, outcome)),
+      (err: unknown) => this.#reply(dp.errorResponse(ctx, err)),
+    );
+  }
+
+  #forward(kind: RequestPart, outcome: Exclude<Outcome, { kind: 'reply' }>): Answer {
+    this.#outcome = outcome;
+    this.#state = 'forwarded';
+    const ctx = this.#ctx!;
+    // Envoy forwards it now: a token reservation is kept, not refunded, if the stream is abandoned from here on.
+    ctx.attempts = 1;
+    if (outcome.kind === 'pick') ctx.endpoint = outcome.pick.endpoints[0];
+    else if (outcome.kind === 'url') ctx.endpoint = outcome.endpoints[0];
+    if (this.#closed) {
+      this.#complete(true);
+      return undefined;
+    }
+    const a = requestAnswer(this.#s.dataPlane, ctx, outcome, this.#s.roles, this.#raw, this.#heldChunks > 0);
+    const metadata = a.dynamic_metadata && { dynamic_metadata: a.dynamic_metadata };
+    if (kind === 'request_trailers') return { request_trailers: {}, ...metadata };
+    return { [kind]: { response: a.response }, ...metadata };
+  }
+
+  #reply(r: ErrorResponse | DirectResponse): Answer {
+    const ctx = this.#ctx!;
+    ctx.status = r.status;
+    this.#state = 'replied';
+    const answer = immediateResponse(ctx, r, this.#raw);
+    this.#complete(this.#closed);
+    return this.#closed ? undefined : answer;
+  }
+
+  #responseHeaders(msg: ProcessingRequest): Answer {
+    switch (this.#state) {
+      case 'replied':
+        return { response_headers: {} };
+      case 'forwarded':
+        break;
+      case 'request-headers':
+        throw outOfOrder('response_headers before request_headers');
+      case 'request-body':
+      case 'deciding':
+        throw outOfOrder('response_headers before the request was decided (the request body never came: request_body_mode NONE cannot be decided)');
+      default:
+        throw outOfOrder('response_headers arrived twice in one stream');
+    }
+    const h = msg.response_headers!;
+    const read = readHeaderMap(h.headers);
+    const code = Number(read.pseudo.status);
+    if (!Number.isInteger(code)) throw malformed('response_headers without a numeric :status');
+    this.#noteServed(metadataValue(msg.metadata_context?.filter_metadata, DESTINATION_NAMESPACE, SERVED_KEY) ?? read.headers[SERVED_KEY]);
+    const { dataPlane: dp, roles } = this.#s;
+    const ctx = this.#ctx!;
+    this.#state = 'response-body';
+    try {
+      const respond = roles.pdp && dp.hooks.respond ? dp.hooks.respond.bind(dp.hooks) : undefined;
+      this.#response = new ResponsePhase(ctx, code, read.headers, this.#raw, dp.config.settings.server.maxBodyBytes, respond);
+    } catch (err) {
+      return this.#reply(dp.errorResponse(ctx, err));
+    }
+    const answer: Answer = { response_headers: { response: { header_mutation: this.#response.headerMutation } } };
+    if (h.end_of_stream) this.#endResponse();
+    return answer;
+  }
+
+  /** Envoy went down the list to `served`: the endpoints before it were tried and failed. */
+  #noteServed(served: unknown): void {
+    const o = this.#outcome;
+    if (typeof served !== 'string' || !o || o.kind === 'admitted') return;
+    const endpoints = o.kind === 'pick' ? o.pick.endpoints : o.endpoints;
+    const i = endpoints.findIndex((e) => e.address === served);
+    if (i < 0) return;
+    if (o.kind === 'pick') for (let j = 0; j < i; j++) o.pick.release(endpoints[j], { reached: false });
+    this.#served = i;
+    this.#ctx!.endpoint = endpoints[i];
+    this.#ctx!.attempts = i + 1;
+  }
+
+  #responseBody(b: HttpBody): Answer | Promise<Answer> {
+    if (this.#state === 'replied') return { response_body: {} };
+    if (this.#state !== 'response-body') {
+      throw outOfOrder(this.#state === 'response-done' ? 'response_body after the end of the response' : 'response_body before response_headers');
+    }
+    const end = b.end_of_stream === true;
+    const dp = this.#s.dataPlane;
+    const ctx = this.#ctx!;
+    let r;
+    try {
+      r = this.#response!.chunk(b.body ?? EMPTY, end);
+    } catch (err) {
+      return this.#reply(dp.errorResponse(ctx, err));
+    }
+    if (!(r instanceof Promise)) {
+      if (end) this.#endResponse();
+      return { response_body: { response: r } };
+    }
+    return r.then(
+      (response): Answer => {
+        this.#endResponse();
+        return this.#closed ? undefined : { response_body: { response } };
+      },
+      (err: unknown) => this.#reply(dp.errorResponse(ctx, err)),
+    );
+  }
+
+  #responseTrailers(): Answer {
+    if (this.#state === 'response-body') this.#endResponse();
+    else if (this.#state !== 'replied' && this.#state !== 'response-done') throw outOfOrder('response_trailers before response_headers');
+    return { response_trailers: {} };
+  }
+
+  #endResponse(): void {
+    this.#state = 'response-done';
+    this.#complete(false);
+  }
+
+  /** Accounting, once: the response flow's end, the pick's release, the data plane's finish. */
+  #complete(abandoned: boolean): void {
+    if (this.#completed) return;
+    this.#completed = true;
+    const ctx = this.#ctx;
+    if (!ctx) return;
+    if (this.#response) {
+      if (this.#state === 'response-done') this.#response.end();
+      else this.#response.abandon();
+    }
+    if (abandoned) ctx.errorCode ??= 'client_closed';
+    const o = this.#outcome;
+    // An abandoned exchange says nothing about the endpoint's health: it is released as reached.
+    if (o?.kind === 'pick') o.pick.release(o.pick.endpoints[this.#served], { reached: true, status: ctx.status, outputTokens: ctx.usage?.outputTokens });
+    this.#s.dataPlane.finish(ctx);
+  }
+
+  #write(answer: Answer): void {
+    if (answer && !this.#callEnded) this.#call.write(answer);
+  }
+
+  /** Envoy half-closed and every answer is out: the exchange is over (a response Envoy did not show us ends here). */
+  #endCall(): void {
+    if (this.#state === 'response-body') this.#endResponse();
+    this.#close(this.#state === 'request-body');
+    if (this.#callEnded) return;
+    this.#callEnded = true;
+    this.#call.end();
+  }
+
+  #close(abandoned: boolean): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#pending = [];
+    this.#onClosed();
+    // A decision in progress completes the request itself once it is known (its pick must be released).
+    if (this.#state !== 'deciding') this.#complete(abandoned);
+  }
+
+  #fail(err: unknown): void {
+    const protocol = err instanceof ProtocolError;
+    if (!protocol) this.#s.logger.error({ err, requestId: this.#ctx?.id }, 'an ext_proc stream failed');
+    this.#close(true);
+    if (this.#callEnded) return;
+    this.#callEnded = true;
+    this.#call.emit('error', { code: protocol ? err.code : status.INTERNAL, details: protocol ? err.message : 'internal error' });
+  }
+}

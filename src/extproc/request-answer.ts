@@ -1,0 +1,81 @@
+// What Envoy is told to do with a request tollgate let through: the endpoint picker's destination (header and
+// envoy.lb metadata, as the Inference Extension's protocol has it), the policy decision point's identity headers and
+// upstream header changes, credentials and routing headers removed, and the rewritten body.
+import type { RequestContext } from '../gateway/context.js';
+import type { DataPlane } from '../gateway/data-plane.js';
+import { OBJECTIVE_HEADER, FAIRNESS_HEADER } from '../gateway/resolve-model.js';
+import { MutationBuilder } from './headers.js';
+import type { CommonResponse, PbStruct } from './messages.js';
+import type { Outcome } from './request-pipeline.js';
+import { toStruct } from './struct.js';
+
+export const DESTINATION_HEADER = 'x-gateway-destination-endpoint';
+export const DESTINATION_NAMESPACE = 'envoy.lb';
+export const SERVED_KEY = 'x-gateway-destination-endpoint-served';
+export const SUBSET_NAMESPACE = 'envoy.lb.subset_hint';
+export const SUBSET_KEY = 'x-gateway-destination-endpoint-subset';
+
+export interface Roles {
+  /** Policy decision point: API management's verdict, identity headers, credentials removed. */
+  pdp: boolean;
+  /** Endpoint picker: model rewrite and the destination endpoint. */
+  epp: boolean;
+}
+
+/** What the model server must not see: the client's credentials (pdp), the picker's own inputs (epp). */
+export function removedHeaders(roles: Roles, into: MutationBuilder): MutationBuilder {
+  if (roles.pdp) into.remove('authorization').remove('x-api-key');
+  if (roles.epp) into.remove(OBJECTIVE_HEADER).remove(FAIRNESS_HEADER);
+  return into;
+}
+
+export interface RequestAnswer {
+  response: CommonResponse;
+  dynamic_metadata?: PbStruct;
+}
+
+/**
+ * `wholeBody`: earlier chunks were held back (cleared), so this answer must carry the entire body even when
+ * nothing changed it.
+ */
+export function requestAnswer(dp: DataPlane, ctx: RequestContext, outcome: Exclude<Outcome, { kind: 'reply' }>, roles: Roles, raw: boolean, wholeBody: boolean): RequestAnswer {
+  const headers = removedHeaders(roles, new MutationBuilder(raw));
+  headers.set('x-request-id', ctx.id);
+  const answer: RequestAnswer = { response: {} };
+  if (roles.epp && outcome.kind !== 'admitted') {
+    const endpoints = outcome.kind === 'pick' ? outcome.pick.endpoints : outcome.endpoints;
+    const destination = endpoints.map((e) => e.address).join(',');
+    headers.set(DESTINATION_HEADER, destination);
+    answer.dynamic_metadata = toStruct({ [DESTINATION_NAMESPACE]: { [DESTINATION_HEADER]: destination } });
+    answer.response.clear_route_cache = true;
+  }
+  if (roles.pdp) identityHeaders(ctx, headers);
+  let body: Buffer | null = null;
+  if (ctx.bodyChanged && ctx.body) {
+    // A policy decision point alone leaves the model name to the picker that routes the request.
+    body = roles.epp ? dp.upstreamBody(ctx) : Buffer.from(JSON.stringify(ctx.body));
+    headers.set('content-length', String(body!.length));
+  } else if (wholeBody) body = ctx.rawBody ?? Buffer.alloc(0);
+  if (body) answer.response.body_mutation = { body };
+  answer.response.header_mutation = headers.build();
+  return answer;
+}
+
+const IDENTITY_HEADERS = ['x-tollgate-app-id', 'x-tollgate-app', 'x-tollgate-developer', 'x-tollgate-product'] as const;
+
+/** Who is calling, for the filters and servers behind Envoy; a client's own copies of these headers never pass. */
+function identityHeaders(ctx: RequestContext, headers: MutationBuilder): void {
+  const key = ctx.apim?.key;
+  const values = key ? [key.appId, key.appName, key.developerId, ctx.apim?.product?.name] : [];
+  IDENTITY_HEADERS.forEach((name, i) => {
+    const v = values[i];
+    if (v !== undefined) headers.set(name, v);
+    else if (ctx.headers[name] !== undefined) headers.remove(name);
+  });
+  if (!ctx.upstreamHeaders) return;
+  for (const name in ctx.upstreamHeaders) {
+    const v = ctx.upstreamHeaders[name];
+    if (v === null) headers.remove(name);
+    else headers.set(name, v);
+  }
+}

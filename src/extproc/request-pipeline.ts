@@ -1,0 +1,44 @@
+// The request path up to the upstream call, as the data plane's handler runs it (intercept, the models list, the
+// quota report, route and method checks, then `decide`), for a request that came in as ext_proc messages.
+import type { RequestContext } from '../gateway/context.js';
+import type { Decision, DataPlane } from '../gateway/data-plane.js';
+import { gatewayError, type ErrorResponse } from '../gateway/errors.js';
+import type { DirectResponse, GatewayHooks } from '../gateway/hooks.js';
+import { modelsListBody } from '../gateway/models-list.js';
+import { OPERATION_PATHS } from '../gateway/openai-request.js';
+import { matchRoute } from '../gateway/resolve-model.js';
+
+/** Either a local reply, or where the request goes (which the data plane would forward). */
+export type Outcome = { kind: 'reply'; response: ErrorResponse | DirectResponse } | Exclude<Decision, { kind: 'direct' }>;
+
+const NO_HOOKS: GatewayHooks = {};
+const JSON_TYPE = { 'content-type': 'application/json' };
+
+/**
+ * Throws a GatewayError to refuse, as `decide` does. `readBody` resolves with the whole body once Envoy has sent
+ * it (or rejects with 413); `answersModels` says whether GET /v1/models is answered here (an endpoint picker
+ * knows the models) or only authenticated (a policy decision point leaves the answer to the gateway).
+ */
+export async function decideRequest(dp: DataPlane, ctx: RequestContext, readBody: () => Promise<Buffer>, answersModels: boolean, created: number): Promise<Outcome> {
+  const config = dp.config;
+  const hooks = ctx.stages === 'picker' ? NO_HOOKS : dp.hooks;
+  if (hooks.intercept) {
+    ctx.readBody = readBody;
+    await hooks.intercept(ctx);
+    if (ctx.directResponse) return { kind: 'reply', response: ctx.directResponse };
+  }
+  if (ctx.method === 'GET' && ctx.path === '/v1/models') {
+    await hooks.authenticate?.(ctx);
+    return answersModels ? { kind: 'reply', response: { status: 200, headers: { ...JSON_TYPE }, body: modelsListBody(config, created) } } : { kind: 'admitted' };
+  }
+  if (ctx.method === 'GET' && ctx.path === '/v1/tollgate/quota') {
+    if (!hooks.quotaReport) throw gatewayError('TG_ERR_ROUTE_NOT_FOUND', 'API keys are not in use on this gateway');
+    return { kind: 'reply', response: { status: 200, headers: { ...JSON_TYPE }, body: JSON.stringify(await hooks.quotaReport(ctx)) } };
+  }
+  ctx.backend = config.routes.length > 0 ? matchRoute(config, ctx) : undefined;
+  const operation = OPERATION_PATHS[ctx.path];
+  if (!operation && !ctx.backend) throw gatewayError('TG_ERR_ROUTE_NOT_FOUND', `No route for ${ctx.method} ${ctx.path}`);
+  if (operation && ctx.method !== 'POST') throw gatewayError('TG_ERR_METHOD_NOT_ALLOWED', `${ctx.path} accepts POST only`);
+  const decision = await dp.decide(ctx, await readBody());
+  return decision.kind === 'direct' ? { kind: 'reply', response: decision.response } : decision;
+}

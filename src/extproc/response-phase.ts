@@ -1,0 +1,106 @@
+// The model server's answer as Envoy shows it to tollgate: token usage read from JSON or SSE, and the policies'
+// response flow applied as mutations — headers (with the rate-limit figures the data plane adds), a whole-body
+// rewrite (the body held back until complete) or per-event rewrites of a stream.
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import type { RequestContext } from '../gateway/context.js';
+import { gatewayError } from '../gateway/errors.js';
+import type { ResponseFlow } from '../gateway/hooks.js';
+import { SseRewriter, stripUsage, type EventRewrite } from '../gateway/sse-rewriter.js';
+import { UsageScanner } from '../gateway/usage.js';
+import { MutationBuilder, diffHeaders } from './headers.js';
+import type { BodyMutation, CommonResponse } from './messages.js';
+import { SERVED_KEY } from './request-answer.js';
+
+const CLEAR: BodyMutation = { clear_body: true };
+
+function eventRewrite(flow: ResponseFlow | undefined, strip: boolean): EventRewrite | null {
+  const policy = flow?.event?.bind(flow);
+  if (!strip) return policy ?? null;
+  if (!policy) return stripUsage;
+  return (d) => {
+    const s = stripUsage(d);
+    return s === null ? null : policy(s);
+  };
+}
+
+export class ResponsePhase {
+  readonly #ctx: RequestContext;
+  readonly #status: number;
+  readonly #flow: ResponseFlow | undefined;
+  readonly #scanner: UsageScanner;
+  readonly #rewriter: SseRewriter | null = null;
+  readonly #maxBodyBytes: number;
+  readonly #raw: boolean;
+  /** Chunks of an answer a body-rewriting flow needs whole. */
+  #held: Buffer[] | null = null;
+  #heldBytes = 0;
+  readonly headerMutation: CommonResponse['header_mutation'];
+
+  /** `respond` is the data plane's response-flow hook (absent when no policy runs here). */
+  constructor(ctx: RequestContext, status: number, headers: IncomingHttpHeaders, raw: boolean, maxBodyBytes: number, respond: ((ctx: RequestContext, status: number) => ResponseFlow | undefined) | undefined) {
+    this.#ctx = ctx;
+    this.#status = status;
+    this.#maxBodyBytes = maxBodyBytes;
+    this.#raw = raw;
+    ctx.status = status;
+    ctx.ttftMs = performance.now() - ctx.start;
+    const contentType = headers['content-type'];
+    const sse = !!contentType && contentType.includes('text/event-stream');
+    this.#scanner = new UsageScanner(contentType);
+    const flow = (this.#flow = respond?.(ctx, status));
+    const out: OutgoingHttpHeaders = { ...headers };
+    for (const name in ctx.responseHeaders) out[name] = ctx.responseHeaders[name];
+    out['x-request-id'] = ctx.id;
+    // Envoy's report to the picker, never the client's business (the Inference Extension strips it too).
+    delete out[SERVED_KEY];
+    flow?.headers?.(status, out);
+    const rewrite = eventRewrite(flow, ctx.stripStreamUsage === true);
+    if (sse && rewrite) {
+      this.#rewriter = new SseRewriter(rewrite);
+      delete out['content-length'];
+    } else if (!sse && flow?.body) {
+      this.#held = [];
+      delete out['content-length'];
+    }
+    const mutation = new MutationBuilder(raw);
+    diffHeaders(headers, out, mutation);
+    this.headerMutation = mutation.build();
+  }
+
+  /** The answer to one response_body message; a promise only for the last chunk of a held body. Throws a GatewayError. */
+  chunk(body: Buffer, end: boolean): CommonResponse | Promise<CommonResponse> {
+    const ctx = this.#ctx;
+    this.#scanner.push(body);
+    ctx.bytesOut += body.length;
+    if (this.#held) return this.#hold(body, end);
+    if (end) ctx.usage = this.#scanner.end();
+    if (!this.#rewriter) return {};
+    const text = this.#rewriter.push(body) + (end ? this.#rewriter.end() : '');
+    return { body_mutation: text === '' ? CLEAR : { body: Buffer.from(text) } };
+  }
+
+  /** The answer is over (its last body chunk, trailers, or Envoy closing the stream); usage is final. */
+  end(): void {
+    this.#ctx.usage ??= this.#scanner.end();
+    this.#flow?.end?.();
+  }
+
+  /** Abandoned: usage as far as it was seen, and no `end` for the flow. */
+  abandon(): void {
+    this.#ctx.usage ??= this.#scanner.end();
+  }
+
+  #hold(body: Buffer, end: boolean): CommonResponse | Promise<CommonResponse> {
+    const held = this.#held!;
+    this.#heldBytes += body.length;
+    if (this.#heldBytes > this.#maxBodyBytes) throw gatewayError('TG_ERR_UPSTREAM_ERROR', 'the answer is larger than a response policy can hold');
+    held.push(body);
+    if (!end) return { body_mutation: CLEAR };
+    this.#held = null;
+    this.#ctx.usage = this.#scanner.end();
+    return Promise.resolve(this.#flow!.body!(Buffer.concat(held, this.#heldBytes), this.#status)).then((rewritten) => ({
+      body_mutation: { body: rewritten },
+      header_mutation: new MutationBuilder(this.#raw).set('content-length', String(rewritten.length)).build(),
+    }));
+  }
+}

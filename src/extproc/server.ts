@@ -1,0 +1,124 @@
+// The ext_proc listener: envoy.service.ext_proc.v3.ExternalProcessor/Process, one stream per HTTP request, playing
+// the policy decision point, the endpoint picker or both; grpc.health.v1 on the same port; optional TLS or mTLS.
+import { readFileSync } from 'node:fs';
+import { createServer, type Server as NetServer } from 'node:net';
+import { Server, ServerCredentials, type ConnectionInjector, type ServerDuplexStream } from '@grpc/grpc-js';
+import type { DataPlane } from '../gateway/data-plane.js';
+import type { Logger } from '../lib/logger.js';
+import { HealthService, NOT_SERVING } from './health.js';
+import type { ProcessingRequest, ProcessingResponse } from './messages.js';
+import { ProcessStream, type StreamSettings } from './process-stream.js';
+import { extProcService, healthService } from './protos.js';
+
+export type ExtprocRole = 'pdp' | 'epp';
+
+export interface ExtprocServerOptions {
+  /** 0 picks a free port (see `port` on the server). */
+  port: number;
+  /** Default 0.0.0.0. */
+  host?: string;
+  /** Policy decision point, endpoint picker, or both in one stream (the default). */
+  roles?: readonly ExtprocRole[];
+  /** PEM files; with `ca`, clients must present a certificate it signed (mTLS). */
+  tls?: { cert: string; key: string; ca?: string };
+  /**
+   * Envoy's processing_mode.request_body_mode. Only BUFFERED_PARTIAL changes anything: a body message without
+   * end_of_stream is then a body cut at Envoy's buffer limit (answered 413), not the first chunk of a stream.
+   */
+  requestBodyMode?: 'BUFFERED' | 'BUFFERED_PARTIAL' | 'STREAMED';
+}
+
+export interface ExtprocDeps {
+  dataPlane: DataPlane;
+  logger: Logger;
+}
+
+function credentials(tls: ExtprocServerOptions['tls']): ServerCredentials {
+  if (!tls) return ServerCredentials.createInsecure();
+  const ca = tls.ca ? readFileSync(tls.ca) : null;
+  return ServerCredentials.createSsl(ca, [{ private_key: readFileSync(tls.key), cert_chain: readFileSync(tls.cert) }], ca !== null);
+}
+
+export class ExtprocServer {
+  readonly #server = new Server();
+  readonly #health = new HealthService();
+  readonly #streams = new Set<ProcessStream>();
+  #idle: (() => void)[] = [];
+  #net: NetServer | null = null;
+  #injector: ConnectionInjector | null = null;
+  port = 0;
+
+  constructor(deps: ExtprocDeps, options: ExtprocServerOptions) {
+    const roles = options.roles ?? ['pdp', 'epp'];
+    if (roles.length === 0) throw new Error('an ext_proc listener needs at least one role (pdp, epp)');
+    const settings: StreamSettings = {
+      dataPlane: deps.dataPlane,
+      roles: { pdp: roles.includes('pdp'), epp: roles.includes('epp') },
+      truncatedBodies: options.requestBodyMode === 'BUFFERED_PARTIAL',
+      created: Math.floor(Date.now() / 1000),
+      logger: deps.logger,
+    };
+    this.#server.addService(extProcService(), {
+      Process: (call: ServerDuplexStream<ProcessingRequest, ProcessingResponse>) => {
+        const stream: ProcessStream = new ProcessStream(call, settings, () => {
+          this.#streams.delete(stream);
+          if (this.#streams.size === 0) for (const w of this.#idle.splice(0)) w();
+        });
+        this.#streams.add(stream);
+      },
+    });
+    this.#server.addService(healthService(), this.#health.handlers);
+  }
+
+  /** Streams in progress. */
+  get streams(): number {
+    return this.#streams.size;
+  }
+
+  /**
+   * Accepts the TCP connections itself and hands them to grpc-js, which sets TCP_NODELAY on its client sockets only:
+   * with Nagle's algorithm on, an answer written in two pieces (headers, then data) can wait for the peer's delayed
+   * ACK, up to 40 ms on Linux.
+   */
+  listen(options: ExtprocServerOptions): Promise<number> {
+    const injector = (this.#injector = this.#server.createConnectionInjector(credentials(options.tls)));
+    const net = (this.#net = createServer({ noDelay: true }, (socket) => injector.injectConnection(socket)));
+    return new Promise((resolve, reject) => {
+      net.once('error', reject);
+      net.listen(options.port, options.host ?? '0.0.0.0', () => {
+        net.off('error', reject);
+        this.port = (net.address() as { port: number }).port;
+        resolve(this.port);
+      });
+    });
+  }
+
+  /** Reports NOT_SERVING, lets streams in progress finish within `graceMs`, then cancels the rest. */
+  async close(graceMs: number): Promise<void> {
+    this.#health.set(NOT_SERVING);
+    this.#health.close();
+    this.#net?.close();
+    // GOAWAY: Envoy opens no new streams on these connections.
+    this.#injector?.drain(graceMs);
+    if (this.#streams.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([new Promise<void>((resolve) => this.#idle.push(resolve)), new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+      clearTimeout(timer);
+    }
+    for (const s of this.#streams) s.cancel();
+    this.#injector?.destroy();
+    this.#server.forceShutdown();
+  }
+}
+
+/**
+ * @example
+ * const extproc = await startExtprocServer({ dataPlane, logger }, { port: 9002, roles: ['pdp', 'epp'] });
+ * // ... Envoy's ext_proc filter points at port 9002 ...
+ * await extproc.close(5000);
+ */
+export async function startExtprocServer(deps: ExtprocDeps, options: ExtprocServerOptions): Promise<ExtprocServer> {
+  const server = new ExtprocServer(deps, options);
+  await server.listen(options);
+  return server;
+}
