@@ -2,6 +2,7 @@
 // Adding a kind is one entry here (its schema lives beside the code that uses it).
 import type { z } from 'zod';
 import { gatewaySettingsSpec } from './settings.js';
+import { EXTENSION_CHAIN_API_VERSION, extensionChainSpec } from '../extproc/extension-kind.js';
 import {
   APIM_API_VERSION,
   apiOperationSetSpec,
@@ -42,6 +43,7 @@ export const KINDS: Record<string, KindDef> = {
   InferenceModelRewrite: { apiVersions: ['inference.networking.x-k8s.io/v1alpha2'], spec: inferenceModelRewriteSpec },
   EndpointPickerConfig: { apiVersions: ['inference.networking.x-k8s.io/v1alpha1'], spec: endpointPickerConfigSpec },
   HTTPRoute: { apiVersions: ['gateway.networking.k8s.io/v1'], spec: httpRouteSpec },
+  ExtensionChain: { apiVersions: [EXTENSION_CHAIN_API_VERSION], spec: extensionChainSpec },
   APIMExtensionPolicy: { apiVersions: [APIM_API_VERSION], spec: apimExtensionPolicySpec, singleton: true },
   APIProduct: { apiVersions: [APIM_API_VERSION], spec: apiProductSpec },
   APIOperationSet: { apiVersions: [APIM_API_VERSION], spec: apiOperationSetSpec },

@@ -1,6 +1,7 @@
 // Compiling validated manifests into the runtime configuration the hot path reads: lookups by name,
 // weighted draws and per-model settings computed once per load, cross-references checked.
 import { WeightedDraw } from '../lib/weighted.js';
+import { pickerConfigProblems } from '../scheduler/compile-picker-config.js';
 import { ConfigError, type Manifest } from './manifest.js';
 import { DEFAULT_SETTINGS, type GatewaySettings } from './settings.js';
 import type {
@@ -89,6 +90,8 @@ export function compileConfig(manifests: Manifest[]): RuntimeConfig {
   const settings = settingsDocs[0]?.spec ?? DEFAULT_SETTINGS;
 
   const pickerDocs = ofKind<EndpointPickerConfigSpec>('EndpointPickerConfig');
+  // Plugin types and parameters are the picker's to check; refusing here keeps a bad config from half-applying.
+  for (const d of pickerDocs) for (const p of pickerConfigProblems(d.spec)) problems.push(`${where(d)}: spec: ${p}`);
   const defaultPicker = pickerDocs.find((d) => !d.spec.poolRef)?.spec;
 
   const pools = new Map<string, PoolConfig>();

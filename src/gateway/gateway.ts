@@ -15,6 +15,8 @@ import { ApimMetrics } from '../telemetry/apim-metrics.js';
 import { AdminError, AdminRouter } from './admin-router.js';
 import { DataPlane } from './data-plane.js';
 import { startExtprocServer, type ExtprocServer, type ExtprocServerOptions } from '../extproc/server.js';
+import { extensionChain, type ExtensionChain } from '../extproc/extension-chain.js';
+import { composeHooks } from '../extproc/compose-hooks.js';
 import { createListener, listen, type TlsFiles } from './listen.js';
 import { UpstreamPools } from './upstream-pools.js';
 import { AnalyticsPipeline, registerAnalyticsRoutes } from '../analytics/index.js';
@@ -65,6 +67,8 @@ export class Gateway {
   readonly tracer: RequestTracer;
   readonly #options: GatewayOptions;
   readonly #tempAnalyticsDir: string | null;
+  /** External ext_proc extensions (ExtensionChain manifests): outermost, before the policy engine. */
+  #chain: ExtensionChain;
   readonly #pools: UpstreamPools;
   #server: Server | null = null;
   #adminServer: Server | null = null;
@@ -86,6 +90,7 @@ export class Gateway {
     const directory = options.analyticsDir ?? this.#tempAnalyticsDir ?? config.settings.analytics.directory;
     this.analytics = config.settings.analytics.enabled ? new AnalyticsPipeline({ db: apim.db, settings: { ...config.settings.analytics, directory }, registry, logger }) : null;
     this.tracer = createRequestTracer(config.settings.tracing);
+    this.#chain = extensionChain(config.manifests, { registry });
     this.picker = new Scheduler({ settings: config.settings.scheduler, logger, registry, tlsRejectUnauthorized: config.settings.upstream.tlsRejectUnauthorized });
     this.picker.update(config.pools);
     collectDefaultMetrics({ register: this.registry });
@@ -96,11 +101,11 @@ export class Gateway {
       metrics: new RequestMetrics(this.registry),
       apimMetrics: new ApimMetrics(this.registry),
       logger: this.logger,
-      hooks: apim.hooks,
+      hooks: composeHooks(this.#chain.hooks, apim.hooks),
       tracer: this.tracer,
       analytics: this.analytics ?? undefined,
     });
-    apim.onHooks = (hooks) => (this.dataPlane.hooks = hooks);
+    apim.onHooks = (hooks) => (this.dataPlane.hooks = composeHooks(this.#chain.hooks, hooks));
     this.admin = new AdminRouter(options.adminToken);
     registerApimAdminRoutes(this.admin, {
       db: apim.db,
@@ -172,6 +177,11 @@ export class Gateway {
     for (const route of next.routes) for (const b of route.backends.values) if (b.kind === 'url') origins.add(b.url);
     this.#pools.retain(origins, next.settings);
     this.picker.update(next.pools);
+    const old = this.#chain;
+    this.#chain = extensionChain(next.manifests, { registry: this.registry });
+    this.dataPlane.hooks = composeHooks(this.#chain.hooks, this.apim.hooks);
+    // Requests in flight may still be talking to the old extensions.
+    setTimeout(() => old.close(), next.settings.server.shutdownGracePeriod).unref();
     this.dataPlane.config = next;
   }
 
@@ -209,6 +219,7 @@ export class Gateway {
       this.#adminServer.closeAllConnections();
     }
     await this.#pools.close();
+    this.#chain.close();
     await this.analytics?.close();
     await this.tracer.shutdown();
     await this.apim.close();

@@ -83,3 +83,4 @@ const refused: [name: string, docs: string[], message: RegExp][] = [
   ],
 ];
 for (const [name, docs, message] of refused) test(`config load refuses ${name}`, () => assert.throws(() => engineOf(ext(), ...docs), message));
+

@@ -11,7 +11,7 @@ import type { IdentitySource } from './identity.js';
 import { phaseSteps, respondSteps } from './phase-steps.js';
 import { LLM_TOKEN_QUOTA, llmTokenQuota } from './policies/llm-token-quota/llm-token-quota.js';
 import { QUOTA, quota } from './policies/quota/quota.js';
-import { VERIFY_API_KEY, verifyApiKey } from './policies/verify-api-key/verify-api-key.js';
+import { verifyApiKey } from './policies/verify-api-key/verify-api-key.js';
 import type { PolicyRegistry } from './registry.js';
 import type { CacheResources } from './caching/cache-resources.js';
 import { runRespond, runSteps } from './run-steps.js';
@@ -103,7 +103,8 @@ export function compileFlow(manifests: readonly Manifest[], registry: PolicyRegi
 
   const defaults: TemplatePolicy[] = [];
   if (extension.defaultSecurityEnabled) {
-    if (!listed.some((t) => t.policy.type === VERIFY_API_KEY)) listed.unshift(unconditional(verifyApiKey('default-verify-api-key', {}, policyDeps)));
+    // A template's own credential policy (an API key read elsewhere, OAuth access tokens) replaces the default one.
+    if (!listed.some((t) => t.policy.identifiesKey)) listed.unshift(unconditional(verifyApiKey('default-verify-api-key', {}, policyDeps)));
     // After every listed policy: whatever refuses first (spike arrest, say) spends no quota.
     const all = [...listed, ...productOwned];
     if (!all.some((t) => onProductLimits(t.policy, QUOTA))) defaults.push(unconditional(quota('default-product-quota', { useQuotaConfigInAPIProduct: true }, policyDeps)));

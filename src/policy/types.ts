@@ -51,6 +51,8 @@ export interface Policy {
   readonly name: string;
   /** Reads the key's products (useQuotaConfigInAPIProduct): the flow must verify an API key. */
   readonly needsApiKey?: boolean;
+  /** Finds the caller's app key (VerifyAPIKey, OAuthV2 VerifyAccessToken): one listed replaces the default VerifyAPIKey. */
+  readonly identifiesKey?: boolean;
   /**
    * First, for every request, before routing and the body: may answer through `ctx.directResponse` (a CORS
    * preflight, the OAuth token endpoint; `ctx.readBody()` reads the body) or throw a fault (IP access control).

@@ -34,6 +34,7 @@ export const oauthV2: PolicyFactory = (name, spec, deps) => {
   return {
     type: OAUTH_V2,
     name,
+    identifiesKey: true,
     authenticate: verifyAccessToken({ scopes, scopeVariable: `oauthv2accesstoken.${name}.scope`, identity, tokens, now }),
     admit(ctx: RequestContext, state: ApimState) {
       // authenticate ran first in the same flow, so the key is known.

@@ -33,6 +33,7 @@ export const verifyApiKey: PolicyFactory = (name, spec, deps) => {
   return {
     type: VERIFY_API_KEY,
     name,
+    identifiesKey: true,
     authenticate(ctx: RequestContext, state: ApimState) {
       const key = read(ctx, state);
       if (!key) throw policyFault(401, F.failedToResolveApiKey, 'Failed to resolve API Key: send it as x-api-key or Authorization: Bearer');
