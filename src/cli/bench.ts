@@ -1,6 +1,7 @@
 // `tollgate bench overhead|routing`: the benchmarks; each prints a table and writes JSON and an SVG chart.
 import { Command } from 'commander';
 import { benchOverhead } from '../../bench/overhead.js';
+import { benchExtprocOverhead } from '../../bench/extproc-overhead.js';
 import { benchSanitize } from '../../bench/sanitize-eval.js';
 import { benchSemanticCache } from '../../bench/semantic-cache.js';
 import { parsePositiveInt } from './options.js';
@@ -15,8 +16,13 @@ export function benchCommand(): Command {
     .option('--rate <n>', 'fixed request rate for the latency measurement', parsePositiveInt, 1000)
     .option('--json <file>', 'write results as JSON', 'bench/results/overhead.json')
     .option('--svg <file>', 'write a chart', 'bench/results/overhead.svg')
+    .option('--no-extproc', 'skip the out-of-process (ext_proc) comparison')
     .action(async (opts) => {
       await benchOverhead(opts);
+      if (opts.extproc) {
+        process.stdout.write('\nThe policy decision point in another process, over ext_proc, against in-process (same run):\n');
+        await benchExtprocOverhead({ duration: opts.duration, connections: opts.connections, rate: Math.min(opts.rate, 300), json: opts.json.replace(/\.json$/, '-extproc.json') });
+      }
     });
   bench
     .command('sanitize')
