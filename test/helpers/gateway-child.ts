@@ -15,9 +15,12 @@ export interface GatewayChild {
   stderr(): string;
 }
 
-/** Spawns one replica and resolves once it prints READY; rejects (and kills it) when it exits first or after `timeoutMs`. */
-export function startGatewayChild(name: string, args: GatewayProcessArgs, timeoutMs = 60_000): Promise<GatewayChild> {
-  const child = spawn(process.execPath, ['--import', 'tsx', SCRIPT, JSON.stringify(args)], {
+/**
+ * Spawns `script` (a .ts run through tsx) with its JSON arguments and resolves with the READY line's numbers once
+ * it prints one matching `ready`; rejects (and kills it) when it exits first or after `timeoutMs`.
+ */
+export function spawnUntilReady(script: string, args: unknown, label: string, ready: RegExp, timeoutMs: number): Promise<{ child: ChildProcess; ports: number[]; stderr: () => string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', script, JSON.stringify(args)], {
     cwd: fileURLToPath(new URL('../..', import.meta.url)),
     stdio: ['pipe', 'pipe', 'pipe'],
   });
@@ -28,19 +31,25 @@ export function startGatewayChild(name: string, args: GatewayProcessArgs, timeou
     const fail = (why: string) => {
       clearTimeout(timer);
       void stopGatewayChild(child);
-      reject(new Error(`replica ${name}: ${why}\n${err}`));
+      reject(new Error(`${label}: ${why}\n${err}`));
     };
     const timer = setTimeout(() => fail(`not ready after ${timeoutMs} ms`), timeoutMs);
     child.once('exit', (code, signal) => fail(`exited before READY (code ${code}, signal ${signal})`));
     child.stdout!.setEncoding('utf8').on('data', (d: string) => {
       out += d;
-      const m = /^READY (\d+) (\d+)$/m.exec(out);
+      const m = ready.exec(out);
       if (!m) return;
       clearTimeout(timer);
       child.removeAllListeners('exit');
-      resolve({ name, url: `http://127.0.0.1:${m[1]}`, adminUrl: `http://127.0.0.1:${m[2]}`, child, stderr: () => err });
+      resolve({ child, ports: m.slice(1).map(Number), stderr: () => err });
     });
   });
+}
+
+/** Spawns one replica and resolves once it prints READY. */
+export async function startGatewayChild(name: string, args: GatewayProcessArgs, timeoutMs = 60_000): Promise<GatewayChild> {
+  const { child, ports, stderr } = await spawnUntilReady(SCRIPT, args, `replica ${name}`, /^READY (\d+) (\d+)$/m, timeoutMs);
+  return { name, url: `http://127.0.0.1:${ports[0]}`, adminUrl: `http://127.0.0.1:${ports[1]}`, child, stderr };
 }
 
 /** SIGTERM, then SIGKILL when it has not exited after `graceMs`. Resolves once it is gone. */
