@@ -1,12 +1,12 @@
 // What the out-of-process path costs: tollgate's data plane calling tollgate's policy decision point over ext_proc
 // (two processes, loopback gRPC) against the same policy chain in process, in one run so the ratios hold on a noisy
 // machine. Throughput at saturation (autocannon) and p50/p99 at a fixed rate; the lead wires it into `bench overhead`.
-import autocannon from 'autocannon';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fixedRateLatency } from './fixed-rate.js';
+import { BODY, run } from './overhead.js';
 import type { Chain } from './overhead-chains.js';
-import { startChild, type Child } from './processes.js';
+import { keysOf, startChild, type Child } from './processes.js';
 import { table, writeJson, type Row } from './report.js';
 
 export interface ExtprocOverheadOptions {
@@ -21,28 +21,6 @@ export interface ExtprocOverheadOptions {
   log?: (line: string) => void;
 }
 
-const BODY = JSON.stringify({ model: 'bench-model', messages: [{ role: 'system', content: 'You are a helpful assistant.' }, { role: 'user', content: 'Say hello in one short sentence, please.' }], max_tokens: 32 });
-
-function saturate(url: string, duration: number, connections: number, keys: string[]): Promise<{ rps: number; p50: number; p99: number; errors: number }> {
-  let next = 0;
-  return new Promise((resolve, reject) => {
-    autocannon(
-      {
-        url: `${url}/v1/chat/completions`,
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: BODY,
-        duration,
-        connections,
-        // Each connection is another app, so every request looks up and counts a different key.
-        setupClient: (client) => client.setHeaders({ 'content-type': 'application/json', 'x-api-key': keys[next++ % keys.length] }),
-      },
-      (err, r) => (err ? reject(err) : resolve({ rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.non2xx })),
-    );
-  });
-}
-
-const keysOf = (c: Child) => c.lines.find((l) => l.startsWith('KEYS '))?.slice(5).split(',') ?? [];
 
 /**
  * @example
@@ -74,9 +52,9 @@ export async function benchExtprocOverhead(o: ExtprocOverheadOptions): Promise<R
     for (const t of targets) {
       const url = `http://127.0.0.1:${t.port}`;
       log(`warming up ${t.scenario} ...`);
-      await saturate(url, 2, o.connections, t.keys);
+      await run(url, { duration: 2, connections: o.connections, keys: t.keys });
       log(`measuring ${t.scenario}: ${o.duration}s at ${o.connections} connections, then ${o.duration}s at ${o.rate} req/s`);
-      const sat = await saturate(url, o.duration, o.connections, t.keys);
+      const sat = await run(url, { duration: o.duration, connections: o.connections, keys: t.keys });
       const fixed = await fixedRateLatency(url, '/v1/chat/completions', BODY, o.rate, o.duration, { 'x-api-key': t.keys[0] });
       rows.push({ scenario: t.scenario, rps: sat.rps, sat_p50_ms: sat.p50, sat_p99_ms: sat.p99, at_rate_p50_ms: fixed.p50, at_rate_p99_ms: fixed.p99, errors: sat.errors + fixed.errors });
     }

@@ -9,7 +9,7 @@ import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../src/lib/ports.js';
 import { fixedRateLatency } from './fixed-rate.js';
-import { startChild, stopProcess, waitReady, type Child } from './processes.js';
+import { keysOf, startChild, stopProcess, waitReady, type Child } from './processes.js';
 import { barChartSvg, table, writeJson, writeSvg, type Row } from './report.js';
 
 export interface OverheadOptions {
@@ -21,7 +21,8 @@ export interface OverheadOptions {
   log?: (line: string) => void;
 }
 
-const BODY = JSON.stringify({ model: 'bench-model', messages: [{ role: 'system', content: 'You are a helpful assistant.' }, { role: 'user', content: 'Say hello in one short sentence, please.' }], max_tokens: 32 });
+/** A small chat request: what is measured is the proxy, not the model. */
+export const BODY = JSON.stringify({ model: 'bench-model', messages: [{ role: 'system', content: 'You are a helpful assistant.' }, { role: 'user', content: 'Say hello in one short sentence, please.' }], max_tokens: 32 });
 
 interface Measure {
   rps: number;
@@ -30,7 +31,8 @@ interface Measure {
   errors: number;
 }
 
-function run(url: string, opts: { duration: number; connections: number; keys?: string[] }): Promise<Measure> {
+/** Saturating load with autocannon; with `keys`, each connection is another app. */
+export function run(url: string, opts: { duration: number; connections: number; keys?: string[] }): Promise<Measure> {
   const keys = opts.keys ?? [];
   let next = 0;
   return new Promise((resolve, reject) => {
@@ -119,8 +121,7 @@ export async function benchOverhead(o: OverheadOptions): Promise<Row[]> {
     for (const [chain, name] of scenarios) {
       const tg = await startChild(roles, ['tollgate', String(stub.port), chain], 120_000);
       children.push(tg);
-      const keys = tg.lines.find((l) => l.startsWith('KEYS '))?.slice(5).split(',');
-      targets.push({ name, port: tg.port, pid: tg.proc.pid, keys });
+      targets.push({ name, port: tg.port, pid: tg.proc.pid, keys: keysOf(tg) });
     }
     if (hasNginx()) {
       const ngx = await startNginx(stub.port);

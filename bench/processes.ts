@@ -42,6 +42,9 @@ export function waitReady(proc: ChildProcess, timeoutMs: number, what: string): 
   });
 }
 
+/** The API keys a benchmark child printed (`KEYS a,b,...`) for the load to use. */
+export const keysOf = (c: Child): string[] => c.lines.find((l) => l.startsWith('KEYS '))?.slice(5).split(',') ?? [];
+
 export function stopProcess(proc: ChildProcess): Promise<void> {
   if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
