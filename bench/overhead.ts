@@ -139,7 +139,7 @@ export async function benchOverhead(o: OverheadOptions): Promise<Row[]> {
       const sat = await run(url, { duration: o.duration, connections: o.connections, keys: t.keys });
       const cpu1 = cpuMs(t.pid);
       const cpuUsPerReq = cpu0 === null || cpu1 === null ? null : ((cpu1 - cpu0) * 1000) / (sat.rps * o.duration);
-      const fixed = await fixedRateLatency(url, '/v1/chat/completions', BODY, o.rate, o.duration, t.keys ? { 'x-api-key': t.keys[0] } : {});
+      const fixed = await fixedRateLatency(url, '/v1/chat/completions', BODY, o.rate, o.duration, t.keys?.length ? { 'x-api-key': t.keys[0] } : {});
       results.push({ scenario: t.name, rps: sat.rps, cpu_us_per_req: cpuUsPerReq, sat_p50_ms: sat.p50, sat_p99_ms: sat.p99, at_rate_p50_ms: fixed.p50, at_rate_p99_ms: fixed.p99, errors: sat.errors + fixed.errors });
     }
     const direct = results[0];

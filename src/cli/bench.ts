@@ -1,10 +1,13 @@
-// `tollgate bench overhead|routing`: the benchmarks; each prints a table and writes JSON and an SVG chart.
-import { Command } from 'commander';
+// `tollgate bench overhead|routing|decision|sanitize|semantic-cache`: the benchmarks; each prints a table and writes JSON (and most an SVG chart).
+import { Command, InvalidArgumentError } from 'commander';
 import { benchOverhead } from '../../bench/overhead.js';
+import { benchRouting } from '../../bench/routing.js';
+import { WORKLOADS, type WorkloadName } from '../../bench/workloads.js';
+import { benchDecision } from '../scheduler/bench-decision.js';
 import { benchExtprocOverhead } from '../../bench/extproc-overhead.js';
 import { benchSanitize } from '../../bench/sanitize-eval.js';
 import { benchSemanticCache } from '../../bench/semantic-cache.js';
-import { parsePositiveInt } from './options.js';
+import { parsePositiveInt, parsePositiveNumber } from './options.js';
 
 export function benchCommand(): Command {
   const bench = new Command('bench').description('run a benchmark');
@@ -25,6 +28,28 @@ export function benchCommand(): Command {
       }
     });
   bench
+    .command('routing')
+    .description('routing strategies (random, least-requests, tollgate) on a time-scaled simulated fleet, several workloads')
+    .option('--quick', 'two rates per workload over shorter windows (≤ 90 s)')
+    .option('--workloads <list>', `comma-separated, of ${WORKLOADS.join(', ')}`, parseWorkloads)
+    .option('--json <file>', 'write results as JSON', 'bench/results/routing.json')
+    .option('--svg <file>', 'write a chart')
+    .option('--time-scale <x>', 'simulated seconds per real second', parsePositiveNumber)
+    .option('--endpoints <n>', 'simulated endpoints', parsePositiveInt, 8)
+    .option('--seed <n>', 'seed of the workloads and the simulators', parsePositiveInt, 1)
+    .action(async (opts) => {
+      await benchRouting(opts);
+    });
+  bench
+    .command('decision')
+    .description('time of one endpoint-picker decision on a 64-endpoint pool')
+    .option('--endpoints <n>', 'endpoints in the pool', parsePositiveInt, 64)
+    .option('--iterations <n>', 'timed decisions', parsePositiveInt, 20_000)
+    .action(async (opts) => {
+      const r = await benchDecision({ endpoints: opts.endpoints, iterations: opts.iterations });
+      console.log(`decision on ${r.endpoints} endpoints (${r.iterations} picks): p50 ${r.p50Us} µs, p90 ${r.p90Us} µs, p99 ${r.p99Us} µs, mean ${r.meanUs} µs`);
+    });
+  bench
     .command('sanitize')
     .description('precision and recall of the prompt/response sanitizers on the labelled prompts in bench/data')
     .option('--json <file>', 'write results as JSON', 'bench/results/sanitize.json')
@@ -42,4 +67,11 @@ export function benchCommand(): Command {
       await benchSemanticCache({ questions: opts.questions, maxTokens: opts.maxTokens, json: opts.json });
     });
   return bench;
+}
+
+function parseWorkloads(value: string): WorkloadName[] {
+  const names = value.split(',').map((v) => v.trim());
+  const unknown = names.filter((n) => !(WORKLOADS as string[]).includes(n));
+  if (unknown.length > 0) throw new InvalidArgumentError(`unknown workload(s) ${unknown.join(', ')} (known: ${WORKLOADS.join(', ')})`);
+  return names as WorkloadName[];
 }
