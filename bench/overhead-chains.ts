@@ -6,7 +6,7 @@ import type { Manifest } from '../src/config/manifest.js';
 import { validateDocument } from '../src/config/manifest.js';
 import type { Gateway } from '../src/gateway/gateway.js';
 
-export type Chain = 'none' | 'default' | 'full' | 'full-quiet' | 'full-traced';
+export type Chain = 'none' | 'default' | 'full' | 'full-quiet' | 'full-traced' | 'catalogue';
 
 export const PRODUCTS = 100;
 export const KEYS = 10_000;
@@ -46,10 +46,22 @@ export function chainManifests(chain: Chain, upstreamUrl: string): Manifest[] {
       }),
     );
   }
-  if (chain.startsWith('full')) {
+  if (chain.startsWith('full') || chain === 'catalogue') {
     out.push(manifest('SpikeArrest', 'bench-spike', { rate: '1000000ps', useEffectiveCount: true, identifier: { ref: 'developer.app.name' } }));
     out.push(manifest('LLMTokenQuota', 'bench-tokens', { limit: 1_000_000_000_000, interval: 1, timeUnit: 'hour', countOn: 'total', identifier: { ref: 'developer.app.name' } }));
-    out.push(manifest('ApimTemplate', 'bench', { templates: [{ policies: [{ kind: 'SpikeArrest', name: 'bench-spike' }, { kind: 'LLMTokenQuota', name: 'bench-tokens' }] }] }));
+    const policies = [
+      { kind: 'SpikeArrest', name: 'bench-spike' },
+      { kind: 'LLMTokenQuota', name: 'bench-tokens' },
+    ];
+    if (chain === 'catalogue') {
+      // The "full catalogue": prompt sanitizing (every detector), a response-cache lookup (the benchmark's
+      // requests carry no temperature 0 or seed, so the cache is consulted and bypassed, never a hit) and a header.
+      out.push(manifest('SanitizeUserPrompt', 'bench-guard', { filters: { piAndJailbreak: { action: 'block' }, sensitiveData: { action: 'redact' }, secrets: { action: 'redact' } } }));
+      out.push(manifest('ResponseCache', 'bench-cache', { expirySettings: { timeoutInSeconds: 60 }, scope: 'app' }));
+      out.push(manifest('AssignMessage', 'bench-tag', { set: { headers: [{ name: 'x-tollgate-app', value: '{developer.app.name}' }] } }));
+      policies.push({ kind: 'SanitizeUserPrompt', name: 'bench-guard' }, { kind: 'ResponseCache', name: 'bench-cache' }, { kind: 'AssignMessage', name: 'bench-tag' });
+    }
+    out.push(manifest('ApimTemplate', 'bench', { templates: [{ policies }] }));
   }
   return out;
 }

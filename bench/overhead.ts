@@ -117,6 +117,7 @@ export async function benchOverhead(o: OverheadOptions): Promise<Row[]> {
       ['full', 'tollgate full chain'],
       ['full-quiet', 'tollgate full chain, analytics off'],
       ['full-traced', 'tollgate full chain + tracing'],
+      ['catalogue', 'tollgate full catalogue'],
     ] as const;
     for (const [chain, name] of scenarios) {
       const tg = await startChild(roles, ['tollgate', String(stub.port), chain], 120_000);

@@ -111,7 +111,7 @@ function report(r: RoutingResult): string {
   const rows: Row[] = r.points.map((p) => {
     const base = r.points.find((q) => q.workload === p.workload && q.rate === p.rate && q.strategy === 'random')!.summary;
     const s = p.summary;
-    const shed = Object.entries(p.priorities).map(([k, v]) => `${k[0]}:${v.shed}/${v.sent}`).join(' ');
+    const shed = Object.entries(p.priorities).map(([k, v]) => `${k.slice(0, 4)}:${v.shed}/${v.sent}`).join(' ');
     const queued = Object.entries(p.queued).map(([k, v]) => `${k}:${v}`).join(' ');
     return {
       workload: p.workload,

@@ -1,0 +1,212 @@
+// The endpoint picker end to end, through the gateway in front of simulated servers: load avoidance, prefix and
+// LoRA affinity, failure fallback, the fleet view, and shedding under overload. Outcomes are compared, not timed.
+import { test, after, before, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { startGateway, type Gateway } from '../src/gateway/gateway.js';
+import { startSimFleet, type SimFleet } from '../src/sim/index.js';
+import { manifest } from './helpers/manifests.js';
+
+const BASE = 'base-model';
+const WORDS = 'alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa'.split(' ');
+
+function text(words: number, salt: number): string {
+  return Array.from({ length: words }, (_, i) => WORDS[(i * 7 + salt * 13 + ((i * salt) % 5)) % WORDS.length]).join(' ');
+}
+
+function chat(url: string, model: string, content: string, opts: { system?: string; maxTokens?: number; signal?: AbortSignal } = {}): Promise<Response> {
+  const messages = [...(opts.system ? [{ role: 'system', content: opts.system }] : []), { role: 'user', content }];
+  return fetch(`${url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model, messages, max_tokens: opts.maxTokens ?? 4 }),
+    signal: opts.signal,
+  });
+}
+
+/** Requests each server received while `fn` ran. */
+async function received(fleet: SimFleet, fn: () => Promise<void>): Promise<number[]> {
+  const before = fleet.servers.map((s) => s.state().requests);
+  await fn();
+  return fleet.servers.map((s, i) => s.state().requests - before[i]);
+}
+
+async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Scrapes happen every 50 ms; a few intervals make sure the picker has seen the fleet's current state. */
+const scraped = () => new Promise((r) => setTimeout(r, 300));
+
+describe('routing', () => {
+  let fleet: SimFleet;
+  let gw: Gateway;
+
+  before(async () => {
+    fleet = await startSimFleet({ replicas: 4, model: BASE, loras: ['lora-a', 'lora-b', 'lora-c', 'lora-d'], maxLoras: 2, maxNumSeqs: 4, timeScale: 20 });
+    gw = await startGateway({
+      configPaths: [],
+      manifests: [
+        manifest('InferencePool', 'pool', { endpoints: fleet.urls }),
+        manifest('InferenceModel', 'base', { modelName: BASE, poolRef: { name: 'pool' } }),
+        ...['a', 'b', 'c', 'd'].map((x) => manifest('InferenceModel', `lora-${x}`, { modelName: `lora-${x}`, poolRef: { name: 'pool' } })),
+      ],
+      port: 0,
+      adminPort: 0,
+      host: '127.0.0.1',
+      watch: false,
+    });
+  });
+
+  after(async () => {
+    await gw.close();
+    await fleet.close();
+  });
+
+  test('avoids a loaded endpoint', async () => {
+    const busy = fleet.servers[0];
+    const load = new AbortController();
+    // Long generations straight to the simulator: 4 running and 12 waiting there, invisible to the gateway but in its metrics.
+    const direct = Array.from({ length: 16 }, (_, i) => chat(busy.url, BASE, `load ${i}`, { maxTokens: 5000, signal: load.signal }).catch(() => null));
+    try {
+      await until('the direct load to queue', () => busy.state().waiting >= 8);
+      await scraped();
+      const counts = await received(fleet, async () => {
+        for (let i = 0; i < 12; i++) assert.equal((await chat(gw.url, BASE, `question ${i} ${text(20, i)}`)).status, 200);
+      });
+      assert.ok(counts[0] <= 1, `the loaded endpoint got ${counts[0]} of 12: ${counts}`);
+    } finally {
+      load.abort();
+      await Promise.all(direct);
+    }
+    await until('the loaded endpoint to drain', () => busy.state().waiting + busy.state().running === 0);
+  });
+
+  test('follows prefix affinity', async () => {
+    await scraped();
+    const system = text(1500, 3);
+    const first = await received(fleet, async () => {
+      assert.equal((await chat(gw.url, BASE, 'first question', { system })).status, 200);
+    });
+    const home = first.indexOf(1);
+    const rest = await received(fleet, async () => {
+      for (let i = 0; i < 8; i++) assert.equal((await chat(gw.url, BASE, `follow-up ${i}`, { system })).status, 200);
+    });
+    assert.ok(rest[home] >= 7, `${rest[home]} of 8 followed the first to endpoint ${home}: ${rest}`);
+    assert.ok(fleet.servers[home].engine.prefixHitTokens > 0, 'the endpoint served the shared prompt from its prefix cache');
+  });
+
+  test('keeps adapters together', async () => {
+    await scraped();
+    // vLLM lists an adapter as running only while requests use it, so affinity shows with one in flight.
+    const long = new AbortController();
+    const anchor = chat(gw.url, 'lora-c', 'a long answer', { maxTokens: 5000, signal: long.signal }).catch(() => null);
+    try {
+      await until('lora-c to be running', () => fleet.servers.some((s) => s.state().residentLoras.includes('lora-c') && s.state().running > 0));
+      await scraped();
+      const counts = await received(fleet, async () => {
+        for (let i = 0; i < 8; i++) assert.equal((await chat(gw.url, 'lora-c', `adapter question ${i}`)).status, 200);
+      });
+      const used = counts.filter((c) => c > 0).length;
+      assert.ok(used <= 2, `lora-c requests spread over ${used} endpoints: ${counts}`);
+    } finally {
+      long.abort();
+      await anchor;
+    }
+  });
+
+  test('fleet view: GET /v1/pools and /v1/pools/{name}', async () => {
+    const list = (await (await fetch(`${gw.adminUrl}/v1/pools`)).json()) as { items: { name: string }[] };
+    assert.deepEqual(list.items.map((p) => p.name), ['pool']);
+    const res = await fetch(`${gw.adminUrl}/v1/pools/pool`);
+    assert.equal(res.status, 200);
+    const pool = (await res.json()) as Record<string, unknown> & { endpoints: Record<string, unknown>[]; decisions: Record<string, unknown>[]; profile: { scorers: { type: string; weight: number }[] } };
+    for (const key of ['name', 'engine', 'saturated', 'utilization', 'queueLength', 'profile', 'endpoints', 'decisions']) assert.ok(key in pool, `pool view has ${key}`);
+    assert.equal(pool.endpoints.length, 4);
+    for (const key of ['url', 'address', 'status', 'healthy', 'freshnessMs', 'inFlight', 'metrics', 'lastScores']) assert.ok(key in pool.endpoints[0], `endpoint view has ${key}`);
+    assert.ok(pool.decisions.length > 0);
+    for (const key of ['at', 'model', 'endpoint', 'scores', 'total', 'priority']) assert.ok(key in pool.decisions[0], `decision has ${key}`);
+    assert.deepEqual(
+      pool.profile.scorers.map((s) => [s.type, s.weight]),
+      [['queue-scorer', 3], ['kv-cache-utilization-scorer', 2], ['prefix-cache-scorer', 4], ['lora-affinity-scorer', 6]],
+    );
+    assert.equal((await fetch(`${gw.adminUrl}/v1/pools/nope`)).status, 404);
+  });
+
+  test('falls back when an endpoint fails, and takes it back when it recovers', async () => {
+    const victim = fleet.servers[1];
+    const healthy = async () => {
+      const view = (await (await fetch(`${gw.adminUrl}/v1/pools/pool`)).json()) as { endpoints: { url: string; healthy: boolean }[] };
+      return view.endpoints.find((e) => e.url === victim.url)!.healthy;
+    };
+    victim.kill();
+    try {
+      for (let i = 0; i < 12; i++) assert.equal((await chat(gw.url, BASE, `during the outage ${i}`)).status, 200);
+      await until('the killed endpoint to show unhealthy', async () => !(await healthy()));
+    } finally {
+      victim.revive();
+    }
+    await until('the revived endpoint to show healthy', healthy);
+    const counts = await received(fleet, async () => {
+      await Promise.all(Array.from({ length: 16 }, (_, i) => chat(gw.url, BASE, `after recovery ${i}`, { maxTokens: 200 }).then((r) => r.text())));
+    });
+    assert.ok(counts[1] > 0, `the revived endpoint takes traffic again: ${counts}`);
+  });
+});
+
+describe('overload', () => {
+  let fleet: SimFleet;
+  let gw: Gateway;
+
+  before(async () => {
+    fleet = await startSimFleet({ replicas: 2, model: BASE, maxNumSeqs: 2, timeScale: 20 });
+    gw = await startGateway({
+      configPaths: [],
+      manifests: [
+        manifest('InferencePool', 'pool', { endpoints: fleet.urls }),
+        manifest('InferenceModel', 'critical', { modelName: 'critical', poolRef: { name: 'pool' }, criticality: 'Critical', targetModels: [{ name: BASE, weight: 1 }] }),
+        manifest('InferenceModel', 'sheddable', { modelName: 'sheddable', poolRef: { name: 'pool' }, criticality: 'Sheddable', targetModels: [{ name: BASE, weight: 1 }] }),
+      ],
+      port: 0,
+      adminPort: 0,
+      host: '127.0.0.1',
+      watch: false,
+    });
+  });
+
+  after(async () => {
+    await gw.close();
+    await fleet.close();
+  });
+
+  test('sheds sheddable work while critical work waits and completes', async () => {
+    const load = new AbortController();
+    // 10 per endpoint straight to the simulators: 2 running, 8 waiting, above the saturation threshold of 5.
+    const direct = fleet.servers.flatMap((s) => Array.from({ length: 10 }, (_, i) => chat(s.url, BASE, `load ${i}`, { maxTokens: 5000, signal: load.signal }).catch(() => null)));
+    let critical: Promise<Response>;
+    try {
+      await until('the fleet to saturate', () => fleet.servers.every((s) => s.state().waiting >= 7));
+      await scraped();
+      const shed = await chat(gw.url, 'sheddable', 'can wait');
+      assert.equal(shed.status, 429);
+      assert.ok(shed.headers.get('retry-after'), 'a shed request says when to retry');
+      await shed.text();
+
+      critical = chat(gw.url, 'critical', 'must be served');
+      await until('the critical request to queue', async () => {
+        const view = (await (await fetch(`${gw.adminUrl}/v1/pools/pool`)).json()) as { queueLength: number };
+        return view.queueLength === 1;
+      });
+    } finally {
+      load.abort();
+      await Promise.all(direct);
+    }
+    const served = await critical;
+    assert.equal(served.status, 200);
+    const body = (await served.json()) as { usage: { completion_tokens: number } };
+    assert.equal(body.usage.completion_tokens, 4);
+  });
+});
