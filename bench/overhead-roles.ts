@@ -28,6 +28,11 @@ function onTerm(close: () => Promise<unknown> | void): void {
 /** A model server that answers at once: what is measured is the proxy, not the model. */
 function stub(): void {
   const server = createServer((req, res) => {
+    if (req.url === '/metrics') {
+      // An idle vLLM server as the endpoint picker scrapes it: endpoints without metrics are never picked.
+      res.end('vllm:num_requests_waiting 0\nvllm:num_requests_running 0\nvllm:kv_cache_usage_perc 0\n');
+      return;
+    }
     if (req.url === '/v1/traces') {
       // The OTLP sink of the observability scenario: spans are received and dropped.
       req.resume();

@@ -2,6 +2,7 @@
 // proxy (the Node floor), through tollgate, and through nginx where installed — all in one run, so ratios hold
 // on a noisy machine. Reports throughput at saturation and added p50/p99 latency at a fixed 1,000 req/s.
 import autocannon from 'autocannon';
+import { request } from 'undici';
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -133,6 +134,10 @@ export async function benchOverhead(o: OverheadOptions): Promise<Row[]> {
     const results: Row[] = [];
     for (const t of targets) {
       const url = `http://127.0.0.1:${t.port}`;
+      // A scenario that answers errors would measure how fast tollgate refuses, not how fast it proxies.
+      const probe = await request(`${url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', ...(t.keys?.length ? { 'x-api-key': t.keys[0] } : {}) }, body: BODY });
+      const answer = await probe.body.text();
+      if (probe.statusCode !== 200) throw new Error(`${t.name} answered ${probe.statusCode} to the benchmark request: ${answer.slice(0, 300)}`);
       log(`warming up ${t.name} ...`);
       await run(url, { duration: 2, connections: o.connections, keys: t.keys });
       log(`measuring ${t.name}: ${o.duration}s at ${o.connections} connections, then ${o.duration}s at ${o.rate} req/s`);

@@ -2,15 +2,17 @@
 import type { EndpointPickerConfigSpec } from '../src/config/inference-kinds.js';
 import { DEFAULT_PICKER_CONFIG } from '../src/scheduler/default-picker-config.js';
 
-export type StrategyName = 'random' | 'least-requests' | 'tollgate';
+export type StrategyName = 'round-robin' | 'least-requests' | 'tollgate';
+
+/** The baseline every ratio and the goodput SLO are measured against. */
+export const BASELINE: StrategyName = 'round-robin';
 
 /**
- * There is no round-robin plugin yet, and a profile without scorers ties every endpoint (max-score-picker then
- * picks at random), so the baseline is `random-picker`: uniform choice, the same load spread as round-robin on
- * average but burstier. It is labelled "random", not round-robin.
+ * round-robin: `round-robin-picker` alone (each endpoint in turn, ignoring load) — the baseline the issue's targets
+ * are stated against. least-requests: fewest waiting + running. tollgate: the default picker config.
  */
 export const STRATEGIES: Record<StrategyName, EndpointPickerConfigSpec> = {
-  random: { plugins: [{ type: 'random-picker' }] },
+  'round-robin': { plugins: [{ type: 'round-robin-picker' }] },
   'least-requests': { plugins: [{ type: 'least-requests-scorer' }, { type: 'max-score-picker' }] },
   tollgate: DEFAULT_PICKER_CONFIG,
 };

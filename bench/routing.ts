@@ -1,12 +1,12 @@
 // `tollgate bench routing`: a time-scaled simulated fleet behind a real gateway, one workload at a time, comparing
-// routing strategies (random, least-requests, tollgate's default picker) over a Poisson arrival-rate sweep.
+// routing strategies (round-robin, least-requests, tollgate's default picker) over a Poisson arrival-rate sweep.
 import { fileURLToPath } from 'node:url';
 import { extname } from 'node:path';
 import { startChild } from './processes.js';
 import { barChartSvg, table, writeJson, writeSvg, type Row } from './report.js';
 import { replay } from './routing-load.js';
 import { byPriority, goodput, summarize, type Summary } from './routing-stats.js';
-import { STRATEGIES, STRATEGY_NAMES, type StrategyName } from './routing-strategies.js';
+import { BASELINE, STRATEGIES, STRATEGY_NAMES, type StrategyName } from './routing-strategies.js';
 import { WORKLOAD_DEFS, WORKLOADS, type PriorityClass, type WorkloadName } from './workloads.js';
 import type { RoutingServerArgs } from './routing-server.js';
 
@@ -94,7 +94,7 @@ export async function benchRouting(opts: RoutingOptions = {}): Promise<RoutingRe
       }
     }
     process.stderr.write('\r\x1b[K');
-    const base = points.find((p) => p.workload === name && p.strategy === 'random' && p.rate === rates[0])!;
+    const base = points.find((p) => p.workload === name && p.strategy === BASELINE && p.rate === rates[0])!;
     const slo = 2 * base.summary.ttftP90;
     const byStrategy = Object.fromEntries(STRATEGY_NAMES.map((s) => [s, goodput(points.filter((p) => p.workload === name && p.strategy === s), slo)]));
     good.push({ workload: name, slo, byStrategy });
@@ -109,7 +109,7 @@ export async function benchRouting(opts: RoutingOptions = {}): Promise<RoutingRe
 
 function report(r: RoutingResult): string {
   const rows: Row[] = r.points.map((p) => {
-    const base = r.points.find((q) => q.workload === p.workload && q.rate === p.rate && q.strategy === 'random')!.summary;
+    const base = r.points.find((q) => q.workload === p.workload && q.rate === p.rate && q.strategy === BASELINE)!.summary;
     const s = p.summary;
     const shed = Object.entries(p.priorities).map(([k, v]) => `${k.slice(0, 4)}:${v.shed}/${v.sent}`).join(' ');
     const queued = Object.entries(p.queued).map(([k, v]) => `${k}:${v}`).join(' ');
@@ -124,26 +124,26 @@ function report(r: RoutingResult): string {
       'e2e p99': s.e2eP99,
       'tok/s': s.outputTokensPerS,
       ntpot: s.ntpot,
-      'p90 ×rnd': ratio(s.ttftP90, base.ttftP90),
-      'e2e99 ×rnd': ratio(s.e2eP99, base.e2eP99),
+      'p90 ×rr': ratio(s.ttftP90, base.ttftP90),
+      'e2e99 ×rr': ratio(s.e2eP99, base.e2eP99),
       failed: s.failed,
       shed: shed || s.shed,
       queued: queued || '-',
     };
   });
-  const cols = ['workload', 'strategy', 'req/s', 'sent', 'ttft p50', 'ttft p90', 'ttft p99', 'e2e p99', 'tok/s', 'ntpot', 'p90 ×rnd', 'e2e99 ×rnd', 'failed', 'shed', 'queued'];
+  const cols = ['workload', 'strategy', 'req/s', 'sent', 'ttft p50', 'ttft p90', 'ttft p99', 'e2e p99', 'tok/s', 'ntpot', 'p90 ×rr', 'e2e99 ×rr', 'failed', 'shed', 'queued'];
   const goodRows: Row[] = r.goodput.map((g) => ({
     workload: g.workload,
     'slo (p90 ttft, s)': g.slo,
     ...Object.fromEntries(STRATEGY_NAMES.map((s) => [s, g.byStrategy[s]])),
-    'tollgate ×rnd': ratio(g.byStrategy.tollgate, g.byStrategy.random),
+    'tollgate ×rr': ratio(g.byStrategy.tollgate, g.byStrategy[BASELINE]),
   }));
   return [
     `routing: ${r.endpoints} simulated endpoints at ×${r.timeScale}, ${r.windowSeconds} simulated s per rate; latencies in simulated seconds`,
     table(rows, cols),
     '',
     'goodput (highest req/s with p90 TTFT under the SLO and nothing failed)',
-    table(goodRows, ['workload', 'slo (p90 ttft, s)', ...STRATEGY_NAMES, 'tollgate ×rnd']),
+    table(goodRows, ['workload', 'slo (p90 ttft, s)', ...STRATEGY_NAMES, 'tollgate ×rr']),
   ].join('\n');
 }
 
@@ -174,12 +174,16 @@ async function queueCounts(adminPort: number): Promise<Record<string, number>> {
   return out;
 }
 
-/** Waits until the fleet is idle again (the pool view shows nothing running or waiting), so rates do not overlap. */
+/**
+ * Waits until the fleet is idle again, so rates do not overlap: every endpoint's scraped waiting and running are 0,
+ * nothing is in flight through the gateway and its flow-control queue is empty (up to 30 s real).
+ */
 async function settle(adminPort: number): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    const view = (await (await fetch(`http://127.0.0.1:${adminPort}/v1/pools/pool`)).json()) as { endpoints: { metrics?: { waiting?: number; running?: number } }[] };
-    if (view.endpoints.every((e) => (e.metrics?.waiting ?? 0) + (e.metrics?.running ?? 0) === 0)) return;
+  type View = { queueLength?: number; endpoints: { inFlight?: number; metrics?: { waiting?: number; running?: number } }[] };
+  for (let i = 0; i < 300; i++) {
+    const view = (await (await fetch(`http://127.0.0.1:${adminPort}/v1/pools/pool`)).json()) as View;
+    const busy = (view.queueLength ?? 0) > 0 || view.endpoints.some((e) => (e.inFlight ?? 0) > 0 || (e.metrics?.waiting ?? 0) + (e.metrics?.running ?? 0) > 0);
+    if (!busy) return;
     await new Promise((r) => setTimeout(r, 100));
   }
 }
-
