@@ -59,7 +59,10 @@ export class SpoolReader {
     while (lines.length < max && segment <= this.#spool.activeSegment) {
       const sealed = segment < this.#spool.activeSegment;
       // The active segment is read only up to what append() has finished writing, so never half a line.
-      const length = sealed ? CHUNK : Math.min(CHUNK, this.#spool.activeSize - offset);
+      // Sized to what the batch can use (records average well under 1 KiB), so a batch does not read a MiB it drops;
+      // never below 64 KiB, far above a record's 4 KiB bound, so one chunk always holds a whole line.
+      const want = Math.min(CHUNK, Math.max(64 * 1024, (max - lines.length) * 1024));
+      const length = sealed ? want : Math.min(want, this.#spool.activeSize - offset);
       if (length <= 0) break;
       const chunk = await readAt(segmentPath(this.#spool.dir, segment), offset, length);
       let used = 0;
