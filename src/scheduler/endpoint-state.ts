@@ -8,6 +8,9 @@ export const FAILURES_BEFORE_UNHEALTHY = 3;
 /** Characters per token when a request's token count is not known (the prefix scorer's proxy too). */
 export const CHARS_PER_TOKEN = 4;
 
+/** A learnt batch capacity below this is not used: a handful running with a few waiting is a transient, not a limit. */
+export const MIN_LEARNT_CAPACITY = 4;
+
 export type EndpointStatus = 'pending' | 'ready' | 'stale' | 'unhealthy';
 
 const NO_ADAPTERS: ReadonlySet<string> = new Set();
@@ -39,6 +42,12 @@ export class EndpointState {
   #doneSinceScrape = 0;
   #tokensSinceScrape = 0;
   #status: EndpointStatus = 'pending';
+  /**
+   * The most requests ever seen running at once: a lower bound of the engine's batch capacity (vLLM max-num-seqs,
+   * which the metrics do not export), the capacity used unless one is configured (setBatchCapacity).
+   */
+  #maxRunning = 0;
+  #configuredCapacity = 0;
   /** Each scorer's last score for this endpoint (NaN when it abstained), by the pipeline's scorer index; sized by the pipeline. */
   lastScores: Float64Array = new Float64Array(0);
   lastTotal = NaN;
@@ -93,6 +102,30 @@ export class EndpointState {
     return l > this.#inFlight ? l : this.#inFlight;
   }
 
+  /** Requests the engine runs at once (max-num-seqs): configured, else the most seen running; 0 before any. */
+  get batchCapacity(): number {
+    return this.#configuredCapacity > 0 ? this.#configuredCapacity : this.#maxRunning;
+  }
+
+  /** A fixed batch capacity (0: learn it from scrapes). */
+  setBatchCapacity(capacity: number): void {
+    this.#configuredCapacity = capacity > 0 ? Math.floor(capacity) : 0;
+  }
+
+  /**
+   * Batch slots free now: capacity − load. A learnt capacity is only a lower bound, so while the last scrape showed
+   * no queue (the engine took everything it was sent) one more request than the most seen running is allowed
+   * (Infinity until MIN_LEARNT_CAPACITY were seen running):
+   * the bound grows to the true capacity, and at the true capacity at most one request waits in the engine.
+   */
+  get freeSlots(): number {
+    if (this.#configuredCapacity > 0) return this.#configuredCapacity - this.load;
+    // Too small a batch seen to say anything (no real engine runs fewer than MIN_LEARNT_CAPACITY at once): nothing
+    // held, the queue-depth rule alone applies.
+    if (this.#maxRunning < MIN_LEARNT_CAPACITY) return Infinity;
+    return this.#maxRunning + (this.#metrics.waiting === 0 ? 1 : 0) - this.load;
+  }
+
   /** KV-cache usage now: the scraped figure plus the prompts sent (less those finished) since, when the cache size is known. */
   get kvCacheUsage(): number {
     const m = this.#metrics;
@@ -137,6 +170,7 @@ export class EndpointState {
   }
 
   recordScrape(metrics: EngineSnapshot, now: number): void {
+    if (metrics.running > this.#maxRunning) this.#maxRunning = metrics.running;
     this.#metrics = metrics;
     this.#scrapedAt = now;
     this.#failures = 0;

@@ -14,6 +14,8 @@ export interface EndpointView {
   lastError: string | null;
   /** This gateway's requests to it that have not ended. */
   inFlight: number;
+  /** Batch capacity (max-num-seqs), configured or learnt from scrapes; 0 while not known. */
+  batchCapacity: number;
   metrics: {
     waiting: number;
     running: number;
@@ -65,6 +67,7 @@ export function endpointView(ep: EndpointState, now: number, staleAfter: number,
     consecutiveFailures: ep.consecutiveFailures,
     lastError: ep.lastError,
     inFlight: ep.inFlight,
+    batchCapacity: ep.batchCapacity,
     metrics: {
       waiting: m.waiting,
       running: m.running,

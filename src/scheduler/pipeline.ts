@@ -112,6 +112,16 @@ export class Pipeline {
     return ordered;
   }
 
+  /** The candidates the filters keep, without scoring or timing (fallbacks beyond the scored ones). */
+  filterOnly(ctx: CycleContext, endpoints: readonly EndpointState[]): readonly EndpointState[] {
+    let candidates = endpoints;
+    for (const filter of this.#filters) {
+      if (candidates.length === 0) break;
+      candidates = filter.filter(ctx, candidates);
+    }
+    return candidates;
+  }
+
   /** The endpoint left the pool. */
   forget(endpoint: EndpointState): void {
     for (const plugin of this.#plugins) plugin.forget?.(endpoint);

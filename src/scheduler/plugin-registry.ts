@@ -14,6 +14,7 @@ import { LORA_AFFINITY_SCORER, loraAffinityScorer } from './plugins/scorers/lora
 import { LEAST_REQUESTS_SCORER, leastRequestsScorer } from './plugins/scorers/least-requests-scorer/least-requests-scorer.js';
 import { MAX_SCORE_PICKER, maxScorePicker } from './plugins/pickers/max-score-picker/max-score-picker.js';
 import { RANDOM_PICKER, randomPicker } from './plugins/pickers/random-picker/random-picker.js';
+import { ROUND_ROBIN_PICKER, roundRobinPicker } from './plugins/pickers/round-robin-picker/round-robin-picker.js';
 
 export type PluginEntry =
   | { kind: 'filter'; factory: PluginFactory<Filter> }
@@ -61,5 +62,6 @@ export function registerBuiltins(registry: PluginRegistry): PluginRegistry {
     .scorer(LORA_AFFINITY_SCORER, loraAffinityScorer)
     .scorer(LEAST_REQUESTS_SCORER, leastRequestsScorer)
     .picker(MAX_SCORE_PICKER, maxScorePicker)
-    .picker(RANDOM_PICKER, randomPicker);
+    .picker(RANDOM_PICKER, randomPicker)
+    .picker(ROUND_ROBIN_PICKER, roundRobinPicker);
 }

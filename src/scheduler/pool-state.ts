@@ -10,7 +10,7 @@ import { FlowControl, type DrainState } from './flow-control.js';
 import type { PoolGauges, SchedulerMetrics } from './metrics.js';
 import type { Pipeline } from './pipeline.js';
 import type { CycleContext, SchedulerSettings } from './plugin-types.js';
-import { isSaturated, utilization } from './saturation.js';
+import { DEFAULT_HOLD, isSaturated, utilization, type HoldOptions } from './saturation.js';
 import type { Pick, PickRequest, RequestOutcome } from './types.js';
 
 /** Decisions kept per pool for the fleet view. */
@@ -21,6 +21,8 @@ export interface PoolDeps {
   logger: Logger;
   metrics: SchedulerMetrics;
   now: () => number;
+  /** Batch-capacity holding; DEFAULT_HOLD when omitted. */
+  hold?: HoldOptions;
 }
 
 /** A compiled profile and the config text it came from, so a reload with the same config keeps its state (the prefix index). */
@@ -123,7 +125,7 @@ export class PoolState implements PoolGauges {
     }
     if (this.#flow.size > 0) this.#drain();
     // Whatever is still queued after draining stays ahead of this request: the pool is saturated.
-    if (this.#flow.size > 0 || isSaturated(this.#endpoints, now, this.#deps.settings.saturation)) {
+    if (this.#flow.size > 0 || isSaturated(this.#endpoints, now, this.#deps.settings.saturation, this.#hold)) {
       if (req.priority < 0) {
         return Promise.reject(
           gatewayError('TG_ERR_REQUEST_SHED', `pool "${this.name}" is saturated; sheddable requests are refused`, { 'retry-after': '1' }),
@@ -169,7 +171,7 @@ export class PoolState implements PoolGauges {
     return {
       name: this.name,
       engine: this.#config.engine,
-      saturated: isSaturated(this.#endpoints, now, settings.saturation),
+      saturated: isSaturated(this.#endpoints, now, settings.saturation, this.#hold),
       utilization: utilization(this.#endpoints, now, settings),
       queueLength: this.#flow.size,
       queueByPriority: this.#flow.lengths(),
@@ -193,10 +195,42 @@ export class PoolState implements PoolGauges {
     return this.#flow.lengths();
   }
 
+  get #hold(): HoldOptions {
+    return this.#deps.hold ?? DEFAULT_HOLD;
+  }
+
+  /**
+   * While holding at batch capacity, the endpoints with a free batch slot when some have one and some do not
+   * (a request sent to a full batch would wait in the engine's FIFO queue); otherwise every endpoint.
+   */
+  #roomy(now: number): readonly EndpointState[] {
+    const hold = this.#hold;
+    if (!hold.holdAtBatchCapacity) return this.#endpoints;
+    let out: EndpointState[] | null = null;
+    const all = this.#endpoints;
+    for (let i = 0; i < all.length; i++) {
+      const ok = all[i].freeSlots > -hold.batchHeadroom;
+      if (!ok && !out) out = all.slice(0, i);
+      else if (ok && out) out.push(all[i]);
+    }
+    if (!out) return all;
+    const { staleAfter } = this.#deps.settings;
+    return out.some((ep) => ep.isEligible(now, staleAfter)) ? out : all;
+  }
+
   #decide(req: PickRequest, now: number, queuedMs: number): Pick {
     const started = performance.now();
     const ctx: CycleContext = { request: req, now, adapter: this.#isAdapter(req.targetModel) };
-    const ordered = this.#profile.pipeline.run(ctx, this.#endpoints);
+    const roomy = this.#roomy(now);
+    let ordered = this.#profile.pipeline.run(ctx, roomy);
+    // The filters (subset hint, adapters) may keep only full endpoints: then they all compete.
+    if (!ordered && roomy !== this.#endpoints) ordered = this.#profile.pipeline.run(ctx, this.#endpoints);
+    else if (ordered && roomy !== this.#endpoints) {
+      // The full endpoints stay as the last fallbacks (unscored, in pool order), with the filters' verdict on them.
+      const rest = this.#endpoints.filter((ep) => !roomy.includes(ep));
+      const filtered = this.#profile.pipeline.filterOnly(ctx, rest);
+      ordered = ordered.concat(filtered);
+    }
     if (!ordered) {
       const why = req.subset ? `none of the ${req.subset.size} endpoints of the subset hint is available` : 'the filters left no endpoint';
       throw gatewayError('TG_ERR_NO_ENDPOINTS', `pool "${this.name}": ${why}`);
@@ -254,7 +288,7 @@ export class PoolState implements PoolGauges {
   readonly #drainState = (): DrainState => {
     const now = this.#deps.now();
     if (!this.#anyEligible(now)) return 'none';
-    return isSaturated(this.#endpoints, now, this.#deps.settings.saturation) ? 'wait' : 'dispatch';
+    return isSaturated(this.#endpoints, now, this.#deps.settings.saturation, this.#hold) ? 'wait' : 'dispatch';
   };
 
   readonly #dispatch = (req: PickRequest, queuedMs: number): Pick => this.#decide(req, this.#deps.now(), queuedMs);

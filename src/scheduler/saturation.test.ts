@@ -1,6 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { isSaturated, utilization } from './saturation.js';
+import { hasRoom, isSaturated, utilization } from './saturation.js';
 import { FAILURES_BEFORE_UNHEALTHY } from './endpoint-state.js';
 import { SETTINGS, endpoint } from './testing.js';
 
@@ -45,5 +45,43 @@ describe('utilization', () => {
     const eps = [endpoint(1, { waiting: 5, kvCacheUsage: 0.4 }, NOW), endpoint(2, { waiting: 0, kvCacheUsage: 0.4 }, NOW), endpoint(3, { waiting: 50 }, 0)];
     assert.equal(utilization(eps, NOW, SETTINGS), 0.75);
     assert.equal(utilization([], NOW, SETTINGS), 0);
+  });
+});
+
+describe('holding at batch capacity', () => {
+  test('an endpoint whose batch is full (load ≥ the most seen running) has no room while its engine queues', () => {
+    const ep = endpoint(1, { waiting: 0, running: 16 }, NOW);
+    ep.recordScrape({ ...ep.metrics, waiting: 1, running: 16 }, NOW);
+    assert.equal(ep.batchCapacity, 16);
+    assert.equal(hasRoom(ep, NOW, SETTINGS.saturation), false);
+    assert.equal(isSaturated([ep], NOW, SETTINGS.saturation), true);
+    // Without holding, the Inference Extension's rule alone: 1 waiting ≤ 5.
+    assert.equal(isSaturated([ep], NOW, SETTINGS.saturation, { holdAtBatchCapacity: false, batchHeadroom: 0 }), false);
+    // Headroom lets requests wait in the engine's own queue.
+    assert.equal(hasRoom(ep, NOW, SETTINGS.saturation, { holdAtBatchCapacity: true, batchHeadroom: 2 }), true);
+  });
+
+  test('a learnt capacity is probed: one more than the most seen running while the engine shows no queue', () => {
+    const ep = endpoint(1, { waiting: 0, running: 4 }, NOW);
+    assert.equal(endpoint(2, { waiting: 3, running: 3 }, NOW).freeSlots, Infinity); // below MIN_LEARNT_CAPACITY
+    assert.equal(ep.freeSlots, 1);
+    assert.equal(hasRoom(ep, NOW, SETTINGS.saturation), true);
+    ep.recordPick(10);
+    assert.equal(hasRoom(ep, NOW, SETTINGS.saturation), false);
+    // The next scrape shows it running: the bound grows.
+    ep.recordScrape({ ...ep.metrics, running: 5 }, NOW);
+    assert.equal(ep.batchCapacity, 5);
+    assert.equal(hasRoom(ep, NOW, SETTINGS.saturation), true);
+  });
+
+  test('a configured capacity is used as is', () => {
+    const ep = endpoint(1, { waiting: 0, running: 4 }, NOW);
+    ep.setBatchCapacity(8);
+    assert.equal(ep.batchCapacity, 8);
+    assert.equal(ep.freeSlots, 4);
+    for (let i = 0; i < 4; i++) ep.recordPick(10);
+    assert.equal(hasRoom(ep, NOW, SETTINGS.saturation), false);
+    ep.recordRelease(true, 10, NOW);
+    assert.equal(hasRoom(ep, NOW, SETTINGS.saturation), true);
   });
 });

@@ -98,6 +98,30 @@ describe('Scheduler', () => {
     assert.equal(view.decisions[0].queuedMs, 40);
   });
 
+  test('full batches: requests wait in the gateway (sheddable shed) and leave by priority as slots free up', async () => {
+    const s = await setup({ urls: URLS.slice(0, 2) });
+    // Both engines were seen running 8 with a queue: a batch capacity of 8, and both full.
+    s.serve(0, vllmPage({ waiting: 1, running: 8 }));
+    s.serve(1, vllmPage({ waiting: 2, running: 8 }));
+    await s.scheduler.refresh();
+    assert.equal(s.scheduler.view('p')!.endpoints[0].batchCapacity, 8);
+    assert.equal(s.scheduler.view('p')!.saturated, true); // waiting ≤ 5 everywhere, yet no free batch slot
+    await assert.rejects(s.pick({ priority: -1 }), (err) => code(err) === 'request_shed');
+    const order: string[] = [];
+    const standard = s.pick({ priority: 0, targetModel: 'standard' }).then((p) => (order.push('standard'), p));
+    const critical = s.pick({ priority: 1, targetModel: 'critical' }).then((p) => (order.push('critical'), p));
+    // Endpoint 1 frees two slots: the critical request goes first, and to it, not to the full endpoint 0.
+    s.serve(1, vllmPage({ waiting: 0, running: 6 }));
+    s.advance(10);
+    await s.scheduler.refresh();
+    const [a, b] = await Promise.all([critical, standard]);
+    assert.deepEqual(order, ['critical', 'standard']);
+    assert.equal(chosen(a), s.address(1));
+    assert.equal(chosen(b), s.address(1));
+    // The full endpoint stays as the last fallback.
+    assert.equal(a.endpoints.at(-1)!.address, s.address(0));
+  });
+
   test('queued requests leave by priority, then round-robin between tenants', async () => {
     const s = await setup({ urls: URLS.slice(0, 1) });
     s.serve(0, vllmPage({ waiting: 6 }));
