@@ -9,13 +9,15 @@ export interface MessageTemplate {
   render(ctx: RequestContext, state: ApimState): { value: string; unresolved: string[] };
 }
 
-const REFERENCE = /\{([^{}\s]+)\}/g;
+/** A variable name in braces; JSON such as `{"a":1}` in a template is text, not a reference. */
+export const REFERENCE = /\{([A-Za-z_][\w.-]*)\}/g;
 
 /**
- * compileTemplate('Bearer {kvm.token}') → template; a literal renders as itself at no cost.
+ * compileTemplate('Bearer {kvm.token}') → template; a literal renders as itself at no cost. Each variable's value
+ * passes through `encode` (e.g. encodeURIComponent for URLs).
  * @throws Error naming an unknown variable.
  */
-export function compileTemplate(text: string): MessageTemplate {
+export function compileTemplate(text: string, encode: (value: string) => string = (v) => v): MessageTemplate {
   const parts: (string | { ref: string; read: Variable })[] = [];
   let at = 0;
   for (const m of text.matchAll(REFERENCE)) {
@@ -38,7 +40,7 @@ export function compileTemplate(text: string): MessageTemplate {
         else {
           const v = p.read(ctx, state);
           if (v === undefined) unresolved.push(p.ref);
-          else value += v;
+          else value += encode(v);
         }
       }
       return { value, unresolved };

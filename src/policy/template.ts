@@ -1,40 +1,25 @@
-// Message templates (Apigee's `{variable}` syntax) compiled once: literal text with request variables filled in.
+// Message templates that must resolve whole: the text with every `{variable}` filled in, or undefined when one is
+// unset (a callout URL or a signed claim must not go out with a hole in it). Built on message-template.ts.
 import type { RequestContext } from '../gateway/context.js';
+import { REFERENCE, compileTemplate as compileMessageTemplate } from './message-template.js';
 import type { ApimState } from './types.js';
-import { compileVariable, type Variable } from './variables.js';
 
 /** A compiled template: the text, or undefined when one of its variables is unset. */
 export type Template = (ctx: RequestContext, state: ApimState) => string | undefined;
-
-const PLACEHOLDER = /\{([A-Za-z_][\w.-]*)\}/g;
 
 /**
  * compileTemplate('https://users/{client_id}/tier', encodeURIComponent) — each value passes through `encode`.
  * @throws on an unknown variable name (a config error).
  */
 export function compileTemplate(text: string, encode: (value: string) => string = (v) => v): Template {
-  const literals: string[] = [];
-  const variables: Variable[] = [];
-  let last = 0;
-  for (const m of text.matchAll(PLACEHOLDER)) {
-    literals.push(text.slice(last, m.index));
-    variables.push(compileVariable(m[1]));
-    last = m.index + m[0].length;
-  }
-  if (variables.length === 0) return () => text;
-  const tail = text.slice(last);
+  const template = compileMessageTemplate(text, encode);
   return (ctx, state) => {
-    let out = '';
-    for (let i = 0; i < variables.length; i++) {
-      const value = variables[i](ctx, state);
-      if (value === undefined) return undefined;
-      out += literals[i] + encode(value);
-    }
-    return out + tail;
+    const { value, unresolved } = template.render(ctx, state);
+    return unresolved.length === 0 ? value : undefined;
   };
 }
 
 /** Whether the text holds any `{variable}`. */
 export function isTemplate(text: string): boolean {
-  return new RegExp(PLACEHOLDER.source).test(text);
+  return new RegExp(REFERENCE.source).test(text);
 }
