@@ -1,5 +1,6 @@
 // Rebuilding the whole answer from a streamed one (chat.completion.chunk or text_completion events), so a cache stores
 // one form and can answer both streamed and non-streamed requests from it.
+import type { ResponseFlow } from '../../gateway/hooks.js';
 
 interface ToolCall {
   id?: string;
@@ -123,4 +124,29 @@ export class StreamAssembler {
     }
     if (c.finish_reason) choice.finishReason = c.finish_reason;
   }
+}
+
+/**
+ * The response flow of a cache that stores answers: a JSON answer is handed over whole, a stream once assembled
+ * into its non-streamed equivalent (undefined when it was not a complete completion stream). Nothing is changed.
+ */
+export function captureAnswer(stream: boolean, done: (answer: Buffer | undefined) => void): ResponseFlow {
+  if (!stream) {
+    return {
+      body(body) {
+        done(body);
+        return body;
+      },
+    };
+  }
+  const assembler = new StreamAssembler();
+  return {
+    event(data) {
+      assembler.push(data);
+      return data;
+    },
+    end() {
+      done(assembler.result());
+    },
+  };
 }

@@ -10,7 +10,7 @@ import { compileScope } from '../../caching/cache-scope.js';
 import { clientDirectives } from '../../caching/client-directives.js';
 import { STREAMABLE, cachedAnswer } from '../../caching/cached-answer.js';
 import { isDeterministic, requestKey } from '../../caching/request-key.js';
-import { StreamAssembler } from '../../caching/stream-assembler.js';
+import { captureAnswer } from '../../caching/stream-assembler.js';
 import type { ApimState, Policy, PolicyFactory } from '../../types.js';
 
 export const RESPONSE_CACHE = 'response-cache';
@@ -98,24 +98,7 @@ export const responseCache = ((name: string, spec: unknown, deps: CacheDeps) => 
       if (key === undefined) return undefined;
       pending.delete(ctx);
       if (status < 200 || status >= 300) return undefined;
-      if (!ctx.stream) {
-        return {
-          body(body) {
-            put(key, body);
-            return body;
-          },
-        };
-      }
-      const stream = new StreamAssembler();
-      return {
-        event(data) {
-          stream.push(data);
-          return data;
-        },
-        end() {
-          put(key, stream.result());
-        },
-      };
+      return captureAnswer(ctx.stream, (answer) => put(key, answer));
     },
   } satisfies Policy;
 }) satisfies PolicyFactory;

@@ -4,7 +4,7 @@ import { semanticCachePopulateSpec } from '../../../config/apim-kinds.js';
 import type { RequestContext } from '../../../gateway/context.js';
 import type { ResponseFlow } from '../../../gateway/hooks.js';
 import { takeSemanticMiss, type SemanticMiss } from '../../caching/semantic-handoff.js';
-import { StreamAssembler } from '../../caching/stream-assembler.js';
+import { captureAnswer } from '../../caching/stream-assembler.js';
 import type { ApimState, Policy, PolicyFactory } from '../../types.js';
 
 export const SEMANTIC_CACHE_POPULATE = 'semantic-cache-populate';
@@ -30,24 +30,7 @@ export const semanticCachePopulate: PolicyFactory = (name, spec) => {
     respond(ctx: RequestContext, _state: ApimState, status: number): ResponseFlow | undefined {
       const miss = takeSemanticMiss(ctx, s.lookupPolicy);
       if (!miss || status < 200 || status >= 300) return undefined;
-      if (!ctx.stream) {
-        return {
-          body(body) {
-            store(miss, body, ttlMs);
-            return body;
-          },
-        };
-      }
-      const stream = new StreamAssembler();
-      return {
-        event(data) {
-          stream.push(data);
-          return data;
-        },
-        end() {
-          store(miss, stream.result(), ttlMs);
-        },
-      };
+      return captureAnswer(ctx.stream, (answer) => store(miss, answer, ttlMs));
     },
   } satisfies Policy;
 };
