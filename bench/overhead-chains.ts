@@ -2,8 +2,7 @@
 // benchmark compares — the default chain (what defaultSecurityEnabled turns on: VerifyAPIKey + the product
 // quota) and the full chain (default + SpikeArrest + LLMTokenQuota), with limits far above the load so every
 // request does all the work and none is refused.
-import type { Manifest } from '../src/config/manifest.js';
-import { validateDocument } from '../src/config/manifest.js';
+import { manifestOf, type Manifest } from '../src/config/manifest.js';
 import type { Gateway } from '../src/gateway/gateway.js';
 
 export type Chain = 'none' | 'default' | 'full' | 'full-quiet' | 'full-traced' | 'catalogue';
@@ -11,12 +10,7 @@ export type Chain = 'none' | 'default' | 'full' | 'full-quiet' | 'full-traced' |
 export const PRODUCTS = 100;
 export const KEYS = 10_000;
 
-function manifest(kind: string, name: string, spec: unknown): Manifest {
-  const apiVersion = kind === 'GatewaySettings' ? 'tollgate.dev/v1alpha1' : kind === 'InferencePool' ? 'inference.networking.k8s.io/v1' : kind.startsWith('Inference') ? 'inference.networking.x-k8s.io/v1alpha2' : 'apim.googleapis.com/v1';
-  const r = validateDocument({ apiVersion, kind, metadata: { name }, spec }, 'bench', 0);
-  if (!r.manifest) throw new Error(r.problems.join('\n'));
-  return r.manifest;
-}
+const manifest = (kind: string, name: string, spec: unknown): Manifest => manifestOf(kind, name, spec, 'bench');
 
 /**
  * `none` and `default` run without usage records; `full` is DESIGN.md's full chain (analytics and metrics on).

@@ -1,7 +1,6 @@
 // Child process of `bench routing`: a simulated fleet and a gateway in front of it, so the load generator has its
 // own event loop. Prints "ADMIN <port>" then "READY <port>"; exits on SIGTERM.
-import type { Manifest } from '../src/config/manifest.js';
-import { validateDocument } from '../src/config/manifest.js';
+import { manifestOf } from '../src/config/manifest.js';
 import type { EndpointPickerConfigSpec } from '../src/config/inference-kinds.js';
 import { startGateway } from '../src/gateway/gateway.js';
 import { startSimFleet } from '../src/sim/index.js';
@@ -18,11 +17,6 @@ export interface RoutingServerArgs {
   models: { name: string; target: string; criticality?: string }[];
 }
 
-function manifest(apiVersion: string, kind: string, name: string, spec: unknown): Manifest {
-  const r = validateDocument({ apiVersion, kind, metadata: { name }, spec }, 'bench', 0);
-  if (!r.manifest) throw new Error(r.problems.join('\n'));
-  return r.manifest;
-}
 
 const args = JSON.parse(process.argv[2]) as RoutingServerArgs;
 const model = args.models.find((m) => m.criticality === undefined)?.target ?? args.models[0].target;
@@ -36,20 +30,19 @@ const fleet = await startSimFleet({
   maxNumSeqs: args.maxNumSeqs,
   kvBlocks: args.kvBlocks,
 });
-const x = 'inference.networking.x-k8s.io/v1alpha2';
 // The picker's clocks are real time; divide them by the time scale so they mean the same in simulated time.
 const ms = (simulated: number) => `${Math.max(1, Math.round(simulated / args.timeScale))}ms`;
 const gateway = await startGateway({
   configPaths: [],
   manifests: [
-    manifest('tollgate.dev/v1alpha1', 'GatewaySettings', 'settings', {
+    manifestOf('GatewaySettings', 'settings', {
       logging: { level: 'error', accessLog: false },
       scheduler: { scrapeInterval: ms(50), saturation: { metricsFreshness: ms(200) }, flowControl: { maxWait: ms(30_000) } },
     }),
-    manifest('inference.networking.k8s.io/v1', 'InferencePool', 'pool', { endpoints: fleet.urls }),
-    manifest('inference.networking.x-k8s.io/v1alpha1', 'EndpointPickerConfig', 'picker', { ...args.picker, poolRef: { name: 'pool' } }),
+    manifestOf('InferencePool', 'pool', { endpoints: fleet.urls }),
+    manifestOf('EndpointPickerConfig', 'picker', { ...args.picker, poolRef: { name: 'pool' } }),
     ...args.models.map((m) =>
-      manifest(x, 'InferenceModel', m.name.replace(/[^a-z0-9-]/gi, '-').toLowerCase(), {
+      manifestOf('InferenceModel', m.name.replace(/[^a-z0-9-]/gi, '-').toLowerCase(), {
         modelName: m.name,
         poolRef: { name: 'pool' },
         targetModels: [{ name: m.target, weight: 1 }],

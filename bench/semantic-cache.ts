@@ -3,7 +3,7 @@
 // question through the gateway (a miss: embedding + model, then stored), and a paraphrase (a hit). The target is a
 // hit at least 20× faster than the model.
 import { request } from 'undici';
-import { validateDocument, type Manifest } from '../src/config/manifest.js';
+import { manifestOf, type Manifest } from '../src/config/manifest.js';
 import { startGateway } from '../src/gateway/gateway.js';
 import { silentLogger } from '../src/lib/logger.js';
 import { startSimFleet } from '../src/sim/index.js';
@@ -39,12 +39,7 @@ export interface SemanticCacheBenchResult {
 
 const TOPICS = ['photosynthesis', 'the French Revolution', 'black holes', 'compound interest', 'the immune system', 'plate tectonics', 'machine learning', 'the Roman Empire', 'climate change', 'quantum computing', 'the water cycle', 'supply and demand'];
 
-function manifest(kind: string, name: string, spec: unknown): Manifest {
-  const apiVersion = kind === 'InferencePool' ? 'inference.networking.k8s.io/v1' : kind.startsWith('Inference') ? 'inference.networking.x-k8s.io/v1alpha2' : 'apim.googleapis.com/v1';
-  const r = validateDocument({ apiVersion, kind, metadata: { name }, spec }, 'bench', 0);
-  if (!r.manifest) throw new Error(r.problems.join('\n'));
-  return r.manifest;
-}
+const manifest = (kind: string, name: string, spec: unknown): Manifest => manifestOf(kind, name, spec, 'bench');
 
 function stats(ms: number[]): LatencyStats {
   const sorted = [...ms].sort((a, b) => a - b);

@@ -87,3 +87,15 @@ export function parseManifests(text: string, source: string): Manifest[] {
   if (problems.length > 0) throw new ConfigError(problems);
   return out;
 }
+
+/**
+ * A manifest built in code (tests, benchmarks, the demo) in the kind's first served apiVersion, validated like a file's.
+ * @example manifestOf('InferencePool', 'pool', { endpoints: ['http://127.0.0.1:8000'] })
+ * @throws ConfigError naming the field.
+ */
+export function manifestOf(kind: string, name: string, spec: unknown, source = 'code'): Manifest {
+  const apiVersion = Object.hasOwn(KINDS, kind) ? KINDS[kind].apiVersions[0] : 'unknown';
+  const r = validateDocument({ apiVersion, kind, metadata: { name }, spec }, source, 0);
+  if (!r.manifest) throw new ConfigError(r.problems);
+  return r.manifest;
+}

@@ -1,16 +1,8 @@
 // Building manifests in tests without YAML files.
-import { validateDocument, type Manifest } from '../../src/config/manifest.js';
+import { manifestOf, type Manifest } from '../../src/config/manifest.js';
 
-export function manifest(kind: string, name: string, spec: unknown, apiVersion?: string): Manifest {
-  const versions: Record<string, string> = {
-    GatewaySettings: 'tollgate.dev/v1alpha1',
-    InferencePool: 'inference.networking.k8s.io/v1',
-    EndpointPickerConfig: 'inference.networking.x-k8s.io/v1alpha1',
-    HTTPRoute: 'gateway.networking.k8s.io/v1',
-  };
-  const r = validateDocument({ apiVersion: apiVersion ?? versions[kind] ?? (kind.startsWith('Inference') ? 'inference.networking.x-k8s.io/v1alpha2' : 'apim.googleapis.com/v1'), kind, metadata: { name }, spec }, 'test', 0);
-  if (!r.manifest) throw new Error(r.problems.join('\n'));
-  return r.manifest;
+export function manifest(kind: string, name: string, spec: unknown): Manifest {
+  return manifestOf(kind, name, spec, 'test');
 }
 
 /** A pool over `urls` serving model `model` (optionally rewritten to weighted targets). */
