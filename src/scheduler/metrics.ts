@@ -1,5 +1,6 @@
 // The picker's Prometheus metrics, under the Inference Extension's names. Pool gauges are computed when scraped, not per request.
-import { Gauge, Histogram, type Registry } from 'prom-client';
+import { Gauge, type Registry } from 'prom-client';
+import { FastHistogram, type HistogramSeries } from '../telemetry/fast-metrics.js';
 import type { QueueOutcome } from './flow-control.js';
 import type { PluginTimer } from './pipeline.js';
 
@@ -18,10 +19,11 @@ const RATIO_BUCKETS = [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1];
 const QUEUE_BUCKETS = [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
 export class SchedulerMetrics {
-  readonly #decision: Histogram;
-  readonly #plugin: Histogram<'plugin_type' | 'plugin_name'>;
-  readonly #prefixHitRatio: Histogram;
-  readonly #queueDuration: Histogram<'pool' | 'priority' | 'outcome'>;
+  // Observed on every decision: FastHistogram, because prom-client hashes the label set per observation.
+  readonly #decision: HistogramSeries;
+  readonly #plugin: FastHistogram;
+  readonly #prefixHitRatio: HistogramSeries;
+  readonly #queueDuration: FastHistogram;
 
   constructor(registry: Registry, pools: () => Iterable<PoolGauges>) {
     const registers = [registry];
@@ -51,26 +53,28 @@ export class SchedulerMetrics {
         for (const p of pools()) for (const q of p.queueLengths()) this.set({ pool: p.name, priority: String(q.priority) }, q.length);
       },
     });
-    this.#decision = new Histogram({
+    this.#decision = new FastHistogram({
       name: 'inference_extension_scheduler_e2e_duration_seconds',
       help: 'Time to make one endpoint-picking decision (queueing excluded).',
+      labelNames: [],
       buckets: DECISION_BUCKETS,
       registers,
-    });
-    this.#plugin = new Histogram({
+    }).labels();
+    this.#plugin = new FastHistogram({
       name: 'inference_extension_scheduler_plugin_duration_seconds',
       help: 'Time each scheduler plugin takes per decision.',
       labelNames: ['plugin_type', 'plugin_name'],
       buckets: DECISION_BUCKETS,
       registers,
     });
-    this.#prefixHitRatio = new Histogram({
+    this.#prefixHitRatio = new FastHistogram({
       name: 'inference_extension_prefix_indexer_hit_ratio',
       help: 'Share of the prompt’s blocks the chosen endpoint already held, per decision.',
+      labelNames: [],
       buckets: RATIO_BUCKETS,
       registers,
-    });
-    this.#queueDuration = new Histogram({
+    }).labels();
+    this.#queueDuration = new FastHistogram({
       name: 'inference_extension_flow_control_request_queue_duration_seconds',
       help: 'Time requests spent in the flow-control queue, by how they left it.',
       labelNames: ['pool', 'priority', 'outcome'],
@@ -93,6 +97,6 @@ export class SchedulerMetrics {
   }
 
   observeQueue(pool: string, priority: number, outcome: QueueOutcome, seconds: number): void {
-    this.#queueDuration.observe({ pool, priority: String(priority), outcome }, seconds);
+    this.#queueDuration.labels(pool, String(priority), outcome).observe(seconds);
   }
 }
