@@ -2,19 +2,36 @@
 import type { EndpointPickerConfigSpec } from '../src/config/inference-kinds.js';
 import { DEFAULT_PICKER_CONFIG } from '../src/scheduler/default-picker-config.js';
 
-export type StrategyName = 'round-robin' | 'least-requests' | 'tollgate';
+export type StrategyName = 'round-robin' | 'least-requests' | 'round-robin+fc' | 'tollgate';
 
 /** The baseline every ratio and the goodput SLO are measured against. */
 export const BASELINE: StrategyName = 'round-robin';
+/** The same picker as the baseline behind tollgate's flow control: what tollgate's scoring adds on its own. */
+export const FLOW_CONTROL_BASELINE: StrategyName = 'round-robin+fc';
 
-/**
- * round-robin: `round-robin-picker` alone (each endpoint in turn, ignoring load) — the baseline the issue's targets
- * are stated against. least-requests: fewest waiting + running. tollgate: the default picker config.
- */
-export const STRATEGIES: Record<StrategyName, EndpointPickerConfigSpec> = {
-  'round-robin': { plugins: [{ type: 'round-robin-picker' }] },
-  'least-requests': { plugins: [{ type: 'least-requests-scorer' }, { type: 'max-score-picker' }] },
-  tollgate: DEFAULT_PICKER_CONFIG,
+export const STRATEGY_LABELS: Record<StrategyName, string> = {
+  'round-robin': 'round-robin',
+  'least-requests': 'least-requests',
+  'round-robin+fc': 'round-robin + tollgate flow control',
+  tollgate: 'tollgate',
 };
 
-export const STRATEGY_NAMES = Object.keys(STRATEGIES) as StrategyName[];
+/**
+ * round-robin: each endpoint in turn, every request sent at once (flow control off), as a Kubernetes Service or a
+ * plain load balancer spreads requests; the baseline of the issue's targets. least-requests: fewest waiting + running,
+ * also sent at once (Envoy's least-request balancing, with the engines' own counts). round-robin+fc: round-robin
+ * behind tollgate's flow control (holding at batch capacity, priority, shedding). tollgate: the default profile
+ * with flow control. Flow control is told the engines' batch capacity (`batchCapacity`, vLLM max-num-seqs), as an
+ * operator who deploys them would.
+ */
+export function strategies(batchCapacity: number): Record<StrategyName, EndpointPickerConfigSpec> {
+  const flowControl = { enabled: true, batchCapacity };
+  return {
+    'round-robin': { plugins: [{ type: 'round-robin-picker' }], flowControl: { enabled: false } },
+    'least-requests': { plugins: [{ type: 'least-requests-scorer' }, { type: 'max-score-picker' }], flowControl: { enabled: false } },
+    'round-robin+fc': { plugins: [{ type: 'round-robin-picker' }], flowControl },
+    tollgate: { ...DEFAULT_PICKER_CONFIG, flowControl },
+  };
+}
+
+export const STRATEGY_NAMES: StrategyName[] = ['round-robin', 'least-requests', 'round-robin+fc', 'tollgate'];

@@ -1,18 +1,21 @@
 // `tollgate bench routing`: a time-scaled simulated fleet behind a real gateway, one workload at a time, comparing
-// routing strategies (round-robin, least-requests, tollgate's default picker) over a Poisson arrival-rate sweep.
+// routing strategies (round-robin and least-requests sent at once, round-robin behind tollgate's flow control, tollgate's
+// default picker with flow control) over a Poisson arrival-rate sweep.
 import { fileURLToPath } from 'node:url';
 import { extname } from 'node:path';
 import { startChild } from './processes.js';
 import { barChartSvg, table, writeJson, writeSvg, type Row } from './report.js';
 import { replay } from './routing-load.js';
 import { byPriority, goodput, summarize, type Summary } from './routing-stats.js';
-import { BASELINE, STRATEGIES, STRATEGY_NAMES, type StrategyName } from './routing-strategies.js';
+import { BASELINE, FLOW_CONTROL_BASELINE, STRATEGY_NAMES, strategies, type StrategyName } from './routing-strategies.js';
 import { WORKLOAD_DEFS, WORKLOADS, type PriorityClass, type WorkloadName } from './workloads.js';
 import type { RoutingServerArgs } from './routing-server.js';
 
 export interface RoutingOptions {
   quick?: boolean;
   workloads?: WorkloadName[];
+  /** A subset to compare (the two baselines always run: every ratio is against them); all by default. */
+  strategies?: StrategyName[];
   json?: string;
   svg?: string;
   timeScale?: number;
@@ -66,13 +69,15 @@ export async function benchRouting(opts: RoutingOptions = {}): Promise<RoutingRe
   const windowSeconds = windowReal * timeScale;
   const points: RoutingPoint[] = [];
   const good: RoutingResult['goodput'] = [];
+  const pickers = strategies(MAX_NUM_SEQS);
+  const names = STRATEGY_NAMES.filter((s) => !opts.strategies || s === BASELINE || s === FLOW_CONTROL_BASELINE || opts.strategies.includes(s));
 
   for (const name of workloads) {
     const w = WORKLOAD_DEFS[name];
     // The quick run measures the unloaded reference and the rate just below the sweep's top (near saturation).
     const rates = opts.quick ? [w.rates[0], w.rates[Math.max(1, w.rates.length - 2)]] : w.rates;
-    for (const strategy of STRATEGY_NAMES) {
-      const args: RoutingServerArgs = { endpoints, timeScale, seed, maxNumSeqs: MAX_NUM_SEQS, kvBlocks: KV_BLOCKS, ...w.sim, picker: STRATEGIES[strategy], models: w.models };
+    for (const strategy of names) {
+      const args: RoutingServerArgs = { endpoints, timeScale, seed, maxNumSeqs: MAX_NUM_SEQS, kvBlocks: KV_BLOCKS, ...w.sim, picker: pickers[strategy], models: w.models };
       const child = await startChild(SERVER, [JSON.stringify(args)], 60_000);
       try {
         const admin = Number(child.lines.find((l) => l.startsWith('ADMIN '))!.slice(6));
@@ -97,7 +102,7 @@ export async function benchRouting(opts: RoutingOptions = {}): Promise<RoutingRe
     process.stderr.write('\r\x1b[K');
     const base = points.find((p) => p.workload === name && p.strategy === BASELINE && p.rate === rates[0])!;
     const slo = 2 * base.summary.ttftP90;
-    const byStrategy = Object.fromEntries(STRATEGY_NAMES.map((s) => [s, goodput(points.filter((p) => p.workload === name && p.strategy === s), slo)]));
+    const byStrategy = Object.fromEntries(names.map((s) => [s, goodput(points.filter((p) => p.workload === name && p.strategy === s), slo)]));
     good.push({ workload: name, slo, byStrategy });
   }
 
@@ -111,6 +116,7 @@ export async function benchRouting(opts: RoutingOptions = {}): Promise<RoutingRe
 function report(r: RoutingResult): string {
   const rows: Row[] = r.points.map((p) => {
     const base = r.points.find((q) => q.workload === p.workload && q.rate === p.rate && q.strategy === BASELINE)!.summary;
+    const fc = r.points.find((q) => q.workload === p.workload && q.rate === p.rate && q.strategy === FLOW_CONTROL_BASELINE)!.summary;
     const s = p.summary;
     const shed = Object.entries(p.priorities).map(([k, v]) => `${k.slice(0, 4)}:${v.shed}/${v.sent}`).join(' ');
     const queued = Object.entries(p.queued).map(([k, v]) => `${k}:${v}`).join(' ');
@@ -127,25 +133,44 @@ function report(r: RoutingResult): string {
       ntpot: s.ntpot,
       'p90 ×rr': ratio(s.ttftP90, base.ttftP90),
       'e2e99 ×rr': ratio(s.e2eP99, base.e2eP99),
+      'p90 ×fc': ratio(s.ttftP90, fc.ttftP90),
+      'e2e99 ×fc': ratio(s.e2eP99, fc.e2eP99),
       failed: s.failed,
       shed: shed || s.shed,
       queued: queued || '-',
     };
   });
-  const cols = ['workload', 'strategy', 'req/s', 'sent', 'ttft p50', 'ttft p90', 'ttft p99', 'e2e p99', 'tok/s', 'ntpot', 'p90 ×rr', 'e2e99 ×rr', 'failed', 'shed', 'queued'];
+  const cols = ['workload', 'strategy', 'req/s', 'sent', 'ttft p50', 'ttft p90', 'ttft p99', 'e2e p99', 'tok/s', 'ntpot', 'p90 ×rr', 'e2e99 ×rr', 'p90 ×fc', 'e2e99 ×fc', 'failed', 'shed', 'queued'];
   const goodRows: Row[] = r.goodput.map((g) => ({
     workload: g.workload,
     'slo (p90 ttft, s)': g.slo,
     ...Object.fromEntries(STRATEGY_NAMES.map((s) => [s, g.byStrategy[s]])),
     'tollgate ×rr': ratio(g.byStrategy.tollgate, g.byStrategy[BASELINE]),
+    'tollgate ×fc': ratio(g.byStrategy.tollgate, g.byStrategy[FLOW_CONTROL_BASELINE]),
   }));
+  const critical = criticalRows(r);
   return [
     `routing: ${r.endpoints} simulated endpoints at ×${r.timeScale}, ${r.windowSeconds} simulated s per rate; latencies in simulated seconds`,
     table(rows, cols),
     '',
     'goodput (highest req/s with p90 TTFT under the SLO and nothing failed)',
-    table(goodRows, ['workload', 'slo (p90 ttft, s)', ...STRATEGY_NAMES, 'tollgate ×rr']),
+    table(goodRows, ['workload', 'slo (p90 ttft, s)', ...STRATEGY_NAMES, 'tollgate ×rr', 'tollgate ×fc']),
+    ...(critical.length ? ['', 'critical TTFT p99 against its unloaded value (the lowest rate), per strategy', table(critical, ['workload', 'strategy', 'req/s', 'critical p99', '×unloaded', 'shed'])] : []),
   ].join('\n');
+}
+
+/** For workloads with priorities: critical TTFT p99 at each rate against the same strategy's at the lowest rate. */
+function criticalRows(r: RoutingResult): Row[] {
+  const rows: Row[] = [];
+  for (const p of r.points) {
+    const crit = p.priorities.critical;
+    if (!crit) continue;
+    const lowest = Math.min(...r.points.filter((q) => q.workload === p.workload && q.strategy === p.strategy).map((q) => q.rate));
+    const unloaded = r.points.find((q) => q.workload === p.workload && q.strategy === p.strategy && q.rate === lowest)!.priorities.critical!;
+    const shed = Object.entries(p.priorities).map(([k, v]) => `${k.slice(0, 4)}:${v.shed}/${v.sent}`).join(' ');
+    rows.push({ workload: p.workload, strategy: p.strategy, 'req/s': p.rate, 'critical p99': crit.ttftP99, '×unloaded': ratio(crit.ttftP99, unloaded.ttftP99), shed });
+  }
+  return rows;
 }
 
 function ratio(a: number, b: number): number | null {

@@ -102,6 +102,16 @@ export const endpointPickerConfigSpec = z
           .strict(),
       )
       .optional(),
+    /**
+     * Tollgate's gateway-side flow control for the pool (saturation detection, holding requests once every batch is
+     * full, shedding sheddable work). enabled (default true): false dispatches every request at once to the profile's
+     * choice, as a plain load balancer would. batchCapacity (default 0, learnt): requests each endpoint runs at once
+     * (vLLM max-num-seqs). The defaults live in the scheduler, so specs written in code may leave them out.
+     */
+    flowControl: z
+      .object({ enabled: z.boolean().optional(), batchCapacity: z.number().int().min(0).optional() })
+      .strict()
+      .optional(),
   })
   .strict();
 

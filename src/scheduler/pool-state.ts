@@ -10,7 +10,7 @@ import { FlowControl, type DrainState } from './flow-control.js';
 import type { PoolGauges, SchedulerMetrics } from './metrics.js';
 import type { Pipeline } from './pipeline.js';
 import type { CycleContext, SchedulerSettings } from './plugin-types.js';
-import { DEFAULT_HOLD, isSaturated, utilization, type HoldOptions } from './saturation.js';
+import { isSaturated, utilization } from './saturation.js';
 import type { Pick, PickRequest, RequestOutcome } from './types.js';
 
 /** Decisions kept per pool for the fleet view. */
@@ -21,8 +21,6 @@ export interface PoolDeps {
   logger: Logger;
   metrics: SchedulerMetrics;
   now: () => number;
-  /** Batch-capacity holding; DEFAULT_HOLD when omitted. */
-  hold?: HoldOptions;
 }
 
 /** A compiled profile and the config text it came from, so a reload with the same config keeps its state (the prefix index). */
@@ -103,6 +101,8 @@ export class PoolState implements PoolGauges {
     this.#endpoints = next;
     this.#byAddress.clear();
     for (const ep of next) this.#byAddress.set(ep.address, ep);
+    const capacity = config.picker?.flowControl?.batchCapacity ?? 0;
+    for (const ep of next) ep.setBatchCapacity(capacity);
     if (profile) {
       this.#profile = profile;
       this.#scorers = profile.pipeline.scorerNames;
@@ -125,7 +125,7 @@ export class PoolState implements PoolGauges {
     }
     if (this.#flow.size > 0) this.#drain();
     // Whatever is still queued after draining stays ahead of this request: the pool is saturated.
-    if (this.#flow.size > 0 || isSaturated(this.#endpoints, now, this.#deps.settings.saturation, this.#hold)) {
+    if (this.#flowControl && (this.#flow.size > 0 || isSaturated(this.#endpoints, now, this.#deps.settings.saturation))) {
       if (req.priority < 0) {
         return Promise.reject(
           gatewayError('TG_ERR_REQUEST_SHED', `pool "${this.name}" is saturated; sheddable requests are refused`, { 'retry-after': '1' }),
@@ -171,7 +171,7 @@ export class PoolState implements PoolGauges {
     return {
       name: this.name,
       engine: this.#config.engine,
-      saturated: isSaturated(this.#endpoints, now, settings.saturation, this.#hold),
+      saturated: isSaturated(this.#endpoints, now, settings.saturation),
       utilization: utilization(this.#endpoints, now, settings),
       queueLength: this.#flow.size,
       queueByPriority: this.#flow.lengths(),
@@ -195,21 +195,21 @@ export class PoolState implements PoolGauges {
     return this.#flow.lengths();
   }
 
-  get #hold(): HoldOptions {
-    return this.#deps.hold ?? DEFAULT_HOLD;
+  /** Off (EndpointPickerConfig flowControl.enabled: false): nothing is held, shed or steered to free batch slots. */
+  get #flowControl(): boolean {
+    return this.#config.picker?.flowControl?.enabled ?? true;
   }
 
   /**
-   * While holding at batch capacity, the endpoints with a free batch slot when some have one and some do not
-   * (a request sent to a full batch would wait in the engine's FIFO queue); otherwise every endpoint.
+   * Under flow control, the endpoints with a free batch slot when some have one and some do not (a request sent to a
+   * full batch would wait in the engine's FIFO queue); otherwise every endpoint.
    */
   #roomy(now: number): readonly EndpointState[] {
-    const hold = this.#hold;
-    if (!hold.holdAtBatchCapacity) return this.#endpoints;
+    if (!this.#flowControl) return this.#endpoints;
     let out: EndpointState[] | null = null;
     const all = this.#endpoints;
     for (let i = 0; i < all.length; i++) {
-      const ok = all[i].freeSlots > -hold.batchHeadroom;
+      const ok = all[i].freeSlots > 0;
       if (!ok && !out) out = all.slice(0, i);
       else if (ok && out) out.push(all[i]);
     }
@@ -288,7 +288,9 @@ export class PoolState implements PoolGauges {
   readonly #drainState = (): DrainState => {
     const now = this.#deps.now();
     if (!this.#anyEligible(now)) return 'none';
-    return isSaturated(this.#endpoints, now, this.#deps.settings.saturation, this.#hold) ? 'wait' : 'dispatch';
+    // A reload that turned flow control off lets everything still queued go.
+    if (!this.#flowControl) return 'dispatch';
+    return isSaturated(this.#endpoints, now, this.#deps.settings.saturation) ? 'wait' : 'dispatch';
   };
 
   readonly #dispatch = (req: PickRequest, queuedMs: number): Pick => this.#decide(req, this.#deps.now(), queuedMs);

@@ -54,11 +54,7 @@ describe('holding at batch capacity', () => {
     ep.recordScrape({ ...ep.metrics, waiting: 1, running: 16 }, NOW);
     assert.equal(ep.batchCapacity, 16);
     assert.equal(hasRoom(ep, NOW, SETTINGS.saturation), false);
-    assert.equal(isSaturated([ep], NOW, SETTINGS.saturation), true);
-    // Without holding, the Inference Extension's rule alone: 1 waiting ≤ 5.
-    assert.equal(isSaturated([ep], NOW, SETTINGS.saturation, { holdAtBatchCapacity: false, batchHeadroom: 0 }), false);
-    // Headroom lets requests wait in the engine's own queue.
-    assert.equal(hasRoom(ep, NOW, SETTINGS.saturation, { holdAtBatchCapacity: true, batchHeadroom: 2 }), true);
+    assert.equal(isSaturated([ep], NOW, SETTINGS.saturation), true); // though 1 waiting ≤ 5
   });
 
   test('a learnt capacity is probed: one more than the most seen running while the engine shows no queue', () => {

@@ -3,41 +3,28 @@ import type { EndpointState } from './endpoint-state.js';
 import type { SchedulerSettings } from './plugin-types.js';
 
 /**
- * Batch-capacity holding (scheduler-local until GatewaySettings.scheduler.saturation carries it):
- * once an endpoint's batch capacity (max-num-seqs) is known, it only has room while its load (waiting + running +
- * sent since the scrape) is below capacity + batchHeadroom. Requests beyond that wait in the gateway's
- * flow-control queue, where priority and tenant fairness apply, instead of in an engine's FIFO queue where
- * neither does; and sheddable requests are shed as soon as every batch is full.
+ * Whether one endpoint can take another request now: fresh metrics, healthy, queue ≤ queueDepthThreshold, KV-cache usage
+ * ≤ kvCacheThreshold (the Inference Extension's rule) and a free batch slot once its batch capacity is known. The
+ * last condition holds requests beyond the batches in the gateway's flow-control queue, where priority and tenant
+ * fairness apply, rather than in an engine's FIFO queue where neither does.
  */
-export interface HoldOptions {
-  /** Hold requests in the gateway once every endpoint's batch is full (default true). */
-  holdAtBatchCapacity: boolean;
-  /** Requests allowed to wait in an engine's own queue beyond its batch capacity (default 0). */
-  batchHeadroom: number;
-}
-
-export const DEFAULT_HOLD: HoldOptions = { holdAtBatchCapacity: true, batchHeadroom: 0 };
-
-/** Whether one endpoint can take another request now (see isSaturated). */
-export function hasRoom(ep: EndpointState, now: number, s: SchedulerSettings['saturation'], hold: HoldOptions = DEFAULT_HOLD): boolean {
+export function hasRoom(ep: EndpointState, now: number, s: SchedulerSettings['saturation']): boolean {
   return (
     ep.scrapedAt > 0 &&
     now - ep.scrapedAt <= s.metricsFreshness &&
     ep.healthy &&
     ep.queue <= s.queueDepthThreshold &&
     ep.kvCacheUsage <= s.kvCacheThreshold &&
-    (!hold.holdAtBatchCapacity || ep.freeSlots > -hold.batchHeadroom)
+    ep.freeSlots > 0
   );
 }
 
 /**
- * Saturated when no healthy endpoint with metrics at most `metricsFreshness` old has
- * queue ≤ queueDepthThreshold and KV-cache usage ≤ kvCacheThreshold — and, with `hold`, a free batch slot
- * once its batch capacity is known. The queue includes the requests sent since that scrape, so a burst saturates
- * the pool before the next scrape shows it.
+ * Saturated when no endpoint has room (hasRoom). The queue includes the requests sent since the last scrape, so a
+ * burst saturates the pool before the next scrape shows it.
  */
-export function isSaturated(endpoints: readonly EndpointState[], now: number, s: SchedulerSettings['saturation'], hold: HoldOptions = DEFAULT_HOLD): boolean {
-  for (const ep of endpoints) if (hasRoom(ep, now, s, hold)) return false;
+export function isSaturated(endpoints: readonly EndpointState[], now: number, s: SchedulerSettings['saturation']): boolean {
+  for (const ep of endpoints) if (hasRoom(ep, now, s)) return false;
   return true;
 }
 

@@ -122,6 +122,33 @@ describe('Scheduler', () => {
     assert.equal(a.endpoints.at(-1)!.address, s.address(0));
   });
 
+  test('flowControl.enabled false: full batches and long queues hold nothing back, shed nothing, and do not steer the pick', async () => {
+    const picker = { plugins: [{ type: 'round-robin-picker' }], flowControl: { enabled: false } };
+    const s = await setup({ urls: URLS.slice(0, 2), picker });
+    s.serve(0, vllmPage({ waiting: 9, running: 8 }));
+    s.serve(1, vllmPage({ waiting: 0, running: 4 }));
+    await s.scheduler.refresh();
+    assert.equal(s.scheduler.view('p')!.saturated, false); // endpoint 1 has room, yet round-robin ignores it
+    const picks = [await s.pick({ priority: -1 }), await s.pick({ priority: -1 }), await s.pick({ priority: 1 })];
+    assert.deepEqual(picks.map(chosen), [s.address(0), s.address(1), s.address(0)]);
+    s.serve(1, vllmPage({ waiting: 9, running: 8 }));
+    await s.scheduler.refresh();
+    assert.equal(s.scheduler.view('p')!.saturated, true);
+    // Saturated: still sent at once (synchronously), sheddable included, and nothing queued.
+    const direct = s.scheduler.pick(request(s.pool, { priority: -1 }));
+    assert.ok(!(direct instanceof Promise));
+    assert.equal(s.scheduler.view('p')!.queueLength, 0);
+  });
+
+  test('flowControl.batchCapacity replaces the learnt capacity: a batch is full at exactly that many', async () => {
+    const s = await setup({ urls: URLS.slice(0, 1), picker: { plugins: [{ type: 'queue-scorer' }], flowControl: { batchCapacity: 6 } } });
+    s.serve(0, vllmPage({ waiting: 0, running: 6 }));
+    await s.scheduler.refresh();
+    assert.equal(s.scheduler.view('p')!.endpoints[0].batchCapacity, 6);
+    // Learnt, the bound would allow a seventh while the engine shows no queue; configured, it does not.
+    await assert.rejects(s.pick({ priority: -1 }), (err) => code(err) === 'request_shed');
+  });
+
   test('queued requests leave by priority, then round-robin between tenants', async () => {
     const s = await setup({ urls: URLS.slice(0, 1) });
     s.serve(0, vllmPage({ waiting: 6 }));

@@ -13,7 +13,6 @@ import { PluginRegistry, registerBuiltins } from './plugin-registry.js';
 import type { PluginDeps, SchedulerSettings } from './plugin-types.js';
 import { PoolState, type CompiledProfile } from './pool-state.js';
 import { Scraper } from './scraper.js';
-import { DEFAULT_HOLD, type HoldOptions } from './saturation.js';
 import type { EndpointPicker, Pick, PickRequest } from './types.js';
 
 export interface SchedulerOptions {
@@ -29,8 +28,6 @@ export interface SchedulerOptions {
   metricsSource?: MetricsSource;
   /** Verify the certificates of https endpoints when scraping them (GatewaySettings.upstream.tlsRejectUnauthorized). */
   tlsRejectUnauthorized?: boolean;
-  /** Batch-capacity holding (see saturation.ts); DEFAULT_HOLD when omitted. */
-  hold?: Partial<HoldOptions>;
   /** Plugin types configs may use; the built-ins by default. */
   plugins?: PluginRegistry;
 }
@@ -54,11 +51,9 @@ export class Scheduler implements EndpointPicker {
   readonly #source: MetricsSource;
   readonly #scraper: Scraper;
   readonly #pools = new Map<string, PoolState>();
-  readonly #hold: HoldOptions;
 
   constructor(opts: SchedulerOptions) {
     this.#settings = opts.settings;
-    this.#hold = { ...DEFAULT_HOLD, ...opts.hold };
     this.#logger = opts.logger ?? silentLogger;
     this.#now = opts.now ?? (() => performance.timeOrigin + performance.now());
     const random = opts.random ?? Math.random;
@@ -100,7 +95,7 @@ export class Scheduler implements EndpointPicker {
         for (const ep of change.removed) this.#scraper.unwatch(ep);
         added = change.added;
       } else {
-        pool = new PoolState(config, profile!, { settings: this.#settings, logger: this.#logger, metrics: this.#metrics, now: this.#now, hold: this.#hold });
+        pool = new PoolState(config, profile!, { settings: this.#settings, logger: this.#logger, metrics: this.#metrics, now: this.#now });
         this.#pools.set(name, pool);
         added = pool.endpoints;
       }
