@@ -1,5 +1,4 @@
 // The read side of the spool: complete lines from the committed position onwards, across segments, in write order.
-import { open, type FileHandle } from 'node:fs/promises';
 import { closeSync, openSync, readSync } from 'node:fs';
 import type { Spool } from './spool.js';
 import { segmentPath, type Position } from './spool-files.js';
@@ -16,26 +15,16 @@ export interface SpoolBatch {
 const CHUNK = 1024 * 1024;
 const NEWLINE = 0x0a;
 
-async function readAt(path: string, offset: number, length: number): Promise<Buffer | undefined> {
-  let fh: FileHandle;
-  try {
-    fh = await open(path, 'r');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-  try {
-    const buf = Buffer.allocUnsafe(length);
-    const { bytesRead } = await fh.read(buf, 0, length, offset);
-    return buf.subarray(0, bytesRead);
-  } finally {
-    await fh.close();
-  }
-}
-
+/**
+ * Reads are synchronous: the data comes from the page cache (it was written moments ago), and one read(2) of a
+ * batch costs less than the thread-pool round trips of an async open/read/close. The open segment is kept open.
+ */
 export class SpoolReader {
   readonly #spool: Spool;
   #position: Position;
+  #buffer: Buffer | undefined;
+  #fd = -1;
+  #fdSegment = -1;
 
   constructor(spool: Spool, start: Position) {
     this.#spool = spool;
@@ -51,20 +40,24 @@ export class SpoolReader {
     this.#position = position;
   }
 
-  /** Up to `max` lines after the committed position; an empty batch whose end equals it means caught up. */
-  async read(max: number): Promise<SpoolBatch> {
+  /**
+   * Up to `max` lines after the committed position; an empty batch whose end equals it means caught up. The active
+   * segment is read up to what append() had finished writing when the call began, so never half a line.
+   */
+  read(max: number): SpoolBatch {
     const lines: string[] = [];
     let { segment, offset } = this.#position;
     let torn = 0;
-    while (lines.length < max && segment <= this.#spool.activeSegment) {
-      const sealed = segment < this.#spool.activeSegment;
-      // The active segment is read only up to what append() has finished writing, so never half a line.
+    const active = this.#spool.activeSegment;
+    const activeEnd = this.#spool.activeSize;
+    while (lines.length < max && segment <= active) {
+      const sealed = segment < active;
       // Sized to what the batch can use (records average well under 1 KiB), so a batch does not read a MiB it drops;
       // never below 64 KiB, far above a record's 4 KiB bound, so one chunk always holds a whole line.
       const want = Math.min(CHUNK, Math.max(64 * 1024, (max - lines.length) * 1024));
-      const length = sealed ? want : Math.min(want, this.#spool.activeSize - offset);
+      const length = sealed ? want : Math.min(want, activeEnd - offset);
       if (length <= 0) break;
-      const chunk = await readAt(segmentPath(this.#spool.dir, segment), offset, length);
+      const chunk = this.#readAt(segment, offset, length);
       let used = 0;
       if (chunk) {
         for (let nl = chunk.indexOf(NEWLINE); nl !== -1 && lines.length < max; nl = chunk.indexOf(NEWLINE, used)) {
@@ -89,6 +82,30 @@ export class SpoolReader {
       offset = 0;
     }
     return { lines, end: { segment, offset }, torn };
+  }
+
+  /** Releases the open segment. */
+  close(): void {
+    if (this.#fd >= 0) closeSync(this.#fd);
+    this.#fd = -1;
+    this.#fdSegment = -1;
+  }
+
+  /** Up to `length` bytes at `offset` of a segment (a view valid until the next read); undefined when it is gone. */
+  #readAt(segment: number, offset: number, length: number): Buffer | undefined {
+    if (this.#fdSegment !== segment) {
+      this.close();
+      try {
+        this.#fd = openSync(segmentPath(this.#spool.dir, segment), 'r');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+        throw err;
+      }
+      this.#fdSegment = segment;
+    }
+    if (!this.#buffer || this.#buffer.length < length) this.#buffer = Buffer.allocUnsafe(Math.max(length, 64 * 1024));
+    const bytesRead = readSync(this.#fd, this.#buffer, 0, length, offset);
+    return this.#buffer.subarray(0, bytesRead);
   }
 }
 

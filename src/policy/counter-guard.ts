@@ -66,6 +66,8 @@ export class CounterGuard {
   }
 
   async #attempt<T>(op: (store: CounterStore) => Promise<T>): Promise<T> {
+    // A timer and a race per call would cost more than the in-memory operation itself.
+    if (this.#store.inProcess) return op(this.#store);
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new CounterTimeoutError(`the counter store did not answer within ${this.#timeoutMs}ms`)), this.#timeoutMs);

@@ -14,7 +14,9 @@ abstract class LabelledMetric<C> {
   readonly name: string;
   readonly help: string;
   readonly #labelNames: readonly string[];
-  readonly #children = new Map<string, { labels: Record<string, string>; child: C }>();
+  readonly #children: { labels: Record<string, string>; child: C }[] = [];
+  /** One level of maps per label, so a lookup allocates no key string. */
+  readonly #index = new Map<string, unknown>();
 
   constructor(opts: { name: string; help: string; labelNames: readonly string[]; registers: Registry[] }) {
     this.name = opts.name;
@@ -27,23 +29,32 @@ abstract class LabelledMetric<C> {
   abstract get type(): string;
   protected abstract values(child: C, labels: Record<string, string>): MetricValue[];
 
-  /** The series for these label values (in labelNames order); keep it and use it per request. */
+  /** The series for these label values (in labelNames order); keep it and use it per request where possible. */
   labels(...values: string[]): C {
-    const key = values.join('\u0000');
-    let entry = this.#children.get(key);
-    if (!entry) {
+    let level = this.#index;
+    const last = Math.max(this.#labelNames.length, 1) - 1;
+    for (let i = 0; i < last; i++) {
+      const v = values[i] ?? '';
+      let next = level.get(v) as Map<string, unknown> | undefined;
+      if (!next) level.set(v, (next = new Map()));
+      level = next;
+    }
+    const v = values[last] ?? '';
+    let child = level.get(v) as C | undefined;
+    if (child === undefined) {
       const labels: Record<string, string> = {};
       this.#labelNames.forEach((n, i) => (labels[n] = values[i] ?? ''));
-      entry = { labels, child: this.create() };
-      this.#children.set(key, entry);
+      child = this.create();
+      this.#children.push({ labels, child });
+      level.set(v, child);
     }
-    return entry.child;
+    return child;
   }
 
   /** prom-client's Registry reads metrics through get(). */
   get(): { name: string; help: string; type: string; values: MetricValue[]; aggregator: string } {
     const values: MetricValue[] = [];
-    for (const { labels, child } of this.#children.values()) values.push(...this.values(child, labels));
+    for (const { labels, child } of this.#children) values.push(...this.values(child, labels));
     return { name: this.name, help: this.help, type: this.type, values, aggregator: 'sum' };
   }
 }

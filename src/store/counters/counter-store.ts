@@ -8,6 +8,12 @@
  */
 export interface CounterStore {
   /**
+   * True when every call completes in this process's memory without waiting on I/O: such a store can be neither
+   * unavailable nor slow, so callers need no timeout around it.
+   */
+  readonly inProcess?: boolean;
+
+  /**
    * Fixed window (aligned to multiples of `windowMs` since the epoch): adds `amount` only if the count stays within
    * `limit`. A refused call consumes nothing.
    */

@@ -32,6 +32,7 @@ const SWEEP_INTERVAL_MS = 30_000;
  * @example const counters = new MemoryCounterStore(); const r = await counters.consume('quota:app1', 1, 100, 60_000);
  */
 export class MemoryCounterStore implements CounterStore {
+  readonly inProcess = true;
   readonly #windows = new Map<string, FixedWindow>();
   readonly #rolling = new Map<string, RollingLog>();
   /** Key → GCRA theoretical arrival time (also when the key can be forgotten). */

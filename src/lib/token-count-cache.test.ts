@@ -1,0 +1,39 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { TokenCountCache } from './token-count-cache.js';
+
+function counting(): { calls: string[]; cache: (maxChars: number) => TokenCountCache } {
+  const calls: string[] = [];
+  return { calls, cache: (maxChars) => new TokenCountCache((t) => (calls.push(t), t.length), maxChars) };
+}
+
+test('a text is counted once while it stays in use', () => {
+  const { calls, cache } = counting();
+  const c = cache(100);
+  assert.equal(c.count('system prompt'), 13);
+  assert.equal(c.count('system prompt'), 13);
+  assert.deepEqual(calls, ['system prompt']);
+});
+
+test('memory is bounded: texts not used for two generations are counted again', () => {
+  const { calls, cache } = counting();
+  const c = cache(10);
+  c.count('aaaaa'); // young: aaaaa (5)
+  c.count('bbbbb'); // young: aaaaa bbbbb (10)
+  c.count('ccccc'); // rotation: old = {aaaaa, bbbbb}, young = {ccccc}
+  c.count('aaaaa'); // from old, back into young (no count)
+  c.count('ddddd'); // rotation: old = {ccccc, aaaaa}, young = {ddddd}; bbbbb is gone
+  c.count('aaaaa');
+  c.count('bbbbb');
+  assert.deepEqual(calls, ['aaaaa', 'bbbbb', 'ccccc', 'ddddd', 'bbbbb']);
+});
+
+test('a text longer than a generation is counted every time, and evicts nothing', () => {
+  const { calls, cache } = counting();
+  const c = cache(10);
+  c.count('short');
+  c.count('x'.repeat(11));
+  c.count('x'.repeat(11));
+  c.count('short');
+  assert.deepEqual(calls, ['short', 'x'.repeat(11), 'x'.repeat(11)]);
+});
