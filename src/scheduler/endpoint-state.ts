@@ -126,18 +126,6 @@ export class EndpointState {
     return this.#maxRunning + (this.#metrics.waiting === 0 ? 1 : 0) - this.load;
   }
 
-  /**
-   * Requests a request sent now would have ahead of it before it runs: the engine's queue, or, once the batch
-   * capacity is known, its place behind a full batch (1 when the batch is exactly full), whichever is more. The
-   * scraped queue alone says 0 for a batch that is exactly full, where a new request waits for the next slot.
-   */
-  get wouldWait(): number {
-    const slots = this.freeSlots;
-    const behind = slots > 0 ? 0 : 1 - slots;
-    const q = this.queue;
-    return behind > q ? behind : q;
-  }
-
   /** KV-cache usage now: the scraped figure plus the prompts sent (less those finished) since, when the cache size is known. */
   get kvCacheUsage(): number {
     const m = this.#metrics;

@@ -16,15 +16,6 @@ import type { Pick, PickRequest, RequestOutcome } from './types.js';
 /** Decisions kept per pool for the fleet view. */
 const DECISIONS_KEPT = 100;
 
-/**
- * Requests flow control lets wait in an engine's own queue beyond a full batch, when the scorers prefer that engine.
- * A prompt whose long prefix an engine has cached is served far cheaper there: on another engine its prefill stalls
- * that engine's whole batch (1,500 uncached tokens ≈ 0.1 s, every running request one step later), while waiting
- * behind a request or two for a slot there costs only this request's own time. Beyond this, affinity is not worth
- * the wait, and priority applies only to requests the gateway still holds.
- */
-export const AFFINITY_HEADROOM = 2;
-
 export interface PoolDeps {
   settings: SchedulerSettings;
   logger: Logger;
@@ -210,16 +201,15 @@ export class PoolState implements PoolGauges {
   }
 
   /**
-   * Under flow control, the endpoints with a free batch slot or at most AFFINITY_HEADROOM requests beyond a full
-   * batch, when some are and some are not; otherwise every endpoint. The scorers choose among them: the queue scorer
-   * counts a full batch as a wait, so only a strong reason (the prompt's prefix cached there) sends a request to one.
+   * Under flow control, the endpoints with a free batch slot when some have one and some do not (a request sent to a
+   * full batch would wait in the engine's FIFO queue); otherwise every endpoint.
    */
   #roomy(now: number): readonly EndpointState[] {
     if (!this.#flowControl) return this.#endpoints;
     let out: EndpointState[] | null = null;
     const all = this.#endpoints;
     for (let i = 0; i < all.length; i++) {
-      const ok = all[i].freeSlots > -AFFINITY_HEADROOM;
+      const ok = all[i].freeSlots > 0;
       if (!ok && !out) out = all.slice(0, i);
       else if (ok && out) out.push(all[i]);
     }

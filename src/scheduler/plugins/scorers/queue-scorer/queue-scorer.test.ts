@@ -26,14 +26,6 @@ describe(QUEUE_SCORER, () => {
     assert.deepEqual(scores(scorer, [a, b]), [0, 1]);
   });
 
-  test('a full batch counts as one waiting: its next request waits for a slot', () => {
-    const roomy = endpoint(1, { running: 10 });
-    const full = endpoint(2, { running: 16 });
-    const behind = endpoint(3, { running: 16, waiting: 2 });
-    for (const ep of [roomy, full, behind]) ep.setBatchCapacity(16);
-    assert.deepEqual(scores(scorer, [roomy, full, behind]), [1, 2 / 3, 0]); // slots to free before it runs: 0, 1, 3
-  });
-
   test('rejects parameters it does not know', () => {
     assert.throws(() => queueScorer(QUEUE_SCORER, { x: 1 }, deps()));
   });

@@ -1,4 +1,4 @@
-// Prefers endpoints where a request would wait behind fewer others, relative to the rest of the candidates.
+// Prefers endpoints with fewer waiting requests, relative to the rest of the candidates.
 import { z } from 'zod';
 import type { Scorer, PluginFactory } from '../../../plugin-types.js';
 
@@ -7,9 +7,7 @@ export const QUEUE_SCORER = 'queue-scorer';
 const params = z.object({}).strict();
 
 /**
- * (maxQ − q) / (maxQ − minQ) over the candidates' queues, 1 for all when equal. q is what a request sent now would
- * wait behind (EndpointState.wouldWait): the scraped waiting plus picks since, or its place behind a full batch once
- * the batch capacity is known, so an exactly full batch does not look as good as one with free slots.
+ * (maxQ − q) / (maxQ − minQ) over the candidates' queues (scraped waiting plus picks since), 1 for all when equal.
  * @example queueScorer('queue-scorer', {}, deps)
  */
 export const queueScorer: PluginFactory<Scorer> = (name, raw) => {
@@ -21,12 +19,12 @@ export const queueScorer: PluginFactory<Scorer> = (name, raw) => {
       let min = Infinity;
       let max = -Infinity;
       for (const ep of candidates) {
-        const q = ep.wouldWait;
+        const q = ep.queue;
         if (q < min) min = q;
         if (q > max) max = q;
       }
       const range = max - min;
-      for (let i = 0; i < candidates.length; i++) out[i] = range === 0 ? 1 : (max - candidates[i].wouldWait) / range;
+      for (let i = 0; i < candidates.length; i++) out[i] = range === 0 ? 1 : (max - candidates[i].queue) / range;
       return true;
     },
   } satisfies Scorer;
