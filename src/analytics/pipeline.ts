@@ -255,7 +255,7 @@ export class AnalyticsPipeline {
    */
   async #store(rows: AnalyticsRecordRow[]): Promise<void> {
     try {
-      await timed(this.#records.insert(rows), this.#settings.writeTimeout, 'an analytics insert');
+      await timed(this.#records.insert(rows, this.#settings.batchSize), this.#settings.writeTimeout, 'an analytics insert');
     } catch (err) {
       if (!refusesData(err)) throw err;
       if (rows.length === 1) {

@@ -60,9 +60,20 @@ export class AnalyticsRecords {
   /** SQL of the multi-row insert by row count: building 13,000 parameters through the query builder cost more than the insert. */
   readonly #insertSql = new Map<number, { sql: string; columns: (keyof AnalyticsRecordRow)[] }>();
 
-  /** One multi-row statement; rows whose id is already stored are skipped, so replaying a batch is harmless. */
-  async insert(rows: readonly AnalyticsRecordRow[]): Promise<void> {
-    if (rows.length === 0) return;
+  /**
+   * Rows whose id is already stored are skipped, so replaying a batch is harmless. A full batch is one statement;
+   * a partial one is split into power-of-two runs, so only a handful of statement shapes are ever built and prepared.
+   */
+  async insert(rows: readonly AnalyticsRecordRow[], batchSize?: number): Promise<void> {
+    for (let at = 0; at < rows.length; ) {
+      const left = rows.length - at;
+      const n = left === batchSize || this.#insertSql.has(left) ? left : 2 ** Math.floor(Math.log2(left));
+      await this.#insertRun(rows.slice(at, at + n));
+      at += n;
+    }
+  }
+
+  async #insertRun(rows: readonly AnalyticsRecordRow[]): Promise<void> {
     let compiled = this.#insertSql.get(rows.length);
     if (!compiled) {
       const query = this.#db
@@ -71,8 +82,7 @@ export class AnalyticsRecords {
         .onConflict((oc) => oc.column('id').doNothing())
         .compile();
       compiled = { sql: query.sql, columns: Object.keys(rows[0]) as (keyof AnalyticsRecordRow)[] };
-      // Full batches repeat; the odd sizes of partial ones are not worth keeping.
-      if (this.#insertSql.size < 8) this.#insertSql.set(rows.length, compiled);
+      this.#insertSql.set(rows.length, compiled);
     }
     const params: unknown[] = [];
     for (const row of rows) for (const c of compiled.columns) params.push(row[c]);

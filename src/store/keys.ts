@@ -1,5 +1,5 @@
 // API keys, secrets and key ids: generation (uniform base62), hashing for storage, constant-time comparison.
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 /** 4 × 62: bytes below it map onto base62 uniformly with `% 62`; the rest are rejected (no modulo bias). */
@@ -43,12 +43,13 @@ export function generateKeyId(): string {
  * 238 random bits: there is nothing to brute-force, and a deterministic hash lets the hot path find a key by lookup.
  */
 export function hashKey(key: string): string {
-  return createHash('sha256').update(key).digest('hex');
+  // The one-shot hash: a third of createHash's cost, and this runs on every request.
+  return hash('sha256', key, 'hex');
 }
 
 /** Constant-time string equality; hashing first makes the lengths equal, so not even the length leaks. */
 export function safeEqual(a: string, b: string): boolean {
-  return timingSafeEqual(createHash('sha256').update(a).digest(), createHash('sha256').update(b).digest());
+  return timingSafeEqual(hash('sha256', a, 'buffer'), hash('sha256', b, 'buffer'));
 }
 
 /** Whether `secret` is the one whose hash was stored. */

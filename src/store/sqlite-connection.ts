@@ -2,9 +2,12 @@
 import SqliteDatabase from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
 import type { Tables } from './schema.js';
+import { withStatementCache } from './sqlite-statement-cache.js';
 
 /** How long a writer waits for another process's write lock before SQLITE_BUSY. */
 const BUSY_TIMEOUT_MS = 5000;
+/** Prepared statements kept: the repeated queries of the hot paths, and the analytics inserts by batch size. */
+const STATEMENTS = 64;
 
 export function openSqlite(file: string): Kysely<Tables> {
   const sqlite = new SqliteDatabase(file);
@@ -14,5 +17,5 @@ export function openSqlite(file: string): Kysely<Tables> {
   sqlite.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
   // Off by default in SQLite; apps and credentials rely on ON DELETE CASCADE.
   sqlite.pragma('foreign_keys = ON');
-  return new Kysely<Tables>({ dialect: new SqliteDialect({ database: sqlite }) });
+  return new Kysely<Tables>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite, STATEMENTS) }) });
 }

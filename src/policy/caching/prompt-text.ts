@@ -1,6 +1,6 @@
 // The text of a request's prompt that semantic caches embed: the last user message, every user message, or the
 // completions prompt; and a digest of everything else that shapes the answer (system prompt, history, tools).
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { OpenAIBody } from '../../gateway/openai-request.js';
 import { canonicalJson } from './canonical-json.js';
 
@@ -47,5 +47,5 @@ export function contextDigest(body: OpenAIBody, source: UserPromptSource): strin
     rest = messages.filter((_, i) => i !== last);
   } else rest = messages.filter((m) => m.role !== 'user');
   const text = canonicalJson({ rest, tools: body.tools, tool_choice: body.tool_choice, response_format: body.response_format, n: body.n });
-  return createHash('sha256').update(text).digest('base64url').slice(0, 22);
+  return hash('sha256', text, 'base64url').slice(0, 22);
 }

@@ -1,6 +1,6 @@
 // The exact-match key of a request: the operation, the requested and target models and every body field that can
 // change the answer, as canonical JSON, hashed (keys never carry prompt text into a shared store).
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { RequestContext } from '../../gateway/context.js';
 import type { OpenAIBody } from '../../gateway/openai-request.js';
 import { canonicalJson } from './canonical-json.js';
@@ -16,7 +16,7 @@ export function requestKey(ctx: RequestContext): string {
   const keyed: Record<string, unknown> = {};
   for (const k in body) if (!NOT_KEYED.has(k)) keyed[k] = body[k];
   const text = canonicalJson({ op: ctx.operation, model: ctx.model, target: ctx.targetModel ?? ctx.model, body: keyed });
-  return createHash('sha256').update(text).digest('base64url');
+  return hash('sha256', text, 'base64url');
 }
 
 /**
