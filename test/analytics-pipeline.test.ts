@@ -10,6 +10,9 @@ import type { AnalyticsSettings } from '../src/analytics/settings.js';
 import { AnalyticsRecords, type Database } from '../src/store/index.js';
 import { DATABASE_BACKENDS, type TestDatabase } from '../src/store/test-databases.js';
 
+/** Records reach the spool at the end of the event-loop turn that recorded them (group commit). */
+const endOfTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 for (const backend of DATABASE_BACKENDS) {
   describe(`analytics pipeline (${backend.name})`, { skip: backend.skip }, () => {
     let target: TestDatabase;
@@ -134,6 +137,7 @@ for (const backend of DATABASE_BACKENDS) {
       const { pipeline } = open(testSettings(dir, { flushInterval: '1h', segmentBytes: 4096, batchSize: 7 }));
       pipeline.start();
       for (let i = 0; i < 100; i++) pipeline.record(sampleRecord(i, { requestId: `${tag}-${i}` }));
+      await endOfTurn();
       const segments = () => readdirSync(dir).filter((f) => f.endsWith('.jsonl'));
       assert.ok(segments().length >= 10, `expected many segments, found ${segments().length}`);
       await pipeline.flush();
@@ -150,6 +154,7 @@ for (const backend of DATABASE_BACKENDS) {
       const { pipeline, registry, logs } = open(testSettings(dir, { flushInterval: '1h', maxDiskBytes: 8192, segmentBytes: 4096 }), broken);
       pipeline.start();
       for (let i = 0; i < 50; i++) pipeline.record(sampleRecord(i, { requestId: `${tag}-${i}` }));
+      await endOfTurn();
       const kept = pipeline.spooledRecords;
       assert.ok(kept > 5 && kept < 50, `kept ${kept}`);
       assert.match(await registry.metrics(), new RegExp(`tollgate_analytics_records_total\\{outcome="dropped"\\} ${50 - kept}`));

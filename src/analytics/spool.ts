@@ -73,26 +73,50 @@ export class Spool {
 
   /** `line` must end with '\n'. */
   append(line: string): AppendOutcome {
-    if (this.#fd < 0 && !this.#reopen()) return 'failed';
-    const bytes = Buffer.byteLength(line);
-    if (this.#diskBytes + bytes > this.#limits.maxDiskBytes) return 'full';
-    let written: number;
-    try {
-      written = writeSync(this.#fd, line);
-    } catch (err) {
-      this.#fail(err as Error);
-      return 'failed';
+    return this.appendLines([line]).outcome;
+  }
+
+  /**
+   * Appends whole lines (each ending with '\n') with one write(2) per segment they land in: a segment is sealed once
+   * it reaches segmentBytes, and the disk budget is checked line by line. `written` lines made it; when fewer than
+   * all, `outcome` says why the rest did not.
+   */
+  appendLines(lines: readonly string[]): { written: number; outcome: AppendOutcome } {
+    let written = 0;
+    while (written < lines.length) {
+      if (this.#fd < 0 && !this.#reopen()) return { written, outcome: 'failed' };
+      // The lines that fit in the budget and up to (and including) the one that fills the active segment.
+      let chunk = '';
+      let bytes = 0;
+      let end = written;
+      while (end < lines.length) {
+        const size = Buffer.byteLength(lines[end]);
+        if (this.#diskBytes + bytes + size > this.#limits.maxDiskBytes) break;
+        chunk += lines[end++];
+        bytes += size;
+        if (this.#activeSize + bytes >= this.#limits.segmentBytes) break;
+      }
+      if (end === written) return { written, outcome: 'full' };
+      let n: number;
+      try {
+        n = writeSync(this.#fd, chunk);
+      } catch (err) {
+        this.#fail(err as Error);
+        return { written, outcome: 'failed' };
+      }
+      this.#activeSize += n;
+      this.#diskBytes += n;
+      this.#activeDirty = true;
+      if (n !== bytes) {
+        // Disk full mid-chunk: seal the segment, whose torn last line the reader skips. The lines before the tear
+        // are in the file and will be stored; they count as written no more than the torn one does.
+        this.#fail(new Error(`short write (${n} of ${bytes} bytes)`));
+        return { written, outcome: 'failed' };
+      }
+      written = end;
+      if (this.#activeSize >= this.#limits.segmentBytes) this.rotate();
     }
-    this.#activeSize += written;
-    this.#diskBytes += written;
-    this.#activeDirty = true;
-    if (written !== bytes) {
-      // Disk full mid-line: seal the segment, whose torn last line the reader skips.
-      this.#fail(new Error(`short write (${written} of ${bytes} bytes)`));
-      return 'failed';
-    }
-    if (this.#activeSize >= this.#limits.segmentBytes) this.rotate();
-    return 'ok';
+    return { written, outcome: 'ok' };
   }
 
   /** Seals the active segment and starts the next one. */

@@ -1,5 +1,5 @@
 // Child process for the crash test: records numbered requests as fast as it can while storing them, until it is SIGKILLed.
-// Usage: node --import tsx test-crash-writer.ts DIR DATABASE_URL SCHEMA TAG — prints the count recorded so far after each burst.
+// Usage: node --import tsx test-crash-writer.ts DIR DATABASE_URL SCHEMA TAG — prints the count acknowledged so far after each burst.
 import { Registry } from 'prom-client';
 import { openDatabase } from '../store/index.js';
 import { AnalyticsPipeline } from './pipeline.js';
@@ -12,9 +12,12 @@ pipeline.start();
 
 let n = 0;
 function burst(): void {
-  for (let i = 0; i < 100; i++, n++) pipeline.record(sampleRecord(n, { requestId: `${tag}-${n}` }));
-  // Writes to a pipe are synchronous on Linux: once the parent reads n, n records have been recorded.
-  process.stdout.write(`${n}\n`);
+  for (let i = 0; i < 100; i++, n++) {
+    const count = n + 1;
+    // Reported the way the data plane answers: from record()'s callback, once the record is in the kernel. Writes to
+    // a pipe are synchronous on Linux: once the parent reads a count, that many records were acknowledged.
+    pipeline.record(sampleRecord(n, { requestId: `${tag}-${n}` }), i === 99 ? () => process.stdout.write(`${count}\n`) : undefined);
+  }
   setImmediate(burst);
 }
 burst();

@@ -59,6 +59,8 @@ export interface RequestContext {
   span: Span;
   /** Whether the answer came from a cache (analytics). */
   cacheHit?: boolean;
+  /** The usage record was written before the answer's last bytes (so finish() does not write another). */
+  recorded?: boolean;
   /** Only these endpoint addresses (host:port) may be picked: the ext_proc subset hint. */
   subset?: ReadonlySet<string>;
   /**

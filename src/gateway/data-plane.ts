@@ -269,6 +269,7 @@ export class DataPlane {
       responseTimeoutMs: mc?.responseTimeoutMs ?? up.responseTimeout,
       respond: this.hooks.respond ? (status) => this.hooks.respond!(ctx, status) : undefined,
       maxBodyBytes: this.config.settings.server.maxBodyBytes,
+      commit: this.#analytics ? (end) => this.#commit(ctx, end) : undefined,
     };
     const upstream = this.#tracer.startUpstreamSpan(ctx.span, ctx);
     this.#tracer.injectTraceparent(upstream, headers);
@@ -301,7 +302,14 @@ export class DataPlane {
     r.headers['x-request-id'] = ctx.id;
     for (const name in ctx.responseHeaders) r.headers[name] ??= ctx.responseHeaders[name];
     res.writeHead(r.status, r.headers);
-    res.end(r.body);
+    this.#commit(ctx, () => res.end(r.body));
+  }
+
+  /** Writes the usage record, then sends the answer's last bytes (`end`): see AnalyticsPipeline on group commit. */
+  #commit(ctx: RequestContext, end: () => void): void {
+    if (!this.#analytics) return end();
+    ctx.recorded = true;
+    this.#analytics.record(recordFromContext(ctx, identityOf(ctx)), end);
   }
 
   /** Accounting once a request is over, whichever way it came in: metrics, policies' response flow, access log. */
@@ -313,7 +321,7 @@ export class DataPlane {
       this.#logger.error({ err, requestId: ctx.id }, 'completing a request failed');
     }
     this.#apimMetrics?.finished(ctx);
-    this.#analytics?.record(recordFromContext(ctx, identityOf(ctx)));
+    if (!ctx.recorded) this.#analytics?.record(recordFromContext(ctx, identityOf(ctx)));
     this.#tracer.endRequestSpan(ctx.span, ctx);
     if (this.config.settings.logging.accessLog) {
       this.#logger.info(

@@ -31,6 +31,8 @@ export interface ProxyTarget {
   respond?: (status: number) => ResponseFlow | undefined;
   /** Largest answer a body-rewriting response flow holds in memory. */
   maxBodyBytes: number;
+  /** Sends the answer's last bytes (`end`) once the request is accounted for (its usage record written). */
+  commit?: (end: () => void) => void;
 }
 
 export interface ProxyResult {
@@ -183,7 +185,7 @@ class Exchange {
             if (!this.#clientGone) {
               held.headers['content-length'] = body.length;
               this.#res.writeHead(held.status, held.headers);
-              this.#res.end(body);
+              this.#end(body);
             }
             this.#flow?.end?.();
             this.#finish({});
@@ -195,9 +197,16 @@ class Exchange {
         );
       return;
     }
-    if (!this.#clientGone) this.#res.end(this.#rewriter?.end());
+    if (!this.#clientGone) this.#end(this.#rewriter?.end());
     this.#flow?.end?.();
     this.#finish({});
+  }
+
+  #end(tail: Buffer | string | undefined): void {
+    const res = this.#res;
+    const commit = this.#target.commit;
+    if (commit) commit(() => res.end(tail));
+    else res.end(tail);
   }
 
   /** An error from the current attempt: retry, answer with a fault, or cut the stream. */
