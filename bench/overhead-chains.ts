@@ -5,7 +5,7 @@
 import { manifestOf, type Manifest } from '../src/config/manifest.js';
 import type { Gateway } from '../src/gateway/gateway.js';
 
-export type Chain = 'none' | 'default' | 'full' | 'full-quiet' | 'full-traced' | 'catalogue';
+export type Chain = 'none' | 'default' | 'full' | 'full-quiet' | 'full-traced' | 'full-sampled' | 'catalogue';
 
 export const PRODUCTS = 100;
 export const KEYS = 10_000;
@@ -14,18 +14,18 @@ const manifest = (kind: string, name: string, spec: unknown): Manifest => manife
 
 /**
  * `none` and `default` run without usage records; `full` is DESIGN.md's full chain (analytics and metrics on).
- * `full-quiet` turns analytics off and `full-traced` adds a trace per request exported over OTLP (to the stub):
- * the two show what observability costs.
+ * `full-quiet` turns analytics off and `full-traced` adds a trace per request exported over OTLP (to the stub);
+ * `full-sampled` traces one request in ten, as busy production gateways usually do: they show what observability costs.
  */
 export function chainManifests(chain: Chain, upstreamUrl: string): Manifest[] {
-  const traced = chain === 'full-traced';
+  const traced = chain === 'full-traced' || chain === 'full-sampled';
   const out = [
     manifest('GatewaySettings', 'bench', {
       logging: { accessLog: false },
       // DESIGN.md's scenarios: analytics (and metrics) are part of the full chain; the plain gateway and the default
       // chain measure routing and policies alone.
-      analytics: { enabled: chain === 'full' || chain === 'full-traced' || chain === 'catalogue' },
-      ...(traced && { tracing: { endpoint: upstreamUrl } }),
+      analytics: { enabled: chain === 'full' || traced || chain === 'catalogue' },
+      ...(traced && { tracing: { endpoint: upstreamUrl, sampleRatio: chain === 'full-sampled' ? 0.1 : 1 } }),
     }),
     manifest('InferencePool', 'bench', { endpoints: [upstreamUrl] }),
     manifest('InferenceModel', 'bench', { modelName: 'bench-model', poolRef: { name: 'bench' } }),

@@ -118,6 +118,7 @@ export async function benchOverhead(o: OverheadOptions): Promise<Row[]> {
       ['full', 'tollgate full chain'],
       ['full-quiet', 'tollgate full chain, analytics off'],
       ['full-traced', 'tollgate full chain + tracing'],
+      ['full-sampled', 'tollgate full chain + tracing 10 %'],
       ['catalogue', 'tollgate full catalogue'],
     ] as const;
     for (const [chain, name] of scenarios) {
@@ -161,8 +162,24 @@ export async function benchOverhead(o: OverheadOptions): Promise<Row[]> {
     }
     const columns = ['scenario', 'rps', 'vs_bare_node', 'vs_nginx', 'vs_no_policies', 'cpu_us_per_req', 'sat_p99_ms', 'at_rate_p50_ms', 'at_rate_p99_ms', 'added_p50_ms', 'added_p99_ms', 'errors'];
     process.stdout.write(table(results, columns) + '\n');
+    // Observability's price: each observed variant of the full chain against the same chain with analytics and
+    // tracing off (request metrics are always on, so they are in both).
+    const quiet = results.find((r) => r.scenario === 'tollgate full chain, analytics off');
+    const observability = quiet
+      ? results
+          .filter((r) => ['tollgate full chain', 'tollgate full chain + tracing', 'tollgate full chain + tracing 10 %'].includes(String(r.scenario)))
+          .map((r) => ({
+            scenario: r.scenario,
+            throughput_cost: 1 - (r.rps as number) / (quiet.rps as number),
+            added_cpu_us_per_req: r.cpu_us_per_req === null || quiet.cpu_us_per_req === null ? null : (r.cpu_us_per_req as number) - (quiet.cpu_us_per_req as number),
+          }))
+      : [];
+    for (const o of observability) {
+      const cpu = o.added_cpu_us_per_req === null ? '' : `, ${o.added_cpu_us_per_req.toFixed(0)} µs more CPU per request`;
+      process.stdout.write(`observability cost of ${o.scenario} vs analytics and tracing off: ${(o.throughput_cost * 100).toFixed(1)} % of throughput${cpu}\n`);
+    }
     const meta = { bench: 'overhead', at: new Date().toISOString(), duration: o.duration, connections: o.connections, rate: o.rate, node: process.version };
-    if (o.json) writeJson(o.json, { ...meta, results });
+    if (o.json) writeJson(o.json, { ...meta, results, observability });
     if (o.svg) {
       writeSvg(o.svg, barChartSvg('tollgate bench overhead: throughput (same run)', 'req/s', [{ label: 'requests per second at saturation', bars: results.map((r) => ({ name: String(r.scenario), value: r.rps as number })) }]));
     }
