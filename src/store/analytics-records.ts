@@ -40,6 +40,8 @@ export interface AnalyticsRecordsTable {
 export type AnalyticsTables = Tables & { analytics_records: AnalyticsRecordsTable };
 export type AnalyticsRecordRow = Insertable<AnalyticsRecordsTable>;
 
+/** Rows per SQLite INSERT: about a third of a millisecond of event loop each. */
+const SQLITE_RUN = 64;
 /** Rows per retention DELETE, so each statement holds its locks briefly however large the backlog. */
 const DELETE_CHUNK = 5000;
 
@@ -61,13 +63,19 @@ export class AnalyticsRecords {
   readonly #insertSql = new Map<number, { sql: string; columns: (keyof AnalyticsRecordRow)[] }>();
 
   /**
-   * Rows whose id is already stored are skipped, so replaying a batch is harmless. A full batch is one statement;
-   * a partial one is split into power-of-two runs, so only a handful of statement shapes are ever built and prepared.
+   * Rows whose id is already stored are skipped, so replaying a batch is harmless. On PostgreSQL a full batch is one
+   * statement (one round trip). SQLite runs on the event loop, so a batch goes in runs of at most SQLITE_RUN rows
+   * with the loop free in between: requests wait for one short run, not for the whole batch. Other sizes are split
+   * into power-of-two runs, so only a handful of statement shapes are ever built and prepared.
    */
   async insert(rows: readonly AnalyticsRecordRow[], batchSize?: number): Promise<void> {
+    const sqlite = this.dialect === 'sqlite';
     for (let at = 0; at < rows.length; ) {
       const left = rows.length - at;
-      const n = left === batchSize || this.#insertSql.has(left) ? left : 2 ** Math.floor(Math.log2(left));
+      let n: number;
+      if (sqlite) n = left >= SQLITE_RUN ? SQLITE_RUN : 2 ** Math.floor(Math.log2(left));
+      else n = left === batchSize || this.#insertSql.has(left) ? left : 2 ** Math.floor(Math.log2(left));
+      if (sqlite && at > 0) await new Promise<void>((resolve) => setImmediate(resolve));
       await this.#insertRun(rows.slice(at, at + n));
       at += n;
     }
