@@ -13,6 +13,8 @@ export interface GatewayProcessArgs {
   dbSchema?: string;
   redis?: string;
   redisKeyPrefix?: string;
+  /** A spool directory that outlives the process (a restart replays it); a temporary one by default. */
+  analyticsDir?: string;
 }
 
 const args = JSON.parse(process.argv[2] ?? '{}') as GatewayProcessArgs;
@@ -34,8 +36,8 @@ process.on('SIGTERM', () => stop(0));
 process.stdin.on('end', () => stop(0));
 process.stdin.resume();
 
-const analyticsDir = mkdtempSync(join(tmpdir(), 'tollgate-replica-'));
-process.on('exit', () => rmSync(analyticsDir, { recursive: true, force: true }));
+const analyticsDir = args.analyticsDir ?? mkdtempSync(join(tmpdir(), 'tollgate-replica-'));
+if (!args.analyticsDir) process.on('exit', () => rmSync(analyticsDir, { recursive: true, force: true }));
 
 try {
   gateway = await startGateway({
