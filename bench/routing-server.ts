@@ -1,35 +1,18 @@
-// Child process of `bench routing`: a simulated fleet and a gateway in front of it, so the load generator has its
-// own event loop. Prints "ADMIN <port>" then "READY <port>"; exits on SIGTERM.
+// Child process of `bench routing`: the gateway in front of the simulated fleet (another child), so the load generator
+// has its own event loop. Prints "ADMIN <port>" then "READY <port>"; exits on SIGTERM.
 import { manifestOf } from '../src/config/manifest.js';
 import type { EndpointPickerConfigSpec } from '../src/config/inference-kinds.js';
 import { startGateway } from '../src/gateway/gateway.js';
-import { startSimFleet } from '../src/sim/index.js';
 
 export interface RoutingServerArgs {
-  endpoints: number;
+  /** The fleet's endpoints. */
+  urls: string[];
   timeScale: number;
-  seed: number;
-  maxNumSeqs: number;
-  kvBlocks: number;
-  loras?: string[];
-  maxLoras?: number;
   picker: EndpointPickerConfigSpec;
   models: { name: string; target: string; criticality?: string }[];
 }
 
-
 const args = JSON.parse(process.argv[2]) as RoutingServerArgs;
-const model = args.models.find((m) => m.criticality === undefined)?.target ?? args.models[0].target;
-const fleet = await startSimFleet({
-  replicas: args.endpoints,
-  model,
-  loras: args.loras,
-  maxLoras: args.maxLoras,
-  timeScale: args.timeScale,
-  seed: args.seed,
-  maxNumSeqs: args.maxNumSeqs,
-  kvBlocks: args.kvBlocks,
-});
 // The picker's clocks are real time; divide them by the time scale so they mean the same in simulated time.
 const ms = (simulated: number) => `${Math.max(1, Math.round(simulated / args.timeScale))}ms`;
 const gateway = await startGateway({
@@ -39,7 +22,7 @@ const gateway = await startGateway({
       logging: { level: 'error', accessLog: false },
       scheduler: { scrapeInterval: ms(50), saturation: { metricsFreshness: ms(200) }, flowControl: { maxWait: ms(30_000) } },
     }),
-    manifestOf('InferencePool', 'pool', { endpoints: fleet.urls }),
+    manifestOf('InferencePool', 'pool', { endpoints: args.urls }),
     manifestOf('EndpointPickerConfig', 'picker', { ...args.picker, poolRef: { name: 'pool' } }),
     ...args.models.map((m) =>
       manifestOf('InferenceModel', m.name.replace(/[^a-z0-9-]/gi, '-').toLowerCase(), {
@@ -57,8 +40,5 @@ const gateway = await startGateway({
 });
 process.stdout.write(`ADMIN ${gateway.adminPort}\nREADY ${gateway.port}\n`);
 process.once('SIGTERM', () => {
-  void gateway
-    .close()
-    .then(() => fleet.close())
-    .finally(() => process.exit(0));
+  void gateway.close().finally(() => process.exit(0));
 });

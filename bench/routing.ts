@@ -9,6 +9,7 @@ import { replay } from './routing-load.js';
 import { byPriority, goodput, summarize, type Summary } from './routing-stats.js';
 import { BASELINE, FLOW_CONTROL_BASELINE, STRATEGY_NAMES, strategies, type StrategyName } from './routing-strategies.js';
 import { WORKLOAD_DEFS, WORKLOADS, type PriorityClass, type WorkloadName } from './workloads.js';
+import type { RoutingFleetArgs } from './routing-fleet.js';
 import type { RoutingServerArgs } from './routing-server.js';
 
 export interface RoutingOptions {
@@ -55,7 +56,9 @@ export interface RoutingResult {
   goodput: { workload: WorkloadName; slo: number; byStrategy: Record<string, number> }[];
 }
 
-const SERVER = fileURLToPath(new URL(`./routing-server${extname(fileURLToPath(import.meta.url))}`, import.meta.url));
+const sibling = (name: string) => fileURLToPath(new URL(`./${name}${extname(fileURLToPath(import.meta.url))}`, import.meta.url));
+const SERVER = sibling('routing-server');
+const FLEET = sibling('routing-fleet');
 const PRIORITY_LABEL: Record<string, PriorityClass> = { '1': 'critical', '0': 'standard', '-1': 'sheddable' };
 
 export async function benchRouting(opts: RoutingOptions = {}): Promise<RoutingResult> {
@@ -77,8 +80,15 @@ export async function benchRouting(opts: RoutingOptions = {}): Promise<RoutingRe
     // The quick run measures the unloaded reference and the rate just below the sweep's top (near saturation).
     const rates = opts.quick ? [w.rates[0], w.rates[Math.max(1, w.rates.length - 2)]] : w.rates;
     for (const strategy of names) {
-      const args: RoutingServerArgs = { endpoints, timeScale, seed, maxNumSeqs: MAX_NUM_SEQS, kvBlocks: KV_BLOCKS, ...w.sim, picker: pickers[strategy], models: w.models };
-      const child = await startChild(SERVER, [JSON.stringify(args)], 60_000);
+      const model = w.models.find((m) => m.criticality === undefined)?.target ?? w.models[0].target;
+      const fleetArgs: RoutingFleetArgs = { endpoints, timeScale, seed, maxNumSeqs: MAX_NUM_SEQS, kvBlocks: KV_BLOCKS, model, ...w.sim };
+      const fleet = await startChild(FLEET, [JSON.stringify(fleetArgs)], 60_000);
+      const urls = fleet.lines.find((l) => l.startsWith('URLS '))!.slice(5).split(',');
+      const args: RoutingServerArgs = { urls, timeScale, picker: pickers[strategy], models: w.models };
+      const child = await startChild(SERVER, [JSON.stringify(args)], 60_000).catch(async (err: unknown) => {
+        await fleet.stop();
+        throw err;
+      });
       try {
         const admin = Number(child.lines.find((l) => l.startsWith('ADMIN '))!.slice(6));
         for (const rate of rates) {
@@ -97,6 +107,7 @@ export async function benchRouting(opts: RoutingOptions = {}): Promise<RoutingRe
         }
       } finally {
         await child.stop();
+        await fleet.stop();
       }
     }
     process.stderr.write('\r\x1b[K');

@@ -1,0 +1,30 @@
+// Child process of `bench routing`: the simulated fleet, apart from the gateway so that the engines' step timers do
+// not wait behind the gateway's work (and the reverse) on one event loop. Prints "URLS <url,...>" then "READY <port>".
+import { startSimFleet } from '../src/sim/index.js';
+
+export interface RoutingFleetArgs {
+  endpoints: number;
+  timeScale: number;
+  seed: number;
+  maxNumSeqs: number;
+  kvBlocks: number;
+  model: string;
+  loras?: string[];
+  maxLoras?: number;
+}
+
+const args = JSON.parse(process.argv[2]) as RoutingFleetArgs;
+const fleet = await startSimFleet({
+  replicas: args.endpoints,
+  model: args.model,
+  loras: args.loras,
+  maxLoras: args.maxLoras,
+  timeScale: args.timeScale,
+  seed: args.seed,
+  maxNumSeqs: args.maxNumSeqs,
+  kvBlocks: args.kvBlocks,
+});
+process.stdout.write(`URLS ${fleet.urls.join(',')}\nREADY ${new URL(fleet.urls[0]).port}\n`);
+process.once('SIGTERM', () => {
+  void fleet.close().finally(() => process.exit(0));
+});
