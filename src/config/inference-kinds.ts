@@ -106,10 +106,12 @@ export const endpointPickerConfigSpec = z
      * Tollgate's gateway-side flow control for the pool (saturation detection, holding requests once every batch is
      * full, shedding sheddable work). enabled (default true): false dispatches every request at once to the profile's
      * choice, as a plain load balancer would. batchCapacity (default 0, learnt): requests each endpoint runs at once
-     * (vLLM max-num-seqs). The defaults live in the scheduler, so specs written in code may leave them out.
+     * (vLLM max-num-seqs). reservedSlots (default 1): batch slots per endpoint only requests above priority 0 may
+     * take, while any such request runs in the pool. The defaults live in the scheduler, so specs written in code may
+     * leave them out.
      */
     flowControl: z
-      .object({ enabled: z.boolean().optional(), batchCapacity: z.number().int().min(0).optional() })
+      .object({ enabled: z.boolean().optional(), batchCapacity: z.number().int().min(0).optional(), reservedSlots: z.number().int().min(0).optional() })
       .strict()
       .optional(),
   })

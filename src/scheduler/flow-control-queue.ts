@@ -79,6 +79,11 @@ export class FlowControlQueue<T extends Queued> {
     this.#size++;
   }
 
+  /** The priority of the next item to serve (the highest queued), or undefined when empty. */
+  get headPriority(): number | undefined {
+    return this.#bands[0]?.priority;
+  }
+
   /** The next item to serve, or undefined when empty. */
   shift(): T | undefined {
     const band = this.#bands[0];

@@ -46,6 +46,11 @@ export class FlowControl {
     return this.#queue.size;
   }
 
+  /** The priority drain() would dispatch next; undefined when nothing waits. */
+  get headPriority(): number | undefined {
+    return this.#queue.headPriority;
+  }
+
   lengths(): { priority: number; length: number }[] {
     return this.#queue.lengths();
   }

@@ -15,6 +15,8 @@ import type { Pick, PickRequest, RequestOutcome } from './types.js';
 
 /** Decisions kept per pool for the fleet view. */
 const DECISIONS_KEPT = 100;
+/** flowControl.reservedSlots when not configured. */
+export const DEFAULT_RESERVED_SLOTS = 1;
 
 export interface PoolDeps {
   settings: SchedulerSettings;
@@ -44,6 +46,8 @@ export class PoolState implements PoolGauges {
   readonly #adapters = new Set<string>();
   readonly #baseModels = new Set<string>();
   #loraCapable = false;
+  /** Requests above priority 0 decided and not yet released: while there are any, flowControl.reservedSlots apply. */
+  #prioritized = 0;
 
   constructor(config: PoolConfig, profile: CompiledProfile, deps: PoolDeps) {
     this.name = config.name;
@@ -124,14 +128,17 @@ export class PoolState implements PoolGauges {
       return Promise.reject(gatewayError('TG_ERR_NO_ENDPOINTS', `no healthy endpoint with fresh metrics in pool "${this.name}"`));
     }
     if (this.#flow.size > 0) this.#drain();
-    // Whatever is still queued after draining stays ahead of this request: the pool is saturated.
-    if (this.#flowControl && (this.#flow.size > 0 || isSaturated(this.#endpoints, now, this.#deps.settings.saturation))) {
+    // Whatever is still queued after draining waits for room: this request queues too, by its priority.
+    if (this.#flowControl && (this.#flow.size > 0 || isSaturated(this.#endpoints, now, this.#deps.settings.saturation, this.#reservedFor(req.priority)))) {
       if (req.priority < 0) {
         return Promise.reject(
           gatewayError('TG_ERR_REQUEST_SHED', `pool "${this.name}" is saturated; sheddable requests are refused`, { 'retry-after': '1' }),
         );
       }
-      return this.#flow.enqueue(req);
+      const waiting = this.#flow.enqueue(req);
+      // Queued ahead of requests that wait for slots it may use (reserved ones), it can go at once.
+      this.#drain();
+      return waiting;
     }
     try {
       return this.#decide(req, now, 0);
@@ -201,15 +208,27 @@ export class PoolState implements PoolGauges {
   }
 
   /**
+   * Batch slots per endpoint a request of `priority` may not take: flowControl.reservedSlots for priority ≤ 0 while
+   * requests above priority 0 run in the pool, else none. Without them, once every batch is full a critical request
+   * waits for the next request to finish anywhere (tens of ms at best, behind an engine step) while its unloaded
+   * TTFT is one prefill; with them it finds a slot at once, and standard work loses those slots only while
+   * critical work is around.
+   */
+  #reservedFor(priority: number): number {
+    if (priority > 0 || this.#prioritized === 0) return 0;
+    return this.#config.picker?.flowControl?.reservedSlots ?? DEFAULT_RESERVED_SLOTS;
+  }
+
+  /**
    * Under flow control, the endpoints with a free batch slot when some have one and some do not (a request sent to a
    * full batch would wait in the engine's FIFO queue); otherwise every endpoint.
    */
-  #roomy(now: number): readonly EndpointState[] {
+  #roomy(now: number, reserved: number): readonly EndpointState[] {
     if (!this.#flowControl) return this.#endpoints;
     let out: EndpointState[] | null = null;
     const all = this.#endpoints;
     for (let i = 0; i < all.length; i++) {
-      const ok = all[i].freeSlots > 0;
+      const ok = all[i].freeSlots > reserved;
       if (!ok && !out) out = all.slice(0, i);
       else if (ok && out) out.push(all[i]);
     }
@@ -221,7 +240,7 @@ export class PoolState implements PoolGauges {
   #decide(req: PickRequest, now: number, queuedMs: number): Pick {
     const started = performance.now();
     const ctx: CycleContext = { request: req, now, adapter: this.#isAdapter(req.targetModel) };
-    const roomy = this.#roomy(now);
+    const roomy = this.#roomy(now, this.#reservedFor(req.priority));
     let ordered = this.#profile.pipeline.run(ctx, roomy);
     // The filters (subset hint, adapters) may keep only full endpoints: then they all compete.
     if (!ordered && roomy !== this.#endpoints) ordered = this.#profile.pipeline.run(ctx, this.#endpoints);
@@ -238,21 +257,23 @@ export class PoolState implements PoolGauges {
     const chosen = ordered[0];
     const tokens = estimateTokens(req.promptTokens, req.prompt);
     chosen.recordPick(tokens);
+    if (req.priority > 0) this.#prioritized++;
     const endpoints = new Array<PoolConfig['endpoints'][number]>(ordered.length);
     for (let i = 0; i < ordered.length; i++) endpoints[i] = ordered[i].config;
     this.#decisions.record(now, req.targetModel, chosen.address, chosen.lastScores, chosen.lastTotal, req.priority, queuedMs);
     this.#deps.metrics.observeDecision((performance.now() - started) / 1000);
-    return { endpoints, release: this.#releaser(chosen, tokens) };
+    return { endpoints, release: this.#releaser(chosen, tokens, req.priority > 0) };
   }
 
   /** release() for one pick: the chosen endpoint's in-flight count drops once; any endpoint that was unreachable is taken out. */
-  #releaser(chosen: EndpointState, tokens: number): Pick['release'] {
+  #releaser(chosen: EndpointState, tokens: number, prioritized: boolean): Pick['release'] {
     let counted: EndpointState | null = chosen;
     return (endpoint, outcome: RequestOutcome) => {
       const now = this.#deps.now();
       if (counted && endpoint.address === counted.address) {
         const ep = counted;
         counted = null;
+        if (prioritized) this.#prioritized--;
         ep.recordRelease(outcome.reached, tokens, now);
         if (!outcome.reached) this.#reportDown(ep, now);
       } else {
@@ -290,7 +311,8 @@ export class PoolState implements PoolGauges {
     if (!this.#anyEligible(now)) return 'none';
     // A reload that turned flow control off lets everything still queued go.
     if (!this.#flowControl) return 'dispatch';
-    return isSaturated(this.#endpoints, now, this.#deps.settings.saturation) ? 'wait' : 'dispatch';
+    const reserved = this.#reservedFor(this.#flow.headPriority ?? 0);
+    return isSaturated(this.#endpoints, now, this.#deps.settings.saturation, reserved) ? 'wait' : 'dispatch';
   };
 
   readonly #dispatch = (req: PickRequest, queuedMs: number): Pick => this.#decide(req, this.#deps.now(), queuedMs);

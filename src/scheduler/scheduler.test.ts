@@ -149,6 +149,28 @@ describe('Scheduler', () => {
     await assert.rejects(s.pick({ priority: -1 }), (err) => code(err) === 'request_shed');
   });
 
+  test('flowControl.reservedSlots: while critical work runs, the last free slots of each batch are kept for it', async () => {
+    const s = await setup({ urls: URLS.slice(0, 1), picker: { plugins: [{ type: 'queue-scorer' }], flowControl: { batchCapacity: 4, reservedSlots: 1 } } });
+    s.serve(0, vllmPage({ running: 2 }));
+    await s.scheduler.refresh();
+    // No critical request yet: standard work may take every slot.
+    const first = await s.pick({ priority: 0 });
+    const critical = await s.pick({ priority: 1 }); // the last slot
+    first.release(first.endpoints[0], { reached: true, status: 200 });
+    // One slot free, and it is reserved while the critical request runs: standard waits, sheddable is shed.
+    await assert.rejects(s.pick({ priority: -1 }), (err) => code(err) === 'request_shed');
+    let standardGone = false;
+    const standard = s.pick({ priority: 0 }).then((p) => ((standardGone = true), p));
+    const second = await s.pick({ priority: 1 }); // takes the reserved slot at once, ahead of the queued standard request
+    assert.equal(chosen(second), s.address(0));
+    assert.equal(standardGone, false);
+    // The critical requests end: no reservation any more, and the queued request goes.
+    critical.release(critical.endpoints[0], { reached: true, status: 200 });
+    second.release(second.endpoints[0], { reached: true, status: 200 });
+    await standard;
+    assert.equal(s.scheduler.view('p')!.queueLength, 0);
+  });
+
   test('queued requests leave by priority, then round-robin between tenants', async () => {
     const s = await setup({ urls: URLS.slice(0, 1) });
     s.serve(0, vllmPage({ waiting: 6 }));
