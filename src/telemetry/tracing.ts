@@ -119,12 +119,15 @@ class OtelRequestTracer implements RequestTracer {
   startRequestSpan(ctx: RequestContext): Span {
     const headers = ctx.headers;
     const remote = parseTraceparent(headers.traceparent, headers.tracestate);
+    const parent = remote ? trace.setSpanContext(ROOT_CONTEXT, remote) : ROOT_CONTEXT;
+    const span = this.#tracer.startSpan(ctx.method, { kind: SpanKind.SERVER }, parent);
+    // Attributes only for a recorded span: with sampling, most requests are not, and they should cost next to nothing.
+    if (!span.isRecording()) return span;
     const host = hostPort(headers.host);
     const attributes: Attributes = { [ATTR_HTTP_REQUEST_METHOD]: ctx.method, [ATTR_URL_PATH]: ctx.path };
     if (host.address !== undefined) attributes[ATTR_SERVER_ADDRESS] = host.address;
     if (host.port !== undefined) attributes[ATTR_SERVER_PORT] = host.port;
-    const parent = remote ? trace.setSpanContext(ROOT_CONTEXT, remote) : ROOT_CONTEXT;
-    return this.#tracer.startSpan(ctx.method, { kind: SpanKind.SERVER, attributes }, parent);
+    return span.setAttributes(attributes);
   }
 
   endRequestSpan(span: Span, ctx: RequestContext): void {
