@@ -4,28 +4,28 @@ import type { SchedulerSettings } from './plugin-types.js';
 
 /**
  * Whether one endpoint can take another request now: fresh metrics, healthy, queue ≤ queueDepthThreshold, KV-cache usage
- * ≤ kvCacheThreshold (the Inference Extension's rule) and, once its batch capacity is known, more free batch slots
- * than `reserved` (the slots kept for higher-priority requests; 0 for them). The last condition holds requests beyond
- * the batches in the gateway's flow-control queue, where priority and tenant fairness apply, rather than in an
- * engine's FIFO queue where neither does.
+ * ≤ kvCacheThreshold (the Inference Extension's rule) and, unless `kept` is null, more free batch slots than `kept`
+ * (the slots kept for higher-priority requests) once its batch capacity is known. The last condition holds requests
+ * beyond the batches in the gateway's flow-control queue, where priority applies, rather than in an engine's FIFO
+ * queue where it does not.
  */
-export function hasRoom(ep: EndpointState, now: number, s: SchedulerSettings['saturation'], reserved = 0): boolean {
+export function hasRoom(ep: EndpointState, now: number, s: SchedulerSettings['saturation'], kept: number | null = 0): boolean {
   return (
     ep.scrapedAt > 0 &&
     now - ep.scrapedAt <= s.metricsFreshness &&
     ep.healthy &&
     ep.queue <= s.queueDepthThreshold &&
     ep.kvCacheUsage <= s.kvCacheThreshold &&
-    ep.freeSlots > reserved
+    (kept === null || ep.freeSlots > kept)
   );
 }
 
 /**
- * Saturated (for requests that may not use `reserved` slots) when no endpoint has room (hasRoom). The queue includes the requests sent since the last scrape, so a
+ * Saturated (for requests that may not take `kept` batch slots; null: batches not checked) when no endpoint has room (hasRoom). The queue includes the requests sent since the last scrape, so a
  * burst saturates the pool before the next scrape shows it.
  */
-export function isSaturated(endpoints: readonly EndpointState[], now: number, s: SchedulerSettings['saturation'], reserved = 0): boolean {
-  for (const ep of endpoints) if (hasRoom(ep, now, s, reserved)) return false;
+export function isSaturated(endpoints: readonly EndpointState[], now: number, s: SchedulerSettings['saturation'], kept: number | null = 0): boolean {
+  for (const ep of endpoints) if (hasRoom(ep, now, s, kept)) return false;
   return true;
 }
 

@@ -98,20 +98,25 @@ describe('Scheduler', () => {
     assert.equal(view.decisions[0].queuedMs, 40);
   });
 
-  test('full batches: requests wait in the gateway (sheddable shed) and leave by priority as slots free up', async () => {
+  test('full batches: with one priority the engines queue; once priorities mix, requests wait in the gateway (sheddable shed) and leave by priority', async () => {
     const s = await setup({ urls: URLS.slice(0, 2) });
     // Both engines were seen running 8 with a queue: a batch capacity of 8, and both full.
     s.serve(0, vllmPage({ waiting: 1, running: 8 }));
     s.serve(1, vllmPage({ waiting: 2, running: 8 }));
     await s.scheduler.refresh();
     assert.equal(s.scheduler.view('p')!.endpoints[0].batchCapacity, 8);
-    assert.equal(s.scheduler.view('p')!.saturated, true); // waiting ≤ 5 everywhere, yet no free batch slot
+    // Only standard work: an engine's FIFO queue serves it in the gateway's order anyway (waiting ≤ 5: room).
+    assert.equal(s.scheduler.view('p')!.saturated, false);
+    const first = s.scheduler.pick(request(s.pool, { priority: 0 }));
+    assert.ok(!(first instanceof Promise));
+    // Now a standard request runs: requests of other priorities see the full batches.
     await assert.rejects(s.pick({ priority: -1 }), (err) => code(err) === 'request_shed');
     const order: string[] = [];
-    const standard = s.pick({ priority: 0, targetModel: 'standard' }).then((p) => (order.push('standard'), p));
     const critical = s.pick({ priority: 1, targetModel: 'critical' }).then((p) => (order.push('critical'), p));
-    // Endpoint 1 frees two slots: the critical request goes first, and to it, not to the full endpoint 0.
-    s.serve(1, vllmPage({ waiting: 0, running: 6 }));
+    const standard = s.pick({ priority: 0, targetModel: 'standard' }).then((p) => (order.push('standard'), p));
+    assert.equal(s.scheduler.view('p')!.queueLength, 2);
+    // Endpoint 1 frees slots: the critical request goes first, and to it, not to the full endpoint 0.
+    s.serve(1, vllmPage({ waiting: 0, running: 5 }));
     s.advance(10);
     await s.scheduler.refresh();
     const [a, b] = await Promise.all([critical, standard]);
@@ -140,12 +145,14 @@ describe('Scheduler', () => {
     assert.equal(s.scheduler.view('p')!.queueLength, 0);
   });
 
-  test('flowControl.batchCapacity replaces the learnt capacity: a batch is full at exactly that many', async () => {
-    const s = await setup({ urls: URLS.slice(0, 1), picker: { plugins: [{ type: 'queue-scorer' }], flowControl: { batchCapacity: 6 } } });
+  test('flowControl.batchCapacity replaces the learnt capacity', async () => {
+    const s = await setup({ urls: URLS.slice(0, 1), picker: { plugins: [{ type: 'queue-scorer' }], flowControl: { batchCapacity: 8 } } });
     s.serve(0, vllmPage({ waiting: 0, running: 6 }));
     await s.scheduler.refresh();
-    assert.equal(s.scheduler.view('p')!.endpoints[0].batchCapacity, 6);
-    // Learnt, the bound would allow a seventh while the engine shows no queue; configured, it does not.
+    assert.equal(s.scheduler.view('p')!.endpoints[0].batchCapacity, 8);
+    await s.pick({ priority: 0 });
+    // 7 running: learnt (6 seen, one more allowed) the batch would be full and a sheddable request shed; configured, one slot is free.
+    await s.pick({ priority: -1 });
     await assert.rejects(s.pick({ priority: -1 }), (err) => code(err) === 'request_shed');
   });
 
