@@ -45,7 +45,7 @@ export async function replay(requests: BenchRequest[], opts: ReplayOptions): Pro
     const t0 = performance.now();
     const outcome: Outcome = { priority: req.priority, status: 0, ttft: NaN, e2e: NaN, outputTokens: 0 };
     try {
-      const body = JSON.stringify({ model: req.model, messages: req.messages, max_tokens: req.maxTokens, stream: true, stream_options: { include_usage: true } });
+      const body = JSON.stringify({ model: req.model, messages: req.messages, max_tokens: req.maxTokens, ignore_eos: true, stream: true, stream_options: { include_usage: true } });
       const r = await pool.request({ path: '/v1/chat/completions', method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: abort.signal });
       outcome.status = r.statusCode;
       let tail = '';

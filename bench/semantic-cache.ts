@@ -84,7 +84,7 @@ export async function benchSemanticCache(opts: SemanticCacheBenchOptions = {}): 
   const hit: number[] = [];
   let hits = 0;
   try {
-    const ask = (content: string) => ({ model: 'bench-model', max_tokens: maxTokens, messages: [{ role: 'user', content }] });
+    const ask = (content: string) => ({ model: 'bench-model', max_tokens: maxTokens, ignore_eos: true, messages: [{ role: 'user', content }] });
     for (let i = 0; i < questions; i++) {
       const topic = `${TOPICS[i % TOPICS.length]} (part ${i + 1})`;
       model.push((await timed(sim, ask(`Please explain ${topic} in simple words.`))).ms);

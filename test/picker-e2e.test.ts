@@ -18,7 +18,8 @@ function chat(url: string, model: string, content: string, opts: { system?: stri
   return fetch(`${url}/v1/chat/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ model, messages, max_tokens: opts.maxTokens ?? 4 }),
+    // Exactly maxTokens (vLLM's ignore_eos): the load each test builds depends on how long its requests run.
+    body: JSON.stringify({ model, messages, max_tokens: opts.maxTokens ?? 4, ignore_eos: true }),
     signal: opts.signal,
   });
 }

@@ -63,6 +63,8 @@ export function generationJob(endpoint: GenerationEndpoint, body: unknown, catal
   let stream: boolean;
   let includeUsage = false;
   let seed: number | null | undefined;
+  let ignoreEos: boolean | null | undefined;
+  let minTokens: number | null | undefined;
   if (endpoint === 'chat') {
     const r = parse(chatRequest, body);
     model = r.model;
@@ -71,6 +73,7 @@ export function generationJob(endpoint: GenerationEndpoint, body: unknown, catal
     maxTokens = r.max_completion_tokens ?? r.max_tokens;
     includeUsage = r.stream_options?.include_usage === true;
     seed = r.seed;
+    ({ ignore_eos: ignoreEos, min_tokens: minTokens } = r);
   } else if (endpoint === 'completions') {
     const r = parse(completionRequest, body);
     model = r.model;
@@ -79,6 +82,7 @@ export function generationJob(endpoint: GenerationEndpoint, body: unknown, catal
     maxTokens = r.max_tokens;
     includeUsage = r.stream_options?.include_usage === true;
     seed = r.seed;
+    ({ ignore_eos: ignoreEos, min_tokens: minTokens } = r);
   } else {
     const r = parse(responsesRequest, body);
     model = r.model;
@@ -86,6 +90,7 @@ export function generationJob(endpoint: GenerationEndpoint, body: unknown, catal
     prompt = tokenize(() => chatPrompt(responsesMessages(r)));
     maxTokens = r.max_output_tokens;
     seed = r.seed;
+    ({ ignore_eos: ignoreEos, min_tokens: minTokens } = r);
   }
   const lora = resolveModel(model, catalog);
   const modelKey = lora ?? catalog.models[0];
@@ -101,14 +106,16 @@ export function generationJob(endpoint: GenerationEndpoint, body: unknown, catal
   const textSeed = hashInts(prompt.tokens, 0, prompt.tokens.length, hashString(`${catalog.seed}:${seed ?? ''}`));
   let outputTokens: number;
   let finishReason: FinishReason;
-  if (maxTokens != null) {
-    // The simulated model always runs to max_tokens, so callers (quota tests, benchmarks) get exact lengths.
-    outputTokens = maxTokens;
+  // Like a real model, the simulated one ends its answer at a natural length (end of sequence), max_tokens being only
+  // a cap; `ignore_eos` (vLLM's, what benchmarks use for exact lengths) runs it to max_tokens.
+  const cap = maxTokens ?? room;
+  if (ignoreEos === true) {
+    outputTokens = cap;
     finishReason = 'length';
   } else {
-    const natural = drawOutputLength(textSeed, catalog.maxOutputTokens);
-    outputTokens = Math.min(natural, room);
-    finishReason = natural > room ? 'length' : 'stop';
+    const natural = Math.max(drawOutputLength(textSeed, catalog.maxOutputTokens), minTokens ?? 0);
+    outputTokens = Math.min(natural, cap);
+    finishReason = natural > cap ? 'length' : 'stop';
   }
   const ctx = { model, includeUsage, finishReason };
   const format =

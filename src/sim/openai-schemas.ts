@@ -10,6 +10,9 @@ const generation = {
   stream_options: z.object({ include_usage: z.boolean().nullish() }).loose().nullish(),
   /** Mixed into the text seed, so the same prompt with another seed reads differently. */
   seed: z.number().int().nullish(),
+  /** vLLM's sampling extras: generate to max_tokens regardless of end-of-sequence, or at least this many tokens. */
+  ignore_eos: z.boolean().nullish(),
+  min_tokens: z.number().int().min(0).nullish(),
 };
 
 const contentPart = z.object({ type: z.string().optional(), text: z.string().optional() }).loose();

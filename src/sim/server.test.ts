@@ -73,6 +73,20 @@ describe('sim server: OpenAI surface', () => {
     assert.notEqual(c.choices[0].message.content, a.choices[0].message.content);
   });
 
+  test('max_tokens is a cap: the answer ends at its natural length under it; ignore_eos runs to it; min_tokens lengthens', async () => {
+    const req = { model: MODEL, messages: [{ role: 'user', content: 'Tell me a story about a lighthouse.' }] };
+    const natural = (await (await postJson(`${sim.url}/v1/chat/completions`, req)).json()).usage.completion_tokens;
+    const capped = await (await postJson(`${sim.url}/v1/chat/completions`, { ...req, max_tokens: natural + 500 })).json();
+    assert.equal(capped.usage.completion_tokens, natural);
+    assert.equal(capped.choices[0].finish_reason, 'stop');
+    const exact = await (await postJson(`${sim.url}/v1/chat/completions`, { ...req, max_tokens: natural + 500, ignore_eos: true })).json();
+    assert.equal(exact.usage.completion_tokens, natural + 500);
+    assert.equal(exact.choices[0].finish_reason, 'length');
+    const longer = await (await postJson(`${sim.url}/v1/chat/completions`, { ...req, max_tokens: natural + 500, min_tokens: natural + 20 })).json();
+    assert.equal(longer.usage.completion_tokens, natural + 20);
+    assert.equal(longer.choices[0].finish_reason, 'stop');
+  });
+
   test('streamed chat: role first, one chunk per token, finish, usage chunk with empty choices, [DONE]', async () => {
     const res = await postJson(`${sim.url}/v1/chat/completions`, {
       model: 'sql-lora',
