@@ -1,8 +1,10 @@
 // Child process of `bench routing`: the simulated fleet, apart from the gateway so that the engines' step timers do
-// not wait behind the gateway's work (and the reverse) on one event loop. Prints "URLS <url,...>" then "READY <port>".
+// not wait behind the gateway's work (and the reverse) on one event loop. Replica i listens on port + i; prints
+// "READY <port>".
 import { startSimFleet } from '../src/sim/index.js';
 
 export interface RoutingFleetArgs {
+  port: number;
   endpoints: number;
   timeScale: number;
   seed: number;
@@ -15,6 +17,7 @@ export interface RoutingFleetArgs {
 
 const args = JSON.parse(process.argv[2]) as RoutingFleetArgs;
 const fleet = await startSimFleet({
+  port: args.port,
   replicas: args.endpoints,
   model: args.model,
   loras: args.loras,
@@ -24,7 +27,7 @@ const fleet = await startSimFleet({
   maxNumSeqs: args.maxNumSeqs,
   kvBlocks: args.kvBlocks,
 });
-process.stdout.write(`URLS ${fleet.urls.join(',')}\nREADY ${new URL(fleet.urls[0]).port}\n`);
+process.stdout.write(`READY ${args.port}\n`);
 process.once('SIGTERM', () => {
   void fleet.close().finally(() => process.exit(0));
 });
