@@ -29,7 +29,7 @@ export function benchCommand(): Command {
     });
   bench
     .command('routing')
-    .description('routing strategies (random, least-requests, tollgate) on a time-scaled simulated fleet, several workloads')
+    .description('routing strategies (round-robin, least-requests, round-robin behind flow control, tollgate) on a time-scaled simulated fleet, several workloads')
     .option('--quick', 'two rates per workload over shorter windows (≤ 90 s)')
     .option('--workloads <list>', `comma-separated, of ${WORKLOADS.join(', ')}`, parseWorkloads)
     .option('--json <file>', 'write results as JSON', 'bench/results/routing.json')

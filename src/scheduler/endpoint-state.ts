@@ -96,6 +96,22 @@ export class EndpointState {
     return q > 0 ? q : 0;
   }
 
+  /**
+   * Requests waiting in the engine now, as saturation sees it. What this gateway sent since the scrape waits only when
+   * the engine was already queueing then, or beyond its known batch capacity; otherwise the engine runs it at once
+   * (a fast server scraped between answers shows nothing running, and its in-flight requests are not a queue).
+   * `queue`, which counts every request sent since the scrape, stays the scorers' signal against bursts.
+   */
+  get engineQueue(): number {
+    const m = this.#metrics;
+    const sent = this.#picksSinceScrape - this.#doneSinceScrape;
+    if (m.waiting > 0) return m.waiting + sent > 0 ? m.waiting + sent : 0;
+    const known = this.#configuredCapacity > 0 || this.#maxRunning >= MIN_LEARNT_CAPACITY;
+    if (!known) return 0;
+    const overflow = m.running + sent - this.batchCapacity;
+    return overflow > 0 ? overflow : 0;
+  }
+
   /** Waiting plus running requests now, never below what this gateway alone has outstanding. */
   get load(): number {
     const l = this.#metrics.waiting + this.#metrics.running + this.#picksSinceScrape - this.#doneSinceScrape;

@@ -38,6 +38,23 @@ describe('isSaturated', () => {
     ep.recordRelease(true, 1, NOW);
     assert.equal(isSaturated([ep], NOW, SETTINGS.saturation), false);
   });
+
+  test('picks since the scrape to an engine that showed no queue wait only beyond its batch capacity', () => {
+    // Unknown capacity (never seen running MIN_LEARNT_CAPACITY): a fast server scraped between answers.
+    const fast = endpoint(1, { waiting: 0, running: 0 }, NOW);
+    for (let i = 0; i < 32; i++) fast.recordPick(1);
+    assert.equal(fast.queue, 32, 'the scorers still see the burst');
+    assert.equal(fast.engineQueue, 0);
+    assert.equal(isSaturated([fast], NOW, SETTINGS.saturation), false);
+    // Known capacity 8 with 2 running: 6 more start at once, the rest wait.
+    const batched = endpoint(2, { waiting: 0, running: 2 }, NOW);
+    batched.setBatchCapacity(8);
+    for (let i = 0; i < 11; i++) batched.recordPick(1);
+    assert.equal(batched.engineQueue, 5);
+    batched.recordPick(1);
+    assert.equal(batched.engineQueue, 6);
+    assert.equal(isSaturated([batched], NOW, SETTINGS.saturation), true);
+  });
 });
 
 describe('utilization', () => {

@@ -3,7 +3,7 @@ import type { EndpointState } from './endpoint-state.js';
 import type { SchedulerSettings } from './plugin-types.js';
 
 /**
- * Whether one endpoint can take another request now: fresh metrics, healthy, queue ≤ queueDepthThreshold, KV-cache usage
+ * Whether one endpoint can take another request now: fresh metrics, healthy, engine queue ≤ queueDepthThreshold, KV-cache usage
  * ≤ kvCacheThreshold (the Inference Extension's rule) and, unless `kept` is null, more free batch slots than `kept`
  * (the slots kept for higher-priority requests) once its batch capacity is known. The last condition holds requests
  * beyond the batches in the gateway's flow-control queue, where priority applies, rather than in an engine's FIFO
@@ -14,7 +14,7 @@ export function hasRoom(ep: EndpointState, now: number, s: SchedulerSettings['sa
     ep.scrapedAt > 0 &&
     now - ep.scrapedAt <= s.metricsFreshness &&
     ep.healthy &&
-    ep.queue <= s.queueDepthThreshold &&
+    ep.engineQueue <= s.queueDepthThreshold &&
     ep.kvCacheUsage <= s.kvCacheThreshold &&
     (kept === null || ep.freeSlots > kept)
   );
