@@ -5,7 +5,7 @@ import { connect } from 'node:net';
 import { request } from 'undici';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { freePort } from '../src/lib/ports.js';
-import { json, sleep, startStub } from './helpers/stub-upstream.js';
+import { json, sleep, startStub, type StubRequest } from './helpers/stub-upstream.js';
 import { manifest, poolAndModel, settings } from './helpers/manifests.js';
 
 const CHAT = { model: 'm', messages: [{ role: 'user', content: 'hello' }] };
@@ -156,6 +156,24 @@ describe('streaming', async () => {
     await it.next();
     r.body.destroy();
     await Promise.race([closed, sleep(3000).then(() => assert.fail('upstream request was not aborted'))]);
+  });
+
+  test('a client that leaves before the model server answers does not take the endpoint out', async () => {
+    const answer = (res: StubRequest['res']) => json(res, 200, { choices: [], usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 } });
+    stub.handler = async ({ res }) => {
+      await sleep(300);
+      answer(res);
+    };
+    const abort = new AbortController();
+    const gone = request(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(CHAT), signal: abort.signal });
+    await sleep(50);
+    abort.abort();
+    await assert.rejects(gone);
+    await sleep(20); // the gateway sees the close and gives the attempt up
+    stub.handler = ({ res }) => answer(res);
+    // Before the fix, the abandoned attempt counted as "could not reach it": 503 until the next scrape.
+    const next = await post(gw, CHAT);
+    assert.equal(next.statusCode, 200, await next.body.text());
   });
 
   test('an upstream that dies mid-stream ends the stream with an SSE error event', async () => {

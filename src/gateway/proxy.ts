@@ -110,8 +110,10 @@ class Exchange {
     this.#controller = c;
   }
 
-  release(endpoint: EndpointConfig, reached: boolean, status?: number): void {
-    this.#target.release?.(endpoint, { reached, status, outputTokens: this.#ctx.usage?.outputTokens });
+  release(endpoint: EndpointConfig, reached: boolean, status?: number, err?: Error): void {
+    // A client that left, or a deadline of ours, ends an attempt without telling anything about the endpoint.
+    const abandoned = !reached && (this.#clientGone || (err !== undefined && isTimeout(err, (err as { code?: string }).code ?? '')));
+    this.#target.release?.(endpoint, { reached, abandoned, status, outputTokens: this.#ctx.usage?.outputTokens });
   }
 
   start(status: number, headers: Record<string, string | string[] | undefined>): void {
@@ -317,13 +319,13 @@ class AttemptHandler implements Dispatcher.DispatchHandler {
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
     const reached = this.#status !== undefined;
-    this.#release(reached);
+    this.#release(reached, err);
     this.#exchange.fail(this.#retrying ? new RetryNext(err.message) : err, this.#endpoint, this.#last, reached);
   }
 
-  #release(reached: boolean): void {
+  #release(reached: boolean, err?: Error): void {
     if (this.#released) return;
     this.#released = true;
-    this.#exchange.release(this.#endpoint, reached, this.#status);
+    this.#exchange.release(this.#endpoint, reached, this.#status, err);
   }
 }

@@ -289,11 +289,11 @@ export class PoolState implements PoolGauges {
         counted = null;
         this.#running.set(priority, (this.#running.get(priority) ?? 1) - 1);
         ep.recordRelease(outcome.reached, tokens, now);
-        if (!outcome.reached) this.#reportDown(ep, now);
+        if (!outcome.reached && !outcome.abandoned) this.#reportDown(ep, now);
       } else {
         const ep = this.#byAddress.get(endpoint.address);
         if (ep && outcome.reached) ep.recordAnswered(now);
-        else if (ep) this.#reportDown(ep, now);
+        else if (ep && !outcome.abandoned) this.#reportDown(ep, now);
       }
       this.#drain();
     };

@@ -282,6 +282,14 @@ describe('Scheduler', () => {
     assert.equal((await s.pick()).endpoints.length, 2);
   });
 
+  test('an attempt tollgate abandoned (client gone, deadline) leaves the endpoint in', async () => {
+    const s = await setup({ urls: URLS.slice(0, 1) });
+    const pick = await s.pick();
+    pick.release(pick.endpoints[0], { reached: false, abandoned: true });
+    assert.ok(!s.logs.some((l) => l.msg === 'endpoint unhealthy, not picked until it recovers'));
+    assert.equal(chosen(await s.pick()), pick.endpoints[0].address);
+  });
+
   test('release counts the chosen endpoint once, however often it is called', async () => {
     const s = await setup({ urls: URLS.slice(0, 1) });
     const pick = await s.pick();

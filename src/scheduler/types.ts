@@ -21,6 +21,11 @@ export interface PickRequest {
 export interface RequestOutcome {
   /** true when the endpoint answered (any status); false when it could not be reached or failed before answering. */
   reached: boolean;
+  /**
+   * Tollgate gave up on the attempt itself before an answer (the client went away, a deadline passed): that says
+   * nothing about the endpoint's health, so it is not taken out as it is when it `reached` no one.
+   */
+  abandoned?: boolean;
   status?: number;
   outputTokens?: number;
 }
