@@ -30,13 +30,18 @@ export function messageText(content: ChatMessage['content']): string {
   return out;
 }
 
+/** One message as tollgate serializes it: "<role>: <text>\n". */
+function serializeMessage(m: ChatMessage): string {
+  return `${m.role}: ${messageText(m.content)}\n`;
+}
+
 /**
- * The prompt serialized the way tollgate sees it for token counts and prefix hashing:
- * each message as "<role>: <text>\n", in order. Completions prompts are used as they are.
+ * The prompt serialized the way tollgate sees it for token counts and prefix hashing: its messages in order.
+ * Completions prompts are used as they are.
  */
 export function serializeMessages(messages: ChatMessage[]): string {
   let out = '';
-  for (const m of messages) out += `${m.role}: ${messageText(m.content)}\n`;
+  for (const m of messages) out += serializeMessage(m);
   return out;
 }
 
@@ -47,6 +52,6 @@ export function serializeMessages(messages: ChatMessage[]): string {
  */
 export function countChatTokens(messages: ChatMessage[]): number {
   let n = 3 * messages.length;
-  for (const m of messages) n += countTextTokens(`${m.role}: ${messageText(m.content)}\n`);
+  for (const m of messages) n += countTextTokens(serializeMessage(m));
   return n;
 }

@@ -3,11 +3,11 @@ import type { EndpointState } from './endpoint-state.js';
 import type { SchedulerSettings } from './plugin-types.js';
 
 /**
- * Whether one endpoint can take another request now: fresh metrics, healthy, engine queue ≤ queueDepthThreshold, KV-cache usage
- * ≤ kvCacheThreshold (the Inference Extension's rule) and, unless `kept` is null, more free batch slots than `kept`
- * (the slots kept for higher-priority requests) once its batch capacity is known. The last condition holds requests
- * beyond the batches in the gateway's flow-control queue, where priority applies, rather than in an engine's FIFO
- * queue where it does not.
+ * Whether one endpoint can take another request now: fresh metrics, healthy, engine queue ≤ queueDepthThreshold,
+ * KV-cache usage ≤ kvCacheThreshold (the Inference Extension's rule) and, unless `kept` is null, more free batch
+ * slots than `kept` (the slots kept for higher-priority requests) once its batch capacity is known. The last
+ * condition holds requests beyond the batches in the gateway's flow-control queue, where priority applies, rather
+ * than in an engine's FIFO queue where it does not.
  */
 export function hasRoom(ep: EndpointState, now: number, s: SchedulerSettings['saturation'], kept: number | null = 0): boolean {
   return (
@@ -21,8 +21,9 @@ export function hasRoom(ep: EndpointState, now: number, s: SchedulerSettings['sa
 }
 
 /**
- * Saturated (for requests that may not take `kept` batch slots; null: batches not checked) when no endpoint has room (hasRoom). The queue includes the requests sent since the last scrape, so a
- * burst saturates the pool before the next scrape shows it.
+ * Saturated (for requests that may not take `kept` batch slots; null: batches not checked) when no endpoint has room
+ * (hasRoom). The engine queue includes the requests sent since the last scrape that cannot have started, so a burst
+ * saturates the pool before the next scrape shows it.
  */
 export function isSaturated(endpoints: readonly EndpointState[], now: number, s: SchedulerSettings['saturation'], kept: number | null = 0): boolean {
   for (const ep of endpoints) if (hasRoom(ep, now, s, kept)) return false;

@@ -74,7 +74,7 @@ export class AnalyticsRecords {
       const left = rows.length - at;
       let n: number;
       if (sqlite) n = left >= SQLITE_RUN ? SQLITE_RUN : 2 ** Math.floor(Math.log2(left));
-      else n = left === batchSize || this.#insertSql.has(left) ? left : 2 ** Math.floor(Math.log2(left));
+      else n = left === batchSize ? left : 2 ** Math.floor(Math.log2(left));
       if (sqlite && at > 0) await new Promise<void>((resolve) => setImmediate(resolve));
       await this.#insertRun(rows.slice(at, at + n));
       at += n;
