@@ -67,17 +67,21 @@ test('SIGKILL under load: every answer received has exactly one usage record aft
   await exited;
   await Promise.all(clients);
 
-  // The restart replays the spool; a graceful stop stores what is left.
+  // The restart replays the spool. Waiting for the records (rather than for a graceful stop, whose last flush is
+  // bounded in time) keeps a slow, shared machine from failing the test.
   const second = await startGatewayChild('second', args());
   children.push(second);
-  await stopGatewayChild(second.child);
-
   const db = await openDatabase(`sqlite:${join(dir, 'tollgate.db')}`, { listen: false });
   try {
-    const rows = await new AnalyticsRecords(db).kysely.selectFrom('analytics_records').select(['id', 'request_id']).where('request_id', 'like', 'kill-%').execute();
-    const byRequest = new Map<string, number>();
-    for (const r of rows) byRequest.set(r.request_id, (byRequest.get(r.request_id) ?? 0) + 1);
-    const missing = answered.filter((id) => !byRequest.has(id));
+    const stored = async () => {
+      const rows = await new AnalyticsRecords(db).kysely.selectFrom('analytics_records').select(['id', 'request_id']).where('request_id', 'like', 'kill-%').execute();
+      const byRequest = new Map<string, number>();
+      for (const r of rows) byRequest.set(r.request_id, (byRequest.get(r.request_id) ?? 0) + 1);
+      return { rows, byRequest, missing: answered.filter((id) => !byRequest.has(id)) };
+    };
+    for (let deadline = Date.now() + 60_000; (await stored()).missing.length > 0 && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 100));
+    await stopGatewayChild(second.child);
+    const { rows, byRequest, missing } = await stored();
     assert.deepEqual(missing, [], `${missing.length} of ${answered.length} answered requests have no record`);
     const duplicated = [...byRequest].filter(([, n]) => n > 1);
     assert.deepEqual(duplicated, [], 'no request is recorded twice');

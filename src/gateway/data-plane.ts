@@ -141,10 +141,7 @@ export class DataPlane {
     this.#inflight++;
     this.#serve(ctx, req, res).then(
       () => this.#done(ctx),
-      (err) => {
-        this.#send(ctx, res, this.errorResponse(ctx, err));
-        this.#done(ctx);
-      },
+      (err) => this.#send(ctx, res, this.errorResponse(ctx, err)).then(() => this.#done(ctx)),
     );
   };
 
@@ -160,14 +157,12 @@ export class DataPlane {
     }
     if (ctx.method === 'GET' && ctx.path === '/v1/models') {
       await this.hooks.authenticate?.(ctx);
-      this.#send(ctx, res, { status: 200, headers: { 'content-type': 'application/json' }, body: modelsListBody(config, this.#created) });
-      return;
+      return this.#send(ctx, res, { status: 200, headers: { 'content-type': 'application/json' }, body: modelsListBody(config, this.#created) });
     }
     if (ctx.method === 'GET' && ctx.path === '/v1/tollgate/quota') {
       if (!this.hooks.quotaReport) throw gatewayError('TG_ERR_ROUTE_NOT_FOUND', 'API keys are not in use on this gateway');
       const report = await this.hooks.quotaReport(ctx);
-      this.#send(ctx, res, { status: 200, headers: { 'content-type': 'application/json' }, body: JSON.stringify(report) });
-      return;
+      return this.#send(ctx, res, { status: 200, headers: { 'content-type': 'application/json' }, body: JSON.stringify(report) });
     }
     ctx.backend = config.routes.length > 0 ? matchRoute(config, ctx) : undefined;
     const operation = OPERATION_PATHS[ctx.path];
@@ -175,7 +170,7 @@ export class DataPlane {
     if (operation && ctx.method !== 'POST') throw gatewayError('TG_ERR_METHOD_NOT_ALLOWED', `${ctx.path} accepts POST only`);
     const raw = await readOnce();
     const decision = await this.decide(ctx, raw);
-    if (decision.kind === 'direct') this.#send(ctx, res, decision.response);
+    if (decision.kind === 'direct') await this.#send(ctx, res, decision.response);
     else if (decision.kind === 'url') await this.#forward(ctx, res, decision.endpoints, undefined, 1);
     else if (decision.kind === 'pick') await this.#forward(ctx, res, decision.pick.endpoints, decision.pick.release, 1 + config.settings.upstream.maxRetries);
   }
@@ -295,21 +290,31 @@ export class DataPlane {
     return response;
   }
 
-  #send(ctx: RequestContext, res: ServerResponse, r: ErrorResponse | DirectResponse): void {
+  /** Resolves once the answer is sent: after its usage record is written (#commit), so a drain waits for it. */
+  #send(ctx: RequestContext, res: ServerResponse, r: ErrorResponse | DirectResponse): Promise<void> {
     ctx.status = r.status;
-    if (res.headersSent || res.destroyed) return;
+    if (res.headersSent || res.destroyed) return Promise.resolve();
     r.headers['content-length'] = String(typeof r.body === 'string' ? Buffer.byteLength(r.body) : r.body.length);
     r.headers['x-request-id'] = ctx.id;
     for (const name in ctx.responseHeaders) r.headers[name] ??= ctx.responseHeaders[name];
     res.writeHead(r.status, r.headers);
-    this.#commit(ctx, () => res.end(r.body));
+    return new Promise((resolve) =>
+      this.#commit(ctx, () => {
+        res.end(r.body);
+        resolve();
+      }),
+    );
   }
 
   /** Writes the usage record, then sends the answer's last bytes (`end`): see AnalyticsPipeline on group commit. */
   #commit(ctx: RequestContext, end: () => void): void {
     if (!this.#analytics) return end();
+    this.#record(this.#analytics, ctx, end);
+  }
+
+  #record(analytics: AnalyticsPipeline, ctx: RequestContext, then?: () => void): void {
     ctx.recorded = true;
-    this.#analytics.record(recordFromContext(ctx, identityOf(ctx)), end);
+    analytics.record(recordFromContext(ctx, identityOf(ctx)), then);
   }
 
   /** Accounting once a request is over, whichever way it came in: metrics, policies' response flow, access log. */
@@ -321,7 +326,7 @@ export class DataPlane {
       this.#logger.error({ err, requestId: ctx.id }, 'completing a request failed');
     }
     this.#apimMetrics?.finished(ctx);
-    if (!ctx.recorded) this.#analytics?.record(recordFromContext(ctx, identityOf(ctx)));
+    if (this.#analytics && !ctx.recorded) this.#record(this.#analytics, ctx);
     this.#tracer.endRequestSpan(ctx.span, ctx);
     if (this.config.settings.logging.accessLog) {
       this.#logger.info(

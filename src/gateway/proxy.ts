@@ -70,6 +70,12 @@ class Exchange {
   #flow: ResponseFlow | undefined;
   /** A body-rewriting flow holds the answer (and its head) until it is complete. */
   #held: { status: number; headers: OutgoingHttpHeaders; chunks: Buffer[]; bytes: number } | null = null;
+  /**
+   * With a commit step and a content-length, the byte count that completes the answer: the chunk reaching it is kept
+   * for #end, since a client holding content-length bytes has the whole answer before `res.end()` sends anything.
+   */
+  #completeAt = Infinity;
+  #tail: Buffer | undefined;
 
   constructor(ctx: RequestContext, res: ServerResponse, pools: UpstreamPools, target: ProxyTarget, resolve: (r: ProxyResult) => void) {
     this.#ctx = ctx;
@@ -143,6 +149,7 @@ class Exchange {
       return;
     }
     if (this.#clientGone) return;
+    if (this.#target.commit && !this.#rewriter && out['content-length'] !== undefined) this.#completeAt = Number(out['content-length']);
     this.#res.writeHead(status, out);
   }
 
@@ -161,6 +168,10 @@ class Exchange {
       held.bytes += chunk.length;
       if (held.bytes > this.#target.maxBodyBytes) controller.abort(Object.assign(new Error('the answer is larger than a response policy can hold'), { code: 'TG_RESPONSE_TOO_LARGE' }));
       else held.chunks.push(chunk);
+      return;
+    }
+    if (this.#ctx.bytesOut >= this.#completeAt) {
+      this.#tail = chunk;
       return;
     }
     const out = this.#rewriter ? this.#rewriter.push(chunk) : chunk;
@@ -184,13 +195,10 @@ class Exchange {
         .then(() => this.#flow!.body!(Buffer.concat(held.chunks, held.bytes), held.status))
         .then(
           (body) => {
-            if (!this.#clientGone) {
-              held.headers['content-length'] = body.length;
-              this.#res.writeHead(held.status, held.headers);
-              this.#end(body);
-            }
-            this.#flow?.end?.();
-            this.#finish({});
+            if (this.#clientGone) return this.#ended();
+            held.headers['content-length'] = body.length;
+            this.#res.writeHead(held.status, held.headers);
+            this.#end(body);
           },
           (err: unknown) => {
             this.#headersSent = false;
@@ -199,16 +207,24 @@ class Exchange {
         );
       return;
     }
-    if (!this.#clientGone) this.#end(this.#rewriter?.end());
-    this.#flow?.end?.();
-    this.#finish({});
+    if (this.#clientGone) this.#ended();
+    else this.#end(this.#tail ?? this.#rewriter?.end());
   }
 
+  /** Sends the answer's last bytes once the commit step lets them go; the exchange is over only then. */
   #end(tail: Buffer | string | undefined): void {
-    const res = this.#res;
+    const send = () => {
+      this.#res.end(tail);
+      this.#ended();
+    };
     const commit = this.#target.commit;
-    if (commit) commit(() => res.end(tail));
-    else res.end(tail);
+    if (commit) commit(send);
+    else send();
+  }
+
+  #ended(): void {
+    this.#flow?.end?.();
+    this.#finish({});
   }
 
   /** An error from the current attempt: retry, answer with a fault, or cut the stream. */
