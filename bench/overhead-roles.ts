@@ -1,6 +1,9 @@
 // The processes of `tollgate bench overhead`, one per role: the upstream stub, the bare Node proxy (the floor),
 // and tollgate itself. Each prints "READY <port>" once listening and stops on SIGTERM.
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Pool } from 'undici';
 import { startGateway } from '../src/gateway/gateway.js';
 import { chainManifests, seedKeys, type Chain } from './overhead-chains.js';
@@ -72,10 +75,17 @@ function bareProxy(upstreamPort: number): void {
 
 /** tollgate with one of the compared policy chains; prints the API keys the load should use, then READY. */
 async function tollgate(upstreamPort: number, chain: Chain): Promise<void> {
-  const gw = await startGateway({ configPaths: [], manifests: chainManifests(chain, `http://127.0.0.1:${upstreamPort}`), port: 0, adminPort: 0, host: '127.0.0.1', watch: false });
+  // A database file, as `tollgate serve` keeps by default (sqlite:./tollgate.db): usage records are stored by the
+  // writer thread, as in production, not from the event loop as with an in-memory database.
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-bench-'));
+  const manifests = chainManifests(chain, `http://127.0.0.1:${upstreamPort}`);
+  const gw = await startGateway({ configPaths: [], manifests, port: 0, adminPort: 0, host: '127.0.0.1', watch: false, db: `sqlite:${join(dir, 'tollgate.db')}`, analyticsDir: join(dir, 'analytics') });
   if (chain !== 'none') process.stdout.write(`KEYS ${(await seedKeys(gw, 64)).join(',')}\n`);
   ready(gw.port);
-  onTerm(() => gw.close());
+  onTerm(async () => {
+    await gw.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
 }
 
 const [role, port, chain] = process.argv.slice(2);

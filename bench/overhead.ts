@@ -63,11 +63,29 @@ export function run(url: string, opts: { duration: number; connections: number; 
 function cpuMs(pid: number | undefined): number | null {
   if (pid === undefined) return null;
   try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    const ticks = Number(fields[11]) + Number(fields[12]);
+    const ticks = statTicks(`/proc/${pid}/stat`);
     let children = 0;
     for (const child of readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) children += cpuMs(Number(child)) ?? 0;
     return ticks * 10 + children;
+  } catch {
+    return null;
+  }
+}
+
+/** user + system clock ticks (10 ms) from a /proc stat file. */
+function statTicks(file: string): number {
+  const fields = readFileSync(file, 'utf8').split(') ')[1].split(' ');
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+/**
+ * CPU milliseconds of a process's main thread only: for a Node process, the event loop, which bounds its throughput
+ * on a machine with cores to spare (worker threads, like the analytics writer's, run beside it).
+ */
+function loopCpuMs(pid: number | undefined): number | null {
+  if (pid === undefined) return null;
+  try {
+    return statTicks(`/proc/${pid}/task/${pid}/stat`) * 10;
   } catch {
     return null;
   }
@@ -108,10 +126,11 @@ export async function benchOverhead(o: OverheadOptions): Promise<Row[]> {
   try {
     const stub = await startChild(roles, ['stub']);
     children.push(stub);
-    const targets: { name: string; port: number; pid?: number; keys?: string[] }[] = [{ name: 'direct (stub)', port: stub.port, pid: stub.proc.pid }];
+    // `node`: one Node process whose main thread is its event loop (nginx's work is in its worker processes).
+    const targets: { name: string; port: number; pid?: number; node?: boolean; keys?: string[] }[] = [{ name: 'direct (stub)', port: stub.port, pid: stub.proc.pid, node: true }];
     const bare = await startChild(roles, ['bare-proxy', String(stub.port)]);
     children.push(bare);
-    targets.push({ name: 'bare node:http+undici proxy', port: bare.port, pid: bare.proc.pid });
+    targets.push({ name: 'bare node:http+undici proxy', port: bare.port, pid: bare.proc.pid, node: true });
     const scenarios = [
       ['none', 'tollgate (no policies)'],
       ['default', 'tollgate default chain'],
@@ -124,7 +143,7 @@ export async function benchOverhead(o: OverheadOptions): Promise<Row[]> {
     for (const [chain, name] of scenarios) {
       const tg = await startChild(roles, ['tollgate', String(stub.port), chain], 120_000);
       children.push(tg);
-      targets.push({ name, port: tg.port, pid: tg.proc.pid, keys: keysOf(tg) });
+      targets.push({ name, port: tg.port, pid: tg.proc.pid, node: true, keys: keysOf(tg) });
     }
     if (hasNginx()) {
       const ngx = await startNginx(stub.port);
@@ -143,11 +162,14 @@ export async function benchOverhead(o: OverheadOptions): Promise<Row[]> {
       await run(url, { duration: 2, connections: o.connections, keys: t.keys });
       log(`measuring ${t.name}: ${o.duration}s at ${o.connections} connections, then ${o.duration}s at ${o.rate} req/s`);
       const cpu0 = cpuMs(t.pid);
+      const loop0 = t.node ? loopCpuMs(t.pid) : null;
       const sat = await run(url, { duration: o.duration, connections: o.connections, keys: t.keys });
       const cpu1 = cpuMs(t.pid);
-      const cpuUsPerReq = cpu0 === null || cpu1 === null ? null : ((cpu1 - cpu0) * 1000) / (sat.rps * o.duration);
+      const loop1 = t.node ? loopCpuMs(t.pid) : null;
+      const perRequest = (a: number | null, b: number | null) => (a === null || b === null ? null : ((b - a) * 1000) / (sat.rps * o.duration));
+      const cpuUsPerReq = perRequest(cpu0, cpu1);
       const fixed = await fixedRateLatency(url, '/v1/chat/completions', BODY, o.rate, o.duration, t.keys?.length ? { 'x-api-key': t.keys[0] } : {});
-      results.push({ scenario: t.name, rps: sat.rps, cpu_us_per_req: cpuUsPerReq, sat_p50_ms: sat.p50, sat_p99_ms: sat.p99, at_rate_p50_ms: fixed.p50, at_rate_p99_ms: fixed.p99, errors: sat.errors + fixed.errors });
+      results.push({ scenario: t.name, rps: sat.rps, cpu_us_per_req: cpuUsPerReq, loop_us_per_req: perRequest(loop0, loop1), sat_p50_ms: sat.p50, sat_p99_ms: sat.p99, at_rate_p50_ms: fixed.p50, at_rate_p99_ms: fixed.p99, errors: sat.errors + fixed.errors });
     }
     const direct = results[0];
     const bareRow = results.find((r) => r.scenario === 'bare node:http+undici proxy')!;
@@ -160,7 +182,7 @@ export async function benchOverhead(o: OverheadOptions): Promise<Row[]> {
       r.added_p50_ms = (r.at_rate_p50_ms as number) - (direct.at_rate_p50_ms as number);
       r.added_p99_ms = (r.at_rate_p99_ms as number) - (direct.at_rate_p99_ms as number);
     }
-    const columns = ['scenario', 'rps', 'vs_bare_node', 'vs_nginx', 'vs_no_policies', 'cpu_us_per_req', 'sat_p99_ms', 'at_rate_p50_ms', 'at_rate_p99_ms', 'added_p50_ms', 'added_p99_ms', 'errors'];
+    const columns = ['scenario', 'rps', 'vs_bare_node', 'vs_nginx', 'vs_no_policies', 'cpu_us_per_req', 'loop_us_per_req', 'sat_p99_ms', 'at_rate_p50_ms', 'at_rate_p99_ms', 'added_p50_ms', 'added_p99_ms', 'errors'];
     process.stdout.write(table(results, columns) + '\n');
     // Observability's price: each observed variant of the full chain against the same chain with analytics and
     // tracing off (request metrics are always on, so they are in both).
@@ -172,10 +194,12 @@ export async function benchOverhead(o: OverheadOptions): Promise<Row[]> {
             scenario: r.scenario,
             throughput_cost: 1 - (r.rps as number) / (quiet.rps as number),
             added_cpu_us_per_req: r.cpu_us_per_req === null || quiet.cpu_us_per_req === null ? null : (r.cpu_us_per_req as number) - (quiet.cpu_us_per_req as number),
+            added_loop_us_per_req: r.loop_us_per_req === null || quiet.loop_us_per_req === null ? null : (r.loop_us_per_req as number) - (quiet.loop_us_per_req as number),
           }))
       : [];
     for (const o of observability) {
-      const cpu = o.added_cpu_us_per_req === null ? '' : `, ${o.added_cpu_us_per_req.toFixed(0)} µs more CPU per request`;
+      const loop = o.added_loop_us_per_req === null ? '' : ` (${o.added_loop_us_per_req.toFixed(0)} µs on the event loop)`;
+      const cpu = o.added_cpu_us_per_req === null ? '' : `, ${o.added_cpu_us_per_req.toFixed(0)} µs more CPU per request${loop}`;
       process.stdout.write(`observability cost of ${o.scenario} vs analytics and tracing off: ${(o.throughput_cost * 100).toFixed(1)} % of throughput${cpu}\n`);
     }
     const meta = { bench: 'overhead', at: new Date().toISOString(), duration: o.duration, connections: o.connections, rate: o.rate, node: process.version };

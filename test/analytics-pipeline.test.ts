@@ -13,10 +13,22 @@ import { DATABASE_BACKENDS, type TestDatabase } from '../src/store/test-database
 /** Records reach the spool at the end of the event-loop turn that recorded them (group commit). */
 const endOfTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-for (const backend of DATABASE_BACKENDS) {
-  describe(`analytics pipeline (${backend.name})`, { skip: backend.skip }, () => {
+/** Stores from the event loop (an in-memory database's way) or from the writer thread with its own connection. */
+const WRITERS = [
+  { name: 'event loop', thread: false },
+  { name: 'writer thread', thread: true },
+];
+
+/** A database that cannot be reached: a file in a directory that does not exist, a port nothing listens on. */
+function unreachable(backend: string): string {
+  return backend === 'sqlite' ? `sqlite:${join(tempSpoolDirectory(), 'missing', 'test.db')}` : 'postgres://postgres@127.0.0.1:9/test';
+}
+
+for (const backend of DATABASE_BACKENDS) for (const writer of WRITERS) {
+  describe(`analytics pipeline (${backend.name}, ${writer.name})`, { skip: backend.skip }, () => {
     let target: TestDatabase;
     let db: Database;
+    let closed: Database;
     let records: AnalyticsRecords;
     let run = 0;
 
@@ -24,6 +36,8 @@ for (const backend of DATABASE_BACKENDS) {
       target = await backend.create();
       db = await target.open({ listen: false });
       records = new AnalyticsRecords(db);
+      closed = await target.open({ listen: false });
+      await closed.close();
     });
     after(async () => {
       await db?.close();
@@ -39,9 +53,11 @@ for (const backend of DATABASE_BACKENDS) {
     function ids(tag: string, n: number): string[] {
       return Array.from({ length: n }, (_, i) => `${tag}-${i}`).sort();
     }
-    function open(settings: AnalyticsSettings, database: Database = db, logger = capturingLogger()) {
+    /** `down`: the database cannot be reached (closed for the event loop, unreachable for the writer thread). */
+    function open(settings: AnalyticsSettings, { down = false } = {}, logger = capturingLogger()) {
       const registry = new Registry();
-      const pipeline = new AnalyticsPipeline({ db: database, settings, registry, logger: logger.logger });
+      const databaseUrl = writer.thread ? (down ? unreachable(backend.name) : target.url) : undefined;
+      const pipeline = new AnalyticsPipeline({ db: down ? closed : db, databaseUrl, databaseSchema: target.schema, settings, registry, logger: logger.logger });
       return { pipeline, registry, logs: logger.lines };
     }
 
@@ -89,9 +105,7 @@ for (const backend of DATABASE_BACKENDS) {
     test('records wait in the spool while the database fails, and a later process stores them once', async () => {
       const tag = tagged();
       const dir = tempSpoolDirectory();
-      const broken = await target.open({ listen: false });
-      await broken.close();
-      const down = open(testSettings(dir), broken);
+      const down = open(testSettings(dir), { down: true });
       down.pipeline.start();
       for (let i = 0; i < 40; i++) down.pipeline.record(sampleRecord(i, { requestId: `${tag}-${i}` }));
       await assert.rejects(down.pipeline.flush());
@@ -149,9 +163,7 @@ for (const backend of DATABASE_BACKENDS) {
     test('over the disk budget, records are dropped, counted and logged — never silently', async () => {
       const tag = tagged();
       const dir = tempSpoolDirectory();
-      const broken = await target.open({ listen: false });
-      await broken.close();
-      const { pipeline, registry, logs } = open(testSettings(dir, { flushInterval: '1h', maxDiskBytes: 8192, segmentBytes: 4096 }), broken);
+      const { pipeline, registry, logs } = open(testSettings(dir, { flushInterval: '1h', maxDiskBytes: 8192, segmentBytes: 4096 }), { down: true });
       pipeline.start();
       for (let i = 0; i < 50; i++) pipeline.record(sampleRecord(i, { requestId: `${tag}-${i}` }));
       await endOfTurn();

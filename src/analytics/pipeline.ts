@@ -3,18 +3,26 @@ import { mkdirSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { Registry } from 'prom-client';
 import { silentLogger, type Logger } from '../lib/logger.js';
-import { AnalyticsRecords, type AnalyticsRecordRow, type Database } from '../store/index.js';
+import { AnalyticsRecords, type Database } from '../store/index.js';
 import { backoffDelay } from './backoff.js';
 import { registerPipelineMetrics, type Outcome } from './pipeline-metrics.js';
 import { recordIdTime } from './record-id.js';
-import { recordRow, type AnalyticsRecord } from './record.js';
+import type { AnalyticsRecord } from './record.js';
+import { openRecordWriter, type RecordWriter, type RecordWriterOptions } from './record-writer.js';
 import type { AnalyticsSettings } from './settings.js';
 import { Spool, type AppendOutcome } from './spool.js';
 import { lockDirectory, readCheckpoint, segmentPath, writeCheckpoint } from './spool-files.js';
 import { scanBacklog, SpoolReader } from './spool-reader.js';
+import type { StoreOutcome } from './store-lines.js';
 
 export interface AnalyticsPipelineOptions {
   db: Database;
+  /**
+   * The URL `db` was opened with (and its PostgreSQL schema): a file or PostgreSQL database is written by a thread
+   * of its own with its own connection; without one (or in memory) records are stored from the event loop.
+   */
+  databaseUrl?: string;
+  databaseSchema?: string;
   settings: AnalyticsSettings;
   registry: Registry;
   logger?: Logger;
@@ -27,14 +35,6 @@ const SEGMENT_MAX_AGE_MS = 60_000;
 const CLOSE_WAIT_MS = 5000;
 /** At most one drop log line per this interval (each carries the count), so a full disk cannot flood the log. */
 const DROP_LOG_INTERVAL_MS = 1000;
-
-/** PostgreSQL SQLSTATE classes 22 (data exception) and 23 (constraint), SQLite's equivalents: retrying cannot help. */
-function refusesData(err: unknown): boolean {
-  const code = (err as { code?: unknown }).code;
-  if (typeof code !== 'string') return false;
-  if (/^2[23][0-9A-Z]{3}$/.test(code)) return true;
-  return code.startsWith('SQLITE_CONSTRAINT') || code === 'SQLITE_MISMATCH' || code === 'SQLITE_TOOBIG';
-}
 
 function timed<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -61,6 +61,8 @@ function timed<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
  */
 export class AnalyticsPipeline {
   readonly #records: AnalyticsRecords;
+  readonly #writerOptions: RecordWriterOptions;
+  #writer: RecordWriter | undefined;
   readonly #settings: AnalyticsSettings;
   readonly #logger: Logger;
   readonly #counts: Record<Outcome, number> = { written: 0, spooled: 0, dropped: 0 };
@@ -88,6 +90,7 @@ export class AnalyticsPipeline {
     this.#records = new AnalyticsRecords(opts.db);
     this.#settings = opts.settings;
     this.#logger = opts.logger ?? silentLogger;
+    this.#writerOptions = { db: opts.db, databaseUrl: opts.databaseUrl, databaseSchema: opts.databaseSchema, batchSize: opts.settings.batchSize, logger: this.#logger };
     registerPipelineMetrics(opts.registry, {
       counts: this.#counts,
       lagSeconds: () => this.lagSeconds,
@@ -121,6 +124,8 @@ export class AnalyticsPipeline {
       const backlog = scanBacklog(spool, from);
       this.#spool = spool;
       this.#reader = new SpoolReader(spool, from);
+      // Started with the pipeline, so the first batch does not wait for a thread to start.
+      this.#writer = openRecordWriter(this.#writerOptions);
       this.#pending = backlog.lines;
       if (backlog.first !== undefined) {
         this.#oldestPendingAt = this.#finishedAt(backlog.first);
@@ -198,6 +203,7 @@ export class AnalyticsPipeline {
     }
     this.#logDrops();
     await this.#retaining;
+    await this.#writer?.close();
     this.#reader?.close();
     this.#spool.close();
     this.#released = true;
@@ -246,17 +252,17 @@ export class AnalyticsPipeline {
         return;
       }
       if (batch.torn > 0) this.#logger.warn({ lines: batch.torn }, 'skipped analytics lines cut short by a crash while being written');
-      const rows = this.#parse(batch.lines);
-      if (rows.length > 0) {
-        this.#oldestPendingAt = this.#finishedAt(rows[0]);
-        await this.#store(rows);
+      let stored = 0;
+      if (batch.lines.length > 0) {
+        this.#oldestPendingAt = this.#finishedAt(batch.lines[0]);
+        stored = this.#dropRejected(await timed(this.#writer!.store(batch.lines), this.#settings.writeTimeout, 'an analytics insert'));
       }
       // A close() that gave up waiting has released the directory; a newer pipeline may own the checkpoint now.
       if (this.#released) return;
       await writeCheckpoint(spool.dir, batch.end);
       reader.commit(batch.end);
       spool.removeBefore(batch.end.segment);
-      this.#counts.written += rows.length;
+      this.#counts.written += stored;
       this.#pending = Math.max(0, this.#pending - batch.lines.length);
       if (this.#pending === 0) this.#oldestPendingAt = 0;
       // A short batch reached what had been written when it was read. Chasing what was appended since would, under
@@ -265,46 +271,21 @@ export class AnalyticsPipeline {
     }
   }
 
-  #parse(lines: string[]): AnalyticsRecordRow[] {
-    const rows: AnalyticsRecordRow[] = [];
-    let unreadable = 0;
-    for (const line of lines) {
-      let row: AnalyticsRecordRow | undefined;
-      try {
-        row = recordRow(JSON.parse(line));
-      } catch {
-        row = undefined;
-      }
-      if (row) rows.push(row);
-      else unreadable++;
+  /** Counts and logs what the store dropped; returns how many records it stored. */
+  #dropRejected(outcome: StoreOutcome): number {
+    if (outcome.unreadable > 0) this.#drop(outcome.unreadable, 'spooled lines could not be read back');
+    for (const { id, message } of outcome.refused) {
+      this.#logger.error({ err: { message }, id }, 'the database refused an analytics record');
+      this.#drop(1, 'the database refused the record');
     }
-    if (unreadable > 0) this.#drop(unreadable, 'spooled lines could not be read back');
-    return rows;
-  }
-
-  /**
-   * An unreachable or slow database throws, and the batch is retried later. A database that refuses the data
-   * itself would refuse it forever, so the batch is split and only the refused rows are dropped (and logged).
-   */
-  async #store(rows: AnalyticsRecordRow[]): Promise<void> {
-    try {
-      await timed(this.#records.insert(rows, this.#settings.batchSize), this.#settings.writeTimeout, 'an analytics insert');
-    } catch (err) {
-      if (!refusesData(err)) throw err;
-      if (rows.length === 1) {
-        this.#logger.error({ err, id: rows[0].id }, 'the database refused an analytics record');
-        this.#drop(1, 'the database refused the record');
-        return;
-      }
-      for (const row of rows) await this.#store([row]);
-    }
+    return outcome.stored;
   }
 
   /** When a spooled record finished: its id's timestamp (a UUIDv7 made at completion). */
-  #finishedAt(line: string | AnalyticsRecordRow): number {
+  #finishedAt(line: string): number {
     let id: unknown;
     try {
-      id = typeof line === 'string' ? (JSON.parse(line) as { id?: unknown }).id : line.id;
+      id = (JSON.parse(line) as { id?: unknown }).id;
     } catch {
       id = undefined;
     }

@@ -7,8 +7,19 @@ import { sampleRecord, testSettings } from './test-records.js';
 
 const [dir, url, schema, tag] = process.argv.slice(2);
 const db = await openDatabase(url, { schema: schema || undefined, listen: false });
-const pipeline = new AnalyticsPipeline({ db, settings: testSettings(dir, { flushInterval: '5ms', batchSize: 50 }), registry: new Registry() });
+// The writer thread stores, as in a gateway on a file or PostgreSQL database: a kill can land mid-insert there too.
+const pipeline = new AnalyticsPipeline({
+  db,
+  databaseUrl: url,
+  databaseSchema: schema || undefined,
+  settings: testSettings(dir, { flushInterval: '5ms', batchSize: 50 }),
+  registry: new Registry(),
+});
 pipeline.start();
+// The writer thread is up and connected before the load starts (from TypeScript sources it takes a while), so the
+// kill lands while batches are being stored.
+pipeline.record(sampleRecord(0, { requestId: `${tag}warmup` }));
+await pipeline.flush();
 
 let n = 0;
 function burst(): void {

@@ -88,7 +88,9 @@ export class Gateway {
     const memoryDb = (options.db ?? 'sqlite::memory:') === 'sqlite::memory:';
     this.#tempAnalyticsDir = options.analyticsDir === undefined && memoryDb ? mkdtempSync(join(tmpdir(), 'tollgate-analytics-')) : null;
     const directory = options.analyticsDir ?? this.#tempAnalyticsDir ?? config.settings.analytics.directory;
-    this.analytics = config.settings.analytics.enabled ? new AnalyticsPipeline({ db: apim.db, settings: { ...config.settings.analytics, directory }, registry, logger }) : null;
+    this.analytics = config.settings.analytics.enabled
+      ? new AnalyticsPipeline({ db: apim.db, databaseUrl: options.db, databaseSchema: options.dbSchema, settings: { ...config.settings.analytics, directory }, registry, logger })
+      : null;
     this.tracer = createRequestTracer(config.settings.tracing);
     this.#chain = extensionChain(config.manifests, { registry });
     this.picker = new Scheduler({ settings: config.settings.scheduler, logger, registry, tlsRejectUnauthorized: config.settings.upstream.tlsRejectUnauthorized });

@@ -49,7 +49,8 @@ export class AnalyticsRecords {
   readonly dialect: DialectName;
   readonly #db: Kysely<AnalyticsTables>;
 
-  constructor(db: Database) {
+  /** A Database, or in the analytics writer thread just its own connection. */
+  constructor(db: Pick<Database, 'dialect' | 'kysely'>) {
     this.dialect = db.dialect;
     this.#db = db.kysely.withTables<{ analytics_records: AnalyticsRecordsTable }>();
   }
@@ -63,19 +64,19 @@ export class AnalyticsRecords {
   readonly #insertSql = new Map<number, { sql: string; columns: (keyof AnalyticsRecordRow)[] }>();
 
   /**
-   * Rows whose id is already stored are skipped, so replaying a batch is harmless. On PostgreSQL a full batch is one
-   * statement (one round trip). SQLite runs on the event loop, so a batch goes in runs of at most SQLITE_RUN rows
+   * Rows whose id is already stored are skipped, so replaying a batch is harmless. A full batch is one statement
+   * (one round trip, one commit). SQLite on the event loop (`onEventLoop`) goes in runs of at most SQLITE_RUN rows
    * with the loop free in between: requests wait for one short run, not for the whole batch. Other sizes are split
    * into power-of-two runs, so only a handful of statement shapes are ever built and prepared.
    */
-  async insert(rows: readonly AnalyticsRecordRow[], batchSize?: number): Promise<void> {
-    const sqlite = this.dialect === 'sqlite';
+  async insert(rows: readonly AnalyticsRecordRow[], batchSize?: number, { onEventLoop = true } = {}): Promise<void> {
+    const yielding = onEventLoop && this.dialect === 'sqlite';
     for (let at = 0; at < rows.length; ) {
       const left = rows.length - at;
       let n: number;
-      if (sqlite) n = left >= SQLITE_RUN ? SQLITE_RUN : 2 ** Math.floor(Math.log2(left));
+      if (yielding) n = left >= SQLITE_RUN ? SQLITE_RUN : 2 ** Math.floor(Math.log2(left));
       else n = left === batchSize ? left : 2 ** Math.floor(Math.log2(left));
-      if (sqlite && at > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      if (yielding && at > 0) await new Promise<void>((resolve) => setImmediate(resolve));
       await this.#insertRun(rows.slice(at, at + n));
       at += n;
     }

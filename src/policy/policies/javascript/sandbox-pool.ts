@@ -3,8 +3,8 @@
 // loop or a worker for long. Idle workers do not keep the process alive.
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
+import { spawnWorker } from '../../../lib/spawn-worker.js';
 import type { SandboxJob, ScriptRef, WorkerMessage } from './sandbox-protocol.js';
-import { spawnSandboxWorker } from './spawn-worker.js';
 
 export class SandboxError extends Error {
   constructor(readonly kind: 'timeout' | 'error', message: string) {
@@ -64,7 +64,7 @@ export class SandboxPool {
 
   #spawn(): Slot {
     // Referenced until it is ready: a job may be waiting for it.
-    const slot: Slot = { worker: spawnSandboxWorker(), ready: false, current: null, watchdog: null };
+    const slot: Slot = { worker: spawnWorker(import.meta.url, 'sandbox-worker'), ready: false, current: null, watchdog: null };
     slot.worker.on('message', (m: WorkerMessage) => this.#onMessage(slot, m));
     slot.worker.on('error', () => this.#replace(slot, 'the JavaScript sandbox failed'));
     slot.worker.on('exit', () => this.#replace(slot, 'the JavaScript sandbox stopped'));

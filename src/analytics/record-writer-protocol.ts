@@ -1,0 +1,16 @@
+// Messages between the analytics pipeline and its writer thread.
+import type { StoreOutcome } from './store-lines.js';
+
+export interface WriterWorkerData {
+  url: string;
+  schema?: string;
+  batchSize: number;
+}
+
+export type WriterRequest = { type: 'store'; seq: number; text: string } | { type: 'close' };
+
+export type WriterReply =
+  | { type: 'stored'; seq: number; outcome: StoreOutcome }
+  | { type: 'failed'; seq: number; message: string; code?: string }
+  /** A pino line from the thread's database connection (pool errors), logged by the main thread's logger. */
+  | { type: 'log'; line: string };

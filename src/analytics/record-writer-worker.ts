@@ -1,0 +1,44 @@
+// The analytics writer thread: its own connection to the gateway's database, storing the batches of spool lines
+// the pipeline sends, one at a time and in order.
+import { pino } from 'pino';
+import { parentPort, workerData } from 'node:worker_threads';
+import type { Kysely } from 'kysely';
+import { AnalyticsRecords, parseDatabaseUrl, type Tables } from '../store/index.js';
+import { openPostgres } from '../store/postgres-connection.js';
+import { openSqlite } from '../store/sqlite-connection.js';
+import type { WriterReply, WriterRequest, WriterWorkerData } from './record-writer-protocol.js';
+import { storeLines } from './store-lines.js';
+
+const port = parentPort!;
+const data = workerData as WriterWorkerData;
+const post = (reply: WriterReply): void => port.postMessage(reply);
+const logger = pino({ level: 'warn', base: undefined, timestamp: false }, { write: (line: string) => post({ type: 'log', line }) });
+
+let connection: { kysely: Kysely<Tables>; records: AnalyticsRecords } | undefined;
+
+/** Opened at the first batch: the main thread has migrated the database by then. */
+function open(): AnalyticsRecords {
+  if (connection) return connection.records;
+  const target = parseDatabaseUrl(data.url);
+  const kysely = target.dialect === 'sqlite' ? openSqlite(target.file) : openPostgres({ url: target.url, schema: data.schema, poolSize: 1 }, logger);
+  connection = { kysely, records: new AnalyticsRecords({ dialect: target.dialect, kysely }) };
+  return connection.records;
+}
+
+async function store(seq: number, text: string): Promise<void> {
+  try {
+    post({ type: 'stored', seq, outcome: await storeLines(open(), text.split('\n'), { batchSize: data.batchSize, onEventLoop: false }) });
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    post({ type: 'failed', seq, message: err instanceof Error ? err.message : String(err), code: typeof code === 'string' ? code : undefined });
+  }
+}
+
+let chain = Promise.resolve();
+port.on('message', (request: WriterRequest) => {
+  if (request.type === 'store') chain = chain.then(() => store(request.seq, request.text));
+  else chain = chain.then(async () => {
+    await connection?.kysely.destroy();
+    port.close();
+  });
+});
