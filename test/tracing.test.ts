@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { capturingLogger } from '../src/analytics/test-records.js';
 import type { RequestContext } from '../src/gateway/context.js';
 import { newContext } from '../src/gateway/data-plane.js';
 import { createRequestTracer, NOOP_SPAN, NOOP_TRACER, type RequestTracer } from '../src/telemetry/tracing.js';
@@ -188,6 +189,20 @@ describe('tracing', () => {
     await t.forceFlush();
     await t.shutdown();
     assert.deepEqual(spans().map((s) => s.traceId), [CALLER_TRACE]);
+  });
+
+  test('a collector gone at shutdown costs the last spans (logged), not the stop', async () => {
+    const gone = createServer();
+    gone.listen(0, '127.0.0.1');
+    await once(gone, 'listening');
+    const port = (gone.address() as AddressInfo).port;
+    gone.close();
+    const { logger, lines } = capturingLogger();
+    const t = createRequestTracer(tracingSettingsSpec.parse({ endpoint: `http://127.0.0.1:${port}`, exportInterval: '1h' }), logger);
+    const ctx = requestContext({});
+    t.endRequestSpan(t.startRequestSpan(ctx), Object.assign(ctx, { status: 200 }));
+    await t.shutdown();
+    assert.ok(lines.some((l) => l.msg === 'the last spans could not be exported'));
   });
 
   test('off without an endpoint: constant no-op spans, headers untouched, no allocation', () => {

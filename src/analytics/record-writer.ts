@@ -76,8 +76,6 @@ class WorkerRecordWriter implements RecordWriter {
 
   #spawn(): ReturnType<typeof spawnWorker> {
     const worker = spawnWorker(import.meta.url, 'record-writer-worker', { workerData: this.#data });
-    // The pipeline closes it; a forgotten writer must not keep the process alive.
-    worker.unref();
     worker.on('message', (reply: WriterReply) => this.#reply(reply));
     worker.on('error', (err) => this.#logger.error({ err }, 'the analytics writer thread failed; it restarts with the next batch'));
     worker.on('exit', () => {
@@ -86,6 +84,9 @@ class WorkerRecordWriter implements RecordWriter {
       for (const waiting of this.#waiting.values()) waiting.reject(new Error('the analytics writer thread exited'));
       this.#waiting.clear();
     });
+    // The pipeline closes it; a forgotten writer must not keep the process alive. After the listeners: adding a
+    // 'message' listener refs the worker's port again.
+    worker.unref();
     this.#worker = worker;
     return worker;
   }

@@ -91,7 +91,7 @@ export class Gateway {
     this.analytics = config.settings.analytics.enabled
       ? new AnalyticsPipeline({ db: apim.db, databaseUrl: options.db, databaseSchema: options.dbSchema, settings: { ...config.settings.analytics, directory }, registry, logger })
       : null;
-    this.tracer = createRequestTracer(config.settings.tracing);
+    this.tracer = createRequestTracer(config.settings.tracing, logger);
     this.#chain = extensionChain(config.manifests, { registry });
     this.picker = new Scheduler({ settings: config.settings.scheduler, logger, registry, tlsRejectUnauthorized: config.settings.upstream.tlsRejectUnauthorized });
     this.picker.update(config.pools);

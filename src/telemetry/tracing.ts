@@ -1,7 +1,6 @@
 // Request tracing with OpenTelemetry: a server span per request, child spans per stage, a GenAI client span for the
 // model server with W3C traceparent propagation. When tracing is off, every call returns a constant and does nothing.
 import { INVALID_SPAN_CONTEXT, isSpanContextValid, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Span, type Tracer } from '@opentelemetry/api';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BatchSpanProcessor, NodeTracerProvider, ParentBasedSampler, TraceIdRatioBasedSampler } from '@opentelemetry/sdk-trace-node';
 import {
@@ -15,8 +14,10 @@ import {
   ATTR_URL_PATH,
 } from '@opentelemetry/semantic-conventions';
 import type { RequestContext } from '../gateway/context.js';
+import { silentLogger, type Logger } from '../lib/logger.js';
 import type { Operation } from '../gateway/openai-request.js';
 import type { TracingSettings } from './tracing-settings.js';
+import { ThreadedSpanExporter } from './threaded-span-exporter.js';
 import { formatTraceparent, parseTraceparent } from './tracing-traceparent.js';
 
 export type { Span };
@@ -104,9 +105,14 @@ class OtelRequestTracer implements RequestTracer {
   readonly enabled = true;
   readonly #provider: NodeTracerProvider;
   readonly #tracer: Tracer;
+  readonly #logger: Logger;
+  readonly #exporter: ThreadedSpanExporter;
 
-  constructor(settings: TracingSettings, endpoint: string) {
-    const exporter = new OTLPTraceExporter({ url: tracesUrl(endpoint), headers: settings.headers });
+  constructor(settings: TracingSettings, endpoint: string, logger: Logger) {
+    this.#logger = logger;
+    // OTLP encoding and sending happen on a thread of their own (ThreadedSpanExporter wraps the OTLP/HTTP exporter).
+    const exporter = new ThreadedSpanExporter(tracesUrl(endpoint), settings.headers);
+    this.#exporter = exporter;
     // Not registered globally: two gateways in one process (tests) keep their own providers.
     this.#provider = new NodeTracerProvider({
       resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: settings.serviceName }),
@@ -193,8 +199,13 @@ class OtelRequestTracer implements RequestTracer {
     return this.#provider.forceFlush();
   }
 
+  /** Exports what is left; a collector that cannot take it costs those spans (logged), never the gateway's stop. */
   shutdown(): Promise<void> {
-    return this.#provider.shutdown();
+    return this.#provider.shutdown().catch((err: unknown) => {
+      this.#logger.warn({ err }, 'the last spans could not be exported');
+      // The provider stops at the failed export without shutting its exporter down: its thread would stay.
+      return this.#exporter.shutdown();
+    });
   }
 }
 
@@ -205,6 +216,6 @@ class OtelRequestTracer implements RequestTracer {
  * ctx.span = tracer.startRequestSpan(ctx);
  * const up = tracer.startUpstreamSpan(ctx.span, ctx); tracer.injectTraceparent(up, headers);
  */
-export function createRequestTracer(settings: TracingSettings): RequestTracer {
-  return settings.endpoint === undefined ? NOOP_TRACER : new OtelRequestTracer(settings, settings.endpoint);
+export function createRequestTracer(settings: TracingSettings, logger: Logger = silentLogger): RequestTracer {
+  return settings.endpoint === undefined ? NOOP_TRACER : new OtelRequestTracer(settings, settings.endpoint, logger);
 }

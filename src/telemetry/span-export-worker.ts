@@ -1,0 +1,58 @@
+// The span export thread: turns finished spans back into the SDK's ReadableSpan shape and exports them with the
+// OTLP/HTTP exporter, so serializing and sending traces does not take the event loop that serves requests.
+import { parentPort, workerData } from 'node:worker_threads';
+import { createTraceState, type SpanContext } from '@opentelemetry/api';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import type { ExportReply, ExportRequest, ExportWorkerData, PlainSpan, PlainSpanContext } from './span-export-protocol.js';
+
+const port = parentPort!;
+const data = workerData as ExportWorkerData;
+const exporter = new OTLPTraceExporter({ url: data.url, headers: data.headers });
+const post = (reply: ExportReply): void => port.postMessage(reply);
+
+function context(c: PlainSpanContext): SpanContext {
+  return { traceId: c.traceId, spanId: c.spanId, traceFlags: c.traceFlags, isRemote: c.isRemote, traceState: c.traceState === undefined ? undefined : createTraceState(c.traceState) };
+}
+
+function readable(s: PlainSpan, resource: Resource): ReadableSpan {
+  const own = context(s.context);
+  return {
+    name: s.name,
+    kind: s.kind,
+    spanContext: () => own,
+    parentSpanContext: s.parent && context(s.parent),
+    startTime: s.startTime,
+    endTime: s.endTime,
+    duration: s.duration,
+    ended: true,
+    status: s.status,
+    attributes: s.attributes,
+    links: s.links.map((l) => ({ ...l, context: context(l.context) })),
+    events: s.events,
+    resource,
+    instrumentationScope: s.scope,
+    droppedAttributesCount: s.droppedAttributesCount,
+    droppedEventsCount: s.droppedEventsCount,
+    droppedLinksCount: s.droppedLinksCount,
+  };
+}
+
+const fail = (seq: number, err: unknown): void => post({ type: 'done', seq, code: 1, error: err instanceof Error ? err.message : String(err) });
+
+port.on('message', (request: ExportRequest) => {
+  const { seq } = request;
+  if (request.type === 'export') {
+    try {
+      const resource = resourceFromAttributes(request.resource);
+      exporter.export(request.spans.map((s) => readable(s, resource)), (result) => post({ type: 'done', seq, code: result.code, error: result.error?.message }));
+    } catch (err) {
+      fail(seq, err);
+    }
+  } else if (request.type === 'flush') {
+    exporter.forceFlush().then(() => post({ type: 'done', seq, code: 0 }), (err) => fail(seq, err));
+  } else {
+    exporter.shutdown().then(() => post({ type: 'done', seq, code: 0 }), (err) => fail(seq, err)).finally(() => port.close());
+  }
+});
