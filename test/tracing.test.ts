@@ -5,6 +5,7 @@ import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { capturingLogger } from '../src/analytics/test-records.js';
+import { freePort } from '../src/lib/ports.js';
 import type { RequestContext } from '../src/gateway/context.js';
 import { newContext } from '../src/gateway/data-plane.js';
 import { createRequestTracer, NOOP_SPAN, NOOP_TRACER, type RequestTracer } from '../src/telemetry/tracing.js';
@@ -192,11 +193,7 @@ describe('tracing', () => {
   });
 
   test('a collector gone at shutdown costs the last spans (logged), not the stop', async () => {
-    const gone = createServer();
-    gone.listen(0, '127.0.0.1');
-    await once(gone, 'listening');
-    const port = (gone.address() as AddressInfo).port;
-    gone.close();
+    const port = await freePort();
     const { logger, lines } = capturingLogger();
     const t = createRequestTracer(tracingSettingsSpec.parse({ endpoint: `http://127.0.0.1:${port}`, exportInterval: '1h' }), logger);
     const ctx = requestContext({});

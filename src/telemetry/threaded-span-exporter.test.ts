@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { SpanKind, SpanStatusCode, createTraceState } from '@opentelemetry/api';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { freePort } from '../lib/ports.js';
 import { ThreadedSpanExporter } from './threaded-span-exporter.js';
 
 function span(name: string): ReadableSpan {
@@ -64,11 +65,7 @@ test('spans cross to the export thread whole: OTLP JSON with resource, parent, s
 });
 
 test('an unreachable collector fails the export instead of hanging; after shutdown exports fail at once', async () => {
-  const idle = createServer();
-  idle.listen(0, '127.0.0.1');
-  await once(idle, 'listening');
-  const port = (idle.address() as AddressInfo).port;
-  idle.close();
+  const port = await freePort();
   const exporter = new ThreadedSpanExporter(`http://127.0.0.1:${port}/v1/traces`, {});
   // The export thread is unref'd (it must not hold a process open): something has to while the export retries.
   const alive = setInterval(() => {}, 1000);
