@@ -95,10 +95,10 @@ export async function benchRouting(opts: RoutingOptions = {}): Promise<RoutingRe
       }
       const fleet = fleetStarted.value;
       const child = childStarted.value;
-      // Until every endpoint has been scraped the picker has nothing to go on.
-      await settle(Number(child.lines.find((l) => l.startsWith('ADMIN '))!.slice(6)));
+      const admin = Number(child.lines.find((l) => l.startsWith('ADMIN '))!.slice(6));
       try {
-        const admin = Number(child.lines.find((l) => l.startsWith('ADMIN '))!.slice(6));
+        // Until every endpoint has been scraped the picker has nothing to go on.
+        await settle(admin);
         // The unloaded reference is the baseline's and tollgate's alone: unloaded, least-requests and round-robin
         // behind flow control send each request to an idle engine as round-robin does (and the run stays ≤ 5 min).
         for (const rate of strategy === BASELINE || strategy === 'tollgate' ? rates : rates.slice(1)) {
