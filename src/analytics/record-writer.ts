@@ -3,7 +3,7 @@
 // for an in-memory SQLite database, which no other thread can open.
 import type { Logger } from '../lib/logger.js';
 import { spawnWorker } from '../lib/spawn-worker.js';
-import { AnalyticsRecords, parseDatabaseUrl, type Database } from '../store/index.js';
+import { AnalyticsRecords, isMemoryDatabase, type Database } from '../store/index.js';
 import { storeLines, type StoreOutcome } from './store-lines.js';
 import type { WriterReply, WriterRequest, WriterWorkerData } from './record-writer-protocol.js';
 
@@ -24,8 +24,7 @@ export interface RecordWriterOptions {
 
 export function openRecordWriter(opts: RecordWriterOptions): RecordWriter {
   const url = opts.databaseUrl;
-  const inMemory = url === undefined || (parseDatabaseUrl(url).dialect === 'sqlite' && url.endsWith(':memory:'));
-  if (inMemory) {
+  if (url === undefined || isMemoryDatabase(url)) {
     const records = new AnalyticsRecords(opts.db);
     return { store: (lines) => storeLines(records, lines, { batchSize: opts.batchSize, onEventLoop: true }), close: async () => {} };
   }

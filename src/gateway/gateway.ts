@@ -20,6 +20,7 @@ import { composeHooks } from '../extproc/compose-hooks.js';
 import { createListener, listen, type TlsFiles } from './listen.js';
 import { UpstreamPools } from './upstream-pools.js';
 import { AnalyticsPipeline, registerAnalyticsRoutes } from '../analytics/index.js';
+import { isMemoryDatabase } from '../store/index.js';
 import { createRequestTracer, type RequestTracer } from '../telemetry/tracing.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -85,7 +86,7 @@ export class Gateway {
     this.registry = registry;
     this.apim = apim;
     this.#pools = new UpstreamPools(config.settings);
-    const memoryDb = (options.db ?? 'sqlite::memory:') === 'sqlite::memory:';
+    const memoryDb = options.db === undefined || isMemoryDatabase(options.db);
     this.#tempAnalyticsDir = options.analyticsDir === undefined && memoryDb ? mkdtempSync(join(tmpdir(), 'tollgate-analytics-')) : null;
     const directory = options.analyticsDir ?? this.#tempAnalyticsDir ?? config.settings.analytics.directory;
     this.analytics = config.settings.analytics.enabled

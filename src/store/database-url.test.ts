@@ -1,7 +1,7 @@
 // Database URL parsing (table-driven) and the in-memory SQLite database tests and tools can use.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkSchemaName, parseDatabaseUrl } from './database-url.js';
+import { checkSchemaName, isMemoryDatabase, parseDatabaseUrl } from './database-url.js';
 import { DatabaseConfigError } from './errors.js';
 import { openDatabase } from './open-database.js';
 
@@ -23,6 +23,12 @@ for (const [url, expected] of CASES) {
     else assert.deepEqual(parseDatabaseUrl(url), expected);
   });
 }
+
+test('the in-memory database, however spelt, and nothing else is in memory', () => {
+  assert.equal(isMemoryDatabase('sqlite::memory:'), true);
+  assert.equal(isMemoryDatabase('sqlite://:memory:'), true);
+  for (const url of ['sqlite:./tollgate.db', 'sqlite:./memory.db', 'postgres://u@h/memory']) assert.equal(isMemoryDatabase(url), false, url);
+});
 
 test('schema names are plain identifiers', () => {
   assert.equal(checkSchemaName('test_abc1'), 'test_abc1');

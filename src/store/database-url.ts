@@ -18,6 +18,12 @@ export function parseDatabaseUrl(url: string): DatabaseTarget {
   throw new DatabaseConfigError(`unsupported database URL "${url}" (expected sqlite:FILE or postgres://...)`);
 }
 
+/** Whether the URL names SQLite's private in-memory database, which no other connection (or thread) can open. */
+export function isMemoryDatabase(url: string): boolean {
+  const target = parseDatabaseUrl(url);
+  return target.dialect === 'sqlite' && target.file === ':memory:';
+}
+
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
 /** Schema names are interpolated into DDL and connection options, so only plain identifiers are allowed. */

@@ -1,7 +1,7 @@
 // Public API of the storage layer: the database Store, its records, key helpers and the counter stores.
 export { openDatabase, type OpenDatabaseOptions } from './open-database.js';
 export { Database, StoreView } from './database.js';
-export { DEFAULT_DATABASE_URL, parseDatabaseUrl, type DatabaseTarget, type DialectName } from './database-url.js';
+export { DEFAULT_DATABASE_URL, isMemoryDatabase, parseDatabaseUrl, type DatabaseTarget, type DialectName } from './database-url.js';
 export type { Tables } from './schema.js';
 export { ConflictError, DatabaseConfigError, InvalidPageTokenError, NotFoundError, StoreError } from './errors.js';
 export { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, type Page, type PageRequest } from './pagination.js';
