@@ -1,4 +1,4 @@
-// Messages between the analytics pipeline and its writer thread.
+// Messages between the analytics pipeline and its writer thread (WorkerCalls numbers the `store` requests).
 import type { StoreOutcome } from './store-lines.js';
 
 export interface WriterWorkerData {
@@ -7,10 +7,9 @@ export interface WriterWorkerData {
   batchSize: number;
 }
 
-export type WriterRequest = { type: 'store'; seq: number; text: string } | { type: 'close' };
+export type WriterRequest = { type: 'store'; text: string } | { type: 'close' };
 
-export type WriterReply =
-  | { type: 'stored'; seq: number; outcome: StoreOutcome }
-  | { type: 'failed'; seq: number; message: string; code?: string }
-  /** A pino line from the thread's database connection (pool errors), logged by the main thread's logger. */
-  | { type: 'log'; line: string };
+export type WriterAnswer = { type: 'stored'; seq: number; outcome: StoreOutcome } | { type: 'failed'; seq: number; message: string; code?: string };
+
+/** A pino line from the thread's database connection (pool errors), logged by the main thread's logger. */
+export type WriterLog = { type: 'log'; line: string };

@@ -6,12 +6,13 @@ import type { Kysely } from 'kysely';
 import { AnalyticsRecords, parseDatabaseUrl, type Tables } from '../store/index.js';
 import { openPostgres } from '../store/postgres-connection.js';
 import { openSqlite } from '../store/sqlite-connection.js';
-import type { WriterReply, WriterRequest, WriterWorkerData } from './record-writer-protocol.js';
+import type { Numbered } from '../lib/worker-calls.js';
+import type { WriterAnswer, WriterLog, WriterRequest, WriterWorkerData } from './record-writer-protocol.js';
 import { storeLines } from './store-lines.js';
 
 const port = parentPort!;
 const data = workerData as WriterWorkerData;
-const post = (reply: WriterReply): void => port.postMessage(reply);
+const post = (message: WriterAnswer | WriterLog): void => port.postMessage(message);
 const logger = pino({ level: 'warn', base: undefined, timestamp: false }, { write: (line: string) => post({ type: 'log', line }) });
 
 let connection: { kysely: Kysely<Tables>; records: AnalyticsRecords } | undefined;
@@ -35,7 +36,8 @@ async function store(seq: number, text: string): Promise<void> {
 }
 
 let chain = Promise.resolve();
-port.on('message', (request: WriterRequest) => {
+// Store requests come numbered by WorkerCalls; close does not (nothing answers it: the thread exits).
+port.on('message', (request: Numbered<Extract<WriterRequest, { type: 'store' }>> | Extract<WriterRequest, { type: 'close' }>) => {
   if (request.type === 'store') chain = chain.then(() => store(request.seq, request.text));
   else chain = chain.then(async () => {
     await connection?.kysely.destroy();

@@ -3,9 +3,10 @@
 // for an in-memory SQLite database, which no other thread can open.
 import type { Logger } from '../lib/logger.js';
 import { spawnWorker } from '../lib/spawn-worker.js';
+import { WorkerCalls } from '../lib/worker-calls.js';
 import { AnalyticsRecords, isMemoryDatabase, type Database } from '../store/index.js';
 import { storeLines, type StoreOutcome } from './store-lines.js';
-import type { WriterReply, WriterRequest, WriterWorkerData } from './record-writer-protocol.js';
+import type { WriterAnswer, WriterLog, WriterRequest, WriterWorkerData } from './record-writer-protocol.js';
 
 export interface RecordWriter {
   /** Stores spool lines, idempotently by record id; rejects when the database cannot be reached (retry later). */
@@ -34,72 +35,45 @@ export function openRecordWriter(opts: RecordWriterOptions): RecordWriter {
 /** How long close() lets the writer thread finish its batch and close its connection before terminating it. */
 const CLOSE_WAIT_MS = 5000;
 
-interface Waiting {
-  resolve(outcome: StoreOutcome): void;
-  reject(err: Error): void;
-}
-
 class WorkerRecordWriter implements RecordWriter {
   readonly #data: WriterWorkerData;
   readonly #logger: Logger;
-  readonly #waiting = new Map<number, Waiting>();
-  #worker: ReturnType<typeof spawnWorker> | undefined;
-  #seq = 0;
+  #calls: WorkerCalls<WriterRequest, WriterAnswer> | undefined;
 
   constructor(data: WriterWorkerData, logger: Logger) {
     this.#data = data;
     this.#logger = logger;
-    this.#spawn();
+    this.#calls = this.#spawn();
   }
 
-  store(lines: readonly string[]): Promise<StoreOutcome> {
-    const worker = this.#worker ?? this.#spawn();
-    const seq = ++this.#seq;
-    return new Promise((resolve, reject) => {
-      this.#waiting.set(seq, { resolve, reject });
-      // One string crosses the thread boundary as one copy; an array would be cloned string by string.
-      worker.postMessage({ type: 'store', seq, text: lines.join('\n') } satisfies WriterRequest);
-    });
+  async store(lines: readonly string[]): Promise<StoreOutcome> {
+    // A thread that exited failed its batches, which are retried from the spool like any failed insert; a new one
+    // takes them.
+    const calls = this.#calls && !this.#calls.exited ? this.#calls : (this.#calls = this.#spawn());
+    // One string crosses the thread boundary as one copy; an array would be cloned string by string.
+    const answer = await calls.call({ type: 'store', text: lines.join('\n') });
+    if (answer.type === 'failed') throw Object.assign(new Error(answer.message), { code: answer.code });
+    return answer.outcome;
   }
 
   async close(): Promise<void> {
-    const worker = this.#worker;
-    if (!worker) return;
-    this.#worker = undefined;
-    const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
-    worker.postMessage({ type: 'close' } satisfies WriterRequest);
-    const timer = setTimeout(() => void worker.terminate(), CLOSE_WAIT_MS);
-    await exited;
-    clearTimeout(timer);
+    const calls = this.#calls;
+    this.#calls = undefined;
+    await calls?.close({ type: 'close' }, CLOSE_WAIT_MS);
   }
 
-  #spawn(): ReturnType<typeof spawnWorker> {
-    const worker = spawnWorker(import.meta.url, 'record-writer-worker', { workerData: this.#data });
-    worker.on('message', (reply: WriterReply) => this.#reply(reply));
-    worker.on('error', (err) => this.#logger.error({ err }, 'the analytics writer thread failed; it restarts with the next batch'));
-    worker.on('exit', () => {
-      if (this.#worker === worker) this.#worker = undefined;
-      // Batches it had not answered are retried from the spool, like any failed insert.
-      for (const waiting of this.#waiting.values()) waiting.reject(new Error('the analytics writer thread exited'));
-      this.#waiting.clear();
+  #spawn(): WorkerCalls<WriterRequest, WriterAnswer> {
+    return new WorkerCalls(spawnWorker(import.meta.url, 'record-writer-worker', { workerData: this.#data }), {
+      name: 'analytics writer',
+      onMessage: (message) => this.#log(message as WriterLog),
+      onError: (err) => this.#logger.error({ err }, 'the analytics writer thread failed; it restarts with the next batch'),
     });
-    // The pipeline closes it; a forgotten writer must not keep the process alive. After the listeners: adding a
-    // 'message' listener refs the worker's port again.
-    worker.unref();
-    this.#worker = worker;
-    return worker;
   }
 
-  #reply(reply: WriterReply): void {
-    if (reply.type === 'log') {
-      const { level, msg, ...fields } = JSON.parse(reply.line) as { level: number; msg?: string };
-      this.#logger[level >= 50 ? 'error' : 'warn']({ ...fields, thread: 'analytics-writer' }, msg ?? '');
-      return;
-    }
-    const waiting = this.#waiting.get(reply.seq);
-    if (!waiting) return;
-    this.#waiting.delete(reply.seq);
-    if (reply.type === 'stored') waiting.resolve(reply.outcome);
-    else waiting.reject(Object.assign(new Error(reply.message), { code: reply.code }));
+  /** Messages that answer no call: the thread's log lines (answers whose caller timed out are dropped). */
+  #log(message: WriterLog): void {
+    if (message.type !== 'log') return;
+    const { level, msg, ...fields } = JSON.parse(message.line) as { level: number; msg?: string };
+    this.#logger[level >= 50 ? 'error' : 'warn']({ ...fields, thread: 'analytics-writer' }, msg ?? '');
   }
 }

@@ -33,8 +33,11 @@ export interface ExportWorkerData {
   headers: Record<string, string>;
 }
 
-/** `resource`: the attributes of the spans' resource (one per tracer provider, so one per batch). */
-export type ExportRequest = { type: 'export'; seq: number; resource: Attributes; spans: PlainSpan[] } | { type: 'flush'; seq: number } | { type: 'shutdown'; seq: number };
+/**
+ * `resource`: the attributes of the spans' resource (one per tracer provider, so one per batch). WorkerCalls numbers
+ * export and flush; shutdown is not answered (the thread exits).
+ */
+export type ExportRequest = { type: 'export'; resource: Attributes; spans: PlainSpan[] } | { type: 'flush' } | { type: 'shutdown' };
 
 /** `code` is OpenTelemetry's ExportResultCode (0 success, 1 failed). */
-export type ExportReply = { type: 'done'; seq: number; code: number; error?: string };
+export type ExportAnswer = { type: 'done'; seq: number; code: number; error?: string };

@@ -5,12 +5,13 @@ import { createTraceState, type SpanContext } from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
-import type { ExportReply, ExportRequest, ExportWorkerData, PlainSpan, PlainSpanContext } from './span-export-protocol.js';
+import type { Numbered } from '../lib/worker-calls.js';
+import type { ExportAnswer, ExportRequest, ExportWorkerData, PlainSpan, PlainSpanContext } from './span-export-protocol.js';
 
 const port = parentPort!;
 const data = workerData as ExportWorkerData;
 const exporter = new OTLPTraceExporter({ url: data.url, headers: data.headers });
-const post = (reply: ExportReply): void => port.postMessage(reply);
+const post = (answer: ExportAnswer): void => port.postMessage(answer);
 
 function context(c: PlainSpanContext): SpanContext {
   return { traceId: c.traceId, spanId: c.spanId, traceFlags: c.traceFlags, isRemote: c.isRemote, traceState: c.traceState === undefined ? undefined : createTraceState(c.traceState) };
@@ -41,7 +42,13 @@ function readable(s: PlainSpan, resource: Resource): ReadableSpan {
 
 const fail = (seq: number, err: unknown): void => post({ type: 'done', seq, code: 1, error: err instanceof Error ? err.message : String(err) });
 
-port.on('message', (request: ExportRequest) => {
+// Export and flush come numbered by WorkerCalls; shutdown does not (nothing answers it: the thread exits).
+port.on('message', (request: Numbered<Exclude<ExportRequest, { type: 'shutdown' }>> | Extract<ExportRequest, { type: 'shutdown' }>) => {
+  if (request.type === 'shutdown') {
+    // A last export that fails costs those spans; the thread exits either way.
+    void exporter.shutdown().catch(() => {}).finally(() => port.close());
+    return;
+  }
   const { seq } = request;
   if (request.type === 'export') {
     try {
@@ -50,9 +57,7 @@ port.on('message', (request: ExportRequest) => {
     } catch (err) {
       fail(seq, err);
     }
-  } else if (request.type === 'flush') {
-    exporter.forceFlush().then(() => post({ type: 'done', seq, code: 0 }), (err) => fail(seq, err));
   } else {
-    exporter.shutdown().then(() => post({ type: 'done', seq, code: 0 }), (err) => fail(seq, err)).finally(() => port.close());
+    exporter.forceFlush().then(() => post({ type: 'done', seq, code: 0 }), (err) => fail(seq, err));
   }
 });

@@ -4,7 +4,8 @@ import type { SpanContext } from '@opentelemetry/api';
 import type { ExportResult } from '@opentelemetry/core';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { spawnWorker } from '../lib/spawn-worker.js';
-import type { ExportReply, ExportRequest, ExportWorkerData, PlainSpan, PlainSpanContext } from './span-export-protocol.js';
+import { WorkerCalls } from '../lib/worker-calls.js';
+import type { ExportAnswer, ExportRequest, ExportWorkerData, PlainSpan, PlainSpanContext } from './span-export-protocol.js';
 
 /** ExportResultCode.FAILED (an enum of @opentelemetry/core, which is not a direct dependency). */
 const FAILED = 1;
@@ -36,53 +37,30 @@ function plainSpan(s: ReadableSpan): PlainSpan {
 }
 
 export class ThreadedSpanExporter implements SpanExporter {
-  readonly #worker: ReturnType<typeof spawnWorker>;
-  readonly #waiting = new Map<number, (result: ExportResult) => void>();
-  #seq = 0;
-  #exited = false;
+  readonly #calls: WorkerCalls<ExportRequest, ExportAnswer>;
 
   constructor(url: string, headers: Record<string, string>) {
-    this.#worker = spawnWorker(import.meta.url, 'span-export-worker', { workerData: { url, headers } satisfies ExportWorkerData });
-    this.#worker.on('message', (reply: ExportReply) => {
-      const done = this.#waiting.get(reply.seq);
-      this.#waiting.delete(reply.seq);
-      done?.({ code: reply.code, error: reply.error === undefined ? undefined : new Error(reply.error) });
-    });
     // A failed thread fails its pending exports; the BatchSpanProcessor drops those spans, requests go on.
-    this.#worker.on('error', () => {});
-    this.#worker.on('exit', () => {
-      this.#exited = true;
-      for (const done of this.#waiting.values()) done({ code: FAILED, error: new Error('the span export thread exited') });
-      this.#waiting.clear();
-    });
-    // The tracer shuts it down; a forgotten one must not keep the process alive. After the listeners: adding a
-    // 'message' listener refs the worker's port again.
-    this.#worker.unref();
+    this.#calls = new WorkerCalls(spawnWorker(import.meta.url, 'span-export-worker', { workerData: { url, headers } satisfies ExportWorkerData }), { name: 'span export' });
   }
 
   export(spans: ReadableSpan[], resultCallback: (result: ExportResult) => void): void {
     if (spans.length === 0) return resultCallback({ code: 0 });
-    this.#send({ type: 'export', seq: 0, resource: spans[0].resource.attributes, spans: spans.map(plainSpan) }, resultCallback);
+    this.#calls.call({ type: 'export', resource: spans[0].resource.attributes, spans: spans.map(plainSpan) }).then(
+      (answer) => resultCallback({ code: answer.code, error: answer.error === undefined ? undefined : new Error(answer.error) }),
+      (err: Error) => resultCallback({ code: FAILED, error: err }),
+    );
   }
 
+  /** Resolves once what the thread holds is sent, or could not be (the spans are then lost, as a failed export's). */
   forceFlush(): Promise<void> {
-    return new Promise((resolve) => this.#send({ type: 'flush', seq: 0 }, () => resolve()));
+    return this.#calls.call({ type: 'flush' }).then(
+      () => {},
+      () => {},
+    );
   }
 
-  async shutdown(): Promise<void> {
-    if (this.#exited) return;
-    const timer = setTimeout(() => void this.#worker.terminate(), SHUTDOWN_WAIT_MS);
-    await new Promise<void>((resolve) => {
-      this.#worker.once('exit', () => resolve());
-      this.#send({ type: 'shutdown', seq: 0 }, () => {});
-    });
-    clearTimeout(timer);
-  }
-
-  #send(request: ExportRequest, done: (result: ExportResult) => void): void {
-    if (this.#exited) return done({ code: FAILED, error: new Error('the span export thread has exited') });
-    request.seq = ++this.#seq;
-    this.#waiting.set(request.seq, done);
-    this.#worker.postMessage(request);
+  shutdown(): Promise<void> {
+    return this.#calls.close({ type: 'shutdown' }, SHUTDOWN_WAIT_MS);
   }
 }
