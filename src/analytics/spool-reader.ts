@@ -42,7 +42,7 @@ export class SpoolReader {
 
   /**
    * Up to `max` lines after the committed position; an empty batch whose end equals it means caught up. The active
-   * segment is read up to what append() had finished writing when the call began, so never half a line.
+   * segment is read up to what appendLines() had finished writing when the call began, so never half a line.
    */
   read(max: number): SpoolBatch {
     const lines: string[] = [];

@@ -15,22 +15,22 @@ function fresh(): string {
 
 const line = (i: number) => `{"i":${i},"pad":"${'x'.repeat(80)}"}\n`;
 
-test('appends rotate by size; the reader crosses segments in order and stops at what was written', async () => {
+test('appends rotate by size; the reader crosses segments in order and stops at what was written', () => {
   const dir = fresh();
   const spool = new Spool(dir, { segmentBytes: 1000, maxDiskBytes: 1e9 });
-  for (let i = 0; i < 30; i++) assert.equal(spool.append(line(i)), 'ok');
+  for (let i = 0; i < 30; i++) assert.equal(spool.appendLines([line(i)]).outcome, 'ok');
   assert.ok(spool.activeSegment >= 3);
   const reader = new SpoolReader(spool, { segment: spool.firstSegment, offset: 0 });
   const seen: number[] = [];
-  for (let batch = await reader.read(7); batch.lines.length > 0; batch = await reader.read(7)) {
+  for (let batch = reader.read(7); batch.lines.length > 0; batch = reader.read(7)) {
     assert.ok(batch.lines.length <= 7);
     seen.push(...batch.lines.map((l) => JSON.parse(l).i));
     reader.commit(batch.end);
   }
   assert.deepEqual(seen, Array.from({ length: 30 }, (_, i) => i));
   assert.deepEqual(reader.position, { segment: spool.activeSegment, offset: spool.activeSize });
-  spool.append(line(30));
-  assert.deepEqual((await reader.read(10)).lines.map((l) => JSON.parse(l).i), [30]);
+  spool.appendLines([line(30)]);
+  assert.deepEqual(reader.read(10).lines.map((l) => JSON.parse(l).i), [30]);
 
   spool.removeBefore(spool.activeSegment);
   assert.deepEqual(readdirSync(dir), [segmentPath(dir, spool.activeSegment).slice(dir.length + 1)]);
@@ -40,11 +40,11 @@ test('appends rotate by size; the reader crosses segments in order and stops at 
 test('the disk budget refuses appends instead of growing', () => {
   const dir = fresh();
   const spool = new Spool(dir, { segmentBytes: 1e6, maxDiskBytes: 500 });
-  const outcomes = Array.from({ length: 10 }, (_, i) => spool.append(line(i)));
+  const outcomes = Array.from({ length: 10 }, (_, i) => spool.appendLines([line(i)]).outcome);
   assert.deepEqual(outcomes, ['ok', 'ok', 'ok', 'ok', 'ok', 'full', 'full', 'full', 'full', 'full']);
   assert.ok(spool.diskBytes <= 500);
   spool.close();
-  assert.equal(spool.append(line(99)), 'failed', 'closed');
+  assert.equal(spool.appendLines([line(99)]).outcome, 'failed', 'closed');
 });
 
 test('a new process starts a new segment after the old ones and the checkpoint; the backlog is counted from the checkpoint', async () => {
@@ -58,7 +58,7 @@ test('a new process starts a new segment after the old ones and the checkpoint; 
   const backlog = scanBacklog(spool, checkpoint);
   assert.equal(backlog.lines, 3);
   assert.equal(JSON.parse(backlog.first!).i, 1);
-  const batch = await new SpoolReader(spool, checkpoint).read(100);
+  const batch = new SpoolReader(spool, checkpoint).read(100);
   assert.deepEqual(batch.lines.map((l) => JSON.parse(l).i), [1, 2, 3]);
   assert.equal(batch.torn, 1);
   assert.deepEqual(batch.end, { segment: 10, offset: 0 });

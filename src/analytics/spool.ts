@@ -13,9 +13,10 @@ export interface SpoolLimits {
 const REOPEN_INTERVAL_MS = 1000;
 
 /**
- * Each append is one write(2) of one whole line, done before append returns: once the data plane has called
- * record(), the line is in the kernel's page cache and survives SIGKILL of this process (surviving power loss is
- * what the pipeline's periodic fdatasync is for). A new process never appends to an old segment: it starts a new one.
+ * appendLines writes whole lines, one write(2) per segment they land in, before it returns: the pipeline calls it
+ * once per event-loop turn, and from then on the lines are in the kernel's page cache and survive SIGKILL of this
+ * process (surviving power loss is what the pipeline's periodic fdatasync is for). A new process never appends to
+ * an old segment: it starts a new one.
  */
 export class Spool {
   readonly dir: string;
@@ -69,11 +70,6 @@ export class Spool {
 
   sealedSegments(): IterableIterator<number> {
     return this.#sealed.keys();
-  }
-
-  /** `line` must end with '\n'. */
-  append(line: string): AppendOutcome {
-    return this.appendLines([line]).outcome;
   }
 
   /**

@@ -12,14 +12,14 @@ export interface StoreOutcome {
 }
 
 /** PostgreSQL SQLSTATE classes 22 (data exception) and 23 (constraint), SQLite's equivalents: retrying cannot help. */
-export function refusesData(err: unknown): boolean {
+function refusesData(err: unknown): boolean {
   const code = (err as { code?: unknown }).code;
   if (typeof code !== 'string') return false;
   if (/^2[23][0-9A-Z]{3}$/.test(code)) return true;
   return code.startsWith('SQLITE_CONSTRAINT') || code === 'SQLITE_MISMATCH' || code === 'SQLITE_TOOBIG';
 }
 
-export function parseLines(lines: readonly string[]): { rows: AnalyticsRecordRow[]; unreadable: number } {
+function parseLines(lines: readonly string[]): { rows: AnalyticsRecordRow[]; unreadable: number } {
   const rows: AnalyticsRecordRow[] = [];
   let unreadable = 0;
   for (const line of lines) {
