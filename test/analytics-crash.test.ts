@@ -12,8 +12,12 @@ import { DATABASE_BACKENDS, type TestDatabase } from '../src/store/test-database
 
 const CHILD = fileURLToPath(new URL('../src/analytics/test-crash-writer.ts', import.meta.url));
 
-/** Runs the writer until it reports at least `atLeast` records, then SIGKILLs it; returns the last count it reported. */
-async function killMidLoad(dir: string, target: TestDatabase, tag: string, atLeast: number): Promise<number> {
+/**
+ * Runs the writer until it reports at least `atLeast` records and, when `storing` is given, until it says batches
+ * reach the database (on a loaded machine the writer can record thousands before the first insert lands), then
+ * SIGKILLs it; returns the last count it reported.
+ */
+async function killMidLoad(dir: string, target: TestDatabase, tag: string, atLeast: number, storing?: () => Promise<boolean>): Promise<number> {
   const child = spawn(process.execPath, ['--import', 'tsx', CHILD, dir, target.url, target.schema ?? '', tag], { stdio: ['ignore', 'pipe', 'inherit'] });
   let reported = 0;
   let buffered = '';
@@ -21,15 +25,23 @@ async function killMidLoad(dir: string, target: TestDatabase, tag: string, atLea
   const exited = once(child, 'exit');
   await new Promise<void>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`the writer exited early (code ${code})`)));
+    let killing = false;
+    const kill = () => {
+      child.kill('SIGKILL');
+      resolve();
+    };
     child.stdout.on('data', (text: string) => {
       buffered += text;
       const lines = buffered.split('\n');
       buffered = lines.pop()!;
       if (lines.length > 0) reported = Number(lines[lines.length - 1]);
-      if (reported >= atLeast) {
-        child.kill('SIGKILL');
-        resolve();
-      }
+      if (reported < atLeast || killing) return;
+      killing = true;
+      if (!storing) return kill();
+      void (async () => {
+        while (!(await storing())) await new Promise((r) => setTimeout(r, 10));
+        kill();
+      })().catch(reject);
     });
   });
   const [, signal] = await exited;
@@ -67,7 +79,7 @@ for (const backend of DATABASE_BACKENDS) {
 
     test('killed twice (once while recovering), every completed record is stored exactly once', { timeout: 50_000 }, async () => {
       const dir = tempSpoolDirectory();
-      const first = await killMidLoad(dir, target, 'a', 3000);
+      const first = await killMidLoad(dir, target, 'a', 3000, async () => (await requestIds('a')).length > 0);
       const storedBeforeReplay = (await requestIds('a')).length;
       assert.ok(storedBeforeReplay > 0 && storedBeforeReplay < first, `killed while storing: ${storedBeforeReplay} of ${first} stored`);
       // The second child starts by replaying the first one's spool, and is killed while doing so and recording.
