@@ -1,5 +1,6 @@
 // The routing benchmark's load generator: replays a request schedule open-loop against the gateway, streaming each
 // response, timing the first SSE chunk (TTFT) and the end, and reading token counts from the usage chunk.
+import { setMaxListeners } from 'node:events';
 import { Pool } from 'undici';
 import type { BenchRequest, PriorityClass } from './workloads.js';
 
@@ -24,6 +25,8 @@ export interface ReplayOptions {
 export async function replay(requests: BenchRequest[], opts: ReplayOptions): Promise<Outcome[]> {
   const pool = new Pool(opts.url, { connections: 1024, pipelining: 1, headersTimeout: 0, bodyTimeout: 0 });
   const abort = new AbortController();
+  // One signal ends every request still open at the drain deadline: a listener per request is expected.
+  setMaxListeners(Infinity, abort.signal);
   const outcomes: Outcome[] = [];
   const inflight: Promise<void>[] = [];
   const started = performance.now();

@@ -35,3 +35,5 @@ export function strategies(batchCapacity: number): Record<StrategyName, Endpoint
 }
 
 export const STRATEGY_NAMES: StrategyName[] = ['round-robin', 'least-requests', 'round-robin+fc', 'tollgate'];
+/** What a run compares unless told otherwise; round-robin+fc, which isolates what the scoring adds, on request. */
+export const DEFAULT_STRATEGIES: StrategyName[] = ['round-robin', 'least-requests', 'tollgate'];

@@ -8,7 +8,7 @@ import { startChild } from './processes.js';
 import { barChartSvg, table, writeJson, writeSvg, type Row } from './report.js';
 import { replay } from './routing-load.js';
 import { byPriority, goodput, summarize, type Summary } from './routing-stats.js';
-import { BASELINE, FLOW_CONTROL_BASELINE, STRATEGY_NAMES, strategies, type StrategyName } from './routing-strategies.js';
+import { BASELINE, DEFAULT_STRATEGIES, FLOW_CONTROL_BASELINE, STRATEGY_NAMES, strategies, type StrategyName } from './routing-strategies.js';
 import { WORKLOAD_DEFS, WORKLOADS, type PriorityClass, type WorkloadName } from './workloads.js';
 import type { RoutingFleetArgs } from './routing-fleet.js';
 import type { RoutingServerArgs } from './routing-server.js';
@@ -16,7 +16,7 @@ import type { RoutingServerArgs } from './routing-server.js';
 export interface RoutingOptions {
   quick?: boolean;
   workloads?: WorkloadName[];
-  /** A subset to compare (the two baselines always run: every ratio is against them); all by default. */
+  /** The strategies to compare; round-robin, the baseline of every ratio, always runs. Default: DEFAULT_STRATEGIES. */
   strategies?: StrategyName[];
   json?: string;
   svg?: string;
@@ -38,22 +38,38 @@ export const DEFAULT_TIME_SCALE = 4;
 const MAX_NUM_SEQS = 16;
 /** 2,048 blocks × 16 tokens: the simulator's default, a 32k-token prefix cache per endpoint. */
 const KV_BLOCKS = 2048;
+/** Simulated seconds to wait for the last answers of a rate (an 800-token answer takes 13 s); those still open fail. */
+const DRAIN_SECONDS = 60;
 
 export interface RoutingPoint {
   workload: WorkloadName;
   strategy: StrategyName;
   rate: number;
+  /** Simulated seconds of arrivals. */
+  windowSeconds: number;
   summary: Summary;
   priorities: Partial<Record<PriorityClass, Summary>>;
   /** Requests that waited in the gateway's flow-control queue, by priority class and how they left it. */
   queued: Record<string, number>;
 }
 
+/**
+ * The critical requests of a loaded rate sent again, alone, at the workload's lowest rate: the unloaded TTFT of the
+ * very requests whose loaded TTFT is compared (the few critical requests of the lowest rate are too few, and shorter,
+ * to stand for the prompts of a loaded window).
+ */
+export interface CriticalReference {
+  workload: WorkloadName;
+  /** The loaded rate whose critical requests were replayed. */
+  rate: number;
+  summary: Summary;
+}
+
 export interface RoutingResult {
   timeScale: number;
   endpoints: number;
-  windowSeconds: number;
   points: RoutingPoint[];
+  criticalReferences: CriticalReference[];
   goodput: { workload: WorkloadName; slo: number; byStrategy: Record<string, number> }[];
 }
 
@@ -68,16 +84,18 @@ export async function benchRouting(opts: RoutingOptions = {}): Promise<RoutingRe
   const endpoints = opts.endpoints ?? 8;
   const seed = opts.seed ?? 1;
   const workloads = opts.workloads ?? WORKLOADS;
-  // Real seconds of arrivals per rate; the quick run measures fewer rates over shorter windows.
-  const windowReal = opts.quick ? 1.25 : 2.5;
-  const windowSeconds = windowReal * timeScale;
   const points: RoutingPoint[] = [];
+  const references: CriticalReference[] = [];
   const good: RoutingResult['goodput'] = [];
   const pickers = strategies(MAX_NUM_SEQS);
-  const names = STRATEGY_NAMES.filter((s) => !opts.strategies || s === BASELINE || s === FLOW_CONTROL_BASELINE || opts.strategies.includes(s));
+  const chosen = opts.strategies ?? DEFAULT_STRATEGIES;
+  const names = STRATEGY_NAMES.filter((s) => s === BASELINE || chosen.includes(s));
+  const drainMs = (DRAIN_SECONDS * 1000) / timeScale;
 
   for (const name of workloads) {
     const w = WORKLOAD_DEFS[name];
+    // The quick run measures fewer rates over shorter windows.
+    const windowSeconds = opts.quick ? w.windowSeconds / 2 : w.windowSeconds;
     // The quick run measures the unloaded reference and the rate just below the sweep's top (near saturation).
     const rates = opts.quick ? [w.rates[0], w.rates[Math.max(1, w.rates.length - 2)]] : w.rates;
     for (const strategy of names) {
@@ -101,19 +119,35 @@ export async function benchRouting(opts: RoutingOptions = {}): Promise<RoutingRe
         await settle(admin);
         // The unloaded reference is the baseline's and tollgate's alone: unloaded, least-requests and round-robin
         // behind flow control send each request to an idle engine as round-robin does (and the run stays ≤ 5 min).
+        const url = `http://127.0.0.1:${child.port}`;
         for (const rate of strategy === BASELINE || strategy === 'tollgate' ? rates : rates.slice(1)) {
           const requests = w.generate(rate, windowSeconds, seed * 1000 + rate);
           const before = await queueCounts(admin);
           const outcomes = await replay(requests, {
-            url: `http://127.0.0.1:${child.port}`,
+            url,
             timeScale,
-            drainMs: (opts.quick ? 3 : 8) * 1000,
+            drainMs,
             onProgress: (done, total) => process.stderr.write(`\r${name} ${strategy} ${rate} req/s: ${done}/${total}   `),
           });
           const after = await queueCounts(admin);
           const queued = Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before[k] ?? 0)]).filter(([, v]) => (v as number) > 0));
-          points.push({ workload: name, strategy, rate, summary: summarize(outcomes, windowSeconds), priorities: byPriority(outcomes, windowSeconds), queued });
+          points.push({ workload: name, strategy, rate, windowSeconds, summary: summarize(outcomes, windowSeconds), priorities: byPriority(outcomes, windowSeconds), queued });
           await settle(admin);
+        }
+        // Unloaded, every strategy sends each request to an idle engine: one reference per loaded rate will do.
+        if (strategy === BASELINE && w.models.some((m) => m.criticality === 'Critical')) {
+          for (const rate of rates.slice(1)) {
+            const critical = w.generate(rate, windowSeconds, seed * 1000 + rate).filter((r) => r.priority === 'critical');
+            const spaced = critical.map((r, i) => ({ ...r, at: i / rates[0] }));
+            const outcomes = await replay(spaced, {
+              url,
+              timeScale,
+              drainMs,
+              onProgress: (done, total) => process.stderr.write(`\r${name} unloaded critical requests of ${rate} req/s: ${done}/${total}   `),
+            });
+            references.push({ workload: name, rate, summary: summarize(outcomes, spaced.length / rates[0]) });
+            await settle(admin);
+          }
         }
       } finally {
         await child.stop();
@@ -127,7 +161,7 @@ export async function benchRouting(opts: RoutingOptions = {}): Promise<RoutingRe
     good.push({ workload: name, slo, byStrategy });
   }
 
-  const result: RoutingResult = { timeScale, endpoints, windowSeconds, points, goodput: good };
+  const result: RoutingResult = { timeScale, endpoints, points, criticalReferences: references, goodput: good };
   log(report(result));
   writeJson(opts.json ?? 'bench/results/routing.json', result);
   if (opts.svg) writeSvg(opts.svg, chart(result));
@@ -135,11 +169,12 @@ export async function benchRouting(opts: RoutingOptions = {}): Promise<RoutingRe
 }
 
 function report(r: RoutingResult): string {
+  const ran = STRATEGY_NAMES.filter((s) => r.points.some((p) => p.strategy === s));
+  const withFc = ran.includes(FLOW_CONTROL_BASELINE);
   const rows: Row[] = r.points.map((p) => {
     const base = r.points.find((q) => q.workload === p.workload && q.rate === p.rate && q.strategy === BASELINE)!.summary;
     const fc = r.points.find((q) => q.workload === p.workload && q.rate === p.rate && q.strategy === FLOW_CONTROL_BASELINE)?.summary;
     const s = p.summary;
-    const shed = Object.entries(p.priorities).map(([k, v]) => `${k.slice(0, 4)}:${v.shed}/${v.sent}`).join(' ');
     const queued = Object.entries(p.queued).map(([k, v]) => `${k}:${v}`).join(' ');
     return {
       workload: p.workload,
@@ -157,58 +192,57 @@ function report(r: RoutingResult): string {
       'p90 ×fc': fc ? ratio(s.ttftP90, fc.ttftP90) : null,
       'e2e99 ×fc': fc ? ratio(s.e2eP99, fc.e2eP99) : null,
       failed: s.failed,
-      shed: shed || s.shed,
+      shed: shedCounts(p) || s.shed,
       queued: queued || '-',
     };
   });
-  const cols = ['workload', 'strategy', 'req/s', 'sent', 'ttft p50', 'ttft p90', 'ttft p99', 'e2e p99', 'tok/s', 'ntpot', 'p90 ×rr', 'e2e99 ×rr', 'p90 ×fc', 'e2e99 ×fc', 'failed', 'shed', 'queued'];
+  const fcCols = withFc ? ['p90 ×fc', 'e2e99 ×fc'] : [];
+  const cols = ['workload', 'strategy', 'req/s', 'sent', 'ttft p50', 'ttft p90', 'ttft p99', 'e2e p99', 'tok/s', 'ntpot', 'p90 ×rr', 'e2e99 ×rr', ...fcCols, 'failed', 'shed', 'queued'];
   const goodRows: Row[] = r.goodput.map((g) => ({
     workload: g.workload,
     'slo (p90 ttft, s)': g.slo,
-    ...Object.fromEntries(STRATEGY_NAMES.map((s) => [s, g.byStrategy[s]])),
+    ...Object.fromEntries(ran.map((s) => [s, g.byStrategy[s]])),
     'tollgate ×rr': ratio(g.byStrategy.tollgate, g.byStrategy[BASELINE]),
     'tollgate ×fc': ratio(g.byStrategy.tollgate, g.byStrategy[FLOW_CONTROL_BASELINE]),
   }));
+  const windows = [...new Map(r.points.map((p) => [p.workload, p.windowSeconds])).entries()].map(([w, s]) => `${w} ${s}`).join(', ');
   const critical = criticalRows(r);
   return [
-    `routing: ${r.endpoints} simulated endpoints at ×${r.timeScale}, ${r.windowSeconds} simulated s per rate; latencies in simulated seconds`,
+    `routing: ${r.endpoints} simulated endpoints at ×${r.timeScale}; simulated s of arrivals per rate: ${windows}; latencies in simulated seconds`,
     table(rows, cols),
     '',
     'goodput (highest req/s with p90 TTFT under the SLO and nothing failed)',
-    table(goodRows, ['workload', 'slo (p90 ttft, s)', ...STRATEGY_NAMES, 'tollgate ×rr', 'tollgate ×fc']),
+    table(goodRows, ['workload', 'slo (p90 ttft, s)', ...ran, 'tollgate ×rr', ...(withFc ? ['tollgate ×fc'] : [])]),
     ...(critical.length
       ? [
           '',
-          "critical TTFT p99 against the unloaded TTFT p99 (the lowest rate; the strategy's own, else round-robin's): of the critical requests alone, and of all",
-          table(critical, ['workload', 'strategy', 'req/s', 'critical p99', '×unloaded critical', '×unloaded all', 'shed']),
+          'critical TTFT p99 against the unloaded TTFT p99 of the same critical requests (sent again alone, at the lowest rate)',
+          table(critical, ['workload', 'strategy', 'req/s', 'critical p99', 'same unloaded p99', '×unloaded', 'shed']),
         ]
       : []),
   ].join('\n');
 }
 
-/**
- * For workloads with priorities: critical TTFT p99 at each rate against the unloaded TTFT p99 at the lowest rate.
- * Unloaded, a critical request is served like any other and its lengths are drawn alike, so all requests there
- * estimate its unloaded p99 too, from five times the samples: the critical ones alone are a dozen, whose "p99" is
- * their maximum, about the 95th percentile.
- */
+/** "crit:0/66 stan:0/91 shed:19/92": shed of sent, per priority class. */
+function shedCounts(p: RoutingPoint): string {
+  return Object.entries(p.priorities).map(([k, v]) => `${k.slice(0, 4)}:${v.shed}/${v.sent}`).join(' ');
+}
+
+/** For workloads with priorities: critical TTFT p99 at each loaded rate against the same requests' unloaded p99. */
 function criticalRows(r: RoutingResult): Row[] {
   const rows: Row[] = [];
   for (const p of r.points) {
     const crit = p.priorities.critical;
-    if (!crit) continue;
-    const lowest = Math.min(...r.points.filter((q) => q.workload === p.workload).map((q) => q.rate));
-    const at = (s: StrategyName) => r.points.find((q) => q.workload === p.workload && q.strategy === s && q.rate === lowest);
-    const unloaded = (at(p.strategy) ?? at(BASELINE))!;
-    const shed = Object.entries(p.priorities).map(([k, v]) => `${k.slice(0, 4)}:${v.shed}/${v.sent}`).join(' ');
+    const reference = r.criticalReferences.find((c) => c.workload === p.workload && c.rate === p.rate);
+    if (!crit || !reference) continue;
     rows.push({
       workload: p.workload,
       strategy: p.strategy,
       'req/s': p.rate,
       'critical p99': crit.ttftP99,
-      '×unloaded critical': ratio(crit.ttftP99, unloaded.priorities.critical!.ttftP99),
-      '×unloaded all': ratio(crit.ttftP99, unloaded.summary.ttftP99),
-      shed,
+      'same unloaded p99': reference.summary.ttftP99,
+      '×unloaded': ratio(crit.ttftP99, reference.summary.ttftP99),
+      shed: shedCounts(p),
     });
   }
   return rows;

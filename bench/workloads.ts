@@ -24,6 +24,8 @@ export interface Workload {
   name: WorkloadName;
   /** Simulated requests per second, lowest first; the first is the unloaded reference. */
   rates: number[];
+  /** Simulated seconds of arrivals per rate (halved by --quick). */
+  windowSeconds: number;
   /** Simulator options beyond the common ones. */
   sim: { loras?: string[]; maxLoras?: number };
   /** InferenceModels: client name → target model and criticality. */
@@ -64,6 +66,7 @@ function chatRequest(random: () => number, at: number, model: string): BenchRequ
 const chat: Workload = {
   name: 'chat',
   rates: [5, 25, 35, 42],
+  windowSeconds: 10,
   sim: {},
   models: [{ name: BASE_MODEL, target: BASE_MODEL }],
   generate(rate, seconds, seed) {
@@ -77,10 +80,14 @@ const chat: Workload = {
  * questions) scaled to the simulator's 32k-token KV cache per endpoint: 30 groups × 5 users, 1,500-token system
  * prompt, 300-token question, 100-token answers. The prompts of all groups (~90k tokens) do not fit one endpoint, a
  * fair share of them does, as in the original.
+ * 20 s per rate: requests end in 2–3 s here, so past a strategy's capacity its backlog needs longer than the other
+ * workloads' 10 s (where 800-token answers take 13 s) to show; the top rate is past round-robin's capacity (~41 req/s
+ * with 0.4 of prompt tokens cached by chance) and below a prefix-aware picker's (~55 req/s at 0.8–0.9).
  */
 const sharedPrefix: Workload = {
   name: 'shared-prefix',
-  rates: [5, 30, 45, 60],
+  rates: [5, 30, 40, 50],
+  windowSeconds: 20,
   sim: {},
   models: [{ name: BASE_MODEL, target: BASE_MODEL }],
   generate(rate, seconds, seed) {
@@ -101,6 +108,7 @@ const ADAPTERS = Array.from({ length: 15 }, (_, i) => `lora-${String(i).padStart
 const multiLora: Workload = {
   name: 'multi-lora',
   rates: [5, 20, 30, 40],
+  windowSeconds: 10,
   sim: { loras: ADAPTERS, maxLoras: 3 },
   models: [{ name: BASE_MODEL, target: BASE_MODEL }, ...ADAPTERS.map((a) => ({ name: a, target: a }))],
   generate(rate, seconds, seed) {
@@ -120,6 +128,7 @@ const multiLora: Workload = {
 const overload: Workload = {
   name: 'overload',
   rates: [5, 45, 70],
+  windowSeconds: 10,
   sim: {},
   models: [
     { name: PRIORITY_MODELS.critical, target: BASE_MODEL, criticality: 'Critical' },

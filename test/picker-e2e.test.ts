@@ -132,7 +132,7 @@ describe('routing', () => {
     for (const key of ['at', 'model', 'endpoint', 'scores', 'total', 'priority']) assert.ok(key in pool.decisions[0], `decision has ${key}`);
     assert.deepEqual(
       pool.profile.scorers.map((s) => [s.type, s.weight]),
-      [['queue-scorer', 3], ['kv-cache-utilization-scorer', 2], ['prefix-cache-scorer', 4], ['lora-affinity-scorer', 6]],
+      [['queue-scorer', 3], ['least-requests-scorer', 1], ['kv-cache-utilization-scorer', 2], ['prefix-cache-scorer', 4], ['lora-affinity-scorer', 6]],
     );
     assert.equal((await fetch(`${gw.adminUrl}/v1/pools/nope`)).status, 404);
   });

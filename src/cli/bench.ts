@@ -3,6 +3,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { benchOverhead } from '../../bench/overhead.js';
 import { benchRouting } from '../../bench/routing.js';
 import { WORKLOADS, type WorkloadName } from '../../bench/workloads.js';
+import { DEFAULT_STRATEGIES, STRATEGY_NAMES, type StrategyName } from '../../bench/routing-strategies.js';
 import { benchDecision } from '../scheduler/bench-decision.js';
 import { benchExtprocOverhead } from '../../bench/extproc-overhead.js';
 import { benchSanitize } from '../../bench/sanitize-eval.js';
@@ -29,9 +30,14 @@ export function benchCommand(): Command {
     });
   bench
     .command('routing')
-    .description('routing strategies (round-robin, least-requests, round-robin behind flow control, tollgate) on a time-scaled simulated fleet, several workloads')
-    .option('--quick', 'two rates per workload over shorter windows (≤ 90 s)')
-    .option('--workloads <list>', `comma-separated, of ${WORKLOADS.join(', ')}`, parseWorkloads)
+    .description('routing strategies (round-robin, least-requests, tollgate; round-robin behind flow control on request) on a time-scaled simulated fleet, several workloads')
+    .option('--quick', 'two rates per workload over windows half as long (≤ 90 s)')
+    .option('--workloads <list>', `comma-separated, of ${WORKLOADS.join(', ')}`, listOf<WorkloadName>('workload(s)', WORKLOADS))
+    .option(
+      '--strategies <list>',
+      `comma-separated, of ${STRATEGY_NAMES.join(', ')} (round-robin always runs; default ${DEFAULT_STRATEGIES.join(', ')})`,
+      listOf<StrategyName>('strategy(ies)', STRATEGY_NAMES),
+    )
     .option('--json <file>', 'write results as JSON', 'bench/results/routing.json')
     .option('--svg <file>', 'write a chart')
     .option('--time-scale <x>', 'simulated seconds per real second', parsePositiveNumber)
@@ -69,9 +75,12 @@ export function benchCommand(): Command {
   return bench;
 }
 
-function parseWorkloads(value: string): WorkloadName[] {
-  const names = value.split(',').map((v) => v.trim());
-  const unknown = names.filter((n) => !(WORKLOADS as string[]).includes(n));
-  if (unknown.length > 0) throw new InvalidArgumentError(`unknown workload(s) ${unknown.join(', ')} (known: ${WORKLOADS.join(', ')})`);
-  return names as WorkloadName[];
+/** A parser of comma-separated names out of `known`. */
+function listOf<T extends string>(what: string, known: readonly T[]): (value: string) => T[] {
+  return (value) => {
+    const names = value.split(',').map((v) => v.trim());
+    const unknown = names.filter((n) => !(known as readonly string[]).includes(n));
+    if (unknown.length > 0) throw new InvalidArgumentError(`unknown ${what} ${unknown.join(', ')} (known: ${known.join(', ')})`);
+    return names as T[];
+  };
 }

@@ -28,6 +28,7 @@ describe('compilePickerConfig', () => {
       ],
       scorers: [
         { name: 'queue-scorer', type: 'queue-scorer', weight: 3 },
+        { name: 'least-requests-scorer', type: 'least-requests-scorer', weight: 1 },
         { name: 'kv-cache-utilization-scorer', type: 'kv-cache-utilization-scorer', weight: 2 },
         { name: 'prefix-cache-scorer', type: 'prefix-cache-scorer', weight: 4 },
         { name: 'lora-affinity-scorer', type: 'lora-affinity-scorer', weight: 6 },

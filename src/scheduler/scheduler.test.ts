@@ -339,7 +339,7 @@ describe('Scheduler', () => {
     assert.equal(view.engine, 'vllm');
     assert.equal(view.saturated, false);
     assert.equal(view.queueLength, 0);
-    assert.deepEqual(view.profile.scorers.map((x) => x.weight), [3, 2, 4, 6]);
+    assert.deepEqual(view.profile.scorers.map((x) => x.weight), [3, 1, 2, 4, 6]);
     const e0 = view.endpoints[0];
     assert.equal(e0.status, 'ready');
     assert.equal(e0.freshnessMs, 30);
@@ -347,14 +347,14 @@ describe('Scheduler', () => {
       [e0.metrics.waiting, e0.metrics.running, e0.metrics.kvCacheUsage, e0.metrics.modelName],
       [2, 3, 0.25, 'base'],
     );
-    assert.deepEqual(Object.keys(e0.lastScores), ['queue-scorer', 'kv-cache-utilization-scorer', 'prefix-cache-scorer', 'lora-affinity-scorer']);
+    assert.deepEqual(Object.keys(e0.lastScores), ['queue-scorer', 'least-requests-scorer', 'kv-cache-utilization-scorer', 'prefix-cache-scorer', 'lora-affinity-scorer']);
     assert.equal(e0.lastScores['queue-scorer'], 0);
     const d = view.decisions[0];
     assert.equal(d.endpoint, s.address(1));
     assert.equal(d.priority, 1);
     assert.equal(d.model, 'base');
     assert.equal(d.scores['queue-scorer'], 1);
-    assert.equal(d.total, 3 + 2); // queue 3 × 1 + KV 2 × 1; no full prompt block, no adapter
+    assert.equal(d.total, 3 + 1 + 2); // queue 3 × 1 + least requests 1 × 1 + KV 2 × 1; no full prompt block, no adapter
     assert.equal(typeof d.at, 'string');
     assert.deepEqual(JSON.parse(JSON.stringify(view)).name, 'p');
   });
