@@ -19,6 +19,8 @@ export interface ReplayOptions {
   /** Real milliseconds to wait for stragglers after the last arrival; those still open count as failed. */
   drainMs: number;
   onProgress?: (done: number, total: number) => void;
+  /** Hang up on each answer at its first chunk: only TTFT is wanted, and the engine stops working on it. */
+  firstTokenOnly?: boolean;
 }
 
 /** Sends each request at its `at` (simulated seconds, so at/timeScale real seconds), all concurrently. */
@@ -53,10 +55,14 @@ export async function replay(requests: BenchRequest[], opts: ReplayOptions): Pro
       outcome.status = r.statusCode;
       let tail = '';
       for await (const chunk of r.body) {
-        if (Number.isNaN(outcome.ttft) && r.statusCode === 200) outcome.ttft = toSim(performance.now() - t0);
+        if (Number.isNaN(outcome.ttft) && r.statusCode === 200) {
+          outcome.ttft = toSim(performance.now() - t0);
+          // Leaving the loop destroys the body: the gateway sees the client go and cancels the upstream request.
+          if (opts.firstTokenOnly) break;
+        }
         tail = (tail + (chunk as Buffer).toString('utf8')).slice(-1024);
       }
-      if (r.statusCode === 200) {
+      if (r.statusCode === 200 && !opts.firstTokenOnly) {
         outcome.e2e = toSim(performance.now() - t0);
         outcome.outputTokens = Number(/"completion_tokens":(\d+)/.exec(tail)?.[1] ?? 0);
       }

@@ -1,20 +1,18 @@
 // `tollgate bench routing`: a time-scaled simulated fleet behind a real gateway, one workload at a time, comparing
 // routing strategies (round-robin and least-requests sent at once, round-robin behind tollgate's flow control, tollgate's
 // default picker with flow control) over a Poisson arrival-rate sweep.
-import { fileURLToPath } from 'node:url';
-import { extname } from 'node:path';
-import { freePortRange } from '../src/lib/ports.js';
-import { startChild } from './processes.js';
 import { barChartSvg, table, writeJson, writeSvg, type Row } from './report.js';
-import { replay } from './routing-load.js';
+import { startProcessTarget } from './routing-processes.js';
 import { byPriority, goodput, summarize, type Summary } from './routing-stats.js';
 import { BASELINE, DEFAULT_STRATEGIES, FLOW_CONTROL_BASELINE, STRATEGY_NAMES, strategies, type StrategyName } from './routing-strategies.js';
 import { WORKLOAD_DEFS, WORKLOADS, type PriorityClass, type WorkloadName } from './workloads.js';
-import type { RoutingFleetArgs } from './routing-fleet.js';
-import type { RoutingServerArgs } from './routing-server.js';
+import type { TargetSpec } from './routing-target.js';
+import { startVirtualTarget } from './routing-virtual.js';
 
 export interface RoutingOptions {
   quick?: boolean;
+  /** Gateway state and engines in this process on a virtual clock (routing-virtual.ts) instead of child processes in real time. */
+  virtual?: boolean;
   workloads?: WorkloadName[];
   /** The strategies to compare; round-robin, the baseline of every ratio, always runs. Default: DEFAULT_STRATEGIES. */
   strategies?: StrategyName[];
@@ -54,9 +52,9 @@ export interface RoutingPoint {
 }
 
 /**
- * The critical requests of a loaded rate sent again, alone, at the workload's lowest rate: the unloaded TTFT of the
- * very requests whose loaded TTFT is compared (the few critical requests of the lowest rate are too few, and shorter,
- * to stand for the prompts of a loaded window).
+ * The critical requests of a loaded rate sent again, alone, at the workload's lowest rate, each abandoned at its first
+ * token: the unloaded TTFT of the very requests whose loaded TTFT is compared (the few critical requests of the lowest
+ * rate are too few, and shorter, to stand for the prompts of a loaded window).
  */
 export interface CriticalReference {
   workload: WorkloadName;
@@ -66,17 +64,14 @@ export interface CriticalReference {
 }
 
 export interface RoutingResult {
-  timeScale: number;
+  /** Simulated seconds per real second; null on a virtual clock. */
+  timeScale: number | null;
   endpoints: number;
   points: RoutingPoint[];
   criticalReferences: CriticalReference[];
   goodput: { workload: WorkloadName; slo: number; byStrategy: Record<string, number> }[];
 }
 
-const sibling = (name: string) => fileURLToPath(new URL(`./${name}${extname(fileURLToPath(import.meta.url))}`, import.meta.url));
-const SERVER = sibling('routing-server');
-const FLEET = sibling('routing-fleet');
-const PRIORITY_LABEL: Record<string, PriorityClass> = { '1': 'critical', '0': 'standard', '-1': 'sheddable' };
 
 export async function benchRouting(opts: RoutingOptions = {}): Promise<RoutingResult> {
   const log = opts.log ?? ((line: string) => console.log(line));
@@ -90,7 +85,6 @@ export async function benchRouting(opts: RoutingOptions = {}): Promise<RoutingRe
   const pickers = strategies(MAX_NUM_SEQS);
   const chosen = opts.strategies ?? DEFAULT_STRATEGIES;
   const names = STRATEGY_NAMES.filter((s) => s === BASELINE || chosen.includes(s));
-  const drainMs = (DRAIN_SECONDS * 1000) / timeScale;
 
   for (const name of workloads) {
     const w = WORKLOAD_DEFS[name];
@@ -99,59 +93,35 @@ export async function benchRouting(opts: RoutingOptions = {}): Promise<RoutingRe
     // The quick run measures the unloaded reference and the rate just below the sweep's top (near saturation).
     const rates = opts.quick ? [w.rates[0], w.rates[Math.max(1, w.rates.length - 2)]] : w.rates;
     for (const strategy of names) {
-      const model = w.models.find((m) => m.criticality === undefined)?.target ?? w.models[0].target;
-      // Both start at once on known ports: the gateway's scrapes fail until the fleet listens, and recover by themselves.
-      const port = await freePortRange(endpoints);
-      const fleetArgs: RoutingFleetArgs = { port, endpoints, timeScale, seed, maxNumSeqs: MAX_NUM_SEQS, kvBlocks: KV_BLOCKS, model, ...w.sim };
-      const urls = Array.from({ length: endpoints }, (_, i) => `http://127.0.0.1:${port + i}`);
-      const args: RoutingServerArgs = { urls, timeScale, picker: pickers[strategy], models: w.models };
-      const [fleetStarted, childStarted] = await Promise.allSettled([startChild(FLEET, [JSON.stringify(fleetArgs)], 60_000), startChild(SERVER, [JSON.stringify(args)], 60_000)]);
-      if (fleetStarted.status === 'rejected' || childStarted.status === 'rejected') {
-        if (fleetStarted.status === 'fulfilled') await fleetStarted.value.stop();
-        if (childStarted.status === 'fulfilled') await childStarted.value.stop();
-        throw fleetStarted.status === 'rejected' ? fleetStarted.reason : (childStarted as PromiseRejectedResult).reason;
-      }
-      const fleet = fleetStarted.value;
-      const child = childStarted.value;
-      const admin = Number(child.lines.find((l) => l.startsWith('ADMIN '))!.slice(6));
+      const spec: TargetSpec = { workload: w, picker: pickers[strategy], endpoints, timeScale, seed, maxNumSeqs: MAX_NUM_SEQS, kvBlocks: KV_BLOCKS, drainSeconds: DRAIN_SECONDS };
+      const target = await (opts.virtual ? startVirtualTarget(spec) : startProcessTarget(spec));
+      // The unloaded reference is the baseline's and tollgate's alone: unloaded, least-requests and round-robin
+      // behind flow control send each request to an idle engine as round-robin does (and the run stays ≤ 5 min).
+      // Unloaded, every strategy sends each request to an idle engine: one critical reference per loaded rate will do.
+      const measured = strategy === BASELINE || strategy === 'tollgate' ? rates : rates.slice(1);
+      const referenced = strategy === BASELINE && w.models.some((m) => m.criticality === 'Critical') ? rates.slice(1) : [];
+      const runs = [...measured.map((rate) => ({ rate, reference: false })), ...referenced.map((rate) => ({ rate, reference: true }))];
       try {
-        // Until every endpoint has been scraped the picker has nothing to go on.
-        await settle(admin);
-        // The unloaded reference is the baseline's and tollgate's alone: unloaded, least-requests and round-robin
-        // behind flow control send each request to an idle engine as round-robin does (and the run stays ≤ 5 min).
-        const url = `http://127.0.0.1:${child.port}`;
-        for (const rate of strategy === BASELINE || strategy === 'tollgate' ? rates : rates.slice(1)) {
+        for (const [i, { rate, reference }] of runs.entries()) {
+          // Between runs the fleet drains, so that they do not overlap; after the last one it is stopped anyway.
+          if (i > 0) await target.settle();
           const requests = w.generate(rate, windowSeconds, seed * 1000 + rate);
-          const before = await queueCounts(admin);
-          const outcomes = await replay(requests, {
-            url,
-            timeScale,
-            drainMs,
-            onProgress: (done, total) => process.stderr.write(`\r${name} ${strategy} ${rate} req/s: ${done}/${total}   `),
-          });
-          const after = await queueCounts(admin);
-          const queued = Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before[k] ?? 0)]).filter(([, v]) => (v as number) > 0));
-          points.push({ workload: name, strategy, rate, windowSeconds, summary: summarize(outcomes, windowSeconds), priorities: byPriority(outcomes, windowSeconds), queued });
-          await settle(admin);
-        }
-        // Unloaded, every strategy sends each request to an idle engine: one reference per loaded rate will do.
-        if (strategy === BASELINE && w.models.some((m) => m.criticality === 'Critical')) {
-          for (const rate of rates.slice(1)) {
-            const critical = w.generate(rate, windowSeconds, seed * 1000 + rate).filter((r) => r.priority === 'critical');
-            const spaced = critical.map((r, i) => ({ ...r, at: i / rates[0] }));
-            const outcomes = await replay(spaced, {
-              url,
-              timeScale,
-              drainMs,
-              onProgress: (done, total) => process.stderr.write(`\r${name} unloaded critical requests of ${rate} req/s: ${done}/${total}   `),
+          if (reference) {
+            const spaced = requests.filter((r) => r.priority === 'critical').map((r, k) => ({ ...r, at: k / rates[0] }));
+            const outcomes = await target.replay(spaced, (done, total) => progress(`${name} unloaded critical requests of ${rate} req/s: ${done}/${total}`), {
+              firstTokenOnly: true,
             });
             references.push({ workload: name, rate, summary: summarize(outcomes, spaced.length / rates[0]) });
-            await settle(admin);
+            continue;
           }
+          const before = await target.queueCounts();
+          const outcomes = await target.replay(requests, (done, total) => progress(`${name} ${strategy} ${rate} req/s: ${done}/${total}`));
+          const after = await target.queueCounts();
+          const queued = Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before[k] ?? 0)]).filter(([, v]) => (v as number) > 0));
+          points.push({ workload: name, strategy, rate, windowSeconds, summary: summarize(outcomes, windowSeconds), priorities: byPriority(outcomes, windowSeconds), queued });
         }
       } finally {
-        await child.stop();
-        await fleet.stop();
+        await target.stop();
       }
     }
     process.stderr.write('\r\x1b[K');
@@ -161,7 +131,7 @@ export async function benchRouting(opts: RoutingOptions = {}): Promise<RoutingRe
     good.push({ workload: name, slo, byStrategy });
   }
 
-  const result: RoutingResult = { timeScale, endpoints, points, criticalReferences: references, goodput: good };
+  const result: RoutingResult = { timeScale: opts.virtual ? null : timeScale, endpoints, points, criticalReferences: references, goodput: good };
   log(report(result));
   writeJson(opts.json ?? 'bench/results/routing.json', result);
   if (opts.svg) writeSvg(opts.svg, chart(result));
@@ -208,7 +178,7 @@ function report(r: RoutingResult): string {
   const windows = [...new Map(r.points.map((p) => [p.workload, p.windowSeconds])).entries()].map(([w, s]) => `${w} ${s}`).join(', ');
   const critical = criticalRows(r);
   return [
-    `routing: ${r.endpoints} simulated endpoints at ×${r.timeScale}; simulated s of arrivals per rate: ${windows}; latencies in simulated seconds`,
+    `routing: ${r.endpoints} simulated endpoints ${r.timeScale === null ? 'on a virtual clock' : `at ×${r.timeScale}`}; simulated s of arrivals per rate: ${windows}; latencies in simulated seconds`,
     table(rows, cols),
     '',
     'goodput (highest req/s with p90 TTFT under the SLO and nothing failed)',
@@ -216,7 +186,7 @@ function report(r: RoutingResult): string {
     ...(critical.length
       ? [
           '',
-          'critical TTFT p99 against the unloaded TTFT p99 of the same critical requests (sent again alone, at the lowest rate)',
+          'critical TTFT p99 against the unloaded TTFT p99 of the same critical requests (sent again alone at the lowest rate, each until its first token)',
           table(critical, ['workload', 'strategy', 'req/s', 'critical p99', 'same unloaded p99', '×unloaded', 'shed']),
         ]
       : []),
@@ -263,30 +233,6 @@ function chart(r: RoutingResult): string {
   return barChartSvg('TTFT p90 at the highest rate (simulated s, lower is better)', 's', groups);
 }
 
-/** inference_extension_flow_control_request_queue_duration_seconds_count by "<priority class>/<outcome>". */
-async function queueCounts(adminPort: number): Promise<Record<string, number>> {
-  const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
-  const out: Record<string, number> = {};
-  const re = /^inference_extension_flow_control_request_queue_duration_seconds_count\{([^}]*)\} (\S+)$/gm;
-  for (const m of text.matchAll(re)) {
-    const labels = Object.fromEntries([...m[1].matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1], l[2]]));
-    out[`${PRIORITY_LABEL[labels.priority] ?? labels.priority}/${labels.outcome}`] = Number(m[2]);
-  }
-  return out;
-}
-
-/**
- * Waits until the fleet is ready and idle, so rates do not overlap: every endpoint scraped, its waiting and running 0,
- * nothing is in flight through the gateway and its flow-control queue is empty (up to 30 s real).
- */
-async function settle(adminPort: number): Promise<void> {
-  type View = { queueLength?: number; endpoints: { status?: string; inFlight?: number; metrics?: { waiting?: number; running?: number } }[] };
-  for (let i = 0; i < 300; i++) {
-    const view = (await (await fetch(`http://127.0.0.1:${adminPort}/v1/pools/pool`)).json()) as View;
-    const busy =
-      (view.queueLength ?? 0) > 0 ||
-      view.endpoints.some((e) => e.status !== 'ready' || (e.inFlight ?? 0) > 0 || (e.metrics?.waiting ?? 0) + (e.metrics?.running ?? 0) > 0);
-    if (!busy) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
+function progress(line: string): void {
+  process.stderr.write(`\r${line}   `);
 }

@@ -32,6 +32,7 @@ export function benchCommand(): Command {
     .command('routing')
     .description('routing strategies (round-robin, least-requests, tollgate; round-robin behind flow control on request) on a time-scaled simulated fleet, several workloads')
     .option('--quick', 'two rates per workload over windows half as long (≤ 90 s)')
+    .option('--virtual', "the gateway's pool state and the engines in this process on a virtual clock: the routing policy alone, without HTTP or event-loop lag, in seconds")
     .option('--workloads <list>', `comma-separated, of ${WORKLOADS.join(', ')}`, listOf<WorkloadName>('workload(s)', WORKLOADS))
     .option(
       '--strategies <list>',
