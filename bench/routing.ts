@@ -22,6 +22,8 @@ export interface RoutingOptions {
   endpoints?: number;
   seed?: number;
   log?: (line: string) => void;
+  /** Where the progress line goes (stderr, rewritten in place, by default). */
+  progress?: (line: string) => void;
 }
 
 /**
@@ -75,6 +77,7 @@ export interface RoutingResult {
 
 export async function benchRouting(opts: RoutingOptions = {}): Promise<RoutingResult> {
   const log = opts.log ?? ((line: string) => console.log(line));
+  const progress = opts.progress ?? stderrProgress;
   const timeScale = opts.timeScale ?? DEFAULT_TIME_SCALE;
   const endpoints = opts.endpoints ?? 8;
   const seed = opts.seed ?? 1;
@@ -124,7 +127,7 @@ export async function benchRouting(opts: RoutingOptions = {}): Promise<RoutingRe
         await target.stop();
       }
     }
-    process.stderr.write('\r\x1b[K');
+    progress('');
     const base = points.find((p) => p.workload === name && p.strategy === BASELINE && p.rate === rates[0])!;
     const slo = 2 * base.summary.ttftP90;
     const byStrategy = Object.fromEntries(names.map((s) => [s, goodput(points.filter((p) => p.workload === name && p.strategy === s), slo)]));
@@ -233,6 +236,7 @@ function chart(r: RoutingResult): string {
   return barChartSvg('TTFT p90 at the highest rate (simulated s, lower is better)', 's', groups);
 }
 
-function progress(line: string): void {
-  process.stderr.write(`\r${line}   `);
+/** The progress line on stderr, rewritten in place; an empty line clears it. */
+function stderrProgress(line: string): void {
+  process.stderr.write(line === '' ? '\r\x1b[K' : `\r${line}   `);
 }
