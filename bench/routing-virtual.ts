@@ -84,7 +84,7 @@ export async function startVirtualTarget(spec: TargetSpec): Promise<RoutingTarge
   let nextScrape = clock.now();
 
   async function scrape(): Promise<void> {
-    const texts = await Promise.all(pages.map((p) => p.registry.metrics()));
+    const texts = await Promise.all(pages.map((p) => p.page()));
     const now = clock.now();
     poolState.endpoints.forEach((ep, i) => {
       ep.recordScrape(readEngineMetrics('vllm', texts[i]), now);

@@ -25,3 +25,13 @@ test('a Responses API stream reports usage in response.completed', () => {
   s.push(Buffer.from('event: response.completed\ndata: {"type":"response.completed","response":{"usage":{"input_tokens":2,"output_tokens":5}}}\n\n'));
   assert.deepEqual(s.end(), { inputTokens: 2, outputTokens: 5, cachedTokens: 0 });
 });
+
+test('chunks saying "usage":null are not taken for the usage chunk; the last one, with an object, is', () => {
+  const s = new UsageScanner('text/event-stream');
+  s.push(Buffer.from('data: {"choices":[{"delta":{"content":"the \\"usage\\": {"}}],"usage":null}\n\n'));
+  s.push(Buffer.from('data: {"choices":[{"delta":{"content":"x"}}],"usage" : null}\n\n'));
+  assert.equal(s.usage, undefined);
+  s.push(Buffer.from('data: {"choices":[],"usage" : {"prompt_tokens":7,"completion_tokens":2}}\n\ndata: [DONE]\n\n'));
+  assert.deepEqual(s.end(), { inputTokens: 7, outputTokens: 2, cachedTokens: 0 });
+  assert.equal(s.events, 4);
+});

@@ -112,8 +112,9 @@ export class UsageScanner {
   #line(line: string): void {
     if (!line.startsWith('data:')) return;
     this.events++;
-    // Only the chunk that carries usage is parsed; the rest pass at the cost of a substring search.
-    if (!line.includes('"usage"')) return;
+    // Only the chunk that carries usage is parsed; the rest pass at the cost of a substring search. With
+    // stream_options.include_usage every chunk says "usage":null (as OpenAI's do): those pass too.
+    if (!carriesUsage(line)) return;
     try {
       const ev = JSON.parse(line.slice(5)) as { usage?: RawUsage; response?: { usage?: RawUsage } };
       const u = toUsage(ev.usage ?? ev.response?.usage);
@@ -122,4 +123,17 @@ export class UsageScanner {
       // Malformed event: passed through to the client as it is, nothing counted from it.
     }
   }
+}
+
+/** `"usage"` followed by an object somewhere in the line (not `"usage":null`). */
+function carriesUsage(line: string): boolean {
+  for (let at = line.indexOf('"usage"'); at !== -1; at = line.indexOf('"usage"', at + 7)) {
+    let i = at + 7;
+    while (line.charCodeAt(i) === 32) i++;
+    if (line.charCodeAt(i) !== 58 /* : */) continue;
+    i++;
+    while (line.charCodeAt(i) === 32) i++;
+    if (line.charCodeAt(i) === 123 /* { */) return true;
+  }
+  return false;
 }

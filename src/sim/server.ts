@@ -187,9 +187,9 @@ export class SimServer {
       res.writeHead(200, { 'content-length': 0 });
       res.end();
     } else if (path === '/metrics') {
-      this.metrics.registry.metrics().then(
+      this.metrics.page().then(
         (text) => {
-          res.writeHead(200, { 'content-type': this.metrics.registry.contentType });
+          res.writeHead(200, { 'content-type': this.metrics.contentType });
           res.end(text);
         },
         () => sendError(res, new HttpError(500, 'server_error', 'internal_error', 'metrics failed')),
