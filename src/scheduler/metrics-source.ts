@@ -26,14 +26,21 @@ export class HttpMetricsSource implements MetricsSource {
       client = new Client(url, { connect: { timeout: this.#timeoutMs, rejectUnauthorized: this.#rejectUnauthorized }, keepAliveTimeout: 30_000, pipelining: 1 });
       this.#clients.set(url, client);
     }
-    // undici's own timeouts tick at about one second; a scrape deadline has to be sharper than that.
-    const signal = AbortSignal.timeout(this.#timeoutMs);
-    const res = await client.request({ method: 'GET', path: '/metrics', headers: { accept: 'text/plain' }, signal });
-    if (res.statusCode !== 200) {
-      await res.body.dump();
-      throw new Error(`GET /metrics answered ${res.statusCode}`);
+    // undici's own timeouts tick at about one second; a scrape deadline has to be sharper than that. Not
+    // AbortSignal.timeout: its timer runs out (and builds a DOMException) after every scrape, even a finished one,
+    // hundreds of times a second across a pool.
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(new Error(`GET /metrics took longer than ${this.#timeoutMs} ms`)), this.#timeoutMs);
+    try {
+      const res = await client.request({ method: 'GET', path: '/metrics', headers: { accept: 'text/plain' }, signal: controller.signal });
+      if (res.statusCode !== 200) {
+        await res.body.dump();
+        throw new Error(`GET /metrics answered ${res.statusCode}`);
+      }
+      return await res.body.text();
+    } finally {
+      clearTimeout(timer);
     }
-    return res.body.text();
   }
 
   retain(urls: ReadonlySet<string>): void {
