@@ -128,8 +128,9 @@ export class PoolState implements PoolGauges {
       return Promise.reject(gatewayError('TG_ERR_NO_ENDPOINTS', `no healthy endpoint with fresh metrics in pool "${this.name}"`));
     }
     if (this.#flow.size > 0) this.#drain();
+    const kept = this.#flowControl ? this.#batchSlotsKept(req.priority) : null;
     // Whatever is still queued after draining waits for room: this request queues too, by its priority.
-    if (this.#flowControl && (this.#flow.size > 0 || isSaturated(this.#endpoints, now, this.#deps.settings.saturation, this.#batchSlotsKept(req.priority)))) {
+    if (this.#flowControl && (this.#flow.size > 0 || isSaturated(this.#endpoints, now, this.#deps.settings.saturation, kept))) {
       if (req.priority < 0) {
         return Promise.reject(
           gatewayError('TG_ERR_REQUEST_SHED', `pool "${this.name}" is saturated; sheddable requests are refused`, { 'retry-after': '1' }),
@@ -141,7 +142,7 @@ export class PoolState implements PoolGauges {
       return waiting;
     }
     try {
-      return this.#decide(req, now, 0);
+      return this.#decide(req, now, 0, kept);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -251,16 +252,18 @@ export class PoolState implements PoolGauges {
     return out.some((ep) => ep.isEligible(now, staleAfter)) ? out : all;
   }
 
-  #decide(req: PickRequest, now: number, queuedMs: number): Pick {
+  /** `kept`: what #batchSlotsKept(req.priority) answers, when the caller has it already. */
+  #decide(req: PickRequest, now: number, queuedMs: number, kept: number | null = this.#flowControl ? this.#batchSlotsKept(req.priority) : null): Pick {
     const started = performance.now();
     const ctx: CycleContext = { request: req, now, adapter: this.#isAdapter(req.targetModel) };
-    const roomy = this.#roomy(now, this.#batchSlotsKept(req.priority));
+    const roomy = this.#roomy(now, kept);
     let ordered = this.#profile.pipeline.run(ctx, roomy);
     // The filters (subset hint, adapters) may keep only full endpoints: then they all compete.
     if (!ordered && roomy !== this.#endpoints) ordered = this.#profile.pipeline.run(ctx, this.#endpoints);
     else if (ordered && roomy !== this.#endpoints) {
       // The full endpoints stay as the last fallbacks (unscored, in pool order), with the filters' verdict on them.
-      const rest = this.#endpoints.filter((ep) => !roomy.includes(ep));
+      const inRoomy = new Set(roomy);
+      const rest = this.#endpoints.filter((ep) => !inRoomy.has(ep));
       const filtered = this.#profile.pipeline.filterOnly(ctx, rest);
       ordered = ordered.concat(filtered);
     }
