@@ -4,21 +4,15 @@ import { startGateway } from '../src/gateway/gateway.js';
 import { composeHooks } from '../src/extproc/compose-hooks.js';
 import { extprocHooks } from '../src/extproc/extension-hooks.js';
 import type { ExtensionEvent } from '../src/extproc/extension-callouts.js';
+import { serveUntilStopped } from './child.js';
 import { chainManifests, seedKeys, type Chain } from './overhead-chains.js';
 
-function onTerm(close: () => Promise<unknown>): void {
-  process.once('SIGTERM', async () => {
-    await close();
-    process.exit(0);
-  });
-}
 
 /** The policy chain behind an ext_proc listener; prints the API keys the load should use, then READY <ext_proc port>. */
 async function pdp(upstreamPort: number, chain: Chain): Promise<void> {
   const gw = await startGateway({ configPaths: [], manifests: chainManifests(chain, `http://127.0.0.1:${upstreamPort}`), port: 0, adminPort: 0, host: '127.0.0.1', watch: false, extprocPort: 0, extproc: { roles: ['pdp'] } });
   process.stdout.write(`KEYS ${(await seedKeys(gw, 64)).join(',')}\n`);
-  process.stdout.write(`READY ${gw.extprocPort}\n`);
-  onTerm(() => gw.close());
+  serveUntilStopped(gw.extprocPort!, () => gw.close());
 }
 
 /** A data plane whose only policy step is the ext_proc call to `address`. */
@@ -27,8 +21,7 @@ async function frontend(upstreamPort: number, address: string, events: readonly 
   const ext = extprocHooks({ name: 'pdp', address, supportedEvents: events, timeoutMs: 1000, failOpen: false }, { registry: gw.registry });
   gw.dataPlane.hooks = composeHooks(ext, gw.apim.hooks);
   gw.apim.onHooks = (hooks) => (gw.dataPlane.hooks = composeHooks(ext, hooks));
-  process.stdout.write(`READY ${gw.port}\n`);
-  onTerm(async () => {
+  serveUntilStopped(gw.port, async () => {
     await gw.close();
     ext.close();
   });

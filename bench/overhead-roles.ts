@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pool } from 'undici';
 import { startGateway } from '../src/gateway/gateway.js';
+import { serveUntilStopped } from './child.js';
 import { chainManifests, seedKeys, type Chain } from './overhead-chains.js';
 
 const ANSWER = JSON.stringify({
@@ -17,16 +18,6 @@ const ANSWER = JSON.stringify({
   usage: { prompt_tokens: 12, completion_tokens: 9, total_tokens: 21 },
 });
 
-function ready(port: number): void {
-  process.stdout.write(`READY ${port}\n`);
-}
-
-function onTerm(close: () => Promise<unknown> | void): void {
-  process.once('SIGTERM', async () => {
-    await close();
-    process.exit(0);
-  });
-}
 
 /** A model server that answers at once: what is measured is the proxy, not the model. */
 function stub(): void {
@@ -49,8 +40,7 @@ function stub(): void {
     });
   });
   server.keepAliveTimeout = 60_000;
-  server.listen(0, '127.0.0.1', () => ready((server.address() as { port: number }).port));
-  onTerm(() => void server.close());
+  server.listen(0, '127.0.0.1', () => serveUntilStopped((server.address() as { port: number }).port, () => void server.close()));
 }
 
 /** The minimum a Node proxy does: node:http in, undici out, body piped both ways. */
@@ -69,8 +59,7 @@ function bareProxy(upstreamPort: number): void {
     }
   });
   server.keepAliveTimeout = 60_000;
-  server.listen(0, '127.0.0.1', () => ready((server.address() as { port: number }).port));
-  onTerm(() => void server.close());
+  server.listen(0, '127.0.0.1', () => serveUntilStopped((server.address() as { port: number }).port, () => void server.close()));
 }
 
 /** tollgate with one of the compared policy chains; prints the API keys the load should use, then READY. */
@@ -81,8 +70,7 @@ async function tollgate(upstreamPort: number, chain: Chain): Promise<void> {
   const manifests = chainManifests(chain, `http://127.0.0.1:${upstreamPort}`);
   const gw = await startGateway({ configPaths: [], manifests, port: 0, adminPort: 0, host: '127.0.0.1', watch: false, db: `sqlite:${join(dir, 'tollgate.db')}`, analyticsDir: join(dir, 'analytics') });
   if (chain !== 'none') process.stdout.write(`KEYS ${(await seedKeys(gw, 64)).join(',')}\n`);
-  ready(gw.port);
-  onTerm(async () => {
+  serveUntilStopped(gw.port, async () => {
     await gw.close();
     rmSync(dir, { recursive: true, force: true });
   });

@@ -11,9 +11,10 @@ export interface Child {
   stop(): Promise<void>;
 }
 
-/** Runs `script` (a .ts under tsx, a .js from dist: the caller's own runtime is reused) and waits for READY. */
+/** Runs `script` (a .ts under tsx, a .js from dist: the caller's own runtime is reused; it ends with serveUntilStopped) and waits for READY. */
 export function startChild(script: string, args: string[], timeoutMs = 30_000): Promise<Child> {
-  const proc = spawn(process.execPath, [...process.execArgv, script, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // stdin stays open for the child's life: it ends when this process does, and the child stops (bench/child.ts).
+  const proc = spawn(process.execPath, [...process.execArgv, script, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
   return waitReady(proc, timeoutMs, `${script} ${args.join(' ')}`);
 }
 

@@ -2,6 +2,7 @@
 // not wait behind the gateway's work (and the reverse) on one event loop. Replica i listens on port + i; prints
 // "READY <port>".
 import { startSimFleet } from '../src/sim/index.js';
+import { serveUntilStopped } from './child.js';
 
 export interface RoutingFleetArgs {
   port: number;
@@ -27,7 +28,4 @@ const fleet = await startSimFleet({
   maxNumSeqs: args.maxNumSeqs,
   kvBlocks: args.kvBlocks,
 });
-process.stdout.write(`READY ${args.port}\n`);
-process.once('SIGTERM', () => {
-  void fleet.close().finally(() => process.exit(0));
-});
+serveUntilStopped(args.port, () => fleet.close());

@@ -1,8 +1,9 @@
 // Child process of `bench routing`: the gateway in front of the simulated fleet (another child), so the load generator
-// has its own event loop. Prints "ADMIN <port>" then "READY <port>"; exits on SIGTERM.
+// has its own event loop. Prints "ADMIN <port>" then "READY <port>"; exits on SIGTERM or with its parent.
 import { manifestOf } from '../src/config/manifest.js';
 import type { EndpointPickerConfigSpec } from '../src/config/inference-kinds.js';
 import { startGateway } from '../src/gateway/gateway.js';
+import { serveUntilStopped } from './child.js';
 
 export interface RoutingServerArgs {
   /** The fleet's endpoints. */
@@ -38,7 +39,4 @@ const gateway = await startGateway({
   host: '127.0.0.1',
   watch: false,
 });
-process.stdout.write(`ADMIN ${gateway.adminPort}\nREADY ${gateway.port}\n`);
-process.once('SIGTERM', () => {
-  void gateway.close().finally(() => process.exit(0));
-});
+serveUntilStopped(gateway.port, () => gateway.close(), [`ADMIN ${gateway.adminPort}`]);

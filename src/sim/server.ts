@@ -10,6 +10,7 @@ import { embeddingJob, generationJob, type Catalog, type GenerationEndpoint, typ
 import { createSimMetrics, type SimMetrics } from './metrics.js';
 import { SIM_DEFAULTS, type SimServerOptions } from './options.js';
 import { textSource } from './text.js';
+import { loadTokenizer } from '../lib/tokenizer.js';
 
 /** A snapshot of a server's internals, for tests. */
 export interface SimServerState {
@@ -334,6 +335,8 @@ export class SimServer {
 
 /** Starts one simulated server on 127.0.0.1 (port 0 = any free port). */
 export function startSimServer(opts: SimServerOptions = {}): Promise<SimServer> {
+  // Every request is tokenized: the tables load now rather than in the first request's time to first token.
+  loadTokenizer();
   return SimServer.start(opts);
 }
 

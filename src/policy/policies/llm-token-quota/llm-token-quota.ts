@@ -11,6 +11,7 @@ import type { ApimState, Policy, PolicyFactory } from '../../types.js';
 import { compileVariable } from '../../variables.js';
 import { estimateTokens, requestStreamUsage, setOutputCap } from './token-estimate.js';
 import { TokenReservation } from './token-reservation.js';
+import { loadTokenizer } from '../../../lib/tokenizer.js';
 
 export const LLM_TOKEN_QUOTA = 'llm-token-quota';
 
@@ -24,6 +25,8 @@ export const LLM_TOKEN_QUOTA_FAULTS = {
  */
 export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
   const s = llmTokenQuotaSpec.parse(spec);
+  // Counted on every request: the tokenizer's tables load with the config, not in the first request's time.
+  loadTokenizer();
   const identify = compileVariable(s.identifier?.ref ?? 'developer.app.id');
   const own: CompiledTokenQuota | null = s.useQuotaConfigInAPIProduct
     ? null

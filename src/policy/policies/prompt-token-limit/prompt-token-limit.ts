@@ -8,6 +8,7 @@ import { parseRate } from '../../rate.js';
 import { retryAfter } from '../../rate-limit-headers.js';
 import type { ApimState, Policy, PolicyFactory } from '../../types.js';
 import { compileVariable } from '../../variables.js';
+import { loadTokenizer } from '../../../lib/tokenizer.js';
 
 export const PROMPT_TOKEN_LIMIT = 'prompt-token-limit';
 
@@ -18,6 +19,8 @@ export const PROMPT_TOKEN_LIMIT_FAULTS = {
 /** @example promptTokenLimit('prompts', { rate: '20000pm', identifier: { ref: 'developer.app.id' } }, deps) */
 export const promptTokenLimit: PolicyFactory = (name, spec, deps) => {
   const s = promptTokenLimitSpec.parse(spec);
+  // Counted on every request: the tokenizer's tables load with the config, not in the first request's time.
+  loadTokenizer();
   const rate = parseRate(s.rate);
   const identify = s.identifier ? compileVariable(s.identifier.ref) : null;
   const global = policyKey('ptl', name, '');

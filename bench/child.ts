@@ -1,0 +1,19 @@
+// What every benchmark child process does at the end of its start: say where it listens, and stop on SIGTERM or
+// when the benchmark that started it is gone (startChild keeps the child's stdin open until it exits), so a benchmark
+// killed mid-run (Ctrl-C, a closed pipe) leaves no model servers or gateways running behind it.
+
+/** Prints "READY <port>" (after `lines`, e.g. "ADMIN <port>"), then stops with `close` when told to or orphaned. */
+export function serveUntilStopped(port: number, close: () => Promise<unknown> | void, lines: string[] = []): void {
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    await close();
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void stop());
+  process.stdin.once('end', () => void stop());
+  process.stdin.once('error', () => void stop());
+  process.stdin.resume();
+  process.stdout.write([...lines, `READY ${port}`].join('\n') + '\n');
+}
