@@ -57,8 +57,12 @@ export async function replay(requests: BenchRequest[], opts: ReplayOptions): Pro
       for await (const chunk of r.body) {
         if (Number.isNaN(outcome.ttft) && r.statusCode === 200) {
           outcome.ttft = toSim(performance.now() - t0);
-          // Leaving the loop destroys the body: the gateway sees the client go and cancels the upstream request.
-          if (opts.firstTokenOnly) break;
+          // Leaving the loop destroys the body: the gateway sees the client go and cancels the upstream request. The
+          // request ends there, as asked: its end-to-end time is its TTFT.
+          if (opts.firstTokenOnly) {
+            outcome.e2e = outcome.ttft;
+            break;
+          }
         }
         tail = (tail + (chunk as Buffer).toString('utf8')).slice(-1024);
       }

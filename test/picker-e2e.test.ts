@@ -210,4 +210,36 @@ describe('overload', () => {
     const body = (await served.json()) as { usage: { completion_tokens: number } };
     assert.equal(body.usage.completion_tokens, 4);
   });
+
+  test('a request whose client hangs up while it waits in the queue leaves the queue and never reaches a server', async () => {
+    const load = new AbortController();
+    const direct = fleet.servers.flatMap((s) => Array.from({ length: 10 }, (_, i) => chat(s.url, BASE, `load ${i}`, { maxTokens: 5000, signal: load.signal }).catch(() => null)));
+    const queueView = async () => (await (await fetch(`${gw.adminUrl}/v1/pools/pool`)).json()) as { queueLength: number; decisions: { at: string; priority: number }[] };
+    const aborted = async () => {
+      const m = /inference_extension_flow_control_request_queue_duration_seconds_count\{[^}]*outcome="aborted"[^}]*\} (\d+)/.exec(await (await fetch(`${gw.adminUrl}/metrics`)).text());
+      return m ? Number(m[1]) : 0;
+    };
+    let abortedAt = Infinity;
+    try {
+      await until('the fleet to saturate', () => fleet.servers.every((s) => s.state().waiting >= 7));
+      await scraped();
+      const abortedBefore = await aborted();
+      const client = new AbortController();
+      const waiting = chat(gw.url, 'critical', 'gone before its turn', { signal: client.signal }).catch((err: unknown) => err);
+      await until('the request to queue', async () => (await queueView()).queueLength === 1);
+      abortedAt = Date.now();
+      client.abort();
+      assert.ok((await waiting) instanceof Error);
+      await until('the queue to empty', async () => (await queueView()).queueLength === 0);
+      assert.equal(await aborted(), abortedBefore + 1);
+    } finally {
+      load.abort();
+      await Promise.all(direct);
+    }
+    // Room again: had it stayed queued, it would be picked now.
+    await scraped();
+    await scraped();
+    const late = (await queueView()).decisions.filter((d) => d.priority === 1 && Date.parse(d.at) >= abortedAt);
+    assert.deepEqual(late, []);
+  });
 });

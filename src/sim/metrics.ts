@@ -124,7 +124,11 @@ export function createSimMetrics(model: string, engine: Engine, loras: readonly 
   return {
     contentType: registry.contentType,
     async page() {
-      requestPage ??= requestRegistry.metrics();
+      requestPage ??= requestRegistry.metrics().catch((err: unknown) => {
+        // Not kept: the next scrape renders again.
+        requestPage = null;
+        throw err;
+      });
       const [live, requests] = await Promise.all([registry.metrics(), requestPage]);
       return live + requests;
     },
