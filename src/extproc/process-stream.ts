@@ -57,6 +57,13 @@ export class ProcessStream {
   #closed = false;
   #callEnded = false;
   #completed = false;
+  /** Called if the stream is abandoned: a request waiting in the flow-control queue leaves it. */
+  #goneWatchers: (() => void)[] = [];
+  #abandoned = false;
+  readonly #onGone = (gone: () => void): void => {
+    if (this.#abandoned) gone();
+    else if (!this.#closed) this.#goneWatchers.push(gone);
+  };
 
   constructor(call: ServerDuplexStream<ProcessingRequest, ProcessingResponse>, settings: StreamSettings, onClosed: () => void) {
     this.#call = call;
@@ -203,7 +210,7 @@ export class ProcessStream {
     this.#state = 'deciding';
     const { dataPlane: dp, roles, created } = this.#s;
     const ctx = this.#ctx!;
-    return decideRequest(dp, ctx, readBody, roles.epp, created).then(
+    return decideRequest(dp, ctx, readBody, roles.epp, created, this.#onGone).then(
       (outcome) => (outcome.kind === 'reply' ? this.#reply(outcome.response) : this.#forward(kind, outcome)),
       (err: unknown) => this.#reply(dp.errorResponse(ctx, err)),
     );
@@ -355,6 +362,10 @@ export class ProcessStream {
     this.#closed = true;
     this.#pending = [];
     this.#onClosed();
+    this.#abandoned = abandoned;
+    const watchers = this.#goneWatchers;
+    this.#goneWatchers = [];
+    if (abandoned) for (const gone of watchers) gone();
     // A decision in progress completes the request itself once it is known (its pick must be released).
     if (this.#state !== 'deciding') this.#complete(abandoned);
   }

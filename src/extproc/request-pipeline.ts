@@ -2,6 +2,7 @@
 // quota report, route and method checks, then `decide`), for a request that came in as ext_proc messages.
 import type { RequestContext } from '../gateway/context.js';
 import type { Decision, DataPlane } from '../gateway/data-plane.js';
+import type { OnClientGone } from '../gateway/client-pick-request.js';
 import { gatewayError, type ErrorResponse } from '../gateway/errors.js';
 import type { DirectResponse, GatewayHooks } from '../gateway/hooks.js';
 import { modelsListBody } from '../gateway/models-list.js';
@@ -17,9 +18,17 @@ const JSON_TYPE = { 'content-type': 'application/json' };
 /**
  * Throws a GatewayError to refuse, as `decide` does. `readBody` resolves with the whole body once Envoy has sent
  * it (or rejects with 413); `answersModels` says whether GET /v1/models is answered here (an endpoint picker
- * knows the models) or only authenticated (a policy decision point leaves the answer to the gateway).
+ * knows the models) or only authenticated (a policy decision point leaves the answer to the gateway). `onGone`: the
+ * stream was cancelled (Envoy's client went away) while the request waited in the flow-control queue.
  */
-export async function decideRequest(dp: DataPlane, ctx: RequestContext, readBody: () => Promise<Buffer>, answersModels: boolean, created: number): Promise<Outcome> {
+export async function decideRequest(
+  dp: DataPlane,
+  ctx: RequestContext,
+  readBody: () => Promise<Buffer>,
+  answersModels: boolean,
+  created: number,
+  onGone?: OnClientGone,
+): Promise<Outcome> {
   const config = dp.config;
   const hooks = ctx.stages === 'picker' ? NO_HOOKS : dp.hooks;
   if (hooks.intercept) {
@@ -39,6 +48,6 @@ export async function decideRequest(dp: DataPlane, ctx: RequestContext, readBody
   const operation = OPERATION_PATHS[ctx.path];
   if (!operation && !ctx.backend) throw gatewayError('TG_ERR_ROUTE_NOT_FOUND', `No route for ${ctx.method} ${ctx.path}`);
   if (operation && ctx.method !== 'POST') throw gatewayError('TG_ERR_METHOD_NOT_ALLOWED', `${ctx.path} accepts POST only`);
-  const decision = await dp.decide(ctx, await readBody());
+  const decision = await dp.decide(ctx, await readBody(), onGone);
   return decision.kind === 'direct' ? { kind: 'reply', response: decision.response } : decision;
 }

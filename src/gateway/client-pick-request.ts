@@ -1,16 +1,28 @@
-// A pick request that tells the flow-control queue when its client hangs up, paying for that only if it queues.
+// A pick request that tells the flow-control queue when its client goes away, paying for that only if it queues.
 import type { ServerResponse } from 'node:http';
 import type { PoolConfig } from '../config/runtime-config.js';
 import type { PickRequest } from '../scheduler/types.js';
+import { gatewayError } from './errors.js';
+
+/** Calls `gone` once if the client goes away before its answer is complete (at once if it already has). */
+export type OnClientGone = (gone: () => void) => void;
+
+/** For a request answered on `res`. */
+export function onResponseGone(res: ServerResponse): OnClientGone {
+  return (gone) => {
+    if (res.destroyed) gone();
+    else res.once('close', () => res.writableFinished || gone());
+  };
+}
 
 /**
  * The endpoint picker reads `signal` only for a request that has to wait in its flow-control queue, so the
- * AbortController and the listener on the response are made then, not for every request. A client that hangs up
- * while its request waits takes it out of the queue, instead of it being sent to a model server later with no one
- * left to answer.
+ * AbortController and the watch on the client behind it are made then, not for every request. A client that goes
+ * away while its request waits takes it out of the queue, instead of it being sent to a model server later with no
+ * one left to answer.
  */
 export class ClientPickRequest implements PickRequest {
-  readonly #res: ServerResponse;
+  readonly #onGone: OnClientGone;
   #controller: AbortController | undefined;
 
   constructor(
@@ -20,18 +32,16 @@ export class ClientPickRequest implements PickRequest {
     readonly priority: number,
     readonly fairnessId: string,
     readonly subset: ReadonlySet<string> | undefined,
-    res: ServerResponse,
+    onGone: OnClientGone,
   ) {
-    this.#res = res;
+    this.#onGone = onGone;
   }
 
   get signal(): AbortSignal {
     if (this.#controller) return this.#controller.signal;
     const controller = (this.#controller = new AbortController());
-    const res = this.#res;
-    const gone = () => controller.abort(new Error('the client went away while its request waited for a model server'));
-    if (res.destroyed) gone();
-    else res.once('close', () => res.writableFinished || gone());
+    // A client's doing, as a body cut short is (body.ts): not an error of the gateway's, nothing to log.
+    this.#onGone(() => controller.abort(gatewayError('TG_ERR_INVALID_REQUEST', 'The client went away while its request waited for a model server')));
     return controller.signal;
   }
 }

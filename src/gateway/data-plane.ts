@@ -13,7 +13,7 @@ import type { ApimMetrics } from '../telemetry/apim-metrics.js';
 import { NOOP_SPAN, NOOP_TRACER, type RequestTracer } from '../telemetry/tracing.js';
 import { recordFromContext, type AnalyticsPipeline, type RequestIdentity } from '../analytics/index.js';
 import { readBody } from './body.js';
-import { ClientPickRequest } from './client-pick-request.js';
+import { ClientPickRequest, onResponseGone, type OnClientGone } from './client-pick-request.js';
 import type { RequestContext } from './context.js';
 import { GatewayError, gatewayError, type ErrorResponse } from './errors.js';
 import type { DirectResponse, GatewayHooks } from './hooks.js';
@@ -170,7 +170,7 @@ export class DataPlane {
     if (!operation && !ctx.backend) throw gatewayError('TG_ERR_ROUTE_NOT_FOUND', `No route for ${ctx.method} ${ctx.path}`);
     if (operation && ctx.method !== 'POST') throw gatewayError('TG_ERR_METHOD_NOT_ALLOWED', `${ctx.path} accepts POST only`);
     const raw = await readOnce();
-    const decision = await this.decide(ctx, raw, res);
+    const decision = await this.decide(ctx, raw, onResponseGone(res));
     if (decision.kind === 'direct') await this.#send(ctx, res, decision.response);
     else if (decision.kind === 'url') await this.#forward(ctx, res, decision.endpoints, undefined, 1);
     else if (decision.kind === 'pick') await this.#forward(ctx, res, decision.pick.endpoints, decision.pick.release, 1 + config.settings.upstream.maxRetries);
@@ -178,10 +178,10 @@ export class DataPlane {
 
   /**
    * Everything between the request body and the upstream call: parse, credentials, model lookup, policies,
-   * picking. Throws a GatewayError to refuse. `ctx.backend` must already be set when HTTPRoutes apply. `res`, the
-   * client's response when there is one, takes a request out of the flow-control queue when the client hangs up.
+   * picking. Throws a GatewayError to refuse. `ctx.backend` must already be set when HTTPRoutes apply. `onGone`
+   * takes the request out of the flow-control queue if its client goes away while it waits there.
    */
-  async decide(ctx: RequestContext, raw: Buffer, res?: ServerResponse): Promise<Decision> {
+  async decide(ctx: RequestContext, raw: Buffer, onGone?: OnClientGone): Promise<Decision> {
     const config = this.config;
     const hooks = ctx.stages === 'picker' ? NO_HOOKS : this.hooks;
     ctx.rawBody = raw;
@@ -218,8 +218,8 @@ export class DataPlane {
       const pool = ctx.modelConfig!.pool;
       const prompt = promptOf(ctx.body!);
       const pick = await this.#picker.pick(
-        res
-          ? new ClientPickRequest(pool, ctx.targetModel!, prompt, ctx.priority, ctx.fairnessId, ctx.subset, res)
+        onGone
+          ? new ClientPickRequest(pool, ctx.targetModel!, prompt, ctx.priority, ctx.fairnessId, ctx.subset, onGone)
           : { pool, targetModel: ctx.targetModel!, prompt, priority: ctx.priority, fairnessId: ctx.fairnessId, subset: ctx.subset },
       );
       if (pick.endpoints.length === 0) throw gatewayError('TG_ERR_NO_ENDPOINTS');
