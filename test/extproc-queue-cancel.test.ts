@@ -6,6 +6,8 @@ import assert from 'node:assert/strict';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { ExtprocClient } from '../src/extproc/client.js';
 import { fakeMetricsServer, vllmPage, type FakeMetricsServer } from '../src/scheduler/testing.js';
+import { parseQueueCounts } from '../bench/routing-target.js';
+import { until } from './helpers/apim-admin.js';
 import { headerMap } from './helpers/extproc-envoy.js';
 import { manifest } from './helpers/manifests.js';
 
@@ -39,31 +41,21 @@ async function pool(): Promise<{ queueLength: number; decisions: unknown[] }> {
   return (await (await fetch(`${gw.adminUrl}/v1/pools/pool`)).json()) as { queueLength: number; decisions: unknown[] };
 }
 
-async function until(what: string, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 async function aborted(): Promise<number> {
-  const text = await (await fetch(`${gw.adminUrl}/metrics`)).text();
-  const m = /inference_extension_flow_control_request_queue_duration_seconds_count\{[^}]*outcome="aborted"[^}]*\} (\d+)/.exec(text);
-  return m ? Number(m[1]) : 0;
+  return parseQueueCounts(await (await fetch(`${gw.adminUrl}/metrics`)).text())['standard/aborted'] ?? 0;
 }
 
 test('a cancelled stream takes its queued request out of the flow-control queue', async () => {
-  await until('the endpoint to be scraped', async () => (await fetch(`${gw.adminUrl}/readyz`)).status === 200);
+  await until(async () => (await fetch(`${gw.adminUrl}/readyz`)).status, (s) => s === 200, 10_000, 'the endpoint scraped');
   const body = Buffer.from(JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hello' }], max_tokens: 4 }));
   const call = client.open(30_000);
   const headers: [string, string][] = [[':method', 'POST'], [':path', '/v1/chat/completions'], [':authority', 'gw'], [':scheme', 'http'], ['content-type', 'application/json'], ['content-length', String(body.length)]];
   await call.send({ request_headers: { headers: headerMap(headers), end_of_stream: false } });
   const answer = call.send({ request_body: { body, end_of_stream: true } }).catch((err: unknown) => err);
-  await until('the request to queue', async () => (await pool()).queueLength === 1);
+  await until(pool, (p) => p.queueLength === 1, 10_000, 'the request queued');
   call.cancel();
   assert.ok((await answer) instanceof Error);
-  await until('the queue to empty', async () => (await pool()).queueLength === 0);
+  await until(pool, (p) => p.queueLength === 0, 10_000, 'the queue empty');
   assert.equal(await aborted(), 1);
   // Room again: a request still queued would be picked now.
   server.serve(vllmPage({ waiting: 0, running: 0, model: 'm' }));

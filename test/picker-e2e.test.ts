@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { startSimFleet, type SimFleet } from '../src/sim/index.js';
 import { manifest } from './helpers/manifests.js';
+import { parseQueueCounts } from '../bench/routing-target.js';
 
 const BASE = 'base-model';
 const WORDS = 'alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa'.split(' ');
@@ -183,6 +184,8 @@ describe('overload', () => {
     await fleet.close();
   });
 
+  const queueView = async () => (await (await fetch(`${gw.adminUrl}/v1/pools/pool`)).json()) as { queueLength: number; decisions: { at: string; priority: number }[] };
+
   test('sheds sheddable work while critical work waits and completes', async () => {
     const load = new AbortController();
     // 10 per endpoint straight to the simulators: 2 running, 8 waiting, above the saturation threshold of 5.
@@ -197,10 +200,7 @@ describe('overload', () => {
       await shed.text();
 
       critical = chat(gw.url, 'critical', 'must be served');
-      await until('the critical request to queue', async () => {
-        const view = (await (await fetch(`${gw.adminUrl}/v1/pools/pool`)).json()) as { queueLength: number };
-        return view.queueLength === 1;
-      });
+      await until('the critical request to queue', async () => (await queueView()).queueLength === 1);
     } finally {
       load.abort();
       await Promise.all(direct);
@@ -214,11 +214,7 @@ describe('overload', () => {
   test('a request whose client hangs up while it waits in the queue leaves the queue and never reaches a server', async () => {
     const load = new AbortController();
     const direct = fleet.servers.flatMap((s) => Array.from({ length: 10 }, (_, i) => chat(s.url, BASE, `load ${i}`, { maxTokens: 5000, signal: load.signal }).catch(() => null)));
-    const queueView = async () => (await (await fetch(`${gw.adminUrl}/v1/pools/pool`)).json()) as { queueLength: number; decisions: { at: string; priority: number }[] };
-    const aborted = async () => {
-      const m = /inference_extension_flow_control_request_queue_duration_seconds_count\{[^}]*outcome="aborted"[^}]*\} (\d+)/.exec(await (await fetch(`${gw.adminUrl}/metrics`)).text());
-      return m ? Number(m[1]) : 0;
-    };
+    const aborted = async () => parseQueueCounts(await (await fetch(`${gw.adminUrl}/metrics`)).text())['critical/aborted'] ?? 0;
     let abortedAt = Infinity;
     try {
       await until('the fleet to saturate', () => fleet.servers.every((s) => s.state().waiting >= 7));
