@@ -7,7 +7,6 @@ import type { ExtensionEvent } from '../src/extproc/extension-callouts.js';
 import { serveUntilStopped } from './child.js';
 import { chainManifests, seedKeys, type Chain } from './overhead-chains.js';
 
-
 /** The policy chain behind an ext_proc listener; prints the API keys the load should use, then READY <ext_proc port>. */
 async function pdp(upstreamPort: number, chain: Chain): Promise<void> {
   const gw = await startGateway({ configPaths: [], manifests: chainManifests(chain, `http://127.0.0.1:${upstreamPort}`), port: 0, adminPort: 0, host: '127.0.0.1', watch: false, extprocPort: 0, extproc: { roles: ['pdp'] } });

@@ -18,7 +18,6 @@ const ANSWER = JSON.stringify({
   usage: { prompt_tokens: 12, completion_tokens: 9, total_tokens: 21 },
 });
 
-
 /** A model server that answers at once: what is measured is the proxy, not the model. */
 function stub(): void {
   const server = createServer((req, res) => {

@@ -1,6 +1,7 @@
-// `tollgate bench routing`: a time-scaled simulated fleet behind a real gateway, one workload at a time, comparing
-// routing strategies (round-robin and least-requests sent at once, round-robin behind tollgate's flow control, tollgate's
-// default picker with flow control) over a Poisson arrival-rate sweep.
+// `tollgate bench routing`: a time-scaled simulated fleet behind a real gateway (or, with --virtual, the gateway's pool
+// state and the engines on one virtual clock), one workload at a time, comparing routing strategies (round-robin and
+// least-requests sent at once, tollgate's default picker with flow control; round-robin behind that flow control on
+// request) over a Poisson arrival-rate sweep.
 import { barChartSvg, table, writeJson, writeSvg, type Row } from './report.js';
 import { startProcessTarget } from './routing-processes.js';
 import { byPriority, goodput, summarize, type Summary } from './routing-stats.js';
@@ -76,7 +77,6 @@ export interface RoutingResult {
   goodput: { workload: WorkloadName; slo: number; byStrategy: Record<string, number> }[];
 }
 
-
 export async function benchRouting(opts: RoutingOptions = {}): Promise<RoutingResult> {
   const log = opts.log ?? ((line: string) => console.log(line));
   const progress = opts.progress ?? stderrProgress;
@@ -100,9 +100,8 @@ export async function benchRouting(opts: RoutingOptions = {}): Promise<RoutingRe
     for (const strategy of names) {
       const spec: TargetSpec = { workload: w, picker: pickers[strategy], endpoints, timeScale, seed, maxNumSeqs: MAX_NUM_SEQS, kvBlocks: KV_BLOCKS, drainSeconds: DRAIN_SECONDS };
       const target = await (opts.virtual ? startVirtualTarget(spec) : startProcessTarget(spec));
-      // The unloaded reference is the baseline's and tollgate's alone: unloaded, least-requests and round-robin
-      // behind flow control send each request to an idle engine as round-robin does (and the run stays ≤ 5 min).
-      // Unloaded, every strategy sends each request to an idle engine: one critical reference per loaded rate will do.
+      // Unloaded, every strategy sends each request to an idle engine as round-robin does: the unloaded rate is the
+      // baseline's and tollgate's alone (so the run stays ≤ 5 min), and one critical reference per loaded rate will do.
       const measured = strategy === BASELINE || strategy === 'tollgate' ? rates : rates.slice(1);
       const referenced = strategy === BASELINE && w.models.some((m) => m.criticality === 'Critical') ? rates.slice(1) : [];
       const runs = [...measured.map((rate) => ({ rate, reference: false })), ...referenced.map((rate) => ({ rate, reference: true }))];
