@@ -128,7 +128,7 @@ export class PoolState implements PoolGauges {
       return Promise.reject(gatewayError('TG_ERR_NO_ENDPOINTS', `no healthy endpoint with fresh metrics in pool "${this.name}"`));
     }
     if (this.#flow.size > 0) this.#drain();
-    const kept = this.#flowControl ? this.#batchSlotsKept(req.priority) : null;
+    const kept = this.#slotsKept(req.priority);
     // Whatever is still queued after draining waits for room: this request queues too, by its priority.
     if (this.#flowControl && (this.#flow.size > 0 || isSaturated(this.#endpoints, now, this.#deps.settings.saturation, kept))) {
       if (req.priority < 0) {
@@ -234,12 +234,17 @@ export class PoolState implements PoolGauges {
     return this.#config.picker?.flowControl?.reservedSlots ?? DEFAULT_RESERVED_SLOTS;
   }
 
+  /** #batchSlotsKept under flow control; null without it, when nothing is held for batch slots. */
+  #slotsKept(priority: number): number | null {
+    return this.#flowControl ? this.#batchSlotsKept(priority) : null;
+  }
+
   /**
-   * Under flow control, the endpoints with a free batch slot when some have one and some do not (a request sent to a
-   * full batch would wait in the engine's FIFO queue); otherwise every endpoint.
+   * Under flow control (`kept` from #slotsKept), the endpoints with a free batch slot when some have one and some do
+   * not (a request sent to a full batch would wait in the engine's FIFO queue); otherwise every endpoint.
    */
   #roomy(now: number, kept: number | null): readonly EndpointState[] {
-    if (!this.#flowControl || kept === null) return this.#endpoints;
+    if (kept === null) return this.#endpoints;
     let out: EndpointState[] | null = null;
     const all = this.#endpoints;
     for (let i = 0; i < all.length; i++) {
@@ -252,8 +257,8 @@ export class PoolState implements PoolGauges {
     return out.some((ep) => ep.isEligible(now, staleAfter)) ? out : all;
   }
 
-  /** `kept`: what #batchSlotsKept(req.priority) answers, when the caller has it already. */
-  #decide(req: PickRequest, now: number, queuedMs: number, kept: number | null = this.#flowControl ? this.#batchSlotsKept(req.priority) : null): Pick {
+  /** `kept`: what #slotsKept(req.priority) answers, when the caller has it already. */
+  #decide(req: PickRequest, now: number, queuedMs: number, kept: number | null = this.#slotsKept(req.priority)): Pick {
     const started = performance.now();
     const ctx: CycleContext = { request: req, now, adapter: this.#isAdapter(req.targetModel) };
     const roomy = this.#roomy(now, kept);
