@@ -4,14 +4,17 @@
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fixedRateLatency } from './fixed-rate.js';
+import { inTurns, median, medianRatio } from './in-turns.js';
 import { BODY, run } from './overhead.js';
 import type { Chain } from './overhead-chains.js';
 import { keysOf, startChild, type Child } from './processes.js';
 import { table, writeJson, type Row } from './report.js';
 
 export interface ExtprocOverheadOptions {
-  /** Seconds per measurement. */
+  /** Seconds of each saturation round, and of the fixed-rate measurement. */
   duration: number;
+  /** Saturation rounds per path, taken in turns (bench/in-turns.ts). */
+  rounds: number;
   connections: number;
   /** Requests per second of the fixed-rate latency measurement. */
   rate: number;
@@ -24,7 +27,7 @@ export interface ExtprocOverheadOptions {
 
 /**
  * @example
- * const rows = await benchExtprocOverhead({ duration: 10, connections: 64, rate: 500 });
+ * const rows = await benchExtprocOverhead({ duration: 5, rounds: 3, connections: 64, rate: 500 });
  * // rows[1].vs_in_process: throughput of the ext_proc path as a share of the in-process one
  */
 export async function benchExtprocOverhead(o: ExtprocOverheadOptions): Promise<Row[]> {
@@ -48,24 +51,38 @@ export async function benchExtprocOverhead(o: ExtprocOverheadOptions): Promise<R
       { scenario: 'ext_proc PDP, request events', port: (await start('extproc-roles', ['frontend', stub, address, 'request'], 60_000)).port, keys: keysOf(pdp) },
       { scenario: 'ext_proc PDP, request + response events', port: (await start('extproc-roles', ['frontend', stub, address, 'all'], 60_000)).port, keys: keysOf(pdp) },
     ];
-    const rows: Row[] = [];
     for (const t of targets) {
-      const url = `http://127.0.0.1:${t.port}`;
       log(`warming up ${t.scenario} ...`);
-      await run(url, { duration: 2, connections: o.connections, keys: t.keys });
-      log(`measuring ${t.scenario}: ${o.duration}s at ${o.connections} connections, then ${o.duration}s at ${o.rate} req/s`);
-      const sat = await run(url, { duration: o.duration, connections: o.connections, keys: t.keys });
-      const fixed = await fixedRateLatency(url, '/v1/chat/completions', BODY, o.rate, o.duration, { 'x-api-key': t.keys[0] });
-      rows.push({ scenario: t.scenario, rps: sat.rps, sat_p50_ms: sat.p50, sat_p99_ms: sat.p99, at_rate_p50_ms: fixed.p50, at_rate_p99_ms: fixed.p99, errors: sat.errors + fixed.errors });
+      await run(`http://127.0.0.1:${t.port}`, { duration: 2, connections: o.connections, keys: t.keys });
+    }
+    const rounds = await inTurns(targets, o.rounds, (t, round) => {
+      log(`round ${round + 1}/${o.rounds}: ${t.scenario}, ${o.duration}s at ${o.connections} connections`);
+      return run(`http://127.0.0.1:${t.port}`, { duration: o.duration, connections: o.connections, keys: t.keys });
+    });
+    const rows: Row[] = [];
+    for (const [i, t] of targets.entries()) {
+      log(`measuring ${t.scenario}: ${o.duration}s at ${o.rate} req/s`);
+      const fixed = await fixedRateLatency(`http://127.0.0.1:${t.port}`, '/v1/chat/completions', BODY, o.rate, o.duration, { 'x-api-key': t.keys[0] });
+      const sat = rounds[i];
+      rows.push({
+        scenario: t.scenario,
+        rps: median(sat.map((m) => m.rps)),
+        rps_rounds: sat.map((m) => Math.round(m.rps)),
+        sat_p50_ms: median(sat.map((m) => m.p50)),
+        sat_p99_ms: median(sat.map((m) => m.p99)),
+        at_rate_p50_ms: fixed.p50,
+        at_rate_p99_ms: fixed.p99,
+        errors: sat.reduce((n, m) => n + m.errors, 0) + fixed.errors,
+        vs_in_process: medianRatio(sat.map((m) => m.rps), rounds[0].map((m) => m.rps)),
+      });
     }
     const base = rows[0];
     for (const r of rows) {
-      r.vs_in_process = (r.rps as number) / (base.rps as number);
       r.added_p50_ms = (r.at_rate_p50_ms as number) - (base.at_rate_p50_ms as number);
       r.added_p99_ms = (r.at_rate_p99_ms as number) - (base.at_rate_p99_ms as number);
     }
-    process.stdout.write(table(rows, ['scenario', 'rps', 'vs_in_process', 'sat_p99_ms', 'at_rate_p50_ms', 'at_rate_p99_ms', 'added_p50_ms', 'added_p99_ms', 'errors']) + '\n');
-    if (o.json) writeJson(o.json, { bench: 'extproc-overhead', at: new Date().toISOString(), chain, duration: o.duration, connections: o.connections, rate: o.rate, node: process.version, results: rows });
+    process.stdout.write(table(rows, ['scenario', 'rps', 'rps_rounds', 'vs_in_process', 'sat_p99_ms', 'at_rate_p50_ms', 'at_rate_p99_ms', 'added_p50_ms', 'added_p99_ms', 'errors']) + '\n');
+    if (o.json) writeJson(o.json, { bench: 'extproc-overhead', at: new Date().toISOString(), chain, duration: o.duration, rounds: o.rounds, connections: o.connections, rate: o.rate, node: process.version, results: rows });
     return rows;
   } finally {
     await Promise.all(children.map((c) => c.stop()));

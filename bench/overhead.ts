@@ -1,6 +1,7 @@
 // `tollgate bench overhead`: the same load against an upstream stub directly, through a bare node:http+undici
-// proxy (the Node floor), through tollgate, and through nginx where installed — all in one run, so ratios hold
-// on a noisy machine. Reports throughput at saturation and added p50/p99 latency at a fixed 1,000 req/s.
+// proxy (the Node floor), through tollgate, and through nginx where installed — all in one run, measured in turns
+// over several rounds so ratios hold on a noisy machine (bench/in-turns.ts). Reports throughput at saturation and
+// added p50/p99 latency at a fixed 1,000 req/s.
 import autocannon from 'autocannon';
 import { request } from 'undici';
 import { execFileSync, spawn } from 'node:child_process';
@@ -10,11 +11,15 @@ import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../src/lib/ports.js';
 import { fixedRateLatency } from './fixed-rate.js';
+import { inTurns, median, medianRatio } from './in-turns.js';
 import { keysOf, startChild, stopProcess, waitReady, type Child } from './processes.js';
 import { barChartSvg, table, writeJson, writeSvg, type Row } from './report.js';
 
 export interface OverheadOptions {
+  /** Seconds of each saturation round, and of the fixed-rate measurement. */
   duration: number;
+  /** Saturation rounds per scenario, taken in turns (bench/in-turns.ts). */
+  rounds: number;
   connections: number;
   rate: number;
   json?: string;
@@ -151,7 +156,6 @@ export async function benchOverhead(o: OverheadOptions): Promise<Row[]> {
       targets.push({ name: 'nginx proxy_pass', port: ngx.port, pid: ngx.proc.pid });
     } else log('nginx is not installed: its row is skipped');
 
-    const results: Row[] = [];
     for (const t of targets) {
       const url = `http://127.0.0.1:${t.port}`;
       // A scenario that answers errors would measure how fast tollgate refuses, not how fast it proxies.
@@ -160,29 +164,49 @@ export async function benchOverhead(o: OverheadOptions): Promise<Row[]> {
       if (probe.statusCode !== 200) throw new Error(`${t.name} answered ${probe.statusCode} to the benchmark request: ${answer.slice(0, 300)}`);
       log(`warming up ${t.name} ...`);
       await run(url, { duration: 2, connections: o.connections, keys: t.keys });
-      log(`measuring ${t.name}: ${o.duration}s at ${o.connections} connections, then ${o.duration}s at ${o.rate} req/s`);
+    }
+    const rounds = await inTurns(targets, o.rounds, async (t, round) => {
+      log(`round ${round + 1}/${o.rounds}: ${t.name}, ${o.duration}s at ${o.connections} connections`);
       const cpu0 = cpuMs(t.pid);
       const loop0 = t.node ? loopCpuMs(t.pid) : null;
-      const sat = await run(url, { duration: o.duration, connections: o.connections, keys: t.keys });
+      const sat = await run(`http://127.0.0.1:${t.port}`, { duration: o.duration, connections: o.connections, keys: t.keys });
       const cpu1 = cpuMs(t.pid);
       const loop1 = t.node ? loopCpuMs(t.pid) : null;
-      const perRequest = (a: number | null, b: number | null) => (a === null || b === null ? null : ((b - a) * 1000) / (sat.rps * o.duration));
-      const cpuUsPerReq = perRequest(cpu0, cpu1);
-      const fixed = await fixedRateLatency(url, '/v1/chat/completions', BODY, o.rate, o.duration, t.keys?.length ? { 'x-api-key': t.keys[0] } : {});
-      results.push({ scenario: t.name, rps: sat.rps, cpu_us_per_req: cpuUsPerReq, loop_us_per_req: perRequest(loop0, loop1), sat_p50_ms: sat.p50, sat_p99_ms: sat.p99, at_rate_p50_ms: fixed.p50, at_rate_p99_ms: fixed.p99, errors: sat.errors + fixed.errors });
+      return { ...sat, cpuMs: cpu0 === null || cpu1 === null ? null : cpu1 - cpu0, loopMs: loop0 === null || loop1 === null ? null : loop1 - loop0 };
+    });
+    const results: Row[] = [];
+    for (const [i, t] of targets.entries()) {
+      const samples = rounds[i];
+      log(`measuring ${t.name}: ${o.duration}s at ${o.rate} req/s`);
+      const fixed = await fixedRateLatency(`http://127.0.0.1:${t.port}`, '/v1/chat/completions', BODY, o.rate, o.duration, t.keys?.length ? { 'x-api-key': t.keys[0] } : {});
+      const requests = samples.reduce((n, m) => n + m.rps * o.duration, 0);
+      const perRequest = (ms: (number | null)[]) => (ms.includes(null) ? null : ((ms as number[]).reduce((a, b) => a + b, 0) * 1000) / requests);
+      results.push({
+        scenario: t.name,
+        rps: median(samples.map((m) => m.rps)),
+        rps_rounds: samples.map((m) => Math.round(m.rps)),
+        cpu_us_per_req: perRequest(samples.map((m) => m.cpuMs)),
+        loop_us_per_req: perRequest(samples.map((m) => m.loopMs)),
+        sat_p50_ms: median(samples.map((m) => m.p50)),
+        sat_p99_ms: median(samples.map((m) => m.p99)),
+        at_rate_p50_ms: fixed.p50,
+        at_rate_p99_ms: fixed.p99,
+        errors: samples.reduce((n, m) => n + m.errors, 0) + fixed.errors,
+      });
     }
+    const roundRps = (r: Row) => rounds[results.indexOf(r)].map((m) => m.rps);
     const direct = results[0];
     const bareRow = results.find((r) => r.scenario === 'bare node:http+undici proxy')!;
     const nginxRow = results.find((r) => r.scenario === 'nginx proxy_pass');
     const plain = results.find((r) => r.scenario === 'tollgate (no policies)')!;
     for (const r of results) {
-      r.vs_no_policies = r === direct || r === bareRow || r === nginxRow ? null : (r.rps as number) / (plain.rps as number);
-      r.vs_bare_node = (r.rps as number) / (bareRow.rps as number);
-      r.vs_nginx = nginxRow ? (r.rps as number) / (nginxRow.rps as number) : null;
+      r.vs_no_policies = r === direct || r === bareRow || r === nginxRow ? null : medianRatio(roundRps(r), roundRps(plain));
+      r.vs_bare_node = medianRatio(roundRps(r), roundRps(bareRow));
+      r.vs_nginx = nginxRow ? medianRatio(roundRps(r), roundRps(nginxRow)) : null;
       r.added_p50_ms = (r.at_rate_p50_ms as number) - (direct.at_rate_p50_ms as number);
       r.added_p99_ms = (r.at_rate_p99_ms as number) - (direct.at_rate_p99_ms as number);
     }
-    const columns = ['scenario', 'rps', 'vs_bare_node', 'vs_nginx', 'vs_no_policies', 'cpu_us_per_req', 'loop_us_per_req', 'sat_p99_ms', 'at_rate_p50_ms', 'at_rate_p99_ms', 'added_p50_ms', 'added_p99_ms', 'errors'];
+    const columns = ['scenario', 'rps', 'rps_rounds', 'vs_bare_node', 'vs_nginx', 'vs_no_policies', 'cpu_us_per_req', 'loop_us_per_req', 'sat_p99_ms', 'at_rate_p50_ms', 'at_rate_p99_ms', 'added_p50_ms', 'added_p99_ms', 'errors'];
     process.stdout.write(table(results, columns) + '\n');
     // Observability's price: each observed variant of the full chain against the same chain with analytics and
     // tracing off (request metrics are always on, so they are in both).
@@ -192,7 +216,7 @@ export async function benchOverhead(o: OverheadOptions): Promise<Row[]> {
           .filter((r) => ['tollgate full chain', 'tollgate full chain + tracing', 'tollgate full chain + tracing 10 %'].includes(String(r.scenario)))
           .map((r) => ({
             scenario: r.scenario,
-            throughput_cost: 1 - (r.rps as number) / (quiet.rps as number),
+            throughput_cost: 1 - medianRatio(roundRps(r), roundRps(quiet)),
             added_cpu_us_per_req: r.cpu_us_per_req === null || quiet.cpu_us_per_req === null ? null : (r.cpu_us_per_req as number) - (quiet.cpu_us_per_req as number),
             added_loop_us_per_req: r.loop_us_per_req === null || quiet.loop_us_per_req === null ? null : (r.loop_us_per_req as number) - (quiet.loop_us_per_req as number),
           }))
@@ -202,7 +226,7 @@ export async function benchOverhead(o: OverheadOptions): Promise<Row[]> {
       const cpu = o.added_cpu_us_per_req === null ? '' : `, ${o.added_cpu_us_per_req.toFixed(0)} µs more CPU per request${loop}`;
       process.stdout.write(`observability cost of ${o.scenario} vs analytics and tracing off: ${(o.throughput_cost * 100).toFixed(1)} % of throughput${cpu}\n`);
     }
-    const meta = { bench: 'overhead', at: new Date().toISOString(), duration: o.duration, connections: o.connections, rate: o.rate, node: process.version };
+    const meta = { bench: 'overhead', at: new Date().toISOString(), duration: o.duration, rounds: o.rounds, connections: o.connections, rate: o.rate, node: process.version };
     if (o.json) writeJson(o.json, { ...meta, results, observability });
     if (o.svg) {
       writeSvg(o.svg, barChartSvg('tollgate bench overhead: throughput (same run)', 'req/s', [{ label: 'requests per second at saturation', bars: results.map((r) => ({ name: String(r.scenario), value: r.rps as number })) }]));

@@ -2,7 +2,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 
-export type Row = Record<string, string | number | null | undefined>;
+/** A table row; a list (e.g. one value per round) prints joined by '/'. */
+export type Row = Record<string, string | number | number[] | null | undefined>;
 
 export function table(rows: Row[], columns: string[]): string {
   const cells = rows.map((r) => columns.map((c) => fmt(r[c])));
@@ -13,6 +14,7 @@ export function table(rows: Row[], columns: string[]): string {
 
 function fmt(v: Row[string]): string {
   if (v === null || v === undefined) return '-';
+  if (Array.isArray(v)) return v.map(fmt).join('/');
   if (typeof v === 'number') return Number.isInteger(v) ? String(v) : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(3);
   return v;
 }

@@ -210,7 +210,6 @@ describe('tracing', () => {
     const headers: Record<string, string | string[]> = { traceparent: 'from-the-client' };
     const rounds = 200_000;
     const heapBefore = process.memoryUsage().heapUsed;
-    const started = performance.now();
     for (let i = 0; i < rounds; i++) {
       const s = t.startRequestSpan(ctx);
       t.endChild(t.startChild(s, 'policies'));
@@ -220,9 +219,7 @@ describe('tracing', () => {
       t.endRequestSpan(s, ctx);
       if (s !== NOOP_SPAN || up !== NOOP_SPAN) assert.fail('a new span when off');
     }
-    const perRequestNs = ((performance.now() - started) * 1e6) / rounds;
     assert.deepEqual(headers, { traceparent: 'from-the-client' });
-    assert.ok(perRequestNs < 2000, `${perRequestNs.toFixed(0)} ns per request`);
     assert.ok(process.memoryUsage().heapUsed - heapBefore < 4 * 1024 * 1024, 'no per-request garbage');
   });
 });

@@ -120,10 +120,11 @@ export class AnalyticsPipeline {
       const checkpoint = readCheckpoint(dir);
       const spool = new Spool(dir, this.#settings, checkpoint?.segment);
       const from = checkpoint ?? { segment: spool.firstSegment, offset: 0 };
-      spool.removeBefore(from.segment);
       const backlog = scanBacklog(spool, from);
       this.#spool = spool;
       this.#reader = new SpoolReader(spool, from);
+      // Segments the checkpoint has passed: deleted before the first batch is shipped (the chain orders them).
+      this.#exclusive(() => spool.removeBefore(from.segment)).catch((err: unknown) => this.#logger.warn({ err }, 'cannot delete stored analytics segments; retried after the next batch'));
       // Started with the pipeline, so the first batch does not wait for a thread to start.
       this.#writer = openRecordWriter(this.#writerOptions);
       this.#pending = backlog.lines;
@@ -261,7 +262,7 @@ export class AnalyticsPipeline {
       if (this.#released) return;
       await writeCheckpoint(spool.dir, batch.end);
       reader.commit(batch.end);
-      spool.removeBefore(batch.end.segment);
+      await spool.removeBefore(batch.end.segment);
       this.#counts.written += stored;
       this.#pending = Math.max(0, this.#pending - batch.lines.length);
       if (this.#pending === 0) this.#oldestPendingAt = 0;

@@ -1,7 +1,7 @@
 // The spool on its own: synchronous appends, rotation, the disk budget, and a reader that never sees half a line.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, mkdirSync, readdirSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { Spool } from './spool.js';
 import { readCheckpoint, segmentPath, writeCheckpoint } from './spool-files.js';
 import { scanBacklog, SpoolReader } from './spool-reader.js';
@@ -15,7 +15,7 @@ function fresh(): string {
 
 const line = (i: number) => `{"i":${i},"pad":"${'x'.repeat(80)}"}\n`;
 
-test('appends rotate by size; the reader crosses segments in order and stops at what was written', () => {
+test('appends rotate by size; the reader crosses segments in order and stops at what was written', async () => {
   const dir = fresh();
   const spool = new Spool(dir, { segmentBytes: 1000, maxDiskBytes: 1e9 });
   for (let i = 0; i < 30; i++) assert.equal(spool.appendLines([line(i)]).outcome, 'ok');
@@ -32,8 +32,30 @@ test('appends rotate by size; the reader crosses segments in order and stops at 
   spool.appendLines([line(30)]);
   assert.deepEqual(reader.read(10).lines.map((l) => JSON.parse(l).i), [30]);
 
-  spool.removeBefore(spool.activeSegment);
+  await spool.removeBefore(spool.activeSegment);
   assert.deepEqual(readdirSync(dir), [segmentPath(dir, spool.activeSegment).slice(dir.length + 1)]);
+  spool.close();
+});
+
+test('a stored segment that cannot be deleted stays counted and listed, in order, and goes at the next try', async () => {
+  const dir = fresh();
+  const spool = new Spool(dir, { segmentBytes: 200, maxDiskBytes: 1e9 });
+  for (let i = 0; i < 10; i++) spool.appendLines([line(i)]);
+  const sealed = [...spool.sealedSegments()];
+  assert.ok(sealed.length >= 3, `sealed ${sealed}`);
+  const bytes = spool.diskBytes;
+  // A directory in the segment's place: unlink(2) fails with EISDIR, even for root.
+  const stuck = segmentPath(dir, sealed[0]);
+  rmSync(stuck);
+  mkdirSync(stuck);
+  writeFileSync(`${stuck}/keep`, 'x');
+  await assert.rejects(spool.removeBefore(sealed[2]), { code: 'EISDIR' });
+  assert.deepEqual([...spool.sealedSegments()], [sealed[0], ...sealed.slice(2)], 'kept, still first');
+  assert.equal(spool.firstSegment, sealed[0]);
+  assert.ok(spool.diskBytes < bytes && spool.diskBytes > 0, 'only the deleted segment left the budget');
+  rmSync(stuck, { recursive: true });
+  await spool.removeBefore(sealed[2]);
+  assert.deepEqual([...spool.sealedSegments()], sealed.slice(2));
   spool.close();
 });
 

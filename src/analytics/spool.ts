@@ -1,5 +1,6 @@
 // The write side of the spool: records appended synchronously to numbered segment files, rotated by size, within a disk budget.
-import { closeSync, openSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { unlink } from 'node:fs/promises';
 import { listSegments, segmentPath } from './spool-files.js';
 
 export type AppendOutcome = 'ok' | 'full' | 'failed';
@@ -21,8 +22,8 @@ const REOPEN_INTERVAL_MS = 1000;
 export class Spool {
   readonly dir: string;
   readonly #limits: SpoolLimits;
-  /** Sealed segments still on disk: number → bytes. */
-  readonly #sealed: Map<number, number>;
+  /** Sealed segments still on disk and their sizes, in segment order (firstSegment and the reader rely on it). */
+  #sealed: Map<number, number>;
   #diskBytes = 0;
   #active: number;
   #activeSize = 0;
@@ -121,18 +122,33 @@ export class Spool {
     this.#open();
   }
 
-  /** Deletes sealed segments numbered below `segment` (the database has all their records). */
-  removeBefore(segment: number): void {
-    for (const [s, size] of this.#sealed) {
-      if (s >= segment) break;
-      try {
-        unlinkSync(segmentPath(this.dir, s));
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      }
+  /**
+   * Deletes sealed segments numbered below `segment` (the database has all their records). Off the event loop:
+   * unlinking a full 16 MiB segment frees its pages in the kernel, over a millisecond that requests would wait.
+   * A segment that cannot be deleted stays listed, for the next call to try again.
+   */
+  async removeBefore(segment: number): Promise<void> {
+    const doomed = [...this.#sealed].filter(([s]) => s < segment);
+    // Taken off the list at once, so an overlapping call neither deletes nor counts a segment twice.
+    for (const [s, size] of doomed) {
       this.#sealed.delete(s);
       this.#diskBytes -= size;
     }
+    const failures = await Promise.all(
+      doomed.map(([s, size]) =>
+        unlink(segmentPath(this.dir, s)).then(
+          () => null,
+          (err: NodeJS.ErrnoException) => {
+            if (err.code === 'ENOENT') return null;
+            this.#sealed = new Map([...this.#sealed, [s, size] as const].sort((a, b) => a[0] - b[0]));
+            this.#diskBytes += size;
+            return err;
+          },
+        ),
+      ),
+    );
+    const failed = failures.find((err) => err !== null);
+    if (failed) throw failed;
   }
 
   /** Segments written since the last call, to fdatasync. */

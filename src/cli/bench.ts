@@ -15,7 +15,8 @@ export function benchCommand(): Command {
   bench
     .command('overhead')
     .description('proxy overhead: direct vs bare Node proxy vs tollgate (vs nginx when installed), same run')
-    .option('--duration <s>', 'seconds per measurement', parsePositiveInt, 10)
+    .option('--duration <s>', 'seconds of each saturation round, and of the fixed-rate measurement', parsePositiveInt, 5)
+    .option('--rounds <n>', 'saturation rounds per scenario, every scenario measured once per round', parsePositiveInt, 3)
     .option('--connections <n>', 'concurrent connections at saturation', parsePositiveInt, 32)
     .option('--rate <n>', 'fixed request rate for the latency measurement', parsePositiveInt, 1000)
     .option('--json <file>', 'write results as JSON', 'bench/results/overhead.json')
@@ -25,7 +26,7 @@ export function benchCommand(): Command {
       await benchOverhead(opts);
       if (opts.extproc) {
         process.stdout.write('\nThe policy decision point in another process, over ext_proc, against in-process (same run):\n');
-        await benchExtprocOverhead({ duration: opts.duration, connections: opts.connections, rate: Math.min(opts.rate, 300), json: opts.json.replace(/\.json$/, '-extproc.json') });
+        await benchExtprocOverhead({ duration: opts.duration, rounds: opts.rounds, connections: opts.connections, rate: Math.min(opts.rate, 300), json: opts.json.replace(/\.json$/, '-extproc.json') });
       }
     });
   bench

@@ -1,0 +1,32 @@
+// Measuring contenders in turns. On a shared machine throughput drifts by tens of percent within a minute, so
+// measuring each contender once, one after the other, ranks them by when they ran as much as by what they cost.
+// Each contender is measured in several short rounds instead, every round visiting all of them, and ratios are
+// taken between measurements of the same round before their median is taken across rounds.
+import { percentile } from './fixed-rate.js';
+
+export function median(values: readonly number[]): number {
+  return percentile([...values].sort((a, b) => a - b), 50);
+}
+
+/**
+ * Calls `measure` once per contender per round and returns each contender's measurements in round order. Each
+ * round starts one contender further along, so no contender is always measured first (just after a warm-up, or
+ * just after the heaviest one).
+ * @example
+ * const rps = await inTurns(['a', 'b'], 3, (name) => load(name)); // [[a1, a2, a3], [b1, b2, b3]]
+ */
+export async function inTurns<T, M>(contenders: readonly T[], rounds: number, measure: (contender: T, round: number) => Promise<M>): Promise<M[][]> {
+  const out: M[][] = contenders.map(() => []);
+  for (let round = 0; round < rounds; round++) {
+    for (let k = 0; k < contenders.length; k++) {
+      const i = (k + round) % contenders.length;
+      out[i].push(await measure(contenders[i], round));
+    }
+  }
+  return out;
+}
+
+/** The median over rounds of `a[r] / b[r]`: two contenders compared within each round. */
+export function medianRatio(a: readonly number[], b: readonly number[]): number {
+  return median(a.map((x, r) => x / b[r]));
+}
