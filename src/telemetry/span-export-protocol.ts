@@ -1,6 +1,7 @@
-// Messages between the tracer and its export thread, and the plain form a finished span crosses the boundary in
-// (class instances and functions do not survive structured clone; trace state travels serialized).
+// Messages between the tracer and its export thread, and the plain form a finished span takes again on the other
+// side (it crosses flattened, span-flat.ts; trace state travels serialized).
 import type { Attributes, HrTime, SpanKind, SpanStatus } from '@opentelemetry/api';
+import type { FlatSpans } from './span-flat.js';
 
 export interface PlainSpanContext {
   traceId: string;
@@ -37,7 +38,7 @@ export interface ExportWorkerData {
  * `resource`: the attributes of the spans' resource (one per tracer provider, so one per batch). WorkerCalls numbers
  * export and flush; shutdown is not answered (the thread exits).
  */
-export type ExportRequest = { type: 'export'; resource: Attributes; spans: PlainSpan[] } | { type: 'flush' } | { type: 'shutdown' };
+export type ExportRequest = { type: 'export'; resource: Attributes; spans: FlatSpans } | { type: 'flush' } | { type: 'shutdown' };
 
 /** `code` is OpenTelemetry's ExportResultCode (0 success, 1 failed). */
 export type ExportAnswer = { type: 'done'; seq: number; code: number; error?: string };

@@ -7,6 +7,7 @@ import { resourceFromAttributes, type Resource } from '@opentelemetry/resources'
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { Numbered } from '../lib/worker-calls.js';
 import type { ExportAnswer, ExportRequest, ExportWorkerData, PlainSpan, PlainSpanContext } from './span-export-protocol.js';
+import { unflattenSpans } from './span-flat.js';
 
 const port = parentPort!;
 const data = workerData as ExportWorkerData;
@@ -53,7 +54,7 @@ port.on('message', (request: Numbered<Exclude<ExportRequest, { type: 'shutdown' 
   if (request.type === 'export') {
     try {
       const resource = resourceFromAttributes(request.resource);
-      exporter.export(request.spans.map((s) => readable(s, resource)), (result) => post({ type: 'done', seq, code: result.code, error: result.error?.message }));
+      exporter.export(unflattenSpans(request.spans).map((s) => readable(s, resource)), (result) => post({ type: 'done', seq, code: result.code, error: result.error?.message }));
     } catch (err) {
       fail(seq, err);
     }

@@ -1,40 +1,16 @@
-// A SpanExporter that hands finished spans to a worker thread, which serializes them to OTLP and sends them: the
-// JSON encoding of every span was the largest part of what tracing cost the event loop.
-import type { SpanContext } from '@opentelemetry/api';
+// A SpanExporter that hands finished spans to a worker thread (flattened: span-flat.ts), which serializes them to
+// OTLP and sends them: the JSON encoding of every span was the largest part of what tracing cost the event loop.
 import type { ExportResult } from '@opentelemetry/core';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { spawnWorker } from '../lib/spawn-worker.js';
 import { WorkerCalls } from '../lib/worker-calls.js';
-import type { ExportAnswer, ExportRequest, ExportWorkerData, PlainSpan, PlainSpanContext } from './span-export-protocol.js';
+import type { ExportAnswer, ExportRequest, ExportWorkerData } from './span-export-protocol.js';
+import { flattenSpans } from './span-flat.js';
 
 /** ExportResultCode.FAILED (an enum of @opentelemetry/core, which is not a direct dependency). */
 const FAILED = 1;
 /** shutdown() waits this long for the last export before terminating the thread. */
 const SHUTDOWN_WAIT_MS = 5000;
-
-function plainContext(c: SpanContext): PlainSpanContext {
-  return { traceId: c.traceId, spanId: c.spanId, traceFlags: c.traceFlags, isRemote: c.isRemote, traceState: c.traceState?.serialize() };
-}
-
-function plainSpan(s: ReadableSpan): PlainSpan {
-  return {
-    name: s.name,
-    kind: s.kind,
-    context: plainContext(s.spanContext()),
-    parent: s.parentSpanContext && plainContext(s.parentSpanContext),
-    startTime: s.startTime,
-    endTime: s.endTime,
-    duration: s.duration,
-    status: s.status,
-    attributes: s.attributes,
-    links: s.links.map((l) => ({ context: plainContext(l.context), attributes: l.attributes, droppedAttributesCount: l.droppedAttributesCount })),
-    events: s.events,
-    scope: s.instrumentationScope,
-    droppedAttributesCount: s.droppedAttributesCount,
-    droppedEventsCount: s.droppedEventsCount,
-    droppedLinksCount: s.droppedLinksCount,
-  };
-}
 
 export class ThreadedSpanExporter implements SpanExporter {
   readonly #calls: WorkerCalls<ExportRequest, ExportAnswer>;
@@ -46,7 +22,7 @@ export class ThreadedSpanExporter implements SpanExporter {
 
   export(spans: ReadableSpan[], resultCallback: (result: ExportResult) => void): void {
     if (spans.length === 0) return resultCallback({ code: 0 });
-    this.#calls.call({ type: 'export', resource: spans[0].resource.attributes, spans: spans.map(plainSpan) }).then(
+    this.#calls.call({ type: 'export', resource: spans[0].resource.attributes, spans: flattenSpans(spans) }).then(
       (answer) => resultCallback({ code: answer.code, error: answer.error === undefined ? undefined : new Error(answer.error) }),
       (err: Error) => resultCallback({ code: FAILED, error: err }),
     );
