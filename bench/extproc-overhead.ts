@@ -3,17 +3,16 @@
 // machine. Throughput at saturation (autocannon) and p50/p99 at a fixed rate; the lead wires it into `bench overhead`.
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fixedRateLatency } from './fixed-rate.js';
-import { inTurns, median, medianRatio } from './in-turns.js';
-import { BODY, run } from './overhead.js';
+import { inTurns, medianRatio } from './in-turns.js';
+import { addedLatency, measureRound, roundColumns, run } from './overhead.js';
 import type { Chain } from './overhead-chains.js';
 import { keysOf, startChild, type Child } from './processes.js';
 import { table, writeJson, type Row } from './report.js';
 
 export interface ExtprocOverheadOptions {
-  /** Seconds of each saturation round, and of the fixed-rate measurement. */
+  /** Seconds of each round's saturation and of its fixed-rate measurement. */
   duration: number;
-  /** Saturation rounds per path, taken in turns (bench/in-turns.ts). */
+  /** Rounds per path, taken in turns (bench/in-turns.ts). */
   rounds: number;
   connections: number;
   /** Requests per second of the fixed-rate latency measurement. */
@@ -56,31 +55,16 @@ export async function benchExtprocOverhead(o: ExtprocOverheadOptions): Promise<R
       await run(`http://127.0.0.1:${t.port}`, { duration: 2, connections: o.connections, keys: t.keys });
     }
     const rounds = await inTurns(targets, o.rounds, (t, round) => {
-      log(`round ${round + 1}/${o.rounds}: ${t.scenario}, ${o.duration}s at ${o.connections} connections`);
-      return run(`http://127.0.0.1:${t.port}`, { duration: o.duration, connections: o.connections, keys: t.keys });
+      log(`round ${round + 1}/${o.rounds}: ${t.scenario}, ${o.duration}s at ${o.connections} connections, then ${o.duration}s at ${o.rate} req/s`);
+      return measureRound(`http://127.0.0.1:${t.port}`, o, t.keys);
     });
-    const rows: Row[] = [];
-    for (const [i, t] of targets.entries()) {
-      log(`measuring ${t.scenario}: ${o.duration}s at ${o.rate} req/s`);
-      const fixed = await fixedRateLatency(`http://127.0.0.1:${t.port}`, '/v1/chat/completions', BODY, o.rate, o.duration, { 'x-api-key': t.keys[0] });
-      const sat = rounds[i];
-      rows.push({
-        scenario: t.scenario,
-        rps: median(sat.map((m) => m.rps)),
-        rps_rounds: sat.map((m) => Math.round(m.rps)),
-        sat_p50_ms: median(sat.map((m) => m.p50)),
-        sat_p99_ms: median(sat.map((m) => m.p99)),
-        at_rate_p50_ms: fixed.p50,
-        at_rate_p99_ms: fixed.p99,
-        errors: sat.reduce((n, m) => n + m.errors, 0) + fixed.errors,
-        vs_in_process: medianRatio(sat.map((m) => m.rps), rounds[0].map((m) => m.rps)),
-      });
-    }
-    const base = rows[0];
-    for (const r of rows) {
-      r.added_p50_ms = (r.at_rate_p50_ms as number) - (base.at_rate_p50_ms as number);
-      r.added_p99_ms = (r.at_rate_p99_ms as number) - (base.at_rate_p99_ms as number);
-    }
+    const rps = (i: number) => rounds[i].map((r) => r.sat.rps);
+    const rows: Row[] = targets.map((t, i) => ({
+      scenario: t.scenario,
+      ...roundColumns(rounds[i]),
+      vs_in_process: medianRatio(rps(i), rps(0)),
+      ...addedLatency(rounds[i], rounds[0]),
+    }));
     process.stdout.write(table(rows, ['scenario', 'rps', 'rps_rounds', 'vs_in_process', 'sat_p99_ms', 'at_rate_p50_ms', 'at_rate_p99_ms', 'added_p50_ms', 'added_p99_ms', 'errors']) + '\n');
     if (o.json) writeJson(o.json, { bench: 'extproc-overhead', at: new Date().toISOString(), chain, duration: o.duration, rounds: o.rounds, connections: o.connections, rate: o.rate, node: process.version, results: rows });
     return rows;

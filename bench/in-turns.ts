@@ -2,10 +2,12 @@
 // measuring each contender once, one after the other, ranks them by when they ran as much as by what they cost.
 // Each contender is measured in several short rounds instead, every round visiting all of them, and ratios are
 // taken between measurements of the same round before their median is taken across rounds.
-import { percentile } from './fixed-rate.js';
 
+/** The middle value; with an even count, the mean of the two middle ones. */
 export function median(values: readonly number[]): number {
-  return percentile([...values].sort((a, b) => a - b), 50);
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 /**
@@ -29,4 +31,9 @@ export async function inTurns<T, M>(contenders: readonly T[], rounds: number, me
 /** The median over rounds of `a[r] / b[r]`: two contenders compared within each round. */
 export function medianRatio(a: readonly number[], b: readonly number[]): number {
   return median(a.map((x, r) => x / b[r]));
+}
+
+/** The median over rounds of `a[r] - b[r]`. */
+export function medianDifference(a: readonly number[], b: readonly number[]): number {
+  return median(a.map((x, r) => x - b[r]));
 }

@@ -10,15 +10,15 @@ import { tmpdir } from 'node:os';
 import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../src/lib/ports.js';
-import { fixedRateLatency } from './fixed-rate.js';
-import { inTurns, median, medianRatio } from './in-turns.js';
+import { fixedRateLatency, type LatencySummary } from './fixed-rate.js';
+import { inTurns, median, medianDifference, medianRatio } from './in-turns.js';
 import { keysOf, startChild, stopProcess, waitReady, type Child } from './processes.js';
 import { barChartSvg, table, writeJson, writeSvg, type Row } from './report.js';
 
 export interface OverheadOptions {
-  /** Seconds of each saturation round, and of the fixed-rate measurement. */
+  /** Seconds of each round's saturation and of its fixed-rate measurement. */
   duration: number;
-  /** Saturation rounds per scenario, taken in turns (bench/in-turns.ts). */
+  /** Rounds per scenario, taken in turns (bench/in-turns.ts). */
   rounds: number;
   connections: number;
   rate: number;
@@ -30,7 +30,7 @@ export interface OverheadOptions {
 /** A small chat request: what is measured is the proxy, not the model. */
 export const BODY = JSON.stringify({ model: 'bench-model', messages: [{ role: 'system', content: 'You are a helpful assistant.' }, { role: 'user', content: 'Say hello in one short sentence, please.' }], max_tokens: 32 });
 
-interface Measure {
+export interface Measure {
   rps: number;
   p50: number;
   p99: number;
@@ -59,6 +59,42 @@ export function run(url: string, opts: { duration: number; connections: number; 
       },
     );
   });
+}
+
+/** One round of one contender: throughput at saturation, then latency at the fixed rate. */
+export interface Round {
+  sat: Measure;
+  fixed: LatencySummary;
+}
+
+/**
+ * Saturation for `duration` seconds, then `rate` req/s for as long (each connection another app when `keys`);
+ * `saturated` runs between the two (to read CPU counters over the saturation alone).
+ */
+export async function measureRound(url: string, o: { duration: number; connections: number; rate: number }, keys?: string[], saturated?: () => void): Promise<Round> {
+  const sat = await run(url, { duration: o.duration, connections: o.connections, keys });
+  saturated?.();
+  const fixed = await fixedRateLatency(url, '/v1/chat/completions', BODY, o.rate, o.duration, keys?.length ? { 'x-api-key': keys[0] } : {});
+  return { sat, fixed };
+}
+
+/** A contender's table columns from its rounds: medians over rounds, each round's throughput, and every failure. */
+export function roundColumns(rounds: readonly Round[]): Row {
+  return {
+    rps: median(rounds.map((r) => r.sat.rps)),
+    rps_rounds: rounds.map((r) => Math.round(r.sat.rps)),
+    sat_p50_ms: median(rounds.map((r) => r.sat.p50)),
+    sat_p99_ms: median(rounds.map((r) => r.sat.p99)),
+    at_rate_p50_ms: median(rounds.map((r) => r.fixed.p50)),
+    at_rate_p99_ms: median(rounds.map((r) => r.fixed.p99)),
+    errors: rounds.reduce((n, r) => n + r.sat.errors + r.fixed.errors, 0),
+  };
+}
+
+/** What `a` adds to `b`'s latency at the fixed rate, per round, then the median: `p50` and `p99` in ms. */
+export function addedLatency(a: readonly Round[], b: readonly Round[]): { added_p50_ms: number; added_p99_ms: number } {
+  const p = (rounds: readonly Round[], key: 'p50' | 'p99') => rounds.map((r) => r.fixed[key]);
+  return { added_p50_ms: medianDifference(p(a, 'p50'), p(b, 'p50')), added_p99_ms: medianDifference(p(a, 'p99'), p(b, 'p99')) };
 }
 
 /**
@@ -145,10 +181,17 @@ export async function benchOverhead(o: OverheadOptions): Promise<Row[]> {
       ['full-sampled', 'tollgate full chain + tracing 10 %'],
       ['catalogue', 'tollgate full catalogue'],
     ] as const;
-    for (const [chain, name] of scenarios) {
-      const tg = await startChild(roles, ['tollgate', String(stub.port), chain], 120_000);
-      children.push(tg);
-      targets.push({ name, port: tg.port, pid: tg.proc.pid, node: true, keys: keysOf(tg) });
+    // Two at a time (seeding 10,000 keys is most of a start, and there are two cores); targets keep the list's order.
+    for (let i = 0; i < scenarios.length; i += 2) {
+      const pair = scenarios.slice(i, i + 2);
+      const started = await Promise.allSettled(pair.map(([chain]) => startChild(roles, ['tollgate', String(stub.port), chain], 180_000)));
+      for (const [k, s] of started.entries()) {
+        if (s.status === 'rejected') continue;
+        children.push(s.value);
+        targets.push({ name: pair[k][1], port: s.value.port, pid: s.value.proc.pid, node: true, keys: keysOf(s.value) });
+      }
+      const failed = started.find((s) => s.status === 'rejected');
+      if (failed) throw failed.reason;
     }
     if (hasNginx()) {
       const ngx = await startNginx(stub.port);
@@ -166,35 +209,27 @@ export async function benchOverhead(o: OverheadOptions): Promise<Row[]> {
       await run(url, { duration: 2, connections: o.connections, keys: t.keys });
     }
     const rounds = await inTurns(targets, o.rounds, async (t, round) => {
-      log(`round ${round + 1}/${o.rounds}: ${t.name}, ${o.duration}s at ${o.connections} connections`);
+      log(`round ${round + 1}/${o.rounds}: ${t.name}, ${o.duration}s at ${o.connections} connections, then ${o.duration}s at ${o.rate} req/s`);
       const cpu0 = cpuMs(t.pid);
       const loop0 = t.node ? loopCpuMs(t.pid) : null;
-      const sat = await run(`http://127.0.0.1:${t.port}`, { duration: o.duration, connections: o.connections, keys: t.keys });
-      const cpu1 = cpuMs(t.pid);
-      const loop1 = t.node ? loopCpuMs(t.pid) : null;
-      return { ...sat, cpuMs: cpu0 === null || cpu1 === null ? null : cpu1 - cpu0, loopMs: loop0 === null || loop1 === null ? null : loop1 - loop0 };
-    });
-    const results: Row[] = [];
-    for (const [i, t] of targets.entries()) {
-      const samples = rounds[i];
-      log(`measuring ${t.name}: ${o.duration}s at ${o.rate} req/s`);
-      const fixed = await fixedRateLatency(`http://127.0.0.1:${t.port}`, '/v1/chat/completions', BODY, o.rate, o.duration, t.keys?.length ? { 'x-api-key': t.keys[0] } : {});
-      const requests = samples.reduce((n, m) => n + m.rps * o.duration, 0);
-      const perRequest = (ms: (number | null)[]) => (ms.includes(null) ? null : ((ms as number[]).reduce((a, b) => a + b, 0) * 1000) / requests);
-      results.push({
-        scenario: t.name,
-        rps: median(samples.map((m) => m.rps)),
-        rps_rounds: samples.map((m) => Math.round(m.rps)),
-        cpu_us_per_req: perRequest(samples.map((m) => m.cpuMs)),
-        loop_us_per_req: perRequest(samples.map((m) => m.loopMs)),
-        sat_p50_ms: median(samples.map((m) => m.p50)),
-        sat_p99_ms: median(samples.map((m) => m.p99)),
-        at_rate_p50_ms: fixed.p50,
-        at_rate_p99_ms: fixed.p99,
-        errors: samples.reduce((n, m) => n + m.errors, 0) + fixed.errors,
+      let cpu: number | null = null;
+      let loop: number | null = null;
+      const measured = await measureRound(`http://127.0.0.1:${t.port}`, o, t.keys, () => {
+        const cpu1 = cpuMs(t.pid);
+        const loop1 = t.node ? loopCpuMs(t.pid) : null;
+        cpu = cpu0 === null || cpu1 === null ? null : cpu1 - cpu0;
+        loop = loop0 === null || loop1 === null ? null : loop1 - loop0;
       });
-    }
-    const roundRps = (r: Row) => rounds[results.indexOf(r)].map((m) => m.rps);
+      return { ...measured, cpuMs: cpu as number | null, loopMs: loop as number | null };
+    });
+    const results: Row[] = targets.map((t, i) => {
+      const samples = rounds[i];
+      const requests = samples.reduce((n, r) => n + r.sat.rps * o.duration, 0);
+      const perRequest = (ms: (number | null)[]) => (ms.includes(null) ? null : ((ms as number[]).reduce((a, b) => a + b, 0) * 1000) / requests);
+      return { scenario: t.name, ...roundColumns(samples), cpu_us_per_req: perRequest(samples.map((r) => r.cpuMs)), loop_us_per_req: perRequest(samples.map((r) => r.loopMs)) };
+    });
+    const roundsOf = (r: Row) => rounds[results.indexOf(r)];
+    const roundRps = (r: Row) => roundsOf(r).map((m) => m.sat.rps);
     const direct = results[0];
     const bareRow = results.find((r) => r.scenario === 'bare node:http+undici proxy')!;
     const nginxRow = results.find((r) => r.scenario === 'nginx proxy_pass');
@@ -203,8 +238,7 @@ export async function benchOverhead(o: OverheadOptions): Promise<Row[]> {
       r.vs_no_policies = r === direct || r === bareRow || r === nginxRow ? null : medianRatio(roundRps(r), roundRps(plain));
       r.vs_bare_node = medianRatio(roundRps(r), roundRps(bareRow));
       r.vs_nginx = nginxRow ? medianRatio(roundRps(r), roundRps(nginxRow)) : null;
-      r.added_p50_ms = (r.at_rate_p50_ms as number) - (direct.at_rate_p50_ms as number);
-      r.added_p99_ms = (r.at_rate_p99_ms as number) - (direct.at_rate_p99_ms as number);
+      Object.assign(r, addedLatency(roundsOf(r), roundsOf(direct)));
     }
     const columns = ['scenario', 'rps', 'rps_rounds', 'vs_bare_node', 'vs_nginx', 'vs_no_policies', 'cpu_us_per_req', 'loop_us_per_req', 'sat_p99_ms', 'at_rate_p50_ms', 'at_rate_p99_ms', 'added_p50_ms', 'added_p99_ms', 'errors'];
     process.stdout.write(table(results, columns) + '\n');

@@ -15,6 +15,7 @@ test('in turns: every contender once per round, each round starting one further 
 test('median and median of per-round ratios: a round where the machine slowed down for both does not move the ratio', () => {
   assert.equal(median([3, 1, 2]), 2);
   assert.equal(median([5]), 5);
+  assert.equal(median([4, 1, 2, 3]), 2.5);
   // Round 2 ran at a fifth of the speed for both contenders: per round a is half of b, and the ratio says so; the
   // ratio of the medians (40 / 100) would not.
   assert.equal(medianRatio([50, 10, 40], [100, 20, 100]), 0.5);
