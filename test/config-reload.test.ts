@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { request } from 'undici';
 import { pino } from 'pino';
 import { startGateway } from '../src/gateway/gateway.js';
+import { waitFor } from '../src/sim/testing.js';
 import { json, sleep, startStub } from './helpers/stub-upstream.js';
 
 function yamlFor(url: string, model: string): string {
@@ -21,15 +22,6 @@ kind: InferenceModel
 metadata: { name: model }
 spec: { modelName: ${model}, poolRef: { name: pool } }
 `;
-}
-
-async function until(check: () => Promise<boolean>, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await check()) return;
-    await sleep(50);
-  }
-  assert.fail('condition not reached in time');
 }
 
 test('hot reload', async () => {
@@ -54,7 +46,7 @@ test('hot reload', async () => {
   const inflight = ask('first', { slow: true });
   await sleep(100);
   writeFileSync(join(dir, 'config.yaml'), yamlFor(stub.url, 'second'));
-  await until(async () => (await ask('second')).statusCode === 200);
+  await waitFor(async () => (await ask('second')).statusCode === 200, 5000, 'the reloaded model to answer');
   const slow = await inflight;
   assert.equal(slow.statusCode, 200);
   assert.deepEqual(await slow.body.json(), { model: 'first' });
@@ -62,7 +54,7 @@ test('hot reload', async () => {
 
   // An invalid change: logged, and 'second' keeps working.
   writeFileSync(join(dir, 'config.yaml'), yamlFor(stub.url, 'third').replace('modelName', 'modelNme'));
-  await until(async () => logs.some((l) => l.msg?.includes('configuration change rejected')));
+  await waitFor(() => logs.some((l) => l.msg?.includes('configuration change rejected')), 5000, 'the rejection to be logged');
   const rejected = logs.find((l) => l.msg?.includes('configuration change rejected'));
   assert.match(rejected.problems[0], /config\.yaml document 1 \(InferenceModel\/model\): spec/);
   assert.equal((await ask('second')).statusCode, 200);

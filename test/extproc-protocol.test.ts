@@ -16,6 +16,7 @@ import { ExtprocClient, type ExtprocCall } from '../src/extproc/client.js';
 import type { ProcessingRequest } from '../src/extproc/messages.js';
 import { EXT_PROC_SERVICE, extProcService } from '../src/extproc/protos.js';
 import { startExtprocServer, type ExtprocServer } from '../src/extproc/server.js';
+import { waitFor } from '../src/sim/testing.js';
 import { closeEnvoyClients, envoyExchange, headerMap } from './helpers/extproc-envoy.js';
 import { poolAndModel, settings } from './helpers/manifests.js';
 import { startStub, sleep, type Stub } from './helpers/stub-upstream.js';
@@ -146,17 +147,9 @@ describe('malformed and out-of-order messages', () => {
     const before = picker.inFlight;
     const err = await rawCall([encode(requestHeaders()), encode({ request_body: { body: Buffer.from(CHAT), end_of_stream: true } }), encode(requestHeaders())]);
     assert.equal(err?.code, status.FAILED_PRECONDITION);
-    await waitFor(() => picker.inFlight === before, 'release');
+    await waitFor(() => picker.inFlight === before, 3000, 'release');
   });
 });
-
-async function waitFor(cond: () => boolean, what: string, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
-    await sleep(5);
-  }
-}
 
 describe('streams Envoy abandons', () => {
   test('cancelled after the decision (upstream in progress): the pick is released, the request accounted once', async () => {
@@ -167,7 +160,7 @@ describe('streams Envoy abandons', () => {
     assert.ok(decided.request_body?.response?.header_mutation);
     assert.equal(picker.inFlight, 1);
     call.cancel();
-    await waitFor(() => picker.inFlight === 0 && completed.length === n + 1, 'release and finish');
+    await waitFor(() => picker.inFlight === 0 && completed.length === n + 1, 3000, 'release and finish');
     const ctx = completed.at(-1)!;
     assert.equal(ctx.errorCode, 'client_closed');
     assert.equal(ctx.attempts, 1, 'forwarded: a token reservation is kept, as the data plane keeps it');
@@ -183,7 +176,7 @@ describe('streams Envoy abandons', () => {
     await call.send({ response_headers: { headers: headerMap([[':status', '200'], ['content-type', 'text/event-stream']]) } });
     await call.send({ response_body: { body: Buffer.from('data: {"choices":[{"delta":{"content":"he'), end_of_stream: false } });
     call.cancel();
-    await waitFor(() => picker.inFlight === 0 && completed.length === n + 1, 'release and finish');
+    await waitFor(() => picker.inFlight === 0 && completed.length === n + 1, 3000, 'release and finish');
     assert.equal(picker.releases.at(-1)?.status, 200);
     assert.equal(completed.at(-1)!.errorCode, 'client_closed');
   });
@@ -194,7 +187,7 @@ describe('streams Envoy abandons', () => {
     await call.send(requestHeaders());
     await call.send({ request_body: { body: Buffer.from(CHAT.slice(0, 10)), end_of_stream: false } });
     call.cancel();
-    await waitFor(() => completed.length === n + 1, 'finish');
+    await waitFor(() => completed.length === n + 1, 3000, 'finish');
     assert.equal(picker.inFlight, 0);
   });
 
@@ -205,7 +198,7 @@ describe('streams Envoy abandons', () => {
     await call.send({ request_body: { body: Buffer.from(CHAT), end_of_stream: true } });
     await call.send({ response_headers: { headers: headerMap([[':status', '200'], ['content-type', 'application/json']]) } });
     call.end();
-    await waitFor(() => picker.inFlight === 0 && completed.length === n + 1, 'release and finish');
+    await waitFor(() => picker.inFlight === 0 && completed.length === n + 1, 3000, 'release and finish');
     assert.equal(completed.at(-1)!.errorCode, undefined);
     assert.equal(completed.at(-1)!.status, 200);
   });

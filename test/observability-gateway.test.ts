@@ -13,7 +13,7 @@ import { request } from 'undici';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { startStub, type Stub } from './helpers/stub-upstream.js';
 import { manifest, poolAndModel, settings } from './helpers/manifests.js';
-import { createApp } from './helpers/apim-admin.js';
+import { createApp, until } from './helpers/apim-admin.js';
 
 interface OtlpSpan {
   traceId: string;
@@ -77,16 +77,6 @@ after(async () => {
 const chat = (headers: Record<string, string>, model = 'm') =>
   request(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }] }) });
 
-async function until<T>(fn: () => Promise<T | undefined>, ms = 5000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) assert.fail('condition not reached in time');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 test('every request leaves exactly one usage record, with identity, status and tokens', async () => {
   const statuses: number[] = [];
   for (let i = 0; i < 7; i++) statuses.push((await chat({ 'x-api-key': key })).statusCode);
@@ -94,12 +84,15 @@ test('every request leaves exactly one usage record, with identity, status and t
   for (let i = 0; i < 2; i++) statuses.push((await chat({ 'x-api-key': key }, 'unknown')).statusCode);
   assert.deepEqual(statuses, [...Array(7).fill(200), 401, 401, 401, 404, 404]);
   await gw.analytics!.flush();
-  const rows = await until(async () => {
-    const r = await request(`${gw.adminUrl}/v1/analytics/stats?groupBy=status,app&metrics=requests,input_tokens,output_tokens`);
-    const body = (await r.body.json()) as { rows: Record<string, unknown>[] };
-    const total = body.rows.reduce((s, row) => s + Number(row.requests), 0);
-    return total >= 12 ? body.rows : undefined;
-  });
+  const rows = await until(
+    async () => {
+      const r = await request(`${gw.adminUrl}/v1/analytics/stats?groupBy=status,app&metrics=requests,input_tokens,output_tokens`);
+      return ((await r.body.json()) as { rows: Record<string, unknown>[] }).rows;
+    },
+    (rows) => rows.reduce((s, row) => s + Number(row.requests), 0) >= 12,
+    5000,
+    'the 12 records in the stats',
+  );
   const by = (status: number) => rows.filter((r) => Number(r.status) === status);
   assert.equal(by(200).reduce((s, r) => s + Number(r.requests), 0), 7);
   assert.equal(by(200)[0].app, appName);
@@ -117,10 +110,7 @@ test('a trace per request: server span with policies, pick and upstream children
   await r.body.dump();
   const upstreamTraceparent = String(stub.requests.at(-1)!.req.headers.traceparent);
   assert.match(upstreamTraceparent, new RegExp(`^00-${callerTrace}-[0-9a-f]{16}-01$`));
-  const tree = await until(async () => {
-    const mine = spans.filter((s) => s.traceId === callerTrace);
-    return mine.length >= 4 ? mine : undefined;
-  });
+  const tree = await until(async () => spans.filter((s) => s.traceId === callerTrace), (mine) => mine.length >= 4, 5000, 'the four spans of the request');
   const server = tree.find((s) => s.parentSpanId === '00f067aa0ba902b7')!;
   assert.ok(server, 'a server span continues the caller trace');
   const children = tree.filter((s) => s.parentSpanId === server.spanId).map((s) => s.name);

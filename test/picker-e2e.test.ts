@@ -4,6 +4,7 @@ import { test, after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { startSimFleet, type SimFleet } from '../src/sim/index.js';
+import { waitFor } from '../src/sim/testing.js';
 import { manifest } from './helpers/manifests.js';
 import { parseQueueCounts } from '../bench/routing-target.js';
 
@@ -30,14 +31,6 @@ async function received(fleet: SimFleet, fn: () => Promise<void>): Promise<numbe
   const before = fleet.servers.map((s) => s.state().requests);
   await fn();
   return fleet.servers.map((s, i) => s.state().requests - before[i]);
-}
-
-async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /** Scrapes happen every 50 ms; a few intervals make sure the picker has seen the fleet's current state. */
@@ -74,7 +67,7 @@ describe('routing', () => {
     // Long generations straight to the simulator: 4 running and 12 waiting there, invisible to the gateway but in its metrics.
     const direct = Array.from({ length: 16 }, (_, i) => chat(busy.url, BASE, `load ${i}`, { maxTokens: 5000, signal: load.signal }).catch(() => null));
     try {
-      await until('the direct load to queue', () => busy.state().waiting >= 8);
+      await waitFor(() => busy.state().waiting >= 8, 10_000, 'the direct load to queue');
       await scraped();
       const counts = await received(fleet, async () => {
         for (let i = 0; i < 12; i++) assert.equal((await chat(gw.url, BASE, `question ${i} ${text(20, i)}`)).status, 200);
@@ -84,7 +77,7 @@ describe('routing', () => {
       load.abort();
       await Promise.all(direct);
     }
-    await until('the loaded endpoint to drain', () => busy.state().waiting + busy.state().running === 0);
+    await waitFor(() => busy.state().waiting + busy.state().running === 0, 10_000, 'the loaded endpoint to drain');
   });
 
   test('follows prefix affinity', async () => {
@@ -107,7 +100,7 @@ describe('routing', () => {
     const long = new AbortController();
     const anchor = chat(gw.url, 'lora-c', 'a long answer', { maxTokens: 5000, signal: long.signal }).catch(() => null);
     try {
-      await until('lora-c to be running', () => fleet.servers.some((s) => s.state().residentLoras.includes('lora-c') && s.state().running > 0));
+      await waitFor(() => fleet.servers.some((s) => s.state().residentLoras.includes('lora-c') && s.state().running > 0), 10_000, 'lora-c to be running');
       await scraped();
       const counts = await received(fleet, async () => {
         for (let i = 0; i < 8; i++) assert.equal((await chat(gw.url, 'lora-c', `adapter question ${i}`)).status, 200);
@@ -147,11 +140,11 @@ describe('routing', () => {
     victim.kill();
     try {
       for (let i = 0; i < 12; i++) assert.equal((await chat(gw.url, BASE, `during the outage ${i}`)).status, 200);
-      await until('the killed endpoint to show unhealthy', async () => !(await healthy()));
+      await waitFor(async () => !(await healthy()), 10_000, 'the killed endpoint to show unhealthy');
     } finally {
       victim.revive();
     }
-    await until('the revived endpoint to show healthy', healthy);
+    await waitFor(healthy, 10_000, 'the revived endpoint to show healthy');
     const counts = await received(fleet, async () => {
       await Promise.all(Array.from({ length: 16 }, (_, i) => chat(gw.url, BASE, `after recovery ${i}`, { maxTokens: 200 }).then((r) => r.text())));
     });
@@ -192,7 +185,7 @@ describe('overload', () => {
     const direct = fleet.servers.flatMap((s) => Array.from({ length: 10 }, (_, i) => chat(s.url, BASE, `load ${i}`, { maxTokens: 5000, signal: load.signal }).catch(() => null)));
     let critical: Promise<Response>;
     try {
-      await until('the fleet to saturate', () => fleet.servers.every((s) => s.state().waiting >= 7));
+      await waitFor(() => fleet.servers.every((s) => s.state().waiting >= 7), 10_000, 'the fleet to saturate');
       await scraped();
       const shed = await chat(gw.url, 'sheddable', 'can wait');
       assert.equal(shed.status, 429);
@@ -200,7 +193,7 @@ describe('overload', () => {
       await shed.text();
 
       critical = chat(gw.url, 'critical', 'must be served');
-      await until('the critical request to queue', async () => (await queueView()).queueLength === 1);
+      await waitFor(async () => (await queueView()).queueLength === 1, 10_000, 'the critical request to queue');
     } finally {
       load.abort();
       await Promise.all(direct);
@@ -217,16 +210,16 @@ describe('overload', () => {
     const aborted = async () => parseQueueCounts(await (await fetch(`${gw.adminUrl}/metrics`)).text())['critical/aborted'] ?? 0;
     let abortedAt = Infinity;
     try {
-      await until('the fleet to saturate', () => fleet.servers.every((s) => s.state().waiting >= 7));
+      await waitFor(() => fleet.servers.every((s) => s.state().waiting >= 7), 10_000, 'the fleet to saturate');
       await scraped();
       const abortedBefore = await aborted();
       const client = new AbortController();
       const waiting = chat(gw.url, 'critical', 'gone before its turn', { signal: client.signal }).catch((err: unknown) => err);
-      await until('the request to queue', async () => (await queueView()).queueLength === 1);
+      await waitFor(async () => (await queueView()).queueLength === 1, 10_000, 'the request to queue');
       abortedAt = Date.now();
       client.abort();
       assert.ok((await waiting) instanceof Error);
-      await until('the queue to empty', async () => (await queueView()).queueLength === 0);
+      await waitFor(async () => (await queueView()).queueLength === 0, 10_000, 'the queue to empty');
       assert.equal(await aborted(), abortedBefore + 1);
     } finally {
       load.abort();

@@ -2,17 +2,9 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { HttpMetricsSource } from './metrics-source.js';
 import { Scheduler } from './scheduler.js';
+import { waitFor } from '../sim/testing.js';
 import { SETTINGS, captureLogger, fakeMetricsServer, pool, request, sleep, vllmPage, type FakeMetricsServer } from './testing.js';
 import type { SchedulerSettings } from './plugin-types.js';
-
-/** Polls until `check` holds (real time), failing after `ms`. */
-async function until(check: () => boolean, ms = 3000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) assert.fail('condition not met in time');
-    await sleep(5);
-  }
-}
 
 async function withServers(n: number, run: (servers: FakeMetricsServer[]) => Promise<void>): Promise<void> {
   const servers = await Promise.all(Array.from({ length: n }, () => fakeMetricsServer()));
@@ -39,7 +31,7 @@ describe('scraping over HTTP', () => {
       const { scheduler } = schedulerFor(servers, { scrapeInterval: 10 });
       scheduler.start();
       try {
-        await until(() => scheduler.view('p')!.endpoints.every((e) => e.status === 'ready'));
+        await waitFor(() => scheduler.view('p')!.endpoints.every((e) => e.status === 'ready'), 3000);
         assert.equal(scheduler.view('p')!.endpoints[0].metrics.waiting, 3);
         const before = servers[0].hits;
         await sleep(150);
@@ -62,9 +54,9 @@ describe('scraping over HTTP', () => {
       const { scheduler, logs } = schedulerFor(servers, { scrapeInterval: 20, staleAfter: 100 });
       scheduler.start();
       try {
-        await until(() => scheduler.view('p')!.endpoints.every((e) => e.status === 'ready'));
+        await waitFor(() => scheduler.view('p')!.endpoints.every((e) => e.status === 'ready'), 3000);
         servers[1].delayMs = 400; // every scrape now times out (timeout = staleAfter here)
-        await until(() => logs.some((l) => l.status === 'unhealthy'), 5000);
+        await waitFor(() => logs.some((l) => l.status === 'unhealthy'), 5000);
         const warnings = logs.filter((l) => l.endpoint === servers[1].address);
         assert.deepEqual(
           warnings.map((l) => l.status),
@@ -73,9 +65,9 @@ describe('scraping over HTTP', () => {
         const pick = await scheduler.pick(request(pool('p', [])));
         assert.deepEqual(pick.endpoints.map((e) => e.address), [servers[0].address]);
         servers[1].delayMs = 0;
-        await until(() => logs.some((l) => l.msg === 'endpoint recovered'), 5000);
+        await waitFor(() => logs.some((l) => l.msg === 'endpoint recovered'), 5000);
         assert.equal(logs.filter((l) => l.msg === 'endpoint recovered').length, 1);
-        await until(() => scheduler.view('p')!.endpoints[1].status === 'ready');
+        await waitFor(() => scheduler.view('p')!.endpoints[1].status === 'ready', 3000);
         assert.equal((await scheduler.pick(request(pool('p', [])))).endpoints.length, 2);
       } finally {
         await scheduler.stop();
@@ -90,7 +82,7 @@ describe('scraping over HTTP', () => {
       const { scheduler } = schedulerFor(servers, { scrapeInterval: 10 });
       scheduler.start();
       try {
-        await until(() => scheduler.view('p')!.endpoints.every((e) => e.status === 'unhealthy'));
+        await waitFor(() => scheduler.view('p')!.endpoints.every((e) => e.status === 'unhealthy'), 3000);
         const [a, b] = scheduler.view('p')!.endpoints;
         assert.match(a.lastError!, /answered 500/);
         assert.match(b.lastError!, /vllm:num_requests_waiting/);
@@ -107,9 +99,9 @@ describe('scraping over HTTP', () => {
       const { scheduler } = schedulerFor(servers.slice(0, 1), { scrapeInterval: 10 });
       scheduler.start();
       try {
-        await until(() => servers[0].hits > 0);
+        await waitFor(() => servers[0].hits > 0, 3000);
         scheduler.update(new Map([['p', pool('p', [servers[1].url])]]));
-        await until(() => servers[1].hits > 0);
+        await waitFor(() => servers[1].hits > 0, 3000);
         const stopped = servers[0].hits;
         await sleep(60);
         assert.ok(servers[0].hits <= stopped + 1, 'the removed endpoint is no longer scraped');

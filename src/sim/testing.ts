@@ -112,11 +112,11 @@ export async function* sseData(res: Response): AsyncGenerator<string> {
   }
 }
 
-/** Polls until check() is true (or throws after timeoutMs). */
-export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
+/** Polls until check() is true; after timeoutMs throws, naming `what` it waited for. */
+export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 5000, what = 'the awaited condition'): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 5));
   }
 }
