@@ -1,13 +1,8 @@
 // `tollgate bench overhead|routing|decision|sanitize|semantic-cache`: the benchmarks; each prints a table and writes JSON (and most an SVG chart).
+// Each loads its harness when it runs, so other commands (serve above all) do not load autocannon and the harnesses.
 import { Command, InvalidArgumentError } from 'commander';
-import { benchOverhead } from '../../bench/overhead.js';
-import { benchRouting } from '../../bench/routing.js';
 import { WORKLOADS, type WorkloadName } from '../../bench/workloads.js';
 import { DEFAULT_STRATEGIES, STRATEGY_NAMES, type StrategyName } from '../../bench/routing-strategies.js';
-import { benchDecision } from '../scheduler/bench-decision.js';
-import { benchExtprocOverhead } from '../../bench/extproc-overhead.js';
-import { benchSanitize } from '../../bench/sanitize-eval.js';
-import { benchSemanticCache } from '../../bench/semantic-cache.js';
 import { parsePositiveInt, parsePositiveNumber } from './options.js';
 
 export function benchCommand(): Command {
@@ -23,10 +18,10 @@ export function benchCommand(): Command {
     .option('--svg <file>', 'write a chart', 'bench/results/overhead.svg')
     .option('--no-extproc', 'skip the out-of-process (ext_proc) comparison')
     .action(async (opts) => {
-      await benchOverhead(opts);
+      await (await import('../../bench/overhead.js')).benchOverhead(opts);
       if (opts.extproc) {
         process.stdout.write('\nThe policy decision point in another process, over ext_proc, against in-process (same run):\n');
-        await benchExtprocOverhead({ duration: opts.duration, rounds: opts.rounds, connections: opts.connections, rate: Math.min(opts.rate, 300), json: opts.json.replace(/\.json$/, '-extproc.json') });
+        await (await import('../../bench/extproc-overhead.js')).benchExtprocOverhead({ duration: opts.duration, rounds: opts.rounds, connections: opts.connections, rate: Math.min(opts.rate, 300), json: opts.json.replace(/\.json$/, '-extproc.json') });
       }
     });
   bench
@@ -46,7 +41,7 @@ export function benchCommand(): Command {
     .option('--endpoints <n>', 'simulated endpoints', parsePositiveInt, 8)
     .option('--seed <n>', 'seed of the workloads and the simulators', parsePositiveInt, 1)
     .action(async (opts) => {
-      await benchRouting(opts);
+      await (await import('../../bench/routing.js')).benchRouting(opts);
     });
   bench
     .command('decision')
@@ -54,7 +49,7 @@ export function benchCommand(): Command {
     .option('--endpoints <n>', 'endpoints in the pool', parsePositiveInt, 64)
     .option('--iterations <n>', 'timed decisions', parsePositiveInt, 20_000)
     .action(async (opts) => {
-      const r = await benchDecision({ endpoints: opts.endpoints, iterations: opts.iterations });
+      const r = await (await import('../scheduler/bench-decision.js')).benchDecision({ endpoints: opts.endpoints, iterations: opts.iterations });
       console.log(`decision on ${r.endpoints} endpoints (${r.iterations} picks): p50 ${r.p50Us} µs, p90 ${r.p90Us} µs, p99 ${r.p99Us} µs, mean ${r.meanUs} µs`);
     });
   bench
@@ -63,7 +58,7 @@ export function benchCommand(): Command {
     .option('--json <file>', 'write results as JSON', 'bench/results/sanitize.json')
     .option('--show-mistakes', 'print every misclassified prompt')
     .action(async (opts) => {
-      await benchSanitize({ json: opts.json, showMistakes: opts.showMistakes });
+      await (await import('../../bench/sanitize-eval.js')).benchSanitize({ json: opts.json, showMistakes: opts.showMistakes });
     });
   bench
     .command('semantic-cache')
@@ -72,7 +67,7 @@ export function benchCommand(): Command {
     .option('--max-tokens <n>', 'answer length asked of the model', parsePositiveInt, 128)
     .option('--json <file>', 'write results as JSON', 'bench/results/semantic-cache.json')
     .action(async (opts) => {
-      await benchSemanticCache({ questions: opts.questions, maxTokens: opts.maxTokens, json: opts.json });
+      await (await import('../../bench/semantic-cache.js')).benchSemanticCache({ questions: opts.questions, maxTokens: opts.maxTokens, json: opts.json });
     });
   return bench;
 }

@@ -7,9 +7,9 @@ import { packageRoot } from '../lib/package-root.js';
 import { readManifestFiles } from '../config/files.js';
 import type { Manifest } from '../config/manifest.js';
 import type { InferencePoolSpec } from '../config/inference-kinds.js';
-import { startGateway, type Gateway } from '../gateway/gateway.js';
+import type { Gateway } from '../gateway/gateway.js';
 import { createLogger } from '../lib/logger.js';
-import { startSimFleet, type SimFleet } from '../sim/index.js';
+import type { SimFleet } from '../sim/index.js';
 import { parsePort, untilSignal } from './options.js';
 
 /** The quickstart's pools name the simulator's default ports; the demo moves them to --sim-port. */
@@ -49,6 +49,7 @@ export function demoCommand(): Command {
     .option('--sim-port <n>', 'first port of the simulated fleet (three consecutive ports)', parsePort, QUICKSTART_SIM_PORT)
     .action(async (opts) => {
       const logger = createLogger({ level: process.env.TOLLGATE_LOG_LEVEL ?? 'warn' });
+      const [{ startGateway }, { startSimFleet }] = await Promise.all([import('../gateway/gateway.js'), import('../sim/fleet.js')]);
       const fleets: SimFleet[] = [];
       try {
         fleets.push(await startSimFleet({ replicas: 2, port: opts.simPort, model: 'meta-llama/Llama-3.1-8B-Instruct', loras: ['sql-lora'], maxLoras: 2 }));

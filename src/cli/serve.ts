@@ -1,7 +1,6 @@
 // `tollgate serve`: the gateway from --config manifests, until SIGTERM/SIGINT (then a graceful shutdown).
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config/manifest.js';
-import { startGateway } from '../gateway/gateway.js';
 import { createLogger } from '../lib/logger.js';
 import { collect, parsePort, untilSignal } from './options.js';
 
@@ -19,6 +18,8 @@ export function serveCommand(): Command {
     .action(async (opts, cmd: Command) => {
       if (!!opts.tlsCert !== !!opts.tlsKey) cmd.error('tollgate serve: --tls-cert and --tls-key go together', { exitCode: 2 });
       const logger = createLogger();
+      // Loaded here, not with the CLI: the other commands do without the gateway's modules.
+      const { startGateway } = await import('../gateway/gateway.js');
       let gateway;
       try {
         gateway = await startGateway({

@@ -1,7 +1,8 @@
 // Calling an ext_proc server the way Envoy does: one Process stream per HTTP request, each message answered in
 // order, every answer awaited under a per-message timeout. Failures carry a reason for the failure metric.
 import { readFileSync } from 'node:fs';
-import { credentials, makeGenericClientConstructor, status, type ChannelCredentials, type Client, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
+import type { ChannelCredentials, Client, ClientDuplexStream, ServiceError } from '@grpc/grpc-js';
+import { loadGrpc } from './grpc.js';
 import type { ProcessingRequest, ProcessingResponse } from './messages.js';
 import { extProcService } from './protos.js';
 
@@ -28,6 +29,7 @@ export interface ExtprocClientOptions {
 type ProcessClient = Client & { Process(): ClientDuplexStream<ProcessingRequest, ProcessingResponse> };
 
 function channelCredentials(tls: ExtprocClientOptions['tls']): ChannelCredentials {
+  const { credentials } = loadGrpc();
   if (!tls) return credentials.createInsecure();
   const read = (f: string | undefined) => (f ? readFileSync(f) : null);
   return credentials.createSsl(read(tls.ca), read(tls.key), read(tls.cert));
@@ -38,7 +40,7 @@ export class ExtprocClient {
   readonly #client: ProcessClient;
 
   constructor(options: ExtprocClientOptions) {
-    const Ctor = makeGenericClientConstructor(extProcService(), 'ExternalProcessor');
+    const Ctor = loadGrpc().makeGenericClientConstructor(extProcService(), 'ExternalProcessor');
     const channelOptions = options.authority ? { 'grpc.default_authority': options.authority } : {};
     this.#client = new Ctor(options.address, channelCredentials(options.tls), channelOptions) as unknown as ProcessClient;
   }
@@ -115,6 +117,7 @@ export class ExtprocCall {
   };
 
   #onError = (err: ServiceError): void => {
+    const { status } = loadGrpc();
     if (err.code === status.CANCELLED && this.#failure) return;
     const reason: FailureReason = err.code === status.UNAVAILABLE ? 'unavailable' : err.code === status.DEADLINE_EXCEEDED ? 'timeout' : 'error';
     this.#fail(new ExtprocCallError(reason, `the extension failed: ${err.details || err.message}`));

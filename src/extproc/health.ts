@@ -1,6 +1,7 @@
 // grpc.health.v1.Health for the ext_proc listener: Check and Watch for the server as a whole ("") and for the
 // ExternalProcessor service; NOT_SERVING once shutdown begins, so Envoy's health checks stop sending streams.
-import { status, type ServerUnaryCall, type ServerWritableStream, type UntypedServiceImplementation, type sendUnaryData } from '@grpc/grpc-js';
+import type { ServerUnaryCall, ServerWritableStream, UntypedServiceImplementation, sendUnaryData } from '@grpc/grpc-js';
+import { loadGrpc } from './grpc.js';
 import { EXT_PROC_SERVICE } from './protos.js';
 
 export const SERVING = 1;
@@ -32,7 +33,7 @@ export class HealthService {
 
   readonly handlers: UntypedServiceImplementation = {
     Check: (call: ServerUnaryCall<CheckRequest, CheckResponse>, callback: sendUnaryData<CheckResponse>) => {
-      if (!isKnown(call.request.service)) callback({ code: status.NOT_FOUND, details: `unknown service ${call.request.service}` });
+      if (!isKnown(call.request.service)) callback({ code: loadGrpc().status.NOT_FOUND, details: `unknown service ${call.request.service}` });
       else callback(null, { status: this.#status });
     },
     Watch: (call: ServerWritableStream<CheckRequest, CheckResponse>) => {

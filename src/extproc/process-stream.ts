@@ -1,7 +1,8 @@
 // One ext_proc stream: an HTTP request and its answer as Envoy drives them, through the data plane's own stages.
 // Messages are answered strictly in order; anything Envoy would never send in this order ends the stream with
 // a gRPC error status. However the stream ends, the request is accounted for once and its pick released.
-import { status, type ServerDuplexStream } from '@grpc/grpc-js';
+import type { ServerDuplexStream } from '@grpc/grpc-js';
+import { loadGrpc } from './grpc.js';
 import type { RequestContext } from '../gateway/context.js';
 import { newContext, type DataPlane } from '../gateway/data-plane.js';
 import { gatewayError, type ErrorResponse } from '../gateway/errors.js';
@@ -77,7 +78,7 @@ export class ProcessStream {
 
   /** Ends the stream at once (server shutdown): the request counts as abandoned. */
   cancel(): void {
-    this.#fail(new ProtocolError(status.UNAVAILABLE, 'the ext_proc server is shutting down'));
+    this.#fail(new ProtocolError(loadGrpc().status.UNAVAILABLE, 'the ext_proc server is shutting down'));
   }
 
   #onData = (msg: ProcessingRequest): void => {
@@ -376,6 +377,6 @@ export class ProcessStream {
     this.#close(true);
     if (this.#callEnded) return;
     this.#callEnded = true;
-    this.#call.emit('error', { code: protocol ? err.code : status.INTERNAL, details: protocol ? err.message : 'internal error' });
+    this.#call.emit('error', { code: protocol ? err.code : loadGrpc().status.INTERNAL, details: protocol ? err.message : 'internal error' });
   }
 }

@@ -1,5 +1,6 @@
 // A message Envoy should never have sent in this order or shape: the stream ends with this gRPC status.
-import { status } from '@grpc/grpc-js';
+import type { status } from '@grpc/grpc-js';
+import { loadGrpc } from './grpc.js';
 
 export class ProtocolError extends Error {
   readonly code: status;
@@ -10,5 +11,5 @@ export class ProtocolError extends Error {
   }
 }
 
-export const outOfOrder = (message: string) => new ProtocolError(status.FAILED_PRECONDITION, message);
-export const malformed = (message: string) => new ProtocolError(status.INVALID_ARGUMENT, message);
+export const outOfOrder = (message: string) => new ProtocolError(loadGrpc().status.FAILED_PRECONDITION, message);
+export const malformed = (message: string) => new ProtocolError(loadGrpc().status.INVALID_ARGUMENT, message);

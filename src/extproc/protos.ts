@@ -3,7 +3,8 @@
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { ServiceDefinition } from '@grpc/grpc-js';
-import { fromJSON, loadSync, type Options } from '@grpc/proto-loader';
+import type { fromJSON, Options } from '@grpc/proto-loader';
+import { loadProtoLoader } from './grpc.js';
 
 export const EXT_PROC_SERVICE = 'envoy.service.ext_proc.v3.ExternalProcessor';
 export const HEALTH_SERVICE = 'grpc.health.v1.Health';
@@ -47,13 +48,13 @@ export function extProcService(): ServiceDefinition {
   if (!extProc) {
     const deps = join(dirname(createRequire(import.meta.url).resolve('@grpc/grpc-js-xds/package.json')), 'deps');
     const includeDirs = ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => join(deps, d));
-    const pkg = loadSync('envoy/service/ext_proc/v3/external_processor.proto', { ...LOADER_OPTIONS, includeDirs });
+    const pkg = loadProtoLoader().loadSync('envoy/service/ext_proc/v3/external_processor.proto', { ...LOADER_OPTIONS, includeDirs });
     extProc = pkg[EXT_PROC_SERVICE] as ServiceDefinition;
   }
   return extProc;
 }
 
 export function healthService(): ServiceDefinition {
-  health ??= fromJSON(HEALTH_DESCRIPTOR, LOADER_OPTIONS)[HEALTH_SERVICE] as ServiceDefinition;
+  health ??= loadProtoLoader().fromJSON(HEALTH_DESCRIPTOR, LOADER_OPTIONS)[HEALTH_SERVICE] as ServiceDefinition;
   return health;
 }

@@ -2,7 +2,8 @@
 // the policy decision point, the endpoint picker or both; grpc.health.v1 on the same port; optional TLS or mTLS.
 import { readFileSync } from 'node:fs';
 import { createServer, type Server as NetServer } from 'node:net';
-import { Server, ServerCredentials, type ConnectionInjector, type ServerDuplexStream } from '@grpc/grpc-js';
+import type { ConnectionInjector, Server, ServerCredentials, ServerDuplexStream } from '@grpc/grpc-js';
+import { loadGrpc } from './grpc.js';
 import type { DataPlane } from '../gateway/data-plane.js';
 import type { Logger } from '../lib/logger.js';
 import { HealthService, NOT_SERVING } from './health.js';
@@ -34,13 +35,14 @@ export interface ExtprocDeps {
 }
 
 function credentials(tls: ExtprocServerOptions['tls']): ServerCredentials {
+  const { ServerCredentials } = loadGrpc();
   if (!tls) return ServerCredentials.createInsecure();
   const ca = tls.ca ? readFileSync(tls.ca) : null;
   return ServerCredentials.createSsl(ca, [{ private_key: readFileSync(tls.key), cert_chain: readFileSync(tls.cert) }], ca !== null);
 }
 
 export class ExtprocServer {
-  readonly #server = new Server();
+  readonly #server: Server = new (loadGrpc().Server)();
   readonly #health = new HealthService();
   readonly #streams = new Set<ProcessStream>();
   #idle: (() => void)[] = [];

@@ -1,19 +1,16 @@
 // Token counting shared by the gateway (quotas, estimates) and the simulator (usage), so both agree on counts.
 // gpt-tokenizer's default encoding (o200k_base) stands in for "the model's tokenizer" of self-hosted models.
-import { createRequire } from 'node:module';
+import { lazyRequire } from './lazy-require.js';
 import type * as GptTokenizer from 'gpt-tokenizer';
 import { TokenCountCache } from './token-count-cache.js';
 
 type Gpt = typeof GptTokenizer;
-let gpt: Gpt | undefined;
 
 /**
  * gpt-tokenizer's tables take ~200 ms to load, most of a gateway's start: they are loaded when something first needs
  * tokens (policies that count them call this when compiled, so no request waits for it), not by every gateway.
  */
-export function loadTokenizer(): Gpt {
-  return (gpt ??= createRequire(import.meta.url)('gpt-tokenizer') as Gpt);
-}
+export const loadTokenizer: () => Gpt = lazyRequire<Gpt>('gpt-tokenizer');
 
 /** 4 Mi characters per generation: about 16 MiB of strings at most, thousands of system prompts. */
 const counts = new TokenCountCache((text) => loadTokenizer().countTokens(text), 4 * 1024 * 1024);

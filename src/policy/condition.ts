@@ -1,20 +1,32 @@
 // ApimTemplate conditions: CEL (@bufbuild/cel) over request attributes, parsed and planned once at config load.
-import { CelScalar, celEnv, isCelError, mapType, parse, plan } from '@bufbuild/cel';
-import { strings } from '@bufbuild/cel/ext';
+import type * as Cel from '@bufbuild/cel';
+import type * as CelExt from '@bufbuild/cel/ext';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { RequestContext } from '../gateway/context.js';
+import { lazyRequire } from '../lib/lazy-require.js';
 import type { ApimState } from './types.js';
 
-type Expr = ReturnType<typeof parse>['expr'];
+type Expr = ReturnType<typeof Cel.parse>['expr'];
 
-const VARIABLES = {
-  request: mapType(CelScalar.STRING, CelScalar.DYN),
-  model: CelScalar.STRING,
-  apiproduct: mapType(CelScalar.STRING, CelScalar.STRING),
-  client: mapType(CelScalar.STRING, CelScalar.STRING),
-};
-const KNOWN = new Set(Object.keys(VARIABLES));
-const env = celEnv({ variables: VARIABLES, funcs: strings });
+const VARIABLES = ['request', 'model', 'apiproduct', 'client'] as const;
+const KNOWN = new Set<string>(VARIABLES);
+
+/** The CEL library and its environment, loaded with the first condition compiled (most configurations have none). */
+const cel = lazyRequire<typeof Cel>('@bufbuild/cel');
+const celStrings = lazyRequire<typeof CelExt>('@bufbuild/cel/ext');
+let env: ReturnType<typeof Cel.celEnv> | undefined;
+
+function celEnvironment(): ReturnType<typeof Cel.celEnv> {
+  if (env) return env;
+  const { CelScalar, celEnv, mapType } = cel();
+  const variables = {
+    request: mapType(CelScalar.STRING, CelScalar.DYN),
+    model: CelScalar.STRING,
+    apiproduct: mapType(CelScalar.STRING, CelScalar.STRING),
+    client: mapType(CelScalar.STRING, CelScalar.STRING),
+  } satisfies Record<(typeof VARIABLES)[number], unknown>;
+  return (env = celEnv({ variables, funcs: celStrings().strings }));
+}
 
 /** A compiled condition; `test` is false when the expression errs (a missing header key, say). */
 export interface Condition {
@@ -84,6 +96,7 @@ const EMPTY_CTX = { path: '/', method: 'GET', headers: {}, clientIp: '' } as unk
  * @throws Error on a syntax error, an unknown variable, or an expression that is not a bool.
  */
 export function compileCondition(source: string): Condition {
+  const { isCelError, parse, plan } = cel();
   let parsed: ReturnType<typeof parse>;
   try {
     parsed = parse(source);
@@ -94,7 +107,7 @@ export function compileCondition(source: string): Condition {
   freeIdentifiers(parsed.expr, new Set(), free);
   const unknown = [...free].filter((n) => !KNOWN.has(n));
   if (unknown.length > 0) throw new Error(`unknown variable ${unknown.map((n) => `"${n}"`).join(', ')} (known: ${[...KNOWN].join(', ')})`);
-  const evaluate = plan(env, parsed);
+  const evaluate = plan(celEnvironment(), parsed);
   // A trial run on an empty request catches expressions of the wrong type; data-dependent errors are fine here.
   const trial = evaluate(bindingsOf(EMPTY_CTX, {}));
   if (!isCelError(trial) && typeof trial !== 'boolean') throw new Error('must evaluate to a bool');

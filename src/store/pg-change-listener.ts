@@ -1,7 +1,8 @@
 // Cross-replica change notification over PostgreSQL LISTEN/NOTIFY on a dedicated connection that reconnects.
-import pg from 'pg';
+import type pg from 'pg';
 import { sql, type Kysely } from 'kysely';
 import type { Logger } from '../lib/logger.js';
+import { loadPg } from './postgres-connection.js';
 import { RESOURCE_TYPES, type ChangeEvent, type ResourceType } from './change-feed.js';
 
 export const CHANGE_CHANNEL = 'tollgate_changes';
@@ -60,7 +61,7 @@ export class PgChangeListener {
   }
 
   async #connect(): Promise<void> {
-    const client = new pg.Client(this.#config);
+    const client = new (loadPg().Client)(this.#config);
     client.on('error', (err) => {
       this.#logger.warn({ err }, 'PostgreSQL change listener connection failed');
       this.#lost(client);

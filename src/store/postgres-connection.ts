@@ -1,8 +1,12 @@
 // PostgreSQL connection settings shared by the query pool and the LISTEN client.
-import pg from 'pg';
+import type pg from 'pg';
+import { lazyRequire } from '../lib/lazy-require.js';
 import { Kysely, PostgresDialect } from 'kysely';
 import type { Logger } from '../lib/logger.js';
 import type { Tables } from './schema.js';
+
+/** pg, loaded by the first PostgreSQL connection (exported for the LISTEN client). */
+export const loadPg = lazyRequire<typeof pg>('pg');
 
 export interface PostgresSettings {
   url: string;
@@ -22,7 +26,7 @@ export function clientConfig(settings: PostgresSettings, applicationName: string
 }
 
 export function openPostgres(settings: PostgresSettings, logger: Logger): Kysely<Tables> {
-  const pool = new pg.Pool({ ...clientConfig(settings, 'tollgate'), max: settings.poolSize ?? 10 });
+  const pool = new (loadPg().Pool)({ ...clientConfig(settings, 'tollgate'), max: settings.poolSize ?? 10 });
   // An idle client losing its server must not crash the process; the pool replaces it on next use.
   pool.on('error', (err) => logger.warn({ err }, 'idle PostgreSQL connection failed'));
   // A connection that breaks mid-query emits 'error' on its client; unheard, Node would end the process. The query

@@ -1,8 +1,9 @@
 // Request tracing with OpenTelemetry: a server span per request, child spans per stage, a GenAI client span for the
 // model server with W3C traceparent propagation. When tracing is off, every call returns a constant and does nothing.
 import { INVALID_SPAN_CONTEXT, isSpanContextValid, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Span, type Tracer } from '@opentelemetry/api';
-import { resourceFromAttributes } from '@opentelemetry/resources';
-import { BatchSpanProcessor, NodeTracerProvider, ParentBasedSampler, TraceIdRatioBasedSampler } from '@opentelemetry/sdk-trace-node';
+import type * as Resources from '@opentelemetry/resources';
+import type * as TraceSdk from '@opentelemetry/sdk-trace-node';
+import type { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import {
   ATTR_ERROR_TYPE,
   ATTR_HTTP_REQUEST_METHOD,
@@ -19,6 +20,11 @@ import type { Operation } from '../gateway/openai-request.js';
 import type { TracingSettings } from './tracing-settings.js';
 import { ThreadedSpanExporter } from './threaded-span-exporter.js';
 import { formatTraceparent, parseTraceparent } from './tracing-traceparent.js';
+import { lazyRequire } from '../lib/lazy-require.js';
+
+/** OpenTelemetry's SDK loads with the first tracer (tracing configured), not with every gateway. */
+const loadSdk = lazyRequire<typeof TraceSdk>('@opentelemetry/sdk-trace-node');
+const loadResources = lazyRequire<typeof Resources>('@opentelemetry/resources');
 
 export type { Span };
 
@@ -113,9 +119,10 @@ class OtelRequestTracer implements RequestTracer {
     // OTLP encoding and sending happen on a thread of their own (ThreadedSpanExporter wraps the OTLP/HTTP exporter).
     const exporter = new ThreadedSpanExporter(tracesUrl(endpoint), settings.headers);
     this.#exporter = exporter;
+    const { BatchSpanProcessor, NodeTracerProvider, ParentBasedSampler, TraceIdRatioBasedSampler } = loadSdk();
     // Not registered globally: two gateways in one process (tests) keep their own providers.
     this.#provider = new NodeTracerProvider({
-      resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: settings.serviceName }),
+      resource: loadResources().resourceFromAttributes({ [ATTR_SERVICE_NAME]: settings.serviceName }),
       sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(settings.sampleRatio) }),
       spanProcessors: [new BatchSpanProcessor(exporter, { scheduledDelayMillis: settings.exportInterval })],
     });

@@ -1,6 +1,7 @@
 // The shared answer cache for many replicas: one Redis string per entry with its own expiry (SET PX), failing fast
 // when Redis is away so a cache outage costs a miss, never a stuck request.
-import { Redis, ReplyError } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { loadIoredis } from '../ioredis.js';
 import { silentLogger, type Logger } from '../../lib/logger.js';
 import { CacheStoreUnavailableError, type CacheStore } from './cache-store.js';
 
@@ -55,7 +56,7 @@ export async function redisCall<T>(command: () => Promise<T>): Promise<T> {
   try {
     return await command();
   } catch (err) {
-    if (err instanceof ReplyError && !UNAVAILABLE_REPLY.test((err as Error).message)) throw err;
+    if (err instanceof loadIoredis().ReplyError && !UNAVAILABLE_REPLY.test((err as Error).message)) throw err;
     throw new CacheStoreUnavailableError(`Redis is unavailable: ${(err as Error).message}`, { cause: err });
   }
 }
@@ -65,7 +66,7 @@ export async function redisCall<T>(command: () => Promise<T>): Promise<T> {
  * timeout while the client keeps reconnecting in the background.
  */
 export function openCacheRedis(url: string, commandTimeoutMs: number, logger: Logger): Redis {
-  const redis = new Redis(url, {
+  const redis = new (loadIoredis().Redis)(url, {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     connectTimeout: 1000,

@@ -1,5 +1,6 @@
 // The shared CounterStore for many replicas: Redis, one atomic Lua script per operation, failing fast when Redis is away.
-import { Redis, ReplyError } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { loadIoredis } from '../ioredis.js';
 import { silentLogger, type Logger } from '../../lib/logger.js';
 import {
   checkBurst,
@@ -49,7 +50,7 @@ export class RedisCounterStore implements CounterStore {
   constructor(opts: RedisCounterStoreOptions = {}) {
     const logger = opts.logger ?? silentLogger;
     this.#connectTimeoutMs = opts.connectTimeoutMs ?? 1000;
-    const redis = new Redis(opts.url ?? 'redis://127.0.0.1:6379', {
+    const redis = new (loadIoredis().Redis)(opts.url ?? 'redis://127.0.0.1:6379', {
       keyPrefix: opts.keyPrefix ?? 'tollgate:counters:',
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
@@ -150,7 +151,7 @@ export class RedisCounterStore implements CounterStore {
       return await command();
     } catch (err) {
       // A ReplyError is Redis rejecting the command itself (a bug here), except for the transient states above.
-      if (err instanceof ReplyError && !UNAVAILABLE_REPLY.test((err as Error).message)) throw err;
+      if (err instanceof loadIoredis().ReplyError && !UNAVAILABLE_REPLY.test((err as Error).message)) throw err;
       throw new CounterStoreUnavailableError(`Redis is unavailable: ${(err as Error).message}`, { cause: err });
     }
   }

@@ -1,8 +1,13 @@
 // Loading an OpenAPI 3 document (inline object, YAML/JSON text, or a file) and compiling, per path and method,
 // the request body schema, the required query and header parameters and the JSON response schemas (ajv).
 import { readFileSync } from 'node:fs';
-import { Ajv, type ValidateFunction } from 'ajv';
+import type * as AjvModule from 'ajv';
+import type { Ajv, ValidateFunction } from 'ajv';
+import { lazyRequire } from '../../../lib/lazy-require.js';
 import { parse as parseYaml } from 'yaml';
+
+/** Ajv loads with the first OAS document compiled (an OASValidation policy), not with every gateway. */
+const loadAjv = lazyRequire<typeof AjvModule>('ajv');
 
 export interface CompiledParameter {
   in: 'query' | 'header';
@@ -69,6 +74,7 @@ function pathPattern(template: string): RegExp {
 
 /** Every path and operation of the document, compiled; @throws Error naming the part that cannot be compiled. */
 export function compileDocument(doc: Node): CompiledPath[] {
+  const { Ajv } = loadAjv();
   const ajv = new Ajv({ strict: false, allErrors: true, validateSchema: false });
   const params = new Ajv({ strict: false, coerceTypes: true, validateSchema: false });
   ajv.addSchema(doc, 'oas');
