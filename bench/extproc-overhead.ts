@@ -1,6 +1,7 @@
 // What the out-of-process path costs: tollgate's data plane calling tollgate's policy decision point over ext_proc
-// (two processes, loopback gRPC) against the same policy chain in process, in one run so the ratios hold on a noisy
-// machine. Throughput at saturation (autocannon) and p50/p99 at a fixed rate; the lead wires it into `bench overhead`.
+// (two processes, loopback gRPC) against the same policy chain in process, measured in turns over rounds
+// (bench/in-turns.ts). Throughput at saturation (autocannon) and p50/p99 at a fixed rate; `bench overhead` runs it
+// after its own table.
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { inTurns, medianRatio } from './in-turns.js';

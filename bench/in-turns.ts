@@ -12,16 +12,20 @@ export function median(values: readonly number[]): number {
 
 /**
  * Calls `measure` once per contender per round and returns each contender's measurements in round order. Each
- * round starts one contender further along, so no contender is always measured first (just after a warm-up, or
- * just after the heaviest one).
+ * round starts one contender further along, and every other round goes the other way round, so neither the first
+ * place nor the contender measured just before (the one whose load the machine is still settling from) stays the
+ * same.
  * @example
  * const rps = await inTurns(['a', 'b'], 3, (name) => load(name)); // [[a1, a2, a3], [b1, b2, b3]]
  */
 export async function inTurns<T, M>(contenders: readonly T[], rounds: number, measure: (contender: T, round: number) => Promise<M>): Promise<M[][]> {
   const out: M[][] = contenders.map(() => []);
+  const forward = contenders.map((_, i) => i);
+  const backward = [...forward].reverse();
   for (let round = 0; round < rounds; round++) {
+    const order = round % 2 === 0 ? forward : backward;
     for (let k = 0; k < contenders.length; k++) {
-      const i = (k + round) % contenders.length;
+      const i = order[(k + round) % contenders.length];
       out[i].push(await measure(contenders[i], round));
     }
   }

@@ -1,12 +1,13 @@
 // The analytics pipeline on SQLite and PostgreSQL: exactly-once storage, replay from the spool, segments, disk budget, retention.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, existsSync, mkdirSync, readdirSync, unlinkSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { AnalyticsPipeline } from '../src/analytics/pipeline.js';
 import { capturingLogger, sampleRecord, tempSpoolDirectory, testSettings } from '../src/analytics/test-records.js';
 import type { AnalyticsSettings } from '../src/analytics/settings.js';
+import { writeCheckpoint } from '../src/analytics/spool-files.js';
 import { AnalyticsRecords, type Database } from '../src/store/index.js';
 import { DATABASE_BACKENDS, type TestDatabase } from '../src/store/test-databases.js';
 
@@ -200,6 +201,28 @@ for (const backend of DATABASE_BACKENDS) for (const writer of WRITERS) {
       const dropped = logs.filter((l) => l.msg === 'analytics records dropped').reduce((n, l) => n + Number(l.dropped), 0);
       assert.equal(dropped, 2);
       assert.ok(!existsSync(join(dir, '000000000001.jsonl')) && !existsSync(join(dir, '000000000002.jsonl')), 'stored segments are deleted');
+    });
+
+    test('a stored segment that cannot be deleted costs a warning, not the batches after it', async () => {
+      const tag = tagged();
+      const dir = tempSpoolDirectory();
+      mkdirSync(dir, { recursive: true });
+      // Segment 1 is stored (the checkpoint is past it) but a directory stands in its place: unlink(2) refuses it.
+      mkdirSync(join(dir, '000000000001.jsonl'));
+      writeFileSync(join(dir, '000000000001.jsonl', 'keep'), 'x');
+      await writeCheckpoint(dir, { segment: 2, offset: 0 });
+      const { pipeline, registry, logs } = open(testSettings(dir, { flushInterval: '1h' }));
+      pipeline.start();
+      for (let i = 0; i < 5; i++) pipeline.record(sampleRecord(i, { requestId: `${tag}-${i}` }));
+      await pipeline.flush();
+      assert.deepEqual(await stored(tag), ids(tag, 5));
+      assert.equal(pipeline.spooledRecords, 0);
+      assert.match(await registry.metrics(), /tollgate_analytics_records_total\{outcome="written"\} 5/);
+      const warnings = logs.filter((l) => l.msg === 'cannot delete stored analytics segments; retried after the next batch');
+      assert.equal(warnings.length, 1, 'one warning, not one per batch');
+      assert.ok(!logs.some((l) => l.msg === 'cannot store analytics records; they wait in the spool'));
+      await pipeline.close();
+      rmSync(join(dir, '000000000001.jsonl'), { recursive: true });
     });
 
     test('retention deletes records older than the retention period', async () => {

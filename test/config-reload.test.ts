@@ -46,7 +46,7 @@ test('hot reload', async () => {
   const inflight = ask('first', { slow: true });
   await sleep(100);
   writeFileSync(join(dir, 'config.yaml'), yamlFor(stub.url, 'second'));
-  await waitFor(async () => (await ask('second')).statusCode === 200, 5000, 'the reloaded model to answer');
+  await waitFor(async () => (await ask('second')).statusCode === 200, 5000, 'the reloaded model to answer', 50);
   const slow = await inflight;
   assert.equal(slow.statusCode, 200);
   assert.deepEqual(await slow.body.json(), { model: 'first' });
@@ -54,7 +54,7 @@ test('hot reload', async () => {
 
   // An invalid change: logged, and 'second' keeps working.
   writeFileSync(join(dir, 'config.yaml'), yamlFor(stub.url, 'third').replace('modelName', 'modelNme'));
-  await waitFor(() => logs.some((l) => l.msg?.includes('configuration change rejected')), 5000, 'the rejection to be logged');
+  await waitFor(() => logs.some((l) => l.msg?.includes('configuration change rejected')), 5000, 'the rejection to be logged', 50);
   const rejected = logs.find((l) => l.msg?.includes('configuration change rejected'));
   assert.match(rejected.problems[0], /config\.yaml document 1 \(InferenceModel\/model\): spec/);
   assert.equal((await ask('second')).statusCode, 200);

@@ -67,7 +67,7 @@ describe('routing', () => {
     // Long generations straight to the simulator: 4 running and 12 waiting there, invisible to the gateway but in its metrics.
     const direct = Array.from({ length: 16 }, (_, i) => chat(busy.url, BASE, `load ${i}`, { maxTokens: 5000, signal: load.signal }).catch(() => null));
     try {
-      await waitFor(() => busy.state().waiting >= 8, 10_000, 'the direct load to queue');
+      await waitFor(() => busy.state().waiting >= 8, 10_000, 'the direct load to queue', 50);
       await scraped();
       const counts = await received(fleet, async () => {
         for (let i = 0; i < 12; i++) assert.equal((await chat(gw.url, BASE, `question ${i} ${text(20, i)}`)).status, 200);
@@ -77,7 +77,7 @@ describe('routing', () => {
       load.abort();
       await Promise.all(direct);
     }
-    await waitFor(() => busy.state().waiting + busy.state().running === 0, 10_000, 'the loaded endpoint to drain');
+    await waitFor(() => busy.state().waiting + busy.state().running === 0, 10_000, 'the loaded endpoint to drain', 50);
   });
 
   test('follows prefix affinity', async () => {
@@ -100,7 +100,7 @@ describe('routing', () => {
     const long = new AbortController();
     const anchor = chat(gw.url, 'lora-c', 'a long answer', { maxTokens: 5000, signal: long.signal }).catch(() => null);
     try {
-      await waitFor(() => fleet.servers.some((s) => s.state().residentLoras.includes('lora-c') && s.state().running > 0), 10_000, 'lora-c to be running');
+      await waitFor(() => fleet.servers.some((s) => s.state().residentLoras.includes('lora-c') && s.state().running > 0), 10_000, 'lora-c to be running', 50);
       await scraped();
       const counts = await received(fleet, async () => {
         for (let i = 0; i < 8; i++) assert.equal((await chat(gw.url, 'lora-c', `adapter question ${i}`)).status, 200);
@@ -140,11 +140,11 @@ describe('routing', () => {
     victim.kill();
     try {
       for (let i = 0; i < 12; i++) assert.equal((await chat(gw.url, BASE, `during the outage ${i}`)).status, 200);
-      await waitFor(async () => !(await healthy()), 10_000, 'the killed endpoint to show unhealthy');
+      await waitFor(async () => !(await healthy()), 10_000, 'the killed endpoint to show unhealthy', 50);
     } finally {
       victim.revive();
     }
-    await waitFor(healthy, 10_000, 'the revived endpoint to show healthy');
+    await waitFor(healthy, 10_000, 'the revived endpoint to show healthy', 50);
     const counts = await received(fleet, async () => {
       await Promise.all(Array.from({ length: 16 }, (_, i) => chat(gw.url, BASE, `after recovery ${i}`, { maxTokens: 200 }).then((r) => r.text())));
     });
@@ -185,7 +185,7 @@ describe('overload', () => {
     const direct = fleet.servers.flatMap((s) => Array.from({ length: 10 }, (_, i) => chat(s.url, BASE, `load ${i}`, { maxTokens: 5000, signal: load.signal }).catch(() => null)));
     let critical: Promise<Response>;
     try {
-      await waitFor(() => fleet.servers.every((s) => s.state().waiting >= 7), 10_000, 'the fleet to saturate');
+      await waitFor(() => fleet.servers.every((s) => s.state().waiting >= 7), 10_000, 'the fleet to saturate', 50);
       await scraped();
       const shed = await chat(gw.url, 'sheddable', 'can wait');
       assert.equal(shed.status, 429);
@@ -193,7 +193,7 @@ describe('overload', () => {
       await shed.text();
 
       critical = chat(gw.url, 'critical', 'must be served');
-      await waitFor(async () => (await queueView()).queueLength === 1, 10_000, 'the critical request to queue');
+      await waitFor(async () => (await queueView()).queueLength === 1, 10_000, 'the critical request to queue', 50);
     } finally {
       load.abort();
       await Promise.all(direct);
@@ -210,16 +210,16 @@ describe('overload', () => {
     const aborted = async () => parseQueueCounts(await (await fetch(`${gw.adminUrl}/metrics`)).text())['critical/aborted'] ?? 0;
     let abortedAt = Infinity;
     try {
-      await waitFor(() => fleet.servers.every((s) => s.state().waiting >= 7), 10_000, 'the fleet to saturate');
+      await waitFor(() => fleet.servers.every((s) => s.state().waiting >= 7), 10_000, 'the fleet to saturate', 50);
       await scraped();
       const abortedBefore = await aborted();
       const client = new AbortController();
       const waiting = chat(gw.url, 'critical', 'gone before its turn', { signal: client.signal }).catch((err: unknown) => err);
-      await waitFor(async () => (await queueView()).queueLength === 1, 10_000, 'the request to queue');
+      await waitFor(async () => (await queueView()).queueLength === 1, 10_000, 'the request to queue', 50);
       abortedAt = Date.now();
       client.abort();
       assert.ok((await waiting) instanceof Error);
-      await waitFor(async () => (await queueView()).queueLength === 0, 10_000, 'the queue to empty');
+      await waitFor(async () => (await queueView()).queueLength === 0, 10_000, 'the queue to empty', 50);
       assert.equal(await aborted(), abortedBefore + 1);
     } finally {
       load.abort();

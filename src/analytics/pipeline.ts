@@ -35,6 +35,7 @@ const SEGMENT_MAX_AGE_MS = 60_000;
 const CLOSE_WAIT_MS = 5000;
 /** At most one drop log line per this interval (each carries the count), so a full disk cannot flood the log. */
 const DROP_LOG_INTERVAL_MS = 1000;
+const DELETION_LOG_INTERVAL_MS = 60_000;
 
 function timed<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -79,6 +80,7 @@ export class AnalyticsPipeline {
   #oldestPendingAt = 0;
   #unloggedDrops = 0;
   #dropLoggedAt = 0;
+  #deletionWarnedAt = -Infinity;
   #closed = false;
   #released = false;
   /** The current event-loop turn's records, written together by #writeTurn. */
@@ -124,7 +126,7 @@ export class AnalyticsPipeline {
       this.#spool = spool;
       this.#reader = new SpoolReader(spool, from);
       // Segments the checkpoint has passed: deleted before the first batch is shipped (the chain orders them).
-      this.#exclusive(() => spool.removeBefore(from.segment)).catch((err: unknown) => this.#logger.warn({ err }, 'cannot delete stored analytics segments; retried after the next batch'));
+      void this.#exclusive(() => spool.removeBefore(from.segment).catch(this.#deletionFailed));
       // Started with the pipeline, so the first batch does not wait for a thread to start.
       this.#writer = openRecordWriter(this.#writerOptions);
       this.#pending = backlog.lines;
@@ -262,10 +264,11 @@ export class AnalyticsPipeline {
       if (this.#released) return;
       await writeCheckpoint(spool.dir, batch.end);
       reader.commit(batch.end);
-      await spool.removeBefore(batch.end.segment);
       this.#counts.written += stored;
       this.#pending = Math.max(0, this.#pending - batch.lines.length);
       if (this.#pending === 0) this.#oldestPendingAt = 0;
+      // The batch is stored whatever happens to its files: a segment that cannot be deleted is retried next time.
+      await spool.removeBefore(batch.end.segment).catch(this.#deletionFailed);
       // A short batch reached what had been written when it was read. Chasing what was appended since would, under
       // steady load, store a handful of records per INSERT and checkpoint; they wait for the next tick instead.
       if (batch.lines.length < this.#settings.batchSize) return;
@@ -293,6 +296,14 @@ export class AnalyticsPipeline {
     const t = typeof id === 'string' ? recordIdTime(id) : NaN;
     return Number.isFinite(t) && t > 0 ? t : Date.now();
   }
+
+  /** At most one warning a minute: a directory that refuses deletes would otherwise log after every batch. */
+  #deletionFailed = (err: unknown): void => {
+    const now = Date.now();
+    if (now - this.#deletionWarnedAt < DELETION_LOG_INTERVAL_MS) return;
+    this.#deletionWarnedAt = now;
+    this.#logger.warn({ err, diskBytes: this.#spool?.diskBytes }, 'cannot delete stored analytics segments; retried after the next batch');
+  };
 
   #drop(n: number, reason: string): void {
     this.#counts.dropped += n;

@@ -25,7 +25,16 @@ export function listSegments(dir: string): Map<number, number> {
     if (m) found.push(Number(m[1]));
   }
   found.sort((a, b) => a - b);
-  return new Map(found.map((s) => [s, statSync(segmentPath(dir, s)).size]));
+  const sizes = new Map<number, number>();
+  for (const s of found) {
+    try {
+      sizes.set(s, statSync(segmentPath(dir, s)).size);
+    } catch (err) {
+      // Stored and being deleted by an earlier pipeline's last unlink: not a segment any more.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+  return sizes;
 }
 
 export function readCheckpoint(dir: string): Position | undefined {

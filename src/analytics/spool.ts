@@ -129,7 +129,8 @@ export class Spool {
    */
   async removeBefore(segment: number): Promise<void> {
     const doomed = [...this.#sealed].filter(([s]) => s < segment);
-    // Taken off the list at once, so an overlapping call neither deletes nor counts a segment twice.
+    // Taken off the list at once, so an overlapping call neither deletes nor counts a segment twice. Their bytes leave
+    // the disk budget now, a moment before the kernel frees them: maxDiskBytes is a soft limit by that much.
     for (const [s, size] of doomed) {
       this.#sealed.delete(s);
       this.#diskBytes -= size;

@@ -10,8 +10,8 @@ export function benchCommand(): Command {
   bench
     .command('overhead')
     .description('proxy overhead: direct vs bare Node proxy vs tollgate (vs nginx when installed), same run')
-    .option('--duration <s>', 'seconds of each saturation round, and of the fixed-rate measurement', parsePositiveInt, 5)
-    .option('--rounds <n>', 'saturation rounds per scenario, every scenario measured once per round', parsePositiveInt, 3)
+    .option('--duration <s>', 'seconds at saturation, and again at the fixed rate, per scenario and round', parsePositiveInt, 5)
+    .option('--rounds <n>', 'rounds per scenario: each round measures every scenario at saturation, then at the fixed rate', parsePositiveInt, 3)
     .option('--connections <n>', 'concurrent connections at saturation', parsePositiveInt, 32)
     .option('--rate <n>', 'fixed request rate for the latency measurement', parsePositiveInt, 1000)
     .option('--json <file>', 'write results as JSON', 'bench/results/overhead.json')

@@ -6,7 +6,8 @@ const require = createRequire(import.meta.url);
 
 /**
  * A getter that loads `specifier` (a CommonJS package) the first time it is called. Synchronous, so call sites stay
- * as they are; types come from `import type`.
+ * as they are; types come from `import type`. A package that ships a separate ESM build (@bufbuild/cel) gives its
+ * CommonJS copy here: load it only through this getter, or instanceof checks would meet two copies of its classes.
  * @example
  * const pg = lazyRequire<typeof import('pg')>('pg');
  * const pool = new (pg().Pool)(config);

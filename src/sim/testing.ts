@@ -112,11 +112,14 @@ export async function* sseData(res: Response): AsyncGenerator<string> {
   }
 }
 
-/** Polls until check() is true; after timeoutMs throws, naming `what` it waited for. */
-export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 5000, what = 'the awaited condition'): Promise<void> {
+/**
+ * Polls until check() is true, every `everyMs` (checks that send requests deserve a longer interval than in-memory
+ * ones); after timeoutMs throws, naming `what` it waited for.
+ */
+export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 5000, what = 'the awaited condition', everyMs = 5): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, everyMs));
   }
 }
