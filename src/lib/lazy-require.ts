@@ -1,4 +1,4 @@
-// CommonJS packages that only some deployments use (PostgreSQL, Redis, OpenTelemetry's SDK, gRPC, Ajv), loaded at
+// Packages that only some deployments use (PostgreSQL, Redis, OpenTelemetry's SDK, gRPC, Ajv, CEL, jose), loaded at
 // their first use instead of at every start: together they were most of the half second a gateway took to import.
 import { createRequire } from 'node:module';
 
@@ -15,4 +15,16 @@ const require = createRequire(import.meta.url);
 export function lazyRequire<T>(specifier: string): () => T {
   let loaded: T | undefined;
   return () => (loaded ??= require(specifier) as T);
+}
+
+/**
+ * The same for an ESM-only package (jose), which Node 20 before 20.19 cannot require: a memoized dynamic import.
+ * Start it where the package becomes needed (a policy compiled) and await it where it is used.
+ * @example
+ * const loadJose = lazyImport(() => import('jose'));
+ * const { jwtVerify } = await loadJose();
+ */
+export function lazyImport<T>(load: () => Promise<T>): () => Promise<T> {
+  let loading: Promise<T> | undefined;
+  return () => (loading ??= load());
 }

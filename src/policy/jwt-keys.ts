@@ -2,7 +2,16 @@
 // keys checked against the algorithms they must serve, so a mismatch is a config error rather than a 401 later.
 import { createPrivateKey, createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
 import type { JwtAlgorithm, KeySource } from '../config/apim-kinds.js';
+import { lazyImport } from '../lib/lazy-require.js';
 import { resolveSecret } from './secret-source.js';
+
+/** jose, loaded by the first JWT policy compiled; each factory starts the load so no request waits for it. */
+export const loadJose = lazyImport(() => import('jose'));
+
+/** Starts loading jose now; a failure surfaces where a request awaits it. */
+export function prefetchJose(): void {
+  loadJose().catch(() => {});
+}
 
 export type AlgorithmFamily = 'hmac' | 'rsa' | 'ec';
 

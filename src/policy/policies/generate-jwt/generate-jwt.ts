@@ -1,12 +1,11 @@
 // GenerateJWT: signs a JWT about the request (issuer, audience, subject and claims from variables) and sends it to
 // the model server in a request header, so upstreams learn who is calling without seeing the client's credentials.
 import { randomUUID } from 'node:crypto';
-import { SignJWT } from 'jose';
 import { generateJwtSpec } from '../../../config/apim-kinds.js';
 import type { RequestContext } from '../../../gateway/context.js';
 import { policyFault } from '../../../gateway/errors.js';
 import { parseDuration } from '../../../lib/duration.js';
-import { familyOf, hmacKey, privateKey } from '../../jwt-keys.js';
+import { familyOf, hmacKey, loadJose, prefetchJose, privateKey } from '../../jwt-keys.js';
 import { compileTemplate } from '../../template.js';
 import type { ApimState, Policy, PolicyFactory } from '../../types.js';
 
@@ -34,6 +33,7 @@ export const generateJwt: PolicyFactory = (name, spec, deps) => {
   const claims = Object.entries(s.additionalClaims).map(([claim, text]) => [claim, compileTemplate(text)] as const);
   const bearer = s.outputHeader === 'authorization' ? 'Bearer ' : '';
   const { now } = deps;
+  prefetchJose();
 
   return {
     type: GENERATE_JWT,
@@ -45,6 +45,7 @@ export const generateJwt: PolicyFactory = (name, spec, deps) => {
         if (value !== undefined) payload[claim] = value;
       }
       const iat = Math.floor(now() / 1000);
+      const { SignJWT } = await loadJose();
       const jwt = new SignJWT(payload).setProtectedHeader(header).setIssuedAt(iat).setExpirationTime(iat + lifetime);
       if (s.issuer) jwt.setIssuer(s.issuer);
       if (s.audience) jwt.setAudience(s.audience);

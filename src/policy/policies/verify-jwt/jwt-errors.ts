@@ -1,5 +1,6 @@
-// jose's verification errors mapped onto Apigee's VerifyJWT fault codes.
-import { errors } from 'jose';
+// jose's verification errors mapped onto Apigee's VerifyJWT fault codes, by their documented `code` (no instanceof:
+// jose is loaded only when a JWT policy is configured).
+import type { errors } from 'jose';
 import { policyFault, type GatewayError } from '../../../gateway/errors.js';
 
 export const VERIFY_JWT_FAULTS = {
@@ -22,16 +23,18 @@ const F = VERIFY_JWT_FAULTS;
 
 const CLAIM_FAULTS: Record<string, string> = { nbf: F.tokenNotYetValid, iss: F.issuerMismatch, aud: F.audienceMismatch, sub: F.subjectMismatch };
 
+const DECODE_FAILURES = new Set(['ERR_JWS_INVALID', 'ERR_JWT_INVALID', 'ERR_JOSE_NOT_SUPPORTED']);
+
 export function jwtFault(err: unknown): GatewayError {
-  if (err instanceof errors.JWTExpired) return policyFault(401, F.tokenExpired, 'The token has expired');
-  if (err instanceof errors.JWTClaimValidationFailed) {
-    return policyFault(401, CLAIM_FAULTS[err.claim] ?? F.invalidClaim, `Invalid claim "${err.claim}": ${err.reason}`);
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code === 'ERR_JWT_EXPIRED') return policyFault(401, F.tokenExpired, 'The token has expired');
+  if (code === 'ERR_JWT_CLAIM_VALIDATION_FAILED') {
+    const { claim, reason } = err as errors.JWTClaimValidationFailed;
+    return policyFault(401, CLAIM_FAULTS[claim] ?? F.invalidClaim, `Invalid claim "${claim}": ${reason}`);
   }
-  if (err instanceof errors.JOSEAlgNotAllowed) return policyFault(401, F.algorithmNotAllowed, 'The token\'s algorithm is not accepted');
-  if (err instanceof errors.JWSSignatureVerificationFailed) return policyFault(401, F.invalidToken, 'Invalid token: the signature does not verify');
-  if (err instanceof errors.JWKSNoMatchingKey) return policyFault(401, F.noMatchingPublicKey, 'No public key in the JWKS matches the token');
-  if (err instanceof errors.JWSInvalid || err instanceof errors.JWTInvalid || err instanceof errors.JOSENotSupported) {
-    return policyFault(401, F.failedToDecode, 'The token could not be decoded');
-  }
+  if (code === 'ERR_JOSE_ALG_NOT_ALLOWED') return policyFault(401, F.algorithmNotAllowed, 'The token\'s algorithm is not accepted');
+  if (code === 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED') return policyFault(401, F.invalidToken, 'Invalid token: the signature does not verify');
+  if (code === 'ERR_JWKS_NO_MATCHING_KEY') return policyFault(401, F.noMatchingPublicKey, 'No public key in the JWKS matches the token');
+  if (typeof code === 'string' && DECODE_FAILURES.has(code)) return policyFault(401, F.failedToDecode, 'The token could not be decoded');
   return policyFault(500, F.unknownException, 'The token could not be verified: the signing keys are unavailable');
 }

@@ -1,13 +1,13 @@
 // VerifyJWT: a signed JWT (HS with a shared secret; RS, PS, ES with a PEM key or a cached JWKS) checked for
 // algorithm, signature, exp/nbf with clock skew, issuer, audience, subject and required claims; its claims become
 // flow variables `jwt.<policy>.claim.<name>` for identifiers, templates and later policies.
-import { createRemoteJWKSet, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import type { JWTPayload, JWTVerifyGetKey } from 'jose';
 import type { KeyObject } from 'node:crypto';
 import { verifyJwtSpec } from '../../../config/apim-kinds.js';
 import type { RequestContext } from '../../../gateway/context.js';
 import { policyFault } from '../../../gateway/errors.js';
 import { parseDuration } from '../../../lib/duration.js';
-import { familyOf, hmacKey, publicKey } from '../../jwt-keys.js';
+import { familyOf, hmacKey, loadJose, prefetchJose, publicKey } from '../../jwt-keys.js';
 import { sharedResource } from '../../shared-resources.js';
 import type { ApimState, Policy, PolicyFactory } from '../../types.js';
 import { compileVariable, setVariable, type Variable } from '../../variables.js';
@@ -44,7 +44,13 @@ function keyOf(s: ReturnType<typeof verifyJwtSpec.parse>, now: object): JWTVerif
   const j = s.jwks!;
   const options = { cacheMaxAge: parseDuration(j.cacheMaxAge), cooldownDuration: parseDuration(j.cooldown), timeoutDuration: parseDuration(j.timeout) };
   // Kept across engine rebuilds, so a configuration or store change does not refetch the keys.
-  return sharedResource(now, 'jwks', { uri: j.uri, ...options }, () => createRemoteJWKSet(new URL(j.uri), options));
+  return sharedResource(now, 'jwks', { uri: j.uri, ...options }, (): JWTVerifyGetKey => {
+    let jwks: JWTVerifyGetKey | undefined;
+    return async (header, token) => {
+      jwks ??= (await loadJose()).createRemoteJWKSet(new URL(j.uri), options);
+      return jwks(header, token);
+    };
+  });
 }
 
 /**
@@ -54,6 +60,7 @@ function keyOf(s: ReturnType<typeof verifyJwtSpec.parse>, now: object): JWTVerif
 export const verifyJwt: PolicyFactory = (name, spec, deps) => {
   const s = verifyJwtSpec.parse(spec);
   const key = keyOf(s, deps.now);
+  prefetchJose();
   const read = s.source ? compileVariable(s.source.ref) : bearer;
   const required = Object.entries(s.additionalClaims);
   const prefix = `jwt.${name}.claim.`;
@@ -83,6 +90,7 @@ export const verifyJwt: PolicyFactory = (name, spec, deps) => {
       if (!token) throw policyFault(401, VERIFY_JWT_FAULTS.failedToResolveVariable, 'No JWT in the request: send it as Authorization: Bearer');
       let payload: JWTPayload;
       try {
+        const { jwtVerify } = await loadJose();
         payload = (await jwtVerify(token, key, { ...options, currentDate: new Date(now()) })).payload;
       } catch (err) {
         throw jwtFault(err);
