@@ -32,6 +32,11 @@ export async function inTurns<T, M>(contenders: readonly T[], rounds: number, me
   return out;
 }
 
+/** Largest over smallest: 1 when every round measured the same. */
+export function spread(values: readonly number[]): number {
+  return Math.max(...values) / Math.min(...values);
+}
+
 /** The median over rounds of `a[r] / b[r]`: two contenders compared within each round. */
 export function medianRatio(a: readonly number[], b: readonly number[]): number {
   return median(a.map((x, r) => x / b[r]));

@@ -11,9 +11,12 @@ import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../src/lib/ports.js';
 import { fixedRateLatency, type LatencySummary } from './fixed-rate.js';
-import { inTurns, median, medianDifference, medianRatio } from './in-turns.js';
+import { inTurns, median, medianDifference, medianRatio, spread } from './in-turns.js';
 import { keysOf, startChild, stopProcess, waitReady, type Child } from './processes.js';
 import { barChartSvg, table, writeJson, writeSvg, type Row } from './report.js';
+
+/** Above this max/min of the stub's per-round throughput, the run says the host was unsteady. */
+const HOST_SPREAD_WARNING = 1.25;
 
 export interface OverheadOptions {
   /** Seconds of each round's saturation and of its fixed-rate measurement. */
@@ -242,6 +245,11 @@ export async function benchOverhead(o: OverheadOptions): Promise<Row[]> {
     }
     const columns = ['scenario', 'rps', 'rps_rounds', 'vs_bare_node', 'vs_nginx', 'vs_no_policies', 'cpu_us_per_req', 'loop_us_per_req', 'sat_p99_ms', 'at_rate_p50_ms', 'at_rate_p99_ms', 'added_p50_ms', 'added_p99_ms', 'errors'];
     process.stdout.write(table(results, columns) + '\n');
+    // The stub does the same work in every round: how far its throughput moved is how far the host's speed did.
+    const hostSpread = spread(roundRps(direct));
+    if (hostSpread > HOST_SPREAD_WARNING) {
+      process.stdout.write(`the host's speed moved ${hostSpread.toFixed(1)}x between rounds (the stub's throughput): compare the CPU columns, and ratios only as medians\n`);
+    }
     // Observability's price: each observed variant of the full chain against the same chain with analytics and
     // tracing off (request metrics are always on, so they are in both).
     const quiet = results.find((r) => r.scenario === 'tollgate full chain, analytics off');
@@ -260,7 +268,7 @@ export async function benchOverhead(o: OverheadOptions): Promise<Row[]> {
       const cpu = o.added_cpu_us_per_req === null ? '' : `, ${o.added_cpu_us_per_req.toFixed(0)} µs more CPU per request${loop}`;
       process.stdout.write(`observability cost of ${o.scenario} vs analytics and tracing off: ${(o.throughput_cost * 100).toFixed(1)} % of throughput${cpu}\n`);
     }
-    const meta = { bench: 'overhead', at: new Date().toISOString(), duration: o.duration, rounds: o.rounds, connections: o.connections, rate: o.rate, node: process.version };
+    const meta = { bench: 'overhead', at: new Date().toISOString(), duration: o.duration, rounds: o.rounds, host_spread: hostSpread, connections: o.connections, rate: o.rate, node: process.version };
     if (o.json) writeJson(o.json, { ...meta, results, observability });
     if (o.svg) {
       writeSvg(o.svg, barChartSvg('tollgate bench overhead: throughput (same run)', 'req/s', [{ label: 'requests per second at saturation', bars: results.map((r) => ({ name: String(r.scenario), value: r.rps as number })) }]));

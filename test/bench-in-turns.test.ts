@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { inTurns, median, medianRatio } from '../bench/in-turns.js';
+import { inTurns, median, medianRatio, spread } from '../bench/in-turns.js';
 
 test('in turns: every contender once per round, each round starting one further along and every other one backwards; results in round order', async () => {
   const order: string[] = [];
@@ -20,4 +20,6 @@ test('median and median of per-round ratios: a round where the machine slowed do
   // ratio of the medians (40 / 100) would not.
   assert.equal(medianRatio([50, 10, 40], [100, 20, 100]), 0.5);
   assert.equal(medianRatio([90, 40, 60], [100, 100, 100]), 0.6);
+  assert.equal(spread([10_207, 4_565, 14_201]).toFixed(2), '3.11');
+  assert.equal(spread([5, 5]), 1);
 });
