@@ -30,7 +30,20 @@ export class HttpMetricsSource implements MetricsSource {
     // AbortSignal.timeout: its timer runs out (and builds a DOMException) after every scrape, even a finished one,
     // hundreds of times a second across a pool.
     const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(new Error(`GET /metrics took longer than ${this.#timeoutMs} ms`)), this.#timeoutMs);
+    const started = performance.now();
+    let graced = false;
+    // A deadline that fires late found this process stalled (a CPU-starved host), not the endpoint: the answer may be
+    // in the socket, unread. It gets one more period with the loop free before the scrape counts as failed, or
+    // healthy endpoints would be counted down for the gateway's own stall.
+    const onDeadline = () => {
+      if (!graced && performance.now() - started > 2 * this.#timeoutMs) {
+        graced = true;
+        timer = setTimeout(onDeadline, this.#timeoutMs);
+        return;
+      }
+      controller.abort(new Error(`GET /metrics took longer than ${this.#timeoutMs} ms`));
+    };
+    let timer = setTimeout(onDeadline, this.#timeoutMs);
     try {
       const res = await client.request({ method: 'GET', path: '/metrics', headers: { accept: 'text/plain' }, signal: controller.signal });
       if (res.statusCode !== 200) {

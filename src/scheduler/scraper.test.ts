@@ -1,4 +1,6 @@
 import { test, describe } from 'node:test';
+import { once } from 'node:events';
+import { Worker } from 'node:worker_threads';
 import assert from 'node:assert/strict';
 import { HttpMetricsSource } from './metrics-source.js';
 import { Scheduler } from './scheduler.js';
@@ -128,6 +130,34 @@ describe('HttpMetricsSource', () => {
         await source.close();
       }
     });
+  });
+
+  test("an answer that arrived while this process's event loop was stalled counts, though the deadline passed meanwhile", async () => {
+    // The model server on a thread of its own, so it answers while this thread is busy.
+    const worker = new Worker(
+      `const { createServer } = require('node:http');
+       const { parentPort } = require('node:worker_threads');
+       const server = createServer((req, res) => res.end('vllm:num_requests_waiting 0\\n'));
+       server.listen(0, '127.0.0.1', () => parentPort.postMessage(server.address().port));
+       parentPort.on('message', () => server.close(() => process.exit(0)));`,
+      { eval: true },
+    );
+    const [port] = (await once(worker, 'message')) as [number];
+    const url = `http://127.0.0.1:${port}`;
+    const source = new HttpMetricsSource(50);
+    try {
+      await source.fetch(url); // connected and warm
+      const scrape = source.fetch(url);
+      // The answer comes within a few ms; this thread is busy for 200 ms, so when its loop turns again both the answer
+      // and the deadline are due. A gateway starved of CPU must not count its endpoints down for its own stall.
+      const until = performance.now() + 200;
+      while (performance.now() < until);
+      assert.match(await scrape, /vllm:num_requests_waiting/);
+    } finally {
+      await source.close();
+      worker.postMessage('stop');
+      await once(worker, 'exit');
+    }
   });
 
   test('a server that does not answer in time fails the scrape', async () => {
