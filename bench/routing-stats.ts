@@ -1,4 +1,5 @@
 // Summaries of one routing-benchmark measurement: latency percentiles, throughput, shed and failed counts per priority.
+import { percentile } from './fixed-rate.js';
 import type { Outcome } from './routing-load.js';
 import type { PriorityClass } from './workloads.js';
 
@@ -20,17 +21,11 @@ export interface Summary {
   ntpot: number;
 }
 
-export function percentile(values: number[], p: number): number {
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))];
-}
-
 export function summarize(outcomes: Outcome[], windowSeconds: number): Summary {
   const served = outcomes.filter((o) => o.status !== 429);
   const ok = served.filter((o) => o.status === 200 && Number.isFinite(o.e2e));
-  const ttft = served.map((o) => (Number.isFinite(o.ttft) ? o.ttft : Infinity));
-  const e2e = served.map((o) => (Number.isFinite(o.e2e) ? o.e2e : Infinity));
+  const ttft = served.map((o) => (Number.isFinite(o.ttft) ? o.ttft : Infinity)).sort((a, b) => a - b);
+  const e2e = served.map((o) => (Number.isFinite(o.e2e) ? o.e2e : Infinity)).sort((a, b) => a - b);
   const tokens = ok.reduce((a, o) => a + o.outputTokens, 0);
   const ntpot = ok.filter((o) => o.outputTokens > 0).map((o) => o.e2e / o.outputTokens);
   return {
@@ -38,10 +33,10 @@ export function summarize(outcomes: Outcome[], windowSeconds: number): Summary {
     ok: ok.length,
     shed: outcomes.length - served.length,
     failed: served.length - ok.length,
-    ttftP50: percentile(ttft, 0.5),
-    ttftP90: percentile(ttft, 0.9),
-    ttftP99: percentile(ttft, 0.99),
-    e2eP99: percentile(e2e, 0.99),
+    ttftP50: percentile(ttft, 50),
+    ttftP90: percentile(ttft, 90),
+    ttftP99: percentile(ttft, 99),
+    e2eP99: percentile(e2e, 99),
     outputTokensPerS: tokens / windowSeconds,
     ntpot: ntpot.length ? ntpot.reduce((a, b) => a + b, 0) / ntpot.length : NaN,
   };
