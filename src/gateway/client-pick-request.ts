@@ -19,10 +19,10 @@ export function onResponseGone(res: ServerResponse): OnClientGone {
  * The endpoint picker reads `signal` only for a request that has to wait in its flow-control queue, so the
  * AbortController and the watch on the client behind it are made then, not for every request. A client that goes
  * away while its request waits takes it out of the queue, instead of it being sent to a model server later with no
- * one left to answer.
+ * one left to answer. Without `onGone` (a caller that cannot tell) there is no signal.
  */
 export class ClientPickRequest implements PickRequest {
-  readonly #onGone: OnClientGone;
+  readonly #onGone: OnClientGone | undefined;
   #controller: AbortController | undefined;
 
   constructor(
@@ -32,13 +32,14 @@ export class ClientPickRequest implements PickRequest {
     readonly priority: number,
     readonly fairnessId: string,
     readonly subset: ReadonlySet<string> | undefined,
-    onGone: OnClientGone,
+    onGone: OnClientGone | undefined,
   ) {
     this.#onGone = onGone;
   }
 
-  get signal(): AbortSignal {
+  get signal(): AbortSignal | undefined {
     if (this.#controller) return this.#controller.signal;
+    if (!this.#onGone) return undefined;
     const controller = (this.#controller = new AbortController());
     // A client's doing, as a body cut short is (body.ts): not an error of the gateway's, nothing to log.
     this.#onGone(() => controller.abort(gatewayError('TG_ERR_INVALID_REQUEST', 'The client went away while its request waited for a model server')));

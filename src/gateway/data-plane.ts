@@ -215,12 +215,8 @@ export class DataPlane {
     if (ctx.stages === 'policies') return { kind: 'admitted' };
     const picking = tracer.startChild(ctx.span, 'pick');
     try {
-      const pool = ctx.modelConfig!.pool;
-      const prompt = promptOf(ctx.body!);
       const pick = await this.#picker.pick(
-        onGone
-          ? new ClientPickRequest(pool, ctx.targetModel!, prompt, ctx.priority, ctx.fairnessId, ctx.subset, onGone)
-          : { pool, targetModel: ctx.targetModel!, prompt, priority: ctx.priority, fairnessId: ctx.fairnessId, subset: ctx.subset },
+        new ClientPickRequest(ctx.modelConfig!.pool, ctx.targetModel!, promptOf(ctx.body!), ctx.priority, ctx.fairnessId, ctx.subset, onGone),
       );
       if (pick.endpoints.length === 0) throw gatewayError('TG_ERR_NO_ENDPOINTS');
       tracer.endChild(picking);
