@@ -2,12 +2,12 @@
 // engine, kept current. Store changes (this replica's or, through PostgreSQL NOTIFY, another's) refresh the
 // snapshot; configuration reloads recompile the engine. The hot path only ever reads memory.
 import { CacheResources } from '../policy/caching/cache-resources.js';
-import { Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import { ConfigError, validateDocument, type Manifest } from '../config/manifest.js';
 import type { GatewayHooks } from '../gateway/hooks.js';
 import type { RequestContext } from '../gateway/context.js';
 import type { Logger } from '../lib/logger.js';
-import { CachedAccessTokens, createPolicyEngine, type IdentitySource, type KeyRecord, type PolicyEngine } from '../policy/index.js';
+import { CachedAccessTokens, createPolicyEngine, type CounterErrorOutcome, type IdentitySource, type KeyRecord, type PolicyEngine } from '../policy/index.js';
 import { AccessTokens, openCounterStore, openDatabase, type CounterStore, type Database, type Snapshot } from '../store/index.js';
 import { syncFileManifests } from './file-manifests.js';
 import { KvmCipher } from './kvm-cipher.js';
@@ -40,6 +40,7 @@ export class ApiManagement {
   #snapshot!: Snapshot;
   #identity!: SnapshotIdentity;
   #engine!: PolicyEngine;
+  readonly #onCounterError: (outcome: CounterErrorOutcome) => void;
   #fileManifests: Manifest[] = [];
   #refreshing: Promise<void> | null = null;
   #refreshAgain = false;
@@ -69,12 +70,15 @@ export class ApiManagement {
       registers: [registry],
       collect: () => credentials.set(this.#identity?.size ?? 0),
     });
-    const failedOpen: Gauge = new Gauge({
-      name: 'tollgate_counter_store_failed_open_total',
-      help: 'Requests let through uncounted because the counter store could not answer (failOpen)',
+    // One counter for the process: engines are rebuilt on every store or config change, and the figure must not reset.
+    const counterErrors = new Counter<'outcome'>({
+      name: 'tollgate_counter_store_errors_total',
+      help: 'Counter-store calls the store could not answer (outage or timeout), by what became of the request: failed_open (let through uncounted), refused (500), unsettled (a token reconciliation or refund dropped)',
+      labelNames: ['outcome'],
       registers: [registry],
-      collect: () => failedOpen.set(this.#engine?.failedOpen ?? 0),
     });
+    for (const outcome of ['failed_open', 'refused', 'unsettled'] as const) counterErrors.inc({ outcome }, 0);
+    this.#onCounterError = (outcome) => counterErrors.labels(outcome).inc();
     const cacheEvents: Gauge<'policy' | 'event'> = new Gauge({
       name: 'tollgate_cache_events',
       help: 'Cache policy lookups, hits, misses, bypasses, stores, store errors and embedding failures since start',
@@ -167,7 +171,7 @@ export class ApiManagement {
       if (p.owner !== 'file' && p.spec.templateRefs !== undefined) keep({ apiVersion: 'apim.googleapis.com/v1', kind: 'APIProduct', name: p.name, spec: { ...p.spec, displayName: p.displayName || p.name } }, snapshot.manifests.length + i);
     });
     const kvm = new KvmView(snapshot, encryptedMaps(fileManifests, snapshot), this.#kvmCipher, this.db, this.#logger);
-    const engine = createPolicyEngine({ manifests: [...fileManifests, ...stored], counters: this.counters, identity: this.#identitySource, logger: this.#logger, kvm, caches: this.caches });
+    const engine = createPolicyEngine({ manifests: [...fileManifests, ...stored], counters: this.counters, identity: this.#identitySource, logger: this.#logger, kvm, caches: this.caches, onCounterError: this.#onCounterError });
     this.#engine = engine;
     this.#hooks = { ...engine.hooks, quotaReport: (ctx: RequestContext) => engine.quotaReport(ctx) };
     this.onHooks(this.#hooks);

@@ -322,7 +322,7 @@ export class DataPlane {
     } catch (err) {
       this.#logger.error({ err, requestId: ctx.id }, 'completing a request failed');
     }
-    this.#apimMetrics?.finished(ctx);
+    this.#apimMetrics?.finished(ctx, ctx.model !== undefined && this.config.models.has(ctx.model));
     if (this.#analytics && !ctx.recorded) this.#record(this.#analytics, ctx);
     this.#tracer.endRequestSpan(ctx.span, ctx);
     if (this.config.settings.logging.accessLog) {

@@ -5,10 +5,15 @@ import type { Logger } from '../lib/logger.js';
 import type { CounterStore } from '../store/counters/counter-store.js';
 import { CounterStoreUnavailableError } from '../store/counters/errors.js';
 
+/** What became of a counter-store call the store could not answer (an outage or a timeout). */
+export type CounterErrorOutcome = 'failed_open' | 'refused' | 'unsettled';
+
 export interface CounterGuardOptions {
   failOpen: boolean;
   timeoutMs: number;
   logger: Logger;
+  /** Told of every call the store could not answer; outlives the guard (a metric kept across engine rebuilds). */
+  onError?: (outcome: CounterErrorOutcome) => void;
 }
 
 class CounterTimeoutError extends Error {}
@@ -25,19 +30,15 @@ export class CounterGuard {
   readonly #failOpen: boolean;
   readonly #timeoutMs: number;
   readonly #logger: Logger;
+  readonly #onError: (outcome: CounterErrorOutcome) => void;
   #outage = false;
-  #failedOpen = 0;
 
   constructor(store: CounterStore, opts: CounterGuardOptions) {
     this.#store = store;
     this.#failOpen = opts.failOpen;
     this.#timeoutMs = opts.timeoutMs;
     this.#logger = opts.logger;
-  }
-
-  /** Requests let through uncounted because the store could not answer (for a metric). */
-  get failedOpen(): number {
-    return this.#failedOpen;
+    this.#onError = opts.onError ?? (() => {});
   }
 
   /** The store's answer; undefined when it could not answer and failOpen lets the request through. Otherwise throws 500. */
@@ -48,9 +49,10 @@ export class CounterGuard {
       // Anything else is a bug (a RangeError, say): it surfaces as a 500 rather than hiding behind failOpen.
       if (!isOutage(err)) throw err;
       if (this.#failOpen) {
-        this.#failedOpen++;
+        this.#onError('failed_open');
         return undefined;
       }
+      this.#onError('refused');
       throw gatewayError('TG_ERR_EXTENSION_FAILED', `A policy extension could not answer: ${(err as Error).message}`);
     }
   }
@@ -60,7 +62,8 @@ export class CounterGuard {
     return this.#attempt(op).then(
       () => undefined,
       (err: unknown) => {
-        if (!isOutage(err)) this.#logger.error({ err }, 'settling a counter failed');
+        if (isOutage(err)) this.#onError('unsettled');
+        else this.#logger.error({ err }, 'settling a counter failed');
       },
     );
   }

@@ -8,6 +8,7 @@ import { GatewayError } from '../gateway/errors.js';
 import { MemoryCounterStore } from '../store/counters/memory.js';
 import { COUNTER_BACKENDS, type TestCounterStore } from '../store/counters/test-counter-stores.js';
 import type { CounterStore } from '../store/counters/counter-store.js';
+import type { CounterErrorOutcome } from './counter-guard.js';
 import { createPolicyEngine, type PolicyEngine } from './engine.js';
 import { MemoryIdentitySource } from './memory-identity.js';
 import { HangingCounterStore, MONDAY, TestClock, UnavailableCounterStore, fakeContext, unique, type FakeRequest } from './testing.js';
@@ -33,8 +34,8 @@ function catalog() {
   return { identity, basic, gold };
 }
 
-function engineOf(yaml: string, counters: CounterStore = new MemoryCounterStore(), clock = new TestClock(MONDAY), identity = catalog().identity): PolicyEngine {
-  return createPolicyEngine({ manifests: parseManifests(yaml, 'test.yaml'), counters, identity, now: clock.now });
+function engineOf(yaml: string, counters: CounterStore = new MemoryCounterStore(), clock = new TestClock(MONDAY), identity = catalog().identity, onCounterError?: (outcome: CounterErrorOutcome) => void): PolicyEngine {
+  return createPolicyEngine({ manifests: parseManifests(yaml, 'test.yaml'), counters, identity, now: clock.now, onCounterError });
 }
 
 const withKey = (key: string, req: FakeRequest = {}): RequestContext => fakeContext({ ...req, headers: { ...req.headers, 'x-api-key': key } });
@@ -178,15 +179,18 @@ describe('config errors name the document and field', () => {
 
 describe('when the counter store cannot answer', () => {
   test('failOpen lets requests through uncounted', async () => {
-    const engine = engineOf(extension('defaultSecurityEnabled: true\nfailOpen: true'), new UnavailableCounterStore());
+    const errors: CounterErrorOutcome[] = [];
+    const engine = engineOf(extension('defaultSecurityEnabled: true\nfailOpen: true'), new UnavailableCounterStore(), undefined, undefined, (o) => errors.push(o));
     assert.equal(await codeOf(() => run(engine, withKey('tg_basic', { model: 'small' }))), 'ok');
     assert.equal(await codeOf(() => run(engine, withKey('tg_basic', { model: 'small' }))), 'ok');
-    assert.equal(engine.failedOpen, 2, 'one product-quota call each (the set has no token quota)');
+    assert.deepEqual(errors, ['failed_open', 'failed_open'], 'one product-quota call each (the set has no token quota)');
   });
 
   test('otherwise requests are refused with 500 extension_failed', async () => {
-    const engine = engineOf(extension(), new UnavailableCounterStore());
+    const errors: CounterErrorOutcome[] = [];
+    const engine = engineOf(extension(), new UnavailableCounterStore(), undefined, undefined, (o) => errors.push(o));
     assert.equal(await codeOf(() => run(engine, withKey('tg_basic', { model: 'small' }))), '500 extension_failed');
+    assert.deepEqual(errors, ['refused']);
     assert.equal(await codeOf(() => run(engine, withKey('tg_nope'))), '401 oauth.v2.InvalidApiKey', 'credentials need no counters');
   });
 

@@ -7,7 +7,7 @@ import type { GatewayHooks, ResponseFlow } from '../gateway/hooks.js';
 import type { Manifest } from '../config/manifest.js';
 import { silentLogger, type Logger } from '../lib/logger.js';
 import type { CounterStore } from '../store/counters/counter-store.js';
-import { compileFlow, type CompiledFlow } from './flow.js';
+import { compileFlow, type CompiledFlow, type FlowDeps } from './flow.js';
 import type { IdentitySource } from './identity.js';
 import { quotaReport, type QuotaReport } from './quota-report.js';
 import { registerBuiltins, type PolicyRegistry } from './registry.js';
@@ -25,6 +25,8 @@ export interface PolicyEngineOptions {
   /** Key-value maps for KeyValueMapOperations (api-management.ts wires the store's snapshot). */
   kvm?: KvmLookup;
   caches?: CacheResources;
+  /** Told of every counter-store call the store could not answer (api-management.ts counts them in a metric). */
+  onCounterError?: FlowDeps['onCounterError'];
 }
 
 export class PolicyEngine {
@@ -43,6 +45,7 @@ export class PolicyEngine {
       now: this.#now,
       kvm: opts.kvm,
       caches: opts.caches,
+      onCounterError: opts.onCounterError,
     });
     const flow = this.#flow;
     const format: FaultFormat = flow?.extension.faultFormat ?? 'openai';
@@ -70,11 +73,6 @@ export class PolicyEngine {
   /** The policies in the order they run. */
   get policies(): readonly Policy[] {
     return this.#flow?.policies ?? [];
-  }
-
-  /** Requests let through uncounted because the counter store could not answer (failOpen). */
-  get failedOpen(): number {
-    return this.#flow?.counters.failedOpen ?? 0;
   }
 
   /** Before routing and the body: may answer through `ctx.directResponse` (a preflight) or refuse (IP access). */

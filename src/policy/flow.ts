@@ -6,7 +6,7 @@ import { checkGovernance, governanceFacts } from '../config/governance.js';
 import { ConfigError, type Manifest } from '../config/manifest.js';
 import type { Logger } from '../lib/logger.js';
 import type { CounterStore } from '../store/counters/counter-store.js';
-import { CounterGuard } from './counter-guard.js';
+import { CounterGuard, type CounterGuardOptions } from './counter-guard.js';
 import type { IdentitySource } from './identity.js';
 import { phaseSteps, respondSteps } from './phase-steps.js';
 import { LLM_TOKEN_QUOTA, llmTokenQuota } from './policies/llm-token-quota/llm-token-quota.js';
@@ -33,6 +33,7 @@ export interface FlowDeps {
   now: () => number;
   kvm?: KvmLookup;
   caches?: CacheResources;
+  onCounterError?: CounterGuardOptions['onError'];
 }
 
 /** Where the admin API stored a manifest (config/manifest.ts `source`); everything else came from --config files. */
@@ -86,7 +87,7 @@ export function compileFlow(manifests: readonly Manifest[], registry: PolicyRegi
     problems.push(`${where(extensions[1])}: kind: only one APIMExtensionPolicy may exist, tollgate is one gateway (first in ${where(extensions[0])})`);
   }
   const extension = extensions[0].spec;
-  const counters = new CounterGuard(deps.counters, { failOpen: extension.failOpen, timeoutMs: extension.timeout, logger: deps.logger });
+  const counters = new CounterGuard(deps.counters, { failOpen: extension.failOpen, timeoutMs: extension.timeout, logger: deps.logger, onError: deps.onCounterError });
   const policyDeps: PolicyDeps = { counters, identity: deps.identity, now: deps.now, ...(deps.kvm && { kvm: deps.kvm }), ...(deps.caches && { caches: deps.caches }) };
 
   const templates = buildTemplates(manifests, registry, policyDeps, problems);

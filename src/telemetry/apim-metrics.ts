@@ -40,8 +40,13 @@ export class ApimMetrics {
     this.#violations = new FastCounter({ name: 'tollgate_policy_violations_total', help: 'Requests refused by a policy, by policy and fault code', labelNames: ['policy', 'fault_code'], registers });
   }
 
-  finished(ctx: RequestContext): void {
-    this.#requests.labels(ctx.apim?.product?.name ?? '', ctx.model ?? '', String(ctx.status ?? 0)).inc();
+  /**
+   * `knownModel`: whether ctx.model names a configured model. The model comes from the client's body, and a request
+   * refused before model lookup (401, say) may carry any name: those count under model "" so that random names
+   * cannot grow the series without bound.
+   */
+  finished(ctx: RequestContext, knownModel: boolean): void {
+    this.#requests.labels(ctx.apim?.product?.name ?? '', knownModel ? ctx.model! : '', String(ctx.status ?? 0)).inc();
     const code = ctx.errorCode;
     if (!code) return;
     const policy = policyOfFault(code);
