@@ -46,7 +46,7 @@ export class ResponsePhase {
     ctx.ttftMs = performance.now() - ctx.start;
     const contentType = headers['content-type'];
     const sse = !!contentType && contentType.includes('text/event-stream');
-    this.#scanner = new UsageScanner(contentType);
+    this.#scanner = new UsageScanner(contentType, ctx.completion);
     const flow = (this.#flow = respond?.(ctx, status));
     const out: OutgoingHttpHeaders = { ...headers };
     for (const name in ctx.responseHeaders) out[name] = ctx.responseHeaders[name];

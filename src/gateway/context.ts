@@ -4,6 +4,7 @@ import type { ModelConfig, RouteBackend } from '../config/runtime-config.js';
 import type { EndpointConfig } from '../config/runtime-config.js';
 import type { OpenAIBody, Operation } from './openai-request.js';
 import type { Usage } from './usage.js';
+import type { CompletionText } from './completion-text.js';
 import type { ApimState } from '../policy/types.js';
 import type { DirectResponse } from './hooks.js';
 import type { Span } from '../telemetry/tracing.js';
@@ -42,6 +43,8 @@ export interface RequestContext {
   errorCode?: string;
   ttftMs?: number;
   usage?: Usage;
+  /** The answer's text, gathered only when logging.logPrompts is on (for the access log). */
+  completion?: CompletionText;
   bytesIn: number;
   bytesOut: number;
   /** The policy engine's per-request state: identity, entitlement, token reservations to settle. */

@@ -13,6 +13,7 @@ import type { ApimMetrics } from '../telemetry/apim-metrics.js';
 import { NOOP_SPAN, NOOP_TRACER, type RequestTracer } from '../telemetry/tracing.js';
 import { recordFromContext, type AnalyticsPipeline, type RequestIdentity } from '../analytics/index.js';
 import { readBody } from './body.js';
+import { clipText, CompletionText } from './completion-text.js';
 import { ClientPickRequest, onResponseGone, type OnClientGone } from './client-pick-request.js';
 import type { RequestContext } from './context.js';
 import { GatewayError, gatewayError, type ErrorResponse } from './errors.js';
@@ -187,6 +188,7 @@ export class DataPlane {
     ctx.rawBody = raw;
     ctx.bytesIn = raw.length;
     const operation = OPERATION_PATHS[ctx.path];
+    if (config.settings.logging.logPrompts) ctx.completion = new CompletionText();
     if (operation) {
       ctx.operation = operation;
       ctx.body = parseOpenAIBody(raw, operation);
@@ -341,6 +343,8 @@ export class DataPlane {
           ttftMs: ctx.ttftMs === undefined ? undefined : Math.round(ctx.ttftMs * 100) / 100,
           inputTokens: ctx.usage?.inputTokens,
           outputTokens: ctx.usage?.outputTokens,
+          // Only on request (logging.logPrompts): prompts and answers are the users' data.
+          ...(ctx.completion && { prompt: ctx.body ? clipText(promptOf(ctx.body)) : undefined, completion: ctx.completion.text }),
         },
         'request',
       );

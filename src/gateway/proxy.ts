@@ -134,7 +134,7 @@ class Exchange {
     out['x-request-id'] = ctx.id;
     const contentType = headers['content-type'] as string | undefined;
     this.#sse = !!contentType && contentType.includes('text/event-stream');
-    this.#scanner = new UsageScanner(contentType);
+    this.#scanner = new UsageScanner(contentType, ctx.completion);
     const flow = (this.#flow = this.#target.respond?.(status));
     flow?.headers?.(status, out);
     const rewrite = this.#eventRewrite(flow);

@@ -1,5 +1,6 @@
 // Token usage read from a model server's answer as it passes through: the `usage` object of a JSON body,
 // or of the SSE chunk that carries it (stream_options.include_usage), without holding the stream back.
+import type { CompletionText } from './completion-text.js';
 
 export interface Usage {
   inputTokens: number;
@@ -78,8 +79,12 @@ export class UsageScanner {
   /** SSE data events seen (the number of streamed chunks, a proxy for output tokens when usage is missing). */
   events = 0;
 
-  constructor(contentType: string | undefined) {
+  readonly #text: CompletionText | undefined;
+
+  /** `text`: where the answer's text goes too (logging.logPrompts); every streamed event is parsed then. */
+  constructor(contentType: string | undefined, text?: CompletionText) {
     this.#sse = !!contentType && contentType.includes('text/event-stream');
+    this.#text = text;
   }
 
   push(chunk: Buffer): void {
@@ -95,6 +100,7 @@ export class UsageScanner {
       const body = this.#chunks.length === 1 ? this.#chunks[0] : Buffer.concat(this.#chunks);
       this.#chunks = [];
       this.usage = usageOfJson(body);
+      this.#text?.addAnswer(body);
     }
     return this.usage;
   }
@@ -112,6 +118,7 @@ export class UsageScanner {
   #line(line: string): void {
     if (!line.startsWith('data:')) return;
     this.events++;
+    this.#text?.addEvent(line.slice(5));
     // Only the chunk that carries usage is parsed; the rest pass at the cost of a substring search. With
     // stream_options.include_usage every chunk says "usage":null (as OpenAI's do): those pass too.
     if (!carriesUsage(line)) return;
