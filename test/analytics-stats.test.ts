@@ -62,7 +62,7 @@ for (const backend of DATABASE_BACKENDS) {
       await target?.dispose();
     });
 
-    async function get(query: string, token = TOKEN): Promise<{ status: number; body: any; text: string; type: string | null }> {
+    async function get(query: string, token = TOKEN): Promise<{ status: number; body: any; text: string; type: string | null; headers: Headers }> {
       const res = await fetch(`${base}/v1/analytics/stats?${query}`, { headers: { authorization: `Bearer ${token}` } });
       const text = await res.text();
       let body: unknown;
@@ -71,7 +71,7 @@ for (const backend of DATABASE_BACKENDS) {
       } catch {
         body = undefined;
       }
-      return { status: res.status, body, text, type: res.headers.get('content-type') };
+      return { status: res.status, body, text, type: res.headers.get('content-type'), headers: res.headers };
     }
 
     test('grouped by app and model in 1-minute buckets, with sums and nearest-rank percentiles', async () => {
@@ -113,10 +113,13 @@ for (const backend of DATABASE_BACKENDS) {
       assert.ok(body.lagSeconds >= 3599 && body.lagSeconds < 3700, `lagSeconds ${body.lagSeconds}`);
     });
 
-    test('csv with a header line', async () => {
-      const { status, text, type } = await get(`${RANGE}&bucket=1m&groupBy=app,model&metrics=requests,ttft_p99&format=csv`);
+    test('csv with a header line; how old the newest record is comes as headers', async () => {
+      const { status, text, type, headers } = await get(`${RANGE}&bucket=1m&groupBy=app,model&metrics=requests,ttft_p99&format=csv`);
       assert.equal(status, 200);
       assert.match(type!, /^text\/csv/);
+      assert.equal(headers.get('x-tollgate-newest-record-at'), iso(RECENT));
+      const lag = Number(headers.get('x-tollgate-lag-seconds'));
+      assert.ok(lag >= 3599 && lag < 3700, `x-tollgate-lag-seconds ${lag}`);
       assert.equal(
         text,
         ['bucket_start,app,model,requests,ttft_p99', `${iso(T0)},chatbot,llama,4,3`, `${iso(T0)},search,llama,1,20`, `${iso(T0 + 60_000)},chatbot,mistral,2,20`, ''].join('\r\n'),

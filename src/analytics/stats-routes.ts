@@ -21,8 +21,12 @@ export function registerAnalyticsRoutes(router: AdminRouter, deps: AnalyticsRout
     if ('problems' in parsed) throw new AdminError(400, 'invalid', 'The query parameters are invalid', parsed.problems);
     const q = parsed.query;
     const [rows, newest] = await Promise.all([runStats(records, q), records.newestTime()]);
+    const newestRecordAt = newest === undefined ? null : new Date(newest).toISOString();
+    const lagSeconds = newest === undefined ? null : Math.max(0, Date.now() - newest) / 1000;
     if (q.format === 'csv') {
-      return { text: toCsv(['bucket_start', ...q.groupBy, ...q.metrics], rows), contentType: 'text/csv; charset=utf-8' };
+      // CSV has no room for them beside the rows: the freshness figures travel as headers ('none' without records).
+      const headers = { 'x-tollgate-newest-record-at': newestRecordAt ?? 'none', 'x-tollgate-lag-seconds': lagSeconds === null ? 'none' : String(lagSeconds) };
+      return { text: toCsv(['bucket_start', ...q.groupBy, ...q.metrics], rows), contentType: 'text/csv; charset=utf-8', headers };
     }
     return {
       body: {
@@ -32,8 +36,8 @@ export function registerAnalyticsRoutes(router: AdminRouter, deps: AnalyticsRout
         groupBy: q.groupBy,
         metrics: q.metrics,
         rows,
-        newestRecordAt: newest === undefined ? null : new Date(newest).toISOString(),
-        lagSeconds: newest === undefined ? null : Math.max(0, Date.now() - newest) / 1000,
+        newestRecordAt,
+        lagSeconds,
       },
     };
   });
