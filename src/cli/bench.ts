@@ -36,7 +36,7 @@ export function benchCommand(): Command {
       listOf<StrategyName>('strategy(ies)', STRATEGY_NAMES),
     )
     .option('--json <file>', 'write results as JSON', 'bench/results/routing.json')
-    .option('--svg <file>', 'write a chart')
+    .option('--svg <file>', 'write a chart', 'bench/results/routing.svg')
     .option('--time-scale <x>', 'simulated seconds per real second', parsePositiveNumber)
     .option('--endpoints <n>', 'simulated endpoints', parsePositiveInt, 8)
     .option('--seed <n>', 'seed of the workloads and the simulators', parsePositiveInt, 1)
