@@ -14,7 +14,8 @@ const manifest = (kind: string, name: string, spec: unknown): Manifest => manife
 
 /**
  * `none` and `default` run without usage records; `full` is DESIGN.md's full chain (analytics and metrics on).
- * `full-quiet` turns analytics off and `full-traced` adds a trace per request exported over OTLP (to the stub);
+ * `full-quiet` turns observability off (usage records and per-request metrics; tracing is off unless asked for) and
+ * `full-traced` adds a trace per request exported over OTLP (to the stub);
  * `full-sampled` traces one request in ten, as busy production gateways usually do: they show what observability costs.
  */
 export function chainManifests(chain: Chain, upstreamUrl: string): Manifest[] {
@@ -25,6 +26,7 @@ export function chainManifests(chain: Chain, upstreamUrl: string): Manifest[] {
       // DESIGN.md's scenarios: analytics (and metrics) are part of the full chain; the plain gateway and the default
       // chain measure routing and policies alone.
       analytics: { enabled: chain === 'full' || traced || chain === 'catalogue' },
+      metrics: { requests: chain !== 'full-quiet' },
       ...(traced && { tracing: { endpoint: upstreamUrl, sampleRatio: chain === 'full-sampled' ? 0.1 : 1 } }),
     }),
     manifest('InferencePool', 'bench', { endpoints: [upstreamUrl] }),

@@ -179,7 +179,7 @@ export async function benchOverhead(o: OverheadOptions): Promise<Row[]> {
       ['none', 'tollgate (no policies)'],
       ['default', 'tollgate default chain'],
       ['full', 'tollgate full chain'],
-      ['full-quiet', 'tollgate full chain, analytics off'],
+      ['full-quiet', 'tollgate full chain, observability off'],
       ['full-traced', 'tollgate full chain + tracing'],
       ['full-sampled', 'tollgate full chain + tracing 10 %'],
       ['catalogue', 'tollgate full catalogue'],
@@ -250,9 +250,9 @@ export async function benchOverhead(o: OverheadOptions): Promise<Row[]> {
     if (hostSpread > HOST_SPREAD_WARNING) {
       process.stdout.write(`the host's speed moved ${hostSpread.toFixed(1)}x between rounds (the stub's throughput): compare the CPU columns, and ratios only as medians\n`);
     }
-    // Observability's price: each observed variant of the full chain against the same chain with analytics and
-    // tracing off (request metrics are always on, so they are in both).
-    const quiet = results.find((r) => r.scenario === 'tollgate full chain, analytics off');
+    // Observability's price: each observed variant of the full chain against the same chain with usage records,
+    // request metrics and tracing off.
+    const quiet = results.find((r) => r.scenario === 'tollgate full chain, observability off');
     const observability = quiet
       ? results
           .filter((r) => ['tollgate full chain', 'tollgate full chain + tracing', 'tollgate full chain + tracing 10 %'].includes(String(r.scenario)))
@@ -266,7 +266,7 @@ export async function benchOverhead(o: OverheadOptions): Promise<Row[]> {
     for (const o of observability) {
       const loop = o.added_loop_us_per_req === null ? '' : ` (${o.added_loop_us_per_req.toFixed(0)} µs on the event loop)`;
       const cpu = o.added_cpu_us_per_req === null ? '' : `, ${o.added_cpu_us_per_req.toFixed(0)} µs more CPU per request${loop}`;
-      process.stdout.write(`observability cost of ${o.scenario} vs analytics and tracing off: ${(o.throughput_cost * 100).toFixed(1)} % of throughput${cpu}\n`);
+      process.stdout.write(`observability cost of ${o.scenario} vs analytics, metrics and tracing off: ${(o.throughput_cost * 100).toFixed(1)} % of throughput${cpu}\n`);
     }
     const meta = { bench: 'overhead', at: new Date().toISOString(), duration: o.duration, rounds: o.rounds, host_spread: hostSpread, connections: o.connections, rate: o.rate, node: process.version };
     if (o.json) writeJson(o.json, { ...meta, results, observability });

@@ -70,6 +70,16 @@ export const gatewaySettingsSpec = z
       })
       .strict()
       .prefault({}),
+    metrics: z
+      .object({
+        /**
+         * The per-request series (inference_objective_*, tollgate_requests_total, tollgate_policy_violations_total);
+         * pool, picker, pipeline and counter-store figures stay on /metrics either way.
+         */
+        requests: z.boolean().default(true),
+      })
+      .strict()
+      .prefault({}),
     analytics: analyticsSettingsSpec,
     tracing: tracingSettingsSpec,
   })

@@ -43,6 +43,8 @@ export interface RequestContext {
   errorCode?: string;
   ttftMs?: number;
   usage?: Usage;
+  /** Counted in the per-request metrics (metrics.requests was on when its model was resolved). */
+  metered?: boolean;
   /** The answer's text, gathered only when logging.logPrompts is on (for the access log). */
   completion?: CompletionText;
   bytesIn: number;

@@ -202,7 +202,10 @@ export class DataPlane {
       if (ctx.backend?.kind !== 'url') {
         if (!ctx.body) throw gatewayError('TG_ERR_ROUTE_NOT_FOUND', `No route for ${ctx.method} ${ctx.path}`);
         resolveModel(config, ctx);
-        this.#metrics.started(ctx.model!);
+        if (config.settings.metrics.requests) {
+          ctx.metered = true;
+          this.#metrics.started(ctx.model!);
+        }
         const fairness = ctx.headers[FAIRNESS_HEADER];
         if (ctx.fairnessId === '' && typeof fairness === 'string') ctx.fairnessId = fairness;
       }
@@ -318,13 +321,13 @@ export class DataPlane {
 
   /** Accounting once a request is over, whichever way it came in: metrics, policies' response flow, access log. */
   finish(ctx: RequestContext): void {
-    if (ctx.modelConfig) this.#metrics.finished(ctx, ctx.errorCode ?? (ctx.status !== undefined && ctx.status >= 400 ? String(ctx.status) : undefined));
+    if (ctx.metered) this.#metrics.finished(ctx, ctx.errorCode ?? (ctx.status !== undefined && ctx.status >= 400 ? String(ctx.status) : undefined));
     try {
       this.hooks.complete?.(ctx);
     } catch (err) {
       this.#logger.error({ err, requestId: ctx.id }, 'completing a request failed');
     }
-    this.#apimMetrics?.finished(ctx, ctx.model !== undefined && this.config.models.has(ctx.model));
+    if (this.config.settings.metrics.requests) this.#apimMetrics?.finished(ctx, ctx.model !== undefined && this.config.models.has(ctx.model));
     if (this.#analytics && !ctx.recorded) this.#record(this.#analytics, ctx);
     this.#tracer.endRequestSpan(ctx.span, ctx);
     if (this.config.settings.logging.accessLog) {

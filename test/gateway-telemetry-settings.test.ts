@@ -1,4 +1,5 @@
-// The access log through a real gateway: prompt and completion text appear only with logging.logPrompts on.
+// Telemetry settings through a real gateway: prompt and completion text reach the access log only with
+// logging.logPrompts on; metrics.requests off leaves the per-request series out of /metrics.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
@@ -21,11 +22,11 @@ before(async () => {
 });
 after(() => stub.close());
 
-async function withGateway(logging: Record<string, unknown>, run: (gw: Gateway) => Promise<void>): Promise<Record<string, unknown>[]> {
+async function withGateway(logging: Record<string, unknown>, run: (gw: Gateway) => Promise<void>, more: Record<string, unknown> = {}): Promise<Record<string, unknown>[]> {
   const lines: string[] = [];
   const gw = await startGateway({
     configPaths: [],
-    manifests: [...poolAndModel([stub.url]), settings({ logging })],
+    manifests: [...poolAndModel([stub.url]), settings({ logging, ...more })],
     port: 0,
     adminPort: 0,
     host: '127.0.0.1',
@@ -71,4 +72,19 @@ test('with logging.logPrompts the access log carries the prompt and the answer, 
     assert.equal(line.completion, ANSWER);
     assert.equal(line.outputTokens, 6);
   }
+});
+
+test('metrics.requests off: no per-request series, while the pool figures stay', async () => {
+  const scrape = async (gw: Gateway) => {
+    await chat(gw, false);
+    return (await request(`${gw.adminUrl}/metrics`)).body.text();
+  };
+  let on = '';
+  let off = '';
+  await withGateway({}, async (gw) => void (on = await scrape(gw)));
+  await withGateway({}, async (gw) => void (off = await scrape(gw)), { metrics: { requests: false } });
+  const series = /^(inference_objective_request_total|inference_objective_request_duration_seconds_count|tollgate_requests_total)\{/m;
+  assert.match(on, series);
+  assert.doesNotMatch(off, series);
+  assert.match(off, /^inference_pool_ready_pods\{name="pool"\} 1$/m);
 });
