@@ -264,13 +264,31 @@ for (const backend of COUNTER_BACKENDS) {
       ]);
       const [basicSet] = report.products[0].operationSets;
       assert.deepEqual(basicSet.models, ['small']);
-      assert.deepEqual(basicSet.quota, { limit: 1, interval: 1, timeUnit: 'minute', used: 0, remaining: 1, resetAt: new Date(MONDAY + 60_000).toISOString() });
+      assert.deepEqual(basicSet.quota, {
+        limit: 1,
+        interval: 1,
+        timeUnit: 'minute',
+        used: 0,
+        remaining: 1,
+        resetAt: new Date(MONDAY + 60_000).toISOString(),
+        policy: 'default-product-quota',
+        window: 'fixed',
+        identifier: 'developer.app.id',
+      });
       assert.equal(basicSet.llmTokenQuota, null);
       const [goldSet] = report.products[1].operationSets;
       assert.equal(goldSet.models, null);
       assert.equal(goldSet.quota!.used, 1);
       assert.equal(goldSet.llmTokenQuota!.countOn, 'total');
       assert.ok(goldSet.llmTokenQuota!.used! > 100);
+      assert.deepEqual(
+        report.quotas.map((q) => [q.policy, q.product, q.operationSet, q.used]),
+        [
+          ['default-product-quota', 'basic', basic, 0],
+          ['default-product-quota', 'gold', gold, 1],
+          ['default-product-token-quota', 'gold', gold, goldSet.llmTokenQuota!.used],
+        ],
+      );
       assert.equal(await codeOf(() => engine.quotaReport(withKey('tg_nope'))), '401 oauth.v2.InvalidApiKey');
     });
   });

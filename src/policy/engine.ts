@@ -119,7 +119,7 @@ export class PolicyEngine {
   quotaReport(ctx: RequestContext): Promise<QuotaReport> {
     const flow = this.#flow;
     if (!flow?.phases.authenticate) return Promise.reject(gatewayError('TG_ERR_ROUTE_NOT_FOUND', 'API keys are not in use on this gateway'));
-    return quotaReport(ctx, flow.phases.authenticate, flow.counters, this.#now());
+    return quotaReport(ctx, flow, this.#now());
   }
 
   /** State for a request this flow sees first (undefined without API management). */

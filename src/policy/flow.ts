@@ -24,6 +24,17 @@ export interface CompiledFlow {
   policies: readonly Policy[];
   phases: Phases;
   counters: CounterGuard;
+  /** The same policies with where each runs, for the quota report. */
+  placements: readonly Placement[];
+}
+
+/** Where a policy runs: for every request or one product's (`templateRefs`), under its template's condition. */
+export interface Placement {
+  policy: Policy;
+  /** null: every request; otherwise only requests entitled through this product. */
+  product: string | null;
+  /** The CEL source of the template entry's condition; null: always. */
+  condition: string | null;
 }
 
 export interface FlowDeps {
@@ -140,6 +151,7 @@ export function compileFlow(manifests: readonly Manifest[], registry: PolicyRegi
   };
   const admit = [...phaseSteps(gateway, 'admit'), ...(productAdmit.size > 0 ? [admitProduct] : []), ...phaseSteps(defaults, 'admit')];
   const respond = [...respondSteps([...listed, ...defaults]), ...(productRespond.size > 0 ? [respondProduct] : [])];
+  const place = (t: TemplatePolicy, product: string | null): Placement => ({ policy: t.policy, product, condition: t.condition?.source ?? null });
   return {
     extension,
     policies: [...gateway, ...new Set([...byProduct.values()].flat()), ...defaults].map((t) => t.policy),
@@ -150,5 +162,10 @@ export function compileFlow(manifests: readonly Manifest[], registry: PolicyRegi
       respond: orNull(respond),
     },
     counters,
+    placements: [
+      ...gateway.map((t) => place(t, null)),
+      ...[...byProduct].flatMap(([product, list]) => list.map((t) => place(t, product))),
+      ...defaults.map((t) => place(t, null)),
+    ],
   };
 }

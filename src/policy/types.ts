@@ -4,6 +4,7 @@ import type { ResponseFlow } from '../gateway/hooks.js';
 import type { CacheResources } from './caching/cache-resources.js';
 import type { CounterGuard } from './counter-guard.js';
 import type { IdentitySource, KeyRecord, OperationSetGrant, ProductGrant } from './identity.js';
+import type { QuotaUsage } from './quota-usage.js';
 
 /** One step of a compiled flow: a policy's phase method, bound. Returns a promise only when it must wait. */
 export type Step = (ctx: RequestContext, state: ApimState) => void | Promise<void>;
@@ -69,6 +70,11 @@ export interface Policy {
    * gets that fault instead of the answer).
    */
   respond?(ctx: RequestContext, state: ApimState, status: number): ResponseFlow | undefined;
+  /**
+   * Quota policies, for GET /v1/tollgate/quota: what this policy's counter holds for the caller in `state` (the key,
+   * and the product and operation set asked about), read without counting; null when no limit applies to them.
+   */
+  usage?(ctx: RequestContext, state: ApimState): Promise<QuotaUsage | null>;
 }
 
 /** Key-value map entries for policies: read from memory (decrypted), written through to the store. */

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import type { KeyRecord } from './identity.js';
 import { fakeContext } from './testing.js';
 import type { ApimState } from './types.js';
-import { compileVariable, compileWeight, setVariable } from './variables.js';
+import { compileVariable, compileWeight, setVariable, variableSource, type VariableSource } from './variables.js';
 
 const key: KeyRecord = {
   keyId: 'key_1',
@@ -25,25 +25,32 @@ const state: ApimState = {
 };
 const ctx = fakeContext({ url: '/v1/chat/completions?tenant=acme&x=1', headers: { 'x-tenant': 'blue', 'x-weight': '5' }, model: 'llama' });
 
-const cases: [ref: string, value: string | undefined][] = [
-  ['client_id', 'key_1'],
-  ['app.id', 'app-1'],
-  ['developer.app.id', 'app-1'],
-  ['developer.app.name', 'chatbot'],
-  ['developer.id', 'dev-1'],
-  ['developer.email', 'ada@example.com'],
-  ['apiproduct.name', 'gold'],
-  ['apiproduct.operationset.name', 'chat'],
-  ['model', 'llama'],
-  ['request.path', '/v1/chat/completions'],
-  ['request.verb', 'POST'],
-  ['client.ip', '127.0.0.1'],
-  ['request.header.X-Tenant', 'blue'],
-  ['request.header.x-missing', undefined],
-  ['request.queryparam.tenant', 'acme'],
-  ['request.queryparam.missing', undefined],
+const cases: [ref: string, value: string | undefined, source: VariableSource][] = [
+  ['client_id', 'key_1', 'key'],
+  ['app.id', 'app-1', 'key'],
+  ['developer.app.id', 'app-1', 'key'],
+  ['developer.app.name', 'chatbot', 'key'],
+  ['developer.id', 'dev-1', 'key'],
+  ['developer.email', 'ada@example.com', 'key'],
+  ['apiproduct.name', 'gold', 'entitlement'],
+  ['apiproduct.operationset.name', 'chat', 'entitlement'],
+  ['model', 'llama', 'request'],
+  ['request.path', '/v1/chat/completions', 'request'],
+  ['request.verb', 'POST', 'request'],
+  ['client.ip', '127.0.0.1', 'caller'],
+  ['request.header.X-Tenant', 'blue', 'caller'],
+  ['request.header.x-missing', undefined, 'caller'],
+  ['request.queryparam.tenant', 'acme', 'caller'],
+  ['request.queryparam.missing', undefined, 'caller'],
 ];
-for (const [ref, value] of cases) test(`${ref} → ${value}`, () => assert.equal(compileVariable(ref)(ctx, state), value));
+for (const [ref, value, source] of cases) {
+  test(`${ref} → ${value}, from the ${source}`, () => {
+    assert.equal(compileVariable(ref)(ctx, state), value);
+    assert.equal(variableSource(ref), source);
+  });
+}
+
+test('a flow variable comes from the request flow', () => assert.equal(variableSource('kvm.tier'), 'request'));
 
 test('identity variables are undefined before VerifyAPIKey', () => assert.equal(compileVariable('developer.app.id')(ctx, {}), undefined));
 
@@ -51,6 +58,7 @@ test('an unknown variable is refused when compiled', () => {
   assert.throws(() => compileVariable('request.body'), /unknown variable "request.body"/);
   assert.throws(() => compileVariable('request.header.'), /unknown variable/);
   assert.throws(() => compileVariable('tenant'), /unknown variable "tenant"/);
+  assert.throws(() => compileVariable('constructor'), /unknown variable "constructor"/, 'an Object.prototype name is no variable');
 });
 
 test('other names are flow variables that policies set', () => {

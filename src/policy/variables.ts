@@ -4,22 +4,33 @@ import type { ApimState } from './types.js';
 
 export type Variable = (ctx: RequestContext, state: ApimState) => string | undefined;
 
-const FIXED: Record<string, Variable> = {
+/**
+ * Where a variable's value comes from, for a reader that has the caller's key but no request of theirs (the quota
+ * report): `key` — the key, its app or developer; `entitlement` — the product and operation set that entitled the
+ * request; `caller` — what the client sends with any request (headers, query parameters, its address); `request` —
+ * what only the request itself carries (its model, path, verb) or earlier policies set (flow variables).
+ */
+export type VariableSource = 'key' | 'entitlement' | 'caller' | 'request';
+
+const FIXED: Record<string, { read: Variable; source: VariableSource }> = {
   // Apigee's client_id is the consumer key; tollgate uses the key's non-secret id so counters never hold a secret.
-  client_id: (_ctx, s) => s.key?.keyId,
-  'app.id': (_ctx, s) => s.key?.appId,
-  'app.name': (_ctx, s) => s.key?.appName,
-  'developer.app.id': (_ctx, s) => s.key?.appId,
-  'developer.app.name': (_ctx, s) => s.key?.appName,
-  'developer.id': (_ctx, s) => s.key?.developerId,
-  'developer.email': (_ctx, s) => s.key?.developerEmail,
-  'apiproduct.name': (_ctx, s) => s.product?.name,
-  'apiproduct.operationset.name': (_ctx, s) => s.operationSet?.name,
-  model: (ctx) => ctx.model,
-  'request.path': (ctx) => ctx.path,
-  'request.verb': (ctx) => ctx.method,
-  'client.ip': (ctx) => ctx.clientIp,
+  client_id: { read: (_ctx, s) => s.key?.keyId, source: 'key' },
+  'app.id': { read: (_ctx, s) => s.key?.appId, source: 'key' },
+  'app.name': { read: (_ctx, s) => s.key?.appName, source: 'key' },
+  'developer.app.id': { read: (_ctx, s) => s.key?.appId, source: 'key' },
+  'developer.app.name': { read: (_ctx, s) => s.key?.appName, source: 'key' },
+  'developer.id': { read: (_ctx, s) => s.key?.developerId, source: 'key' },
+  'developer.email': { read: (_ctx, s) => s.key?.developerEmail, source: 'key' },
+  'apiproduct.name': { read: (_ctx, s) => s.product?.name, source: 'entitlement' },
+  'apiproduct.operationset.name': { read: (_ctx, s) => s.operationSet?.name, source: 'entitlement' },
+  model: { read: (ctx) => ctx.model, source: 'request' },
+  'request.path': { read: (ctx) => ctx.path, source: 'request' },
+  'request.verb': { read: (ctx) => ctx.method, source: 'request' },
+  'client.ip': { read: (ctx) => ctx.clientIp, source: 'caller' },
 };
+
+/** Own names only: `constructor` or `toString` is no variable. */
+const fixedVariable = (ref: string) => (Object.hasOwn(FIXED, ref) ? FIXED[ref] : undefined);
 
 const HEADER = 'request.header.';
 const QUERY = 'request.queryparam.';
@@ -41,8 +52,8 @@ export function setVariable(state: ApimState, name: string, value: string): void
  * variable (`kvm.tier`, `jwt.claim.sub`) set by an earlier policy; any other unknown name throws (a config error).
  */
 export function compileVariable(ref: string): Variable {
-  const fixed = FIXED[ref];
-  if (fixed) return fixed;
+  const fixed = fixedVariable(ref);
+  if (fixed) return fixed.read;
   if (ref.startsWith(HEADER) && ref.length > HEADER.length) {
     const name = ref.slice(HEADER.length).toLowerCase();
     return (ctx) => {
@@ -59,6 +70,11 @@ export function compileVariable(ref: string): Variable {
   }
   if (isFlowVariableName(ref)) return (_ctx, s) => s.vars?.get(ref);
   throw new Error(`unknown variable "${ref}" (known: ${Object.keys(FIXED).join(', ')}, ${HEADER}NAME, ${QUERY}NAME, or a dotted flow variable like kvm.NAME)`);
+}
+
+/** Where the value of a variable compileVariable accepts comes from (headers and query parameters: the caller's). */
+export function variableSource(ref: string): VariableSource {
+  return fixedVariable(ref)?.source ?? (ref.startsWith(HEADER) || ref.startsWith(QUERY) ? 'caller' : 'request');
 }
 
 /** A message weight: a positive integer from the variable, else 1 (a missing or bad weight never makes a request free). */

@@ -5,6 +5,7 @@ import type { RequestContext } from '../../../gateway/context.js';
 import { policyFault } from '../../../gateway/errors.js';
 import { policyKey, productTokenKey, windowKey } from '../../counter-keys.js';
 import type { CompiledTokenQuota } from '../../identity.js';
+import { quotaUsage } from '../../quota-usage.js';
 import { storeWindowMs, windowsOf } from '../../quota-window.js';
 import { retryAfter, showTokenLimit } from '../../rate-limit-headers.js';
 import type { ApimState, Policy, PolicyFactory } from '../../types.js';
@@ -27,22 +28,32 @@ export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
   const s = llmTokenQuotaSpec.parse(spec);
   // Counted on every request: the tokenizer's tables load with the config, not in the first request's time.
   loadTokenizer();
-  const identify = compileVariable(s.identifier?.ref ?? 'developer.app.id');
+  const identifier = s.identifier?.ref ?? 'developer.app.id';
+  const variable = compileVariable(identifier);
+  const identify = (ctx: RequestContext, state: ApimState) => variable(ctx, state) ?? '';
   const own: CompiledTokenQuota | null = s.useQuotaConfigInAPIProduct
     ? null
     : { limit: s.limit!, interval: s.interval, timeUnit: s.timeUnit!, countOn: s.countOn, windowAt: windowsOf(s.interval, s.timeUnit!) };
   const { counters, now } = deps;
   const F = LLM_TOKEN_QUOTA_FAULTS;
+  // Shared by admit and the quota report, so the report reads the very counter a request reserves on.
+  /** The limit that applies to this request; none: not limited. */
+  const limitOf = (state: ApimState): CompiledTokenQuota | null | undefined => own ?? state.operationSet?.llmTokenQuota;
+  /** The counter of identifier value `id` in the window of `at`, and the window. */
+  const counterOf = (state: ApimState, q: CompiledTokenQuota, id: string, at: number) => {
+    const w = q.windowAt(at);
+    const base = own ? policyKey('tq', name, id) : productTokenKey(state.operationSet!.name, id);
+    return { key: windowKey(base, w.startMs), windowMs: storeWindowMs(w), endMs: w.endMs };
+  };
 
   return {
     type: LLM_TOKEN_QUOTA,
     name,
     needsApiKey: s.useQuotaConfigInAPIProduct,
     async admit(ctx: RequestContext, state: ApimState) {
-      const set = state.operationSet;
-      const q = own ?? set?.llmTokenQuota;
+      const q = limitOf(state);
       if (!q) return;
-      const id = identify(ctx, state) ?? '';
+      const id = identify(ctx, state);
       const { input, output } = estimateTokens(ctx, state, q.countOn);
       // A cap of tollgate's choosing never asks for more than the whole quota could give.
       let cap = output ?? Math.min(s.defaultMaxTokens, q.limit - input);
@@ -51,9 +62,7 @@ export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
         throw policyFault(429, F.llmTokenQuotaViolation, `The request needs up to ${input + Math.max(cap, 1)} tokens; the token quota allows ${q.limit} per ${q.interval} ${q.timeUnit}`);
       }
       const at = now();
-      const w = q.windowAt(at);
-      const windowMs = storeWindowMs(w);
-      const key = windowKey(own ? policyKey('tq', name, id) : productTokenKey(set!.name, id), w.startMs);
+      const { key, windowMs, endMs } = counterOf(state, q, id, at);
       let r = await counters.call((c) => c.reserve(key, input + cap, q.limit, windowMs, at));
       if (r && !r.allowed && output === null && r.remaining > input) {
         // Near the end of the quota, a cap of tollgate's choosing shrinks to what is left.
@@ -61,7 +70,7 @@ export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
         r = await counters.call((c) => c.reserve(key, input + cap, q.limit, windowMs, at));
       }
       if (!r) return;
-      const resetMs = w.endMs - at;
+      const resetMs = endMs - at;
       if (!r.allowed) {
         state.tokensRemaining = undefined;
         showTokenLimit(ctx, state, q.limit, r.remaining, resetMs);
@@ -73,6 +82,27 @@ export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
       showTokenLimit(ctx, state, q.limit, r.remaining, resetMs);
       if (output === null) setOutputCap(ctx, cap);
       requestStreamUsage(ctx);
+    },
+    usage(ctx: RequestContext, state: ApimState) {
+      const q = limitOf(state);
+      if (!q) return Promise.resolve(null);
+      const at = now();
+      return quotaUsage(ctx, state, {
+        kind: 'LLMTokenQuota',
+        limit: q.limit,
+        interval: q.interval,
+        timeUnit: q.timeUnit,
+        window: 'fixed',
+        countOn: q.countOn,
+        identifier,
+        variable,
+        identify,
+        read: (id) => {
+          const { key, endMs } = counterOf(state, q, id, at);
+          return counters.call(async (c) => ({ count: await c.get(key, at), resetAtMs: endMs }));
+        },
+        latestResetMs: q.windowAt(at).endMs,
+      });
     },
   } satisfies Policy;
 };

@@ -1,12 +1,14 @@
 // How a Quota counts, chosen once per policy: the window type (fixed windows, rolling, flexi) times the counting mode
-// (count and enforce, countOnly, enforceOnly), each one atomic counter-store call.
+// (count and enforce, countOnly, enforceOnly), each one atomic counter-store call; and how the quota report reads
+// the same counter without counting.
 import type { CounterStore } from '../../../store/counters/counter-store.js';
 import type { CounterGuard } from '../../counter-guard.js';
 import { windowKey } from '../../counter-keys.js';
 import type { CompiledQuota } from '../../identity.js';
 import { periodMs, storeWindowMs } from '../../quota-window.js';
+import type { QuotaReading, QuotaWindowType } from '../../quota-usage.js';
 
-export type WindowType = 'fixed' | 'rollingwindow' | 'flexi';
+export type WindowType = QuotaWindowType;
 export type CountMode = 'both' | 'countOnly' | 'enforceOnly';
 
 export interface QuotaCount {
@@ -23,14 +25,22 @@ interface Window {
   consume(s: CounterStore, amount: number, limit: number): Promise<{ allowed: boolean; count: number; resetAtMs: number }>;
   /** Adds `amount` whatever the limit. */
   add(s: CounterStore, amount: number): Promise<{ count: number; resetAtMs: number }>;
+  /** Reads the count without changing anything (not even starting a flexi window). */
+  read(s: CounterStore): Promise<QuotaReading>;
+  /** When the count resets at the latest, for any identifier. */
+  latestResetMs: number;
 }
 
 function windowOf(type: WindowType, base: string, quota: CompiledQuota, now: number): Window {
   if (type === 'rollingwindow') {
     const period = periodMs(quota.interval, quota.timeUnit);
+    const add = (s: CounterStore, amount: number) => s.consumeRolling(base, amount, Number.MAX_SAFE_INTEGER, period, now);
     return {
       consume: (s, amount, limit) => s.consumeRolling(base, amount, limit, period, now),
-      add: (s, amount) => s.consumeRolling(base, amount, Number.MAX_SAFE_INTEGER, period, now),
+      add,
+      // A rolling consume of 0 only drops what has left the window.
+      read: (s) => add(s, 0),
+      latestResetMs: now + period,
     };
   }
   if (type === 'flexi') {
@@ -40,6 +50,13 @@ function windowOf(type: WindowType, base: string, quota: CompiledQuota, now: num
     return {
       consume: (s, amount, limit) => s.consume(base, amount, limit, end, now),
       add: async (s, amount) => ({ count: await s.adjust(base, amount, end, now), resetAtMs: end }),
+      // A consume of 0 would start a window now, so only a window that holds a count (current at `now`, which the
+      // consume is given too) is asked for its end.
+      read: async (s) => {
+        const count = await s.get(base, now);
+        return count === 0 ? { count, resetAtMs: end } : s.consume(base, 0, Number.MAX_SAFE_INTEGER, end, now);
+      },
+      latestResetMs: end,
     };
   }
   const w = quota.windowAt(now);
@@ -48,6 +65,23 @@ function windowOf(type: WindowType, base: string, quota: CompiledQuota, now: num
   return {
     consume: (s, amount, limit) => s.consume(key, amount, limit, windowMs, now),
     add: async (s, amount) => ({ count: await s.adjust(key, amount, windowMs, now), resetAtMs: w.endMs }),
+    read: async (s) => ({ count: await s.get(key, now), resetAtMs: w.endMs }),
+    latestResetMs: w.endMs,
+  };
+}
+
+/** Reads what `quota` holds on the counter `base` at `now`, exactly where compileQuotaCount counts it. */
+export interface QuotaRead {
+  /** Undefined when the store failed open. */
+  read(base: string, quota: CompiledQuota, now: number): Promise<QuotaReading | undefined>;
+  /** When the count resets at the latest, whichever identifier: the window's end, or one period from now. */
+  latestResetMs(quota: CompiledQuota, now: number): number;
+}
+
+export function compileQuotaRead(counters: CounterGuard, type: WindowType): QuotaRead {
+  return {
+    read: (base, quota, now) => counters.call((s) => windowOf(type, base, quota, now).read(s)),
+    latestResetMs: (quota, now) => windowOf(type, '', quota, now).latestResetMs,
   };
 }
 

@@ -130,6 +130,37 @@ for (const backend of COUNTER_BACKENDS) {
       assert.equal(await allowed(enforce), false);
     });
 
+    describe('usage (the quota report) reads what admit counts, and counts nothing', () => {
+      const types = [{}, { type: 'rollingwindow' }, { type: 'flexi' }, { type: 'calendar', startTime: new Date(MONDAY - 30_000).toISOString() }];
+      for (const extra of types) {
+        test(String(extra.type ?? 'calendar-aligned'), async () => {
+          const clock = new TestClock(MONDAY + 10_000);
+          const policy = make({ allow: 3, timeUnit: 'minute', ...extra }, clock);
+          const read = async () => (await policy.usage!(fakeContext(), {}))!;
+          assert.equal((await read()).used, 0);
+          clock.advance(1_000);
+          assert.equal(await allowed(policy), true);
+          assert.equal(await allowed(policy), true);
+          const u = await read();
+          assert.deepEqual({ used: u.used, remaining: u.remaining, window: u.window }, { used: 2, remaining: 1, window: extra.type === 'calendar' ? 'fixed' : (extra.type ?? 'fixed') });
+          assert.equal((await read()).used, 2);
+          assert.equal(await allowed(policy), true, 'reading left room for the third');
+          assert.equal(await allowed(policy), false);
+        });
+      }
+
+      test('an enforceOnly policy reads the counter its countOnly partner counts', async () => {
+        const clock = new TestClock(MONDAY);
+        const shared = unique('shared');
+        const deps = testDeps(handle.store, { now: clock.now });
+        const enforce = quota('enforce', { allow: 3, timeUnit: 'hour', sharedName: shared, enforceOnly: true }, deps);
+        const count = quota('count', { allow: 3, timeUnit: 'hour', sharedName: shared, countOnly: true }, deps);
+        await allowed(count);
+        await allowed(count);
+        assert.equal((await enforce.usage!(fakeContext(), {}))!.used, 2);
+      });
+    });
+
     test('useQuotaConfigInAPIProduct counts per app and operation set', async () => {
       const clock = new TestClock(MONDAY);
       const identity = new MemoryIdentitySource([

@@ -5,11 +5,12 @@ import type { RequestContext } from '../../../gateway/context.js';
 import { policyFault } from '../../../gateway/errors.js';
 import { policyKey, productQuotaKey } from '../../counter-keys.js';
 import type { CompiledQuota } from '../../identity.js';
+import { quotaUsage } from '../../quota-usage.js';
 import { windowsOf } from '../../quota-window.js';
 import { retryAfter, showRequestLimit } from '../../rate-limit-headers.js';
 import type { ApimState, Policy, PolicyFactory } from '../../types.js';
 import { compileVariable, compileWeight } from '../../variables.js';
-import { compileQuotaCount } from './quota-counter.js';
+import { compileQuotaCount, compileQuotaRead } from './quota-counter.js';
 
 export const QUOTA = 'quota';
 
@@ -23,13 +24,13 @@ export const QUOTA_FAULTS = {
  */
 export const quota: PolicyFactory = (name, spec, deps) => {
   const s = quotaSpec.parse(spec);
-  const identify = compileVariable(s.identifier?.ref ?? 'developer.app.id');
+  const identifier = s.identifier?.ref ?? 'developer.app.id';
+  const variable = compileVariable(identifier);
+  const identify = (ctx: RequestContext, state: ApimState) => variable(ctx, state) ?? '';
   const weigh = compileWeight(s.messageWeight?.ref);
-  const count = compileQuotaCount(
-    deps.counters,
-    s.type === 'rollingwindow' || s.type === 'flexi' ? s.type : 'fixed',
-    s.countOnly ? 'countOnly' : s.enforceOnly ? 'enforceOnly' : 'both',
-  );
+  const window = s.type === 'rollingwindow' || s.type === 'flexi' ? s.type : 'fixed';
+  const count = compileQuotaCount(deps.counters, window, s.countOnly ? 'countOnly' : s.enforceOnly ? 'enforceOnly' : 'both');
+  const reader = compileQuotaRead(deps.counters, window);
   const own: CompiledQuota | null = s.useQuotaConfigInAPIProduct
     ? null
     : {
@@ -40,19 +41,22 @@ export const quota: PolicyFactory = (name, spec, deps) => {
       };
   const counterName = s.sharedName ?? name;
   const { now } = deps;
+  // Shared by admit and the quota report, so the report reads the very counter a request counts on.
+  /** The limit that applies to this request; none: not limited. */
+  const limitOf = (state: ApimState): CompiledQuota | null | undefined => own ?? state.operationSet?.quota;
+  /** The counter of identifier value `id` (the operation set's, when the limit is the product's). */
+  const counterOf = (state: ApimState, id: string): string => (own ? policyKey('q', counterName, id) : productQuotaKey(state.operationSet!.name, id));
 
   return {
     type: QUOTA,
     name,
     needsApiKey: s.useQuotaConfigInAPIProduct,
     async admit(ctx: RequestContext, state: ApimState) {
-      const set = state.operationSet;
-      const q = own ?? set?.quota;
+      const q = limitOf(state);
       if (!q) return;
-      const id = identify(ctx, state) ?? '';
-      const base = own ? policyKey('q', counterName, id) : productQuotaKey(set!.name, id);
+      const id = identify(ctx, state);
       const at = now();
-      const r = await count(base, weigh ? weigh(ctx, state) : 1, q, at);
+      const r = await count(counterOf(state, id), weigh ? weigh(ctx, state) : 1, q, at);
       if (!r) return;
       const resetMs = r.resetAtMs - at;
       if (!r.allowed) {
@@ -64,6 +68,23 @@ export const quota: PolicyFactory = (name, spec, deps) => {
         });
       }
       showRequestLimit(ctx, state, q.limit, r.remaining, resetMs);
+    },
+    usage(ctx: RequestContext, state: ApimState) {
+      const q = limitOf(state);
+      if (!q) return Promise.resolve(null);
+      const at = now();
+      return quotaUsage(ctx, state, {
+        kind: 'Quota',
+        limit: q.limit,
+        interval: q.interval,
+        timeUnit: q.timeUnit,
+        window,
+        identifier,
+        variable,
+        identify,
+        read: (id) => reader.read(counterOf(state, id), q, at),
+        latestResetMs: reader.latestResetMs(q, at),
+      });
     },
   } satisfies Policy;
 };
