@@ -5,7 +5,7 @@ import { connect } from 'node:net';
 import { request } from 'undici';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { freePort } from '../src/lib/ports.js';
-import { json, sleep, startStub, type StubRequest } from './helpers/stub-upstream.js';
+import { IDLE_METRICS, json, queuedMetrics, sleep, startStub, type StubRequest } from './helpers/stub-upstream.js';
 import { manifest, poolAndModel, settings } from './helpers/manifests.js';
 
 const CHAT = { model: 'm', messages: [{ role: 'user', content: 'hello' }] };
@@ -201,15 +201,21 @@ describe('retries before the first byte', async () => {
     await Promise.all([busy.close(), limited.close(), good.close()]);
   });
 
-  test('connection refused and 503 move on to the next endpoint', async () => {
-    const gw = await gatewayFor(poolAndModel([dead, busy.url, good.url]));
+  // A refused connection that moves on is tested in gateway-resilience.test.ts: an endpoint that refuses from the
+  // start fails its first scrape and is never offered (see the no_healthy_endpoints test below).
+  test('a 503 moves on to the next endpoint', async () => {
+    // Two queued requests on the good one: the picker offers the (idle-looking) busy one first, every time.
+    good.metrics = queuedMetrics(2);
+    const gw = await gatewayFor(poolAndModel([busy.url, good.url]));
     gateways.push(gw);
-    // Round-robin order varies; every request must still succeed within 3 attempts.
-    for (let i = 0; i < 6; i++) {
-      const r = await post(gw, CHAT);
+    const [tried, served] = [busy.requests.length, good.requests.length];
+    for (let i = 0; i < 3; i++) {
+      const r = await post(gw, { ...CHAT, messages: [{ role: 'user', content: `question ${i}` }] });
       assert.equal(r.statusCode, 200);
       await r.body.dump();
     }
+    assert.deepEqual([busy.requests.length - tried, good.requests.length - served], [3, 3]);
+    good.metrics = IDLE_METRICS;
   });
 
   test('when every endpoint answers 429, the last one passes through with retry-after', async () => {

@@ -13,24 +13,32 @@ export interface Stub {
   port: number;
   requests: StubRequest[];
   handler: (r: StubRequest) => void | Promise<void>;
+  /** The Prometheus text its /metrics answers (an idle server by default); tests set it to look loaded or saturated. */
+  metrics: string;
   close(): Promise<void>;
 }
 
-const METRICS = `vllm:num_requests_waiting{model_name="m"} 0
+export const IDLE_METRICS = `vllm:num_requests_waiting{model_name="m"} 0
 vllm:num_requests_running{model_name="m"} 0
 vllm:kv_cache_usage_perc{model_name="m"} 0
 `;
 
-/** Starts a stub whose default handler echoes the body it received, with usage. */
-export async function startStub(handler?: Stub['handler']): Promise<Stub> {
+/** vLLM metrics of a server with `waiting` requests queued (above 5, the default saturation threshold, it is saturated). */
+export function queuedMetrics(waiting: number): string {
+  return IDLE_METRICS.replace('num_requests_waiting{model_name="m"} 0', `num_requests_waiting{model_name="m"} ${waiting}`);
+}
+
+/** Starts a stub whose default handler echoes the body it received, with usage; on `port` when given, else any free one. */
+export async function startStub(handler?: Stub['handler'], port = 0): Promise<Stub> {
   const stub = {
     requests: [] as StubRequest[],
+    metrics: IDLE_METRICS,
     handler: handler ?? ((r: StubRequest) => json(r.res, 200, { echo: r.body, usage: { prompt_tokens: 5, completion_tokens: 7, total_tokens: 12 } })),
   } as Stub;
   const server: Server = createServer((req, res) => {
     if (req.url === '/metrics') {
-      // An idle model server, so the endpoint picker sees the stub as healthy.
-      res.end(METRICS);
+      // An idle model server unless the test says otherwise, so the endpoint picker sees the stub as healthy.
+      res.end(stub.metrics);
       return;
     }
     const chunks: Buffer[] = [];
@@ -48,7 +56,7 @@ export async function startStub(handler?: Stub['handler']): Promise<Stub> {
       Promise.resolve(stub.handler(r)).catch(() => res.destroy());
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   stub.port = (server.address() as { port: number }).port;
   stub.url = `http://127.0.0.1:${stub.port}`;
   stub.close = () =>
