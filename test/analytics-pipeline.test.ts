@@ -146,6 +146,32 @@ for (const backend of DATABASE_BACKENDS) for (const writer of WRITERS) {
       await b.pipeline.close();
     });
 
+    test('reloaded settings apply to a running pipeline: the flush interval at once, segment size and batch size from then on', async () => {
+      const tag = tagged();
+      const dir = tempSpoolDirectory();
+      const settings = testSettings(dir, { flushInterval: '1h' });
+      const { pipeline } = open(settings);
+      pipeline.start();
+      await new Promise((resolve) => setTimeout(resolve, 50)); // the first batch (nothing yet) has gone
+      for (let i = 0; i < 20; i++) pipeline.record(sampleRecord(i, { requestId: `${tag}-${i}` }));
+      await endOfTurn();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.equal(pipeline.spooledRecords, 20, 'nothing is stored before the hour is up');
+      pipeline.reconfigure({ ...settings, flushInterval: 20, batchSize: 7, directory: 'ignored: it takes a restart' });
+      const deadline = Date.now() + 5000;
+      while (pipeline.spooledRecords > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.deepEqual(await stored(tag), ids(tag, 20));
+      // Back to hourly flushes (so the files stay to be counted), with 4 KiB segments instead of 16 MiB.
+      pipeline.reconfigure({ ...settings, segmentBytes: 4096 });
+      for (let i = 20; i < 100; i++) pipeline.record(sampleRecord(i, { requestId: `${tag}-${i}` }));
+      await endOfTurn();
+      const segments = readdirSync(dir).filter((f) => f.endsWith('.jsonl')).length;
+      assert.ok(segments >= 10, `the spool rotates at the new segment size (${segments} segments)`);
+      await pipeline.flush();
+      assert.deepEqual(await stored(tag), ids(tag, 100));
+      await pipeline.close();
+    });
+
     test('segments rotate by size and are deleted once stored', async () => {
       const tag = tagged();
       const dir = tempSpoolDirectory();

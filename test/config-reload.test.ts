@@ -4,6 +4,8 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:http';
+import { connect, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { pino } from 'pino';
@@ -59,4 +61,106 @@ test('hot reload', async () => {
   assert.match(rejected.problems[0], /config\.yaml document 1 \(InferenceModel\/model\): spec/);
   assert.equal((await ask('second')).statusCode, 200);
   assert.equal((await ask('third')).statusCode, 404);
+});
+
+/** A model server that counts its scrapes and reports `waiting` queued requests. */
+async function countingServer(waiting: number) {
+  const state = { scrapes: 0 };
+  const server = createServer((req, res) => {
+    if (req.url === '/metrics') {
+      state.scrapes++;
+      res.end(`vllm:num_requests_waiting ${waiting}\nvllm:num_requests_running 0\nvllm:kv_cache_usage_perc 0\n`);
+      return;
+    }
+    req.resume().on('end', () => json(res, 200, { ok: true }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    state,
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve()).closeAllConnections()),
+  };
+}
+
+function settingsYaml(spec: string): string {
+  return `apiVersion: tollgate.dev/v1alpha1\nkind: GatewaySettings\nmetadata: { name: settings }\nspec: ${spec}\n`;
+}
+
+/** One keep-alive request; resolves with the answer once the server closes the idle connection, rejects if it stays open 5 s. */
+function idleClose(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let data = '';
+    const sock = connect(port, '127.0.0.1', () => sock.write('GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n'));
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error('the idle connection is still open after 5 s'));
+    }, 5000);
+    sock.on('data', (d) => (data += d));
+    sock.on('close', () => {
+      clearTimeout(timer);
+      resolve(data);
+    });
+    sock.on('error', reject);
+  });
+}
+
+test('a reload applies the runtime settings: scraping, staleness, saturation, flow control, listener timeouts, log level', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-reload-settings-'));
+  const server = await countingServer(3);
+  const logs: any[] = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => logs.push(JSON.parse(line)) });
+  const models = `${yamlFor(server.url, 'standard')}---
+apiVersion: inference.networking.x-k8s.io/v1alpha2
+kind: InferenceModel
+metadata: { name: sheddable }
+spec: { modelName: sheddable, criticality: Sheddable, poolRef: { name: pool } }
+`;
+  writeFileSync(join(dir, 'models.yaml'), models);
+  const write = (spec: string) => writeFileSync(join(dir, 'settings.yaml'), settingsYaml(spec));
+  // Everything slow or loose at first: a scrape a minute, long timeouts, a queue depth of 3 is room.
+  write(`{ server: { keepAliveTimeout: 1m }, scheduler: { scrapeInterval: 1m, staleAfter: 10m, saturation: { metricsFreshness: 10m } }, logging: { level: warn } }`);
+  const gw = await startGateway({ configPaths: [dir], port: 0, adminPort: 0, host: '127.0.0.1', logger, logLevelFromSettings: true });
+  after(async () => {
+    await gw.close();
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const ask = async (model: string) => {
+    const r = await request(`${gw.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ model, messages: [{ role: 'user', content: 'x' }] }) });
+    const body = (await r.body.json()) as any;
+    return { status: r.statusCode, code: body.error?.code };
+  };
+
+  assert.equal(gw.logger.level, 'warn');
+  assert.equal((await ask('sheddable')).status, 200);
+  const scrapes = server.state.scrapes;
+  await sleep(300);
+  assert.equal(server.state.scrapes, scrapes, 'no scrape within a minute');
+
+  write(`{ server: { keepAliveTimeout: 200ms }, scheduler: { scrapeInterval: 20ms, staleAfter: 10m,
+    saturation: { queueDepthThreshold: 1, metricsFreshness: 10m }, flowControl: { maxQueueLength: 5, maxWait: 300ms } }, logging: { level: debug } }`);
+  await waitFor(() => gw.config.settings.logging.level === 'debug', 5000, 'the reload', 20);
+  assert.equal(gw.logger.level, 'debug');
+  assert.ok(logs.some((l) => l.msg === 'configuration reloaded'), 'info lines are logged at debug level');
+  assert.ok(!logs.some((l) => /restart/.test(l.msg)), 'nothing here waits for a restart');
+  // Scrape interval: the next scrapes come now, not a minute after the last.
+  await waitFor(() => server.state.scrapes >= scrapes + 5, 5000, 'scrapes at the new interval', 20);
+  // Saturation threshold: 3 queued is above 1, so the pool is saturated; flow control: standard requests wait
+  // at most 300 ms, sheddable ones are refused.
+  assert.deepEqual(await ask('sheddable'), { status: 429, code: 'request_shed' });
+  assert.deepEqual(await ask('standard'), { status: 503, code: 'queue_timeout' });
+  // Listener timeouts on the open listeners: idle keep-alive connections close after 200 ms, not a minute.
+  assert.match(await idleClose(gw.port), /^HTTP\/1\.1 404/);
+  assert.match(await idleClose(gw.adminPort), /^HTTP\/1\.1 200/);
+
+  // Staleness: metrics older than 50 ms make the endpoint ineligible (it is scraped once a minute again). The spool
+  // directory and tracing change only at a restart: a warning names them.
+  write(`{ scheduler: { scrapeInterval: 1m, staleAfter: 50ms }, analytics: { directory: ${join(dir, 'elsewhere')} },
+    tracing: { sampleRatio: 0.5 }, logging: { level: debug } }`);
+  await waitFor(() => gw.config.settings.scheduler.staleAfter === 50, 5000, 'the reload', 20);
+  await sleep(100);
+  assert.deepEqual(await ask('standard'), { status: 503, code: 'no_healthy_endpoints' });
+  const warning = logs.find((l) => /restart/.test(l.msg));
+  assert.equal(warning?.level, 40);
+  assert.deepEqual(warning.fields, ['analytics.directory', 'tracing.sampleRatio']);
 });

@@ -10,7 +10,7 @@ import { recordIdTime } from './record-id.js';
 import type { AnalyticsRecord } from './record.js';
 import { openRecordWriter, type RecordWriter, type RecordWriterOptions } from './record-writer.js';
 import type { AnalyticsSettings } from './settings.js';
-import { Spool, type AppendOutcome } from './spool.js';
+import { Spool, type AppendOutcome, type SpoolLimits } from './spool.js';
 import { lockDirectory, readCheckpoint, segmentPath, writeCheckpoint } from './spool-files.js';
 import { scanBacklog, SpoolReader } from './spool-reader.js';
 import type { StoreOutcome } from './store-lines.js';
@@ -64,13 +64,17 @@ export class AnalyticsPipeline {
   readonly #records: AnalyticsRecords;
   readonly #writerOptions: RecordWriterOptions;
   #writer: RecordWriter | undefined;
-  readonly #settings: AnalyticsSettings;
+  #settings: AnalyticsSettings;
+  /** The spool reads these at each append; reconfigure() changes them in place. */
+  readonly #limits: SpoolLimits;
   readonly #logger: Logger;
   readonly #counts: Record<Outcome, number> = { written: 0, spooled: 0, dropped: 0 };
   #spool: Spool | undefined;
   #reader: SpoolReader | undefined;
   #unlock: (() => void) | undefined;
   #timer: NodeJS.Timeout | undefined;
+  /** When the pending #timer was set (undefined while a batch is under way or none is due). */
+  #timerSetAt: number | undefined;
   #retentionTimer: NodeJS.Timeout | undefined;
   #retaining: Promise<void> = Promise.resolve();
   #chain: Promise<unknown> = Promise.resolve();
@@ -91,8 +95,9 @@ export class AnalyticsPipeline {
   constructor(opts: AnalyticsPipelineOptions) {
     this.#records = new AnalyticsRecords(opts.db);
     this.#settings = opts.settings;
+    this.#limits = { segmentBytes: opts.settings.segmentBytes, maxDiskBytes: opts.settings.maxDiskBytes };
     this.#logger = opts.logger ?? silentLogger;
-    this.#writerOptions = { db: opts.db, databaseUrl: opts.databaseUrl, databaseSchema: opts.databaseSchema, batchSize: opts.settings.batchSize, logger: this.#logger };
+    this.#writerOptions = { db: opts.db, databaseUrl: opts.databaseUrl, databaseSchema: opts.databaseSchema, logger: this.#logger };
     registerPipelineMetrics(opts.registry, {
       counts: this.#counts,
       lagSeconds: () => this.lagSeconds,
@@ -120,7 +125,7 @@ export class AnalyticsPipeline {
     this.#unlock = lockDirectory(dir);
     try {
       const checkpoint = readCheckpoint(dir);
-      const spool = new Spool(dir, this.#settings, checkpoint?.segment);
+      const spool = new Spool(dir, this.#limits, checkpoint?.segment);
       const from = checkpoint ?? { segment: spool.firstSegment, offset: 0 };
       const backlog = scanBacklog(spool, from);
       this.#spool = spool;
@@ -187,6 +192,24 @@ export class AnalyticsPipeline {
     return this.#exclusive(() => this.#ship());
   }
 
+  /**
+   * Reloaded settings. Flush interval (the next flush comes one new interval after the last), batch size, write
+   * timeout, retention, disk budget and segment size apply from now on; `enabled` and `directory` stay as the
+   * pipeline started (they take a restart: the directory is claimed and replayed at start).
+   */
+  reconfigure(settings: AnalyticsSettings): void {
+    const before = this.#settings;
+    this.#settings = { ...settings, enabled: before.enabled, directory: before.directory };
+    this.#limits.segmentBytes = settings.segmentBytes;
+    this.#limits.maxDiskBytes = settings.maxDiskBytes;
+    // A retry after a failure waits its backoff, not the interval.
+    if (settings.flushInterval !== before.flushInterval && this.#timerSetAt !== undefined && this.#failures === 0) {
+      const setAt = this.#timerSetAt;
+      clearTimeout(this.#timer);
+      this.#schedule(Math.max(0, setAt + settings.flushInterval - Date.now()), setAt);
+    }
+  }
+
   /** Deletes database records older than the retention period; returns how many. */
   async applyRetention(now: number = Date.now()): Promise<number> {
     return this.#records.deleteBefore(now - this.#settings.retention);
@@ -220,12 +243,14 @@ export class AnalyticsPipeline {
     return run;
   }
 
-  #schedule(delay: number): void {
+  #schedule(delay: number, setAt = Date.now()): void {
     if (this.#closed) return;
+    this.#timerSetAt = setAt;
     this.#timer = setTimeout(this.#tick, delay).unref();
   }
 
   #tick = (): void => {
+    this.#timerSetAt = undefined;
     this.#exclusive(() => this.#ship()).then(
       () => {
         if (this.#failures > 0) this.#logger.info({ failures: this.#failures }, 'analytics records are being stored again');
@@ -258,7 +283,7 @@ export class AnalyticsPipeline {
       let stored = 0;
       if (batch.lines.length > 0) {
         this.#oldestPendingAt = this.#finishedAt(batch.lines[0]);
-        stored = this.#dropRejected(await timed(this.#writer!.store(batch.lines), this.#settings.writeTimeout, 'an analytics insert'));
+        stored = this.#dropRejected(await timed(this.#writer!.store(batch.lines, this.#settings.batchSize), this.#settings.writeTimeout, 'an analytics insert'));
       }
       // A close() that gave up waiting has released the directory; a newer pipeline may own the checkpoint now.
       if (this.#released) return;

@@ -4,10 +4,10 @@ import type { StoreOutcome } from './store-lines.js';
 export interface WriterWorkerData {
   url: string;
   schema?: string;
-  batchSize: number;
 }
 
-export type WriterRequest = { type: 'store'; text: string } | { type: 'close' };
+/** `batchSize`: rows per INSERT statement, sent with each batch so a settings reload applies to the next one. */
+export type WriterRequest = { type: 'store'; text: string; batchSize: number } | { type: 'close' };
 
 export type WriterAnswer = { type: 'stored'; seq: number; outcome: StoreOutcome } | { type: 'failed'; seq: number; message: string; code?: string };
 

@@ -26,9 +26,9 @@ function open(): AnalyticsRecords {
   return connection.records;
 }
 
-async function store(seq: number, text: string): Promise<void> {
+async function store(seq: number, text: string, batchSize: number): Promise<void> {
   try {
-    post({ type: 'stored', seq, outcome: await storeLines(open(), text.split('\n'), { batchSize: data.batchSize, onEventLoop: false }) });
+    post({ type: 'stored', seq, outcome: await storeLines(open(), text.split('\n'), { batchSize, onEventLoop: false }) });
   } catch (err) {
     const code = (err as { code?: unknown }).code;
     post({ type: 'failed', seq, message: err instanceof Error ? err.message : String(err), code: typeof code === 'string' ? code : undefined });
@@ -38,7 +38,7 @@ async function store(seq: number, text: string): Promise<void> {
 let chain = Promise.resolve();
 // Store requests come numbered by WorkerCalls; close does not (nothing answers it: the thread exits).
 port.on('message', (request: Numbered<Extract<WriterRequest, { type: 'store' }>> | Extract<WriterRequest, { type: 'close' }>) => {
-  if (request.type === 'store') chain = chain.then(() => store(request.seq, request.text));
+  if (request.type === 'store') chain = chain.then(() => store(request.seq, request.text, request.batchSize));
   else chain = chain.then(async () => {
     await connection?.kysely.destroy();
     port.close();

@@ -9,8 +9,11 @@ import { storeLines, type StoreOutcome } from './store-lines.js';
 import type { WriterAnswer, WriterLog, WriterRequest, WriterWorkerData } from './record-writer-protocol.js';
 
 export interface RecordWriter {
-  /** Stores spool lines, idempotently by record id; rejects when the database cannot be reached (retry later). */
-  store(lines: readonly string[]): Promise<StoreOutcome>;
+  /**
+   * Stores spool lines, `batchSize` rows per INSERT, idempotently by record id; rejects when the database cannot be
+   * reached (retry later).
+   */
+  store(lines: readonly string[], batchSize: number): Promise<StoreOutcome>;
   close(): Promise<void>;
 }
 
@@ -19,7 +22,6 @@ export interface RecordWriterOptions {
   /** The URL `db` was opened with; an in-memory or absent one keeps the writer on the event loop. */
   databaseUrl?: string;
   databaseSchema?: string;
-  batchSize: number;
   logger: Logger;
 }
 
@@ -27,9 +29,9 @@ export function openRecordWriter(opts: RecordWriterOptions): RecordWriter {
   const url = opts.databaseUrl;
   if (url === undefined || isMemoryDatabase(url)) {
     const records = new AnalyticsRecords(opts.db);
-    return { store: (lines) => storeLines(records, lines, { batchSize: opts.batchSize, onEventLoop: true }), close: async () => {} };
+    return { store: (lines, batchSize) => storeLines(records, lines, { batchSize, onEventLoop: true }), close: async () => {} };
   }
-  return new WorkerRecordWriter({ url, schema: opts.databaseSchema, batchSize: opts.batchSize }, opts.logger);
+  return new WorkerRecordWriter({ url, schema: opts.databaseSchema }, opts.logger);
 }
 
 /** How long close() lets the writer thread finish its batch and close its connection before terminating it. */
@@ -46,12 +48,12 @@ class WorkerRecordWriter implements RecordWriter {
     this.#calls = this.#spawn();
   }
 
-  async store(lines: readonly string[]): Promise<StoreOutcome> {
+  async store(lines: readonly string[], batchSize: number): Promise<StoreOutcome> {
     // A thread that exited failed its batches, which are retried from the spool like any failed insert; a new one
     // takes them.
     const calls = this.#calls && !this.#calls.exited ? this.#calls : (this.#calls = this.#spawn());
     // One string crosses the thread boundary as one copy; an array would be cloned string by string.
-    const answer = await calls.call({ type: 'store', text: lines.join('\n') });
+    const answer = await calls.call({ type: 'store', text: lines.join('\n'), batchSize });
     if (answer.type === 'failed') throw Object.assign(new Error(answer.message), { code: answer.code });
     return answer.outcome;
   }

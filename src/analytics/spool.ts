@@ -21,6 +21,7 @@ const REOPEN_INTERVAL_MS = 1000;
  */
 export class Spool {
   readonly dir: string;
+  /** Read at each append: the pipeline changes it in place when the settings are reloaded. */
   readonly #limits: SpoolLimits;
   /** Sealed segments still on disk and their sizes, in segment order (firstSegment and the reader rely on it). */
   #sealed: Map<number, number>;

@@ -1,7 +1,7 @@
 // `tollgate serve`: the gateway from --config manifests, until SIGTERM/SIGINT (then a graceful shutdown).
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config/manifest.js';
-import { createLogger } from '../lib/logger.js';
+import { createLogger, envLogLevel } from '../lib/logger.js';
 import { collect, parsePort, untilSignal } from './options.js';
 
 export function serveCommand(): Command {
@@ -32,6 +32,7 @@ export function serveCommand(): Command {
           redis: opts.redis,
           extprocPort: opts.extprocPort,
           logger,
+          logLevelFromSettings: envLogLevel() === undefined,
         });
       } catch (err) {
         if (err instanceof ConfigError) {

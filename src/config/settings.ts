@@ -88,3 +88,24 @@ export const gatewaySettingsSpec = z
 export type GatewaySettings = z.output<typeof gatewaySettingsSpec>;
 
 export const DEFAULT_SETTINGS: GatewaySettings = gatewaySettingsSpec.parse({});
+
+/**
+ * The settings a reload cannot change in a running process (the README's configuration reference marks them):
+ * the analytics spool directory is claimed and replayed at start, and the tracer with its exporter thread is built
+ * once and carries every in-flight request's spans. Every other field applies on reload.
+ */
+export const RESTART_REQUIRED_SETTINGS = [
+  'analytics.enabled',
+  'analytics.directory',
+  'tracing.endpoint',
+  'tracing.sampleRatio',
+  'tracing.serviceName',
+  'tracing.headers',
+  'tracing.exportInterval',
+] as const;
+
+/** The restart-required fields whose value differs between `running` and `next` (names only: values may be secrets). */
+export function restartRequiredChanges(running: GatewaySettings, next: GatewaySettings): string[] {
+  const at = (s: GatewaySettings, path: string) => path.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown>)[k], s);
+  return RESTART_REQUIRED_SETTINGS.filter((path) => JSON.stringify(at(running, path)) !== JSON.stringify(at(next, path)));
+}

@@ -4,6 +4,7 @@ import type { Server } from 'node:http';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { ConfigError, type Manifest } from '../config/manifest.js';
 import { loadConfig } from '../config/load.js';
+import { restartRequiredChanges, type GatewaySettings } from '../config/settings.js';
 import { ApiManagement } from '../apim/api-management.js';
 import { registerApimAdminRoutes } from '../apim/admin-routes.js';
 import type { RuntimeConfig } from '../config/runtime-config.js';
@@ -17,7 +18,7 @@ import { DataPlane } from './data-plane.js';
 import { startExtprocServer, type ExtprocServer, type ExtprocServerOptions } from '../extproc/server.js';
 import { extensionChain, type ExtensionChain } from '../extproc/extension-chain.js';
 import { composeHooks } from '../extproc/compose-hooks.js';
-import { createListener, listen, type TlsFiles } from './listen.js';
+import { applyListenerTimeouts, createListener, listen, type TlsFiles } from './listen.js';
 import { UpstreamPools } from './upstream-pools.js';
 import { AnalyticsPipeline, registerAnalyticsRoutes } from '../analytics/index.js';
 import { isMemoryDatabase } from '../store/index.js';
@@ -38,6 +39,11 @@ export interface GatewayOptions {
   adminToken?: string;
   tls?: TlsFiles;
   logger?: Logger;
+  /**
+   * Set `logger`'s level from GatewaySettings.logging.level at start and on every reload. `serve` does unless
+   * TOLLGATE_LOG_LEVEL is set (the environment wins); off by default, so an embedder's logger keeps its level.
+   */
+  logLevelFromSettings?: boolean;
   watch?: boolean;
   /** `sqlite:FILE`, `sqlite::memory:` (the default here; the CLI defaults to sqlite:./tollgate.db) or `postgres://...` */
   db?: string;
@@ -68,6 +74,8 @@ export class Gateway {
   readonly tracer: RequestTracer;
   readonly #options: GatewayOptions;
   readonly #tempAnalyticsDir: string | null;
+  /** The settings this process started with: the restart-required ones (RESTART_REQUIRED_SETTINGS) stay at these. */
+  readonly #startSettings: GatewaySettings;
   /** External ext_proc extensions (ExtensionChain manifests): outermost, before the policy engine. */
   #chain: ExtensionChain;
   readonly #pools: UpstreamPools;
@@ -83,6 +91,8 @@ export class Gateway {
   constructor(options: GatewayOptions, config: RuntimeConfig, apim: ApiManagement, registry: Registry, logger: Logger) {
     this.#options = options;
     this.logger = logger;
+    this.#startSettings = config.settings;
+    this.#applyLogLevel(config.settings);
     this.registry = registry;
     this.apim = apim;
     this.#pools = new UpstreamPools(config.settings);
@@ -174,18 +184,35 @@ export class Gateway {
     return true;
   }
 
+  /**
+   * Switches to `next` without dropping a request: requests in flight finish with what they started with (their
+   * upstream connections close after them), new ones see all of `next`. Every GatewaySettings field applies here
+   * except RESTART_REQUIRED_SETTINGS, which are logged as waiting for a restart.
+   */
   apply(next: RuntimeConfig): void {
+    const settings = next.settings;
     const origins = new Set<string>();
     for (const pool of next.pools.values()) for (const e of pool.endpoints) origins.add(e.url);
     for (const route of next.routes) for (const b of route.backends.values) if (b.kind === 'url') origins.add(b.url);
-    this.#pools.retain(origins, next.settings);
     this.picker.update(next.pools);
+    this.picker.configure(settings.scheduler, { tlsRejectUnauthorized: settings.upstream.tlsRejectUnauthorized });
+    this.#pools.retain(origins, settings);
+    for (const server of [this.#server, this.#adminServer]) if (server) applyListenerTimeouts(server, settings.server);
+    this.analytics?.reconfigure(settings.analytics);
+    this.#applyLogLevel(settings);
+    const pending = restartRequiredChanges(this.#startSettings, settings);
+    if (pending.length > 0) this.logger.warn({ fields: pending }, 'these settings change only at a restart; the running values stay until then');
     const old = this.#chain;
     this.#chain = extensionChain(next.manifests, { registry: this.registry });
     this.dataPlane.hooks = composeHooks(this.#chain.hooks, this.apim.hooks);
     // Requests in flight may still be talking to the old extensions.
     setTimeout(() => old.close(), next.settings.server.shutdownGracePeriod).unref();
     this.dataPlane.config = next;
+  }
+
+  #applyLogLevel(settings: GatewaySettings): void {
+    // Never the shared silent logger: it is every library's default.
+    if (this.#options.logLevelFromSettings && this.logger !== silentLogger) this.logger.level = settings.logging.level;
   }
 
   #readiness() {

@@ -9,13 +9,26 @@ export interface TlsFiles {
   key: string;
 }
 
-export function createListener(handler: RequestListener, settings: GatewaySettings['server'], tls?: TlsFiles): Server {
-  const options = {
+/** Node's listener timeouts for these settings. */
+function listenerTimeouts(settings: GatewaySettings['server']) {
+  return {
     headersTimeout: settings.headersTimeout,
     // Node's whole-request timer backs up tollgate's own body deadline (which answers in the documented shape).
     requestTimeout: settings.headersTimeout + settings.bodyTimeout + 1000,
     keepAliveTimeout: settings.keepAliveTimeout,
   };
+}
+
+/**
+ * Reloaded settings on a live listener. Node reads these properties when it checks its connections and when a
+ * response ends, so connections already open follow them too; nothing is dropped.
+ */
+export function applyListenerTimeouts(server: Server, settings: GatewaySettings['server']): void {
+  Object.assign(server, listenerTimeouts(settings));
+}
+
+export function createListener(handler: RequestListener, settings: GatewaySettings['server'], tls?: TlsFiles): Server {
+  const options = listenerTimeouts(settings);
   const server: Server = tls
     ? (createHttpsServer({ ...options, cert: readFileSync(tls.cert), key: readFileSync(tls.key) }, handler) as unknown as Server)
     : createHttpServer(options, handler);

@@ -26,9 +26,14 @@ export class UpstreamPools {
     return pool;
   }
 
-  /** Keeps the pools of `origins`; the others finish what they carry, then close. */
+  /**
+   * Keeps the pools of `origins`; the others finish what they carry, then close. Changed upstream settings (or
+   * keep-alive timeout) replace every pool the same way: the next request opens one with the new settings.
+   */
   retain(origins: Set<string>, settings: GatewaySettings): void {
-    const changed = settings.upstream !== this.#settings && JSON.stringify(settings.upstream) !== JSON.stringify(this.#settings);
+    const changed =
+      (settings.upstream !== this.#settings && JSON.stringify(settings.upstream) !== JSON.stringify(this.#settings)) ||
+      settings.server.keepAliveTimeout !== this.#keepAliveMs;
     this.#settings = settings.upstream;
     this.#keepAliveMs = settings.server.keepAliveTimeout;
     for (const [origin, pool] of this.#pools) {

@@ -11,6 +11,7 @@ export type QueueOutcome = 'dispatched' | 'timeout' | 'aborted' | 'rejected' | '
 export type DrainState = 'dispatch' | 'wait' | 'none';
 
 export interface FlowControlOptions {
+  /** Read at each enqueue (a getter follows reloads): a request keeps the maxWait it was queued with. */
   settings: SchedulerSettings['flowControl'];
   now: () => number;
   /** A request left the queue (or was refused at its door, outcome 'full') after `seconds`. */

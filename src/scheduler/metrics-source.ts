@@ -9,10 +9,17 @@ export interface MetricsSource {
   close(): Promise<void>;
 }
 
+export interface HttpMetricsSourceOptions {
+  /** Bounds a whole scrape, from connecting to the last byte. */
+  timeoutMs: number;
+  /** Verify the certificates of https endpoints, as the proxy does (GatewaySettings.upstream.tlsRejectUnauthorized). */
+  tlsRejectUnauthorized?: boolean;
+}
+
 export class HttpMetricsSource implements MetricsSource {
   readonly #clients = new Map<string, Client>();
-  readonly #timeoutMs: number;
-  readonly #rejectUnauthorized: boolean;
+  #timeoutMs: number;
+  #rejectUnauthorized: boolean;
 
   /** `timeoutMs` bounds a whole scrape, from connecting to the last byte; https endpoints verify as the proxy does. */
   constructor(timeoutMs: number, opts: { tlsRejectUnauthorized?: boolean } = {}) {
@@ -20,10 +27,25 @@ export class HttpMetricsSource implements MetricsSource {
     this.#rejectUnauthorized = opts.tlsRejectUnauthorized ?? true;
   }
 
+  /**
+   * New limits (a reload), for the scrapes that start from now on. Connections made under the old ones (their connect
+   * timeout and certificate check are fixed) close once their scrape under way is done; the next scrape reconnects.
+   */
+  configure(opts: HttpMetricsSourceOptions): void {
+    const rejectUnauthorized = opts.tlsRejectUnauthorized ?? true;
+    if (opts.timeoutMs === this.#timeoutMs && rejectUnauthorized === this.#rejectUnauthorized) return;
+    this.#timeoutMs = opts.timeoutMs;
+    this.#rejectUnauthorized = rejectUnauthorized;
+    const clients = [...this.#clients.values()];
+    this.#clients.clear();
+    for (const client of clients) void client.close().catch(() => {});
+  }
+
   async fetch(url: string): Promise<string> {
+    const timeoutMs = this.#timeoutMs;
     let client = this.#clients.get(url);
     if (!client) {
-      client = new Client(url, { connect: { timeout: this.#timeoutMs, rejectUnauthorized: this.#rejectUnauthorized }, keepAliveTimeout: 30_000, pipelining: 1 });
+      client = new Client(url, { connect: { timeout: timeoutMs, rejectUnauthorized: this.#rejectUnauthorized }, keepAliveTimeout: 30_000, pipelining: 1 });
       this.#clients.set(url, client);
     }
     // undici's own timeouts tick at about one second; a scrape deadline has to be sharper than that. Not
@@ -36,14 +58,14 @@ export class HttpMetricsSource implements MetricsSource {
     // in the socket, unread. It gets one more period with the loop free before the scrape counts as failed, or
     // healthy endpoints would be counted down for the gateway's own stall.
     const onDeadline = () => {
-      if (!graced && performance.now() - started > 2 * this.#timeoutMs) {
+      if (!graced && performance.now() - started > 2 * timeoutMs) {
         graced = true;
-        timer = setTimeout(onDeadline, this.#timeoutMs);
+        timer = setTimeout(onDeadline, timeoutMs);
         return;
       }
-      controller.abort(new Error(`GET /metrics took longer than ${this.#timeoutMs} ms`));
+      controller.abort(new Error(`GET /metrics took longer than ${timeoutMs} ms`));
     };
-    let timer = setTimeout(onDeadline, this.#timeoutMs);
+    let timer = setTimeout(onDeadline, timeoutMs);
     try {
       const res = await client.request({ method: 'GET', path: '/metrics', headers: { accept: 'text/plain' }, signal: controller.signal });
       if (res.statusCode !== 200) {

@@ -45,6 +45,7 @@ export interface Picker extends PluginBase {
 export type Plugin = Filter | Scorer | Picker;
 
 export interface PluginDeps {
+  /** Replaced when the settings are reloaded: read it per decision, not in the factory. */
   settings: SchedulerSettings;
   /** In [0, 1), like Math.random; injected so tests are deterministic. */
   random: () => number;

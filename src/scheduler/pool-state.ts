@@ -19,6 +19,7 @@ const DECISIONS_KEPT = 100;
 export const DEFAULT_RESERVED_SLOTS = 1;
 
 export interface PoolDeps {
+  /** Replaced when the settings are reloaded (Scheduler.configure): read it at each use, never keep a copy. */
   settings: SchedulerSettings;
   logger: Logger;
   metrics: SchedulerMetrics;
@@ -57,7 +58,10 @@ export class PoolState implements PoolGauges {
     this.#scorers = profile.pipeline.scorerNames;
     this.#decisions = new DecisionLog(DECISIONS_KEPT, this.#scorers.length);
     this.#flow = new FlowControl({
-      settings: deps.settings.flowControl,
+      // Read at each enqueue, so reloaded limits apply to the next request.
+      get settings() {
+        return deps.settings.flowControl;
+      },
       now: deps.now,
       observe: (priority, outcome, seconds) => deps.metrics.observeQueue(this.name, priority, outcome, seconds),
     });
@@ -158,6 +162,11 @@ export class PoolState implements PoolGauges {
       if (m.lora.maxLoras > 0) this.#loraCapable = true;
     }
     this.#noteStatus(ep, this.#deps.now());
+    this.#drain();
+  }
+
+  /** The scheduler settings were reloaded: looser thresholds may let queued requests go now. */
+  settingsChanged(): void {
     this.#drain();
   }
 

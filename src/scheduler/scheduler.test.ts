@@ -442,3 +442,62 @@ describe('Scheduler', () => {
     assert.ok(after.includes('inference_extension_flow_control_request_queue_duration_seconds_count{pool="p",priority="2",outcome="rejected"} 1'));
   });
 });
+
+describe('Scheduler.configure (a settings reload)', () => {
+  const withSettings = (s: Partial<SchedulerSettings>): SchedulerSettings => ({ ...SETTINGS, ...s });
+
+  test('staleAfter: the healthy filter and eligibility follow the new limit at the next decision', async () => {
+    const s = await setup({ urls: URLS.slice(0, 2) });
+    s.serve(1, new Error('timeout'));
+    s.advance(1000);
+    await s.scheduler.refresh(); // endpoint 0 fresh; endpoint 1's metrics are 1 s old (one failure: still healthy)
+    assert.deepEqual((await s.pick()).endpoints.map((e) => e.address), [s.address(0), s.address(1)]);
+    s.scheduler.configure(withSettings({ staleAfter: 500 }));
+    assert.deepEqual((await s.pick()).endpoints.map((e) => e.address), [s.address(0)]);
+    assert.deepEqual(s.scheduler.view('p')!.endpoints.map((e) => e.status), ['ready', 'stale']);
+    s.advance(600);
+    await assert.rejects(s.pick(), (err) => code(err) === 'no_healthy_endpoints');
+    assert.equal(s.scheduler.ready()[0].reachable, false);
+    s.scheduler.configure(withSettings({ staleAfter: 5000 }));
+    assert.equal(s.scheduler.ready()[0].reachable, true);
+    assert.deepEqual(s.scheduler.view('p')!.endpoints.map((e) => e.status), ['ready', 'ready']);
+  });
+
+  test('saturation thresholds: tighter ones shed at once, looser ones let queued requests go without waiting for a scrape', async () => {
+    const s = await setup({ urls: URLS.slice(0, 1) });
+    s.serve(0, vllmPage({ waiting: 3, kv: 0.5 }));
+    await s.scheduler.refresh();
+    await s.pick({ priority: -1 });
+    s.scheduler.configure(withSettings({ saturation: { ...SETTINGS.saturation, queueDepthThreshold: 2 } }));
+    await assert.rejects(s.pick({ priority: -1 }), (err) => code(err) === 'request_shed');
+    s.scheduler.configure(withSettings({ saturation: { ...SETTINGS.saturation, kvCacheThreshold: 0.4 } }));
+    await assert.rejects(s.pick({ priority: -1 }), (err) => code(err) === 'request_shed');
+    const queued = s.pick({ targetModel: 'queued' });
+    assert.equal(s.scheduler.view('p')!.queueLength, 1);
+    s.scheduler.configure(withSettings({ saturation: { ...SETTINGS.saturation, queueDepthThreshold: 20, kvCacheThreshold: 0.9 } }));
+    assert.equal(chosen(await queued), s.address(0));
+    assert.equal(s.scheduler.view('p')!.queueLength, 0);
+    // metricsFreshness: metrics 300 ms old cannot make the pool unsaturated under 200 ms, can under 1 s.
+    s.advance(300);
+    await assert.rejects(s.pick({ priority: -1 }), (err) => code(err) === 'request_shed');
+    s.scheduler.configure(withSettings({ saturation: { ...SETTINGS.saturation, queueDepthThreshold: 20, metricsFreshness: 1000 } }));
+    await s.pick({ priority: -1 });
+  });
+
+  test('flow-control limits apply to the next request; requests already queued keep their place and deadline', async () => {
+    const s = await setup({ urls: URLS.slice(0, 1), settings: { flowControl: { maxQueueLength: 1, maxWait: 60_000 } } });
+    s.serve(0, vllmPage({ waiting: 50 }));
+    await s.scheduler.refresh();
+    const first = s.pick({ targetModel: 'first' });
+    await assert.rejects(s.pick(), (err) => code(err) === 'queue_full');
+    s.scheduler.configure(withSettings({ flowControl: { maxQueueLength: 3, maxWait: 20 } }));
+    const second = s.pick({ targetModel: 'second' });
+    assert.equal(s.scheduler.view('p')!.queueLength, 2);
+    await assert.rejects(second, (err) => code(err) === 'queue_timeout');
+    // The first request was queued under maxWait 60 s: still waiting, and it goes when room appears.
+    assert.equal(s.scheduler.view('p')!.queueLength, 1);
+    s.serve(0, vllmPage({ waiting: 0 }));
+    await s.scheduler.refresh();
+    assert.equal(chosen(await first), s.address(0));
+  });
+});

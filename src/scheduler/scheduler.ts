@@ -11,7 +11,7 @@ import { HttpMetricsSource, type MetricsSource } from './metrics-source.js';
 import { SchedulerMetrics } from './metrics.js';
 import { PluginRegistry, registerBuiltins } from './plugin-registry.js';
 import type { PluginDeps, SchedulerSettings } from './plugin-types.js';
-import { PoolState, type CompiledProfile } from './pool-state.js';
+import { PoolState, type CompiledProfile, type PoolDeps } from './pool-state.js';
 import { Scraper } from './scraper.js';
 import type { EndpointPicker, Pick, PickRequest } from './types.js';
 
@@ -42,19 +42,23 @@ export interface SchedulerOptions {
  * pick.release(pick.endpoints[0], { reached: true, status: 200 });
  */
 export class Scheduler implements EndpointPicker {
-  readonly #settings: SchedulerSettings;
-  readonly #logger: Logger;
+  #settings: SchedulerSettings;
+  #tlsRejectUnauthorized: boolean;
   readonly #now: () => number;
   readonly #metrics: SchedulerMetrics;
   readonly #plugins: PluginRegistry;
+  /** Shared by every plugin and pool, which read `settings` from it when they use it: configure() replaces it. */
   readonly #pluginDeps: PluginDeps;
+  readonly #poolDeps: PoolDeps;
   readonly #source: MetricsSource;
+  /** The source this scheduler made (null when one was given): configure() passes it the new scrape limits. */
+  readonly #httpSource: HttpMetricsSource | null;
   readonly #scraper: Scraper;
   readonly #pools = new Map<string, PoolState>();
 
   constructor(opts: SchedulerOptions) {
     this.#settings = opts.settings;
-    this.#logger = opts.logger ?? silentLogger;
+    this.#tlsRejectUnauthorized = opts.tlsRejectUnauthorized ?? true;
     this.#now = opts.now ?? (() => performance.timeOrigin + performance.now());
     const random = opts.random ?? Math.random;
     this.#metrics = new SchedulerMetrics(opts.registry ?? new Registry(), () => this.#pools.values());
@@ -64,10 +68,31 @@ export class Scheduler implements EndpointPicker {
       random,
       observePrefixHitRatio: (ratio) => this.#metrics.observePrefixHitRatio(ratio),
     };
-    // A scrape slower than a few intervals is as good as failed; never wait longer than the staleness limit.
-    const timeout = Math.min(Math.max(250, opts.settings.scrapeInterval * 5), opts.settings.staleAfter);
-    this.#source = opts.metricsSource ?? new HttpMetricsSource(timeout, { tlsRejectUnauthorized: opts.tlsRejectUnauthorized });
+    this.#poolDeps = { settings: opts.settings, logger: opts.logger ?? silentLogger, metrics: this.#metrics, now: this.#now };
+    this.#httpSource = opts.metricsSource ? null : new HttpMetricsSource(scrapeTimeout(opts.settings), { tlsRejectUnauthorized: this.#tlsRejectUnauthorized });
+    this.#source = opts.metricsSource ?? this.#httpSource!;
     this.#scraper = new Scraper({ source: this.#source, intervalMs: opts.settings.scrapeInterval, now: this.#now, random });
+  }
+
+  get settings(): SchedulerSettings {
+    return this.#settings;
+  }
+
+  /**
+   * Applies reloaded settings to everything at once: the scrape interval and timeout (from each endpoint's next
+   * scrape), staleness, saturation thresholds and queue limits (from the next decision). Requests already queued keep
+   * their place and the deadline they were given; looser thresholds let them go at once.
+   */
+  configure(settings: SchedulerSettings, opts: { tlsRejectUnauthorized?: boolean } = {}): void {
+    const tls = opts.tlsRejectUnauthorized ?? this.#tlsRejectUnauthorized;
+    if (settings === this.#settings && tls === this.#tlsRejectUnauthorized) return;
+    this.#settings = settings;
+    this.#tlsRejectUnauthorized = tls;
+    this.#pluginDeps.settings = settings;
+    this.#poolDeps.settings = settings;
+    this.#httpSource?.configure({ timeoutMs: scrapeTimeout(settings), tlsRejectUnauthorized: tls });
+    this.#scraper.setInterval(settings.scrapeInterval);
+    for (const pool of this.#pools.values()) pool.settingsChanged();
   }
 
   /**
@@ -95,7 +120,7 @@ export class Scheduler implements EndpointPicker {
         for (const ep of change.removed) this.#scraper.unwatch(ep);
         added = change.added;
       } else {
-        pool = new PoolState(config, profile!, { settings: this.#settings, logger: this.#logger, metrics: this.#metrics, now: this.#now });
+        pool = new PoolState(config, profile!, this.#poolDeps);
         this.#pools.set(name, pool);
         added = pool.endpoints;
       }
@@ -155,4 +180,9 @@ export class Scheduler implements EndpointPicker {
     });
     return { pipeline, key };
   }
+}
+
+/** A scrape slower than a few intervals is as good as failed; never wait longer than the staleness limit. */
+function scrapeTimeout(s: SchedulerSettings): number {
+  return Math.min(Math.max(250, s.scrapeInterval * 5), s.staleAfter);
 }

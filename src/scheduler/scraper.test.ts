@@ -172,3 +172,45 @@ describe('HttpMetricsSource', () => {
     });
   });
 });
+
+describe('a settings reload (Scheduler.configure) while scraping', () => {
+  test('a shorter scrapeInterval moves the next scrapes forward at once', async () => {
+    await withServers(1, async (servers) => {
+      const { scheduler } = schedulerFor(servers, { scrapeInterval: 60_000, staleAfter: 120_000 });
+      scheduler.start();
+      try {
+        await waitFor(() => servers[0].hits === 1, 3000, 'the first scrape');
+        await sleep(100);
+        assert.equal(servers[0].hits, 1, 'one scrape a minute');
+        scheduler.configure({ ...SETTINGS, scrapeInterval: 20, staleAfter: 120_000 });
+        // Under the old interval the next scrape would be a minute away.
+        await waitFor(() => servers[0].hits >= 4, 5000, 'scrapes at the new interval');
+        scheduler.configure({ ...SETTINGS, scrapeInterval: 60_000, staleAfter: 120_000 });
+        await sleep(50); // a scrape under way may still finish
+        const hits = servers[0].hits;
+        await sleep(200);
+        assert.equal(servers[0].hits, hits, 'back to one scrape a minute');
+      } finally {
+        await scheduler.stop();
+      }
+    });
+  });
+
+  test('the scrape timeout follows scrapeInterval and staleAfter', async () => {
+    await withServers(1, async ([server]) => {
+      server.delayMs = 400;
+      // Timeout min(max(250, 5 × 200), 5000) = 1000 ms: a 400 ms answer is in time.
+      const { scheduler, logs } = schedulerFor([server], { scrapeInterval: 200, staleAfter: 5000 });
+      scheduler.start();
+      try {
+        await waitFor(() => scheduler.view('p')!.endpoints[0].status === 'ready', 3000, 'the first scrape');
+        // Timeout min(max(250, 100), 300) = 250 ms: the same answer is now too late, three times over.
+        scheduler.configure({ ...SETTINGS, scrapeInterval: 20, staleAfter: 300 });
+        await waitFor(() => logs.some((l) => l.status === 'unhealthy'), 5000, 'the endpoint to fail its scrapes');
+        assert.match(String(scheduler.view('p')!.endpoints[0].lastError), /longer than 250 ms/);
+      } finally {
+        await scheduler.stop();
+      }
+    });
+  });
+});

@@ -5,6 +5,7 @@ import type { MetricsSource } from './metrics-source.js';
 
 export interface ScraperOptions {
   source: MetricsSource;
+  /** The first interval; setInterval() changes it (a reload). */
   intervalMs: number;
   now: () => number;
   random: () => number;
@@ -14,6 +15,8 @@ class Target {
   timer: NodeJS.Timeout | undefined;
   /** The scrape under way, so a refresh joins it instead of overlapping it. */
   running: Promise<void> | undefined;
+  /** When the last scheduled scrape started (the scraper's clock); undefined before the first. */
+  startedAt: number | undefined;
   watched = true;
   constructor(
     readonly endpoint: EndpointState,
@@ -24,10 +27,31 @@ class Target {
 export class Scraper {
   readonly #opts: ScraperOptions;
   readonly #targets = new Map<EndpointState, Target>();
+  #intervalMs: number;
   #started = false;
 
   constructor(opts: ScraperOptions) {
     this.#opts = opts;
+    this.#intervalMs = opts.intervalMs;
+  }
+
+  get intervalMs(): number {
+    return this.#intervalMs;
+  }
+
+  /**
+   * A new interval (a reload): each endpoint's next scrape moves to one new interval after its last one started (at
+   * once when that has passed). A scrape under way is not disturbed: a moved one that comes due meanwhile joins it.
+   */
+  setInterval(ms: number): void {
+    if (ms === this.#intervalMs) return;
+    this.#intervalMs = ms;
+    if (!this.#started) return;
+    const now = this.#opts.now();
+    for (const target of this.#targets.values()) {
+      if (target.startedAt === undefined) continue;
+      this.#schedule(target, Math.max(0, target.startedAt + ms - now));
+    }
   }
 
   /** Scrapes `endpoint` from now on, calling `done` after every attempt, successful or not. */
@@ -71,11 +95,13 @@ export class Scraper {
 
   async #tick(target: Target): Promise<void> {
     const started = this.#opts.now();
+    target.startedAt = started;
     await this.#scrape(target);
     if (!this.#started || !target.watched) return;
     const elapsed = this.#opts.now() - started;
-    const jitter = this.#opts.random() * 0.1 * this.#opts.intervalMs;
-    this.#schedule(target, Math.max(0, this.#opts.intervalMs - elapsed + jitter));
+    const interval = this.#intervalMs;
+    const jitter = this.#opts.random() * 0.1 * interval;
+    this.#schedule(target, Math.max(0, interval - elapsed + jitter));
   }
 
   #scrape(target: Target): Promise<void> {

@@ -13,11 +13,12 @@ const params = z.object({}).strict();
  */
 export const healthyFilter: PluginFactory<Filter> = (name, raw, deps) => {
   params.parse(raw ?? {});
-  const staleAfter = deps.settings.staleAfter;
   return {
     type: HEALTHY_FILTER,
     name,
     filter(ctx, candidates) {
+      // Per decision, not in the factory: a settings reload changes it under a compiled profile.
+      const staleAfter = deps.settings.staleAfter;
       let out: EndpointState[] | null = null;
       for (let i = 0; i < candidates.length; i++) {
         const ok = candidates[i].isEligible(ctx.now, staleAfter);
