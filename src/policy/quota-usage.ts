@@ -37,14 +37,8 @@ export interface QuotaReading {
   resetAtMs: number;
 }
 
-export interface UsageInput {
-  kind: QuotaUsage['kind'];
-  limit: number;
-  interval: number;
-  timeUnit: TimeUnit;
-  window: QuotaWindowType;
-  countOn?: CountOn;
-  identifier: string;
+/** A quota's figures as its policy knows them, and how to find and read the caller's counter. */
+export interface UsageInput extends Pick<QuotaUsage, 'kind' | 'limit' | 'interval' | 'timeUnit' | 'window' | 'countOn' | 'identifier'> {
   /** The identifier variable, compiled: undefined when unset. */
   variable: Variable;
   /** The policy's own identifier value for this request (what its admit phase counts under). */
