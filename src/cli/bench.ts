@@ -48,9 +48,14 @@ export function benchCommand(): Command {
     .description('time of one endpoint-picker decision on a 64-endpoint pool')
     .option('--endpoints <n>', 'endpoints in the pool', parsePositiveInt, 64)
     .option('--iterations <n>', 'timed decisions', parsePositiveInt, 20_000)
+    .option('--json <file>', 'write results as JSON', 'bench/results/decision.json')
     .action(async (opts) => {
-      const r = await (await import('../scheduler/bench-decision.js')).benchDecision({ endpoints: opts.endpoints, iterations: opts.iterations });
+      const [{ benchDecision, DECISION_P99_TARGET_US }, { writeJson }] = await Promise.all([import('../../bench/decision.js'), import('../../bench/report.js')]);
+      const r = await benchDecision({ endpoints: opts.endpoints, iterations: opts.iterations });
+      const met = r.p99Us < DECISION_P99_TARGET_US;
       console.log(`decision on ${r.endpoints} endpoints (${r.iterations} picks): p50 ${r.p50Us} µs, p90 ${r.p90Us} µs, p99 ${r.p99Us} µs, mean ${r.meanUs} µs`);
+      console.log(`target p99 < ${DECISION_P99_TARGET_US} µs: ${met ? 'met' : 'missed'}`);
+      if (opts.json) writeJson(opts.json, { bench: 'decision', at: new Date().toISOString(), node: process.version, ...r, targetP99Us: DECISION_P99_TARGET_US, met });
     });
   bench
     .command('sanitize')
