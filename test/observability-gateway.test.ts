@@ -115,6 +115,10 @@ test('a trace per request: server span with policies, pick and upstream children
   assert.ok(server, 'a server span continues the caller trace');
   const children = tree.filter((s) => s.parentSpanId === server.spanId).map((s) => s.name);
   assert.ok(children.includes('policies') && children.includes('pick'), JSON.stringify(children));
+  // Each request policy of the default chain in a span of its own, under the policies stage.
+  const policiesSpan = tree.find((s) => s.name === 'policies' && s.parentSpanId === server.spanId)!;
+  const policySpans = tree.filter((s) => s.parentSpanId === policiesSpan.spanId).map((s) => s.name);
+  assert.deepEqual([...new Set(policySpans)].sort(), ['llm-token-quota default-product-token-quota', 'quota default-product-quota', 'verify-api-key default-verify-api-key'], JSON.stringify(policySpans));
   const upstream = tree.find((s) => s.name.startsWith('chat '))!;
   assert.equal(upstream.parentSpanId, server.spanId);
   assert.equal(upstreamTraceparent.split('-')[2], upstream.spanId, 'the model server is called under the upstream span');
@@ -123,8 +127,21 @@ test('a trace per request: server span with policies, pick and upstream children
   assert.equal(Number(attr(server, 'gen_ai.usage.output_tokens')?.intValue), 7);
 });
 
+test('a refusing policy marks its own span failed with the fault code', async () => {
+  const callerTrace = '5bf92f3577b34da6a3ce929d0e0e4737';
+  const r = await chat({ traceparent: `00-${callerTrace}-00f067aa0ba902b8-01` });
+  assert.equal(r.statusCode, 401);
+  await r.body.dump();
+  const tree = await until(async () => spans.filter((s) => s.traceId === callerTrace), (mine) => mine.some((s) => s.name.startsWith('verify-api-key ')), 5000, 'the VerifyAPIKey span');
+  const verify = tree.find((s) => s.name.startsWith('verify-api-key '))! as OtlpSpan & { status?: { code?: number } };
+  assert.equal(verify.status?.code, 2, 'status ERROR');
+  assert.equal(verify.attributes.find((a) => a.key === 'error.type')?.value.stringValue, 'steps.oauth.v2.FailedToResolveAPIKey');
+  assert.equal(tree.find((s) => s.spanId === verify.parentSpanId)?.name, 'policies');
+});
+
 test('metrics carry the Inference Extension names with values from the traffic', async () => {
-  // The file's tests run in order: 8 answered requests for m (7 + the traced one), 3 without a key, 2 for an unknown model.
+  // The file's tests run in order: 8 answered requests for m (7 + the traced one), 4 without a key (3 + the traced
+  // refusal), 2 for an unknown model.
   const text = await (await request(`${gw.adminUrl}/metrics`)).body.text();
   const value = (line: RegExp) => Number(text.split('\n').find((l) => line.test(l))?.split(' ').at(-1));
   assert.equal(value(/^inference_objective_request_total\{model_name="m",target_model_name="m-target"\}/), 8);
@@ -132,8 +149,8 @@ test('metrics carry the Inference Extension names with values from the traffic',
   assert.equal(value(/^inference_objective_request_duration_seconds_count\{model_name="m",target_model_name="m-target"\}/), 8);
   assert.ok(value(/^tollgate_analytics_records_total\{outcome="written"\}/) >= 12);
   assert.equal(value(/^tollgate_requests_total\{product="gold",model="m",status="200"\}/), 8);
-  assert.equal(value(/^tollgate_requests_total\{product="",model="m",status="401"\}/), 3);
-  assert.equal(value(/^tollgate_policy_violations_total\{policy="VerifyAPIKey",fault_code="steps.oauth.v2.FailedToResolveAPIKey"\}/), 3);
+  assert.equal(value(/^tollgate_requests_total\{product="",model="m",status="401"\}/), 4);
+  assert.equal(value(/^tollgate_policy_violations_total\{policy="VerifyAPIKey",fault_code="steps.oauth.v2.FailedToResolveAPIKey"\}/), 4);
   assert.equal(value(/^tollgate_counter_store_errors_total\{outcome="failed_open"\}/), 0);
   // Model names from clients' bodies become labels only once they name a configured model: no series grows per name.
   assert.doesNotMatch(text, /"unknown"/);

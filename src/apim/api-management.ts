@@ -7,6 +7,7 @@ import { ConfigError, validateDocument, type Manifest } from '../config/manifest
 import type { GatewayHooks } from '../gateway/hooks.js';
 import type { RequestContext } from '../gateway/context.js';
 import type { Logger } from '../lib/logger.js';
+import type { RequestTracer } from '../telemetry/tracing.js';
 import { CachedAccessTokens, createPolicyEngine, type CounterErrorOutcome, type IdentitySource, type KeyRecord, type PolicyEngine } from '../policy/index.js';
 import { AccessTokens, openCounterStore, openDatabase, type CounterStore, type Database, type Snapshot } from '../store/index.js';
 import { syncFileManifests } from './file-manifests.js';
@@ -24,6 +25,8 @@ export interface ApiManagementOptions {
   redisKeyPrefix?: string;
   logger: Logger;
   registry: Registry;
+  /** The gateway's tracer: each request policy gets a span of its own when it records. */
+  tracer?: RequestTracer;
 }
 
 /** Manifests of the API-management kinds (apim.googleapis.com). */
@@ -41,6 +44,7 @@ export class ApiManagement {
   #identity!: SnapshotIdentity;
   #engine!: PolicyEngine;
   readonly #onCounterError: (outcome: CounterErrorOutcome) => void;
+  readonly #tracer: RequestTracer | undefined;
   #fileManifests: Manifest[] = [];
   #refreshing: Promise<void> | null = null;
   #refreshAgain = false;
@@ -54,8 +58,9 @@ export class ApiManagement {
   /** Delegates to the current snapshot, so a revoked key stops working without recompiling the engine. */
   readonly #identitySource: IdentitySource;
 
-  private constructor(db: Database, counters: CounterStore, caches: CacheResources, logger: Logger, registry: Registry) {
+  private constructor(db: Database, counters: CounterStore, caches: CacheResources, logger: Logger, registry: Registry, tracer: RequestTracer | undefined) {
     this.db = db;
+    this.#tracer = tracer;
     this.counters = counters;
     this.caches = caches;
     this.#logger = logger;
@@ -101,7 +106,7 @@ export class ApiManagement {
     }
     const caches = new CacheResources({ redisUrl: opts.redis, redisKeyPrefix: opts.redisKeyPrefix, postgres: db.dialect === 'postgres' ? db.kysely : undefined, logger: opts.logger });
     await caches.ready();
-    const apim = new ApiManagement(db, counters, caches, opts.logger, opts.registry);
+    const apim = new ApiManagement(db, counters, caches, opts.logger, opts.registry, opts.tracer);
     try {
       await apim.useFileManifests(fileManifests);
     } catch (err) {
@@ -171,7 +176,7 @@ export class ApiManagement {
       if (p.owner !== 'file' && p.spec.templateRefs !== undefined) keep({ apiVersion: 'apim.googleapis.com/v1', kind: 'APIProduct', name: p.name, spec: { ...p.spec, displayName: p.displayName || p.name } }, snapshot.manifests.length + i);
     });
     const kvm = new KvmView(snapshot, encryptedMaps(fileManifests, snapshot), this.#kvmCipher, this.db, this.#logger);
-    const engine = createPolicyEngine({ manifests: [...fileManifests, ...stored], counters: this.counters, identity: this.#identitySource, logger: this.#logger, kvm, caches: this.caches, onCounterError: this.#onCounterError });
+    const engine = createPolicyEngine({ manifests: [...fileManifests, ...stored], counters: this.counters, identity: this.#identitySource, logger: this.#logger, kvm, caches: this.caches, onCounterError: this.#onCounterError, tracer: this.#tracer });
     this.#engine = engine;
     this.#hooks = { ...engine.hooks, quotaReport: (ctx: RequestContext) => engine.quotaReport(ctx) };
     this.onHooks(this.#hooks);

@@ -62,6 +62,8 @@ export interface RequestContext {
   readBody?: () => Promise<Buffer>;
   /** The request's trace span (a shared no-op span when tracing is off). */
   span: Span;
+  /** The `policies` stage's span while the request policies run: each policy's own span goes under it. */
+  policiesSpan?: Span;
   /** Whether the answer came from a cache (analytics). */
   cacheHit?: boolean;
   /** The usage record was written before the answer's last bytes (so finish() does not write another). */

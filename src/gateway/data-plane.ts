@@ -197,6 +197,7 @@ export class DataPlane {
     }
     const tracer = this.#tracer;
     const policies = tracer.startChild(ctx.span, 'policies');
+    ctx.policiesSpan = policies;
     try {
       if (hooks.authenticate) await hooks.authenticate(ctx);
       if (ctx.backend?.kind !== 'url') {

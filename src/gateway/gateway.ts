@@ -88,7 +88,7 @@ export class Gateway {
   adminPort = 0;
   extprocPort = 0;
 
-  constructor(options: GatewayOptions, config: RuntimeConfig, apim: ApiManagement, registry: Registry, logger: Logger) {
+  constructor(options: GatewayOptions, config: RuntimeConfig, apim: ApiManagement, registry: Registry, logger: Logger, tracer: RequestTracer) {
     this.#options = options;
     this.logger = logger;
     this.#startSettings = config.settings;
@@ -102,7 +102,7 @@ export class Gateway {
     this.analytics = config.settings.analytics.enabled
       ? new AnalyticsPipeline({ db: apim.db, databaseUrl: options.db, databaseSchema: options.dbSchema, settings: { ...config.settings.analytics, directory }, registry, logger })
       : null;
-    this.tracer = createRequestTracer(config.settings.tracing, logger);
+    this.tracer = tracer;
     this.#chain = extensionChain(config.manifests, { registry });
     this.picker = new Scheduler({ settings: config.settings.scheduler, logger, registry, tlsRejectUnauthorized: config.settings.upstream.tlsRejectUnauthorized });
     this.picker.update(config.pools);
@@ -262,11 +262,19 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const config = loadConfig(options.configPaths, options.manifests);
   const logger = options.logger ?? silentLogger;
   const registry = new Registry();
-  const apim = await ApiManagement.open(
-    { db: options.db ?? 'sqlite::memory:', dbSchema: options.dbSchema, redis: options.redis, redisKeyPrefix: options.redisKeyPrefix, logger, registry },
-    config.manifests,
-  );
-  const gateway = new Gateway(options, config, apim, registry, logger);
+  // Made first: the policy engine gives each request policy a span of its own with it.
+  const tracer = createRequestTracer(config.settings.tracing, logger);
+  let apim: ApiManagement;
+  try {
+    apim = await ApiManagement.open(
+      { db: options.db ?? 'sqlite::memory:', dbSchema: options.dbSchema, redis: options.redis, redisKeyPrefix: options.redisKeyPrefix, logger, registry, tracer },
+      config.manifests,
+    );
+  } catch (err) {
+    await tracer.shutdown();
+    throw err;
+  }
+  const gateway = new Gateway(options, config, apim, registry, logger, tracer);
   if (!config.manifests.some((m) => m.kind === 'APIMExtensionPolicy')) {
     gateway.logger.warn('no APIMExtensionPolicy is configured: this is a plain inference gateway and no credentials are asked for');
   }

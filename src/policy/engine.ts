@@ -27,6 +27,8 @@ export interface PolicyEngineOptions {
   caches?: CacheResources;
   /** Told of every counter-store call the store could not answer (api-management.ts counts them in a metric). */
   onCounterError?: FlowDeps['onCounterError'];
+  /** Gives each request policy a span of its own when it records. */
+  tracer?: FlowDeps['tracer'];
 }
 
 export class PolicyEngine {
@@ -46,6 +48,7 @@ export class PolicyEngine {
       kvm: opts.kvm,
       caches: opts.caches,
       onCounterError: opts.onCounterError,
+      tracer: opts.tracer,
     });
     const flow = this.#flow;
     const format: FaultFormat = flow?.extension.faultFormat ?? 'openai';

@@ -7,6 +7,7 @@ import { ConfigError, type Manifest } from '../config/manifest.js';
 import type { Logger } from '../lib/logger.js';
 import type { CounterStore } from '../store/counters/counter-store.js';
 import { CounterGuard, type CounterGuardOptions } from './counter-guard.js';
+import type { RequestTracer } from '../telemetry/tracing.js';
 import type { IdentitySource } from './identity.js';
 import { phaseSteps, respondSteps } from './phase-steps.js';
 import { LLM_TOKEN_QUOTA, llmTokenQuota } from './policies/llm-token-quota/llm-token-quota.js';
@@ -45,6 +46,8 @@ export interface FlowDeps {
   kvm?: KvmLookup;
   caches?: CacheResources;
   onCounterError?: CounterGuardOptions['onError'];
+  /** Each request policy's step gets a span of its own when this tracer records. */
+  tracer?: RequestTracer;
 }
 
 /** Where the admin API stored a manifest (config/manifest.ts `source`); everything else came from --config files. */
@@ -138,7 +141,7 @@ export function compileFlow(manifests: readonly Manifest[], registry: PolicyRegi
 
   // Entitlement (the credential policies' admit phase) comes before every other check, as DESIGN.md orders them.
   const gateway = [...credentials, ...others];
-  const productAdmit = new Map([...byProduct].map(([p, list]) => [p, phaseSteps(list, 'admit')] as const).filter(([, s]) => s.length > 0));
+  const productAdmit = new Map([...byProduct].map(([p, list]) => [p, phaseSteps(list, 'admit', deps.tracer)] as const).filter(([, s]) => s.length > 0));
   const productRespond = new Map([...byProduct].map(([p, list]) => [p, respondSteps(list)] as const).filter(([, s]) => s.length > 0));
   // The entitled product's own steps: none before entitlement, nor for another product's requests.
   const admitProduct: Step = (ctx, state) => {
@@ -149,15 +152,15 @@ export function compileFlow(manifests: readonly Manifest[], registry: PolicyRegi
     const steps = productRespond.get(state.product?.name ?? '');
     return steps && runRespond(steps, ctx, state, status);
   };
-  const admit = [...phaseSteps(gateway, 'admit'), ...(productAdmit.size > 0 ? [admitProduct] : []), ...phaseSteps(defaults, 'admit')];
+  const admit = [...phaseSteps(gateway, 'admit', deps.tracer), ...(productAdmit.size > 0 ? [admitProduct] : []), ...phaseSteps(defaults, 'admit', deps.tracer)];
   const respond = [...respondSteps([...listed, ...defaults]), ...(productRespond.size > 0 ? [respondProduct] : [])];
   const place = (t: TemplatePolicy, product: string | null): Placement => ({ policy: t.policy, product, condition: t.condition?.source ?? null });
   return {
     extension,
     policies: [...gateway, ...new Set([...byProduct.values()].flat()), ...defaults].map((t) => t.policy),
     phases: {
-      intercept: orNull(phaseSteps(listed, 'intercept')),
-      authenticate: orNull(phaseSteps(credentials, 'authenticate')),
+      intercept: orNull(phaseSteps(listed, 'intercept', deps.tracer)),
+      authenticate: orNull(phaseSteps(credentials, 'authenticate', deps.tracer)),
       admit: orNull(admit),
       respond: orNull(respond),
     },

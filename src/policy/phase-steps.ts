@@ -1,7 +1,8 @@
 // Binding policies into a phase's steps: consecutive policies under the same template condition become one step
 // that tests the condition once and runs them all, or skips them all.
+import type { RequestTracer } from '../telemetry/tracing.js';
 import { runRespond, runSteps } from './run-steps.js';
-import type { RespondStep, Step } from './types.js';
+import type { Policy, RespondStep, Step } from './types.js';
 import type { TemplatePolicy } from './template-policies.js';
 
 type RequestPhase = 'intercept' | 'authenticate' | 'admit';
@@ -17,11 +18,43 @@ function runsOf(listed: readonly TemplatePolicy[]): { condition: TemplatePolicy[
   return runs;
 }
 
-/** The steps of one request phase for these policies, in order; policies without the phase are left out. */
-export function phaseSteps(listed: readonly TemplatePolicy[], phase: RequestPhase): Step[] {
+/**
+ * A policy's step in a span of its own, `<type> <name>` (`quota gold-quota`), under the `policies` stage's span (the request's before
+ * it, in the intercept phase); a refusal marks the span failed with its fault code.
+ */
+function traced(step: Step, policy: Policy, tracer: RequestTracer): Step {
+  const name = `${policy.type} ${policy.name}`;
+  return (ctx, state) => {
+    const span = tracer.startChild(ctx.policiesSpan ?? ctx.span, name);
+    let pending: void | Promise<void>;
+    try {
+      pending = step(ctx, state);
+    } catch (err) {
+      tracer.endChild(span, err);
+      throw err;
+    }
+    if (!pending) return tracer.endChild(span);
+    return pending.then(
+      () => tracer.endChild(span),
+      (err: unknown) => {
+        tracer.endChild(span, err);
+        throw err;
+      },
+    );
+  };
+}
+
+/**
+ * The steps of one request phase for these policies, in order; policies without the phase are left out. With a
+ * tracer that records, each policy's step gets a span of its own; without one the steps are the policies' own.
+ */
+export function phaseSteps(listed: readonly TemplatePolicy[], phase: RequestPhase, tracer?: RequestTracer): Step[] {
   const out: Step[] = [];
   for (const { condition, members } of runsOf(listed.filter((t) => t.policy[phase]))) {
-    const steps: Step[] = members.map(({ policy }) => policy[phase]!.bind(policy));
+    const steps: Step[] = members.map(({ policy }) => {
+      const step: Step = policy[phase]!.bind(policy);
+      return tracer?.enabled ? traced(step, policy, tracer) : step;
+    });
     if (!condition) out.push(...steps);
     else out.push((ctx, state) => (condition.test(ctx, state) ? runSteps(steps, ctx, state) : undefined));
   }
