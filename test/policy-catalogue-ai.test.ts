@@ -115,8 +115,17 @@ function sse(a: Answer): { text: string; events: string[] } {
   return { text, events };
 }
 
+/** tollgate_cache_events_total of policy `answers`, by event, from the admin /metrics. */
+async function cacheEvents(): Promise<Record<string, number>> {
+  const text = String((await call(gw.adminUrl, 'GET', '/metrics')).body);
+  const out: Record<string, number> = {};
+  for (const m of text.matchAll(/^tollgate_cache_events_total\{policy="answers",event="(\w+)"\} (\d+)$/gm)) out[m[1]] = Number(m[2]);
+  return out;
+}
+
 describe('ResponseCache', () => {
-  test('MISS, then HIT with the same answer', async () => {
+  test('MISS, then HIT with the same answer; the metric counts both', async () => {
+    const before = await cacheEvents();
     const body = { ...ask('Name three primary colours.'), temperature: 0 };
     const first = await chat('cache1', body);
     assert.equal(first.status, 200, JSON.stringify(first.body));
@@ -124,6 +133,9 @@ describe('ResponseCache', () => {
     const second = await chat('cache1', body);
     assert.equal(second.headers['x-cache'], 'HIT');
     assert.deepEqual(second.body, first.body, 'the stored answer, id and all');
+    const after = await cacheEvents();
+    const added = (event: string) => (after[event] ?? 0) - (before[event] ?? 0);
+    assert.deepEqual([added('lookups'), added('misses'), added('hits'), added('stored')], [2, 1, 1, 1]);
   });
 
   test('a streamed request is answered from the cache as SSE; a streamed miss is stored', async () => {

@@ -84,13 +84,22 @@ export class ApiManagement {
     });
     for (const outcome of ['failed_open', 'refused', 'unsettled'] as const) counterErrors.inc({ outcome }, 0);
     this.#onCounterError = (outcome) => counterErrors.labels(outcome).inc();
-    const cacheEvents: Gauge<'policy' | 'event'> = new Gauge({
-      name: 'tollgate_cache_events',
-      help: 'Cache policy lookups, hits, misses, bypasses, stores, store errors and embedding failures since start',
+    // The cache policies count in CacheStats (kept across reloads); the counter takes what was added since its last
+    // scrape, so rate() works as on any counter.
+    const seen = new Map<string, number>();
+    const cacheEvents: Counter<'policy' | 'event'> = new Counter({
+      name: 'tollgate_cache_events_total',
+      help: 'Cache policy lookups, hits, misses, bypasses, stores, store errors and embedding failures',
       labelNames: ['policy', 'event'],
       registers: [registry],
       collect: () => {
-        for (const [policy, stats] of caches.allStats()) for (const [event, n] of Object.entries(stats)) cacheEvents.set({ policy, event }, n);
+        for (const [policy, stats] of caches.allStats()) {
+          for (const [event, n] of Object.entries(stats)) {
+            const id = `${policy}\u0000${event}`;
+            cacheEvents.inc({ policy, event }, n - (seen.get(id) ?? 0));
+            seen.set(id, n);
+          }
+        }
       },
     });
   }
