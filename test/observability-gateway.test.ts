@@ -49,7 +49,7 @@ before(async () => {
     configPaths: [],
     manifests: [
       ...poolAndModel([stub.url], 'm', { targetModels: [{ name: 'm-target', weight: 1 }] }),
-      settings({ tracing: { endpoint: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`, exportInterval: '20ms' }, analytics: { flushInterval: '50ms' } }),
+      settings({ tracing: { endpoint: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`, exportInterval: '20ms', policySpans: true }, analytics: { flushInterval: '50ms' } }),
       manifest('APIMExtensionPolicy', 'apim', { defaultSecurityEnabled: true, targetRef: { name: 'tollgate' } }),
       manifest('APIProduct', 'gold', { displayName: 'Gold' }),
       manifest('APIOperationSet', 'gold-ops', { apiProductRefs: [{ name: 'gold' }], quota: { limit: 1000, interval: 1, timeUnit: 'minute' } }),

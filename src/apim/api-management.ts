@@ -25,7 +25,7 @@ export interface ApiManagementOptions {
   redisKeyPrefix?: string;
   logger: Logger;
   registry: Registry;
-  /** The gateway's tracer: each request policy gets a span of its own when it records. */
+  /** The gateway's tracer: each request policy gets a span of its own when its policySpans is on. */
   tracer?: RequestTracer;
 }
 

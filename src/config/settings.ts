@@ -102,6 +102,7 @@ export const RESTART_REQUIRED_SETTINGS = [
   'tracing.serviceName',
   'tracing.headers',
   'tracing.exportInterval',
+  'tracing.policySpans',
 ] as const;
 
 /** The restart-required fields whose value differs between `running` and `next` (names only: values may be secrets). */

@@ -27,7 +27,7 @@ export interface PolicyEngineOptions {
   caches?: CacheResources;
   /** Told of every counter-store call the store could not answer (api-management.ts counts them in a metric). */
   onCounterError?: FlowDeps['onCounterError'];
-  /** Gives each request policy a span of its own when it records. */
+  /** Gives each request policy a span of its own when its policySpans is on. */
   tracer?: FlowDeps['tracer'];
 }
 

@@ -46,7 +46,7 @@ export interface FlowDeps {
   kvm?: KvmLookup;
   caches?: CacheResources;
   onCounterError?: CounterGuardOptions['onError'];
-  /** Each request policy's step gets a span of its own when this tracer records. */
+  /** Each request policy's step gets a span of its own when this tracer has policySpans on. */
   tracer?: RequestTracer;
 }
 

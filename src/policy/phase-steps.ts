@@ -46,14 +46,14 @@ function traced(step: Step, policy: Policy, tracer: RequestTracer): Step {
 
 /**
  * The steps of one request phase for these policies, in order; policies without the phase are left out. With a
- * tracer that records, each policy's step gets a span of its own; without one the steps are the policies' own.
+ * tracer set to policySpans, each policy's step gets a span of its own; otherwise the steps are the policies' own.
  */
 export function phaseSteps(listed: readonly TemplatePolicy[], phase: RequestPhase, tracer?: RequestTracer): Step[] {
   const out: Step[] = [];
   for (const { condition, members } of runsOf(listed.filter((t) => t.policy[phase]))) {
     const steps: Step[] = members.map(({ policy }) => {
       const step: Step = policy[phase]!.bind(policy);
-      return tracer?.enabled ? traced(step, policy, tracer) : step;
+      return tracer?.policySpans ? traced(step, policy, tracer) : step;
     });
     if (!condition) out.push(...steps);
     else out.push((ctx, state) => (condition.test(ctx, state) ? runSteps(steps, ctx, state) : undefined));

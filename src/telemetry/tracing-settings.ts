@@ -13,6 +13,11 @@ export const tracingSettingsSpec = z
     headers: z.record(z.string(), z.string()).default({}),
     /** How long finished spans are batched before they are exported. */
     exportInterval: durationMs.default(parseDuration('1s')),
+    /**
+     * A span per request policy under `policies` (as Kong's plugin instrumentation gives): detail for debugging a
+     * chain, at the price of a few more spans per traced request, so off unless asked for.
+     */
+    policySpans: z.boolean().default(false),
   })
   .strict()
   .prefault({});

@@ -31,6 +31,8 @@ export type { Span };
 /** The span API the data plane calls. Spans are passed explicitly (no async-context lookup on the hot path). */
 export interface RequestTracer {
   readonly enabled: boolean;
+  /** Whether each request policy gets a span of its own (tracing.policySpans). */
+  readonly policySpans: boolean;
   /** The server span, continuing the caller's traceparent when it sent one. */
   startRequestSpan(ctx: RequestContext): Span;
   /** Names it `POST /v1/chat/completions`, sets the HTTP and GenAI attributes from ctx, and ends it. */
@@ -56,6 +58,7 @@ const settled = (): Promise<void> => Promise.resolve();
 
 export const NOOP_TRACER: RequestTracer = Object.freeze({
   enabled: false,
+  policySpans: false,
   startRequestSpan: noopSpan,
   endRequestSpan: nothing,
   startChild: noopSpan,
@@ -109,6 +112,7 @@ function errorType(err: unknown): string {
 
 class OtelRequestTracer implements RequestTracer {
   readonly enabled = true;
+  readonly policySpans: boolean;
   readonly #provider: NodeTracerProvider;
   readonly #tracer: Tracer;
   readonly #logger: Logger;
@@ -116,6 +120,7 @@ class OtelRequestTracer implements RequestTracer {
 
   constructor(settings: TracingSettings, endpoint: string, logger: Logger) {
     this.#logger = logger;
+    this.policySpans = settings.policySpans;
     // OTLP encoding and sending happen on a thread of their own (ThreadedSpanExporter wraps the OTLP/HTTP exporter).
     const exporter = new ThreadedSpanExporter(tracesUrl(endpoint), settings.headers);
     this.#exporter = exporter;
