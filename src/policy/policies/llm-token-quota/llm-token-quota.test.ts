@@ -214,14 +214,21 @@ for (const backend of COUNTER_BACKENDS) {
       assert.equal(ctx.body!.max_tokens, 50, 'a refused request is not changed');
     });
 
-    test('a request bigger than the whole quota is refused without retry-after', async () => {
-      const { policy, used } = make({ limit: 100, timeUnit: 'hour' });
-      await assert.rejects(Promise.resolve(policy.admit!(fakeContext({ body: { max_tokens: 500 } }), {})), (err: unknown) => {
+    test('a request bigger than the whole quota is refused without retry-after, with the token headers', async () => {
+      const clock = new TestClock(MONDAY + 20 * 60_000);
+      const { policy, used } = make({ limit: 100, timeUnit: 'hour' }, clock);
+      await admit(policy, { body: { max_tokens: 10 } });
+      const ctx = fakeContext({ body: { max_tokens: 500 } });
+      await assert.rejects(Promise.resolve(policy.admit!(ctx, {})), (err: unknown) => {
         assert.ok(isViolation(err));
         assert.equal(err.headers['retry-after'], undefined);
         return true;
       });
-      assert.equal(await used(), 0);
+      assert.equal(await used(), PROMPT + 10, 'the refused request reserved nothing');
+      assert.deepEqual(
+        [ctx.responseHeaders['x-ratelimit-limit-tokens'], ctx.responseHeaders['x-ratelimit-remaining-tokens'], ctx.responseHeaders['x-ratelimit-reset-tokens']],
+        ['100', String(100 - PROMPT - 10), '40m0s'],
+      );
     });
 
     test('useQuotaConfigInAPIProduct uses the operation set\'s llmTokenQuota per app', async () => {

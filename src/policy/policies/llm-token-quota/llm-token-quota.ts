@@ -57,12 +57,15 @@ export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
       const { input, output } = estimateTokens(ctx, state, q.countOn);
       // A cap of tollgate's choosing never asks for more than the whole quota could give.
       let cap = output ?? Math.min(s.defaultMaxTokens, q.limit - input);
-      if (input + cap > q.limit || (output === null && cap < 1)) {
-        // It can never fit: no retry-after, so clients do not retry it in a loop.
-        throw policyFault(429, F.llmTokenQuotaViolation, `The request needs up to ${input + Math.max(cap, 1)} tokens; the token quota allows ${q.limit} per ${q.interval} ${q.timeUnit}`);
-      }
       const at = now();
       const { key, windowMs, endMs } = counterOf(state, q, id, at);
+      if (input + cap > q.limit || (output === null && cap < 1)) {
+        // It can never fit: no retry-after, so clients do not retry it in a loop. The headers still say where the
+        // caller stands (one read, on this refusal only).
+        const used = await counters.call((c) => c.get(key, at));
+        if (used !== undefined) showTokenLimit(ctx, state, q.limit, Math.max(0, q.limit - used), endMs - at);
+        throw policyFault(429, F.llmTokenQuotaViolation, `The request needs up to ${input + Math.max(cap, 1)} tokens; the token quota allows ${q.limit} per ${q.interval} ${q.timeUnit}`);
+      }
       let r = await counters.call((c) => c.reserve(key, input + cap, q.limit, windowMs, at));
       if (r && !r.allowed && output === null && r.remaining > input) {
         // Near the end of the quota, a cap of tollgate's choosing shrinks to what is left.
