@@ -6,6 +6,9 @@ import { Registry } from 'prom-client';
 import { registerPipelineMetrics } from '../src/analytics/pipeline-metrics.js';
 import { RequestMetrics } from '../src/telemetry/request-metrics.js';
 import { ApimMetrics } from '../src/telemetry/apim-metrics.js';
+import { registerModelInfo } from '../src/telemetry/model-info.js';
+import { loadConfig } from '../src/config/load.js';
+import { poolAndModel } from './helpers/manifests.js';
 
 /** What tollgate exports (names as registered; a histogram also answers to _bucket, _sum and _count). */
 const EXPORTED: Record<string, 'counter' | 'gauge' | 'histogram'> = {
@@ -30,6 +33,7 @@ const EXPORTED: Record<string, 'counter' | 'gauge' | 'histogram'> = {
   tollgate_policy_violations_total: 'counter',
   tollgate_requests_total: 'counter',
   tollgate_counter_store_errors_total: 'counter',
+  tollgate_model_info: 'gauge',
   tollgate_analytics_records_total: 'counter',
   tollgate_analytics_lag_seconds: 'gauge',
   tollgate_analytics_spooled_records: 'gauge',
@@ -128,10 +132,11 @@ test('every metric the dashboard queries is one tollgate exports, and the requir
   for (const n of used) if (n !== baseName(n)) assert.equal(EXPORTED[baseName(n)], 'histogram', `${n} is a histogram series`);
 });
 
-test('the list matches what the request metrics, the API-management metrics and the analytics pipeline register', async () => {
+test('the list matches what the request metrics, the API-management metrics, the model info and the analytics pipeline register', async () => {
   const registry = new Registry();
   new RequestMetrics(registry);
   new ApimMetrics(registry);
+  registerModelInfo(registry, () => loadConfig([], poolAndModel(['http://127.0.0.1:1'])));
   registerPipelineMetrics(registry, { counts: { written: 0, spooled: 0, dropped: 0 }, lagSeconds: () => 0, spooledRecords: () => 0 });
   for (const m of await registry.getMetricsAsJSON()) {
     // prom-client's typings say a numeric enum; at run time the type is the exposition-format string.

@@ -152,6 +152,7 @@ test('metrics carry the Inference Extension names with values from the traffic',
   assert.equal(value(/^tollgate_requests_total\{product="",model="m",status="401"\}/), 4);
   assert.equal(value(/^tollgate_policy_violations_total\{policy="VerifyAPIKey",fault_code="steps.oauth.v2.FailedToResolveAPIKey"\}/), 4);
   assert.equal(value(/^tollgate_counter_store_errors_total\{outcome="failed_open"\}/), 0);
+  assert.equal(value(/^tollgate_model_info\{model_name="m",pool="pool"\}/), 1);
   // Model names from clients' bodies become labels only once they name a configured model: no series grows per name.
   assert.doesNotMatch(text, /"unknown"/);
   assert.equal(value(/^tollgate_requests_total\{product="[^"]*",model="",status="404"\}/), 2);

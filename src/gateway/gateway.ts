@@ -23,6 +23,7 @@ import { UpstreamPools } from './upstream-pools.js';
 import { AnalyticsPipeline, registerAnalyticsRoutes } from '../analytics/index.js';
 import { isMemoryDatabase } from '../store/index.js';
 import { createRequestTracer, type RequestTracer } from '../telemetry/tracing.js';
+import { registerModelInfo } from '../telemetry/model-info.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -107,6 +108,7 @@ export class Gateway {
     this.picker = new Scheduler({ settings: config.settings.scheduler, logger, registry, tlsRejectUnauthorized: config.settings.upstream.tlsRejectUnauthorized });
     this.picker.update(config.pools);
     collectDefaultMetrics({ register: this.registry });
+    registerModelInfo(this.registry, () => this.config);
     this.dataPlane = new DataPlane({
       config,
       picker: this.picker,
