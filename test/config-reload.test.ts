@@ -154,7 +154,7 @@ spec: { modelName: sheddable, criticality: Sheddable, poolRef: { name: pool } }
   assert.match(await idleClose(gw.adminPort), /^HTTP\/1\.1 200/);
 
   // Staleness: metrics older than 50 ms make the endpoint ineligible (it is scraped once a minute again). The spool
-  // directory and tracing change only at a restart: a warning names them.
+  // directory changes only at a restart: a warning names it (and nothing else).
   write(`{ scheduler: { scrapeInterval: 1m, staleAfter: 50ms }, analytics: { directory: ${join(dir, 'elsewhere')} },
     tracing: { sampleRatio: 0.5 }, logging: { level: debug } }`);
   await waitFor(() => gw.config.settings.scheduler.staleAfter === 50, 5000, 'the reload', 20);
@@ -162,5 +162,85 @@ spec: { modelName: sheddable, criticality: Sheddable, poolRef: { name: pool } }
   assert.deepEqual(await ask('standard'), { status: 503, code: 'no_healthy_endpoints' });
   const warning = logs.find((l) => /restart/.test(l.msg));
   assert.equal(warning?.level, 40);
-  assert.deepEqual(warning.fields, ['analytics.directory', 'tracing.sampleRatio']);
+  assert.deepEqual(warning.fields, ['analytics.directory']);
+});
+
+test('a reload turns tracing on, changes it, and turns it off; a request in flight keeps the tracer it started with', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-reload-tracing-'));
+  const spans: { traceId: string; name: string; attributes: { key: string; value: { stringValue?: string } }[] }[] = [];
+  const resources: string[] = [];
+  const receiver = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      for (const rs of JSON.parse(Buffer.concat(chunks).toString('utf8')).resourceSpans ?? []) {
+        const service = rs.resource?.attributes?.find((a: { key: string }) => a.key === 'service.name')?.value?.stringValue;
+        for (const ss of rs.scopeSpans) for (const span of ss.spans) {
+          spans.push(span);
+          resources.push(service);
+        }
+      }
+      res.end('{}');
+    });
+  });
+  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  const endpoint = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+  const stub = await startStub(async (r) => {
+    if (r.body?.slow) await sleep(400);
+    json(r.res, 200, { ok: true });
+  });
+  writeFileSync(join(dir, 'models.yaml'), yamlFor(stub.url, 'm'));
+  const write = (spec: string) => writeFileSync(join(dir, 'settings.yaml'), settingsYaml(spec));
+  write('{ logging: { accessLog: false } }');
+  const gw = await startGateway({ configPaths: [dir], port: 0, adminPort: 0, host: '127.0.0.1' });
+  after(async () => {
+    await gw.close();
+    await stub.close();
+    receiver.closeAllConnections();
+    receiver.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  let n = 0;
+  /** A request under a trace id of its own; its spans are found by that id. */
+  const traced = async (extra = {}) => {
+    const traceId = (++n).toString(16).padStart(32, 'a');
+    const r = await request(`${gw.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { traceparent: `00-${traceId}-00f067aa0ba902b7-01` },
+      body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'x' }], ...extra }),
+    });
+    assert.equal(r.statusCode, 200);
+    await r.body.dump();
+    return traceId;
+  };
+  const exported = (traceId: string) => spans.filter((s) => s.traceId === traceId);
+
+  const before = await traced();
+  write(`{ logging: { accessLog: false }, tracing: { endpoint: "${endpoint}", exportInterval: 20ms, serviceName: first } }`);
+  await waitFor(() => gw.config.settings.tracing.endpoint === endpoint, 5000, 'tracing on', 20);
+  const on = await traced();
+  await waitFor(() => exported(on).length >= 3, 5000, 'the spans of a request traced after the reload', 20);
+  assert.equal(exported(before).length, 0, 'nothing was traced before');
+
+  // A new service name: requests after the reload are exported under it.
+  write(`{ logging: { accessLog: false }, tracing: { endpoint: "${endpoint}", exportInterval: 20ms, serviceName: second } }`);
+  await waitFor(() => gw.config.settings.tracing.serviceName === 'second', 5000, 'the new service name', 20);
+  const renamed = await traced();
+  await waitFor(() => exported(renamed).length >= 3, 5000, 'the renamed request\'s spans', 20);
+  const serviceOf = (traceId: string) => [...new Set(spans.flatMap((s, i) => (s.traceId === traceId ? [resources[i]] : [])))];
+  assert.deepEqual(serviceOf(on), ['first']);
+  assert.deepEqual(serviceOf(renamed), ['second']);
+
+  // Tracing turned off while a slow request is in flight: that request still ends its spans with the tracer it
+  // started with, and they are exported; requests after the reload are not traced.
+  const slow = traced({ slow: true });
+  await sleep(100);
+  write('{ logging: { accessLog: false } }');
+  await waitFor(() => gw.config.settings.tracing.endpoint === undefined, 5000, 'tracing off', 20);
+  const slowId = await slow;
+  const off = await traced();
+  await waitFor(() => exported(slowId).some((s) => s.name === 'POST /v1/chat/completions'), 5000, 'the in-flight request\'s server span', 20);
+  assert.deepEqual(serviceOf(slowId), ['second']);
+  await sleep(200);
+  assert.equal(exported(off).length, 0, 'nothing is traced once tracing is off');
 });

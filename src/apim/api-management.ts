@@ -44,7 +44,7 @@ export class ApiManagement {
   #identity!: SnapshotIdentity;
   #engine!: PolicyEngine;
   readonly #onCounterError: (outcome: CounterErrorOutcome) => void;
-  readonly #tracer: RequestTracer | undefined;
+  #tracer: RequestTracer | undefined;
   #fileManifests: Manifest[] = [];
   #refreshing: Promise<void> | null = null;
   #refreshAgain = false;
@@ -144,6 +144,12 @@ export class ApiManagement {
     await syncFileManifests(this.db, apim);
     this.#fileManifests = apim;
     await this.refresh();
+  }
+
+  /** Recompiles the engine with a new tracer (a reload changed the tracing settings). */
+  useTracer(tracer: RequestTracer): Promise<void> {
+    this.#tracer = tracer;
+    return this.refresh();
   }
 
   /** Reloads the snapshot (coalescing bursts of changes) and recompiles the engine. */

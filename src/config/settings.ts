@@ -90,20 +90,10 @@ export type GatewaySettings = z.output<typeof gatewaySettingsSpec>;
 export const DEFAULT_SETTINGS: GatewaySettings = gatewaySettingsSpec.parse({});
 
 /**
- * The settings a reload cannot change in a running process (the README's configuration reference marks them):
- * the analytics spool directory is claimed and replayed at start, and the tracer with its exporter thread is built
- * once and carries every in-flight request's spans. Every other field applies on reload.
+ * The settings a reload cannot change in a running process (the README's configuration reference marks them): the
+ * analytics spool directory is claimed and replayed at start. Every other field applies on reload.
  */
-export const RESTART_REQUIRED_SETTINGS = [
-  'analytics.enabled',
-  'analytics.directory',
-  'tracing.endpoint',
-  'tracing.sampleRatio',
-  'tracing.serviceName',
-  'tracing.headers',
-  'tracing.exportInterval',
-  'tracing.policySpans',
-] as const;
+export const RESTART_REQUIRED_SETTINGS = ['analytics.enabled', 'analytics.directory'] as const;
 
 /** The restart-required fields whose value differs between `running` and `next` (names only: values may be secrets). */
 export function restartRequiredChanges(running: GatewaySettings, next: GatewaySettings): string[] {

@@ -4,6 +4,7 @@ import type { ModelConfig, RouteBackend } from '../config/runtime-config.js';
 import type { EndpointConfig } from '../config/runtime-config.js';
 import type { OpenAIBody, Operation } from './openai-request.js';
 import type { Usage } from './usage.js';
+import type { RequestTracer } from '../telemetry/tracing.js';
 import type { CompletionText } from './completion-text.js';
 import type { ApimState } from '../policy/types.js';
 import type { DirectResponse } from './hooks.js';
@@ -62,6 +63,8 @@ export interface RequestContext {
   readBody?: () => Promise<Buffer>;
   /** The request's trace span (a shared no-op span when tracing is off). */
   span: Span;
+  /** The tracer the request started with: its spans stay with it when a reload replaces the gateway's. */
+  tracer: RequestTracer;
   /** The `policies` stage's span while the request policies run: each policy's own span goes under it. */
   policiesSpan?: Span;
   /** Whether the answer came from a cache (analytics). */

@@ -80,6 +80,7 @@ export function newContext(method: string, url: string, headers: IncomingHttpHea
     bytesIn: 0,
     bytesOut: 0,
     span: NOOP_SPAN,
+    tracer: NOOP_TRACER,
   };
 }
 
@@ -106,7 +107,8 @@ export class DataPlane {
   readonly #pools: UpstreamPools;
   readonly #metrics: RequestMetrics;
   readonly #logger: Logger;
-  readonly #tracer: RequestTracer;
+  /** Replaced on a reload that changes the tracing settings; each request keeps the one it started with (ctx.tracer). */
+  tracer: RequestTracer;
   readonly #apimMetrics: ApimMetrics | undefined;
   readonly #analytics: AnalyticsPipeline | undefined;
   readonly #created = Math.floor(Date.now() / 1000);
@@ -121,7 +123,7 @@ export class DataPlane {
     this.#metrics = deps.metrics;
     this.#logger = deps.logger;
     this.hooks = deps.hooks ?? {};
-    this.#tracer = deps.tracer ?? NOOP_TRACER;
+    this.tracer = deps.tracer ?? NOOP_TRACER;
     this.#apimMetrics = deps.apimMetrics;
     this.#analytics = deps.analytics;
   }
@@ -139,7 +141,8 @@ export class DataPlane {
 
   handle = (req: IncomingMessage, res: ServerResponse): void => {
     const ctx = newContext(req.method ?? 'GET', req.url ?? '/', req.headers, req.socket.remoteAddress);
-    ctx.span = this.#tracer.startRequestSpan(ctx);
+    ctx.tracer = this.tracer;
+    ctx.span = ctx.tracer.startRequestSpan(ctx);
     this.#inflight++;
     this.#serve(ctx, req, res).then(
       () => this.#done(ctx),
@@ -195,7 +198,7 @@ export class DataPlane {
       ctx.model = ctx.body.model;
       ctx.stream = ctx.body.stream === true;
     }
-    const tracer = this.#tracer;
+    const tracer = ctx.tracer;
     const policies = tracer.startChild(ctx.span, 'policies');
     ctx.policiesSpan = policies;
     try {
@@ -269,10 +272,10 @@ export class DataPlane {
       maxBodyBytes: this.config.settings.server.maxBodyBytes,
       commit: this.#analytics ? (end) => this.#commit(ctx, end) : undefined,
     };
-    const upstream = this.#tracer.startUpstreamSpan(ctx.span, ctx);
-    this.#tracer.injectTraceparent(upstream, headers);
+    const upstream = ctx.tracer.startUpstreamSpan(ctx.span, ctx);
+    ctx.tracer.injectTraceparent(upstream, headers);
     const result = await proxyRequest(ctx, res, this.#pools, target);
-    this.#tracer.endUpstreamSpan(upstream, ctx, result.error);
+    ctx.tracer.endUpstreamSpan(upstream, ctx, result.error);
     if (result.error) throw result.error;
   }
 
@@ -330,7 +333,7 @@ export class DataPlane {
     }
     if (this.config.settings.metrics.requests) this.#apimMetrics?.finished(ctx, ctx.model !== undefined && this.config.models.has(ctx.model));
     if (this.#analytics && !ctx.recorded) this.#record(this.#analytics, ctx);
-    this.#tracer.endRequestSpan(ctx.span, ctx);
+    ctx.tracer.endRequestSpan(ctx.span, ctx);
     if (this.config.settings.logging.accessLog) {
       this.#logger.info(
         {

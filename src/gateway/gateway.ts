@@ -72,7 +72,9 @@ export class Gateway {
   readonly picker: Scheduler;
   readonly apim: ApiManagement;
   readonly analytics: AnalyticsPipeline | null;
-  readonly tracer: RequestTracer;
+  #tracer: RequestTracer;
+  /** Tracers a reload replaced: shut down once the requests that started with them are done, or at close(). */
+  readonly #retiredTracers = new Set<RequestTracer>();
   readonly #options: GatewayOptions;
   readonly #tempAnalyticsDir: string | null;
   /** The settings this process started with: the restart-required ones (RESTART_REQUIRED_SETTINGS) stay at these. */
@@ -103,7 +105,7 @@ export class Gateway {
     this.analytics = config.settings.analytics.enabled
       ? new AnalyticsPipeline({ db: apim.db, databaseUrl: options.db, databaseSchema: options.dbSchema, settings: { ...config.settings.analytics, directory }, registry, logger })
       : null;
-    this.tracer = tracer;
+    this.#tracer = tracer;
     this.#chain = extensionChain(config.manifests, { registry });
     this.picker = new Scheduler({ settings: config.settings.scheduler, logger, registry, tlsRejectUnauthorized: config.settings.upstream.tlsRejectUnauthorized });
     this.picker.update(config.pools);
@@ -117,7 +119,7 @@ export class Gateway {
       apimMetrics: new ApimMetrics(this.registry),
       logger: this.logger,
       hooks: composeHooks(this.#chain.hooks, apim.hooks),
-      tracer: this.tracer,
+      tracer,
       analytics: this.analytics ?? undefined,
     });
     apim.onHooks = (hooks) => (this.dataPlane.hooks = composeHooks(this.#chain.hooks, hooks));
@@ -202,6 +204,7 @@ export class Gateway {
     for (const server of [this.#server, this.#adminServer]) if (server) applyListenerTimeouts(server, settings.server);
     this.analytics?.reconfigure(settings.analytics);
     this.#applyLogLevel(settings);
+    if (!sameTracing(this.config.settings.tracing, settings.tracing)) this.#replaceTracer(settings);
     const pending = restartRequiredChanges(this.#startSettings, settings);
     if (pending.length > 0) this.logger.warn({ fields: pending }, 'these settings change only at a restart; the running values stay until then');
     const old = this.#chain;
@@ -210,6 +213,28 @@ export class Gateway {
     // Requests in flight may still be talking to the old extensions.
     setTimeout(() => old.close(), next.settings.server.shutdownGracePeriod).unref();
     this.dataPlane.config = next;
+  }
+
+  /** The tracer new requests start with. */
+  get tracer(): RequestTracer {
+    return this.#tracer;
+  }
+
+  /**
+   * New requests (and the policy engine's spans) take a tracer for the new settings; the old one keeps the spans of
+   * the requests that started with it and is shut down after the longest such request could last.
+   */
+  #replaceTracer(settings: GatewaySettings): void {
+    const old = this.#tracer;
+    this.#tracer = createRequestTracer(settings.tracing, this.logger);
+    this.dataPlane.tracer = this.#tracer;
+    void this.apim.useTracer(this.#tracer);
+    this.#retiredTracers.add(old);
+    const lastRequestMs = Math.max(settings.server.shutdownGracePeriod, settings.upstream.responseTimeout + settings.scheduler.flowControl.maxWait);
+    setTimeout(() => {
+      if (this.#retiredTracers.delete(old)) void old.shutdown();
+    }, lastRequestMs).unref();
+    this.logger.info({ endpoint: settings.tracing.endpoint ?? null }, settings.tracing.endpoint ? 'tracing with the new settings' : 'tracing is off');
   }
 
   #applyLogLevel(settings: GatewaySettings): void {
@@ -253,10 +278,16 @@ export class Gateway {
     await this.#pools.close();
     this.#chain.close();
     await this.analytics?.close();
-    await this.tracer.shutdown();
+    await Promise.all([this.#tracer, ...this.#retiredTracers].map((t) => t.shutdown()));
+    this.#retiredTracers.clear();
     await this.apim.close();
     if (this.#tempAnalyticsDir) rmSync(this.#tempAnalyticsDir, { recursive: true, force: true });
   }
+}
+
+/** Whether two tracing sections configure the same tracer (headers compared by value). */
+function sameTracing(a: GatewaySettings['tracing'], b: GatewaySettings['tracing']): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
 }
 
 /** Loads the configuration (ConfigError on a bad one), opens the listeners, starts watching. */
