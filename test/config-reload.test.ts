@@ -12,6 +12,7 @@ import { pino } from 'pino';
 import { startGateway } from '../src/gateway/gateway.js';
 import { waitFor } from '../src/sim/testing.js';
 import { json, sleep, startStub } from './helpers/stub-upstream.js';
+import { startOtlpReceiver } from './helpers/otlp-receiver.js';
 
 function yamlFor(url: string, model: string): string {
   return `apiVersion: inference.networking.k8s.io/v1
@@ -167,24 +168,8 @@ spec: { modelName: sheddable, criticality: Sheddable, poolRef: { name: pool } }
 
 test('a reload turns tracing on, changes it, and turns it off; a request in flight keeps the tracer it started with', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-reload-tracing-'));
-  const spans: { traceId: string; name: string; attributes: { key: string; value: { stringValue?: string } }[] }[] = [];
-  const resources: string[] = [];
-  const receiver = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      for (const rs of JSON.parse(Buffer.concat(chunks).toString('utf8')).resourceSpans ?? []) {
-        const service = rs.resource?.attributes?.find((a: { key: string }) => a.key === 'service.name')?.value?.stringValue;
-        for (const ss of rs.scopeSpans) for (const span of ss.spans) {
-          spans.push(span);
-          resources.push(service);
-        }
-      }
-      res.end('{}');
-    });
-  });
-  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-  const endpoint = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+  const receiver = await startOtlpReceiver();
+  const endpoint = receiver.endpoint;
   const stub = await startStub(async (r) => {
     if (r.body?.slow) await sleep(400);
     json(r.res, 200, { ok: true });
@@ -196,7 +181,6 @@ test('a reload turns tracing on, changes it, and turns it off; a request in flig
   after(async () => {
     await gw.close();
     await stub.close();
-    receiver.closeAllConnections();
     receiver.close();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -213,7 +197,7 @@ test('a reload turns tracing on, changes it, and turns it off; a request in flig
     await r.body.dump();
     return traceId;
   };
-  const exported = (traceId: string) => spans.filter((s) => s.traceId === traceId);
+  const exported = (traceId: string) => receiver.spans().filter((s) => s.traceId === traceId);
 
   const before = await traced();
   write(`{ logging: { accessLog: false }, tracing: { endpoint: "${endpoint}", exportInterval: 20ms, serviceName: first } }`);
@@ -227,7 +211,7 @@ test('a reload turns tracing on, changes it, and turns it off; a request in flig
   await waitFor(() => gw.config.settings.tracing.serviceName === 'second', 5000, 'the new service name', 20);
   const renamed = await traced();
   await waitFor(() => exported(renamed).length >= 3, 5000, 'the renamed request\'s spans', 20);
-  const serviceOf = (traceId: string) => [...new Set(spans.flatMap((s, i) => (s.traceId === traceId ? [resources[i]] : [])))];
+  const serviceOf = (traceId: string) => [...new Set(receiver.exports.filter((e) => e.spans.some((s) => s.traceId === traceId)).map((e) => e.serviceName))];
   assert.deepEqual(serviceOf(on), ['first']);
   assert.deepEqual(serviceOf(renamed), ['second']);
 

@@ -3,9 +3,6 @@
 // the Inference Extension names with the values the traffic implies.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
-import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,43 +10,25 @@ import { request } from 'undici';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { startStub, type Stub } from './helpers/stub-upstream.js';
 import { manifest, poolAndModel, settings } from './helpers/manifests.js';
+import { startOtlpReceiver, type OtlpReceiver, type OtlpSpan } from './helpers/otlp-receiver.js';
 import { createApp, until } from './helpers/apim-admin.js';
 
-interface OtlpSpan {
-  traceId: string;
-  spanId: string;
-  parentSpanId?: string;
-  name: string;
-  attributes: { key: string; value: { stringValue?: string; intValue?: string | number } }[];
-}
-
-let receiver: Server;
+let receiver: OtlpReceiver;
 let stub: Stub;
 let gw: Gateway;
 let dir: string;
 let key: string;
 let appName: string;
-const spans: OtlpSpan[] = [];
 
 before(async () => {
-  receiver = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-      for (const rs of body.resourceSpans ?? []) for (const ss of rs.scopeSpans) spans.push(...ss.spans);
-      res.end('{}');
-    });
-  });
-  receiver.listen(0, '127.0.0.1');
-  await once(receiver, 'listening');
+  receiver = await startOtlpReceiver();
   stub = await startStub();
   dir = mkdtempSync(join(tmpdir(), 'tollgate-obs-'));
   gw = await startGateway({
     configPaths: [],
     manifests: [
       ...poolAndModel([stub.url], 'm', { targetModels: [{ name: 'm-target', weight: 1 }] }),
-      settings({ tracing: { endpoint: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`, exportInterval: '20ms', policySpans: true }, analytics: { flushInterval: '50ms' } }),
+      settings({ tracing: { endpoint: receiver.endpoint, exportInterval: '20ms', policySpans: true }, analytics: { flushInterval: '50ms' } }),
       manifest('APIMExtensionPolicy', 'apim', { defaultSecurityEnabled: true, targetRef: { name: 'tollgate' } }),
       manifest('APIProduct', 'gold', { displayName: 'Gold' }),
       manifest('APIOperationSet', 'gold-ops', { apiProductRefs: [{ name: 'gold' }], quota: { limit: 1000, interval: 1, timeUnit: 'minute' } }),
@@ -69,7 +48,6 @@ before(async () => {
 after(async () => {
   await gw.close();
   await stub.close();
-  receiver.closeAllConnections();
   receiver.close();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -103,14 +81,14 @@ test('every request leaves exactly one usage record, with identity, status and t
 });
 
 test('a trace per request: server span with policies, pick and upstream children; traceparent reaches the model server', async () => {
-  spans.length = 0;
+  receiver.exports.length = 0;
   const callerTrace = '4bf92f3577b34da6a3ce929d0e0e4736';
   const r = await chat({ 'x-api-key': key, traceparent: `00-${callerTrace}-00f067aa0ba902b7-01` });
   assert.equal(r.statusCode, 200);
   await r.body.dump();
   const upstreamTraceparent = String(stub.requests.at(-1)!.req.headers.traceparent);
   assert.match(upstreamTraceparent, new RegExp(`^00-${callerTrace}-[0-9a-f]{16}-01$`));
-  const tree = await until(async () => spans.filter((s) => s.traceId === callerTrace), (mine) => mine.length >= 4, 5000, 'the four spans of the request');
+  const tree = await until(async () => receiver.spans().filter((s) => s.traceId === callerTrace), (mine) => mine.length >= 4, 5000, 'the four spans of the request');
   const server = tree.find((s) => s.parentSpanId === '00f067aa0ba902b7')!;
   assert.ok(server, 'a server span continues the caller trace');
   const children = tree.filter((s) => s.parentSpanId === server.spanId).map((s) => s.name);
@@ -132,7 +110,7 @@ test('a refusing policy marks its own span failed with the fault code', async ()
   const r = await chat({ traceparent: `00-${callerTrace}-00f067aa0ba902b8-01` });
   assert.equal(r.statusCode, 401);
   await r.body.dump();
-  const tree = await until(async () => spans.filter((s) => s.traceId === callerTrace), (mine) => mine.some((s) => s.name.startsWith('verify-api-key ')), 5000, 'the VerifyAPIKey span');
+  const tree = await until(async () => receiver.spans().filter((s) => s.traceId === callerTrace), (mine) => mine.some((s) => s.name.startsWith('verify-api-key ')), 5000, 'the VerifyAPIKey span');
   const verify = tree.find((s) => s.name.startsWith('verify-api-key '))! as OtlpSpan & { status?: { code?: number } };
   assert.equal(verify.status?.code, 2, 'status ERROR');
   assert.equal(verify.attributes.find((a) => a.key === 'error.type')?.value.stringValue, 'steps.oauth.v2.FailedToResolveAPIKey');

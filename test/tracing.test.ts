@@ -1,32 +1,13 @@
 // Request tracing against an in-test OTLP/HTTP JSON receiver: the span tree, GenAI attributes, traceparent in and out, sampling, and the no-op when off.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { capturingLogger } from '../src/analytics/test-records.js';
 import { freePort } from '../src/lib/ports.js';
 import type { RequestContext } from '../src/gateway/context.js';
 import { newContext } from '../src/gateway/data-plane.js';
 import { createRequestTracer, NOOP_SPAN, NOOP_TRACER, type RequestTracer } from '../src/telemetry/tracing.js';
 import { tracingSettingsSpec } from '../src/telemetry/tracing-settings.js';
-
-type AnyValue = { stringValue?: string; intValue?: number | string; doubleValue?: number; boolValue?: boolean };
-interface OtlpSpan {
-  traceId: string;
-  spanId: string;
-  parentSpanId?: string;
-  name: string;
-  kind: number;
-  attributes: { key: string; value: AnyValue }[];
-  status?: { code?: number; message?: string };
-}
-interface Export {
-  path: string;
-  contentType: string | undefined;
-  serviceName: string | undefined;
-  spans: OtlpSpan[];
-}
+import { startOtlpReceiver, type OtlpReceiver, type OtlpSpan } from './helpers/otlp-receiver.js';
 
 const KIND = { internal: 1, server: 2, client: 3 };
 const ERROR = 2;
@@ -47,33 +28,17 @@ function requestContext(overrides: Partial<RequestContext> = {}, headers: Record
 }
 
 describe('tracing', () => {
-  let receiver: Server;
+  let receiver: OtlpReceiver;
   let endpoint: string;
-  const exports: Export[] = [];
-  const spans = () => exports.flatMap((e) => e.spans);
+  let exports: OtlpReceiver['exports'];
+  const spans = () => receiver.spans();
 
   before(async () => {
-    receiver = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        const body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-        for (const rs of body.resourceSpans ?? []) {
-          const service = rs.resource?.attributes?.find((a: { key: string }) => a.key === 'service.name')?.value?.stringValue;
-          exports.push({ path: req.url ?? '', contentType: req.headers['content-type'], serviceName: service, spans: rs.scopeSpans.flatMap((s: { spans: OtlpSpan[] }) => s.spans) });
-        }
-        res.writeHead(200, { 'content-type': 'application/json' });
-        res.end('{}');
-      });
-    });
-    receiver.listen(0, '127.0.0.1');
-    await once(receiver, 'listening');
-    endpoint = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+    receiver = await startOtlpReceiver();
+    endpoint = receiver.endpoint;
+    exports = receiver.exports;
   });
-  after(() => {
-    receiver.closeAllConnections();
-    receiver.close();
-  });
+  after(() => receiver.close());
 
   function tracer(settings: Record<string, unknown> = {}): RequestTracer {
     exports.length = 0;
