@@ -24,7 +24,6 @@ export interface CompiledFlow {
   /** In the order they run: credential policies first, then the gateway templates', the products', the defaults. */
   policies: readonly Policy[];
   phases: Phases;
-  counters: CounterGuard;
   /** The same policies with where each runs, for the quota report. */
   placements: readonly Placement[];
 }
@@ -164,7 +163,6 @@ export function compileFlow(manifests: readonly Manifest[], registry: PolicyRegi
       admit: orNull(admit),
       respond: orNull(respond),
     },
-    counters,
     placements: [
       ...gateway.map((t) => place(t, null)),
       ...[...byProduct].flatMap(([product, list]) => list.map((t) => place(t, product))),
