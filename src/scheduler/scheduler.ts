@@ -42,7 +42,6 @@ export interface SchedulerOptions {
  * pick.release(pick.endpoints[0], { reached: true, status: 200 });
  */
 export class Scheduler implements EndpointPicker {
-  #settings: SchedulerSettings;
   #tlsRejectUnauthorized: boolean;
   readonly #now: () => number;
   readonly #metrics: SchedulerMetrics;
@@ -57,7 +56,6 @@ export class Scheduler implements EndpointPicker {
   readonly #pools = new Map<string, PoolState>();
 
   constructor(opts: SchedulerOptions) {
-    this.#settings = opts.settings;
     this.#tlsRejectUnauthorized = opts.tlsRejectUnauthorized ?? true;
     this.#now = opts.now ?? (() => performance.timeOrigin + performance.now());
     const random = opts.random ?? Math.random;
@@ -74,10 +72,6 @@ export class Scheduler implements EndpointPicker {
     this.#scraper = new Scraper({ source: this.#source, intervalMs: opts.settings.scrapeInterval, now: this.#now, random });
   }
 
-  get settings(): SchedulerSettings {
-    return this.#settings;
-  }
-
   /**
    * Applies reloaded settings to everything at once: the scrape interval and timeout (from each endpoint's next
    * scrape), staleness, saturation thresholds and queue limits (from the next decision). Requests already queued keep
@@ -85,8 +79,8 @@ export class Scheduler implements EndpointPicker {
    */
   configure(settings: SchedulerSettings, opts: { tlsRejectUnauthorized?: boolean } = {}): void {
     const tls = opts.tlsRejectUnauthorized ?? this.#tlsRejectUnauthorized;
-    if (settings === this.#settings && tls === this.#tlsRejectUnauthorized) return;
-    this.#settings = settings;
+    // The settings in force are the ones the pools and plugins read.
+    if (settings === this.#poolDeps.settings && tls === this.#tlsRejectUnauthorized) return;
     this.#tlsRejectUnauthorized = tls;
     this.#pluginDeps.settings = settings;
     this.#poolDeps.settings = settings;

@@ -35,10 +35,6 @@ export class Scraper {
     this.#intervalMs = opts.intervalMs;
   }
 
-  get intervalMs(): number {
-    return this.#intervalMs;
-  }
-
   /**
    * A new interval (a reload): each endpoint's next scrape moves to one new interval after its last one started (at
    * once when that has passed). A scrape under way is not disturbed: a moved one that comes due meanwhile joins it.
