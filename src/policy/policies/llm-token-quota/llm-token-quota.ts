@@ -45,6 +45,11 @@ export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
     const base = own ? policyKey('tq', name, id) : productTokenKey(state.operationSet!.name, id);
     return { key: windowKey(base, w.startMs), windowMs: storeWindowMs(w), endMs: w.endMs };
   };
+  /** What that counter holds at `at`, read without reserving, and when its window ends; undefined when failed open. */
+  const readCounter = (state: ApimState, q: CompiledTokenQuota, id: string, at: number) => {
+    const { key, endMs } = counterOf(state, q, id, at);
+    return counters.call(async (c) => ({ count: await c.get(key, at), resetAtMs: endMs }));
+  };
 
   return {
     type: LLM_TOKEN_QUOTA,
@@ -58,14 +63,14 @@ export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
       // A cap of tollgate's choosing never asks for more than the whole quota could give.
       let cap = output ?? Math.min(s.defaultMaxTokens, q.limit - input);
       const at = now();
-      const { key, windowMs, endMs } = counterOf(state, q, id, at);
       if (input + cap > q.limit || (output === null && cap < 1)) {
         // It can never fit: no retry-after, so clients do not retry it in a loop. The headers still say where the
         // caller stands (one read, on this refusal only).
-        const used = await counters.call((c) => c.get(key, at));
-        if (used !== undefined) showTokenLimit(ctx, state, q.limit, Math.max(0, q.limit - used), endMs - at);
+        const r = await readCounter(state, q, id, at);
+        if (r) showTokenLimit(ctx, state, q.limit, Math.max(0, q.limit - r.count), r.resetAtMs - at);
         throw policyFault(429, F.llmTokenQuotaViolation, `The request needs up to ${input + Math.max(cap, 1)} tokens; the token quota allows ${q.limit} per ${q.interval} ${q.timeUnit}`);
       }
+      const { key, windowMs, endMs } = counterOf(state, q, id, at);
       let r = await counters.call((c) => c.reserve(key, input + cap, q.limit, windowMs, at));
       if (r && !r.allowed && output === null && r.remaining > input) {
         // Near the end of the quota, a cap of tollgate's choosing shrinks to what is left.
@@ -100,10 +105,7 @@ export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
         identifier,
         variable,
         identify,
-        read: (id) => {
-          const { key, endMs } = counterOf(state, q, id, at);
-          return counters.call(async (c) => ({ count: await c.get(key, at), resetAtMs: endMs }));
-        },
+        read: (id) => readCounter(state, q, id, at),
         latestResetMs: q.windowAt(at).endMs,
       });
     },
