@@ -8,7 +8,7 @@ import type { GatewayHooks } from '../gateway/hooks.js';
 import type { RequestContext } from '../gateway/context.js';
 import type { Logger } from '../lib/logger.js';
 import type { RequestTracer } from '../telemetry/tracing.js';
-import { CachedAccessTokens, createPolicyEngine, type CounterErrorOutcome, type IdentitySource, type KeyRecord, type PolicyEngine } from '../policy/index.js';
+import { CachedAccessTokens, COUNTER_ERROR_OUTCOMES, createPolicyEngine, type CounterErrorOutcome, type IdentitySource, type KeyRecord, type PolicyEngine } from '../policy/index.js';
 import { AccessTokens, openCounterStore, openDatabase, type CounterStore, type Database, type Snapshot } from '../store/index.js';
 import { syncFileManifests } from './file-manifests.js';
 import { KvmCipher } from './kvm-cipher.js';
@@ -82,7 +82,7 @@ export class ApiManagement {
       labelNames: ['outcome'],
       registers: [registry],
     });
-    for (const outcome of ['failed_open', 'refused', 'unsettled'] as const) counterErrors.inc({ outcome }, 0);
+    for (const outcome of COUNTER_ERROR_OUTCOMES) counterErrors.inc({ outcome }, 0);
     this.#onCounterError = (outcome) => counterErrors.labels(outcome).inc();
     // The cache policies count in CacheStats (kept across reloads); the counter takes what was added since its last
     // scrape, so rate() works as on any counter.

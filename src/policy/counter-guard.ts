@@ -6,7 +6,8 @@ import type { CounterStore } from '../store/counters/counter-store.js';
 import { CounterStoreUnavailableError } from '../store/counters/errors.js';
 
 /** What became of a counter-store call the store could not answer (an outage or a timeout). */
-export type CounterErrorOutcome = 'failed_open' | 'refused' | 'unsettled';
+export const COUNTER_ERROR_OUTCOMES = ['failed_open', 'refused', 'unsettled'] as const;
+export type CounterErrorOutcome = (typeof COUNTER_ERROR_OUTCOMES)[number];
 
 export interface CounterGuardOptions {
   failOpen: boolean;

@@ -1,6 +1,6 @@
 // Public API of the policy engine: build it from manifests, hand its hooks to the data plane.
 export { createPolicyEngine, PolicyEngine, type PolicyEngineOptions } from './engine.js';
-export type { CounterErrorOutcome } from './counter-guard.js';
+export { COUNTER_ERROR_OUTCOMES, type CounterErrorOutcome } from './counter-guard.js';
 export type { CompiledQuota, CompiledTokenQuota, GrantStatus, IdentitySource, KeyRecord, OperationSetGrant, ProductGrant } from './identity.js';
 export { compileOperationSet, operationSetsByProduct } from './operation-set.js';
 export { MemoryIdentitySource, type MemoryKeyInput } from './memory-identity.js';
