@@ -4,6 +4,7 @@ import { DEFAULT_SETTINGS } from '../src/config/settings.js';
 import type { MetricsSource } from '../src/scheduler/metrics-source.js';
 import { Scheduler } from '../src/scheduler/scheduler.js';
 import type { PickRequest } from '../src/scheduler/types.js';
+import { seededRandom } from '../src/sim/hash.js';
 
 export interface DecisionBenchOptions {
   endpoints?: number;
@@ -41,7 +42,7 @@ export async function benchDecision(opts: DecisionBenchOptions = {}): Promise<De
   const count = opts.endpoints ?? 64;
   const iterations = opts.iterations ?? 20_000;
   const warmup = opts.warmup ?? 5_000;
-  const random = mulberry32(opts.seed ?? 42);
+  const random = seededRandom(opts.seed ?? 42);
   const endpoints = Array.from({ length: count }, (_, i) => ({ url: `http://10.0.${i >> 8}.${i & 255}:8000`, address: `10.0.${i >> 8}.${i & 255}:8000` }));
   const pool: PoolConfig = { name: 'bench', endpoints, engine: 'vllm' };
   // Simulated time, a millisecond per decision: metrics stay fresh however slow the machine is.
@@ -101,18 +102,6 @@ function text(random: () => number, chars: number): string {
   let out = '';
   while (out.length < chars) out += WORDS[Math.floor(random() * WORDS.length)] + ' ';
   return out;
-}
-
-/** A small seeded PRNG, so runs are comparable. */
-function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function round(us: number): number {

@@ -1,29 +1,18 @@
 // Credentials for the sanitizer's tests and its labelled prompts, generated on demand: the data file and the tests hold
 // `{{kind}}` markers or calls instead of key-shaped strings, so no secret scanner ever trips over the repository.
 // Seeded, so every run sees the same text.
+import { seededRandom } from '../../sim/hash.js';
 
 const BASE62 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 const UPPER_DIGITS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
 const URL_SAFE = `${BASE62}_-`;
 const BASE64 = `${BASE62}+/`;
 
-/** mulberry32: small, fast, good enough to make strings look random. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export class FakeSecrets {
   readonly #next: () => number;
 
   constructor(seed = 42) {
-    this.#next = prng(seed);
+    this.#next = seededRandom(seed);
   }
 
   /** Replaces every `{{kind}}` marker in `text`. @throws on an unknown kind. */
