@@ -5,7 +5,7 @@
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { inTurns, medianRatio } from './in-turns.js';
-import { addedLatency, measureRound, roundColumns, run } from './overhead.js';
+import { addedLatency, failureReport, measureRound, roundColumns, run } from './overhead.js';
 import type { Chain } from './overhead-chains.js';
 import { keysOf, startChild, type Child } from './processes.js';
 import { table, writeJson, type Row } from './report.js';
@@ -66,7 +66,7 @@ export async function benchExtprocOverhead(o: ExtprocOverheadOptions): Promise<R
       vs_in_process: medianRatio(rps(i), rps(0)),
       ...addedLatency(rounds[i], rounds[0]),
     }));
-    process.stdout.write(table(rows, ['scenario', 'rps', 'rps_rounds', 'vs_in_process', 'sat_p99_ms', 'at_rate_p50_ms', 'at_rate_p99_ms', 'added_p50_ms', 'added_p99_ms', 'errors']) + '\n');
+    process.stdout.write(table(rows, ['scenario', 'rps', 'rps_rounds', 'vs_in_process', 'sat_p99_ms', 'at_rate_p50_ms', 'at_rate_p99_ms', 'added_p50_ms', 'added_p99_ms', 'errors']) + '\n' + failureReport(rows));
     if (o.json) writeJson(o.json, { bench: 'extproc-overhead', at: new Date().toISOString(), chain, duration: o.duration, rounds: o.rounds, connections: o.connections, rate: o.rate, node: process.version, results: rows });
     return rows;
   } finally {

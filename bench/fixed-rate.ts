@@ -2,9 +2,27 @@
 // (autocannon reports whole milliseconds, too coarse for "adds ≤ 1 ms p99").
 import { Pool } from 'undici';
 
+/** Failed requests by kind (`status 503`, `timeout`, an error code) → count. */
+export type Failures = Record<string, number>;
+
+export function countFailure(into: Failures, kind: string, n = 1): void {
+  if (n > 0) into[kind] = (into[kind] ?? 0) + n;
+}
+
+/** `status 503 ×12, UND_ERR_SOCKET ×1` over several measurements; empty when nothing failed. */
+export function describeFailures(all: readonly Failures[]): string {
+  const total: Failures = {};
+  for (const f of all) for (const kind in f) countFailure(total, kind, f[kind]);
+  return Object.entries(total)
+    .sort((a, b) => b[1] - a[1])
+    .map(([kind, n]) => `${kind} ×${n}`)
+    .join(', ');
+}
+
 export interface LatencySummary {
   sent: number;
   errors: number;
+  failures: Failures;
   p50: number;
   p90: number;
   p99: number;
@@ -21,6 +39,7 @@ export async function fixedRateLatency(url: string, path: string, body: string, 
   const pool = new Pool(url, { connections: 128 });
   const latencies: number[] = [];
   let errors = 0;
+  const failures: Failures = {};
   let sent = 0;
   const total = Math.round(rate * seconds);
   const started = performance.now();
@@ -37,11 +56,15 @@ export async function fixedRateLatency(url: string, path: string, body: string, 
             .request({ path, method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body })
             .then(async (r) => {
               await r.body.dump();
-              if (r.statusCode >= 400) errors++;
+              if (r.statusCode >= 400) {
+                errors++;
+                countFailure(failures, `status ${r.statusCode}`);
+              }
               latencies.push(performance.now() - t0);
             })
-            .catch(() => {
+            .catch((err: { code?: string }) => {
               errors++;
+              countFailure(failures, err.code ?? 'error');
             }),
         );
       }
@@ -53,5 +76,5 @@ export async function fixedRateLatency(url: string, path: string, body: string, 
   await Promise.all(inflight);
   await pool.close();
   latencies.sort((a, b) => a - b);
-  return { sent, errors, p50: percentile(latencies, 50), p90: percentile(latencies, 90), p99: percentile(latencies, 99), max: latencies[latencies.length - 1] ?? NaN };
+  return { sent, errors, failures, p50: percentile(latencies, 50), p90: percentile(latencies, 90), p99: percentile(latencies, 99), max: latencies[latencies.length - 1] ?? NaN };
 }

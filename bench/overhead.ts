@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../src/lib/ports.js';
-import { fixedRateLatency, type LatencySummary } from './fixed-rate.js';
+import { countFailure, describeFailures, fixedRateLatency, type Failures, type LatencySummary } from './fixed-rate.js';
 import { inTurns, median, medianDifference, medianRatio, spread } from './in-turns.js';
 import { keysOf, startChild, stopProcess, waitReady, type Child } from './processes.js';
 import { barChartSvg, table, writeJson, writeSvg, type Row } from './report.js';
@@ -38,6 +38,8 @@ export interface Measure {
   p50: number;
   p99: number;
   errors: number;
+  /** What the errors were: `status 503`, `timeout`, `socket error` → count. */
+  failures: Failures;
 }
 
 /** Saturating load with autocannon; with `keys`, each connection is another app. */
@@ -58,7 +60,11 @@ export function run(url: string, opts: { duration: number; connections: number; 
       },
       (err, r) => {
         if (err) return reject(err);
-        resolve({ rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.non2xx });
+        const failures: Failures = {};
+        for (const [code, stat] of Object.entries(r.statusCodeStats ?? {})) if (!code.startsWith('2')) countFailure(failures, `status ${code}`, stat.count);
+        countFailure(failures, 'timeout', r.timeouts);
+        countFailure(failures, 'socket error', r.errors - r.timeouts);
+        resolve({ rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.non2xx, failures });
       },
     );
   });
@@ -91,7 +97,16 @@ export function roundColumns(rounds: readonly Round[]): Row {
     at_rate_p50_ms: median(rounds.map((r) => r.fixed.p50)),
     at_rate_p99_ms: median(rounds.map((r) => r.fixed.p99)),
     errors: rounds.reduce((n, r) => n + r.sat.errors + r.fixed.errors, 0),
+    failures: describeFailures(rounds.flatMap((r) => [r.sat.failures, r.fixed.failures])),
   };
+}
+
+/** A line per scenario that had failed requests, saying what they were; empty when none failed. */
+export function failureReport(rows: readonly Row[]): string {
+  return rows
+    .filter((r) => r.failures)
+    .map((r) => `${String(r.scenario)} failed requests: ${String(r.failures)}\n`)
+    .join('');
 }
 
 /** What `a` adds to `b`'s latency at the fixed rate, per round, then the median: `p50` and `p99` in ms. */
@@ -244,7 +259,7 @@ export async function benchOverhead(o: OverheadOptions): Promise<Row[]> {
       Object.assign(r, addedLatency(roundsOf(r), roundsOf(direct)));
     }
     const columns = ['scenario', 'rps', 'rps_rounds', 'vs_bare_node', 'vs_nginx', 'vs_no_policies', 'cpu_us_per_req', 'loop_us_per_req', 'sat_p99_ms', 'at_rate_p50_ms', 'at_rate_p99_ms', 'added_p50_ms', 'added_p99_ms', 'errors'];
-    process.stdout.write(table(results, columns) + '\n');
+    process.stdout.write(table(results, columns) + '\n' + failureReport(results));
     // The stub does the same work in every round: how far its throughput moved is how far the host's speed did.
     const hostSpread = spread(roundRps(direct));
     if (hostSpread > HOST_SPREAD_WARNING) {
