@@ -1,9 +1,16 @@
 // CSV rendering of stats rows (RFC 4180: a header line, quoted fields where needed, CRLF line ends).
 import type { StatsRow, StatsValue } from './stats-sql.js';
 
+/**
+ * Text a spreadsheet would run as a formula (CSV injection): model names, fault codes and endpoints come from
+ * requests and configuration, and `=HYPERLINK(...)` in an export opened in Excel is code. OWASP's remedy: a
+ * leading apostrophe, which spreadsheets show as text. Numbers are never prefixed.
+ */
+const FORMULA_START = /^[=+\-@\t\r]/;
+
 function field(v: StatsValue): string {
   if (v === null) return '';
-  const s = String(v);
+  const s = typeof v === 'string' && FORMULA_START.test(v) ? `'${v}` : String(v);
   return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
 }
 

@@ -1,5 +1,6 @@
 // The stats query language: time range, bucket, dimensions, metrics and filters, validated into a StatsQuery.
 import { z } from 'zod';
+import { isStorableText, UNSTORABLE_TEXT_MESSAGE } from '../store/codec.js';
 
 /** Dimension → column. `developer` is the developer's email and `app` the app's name, as Apigee reports them. */
 export const DIMENSIONS = {
@@ -52,9 +53,12 @@ export interface FieldProblem {
   message: string;
 }
 
+/** The largest time a Date holds (±100,000,000 days from 1970); the answer writes from and to as ISO-8601. */
+const MAX_TIME_MS = 8.64e15;
+
 const timestamp = z.string().transform((text, ctx) => {
   const ms = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
-  if (Number.isFinite(ms)) return ms;
+  if (Number.isFinite(ms) && Math.abs(ms) <= MAX_TIME_MS) return ms;
   ctx.addIssue({ code: 'custom', message: `"${text}" is not a time (ISO-8601, e.g. 2025-01-31T12:00:00Z, or epoch milliseconds)` });
   return z.NEVER;
 });
@@ -81,7 +85,8 @@ const filters = z
         return;
       }
       const [, dim, op, raw] = m;
-      if (!(dim in DIMENSIONS)) {
+      // Own keys only: `in` would take "constructor" or "__proto__" for a dimension.
+      if (!Object.hasOwn(DIMENSIONS, dim)) {
         ctx.addIssue({ code: 'custom', path: [i], message: `unknown dimension "${dim}" (one of ${Object.keys(DIMENSIONS).join(', ')})` });
         return;
       }
@@ -122,9 +127,13 @@ function fieldPath(path: readonly PropertyKey[]): string {
  * @example parseStatsQuery(new URLSearchParams('groupBy=app,model&metrics=requests,latency_p99&filter=product==gold'))
  */
 export function parseStatsQuery(params: URLSearchParams, now: number = Date.now()): { query: StatsQuery } | { problems: FieldProblem[] } {
-  const raw: Record<string, string> = {};
+  // Without a prototype, so `__proto__=` is a parameter like any other (and refused as unknown).
+  const raw: Record<string, string> = Object.create(null);
   // Repeated parameters add up: filters are joined with ';', lists with ','.
-  for (const [k, v] of params) raw[k] = k in raw ? `${raw[k]}${k === 'filter' ? ';' : ','}${v}` : v;
+  for (const [k, v] of params) raw[k] = Object.hasOwn(raw, k) ? `${raw[k]}${k === 'filter' ? ';' : ','}${v}` : v;
+  // PostgreSQL refuses NUL and unpaired surrogates in a query parameter with an error, which would be a 500.
+  const unstorable = Object.keys(raw).filter((k) => !isStorableText(k) || !isStorableText(raw[k]));
+  if (unstorable.length > 0) return { problems: unstorable.map((k) => ({ path: isStorableText(k) ? k : '(query)', message: UNSTORABLE_TEXT_MESSAGE })) };
   const parsed = schema.safeParse(raw);
   if (!parsed.success) {
     return {
@@ -138,7 +147,9 @@ export function parseStatsQuery(params: URLSearchParams, now: number = Date.now(
   const to = p.to ?? now;
   const from = p.from ?? to - DEFAULT_RANGE_MS;
   const problems: FieldProblem[] = [];
-  if (from > to) problems.push({ path: 'from', message: `from (${new Date(from).toISOString()}) is after to (${new Date(to).toISOString()})` });
+  // The default range reaches 24 h before `to`, which can fall before the earliest time a Date holds.
+  if (from < -MAX_TIME_MS) problems.push({ path: 'to', message: 'is too early for the default range of 24 hours before it; give from' });
+  else if (from > to) problems.push({ path: 'from', message: `from (${new Date(from).toISOString()}) is after to (${new Date(to).toISOString()})` });
   else if ((to - from) / BUCKETS[p.bucket] > MAX_BUCKETS) {
     problems.push({ path: 'bucket', message: `${p.bucket} buckets over this range make more than ${MAX_BUCKETS}; use a larger bucket or a shorter range` });
   }

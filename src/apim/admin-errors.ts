@@ -1,7 +1,7 @@
 // Maps the store's typed errors onto admin API errors: not found → 404, already exists → 409, bad page token → 400.
 import { AdminError, type AdminHandler } from '../gateway/admin-router.js';
 import { ConflictError, InvalidPageTokenError, NotFoundError } from '../store/index.js';
-import { invalid } from './admin-input.js';
+import { checkRequestText, invalid } from './admin-input.js';
 
 /** The request field that names each resource, for the 409's field path. */
 const IDENTITY_FIELD: Record<string, string> = { apiproduct: 'name', developer: 'email', app: 'name', credential: 'consumerKey' };
@@ -18,6 +18,7 @@ function toAdminError(err: unknown): unknown {
 export function handled(handler: AdminHandler): AdminHandler {
   return async (req) => {
     try {
+      checkRequestText(req);
       return await handler(req);
     } catch (err) {
       throw toAdminError(err);

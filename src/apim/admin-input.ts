@@ -1,7 +1,7 @@
 // Reading admin requests: JSON bodies and query parameters checked with zod; failures are 400s with field paths.
 import { z } from 'zod';
 import { AdminError, type AdminRequest } from '../gateway/admin-router.js';
-import { MAX_PAGE_SIZE, type PageRequest } from '../store/index.js';
+import { isStorableText, MAX_PAGE_SIZE, UNSTORABLE_TEXT_MESSAGE, unstorableTextPaths, type PageRequest } from '../store/index.js';
 
 export interface FieldProblem {
   path: string;
@@ -25,9 +25,25 @@ function problems(error: z.ZodError, prefix: string): FieldProblem[] {
 
 /** The JSON body, validated; malformed JSON is already a 400 `invalid_json` from the router. */
 export async function readBody<S extends z.ZodType>(req: AdminRequest, schema: S): Promise<z.output<S>> {
-  const parsed = schema.safeParse(await req.json());
+  const json = await req.json();
+  // Checked on the raw JSON (keys too): PostgreSQL would refuse these strings with an error, not a 400.
+  const unstorable = unstorableTextPaths(json);
+  if (unstorable.length > 0) throw invalid('The request body is invalid', unstorable.map((p) => ({ path: fieldPath(p) || '(body)', message: UNSTORABLE_TEXT_MESSAGE })));
+  const parsed = schema.safeParse(json);
   if (!parsed.success) throw invalid('The request body is invalid', problems(parsed.error, ''));
   return parsed.data;
+}
+
+/**
+ * Path and query parameters the database could not be asked about (NUL, unpaired surrogates: PostgreSQL answers
+ * those with an error, which would be a 500) are a 400 naming the parameter, before any handler runs.
+ */
+export function checkRequestText(req: AdminRequest): void {
+  const problems: FieldProblem[] = [];
+  for (const [name, value] of [...Object.entries(req.params), ...req.query]) {
+    if (!isStorableText(value) || !isStorableText(name)) problems.push({ path: isStorableText(name) ? name : '(query)', message: UNSTORABLE_TEXT_MESSAGE });
+  }
+  if (problems.length > 0) throw invalid('The request path or query is invalid', problems);
 }
 
 /** Query parameters, validated; parameters the schema does not name are ignored. */

@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import { APIM_API_VERSION } from '../config/apim-kinds.js';
 import { AdminError, type AdminRequest } from '../gateway/admin-router.js';
-import type { KvmEntry, KvmScope, StoreView } from '../store/index.js';
+import { ConflictError, type KvmEntry, type KvmScope, type StoreView } from '../store/index.js';
 import type { AddRoute, ApimAdminDeps } from './admin-deps.js';
 import { storeFor } from './admin-deps.js';
 import { invalid, readBody, readPage, readQuery } from './admin-input.js';
@@ -17,6 +17,9 @@ const mapBody = z.object({ name, encrypted: z.boolean().default(false) }).strict
 const entryBody = z.object({ name: z.string().min(1), value: z.string() }).strict();
 const valueBody = z.object({ name: z.string().min(1).optional(), value: z.string() }).strict();
 const scopeQuery = z.object({ apiproduct: z.string().min(1).optional() });
+
+const mapExists = (map: string) => new AdminError(409, 'already_exists', `Key-value map "${map}" already exists`, [{ path: 'name', message: 'already exists' }]);
+const entryExists = (key: string) => new AdminError(409, 'already_exists', `Entry "${key}" already exists`, [{ path: 'name', message: 'already exists' }]);
 
 interface MapInfo {
   name: string;
@@ -46,10 +49,17 @@ export function registerKvmRoutes(add: AddRoute, deps: ApimAdminDeps): void {
   /** Values of encrypted maps are write-only through the API, as in Apigee. */
   const entryResource = (map: MapInfo, e: KvmEntry) => (map.encrypted ? { name: e.key, encrypted: true } : { name: e.key, value: e.value });
 
-  const put = async (req: AdminRequest, map: MapInfo, key: string, value: string) => {
+  /** `create`: refuse an existing entry (409) rather than replace it. */
+  const put = async (req: AdminRequest, map: MapInfo, key: string, value: string, opts: { create?: boolean } = {}) => {
     if (map.encrypted && !cipher) throw new AdminError(503, 'kvm_key_missing', `Map "${map.name}" is encrypted and ${KVM_KEY_ENV} is not set`);
-    const entry = await storeFor(deps, req).kvm.put({ scope: scopeOf(req), mapName: map.name, key, value: map.encrypted ? cipher!.encrypt(value) : value, encrypted: map.encrypted });
-    return entryResource(map, entry);
+    const input = { scope: scopeOf(req), mapName: map.name, key, value: map.encrypted ? cipher!.encrypt(value) : value, encrypted: map.encrypted };
+    const store = storeFor(deps, req);
+    try {
+      return entryResource(map, await (opts.create ? store.kvm.create(input) : store.kvm.put(input)));
+    } catch (err) {
+      if (err instanceof ConflictError) throw entryExists(key);
+      throw err;
+    }
   };
 
   add('GET', '/v1/keyvaluemaps', async () => {
@@ -62,8 +72,13 @@ export function registerKvmRoutes(add: AddRoute, deps: ApimAdminDeps): void {
     if (body.encrypted && !cipher) throw invalid(`Encrypted maps need ${KVM_KEY_ENV}`, [{ path: 'encrypted', message: `${KVM_KEY_ENV} is not set on the gateway` }]);
     const store = storeFor(deps, req);
     await refuseFileOwned(store, deps, KIND, body.name);
-    if (await store.manifests.find(KIND, body.name)) throw new AdminError(409, 'already_exists', `Key-value map "${body.name}" already exists`, [{ path: 'name', message: 'already exists' }]);
-    await store.manifests.apply({ kind: KIND, name: body.name, apiVersion: APIM_API_VERSION, spec: { encrypted: body.encrypted } });
+    // The insert, not a prior read, decides: of two concurrent creates of one map, one is a 409.
+    try {
+      await store.manifests.create({ kind: KIND, name: body.name, apiVersion: APIM_API_VERSION, spec: { encrypted: body.encrypted } });
+    } catch (err) {
+      if (err instanceof ConflictError) throw mapExists(body.name);
+      throw err;
+    }
     return { status: 201, body };
   });
 
@@ -90,8 +105,7 @@ export function registerKvmRoutes(add: AddRoute, deps: ApimAdminDeps): void {
   add('POST', '/v1/keyvaluemaps/{map}/entries', async (req) => {
     const map = await findMap(db, req.params.map);
     const body = await readBody(req, entryBody);
-    if (await db.kvm.get(scopeOf(req), map.name, body.name)) throw new AdminError(409, 'already_exists', `Entry "${body.name}" already exists`, [{ path: 'name', message: 'already exists' }]);
-    return { status: 201, body: await put(req, map, body.name, body.value) };
+    return { status: 201, body: await put(req, map, body.name, body.value, { create: true }) };
   });
 
   add('GET', '/v1/keyvaluemaps/{map}/entries/{key}', async (req) => {

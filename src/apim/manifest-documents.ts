@@ -4,7 +4,8 @@ import { parseAllDocuments } from 'yaml';
 import { APIM_API_VERSION } from '../config/apim-kinds.js';
 import { KINDS } from '../config/kinds.js';
 import { validateDocument, type Manifest } from '../config/manifest.js';
-import type { JsonObject } from '../store/index.js';
+// codec.js, not the store's index: the CLI's apply reads manifests without loading the database drivers.
+import { UNSTORABLE_TEXT_MESSAGE, unstorableTextPaths, type JsonObject } from '../store/codec.js';
 
 export interface ApimDocument {
   /** Validated, with defaults applied. */
@@ -49,7 +50,15 @@ function splitDocuments(text: string, source: string): { raws: unknown[]; proble
       }
       continue;
     }
-    const value: unknown = doc.toJS();
+    let value: unknown;
+    try {
+      value = doc.toJS();
+    } catch (err) {
+      // The yaml library refuses alias expansion past its limit (a "billion laughs" document) by throwing.
+      const message = `YAML: ${(err as Error).message}`;
+      problems.push({ path: '', message, line: `${source}: ${message}` });
+      continue;
+    }
     if (value === null || value === undefined) continue;
     if (Array.isArray(value)) raws.push(...value);
     else raws.push(value);
@@ -71,6 +80,13 @@ function splitProblem(line: string, prefix: string): { path: string; message: st
   return { path: path === '(document)' ? '' : path, message: rest.slice(at + 2) };
 }
 
+/** `spec.attributes[0].value`, as validateDocument spells field paths. */
+function documentPath(path: readonly (string | number)[]): string {
+  let out = '';
+  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out ? `.${p}` : p;
+  return out;
+}
+
 function envelope(raw: unknown): { kind: unknown; name: unknown } {
   const r = (raw ?? {}) as { kind?: unknown; metadata?: { name?: unknown } };
   return { kind: r.kind, name: r.metadata?.name };
@@ -89,6 +105,12 @@ export function readApimDocuments(text: string, source: string): ApimDocuments {
     if (typeof kind === 'string' && !isApimKind(kind)) {
       if (Object.hasOwn(KINDS, kind)) problem('kind', `${kind} configures the gateway itself: it belongs in --config files, not in apply`);
       else problem('kind', `unknown kind "${kind}" (apply takes ${APIM_KINDS.join(', ')})`);
+      return;
+    }
+    // Strings PostgreSQL cannot store (NUL, unpaired surrogates) would fail the write with an error, not a problem.
+    const unstorable = unstorableTextPaths(raw);
+    if (unstorable.length > 0) {
+      for (const path of unstorable) problem(documentPath(path), UNSTORABLE_TEXT_MESSAGE);
       return;
     }
     const checked = validateDocument(raw, source, i);

@@ -49,7 +49,7 @@ export class AuditLog {
     let query = this.#session.db.selectFrom('audit_log').selectAll();
     if (filter.resourceType !== undefined) query = query.where('resource_type', '=', filter.resourceType);
     if (filter.resourceName !== undefined) query = query.where('resource_name', '=', filter.resourceName);
-    return paginate(query, { columns: ['id'], direction: 'desc' }, page, (row) => ({
+    return paginate(query, { columns: ['id'], kinds: { id: 'integer' }, direction: 'desc' }, page, (row) => ({
       id: Number(row.id),
       at: decodeTimestamp(row.at),
       actor: row.actor,

@@ -3,6 +3,26 @@
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 export type JsonObject = { [key: string]: JsonValue };
 
+/**
+ * NUL and unpaired UTF-16 surrogates: PostgreSQL refuses them in text and jsonb (an error, not a 4xx), and SQLite
+ * stores a lone surrogate as replacement characters, so callers refuse such text before it reaches a query.
+ */
+const UNSTORABLE = /\0|\p{Cs}/u;
+
+export function isStorableText(text: string): boolean {
+  return !UNSTORABLE.test(text);
+}
+
+export const UNSTORABLE_TEXT_MESSAGE = 'must not contain NUL characters or unpaired UTF-16 surrogates';
+
+/** Paths (`attributes[0].value`, keys included) of every string in a JSON value that the database cannot store. */
+export function unstorableTextPaths(value: unknown, path: (string | number)[] = []): (string | number)[][] {
+  if (typeof value === 'string') return isStorableText(value) ? [] : [path];
+  if (Array.isArray(value)) return value.flatMap((v, i) => unstorableTextPaths(v, [...path, i]));
+  if (value === null || typeof value !== 'object') return [];
+  return Object.entries(value).flatMap(([k, v]) => (isStorableText(k) ? unstorableTextPaths(v, [...path, k]) : [[...path, k]]));
+}
+
 export function encodeJson(value: unknown): string {
   return JSON.stringify(value);
 }

@@ -84,7 +84,7 @@ export class Credentials {
   /** In issue order. */
   listForApp(appId: string, page: PageRequest = {}): Promise<Page<Credential>> {
     const query = this.#session.db.selectFrom('credentials').selectAll().where('app_id', '=', appId);
-    return paginate(query, { columns: ['created_at', 'key_id'] }, page, toCredential);
+    return paginate(query, { columns: ['created_at', 'key_id'], kinds: { created_at: 'timestamp' } }, page, toCredential);
   }
 
   async listAll(): Promise<Credential[]> {

@@ -9,6 +9,7 @@ export { RESOURCE_TYPES, type ChangeEvent, type ChangeListener, type ResourceTyp
 export { CHANGE_CHANNEL } from './pg-change-listener.js';
 export type { Snapshot } from './snapshot.js';
 export type { JsonObject, JsonValue } from './codec.js';
+export { isStorableText, unstorableTextPaths, UNSTORABLE_TEXT_MESSAGE } from './codec.js';
 export type { Applied, ApplyOutcome, Attribute, Owner } from './common-types.js';
 export type { ApiProduct, ApiProductContent, ApiProductInput, ApiProductPatch, ApiProducts, ApprovalType, QuotaSpec } from './api-products.js';
 export type { OperationSet, OperationSetInput, OperationSets } from './operation-sets.js';

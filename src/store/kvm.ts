@@ -1,6 +1,7 @@
 // Key-value maps (Apigee KVMs) for policies, scoped to the environment or to one API product.
 import type { Selectable } from 'kysely';
 import { decodeTimestamp } from './codec.js';
+import { conflictOnUnique } from './constraint-errors.js';
 import { NotFoundError } from './errors.js';
 import { paginate, type Page, type PageRequest } from './pagination.js';
 import type { KvmEntriesTable } from './schema.js';
@@ -74,6 +75,27 @@ export class Kvm {
         .onConflict((oc) => oc.columns(['scope', 'map_name', 'key']).doUpdateSet(values))
         .returningAll()
         .executeTakeFirstOrThrow();
+      await w.audit({ action: 'put', resourceType: RESOURCE, resourceName: entryName(input), detail: { encrypted: Boolean(input.encrypted) } });
+      return toEntry(row);
+    });
+  }
+
+  /**
+   * Creates the entry. The primary key, not a prior read, refuses an existing one, so of two concurrent creates one
+   * fails instead of both succeeding with the second value silently replacing the first.
+   * @throws ConflictError when the entry exists.
+   */
+  create(input: KvmPutInput): Promise<KvmEntry> {
+    return this.#session.write(async (w) => {
+      const row = await conflictOnUnique(
+        RESOURCE,
+        entryName(input),
+        w.db
+          .insertInto('kvm_entries')
+          .values({ scope: input.scope, map_name: input.mapName, key: input.key, value: input.value, encrypted: input.encrypted ? 1 : 0, created_at: w.now, updated_at: w.now })
+          .returningAll()
+          .executeTakeFirstOrThrow(),
+      );
       await w.audit({ action: 'put', resourceType: RESOURCE, resourceName: entryName(input), detail: { encrypted: Boolean(input.encrypted) } });
       return toEntry(row);
     });

@@ -3,6 +3,7 @@ import type { Selectable } from 'kysely';
 import { decodeJson, decodeTimestamp, encodeJson, type JsonObject } from './codec.js';
 import type { Applied, Owner } from './common-types.js';
 import { contentHash } from './content-hash.js';
+import { conflictOnUnique } from './constraint-errors.js';
 import { NotFoundError } from './errors.js';
 import { paginate, type Page, type PageRequest } from './pagination.js';
 import type { ManifestsTable } from './schema.js';
@@ -86,6 +87,28 @@ export class Manifests {
         detail: { owner, apiVersion: input.apiVersion },
       });
       return { outcome, item: toManifest(row) };
+    });
+  }
+
+  /**
+   * Creates the object; unlike apply, an existing one (even with identical content) is refused by the primary key,
+   * so of two concurrent creates exactly one succeeds. @throws ConflictError.
+   */
+  create(input: ManifestInput): Promise<Manifest> {
+    return this.#session.write(async (w) => {
+      const owner = input.owner ?? 'api';
+      const hash = contentHash({ apiVersion: input.apiVersion, spec: input.spec, owner });
+      const row = await conflictOnUnique(
+        RESOURCE,
+        `${input.kind}/${input.name}`,
+        w.db
+          .insertInto('manifests')
+          .values({ kind: input.kind, name: input.name, api_version: input.apiVersion, spec: encodeJson(input.spec), owner, content_hash: hash, created_at: w.now, updated_at: w.now })
+          .returningAll()
+          .executeTakeFirstOrThrow(),
+      );
+      await w.audit({ action: 'create', resourceType: RESOURCE, resourceName: `${input.kind}/${input.name}`, detail: { owner, apiVersion: input.apiVersion } });
+      return toManifest(row);
     });
   }
 

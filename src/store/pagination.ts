@@ -1,5 +1,6 @@
 // Keyset pagination for list functions: { pageSize, pageToken } in, { items, nextPageToken } out.
 import { sql, type Expression, type ExpressionBuilder, type SelectQueryBuilder, type SqlBool } from 'kysely';
+import { isStorableText } from './codec.js';
 import { InvalidPageTokenError } from './errors.js';
 
 export interface PageRequest {
@@ -20,9 +21,17 @@ export const MAX_PAGE_SIZE = 1000;
 
 type KeyValue = string | number;
 
+/** What a sort column holds: `text` unless said otherwise. */
+export type KeyKind = 'text' | 'integer' | 'timestamp';
+
 export interface SortOrder<Row> {
   /** Columns whose values together are unique; rows are ordered by them. */
   columns: readonly (keyof Row & string)[];
+  /**
+   * The columns that are not text. A token's values are checked against them, so a forged token (or one from
+   * another listing) is a bad token rather than a value PostgreSQL refuses to compare with the column (a 500).
+   */
+  kinds?: Partial<Record<keyof Row & string, KeyKind>>;
   direction?: 'asc' | 'desc';
 }
 
@@ -41,7 +50,7 @@ export async function paginate<Row extends Record<string, unknown>, Item>(
   const direction = order.direction ?? 'asc';
   let q = query;
   if (page.pageToken !== undefined) {
-    const after = decodePageToken(page.pageToken, order.columns.length);
+    const after = decodePageToken(page.pageToken, order.columns.map((c) => order.kinds?.[c] ?? 'text'));
     q = q.where((eb) => beyond(eb, order.columns, after, direction === 'asc' ? '>' : '<'));
   }
   for (const column of order.columns) q = q.orderBy(sql.ref(column), direction);
@@ -49,7 +58,7 @@ export async function paginate<Row extends Record<string, unknown>, Item>(
   const items = rows.slice(0, size);
   const last = items.at(-1);
   return rows.length > size && last
-    ? { items: items.map(toItem), nextPageToken: encodePageToken(order.columns.map((c) => keyValue(last[c]))) }
+    ? { items: items.map(toItem), nextPageToken: encodePageToken(order.columns.map((c) => keyValue(last[c], order.kinds?.[c] ?? 'text'))) }
     : { items: items.map(toItem) };
 }
 
@@ -71,7 +80,9 @@ function beyond(
   return eb.or(alternatives);
 }
 
-function keyValue(value: unknown): KeyValue {
+function keyValue(value: unknown, kind: KeyKind): KeyValue {
+  // PostgreSQL returns bigint columns as strings; the token holds the number either backend gives.
+  if (kind === 'integer') return Number(value);
   if (value instanceof Date) return value.toISOString();
   if (typeof value === 'number' || typeof value === 'string') return value;
   return String(value);
@@ -81,17 +92,28 @@ function encodePageToken(values: KeyValue[]): string {
   return Buffer.from(JSON.stringify(values)).toString('base64url');
 }
 
-function decodePageToken(token: string, length: number): KeyValue[] {
+/** Whether `v` is a value paginate could have handed out for a column of this kind. */
+function fitsKind(v: unknown, kind: KeyKind): boolean {
+  switch (kind) {
+    case 'integer':
+      // Digit strings too: tokens from PostgreSQL, which returns bigints as strings, once held those.
+      return Number.isSafeInteger(typeof v === 'string' && /^-?\d{1,15}$/.test(v) ? Number(v) : v);
+    case 'timestamp':
+      // keyValue writes Date.toISOString(), and SQLite's timestamp columns hold the same canonical text.
+      return typeof v === 'string' && /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/.test(v) && !Number.isNaN(Date.parse(v));
+    case 'text':
+      return typeof v === 'string' && isStorableText(v);
+  }
+}
+
+function decodePageToken(token: string, kinds: readonly KeyKind[]): KeyValue[] {
   let values: unknown;
   try {
     values = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
   } catch {
     throw new InvalidPageTokenError();
   }
-  const valid =
-    Array.isArray(values) &&
-    values.length === length &&
-    values.every((v) => typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v)));
+  const valid = Array.isArray(values) && values.length === kinds.length && values.every((v, i) => fitsKind(v, kinds[i]));
   if (!valid) throw new InvalidPageTokenError();
   return values as KeyValue[];
 }

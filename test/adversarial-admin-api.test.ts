@@ -1,0 +1,204 @@
+// Hostile input to the admin API over real HTTP on loopback, on SQLite and PostgreSQL alike: text the database cannot
+// store, forged page tokens, alias bombs, prototype keys, times beyond Date's range, concurrent creates, CSV formulas.
+// Each answer must be a documented 4xx in the error shape (never a 500), and both backends must agree.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { recordRow } from '../src/analytics/record.js';
+import { registerAnalyticsRoutes } from '../src/analytics/stats-routes.js';
+import { sampleRecord } from '../src/analytics/test-records.js';
+import { registerApimAdminRoutes } from '../src/apim/admin-routes.js';
+import { AdminRouter } from '../src/gateway/admin-router.js';
+import { AnalyticsRecords, type Database } from '../src/store/index.js';
+import { DATABASE_BACKENDS, type TestDatabase } from '../src/store/test-databases.js';
+
+interface Answer {
+  status: number;
+  body: any;
+  text: string;
+}
+
+async function call(base: string, method: string, path: string, body?: unknown): Promise<Answer> {
+  const res = await fetch(`${base}${path}`, {
+    method,
+    headers: { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let parsed: unknown;
+  try {
+    parsed = text ? JSON.parse(text) : undefined;
+  } catch {
+    parsed = undefined;
+  }
+  return { status: res.status, body: parsed, text };
+}
+
+/** A 400 `invalid` naming `path` among its details. */
+function assertInvalid(a: Answer, path: string, what: string): void {
+  assert.equal(a.status, 400, `${what}: ${a.status} ${a.text}`);
+  assert.equal(a.body?.error?.code, 'invalid', what);
+  const paths = (a.body.error.details ?? []).map((d: { path: string }) => d.path);
+  assert.ok(paths.includes(path), `${what}: expected a detail at ${path}, got ${JSON.stringify(paths)}`);
+}
+
+const token = (values: unknown) => Buffer.from(JSON.stringify(values)).toString('base64url');
+
+/** Seven levels of nine aliases: about 4.8 million strings once expanded. */
+const ALIAS_BOMB = `apiVersion: apim.googleapis.com/v1
+kind: APIProduct
+metadata: { name: bomb }
+spec:
+  displayName: x
+  a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+  b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+  c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+  d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+  e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+  f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+  g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+`;
+
+for (const backend of DATABASE_BACKENDS) {
+  describe(`admin API under hostile input (${backend.name})`, { skip: backend.skip }, () => {
+    let target: TestDatabase;
+    let db: Database;
+    let server: ReturnType<typeof createServer>;
+    let base: string;
+    let seq = 0;
+    const unique = (prefix: string) => `${prefix}-${++seq}`;
+    const api = (method: string, path: string, body?: unknown) => call(base, method, path, body);
+
+    before(async () => {
+      target = await backend.create();
+      db = await target.open({ listen: false });
+      const router = new AdminRouter(undefined);
+      registerApimAdminRoutes(router, { db, fileOwned: () => false });
+      registerAnalyticsRoutes(router, { db });
+      server = createServer(router.handle).listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    });
+    after(async () => {
+      server?.closeAllConnections();
+      server?.close();
+      await db?.close();
+      await target?.dispose();
+    });
+
+    test('NUL characters and unpaired surrogates in bodies, paths and queries are a 400 naming the field, and nothing is stored', async () => {
+      const email = `${unique('nul')}@example.com`;
+      assertInvalid(await api('POST', '/v1/developers', `{"email":"${email}","firstName":"A\\u0000B"}`), 'firstName', 'NUL in a text column');
+      assertInvalid(await api('POST', '/v1/developers', `{"email":"${email}","attributes":[{"name":"x","value":"\\u0000"}]}`), 'attributes[0].value', 'NUL in a JSON column');
+      assertInvalid(await api('POST', '/v1/developers', `{"email":"${email}","attributes":[{"name":"x","value":"\\ud800"}]}`), 'attributes[0].value', 'unpaired surrogate in a JSON column');
+      assertInvalid(await api('POST', '/v1/developers', `{"email":"${email}","lastName":"\\udc00x"}`), 'lastName', 'unpaired surrogate in a text column');
+      assert.equal((await api('GET', `/v1/developers/${email}`)).status, 404, 'nothing was stored');
+
+      assertInvalid(await api('GET', '/v1/developers/a%00@example.com'), 'email', 'NUL in a path parameter');
+      assertInvalid(await api('GET', '/v1/apiproducts/x%00'), 'name', 'NUL in a product name');
+      assertInvalid(await api('GET', '/v1/keyvaluemaps/x%00'), 'map', 'NUL in a map name');
+      assertInvalid(await api('GET', '/v1/audit?resourceName=a%00'), 'resourceName', 'NUL in a query parameter');
+
+      const product = unique('nulproduct');
+      const manifest = `[{"apiVersion":"apim.googleapis.com/v1","kind":"APIProduct","metadata":{"name":"${product}"},"spec":{"displayName":"x\\u0000"}}]`;
+      assertInvalid(await api('POST', '/v1/apply', manifest), '[0].spec.displayName', 'NUL in an applied manifest (JSON)');
+      const yaml = `apiVersion: apim.googleapis.com/v1\nkind: SpikeArrest\nmetadata: { name: ${unique('spike')} }\nspec: { rate: 10ps, identifier: { ref: "a\\0b" } }\n`;
+      assertInvalid(await api('POST', '/v1/apply', yaml), '[0].spec.identifier.ref', 'NUL in an applied manifest (YAML escape)');
+      assert.equal((await api('GET', `/v1/apiproducts/${product}`)).status, 404, 'nothing was applied');
+
+      const map = unique('map');
+      assert.equal((await api('POST', '/v1/keyvaluemaps', { name: map })).status, 201);
+      assertInvalid(await api('POST', `/v1/keyvaluemaps/${map}/entries`, '{"name":"k","value":"v\\u0000"}'), 'value', 'NUL in a KVM value');
+      assert.equal((await api('GET', `/v1/keyvaluemaps/${map}/entries/k`)).status, 404);
+
+      assertInvalid(await api('GET', '/v1/analytics/stats?filter=app==a%00'), 'filter', 'NUL in an analytics filter');
+    });
+
+    test('forged page tokens, and tokens from another listing, are a 400 on pageToken', async () => {
+      const email = `${unique('pages')}@example.com`;
+      assert.equal((await api('POST', '/v1/developers', { email })).status, 201);
+      const app = unique('app');
+      assert.equal((await api('POST', `/v1/developers/${email}/apps`, { name: app })).status, 201);
+      const keys = `/v1/developers/${email}/apps/${app}/keys`;
+
+      for (const forged of [['zzz'], [1e300], [2 ** 70], ['a@example.com']]) {
+        assertInvalid(await api('GET', `/v1/audit?pageToken=${token(forged)}`), 'pageToken', `audit token ${JSON.stringify(forged)}`);
+      }
+      for (const forged of [['zzz', 'key'], [5, 'key'], ['2025-01-01', 'key']]) {
+        assertInvalid(await api('GET', `${keys}?pageToken=${token(forged)}`), 'pageToken', `keys token ${JSON.stringify(forged)}`);
+      }
+      assertInvalid(await api('GET', `/v1/developers?pageToken=${token(['a\u0000'])}`), 'pageToken', 'developers token with NUL');
+
+      // The tokens the lists hand out still work: the audit log (integer ids) and keys (timestamps) page through.
+      for (let i = 0; i < 2; i++) assert.equal((await api('POST', keys, {})).status, 201);
+      const seen: string[] = [];
+      let next: string | undefined;
+      do {
+        const page = await api('GET', `${keys}?pageSize=1${next ? `&pageToken=${next}` : ''}`);
+        assert.equal(page.status, 200, page.text);
+        seen.push(...page.body.items.map((k: { keyId: string }) => k.keyId));
+        next = page.body.nextPageToken;
+      } while (next);
+      assert.equal(new Set(seen).size, 3);
+      const first = await api('GET', '/v1/audit?pageSize=2');
+      const second = await api('GET', `/v1/audit?pageSize=2&pageToken=${first.body.nextPageToken}`);
+      assert.equal(second.status, 200, second.text);
+      assert.ok(second.body.items[0].id < first.body.items[1].id);
+    });
+
+    test('a YAML alias bomb is a 400 for the body, not a 500', async () => {
+      const a = await api('POST', '/v1/apply', ALIAS_BOMB);
+      assertInvalid(a, '(body)', 'alias bomb');
+      assert.match(a.body.error.details[0].message, /^YAML: /);
+      assert.equal((await api('GET', '/v1/apiproducts/bomb')).status, 404);
+    });
+
+    test('concurrent creates of one key-value map, and of one entry, give one 201 and the rest 409', async () => {
+      const map = unique('racemap');
+      const maps = await Promise.all(Array.from({ length: 12 }, () => api('POST', '/v1/keyvaluemaps', { name: map })));
+      assert.deepEqual(
+        maps.map((a) => a.status).sort(),
+        [201, ...Array(11).fill(409)],
+        maps.map((a) => a.text).join('\n'),
+      );
+      assert.ok(maps.filter((a) => a.status === 409).every((a) => a.body.error.code === 'already_exists'));
+
+      const entries = await Promise.all(Array.from({ length: 12 }, (_, i) => api('POST', `/v1/keyvaluemaps/${map}/entries`, { name: 'k', value: `v${i}` })));
+      assert.deepEqual(entries.map((a) => a.status).sort(), [201, ...Array(11).fill(409)]);
+      const created = entries.find((a) => a.status === 201)!;
+      const stored = await api('GET', `/v1/keyvaluemaps/${map}/entries/k`);
+      assert.equal(stored.body.value, created.body.value, 'the value the 201 reported is the one stored');
+      const puts = await api('GET', `/v1/audit?resourceType=kvm&resourceName=${encodeURIComponent(`environment/${map}/k`)}`);
+      assert.equal(puts.body.items.length, 1, 'one write, one audit row');
+    });
+
+    test('analytics: prototype names, times beyond Date, and spreadsheet formulas in CSV', async () => {
+      for (const [query, path] of [
+        ['filter=constructor==x', 'filter[0]'],
+        ['filter=__proto__==x', 'filter[0]'],
+        ['__proto__=1', '__proto__'],
+        ['from=9000000000000000&to=9000000000000001', 'from'],
+        ['from=99999999999999999999999&to=99999999999999999999999', 'to'],
+        ['to=-271821-04-20T00:00:00Z', 'to'],
+      ]) {
+        assertInvalid(await api('GET', `/v1/analytics/stats?${query}`), path, query);
+      }
+
+      const at = Date.now() - 60_000;
+      const models = ['=HYPERLINK("http://evil.example","x")', '+1+cmd', '@SUM(A1)', '-2+3', 'plain'];
+      await new AnalyticsRecords(db).insert(models.map((model, i) => recordRow(sampleRecord(1000 + i, { time: at, model }))!));
+      const csv = await api('GET', `/v1/analytics/stats?format=csv&groupBy=model&from=${at - 1000}&to=${at + 1000}`);
+      assert.equal(csv.status, 200, csv.text);
+      const cells = csv.text
+        .trimEnd()
+        .split('\r\n')
+        .slice(1)
+        .map((line) => line.slice(line.indexOf(',') + 1, line.lastIndexOf(',')));
+      assert.deepEqual(cells.sort(), [`"'=HYPERLINK(""http://evil.example"",""x"")"`, "'+1+cmd", "'-2+3", "'@SUM(A1)", 'plain']);
+      const json = await api('GET', `/v1/analytics/stats?groupBy=model&from=${at - 1000}&to=${at + 1000}`);
+      assert.deepEqual(json.body.rows.map((r: { model: string }) => r.model).sort(), [...models].sort(), 'JSON answers keep the names as they are');
+    });
+  });
+}
