@@ -55,6 +55,33 @@ export type OpenAIBody = Record<string, unknown> & {
   stream_options?: { include_usage?: boolean } | null;
 };
 
+/**
+ * The deepest nesting of arrays and objects a body may have. JSON.parse copes with any depth, but later stages recurse
+ * over the body (JSON.stringify of a rewritten body or of a Responses `input` for the picker, policies that walk it),
+ * and a body nested a few thousand levels deep overflows the stack there: a 500 for what is a bad request. Real
+ * requests (tool schemas included) stay far below this.
+ */
+export const MAX_BODY_DEPTH = 512;
+
+/** Whether `raw`, valid JSON, nests arrays and objects deeper than `max`; one pass over the bytes, strings skipped. */
+function nestsDeeperThan(raw: Buffer, max: number): boolean {
+  // Every level opens with a byte of its own: a body this short cannot be that deep (most requests stop here).
+  if (raw.length <= max) return false;
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw[i];
+    if (inString) {
+      if (c === 0x5c) i++; // a backslash escapes the next byte (a quote or another backslash)
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) return true;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return false;
+}
+
 function issuePath(path: readonly PropertyKey[]): string {
   return path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '');
 }
@@ -69,6 +96,9 @@ export function parseOpenAIBody(raw: Buffer, operation: Operation): OpenAIBody {
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw gatewayError('TG_ERR_INVALID_REQUEST', 'The request body must be a JSON object');
+  }
+  if (nestsDeeperThan(raw, MAX_BODY_DEPTH)) {
+    throw gatewayError('TG_ERR_INVALID_REQUEST', `The request body nests arrays and objects more than ${MAX_BODY_DEPTH} levels deep`);
   }
   if (!('model' in value) || (value as { model: unknown }).model === undefined) throw gatewayError('TG_ERR_MISSING_MODEL');
   const parsed = SCHEMAS[operation].safeParse(value);
