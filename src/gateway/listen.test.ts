@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DEFAULT_SETTINGS } from '../config/settings.js';
+import { connect } from 'node:net';
+import { STATUS_CODES, type RequestListener, type ServerResponse } from 'node:http';
+import { DEFAULT_SETTINGS, type GatewaySettings } from '../config/settings.js';
 import { applyListenerTimeouts, createListener, listen } from './listen.js';
 
 test('reloaded server timeouts apply to a listener that is already open', async () => {
@@ -15,4 +17,107 @@ test('reloaded server timeouts apply to a listener that is already open', async 
   } finally {
     server.close();
   }
+});
+
+/** Writes `parts` to a fresh connection (`gapMs` apart) and resolves with all it read once the server closes it (or at `waitMs`). */
+function exchange(port: number, parts: string[], gapMs = 0, waitMs = 8000): Promise<{ text: string; ms: number; closed: boolean }> {
+  return new Promise((resolve) => {
+    const start = Date.now();
+    const socket = connect(port, '127.0.0.1');
+    let text = '';
+    const done = (closed: boolean) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ text, ms: Date.now() - start, closed });
+    };
+    const timer = setTimeout(() => done(false), waitMs);
+    socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+    socket.on('error', () => {});
+    socket.on('close', () => done(true));
+    void (async () => {
+      for (const part of parts) {
+        if (socket.destroyed) return;
+        socket.write(part);
+        await new Promise((r) => setTimeout(r, gapMs));
+      }
+    })();
+  });
+}
+
+/** The status, headers and JSON body of the first answer in `text`. */
+function firstAnswer(text: string): { status: number; headers: Record<string, string>; body: { error: { message: string; type: string; code: string } } } {
+  const [head, rest] = text.split('\r\n\r\n', 2);
+  const [statusLine, ...lines] = head.split('\r\n');
+  const headers = Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
+  return { status: Number(statusLine.split(' ')[1]), headers, body: JSON.parse(rest.slice(0, Number(headers['content-length']))) };
+}
+
+async function withListener(handler: RequestListener, settings: Partial<GatewaySettings['server']>, fn: (port: number) => Promise<void>): Promise<void> {
+  const server = createListener(handler, { ...DEFAULT_SETTINGS.server, ...settings });
+  const port = await listen(server, 0, '127.0.0.1');
+  try {
+    await fn(port);
+  } finally {
+    server.closeAllConnections();
+    server.close();
+  }
+}
+
+test('requests node:http refuses before the handler are answered in the documented shape, with x-request-id', async () => {
+  await withListener((_req, res) => res.end('ok'), {}, async (port) => {
+    const cases: [string, number, string][] = [
+      ['GARBAGE\r\n\r\n', 400, 'invalid_request'],
+      [`GET / HTTP/1.1\r\nhost: x\r\nx-big: ${'a'.repeat(20_000)}\r\n\r\n`, 431, 'invalid_request'],
+      ['CONNECT 127.0.0.1:1 HTTP/1.1\r\nhost: x\r\n\r\n', 405, 'method_not_allowed'],
+    ];
+    for (const [request, status, code] of cases) {
+      const { text, closed } = await exchange(port, [request]);
+      assert.ok(closed, 'the connection closes after the answer');
+      const answer = firstAnswer(text);
+      assert.equal(answer.status, status, text);
+      assert.match(text.split('\r\n')[0], new RegExp(`^HTTP/1.1 ${status} ${STATUS_CODES[status]}$`));
+      assert.deepEqual([answer.body.error.type, answer.body.error.code], ['invalid_request_error', code]);
+      assert.match(answer.headers['x-request-id'] ?? '', /^[0-9a-f-]{36}$/, `x-request-id on the ${status}`);
+    }
+  });
+});
+
+test('a client that stops halfway through its headers gets its 408 about headersTimeout later, not up to 30 s later', async () => {
+  await withListener((_req, res) => res.end('ok'), { headersTimeout: 300 }, async (port) => {
+    const { text, ms, closed } = await exchange(port, ['POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n'], 0, 10_000);
+    assert.ok(closed, `the connection was still open after ${ms} ms`);
+    assert.ok(ms < 5000, `the 408 took ${ms} ms`);
+    const answer = firstAnswer(text);
+    assert.deepEqual([answer.status, answer.body.error.code], [408, 'request_timeout']);
+    assert.ok(answer.headers['x-request-id']);
+  });
+});
+
+test('an Expect other than 100-continue is served, not answered with a bare 417', async () => {
+  await withListener((_req, res) => res.end('served'), {}, async (port) => {
+    const { text } = await exchange(port, ['POST / HTTP/1.1\r\nhost: x\r\nexpect: something-else\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}']);
+    assert.match(text, /^HTTP\/1.1 200 OK\r\n/);
+    assert.match(text, /served$/);
+  });
+});
+
+test('garbage pipelined behind an answer that is streaming does not land in the middle of that answer', async () => {
+  let respond!: (res: ServerResponse) => void;
+  const streaming = new Promise<ServerResponse>((resolve) => (respond = resolve));
+  await withListener(
+    (_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write('data: first\n\n');
+      respond(res);
+    },
+    {},
+    async (port) => {
+      const seen = exchange(port, ['GET /stream HTTP/1.1\r\nhost: x\r\n\r\n', 'GARBAGE\r\n\r\n'], 200, 3000);
+      const res = await streaming;
+      const { text } = await seen;
+      res.end();
+      assert.match(text, /^HTTP\/1.1 200 OK\r\n/);
+      assert.doesNotMatch(text, /HTTP\/1.1 400/, 'a 400 written into the event stream');
+    },
+  );
 });

@@ -1,5 +1,7 @@
 // Opening an HTTP or HTTPS listener with tollgate's timeouts against slow clients.
-import { createServer as createHttpServer, type RequestListener, type Server } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import { createServer as createHttpServer, STATUS_CODES, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { createServer as createHttpsServer } from 'node:https';
 import { readFileSync } from 'node:fs';
 import type { GatewaySettings } from '../config/settings.js';
@@ -20,6 +22,23 @@ function listenerTimeouts(settings: GatewaySettings['server']) {
 }
 
 /**
+ * How often Node looks for requests past headersTimeout/requestTimeout. Its default, 30 s, let a client that sent
+ * half its headers hold the connection for up to 30 s more than headersTimeout (10 s by default). A fixed second
+ * (it cannot change on a live listener) keeps both deadlines within a second of their setting, whatever a reload
+ * sets them to.
+ */
+const CONNECTIONS_CHECKING_INTERVAL_MS = 1000;
+
+/** An answer written straight to the socket, for what never reaches the handler: documented shape, x-request-id. */
+function rawAnswer(socket: Duplex, status: number, code: string, message: string): void {
+  const body = JSON.stringify({ error: { message, type: 'invalid_request_error', code } });
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+      `x-request-id: ${randomUUID()}\r\nconnection: close\r\n\r\n${body}`,
+  );
+}
+
+/**
  * Reloaded settings on a live listener. Node reads these properties when it checks its connections and when a
  * response ends, so connections already open follow them too; nothing is dropped.
  */
@@ -28,16 +47,27 @@ export function applyListenerTimeouts(server: Server, settings: GatewaySettings[
 }
 
 export function createListener(handler: RequestListener, settings: GatewaySettings['server'], tls?: TlsFiles): Server {
-  const options = listenerTimeouts(settings);
+  const options = { ...listenerTimeouts(settings), connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS };
   const server: Server = tls
     ? (createHttpsServer({ ...options, cert: readFileSync(tls.cert), key: readFileSync(tls.key) }, handler) as unknown as Server)
     : createHttpServer(options, handler);
   server.on('clientError', (err, socket) => {
-    if (!socket.writable) return socket.destroy();
+    // Bytes of an answer to an earlier request on this connection are out (a malformed request pipelined behind a
+    // streaming one): an error written now would land in the middle of that answer, so the connection just closes,
+    // as node:http's own handler does.
+    const answering = (socket as { _httpMessage?: ServerResponse & { _headerSent?: boolean } })._httpMessage;
+    if (!socket.writable || answering?._headerSent) return socket.destroy();
     const code = (err as { code?: string }).code;
     const status = code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
-    const body = JSON.stringify({ error: { message: err.message, type: 'invalid_request_error', code: status === 408 ? 'request_timeout' : 'invalid_request' } });
-    socket.end(`HTTP/1.1 ${status} ${status === 408 ? 'Request Timeout' : 'Bad Request'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    rawAnswer(socket, status, status === 408 ? 'request_timeout' : 'invalid_request', err.message);
+  });
+  // Without a listener Node answers an Expect other than 100-continue with a bare 417 and drops CONNECT without a
+  // word. Expect is a hint a server may ignore (RFC 9110 §10.1.1, and it is not forwarded): the request is served.
+  server.on('checkExpectation', handler);
+  server.on('connect', (req, socket: Duplex) => {
+    // Node hands the socket over without its error listener: a reset from the client must not become an uncaught error.
+    socket.on('error', () => socket.destroy());
+    rawAnswer(socket, 405, 'method_not_allowed', `${req.method} is not supported`);
   });
   return server;
 }
