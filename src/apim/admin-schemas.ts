@@ -9,12 +9,23 @@ const resourceName = z
 
 const attributes = z.array(z.object({ name: z.string().min(1), value: z.string() }).strict()).max(100);
 
-/** API product names in the app's order (the first whose operation set covers a request decides); no repeats. */
-const productNames = z.array(z.string().min(1)).superRefine((names, ctx) => {
-  names.forEach((name, i) => {
-    if (names.indexOf(name) !== i) ctx.addIssue({ code: 'custom', path: [i], message: `"${name}" is listed twice` });
+/** More products than this on one app or key is a mistake; each name is also one lookup in the store. */
+const MAX_PRODUCTS = 1000;
+
+/**
+ * API product names in the app's order (the first whose operation set covers a request decides); no repeats.
+ * Repeats are found with a Set: indexOf per name was quadratic, and a 2 MB list held the event loop for seconds.
+ */
+const productNames = z
+  .array(z.string().min(1))
+  .max(MAX_PRODUCTS)
+  .superRefine((names, ctx) => {
+    const seen = new Set<string>();
+    names.forEach((name, i) => {
+      if (seen.has(name)) ctx.addIssue({ code: 'custom', path: [i], message: `"${name}" is listed twice` });
+      seen.add(name);
+    });
   });
-});
 
 export const productBody = z
   .object({
