@@ -10,6 +10,7 @@ import { recordRow } from '../src/analytics/record.js';
 import { registerAnalyticsRoutes } from '../src/analytics/stats-routes.js';
 import { sampleRecord } from '../src/analytics/test-records.js';
 import { registerApimAdminRoutes } from '../src/apim/admin-routes.js';
+import { main } from '../src/cli/main.js';
 import { AdminRouter } from '../src/gateway/admin-router.js';
 import { AnalyticsRecords, type Database } from '../src/store/index.js';
 import { DATABASE_BACKENDS, type TestDatabase } from '../src/store/test-databases.js';
@@ -214,3 +215,16 @@ for (const backend of DATABASE_BACKENDS) {
     });
   });
 }
+
+test('tollgate analytics --since beyond the range of a date is a bad flag (exit 2), not a crash', async () => {
+  const written: string[] = [];
+  const write = process.stderr.write;
+  process.stderr.write = ((chunk: string) => (written.push(String(chunk)), true)) as typeof process.stderr.write;
+  try {
+    // No gateway is needed: the flag is refused before anything is sent.
+    assert.equal(await main(['analytics', '--since', '999999999d', '--admin', 'http://127.0.0.1:9']), 2);
+  } finally {
+    process.stderr.write = write;
+  }
+  assert.match(written.join(''), /999999999d/);
+});

@@ -54,12 +54,18 @@ function parseAdminUrl(value: string): string {
   }
 }
 
+/** Further back than this is before the earliest time a Date holds: toISOString would throw (exit 1, "Invalid time value"). */
+const MAX_SINCE_MS = 8.64e15;
+
 function parseSince(value: string): number {
+  let ms: number;
   try {
-    return parseDuration(value);
+    ms = parseDuration(value);
   } catch (err) {
     throw new InvalidArgumentError((err as Error).message);
   }
+  if (ms > MAX_SINCE_MS) throw new InvalidArgumentError(`"${value}" reaches back further than a date can (at most about 270,000 years)`);
+  return ms;
 }
 
 function fail(io: AnalyticsIo, exitCode: number, lines: string[]): never {
