@@ -76,6 +76,12 @@ class Exchange {
    */
   #completeAt = Infinity;
   #tail: Buffer | undefined;
+  /**
+   * The answer's head, written with its first body bytes (node:http sends a head only with them anyway): until
+   * then an upstream that fails after its own head (dies, stalls, a 204 with a body) still gets the client a fault
+   * of its own, instead of a connection closed without a byte.
+   */
+  #head: { status: number; headers: OutgoingHttpHeaders } | null = null;
 
   constructor(ctx: RequestContext, res: ServerResponse, pools: UpstreamPools, target: ProxyTarget, resolve: (r: ProxyResult) => void) {
     this.#ctx = ctx;
@@ -150,7 +156,14 @@ class Exchange {
     }
     if (this.#clientGone) return;
     if (this.#target.commit && !this.#rewriter && out['content-length'] !== undefined) this.#completeAt = Number(out['content-length']);
-    this.#res.writeHead(status, out);
+    this.#head = { status, headers: out };
+  }
+
+  #writeHead(): void {
+    const head = this.#head;
+    if (!head) return;
+    this.#head = null;
+    this.#res.writeHead(head.status, head.headers);
   }
 
   #eventRewrite(flow: ResponseFlow | undefined): EventRewrite | null {
@@ -175,6 +188,7 @@ class Exchange {
       return;
     }
     const out = this.#rewriter ? this.#rewriter.push(chunk) : chunk;
+    this.#writeHead();
     if (!this.#res.write(out) && !this.#waitingDrain) {
       this.#waitingDrain = true;
       controller.pause();
@@ -214,6 +228,7 @@ class Exchange {
   /** Sends the answer's last bytes once the commit step lets them go; the exchange is over only then. */
   #end(tail: Buffer | string | undefined): void {
     const send = () => {
+      this.#writeHead();
       this.#res.end(tail);
       this.#ended();
     };
@@ -250,13 +265,19 @@ class Exchange {
       this.#finish({ error: code === 'TG_RESPONSE_TOO_LARGE' ? gatewayError('TG_ERR_UPSTREAM_ERROR', err.message) : this.#faultFor(err, code, true) });
       return;
     }
+    const fault = isTimeout(err, code)
+      ? gatewayError('TG_ERR_UPSTREAM_TIMEOUT', 'The model server did not finish the answer in time')
+      : gatewayError('TG_ERR_UPSTREAM_ERROR', `The model server ended the answer early (${code || err.message})`);
+    if (this.#head) {
+      // Only the upstream's head came: nothing went to the client yet, which still gets a fault of its own.
+      this.#head = null;
+      this.#finish({ error: fault });
+      return;
+    }
     // Bytes have gone out: the status cannot change any more; end the answer so the client does not hang.
     this.#ctx.errorCode = 'upstream_error';
     this.#ctx.usage = this.#scanner?.end();
     if (this.#sse) {
-      const fault = isTimeout(err, code)
-        ? gatewayError('TG_ERR_UPSTREAM_TIMEOUT', 'The model server did not finish the answer in time')
-        : gatewayError('TG_ERR_UPSTREAM_ERROR', `The model server ended the stream early (${code || err.message})`);
       const event = JSON.stringify({ error: { message: fault.message, type: fault.type, code: fault.code } });
       this.#res.end(`data: ${event}\n\n`);
     } else this.#res.destroy();

@@ -1,0 +1,100 @@
+// The data plane against hostile clients and broken model servers, end to end over loopback: every refusal is an
+// answer in the documented shape (OpenAI error body, x-request-id), and the gateway keeps serving afterwards.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { request } from 'undici';
+import { startGateway, type Gateway } from '../src/gateway/gateway.js';
+import { json, startStub, type Stub, type StubRequest } from './helpers/stub-upstream.js';
+import { poolAndModel, settings } from './helpers/manifests.js';
+
+const CHAT = { model: 'm', messages: [{ role: 'user', content: 'hello' }] };
+const BOUNDED = { timeout: 30_000 };
+
+interface ErrorBody {
+  error: { message: string; type: string; code: string };
+}
+
+describe('hostile input and broken model servers', () => {
+  let stub: Stub;
+  let gw: Gateway;
+  /** How the stub answers the next inference request; a plain JSON answer unless a test says otherwise. */
+  let answer: (r: StubRequest) => void;
+  const plain = (r: StubRequest) => json(r.res, 200, { ok: true, usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 } });
+
+  before(async () => {
+    stub = await startStub((r) => answer(r));
+    // No retries and a short whole-response deadline, so each broken answer is the one the client hears about.
+    const spec = settings({ upstream: { maxRetries: 0, responseTimeout: '1500ms' } });
+    gw = await startGateway({ configPaths: [], manifests: [...poolAndModel([stub.url]), spec], port: 0, adminPort: 0, host: '127.0.0.1', watch: false });
+  });
+  after(async () => {
+    await gw.close();
+    await stub.close();
+  });
+
+  async function post(path: string, body: string | object): Promise<{ status: number; requestId: unknown; text: string }> {
+    const r = await request(`${gw.url}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+      headersTimeout: 10_000,
+      bodyTimeout: 10_000,
+    });
+    return { status: r.statusCode, requestId: r.headers['x-request-id'], text: await r.body.text() };
+  }
+
+  /** The answer is a documented fault with this status and code; then a normal request still works. */
+  async function assertFault(got: { status: number; requestId: unknown; text: string }, status: number, code: string): Promise<void> {
+    assert.equal(got.status, status, got.text);
+    assert.equal(typeof got.requestId, 'string');
+    const body = JSON.parse(got.text) as ErrorBody;
+    assert.equal(body.error.code, code, got.text);
+    assert.equal(typeof body.error.message, 'string');
+    assert.equal(typeof body.error.type, 'string');
+    answer = plain;
+    const ok = await post('/v1/chat/completions', CHAT);
+    assert.equal(ok.status, 200, `the gateway serves again afterwards: ${ok.text}`);
+  }
+
+  test('a Responses input nested 100k levels deep is a 400, not a 500 from a stack overflow', BOUNDED, async () => {
+    const deep = `{"model":"m","input":${'['.repeat(100_000)}${']'.repeat(100_000)}}`;
+    await assertFault(await post('/v1/responses', deep), 400, 'invalid_request');
+  });
+
+  test('a model server that sends its head and dies before the body gets the client a 502, not a dropped connection', BOUNDED, async () => {
+    answer = (r) => {
+      r.res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' });
+      r.res.flushHeaders();
+      setTimeout(() => r.res.destroy(), 50);
+    };
+    await assertFault(await post('/v1/chat/completions', CHAT), 502, 'upstream_error');
+  });
+
+  test('a model server that sends its head and then nothing gets the client a 504 at the response deadline', BOUNDED, async () => {
+    answer = (r) => {
+      r.res.writeHead(200, { 'content-type': 'application/json' });
+      r.res.flushHeaders();
+    };
+    await assertFault(await post('/v1/chat/completions', CHAT), 504, 'upstream_timeout');
+  });
+
+  test('an event stream that dies before its first event is a 502 in the error shape', BOUNDED, async () => {
+    answer = (r) => {
+      r.res.writeHead(200, { 'content-type': 'text/event-stream' });
+      r.res.flushHeaders();
+      setTimeout(() => r.res.destroy(), 50);
+    };
+    await assertFault(await post('/v1/chat/completions', { ...CHAT, stream: true }), 502, 'upstream_error');
+  });
+
+  test('an event stream that dies after its first event still ends with an SSE error event', BOUNDED, async () => {
+    answer = (r) => {
+      r.res.writeHead(200, { 'content-type': 'text/event-stream' });
+      r.res.write('data: {"choices":[{"delta":{"content":"a"}}]}\n\n');
+      setTimeout(() => r.res.destroy(), 50);
+    };
+    const got = await post('/v1/chat/completions', { ...CHAT, stream: true });
+    assert.equal(got.status, 200);
+    assert.match(got.text, /^data: \{"choices".*\n\ndata: \{"error":\{"message":".*","type":"server_error","code":"upstream_error"\}\}\n\n$/s);
+  });
+});
