@@ -2,7 +2,10 @@
 // answer in the documented shape (OpenAI error body, x-request-id), and the gateway keeps serving afterwards.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { gzipSync } from 'node:zlib';
+import { pino } from 'pino';
 import { request } from 'undici';
+import { waitFor } from '../src/sim/testing.js';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { json, startStub, type Stub, type StubRequest } from './helpers/stub-upstream.js';
 import { poolAndModel, settings } from './helpers/manifests.js';
@@ -19,23 +22,26 @@ describe('hostile input and broken model servers', () => {
   let gw: Gateway;
   /** How the stub answers the next inference request; a plain JSON answer unless a test says otherwise. */
   let answer: (r: StubRequest) => void;
+  /** What the gateway logs (its access log among it). */
+  const lines: { msg: string; requestId?: string; outputTokens?: number }[] = [];
   const plain = (r: StubRequest) => json(r.res, 200, { ok: true, usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 } });
 
   before(async () => {
     stub = await startStub((r) => answer(r));
     // No retries and a short whole-response deadline, so each broken answer is the one the client hears about.
     const spec = settings({ upstream: { maxRetries: 0, responseTimeout: '1500ms' } });
-    gw = await startGateway({ configPaths: [], manifests: [...poolAndModel([stub.url]), spec], port: 0, adminPort: 0, host: '127.0.0.1', watch: false });
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as (typeof lines)[number]) });
+    gw = await startGateway({ configPaths: [], manifests: [...poolAndModel([stub.url]), spec], port: 0, adminPort: 0, host: '127.0.0.1', watch: false, logger });
   });
   after(async () => {
     await gw.close();
     await stub.close();
   });
 
-  async function post(path: string, body: string | object): Promise<{ status: number; requestId: unknown; text: string }> {
+  async function post(path: string, body: string | object, headers: Record<string, string> = {}): Promise<{ status: number; requestId: unknown; text: string }> {
     const r = await request(`${gw.url}${path}`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...headers },
       body: typeof body === 'string' ? body : JSON.stringify(body),
       headersTimeout: 10_000,
       bodyTimeout: 10_000,
@@ -96,5 +102,21 @@ describe('hostile input and broken model servers', () => {
     const got = await post('/v1/chat/completions', { ...CHAT, stream: true });
     assert.equal(got.status, 200);
     assert.match(got.text, /^data: \{"choices".*\n\ndata: \{"error":\{"message":".*","type":"server_error","code":"upstream_error"\}\}\n\n$/s);
+  });
+
+  test('a client asking for gzip cannot hide the answer from token accounting (and response policies)', BOUNDED, async () => {
+    // A model server (or a proxy in front of it) that compresses whenever the request accepts gzip.
+    answer = (r) => {
+      const text = JSON.stringify({ choices: [{ message: { content: 'hi' } }], usage: { prompt_tokens: 5, completion_tokens: 7, total_tokens: 12 } });
+      const gzip = /gzip/.test(String(r.req.headers['accept-encoding'] ?? ''));
+      const body = gzip ? gzipSync(text) : Buffer.from(text);
+      r.res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(body.length), ...(gzip && { 'content-encoding': 'gzip' }) });
+      r.res.end(body);
+    };
+    const got = await post('/v1/chat/completions', CHAT, { 'accept-encoding': 'gzip, deflate', 'x-request-id': 'asks-for-gzip' });
+    assert.equal(got.status, 200);
+    assert.equal((JSON.parse(got.text) as { usage: { completion_tokens: number } }).usage.completion_tokens, 7);
+    await waitFor(() => lines.some((l) => l.msg === 'request' && l.requestId === 'asks-for-gzip'), 5000, 'the access log line');
+    assert.equal(lines.find((l) => l.msg === 'request' && l.requestId === 'asks-for-gzip')!.outputTokens, 7);
   });
 });

@@ -24,10 +24,13 @@ import { proxyRequest, type ProxyTarget } from './proxy.js';
 import { FAIRNESS_HEADER, matchRoute, resolveModel } from './resolve-model.js';
 import type { UpstreamPools } from './upstream-pools.js';
 
-/** Client headers that never go upstream: hop-by-hop, the client's credentials, tollgate's own routing headers. */
+/**
+ * Client headers that never go upstream: hop-by-hop, the client's credentials, tollgate's own routing headers, and
+ * accept-encoding (see #forward).
+ */
 export const NOT_FORWARDED = new Set([
   'host', 'connection', 'keep-alive', 'transfer-encoding', 'content-length', 'proxy-connection', 'te', 'upgrade', 'trailer',
-  'authorization', 'x-api-key', 'x-gateway-inference-objective', 'x-gateway-inference-fairness-id', 'expect',
+  'authorization', 'x-api-key', 'x-gateway-inference-objective', 'x-gateway-inference-fairness-id', 'expect', 'accept-encoding',
 ]);
 const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
 
@@ -250,6 +253,9 @@ export class DataPlane {
     const incoming = ctx.headers;
     for (const name in incoming) if (!NOT_FORWARDED.has(name)) headers[name] = incoming[name]!;
     headers['x-request-id'] = ctx.id;
+    // tollgate reads the answer (usage for token quotas and analytics, response policies, SSE rewrites): a client's
+    // accept-encoding: gzip passed on let a compressing model server (or a proxy before it) hide it from all of them.
+    headers['accept-encoding'] = 'identity';
     if (ctx.upstreamHeaders) {
       for (const name in ctx.upstreamHeaders) {
         const v = ctx.upstreamHeaders[name];
