@@ -28,6 +28,22 @@ test('header maps: pseudo-headers apart, raw_value or value, repeated names join
   assert.equal(readHeaderMap({ headers: [{ key: ':path', value: '/' }] }).raw, false);
 });
 
+test('header names that are Object.prototype members read as the client sent them, as node:http reads them', () => {
+  const r = readHeaderMap({
+    headers: [
+      { key: 'constructor', value: 'c' },
+      { key: 'toString', value: 't' },
+      { key: '__proto__', value: 'p' },
+      { key: 'hasOwnProperty', value: 'h' },
+    ],
+  });
+  assert.equal(r.headers.constructor, 'c');
+  assert.equal(r.headers.tostring, 't');
+  assert.equal(r.headers.hasownproperty, 'h');
+  assert.equal(Object.getPrototypeOf(r.headers), null, 'a __proto__ header does not change what the headers inherit');
+  assert.equal(r.headers['__proto__' as string], 'p');
+});
+
 test('answers use the field the request used', () => {
   const raw = new MutationBuilder(true).set('a', 'é').remove('b').build()!;
   assert.deepEqual(raw.set_headers![0].header, { key: 'a', raw_value: Buffer.from('é', 'latin1') });

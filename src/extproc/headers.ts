@@ -17,7 +17,9 @@ export function headerText(h: HeaderValue): string {
 }
 
 export function readHeaderMap(map: HeaderMap | undefined): ReadHeaders {
-  const headers: IncomingHttpHeaders = {};
+  // Without a prototype, as node:http's req.headers: on a plain object a header named `constructor` or `toString`
+  // found Object.prototype's member as its earlier value and became "function Object() { [native code] }, x".
+  const headers: IncomingHttpHeaders = Object.create(null) as IncomingHttpHeaders;
   const pseudo: Record<string, string> = {};
   let raw = false;
   for (const h of map?.headers ?? []) {
