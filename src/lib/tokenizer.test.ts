@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { countTokens } from 'gpt-tokenizer';
-import { countChatTokens, serializeMessages, type ChatMessage } from './tokenizer.js';
+import { countTokens, encode } from 'gpt-tokenizer';
+import { countChatTokens, countTextTokens, encodeText, MAX_RUN, serializeMessages, tokenizerPieces, type ChatMessage } from './tokenizer.js';
 
 test('counting message by message gives the count of the whole serialized prompt', () => {
   const cases: ChatMessage[][] = [
@@ -16,4 +16,45 @@ test('counting message by message gives the count of the whole serialized prompt
     // A second time (from the cache) the same.
     assert.equal(countChatTokens(messages), countTokens(serializeMessages(messages)) + 3 * messages.length);
   }
+});
+
+/** The longest run of spaces, or of anything else, in `text`. */
+function longestRun(text: string): number {
+  let longest = 0;
+  for (const m of text.matchAll(/\s+|\S+/gu)) longest = Math.max(longest, m[0].length);
+  return longest;
+}
+
+test('tokenizer pieces: long runs (CJK prose, a 1 MB "word", spaces) are cut to MAX_RUN, nothing is lost, ordinary text stays whole', () => {
+  const ordinary = 'The quick brown fox jumps over the lazy dog. '.repeat(200);
+  assert.deepEqual(tokenizerPieces(ordinary), [ordinary]);
+  for (const text of ['漢'.repeat(20_000), 'a'.repeat(1_000_000), 'x' + ' '.repeat(100_000) + 'y', `intro ${'ab'.repeat(50_000)} outro`]) {
+    const pieces = tokenizerPieces(text);
+    assert.equal(pieces.join(''), text);
+    assert.ok(pieces.length > 1);
+    for (const piece of pieces) assert.ok(longestRun(piece) <= MAX_RUN + 1, `a piece holds a run of ${longestRun(piece)}`);
+  }
+});
+
+test('tokenizer pieces: a cut never separates the halves of a surrogate pair', () => {
+  for (const lead of ['', 'a', 'ab']) {
+    const text = lead + '🙂'.repeat(1000);
+    for (const piece of tokenizerPieces(text)) {
+      assert.ok(!/^[\uDC00-\uDFFF]/.test(piece) && !/[\uD800-\uDBFF]$/.test(piece), 'a lone surrogate at a cut');
+    }
+  }
+});
+
+test('token counts over long runs: the count, the encoding and the chat accounting agree, and ordinary text counts as gpt-tokenizer does', () => {
+  const cjk = '我们在这里讨论路由和配额'.repeat(2000);
+  assert.equal(countTextTokens(cjk), encodeText(cjk).length);
+  const ordinary = 'The quick brown fox jumps over the lazy dog. '.repeat(200);
+  assert.equal(countTextTokens(ordinary), countTokens(ordinary));
+  assert.deepEqual(encodeText(ordinary), encode(ordinary));
+  // Within a token per cut of the uncut count, for text the uncut tokenizer can still do in reasonable time.
+  const word = 'a'.repeat(4000);
+  assert.ok(Math.abs(countTextTokens(word) - countTokens(word)) <= tokenizerPieces(word).length);
+  // What the simulator reports (encode the whole serialization) is what the gateway estimates (message by message).
+  const messages: ChatMessage[] = [{ role: 'system', content: cjk }, { role: 'user', content: `see ${'z'.repeat(3000)}   ` }, { role: 'user', content: ' '.repeat(700) }];
+  assert.equal(countChatTokens(messages), encodeText(serializeMessages(messages)).length + 3 * messages.length);
 });
