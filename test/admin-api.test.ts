@@ -425,6 +425,11 @@ for (const backend of DATABASE_BACKENDS) {
       assert.equal(audit.body.items.length, 1);
       assert.equal(audit.body.items[0].actor, 'loopback:alice@example.com');
       assert.equal(audit.body.items[0].action, 'create');
+      // Without an admin token configured, any Bearer header is just a header: it cannot make the caller `admin`.
+      const spoofed = `${unique('spoofed')}@example.com`;
+      await api('POST', '/v1/developers', { email: spoofed }, { authorization: 'Bearer anything' });
+      const spoofedAudit = await api('GET', `/v1/audit?resourceType=developer&resourceName=${encodeURIComponent(spoofed)}`);
+      assert.equal(spoofedAudit.body.items[0].actor, 'loopback');
 
       await call(guarded.url, 'PUT', `/v1/developers/${email}`, { firstName: 'A' }, { authorization: 'Bearer s3cret-admin-token' });
       const after = await api('GET', `/v1/audit?resourceType=developer&resourceName=${encodeURIComponent(email)}`);

@@ -5,12 +5,12 @@ import { invalid } from './admin-input.js';
 const REFINEMENT = /^[\w.@+-]{1,100}$/;
 
 /**
- * The router refuses a wrong or missing token before any handler runs when a token is set, so a Bearer header
- * here is the admin token. The refinement is appended (`admin:alice@example.com`) rather than replacing the base,
- * so a loopback caller cannot record itself as `admin`.
+ * `admin` for a caller that presented the admin token, `loopback` on a gateway without one (whatever Authorization
+ * header it sends). The refinement is appended (`admin:alice@example.com`) rather than replacing the base, so a
+ * loopback caller cannot record itself as `admin`.
  */
 export function actorOf(req: AdminRequest): string {
-  const base = req.headers.authorization?.startsWith('Bearer ') ? 'admin' : 'loopback';
+  const base = req.authenticated ? 'admin' : 'loopback';
   const refinement = req.headers['x-tollgate-actor'];
   if (refinement === undefined) return base;
   if (typeof refinement !== 'string' || !REFINEMENT.test(refinement)) {

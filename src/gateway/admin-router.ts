@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
 import { readBody } from './body.js';
 import { GatewayError } from './errors.js';
+import { silentLogger, type Logger } from '../lib/logger.js';
 
 export interface AdminRequest {
   method: string;
@@ -10,6 +11,8 @@ export interface AdminRequest {
   params: Record<string, string>;
   query: URLSearchParams;
   headers: IncomingMessage['headers'];
+  /** The caller presented the admin token (always false on a gateway without one: any Bearer header is then just a header). */
+  authenticated: boolean;
   /** The raw body (read on demand, at most 10 MiB). */
   text(): Promise<string>;
   json(): Promise<unknown>;
@@ -48,9 +51,12 @@ interface Route {
 export class AdminRouter {
   readonly #routes: Route[] = [];
   readonly #token: string | undefined;
+  readonly #logger: Logger;
 
-  constructor(token: string | undefined) {
+  /** `logger` hears of errors no handler expected (answered as a bare 500, so they would leave no trace otherwise). */
+  constructor(token: string | undefined, logger: Logger = silentLogger) {
     this.#token = token || undefined;
+    this.#logger = logger;
   }
 
   /** `open` routes (health, metrics) need no token. */
@@ -85,8 +91,9 @@ export class AdminRouter {
     return { params: {}, methodMismatch };
   }
 
-  #authorized(req: IncomingMessage): boolean {
-    if (!this.#token) return true;
+  /** Whether the request carries the admin token; false when none is configured. */
+  #tokenGiven(req: IncomingMessage): boolean {
+    if (!this.#token) return false;
     const header = req.headers.authorization ?? '';
     const given = Buffer.from(header.startsWith('Bearer ') ? header.slice(7) : '');
     const expected = Buffer.from(this.#token);
@@ -96,7 +103,10 @@ export class AdminRouter {
   handle = (req: IncomingMessage, res: ServerResponse): void => {
     this.#dispatch(req).then(
       (out) => send(res, out),
-      (err) => send(res, errorResponse(err)),
+      (err) => {
+        if (!(err instanceof AdminError) && !(err instanceof GatewayError)) this.#logger.error({ err, method: req.method, path: req.url?.split('?')[0] }, 'admin request failed');
+        send(res, errorResponse(err));
+      },
     );
   };
 
@@ -108,7 +118,8 @@ export class AdminRouter {
       if (methodMismatch) throw new AdminError(405, 'method_not_allowed', `${method} is not allowed on ${url.pathname}`);
       throw new AdminError(404, 'not_found', `No admin resource at ${url.pathname}`);
     }
-    if (!route.open && !this.#authorized(req)) throw new AdminError(401, 'unauthorized', 'A valid admin token is required (Authorization: Bearer $TOLLGATE_ADMIN_TOKEN)');
+    const authenticated = this.#tokenGiven(req);
+    if (!route.open && this.#token && !authenticated) throw new AdminError(401, 'unauthorized', 'A valid admin token is required (Authorization: Bearer $TOLLGATE_ADMIN_TOKEN)');
     let cached: Promise<string> | undefined;
     const text = () => (cached ??= readBody(req, 10 * 1024 * 1024, 30_000).then((b) => b.toString('utf8')));
     return route.handler({
@@ -117,6 +128,7 @@ export class AdminRouter {
       params,
       query: url.searchParams,
       headers: req.headers,
+      authenticated,
       text,
       json: async () => {
         const t = await text();

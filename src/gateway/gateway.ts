@@ -123,7 +123,7 @@ export class Gateway {
       analytics: this.analytics ?? undefined,
     });
     apim.onHooks = (hooks) => (this.dataPlane.hooks = composeHooks(this.#chain.hooks, hooks));
-    this.admin = new AdminRouter(options.adminToken);
+    this.admin = new AdminRouter(options.adminToken, this.logger);
     registerApimAdminRoutes(this.admin, {
       db: apim.db,
       fileOwned: (kind, name) => this.config.manifests.some((m) => m.kind === kind && m.metadata.name === name),

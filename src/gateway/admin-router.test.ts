@@ -1,0 +1,66 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { pino } from 'pino';
+import { AdminError, AdminRouter } from './admin-router.js';
+
+async function serve(router: AdminRouter): Promise<{ get: (path: string, headers?: Record<string, string>) => Promise<{ status: number; body: unknown }>; close: () => Promise<void> }> {
+  const server = createServer(router.handle);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    get: async (path, headers = {}) => {
+      const r = await fetch(base + path, { headers });
+      return { status: r.status, body: await r.json() };
+    },
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
+test('admin router: an error no handler expected is logged (with the path, without the query) and answered as a bare 500', async () => {
+  const lines: { level: number; msg: string; path?: string; err?: { message: string } }[] = [];
+  const router = new AdminRouter(undefined, pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l)) }));
+  router.add('GET', '/v1/broken', () => {
+    throw new TypeError('cannot read properties of undefined');
+  });
+  router.add('GET', '/v1/refused', () => {
+    throw new AdminError(409, 'already_exists', 'exists');
+  });
+  const api = await serve(router);
+  try {
+    const r = await api.get('/v1/broken?secret=no');
+    assert.equal(r.status, 500);
+    assert.deepEqual(r.body, { error: { message: 'Internal error', code: 'internal_error' } });
+    assert.equal(lines.length, 1);
+    assert.equal(lines[0].msg, 'admin request failed');
+    assert.equal(lines[0].path, '/v1/broken');
+    assert.equal(lines[0].err?.message, 'cannot read properties of undefined');
+    // Refusals the handlers meant are answers, not failures: nothing logged.
+    assert.equal((await api.get('/v1/refused')).status, 409);
+    assert.equal(lines.length, 1);
+  } finally {
+    await api.close();
+  }
+});
+
+test('admin router: `authenticated` is true only for the configured token; without a token, a Bearer header is just a header', async () => {
+  const seen: boolean[] = [];
+  const record = (router: AdminRouter) => router.add('GET', '/v1/who', (req) => (seen.push(req.authenticated), { body: {} }));
+  const open = new AdminRouter(undefined);
+  record(open);
+  const guarded = new AdminRouter('s3cret');
+  record(guarded);
+  const a = await serve(open);
+  const b = await serve(guarded);
+  try {
+    assert.equal((await a.get('/v1/who', { authorization: 'Bearer s3cret' })).status, 200);
+    assert.equal((await a.get('/v1/who')).status, 200);
+    assert.equal((await b.get('/v1/who', { authorization: 'Bearer s3cret' })).status, 200);
+    assert.equal((await b.get('/v1/who', { authorization: 'Bearer wrong!' })).status, 401);
+    assert.deepEqual(seen, [false, false, true]);
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
