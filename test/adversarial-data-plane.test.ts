@@ -3,6 +3,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { pino } from 'pino';
 import { request } from 'undici';
 import { waitFor } from '../src/sim/testing.js';
@@ -118,5 +119,30 @@ describe('hostile input and broken model servers', () => {
     assert.equal((JSON.parse(got.text) as { usage: { completion_tokens: number } }).usage.completion_tokens, 7);
     await waitFor(() => lines.some((l) => l.msg === 'request' && l.requestId === 'asks-for-gzip'), 5000, 'the access log line');
     assert.equal(lines.find((l) => l.msg === 'request' && l.requestId === 'asks-for-gzip')!.outputTokens, 7);
+  });
+
+  test('headers a Connection header lists are hop-by-hop: neither the client\'s reach the model server nor the model server\'s the client', BOUNDED, async () => {
+    let upstreamSaw: Record<string, unknown> = {};
+    answer = (r) => {
+      upstreamSaw = { ...r.req.headers };
+      r.res.writeHead(200, { 'content-type': 'application/json', connection: 'keep-alive, x-upstream-hop', 'x-upstream-hop': 'internal', 'x-kept': 'yes' });
+      r.res.end(JSON.stringify({ ok: true }));
+    };
+    // node:http, not undici: undici does not send a Connection header listing other headers.
+    const r = await new Promise<IncomingMessage>((resolve, reject) => {
+      const req = httpRequest(`${gw.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', connection: 'keep-alive, X-Client-Hop', 'x-client-hop': 'secret-ish', 'x-forwarded-on': 'yes' },
+        agent: false,
+      });
+      req.on('response', resolve).on('error', reject);
+      req.end(JSON.stringify(CHAT));
+    });
+    r.resume();
+    assert.equal(r.statusCode, 200);
+    assert.equal(r.headers['x-upstream-hop'], undefined);
+    assert.equal(r.headers['x-kept'], 'yes');
+    assert.equal(upstreamSaw['x-client-hop'], undefined);
+    assert.equal(upstreamSaw['x-forwarded-on'], 'yes');
   });
 });

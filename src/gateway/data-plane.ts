@@ -20,7 +20,7 @@ import { GatewayError, gatewayError, type ErrorResponse } from './errors.js';
 import type { DirectResponse, GatewayHooks } from './hooks.js';
 import { modelsListBody } from './models-list.js';
 import { OPERATION_PATHS, parseOpenAIBody, type OpenAIBody } from './openai-request.js';
-import { proxyRequest, type ProxyTarget } from './proxy.js';
+import { connectionListed, proxyRequest, type ProxyTarget } from './proxy.js';
 import { FAIRNESS_HEADER, matchRoute, resolveModel } from './resolve-model.js';
 import type { UpstreamPools } from './upstream-pools.js';
 
@@ -252,6 +252,7 @@ export class DataPlane {
     const headers: Record<string, string | string[]> = {};
     const incoming = ctx.headers;
     for (const name in incoming) if (!NOT_FORWARDED.has(name)) headers[name] = incoming[name]!;
+    for (const name of connectionListed(incoming.connection)) delete headers[name];
     headers['x-request-id'] = ctx.id;
     // tollgate reads the answer (usage for token quotas and analytics, response policies, SSE rewrites): a client's
     // accept-encoding: gzip passed on let a compressing model server (or a proxy before it) hide it from all of them.

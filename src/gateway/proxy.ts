@@ -13,6 +13,20 @@ import type { ResponseFlow } from './hooks.js';
 import { SseRewriter, stripUsage, type EventRewrite } from './sse-rewriter.js';
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'upgrade']);
+/**
+ * The header names a Connection header lists (RFC 9110 7.6.1): hop-by-hop for this connection only, so a proxy
+ * drops them. Nearly every message says just `keep-alive` or `close` (or nothing): no list to build then.
+ */
+export function connectionListed(value: string | string[] | undefined): string[] {
+  if (value === undefined || value === 'keep-alive' || value === 'close') return [];
+  const names: string[] = [];
+  for (const token of (Array.isArray(value) ? value.join(',') : value).split(',')) {
+    const name = token.trim().toLowerCase();
+    if (name !== '' && name !== 'keep-alive' && name !== 'close') names.push(name);
+  }
+  return names;
+}
+
 const RETRYABLE_STATUS = new Set([429, 503]);
 const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
 
@@ -136,6 +150,7 @@ class Exchange {
     for (const name in headers) {
       if (!HOP_BY_HOP.has(name)) out[name] = headers[name];
     }
+    for (const name of connectionListed(headers.connection)) delete out[name];
     for (const name in ctx.responseHeaders) out[name] = ctx.responseHeaders[name];
     out['x-request-id'] = ctx.id;
     const contentType = headers['content-type'] as string | undefined;
