@@ -102,6 +102,7 @@ describe('requests as Envoy sends them', () => {
     assert.equal(JSON.parse(up.body.toString()).model, 'm-base');
     assert.equal(JSON.parse(up.body.toString()).messages[0].content, MESSAGES[0].content);
     assert.equal(r.headers['x-request-id'], up.headers['x-request-id'], 'one request id, upstream and back');
+    assert.equal(up.headers['accept-encoding'], 'identity', 'the answer comes back readable for usage and response policies');
     assert.ok(r.headers['x-ratelimit-remaining-tokens'], 'the rate-limit figures reach the client');
     await until(() => tokensUsed(app.key), (used) => used === before + 12, 3000, 'tokens counted from the JSON usage');
   });

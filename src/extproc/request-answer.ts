@@ -41,6 +41,9 @@ export interface RequestAnswer {
 export function requestAnswer(dp: DataPlane, ctx: RequestContext, outcome: Exclude<Outcome, { kind: 'reply' }>, roles: Roles, raw: boolean, wholeBody: boolean): RequestAnswer {
   const headers = removedHeaders(roles, new MutationBuilder(raw));
   headers.set('x-request-id', ctx.id);
+  // As the built-in data plane does: the answer's usage (token quotas, analytics) and response policies need it
+  // uncompressed; Envoy's own compressor filter can still compress it for the client.
+  headers.set('accept-encoding', 'identity');
   const answer: RequestAnswer = { response: {} };
   if (roles.epp && outcome.kind !== 'admitted') {
     const endpoints = outcome.kind === 'pick' ? outcome.pick.endpoints : outcome.endpoints;
