@@ -106,13 +106,21 @@ export class UsageScanner {
   }
 
   #scanSse(text: string): void {
-    const data = this.#pending + text;
-    let start = 0;
-    for (let nl = data.indexOf('\n', start); nl !== -1; nl = data.indexOf('\n', start)) {
-      this.#line(data.slice(start, nl));
+    // Only the new text is searched for a newline; the held start of a line has none. Searching the held text again
+    // with every chunk made a long line quadratic: an event of 4 MiB without a newline, in 1 KiB chunks, took 4.4 s
+    // of the event loop (1 MiB: 0.33 s); now each character is searched once (4 MiB: a few ms).
+    let nl = text.indexOf('\n');
+    if (nl === -1) {
+      this.#pending += text;
+      return;
+    }
+    this.#line(this.#pending + text.slice(0, nl));
+    let start = nl + 1;
+    for (nl = text.indexOf('\n', start); nl !== -1; nl = text.indexOf('\n', start)) {
+      this.#line(text.slice(start, nl));
       start = nl + 1;
     }
-    this.#pending = data.slice(start);
+    this.#pending = text.slice(start);
   }
 
   #line(line: string): void {
