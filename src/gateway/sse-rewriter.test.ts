@@ -29,3 +29,35 @@ test('a rewrite replaces payloads and keeps other lines', () => {
   const out = run(new SseRewriter((d) => d.replace('secret', '[REDACTED]')), 'event: x\ndata: {"t":"secret"}\n\n', 4);
   assert.equal(out, 'event: x\ndata: {"t":"[REDACTED]"}\n\n');
 });
+
+test('a long event arriving in many chunks is searched for its blank line once, not once per chunk', () => {
+  // Counts the characters String#lastIndexOf searches while the rewriter runs (no timing): searching the held event
+  // again with each chunk made a 4 MiB event in 1 KiB chunks cost 7 s.
+  const lastIndexOf = String.prototype.lastIndexOf;
+  let searched = 0;
+  String.prototype.lastIndexOf = function (this: string, search: string, from?: number) {
+    searched += Math.min(this.length, (from ?? this.length) + search.length);
+    return lastIndexOf.call(this, search, from);
+  };
+  const chunks = 2000;
+  const piece = 'x'.repeat(100);
+  const stream = `event: big\ndata: {"t":"${piece.repeat(chunks)}"}\n\ndata: [DONE]\n\n`;
+  let out: string;
+  try {
+    out = run(new SseRewriter((d) => d), stream, 100);
+  } finally {
+    String.prototype.lastIndexOf = lastIndexOf;
+  }
+  assert.equal(out, stream);
+  assert.ok(searched < 3 * stream.length, `searched ${searched} characters for a ${stream.length}-character stream`);
+});
+
+test('a blank line split across chunks ends the event, whatever the split', () => {
+  const stream = 'data: a\ndata: b\n\ndata: c\n\n';
+  for (let size = 1; size <= stream.length; size++) {
+    const seen: string[] = [];
+    const out = run(new SseRewriter((d) => (seen.push(d), d)), stream, size);
+    assert.equal(out, stream);
+    assert.deepEqual(seen, ['a\nb', 'c'], `split every ${size} bytes`);
+  }
+});
