@@ -34,4 +34,7 @@ test('nesting up to the limit passes, and brackets inside strings do not count',
   assert.equal(parseOpenAIBody(atLimit, 'responses').model, 'm');
   const brackets = JSON.stringify({ model: 'm', input: `${'['.repeat(5000)}\\"{{{`, messages: [{ role: 'user', content: '"[[[\\' }] });
   assert.equal(parseOpenAIBody(Buffer.from(brackets), 'responses').model, 'm');
+  // Many brackets but shallow (a long conversation, a large tool list): scanned, and let through.
+  const wide = JSON.stringify({ model: 'm', messages: Array.from({ length: 2000 }, () => ({ role: 'user', content: [{ type: 'text', text: 'x' }] })) });
+  assert.equal(parseOpenAIBody(Buffer.from(wide), 'chat.completions').model, 'm');
 });
