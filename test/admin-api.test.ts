@@ -1,32 +1,11 @@
 // The API-management admin API over real HTTP on loopback, one suite looped over SQLite and PostgreSQL.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { registerApimAdminRoutes } from '../src/apim/admin-routes.js';
 import { AdminRouter } from '../src/gateway/admin-router.js';
 import { API_KEY_PATTERN, hashKey, type Database } from '../src/store/index.js';
 import { DATABASE_BACKENDS, type TestDatabase } from '../src/store/test-databases.js';
-
-interface Served {
-  url: string;
-  close(): Promise<void>;
-}
-
-async function serve(router: AdminRouter): Promise<Served> {
-  const server = createServer(router.handle).listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    close: async () => {
-      server.closeAllConnections();
-      server.close();
-      await once(server, 'close');
-    },
-  };
-}
+import { serveAdmin, type ServedAdmin } from './helpers/apim-admin.js';
 
 interface Answer {
   status: number;
@@ -83,8 +62,8 @@ for (const backend of DATABASE_BACKENDS) {
   describe(`admin API (${backend.name})`, { skip: backend.skip }, () => {
     let target: TestDatabase;
     let db: Database;
-    let open: Served;
-    let guarded: Served;
+    let open: ServedAdmin;
+    let guarded: ServedAdmin;
     let seq = 0;
     const unique = (prefix: string) => `${prefix}-${++seq}`;
     const fileOwned = new Set(['APIProduct/from-file', 'SpikeArrest/from-file']);
@@ -96,10 +75,10 @@ for (const backend of DATABASE_BACKENDS) {
       const deps = { db, fileOwned: (kind: string, name: string) => fileOwned.has(`${kind}/${name}`) };
       const router = new AdminRouter(undefined);
       registerApimAdminRoutes(router, deps);
-      open = await serve(router);
+      open = await serveAdmin(router);
       const withToken = new AdminRouter('s3cret-admin-token');
       registerApimAdminRoutes(withToken, deps);
-      guarded = await serve(withToken);
+      guarded = await serveAdmin(withToken);
     });
     after(async () => {
       await open?.close();

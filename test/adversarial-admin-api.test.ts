@@ -3,9 +3,6 @@
 // Each answer must be a documented 4xx in the error shape (never a 500), and both backends must agree.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { recordRow } from '../src/analytics/record.js';
 import { registerAnalyticsRoutes } from '../src/analytics/stats-routes.js';
 import { sampleRecord } from '../src/analytics/test-records.js';
@@ -14,6 +11,7 @@ import { main } from '../src/cli/main.js';
 import { AdminRouter } from '../src/gateway/admin-router.js';
 import { AnalyticsRecords, type Database } from '../src/store/index.js';
 import { DATABASE_BACKENDS, type TestDatabase } from '../src/store/test-databases.js';
+import { serveAdmin, type ServedAdmin } from './helpers/apim-admin.js';
 
 interface Answer {
   status: number;
@@ -66,7 +64,7 @@ for (const backend of DATABASE_BACKENDS) {
   describe(`admin API under hostile input (${backend.name})`, { skip: backend.skip }, () => {
     let target: TestDatabase;
     let db: Database;
-    let server: ReturnType<typeof createServer>;
+    let served: ServedAdmin | undefined;
     let base: string;
     let seq = 0;
     const unique = (prefix: string) => `${prefix}-${++seq}`;
@@ -78,13 +76,11 @@ for (const backend of DATABASE_BACKENDS) {
       const router = new AdminRouter(undefined);
       registerApimAdminRoutes(router, { db, fileOwned: () => false });
       registerAnalyticsRoutes(router, { db });
-      server = createServer(router.handle).listen(0, '127.0.0.1');
-      await once(server, 'listening');
-      base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      served = await serveAdmin(router);
+      base = served.url;
     });
     after(async () => {
-      server?.closeAllConnections();
-      server?.close();
+      await served?.close();
       await db?.close();
       await target?.dispose();
     });

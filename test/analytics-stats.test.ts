@@ -1,9 +1,6 @@
 // GET /v1/analytics/stats and `tollgate analytics` over real HTTP, with the same answers from SQLite and PostgreSQL.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { CommanderError } from 'commander';
 import { recordRow } from '../src/analytics/record.js';
 import { registerAnalyticsRoutes } from '../src/analytics/stats-routes.js';
@@ -12,6 +9,7 @@ import { analyticsCommand } from '../src/cli/analytics.js';
 import { AdminRouter } from '../src/gateway/admin-router.js';
 import { AnalyticsRecords, type AnalyticsRecordRow, type Database } from '../src/store/index.js';
 import { DATABASE_BACKENDS, type TestDatabase } from '../src/store/test-databases.js';
+import { serveAdmin, type ServedAdmin } from './helpers/apim-admin.js';
 import type { AnalyticsRecord } from '../src/analytics/record.js';
 
 const TOKEN = 'stats-test-token';
@@ -42,7 +40,7 @@ for (const backend of DATABASE_BACKENDS) {
   describe(`analytics stats (${backend.name})`, { skip: backend.skip }, () => {
     let target: TestDatabase;
     let db: Database;
-    let server: Server;
+    let served: ServedAdmin | undefined;
     let base: string;
 
     before(async () => {
@@ -51,13 +49,11 @@ for (const backend of DATABASE_BACKENDS) {
       await new AnalyticsRecords(db).insert(ROWS);
       const router = new AdminRouter(TOKEN);
       registerAnalyticsRoutes(router, { db });
-      server = createServer(router.handle).listen(0, '127.0.0.1');
-      await once(server, 'listening');
-      base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      served = await serveAdmin(router);
+      base = served.url;
     });
     after(async () => {
-      server?.closeAllConnections();
-      server?.close();
+      await served?.close();
       await db?.close();
       await target?.dispose();
     });

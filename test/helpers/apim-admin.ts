@@ -1,5 +1,28 @@
 // Shared by the API-management end-to-end tests: admin-API and data-plane calls, a developer + app + key in one call, polling.
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { request, type Dispatcher } from 'undici';
+import type { AdminRouter } from '../../src/gateway/admin-router.js';
+
+export interface ServedAdmin {
+  url: string;
+  close(): Promise<void>;
+}
+
+/** An admin router alone on a loopback port (no gateway around it). */
+export async function serveAdmin(router: AdminRouter): Promise<ServedAdmin> {
+  const server = createServer(router.handle).listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: async () => {
+      server.closeAllConnections();
+      server.close();
+      await once(server, 'close');
+    },
+  };
+}
 
 export interface Answer {
   status: number;
