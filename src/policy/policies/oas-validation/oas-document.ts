@@ -5,6 +5,7 @@ import type * as AjvModule from 'ajv';
 import type { Ajv, ValidateFunction } from 'ajv';
 import { lazyRequire } from '../../../lib/lazy-require.js';
 import { parse as parseYaml } from 'yaml';
+import { compilePathTemplate, type PathTemplate } from './path-template.js';
 
 /** Ajv loads with the first OAS document compiled (an OASValidation policy), not with every gateway. */
 const loadAjv = lazyRequire<typeof AjvModule>('ajv');
@@ -26,7 +27,7 @@ export interface CompiledOperation {
 
 export interface CompiledPath {
   template: string;
-  pattern: RegExp;
+  pattern: PathTemplate;
   /** Literal segments first: `/items/new` wins over `/items/{id}`. */
   literals: number;
   operations: Map<string, CompiledOperation>;
@@ -62,14 +63,6 @@ function deref(doc: Node, node: unknown, pointer: string): { node: unknown; poin
     if (node === undefined) throw new Error(`${ref} does not resolve`);
   }
   return { node, pointer };
-}
-
-function pathPattern(template: string): RegExp {
-  const source = template
-    .split(/(\{[^}]+\})/)
-    .map((part) => (part.startsWith('{') ? '[^/]+' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
-    .join('');
-  return new RegExp(`^${source}$`);
 }
 
 /** Every path and operation of the document, compiled; @throws Error naming the part that cannot be compiled. */
@@ -124,7 +117,7 @@ export function compileDocument(doc: Node): CompiledPath[] {
       }
       operations.set(method.toUpperCase(), { body, bodyRequired, parameters, responses });
     }
-    out.push({ template, pattern: pathPattern(template), literals: template.split('/').filter((s) => s && !s.startsWith('{')).length, operations });
+    out.push({ template, pattern: compilePathTemplate(template), literals: template.split('/').filter((s) => s && !s.startsWith('{')).length, operations });
   }
   return out.sort((a, b) => b.literals - a.literals);
 }
