@@ -156,7 +156,12 @@ function oneAs(text: string, at: number): string {
 const LEET_IN_WORD = /(?<=[a-z])[013457@$]|[013457@$](?=[a-z])/g;
 /** "i g n o r e" → "ignore": four or more single letters separated by single spaces or dots. */
 const SPACED = /\b[a-z](?:[ .][a-z]){3,}\b/g;
-const BASE64_RUN = /[A-Za-z0-9+/]{24,}={0,2}/g;
+/**
+ * At most 4,096 characters a match (a multiple of 4, so a longer run is read as consecutive payloads that each
+ * decode): an unbounded run of 10 MB overflowed the regular expression engine's stack (RangeError) and failed the
+ * request.
+ */
+const BASE64_RUN = /[A-Za-z0-9+/]{24,4096}={0,2}/g;
 const HEX_RUN = /\b(?:[0-9a-f]{2}){12,}\b/gi;
 
 const HYPHENATED = /(?<=[a-z])-(?=[a-z])/g;
