@@ -68,3 +68,18 @@ describe('stream redaction', () => {
     assert.equal(r.flush(0).text, 'aaaa');
   });
 });
+
+test('a hold that keeps growing (an unterminated private key) is rescanned only as it doubles, and still released whole and redacted', () => {
+  let scans = 0;
+  const counting = new Scanner(sanitizeModelResponseSpec.parse({}).filters);
+  const scan = counting.scan.bind(counting);
+  counting.scan = (text) => (scans++, scan(text));
+  const key = `-----BEGIN PRIVATE KEY-----\n${'MIIEvQIBADANBgkqhkiG9w0BAQEFAASC'.repeat(300)}\n-----END PRIVATE KEY-----`;
+  const text = `intro ${key} outro`;
+  const { out } = stream(text, 1, 200, counting);
+  assert.equal(out, redact(text, redacting.scan(text)));
+  assert.ok(out.includes('[REDACTED:privateKey]') && !out.includes('MIIEvQ'));
+  // One scan per event until the key starts, then one each time the hold doubles: far fewer than the ~9,700 events.
+  assert.ok(scans < 400, `${scans} scans for ${text.length} one-character events`);
+});
+
