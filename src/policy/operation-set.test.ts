@@ -20,6 +20,13 @@ describe('compilePath', () => {
     ['/v1/models/*', '/v1/models/llama', true],
     ['/v1/models/*', '/v1/models/', false],
     ['/v1/a.b', '/v1/aXb', false],
+    ['/v1/*-*', '/v1/a-b', true],
+    ['/v1/*-*', '/v1/a-b-c', true],
+    ['/v1/*-*', '/v1/-', false],
+    ['/v1/*-*-*', `/v1/${'-'.repeat(8000)}/`, false],
+    ['/v1/**/items', '/v1/items', true],
+    ['/v1/**/items', '/v1/a/b/items', true],
+    ['/v1/**/items', '/v1/a/b/item', false],
   ];
   for (const [pattern, path, matches] of cases) {
     test(`${pattern} ${matches ? 'matches' : 'does not match'} ${path}`, () => assert.equal(compilePath(pattern)(path), matches));

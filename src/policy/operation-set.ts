@@ -2,8 +2,11 @@
 import { apiOperationSetSpec, type ApiOperationSetSpec } from '../config/apim-kinds.js';
 import type { CompiledQuota, OperationSetGrant } from './identity.js';
 import { windowsOf } from './quota-window.js';
+import { compileWildcardPattern, DEEP, piecesOf, SEGMENT } from '../lib/wildcard-pattern.js';
 
 type PathMatcher = (path: string) => boolean;
+
+const SLASH = 47;
 
 /**
  * Apigee's resource paths: `/` and `/**` match everything, a trailing `/**` matches the prefix and any suffix,
@@ -12,17 +15,14 @@ type PathMatcher = (path: string) => boolean;
 export function compilePath(pattern: string): PathMatcher {
   if (pattern === '/' || pattern === '/**') return () => true;
   if (!pattern.includes('*')) return (path) => path === pattern;
-  let source = '';
+  // Matched without backtracking (wildcard-pattern.ts): as a regular expression, `/v1/*-*-*` took 77 s against a
+  // path of 8,000 dashes.
+  const pieces: number[] = [];
   for (const part of pattern.split('/').slice(1)) {
-    if (part === '**') source += '(?:/.*)?';
-    else source += '/' + part.split('*').map(escapeRegExp).join('[^/]+');
+    if (part === '**') pieces.push(DEEP);
+    else pieces.push(SLASH, ...piecesOf(part, '*'));
   }
-  const re = new RegExp(`^${source}$`);
-  return (path) => re.test(path);
-}
-
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return compileWildcardPattern(pieces, SEGMENT);
 }
 
 function compileOperations(ops: ApiOperationSetSpec['restOperations']): OperationSetGrant['matches'] {
