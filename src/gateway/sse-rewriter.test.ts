@@ -61,3 +61,15 @@ test('a blank line split across chunks ends the event, whatever the split', () =
     assert.deepEqual(seen, ['a\nb', 'c'], `split every ${size} bytes`);
   }
 });
+
+test('streams whose lines end in CRLF (or CR) are rewritten event by event too, wherever a CR and its LF are split', () => {
+  const expected = 'data: {"choices":[{"delta":{"content":"añ€😀"}}]}\n\n' + 'data: {"choices":[{"delta":{"content":"b"}}]}\n\n' + 'data: [DONE]\n\n';
+  const crlf = STREAM.replaceAll('\n', '\r\n');
+  for (let size = 1; size <= Buffer.byteLength(crlf); size++) assert.equal(run(new SseRewriter(stripUsage), crlf, size), expected, `CRLF split every ${size} bytes`);
+  assert.equal(run(new SseRewriter(stripUsage), STREAM.replaceAll('\n', '\r'), 5), expected, 'CR alone');
+  // An event is released as soon as its blank line arrives, not held to the end of the stream.
+  const r = new SseRewriter((d) => d);
+  assert.equal(r.push(Buffer.from('data: {"a":1}\r\n\r\n')), 'data: {"a":1}\n\n');
+  assert.equal(r.push(Buffer.from('data: x\r')), '');
+  assert.equal(r.end(), 'data: x\n');
+});

@@ -2,6 +2,8 @@
 // usage stripping see each event's `data:` payload whole, however the upstream split the bytes.
 import { StringDecoder } from 'node:string_decoder';
 
+const CR_LINE_END = /\r\n?/g;
+
 /** Returns the new payload, or null to drop the event. */
 export type EventRewrite = (data: string) => string | null;
 
@@ -11,13 +13,15 @@ export class SseRewriter {
   #pending = '';
   // A chunk may end inside a multi-byte character; the decoder keeps those bytes for the next one.
   readonly #decoder = new StringDecoder('utf8');
+  /** A chunk that ended with CR: whether an LF follows decides whether it ends one line or is one on its own. */
+  #cr = false;
 
   constructor(rewrite: EventRewrite) {
     this.#rewrite = rewrite;
   }
 
   push(chunk: Buffer): string {
-    const fresh = this.#decoder.write(chunk);
+    const fresh = this.#lines(this.#decoder.write(chunk));
     // Only the new text (and the blank line it may complete) is searched: the held event has no blank line. Searching
     // pending + chunk again with every chunk made a long event quadratic: 4 MiB without a blank line, in 1 KiB chunks,
     // took 7 s of the event loop (1 MiB: 0.47 s); now each character is searched once (10 MiB: tens of ms).
@@ -37,9 +41,21 @@ export class SseRewriter {
 
   /** What is left once the upstream has finished: an event without its closing blank line, passed as it is. */
   end(): string {
-    const rest = this.#pending + this.#decoder.end();
+    const rest = this.#pending + (this.#cr ? '\n' : '') + this.#decoder.end();
     this.#pending = '';
+    this.#cr = false;
     return rest;
+  }
+
+  /**
+   * SSE lines may end in CRLF or CR as well as LF: they are passed on ending in LF, so that events are found (a
+   * stream in CRLF used to be held whole until it ended). A CR that ends a chunk waits for the next one.
+   */
+  #lines(text: string): string {
+    if (this.#cr) text = '\r' + text;
+    this.#cr = text.endsWith('\r');
+    if (this.#cr) text = text.slice(0, -1);
+    return text.includes('\r') ? text.replace(CR_LINE_END, '\n') : text;
   }
 
   #event(event: string): string {

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { CompletionText } from './completion-text.js';
 import { UsageScanner, usageOfJson } from './usage.js';
 
 test('usage of a JSON answer, including content that mentions usage', () => {
@@ -59,4 +60,13 @@ test('a long SSE line arriving in many chunks is searched for its newline once, 
   assert.ok(searched < 3 * total, `searched ${searched} characters for a ${total}-character stream`);
   assert.deepEqual(s.end(), { inputTokens: 4, outputTokens: 1, cachedTokens: 0 });
   assert.equal(s.events, 1);
+});
+
+test('streamed text split inside a multi-byte character, in a CRLF stream, reaches the completion text whole', () => {
+  const stream = 'data: {"choices":[{"delta":{"content":"añ€"}}]}\r\n\r\ndata: {"choices":[{"delta":{"content":"😀!"}}]}\r\n\r\ndata: {"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2}}\r\n\r\n';
+  const text = new CompletionText();
+  const s = new UsageScanner('text/event-stream', text);
+  for (const byte of Buffer.from(stream)) s.push(Buffer.from([byte]));
+  assert.deepEqual(s.end(), { inputTokens: 1, outputTokens: 2, cachedTokens: 0 });
+  assert.equal(text.text, 'añ€😀!');
 });

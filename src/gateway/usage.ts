@@ -1,5 +1,6 @@
 // Token usage read from a model server's answer as it passes through: the `usage` object of a JSON body,
 // or of the SSE chunk that carries it (stream_options.include_usage), without holding the stream back.
+import { StringDecoder } from 'node:string_decoder';
 import type { CompletionText } from './completion-text.js';
 
 export interface Usage {
@@ -72,6 +73,8 @@ export function usageOfJson(body: Buffer): Usage | undefined {
 /** Feed it every response chunk; read `usage` at the end. Streams: one SSE event at a time, split anywhere. */
 export class UsageScanner {
   readonly #sse: boolean;
+  /** A chunk may end inside a multi-byte character: the decoder keeps its first bytes for the next chunk. */
+  readonly #decoder: StringDecoder | undefined;
   #pending = '';
   #chunks: Buffer[] = [];
   #bytes = 0;
@@ -84,11 +87,12 @@ export class UsageScanner {
   /** `text`: where the answer's text goes too (logging.logPrompts); every streamed event is parsed then. */
   constructor(contentType: string | undefined, text?: CompletionText) {
     this.#sse = !!contentType && contentType.includes('text/event-stream');
+    this.#decoder = this.#sse ? new StringDecoder('utf8') : undefined;
     this.#text = text;
   }
 
   push(chunk: Buffer): void {
-    if (this.#sse) this.#scanSse(chunk.toString('utf8'));
+    if (this.#decoder) this.#scanSse(this.#decoder.write(chunk));
     else if (this.#bytes + chunk.length <= MAX_JSON_BYTES) {
       this.#chunks.push(chunk);
       this.#bytes += chunk.length;
@@ -125,6 +129,8 @@ export class UsageScanner {
 
   #line(line: string): void {
     if (!line.startsWith('data:')) return;
+    // A CRLF stream's lines keep their CR here (JSON.parse takes it as whitespace; the completion text must not).
+    if (line.endsWith('\r')) line = line.slice(0, -1);
     this.events++;
     this.#text?.addEvent(line.slice(5));
     // Only the chunk that carries usage is parsed; the rest pass at the cost of a substring search. With
