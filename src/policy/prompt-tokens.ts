@@ -1,6 +1,6 @@
 // Token estimates of a request before it runs: the prompt (the shared tokenizer) and the most the model may produce.
 import type { RequestContext } from '../gateway/context.js';
-import type { OpenAIBody } from '../gateway/openai-request.js';
+import type { OpenAIBody, Operation } from '../gateway/openai-request.js';
 import { countChatTokens, countTextTokens, type ChatMessage } from '../lib/tokenizer.js';
 import type { ApimState } from './types.js';
 
@@ -31,7 +31,17 @@ export function promptTokens(ctx: RequestContext, state: ApimState): number {
   return state.promptTokens;
 }
 
-/** The client's own output cap, or undefined when it gave none. */
-export function requestedMaxTokens(body: OpenAIBody): number | undefined {
-  return body.max_output_tokens ?? body.max_completion_tokens ?? body.max_tokens;
+/**
+ * The client's own output cap as a model server of this operation honours it, or undefined when it gave none there.
+ * Only the operation's own fields count: a chat server ignores max_output_tokens and a completions server ignores
+ * max_completion_tokens, so taking the first field present let `max_output_tokens: 1, max_tokens: 5000` reserve one
+ * token while the model produced 5,000. Chat servers differ on which of max_completion_tokens and max_tokens wins,
+ * so the larger counts.
+ */
+export function requestedMaxTokens(body: OpenAIBody, operation: Operation | undefined): number | undefined {
+  if (operation === 'responses') return body.max_output_tokens;
+  if (operation === 'completions') return body.max_tokens;
+  const a = body.max_completion_tokens;
+  const b = body.max_tokens;
+  return a === undefined ? b : b === undefined ? a : Math.max(a, b);
 }

@@ -14,7 +14,7 @@ export interface TokenEstimate {
 export function estimateTokens(ctx: RequestContext, state: ApimState, countOn: CountOn): TokenEstimate {
   const input = countOn === 'output' ? 0 : promptTokens(ctx, state);
   if (countOn === 'input' || !ctx.body || ctx.operation === 'embeddings') return { input, output: 0 };
-  return { input, output: requestedMaxTokens(ctx.body) ?? null };
+  return { input, output: requestedMaxTokens(ctx.body, ctx.operation) ?? null };
 }
 
 /** Sets the output cap upstream (the Responses API names it max_output_tokens). */

@@ -1,0 +1,62 @@
+// LLMTokenQuota must reserve the output cap the model server will honour. It used to take the first of
+// max_output_tokens, max_completion_tokens and max_tokens whatever the operation, so a chat request with
+// `max_output_tokens: 1, max_tokens: 5000` reserved one output token while the server (it reads max_completion_tokens
+// or max_tokens for chat, max_tokens for completions; tollgate's own simulator does the same) produced 5,000: the
+// admission check was dodged and the counter ended far past its limit.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { GatewayError } from '../src/gateway/errors.js';
+import { countChatTokens } from '../src/lib/tokenizer.js';
+import { MemoryCounterStore } from '../src/store/counters/memory.js';
+import { LLM_TOKEN_QUOTA_FAULTS, llmTokenQuota } from '../src/policy/policies/llm-token-quota/llm-token-quota.js';
+import { MONDAY, TestClock, fakeContext, testDeps, unique, type FakeRequest } from '../src/policy/testing.js';
+import type { ApimState } from '../src/policy/types.js';
+
+const PROMPT = countChatTokens([{ role: 'user', content: 'Hello there' }]);
+
+function make() {
+  const clock = new TestClock(MONDAY);
+  return llmTokenQuota(unique('tq-cap'), { limit: 100, interval: 1, timeUnit: 'hour', countOn: 'total' }, testDeps(new MemoryCounterStore(), { now: clock.now }));
+}
+
+async function admit(req: FakeRequest) {
+  const policy = make();
+  const ctx = fakeContext(req);
+  const state: ApimState = {};
+  await policy.admit!(ctx, state);
+  return ctx;
+}
+
+const refused = (err: unknown) => err instanceof GatewayError && err.status === 429 && err.code === LLM_TOKEN_QUOTA_FAULTS.llmTokenQuotaViolation;
+
+describe('LLMTokenQuota reserves the cap the model server honours', () => {
+  test('chat: a small max_output_tokens (not a chat field) does not hide a large max_tokens', async () => {
+    await assert.rejects(admit({ body: { max_output_tokens: 1, max_tokens: 5000 } }), refused);
+  });
+
+  test('chat: a small max_completion_tokens does not hide a larger max_tokens (servers differ on which wins)', async () => {
+    await assert.rejects(admit({ body: { max_completion_tokens: 1, max_tokens: 5000 } }), refused);
+  });
+
+  test('completions: max_completion_tokens (not a completions field) does not hide max_tokens', async () => {
+    const body = { messages: undefined, prompt: 'Hello there', max_completion_tokens: 1, max_tokens: 5000 };
+    await assert.rejects(admit({ operation: 'completions', url: '/v1/completions', body }), refused);
+  });
+
+  test('completions: a cap only in a field the server ignores is replaced by one tollgate sets', async () => {
+    const ctx = await admit({ operation: 'completions', url: '/v1/completions', body: { messages: undefined, prompt: 'Hello there', max_completion_tokens: 1 } });
+    assert.ok(typeof ctx.body!.max_tokens === 'number' && ctx.body!.max_tokens <= 100, `max_tokens set upstream: ${ctx.body!.max_tokens}`);
+  });
+
+  test('responses: max_tokens (not a Responses field) does not count as the cap; tollgate sets max_output_tokens', async () => {
+    const ctx = await admit({ operation: 'responses', url: '/v1/responses', body: { messages: undefined, input: 'Hello there', max_tokens: 1 } });
+    assert.ok(typeof ctx.body!.max_output_tokens === 'number' && ctx.body!.max_output_tokens > 1 && ctx.body!.max_output_tokens <= 100);
+  });
+
+  test('legitimate requests keep their own cap', async () => {
+    const chat = await admit({ body: { max_tokens: 10 } });
+    assert.equal(chat.responseHeaders['x-ratelimit-remaining-tokens'], String(100 - PROMPT - 10));
+    const modern = await admit({ body: { max_completion_tokens: 12 } });
+    assert.equal(modern.responseHeaders['x-ratelimit-remaining-tokens'], String(100 - PROMPT - 12));
+  });
+});
