@@ -60,3 +60,25 @@ describe('LLMTokenQuota reserves the cap the model server honours', () => {
     assert.equal(modern.responseHeaders['x-ratelimit-remaining-tokens'], String(100 - PROMPT - 12));
   });
 });
+
+// Each of `n` choices may produce the whole cap: `n: 10, max_tokens: 20` is up to 200 output tokens, yet one cap was
+// reserved, and a cap tollgate chose was set per choice while reserved once.
+describe('LLMTokenQuota counts every choice of n', () => {
+  test('n times the client\'s cap is reserved', async () => {
+    await assert.rejects(admit({ body: { n: 10, max_tokens: 20 } }), refused);
+    const ok = await admit({ body: { n: 2, max_tokens: 20 } });
+    assert.equal(ok.responseHeaders['x-ratelimit-remaining-tokens'], String(100 - PROMPT - 40));
+  });
+
+  test('a cap of tollgate\'s choosing is per choice, and n of them fit in what is reserved', async () => {
+    const ctx = await admit({ body: { n: 4 } });
+    const cap = ctx.body!.max_tokens!;
+    assert.ok(cap >= 1 && PROMPT + 4 * cap <= 100, `per-choice cap ${cap}`);
+    assert.equal(ctx.responseHeaders['x-ratelimit-remaining-tokens'], String(100 - PROMPT - 4 * cap));
+  });
+
+  test('n on embeddings or responses changes nothing', async () => {
+    const ctx = await admit({ operation: 'responses', url: '/v1/responses', body: { messages: undefined, input: 'Hello there', n: 50, max_output_tokens: 10 } });
+    assert.ok(ctx.responseHeaders['x-ratelimit-remaining-tokens'] !== undefined);
+  });
+});

@@ -59,9 +59,11 @@ export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
       const q = limitOf(state);
       if (!q) return;
       const id = identify(ctx, state);
-      const { input, output } = estimateTokens(ctx, state, q.countOn);
-      // A cap of tollgate's choosing never asks for more than the whole quota could give.
-      let cap = output ?? Math.min(s.defaultMaxTokens, q.limit - input);
+      const { input, output, choices } = estimateTokens(ctx, state, q.countOn);
+      // A cap of tollgate's choosing never asks for more than the whole quota could give. It is set per choice
+      // upstream, so with `n` choices the reservation is n times it (`cap` is always the whole answer's).
+      const perChoice = (total: number) => Math.floor(total / choices);
+      let cap = output ?? perChoice(Math.min(s.defaultMaxTokens * choices, q.limit - input)) * choices;
       const at = now();
       if (input + cap > q.limit || (output === null && cap < 1)) {
         // It can never fit: no retry-after, so clients do not retry it in a loop. The headers still say where the
@@ -72,9 +74,9 @@ export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
       }
       const { key, windowMs, endMs } = counterOf(state, q, id, at);
       let r = await counters.call((c) => c.reserve(key, input + cap, q.limit, windowMs, at));
-      if (r && !r.allowed && output === null && r.remaining > input) {
+      if (r && !r.allowed && output === null && perChoice(r.remaining - input) >= 1) {
         // Near the end of the quota, a cap of tollgate's choosing shrinks to what is left.
-        cap = r.remaining - input;
+        cap = perChoice(r.remaining - input) * choices;
         r = await counters.call((c) => c.reserve(key, input + cap, q.limit, windowMs, at));
       }
       if (!r) return;
@@ -88,7 +90,7 @@ export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
       }
       (state.settlers ??= []).push(new TokenReservation(counters, key, windowMs, at, q.countOn, input + cap));
       showTokenLimit(ctx, state, q.limit, r.remaining, resetMs);
-      if (output === null) setOutputCap(ctx, cap);
+      if (output === null) setOutputCap(ctx, perChoice(cap));
       requestStreamUsage(ctx);
     },
     usage(ctx: RequestContext, state: ApimState) {

@@ -7,14 +7,27 @@ import type { ApimState } from '../../types.js';
 
 export interface TokenEstimate {
   input: number;
-  /** The client's output cap (0 when output is not counted); null when the client gave none and tollgate must choose. */
+  /**
+   * The most the answer may hold: the client's cap times `choices` (0 when output is not counted); null when the
+   * client gave no cap and tollgate must choose one.
+   */
   output: number | null;
+  /** How many completions the server produces (`n`), each up to the cap: a cap of tollgate's choosing is per choice. */
+  choices: number;
+}
+
+/** `n` of chat and completions: every choice may produce the whole cap, so `n: 8` is eight times the output. */
+function choicesOf(ctx: RequestContext): number {
+  const n = ctx.body?.n;
+  return (ctx.operation === 'chat.completions' || ctx.operation === 'completions') && typeof n === 'number' && Number.isSafeInteger(n) && n > 1 ? n : 1;
 }
 
 export function estimateTokens(ctx: RequestContext, state: ApimState, countOn: CountOn): TokenEstimate {
   const input = countOn === 'output' ? 0 : promptTokens(ctx, state);
-  if (countOn === 'input' || !ctx.body || ctx.operation === 'embeddings') return { input, output: 0 };
-  return { input, output: requestedMaxTokens(ctx.body, ctx.operation) ?? null };
+  if (countOn === 'input' || !ctx.body || ctx.operation === 'embeddings') return { input, output: 0, choices: 1 };
+  const choices = choicesOf(ctx);
+  const cap = requestedMaxTokens(ctx.body, ctx.operation);
+  return { input, output: cap === undefined ? null : cap * choices, choices };
 }
 
 /** Sets the output cap upstream (the Responses API names it max_output_tokens). */
