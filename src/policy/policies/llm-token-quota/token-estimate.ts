@@ -16,10 +16,14 @@ export interface TokenEstimate {
   choices: number;
 }
 
-/** `n` of chat and completions: every choice may produce the whole cap, so `n: 8` is eight times the output. */
+/**
+ * `n` of chat and completions: every choice may produce the whole cap, so `n: 8` is eight times the output. A
+ * completions request's `best_of` candidates are all generated (OpenAI bills them), so it counts when larger.
+ */
 function choicesOf(ctx: RequestContext): number {
-  const n = ctx.body?.n;
-  return (ctx.operation === 'chat.completions' || ctx.operation === 'completions') && typeof n === 'number' && Number.isSafeInteger(n) && n > 1 ? n : 1;
+  if (ctx.operation !== 'chat.completions' && ctx.operation !== 'completions') return 1;
+  const count = (v: unknown) => (typeof v === 'number' && Number.isSafeInteger(v) && v > 1 ? v : 1);
+  return Math.max(count(ctx.body?.n), ctx.operation === 'completions' ? count(ctx.body?.best_of) : 1);
 }
 
 export function estimateTokens(ctx: RequestContext, state: ApimState, countOn: CountOn): TokenEstimate {

@@ -5,12 +5,12 @@
 // admission check was dodged and the counter ended far past its limit.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { GatewayError } from '../src/gateway/errors.js';
-import { countChatTokens } from '../src/lib/tokenizer.js';
-import { MemoryCounterStore } from '../src/store/counters/memory.js';
-import { LLM_TOKEN_QUOTA_FAULTS, llmTokenQuota } from '../src/policy/policies/llm-token-quota/llm-token-quota.js';
-import { MONDAY, TestClock, fakeContext, testDeps, unique, type FakeRequest } from '../src/policy/testing.js';
-import type { ApimState } from '../src/policy/types.js';
+import { GatewayError } from '../../../gateway/errors.js';
+import { countChatTokens, countTextTokens } from '../../../lib/tokenizer.js';
+import { MemoryCounterStore } from '../../../store/counters/memory.js';
+import { LLM_TOKEN_QUOTA_FAULTS, llmTokenQuota } from './llm-token-quota.js';
+import { MONDAY, TestClock, fakeContext, testDeps, unique, type FakeRequest } from '../../testing.js';
+import type { ApimState } from '../../types.js';
 
 const PROMPT = countChatTokens([{ role: 'user', content: 'Hello there' }]);
 
@@ -75,6 +75,13 @@ describe('LLMTokenQuota counts every choice of n', () => {
     const cap = ctx.body!.max_tokens!;
     assert.ok(cap >= 1 && PROMPT + 4 * cap <= 100, `per-choice cap ${cap}`);
     assert.equal(ctx.responseHeaders['x-ratelimit-remaining-tokens'], String(100 - PROMPT - 4 * cap));
+  });
+
+  test('completions: every best_of candidate is generated, so best_of counts like n when larger', async () => {
+    const completions = (extra: object) => admit({ operation: 'completions', url: '/v1/completions', body: { messages: undefined, prompt: 'Hello there', max_tokens: 20, ...extra } });
+    await assert.rejects(completions({ best_of: 10 }), refused);
+    const ok = await completions({ n: 1, best_of: 2 });
+    assert.equal(ok.responseHeaders['x-ratelimit-remaining-tokens'], String(100 - countTextTokens('Hello there') - 40));
   });
 
   test('n on embeddings or responses changes nothing', async () => {
