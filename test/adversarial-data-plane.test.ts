@@ -121,6 +121,17 @@ describe('hostile input and broken model servers', () => {
     assert.equal(lines.find((l) => l.msg === 'request' && l.requestId === 'asks-for-gzip')!.outputTokens, 7);
   });
 
+  test('a client\'s identity headers never reach the model server (tollgate sets them, from API management, when it knows them)', BOUNDED, async () => {
+    let upstreamSaw: Record<string, unknown> = {};
+    answer = (r) => {
+      upstreamSaw = { ...r.req.headers };
+      plain(r);
+    };
+    assert.equal((await post('/v1/chat/completions', CHAT, { 'x-tollgate-app': 'spoofed', 'x-tollgate-developer': 'someone' })).status, 200);
+    assert.equal(upstreamSaw['x-tollgate-app'], undefined);
+    assert.equal(upstreamSaw['x-tollgate-developer'], undefined);
+  });
+
   test('headers a Connection header lists are hop-by-hop: neither the client\'s reach the model server nor the model server\'s the client', BOUNDED, async () => {
     let upstreamSaw: Record<string, unknown> = {};
     answer = (r) => {

@@ -3,6 +3,7 @@
 // upstream header changes, credentials and routing headers removed, and the rewritten body.
 import type { RequestContext } from '../gateway/context.js';
 import type { DataPlane } from '../gateway/data-plane.js';
+import { identityHeaderValues } from '../gateway/identity-headers.js';
 import { OBJECTIVE_HEADER, FAIRNESS_HEADER } from '../gateway/resolve-model.js';
 import { MutationBuilder } from './headers.js';
 import type { CommonResponse, PbStruct } from './messages.js';
@@ -64,17 +65,12 @@ export function requestAnswer(dp: DataPlane, ctx: RequestContext, outcome: Exclu
   return answer;
 }
 
-const IDENTITY_HEADERS = ['x-tollgate-app-id', 'x-tollgate-app', 'x-tollgate-developer', 'x-tollgate-product'] as const;
-
 /** Who is calling, for the filters and servers behind Envoy; a client's own copies of these headers never pass. */
 function identityHeaders(ctx: RequestContext, headers: MutationBuilder): void {
-  const key = ctx.apim?.key;
-  const values = key ? [key.appId, key.appName, key.developerId, ctx.apim?.product?.name] : [];
-  IDENTITY_HEADERS.forEach((name, i) => {
-    const v = values[i];
+  for (const [name, v] of identityHeaderValues(ctx)) {
     if (v !== undefined) headers.set(name, v);
     else if (ctx.headers[name] !== undefined) headers.remove(name);
-  });
+  }
   if (!ctx.upstreamHeaders) return;
   for (const name in ctx.upstreamHeaders) {
     const v = ctx.upstreamHeaders[name];

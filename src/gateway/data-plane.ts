@@ -22,6 +22,7 @@ import { modelsListBody } from './models-list.js';
 import { OPERATION_PATHS, parseOpenAIBody, type OpenAIBody } from './openai-request.js';
 import { connectionListed, proxyRequest, type ProxyTarget } from './proxy.js';
 import { FAIRNESS_HEADER, matchRoute, resolveModel } from './resolve-model.js';
+import { IDENTITY_HEADERS, identityHeaderValues } from './identity-headers.js';
 import type { UpstreamPools } from './upstream-pools.js';
 
 /**
@@ -253,6 +254,7 @@ export class DataPlane {
     const incoming = ctx.headers;
     for (const name in incoming) if (!NOT_FORWARDED.has(name)) headers[name] = incoming[name]!;
     for (const name of connectionListed(incoming.connection)) delete headers[name];
+    if (ctx.apim?.key) for (const [name, value] of identityHeaderValues(ctx)) if (value !== undefined) headers[name] = value;
     headers['x-request-id'] = ctx.id;
     // tollgate reads the answer (usage for token quotas and analytics, response policies, SSE rewrites): a client's
     // accept-encoding: gzip passed on let a compressing model server (or a proxy before it) hide it from all of them.

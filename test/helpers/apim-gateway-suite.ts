@@ -176,6 +176,17 @@ export function apimGatewaySuite(on: SuiteBackend): void {
         assert.equal(r.body.echo.model, 'echo');
         const upstream = stub.requests.at(-1)!.req.headers;
         assert.equal(upstream['x-api-key'], undefined, 'the key never goes upstream');
+        // Who is calling, for the model server: the same identity headers tollgate gives Envoy as a PDP.
+        assert.equal(upstream['x-tollgate-app'], app.app);
+        assert.equal(upstream['x-tollgate-app-id'], app.appId);
+      });
+
+      test('a client cannot pass identity headers off as its own to the model server', async () => {
+        const r = await chat(gw, { max_tokens: 5 }, { ...withKey(app.key), 'x-tollgate-app': 'someone-else', 'x-tollgate-developer': 'dev-0' });
+        assert.equal(r.status, 200);
+        const upstream = stub.requests.at(-1)!.req.headers;
+        assert.equal(upstream['x-tollgate-app'], app.app);
+        assert.notEqual(upstream['x-tollgate-developer'], 'dev-0');
       });
 
       test('Authorization: Bearer works (the openai SDK, unchanged)', async () => {
