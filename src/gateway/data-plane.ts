@@ -26,12 +26,14 @@ import { IDENTITY_HEADERS, identityHeaderValues } from './identity-headers.js';
 import type { UpstreamPools } from './upstream-pools.js';
 
 /**
- * Client headers that never go upstream: hop-by-hop, the client's credentials, tollgate's own routing headers, and
- * accept-encoding (see #forward).
+ * Client headers that never go upstream: hop-by-hop, the client's credentials, tollgate's own routing headers,
+ * accept-encoding (see #forward), and the identity headers tollgate itself sets (a client's copies would tell the
+ * model server it is another app).
  */
 export const NOT_FORWARDED = new Set([
   'host', 'connection', 'keep-alive', 'transfer-encoding', 'content-length', 'proxy-connection', 'te', 'upgrade', 'trailer',
   'authorization', 'x-api-key', 'x-gateway-inference-objective', 'x-gateway-inference-fairness-id', 'expect', 'accept-encoding',
+  ...IDENTITY_HEADERS,
 ]);
 const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
 
