@@ -121,6 +121,20 @@ describe('hostile input and broken model servers', () => {
     assert.equal(lines.find((l) => l.msg === 'request' && l.requestId === 'asks-for-gzip')!.outputTokens, 7);
   });
 
+  test('a path with a dot segment or an encoded slash is a 400, not resolved by whatever server is behind', BOUNDED, async () => {
+    // node:http sends the path as given (fetch and undici resolve `..` before sending).
+    const raw = (path: string) =>
+      new Promise<{ status: number; requestId: unknown; text: string }>((resolve, reject) => {
+        const req = httpRequest(`${gw.url}/`, { method: 'POST', path, headers: { 'content-type': 'application/json' }, agent: false }, (res) => {
+          let text = '';
+          res.setEncoding('utf8').on('data', (d: string) => (text += d)).on('end', () => resolve({ status: res.statusCode!, requestId: res.headers['x-request-id'], text }));
+        });
+        req.on('error', reject).end(JSON.stringify(CHAT));
+      });
+    await assertFault(await raw('/v1/chat/../chat/completions'), 400, 'invalid_request');
+    await assertFault(await raw('/v1/chat%2Fcompletions'), 400, 'invalid_request');
+  });
+
   test('a client\'s identity headers never reach the model server (tollgate sets them, from API management, when it knows them)', BOUNDED, async () => {
     let upstreamSaw: Record<string, unknown> = {};
     answer = (r) => {

@@ -8,6 +8,7 @@ import type { DirectResponse, GatewayHooks } from '../gateway/hooks.js';
 import { modelsListBody } from '../gateway/models-list.js';
 import { OPERATION_PATHS } from '../gateway/openai-request.js';
 import { matchRoute } from '../gateway/resolve-model.js';
+import { assertSafePath } from '../gateway/safe-path.js';
 
 /** Either a local reply, or where the request goes (which the data plane would forward). */
 export type Outcome = { kind: 'reply'; response: ErrorResponse | DirectResponse } | Exclude<Decision, { kind: 'direct' }>;
@@ -31,6 +32,7 @@ export async function decideRequest(
 ): Promise<Outcome> {
   const config = dp.config;
   const hooks = ctx.stages === 'picker' ? NO_HOOKS : dp.hooks;
+  assertSafePath(ctx.path);
   if (hooks.intercept) {
     ctx.readBody = readBody;
     await hooks.intercept(ctx);

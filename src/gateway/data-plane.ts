@@ -23,6 +23,7 @@ import { OPERATION_PATHS, parseOpenAIBody, type OpenAIBody } from './openai-requ
 import { connectionListed, proxyRequest, type ProxyTarget } from './proxy.js';
 import { FAIRNESS_HEADER, matchRoute, resolveModel } from './resolve-model.js';
 import { IDENTITY_HEADERS, identityHeaderValues } from './identity-headers.js';
+import { assertSafePath } from './safe-path.js';
 import type { UpstreamPools } from './upstream-pools.js';
 
 /**
@@ -158,6 +159,7 @@ export class DataPlane {
 
   async #serve(ctx: RequestContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (this.#draining) throw gatewayError('TG_ERR_SHUTTING_DOWN');
+    assertSafePath(ctx.path);
     const config = this.config;
     let body: Promise<Buffer> | undefined;
     const readOnce = () => (body ??= readBody(req, config.settings.server.maxBodyBytes, config.settings.server.bodyTimeout));

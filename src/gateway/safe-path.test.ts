@@ -1,0 +1,13 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { GatewayError } from './errors.js';
+import { assertSafePath } from './safe-path.js';
+
+test('paths with dot segments or encoded separators are refused; ordinary paths, dots in names included, are not', () => {
+  for (const path of ['/v1/public/../admin', '/v1/./chat/completions', '/..', '/v1/chat/%2e%2e/x', '/v1/%2E/x', '/v1/a/.%2e/b', '/v1/a%2Fb', '/v1/a%5cb', '/v1/a\\..\\b', '/v1/x/..']) {
+    assert.throws(() => assertSafePath(path), (err: unknown) => err instanceof GatewayError && err.status === 400 && err.code === 'invalid_request', path);
+  }
+  for (const path of ['/v1/chat/completions', '/v1/files/report.v2.txt', '/v1/models/llama-3.1-8b', '/v1/a...b', '/v1/.well-known/x', '/v1/a%20b', '/']) {
+    assert.doesNotThrow(() => assertSafePath(path), path);
+  }
+});
