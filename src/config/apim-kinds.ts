@@ -91,9 +91,13 @@ export const apiOperationSetSpec = z
           .strict(),
       )
       .optional(),
-    /** tollgate: the models this set grants (all when absent) and its token quota. */
+    /**
+     * tollgate: the models this set grants (all when absent), the InferenceObjectives a caller may name in
+     * x-gateway-inference-objective (any when absent; without the header the model's own criticality applies), and
+     * its token quota.
+     */
     llmOperations: z
-      .object({ models: z.array(z.string().min(1)).min(1).optional(), llmTokenQuota: llmTokenQuotaLimit.optional() })
+      .object({ models: z.array(z.string().min(1)).min(1).optional(), objectives: z.array(z.string().min(1)).min(1).optional(), llmTokenQuota: llmTokenQuotaLimit.optional() })
       .strict()
       .optional(),
   })

@@ -2,6 +2,7 @@
 // may be used now, and entitlement — the first product, in the app's order, whose operation set covers the request.
 import type { RequestContext } from '../gateway/context.js';
 import { policyFault } from '../gateway/errors.js';
+import { OBJECTIVE_HEADER } from '../gateway/resolve-model.js';
 import type { KeyRecord, OperationSetGrant } from './identity.js';
 import type { ApimState } from './types.js';
 
@@ -15,9 +16,20 @@ export function keyProblem(record: KeyRecord, now: number): KeyProblem | null {
   return null;
 }
 
-function covers(set: OperationSetGrant, ctx: RequestContext): boolean {
-  // A request without a model is covered only by sets that do not restrict models.
-  return set.matches(ctx.method, ctx.path) && (set.models === null || (ctx.model !== undefined && set.models.has(ctx.model)));
+/** The InferenceObjective the request names, if any: the client's choice of its own priority. */
+function objectiveOf(ctx: RequestContext): string | undefined {
+  const name = ctx.headers[OBJECTIVE_HEADER];
+  return typeof name === 'string' ? name : undefined;
+}
+
+function covers(set: OperationSetGrant, ctx: RequestContext, objective: string | undefined): boolean {
+  // A request without a model is covered only by sets that do not restrict models. An objective restriction lets a
+  // product's callers choose only its priorities: a cheap, sheddable tier cannot name a critical objective.
+  return (
+    set.matches(ctx.method, ctx.path) &&
+    (set.models === null || (ctx.model !== undefined && set.models.has(ctx.model))) &&
+    (set.objectives === null || objective === undefined || set.objectives.has(objective))
+  );
 }
 
 /**
@@ -25,15 +37,17 @@ function covers(set: OperationSetGrant, ctx: RequestContext): boolean {
  * approved product of the key covers the request.
  */
 export function entitle(ctx: RequestContext, state: ApimState, faultCode: string, credential: string): void {
+  const objective = objectiveOf(ctx);
   for (const product of state.key!.products) {
     if (product.status !== 'approved') continue;
     for (const set of product.operationSets) {
-      if (!covers(set, ctx)) continue;
+      if (!covers(set, ctx, objective)) continue;
       state.product = product;
       state.operationSet = set;
       return;
     }
   }
-  const what = ctx.model === undefined ? `${ctx.method} ${ctx.path}` : `${ctx.method} ${ctx.path} with model "${ctx.model}"`;
+  let what = ctx.model === undefined ? `${ctx.method} ${ctx.path}` : `${ctx.method} ${ctx.path} with model "${ctx.model}"`;
+  if (objective !== undefined) what += ` and objective "${objective}"`;
   throw policyFault(401, faultCode, `Invalid ${credential} for given resource: no API product of this ${credential} grants ${what}`);
 }

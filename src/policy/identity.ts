@@ -25,6 +25,8 @@ export interface OperationSetGrant {
   matches(method: string, path: string): boolean;
   /** The models granted; null grants every model. */
   models: ReadonlySet<string> | null;
+  /** The InferenceObjectives a request may name (x-gateway-inference-objective); null allows any. */
+  objectives: ReadonlySet<string> | null;
   /** Requests per app per interval; null when the set has none. */
   quota: CompiledQuota | null;
   llmTokenQuota: CompiledTokenQuota | null;

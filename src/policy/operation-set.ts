@@ -45,10 +45,12 @@ function compileQuota<Q extends { limit: number; interval: number; timeUnit: Com
 
 function compileParsed(name: string, s: ApiOperationSetSpec): OperationSetGrant {
   const models = s.llmOperations?.models;
+  const objectives = s.llmOperations?.objectives;
   return {
     name,
     matches: compileOperations(s.restOperations),
     models: models ? new Set(models) : null,
+    objectives: objectives ? new Set(objectives) : null,
     quota: compileQuota(s.quota),
     llmTokenQuota: compileQuota(s.llmOperations?.llmTokenQuota),
   };

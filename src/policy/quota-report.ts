@@ -50,6 +50,8 @@ export interface QuotaReport {
       name: string;
       /** null: every model. */
       models: string[] | null;
+      /** The InferenceObjectives callers may name; null: any. */
+      objectives: string[] | null;
       quota: LimitReport | null;
       llmTokenQuota: (LimitReport & { countOn: CountOn }) | null;
     }[];
@@ -100,6 +102,7 @@ function setReport(set: OperationSetGrant, product: string, quotas: readonly Quo
   return {
     name: set.name,
     models: set.models ? [...set.models] : null,
+    objectives: set.objectives ? [...set.objectives] : null,
     quota: set.quota ? limitReport(set.quota, first('Quota'), now) : null,
     llmTokenQuota: tokens ? { ...limitReport(tokens, first('LLMTokenQuota'), now), countOn: tokens.countOn } : null,
   };

@@ -21,7 +21,7 @@ const key: KeyRecord = {
 const state: ApimState = {
   key,
   product: { name: 'gold', status: 'approved', operationSets: [] },
-  operationSet: { name: 'chat', matches: () => true, models: null, quota: null, llmTokenQuota: null },
+  operationSet: { name: 'chat', matches: () => true, models: null, objectives: null, quota: null, llmTokenQuota: null },
 };
 const ctx = fakeContext({ url: '/v1/chat/completions?tenant=acme&x=1', headers: { 'x-tenant': 'blue', 'x-weight': '5' }, model: 'llama' });
 

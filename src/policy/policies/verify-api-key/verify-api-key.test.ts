@@ -13,7 +13,11 @@ const identity = new MemoryIdentitySource([
   { name: 'chat-small', spec: { apiProductRefs: [{ name: 'basic' }], restOperations: [{ name: 'chat', path: '/v1/chat/completions', methods: ['POST'] }], llmOperations: { models: ['small'] } } },
   { name: 'everything', spec: { apiProductRefs: [{ name: 'gold' }] } },
   { name: 'embeddings', spec: { apiProductRefs: [{ name: 'embed' }], restOperations: [{ name: 'emb', path: '/v1/embeddings' }] } },
+  { name: 'batch-only', spec: { apiProductRefs: [{ name: 'batch-tier' }], llmOperations: { objectives: ['batch'] } } },
+  { name: 'any-priority', spec: { apiProductRefs: [{ name: 'premium' }], llmOperations: { objectives: ['critical', 'batch'] } } },
 ]);
+identity.add({ key: 'tg_batch', products: ['batch-tier'] });
+identity.add({ key: 'tg_batch_premium', products: ['batch-tier', 'premium'] });
 identity.add({ key: 'tg_good', keyId: 'key_good', products: ['basic'] });
 identity.add({ key: 'tg_two', keyId: 'key_two', products: ['basic', 'gold'] });
 identity.add({ key: 'tg_revoked', status: 'revoked', products: ['gold'] });
@@ -119,6 +123,33 @@ describe('entitlement', () => {
   test('a product grant that is not approved is skipped', () => {
     assert.equal(admit('tg_product_pending', { model: 'small' }).product!.name, 'basic');
     assert.throws(() => admit('tg_product_pending', { model: 'large' }), fault(F.invalidApiKeyForGivenResource));
+  });
+});
+
+describe('objectives: a product lets its callers name only its own priorities', () => {
+  const withObjective = (key: string, objective?: string) => {
+    const ctx = fakeContext({ model: 'm', headers: { 'x-api-key': key, ...(objective && { 'x-gateway-inference-objective': objective }) } });
+    const state: ApimState = {};
+    policy.authenticate!(ctx, state);
+    policy.admit!(ctx, state);
+    return state;
+  };
+
+  test('an objective the operation set lists, or none at all, is granted', () => {
+    assert.equal(withObjective('tg_batch', 'batch').operationSet!.name, 'batch-only');
+    assert.equal(withObjective('tg_batch').operationSet!.name, 'batch-only');
+  });
+
+  test(`a cheap tier naming a critical objective → 401 ${F.invalidApiKeyForGivenResource}, naming the objective`, () => {
+    assert.throws(
+      () => withObjective('tg_batch', 'critical'),
+      (err: unknown) => fault(F.invalidApiKeyForGivenResource)(err) && /objective "critical"/.test((err as Error).message),
+    );
+  });
+
+  test('the first product that grants the objective decides', () => {
+    assert.equal(withObjective('tg_batch_premium', 'critical').product!.name, 'premium');
+    assert.equal(withObjective('tg_batch_premium', 'batch').product!.name, 'batch-tier');
   });
 });
 
