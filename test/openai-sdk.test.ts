@@ -79,6 +79,9 @@ test('model list', async () => {
   const ids: string[] = [];
   for await (const m of client.models.list()) ids.push(m.id);
   assert.deepEqual(ids.sort(), ['adapter', 'chat', 'embed']);
+  const one = await client.models.retrieve('chat');
+  assert.deepEqual([one.id, one.object], ['chat', 'model']);
+  await assert.rejects(client.models.retrieve('nope'), (err: any) => err.status === 404 && err.code === 'model_not_found');
 });
 
 test('an unknown model is a NotFoundError with the documented code', async () => {

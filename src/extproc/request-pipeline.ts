@@ -5,7 +5,7 @@ import type { Decision, DataPlane } from '../gateway/data-plane.js';
 import type { OnClientGone } from '../gateway/client-pick-request.js';
 import { gatewayError, type ErrorResponse } from '../gateway/errors.js';
 import type { DirectResponse, GatewayHooks } from '../gateway/hooks.js';
-import { modelsListBody } from '../gateway/models-list.js';
+import { isModelsPath, modelsAnswer } from '../gateway/models-list.js';
 import { OPERATION_PATHS } from '../gateway/openai-request.js';
 import { matchRoute } from '../gateway/resolve-model.js';
 import { assertSafePath } from '../gateway/safe-path.js';
@@ -38,9 +38,9 @@ export async function decideRequest(
     await hooks.intercept(ctx);
     if (ctx.directResponse) return { kind: 'reply', response: ctx.directResponse };
   }
-  if (ctx.method === 'GET' && ctx.path === '/v1/models') {
+  if (ctx.method === 'GET' && isModelsPath(ctx.path)) {
     await hooks.authenticate?.(ctx);
-    return answersModels ? { kind: 'reply', response: { status: 200, headers: { ...JSON_TYPE }, body: modelsListBody(config, created) } } : { kind: 'admitted' };
+    return answersModels ? { kind: 'reply', response: modelsAnswer(config, ctx, created) } : { kind: 'admitted' };
   }
   if (ctx.method === 'GET' && ctx.path === '/v1/tollgate/quota') {
     if (!hooks.quotaReport) throw gatewayError('TG_ERR_ROUTE_NOT_FOUND', 'API keys are not in use on this gateway');

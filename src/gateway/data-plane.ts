@@ -18,7 +18,7 @@ import { ClientPickRequest, onResponseGone, type OnClientGone } from './client-p
 import type { RequestContext } from './context.js';
 import { GatewayError, gatewayError, type ErrorResponse } from './errors.js';
 import type { DirectResponse, GatewayHooks } from './hooks.js';
-import { modelsListBody } from './models-list.js';
+import { isModelsPath, modelsAnswer } from './models-list.js';
 import { OPERATION_PATHS, parseOpenAIBody, type OpenAIBody } from './openai-request.js';
 import { connectionListed, proxyRequest, type ProxyTarget } from './proxy.js';
 import { FAIRNESS_HEADER, matchRoute, resolveModel } from './resolve-model.js';
@@ -168,9 +168,9 @@ export class DataPlane {
       await this.hooks.intercept(ctx);
       if (ctx.directResponse) return this.#send(ctx, res, ctx.directResponse);
     }
-    if (ctx.method === 'GET' && ctx.path === '/v1/models') {
+    if (ctx.method === 'GET' && isModelsPath(ctx.path)) {
       await this.hooks.authenticate?.(ctx);
-      return this.#send(ctx, res, { status: 200, headers: { 'content-type': 'application/json' }, body: modelsListBody(config, this.#created) });
+      return this.#send(ctx, res, modelsAnswer(config, ctx, this.#created));
     }
     if (ctx.method === 'GET' && ctx.path === '/v1/tollgate/quota') {
       if (!this.hooks.quotaReport) throw gatewayError('TG_ERR_ROUTE_NOT_FOUND', 'API keys are not in use on this gateway');

@@ -181,6 +181,15 @@ export function apimGatewaySuite(on: SuiteBackend): void {
         assert.equal(upstream['x-tollgate-app-id'], app.appId);
       });
 
+      test('the model list shows the models the key may use; one it may not is a 404 as if it did not exist', async () => {
+        const list = await call(gw.url, 'GET', '/v1/models', undefined, withKey(app.key));
+        assert.equal(list.status, 200);
+        assert.deepEqual(list.body.data.map((m: { id: string }) => m.id).sort(), ['chat', 'echo'], 'other is granted by no product');
+        assert.equal((await call(gw.url, 'GET', '/v1/models/chat', undefined, withKey(app.key))).body.id, 'chat');
+        assertFault(await call(gw.url, 'GET', '/v1/models/other', undefined, withKey(app.key)), 404, 'model_not_found');
+        assertFault(await call(gw.url, 'GET', '/v1/models'), 401, 'steps.oauth.v2.FailedToResolveAPIKey');
+      });
+
       test('a client cannot pass identity headers off as its own to the model server', async () => {
         const r = await chat(gw, { max_tokens: 5 }, { ...withKey(app.key), 'x-tollgate-app': 'someone-else', 'x-tollgate-developer': 'dev-0' });
         assert.equal(r.status, 200);
