@@ -1,25 +1,20 @@
 // Turns OpenAI request bodies into simulator work: which model or adapter, the prompt, how many tokens to generate.
 import type { z } from 'zod';
-import type { ChatMessage } from '../lib/tokenizer.js';
+import { decodeTokens, type ChatMessage } from '../lib/tokenizer.js';
 import { hashInts, hashString } from './hash.js';
 import { HttpError, invalidRequest } from './http-io.js';
 import { promptBlockHashes } from './kv-cache.js';
-import {
-  chatFormat,
-  completionFormat,
-  responsesFormat,
-  type FinishReason,
-  type GenerationFormat,
-} from './openai-format.js';
+import { buildChoices, type FinishReason, type OutputKind } from './choices.js';
+import { chatFormat, completionFormat, responsesFormat, type FormatContext, type GenerationFormat } from './openai-format.js';
 import {
   chatRequest,
   completionRequest,
   embeddingsRequest,
   responsesRequest,
+  type ChatRequest,
   type ResponsesRequest,
 } from './openai-schemas.js';
 import { PromptError, chatPrompt, embeddingInput, textPrompt, type Prompt } from './prompt.js';
-import { drawOutputLength } from './text.js';
 
 export type GenerationEndpoint = 'chat' | 'completions' | 'responses';
 
@@ -40,7 +35,11 @@ export interface GenerationJob {
   lora?: string;
   prompt: Prompt;
   blockHashes: number[];
+  /** Decode steps: the longest choice's tokens. */
   outputTokens: number;
+  /** Tokens of every choice together (usage's completion_tokens). */
+  completionTokens: number;
+  /** The first choice's (the metrics label). */
   finishReason: FinishReason;
   stream: boolean;
   format: GenerationFormat;
@@ -56,42 +55,97 @@ export interface EmbeddingJob {
   dimensions?: number;
 }
 
+/** The request fields that shape the answer, whichever endpoint named them. */
+interface Asked {
+  model: string;
+  prompt: Prompt;
+  maxTokens: number | null | undefined;
+  stream: boolean;
+  includeUsage: boolean;
+  seed: number | null | undefined;
+  ignoreEos: boolean | null | undefined;
+  minTokens: number | null | undefined;
+  n: number;
+  stop: string[];
+  output: OutputKind;
+  /** Alternatives per token when logprobs were asked for. */
+  logprobs: number | null;
+}
+
+const stopList = (stop: string | string[] | null | undefined): string[] => (stop == null ? [] : typeof stop === 'string' ? [stop] : stop);
+
 export function generationJob(endpoint: GenerationEndpoint, body: unknown, catalog: Catalog): GenerationJob {
-  let model: string;
-  let prompt: Prompt;
-  let maxTokens: number | null | undefined;
-  let stream: boolean;
-  let includeUsage = false;
-  let seed: number | null | undefined;
-  let ignoreEos: boolean | null | undefined;
-  let minTokens: number | null | undefined;
+  let asked: Asked;
+  let makeFormat: (ctx: FormatContext) => GenerationFormat;
   if (endpoint === 'chat') {
     const r = parse(chatRequest, body);
-    model = r.model;
-    stream = r.stream === true;
-    prompt = tokenize(() => chatPrompt(r.messages));
-    maxTokens = r.max_completion_tokens ?? r.max_tokens;
-    includeUsage = r.stream_options?.include_usage === true;
-    seed = r.seed;
-    ({ ignore_eos: ignoreEos, min_tokens: minTokens } = r);
+    if (r.top_logprobs != null && r.top_logprobs > 0 && r.logprobs !== true) throw invalidRequest('"top_logprobs": requires "logprobs" to be true');
+    asked = {
+      model: r.model,
+      stream: r.stream === true,
+      prompt: tokenize(() => chatPrompt(r.messages)),
+      maxTokens: r.max_completion_tokens ?? r.max_tokens,
+      includeUsage: r.stream === true && r.stream_options?.include_usage === true,
+      seed: r.seed,
+      ignoreEos: r.ignore_eos,
+      minTokens: r.min_tokens,
+      n: r.n ?? 1,
+      stop: stopList(r.stop),
+      output: chatOutput(r),
+      logprobs: r.logprobs === true ? (r.top_logprobs ?? 0) : null,
+    };
+    makeFormat = chatFormat;
   } else if (endpoint === 'completions') {
     const r = parse(completionRequest, body);
-    model = r.model;
-    stream = r.stream === true;
-    prompt = tokenize(() => textPrompt(singlePrompt(r.prompt)));
-    maxTokens = r.max_tokens;
-    includeUsage = r.stream_options?.include_usage === true;
-    seed = r.seed;
-    ({ ignore_eos: ignoreEos, min_tokens: minTokens } = r);
+    // vLLM's OpenAI server refuses it the same way.
+    if (r.suffix != null) throw invalidRequest('"suffix": suffix is not currently supported');
+    const source = singlePrompt(r.prompt);
+    const prompt = tokenize(() => textPrompt(source));
+    asked = {
+      model: r.model,
+      stream: r.stream === true,
+      prompt,
+      maxTokens: r.max_tokens,
+      includeUsage: r.stream === true && r.stream_options?.include_usage === true,
+      seed: r.seed,
+      ignoreEos: r.ignore_eos,
+      minTokens: r.min_tokens,
+      n: r.n ?? 1,
+      stop: stopList(r.stop),
+      output: { kind: 'text' },
+      logprobs: r.logprobs ?? null,
+    };
+    const echo = r.echo === true ? echoOf(source, prompt) : null;
+    makeFormat = (ctx) => completionFormat({ ...ctx, echo });
   } else {
     const r = parse(responsesRequest, body);
-    model = r.model;
-    stream = r.stream === true;
-    prompt = tokenize(() => chatPrompt(responsesMessages(r)));
-    maxTokens = r.max_output_tokens;
-    seed = r.seed;
-    ({ ignore_eos: ignoreEos, min_tokens: minTokens } = r);
+    const format = r.text?.format;
+    asked = {
+      model: r.model,
+      stream: r.stream === true,
+      prompt: tokenize(() => chatPrompt(responsesMessages(r))),
+      maxTokens: r.max_output_tokens,
+      includeUsage: false,
+      seed: r.seed,
+      ignoreEos: r.ignore_eos,
+      minTokens: r.min_tokens,
+      n: 1,
+      stop: [],
+      output: format?.type === 'json_object' ? { kind: 'json' } : format?.type === 'json_schema' ? { kind: 'json', schema: format.schema } : { kind: 'text' },
+      logprobs: null,
+    };
+    makeFormat = (ctx) =>
+      responsesFormat({
+        ...ctx,
+        maxOutputTokens: r.max_output_tokens ?? null,
+        instructions: r.instructions ?? null,
+        text: r.text ?? null,
+        temperature: r.temperature ?? null,
+        topP: r.top_p ?? null,
+        metadata: r.metadata ?? null,
+      });
   }
+  const { model, prompt, maxTokens } = asked;
   const lora = resolveModel(model, catalog);
   const modelKey = lora ?? catalog.models[0];
 
@@ -103,38 +157,69 @@ export function generationJob(endpoint: GenerationEndpoint, body: unknown, catal
       'context_length_exceeded',
     );
   }
-  const textSeed = hashInts(prompt.tokens, 0, prompt.tokens.length, hashString(`${catalog.seed}:${seed ?? ''}`));
-  let outputTokens: number;
-  let finishReason: FinishReason;
+  const textSeed = hashInts(prompt.tokens, 0, prompt.tokens.length, hashString(`${catalog.seed}:${asked.seed ?? ''}`));
   // Like a real model, the simulated one ends its answer at a natural length (end of sequence), max_tokens being only
   // a cap; `ignore_eos` (vLLM's, what benchmarks use for exact lengths) runs it to max_tokens.
-  const cap = maxTokens ?? room;
-  if (ignoreEos === true) {
-    outputTokens = cap;
-    finishReason = 'length';
-  } else {
-    const natural = Math.max(drawOutputLength(textSeed, catalog.maxOutputTokens), minTokens ?? 0);
-    outputTokens = Math.min(natural, cap);
-    finishReason = natural > cap ? 'length' : 'stop';
-  }
-  const ctx = { model, includeUsage, finishReason };
-  const format =
-    endpoint === 'chat'
-      ? chatFormat(ctx)
-      : endpoint === 'completions'
-        ? completionFormat(ctx)
-        : responsesFormat({ ...ctx, maxOutputTokens: maxTokens ?? null });
+  const choices = buildChoices({
+    seed: textSeed,
+    count: asked.n,
+    cap: maxTokens ?? room,
+    maxOutputTokens: catalog.maxOutputTokens,
+    ignoreEos: asked.ignoreEos === true,
+    minTokens: asked.minTokens ?? 0,
+    stop: asked.stop,
+    output: asked.output,
+  });
+  const format = makeFormat({
+    model,
+    includeUsage: asked.includeUsage,
+    choices,
+    logprobs: asked.logprobs === null ? null : { top: asked.logprobs, seed: textSeed },
+  });
   return {
     model,
     lora,
     prompt,
     blockHashes: promptBlockHashes(modelKey, prompt.tokens),
-    outputTokens,
-    finishReason,
-    stream,
+    outputTokens: Math.max(...choices.map((c) => c.pieces.length)),
+    completionTokens: choices.reduce((sum, c) => sum + c.pieces.length, 0),
+    finishReason: choices[0].finishReason,
+    stream: asked.stream,
     format,
     textSeed,
   };
+}
+
+/**
+ * What a chat answer is: a tool call when tools are offered and tool_choice asks for one ('required', a named
+ * function, or 'auto' while the last message is not a tool's result: the simulated model calls a tool, then answers
+ * from its result), JSON for response_format, text otherwise.
+ */
+function chatOutput(r: ChatRequest): OutputKind {
+  const tools = r.tools ?? [];
+  const choice = r.tool_choice ?? (tools.length > 0 ? 'auto' : 'none');
+  if (choice !== 'none' && tools.length === 0) throw invalidRequest('"tool_choice": tools must be given when tool_choice is not "none"');
+  if (typeof choice === 'object') {
+    const tool = tools.find((t) => t.function.name === choice.function.name);
+    if (!tool) throw invalidRequest(`"tool_choice": no tool named "${choice.function.name}" in "tools"`);
+    // OpenAI ends a forced call with "stop".
+    return { kind: 'tool', tool: { name: tool.function.name, parameters: tool.function.parameters }, finishReason: 'stop' };
+  }
+  const last = r.messages[r.messages.length - 1];
+  if (choice === 'required' || (choice === 'auto' && last.role !== 'tool')) {
+    const pick = tools[hashString(JSON.stringify(last.content)) % tools.length].function;
+    return { kind: 'tool', tool: { name: pick.name, parameters: pick.parameters }, finishReason: 'tool_calls' };
+  }
+  const format = r.response_format;
+  if (format?.type === 'json_object') return { kind: 'json' };
+  if (format?.type === 'json_schema') return { kind: 'json', schema: format.json_schema.schema };
+  return { kind: 'text' };
+}
+
+/** The prompt as echo repeats it: its text and its tokens one by one. */
+function echoOf(source: string | number[], prompt: Prompt): { text: string; tokens: string[] } {
+  const tokens = prompt.tokens.map((t) => decodeTokens([t]));
+  return { text: typeof source === 'string' ? source : tokens.join(''), tokens };
 }
 
 export function embeddingJob(body: unknown, catalog: Catalog): EmbeddingJob {

@@ -1,7 +1,7 @@
 // The simulator's Prometheus metrics under vLLM's names; gauges read the engine at scrape time, so a scrape sees now.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Engine } from './engine.js';
-import type { FinishReason } from './openai-format.js';
+type FinishReason = 'stop' | 'length';
 import { BLOCK_SIZE } from './kv-cache.js';
 
 export interface SimMetrics {

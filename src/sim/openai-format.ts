@@ -1,7 +1,9 @@
-// Response bodies and SSE events of the OpenAI endpoints (chat, completions, Responses), built per request.
+// Response bodies and SSE events of the OpenAI endpoints (chat, completions, Responses), built per request from the
+// choices decided up front (choices.ts): one decode step adds one piece to every choice still generating.
 import { randomUUID } from 'node:crypto';
+import { tokenLogprobs, type Choice } from './choices.js';
 
-export type FinishReason = 'stop' | 'length';
+export type { FinishReason } from './choices.js';
 
 export interface Usage {
   promptTokens: number;
@@ -13,15 +15,18 @@ export interface FormatContext {
   /** The model name as requested (a served name or a LoRA adapter). */
   model: string;
   includeUsage: boolean;
-  finishReason: FinishReason;
+  choices: Choice[];
+  /** Asked for logprobs: how many alternatives per token (0 = only the sampled token's), and their seed. */
+  logprobs: { top: number; seed: number } | null;
 }
 
-/** One request's output: SSE text for a stream (open, one event per token, close) or a whole JSON body. */
+/** One request's output: SSE text for a stream (open, one event per decode step, close) or a whole JSON body. */
 export interface GenerationFormat {
   open(): string;
-  token(piece: string): string;
+  /** The events of decode step `step` (0 first): a piece for every choice still generating. */
+  step(step: number): string;
   close(usage: Usage): string;
-  body(text: string, usage: Usage): string;
+  body(usage: Usage): string;
 }
 
 const DONE = 'data: [DONE]\n\n';
@@ -39,78 +44,186 @@ function openAiUsage(u: Usage) {
   };
 }
 
+const utf8 = (s: string) => [...Buffer.from(s, 'utf8')];
+
+/** Chat's logprobs entry of one token. */
+function chatLogprob(ctx: FormatContext, choice: number, step: number, token: string) {
+  const lp = tokenLogprobs(ctx.logprobs!.seed, choice, step, token, Math.max(1, ctx.logprobs!.top));
+  return {
+    token,
+    logprob: lp.logprob,
+    bytes: utf8(token),
+    top_logprobs: lp.top.slice(0, ctx.logprobs!.top).map(([t, l]) => ({ token: t, logprob: l, bytes: utf8(t) })),
+  };
+}
+
 export function chatFormat(ctx: FormatContext): GenerationFormat {
   const head = { id: newId('chatcmpl-'), object: 'chat.completion.chunk', created: nowSeconds(), model: ctx.model };
-  // Per-token chunks are the hot path: the JSON around the token text is built once.
+  // Per-token chunks are the hot path: the JSON around the token text is built once per choice.
   const usageField = ctx.includeUsage ? ',"usage":null' : '';
-  const prefix = `data: ${JSON.stringify(head).slice(0, -1)},"choices":[{"index":0,"delta":{"content":`;
+  const start = `data: ${JSON.stringify(head).slice(0, -1)},"choices":[{"index":`;
+  const prefixes = ctx.choices.map((_, i) => `${start}${i},"delta":{"content":`);
   const suffix = `},"logprobs":null,"finish_reason":null}]${usageField}}\n\n`;
-  let first = true;
   const chunk = (choices: unknown[], usage?: unknown) =>
     `data: ${JSON.stringify({ ...head, choices, ...(ctx.includeUsage ? { usage: usage ?? null } : {}) })}\n\n`;
+  const logprobsOf = (i: number, step: number, token: string) => (ctx.logprobs ? { content: [chatLogprob(ctx, i, step, token)] } : null);
   return {
     open: () => '',
-    token(piece) {
-      const text = `${prefix}${JSON.stringify(piece)}${suffix}`;
-      if (!first) return text;
-      first = false;
-      return chunk([{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]) + text;
+    step(step) {
+      let out = '';
+      ctx.choices.forEach((c, i) => {
+        if (step >= c.pieces.length) return;
+        const piece = c.pieces[step];
+        if (c.toolCall) {
+          if (step === 0) {
+            const call = { index: 0, id: c.toolCall.id, type: 'function', function: { name: c.toolCall.name, arguments: '' } };
+            out += chunk([{ index: i, delta: { role: 'assistant', content: null, tool_calls: [call] }, logprobs: null, finish_reason: null }]);
+          }
+          const delta = { tool_calls: [{ index: 0, function: { arguments: piece } }] };
+          out += chunk([{ index: i, delta, logprobs: logprobsOf(i, step, piece), finish_reason: null }]);
+          return;
+        }
+        if (step === 0) out += chunk([{ index: i, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]);
+        if (ctx.logprobs) out += chunk([{ index: i, delta: { content: piece }, logprobs: logprobsOf(i, step, piece), finish_reason: null }]);
+        else out += `${prefixes[i]}${JSON.stringify(piece)}${suffix}`;
+      });
+      return out;
     },
     close(usage) {
-      let out = chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: ctx.finishReason }]);
+      let out = '';
+      ctx.choices.forEach((c, i) => (out += chunk([{ index: i, delta: {}, logprobs: null, finish_reason: c.finishReason }])));
       if (ctx.includeUsage) out += chunk([], openAiUsage(usage));
       return out + DONE;
     },
-    body: (text, usage) =>
+    body: (usage) =>
       JSON.stringify({
         id: head.id,
         object: 'chat.completion',
         created: head.created,
         model: ctx.model,
-        choices: [{ index: 0, message: { role: 'assistant', content: text }, logprobs: null, finish_reason: ctx.finishReason }],
+        choices: ctx.choices.map((c, i) => ({
+          index: i,
+          message: c.toolCall
+            ? { role: 'assistant', content: null, tool_calls: [{ id: c.toolCall.id, type: 'function', function: { name: c.toolCall.name, arguments: c.pieces.join('') } }] }
+            : { role: 'assistant', content: c.pieces.join('') },
+          logprobs: ctx.logprobs ? { content: c.pieces.map((p, step) => chatLogprob(ctx, i, step, p)) } : null,
+          finish_reason: c.finishReason,
+        })),
         usage: openAiUsage(usage),
       }),
   };
 }
 
-export function completionFormat(ctx: FormatContext): GenerationFormat {
+/** The legacy completions' logprobs object over `tokens` (prompt tokens first when echoed: their first has none). */
+interface CompletionLogprobs {
+  tokens: string[];
+  token_logprobs: (number | null)[];
+  top_logprobs: (Record<string, number> | null)[];
+  text_offset: number[];
+}
+
+export function completionFormat(ctx: FormatContext & { echo: { text: string; tokens: string[] } | null }): GenerationFormat {
   const head = { id: newId('cmpl-'), object: 'text_completion', created: nowSeconds(), model: ctx.model };
   const usageField = ctx.includeUsage ? ',"usage":null' : '';
-  const prefix = `data: ${JSON.stringify(head).slice(0, -1)},"choices":[{"index":0,"text":`;
+  const start = `data: ${JSON.stringify(head).slice(0, -1)},"choices":[{"index":`;
+  const prefixes = ctx.choices.map((_, i) => `${start}${i},"text":`);
   const suffix = `,"logprobs":null,"finish_reason":null}]${usageField}}\n\n`;
   const chunk = (choices: unknown[], usage?: unknown) =>
     `data: ${JSON.stringify({ ...head, choices, ...(ctx.includeUsage ? { usage: usage ?? null } : {}) })}\n\n`;
+  const echo = ctx.echo;
+  /** Logprobs of `tokens`, offsets counted from `offset`; prompt tokens (echo) are steps -n..-1, the first without a value. */
+  const logprobs = (i: number, tokens: string[], firstStep: number, offset: number): CompletionLogprobs => {
+    const out: CompletionLogprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
+    tokens.forEach((token, j) => {
+      const step = firstStep + j;
+      out.tokens.push(token);
+      out.text_offset.push(offset);
+      offset += token.length;
+      if (firstStep < 0 && j === 0) {
+        out.token_logprobs.push(null);
+        out.top_logprobs.push(null);
+        return;
+      }
+      const lp = tokenLogprobs(ctx.logprobs!.seed, i, step, token, Math.max(1, ctx.logprobs!.top));
+      out.token_logprobs.push(lp.logprob);
+      out.top_logprobs.push(Object.fromEntries(lp.top.slice(0, Math.max(1, ctx.logprobs!.top))));
+    });
+    return out;
+  };
+  const offsets = ctx.choices.map(() => (echo ? echo.text.length : 0));
   return {
     open: () => '',
-    token: (piece) => `${prefix}${JSON.stringify(piece)}${suffix}`,
+    step(step) {
+      let out = '';
+      ctx.choices.forEach((c, i) => {
+        if (step >= c.pieces.length) return;
+        const piece = c.pieces[step];
+        if (step === 0 && echo) {
+          const lp = ctx.logprobs ? logprobs(i, echo.tokens, -echo.tokens.length, 0) : null;
+          out += chunk([{ index: i, text: echo.text, logprobs: lp, finish_reason: null }]);
+        }
+        if (ctx.logprobs) {
+          out += chunk([{ index: i, text: piece, logprobs: logprobs(i, [piece], step, offsets[i]), finish_reason: null }]);
+          offsets[i] += piece.length;
+        } else out += `${prefixes[i]}${JSON.stringify(piece)}${suffix}`;
+      });
+      return out;
+    },
     close(usage) {
-      let out = chunk([{ index: 0, text: '', logprobs: null, finish_reason: ctx.finishReason }]);
+      let out = '';
+      ctx.choices.forEach((c, i) => (out += chunk([{ index: i, text: '', logprobs: null, finish_reason: c.finishReason }])));
       if (ctx.includeUsage) out += chunk([], openAiUsage(usage));
       return out + DONE;
     },
-    body: (text, usage) =>
+    body: (usage) =>
       JSON.stringify({
         ...head,
-        choices: [{ index: 0, text, logprobs: null, finish_reason: ctx.finishReason }],
+        choices: ctx.choices.map((c, i) => {
+          let lp: CompletionLogprobs | null = null;
+          if (ctx.logprobs) {
+            const prompt = echo ? logprobs(i, echo.tokens, -echo.tokens.length, 0) : null;
+            const own = logprobs(i, c.pieces, 0, echo ? echo.text.length : 0);
+            lp = prompt
+              ? {
+                  tokens: [...prompt.tokens, ...own.tokens],
+                  token_logprobs: [...prompt.token_logprobs, ...own.token_logprobs],
+                  top_logprobs: [...prompt.top_logprobs, ...own.top_logprobs],
+                  text_offset: [...prompt.text_offset, ...own.text_offset],
+                }
+              : own;
+          }
+          return { index: i, text: (echo ? echo.text : '') + c.pieces.join(''), logprobs: lp, finish_reason: c.finishReason };
+        }),
         usage: openAiUsage(usage),
       }),
   };
 }
 
+/** What a Responses request asked for that its response object repeats. */
+export interface ResponsesEcho {
+  maxOutputTokens: number | null;
+  instructions: string | null;
+  text: unknown;
+  temperature: number | null;
+  topP: number | null;
+  metadata: unknown;
+}
+
 /**
- * The Responses API: one assistant message with one output_text part. Reaching max_output_tokens makes the
- * response "incomplete" (event response.incomplete), as OpenAI reports it; otherwise "completed".
+ * The Responses API: one assistant message with one output_text part (the first choice). Reaching max_output_tokens
+ * makes the response "incomplete" (event response.incomplete), as OpenAI reports it; otherwise "completed".
  */
-export function responsesFormat(ctx: FormatContext & { maxOutputTokens: number | null }): GenerationFormat {
+export function responsesFormat(ctx: FormatContext & ResponsesEcho): GenerationFormat {
   const id = newId('resp_');
   const itemId = newId('msg_');
   const createdAt = nowSeconds();
-  const done = ctx.finishReason === 'stop';
+  const choice = ctx.choices[0];
+  const done = choice.finishReason !== 'length';
   let seq = 0;
   let text = '';
   const event = (type: string, fields: object) =>
     `event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: seq++, ...fields })}\n\n`;
-  const part = (t: string) => ({ type: 'output_text', text: t, annotations: [] });
+  const part = (t: string) => ({ type: 'output_text', text: t, annotations: [], logprobs: [] });
   const item = (status: string, content: unknown[]) => ({ id: itemId, type: 'message', status, role: 'assistant', content });
   const response = (status: string, output: unknown[], usage: Usage | null) => ({
     id,
@@ -119,16 +232,19 @@ export function responsesFormat(ctx: FormatContext & { maxOutputTokens: number |
     status,
     error: null,
     incomplete_details: status === 'incomplete' ? { reason: 'max_output_tokens' } : null,
-    instructions: null,
+    instructions: ctx.instructions,
     max_output_tokens: ctx.maxOutputTokens,
+    metadata: ctx.metadata ?? {},
     model: ctx.model,
     output,
     parallel_tool_calls: true,
     previous_response_id: null,
     store: false,
-    text: { format: { type: 'text' } },
+    temperature: ctx.temperature ?? 1,
+    text: ctx.text ?? { format: { type: 'text' } },
     tool_choice: 'auto',
     tools: [],
+    top_p: ctx.topP ?? 1,
     usage: usage && {
       input_tokens: usage.promptTokens,
       input_tokens_details: { cached_tokens: usage.cachedTokens },
@@ -145,7 +261,9 @@ export function responsesFormat(ctx: FormatContext & { maxOutputTokens: number |
       event('response.in_progress', { response: response('in_progress', [], null) }) +
       event('response.output_item.added', { output_index: 0, item: item('in_progress', []) }) +
       event('response.content_part.added', { ...where, part: part('') }),
-    token(piece) {
+    step(step) {
+      if (step >= choice.pieces.length) return '';
+      const piece = choice.pieces[step];
       text += piece;
       return event('response.output_text.delta', { ...where, delta: piece, logprobs: [] });
     },
@@ -154,7 +272,10 @@ export function responsesFormat(ctx: FormatContext & { maxOutputTokens: number |
       event('response.content_part.done', { ...where, part: part(text) }) +
       event('response.output_item.done', { output_index: 0, item: item(finalStatus, [part(text)]) }) +
       event(`response.${finalStatus}`, { response: response(finalStatus, [item(finalStatus, [part(text)])], usage) }),
-    body: (full, usage) => JSON.stringify(response(finalStatus, [item(finalStatus, [part(full)])], usage)),
+    body: (usage) => {
+      const full = choice.pieces.join('');
+      return JSON.stringify(response(finalStatus, [item(finalStatus, [part(full)])], usage));
+    },
   };
 }
 

@@ -13,7 +13,25 @@ const generation = {
   /** vLLM's sampling extras: generate to max_tokens regardless of end-of-sequence, or at least this many tokens. */
   ignore_eos: z.boolean().nullish(),
   min_tokens: z.number().int().min(0).nullish(),
+  /** Choices to generate (chat and completions). */
+  n: z.number().int().min(1).max(128).nullish(),
+  stop: z.union([z.string(), z.array(z.string())]).nullish(),
 };
+
+const functionTool = z
+  .object({ type: z.literal('function'), function: z.object({ name: z.string().min(1), parameters: z.unknown().optional() }).loose() })
+  .loose();
+
+const toolChoice = z.union([
+  z.enum(['none', 'auto', 'required']),
+  z.object({ type: z.literal('function'), function: z.object({ name: z.string() }).loose() }).loose(),
+]);
+
+const responseFormat = z.union([
+  z.object({ type: z.literal('text') }).loose(),
+  z.object({ type: z.literal('json_object') }).loose(),
+  z.object({ type: z.literal('json_schema'), json_schema: z.object({ name: z.string().optional(), schema: z.unknown().optional() }).loose() }).loose(),
+]);
 
 const contentPart = z.object({ type: z.string().optional(), text: z.string().optional() }).loose();
 
@@ -31,6 +49,11 @@ export const chatRequest = z
     messages: z.array(chatMessage).min(1),
     max_tokens: positiveInt.nullish(),
     max_completion_tokens: positiveInt.nullish(),
+    tools: z.array(functionTool).nullish(),
+    tool_choice: toolChoice.nullish(),
+    response_format: responseFormat.nullish(),
+    logprobs: z.boolean().nullish(),
+    top_logprobs: z.number().int().min(0).max(20).nullish(),
   })
   .loose();
 
@@ -39,6 +62,9 @@ export const completionRequest = z
     ...generation,
     prompt: z.union([z.string(), z.array(z.string()), tokenIds, z.array(tokenIds)]),
     max_tokens: positiveInt.nullish(),
+    echo: z.boolean().nullish(),
+    logprobs: z.number().int().min(0).max(20).nullish(),
+    suffix: z.string().nullish(),
   })
   .loose();
 
@@ -55,6 +81,18 @@ export const responsesRequest = z
     input: z.union([z.string(), z.array(responseInputItem)]),
     instructions: z.string().nullish(),
     max_output_tokens: positiveInt.nullish(),
+    text: z
+      .object({
+        format: z
+          .object({ type: z.enum(['text', 'json_object', 'json_schema']), schema: z.unknown().optional() })
+          .loose()
+          .optional(),
+      })
+      .loose()
+      .nullish(),
+    temperature: z.number().nullish(),
+    top_p: z.number().nullish(),
+    metadata: z.record(z.string(), z.string()).nullish(),
   })
   .loose();
 

@@ -9,7 +9,6 @@ import { HttpError, readJson, sendError, sendJson } from './http-io.js';
 import { embeddingJob, generationJob, type Catalog, type GenerationEndpoint, type GenerationJob } from './jobs.js';
 import { createSimMetrics, type SimMetrics } from './metrics.js';
 import { SIM_DEFAULTS, type SimServerOptions } from './options.js';
-import { textSource } from './text.js';
 import { loadTokenizer } from '../lib/tokenizer.js';
 
 /** A snapshot of a server's internals, for tests. */
@@ -246,10 +245,8 @@ export class SimServer {
     });
   }
 
-  /** Submits a generation; tokens go out one chunk per decode step when streaming. */
+  /** Submits a generation; each decode step's pieces go out as chunks when streaming. */
   #generate(job: GenerationJob, res: ServerResponse, arrived: number): Sequence | null {
-    const next = textSource(job.textSeed);
-    let text = '';
     let chunks = 0;
     let corked = false;
     const uncork = () => {
@@ -278,21 +275,20 @@ export class SimServer {
       blockHashes: job.blockHashes,
       outputTokens: job.outputTokens,
       onToken: (index) => {
-        const piece = next();
         if (index === 0) this.metrics.firstToken((performance.now() - arrived) / 1000);
-        if (job.stream) write(job.format.token(piece));
-        else text += piece;
+        if (job.stream) write(job.format.step(index));
       },
       onFinish: () => {
-        const usage = { promptTokens: job.prompt.count, completionTokens: job.outputTokens, cachedTokens: seq!.cachedTokens };
+        const usage = { promptTokens: job.prompt.count, completionTokens: job.completionTokens, cachedTokens: seq!.cachedTokens };
         if (job.stream) {
           if (!write(job.format.close(usage))) return;
           res.end();
         } else {
           if (this.#cutLimit() !== Infinity) return cut(res);
-          sendJson(res, 200, job.format.body(text, usage));
+          sendJson(res, 200, job.format.body(usage));
         }
-        this.#recordFinish(arrived, job.prompt.count, job.outputTokens, job.finishReason);
+        // The engine's reason: a tool call ended at end of sequence.
+        this.#recordFinish(arrived, job.prompt.count, job.completionTokens, job.finishReason === 'tool_calls' ? 'stop' : job.finishReason);
       },
     });
     if (seq !== null && job.stream) {
@@ -304,7 +300,7 @@ export class SimServer {
     return seq;
   }
 
-  #recordFinish(arrived: number, promptTokens: number, generationTokens: number, finishReason: GenerationJob['finishReason']): void {
+  #recordFinish(arrived: number, promptTokens: number, generationTokens: number, finishReason: 'stop' | 'length'): void {
     this.metrics.finished({ promptTokens, generationTokens, finishReason, seconds: (performance.now() - arrived) / 1000 });
   }
 
