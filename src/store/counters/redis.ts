@@ -1,4 +1,5 @@
 // The shared CounterStore for many replicas: Redis, one atomic Lua script per operation, failing fast when Redis is away.
+import type { Socket } from 'node:net';
 import type { Redis } from 'ioredis';
 import { loadIoredis } from '../ioredis.js';
 import { silentLogger, type Logger } from '../../lib/logger.js';
@@ -35,6 +36,9 @@ interface CounterCommands {
   tgConsumeSmoothed(key: string, now: number, intervalMs: number, burst: number, weight: number): Promise<[number, number]>;
 }
 
+/** ioredis's rejection when a command outlives commandTimeout. */
+const COMMAND_TIMED_OUT = 'Command timed out';
+
 /** Server replies that mean "not now" rather than "bad script". */
 const UNAVAILABLE_REPLY = /^(LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BUSY|OOM|MISCONF|NOREPLICAS)\b/;
 
@@ -46,9 +50,11 @@ const UNAVAILABLE_REPLY = /^(LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BU
 export class RedisCounterStore implements CounterStore {
   readonly #redis: Redis & CounterCommands;
   readonly #connectTimeoutMs: number;
+  readonly #logger: Logger;
 
   constructor(opts: RedisCounterStoreOptions = {}) {
     const logger = opts.logger ?? silentLogger;
+    this.#logger = logger;
     this.#connectTimeoutMs = opts.connectTimeoutMs ?? 1000;
     const redis = new (loadIoredis().Redis)(opts.url ?? 'redis://127.0.0.1:6379', {
       keyPrefix: opts.keyPrefix ?? 'tollgate:counters:',
@@ -57,6 +63,9 @@ export class RedisCounterStore implements CounterStore {
       connectTimeout: this.#connectTimeoutMs,
       commandTimeout: opts.commandTimeoutMs ?? 500,
       retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
+      // A command whose caller already got an error (timed out, or its connection dropped) was answered as refused
+      // or let through uncounted: resending it after a reconnect would count it anyway, so that count is dropped.
+      autoResendUnfulfilledCommands: false,
     });
     // Without a listener ioredis prints every failed reconnect; callers learn of outages from the rejected calls.
     redis.on('error', (err: Error) => logger.debug({ err }, 'redis counter store connection error'));
@@ -145,11 +154,31 @@ export class RedisCounterStore implements CounterStore {
     this.#redis.disconnect();
   }
 
+  /**
+   * A connection that lets a command time out is stalled (a partition, a blocked server): every command written
+   * after it would wait there too and, if the connection came back, run late, counting requests already refused
+   * or let through uncounted, and piling up in memory meanwhile. Drop it (ioredis reconnects with its retry
+   * strategy), so what was never delivered is never applied.
+   */
+  #dropStalledConnection(): void {
+    const stream = this.#redis.stream;
+    if (this.#redis.status !== 'ready' || !stream || stream.destroyed) return;
+    this.#logger.debug('a redis counter command timed out; dropping the connection');
+    // Not disconnect(): it ends the stream gracefully, which still delivers what is buffered. A reset discards the
+    // unsent backlog (TLS sockets cannot be reset, and are destroyed instead).
+    try {
+      (stream as Socket).resetAndDestroy();
+    } catch {
+      stream.destroy();
+    }
+  }
+
   /** Arguments are checked before this, so a RangeError is never mistaken for an outage. */
   async #call<T>(command: () => Promise<T>): Promise<T> {
     try {
       return await command();
     } catch (err) {
+      if ((err as Error).message === COMMAND_TIMED_OUT) this.#dropStalledConnection();
       // A ReplyError is Redis rejecting the command itself (a bug here), except for the transient states above.
       if (err instanceof loadIoredis().ReplyError && !UNAVAILABLE_REPLY.test((err as Error).message)) throw err;
       throw new CounterStoreUnavailableError(`Redis is unavailable: ${(err as Error).message}`, { cause: err });
