@@ -18,7 +18,11 @@ test('both error shapes', () => {
   const r = fault.toResponse('apigee');
   assert.equal(r.status, 429);
   assert.equal(r.headers['retry-after'], '3');
-  assert.deepEqual(JSON.parse(r.body), { fault: { faultstring: 'Rate limit quota violation', detail: { errorcode: 'policies.ratelimit.QuotaViolation' } } });
+  // Apigee's shape, with OpenAI's beside it for the OpenAI SDKs (they read only `error`).
+  assert.deepEqual(JSON.parse(r.body), {
+    fault: { faultstring: 'Rate limit quota violation', detail: { errorcode: 'policies.ratelimit.QuotaViolation' } },
+    error: { message: 'Rate limit quota violation', type: 'rate_limit_error', code: 'policies.ratelimit.QuotaViolation' },
+  });
   assert.ok(fault instanceof GatewayError);
   assert.equal(fault.type, 'rate_limit_error');
 });

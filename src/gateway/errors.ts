@@ -64,10 +64,10 @@ export class GatewayError extends Error {
   }
 
   toResponse(format: FaultFormat = 'openai'): ErrorResponse {
-    const body =
-      format === 'apigee'
-        ? { fault: { faultstring: this.message, detail: { errorcode: this.code } } }
-        : { error: { message: this.message, type: this.type, code: this.code } };
+    const error = { message: this.message, type: this.type, code: this.code };
+    // Apigee's shape, with OpenAI's beside it: Apigee clients read `fault` and ignore the rest, and the OpenAI SDKs,
+    // which read only `error`, would otherwise raise "404 status code (no body)" without a code or message.
+    const body = format === 'apigee' ? { fault: { faultstring: this.message, detail: { errorcode: this.code } }, error } : { error };
     return { status: this.status, headers: { 'content-type': 'application/json', ...this.headers }, body: JSON.stringify(body) };
   }
 }

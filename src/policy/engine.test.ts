@@ -79,7 +79,7 @@ test('faults render in the extension\'s format', async () => {
     .then(() => assert.fail('refused'), (e: GatewayError) => e);
   const response = err.toResponse(engine.hooks.faultFormat!());
   assert.equal(response.status, 401);
-  assert.deepEqual(JSON.parse(response.body), { fault: { faultstring: 'Invalid ApiKey', detail: { errorcode: 'oauth.v2.InvalidApiKey' } } });
+  assert.deepEqual(JSON.parse(response.body).fault, { faultstring: 'Invalid ApiKey', detail: { errorcode: 'oauth.v2.InvalidApiKey' } });
 });
 
 describe('the default chain', () => {

@@ -66,11 +66,13 @@ export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
       let cap = output ?? perChoice(Math.min(s.defaultMaxTokens * choices, q.limit - input)) * choices;
       const at = now();
       if (input + cap > q.limit || (output === null && cap < 1)) {
-        // It can never fit: no retry-after, so clients do not retry it in a loop. The headers still say where the
-        // caller stands (one read, on this refusal only).
+        // It can never fit: no retry-after, and `x-should-retry: false`, which the OpenAI SDKs honour (they retry every
+        // other 429, twice by default). The headers still say where the caller stands (one read, on this refusal only).
         const r = await readCounter(state, q, id, at);
         if (r) showTokenLimit(ctx, state, q.limit, Math.max(0, q.limit - r.count), r.resetAtMs - at);
-        throw policyFault(429, F.llmTokenQuotaViolation, `The request needs up to ${input + Math.max(cap, 1)} tokens; the token quota allows ${q.limit} per ${q.interval} ${q.timeUnit}`);
+        throw policyFault(429, F.llmTokenQuotaViolation, `The request needs up to ${input + Math.max(cap, 1)} tokens; the token quota allows ${q.limit} per ${q.interval} ${q.timeUnit}`, {
+          'x-should-retry': 'false',
+        });
       }
       const { key, windowMs, endMs } = counterOf(state, q, id, at);
       let r = await counters.call((c) => c.reserve(key, input + cap, q.limit, windowMs, at));
