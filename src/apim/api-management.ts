@@ -15,6 +15,12 @@ import { KvmCipher } from './kvm-cipher.js';
 import { encryptedMaps, KvmView } from './kvm-view.js';
 import { SnapshotIdentity } from './snapshot-identity.js';
 
+/** A snapshot load slower than this is given up (a connection gone silent would otherwise hold refreshes forever). */
+const SNAPSHOT_TIMEOUT_MS = 10_000;
+/** After a failed reload, the next try comes after this, doubling up to the maximum, until one succeeds. */
+const RETRY_MIN_MS = 500;
+const RETRY_MAX_MS = 30_000;
+
 export interface ApiManagementOptions {
   /** `sqlite:FILE`, `sqlite::memory:` or `postgres://...` */
   db: string;
@@ -48,6 +54,9 @@ export class ApiManagement {
   #fileManifests: Manifest[] = [];
   #refreshing: Promise<void> | null = null;
   #refreshAgain = false;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #retryDelayMs = RETRY_MIN_MS;
+  #closed = false;
   #unsubscribe: () => void;
   #hooks: GatewayHooks = {};
   /** Read once: the key encrypted KVM values are stored under (TOLLGATE_KVM_KEY). */
@@ -162,13 +171,18 @@ export class ApiManagement {
       do {
         this.#refreshAgain = false;
         try {
-          const snapshot = await this.db.loadSnapshot();
+          const snapshot = await withTimeout(this.db.loadSnapshot(), SNAPSHOT_TIMEOUT_MS, 'loading the snapshot');
           this.#snapshot = snapshot;
           this.#identity = new SnapshotIdentity(snapshot);
           this.#compile(this.#fileManifests, snapshot);
+          this.#retryDelayMs = RETRY_MIN_MS;
         } catch (err) {
           const problems = err instanceof ConfigError ? err.problems : [(err as Error).message];
           this.#logger.error({ problems }, 'reloading API management from the store failed; the last good state stays');
+          // The change that asked for this reload (or a reconnect's "reload everything") is not told again: without
+          // a retry this replica would keep serving the stale state (revoked keys working) until some later change.
+          // A bad stored manifest is not retried: it would fail the same way.
+          if (!(err instanceof ConfigError)) this.#retryLater();
         }
       } while (this.#refreshAgain);
       this.#refreshing = null;
@@ -197,11 +211,34 @@ export class ApiManagement {
     this.onHooks(this.#hooks);
   }
 
+  #retryLater(): void {
+    if (this.#closed || this.#retryTimer) return;
+    const delay = this.#retryDelayMs;
+    this.#retryDelayMs = Math.min(delay * 2, RETRY_MAX_MS);
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      void this.refresh();
+    }, delay);
+    this.#retryTimer.unref();
+  }
+
   async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#retryTimer);
     this.#unsubscribe();
     await this.#refreshing;
     await this.counters.close();
     await this.caches.close();
     await this.db.close();
   }
+}
+
+/** `promise`, or a rejection after `ms` (the promise runs on; its late failure is ignored). */
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
+  });
+  promise.catch(() => {});
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

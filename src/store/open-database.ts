@@ -22,6 +22,8 @@ export interface OpenDatabaseOptions {
   poolSize?: number;
   /** PostgreSQL: LISTEN for other replicas' changes (default true; costs one connection). */
   listen?: boolean;
+  /** PostgreSQL: how often the LISTEN connection is checked for life (default 5 s; tests use less). */
+  listenHeartbeatMs?: number;
 }
 
 /**
@@ -52,7 +54,7 @@ export async function openDatabase(url: string = DEFAULT_DATABASE_URL, opts: Ope
   const listener =
     opts.listen === false
       ? undefined
-      : new PgChangeListener(clientConfig(settings, `tollgate-listen:${core.schema}`), core, (e) => feed.publish(e), logger);
+      : new PgChangeListener(clientConfig(settings, `tollgate-listen:${core.schema}`), core, (e) => feed.publish(e), logger, opts.listenHeartbeatMs);
   if (listener) await orDestroy(db, () => listener.start());
   return new Database(new Session(core, actor), { listener, ownsSchema: schema !== undefined });
 }

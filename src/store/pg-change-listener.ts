@@ -9,6 +9,9 @@ export const CHANGE_CHANNEL = 'tollgate_changes';
 
 const MAX_RECONNECT_DELAY_MS = 5000;
 
+/** How often the LISTEN connection proves it is alive (default); a probe unanswered within this counts as lost. */
+export const DEFAULT_HEARTBEAT_MS = 5000;
+
 /**
  * NOTIFY payload. `schema` keeps tenants of one database (and parallel test files) apart on the shared channel;
  * `origin` lets a replica skip its own notifications, which it already delivered locally at commit.
@@ -32,6 +35,8 @@ export class PgChangeListener {
   readonly #logger: Logger;
   #client: pg.Client | undefined;
   #timer: NodeJS.Timeout | undefined;
+  #heartbeat: NodeJS.Timeout | undefined;
+  readonly #heartbeatMs: number;
   #closed = false;
 
   constructor(
@@ -39,8 +44,10 @@ export class PgChangeListener {
     target: { schema: string; instanceId: string },
     deliver: (event: ChangeEvent) => void,
     logger: Logger,
+    heartbeatMs = DEFAULT_HEARTBEAT_MS,
   ) {
     this.#config = config;
+    this.#heartbeatMs = heartbeatMs;
     this.#instanceId = target.instanceId;
     this.#schema = target.schema;
     this.#deliver = deliver;
@@ -55,6 +62,7 @@ export class PgChangeListener {
   async close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#timer);
+    clearInterval(this.#heartbeat);
     const client = this.#client;
     this.#client = undefined;
     await client?.end().catch(() => {});
@@ -80,11 +88,41 @@ export class PgChangeListener {
       return;
     }
     this.#client = client;
+    this.#startHeartbeat(client);
+  }
+
+  /**
+   * The LISTEN connection only ever receives, so a connection dropped without a reset (a NAT or load balancer
+   * forgetting an idle flow, a partition) is never noticed: notifications stop for good and this replica serves a
+   * stale snapshot (revoked keys keep working) indefinitely. A periodic query proves the connection alive; one left
+   * unanswered for a whole interval counts as lost, which reconnects and reloads everything.
+   */
+  #startHeartbeat(client: pg.Client): void {
+    clearInterval(this.#heartbeat);
+    let inFlight: number | undefined;
+    this.#heartbeat = setInterval(() => {
+      if (this.#client !== client) return;
+      if (inFlight !== undefined) {
+        if (Date.now() - inFlight < this.#heartbeatMs) return;
+        this.#logger.warn({ afterMs: Date.now() - inFlight }, 'PostgreSQL change listener connection stopped answering; reconnecting');
+        // end() would wait for the silent server; the socket is dropped instead.
+        (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+        this.#lost(client);
+        return;
+      }
+      inFlight = Date.now();
+      client.query('SELECT 1').then(
+        () => (inFlight = undefined),
+        () => {}, // 'error'/'end' handle a broken connection
+      );
+    }, Math.max(10, Math.floor(this.#heartbeatMs / 2)));
+    this.#heartbeat.unref();
   }
 
   #lost(client: pg.Client): void {
     if (this.#closed || this.#client !== client) return;
     this.#client = undefined;
+    clearInterval(this.#heartbeat);
     client.end().catch(() => {});
     this.#reconnect(0);
   }

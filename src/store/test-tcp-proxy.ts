@@ -39,6 +39,7 @@ export class TcpProxy {
   #server: Server | undefined;
   #stalled = false;
   readonly #held = new Set<() => void>();
+  readonly #frozen = new Set<{ value: boolean }>();
   #delayMs = 0;
   #errorReply: string | undefined;
   port = 0;
@@ -71,6 +72,9 @@ export class TcpProxy {
 
   #accept(client: Socket): void {
     const upstream = connect(this.#target);
+    const frozen = { value: false };
+    this.#frozen.add(frozen);
+    client.on('close', () => this.#frozen.delete(frozen));
     for (const s of [client, upstream]) {
       this.#sockets.add(s);
       s.on('close', () => this.#sockets.delete(s));
@@ -95,6 +99,7 @@ export class TcpProxy {
         this.#held.delete(release);
       });
       from.on('data', (chunk: Buffer) => {
+        if (frozen.value) return;
         if (this.#stalled) {
           held.push(chunk);
           return;
@@ -144,6 +149,14 @@ export class TcpProxy {
   unstall(): void {
     this.#stalled = false;
     for (const release of this.#held) release();
+  }
+
+  /**
+   * The connections open now go silent for good, without a reset (what a NAT or load balancer does when it drops an
+   * idle flow): what either side sends is lost. New connections work.
+   */
+  freezeOpen(): void {
+    for (const f of this.#frozen) f.value = true;
   }
 
   /** Every chunk (both ways) is passed on this much later (0: at once). */

@@ -1,0 +1,126 @@
+// The PostgreSQL store when the network misbehaves, through a TCP proxy in front of the shared server (never stopped
+// here): a LISTEN connection dropped without a reset (a NAT or load balancer forgetting an idle flow), a cut during
+// admin writes. Other replicas must not keep serving a stale snapshot, and the data plane keeps serving meanwhile.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startGateway, type Gateway } from '../src/gateway/gateway.js';
+import type { ChangeEvent } from '../src/store/change-feed.js';
+import { openDatabase, type Database } from '../src/store/index.js';
+import { DATABASE_BACKENDS, type TestDatabase } from '../src/store/test-databases.js';
+import { TcpProxy } from '../src/store/test-tcp-proxy.js';
+import { appPath, call, codeOf, createApp, until, untilKeyKnown, type Answer } from './helpers/apim-admin.js';
+import { manifest } from './helpers/manifests.js';
+import { startStub, type Stub } from './helpers/stub-upstream.js';
+
+const postgres = DATABASE_BACKENDS.find((b) => b.name === 'postgres')!;
+
+describe('PostgreSQL LISTEN connection silently dropped', { skip: postgres.skip }, () => {
+  let target: TestDatabase;
+  let writer: Database;
+  let proxy: TcpProxy;
+  let replica: Database;
+
+  before(async () => {
+    target = await postgres.create();
+    writer = await target.open({ listen: false });
+    proxy = await TcpProxy.for(target.url, 5432);
+    replica = await openDatabase(proxy.proxied(target.url), { schema: target.schema, listenHeartbeatMs: 500 });
+  });
+  after(async () => {
+    await replica?.close();
+    await proxy?.close();
+    await writer?.close();
+    await target?.dispose();
+  });
+
+  test('the replica notices within its heartbeat, reconnects and is told to reload everything', async () => {
+    const events: ChangeEvent[] = [];
+    const unsubscribe = replica.onChange((e) => events.push(e));
+    try {
+      await writer.developers.create({ email: 'before@example.com', firstName: 'a', lastName: 'b', userName: 'before' });
+      await until(async () => events.length, (n) => n > 0, 5000, 'the notification of a change');
+      proxy.freezeOpen();
+      events.length = 0;
+      await writer.developers.create({ email: 'during@example.com', firstName: 'a', lastName: 'b', userName: 'during' });
+      // Before the fix nothing ever arrived: the listener never sends, so it never learns its connection is gone.
+      const e = await until(async () => events.find((x) => x.resourceTypes.includes('developer')), (x) => x !== undefined, 5000, 'a reload after the silent drop');
+      assert.equal(e!.origin, 'remote');
+      // And it listens again: a later change arrives as a notification of its own.
+      events.length = 0;
+      await writer.developers.create({ email: 'after@example.com', firstName: 'a', lastName: 'b', userName: 'after' });
+      await until(async () => events.length, (n) => n > 0, 5000, 'a notification after the reconnect');
+    } finally {
+      unsubscribe();
+    }
+  });
+});
+
+describe('a gateway replica behind a silently dropped LISTEN connection', { skip: postgres.skip }, () => {
+  let target: TestDatabase;
+  let stub: Stub;
+  let proxy: TcpProxy;
+  const gateways: Gateway[] = [];
+  const dirs: string[] = [];
+
+  before(async () => {
+    target = await postgres.create();
+    stub = await startStub();
+    proxy = await TcpProxy.for(target.url, 5432);
+  });
+  after(async () => {
+    // The proxy first: it resets the frozen connections, so queries still waiting on them fail and pools can end.
+    await proxy?.close();
+    for (const gw of gateways) await gw.close();
+    await stub?.close();
+    await target?.dispose();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+
+  async function start(db: string): Promise<Gateway> {
+    const analyticsDir = mkdtempSync(join(tmpdir(), 'tollgate-failure-pg-'));
+    dirs.push(analyticsDir);
+    const gw = await startGateway({
+      configPaths: [],
+      port: 0,
+      adminPort: 0,
+      host: '127.0.0.1',
+      watch: false,
+      db,
+      dbSchema: target.schema,
+      analyticsDir,
+      manifests: [
+        manifest('InferencePool', 'pool', { endpoints: [stub.url] }),
+        manifest('InferenceModel', 'm', { modelName: 'm', poolRef: { name: 'pool' } }),
+        manifest('APIMExtensionPolicy', 'ext', { defaultSecurityEnabled: true, targetRef: { name: 'gw' } }),
+        manifest('APIProduct', 'gold', { displayName: 'Gold', approvalType: 'auto', enforcementRefs: [{ name: 'ext' }] }),
+        manifest('APIOperationSet', 'gold-ops', { apiProductRefs: [{ name: 'gold' }], restOperations: [{ name: 'o', path: '/v1/**', methods: ['POST', 'GET'] }] }),
+      ],
+    });
+    gateways.push(gw);
+    return gw;
+  }
+
+  const chat = (gw: Gateway, key: string): Promise<Answer> =>
+    call(gw.url, 'POST', '/v1/chat/completions', { model: 'm', messages: [{ role: 'user', content: 'hi' }] }, { 'x-api-key': key });
+
+  test('a key revoked on another replica stops working here within seconds; the data plane serves throughout', { timeout: 60_000 }, async () => {
+    const a = await start(target.url);
+    const b = await start(proxy.proxied(target.url));
+    const app = await createApp(a.adminUrl, ['gold']);
+    await untilKeyKnown(b.url, app.key);
+    assert.equal((await chat(b, app.key)).status, 200);
+
+    proxy.freezeOpen();
+    // Replica b's database connections are gone without a word; the data plane answers from its snapshot.
+    assert.equal((await chat(b, app.key)).status, 200);
+    const revoked = await call(a.adminUrl, 'POST', appPath(app, `/keys/${app.keyId}?action=revoke`));
+    assert.equal(revoked.status, 200, JSON.stringify(revoked.body));
+    await until(() => chat(a, app.key), (x) => x.status === 401, 5000, 'the revocation on replica a');
+    // Within the default heartbeat (5 s) and a reconnect; before the fix b honoured the revoked key indefinitely.
+    const answer = await until(() => chat(b, app.key), (x) => x.status === 401, 40_000, 'the revocation reaching replica b');
+    assert.equal(codeOf(answer), 'oauth.v2.ApiKeyNotApproved');
+  });
+});
