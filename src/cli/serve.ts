@@ -1,6 +1,8 @@
 // `tollgate serve`: the gateway from --config manifests, until SIGTERM/SIGINT (then a graceful shutdown).
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config/manifest.js';
+import { CounterStoreUnavailableError } from '../store/counters/errors.js';
+import { DatabaseConfigError, DatabaseOpenError, redactUrl } from '../store/errors.js';
 import { createLogger, envLogLevel } from '../lib/logger.js';
 import { collect, parsePort, untilSignal } from './options.js';
 
@@ -17,6 +19,8 @@ export function serveCommand(): Command {
     .option('--tls-key <file>', 'private key for --tls-cert (PEM)')
     .action(async (opts, cmd: Command) => {
       if (!!opts.tlsCert !== !!opts.tlsKey) cmd.error('tollgate serve: --tls-cert and --tls-key go together', { exitCode: 2 });
+      // ioredis would read any other URL as a Unix socket path and fail with a puzzling ENOENT.
+      if (opts.redis !== undefined && !/^rediss?:\/\//.test(opts.redis)) cmd.error(`tollgate serve: --redis: expected redis://... or rediss://..., got "${redactUrl(opts.redis)}"`, { exitCode: 2 });
       const logger = createLogger();
       // Loaded here, not with the CLI: the other commands do without the gateway's modules.
       const { startGateway } = await import('../gateway/gateway.js');
@@ -39,6 +43,12 @@ export function serveCommand(): Command {
           for (const p of err.problems) process.stderr.write(`tollgate: config: ${p}\n`);
           throw new CommanderError(2, 'tollgate.config', 'invalid configuration');
         }
+        // A --db or --redis that cannot be used is a bad flag: one line naming it, exit code 2 (not a stack trace).
+        const flag = startupFlagError(err, opts);
+        if (flag) {
+          process.stderr.write(`tollgate: ${flag}\n`);
+          throw new CommanderError(2, 'tollgate.flags', flag);
+        }
         throw err;
       }
       logger.info({ url: gateway.url, admin: gateway.adminUrl }, 'tollgate is serving');
@@ -46,4 +56,11 @@ export function serveCommand(): Command {
       logger.info({ signal, inflight: gateway.dataPlane.inflight }, 'shutting down');
       await gateway.close();
     });
+}
+
+/** The one-line message for a start-up failure caused by --db or --redis, or undefined for anything else. */
+function startupFlagError(err: unknown, opts: { db: string; redis?: string }): string | undefined {
+  if (err instanceof DatabaseConfigError || err instanceof DatabaseOpenError) return `--db: ${err.message}`;
+  if (err instanceof CounterStoreUnavailableError) return `--redis ${redactUrl(opts.redis ?? '')}: ${err.message}`;
+  return undefined;
 }

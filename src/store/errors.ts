@@ -38,3 +38,17 @@ export class InvalidPageTokenError extends StoreError {
 
 /** A database URL that is neither `sqlite:FILE` nor `postgres://...`, or a bad schema name. */
 export class DatabaseConfigError extends StoreError {}
+
+/** The database named by the URL could not be opened or migrated at start (unreachable, refused, no such file). */
+export class DatabaseOpenError extends StoreError {}
+
+/** `url` with any password replaced, for messages. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.href;
+  } catch {
+    return url;
+  }
+}

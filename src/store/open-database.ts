@@ -3,7 +3,8 @@ import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { silentLogger, type Logger } from '../lib/logger.js';
 import { ChangeFeed } from './change-feed.js';
-import { checkSchemaName, DEFAULT_DATABASE_URL, parseDatabaseUrl } from './database-url.js';
+import { checkSchemaName, DEFAULT_DATABASE_URL, parseDatabaseUrl, type DatabaseTarget } from './database-url.js';
+import { DatabaseOpenError, redactUrl, StoreError } from './errors.js';
 import { Database } from './database.js';
 import { migrate } from './migrate.js';
 import { PgChangeListener } from './pg-change-listener.js';
@@ -34,6 +35,16 @@ export interface OpenDatabaseOptions {
  */
 export async function openDatabase(url: string = DEFAULT_DATABASE_URL, opts: OpenDatabaseOptions = {}): Promise<Database> {
   const target = parseDatabaseUrl(url);
+  try {
+    return await open(target, opts);
+  } catch (err) {
+    // Named, so `serve` can say which flag is wrong in one line (exit code 2) rather than print a driver's stack.
+    if (err instanceof StoreError) throw err;
+    throw new DatabaseOpenError(`cannot open the database ${redactUrl(url)}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+async function open(target: DatabaseTarget, opts: OpenDatabaseOptions): Promise<Database> {
   const logger = opts.logger ?? silentLogger;
   const actor = opts.actor ?? 'system';
   const instanceId = randomUUID();

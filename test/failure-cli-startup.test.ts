@@ -1,0 +1,82 @@
+// `tollgate serve` started with a --db or --redis it cannot use (unreachable, unsupported, a missing directory): as
+// DESIGN.md says of bad flags, one clear line naming the flag and exit code 2, never a stack trace or code 1.
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort } from '../src/lib/ports.js';
+import { poolAndModel } from './helpers/manifests.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const MAIN = new URL('../src/cli/main.ts', import.meta.url).href;
+const EXIT_MS = 60_000;
+const children = new Set<ChildProcess>();
+const dirs: string[] = [];
+
+after(async () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
+});
+
+/** Runs `tollgate ARGS` from source in `cwd`; resolves with its exit code and output once it exits. */
+async function runCli(args: string[], cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const script = [
+    `process.chdir(${JSON.stringify(cwd)});`,
+    `import(${JSON.stringify(MAIN)}).then((m) => m.main(${JSON.stringify(args)})).then(`,
+    '  (code) => { process.exitCode = code; },',
+    "  (err) => { console.error('tollgate: ' + (err?.message ?? err)); process.exit(1); });",
+  ].join('\n');
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  delete env.TOLLGATE_ADMIN_TOKEN;
+  delete env.TOLLGATE_LOG_LEVEL;
+  const child = spawn(process.execPath, ['--import', 'tsx', '-e', script], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const timer = setTimeout(() => child.kill('SIGKILL'), EXIT_MS);
+  const [code] = await once(child, 'exit');
+  clearTimeout(timer);
+  children.delete(child);
+  return { code: code as number | null, stdout, stderr };
+}
+
+describe('tollgate serve with a --db or --redis it cannot use', () => {
+  test('each gives exit code 2 and one line naming the flag (passwords hidden)', { timeout: 300_000 }, async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tollgate-failure-cli-'));
+    dirs.push(dir);
+    const file = join(dir, 'pool.yaml');
+    await writeFile(
+      file,
+      poolAndModel(['http://127.0.0.1:9'])
+        .map((m) => JSON.stringify({ apiVersion: m.apiVersion, kind: m.kind, metadata: { name: m.metadata.name }, spec: m.spec }))
+        .join('\n---\n'),
+    );
+    // A port nothing listens on: connections are refused at once.
+    const closed = await freePort();
+    const cases: [string[], RegExp][] = [
+      [['--redis', `redis://127.0.0.1:${closed}`], /^tollgate: --redis redis:\/\/127\.0\.0\.1:\d+: Redis is unavailable: .*ECONNREFUSED/],
+      [['--redis', 'http://127.0.0.1:6379'], /--redis: expected redis:\/\/\.\.\. or rediss:\/\/\.\.\./],
+      [['--db', `postgres://tollgate:s3cret@127.0.0.1:${closed}/x`], /^tollgate: --db: cannot open the database postgres:\/\/tollgate:\*\*\*@127\.0\.0\.1:\d+\/x: .*ECONNREFUSED/],
+      [['--db', 'mysql://127.0.0.1/x'], /^tollgate: --db: unsupported database URL/],
+      [['--db', `sqlite:${join(dir, 'no', 'such', 'dir', 't.db')}`], /^tollgate: --db: cannot open the database sqlite:.*: .*directory does not exist/],
+    ];
+    for (const [flags, expected] of cases) {
+      const port = await freePort();
+      const r = await runCli(['serve', '--config', file, '--port', String(port), '--admin-port', '0', '--db', `sqlite:${join(dir, 't.db')}`, ...flags], dir);
+      const lines = r.stderr.trimEnd().split('\n');
+      // Before the fix: exit code 1 and the driver's bare message ("tollgate: connect ECONNREFUSED ..."), or for an
+      // http:// Redis URL a Unix-socket ENOENT.
+      assert.equal(r.code, 2, `${flags.join(' ')}: exit code\n${r.stderr}`);
+      assert.equal(lines.length, 1, `${flags.join(' ')}: one line\n${r.stderr}`);
+      assert.match(lines[0], expected, flags.join(' '));
+      assert.doesNotMatch(r.stderr, /s3cret/);
+      assert.doesNotMatch(r.stdout, /tollgate is serving/);
+    }
+  });
+});
