@@ -15,11 +15,18 @@ export interface PostgresSettings {
   poolSize?: number;
 }
 
+/** Idle time before the first TCP keepalive probe on every PostgreSQL connection. */
+export const KEEPALIVE_IDLE_MS = 10_000;
+
 export function clientConfig(settings: PostgresSettings, applicationName: string): pg.ClientConfig {
   return {
     connectionString: settings.url,
     application_name: applicationName,
     connectionTimeoutMillis: 5000,
+    // A server or NAT that goes silent (no reset) would leave a query, or the LISTEN connection, waiting for hours:
+    // keepalive probes find the dead connection (after the OS's probe count), and the pool or listener replaces it.
+    keepAlive: true,
+    keepAliveInitialDelayMillis: KEEPALIVE_IDLE_MS,
     // Set at connection start-up, so every pooled connection is in the schema before its first query.
     ...(settings.schema ? { options: `-c search_path=${settings.schema}` } : {}),
   };
