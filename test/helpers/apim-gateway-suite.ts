@@ -481,10 +481,12 @@ export function apimGatewaySuite(on: SuiteBackend): void {
           if (c.headers['x-api-key']) secrets.push(c.headers['x-api-key']);
           const r = await chat(apigee, { model: c.model }, c.headers);
           assert.equal(r.status, c.status);
-          assert.deepEqual(Object.keys(r.body), ['fault']);
+          // Apigee's shape, and OpenAI's beside it (the OpenAI SDKs read only `error`), saying the same.
+          assert.deepEqual(Object.keys(r.body), ['fault', 'error']);
           assert.equal(typeof r.body.fault.faultstring, 'string');
           assert.ok(r.body.fault.faultstring.length > 0);
           assert.deepEqual(r.body.fault.detail, { errorcode: c.code });
+          assert.deepEqual([r.body.error.code, r.body.error.message], [c.code, r.body.fault.faultstring]);
         });
       }
 
