@@ -27,3 +27,28 @@ test('a store that answers reports nothing', async () => {
   await guard.settle((s) => s.adjust('k', -1, 60_000));
   assert.deepEqual(errors, []);
 });
+
+test('during an outage calls fail at once until the store is tried again, one timeout later; its first answer ends the outage', async () => {
+  let now = 1_000_000;
+  let asked = 0;
+  let answering = false;
+  // A store that hangs (a partition) until told to answer.
+  const store = Object.assign(new MemoryCounterStore(), { inProcess: false }) as MemoryCounterStore;
+  const get = store.get.bind(store);
+  store.get = (key: string) => {
+    asked++;
+    return answering ? get(key) : new Promise<number>(() => {});
+  };
+  const errors: CounterErrorOutcome[] = [];
+  const guard = new CounterGuard(store, { failOpen: true, timeoutMs: 30, logger: silentLogger, onError: (o) => errors.push(o), now: () => now });
+  assert.equal(await guard.call((s) => s.get('k')), undefined, 'the first call waits out the timeout and fails open');
+  assert.equal(asked, 1);
+  for (let i = 0; i < 5; i++) assert.equal(await guard.call((s) => s.get('k')), undefined);
+  assert.equal(asked, 1, 'the next calls of the outage do not wait for the store at all');
+  assert.deepEqual(errors, Array(6).fill('failed_open'));
+  now += 30;
+  answering = true;
+  assert.equal(await guard.call((s) => s.get('k')), 0, 'one timeout later the store is asked again');
+  assert.equal(await guard.call((s) => s.get('k')), 0);
+  assert.equal(asked, 3);
+});

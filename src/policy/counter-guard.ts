@@ -15,6 +15,8 @@ export interface CounterGuardOptions {
   logger: Logger;
   /** Told of every call the store could not answer; outlives the guard (a metric kept across engine rebuilds). */
   onError?: (outcome: CounterErrorOutcome) => void;
+  /** Epoch ms (tests pass a clock of their own). */
+  now?: () => number;
 }
 
 class CounterTimeoutError extends Error {}
@@ -32,7 +34,14 @@ export class CounterGuard {
   readonly #timeoutMs: number;
   readonly #logger: Logger;
   readonly #onError: (outcome: CounterErrorOutcome) => void;
+  readonly #now: () => number;
   #outage = false;
+  /**
+   * During an outage, calls before this time fail at once instead of each waiting out the timeout: a request makes
+   * several counter calls (three with the full chain), so a slow store held every request three timeouts long. After
+   * it, calls reach the store again, and the first answer ends the outage.
+   */
+  #retryAt = 0;
 
   constructor(store: CounterStore, opts: CounterGuardOptions) {
     this.#store = store;
@@ -40,12 +49,13 @@ export class CounterGuard {
     this.#timeoutMs = opts.timeoutMs;
     this.#logger = opts.logger;
     this.#onError = opts.onError ?? (() => {});
+    this.#now = opts.now ?? Date.now;
   }
 
   /** The store's answer; undefined when it could not answer and failOpen lets the request through. Otherwise throws 500. */
   async call<T>(op: (store: CounterStore) => Promise<T>): Promise<T | undefined> {
     try {
-      return await this.#attempt(op);
+      return await this.#attempt(op, true);
     } catch (err) {
       // Anything else is a bug (a RangeError, say): it surfaces as a 500 rather than hiding behind failOpen.
       if (!isOutage(err)) throw err;
@@ -60,7 +70,8 @@ export class CounterGuard {
 
   /** For the response flow, where nobody is left to refuse: failures are logged (once per outage) and dropped. */
   settle(op: (store: CounterStore) => Promise<unknown>): Promise<void> {
-    return this.#attempt(op).then(
+    // Never failed fast: a refund or reconciliation dropped would leave a refused request counted.
+    return this.#attempt(op, false).then(
       () => undefined,
       (err: unknown) => {
         if (isOutage(err)) this.#onError('unsettled');
@@ -69,12 +80,17 @@ export class CounterGuard {
     );
   }
 
-  async #attempt<T>(op: (store: CounterStore) => Promise<T>): Promise<T> {
+  async #attempt<T>(op: (store: CounterStore) => Promise<T>, failFast: boolean): Promise<T> {
     // A timer and a race per call would cost more than the in-memory operation itself.
     if (this.#store.inProcess) return op(this.#store);
+    if (failFast && this.#outage && this.#now() < this.#retryAt) throw new CounterTimeoutError('the counter store is not answering (failing fast until it is tried again)');
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new CounterTimeoutError(`the counter store did not answer within ${this.#timeoutMs}ms`)), this.#timeoutMs);
+      timer = setTimeout(() => {
+        // The store may still apply what it was sent: the request is answered as if it had not been.
+        this.#store.abandonPending?.();
+        reject(new CounterTimeoutError(`the counter store did not answer within ${this.#timeoutMs}ms`));
+      }, this.#timeoutMs);
     });
     try {
       const result = await Promise.race([op(this.#store), timeout]);
@@ -84,6 +100,7 @@ export class CounterGuard {
       }
       return result;
     } catch (err) {
+      if (isOutage(err)) this.#retryAt = this.#now() + this.#timeoutMs;
       if (isOutage(err) && !this.#outage) {
         this.#outage = true;
         this.#logger.warn({ err: (err as Error).message, failOpen: this.#failOpen }, 'the counter store cannot answer; requests are %s until it does', this.#failOpen ? 'let through uncounted' : 'refused');

@@ -14,6 +14,12 @@ export interface CounterStore {
   readonly inProcess?: boolean;
 
   /**
+   * The caller gave up waiting (its own deadline, shorter than the store's): whatever is still in flight must never
+   * be applied, or a request already refused (or let through uncounted) would be counted after all.
+   */
+  abandonPending?(): void;
+
+  /**
    * Fixed window (aligned to multiples of `windowMs` since the epoch): adds `amount` only if the count stays within
    * `limit`. A refused call consumes nothing.
    */

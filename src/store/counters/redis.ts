@@ -160,6 +160,10 @@ export class RedisCounterStore implements CounterStore {
    * or let through uncounted, and piling up in memory meanwhile. Drop it (ioredis reconnects with its retry
    * strategy), so what was never delivered is never applied.
    */
+  abandonPending(): void {
+    this.#dropStalledConnection();
+  }
+
   #dropStalledConnection(): void {
     const stream = this.#redis.stream;
     if (this.#redis.status !== 'ready' || !stream || stream.destroyed) return;
