@@ -2,71 +2,15 @@
 // and stalled (connections hang past the write timeout); afterwards every record is stored exactly once.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { Registry } from 'prom-client';
 import { AnalyticsPipeline } from '../src/analytics/pipeline.js';
 import { capturingLogger, sampleRecord, tempSpoolDirectory, testSettings } from '../src/analytics/test-records.js';
 import { AnalyticsRecords, openDatabase, type Database } from '../src/store/index.js';
 import { DATABASE_BACKENDS, type TestDatabase } from '../src/store/test-databases.js';
+import { TcpProxy } from '../src/store/test-tcp-proxy.js';
 
 const postgres = DATABASE_BACKENDS.find((b) => b.name === 'postgres')!;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Forwards connections to the database; cut() resets them and refuses new ones, stall() freezes them. */
-class TcpProxy {
-  readonly #target: { host: string; port: number };
-  readonly #sockets = new Set<Socket>();
-  #server: Server | undefined;
-  #stalled = false;
-  port = 0;
-
-  constructor(target: { host: string; port: number }) {
-    this.#target = target;
-  }
-
-  async start(): Promise<void> {
-    const server = createServer((client) => {
-      const upstream = connect(this.#target);
-      for (const s of [client, upstream]) {
-        this.#sockets.add(s);
-        s.on('close', () => this.#sockets.delete(s));
-        s.on('error', () => {
-          client.destroy();
-          upstream.destroy();
-        });
-        if (this.#stalled) s.pause();
-      }
-      client.pipe(upstream).pipe(client);
-    });
-    server.listen(this.port, '127.0.0.1');
-    await once(server, 'listening');
-    this.port = (server.address() as AddressInfo).port;
-    this.#server = server;
-  }
-
-  async cut(): Promise<void> {
-    const server = this.#server!;
-    this.#server = undefined;
-    server.close();
-    for (const s of this.#sockets) s.destroy();
-    await once(server, 'close');
-  }
-
-  stall(): void {
-    this.#stalled = true;
-    for (const s of this.#sockets) s.pause();
-  }
-
-  unstall(): void {
-    this.#stalled = false;
-    for (const s of this.#sockets) s.resume();
-  }
-
-  async close(): Promise<void> {
-    if (this.#server) await this.cut();
-  }
-}
 
 describe('analytics through PostgreSQL outages', { skip: postgres.skip }, () => {
   let target: TestDatabase;
@@ -77,11 +21,8 @@ describe('analytics through PostgreSQL outages', { skip: postgres.skip }, () => 
   before(async () => {
     target = await postgres.create();
     direct = await target.open({ listen: false });
-    const url = new URL(target.url);
-    proxy = new TcpProxy({ host: url.hostname, port: Number(url.port || 5432) });
-    await proxy.start();
-    url.host = `127.0.0.1:${proxy.port}`;
-    proxied = await openDatabase(url.href, { schema: target.schema, listen: false });
+    proxy = await TcpProxy.for(target.url, 5432);
+    proxied = await openDatabase(proxy.proxied(target.url), { schema: target.schema, listen: false });
   });
   after(async () => {
     await proxied?.close();
@@ -127,7 +68,7 @@ describe('analytics through PostgreSQL outages', { skip: postgres.skip }, () => 
       await proxy.cut();
       await sleep(1200);
       lagDuringOutage = pipeline.lagSeconds;
-      await proxy.start();
+      await proxy.restore();
     });
     assert.ok(lagDuringOutage > 0.5, `lag during the outage was ${lagDuringOutage}`);
     await drained(pipeline, 30_000);

@@ -2,19 +2,17 @@
 // (exit code 2), shutdown on SIGTERM with a request in flight, the demo's printed credentials, where the admin port listens.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { freePort, freePortRange } from '../src/lib/ports.js';
 import { waitFor } from '../src/sim/testing.js';
+import { spawnCli } from './helpers/cli-child.js';
 import { json, startStub, type Stub } from './helpers/stub-upstream.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const MAIN = new URL('../src/cli/main.ts', import.meta.url).href;
 /** Generous bounds against a hung child, not measurements: a cold tsx start on a busy 2-core machine takes seconds. */
 const START_MS = 60_000;
 const EXIT_MS = 30_000;
@@ -40,22 +38,9 @@ interface Cli {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/**
- * Runs `tollgate ARGS` as bin/tollgate.js does, but from source, with `cwd` as its working directory (where serve's
- * and demo's default files go). TOLLGATE_ADMIN_TOKEN and TOLLGATE_LOG_LEVEL come only from `env`.
- */
+/** Runs `tollgate ARGS` from source in `cwd` (helpers/cli-child.ts); TOLLGATE_ADMIN_TOKEN and TOLLGATE_LOG_LEVEL only from `env`. */
 function runCli(args: string[], cwd: string, env: Record<string, string> = {}): Cli {
-  const script = [
-    `process.chdir(${JSON.stringify(cwd)});`,
-    `import(${JSON.stringify(MAIN)}).then((m) => m.main(${JSON.stringify(args)})).then(`,
-    '  (code) => { process.exitCode = code; },',
-    "  (err) => { console.error('tollgate: ' + (err?.message ?? err)); process.exit(1); });",
-  ].join('\n');
-  const childEnv: NodeJS.ProcessEnv = { ...process.env };
-  delete childEnv.TOLLGATE_ADMIN_TOKEN;
-  delete childEnv.TOLLGATE_LOG_LEVEL;
-  // tsx is resolved from the checkout; the script moves to `cwd` before the CLI starts.
-  const child = spawn(process.execPath, ['--import', 'tsx', '-e', script], { cwd: ROOT, env: { ...childEnv, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnCli(args, cwd, env);
   children.add(child);
   const cli: Cli = {
     child,

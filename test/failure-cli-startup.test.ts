@@ -2,17 +2,15 @@
 // DESIGN.md says of bad flags, one clear line naming the flag and exit code 2, never a stack trace or code 1.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { freePort } from '../src/lib/ports.js';
+import { spawnCli } from './helpers/cli-child.js';
 import { poolAndModel } from './helpers/manifests.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const MAIN = new URL('../src/cli/main.ts', import.meta.url).href;
 const EXIT_MS = 60_000;
 const children = new Set<ChildProcess>();
 const dirs: string[] = [];
@@ -24,16 +22,7 @@ after(async () => {
 
 /** Runs `tollgate ARGS` from source in `cwd`; resolves with its exit code and output once it exits. */
 async function runCli(args: string[], cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const script = [
-    `process.chdir(${JSON.stringify(cwd)});`,
-    `import(${JSON.stringify(MAIN)}).then((m) => m.main(${JSON.stringify(args)})).then(`,
-    '  (code) => { process.exitCode = code; },',
-    "  (err) => { console.error('tollgate: ' + (err?.message ?? err)); process.exit(1); });",
-  ].join('\n');
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  delete env.TOLLGATE_ADMIN_TOKEN;
-  delete env.TOLLGATE_LOG_LEVEL;
-  const child = spawn(process.execPath, ['--import', 'tsx', '-e', script], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnCli(args, cwd);
   children.add(child);
   let stdout = '';
   let stderr = '';

@@ -74,6 +74,29 @@ interface Asked {
 
 const stopList = (stop: string | string[] | null | undefined): string[] => (stop == null ? [] : typeof stop === 'string' ? [stop] : stop);
 
+/** What chat and completions requests ask alike (the sampling and streaming fields they share). */
+function sampled(r: {
+  model: string;
+  stream?: boolean | null;
+  stream_options?: { include_usage?: boolean | null } | null;
+  seed?: number | null;
+  ignore_eos?: boolean | null;
+  min_tokens?: number | null;
+  n?: number | null;
+  stop?: string | string[] | null;
+}): Pick<Asked, 'model' | 'stream' | 'includeUsage' | 'seed' | 'ignoreEos' | 'minTokens' | 'n' | 'stop'> {
+  return {
+    model: r.model,
+    stream: r.stream === true,
+    includeUsage: r.stream === true && r.stream_options?.include_usage === true,
+    seed: r.seed,
+    ignoreEos: r.ignore_eos,
+    minTokens: r.min_tokens,
+    n: r.n ?? 1,
+    stop: stopList(r.stop),
+  };
+}
+
 export function generationJob(endpoint: GenerationEndpoint, body: unknown, catalog: Catalog): GenerationJob {
   let asked: Asked;
   let makeFormat: (ctx: FormatContext) => GenerationFormat;
@@ -81,16 +104,9 @@ export function generationJob(endpoint: GenerationEndpoint, body: unknown, catal
     const r = parse(chatRequest, body);
     if (r.top_logprobs != null && r.top_logprobs > 0 && r.logprobs !== true) throw invalidRequest('"top_logprobs": requires "logprobs" to be true');
     asked = {
-      model: r.model,
-      stream: r.stream === true,
+      ...sampled(r),
       prompt: tokenize(() => chatPrompt(r.messages)),
       maxTokens: r.max_completion_tokens ?? r.max_tokens,
-      includeUsage: r.stream === true && r.stream_options?.include_usage === true,
-      seed: r.seed,
-      ignoreEos: r.ignore_eos,
-      minTokens: r.min_tokens,
-      n: r.n ?? 1,
-      stop: stopList(r.stop),
       output: chatOutput(r),
       logprobs: r.logprobs === true ? (r.top_logprobs ?? 0) : null,
     };
@@ -102,16 +118,9 @@ export function generationJob(endpoint: GenerationEndpoint, body: unknown, catal
     const source = singlePrompt(r.prompt);
     const prompt = tokenize(() => textPrompt(source));
     asked = {
-      model: r.model,
-      stream: r.stream === true,
+      ...sampled(r),
       prompt,
       maxTokens: r.max_tokens,
-      includeUsage: r.stream === true && r.stream_options?.include_usage === true,
-      seed: r.seed,
-      ignoreEos: r.ignore_eos,
-      minTokens: r.min_tokens,
-      n: r.n ?? 1,
-      stop: stopList(r.stop),
       output: { kind: 'text' },
       logprobs: r.logprobs ?? null,
     };
