@@ -15,16 +15,16 @@ let fleet: SimFleet;
 let gw: Gateway;
 let client: OpenAI;
 
-before(async () => {
-  fleet = await startSimFleet({ replicas: 1, model: 'base-model', timeScale: 50 });
+/** A gateway with API keys and an LLMTokenQuota of `tokens` a day in front of the fleet, and a key for it. */
+async function sdkGateway(opts: { tokens: number; faultFormat?: 'openai' | 'apigee' }): Promise<{ gw: Gateway; key: string }> {
   const ext = [{ name: 'ext', kind: 'APIMExtensionPolicy', group: 'apim.googleapis.com' }];
-  gw = await startGateway({
+  const gateway = await startGateway({
     configPaths: [],
     manifests: [
-      manifest('APIMExtensionPolicy', 'ext', { defaultSecurityEnabled: true, targetRef: { name: 'tollgate', kind: 'Gateway' } }),
+      manifest('APIMExtensionPolicy', 'ext', { defaultSecurityEnabled: true, targetRef: { name: 'tollgate', kind: 'Gateway' }, faultFormat: opts.faultFormat ?? 'openai' }),
       manifest('APIProduct', 'p', { displayName: 'P', approvalType: 'auto', enforcementRefs: ext }),
       manifest('APIOperationSet', 'p-ops', { apiProductRefs: [{ name: 'p' }] }),
-      manifest('LLMTokenQuota', 'tokens', { limit: 10_000_000, timeUnit: 'day', countOn: 'total' }),
+      manifest('LLMTokenQuota', 'tokens', { limit: opts.tokens, timeUnit: 'day', countOn: 'total' }),
       manifest('ApimTemplate', 'limits', { templates: [{ policies: [{ kind: 'LLMTokenQuota', name: 'tokens' }] }] }),
       manifest('InferencePool', 'pool', { endpoints: fleet.urls }),
       manifest('InferenceModel', 'chat', { modelName: 'chat', poolRef: { name: 'pool' }, targetModels: [{ name: 'base-model', weight: 1 }] }),
@@ -34,13 +34,23 @@ before(async () => {
     host: '127.0.0.1',
     watch: false,
   });
-  const app = await createApp(gw.adminUrl, ['p'], 'compat');
-  await untilKeyKnown(gw.url, app.key);
-  client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: app.key, maxRetries: 0 });
+  gateways.push(gateway);
+  const app = await createApp(gateway.adminUrl, ['p'], 'compat');
+  await untilKeyKnown(gateway.url, app.key);
+  return { gw: gateway, key: app.key };
+}
+
+const gateways: Gateway[] = [];
+
+before(async () => {
+  fleet = await startSimFleet({ replicas: 1, model: 'base-model', timeScale: 50 });
+  let key: string;
+  ({ gw, key } = await sdkGateway({ tokens: 10_000_000 }));
+  client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: key, maxRetries: 0 });
 });
 
 after(async () => {
-  await gw?.close();
+  for (const g of gateways) await g.close();
   await fleet?.close();
 });
 
@@ -271,4 +281,37 @@ test('AbortController mid-stream: the SDK ends the iteration and the model serve
   for await (const _chunk of stream) if (++seen === 5) controller.abort();
   assert.ok(seen < 100, `iteration went on after the abort (${seen} chunks)`);
   await waitFor(() => fleet.servers[0].state().running === 0 && fleet.servers[0].state().waiting === 0, 5000, 'the sequence cancelled upstream');
+});
+
+// What the SDK makes of tollgate's refusals: a token-quota 429 for a request that can never fit carries no
+// retry-after, yet the SDK retries every 429 (twice by default) unless told `x-should-retry: false`; with faultFormat
+// apigee the SDK reads only `error`, so without it the right class came with no code or message.
+test('a token-quota 429 that can never fit is not retried by the SDK', async () => {
+  const { gw, key } = await sdkGateway({ tokens: 60 });
+  let calls = 0;
+  const client = new OpenAI({
+    baseURL: `${gw.url}/v1`,
+    apiKey: key,
+    // The SDK's defaults: two retries, short backoff.
+    fetch: (url, init) => {
+      calls++;
+      return fetch(url, init);
+    },
+  });
+  await assert.rejects(
+    client.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'hi' }], max_tokens: 1000 }),
+    (err: unknown) => err instanceof OpenAI.RateLimitError && err.code === 'policies.llmtokenquota.LLMTokenQuotaViolation',
+  );
+  assert.equal(calls, 1, 'the SDK sent the hopeless request again');
+});
+
+test('with faultFormat apigee the SDK error still carries code and message', async () => {
+  const { gw, key } = await sdkGateway({ tokens: 60, faultFormat: 'apigee' });
+  const client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: key, maxRetries: 0 });
+  await assert.rejects(client.chat.completions.create({ model: 'nope', messages: [{ role: 'user', content: 'hi' }] }), (err: unknown) => {
+    assert.ok(err instanceof OpenAI.NotFoundError);
+    assert.equal(err.code, 'model_not_found', `the SDK saw: ${err.message}`);
+    assert.match(err.message, /does not exist/);
+    return true;
+  });
 });
