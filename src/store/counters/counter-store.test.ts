@@ -8,6 +8,7 @@ import { CounterStoreUnavailableError } from './errors.js';
 import { MemoryCounterStore } from './memory.js';
 import { RedisCounterStore } from './redis.js';
 import { COUNTER_BACKENDS, deleteKeys, type TestCounterStore } from './test-counter-stores.js';
+import { TcpProxy } from '../test-tcp-proxy.js';
 
 /** A whole hour, so every window length used below starts exactly here. */
 const T0 = Math.floor(Date.now() / 3_600_000) * 3_600_000;
@@ -237,6 +238,26 @@ describe('redis unavailable', () => {
       await store.close();
       proxy.close();
       for (const s of sockets) s.destroy();
+      await deleteKeys(process.env.REDIS_URL!, keyPrefix);
+    }
+  });
+
+  test('a server refusing work for now (LOADING, at its maxclients) is an outage; any other error reply is not', { skip: process.env.REDIS_URL ? false : 'REDIS_URL not set' }, async () => {
+    const proxy = await TcpProxy.for(process.env.REDIS_URL!, 6379);
+    const keyPrefix = `tollgate:test:replies:${Date.now()}:`;
+    const store = new RedisCounterStore({ url: proxy.proxied(process.env.REDIS_URL!), keyPrefix });
+    try {
+      await store.ready();
+      for (const reply of ['LOADING Redis is loading the dataset in memory', 'ERR max number of clients reached']) {
+        proxy.replyErrors(reply);
+        await assert.rejects(store.consume('k', 1, 10, 60_000), CounterStoreUnavailableError, reply);
+      }
+      proxy.replyErrors('ERR Error running script (call to f_0123): @user_script:1: bad');
+      await assert.rejects(store.consume('k', 1, 10, 60_000), (err: unknown) => !(err instanceof CounterStoreUnavailableError));
+    } finally {
+      proxy.replyErrors(undefined);
+      await store.close();
+      await proxy.close();
       await deleteKeys(process.env.REDIS_URL!, keyPrefix);
     }
   });

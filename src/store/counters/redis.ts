@@ -39,8 +39,8 @@ interface CounterCommands {
 /** ioredis's rejection when a command outlives commandTimeout. */
 const COMMAND_TIMED_OUT = 'Command timed out';
 
-/** Server replies that mean "not now" rather than "bad script". */
-const UNAVAILABLE_REPLY = /^(LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BUSY|OOM|MISCONF|NOREPLICAS)\b/;
+/** Server replies that mean "not now" rather than "bad script" (a server at its maxclients says so with a plain ERR). */
+const UNAVAILABLE_REPLY = /^(LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BUSY|OOM|MISCONF|NOREPLICAS)\b|^ERR max number of clients reached/;
 
 /**
  * Commands are never queued while disconnected (enableOfflineQueue off, one retry, short timeouts): during an outage
