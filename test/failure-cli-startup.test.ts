@@ -68,4 +68,25 @@ describe('tollgate serve with a --db or --redis it cannot use', () => {
       assert.doesNotMatch(r.stdout, /tollgate is serving/);
     }
   });
+
+  test('an analytics directory it cannot use is a configuration error: exit code 2 and one line naming it', { timeout: 120_000 }, async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tollgate-failure-cli-'));
+    dirs.push(dir);
+    const notADirectory = join(dir, 'a-file');
+    await writeFile(notADirectory, 'not a directory');
+    const manifests = [
+      ...poolAndModel(['http://127.0.0.1:9']),
+      { apiVersion: 'tollgate.dev/v1alpha1', kind: 'GatewaySettings', metadata: { name: 'settings' }, spec: { analytics: { directory: join(notADirectory, 'spool') } } },
+    ];
+    const file = join(dir, 'config.yaml');
+    await writeFile(file, manifests.map((m) => JSON.stringify({ apiVersion: m.apiVersion, kind: m.kind, metadata: { name: m.metadata.name }, spec: m.spec })).join('\n---\n'));
+    const port = await freePort();
+    const r = await runCli(['serve', '--config', file, '--port', String(port), '--admin-port', '0', '--db', `sqlite:${join(dir, 't.db')}`], dir);
+    const lines = r.stderr.trimEnd().split('\n');
+    // Before: exit code 1 and the bare ENOTDIR of mkdir.
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0], /^tollgate: config: analytics\.directory .*a-file\/spool: .*ENOTDIR/);
+    assert.doesNotMatch(r.stdout, /tollgate is serving/);
+  });
 });

@@ -105,6 +105,11 @@ export class AnalyticsPipeline {
     });
   }
 
+  /** Where the spool lives (fixed at construction: a reload does not move it). */
+  get directory(): string {
+    return this.#settings.directory;
+  }
+
   /** Seconds since the oldest record not yet in the database finished; 0 when all are stored. */
   get lagSeconds(): number {
     return this.#oldestPendingAt === 0 ? 0 : Math.max(0, Date.now() - this.#oldestPendingAt) / 1000;

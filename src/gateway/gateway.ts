@@ -156,8 +156,13 @@ export class Gateway {
   async listen(): Promise<void> {
     const o = this.#options;
     const settings = this.config.settings;
-    // Before listening: records left by an earlier process are replayed first.
-    this.analytics?.start();
+    // Before listening: records left by an earlier process are replayed first. A directory that cannot be used (not a
+    // directory, not writable, held by another live process) is a configuration problem: `serve` exits 2 with it.
+    try {
+      this.analytics?.start();
+    } catch (err) {
+      throw new ConfigError([`analytics.directory ${this.analytics!.directory}: ${(err as Error).message}`]);
+    }
     this.#server = createListener(this.dataPlane.handle, settings.server, o.tls);
     this.port = await listen(this.#server, o.port ?? 8080, o.host ?? '0.0.0.0');
     this.#adminServer = createListener(this.admin.handle, settings.server);
