@@ -4,6 +4,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { readBody } from './body.js';
 import { GatewayError } from './errors.js';
 import { silentLogger, type Logger } from '../lib/logger.js';
+import { isDatabaseUnavailable } from '../store/errors.js';
 
 export interface AdminRequest {
   method: string;
@@ -104,7 +105,13 @@ export class AdminRouter {
     this.#dispatch(req).then(
       (out) => send(res, out),
       (err) => {
-        if (!(err instanceof AdminError) && !(err instanceof GatewayError)) this.#logger.error({ err, method: req.method, path: req.url?.split('?')[0] }, 'admin request failed');
+        const where = { method: req.method, path: req.url?.split('?')[0] };
+        if (isDatabaseUnavailable(err)) {
+          this.#logger.warn({ err, ...where }, 'admin request failed: the database is unavailable');
+          send(res, DATABASE_UNAVAILABLE);
+          return;
+        }
+        if (!(err instanceof AdminError) && !(err instanceof GatewayError)) this.#logger.error({ err, ...where }, 'admin request failed');
         send(res, errorResponse(err));
       },
     );
@@ -141,6 +148,13 @@ export class AdminRouter {
     });
   }
 }
+
+/** A database that cannot be reached is not a bug of the request or of tollgate: retry once it is back. */
+const DATABASE_UNAVAILABLE: AdminResponse = {
+  status: 503,
+  headers: { 'retry-after': '1' },
+  body: { error: { message: 'The database is unavailable; try again shortly', code: 'store_unavailable' } },
+};
 
 function errorResponse(err: unknown): AdminResponse {
   if (err instanceof AdminError) return { status: err.status, body: { error: { message: err.message, code: err.code, ...(err.details ? { details: err.details } : {}) } } };
