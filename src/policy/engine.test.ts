@@ -1,12 +1,12 @@
 // The engine end to end over manifests: plain gateway, default chain, order of checks, templates, first product
 // decides, fault format, failOpen, config errors, reload, the response flow and the self-service report.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConfigError, parseManifests } from '../config/manifest.js';
 import type { RequestContext } from '../gateway/context.js';
 import { GatewayError } from '../gateway/errors.js';
 import { MemoryCounterStore } from '../store/counters/memory.js';
-import { COUNTER_BACKENDS, type TestCounterStore } from '../store/counters/test-counter-stores.js';
+import { describeOnCounterBackends } from '../store/counters/test-counter-stores.js';
 import type { CounterStore } from '../store/counters/counter-store.js';
 import type { CounterErrorOutcome } from './counter-guard.js';
 import { createPolicyEngine, type PolicyEngine } from './engine.js';
@@ -225,74 +225,67 @@ test('when the configuration changes between the phases, a request is admitted c
   assert.equal(await codeOf(() => plain.admit(started)), '401 oauth.v2.InvalidApiKeyForGivenResource');
 });
 
-for (const backend of COUNTER_BACKENDS) {
-  describe(`on ${backend.name}`, { skip: backend.skip }, () => {
-    let handle: TestCounterStore;
-    before(async () => {
-      handle = await backend.create();
-    });
-    after(() => handle?.dispose());
+describeOnCounterBackends((counters) => {
 
-    test('complete() reconciles token reservations to the usage', async () => {
-      const { identity } = catalog();
-      const engine = engineOf(extension(), handle.store, new TestClock(MONDAY), identity);
-      const ctx = withKey('tg_gold', { body: { max_tokens: 500 } });
-      await run(engine, ctx);
-      const reserved = 1000 - Number(ctx.responseHeaders['x-ratelimit-remaining-tokens']);
-      assert.ok(reserved > 500);
-      ctx.attempts = 1;
-      ctx.usage = { inputTokens: 10, outputTokens: 20, cachedTokens: 0 };
-      await engine.complete(ctx);
-      const next = withKey('tg_gold', { body: { max_tokens: 500 } });
-      await run(engine, next);
-      assert.equal(Number(next.responseHeaders['x-ratelimit-remaining-tokens']), 1000 - 30 - reserved);
-      engine.hooks.complete!(next);
-    });
-
-    test('the quota report shows the caller\'s products and what is left', async () => {
-      const { identity, basic, gold } = catalog();
-      const clock = new TestClock(MONDAY + 30_000);
-      const engine = engineOf(extension(), handle.store, clock, identity);
-      await run(engine, withKey('tg_both', { model: 'large', body: { max_tokens: 100 } }));
-      const report = await engine.quotaReport(withKey('tg_both'));
-      assert.equal(report.keyId, 'key_both');
-      assert.equal(report.app.name, 'both-app');
-      assert.equal(report.developer.email, 'ada@example.com');
-      assert.deepEqual(report.products.map((p) => [p.name, p.status, p.operationSets.map((s) => s.name)]), [
-        ['basic', 'approved', [basic]],
-        ['gold', 'approved', [gold]],
-      ]);
-      const [basicSet] = report.products[0].operationSets;
-      assert.deepEqual(basicSet.models, ['small']);
-      assert.deepEqual(basicSet.quota, {
-        limit: 1,
-        interval: 1,
-        timeUnit: 'minute',
-        used: 0,
-        remaining: 1,
-        resetAt: new Date(MONDAY + 60_000).toISOString(),
-        policy: 'default-product-quota',
-        window: 'fixed',
-        identifier: 'developer.app.id',
-      });
-      assert.equal(basicSet.llmTokenQuota, null);
-      const [goldSet] = report.products[1].operationSets;
-      assert.equal(goldSet.models, null);
-      assert.equal(goldSet.quota!.used, 1);
-      assert.equal(goldSet.llmTokenQuota!.countOn, 'total');
-      assert.ok(goldSet.llmTokenQuota!.used! > 100);
-      assert.deepEqual(
-        report.quotas.map((q) => [q.policy, q.product, q.operationSet, q.used]),
-        [
-          ['default-product-quota', 'basic', basic, 0],
-          ['default-product-quota', 'gold', gold, 1],
-          ['default-product-token-quota', 'gold', gold, goldSet.llmTokenQuota!.used],
-        ],
-      );
-      assert.equal(await codeOf(() => engine.quotaReport(withKey('tg_nope'))), '401 oauth.v2.InvalidApiKey');
-    });
+  test('complete() reconciles token reservations to the usage', async () => {
+    const { identity } = catalog();
+    const engine = engineOf(extension(), counters(), new TestClock(MONDAY), identity);
+    const ctx = withKey('tg_gold', { body: { max_tokens: 500 } });
+    await run(engine, ctx);
+    const reserved = 1000 - Number(ctx.responseHeaders['x-ratelimit-remaining-tokens']);
+    assert.ok(reserved > 500);
+    ctx.attempts = 1;
+    ctx.usage = { inputTokens: 10, outputTokens: 20, cachedTokens: 0 };
+    await engine.complete(ctx);
+    const next = withKey('tg_gold', { body: { max_tokens: 500 } });
+    await run(engine, next);
+    assert.equal(Number(next.responseHeaders['x-ratelimit-remaining-tokens']), 1000 - 30 - reserved);
+    engine.hooks.complete!(next);
   });
-}
+
+  test('the quota report shows the caller\'s products and what is left', async () => {
+    const { identity, basic, gold } = catalog();
+    const clock = new TestClock(MONDAY + 30_000);
+    const engine = engineOf(extension(), counters(), clock, identity);
+    await run(engine, withKey('tg_both', { model: 'large', body: { max_tokens: 100 } }));
+    const report = await engine.quotaReport(withKey('tg_both'));
+    assert.equal(report.keyId, 'key_both');
+    assert.equal(report.app.name, 'both-app');
+    assert.equal(report.developer.email, 'ada@example.com');
+    assert.deepEqual(report.products.map((p) => [p.name, p.status, p.operationSets.map((s) => s.name)]), [
+      ['basic', 'approved', [basic]],
+      ['gold', 'approved', [gold]],
+    ]);
+    const [basicSet] = report.products[0].operationSets;
+    assert.deepEqual(basicSet.models, ['small']);
+    assert.deepEqual(basicSet.quota, {
+      limit: 1,
+      interval: 1,
+      timeUnit: 'minute',
+      used: 0,
+      remaining: 1,
+      resetAt: new Date(MONDAY + 60_000).toISOString(),
+      policy: 'default-product-quota',
+      window: 'fixed',
+      identifier: 'developer.app.id',
+    });
+    assert.equal(basicSet.llmTokenQuota, null);
+    const [goldSet] = report.products[1].operationSets;
+    assert.equal(goldSet.models, null);
+    assert.equal(goldSet.quota!.used, 1);
+    assert.equal(goldSet.llmTokenQuota!.countOn, 'total');
+    assert.ok(goldSet.llmTokenQuota!.used! > 100);
+    assert.deepEqual(
+      report.quotas.map((q) => [q.policy, q.product, q.operationSet, q.used]),
+      [
+        ['default-product-quota', 'basic', basic, 0],
+        ['default-product-quota', 'gold', gold, 1],
+        ['default-product-token-quota', 'gold', gold, goldSet.llmTokenQuota!.used],
+      ],
+    );
+    assert.equal(await codeOf(() => engine.quotaReport(withKey('tg_nope'))), '401 oauth.v2.InvalidApiKey');
+  });
+});
 
 test('the quota report is not served without API keys', async () => {
   assert.equal(await codeOf(() => engineOf(extension('defaultSecurityEnabled: false')).quotaReport(fakeContext())), '404 route_not_found');

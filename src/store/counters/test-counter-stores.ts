@@ -1,4 +1,5 @@
 // Counter store backends for the shared counter test suite: memory always, Redis when REDIS_URL is set.
+import { after, before, describe } from 'node:test';
 import { Redis } from 'ioredis';
 import { randomBase62 } from '../keys.js';
 import type { CounterStore } from './counter-store.js';
@@ -44,6 +45,23 @@ export const COUNTER_BACKENDS: CounterBackend[] = [
     },
   },
 ];
+
+/**
+ * One suite run over every counter backend (`on memory`, `on redis`): `counters()` is the backend's fresh store,
+ * created before the suite's tests and disposed of (its keys deleted) after them.
+ */
+export function describeOnCounterBackends(suite: (counters: () => CounterStore) => void): void {
+  for (const backend of COUNTER_BACKENDS) {
+    describe(`on ${backend.name}`, { skip: backend.skip }, () => {
+      let handle: TestCounterStore | undefined;
+      before(async () => {
+        handle = await backend.create();
+      });
+      after(() => handle?.dispose());
+      suite(() => handle!.store);
+    });
+  }
+}
 
 /** Deletes every key under `prefix` (what a test wrote). */
 export async function deleteKeys(url: string, prefix: string): Promise<void> {

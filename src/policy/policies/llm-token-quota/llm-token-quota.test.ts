@@ -1,12 +1,12 @@
 // LLMTokenQuota: what is reserved, the cap set upstream, stream usage, reconciliation, concurrency, product quotas,
 // faults — on every counter store backend.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { RequestContext } from '../../../gateway/context.js';
 import { GatewayError } from '../../../gateway/errors.js';
 import { countChatTokens } from '../../../lib/tokenizer.js';
 import { MemoryCounterStore } from '../../../store/counters/memory.js';
-import { COUNTER_BACKENDS, type TestCounterStore } from '../../../store/counters/test-counter-stores.js';
+import { describeOnCounterBackends } from '../../../store/counters/test-counter-stores.js';
 import { policyKey, productTokenKey, windowKey } from '../../counter-keys.js';
 import { MemoryIdentitySource } from '../../memory-identity.js';
 import { MONDAY, TestClock, fakeContext, testDeps, unique, type FakeRequest } from '../../testing.js';
@@ -32,221 +32,214 @@ describe('config', () => {
   for (const [name, spec, message] of bad) test(name, () => assert.throws(() => llmTokenQuota('t', spec, deps), message));
 });
 
-for (const backend of COUNTER_BACKENDS) {
-  describe(`on ${backend.name}`, { skip: backend.skip }, () => {
-    let handle: TestCounterStore;
-    before(async () => {
-      handle = await backend.create();
-    });
-    after(() => handle?.dispose());
+describeOnCounterBackends((counters) => {
 
-    function make(spec: Record<string, unknown>, clock = new TestClock(MONDAY)) {
-      const name = unique('tq');
-      const policy = llmTokenQuota(name, spec, testDeps(handle.store, { now: clock.now }));
-      /** The counter of the window holding MONDAY (timeUnit hour), for the default identifier without a key. */
-      const used = () => handle.store.get(windowKey(policyKey('tq', name, ''), MONDAY), clock.t);
-      return { policy, used, clock };
-    }
+  function make(spec: Record<string, unknown>, clock = new TestClock(MONDAY)) {
+    const name = unique('tq');
+    const policy = llmTokenQuota(name, spec, testDeps(counters(), { now: clock.now }));
+    /** The counter of the window holding MONDAY (timeUnit hour), for the default identifier without a key. */
+    const used = () => counters().get(windowKey(policyKey('tq', name, ''), MONDAY), clock.t);
+    return { policy, used, clock };
+  }
 
-    async function admit(policy: ReturnType<typeof make>['policy'], req: FakeRequest = {}): Promise<{ ctx: RequestContext; state: ApimState }> {
-      const ctx = fakeContext(req);
-      const state: ApimState = {};
-      await policy.admit!(ctx, state);
-      return { ctx, state };
-    }
+  async function admit(policy: ReturnType<typeof make>['policy'], req: FakeRequest = {}): Promise<{ ctx: RequestContext; state: ApimState }> {
+    const ctx = fakeContext(req);
+    const state: ApimState = {};
+    await policy.admit!(ctx, state);
+    return { ctx, state };
+  }
 
-    const settle = (ctx: RequestContext, state: ApimState) => Promise.all((state.settlers ?? []).map((s) => s.settle(ctx)));
+  const settle = (ctx: RequestContext, state: ApimState) => Promise.all((state.settlers ?? []).map((s) => s.settle(ctx)));
 
-    test('reserves the prompt plus the client\'s max_tokens, and shows the token headers', async () => {
-      const { policy, used } = make({ limit: 1000, timeUnit: 'hour' });
-      const { ctx } = await admit(policy, { body: { max_tokens: 50 } });
-      assert.equal(await used(), PROMPT + 50);
-      assert.equal(ctx.bodyChanged, false, 'the client\'s own cap goes upstream unchanged');
-      assert.deepEqual(ctx.responseHeaders, {
-        'x-ratelimit-limit-tokens': '1000',
-        'x-ratelimit-remaining-tokens': String(1000 - PROMPT - 50),
-        'x-ratelimit-reset-tokens': '1h0m0s',
-      });
-    });
-
-    test('max_completion_tokens and max_output_tokens count as the cap too', async () => {
-      const { policy, used } = make({ limit: 1000, timeUnit: 'hour' });
-      await admit(policy, { body: { max_completion_tokens: 7 } });
-      assert.equal(await used(), PROMPT + 7);
-      await admit(policy, { operation: 'responses', url: '/v1/responses', body: { messages: undefined, input: 'Hello there', max_output_tokens: 3 } });
-      assert.equal(await used(), PROMPT + 7 + 2 + 3);
-    });
-
-    test('without a cap, defaultMaxTokens is reserved and set upstream', async () => {
-      const { policy, used } = make({ limit: 1000, timeUnit: 'hour', defaultMaxTokens: 64 });
-      const chat = await admit(policy);
-      assert.equal(chat.ctx.body!.max_tokens, 64);
-      assert.equal(chat.ctx.bodyChanged, true);
-      const responses = await admit(policy, { operation: 'responses', url: '/v1/responses', body: { messages: undefined, input: 'Hi' } });
-      assert.equal(responses.ctx.body!.max_output_tokens, 64);
-      assert.equal(responses.ctx.body!.max_tokens, undefined);
-      assert.equal(await used(), PROMPT + 64 + 1 + 64);
-    });
-
-    test('a cap of tollgate\'s choosing never exceeds the quota, and shrinks to what is left', async () => {
-      const { policy, used } = make({ limit: PROMPT + 100, timeUnit: 'hour', defaultMaxTokens: 4096 });
-      const first = await admit(policy);
-      assert.equal(first.ctx.body!.max_tokens, 100, 'the whole quota at most');
-      first.ctx.attempts = 1;
-      first.ctx.usage = { inputTokens: PROMPT, outputTokens: 60, cachedTokens: 0 };
-      await settle(first.ctx, first.state);
-      const second = await admit(policy);
-      assert.equal(second.ctx.body!.max_tokens, 100 - 60 - PROMPT, 'what is left after this prompt');
-      assert.equal(await used(), PROMPT + 100);
-      await assert.rejects(Promise.resolve(policy.admit!(fakeContext(), {})), (err: unknown) => isViolation(err) && err.headers['retry-after'] !== undefined);
-    });
-
-    test('countOn input reserves the prompt only and leaves the body alone; embeddings have no output', async () => {
-      const input = make({ limit: 1000, timeUnit: 'hour', countOn: 'input' });
-      const { ctx } = await admit(input.policy);
-      assert.equal(await input.used(), PROMPT);
-      assert.equal(ctx.bodyChanged, false);
-      const total = make({ limit: 1000, timeUnit: 'hour' });
-      await admit(total.policy, { operation: 'embeddings', url: '/v1/embeddings', body: { messages: undefined, input: ['Hello', 'there'] } });
-      assert.equal(await total.used(), 2);
-    });
-
-    test('countOn output reserves the cap only', async () => {
-      const { policy, used } = make({ limit: 1000, timeUnit: 'hour', countOn: 'output' });
-      await admit(policy, { body: { max_tokens: 30 } });
-      assert.equal(await used(), 30);
-    });
-
-    test('a stream asks for usage, and flags the usage chunk for stripping when the client did not ask', async () => {
-      const { policy } = make({ limit: 1000, timeUnit: 'hour' });
-      const plain = await admit(policy, { body: { stream: true, max_tokens: 5 } });
-      assert.deepEqual(plain.ctx.body!.stream_options, { include_usage: true });
-      assert.equal(plain.ctx.stripStreamUsage, true);
-      assert.equal(plain.ctx.bodyChanged, true);
-      const asked = await admit(policy, { body: { stream: true, max_tokens: 5, stream_options: { include_usage: true } } });
-      assert.equal(asked.ctx.stripStreamUsage, undefined);
-      assert.equal(asked.ctx.bodyChanged, false);
-      const declined = await admit(policy, { body: { stream: true, max_tokens: 5, stream_options: { include_usage: false } } });
-      assert.deepEqual(declined.ctx.body!.stream_options, { include_usage: true });
-      assert.equal(declined.ctx.stripStreamUsage, true);
-    });
-
-    describe('reconciliation', () => {
-      test('the counter moves to the real usage', async () => {
-        const { policy, used } = make({ limit: 1000, timeUnit: 'hour' });
-        const { ctx, state } = await admit(policy, { body: { max_tokens: 100 } });
-        ctx.attempts = 1;
-        ctx.usage = { inputTokens: 12, outputTokens: 30, cachedTokens: 0 };
-        await settle(ctx, state);
-        assert.equal(await used(), 42);
-      });
-
-      test('usage above the reservation is charged in full (over the limit if need be)', async () => {
-        const { policy, used } = make({ limit: 100, timeUnit: 'hour', countOn: 'output' });
-        const { ctx, state } = await admit(policy, { body: { max_tokens: 90 } });
-        ctx.attempts = 1;
-        ctx.usage = { inputTokens: 5, outputTokens: 120, cachedTokens: 0 };
-        await settle(ctx, state);
-        assert.equal(await used(), 120);
-      });
-
-      test('a request that never reached a model server gives its reservation back', async () => {
-        const { policy, used } = make({ limit: 1000, timeUnit: 'hour' });
-        const { ctx, state } = await admit(policy, { body: { max_tokens: 100 } });
-        await settle(ctx, state);
-        assert.equal(await used(), 0);
-      });
-
-      test('without usage from a model server the reservation stays', async () => {
-        const { policy, used } = make({ limit: 1000, timeUnit: 'hour' });
-        const { ctx, state } = await admit(policy, { body: { max_tokens: 100 } });
-        ctx.attempts = 1;
-        await settle(ctx, state);
-        assert.equal(await used(), PROMPT + 100);
-      });
-
-      test('a late settlement lands in the window of its reservation', async () => {
-        const { policy, used, clock } = make({ limit: 1000, timeUnit: 'hour' });
-        const { ctx, state } = await admit(policy, { body: { max_tokens: 100 } });
-        clock.advance(HOUR);
-        const next = await admit(policy, { body: { max_tokens: 10 } });
-        assert.equal(next.ctx.responseHeaders['x-ratelimit-remaining-tokens'], String(1000 - PROMPT - 10), 'a new window');
-        ctx.attempts = 1;
-        ctx.usage = { inputTokens: 1, outputTokens: 1, cachedTokens: 0 };
-        await settle(ctx, state);
-        clock.t = MONDAY;
-        assert.equal(await used(), 2);
-      });
-    });
-
-    test('100 concurrent admissions never exceed the limit, and reconcile exactly', async () => {
-      const perRequest = PROMPT + 40;
-      const limit = perRequest * 37 + perRequest - 1;
-      const { policy, used } = make({ limit, timeUnit: 'hour' });
-      const results = await Promise.allSettled(Array.from({ length: 100 }, () => admit(policy, { body: { max_tokens: 40 } })));
-      const admitted = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
-      for (const r of results) if (r.status === 'rejected') assert.ok(isViolation(r.reason));
-      assert.equal(admitted.length, 37);
-      assert.equal(await used(), 37 * perRequest);
-      let actual = 0;
-      await Promise.all(
-        admitted.map(({ ctx, state }, i) => {
-          ctx.attempts = 1;
-          ctx.usage = { inputTokens: PROMPT, outputTokens: i % 41, cachedTokens: 0 };
-          actual += PROMPT + (i % 41);
-          return settle(ctx, state);
-        }),
-      );
-      assert.equal(await used(), actual);
-    });
-
-    test('a refusal is 429 with retry-after and the token headers', async () => {
-      const clock = new TestClock(MONDAY + 20 * 60_000);
-      const { policy } = make({ limit: PROMPT + 60, timeUnit: 'hour' }, clock);
-      await admit(policy, { body: { max_tokens: 50 } });
-      const ctx = fakeContext({ body: { max_tokens: 50 } });
-      await assert.rejects(Promise.resolve(policy.admit!(ctx, {})), (err: unknown) => {
-        assert.ok(isViolation(err));
-        assert.equal(err.headers['retry-after'], '2400');
-        return true;
-      });
-      assert.equal(ctx.responseHeaders['x-ratelimit-remaining-tokens'], '10');
-      assert.equal(ctx.body!.max_tokens, 50, 'a refused request is not changed');
-    });
-
-    test('a request bigger than the whole quota is refused without retry-after, with the token headers', async () => {
-      const clock = new TestClock(MONDAY + 20 * 60_000);
-      const { policy, used } = make({ limit: 100, timeUnit: 'hour' }, clock);
-      await admit(policy, { body: { max_tokens: 10 } });
-      const ctx = fakeContext({ body: { max_tokens: 500 } });
-      await assert.rejects(Promise.resolve(policy.admit!(ctx, {})), (err: unknown) => {
-        assert.ok(isViolation(err));
-        assert.equal(err.headers['retry-after'], undefined);
-        return true;
-      });
-      assert.equal(await used(), PROMPT + 10, 'the refused request reserved nothing');
-      assert.deepEqual(
-        [ctx.responseHeaders['x-ratelimit-limit-tokens'], ctx.responseHeaders['x-ratelimit-remaining-tokens'], ctx.responseHeaders['x-ratelimit-reset-tokens']],
-        ['100', String(100 - PROMPT - 10), '40m0s'],
-      );
-    });
-
-    test('useQuotaConfigInAPIProduct uses the operation set\'s llmTokenQuota per app', async () => {
-      const clock = new TestClock(MONDAY);
-      const setName = unique('tokens');
-      const identity = new MemoryIdentitySource([
-        { name: setName, spec: { apiProductRefs: [{ name: 'p' }], llmOperations: { llmTokenQuota: { limit: 500, interval: 1, timeUnit: 'hour', countOn: 'output' } } } },
-        { name: unique('none'), spec: { apiProductRefs: [{ name: 'free' }] } },
-      ]);
-      const key = identity.add({ key: 'k', appId: unique('app'), products: ['p', 'free'] });
-      const policy = llmTokenQuota(unique('product'), { useQuotaConfigInAPIProduct: true }, testDeps(handle.store, { now: clock.now, identity }));
-      const ctx = fakeContext({ body: { max_tokens: 200 } });
-      await policy.admit!(ctx, { key, product: key.products[0], operationSet: key.products[0].operationSets[0] });
-      assert.equal(await handle.store.get(windowKey(productTokenKey(setName, key.appId), MONDAY), MONDAY), 200);
-      assert.equal(ctx.responseHeaders['x-ratelimit-limit-tokens'], '500');
-      const unlimited = fakeContext({ body: { max_tokens: 200 } });
-      await policy.admit!(unlimited, { key, product: key.products[1], operationSet: key.products[1].operationSets[0] });
-      assert.deepEqual(unlimited.responseHeaders, {}, 'a set without a token quota is not limited');
+  test('reserves the prompt plus the client\'s max_tokens, and shows the token headers', async () => {
+    const { policy, used } = make({ limit: 1000, timeUnit: 'hour' });
+    const { ctx } = await admit(policy, { body: { max_tokens: 50 } });
+    assert.equal(await used(), PROMPT + 50);
+    assert.equal(ctx.bodyChanged, false, 'the client\'s own cap goes upstream unchanged');
+    assert.deepEqual(ctx.responseHeaders, {
+      'x-ratelimit-limit-tokens': '1000',
+      'x-ratelimit-remaining-tokens': String(1000 - PROMPT - 50),
+      'x-ratelimit-reset-tokens': '1h0m0s',
     });
   });
-}
+
+  test('max_completion_tokens and max_output_tokens count as the cap too', async () => {
+    const { policy, used } = make({ limit: 1000, timeUnit: 'hour' });
+    await admit(policy, { body: { max_completion_tokens: 7 } });
+    assert.equal(await used(), PROMPT + 7);
+    await admit(policy, { operation: 'responses', url: '/v1/responses', body: { messages: undefined, input: 'Hello there', max_output_tokens: 3 } });
+    assert.equal(await used(), PROMPT + 7 + 2 + 3);
+  });
+
+  test('without a cap, defaultMaxTokens is reserved and set upstream', async () => {
+    const { policy, used } = make({ limit: 1000, timeUnit: 'hour', defaultMaxTokens: 64 });
+    const chat = await admit(policy);
+    assert.equal(chat.ctx.body!.max_tokens, 64);
+    assert.equal(chat.ctx.bodyChanged, true);
+    const responses = await admit(policy, { operation: 'responses', url: '/v1/responses', body: { messages: undefined, input: 'Hi' } });
+    assert.equal(responses.ctx.body!.max_output_tokens, 64);
+    assert.equal(responses.ctx.body!.max_tokens, undefined);
+    assert.equal(await used(), PROMPT + 64 + 1 + 64);
+  });
+
+  test('a cap of tollgate\'s choosing never exceeds the quota, and shrinks to what is left', async () => {
+    const { policy, used } = make({ limit: PROMPT + 100, timeUnit: 'hour', defaultMaxTokens: 4096 });
+    const first = await admit(policy);
+    assert.equal(first.ctx.body!.max_tokens, 100, 'the whole quota at most');
+    first.ctx.attempts = 1;
+    first.ctx.usage = { inputTokens: PROMPT, outputTokens: 60, cachedTokens: 0 };
+    await settle(first.ctx, first.state);
+    const second = await admit(policy);
+    assert.equal(second.ctx.body!.max_tokens, 100 - 60 - PROMPT, 'what is left after this prompt');
+    assert.equal(await used(), PROMPT + 100);
+    await assert.rejects(Promise.resolve(policy.admit!(fakeContext(), {})), (err: unknown) => isViolation(err) && err.headers['retry-after'] !== undefined);
+  });
+
+  test('countOn input reserves the prompt only and leaves the body alone; embeddings have no output', async () => {
+    const input = make({ limit: 1000, timeUnit: 'hour', countOn: 'input' });
+    const { ctx } = await admit(input.policy);
+    assert.equal(await input.used(), PROMPT);
+    assert.equal(ctx.bodyChanged, false);
+    const total = make({ limit: 1000, timeUnit: 'hour' });
+    await admit(total.policy, { operation: 'embeddings', url: '/v1/embeddings', body: { messages: undefined, input: ['Hello', 'there'] } });
+    assert.equal(await total.used(), 2);
+  });
+
+  test('countOn output reserves the cap only', async () => {
+    const { policy, used } = make({ limit: 1000, timeUnit: 'hour', countOn: 'output' });
+    await admit(policy, { body: { max_tokens: 30 } });
+    assert.equal(await used(), 30);
+  });
+
+  test('a stream asks for usage, and flags the usage chunk for stripping when the client did not ask', async () => {
+    const { policy } = make({ limit: 1000, timeUnit: 'hour' });
+    const plain = await admit(policy, { body: { stream: true, max_tokens: 5 } });
+    assert.deepEqual(plain.ctx.body!.stream_options, { include_usage: true });
+    assert.equal(plain.ctx.stripStreamUsage, true);
+    assert.equal(plain.ctx.bodyChanged, true);
+    const asked = await admit(policy, { body: { stream: true, max_tokens: 5, stream_options: { include_usage: true } } });
+    assert.equal(asked.ctx.stripStreamUsage, undefined);
+    assert.equal(asked.ctx.bodyChanged, false);
+    const declined = await admit(policy, { body: { stream: true, max_tokens: 5, stream_options: { include_usage: false } } });
+    assert.deepEqual(declined.ctx.body!.stream_options, { include_usage: true });
+    assert.equal(declined.ctx.stripStreamUsage, true);
+  });
+
+  describe('reconciliation', () => {
+    test('the counter moves to the real usage', async () => {
+      const { policy, used } = make({ limit: 1000, timeUnit: 'hour' });
+      const { ctx, state } = await admit(policy, { body: { max_tokens: 100 } });
+      ctx.attempts = 1;
+      ctx.usage = { inputTokens: 12, outputTokens: 30, cachedTokens: 0 };
+      await settle(ctx, state);
+      assert.equal(await used(), 42);
+    });
+
+    test('usage above the reservation is charged in full (over the limit if need be)', async () => {
+      const { policy, used } = make({ limit: 100, timeUnit: 'hour', countOn: 'output' });
+      const { ctx, state } = await admit(policy, { body: { max_tokens: 90 } });
+      ctx.attempts = 1;
+      ctx.usage = { inputTokens: 5, outputTokens: 120, cachedTokens: 0 };
+      await settle(ctx, state);
+      assert.equal(await used(), 120);
+    });
+
+    test('a request that never reached a model server gives its reservation back', async () => {
+      const { policy, used } = make({ limit: 1000, timeUnit: 'hour' });
+      const { ctx, state } = await admit(policy, { body: { max_tokens: 100 } });
+      await settle(ctx, state);
+      assert.equal(await used(), 0);
+    });
+
+    test('without usage from a model server the reservation stays', async () => {
+      const { policy, used } = make({ limit: 1000, timeUnit: 'hour' });
+      const { ctx, state } = await admit(policy, { body: { max_tokens: 100 } });
+      ctx.attempts = 1;
+      await settle(ctx, state);
+      assert.equal(await used(), PROMPT + 100);
+    });
+
+    test('a late settlement lands in the window of its reservation', async () => {
+      const { policy, used, clock } = make({ limit: 1000, timeUnit: 'hour' });
+      const { ctx, state } = await admit(policy, { body: { max_tokens: 100 } });
+      clock.advance(HOUR);
+      const next = await admit(policy, { body: { max_tokens: 10 } });
+      assert.equal(next.ctx.responseHeaders['x-ratelimit-remaining-tokens'], String(1000 - PROMPT - 10), 'a new window');
+      ctx.attempts = 1;
+      ctx.usage = { inputTokens: 1, outputTokens: 1, cachedTokens: 0 };
+      await settle(ctx, state);
+      clock.t = MONDAY;
+      assert.equal(await used(), 2);
+    });
+  });
+
+  test('100 concurrent admissions never exceed the limit, and reconcile exactly', async () => {
+    const perRequest = PROMPT + 40;
+    const limit = perRequest * 37 + perRequest - 1;
+    const { policy, used } = make({ limit, timeUnit: 'hour' });
+    const results = await Promise.allSettled(Array.from({ length: 100 }, () => admit(policy, { body: { max_tokens: 40 } })));
+    const admitted = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    for (const r of results) if (r.status === 'rejected') assert.ok(isViolation(r.reason));
+    assert.equal(admitted.length, 37);
+    assert.equal(await used(), 37 * perRequest);
+    let actual = 0;
+    await Promise.all(
+      admitted.map(({ ctx, state }, i) => {
+        ctx.attempts = 1;
+        ctx.usage = { inputTokens: PROMPT, outputTokens: i % 41, cachedTokens: 0 };
+        actual += PROMPT + (i % 41);
+        return settle(ctx, state);
+      }),
+    );
+    assert.equal(await used(), actual);
+  });
+
+  test('a refusal is 429 with retry-after and the token headers', async () => {
+    const clock = new TestClock(MONDAY + 20 * 60_000);
+    const { policy } = make({ limit: PROMPT + 60, timeUnit: 'hour' }, clock);
+    await admit(policy, { body: { max_tokens: 50 } });
+    const ctx = fakeContext({ body: { max_tokens: 50 } });
+    await assert.rejects(Promise.resolve(policy.admit!(ctx, {})), (err: unknown) => {
+      assert.ok(isViolation(err));
+      assert.equal(err.headers['retry-after'], '2400');
+      return true;
+    });
+    assert.equal(ctx.responseHeaders['x-ratelimit-remaining-tokens'], '10');
+    assert.equal(ctx.body!.max_tokens, 50, 'a refused request is not changed');
+  });
+
+  test('a request bigger than the whole quota is refused without retry-after, with the token headers', async () => {
+    const clock = new TestClock(MONDAY + 20 * 60_000);
+    const { policy, used } = make({ limit: 100, timeUnit: 'hour' }, clock);
+    await admit(policy, { body: { max_tokens: 10 } });
+    const ctx = fakeContext({ body: { max_tokens: 500 } });
+    await assert.rejects(Promise.resolve(policy.admit!(ctx, {})), (err: unknown) => {
+      assert.ok(isViolation(err));
+      assert.equal(err.headers['retry-after'], undefined);
+      return true;
+    });
+    assert.equal(await used(), PROMPT + 10, 'the refused request reserved nothing');
+    assert.deepEqual(
+      [ctx.responseHeaders['x-ratelimit-limit-tokens'], ctx.responseHeaders['x-ratelimit-remaining-tokens'], ctx.responseHeaders['x-ratelimit-reset-tokens']],
+      ['100', String(100 - PROMPT - 10), '40m0s'],
+    );
+  });
+
+  test('useQuotaConfigInAPIProduct uses the operation set\'s llmTokenQuota per app', async () => {
+    const clock = new TestClock(MONDAY);
+    const setName = unique('tokens');
+    const identity = new MemoryIdentitySource([
+      { name: setName, spec: { apiProductRefs: [{ name: 'p' }], llmOperations: { llmTokenQuota: { limit: 500, interval: 1, timeUnit: 'hour', countOn: 'output' } } } },
+      { name: unique('none'), spec: { apiProductRefs: [{ name: 'free' }] } },
+    ]);
+    const key = identity.add({ key: 'k', appId: unique('app'), products: ['p', 'free'] });
+    const policy = llmTokenQuota(unique('product'), { useQuotaConfigInAPIProduct: true }, testDeps(counters(), { now: clock.now, identity }));
+    const ctx = fakeContext({ body: { max_tokens: 200 } });
+    await policy.admit!(ctx, { key, product: key.products[0], operationSet: key.products[0].operationSets[0] });
+    assert.equal(await counters().get(windowKey(productTokenKey(setName, key.appId), MONDAY), MONDAY), 200);
+    assert.equal(ctx.responseHeaders['x-ratelimit-limit-tokens'], '500');
+    const unlimited = fakeContext({ body: { max_tokens: 200 } });
+    await policy.admit!(unlimited, { key, product: key.products[1], operationSet: key.products[1].operationSets[0] });
+    assert.deepEqual(unlimited.responseHeaders, {}, 'a set without a token quota is not limited');
+  });
+});

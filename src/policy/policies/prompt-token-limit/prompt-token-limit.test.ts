@@ -1,10 +1,10 @@
 // PromptTokenLimit: prompt tokens per second or minute, smoothed; oversized prompts; identifiers — on every backend.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GatewayError } from '../../../gateway/errors.js';
 import { countChatTokens } from '../../../lib/tokenizer.js';
 import { MemoryCounterStore } from '../../../store/counters/memory.js';
-import { COUNTER_BACKENDS, type TestCounterStore } from '../../../store/counters/test-counter-stores.js';
+import { describeOnCounterBackends } from '../../../store/counters/test-counter-stores.js';
 import { MONDAY, TestClock, fakeContext, testDeps, unique, type FakeRequest } from '../../testing.js';
 import type { Policy } from '../../types.js';
 import { PROMPT_TOKEN_LIMIT_FAULTS, promptTokenLimit } from './prompt-token-limit.js';
@@ -40,71 +40,64 @@ describe('config', () => {
   });
 });
 
-for (const backend of COUNTER_BACKENDS) {
-  describe(`on ${backend.name}`, { skip: backend.skip }, () => {
-    let handle: TestCounterStore;
-    before(async () => {
-      handle = await backend.create();
-    });
-    after(() => handle?.dispose());
+describeOnCounterBackends((counters) => {
 
-    const make = (spec: Record<string, unknown>, clock: TestClock) => promptTokenLimit(unique('ptl'), spec, testDeps(handle.store, { now: clock.now }));
+  const make = (spec: Record<string, unknown>, clock: TestClock) => promptTokenLimit(unique('ptl'), spec, testDeps(counters(), { now: clock.now }));
 
-    test('a period\'s tokens may come at once, then they refill at the rate', async () => {
-      const clock = new TestClock(MONDAY);
-      const req = promptOf(40);
-      const n = TOKENS_OF(req);
-      // Two prompts' worth a second: a prompt refills in 500 ms.
-      const policy = make({ rate: `${2 * n}ps` }, clock);
-      assert.equal(await allowed(policy, req), true);
-      assert.equal(await allowed(policy, req), true);
-      assert.equal(await allowed(policy, req), false);
-      clock.advance(499);
-      assert.equal(await allowed(policy, req), false, 'not quite refilled');
-      clock.advance(1);
-      assert.equal(await allowed(policy, req), true);
-    });
+  test('a period\'s tokens may come at once, then they refill at the rate', async () => {
+    const clock = new TestClock(MONDAY);
+    const req = promptOf(40);
+    const n = TOKENS_OF(req);
+    // Two prompts' worth a second: a prompt refills in 500 ms.
+    const policy = make({ rate: `${2 * n}ps` }, clock);
+    assert.equal(await allowed(policy, req), true);
+    assert.equal(await allowed(policy, req), true);
+    assert.equal(await allowed(policy, req), false);
+    clock.advance(499);
+    assert.equal(await allowed(policy, req), false, 'not quite refilled');
+    clock.advance(1);
+    assert.equal(await allowed(policy, req), true);
+  });
 
-    test('a refusal is 429 with retry-after', async () => {
-      const clock = new TestClock(MONDAY);
-      const req = promptOf(20);
-      const policy = make({ rate: `${TOKENS_OF(req)}pm` }, clock);
-      await policy.admit!(fakeContext(req), {});
-      clock.advance(20_000);
-      await assert.rejects(Promise.resolve(policy.admit!(fakeContext(req), {})), (err: GatewayError) => {
-        assert.equal(err.code, PROMPT_TOKEN_LIMIT_FAULTS.promptTokenLimitViolation);
-        assert.equal(err.headers['retry-after'], '40');
-        return true;
-      });
-    });
-
-    test('a prompt larger than the whole rate is refused without retry-after', async () => {
-      const clock = new TestClock(MONDAY);
-      const policy = make({ rate: '10pm' }, clock);
-      await assert.rejects(Promise.resolve(policy.admit!(fakeContext(promptOf(20)), {})), (err: GatewayError) => {
-        assert.equal(err.status, 429);
-        assert.equal(err.headers['retry-after'], undefined);
-        assert.match(err.message, /tokens; the limit is 10pm tokens/);
-        return true;
-      });
-    });
-
-    test('each identifier value has its own allowance', async () => {
-      const clock = new TestClock(MONDAY);
-      const req = promptOf(10);
-      const policy = make({ rate: `${TOKENS_OF(req)}pm`, identifier: { ref: 'request.header.x-tenant' } }, clock);
-      assert.equal(await allowed(policy, { ...req, headers: { 'x-tenant': 'a' } }), true);
-      assert.equal(await allowed(policy, { ...req, headers: { 'x-tenant': 'b' } }), true);
-      assert.equal(await allowed(policy, { ...req, headers: { 'x-tenant': 'a' } }), false);
-    });
-
-    test('a request without a prompt is not counted', async () => {
-      const clock = new TestClock(MONDAY);
-      const policy = make({ rate: '1ps' }, clock);
-      const ctx = fakeContext();
-      ctx.body = undefined;
-      await policy.admit!(ctx, {});
-      await policy.admit!(ctx, {});
+  test('a refusal is 429 with retry-after', async () => {
+    const clock = new TestClock(MONDAY);
+    const req = promptOf(20);
+    const policy = make({ rate: `${TOKENS_OF(req)}pm` }, clock);
+    await policy.admit!(fakeContext(req), {});
+    clock.advance(20_000);
+    await assert.rejects(Promise.resolve(policy.admit!(fakeContext(req), {})), (err: GatewayError) => {
+      assert.equal(err.code, PROMPT_TOKEN_LIMIT_FAULTS.promptTokenLimitViolation);
+      assert.equal(err.headers['retry-after'], '40');
+      return true;
     });
   });
-}
+
+  test('a prompt larger than the whole rate is refused without retry-after', async () => {
+    const clock = new TestClock(MONDAY);
+    const policy = make({ rate: '10pm' }, clock);
+    await assert.rejects(Promise.resolve(policy.admit!(fakeContext(promptOf(20)), {})), (err: GatewayError) => {
+      assert.equal(err.status, 429);
+      assert.equal(err.headers['retry-after'], undefined);
+      assert.match(err.message, /tokens; the limit is 10pm tokens/);
+      return true;
+    });
+  });
+
+  test('each identifier value has its own allowance', async () => {
+    const clock = new TestClock(MONDAY);
+    const req = promptOf(10);
+    const policy = make({ rate: `${TOKENS_OF(req)}pm`, identifier: { ref: 'request.header.x-tenant' } }, clock);
+    assert.equal(await allowed(policy, { ...req, headers: { 'x-tenant': 'a' } }), true);
+    assert.equal(await allowed(policy, { ...req, headers: { 'x-tenant': 'b' } }), true);
+    assert.equal(await allowed(policy, { ...req, headers: { 'x-tenant': 'a' } }), false);
+  });
+
+  test('a request without a prompt is not counted', async () => {
+    const clock = new TestClock(MONDAY);
+    const policy = make({ rate: '1ps' }, clock);
+    const ctx = fakeContext();
+    ctx.body = undefined;
+    await policy.admit!(ctx, {});
+    await policy.admit!(ctx, {});
+  });
+});

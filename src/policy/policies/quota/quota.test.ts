@@ -1,10 +1,10 @@
 // Quota: windows (table-driven, injected clock), weights, identifiers, countOnly/enforceOnly, product quotas,
 // headers and faults — on every counter store backend.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GatewayError } from '../../../gateway/errors.js';
 import { MemoryCounterStore } from '../../../store/counters/memory.js';
-import { COUNTER_BACKENDS, type TestCounterStore } from '../../../store/counters/test-counter-stores.js';
+import { describeOnCounterBackends } from '../../../store/counters/test-counter-stores.js';
 import { MemoryIdentitySource } from '../../memory-identity.js';
 import { MONDAY, TestClock, fakeContext, testDeps, unique, type FakeRequest } from '../../testing.js';
 import type { ApimState, Policy } from '../../types.js';
@@ -49,138 +49,131 @@ describe('config', () => {
   });
 });
 
-for (const backend of COUNTER_BACKENDS) {
-  describe(`on ${backend.name}`, { skip: backend.skip }, () => {
-    let handle: TestCounterStore;
-    before(async () => {
-      handle = await backend.create();
-    });
-    after(() => handle?.dispose());
+describeOnCounterBackends((counters) => {
 
-    const make = (spec: Record<string, unknown>, clock: TestClock) => quota(unique('q'), spec, testDeps(handle.store, { now: clock.now }));
+  const make = (spec: Record<string, unknown>, clock: TestClock) => quota(unique('q'), spec, testDeps(counters(), { now: clock.now }));
 
-    describe('windows', () => {
-      const cases: { name: string; spec: Record<string, unknown>; steps: [atMs: number, allowed: boolean][] }[] = [
-        { name: 'top of the minute', spec: { allow: 2, timeUnit: 'minute' }, steps: [[0, true], [10_000, true], [59_999, false], [60_000, true]] },
-        { name: 'a 2-minute interval', spec: { allow: 1, interval: 2, timeUnit: 'minute' }, steps: [[0, true], [60_000, false], [119_999, false], [120_000, true]] },
-        { name: 'rolling window', spec: { allow: 2, timeUnit: 'minute', type: 'rollingwindow' }, steps: [[0, true], [30_000, true], [59_000, false], [60_100, true], [60_200, false], [90_100, true]] },
-        { name: 'flexi: from the first request', spec: { allow: 2, timeUnit: 'minute', type: 'flexi' }, steps: [[20_000, true], [30_000, true], [70_000, false], [80_000, true]] },
-        { name: 'calendar from a startTime', spec: { allow: 2, timeUnit: 'minute', type: 'calendar', startTime: new Date(MONDAY + 30_000).toISOString() }, steps: [[0, true], [10_000, true], [20_000, false], [30_000, true]] },
-        { name: 'week from Monday', spec: { allow: 1, timeUnit: 'week' }, steps: [[0, true], [6 * DAY, false], [7 * DAY, true]] },
-        // 2 June to 1 July.
-        { name: 'calendar month', spec: { allow: 1, timeUnit: 'month' }, steps: [[0, true], [29 * DAY - 1, false], [29 * DAY, true]] },
-      ];
-      for (const c of cases) {
-        test(c.name, async () => {
-          const clock = new TestClock(MONDAY);
-          const policy = make(c.spec, clock);
-          for (const [atMs, expected] of c.steps) {
-            clock.t = MONDAY + atMs;
-            assert.equal(await allowed(policy), expected, `at +${atMs} ms`);
-          }
-        });
-      }
-    });
-
-    test('a refusal is 429 with retry-after and the rate-limit headers', async () => {
-      const clock = new TestClock(MONDAY + 15_000);
-      const policy = make({ allow: 2, timeUnit: 'minute' }, clock);
-      const first = fakeContext();
-      await policy.admit!(first, {});
-      assert.deepEqual(first.responseHeaders, { 'x-ratelimit-limit-requests': '2', 'x-ratelimit-remaining-requests': '1', 'x-ratelimit-reset-requests': '45s' });
-      await policy.admit!(fakeContext(), {});
-      const refused = fakeContext();
-      await assert.rejects(Promise.resolve(policy.admit!(refused, {})), (err: GatewayError) => {
-        assert.ok(isQuotaViolation(err));
-        assert.equal(err.headers['retry-after'], '45');
-        assert.match(err.message, /Identifier : _default/);
-        return true;
+  describe('windows', () => {
+    const cases: { name: string; spec: Record<string, unknown>; steps: [atMs: number, allowed: boolean][] }[] = [
+      { name: 'top of the minute', spec: { allow: 2, timeUnit: 'minute' }, steps: [[0, true], [10_000, true], [59_999, false], [60_000, true]] },
+      { name: 'a 2-minute interval', spec: { allow: 1, interval: 2, timeUnit: 'minute' }, steps: [[0, true], [60_000, false], [119_999, false], [120_000, true]] },
+      { name: 'rolling window', spec: { allow: 2, timeUnit: 'minute', type: 'rollingwindow' }, steps: [[0, true], [30_000, true], [59_000, false], [60_100, true], [60_200, false], [90_100, true]] },
+      { name: 'flexi: from the first request', spec: { allow: 2, timeUnit: 'minute', type: 'flexi' }, steps: [[20_000, true], [30_000, true], [70_000, false], [80_000, true]] },
+      { name: 'calendar from a startTime', spec: { allow: 2, timeUnit: 'minute', type: 'calendar', startTime: new Date(MONDAY + 30_000).toISOString() }, steps: [[0, true], [10_000, true], [20_000, false], [30_000, true]] },
+      { name: 'week from Monday', spec: { allow: 1, timeUnit: 'week' }, steps: [[0, true], [6 * DAY, false], [7 * DAY, true]] },
+      // 2 June to 1 July.
+      { name: 'calendar month', spec: { allow: 1, timeUnit: 'month' }, steps: [[0, true], [29 * DAY - 1, false], [29 * DAY, true]] },
+    ];
+    for (const c of cases) {
+      test(c.name, async () => {
+        const clock = new TestClock(MONDAY);
+        const policy = make(c.spec, clock);
+        for (const [atMs, expected] of c.steps) {
+          clock.t = MONDAY + atMs;
+          assert.equal(await allowed(policy), expected, `at +${atMs} ms`);
+        }
       });
-      assert.equal(refused.responseHeaders['x-ratelimit-remaining-requests'], '0');
-    });
+    }
+  });
 
-    test('the identifier gives each value its own counter', async () => {
-      const clock = new TestClock(MONDAY);
-      const policy = make({ allow: 1, timeUnit: 'hour', identifier: { ref: 'request.header.x-tenant' } }, clock);
-      assert.equal(await allowed(policy, { headers: { 'x-tenant': 'a' } }), true);
-      assert.equal(await allowed(policy, { headers: { 'x-tenant': 'b' } }), true);
-      assert.equal(await allowed(policy, { headers: { 'x-tenant': 'a' } }), false);
+  test('a refusal is 429 with retry-after and the rate-limit headers', async () => {
+    const clock = new TestClock(MONDAY + 15_000);
+    const policy = make({ allow: 2, timeUnit: 'minute' }, clock);
+    const first = fakeContext();
+    await policy.admit!(first, {});
+    assert.deepEqual(first.responseHeaders, { 'x-ratelimit-limit-requests': '2', 'x-ratelimit-remaining-requests': '1', 'x-ratelimit-reset-requests': '45s' });
+    await policy.admit!(fakeContext(), {});
+    const refused = fakeContext();
+    await assert.rejects(Promise.resolve(policy.admit!(refused, {})), (err: GatewayError) => {
+      assert.ok(isQuotaViolation(err));
+      assert.equal(err.headers['retry-after'], '45');
+      assert.match(err.message, /Identifier : _default/);
+      return true;
     });
+    assert.equal(refused.responseHeaders['x-ratelimit-remaining-requests'], '0');
+  });
 
-    test('messageWeight counts a request as several', async () => {
-      const clock = new TestClock(MONDAY);
-      const policy = make({ allow: 10, timeUnit: 'hour', messageWeight: { ref: 'request.header.x-weight' } }, clock);
-      assert.equal(await allowed(policy, { headers: { 'x-weight': '6' } }), true);
-      assert.equal(await allowed(policy, { headers: { 'x-weight': '5' } }), false);
-      assert.equal(await allowed(policy, { headers: { 'x-weight': '4' } }), true);
-      assert.equal(await allowed(policy), false);
-    });
+  test('the identifier gives each value its own counter', async () => {
+    const clock = new TestClock(MONDAY);
+    const policy = make({ allow: 1, timeUnit: 'hour', identifier: { ref: 'request.header.x-tenant' } }, clock);
+    assert.equal(await allowed(policy, { headers: { 'x-tenant': 'a' } }), true);
+    assert.equal(await allowed(policy, { headers: { 'x-tenant': 'b' } }), true);
+    assert.equal(await allowed(policy, { headers: { 'x-tenant': 'a' } }), false);
+  });
 
-    test('enforceOnly checks and countOnly counts one shared counter', async () => {
+  test('messageWeight counts a request as several', async () => {
+    const clock = new TestClock(MONDAY);
+    const policy = make({ allow: 10, timeUnit: 'hour', messageWeight: { ref: 'request.header.x-weight' } }, clock);
+    assert.equal(await allowed(policy, { headers: { 'x-weight': '6' } }), true);
+    assert.equal(await allowed(policy, { headers: { 'x-weight': '5' } }), false);
+    assert.equal(await allowed(policy, { headers: { 'x-weight': '4' } }), true);
+    assert.equal(await allowed(policy), false);
+  });
+
+  test('enforceOnly checks and countOnly counts one shared counter', async () => {
+    const clock = new TestClock(MONDAY);
+    const shared = unique('shared');
+    const deps = testDeps(counters(), { now: clock.now });
+    const enforce = quota('enforce', { allow: 3, timeUnit: 'hour', sharedName: shared, enforceOnly: true }, deps);
+    const count = quota('count', { allow: 3, timeUnit: 'hour', sharedName: shared, countOnly: true, messageWeight: { ref: 'request.header.x-used' } }, deps);
+    assert.equal(await allowed(enforce), true);
+    assert.equal(await allowed(enforce), true, 'enforcing alone counts nothing');
+    assert.equal(await allowed(count, { headers: { 'x-used': '2' } }), true);
+    assert.equal(await allowed(enforce), true);
+    assert.equal(await allowed(count, { headers: { 'x-used': '2' } }), true, 'counting never refuses');
+    assert.equal(await allowed(enforce), false);
+  });
+
+  describe('usage (the quota report) reads what admit counts, and counts nothing', () => {
+    const types = [{}, { type: 'rollingwindow' }, { type: 'flexi' }, { type: 'calendar', startTime: new Date(MONDAY - 30_000).toISOString() }];
+    for (const extra of types) {
+      test(String(extra.type ?? 'calendar-aligned'), async () => {
+        const clock = new TestClock(MONDAY + 10_000);
+        const policy = make({ allow: 3, timeUnit: 'minute', ...extra }, clock);
+        const read = async () => (await policy.usage!(fakeContext(), {}))!;
+        assert.equal((await read()).used, 0);
+        clock.advance(1_000);
+        assert.equal(await allowed(policy), true);
+        assert.equal(await allowed(policy), true);
+        const u = await read();
+        assert.deepEqual({ used: u.used, remaining: u.remaining, window: u.window }, { used: 2, remaining: 1, window: extra.type === 'calendar' ? 'fixed' : (extra.type ?? 'fixed') });
+        assert.equal((await read()).used, 2);
+        assert.equal(await allowed(policy), true, 'reading left room for the third');
+        assert.equal(await allowed(policy), false);
+      });
+    }
+
+    test('an enforceOnly policy reads the counter its countOnly partner counts', async () => {
       const clock = new TestClock(MONDAY);
       const shared = unique('shared');
-      const deps = testDeps(handle.store, { now: clock.now });
+      const deps = testDeps(counters(), { now: clock.now });
       const enforce = quota('enforce', { allow: 3, timeUnit: 'hour', sharedName: shared, enforceOnly: true }, deps);
-      const count = quota('count', { allow: 3, timeUnit: 'hour', sharedName: shared, countOnly: true, messageWeight: { ref: 'request.header.x-used' } }, deps);
-      assert.equal(await allowed(enforce), true);
-      assert.equal(await allowed(enforce), true, 'enforcing alone counts nothing');
-      assert.equal(await allowed(count, { headers: { 'x-used': '2' } }), true);
-      assert.equal(await allowed(enforce), true);
-      assert.equal(await allowed(count, { headers: { 'x-used': '2' } }), true, 'counting never refuses');
-      assert.equal(await allowed(enforce), false);
-    });
-
-    describe('usage (the quota report) reads what admit counts, and counts nothing', () => {
-      const types = [{}, { type: 'rollingwindow' }, { type: 'flexi' }, { type: 'calendar', startTime: new Date(MONDAY - 30_000).toISOString() }];
-      for (const extra of types) {
-        test(String(extra.type ?? 'calendar-aligned'), async () => {
-          const clock = new TestClock(MONDAY + 10_000);
-          const policy = make({ allow: 3, timeUnit: 'minute', ...extra }, clock);
-          const read = async () => (await policy.usage!(fakeContext(), {}))!;
-          assert.equal((await read()).used, 0);
-          clock.advance(1_000);
-          assert.equal(await allowed(policy), true);
-          assert.equal(await allowed(policy), true);
-          const u = await read();
-          assert.deepEqual({ used: u.used, remaining: u.remaining, window: u.window }, { used: 2, remaining: 1, window: extra.type === 'calendar' ? 'fixed' : (extra.type ?? 'fixed') });
-          assert.equal((await read()).used, 2);
-          assert.equal(await allowed(policy), true, 'reading left room for the third');
-          assert.equal(await allowed(policy), false);
-        });
-      }
-
-      test('an enforceOnly policy reads the counter its countOnly partner counts', async () => {
-        const clock = new TestClock(MONDAY);
-        const shared = unique('shared');
-        const deps = testDeps(handle.store, { now: clock.now });
-        const enforce = quota('enforce', { allow: 3, timeUnit: 'hour', sharedName: shared, enforceOnly: true }, deps);
-        const count = quota('count', { allow: 3, timeUnit: 'hour', sharedName: shared, countOnly: true }, deps);
-        await allowed(count);
-        await allowed(count);
-        assert.equal((await enforce.usage!(fakeContext(), {}))!.used, 2);
-      });
-    });
-
-    test('useQuotaConfigInAPIProduct counts per app and operation set', async () => {
-      const clock = new TestClock(MONDAY);
-      const identity = new MemoryIdentitySource([
-        { name: unique('small'), spec: { apiProductRefs: [{ name: 'p' }], quota: { limit: 1, interval: 1, timeUnit: 'minute' }, llmOperations: { models: ['small'] } } },
-        { name: unique('large'), spec: { apiProductRefs: [{ name: 'p' }], quota: { limit: 2, interval: 1, timeUnit: 'minute' } } },
-        { name: unique('free'), spec: { apiProductRefs: [{ name: 'free' }] } },
-      ]);
-      const app1 = identity.add({ key: 'k1', appId: unique('app'), products: ['p', 'free'] });
-      const app2 = identity.add({ key: 'k2', appId: unique('app'), products: ['p'] });
-      const policy = quota(unique('product'), { useQuotaConfigInAPIProduct: true }, testDeps(handle.store, { now: clock.now, identity }));
-      assert.equal(policy.needsApiKey, true);
-      const [small, large] = app1.products[0].operationSets;
-      const state = (key: typeof app1, set: typeof small): ApimState => ({ key, product: key.products[0], operationSet: set });
-      assert.equal(await allowed(policy, {}, state(app1, small)), true);
-      assert.equal(await allowed(policy, {}, state(app1, small)), false);
-      assert.equal(await allowed(policy, {}, state(app2, small)), true, 'another app has its own counter');
-      assert.equal(await allowed(policy, {}, state(app1, large)), true, 'another operation set has its own counter');
-      assert.equal(await allowed(policy, {}, state(app1, large)), true);
-      assert.equal(await allowed(policy, {}, state(app1, large)), false);
-      assert.equal(await allowed(policy, {}, state(app1, app1.products[1].operationSets[0])), true, 'a set without a quota is not limited');
+      const count = quota('count', { allow: 3, timeUnit: 'hour', sharedName: shared, countOnly: true }, deps);
+      await allowed(count);
+      await allowed(count);
+      assert.equal((await enforce.usage!(fakeContext(), {}))!.used, 2);
     });
   });
-}
+
+  test('useQuotaConfigInAPIProduct counts per app and operation set', async () => {
+    const clock = new TestClock(MONDAY);
+    const identity = new MemoryIdentitySource([
+      { name: unique('small'), spec: { apiProductRefs: [{ name: 'p' }], quota: { limit: 1, interval: 1, timeUnit: 'minute' }, llmOperations: { models: ['small'] } } },
+      { name: unique('large'), spec: { apiProductRefs: [{ name: 'p' }], quota: { limit: 2, interval: 1, timeUnit: 'minute' } } },
+      { name: unique('free'), spec: { apiProductRefs: [{ name: 'free' }] } },
+    ]);
+    const app1 = identity.add({ key: 'k1', appId: unique('app'), products: ['p', 'free'] });
+    const app2 = identity.add({ key: 'k2', appId: unique('app'), products: ['p'] });
+    const policy = quota(unique('product'), { useQuotaConfigInAPIProduct: true }, testDeps(counters(), { now: clock.now, identity }));
+    assert.equal(policy.needsApiKey, true);
+    const [small, large] = app1.products[0].operationSets;
+    const state = (key: typeof app1, set: typeof small): ApimState => ({ key, product: key.products[0], operationSet: set });
+    assert.equal(await allowed(policy, {}, state(app1, small)), true);
+    assert.equal(await allowed(policy, {}, state(app1, small)), false);
+    assert.equal(await allowed(policy, {}, state(app2, small)), true, 'another app has its own counter');
+    assert.equal(await allowed(policy, {}, state(app1, large)), true, 'another operation set has its own counter');
+    assert.equal(await allowed(policy, {}, state(app1, large)), true);
+    assert.equal(await allowed(policy, {}, state(app1, large)), false);
+    assert.equal(await allowed(policy, {}, state(app1, app1.products[1].operationSets[0])), true, 'a set without a quota is not limited');
+  });
+});

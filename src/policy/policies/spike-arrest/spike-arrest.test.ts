@@ -1,9 +1,9 @@
 // SpikeArrest: smoothing (5ps is one per 200 ms), useEffectiveCount bursts, identifiers, weights, faults — on every backend.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GatewayError } from '../../../gateway/errors.js';
 import { MemoryCounterStore } from '../../../store/counters/memory.js';
-import { COUNTER_BACKENDS, type TestCounterStore } from '../../../store/counters/test-counter-stores.js';
+import { describeOnCounterBackends } from '../../../store/counters/test-counter-stores.js';
 import { MONDAY, TestClock, fakeContext, testDeps, unique, type FakeRequest } from '../../testing.js';
 import type { Policy } from '../../types.js';
 import { SPIKE_ARREST_FAULTS, spikeArrest } from './spike-arrest.js';
@@ -29,63 +29,56 @@ describe('config', () => {
   });
 });
 
-for (const backend of COUNTER_BACKENDS) {
-  describe(`on ${backend.name}`, { skip: backend.skip }, () => {
-    let handle: TestCounterStore;
-    before(async () => {
-      handle = await backend.create();
-    });
-    after(() => handle?.dispose());
+describeOnCounterBackends((counters) => {
 
-    const make = (spec: Record<string, unknown>, clock: TestClock) => spikeArrest(unique('sa'), spec, testDeps(handle.store, { now: clock.now }));
+  const make = (spec: Record<string, unknown>, clock: TestClock) => spikeArrest(unique('sa'), spec, testDeps(counters(), { now: clock.now }));
 
-    const cases: { name: string; spec: Record<string, unknown>; steps: [atMs: number, allowed: boolean][] }[] = [
-      { name: '5ps: one per 200 ms', spec: { rate: '5ps' }, steps: [[0, true], [100, false], [199, false], [200, true], [300, false], [400, true]] },
-      { name: '600pm: one per 100 ms', spec: { rate: '600pm' }, steps: [[0, true], [50, false], [100, true]] },
-      { name: 'useEffectiveCount: the whole second at once', spec: { rate: '3ps', useEffectiveCount: true }, steps: [[0, true], [1, true], [2, true], [3, false], [334, true], [335, false]] },
-    ];
-    for (const c of cases) {
-      test(c.name, async () => {
-        const clock = new TestClock(MONDAY);
-        const policy = make(c.spec, clock);
-        for (const [atMs, expected] of c.steps) {
-          clock.t = MONDAY + atMs;
-          assert.equal(await allowed(policy), expected, `at +${atMs} ms`);
-        }
-      });
-    }
-
-    test('a refusal is 429 with retry-after', async () => {
+  const cases: { name: string; spec: Record<string, unknown>; steps: [atMs: number, allowed: boolean][] }[] = [
+    { name: '5ps: one per 200 ms', spec: { rate: '5ps' }, steps: [[0, true], [100, false], [199, false], [200, true], [300, false], [400, true]] },
+    { name: '600pm: one per 100 ms', spec: { rate: '600pm' }, steps: [[0, true], [50, false], [100, true]] },
+    { name: 'useEffectiveCount: the whole second at once', spec: { rate: '3ps', useEffectiveCount: true }, steps: [[0, true], [1, true], [2, true], [3, false], [334, true], [335, false]] },
+  ];
+  for (const c of cases) {
+    test(c.name, async () => {
       const clock = new TestClock(MONDAY);
-      const policy = make({ rate: '1pm' }, clock);
-      await policy.admit!(fakeContext(), {});
-      clock.advance(15_000);
-      await assert.rejects(Promise.resolve(policy.admit!(fakeContext(), {})), (err: GatewayError) => {
-        assert.equal(err.code, 'policies.ratelimit.SpikeArrestViolation');
-        assert.equal(err.headers['retry-after'], '45');
-        return true;
-      });
+      const policy = make(c.spec, clock);
+      for (const [atMs, expected] of c.steps) {
+        clock.t = MONDAY + atMs;
+        assert.equal(await allowed(policy), expected, `at +${atMs} ms`);
+      }
     });
+  }
 
-    test('without an identifier all traffic shares one counter; with one, each value has its own', async () => {
-      const clock = new TestClock(MONDAY);
-      const global = make({ rate: '1ps' }, clock);
-      assert.equal(await allowed(global, { headers: { 'x-tenant': 'a' } }), true);
-      assert.equal(await allowed(global, { headers: { 'x-tenant': 'b' } }), false);
-      const perTenant = make({ rate: '1ps', identifier: { ref: 'request.header.x-tenant' } }, clock);
-      assert.equal(await allowed(perTenant, { headers: { 'x-tenant': 'a' } }), true);
-      assert.equal(await allowed(perTenant, { headers: { 'x-tenant': 'b' } }), true);
-      assert.equal(await allowed(perTenant, { headers: { 'x-tenant': 'a' } }), false);
-    });
-
-    test('messageWeight takes as many slots as the weight', async () => {
-      const clock = new TestClock(MONDAY);
-      const policy = make({ rate: '10ps', messageWeight: { ref: 'request.header.x-weight' } }, clock);
-      assert.equal(await allowed(policy, { headers: { 'x-weight': '3' } }), true);
-      clock.t = MONDAY + 250;
-      assert.equal(await allowed(policy), false, 'three slots of 100 ms are not over yet');
-      clock.t = MONDAY + 300;
-      assert.equal(await allowed(policy), true);
+  test('a refusal is 429 with retry-after', async () => {
+    const clock = new TestClock(MONDAY);
+    const policy = make({ rate: '1pm' }, clock);
+    await policy.admit!(fakeContext(), {});
+    clock.advance(15_000);
+    await assert.rejects(Promise.resolve(policy.admit!(fakeContext(), {})), (err: GatewayError) => {
+      assert.equal(err.code, 'policies.ratelimit.SpikeArrestViolation');
+      assert.equal(err.headers['retry-after'], '45');
+      return true;
     });
   });
-}
+
+  test('without an identifier all traffic shares one counter; with one, each value has its own', async () => {
+    const clock = new TestClock(MONDAY);
+    const global = make({ rate: '1ps' }, clock);
+    assert.equal(await allowed(global, { headers: { 'x-tenant': 'a' } }), true);
+    assert.equal(await allowed(global, { headers: { 'x-tenant': 'b' } }), false);
+    const perTenant = make({ rate: '1ps', identifier: { ref: 'request.header.x-tenant' } }, clock);
+    assert.equal(await allowed(perTenant, { headers: { 'x-tenant': 'a' } }), true);
+    assert.equal(await allowed(perTenant, { headers: { 'x-tenant': 'b' } }), true);
+    assert.equal(await allowed(perTenant, { headers: { 'x-tenant': 'a' } }), false);
+  });
+
+  test('messageWeight takes as many slots as the weight', async () => {
+    const clock = new TestClock(MONDAY);
+    const policy = make({ rate: '10ps', messageWeight: { ref: 'request.header.x-weight' } }, clock);
+    assert.equal(await allowed(policy, { headers: { 'x-weight': '3' } }), true);
+    clock.t = MONDAY + 250;
+    assert.equal(await allowed(policy), false, 'three slots of 100 ms are not over yet');
+    clock.t = MONDAY + 300;
+    assert.equal(await allowed(policy), true);
+  });
+});
