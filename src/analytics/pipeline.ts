@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { Registry } from 'prom-client';
 import { silentLogger, type Logger } from '../lib/logger.js';
+import { withTimeout } from '../lib/with-timeout.js';
 import { AnalyticsRecords, type Database } from '../store/index.js';
 import { backoffDelay } from './backoff.js';
 import { registerPipelineMetrics, type Outcome } from './pipeline-metrics.js';
@@ -36,14 +37,6 @@ const CLOSE_WAIT_MS = 5000;
 /** At most one drop log line per this interval (each carries the count), so a full disk cannot flood the log. */
 const DROP_LOG_INTERVAL_MS = 1000;
 const DELETION_LOG_INTERVAL_MS = 60_000;
-
-function timed<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
-  });
-  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
-}
 
 /**
  * Durability: the records finished in one event-loop turn are appended to the active segment with one synchronous
@@ -228,7 +221,7 @@ export class AnalyticsPipeline {
     clearInterval(this.#retentionTimer);
     if (!this.#spool) return;
     try {
-      await timed(this.flush(), CLOSE_WAIT_MS, 'the last analytics batch');
+      await withTimeout(this.flush(), CLOSE_WAIT_MS, 'the last analytics batch');
     } catch (err) {
       this.#logger.warn({ err, records: this.#pending }, 'analytics records stay in the spool until the next start');
     }
@@ -288,7 +281,7 @@ export class AnalyticsPipeline {
       let stored = 0;
       if (batch.lines.length > 0) {
         this.#oldestPendingAt = this.#finishedAt(batch.lines[0]);
-        stored = this.#dropRejected(await timed(this.#writer!.store(batch.lines, this.#settings.batchSize), this.#settings.writeTimeout, 'an analytics insert'));
+        stored = this.#dropRejected(await withTimeout(this.#writer!.store(batch.lines, this.#settings.batchSize), this.#settings.writeTimeout, 'an analytics insert'));
       }
       // A close() that gave up waiting has released the directory; a newer pipeline may own the checkpoint now.
       if (this.#released) return;

@@ -7,6 +7,7 @@ import { ConfigError, validateDocument, type Manifest } from '../config/manifest
 import type { GatewayHooks } from '../gateway/hooks.js';
 import type { RequestContext } from '../gateway/context.js';
 import type { Logger } from '../lib/logger.js';
+import { withTimeout } from '../lib/with-timeout.js';
 import type { RequestTracer } from '../telemetry/tracing.js';
 import { CachedAccessTokens, COUNTER_ERROR_OUTCOMES, createPolicyEngine, type CounterErrorOutcome, type IdentitySource, type KeyRecord, type PolicyEngine } from '../policy/index.js';
 import { AccessTokens, openCounterStore, openDatabase, type CounterStore, type Database, type Snapshot } from '../store/index.js';
@@ -231,14 +232,4 @@ export class ApiManagement {
     await this.caches.close();
     await this.db.close();
   }
-}
-
-/** `promise`, or a rejection after `ms` (the promise runs on; its late failure is ignored). */
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
-  });
-  promise.catch(() => {});
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
