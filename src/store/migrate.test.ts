@@ -1,16 +1,23 @@
-// Migrations on every backend: applied once, idempotent on reopen, atomic on failure, safe when replicas start together.
+// Migrations on every backend: applied once, idempotent on reopen, atomic on failure and on SIGKILL, safe when replicas start together.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { sql } from 'kysely';
+import { sql, type Kysely } from 'kysely';
+import { silentLogger } from '../lib/logger.js';
+import { parseDatabaseUrl } from './database-url.js';
 import { migrate } from './migrate.js';
+import { openPostgres } from './postgres-connection.js';
+import type { Tables } from './schema.js';
+import { openSqlite } from './sqlite-connection.js';
 import { MIGRATIONS } from './migrations/index.js';
 import type { Database } from './database.js';
 import { DATABASE_BACKENDS, type DatabaseBackend, type TestDatabase } from './test-databases.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const OPEN_DATABASE_MODULE = pathToFileURL(fileURLToPath(new URL('./open-database.ts', import.meta.url))).href;
+const CUT_CHILD = fileURLToPath(new URL('./test-migrate-cut.ts', import.meta.url));
 
 async function appliedIds(db: Database): Promise<number[]> {
   const rows = await db.kysely.selectFrom('tollgate_migrations').select('id').orderBy('id').execute();
@@ -49,6 +56,31 @@ async function openConcurrently(backend: DatabaseBackend, target: TestDatabase, 
       }),
   );
   assert.deepEqual(await Promise.all(exits), Array(count).fill(0));
+}
+
+/** A bare connection, without openDatabase's migrations. */
+function connect(target: TestDatabase): Kysely<Tables> {
+  const parsed = parseDatabaseUrl(target.url);
+  return parsed.dialect === 'sqlite' ? openSqlite(parsed.file) : openPostgres({ url: parsed.url, schema: target.schema }, silentLogger);
+}
+
+/** Runs test-migrate-cut.ts until its migration transaction reaches the cut, then SIGKILLs it there. */
+async function killAtCut(target: TestDatabase, index: number, where: 'between' | 'inside'): Promise<void> {
+  const child = spawn(process.execPath, ['--import', 'tsx', CUT_CHILD, target.url, target.schema ?? '', String(index), where], {
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const exited = once(child, 'exit');
+  child.stdout.setEncoding('utf8');
+  let said = '';
+  for await (const text of child.stdout) {
+    said += text;
+    if (said.includes('cut\n')) break;
+  }
+  assert.equal(said, 'cut\n', 'the child reached the cut');
+  child.kill('SIGKILL');
+  const [, signal] = await exited;
+  assert.equal(signal, 'SIGKILL');
 }
 
 for (const backend of DATABASE_BACKENDS) {
@@ -92,6 +124,36 @@ for (const backend of DATABASE_BACKENDS) {
         }
       });
     });
+
+    // A deploy killed mid-migration (OOM, a rollout's SIGKILL) must leave a database the next start can finish.
+    for (const cut of [
+      { where: 'between' as const, index: 1, upgrading: false, what: 'between two migrations of a new database' },
+      { where: 'inside' as const, index: 2, upgrading: true, what: 'inside a migration, after its DDL and before its version row, of an older database' },
+    ]) {
+      test(`killed ${cut.what}, the next start applies every migration and the schema works`, async () => {
+        await withFresh(backend, async (target) => {
+          if (cut.upgrading) {
+            // The database an older release left: only the migrations before the cut.
+            const older = connect(target);
+            try {
+              await migrate(older, parseDatabaseUrl(target.url).dialect, target.schema, MIGRATIONS.slice(0, cut.index));
+            } finally {
+              await older.destroy();
+            }
+          }
+          await killAtCut(target, cut.index, cut.where);
+          const db = await target.open({ listen: false });
+          try {
+            assert.deepEqual(await appliedIds(db), MIGRATIONS.map((m) => m.id));
+            await db.products.create({ name: 'after-the-kill' });
+            await sql`select count(*) from analytics_records`.execute(db.kysely);
+            await sql`select count(*) from oauth_access_tokens`.execute(db.kysely);
+          } finally {
+            await db.close();
+          }
+        });
+      });
+    }
 
     test('replicas opening a new database at the same time all succeed', async () => {
       await withFresh(backend, async (target) => {
