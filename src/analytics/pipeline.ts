@@ -13,7 +13,7 @@ import { openRecordWriter, type RecordWriter, type RecordWriterOptions } from '.
 import type { AnalyticsSettings } from './settings.js';
 import { Spool, type AppendOutcome, type SpoolLimits } from './spool.js';
 import { lockDirectory, readCheckpoint, segmentPath, writeCheckpoint } from './spool-files.js';
-import { scanBacklog, SpoolReader } from './spool-reader.js';
+import { scanBacklog, SpoolReader, type SpoolBatch } from './spool-reader.js';
 import type { StoreOutcome } from './store-lines.js';
 
 export interface AnalyticsPipelineOptions {
@@ -127,6 +127,7 @@ export class AnalyticsPipeline {
       const from = checkpoint ?? { segment: spool.firstSegment, offset: 0 };
       const backlog = scanBacklog(spool, from);
       this.#spool = spool;
+      if (spool.strays.length > 0) this.#logger.warn({ paths: spool.strays }, 'ignoring entries of the analytics directory named like segments that are not files');
       this.#reader = new SpoolReader(spool, from);
       // Segments the checkpoint has passed: deleted before the first batch is shipped (the chain orders them).
       void this.#exclusive(() => spool.removeBefore(from.segment).catch(this.#deletionFailed));
@@ -277,17 +278,18 @@ export class AnalyticsPipeline {
         if (this.#pending === 0) this.#oldestPendingAt = 0;
         return;
       }
-      if (batch.torn > 0) this.#logger.warn({ lines: batch.torn }, 'skipped analytics lines cut short by a crash while being written');
-      let stored = 0;
+      let outcome: StoreOutcome = { stored: 0, unreadable: [], refused: [] };
       if (batch.lines.length > 0) {
         this.#oldestPendingAt = this.#finishedAt(batch.lines[0]);
-        stored = this.#dropRejected(await withTimeout(this.#writer!.store(batch.lines, this.#settings.batchSize), this.#settings.writeTimeout, 'an analytics insert'));
+        outcome = await withTimeout(this.#writer!.store(batch.lines, this.#settings.batchSize), this.#settings.writeTimeout, 'an analytics insert');
       }
       // A close() that gave up waiting has released the directory; a newer pipeline may own the checkpoint now.
       if (this.#released) return;
       await writeCheckpoint(spool.dir, batch.end);
       reader.commit(batch.end);
-      this.#counts.written += stored;
+      // Reported once the batch is behind the checkpoint, so a batch retried after a failure is not reported twice.
+      this.#reportDamage(batch, outcome.unreadable);
+      this.#counts.written += this.#dropRefused(outcome);
       this.#pending = Math.max(0, this.#pending - batch.lines.length);
       if (this.#pending === 0) this.#oldestPendingAt = 0;
       // The batch is stored whatever happens to its files: a segment that cannot be deleted is retried next time.
@@ -298,9 +300,21 @@ export class AnalyticsPipeline {
     }
   }
 
-  /** Counts and logs what the store dropped; returns how many records it stored. */
-  #dropRejected(outcome: StoreOutcome): number {
-    if (outcome.unreadable > 0) this.#drop(outcome.unreadable, 'spooled lines could not be read back');
+  /** One warning per damaged line, in file order, naming where it is (to be looked at); the record it held is lost. */
+  #reportDamage(batch: SpoolBatch, unreadable: readonly number[]): void {
+    if (batch.damaged.length === 0 && unreadable.length === 0) return;
+    const skipped = [
+      ...batch.damaged.map((at) => ({ at, reason: 'no newline where a record should end: an append cut short by a crash, or garbage' })),
+      ...unreadable.map((i) => ({ at: batch.at[i], reason: 'not an analytics record' })),
+    ].sort((a, b) => a.at.segment - b.at.segment || a.at.offset - b.at.offset);
+    for (const { at, reason } of skipped) {
+      this.#logger.warn({ file: segmentPath(this.#settings.directory, at.segment), offset: at.offset, reason }, 'skipped a damaged analytics spool line');
+    }
+    this.#drop(skipped.length, 'damaged spool lines were skipped');
+  }
+
+  /** Counts and logs what the database refused; returns how many records it stored. */
+  #dropRefused(outcome: StoreOutcome): number {
     for (const { id, message } of outcome.refused) {
       this.#logger.error({ err: { message }, id }, 'the database refused an analytics record');
       this.#drop(1, 'the database refused the record');

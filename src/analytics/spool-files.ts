@@ -17,24 +17,32 @@ export function segmentPath(dir: string, segment: number): string {
   return join(dir, `${String(segment).padStart(12, '0')}.jsonl`);
 }
 
-/** Segment number → size in bytes, in increasing order. */
-export function listSegments(dir: string): Map<number, number> {
+export interface SegmentListing {
+  /** Segment number → size in bytes, in increasing order: the regular files named like segments. */
+  sizes: Map<number, number>;
+  /** Anything else named like a segment (a directory, a FIFO, a device): never read, and new segments are numbered past it. */
+  strays: number[];
+}
+
+export function listSegments(dir: string): SegmentListing {
   const found: number[] = [];
   for (const name of readdirSync(dir)) {
     const m = SEGMENT_FILE.exec(name);
     if (m) found.push(Number(m[1]));
   }
   found.sort((a, b) => a - b);
-  const sizes = new Map<number, number>();
+  const listing: SegmentListing = { sizes: new Map(), strays: [] };
   for (const s of found) {
     try {
-      sizes.set(s, statSync(segmentPath(dir, s)).size);
+      const stat = statSync(segmentPath(dir, s));
+      if (stat.isFile()) listing.sizes.set(s, stat.size);
+      else listing.strays.push(s);
     } catch (err) {
       // Stored and being deleted by an earlier pipeline's last unlink: not a segment any more.
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
   }
-  return sizes;
+  return listing;
 }
 
 export function readCheckpoint(dir: string): Position | undefined {

@@ -5,19 +5,28 @@ import { segmentPath, type Position } from './spool-files.js';
 
 export interface SpoolBatch {
   lines: string[];
+  /** Where each line starts, for a warning that names a line the store cannot read. */
+  at: Position[];
   /** Where the batch ends: the checkpoint to write once its records are stored. */
   end: Position;
-  /** Lines cut short by a crash mid-write (never acknowledged to anyone) that were skipped. */
-  torn: number;
+  /**
+   * Where each skipped damaged line starts: a segment's last line without its newline (an append cut short by a
+   * crash), or a run of bytes longer than any record without a newline (garbage, or blocks a power loss left unwritten).
+   */
+  damaged: Position[];
 }
 
 /** Records are well under 4 KiB (model names are clipped), so one read holds hundreds of them. */
 const CHUNK = 1024 * 1024;
 const NEWLINE = 0x0a;
+/** Lines per read when counting the backlog: a MiB-sized chunk's worth. */
+const BACKLOG_BATCH = 10_000;
 
 /**
  * Reads are synchronous: the data comes from the page cache (it was written moments ago), and one read(2) of a
  * batch costs less than the thread-pool round trips of an async open/read/close. The open segment is kept open.
+ * Only what the spool accounts for is read: its sealed segments up to their size, the active one up to what has
+ * been appended.
  */
 export class SpoolReader {
   readonly #spool: Spool;
@@ -45,43 +54,50 @@ export class SpoolReader {
    * segment is read up to what appendLines() had finished writing when the call began, so never half a line.
    */
   read(max: number): SpoolBatch {
-    const lines: string[] = [];
+    const batch: SpoolBatch = { lines: [], at: [], end: this.#position, damaged: [] };
+    const { lines } = batch;
     let { segment, offset } = this.#position;
-    let torn = 0;
     const active = this.#spool.activeSegment;
     const activeEnd = this.#spool.activeSize;
-    while (lines.length < max && segment <= active) {
-      const sealed = segment < active;
+    /** Inside a damaged line already reported: its bytes up to the next newline are skipped too. */
+    let skipping = false;
+    while (lines.length < max) {
+      const size = segment === active ? activeEnd : this.#spool.sealedSize(segment);
       // Sized to what the batch can use (records average well under 1 KiB), so a batch does not read a MiB it drops;
-      // never below 64 KiB, far above a record's 4 KiB bound, so one chunk always holds a whole line.
+      // never below 64 KiB, far above a record's 4 KiB bound, so a chunk without a newline is never a record.
       const want = Math.min(CHUNK, Math.max(64 * 1024, (max - lines.length) * 1024));
-      const length = sealed ? want : Math.min(want, activeEnd - offset);
-      if (length <= 0) break;
-      const chunk = this.#readAt(segment, offset, length);
-      let used = 0;
-      if (chunk) {
-        for (let nl = chunk.indexOf(NEWLINE); nl !== -1 && lines.length < max; nl = chunk.indexOf(NEWLINE, used)) {
-          if (nl > used) lines.push(chunk.toString('utf8', used, nl));
-          used = nl + 1;
-        }
-        offset += used;
-      }
-      if (lines.length >= max) break;
-      if (chunk && chunk.length === length) {
-        if (used === 0) {
-          // A whole chunk without a newline is not a record; skip it (the rest of it then fails to parse and is counted).
-          torn++;
-          offset += chunk.length;
-        }
+      const chunk = size !== undefined && offset < size ? this.#readAt(segment, offset, Math.min(want, size - offset)) : undefined;
+      if (!chunk || chunk.length === 0) {
+        // The end of this segment, or it is gone (deleted, never created, emptied under us).
+        if (segment >= active) break;
+        segment = this.#spool.segmentAfter(segment);
+        offset = 0;
+        skipping = false;
         continue;
       }
-      if (!sealed) break;
-      // End of a sealed segment: a last line without its newline is a write cut short by a crash.
-      if (chunk && used < chunk.length) torn++;
-      segment++;
-      offset = 0;
+      let used = 0;
+      if (skipping) {
+        const nl = chunk.indexOf(NEWLINE);
+        used = nl === -1 ? chunk.length : nl + 1;
+        skipping = nl === -1;
+      }
+      for (let nl = chunk.indexOf(NEWLINE, used); nl !== -1 && lines.length < max; nl = chunk.indexOf(NEWLINE, used)) {
+        if (nl > used) {
+          lines.push(chunk.toString('utf8', used, nl));
+          batch.at.push({ segment, offset: offset + used });
+        }
+        used = nl + 1;
+      }
+      if (used === 0) {
+        // Not one newline: no record is this long, and only a sealed segment can end without one.
+        batch.damaged.push({ segment, offset });
+        skipping = true;
+        used = chunk.length;
+      }
+      offset += used;
     }
-    return { lines, end: { segment, offset }, torn };
+    batch.end = { segment, offset };
+    return batch;
   }
 
   /** Releases the open segment. */
@@ -109,37 +125,22 @@ export class SpoolReader {
   }
 }
 
-/** How many complete lines lie after `from`, and the first of them (start-up only, so synchronous). */
+/** How many lines the reader will return after `from`, and the first of them (start-up only, so synchronous). */
 export function scanBacklog(spool: Spool, from: Position): { lines: number; first?: string } {
+  const reader = new SpoolReader(spool, from);
   let lines = 0;
   let first: string | undefined;
-  const buf = Buffer.allocUnsafe(CHUNK);
-  for (const segment of spool.sealedSegments()) {
-    if (segment < from.segment) continue;
-    let fd: number;
-    try {
-      fd = openSync(segmentPath(spool.dir, segment), 'r');
-    } catch {
-      continue;
+  try {
+    for (;;) {
+      const batch = reader.read(BACKLOG_BATCH);
+      first ??= batch.lines[0];
+      lines += batch.lines.length;
+      // A short batch reached the end.
+      if (batch.lines.length < BACKLOG_BATCH) break;
+      reader.commit(batch.end);
     }
-    try {
-      let pos = segment === from.segment ? from.offset : 0;
-      for (let n = readSync(fd, buf, 0, CHUNK, pos); n > 0; n = readSync(fd, buf, 0, CHUNK, pos)) {
-        let start = 0;
-        for (let nl = buf.indexOf(NEWLINE); nl !== -1 && nl < n; nl = buf.indexOf(NEWLINE, start)) {
-          if (nl > start) {
-            first ??= buf.toString('utf8', start, nl);
-            lines++;
-          }
-          start = nl + 1;
-        }
-        if (start === 0 && n === CHUNK) start = n;
-        pos += start;
-        if (n < CHUNK) break;
-      }
-    } finally {
-      closeSync(fd);
-    }
+  } finally {
+    reader.close();
   }
   return { lines, first };
 }

@@ -36,14 +36,18 @@ export class Spool {
   #unsynced: number[] = [];
   /** The last write or open error, for the drop log line. */
   lastError: Error | undefined;
+  /** Entries named like segments that are not files: never read; the pipeline warns about them. */
+  readonly strays: readonly string[];
 
   /** `after`: the new segment's number must exceed it (the checkpoint may name a segment already deleted). */
   constructor(dir: string, limits: SpoolLimits, after = 0) {
     this.dir = dir;
     this.#limits = limits;
-    this.#sealed = listSegments(dir);
+    const { sizes, strays } = listSegments(dir);
+    this.#sealed = sizes;
+    this.strays = strays.map((s) => segmentPath(dir, s));
     for (const size of this.#sealed.values()) this.#diskBytes += size;
-    this.#active = Math.max(after, ...this.#sealed.keys()) + 1;
+    this.#active = Math.max(after, ...this.#sealed.keys(), ...strays) + 1;
     this.#open();
   }
 
@@ -72,6 +76,17 @@ export class Spool {
 
   sealedSegments(): IterableIterator<number> {
     return this.#sealed.keys();
+  }
+
+  /** The bytes a sealed segment holds (what was written to it, or its size when listed at start); undefined when it is not one. */
+  sealedSize(segment: number): number | undefined {
+    return this.#sealed.get(segment);
+  }
+
+  /** The segment the reader goes on to after `segment`: the next sealed one, or the active one. */
+  segmentAfter(segment: number): number {
+    for (const s of this.#sealed.keys()) if (s > segment) return s;
+    return this.#active;
   }
 
   /**

@@ -5,8 +5,8 @@ import { recordRow } from './record.js';
 
 export interface StoreOutcome {
   stored: number;
-  /** Lines that no longer parse as a record (a damaged spool): dropped. */
-  unreadable: number;
+  /** Where in the batch the lines that do not parse as a record are (a damaged spool): dropped. */
+  unreadable: number[];
   /** Records the database refused as data (retrying cannot help): dropped. */
   refused: { id: string; message: string }[];
 }
@@ -19,10 +19,10 @@ function refusesData(err: unknown): boolean {
   return code.startsWith('SQLITE_CONSTRAINT') || code === 'SQLITE_MISMATCH' || code === 'SQLITE_TOOBIG';
 }
 
-function parseLines(lines: readonly string[]): { rows: AnalyticsRecordRow[]; unreadable: number } {
+function parseLines(lines: readonly string[]): { rows: AnalyticsRecordRow[]; unreadable: number[] } {
   const rows: AnalyticsRecordRow[] = [];
-  let unreadable = 0;
-  for (const line of lines) {
+  const unreadable: number[] = [];
+  lines.forEach((line, i) => {
     let row: AnalyticsRecordRow | undefined;
     try {
       row = recordRow(JSON.parse(line));
@@ -30,8 +30,8 @@ function parseLines(lines: readonly string[]): { rows: AnalyticsRecordRow[]; unr
       row = undefined;
     }
     if (row) rows.push(row);
-    else unreadable++;
-  }
+    else unreadable.push(i);
+  });
   return { rows, unreadable };
 }
 
