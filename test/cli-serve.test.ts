@@ -6,6 +6,7 @@ import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
+import { createServer } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, freePortRange } from '../src/lib/ports.js';
@@ -228,6 +229,35 @@ spec:
         assert.match(lines[0], /--tls-cert and --tls-key go together/);
         assert.doesNotMatch(cli.stdout, /tollgate is serving/);
       } finally {
+        await kill(cli.child);
+      }
+    }
+  });
+
+  // Before: exit code 1 with Node's bare "listen EADDRINUSE" (and the listeners, database and analytics thread
+  // opened before it left to the forced exit).
+  test('a port that is taken (--port, --admin-port, --extproc-port): exit code 2 and one line naming the flag and address', async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'good.yaml');
+    await writeFile(file, poolAndModel('http://127.0.0.1:9'));
+    for (const flag of ['--port', '--admin-port', '--extproc-port']) {
+      const taken = createServer();
+      await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+      const takenPort = (taken.address() as { port: number }).port;
+      const [port, adminPort, extprocPort] = await freePorts(3);
+      const ports = { '--port': port, '--admin-port': adminPort, '--extproc-port': extprocPort, [flag]: takenPort };
+      const args = Object.entries(ports).flatMap(([f, p]) => [f, String(p)]);
+      const cli = runCli(['serve', '--config', file, ...args, '--db', `sqlite:${join(dir, 't.db')}`], dir);
+      try {
+        assert.equal(await exitCode(cli), 2, `${flag}: ${cli.stderr}`);
+        const lines = cli.stderr.trimEnd().split('\n');
+        assert.equal(lines.length, 1, cli.stderr);
+        // The data plane and ext_proc listen on every interface, the admin API (without a token) on loopback.
+        const host = flag === '--admin-port' ? '127\\.0\\.0\\.1' : '0\\.0\\.0\\.0';
+        assert.match(lines[0], new RegExp(`^tollgate: ${flag}: cannot listen on ${host}:${takenPort}: the address is already in use$`));
+        assert.doesNotMatch(cli.stdout, /tollgate is serving/);
+      } finally {
+        taken.close();
         await kill(cli.child);
       }
     }

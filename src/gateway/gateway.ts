@@ -18,7 +18,7 @@ import { DataPlane } from './data-plane.js';
 import { startExtprocServer, type ExtprocServer, type ExtprocServerOptions } from '../extproc/server.js';
 import { extensionChain, type ExtensionChain } from '../extproc/extension-chain.js';
 import { composeHooks } from '../extproc/compose-hooks.js';
-import { applyListenerTimeouts, createListener, listen, type TlsFiles } from './listen.js';
+import { applyListenerTimeouts, createListener, listen, openListener, type TlsFiles } from './listen.js';
 import { UpstreamPools } from './upstream-pools.js';
 import { AnalyticsPipeline, registerAnalyticsRoutes } from '../analytics/index.js';
 import { isMemoryDatabase } from '../store/index.js';
@@ -163,13 +163,18 @@ export class Gateway {
     } catch (err) {
       throw new ConfigError([`analytics.directory ${this.analytics!.directory}: ${(err as Error).message}`]);
     }
-    this.#server = createListener(this.dataPlane.handle, settings.server, o.tls);
-    this.port = await listen(this.#server, o.port ?? 8080, o.host ?? '0.0.0.0');
-    this.#adminServer = createListener(this.admin.handle, settings.server);
-    this.adminPort = await listen(this.#adminServer, o.adminPort ?? 8081, o.adminHost ?? (o.adminToken ? '0.0.0.0' : '127.0.0.1'));
+    const server = (this.#server = createListener(this.dataPlane.handle, settings.server, o.tls));
+    const [host, port] = [o.host ?? '0.0.0.0', o.port ?? 8080];
+    this.port = await openListener('data plane', host, port, () => listen(server, port, host));
+    const adminServer = (this.#adminServer = createListener(this.admin.handle, settings.server));
+    const [adminHost, adminPort] = [o.adminHost ?? (o.adminToken ? '0.0.0.0' : '127.0.0.1'), o.adminPort ?? 8081];
+    this.adminPort = await openListener('admin', adminHost, adminPort, () => listen(adminServer, adminPort, adminHost));
     if (o.extprocPort !== undefined) {
-      this.#extproc = await startExtprocServer({ dataPlane: this.dataPlane, logger: this.logger }, { host: o.host, ...o.extproc, port: o.extprocPort });
-      this.extprocPort = this.#extproc.port;
+      const extproc = { host, ...o.extproc, port: o.extprocPort };
+      this.extprocPort = await openListener('ext_proc', extproc.host, extproc.port, async () => {
+        this.#extproc = await startExtprocServer({ dataPlane: this.dataPlane, logger: this.logger }, extproc);
+        return this.#extproc.port;
+      });
     }
     // One scrape round before the first request: endpoints are only picked once their metrics are known.
     this.picker.start();
@@ -283,9 +288,10 @@ export class Gateway {
     await this.#pools.close();
     this.#chain.close();
     await this.analytics?.close();
+    // API management started with the tracer, so it closes before it.
+    await this.apim.close();
     await Promise.all([this.#tracer, ...this.#retiredTracers].map((t) => t.shutdown()));
     this.#retiredTracers.clear();
-    await this.apim.close();
     if (this.#tempAnalyticsDir) rmSync(this.#tempAnalyticsDir, { recursive: true, force: true });
   }
 }
@@ -295,27 +301,37 @@ function sameTracing(a: GatewaySettings['tracing'], b: GatewaySettings['tracing'
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
-/** Loads the configuration (ConfigError on a bad one), opens the listeners, starts watching. */
+/**
+ * Loads the configuration (ConfigError on a bad one), opens the listeners (ListenError when one cannot open), starts
+ * watching. A start that fails closes what it had opened, in reverse order, so it leaves nothing behind.
+ */
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const config = loadConfig(options.configPaths, options.manifests);
   const logger = options.logger ?? silentLogger;
   const registry = new Registry();
-  // Made first: the policy engine gives each request policy a span of its own with it.
-  const tracer = createRequestTracer(config.settings.tracing, logger);
-  let apim: ApiManagement;
+  const opened: (() => Promise<void>)[] = [];
   try {
-    apim = await ApiManagement.open(
+    // Made first: the policy engine gives each request policy a span of its own with it.
+    const tracer = createRequestTracer(config.settings.tracing, logger);
+    opened.push(() => tracer.shutdown());
+    const apim = await ApiManagement.open(
       { db: options.db ?? 'sqlite::memory:', dbSchema: options.dbSchema, redis: options.redis, redisKeyPrefix: options.redisKeyPrefix, logger, registry, tracer },
       config.manifests,
     );
+    opened.push(() => apim.close());
+    const gateway = new Gateway(options, config, apim, registry, logger, tracer);
+    // From here the gateway owns the tracer and API management, and closes them with the rest.
+    opened.splice(0, opened.length, () => gateway.close());
+    if (!config.manifests.some((m) => m.kind === 'APIMExtensionPolicy')) {
+      gateway.logger.warn('no APIMExtensionPolicy is configured: this is a plain inference gateway and no credentials are asked for');
+    }
+    await gateway.listen();
+    return gateway;
   } catch (err) {
-    await tracer.shutdown();
+    for (const close of opened.reverse()) {
+      // The start's own failure is the one to report; one of closing is only logged.
+      await close().catch((closeErr: unknown) => logger.warn({ err: closeErr }, 'closing after a failed start failed'));
+    }
     throw err;
   }
-  const gateway = new Gateway(options, config, apim, registry, logger, tracer);
-  if (!config.manifests.some((m) => m.kind === 'APIMExtensionPolicy')) {
-    gateway.logger.warn('no APIMExtensionPolicy is configured: this is a plain inference gateway and no credentials are asked for');
-  }
-  await gateway.listen();
-  return gateway;
 }

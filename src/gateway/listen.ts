@@ -72,6 +72,44 @@ export function createListener(handler: RequestListener, settings: GatewaySettin
   return server;
 }
 
+/** The gateway's listeners, as a failure to open one names them. */
+export type ListenerName = 'data plane' | 'admin' | 'ext_proc';
+
+/** What the usual reasons a listener cannot open mean to whoever chose its port. */
+const LISTEN_FAILURES: Record<string, string> = {
+  EADDRINUSE: 'the address is already in use',
+  EACCES: 'permission denied',
+  EADDRNOTAVAIL: 'the address is not one of this machine\'s',
+};
+
+/** A listener that could not open its address (taken, not permitted, not on this machine): which one, where, why. */
+export class ListenError extends Error {
+  readonly listener: ListenerName;
+  readonly host: string;
+  readonly port: number;
+  readonly code: string | undefined;
+  readonly reason: string;
+
+  constructor(listener: ListenerName, host: string, port: number, cause: NodeJS.ErrnoException) {
+    const reason = LISTEN_FAILURES[cause.code ?? ''] ?? cause.message;
+    super(`the ${listener} listener cannot open ${host}:${port}: ${reason}`, { cause });
+    this.listener = listener;
+    this.host = host;
+    this.port = port;
+    this.code = cause.code;
+    this.reason = reason;
+  }
+}
+
+/** Runs `open` (a listener's listen, resolving with its port); its failure becomes a ListenError naming the listener. */
+export async function openListener(listener: ListenerName, host: string, port: number, open: () => Promise<number>): Promise<number> {
+  try {
+    return await open();
+  } catch (err) {
+    throw new ListenError(listener, host, port, err as NodeJS.ErrnoException);
+  }
+}
+
 export function listen(server: Server, port: number, host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
