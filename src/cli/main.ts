@@ -14,18 +14,28 @@ export async function main(argv: string[]): Promise<number> {
     .configureOutput({ outputError: (str, write) => write(str.split('\n')[0] + '\n') })
     .showHelpAfterError(false);
   for (const cmd of [serveCommand(), simCommand(), demoCommand(), applyCommand(), analyticsCommand(), benchCommand()]) {
-    program.addCommand(cmd.exitOverride());
+    program.addCommand(withExitOverride(cmd));
   }
   try {
     await program.parseAsync(argv, { from: 'user' });
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
-      // A refusal from the gateway is not a usage error: apply keeps its own exit code there.
-      if (err.code === 'tollgate.apply') return err.exitCode;
+      // A command's own failure (apply's refusal from the gateway, an unreachable gateway) is not a usage error: it
+      // keeps the exit code the command chose.
+      if (err.code.startsWith('tollgate.')) return err.exitCode;
       return err.exitCode === 0 ? 0 : 2;
     }
     throw err;
   }
   return 0;
+}
+
+/**
+ * Commands nested under a command (`bench decision`) were created before their parent's exitOverride and do not
+ * inherit it: without their own, commander ends the process with code 1 on a bad flag.
+ */
+function withExitOverride(cmd: Command): Command {
+  for (const sub of cmd.commands) withExitOverride(sub);
+  return cmd.exitOverride();
 }
