@@ -5,28 +5,44 @@ import type { Registry } from 'prom-client';
 import type { RequestContext } from '../gateway/context.js';
 import { FastCounter } from './fast-metrics.js';
 
-/** Which policy kind raised an Apigee fault code, by the code's prefix. */
+/**
+ * Which policy kind raised an Apigee fault code, by the code's prefix (the first match wins, so a more specific
+ * prefix comes before its namespace). Two codes are raised by two kinds each and count under the first kind named:
+ * keymanagement.service.invalid_client-app_not_approved (VerifyAPIKey, OAuthV2) and
+ * steps.sanitize.ClassifierUnavailable (SanitizeUserPrompt, SanitizeModelResponse).
+ */
 const POLICY_OF_FAULT: [prefix: string, policy: string][] = [
   ['policies.ratelimit.SpikeArrest', 'SpikeArrest'],
   ['policies.ratelimit.', 'Quota'],
   ['policies.llmtokenquota.', 'LLMTokenQuota'],
   ['policies.prompttokenlimit.', 'PromptTokenLimit'],
   ['steps.oauth.v2.', 'VerifyAPIKey'],
+  ['oauth.v2.InsufficientScope', 'OAuthV2'],
+  ['oauth.v2.InvalidAccessToken', 'OAuthV2'],
+  ['oauth.v2.invalid_', 'OAuthV2'],
+  ['oauth.v2.unsupported_grant_type', 'OAuthV2'],
   ['oauth.v2.', 'VerifyAPIKey'],
   ['keymanagement.service.invalid_access_token', 'OAuthV2'],
   ['keymanagement.service.access_token', 'OAuthV2'],
+  ['keymanagement.service.InvalidAPICallAsNoApiProductMatchFound', 'OAuthV2'],
   ['keymanagement.service.', 'VerifyAPIKey'],
+  ['steps.jwt.SigningFailed', 'GenerateJWT'],
   ['steps.jwt.', 'VerifyJWT'],
   ['steps.oasvalidation.', 'OASValidation'],
   ['accesscontrol.', 'AccessControl'],
+  ['steps.cors.', 'CORS'],
+  ['steps.assignmessage.', 'AssignMessage'],
+  ['steps.keyvaluemapoperations.', 'KeyValueMapOperations'],
   ['steps.javascript.', 'JavaScript'],
   ['steps.servicecallout.', 'ServiceCallout'],
-  ['steps.sanitize', 'Sanitize'],
+  ['steps.tokeninjection.', 'TokenInjection'],
+  ['steps.sanitize.ModelResponse', 'SanitizeModelResponse'],
+  ['steps.sanitize.', 'SanitizeUserPrompt'],
 ];
 
 export function policyOfFault(code: string): string | undefined {
   for (const [prefix, policy] of POLICY_OF_FAULT) if (code.startsWith(prefix)) return policy;
-  // Any other dotted code is a policy's too; its namespace names it well enough.
+  // Any other dotted code is a policy's too (a custom one); its namespace names it well enough.
   return code.includes('.') ? code.split('.').slice(0, -1).join('.') : undefined;
 }
 
