@@ -163,7 +163,8 @@ export class Gateway {
     } catch (err) {
       throw new ConfigError([`analytics.directory ${this.analytics!.directory}: ${(err as Error).message}`]);
     }
-    const server = (this.#server = createListener(this.dataPlane.handle, settings.server, o.tls));
+    const faultFormat = () => this.dataPlane.hooks.faultFormat?.();
+    const server = (this.#server = createListener(this.dataPlane.handle, settings.server, { tls: o.tls, faultFormat }));
     const [host, port] = [o.host ?? '0.0.0.0', o.port ?? 8080];
     this.port = await openListener('data plane', host, port, () => listen(server, port, host));
     const adminServer = (this.#adminServer = createListener(this.admin.handle, settings.server));

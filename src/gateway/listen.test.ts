@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { STATUS_CODES, type RequestListener, type ServerResponse } from 'node:http';
 import { DEFAULT_SETTINGS, type GatewaySettings } from '../config/settings.js';
-import { applyListenerTimeouts, createListener, listen } from './listen.js';
+import { applyListenerTimeouts, createListener, listen, type ListenerOptions } from './listen.js';
 
 test('reloaded server timeouts apply to a listener that is already open', async () => {
   const server = createListener((_req, res) => res.end('ok'), { ...DEFAULT_SETTINGS.server, headersTimeout: 10_000, bodyTimeout: 30_000, keepAliveTimeout: 5000 });
@@ -52,8 +52,13 @@ function firstAnswer(text: string): { status: number; headers: Record<string, st
   return { status: Number(statusLine.split(' ')[1]), headers, body: JSON.parse(rest.slice(0, Number(headers['content-length']))) };
 }
 
-async function withListener(handler: RequestListener, settings: Partial<GatewaySettings['server']>, fn: (port: number) => Promise<void>): Promise<void> {
-  const server = createListener(handler, { ...DEFAULT_SETTINGS.server, ...settings });
+async function withListener(
+  handler: RequestListener,
+  settings: Partial<GatewaySettings['server']>,
+  fn: (port: number) => Promise<void>,
+  options?: ListenerOptions,
+): Promise<void> {
+  const server = createListener(handler, { ...DEFAULT_SETTINGS.server, ...settings }, options);
   const port = await listen(server, 0, '127.0.0.1');
   try {
     await fn(port);
@@ -80,6 +85,32 @@ test('requests node:http refuses before the handler are answered in the document
       assert.match(answer.headers['x-request-id'] ?? '', /^[0-9a-f-]{36}$/, `x-request-id on the ${status}`);
     }
   });
+});
+
+test('with the Apigee fault format configured, those answers are in its shape too (as every other refusal is)', async () => {
+  let format: 'openai' | 'apigee' = 'apigee';
+  await withListener(
+    (_req, res) => res.end('ok'),
+    {},
+    async (port) => {
+      for (const [request, code] of [
+        ['GARBAGE\r\n\r\n', 'invalid_request'],
+        ['CONNECT 127.0.0.1:1 HTTP/1.1\r\nhost: x\r\n\r\n', 'method_not_allowed'],
+      ]) {
+        const { body } = firstAnswer((await exchange(port, [request])).text) as unknown as {
+          body: { fault: { faultstring: string; detail: { errorcode: string } }; error: { message: string; type: string; code: string } };
+        };
+        const message = body.error.message;
+        assert.ok(message, request);
+        assert.deepEqual(body, { fault: { faultstring: message, detail: { errorcode: code } }, error: { message, type: 'invalid_request_error', code } });
+      }
+      // Read at each answer: a reload that changes the format applies to the next one.
+      format = 'openai';
+      const { body } = firstAnswer((await exchange(port, ['GARBAGE\r\n\r\n'])).text);
+      assert.deepEqual(Object.keys(body), ['error']);
+    },
+    { faultFormat: () => format },
+  );
 });
 
 test('a client that stops halfway through its headers gets its 408 about headersTimeout later, not up to 30 s later', async () => {

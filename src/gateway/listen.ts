@@ -5,6 +5,7 @@ import type { Duplex } from 'node:stream';
 import { createServer as createHttpsServer } from 'node:https';
 import { readFileSync } from 'node:fs';
 import type { GatewaySettings } from '../config/settings.js';
+import { GatewayError, gatewayError, type FaultFormat } from './errors.js';
 
 export interface TlsFiles {
   cert: string;
@@ -29,13 +30,26 @@ function listenerTimeouts(settings: GatewaySettings['server']) {
  */
 const CONNECTIONS_CHECKING_INTERVAL_MS = 1000;
 
+export interface ListenerOptions {
+  tls?: TlsFiles;
+  /** The error body shape for what never reaches the handler (the data plane's configured one); OpenAI's without it. */
+  faultFormat?: () => FaultFormat | undefined;
+}
+
 /** An answer written straight to the socket, for what never reaches the handler: documented shape, x-request-id. */
-function rawAnswer(socket: Duplex, status: number, code: string, message: string): void {
-  const body = JSON.stringify({ error: { message, type: 'invalid_request_error', code } });
-  socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
-      `x-request-id: ${randomUUID()}\r\nconnection: close\r\n\r\n${body}`,
-  );
+function rawAnswer(socket: Duplex, fault: GatewayError, format: FaultFormat | undefined): void {
+  const { status, headers, body } = fault.toResponse(format);
+  const head = { ...headers, 'content-length': Buffer.byteLength(body), 'x-request-id': randomUUID(), connection: 'close' };
+  const lines = Object.entries(head).map(([name, value]) => `${name}: ${value}\r\n`);
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n${lines.join('')}\r\n${body}`);
+}
+
+/** What node:http refused before the handler (a timeout, a malformed or oversized request) as tollgate's error. */
+function clientFault(err: Error & { code?: string }): GatewayError {
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return gatewayError('TG_ERR_REQUEST_TIMEOUT', err.message);
+  const fault = gatewayError('TG_ERR_INVALID_REQUEST', err.message);
+  // Node's own status for headers over its limit (RFC 6585 §5), kept; the code stays the malformed request's.
+  return err.code === 'HPE_HEADER_OVERFLOW' ? new GatewayError(431, fault.type, fault.code, fault.message) : fault;
 }
 
 /**
@@ -46,7 +60,7 @@ export function applyListenerTimeouts(server: Server, settings: GatewaySettings[
   Object.assign(server, listenerTimeouts(settings));
 }
 
-export function createListener(handler: RequestListener, settings: GatewaySettings['server'], tls?: TlsFiles): Server {
+export function createListener(handler: RequestListener, settings: GatewaySettings['server'], { tls, faultFormat }: ListenerOptions = {}): Server {
   const options = { ...listenerTimeouts(settings), connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS };
   const server: Server = tls
     ? (createHttpsServer({ ...options, cert: readFileSync(tls.cert), key: readFileSync(tls.key) }, handler) as unknown as Server)
@@ -57,9 +71,7 @@ export function createListener(handler: RequestListener, settings: GatewaySettin
     // as node:http's own handler does.
     const answering = (socket as { _httpMessage?: ServerResponse & { _headerSent?: boolean } })._httpMessage;
     if (!socket.writable || answering?._headerSent) return socket.destroy();
-    const code = (err as { code?: string }).code;
-    const status = code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
-    rawAnswer(socket, status, status === 408 ? 'request_timeout' : 'invalid_request', err.message);
+    rawAnswer(socket, clientFault(err), faultFormat?.());
   });
   // Without a listener Node answers an Expect other than 100-continue with a bare 417 and drops CONNECT without a
   // word. Expect is a hint a server may ignore (RFC 9110 §10.1.1, and it is not forwarded): the request is served.
@@ -67,7 +79,7 @@ export function createListener(handler: RequestListener, settings: GatewaySettin
   server.on('connect', (req, socket: Duplex) => {
     // Node hands the socket over without its error listener: a reset from the client must not become an uncaught error.
     socket.on('error', () => socket.destroy());
-    rawAnswer(socket, 405, 'method_not_allowed', `${req.method} is not supported`);
+    rawAnswer(socket, gatewayError('TG_ERR_METHOD_NOT_ALLOWED', `${req.method} is not supported`), faultFormat?.());
   });
   return server;
 }
