@@ -1,4 +1,4 @@
-// A damaged spool directory (torn or garbage lines, emptied segments, stray files): every intact
+// A damaged spool directory (torn or garbage lines, emptied segments, stray files, a bad checkpoint): every intact
 // record is still stored exactly once, each damaged line costs one warning naming its file and offset, and the
 // pipeline keeps storing what comes after.
 import { after, before, describe, test } from 'node:test';
@@ -13,6 +13,7 @@ import { AnalyticsRecords, type Database } from '../src/store/index.js';
 import { DATABASE_BACKENDS, type TestDatabase } from '../src/store/test-databases.js';
 
 const DAMAGED_LINE = 'skipped a damaged analytics spool line';
+const UNTRUSTED_CHECKPOINT = 'the analytics checkpoint cannot be trusted; replaying every spooled record (the database skips those it has)';
 
 for (const backend of DATABASE_BACKENDS) {
   describe(`a damaged analytics spool (${backend.name})`, { skip: backend.skip }, () => {
@@ -41,13 +42,13 @@ for (const backend of DATABASE_BACKENDS) {
     }
     const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
 
-    /** A pipeline as a gateway on this database runs it: the writer thread stores. */
-    function open(dir: string) {
+    /** A pipeline as a gateway on this database runs it (the writer thread stores), or storing from the event loop. */
+    function open(dir: string, thread: boolean) {
       const logger = capturingLogger();
       const registry = new Registry();
       const pipeline = new AnalyticsPipeline({
         db,
-        databaseUrl: target.url,
+        databaseUrl: thread ? target.url : undefined,
         databaseSchema: target.schema,
         settings: testSettings(dir, { flushInterval: '1h' }),
         registry,
@@ -57,8 +58,8 @@ for (const backend of DATABASE_BACKENDS) {
     }
 
     /** Starts a pipeline on `dir`, stores what is there, then checks it still stores a new record. */
-    async function replay(dir: string, tag: string) {
-      const opened = open(dir);
+    async function replay(dir: string, tag: string, { thread = true } = {}) {
+      const opened = open(dir, thread);
       opened.pipeline.start();
       await opened.pipeline.flush();
       opened.pipeline.record(sampleRecord(1000, { requestId: `${tag}-1000` }));
@@ -128,5 +129,36 @@ for (const backend of DATABASE_BACKENDS) {
       const again = await replay(dir, tag);
       assert.deepEqual(damagedLines(again.logs), []);
     });
+
+    // Segments 1-3 hold records 0-29 that the database does not have (a crash or an outage); only the checkpoint
+    // varies. A checkpoint that cannot be trusted replays everything on disk (the database skips what it has).
+    const lineStart = (tag: string, i: number) => Buffer.byteLength(range(10, i).map((n) => line(tag, n)).join(''));
+    const CHECKPOINTS: { name: string; text: (tag: string) => string; from: number; trusted: boolean }[] = [
+      { name: 'at a record', text: (tag) => JSON.stringify({ segment: 2, offset: lineStart(tag, 15) }), from: 15, trusted: true },
+      { name: 'at the start of a segment that was never created (its open failed)', text: () => '{"segment":4,"offset":0}', from: 0, trusted: true },
+      { name: 'garbage', text: () => '\u0000\u0000\u0000garbage', from: 0, trusted: false },
+      { name: 'truncated to nothing', text: () => '', from: 0, trusted: false },
+      { name: 'cut in the middle', text: () => '{"segment":2,"off', from: 0, trusted: false },
+      { name: 'past the end of its segment', text: (tag) => JSON.stringify({ segment: 2, offset: lineStart(tag, 20) + 500 }), from: 0, trusted: false },
+      { name: 'inside a record', text: (tag) => JSON.stringify({ segment: 2, offset: lineStart(tag, 15) + 7 }), from: 0, trusted: false },
+      { name: 'in a deleted segment', text: () => '{"segment":7,"offset":120}', from: 0, trusted: false },
+      { name: 'beyond any segment name', text: () => '{"segment":1e15,"offset":0}', from: 0, trusted: false },
+    ];
+    for (const checkpoint of CHECKPOINTS) {
+      test(`a checkpoint ${checkpoint.name}: ${checkpoint.trusted ? 'used' : 'a warning, and nothing is lost'}`, async () => {
+        const tag = tagged();
+        const dir = tempSpoolDirectory();
+        mkdirSync(dir, { recursive: true });
+        for (const s of [1, 2, 3]) appendFileSync(segmentPath(dir, s), range(s * 10 - 10, s * 10).map((i) => line(tag, i)).join(''));
+        writeFileSync(join(dir, 'checkpoint.json'), checkpoint.text(tag));
+
+        // Where reading starts does not depend on who stores.
+        const { logs } = await replay(dir, tag, { thread: false });
+        assert.deepEqual(await stored(tag), [...range(checkpoint.from, 30), 1000]);
+        const warnings = logs.filter((l) => l.msg === UNTRUSTED_CHECKPOINT);
+        assert.equal(warnings.length, checkpoint.trusted ? 0 : 1);
+        if (!checkpoint.trusted) assert.equal(warnings[0].file, join(dir, 'checkpoint.json'));
+      });
+    }
   });
 }

@@ -11,8 +11,9 @@ import { recordIdTime } from './record-id.js';
 import type { AnalyticsRecord } from './record.js';
 import { openRecordWriter, type RecordWriter, type RecordWriterOptions } from './record-writer.js';
 import type { AnalyticsSettings } from './settings.js';
-import { Spool, type AppendOutcome, type SpoolLimits } from './spool.js';
-import { lockDirectory, readCheckpoint, segmentPath, writeCheckpoint } from './spool-files.js';
+import type { AppendOutcome, Spool, SpoolLimits } from './spool.js';
+import { checkpointPath, lockDirectory, segmentPath, writeCheckpoint } from './spool-files.js';
+import { resumeSpool } from './spool-resume.js';
 import { scanBacklog, SpoolReader, type SpoolBatch } from './spool-reader.js';
 import type { StoreOutcome } from './store-lines.js';
 
@@ -122,12 +123,13 @@ export class AnalyticsPipeline {
     mkdirSync(dir, { recursive: true });
     this.#unlock = lockDirectory(dir);
     try {
-      const checkpoint = readCheckpoint(dir);
-      const spool = new Spool(dir, this.#limits, checkpoint?.segment);
-      const from = checkpoint ?? { segment: spool.firstSegment, offset: 0 };
+      const { spool, from, distrust } = resumeSpool(dir, this.#limits);
+      if (distrust) {
+        this.#logger.warn({ file: checkpointPath(dir), problem: distrust }, 'the analytics checkpoint cannot be trusted; replaying every spooled record (the database skips those it has)');
+      }
+      if (spool.strays.length > 0) this.#logger.warn({ paths: spool.strays }, 'ignoring entries of the analytics directory named like segments that are not files');
       const backlog = scanBacklog(spool, from);
       this.#spool = spool;
-      if (spool.strays.length > 0) this.#logger.warn({ paths: spool.strays }, 'ignoring entries of the analytics directory named like segments that are not files');
       this.#reader = new SpoolReader(spool, from);
       // Segments the checkpoint has passed: deleted before the first batch is shipped (the chain orders them).
       void this.#exclusive(() => spool.removeBefore(from.segment).catch(this.#deletionFailed));

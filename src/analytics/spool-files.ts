@@ -45,17 +45,31 @@ export function listSegments(dir: string): SegmentListing {
   return listing;
 }
 
+/** Segment numbers fit the 12 digits of a segment's name. */
+const MAX_SEGMENT = 999_999_999_999;
+
+export function checkpointPath(dir: string): string {
+  return join(dir, CHECKPOINT);
+}
+
+/** The saved position; undefined when there is none. Throws when it cannot be read or is not a position. */
 export function readCheckpoint(dir: string): Position | undefined {
   let text: string;
   try {
-    text = readFileSync(join(dir, CHECKPOINT), 'utf8');
+    text = readFileSync(checkpointPath(dir), 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
   }
-  const p = JSON.parse(text) as Partial<Position>;
-  if (!Number.isSafeInteger(p.segment) || !Number.isSafeInteger(p.offset)) throw new Error(`${join(dir, CHECKPOINT)} is not a checkpoint: ${text}`);
-  return { segment: p.segment!, offset: p.offset! };
+  let p: Partial<Position> | undefined;
+  try {
+    p = JSON.parse(text) as Partial<Position>;
+  } catch {
+    p = undefined;
+  }
+  const valid = (n: unknown, max: number) => Number.isSafeInteger(n) && (n as number) >= 0 && (n as number) <= max;
+  if (!valid(p?.segment, MAX_SEGMENT) || !valid(p?.offset, Number.MAX_SAFE_INTEGER)) throw new Error(`not a checkpoint: ${JSON.stringify(text.slice(0, 100))}`);
+  return { segment: p!.segment!, offset: p!.offset! };
 }
 
 /**
@@ -63,9 +77,9 @@ export function readCheckpoint(dir: string): Position | undefined {
  * position, never half of one; the old one only makes the next start re-insert a batch the database skips.
  */
 export async function writeCheckpoint(dir: string, position: Position): Promise<void> {
-  const tmp = join(dir, `${CHECKPOINT}.tmp`);
+  const tmp = `${checkpointPath(dir)}.tmp`;
   await writeFile(tmp, JSON.stringify(position));
-  await rename(tmp, join(dir, CHECKPOINT));
+  await rename(tmp, checkpointPath(dir));
 }
 
 /** Directories held by pipelines of this process (a pid check cannot tell two of them apart). */
