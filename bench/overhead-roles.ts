@@ -6,17 +6,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pool } from 'undici';
 import { startGateway } from '../src/gateway/gateway.js';
+import { chatAnswer } from '../src/policy/caching/testing.js';
 import { serveUntilStopped } from './child.js';
 import { chainManifests, seedKeys, type Chain } from './overhead-chains.js';
 
-const ANSWER = JSON.stringify({
-  id: 'chatcmpl-bench',
-  object: 'chat.completion',
-  created: 1700000000,
-  model: 'bench-model',
-  choices: [{ index: 0, message: { role: 'assistant', content: 'Hello! How can I help you today?' }, finish_reason: 'stop' }],
-  usage: { prompt_tokens: 12, completion_tokens: 9, total_tokens: 21 },
-});
+const ANSWER = JSON.stringify(chatAnswer('Hello! How can I help you today?', 'bench-model'));
 
 /** A model server that answers at once: what is measured is the proxy, not the model. */
 function stub(): void {

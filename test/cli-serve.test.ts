@@ -10,6 +10,7 @@ import { createServer } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, freePortRange } from '../src/lib/ports.js';
+import { chatAnswer } from '../src/policy/caching/testing.js';
 import { waitFor } from '../src/sim/testing.js';
 import { spawnCli } from './helpers/cli-child.js';
 import { json, startStub, type Stub } from './helpers/stub-upstream.js';
@@ -274,14 +275,7 @@ describe('tollgate serve: SIGTERM with a request in flight', () => {
     // The model server answers only when the test says so: the request is in flight for as long as the test needs.
     stub = await startStub(async ({ res }) => {
       await released;
-      json(res, 200, {
-        id: 'chatcmpl-slow',
-        object: 'chat.completion',
-        created: 0,
-        model: 'm',
-        choices: [{ index: 0, message: { role: 'assistant', content: 'the slow answer' }, finish_reason: 'stop' }],
-        usage: { prompt_tokens: 5, completion_tokens: 3, total_tokens: 8 },
-      });
+      json(res, 200, chatAnswer('the slow answer', 'm'));
     });
     const dir = await tempDir();
     const file = join(dir, 'gateway.yaml');
