@@ -8,6 +8,7 @@ import { drawOutputLength, textSource, VOCABULARY } from './text.js';
 export type FinishReason = 'stop' | 'length' | 'tool_calls';
 
 export interface ToolCall {
+  /** Hex, fixed by the seed and the choice; each format prefixes it its way (`chatcmpl-tool-`, `call_`, `fc_`). */
   id: string;
   name: string;
 }
@@ -106,11 +107,12 @@ function structuredChoice(spec: ChoiceSpec, seed: number, index: number): Choice
   const rand = seededRandom(seed);
   const words = () => VOCABULARY_WORDS[Math.floor(rand() * VOCABULARY_WORDS.length)];
   let value: unknown;
-  if (output.kind === 'tool') value = fromSchema(output.tool.parameters, rand, words, 0);
+  // A function declared without parameters takes none: OpenAI calls it with `{}`.
+  if (output.kind === 'tool') value = fromSchema(output.tool.parameters ?? { type: 'object' }, rand, words, 0);
   else if (output.kind === 'json' && output.schema !== undefined) value = fromSchema(output.schema, rand, words, 0);
   else value = { answer: sentence(rand, words) };
   const pieces = encodeText(JSON.stringify(value)).map((t) => decodeTokens([t]));
-  const toolCall = output.kind === 'tool' ? { id: `chatcmpl-tool-${hashString(`${seed}:${index}`).toString(16)}`, name: output.tool.name } : undefined;
+  const toolCall = output.kind === 'tool' ? { id: hashString(`${seed}:${index}`).toString(16), name: output.tool.name } : undefined;
   const natural = output.kind === 'tool' ? output.finishReason : 'stop';
   if (pieces.length > spec.cap) return { pieces: pieces.slice(0, spec.cap), finishReason: 'length', toolCall };
   return { pieces, finishReason: natural, toolCall };

@@ -4,7 +4,7 @@ import { decodeTokens, type ChatMessage } from '../lib/tokenizer.js';
 import { hashInts, hashString } from './hash.js';
 import { HttpError, invalidRequest } from './http-io.js';
 import { promptBlockHashes } from './kv-cache.js';
-import { buildChoices, type FinishReason, type OutputKind } from './choices.js';
+import { buildChoices, type FinishReason, type OutputKind, type ToolSpec } from './choices.js';
 import { chatFormat, completionFormat, responsesFormat, type FormatContext, type GenerationFormat } from './openai-format.js';
 import {
   chatRequest,
@@ -128,11 +128,11 @@ export function generationJob(endpoint: GenerationEndpoint, body: unknown, catal
     makeFormat = (ctx) => completionFormat({ ...ctx, echo });
   } else {
     const r = parse(responsesRequest, body);
-    const format = r.text?.format;
+    const messages = responsesMessages(r);
     asked = {
       model: r.model,
       stream: r.stream === true,
-      prompt: tokenize(() => chatPrompt(responsesMessages(r))),
+      prompt: tokenize(() => chatPrompt(messages)),
       maxTokens: r.max_output_tokens,
       includeUsage: false,
       seed: r.seed,
@@ -140,7 +140,7 @@ export function generationJob(endpoint: GenerationEndpoint, body: unknown, catal
       minTokens: r.min_tokens,
       n: 1,
       stop: [],
-      output: format?.type === 'json_object' ? { kind: 'json' } : format?.type === 'json_schema' ? { kind: 'json', schema: format.schema } : { kind: 'text' },
+      output: responsesOutput(r, messages),
       logprobs: null,
     };
     makeFormat = (ctx) =>
@@ -152,6 +152,8 @@ export function generationJob(endpoint: GenerationEndpoint, body: unknown, catal
         temperature: r.temperature ?? null,
         topP: r.top_p ?? null,
         metadata: r.metadata ?? null,
+        tools: r.tools ?? [],
+        toolChoice: r.tool_choice ?? null,
       });
   }
   const { model, prompt, maxTokens } = asked;
@@ -199,29 +201,53 @@ export function generationJob(endpoint: GenerationEndpoint, body: unknown, catal
   };
 }
 
+/** What chat and Responses requests ask of tools, whichever shape they name them in. */
+interface ToolsAsked {
+  tools: ToolSpec[];
+  choice: 'none' | 'auto' | 'required' | { name: string } | null | undefined;
+}
+
 /**
- * What a chat answer is: a tool call when tools are offered and tool_choice asks for one ('required', a named
+ * The tool call an answer is, if any: one when tools are offered and tool_choice asks for one ('required', a named
  * function, or 'auto' while the last message is not a tool's result: the simulated model calls a tool, then answers
- * from its result), JSON for response_format, text otherwise.
+ * from its result).
  */
-function chatOutput(r: ChatRequest): OutputKind {
-  const tools = r.tools ?? [];
-  const choice = r.tool_choice ?? (tools.length > 0 ? 'auto' : 'none');
-  if (choice !== 'none' && tools.length === 0) throw invalidRequest('"tool_choice": tools must be given when tool_choice is not "none"');
-  if (typeof choice === 'object') {
-    const tool = tools.find((t) => t.function.name === choice.function.name);
-    if (!tool) throw invalidRequest(`"tool_choice": no tool named "${choice.function.name}" in "tools"`);
+function toolCallOutput({ tools, choice }: ToolsAsked, last: ChatMessage): OutputKind | undefined {
+  const asked = choice ?? (tools.length > 0 ? 'auto' : 'none');
+  if (asked !== 'none' && tools.length === 0) throw invalidRequest('"tool_choice": tools must be given when tool_choice is not "none"');
+  if (typeof asked === 'object') {
+    const tool = tools.find((t) => t.name === asked.name);
+    if (!tool) throw invalidRequest(`"tool_choice": no tool named "${asked.name}" in "tools"`);
     // OpenAI ends a forced call with "stop".
-    return { kind: 'tool', tool: { name: tool.function.name, parameters: tool.function.parameters }, finishReason: 'stop' };
+    return { kind: 'tool', tool, finishReason: 'stop' };
   }
-  const last = r.messages[r.messages.length - 1];
-  if (choice === 'required' || (choice === 'auto' && last.role !== 'tool')) {
-    const pick = tools[hashString(JSON.stringify(last.content)) % tools.length].function;
-    return { kind: 'tool', tool: { name: pick.name, parameters: pick.parameters }, finishReason: 'tool_calls' };
+  if (asked === 'required' || (asked === 'auto' && last.role !== 'tool')) {
+    return { kind: 'tool', tool: tools[hashString(JSON.stringify(last.content)) % tools.length], finishReason: 'tool_calls' };
   }
+  return undefined;
+}
+
+/** What a chat answer is: a tool call (toolCallOutput), JSON for response_format, text otherwise. */
+function chatOutput(r: ChatRequest): OutputKind {
+  const tools = (r.tools ?? []).map((t) => ({ name: t.function.name, parameters: t.function.parameters }));
+  const choice = typeof r.tool_choice === 'object' && r.tool_choice !== null ? { name: r.tool_choice.function.name } : r.tool_choice;
+  const call = toolCallOutput({ tools, choice }, r.messages[r.messages.length - 1]);
+  if (call) return call;
   const format = r.response_format;
   if (format?.type === 'json_object') return { kind: 'json' };
   if (format?.type === 'json_schema') return { kind: 'json', schema: format.json_schema.schema };
+  return { kind: 'text' };
+}
+
+/** What a Responses answer is: a function call (toolCallOutput), JSON for text.format, text otherwise. */
+function responsesOutput(r: ResponsesRequest, messages: ChatMessage[]): OutputKind {
+  const tools = (r.tools ?? []).map((t) => ({ name: t.name, parameters: t.parameters }));
+  const choice = typeof r.tool_choice === 'object' && r.tool_choice !== null ? { name: r.tool_choice.name } : r.tool_choice;
+  const call = toolCallOutput({ tools, choice }, messages[messages.length - 1]);
+  if (call) return call;
+  const format = r.text?.format;
+  if (format?.type === 'json_object') return { kind: 'json' };
+  if (format?.type === 'json_schema') return { kind: 'json', schema: format.schema };
   return { kind: 'text' };
 }
 
@@ -289,11 +315,20 @@ function singlePrompt(prompt: string | string[] | number[] | number[][]): string
   return prompt[0] as string | number[];
 }
 
-/** Responses API input as chat messages: instructions first (as a system message), then the input items. */
+/**
+ * Responses API input as chat messages: instructions first (as a system message), then the input items, an earlier
+ * function call as the assistant's turn and its result as the tool's, as chat carries them.
+ */
 function responsesMessages(r: ResponsesRequest): ChatMessage[] {
   const messages: ChatMessage[] = [];
   if (r.instructions) messages.push({ role: 'system', content: r.instructions });
   if (typeof r.input === 'string') messages.push({ role: 'user', content: r.input });
-  else for (const item of r.input) messages.push({ role: item.role ?? 'user', content: item.content ?? null });
+  else {
+    for (const item of r.input) {
+      if (item.type === 'function_call') messages.push({ role: 'assistant', content: item.arguments ?? null });
+      else if (item.type === 'function_call_output') messages.push({ role: 'tool', content: item.output ?? null });
+      else messages.push({ role: item.role ?? 'user', content: item.content ?? null });
+    }
+  }
   return messages;
 }

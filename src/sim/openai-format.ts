@@ -1,7 +1,7 @@
 // Response bodies and SSE events of the OpenAI endpoints (chat, completions, Responses), built per request from the
 // choices decided up front (choices.ts): one decode step adds one piece to every choice still generating.
 import { randomUUID } from 'node:crypto';
-import { tokenLogprobs, type Choice } from './choices.js';
+import { tokenLogprobs, type Choice, type ToolCall } from './choices.js';
 
 export type { FinishReason } from './choices.js';
 
@@ -76,7 +76,7 @@ export function chatFormat(ctx: FormatContext): GenerationFormat {
         const piece = c.pieces[step];
         if (c.toolCall) {
           if (step === 0) {
-            const call = { index: 0, id: c.toolCall.id, type: 'function', function: { name: c.toolCall.name, arguments: '' } };
+            const call = { index: 0, id: `chatcmpl-tool-${c.toolCall.id}`, type: 'function', function: { name: c.toolCall.name, arguments: '' } };
             out += chunk([{ index: i, delta: { role: 'assistant', content: null, tool_calls: [call] }, logprobs: null, finish_reason: null }]);
           }
           const delta = { tool_calls: [{ index: 0, function: { arguments: piece } }] };
@@ -104,7 +104,7 @@ export function chatFormat(ctx: FormatContext): GenerationFormat {
         choices: ctx.choices.map((c, i) => ({
           index: i,
           message: c.toolCall
-            ? { role: 'assistant', content: null, tool_calls: [{ id: c.toolCall.id, type: 'function', function: { name: c.toolCall.name, arguments: c.pieces.join('') } }] }
+            ? { role: 'assistant', content: null, tool_calls: [{ id: `chatcmpl-tool-${c.toolCall.id}`, type: 'function', function: { name: c.toolCall.name, arguments: c.pieces.join('') } }] }
             : { role: 'assistant', content: c.pieces.join('') },
           logprobs: ctx.logprobs ? { content: c.pieces.map((p, step) => chatLogprob(ctx, i, step, p)) } : null,
           finish_reason: c.finishReason,
@@ -207,15 +207,17 @@ export interface ResponsesEcho {
   temperature: number | null;
   topP: number | null;
   metadata: unknown;
+  tools: unknown[];
+  toolChoice: unknown;
 }
 
 /**
- * The Responses API: one assistant message with one output_text part (the first choice). Reaching max_output_tokens
- * makes the response "incomplete" (event response.incomplete), as OpenAI reports it; otherwise "completed".
+ * The Responses API: the first choice as one output item, an assistant message with one output_text part, or a
+ * function_call when the choice calls a tool. Reaching max_output_tokens makes the response "incomplete" (event
+ * response.incomplete), as OpenAI reports it; otherwise "completed".
  */
 export function responsesFormat(ctx: FormatContext & ResponsesEcho): GenerationFormat {
   const id = newId('resp_');
-  const itemId = newId('msg_');
   const createdAt = nowSeconds();
   const choice = ctx.choices[0];
   const done = choice.finishReason !== 'length';
@@ -223,8 +225,6 @@ export function responsesFormat(ctx: FormatContext & ResponsesEcho): GenerationF
   let text = '';
   const event = (type: string, fields: object) =>
     `event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: seq++, ...fields })}\n\n`;
-  const part = (t: string) => ({ type: 'output_text', text: t, annotations: [], logprobs: [] });
-  const item = (status: string, content: unknown[]) => ({ id: itemId, type: 'message', status, role: 'assistant', content });
   const response = (status: string, output: unknown[], usage: Usage | null) => ({
     id,
     object: 'response',
@@ -242,8 +242,8 @@ export function responsesFormat(ctx: FormatContext & ResponsesEcho): GenerationF
     store: false,
     temperature: ctx.temperature ?? 1,
     text: ctx.text ?? { format: { type: 'text' } },
-    tool_choice: 'auto',
-    tools: [],
+    tool_choice: ctx.toolChoice ?? 'auto',
+    tools: ctx.tools,
     top_p: ctx.topP ?? 1,
     usage: usage && {
       input_tokens: usage.promptTokens,
@@ -254,28 +254,61 @@ export function responsesFormat(ctx: FormatContext & ResponsesEcho): GenerationF
     },
   });
   const finalStatus = done ? 'completed' : 'incomplete';
-  const where = { item_id: itemId, output_index: 0, content_index: 0 };
+  const output = choice.toolCall ? functionCallEvents(choice.toolCall, event) : messageEvents(event);
   return {
     open: () =>
       event('response.created', { response: response('in_progress', [], null) }) +
       event('response.in_progress', { response: response('in_progress', [], null) }) +
-      event('response.output_item.added', { output_index: 0, item: item('in_progress', []) }) +
-      event('response.content_part.added', { ...where, part: part('') }),
+      output.open(),
     step(step) {
       if (step >= choice.pieces.length) return '';
       const piece = choice.pieces[step];
       text += piece;
-      return event('response.output_text.delta', { ...where, delta: piece, logprobs: [] });
+      return output.delta(piece);
     },
-    close: (usage) =>
+    close: (usage) => output.close(text, finalStatus) + event(`response.${finalStatus}`, { response: response(finalStatus, [output.item(finalStatus, text)], usage) }),
+    body: (usage) => JSON.stringify(response(finalStatus, [output.item(finalStatus, choice.pieces.join(''))], usage)),
+  };
+}
+
+type ResponsesEvent = (type: string, fields: object) => string;
+
+/** One output item of a Responses answer: the item itself and its streaming events around the text's deltas. */
+interface ResponsesItem {
+  item(status: string, text: string): object;
+  open(): string;
+  delta(piece: string): string;
+  close(text: string, status: string): string;
+}
+
+function messageEvents(event: ResponsesEvent): ResponsesItem {
+  const id = newId('msg_');
+  const part = (t: string) => ({ type: 'output_text', text: t, annotations: [], logprobs: [] });
+  const item = (status: string, content: unknown[]) => ({ id, type: 'message', status, role: 'assistant', content });
+  const where = { item_id: id, output_index: 0, content_index: 0 };
+  return {
+    item: (status, text) => item(status, [part(text)]),
+    open: () => event('response.output_item.added', { output_index: 0, item: item('in_progress', []) }) + event('response.content_part.added', { ...where, part: part('') }),
+    delta: (piece) => event('response.output_text.delta', { ...where, delta: piece, logprobs: [] }),
+    close: (text, status) =>
       event('response.output_text.done', { ...where, text, logprobs: [] }) +
       event('response.content_part.done', { ...where, part: part(text) }) +
-      event('response.output_item.done', { output_index: 0, item: item(finalStatus, [part(text)]) }) +
-      event(`response.${finalStatus}`, { response: response(finalStatus, [item(finalStatus, [part(text)])], usage) }),
-    body: (usage) => {
-      const full = choice.pieces.join('');
-      return JSON.stringify(response(finalStatus, [item(finalStatus, [part(full)])], usage));
-    },
+      event('response.output_item.done', { output_index: 0, item: item(status, [part(text)]) }),
+  };
+}
+
+/** A function_call item: its arguments stream as deltas, as OpenAI streams them. */
+function functionCallEvents(call: ToolCall, event: ResponsesEvent): ResponsesItem {
+  const id = `fc_${call.id}`;
+  const item = (status: string, args: string) => ({ id, type: 'function_call', status, arguments: args, call_id: `call_${call.id}`, name: call.name });
+  const where = { item_id: id, output_index: 0 };
+  return {
+    item,
+    open: () => event('response.output_item.added', { output_index: 0, item: item('in_progress', '') }),
+    delta: (piece) => event('response.function_call_arguments.delta', { ...where, delta: piece }),
+    close: (args, status) =>
+      event('response.function_call_arguments.done', { ...where, name: call.name, arguments: args }) +
+      event('response.output_item.done', { output_index: 0, item: item(status, args) }),
   };
 }
 

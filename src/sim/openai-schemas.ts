@@ -27,6 +27,11 @@ const toolChoice = z.union([
   z.object({ type: z.literal('function'), function: z.object({ name: z.string() }).loose() }).loose(),
 ]);
 
+/** The Responses API's function tool and forced choice: name and parameters beside `type`, not under `function`. */
+const responsesFunctionTool = z.object({ type: z.literal('function'), name: z.string().min(1), parameters: z.unknown().optional() }).loose();
+
+const responsesToolChoice = z.union([z.enum(['none', 'auto', 'required']), z.object({ type: z.literal('function'), name: z.string() }).loose()]);
+
 const responseFormat = z.union([
   z.object({ type: z.literal('text') }).loose(),
   z.object({ type: z.literal('json_object') }).loose(),
@@ -68,10 +73,14 @@ export const completionRequest = z
   })
   .loose();
 
+/** A message, or an earlier turn's function call (`type: 'function_call'`) or its result (`'function_call_output'`). */
 const responseInputItem = z
   .object({
+    type: z.string().optional(),
     role: z.string().optional(),
     content: z.union([z.string(), z.array(contentPart)]).nullish(),
+    arguments: z.string().optional(),
+    output: z.union([z.string(), z.array(contentPart)]).optional(),
   })
   .loose();
 
@@ -93,6 +102,8 @@ export const responsesRequest = z
     temperature: z.number().nullish(),
     top_p: z.number().nullish(),
     metadata: z.record(z.string(), z.string()).nullish(),
+    tools: z.array(responsesFunctionTool).nullish(),
+    tool_choice: responsesToolChoice.nullish(),
   })
   .loose();
 

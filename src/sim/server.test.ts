@@ -195,6 +195,99 @@ describe('sim server: OpenAI surface', () => {
     assert.equal(body.usage.output_tokens, 3);
   });
 
+  const weather = {
+    type: 'function',
+    name: 'get_weather',
+    parameters: { type: 'object', properties: { city: { type: 'string' }, days: { type: 'integer', minimum: 1, maximum: 7 } }, required: ['city', 'days'] },
+  };
+  const clock = { type: 'function', name: 'get_time', parameters: { type: 'object', properties: { zone: { type: 'string', enum: ['UTC', 'CET'] } } } };
+  const responses = async (body: Record<string, unknown>) => (await postJson(`${sim.url}/v1/responses`, { model: MODEL, ...body })).json();
+
+  test('responses API with tools: a function_call item whose arguments follow the schema, the same for the same request', async () => {
+    const ask = { input: 'Weather in Paris?', tools: [weather, clock], tool_choice: { type: 'function', name: 'get_weather' } };
+    const body = await responses(ask);
+    assert.equal(body.status, 'completed');
+    assert.equal(body.output.length, 1);
+    const [call] = body.output;
+    assert.deepEqual([call.type, call.status, call.name], ['function_call', 'completed', 'get_weather']);
+    assert.match(call.id, /^fc_[0-9a-f]+$/);
+    assert.match(call.call_id, /^call_[0-9a-f]+$/);
+    const args = JSON.parse(call.arguments);
+    assert.equal(typeof args.city, 'string');
+    assert.ok(Number.isInteger(args.days) && args.days >= 1 && args.days <= 7, call.arguments);
+    assert.equal(body.usage.output_tokens, countTextTokens(call.arguments));
+    assert.deepEqual([body.tools, body.tool_choice], [ask.tools, ask.tool_choice]);
+    const again = (await responses(ask)).output[0];
+    assert.deepEqual([again.id, again.call_id, again.arguments], [call.id, call.call_id, call.arguments]);
+    const otherSeed = (await responses({ ...ask, seed: 5 })).output[0];
+    assert.notEqual(otherSeed.call_id, call.call_id);
+  });
+
+  test('responses API tool_choice: auto and required call a tool, none and a tool result get text, bad choices get 400', async () => {
+    const auto = await responses({ input: 'What time is it?', tools: [weather, clock] });
+    assert.equal(auto.output[0].type, 'function_call');
+    assert.ok(['get_weather', 'get_time'].includes(auto.output[0].name));
+    const required = await responses({ input: 'x', tools: [clock], tool_choice: 'required' });
+    assert.equal(required.output[0].name, 'get_time');
+    assert.ok(['UTC', 'CET'].includes(JSON.parse(required.output[0].arguments).zone));
+    // A function without parameters is called with an empty object, as OpenAI does.
+    const bare = await responses({ input: 'x', tools: [{ type: 'function', name: 'ping', parameters: null }], tool_choice: 'required' });
+    assert.equal(bare.output[0].arguments, '{}');
+
+    const none = await responses({ input: 'x', tools: [clock], tool_choice: 'none', max_output_tokens: 4 });
+    assert.equal(none.output[0].type, 'message');
+    const call = auto.output[0];
+    const answered = await responses({
+      input: [{ role: 'user', content: 'What time is it?' }, call, { type: 'function_call_output', call_id: call.call_id, output: '12:00' }],
+      tools: [weather, clock],
+      max_output_tokens: 4,
+    });
+    assert.equal(answered.output[0].type, 'message', 'the model answers from the tool result');
+
+    for (const [ask, message] of [
+      [{ tools: [clock], tool_choice: { type: 'function', name: 'nope' } }, /no tool named "nope"/],
+      [{ tool_choice: 'required' }, /tools must be given/],
+      [{ tools: [{ type: 'function', function: { name: 'chat-shaped' } }] }, /"tools\.0\.name"/],
+    ] as const) {
+      const res = await postJson(`${sim.url}/v1/responses`, { model: MODEL, input: 'x', ...ask });
+      assert.equal(res.status, 400, JSON.stringify(ask));
+      assert.match((await res.json()).error.message, message);
+    }
+  });
+
+  test('responses API with tools, streamed: the item, argument deltas, their .done, the item done, response.completed', async () => {
+    const ask = { input: 'Weather in Paris?', tools: [weather], tool_choice: 'required' };
+    const whole = (await responses(ask)).output[0];
+    const events = [];
+    for await (const data of sseData(await postJson(`${sim.url}/v1/responses`, { model: MODEL, ...ask, stream: true }))) events.push(JSON.parse(data));
+    const types = events.map((e) => e.type);
+    const deltas = events.filter((e) => e.type === 'response.function_call_arguments.delta');
+    assert.ok(deltas.length > 1);
+    assert.deepEqual(types, [
+      'response.created',
+      'response.in_progress',
+      'response.output_item.added',
+      ...deltas.map(() => 'response.function_call_arguments.delta'),
+      'response.function_call_arguments.done',
+      'response.output_item.done',
+      'response.completed',
+    ]);
+    const added = events[2];
+    assert.deepEqual(added.item, { ...whole, status: 'in_progress', arguments: '' });
+    assert.equal(added.output_index, 0);
+    for (const e of [...deltas, events.at(-3)]) assert.deepEqual([e.item_id, e.output_index], [whole.id, 0]);
+    assert.equal(deltas.map((e) => e.delta).join(''), whole.arguments);
+    assert.deepEqual([events.at(-3).arguments, events.at(-3).name], [whole.arguments, whole.name]);
+    assert.deepEqual(events.at(-2).item, whole);
+    const completed = events.at(-1).response;
+    assert.deepEqual(completed.output, [whole]);
+    assert.equal(completed.usage.output_tokens, deltas.length);
+    assert.deepEqual(
+      events.map((e) => e.sequence_number),
+      events.map((_, i) => i),
+    );
+  });
+
   test('embeddings: strings, arrays, token ids, base64; similar texts stay similar', async () => {
     const texts = ['reset my password please', 'please reset my password', 'the weather in paris'];
     const res = await postJson(`${sim.url}/v1/embeddings`, { model: MODEL, input: texts });
