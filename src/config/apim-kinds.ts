@@ -2,6 +2,7 @@
 // templates and one kind per policy. Field names are Apigee's element names in camelCase.
 import { z } from 'zod';
 import { durationMs } from '../lib/duration.js';
+import { unsafePatternReason } from '../lib/regex-safety.js';
 
 export const APIM_API_VERSION = 'apim.googleapis.com/v1';
 
@@ -277,14 +278,20 @@ export const PII_TYPES = ['email', 'phone', 'creditCard', 'usSsn', 'ukNino', 'ib
 export const SECRET_TYPES = ['awsAccessKey', 'githubToken', 'openaiKey', 'slackToken', 'googleApiKey', 'stripeKey', 'privateKey', 'tollgateKey', 'jwt', 'genericSecret'] as const;
 
 const sanitizeAction = z.enum(['block', 'redact', 'off']);
-const regexSource = z.string().min(1).refine((s) => {
-  try {
-    new RegExp(s, 'u');
-    return true;
-  } catch {
-    return false;
-  }
-}, 'must be a valid regular expression');
+/** A regular expression run on client text: valid, and not one that may take exponential time (regex-safety.ts). */
+const regexSource = z
+  .string()
+  .min(1)
+  .superRefine((s, ctx) => {
+    try {
+      new RegExp(s, 'u');
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'must be a valid regular expression' });
+      return;
+    }
+    const unsafe = unsafePatternReason(s);
+    if (unsafe) ctx.addIssue({ code: 'custom', message: unsafe });
+  });
 
 /** The Model Armor-like filters; prompt injection is off by default on the response side. */
 const sanitizeFilters = (piAction: 'block' | 'off') =>

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import type * as AjvModule from 'ajv';
 import type { Ajv, ValidateFunction } from 'ajv';
 import { lazyRequire } from '../../../lib/lazy-require.js';
+import { unsafePatternReason } from '../../../lib/regex-safety.js';
 import { parse as parseYaml } from 'yaml';
 import { compilePathTemplate, type PathTemplate } from './path-template.js';
 
@@ -65,14 +66,37 @@ function deref(doc: Node, node: unknown, pointer: string): { node: unknown; poin
   return { node, pointer };
 }
 
+/**
+ * Ajv's regular expression engine for `pattern` and `patternProperties`: a native RegExp, once the pattern is known
+ * not to take exponential time on client input; ajv calls it as it compiles, so a bad pattern fails the config load.
+ */
+const checkedRegExp = Object.assign(
+  (pattern: string, flags: string) => {
+    const unsafe = unsafePatternReason(pattern);
+    if (unsafe) throw new Error(`pattern "${pattern}": ${unsafe}`);
+    return new RegExp(pattern, flags);
+  },
+  // What standalone code (which tollgate does not generate) would call: it builds the same native RegExp.
+  { code: 'new RegExp' },
+);
+
 /** Every path and operation of the document, compiled; @throws Error naming the part that cannot be compiled. */
 export function compileDocument(doc: Node): CompiledPath[] {
   const { Ajv } = loadAjv();
-  const ajv = new Ajv({ strict: false, allErrors: true, validateSchema: false });
-  const params = new Ajv({ strict: false, coerceTypes: true, validateSchema: false });
+  const code = { regExp: checkedRegExp };
+  const ajv = new Ajv({ strict: false, allErrors: true, validateSchema: false, code });
+  const params = new Ajv({ strict: false, coerceTypes: true, validateSchema: false, code });
   ajv.addSchema(doc, 'oas');
   params.addSchema(doc, 'oas');
-  const schemaAt = (validator: Ajv, pointer: string) => validator.compile({ $ref: `oas#${pointer}` });
+  // Errors name the schema being compiled: what fails (a pattern, say) may sit behind a $ref, far from where it applies.
+  const compileAt = (validator: Ajv, pointer: string, schema: object): ValidateFunction => {
+    try {
+      return validator.compile(schema);
+    } catch (err) {
+      throw new Error(`${pointer}: ${(err as Error).message}`);
+    }
+  };
+  const schemaAt = (validator: Ajv, pointer: string) => compileAt(validator, pointer, { $ref: `oas#${pointer}` });
   const out: CompiledPath[] = [];
   for (const [template, rawItem] of Object.entries(doc.paths as Node)) {
     const base = `/paths/${escapePointer(template)}`;
@@ -92,7 +116,7 @@ export function compileDocument(doc: Node): CompiledPath[] {
         const { node: p, pointer } = deref(doc, raw, rawAt);
         if (!isNode(p) || (p.in !== 'query' && p.in !== 'header') || typeof p.name !== 'string') continue;
         const name = p.in === 'header' ? p.name.toLowerCase() : p.name;
-        const validate = isNode(p.schema) ? params.compile({ type: 'object', properties: { v: { $ref: `oas#${pointer}/schema` } } }) : null;
+        const validate = isNode(p.schema) ? compileAt(params, `${pointer}/schema`, { type: 'object', properties: { v: { $ref: `oas#${pointer}/schema` } } }) : null;
         // An operation's parameter replaces the path item's of the same name.
         const same = parameters.findIndex((q) => q.in === p.in && q.name === name);
         const compiled = { in: p.in, name, required: p.required === true, validate } as CompiledParameter;

@@ -74,6 +74,22 @@ const configErrors: [spec: Record<string, unknown>, message: RegExp][] = [
 ];
 for (const [spec, message] of configErrors) test(`config: ${JSON.stringify(spec).slice(0, 60)} is refused`, () => assert.throws(() => oasValidation('oas', spec, deps), message));
 
+/** CHAT_API with `schema` for the content of each message (in the Chat schema the body refers to). */
+const withContentSchema = (schema: string) => CHAT_API.replace('content: {type: string}', `content: ${schema}`);
+// Patterns run against client input on the event loop: one that may take exponential time is refused when the
+// policy is built (at configuration load), wherever ajv meets it (a body schema behind a $ref, parameters, keys).
+const slowPatterns: [where: string, doc: string, pointer: string][] = [
+  ['a body schema', withContentSchema("{type: string, pattern: '(x+x+)+y'}"), '/paths/~1v1~1chat~1completions/post/requestBody/content/application~1json/schema'],
+  ['patternProperties', withContentSchema("{type: object, patternProperties: {'(x+x+)+y': {type: string}}}"), '/paths/~1v1~1chat~1completions/post/requestBody/content/application~1json/schema'],
+  ['a parameter', CHAT_API.replace("pattern: '^[a-z]+$'", "pattern: '(x+x+)+y'"), '/paths/~1v1~1chat~1completions/parameters/0/schema'],
+];
+for (const [where, doc, pointer] of slowPatterns) {
+  test(`config: a pattern with nested quantifiers in ${where} is refused, naming it and where its schema is`, () => {
+    const expected = `${pointer}: pattern "(x+x+)+y": the pattern may take exponential time (nested quantifiers)`;
+    assert.throws(() => oasValidation('oas', { openApi: doc }, deps), (err: Error) => err.message.startsWith(expected) || assert.fail(err.message));
+  });
+}
+
 test('a request that follows the document passes; the document may come from a file', () => {
   assert.equal(reasonOf(() => make().admit!(req({ url: '/v1/chat/completions?api-version=2' }), {})), 'ok');
   const dir = mkdtempSync(join(tmpdir(), 'oas-'));
