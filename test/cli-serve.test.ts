@@ -235,6 +235,32 @@ spec:
     }
   });
 
+  // Before: exit code 1 with Node's bare "ENOENT: no such file or directory, open ..." or OpenSSL's error and a stack.
+  test('TLS files that cannot be used (missing, not PEM): exit code 2 and one line naming the flag', async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'good.yaml');
+    await writeFile(file, poolAndModel('http://127.0.0.1:9'));
+    const notPem = join(dir, 'not.pem');
+    await writeFile(notPem, 'this is not a certificate\n');
+    for (const [cert, key, expected] of [
+      [notPem, join(dir, 'missing.key'), /^tollgate: --tls-key: cannot read .*missing\.key: no such file$/],
+      [join(dir, 'missing.pem'), notPem, /^tollgate: --tls-cert: cannot read .*missing\.pem: no such file$/],
+      [notPem, notPem, /^tollgate: --tls-cert\/--tls-key: the certificate and key cannot be used: .+/],
+    ] as const) {
+      const [port, adminPort] = await freePorts(2);
+      const cli = runCli(['serve', '--config', file, '--tls-cert', cert, '--tls-key', key, '--port', String(port), '--admin-port', String(adminPort), '--db', `sqlite:${join(dir, 't.db')}`], dir);
+      try {
+        assert.equal(await exitCode(cli), 2, cli.stderr);
+        const lines = cli.stderr.trimEnd().split('\n');
+        assert.equal(lines.length, 1, cli.stderr);
+        assert.match(lines[0], expected);
+        assert.doesNotMatch(cli.stdout, /tollgate is serving/);
+      } finally {
+        await kill(cli.child);
+      }
+    }
+  });
+
   // Before: exit code 1 with Node's bare "listen EADDRINUSE" (and the listeners, database and analytics thread
   // opened before it left to the forced exit).
   test('a port that is taken (--port, --admin-port, --extproc-port): exit code 2 and one line naming the flag and address', async () => {

@@ -4,7 +4,7 @@ import { ConfigError } from '../config/manifest.js';
 import { CounterStoreUnavailableError } from '../store/counters/errors.js';
 import { DatabaseConfigError, DatabaseOpenError, redactUrl } from '../store/errors.js';
 import { createLogger, envLogLevel } from '../lib/logger.js';
-import { ListenError, type ListenerName } from '../gateway/listen.js';
+import { ListenError, TlsFilesError, type ListenerName, type TlsFileRole } from '../gateway/listen.js';
 import { collect, parsePort, untilSignal } from './options.js';
 
 export function serveCommand(): Command {
@@ -44,7 +44,7 @@ export function serveCommand(): Command {
           for (const p of err.problems) process.stderr.write(`tollgate: config: ${p}\n`);
           throw new CommanderError(2, 'tollgate.config', 'invalid configuration');
         }
-        // A --db, --redis or port that cannot be used is a bad flag: one line naming it, exit code 2 (not a stack trace).
+        // A --db, --redis, port or TLS file that cannot be used is a bad flag: one line naming it, exit code 2 (not a stack trace).
         const flag = startupFlagError(err, opts);
         if (flag) {
           process.stderr.write(`tollgate: ${flag}\n`);
@@ -62,10 +62,13 @@ export function serveCommand(): Command {
 /** The flag that sets each listener's port. */
 const PORT_FLAGS: Record<ListenerName, string> = { 'data plane': '--port', admin: '--admin-port', ext_proc: '--extproc-port' };
 
-/** The one-line message for a start-up failure caused by --db, --redis or a port flag, or undefined for anything else. */
+const TLS_FLAGS: Record<TlsFileRole, string> = { cert: '--tls-cert', key: '--tls-key', pair: '--tls-cert/--tls-key' };
+
+/** The one-line message for a start-up failure caused by --db, --redis, a port or a TLS flag, or undefined for anything else. */
 function startupFlagError(err: unknown, opts: { db: string; redis?: string }): string | undefined {
   if (err instanceof DatabaseConfigError || err instanceof DatabaseOpenError) return `--db: ${err.message}`;
   if (err instanceof ListenError) return `${PORT_FLAGS[err.listener]}: cannot listen on ${err.host}:${err.port}: ${err.reason}`;
+  if (err instanceof TlsFilesError) return `${TLS_FLAGS[err.role]}: ${err.message}`;
   if (err instanceof CounterStoreUnavailableError) return `--redis ${redactUrl(opts.redis ?? '')}: ${err.message}`;
   return undefined;
 }

@@ -62,9 +62,7 @@ export function applyListenerTimeouts(server: Server, settings: GatewaySettings[
 
 export function createListener(handler: RequestListener, settings: GatewaySettings['server'], { tls, faultFormat }: ListenerOptions = {}): Server {
   const options = { ...listenerTimeouts(settings), connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS };
-  const server: Server = tls
-    ? (createHttpsServer({ ...options, cert: readFileSync(tls.cert), key: readFileSync(tls.key) }, handler) as unknown as Server)
-    : createHttpServer(options, handler);
+  const server: Server = tls ? httpsServer(options, tls, handler) : createHttpServer(options, handler);
   server.on('clientError', (err, socket) => {
     // Bytes of an answer to an earlier request on this connection are out (a malformed request pipelined behind a
     // streaming one): an error written now would land in the middle of that answer, so the connection just closes,
@@ -82,6 +80,38 @@ export function createListener(handler: RequestListener, settings: GatewaySettin
     rawAnswer(socket, gatewayError('TG_ERR_METHOD_NOT_ALLOWED', `${req.method} is not supported`), faultFormat?.());
   });
   return server;
+}
+
+/** Which of the TLS files a failure is about: one that cannot be read, or the two together (not PEM, not a pair). */
+export type TlsFileRole = 'cert' | 'key' | 'pair';
+
+/** The certificate or key of an HTTPS listener cannot be used: which file (or the pair), and why. */
+export class TlsFilesError extends Error {
+  readonly role: TlsFileRole;
+
+  constructor(role: TlsFileRole, message: string, cause: unknown) {
+    super(message, { cause });
+    this.role = role;
+  }
+}
+
+function httpsServer(options: object, tls: TlsFiles, handler: RequestListener): Server {
+  const read = (role: 'cert' | 'key', file: string): Buffer => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      throw new TlsFilesError(role, `cannot read ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.code === 'EACCES' ? 'permission denied' : e.message}`, err);
+    }
+  };
+  const cert = read('cert', tls.cert);
+  const key = read('key', tls.key);
+  try {
+    return createHttpsServer({ ...options, cert, key }, handler) as unknown as Server;
+  } catch (err) {
+    // OpenSSL's reason (no PEM start line, a key that does not match the certificate) is what the operator must fix.
+    throw new TlsFilesError('pair', `the certificate and key cannot be used: ${(err as Error).message}`, err);
+  }
 }
 
 /** The gateway's listeners, as a failure to open one names them. */
