@@ -37,6 +37,7 @@ const EXPORTED: Record<string, 'counter' | 'gauge' | 'histogram'> = {
   tollgate_analytics_records_total: 'counter',
   tollgate_analytics_lag_seconds: 'gauge',
   tollgate_analytics_spooled_records: 'gauge',
+  tollgate_analytics_spool_errors_total: 'counter',
 };
 
 /** What the issue asks the dashboard to show. */
@@ -137,7 +138,12 @@ test('the list matches what the request metrics, the API-management metrics, the
   new RequestMetrics(registry);
   new ApimMetrics(registry);
   registerModelInfo(registry, () => loadConfig([], poolAndModel(['http://127.0.0.1:1'])));
-  registerPipelineMetrics(registry, { counts: { written: 0, spooled: 0, dropped: 0 }, lagSeconds: () => 0, spooledRecords: () => 0 });
+  registerPipelineMetrics(registry, {
+    counts: { written: 0, spooled: 0, dropped: 0 },
+    lagSeconds: () => 0,
+    spooledRecords: () => 0,
+    spoolErrors: () => ({ write: 0, sync: 0 }),
+  });
   for (const m of await registry.getMetricsAsJSON()) {
     // prom-client's typings say a numeric enum; at run time the type is the exposition-format string.
     const kind = String(m.type);

@@ -6,6 +6,7 @@ import { silentLogger, type Logger } from '../lib/logger.js';
 import { withTimeout } from '../lib/with-timeout.js';
 import { AnalyticsRecords, type Database } from '../store/index.js';
 import { backoffDelay } from './backoff.js';
+import { HeldRecords } from './held-records.js';
 import { registerPipelineMetrics, type Outcome } from './pipeline-metrics.js';
 import { recordIdTime } from './record-id.js';
 import type { AnalyticsRecord } from './record.js';
@@ -37,7 +38,7 @@ const SEGMENT_MAX_AGE_MS = 60_000;
 const CLOSE_WAIT_MS = 5000;
 /** At most one drop log line per this interval (each carries the count), so a full disk cannot flood the log. */
 const DROP_LOG_INTERVAL_MS = 1000;
-const DELETION_LOG_INTERVAL_MS = 60_000;
+const FILE_TROUBLE_LOG_INTERVAL_MS = 60_000;
 
 /**
  * Durability: the records finished in one event-loop turn are appended to the active segment with one synchronous
@@ -47,6 +48,8 @@ const DELETION_LOG_INTERVAL_MS = 60_000;
  * segments written since are fdatasync'ed off the event loop, which bounds what a power loss can take to about one
  * interval. Batches go to the database in file order; the checkpoint is written after each stored batch, and the
  * database skips record ids it already has, so replays after a crash or an outage store every record exactly once.
+ * The exception is a spool that cannot be written (disk full, I/O error): the answer still goes out, and its record
+ * waits in memory (bounded) for the next batch, exposed to a crash until then (see #hold).
  *
  * @example
  * const pipeline = new AnalyticsPipeline({ db, settings: settings.analytics, registry, logger });
@@ -73,12 +76,16 @@ export class AnalyticsPipeline {
   #retaining: Promise<void> = Promise.resolve();
   #chain: Promise<unknown> = Promise.resolve();
   #failures = 0;
+  /** Records the database does not have yet: in the spool, or held in memory while the spool cannot be written. */
   #pending = 0;
+  readonly #held = new HeldRecords();
+  #spoolFailing = false;
+  #syncErrors = 0;
   /** When the oldest record not yet stored finished (epoch ms); 0 when none waits. */
   #oldestPendingAt = 0;
   #unloggedDrops = 0;
   #dropLoggedAt = 0;
-  #deletionWarnedAt = -Infinity;
+  readonly #fileWarnedAt: Record<'deletion' | 'checkpoint', number> = { deletion: -Infinity, checkpoint: -Infinity };
   #closed = false;
   #released = false;
   /** The current event-loop turn's records, written together by #writeTurn. */
@@ -96,6 +103,7 @@ export class AnalyticsPipeline {
       counts: this.#counts,
       lagSeconds: () => this.lagSeconds,
       spooledRecords: () => this.spooledRecords,
+      spoolErrors: () => ({ write: this.#spool?.writeErrors ?? 0, sync: this.#syncErrors }),
     });
   }
 
@@ -109,7 +117,7 @@ export class AnalyticsPipeline {
     return this.#oldestPendingAt === 0 ? 0 : Math.max(0, Date.now() - this.#oldestPendingAt) / 1000;
   }
 
-  /** Records in the local files that the database does not have yet. */
+  /** Records the database does not have yet: in the local files, or in memory while those cannot be written. */
   get spooledRecords(): number {
     return this.#pending + this.#turn.length;
   }
@@ -170,22 +178,55 @@ export class AnalyticsPipeline {
     if (lines.length > 0) {
       this.#turn = [];
       const { written, outcome } = this.#spool?.appendLines(lines) ?? { written: 0, outcome: 'failed' as AppendOutcome };
-      if (written > 0) {
-        this.#counts.spooled += written;
-        if (this.#pending === 0) this.#oldestPendingAt = Date.now();
-        this.#pending += written;
-      }
-      if (written < lines.length) {
-        this.#drop(lines.length - written, outcome === 'full' ? 'the spool reached analytics.maxDiskBytes' : 'the spool cannot be written');
+      this.#counts.spooled += written;
+      this.#waitFor(written);
+      if (outcome === 'full') this.#drop(lines.length - written, 'the spool reached analytics.maxDiskBytes');
+      else if (outcome === 'failed') this.#hold(lines.slice(written));
+      else if (this.#spoolFailing) {
+        this.#spoolFailing = false;
+        this.#logger.info({ held: this.#held.count }, 'the analytics spool is written again');
       }
     }
-    // Answers are never held hostage by a failing spool: the drop is counted and logged.
+    // Answers are never held hostage by a failing spool: a record it cannot take is held or dropped, and logged.
     const waiting = this.#turnWaiting;
     if (waiting.length > 0) {
       this.#turnWaiting = [];
       for (const then of waiting) then();
     }
   };
+
+  /**
+   * The spool cannot be written (disk full, I/O error): an answer is never failed or delayed for its record, so the
+   * records wait in memory, within a bound, and go straight to the database with the next batch. Until then a crash
+   * takes them; past the bound they are dropped. The spool is tried again with the next turn after a second.
+   */
+  #hold(lines: string[]): void {
+    // Recorded after close() finished (or before start()): nothing would ever store them.
+    if (this.#released || !this.#spool) return this.#drop(lines.length, 'the pipeline is not running');
+    if (!this.#spoolFailing) {
+      this.#spoolFailing = true;
+      this.#logger.error({ err: this.#spool.lastError }, 'cannot write the analytics spool; records wait in memory and go straight to the database');
+    }
+    const dropped = this.#held.add(lines);
+    this.#waitFor(lines.length - dropped);
+    if (dropped > 0) this.#drop(dropped, 'the spool cannot be written and the memory for records waiting on it is full');
+  }
+
+  /** At close, what is still held gets a last try at the spool (the disk may have room again), for the next start to store. */
+  #spoolHeld(): void {
+    const lines = this.#held.peek(this.#held.count);
+    if (lines.length === 0) return;
+    const { written } = this.#spool!.appendLines(lines);
+    this.#held.take(lines.length);
+    this.#counts.spooled += written;
+    if (written < lines.length) this.#drop(lines.length - written, 'held while the spool could not be written, and neither stored nor spooled before close');
+  }
+
+  #waitFor(records: number): void {
+    if (records === 0) return;
+    if (this.#pending === 0) this.#oldestPendingAt = Date.now();
+    this.#pending += records;
+  }
 
   /** Stores everything recorded so far; rejects when the database fails (the records stay spooled). */
   flush(): Promise<void> {
@@ -228,6 +269,7 @@ export class AnalyticsPipeline {
     } catch (err) {
       this.#logger.warn({ err, records: this.#pending }, 'analytics records stay in the spool until the next start');
     }
+    this.#spoolHeld();
     this.#logDrops();
     await this.#retaining;
     await this.#writer?.close();
@@ -269,8 +311,14 @@ export class AnalyticsPipeline {
     });
   };
 
-  /** Stores batches until the reader has caught up with what was written when the batch was read. */
+  /** The spool's batches, then what is held in memory. */
   async #ship(): Promise<void> {
+    await this.#shipSpool();
+    await this.#shipHeld();
+  }
+
+  /** Stores batches until the reader has caught up with what was written when the batch was read. */
+  async #shipSpool(): Promise<void> {
     const spool = this.#spool!;
     const reader = this.#reader!;
     for (;;) {
@@ -287,19 +335,36 @@ export class AnalyticsPipeline {
       }
       // A close() that gave up waiting has released the directory; a newer pipeline may own the checkpoint now.
       if (this.#released) return;
-      await writeCheckpoint(spool.dir, batch.end);
+      // A checkpoint that cannot be written (a full disk) must not hold up the batches after this one, nor the
+      // deletes that free the disk: a stale checkpoint only makes a restart store records again, which the database skips.
+      await writeCheckpoint(spool.dir, batch.end).catch(this.#checkpointFailed);
       reader.commit(batch.end);
       // Reported once the batch is behind the checkpoint, so a batch retried after a failure is not reported twice.
       this.#reportDamage(batch, outcome.unreadable);
-      this.#counts.written += this.#dropRefused(outcome);
-      this.#pending = Math.max(0, this.#pending - batch.lines.length);
-      if (this.#pending === 0) this.#oldestPendingAt = 0;
+      this.#stored(batch.lines.length, outcome);
       // The batch is stored whatever happens to its files: a segment that cannot be deleted is retried next time.
       await spool.removeBefore(batch.end.segment).catch(this.#deletionFailed);
       // A short batch reached what had been written when it was read. Chasing what was appended since would, under
       // steady load, store a handful of records per INSERT and checkpoint; they wait for the next tick instead.
       if (batch.lines.length < this.#settings.batchSize) return;
     }
+  }
+
+  /** Records held while the spool could not be written, oldest first, straight into the database. */
+  async #shipHeld(): Promise<void> {
+    while (this.#held.count > 0) {
+      const lines = this.#held.peek(this.#settings.batchSize);
+      const outcome = await withTimeout(this.#writer!.store(lines, this.#settings.batchSize), this.#settings.writeTimeout, 'an analytics insert');
+      this.#held.take(lines.length);
+      this.#stored(lines.length, outcome);
+    }
+  }
+
+  /** Accounts for `lines` records that went to the database. */
+  #stored(lines: number, outcome: StoreOutcome): void {
+    this.#counts.written += this.#dropRefused(outcome);
+    this.#pending = Math.max(0, this.#pending - lines);
+    if (this.#pending === 0) this.#oldestPendingAt = 0;
   }
 
   /** One warning per damaged line, in file order, naming where it is (to be looked at); the record it held is lost. */
@@ -336,13 +401,21 @@ export class AnalyticsPipeline {
     return Number.isFinite(t) && t > 0 ? t : Date.now();
   }
 
-  /** At most one warning a minute: a directory that refuses deletes would otherwise log after every batch. */
   #deletionFailed = (err: unknown): void => {
-    const now = Date.now();
-    if (now - this.#deletionWarnedAt < DELETION_LOG_INTERVAL_MS) return;
-    this.#deletionWarnedAt = now;
-    this.#logger.warn({ err, diskBytes: this.#spool?.diskBytes }, 'cannot delete stored analytics segments; retried after the next batch');
+    this.#fileTrouble('deletion', { err, diskBytes: this.#spool?.diskBytes }, 'cannot delete stored analytics segments; retried after the next batch');
   };
+
+  #checkpointFailed = (err: unknown): void => {
+    this.#fileTrouble('checkpoint', { err }, 'cannot write the analytics checkpoint; a restart would store some records again (the database skips them)');
+  };
+
+  /** At most one warning a minute for each: a directory that refuses deletes or writes would otherwise log after every batch. */
+  #fileTrouble(what: 'deletion' | 'checkpoint', fields: object, msg: string): void {
+    const now = Date.now();
+    if (now - this.#fileWarnedAt[what] < FILE_TROUBLE_LOG_INTERVAL_MS) return;
+    this.#fileWarnedAt[what] = now;
+    this.#logger.warn(fields, msg);
+  }
 
   #drop(n: number, reason: string): void {
     this.#counts.dropped += n;
@@ -379,8 +452,11 @@ export class AnalyticsPipeline {
         await fh.close();
       }
     } catch (err) {
-      // Deleted meanwhile (already stored) is fine; anything else only weakens power-loss durability.
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.#logger.warn({ err, segment }, 'cannot fdatasync an analytics segment');
+      // Deleted meanwhile (already stored) is fine. Otherwise the records are still read back from the page cache and
+      // stored; what is lost is their safety from a power loss until then, which an operator should hear about.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      this.#syncErrors++;
+      this.#logger.error({ err, file: segmentPath(this.#settings.directory, segment) }, 'cannot fdatasync an analytics segment; its records are not safe from a power loss until stored');
     }
   }
 

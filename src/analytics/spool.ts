@@ -1,5 +1,5 @@
 // The write side of the spool: records appended synchronously to numbered segment files, rotated by size, within a disk budget.
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, ftruncateSync, openSync, writeSync } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { listSegments, segmentPath } from './spool-files.js';
 
@@ -34,8 +34,10 @@ export class Spool {
   #reopenAt = 0;
   #activeDirty = false;
   #unsynced: number[] = [];
-  /** The last write or open error, for the drop log line. */
+  /** The last write or open error (with the segment's path), for the error log. */
   lastError: Error | undefined;
+  /** Failed writes and segment opens since start, for the metrics. */
+  writeErrors = 0;
   /** Entries named like segments that are not files: never read; the pipeline warns about them. */
   readonly strays: readonly string[];
 
@@ -117,15 +119,13 @@ export class Spool {
         this.#fail(err as Error);
         return { written, outcome: 'failed' };
       }
+      if (n !== bytes) {
+        this.#cutShort(n, bytes);
+        return { written, outcome: 'failed' };
+      }
       this.#activeSize += n;
       this.#diskBytes += n;
       this.#activeDirty = true;
-      if (n !== bytes) {
-        // Disk full mid-chunk: seal the segment, whose torn last line the reader skips. The lines before the tear
-        // are in the file and will be stored; they count as written no more than the torn one does.
-        this.#fail(new Error(`short write (${n} of ${bytes} bytes)`));
-        return { written, outcome: 'failed' };
-      }
       written = end;
       if (this.#activeSize >= this.#limits.segmentBytes) this.rotate();
     }
@@ -187,7 +187,9 @@ export class Spool {
     try {
       this.#fd = openSync(segmentPath(this.dir, this.#active), 'a');
     } catch (err) {
-      this.lastError = err as Error;
+      this.#error(err as Error);
+      // The next try uses the next name, in case something else now holds this one. The reader skips the gap.
+      this.#active++;
       this.#reopenAt = Date.now() + REOPEN_INTERVAL_MS;
     }
   }
@@ -208,9 +210,31 @@ export class Spool {
   }
 
   #fail(err: Error): void {
-    this.lastError = err;
+    this.#error(err);
     this.#seal();
     this.#reopenAt = Date.now() + REOPEN_INTERVAL_MS;
+  }
+
+  /**
+   * Disk full mid-chunk: none of the chunk's lines count as written (the caller keeps them all), so the part that
+   * made it is cut off again. Should that fail too, it stays: the reader skips its torn last line, and the database
+   * skips the records it then gets twice.
+   */
+  #cutShort(n: number, bytes: number): void {
+    try {
+      ftruncateSync(this.#fd, this.#activeSize);
+    } catch {
+      this.#activeSize += n;
+      this.#diskBytes += n;
+      this.#activeDirty = true;
+    }
+    this.#fail(new Error(`short write (${n} of ${bytes} bytes)`));
+  }
+
+  #error(err: Error): void {
+    this.writeErrors++;
+    // A write(2) error does not say which file; the log should.
+    this.lastError = Object.assign(err, { path: segmentPath(this.dir, this.#active) });
   }
 
   #closeFd(): void {
