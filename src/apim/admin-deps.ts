@@ -10,6 +10,8 @@ export interface ApimAdminDeps {
   fileOwned: (kind: string, name: string) => boolean;
   /** The manifests --config files declare now, so apply checks template rules against them too. */
   fileManifests?: () => readonly Manifest[];
+  /** What the policy engine would refuse to build from this store view (an apply's uncommitted writes); [] when it builds. */
+  compileProblems?: (store: StoreView) => Promise<string[]>;
 }
 
 export type AddRoute = (method: string, pattern: string, handler: AdminHandler) => void;

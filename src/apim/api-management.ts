@@ -6,11 +6,11 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import { ConfigError, validateDocument, type Manifest } from '../config/manifest.js';
 import type { GatewayHooks } from '../gateway/hooks.js';
 import type { RequestContext } from '../gateway/context.js';
-import type { Logger } from '../lib/logger.js';
+import { silentLogger, type Logger } from '../lib/logger.js';
 import { withTimeout } from '../lib/with-timeout.js';
 import type { RequestTracer } from '../telemetry/tracing.js';
 import { CachedAccessTokens, COUNTER_ERROR_OUTCOMES, createPolicyEngine, type CounterErrorOutcome, type IdentitySource, type KeyRecord, type PolicyEngine } from '../policy/index.js';
-import { AccessTokens, openCounterStore, openDatabase, type CounterStore, type Database, type Snapshot } from '../store/index.js';
+import { AccessTokens, openCounterStore, openDatabase, type CounterStore, type Database, type Snapshot, type StoreView } from '../store/index.js';
 import { syncFileManifests } from './file-manifests.js';
 import { KvmCipher } from './kvm-cipher.js';
 import { encryptedMaps, KvmView } from './kvm-view.js';
@@ -192,11 +192,33 @@ export class ApiManagement {
   }
 
   #compile(fileManifests: readonly Manifest[], snapshot: Snapshot): void {
+    const engine = this.#build(fileManifests, snapshot, this.#logger);
+    this.#engine = engine;
+    this.#hooks = { ...engine.hooks, quotaReport: (ctx: RequestContext) => engine.quotaReport(ctx) };
+    this.onHooks(this.#hooks);
+  }
+
+  /**
+   * What compiling the policies over this store view would refuse (ConfigError problems), without installing them:
+   * an apply checks its uncommitted writes with it, since a stored manifest the engine cannot build (an OpenAPI
+   * pattern ajv refuses, say) would otherwise be accepted and then stop every later start of the gateway.
+   */
+  async compileProblems(store: StoreView): Promise<string[]> {
+    try {
+      this.#build(this.#fileManifests, await store.loadSnapshot(), silentLogger);
+      return [];
+    } catch (err) {
+      if (err instanceof ConfigError) return err.problems;
+      throw err;
+    }
+  }
+
+  #build(fileManifests: readonly Manifest[], snapshot: Snapshot, logger: Logger): PolicyEngine {
     const stored: Manifest[] = [];
     const keep = (raw: { apiVersion: string; kind: string; name: string; spec: unknown }, i: number) => {
       const r = validateDocument({ apiVersion: raw.apiVersion, kind: raw.kind, metadata: { name: raw.name }, spec: raw.spec }, 'admin-api', i);
       if (r.manifest) stored.push(r.manifest);
-      else this.#logger.error({ problems: r.problems }, 'a stored manifest no longer validates; it is ignored');
+      else logger.error({ problems: r.problems }, 'a stored manifest no longer validates; it is ignored');
     };
     snapshot.manifests.forEach((m, i) => {
       if (m.owner !== 'file') keep(m, i);
@@ -205,11 +227,8 @@ export class ApiManagement {
     snapshot.products.forEach((p, i) => {
       if (p.owner !== 'file' && p.spec.templateRefs !== undefined) keep({ apiVersion: 'apim.googleapis.com/v1', kind: 'APIProduct', name: p.name, spec: { ...p.spec, displayName: p.displayName || p.name } }, snapshot.manifests.length + i);
     });
-    const kvm = new KvmView(snapshot, encryptedMaps(fileManifests, snapshot), this.#kvmCipher, this.db, this.#logger);
-    const engine = createPolicyEngine({ manifests: [...fileManifests, ...stored], counters: this.counters, identity: this.#identitySource, logger: this.#logger, kvm, caches: this.caches, onCounterError: this.#onCounterError, tracer: this.#tracer });
-    this.#engine = engine;
-    this.#hooks = { ...engine.hooks, quotaReport: (ctx: RequestContext) => engine.quotaReport(ctx) };
-    this.onHooks(this.#hooks);
+    const kvm = new KvmView(snapshot, encryptedMaps(fileManifests, snapshot), this.#kvmCipher, this.db, logger);
+    return createPolicyEngine({ manifests: [...fileManifests, ...stored], counters: this.counters, identity: this.#identitySource, logger, kvm, caches: this.caches, onCounterError: this.#onCounterError, tracer: this.#tracer });
   }
 
   #retryLater(): void {

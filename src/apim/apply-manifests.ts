@@ -26,6 +26,15 @@ class DryRunRollback extends Error {
   }
 }
 
+/**
+ * The request document a build problem is about (`[i]`): problems name the manifest they come from as `(Kind/name)`;
+ * one about another object (a stored template naming a policy this apply changed) has no path.
+ */
+function pathOf(message: string, documents: readonly ApimDocument[]): string {
+  const i = documents.findIndex((d) => message.includes(`(${d.manifest.kind}/${d.manifest.metadata.name})`));
+  return i === -1 ? '' : `[${i}]`;
+}
+
 export async function applyDocuments(
   store: StoreView,
   deps: ApimAdminDeps,
@@ -48,6 +57,10 @@ export async function applyDocuments(
       const results: ApplyResult[] = [];
       for (const doc of documents) {
         results.push({ kind: doc.manifest.kind, name: doc.manifest.metadata.name, outcome: await storeDocument(tx, doc) });
+      }
+      const problems = (await deps.compileProblems?.(tx)) ?? [];
+      if (problems.length > 0) {
+        throw invalid(`the policies cannot be built with ${documents.length === 1 ? 'this manifest' : 'these manifests'}; nothing was applied`, problems.map((message) => ({ path: pathOf(message, documents), message })));
       }
       const answer = { results, violations: governance.reported };
       if (opts.dryRun) throw new DryRunRollback(answer);

@@ -1,0 +1,80 @@
+// An apply is checked the way the gateway builds its policies, not by the schemas alone: a manifest the policy engine
+// cannot build (here an OASValidation whose OpenAPI document holds a pattern ajv refuses as it compiles) was stored
+// with 200, left this replica on its last good state, and then stopped every later start of the gateway
+// (`ConfigError` from the stored manifest) — with the admin API, the way to remove it, down with it.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startGateway, type Gateway, type GatewayOptions } from '../src/gateway/gateway.js';
+import { silentLogger } from '../src/lib/logger.js';
+import { call } from './helpers/apim-admin.js';
+import { poolAndModel } from './helpers/manifests.js';
+
+const V = 'apim.googleapis.com/v1';
+const dir = mkdtempSync(join(tmpdir(), 'tollgate-apply-compile-'));
+const options: GatewayOptions = {
+  configPaths: [],
+  manifests: poolAndModel(['http://127.0.0.1:9']),
+  port: 0,
+  adminPort: 0,
+  host: '127.0.0.1',
+  watch: false,
+  db: `sqlite:${join(dir, 'tollgate.db')}`,
+  analyticsDir: join(dir, 'analytics'),
+  logger: silentLogger,
+};
+
+/** An OASValidation on the chat path whose body schema constrains `user` with `pattern`, and the template running it. */
+function contract(pattern: string) {
+  const schema = { type: 'object', properties: { user: { type: 'string', pattern } } };
+  return [
+    { apiVersion: V, kind: 'APIMExtensionPolicy', metadata: { name: 'ext' }, spec: { targetRef: { name: 'tollgate' } } },
+    {
+      apiVersion: V,
+      kind: 'OASValidation',
+      metadata: { name: 'contract' },
+      spec: { openApi: { openapi: '3.0.0', info: { title: 't', version: '1' }, paths: { '/v1/chat/completions': { post: { requestBody: { content: { 'application/json': { schema } } } } } } } },
+    },
+    { apiVersion: V, kind: 'ApimTemplate', metadata: { name: 'checks' }, spec: { templates: [{ policies: [{ kind: 'OASValidation', name: 'contract' }] }] } },
+  ];
+}
+
+let gw: Gateway | undefined;
+before(async () => {
+  gw = await startGateway(options);
+});
+after(async () => {
+  await gw?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function chat(user: string): Promise<number> {
+  const r = await fetch(`${gw!.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'm', user, messages: [{ role: 'user', content: 'hi' }] }) });
+  await r.arrayBuffer();
+  return r.status;
+}
+
+test('a manifest the policies cannot be built with is refused (400 naming it, dry run too), nothing is stored, and the gateway still restarts', async () => {
+  for (const dryRun of [true, false]) {
+    const r = await call(gw!.adminUrl, 'POST', `/v1/apply${dryRun ? '?dryRun=true' : ''}`, contract('(x+x+)+y'));
+    assert.equal(r.status, 400, JSON.stringify(r.body));
+    const details = r.body.error.details as { path: string; message: string }[];
+    assert.ok(details.some((d) => d.path === '[1]' && d.message.includes('pattern "(x+x+)+y"')), JSON.stringify(details));
+  }
+  assert.equal(await gw!.apim.db.manifests.find('OASValidation', 'contract'), undefined, 'nothing was applied');
+  await gw!.close();
+  gw = await startGateway(options);
+  // Nothing was applied: no APIMExtensionPolicy, so no policy refuses a request (the model server at :9 is down).
+  assert.equal(await chat('anyone'), 503);
+});
+
+test('manifests the policies build with are applied as before, and enforced', async () => {
+  const r = await call(gw!.adminUrl, 'POST', '/v1/apply', contract('^u[0-9]+$'));
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  await new Promise((res) => setTimeout(res, 200));
+  // The contract refuses a user its pattern does not match before anything is routed.
+  assert.equal(await chat('anyone'), 400);
+  assert.equal(await chat('u1'), 503);
+});
