@@ -1,55 +1,37 @@
 // A damaged spool directory (torn or garbage lines, emptied segments, stray files, a bad checkpoint): every intact
 // record is still stored exactly once, each damaged line costs one warning naming its file and offset, and the
 // pipeline keeps storing what comes after.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { AnalyticsPipeline } from '../src/analytics/pipeline.js';
 import { segmentPath } from '../src/analytics/spool-files.js';
-import { capturingLogger, sampleRecord, tempSpoolDirectory, testSettings } from '../src/analytics/test-records.js';
-import { AnalyticsRecords, type Database } from '../src/store/index.js';
-import { DATABASE_BACKENDS, type TestDatabase } from '../src/store/test-databases.js';
+import { capturingLogger, range, sampleRecord, storedNumbers, tempSpoolDirectory, testSettings, useRecordsDatabase } from '../src/analytics/test-records.js';
+import { DATABASE_BACKENDS } from '../src/store/test-databases.js';
 
 const DAMAGED_LINE = 'skipped a damaged analytics spool line';
 const UNTRUSTED_CHECKPOINT = 'the analytics checkpoint cannot be trusted; replaying every spooled record (the database skips those it has)';
 
 for (const backend of DATABASE_BACKENDS) {
   describe(`a damaged analytics spool (${backend.name})`, { skip: backend.skip }, () => {
-    let target: TestDatabase;
-    let db: Database;
-    let records: AnalyticsRecords;
+    const env = useRecordsDatabase(backend);
     let run = 0;
-
-    before(async () => {
-      target = await backend.create();
-      db = await target.open({ listen: false });
-      records = new AnalyticsRecords(db);
-    });
-    after(async () => {
-      await db?.close();
-      await target?.dispose();
-    });
 
     /** Request ids are `<tag>-<i>`, so each test reads only its own rows of the shared database. */
     const tagged = () => `d${++run}`;
     const line = (tag: string, i: number) => JSON.stringify(sampleRecord(i, { requestId: `${tag}-${i}` })) + '\n';
-    /** Every stored request number of `tag`, sorted, duplicates kept. */
-    async function stored(tag: string): Promise<number[]> {
-      const rows = await records.kysely.selectFrom('analytics_records').select('request_id').where('request_id', 'like', `${tag}-%`).execute();
-      return rows.map((r) => Number(r.request_id.slice(tag.length + 1))).sort((a, b) => a - b);
-    }
-    const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
+    const stored = (tag: string) => storedNumbers(env.records, tag);
 
     /** A pipeline as a gateway on this database runs it (the writer thread stores), or storing from the event loop. */
     function open(dir: string, thread: boolean) {
       const logger = capturingLogger();
       const registry = new Registry();
       const pipeline = new AnalyticsPipeline({
-        db,
-        databaseUrl: thread ? target.url : undefined,
-        databaseSchema: target.schema,
+        db: env.db,
+        databaseUrl: thread ? env.target.url : undefined,
+        databaseSchema: env.target.schema,
         settings: testSettings(dir, { flushInterval: '1h' }),
         registry,
         logger: logger.logger,

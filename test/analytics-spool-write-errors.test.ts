@@ -1,7 +1,7 @@
 // A spool that cannot be written (disk full, a failing fdatasync), with real failing system calls: /dev/full answers
 // every write with ENOSPC, /dev/null refuses fdatasync, and, where this process may mount, a small tmpfs really fills
 // up. No answer waits for it, the records go straight to the database, and an error log and a metric say so.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, statfsSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -10,9 +10,8 @@ import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { AnalyticsPipeline } from '../src/analytics/pipeline.js';
 import { segmentPath } from '../src/analytics/spool-files.js';
-import { capturingLogger, sampleRecord, tempSpoolDirectory, testSettings } from '../src/analytics/test-records.js';
-import { AnalyticsRecords, type Database } from '../src/store/index.js';
-import { DATABASE_BACKENDS, type TestDatabase } from '../src/store/test-databases.js';
+import { capturingLogger, range, sampleRecord, storedNumbers, tempSpoolDirectory, testSettings, useRecordsDatabase } from '../src/analytics/test-records.js';
+import { DATABASE_BACKENDS } from '../src/store/test-databases.js';
 
 const SPOOL_FAILED = 'cannot write the analytics spool; records wait in memory and go straight to the database';
 const SPOOL_BACK = 'the analytics spool is written again';
@@ -51,38 +50,21 @@ if (tmpfs) {
 
 for (const backend of DATABASE_BACKENDS) {
   describe(`analytics spool write errors (${backend.name})`, { skip: backend.skip }, () => {
-    let target: TestDatabase;
-    let db: Database;
-    let records: AnalyticsRecords;
+    const env = useRecordsDatabase(backend);
     let run = 0;
 
-    before(async () => {
-      target = await backend.create();
-      db = await target.open({ listen: false });
-      records = new AnalyticsRecords(db);
-    });
-    after(async () => {
-      await db?.close();
-      await target?.dispose();
-    });
-
     const tagged = () => `w${++run}`;
-    /** Every stored request number of `tag`, sorted, duplicates kept. */
-    async function stored(tag: string): Promise<number[]> {
-      const rows = await records.kysely.selectFrom('analytics_records').select('request_id').where('request_id', 'like', `${tag}-%`).execute();
-      return rows.map((r) => Number(r.request_id.slice(tag.length + 1))).sort((a, b) => a - b);
-    }
-    const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
+    const stored = (tag: string) => storedNumbers(env.records, tag);
 
     /** The writer thread stores, as in a gateway on a database file or PostgreSQL; `down`: the database cannot be reached. */
     function open(dir: string, settings: Record<string, unknown>, { down = false } = {}) {
       const logger = capturingLogger();
       const registry = new Registry();
-      const databaseUrl = down ? (backend.name === 'sqlite' ? `sqlite:${join(tempSpoolDirectory(), 'missing', 'x.db')}` : 'postgres://postgres@127.0.0.1:9/test') : target.url;
+      const databaseUrl = down ? (backend.name === 'sqlite' ? `sqlite:${join(tempSpoolDirectory(), 'missing', 'x.db')}` : 'postgres://postgres@127.0.0.1:9/test') : env.target.url;
       const pipeline = new AnalyticsPipeline({
-        db,
+        db: env.db,
         databaseUrl,
-        databaseSchema: target.schema,
+        databaseSchema: env.target.schema,
         settings: testSettings(dir, { flushInterval: '1h', segmentBytes: 4096, ...settings }),
         registry,
         logger: logger.logger,

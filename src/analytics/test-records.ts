@@ -2,8 +2,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
 import { pino } from 'pino';
 import type { Logger } from '../lib/logger.js';
+import { AnalyticsRecords, type Database } from '../store/index.js';
+import type { DatabaseBackend, TestDatabase } from '../store/test-databases.js';
 import { newRecordId } from './record-id.js';
 import type { AnalyticsRecord } from './record.js';
 import { analyticsSettingsSpec, type AnalyticsSettings } from './settings.js';
@@ -66,3 +69,34 @@ export function capturingLogger(): CapturedLogger {
   const logger = pino({ level: 'debug', base: undefined }, { write: (line: string) => void lines.push(JSON.parse(line)) });
   return { logger, lines };
 }
+
+/** A database of one backend for the tests of a describe block: opened before them (with the analytics table), closed and dropped after. */
+export interface RecordsDatabase {
+  target: TestDatabase;
+  db: Database;
+  records: AnalyticsRecords;
+}
+
+/** Call inside a describe: its before/after hooks fill and empty the answer. */
+export function useRecordsDatabase(backend: DatabaseBackend): RecordsDatabase {
+  const env = {} as RecordsDatabase;
+  before(async () => {
+    env.target = await backend.create();
+    env.db = await env.target.open({ listen: false });
+    env.records = new AnalyticsRecords(env.db);
+  });
+  after(async () => {
+    await env.db?.close();
+    await env.target?.dispose();
+  });
+  return env;
+}
+
+/** The request numbers stored for `tag` (request ids `<tag>-<i>`), sorted, duplicates kept: each test reads only its own rows of the shared database. */
+export async function storedNumbers(records: AnalyticsRecords, tag: string): Promise<number[]> {
+  const rows = await records.kysely.selectFrom('analytics_records').select('request_id').where('request_id', 'like', `${tag}-%`).execute();
+  return rows.map((r) => Number(r.request_id.slice(tag.length + 1))).sort((a, b) => a - b);
+}
+
+/** from, from + 1, ..., to - 1. */
+export const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i);
