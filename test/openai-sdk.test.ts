@@ -1,5 +1,7 @@
 // The official openai SDK, unchanged, through the gateway in front of the simulator: chat, streamed chat
-// with usage in the last chunk, embeddings, responses, and the model list.
+// with usage in the last chunk, embeddings, responses (function calling too: responses.create() answers a
+// function_call item, the tool's result gets a text answer, and the SDK's stream helper assembles the call from the
+// simulator's events), and the model list.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
@@ -90,4 +92,60 @@ test('an unknown model is a NotFoundError with the documented code', async () =>
     assert.equal(err.code, 'model_not_found');
     return true;
   });
+});
+
+const weather: OpenAI.Responses.FunctionTool = {
+  type: 'function',
+  name: 'get_weather',
+  strict: true,
+  parameters: { type: 'object', properties: { city: { type: 'string' }, days: { type: 'integer', minimum: 1, maximum: 7 } }, required: ['city', 'days'] },
+};
+
+function functionCall(r: OpenAI.Responses.Response): OpenAI.Responses.ResponseFunctionToolCall {
+  assert.equal(r.output.length, 1, JSON.stringify(r.output));
+  const [item] = r.output;
+  assert.equal(item.type, 'function_call', JSON.stringify(item));
+  return item as OpenAI.Responses.ResponseFunctionToolCall;
+}
+
+test('responses.create() with tools returns a function_call; the tool output then gets a text answer', async () => {
+  const input: OpenAI.Responses.ResponseInputItem[] = [{ role: 'user', content: 'Weather in Paris for the weekend?' }];
+  const r = await client.responses.create({ model: 'chat', input, tools: [weather], tool_choice: { type: 'function', name: 'get_weather' } });
+  assert.equal(r.status, 'completed');
+  const call = functionCall(r);
+  assert.equal(call.name, 'get_weather');
+  assert.equal(call.status, 'completed');
+  const args = JSON.parse(call.arguments) as { city: unknown; days: number };
+  assert.equal(typeof args.city, 'string');
+  assert.ok(Number.isInteger(args.days) && args.days >= 1 && args.days <= 7, call.arguments);
+  assert.equal(r.output_text, '', 'no text beside the call');
+
+  const answered = await client.responses.create({
+    model: 'chat',
+    input: [...input, call, { type: 'function_call_output', call_id: call.call_id, output: JSON.stringify({ sky: 'sunny' }) }],
+    tools: [weather],
+    max_output_tokens: 8,
+  });
+  assert.equal(answered.output[0].type, 'message');
+  assert.ok(answered.output_text.length > 0);
+});
+
+test('responses.stream() with tool_choice required: the SDK assembles the call from the argument deltas', async () => {
+  const stream = client.responses.stream({ model: 'chat', input: 'Weather in Oslo?', tools: [weather], tool_choice: 'required' });
+  let streamed = '';
+  let snapshot = '';
+  let done: OpenAI.Responses.ResponseFunctionCallArgumentsDoneEvent | undefined;
+  // The SDK's own accumulation of the arguments so far, from the function_call item the stream added.
+  stream.on('response.function_call_arguments.delta', (ev) => (snapshot = ev.snapshot));
+  for await (const ev of stream) {
+    if (ev.type === 'response.function_call_arguments.delta') streamed += ev.delta;
+    if (ev.type === 'response.function_call_arguments.done') done = ev;
+  }
+  const final = await stream.finalResponse();
+  const call = functionCall(final);
+  assert.ok(streamed.length > 0);
+  assert.equal(call.arguments, streamed);
+  assert.equal(snapshot, streamed);
+  assert.deepEqual([done?.name, done?.arguments, done?.item_id], ['get_weather', streamed, call.id]);
+  assert.equal(typeof JSON.parse(call.arguments).city, 'string');
 });
