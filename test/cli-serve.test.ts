@@ -55,6 +55,20 @@ function runCli(args: string[], cwd: string, env: Record<string, string> = {}): 
   return cli;
 }
 
+
+/** Runs a `tollgate` command that must refuse to start: exit code 2, nothing served, no stack; the lines it printed on stderr. */
+async function refusal(args: string[], cwd: string): Promise<string[]> {
+  const cli = runCli(args, cwd);
+  try {
+    assert.equal(await exitCode(cli), 2, cli.stderr);
+    assert.doesNotMatch(cli.stdout, /tollgate is serving/);
+    assert.doesNotMatch(cli.stderr, /^\s+at /m);
+    return cli.stderr.trimEnd().split('\n');
+  } finally {
+    await kill(cli.child);
+  }
+}
+
 /** The exit code, or a failure naming what the child printed when it has not exited within EXIT_MS. */
 async function exitCode(cli: Cli): Promise<number | null> {
   let timer: NodeJS.Timeout | undefined;
@@ -150,17 +164,10 @@ describe('tollgate serve: bad configuration and flags', () => {
     const file = join(dir, 'bad.yaml');
     await writeFile(file, `${poolAndModel('http://127.0.0.1:9')}  criticality: Urgent\n`);
     const [port, adminPort] = await freePorts(2);
-    const cli = runCli(['serve', '--config', file, '--port', String(port), '--admin-port', String(adminPort), '--db', `sqlite:${join(dir, 't.db')}`], dir);
-    try {
-      assert.equal(await exitCode(cli), 2, cli.stderr);
-      const lines = cli.stderr.trimEnd().split('\n');
-      assert.equal(lines.length, 1, cli.stderr);
-      assert.match(lines[0], /^tollgate: config: .*bad\.yaml document 1 \(InferenceModel\/m\): spec\.criticality: .*Critical/);
-      assert.ok(lines[0].includes(file), lines[0]);
-      assert.doesNotMatch(cli.stdout, /tollgate is serving/);
-    } finally {
-      await kill(cli.child);
-    }
+    const lines = await refusal(['serve', '--config', file, '--port', String(port), '--admin-port', String(adminPort), '--db', `sqlite:${join(dir, 't.db')}`], dir);
+    assert.equal(lines.length, 1, lines.join('\n'));
+    assert.match(lines[0], /^tollgate: config: .*bad\.yaml document 1 \(InferenceModel\/m\): spec\.criticality: .*Critical/);
+    assert.ok(lines[0].includes(file), lines[0]);
   });
 
   // DESIGN.md: "bad flags and bad config give one clear line and exit code 2". With several problems serve prints one
@@ -183,17 +190,10 @@ spec:
 `,
     );
     const [port, adminPort] = await freePorts(2);
-    const cli = runCli(['serve', '--config', file, '--port', String(port), '--admin-port', String(adminPort), '--db', `sqlite:${join(dir, 't.db')}`], dir);
-    try {
-      assert.equal(await exitCode(cli), 2, cli.stderr);
-      const lines = cli.stderr.trimEnd().split('\n');
-      assert.equal(lines.length, 2, cli.stderr);
-      assert.match(lines[0], /^tollgate: config: .*several\.yaml document 1 \(InferenceModel\/m\): spec\.criticality: /);
-      assert.match(lines[1], /^tollgate: config: .*several\.yaml document 2 \(InferenceModel\/other\): spec\.modelName: .*string/);
-      assert.doesNotMatch(cli.stderr, /^\s+at /m);
-    } finally {
-      await kill(cli.child);
-    }
+    const lines = await refusal(['serve', '--config', file, '--port', String(port), '--admin-port', String(adminPort), '--db', `sqlite:${join(dir, 't.db')}`], dir);
+    assert.equal(lines.length, 2, lines.join('\n'));
+    assert.match(lines[0], /^tollgate: config: .*several\.yaml document 1 \(InferenceModel\/m\): spec\.criticality: /);
+    assert.match(lines[1], /^tollgate: config: .*several\.yaml document 2 \(InferenceModel\/other\): spec\.modelName: .*string/);
   });
 
   test('a YAML syntax error and a missing file: exit code 2, one line each', async () => {
@@ -204,15 +204,9 @@ spec:
       [broken, /^tollgate: config: .*broken\.yaml: YAML: /],
       [join(dir, 'missing.yaml'), /^tollgate: config: .*missing\.yaml: no such file/],
     ] as const) {
-      const cli = runCli(['serve', '--config', file, '--port', '0', '--admin-port', '0', '--db', `sqlite:${join(dir, 't.db')}`], dir);
-      try {
-        assert.equal(await exitCode(cli), 2, cli.stderr);
-        const lines = cli.stderr.trimEnd().split('\n');
-        assert.equal(lines.length, 1, cli.stderr);
-        assert.match(lines[0], expected);
-      } finally {
-        await kill(cli.child);
-      }
+      const lines = await refusal(['serve', '--config', file, '--port', '0', '--admin-port', '0', '--db', `sqlite:${join(dir, 't.db')}`], dir);
+      assert.equal(lines.length, 1, lines.join('\n'));
+      assert.match(lines[0], expected);
     }
   });
 
@@ -222,16 +216,9 @@ spec:
     await writeFile(file, poolAndModel('http://127.0.0.1:9'));
     for (const flag of ['--tls-cert', '--tls-key']) {
       const [port, adminPort] = await freePorts(2);
-      const cli = runCli(['serve', '--config', file, flag, join(dir, 'x.pem'), '--port', String(port), '--admin-port', String(adminPort), '--db', `sqlite:${join(dir, 't.db')}`], dir);
-      try {
-        assert.equal(await exitCode(cli), 2, cli.stderr);
-        const lines = cli.stderr.trimEnd().split('\n');
-        assert.equal(lines.length, 1, cli.stderr);
-        assert.match(lines[0], /--tls-cert and --tls-key go together/);
-        assert.doesNotMatch(cli.stdout, /tollgate is serving/);
-      } finally {
-        await kill(cli.child);
-      }
+      const lines = await refusal(['serve', '--config', file, flag, join(dir, 'x.pem'), '--port', String(port), '--admin-port', String(adminPort), '--db', `sqlite:${join(dir, 't.db')}`], dir);
+      assert.equal(lines.length, 1, lines.join('\n'));
+      assert.match(lines[0], /--tls-cert and --tls-key go together/);
     }
   });
 
@@ -248,16 +235,9 @@ spec:
       [notPem, notPem, /^tollgate: --tls-cert\/--tls-key: the certificate and key cannot be used: .+/],
     ] as const) {
       const [port, adminPort] = await freePorts(2);
-      const cli = runCli(['serve', '--config', file, '--tls-cert', cert, '--tls-key', key, '--port', String(port), '--admin-port', String(adminPort), '--db', `sqlite:${join(dir, 't.db')}`], dir);
-      try {
-        assert.equal(await exitCode(cli), 2, cli.stderr);
-        const lines = cli.stderr.trimEnd().split('\n');
-        assert.equal(lines.length, 1, cli.stderr);
-        assert.match(lines[0], expected);
-        assert.doesNotMatch(cli.stdout, /tollgate is serving/);
-      } finally {
-        await kill(cli.child);
-      }
+      const lines = await refusal(['serve', '--config', file, '--tls-cert', cert, '--tls-key', key, '--port', String(port), '--admin-port', String(adminPort), '--db', `sqlite:${join(dir, 't.db')}`], dir);
+      assert.equal(lines.length, 1, lines.join('\n'));
+      assert.match(lines[0], expected);
     }
   });
 
@@ -274,18 +254,14 @@ spec:
       const [port, adminPort, extprocPort] = await freePorts(3);
       const ports = { '--port': port, '--admin-port': adminPort, '--extproc-port': extprocPort, [flag]: takenPort };
       const args = Object.entries(ports).flatMap(([f, p]) => [f, String(p)]);
-      const cli = runCli(['serve', '--config', file, ...args, '--db', `sqlite:${join(dir, 't.db')}`], dir);
       try {
-        assert.equal(await exitCode(cli), 2, `${flag}: ${cli.stderr}`);
-        const lines = cli.stderr.trimEnd().split('\n');
-        assert.equal(lines.length, 1, cli.stderr);
+        const lines = await refusal(['serve', '--config', file, ...args, '--db', `sqlite:${join(dir, 't.db')}`], dir);
+        assert.equal(lines.length, 1, lines.join('\n'));
         // The data plane and ext_proc listen on every interface, the admin API (without a token) on loopback.
         const host = flag === '--admin-port' ? '127\\.0\\.0\\.1' : '0\\.0\\.0\\.0';
         assert.match(lines[0], new RegExp(`^tollgate: ${flag}: cannot listen on ${host}:${takenPort}: the address is already in use$`));
-        assert.doesNotMatch(cli.stdout, /tollgate is serving/);
       } finally {
         taken.close();
-        await kill(cli.child);
       }
     }
   });
