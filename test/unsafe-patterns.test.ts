@@ -1,7 +1,8 @@
-// A regular expression that may take exponential time (nested quantifiers) is refused wherever configuration
-// enters a gateway: POST /v1/apply answers 400 naming the field, `tollgate apply` stops before sending (exit 2), and
-// a gateway does not start on --config files whose OASValidation document holds one. One such pattern on the event
-// loop would let a prompt of a few dozen characters stall every request.
+// A configured regular expression V8 may take exponential time on (nested quantifiers) runs on RE2, in linear time:
+// one such pattern on V8's backtracking engine would let a prompt of a few dozen characters stall every request. One
+// RE2 cannot run either (lookaround, backreferences) is refused wherever configuration enters a gateway: POST
+// /v1/apply answers 400 naming the field, `tollgate apply` stops before sending (exit 2), and a gateway does not
+// start on --config files whose OASValidation document holds one.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -13,10 +14,13 @@ import { ConfigError } from '../src/config/manifest.js';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { silentLogger } from '../src/lib/logger.js';
 import { call } from './helpers/apim-admin.js';
+import { poolAndModel } from './helpers/manifests.js';
+import { startStub } from './helpers/stub-upstream.js';
+import { manifestOf } from '../src/config/manifest.js';
 
 const V = 'apim.googleapis.com/v1';
-const SLOW = '(x+x+)+y';
-const WHY = 'the pattern may take exponential time (nested quantifiers)';
+const SLOW = '(x+x+)+(?=y)';
+const WHY = 'the pattern may take exponential time in V8';
 
 const guard = (patterns: string[]) => ({ apiVersion: V, kind: 'SanitizeUserPrompt', metadata: { name: 'guard' }, spec: { filters: { denyList: { patterns } } } });
 
@@ -82,4 +86,36 @@ test('a gateway does not start on config files whose OASValidation document has 
   const schema = '/paths/~1v1~1chat~1completions/post/requestBody/content/application~1json/schema';
   assert.equal(refusal.problems.length, 1, refusal.problems.join('\n'));
   assert.ok(refusal.problems[0].startsWith(`${file} document 1 (OASValidation/contract): spec: ${schema}: pattern "${SLOW}": ${WHY}`), refusal.problems[0]);
+});
+
+test('a deny-list pattern with nested quantifiers runs on RE2: a prompt V8 would stall on is answered, a match is blocked', async (t) => {
+  const stub = await startStub();
+  t.after(() => stub.close());
+  const documents = [
+    { kind: 'APIMExtensionPolicy', name: 'ext', spec: { targetRef: { name: 'tollgate' } } },
+    { kind: 'SanitizeUserPrompt', name: 'guard', spec: { filters: { piAndJailbreak: { action: 'off' }, sensitiveData: { action: 'off' }, secrets: { action: 'off' }, maliciousUri: { action: 'off' }, denyList: { action: 'block', patterns: ['(x+x+)+y'] } } } },
+    { kind: 'ApimTemplate', name: 'edge', spec: { templates: [{ policies: [{ kind: 'SanitizeUserPrompt', name: 'guard' }] }] } },
+  ];
+  const gw = await startGateway({
+    configPaths: [],
+    manifests: [...poolAndModel([stub.url]), ...documents.map((d) => manifestOf(d.kind, d.name, d.spec, 'test'))],
+    port: 0,
+    adminPort: 0,
+    host: '127.0.0.1',
+    watch: false,
+    logger: silentLogger,
+  });
+  try {
+    const chat = async (content: string) => {
+      const r = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content }] }) });
+      await r.arrayBuffer();
+      return r.status;
+    };
+    // 40 x's and no y: about 2^40 steps for V8's backtracking, one pass for RE2.
+    assert.equal(await chat(`${'x'.repeat(40)} is a long run`), 200);
+    assert.equal(await chat(`a run of ${'x'.repeat(5000)}`), 200);
+    assert.equal(await chat('then xxy appears'), 400);
+  } finally {
+    await gw.close();
+  }
 });

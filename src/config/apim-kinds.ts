@@ -2,7 +2,7 @@
 // templates and one kind per policy. Field names are Apigee's element names in camelCase.
 import { z } from 'zod';
 import { durationMs } from '../lib/duration.js';
-import { unsafePatternReason } from '../lib/regex-safety.js';
+import { compileTextPattern } from '../lib/linear-regex.js';
 
 export const APIM_API_VERSION = 'apim.googleapis.com/v1';
 
@@ -278,7 +278,7 @@ export const PII_TYPES = ['email', 'phone', 'creditCard', 'usSsn', 'ukNino', 'ib
 export const SECRET_TYPES = ['awsAccessKey', 'githubToken', 'openaiKey', 'slackToken', 'googleApiKey', 'stripeKey', 'privateKey', 'tollgateKey', 'jwt', 'genericSecret'] as const;
 
 const sanitizeAction = z.enum(['block', 'redact', 'off']);
-/** A regular expression run on client text: valid, and not one that may take exponential time (regex-safety.ts). */
+/** A regular expression run on client text: valid, and on a linear engine when V8 may take exponential time on it (linear-regex.ts). */
 const regexSource = z
   .string()
   .min(1)
@@ -289,8 +289,11 @@ const regexSource = z
       ctx.addIssue({ code: 'custom', message: 'must be a valid regular expression' });
       return;
     }
-    const unsafe = unsafePatternReason(s);
-    if (unsafe) ctx.addIssue({ code: 'custom', message: unsafe });
+    try {
+      compileTextPattern(s, 'giu');
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    }
   });
 
 /** The Model Armor-like filters; prompt injection is off by default on the response side. */

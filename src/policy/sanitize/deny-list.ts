@@ -1,4 +1,5 @@
 // Custom deny lists: whole words or phrases (case-insensitive) and regular expressions, from the policy's config.
+import { compileTextPattern } from '../../lib/linear-regex.js';
 import type { Action } from './finding.js';
 import { RegexDetector, type RegexRule } from './regex-detector.js';
 
@@ -7,6 +8,7 @@ const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 export function denyListDetector(action: Action, words: readonly string[], patterns: readonly string[]): RegexDetector {
   const rules: RegexRule[] = [];
   if (words.length > 0) rules.push({ type: 'word', pattern: new RegExp(`(?<![\\p{L}\\p{N}_])(?:${words.map(escape).join('|')})(?![\\p{L}\\p{N}_])`, 'giu') });
-  for (const p of patterns) rules.push({ type: 'pattern', pattern: new RegExp(p, 'giu') });
+  // Validated when the configuration loaded (apim-kinds.ts), so compiling cannot fail here.
+  for (const p of patterns) rules.push({ type: 'pattern', pattern: compileTextPattern(p, 'giu') });
   return new RegexDetector('denylist', action, rules);
 }

@@ -1,10 +1,12 @@
 // The common detector shape: one precompiled global regex per type, an optional validator over the match (Luhn,
 // area rules, placeholders), and optionally only a capture group redacted (the value, not `password=`).
+import type { TextPattern } from '../../lib/linear-regex.js';
 import type { Action, Category, Detector, Finding } from './finding.js';
 
 export interface RegexRule {
   type: string;
-  pattern: RegExp;
+  /** A RegExp, or a configured pattern on the linear engine (linear-regex.ts). */
+  pattern: TextPattern;
   /** Keeps a match only when this says so (checksums, exclusions). Gets the matched text (or the group's). */
   valid?: (match: string, text: string, start: number) => boolean;
   /** Report this capture group's span instead of the whole match (the pattern needs the d flag). */

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import type * as AjvModule from 'ajv';
 import type { Ajv, ValidateFunction } from 'ajv';
 import { lazyRequire } from '../../../lib/lazy-require.js';
-import { unsafePatternReason } from '../../../lib/regex-safety.js';
+import { compileTextPattern } from '../../../lib/linear-regex.js';
 import { parse as parseYaml } from 'yaml';
 import { compilePathTemplate, type PathTemplate } from './path-template.js';
 
@@ -67,16 +67,19 @@ function deref(doc: Node, node: unknown, pointer: string): { node: unknown; poin
 }
 
 /**
- * Ajv's regular expression engine for `pattern` and `patternProperties`: a native RegExp, once the pattern is known
- * not to take exponential time on client input; ajv calls it as it compiles, so a bad pattern fails the config load.
+ * Ajv's regular expression engine for `pattern` and `patternProperties`: a native RegExp, or RE2 for a pattern V8
+ * may take exponential time on (linear-regex.ts); ajv calls it as it compiles, so a pattern neither can run fails the
+ * config load.
  */
 const checkedRegExp = Object.assign(
   (pattern: string, flags: string) => {
-    const unsafe = unsafePatternReason(pattern);
-    if (unsafe) throw new Error(`pattern "${pattern}": ${unsafe}`);
-    return new RegExp(pattern, flags);
+    try {
+      return compileTextPattern(pattern, flags);
+    } catch (err) {
+      throw new Error(`pattern "${pattern}": ${(err as Error).message}`);
+    }
   },
-  // What standalone code (which tollgate does not generate) would call: it builds the same native RegExp.
+  // What standalone code (which tollgate does not generate) would call; tollgate compiles in process only.
   { code: 'new RegExp' },
 );
 
