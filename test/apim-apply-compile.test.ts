@@ -11,6 +11,7 @@ import { startGateway, type Gateway, type GatewayOptions } from '../src/gateway/
 import { silentLogger } from '../src/lib/logger.js';
 import { call } from './helpers/apim-admin.js';
 import { poolAndModel } from './helpers/manifests.js';
+import type { JsonObject } from '../src/store/index.js';
 
 const V = 'apim.googleapis.com/v1';
 const dir = mkdtempSync(join(tmpdir(), 'tollgate-apply-compile-'));
@@ -26,17 +27,17 @@ const options: GatewayOptions = {
   logger: silentLogger,
 };
 
-/** An OASValidation on the chat path whose body schema constrains `user` with `pattern`, and the template running it. */
-function contract(pattern: string) {
+/** An OASValidation's spec on the chat path whose body schema constrains `user` with `pattern`. */
+function contractSpec(pattern: string): JsonObject {
   const schema = { type: 'object', properties: { user: { type: 'string', pattern } } };
+  return { openApi: { openapi: '3.0.0', info: { title: 't', version: '1' }, paths: { '/v1/chat/completions': { post: { requestBody: { content: { 'application/json': { schema } } } } } } } };
+}
+
+/** That OASValidation, with the extension policy and the template running it. */
+function contract(pattern: string) {
   return [
     { apiVersion: V, kind: 'APIMExtensionPolicy', metadata: { name: 'ext' }, spec: { targetRef: { name: 'tollgate' } } },
-    {
-      apiVersion: V,
-      kind: 'OASValidation',
-      metadata: { name: 'contract' },
-      spec: { openApi: { openapi: '3.0.0', info: { title: 't', version: '1' }, paths: { '/v1/chat/completions': { post: { requestBody: { content: { 'application/json': { schema } } } } } } } },
-    },
+    { apiVersion: V, kind: 'OASValidation', metadata: { name: 'contract' }, spec: contractSpec(pattern) },
     { apiVersion: V, kind: 'ApimTemplate', metadata: { name: 'checks' }, spec: { templates: [{ policies: [{ kind: 'OASValidation', name: 'contract' }] }] } },
   ];
 }
@@ -77,4 +78,25 @@ test('manifests the policies build with are applied as before, and enforced', as
   // The contract refuses a user its pattern does not match before anything is routed.
   assert.equal(await chat('anyone'), 400);
   assert.equal(await chat('u1'), 503);
+});
+
+test('a gateway whose store holds policies it cannot build (written by an older version) starts, refuses every request, and recovers when the admin API fixes them', async () => {
+  assert.equal((await call(gw!.adminUrl, 'POST', '/v1/apply', contract('^u[0-9]+$'))).status, 200);
+  // What an older version, which accepted the pattern, could have stored; the admin API now refuses it.
+  await gw!.apim.db.manifests.apply({ kind: 'OASValidation', name: 'contract', apiVersion: V, spec: contractSpec('(x+x+)+(?=y)') });
+  await gw!.close();
+  // Before: startGateway threw the stored manifest's ConfigError, so neither the data plane nor the admin API came up.
+  gw = await startGateway(options);
+  const refused = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'm', messages: [] }) });
+  assert.equal(refused.status, 500);
+  assert.equal(((await refused.json()) as { error: { code: string } }).error.code, 'extension_failed');
+  const ready = await call(gw.adminUrl, 'GET', '/readyz');
+  assert.equal(ready.status, 503);
+  assert.equal(ready.body.policiesBuilt, false);
+
+  assert.equal((await call(gw.adminUrl, 'POST', '/v1/apply', contract('^u[0-9]+$'))).status, 200);
+  await new Promise((res) => setTimeout(res, 200));
+  assert.equal(await chat('anyone'), 400);
+  assert.equal(await chat('u1'), 503);
+  assert.equal((await call(gw.adminUrl, 'GET', '/readyz')).body.policiesBuilt, true);
 });

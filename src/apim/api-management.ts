@@ -6,6 +6,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import { ConfigError, validateDocument, type Manifest } from '../config/manifest.js';
 import type { GatewayHooks } from '../gateway/hooks.js';
 import type { RequestContext } from '../gateway/context.js';
+import { gatewayError } from '../gateway/errors.js';
 import { silentLogger, type Logger } from '../lib/logger.js';
 import { withTimeout } from '../lib/with-timeout.js';
 import type { RequestTracer } from '../telemetry/tracing.js';
@@ -49,7 +50,7 @@ export class ApiManagement {
   readonly #logger: Logger;
   #snapshot!: Snapshot;
   #identity!: SnapshotIdentity;
-  #engine!: PolicyEngine;
+  #engine: PolicyEngine | undefined;
   readonly #onCounterError: (outcome: CounterErrorOutcome) => void;
   #tracer: RequestTracer | undefined;
   #fileManifests: Manifest[] = [];
@@ -140,7 +141,8 @@ export class ApiManagement {
     return this.#hooks;
   }
 
-  get engine(): PolicyEngine {
+  /** The policy engine; undefined while the policies cannot be built from the store (every request is refused then). */
+  get engine(): PolicyEngine | undefined {
     return this.#engine;
   }
 
@@ -150,7 +152,14 @@ export class ApiManagement {
     // Compile first: a bad policy configuration is refused before anything is written.
     this.#snapshot ??= await this.db.loadSnapshot();
     this.#identity ??= new SnapshotIdentity(this.#snapshot);
-    this.#compile(apim, this.#snapshot);
+    try {
+      this.#compile(apim, this.#snapshot);
+    } catch (err) {
+      // At start, policies the files allow but what the admin API stored breaks (a manifest a newer version validates
+      // more strictly, say) must not keep the gateway down: its admin API is how that manifest gets fixed.
+      if (!(err instanceof ConfigError) || this.#engine !== undefined || !this.#buildsWithoutStore(apim, this.#snapshot)) throw err;
+      this.#refuseEverything(err.problems);
+    }
     await syncFileManifests(this.db, apim);
     this.#fileManifests = apim;
     await this.refresh();
@@ -195,6 +204,30 @@ export class ApiManagement {
     const engine = this.#build(fileManifests, snapshot, this.#logger);
     this.#engine = engine;
     this.#hooks = { ...engine.hooks, quotaReport: (ctx: RequestContext) => engine.quotaReport(ctx) };
+    this.onHooks(this.#hooks);
+  }
+
+  /** Whether the files' manifests build on their own, without what the admin API stored. */
+  #buildsWithoutStore(fileManifests: readonly Manifest[], snapshot: Snapshot): boolean {
+    const filesOnly: Snapshot = { ...snapshot, manifests: snapshot.manifests.filter((m) => m.owner === 'file'), products: snapshot.products.filter((p) => p.owner === 'file') };
+    try {
+      this.#build(fileManifests, filesOnly, silentLogger);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Fails closed: every data-plane request is refused until a change through the admin API lets the policies build
+   * (refresh() then installs them). Serving without the stored policies instead would drop whatever they enforce.
+   */
+  #refuseEverything(problems: readonly string[]): void {
+    this.#logger.error({ problems }, 'the policies cannot be built from what the store holds; every request is refused (500 extension_failed) until the admin API fixes it');
+    const refuse = (): never => {
+      throw gatewayError('TG_ERR_EXTENSION_FAILED', 'API management cannot build its policies from what it stores; an operator must fix them through the admin API');
+    };
+    this.#hooks = { intercept: refuse, authenticate: refuse };
     this.onHooks(this.#hooks);
   }
 

@@ -258,8 +258,10 @@ export class Gateway {
     const pools = this.picker.ready();
     const notReady = pools.filter((p) => !p.reachable).map((p) => p.pool);
     const listening = this.#server?.listening === true;
-    const ready = listening && notReady.length === 0;
-    return { status: ready ? 200 : 503, body: { ready, listening, configLoaded: true, poolsNotReady: notReady } };
+    // False while API management refuses every request because its stored policies cannot be built.
+    const policiesBuilt = this.apim.engine !== undefined;
+    const ready = listening && notReady.length === 0 && policiesBuilt;
+    return { status: ready ? 200 : 503, body: { ready, listening, configLoaded: true, policiesBuilt, poolsNotReady: notReady } };
   }
 
   /** Stops accepting, lets in-flight requests finish within the grace period, then closes everything. */
