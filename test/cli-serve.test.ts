@@ -14,6 +14,7 @@ import { chatAnswer } from '../src/policy/caching/testing.js';
 import { waitFor } from '../src/sim/testing.js';
 import { spawnCli } from './helpers/cli-child.js';
 import { json, startStub, type Stub } from './helpers/stub-upstream.js';
+import { poolAndModelYaml } from './helpers/manifests.js';
 
 /** Generous bounds against a hung child, not measurements: a cold tsx start on a busy 2-core machine takes seconds. */
 const START_MS = 60_000;
@@ -54,7 +55,6 @@ function runCli(args: string[], cwd: string, env: Record<string, string> = {}): 
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (cli.stderr += d));
   return cli;
 }
-
 
 /** Runs a `tollgate` command that must refuse to start: exit code 2, nothing served, no stack; the lines it printed on stderr. */
 async function refusal(args: string[], cwd: string): Promise<string[]> {
@@ -138,20 +138,6 @@ const chat = (model: string, headers: Record<string, string> = {}) => ({
   body: JSON.stringify({ model, messages: [{ role: 'user', content: 'Hello!' }], max_tokens: 4 }),
 });
 
-const poolAndModel = (endpoint: string) => `apiVersion: inference.networking.k8s.io/v1
-kind: InferencePool
-metadata: { name: pool }
-spec:
-  endpoints: [${endpoint}]
----
-apiVersion: inference.networking.x-k8s.io/v1alpha2
-kind: InferenceModel
-metadata: { name: m }
-spec:
-  modelName: m
-  poolRef: { name: pool }
-`;
-
 /** A non-loopback IPv4 address of this machine, if it has one. */
 const EXTERNAL_IPV4 = Object.values(networkInterfaces())
   .flat()
@@ -162,7 +148,7 @@ describe('tollgate serve: bad configuration and flags', () => {
   test('one bad field: exit code 2 and one line naming file, document, kind/name and field path', async () => {
     const dir = await tempDir();
     const file = join(dir, 'bad.yaml');
-    await writeFile(file, `${poolAndModel('http://127.0.0.1:9')}  criticality: Urgent\n`);
+    await writeFile(file, `${poolAndModelYaml('http://127.0.0.1:9')}  criticality: Urgent\n`);
     const [port, adminPort] = await freePorts(2);
     const lines = await refusal(['serve', '--config', file, '--port', String(port), '--admin-port', String(adminPort), '--db', `sqlite:${join(dir, 't.db')}`], dir);
     assert.equal(lines.length, 1, lines.join('\n'));
@@ -179,7 +165,7 @@ describe('tollgate serve: bad configuration and flags', () => {
     const file = join(dir, 'several.yaml');
     await writeFile(
       file,
-      `${poolAndModel('http://127.0.0.1:9')}  criticality: Urgent
+      `${poolAndModelYaml('http://127.0.0.1:9')}  criticality: Urgent
 ---
 apiVersion: inference.networking.x-k8s.io/v1alpha2
 kind: InferenceModel
@@ -213,7 +199,7 @@ spec:
   test('--tls-cert without --tls-key (and the reverse): exit code 2 and one clear line', async () => {
     const dir = await tempDir();
     const file = join(dir, 'good.yaml');
-    await writeFile(file, poolAndModel('http://127.0.0.1:9'));
+    await writeFile(file, poolAndModelYaml('http://127.0.0.1:9'));
     for (const flag of ['--tls-cert', '--tls-key']) {
       const [port, adminPort] = await freePorts(2);
       const lines = await refusal(['serve', '--config', file, flag, join(dir, 'x.pem'), '--port', String(port), '--admin-port', String(adminPort), '--db', `sqlite:${join(dir, 't.db')}`], dir);
@@ -226,7 +212,7 @@ spec:
   test('TLS files that cannot be used (missing, not PEM): exit code 2 and one line naming the flag', async () => {
     const dir = await tempDir();
     const file = join(dir, 'good.yaml');
-    await writeFile(file, poolAndModel('http://127.0.0.1:9'));
+    await writeFile(file, poolAndModelYaml('http://127.0.0.1:9'));
     const notPem = join(dir, 'not.pem');
     await writeFile(notPem, 'this is not a certificate\n');
     for (const [cert, key, expected] of [
@@ -246,7 +232,7 @@ spec:
   test('a port that is taken (--port, --admin-port, --extproc-port): exit code 2 and one line naming the flag and address', async () => {
     const dir = await tempDir();
     const file = join(dir, 'good.yaml');
-    await writeFile(file, poolAndModel('http://127.0.0.1:9'));
+    await writeFile(file, poolAndModelYaml('http://127.0.0.1:9'));
     for (const flag of ['--port', '--admin-port', '--extproc-port']) {
       const taken = createServer();
       await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
@@ -281,7 +267,7 @@ describe('tollgate serve: SIGTERM with a request in flight', () => {
     });
     const dir = await tempDir();
     const file = join(dir, 'gateway.yaml');
-    await writeFile(file, poolAndModel(stub.url));
+    await writeFile(file, poolAndModelYaml(stub.url));
     const [port, adminPort] = await freePorts(2);
     const cli = runCli(['serve', '--config', file, '--port', String(port), '--admin-port', String(adminPort), '--db', `sqlite:${join(dir, 't.db')}`], dir);
     try {
@@ -376,7 +362,7 @@ describe('tollgate demo', () => {
 async function serveWith(env: Record<string, string>): Promise<{ cli: Cli; port: number; adminPort: number }> {
   const dir = await tempDir();
   const file = join(dir, 'gateway.yaml');
-  await writeFile(file, poolAndModel('http://127.0.0.1:9'));
+  await writeFile(file, poolAndModelYaml('http://127.0.0.1:9'));
   const [port, adminPort] = await freePorts(2);
   const cli = runCli(['serve', '--config', file, '--port', String(port), '--admin-port', String(adminPort), '--db', `sqlite:${join(dir, 't.db')}`], dir, env);
   await untilPrinted(cli, /tollgate is serving/, 'serve');

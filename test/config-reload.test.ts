@@ -13,19 +13,7 @@ import { startGateway } from '../src/gateway/gateway.js';
 import { waitFor } from '../src/sim/testing.js';
 import { json, sleep, startStub } from './helpers/stub-upstream.js';
 import { startOtlpReceiver } from './helpers/otlp-receiver.js';
-
-function yamlFor(url: string, model: string): string {
-  return `apiVersion: inference.networking.k8s.io/v1
-kind: InferencePool
-metadata: { name: pool }
-spec: { endpoints: ["${url}"] }
----
-apiVersion: inference.networking.x-k8s.io/v1alpha2
-kind: InferenceModel
-metadata: { name: model }
-spec: { modelName: ${model}, poolRef: { name: pool } }
-`;
-}
+import { poolAndModelYaml } from './helpers/manifests.js';
 
 test('hot reload', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-reload-'));
@@ -35,7 +23,7 @@ test('hot reload', async () => {
   });
   const logs: any[] = [];
   const logger = pino({ level: 'info' }, { write: (line: string) => logs.push(JSON.parse(line)) });
-  writeFileSync(join(dir, 'config.yaml'), yamlFor(stub.url, 'first'));
+  writeFileSync(join(dir, 'config.yaml'), poolAndModelYaml(stub.url, 'first', 'model'));
   const gw = await startGateway({ configPaths: [dir], port: 0, adminPort: 0, host: '127.0.0.1', logger });
   after(async () => {
     await gw.close();
@@ -48,7 +36,7 @@ test('hot reload', async () => {
   // A slow request is in flight while the configuration changes under it.
   const inflight = ask('first', { slow: true });
   await sleep(100);
-  writeFileSync(join(dir, 'config.yaml'), yamlFor(stub.url, 'second'));
+  writeFileSync(join(dir, 'config.yaml'), poolAndModelYaml(stub.url, 'second', 'model'));
   await waitFor(async () => (await ask('second')).statusCode === 200, 5000, 'the reloaded model to answer', 50);
   const slow = await inflight;
   assert.equal(slow.statusCode, 200);
@@ -56,7 +44,7 @@ test('hot reload', async () => {
   assert.equal((await ask('first')).statusCode, 404);
 
   // An invalid change: logged, and 'second' keeps working.
-  writeFileSync(join(dir, 'config.yaml'), yamlFor(stub.url, 'third').replace('modelName', 'modelNme'));
+  writeFileSync(join(dir, 'config.yaml'), poolAndModelYaml(stub.url, 'third', 'model').replace('modelName', 'modelNme'));
   await waitFor(() => logs.some((l) => l.msg?.includes('configuration change rejected')), 5000, 'the rejection to be logged', 50);
   const rejected = logs.find((l) => l.msg?.includes('configuration change rejected'));
   assert.match(rejected.problems[0], /config\.yaml document 1 \(InferenceModel\/model\): spec/);
@@ -110,7 +98,7 @@ test('a reload applies the runtime settings: scraping, staleness, saturation, fl
   const server = await countingServer(3);
   const logs: any[] = [];
   const logger = pino({ level: 'info' }, { write: (line: string) => logs.push(JSON.parse(line)) });
-  const models = `${yamlFor(server.url, 'standard')}---
+  const models = `${poolAndModelYaml(server.url, 'standard', 'model')}---
 apiVersion: inference.networking.x-k8s.io/v1alpha2
 kind: InferenceModel
 metadata: { name: sheddable }
@@ -174,7 +162,7 @@ test('a reload turns tracing on, changes it, and turns it off; a request in flig
     if (r.body?.slow) await sleep(400);
     json(r.res, 200, { ok: true });
   });
-  writeFileSync(join(dir, 'models.yaml'), yamlFor(stub.url, 'm'));
+  writeFileSync(join(dir, 'models.yaml'), poolAndModelYaml(stub.url, 'm', 'model'));
   const write = (spec: string) => writeFileSync(join(dir, 'settings.yaml'), settingsYaml(spec));
   write('{ logging: { accessLog: false } }');
   const gw = await startGateway({ configPaths: [dir], port: 0, adminPort: 0, host: '127.0.0.1' });

@@ -14,20 +14,10 @@ import { MAX_CONFIG_FILE_BYTES, readManifestFiles } from '../src/config/files.js
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { waitFor } from '../src/sim/testing.js';
 import { json, startStub, type Stub } from './helpers/stub-upstream.js';
+import { poolAndModelYaml } from './helpers/manifests.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const FILES = new URL('../src/config/files.ts', import.meta.url).href;
-
-const POOL = (url: string, model: string) => `apiVersion: inference.networking.k8s.io/v1
-kind: InferencePool
-metadata: { name: pool }
-spec: { endpoints: ["${url}"] }
----
-apiVersion: inference.networking.x-k8s.io/v1alpha2
-kind: InferenceModel
-metadata: { name: model }
-spec: { modelName: ${model}, poolRef: { name: pool } }
-`;
 
 /** A valid InferencePool whose endpoint list makes the file `bytes` long (parsing it costs ~60x that in memory). */
 function hugePool(bytes: number): string {
@@ -76,7 +66,7 @@ describe('a running gateway given hostile config files', () => {
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'tollgate-failure-config-gw-'));
     stub = await startStub(async (r) => json(r.res, 200, { model: r.body?.model }));
-    writeFileSync(join(dir, 'config.yaml'), POOL(stub.url, 'good'));
+    writeFileSync(join(dir, 'config.yaml'), poolAndModelYaml(stub.url, 'good', 'model'));
     const logger = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line)) });
     gw = await startGateway({ configPaths: [dir], port: 0, adminPort: 0, host: '127.0.0.1', logger });
   });
@@ -125,7 +115,7 @@ describe('a running gateway given hostile config files', () => {
   });
 
   test('after all that, a valid change still applies', async () => {
-    writeFileSync(join(dir, 'config.yaml'), POOL(stub.url, 'better'));
+    writeFileSync(join(dir, 'config.yaml'), poolAndModelYaml(stub.url, 'better', 'model'));
     await waitFor(async () => (await ask('better')) === 200, 10_000, 'the valid change to apply', 50);
   });
 });

@@ -13,3 +13,23 @@ export function poolAndModel(urls: string[], model = 'm', extra: Record<string, 
 export function settings(spec: Record<string, unknown>): Manifest {
   return manifest('GatewaySettings', 'settings', spec);
 }
+
+/**
+ * The same pool and model as a YAML file, for tests of configuration files (`name`: the InferenceModel's object
+ * name). Block style, so a test may append a field to the model's spec (`${poolAndModelYaml(url)}  criticality: Urgent\n`).
+ */
+export function poolAndModelYaml(endpoint: string, model = 'm', name = model): string {
+  return `apiVersion: inference.networking.k8s.io/v1
+kind: InferencePool
+metadata: { name: pool }
+spec:
+  endpoints: ["${endpoint}"]
+---
+apiVersion: inference.networking.x-k8s.io/v1alpha2
+kind: InferenceModel
+metadata: { name: ${name} }
+spec:
+  modelName: ${model}
+  poolRef: { name: pool }
+`;
+}
