@@ -1,6 +1,8 @@
 // Test support for policies and the engine: request contexts without a server, a settable clock, dependencies
 // over any counter store, and counter stores that cannot answer.
 import type { IncomingHttpHeaders } from 'node:http';
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
 import type { RequestContext } from '../gateway/context.js';
 import { newContext } from '../gateway/data-plane.js';
 import type { OpenAIBody, Operation } from '../gateway/openai-request.js';
@@ -10,7 +12,7 @@ import { CounterStoreUnavailableError } from '../store/counters/errors.js';
 import { CounterGuard } from './counter-guard.js';
 import type { IdentitySource } from './identity.js';
 import { MemoryIdentitySource } from './memory-identity.js';
-import type { PolicyDeps } from './types.js';
+import type { Policy, PolicyDeps } from './types.js';
 
 export interface FakeRequest {
   headers?: IncomingHttpHeaders;
@@ -46,6 +48,27 @@ export class TestClock {
 
 /** A whole UTC day (a Monday) in the past, so every window used in tests starts exactly there. */
 export const MONDAY = Date.parse('2025-06-02T00:00:00Z');
+
+/** A limit over time as a table: the policy of `spec`, asked at each step (ms after MONDAY), allows or refuses. */
+export interface ClockCase {
+  name: string;
+  spec: Record<string, unknown>;
+  steps: [atMs: number, allowed: boolean][];
+}
+
+/** One test per case, each with its own policy from `make` on a clock starting at MONDAY. */
+export function testClockCases(cases: readonly ClockCase[], make: (spec: Record<string, unknown>, clock: TestClock) => Policy, allowed: (policy: Policy) => Promise<boolean>): void {
+  for (const c of cases) {
+    test(c.name, async () => {
+      const clock = new TestClock(MONDAY);
+      const policy = make(c.spec, clock);
+      for (const [atMs, expected] of c.steps) {
+        clock.t = MONDAY + atMs;
+        assert.equal(await allowed(policy), expected, `at +${atMs} ms`);
+      }
+    });
+  }
+}
 
 export function testDeps(store: CounterStore, opts: { now?: () => number; identity?: IdentitySource; failOpen?: boolean; timeoutMs?: number } = {}): PolicyDeps {
   return {

@@ -6,7 +6,7 @@ import { GatewayError } from '../../../gateway/errors.js';
 import { MemoryCounterStore } from '../../../store/counters/memory.js';
 import { describeOnCounterBackends } from '../../../store/counters/test-counter-stores.js';
 import { MemoryIdentitySource } from '../../memory-identity.js';
-import { MONDAY, TestClock, fakeContext, testDeps, unique, type FakeRequest } from '../../testing.js';
+import { MONDAY, TestClock, fakeContext, testClockCases, testDeps, unique, type ClockCase, type FakeRequest } from '../../testing.js';
 import type { ApimState, Policy } from '../../types.js';
 import { QUOTA_FAULTS, quota } from './quota.js';
 
@@ -54,7 +54,7 @@ describeOnCounterBackends((counters) => {
   const make = (spec: Record<string, unknown>, clock: TestClock) => quota(unique('q'), spec, testDeps(counters(), { now: clock.now }));
 
   describe('windows', () => {
-    const cases: { name: string; spec: Record<string, unknown>; steps: [atMs: number, allowed: boolean][] }[] = [
+    const cases: ClockCase[] = [
       { name: 'top of the minute', spec: { allow: 2, timeUnit: 'minute' }, steps: [[0, true], [10_000, true], [59_999, false], [60_000, true]] },
       { name: 'a 2-minute interval', spec: { allow: 1, interval: 2, timeUnit: 'minute' }, steps: [[0, true], [60_000, false], [119_999, false], [120_000, true]] },
       { name: 'rolling window', spec: { allow: 2, timeUnit: 'minute', type: 'rollingwindow' }, steps: [[0, true], [30_000, true], [59_000, false], [60_100, true], [60_200, false], [90_100, true]] },
@@ -64,16 +64,7 @@ describeOnCounterBackends((counters) => {
       // 2 June to 1 July.
       { name: 'calendar month', spec: { allow: 1, timeUnit: 'month' }, steps: [[0, true], [29 * DAY - 1, false], [29 * DAY, true]] },
     ];
-    for (const c of cases) {
-      test(c.name, async () => {
-        const clock = new TestClock(MONDAY);
-        const policy = make(c.spec, clock);
-        for (const [atMs, expected] of c.steps) {
-          clock.t = MONDAY + atMs;
-          assert.equal(await allowed(policy), expected, `at +${atMs} ms`);
-        }
-      });
-    }
+    testClockCases(cases, make, (policy) => allowed(policy));
   });
 
   test('a refusal is 429 with retry-after and the rate-limit headers', async () => {

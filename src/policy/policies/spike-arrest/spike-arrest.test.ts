@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { GatewayError } from '../../../gateway/errors.js';
 import { MemoryCounterStore } from '../../../store/counters/memory.js';
 import { describeOnCounterBackends } from '../../../store/counters/test-counter-stores.js';
-import { MONDAY, TestClock, fakeContext, testDeps, unique, type FakeRequest } from '../../testing.js';
+import { MONDAY, TestClock, fakeContext, testClockCases, testDeps, unique, type ClockCase, type FakeRequest } from '../../testing.js';
 import type { Policy } from '../../types.js';
 import { SPIKE_ARREST_FAULTS, spikeArrest } from './spike-arrest.js';
 
@@ -33,21 +33,12 @@ describeOnCounterBackends((counters) => {
 
   const make = (spec: Record<string, unknown>, clock: TestClock) => spikeArrest(unique('sa'), spec, testDeps(counters(), { now: clock.now }));
 
-  const cases: { name: string; spec: Record<string, unknown>; steps: [atMs: number, allowed: boolean][] }[] = [
+  const cases: ClockCase[] = [
     { name: '5ps: one per 200 ms', spec: { rate: '5ps' }, steps: [[0, true], [100, false], [199, false], [200, true], [300, false], [400, true]] },
     { name: '600pm: one per 100 ms', spec: { rate: '600pm' }, steps: [[0, true], [50, false], [100, true]] },
     { name: 'useEffectiveCount: the whole second at once', spec: { rate: '3ps', useEffectiveCount: true }, steps: [[0, true], [1, true], [2, true], [3, false], [334, true], [335, false]] },
   ];
-  for (const c of cases) {
-    test(c.name, async () => {
-      const clock = new TestClock(MONDAY);
-      const policy = make(c.spec, clock);
-      for (const [atMs, expected] of c.steps) {
-        clock.t = MONDAY + atMs;
-        assert.equal(await allowed(policy), expected, `at +${atMs} ms`);
-      }
-    });
-  }
+  testClockCases(cases, make, (policy) => allowed(policy));
 
   test('a refusal is 429 with retry-after', async () => {
     const clock = new TestClock(MONDAY);
