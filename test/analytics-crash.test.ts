@@ -1,13 +1,12 @@
 // Exactly-once across SIGKILL: a child process records and stores under load, is killed, and a new process replays.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { Registry } from 'prom-client';
 import { AnalyticsPipeline } from '../src/analytics/pipeline.js';
-import { tempSpoolDirectory, testSettings } from '../src/analytics/test-records.js';
-import { AnalyticsRecords, type Database } from '../src/store/index.js';
+import { tempSpoolDirectory, testSettings, useRecordsDatabase } from '../src/analytics/test-records.js';
 import { DATABASE_BACKENDS, type TestDatabase } from '../src/store/test-databases.js';
 
 const CHILD = fileURLToPath(new URL('../src/analytics/test-crash-writer.ts', import.meta.url));
@@ -51,22 +50,10 @@ async function killMidLoad(dir: string, target: TestDatabase, tag: string, atLea
 
 for (const backend of DATABASE_BACKENDS) {
   describe(`analytics across SIGKILL (${backend.name})`, { skip: backend.skip }, () => {
-    let target: TestDatabase;
-    let db: Database;
-    let records: AnalyticsRecords;
-
-    before(async () => {
-      target = await backend.create();
-      db = await target.open({ listen: false });
-      records = new AnalyticsRecords(db);
-    });
-    after(async () => {
-      await db?.close();
-      await target?.dispose();
-    });
+    const env = useRecordsDatabase(backend);
 
     async function requestIds(tag: string): Promise<string[]> {
-      const rows = await records.kysely.selectFrom('analytics_records').select('request_id').where('request_id', 'like', `${tag}-%`).execute();
+      const rows = await env.records.kysely.selectFrom('analytics_records').select('request_id').where('request_id', 'like', `${tag}-%`).execute();
       return rows.map((r) => r.request_id);
     }
 
@@ -79,20 +66,20 @@ for (const backend of DATABASE_BACKENDS) {
 
     test('killed twice (once while recovering), every completed record is stored exactly once', { timeout: 50_000 }, async () => {
       const dir = tempSpoolDirectory();
-      const first = await killMidLoad(dir, target, 'a', 3000, async () => (await requestIds('a')).length > 0);
+      const first = await killMidLoad(dir, env.target, 'a', 3000, async () => (await requestIds('a')).length > 0);
       const storedBeforeReplay = (await requestIds('a')).length;
       assert.ok(storedBeforeReplay > 0 && storedBeforeReplay < first, `killed while storing: ${storedBeforeReplay} of ${first} stored`);
       // The second child starts by replaying the first one's spool, and is killed while doing so and recording.
-      const second = await killMidLoad(dir, target, 'b', 3000);
+      const second = await killMidLoad(dir, env.target, 'b', 3000);
 
-      const pipeline = new AnalyticsPipeline({ db, settings: testSettings(dir, { flushInterval: '1h' }), registry: new Registry() });
+      const pipeline = new AnalyticsPipeline({ db: env.db, settings: testSettings(dir, { flushInterval: '1h' }), registry: new Registry() });
       pipeline.start();
       await pipeline.flush();
       assert.equal(pipeline.spooledRecords, 0);
       await pipeline.close();
       assertPrefix(await requestIds('a'), 'a', first);
       assertPrefix(await requestIds('b'), 'b', second);
-      const [{ n, distinct }] = await records.kysely
+      const [{ n, distinct }] = await env.records.kysely
         .selectFrom('analytics_records')
         .select((eb) => [eb.fn.countAll<string>().as('n'), eb.fn.count<string>('id').distinct().as('distinct')])
         .execute();
