@@ -42,6 +42,11 @@ export function apimManifests(manifests: readonly Manifest[]): Manifest[] {
   return manifests.filter((m) => m.apiVersion.startsWith('apim.googleapis.com/'));
 }
 
+/** The snapshot without what the admin API stored: the --config files' objects alone. */
+function filesOnly(snapshot: Snapshot): Snapshot {
+  return { ...snapshot, manifests: snapshot.manifests.filter((m) => m.owner === 'file'), products: snapshot.products.filter((p) => p.owner === 'file') };
+}
+
 export class ApiManagement {
   readonly db: Database;
   readonly counters: CounterStore;
@@ -157,7 +162,7 @@ export class ApiManagement {
     } catch (err) {
       // At start, policies the files allow but what the admin API stored breaks (a manifest a newer version validates
       // more strictly, say) must not keep the gateway down: its admin API is how that manifest gets fixed.
-      if (!(err instanceof ConfigError) || this.#engine !== undefined || !this.#buildsWithoutStore(apim, this.#snapshot)) throw err;
+      if (!(err instanceof ConfigError) || this.#engine !== undefined || this.#problemsOf(apim, filesOnly(this.#snapshot)).length > 0) throw err;
       this.#refuseEverything(err.problems);
     }
     await syncFileManifests(this.db, apim);
@@ -207,17 +212,6 @@ export class ApiManagement {
     this.onHooks(this.#hooks);
   }
 
-  /** Whether the files' manifests build on their own, without what the admin API stored. */
-  #buildsWithoutStore(fileManifests: readonly Manifest[], snapshot: Snapshot): boolean {
-    const filesOnly: Snapshot = { ...snapshot, manifests: snapshot.manifests.filter((m) => m.owner === 'file'), products: snapshot.products.filter((p) => p.owner === 'file') };
-    try {
-      this.#build(fileManifests, filesOnly, silentLogger);
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
   /**
    * Fails closed: every data-plane request is refused until a change through the admin API lets the policies build
    * (refresh() then installs them). Serving without the stored policies instead would drop whatever they enforce.
@@ -237,8 +231,13 @@ export class ApiManagement {
    * pattern ajv refuses, say) would otherwise be accepted and then stop every later start of the gateway.
    */
   async compileProblems(store: StoreView): Promise<string[]> {
+    return this.#problemsOf(this.#fileManifests, await store.loadSnapshot());
+  }
+
+  /** What building the policies from these would refuse, without installing them (nothing logged); [] when they build. */
+  #problemsOf(fileManifests: readonly Manifest[], snapshot: Snapshot): string[] {
     try {
-      this.#build(this.#fileManifests, await store.loadSnapshot(), silentLogger);
+      this.#build(fileManifests, snapshot, silentLogger);
       return [];
     } catch (err) {
       if (err instanceof ConfigError) return err.problems;
