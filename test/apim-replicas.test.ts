@@ -86,7 +86,7 @@ describe('three replicas sharing PostgreSQL and Redis', { skip }, () => {
   const tally = (answers: Answer[]) => {
     const out: Record<string, number> = {};
     for (const a of answers) {
-      const k = a.status === 200 ? '200' : `${a.status} ${codeOf(a)}`;
+      const k = a.status === 200 ? '200' : a.status >= 500 ? `${a.status} ${codeOf(a)}: ${a.body?.error?.message}` : `${a.status} ${codeOf(a)}`;
       out[k] = (out[k] ?? 0) + 1;
     }
     return out;

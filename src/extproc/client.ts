@@ -2,6 +2,7 @@
 // order, every answer awaited under a per-message timeout. Failures carry a reason for the failure metric.
 import { readFileSync } from 'node:fs';
 import type { ChannelCredentials, Client, ClientDuplexStream, ServiceError } from '@grpc/grpc-js';
+import { deadlineAfterIo } from '../lib/with-timeout.js';
 import { loadGrpc } from './grpc.js';
 import type { ProcessingRequest, ProcessingResponse } from './messages.js';
 import { extProcService } from './protos.js';
@@ -58,7 +59,7 @@ export class ExtprocClient {
 interface Waiter {
   resolve(r: ProcessingResponse): void;
   reject(e: ExtprocCallError): void;
-  timer: NodeJS.Timeout;
+  cancelTimer: () => void;
 }
 
 export class ExtprocCall {
@@ -81,8 +82,8 @@ export class ExtprocCall {
   send(msg: ProcessingRequest): Promise<ProcessingResponse> {
     if (this.#failure) return Promise.reject(this.#failure);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => this.#fail(new ExtprocCallError('timeout', `the extension did not answer within ${this.#timeoutMs} ms`)), this.#timeoutMs);
-      this.#waiting.push({ resolve, reject, timer });
+      const cancelTimer = deadlineAfterIo(this.#timeoutMs, () => this.#fail(new ExtprocCallError('timeout', `the extension did not answer within ${this.#timeoutMs} ms`)));
+      this.#waiting.push({ resolve, reject, cancelTimer });
       this.#stream.write(msg);
     });
   }
@@ -111,7 +112,7 @@ export class ExtprocCall {
   #onData = (r: ProcessingResponse): void => {
     const w = this.#waiting.shift();
     if (w) {
-      clearTimeout(w.timer);
+      w.cancelTimer();
       w.resolve(r);
     } else if (!this.#observing) this.#fail(new ExtprocCallError('invalid_response', 'the extension sent an answer to no message'), true);
   };
@@ -126,7 +127,7 @@ export class ExtprocCall {
   #fail(err: ExtprocCallError, cancel = false): void {
     if (!this.#failure) this.#failure = err;
     for (const w of this.#waiting.splice(0)) {
-      clearTimeout(w.timer);
+      w.cancelTimer();
       w.reject(this.#failure);
     }
     if (cancel || err.reason === 'timeout') {

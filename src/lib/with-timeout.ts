@@ -1,11 +1,35 @@
-// A deadline on work that cannot be cancelled: the work runs on, and whatever it ends with after the deadline is
-// dropped (Promise.race listens to it, so a late rejection is not unhandled).
+// Deadlines on I/O that measure the other side, not this process: after the event loop stalls (a long GC, a host
+// short of CPU), libuv runs the timers that fell due before it polls the sockets, so an answer already waiting in a
+// socket would lose to its own deadline. Under load that turned one stall into a burst of refusals (a counter store
+// "timing out" on answers it had sent in a millisecond).
 
-/** `work`, or a rejection "`what` did not finish within `ms` ms" once `ms` has passed. */
+/** The rejection of withTimeout, so callers can tell a deadline from the work's own failure. */
+export class TimeoutError extends Error {}
+
+/**
+ * Calls `onExpired` once `ms` has passed and the I/O that arrived meanwhile has been read (setImmediate runs after
+ * the poll phase that follows the timers). Returns the cancel function.
+ */
+export function deadlineAfterIo(ms: number, onExpired: () => void): () => void {
+  let immediate: NodeJS.Immediate | undefined;
+  const timer = setTimeout(() => {
+    immediate = setImmediate(onExpired);
+  }, ms);
+  return () => {
+    clearTimeout(timer);
+    if (immediate) clearImmediate(immediate);
+  };
+}
+
+/**
+ * `work`, or a TimeoutError "`what` did not finish within `ms` ms" once `ms` has passed. The work cannot be
+ * cancelled: it runs on, and whatever it ends with after the deadline is dropped (Promise.race listens to it, so a
+ * late rejection is not unhandled).
+ */
 export function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
+  let cancel = (): void => {};
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
+    cancel = deadlineAfterIo(ms, () => reject(new TimeoutError(`${what} did not finish within ${ms} ms`)));
   });
-  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+  return Promise.race([work, deadline]).finally(cancel);
 }

@@ -2,6 +2,7 @@
 // (CounterStoreUnavailableError, or slower than the timeout) the request is either allowed uncounted or refused with 500.
 import { gatewayError } from '../gateway/errors.js';
 import type { Logger } from '../lib/logger.js';
+import { deadlineAfterIo } from '../lib/with-timeout.js';
 import type { CounterStore } from '../store/counters/counter-store.js';
 import { CounterStoreUnavailableError } from '../store/counters/errors.js';
 
@@ -84,13 +85,13 @@ export class CounterGuard {
     // A timer and a race per call would cost more than the in-memory operation itself.
     if (this.#store.inProcess) return op(this.#store);
     if (failFast && this.#outage && this.#now() < this.#retryAt) throw new CounterTimeoutError('the counter store is not answering (failing fast until it is tried again)');
-    let timer: NodeJS.Timeout | undefined;
+    let cancel = (): void => {};
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
+      cancel = deadlineAfterIo(this.#timeoutMs, () => {
         // The store may still apply what it was sent: the request is answered as if it had not been.
         this.#store.abandonPending?.();
         reject(new CounterTimeoutError(`the counter store did not answer within ${this.#timeoutMs}ms`));
-      }, this.#timeoutMs);
+      });
     });
     try {
       const result = await Promise.race([op(this.#store), timeout]);
@@ -107,7 +108,7 @@ export class CounterGuard {
       }
       throw err;
     } finally {
-      clearTimeout(timer);
+      cancel();
     }
   }
 }

@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import type { Redis } from 'ioredis';
 import { loadIoredis } from '../ioredis.js';
 import { silentLogger, type Logger } from '../../lib/logger.js';
+import { TimeoutError, withTimeout } from '../../lib/with-timeout.js';
 import {
   checkBurst,
   checkCount,
@@ -36,9 +37,6 @@ interface CounterCommands {
   tgConsumeSmoothed(key: string, now: number, intervalMs: number, burst: number, weight: number): Promise<[number, number]>;
 }
 
-/** ioredis's rejection when a command outlives commandTimeout. */
-const COMMAND_TIMED_OUT = 'Command timed out';
-
 /** Server replies that mean "not now" rather than "bad script" (a server at its maxclients says so with a plain ERR). */
 const UNAVAILABLE_REPLY = /^(LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BUSY|OOM|MISCONF|NOREPLICAS)\b|^ERR max number of clients reached/;
 
@@ -50,18 +48,19 @@ const UNAVAILABLE_REPLY = /^(LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BU
 export class RedisCounterStore implements CounterStore {
   readonly #redis: Redis & CounterCommands;
   readonly #connectTimeoutMs: number;
+  readonly #commandTimeoutMs: number;
   readonly #logger: Logger;
 
   constructor(opts: RedisCounterStoreOptions = {}) {
     const logger = opts.logger ?? silentLogger;
     this.#logger = logger;
     this.#connectTimeoutMs = opts.connectTimeoutMs ?? 1000;
+    this.#commandTimeoutMs = opts.commandTimeoutMs ?? 500;
     const redis = new (loadIoredis().Redis)(opts.url ?? 'redis://127.0.0.1:6379', {
       keyPrefix: opts.keyPrefix ?? 'tollgate:counters:',
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
       connectTimeout: this.#connectTimeoutMs,
-      commandTimeout: opts.commandTimeoutMs ?? 500,
       retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
       // A command whose caller already got an error (timed out, or its connection dropped) was answered as refused
       // or let through uncounted: resending it after a reconnect would count it anyway, so that count is dropped.
@@ -177,12 +176,15 @@ export class RedisCounterStore implements CounterStore {
     }
   }
 
-  /** Arguments are checked before this, so a RangeError is never mistaken for an outage. */
+  /**
+   * Arguments are checked before this, so a RangeError is never mistaken for an outage. The deadline is withTimeout's,
+   * not ioredis's commandTimeout, whose plain timer fires before a reply that arrived during an event-loop stall is read.
+   */
   async #call<T>(command: () => Promise<T>): Promise<T> {
     try {
-      return await command();
+      return await withTimeout(command(), this.#commandTimeoutMs, 'a Redis counter command');
     } catch (err) {
-      if ((err as Error).message === COMMAND_TIMED_OUT) this.#dropStalledConnection();
+      if (err instanceof TimeoutError) this.#dropStalledConnection();
       // A ReplyError is Redis rejecting the command itself (a bug here), except for the transient states above.
       if (err instanceof loadIoredis().ReplyError && !UNAVAILABLE_REPLY.test((err as Error).message)) throw err;
       throw new CounterStoreUnavailableError(`Redis is unavailable: ${(err as Error).message}`, { cause: err });
