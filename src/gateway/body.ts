@@ -1,5 +1,6 @@
 // Reading a request body with a size limit (413) and a deadline against slow clients (408).
 import type { IncomingMessage } from 'node:http';
+import { deadlineAfterIo } from '../lib/with-timeout.js';
 import { gatewayError } from './errors.js';
 
 export function readBody(req: IncomingMessage, maxBytes: number, timeoutMs: number): Promise<Buffer> {
@@ -14,7 +15,7 @@ export function readBody(req: IncomingMessage, maxBytes: number, timeoutMs: numb
     const finish = (err: Error | null, body?: Buffer) => {
       if (done) return;
       done = true;
-      clearTimeout(timer);
+      cancelDeadline();
       req.off('data', onData);
       req.off('end', onEnd);
       req.off('error', onError);
@@ -33,7 +34,8 @@ export function readBody(req: IncomingMessage, maxBytes: number, timeoutMs: numb
     const onEnd = () => finish(null, chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
     const onError = (err: Error) => finish(gatewayError('TG_ERR_INVALID_REQUEST', `Reading the request body failed: ${err.message}`));
     const onClose = () => finish(gatewayError('TG_ERR_INVALID_REQUEST', 'The client closed the connection before sending the whole body'));
-    const timer = setTimeout(() => finish(gatewayError('TG_ERR_REQUEST_TIMEOUT', `The request body did not arrive within ${timeoutMs} ms`)), timeoutMs);
+    // Judged after reading what arrived meanwhile: a body that came in while this process stalled is not a slow client.
+    const cancelDeadline = deadlineAfterIo(timeoutMs, () => finish(gatewayError('TG_ERR_REQUEST_TIMEOUT', `The request body did not arrive within ${timeoutMs} ms`)));
     req.on('data', onData);
     req.on('end', onEnd);
     req.on('error', onError);

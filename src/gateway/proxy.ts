@@ -6,6 +6,7 @@ import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { EndpointConfig } from '../config/runtime-config.js';
 import type { Pick } from '../scheduler/types.js';
 import type { RequestContext } from './context.js';
+import { deadlineAfterIo } from '../lib/with-timeout.js';
 import { GatewayError, gatewayError } from './errors.js';
 import type { UpstreamPools } from './upstream-pools.js';
 import { UsageScanner } from './usage.js';
@@ -76,7 +77,7 @@ class Exchange {
   #headersSent = false;
   #finished = false;
   #clientGone = false;
-  #deadline: NodeJS.Timeout | null = null;
+  #cancelDeadline: (() => void) | null = null;
   #scanner: UsageScanner | null = null;
   #waitingDrain = false;
   #sse = false;
@@ -104,7 +105,8 @@ class Exchange {
     this.#target = target;
     this.#resolve = resolve;
     res.once('close', this.#onClientClose);
-    this.#deadline = setTimeout(this.#onDeadline, target.responseTimeoutMs);
+    // Judged after reading what arrived meanwhile, so this process's own stall does not cut an answer that is in.
+    this.#cancelDeadline = deadlineAfterIo(target.responseTimeoutMs, this.#onDeadline);
   }
 
   next(): void {
@@ -312,7 +314,7 @@ class Exchange {
   #finish(result: ProxyResult): void {
     if (this.#finished) return;
     this.#finished = true;
-    if (this.#deadline) clearTimeout(this.#deadline);
+    this.#cancelDeadline?.();
     this.#res.off('close', this.#onClientClose);
     this.#resolve(result);
   }
@@ -325,7 +327,7 @@ class Exchange {
   };
 
   #onDeadline = (): void => {
-    this.#deadline = null;
+    this.#cancelDeadline = null;
     this.#controller?.abort(new Error('deadline'));
   };
 }
