@@ -1,4 +1,4 @@
-// `tollgate apply` in-process against a served admin router (SQLite): output lines, dry run, exit codes.
+// `tollgate apply` and `tollgate delete` in-process against a served admin router (SQLite): output lines, dry run, exit codes.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { registerApimAdminRoutes } from '../src/apim/admin-routes.js';
-import { applyCommand } from '../src/cli/apply.js';
+import { applyCommand, deleteCommand } from '../src/cli/apply.js';
 import { AdminRouter } from '../src/gateway/admin-router.js';
 import { openDatabase, type Database } from '../src/store/index.js';
 
@@ -34,17 +34,17 @@ async function serve(router: AdminRouter): Promise<{ url: string; server: Server
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
 }
 
-/** Runs `tollgate apply ARGS` as main() would, capturing everything it writes. */
-async function apply(args: string[], env: NodeJS.ProcessEnv = {}) {
+/** Runs `tollgate apply|delete ARGS` as main() would, capturing everything it writes. */
+async function run(verb: 'apply' | 'delete', args: string[], env: NodeJS.ProcessEnv = {}) {
   const out: string[] = [];
   const err: string[] = [];
   let help = '';
-  const command = applyCommand({ out: (l) => out.push(l), err: (l) => err.push(l), env })
+  const command = (verb === 'apply' ? applyCommand : deleteCommand)({ out: (l) => out.push(l), err: (l) => err.push(l), env })
     .exitOverride()
     .configureOutput({ writeOut: (s) => (help += s), writeErr: (s) => err.push(s) });
   const program = new Command('tollgate').exitOverride().addCommand(command);
   try {
-    await program.parseAsync(['apply', ...args], { from: 'user' });
+    await program.parseAsync([verb, ...args], { from: 'user' });
     return { code: 0, out, err, help };
   } catch (e) {
     if (!(e instanceof CommanderError)) throw e;
@@ -52,7 +52,10 @@ async function apply(args: string[], env: NodeJS.ProcessEnv = {}) {
   }
 }
 
-describe('tollgate apply', () => {
+const apply = (args: string[], env?: NodeJS.ProcessEnv) => run('apply', args, env);
+const del = (args: string[], env?: NodeJS.ProcessEnv) => run('delete', args, env);
+
+describe('tollgate apply and delete', () => {
   let dir: string;
   let db: Database;
   let open: { url: string; server: Server };
@@ -161,8 +164,55 @@ describe('tollgate apply', () => {
   });
 
   test('--help lists the flags', async () => {
-    const r = await apply(['--help']);
-    assert.equal(r.commanderCode, 'commander.helpDisplayed');
-    for (const flag of ['-f, --file', '--admin', '--dry-run']) assert.ok(r.help.includes(flag), flag);
+    for (const r of [await apply(['--help']), await del(['--help'])]) {
+      assert.equal(r.commanderCode, 'commander.helpDisplayed');
+      for (const flag of ['-f, --file', '--admin', '--dry-run']) assert.ok(r.help.includes(flag), flag);
+    }
+  });
+
+  test('delete removes what the files name, one line per result; again: not found', async () => {
+    const path = await files('doomed', { 'a-products.yaml': product('doomed'), 'b-sets.yaml': operationSet('doomed-chat', 'doomed') });
+    assert.equal((await apply(['-f', path, '--admin', open.url])).code, 0);
+    const dry = await del(['-f', path, '--admin', open.url, '--dry-run']);
+    assert.deepEqual(dry.out, ['apiproduct/doomed deleted (dry run)', 'apioperationset/doomed-chat deleted (dry run)']);
+    assert.ok(await db.products.find('doomed'), 'a dry run deletes nothing');
+    const first = await del(['-f', path, '--admin', open.url]);
+    assert.equal(first.code, 0, first.err.join('\n'));
+    assert.deepEqual(first.out, ['apiproduct/doomed deleted', 'apioperationset/doomed-chat deleted']);
+    assert.equal(await db.products.find('doomed'), undefined);
+    assert.equal(await db.operationSets.find('doomed-chat'), undefined);
+    const again = await del(['-f', path, '--admin', open.url]);
+    assert.equal(again.code, 0);
+    assert.deepEqual(again.out, ['apiproduct/doomed not found', 'apioperationset/doomed-chat not found']);
+    const audit = await db.audit.list({ resourceType: 'apiproduct', resourceName: 'doomed' });
+    assert.equal(audit.items[0].action, 'delete');
+  });
+
+  test('delete reads only kind and name: an object whose spec no longer validates is deleted by its file', async () => {
+    // As a manifest an older version accepted would be stored.
+    await db.manifests.apply({ kind: 'SpikeArrest', name: 'legacy', apiVersion: 'apim.googleapis.com/v1', spec: { rate: 'very fast' } });
+    const text = 'apiVersion: apim.googleapis.com/v1\nkind: SpikeArrest\nmetadata: { name: legacy }\nspec: { rate: very fast }\n';
+    const path = await files('legacy', { 's.yaml': text });
+    assert.equal((await apply(['-f', path, '--admin', open.url])).code, 2, 'apply validates the spec');
+    const r = await del(['-f', path, '--admin', open.url]);
+    assert.equal(r.code, 0, r.err.join('\n'));
+    assert.deepEqual(r.out, ['spikearrest/legacy deleted']);
+    assert.equal(await db.manifests.find('SpikeArrest', 'legacy'), undefined);
+  });
+
+  test('delete: a nameless document or a gateway kind is exit code 2; a file-owned object exit code 1, nothing deleted', async () => {
+    const bad = await files('delete-bad', { 'a.yaml': 'apiVersion: apim.googleapis.com/v1\nkind: SpikeArrest\nmetadata: {}\n---\napiVersion: inference.networking.k8s.io/v1\nkind: InferencePool\nmetadata: { name: p }\n' });
+    const r = await del(['-f', bad, '--admin', open.url]);
+    assert.equal(r.code, 2);
+    assert.match(r.err[0], /a\.yaml document 0 \(SpikeArrest\/undefined\): metadata\.name: a name is required/);
+    assert.match(r.err[1], /a\.yaml document 1 \(InferencePool\/p\): kind: .*--config files/);
+
+    await db.products.apply({ name: 'kept' });
+    const owned = await files('delete-owned', { 'p.yaml': `${product('kept')}---\n${product('owned')}` });
+    const refused = await del(['-f', owned, '--admin', open.url]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.err[0], /HTTP 409/);
+    assert.match(refused.err[1], /delete-owned\/p\.yaml document 1 \(APIProduct\/owned\): \(document\): APIProduct\/owned is declared in --config files/);
+    assert.ok(await db.products.find('kept'), 'all or none');
   });
 });

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startGateway, type Gateway, type GatewayOptions } from '../src/gateway/gateway.js';
 import { silentLogger } from '../src/lib/logger.js';
-import { call } from './helpers/apim-admin.js';
+import { call, until } from './helpers/apim-admin.js';
 import { poolAndModel } from './helpers/manifests.js';
 import type { JsonObject } from '../src/store/index.js';
 
@@ -99,4 +99,15 @@ test('a gateway whose store holds policies it cannot build (written by an older 
   assert.equal(await chat('anyone'), 400);
   assert.equal(await chat('u1'), 503);
   assert.equal((await call(gw.adminUrl, 'GET', '/readyz')).body.policiesBuilt, true);
+});
+
+test('...or when the admin API deletes them: the template and the policy it cannot build go, the rest is enforced again', async () => {
+  await gw!.apim.db.manifests.apply({ kind: 'OASValidation', name: 'contract', apiVersion: V, spec: contractSpec('(x+x+)+(?=y)') });
+  await gw!.close();
+  gw = await startGateway(options);
+  assert.equal((await call(gw.adminUrl, 'GET', '/readyz')).body.policiesBuilt, false);
+  const r = await call(gw.adminUrl, 'POST', '/v1/delete', contract('').slice(1));
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  await until(() => call(gw!.adminUrl, 'GET', '/readyz'), (a) => a.body.policiesBuilt === true, 5000, 'policies built');
+  assert.equal(await chat('anyone'), 503, 'no contract left to refuse it; the model server is down');
 });

@@ -5,6 +5,7 @@ import { handled } from './admin-errors.js';
 import { registerAppRoutes } from './app-routes.js';
 import { registerApplyRoute } from './apply-route.js';
 import { registerAuditRoutes } from './audit-routes.js';
+import { registerDeleteRoutes } from './delete-route.js';
 import { registerDeveloperRoutes } from './developer-routes.js';
 import { registerKeyRoutes } from './key-routes.js';
 import { registerKvmRoutes } from './kvm-routes.js';
@@ -14,13 +15,14 @@ import { registerProductRoutes } from './product-routes.js';
 export type { ApimAdminDeps } from './admin-deps.js';
 
 /**
- * Adds /v1/apply, /v1/apiproducts, /v1/developers (with apps and keys), /v1/keyvaluemaps and /v1/audit. Every change goes through
+ * Adds /v1/apply, /v1/delete, /v1/manifests, /v1/apiproducts, /v1/developers (with apps and keys), /v1/keyvaluemaps and /v1/audit. Every change goes through
  * the store, which writes the audit row in the same transaction.
  * @example registerApimAdminRoutes(gateway.admin, { db, fileOwned: (kind, name) => config.owns(kind, name) });
  */
 export function registerApimAdminRoutes(router: AdminRouter, deps: ApimAdminDeps): void {
   const add: AddRoute = (method, pattern, handler) => router.add(method, pattern, handled(handler));
   registerApplyRoute(add, deps);
+  registerDeleteRoutes(add, deps);
   registerProductRoutes(add, deps);
   registerDeveloperRoutes(add, deps);
   registerAppRoutes(add, deps);

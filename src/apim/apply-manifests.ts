@@ -1,11 +1,12 @@
-// Applying manifests all or none: one store transaction; a dry run performs the very same writes and rolls them back.
-import type { ApplyOutcome, StoreView } from '../store/index.js';
+// Applying and deleting manifests all or none: one store transaction, kept only if the policies still build; a dry
+// run performs the very same writes and rolls them back.
+import { NotFoundError, type ApplyOutcome, type StoreView } from '../store/index.js';
 import type { ApimAdminDeps } from './admin-deps.js';
 import { invalid } from './admin-input.js';
 import { checkApplyGovernance } from './apply-governance.js';
 import { fileOwnedError, isFileOwned } from './file-ownership.js';
 import type { ApimDocument } from './manifest-documents.js';
-import { storeDocument } from './manifest-tables.js';
+import { deleteDocument, storeDocument } from './manifest-tables.js';
 
 export interface ApplyResult {
   kind: string;
@@ -20,54 +21,104 @@ export interface ApplyAnswer {
 }
 
 /** Thrown out of the transaction to roll a dry run back, carrying what the writes would have done. */
-class DryRunRollback extends Error {
-  constructor(readonly answer: ApplyAnswer) {
+class DryRunRollback<T> extends Error {
+  constructor(readonly answer: T) {
     super('dry run');
   }
 }
 
 /**
  * The request document a build problem is about (`[i]`): problems name the manifest they come from as `(Kind/name)`;
- * one about another object (a stored template naming a policy this apply changed) has no path.
+ * one about another object (a stored template naming a policy this request changed) has no path.
  */
-function pathOf(message: string, documents: readonly ApimDocument[]): string {
-  const i = documents.findIndex((d) => message.includes(`(${d.manifest.kind}/${d.manifest.metadata.name})`));
+function pathOf(message: string, labels: readonly string[]): string {
+  const i = labels.findIndex((label) => message.includes(`(${label})`));
   return i === -1 ? '' : `[${i}]`;
 }
 
-export async function applyDocuments(
+/**
+ * Runs `write` in one store transaction and keeps it only if the policies still build from the result: a stored
+ * manifest the engine cannot build (an OpenAPI pattern ajv refuses, a template naming a deleted policy) would
+ * otherwise be accepted and then stop every later start. A refusal (400) says `refused` and points each problem at
+ * its request document by the `Kind/name` labels, in request order. A dry run performs the writes and rolls them back.
+ */
+export async function checkedWrite<T>(
+  store: StoreView,
+  deps: ApimAdminDeps,
+  labels: readonly string[],
+  opts: { dryRun: boolean; refused: string },
+  write: (tx: StoreView) => Promise<T>,
+): Promise<T> {
+  try {
+    return await store.transaction(async (tx) => {
+      const answer = await write(tx);
+      const problems = (await deps.compileProblems?.(tx)) ?? [];
+      if (problems.length > 0) throw invalid(opts.refused, problems.map((message) => ({ path: pathOf(message, labels), message })));
+      if (opts.dryRun) throw new DryRunRollback(answer);
+      return answer;
+    });
+  } catch (err) {
+    if (err instanceof DryRunRollback) return err.answer as T;
+    throw err;
+  }
+}
+
+export function applyDocuments(
   store: StoreView,
   deps: ApimAdminDeps,
   documents: readonly ApimDocument[],
   opts: { dryRun: boolean },
 ): Promise<ApplyAnswer> {
-  try {
-    return await store.transaction(async (tx) => {
-      const owned: { path: string; message: string }[] = [];
-      for (const [i, { manifest: m }] of documents.entries()) {
-        if (await isFileOwned(tx, deps, m.kind, m.metadata.name)) {
-          owned.push({ path: `[${i}]`, message: `${m.kind}/${m.metadata.name} is declared in --config files` });
-        }
-      }
-      if (owned.length > 0) throw fileOwnedError(owned);
-      const governance = await checkApplyGovernance(tx, deps, documents);
-      if (governance.refused.length > 0) {
-        throw invalid(`${governance.refused.length} template rule violation${governance.refused.length === 1 ? '' : 's'}; nothing was applied`, governance.refused);
-      }
-      const results: ApplyResult[] = [];
-      for (const doc of documents) {
-        results.push({ kind: doc.manifest.kind, name: doc.manifest.metadata.name, outcome: await storeDocument(tx, doc) });
-      }
-      const problems = (await deps.compileProblems?.(tx)) ?? [];
-      if (problems.length > 0) {
-        throw invalid(`the policies cannot be built with ${documents.length === 1 ? 'this manifest' : 'these manifests'}; nothing was applied`, problems.map((message) => ({ path: pathOf(message, documents), message })));
-      }
-      const answer = { results, violations: governance.reported };
-      if (opts.dryRun) throw new DryRunRollback(answer);
-      return answer;
-    });
-  } catch (err) {
-    if (err instanceof DryRunRollback) return err.answer;
-    throw err;
+  const labels = documents.map((d) => `${d.manifest.kind}/${d.manifest.metadata.name}`);
+  const refused = `the policies cannot be built with ${documents.length === 1 ? 'this manifest' : 'these manifests'}; nothing was applied`;
+  return checkedWrite(store, deps, labels, { dryRun: opts.dryRun, refused }, async (tx) => {
+    await refuseFileOwnedTargets(tx, deps, documents.map((d) => ({ kind: d.manifest.kind, name: d.manifest.metadata.name })));
+    const governance = await checkApplyGovernance(tx, deps, documents);
+    if (governance.refused.length > 0) {
+      throw invalid(`${governance.refused.length} template rule violation${governance.refused.length === 1 ? '' : 's'}; nothing was applied`, governance.refused);
+    }
+    const results: ApplyResult[] = [];
+    for (const doc of documents) {
+      results.push({ kind: doc.manifest.kind, name: doc.manifest.metadata.name, outcome: await storeDocument(tx, doc) });
+    }
+    return { results, violations: governance.reported };
+  });
+}
+
+/** 409 naming every request document (`[i]`) whose object --config files declare. */
+async function refuseFileOwnedTargets(tx: StoreView, deps: ApimAdminDeps, targets: readonly { kind: string; name: string }[]): Promise<void> {
+  const owned: { path: string; message: string }[] = [];
+  for (const [i, { kind, name }] of targets.entries()) {
+    if (await isFileOwned(tx, deps, kind, name)) owned.push({ path: `[${i}]`, message: `${kind}/${name} is declared in --config files` });
   }
+  if (owned.length > 0) throw fileOwnedError(owned);
+}
+
+export interface DeleteResult {
+  kind: string;
+  name: string;
+  outcome: 'deleted' | 'not_found';
+}
+
+/**
+ * Deletes every named object, all or none (`not_found` for one already gone, so deleting by the same file again
+ * succeeds); refused when the policies would not build without them (a template still naming a deleted policy).
+ */
+export function deleteDocuments(store: StoreView, deps: ApimAdminDeps, targets: readonly { kind: string; name: string }[], opts: { dryRun: boolean }): Promise<DeleteResult[]> {
+  const labels = targets.map((t) => `${t.kind}/${t.name}`);
+  const refused = `the policies cannot be built without ${targets.length === 1 ? 'this object' : 'these objects'}; nothing was deleted`;
+  return checkedWrite(store, deps, labels, { dryRun: opts.dryRun, refused }, async (tx) => {
+    await refuseFileOwnedTargets(tx, deps, targets);
+    const results: DeleteResult[] = [];
+    for (const { kind, name } of targets) {
+      try {
+        await deleteDocument(tx, kind, name);
+        results.push({ kind, name, outcome: 'deleted' });
+      } catch (err) {
+        if (!(err instanceof NotFoundError)) throw err;
+        results.push({ kind, name, outcome: 'not_found' });
+      }
+    }
+    return results;
+  });
 }

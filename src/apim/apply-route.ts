@@ -6,7 +6,7 @@ import { applyDocuments } from './apply-manifests.js';
 import { readApimDocuments } from './manifest-documents.js';
 
 /** Problems in the answer point into the body's list of documents: `[2].spec.displayName`. */
-function detailPath(document: number | undefined, path: string): string {
+export function detailPath(document: number | undefined, path: string): string {
   if (document === undefined) return '(body)';
   return path ? `[${document}].${path}` : `[${document}]`;
 }

@@ -8,6 +8,7 @@ import type { AddRoute, ApimAdminDeps } from './admin-deps.js';
 import { storeFor } from './admin-deps.js';
 import { invalid, readBody, readPage, readQuery } from './admin-input.js';
 import { refuseFileOwned } from './file-ownership.js';
+import { deleteDocument } from './manifest-tables.js';
 import { KVM_KEY_ENV, KvmCipher } from './kvm-cipher.js';
 import { pageBody } from './resource-shapes.js';
 
@@ -88,11 +89,7 @@ export function registerKvmRoutes(add: AddRoute, deps: ApimAdminDeps): void {
     const store = storeFor(deps, req);
     await refuseFileOwned(store, deps, KIND, req.params.map);
     const map = await findMap(store, req.params.map);
-    await store.transaction(async (tx) => {
-      const scopes = new Set((await tx.kvm.listAll()).filter((e) => e.mapName === map.name).map((e) => e.scope));
-      for (const scope of scopes) await tx.kvm.deleteMap(scope, map.name);
-      await tx.manifests.delete(KIND, map.name);
-    });
+    await store.transaction((tx) => deleteDocument(tx, KIND, map.name));
     return { body: map };
   });
 

@@ -92,6 +92,46 @@ function envelope(raw: unknown): { kind: unknown; name: unknown } {
   return { kind: r.kind, name: r.metadata?.name };
 }
 
+/**
+ * Why `kind` cannot be applied or deleted through the admin API; undefined for an apim.googleapis.com/v1 kind (own
+ * keys only, so "toString" is not taken for a kind).
+ */
+export function kindProblem(kind: string): string | undefined {
+  if (isApimKind(kind)) return undefined;
+  if (Object.hasOwn(KINDS, kind)) return `${kind} configures the gateway itself: it belongs in --config files, not in the admin API`;
+  return `unknown kind "${kind}" (the admin API takes ${APIM_KINDS.join(', ')})`;
+}
+
+export interface ApimTarget {
+  kind: string;
+  name: string;
+  /** Index among the documents, as in DocumentProblem. */
+  index: number;
+}
+
+/**
+ * What `delete` reads from the same documents apply takes: kind and metadata.name only, so an object whose spec this
+ * version no longer accepts (stored by an older one) can still be deleted by the file that created it.
+ */
+export function readApimTargets(text: string, source: string): { targets: ApimTarget[]; problems: DocumentProblem[] } {
+  const { raws, problems } = splitDocuments(text, source);
+  const targets: ApimTarget[] = [];
+  const seen = new Map<string, number>();
+  raws.forEach((raw, i) => {
+    const { kind, name } = envelope(raw);
+    const problem = (path: string, message: string) => problems.push({ document: i, path, message, line: `${source} document ${i} (${String(kind)}/${String(name)}): ${path}: ${message}` });
+    if (typeof kind !== 'string') return problem('kind', 'a kind is required');
+    const wrongKind = kindProblem(kind);
+    if (wrongKind) return problem('kind', wrongKind);
+    if (typeof name !== 'string' || name === '') return problem('metadata.name', 'a name is required');
+    const first = seen.get(`${kind}/${name}`);
+    if (first !== undefined) return problem('metadata.name', `${kind}/${name} is also named in document ${first}`);
+    seen.set(`${kind}/${name}`, i);
+    targets.push({ kind, name, index: i });
+  });
+  return { targets, problems };
+}
+
 export function readApimDocuments(text: string, source: string): ApimDocuments {
   const { raws, problems } = splitDocuments(text, source);
   const documents: ApimDocument[] = [];
@@ -101,12 +141,9 @@ export function readApimDocuments(text: string, source: string): ApimDocuments {
     const { kind, name } = envelope(raw);
     const where = `${prefix} (${String(kind)}/${String(name)})`;
     const problem = (path: string, message: string) => problems.push({ document: i, path, message, line: `${where}: ${path}: ${message}` });
-    // Checked here (own keys only, so "toString" is not taken for a kind) to list just the kinds apply takes.
-    if (typeof kind === 'string' && !isApimKind(kind)) {
-      if (Object.hasOwn(KINDS, kind)) problem('kind', `${kind} configures the gateway itself: it belongs in --config files, not in apply`);
-      else problem('kind', `unknown kind "${kind}" (apply takes ${APIM_KINDS.join(', ')})`);
-      return;
-    }
+    // Checked here, before validation, to list just the kinds apply takes.
+    const wrongKind = typeof kind === 'string' ? kindProblem(kind) : undefined;
+    if (wrongKind) return problem('kind', wrongKind);
     // Strings PostgreSQL cannot store (NUL, unpaired surrogates) would fail the write with an error, not a problem.
     const unstorable = unstorableTextPaths(raw);
     if (unstorable.length > 0) {

@@ -42,3 +42,26 @@ export async function storeDocument(store: StoreView, doc: ApimDocument): Promis
       return (await store.manifests.apply({ kind, name: metadata.name, apiVersion, spec: doc.spec })).outcome;
   }
 }
+
+/**
+ * Deletes the object from the table its kind lives in; a KeyValueMap takes its entries (every scope) with it, so a
+ * map made again under the same name starts empty. Run it in a transaction. @throws NotFoundError.
+ */
+export async function deleteDocument(store: StoreView, kind: string, name: string): Promise<void> {
+  switch (kind) {
+    case 'APIProduct':
+      await store.products.delete(name);
+      return;
+    case 'APIOperationSet':
+      await store.operationSets.delete(name);
+      return;
+    case 'KeyValueMap': {
+      const scopes = new Set((await store.kvm.listAll()).filter((e) => e.mapName === name).map((e) => e.scope));
+      for (const scope of scopes) await store.kvm.deleteMap(scope, name);
+      await store.manifests.delete(kind, name);
+      return;
+    }
+    default:
+      await store.manifests.delete(kind, name);
+  }
+}

@@ -1,8 +1,9 @@
-// `tollgate apply`: validate API-management manifests locally, then send them to a running gateway's POST /v1/apply.
+// `tollgate apply` and `tollgate delete`: read API-management manifests locally (apply validates them whole, delete
+// reads kind and name), then send them to a running gateway's POST /v1/apply or /v1/delete.
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { request } from 'undici';
-import { readApimDocuments } from '../apim/manifest-documents.js';
+import { readApimDocuments, readApimTargets, type DocumentProblem } from '../apim/manifest-documents.js';
 import { configFiles } from '../config/files.js';
 import { ConfigError } from '../config/manifest.js';
 import type { JsonObject } from '../store/index.js';
@@ -32,9 +33,32 @@ interface ErrorAnswer {
   error?: { message?: string; details?: { path?: string; message?: string }[] };
 }
 
-interface ApplyAnswer {
+interface ResultsAnswer {
   results: { kind: string; name: string; outcome: string }[];
 }
+
+/** What differs between the two commands. */
+interface Verb {
+  name: 'apply' | 'delete';
+  /** The documents to send, as read from one file (delete sends only what names each object). */
+  read(text: string, file: string): { documents: { raw: JsonObject; kind: string; name: string; index: number }[]; problems: DocumentProblem[] };
+}
+
+const APPLY: Verb = {
+  name: 'apply',
+  read: (text, file) => {
+    const read = readApimDocuments(text, file);
+    return { problems: read.problems, documents: read.documents.map(({ manifest: m, raw }) => ({ raw, kind: m.kind, name: m.metadata.name, index: m.index })) };
+  },
+};
+
+const DELETE: Verb = {
+  name: 'delete',
+  read: (text, file) => {
+    const read = readApimTargets(text, file);
+    return { problems: read.problems, documents: read.targets.map((t) => ({ raw: { kind: t.kind, metadata: { name: t.name } }, ...t })) };
+  },
+};
 
 function parseAdminUrl(value: string): string {
   try {
@@ -44,18 +68,18 @@ function parseAdminUrl(value: string): string {
   }
 }
 
-function fail(io: ApplyIo, exitCode: number, lines: string[]): never {
-  for (const line of lines) io.err(`tollgate apply: ${line}`);
-  throw new CommanderError(exitCode, 'tollgate.apply', lines[0] ?? 'failed');
+function fail(verb: Verb, io: ApplyIo, exitCode: number, lines: string[]): never {
+  for (const line of lines) io.err(`tollgate ${verb.name}: ${line}`);
+  throw new CommanderError(exitCode, `tollgate.${verb.name}`, lines[0] ?? 'failed');
 }
 
-/** Reads and validates every document; any problem (exit code 2) stops before anything is sent. */
-function readLocal(paths: string[], io: ApplyIo): { raws: JsonObject[]; origins: Origin[] } {
+/** Reads every document; any problem (exit code 2) stops before anything is sent. */
+function readLocal(verb: Verb, paths: string[], io: ApplyIo): { raws: JsonObject[]; origins: Origin[] } {
   let files: string[];
   try {
     files = configFiles(paths);
   } catch (err) {
-    if (err instanceof ConfigError) fail(io, 2, err.problems);
+    if (err instanceof ConfigError) fail(verb, io, 2, err.problems);
     throw err;
   }
   const problems: string[] = [];
@@ -70,10 +94,10 @@ function readLocal(paths: string[], io: ApplyIo): { raws: JsonObject[]; origins:
       problems.push(`${file}: ${(err as Error).message}`);
       continue;
     }
-    const read = readApimDocuments(text, file);
+    const read = verb.read(text, file);
     problems.push(...read.problems.map((p) => p.line));
-    for (const { manifest, raw } of read.documents) {
-      const origin = { file, index: manifest.index, label: `${manifest.kind}/${manifest.metadata.name}` };
+    for (const { raw, kind, name, index } of read.documents) {
+      const origin = { file, index, label: `${kind}/${name}` };
       const first = seen.get(origin.label);
       if (first) {
         problems.push(`${file} document ${origin.index} (${origin.label}): metadata.name: also defined in ${first.file} document ${first.index}`);
@@ -84,8 +108,8 @@ function readLocal(paths: string[], io: ApplyIo): { raws: JsonObject[]; origins:
       origins.push(origin);
     }
   }
-  if (problems.length > 0) fail(io, 2, problems);
-  if (raws.length === 0) fail(io, 2, [`no manifests found in ${paths.join(', ')}`]);
+  if (problems.length > 0) fail(verb, io, 2, problems);
+  if (raws.length === 0) fail(verb, io, 2, [`no manifests found in ${paths.join(', ')}`]);
   return { raws, origins };
 }
 
@@ -97,8 +121,8 @@ function describeDetail(detail: { path?: string; message?: string }, origins: Or
   return `${origin.file} document ${origin.index} (${origin.label}): ${m[2] ?? '(document)'}: ${detail.message ?? ''}`;
 }
 
-async function send(admin: string, raws: JsonObject[], dryRun: boolean, io: ApplyIo) {
-  const url = new URL('v1/apply', admin.endsWith('/') ? admin : `${admin}/`);
+async function send(verb: Verb, admin: string, raws: JsonObject[], dryRun: boolean, io: ApplyIo) {
+  const url = new URL(`v1/${verb.name}`, admin.endsWith('/') ? admin : `${admin}/`);
   if (dryRun) url.searchParams.set('dryRun', 'true');
   const token = io.env.TOLLGATE_ADMIN_TOKEN;
   try {
@@ -116,32 +140,41 @@ async function send(admin: string, raws: JsonObject[], dryRun: boolean, io: Appl
     }
     return { status: res.statusCode, body };
   } catch (err) {
-    return fail(io, 1, [`cannot reach the admin API at ${url.origin}: ${(err as Error).message}`]);
+    return fail(verb, io, 1, [`cannot reach the admin API at ${url.origin}: ${(err as Error).message}`]);
   }
 }
 
-/**
- * @example tollgate apply -f examples/apim/ --dry-run
- * The lead's main() adds it with `program.addCommand(applyCommand().exitOverride())`.
- */
-export function applyCommand(io: ApplyIo = processIo): Command {
-  return new Command('apply')
-    .description('send API-management manifests (apim.googleapis.com/v1) to a running gateway, all or none')
+function manifestCommand(verb: Verb, description: string, io: ApplyIo): Command {
+  return new Command(verb.name)
+    .description(description)
     .requiredOption('-f, --file <path>', 'manifest file or directory (repeatable)', collect)
     .option('--admin <url>', 'admin API of the gateway (token from TOLLGATE_ADMIN_TOKEN)', parseAdminUrl, 'http://127.0.0.1:8081')
-    .option('--dry-run', 'validate on the gateway and report what would change, writing nothing')
+    .option('--dry-run', 'check on the gateway and report what would change, writing nothing')
     .action(async (opts: { file: string[]; admin: string; dryRun?: boolean }) => {
       const dryRun = opts.dryRun === true;
-      const { raws, origins } = readLocal(opts.file, io);
-      const { status, body } = await send(opts.admin, raws, dryRun, io);
+      const { raws, origins } = readLocal(verb, opts.file, io);
+      const { status, body } = await send(verb, opts.admin, raws, dryRun, io);
       if (status === 200) {
-        for (const r of (body as ApplyAnswer).results) io.out(`${r.kind.toLowerCase()}/${r.name} ${r.outcome}${dryRun ? ' (dry run)' : ''}`);
+        for (const r of (body as ResultsAnswer).results) io.out(`${r.kind.toLowerCase()}/${r.name} ${r.outcome.replace('_', ' ')}${dryRun ? ' (dry run)' : ''}`);
         return;
       }
       const error = (body as ErrorAnswer | undefined)?.error;
-      fail(io, 1, [
+      fail(verb, io, 1, [
         `the gateway refused the manifests (HTTP ${status}): ${error?.message ?? 'no error message'}`,
         ...(error?.details ?? []).map((d) => describeDetail(d, origins)),
       ]);
     });
+}
+
+/**
+ * @example tollgate apply -f examples/apim/ --dry-run
+ * main() adds it with `program.addCommand(applyCommand().exitOverride())`.
+ */
+export function applyCommand(io: ApplyIo = processIo): Command {
+  return manifestCommand(APPLY, 'send API-management manifests (apim.googleapis.com/v1) to a running gateway, all or none', io);
+}
+
+/** @example tollgate delete -f examples/apim/spike.yaml: deletes the objects the files name (kind and metadata.name), all or none. */
+export function deleteCommand(io: ApplyIo = processIo): Command {
+  return manifestCommand(DELETE, 'delete the API-management objects the manifests name from a running gateway, all or none', io);
 }
