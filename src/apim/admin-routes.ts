@@ -5,10 +5,10 @@ import { handled } from './admin-errors.js';
 import { registerAppRoutes } from './app-routes.js';
 import { registerApplyRoute } from './apply-route.js';
 import { registerAuditRoutes } from './audit-routes.js';
-import { registerDeleteRoutes } from './delete-route.js';
 import { registerDeveloperRoutes } from './developer-routes.js';
 import { registerKeyRoutes } from './key-routes.js';
 import { registerKvmRoutes } from './kvm-routes.js';
+import { registerManifestRoutes } from './manifest-routes.js';
 import { registerOAuthRoutes } from './oauth-routes.js';
 import { registerProductRoutes } from './product-routes.js';
 
@@ -22,7 +22,7 @@ export type { ApimAdminDeps } from './admin-deps.js';
 export function registerApimAdminRoutes(router: AdminRouter, deps: ApimAdminDeps): void {
   const add: AddRoute = (method, pattern, handler) => router.add(method, pattern, handled(handler));
   registerApplyRoute(add, deps);
-  registerDeleteRoutes(add, deps);
+  registerManifestRoutes(add, deps);
   registerProductRoutes(add, deps);
   registerDeveloperRoutes(add, deps);
   registerAppRoutes(add, deps);

@@ -1,7 +1,7 @@
 // Where each apim.googleapis.com/v1 kind is stored: APIProduct and APIOperationSet in their own tables (what the
 // hot path reads), every other kind in the generic manifests table.
-import type { ApiProductSpec } from '../config/apim-kinds.js';
-import type { ApplyOutcome, Owner, StoreView } from '../store/index.js';
+import { APIM_API_VERSION, type ApiProductSpec } from '../config/apim-kinds.js';
+import type { ApiProduct, ApplyOutcome, JsonObject, Owner, Page, PageRequest, StoreView } from '../store/index.js';
 import type { ApimDocument } from './manifest-documents.js';
 
 /** APIProduct spec fields that have columns of their own; the rest (enforcementRefs, analytics, ...) stays in `spec`. */
@@ -63,5 +63,63 @@ export async function deleteDocument(store: StoreView, kind: string, name: strin
     }
     default:
       await store.manifests.delete(kind, name);
+  }
+}
+
+/**
+ * A stored object as a manifest: apply takes it back unchanged (the envelope accepts and ignores `status`, where who
+ * owns it and when it changed are told, as Kubernetes reports server-side state).
+ */
+export interface StoredDocument {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string };
+  spec: JsonObject;
+  status: { owner: Owner; createdAt: number; lastModifiedAt: number };
+}
+
+function productDocument(p: ApiProduct): StoredDocument {
+  const spec: JsonObject = { displayName: p.displayName, approvalType: p.approvalType };
+  if (p.description) spec.description = p.description;
+  if (p.attributes.length > 0) spec.attributes = p.attributes as unknown as JsonObject[];
+  if (p.scopes.length > 0) spec.scopes = p.scopes;
+  return stored('APIProduct', p.name, APIM_API_VERSION, { ...spec, ...p.spec }, p);
+}
+
+function stored(kind: string, name: string, apiVersion: string, spec: JsonObject, row: { owner: Owner; createdAt: string; updatedAt: string }): StoredDocument {
+  return { apiVersion, kind, metadata: { name }, spec, status: { owner: row.owner, createdAt: Date.parse(row.createdAt), lastModifiedAt: Date.parse(row.updatedAt) } };
+}
+
+/** The object of this kind and name as a manifest. @throws NotFoundError. */
+export async function getDocument(store: StoreView, kind: string, name: string): Promise<StoredDocument> {
+  switch (kind) {
+    case 'APIProduct':
+      return productDocument(await store.products.get(name));
+    case 'APIOperationSet': {
+      const set = await store.operationSets.get(name);
+      return stored(kind, name, APIM_API_VERSION, set.spec, set);
+    }
+    default: {
+      const m = await store.manifests.get(kind, name);
+      return stored(kind, name, m.apiVersion, m.spec, m);
+    }
+  }
+}
+
+/** One page of the objects of this kind, by name. */
+export async function listDocuments(store: StoreView, kind: string, page: PageRequest): Promise<Page<StoredDocument>> {
+  switch (kind) {
+    case 'APIProduct': {
+      const products = await store.products.list(page);
+      return { ...products, items: products.items.map(productDocument) };
+    }
+    case 'APIOperationSet': {
+      const sets = await store.operationSets.list(page);
+      return { ...sets, items: sets.items.map((s) => stored(kind, s.name, APIM_API_VERSION, s.spec, s)) };
+    }
+    default: {
+      const manifests = await store.manifests.list({ kind }, page);
+      return { ...manifests, items: manifests.items.map((m) => stored(kind, m.name, m.apiVersion, m.spec, m)) };
+    }
   }
 }

@@ -1,14 +1,27 @@
-// Deleting what apply stored: POST /v1/delete takes the same documents as POST /v1/apply (`tollgate delete -f`, as
-// kubectl delete -f), DELETE /v1/manifests/{kind}/{name} one object. Both all or none, with dry runs.
+// What apply stored, by kind: GET /v1/manifests/{kind}[/{name}] shows it as manifests; POST /v1/delete takes the same
+// documents as POST /v1/apply (`tollgate delete -f`, as kubectl delete -f) and DELETE /v1/manifests/{kind}/{name} one
+// object, both all or none, with dry runs.
 import { NotFoundError } from '../store/index.js';
 import type { AddRoute, ApimAdminDeps } from './admin-deps.js';
 import { storeFor } from './admin-deps.js';
-import { invalid, readFlag } from './admin-input.js';
+import { invalid, readFlag, readPage } from './admin-input.js';
 import { deleteDocuments } from './apply-manifests.js';
 import { detailPath } from './apply-route.js';
 import { kindProblem, readApimTargets } from './manifest-documents.js';
+import { getDocument, listDocuments } from './manifest-tables.js';
 
-export function registerDeleteRoutes(add: AddRoute, deps: ApimAdminDeps): void {
+/** The `{kind}` of a /v1/manifests path, refused (400) unless the admin API stores that kind. */
+function apimKind(kind: string): string {
+  const wrongKind = kindProblem(kind);
+  if (wrongKind) throw invalid('This kind is not stored by the admin API', [{ path: 'kind', message: wrongKind }]);
+  return kind;
+}
+
+export function registerManifestRoutes(add: AddRoute, deps: ApimAdminDeps): void {
+  add('GET', '/v1/manifests/{kind}', async (req) => ({ body: await listDocuments(deps.db, apimKind(req.params.kind), readPage(req)) }));
+
+  add('GET', '/v1/manifests/{kind}/{name}', async (req) => ({ body: await getDocument(deps.db, apimKind(req.params.kind), req.params.name) }));
+
   add('POST', '/v1/delete', async (req) => {
     const dryRun = readFlag(req, 'dryRun');
     const { targets, problems } = readApimTargets(await req.text(), 'admin-api');
@@ -23,9 +36,8 @@ export function registerDeleteRoutes(add: AddRoute, deps: ApimAdminDeps): void {
 
   add('DELETE', '/v1/manifests/{kind}/{name}', async (req) => {
     const dryRun = readFlag(req, 'dryRun');
-    const { kind, name } = req.params;
-    const wrongKind = kindProblem(kind);
-    if (wrongKind) throw invalid('This kind is not stored by the admin API', [{ path: 'kind', message: wrongKind }]);
+    const kind = apimKind(req.params.kind);
+    const name = req.params.name;
     const [result] = await deleteDocuments(storeFor(deps, req), deps, [{ kind, name }], { dryRun });
     if (result.outcome === 'not_found') throw new NotFoundError(kind, name);
     return { body: dryRun ? { dryRun: true, ...result } : result };

@@ -1,5 +1,5 @@
-// Deleting what apply stored, through a running gateway: enforcement stops with the policy, a delete that would leave
-// the policies unbuildable is refused, and what --config files declare stays.
+// What apply stored, through a running gateway: shown as manifests; deleted, with the enforcement stopping with the
+// policy, a delete that would leave the policies unbuildable refused, and what --config files declare kept.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -57,6 +57,39 @@ async function chat(user: string): Promise<number> {
 }
 
 const enforced = () => until(() => chat('anyone'), (s) => s === 400, 5000, 'the contract enforced');
+
+test('what apply stored is shown as manifests, one or a page of one kind at a time', async () => {
+  const product = { apiVersion: V, kind: 'APIProduct', metadata: { name: 'gold' }, spec: { displayName: 'Gold', description: 'the best', enforcementRefs: [{ name: 'ext' }] } };
+  const sets = ['a', 'b', 'c'].map((n) => ({ apiVersion: V, kind: 'APIOperationSet', metadata: { name: `set-${n}` }, spec: { apiProductRefs: [{ name: 'gold' }] } }));
+  assert.equal((await call(gw!.adminUrl, 'POST', '/v1/apply', [EXT, CONTRACT, TEMPLATE, product, ...sets])).status, 200);
+
+  const one = await call(gw!.adminUrl, 'GET', '/v1/manifests/OASValidation/contract');
+  assert.equal(one.status, 200);
+  const { status, ...doc } = one.body;
+  assert.deepEqual(doc, CONTRACT);
+  assert.equal(status.owner, 'api');
+  assert.ok(status.createdAt > 0 && status.lastModifiedAt >= status.createdAt);
+
+  const gold = await call(gw!.adminUrl, 'GET', '/v1/manifests/APIProduct/gold');
+  assert.deepEqual(gold.body.spec, { displayName: 'Gold', description: 'the best', approvalType: 'auto', enforcementRefs: [{ name: 'ext' }] });
+  // What GET shows, applied again as it is, changes nothing.
+  const again = await call(gw!.adminUrl, 'POST', '/v1/apply', [gold.body, one.body]);
+  assert.equal(again.status, 200, JSON.stringify(again.body));
+  assert.deepEqual(again.body.results.map((r: { outcome: string }) => r.outcome), ['unchanged', 'unchanged']);
+
+  const first = await call(gw!.adminUrl, 'GET', '/v1/manifests/APIOperationSet?pageSize=2');
+  assert.deepEqual(first.body.items.map((d: { metadata: { name: string } }) => d.metadata.name), ['set-a', 'set-b']);
+  const rest = await call(gw!.adminUrl, 'GET', `/v1/manifests/APIOperationSet?pageSize=2&pageToken=${encodeURIComponent(first.body.nextPageToken)}`);
+  assert.deepEqual(rest.body.items.map((d: { metadata: { name: string } }) => d.metadata.name), ['set-c']);
+  assert.equal(rest.body.nextPageToken, undefined);
+  assert.deepEqual((await call(gw!.adminUrl, 'GET', '/v1/manifests/ApimTemplate')).body.items.map((d: { kind: string }) => d.kind), ['ApimTemplate']);
+
+  assert.equal((await call(gw!.adminUrl, 'GET', '/v1/manifests/SpikeArrest/none')).status, 404);
+  assert.equal((await call(gw!.adminUrl, 'GET', '/v1/manifests/InferencePool')).status, 400);
+
+  assert.equal((await call(gw!.adminUrl, 'POST', '/v1/delete', [product, ...sets])).status, 200);
+  assert.deepEqual((await call(gw!.adminUrl, 'GET', '/v1/manifests/APIOperationSet')).body.items, []);
+});
 
 test('deleting a policy a template still names is refused (400, dry run too); deleting both stops the enforcement', async () => {
   assert.equal((await call(gw!.adminUrl, 'POST', '/v1/apply', [EXT, CONTRACT, TEMPLATE])).status, 200);
