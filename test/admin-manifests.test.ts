@@ -136,6 +136,11 @@ test('what the admin API cannot delete: gateway kinds and unknown kinds (400), o
   const nameless = await call(gw!.adminUrl, 'POST', '/v1/delete', [{ kind: 'SpikeArrest', metadata: {} }]);
   assert.equal(nameless.status, 400);
   assert.deepEqual(nameless.body.error.details, [{ path: '[0].metadata.name', message: 'a name is required' }]);
+  // PostgreSQL cannot be asked about such a name (an error, a 500): a 400 before the store is.
+  const nul = await call(gw!.adminUrl, 'POST', '/v1/delete', [{ kind: 'SpikeArrest', metadata: { name: 'a\u0000b' } }]);
+  assert.equal(nul.status, 400);
+  assert.equal(nul.body.error.details[0].path, '[0].metadata.name');
+  assert.equal((await call(gw!.adminUrl, 'POST', '/v1/delete', 'kind: [unclosed')).status, 400);
 });
 
 test('a key-value map is deleted with its entries: made again under its name, it starts empty', async () => {

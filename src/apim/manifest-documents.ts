@@ -5,7 +5,7 @@ import { APIM_API_VERSION } from '../config/apim-kinds.js';
 import { KINDS } from '../config/kinds.js';
 import { validateDocument, type Manifest } from '../config/manifest.js';
 // codec.js, not the store's index: the CLI's apply reads manifests without loading the database drivers.
-import { UNSTORABLE_TEXT_MESSAGE, unstorableTextPaths, type JsonObject } from '../store/codec.js';
+import { UNSTORABLE_TEXT_MESSAGE, isStorableText, unstorableTextPaths, type JsonObject } from '../store/codec.js';
 
 export interface ApimDocument {
   /** Validated, with defaults applied. */
@@ -124,6 +124,7 @@ export function readApimTargets(text: string, source: string): { targets: ApimTa
     const wrongKind = kindProblem(kind);
     if (wrongKind) return problem('kind', wrongKind);
     if (typeof name !== 'string' || name === '') return problem('metadata.name', 'a name is required');
+    if (!isStorableText(name)) return problem('metadata.name', UNSTORABLE_TEXT_MESSAGE);
     const first = seen.get(`${kind}/${name}`);
     if (first !== undefined) return problem('metadata.name', `${kind}/${name} is also named in document ${first}`);
     seen.set(`${kind}/${name}`, i);
