@@ -1,4 +1,4 @@
-// `tollgate apply` and `tollgate delete` in-process against a served admin router (SQLite): output lines, dry run, exit codes.
+// `tollgate apply`, `delete` and `get` in-process against a served admin router (SQLite): output lines, dry run, exit codes.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { registerApimAdminRoutes } from '../src/apim/admin-routes.js';
 import { applyCommand, deleteCommand } from '../src/cli/apply.js';
+import { getCommand } from '../src/cli/get.js';
 import { AdminRouter } from '../src/gateway/admin-router.js';
 import { openDatabase, type Database } from '../src/store/index.js';
 
@@ -34,12 +35,14 @@ async function serve(router: AdminRouter): Promise<{ url: string; server: Server
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
 }
 
-/** Runs `tollgate apply|delete ARGS` as main() would, capturing everything it writes. */
-async function run(verb: 'apply' | 'delete', args: string[], env: NodeJS.ProcessEnv = {}) {
+const COMMANDS = { apply: applyCommand, delete: deleteCommand, get: getCommand };
+
+/** Runs `tollgate apply|delete|get ARGS` as main() would, capturing everything it writes. */
+async function run(verb: keyof typeof COMMANDS, args: string[], env: NodeJS.ProcessEnv = {}) {
   const out: string[] = [];
   const err: string[] = [];
   let help = '';
-  const command = (verb === 'apply' ? applyCommand : deleteCommand)({ out: (l) => out.push(l), err: (l) => err.push(l), env })
+  const command = COMMANDS[verb]({ out: (l) => out.push(l), err: (l) => err.push(l), env })
     .exitOverride()
     .configureOutput({ writeOut: (s) => (help += s), writeErr: (s) => err.push(s) });
   const program = new Command('tollgate').exitOverride().addCommand(command);
@@ -54,8 +57,9 @@ async function run(verb: 'apply' | 'delete', args: string[], env: NodeJS.Process
 
 const apply = (args: string[], env?: NodeJS.ProcessEnv) => run('apply', args, env);
 const del = (args: string[], env?: NodeJS.ProcessEnv) => run('delete', args, env);
+const get = (args: string[], env?: NodeJS.ProcessEnv) => run('get', args, env);
 
-describe('tollgate apply and delete', () => {
+describe('tollgate apply, delete and get', () => {
   let dir: string;
   let db: Database;
   let open: { url: string; server: Server };
@@ -214,5 +218,31 @@ describe('tollgate apply and delete', () => {
     assert.match(refused.err[0], /HTTP 409/);
     assert.match(refused.err[1], /delete-owned\/p\.yaml document 1 \(APIProduct\/owned\): \(document\): APIProduct\/owned is declared in --config files/);
     assert.ok(await db.products.find('kept'), 'all or none');
+  });
+
+  test('get shows a kind as a table, or as YAML that apply takes back unchanged; one object as JSON', async () => {
+    const path = await files('shown', { 'a-products.yaml': product('shown', 'Shown'), 'b-sets.yaml': `${operationSet('shown-a', 'shown')}---\n${operationSet('shown-b', 'shown')}` });
+    assert.equal((await apply(['-f', path, '--admin', open.url])).code, 0);
+    const listed = await get(['apioperationset', '--admin', open.url]);
+    assert.equal(listed.code, 0, listed.err.join('\n'));
+    assert.match(listed.out[0], /^NAME +OWNER +LAST MODIFIED$/);
+    const rows = listed.out.slice(1).filter((l) => l.startsWith('shown-'));
+    assert.deepEqual(rows.map((l) => l.split(/ +/).slice(0, 2)), [['shown-a', 'api'], ['shown-b', 'api']]);
+
+    const yaml = await get(['APIOperationSet', '-o', 'yaml', '--admin', open.url]);
+    const exported = await files('exported', { 'sets.yaml': yaml.out.join('\n') });
+    const reapplied = await apply(['-f', exported, '--admin', open.url]);
+    assert.equal(reapplied.code, 0, reapplied.err.join('\n'));
+    assert.ok(reapplied.out.length >= 2 && reapplied.out.every((l) => l.endsWith(' unchanged')), reapplied.out.join('\n'));
+
+    const one = await get(['apiproduct', 'shown', '-o', 'json', '--admin', open.url]);
+    const doc = JSON.parse(one.out.join('\n'));
+    assert.deepEqual([doc.kind, doc.metadata.name, doc.spec.displayName], ['APIProduct', 'shown', 'Shown']);
+
+    const missing = await get(['spikearrest', 'nothing', '--admin', open.url]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.err[0], /HTTP 404/);
+    assert.equal((await get(['quota', '--admin', open.url])).out[0], 'no Quota objects');
+    assert.equal((await get(['inferencepool', '--admin', open.url])).commanderCode, 'commander.invalidArgument');
   });
 });

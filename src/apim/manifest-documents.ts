@@ -36,7 +36,7 @@ function isApimKind(kind: string): boolean {
   return Object.hasOwn(KINDS, kind) && KINDS[kind].apiVersions.includes(APIM_API_VERSION);
 }
 
-const APIM_KINDS = Object.keys(KINDS).filter(isApimKind);
+export const APIM_KINDS = Object.keys(KINDS).filter(isApimKind);
 
 /** YAML documents → plain values; a JSON array is a list of documents (as in config/manifest.ts). */
 function splitDocuments(text: string, source: string): { raws: unknown[]; problems: DocumentProblem[] } {

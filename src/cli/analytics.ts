@@ -1,24 +1,16 @@
 // `tollgate analytics`: query a running gateway's GET /v1/analytics/stats and print a table (or its JSON or CSV).
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { request } from 'undici';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { BUCKETS, DIMENSIONS, METRICS } from '../analytics/stats-query.js';
 import { parseDuration } from '../lib/duration.js';
+import { adminOption, adminUrl, callAdmin, failCommand, processIo as commandIo, type CommandIo } from './admin-client.js';
 import { collect } from './options.js';
 
 /** Where the command writes and what it reads from the environment (tests pass their own). */
-export interface AnalyticsIo {
-  out(line: string): void;
-  err(line: string): void;
-  env: NodeJS.ProcessEnv;
+export interface AnalyticsIo extends CommandIo {
   now(): number;
 }
 
-const processIo: AnalyticsIo = {
-  out: (line) => process.stdout.write(`${line}\n`),
-  err: (line) => process.stderr.write(`${line}\n`),
-  env: process.env,
-  now: Date.now,
-};
+const processIo: AnalyticsIo = { ...commandIo, now: Date.now };
 
 interface Options {
   admin: string;
@@ -42,18 +34,6 @@ interface StatsAnswer {
   lagSeconds: number | null;
 }
 
-interface ErrorAnswer {
-  error?: { message?: string; details?: { path?: string; message?: string }[] };
-}
-
-function parseAdminUrl(value: string): string {
-  try {
-    return new URL(value).href;
-  } catch {
-    throw new InvalidArgumentError(`"${value}" is not a URL (e.g. http://127.0.0.1:8081)`);
-  }
-}
-
 /** Further back than this is before the earliest time a Date holds: toISOString would throw (exit 1, "Invalid time value"). */
 const MAX_SINCE_MS = 8.64e15;
 
@@ -68,13 +48,8 @@ function parseSince(value: string): number {
   return ms;
 }
 
-function fail(io: AnalyticsIo, exitCode: number, lines: string[]): never {
-  for (const line of lines) io.err(`tollgate analytics: ${line}`);
-  throw new CommanderError(exitCode, 'tollgate.analytics', lines[0] ?? 'failed');
-}
-
 function statsUrl(opts: Options, now: number): URL {
-  const url = new URL('v1/analytics/stats', opts.admin.endsWith('/') ? opts.admin : `${opts.admin}/`);
+  const url = adminUrl(opts.admin, 'v1/analytics/stats');
   const q = url.searchParams;
   if (opts.since !== undefined) {
     q.set('from', new Date(now - opts.since).toISOString());
@@ -112,7 +87,7 @@ function renderTable(columns: string[], rows: Record<string, Cell>[]): string[] 
 export function analyticsCommand(io: AnalyticsIo = processIo): Command {
   return new Command('analytics')
     .description('usage figures from a running gateway (GET /v1/analytics/stats), by time bucket and dimension')
-    .option('--admin <url>', 'admin API of the gateway (token from TOLLGATE_ADMIN_TOKEN)', parseAdminUrl, 'http://127.0.0.1:8081')
+    .addOption(adminOption())
     .option('--from <time>', 'start, ISO-8601 (default: 24 h before --to)')
     .option('--to <time>', 'end, ISO-8601 (default: now)')
     .option('--since <duration>', 'start this long ago, e.g. 30m, 6h, 7d (instead of --from)', parseSince)
@@ -123,25 +98,10 @@ export function analyticsCommand(io: AnalyticsIo = processIo): Command {
     .addOption(new Option('--format <format>', 'output').choices(['table', 'json', 'csv']).default('table'))
     .action(async (opts: Options) => {
       const url = statsUrl(opts, io.now());
-      const token = io.env.TOLLGATE_ADMIN_TOKEN;
-      let status: number;
-      let text: string;
-      try {
-        const res = await request(url, { headers: token ? { authorization: `Bearer ${token}` } : {} });
-        status = res.statusCode;
-        text = await res.body.text();
-      } catch (err) {
-        fail(io, 1, [`cannot reach the admin API at ${url.origin}: ${(err as Error).message}`]);
-      }
+      const { status, text, error } = await callAdmin('analytics', io, url);
       if (status !== 200) {
-        let error: ErrorAnswer['error'];
-        try {
-          error = (JSON.parse(text) as ErrorAnswer).error;
-        } catch {
-          error = undefined;
-        }
         // A 400 is a bad option value, like a bad flag: exit code 2.
-        fail(io, status === 400 ? 2 : 1, [
+        failCommand('analytics', io, status === 400 ? 2 : 1, [
           `the gateway refused the query (HTTP ${status}): ${error?.message ?? (text.trim() || 'no error message')}`,
           ...(error?.details ?? []).map((d) => `${d.path ?? ''}: ${d.message ?? ''}`),
         ]);

@@ -1,36 +1,21 @@
 // `tollgate apply` and `tollgate delete`: read API-management manifests locally (apply validates them whole, delete
 // reads kind and name), then send them to a running gateway's POST /v1/apply or /v1/delete.
 import { readFileSync } from 'node:fs';
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { request } from 'undici';
+import { Command } from 'commander';
 import { readApimDocuments, readApimTargets, type DocumentProblem } from '../apim/manifest-documents.js';
 import { configFiles } from '../config/files.js';
 import { ConfigError } from '../config/manifest.js';
 import type { JsonObject } from '../store/index.js';
+import { adminOption, adminUrl, callAdmin, failCommand, processIo, type AdminErrorBody, type CommandIo } from './admin-client.js';
 import { collect } from './options.js';
 
-/** Where the command writes and what it reads from the environment (tests pass their own). */
-export interface ApplyIo {
-  out(line: string): void;
-  err(line: string): void;
-  env: NodeJS.ProcessEnv;
-}
-
-const processIo: ApplyIo = {
-  out: (line) => process.stdout.write(`${line}\n`),
-  err: (line) => process.stderr.write(`${line}\n`),
-  env: process.env,
-};
+export type ApplyIo = CommandIo;
 
 /** Where each sent document came from, to point the server's `[i].path` errors back at a file. */
 interface Origin {
   file: string;
   index: number;
   label: string;
-}
-
-interface ErrorAnswer {
-  error?: { message?: string; details?: { path?: string; message?: string }[] };
 }
 
 interface ResultsAnswer {
@@ -60,17 +45,8 @@ const DELETE: Verb = {
   },
 };
 
-function parseAdminUrl(value: string): string {
-  try {
-    return new URL(value).href;
-  } catch {
-    throw new InvalidArgumentError(`"${value}" is not a URL (e.g. http://127.0.0.1:8081)`);
-  }
-}
-
 function fail(verb: Verb, io: ApplyIo, exitCode: number, lines: string[]): never {
-  for (const line of lines) io.err(`tollgate ${verb.name}: ${line}`);
-  throw new CommanderError(exitCode, `tollgate.${verb.name}`, lines[0] ?? 'failed');
+  return failCommand(verb.name, io, exitCode, lines);
 }
 
 /** Reads every document; any problem (exit code 2) stops before anything is sent. */
@@ -114,51 +90,29 @@ function readLocal(verb: Verb, paths: string[], io: ApplyIo): { raws: JsonObject
 }
 
 /** `[3].spec.displayName` → the file and document it came from. */
-function describeDetail(detail: { path?: string; message?: string }, origins: Origin[]): string {
+function describeDetail(detail: NonNullable<AdminErrorBody['details']>[number], origins: Origin[]): string {
   const m = /^\[(\d+)\](?:\.(.*))?$/.exec(detail.path ?? '');
   const origin = m ? origins[Number(m[1])] : undefined;
   if (!m || !origin) return `${detail.path ?? ''}: ${detail.message ?? ''}`;
   return `${origin.file} document ${origin.index} (${origin.label}): ${m[2] ?? '(document)'}: ${detail.message ?? ''}`;
 }
 
-async function send(verb: Verb, admin: string, raws: JsonObject[], dryRun: boolean, io: ApplyIo) {
-  const url = new URL(`v1/${verb.name}`, admin.endsWith('/') ? admin : `${admin}/`);
-  if (dryRun) url.searchParams.set('dryRun', 'true');
-  const token = io.env.TOLLGATE_ADMIN_TOKEN;
-  try {
-    const res = await request(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-      body: JSON.stringify(raws),
-    });
-    const text = await res.body.text();
-    let body: unknown;
-    try {
-      body = JSON.parse(text);
-    } catch {
-      body = undefined;
-    }
-    return { status: res.statusCode, body };
-  } catch (err) {
-    return fail(verb, io, 1, [`cannot reach the admin API at ${url.origin}: ${(err as Error).message}`]);
-  }
-}
-
 function manifestCommand(verb: Verb, description: string, io: ApplyIo): Command {
   return new Command(verb.name)
     .description(description)
     .requiredOption('-f, --file <path>', 'manifest file or directory (repeatable)', collect)
-    .option('--admin <url>', 'admin API of the gateway (token from TOLLGATE_ADMIN_TOKEN)', parseAdminUrl, 'http://127.0.0.1:8081')
+    .addOption(adminOption())
     .option('--dry-run', 'check on the gateway and report what would change, writing nothing')
     .action(async (opts: { file: string[]; admin: string; dryRun?: boolean }) => {
       const dryRun = opts.dryRun === true;
       const { raws, origins } = readLocal(verb, opts.file, io);
-      const { status, body } = await send(verb, opts.admin, raws, dryRun, io);
+      const url = adminUrl(opts.admin, `v1/${verb.name}`);
+      if (dryRun) url.searchParams.set('dryRun', 'true');
+      const { status, body, error } = await callAdmin(verb.name, io, url, { method: 'POST', json: raws });
       if (status === 200) {
         for (const r of (body as ResultsAnswer).results) io.out(`${r.kind.toLowerCase()}/${r.name} ${r.outcome.replace('_', ' ')}${dryRun ? ' (dry run)' : ''}`);
         return;
       }
-      const error = (body as ErrorAnswer | undefined)?.error;
       fail(verb, io, 1, [
         `the gateway refused the manifests (HTTP ${status}): ${error?.message ?? 'no error message'}`,
         ...(error?.details ?? []).map((d) => describeDetail(d, origins)),

@@ -5,6 +5,7 @@ import { simCommand } from './sim.js';
 import { demoCommand } from './demo.js';
 import { benchCommand } from './bench.js';
 import { applyCommand, deleteCommand } from './apply.js';
+import { getCommand } from './get.js';
 import { analyticsCommand } from './analytics.js';
 
 export async function main(argv: string[]): Promise<number> {
@@ -13,7 +14,7 @@ export async function main(argv: string[]): Promise<number> {
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(str.split('\n')[0] + '\n') })
     .showHelpAfterError(false);
-  for (const cmd of [serveCommand(), simCommand(), demoCommand(), applyCommand(), deleteCommand(), analyticsCommand(), benchCommand()]) {
+  for (const cmd of [serveCommand(), simCommand(), demoCommand(), applyCommand(), deleteCommand(), getCommand(), analyticsCommand(), benchCommand()]) {
     program.addCommand(withExitOverride(cmd));
   }
   try {

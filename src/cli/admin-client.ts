@@ -1,0 +1,78 @@
+// What the commands that talk to a running gateway's admin API share: the --admin flag, the bearer token from
+// TOLLGATE_ADMIN_TOKEN, one line per problem on stderr, and exit codes (1 unreachable or refused, 2 bad input).
+import { CommanderError, InvalidArgumentError, Option } from 'commander';
+import { request } from 'undici';
+
+/** Where a command writes and what it reads from the environment (tests pass their own). */
+export interface CommandIo {
+  out(line: string): void;
+  err(line: string): void;
+  env: NodeJS.ProcessEnv;
+}
+
+export const processIo: CommandIo = {
+  out: (line) => process.stdout.write(`${line}\n`),
+  err: (line) => process.stderr.write(`${line}\n`),
+  env: process.env,
+};
+
+/** The admin API's error answer. */
+export interface AdminErrorBody {
+  message?: string;
+  details?: { path?: string; message?: string }[];
+}
+
+function parseAdminUrl(value: string): string {
+  try {
+    return new URL(value).href;
+  } catch {
+    throw new InvalidArgumentError(`"${value}" is not a URL (e.g. http://127.0.0.1:8081)`);
+  }
+}
+
+export function adminOption(): Option {
+  return new Option('--admin <url>', 'admin API of the gateway (token from TOLLGATE_ADMIN_TOKEN)').argParser(parseAdminUrl).default('http://127.0.0.1:8081');
+}
+
+/** `path` (e.g. `v1/apply`) under the admin API's base URL. */
+export function adminUrl(admin: string, path: string): URL {
+  return new URL(path, admin.endsWith('/') ? admin : `${admin}/`);
+}
+
+/** Writes `tollgate <command>: <line>` for each line and ends the command with `exitCode`. */
+export function failCommand(command: string, io: CommandIo, exitCode: number, lines: string[]): never {
+  for (const line of lines) io.err(`tollgate ${command}: ${line}`);
+  throw new CommanderError(exitCode, `tollgate.${command}`, lines[0] ?? 'failed');
+}
+
+export interface AdminAnswer {
+  status: number;
+  text: string;
+  /** The JSON answer, undefined when it is not JSON. */
+  body: unknown;
+  /** `error` of a JSON error answer. */
+  error?: AdminErrorBody;
+}
+
+/** One admin API call with the token; an unreachable gateway ends the command with exit code 1. */
+export async function callAdmin(command: string, io: CommandIo, url: URL, init: { method?: 'GET' | 'POST'; json?: unknown } = {}): Promise<AdminAnswer> {
+  const token = io.env.TOLLGATE_ADMIN_TOKEN;
+  const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
+  if (init.json !== undefined) headers['content-type'] = 'application/json';
+  let status: number;
+  let text: string;
+  try {
+    const res = await request(url, { method: init.method ?? 'GET', headers, body: init.json === undefined ? undefined : JSON.stringify(init.json) });
+    status = res.statusCode;
+    text = await res.body.text();
+  } catch (err) {
+    return failCommand(command, io, 1, [`cannot reach the admin API at ${url.origin}: ${(err as Error).message}`]);
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  return { status, text, body, error: (body as { error?: AdminErrorBody } | undefined)?.error };
+}
