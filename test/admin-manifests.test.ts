@@ -1,162 +1,115 @@
 // What apply stored, through a running gateway: shown as manifests; deleted, with the enforcement stopping with the
 // policy, a delete that would leave the policies unbuildable refused, and what --config files declare kept.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { manifestOf } from '../src/config/manifest.js';
-import { startGateway, type Gateway, type GatewayOptions } from '../src/gateway/gateway.js';
-import { silentLogger } from '../src/lib/logger.js';
 import { call, until } from './helpers/apim-admin.js';
-import { poolAndModel } from './helpers/manifests.js';
+import { APIM_V1 as V, contract, useContractGateway } from './helpers/contract-gateway.js';
 
-const V = 'apim.googleapis.com/v1';
-const dir = mkdtempSync(join(tmpdir(), 'tollgate-delete-'));
-const options: GatewayOptions = {
-  configPaths: [],
-  // The model server at :9 is down: a request no policy refuses gets 503.
-  manifests: [...poolAndModel(['http://127.0.0.1:9']), manifestOf('SpikeArrest', 'filed', { rate: '100ps' }, 'test')],
-  port: 0,
-  adminPort: 0,
-  host: '127.0.0.1',
-  watch: false,
-  db: `sqlite:${join(dir, 'tollgate.db')}`,
-  analyticsDir: join(dir, 'analytics'),
-  logger: silentLogger,
-};
-
-const EXT = { apiVersion: V, kind: 'APIMExtensionPolicy', metadata: { name: 'ext' }, spec: { targetRef: { name: 'tollgate' } } };
-const CONTRACT = {
-  apiVersion: V,
-  kind: 'OASValidation',
-  metadata: { name: 'contract' },
-  spec: {
-    openApi: {
-      openapi: '3.0.0',
-      info: { title: 't', version: '1' },
-      paths: { '/v1/chat/completions': { post: { requestBody: { content: { 'application/json': { schema: { type: 'object', properties: { user: { type: 'string', pattern: '^u[0-9]+$' } } } } } } } } },
-    },
-  },
-};
-const TEMPLATE = { apiVersion: V, kind: 'ApimTemplate', metadata: { name: 'checks' }, spec: { templates: [{ policies: [{ kind: 'OASValidation', name: 'contract' }] }] } };
-
-let gw: Gateway | undefined;
-before(async () => {
-  gw = await startGateway(options);
-});
-after(async () => {
-  await gw?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
-
-async function chat(user: string): Promise<number> {
-  const r = await fetch(`${gw!.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'm', user, messages: [{ role: 'user', content: 'hi' }] }) });
-  await r.arrayBuffer();
-  return r.status;
-}
+const g = useContractGateway('manifests', [manifestOf('SpikeArrest', 'filed', { rate: '100ps' }, 'test')]);
+const chat = g.chat;
+const [EXT, CONTRACT, TEMPLATE] = contract('^u[0-9]+$');
 
 const enforced = () => until(() => chat('anyone'), (s) => s === 400, 5000, 'the contract enforced');
 
 test('what apply stored is shown as manifests, one or a page of one kind at a time', async () => {
   const product = { apiVersion: V, kind: 'APIProduct', metadata: { name: 'gold' }, spec: { displayName: 'Gold', description: 'the best', enforcementRefs: [{ name: 'ext' }] } };
   const sets = ['a', 'b', 'c'].map((n) => ({ apiVersion: V, kind: 'APIOperationSet', metadata: { name: `set-${n}` }, spec: { apiProductRefs: [{ name: 'gold' }] } }));
-  assert.equal((await call(gw!.adminUrl, 'POST', '/v1/apply', [EXT, CONTRACT, TEMPLATE, product, ...sets])).status, 200);
+  assert.equal((await call(g.gw.adminUrl, 'POST', '/v1/apply', [EXT, CONTRACT, TEMPLATE, product, ...sets])).status, 200);
 
-  const one = await call(gw!.adminUrl, 'GET', '/v1/manifests/OASValidation/contract');
+  const one = await call(g.gw.adminUrl, 'GET', '/v1/manifests/OASValidation/contract');
   assert.equal(one.status, 200);
   const { status, ...doc } = one.body;
   assert.deepEqual(doc, CONTRACT);
   assert.equal(status.owner, 'api');
   assert.ok(status.createdAt > 0 && status.lastModifiedAt >= status.createdAt);
 
-  const gold = await call(gw!.adminUrl, 'GET', '/v1/manifests/APIProduct/gold');
+  const gold = await call(g.gw.adminUrl, 'GET', '/v1/manifests/APIProduct/gold');
   assert.deepEqual(gold.body.spec, { displayName: 'Gold', description: 'the best', approvalType: 'auto', enforcementRefs: [{ name: 'ext' }] });
   // What GET shows, applied again as it is, changes nothing.
-  const again = await call(gw!.adminUrl, 'POST', '/v1/apply', [gold.body, one.body]);
+  const again = await call(g.gw.adminUrl, 'POST', '/v1/apply', [gold.body, one.body]);
   assert.equal(again.status, 200, JSON.stringify(again.body));
   assert.deepEqual(again.body.results.map((r: { outcome: string }) => r.outcome), ['unchanged', 'unchanged']);
 
-  const first = await call(gw!.adminUrl, 'GET', '/v1/manifests/APIOperationSet?pageSize=2');
+  const first = await call(g.gw.adminUrl, 'GET', '/v1/manifests/APIOperationSet?pageSize=2');
   assert.deepEqual(first.body.items.map((d: { metadata: { name: string } }) => d.metadata.name), ['set-a', 'set-b']);
-  const rest = await call(gw!.adminUrl, 'GET', `/v1/manifests/APIOperationSet?pageSize=2&pageToken=${encodeURIComponent(first.body.nextPageToken)}`);
+  const rest = await call(g.gw.adminUrl, 'GET', `/v1/manifests/APIOperationSet?pageSize=2&pageToken=${encodeURIComponent(first.body.nextPageToken)}`);
   assert.deepEqual(rest.body.items.map((d: { metadata: { name: string } }) => d.metadata.name), ['set-c']);
   assert.equal(rest.body.nextPageToken, undefined);
-  assert.deepEqual((await call(gw!.adminUrl, 'GET', '/v1/manifests/ApimTemplate')).body.items.map((d: { kind: string }) => d.kind), ['ApimTemplate']);
+  assert.deepEqual((await call(g.gw.adminUrl, 'GET', '/v1/manifests/ApimTemplate')).body.items.map((d: { kind: string }) => d.kind), ['ApimTemplate']);
 
-  assert.equal((await call(gw!.adminUrl, 'GET', '/v1/manifests/SpikeArrest/none')).status, 404);
-  assert.equal((await call(gw!.adminUrl, 'GET', '/v1/manifests/InferencePool')).status, 400);
+  assert.equal((await call(g.gw.adminUrl, 'GET', '/v1/manifests/SpikeArrest/none')).status, 404);
+  assert.equal((await call(g.gw.adminUrl, 'GET', '/v1/manifests/InferencePool')).status, 400);
 
-  assert.equal((await call(gw!.adminUrl, 'POST', '/v1/delete', [product, ...sets])).status, 200);
-  assert.deepEqual((await call(gw!.adminUrl, 'GET', '/v1/manifests/APIOperationSet')).body.items, []);
+  assert.equal((await call(g.gw.adminUrl, 'POST', '/v1/delete', [product, ...sets])).status, 200);
+  assert.deepEqual((await call(g.gw.adminUrl, 'GET', '/v1/manifests/APIOperationSet')).body.items, []);
 });
 
 test('deleting a policy a template still names is refused (400, dry run too); deleting both stops the enforcement', async () => {
-  assert.equal((await call(gw!.adminUrl, 'POST', '/v1/apply', [EXT, CONTRACT, TEMPLATE])).status, 200);
+  assert.equal((await call(g.gw.adminUrl, 'POST', '/v1/apply', [EXT, CONTRACT, TEMPLATE])).status, 200);
   await enforced();
 
   for (const path of ['/v1/delete', '/v1/delete?dryRun=true']) {
-    const r = await call(gw!.adminUrl, 'POST', path, [CONTRACT]);
+    const r = await call(g.gw.adminUrl, 'POST', path, [CONTRACT]);
     assert.equal(r.status, 400, JSON.stringify(r.body));
     assert.match(r.body.error.message, /cannot be built without this object; nothing was deleted/);
     assert.ok((r.body.error.details as { message: string }[]).some((d) => d.message.includes('contract')), JSON.stringify(r.body.error.details));
   }
-  const single = await call(gw!.adminUrl, 'DELETE', '/v1/manifests/OASValidation/contract');
+  const single = await call(g.gw.adminUrl, 'DELETE', '/v1/manifests/OASValidation/contract');
   assert.equal(single.status, 400, JSON.stringify(single.body));
-  assert.ok(await gw!.apim.db.manifests.find('OASValidation', 'contract'), 'nothing was deleted');
+  assert.ok(await g.gw.apim.db.manifests.find('OASValidation', 'contract'), 'nothing was deleted');
 
-  const dry = await call(gw!.adminUrl, 'DELETE', '/v1/manifests/ApimTemplate/checks?dryRun=true');
+  const dry = await call(g.gw.adminUrl, 'DELETE', '/v1/manifests/ApimTemplate/checks?dryRun=true');
   assert.deepEqual(dry.body, { dryRun: true, kind: 'ApimTemplate', name: 'checks', outcome: 'deleted' });
-  assert.ok(await gw!.apim.db.manifests.find('ApimTemplate', 'checks'), 'a dry run deletes nothing');
+  assert.ok(await g.gw.apim.db.manifests.find('ApimTemplate', 'checks'), 'a dry run deletes nothing');
   assert.equal(await chat('anyone'), 400);
 
   // Only kind and metadata.name are read: the documents as applied will do, or just the names.
-  const both = await call(gw!.adminUrl, 'POST', '/v1/delete', [TEMPLATE, { kind: 'OASValidation', metadata: { name: 'contract' } }]);
+  const both = await call(g.gw.adminUrl, 'POST', '/v1/delete', [TEMPLATE, { kind: 'OASValidation', metadata: { name: 'contract' } }]);
   assert.equal(both.status, 200, JSON.stringify(both.body));
   assert.deepEqual(both.body.results, [
     { kind: 'ApimTemplate', name: 'checks', outcome: 'deleted' },
     { kind: 'OASValidation', name: 'contract', outcome: 'deleted' },
   ]);
   await until(() => chat('anyone'), (s) => s === 503, 5000, 'the contract no longer enforced');
-  assert.equal((await call(gw!.adminUrl, 'DELETE', '/v1/manifests/OASValidation/contract')).status, 404);
+  assert.equal((await call(g.gw.adminUrl, 'DELETE', '/v1/manifests/OASValidation/contract')).status, 404);
 });
 
 test('what the admin API cannot delete: gateway kinds and unknown kinds (400), objects --config files declare (409)', async () => {
-  const pool = await call(gw!.adminUrl, 'DELETE', '/v1/manifests/InferencePool/pool');
+  const pool = await call(g.gw.adminUrl, 'DELETE', '/v1/manifests/InferencePool/pool');
   assert.equal(pool.status, 400);
   assert.match(pool.body.error.details[0].message, /--config files/);
-  const unknown = await call(gw!.adminUrl, 'DELETE', '/v1/manifests/Nonsense/x');
+  const unknown = await call(g.gw.adminUrl, 'DELETE', '/v1/manifests/Nonsense/x');
   assert.equal(unknown.status, 400);
   assert.match(unknown.body.error.details[0].message, /unknown kind "Nonsense"/);
-  const filed = await call(gw!.adminUrl, 'DELETE', '/v1/manifests/SpikeArrest/filed');
+  const filed = await call(g.gw.adminUrl, 'DELETE', '/v1/manifests/SpikeArrest/filed');
   assert.equal(filed.status, 409);
   assert.equal(filed.body.error.code, 'file_owned');
-  const empty = await call(gw!.adminUrl, 'POST', '/v1/delete', []);
+  const empty = await call(g.gw.adminUrl, 'POST', '/v1/delete', []);
   assert.equal(empty.status, 400);
-  const nameless = await call(gw!.adminUrl, 'POST', '/v1/delete', [{ kind: 'SpikeArrest', metadata: {} }]);
+  const nameless = await call(g.gw.adminUrl, 'POST', '/v1/delete', [{ kind: 'SpikeArrest', metadata: {} }]);
   assert.equal(nameless.status, 400);
   assert.deepEqual(nameless.body.error.details, [{ path: '[0].metadata.name', message: 'a name is required' }]);
   // PostgreSQL cannot be asked about such a name (an error, a 500): a 400 before the store is.
-  const nul = await call(gw!.adminUrl, 'POST', '/v1/delete', [{ kind: 'SpikeArrest', metadata: { name: 'a\u0000b' } }]);
+  const nul = await call(g.gw.adminUrl, 'POST', '/v1/delete', [{ kind: 'SpikeArrest', metadata: { name: 'a\u0000b' } }]);
   assert.equal(nul.status, 400);
   assert.equal(nul.body.error.details[0].path, '[0].metadata.name');
-  assert.equal((await call(gw!.adminUrl, 'POST', '/v1/delete', 'kind: [unclosed')).status, 400);
+  assert.equal((await call(g.gw.adminUrl, 'POST', '/v1/delete', 'kind: [unclosed')).status, 400);
 });
 
 test('a key-value map is deleted with its entries: made again under its name, it starts empty', async () => {
-  assert.equal((await call(gw!.adminUrl, 'POST', '/v1/keyvaluemaps', { name: 'limits', encrypted: false })).status, 201);
-  assert.equal((await call(gw!.adminUrl, 'POST', '/v1/keyvaluemaps/limits/entries', { name: 'tier', value: 'gold' })).status, 201);
-  const r = await call(gw!.adminUrl, 'DELETE', '/v1/manifests/KeyValueMap/limits');
+  assert.equal((await call(g.gw.adminUrl, 'POST', '/v1/keyvaluemaps', { name: 'limits', encrypted: false })).status, 201);
+  assert.equal((await call(g.gw.adminUrl, 'POST', '/v1/keyvaluemaps/limits/entries', { name: 'tier', value: 'gold' })).status, 201);
+  const r = await call(g.gw.adminUrl, 'DELETE', '/v1/manifests/KeyValueMap/limits');
   assert.equal(r.status, 200, JSON.stringify(r.body));
-  assert.equal((await call(gw!.adminUrl, 'GET', '/v1/keyvaluemaps/limits')).status, 404);
-  assert.equal((await call(gw!.adminUrl, 'POST', '/v1/keyvaluemaps', { name: 'limits', encrypted: false })).status, 201);
-  assert.deepEqual((await call(gw!.adminUrl, 'GET', '/v1/keyvaluemaps/limits/entries')).body.items, []);
+  assert.equal((await call(g.gw.adminUrl, 'GET', '/v1/keyvaluemaps/limits')).status, 404);
+  assert.equal((await call(g.gw.adminUrl, 'POST', '/v1/keyvaluemaps', { name: 'limits', encrypted: false })).status, 201);
+  assert.deepEqual((await call(g.gw.adminUrl, 'GET', '/v1/keyvaluemaps/limits/entries')).body.items, []);
 });
 
 test('after the deletes the gateway restarts on what the store holds', async () => {
-  await gw!.close();
-  gw = await startGateway(options);
+  await g.restart();
   assert.equal(await chat('anyone'), 503);
-  const audit = await call(gw.adminUrl, 'GET', '/v1/audit?resourceType=manifest');
+  const audit = await call(g.gw.adminUrl, 'GET', '/v1/audit?resourceType=manifest');
   assert.ok((audit.body.items as { action: string; resourceName: string }[]).some((e) => e.action === 'delete' && e.resourceName === 'OASValidation/contract'), JSON.stringify(audit.body.items));
 });
