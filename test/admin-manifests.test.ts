@@ -1,6 +1,6 @@
 // What apply stored, through a running gateway: shown as manifests; deleted, with the enforcement stopping with the
 // policy, a delete that would leave the policies unbuildable refused, and what --config files declare kept.
-import { test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { manifestOf } from '../src/config/manifest.js';
 import { call, until } from './helpers/apim-admin.js';
@@ -112,4 +112,25 @@ test('after the deletes the gateway restarts on what the store holds', async () 
   assert.equal(await chat('anyone'), 503);
   const audit = await call(g.gw.adminUrl, 'GET', '/v1/audit?resourceType=manifest');
   assert.ok((audit.body.items as { action: string; resourceName: string }[]).some((e) => e.action === 'delete' && e.resourceName === 'OASValidation/contract'), JSON.stringify(audit.body.items));
+});
+
+const DATABASE_URL = process.env.DATABASE_URL;
+
+describe('on PostgreSQL', { skip: DATABASE_URL ? false : 'DATABASE_URL is not set' }, () => {
+  const pg = useContractGateway('manifests-pg', [], DATABASE_URL);
+  const spike = (name: string) => ({ apiVersion: V, kind: 'SpikeArrest', metadata: { name }, spec: { rate: '100ps' } });
+  const template = (name: string, policy: string) => ({ apiVersion: V, kind: 'ApimTemplate', metadata: { name }, spec: { templates: [{ policies: [{ kind: 'SpikeArrest', name: policy }] }] } });
+
+  test('an apply naming a policy and the delete of that policy, at once, do not both commit: the store always builds', async () => {
+    const admin = pg.gw.adminUrl;
+    assert.equal((await call(admin, 'POST', '/v1/apply', [EXT])).status, 200);
+    for (let i = 0; i < 20; i++) {
+      assert.equal((await call(admin, 'POST', '/v1/apply', [spike(`p${i}`)])).status, 200);
+      const [applied, deleted] = await Promise.all([call(admin, 'POST', '/v1/apply', [template(`t${i}`, `p${i}`)]), call(admin, 'DELETE', `/v1/manifests/SpikeArrest/p${i}`)]);
+      assert.ok(applied.status !== 200 || deleted.status !== 200, `round ${i}: both committed`);
+      assert.equal(applied.status + deleted.status, 600, `round ${i}: one commits, the other is refused (400): ${JSON.stringify([applied.body, deleted.body])}`);
+    }
+    await pg.restart();
+    assert.equal((await call(pg.gw.adminUrl, 'GET', '/readyz')).body.policiesBuilt, true);
+  });
 });

@@ -51,6 +51,9 @@ export async function checkedWrite<T>(
 ): Promise<T> {
   try {
     return await store.transaction(async (tx) => {
+      // Two requests that each build the policies from their own view could both commit a store that does not
+      // build (a template naming a policy the other deletes): they take turns.
+      await tx.serialize('policies');
       const answer = await write(tx);
       const problems = (await deps.compileProblems?.(tx)) ?? [];
       if (problems.length > 0) throw invalid(opts.refused, problems.map((message) => ({ path: pathOf(message, labels), message })));

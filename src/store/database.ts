@@ -54,6 +54,11 @@ export class StoreView {
     return this.session.transaction((session) => fn(new StoreView(session)));
   }
 
+  /** Inside a transaction: waits for, then holds until COMMIT, the lock on `topic` (see WriteContext.serialize). */
+  serialize(topic: string): Promise<void> {
+    return this.session.write((w) => w.serialize(topic));
+  }
+
   /** Everything the hot path needs, consistently (see Snapshot). */
   loadSnapshot(): Promise<Snapshot> {
     return loadSnapshot(this.session);

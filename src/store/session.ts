@@ -1,5 +1,5 @@
 // Who is writing and in which transaction: every mutation runs in one, writes its audit row there, and is announced after commit.
-import type { Kysely, SelectQueryBuilder } from 'kysely';
+import { sql, type Kysely, type SelectQueryBuilder } from 'kysely';
 import type { DialectName } from './database-url.js';
 import type { ChangeFeed, ResourceType } from './change-feed.js';
 import { insertAuditRow } from './audit-log.js';
@@ -57,6 +57,16 @@ export class WriteContext {
   /** For rows a mutation removes or alters as a side effect (ON DELETE CASCADE). */
   touched(resourceType: ResourceType): void {
     this.#tx.changed.add(resourceType);
+  }
+
+  /**
+   * Holds the lock named `topic` (in this schema) until the transaction ends, so transactions that each check an
+   * invariant over many rows (the policies still build) see each other's writes instead of both committing. A
+   * PostgreSQL advisory lock; SQLite's BEGIN IMMEDIATE already serialises writers.
+   */
+  async serialize(topic: string): Promise<void> {
+    if (this.#dialect !== 'postgres') return;
+    await sql`select pg_advisory_xact_lock(hashtext(${`tollgate:${topic}`}), hashtext(current_schema()))`.execute(this.#tx.db);
   }
 
   /** Row lock for read-modify-write on PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers. */

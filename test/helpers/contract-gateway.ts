@@ -8,6 +8,7 @@ import type { Manifest } from '../../src/config/manifest.js';
 import { startGateway, type Gateway, type GatewayOptions } from '../../src/gateway/gateway.js';
 import { silentLogger } from '../../src/lib/logger.js';
 import type { JsonObject } from '../../src/store/index.js';
+import { randomBase62 } from '../../src/store/keys.js';
 import { poolAndModel } from './manifests.js';
 
 export const APIM_V1 = 'apim.googleapis.com/v1';
@@ -35,9 +36,13 @@ export interface ContractGateway {
   chat(user: string): Promise<number>;
 }
 
-/** Starts the gateway before the file's tests (with `manifests` as --config files) and removes everything after. */
-export function useContractGateway(name: string, manifests: Manifest[] = []): ContractGateway {
+/**
+ * Starts the gateway before the tests of the file or suite (with `manifests` as --config files) and removes
+ * everything after; with `postgres` (a DATABASE_URL) on a fresh schema there, dropped after.
+ */
+export function useContractGateway(name: string, manifests: Manifest[] = [], postgres?: string): ContractGateway {
   const dir = mkdtempSync(join(tmpdir(), `tollgate-${name}-`));
+  const schema = `test_${name.replace(/\W/g, '_')}_${randomBase62(10).toLowerCase()}`;
   const options: GatewayOptions = {
     configPaths: [],
     manifests: [...poolAndModel(['http://127.0.0.1:9']), ...manifests],
@@ -45,7 +50,8 @@ export function useContractGateway(name: string, manifests: Manifest[] = []): Co
     adminPort: 0,
     host: '127.0.0.1',
     watch: false,
-    db: `sqlite:${join(dir, 'tollgate.db')}`,
+    db: postgres ?? `sqlite:${join(dir, 'tollgate.db')}`,
+    ...(postgres && { dbSchema: schema }),
     analyticsDir: join(dir, 'analytics'),
     logger: silentLogger,
   };
@@ -54,6 +60,7 @@ export function useContractGateway(name: string, manifests: Manifest[] = []): Co
     gw = await startGateway(options);
   });
   after(async () => {
+    if (postgres) await gw?.apim.db.dropSchema();
     await gw?.close();
     rmSync(dir, { recursive: true, force: true });
   });
