@@ -172,6 +172,7 @@ describe('tollgate apply, delete and get', () => {
       assert.equal(r.commanderCode, 'commander.helpDisplayed');
       for (const flag of ['-f, --file', '--admin', '--dry-run']) assert.ok(r.help.includes(flag), flag);
     }
+    assert.ok((await del(['--help'])).help.includes('--force'));
   });
 
   test('delete removes what the files name, one line per result; again: not found', async () => {

@@ -75,6 +75,19 @@ test('deleting a policy a template still names is refused (400, dry run too); de
   assert.equal((await call(g.gw.adminUrl, 'DELETE', '/v1/manifests/OASValidation/contract')).status, 404);
 });
 
+test('the APIMExtensionPolicy is deleted only with force: without it no request is checked at all', async () => {
+  const admin = g.gw.adminUrl;
+  const single = await call(admin, 'DELETE', '/v1/manifests/APIMExtensionPolicy/ext');
+  assert.equal(single.status, 400, JSON.stringify(single.body));
+  assert.match(single.body.error.message, /turns API management off/);
+  assert.equal((await call(admin, 'POST', '/v1/delete?dryRun=true', [EXT])).status, 400);
+  assert.ok(await g.gw.apim.db.manifests.find('APIMExtensionPolicy', 'ext'));
+  const forced = await call(admin, 'DELETE', '/v1/manifests/APIMExtensionPolicy/ext?force=true');
+  assert.equal(forced.status, 200, JSON.stringify(forced.body));
+  assert.equal(await g.gw.apim.db.manifests.find('APIMExtensionPolicy', 'ext'), undefined);
+  assert.equal((await call(admin, 'POST', '/v1/apply', [EXT])).status, 200);
+});
+
 test('what the admin API cannot delete: gateway kinds and unknown kinds (400), objects --config files declare (409)', async () => {
   const pool = await call(g.gw.adminUrl, 'DELETE', '/v1/manifests/InferencePool/pool');
   assert.equal(pool.status, 400);

@@ -105,13 +105,28 @@ export interface DeleteResult {
 
 /**
  * Deletes every named object, all or none (`not_found` for one already gone, so deleting by the same file again
- * succeeds); refused when the policies would not build without them (a template still naming a deleted policy).
+ * succeeds); refused when the policies would not build without them (a template still naming a deleted policy),
+ * and, unless `force`, when it is the APIMExtensionPolicy: without it every request is served with no key, quota
+ * or policy checked, which one mistaken delete should not do.
  */
-export function deleteDocuments(store: StoreView, deps: ApimAdminDeps, targets: readonly { kind: string; name: string }[], opts: { dryRun: boolean }): Promise<DeleteResult[]> {
+export function deleteDocuments(
+  store: StoreView,
+  deps: ApimAdminDeps,
+  targets: readonly { kind: string; name: string }[],
+  opts: { dryRun: boolean; force: boolean },
+): Promise<DeleteResult[]> {
   const labels = targets.map((t) => `${t.kind}/${t.name}`);
   const refused = `the policies cannot be built without ${targets.length === 1 ? 'this object' : 'these objects'}; nothing was deleted`;
   return checkedWrite(store, deps, labels, { dryRun: opts.dryRun, refused }, async (tx) => {
     await refuseFileOwnedTargets(tx, deps, targets);
+    if (!opts.force) {
+      const i = targets.findIndex((t) => t.kind === 'APIMExtensionPolicy');
+      if (i !== -1 && (await tx.manifests.find(targets[i].kind, targets[i].name))) {
+        throw invalid('Deleting the APIMExtensionPolicy turns API management off; nothing was deleted', [
+          { path: `[${i}]`, message: 'every request would then be served without keys, quotas or policies; delete with force=true (tollgate delete --force) to do so' },
+        ]);
+      }
+    }
     const results: DeleteResult[] = [];
     for (const { kind, name } of targets) {
       try {

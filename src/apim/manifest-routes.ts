@@ -30,7 +30,7 @@ export function registerManifestRoutes(add: AddRoute, deps: ApimAdminDeps): void
       throw invalid(`${problems.length} problem${problems.length === 1 ? '' : 's'} in the manifests; nothing was deleted`, details);
     }
     if (targets.length === 0) throw invalid('No manifests to delete', [{ path: '(body)', message: 'holds no documents' }]);
-    const results = await deleteDocuments(storeFor(deps, req), deps, targets, { dryRun });
+    const results = await deleteDocuments(storeFor(deps, req), deps, targets, { dryRun, force: readFlag(req, 'force') });
     return { body: dryRun ? { dryRun: true, results } : { results } };
   });
 
@@ -38,7 +38,7 @@ export function registerManifestRoutes(add: AddRoute, deps: ApimAdminDeps): void
     const dryRun = readFlag(req, 'dryRun');
     const kind = apimKind(req.params.kind);
     const name = req.params.name;
-    const [result] = await deleteDocuments(storeFor(deps, req), deps, [{ kind, name }], { dryRun });
+    const [result] = await deleteDocuments(storeFor(deps, req), deps, [{ kind, name }], { dryRun, force: readFlag(req, 'force') });
     if (result.outcome === 'not_found') throw new NotFoundError(kind, name);
     return { body: dryRun ? { dryRun: true, ...result } : result };
   });

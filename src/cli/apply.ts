@@ -98,26 +98,28 @@ function describeDetail(detail: NonNullable<AdminErrorBody['details']>[number], 
 }
 
 function manifestCommand(verb: Verb, description: string, io: ApplyIo): Command {
-  return new Command(verb.name)
+  const command = new Command(verb.name)
     .description(description)
     .requiredOption('-f, --file <path>', 'manifest file or directory (repeatable)', collect)
     .addOption(adminOption())
-    .option('--dry-run', 'check on the gateway and report what would change, writing nothing')
-    .action(async (opts: { file: string[]; admin: string; dryRun?: boolean }) => {
-      const dryRun = opts.dryRun === true;
-      const { raws, origins } = readLocal(verb, opts.file, io);
-      const url = adminUrl(opts.admin, `v1/${verb.name}`);
-      if (dryRun) url.searchParams.set('dryRun', 'true');
-      const { status, body, error } = await callAdmin(verb.name, io, url, { method: 'POST', json: raws });
-      if (status === 200) {
-        for (const r of (body as ResultsAnswer).results) io.out(`${r.kind.toLowerCase()}/${r.name} ${r.outcome.replace('_', ' ')}${dryRun ? ' (dry run)' : ''}`);
-        return;
-      }
-      fail(verb, io, 1, [
-        `the gateway refused the manifests (HTTP ${status}): ${error?.message ?? 'no error message'}`,
-        ...(error?.details ?? []).map((d) => describeDetail(d, origins)),
-      ]);
-    });
+    .option('--dry-run', 'check on the gateway and report what would change, writing nothing');
+  if (verb === DELETE) command.option('--force', 'also delete the APIMExtensionPolicy, which turns API management off');
+  return command.action(async (opts: { file: string[]; admin: string; dryRun?: boolean; force?: boolean }) => {
+    const dryRun = opts.dryRun === true;
+    const { raws, origins } = readLocal(verb, opts.file, io);
+    const url = adminUrl(opts.admin, `v1/${verb.name}`);
+    if (dryRun) url.searchParams.set('dryRun', 'true');
+    if (opts.force) url.searchParams.set('force', 'true');
+    const { status, body, error } = await callAdmin(verb.name, io, url, { method: 'POST', json: raws });
+    if (status === 200) {
+      for (const r of (body as ResultsAnswer).results) io.out(`${r.kind.toLowerCase()}/${r.name} ${r.outcome.replace('_', ' ')}${dryRun ? ' (dry run)' : ''}`);
+      return;
+    }
+    fail(verb, io, 1, [
+      `the gateway refused the manifests (HTTP ${status}): ${error?.message ?? 'no error message'}`,
+      ...(error?.details ?? []).map((d) => describeDetail(d, origins)),
+    ]);
+  });
 }
 
 /**
