@@ -87,6 +87,29 @@ describe('RedisCounterStore through a misbehaving connection', { skip: redisSkip
     const r = await store.consume('resent', 1, 1_000_000, HOUR);
     assert.equal(r.count, 1, 'the store counts again');
   });
+
+  test('a reconnect whose handshake goes silent is given up: the store answers again once new connections work', async () => {
+    proxy.stall();
+    await assert.rejects(store.consume('silent', 1, 1_000_000, HOUR), CounterStoreUnavailableError);
+    // The timed-out connection is dropped and the client reconnects; that connection's ready check is held...
+    await sleep(700);
+    // ...and lost for good (a flow a NAT forgot), while new connections work.
+    proxy.freezeOpen();
+    proxy.unstall();
+    await untilAnswers();
+  });
+
+  test('close() does not wait for a stalled connection', async () => {
+    const other = new RedisCounterStore({ url: proxy.proxied(REDIS_URL!), keyPrefix, commandTimeoutMs: 300 });
+    await other.ready();
+    proxy.stall();
+    try {
+      const closed = await Promise.race([other.close().then(() => 'closed'), sleep(5000).then(() => 'still closing after 5 s')]);
+      assert.equal(closed, 'closed');
+    } finally {
+      proxy.unstall();
+    }
+  });
 });
 
 describe('the gateway while Redis misbehaves (APIMExtensionPolicy failOpen and timeout)', { skip: redisSkip ?? postgres.skip }, () => {

@@ -61,6 +61,9 @@ export class RedisCounterStore implements CounterStore {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
       connectTimeout: this.#connectTimeoutMs,
+      // Only a backstop, later than #call's own deadline: it also bounds what ioredis sends by itself (the ready
+      // check of a reconnect, QUIT in close()), which without it could wait forever on a connection gone silent.
+      commandTimeout: 2 * this.#commandTimeoutMs,
       retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
       // A command whose caller already got an error (timed out, or its connection dropped) was answered as refused
       // or let through uncounted: resending it after a reconnect would count it anyway, so that count is dropped.
