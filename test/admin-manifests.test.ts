@@ -118,6 +118,10 @@ test('a key-value map is deleted with its entries: made again under its name, it
   assert.equal((await call(g.gw.adminUrl, 'GET', '/v1/keyvaluemaps/limits')).status, 404);
   assert.equal((await call(g.gw.adminUrl, 'POST', '/v1/keyvaluemaps', { name: 'limits', encrypted: false })).status, 201);
   assert.deepEqual((await call(g.gw.adminUrl, 'GET', '/v1/keyvaluemaps/limits/entries')).body.items, []);
+  // Entries whose map is gone (removed from --config files, say): no map to delete (404), and they stay.
+  await g.gw.apim.db.kvm.put({ scope: 'environment', mapName: 'orphan', key: 'k', value: 'v' });
+  assert.equal((await call(g.gw.adminUrl, 'DELETE', '/v1/manifests/KeyValueMap/orphan')).status, 404);
+  assert.equal((await g.gw.apim.db.kvm.listAll()).filter((e) => e.mapName === 'orphan').length, 1);
 });
 
 test('after the deletes the gateway restarts on what the store holds', async () => {

@@ -56,9 +56,10 @@ export async function deleteDocument(store: StoreView, kind: string, name: strin
       await store.operationSets.delete(name);
       return;
     case 'KeyValueMap': {
+      // The map first: entries without one (a map since removed from --config) are not this delete's to take.
+      await store.manifests.delete(kind, name);
       const scopes = new Set((await store.kvm.listAll()).filter((e) => e.mapName === name).map((e) => e.scope));
       for (const scope of scopes) await store.kvm.deleteMap(scope, name);
-      await store.manifests.delete(kind, name);
       return;
     }
     default:
