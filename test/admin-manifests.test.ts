@@ -110,6 +110,20 @@ test('what the admin API cannot delete: gateway kinds and unknown kinds (400), o
   assert.equal((await call(g.gw.adminUrl, 'POST', '/v1/delete', 'kind: [unclosed')).status, 400);
 });
 
+test('too many documents (200,000 in a JSON array) or a YAML body over 1 MiB: 400 before any document is read', async () => {
+  const many = `[${Array(200_000).fill('{}').join(',')}]`;
+  for (const path of ['/v1/apply', '/v1/delete']) {
+    const r = await fetch(`${g.gw.adminUrl}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: many });
+    const body = (await r.json()) as { error: { details: { message: string }[] } };
+    assert.equal(r.status, 400);
+    assert.match(body.error.details[0].message, /at most 10000 documents per request, not 200000/);
+  }
+  const yaml = Array.from({ length: 12_000 }, (_, i) => `apiVersion: ${V}\nkind: SpikeArrest\nmetadata: { name: s${i} }\nspec: { rate: 100ps }\n`).join('---\n');
+  const r = await fetch(`${g.gw.adminUrl}/v1/apply`, { method: 'POST', headers: { 'content-type': 'application/yaml' }, body: yaml });
+  assert.equal(r.status, 400);
+  assert.match(((await r.json()) as { error: { details: { message: string }[] } }).error.details[0].message, /a YAML body may hold at most 1048576 bytes; send JSON/);
+});
+
 test('a key-value map is deleted with its entries: made again under its name, it starts empty', async () => {
   assert.equal((await call(g.gw.adminUrl, 'POST', '/v1/keyvaluemaps', { name: 'limits', encrypted: false })).status, 201);
   assert.equal((await call(g.gw.adminUrl, 'POST', '/v1/keyvaluemaps/limits/entries', { name: 'tier', value: 'gold' })).status, 201);

@@ -3,7 +3,7 @@ import type { AddRoute, ApimAdminDeps } from './admin-deps.js';
 import { storeFor } from './admin-deps.js';
 import { invalid, readFlag } from './admin-input.js';
 import { applyDocuments } from './apply-manifests.js';
-import { readApimDocuments } from './manifest-documents.js';
+import { ADMIN_DOCUMENT_LIMITS, readApimDocuments } from './manifest-documents.js';
 
 /** Problems in the answer point into the body's list of documents: `[2].spec.displayName`. */
 export function detailPath(document: number | undefined, path: string): string {
@@ -15,7 +15,7 @@ export function registerApplyRoute(add: AddRoute, deps: ApimAdminDeps): void {
   add('POST', '/v1/apply', async (req) => {
     const dryRun = readFlag(req, 'dryRun');
     const store = storeFor(deps, req);
-    const { documents, problems } = readApimDocuments(await req.text(), 'admin-api');
+    const { documents, problems } = readApimDocuments(await req.text(), 'admin-api', ADMIN_DOCUMENT_LIMITS);
     if (problems.length > 0) {
       const details = problems.map((p) => ({ path: detailPath(p.document, p.path), message: p.message }));
       throw invalid(`${problems.length} problem${problems.length === 1 ? '' : 's'} in the manifests; nothing was applied`, details);

@@ -7,7 +7,7 @@ import { storeFor } from './admin-deps.js';
 import { invalid, readFlag, readPage } from './admin-input.js';
 import { deleteDocuments } from './apply-manifests.js';
 import { detailPath } from './apply-route.js';
-import { kindProblem, readApimTargets } from './manifest-documents.js';
+import { ADMIN_DOCUMENT_LIMITS, kindProblem, readApimTargets } from './manifest-documents.js';
 import { getDocument, listDocuments } from './manifest-tables.js';
 
 /** The `{kind}` of a /v1/manifests path, refused (400) unless the admin API stores that kind. */
@@ -24,7 +24,7 @@ export function registerManifestRoutes(add: AddRoute, deps: ApimAdminDeps): void
 
   add('POST', '/v1/delete', async (req) => {
     const dryRun = readFlag(req, 'dryRun');
-    const { targets, problems } = readApimTargets(await req.text(), 'admin-api');
+    const { targets, problems } = readApimTargets(await req.text(), 'admin-api', ADMIN_DOCUMENT_LIMITS);
     if (problems.length > 0) {
       const details = problems.map((p) => ({ path: detailPath(p.document, p.path), message: p.message }));
       throw invalid(`${problems.length} problem${problems.length === 1 ? '' : 's'} in the manifests; nothing was deleted`, details);
