@@ -45,6 +45,23 @@ test('what apply stored is shown as manifests, one or a page of one kind at a ti
   assert.deepEqual((await call(g.gw.adminUrl, 'GET', '/v1/manifests/APIOperationSet')).body.items, []);
 });
 
+test('inline key material is shown redacted, and the placeholder is refused when applied back', async () => {
+  const admin = g.gw.adminUrl;
+  const secret = 's3cr3t-'.repeat(8);
+  const signer = { apiVersion: V, kind: 'GenerateJWT', metadata: { name: 'signer' }, spec: { algorithm: 'HS256', secretKey: { value: secret } } };
+  const verifier = { apiVersion: V, kind: 'VerifyJWT', metadata: { name: 'verifier' }, spec: { algorithms: ['HS256'], secretKey: { env: 'JWT_SECRET' } } };
+  assert.equal((await call(admin, 'POST', '/v1/apply', [signer, verifier])).status, 200);
+  const shown = await call(admin, 'GET', '/v1/manifests/GenerateJWT/signer');
+  assert.deepEqual(shown.body.spec.secretKey, { value: '(redacted)' });
+  assert.ok(!JSON.stringify((await call(admin, 'GET', '/v1/manifests/GenerateJWT')).body).includes(secret));
+  assert.deepEqual((await call(admin, 'GET', '/v1/manifests/VerifyJWT/verifier')).body.spec.secretKey, { env: 'JWT_SECRET' }, 'a reference is not a secret');
+  const back = await call(admin, 'POST', '/v1/apply', [shown.body]);
+  assert.equal(back.status, 400);
+  assert.equal(back.body.error.details[0].path, '[0].spec.secretKey.value');
+  assert.deepEqual((await g.gw.apim.db.manifests.get('GenerateJWT', 'signer')).spec.secretKey, { value: secret }, 'the key stays');
+  assert.equal((await call(admin, 'POST', '/v1/delete', [signer, verifier])).status, 200);
+});
+
 test('deleting a policy a template still names is refused (400, dry run too); deleting both stops the enforcement', async () => {
   assert.equal((await call(g.gw.adminUrl, 'POST', '/v1/apply', [EXT, CONTRACT, TEMPLATE])).status, 200);
   await enforced();

@@ -3,6 +3,7 @@
 import { parseAllDocuments } from 'yaml';
 import { APIM_API_VERSION } from '../config/apim-kinds.js';
 import { KINDS } from '../config/kinds.js';
+import { REDACTED, redactedPlaceholders } from './inline-secrets.js';
 import { validateDocument, type Manifest } from '../config/manifest.js';
 // codec.js, not the store's index: the CLI's apply reads manifests without loading the database drivers.
 import { UNSTORABLE_TEXT_MESSAGE, isStorableText, unstorableTextPaths, type JsonObject } from '../store/codec.js';
@@ -183,6 +184,11 @@ export function readApimDocuments(text: string, source: string, limits?: Documen
     const unstorable = unstorableTextPaths(raw);
     if (unstorable.length > 0) {
       for (const path of unstorable) problem(documentPath(path), UNSTORABLE_TEXT_MESSAGE);
+      return;
+    }
+    const placeholders = typeof kind === 'string' && raw !== null && typeof raw === 'object' ? redactedPlaceholders(kind, ((raw as JsonObject).spec ?? {}) as JsonObject) : [];
+    if (placeholders.length > 0) {
+      for (const path of placeholders) problem(path, `"${REDACTED}" is what GET shows in place of a key: give the key itself, or {env: NAME}`);
       return;
     }
     const checked = validateDocument(raw, source, i);

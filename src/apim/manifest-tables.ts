@@ -2,6 +2,7 @@
 // hot path reads), every other kind in the generic manifests table.
 import { APIM_API_VERSION, type ApiProductSpec } from '../config/apim-kinds.js';
 import type { ApiProduct, ApplyOutcome, JsonObject, Owner, Page, PageRequest, StoreView } from '../store/index.js';
+import { redactInlineSecrets } from './inline-secrets.js';
 import type { ApimDocument } from './manifest-documents.js';
 
 /** APIProduct spec fields that have columns of their own; the rest (enforcementRefs, analytics, ...) stays in `spec`. */
@@ -69,7 +70,8 @@ export async function deleteDocument(store: StoreView, kind: string, name: strin
 
 /**
  * A stored object as a manifest: apply takes it back unchanged (the envelope accepts and ignores `status`, where who
- * owns it and when it changed are told, as Kubernetes reports server-side state).
+ * owns it and when it changed are told, as Kubernetes reports server-side state), except inline key material, which
+ * is shown redacted (inline-secrets.ts).
  */
 export interface StoredDocument {
   apiVersion: string;
@@ -102,7 +104,7 @@ export async function getDocument(store: StoreView, kind: string, name: string):
     }
     default: {
       const m = await store.manifests.get(kind, name);
-      return stored(kind, name, m.apiVersion, m.spec, m);
+      return stored(kind, name, m.apiVersion, redactInlineSecrets(kind, m.spec), m);
     }
   }
 }
@@ -120,7 +122,7 @@ export async function listDocuments(store: StoreView, kind: string, page: PageRe
     }
     default: {
       const manifests = await store.manifests.list({ kind }, page);
-      return { ...manifests, items: manifests.items.map((m) => stored(kind, m.name, m.apiVersion, m.spec, m)) };
+      return { ...manifests, items: manifests.items.map((m) => stored(kind, m.name, m.apiVersion, redactInlineSecrets(kind, m.spec), m)) };
     }
   }
 }
