@@ -99,6 +99,11 @@ test('the APIMExtensionPolicy is deleted only with force: without it no request 
   assert.match(single.body.error.message, /turns API management off/);
   assert.equal((await call(admin, 'POST', '/v1/delete?dryRun=true', [EXT])).status, 400);
   assert.ok(await g.gw.apim.db.manifests.find('APIMExtensionPolicy', 'ext'));
+  // One that is not there, named first, does not wave the other through.
+  const ghost = { ...EXT, metadata: { name: 'ghost' } };
+  const both = await call(admin, 'POST', '/v1/delete', [ghost, EXT]);
+  assert.equal(both.status, 400, JSON.stringify(both.body));
+  assert.deepEqual(both.body.error.details.map((d: { path: string }) => d.path), ['[1]']);
   const forced = await call(admin, 'DELETE', '/v1/manifests/APIMExtensionPolicy/ext?force=true');
   assert.equal(forced.status, 200, JSON.stringify(forced.body));
   assert.equal(await g.gw.apim.db.manifests.find('APIMExtensionPolicy', 'ext'), undefined);
@@ -135,6 +140,14 @@ test('too many documents (200,000 in a JSON array) or a YAML body over 1 MiB: 40
     assert.equal(r.status, 400);
     assert.match(body.error.details[0].message, /at most 10000 documents per request, not 200000/);
   }
+  const deep = `[{"apiVersion":"${V}","kind":"SpikeArrest","metadata":{"name":"deep"},"spec":{"x":${'['.repeat(20_000)}${']'.repeat(20_000)}}}]`;
+  const nested = await fetch(`${g.gw.adminUrl}/v1/apply`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: deep });
+  assert.equal(nested.status, 400);
+  assert.match(((await nested.json()) as { error: { details: { message: string }[] } }).error.details[0].message, /JSON: nests arrays and objects more than 512 levels deep/);
+  const broken = `[${Array(400_000).fill('{}').join(',')},]`;
+  const r1 = await fetch(`${g.gw.adminUrl}/v1/apply`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: broken });
+  assert.equal(r1.status, 400);
+  assert.match(((await r1.json()) as { error: { details: { message: string }[] } }).error.details[0].message, /^JSON: /, 'a JSON syntax error, not the YAML size limit');
   const yaml = Array.from({ length: 12_000 }, (_, i) => `apiVersion: ${V}\nkind: SpikeArrest\nmetadata: { name: s${i} }\nspec: { rate: 100ps }\n`).join('---\n');
   const r = await fetch(`${g.gw.adminUrl}/v1/apply`, { method: 'POST', headers: { 'content-type': 'application/yaml' }, body: yaml });
   assert.equal(r.status, 400);

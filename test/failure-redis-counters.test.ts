@@ -99,6 +99,21 @@ describe('RedisCounterStore through a misbehaving connection', { skip: redisSkip
     await untilAnswers();
   });
 
+  test('an event-loop stall longer than every deadline does not fail a call Redis answered meanwhile', async () => {
+    // Straight to Redis: the proxy runs in this process, so it would stall too.
+    const direct = new RedisCounterStore({ url: REDIS_URL!, keyPrefix, commandTimeoutMs: 300 });
+    try {
+      await direct.ready();
+      const pending = direct.consume('stalled-loop', 1, 1_000_000, HOUR);
+      // This process stalls (a long GC, a host short of CPU) while Redis answers: 5 deadlines of 300 ms fall due.
+      const until = performance.now() + 1500;
+      while (performance.now() < until);
+      assert.equal((await pending).count, 1);
+    } finally {
+      await direct.close();
+    }
+  });
+
   test('close() does not wait for a stalled connection', async () => {
     const other = new RedisCounterStore({ url: proxy.proxied(REDIS_URL!), keyPrefix, commandTimeoutMs: 300 });
     await other.ready();

@@ -120,12 +120,13 @@ export function deleteDocuments(
   return checkedWrite(store, deps, labels, { dryRun: opts.dryRun, refused }, async (tx) => {
     await refuseFileOwnedTargets(tx, deps, targets);
     if (!opts.force) {
-      const i = targets.findIndex((t) => t.kind === 'APIMExtensionPolicy');
-      if (i !== -1 && (await tx.manifests.find(targets[i].kind, targets[i].name))) {
-        throw invalid('Deleting the APIMExtensionPolicy turns API management off; nothing was deleted', [
-          { path: `[${i}]`, message: 'every request would then be served without keys, quotas or policies; delete with force=true (tollgate delete --force) to do so' },
-        ]);
+      const stored: { path: string; message: string }[] = [];
+      for (const [i, { kind, name }] of targets.entries()) {
+        if (kind === 'APIMExtensionPolicy' && (await tx.manifests.find(kind, name))) {
+          stored.push({ path: `[${i}]`, message: 'every request would then be served without keys, quotas or policies; delete with force=true (tollgate delete --force) to do so' });
+        }
       }
+      if (stored.length > 0) throw invalid('Deleting the APIMExtensionPolicy turns API management off; nothing was deleted', stored);
     }
     const results: DeleteResult[] = [];
     for (const { kind, name } of targets) {

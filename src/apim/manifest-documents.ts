@@ -3,6 +3,7 @@
 import { parseAllDocuments } from 'yaml';
 import { APIM_API_VERSION } from '../config/apim-kinds.js';
 import { KINDS } from '../config/kinds.js';
+import { nestsDeeperThan } from '../lib/json-depth.js';
 import { REDACTED, redactedPlaceholders } from './inline-secrets.js';
 import { validateDocument, type Manifest } from '../config/manifest.js';
 // codec.js, not the store's index: the CLI's apply reads manifests without loading the database drivers.
@@ -55,16 +56,24 @@ function bodyProblem(source: string, message: string): DocumentProblem {
   return { path: '', message, line: `${source}: ${message}` };
 }
 
-/** A JSON text's documents (an array is a list of them), or undefined when the text is not JSON (YAML then). */
-function jsonDocuments(text: string): unknown[] | undefined {
+/** Deeper than any manifest nests; validating a value thousands of levels deep would overflow the stack (a 500). */
+const MAX_DEPTH = 512;
+
+/**
+ * A JSON text's documents (an array is a list of them), its syntax error, or undefined when it does not look like
+ * JSON (YAML then). Read as JSON.parse reads it: a key given twice keeps its last value.
+ */
+function jsonDocuments(text: string): { documents: unknown[] } | { error: string } | undefined {
   const first = text.trimStart()[0];
   if (first !== '[' && first !== '{') return undefined;
+  let value: unknown;
   try {
-    const value: unknown = JSON.parse(text);
-    return Array.isArray(value) ? value : [value];
-  } catch {
-    return undefined;
+    value = JSON.parse(text);
+  } catch (err) {
+    return { error: (err as Error).message };
   }
+  if (nestsDeeperThan(Buffer.from(text), MAX_DEPTH)) return { error: `nests arrays and objects more than ${MAX_DEPTH} levels deep` };
+  return { documents: Array.isArray(value) ? value : [value] };
 }
 
 /** YAML documents → plain values; a JSON array is a list of documents (as in config/manifest.ts). */
@@ -72,9 +81,13 @@ function splitDocuments(text: string, source: string, limits?: DocumentLimits): 
   const raws: unknown[] = [];
   const problems: DocumentProblem[] = [];
   const json = jsonDocuments(text);
-  // Not push(...json): spreading a huge array overflows the stack.
-  if (json) for (const v of json) raws.push(v);
-  else if (limits && Buffer.byteLength(text) > limits.maxYamlBytes) {
+  const tooLongForYaml = limits !== undefined && Buffer.byteLength(text) > limits.maxYamlBytes;
+  // Not push(...documents): spreading a huge array overflows the stack.
+  if (json && 'documents' in json) for (const v of json.documents) raws.push(v);
+  // Text that looks like JSON but is not may still be YAML (flow style, `{kind: X}`): its JSON error only when the
+  // YAML parser will not be asked.
+  else if (json && (tooLongForYaml || json.error.startsWith('nests'))) problems.push(bodyProblem(source, `JSON: ${json.error}`));
+  else if (tooLongForYaml) {
     problems.push(bodyProblem(source, `a YAML body may hold at most ${limits.maxYamlBytes} bytes; send JSON (as tollgate apply and delete do) or fewer documents`));
   } else {
     for (const doc of parseAllDocuments(text)) {

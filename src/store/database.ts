@@ -56,6 +56,8 @@ export class StoreView {
 
   /** Inside a transaction: waits for, then holds until COMMIT, the lock on `topic` (see WriteContext.serialize). */
   serialize(topic: string): Promise<void> {
+    // Outside one the lock would be let go at once, protecting nothing.
+    if (!this.session.inTransaction) throw new StoreError('serialize() is for use inside store.transaction()');
     return this.session.write((w) => w.serialize(topic));
   }
 

@@ -66,7 +66,7 @@ export class WriteContext {
    */
   async serialize(topic: string): Promise<void> {
     if (this.#dialect !== 'postgres') return;
-    await sql`select pg_advisory_xact_lock(hashtext(${`tollgate:${topic}`}), hashtext(current_schema()))`.execute(this.#tx.db);
+    await sql`select pg_advisory_xact_lock(hashtext(${`tollgate:${topic}`}), hashtext(coalesce(current_schema(), 'public')))`.execute(this.#tx.db);
   }
 
   /** Row lock for read-modify-write on PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers. */
@@ -93,6 +93,10 @@ export class Session {
 
   withActor(actor: string): Session {
     return new Session(this.core, actor, this.#tx);
+  }
+
+  get inTransaction(): boolean {
+    return this.#tx !== undefined;
   }
 
   /** Runs one mutation: inside the open transaction if there is one, otherwise in its own. */

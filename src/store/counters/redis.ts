@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import type { Redis } from 'ioredis';
 import { loadIoredis } from '../ioredis.js';
 import { silentLogger, type Logger } from '../../lib/logger.js';
-import { TimeoutError, withTimeout } from '../../lib/with-timeout.js';
+import { TimeoutError, deadlineAfterIo, withTimeout } from '../../lib/with-timeout.js';
 import {
   checkBurst,
   checkCount,
@@ -61,9 +61,6 @@ export class RedisCounterStore implements CounterStore {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
       connectTimeout: this.#connectTimeoutMs,
-      // Only a backstop, later than #call's own deadline: it also bounds what ioredis sends by itself (the ready
-      // check of a reconnect, QUIT in close()), which without it could wait forever on a connection gone silent.
-      commandTimeout: 2 * this.#commandTimeoutMs,
       retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
       // A command whose caller already got an error (timed out, or its connection dropped) was answered as refused
       // or let through uncounted: resending it after a reconnect would count it anyway, so that count is dropped.
@@ -71,6 +68,18 @@ export class RedisCounterStore implements CounterStore {
     });
     // Without a listener ioredis prints every failed reconnect; callers learn of outages from the rejected calls.
     redis.on('error', (err: Error) => logger.debug({ err }, 'redis counter store connection error'));
+    // ioredis's ready check (INFO after each connect) has no deadline of its own: on a connection gone silent then
+    // (a flow a NAT forgot) the client would wait for it forever, every call refused. Not ioredis's commandTimeout,
+    // whose plain timer would also fire on the answers of a stalled event loop (see #call).
+    let cancelHandshake = (): void => {};
+    redis.on('connect', () => {
+      const stream = redis.stream;
+      cancelHandshake();
+      cancelHandshake = deadlineAfterIo(this.#connectTimeoutMs, () => {
+        if (redis.status !== 'ready' && redis.stream === stream && !stream.destroyed) stream.destroy();
+      });
+    });
+    for (const settled of ['ready', 'close']) redis.on(settled, () => cancelHandshake());
     redis.defineCommand('tgConsumeFixed', { numberOfKeys: 1, lua: CONSUME_FIXED });
     redis.defineCommand('tgAdjustFixed', { numberOfKeys: 1, lua: ADJUST_FIXED });
     redis.defineCommand('tgConsumeRolling', { numberOfKeys: 2, lua: CONSUME_ROLLING });
@@ -147,10 +156,11 @@ export class RedisCounterStore implements CounterStore {
   async close(): Promise<void> {
     if (this.#redis.status === 'ready') {
       try {
-        await this.#redis.quit();
+        // A stalled connection would never answer QUIT.
+        await withTimeout(this.#redis.quit(), this.#commandTimeoutMs, 'QUIT');
         return;
       } catch {
-        // Fall through: the connection went away while quitting.
+        // Fall through: the connection went away while quitting, or did not answer.
       }
     }
     this.#redis.disconnect();
