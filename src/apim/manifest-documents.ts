@@ -60,19 +60,20 @@ function bodyProblem(source: string, message: string): DocumentProblem {
 const MAX_DEPTH = 512;
 
 /**
- * A JSON text's documents (an array is a list of them), its syntax error, or undefined when it does not look like
- * JSON (YAML then). Read as JSON.parse reads it: a key given twice keeps its last value.
+ * A JSON text's documents (an array is a list of them), what is wrong with it (`parsed`: it is JSON, so YAML would
+ * not read it better), or undefined when it does not look like JSON (YAML then). Read as JSON.parse reads it: a key
+ * given twice keeps its last value.
  */
-function jsonDocuments(text: string): { documents: unknown[] } | { error: string } | undefined {
+function jsonDocuments(text: string): { documents: unknown[] } | { error: string; parsed: boolean } | undefined {
   const first = text.trimStart()[0];
   if (first !== '[' && first !== '{') return undefined;
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (err) {
-    return { error: (err as Error).message };
+    return { error: (err as Error).message, parsed: false };
   }
-  if (nestsDeeperThan(Buffer.from(text), MAX_DEPTH)) return { error: `nests arrays and objects more than ${MAX_DEPTH} levels deep` };
+  if (nestsDeeperThan(Buffer.from(text), MAX_DEPTH)) return { error: `nests arrays and objects more than ${MAX_DEPTH} levels deep`, parsed: true };
   return { documents: Array.isArray(value) ? value : [value] };
 }
 
@@ -86,7 +87,7 @@ function splitDocuments(text: string, source: string, limits?: DocumentLimits): 
   if (json && 'documents' in json) for (const v of json.documents) raws.push(v);
   // Text that looks like JSON but is not may still be YAML (flow style, `{kind: X}`): its JSON error only when the
   // YAML parser will not be asked.
-  else if (json && (tooLongForYaml || json.error.startsWith('nests'))) problems.push(bodyProblem(source, `JSON: ${json.error}`));
+  else if (json && (tooLongForYaml || json.parsed)) problems.push(bodyProblem(source, `JSON: ${json.error}`));
   else if (tooLongForYaml) {
     problems.push(bodyProblem(source, `a YAML body may hold at most ${limits.maxYamlBytes} bytes; send JSON (as tollgate apply and delete do) or fewer documents`));
   } else {
