@@ -1,34 +1,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
 import { once } from 'node:events';
+import { socketPair, stall } from './test-stall.js';
 import { TimeoutError, withTimeout } from './with-timeout.js';
-
-/** Keeps the event loop busy, as a long GC or a CPU-starved host would. */
-function stall(ms: number): void {
-  const until = performance.now() + ms;
-  while (performance.now() < until);
-}
-
-/** A loopback connection: both ends, in this process. */
-async function socketPair(): Promise<{ client: Socket; server: Socket; close(): Promise<void> }> {
-  const listener = createServer();
-  listener.listen(0, '127.0.0.1');
-  await once(listener, 'listening');
-  const accepted = once(listener, 'connection');
-  const client = connect((listener.address() as AddressInfo).port, '127.0.0.1');
-  const [[server]] = await Promise.all([accepted, once(client, 'connect')]);
-  return {
-    client,
-    server,
-    close: async () => {
-      client.destroy();
-      server.destroy();
-      listener.close();
-      await once(listener, 'close');
-    },
-  };
-}
 
 describe('withTimeout', () => {
   test('an answer that arrived while the event loop was stalled beats the deadline that fell due meanwhile', async () => {

@@ -2,6 +2,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import type { GatewayError } from '../gateway/errors.js';
 import { FlowControl, type DrainState, type QueueOutcome } from './flow-control.js';
+import { socketPair, stall } from '../lib/test-stall.js';
 import { pool, request } from './testing.js';
 import type { Pick, PickRequest } from './types.js';
 
@@ -49,6 +50,22 @@ describe('FlowControl', () => {
       [0, 'dispatched', 0.25],
       [0, 'dispatched', 0.25],
     ]);
+  });
+
+  test('an answer that frees a slot during an event-loop stall dispatches the waiter instead of its timeout', async () => {
+    const { flow, p, dispatch, dispatched } = setup(10, 20);
+    const { client, server, close } = await socketPair();
+    try {
+      // As when a model server's answer ends and a slot frees: the data plane drains the queue.
+      client.once('data', () => flow.drain(() => 'dispatch', dispatch));
+      const pick = flow.enqueue(request(p));
+      server.write('done');
+      stall(100);
+      await pick;
+      assert.equal(dispatched.length, 1);
+    } finally {
+      await close();
+    }
   });
 
   test('full queue: 503 queue_full at once', async () => {

@@ -1,6 +1,7 @@
 // Flow control for one pool: requests wait here while the pool is saturated, bounded in number and
 // time, and leave when dispatched, timed out, aborted or rejected — never silently.
 import { gatewayError } from '../gateway/errors.js';
+import { deadlineAfterIo } from '../lib/with-timeout.js';
 import { FlowControlQueue } from './flow-control-queue.js';
 import type { SchedulerSettings } from './plugin-types.js';
 import type { Pick, PickRequest } from './types.js';
@@ -19,7 +20,7 @@ export interface FlowControlOptions {
 }
 
 class Waiter {
-  timer: NodeJS.Timeout | undefined;
+  cancelTimer: () => void = () => {};
   onAbort: (() => void) | undefined;
   constructor(
     readonly req: PickRequest,
@@ -69,12 +70,14 @@ export class FlowControl {
     }
     return new Promise<Pick>((resolve, reject) => {
       const w = new Waiter(req, this.#opts.now(), resolve, reject);
-      w.timer = setTimeout(() => {
+      // Judged after the I/O that arrived meanwhile is read: after an event-loop stall, the answers that free a slot
+      // (and dispatch this request) would otherwise lose to the timer.
+      w.cancelTimer = deadlineAfterIo(maxWait, () => {
         if (this.#queue.remove(w)) {
           this.#settle(w, 'timeout');
           w.reject(gatewayError('TG_ERR_QUEUE_TIMEOUT', `no model server became available within ${maxWait} ms`));
         }
-      }, maxWait);
+      });
       if (req.signal) {
         const signal = req.signal;
         w.onAbort = () => {
@@ -117,7 +120,7 @@ export class FlowControl {
 
   /** Stops the waiter's clocks and records its wait; returns the wait in ms. */
   #settle(w: Waiter, outcome: QueueOutcome): number {
-    clearTimeout(w.timer);
+    w.cancelTimer();
     if (w.onAbort) w.req.signal!.removeEventListener('abort', w.onAbort);
     const waited = this.#opts.now() - w.enqueuedAt;
     this.#opts.observe(w.priority, outcome, waited / 1000);
