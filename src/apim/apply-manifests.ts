@@ -4,7 +4,7 @@ import { NotFoundError, type ApplyOutcome, type StoreView } from '../store/index
 import type { ApimAdminDeps } from './admin-deps.js';
 import { invalid } from './admin-input.js';
 import { checkApplyGovernance } from './apply-governance.js';
-import { fileOwnedError, isFileOwned } from './file-ownership.js';
+import { refuseFileOwnedDocuments } from './file-ownership.js';
 import type { ApimDocument } from './manifest-documents.js';
 import { deleteDocument, storeDocument } from './manifest-tables.js';
 
@@ -36,24 +36,33 @@ function pathOf(message: string, labels: readonly string[]): string {
   return i === -1 ? '' : `[${i}]`;
 }
 
+/** What a request names: its documents' kind and metadata.name, in request order. */
+interface Target {
+  kind: string;
+  name: string;
+}
+
 /**
- * Runs `write` in one store transaction and keeps it only if the policies still build from the result: a stored
- * manifest the engine cannot build (an OpenAPI pattern ajv refuses, a template naming a deleted policy) would
- * otherwise be accepted and then stop every later start. A refusal (400) says `refused` and points each problem at
- * its request document by the `Kind/name` labels, in request order. A dry run performs the writes and rolls them back.
+ * Runs `write` over the `targets` in one store transaction and keeps it only if the policies still build from the
+ * result: a stored manifest the engine cannot build (an OpenAPI pattern ajv refuses, a template naming a deleted
+ * policy) would otherwise be accepted and then stop every later start. Objects --config files declare are refused
+ * first (409). A refusal (400) says `refused` and points each problem at its request document. A dry run performs
+ * the writes and rolls them back.
  */
-export async function checkedWrite<T>(
+async function checkedWrite<T>(
   store: StoreView,
   deps: ApimAdminDeps,
-  labels: readonly string[],
+  targets: readonly Target[],
   opts: { dryRun: boolean; refused: string },
   write: (tx: StoreView) => Promise<T>,
 ): Promise<T> {
+  const labels = targets.map((t) => `${t.kind}/${t.name}`);
   try {
     return await store.transaction(async (tx) => {
       // Two requests that each build the policies from their own view could both commit a store that does not
       // build (a template naming a policy the other deletes): they take turns.
       await tx.serialize('policies');
+      await refuseFileOwnedDocuments(tx, deps, targets);
       const answer = await write(tx);
       const problems = (await deps.compileProblems?.(tx)) ?? [];
       if (problems.length > 0) throw invalid(opts.refused, problems.map((message) => ({ path: pathOf(message, labels), message })));
@@ -72,29 +81,17 @@ export function applyDocuments(
   documents: readonly ApimDocument[],
   opts: { dryRun: boolean },
 ): Promise<ApplyAnswer> {
-  const labels = documents.map((d) => `${d.manifest.kind}/${d.manifest.metadata.name}`);
+  const targets = documents.map((d) => ({ kind: d.manifest.kind, name: d.manifest.metadata.name }));
   const refused = `the policies cannot be built with ${documents.length === 1 ? 'this manifest' : 'these manifests'}; nothing was applied`;
-  return checkedWrite(store, deps, labels, { dryRun: opts.dryRun, refused }, async (tx) => {
-    await refuseFileOwnedTargets(tx, deps, documents.map((d) => ({ kind: d.manifest.kind, name: d.manifest.metadata.name })));
+  return checkedWrite(store, deps, targets, { dryRun: opts.dryRun, refused }, async (tx) => {
     const governance = await checkApplyGovernance(tx, deps, documents);
     if (governance.refused.length > 0) {
       throw invalid(`${governance.refused.length} template rule violation${governance.refused.length === 1 ? '' : 's'}; nothing was applied`, governance.refused);
     }
     const results: ApplyResult[] = [];
-    for (const doc of documents) {
-      results.push({ kind: doc.manifest.kind, name: doc.manifest.metadata.name, outcome: await storeDocument(tx, doc) });
-    }
+    for (const [i, doc] of documents.entries()) results.push({ ...targets[i], outcome: await storeDocument(tx, doc) });
     return { results, violations: governance.reported };
   });
-}
-
-/** 409 naming every request document (`[i]`) whose object --config files declare. */
-async function refuseFileOwnedTargets(tx: StoreView, deps: ApimAdminDeps, targets: readonly { kind: string; name: string }[]): Promise<void> {
-  const owned: { path: string; message: string }[] = [];
-  for (const [i, { kind, name }] of targets.entries()) {
-    if (await isFileOwned(tx, deps, kind, name)) owned.push({ path: `[${i}]`, message: `${kind}/${name} is declared in --config files` });
-  }
-  if (owned.length > 0) throw fileOwnedError(owned);
 }
 
 export interface DeleteResult {
@@ -112,13 +109,11 @@ export interface DeleteResult {
 export function deleteDocuments(
   store: StoreView,
   deps: ApimAdminDeps,
-  targets: readonly { kind: string; name: string }[],
+  targets: readonly Target[],
   opts: { dryRun: boolean; force: boolean },
 ): Promise<DeleteResult[]> {
-  const labels = targets.map((t) => `${t.kind}/${t.name}`);
   const refused = `the policies cannot be built without ${targets.length === 1 ? 'this object' : 'these objects'}; nothing was deleted`;
-  return checkedWrite(store, deps, labels, { dryRun: opts.dryRun, refused }, async (tx) => {
-    await refuseFileOwnedTargets(tx, deps, targets);
+  return checkedWrite(store, deps, targets, { dryRun: opts.dryRun, refused }, async (tx) => {
     if (!opts.force) {
       const stored: { path: string; message: string }[] = [];
       for (const [i, { kind, name }] of targets.entries()) {

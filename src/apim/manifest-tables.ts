@@ -1,8 +1,9 @@
 // Where each apim.googleapis.com/v1 kind is stored: APIProduct and APIOperationSet in their own tables (what the
 // hot path reads), every other kind in the generic manifests table.
 import { APIM_API_VERSION, type ApiProductSpec } from '../config/apim-kinds.js';
-import type { ApiProduct, ApplyOutcome, JsonObject, Owner, Page, PageRequest, StoreView } from '../store/index.js';
+import type { ApiProduct, ApplyOutcome, JsonObject, Manifest, OperationSet, Owner, PageRequest, StoreView } from '../store/index.js';
 import { redactInlineSecrets } from './inline-secrets.js';
+import { epochMs, pageBody } from './resource-shapes.js';
 import type { ApimDocument } from './manifest-documents.js';
 
 /** APIProduct spec fields that have columns of their own; the rest (enforcementRefs, analytics, ...) stays in `spec`. */
@@ -89,8 +90,16 @@ function productDocument(p: ApiProduct): StoredDocument {
   return stored('APIProduct', p.name, APIM_API_VERSION, { ...spec, ...p.spec }, p);
 }
 
+function operationSetDocument(s: OperationSet): StoredDocument {
+  return stored('APIOperationSet', s.name, APIM_API_VERSION, s.spec, s);
+}
+
+function manifestDocument(m: Manifest): StoredDocument {
+  return stored(m.kind, m.name, m.apiVersion, redactInlineSecrets(m.kind, m.spec), m);
+}
+
 function stored(kind: string, name: string, apiVersion: string, spec: JsonObject, row: { owner: Owner; createdAt: string; updatedAt: string }): StoredDocument {
-  return { apiVersion, kind, metadata: { name }, spec, status: { owner: row.owner, createdAt: Date.parse(row.createdAt), lastModifiedAt: Date.parse(row.updatedAt) } };
+  return { apiVersion, kind, metadata: { name }, spec, status: { owner: row.owner, createdAt: epochMs(row.createdAt), lastModifiedAt: epochMs(row.updatedAt) } };
 }
 
 /** The object of this kind and name as a manifest. @throws NotFoundError. */
@@ -98,31 +107,21 @@ export async function getDocument(store: StoreView, kind: string, name: string):
   switch (kind) {
     case 'APIProduct':
       return productDocument(await store.products.get(name));
-    case 'APIOperationSet': {
-      const set = await store.operationSets.get(name);
-      return stored(kind, name, APIM_API_VERSION, set.spec, set);
-    }
-    default: {
-      const m = await store.manifests.get(kind, name);
-      return stored(kind, name, m.apiVersion, redactInlineSecrets(kind, m.spec), m);
-    }
+    case 'APIOperationSet':
+      return operationSetDocument(await store.operationSets.get(name));
+    default:
+      return manifestDocument(await store.manifests.get(kind, name));
   }
 }
 
 /** One page of the objects of this kind, by name. */
-export async function listDocuments(store: StoreView, kind: string, page: PageRequest): Promise<Page<StoredDocument>> {
+export async function listDocuments(store: StoreView, kind: string, page: PageRequest): Promise<{ items: StoredDocument[]; nextPageToken?: string }> {
   switch (kind) {
-    case 'APIProduct': {
-      const products = await store.products.list(page);
-      return { ...products, items: products.items.map(productDocument) };
-    }
-    case 'APIOperationSet': {
-      const sets = await store.operationSets.list(page);
-      return { ...sets, items: sets.items.map((s) => stored(kind, s.name, APIM_API_VERSION, s.spec, s)) };
-    }
-    default: {
-      const manifests = await store.manifests.list({ kind }, page);
-      return { ...manifests, items: manifests.items.map((m) => stored(kind, m.name, m.apiVersion, redactInlineSecrets(kind, m.spec), m)) };
-    }
+    case 'APIProduct':
+      return pageBody(await store.products.list(page), productDocument);
+    case 'APIOperationSet':
+      return pageBody(await store.operationSets.list(page), operationSetDocument);
+    default:
+      return pageBody(await store.manifests.list({ kind }, page), manifestDocument);
   }
 }

@@ -2,7 +2,7 @@
 // expiresAt is -1 when it never expires, as in Apigee. Secrets appear only in issuedCredentialResource.
 import type { ApiProduct, App, Credential, Developer, IssuedCredential, JsonObject, OperationSet, Page } from '../store/index.js';
 
-function epochMs(iso: string): number {
+export function epochMs(iso: string): number {
   return Date.parse(iso);
 }
 
