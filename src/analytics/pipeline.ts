@@ -331,7 +331,7 @@ export class AnalyticsPipeline {
       let outcome: StoreOutcome = { stored: 0, unreadable: [], refused: [] };
       if (batch.lines.length > 0) {
         this.#oldestPendingAt = this.#finishedAt(batch.lines[0]);
-        outcome = await withTimeout(this.#writer!.store(batch.lines, this.#settings.batchSize), this.#settings.writeTimeout, 'an analytics insert');
+        outcome = await this.#insert(batch.lines);
       }
       // A close() that gave up waiting has released the directory; a newer pipeline may own the checkpoint now.
       if (this.#released) return;
@@ -354,10 +354,15 @@ export class AnalyticsPipeline {
   async #shipHeld(): Promise<void> {
     while (this.#held.count > 0) {
       const lines = this.#held.peek(this.#settings.batchSize);
-      const outcome = await withTimeout(this.#writer!.store(lines, this.#settings.batchSize), this.#settings.writeTimeout, 'an analytics insert');
+      const outcome = await this.#insert(lines);
       this.#held.take(lines.length);
       this.#stored(lines.length, outcome);
     }
+  }
+
+  /** One batch into the database; a write that has not answered within writeTimeout counts as failed (retried). */
+  #insert(lines: string[]): Promise<StoreOutcome> {
+    return withTimeout(this.#writer!.store(lines, this.#settings.batchSize), this.#settings.writeTimeout, 'an analytics insert');
   }
 
   /** Accounts for `lines` records that went to the database. */

@@ -4,10 +4,10 @@ import { parseAllDocuments } from 'yaml';
 import { APIM_API_VERSION } from '../config/apim-kinds.js';
 import { KINDS } from '../config/kinds.js';
 import { nestsDeeperThan } from '../lib/json-depth.js';
-import { REDACTED, redactedPlaceholders } from './inline-secrets.js';
 import { validateDocument, type Manifest } from '../config/manifest.js';
 // codec.js, not the store's index: the CLI's apply reads manifests without loading the database drivers.
 import { UNSTORABLE_TEXT_MESSAGE, isStorableText, unstorableTextPaths, type JsonObject } from '../store/codec.js';
+import { REDACTED, redactedPlaceholders } from './inline-secrets.js';
 
 export interface ApimDocument {
   /** Validated, with defaults applied. */

@@ -9,8 +9,6 @@ import type { JsonObject } from '../store/index.js';
 import { adminOption, adminUrl, callAdmin, failCommand, processIo, type AdminErrorBody, type CommandIo } from './admin-client.js';
 import { collect } from './options.js';
 
-export type ApplyIo = CommandIo;
-
 /** Where each sent document came from, to point the server's `[i].path` errors back at a file. */
 interface Origin {
   file: string;
@@ -45,17 +43,13 @@ const DELETE: Verb = {
   },
 };
 
-function fail(verb: Verb, io: ApplyIo, exitCode: number, lines: string[]): never {
-  return failCommand(verb.name, io, exitCode, lines);
-}
-
 /** Reads every document; any problem (exit code 2) stops before anything is sent. */
-function readLocal(verb: Verb, paths: string[], io: ApplyIo): { raws: JsonObject[]; origins: Origin[] } {
+function readLocal(verb: Verb, paths: string[], io: CommandIo): { raws: JsonObject[]; origins: Origin[] } {
   let files: string[];
   try {
     files = configFiles(paths);
   } catch (err) {
-    if (err instanceof ConfigError) fail(verb, io, 2, err.problems);
+    if (err instanceof ConfigError) failCommand(verb.name, io, 2, err.problems);
     throw err;
   }
   const problems: string[] = [];
@@ -84,8 +78,8 @@ function readLocal(verb: Verb, paths: string[], io: ApplyIo): { raws: JsonObject
       origins.push(origin);
     }
   }
-  if (problems.length > 0) fail(verb, io, 2, problems);
-  if (raws.length === 0) fail(verb, io, 2, [`no manifests found in ${paths.join(', ')}`]);
+  if (problems.length > 0) failCommand(verb.name, io, 2, problems);
+  if (raws.length === 0) failCommand(verb.name, io, 2, [`no manifests found in ${paths.join(', ')}`]);
   return { raws, origins };
 }
 
@@ -97,7 +91,7 @@ function describeDetail(detail: NonNullable<AdminErrorBody['details']>[number], 
   return `${origin.file} document ${origin.index} (${origin.label}): ${m[2] ?? '(document)'}: ${detail.message ?? ''}`;
 }
 
-function manifestCommand(verb: Verb, description: string, io: ApplyIo): Command {
+function manifestCommand(verb: Verb, description: string, io: CommandIo): Command {
   const command = new Command(verb.name)
     .description(description)
     .requiredOption('-f, --file <path>', 'manifest file or directory (repeatable)', collect)
@@ -115,7 +109,7 @@ function manifestCommand(verb: Verb, description: string, io: ApplyIo): Command 
       for (const r of (body as ResultsAnswer).results) io.out(`${r.kind.toLowerCase()}/${r.name} ${r.outcome.replace('_', ' ')}${dryRun ? ' (dry run)' : ''}`);
       return;
     }
-    fail(verb, io, 1, [
+    failCommand(verb.name, io, 1, [
       `the gateway refused the manifests (HTTP ${status}): ${error?.message ?? 'no error message'}`,
       ...(error?.details ?? []).map((d) => describeDetail(d, origins)),
     ]);
@@ -126,11 +120,11 @@ function manifestCommand(verb: Verb, description: string, io: ApplyIo): Command 
  * @example tollgate apply -f examples/apim/ --dry-run
  * main() adds it with `program.addCommand(applyCommand().exitOverride())`.
  */
-export function applyCommand(io: ApplyIo = processIo): Command {
+export function applyCommand(io: CommandIo = processIo): Command {
   return manifestCommand(APPLY, 'send API-management manifests (apim.googleapis.com/v1) to a running gateway, all or none', io);
 }
 
 /** @example tollgate delete -f examples/apim/spike.yaml: deletes the objects the files name (kind and metadata.name), all or none. */
-export function deleteCommand(io: ApplyIo = processIo): Command {
+export function deleteCommand(io: CommandIo = processIo): Command {
   return manifestCommand(DELETE, 'delete the API-management objects the manifests name from a running gateway, all or none', io);
 }

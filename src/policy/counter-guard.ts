@@ -2,7 +2,7 @@
 // (CounterStoreUnavailableError, or slower than the timeout) the request is either allowed uncounted or refused with 500.
 import { gatewayError } from '../gateway/errors.js';
 import type { Logger } from '../lib/logger.js';
-import { deadlineAfterIo } from '../lib/with-timeout.js';
+import { TimeoutError, withTimeout } from '../lib/with-timeout.js';
 import type { CounterStore } from '../store/counters/counter-store.js';
 import { CounterStoreUnavailableError } from '../store/counters/errors.js';
 
@@ -85,30 +85,26 @@ export class CounterGuard {
     // A timer and a race per call would cost more than the in-memory operation itself.
     if (this.#store.inProcess) return op(this.#store);
     if (failFast && this.#outage && this.#now() < this.#retryAt) throw new CounterTimeoutError('the counter store is not answering (failing fast until it is tried again)');
-    let cancel = (): void => {};
-    const timeout = new Promise<never>((_, reject) => {
-      cancel = deadlineAfterIo(this.#timeoutMs, () => {
-        // The store may still apply what it was sent: the request is answered as if it had not been.
-        this.#store.abandonPending?.();
-        reject(new CounterTimeoutError(`the counter store did not answer within ${this.#timeoutMs}ms`));
-      });
-    });
     try {
-      const result = await Promise.race([op(this.#store), timeout]);
+      const result = await withTimeout(op(this.#store), this.#timeoutMs, 'a counter-store call');
       if (this.#outage) {
         this.#outage = false;
         this.#logger.info('the counter store answers again');
       }
       return result;
-    } catch (err) {
+    } catch (caught) {
+      let err = caught;
+      if (err instanceof TimeoutError) {
+        // The store may still apply what it was sent: the request is answered as if it had not been.
+        this.#store.abandonPending?.();
+        err = new CounterTimeoutError(`the counter store did not answer within ${this.#timeoutMs}ms`);
+      }
       if (isOutage(err)) this.#retryAt = this.#now() + this.#timeoutMs;
       if (isOutage(err) && !this.#outage) {
         this.#outage = true;
         this.#logger.warn({ err: (err as Error).message, failOpen: this.#failOpen }, 'the counter store cannot answer; requests are %s until it does', this.#failOpen ? 'let through uncounted' : 'refused');
       }
       throw err;
-    } finally {
-      cancel();
     }
   }
 }
