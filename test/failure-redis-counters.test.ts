@@ -227,6 +227,34 @@ describe('the gateway while Redis misbehaves (APIMExtensionPolicy failOpen and t
     assert.equal(codeOf(over), 'policies.ratelimit.QuotaViolation');
   });
 
+  test('a start while Redis cannot be reached: failOpen true serves uncounted, then counts once Redis answers; failOpen false refuses to start', async () => {
+    await proxy.cut();
+    try {
+      // Before: both refused to start (CounterStoreUnavailableError), so a replica restarted during an outage stayed
+      // down whatever its policies said.
+      await assert.rejects(start(false, 'start-closed'), CounterStoreUnavailableError);
+      const gw = await start(true, 'start-open', 1000);
+      const app = await createApp(gw.adminUrl, ['gold']);
+      await sleep(200);
+      for (const a of await Promise.all(Array.from({ length: 3 }, () => chat(gw, app.key)))) assert.equal(a.status, 200, JSON.stringify(a.body));
+      await proxy.restore();
+      // The client reconnects on its own (retry every 0.2-2 s); then the counter is read and counts again.
+      const deadline = Date.now() + 10_000;
+      let before: number | null = null;
+      while (before === null && Date.now() < deadline) {
+        const report = await call(gw.url, 'GET', '/v1/tollgate/quota', undefined, { 'x-api-key': app.key });
+        before = report.body?.products?.[0]?.operationSets?.[0]?.quota?.used ?? null;
+        if (before === null) await sleep(100);
+      }
+      assert.equal(before, 0, 'reachable again, and the requests let through uncounted were not counted late');
+      assert.equal((await chat(gw, app.key)).status, 200);
+      const report = await call(gw.url, 'GET', '/v1/tollgate/quota', undefined, { 'x-api-key': app.key });
+      assert.equal(report.body.products[0].operationSets[0].quota.used, 1);
+    } finally {
+      await proxy.restore();
+    }
+  });
+
   test('failOpen true: stalls, cuts and LOADING replies let requests through promptly; it recovers when Redis does', async () => {
     // Requests let through while the store was slow may still be counted when it answers (README: "let through
     // and count"), so this quota is far from the test's use.

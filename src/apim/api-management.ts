@@ -122,18 +122,18 @@ export class ApiManagement {
 
   static async open(opts: ApiManagementOptions, fileManifests: readonly Manifest[]): Promise<ApiManagement> {
     const db = await openDatabase(opts.db, { schema: opts.dbSchema, logger: opts.logger });
-    let counters: CounterStore;
-    try {
-      counters = await openCounterStore(opts.redis, { keyPrefix: opts.redisKeyPrefix, logger: opts.logger });
-    } catch (err) {
-      await db.close();
-      throw err;
-    }
+    const { store: counters, unreachable } = await openCounterStore(opts.redis, { keyPrefix: opts.redisKeyPrefix, logger: opts.logger });
     const caches = new CacheResources({ redisUrl: opts.redis, redisKeyPrefix: opts.redisKeyPrefix, postgres: db.dialect === 'postgres' ? db.kysely : undefined, logger: opts.logger });
     await caches.ready();
     const apim = new ApiManagement(db, counters, caches, opts.logger, opts.registry, opts.tracer);
     try {
       await apim.useFileManifests(fileManifests);
+      // Policies that fail open chose availability over exact counts, during an outage and so also at a start in one
+      // (a restarted replica would otherwise stay down until Redis is back). Otherwise the flag is refused.
+      if (unreachable) {
+        if (!apim.engine?.failsOpen) throw unreachable;
+        opts.logger.warn({ err: unreachable.message }, 'Redis cannot be reached; the APIMExtensionPolicy fails open, so requests go on uncounted until it can');
+      }
     } catch (err) {
       await apim.close();
       throw err;

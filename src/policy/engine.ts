@@ -73,6 +73,11 @@ export class PolicyEngine {
     return this.#flow !== null;
   }
 
+  /** The APIMExtensionPolicy's failOpen: whether requests go on, uncounted, while the counter store cannot answer. */
+  get failsOpen(): boolean {
+    return this.#flow?.extension.failOpen ?? false;
+  }
+
   /** The policies in the order they run. */
   get policies(): readonly Policy[] {
     return this.#flow?.policies ?? [];

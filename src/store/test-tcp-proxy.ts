@@ -131,9 +131,9 @@ export class TcpProxy {
     }
   }
 
-  /** Listens again on the same port. */
-  restore(): Promise<void> {
-    return this.start();
+  /** Listens again on the same port (nothing to do when it is listening: a test's `finally` may call it twice). */
+  async restore(): Promise<void> {
+    if (!this.#server) await this.start();
   }
 
   /** Resets open connections but keeps accepting new ones (a server restart, seen from the client). */
