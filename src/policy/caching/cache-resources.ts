@@ -44,7 +44,7 @@ export class CacheResources {
   constructor(opts: CacheResourcesOptions = {}) {
     this.#opts = opts;
     // Connected up front, so the first requests after start need not miss while it connects.
-    if (opts.redisUrl) this.#redis = openCacheRedis(opts.redisUrl, 250, opts.logger ?? silentLogger);
+    if (opts.redisUrl) this.#redis = openCacheRedis(opts.redisUrl, opts.logger ?? silentLogger);
   }
 
   /** Resolves once Redis (when configured) is connected, or after a second: a cache may start cold. */

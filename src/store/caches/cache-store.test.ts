@@ -3,9 +3,17 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MemoryCacheStore } from './memory.js';
-import { RedisCacheStore } from './redis.js';
+import { RedisCacheStore, openCacheRedis, redisReady } from './redis.js';
+import { silentLogger } from '../../lib/logger.js';
 import { CacheStoreUnavailableError } from './cache-store.js';
 import { CACHE_BACKENDS, type TestCacheStore } from './test-cache-stores.js';
+import { deleteKeys } from '../counters/test-counter-stores.js';
+import { randomBase62 } from '../keys.js';
+import { TcpProxy } from '../test-tcp-proxy.js';
+import { stall } from '../../lib/test-stall.js';
+
+const REDIS_URL = process.env.REDIS_URL;
+const REDIS_SKIP = REDIS_URL ? undefined : 'REDIS_URL not set';
 
 for (const backend of CACHE_BACKENDS) {
   describe(`cache store on ${backend.name}`, { skip: backend.skip }, () => {
@@ -72,6 +80,44 @@ describe('redis outage', () => {
       await assert.rejects(Promise.resolve(store.get('k')), CacheStoreUnavailableError);
     } finally {
       await store.close();
+    }
+  });
+});
+
+describe('redis deadlines', { skip: REDIS_SKIP }, () => {
+  const keyPrefix = `tollgate:test:${randomBase62(12)}:`;
+  after(() => deleteKeys(REDIS_URL!, keyPrefix));
+
+  test('a stalled connection: a lookup is a CacheStoreUnavailableError within the command timeout', async () => {
+    const proxy = await TcpProxy.for(REDIS_URL!, 6379);
+    const client = openCacheRedis(proxy.proxied(REDIS_URL!), silentLogger);
+    await redisReady(client);
+    const store = new RedisCacheStore({ client, keyPrefix, commandTimeoutMs: 200 });
+    try {
+      await store.set('k', Buffer.from('v'), 60_000);
+      proxy.stall();
+      const started = performance.now();
+      await assert.rejects(Promise.resolve(store.get('k')), CacheStoreUnavailableError);
+      assert.ok(performance.now() - started < 1000, 'failed within the deadline, not when the connection came back');
+    } finally {
+      proxy.unstall();
+      client.disconnect();
+      await proxy.close();
+    }
+  });
+
+  test('an event-loop stall longer than the deadline does not turn a lookup Redis answered into a miss', async () => {
+    const client = openCacheRedis(REDIS_URL!, silentLogger);
+    await redisReady(client);
+    const store = new RedisCacheStore({ client, keyPrefix, commandTimeoutMs: 200 });
+    try {
+      await store.set('stalled', Buffer.from('answer'), 60_000);
+      const pending = store.get('stalled');
+      // Before: ioredis's commandTimeout fired first and the answer waiting in the socket was dropped.
+      stall(1000);
+      assert.equal((await pending)?.toString(), 'answer');
+    } finally {
+      client.disconnect();
     }
   });
 });

@@ -3,6 +3,8 @@
 import type { Redis } from 'ioredis';
 import { loadIoredis } from '../ioredis.js';
 import { silentLogger, type Logger } from '../../lib/logger.js';
+import { withTimeout } from '../../lib/with-timeout.js';
+import { guardHandshake } from '../redis-handshake.js';
 import { CacheStoreUnavailableError, type CacheStore } from './cache-store.js';
 
 export interface RedisCacheStoreOptions {
@@ -24,22 +26,24 @@ export class RedisCacheStore implements CacheStore {
   readonly #owned: boolean;
   readonly #prefix: string;
   readonly #maxValueBytes: number;
+  readonly #timeoutMs: number;
 
   constructor(opts: RedisCacheStoreOptions) {
     this.#prefix = opts.keyPrefix ?? 'tollgate:cache:';
     this.#maxValueBytes = opts.maxValueBytes ?? 1024 * 1024;
     this.#owned = !opts.client;
-    this.#redis = opts.client ?? openCacheRedis(opts.url ?? 'redis://127.0.0.1:6379', opts.commandTimeoutMs ?? 250, opts.logger ?? silentLogger);
+    this.#timeoutMs = opts.commandTimeoutMs ?? CACHE_COMMAND_TIMEOUT_MS;
+    this.#redis = opts.client ?? openCacheRedis(opts.url ?? 'redis://127.0.0.1:6379', opts.logger ?? silentLogger);
   }
 
   async get(key: string): Promise<Buffer | undefined> {
-    const value = await redisCall(() => this.#redis.getBuffer(this.#prefix + key));
+    const value = await redisCall(() => this.#redis.getBuffer(this.#prefix + key), this.#timeoutMs);
     return value ?? undefined;
   }
 
   async set(key: string, value: Buffer, ttlMs: number): Promise<void> {
     if (value.length > this.#maxValueBytes || ttlMs <= 0) return;
-    await redisCall(() => this.#redis.set(this.#prefix + key, value, 'PX', Math.ceil(ttlMs)));
+    await redisCall(() => this.#redis.set(this.#prefix + key, value, 'PX', Math.ceil(ttlMs)), this.#timeoutMs);
   }
 
   async close(): Promise<void> {
@@ -51,10 +55,17 @@ export class RedisCacheStore implements CacheStore {
 /** Server replies that mean "not now" rather than "bad command". */
 const UNAVAILABLE_REPLY = /^(LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BUSY|OOM|MISCONF)\b/;
 
-/** Runs a command; connection trouble and transient server states become CacheStoreUnavailableError. */
-export async function redisCall<T>(command: () => Promise<T>): Promise<T> {
+/** A slow cache is worse than none: a lookup that takes longer is a miss. */
+export const CACHE_COMMAND_TIMEOUT_MS = 250;
+
+/**
+ * Runs a command within `timeoutMs`; connection trouble, transient server states and the deadline become
+ * CacheStoreUnavailableError. The deadline is withTimeout's, not ioredis's commandTimeout, whose plain timer fires
+ * before a reply that arrived during an event-loop stall is read.
+ */
+export async function redisCall<T>(command: () => Promise<T>, timeoutMs = CACHE_COMMAND_TIMEOUT_MS): Promise<T> {
   try {
-    return await command();
+    return await withTimeout(command(), timeoutMs, 'a Redis cache command');
   } catch (err) {
     if (err instanceof loadIoredis().ReplyError && !UNAVAILABLE_REPLY.test((err as Error).message)) throw err;
     throw new CacheStoreUnavailableError(`Redis is unavailable: ${(err as Error).message}`, { cause: err });
@@ -62,18 +73,19 @@ export async function redisCall<T>(command: () => Promise<T>): Promise<T> {
 }
 
 /**
- * A client for caches: no offline queue and short timeouts, so every call during an outage fails within the command
- * timeout while the client keeps reconnecting in the background.
+ * A client for caches: no offline queue and a short connect timeout, so every call during an outage fails at once
+ * or within redisCall's deadline while the client keeps reconnecting in the background.
  */
-export function openCacheRedis(url: string, commandTimeoutMs: number, logger: Logger): Redis {
+export function openCacheRedis(url: string, logger: Logger): Redis {
+  const connectTimeoutMs = 1000;
   const redis = new (loadIoredis().Redis)(url, {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
-    connectTimeout: 1000,
-    commandTimeout: commandTimeoutMs,
+    connectTimeout: connectTimeoutMs,
     retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
   });
   redis.on('error', (err: Error) => logger.debug({ err }, 'redis cache connection error'));
+  guardHandshake(redis, connectTimeoutMs);
   return redis;
 }
 

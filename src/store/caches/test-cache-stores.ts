@@ -33,9 +33,9 @@ export const CACHE_BACKENDS: CacheBackend[] = [
     skip: REDIS_URL ? undefined : 'REDIS_URL not set',
     async create(opts = {}) {
       const keyPrefix = `tollgate:test:${randomBase62(12)}:`;
-      const client = openCacheRedis(REDIS_URL!, 1000, silentLogger);
+      const client = openCacheRedis(REDIS_URL!, silentLogger);
       await redisReady(client);
-      const store = new RedisCacheStore({ client, keyPrefix, maxValueBytes: opts.maxValueBytes });
+      const store = new RedisCacheStore({ client, keyPrefix, maxValueBytes: opts.maxValueBytes, commandTimeoutMs: 1000 });
       return {
         store,
         async dispose() {

@@ -3,7 +3,8 @@ import type { Socket } from 'node:net';
 import type { Redis } from 'ioredis';
 import { loadIoredis } from '../ioredis.js';
 import { silentLogger, type Logger } from '../../lib/logger.js';
-import { TimeoutError, deadlineAfterIo, withTimeout } from '../../lib/with-timeout.js';
+import { TimeoutError, withTimeout } from '../../lib/with-timeout.js';
+import { guardHandshake } from '../redis-handshake.js';
 import {
   checkBurst,
   checkCount,
@@ -68,18 +69,7 @@ export class RedisCounterStore implements CounterStore {
     });
     // Without a listener ioredis prints every failed reconnect; callers learn of outages from the rejected calls.
     redis.on('error', (err: Error) => logger.debug({ err }, 'redis counter store connection error'));
-    // ioredis's ready check (INFO after each connect) has no deadline of its own: on a connection gone silent then
-    // (a flow a NAT forgot) the client would wait for it forever, every call refused. Not ioredis's commandTimeout,
-    // whose plain timer would also fire on the answers of a stalled event loop (see #call).
-    let cancelHandshake = (): void => {};
-    redis.on('connect', () => {
-      const stream = redis.stream;
-      cancelHandshake();
-      cancelHandshake = deadlineAfterIo(this.#connectTimeoutMs, () => {
-        if (redis.status !== 'ready' && redis.stream === stream && !stream.destroyed) stream.destroy();
-      });
-    });
-    for (const settled of ['ready', 'close']) redis.on(settled, () => cancelHandshake());
+    guardHandshake(redis, this.#connectTimeoutMs);
     redis.defineCommand('tgConsumeFixed', { numberOfKeys: 1, lua: CONSUME_FIXED });
     redis.defineCommand('tgAdjustFixed', { numberOfKeys: 1, lua: ADJUST_FIXED });
     redis.defineCommand('tgConsumeRolling', { numberOfKeys: 2, lua: CONSUME_ROLLING });

@@ -2,7 +2,7 @@
 // scanned in the gateway. Every lookup reads the scope's whole hash, so keep scopes to a few thousand entries.
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { redisCall } from '../caches/redis.js';
+import { CACHE_COMMAND_TIMEOUT_MS, redisCall } from '../caches/redis.js';
 import type { VectorIndex, VectorMatch } from './vector-index.js';
 import { encodeEntry, entryExpiresAt, entrySimilarity, entryValue } from './vector-index.js';
 
@@ -22,6 +22,8 @@ export interface RedisVectorIndexOptions {
   /** Default `tollgate:semantic:`. */
   keyPrefix?: string;
   maxEntriesPerScope?: number;
+  /** Longest wait for one command (default 250 ms): a lookup that takes longer is a miss. */
+  commandTimeoutMs?: number;
   now?: () => number;
 }
 
@@ -30,6 +32,7 @@ export class RedisVectorIndex implements VectorIndex {
   readonly #prefix: string;
   readonly #maxEntries: number;
   readonly #now: () => number;
+  readonly #timeoutMs: number;
 
   constructor(opts: RedisVectorIndexOptions) {
     opts.client.defineCommand('tgVectorAdd', { numberOfKeys: 1, lua: ADD });
@@ -37,11 +40,12 @@ export class RedisVectorIndex implements VectorIndex {
     this.#prefix = opts.keyPrefix ?? 'tollgate:semantic:';
     this.#maxEntries = opts.maxEntriesPerScope ?? 2000;
     this.#now = opts.now ?? Date.now;
+    this.#timeoutMs = opts.commandTimeoutMs ?? CACHE_COMMAND_TIMEOUT_MS;
   }
 
   async search(scope: string, vector: Float32Array, threshold: number): Promise<VectorMatch | undefined> {
     const key = this.#prefix + scope;
-    const all = await redisCall(() => this.#redis.hgetallBuffer(key));
+    const all = await redisCall(() => this.#redis.hgetallBuffer(key), this.#timeoutMs);
     const now = this.#now();
     let best: Buffer | undefined;
     let bestSim = threshold;
@@ -66,7 +70,7 @@ export class RedisVectorIndex implements VectorIndex {
   async add(scope: string, vector: Float32Array, value: Buffer, ttlMs: number): Promise<void> {
     if (ttlMs <= 0) return;
     const key = this.#prefix + scope;
-    const count = await redisCall(() => this.#redis.tgVectorAdd(key, randomBytes(8).toString('hex'), encodeEntry(vector, value, this.#now() + ttlMs), Math.ceil(ttlMs)));
+    const count = await redisCall(() => this.#redis.tgVectorAdd(key, randomBytes(8).toString('hex'), encodeEntry(vector, value, this.#now() + ttlMs), Math.ceil(ttlMs)), this.#timeoutMs);
     if (count > this.#maxEntries) await this.#trim(key);
   }
 
@@ -74,12 +78,12 @@ export class RedisVectorIndex implements VectorIndex {
 
   /** Drops the expired entries, then the ones closest to expiry, down to the cap. */
   async #trim(key: string): Promise<void> {
-    const all = await redisCall(() => this.#redis.hgetallBuffer(key));
+    const all = await redisCall(() => this.#redis.hgetallBuffer(key), this.#timeoutMs);
     const byExpiry = Object.entries(all).sort((a, b) => entryExpiresAt(a[1]) - entryExpiresAt(b[1]));
     const now = this.#now();
     const excess = byExpiry.length - this.#maxEntries;
     const doomed = byExpiry.filter(([, e], i) => i < excess || entryExpiresAt(e) <= now).map(([id]) => id);
-    if (doomed.length > 0) await redisCall(() => this.#redis.hdel(key, ...doomed));
+    if (doomed.length > 0) await redisCall(() => this.#redis.hdel(key, ...doomed), this.#timeoutMs);
   }
 
 }

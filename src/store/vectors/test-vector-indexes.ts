@@ -37,9 +37,9 @@ export const VECTOR_BACKENDS: VectorBackend[] = [
     skip: REDIS_URL ? undefined : 'REDIS_URL not set',
     async create(opts) {
       const keyPrefix = `tollgate:test:${randomBase62(12)}:`;
-      const client = openCacheRedis(REDIS_URL!, 1000, silentLogger);
+      const client = openCacheRedis(REDIS_URL!, silentLogger);
       await redisReady(client);
-      const index = new RedisVectorIndex({ client, keyPrefix, ...opts });
+      const index = new RedisVectorIndex({ client, keyPrefix, commandTimeoutMs: 1000, ...opts });
       return {
         index,
         async dispose() {
