@@ -3,7 +3,7 @@
 import { parseAllDocuments } from 'yaml';
 import { APIM_API_VERSION } from '../config/apim-kinds.js';
 import { KINDS } from '../config/kinds.js';
-import { nestsDeeperThan } from '../lib/json-depth.js';
+import { MAX_JSON_DEPTH, nestsDeeperThan } from '../lib/json-depth.js';
 import { validateDocument, type Manifest } from '../config/manifest.js';
 // codec.js, not the store's index: the CLI's apply reads manifests without loading the database drivers.
 import { UNSTORABLE_TEXT_MESSAGE, isStorableText, unstorableTextPaths, type JsonObject } from '../store/codec.js';
@@ -56,9 +56,6 @@ function bodyProblem(source: string, message: string): DocumentProblem {
   return { path: '', message, line: `${source}: ${message}` };
 }
 
-/** Deeper than any manifest nests; validating a value thousands of levels deep would overflow the stack (a 500). */
-const MAX_DEPTH = 512;
-
 /**
  * A JSON text's documents (an array is a list of them), what is wrong with it (`parsed`: it is JSON, so YAML would
  * not read it better), or undefined when it does not look like JSON (YAML then). Read as JSON.parse reads it: a key
@@ -73,7 +70,7 @@ function jsonDocuments(text: string): { documents: unknown[] } | { error: string
   } catch (err) {
     return { error: (err as Error).message, parsed: false };
   }
-  if (nestsDeeperThan(Buffer.from(text), MAX_DEPTH)) return { error: `nests arrays and objects more than ${MAX_DEPTH} levels deep`, parsed: true };
+  if (nestsDeeperThan(Buffer.from(text), MAX_JSON_DEPTH)) return { error: `nests arrays and objects more than ${MAX_JSON_DEPTH} levels deep`, parsed: true };
   return { documents: Array.isArray(value) ? value : [value] };
 }
 

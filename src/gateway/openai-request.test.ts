@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GatewayError } from './errors.js';
-import { MAX_BODY_DEPTH, parseOpenAIBody } from './openai-request.js';
+import { parseOpenAIBody } from './openai-request.js';
+import { MAX_JSON_DEPTH } from '../lib/json-depth.js';
 
 function nested(depth: number, inner = ''): string {
   return '['.repeat(depth) + inner + ']'.repeat(depth);
@@ -24,13 +25,13 @@ test('a body nested deeper than the limit is a 400, before any stage recurses ov
   assert.deepEqual([err.status, err.code], [400, 'invalid_request']);
   assert.match(err.message, /512 levels/);
   // Anywhere in the body, not only in the fields tollgate reads.
-  const extra = Buffer.from(`{"model":"m","messages":[{"role":"user","content":"x"}],"tools":${nested(MAX_BODY_DEPTH)}}`);
+  const extra = Buffer.from(`{"model":"m","messages":[{"role":"user","content":"x"}],"tools":${nested(MAX_JSON_DEPTH)}}`);
   assert.equal(refusal(() => parseOpenAIBody(extra, 'chat.completions')).code, 'invalid_request');
 });
 
 test('nesting up to the limit passes, and brackets inside strings do not count', () => {
   // The body object is level 1, so the array can take every level but that one.
-  const atLimit = Buffer.from(`{"model":"m","input":${nested(MAX_BODY_DEPTH - 1)}}`);
+  const atLimit = Buffer.from(`{"model":"m","input":${nested(MAX_JSON_DEPTH - 1)}}`);
   assert.equal(parseOpenAIBody(atLimit, 'responses').model, 'm');
   const brackets = JSON.stringify({ model: 'm', input: `${'['.repeat(5000)}\\"{{{`, messages: [{ role: 'user', content: '"[[[\\' }] });
   assert.equal(parseOpenAIBody(Buffer.from(brackets), 'responses').model, 'm');

@@ -1,6 +1,6 @@
 // Validation of the OpenAI request fields tollgate reads; every other field passes through untouched.
 import { z } from 'zod';
-import { nestsDeeperThan } from '../lib/json-depth.js';
+import { MAX_JSON_DEPTH, nestsDeeperThan } from '../lib/json-depth.js';
 import { gatewayError, type GatewayError } from './errors.js';
 
 export type Operation = 'chat.completions' | 'completions' | 'embeddings' | 'responses';
@@ -56,14 +56,6 @@ export type OpenAIBody = Record<string, unknown> & {
   stream_options?: { include_usage?: boolean } | null;
 };
 
-/**
- * The deepest nesting of arrays and objects a body may have. JSON.parse copes with any depth, but later stages recurse
- * over the body (JSON.stringify of a rewritten body or of a Responses `input` for the picker, policies that walk it),
- * and a body nested a few thousand levels deep overflows the stack there: a 500 for what is a bad request. Real
- * requests (tool schemas included) stay far below this.
- */
-export const MAX_BODY_DEPTH = 512;
-
 function issuePath(path: readonly PropertyKey[]): string {
   return path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '');
 }
@@ -79,8 +71,8 @@ export function parseOpenAIBody(raw: Buffer, operation: Operation): OpenAIBody {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw gatewayError('TG_ERR_INVALID_REQUEST', 'The request body must be a JSON object');
   }
-  if (nestsDeeperThan(raw, MAX_BODY_DEPTH)) {
-    throw gatewayError('TG_ERR_INVALID_REQUEST', `The request body nests arrays and objects more than ${MAX_BODY_DEPTH} levels deep`);
+  if (nestsDeeperThan(raw, MAX_JSON_DEPTH)) {
+    throw gatewayError('TG_ERR_INVALID_REQUEST', `The request body nests arrays and objects more than ${MAX_JSON_DEPTH} levels deep`);
   }
   if (!('model' in value) || (value as { model: unknown }).model === undefined) throw gatewayError('TG_ERR_MISSING_MODEL');
   const parsed = SCHEMAS[operation].safeParse(value);

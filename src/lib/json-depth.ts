@@ -1,6 +1,14 @@
 // How deeply a JSON text nests arrays and objects, without recursing: JSON.parse copes with any depth, but code that
 // walks the value afterwards (validation, JSON.stringify) overflows the stack a few thousand levels down.
 
+/**
+ * The deepest nesting of arrays and objects tollgate takes in a JSON document (a request body, an admin apply): later
+ * stages recurse over the value (validation, JSON.stringify of a rewritten body, policies that walk it), and a
+ * document nested a few thousand levels deep would overflow the stack there, a 500 for what is a bad request. Real
+ * documents (tool schemas, manifests) stay far below this.
+ */
+export const MAX_JSON_DEPTH = 512;
+
 /** Whether `raw`, valid JSON, nests arrays and objects deeper than `max`; one pass over the bytes, strings skipped. */
 export function nestsDeeperThan(raw: Buffer, max: number): boolean {
   // Every level opens with a bracket of its own: a body with no more brackets than `max` cannot be that deep. Counting
