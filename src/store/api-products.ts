@@ -4,6 +4,7 @@ import { decodeJson, decodeNullableNumber, decodeTimestamp, encodeJson, type Jso
 import type { Applied, Attribute, Owner } from './common-types.js';
 import { conflictOnUnique } from './constraint-errors.js';
 import { contentHash } from './content-hash.js';
+import { dropProductGrants } from './credentials.js';
 import { NotFoundError } from './errors.js';
 import { paginate, type Page, type PageRequest } from './pagination.js';
 import { applyPatch, patchedFields } from './patch.js';
@@ -128,12 +129,13 @@ export class ApiProducts {
     });
   }
 
-  /** Returns what was deleted. @throws NotFoundError. */
+  /** Returns what was deleted; every key's grant of it goes too (dropProductGrants says why). @throws NotFoundError. */
   delete(name: string): Promise<ApiProduct> {
     return this.#session.write(async (w) => {
       const deleted = await w.db.deleteFrom('api_products').where('name', '=', name).returningAll().executeTakeFirst();
       if (!deleted) throw new NotFoundError(RESOURCE, name);
-      await w.audit({ action: 'delete', resourceType: RESOURCE, resourceName: name });
+      const keys = await dropProductGrants(w, name);
+      await w.audit({ action: 'delete', resourceType: RESOURCE, resourceName: name, ...(keys > 0 && { detail: { grantsRemovedFromKeys: keys } }) });
       return toApiProduct(deleted);
     });
   }

@@ -183,6 +183,28 @@ export class Credentials {
   }
 }
 
+/**
+ * Removes the grants of a deleted product from every key that holds one, each with its audit row, in the deleting
+ * transaction: grants name products by name, so left behind they would come back, approved, with any product created
+ * later under that name, whatever its approvalType. Returns how many keys lost a grant.
+ */
+export async function dropProductGrants(w: WriteContext, apiproduct: string): Promise<number> {
+  const rows = await w.forUpdate(w.db.selectFrom('credentials').select(['key_id', 'api_products'])).execute();
+  let changed = 0;
+  for (const row of rows) {
+    const grants = decodeJson<ApiProductGrant[]>(row.api_products);
+    if (!grants.some((g) => g.apiproduct === apiproduct)) continue;
+    await w.db
+      .updateTable('credentials')
+      .set({ api_products: encodeJson(grants.filter((g) => g.apiproduct !== apiproduct)) })
+      .where('key_id', '=', row.key_id)
+      .execute();
+    await w.audit({ action: 'update', resourceType: RESOURCE, resourceName: row.key_id, detail: { removedApiProduct: apiproduct, reason: 'the product was deleted' } });
+    changed++;
+  }
+  return changed;
+}
+
 type CredentialUpdate = { status?: string; api_products?: string };
 
 function toCredential(row: Selectable<CredentialsTable>): Credential {

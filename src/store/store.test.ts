@@ -161,6 +161,24 @@ for (const backend of DATABASE_BACKENDS) {
         assert.deepEqual(new Set(listed.items.map((c) => c.keyId)), new Set([issued.credential.keyId, imported.credential.keyId]));
       });
 
+      test('deleting a product removes its grants from every key, so a product created later under its name starts without them', async () => {
+        const product = unique('doomed');
+        const kept = unique('kept');
+        for (const name of [product, kept]) await db.products.create({ name, approvalType: 'auto' });
+        const dev = await db.developers.create({ email: `${unique('grants')}@example.com` });
+        const app = await db.apps.create(dev.id, { name: 'app' });
+        const both = await db.credentials.issue({ appId: app.id, apiProducts: [{ apiproduct: product, status: 'approved' }, { apiproduct: kept, status: 'approved' }] });
+        const other = await db.credentials.issue({ appId: app.id, apiProducts: [{ apiproduct: kept, status: 'approved' }] });
+        await db.withActor('admin:carol').products.delete(product);
+        // Before: the grant stayed, approved, and the key had the new product below at once, without its approval.
+        await db.products.create({ name: product, approvalType: 'manual' });
+        assert.deepEqual((await db.credentials.get(both.credential.keyId)).apiProducts, [{ apiproduct: kept, status: 'approved' }]);
+        assert.deepEqual(await db.credentials.get(other.credential.keyId), other.credential);
+        const audit = await db.audit.list({ resourceType: 'credential', resourceName: both.credential.keyId });
+        assert.deepEqual([audit.items[0].action, audit.items[0].actor, audit.items[0].detail], ['update', 'admin:carol', { removedApiProduct: product, reason: 'the product was deleted' }]);
+        assert.equal((await db.audit.list({ resourceType: 'credential', resourceName: other.credential.keyId })).items.length, 1, 'only its issue');
+      });
+
       test('deleting a developer removes its apps and their keys', async () => {
         const dev = await db.developers.create({ email: `${unique('gone')}@example.com` });
         const app = await db.apps.create(dev.id, { name: 'app' });
