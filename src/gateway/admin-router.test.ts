@@ -4,12 +4,14 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { AdminError, AdminRouter } from './admin-router.js';
+import { MAX_JSON_DEPTH } from '../lib/json-depth.js';
 
-async function serve(router: AdminRouter): Promise<{ get: (path: string, headers?: Record<string, string>) => Promise<{ status: number; body: unknown }>; close: () => Promise<void> }> {
+async function serve(router: AdminRouter): Promise<{ base: string; get: (path: string, headers?: Record<string, string>) => Promise<{ status: number; body: unknown }>; close: () => Promise<void> }> {
   const server = createServer(router.handle);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
+    base,
     get: async (path, headers = {}) => {
       const r = await fetch(base + path, { headers });
       return { status: r.status, body: await r.json() };
@@ -62,5 +64,25 @@ test('admin router: `authenticated` is true only for the configured token; witho
   } finally {
     await a.close();
     await b.close();
+  }
+});
+
+test('admin router: a JSON body nested deeper than MAX_JSON_DEPTH is a 400 naming the limit, not a stack overflow in a handler', async () => {
+  const router = new AdminRouter(undefined, pino({ level: 'silent' }));
+  router.add('POST', '/v1/things', async (req) => ({ body: { got: typeof (await req.json()) } }));
+  const api = await serve(router);
+  try {
+    const post = async (body: string) => {
+      const r = await fetch(`${api.base}/v1/things`, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
+      return { status: r.status, body: (await r.json()) as { error?: { code: string; details: { path: string; message: string }[] } } };
+    };
+    const nested = (depth: number) => '['.repeat(depth) + ']'.repeat(depth);
+    assert.deepEqual(await post(`{"a":${nested(MAX_JSON_DEPTH - 1)}}`), { status: 200, body: { got: 'object' } });
+    const deep = await post(`{"a":${nested(5000)}}`);
+    assert.equal(deep.status, 400);
+    assert.equal(deep.body.error?.code, 'invalid');
+    assert.deepEqual(deep.body.error?.details, [{ path: '(body)', message: `nests arrays and objects more than ${MAX_JSON_DEPTH} levels deep` }]);
+  } finally {
+    await api.close();
   }
 });

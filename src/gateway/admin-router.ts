@@ -5,6 +5,7 @@ import { readBody } from './body.js';
 import { GatewayError } from './errors.js';
 import { silentLogger, type Logger } from '../lib/logger.js';
 import { isDatabaseUnavailable } from '../store/errors.js';
+import { MAX_JSON_DEPTH, nestsDeeperThan } from '../lib/json-depth.js';
 
 export interface AdminRequest {
   method: string;
@@ -127,8 +128,9 @@ export class AdminRouter {
     }
     const authenticated = this.#tokenGiven(req);
     if (!route.open && this.#token && !authenticated) throw new AdminError(401, 'unauthorized', 'A valid admin token is required (Authorization: Bearer $TOLLGATE_ADMIN_TOKEN)');
-    let cached: Promise<string> | undefined;
-    const text = () => (cached ??= readBody(req, 10 * 1024 * 1024, 30_000).then((b) => b.toString('utf8')));
+    let cached: Promise<Buffer> | undefined;
+    const raw = () => (cached ??= readBody(req, 10 * 1024 * 1024, 30_000));
+    const text = () => raw().then((b) => b.toString('utf8'));
     return route.handler({
       method,
       path: url.pathname,
@@ -138,12 +140,18 @@ export class AdminRouter {
       authenticated,
       text,
       json: async () => {
-        const t = await text();
+        const body = await raw();
+        let value: unknown;
         try {
-          return JSON.parse(t);
+          value = JSON.parse(body.toString('utf8'));
         } catch (err) {
           throw new AdminError(400, 'invalid_json', `The request body is not valid JSON: ${(err as Error).message}`);
         }
+        // Handlers walk the value (validation, the storable-text check) recursively.
+        if (nestsDeeperThan(body, MAX_JSON_DEPTH)) {
+          throw new AdminError(400, 'invalid', 'The request body is invalid', [{ path: '(body)', message: `nests arrays and objects more than ${MAX_JSON_DEPTH} levels deep` }]);
+        }
+        return value;
       },
     });
   }
