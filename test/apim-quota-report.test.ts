@@ -25,6 +25,8 @@ before(async () => {
       manifest('APIProduct', 'rolling', { displayName: 'Rolling', approvalType: 'auto', enforcementRefs: ext }),
       manifest('APIOperationSet', 'rolling-ops', { apiProductRefs: [{ name: 'rolling' }], quota: { limit: 100, interval: 1, timeUnit: 'minute' } }),
       // The product's quota counted in a rolling window: a counter the calendar-window report never read.
+      manifest('APIProduct', 'tight', { displayName: 'Tight', approvalType: 'auto', enforcementRefs: ext }),
+      manifest('APIOperationSet', 'tight-ops', { apiProductRefs: [{ name: 'tight' }], quota: { limit: 1, interval: 1, timeUnit: 'minute' } }),
       manifest('Quota', 'product-rolling', { useQuotaConfigInAPIProduct: true, type: 'rollingwindow' }),
       manifest('Quota', 'daily-requests', { allow: 1000, timeUnit: 'day' }),
       manifest('LLMTokenQuota', 'daily-tokens', { limit: 100_000, timeUnit: 'day', countOn: 'total' }),
@@ -95,4 +97,21 @@ test(`after ${N} requests the report shows ${N} used under the rolling product q
   );
   const again = await quotaReport(gw.url, app.key);
   assert.equal(entry(again, 'daily-requests').used, N, 'the report itself counts nothing');
+});
+
+test('refused by a quota after the token quota reserved: x-ratelimit-remaining-tokens shows the reservation given back', async () => {
+  const app = await createApp(gw.adminUrl, ['tight'], 'refused');
+  await untilKeyKnown(gw.url, app.key);
+  await awayFromWindowEdge(60_000, 10_000);
+  const chat = () => call(gw.url, 'POST', '/v1/chat/completions', { model: 'echo', messages: [{ role: 'user', content: 'hi' }], max_tokens: 300 }, { 'x-api-key': app.key });
+  assert.equal((await chat()).status, 200);
+  await until(() => quotaReport(gw.url, app.key), (a) => entry(a, 'daily-tokens')?.used === TOKENS_PER_REQUEST, 2000, 'the first request reconciled');
+  // The product quota (1 a minute) runs after daily-tokens, which reserved the prompt and 300 more for this request.
+  const refused = await chat();
+  assert.equal(refused.status, 429);
+  assert.equal(refused.body.error.code, 'policies.ratelimit.QuotaViolation');
+  // Before: 100,000 − 12 − the reservation, which the refusal gives back.
+  assert.equal(refused.headers['x-ratelimit-remaining-tokens'], String(100_000 - TOKENS_PER_REQUEST));
+  const after = await until(() => quotaReport(gw.url, app.key), (a) => entry(a, 'daily-tokens')?.used === TOKENS_PER_REQUEST, 2000, 'the refund');
+  assert.equal(entry(after, 'daily-tokens').remaining, 100_000 - TOKENS_PER_REQUEST);
 });

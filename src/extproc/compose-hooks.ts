@@ -34,6 +34,7 @@ export function composeHooks(...layers: GatewayHooks[]): GatewayHooks {
   // The answer passes the innermost layer first.
   const responders = present.filter((l) => l.respond).reverse();
   const completers = present.filter((l) => l.complete);
+  const refusers = present.filter((l) => l.refused);
   const quota = present.find((l) => l.quotaReport);
   const format = present.find((l) => l.faultFormat);
   return {
@@ -61,6 +62,11 @@ export function composeHooks(...layers: GatewayHooks[]): GatewayHooks {
           }
         }
         if (failure) throw failure;
+      },
+    }),
+    ...(refusers.length > 0 && {
+      refused: (ctx: RequestContext) => {
+        for (const l of refusers) l.refused!(ctx);
       },
     }),
     ...(quota && { quotaReport: (ctx: RequestContext) => quota.quotaReport!(ctx) }),

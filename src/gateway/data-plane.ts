@@ -302,6 +302,7 @@ export class DataPlane {
     }
     ctx.errorCode = fault.code;
     ctx.status = fault.status;
+    if (ctx.attempts === 0) this.hooks.refused?.(ctx);
     const response = fault.toResponse(this.hooks.faultFormat?.() ?? 'openai');
     for (const name in ctx.responseHeaders) response.headers[name] ??= ctx.responseHeaders[name];
     response.headers['x-request-id'] = ctx.id;

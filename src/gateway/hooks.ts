@@ -41,6 +41,11 @@ export interface GatewayHooks {
   respond?(ctx: RequestContext, status: number): ResponseFlow | undefined;
   /** Once the answer is finished or abandoned, with usage when the model server reported it. */
   complete?(ctx: RequestContext): void;
+  /**
+   * Before an error answer to a request that reached no model server (refused by a policy, shed, timed out in the
+   * queue): what admission reserved will be given back, and the headers may say so.
+   */
+  refused?(ctx: RequestContext): void;
   /** GET /v1/tollgate/quota: the caller's products and remaining quotas, authenticated by its own key. */
   quotaReport?(ctx: RequestContext): Promise<unknown>;
   /** Which error body shape clients get (APIMExtensionPolicy.faultFormat). */

@@ -10,6 +10,7 @@ import type { CounterStore } from '../store/counters/counter-store.js';
 import { compileFlow, type CompiledFlow, type FlowDeps } from './flow.js';
 import type { IdentitySource } from './identity.js';
 import { quotaReport, type QuotaReport } from './quota-report.js';
+import { showRefundedTokens } from './rate-limit-headers.js';
 import { registerBuiltins, type PolicyRegistry } from './registry.js';
 import { runRespond, runSteps } from './run-steps.js';
 import type { ApimState, KvmLookup, Policy } from './types.js';
@@ -63,6 +64,12 @@ export class PolicyEngine {
           complete: (ctx) => {
             if (ctx.apim?.settlers) void this.complete(ctx);
           },
+          // Token quotas reserve in the admission phase.
+          ...(phases.admit && {
+            refused: (ctx: RequestContext) => {
+              if (ctx.apim) showRefundedTokens(ctx, ctx.apim);
+            },
+          }),
           faultFormat: () => format,
         }
       : {};

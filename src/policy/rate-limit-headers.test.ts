@@ -1,7 +1,7 @@
 // OpenAI's rate-limit headers: duration format, retry-after, and the tightest limit winning.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatReset, retryAfter, showRequestLimit, showTokenLimit } from './rate-limit-headers.js';
+import { formatReset, retryAfter, showRefundedTokens, showRequestLimit, showTokenLimit, showTokenRefusal } from './rate-limit-headers.js';
 import { fakeContext } from './testing.js';
 import type { ApimState } from './types.js';
 
@@ -39,4 +39,33 @@ test('the limit with the least remaining is the one shown', () => {
   showTokenLimit(ctx, state, 5000, 4000, 60_000);
   assert.equal(headers['x-ratelimit-remaining-tokens'], '4000');
   assert.equal(headers['x-ratelimit-reset-tokens'], '1m0s');
+});
+
+test('refused after token quotas reserved: the headers show what is left once the reservations are given back', () => {
+  const ctx = fakeContext();
+  const headers: Record<string, string> = ctx.responseHeaders;
+  const state: ApimState = {};
+  showTokenLimit(ctx, state, 1000, 681, 60_000, 307);
+  showTokenLimit(ctx, state, 5000, 700, 3_600_000, 307);
+  assert.equal(headers['x-ratelimit-remaining-tokens'], '681');
+  showRefundedTokens(ctx, state);
+  // Before: 681, though the request never reached a model and its 307 tokens were refunded.
+  assert.deepEqual([headers['x-ratelimit-limit-tokens'], headers['x-ratelimit-remaining-tokens'], headers['x-ratelimit-reset-tokens']], ['1000', '988', '1m0s']);
+  const tight = fakeContext();
+  const other: ApimState = {};
+  // The tightest after the refunds may be another quota (a cap shrunk near the end of one reserved less there).
+  showTokenLimit(tight, other, 1000, 100, 60_000, 600);
+  showTokenLimit(tight, other, 800, 200, 1000, 300);
+  assert.equal(tight.responseHeaders['x-ratelimit-remaining-tokens'], '100');
+  showRefundedTokens(tight, other);
+  assert.deepEqual([tight.responseHeaders['x-ratelimit-limit-tokens'], tight.responseHeaders['x-ratelimit-remaining-tokens']], ['800', '500']);
+});
+
+test('the token quota that refused shows, and no refund changes it (it reserved nothing)', () => {
+  const ctx = fakeContext();
+  const state: ApimState = {};
+  showTokenLimit(ctx, state, 1000, 100, 60_000, 50);
+  showTokenRefusal(ctx, state, 5000, 40, 120_000);
+  showRefundedTokens(ctx, state);
+  assert.deepEqual([ctx.responseHeaders['x-ratelimit-limit-tokens'], ctx.responseHeaders['x-ratelimit-remaining-tokens'], ctx.responseHeaders['x-ratelimit-reset-tokens']], ['5000', '40', '2m0s']);
 });

@@ -1,7 +1,7 @@
 // OpenAI's rate-limit headers (x-ratelimit-{limit,remaining,reset}-{requests,tokens}) and retry-after.
 // When several limits apply, the one with the least left is shown.
 import type { RequestContext } from '../gateway/context.js';
-import type { ApimState } from './types.js';
+import type { ApimState, TokenFigure } from './types.js';
 
 /** Go-style durations as OpenAI sends them: "20ms", "1.5s", "6m0s", "1h0m0s". */
 export function formatReset(ms: number): string {
@@ -28,11 +28,44 @@ export function showRequestLimit(ctx: RequestContext, state: ApimState, limit: n
   h['x-ratelimit-reset-requests'] = formatReset(resetMs);
 }
 
-export function showTokenLimit(ctx: RequestContext, state: ApimState, limit: number, remaining: number, resetMs: number): void {
-  if (state.tokensRemaining !== undefined && state.tokensRemaining < remaining) return;
-  state.tokensRemaining = remaining;
+/**
+ * A token quota's figures after this request's reservation (`reserved`, given back if the request is refused later);
+ * the tightest of the request's token quotas shows.
+ */
+export function showTokenLimit(ctx: RequestContext, state: ApimState, limit: number, remaining: number, resetMs: number, reserved = 0): void {
+  (state.tokenFigures ??= []).push({ limit, remaining, resetMs, reserved });
+  if (!state.tokenRefusal) writeTightest(ctx, state.tokenFigures);
+}
+
+/** The token quota that refused the request shows, whatever the others have left. */
+export function showTokenRefusal(ctx: RequestContext, state: ApimState, limit: number, remaining: number, resetMs: number): void {
+  state.tokenRefusal = true;
+  writeTokenHeaders(ctx, { limit, remaining, resetMs });
+}
+
+/**
+ * A policy refused the request after token quotas reserved for it: the reservations are given back (the request
+ * never reaches a model), so the headers show what is left without them.
+ */
+export function showRefundedTokens(ctx: RequestContext, state: ApimState): void {
+  const figures = state.tokenFigures;
+  if (state.tokenRefusal || !figures?.some((f) => f.reserved > 0)) return;
+  for (const f of figures) {
+    f.remaining = Math.min(f.limit, f.remaining + f.reserved);
+    f.reserved = 0;
+  }
+  writeTightest(ctx, figures);
+}
+
+function writeTightest(ctx: RequestContext, figures: readonly TokenFigure[]): void {
+  let tightest = figures[0];
+  for (const f of figures) if (f.remaining < tightest.remaining) tightest = f;
+  writeTokenHeaders(ctx, tightest);
+}
+
+function writeTokenHeaders(ctx: RequestContext, f: Pick<TokenFigure, 'limit' | 'remaining' | 'resetMs'>): void {
   const h = ctx.responseHeaders;
-  h['x-ratelimit-limit-tokens'] = String(limit);
-  h['x-ratelimit-remaining-tokens'] = String(remaining);
-  h['x-ratelimit-reset-tokens'] = formatReset(resetMs);
+  h['x-ratelimit-limit-tokens'] = String(f.limit);
+  h['x-ratelimit-remaining-tokens'] = String(f.remaining);
+  h['x-ratelimit-reset-tokens'] = formatReset(f.resetMs);
 }

@@ -39,10 +39,20 @@ export interface ApimState {
   operationSet?: OperationSetGrant;
   /** The prompt's token estimate, computed once for every policy that needs it. */
   promptTokens?: number;
-  /** The most restrictive request/token figures so far, so only the tightest limit shows in the headers. */
+  /** The most restrictive request figure so far, so only the tightest limit shows in the headers. */
   requestsRemaining?: number;
-  tokensRemaining?: number;
+  /** Each token quota's figures for the headers (rate-limit-headers.ts), and whether one of them refused. */
+  tokenFigures?: TokenFigure[];
+  tokenRefusal?: boolean;
   settlers?: Settler[];
+}
+
+/** What a token quota had left after this request's reservation, and how much that reservation was. */
+export interface TokenFigure {
+  limit: number;
+  remaining: number;
+  resetMs: number;
+  reserved: number;
 }
 
 export interface Policy {

@@ -7,7 +7,7 @@ import { policyKey, productTokenKey, windowKey } from '../../counter-keys.js';
 import type { CompiledTokenQuota } from '../../identity.js';
 import { quotaUsage } from '../../quota-usage.js';
 import { storeWindowMs, windowsOf } from '../../quota-window.js';
-import { retryAfter, showTokenLimit } from '../../rate-limit-headers.js';
+import { retryAfter, showTokenLimit, showTokenRefusal } from '../../rate-limit-headers.js';
 import type { ApimState, Policy, PolicyFactory } from '../../types.js';
 import { compileVariable } from '../../variables.js';
 import { estimateTokens, requestStreamUsage, setOutputCap } from './token-estimate.js';
@@ -84,14 +84,13 @@ export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
       if (!r) return;
       const resetMs = endMs - at;
       if (!r.allowed) {
-        state.tokensRemaining = undefined;
-        showTokenLimit(ctx, state, q.limit, r.remaining, resetMs);
+        showTokenRefusal(ctx, state, q.limit, r.remaining, resetMs);
         throw policyFault(429, F.llmTokenQuotaViolation, `LLM token quota exceeded: ${r.remaining} of ${q.limit} tokens left, this request needs up to ${input + cap}`, {
           'retry-after': retryAfter(resetMs),
         });
       }
       (state.settlers ??= []).push(new TokenReservation(counters, key, windowMs, at, q.countOn, input + cap));
-      showTokenLimit(ctx, state, q.limit, r.remaining, resetMs);
+      showTokenLimit(ctx, state, q.limit, r.remaining, resetMs, input + cap);
       if (output === null) setOutputCap(ctx, perChoice(cap));
       requestStreamUsage(ctx);
     },
