@@ -12,6 +12,8 @@ export interface ApimAdminDeps {
   fileManifests?: () => readonly Manifest[];
   /** What the policy engine would refuse to build from this store view (an apply's uncommitted writes); [] when it builds. */
   compileProblems?: (store: StoreView) => Promise<string[]>;
+  /** Resolves once this replica serves what the store holds now (api-management.ts settled()). */
+  settled?: () => Promise<void>;
 }
 
 export type AddRoute = (method: string, pattern: string, handler: AdminHandler) => void;

@@ -20,7 +20,23 @@ export type { ApimAdminDeps } from './admin-deps.js';
  * @example registerApimAdminRoutes(gateway.admin, { db, fileOwned: (kind, name) => config.owns(kind, name) });
  */
 export function registerApimAdminRoutes(router: AdminRouter, deps: ApimAdminDeps): void {
-  const add: AddRoute = (method, pattern, handler) => router.add(method, pattern, handled(handler));
+  const settled = deps.settled;
+  // A change is answered once this replica serves it (the snapshot load takes tens of ms on PostgreSQL), so a client
+  // that creates a key and uses it at once through the same gateway is not refused.
+  const add: AddRoute = (method, pattern, handler) =>
+    router.add(
+      method,
+      pattern,
+      handled(
+        method === 'GET' || !settled
+          ? handler
+          : async (req) => {
+              const answer = await handler(req);
+              await settled();
+              return answer;
+            },
+      ),
+    );
   registerApplyRoute(add, deps);
   registerManifestRoutes(add, deps);
   registerProductRoutes(add, deps);

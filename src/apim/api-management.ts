@@ -177,6 +177,14 @@ export class ApiManagement {
   }
 
   /** Reloads the snapshot (coalescing bursts of changes) and recompiles the engine. */
+  /**
+   * Resolves once the refresh under way (if any) is over: a change committed by this process has started one before
+   * its transaction returns, so an admin answer that waits for this is served by the new state on this replica.
+   */
+  settled(): Promise<void> {
+    return this.#refreshing ?? Promise.resolve();
+  }
+
   refresh(): Promise<void> {
     if (this.#refreshing) {
       this.#refreshAgain = true;

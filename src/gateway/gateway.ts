@@ -129,6 +129,7 @@ export class Gateway {
       fileOwned: (kind, name) => this.config.manifests.some((m) => m.kind === kind && m.metadata.name === name),
       fileManifests: () => this.config.manifests,
       compileProblems: (store) => apim.compileProblems(store),
+      settled: () => apim.settled(),
     });
     registerAnalyticsRoutes(this.admin, { db: apim.db });
     this.admin.add('GET', '/v1/pools', () => ({ body: { items: this.picker.view() } }));
