@@ -37,6 +37,27 @@ describe('requests and errors', async () => {
     assert.equal(stub.requests.at(-1)!.req.headers['x-request-id'], 'req-123');
   });
 
+  test('a request target in absolute form is served as its path; Proxy-Authorization is not passed on', async () => {
+    const body = JSON.stringify(CHAT);
+    const answer = await new Promise<string>((resolve) => {
+      const sock = connect(gw.port, '127.0.0.1', () => {
+        sock.write(
+          `POST http://gateway.example/v1/chat/completions HTTP/1.1\r\nhost: gateway.example\r\nconnection: close\r\n` +
+            `proxy-authorization: Basic c2VjcmV0OnB3\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
+        );
+      });
+      let data = '';
+      sock.on('data', (d) => (data += d));
+      sock.on('close', () => resolve(data));
+    });
+    // Before: 404 route_not_found (RFC 9112 §3.2.2: a server must accept the absolute form), and the proxy's
+    // credentials reached the model server.
+    assert.match(answer, /^HTTP\/1\.1 200/);
+    const seen = stub.requests.at(-1)!.req;
+    assert.equal(seen.url, '/v1/chat/completions');
+    assert.equal(seen.headers['proxy-authorization'], undefined);
+  });
+
   test('generates a request id when none is given', async () => {
     const r = await post(gw, CHAT);
     await r.body.dump();
@@ -188,6 +209,21 @@ describe('streaming', async () => {
     assert.match(text, /partial/);
     assert.match(text, /data: \{"error":\{"message":".*","type":"server_error","code":"upstream_error"\}\}\n\n$/);
   });
+
+  test('an upstream that dies in the middle of an event: the half event is ended before the error event', async () => {
+    stub.handler = async ({ res }) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write('data: {"choices":[{"delta":{"content":"whole"}}]}\n\ndata: {"id":"x","choi');
+      await sleep(30);
+      res.socket!.destroy();
+    };
+    const r = await post(gw, { ...CHAT, stream: true });
+    const events = (await r.body.text()).split('\n\n').filter((e) => e.trim() !== '');
+    // Before: `data: {"id":"x","choidata: {"error":...}}`, one line an SDK cannot parse.
+    assert.equal(events.at(-2), 'data: {"id":"x","choi');
+    const last = JSON.parse(events.at(-1)!.slice('data: '.length)) as { error: { code: string } };
+    assert.equal(last.error.code, 'upstream_error');
+  });
 });
 
 describe('retries before the first byte', async () => {
@@ -216,6 +252,32 @@ describe('retries before the first byte', async () => {
     }
     assert.deepEqual([busy.requests.length - tried, good.requests.length - served], [3, 3]);
     good.metrics = IDLE_METRICS;
+  });
+
+  test('an answer whose head is not HTTP moves on to the next endpoint; from the last one it is a 502 upstream_error', async () => {
+    const garbled = await startStub((r) => void r.res.socket!.end('HTTP/1.1 200 OK\r\ncontent-length: abc\r\n\r\n'));
+    try {
+      good.metrics = queuedMetrics(2);
+      const gw = await gatewayFor(poolAndModel([garbled.url, good.url]));
+      gateways.push(gw);
+      const served = good.requests.length;
+      const r = await post(gw, CHAT);
+      // Before: 503 upstream_unavailable ("could not be reached") from the first endpoint, the second never tried.
+      assert.equal(r.statusCode, 200, await r.body.text());
+      assert.equal(garbled.requests.length, 1);
+      assert.equal(good.requests.length, served + 1);
+      good.metrics = IDLE_METRICS;
+      const alone = await gatewayFor(poolAndModel([garbled.url]));
+      gateways.push(alone);
+      const failed = await post(alone, CHAT);
+      assert.equal(failed.statusCode, 502);
+      const body = (await failed.body.json()) as { error: { code: string; message: string } };
+      assert.equal(body.error.code, 'upstream_error');
+      assert.match(body.error.message, /not valid HTTP/);
+    } finally {
+      good.metrics = IDLE_METRICS;
+      await garbled.close();
+    }
   });
 
   test('when every endpoint answers 429, the last one passes through with retry-after', async () => {

@@ -5,10 +5,19 @@ import { durationMs } from '../lib/duration.js';
 
 const objectRef = z.object({ name: z.string().min(1), kind: z.string().optional(), group: z.string().optional() }).strict();
 
+/** Whether `u` names a server and nothing more: requests keep their own path (/v1/chat/completions...). */
+function isOrigin(u: string): boolean {
+  if (!URL.canParse(u)) return true; // the url check reports it
+  const url = new URL(u);
+  return (url.pathname === '/' || url.pathname === '') && url.search === '' && url.hash === '' && url.username === '' && url.password === '';
+}
+
 const endpointUrl = z
   .string()
   .url()
-  .refine((u) => /^https?:\/\//.test(u), 'endpoint must be an http:// or https:// URL');
+  .refine((u) => /^https?:\/\//.test(u), 'endpoint must be an http:// or https:// URL')
+  // Before, a path was dropped from a pool endpoint without a word, and made every request of a route a 500.
+  .refine(isOrigin, 'endpoint must be an origin, http[s]://host[:port], without a path, query or credentials: the request keeps its own path');
 
 export const inferencePoolSpec = z
   .object({

@@ -54,6 +54,9 @@ describe('manifest errors name file, document, kind/name and field path', () => 
       text: POOL + '---\napiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferenceModel\nmetadata: {name: m1}\nspec: {modelName: a, poolRef: {name: p}}\n---\napiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferenceModel\nmetadata: {name: m2}\nspec: {modelName: a, poolRef: {name: p}}',
       expect: /\(InferenceModel\/m2\): spec\.modelName: "a" is already served/,
     },
+    { name: 'pool endpoint with a path', text: POOL.replace('"http://127.0.0.1:9000"', '"http://127.0.0.1:9000/base"'), expect: /\(InferencePool\/p\): spec\.endpoints\[0\]: endpoint must be an origin, http\[s\]:\/\/host\[:port\], without a path/ },
+    { name: 'route URL with a path', text: 'apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\nspec: {rules: [{backendRefs: [{url: "http://127.0.0.1:9000/base?x=1"}]}]}', expect: /\(HTTPRoute\/r\): spec\.rules\[0\]\.backendRefs\[0\]\.url: endpoint must be an origin/ },
+    { name: 'route URL that is not one', text: 'apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\nspec: {rules: [{backendRefs: [{url: "not a url"}]}]}', expect: /spec\.rules\[0\]\.backendRefs\[0\]\.url: / },
     { name: 'route to unknown pool', text: 'apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\nspec: {rules: [{backendRefs: [{kind: InferencePool, name: x}]}]}', expect: /spec\.rules\[0\]\.backendRefs\[0\]\.name: no InferencePool "x"/ },
   ];
   for (const c of cases) {

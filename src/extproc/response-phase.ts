@@ -3,6 +3,7 @@
 // rewrite (the body held back until complete) or per-event rewrites of a stream.
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { RequestContext } from '../gateway/context.js';
+import { compressedAnswerError, readableAnswer } from '../gateway/content-encoding.js';
 import { gatewayError } from '../gateway/errors.js';
 import type { ResponseFlow } from '../gateway/hooks.js';
 import { SseRewriter, stripUsage, type EventRewrite } from '../gateway/sse-rewriter.js';
@@ -27,7 +28,8 @@ export class ResponsePhase {
   readonly #ctx: RequestContext;
   readonly #status: number;
   readonly #flow: ResponseFlow | undefined;
-  readonly #scanner: UsageScanner;
+  /** null for a compressed answer (content-encoding.ts): its usage cannot be read. */
+  readonly #scanner: UsageScanner | null;
   readonly #rewriter: SseRewriter | null = null;
   readonly #maxBodyBytes: number;
   readonly #raw: boolean;
@@ -46,7 +48,8 @@ export class ResponsePhase {
     ctx.ttftMs = performance.now() - ctx.start;
     const contentType = headers['content-type'];
     const sse = !!contentType && contentType.includes('text/event-stream');
-    this.#scanner = new UsageScanner(contentType, ctx.completion);
+    const readable = readableAnswer(headers);
+    this.#scanner = readable ? new UsageScanner(contentType, ctx.completion) : null;
     const flow = (this.#flow = respond?.(ctx, status));
     const out: OutgoingHttpHeaders = { ...headers };
     for (const name in ctx.responseHeaders) out[name] = ctx.responseHeaders[name];
@@ -55,6 +58,7 @@ export class ResponsePhase {
     delete out[SERVED_KEY];
     flow?.headers?.(status, out);
     const rewrite = eventRewrite(flow, ctx.stripStreamUsage === true);
+    if (!readable && ((sse && rewrite) || (!sse && flow?.body))) throw compressedAnswerError(headers);
     if (sse && rewrite) {
       this.#rewriter = new SseRewriter(rewrite);
       delete out['content-length'];
@@ -70,10 +74,10 @@ export class ResponsePhase {
   /** The answer to one response_body message; a promise only for the last chunk of a held body. Throws a GatewayError. */
   chunk(body: Buffer, end: boolean): CommonResponse | Promise<CommonResponse> {
     const ctx = this.#ctx;
-    this.#scanner.push(body);
+    this.#scanner?.push(body);
     ctx.bytesOut += body.length;
     if (this.#held) return this.#hold(body, end);
-    if (end) ctx.usage = this.#scanner.end();
+    if (end) ctx.usage = this.#scanner?.end();
     if (!this.#rewriter) return {};
     const text = this.#rewriter.push(body) + (end ? this.#rewriter.end() : '');
     return { body_mutation: text === '' ? CLEAR : { body: Buffer.from(text) } };
@@ -81,13 +85,13 @@ export class ResponsePhase {
 
   /** The answer is over (its last body chunk, trailers, or Envoy closing the stream); usage is final. */
   end(): void {
-    this.#ctx.usage ??= this.#scanner.end();
+    this.#ctx.usage ??= this.#scanner?.end();
     this.#flow?.end?.();
   }
 
   /** Abandoned: usage as far as it was seen, and no `end` for the flow. */
   abandon(): void {
-    this.#ctx.usage ??= this.#scanner.end();
+    this.#ctx.usage ??= this.#scanner?.end();
   }
 
   #hold(body: Buffer, end: boolean): CommonResponse | Promise<CommonResponse> {
@@ -97,7 +101,7 @@ export class ResponsePhase {
     held.push(body);
     if (!end) return { body_mutation: CLEAR };
     this.#held = null;
-    this.#ctx.usage = this.#scanner.end();
+    this.#ctx.usage = this.#scanner?.end();
     return Promise.resolve(this.#flow!.body!(Buffer.concat(held, this.#heldBytes), this.#status)).then((rewritten) => ({
       body_mutation: { body: rewritten },
       header_mutation: new MutationBuilder(this.#raw).set('content-length', String(rewritten.length)).build(),

@@ -33,7 +33,7 @@ import type { UpstreamPools } from './upstream-pools.js';
  */
 export const NOT_FORWARDED = new Set([
   'host', 'connection', 'keep-alive', 'transfer-encoding', 'content-length', 'proxy-connection', 'te', 'upgrade', 'trailer',
-  'authorization', 'x-api-key', 'x-gateway-inference-objective', 'x-gateway-inference-fairness-id', 'expect', 'accept-encoding',
+  'authorization', 'proxy-authorization', 'x-api-key', 'x-gateway-inference-objective', 'x-gateway-inference-fairness-id', 'expect', 'accept-encoding',
   ...IDENTITY_HEADERS,
 ]);
 const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
@@ -66,8 +66,12 @@ function promptOf(body: OpenAIBody): string {
   return typeof p === 'string' ? p : p === undefined ? '' : JSON.stringify(p);
 }
 
+/** The request target in absolute form (`http://host/v1/...`, which servers must accept: RFC 9112 §3.2.2), in origin form. */
+const ABSOLUTE_FORM = /^https?:\/\/[^/?#]*/i;
+
 /** A fresh context for a request with these headers. */
-export function newContext(method: string, url: string, headers: IncomingHttpHeaders, clientIp: string | undefined): RequestContext {
+export function newContext(method: string, target: string, headers: IncomingHttpHeaders, clientIp: string | undefined): RequestContext {
+  const url = target.charCodeAt(0) === 0x2f ? target : target.replace(ABSOLUTE_FORM, '') || '/';
   const incomingId = headers['x-request-id'];
   const q = url.indexOf('?');
   return {

@@ -1,7 +1,7 @@
 // Sending a request to the model servers and streaming the answer back: endpoints tried in the picker's order
 // while nothing has reached the client (connect errors, 503, 429), first-byte and whole-response deadlines,
 // backpressure, client aborts, and an SSE error event when an upstream dies mid-stream.
-import type { Dispatcher } from 'undici';
+import { errors, type Dispatcher } from 'undici';
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { EndpointConfig } from '../config/runtime-config.js';
 import type { Pick } from '../scheduler/types.js';
@@ -11,6 +11,7 @@ import { GatewayError, gatewayError } from './errors.js';
 import type { UpstreamPools } from './upstream-pools.js';
 import { UsageScanner } from './usage.js';
 import type { ResponseFlow } from './hooks.js';
+import { compressedAnswerError, readableAnswer } from './content-encoding.js';
 import { SseRewriter, stripUsage, type EventRewrite } from './sse-rewriter.js';
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'upgrade']);
@@ -30,6 +31,8 @@ export function connectionListed(value: string | string[] | undefined): string[]
 
 const RETRYABLE_STATUS = new Set([429, 503]);
 const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
+/** undici's HTTP parser error: the model server answered, with bytes that are not an HTTP response. */
+const isMalformedAnswer = (err: Error) => err instanceof errors.HTTPParserError;
 
 export interface ProxyTarget {
   /** Endpoints in order of preference (a pick, or a route's URL). */
@@ -81,6 +84,8 @@ class Exchange {
   #scanner: UsageScanner | null = null;
   #waitingDrain = false;
   #sse = false;
+  /** Whether what went to the client so far stops inside an SSE event (not after its blank line). */
+  #midEvent = false;
   #rewriter: SseRewriter | null = null;
   #flow: ResponseFlow | undefined;
   /** A body-rewriting flow holds the answer (and its head) until it is complete. */
@@ -157,10 +162,15 @@ class Exchange {
     out['x-request-id'] = ctx.id;
     const contentType = headers['content-type'] as string | undefined;
     this.#sse = !!contentType && contentType.includes('text/event-stream');
-    this.#scanner = new UsageScanner(contentType, ctx.completion);
+    const readable = readableAnswer(headers);
+    this.#scanner = readable ? new UsageScanner(contentType, ctx.completion) : null;
     const flow = (this.#flow = this.#target.respond?.(status));
     flow?.headers?.(status, out);
     const rewrite = this.#eventRewrite(flow);
+    if (!readable && ((this.#sse && rewrite) || (!this.#sse && flow?.body))) {
+      this.#controller?.abort(compressedAnswerError(headers));
+      return;
+    }
     if (this.#sse && rewrite) {
       this.#rewriter = new SseRewriter(rewrite);
       delete out['content-length'];
@@ -190,7 +200,7 @@ class Exchange {
   }
 
   data(chunk: Buffer, controller: Dispatcher.DispatchController): void {
-    this.#scanner!.push(chunk);
+    this.#scanner?.push(chunk);
     this.#ctx.bytesOut += chunk.length;
     if (this.#clientGone) return;
     const held = this.#held;
@@ -205,6 +215,7 @@ class Exchange {
       return;
     }
     const out = this.#rewriter ? this.#rewriter.push(chunk) : chunk;
+    if (this.#sse && out.length > 0) this.#midEvent = !endsEvent(out);
     this.#writeHead();
     if (!this.#res.write(out) && !this.#waitingDrain) {
       this.#waitingDrain = true;
@@ -268,7 +279,8 @@ class Exchange {
     }
     if (!this.#headersSent) {
       const code = (err as { code?: string }).code ?? '';
-      const retryable = err instanceof RetryNext || CONNECT_ERRORS.has(code);
+      // Before the first byte reaches the client, a malformed answer is retried like a refused connection.
+      const retryable = err instanceof RetryNext || CONNECT_ERRORS.has(code) || isMalformedAnswer(err);
       if (retryable && !last) {
         this.next();
         return;
@@ -296,15 +308,19 @@ class Exchange {
     this.#ctx.usage = this.#scanner?.end();
     if (this.#sse) {
       const event = JSON.stringify({ error: { message: fault.message, type: fault.type, code: fault.code } });
-      this.#res.end(`data: ${event}\n\n`);
+      // After an event cut short, a blank line first ends it: otherwise the error would be glued to its half line.
+      this.#res.end(`${this.#midEvent ? '\n\n' : ''}data: ${event}\n\n`);
     } else this.#res.destroy();
     this.#finish({});
   }
 
   #faultFor(err: Error, code: string, reached: boolean): GatewayError {
+    // Our own refusal of the answer (compressedAnswerError), already in its final shape.
+    if (err instanceof GatewayError) return err;
     if (isTimeout(err, code)) {
       return gatewayError('TG_ERR_UPSTREAM_TIMEOUT', 'The model server did not answer in time');
     }
+    if (isMalformedAnswer(err)) return gatewayError('TG_ERR_UPSTREAM_ERROR', `The model server's answer was not valid HTTP (${err.message})`);
     if (!reached || CONNECT_ERRORS.has(code)) {
       return gatewayError('TG_ERR_UPSTREAM_UNAVAILABLE', `The model servers could not be reached (${code || err.message})`);
     }
@@ -330,6 +346,13 @@ class Exchange {
     this.#cancelDeadline = null;
     this.#controller?.abort(new Error('deadline'));
   };
+}
+
+/** Whether `out` ends with the blank line that closes an SSE event (LF or CRLF lines). */
+function endsEvent(out: Buffer | string): boolean {
+  const n = out.length;
+  const at = (i: number) => (typeof out === 'string' ? out.charCodeAt(i) : out[i]);
+  return at(n - 1) === 10 && (at(n - 2) === 10 || (at(n - 2) === 13 && at(n - 3) === 10));
 }
 
 class AttemptHandler implements Dispatcher.DispatchHandler {

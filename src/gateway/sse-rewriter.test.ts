@@ -73,3 +73,22 @@ test('streams whose lines end in CRLF (or CR) are rewritten event by event too, 
   assert.equal(r.push(Buffer.from('data: x\r')), '');
   assert.equal(r.end(), 'data: x\n');
 });
+
+test('"usage":null goes wherever it stands in the chunk: first, last, alone', () => {
+  assert.equal(stripUsage('{"usage":null,"id":"x","choices":[]}'), '{"id":"x","choices":[]}');
+  assert.equal(stripUsage('{"id":"x", "usage" : null }'), '{"id":"x" }');
+  assert.equal(stripUsage('{"usage":null}'), '{}');
+});
+
+test('an event longer than the rewriter holds passes on as it is, as it arrives; the events after it are rewritten again', () => {
+  const rewriter = new SseRewriter(() => 'REWRITTEN');
+  const piece = Buffer.from('a'.repeat(1024 * 1024));
+  let out = rewriter.push(Buffer.from('data: '));
+  // 6 MiB without a blank line: before, all of it was held (a 300 MiB line took a gateway to 1.3 GB).
+  for (let i = 0; i < 6; i++) out += rewriter.push(piece);
+  assert.ok(out.length >= 4 * 1024 * 1024, `passed on before the event ended (${out.length} characters)`);
+  out += rewriter.push(Buffer.from('\n'));
+  out += rewriter.push(Buffer.from('\ndata: small\n\n'));
+  out += rewriter.end();
+  assert.equal(out, `data: ${'a'.repeat(6 * 1024 * 1024)}\n\ndata: REWRITTEN\n\n`);
+});

@@ -3,6 +3,11 @@
 import { StringDecoder } from 'node:string_decoder';
 
 const CR_LINE_END = /\r\n?/g;
+/**
+ * An event held longer than this (characters) passes on as it is, unrewritten, with the rest of it: memory per stream
+ * stays bounded whatever a model server sends (a 300 MiB line without a newline took a gateway to 1.3 GB).
+ */
+const MAX_EVENT_CHARS = 4 * 1024 * 1024;
 
 /** Returns the new payload, or null to drop the event. */
 export type EventRewrite = (data: string) => string | null;
@@ -15,13 +20,33 @@ export class SseRewriter {
   readonly #decoder = new StringDecoder('utf8');
   /** A chunk that ended with CR: whether an LF follows decides whether it ends one line or is one on its own. */
   #cr = false;
+  /** Passing an oversized event through until its closing blank line (MAX_EVENT_CHARS). */
+  #passing = false;
+  /** While passing: whether what went last ended with LF (a blank line may be split across chunks). */
+  #lastNl = false;
 
   constructor(rewrite: EventRewrite) {
     this.#rewrite = rewrite;
   }
 
   push(chunk: Buffer): string {
-    const fresh = this.#lines(this.#decoder.write(chunk));
+    let fresh = this.#lines(this.#decoder.write(chunk));
+    let passed = '';
+    if (this.#passing) {
+      const end = this.#lastNl && fresh.charCodeAt(0) === 10 ? 1 : blankLineEnd(fresh);
+      if (end === -1) {
+        // No blank line yet: the oversized event goes on.
+        if (fresh !== '') this.#lastNl = fresh.endsWith('\n');
+        return fresh;
+      }
+      this.#passing = false;
+      passed = fresh.slice(0, end);
+      fresh = fresh.slice(end);
+    }
+    return passed + this.#push(fresh);
+  }
+
+  #push(fresh: string): string {
     // Only the new text (and the blank line it may complete) is searched: the held event has no blank line. Searching
     // pending + chunk again with every chunk made a long event quadratic: 4 MiB without a blank line, in 1 KiB chunks,
     // took 7 s of the event loop (1 MiB: 0.47 s); now each character is searched once (10 MiB: tens of ms).
@@ -30,7 +55,12 @@ export class SseRewriter {
     else if (fresh.charCodeAt(0) === 10 && this.#pending.endsWith('\n')) cut = this.#pending.length - 1;
     else {
       this.#pending += fresh;
-      return '';
+      if (this.#pending.length <= MAX_EVENT_CHARS) return '';
+      const held = this.#pending;
+      this.#pending = '';
+      this.#passing = true;
+      this.#lastNl = held.endsWith('\n');
+      return held;
     }
     const text = this.#pending + fresh;
     this.#pending = text.slice(cut + 2);
@@ -72,8 +102,14 @@ export class SseRewriter {
   }
 }
 
+/** Where the first blank line of `text` ends (the index past it), or -1. */
+function blankLineEnd(text: string): number {
+  const at = text.indexOf('\n\n');
+  return at === -1 ? -1 : at + 2;
+}
+
 /** With include_usage on, servers add `"usage":null` to every chunk; a client that did not ask never sees it. */
-const NULL_USAGE = /,\s*"usage"\s*:\s*null/g;
+const NULL_USAGE = /,\s*"usage"\s*:\s*null|"usage"\s*:\s*null\s*,?/g;
 
 /**
  * For a stream whose client did not ask for usage (tollgate turned stream_options.include_usage on for its own

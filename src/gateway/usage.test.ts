@@ -70,3 +70,20 @@ test('streamed text split inside a multi-byte character, in a CRLF stream, reach
   assert.deepEqual(s.end(), { inputTokens: 1, outputTokens: 2, cachedTokens: 0 });
   assert.equal(text.text, 'añ€😀!');
 });
+
+test('a JSON answer over 4 MiB (an embeddings batch) still gives its usage, read from the tail it ends with', () => {
+  const answer = Buffer.from(JSON.stringify({ data: [{ embedding: 'x'.repeat(5 * 1024 * 1024) }], usage: { prompt_tokens: 7, total_tokens: 7 } }));
+  const scanner = new UsageScanner('application/json');
+  for (let i = 0; i < answer.length; i += 65_536) scanner.push(answer.subarray(i, i + 65_536));
+  // Before: every held chunk was dropped past 4 MiB, the usage with them.
+  assert.deepEqual(scanner.end(), { inputTokens: 7, outputTokens: 0, cachedTokens: 0 });
+});
+
+test('an SSE line too long to hold is skipped, and the usage chunk after it is still read', () => {
+  const scanner = new UsageScanner('text/event-stream');
+  scanner.push(Buffer.from('data: '));
+  for (let i = 0; i < 6; i++) scanner.push(Buffer.from('a'.repeat(1024 * 1024)));
+  scanner.push(Buffer.from('\n\ndata: {"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2}}\n\n'));
+  assert.deepEqual(scanner.end(), { inputTokens: 1, outputTokens: 2, cachedTokens: 0 });
+  assert.equal(scanner.events, 1, 'the skipped line is not counted as an event');
+});

@@ -9,7 +9,12 @@ export interface Usage {
   cachedTokens: number;
 }
 
+/** A JSON answer up to this size is held whole (its usage and, with logPrompts, its text); past it only its tail. */
 const MAX_JSON_BYTES = 4 * 1024 * 1024;
+/** The end of a larger JSON answer, where OpenAI-compatible servers put `usage` (an embeddings batch of 200 vectors). */
+const TAIL_BYTES = 64 * 1024;
+/** An SSE line longer than this is not read for usage (nor held): usage chunks are small, and memory is bounded. */
+const MAX_SSE_LINE_CHARS = 4 * 1024 * 1024;
 
 type RawUsage = {
   prompt_tokens?: number;
@@ -76,8 +81,12 @@ export class UsageScanner {
   /** A chunk may end inside a multi-byte character: the decoder keeps its first bytes for the next chunk. */
   readonly #decoder: StringDecoder | undefined;
   #pending = '';
+  /** The line being received grew past MAX_SSE_LINE_CHARS: the rest of it is skipped. */
+  #skippingLine = false;
   #chunks: Buffer[] = [];
   #bytes = 0;
+  /** Once the answer is larger than MAX_JSON_BYTES: its last TAIL_BYTES, in place of #chunks. */
+  #tail: Buffer | undefined;
   usage: Usage | undefined;
   /** SSE data events seen (the number of streamed chunks, a proxy for output tokens when usage is missing). */
   events = 0;
@@ -93,14 +102,22 @@ export class UsageScanner {
 
   push(chunk: Buffer): void {
     if (this.#decoder) this.#scanSse(this.#decoder.write(chunk));
-    else if (this.#bytes + chunk.length <= MAX_JSON_BYTES) {
+    else if (this.#tail === undefined && this.#bytes + chunk.length <= MAX_JSON_BYTES) {
       this.#chunks.push(chunk);
       this.#bytes += chunk.length;
-    } else this.#chunks = [];
+    } else {
+      const held = Buffer.concat(this.#tail ? [this.#tail, chunk] : [...this.#chunks, chunk]);
+      this.#tail = held.length > TAIL_BYTES ? held.subarray(held.length - TAIL_BYTES) : held;
+      this.#chunks = [];
+    }
   }
 
   end(): Usage | undefined {
-    if (!this.#sse && this.#chunks.length > 0) {
+    if (this.#tail) {
+      // Not the whole answer: only its usage is read (the text of so large an answer is not logged).
+      this.usage = usageOfJson(this.#tail);
+      this.#tail = undefined;
+    } else if (!this.#sse && this.#chunks.length > 0) {
       const body = this.#chunks.length === 1 ? this.#chunks[0] : Buffer.concat(this.#chunks);
       this.#chunks = [];
       this.usage = usageOfJson(body);
@@ -115,10 +132,16 @@ export class UsageScanner {
     // of the event loop (1 MiB: 0.33 s); now each character is searched once (4 MiB: a few ms).
     let nl = text.indexOf('\n');
     if (nl === -1) {
+      if (this.#skippingLine) return;
       this.#pending += text;
+      if (this.#pending.length > MAX_SSE_LINE_CHARS) {
+        this.#pending = '';
+        this.#skippingLine = true;
+      }
       return;
     }
-    this.#line(this.#pending + text.slice(0, nl));
+    if (this.#skippingLine) this.#skippingLine = false;
+    else this.#line(this.#pending + text.slice(0, nl));
     let start = nl + 1;
     for (nl = text.indexOf('\n', start); nl !== -1; nl = text.indexOf('\n', start)) {
       this.#line(text.slice(start, nl));

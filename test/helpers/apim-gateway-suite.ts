@@ -7,6 +7,7 @@ import OpenAI from 'openai';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { pino } from 'pino';
 import { request } from 'undici';
 import { startGateway, type Gateway } from '../../src/gateway/gateway.js';
@@ -353,6 +354,35 @@ export function apimGatewaySuite(on: SuiteBackend): void {
         );
         assert.equal(report.body.products[0].operationSets[0].llmTokenQuota.remaining, TOKENS - expected);
         assert.equal(report.body.products[0].operationSets[0].quota.used, 2);
+      });
+
+      test('a compressed answer: a stream whose usage must be stripped is a 502 naming the encoding; JSON nobody changes passes as it came', async () => {
+        const app = await freshApp(['gold'], 'gzip');
+        const json = JSON.stringify({ id: 'x', choices: [], usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 } });
+        const original = stub.handler;
+        // A model server that compresses although tollgate asks for identity (or a proxy in front of it).
+        stub.handler = ({ res, body }) => {
+          const streamed = (body as { stream?: boolean }).stream === true;
+          const payload = gzipSync(streamed ? `data: ${json}\n\ndata: [DONE]\n\n` : json);
+          res.writeHead(200, { 'content-type': streamed ? 'text/event-stream' : 'application/json', 'content-encoding': 'gzip', 'content-length': payload.length });
+          res.end(payload);
+        };
+        try {
+          // Before: the gzip bytes were rewritten as UTF-8 text, a body no client could decompress.
+          const streamed = await chat(gw, { stream: true }, withKey(app.key));
+          assertFault(streamed, 502, 'upstream_error');
+          assert.match(streamed.body.error.message, /content-encoding: gzip/);
+          const plain = await request(`${gw.url}/v1/chat/completions`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', ...withKey(app.key) },
+            body: JSON.stringify({ model: 'echo', messages: MESSAGES }),
+          });
+          assert.equal(plain.statusCode, 200);
+          assert.equal(plain.headers['content-encoding'], 'gzip');
+          assert.equal(gunzipSync(Buffer.from(await plain.body.arrayBuffer())).toString(), json);
+        } finally {
+          stub.handler = original;
+        }
       });
 
       test('a stream that asks for usage keeps its usage chunk, and is counted once', async () => {

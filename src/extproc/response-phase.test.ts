@@ -1,0 +1,36 @@
+// The response phase Envoy drives: a compressed answer that usage stripping must change is refused; one nobody
+// changes passes, its usage unread.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { gzipSync } from 'node:zlib';
+import { GatewayError } from '../gateway/errors.js';
+import { fakeContext } from '../policy/testing.js';
+import { ResponsePhase } from './response-phase.js';
+
+const USAGE_EVENT = 'data: {"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2}}\n\n';
+
+test('a compressed stream whose usage must be stripped is refused with 502 upstream_error naming the encoding', () => {
+  const ctx = fakeContext();
+  ctx.stripStreamUsage = true;
+  assert.throws(
+    () => new ResponsePhase(ctx, 200, { 'content-type': 'text/event-stream', 'content-encoding': 'gzip' }, false, 1 << 20, undefined),
+    (err: unknown) => err instanceof GatewayError && err.status === 502 && err.code === 'upstream_error' && /content-encoding: gzip/.test(err.message),
+  );
+  // The same stream uncompressed (or in identity) is rewritten: the usage-only event goes.
+  for (const headers of [{ 'content-type': 'text/event-stream' }, { 'content-type': 'text/event-stream', 'content-encoding': 'identity' }]) {
+    const phase = new ResponsePhase(fakeContext({}), 200, headers, false, 1 << 20, undefined);
+    const stripping = fakeContext();
+    stripping.stripStreamUsage = true;
+    const rewritten = new ResponsePhase(stripping, 200, headers, false, 1 << 20, undefined);
+    assert.deepEqual(phase.chunk(Buffer.from(USAGE_EVENT), true), {});
+    assert.deepEqual(rewritten.chunk(Buffer.from(USAGE_EVENT), true), { body_mutation: { clear_body: true } });
+  }
+});
+
+test('a compressed answer nobody changes passes unmutated, and its bytes are not read as usage', () => {
+  const ctx = fakeContext();
+  const phase = new ResponsePhase(ctx, 200, { 'content-type': 'text/event-stream', 'content-encoding': 'gzip' }, false, 1 << 20, undefined);
+  assert.deepEqual(phase.chunk(gzipSync(USAGE_EVENT), true), {});
+  phase.end();
+  assert.equal(ctx.usage, undefined);
+});
