@@ -62,6 +62,31 @@ test('inline key material is shown redacted, and the placeholder is refused when
   assert.equal((await call(admin, 'POST', '/v1/delete', [signer, verifier])).status, 200);
 });
 
+test('a credential header sent to an embeddings endpoint is shown redacted; the others, and {env} references, are shown', async () => {
+  const admin = g.gw.adminUrl;
+  const lookup = {
+    apiVersion: V,
+    kind: 'SemanticCacheLookup',
+    metadata: { name: 'faq' },
+    spec: { embeddings: { url: 'http://127.0.0.1:9/v1/embeddings', model: 'e5', headers: { Authorization: 'Bearer sk-inline-123', 'x-api-key': { env: 'EMBEDDINGS_KEY' }, 'x-trace': 'on' } } },
+  };
+  const saved = process.env.EMBEDDINGS_KEY;
+  process.env.EMBEDDINGS_KEY = 'from-the-environment';
+  try {
+    assert.equal((await call(admin, 'POST', '/v1/apply', [lookup])).status, 200);
+    const shown = await call(admin, 'GET', '/v1/manifests/SemanticCacheLookup/faq');
+    // Before: the inline bearer token was shown as it was stored.
+    assert.deepEqual(shown.body.spec.embeddings.headers, { Authorization: '(redacted)', 'x-api-key': { env: 'EMBEDDINGS_KEY' }, 'x-trace': 'on' });
+    const back = await call(admin, 'POST', '/v1/apply', [shown.body]);
+    assert.equal(back.status, 400);
+    assert.equal(back.body.error.details[0].path, '[0].spec.embeddings.headers.Authorization');
+    assert.equal((await call(admin, 'POST', '/v1/delete', [lookup])).status, 200);
+  } finally {
+    if (saved === undefined) delete process.env.EMBEDDINGS_KEY;
+    else process.env.EMBEDDINGS_KEY = saved;
+  }
+});
+
 test('deleting a policy a template still names is refused (400, dry run too); deleting both stops the enforcement', async () => {
   assert.equal((await call(g.gw.adminUrl, 'POST', '/v1/apply', [EXT, CONTRACT, TEMPLATE])).status, 200);
   await enforced();

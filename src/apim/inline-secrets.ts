@@ -1,34 +1,58 @@
-// Key material given inline in a stored manifest (a JWT policy's HMAC secret or private key): the admin API shows
-// manifests back (GET /v1/manifests), but not these, as it never shows a key; and the placeholder it shows instead
-// must not be applied back as if it were the key.
+// Secrets given inline in a stored manifest (a JWT policy's HMAC secret or private key, a credential header sent to an
+// embeddings endpoint or a classifier): the admin API shows manifests back (GET /v1/manifests), but not these, as it
+// never shows a key; and the placeholder it shows instead must not be applied back as if it were the secret.
 import type { JsonObject } from '../store/index.js';
 
 /** Fields holding `{value}` (inline) or `{env}` key sources whose inline value is secret, by kind. */
 const SECRET_FIELDS: Record<string, readonly string[]> = { VerifyJWT: ['secretKey'], GenerateJWT: ['secretKey', 'privateKey'] };
 
+/** Header maps (name → value or `{env}`) of requests tollgate makes itself, by kind, as paths under `spec`. */
+const HEADER_MAPS: Record<string, readonly (readonly [string, string])[]> = {
+  SemanticCacheLookup: [['embeddings', 'headers']],
+  SanitizeUserPrompt: [['classifier', 'headers']],
+  SanitizeModelResponse: [['classifier', 'headers']],
+};
+
+/** Header names that carry credentials: their inline values are secret (an `{env}` reference names, not holds). */
+const CREDENTIAL_HEADER = /authorization|cookie|token|secret|password|api-?key|subscription-key/i;
+
 /** Shorter than any HMAC secret the JWT policies accept and not a PEM key, so it can never work as one. */
 export const REDACTED = '(redacted)';
 
-function inlineValues(kind: string, spec: JsonObject): { field: string; value: unknown }[] {
-  const fields = Object.hasOwn(SECRET_FIELDS, kind) ? SECRET_FIELDS[kind] : [];
-  return fields.flatMap((field) => {
-    const source = spec[field];
-    return source !== null && typeof source === 'object' && !Array.isArray(source) && 'value' in source ? [{ field, value: source.value }] : [];
-  });
-}
+const isObject = (v: unknown): v is JsonObject => v !== null && typeof v === 'object' && !Array.isArray(v);
 
-/** `spec` with every inline secret replaced by REDACTED (`{env}` references are kept: they name, not hold). */
-export function redactInlineSecrets(kind: string, spec: JsonObject): JsonObject {
-  const inline = inlineValues(kind, spec);
-  if (inline.length === 0) return spec;
-  const out = { ...spec };
-  for (const { field } of inline) out[field] = { value: REDACTED };
+/** Every inline secret of the spec: where it is (a path under `spec`) and its value. */
+function inlineSecrets(kind: string, spec: JsonObject): { path: string[]; value: unknown }[] {
+  const out: { path: string[]; value: unknown }[] = [];
+  for (const field of Object.hasOwn(SECRET_FIELDS, kind) ? SECRET_FIELDS[kind] : []) {
+    const source = spec[field];
+    if (isObject(source) && 'value' in source) out.push({ path: [field, 'value'], value: source.value });
+  }
+  for (const [outer, inner] of Object.hasOwn(HEADER_MAPS, kind) ? HEADER_MAPS[kind] : []) {
+    const parent = spec[outer];
+    const headers = isObject(parent) ? parent[inner] : undefined;
+    if (!isObject(headers)) continue;
+    for (const [name, value] of Object.entries(headers)) if (typeof value === 'string' && CREDENTIAL_HEADER.test(name)) out.push({ path: [outer, inner, name], value });
+  }
   return out;
 }
 
-/** The field paths (`spec.secretKey.value`) where a document carries the placeholder instead of a key. */
+/** `spec` with every inline secret replaced by REDACTED (copies along the changed paths only). */
+export function redactInlineSecrets(kind: string, spec: JsonObject): JsonObject {
+  const secrets = inlineSecrets(kind, spec);
+  if (secrets.length === 0) return spec;
+  const out = { ...spec };
+  for (const { path } of secrets) {
+    let at: JsonObject = out;
+    for (const key of path.slice(0, -1)) at = at[key] = { ...(at[key] as JsonObject) };
+    at[path[path.length - 1]] = REDACTED;
+  }
+  return out;
+}
+
+/** The field paths (`spec.secretKey.value`) where a document carries the placeholder instead of a secret. */
 export function redactedPlaceholders(kind: string, spec: JsonObject): string[] {
-  return inlineValues(kind, spec)
+  return inlineSecrets(kind, spec)
     .filter(({ value }) => value === REDACTED)
-    .map(({ field }) => `spec.${field}.value`);
+    .map(({ path }) => `spec.${path.join('.')}`);
 }

@@ -20,6 +20,17 @@ const variableRef = z.object({ ref: z.string().min(1) }).strict();
 /** "10ps" (per second) or "600pm" (per minute), as Apigee's <Rate>. */
 export const rate = z.string().regex(/^[1-9]\d*p[sm]$/, 'rate must be a count per second or minute, e.g. "10ps" or "600pm"');
 
+/** A secret by environment variable name: the value never sits in a manifest, the store or a log. */
+export const envRef = z.object({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name') }).strict();
+/** Key material given inline (a public key) or by environment variable (anything secret). */
+export const keySource = z.union([z.object({ value: z.string().min(1) }).strict(), envRef]);
+/**
+ * Headers tollgate sends to a service of its own (an embeddings endpoint, a classifier): each a value, or `{env}` for a
+ * credential (`authorization: {env: EMBEDDINGS_TOKEN}`), which then never sits in a manifest or the store.
+ */
+const outboundHeaders = z.record(z.string(), z.union([z.string(), envRef])).default({});
+export type OutboundHeaders = z.output<typeof outboundHeaders>;
+
 const isoTime = z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'must be a date and time, e.g. 2025-01-01T00:00:00Z');
 
 export const apimExtensionPolicySpec = z
@@ -252,7 +263,7 @@ export const semanticCacheLookupSpec = z
       .object({
         url: z.url({ protocol: /^https?$/ }),
         model: z.string().min(1),
-        headers: z.record(z.string(), z.string()).default({}),
+        headers: outboundHeaders,
         timeout: durationField.pipe(z.number().min(10).max(30_000)).default(2000),
       })
       .strict(),
@@ -325,7 +336,7 @@ const classifierSpec = z
   .object({
     /** POST {"text"} → {"score": 0..1}. */
     url: z.url({ protocol: /^https?$/ }),
-    headers: z.record(z.string(), z.string()).default({}),
+    headers: outboundHeaders,
     timeout: durationField.pipe(z.number().min(10).max(10_000)).default(500),
     threshold: z.number().gt(0).max(1).default(0.8),
     /** When the classifier cannot answer: let the text through (default) or refuse it. */
@@ -373,10 +384,6 @@ const durationText = z.string().refine((s) => {
   }
 }, 'must be a duration, e.g. 500ms, 30s, 5m, 1h');
 
-/** A secret by environment variable name: the value never sits in a manifest, the store or a log. */
-export const envRef = z.object({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name') }).strict();
-/** Key material given inline (a public key) or by environment variable (anything secret). */
-export const keySource = z.union([z.object({ value: z.string().min(1) }).strict(), envRef]);
 const stringOrList = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]);
 
 export const oauthV2Spec = z

@@ -2,11 +2,12 @@
 // deadline. Whether a failure lets the text through is the policy's failOpen.
 import { request } from 'undici';
 import type { ClassifierSpec } from '../../config/apim-kinds.js';
+import { resolveHeaders } from '../secret-source.js';
 
 export type Classify = (text: string) => Promise<number>;
 
 export function classifierClient(spec: ClassifierSpec): Classify {
-  const headers = { 'content-type': 'application/json', ...spec.headers };
+  const headers = { 'content-type': 'application/json', ...resolveHeaders(spec.headers, 'spec.classifier.headers') };
   return async (text) => {
     const res = await request(spec.url, { method: 'POST', headers, body: JSON.stringify({ text }), signal: AbortSignal.timeout(spec.timeout) });
     if (res.statusCode !== 200) {

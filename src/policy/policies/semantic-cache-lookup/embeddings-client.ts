@@ -1,11 +1,13 @@
 // Embedding a prompt through an OpenAI-compatible /v1/embeddings endpoint, within a deadline, as a unit vector.
 import { request } from 'undici';
+import type { OutboundHeaders } from '../../../config/apim-kinds.js';
 import { normalize } from '../../../store/vectors/vector-index.js';
+import { resolveHeaders } from '../../secret-source.js';
 
 export interface EmbeddingsEndpoint {
   url: string;
   model: string;
-  headers: Record<string, string>;
+  headers: OutboundHeaders;
   timeout: number;
 }
 
@@ -13,7 +15,7 @@ export type Embed = (text: string) => Promise<Float32Array>;
 
 /** @example const embed = embeddingsClient({ url: 'http://sim:8000/v1/embeddings', model: 'm', headers: {}, timeout: 2000 }); */
 export function embeddingsClient(endpoint: EmbeddingsEndpoint): Embed {
-  const headers = { 'content-type': 'application/json', ...endpoint.headers };
+  const headers = { 'content-type': 'application/json', ...resolveHeaders(endpoint.headers, 'spec.embeddings.headers') };
   return async (text) => {
     const res = await request(endpoint.url, {
       method: 'POST',
