@@ -60,7 +60,11 @@ test('admin router: `authenticated` is true only for the configured token; witho
     assert.equal((await a.get('/v1/who')).status, 200);
     assert.equal((await b.get('/v1/who', { authorization: 'Bearer s3cret' })).status, 200);
     assert.equal((await b.get('/v1/who', { authorization: 'Bearer wrong!' })).status, 401);
-    assert.deepEqual(seen, [false, false, true]);
+    // The scheme in any case, as RFC 9110 allows (before: a lower-case `bearer` was refused).
+    assert.equal((await b.get('/v1/who', { authorization: 'bearer s3cret' })).status, 200);
+    assert.equal((await b.get('/v1/who', { authorization: 'Basic s3cret' })).status, 401);
+    assert.equal((await b.get('/v1/who', { authorization: 'Bearer  s3cret extra' })).status, 401);
+    assert.deepEqual(seen, [false, false, true, true]);
   } finally {
     await a.close();
     await b.close();

@@ -32,6 +32,8 @@ export interface AdminResponse {
 export type AdminHandler = (req: AdminRequest) => AdminResponse | Promise<AdminResponse>;
 
 /** An admin API error: status plus a JSON body `{error: {message, code, details?}}`. */
+const BEARER = /^bearer +(\S+) *$/i;
+
 export class AdminError extends Error {
   constructor(
     readonly status: number,
@@ -96,8 +98,8 @@ export class AdminRouter {
   /** Whether the request carries the admin token; false when none is configured. */
   #tokenGiven(req: IncomingMessage): boolean {
     if (!this.#token) return false;
-    const header = req.headers.authorization ?? '';
-    const given = Buffer.from(header.startsWith('Bearer ') ? header.slice(7) : '');
+    // The scheme is case-insensitive (RFC 9110 §11.1), as the data plane reads it.
+    const given = Buffer.from(BEARER.exec(req.headers.authorization ?? '')?.[1] ?? '');
     const expected = Buffer.from(this.#token);
     return given.length === expected.length && timingSafeEqual(given, expected);
   }
