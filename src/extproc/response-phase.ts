@@ -5,6 +5,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { RequestContext } from '../gateway/context.js';
 import { compressedAnswerError, readableAnswer } from '../gateway/content-encoding.js';
 import { gatewayError } from '../gateway/errors.js';
+import { dropUnsendableHeaders } from '../gateway/header-values.js';
 import type { ResponseFlow } from '../gateway/hooks.js';
 import { SseRewriter, stripUsage, type EventRewrite } from '../gateway/sse-rewriter.js';
 import { UsageScanner } from '../gateway/usage.js';
@@ -56,7 +57,10 @@ export class ResponsePhase {
     out['x-request-id'] = ctx.id;
     // Envoy's report to the picker, never the client's business (the Inference Extension strips it too).
     delete out[SERVED_KEY];
-    flow?.headers?.(status, out);
+    if (flow?.headers) {
+      flow.headers(status, out);
+      dropUnsendableHeaders(out);
+    }
     const rewrite = eventRewrite(flow, ctx.stripStreamUsage === true);
     if (!readable && ((sse && rewrite) || (!sse && flow?.body))) throw compressedAnswerError(headers);
     if (sse && rewrite) {

@@ -62,3 +62,49 @@ for (const [name, headers] of [
     }
   });
 }
+
+test('a header value a policy rendered with a line break: upstream, the request is a 400 and the endpoint stays healthy; on the answer, the header is left out', async () => {
+  const upstream = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}'));
+  });
+  const upstreamUrl = await listen(upstream);
+  const pools = new UpstreamPools(DEFAULT_SETTINGS);
+  const released: { reached: boolean; abandoned?: boolean }[] = [];
+  const gateway = createServer((req, res) => {
+    const ctx = newContext(req.method!, req.url!, req.headers, undefined);
+    const bad = req.url!.includes('bad-request');
+    void proxyRequest(ctx, res, pools, {
+      endpoints: [{ url: upstreamUrl, address: new URL(upstreamUrl).host }],
+      release: (_ep, outcome) => void released.push(outcome),
+      path: '/v1/chat/completions',
+      headers: bad ? { 'x-copied': 'a\nb' } : {},
+      body: null,
+      maxAttempts: 1,
+      firstByteTimeoutMs: 5000,
+      responseTimeoutMs: 5000,
+      maxBodyBytes: 1 << 20,
+      respond: () => ({ headers: (_status, out) => Object.assign(out, { 'x-answer': 'c\r\nset-cookie: x=1', 'x-fine': 'yes' }) }),
+    }).then(({ error }) => {
+      if (error) res.writeHead(error.status).end(JSON.stringify(error.toResponse('openai').body));
+    });
+  });
+  const gatewayUrl = await listen(gateway);
+  try {
+    // Before: 503 upstream_unavailable, and the endpoint reported down for every other tenant.
+    const refused = await request(`${gatewayUrl}/bad-request`, { method: 'POST', body: '{}' });
+    assert.equal(refused.statusCode, 400, await refused.body.text());
+    assert.deepEqual(released, [{ reached: false, abandoned: true, status: undefined, outputTokens: undefined }]);
+    // Before: node:http refused the head, and the answer was lost.
+    const answered = await request(`${gatewayUrl}/fine`, { method: 'POST', body: '{}' });
+    assert.equal(answered.statusCode, 200);
+    assert.equal(answered.headers['x-answer'], undefined);
+    assert.equal(answered.headers['set-cookie'], undefined);
+    assert.equal(answered.headers['x-fine'], 'yes');
+    assert.equal(await answered.body.text(), '{"ok":true}');
+  } finally {
+    gateway.close();
+    upstream.close();
+    await pools.close();
+  }
+});

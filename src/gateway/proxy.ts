@@ -12,6 +12,7 @@ import type { UpstreamPools } from './upstream-pools.js';
 import { UsageScanner } from './usage.js';
 import type { ResponseFlow } from './hooks.js';
 import { compressedAnswerError, readableAnswer } from './content-encoding.js';
+import { dropUnsendableHeaders } from './header-values.js';
 import { SseRewriter, stripUsage, type EventRewrite } from './sse-rewriter.js';
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'upgrade']);
@@ -33,6 +34,11 @@ const RETRYABLE_STATUS = new Set([429, 503]);
 const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
 /** undici's HTTP parser error: the model server answered, with bytes that are not an HTTP response. */
 const isMalformedAnswer = (err: Error) => err instanceof errors.HTTPParserError;
+/**
+ * undici refused to send the request as shaped (a header value with a line break that a policy copied from the
+ * client, say): the request's fault, not the endpoint's, which must stay in the pool for everyone else.
+ */
+const isUnsendable = (err: Error | undefined) => err instanceof errors.InvalidArgumentError;
 
 export interface ProxyTarget {
   /** Endpoints in order of preference (a pick, or a route's URL). */
@@ -145,7 +151,7 @@ class Exchange {
 
   release(endpoint: EndpointConfig, reached: boolean, status?: number, err?: Error): void {
     // A client that left, or a deadline of ours, ends an attempt without telling anything about the endpoint.
-    const abandoned = !reached && (this.#clientGone || (err !== undefined && isTimeout(err, (err as { code?: string }).code ?? '')));
+    const abandoned = !reached && (this.#clientGone || isUnsendable(err) || (err !== undefined && isTimeout(err, (err as { code?: string }).code ?? '')));
     this.#target.release?.(endpoint, { reached, abandoned, status, outputTokens: this.#ctx.usage?.outputTokens });
   }
 
@@ -165,7 +171,11 @@ class Exchange {
     const readable = readableAnswer(headers);
     this.#scanner = readable ? new UsageScanner(contentType, ctx.completion) : null;
     const flow = (this.#flow = this.#target.respond?.(status));
-    flow?.headers?.(status, out);
+    if (flow?.headers) {
+      flow.headers(status, out);
+      // Nothing may fault once the answer has started: a header a policy cannot send is left out, not the answer.
+      dropUnsendableHeaders(out);
+    }
     const rewrite = this.#eventRewrite(flow);
     if (!readable && ((this.#sse && rewrite) || (!this.#sse && flow?.body))) {
       this.#controller?.abort(compressedAnswerError(headers));
@@ -317,6 +327,7 @@ class Exchange {
   #faultFor(err: Error, code: string, reached: boolean): GatewayError {
     // Our own refusal of the answer (compressedAnswerError), already in its final shape.
     if (err instanceof GatewayError) return err;
+    if (isUnsendable(err)) return gatewayError('TG_ERR_INVALID_REQUEST', `The request cannot be sent to the model server as the policies shaped it (${err.message})`);
     if (isTimeout(err, code)) {
       return gatewayError('TG_ERR_UPSTREAM_TIMEOUT', 'The model server did not answer in time');
     }
