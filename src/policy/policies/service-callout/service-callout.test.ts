@@ -80,6 +80,18 @@ describe('the call', () => {
   ];
   for (const [name, spec, pattern] of faults) test(`${name} → 500 ${F.executionFailed}`, () => assert.rejects(run(spec()), fault(pattern)));
 
+  test('a variable whose value is a "." or ".." segment is refused: it would climb out of the template\'s path', async () => {
+    const spec = { request: { url: `${base}/tenants/{request.header.x-tenant}/tier` } };
+    const calls = seen.length;
+    // Before: `..` called /tier (encodeURIComponent leaves dots alone).
+    for (const tenant of ['..', '.']) await assert.rejects(run(spec, { headers: { 'x-tenant': tenant } }), fault(/"\." or "\.\." path segment/), tenant);
+    assert.equal(seen.length, calls, 'nothing was called');
+    await run(spec, { headers: { 'x-tenant': '...' } });
+    assert.equal(seen.at(-1)!.url, '/tenants/.../tier', 'three dots are a name');
+    await run(spec, { headers: { 'x-tenant': '%2e%2e' } });
+    assert.equal(seen.at(-1)!.url, '/tenants/%252e%252e/tier', 'an escaped dot is a percent sign, escaped');
+  });
+
   test('the status of a failed call is still recorded', async () => {
     const state: ApimState = {};
     await assert.rejects(Promise.resolve(local({ request: { url: `${base}/fail` } }).admit!(fakeContext(), state)));

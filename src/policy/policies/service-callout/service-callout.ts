@@ -22,9 +22,15 @@ export const SERVICE_CALLOUT_FAULTS = {
 
 const failed = (message: string) => policyFault(500, SERVICE_CALLOUT_FAULTS.executionFailed, `ServiceCallout failed: ${message}`);
 
+/** A "." or ".." path segment, in any spelling the URL parser resolves (`%2e`, `.%2E`, ...). */
+const DOT_SEGMENT = /^(?:\.|%2e){1,2}$/i;
+
 function parseTarget(text: string): URL {
   const url = new URL(text);
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`${url.protocol} URLs are not allowed`);
+  // encodeURIComponent leaves dots alone: a variable whose value is `..` would climb out of the path the template set.
+  const path = text.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, '').split(/[?#]/, 1)[0];
+  if (path.split('/').some((segment) => DOT_SEGMENT.test(segment))) throw new Error('a "." or ".." path segment');
   return url;
 }
 
