@@ -89,6 +89,12 @@ describe('faults and limits', () => {
     await assert.rejects(runRequest(`throw new TypeError('no tenant');`), fault(F.scriptExecutionFailed, /TypeError: no tenant/));
   });
 
+  test('a script that makes request.body anything but an object → 500 ScriptExecutionFailed, not an internal error later', async () => {
+    for (const value of ['"text"', '[1, 2]', 'null', '42']) {
+      await assert.rejects(runRequest(`request.body = ${value};`), fault(F.scriptExecutionFailed, /request\.body must stay a JSON object/), value);
+    }
+  });
+
   test('while(true) {} times out within its limit; another request and the event loop carry on meanwhile', async () => {
     const runaway = js('while (true) {}', { timeLimit: '300ms' });
     const started = performance.now();

@@ -63,7 +63,12 @@ export const javaScript: PolicyFactory = (name, spec) => {
       async admit(ctx: RequestContext, state: ApimState) {
         const input = scriptInput(ctx, state, 'request');
         const bodyBefore = JSON.stringify(input.request.body);
-        applyRequestChanges(ctx, state, input, await execute(input), bodyBefore);
+        const out = await execute(input);
+        try {
+          applyRequestChanges(ctx, state, input, out, bodyBefore);
+        } catch (err) {
+          throw policyFault(500, JAVASCRIPT_FAULTS.scriptExecutionFailed, `Execution of ${name} failed: ${(err as Error).message}`);
+        }
       },
     } satisfies Policy;
   }

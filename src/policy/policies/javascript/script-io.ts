@@ -71,7 +71,10 @@ export function applyRequestChanges(ctx: RequestContext, state: ApimState, input
     upstream[name] = null;
   }
   if (ctx.body && out.requestBody !== bodyBefore) {
-    ctx.body = JSON.parse(out.requestBody);
+    const body: unknown = JSON.parse(out.requestBody);
+    // The model server is sent a JSON object (an OpenAI request); anything else is the script's mistake.
+    if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new Error('request.body must stay a JSON object');
+    ctx.body = body as typeof ctx.body;
     ctx.bodyChanged = true;
   }
 }

@@ -87,3 +87,13 @@ test('a write the store refuses faults with SetVariableFailed', async () => {
     (err: GatewayError) => err.status === 500 && err.code === KEY_VALUE_MAP_OPERATIONS_FAULTS.setVariableFailed && /database is down/.test(err.message),
   );
 });
+
+test('a key or value the admin API could not manage again (a NUL from the request) is refused: 400 SetVariableFailed, nothing stored', async () => {
+  const { kvm, make } = setup();
+  const policy = make({ put: [{ key: 'note:{request.header.x-note}', value: 'v' }] });
+  await assert.rejects(
+    Promise.resolve(policy.admit!(fakeContext({ headers: { 'x-note': 'a\u0000b' } }), { ...gold })),
+    (err: GatewayError) => err.status === 400 && err.code === KEY_VALUE_MAP_OPERATIONS_FAULTS.setVariableFailed && /NUL/.test(err.message),
+  );
+  assert.equal(kvm.values.size, 0);
+});

@@ -3,6 +3,7 @@
 import { keyValueMapOperationsSpec } from '../../../config/apim-kinds.js';
 import type { RequestContext } from '../../../gateway/context.js';
 import { policyFault } from '../../../gateway/errors.js';
+import { isStorableText, UNSTORABLE_TEXT_MESSAGE } from '../../../store/index.js';
 import { compileTemplate } from '../../message-template.js';
 import type { ApimState, Policy, PolicyFactory } from '../../types.js';
 import { isFlowVariableName, setVariable } from '../../variables.js';
@@ -35,8 +36,13 @@ export const keyValueMapOperations: PolicyFactory = (name, spec, deps) => {
     for (const p of puts) {
       const key = p.key.render(ctx, state).value;
       if (!p.override && kvm.get(scope, map, key) !== undefined) continue;
+      const value = p.value.render(ctx, state).value;
+      // Text the admin API could never read, change or delete again (a NUL, an unpaired surrogate from the request).
+      if (!isStorableText(key) || !isStorableText(value)) {
+        throw policyFault(400, KEY_VALUE_MAP_OPERATIONS_FAULTS.setVariableFailed, `Could not store an entry of ${map}: its key and value ${UNSTORABLE_TEXT_MESSAGE}`);
+      }
       try {
-        await kvm.put(scope, map, key, p.value.render(ctx, state).value);
+        await kvm.put(scope, map, key, value);
       } catch (err) {
         throw policyFault(500, KEY_VALUE_MAP_OPERATIONS_FAULTS.setVariableFailed, `Could not store ${map}/${key}: ${(err as Error).message}`);
       }
