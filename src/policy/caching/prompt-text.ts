@@ -49,3 +49,24 @@ export function contextDigest(body: OpenAIBody, source: UserPromptSource): strin
   const text = canonicalJson({ rest, tools: body.tools, tool_choice: body.tool_choice, response_format: body.response_format, n: body.n });
   return hash('sha256', text, 'base64url').slice(0, 22);
 }
+
+/**
+ * A digest of what the embedded prompt messages hold besides text (images, audio, files), or '' when nothing: only
+ * their text is embedded, so without this the same question about another picture would be a hit, the first
+ * picture's answer served. Part of the scope whatever matchContext says.
+ */
+export function promptMediaDigest(body: OpenAIBody, source: UserPromptSource): string {
+  const messages = Array.isArray(body.messages) ? body.messages : [];
+  let embedded: Message[] = [];
+  if (source === 'lastUserMessage') {
+    for (let i = messages.length - 1; i >= 0; i--) {
+      if (messages[i].role === 'user') {
+        embedded = [messages[i]];
+        break;
+      }
+    }
+  } else embedded = messages.filter((m) => m.role === 'user');
+  const media: unknown[] = [];
+  for (const m of embedded) if (Array.isArray(m.content)) for (const part of m.content) if (typeof part.text !== 'string') media.push(part);
+  return media.length === 0 ? '' : hash('sha256', canonicalJson(media), 'base64url').slice(0, 22);
+}

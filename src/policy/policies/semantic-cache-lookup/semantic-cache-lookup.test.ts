@@ -178,6 +178,25 @@ describe('rules', () => {
     assert.ok(second.directResponse);
   });
 
+  test('the same question about another image is another prompt, even with matchContext off; about the same image, a hit', async () => {
+    for (const spec of [{}, { matchContext: false }]) {
+      const p = pair(caches, spec);
+      const about = (url: string) => ({
+        body: { messages: [{ role: 'user', content: [{ type: 'text', text: PROMPT }, { type: 'image_url', image_url: { url } }] }] },
+      });
+      const ctx = fakeContext(about('https://img.example/passport.png'));
+      await admit(p.lookup, ctx, tenant('app-1'));
+      await respondJson(p.populate, ctx, tenant('app-1'), chatAnswer('A passport of John Smith.'));
+      // Before: a hit at similarity 1 (only the text is embedded), the passport's answer served for the cat.
+      const other = fakeContext(about('https://img.example/cat.png'));
+      await admit(p.lookup, other, tenant('app-1'));
+      assert.equal(other.directResponse, undefined, JSON.stringify(spec));
+      const same = fakeContext(about('https://img.example/passport.png'));
+      await admit(p.lookup, same, tenant('app-1'));
+      assert.equal(contentOf(same), 'A passport of John Smith.', JSON.stringify(spec));
+    }
+  });
+
   test('a streamed request gets the answer replayed as SSE', async () => {
     const p = pair(caches);
     await prime(p, PROMPT, 'Paris, streamed.');
