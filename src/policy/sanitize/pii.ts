@@ -45,7 +45,9 @@ export const RULES: Record<PiiType, RegexRule[]> = {
   creditCard: [
     {
       type: 'creditCard',
-      pattern: /(?<![\w-])\d(?:[ -]?\d){12,18}(?![\w-])/g,
+      // Separators include the no-break, narrow and thin spaces and the zero-width characters: a number split by
+      // invisible ones reads the same to a model.
+      pattern: /(?<![\w-])\d(?:[ \-\u00a0\u2009\u200b-\u200d\u202f\u2060\ufeff]?\d){12,18}(?![\w-])/g,
       valid: (m) => {
         const digits = m.replace(/\D/g, '');
         return CARD_PREFIX.test(digits) && luhnValid(digits) && !/^(\d)\1+$/.test(digits);

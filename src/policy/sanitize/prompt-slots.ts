@@ -28,10 +28,20 @@ function partSlots(parts: Part[], out: TextSlot[]): void {
   }
 }
 
-/** Messages (or responses-API input items) of `roles`, each string or text part a slot. */
+/**
+ * Messages (or responses-API input items) of `roles` (lower case; a role is matched in any case, as some servers read
+ * `User` as a user), each string or text part a slot. A responses-API tool result (`function_call_output`) is the
+ * `tool` role's.
+ */
 function messageSlots(items: Item[], roles: ReadonlySet<string>, out: TextSlot[]): void {
   for (const m of items) {
-    if (!m || typeof m !== 'object' || !roles.has(String(m.role))) continue;
+    if (!m || typeof m !== 'object') continue;
+    const output = m as { type?: unknown; output?: unknown };
+    if (output.type === 'function_call_output') {
+      if (roles.has('tool') && typeof output.output === 'string') out.push(slot(output.output, (t) => (output.output = t)));
+      continue;
+    }
+    if (!roles.has(String(m.role).toLowerCase())) continue;
     if (typeof m.content === 'string') out.push(slot(m.content, (t) => (m.content = t)));
     else if (Array.isArray(m.content)) partSlots(m.content as Part[], out);
   }
@@ -51,6 +61,11 @@ function inputSlots(holder: Record<string, unknown>, key: string, roles: Readonl
 export function promptSlots(body: OpenAIBody, roles: ReadonlySet<string>): TextSlot[] {
   const out: TextSlot[] = [];
   if (Array.isArray(body.messages)) messageSlots(body.messages, roles, out);
+  // The responses API's system prompt.
+  const holder = body as Record<string, unknown>;
+  if (typeof holder.instructions === 'string' && (roles.has('system') || roles.has('developer'))) {
+    out.push(slot(holder.instructions, (t) => (holder.instructions = t)));
+  }
   inputSlots(body, 'prompt', roles, out);
   inputSlots(body, 'input', roles, out);
   return out;

@@ -73,6 +73,35 @@ describe('redaction', () => {
     assert.deepEqual(emb.body!.input, ['ok', 'call [REDACTED:phone]']);
   });
 
+  test('roles in any case, the responses API\'s instructions and tool results, and cards split by invisible spaces are covered', async () => {
+    // Before, each of these reached the model unchecked.
+    const shouted = chat('mail ann.lee@gmail.com');
+    shouted.body!.messages![0].role = 'User';
+    await make().admit!(shouted, {});
+    assert.equal(shouted.body!.messages![0].content, 'mail [REDACTED:email]');
+    const responses = fakeContext({
+      url: '/v1/responses',
+      operation: 'responses',
+      body: {
+        messages: undefined,
+        instructions: 'Escalate to ops@acme-corp.com',
+        input: [
+          { role: 'user', content: 'hi' },
+          { type: 'function_call_output', call_id: 'c1', output: 'the card is 4111 1111 1111 1111' },
+        ],
+      } as never,
+    });
+    await make({ roles: ['user', 'system', 'tool'] }).admit!(responses, {});
+    const body = responses.body as unknown as { instructions: string; input: { output?: string }[] };
+    assert.equal(body.instructions, 'Escalate to [REDACTED:email]');
+    assert.equal(body.input[1].output, 'the card is [REDACTED:creditCard]');
+    for (const space of ['\u00a0', '\u200b', '\u202f']) {
+      const hidden = chat(`card ${['4111', '1111', '1111', '1111'].join(space)}`);
+      await make().admit!(hidden, {});
+      assert.equal(hidden.body!.messages![0].content, 'card [REDACTED:creditCard]', JSON.stringify(space));
+    }
+  });
+
   test('a clean prompt is untouched', async () => {
     const ctx = chat('What is the capital of France?');
     await make().admit!(ctx, {});

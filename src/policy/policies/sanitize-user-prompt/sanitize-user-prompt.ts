@@ -28,7 +28,7 @@ function blocked(findings: readonly Finding[]): never {
 export const sanitizeUserPrompt: PolicyFactory = (name, spec) => {
   const s = sanitizeUserPromptSpec.parse(spec);
   const scanner = new Scanner(s.filters);
-  const roles = new Set(s.roles);
+  const roles = new Set(s.roles.map((r) => r.toLowerCase()));
   const classifier = s.classifier ? classifierCheck(s.classifier, SANITIZE_USER_PROMPT_FAULTS.classifierUnavailable) : undefined;
 
   return {
