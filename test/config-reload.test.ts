@@ -14,6 +14,7 @@ import { waitFor } from '../src/sim/testing.js';
 import { json, sleep, startStub } from './helpers/stub-upstream.js';
 import { startOtlpReceiver } from './helpers/otlp-receiver.js';
 import { poolAndModelYaml } from './helpers/manifests.js';
+import { createApp } from './helpers/apim-admin.js';
 
 test('hot reload', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-reload-'));
@@ -215,4 +216,52 @@ test('a reload turns tracing on, changes it, and turns it off; a request in flig
   assert.deepEqual(serviceOf(slowId), ['second']);
   await sleep(200);
   assert.equal(exported(off).length, 0, 'nothing is traced once tracing is off');
+});
+
+test('API management from files: a reload that drops the APIMExtensionPolicy is refused; a product out of the files for a while keeps its subscribers', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-reload-apim-'));
+  const stub = await startStub();
+  const logs: any[] = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => logs.push(JSON.parse(line)) });
+  type Doc = { kind: string; metadata: { name: string }; spec: unknown };
+  const docs = (...ds: Doc[]) => ds.map((d) => JSON.stringify({ apiVersion: 'apim.googleapis.com/v1', ...d })).join('\n---\n');
+  const extension: Doc = { kind: 'APIMExtensionPolicy', metadata: { name: 'ext' }, spec: { defaultSecurityEnabled: true, targetRef: { name: 'tollgate' } } };
+  const product = (name: string): Doc[] => [
+    { kind: 'APIProduct', metadata: { name }, spec: { displayName: name } },
+    { kind: 'APIOperationSet', metadata: { name: `${name}-ops` }, spec: { apiProductRefs: [{ name }] } },
+  ];
+  writeFileSync(join(dir, 'models.yaml'), poolAndModelYaml(stub.url, 'm', 'model'));
+  writeFileSync(join(dir, 'apim.yaml'), docs(extension, ...product('starter')));
+  const gw = await startGateway({ configPaths: [dir], port: 0, adminPort: 0, host: '127.0.0.1', logger });
+  after(async () => {
+    await gw.close();
+    await stub.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const ask = async (key?: string) => {
+    const r = await request(`${gw.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: key ? { 'x-api-key': key } : {},
+      body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'x' }] }),
+    });
+    await r.body.dump();
+    return r.statusCode;
+  };
+  const app = await createApp(gw.adminUrl, ['starter'], 'reload');
+  assert.equal(await ask(app.key), 200);
+
+  // The file being rewritten: gone for a moment. Before, requests without a key got 200 meanwhile.
+  const rejections = () => logs.filter((l) => l.msg?.includes('configuration change rejected')).length;
+  rmSync(join(dir, 'apim.yaml'));
+  await waitFor(() => rejections() === 1, 5000, 'the reload without the extension refused', 20);
+  assert.match(logs.find((l) => l.msg?.includes('configuration change rejected')).problems[0], /APIMExtensionPolicy\/ext: no longer in the configuration files/);
+  assert.equal(await ask(), 401);
+  assert.equal(await ask(app.key), 200);
+
+  // Back without the product: its subscribers are refused; with it again, they are served again (before: their
+  // grants went with the product, for good).
+  writeFileSync(join(dir, 'apim.yaml'), docs(extension, ...product('other')));
+  await waitFor(async () => (await ask(app.key)) === 401, 5000, 'the product gone', 20);
+  writeFileSync(join(dir, 'apim.yaml'), docs(extension, ...product('other'), ...product('starter')));
+  await waitFor(async () => (await ask(app.key)) === 200, 5000, 'the product back, with its subscribers', 20);
 });

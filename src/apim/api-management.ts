@@ -154,6 +154,7 @@ export class ApiManagement {
   /** A configuration (re)load: the file's products and operation sets into the store, then a new engine. */
   async useFileManifests(manifests: readonly Manifest[]): Promise<void> {
     const apim = apimManifests(manifests);
+    this.#refuseSecurityOff(apim);
     // Compile first: a bad policy configuration is refused before anything is written.
     this.#snapshot ??= await this.db.loadSnapshot();
     this.#identity ??= new SnapshotIdentity(this.#snapshot);
@@ -168,6 +169,20 @@ export class ApiManagement {
     await syncFileManifests(this.db, apim);
     this.#fileManifests = apim;
     await this.refresh();
+  }
+
+  /**
+   * A reload whose files drop the APIMExtensionPolicy (and the store holds none) would turn every key, quota and policy
+   * off at once: a file being rewritten (deleted, then written again) did that for a moment, letting requests in
+   * without a key. As the admin API asks for force, a reload is refused; a restart without it turns API management off.
+   */
+  #refuseSecurityOff(apim: readonly Manifest[]): void {
+    const isExtension = (m: { kind: string }) => m.kind === 'APIMExtensionPolicy';
+    const dropped = this.#fileManifests.find(isExtension);
+    if (!dropped || apim.some(isExtension) || this.#snapshot?.manifests.some(isExtension)) return;
+    throw new ConfigError([
+      `APIMExtensionPolicy/${dropped.metadata.name}: no longer in the configuration files; removing it turns API management off (keys, quotas, policies), which a reload does not do: restart the gateway to`,
+    ]);
   }
 
   /** Recompiles the engine with a new tracer (a reload changed the tracing settings). */

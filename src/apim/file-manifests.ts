@@ -28,7 +28,7 @@ export async function syncFileManifests(store: StoreView, manifests: readonly Ma
     for (const m of sets) await tx.operationSets.apply({ name: m.metadata.name, spec: m.spec as JsonObject, owner: 'file' });
     const productNames = new Set(products.map((m) => m.metadata.name));
     const setNames = new Set(sets.map((m) => m.metadata.name));
-    for (const p of await tx.products.listAll()) if (p.owner === 'file' && !productNames.has(p.name)) await tx.products.delete(p.name);
+    for (const p of await tx.products.listAll()) if (p.owner === 'file' && !productNames.has(p.name)) await tx.products.delete(p.name, { keepGrants: true });
     for (const s of await tx.operationSets.listAll()) if (s.owner === 'file' && !setNames.has(s.name)) await tx.operationSets.delete(s.name);
   });
 }

@@ -87,6 +87,7 @@ export class ApiProducts {
           .executeTakeFirstOrThrow(),
       );
       await w.audit({ action: 'create', resourceType: RESOURCE, resourceName: content.name, detail: { owner: content.owner } });
+      await this.#dropStaleGrants(w, content);
       return toApiProduct(row);
     });
   }
@@ -125,19 +126,32 @@ export class ApiProducts {
         .executeTakeFirstOrThrow();
       const outcome = current ? 'updated' : 'created';
       await w.audit({ action: outcome === 'created' ? 'create' : 'update', resourceType: RESOURCE, resourceName: content.name, detail: { owner: content.owner, apply: true } });
+      if (!current) await this.#dropStaleGrants(w, content);
       return { outcome, item: toApiProduct(row) };
     });
   }
 
-  /** Returns what was deleted; every key's grant of it goes too (dropProductGrants says why). @throws NotFoundError. */
-  delete(name: string): Promise<ApiProduct> {
+  /**
+   * Returns what was deleted. Every key's grant of it goes too (dropProductGrants says why), unless `keepGrants`: the
+   * --config files are the product's source, and one missing from them for a moment (a file being rewritten) must
+   * not take its subscribers' access for good; put back, it serves them again. @throws NotFoundError.
+   */
+  delete(name: string, opts: { keepGrants?: boolean } = {}): Promise<ApiProduct> {
     return this.#session.write(async (w) => {
       const deleted = await w.db.deleteFrom('api_products').where('name', '=', name).returningAll().executeTakeFirst();
       if (!deleted) throw new NotFoundError(RESOURCE, name);
-      const keys = await dropProductGrants(w, name);
+      const keys = opts.keepGrants ? 0 : await dropProductGrants(w, name, 'the product was deleted');
       await w.audit({ action: 'delete', resourceType: RESOURCE, resourceName: name, ...(keys > 0 && { detail: { grantsRemovedFromKeys: keys } }) });
       return toApiProduct(deleted);
     });
+  }
+
+  /**
+   * A product the admin API creates is new: grants a file-declared product of that name left behind when it went
+   * from the files (delete keepGrants) are not its subscribers. The files bringing their product back keep them.
+   */
+  async #dropStaleGrants(w: WriteContext, content: ApiProductContent): Promise<void> {
+    if (content.owner !== 'file') await dropProductGrants(w, content.name, 'a new product was created under its name');
   }
 
   async #locked(w: WriteContext, name: string): Promise<ApiProduct | undefined> {

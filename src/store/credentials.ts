@@ -184,22 +184,26 @@ export class Credentials {
 }
 
 /**
- * Removes the grants of a deleted product from every key that holds one, each with its audit row, in the deleting
- * transaction: grants name products by name, so left behind they would come back, approved, with any product created
- * later under that name, whatever its approvalType. Returns how many keys lost a grant.
+ * Removes the grants of a product from every key that holds one, each with its audit row (saying `reason`), in the
+ * caller's transaction: grants name products by name, so left behind they would come back, approved, with any
+ * product created later under that name, whatever its approvalType. Returns how many keys lost a grant.
  */
-export async function dropProductGrants(w: WriteContext, apiproduct: string): Promise<number> {
-  const rows = await w.forUpdate(w.db.selectFrom('credentials').select(['key_id', 'api_products'])).execute();
+export async function dropProductGrants(w: WriteContext, apiproduct: string, reason: string): Promise<number> {
+  const holds = (json: Selectable<CredentialsTable>['api_products']) => decodeJson<ApiProductGrant[]>(json).some((g) => g.apiproduct === apiproduct);
+  // Read unlocked (usually no key holds it), then each holder locked and read again.
+  const rows = await w.db.selectFrom('credentials').select(['key_id', 'api_products']).execute();
+  const candidates = rows.filter((r) => holds(r.api_products));
   let changed = 0;
-  for (const row of rows) {
+  for (const candidate of candidates) {
+    const row = await w.forUpdate(w.db.selectFrom('credentials').select(['key_id', 'api_products']).where('key_id', '=', candidate.key_id)).executeTakeFirst();
+    if (!row || !holds(row.api_products)) continue;
     const grants = decodeJson<ApiProductGrant[]>(row.api_products);
-    if (!grants.some((g) => g.apiproduct === apiproduct)) continue;
     await w.db
       .updateTable('credentials')
       .set({ api_products: encodeJson(grants.filter((g) => g.apiproduct !== apiproduct)) })
       .where('key_id', '=', row.key_id)
       .execute();
-    await w.audit({ action: 'update', resourceType: RESOURCE, resourceName: row.key_id, detail: { removedApiProduct: apiproduct, reason: 'the product was deleted' } });
+    await w.audit({ action: 'update', resourceType: RESOURCE, resourceName: row.key_id, detail: { removedApiProduct: apiproduct, reason } });
     changed++;
   }
   return changed;

@@ -179,6 +179,24 @@ for (const backend of DATABASE_BACKENDS) {
         assert.equal((await db.audit.list({ resourceType: 'credential', resourceName: other.credential.keyId })).items.length, 1, 'only its issue');
       });
 
+      test('a product gone from the files keeps its grants for when it comes back; the admin API creating one under that name drops them', async () => {
+        const name = unique('filed');
+        await db.products.apply({ name, owner: 'file' });
+        const dev = await db.developers.create({ email: `${unique('filed')}@example.com` });
+        const app = await db.apps.create(dev.id, { name: 'app' });
+        const { credential } = await db.credentials.issue({ appId: app.id, apiProducts: [{ apiproduct: name, status: 'approved' }] });
+        // Out of the files for a moment (a file being rewritten), then back: the subscribers keep their access.
+        await db.products.delete(name, { keepGrants: true });
+        await db.products.apply({ name, owner: 'file' });
+        assert.deepEqual((await db.credentials.get(credential.keyId)).apiProducts, [{ apiproduct: name, status: 'approved' }]);
+        // Out again; then a product of that name made through the admin API is a new one, without them.
+        await db.products.delete(name, { keepGrants: true });
+        await db.products.create({ name, approvalType: 'manual' });
+        assert.deepEqual((await db.credentials.get(credential.keyId)).apiProducts, []);
+        const audit = await db.audit.list({ resourceType: 'credential', resourceName: credential.keyId });
+        assert.deepEqual(audit.items[0].detail, { removedApiProduct: name, reason: 'a new product was created under its name' });
+      });
+
       test('deleting a developer removes its apps and their keys', async () => {
         const dev = await db.developers.create({ email: `${unique('gone')}@example.com` });
         const app = await db.apps.create(dev.id, { name: 'app' });
