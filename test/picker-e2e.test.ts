@@ -221,6 +221,10 @@ describe('overload', () => {
       assert.ok((await waiting) instanceof Error);
       await waitFor(async () => (await queueView()).queueLength === 0, 10_000, 'the queue to empty', 50);
       assert.equal(await aborted(), abortedBefore + 1);
+      // The client's hang-up, not a 400 invalid_request as it was recorded before (usage record, access log, metrics).
+      const metrics = await (await fetch(`${gw.adminUrl}/metrics`)).text();
+      assert.doesNotMatch(metrics, /error_code="invalid_request"/);
+      assert.match(metrics, /inference_objective_request_error_total\{[^}]*error_code="client_closed"[^}]*\} [1-9]/);
     } finally {
       load.abort();
       await Promise.all(direct);

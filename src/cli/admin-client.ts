@@ -54,15 +54,26 @@ export interface AdminAnswer {
   error?: AdminErrorBody;
 }
 
+/** The longest wait for the admin API's answer to start, and between its chunks. */
+const ADMIN_TIMEOUT_MS = 60_000;
+
 /** One admin API call with the token; an unreachable gateway ends the command with exit code 1. */
-export async function callAdmin(command: string, io: CommandIo, url: URL, init: { method?: 'GET' | 'POST'; json?: unknown } = {}): Promise<AdminAnswer> {
+export async function callAdmin(command: string, io: CommandIo, url: URL, init: { method?: 'GET' | 'POST'; json?: unknown; timeoutMs?: number } = {}): Promise<AdminAnswer> {
+  const timeoutMs = init.timeoutMs ?? ADMIN_TIMEOUT_MS;
   const token = io.env.TOLLGATE_ADMIN_TOKEN;
   const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
   if (init.json !== undefined) headers['content-type'] = 'application/json';
   let status: number;
   let text: string;
   try {
-    const res = await request(url, { method: init.method ?? 'GET', headers, body: init.json === undefined ? undefined : JSON.stringify(init.json) });
+    const res = await request(url, {
+      method: init.method ?? 'GET',
+      headers,
+      body: init.json === undefined ? undefined : JSON.stringify(init.json),
+      // An admin port that accepts connections but never answers must not hang the command (undici waits 300 s).
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+    });
     status = res.statusCode;
     text = await res.body.text();
   } catch (err) {

@@ -33,7 +33,7 @@ export function readBody(req: IncomingMessage, maxBytes: number, timeoutMs: numb
     };
     const onEnd = () => finish(null, chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
     const onError = (err: Error) => finish(gatewayError('TG_ERR_INVALID_REQUEST', `Reading the request body failed: ${err.message}`));
-    const onClose = () => finish(gatewayError('TG_ERR_INVALID_REQUEST', 'The client closed the connection before sending the whole body'));
+    const onClose = () => finish(gatewayError('TG_ERR_CLIENT_CLOSED', 'The client closed the connection before sending the whole body'));
     // Judged after reading what arrived meanwhile: a body that came in while this process stalled is not a slow client.
     const cancelDeadline = deadlineAfterIo(timeoutMs, () => finish(gatewayError('TG_ERR_REQUEST_TIMEOUT', `The request body did not arrive within ${timeoutMs} ms`)));
     req.on('data', onData);

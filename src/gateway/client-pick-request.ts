@@ -42,7 +42,7 @@ export class ClientPickRequest implements PickRequest {
     if (!this.#onGone) return undefined;
     const controller = (this.#controller = new AbortController());
     // A client's doing, as a body cut short is (body.ts): not an error of the gateway's, nothing to log.
-    this.#onGone(() => controller.abort(gatewayError('TG_ERR_INVALID_REQUEST', 'The client went away while its request waited for a model server')));
+    this.#onGone(() => controller.abort(gatewayError('TG_ERR_CLIENT_CLOSED', 'The client went away while its request waited for a model server')));
     return controller.signal;
   }
 }

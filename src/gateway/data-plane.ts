@@ -157,7 +157,14 @@ export class DataPlane {
     this.#inflight++;
     this.#serve(ctx, req, res).then(
       () => this.#done(ctx),
-      (err) => this.#send(ctx, res, this.errorResponse(ctx, err)).then(() => this.#done(ctx)),
+      (err) => {
+        // A hang-up (in the queue, mid-body) is the client's doing, recorded as such, with no status: nothing is sent.
+        if (err instanceof GatewayError && err.code === 'client_closed') {
+          ctx.errorCode = 'client_closed';
+          return this.#done(ctx);
+        }
+        return this.#send(ctx, res, this.errorResponse(ctx, err)).then(() => this.#done(ctx));
+      },
     );
   };
 
@@ -318,7 +325,9 @@ export class DataPlane {
   #send(ctx: RequestContext, res: ServerResponse, r: ErrorResponse | DirectResponse): Promise<void> {
     ctx.status = r.status;
     if (res.headersSent || res.destroyed) return Promise.resolve();
-    r.headers['content-length'] = String(typeof r.body === 'string' ? Buffer.byteLength(r.body) : r.body.length);
+    // Answered here (a cache hit, a refusal): these are the bytes out, as a model server's are when proxied.
+    ctx.bytesOut = typeof r.body === 'string' ? Buffer.byteLength(r.body) : r.body.length;
+    r.headers['content-length'] = String(ctx.bytesOut);
     r.headers['x-request-id'] = ctx.id;
     for (const name in ctx.responseHeaders) r.headers[name] ??= ctx.responseHeaders[name];
     res.writeHead(r.status, r.headers);

@@ -38,6 +38,8 @@ export const TG_ERRORS = {
   TG_ERR_EXTENSION_FAILED: { status: 500, type: 'server_error', code: 'extension_failed', message: 'A policy extension could not answer' },
   TG_ERR_INTERNAL: { status: 500, type: 'server_error', code: 'internal_error', message: 'Internal error' },
   TG_ERR_SHUTTING_DOWN: { status: 503, type: 'server_error', code: 'shutting_down', message: 'The gateway is shutting down' },
+  /** Never sent (nobody is left to read it): the request is recorded as the client's hang-up, with no status. */
+  TG_ERR_CLIENT_CLOSED: { status: 499, type: 'invalid_request_error', code: 'client_closed', message: 'The client closed the connection' },
 } as const satisfies Record<string, ErrorDef>;
 
 export type TgErrorName = keyof typeof TG_ERRORS;

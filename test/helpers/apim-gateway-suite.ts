@@ -235,6 +235,18 @@ export function apimGatewaySuite(on: SuiteBackend): void {
           assert.ok(r.headers['x-request-id']);
         });
       }
+
+      test('the usage records of refusals count the bytes of the answer tollgate gave', async () => {
+        // Before: 0, as only a model server's bytes were counted (a cache hit, too).
+        const stats = await until(
+          () => call(gw.adminUrl, 'GET', '/v1/analytics/stats?metrics=requests,bytes_out&filter=status==401&bucket=1d'),
+          (a) => (a.body?.rows?.[0]?.requests ?? 0) > 0,
+          5000,
+          'the refusals stored',
+        );
+        const { requests, bytes_out } = stats.body.rows[0] as { requests: number; bytes_out: number };
+        assert.ok(bytes_out >= requests * 50, `${bytes_out} bytes for ${requests} refusals`);
+      });
     });
 
     describe('quotas', () => {
