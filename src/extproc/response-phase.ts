@@ -7,23 +7,13 @@ import { compressedAnswerError, readableAnswer } from '../gateway/content-encodi
 import { gatewayError } from '../gateway/errors.js';
 import { dropUnsendableHeaders } from '../gateway/header-values.js';
 import type { ResponseFlow } from '../gateway/hooks.js';
-import { SseRewriter, stripUsage, type EventRewrite } from '../gateway/sse-rewriter.js';
+import { SseRewriter, withUsageStripped } from '../gateway/sse-rewriter.js';
 import { UsageScanner } from '../gateway/usage.js';
 import { MutationBuilder, diffHeaders } from './headers.js';
 import type { BodyMutation, CommonResponse } from './messages.js';
 import { SERVED_KEY } from './request-answer.js';
 
 const CLEAR: BodyMutation = { clear_body: true };
-
-function eventRewrite(flow: ResponseFlow | undefined, strip: boolean): EventRewrite | null {
-  const policy = flow?.event?.bind(flow);
-  if (!strip) return policy ?? null;
-  if (!policy) return stripUsage;
-  return (d) => {
-    const s = stripUsage(d);
-    return s === null ? null : policy(s);
-  };
-}
 
 export class ResponsePhase {
   readonly #ctx: RequestContext;
@@ -61,7 +51,7 @@ export class ResponsePhase {
       flow.headers(status, out);
       dropUnsendableHeaders(out);
     }
-    const rewrite = eventRewrite(flow, ctx.stripStreamUsage === true);
+    const rewrite = withUsageStripped(flow?.event?.bind(flow), ctx.stripStreamUsage === true);
     if (!readable && ((sse && rewrite) || (!sse && flow?.body))) throw compressedAnswerError(headers);
     if (sse && rewrite) {
       this.#rewriter = new SseRewriter(rewrite);

@@ -14,12 +14,13 @@ export interface DirectResponse {
 /**
  * What response policies do to the model server's answer. The proxy calls `headers` before anything is sent;
  * with `body`, a non-streamed answer is held whole (up to the body limit) and replaced by what it returns;
- * with `event`, each SSE event's `data:` payload of a streamed answer passes through it (null drops the event).
+ * with `event`, each SSE event's `data:` payload of a streamed answer passes through it (null drops the event;
+ * several payloads become several events).
  */
 export interface ResponseFlow {
   headers?(status: number, headers: OutgoingHttpHeaders): void;
   body?(body: Buffer, status: number): Buffer | Promise<Buffer>;
-  event?(data: string): string | null;
+  event?(data: string): string | string[] | null;
   /** Once the answer is complete (not called for an abandoned one). */
   end?(): void;
 }

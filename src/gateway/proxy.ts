@@ -13,7 +13,7 @@ import { UsageScanner } from './usage.js';
 import type { ResponseFlow } from './hooks.js';
 import { compressedAnswerError, readableAnswer } from './content-encoding.js';
 import { dropUnsendableHeaders } from './header-values.js';
-import { SseRewriter, stripUsage, type EventRewrite } from './sse-rewriter.js';
+import { SseRewriter, withUsageStripped } from './sse-rewriter.js';
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'upgrade']);
 /**
@@ -176,7 +176,7 @@ class Exchange {
       // Nothing may fault once the answer has started: a header a policy cannot send is left out, not the answer.
       dropUnsendableHeaders(out);
     }
-    const rewrite = this.#eventRewrite(flow);
+    const rewrite = withUsageStripped(flow?.event?.bind(flow), this.#ctx.stripStreamUsage === true);
     if (!readable && ((this.#sse && rewrite) || (!this.#sse && flow?.body))) {
       this.#controller?.abort(compressedAnswerError(headers));
       return;
@@ -201,12 +201,6 @@ class Exchange {
     if (!head) return;
     this.#head = null;
     this.#res.writeHead(head.status, head.headers);
-  }
-
-  #eventRewrite(flow: ResponseFlow | undefined): EventRewrite | null {
-    const policy = flow?.event?.bind(flow);
-    if (this.#ctx.stripStreamUsage) return policy ? (d) => { const s = stripUsage(d); return s === null ? null : policy(s); } : stripUsage;
-    return policy ?? null;
   }
 
   data(chunk: Buffer, controller: Dispatcher.DispatchController): void {

@@ -92,3 +92,10 @@ test('an event longer than the rewriter holds passes on as it is, as it arrives;
   out += rewriter.end();
   assert.equal(out, `data: ${'a'.repeat(6 * 1024 * 1024)}\n\ndata: REWRITTEN\n\n`);
 });
+
+test('a rewrite that returns several payloads sends several events, each named for its type when the stream names events', () => {
+  const rewriter = new SseRewriter((data) => (data.includes('.done') ? [JSON.stringify({ type: 'response.output_text.delta', delta: 'tail' }), data] : data));
+  const done = JSON.stringify({ type: 'response.output_text.done', text: 'all' });
+  const out = run(rewriter, `event: response.output_text.done\ndata: ${done}\n\ndata: plain\n\n`, 7);
+  assert.equal(out, `event: response.output_text.delta\ndata: {"type":"response.output_text.delta","delta":"tail"}\n\nevent: response.output_text.done\ndata: ${done}\n\ndata: plain\n\n`);
+});

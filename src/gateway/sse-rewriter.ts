@@ -9,8 +9,11 @@ const CR_LINE_END = /\r\n?/g;
  */
 const MAX_EVENT_CHARS = 4 * 1024 * 1024;
 
-/** Returns the new payload, or null to drop the event. */
-export type EventRewrite = (data: string) => string | null;
+/**
+ * Returns the new payload, several (each its own event: one that ends a text part may need the part's held tail sent
+ * first), or null to drop the event.
+ */
+export type EventRewrite = (data: string) => string | string[] | null;
 
 /** Holds back at most one incomplete event; every complete event passes at once. */
 export class SseRewriter {
@@ -98,8 +101,33 @@ export class SseRewriter {
     if (next === null) return '';
     if (next === data) return `${event}\n\n`;
     const others = lines.filter((l) => !l.startsWith('data:'));
-    return `${[...others, ...next.split('\n').map((l) => `data: ${l}`)].join('\n')}\n\n`;
+    if (typeof next === 'string') return render(others, next);
+    return next.map((d) => render(others.map((l) => (l.startsWith('event:') ? `event: ${typeOf(d) ?? l.slice(6).trim()}` : l)), d)).join('');
   }
+}
+
+function render(lines: readonly string[], data: string): string {
+  return `${[...lines, ...data.split('\n').map((l) => `data: ${l}`)].join('\n')}\n\n`;
+}
+
+/** The `type` of a JSON payload: an event a rewrite added is named for it (the responses API names events so). */
+function typeOf(data: string): string | undefined {
+  try {
+    const type = (JSON.parse(data) as { type?: unknown }).type;
+    return typeof type === 'string' ? type : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** `policy` after tollgate's own usage stripping when `strip` (the client did not ask for usage), or either alone. */
+export function withUsageStripped(policy: EventRewrite | undefined, strip: boolean): EventRewrite | null {
+  if (!strip) return policy ?? null;
+  if (!policy) return stripUsage;
+  return (d) => {
+    const s = stripUsage(d);
+    return s === null ? null : policy(s);
+  };
 }
 
 /** Where the first blank line of `text` ends (the index past it), or -1. */
@@ -115,7 +143,7 @@ const NULL_USAGE = /,\s*"usage"\s*:\s*null|"usage"\s*:\s*null\s*,?/g;
  * For a stream whose client did not ask for usage (tollgate turned stream_options.include_usage on for its own
  * accounting): drops the usage-only event and the `"usage":null` fields, so the client sees no difference.
  */
-export const stripUsage: EventRewrite = (data) => {
+export const stripUsage = (data: string): string | null => {
   if (!data.includes('"usage"')) return data;
   const cleaned = data.replace(NULL_USAGE, '');
   if (!cleaned.includes('"usage"')) return cleaned;

@@ -43,8 +43,19 @@ async function finishBodies(pending: Promise<Buffer>, rewrites: readonly BodyRew
 function pipeEvents(rewrites: readonly EventRewrite[]): EventRewrite {
   if (rewrites.length === 1) return rewrites[0];
   return (data) => {
-    let out: string | null = data;
-    for (let i = 0; i < rewrites.length && out !== null; i++) out = rewrites[i](out);
+    let out: string | string[] | null = data;
+    for (let i = 0; i < rewrites.length && out !== null; i++) {
+      if (typeof out === 'string') out = rewrites[i](out);
+      else {
+        // Several events: each goes through the rest of the chain on its own.
+        const next: string[] = [];
+        for (const d of out) {
+          const r = rewrites[i](d);
+          if (r !== null) next.push(...(typeof r === 'string' ? [r] : r));
+        }
+        out = next.length === 0 ? null : next;
+      }
+    }
     return out;
   };
 }

@@ -24,10 +24,13 @@ export async function respondJson(policy: Policy, ctx: RequestContext, state: Ap
   return out;
 }
 
-/** Runs the response flow over SSE payloads; `complete: false` leaves the stream abandoned (no end()). */
+/**
+ * Runs the response flow over SSE payloads: one result per payload (null: dropped), the events a payload became
+ * (several, when the flow adds some) in its place. `complete: false` leaves the stream abandoned (no end()).
+ */
 export function respondStream(policy: Policy, ctx: RequestContext, state: ApimState, events: string[], opts: { status?: number; complete?: boolean } = {}): (string | null)[] {
   const flow = policy.respond?.(ctx, state, opts.status ?? 200);
-  const out = events.map((e) => (flow?.event ? flow.event(e) : e));
+  const out = events.flatMap((e) => (flow?.event ? flow.event(e) : e));
   if (opts.complete !== false) flow?.end?.();
   return out;
 }

@@ -93,6 +93,80 @@ describe('streams', () => {
   });
 });
 
+describe('the responses API', () => {
+  const answer = (text: string) => ({
+    id: 'resp_1',
+    object: 'response',
+    output: [{ type: 'message', id: 'msg_1', role: 'assistant', content: [{ type: 'output_text', text, annotations: [] }] }],
+    usage: { input_tokens: 3, output_tokens: 5, total_tokens: 8 },
+  });
+  /** The events a responses-API server streams for one text part given in `deltas`. */
+  const events = (deltas: string[]) => {
+    const text = deltas.join('');
+    const at = { item_id: 'msg_1', output_index: 0, content_index: 0 };
+    return [
+      JSON.stringify({ type: 'response.created', response: { id: 'resp_1', output: [] } }),
+      ...deltas.map((delta) => JSON.stringify({ type: 'response.output_text.delta', ...at, delta })),
+      JSON.stringify({ type: 'response.output_text.done', ...at, text }),
+      JSON.stringify({ type: 'response.content_part.done', ...at, part: { type: 'output_text', text } }),
+      JSON.stringify({ type: 'response.output_item.done', output_index: 0, item: answer(text).output[0] }),
+      JSON.stringify({ type: 'response.completed', response: answer(text) }),
+    ];
+  };
+  const deltasOf = (out: (string | null)[]) =>
+    out
+      .filter((e): e is string => e !== null)
+      .map((e) => JSON.parse(e) as { type: string; delta?: string })
+      .filter((e) => e.type === 'response.output_text.delta')
+      .map((e) => e.delta)
+      .join('');
+
+  test('a whole answer\'s output text is redacted; a blocking finding is the 403 fault', async () => {
+    // Before: the responses API's answers passed untouched, whole or streamed.
+    const out = JSON.parse((await respondJson(make(), fakeContext({ url: '/v1/responses' }), {}, answer('Mail ops@acme-corp.com'))).toString());
+    assert.equal(out.output[0].content[0].text, 'Mail [REDACTED:email]');
+    assert.equal(out.usage.total_tokens, 8);
+    await assert.rejects(respondJson(make(), fakeContext({ url: '/v1/responses' }), {}, answer('Get http://45.33.32.156/x.exe')), { status: 403 });
+  });
+
+  test('a stream: deltas redacted across chunks, the held end sent before the part ends, every repeat of the text redacted', () => {
+    const text = 'Write to ops@acme-corp.com today.';
+    for (const size of [1, 4, 9]) {
+      const deltas: string[] = [];
+      for (let i = 0; i < text.length; i += size) deltas.push(text.slice(i, i + size));
+      const out = respondStream(make(), streaming(), {}, events(deltas));
+      assert.equal(deltasOf(out), 'Write to [REDACTED:email] today.', `deltas of ${size}`);
+      const ends = out.filter((e): e is string => e !== null && !e.includes('output_text.delta')).map((e) => JSON.parse(e));
+      const done = ends.find((e) => e.type === 'response.output_text.done');
+      assert.equal(done.text, 'Write to [REDACTED:email] today.');
+      assert.equal(ends.find((e) => e.type === 'response.content_part.done').part.text, 'Write to [REDACTED:email] today.');
+      assert.equal(ends.find((e) => e.type === 'response.output_item.done').item.content[0].text, 'Write to [REDACTED:email] today.');
+      assert.equal(ends.find((e) => e.type === 'response.completed').response.output[0].content[0].text, 'Write to [REDACTED:email] today.');
+      // The held end goes out as a delta just before the event that ends the part.
+      const doneAt = out.findIndex((e) => e?.includes('"response.output_text.done"'));
+      assert.match(out[doneAt - 1]!, /"response\.output_text\.delta"/);
+    }
+  });
+
+  test('a blocking finding ends the stream with the responses API\'s error event', () => {
+    const out = respondStream(make(), streaming(), {}, events(['Get http://45.33', '.32.156/x.exe', ' now']));
+    const error = out.map((e) => (e === null ? null : JSON.parse(e))).find((e) => e?.type === 'error');
+    assert.equal(error.code, SANITIZE_MODEL_RESPONSE_FAULTS.modelResponseBlocked);
+    assert.ok(!out.some((e) => e?.includes('45.33.32.156')), 'the address never went out');
+  });
+});
+
+test('a streamed chat refusal is redacted like content', () => {
+  const chunk = (delta: Record<string, unknown>, finish: string | null = null) => JSON.stringify({ id: 'c', object: 'chat.completion.chunk', choices: [{ index: 0, delta, finish_reason: finish }] });
+  const out = respondStream(make(), streaming(), {}, [chunk({ refusal: 'I will not mail ops@acme' }), chunk({ refusal: '-corp.com, sorry.' }), chunk({}, 'stop'), '[DONE]']);
+  // Before: refusals streamed unread (whole answers' message.refusal were redacted).
+  const refusal = out
+    .filter((e): e is string => e !== null && e !== '[DONE]')
+    .map((e) => (JSON.parse(e) as { choices: { delta: { refusal?: string } }[] }).choices[0].delta.refusal ?? '')
+    .join('');
+  assert.equal(refusal, 'I will not mail [REDACTED:email], sorry.');
+});
+
 test('every fault code is documented', () => {
   const readme = readFileSync(new URL('./README.md', import.meta.url), 'utf8');
   const engine = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');

@@ -3,7 +3,7 @@
 // the guarantee), and a blocking finding ends it with an SSE error event.
 import { sanitizeModelResponseSpec } from '../../../config/apim-kinds.js';
 import type { RequestContext } from '../../../gateway/context.js';
-import { policyFault } from '../../../gateway/errors.js';
+import { policyFault, type GatewayError } from '../../../gateway/errors.js';
 import type { ResponseFlow } from '../../../gateway/hooks.js';
 import type { Finding } from '../../sanitize/finding.js';
 import { redact } from '../../sanitize/redact.js';
@@ -24,37 +24,63 @@ interface Choice {
   text?: unknown;
   finish_reason?: string | null;
   message?: { content?: unknown; refusal?: unknown };
-  delta?: { content?: unknown };
+  delta?: { content?: unknown; refusal?: unknown };
+}
+
+/** A responses-API output item: a message's parts hold `text` (output_text) or `refusal`. */
+interface OutputItem {
+  type?: string;
+  content?: { type?: string; text?: unknown; refusal?: unknown }[];
 }
 
 interface Answer {
   object?: string;
   choices?: Choice[];
+  output?: OutputItem[];
+  output_text?: unknown;
   error?: unknown;
 }
 
+type Slot = { get: () => string; set: (t: string) => void };
+
 const blockedFault = (findings: readonly Finding[]) => policyFault(403, SANITIZE_MODEL_RESPONSE_FAULTS.modelResponseBlocked, `The model's answer was blocked: ${describe(findings)}`);
 
-/** The text fields of a whole answer: chat message content and refusal, completions text. */
-function answerSlots(a: Answer): { get: () => string; set: (t: string) => void }[] {
-  const out: { get: () => string; set: (t: string) => void }[] = [];
-  for (const c of a.choices ?? []) {
-    const m = c.message;
-    if (m && typeof m.content === 'string') out.push({ get: () => m.content as string, set: (t) => (m.content = t) });
-    if (m && typeof m.refusal === 'string') out.push({ get: () => m.refusal as string, set: (t) => (m.refusal = t) });
-    if (typeof c.text === 'string') out.push({ get: () => c.text as string, set: (t) => (c.text = t) });
+/** A slot for `holder[field]` when it is a string. */
+function field<T extends object>(holder: T, key: keyof T & string, out: Slot[]): void {
+  const h = holder as Record<string, unknown>;
+  if (typeof h[key] === 'string') out.push({ get: () => h[key] as string, set: (t) => (h[key] = t) });
+}
+
+/** The text fields of a whole answer: chat message content and refusal, completions text, responses-API output. */
+function answerSlots(a: Answer): Slot[] {
+  const out: Slot[] = [];
+  for (const c of Array.isArray(a.choices) ? a.choices : []) {
+    if (c?.message) {
+      field(c.message, 'content', out);
+      field(c.message, 'refusal', out);
+    }
+    if (c) field(c, 'text', out);
   }
+  outputSlots(a, out);
   return out;
 }
 
-async function sanitizeBody(body: Buffer, scanner: Scanner, classifier: ClassifierCheck | undefined): Promise<Buffer> {
-  let answer: Answer;
-  try {
-    answer = JSON.parse(body.toString('utf8')) as Answer;
-  } catch {
-    return body;
+/** The responses API's text: every part of every message item, and the `output_text` some servers add. */
+function outputSlots(a: { output?: unknown; output_text?: unknown }, out: Slot[]): void {
+  for (const item of Array.isArray(a.output) ? (a.output as OutputItem[]) : []) partSlots(item, out);
+  field(a, 'output_text', out);
+}
+
+function partSlots(item: OutputItem | undefined, out: Slot[]): void {
+  for (const part of Array.isArray(item?.content) ? item.content : []) {
+    if (!part) continue;
+    field(part, 'text', out);
+    field(part, 'refusal', out);
   }
-  const slots = answerSlots(answer);
+}
+
+/** Redacts every slot in place; returns whether any changed. @throws the 403 fault on a blocking finding. */
+function sanitizeSlots(slots: readonly Slot[], scanner: Scanner): boolean {
   let changed = false;
   for (const slot of slots) {
     const findings = scanner.scan(slot.get());
@@ -66,6 +92,19 @@ async function sanitizeBody(body: Buffer, scanner: Scanner, classifier: Classifi
       changed = true;
     }
   }
+  return changed;
+}
+
+async function sanitizeBody(body: Buffer, scanner: Scanner, classifier: ClassifierCheck | undefined): Promise<Buffer> {
+  let answer: Answer;
+  try {
+    answer = JSON.parse(body.toString('utf8')) as Answer;
+  } catch {
+    return body;
+  }
+  if (answer === null || typeof answer !== 'object') return body;
+  const slots = answerSlots(answer);
+  const changed = sanitizeSlots(slots, scanner);
   if (classifier && slots.length > 0) {
     const f = await classifier.check(slots.map((s) => s.get()).join('\n'));
     if (f) throw blockedFault([f]);
@@ -73,16 +112,77 @@ async function sanitizeBody(body: Buffer, scanner: Scanner, classifier: Classifi
   return changed ? Buffer.from(JSON.stringify(answer)) : body;
 }
 
+/** A responses-API stream event (`type: response.*`), with what the sanitizer reads of it. */
+interface ResponsesEvent {
+  type: string;
+  item_id?: string;
+  output_index?: number;
+  content_index?: number;
+  delta?: unknown;
+  text?: unknown;
+  refusal?: unknown;
+  part?: { text?: unknown; refusal?: unknown };
+  item?: OutputItem;
+  response?: { output?: unknown; output_text?: unknown };
+}
+
+/** The delta event that carries a text (or refusal) part's text, by the event that ends the part. */
+const DELTA_OF: Record<string, string> = { 'response.output_text.done': 'response.output_text.delta', 'response.refusal.done': 'response.refusal.delta' };
+
 /** The flow over a stream's events: content rewritten as the redactor releases it; an error event on a block. */
 function streamFlow(scanner: Scanner, holdback: number): ResponseFlow {
   const redactor = new StreamRedactor(scanner, holdback);
   let ended = false;
   let last: Record<string, unknown> | undefined;
-  const fail = (f: Finding) => {
-    ended = true;
-    const fault = blockedFault([f]);
-    return JSON.stringify({ error: { message: fault.message, type: fault.type, code: fault.code } });
+  /** Responses API: the redactor's stream of each (output item, content part), and of each chat choice's refusal. */
+  const streams = new Map<string, number>();
+  const streamOf = (key: string) => {
+    let i = streams.get(key);
+    if (i === undefined) streams.set(key, (i = -1 - streams.size));
+    return i;
   };
+  const failWith = (fault: GatewayError, responsesApi: boolean) => {
+    ended = true;
+    return JSON.stringify(responsesApi ? { type: 'error', code: fault.code, message: fault.message, param: null } : { error: { message: fault.message, type: fault.type, code: fault.code } });
+  };
+  const fail = (f: Finding, responsesApi = false) => failWith(blockedFault([f]), responsesApi);
+
+  /**
+   * The responses API: text comes as deltas per output item and content part, released as the redactor lets it go;
+   * the events that end a part, an item or the response repeat the whole text, which is redacted whole (and blocks
+   * as the deltas would). The held end of a part goes out as one more delta, just before the event that ends it.
+   */
+  const responsesEvent = (e: ResponsesEvent, data: string): string | string[] => {
+    const part = `${e.output_index}:${e.content_index}`;
+    if ((e.type === 'response.output_text.delta' || e.type === 'response.refusal.delta') && typeof e.delta === 'string') {
+      const out = redactor.push(streamOf(`${e.type}:${part}`), e.delta);
+      if (out.blocked) return fail(out.blocked, true);
+      e.delta = out.text;
+      return JSON.stringify(e);
+    }
+    const slots: Slot[] = [];
+    let tail: string | undefined;
+    const delta = DELTA_OF[e.type];
+    if (delta) {
+      const out = redactor.flush(streamOf(`${delta}:${part}`));
+      if (out.blocked) return fail(out.blocked, true);
+      tail = out.text;
+      field(e, e.type === 'response.refusal.done' ? 'refusal' : 'text', slots);
+    } else if (e.part) {
+      field(e.part, 'text', slots);
+      field(e.part, 'refusal', slots);
+    } else if (e.item) partSlots(e.item, slots);
+    else if (e.response) outputSlots(e.response, slots);
+    if (slots.length === 0 && !tail) return data;
+    try {
+      sanitizeSlots(slots, scanner);
+    } catch (err) {
+      return failWith(err as GatewayError, true);
+    }
+    const whole = JSON.stringify(e);
+    return tail ? [JSON.stringify({ type: delta, item_id: e.item_id, output_index: e.output_index, content_index: e.content_index, delta: tail }), whole] : whole;
+  };
+
   return {
     event(data) {
       if (ended) return null;
@@ -92,7 +192,12 @@ function streamFlow(scanner: Scanner, holdback: number): ResponseFlow {
         if (rest.length === 0 || !last) return data;
         const blocked = rest.find((r) => r.e.blocked);
         if (blocked) return fail(blocked.e.blocked!);
-        return JSON.stringify({ ...last, choices: rest.map(({ i, e }) => ({ index: i, delta: { content: e.text }, logprobs: null, finish_reason: null })) });
+        // A refusal's stream has a negative number (streamOf); its choice is in its key.
+        const refusalOf = new Map([...streams].map(([key, i]) => [i, Number(key.slice('refusal:'.length))]));
+        const choices = rest.map(({ i, e }) =>
+          i >= 0 ? { index: i, delta: { content: e.text }, logprobs: null, finish_reason: null } : { index: refusalOf.get(i) ?? 0, delta: { refusal: e.text }, logprobs: null, finish_reason: null },
+        );
+        return JSON.stringify({ ...last, choices });
       }
       let chunk: Answer & Record<string, unknown>;
       try {
@@ -100,6 +205,8 @@ function streamFlow(scanner: Scanner, holdback: number): ResponseFlow {
       } catch {
         return data;
       }
+      if (chunk === null || typeof chunk !== 'object') return data;
+      if (typeof chunk.type === 'string' && chunk.type.startsWith('response.')) return responsesEvent(chunk as unknown as ResponsesEvent, data);
       if (!Array.isArray(chunk.choices) || chunk.choices.length === 0) return data;
       last = chunk;
       for (const c of chunk.choices) {
@@ -111,14 +218,29 @@ function streamFlow(scanner: Scanner, holdback: number): ResponseFlow {
           if (e.blocked) return fail(e.blocked);
           out = e.text;
         }
+        // A refusal streams apart from the content (delta.refusal), through a redactor stream of its own.
+        const refusal = c.delta && typeof c.delta.refusal === 'string' ? streamOf(`refusal:${index}`) : undefined;
+        let refused = '';
+        if (refusal !== undefined) {
+          const e = redactor.push(refusal, c.delta!.refusal as string);
+          if (e.blocked) return fail(e.blocked);
+          refused = e.text;
+        }
         if (c.finish_reason) {
           const e = redactor.flush(index);
           if (e.blocked) return fail(e.blocked);
           out += e.text;
+          const r = streams.get(`refusal:${index}`);
+          if (r !== undefined) {
+            const held = redactor.flush(r);
+            if (held.blocked) return fail(held.blocked);
+            refused += held.text;
+          }
         }
         if (field === 'delta') c.delta!.content = out;
         else if (field === 'text') c.text = out;
         else if (out !== '') c.delta = { ...c.delta, content: out };
+        if (refusal !== undefined || refused !== '') c.delta = { ...c.delta, refusal: refused };
       }
       return JSON.stringify(chunk);
     },

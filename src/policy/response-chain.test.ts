@@ -1,0 +1,16 @@
+// Chaining response flows: each event through every rewrite in order; several events from one go on one by one.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chainResponseFlows } from './response-chain.js';
+
+test('events a rewrite adds each pass the rest of the chain; a dropped one stops there; all dropped is null', () => {
+  const chain = chainResponseFlows([
+    { event: (d) => (d === 'split' ? ['one', 'two', 'drop'] : d) },
+    { event: (d) => (d === 'drop' || d === 'gone' ? null : d.toUpperCase()) },
+  ])!;
+  assert.deepEqual(chain.event!('split'), ['ONE', 'TWO']);
+  assert.equal(chain.event!('plain'), 'PLAIN');
+  assert.equal(chain.event!('gone'), null);
+  const allDropped = chainResponseFlows([{ event: () => ['drop', 'drop'] }, { event: () => null }])!;
+  assert.equal(allDropped.event!('x'), null);
+});
