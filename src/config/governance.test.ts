@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkGovernance, governanceFacts, ruleBreaches, type GovernanceFacts, type RuleFacts } from './governance.js';
+import { readFileSync } from 'node:fs';
 import { parseManifests } from './manifest.js';
 
 const rule = (name: string, lists: Partial<Omit<RuleFacts, 'name'>> = {}): RuleFacts => ({ name, requiredList: [], denyList: [], ...lists });
@@ -21,6 +22,11 @@ const breaches: [name: string, kinds: string[], rule: RuleFacts, expected: strin
   ],
 ];
 for (const [name, kinds, r, expected] of breaches) test(`ruleBreaches: ${name}`, () => assert.deepEqual(ruleBreaches(kinds, r), expected));
+
+test('ruleBreaches: a required kind listed only under a condition does not count (before, `condition: "false"` satisfied it)', () => {
+  assert.deepEqual(ruleBreaches(['SpikeArrest', 'Quota'], rule('r', { requiredList: ['SpikeArrest'] }), ['Quota']), ['SpikeArrest is on the requiredList but listed only under a condition']);
+  assert.deepEqual(ruleBreaches(['SpikeArrest'], rule('r', { requiredList: ['SpikeArrest'] }), ['SpikeArrest']), []);
+});
 
 const noJs = rule('no-js', { denyList: ['JavaScript'] });
 const needSa = rule('need-sa', { requiredList: ['SpikeArrest'] });
@@ -64,8 +70,18 @@ test('facts come from the manifests', () => {
     'g.yaml',
   );
   assert.deepEqual(governanceFacts(manifests), {
-    templates: [{ name: 't', rule: 'r', kinds: ['SpikeArrest', 'Quota'] }],
+    templates: [{ name: 't', rule: 'r', kinds: ['SpikeArrest', 'Quota'], always: ['SpikeArrest', 'Quota'] }],
     rules: [{ name: 'r', requiredList: [], denyList: ['JavaScript'], allowList: ['SpikeArrest'] }],
     products: [{ name: 'gold', templateRefs: ['t'] }],
   });
+});
+
+test('the quickstart\'s rule binds every template, a new one too (before, naming it in the quickstart template made it bind that one alone)', () => {
+  const quickstart = readFileSync(new URL('../../examples/quickstart/apim.yaml', import.meta.url), 'utf8');
+  const added = 'apiVersion: apim.googleapis.com/v1\nkind: ApimTemplate\nmetadata: {name: sneaky}\nspec: {templates: [{policies: [{kind: JavaScript, name: js}]}]}';
+  const violations = checkGovernance(governanceFacts(parseManifests(`${quickstart}\n---\n${added}`, 'apim.yaml'))).map((v) => v.message);
+  assert.deepEqual(violations, [
+    'ApimTemplate/sneaky breaks ApimTemplateRule/platform-rules: JavaScript is on the denyList',
+    'ApimTemplate/sneaky breaks ApimTemplateRule/platform-rules: SpikeArrest is on the requiredList but not in the template',
+  ]);
 });

@@ -9,6 +9,8 @@ export interface TemplateFacts {
   rule?: string;
   /** The policy kinds it lists, over all its entries. */
   kinds: readonly string[];
+  /** Those of them listed in an entry without a condition (absent: all of them). */
+  always?: readonly string[];
 }
 
 export interface RuleFacts {
@@ -48,7 +50,12 @@ export function governanceFacts(manifests: readonly Manifest[]): GovernanceFacts
   for (const m of manifests) {
     if (m.kind === 'ApimTemplate') {
       const s = m.spec as ApimTemplateSpec;
-      templates.push({ name: m.metadata.name, rule: s.apimTemplateRule?.name, kinds: s.templates.flatMap((t) => t.policies.map((p) => p.kind)) });
+      templates.push({
+        name: m.metadata.name,
+        rule: s.apimTemplateRule?.name,
+        kinds: s.templates.flatMap((t) => t.policies.map((p) => p.kind)),
+        always: s.templates.flatMap((t) => (t.condition === undefined ? t.policies.map((p) => p.kind) : [])),
+      });
     } else if (m.kind === 'ApimTemplateRule') {
       const s = m.spec as ApimTemplateRuleSpec;
       rules.push({ name: m.metadata.name, requiredList: kindsOf(s.requiredList), denyList: kindsOf(s.denyList), ...(s.allowList && { allowList: kindsOf(s.allowList) }) });
@@ -60,12 +67,19 @@ export function governanceFacts(manifests: readonly Manifest[]): GovernanceFacts
   return { templates, rules, products };
 }
 
-/** How one template fares against one rule: a message per policy kind that breaks it. */
-export function ruleBreaches(kinds: readonly string[], rule: RuleFacts): string[] {
+/**
+ * How one template fares against one rule: a message per policy kind that breaks it. A required kind must run for
+ * every request the template covers: listed only under a condition (`condition: "false"`), it does not count.
+ */
+export function ruleBreaches(kinds: readonly string[], rule: RuleFacts, always: readonly string[] = kinds): string[] {
   const listed = new Set(kinds);
+  const unconditional = new Set(always);
   const out: string[] = [];
   for (const kind of rule.denyList) if (listed.has(kind)) out.push(`${kind} is on the denyList`);
-  for (const kind of rule.requiredList) if (!listed.has(kind)) out.push(`${kind} is on the requiredList but not in the template`);
+  for (const kind of rule.requiredList) {
+    if (!listed.has(kind)) out.push(`${kind} is on the requiredList but not in the template`);
+    else if (!unconditional.has(kind)) out.push(`${kind} is on the requiredList but listed only under a condition`);
+  }
   if (rule.allowList) {
     const allowed = new Set(rule.allowList);
     for (const kind of listed) if (!allowed.has(kind)) out.push(`${kind} is not on the allowList`);
@@ -92,7 +106,7 @@ export function checkGovernance(facts: GovernanceFacts): Violation[] {
       else out.push({ subject, rule: t.rule, message: `${subject} names ApimTemplateRule/${t.rule}, which does not exist` });
     }
     for (const rule of applicable) {
-      for (const breach of ruleBreaches(t.kinds, rule)) out.push({ subject, rule: rule.name, message: `${subject} breaks ApimTemplateRule/${rule.name}: ${breach}` });
+      for (const breach of ruleBreaches(t.kinds, rule, t.always)) out.push({ subject, rule: rule.name, message: `${subject} breaks ApimTemplateRule/${rule.name}: ${breach}` });
     }
   }
   const templates = new Set(facts.templates.map((t) => t.name));
