@@ -95,23 +95,55 @@ function alive(pid: number): boolean {
 }
 
 /**
+ * Which process `pid` is, beyond its number (reused once it dies): the boot and the process's start time, from
+ * Linux's /proc; null for a zombie (killed, not yet reaped: it holds nothing); undefined where /proc cannot tell.
+ */
+function processIdentity(pid: number): string | null | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name, which is in parentheses and may itself hold spaces or parentheses.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (fields[0] === 'Z' || fields[0] === 'X') return null;
+    const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    return `${boot}/${fields[19]}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether the lock's owner (`pid` or `pid identity`, as written below) still runs: not its number reused by another. */
+function ownerRuns(lock: string): { pid: number; runs: boolean } | undefined {
+  const [pidText, identity] = lock.trim().split(' ');
+  const pid = Number(pidText);
+  if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return undefined;
+  if (!alive(pid)) return { pid, runs: false };
+  const now = processIdentity(pid);
+  if (now === null) return { pid, runs: false };
+  return { pid, runs: identity === undefined || now === undefined || now === identity };
+}
+
+/**
  * Claims the directory for this process: two writers would interleave segments and checkpoints. A lock left by a
- * dead process (SIGKILL) is taken over. Returns the release function.
+ * dead process (SIGKILL) is taken over, and so is one whose process number now belongs to another process. Returns
+ * the release function.
  */
 export function lockDirectory(dir: string): () => void {
   const key = resolve(dir);
   const path = join(dir, LOCK);
   if (held.has(key)) throw new Error(`analytics directory ${dir} is already used by another pipeline in this process`);
-  let owner: number | undefined;
+  let lock: string | undefined;
   try {
-    owner = Number(readFileSync(path, 'utf8'));
+    lock = readFileSync(path, 'utf8');
   } catch {
-    owner = undefined;
+    lock = undefined;
   }
-  if (owner !== undefined && owner !== process.pid && Number.isInteger(owner) && alive(owner)) {
-    throw new Error(`analytics directory ${dir} is in use by process ${owner}; give each gateway process its own analytics.directory`);
+  const owner = lock === undefined ? undefined : ownerRuns(lock);
+  if (owner?.runs) {
+    throw new Error(`analytics directory ${dir} is in use by process ${owner.pid}; give each gateway process its own analytics.directory`);
   }
-  writeFileSync(path, String(process.pid));
+  // A lock naming only a pid (a process whose number was reused since, a zombie) once kept a restart out for good.
+  const identity = processIdentity(process.pid);
+  writeFileSync(path, identity ? `${process.pid} ${identity}` : String(process.pid));
   held.add(key);
   return () => {
     held.delete(key);

@@ -1,0 +1,56 @@
+// The analytics directory's lock: one writer at a time, and a lock its owner left behind (killed, or its process
+// number since given to another process) taken over.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { lockDirectory } from './spool-files.js';
+
+const LINUX = process.platform === 'linux';
+
+test('a live owner keeps the directory; a dead one, or one whose number another process now has, does not', { skip: LINUX ? undefined : 'needs /proc' }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-lock-'));
+  const other = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
+  await once(other, 'spawn');
+  try {
+    const release = lockDirectory(dir);
+    const mine = readFileSync(join(dir, 'LOCK'), 'utf8');
+    assert.match(mine, new RegExp(`^${process.pid} \\S+/\\d+$`), 'the pid and which process it is');
+    release();
+
+    // The other process's own lock (its identity, as it would have written it): it runs, so the directory is taken.
+    const stat = readFileSync(`/proc/${other.pid}/stat`, 'utf8');
+    const start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    writeFileSync(join(dir, 'LOCK'), `${other.pid} ${boot}/${start}`);
+    assert.throws(() => lockDirectory(dir), new RegExp(`in use by process ${other.pid}`));
+
+    // A lock of a process that died, whose number the other process got since: before, refused until deleted by hand.
+    writeFileSync(join(dir, 'LOCK'), `${other.pid} ${boot}/1`);
+    lockDirectory(dir)();
+  } finally {
+    other.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a killed owner not yet reaped (a zombie) holds nothing', { skip: LINUX ? undefined : 'needs /proc' }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-lock-'));
+  // A process killed while its parent never waits for it stays a zombie: a shell's background sleep, killed, with the
+  // shell then replaced by a sleep that reaps nothing.
+  const parent = spawn('sh', ['-c', 'sleep 60 & kill -9 $! ; echo $! ; exec sleep 60'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  try {
+    const [line] = (await once(parent.stdout!, 'data')) as [Buffer];
+    const zombie = Number(String(line).trim());
+    await new Promise((r) => setTimeout(r, 100));
+    assert.match(readFileSync(`/proc/${zombie}/stat`, 'utf8'), /\) Z /, 'a zombie');
+    writeFileSync(join(dir, 'LOCK'), String(zombie));
+    lockDirectory(dir)();
+  } finally {
+    parent.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
