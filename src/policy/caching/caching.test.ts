@@ -65,6 +65,20 @@ describe('stream assembly and replay', () => {
     assert.equal(replay.at(-1).usage.total_tokens, 9);
   });
 
+  test('the chunks\' logprobs come back whole in the answer (before: null)', () => {
+    const s = new StreamAssembler();
+    const lp = (token: string) => ({ content: [{ token, logprob: -0.1, bytes: [...Buffer.from(token)], top_logprobs: [] }] });
+    s.push(ev({ index: 0, delta: { role: 'assistant', content: 'Hi' }, logprobs: lp('Hi') }));
+    s.push(ev({ index: 0, delta: { content: '!' }, logprobs: lp('!'), finish_reason: 'stop' }));
+    s.push('[DONE]');
+    const answer = JSON.parse(s.result()!.toString());
+    assert.deepEqual(answer.choices[0].logprobs.content.map((t: { token: string }) => t.token), ['Hi', '!']);
+    const plain = new StreamAssembler();
+    plain.push(ev({ index: 0, delta: { content: 'x' }, finish_reason: 'stop' }));
+    plain.push('[DONE]');
+    assert.equal(JSON.parse(plain.result()!.toString()).choices[0].logprobs, null);
+  });
+
   test('completions streams assemble to text_completion', () => {
     const s = new StreamAssembler();
     for (const t of ['Hel', 'lo']) s.push(JSON.stringify({ id: 'x', object: 'text_completion', created: 1, model: 'm', choices: [{ index: 0, text: t, finish_reason: null }] }));

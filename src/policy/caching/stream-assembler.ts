@@ -15,6 +15,8 @@ interface Choice {
   refusal?: string;
   toolCalls: ToolCall[];
   finishReason: string | null;
+  /** Each chunk's logprobs arrays, concatenated field by field (chat: content, refusal; completions: tokens, ...). */
+  logprobs?: Record<string, unknown[]>;
 }
 
 interface Chunk {
@@ -29,6 +31,7 @@ interface Chunk {
     index?: number;
     text?: string;
     finish_reason?: string | null;
+    logprobs?: Record<string, unknown> | null;
     delta?: { role?: string; content?: string | null; refusal?: string | null; tool_calls?: { index?: number; id?: string; type?: string; function?: { name?: string; arguments?: string } }[] };
   }[];
 }
@@ -88,10 +91,10 @@ export class StreamAssembler {
                 ...(c.refusal !== undefined && { refusal: c.refusal }),
                 ...(c.toolCalls.length > 0 && { tool_calls: c.toolCalls.filter(Boolean) }),
               },
-              logprobs: null,
+              logprobs: c.logprobs ?? null,
               finish_reason: c.finishReason,
             }
-          : { index, text: c.text, logprobs: null, finish_reason: c.finishReason },
+          : { index, text: c.text, logprobs: c.logprobs ?? null, finish_reason: c.finishReason },
       ),
       ...(this.#usage !== undefined && { usage: this.#usage }),
     };
@@ -122,6 +125,10 @@ export class StreamAssembler {
         if (t.function?.arguments) call.function.arguments += t.function.arguments;
       }
     }
+    if (c.logprobs && typeof c.logprobs === 'object') {
+      const into = (choice.logprobs ??= {});
+      for (const [field, value] of Object.entries(c.logprobs)) if (Array.isArray(value)) (into[field] ??= []).push(...(value as unknown[]));
+    }
     if (c.finish_reason) choice.finishReason = c.finish_reason;
   }
 }
@@ -132,9 +139,14 @@ export class StreamAssembler {
  */
 export function captureAnswer(stream: boolean, done: (answer: Buffer | undefined) => void): ResponseFlow {
   if (!stream) {
+    // Only a JSON answer is one: a cache replays what it stores as application/json.
+    let json = false;
     return {
+      headers(_status, out) {
+        json = String(out['content-type'] ?? '').includes('json');
+      },
       body(body) {
-        done(body);
+        done(json ? body : undefined);
         return body;
       },
     };

@@ -15,10 +15,14 @@ export async function admit(policy: Policy, ctx: RequestContext, state: ApimStat
   await policy.admit!(ctx, state);
 }
 
-/** Runs the policy's response flow over a whole JSON answer, as the proxy does; returns what the client gets. */
-export async function respondJson(policy: Policy, ctx: RequestContext, state: ApimState, answer: unknown, status = 200): Promise<Buffer> {
+/**
+ * Runs the policy's response flow over a whole answer (JSON unless `contentType` says otherwise), as the proxy does:
+ * headers, then the body. Returns what the client gets.
+ */
+export async function respondJson(policy: Policy, ctx: RequestContext, state: ApimState, answer: unknown, status = 200, contentType = 'application/json'): Promise<Buffer> {
   const raw = Buffer.from(typeof answer === 'string' ? answer : JSON.stringify(answer));
   const flow = policy.respond?.(ctx, state, status);
+  flow?.headers?.(status, { 'content-type': contentType, 'content-length': raw.length });
   const out = flow?.body ? await flow.body(raw, status) : raw;
   flow?.end?.();
   return out;

@@ -147,6 +147,9 @@ for (const backend of BACKENDS) {
       assert.equal((await lookup(p)).directResponse, undefined, 'error event');
       await respondJson(p, await lookup(p), tenant('app-1'), { error: { message: 'overloaded' } }, 503);
       assert.equal((await lookup(p)).directResponse, undefined, '503');
+      // Before: stored, and replayed as application/json.
+      await respondJson(p, await lookup(p), tenant('app-1'), 'plain words from a proxy', 200, 'text/plain');
+      assert.equal((await lookup(p)).directResponse, undefined, 'a 2xx answer that is not JSON');
     });
 
     test('scope app: two apps never share; product and global share as configured', async () => {
