@@ -64,6 +64,9 @@ test('admin router: `authenticated` is true only for the configured token; witho
     assert.equal((await b.get('/v1/who', { authorization: 'bearer s3cret' })).status, 200);
     assert.equal((await b.get('/v1/who', { authorization: 'Basic s3cret' })).status, 401);
     assert.equal((await b.get('/v1/who', { authorization: 'Bearer  s3cret extra' })).status, 401);
+    // Without the token an unknown path or a wrong method is a 401 too (before: 404 and 405 told what exists).
+    assert.equal((await b.get('/v1/nothing-here')).status, 401);
+    assert.equal((await b.get('/v1/nothing-here', { authorization: 'Bearer s3cret' })).status, 404);
     assert.deepEqual(seen, [false, false, true, true]);
   } finally {
     await a.close();

@@ -124,12 +124,13 @@ export class AdminRouter {
     const url = new URL(req.url ?? '/', 'http://admin');
     const method = req.method ?? 'GET';
     const { route, params, methodMismatch } = this.#match(method, url.pathname);
+    const authenticated = this.#tokenGiven(req);
+    // Without the token, every path but the open ones is a 401, existing or not: a 404 or 405 would map the API.
+    if (!route?.open && this.#token && !authenticated) throw new AdminError(401, 'unauthorized', 'A valid admin token is required (Authorization: Bearer $TOLLGATE_ADMIN_TOKEN)');
     if (!route) {
       if (methodMismatch) throw new AdminError(405, 'method_not_allowed', `${method} is not allowed on ${url.pathname}`);
       throw new AdminError(404, 'not_found', `No admin resource at ${url.pathname}`);
     }
-    const authenticated = this.#tokenGiven(req);
-    if (!route.open && this.#token && !authenticated) throw new AdminError(401, 'unauthorized', 'A valid admin token is required (Authorization: Bearer $TOLLGATE_ADMIN_TOKEN)');
     let cached: Promise<Buffer> | undefined;
     const raw = () => (cached ??= readBody(req, 10 * 1024 * 1024, 30_000));
     const text = () => raw().then((b) => b.toString('utf8'));
