@@ -167,6 +167,19 @@ test('a streamed chat refusal is redacted like content', () => {
   assert.equal(refusal, 'I will not mail [REDACTED:email], sorry.');
 });
 
+test('a reasoning server\'s reasoning is redacted too, whole and streamed (vLLM: reasoning_content)', async () => {
+  const whole = { id: 'c', object: 'chat.completion', choices: [{ index: 0, message: { role: 'assistant', content: 'Done.', reasoning_content: 'Their mail is ops@acme-corp.com' }, finish_reason: 'stop' }] };
+  const out = JSON.parse((await respondJson(make(), fakeContext(), {}, whole)).toString());
+  assert.equal(out.choices[0].message.reasoning_content, 'Their mail is [REDACTED:email]');
+  const chunk = (delta: Record<string, unknown>, finish: string | null = null) => JSON.stringify({ id: 'c', object: 'chat.completion.chunk', choices: [{ index: 0, delta, finish_reason: finish }] });
+  const streamed = respondStream(make(), streaming(), {}, [chunk({ reasoning_content: 'mail ops@ac' }), chunk({ reasoning_content: 'me-corp.com' }), chunk({ content: 'Done.' }), chunk({}, 'stop'), '[DONE]']);
+  const reasoning = streamed
+    .filter((e): e is string => e !== null && e !== '[DONE]')
+    .map((e) => (JSON.parse(e) as { choices: { delta: { reasoning_content?: string } }[] }).choices[0].delta.reasoning_content ?? '')
+    .join('');
+  assert.equal(reasoning, 'mail [REDACTED:email]');
+});
+
 test('every fault code is documented', () => {
   const readme = readFileSync(new URL('./README.md', import.meta.url), 'utf8');
   const engine = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');

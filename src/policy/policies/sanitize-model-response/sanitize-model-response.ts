@@ -23,9 +23,12 @@ interface Choice {
   index?: number;
   text?: unknown;
   finish_reason?: string | null;
-  message?: { content?: unknown; refusal?: unknown };
-  delta?: { content?: unknown; refusal?: unknown };
+  message?: { content?: unknown; refusal?: unknown; reasoning_content?: unknown; reasoning?: unknown };
+  delta?: { content?: unknown; refusal?: unknown; reasoning_content?: unknown; reasoning?: unknown };
 }
+
+/** Chat fields beside `content` that carry the model's text: a refusal, and vLLM's reasoning (two spellings). */
+const SIDE_FIELDS = ['refusal', 'reasoning_content', 'reasoning'] as const;
 
 /** A responses-API output item: a message's parts hold `text` (output_text) or `refusal`. */
 interface OutputItem {
@@ -51,13 +54,13 @@ function field<T extends object>(holder: T, key: keyof T & string, out: Slot[]):
   if (typeof h[key] === 'string') out.push({ get: () => h[key] as string, set: (t) => (h[key] = t) });
 }
 
-/** The text fields of a whole answer: chat message content and refusal, completions text, responses-API output. */
+/** The text fields of a whole answer: chat message content, refusal and reasoning, completions text, responses-API output. */
 function answerSlots(a: Answer): Slot[] {
   const out: Slot[] = [];
   for (const c of Array.isArray(a.choices) ? a.choices : []) {
     if (c?.message) {
       field(c.message, 'content', out);
-      field(c.message, 'refusal', out);
+      for (const name of SIDE_FIELDS) field(c.message, name, out);
     }
     if (c) field(c, 'text', out);
   }
@@ -134,7 +137,7 @@ function streamFlow(scanner: Scanner, holdback: number): ResponseFlow {
   const redactor = new StreamRedactor(scanner, holdback);
   let ended = false;
   let last: Record<string, unknown> | undefined;
-  /** Responses API: the redactor's stream of each (output item, content part), and of each chat choice's refusal. */
+  /** The redactor's stream of each responses-API (output item, content part), and of each chat choice's side field. */
   const streams = new Map<string, number>();
   const streamOf = (key: string) => {
     let i = streams.get(key);
@@ -192,11 +195,13 @@ function streamFlow(scanner: Scanner, holdback: number): ResponseFlow {
         if (rest.length === 0 || !last) return data;
         const blocked = rest.find((r) => r.e.blocked);
         if (blocked) return fail(blocked.e.blocked!);
-        // A refusal's stream has a negative number (streamOf); its choice is in its key.
-        const refusalOf = new Map([...streams].map(([key, i]) => [i, Number(key.slice('refusal:'.length))]));
-        const choices = rest.map(({ i, e }) =>
-          i >= 0 ? { index: i, delta: { content: e.text }, logprobs: null, finish_reason: null } : { index: refusalOf.get(i) ?? 0, delta: { refusal: e.text }, logprobs: null, finish_reason: null },
-        );
+        // A side field's stream has a negative number (streamOf); its field and choice are in its key.
+        const sideOf = new Map([...streams].map(([key, i]) => [i, key.split(':')]));
+        const choices = rest.map(({ i, e }) => {
+          if (i >= 0) return { index: i, delta: { content: e.text }, logprobs: null, finish_reason: null };
+          const [name, index] = sideOf.get(i) ?? ['refusal', '0'];
+          return { index: Number(index), delta: { [name]: e.text }, logprobs: null, finish_reason: null };
+        });
         return JSON.stringify({ ...last, choices });
       }
       let chunk: Answer & Record<string, unknown>;
@@ -218,29 +223,31 @@ function streamFlow(scanner: Scanner, holdback: number): ResponseFlow {
           if (e.blocked) return fail(e.blocked);
           out = e.text;
         }
-        // A refusal streams apart from the content (delta.refusal), through a redactor stream of its own.
-        const refusal = c.delta && typeof c.delta.refusal === 'string' ? streamOf(`refusal:${index}`) : undefined;
-        let refused = '';
-        if (refusal !== undefined) {
-          const e = redactor.push(refusal, c.delta!.refusal as string);
+        // A refusal and a reasoning server's reasoning stream beside the content, each through a redactor stream of its own.
+        const side: Record<string, string> = {};
+        for (const name of SIDE_FIELDS) {
+          const text = (c.delta as Record<string, unknown> | undefined)?.[name];
+          if (typeof text !== 'string') continue;
+          const e = redactor.push(streamOf(`${name}:${index}`), text);
           if (e.blocked) return fail(e.blocked);
-          refused = e.text;
+          side[name] = e.text;
         }
         if (c.finish_reason) {
           const e = redactor.flush(index);
           if (e.blocked) return fail(e.blocked);
           out += e.text;
-          const r = streams.get(`refusal:${index}`);
-          if (r !== undefined) {
+          for (const name of SIDE_FIELDS) {
+            const r = streams.get(`${name}:${index}`);
+            if (r === undefined) continue;
             const held = redactor.flush(r);
             if (held.blocked) return fail(held.blocked);
-            refused += held.text;
+            if (held.text !== '' || name in side) side[name] = (side[name] ?? '') + held.text;
           }
         }
         if (field === 'delta') c.delta!.content = out;
         else if (field === 'text') c.text = out;
         else if (out !== '') c.delta = { ...c.delta, content: out };
-        if (refusal !== undefined || refused !== '') c.delta = { ...c.delta, refusal: refused };
+        if (Object.keys(side).length > 0) c.delta = { ...c.delta, ...side };
       }
       return JSON.stringify(chunk);
     },
