@@ -300,6 +300,13 @@ for (const backend of DATABASE_BACKENDS) {
       assert.equal(short.status, 400);
       assert.deepEqual(paths(short), ['consumerKey']);
       assert.ok(!short.text.includes('short-key-12345'));
+      // A key a Bearer header could not carry as a key (before: imported, then usable only in x-api-key).
+      for (const unusable of ['legacy key with spaces 012', 'aaaaaaaa.bbbbbbbb.cccccccc', 'tgat_0123456789abcdefgh']) {
+        const r = await api('POST', keys, { consumerKey: unusable });
+        assert.equal(r.status, 400, unusable);
+        assert.deepEqual(paths(r), ['consumerKey']);
+        assert.ok(!r.text.includes(unusable));
+      }
       assert.deepEqual(paths(await api('POST', keys, { consumerSecret: 'a-secret-without-key' })), ['consumerSecret']);
       assert.deepEqual(paths(await api('POST', keys, { expiresInSeconds: -5 })), ['expiresInSeconds']);
       assert.deepEqual(paths(await api('POST', keys, { expiresInSeconds: 1e12 })), ['expiresInSeconds']);

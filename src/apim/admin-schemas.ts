@@ -81,15 +81,23 @@ export const appReplaceBody = z
   })
   .strict();
 
-/** Imported keys and secrets are checked for length only: they were generated elsewhere. */
-const importedSecret = z.string().min(16, 'must be at least 16 characters').max(256);
+/** Imported keys and secrets are checked for length and characters only: they were generated elsewhere. */
+const importedSecret = z
+  .string()
+  .min(16, 'must be at least 16 characters')
+  .max(256)
+  // Sent in a header, also as `Authorization: Bearer`: a space would split it there.
+  .regex(/^[\x21-\x7e]+$/, 'must be visible ASCII characters, without spaces');
+
+/** An imported key must also read as a key in `Authorization: Bearer`, where a three-part dotted token is a JWT and tgat_ an access token. */
+const importedKey = importedSecret.refine((k) => !k.startsWith('tgat_') && !/^[^.]*\.[^.]*\.[^.]*$/.test(k), 'must not look like a JWT (three dotted parts) or an access token (tgat_)');
 
 /** A new key for an app: generated, or imported when `consumerKey` is given (for teams migrating existing keys). */
 export const keyBody = z
   .object({
     apiProducts: productNames.optional(),
     expiresInSeconds: z.number().int().positive().max(HUNDRED_YEARS_S, 'must be at most 100 years').optional(),
-    consumerKey: importedSecret.optional(),
+    consumerKey: importedKey.optional(),
     consumerSecret: importedSecret.optional(),
   })
   .strict()

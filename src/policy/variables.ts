@@ -83,7 +83,8 @@ export function compileWeight(ref: string | undefined): ((ctx: RequestContext, s
   const read = compileVariable(ref);
   return (ctx, state) => {
     const raw = read(ctx, state);
-    const n = raw === undefined ? NaN : Number(raw);
+    // Decimal digits only: Number() also reads 0x3, 1e2 and ' 4 '.
+    const n = raw === undefined || !/^\d+$/.test(raw) ? NaN : Number(raw);
     return Number.isSafeInteger(n) && n > 0 ? n : 1;
   };
 }

@@ -101,6 +101,13 @@ describeOnCounterBackends((counters) => {
     assert.equal(await allowed(policy), false);
   });
 
+  test('a weight that is not plain decimal digits counts as 1 (before: 0x9 counted 9, 1e1 ten)', async () => {
+    const clock = new TestClock(MONDAY);
+    const policy = make({ allow: 3, timeUnit: 'hour', messageWeight: { ref: 'request.header.x-weight' } }, clock);
+    for (const weight of ['0x9', '1e1', ' 9']) assert.equal(await allowed(policy, { headers: { 'x-weight': weight } }), true, weight);
+    assert.equal(await allowed(policy), false, 'three requests of weight 1');
+  });
+
   test('enforceOnly checks and countOnly counts one shared counter', async () => {
     const clock = new TestClock(MONDAY);
     const shared = unique('shared');
