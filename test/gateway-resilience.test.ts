@@ -234,6 +234,39 @@ describe('first-byte timeout (upstream.firstByteTimeout)', async () => {
   });
 });
 
+describe('a client that hangs up before anything was sent', async () => {
+  // Headers at once, the body only later: tollgate holds the head until the first body byte.
+  const stub = await startStub(async ({ res }) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.flushHeaders();
+    await sleep(400);
+    res.end('{"late":true}');
+  });
+  const { gw, lines } = await gatewayFor(poolAndModel([stub.url]));
+  after(async () => {
+    await gw.close();
+    await stub.close();
+  });
+
+  test('is recorded as client_closed with no status (before: the model server\'s 200, which it never got)', BOUNDED, async () => {
+    const client = new AbortController();
+    const pending = request(`${gw.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-request-id': 'gone-before-head' },
+      body: JSON.stringify(CHAT),
+      signal: client.signal,
+    }).catch((err: unknown) => err);
+    await waitFor(() => stub.requests.length === 1, 5000, 'the request upstream', 10);
+    await sleep(150);
+    client.abort();
+    assert.ok((await pending) instanceof Error, 'the client got nothing');
+    await waitFor(() => lines.some((l) => l.msg === 'request' && l.requestId === 'gone-before-head'), 5000, 'the access log line', 20);
+    const line = lines.find((l) => l.msg === 'request' && l.requestId === 'gone-before-head')! as AccessLine & { errorCode?: string };
+    assert.equal(line.errorCode, 'client_closed');
+    assert.equal(line.status, undefined);
+  });
+});
+
 describe('admin /readyz over HTTP', async () => {
   const live = await startStub();
   const darkPort = await freePort();

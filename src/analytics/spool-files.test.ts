@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { lockDirectory } from './spool-files.js';
@@ -31,6 +31,15 @@ test('a live owner keeps the directory; a dead one, or one whose number another 
     // A lock of a process that died, whose number the other process got since: before, refused until deleted by hand.
     writeFileSync(join(dir, 'LOCK'), `${other.pid} ${boot}/1`);
     lockDirectory(dir)();
+
+    // The same in the bare-pid form older versions wrote: the process with that number started after the lock was.
+    writeFileSync(join(dir, 'LOCK'), String(other.pid));
+    const longAgo = new Date(Date.now() - 3_600_000);
+    utimesSync(join(dir, 'LOCK'), longAgo, longAgo);
+    lockDirectory(dir)();
+    // ...while a bare-pid lock written after the process started is still its.
+    writeFileSync(join(dir, 'LOCK'), String(other.pid));
+    assert.throws(() => lockDirectory(dir), new RegExp(`in use by process ${other.pid}`));
   } finally {
     other.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });

@@ -111,15 +111,33 @@ function processIdentity(pid: number): string | null | undefined {
   }
 }
 
-/** Whether the lock's owner (`pid` or `pid identity`, as written below) still runs: not its number reused by another. */
-function ownerRuns(lock: string): { pid: number; runs: boolean } | undefined {
+/** When process `pid` started, in epoch ms (Linux /proc; clock ticks at the USER_HZ of 100), or undefined. */
+function startedAtMs(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const ticks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+    const boot = Number(/^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'))?.[1]);
+    return Number.isFinite(ticks) && Number.isFinite(boot) ? boot * 1000 + ticks * 10 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether the lock's owner (`pid identity`, or a bare `pid` as older versions wrote) still runs: not its number
+ * reused by another. A bare pid's process must have started before the lock was written.
+ */
+function ownerRuns(lock: string, writtenAtMs: number): { pid: number; runs: boolean } | undefined {
   const [pidText, identity] = lock.trim().split(' ');
   const pid = Number(pidText);
   if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return undefined;
   if (!alive(pid)) return { pid, runs: false };
   const now = processIdentity(pid);
   if (now === null) return { pid, runs: false };
-  return { pid, runs: identity === undefined || now === undefined || now === identity };
+  if (identity !== undefined && now !== undefined) return { pid, runs: now === identity };
+  const started = startedAtMs(pid);
+  // A second of slack: the clock ticks and the file time are coarse.
+  return { pid, runs: started === undefined || started <= writtenAtMs + 1000 };
 }
 
 /**
@@ -131,13 +149,13 @@ export function lockDirectory(dir: string): () => void {
   const key = resolve(dir);
   const path = join(dir, LOCK);
   if (held.has(key)) throw new Error(`analytics directory ${dir} is already used by another pipeline in this process`);
-  let lock: string | undefined;
+  let lock: { text: string; writtenAtMs: number } | undefined;
   try {
-    lock = readFileSync(path, 'utf8');
+    lock = { text: readFileSync(path, 'utf8'), writtenAtMs: statSync(path).mtimeMs };
   } catch {
     lock = undefined;
   }
-  const owner = lock === undefined ? undefined : ownerRuns(lock);
+  const owner = lock === undefined ? undefined : ownerRuns(lock.text, lock.writtenAtMs);
   if (owner?.runs) {
     throw new Error(`analytics directory ${dir} is in use by process ${owner.pid}; give each gateway process its own analytics.directory`);
   }

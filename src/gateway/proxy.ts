@@ -92,6 +92,8 @@ class Exchange {
   #sse = false;
   /** Whether what went to the client so far stops inside an SSE event (not after its blank line). */
   #midEvent = false;
+  /** A plain SSE pass-through's event whose blank line has not come yet (#wholeEvents). */
+  #partial: Buffer | undefined;
   #rewriter: SseRewriter | null = null;
   #flow: ResponseFlow | undefined;
   /** A body-rewriting flow holds the answer (and its head) until it is complete. */
@@ -215,11 +217,13 @@ class Exchange {
       return;
     }
     if (this.#ctx.bytesOut >= this.#completeAt) {
-      this.#tail = chunk;
+      this.#tail = this.#partial ? Buffer.concat([this.#partial, chunk]) : chunk;
+      this.#partial = undefined;
       return;
     }
-    const out = this.#rewriter ? this.#rewriter.push(chunk) : chunk;
-    if (this.#sse && out.length > 0) this.#midEvent = !endsEvent(out);
+    const out = this.#rewriter ? this.#rewriter.push(chunk) : this.#sse ? this.#wholeEvents(chunk) : chunk;
+    if (out.length === 0) return;
+    if (this.#sse) this.#midEvent = !endsEvent(out);
     this.#writeHead();
     if (!this.#res.write(out) && !this.#waitingDrain) {
       this.#waitingDrain = true;
@@ -229,6 +233,19 @@ class Exchange {
         controller.resume();
       });
     }
+  }
+
+  /**
+   * A plain SSE pass-through sends whole events: the start of one is held until its blank line comes, so a model
+   * server that dies in the middle of an event leaves nothing half-sent before the error event (a half event would
+   * reach the client as JSON no SDK parses). One longer than MAX_HELD_EVENT_BYTES goes on as it comes.
+   */
+  #wholeEvents(chunk: Buffer): Buffer {
+    if (!this.#partial && endsEvent(chunk)) return chunk;
+    const data = this.#partial ? Buffer.concat([this.#partial, chunk]) : chunk;
+    const end = lastEventEnd(data);
+    this.#partial = end < data.length && data.length - end <= MAX_HELD_EVENT_BYTES ? Buffer.from(data.subarray(end)) : undefined;
+    return this.#partial ? data.subarray(0, end) : data;
   }
 
   end(): void {
@@ -254,7 +271,7 @@ class Exchange {
       return;
     }
     if (this.#clientGone) this.#ended();
-    else this.#end(this.#tail ?? this.#rewriter?.end());
+    else this.#end(this.#tail ?? this.#rewriter?.end() ?? this.#partial);
   }
 
   /** Sends the answer's last bytes once the commit step lets them go; the exchange is over only then. */
@@ -335,6 +352,8 @@ class Exchange {
   #finish(result: ProxyResult): void {
     if (this.#finished) return;
     this.#finished = true;
+    // A client gone before the head went out (it is held until the first body byte) got no status at all.
+    if (this.#clientGone && !this.#res.headersSent) this.#ctx.status = undefined;
     this.#cancelDeadline?.();
     this.#res.off('close', this.#onClientClose);
     this.#resolve(result);
@@ -351,6 +370,20 @@ class Exchange {
     this.#cancelDeadline = null;
     this.#controller?.abort(new Error('deadline'));
   };
+}
+
+/** The start of an SSE event held longer than this goes on as it comes: memory per stream stays bounded. */
+const MAX_HELD_EVENT_BYTES = 4 * 1024 * 1024;
+const LF_LF = Buffer.from('\n\n');
+const CRLF_CRLF = Buffer.from('\r\n\r\n');
+const CR_CR = Buffer.from('\r\r');
+
+/** Where the last complete SSE event of `data` ends (the index past its blank line, in LF, CRLF or CR lines), or 0. */
+function lastEventEnd(data: Buffer): number {
+  const lf = data.lastIndexOf(LF_LF);
+  const crlf = data.lastIndexOf(CRLF_CRLF);
+  const cr = data.lastIndexOf(CR_CR);
+  return Math.max(lf === -1 ? 0 : lf + 2, crlf === -1 ? 0 : crlf + 4, cr === -1 ? 0 : cr + 2);
 }
 
 /** Whether `out` ends with the blank line that closes an SSE event (LF or CRLF lines). */
@@ -400,7 +433,8 @@ class AttemptHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
-    const reached = this.#status !== undefined;
+    // A server that answered with a head that is not HTTP was reached: it is not reported down (its scrapes judge it).
+    const reached = this.#status !== undefined || isMalformedAnswer(err);
     this.#release(reached, err);
     this.#exchange.fail(this.#retrying ? new RetryNext(err.message) : err, this.#endpoint, this.#last, reached);
   }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SseRewriter, stripUsage } from './sse-rewriter.js';
+import { SseRewriter, stripUsage, withUsageStripped } from './sse-rewriter.js';
 
 const STREAM =
   'data: {"choices":[{"delta":{"content":"añ€😀"}}],"usage":null}\n\n' +
@@ -98,4 +98,15 @@ test('a rewrite that returns several payloads sends several events, each named f
   const done = JSON.stringify({ type: 'response.output_text.done', text: 'all' });
   const out = run(rewriter, `event: response.output_text.done\ndata: ${done}\n\ndata: plain\n\n`, 7);
   assert.equal(out, `event: response.output_text.delta\ndata: {"type":"response.output_text.delta","delta":"tail"}\n\nevent: response.output_text.done\ndata: ${done}\n\ndata: plain\n\n`);
+});
+
+test('with usage stripped for the client, the policies still see the usage chunk first (a cache stores it)', () => {
+  const seen: string[] = [];
+  const rewrite = withUsageStripped((d) => (seen.push(d), d), true)!;
+  const usage = '{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}';
+  assert.equal(rewrite(usage), null, 'the client does not get it');
+  assert.equal(rewrite('{"choices":[{"delta":{"content":"a"}}],"usage":null}'), '{"choices":[{"delta":{"content":"a"}}]}');
+  // Before: the policies got the stream already stripped, so a cached stream replayed without usage.
+  assert.deepEqual(seen, [usage, '{"choices":[{"delta":{"content":"a"}}],"usage":null}']);
+  assert.deepEqual(withUsageStripped(() => ['{"a":1,"usage":null}', usage], true)!('x'), ['{"a":1}']);
 });

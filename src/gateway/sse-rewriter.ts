@@ -120,13 +120,19 @@ function typeOf(data: string): string | undefined {
   }
 }
 
-/** `policy` after tollgate's own usage stripping when `strip` (the client did not ask for usage), or either alone. */
+/**
+ * `policy`, then tollgate's own usage stripping when `strip` (the client did not ask for usage), or either alone. The
+ * policies see the usage chunk: a cache stores the answer with its usage, for clients that do ask.
+ */
 export function withUsageStripped(policy: EventRewrite | undefined, strip: boolean): EventRewrite | null {
   if (!strip) return policy ?? null;
   if (!policy) return stripUsage;
   return (d) => {
-    const s = stripUsage(d);
-    return s === null ? null : policy(s);
+    const out = policy(d);
+    if (out === null) return null;
+    if (typeof out === 'string') return stripUsage(out);
+    const kept = out.map(stripUsage).filter((e): e is string => e !== null);
+    return kept.length === 0 ? null : kept;
   };
 }
 

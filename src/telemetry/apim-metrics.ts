@@ -62,7 +62,8 @@ export class ApimMetrics {
    * cannot grow the series without bound.
    */
   finished(ctx: RequestContext, knownModel: boolean): void {
-    this.#requests.labels(ctx.apim?.product?.name ?? '', knownModel ? ctx.model! : '', String(ctx.status ?? 0)).inc();
+    // No status: the client hung up before anything was sent, counted as nginx's 499 ("client closed request").
+    this.#requests.labels(ctx.apim?.product?.name ?? '', knownModel ? ctx.model! : '', String(ctx.status ?? (ctx.errorCode === 'client_closed' ? 499 : 0))).inc();
     const code = ctx.errorCode;
     if (!code) return;
     const policy = policyOfFault(code);

@@ -133,20 +133,31 @@ export class StreamAssembler {
   }
 }
 
+/** Whether `body` is a JSON object without an `error`: what a cache may store and replay. */
+function isAnswer(body: Buffer): boolean {
+  try {
+    const parsed = JSON.parse(body.toString('utf8')) as unknown;
+    return parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) && (parsed as { error?: unknown }).error === undefined;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * The response flow of a cache that stores answers: a JSON answer is handed over whole, a stream once assembled
  * into its non-streamed equivalent (undefined when it was not a complete completion stream). Nothing is changed.
  */
 export function captureAnswer(stream: boolean, done: (answer: Buffer | undefined) => void): ResponseFlow {
   if (!stream) {
-    // Only a JSON answer is one: a cache replays what it stores as application/json.
+    // Only a JSON answer is one: a cache replays what it stores as application/json, and an error is no answer
+    // (some servers send one with a 200).
     let json = false;
     return {
       headers(_status, out) {
         json = String(out['content-type'] ?? '').includes('json');
       },
       body(body) {
-        done(json ? body : undefined);
+        done(json && isAnswer(body) ? body : undefined);
         return body;
       },
     };

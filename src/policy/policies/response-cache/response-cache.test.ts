@@ -150,6 +150,8 @@ for (const backend of BACKENDS) {
       // Before: stored, and replayed as application/json.
       await respondJson(p, await lookup(p), tenant('app-1'), 'plain words from a proxy', 200, 'text/plain');
       assert.equal((await lookup(p)).directResponse, undefined, 'a 2xx answer that is not JSON');
+      await respondJson(p, await lookup(p), tenant('app-1'), { error: { message: 'the model is loading' } });
+      assert.equal((await lookup(p)).directResponse, undefined, 'an error sent with a 200');
     });
 
     test('scope app: two apps never share; product and global share as configured', async () => {
