@@ -215,13 +215,17 @@ describe('streaming', async () => {
       stub.handler = async ({ res }) => {
         res.writeHead(200, { 'content-type': 'text/event-stream' });
         res.write(`data: {"a"`);
-        await sleep(20);
+        await sleep(60);
         res.write(`:1}${nl}${nl}data: {"b":2}${nl}`);
-        await sleep(20);
+        await sleep(60);
         res.end(`${nl}data: [DONE]${nl}${nl}`);
       };
       const r = await post(gw, { ...CHAT, stream: true });
-      assert.equal(await r.body.text(), `data: {"a":1}${nl}${nl}data: {"b":2}${nl}${nl}data: [DONE]${nl}${nl}`, JSON.stringify(nl));
+      const received: string[] = [];
+      for await (const c of r.body) received.push(String(c));
+      assert.equal(received.join(''), `data: {"a":1}${nl}${nl}data: {"b":2}${nl}${nl}data: [DONE]${nl}${nl}`, JSON.stringify(nl));
+      // Before: the half event went out at once, as the first bytes.
+      assert.ok(received[0].startsWith('data: {"a":1}'), `the first bytes are a whole event: ${JSON.stringify(received[0])}`);
     }
   });
 

@@ -94,28 +94,37 @@ function alive(pid: number): boolean {
   }
 }
 
-/**
- * Which process `pid` is, beyond its number (reused once it dies): the boot and the process's start time, from
- * Linux's /proc; null for a zombie (killed, not yet reaped: it holds nothing); undefined where /proc cannot tell.
- */
-function processIdentity(pid: number): string | null | undefined {
+/** Process `pid`'s state and start time (clock ticks after boot) from Linux's /proc, or undefined. */
+function procStat(pid: number): { state: string; startTicks: string } | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // Fields after the command name, which is in parentheses and may itself hold spaces or parentheses.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (fields[0] === 'Z' || fields[0] === 'X') return null;
-    const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-    return `${boot}/${fields[19]}`;
+    return { state: fields[0], startTicks: fields[19] };
   } catch {
     return undefined;
   }
 }
 
-/** When process `pid` started, in epoch ms (Linux /proc; clock ticks at the USER_HZ of 100), or undefined. */
-function startedAtMs(pid: number): number | undefined {
+/**
+ * Which process `pid` is, beyond its number (reused once it dies): the boot and the process's start time, from
+ * Linux's /proc; null for a zombie (killed, not yet reaped: it holds nothing); undefined where /proc cannot tell.
+ */
+function processIdentity(pid: number): string | null | undefined {
+  const stat = procStat(pid);
+  if (!stat) return undefined;
+  if (stat.state === 'Z' || stat.state === 'X') return null;
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const ticks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+    return `${readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()}/${stat.startTicks}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/** When process `pid` started, in epoch ms (clock ticks at the USER_HZ of 100), or undefined. */
+function startedAtMs(pid: number): number | undefined {
+  const ticks = Number(procStat(pid)?.startTicks);
+  try {
     const boot = Number(/^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'))?.[1]);
     return Number.isFinite(ticks) && Number.isFinite(boot) ? boot * 1000 + ticks * 10 : undefined;
   } catch {

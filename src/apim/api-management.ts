@@ -181,7 +181,7 @@ export class ApiManagement {
     const dropped = this.#fileManifests.find(isExtension);
     if (!dropped || apim.some(isExtension) || this.#snapshot?.manifests.some(isExtension)) return;
     throw new ConfigError([
-      `APIMExtensionPolicy/${dropped.metadata.name}: no longer in the configuration files; removing it turns API management off (keys, quotas, policies), which a reload does not do: restart the gateway to`,
+      `APIMExtensionPolicy/${dropped.metadata.name}: no longer in the configuration files; removing it turns API management off (keys, quotas, policies), which a reload does not do: restart the gateway to turn it off`,
     ]);
   }
 
@@ -191,7 +191,6 @@ export class ApiManagement {
     return this.refresh();
   }
 
-  /** Reloads the snapshot (coalescing bursts of changes) and recompiles the engine. */
   /**
    * Resolves once the refresh under way (if any) is over: a change committed by this process has started one before
    * its transaction returns, so an admin answer that waits for this is served by the new state on this replica.
@@ -200,6 +199,7 @@ export class ApiManagement {
     return this.#refreshing ?? Promise.resolve();
   }
 
+  /** Reloads the snapshot (coalescing bursts of changes) and recompiles the engine. */
   refresh(): Promise<void> {
     if (this.#refreshing) {
       this.#refreshAgain = true;

@@ -14,7 +14,7 @@ const HEADER_MAPS: Record<string, readonly (readonly [string, string])[]> = {
 };
 
 /** Header names that carry credentials: their inline values are secret (an `{env}` reference names, not holds). */
-const CREDENTIAL_HEADER = /authorization|cookie|token|secret|password|api-?key|subscription-key/i;
+const CREDENTIAL_HEADER = /auth|cookie|token|secret|password|passwd|key|credential|signature/i;
 
 /** Shorter than any HMAC secret the JWT policies accept and not a PEM key, so it can never work as one. */
 export const REDACTED = '(redacted)';

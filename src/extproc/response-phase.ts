@@ -41,7 +41,9 @@ export class ResponsePhase {
     const sse = !!contentType && contentType.includes('text/event-stream');
     const readable = readableAnswer(headers);
     this.#scanner = readable ? new UsageScanner(contentType, ctx.completion) : null;
-    const flow = (this.#flow = respond?.(ctx, status));
+    let flow = respond?.(ctx, status);
+    if (!readable && flow?.observes) flow = undefined;
+    this.#flow = flow;
     const out: OutgoingHttpHeaders = { ...headers };
     for (const name in ctx.responseHeaders) out[name] = ctx.responseHeaders[name];
     out['x-request-id'] = ctx.id;

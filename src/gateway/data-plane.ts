@@ -71,7 +71,11 @@ const ABSOLUTE_FORM = /^https?:\/\/[^/?#]*/i;
 
 /** A fresh context for a request with these headers. */
 export function newContext(method: string, target: string, headers: IncomingHttpHeaders, clientIp: string | undefined): RequestContext {
-  const url = target.charCodeAt(0) === 0x2f ? target : target.replace(ABSOLUTE_FORM, '') || '/';
+  let url = target;
+  if (target.charCodeAt(0) !== 0x2f) {
+    url = target.replace(ABSOLUTE_FORM, '');
+    if (url.charCodeAt(0) !== 0x2f && target !== url) url = `/${url}`;
+  }
   const incomingId = headers['x-request-id'];
   const q = url.indexOf('?');
   return {
@@ -312,7 +316,8 @@ export class DataPlane {
       fault = gatewayError('TG_ERR_INTERNAL');
     }
     ctx.errorCode = fault.code;
-    ctx.status = fault.status;
+    // A hang-up's answer is never sent (the ext_proc stream is gone too): recorded with no status.
+    ctx.status = fault.code === 'client_closed' ? undefined : fault.status;
     if (ctx.attempts === 0) this.hooks.refused?.(ctx);
     const response = fault.toResponse(this.hooks.faultFormat?.() ?? 'openai');
     for (const name in ctx.responseHeaders) response.headers[name] ??= ctx.responseHeaders[name];

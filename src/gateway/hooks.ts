@@ -23,6 +23,8 @@ export interface ResponseFlow {
   event?(data: string): string | string[] | null;
   /** Once the answer is complete (not called for an abandoned one). */
   end?(): void;
+  /** The flow reads the answer and changes nothing (a cache filling): a compressed answer skips it, unread. */
+  observes?: boolean;
 }
 
 export interface GatewayHooks {

@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { request } from 'undici';
 import { DEFAULT_SETTINGS } from '../config/settings.js';
 import { newContext } from './data-plane.js';
@@ -102,6 +103,44 @@ test('a header value a policy rendered with a line break: upstream, the request 
     assert.equal(answered.headers['set-cookie'], undefined);
     assert.equal(answered.headers['x-fine'], 'yes');
     assert.equal(await answered.body.text(), '{"ok":true}');
+  } finally {
+    gateway.close();
+    upstream.close();
+    await pools.close();
+  }
+});
+
+test('a compressed answer passes unread past a flow that only reads it (a cache filling), instead of a 502', async () => {
+  const gzipped = gzipSync('{"choices":[]}');
+  const upstream = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip', 'content-length': gzipped.length }).end(gzipped));
+  });
+  const upstreamUrl = await listen(upstream);
+  const pools = new UpstreamPools(DEFAULT_SETTINGS);
+  let read = false;
+  const gateway = createServer((req, res) => {
+    const ctx = newContext(req.method!, req.url!, req.headers, undefined);
+    void proxyRequest(ctx, res, pools, {
+      endpoints: [{ url: upstreamUrl, address: new URL(upstreamUrl).host }],
+      path: '/v1/chat/completions',
+      headers: {},
+      body: null,
+      maxAttempts: 1,
+      firstByteTimeoutMs: 5000,
+      responseTimeoutMs: 5000,
+      maxBodyBytes: 1 << 20,
+      respond: () => ({ observes: true, body: (b) => ((read = true), b) }),
+    }).then(({ error }) => {
+      if (error) res.writeHead(error.status).end(error.code);
+    });
+  });
+  const gatewayUrl = await listen(gateway);
+  try {
+    const r = await request(`${gatewayUrl}/v1/chat/completions`, { method: 'POST', body: '{}' });
+    assert.equal(r.statusCode, 200);
+    assert.equal(gunzipSync(Buffer.from(await r.body.arrayBuffer())).toString(), '{"choices":[]}');
+    assert.equal(read, false, 'the flow never saw the compressed bytes');
   } finally {
     gateway.close();
     upstream.close();

@@ -92,8 +92,9 @@ class Exchange {
   #sse = false;
   /** Whether what went to the client so far stops inside an SSE event (not after its blank line). */
   #midEvent = false;
-  /** A plain SSE pass-through's event whose blank line has not come yet (#wholeEvents). */
-  #partial: Buffer | undefined;
+  /** A plain SSE pass-through's event whose blank line has not come yet, as it came (#wholeEvents). */
+  #partial: Buffer[] | undefined;
+  #partialBytes = 0;
   #rewriter: SseRewriter | null = null;
   #flow: ResponseFlow | undefined;
   /** A body-rewriting flow holds the answer (and its head) until it is complete. */
@@ -172,7 +173,10 @@ class Exchange {
     this.#sse = !!contentType && contentType.includes('text/event-stream');
     const readable = readableAnswer(headers);
     this.#scanner = readable ? new UsageScanner(contentType, ctx.completion) : null;
-    const flow = (this.#flow = this.#target.respond?.(status));
+    let flow = this.#target.respond?.(status);
+    // A compressed answer cannot be read: a flow that only reads it (a cache filling) is skipped.
+    if (!readable && flow?.observes) flow = undefined;
+    this.#flow = flow;
     if (flow?.headers) {
       flow.headers(status, out);
       // Nothing may fault once the answer has started: a header a policy cannot send is left out, not the answer.
@@ -217,8 +221,8 @@ class Exchange {
       return;
     }
     if (this.#ctx.bytesOut >= this.#completeAt) {
-      this.#tail = this.#partial ? Buffer.concat([this.#partial, chunk]) : chunk;
-      this.#partial = undefined;
+      const held = this.#takePartial();
+      this.#tail = held ? Buffer.concat([held, chunk]) : chunk;
       return;
     }
     const out = this.#rewriter ? this.#rewriter.push(chunk) : this.#sse ? this.#wholeEvents(chunk) : chunk;
@@ -241,11 +245,35 @@ class Exchange {
    * reach the client as JSON no SDK parses). One longer than MAX_HELD_EVENT_BYTES goes on as it comes.
    */
   #wholeEvents(chunk: Buffer): Buffer {
-    if (!this.#partial && endsEvent(chunk)) return chunk;
-    const data = this.#partial ? Buffer.concat([this.#partial, chunk]) : chunk;
-    const end = lastEventEnd(data);
-    this.#partial = end < data.length && data.length - end <= MAX_HELD_EVENT_BYTES ? Buffer.from(data.subarray(end)) : undefined;
-    return this.#partial ? data.subarray(0, end) : data;
+    const held = this.#partial;
+    if (!held && endsEvent(chunk)) return chunk;
+    // Only the new chunk is searched, with the last bytes held before it (a blank line may straddle the two): the
+    // held start of an event has no blank line, and searching or copying it again per chunk would be quadratic.
+    const last = held?.at(-1);
+    const before = last ? last.subarray(Math.max(0, last.length - 3)) : undefined;
+    const end = lastEventEnd(before ? Buffer.concat([before, chunk]) : chunk) - (before?.length ?? 0);
+    if (end <= 0) {
+      if (held) held.push(chunk);
+      else this.#partial = [chunk];
+      this.#partialBytes += chunk.length;
+      return this.#partialBytes <= MAX_HELD_EVENT_BYTES ? EMPTY : this.#takePartial()!;
+    }
+    const out = held ? Buffer.concat([...held, chunk.subarray(0, end)]) : chunk.subarray(0, end);
+    this.#partial = undefined;
+    this.#partialBytes = 0;
+    if (end < chunk.length) {
+      this.#partial = [chunk.subarray(end)];
+      this.#partialBytes = chunk.length - end;
+    }
+    return out;
+  }
+
+  /** What is held of an unfinished event, now to go on (the upstream ended, or the event outgrew the limit). */
+  #takePartial(): Buffer | undefined {
+    const held = this.#partial;
+    this.#partial = undefined;
+    this.#partialBytes = 0;
+    return held && (held.length === 1 ? held[0] : Buffer.concat(held));
   }
 
   end(): void {
@@ -271,7 +299,7 @@ class Exchange {
       return;
     }
     if (this.#clientGone) this.#ended();
-    else this.#end(this.#tail ?? this.#rewriter?.end() ?? this.#partial);
+    else this.#end(this.#tail ?? this.#rewriter?.end() ?? this.#takePartial());
   }
 
   /** Sends the answer's last bytes once the commit step lets them go; the exchange is over only then. */
@@ -374,6 +402,7 @@ class Exchange {
 
 /** The start of an SSE event held longer than this goes on as it comes: memory per stream stays bounded. */
 const MAX_HELD_EVENT_BYTES = 4 * 1024 * 1024;
+const EMPTY = Buffer.alloc(0);
 const LF_LF = Buffer.from('\n\n');
 const CRLF_CRLF = Buffer.from('\r\n\r\n');
 const CR_CR = Buffer.from('\r\r');

@@ -102,7 +102,10 @@ export class SseRewriter {
     if (next === data) return `${event}\n\n`;
     const others = lines.filter((l) => !l.startsWith('data:'));
     if (typeof next === 'string') return render(others, next);
-    return next.map((d) => render(others.map((l) => (l.startsWith('event:') ? `event: ${typeOf(d) ?? l.slice(6).trim()}` : l)), d)).join('');
+    // Each event named for its type; the event's id goes with the last (an id is the position to resume after).
+    return next
+      .map((d, i) => render(others.filter((l) => i === next.length - 1 || !l.startsWith('id:')).map((l) => (l.startsWith('event:') ? `event: ${typeOf(d) ?? l.slice(6).trim()}` : l)), d))
+      .join('');
   }
 }
 

@@ -18,6 +18,7 @@ export function chainResponseFlows(flows: readonly ResponseFlow[]): ResponseFlow
     ...(bodies.length > 0 && { body: pipeBodies(bodies) }),
     ...(events.length > 0 && { event: pipeEvents(events) }),
     ...(ends.length > 0 && { end: () => { for (const f of ends) f.end!(); } }),
+    ...(flows.every((f) => f.observes) && { observes: true }),
   };
 }
 

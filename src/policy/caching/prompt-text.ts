@@ -17,17 +17,19 @@ export function messageText(m: Message): string {
   return out;
 }
 
+/** Which messages hold the text that is embedded: the last user message, or every one. */
+function embeddedIndexes(messages: readonly Message[], source: UserPromptSource): number[] {
+  if (source === 'lastUserMessage') {
+    for (let i = messages.length - 1; i >= 0; i--) if (messages[i].role === 'user') return [i];
+    return [];
+  }
+  return messages.flatMap((m, i) => (m.role === 'user' ? [i] : []));
+}
+
 /** The prompt text, or undefined when the request has none (an empty prompt is never cached). */
 export function userPrompt(body: OpenAIBody, source: UserPromptSource): string | undefined {
   const messages = body.messages;
-  if (Array.isArray(messages)) {
-    if (source === 'lastUserMessage') {
-      for (let i = messages.length - 1; i >= 0; i--) if (messages[i].role === 'user') return messageText(messages[i]) || undefined;
-      return undefined;
-    }
-    const text = messages.filter((m) => m.role === 'user').map(messageText).join('\n');
-    return text || undefined;
-  }
+  if (Array.isArray(messages)) return embeddedIndexes(messages, source).map((i) => messageText(messages[i])).join('\n') || undefined;
   const p = body.prompt;
   if (typeof p === 'string') return p || undefined;
   if (Array.isArray(p) && p.every((x) => typeof x === 'string')) return p.join('\n') || undefined;
@@ -40,12 +42,8 @@ export function userPrompt(body: OpenAIBody, source: UserPromptSource): string |
  */
 export function contextDigest(body: OpenAIBody, source: UserPromptSource): string {
   const messages = Array.isArray(body.messages) ? body.messages : [];
-  let rest: unknown[] = messages;
-  if (source === 'lastUserMessage') {
-    let last = messages.length - 1;
-    while (last >= 0 && messages[last].role !== 'user') last--;
-    rest = messages.filter((_, i) => i !== last);
-  } else rest = messages.filter((m) => m.role !== 'user');
+  const embedded = new Set(embeddedIndexes(messages, source));
+  const rest = messages.filter((_, i) => !embedded.has(i));
   const text = canonicalJson({ rest, tools: body.tools, tool_choice: body.tool_choice, response_format: body.response_format, n: body.n });
   return hash('sha256', text, 'base64url').slice(0, 22);
 }
@@ -57,16 +55,11 @@ export function contextDigest(body: OpenAIBody, source: UserPromptSource): strin
  */
 export function promptMediaDigest(body: OpenAIBody, source: UserPromptSource): string {
   const messages = Array.isArray(body.messages) ? body.messages : [];
-  let embedded: Message[] = [];
-  if (source === 'lastUserMessage') {
-    for (let i = messages.length - 1; i >= 0; i--) {
-      if (messages[i].role === 'user') {
-        embedded = [messages[i]];
-        break;
-      }
-    }
-  } else embedded = messages.filter((m) => m.role === 'user');
+  const embedded = new Set(embeddedIndexes(messages, source));
   const media: unknown[] = [];
-  for (const m of embedded) if (Array.isArray(m.content)) for (const part of m.content) if (typeof part.text !== 'string') media.push(part);
+  for (const i of embedded) {
+    const content = messages[i].content;
+    if (Array.isArray(content)) for (const part of content) if (typeof part.text !== 'string') media.push(part);
+  }
   return media.length === 0 ? '' : hash('sha256', canonicalJson(media), 'base64url').slice(0, 22);
 }

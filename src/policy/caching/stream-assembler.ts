@@ -135,6 +135,8 @@ export class StreamAssembler {
 
 /** Whether `body` is a JSON object without an `error`: what a cache may store and replay. */
 function isAnswer(body: Buffer): boolean {
+  // Parsed only when it may hold an error: an answer is parsed by nobody else here.
+  if (!body.includes('"error"')) return body[0] === 0x7b;
   try {
     const parsed = JSON.parse(body.toString('utf8')) as unknown;
     return parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) && (parsed as { error?: unknown }).error === undefined;
@@ -153,6 +155,7 @@ export function captureAnswer(stream: boolean, done: (answer: Buffer | undefined
     // (some servers send one with a 200).
     let json = false;
     return {
+      observes: true,
       headers(_status, out) {
         json = String(out['content-type'] ?? '').includes('json');
       },
@@ -164,6 +167,7 @@ export function captureAnswer(stream: boolean, done: (answer: Buffer | undefined
   }
   const assembler = new StreamAssembler();
   return {
+    observes: true,
     event(data) {
       assembler.push(data);
       return data;

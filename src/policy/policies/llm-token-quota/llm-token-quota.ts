@@ -69,7 +69,7 @@ export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
         // It can never fit: no retry-after, and `x-should-retry: false`, which the OpenAI SDKs honour (they retry every
         // other 429, twice by default). The headers still say where the caller stands (one read, on this refusal only).
         const r = await readCounter(state, q, id, at);
-        if (r) showTokenLimit(ctx, state, q.limit, Math.max(0, q.limit - r.count), r.resetAtMs - at);
+        if (r) showTokenRefusal(ctx, state, q.limit, Math.max(0, q.limit - r.count), r.resetAtMs - at);
         throw policyFault(429, F.llmTokenQuotaViolation, `The request needs up to ${input + Math.max(cap, 1)} tokens; the token quota allows ${q.limit} per ${q.interval} ${q.timeUnit}`, {
           'x-should-retry': 'false',
         });

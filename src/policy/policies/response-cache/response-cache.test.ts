@@ -148,8 +148,8 @@ for (const backend of BACKENDS) {
       await respondJson(p, await lookup(p), tenant('app-1'), { error: { message: 'overloaded' } }, 503);
       assert.equal((await lookup(p)).directResponse, undefined, '503');
       // Before: stored, and replayed as application/json.
-      await respondJson(p, await lookup(p), tenant('app-1'), 'plain words from a proxy', 200, 'text/plain');
-      assert.equal((await lookup(p)).directResponse, undefined, 'a 2xx answer that is not JSON');
+      await respondJson(p, await lookup(p), tenant('app-1'), chatAnswer('JSON, but said to be HTML'), 200, 'text/html');
+      assert.equal((await lookup(p)).directResponse, undefined, 'a 2xx answer that is not application/json');
       await respondJson(p, await lookup(p), tenant('app-1'), { error: { message: 'the model is loading' } });
       assert.equal((await lookup(p)).directResponse, undefined, 'an error sent with a 200');
     });

@@ -9,6 +9,7 @@ import { chatAnswer, chatChunks, respondJson, respondStream, streamedText } from
 import { FakeSecrets } from '../../sanitize/fake-secrets.js';
 import { startClassifierStub, type ClassifierStub } from '../../sanitize/testing.js';
 import { fakeContext, testDeps } from '../../testing.js';
+import { SseRewriter } from '../../../gateway/sse-rewriter.js';
 import { SANITIZE_MODEL_RESPONSE_FAULTS, sanitizeModelResponse } from './sanitize-model-response.js';
 
 const deps = testDeps(new MemoryCounterStore());
@@ -153,6 +154,13 @@ describe('the responses API', () => {
     const error = out.map((e) => (e === null ? null : JSON.parse(e))).find((e) => e?.type === 'error');
     assert.equal(error.code, SANITIZE_MODEL_RESPONSE_FAULTS.modelResponseBlocked);
     assert.ok(!out.some((e) => e?.includes('45.33.32.156')), 'the address never went out');
+    // Through the SSE rewriter, as the proxy runs it: the error event is named `error`, as the API names it (before,
+    // it kept the name of the delta it replaced).
+    const flow = make().respond!(streaming(), {}, 200)!;
+    const rewriter = new SseRewriter((d) => flow.event!(d));
+    const text = events(['Get http://45.33', '.32.156/x.exe']).map((d) => `event: ${(JSON.parse(d) as { type: string }).type}\ndata: ${d}\n\n`).join('');
+    const sent = rewriter.push(Buffer.from(text)) + rewriter.end();
+    assert.match(sent, /event: error\ndata: \{"type":"error"/);
   });
 });
 
@@ -178,6 +186,10 @@ test('a reasoning server\'s reasoning is redacted too, whole and streamed (vLLM:
     .map((e) => (JSON.parse(e) as { choices: { delta: { reasoning_content?: string } }[] }).choices[0].delta.reasoning_content ?? '')
     .join('');
   assert.equal(reasoning, 'mail [REDACTED:email]');
+  // The held end of the reasoning goes out once the answer starts: never after the answer's first text.
+  const firstContent = streamed.findIndex((e) => e !== null && e !== '[DONE]' && /"content":"[^"]/.test(e));
+  const lastReasoning = streamed.length - 1 - [...streamed].reverse().findIndex((e) => e !== null && e !== '[DONE]' && /"reasoning_content":"[^"]/.test(e));
+  assert.ok(lastReasoning < firstContent, `reasoning at ${lastReasoning}, answer from ${firstContent}`);
 });
 
 test('every fault code is documented', () => {

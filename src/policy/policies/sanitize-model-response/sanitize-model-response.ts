@@ -28,7 +28,8 @@ interface Choice {
 }
 
 /** Chat fields beside `content` that carry the model's text: a refusal, and vLLM's reasoning (two spellings). */
-const SIDE_FIELDS = ['refusal', 'reasoning_content', 'reasoning'] as const;
+const REASONING_FIELDS = ['reasoning_content', 'reasoning'] as const;
+const SIDE_FIELDS = ['refusal', ...REASONING_FIELDS] as const;
 
 /** A responses-API output item: a message's parts hold `text` (output_text) or `refusal`. */
 interface OutputItem {
@@ -144,9 +145,11 @@ function streamFlow(scanner: Scanner, holdback: number): ResponseFlow {
     if (i === undefined) streams.set(key, (i = -1 - streams.size));
     return i;
   };
-  const failWith = (fault: GatewayError, responsesApi: boolean) => {
+  const failWith = (fault: GatewayError, responsesApi: boolean): string | string[] => {
     ended = true;
-    return JSON.stringify(responsesApi ? { type: 'error', code: fault.code, message: fault.message, param: null } : { error: { message: fault.message, type: fault.type, code: fault.code } });
+    if (!responsesApi) return JSON.stringify({ error: { message: fault.message, type: fault.type, code: fault.code } });
+    // As a list of events: the stream names its events, and a list's events are named for their type (`error`).
+    return [JSON.stringify({ type: 'error', code: fault.code, message: fault.message, param: null })];
   };
   const fail = (f: Finding, responsesApi = false) => failWith(blockedFault([f]), responsesApi);
 
@@ -176,13 +179,14 @@ function streamFlow(scanner: Scanner, holdback: number): ResponseFlow {
       field(e.part, 'refusal', slots);
     } else if (e.item) partSlots(e.item, slots);
     else if (e.response) outputSlots(e.response, slots);
-    if (slots.length === 0 && !tail) return data;
+    let changed: boolean;
     try {
-      sanitizeSlots(slots, scanner);
+      changed = sanitizeSlots(slots, scanner);
     } catch (err) {
       return failWith(err as GatewayError, true);
     }
-    const whole = JSON.stringify(e);
+    if (!changed && !tail) return data;
+    const whole = changed ? JSON.stringify(e) : data;
     return tail ? [JSON.stringify({ type: delta, item_id: e.item_id, output_index: e.output_index, content_index: e.content_index, delta: tail }), whole] : whole;
   };
 
@@ -195,13 +199,16 @@ function streamFlow(scanner: Scanner, holdback: number): ResponseFlow {
         if (rest.length === 0 || !last) return data;
         const blocked = rest.find((r) => r.e.blocked);
         if (blocked) return fail(blocked.e.blocked!);
-        // A side field's stream has a negative number (streamOf); its field and choice are in its key.
+        // A side field's stream has a negative number (streamOf), its field and choice in its key; one entry per choice.
         const sideOf = new Map([...streams].map(([key, i]) => [i, key.split(':')]));
-        const choices = rest.map(({ i, e }) => {
-          if (i >= 0) return { index: i, delta: { content: e.text }, logprobs: null, finish_reason: null };
-          const [name, index] = sideOf.get(i) ?? ['refusal', '0'];
-          return { index: Number(index), delta: { [name]: e.text }, logprobs: null, finish_reason: null };
-        });
+        const byChoice = new Map<number, Record<string, string>>();
+        for (const { i, e } of rest) {
+          const [name, index] = i >= 0 ? ['content', String(i)] : sideOf.get(i)!;
+          const delta = byChoice.get(Number(index)) ?? {};
+          delta[name] = e.text;
+          byChoice.set(Number(index), delta);
+        }
+        const choices = [...byChoice].map(([index, delta]) => ({ index, delta, logprobs: null, finish_reason: null }));
         return JSON.stringify({ ...last, choices });
       }
       let chunk: Answer & Record<string, unknown>;
@@ -216,10 +223,10 @@ function streamFlow(scanner: Scanner, holdback: number): ResponseFlow {
       last = chunk;
       for (const c of chunk.choices) {
         const index = c.index ?? 0;
-        const field = c.delta && typeof c.delta.content === 'string' ? 'delta' : typeof c.text === 'string' ? 'text' : null;
+        const source = c.delta && typeof c.delta.content === 'string' ? 'delta' : typeof c.text === 'string' ? 'text' : null;
         let out = '';
-        if (field) {
-          const e = redactor.push(index, field === 'delta' ? (c.delta!.content as string) : (c.text as string));
+        if (source) {
+          const e = redactor.push(index, source === 'delta' ? (c.delta!.content as string) : (c.text as string));
           if (e.blocked) return fail(e.blocked);
           out = e.text;
         }
@@ -231,6 +238,16 @@ function streamFlow(scanner: Scanner, holdback: number): ResponseFlow {
           const e = redactor.push(streamOf(`${name}:${index}`), text);
           if (e.blocked) return fail(e.blocked);
           side[name] = e.text;
+        }
+        // Reasoning comes before the answer: what is held of it goes out once the answer starts, not after it.
+        if (source === 'delta' && c.delta!.content !== '') {
+          for (const name of REASONING_FIELDS) {
+            const r = name in side ? undefined : streams.get(`${name}:${index}`);
+            if (r === undefined || !redactor.pending().includes(r)) continue;
+            const held = redactor.flush(r);
+            if (held.blocked) return fail(held.blocked);
+            if (held.text !== '') side[name] = held.text;
+          }
         }
         if (c.finish_reason) {
           const e = redactor.flush(index);
@@ -244,8 +261,8 @@ function streamFlow(scanner: Scanner, holdback: number): ResponseFlow {
             if (held.text !== '' || name in side) side[name] = (side[name] ?? '') + held.text;
           }
         }
-        if (field === 'delta') c.delta!.content = out;
-        else if (field === 'text') c.text = out;
+        if (source === 'delta') c.delta!.content = out;
+        else if (source === 'text') c.text = out;
         else if (out !== '') c.delta = { ...c.delta, content: out };
         if (Object.keys(side).length > 0) c.delta = { ...c.delta, ...side };
       }
