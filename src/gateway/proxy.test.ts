@@ -1,4 +1,5 @@
-// The proxy's commit step: an answer is not complete for the client until commit lets its last bytes go.
+// The proxy on its own, between a real upstream and client: the commit step (an answer is not complete for the client
+// until commit lets its last bytes go), requests and headers a policy made unsendable, compressed answers.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
@@ -6,11 +7,35 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { request } from 'undici';
 import { DEFAULT_SETTINGS } from '../config/settings.js';
 import { newContext } from './data-plane.js';
-import { proxyRequest } from './proxy.js';
+import { proxyRequest, type ProxyTarget } from './proxy.js';
 import { UpstreamPools } from './upstream-pools.js';
 
 function listen(server: Server): Promise<string> {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as { port: number }).port}`)));
+}
+
+/**
+ * A gateway in front of `upstreamUrl` that proxies every request with these target fields (over one endpoint, one
+ * attempt, generous deadlines); a fault the proxy returns is answered with its status and code.
+ */
+async function throughProxy(upstreamUrl: string, pools: UpstreamPools, fields: (url: string) => Partial<ProxyTarget>): Promise<{ url: string; close: () => void }> {
+  const gateway = createServer((req, res) => {
+    const ctx = newContext(req.method!, req.url!, req.headers, undefined);
+    void proxyRequest(ctx, res, pools, {
+      endpoints: [{ url: upstreamUrl, address: new URL(upstreamUrl).host }],
+      path: '/v1/chat/completions',
+      headers: {},
+      body: null,
+      maxAttempts: 1,
+      firstByteTimeoutMs: 5000,
+      responseTimeoutMs: 5000,
+      maxBodyBytes: 1 << 20,
+      ...fields(req.url!),
+    }).then(({ error }) => {
+      if (error) res.writeHead(error.status).end(error.code);
+    });
+  });
+  return { url: await listen(gateway), close: () => gateway.close() };
 }
 
 for (const [name, headers] of [
@@ -27,23 +52,9 @@ for (const [name, headers] of [
     const upstreamUrl = await listen(upstream);
     const pools = new UpstreamPools(DEFAULT_SETTINGS);
     let ends: (() => void) | undefined;
-    const gateway = createServer((req, res) => {
-      const ctx = newContext(req.method!, req.url!, req.headers, undefined);
-      void proxyRequest(ctx, res, pools, {
-        endpoints: [{ url: upstreamUrl, address: new URL(upstreamUrl).host }],
-        path: '/v1/chat/completions',
-        headers: {},
-        body: null,
-        maxAttempts: 1,
-        firstByteTimeoutMs: 5000,
-        responseTimeoutMs: 5000,
-        maxBodyBytes: 1 << 20,
-        commit: (end) => (ends = end),
-      });
-    });
-    const gatewayUrl = await listen(gateway);
+    const gateway = await throughProxy(upstreamUrl, pools, () => ({ commit: (end) => (ends = end) }));
     try {
-      const r = await request(`${gatewayUrl}/v1/chat/completions`, { method: 'POST', body: '{}' });
+      const r = await request(`${gateway.url}/v1/chat/completions`, { method: 'POST', body: '{}' });
       let text = '';
       let done = false;
       const reading = (async () => {
@@ -72,32 +83,18 @@ test('a header value a policy rendered with a line break: upstream, the request 
   const upstreamUrl = await listen(upstream);
   const pools = new UpstreamPools(DEFAULT_SETTINGS);
   const released: { reached: boolean; abandoned?: boolean }[] = [];
-  const gateway = createServer((req, res) => {
-    const ctx = newContext(req.method!, req.url!, req.headers, undefined);
-    const bad = req.url!.includes('bad-request');
-    void proxyRequest(ctx, res, pools, {
-      endpoints: [{ url: upstreamUrl, address: new URL(upstreamUrl).host }],
-      release: (_ep, outcome) => void released.push(outcome),
-      path: '/v1/chat/completions',
-      headers: bad ? { 'x-copied': 'a\nb' } : {},
-      body: null,
-      maxAttempts: 1,
-      firstByteTimeoutMs: 5000,
-      responseTimeoutMs: 5000,
-      maxBodyBytes: 1 << 20,
-      respond: () => ({ headers: (_status, out) => Object.assign(out, { 'x-answer': 'c\r\nset-cookie: x=1', 'x-fine': 'yes' }) }),
-    }).then(({ error }) => {
-      if (error) res.writeHead(error.status).end(JSON.stringify(error.toResponse('openai').body));
-    });
-  });
-  const gatewayUrl = await listen(gateway);
+  const gateway = await throughProxy(upstreamUrl, pools, (url) => ({
+    release: (_ep, outcome) => void released.push(outcome),
+    headers: url.includes('bad-request') ? { 'x-copied': 'a\nb' } : ({} as Record<string, string>),
+    respond: () => ({ headers: (_status, out) => Object.assign(out, { 'x-answer': 'c\r\nset-cookie: x=1', 'x-fine': 'yes' }) }),
+  }));
   try {
     // Before: 503 upstream_unavailable, and the endpoint reported down for every other tenant.
-    const refused = await request(`${gatewayUrl}/bad-request`, { method: 'POST', body: '{}' });
+    const refused = await request(`${gateway.url}/bad-request`, { method: 'POST', body: '{}' });
     assert.equal(refused.statusCode, 400, await refused.body.text());
     assert.deepEqual(released, [{ reached: false, abandoned: true, status: undefined, outputTokens: undefined }]);
     // Before: node:http refused the head, and the answer was lost.
-    const answered = await request(`${gatewayUrl}/fine`, { method: 'POST', body: '{}' });
+    const answered = await request(`${gateway.url}/fine`, { method: 'POST', body: '{}' });
     assert.equal(answered.statusCode, 200);
     assert.equal(answered.headers['x-answer'], undefined);
     assert.equal(answered.headers['set-cookie'], undefined);
@@ -119,25 +116,9 @@ test('a compressed answer passes unread past a flow that only reads it (a cache 
   const upstreamUrl = await listen(upstream);
   const pools = new UpstreamPools(DEFAULT_SETTINGS);
   let read = false;
-  const gateway = createServer((req, res) => {
-    const ctx = newContext(req.method!, req.url!, req.headers, undefined);
-    void proxyRequest(ctx, res, pools, {
-      endpoints: [{ url: upstreamUrl, address: new URL(upstreamUrl).host }],
-      path: '/v1/chat/completions',
-      headers: {},
-      body: null,
-      maxAttempts: 1,
-      firstByteTimeoutMs: 5000,
-      responseTimeoutMs: 5000,
-      maxBodyBytes: 1 << 20,
-      respond: () => ({ observes: true, body: (b) => ((read = true), b) }),
-    }).then(({ error }) => {
-      if (error) res.writeHead(error.status).end(error.code);
-    });
-  });
-  const gatewayUrl = await listen(gateway);
+  const gateway = await throughProxy(upstreamUrl, pools, () => ({ respond: () => ({ observes: true, body: (b) => ((read = true), b) }) }));
   try {
-    const r = await request(`${gatewayUrl}/v1/chat/completions`, { method: 'POST', body: '{}' });
+    const r = await request(`${gateway.url}/v1/chat/completions`, { method: 'POST', body: '{}' });
     assert.equal(r.statusCode, 200);
     assert.equal(gunzipSync(Buffer.from(await r.body.arrayBuffer())).toString(), '{"choices":[]}');
     assert.equal(read, false, 'the flow never saw the compressed bytes');
