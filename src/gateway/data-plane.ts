@@ -162,12 +162,10 @@ export class DataPlane {
     this.#serve(ctx, req, res).then(
       () => this.#done(ctx),
       (err) => {
-        // A hang-up (in the queue, mid-body) is the client's doing, recorded as such, with no status: nothing is sent.
-        if (err instanceof GatewayError && err.code === 'client_closed') {
-          ctx.errorCode = 'client_closed';
-          return this.#done(ctx);
-        }
-        return this.#send(ctx, res, this.errorResponse(ctx, err)).then(() => this.#done(ctx));
+        const answer = this.errorResponse(ctx, err);
+        // A hang-up (in the queue, mid-body) is recorded with no status (errorResponse): nobody is left to send it to.
+        if (ctx.errorCode === 'client_closed') return this.#done(ctx);
+        return this.#send(ctx, res, answer).then(() => this.#done(ctx));
       },
     );
   };
@@ -316,7 +314,7 @@ export class DataPlane {
       fault = gatewayError('TG_ERR_INTERNAL');
     }
     ctx.errorCode = fault.code;
-    // A hang-up's answer is never sent (the ext_proc stream is gone too): recorded with no status.
+    // A hang-up's answer is never sent (the client, or Envoy's stream, is gone): recorded with no status.
     ctx.status = fault.code === 'client_closed' ? undefined : fault.status;
     if (ctx.attempts === 0) this.hooks.refused?.(ctx);
     const response = fault.toResponse(this.hooks.faultFormat?.() ?? 'openai');

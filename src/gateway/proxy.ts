@@ -13,7 +13,7 @@ import { UsageScanner } from './usage.js';
 import type { ResponseFlow } from './hooks.js';
 import { compressedAnswerError, readableAnswer } from './content-encoding.js';
 import { dropUnsendableHeaders } from './header-values.js';
-import { SseRewriter, withUsageStripped } from './sse-rewriter.js';
+import { MAX_HELD_EVENT, SseRewriter, withUsageStripped } from './sse-rewriter.js';
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'upgrade']);
 /**
@@ -242,7 +242,7 @@ class Exchange {
   /**
    * A plain SSE pass-through sends whole events: the start of one is held until its blank line comes, so a model
    * server that dies in the middle of an event leaves nothing half-sent before the error event (a half event would
-   * reach the client as JSON no SDK parses). One longer than MAX_HELD_EVENT_BYTES goes on as it comes.
+   * reach the client as JSON no SDK parses). One longer than MAX_HELD_EVENT goes on as it comes.
    */
   #wholeEvents(chunk: Buffer): Buffer {
     const held = this.#partial;
@@ -256,7 +256,7 @@ class Exchange {
       if (held) held.push(chunk);
       else this.#partial = [chunk];
       this.#partialBytes += chunk.length;
-      return this.#partialBytes <= MAX_HELD_EVENT_BYTES ? EMPTY : this.#takePartial()!;
+      return this.#partialBytes <= MAX_HELD_EVENT ? EMPTY : this.#takePartial()!;
     }
     const out = held ? Buffer.concat([...held, chunk.subarray(0, end)]) : chunk.subarray(0, end);
     this.#partial = undefined;
@@ -400,8 +400,6 @@ class Exchange {
   };
 }
 
-/** The start of an SSE event held longer than this goes on as it comes: memory per stream stays bounded. */
-const MAX_HELD_EVENT_BYTES = 4 * 1024 * 1024;
 const EMPTY = Buffer.alloc(0);
 const LF_LF = Buffer.from('\n\n');
 const CRLF_CRLF = Buffer.from('\r\n\r\n');

@@ -4,10 +4,11 @@ import { StringDecoder } from 'node:string_decoder';
 
 const CR_LINE_END = /\r\n?/g;
 /**
- * An event held longer than this (characters) passes on as it is, unrewritten, with the rest of it: memory per stream
- * stays bounded whatever a model server sends (a 300 MiB line without a newline took a gateway to 1.3 GB).
+ * The longest SSE event (or line) tollgate holds, in characters or bytes, here, in the proxy's plain pass-through and
+ * in the usage scanner: past it, what is held goes on as it is. Memory per stream stays bounded whatever a model
+ * server sends (a 300 MiB line without a newline took a gateway to 1.3 GB).
  */
-const MAX_EVENT_CHARS = 4 * 1024 * 1024;
+export const MAX_HELD_EVENT = 4 * 1024 * 1024;
 
 /**
  * Returns the new payload, several (each its own event: one that ends a text part may need the part's held tail sent
@@ -23,7 +24,7 @@ export class SseRewriter {
   readonly #decoder = new StringDecoder('utf8');
   /** A chunk that ended with CR: whether an LF follows decides whether it ends one line or is one on its own. */
   #cr = false;
-  /** Passing an oversized event through until its closing blank line (MAX_EVENT_CHARS). */
+  /** Passing an oversized event through until its closing blank line (MAX_HELD_EVENT). */
   #passing = false;
   /** While passing: whether what went last ended with LF (a blank line may be split across chunks). */
   #lastNl = false;
@@ -58,7 +59,7 @@ export class SseRewriter {
     else if (fresh.charCodeAt(0) === 10 && this.#pending.endsWith('\n')) cut = this.#pending.length - 1;
     else {
       this.#pending += fresh;
-      if (this.#pending.length <= MAX_EVENT_CHARS) return '';
+      if (this.#pending.length <= MAX_HELD_EVENT) return '';
       const held = this.#pending;
       this.#pending = '';
       this.#passing = true;
@@ -124,19 +125,35 @@ function typeOf(data: string): string | undefined {
 }
 
 /**
+ * Each event through every rewrite in order: a dropped one stops there, and the several events one rewrite makes of
+ * one each go through the rest on their own.
+ */
+export function pipeEvents(rewrites: readonly EventRewrite[]): EventRewrite {
+  if (rewrites.length === 1) return rewrites[0];
+  return (data) => {
+    let out: string | string[] | null = data;
+    for (let i = 0; i < rewrites.length && out !== null; i++) {
+      if (typeof out === 'string') out = rewrites[i](out);
+      else {
+        const next: string[] = [];
+        for (const d of out) {
+          const r = rewrites[i](d);
+          if (r !== null) next.push(...(typeof r === 'string' ? [r] : r));
+        }
+        out = next.length === 0 ? null : next;
+      }
+    }
+    return out;
+  };
+}
+
+/**
  * `policy`, then tollgate's own usage stripping when `strip` (the client did not ask for usage), or either alone. The
  * policies see the usage chunk: a cache stores the answer with its usage, for clients that do ask.
  */
 export function withUsageStripped(policy: EventRewrite | undefined, strip: boolean): EventRewrite | null {
   if (!strip) return policy ?? null;
-  if (!policy) return stripUsage;
-  return (d) => {
-    const out = policy(d);
-    if (out === null) return null;
-    if (typeof out === 'string') return stripUsage(out);
-    const kept = out.map(stripUsage).filter((e): e is string => e !== null);
-    return kept.length === 0 ? null : kept;
-  };
+  return policy ? pipeEvents([policy, stripUsage]) : stripUsage;
 }
 
 /** Where the first blank line of `text` ends (the index past it), or -1. */

@@ -2,6 +2,7 @@
 // or of the SSE chunk that carries it (stream_options.include_usage), without holding the stream back.
 import { StringDecoder } from 'node:string_decoder';
 import type { CompletionText } from './completion-text.js';
+import { MAX_HELD_EVENT } from './sse-rewriter.js';
 
 export interface Usage {
   inputTokens: number;
@@ -13,8 +14,6 @@ export interface Usage {
 const MAX_JSON_BYTES = 4 * 1024 * 1024;
 /** The end of a larger JSON answer, where OpenAI-compatible servers put `usage` (an embeddings batch of 200 vectors). */
 const TAIL_BYTES = 64 * 1024;
-/** An SSE line longer than this is not read for usage (nor held): usage chunks are small, and memory is bounded. */
-const MAX_SSE_LINE_CHARS = 4 * 1024 * 1024;
 
 type RawUsage = {
   prompt_tokens?: number;
@@ -81,7 +80,7 @@ export class UsageScanner {
   /** A chunk may end inside a multi-byte character: the decoder keeps its first bytes for the next chunk. */
   readonly #decoder: StringDecoder | undefined;
   #pending = '';
-  /** The line being received grew past MAX_SSE_LINE_CHARS: the rest of it is skipped. */
+  /** The line being received grew past MAX_HELD_EVENT: the rest of it is skipped (usage chunks are small). */
   #skippingLine = false;
   #chunks: Buffer[] = [];
   #bytes = 0;
@@ -134,7 +133,7 @@ export class UsageScanner {
     if (nl === -1) {
       if (this.#skippingLine) return;
       this.#pending += text;
-      if (this.#pending.length > MAX_SSE_LINE_CHARS) {
+      if (this.#pending.length > MAX_HELD_EVENT) {
         this.#pending = '';
         this.#skippingLine = true;
       }

@@ -2,9 +2,9 @@
 // event piped through every rewrite in order (a dropped event stops there), end for all.
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { ResponseFlow } from '../gateway/hooks.js';
+import { pipeEvents } from '../gateway/sse-rewriter.js';
 
 type BodyRewrite = NonNullable<ResponseFlow['body']>;
-type EventRewrite = NonNullable<ResponseFlow['event']>;
 
 /** One flow stays itself; several become one that calls each in order. Only the parts someone has are present. */
 export function chainResponseFlows(flows: readonly ResponseFlow[]): ResponseFlow | undefined {
@@ -39,24 +39,4 @@ async function finishBodies(pending: Promise<Buffer>, rewrites: readonly BodyRew
   let body = await pending;
   for (let i = from; i < rewrites.length; i++) body = await rewrites[i](body, status);
   return body;
-}
-
-function pipeEvents(rewrites: readonly EventRewrite[]): EventRewrite {
-  if (rewrites.length === 1) return rewrites[0];
-  return (data) => {
-    let out: string | string[] | null = data;
-    for (let i = 0; i < rewrites.length && out !== null; i++) {
-      if (typeof out === 'string') out = rewrites[i](out);
-      else {
-        // Several events: each goes through the rest of the chain on its own.
-        const next: string[] = [];
-        for (const d of out) {
-          const r = rewrites[i](d);
-          if (r !== null) next.push(...(typeof r === 'string' ? [r] : r));
-        }
-        out = next.length === 0 ? null : next;
-      }
-    }
-    return out;
-  };
 }

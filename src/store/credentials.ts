@@ -189,15 +189,16 @@ export class Credentials {
  * product created later under that name, whatever its approvalType. Returns how many keys lost a grant.
  */
 export async function dropProductGrants(w: WriteContext, apiproduct: string, reason: string): Promise<number> {
-  const holds = (json: Selectable<CredentialsTable>['api_products']) => decodeJson<ApiProductGrant[]>(json).some((g) => g.apiproduct === apiproduct);
+  const grantsOf = (json: Selectable<CredentialsTable>['api_products']) => decodeJson<ApiProductGrant[]>(json);
+  const holds = (grants: ApiProductGrant[]) => grants.some((g) => g.apiproduct === apiproduct);
   // Read unlocked (usually no key holds it), then each holder locked and read again.
   const rows = await w.db.selectFrom('credentials').select(['key_id', 'api_products']).execute();
-  const candidates = rows.filter((r) => holds(r.api_products));
+  const candidates = rows.filter((r) => holds(grantsOf(r.api_products)));
   let changed = 0;
   for (const candidate of candidates) {
     const row = await w.forUpdate(w.db.selectFrom('credentials').select(['key_id', 'api_products']).where('key_id', '=', candidate.key_id)).executeTakeFirst();
-    if (!row || !holds(row.api_products)) continue;
-    const grants = decodeJson<ApiProductGrant[]>(row.api_products);
+    const grants = row ? grantsOf(row.api_products) : [];
+    if (!row || !holds(grants)) continue;
     await w.db
       .updateTable('credentials')
       .set({ api_products: encodeJson(grants.filter((g) => g.apiproduct !== apiproduct)) })
