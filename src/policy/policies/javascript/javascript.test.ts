@@ -89,6 +89,10 @@ describe('faults and limits', () => {
     await assert.rejects(runRequest(`throw new TypeError('no tenant');`), fault(F.scriptExecutionFailed, /TypeError: no tenant/));
   });
 
+  test('a script that throws a look-alike of the interrupt is an execution failure, not a timeout', async () => {
+    await assert.rejects(runRequest(`throw { name: 'InternalError', message: 'interrupted' };`), fault(F.scriptExecutionFailed, /InternalError: interrupted/));
+  });
+
   test('a script that makes request.body anything but an object → 500 ScriptExecutionFailed, not an internal error later', async () => {
     for (const value of ['"text"', '[1, 2]', 'null', '42']) {
       await assert.rejects(runRequest(`request.body = ${value};`), fault(F.scriptExecutionFailed, /request\.body must stay a JSON object/), value);

@@ -25,11 +25,14 @@ class ScriptError extends Error {
   }
 }
 
-function errorOf(vm: QuickJSContext, handle: QuickJSHandle): ScriptError {
+/** `deadline`: when the run's interrupt handler fires (Infinity without one). */
+function errorOf(vm: QuickJSContext, handle: QuickJSHandle, deadline = Infinity): ScriptError {
   const e = vm.dump(handle) as { name?: string; message?: string } | string;
   handle.dispose();
   if (typeof e !== 'object' || e === null) return new ScriptError('error', `uncaught ${String(e)}`);
-  if (e.name === 'InternalError' && e.message === 'interrupted') return new ScriptError('timeout', 'interrupted');
+  // A script can throw a look-alike of QuickJS's interrupt ({name: 'InternalError', message: 'interrupted'}): only
+  // a run past its deadline was interrupted.
+  if (e.name === 'InternalError' && e.message === 'interrupted' && Date.now() >= deadline) return new ScriptError('timeout', 'interrupted');
   return new ScriptError('error', `${e.name ?? 'Error'}: ${e.message ?? ''}`);
 }
 
@@ -73,13 +76,14 @@ function run(job: SandboxJob): string {
     compiled.set(job.script.id, c);
   } else c = compile(job.script);
   const { runtime, vm, invoke } = c;
-  runtime.setInterruptHandler(shouldInterruptAfterDeadline(Date.now() + job.timeLimitMs));
+  const deadline = Date.now() + job.timeLimitMs;
+  runtime.setInterruptHandler(shouldInterruptAfterDeadline(deadline));
   const arg = vm.newString(job.input);
   const result = vm.callFunction(invoke, vm.undefined, arg);
   arg.dispose();
   runtime.removeInterruptHandler();
   if (result.error) {
-    const err = errorOf(vm, result.error);
+    const err = errorOf(vm, result.error, deadline);
     // After an interrupt, running out of memory or the stack, the script's heap may be half-built: start it afresh.
     if (err.kind === 'timeout' || /out of memory|stack overflow/.test(err.message)) dispose(job.script.id);
     throw err;
