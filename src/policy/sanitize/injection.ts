@@ -3,6 +3,7 @@
 // discussing attacks damps it. At or above the threshold the whole message is one finding.
 import { decodesToText } from './secrets.js';
 import type { Action, Detector, Finding } from './finding.js';
+import { INVISIBLE_CLASS } from './invisible.js';
 
 interface Family {
   type: string;
@@ -147,7 +148,7 @@ const QUOTED = /"[^"\n]{3,300}"|(?<![a-z])'[^'\n]{3,300}'(?![a-z])|“[^”\n]{3
 const MENTION_DAMPING = 0.35;
 const DISCUSSION_DAMPING = 0.6;
 
-const ZERO_WIDTH = /[\u200b-\u200d\u2060\ufeff\u00ad]/g;
+const ZERO_WIDTH = new RegExp(INVISIBLE_CLASS, 'g');
 const LEET: Record<string, string> = { '0': 'o', '3': 'e', '4': 'a', '5': 's', '7': 't', '@': 'a', $: 's' };
 /** A 1 reads as l after a vowel or another 1 ("ru1es", "a11"), otherwise as i ("1gnore", "prev10us"). */
 function oneAs(text: string, at: number): string {
