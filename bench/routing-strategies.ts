@@ -9,13 +9,6 @@ export const BASELINE: StrategyName = 'round-robin';
 /** The same picker as the baseline behind tollgate's flow control: what tollgate's scoring adds on its own. */
 export const FLOW_CONTROL_BASELINE: StrategyName = 'round-robin+fc';
 
-export const STRATEGY_LABELS: Record<StrategyName, string> = {
-  'round-robin': 'round-robin',
-  'least-requests': 'least-requests',
-  'round-robin+fc': 'round-robin + tollgate flow control',
-  tollgate: 'tollgate',
-};
-
 /**
  * round-robin: each endpoint in turn, every request sent at once (flow control off), as a Kubernetes Service or a
  * plain load balancer spreads requests; the baseline of the issue's targets. least-requests: fewest waiting + running,

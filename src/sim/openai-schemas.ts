@@ -117,6 +117,4 @@ export const embeddingsRequest = z
   .loose();
 
 export type ChatRequest = z.infer<typeof chatRequest>;
-export type CompletionRequest = z.infer<typeof completionRequest>;
 export type ResponsesRequest = z.infer<typeof responsesRequest>;
-export type EmbeddingsRequest = z.infer<typeof embeddingsRequest>;

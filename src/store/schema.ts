@@ -6,8 +6,6 @@ export type JsonColumn = ColumnType<unknown, string, string>;
 /** Timestamps: timestamptz on PostgreSQL (read back as Date), ISO-8601 text on SQLite; written as ISO text. */
 export type TimestampColumn = ColumnType<Date | string, string, string>;
 export type NullableTimestampColumn = ColumnType<Date | string | null, string | null, string | null>;
-/** bigint on PostgreSQL comes back as a string (node-pg keeps 64-bit precision); integer on SQLite as a number. */
-export type BigIntColumn = ColumnType<string | number, number, number>;
 
 export interface ApiProductsTable {
   name: string;
