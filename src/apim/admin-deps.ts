@@ -10,8 +10,13 @@ export interface ApimAdminDeps {
   fileOwned: (kind: string, name: string) => boolean;
   /** The manifests --config files declare now, so apply checks template rules against them too. */
   fileManifests?: () => readonly Manifest[];
-  /** What the policy engine would refuse to build from this store view (an apply's uncommitted writes); [] when it builds. */
-  compileProblems?: (store: StoreView) => Promise<string[]>;
+  /**
+   * What the policy engine would refuse to build from this store view (an apply's uncommitted writes), and, given the
+   * manifests before the change (policyManifests), templates the change would widen to every request; [] when none.
+   */
+  compileProblems?: (store: StoreView, before?: readonly Manifest[]) => Promise<string[]>;
+  /** The manifests the policy engine reads from this store view (with the files'). */
+  policyManifests?: (store: StoreView) => Promise<readonly Manifest[]>;
   /** Resolves once this replica serves what the store holds now (api-management.ts settled()). */
   settled?: () => Promise<void>;
 }

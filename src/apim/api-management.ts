@@ -16,6 +16,7 @@ import { syncFileManifests } from './file-manifests.js';
 import { KvmCipher } from './kvm-cipher.js';
 import { encryptedMaps, KvmView } from './kvm-view.js';
 import { SnapshotIdentity } from './snapshot-identity.js';
+import { widenedTemplates } from '../policy/template-scope.js';
 
 /** A snapshot load slower than this is given up (a connection gone silent would otherwise hold refreshes forever). */
 const SNAPSHOT_TIMEOUT_MS = 10_000;
@@ -158,6 +159,11 @@ export class ApiManagement {
     // Compile first: a bad policy configuration is refused before anything is written.
     this.#snapshot ??= await this.db.loadSnapshot();
     this.#identity ??= new SnapshotIdentity(this.#snapshot);
+    if (this.#engine !== undefined) {
+      // A reload whose files let go of a product's template would make that template run for every request.
+      const widened = widenedTemplates(this.#manifestsOf(this.#fileManifests, this.#snapshot, silentLogger), this.#manifestsOf(apim, this.#snapshot, silentLogger));
+      if (widened.length > 0) throw new ConfigError(widened);
+    }
     try {
       this.#compile(apim, this.#snapshot);
     } catch (err) {
@@ -253,8 +259,15 @@ export class ApiManagement {
    * an apply checks its uncommitted writes with it, since a stored manifest the engine cannot build (an OpenAPI
    * pattern ajv refuses, say) would otherwise be accepted and then stop every later start of the gateway.
    */
-  async compileProblems(store: StoreView): Promise<string[]> {
-    return this.#problemsOf(this.#fileManifests, await store.loadSnapshot());
+  async compileProblems(store: StoreView, before?: readonly Manifest[]): Promise<string[]> {
+    const snapshot = await store.loadSnapshot();
+    const widened = before ? widenedTemplates(before, this.#manifestsOf(this.#fileManifests, snapshot, silentLogger)) : [];
+    return [...this.#problemsOf(this.#fileManifests, snapshot), ...widened];
+  }
+
+  /** The manifests of this store view as the engine reads them: a change's `before` for compileProblems. */
+  async policyManifests(store: StoreView): Promise<readonly Manifest[]> {
+    return this.#manifestsOf(this.#fileManifests, await store.loadSnapshot(), silentLogger);
   }
 
   /** What building the policies from these would refuse, without installing them (nothing logged); [] when they build. */
@@ -268,7 +281,8 @@ export class ApiManagement {
     }
   }
 
-  #build(fileManifests: readonly Manifest[], snapshot: Snapshot, logger: Logger): PolicyEngine {
+  /** What the engine is built from: the files' manifests and what the admin API stored. */
+  #manifestsOf(fileManifests: readonly Manifest[], snapshot: Snapshot, logger: Logger): Manifest[] {
     const stored: Manifest[] = [];
     const keep = (raw: { apiVersion: string; kind: string; name: string; spec: unknown }, i: number) => {
       const r = validateDocument({ apiVersion: raw.apiVersion, kind: raw.kind, metadata: { name: raw.name }, spec: raw.spec }, 'admin-api', i);
@@ -282,8 +296,13 @@ export class ApiManagement {
     snapshot.products.forEach((p, i) => {
       if (p.owner !== 'file' && p.spec.templateRefs !== undefined) keep({ apiVersion: 'apim.googleapis.com/v1', kind: 'APIProduct', name: p.name, spec: { ...p.spec, displayName: p.displayName || p.name } }, snapshot.manifests.length + i);
     });
+    return [...fileManifests, ...stored];
+  }
+
+  #build(fileManifests: readonly Manifest[], snapshot: Snapshot, logger: Logger): PolicyEngine {
     const kvm = new KvmView(snapshot, encryptedMaps(fileManifests, snapshot), this.#kvmCipher, this.db, logger);
-    return createPolicyEngine({ manifests: [...fileManifests, ...stored], counters: this.counters, identity: this.#identitySource, logger, kvm, caches: this.caches, onCounterError: this.#onCounterError, tracer: this.#tracer });
+    const manifests = this.#manifestsOf(fileManifests, snapshot, logger);
+    return createPolicyEngine({ manifests, counters: this.counters, identity: this.#identitySource, logger, kvm, caches: this.caches, onCounterError: this.#onCounterError, tracer: this.#tracer });
   }
 
   #retryLater(): void {

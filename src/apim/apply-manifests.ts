@@ -45,7 +45,8 @@ interface Target {
 /**
  * Runs `write` over the `targets` in one store transaction and keeps it only if the policies still build from the
  * result: a stored manifest the engine cannot build (an OpenAPI pattern ajv refuses, a template naming a deleted
- * policy) would otherwise be accepted and then stop every later start. Objects --config files declare are refused
+ * policy) would otherwise be accepted and then stop every later start. Nor may a product's own template end up
+ * running for every request (template-scope.ts). Objects --config files declare are refused
  * first (409). A refusal (400) says `refused` and points each problem at its request document. A dry run performs
  * the writes and rolls them back.
  */
@@ -63,8 +64,9 @@ async function checkedWrite<T>(
       // build (a template naming a policy the other deletes): they take turns.
       await tx.serialize('policies');
       await refuseFileOwnedDocuments(tx, deps, targets);
+      const before = await deps.policyManifests?.(tx);
       const answer = await write(tx);
-      const problems = (await deps.compileProblems?.(tx)) ?? [];
+      const problems = (await deps.compileProblems?.(tx, before)) ?? [];
       if (problems.length > 0) throw invalid(opts.refused, problems.map((message) => ({ path: pathOf(message, labels), message })));
       if (opts.dryRun) throw new DryRunRollback(answer);
       return answer;
@@ -82,7 +84,7 @@ export function applyDocuments(
   opts: { dryRun: boolean },
 ): Promise<ApplyAnswer> {
   const targets = documents.map((d) => ({ kind: d.manifest.kind, name: d.manifest.metadata.name }));
-  const refused = `the policies cannot be built with ${documents.length === 1 ? 'this manifest' : 'these manifests'}; nothing was applied`;
+  const refused = `the policies would be broken by ${documents.length === 1 ? 'this manifest' : 'these manifests'} (the details say how); nothing was applied`;
   return checkedWrite(store, deps, targets, { dryRun: opts.dryRun, refused }, async (tx) => {
     const governance = await checkApplyGovernance(tx, deps, documents);
     if (governance.refused.length > 0) {
@@ -112,7 +114,7 @@ export function deleteDocuments(
   targets: readonly Target[],
   opts: { dryRun: boolean; force: boolean },
 ): Promise<DeleteResult[]> {
-  const refused = `the policies cannot be built without ${targets.length === 1 ? 'this object' : 'these objects'}; nothing was deleted`;
+  const refused = `the policies would be broken without ${targets.length === 1 ? 'this object' : 'these objects'} (the details say how); nothing was deleted`;
   return checkedWrite(store, deps, targets, { dryRun: opts.dryRun, refused }, async (tx) => {
     if (!opts.force) {
       const stored: { path: string; message: string }[] = [];

@@ -4,6 +4,8 @@ import { storeFor } from './admin-deps.js';
 import { invalid, readBody, readPage } from './admin-input.js';
 import { productBody, productReplaceBody } from './admin-schemas.js';
 import { refuseFileOwned } from './file-ownership.js';
+import { deleteDocuments } from './apply-manifests.js';
+import { NotFoundError } from '../store/index.js';
 import { pageBody, productResource } from './resource-shapes.js';
 
 const KIND = 'APIProduct';
@@ -45,9 +47,14 @@ export function registerProductRoutes(add: AddRoute, deps: ApimAdminDeps): void 
   });
 
   add('DELETE', '/v1/apiproducts/{name}', async (req) => {
+    const { name } = req.params;
     const store = storeFor(deps, req);
-    await refuseFileOwned(store, deps, KIND, req.params.name);
-    const deleted = await store.products.delete(req.params.name);
-    return { body: productResource(deleted, await db.operationSets.listAll()) };
+    await refuseFileOwned(store, deps, KIND, name);
+    const product = await db.products.get(name);
+    // As a delete of its manifest: refused when the policies would not build without it, or its own templates would
+    // then run for every request (template-scope.ts).
+    const [result] = await deleteDocuments(store, deps, [{ kind: KIND, name }], { dryRun: false, force: false });
+    if (result.outcome === 'not_found') throw new NotFoundError('apiproduct', name);
+    return { body: productResource(product, await db.operationSets.listAll()) };
   });
 }

@@ -128,7 +128,8 @@ export class Gateway {
       db: apim.db,
       fileOwned: (kind, name) => this.config.manifests.some((m) => m.kind === kind && m.metadata.name === name),
       fileManifests: () => this.config.manifests,
-      compileProblems: (store) => apim.compileProblems(store),
+      compileProblems: (store, before) => apim.compileProblems(store, before),
+      policyManifests: (store) => apim.policyManifests(store),
       settled: () => apim.settled(),
     });
     registerAnalyticsRoutes(this.admin, { db: apim.db });

@@ -1,0 +1,32 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { Manifest } from '../config/manifest.js';
+import { widenedTemplates } from './template-scope.js';
+
+const doc = (kind: string, name: string, spec: unknown = {}): Manifest => ({ apiVersion: 'apim.googleapis.com/v1', kind, metadata: { name }, spec, source: 'test', index: 0 });
+const template = (name: string) => doc('ApimTemplate', name, { templates: [] });
+const product = (name: string, ...refs: string[]) => doc('APIProduct', name, { templateRefs: refs.map((r) => ({ name: r, kind: 'ApimTemplate' })) });
+
+describe('widenedTemplates', () => {
+  test('a product deleted while its template stays would make the template gateway-wide', () => {
+    const problems = widenedTemplates([template('trial-t'), product('trial', 'trial-t')], [template('trial-t')]);
+    assert.equal(problems.length, 1);
+    assert.match(problems[0], /ApimTemplate\/trial-t: runs only for the requests of APIProduct\/trial/);
+  });
+
+  test('templateRefs edited to drop the template is the same widening', () => {
+    assert.equal(widenedTemplates([template('t'), product('p', 't')], [template('t'), product('p')]).length, 1);
+  });
+
+  test('deleting both, another product still naming it, or a template that was gateway-wide already: no problem', () => {
+    assert.deepEqual(widenedTemplates([template('t'), product('p', 't')], []), []);
+    assert.deepEqual(widenedTemplates([template('t'), product('p', 't'), product('q', 't')], [template('t'), product('q', 't')]), []);
+    assert.deepEqual(widenedTemplates([template('t'), product('p')], [template('t')]), []);
+  });
+
+  test('a template created after a product already named it was never gateway-wide: nothing widens', () => {
+    assert.deepEqual(widenedTemplates([product('p', 't')], [template('t'), product('p', 't')]), []);
+    // ... and one whose product named it before it existed, then let go, is a new gateway-level template (as applied)
+    assert.deepEqual(widenedTemplates([product('p', 't')], [template('t')]), []);
+  });
+});
