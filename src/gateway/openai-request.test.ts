@@ -39,3 +39,12 @@ test('nesting up to the limit passes, and brackets inside strings do not count',
   const wide = JSON.stringify({ model: 'm', messages: Array.from({ length: 2000 }, () => ({ role: 'user', content: [{ type: 'text', text: 'x' }] })) });
   assert.equal(parseOpenAIBody(Buffer.from(wide), 'chat.completions').model, 'm');
 });
+
+test('optional fields sent as null are taken as absent (as OpenAI and vLLM do; the Python SDK sends None so), wrong types still refused', () => {
+  const body = (fields: object) => Buffer.from(JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }], ...fields }));
+  parseOpenAIBody(body({ stream: null, max_tokens: null, max_completion_tokens: null, stream_options: { include_usage: null } }), 'chat.completions');
+  parseOpenAIBody(body({ stream_options: null }), 'chat.completions');
+  parseOpenAIBody(Buffer.from(JSON.stringify({ model: 'm', input: 'hi', max_output_tokens: null, stream: null })), 'responses');
+  assert.match(refusal(() => parseOpenAIBody(body({ stream: 'yes' }), 'chat.completions')).message, /stream/);
+  assert.match(refusal(() => parseOpenAIBody(body({ max_tokens: -1 }), 'chat.completions')).message, /max_tokens/);
+});

@@ -19,12 +19,13 @@ const message = z.looseObject({
   content: z.union([z.string(), z.array(contentPart), z.null()]).optional(),
 });
 
+// An optional field may also be sent as null (OpenAI and vLLM take it as absent; the Python SDK sends None so).
 const common = {
   model: z.string({ error: 'model must be a string' }).min(1, 'model must not be empty'),
-  stream: z.boolean().optional(),
-  max_tokens: positiveInt.optional(),
-  max_completion_tokens: positiveInt.optional(),
-  stream_options: z.looseObject({ include_usage: z.boolean().optional() }).nullable().optional(),
+  stream: z.boolean().nullish(),
+  max_tokens: positiveInt.nullish(),
+  max_completion_tokens: positiveInt.nullish(),
+  stream_options: z.looseObject({ include_usage: z.boolean().nullish() }).nullish(),
 };
 
 const SCHEMAS: Record<Operation, z.ZodType> = {
@@ -39,21 +40,21 @@ const SCHEMAS: Record<Operation, z.ZodType> = {
   }),
   responses: z.looseObject({
     ...common,
-    max_output_tokens: positiveInt.optional(),
+    max_output_tokens: positiveInt.nullish(),
     input: z.union([z.string(), z.array(z.unknown())]).optional(),
   }),
 };
 
 export type OpenAIBody = Record<string, unknown> & {
   model: string;
-  stream?: boolean;
-  max_tokens?: number;
-  max_completion_tokens?: number;
-  max_output_tokens?: number;
+  stream?: boolean | null;
+  max_tokens?: number | null;
+  max_completion_tokens?: number | null;
+  max_output_tokens?: number | null;
   messages?: { role: string; content: string | { type: string; text?: string }[] | null }[];
   prompt?: unknown;
   input?: unknown;
-  stream_options?: { include_usage?: boolean } | null;
+  stream_options?: { include_usage?: boolean | null } | null;
 };
 
 function issuePath(path: readonly PropertyKey[]): string {

@@ -39,9 +39,9 @@ export function promptTokens(ctx: RequestContext, state: ApimState): number {
  * so the larger counts.
  */
 export function requestedMaxTokens(body: OpenAIBody, operation: Operation | undefined): number | undefined {
-  if (operation === 'responses') return body.max_output_tokens;
-  if (operation === 'completions') return body.max_tokens;
-  const a = body.max_completion_tokens;
-  const b = body.max_tokens;
+  if (operation === 'responses') return body.max_output_tokens ?? undefined;
+  if (operation === 'completions') return body.max_tokens ?? undefined;
+  const a = body.max_completion_tokens ?? undefined;
+  const b = body.max_tokens ?? undefined;
   return a === undefined ? b : b === undefined ? a : Math.max(a, b);
 }

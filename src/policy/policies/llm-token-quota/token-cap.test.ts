@@ -53,6 +53,13 @@ describe('LLMTokenQuota reserves the cap the model server honours', () => {
     assert.ok(typeof ctx.body!.max_output_tokens === 'number' && ctx.body!.max_output_tokens > 1 && ctx.body!.max_output_tokens <= 100);
   });
 
+  test('a cap sent as null is no cap: tollgate sets one (null max_completion_tokens beside max_tokens leaves max_tokens the cap)', async () => {
+    const ctx = await admit({ body: { max_tokens: null, max_completion_tokens: null } });
+    assert.ok(typeof ctx.body!.max_tokens === 'number' && ctx.body!.max_tokens <= 100, `max_tokens set upstream: ${ctx.body!.max_tokens}`);
+    const both = await admit({ body: { max_tokens: 10, max_completion_tokens: null } });
+    assert.equal(both.responseHeaders['x-ratelimit-remaining-tokens'], String(100 - PROMPT - 10));
+  });
+
   test('legitimate requests keep their own cap', async () => {
     const chat = await admit({ body: { max_tokens: 10 } });
     assert.equal(chat.responseHeaders['x-ratelimit-remaining-tokens'], String(100 - PROMPT - 10));
