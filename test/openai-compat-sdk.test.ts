@@ -28,6 +28,7 @@ async function sdkGateway(opts: { tokens: number; faultFormat?: 'openai' | 'apig
       manifest('ApimTemplate', 'limits', { templates: [{ policies: [{ kind: 'LLMTokenQuota', name: 'tokens' }] }] }),
       manifest('InferencePool', 'pool', { endpoints: fleet.urls }),
       manifest('InferenceModel', 'chat', { modelName: 'chat', poolRef: { name: 'pool' }, targetModels: [{ name: 'base-model', weight: 1 }] }),
+      manifest('InferenceModel', 'org-chat', { modelName: 'org/chat', poolRef: { name: 'pool' }, targetModels: [{ name: 'base-model', weight: 1 }] }),
     ],
     port: 0,
     adminPort: 0,
@@ -262,12 +263,27 @@ test('Responses API: instructions and max_output_tokens, and the typed stream ev
   assert.equal(typeof JSON.parse(json.output_text).a, 'string');
 });
 
-test('models.list() and models.retrieve()', async () => {
+test('models.list() and models.retrieve(), also of an id with a slash (the SDK sends it as %2F); HEAD answers as GET does', async () => {
   const ids: string[] = [];
   for await (const m of client.models.list()) ids.push(m.id);
-  assert.deepEqual(ids, ['chat']);
+  assert.deepEqual(ids, ['chat', 'org/chat']);
   assert.equal((await client.models.retrieve('chat')).id, 'chat');
+  assert.equal((await client.models.retrieve('org/chat')).id, 'org/chat');
   await assert.rejects(client.models.retrieve('nope'), (err: unknown) => err instanceof OpenAI.NotFoundError && err.code === 'model_not_found');
+  const head = await fetch(`${gw.url}/v1/models`, { method: 'HEAD', headers: { authorization: `Bearer ${client.apiKey}` } });
+  assert.equal(head.status, 200);
+  assert.equal(head.headers.get('content-type'), 'application/json');
+});
+
+test('a refused field is named in error.param, which the SDK exposes; a wrong method says which is allowed', async () => {
+  await assert.rejects(client.chat.completions.create({ model: 'chat', messages: 'hi' as never }), (err: unknown) => {
+    assert.ok(err instanceof OpenAI.BadRequestError);
+    assert.equal(err.param, 'messages');
+    return true;
+  });
+  const wrong = await fetch(`${gw.url}/v1/chat/completions`, { method: 'PUT', headers: { authorization: `Bearer ${client.apiKey}` } });
+  assert.equal(wrong.status, 405);
+  assert.equal(wrong.headers.get('allow'), 'POST');
 });
 
 test('AbortController mid-stream: the SDK ends the iteration and the model server stops generating', async () => {

@@ -5,7 +5,7 @@ import type { Decision, DataPlane } from '../gateway/data-plane.js';
 import type { OnClientGone } from '../gateway/client-pick-request.js';
 import { gatewayError, type ErrorResponse } from '../gateway/errors.js';
 import type { DirectResponse, GatewayHooks } from '../gateway/hooks.js';
-import { isModelsPath, modelsAnswer } from '../gateway/models-list.js';
+import { isModelsRequest, modelsAnswer } from '../gateway/models-list.js';
 import { OPERATION_PATHS } from '../gateway/openai-request.js';
 import { matchRoute } from '../gateway/resolve-model.js';
 import { assertSafePath } from '../gateway/safe-path.js';
@@ -32,13 +32,15 @@ export async function decideRequest(
 ): Promise<Outcome> {
   const config = dp.config;
   const hooks = ctx.stages === 'picker' ? NO_HOOKS : dp.hooks;
-  assertSafePath(ctx.path);
+  const models = isModelsRequest(ctx.method, ctx.path);
+  // An encoded separator is harmless only in an answer tollgate gives itself (data-plane.ts); one Envoy forwards is not.
+  if (!(models && answersModels)) assertSafePath(ctx.path);
   if (hooks.intercept) {
     ctx.readBody = readBody;
     await hooks.intercept(ctx);
     if (ctx.directResponse) return { kind: 'reply', response: ctx.directResponse };
   }
-  if (ctx.method === 'GET' && isModelsPath(ctx.path)) {
+  if (models) {
     await hooks.authenticate?.(ctx);
     return answersModels ? { kind: 'reply', response: modelsAnswer(config, ctx, created) } : { kind: 'admitted' };
   }

@@ -18,7 +18,7 @@ import { ClientPickRequest, onResponseGone, type OnClientGone } from './client-p
 import type { RequestContext } from './context.js';
 import { GatewayError, gatewayError, type ErrorResponse } from './errors.js';
 import type { DirectResponse, GatewayHooks } from './hooks.js';
-import { isModelsPath, modelsAnswer } from './models-list.js';
+import { isModelsRequest, modelsAnswer } from './models-list.js';
 import { OPERATION_PATHS, parseOpenAIBody, type OpenAIBody } from './openai-request.js';
 import { connectionListed, proxyRequest, type ProxyTarget } from './proxy.js';
 import { FAIRNESS_HEADER, matchRoute, resolveModel } from './resolve-model.js';
@@ -172,7 +172,10 @@ export class DataPlane {
 
   async #serve(ctx: RequestContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (this.#draining) throw gatewayError('TG_ERR_SHUTTING_DOWN');
-    assertSafePath(ctx.path);
+    // A model id may hold slashes (`org/model`), which the SDKs' models.retrieve() sends encoded: that answer is
+    // tollgate's own, never sent upstream, so an encoded separator there resolves nothing.
+    const models = isModelsRequest(ctx.method, ctx.path);
+    if (!models) assertSafePath(ctx.path);
     const config = this.config;
     let body: Promise<Buffer> | undefined;
     const readOnce = () => (body ??= readBody(req, config.settings.server.maxBodyBytes, config.settings.server.bodyTimeout));
@@ -181,7 +184,7 @@ export class DataPlane {
       await this.hooks.intercept(ctx);
       if (ctx.directResponse) return this.#send(ctx, res, ctx.directResponse);
     }
-    if (ctx.method === 'GET' && isModelsPath(ctx.path)) {
+    if (models) {
       await this.hooks.authenticate?.(ctx);
       return this.#send(ctx, res, modelsAnswer(config, ctx, this.#created));
     }
@@ -193,7 +196,7 @@ export class DataPlane {
     ctx.backend = config.routes.length > 0 ? matchRoute(config, ctx) : undefined;
     const operation = OPERATION_PATHS[ctx.path];
     if (!operation && !ctx.backend) throw gatewayError('TG_ERR_ROUTE_NOT_FOUND', `No route for ${ctx.method} ${ctx.path}`);
-    if (operation && ctx.method !== 'POST') throw gatewayError('TG_ERR_METHOD_NOT_ALLOWED', `${ctx.path} accepts POST only`);
+    if (operation && ctx.method !== 'POST') throw gatewayError('TG_ERR_METHOD_NOT_ALLOWED', `${ctx.path} accepts POST only`, { allow: 'POST' });
     const raw = await readOnce();
     const decision = await this.decide(ctx, raw, onResponseGone(res));
     if (decision.kind === 'direct') await this.#send(ctx, res, decision.response);

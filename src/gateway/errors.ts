@@ -56,17 +56,20 @@ export class GatewayError extends Error {
   readonly type: ErrorType;
   readonly code: string;
   readonly headers: Record<string, string>;
+  /** The request field at fault (`messages[0].content`), as OpenAI's `error.param`, which the SDKs expose. */
+  readonly param: string | undefined;
 
-  constructor(status: number, type: ErrorType, code: string, message: string, headers: Record<string, string> = {}) {
+  constructor(status: number, type: ErrorType, code: string, message: string, headers: Record<string, string> = {}, param?: string) {
     super(message);
     this.status = status;
     this.type = type;
     this.code = code;
     this.headers = headers;
+    this.param = param;
   }
 
   toResponse(format: FaultFormat = 'openai'): ErrorResponse {
-    const error = { message: this.message, type: this.type, code: this.code };
+    const error = { message: this.message, type: this.type, code: this.code, ...(this.param !== undefined && { param: this.param }) };
     // Apigee's shape, with OpenAI's beside it: Apigee clients read `fault` and ignore the rest, and the OpenAI SDKs,
     // which read only `error`, would otherwise raise "404 status code (no body)" without a code or message.
     const body = format === 'apigee' ? { fault: { faultstring: this.message, detail: { errorcode: this.code } }, error } : { error };
@@ -75,9 +78,9 @@ export class GatewayError extends Error {
 }
 
 /** gatewayError('TG_ERR_MODEL_NOT_FOUND', 'model "x" does not exist') */
-export function gatewayError(name: TgErrorName, message?: string, headers?: Record<string, string>): GatewayError {
+export function gatewayError(name: TgErrorName, message?: string, headers?: Record<string, string>, param?: string): GatewayError {
   const def: ErrorDef = TG_ERRORS[name];
-  return new GatewayError(def.status, def.type, def.code, message ?? def.message, headers);
+  return new GatewayError(def.status, def.type, def.code, message ?? def.message, headers, param);
 }
 
 /** A policy fault: Apigee fault code, OpenAI error type. */

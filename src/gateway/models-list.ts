@@ -13,6 +13,11 @@ export function isModelsPath(path: string): boolean {
   return path === LIST_PATH || (path.startsWith(ONE_PREFIX) && path.length > ONE_PREFIX.length);
 }
 
+/** A GET (or HEAD) of the model list or of one model. */
+export function isModelsRequest(method: string, path: string): boolean {
+  return (method === 'GET' || method === 'HEAD') && isModelsPath(path);
+}
+
 /** Every model, or with an identified key those an approved product of it grants (a set without models grants all). */
 function visibleModels(config: RuntimeConfig, ctx: RequestContext): ModelConfig[] {
   const all = [...config.models.values()];

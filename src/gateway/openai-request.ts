@@ -1,7 +1,7 @@
 // Validation of the OpenAI request fields tollgate reads; every other field passes through untouched.
 import { z } from 'zod';
 import { MAX_JSON_DEPTH, nestsDeeperThan } from '../lib/json-depth.js';
-import { gatewayError, type GatewayError } from './errors.js';
+import { gatewayError } from './errors.js';
 
 export type Operation = 'chat.completions' | 'completions' | 'embeddings' | 'responses';
 
@@ -75,12 +75,12 @@ export function parseOpenAIBody(raw: Buffer, operation: Operation): OpenAIBody {
   if (nestsDeeperThan(raw, MAX_JSON_DEPTH)) {
     throw gatewayError('TG_ERR_INVALID_REQUEST', `The request body nests arrays and objects more than ${MAX_JSON_DEPTH} levels deep`);
   }
-  if (!('model' in value) || (value as { model: unknown }).model === undefined) throw gatewayError('TG_ERR_MISSING_MODEL');
+  if (!('model' in value) || (value as { model: unknown }).model === undefined) throw gatewayError('TG_ERR_MISSING_MODEL', undefined, undefined, 'model');
   const parsed = SCHEMAS[operation].safeParse(value);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    const err: GatewayError = gatewayError('TG_ERR_INVALID_REQUEST', `Invalid request: ${issuePath(issue.path)}: ${issue.message}`);
-    throw err;
+    const path = issuePath(issue.path);
+    throw gatewayError('TG_ERR_INVALID_REQUEST', `Invalid request: ${path}: ${issue.message}`, undefined, path);
   }
   return value as OpenAIBody;
 }
