@@ -3,7 +3,7 @@ import { closeSync, fstatSync, openSync, readdirSync, readSync, statSync } from 
 import { join, resolve } from 'node:path';
 import { ConfigError, parseManifests, type Manifest } from './manifest.js';
 
-const MANIFEST_FILE = /\.(ya?ml|json)$/i;
+export const MANIFEST_FILE = /\.(ya?ml|json)$/i;
 
 /**
  * Largest manifest file read. Parsing is synchronous and costs ~60x the file in memory: a 10 MB list took 2.5 s and

@@ -2,6 +2,7 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { statSync } from 'node:fs';
+import { MANIFEST_FILE } from './files.js';
 
 /** Watches `paths` (files or directories); calls `onChange` once per burst of changes. Returns a stop function. */
 export function watchConfig(paths: string[], onChange: () => void, debounceMs = 150): () => void {
@@ -23,8 +24,11 @@ export function watchConfig(paths: string[], onChange: () => void, debounceMs = 
     } catch {
       continue;
     }
+    // In a watched directory only manifest files count: tollgate.db and the analytics spool may live there too (serve
+    // --config . in a folder of manifests), and every request's record would otherwise reload the configuration.
     const w = watch(dir, { persistent: false }, (_event, name) => {
-      if (dir === abs || !name || resolve(dir, name.toString()) === abs) trigger();
+      if (!name) trigger();
+      else if (dir === abs ? MANIFEST_FILE.test(name.toString()) : resolve(dir, name.toString()) === abs) trigger();
     });
     w.on('error', () => {});
     watchers.push(w);

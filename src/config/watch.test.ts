@@ -1,0 +1,43 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { waitFor } from '../sim/testing.js';
+import { watchConfig } from './watch.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+test('a watched directory reloads for its manifest files only, not for a database or spool written beside them', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-watch-'));
+  let changes = 0;
+  const stop = watchConfig([dir], () => changes++, 20);
+  t.after(() => {
+    stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  writeFileSync(join(dir, 'tollgate.db'), 'x');
+  writeFileSync(join(dir, 'tollgate.db-wal'), 'x');
+  writeFileSync(join(dir, 'notes.txt'), 'x');
+  await sleep(300);
+  assert.equal(changes, 0);
+  writeFileSync(join(dir, 'models.yaml'), 'x');
+  await waitFor(() => changes === 1, 2000, 'the manifest change', 10);
+});
+
+test('a watched file reloads for itself, not for its neighbours', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-watch-'));
+  const file = join(dir, 'apim.yaml');
+  writeFileSync(file, 'x');
+  let changes = 0;
+  const stop = watchConfig([file], () => changes++, 20);
+  t.after(() => {
+    stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  writeFileSync(join(dir, 'other.yaml'), 'x');
+  await sleep(300);
+  assert.equal(changes, 0);
+  writeFileSync(file, 'y');
+  await waitFor(() => changes === 1, 2000, 'the file change', 10);
+});
