@@ -9,7 +9,7 @@ import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, freePortRange } from '../src/lib/ports.js';
+import { freePort } from '../src/lib/ports.js';
 import { chatAnswer } from '../src/policy/caching/testing.js';
 import { waitFor } from '../src/sim/testing.js';
 import { spawnCli } from './helpers/cli-child.js';
@@ -313,17 +313,16 @@ describe('tollgate serve: SIGTERM with a request in flight', () => {
 });
 
 describe('tollgate demo', () => {
-  test('prints the export lines; the printed key works through the printed base URL, a wrong key gets 401', async () => {
+  test('prints the export lines; the printed key works through the printed base URL, a wrong key gets 401; --sim-port 0 finds free ports; a restart revokes the last key', async () => {
     const dir = await tempDir();
-    let simPort = await freePortRange(3);
-    let [port, adminPort] = await freePorts(2);
-    while ([port, adminPort].some((p) => p >= simPort && p < simPort + 3)) {
-      simPort = await freePortRange(3);
-      [port, adminPort] = await freePorts(2);
-    }
-    const cli = runCli(['demo', '--port', String(port), '--admin-port', String(adminPort), '--sim-port', String(simPort)], dir);
-    try {
+    const [port, adminPort] = await freePorts(2);
+    const start = async () => {
+      const cli = runCli(['demo', '--port', String(port), '--admin-port', String(adminPort), '--sim-port', '0'], dir);
       await untilPrinted(cli, /^curl .*$/m, 'demo');
+      return cli;
+    };
+    let cli = await start();
+    try {
       const lines = cli.stdout.split('\n');
       const baseAt = lines.findIndex((l) => l.startsWith('export OPENAI_BASE_URL='));
       assert.ok(baseAt >= 0, cli.stdout);
@@ -333,11 +332,16 @@ describe('tollgate demo', () => {
       const key = lines[baseAt + 1].slice('export OPENAI_API_KEY='.length);
       assert.match(lines[baseAt + 2], /^curl -s http:\/\/127\.0\.0\.1:\d+\/v1\/chat\/completions /);
       assert.ok(lines[baseAt + 2].startsWith(`curl -s ${base}/chat/completions `), lines[baseAt + 2]);
+      const simPorts = /simulated fleet on (\d+), (\d+), (\d+)/.exec(cli.stdout)?.slice(1).map(Number);
+      assert.ok(simPorts && simPorts.every((p) => p > 0), cli.stdout);
 
-      const ok = await send(`${base}/chat/completions`, chat('llama-3.1-8b', { authorization: `Bearer ${key}` }));
-      assert.ok('status' in ok, JSON.stringify(ok));
-      assert.equal(ok.status, 200, ok.body);
-      assert.equal(typeof JSON.parse(ok.body).choices[0].message.content, 'string');
+      // Both pools reach the fleet the demo started, wherever its ports are.
+      for (const model of ['llama-3.1-8b', 'qwen-2.5-1.5b']) {
+        const ok = await send(`${base}/chat/completions`, chat(model, { authorization: `Bearer ${key}` }));
+        assert.ok('status' in ok, JSON.stringify(ok));
+        assert.equal(ok.status, 200, `${model}: ${ok.body}`);
+        assert.equal(typeof JSON.parse(ok.body).choices[0].message.content, 'string');
+      }
 
       const wrongKey = `tg_${'A'.repeat(40)}`;
       assert.notEqual(wrongKey, key);
@@ -351,7 +355,14 @@ describe('tollgate demo', () => {
       // Ctrl-C (SIGINT) stops the gateway and the fleet it started.
       cli.child.kill('SIGINT');
       assert.equal(await exitCode(cli), 0, cli.stderr);
-      for (const p of [port, adminPort, simPort, simPort + 2]) assert.equal(statusOf(await send(`http://127.0.0.1:${p}/health`)), 'ECONNREFUSED', `port ${p}`);
+      for (const p of [port, adminPort, ...simPorts]) assert.equal(statusOf(await send(`http://127.0.0.1:${p}/health`)), 'ECONNREFUSED', `port ${p}`);
+
+      // Started again in the same place: a new key, and the one printed before no longer works.
+      cli = await start();
+      const again = /^export OPENAI_API_KEY=(\S+)$/m.exec(cli.stdout)![1];
+      assert.notEqual(again, key);
+      assert.equal(statusOf(await send(`${base}/chat/completions`, chat('llama-3.1-8b', { authorization: `Bearer ${again}` }))), 200);
+      assert.equal(statusOf(await send(`${base}/chat/completions`, chat('llama-3.1-8b', { authorization: `Bearer ${key}` }))), 401);
     } finally {
       await kill(cli.child);
     }

@@ -12,20 +12,18 @@ import { createLogger } from '../lib/logger.js';
 import type { SimFleet } from '../sim/index.js';
 import { parsePort, untilSignal } from './options.js';
 
-/** The quickstart's pools name the simulator's default ports; the demo moves them to --sim-port. */
+/** The quickstart's pools name the simulator's default ports; the demo points them at the fleet it started. */
 const QUICKSTART_SIM_PORT = 8000;
 
-
-function movePorts(manifests: Manifest[], simPort: number): Manifest[] {
+/** `urls`: the fleet's servers in the quickstart's order (its ports 8000, 8001, 8002). */
+function moveEndpoints(manifests: Manifest[], urls: readonly string[]): Manifest[] {
   return manifests.map((m) => {
     if (m.kind !== 'InferencePool') return m;
     const spec = m.spec as InferencePoolSpec;
     const endpoints = spec.endpoints.map((e) => {
       const u = new URL(e);
       const offset = Number(u.port) - QUICKSTART_SIM_PORT;
-      if (u.hostname !== '127.0.0.1' || offset < 0 || offset > 2) return e;
-      u.port = String(simPort + offset);
-      return u.origin;
+      return u.hostname === '127.0.0.1' && offset >= 0 && offset < urls.length ? urls[offset] : e;
     });
     return { ...m, spec: { ...spec, endpoints } };
   });
@@ -37,6 +35,10 @@ async function demoKey(gateway: Gateway): Promise<string> {
   const email = 'demo@tollgate.local';
   const developer = (await db.developers.find(email)) ?? (await db.developers.create({ email, firstName: 'Demo', lastName: 'Developer', userName: 'demo' }));
   const app = (await db.apps.findByName(developer.id, 'demo-app')) ?? (await db.apps.create(developer.id, { name: 'demo-app' }));
+  // The key printed last is the demo's one: those of earlier starts are revoked, not left working where nobody sees them.
+  for (const old of await db.credentials.listAll()) {
+    if (old.appId === app.id && old.status !== 'revoked') await db.credentials.setStatus(old.keyId, 'revoked');
+  }
   const issued = await db.credentials.issue({ appId: app.id, apiProducts: [{ apiproduct: 'starter', status: 'approved' }] });
   return issued.consumerKey;
 }
@@ -46,15 +48,16 @@ export function demoCommand(): Command {
     .description('simulated fleet + gateway on examples/quickstart, ready for any OpenAI client')
     .option('--port <n>', 'data-plane port', parsePort, 8080)
     .option('--admin-port <n>', 'admin API port', parsePort, 8081)
-    .option('--sim-port <n>', 'first port of the simulated fleet (three consecutive ports)', parsePort, QUICKSTART_SIM_PORT)
+    .option('--sim-port <n>', 'first port of the simulated fleet (three consecutive ports; 0: free ports)', parsePort, QUICKSTART_SIM_PORT)
     .action(async (opts) => {
       const logger = createLogger({ level: process.env.TOLLGATE_LOG_LEVEL ?? 'warn' });
       const [{ startGateway }, { startSimFleet }] = await Promise.all([import('../gateway/gateway.js'), import('../sim/fleet.js')]);
       const fleets: SimFleet[] = [];
       try {
         fleets.push(await startSimFleet({ replicas: 2, port: opts.simPort, model: 'meta-llama/Llama-3.1-8B-Instruct', loras: ['sql-lora'], maxLoras: 2 }));
-        fleets.push(await startSimFleet({ replicas: 1, port: opts.simPort + 2, model: 'Qwen/Qwen2.5-1.5B-Instruct', seed: 7 }));
-        const manifests = movePorts(readManifestFiles([join(packageRoot(), 'examples', 'quickstart')]), opts.simPort);
+        fleets.push(await startSimFleet({ replicas: 1, port: opts.simPort === 0 ? 0 : opts.simPort + 2, model: 'Qwen/Qwen2.5-1.5B-Instruct', seed: 7 }));
+        const simUrls = fleets.flatMap((f) => f.urls);
+        const manifests = moveEndpoints(readManifestFiles([join(packageRoot(), 'examples', 'quickstart')]), simUrls);
         const dataDir = join(process.cwd(), '.tollgate');
         mkdirSync(dataDir, { recursive: true });
         const gateway = await startGateway({
@@ -71,7 +74,7 @@ export function demoCommand(): Command {
         const base = `http://127.0.0.1:${gateway.port}/v1`;
         process.stdout.write(
           [
-            `tollgate demo: gateway on ${gateway.url}, admin on ${gateway.adminUrl}, simulated fleet on ports ${opts.simPort}-${opts.simPort + 2}`,
+            `tollgate demo: gateway on ${gateway.url}, admin on ${gateway.adminUrl}, simulated fleet on ${simUrls.map((u) => new URL(u).port).join(', ')}`,
             `models: ${[...gateway.config.models.keys()].join(', ')}`,
             '',
             `export OPENAI_BASE_URL=${base}`,
