@@ -1,5 +1,6 @@
 // Reading a request body with a size limit (413) and a deadline against slow clients (408).
 import type { IncomingMessage } from 'node:http';
+import { bodyWithheld } from './listen.js';
 import { deadlineAfterIo } from '../lib/with-timeout.js';
 import { gatewayError } from './errors.js';
 
@@ -41,4 +42,24 @@ export function readBody(req: IncomingMessage, maxBytes: number, timeoutMs: numb
     req.on('error', onError);
     req.on('close', onClose);
   });
+}
+
+/**
+ * A 413 goes out while the client may still be uploading. Closing the connection then resets it (the kernel answers
+ * bytes nobody read with RST), and the client sees EPIPE instead of the answer, which the OpenAI SDKs retry by
+ * uploading the whole body again. So, as nginx's lingering close does, the connection stays open while the rest of
+ * the body is read and dropped, for at most `lingerMs`; a body still coming then is cut. A client that waited on
+ * `Expect: 100-continue` and was not asked for its body sends none: its connection closes at once, as before.
+ */
+export function lingerAfterRefusal(req: IncomingMessage, headers: Record<string, string>, lingerMs: number): void {
+  if (req.complete || bodyWithheld(req)) return;
+  delete headers.connection;
+  const socket = req.socket;
+  const timer = setTimeout(() => {
+    if (!req.complete) socket.destroy();
+  }, lingerMs);
+  timer.unref();
+  const done = () => clearTimeout(timer);
+  req.once('end', done);
+  req.once('close', done);
 }

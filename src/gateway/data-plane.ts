@@ -12,7 +12,7 @@ import type { RequestMetrics } from '../telemetry/request-metrics.js';
 import type { ApimMetrics } from '../telemetry/apim-metrics.js';
 import { NOOP_SPAN, NOOP_TRACER, type RequestTracer } from '../telemetry/tracing.js';
 import { recordFromContext, type AnalyticsPipeline, type RequestIdentity } from '../analytics/index.js';
-import { readBody } from './body.js';
+import { lingerAfterRefusal, readBody } from './body.js';
 import { clipText, CompletionText } from './completion-text.js';
 import { ClientPickRequest, onResponseGone, type OnClientGone } from './client-pick-request.js';
 import type { RequestContext } from './context.js';
@@ -165,6 +165,7 @@ export class DataPlane {
         const answer = this.errorResponse(ctx, err);
         // A hang-up (in the queue, mid-body) is recorded with no status (errorResponse): nobody is left to send it to.
         if (ctx.errorCode === 'client_closed') return this.#done(ctx);
+        if (answer.status === 413) lingerAfterRefusal(req, answer.headers, this.config.settings.server.bodyTimeout);
         return this.#send(ctx, res, answer).then(() => this.#done(ctx));
       },
     );

@@ -1,6 +1,6 @@
 // Opening an HTTP or HTTPS listener with tollgate's timeouts against slow clients.
 import { randomUUID } from 'node:crypto';
-import { createServer as createHttpServer, STATUS_CODES, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpServer, STATUS_CODES, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { createServer as createHttpsServer } from 'node:https';
 import { readFileSync } from 'node:fs';
@@ -34,6 +34,18 @@ export interface ListenerOptions {
   tls?: TlsFiles;
   /** The error body shape for what never reaches the handler (the data plane's configured one); OpenAI's without it. */
   faultFormat?: () => FaultFormat | undefined;
+  /**
+   * The request body limit now (a reload may change it): a client waiting on `Expect: 100-continue` whose declared
+   * body is larger is not asked for it (its 413 comes at once). Without it every such client is asked.
+   */
+  maxBodyBytes?: () => number;
+}
+
+/** Requests whose client waited on `Expect: 100-continue` and was not asked for the body: it is never coming. */
+const withheld = new WeakSet<IncomingMessage>();
+
+export function bodyWithheld(req: IncomingMessage): boolean {
+  return withheld.has(req);
 }
 
 /** An answer written straight to the socket, for what never reaches the handler: documented shape, x-request-id. */
@@ -60,7 +72,7 @@ export function applyListenerTimeouts(server: Server, settings: GatewaySettings[
   Object.assign(server, listenerTimeouts(settings));
 }
 
-export function createListener(handler: RequestListener, settings: GatewaySettings['server'], { tls, faultFormat }: ListenerOptions = {}): Server {
+export function createListener(handler: RequestListener, settings: GatewaySettings['server'], { tls, faultFormat, maxBodyBytes }: ListenerOptions = {}): Server {
   const options = { ...listenerTimeouts(settings), connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS };
   const server: Server = tls ? httpsServer(options, tls, handler) : createHttpServer(options, handler);
   server.on('clientError', (err, socket) => {
@@ -74,6 +86,11 @@ export function createListener(handler: RequestListener, settings: GatewaySettin
   // Without a listener Node answers an Expect other than 100-continue with a bare 417 and drops CONNECT without a
   // word. Expect is a hint a server may ignore (RFC 9110 §10.1.1, and it is not forwarded): the request is served.
   server.on('checkExpectation', handler);
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    if (maxBodyBytes && Number(req.headers['content-length']) > maxBodyBytes()) withheld.add(req);
+    else res.writeContinue();
+    handler(req, res);
+  });
   server.on('connect', (req, socket: Duplex) => {
     // Node hands the socket over without its error listener: a reset from the client must not become an uncaught error.
     socket.on('error', () => socket.destroy());
