@@ -9,6 +9,7 @@ import type { CompletionText } from './completion-text.js';
 import type { ApimState } from '../policy/types.js';
 import type { DirectResponse } from './hooks.js';
 import type { Span } from '../telemetry/tracing.js';
+import type { EndpointPicker } from '../scheduler/types.js';
 
 export interface RequestContext {
   id: string;
@@ -28,6 +29,8 @@ export interface RequestContext {
   model?: string;
   targetModel?: string;
   modelConfig?: ModelConfig;
+  /** What the endpoint picker knows of the fleet: the context length of modelConfig's pool, for a cap tollgate sets. */
+  fleet?: Pick<EndpointPicker, 'contextWindow'>;
   backend?: RouteBackend;
   priority: number;
   fairnessId: string;

@@ -231,6 +231,7 @@ export class DataPlane {
       if (ctx.backend?.kind !== 'url') {
         if (!ctx.body) throw gatewayError('TG_ERR_ROUTE_NOT_FOUND', `No route for ${ctx.method} ${ctx.path}`);
         resolveModel(config, ctx);
+        ctx.fleet = this.#picker;
         if (config.settings.metrics.requests) {
           ctx.metered = true;
           this.#metrics.started(ctx.model!);

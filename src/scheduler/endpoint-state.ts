@@ -48,6 +48,13 @@ export class EndpointState {
    */
   #maxRunning = 0;
   #configuredCapacity = 0;
+  /**
+   * The engine's context length (prompt + output tokens), from its /v1/models (vLLM's max_model_len); undefined until
+   * read, or when the server does not say. Read again now and then (modelsReadAt), as a restarted engine may change it.
+   */
+  contextWindow: number | undefined;
+  /** When /v1/models was last asked (the scraper's clock); undefined before the first time. */
+  modelsReadAt: number | undefined;
   /** Each scorer's last score for this endpoint (NaN when it abstained), by the pipeline's scorer index; sized by the pipeline. */
   lastScores: Float64Array = new Float64Array(0);
   lastTotal = NaN;

@@ -1,9 +1,12 @@
-// Fetching an endpoint's /metrics page: one keep-alive undici Client per endpoint, with a short timeout.
+// Fetching an endpoint's /metrics page (and, now and then, its /v1/models): one keep-alive undici Client per
+// endpoint, with a short timeout.
 import { Client } from 'undici';
 
 export interface MetricsSource {
   /** The Prometheus text at `<url>/metrics`; rejects on any failure, including a non-200 answer. */
   fetch(url: string): Promise<string>;
+  /** The OpenAI model list at `<url>/v1/models` (vLLM's says each model's max_model_len); rejects as fetch does. */
+  fetchModels?(url: string): Promise<string>;
   /** Drops connections to endpoints no longer in any pool. */
   retain(urls: ReadonlySet<string>): void;
   close(): Promise<void>;
@@ -41,7 +44,15 @@ export class HttpMetricsSource implements MetricsSource {
     for (const client of clients) void client.close().catch(() => {});
   }
 
-  async fetch(url: string): Promise<string> {
+  fetch(url: string): Promise<string> {
+    return this.#get(url, '/metrics', 'text/plain');
+  }
+
+  fetchModels(url: string): Promise<string> {
+    return this.#get(url, '/v1/models', 'application/json');
+  }
+
+  async #get(url: string, path: string, accept: string): Promise<string> {
     const timeoutMs = this.#timeoutMs;
     let client = this.#clients.get(url);
     if (!client) {
@@ -63,14 +74,14 @@ export class HttpMetricsSource implements MetricsSource {
         timer = setTimeout(onDeadline, timeoutMs);
         return;
       }
-      controller.abort(new Error(`GET /metrics took longer than ${timeoutMs} ms`));
+      controller.abort(new Error(`GET ${path} took longer than ${timeoutMs} ms`));
     };
     let timer = setTimeout(onDeadline, timeoutMs);
     try {
-      const res = await client.request({ method: 'GET', path: '/metrics', headers: { accept: 'text/plain' }, signal: controller.signal });
+      const res = await client.request({ method: 'GET', path, headers: { accept }, signal: controller.signal });
       if (res.statusCode !== 200) {
         await res.body.dump();
-        throw new Error(`GET /metrics answered ${res.statusCode}`);
+        throw new Error(`GET ${path} answered ${res.statusCode}`);
       }
       return await res.body.text();
     } finally {

@@ -176,6 +176,16 @@ export class PoolState implements PoolGauges {
   }
 
   /** At least one endpoint has fresh metrics or answered a request within staleAfter. */
+  /** The smallest context length its endpoints report (a request may land on any of them); undefined when none does. */
+  contextWindow(): number | undefined {
+    let smallest: number | undefined;
+    for (const ep of this.#endpoints) {
+      const n = ep.contextWindow;
+      if (n !== undefined && (smallest === undefined || n < smallest)) smallest = n;
+    }
+    return smallest;
+  }
+
   reachable(): boolean {
     const now = this.#deps.now();
     const { staleAfter } = this.#deps.settings;

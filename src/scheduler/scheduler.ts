@@ -149,6 +149,10 @@ export class Scheduler implements EndpointPicker {
     return pool.pick(req);
   }
 
+  contextWindow(pool: string): number | undefined {
+    return this.#pools.get(pool)?.contextWindow();
+  }
+
   /** The fleet for the admin API: every pool, or one (undefined when unknown). */
   view(): PoolView[];
   view(pool: string): PoolView | undefined;

@@ -26,6 +26,26 @@ function schedulerFor(servers: FakeMetricsServer[], settings: Partial<SchedulerS
 }
 
 describe('scraping over HTTP', () => {
+  test("each engine's context length is read from its /v1/models once in a while; the pool's is the smallest known", async () => {
+    await withServers(3, async (servers) => {
+      servers[0].models = JSON.stringify({ object: 'list', data: [{ id: 'base', max_model_len: 4096 }, { id: 'lora', max_model_len: 4096 }] });
+      servers[1].models = JSON.stringify({ object: 'list', data: [{ id: 'base', max_model_len: 2048 }] });
+      // servers[2] has no /v1/models (404): no context length, and its metrics still count.
+      const { scheduler } = schedulerFor(servers, { scrapeInterval: 10 });
+      assert.equal(scheduler.contextWindow('p'), undefined, 'nothing known before the first scrape');
+      scheduler.start();
+      try {
+        await waitFor(() => scheduler.view('p')!.endpoints.every((e) => e.status === 'ready') && scheduler.contextWindow('p') === 2048, 3000);
+        await sleep(100);
+        assert.equal(servers[0].modelsHits, 1, 'read once, not at every scrape');
+        assert.ok(servers[0].hits > 3);
+        assert.equal(scheduler.contextWindow('unknown'), undefined);
+      } finally {
+        await scheduler.stop();
+      }
+    });
+  });
+
   test('scrapes at once on start, then every interval, one scrape at a time per endpoint', async () => {
     await withServers(2, async (servers) => {
       servers[0].serve(vllmPage({ waiting: 3, running: 1, kv: 0.5 }));

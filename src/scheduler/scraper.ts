@@ -2,6 +2,10 @@
 import type { EndpointState } from './endpoint-state.js';
 import { readEngineMetrics } from './engine-metrics.js';
 import type { MetricsSource } from './metrics-source.js';
+import { contextWindowOf } from './model-card.js';
+
+/** How often an endpoint's /v1/models is read again for its context length: it changes only when the engine restarts. */
+export const MODELS_REFRESH_MS = 60_000;
 
 export interface ScraperOptions {
   source: MetricsSource;
@@ -112,9 +116,23 @@ export class Scraper {
     try {
       const text = await this.#opts.source.fetch(ep.url);
       ep.recordScrape(readEngineMetrics(ep.engine, text), this.#opts.now());
+      await this.#readModels(ep);
     } catch (err) {
       ep.recordScrapeFailure((err as Error).message);
     }
     if (target.watched) target.done(ep);
+  }
+
+  /** The engine's context length, from its model list, for an endpoint that answers (once a MODELS_REFRESH_MS). */
+  async #readModels(ep: EndpointState): Promise<void> {
+    const fetchModels = this.#opts.source.fetchModels?.bind(this.#opts.source);
+    const now = this.#opts.now();
+    if (!fetchModels || (ep.modelsReadAt !== undefined && now - ep.modelsReadAt < MODELS_REFRESH_MS)) return;
+    ep.modelsReadAt = now;
+    try {
+      ep.contextWindow = contextWindowOf(await fetchModels(ep.url));
+    } catch {
+      // A server without /v1/models (or one that failed just then) keeps what was known; its metrics still count.
+    }
   }
 }

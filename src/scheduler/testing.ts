@@ -84,6 +84,10 @@ export interface FakeMetricsServer {
   maxConcurrent: number;
   /** Delay before answering, in ms. */
   delayMs: number;
+  /** The JSON its /v1/models answers with (a 404 without it). */
+  models: string | undefined;
+  /** Requests /v1/models received. */
+  modelsHits: number;
   close(): Promise<void>;
 }
 
@@ -95,8 +99,16 @@ export async function fakeMetricsServer(page: string | number = vllmPage()): Pro
     hits: 0,
     maxConcurrent: 0,
     delayMs: 0,
+    models: undefined as string | undefined,
+    modelsHits: 0,
   };
   const server: Server = createServer((req, res) => {
+    if (req.url === '/v1/models') {
+      state.modelsHits++;
+      if (state.models === undefined) res.writeHead(404).end('no');
+      else res.writeHead(200, { 'content-type': 'application/json' }).end(state.models);
+      return;
+    }
     state.hits++;
     concurrent++;
     state.maxConcurrent = Math.max(state.maxConcurrent, concurrent);

@@ -40,4 +40,6 @@ export interface Pick {
 export interface EndpointPicker {
   /** Resolves with a pick, or rejects with a GatewayError (429 shed, 503 no endpoint / queue full / waited too long). */
   pick(req: PickRequest): Promise<Pick> | Pick;
+  /** The tokens (prompt + output) a request to the pool can use at most, as its engines report; undefined when unknown. */
+  contextWindow?(pool: string): number | undefined;
 }

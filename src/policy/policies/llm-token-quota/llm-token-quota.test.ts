@@ -95,6 +95,52 @@ describeOnCounterBackends((counters) => {
     await assert.rejects(Promise.resolve(policy.admit!(fakeContext(), {})), (err: unknown) => isViolation(err) && err.headers['retry-after'] !== undefined);
   });
 
+  test('servers that count more prompt tokens than tollgate (a chat template): later reservations count what they did', async () => {
+    const { policy, used } = make({ limit: 10_000, timeUnit: 'hour' });
+    const first = await admit(policy, { body: { max_tokens: 10 } });
+    first.ctx.attempts = 1;
+    first.ctx.usage = { inputTokens: PROMPT + 30, outputTokens: 10, cachedTokens: 0 };
+    await settle(first.ctx, first.state);
+    assert.equal(await used(), PROMPT + 40);
+    const second = await admit(policy, { body: { max_tokens: 10 } });
+    assert.equal(await used(), 2 * (PROMPT + 40), 'the second request reserved its prompt as the server counts it');
+    assert.equal(second.ctx.responseHeaders['x-ratelimit-remaining-tokens'], String(10_000 - 2 * (PROMPT + 40)));
+    // Without the correction, requests admitted together ended past the limit by the shortfall each; now the sum of
+    // what the server reports stays within it.
+    const limit = 5 * (PROMPT + 40);
+    const tight = make({ limit, timeUnit: 'hour' });
+    const warm = await admit(tight.policy, { body: { max_tokens: 10 } });
+    warm.ctx.attempts = 1;
+    warm.ctx.usage = { inputTokens: PROMPT + 30, outputTokens: 10, cachedTokens: 0 };
+    await settle(warm.ctx, warm.state);
+    const results = await Promise.allSettled(Array.from({ length: 10 }, () => admit(tight.policy, { body: { max_tokens: 10 } })));
+    const admitted = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    await Promise.all(
+      admitted.map(({ ctx, state }) => {
+        ctx.attempts = 1;
+        ctx.usage = { inputTokens: PROMPT + 30, outputTokens: 10, cachedTokens: 0 };
+        return settle(ctx, state);
+      }),
+    );
+    assert.equal(admitted.length, 4);
+    assert.ok((await tight.used()) <= limit, `${await tight.used()} <= ${limit}`);
+  });
+
+  test("a cap of tollgate's choosing leaves the prompt room in the pool's context length; unknown or already full, it does not", async () => {
+    const { policy } = make({ limit: 100_000, timeUnit: 'hour', defaultMaxTokens: 4096 });
+    const withWindow = async (window: number | undefined) => {
+      const ctx = fakeContext();
+      ctx.modelConfig = { pool: { name: 'p' } } as RequestContext['modelConfig'];
+      ctx.fleet = { contextWindow: (pool) => (pool === 'p' ? window : undefined) };
+      await policy.admit!(ctx, {});
+      return ctx.body!.max_tokens;
+    };
+    assert.equal(await withWindow(1000), 1000 - PROMPT);
+    assert.equal(await withWindow(undefined), 4096);
+    assert.equal(await withWindow(PROMPT), 4096, 'the prompt alone fills it: the model server refuses it, not tollgate');
+    assert.equal(await withWindow(100_000), 4096);
+  });
+
   test('countOn input reserves the prompt only and leaves the body alone; embeddings have no output', async () => {
     const input = make({ limit: 1000, timeUnit: 'hour', countOn: 'input' });
     const { ctx } = await admit(input.policy);

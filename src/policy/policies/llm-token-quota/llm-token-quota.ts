@@ -10,7 +10,10 @@ import { storeWindowMs, windowsOf } from '../../quota-window.js';
 import { retryAfter, showTokenLimit, showTokenRefusal } from '../../rate-limit-headers.js';
 import type { ApimState, Policy, PolicyFactory } from '../../types.js';
 import { compileVariable } from '../../variables.js';
-import { estimateTokens, requestStreamUsage, setOutputCap } from './token-estimate.js';
+import { estimateTokens, outputRoom, requestStreamUsage, setOutputCap } from './token-estimate.js';
+import { PromptCalibration } from './prompt-calibration.js';
+import type { Usage } from '../../../gateway/usage.js';
+import { promptTokens } from '../../prompt-tokens.js';
 import { TokenReservation } from './token-reservation.js';
 import { loadTokenizer } from '../../../lib/tokenizer.js';
 
@@ -36,6 +39,7 @@ export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
     : { limit: s.limit!, interval: s.interval, timeUnit: s.timeUnit!, countOn: s.countOn, windowAt: windowsOf(s.interval, s.timeUnit!) };
   const { counters, now } = deps;
   const F = LLM_TOKEN_QUOTA_FAULTS;
+  const calibration = new PromptCalibration(now);
   // Shared by admit and the quota report, so the report reads the very counter a request reserves on.
   /** The limit that applies to this request; none: not limited. */
   const limitOf = (state: ApimState): CompiledTokenQuota | null | undefined => own ?? state.operationSet?.llmTokenQuota;
@@ -59,11 +63,18 @@ export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
       const q = limitOf(state);
       if (!q) return;
       const id = identify(ctx, state);
-      const { input, output, choices } = estimateTokens(ctx, state, q.countOn);
-      // A cap of tollgate's choosing never asks for more than the whole quota could give. It is set per choice
-      // upstream, so with `n` choices the reservation is n times it (`cap` is always the whole answer's).
+      const estimate = estimateTokens(ctx, state, q.countOn);
+      const { output, choices } = estimate;
+      // The prompt as the target model's servers have lately been counting prompts, not only as tollgate does.
+      const model = ctx.targetModel ?? ctx.model ?? '';
+      const estimated = promptTokens(ctx, state);
+      const prompt = calibration.correct(model, estimated);
+      const input = estimate.input === 0 ? 0 : prompt;
+      // A cap of tollgate's choosing never asks for more than the whole quota could give, nor more than the model has
+      // room for after the prompt. It is set per choice upstream, so with `n` choices the reservation is n times it
+      // (`cap` is always the whole answer's).
       const perChoice = (total: number) => Math.floor(total / choices);
-      let cap = output ?? perChoice(Math.min(s.defaultMaxTokens * choices, q.limit - input)) * choices;
+      let cap = output ?? Math.min(perChoice(Math.min(s.defaultMaxTokens * choices, q.limit - input)), outputRoom(ctx, prompt)) * choices;
       const at = now();
       if (input + cap > q.limit || (output === null && cap < 1)) {
         // It can never fit: no retry-after, and `x-should-retry: false`, which the OpenAI SDKs honour (they retry every
@@ -89,7 +100,8 @@ export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
           'retry-after': retryAfter(resetMs),
         });
       }
-      (state.settlers ??= []).push(new TokenReservation(counters, key, windowMs, at, q.countOn, input + cap));
+      const learn = (usage: Usage) => calibration.observe(model, estimated, usage.inputTokens);
+      (state.settlers ??= []).push(new TokenReservation(counters, key, windowMs, at, q.countOn, input + cap, learn));
       showTokenLimit(ctx, state, q.limit, r.remaining, resetMs, input + cap);
       if (output === null) setOutputCap(ctx, perChoice(cap));
       requestStreamUsage(ctx);

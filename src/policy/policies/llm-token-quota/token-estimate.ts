@@ -55,3 +55,16 @@ export function requestStreamUsage(ctx: RequestContext): void {
   ctx.bodyChanged = true;
   ctx.stripStreamUsage = true;
 }
+
+/**
+ * The most output tokens a choice can have once a prompt of `prompt` tokens is in: its pool's context length, as the
+ * engines report it (vLLM's max_model_len), less the prompt. A cap of tollgate's choosing above that has the model
+ * server refuse a prompt it could have answered (context_length_exceeded). Infinity when the length is unknown, or
+ * when the prompt alone fills it: that refusal is the model server's to give.
+ */
+export function outputRoom(ctx: RequestContext, prompt: number): number {
+  const pool = ctx.modelConfig?.pool.name;
+  const window = pool === undefined ? undefined : ctx.fleet?.contextWindow?.(pool);
+  const room = window === undefined ? 0 : window - prompt;
+  return room >= 1 ? room : Infinity;
+}

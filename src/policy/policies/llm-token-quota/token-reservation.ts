@@ -18,14 +18,17 @@ export class TokenReservation implements Settler {
   readonly #reservedAt: number;
   readonly #countOn: CountOn;
   readonly #reserved: number;
+  readonly #onUsage: ((usage: Usage) => void) | undefined;
 
-  constructor(counters: CounterGuard, key: string, windowMs: number, reservedAt: number, countOn: CountOn, reserved: number) {
+  /** `onUsage` hears the usage the model server reported, when it did (PromptCalibration learns from it). */
+  constructor(counters: CounterGuard, key: string, windowMs: number, reservedAt: number, countOn: CountOn, reserved: number, onUsage?: (usage: Usage) => void) {
     this.#counters = counters;
     this.#key = key;
     this.#windowMs = windowMs;
     this.#reservedAt = reservedAt;
     this.#countOn = countOn;
     this.#reserved = reserved;
+    this.#onUsage = onUsage;
   }
 
   /**
@@ -34,7 +37,10 @@ export class TokenReservation implements Settler {
    */
   settle(ctx: RequestContext): Promise<void> {
     let actual: number;
-    if (ctx.usage) actual = counted(ctx.usage, this.#countOn);
+    if (ctx.usage) {
+      actual = counted(ctx.usage, this.#countOn);
+      this.#onUsage?.(ctx.usage);
+    }
     else if (ctx.attempts === 0) actual = 0;
     else return Promise.resolve();
     const delta = actual - this.#reserved;
