@@ -46,6 +46,7 @@ after(async () => {
 
 test('a long prompt without max_tokens is answered: the cap tollgate sets fits the context length the engines report', async () => {
   await waitFor(() => gw.picker.contextWindow('pool') === CONTEXT, 5000, 'the context length read from /v1/models');
+  assert.deepEqual(gw.picker.view('pool')!.endpoints.map((e) => e.contextWindow), [CONTEXT, CONTEXT], 'shown in the fleet view');
   const prompt = Array.from({ length: 300 }, (_, i) => `word${i} and more`).join(' ');
   const r = await fetch(`${gw.url}/v1/chat/completions`, {
     method: 'POST',

@@ -16,6 +16,8 @@ export interface EndpointView {
   inFlight: number;
   /** Batch capacity (max-num-seqs), configured or learnt from scrapes; 0 while not known. */
   batchCapacity: number;
+  /** Context length (prompt + output tokens) from its /v1/models; null while not known. */
+  contextWindow: number | null;
   metrics: {
     waiting: number;
     running: number;
@@ -68,6 +70,7 @@ export function endpointView(ep: EndpointState, now: number, staleAfter: number,
     lastError: ep.lastError,
     inFlight: ep.inFlight,
     batchCapacity: ep.batchCapacity,
+    contextWindow: ep.contextWindow ?? null,
     metrics: {
       waiting: m.waiting,
       running: m.running,
