@@ -14,6 +14,7 @@ interface Answer {
     index?: number;
     text?: string;
     finish_reason?: string | null;
+    logprobs?: unknown;
     message?: { role?: string; content?: string | null; refusal?: string | null; tool_calls?: { id?: string; type?: string; function?: unknown }[] };
   }[];
 }
@@ -53,10 +54,11 @@ export function answerAsStream(stored: Buffer, includeUsage: boolean): string | 
         ...(m.refusal != null && { refusal: m.refusal }),
         ...(Array.isArray(m.tool_calls) && { tool_calls: m.tool_calls.map((t, i) => ({ index: i, ...t })) }),
       };
-      event([{ index, delta, logprobs: null, finish_reason: null }]);
+      // The one chunk carrying the whole content carries its logprobs too, as the stored answer has them.
+      event([{ index, delta, logprobs: c.logprobs ?? null, finish_reason: null }]);
       event([{ index, delta: {}, logprobs: null, finish_reason: c.finish_reason ?? 'stop' }]);
     } else {
-      event([{ index, text: c.text ?? '', logprobs: null, finish_reason: null }]);
+      event([{ index, text: c.text ?? '', logprobs: c.logprobs ?? null, finish_reason: null }]);
       event([{ index, text: '', logprobs: null, finish_reason: c.finish_reason ?? 'stop' }]);
     }
   }

@@ -73,6 +73,10 @@ describe('stream assembly and replay', () => {
     s.push('[DONE]');
     const answer = JSON.parse(s.result()!.toString());
     assert.deepEqual(answer.choices[0].logprobs.content.map((t: { token: string }) => t.token), ['Hi', '!']);
+    // ... and a replay to a streaming client carries them on the chunk that carries the content (before: null).
+    const replay = ssePayloads(answerAsStream(s.result()!, false)!).slice(0, -1).map((e) => JSON.parse(e));
+    assert.deepEqual(replay[0].choices[0].logprobs.content.map((t: { token: string }) => t.token), ['Hi', '!']);
+    assert.equal(replay[1].choices[0].logprobs, null);
     const plain = new StreamAssembler();
     plain.push(ev({ index: 0, delta: { content: 'x' }, finish_reason: 'stop' }));
     plain.push('[DONE]');

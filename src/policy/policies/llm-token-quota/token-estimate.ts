@@ -42,19 +42,6 @@ export function setOutputCap(ctx: RequestContext, cap: number): void {
   ctx.bodyChanged = true;
 }
 
-/**
- * A stream reports usage only when asked (chat and completions): ask for it, and when the client did not,
- * flag the final usage-only chunk for the proxy to drop. The Responses API always reports it.
- */
-export function requestStreamUsage(ctx: RequestContext): void {
-  if (!ctx.stream || (ctx.operation !== 'chat.completions' && ctx.operation !== 'completions')) return;
-  const body = ctx.body!;
-  const options = body.stream_options;
-  if (options?.include_usage === true) return;
-  body.stream_options = { ...options, include_usage: true };
-  ctx.bodyChanged = true;
-  ctx.stripStreamUsage = true;
-}
 
 /**
  * The most output tokens a choice can have once a prompt of `prompt` tokens is in: its pool's context length, as the

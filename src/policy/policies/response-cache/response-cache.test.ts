@@ -139,6 +139,16 @@ for (const backend of BACKENDS) {
       assert.equal(answer.choices[0].finish_reason, 'stop');
     });
 
+    test('a stream to be stored asks the model server for usage (dropped for a client that did not ask), so hits have it', async () => {
+      const p = policy();
+      const ctx = await lookup(p, { body: { stream: true } });
+      assert.equal(ctx.body!.stream_options?.include_usage, true, 'asked upstream');
+      assert.equal(ctx.stripStreamUsage, true, 'and not shown to this client');
+      assert.equal(ctx.bodyChanged, true);
+      const own = await lookup(p, { body: { stream: true, stream_options: { include_usage: true } }, model: 'other' });
+      assert.equal(own.stripStreamUsage, undefined, 'a client that asked keeps its usage chunk');
+    });
+
     test('abandoned streams, error events and non-2xx answers are not stored', async () => {
       const p = policy();
       respondStream(p, await lookup(p, { body: { stream: true } }), tenant('app-1'), chatChunks(['x']), { complete: false });

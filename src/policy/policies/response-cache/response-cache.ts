@@ -11,6 +11,7 @@ import { clientDirectives } from '../../caching/client-directives.js';
 import { STREAMABLE, cachedAnswer } from '../../caching/cached-answer.js';
 import { isDeterministic, requestKey } from '../../caching/request-key.js';
 import { captureAnswer } from '../../caching/stream-assembler.js';
+import { requestStreamUsage } from '../../stream-usage.js';
 import type { ApimState, Policy, PolicyFactory } from '../../types.js';
 
 export const RESPONSE_CACHE = 'response-cache';
@@ -74,7 +75,11 @@ export const responseCache = ((name: string, spec: unknown, deps: CacheDeps) => 
       }
       const client = clientDirectives(ctx);
       const key = `${tenant}:${requestKey(ctx)}`;
-      if (client.store) pending.set(ctx, key);
+      if (client.store) {
+        pending.set(ctx, key);
+        // An answer kept without usage would reach later clients without it, those who ask for it included.
+        requestStreamUsage(ctx);
+      }
       if (!client.lookup) {
         stats.bypassed++;
         ctx.responseHeaders['x-cache'] = 'MISS';

@@ -205,6 +205,14 @@ describe('rules', () => {
     assert.equal(streamedText(ssePayloads(ctx.directResponse!.body)), 'Paris, streamed.');
   });
 
+  test('a streamed miss asks the model server for usage, so the answer kept has it (dropped for a client that did not ask)', async () => {
+    const p = pair(caches);
+    const ctx = await ask(p, PROMPT, { body: { stream: true } });
+    assert.equal(ctx.directResponse, undefined);
+    assert.equal(ctx.body!.stream_options?.include_usage, true);
+    assert.equal(ctx.stripStreamUsage, true);
+  });
+
   test('embedding failures and timeouts are counted misses, and nothing is stored', async () => {
     const p = pair(caches);
     await prime(p, PROMPT, 'Paris.');

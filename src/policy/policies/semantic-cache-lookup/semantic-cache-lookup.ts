@@ -11,6 +11,7 @@ import { STREAMABLE, cachedAnswer } from '../../caching/cached-answer.js';
 import { clientDirectives } from '../../caching/client-directives.js';
 import { contextDigest, promptMediaDigest, userPrompt } from '../../caching/prompt-text.js';
 import { forgetSemanticMiss, leaveSemanticMiss } from '../../caching/semantic-handoff.js';
+import { requestStreamUsage } from '../../stream-usage.js';
 import type { ApimState, Policy, PolicyFactory } from '../../types.js';
 import { embeddingsClient } from './embeddings-client.js';
 
@@ -56,6 +57,8 @@ export const semanticCacheLookup = ((name: string, spec: unknown, deps: CacheDep
       return miss(ctx);
     }
     leaveSemanticMiss(ctx, { lookup: name, index, scope, vector, maxEntryBytes: s.maxEntryBytes, stats });
+    // The answer SemanticCachePopulate keeps must carry usage, as a later hit's client may ask for it.
+    requestStreamUsage(ctx);
     if (!search) return miss(ctx);
     let match;
     try {
