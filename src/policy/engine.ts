@@ -14,6 +14,7 @@ import { showRefundedTokens } from './rate-limit-headers.js';
 import { registerBuiltins, type PolicyRegistry } from './registry.js';
 import { runRespond, runSteps } from './run-steps.js';
 import type { ApimState, KvmLookup, Policy } from './types.js';
+import type { PromptCalibration } from './prompt-calibration.js';
 
 export interface PolicyEngineOptions {
   manifests: readonly Manifest[];
@@ -26,6 +27,7 @@ export interface PolicyEngineOptions {
   /** Key-value maps for KeyValueMapOperations (api-management.ts wires the store's snapshot). */
   kvm?: KvmLookup;
   caches?: CacheResources;
+  promptCalibration?: PromptCalibration;
   /** Told of every counter-store call the store could not answer (api-management.ts counts them in a metric). */
   onCounterError?: FlowDeps['onCounterError'];
   /** Gives each request policy a span of its own when its policySpans is on. */
@@ -48,6 +50,7 @@ export class PolicyEngine {
       now: this.#now,
       kvm: opts.kvm,
       caches: opts.caches,
+      promptCalibration: opts.promptCalibration,
       onCounterError: opts.onCounterError,
       tracer: opts.tracer,
     });

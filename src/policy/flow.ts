@@ -18,6 +18,7 @@ import type { CacheResources } from './caching/cache-resources.js';
 import { runRespond, runSteps } from './run-steps.js';
 import { buildTemplates, where, type TemplatePolicy } from './template-policies.js';
 import type { KvmLookup, Phases, Policy, PolicyDeps, RespondStep, Step } from './types.js';
+import type { PromptCalibration } from './prompt-calibration.js';
 
 export interface CompiledFlow {
   extension: ApimExtensionPolicySpec;
@@ -44,6 +45,7 @@ export interface FlowDeps {
   now: () => number;
   kvm?: KvmLookup;
   caches?: CacheResources;
+  promptCalibration?: PromptCalibration;
   onCounterError?: CounterGuardOptions['onError'];
   /** Each request policy's step gets a span of its own when this tracer has policySpans on. */
   tracer?: RequestTracer;
@@ -101,7 +103,7 @@ export function compileFlow(manifests: readonly Manifest[], registry: PolicyRegi
   }
   const extension = extensions[0].spec;
   const counters = new CounterGuard(deps.counters, { failOpen: extension.failOpen, timeoutMs: extension.timeout, logger: deps.logger, onError: deps.onCounterError });
-  const policyDeps: PolicyDeps = { counters, identity: deps.identity, now: deps.now, ...(deps.kvm && { kvm: deps.kvm }), ...(deps.caches && { caches: deps.caches }) };
+  const policyDeps: PolicyDeps = { counters, identity: deps.identity, now: deps.now, ...(deps.kvm && { kvm: deps.kvm }), ...(deps.caches && { caches: deps.caches }), ...(deps.promptCalibration && { promptCalibration: deps.promptCalibration }) };
 
   const templates = buildTemplates(manifests, registry, policyDeps, problems);
   const byProduct = productTemplates(manifests, templates);

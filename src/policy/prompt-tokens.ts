@@ -18,9 +18,14 @@ function countInput(input: unknown): number {
   return n;
 }
 
+/** Tool definitions are part of the prompt a model server renders (its chat template writes them out). */
+function countTools(tools: unknown): number {
+  return Array.isArray(tools) && tools.length > 0 ? countTextTokens(JSON.stringify(tools)) : 0;
+}
+
 function estimate(body: OpenAIBody): number {
-  if (Array.isArray(body.messages)) return countChatTokens(body.messages);
-  let n = countInput(body.prompt ?? body.input);
+  if (Array.isArray(body.messages)) return countChatTokens(body.messages) + countTools(body.tools);
+  let n = countInput(body.prompt ?? body.input) + countTools(body.tools);
   if (typeof body.instructions === 'string') n += countTextTokens(body.instructions);
   return n;
 }

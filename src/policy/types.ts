@@ -5,6 +5,7 @@ import type { CacheResources } from './caching/cache-resources.js';
 import type { CounterGuard } from './counter-guard.js';
 import type { IdentitySource, KeyRecord, OperationSetGrant, ProductGrant } from './identity.js';
 import type { QuotaUsage } from './quota-usage.js';
+import type { PromptCalibration } from './prompt-calibration.js';
 
 /** One step of a compiled flow: a policy's phase method, bound. Returns a promise only when it must wait. */
 export type Step = (ctx: RequestContext, state: ApimState) => void | Promise<void>;
@@ -104,6 +105,8 @@ export interface PolicyDeps {
   kvm?: KvmLookup;
   /** The gateway's cache stores (ResponseCache, semantic caches), which outlive engine rebuilds. */
   caches?: CacheResources;
+  /** What the model servers count beyond tollgate's prompt estimates (LLMTokenQuota), kept across engine rebuilds. */
+  promptCalibration?: PromptCalibration;
 }
 
 /** Validates `spec` (the kind's zod schema), applies defaults, precomputes, and returns the instance. */

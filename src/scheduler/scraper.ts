@@ -116,7 +116,8 @@ export class Scraper {
     try {
       const text = await this.#opts.source.fetch(ep.url);
       ep.recordScrape(readEngineMetrics(ep.engine, text), this.#opts.now());
-      await this.#readModels(ep);
+      // Beside the scrape, not in it: a slow or hanging model list must not hold the next scrape back.
+      void this.#readModels(ep);
     } catch (err) {
       ep.recordScrapeFailure((err as Error).message);
     }

@@ -126,6 +126,15 @@ describeOnCounterBackends((counters) => {
     assert.ok((await tight.used()) <= limit, `${await tight.used()} <= ${limit}`);
   });
 
+  test('tool definitions count as prompt: the model server renders them into it', async () => {
+    const plain = make({ limit: 10_000, timeUnit: 'hour' });
+    await admit(plain.policy, { body: { max_tokens: 10 } });
+    const withTools = make({ limit: 10_000, timeUnit: 'hour' });
+    const tools = [{ type: 'function', function: { name: 'get_weather', description: 'The weather in a city, now and for the week ahead', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }];
+    await admit(withTools.policy, { body: { max_tokens: 10, tools } });
+    assert.ok((await withTools.used()) > (await plain.used()) + 20, `${await withTools.used()} against ${await plain.used()}`);
+  });
+
   test("a cap of tollgate's choosing leaves the prompt room in the pool's context length; unknown or already full, it does not", async () => {
     const { policy } = make({ limit: 100_000, timeUnit: 'hour', defaultMaxTokens: 4096 });
     const withWindow = async (window: number | undefined) => {

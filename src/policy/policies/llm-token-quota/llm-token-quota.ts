@@ -12,7 +12,7 @@ import type { ApimState, Policy, PolicyFactory } from '../../types.js';
 import { compileVariable } from '../../variables.js';
 import { estimateTokens, outputRoom, setOutputCap } from './token-estimate.js';
 import { requestStreamUsage } from '../../stream-usage.js';
-import { PromptCalibration } from './prompt-calibration.js';
+import { PromptCalibration } from '../../prompt-calibration.js';
 import type { Usage } from '../../../gateway/usage.js';
 import { promptTokens } from '../../prompt-tokens.js';
 import { TokenReservation } from './token-reservation.js';
@@ -40,7 +40,8 @@ export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
     : { limit: s.limit!, interval: s.interval, timeUnit: s.timeUnit!, countOn: s.countOn, windowAt: windowsOf(s.interval, s.timeUnit!) };
   const { counters, now } = deps;
   const F = LLM_TOKEN_QUOTA_FAULTS;
-  const calibration = new PromptCalibration(now);
+  // The gateway's, which outlives engine rebuilds (every key issued rebuilds it); a policy's own without one.
+  const calibration = deps.promptCalibration ?? new PromptCalibration(now);
   // Shared by admit and the quota report, so the report reads the very counter a request reserves on.
   /** The limit that applies to this request; none: not limited. */
   const limitOf = (state: ApimState): CompiledTokenQuota | null | undefined => own ?? state.operationSet?.llmTokenQuota;
