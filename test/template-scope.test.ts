@@ -115,3 +115,19 @@ test('a reload of the --config files that drops a product but keeps its template
   await waitFor(async () => (await call(gw.adminUrl, 'GET', '/v1/apiproducts/trial')).status === 404, 5000, 'the product gone', 20);
   assert.deepEqual(await statuses(gw, calApp, 3), [200, 200, 200]);
 });
+
+test('a restart with files that dropped a product but kept its template is refused too (the store remembers the product)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-template-scope-restart-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const start = () => startGateway({ configPaths: [dir], port: 0, adminPort: 0, host: '127.0.0.1', watch: false, db: `sqlite:${join(dir, 'tollgate.db')}`, logger: pino({ level: 'silent' }) });
+  writeFileSync(join(dir, 'models.yaml'), poolAndModelYaml(stub.url, 'm', 'model'));
+  writeFileSync(join(dir, 'apim.yaml'), yaml([extension, ...oneRequestTemplate('trial-t'), ...product('trial', 'trial-t'), ...product('cal')]));
+  await (await start()).close();
+  writeFileSync(join(dir, 'apim.yaml'), yaml([extension, ...oneRequestTemplate('trial-t'), ...product('cal')]));
+  await assert.rejects(start(), /ApimTemplate\/trial-t: runs only for the requests of APIProduct\/trial/);
+  // Without the template as well, it starts; and once the product is gone from the store, the template alone is a
+  // gateway-wide one like any other.
+  writeFileSync(join(dir, 'apim.yaml'), yaml([extension, ...product('cal')]));
+  const gw = await start();
+  await gw.close();
+});

@@ -162,11 +162,13 @@ export class ApiManagement {
     // Compile first: a bad policy configuration is refused before anything is written.
     this.#snapshot ??= await this.db.loadSnapshot();
     this.#identity ??= new SnapshotIdentity(this.#snapshot);
-    if (this.#engine !== undefined) {
-      // A reload whose files let go of a product's template would make that template run for every request.
-      const widened = widenedTemplates(this.#manifestsOf(this.#fileManifests, this.#snapshot, silentLogger), this.#manifestsOf(apim, this.#snapshot, silentLogger));
-      if (widened.length > 0) throw new ConfigError(widened);
-    }
+    // Files that let go of a product's template would make that template run for every request: refused at a reload
+    // (the last good configuration stays) and at a start (which exits 2) alike.
+    const widened =
+      this.#engine !== undefined
+        ? widenedTemplates(this.#manifestsOf(this.#fileManifests, this.#snapshot, silentLogger), this.#manifestsOf(apim, this.#snapshot, silentLogger))
+        : this.#widenedSinceLastRun(apim, this.#snapshot);
+    if (widened.length > 0) throw new ConfigError(widened);
     try {
       this.#compile(apim, this.#snapshot);
     } catch (err) {
@@ -287,19 +289,21 @@ export class ApiManagement {
   /** What the engine is built from: the files' manifests and what the admin API stored. */
   #manifestsOf(fileManifests: readonly Manifest[], snapshot: Snapshot, logger: Logger): Manifest[] {
     const stored: Manifest[] = [];
-    const keep = (raw: { apiVersion: string; kind: string; name: string; spec: unknown }, i: number) => {
-      const r = validateDocument({ apiVersion: raw.apiVersion, kind: raw.kind, metadata: { name: raw.name }, spec: raw.spec }, 'admin-api', i);
-      if (r.manifest) stored.push(r.manifest);
-      else logger.error({ problems: r.problems }, 'a stored manifest no longer validates; it is ignored');
-    };
     snapshot.manifests.forEach((m, i) => {
-      if (m.owner !== 'file') keep(m, i);
+      if (m.owner !== 'file') keepValid(stored, m, i, logger);
     });
     // Products made through the admin API may name templates (templateRefs); the files' products are in fileManifests.
-    snapshot.products.forEach((p, i) => {
-      if (p.owner !== 'file' && p.spec.templateRefs !== undefined) keep({ apiVersion: 'apim.googleapis.com/v1', kind: 'APIProduct', name: p.name, spec: { ...p.spec, displayName: p.displayName || p.name } }, snapshot.manifests.length + i);
-    });
-    return [...fileManifests, ...stored];
+    return [...fileManifests, ...stored, ...productsNamingTemplates(snapshot, (p) => p.owner !== 'file', logger)];
+  }
+
+  /**
+   * At start there is no earlier configuration in memory, but the store holds the products the last run had (the
+   * files' among them): a product that named a template then and is gone now would make the template gateway-wide.
+   */
+  #widenedSinceLastRun(apim: readonly Manifest[], snapshot: Snapshot): string[] {
+    const after = this.#manifestsOf(apim, snapshot, silentLogger);
+    const before = [...after.filter((m) => m.kind === 'ApimTemplate'), ...productsNamingTemplates(snapshot, () => true, silentLogger)];
+    return widenedTemplates(before, after);
   }
 
   #build(fileManifests: readonly Manifest[], snapshot: Snapshot, logger: Logger): PolicyEngine {
@@ -328,4 +332,22 @@ export class ApiManagement {
     await this.caches.close();
     await this.db.close();
   }
+}
+
+/** A stored manifest as the engine reads it; one that no longer validates is logged and left out. */
+function keepValid(into: Manifest[], raw: { apiVersion: string; kind: string; name: string; spec: unknown }, i: number, logger: Logger): void {
+  const r = validateDocument({ apiVersion: raw.apiVersion, kind: raw.kind, metadata: { name: raw.name }, spec: raw.spec }, 'admin-api', i);
+  if (r.manifest) into.push(r.manifest);
+  else logger.error({ problems: r.problems }, 'a stored manifest no longer validates; it is ignored');
+}
+
+/** The stored products `which` selects that name templates (templateRefs), as APIProduct manifests. */
+function productsNamingTemplates(snapshot: Snapshot, which: (p: Snapshot['products'][number]) => boolean, logger: Logger): Manifest[] {
+  const out: Manifest[] = [];
+  snapshot.products.forEach((p, i) => {
+    if (which(p) && p.spec.templateRefs !== undefined) {
+      keepValid(out, { apiVersion: 'apim.googleapis.com/v1', kind: 'APIProduct', name: p.name, spec: { ...p.spec, displayName: p.displayName || p.name } }, snapshot.manifests.length + i, logger);
+    }
+  });
+  return out;
 }
