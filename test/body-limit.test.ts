@@ -77,6 +77,9 @@ test('a chunked body that outgrows the limit gets the same: 413, then the rest i
   await until(() => received().includes('body_too_large'), 'the 413 while uploading');
   for (let i = 0; i < 60; i++) await writeChunk();
   await new Promise<void>((resolve, reject) => socket.write('0\r\n\r\n', (err) => (err ? reject(err) : resolve())));
+  const next = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }] });
+  socket.write(`POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${next.length}\r\n\r\n${next}`);
+  await until(() => /HTTP\/1\.1 200 /.test(received()), 'the next request on the same connection answered');
   socket.destroy();
 });
 
@@ -97,4 +100,27 @@ test('Expect: 100-continue with a body within the limit is asked for it and serv
   socket.write(body);
   await until(() => /HTTP\/1\.1 200 /.test(received()), 'the answer');
   socket.destroy();
+});
+
+test('an upload that stops after its 413 is cut when the body time is up, with no second answer on the connection', async (t) => {
+  const quick = await startGateway({
+    configPaths: [],
+    manifests: [...poolAndModel([stub.url]), manifest('GatewaySettings', 's', { server: { maxBodyBytes: LIMIT, bodyTimeout: '1s' } })],
+    port: 0,
+    adminPort: 0,
+    host: '127.0.0.1',
+    watch: false,
+  });
+  t.after(() => quick.close());
+  const socket = connect(quick.port, '127.0.0.1');
+  await new Promise<void>((resolve) => socket.once('connect', resolve));
+  let text = '';
+  socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+  socket.on('error', () => {});
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  socket.write(`POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${4 * 1024 * 1024}\r\n\r\n`);
+  socket.write(Buffer.alloc(128 * 1024, 'x'));
+  await closed;
+  assert.match(text, /^HTTP\/1\.1 413 /);
+  assert.equal(text.match(/HTTP\/1\.1 \d{3}/g)!.length, 1, text.slice(0, 400));
 });

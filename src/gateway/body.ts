@@ -49,10 +49,11 @@ export function readBody(req: IncomingMessage, maxBytes: number, timeoutMs: numb
  * bytes nobody read with RST), and the client sees EPIPE instead of the answer, which the OpenAI SDKs retry by
  * uploading the whole body again. So, as nginx's lingering close does, the connection stays open while the rest of
  * the body is read and dropped, for at most `lingerMs`; a body still coming then is cut. A client that waited on
- * `Expect: 100-continue` and was not asked for its body sends none: its connection closes at once, as before.
+ * `Expect: 100-continue` and was not asked for its body sends none: its connection closes at once, as before, and
+ * so does one whose time is already up (`lingerMs` ≤ 0).
  */
 export function lingerAfterRefusal(req: IncomingMessage, headers: Record<string, string>, lingerMs: number): void {
-  if (req.complete || bodyWithheld(req)) return;
+  if (req.complete || bodyWithheld(req) || lingerMs <= 0) return;
   delete headers.connection;
   const socket = req.socket;
   const timer = setTimeout(() => {

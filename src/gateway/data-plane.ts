@@ -165,7 +165,8 @@ export class DataPlane {
         const answer = this.errorResponse(ctx, err);
         // A hang-up (in the queue, mid-body) is recorded with no status (errorResponse): nobody is left to send it to.
         if (ctx.errorCode === 'client_closed') return this.#done(ctx);
-        if (answer.status === 413) lingerAfterRefusal(req, answer.headers, this.config.settings.server.bodyTimeout);
+        // Within the time the body had anyway (Node's own request timeout, a little later, would answer again).
+        if (answer.status === 413) lingerAfterRefusal(req, answer.headers, this.config.settings.server.bodyTimeout - (performance.now() - ctx.start));
         return this.#send(ctx, res, answer).then(() => this.#done(ctx));
       },
     );
