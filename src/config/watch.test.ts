@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { waitFor } from '../sim/testing.js';
@@ -40,4 +40,19 @@ test('a watched file reloads for itself, not for its neighbours', async (t) => {
   assert.equal(changes, 0);
   writeFileSync(file, 'y');
   await waitFor(() => changes === 1, 2000, 'the file change', 10);
+});
+
+test("a ConfigMap volume's update (its ..data link swapped) reloads", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-watch-'));
+  let changes = 0;
+  const stop = watchConfig([dir], () => changes++, 20);
+  t.after(() => {
+    stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  // What kubelet's atomic writer does: a new ..<timestamp> directory, a ..data_tmp link to it, renamed to ..data.
+  mkdirSync(join(dir, '..2026_11_27_12_00_00.000'));
+  symlinkSync('..2026_11_27_12_00_00.000', join(dir, '..data_tmp'));
+  renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
+  await waitFor(() => changes >= 1, 2000, 'the swap seen', 10);
 });

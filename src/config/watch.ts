@@ -4,6 +4,8 @@ import { dirname, resolve } from 'node:path';
 import { statSync } from 'node:fs';
 import { MANIFEST_FILE } from './files.js';
 
+const relevant = (name: string) => MANIFEST_FILE.test(name) || name.startsWith('..');
+
 /** Watches `paths` (files or directories); calls `onChange` once per burst of changes. Returns a stop function. */
 export function watchConfig(paths: string[], onChange: () => void, debounceMs = 150): () => void {
   const watchers: FSWatcher[] = [];
@@ -26,9 +28,10 @@ export function watchConfig(paths: string[], onChange: () => void, debounceMs = 
     }
     // In a watched directory only manifest files count: tollgate.db and the analytics spool may live there too (serve
     // --config . in a folder of manifests), and every request's record would otherwise reload the configuration.
+    // Kubernetes updates a mounted ConfigMap by swapping its `..data` link, an event that names no manifest.
     const w = watch(dir, { persistent: false }, (_event, name) => {
       if (!name) trigger();
-      else if (dir === abs ? MANIFEST_FILE.test(name.toString()) : resolve(dir, name.toString()) === abs) trigger();
+      else if (dir === abs ? relevant(name.toString()) : resolve(dir, name.toString()) === abs) trigger();
     });
     w.on('error', () => {});
     watchers.push(w);
