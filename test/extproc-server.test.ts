@@ -130,6 +130,7 @@ describe('requests as Envoy sends them', () => {
     assert.deepEqual(JSON.parse(models.body.toString()).data.map((m: { id: string }) => m.id).sort(), ['m', 'sse', 'trio']);
     const wrong = await envoyExchange(address, { path: '/v1/chat/completions', headers: { 'x-api-key': app.key } });
     assert.equal(wrong.status, 405);
+    assert.equal(wrong.headers.allow, 'POST', 'as the data plane says it');
     const denied = await chat({}, {}, null);
     assert.ok(denied.local);
     assert.equal(denied.status, 401);

@@ -36,9 +36,12 @@ async function demoKey(gateway: Gateway): Promise<string> {
   const developer = (await db.developers.find(email)) ?? (await db.developers.create({ email, firstName: 'Demo', lastName: 'Developer', userName: 'demo' }));
   const app = (await db.apps.findByName(developer.id, 'demo-app')) ?? (await db.apps.create(developer.id, { name: 'demo-app' }));
   // The key printed last is the demo's one: those of earlier starts are revoked, not left working where nobody sees them.
-  for (const old of await db.credentials.listAll()) {
-    if (old.appId === app.id && old.status !== 'revoked') await db.credentials.setStatus(old.keyId, 'revoked');
-  }
+  let pageToken: string | undefined;
+  do {
+    const keys = await db.credentials.listForApp(app.id, { pageToken });
+    for (const old of keys.items) if (old.status !== 'revoked') await db.credentials.setStatus(old.keyId, 'revoked');
+    pageToken = keys.nextPageToken;
+  } while (pageToken !== undefined);
   const issued = await db.credentials.issue({ appId: app.id, apiProducts: [{ apiproduct: 'starter', status: 'approved' }] });
   return issued.consumerKey;
 }

@@ -51,7 +51,7 @@ export async function decideRequest(
   ctx.backend = config.routes.length > 0 ? matchRoute(config, ctx) : undefined;
   const operation = OPERATION_PATHS[ctx.path];
   if (!operation && !ctx.backend) throw gatewayError('TG_ERR_ROUTE_NOT_FOUND', `No route for ${ctx.method} ${ctx.path}`);
-  if (operation && ctx.method !== 'POST') throw gatewayError('TG_ERR_METHOD_NOT_ALLOWED', `${ctx.path} accepts POST only`);
+  if (operation && ctx.method !== 'POST') throw gatewayError('TG_ERR_METHOD_NOT_ALLOWED', `${ctx.path} accepts POST only`, { allow: 'POST' });
   const decision = await dp.decide(ctx, await readBody(), onGone);
   return decision.kind === 'direct' ? { kind: 'reply', response: decision.response } : decision;
 }

@@ -175,7 +175,6 @@ export class PoolState implements PoolGauges {
     this.#flow.rejectAll(err);
   }
 
-  /** At least one endpoint has fresh metrics or answered a request within staleAfter. */
   /** The smallest context length its endpoints report (a request may land on any of them); undefined when none does. */
   contextWindow(): number | undefined {
     let smallest: number | undefined;
@@ -186,6 +185,7 @@ export class PoolState implements PoolGauges {
     return smallest;
   }
 
+  /** At least one endpoint has fresh metrics or answered a request within staleAfter. */
   reachable(): boolean {
     const now = this.#deps.now();
     const { staleAfter } = this.#deps.settings;
