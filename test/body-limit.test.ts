@@ -13,16 +13,21 @@ const LIMIT = 64 * 1024;
 let stub: Stub;
 let gw: Gateway;
 
-before(async () => {
-  stub = await startStub();
-  gw = await startGateway({
+/** A gateway in front of the stub with these server settings (and the body limit). */
+function gatewayWith(server: Record<string, unknown>): Promise<Gateway> {
+  return startGateway({
     configPaths: [],
-    manifests: [...poolAndModel([stub.url]), manifest('GatewaySettings', 's', { server: { maxBodyBytes: LIMIT } })],
+    manifests: [...poolAndModel([stub.url]), manifest('GatewaySettings', 's', { server: { maxBodyBytes: LIMIT, ...server } })],
     port: 0,
     adminPort: 0,
     host: '127.0.0.1',
     watch: false,
   });
+}
+
+before(async () => {
+  stub = await startStub();
+  gw = await gatewayWith({});
 });
 after(async () => {
   await gw.close();
@@ -103,14 +108,7 @@ test('Expect: 100-continue with a body within the limit is asked for it and serv
 });
 
 test('an upload that stops after its 413 is cut when the body time is up, with no second answer on the connection', async (t) => {
-  const quick = await startGateway({
-    configPaths: [],
-    manifests: [...poolAndModel([stub.url]), manifest('GatewaySettings', 's', { server: { maxBodyBytes: LIMIT, bodyTimeout: '1s' } })],
-    port: 0,
-    adminPort: 0,
-    host: '127.0.0.1',
-    watch: false,
-  });
+  const quick = await gatewayWith({ bodyTimeout: '1s' });
   t.after(() => quick.close());
   const socket = connect(quick.port, '127.0.0.1');
   await new Promise<void>((resolve) => socket.once('connect', resolve));
