@@ -94,7 +94,7 @@ export function createListener(handler: RequestListener, settings: GatewaySettin
   server.on('connect', (req, socket: Duplex) => {
     // Node hands the socket over without its error listener: a reset from the client must not become an uncaught error.
     socket.on('error', () => socket.destroy());
-    rawAnswer(socket, gatewayError('TG_ERR_METHOD_NOT_ALLOWED', `${req.method} is not supported`), faultFormat?.());
+    rawAnswer(socket, gatewayError('TG_ERR_METHOD_NOT_ALLOWED', `${req.method} is not supported`, { allow: 'GET, HEAD, POST, OPTIONS' }), faultFormat?.());
   });
   return server;
 }

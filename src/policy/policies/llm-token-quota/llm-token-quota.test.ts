@@ -12,6 +12,7 @@ import { MemoryIdentitySource } from '../../memory-identity.js';
 import { MONDAY, TestClock, fakeContext, testDeps, unique, type FakeRequest } from '../../testing.js';
 import type { ApimState } from '../../types.js';
 import { LLM_TOKEN_QUOTA_FAULTS, llmTokenQuota } from './llm-token-quota.js';
+import { roomMargin } from './token-estimate.js';
 
 const PROMPT = countChatTokens([{ role: 'user', content: 'Hello there' }]);
 const HOUR = 3_600_000;
@@ -44,6 +45,8 @@ describeOnCounterBackends((counters) => {
 
   async function admit(policy: ReturnType<typeof make>['policy'], req: FakeRequest = {}): Promise<{ ctx: RequestContext; state: ApimState }> {
     const ctx = fakeContext(req);
+    // A configured model (an InferenceModel of pool p), as the data plane resolves it before the policies.
+    ctx.modelConfig = { pool: { name: 'p' } } as RequestContext['modelConfig'];
     const state: ApimState = {};
     await policy.admit!(ctx, state);
     return { ctx, state };
@@ -126,6 +129,22 @@ describeOnCounterBackends((counters) => {
     assert.ok((await tight.used()) <= limit, `${await tight.used()} <= ${limit}`);
   });
 
+  test('a model a route to a URL takes (no InferenceModel) is not calibrated: its name is the client\'s to choose', async () => {
+    const { policy, used } = make({ limit: 10_000, timeUnit: 'hour' });
+    const unconfigured = async () => {
+      const ctx = fakeContext({ body: { max_tokens: 10 } });
+      const state: ApimState = {};
+      await policy.admit!(ctx, state);
+      ctx.attempts = 1;
+      ctx.usage = { inputTokens: PROMPT + 30, outputTokens: 10, cachedTokens: 0 };
+      await settle(ctx, state);
+    };
+    await unconfigured();
+    const before = await used();
+    await admit(policy, { body: { max_tokens: 10 } });
+    assert.equal((await used()) - before, PROMPT + 10, 'nothing learned from it');
+  });
+
   test('tool definitions count as prompt: the model server renders them into it', async () => {
     const plain = make({ limit: 10_000, timeUnit: 'hour' });
     await admit(plain.policy, { body: { max_tokens: 10 } });
@@ -144,7 +163,7 @@ describeOnCounterBackends((counters) => {
       await policy.admit!(ctx, {});
       return ctx.body!.max_tokens;
     };
-    assert.equal(await withWindow(1000), 1000 - PROMPT);
+    assert.equal(await withWindow(1000), 1000 - PROMPT - roomMargin(PROMPT));
     assert.equal(await withWindow(undefined), 4096);
     assert.equal(await withWindow(PROMPT), 4096, 'the prompt alone fills it: the model server refuses it, not tollgate');
     assert.equal(await withWindow(100_000), 4096);

@@ -68,9 +68,10 @@ export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
       const estimate = estimateTokens(ctx, state, q.countOn);
       const { output, choices } = estimate;
       // The prompt as the target model's servers have lately been counting prompts, not only as tollgate does.
-      const model = ctx.targetModel ?? ctx.model ?? '';
+      // Configured models only: a route to a URL takes any model name a client sends, which must not fill the memory.
+      const model = ctx.modelConfig ? (ctx.targetModel ?? ctx.model) : undefined;
       const estimated = promptTokens(ctx, state);
-      const prompt = calibration.correct(model, estimated);
+      const prompt = model === undefined ? estimated : calibration.correct(model, estimated);
       const input = estimate.input === 0 ? 0 : prompt;
       // A cap of tollgate's choosing never asks for more than the whole quota could give, nor more than the model has
       // room for after the prompt. It is set per choice upstream, so with `n` choices the reservation is n times it
@@ -102,7 +103,7 @@ export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
           'retry-after': retryAfter(resetMs),
         });
       }
-      const learn = (usage: Usage) => calibration.observe(model, estimated, usage.inputTokens);
+      const learn = model === undefined ? undefined : (usage: Usage) => calibration.observe(model, estimated, usage.inputTokens);
       (state.settlers ??= []).push(new TokenReservation(counters, key, windowMs, at, q.countOn, input + cap, learn));
       showTokenLimit(ctx, state, q.limit, r.remaining, resetMs, input + cap);
       if (output === null) setOutputCap(ctx, perChoice(cap));

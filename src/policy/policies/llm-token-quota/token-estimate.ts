@@ -52,6 +52,11 @@ export function setOutputCap(ctx: RequestContext, cap: number): void {
 export function outputRoom(ctx: RequestContext, prompt: number): number {
   const pool = ctx.modelConfig?.pool.name;
   const window = pool === undefined ? undefined : ctx.fleet?.contextWindow?.(pool);
-  const room = window === undefined ? 0 : window - prompt;
-  return room >= 1 ? room : Infinity;
+  if (window === undefined || window - prompt < 1) return Infinity;
+  // The server may count the prompt a little longer than tollgate (its template): a refusal for a few tokens teaches
+  // the calibration nothing (no usage comes back), so a margin is kept.
+  return Math.max(1, window - prompt - roomMargin(prompt));
 }
+
+/** Tokens kept free of a cap tollgate sets, beyond the prompt estimate: 32 and 2 % of the prompt. */
+export const roomMargin = (prompt: number) => 32 + Math.ceil(prompt * 0.02);
