@@ -69,7 +69,14 @@ export class Scheduler implements EndpointPicker {
     this.#poolDeps = { settings: opts.settings, logger: opts.logger ?? silentLogger, metrics: this.#metrics, now: this.#now };
     this.#httpSource = opts.metricsSource ? null : new HttpMetricsSource(scrapeTimeout(opts.settings), { tlsRejectUnauthorized: this.#tlsRejectUnauthorized });
     this.#source = opts.metricsSource ?? this.#httpSource!;
-    this.#scraper = new Scraper({ source: this.#source, intervalMs: opts.settings.scrapeInterval, now: this.#now, random });
+    const logger = this.#poolDeps.logger;
+    this.#scraper = new Scraper({
+      source: this.#source,
+      intervalMs: opts.settings.scrapeInterval,
+      now: this.#now,
+      random,
+      onNoContextWindow: (ep, reason) => logger.info({ endpoint: ep.address, reason }, 'context length unknown (GET /v1/models): token caps tollgate sets are not fitted to it'),
+    });
   }
 
   /**

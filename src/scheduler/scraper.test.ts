@@ -31,13 +31,17 @@ describe('scraping over HTTP', () => {
       servers[0].models = JSON.stringify({ object: 'list', data: [{ id: 'base', max_model_len: 4096 }, { id: 'lora', max_model_len: 4096 }] });
       servers[1].models = JSON.stringify({ object: 'list', data: [{ id: 'base', max_model_len: 2048 }] });
       // servers[2] has no /v1/models (404): no context length, and its metrics still count.
-      const { scheduler } = schedulerFor(servers, { scrapeInterval: 10 });
+      const { scheduler, logs } = schedulerFor(servers, { scrapeInterval: 10 });
       assert.equal(scheduler.contextWindow('p'), undefined, 'nothing known before the first scrape');
       scheduler.start();
       try {
         await waitFor(() => scheduler.view('p')!.endpoints.every((e) => e.status === 'ready') && scheduler.contextWindow('p') === 2048, 3000);
         await sleep(100);
         assert.equal(servers[0].modelsHits, 1, 'read once, not at every scrape');
+        // The one without a model list is told once (a vLLM with --api-key answers 401 there for good).
+        const unknown = logs.filter((l) => String(l.msg).startsWith('context length unknown'));
+        assert.deepEqual(unknown.map((l) => l.endpoint), [servers[2].address]);
+        assert.match(String(unknown[0].reason), /404/);
         assert.ok(servers[0].hits > 3);
         assert.equal(scheduler.contextWindow('unknown'), undefined);
       } finally {
@@ -79,7 +83,7 @@ describe('scraping over HTTP', () => {
         await waitFor(() => scheduler.view('p')!.endpoints.every((e) => e.status === 'ready'), 3000);
         servers[1].delayMs = 400; // every scrape now times out (timeout = staleAfter here)
         await waitFor(() => logs.some((l) => l.status === 'unhealthy'), 5000);
-        const warnings = logs.filter((l) => l.endpoint === servers[1].address);
+        const warnings = logs.filter((l) => l.endpoint === servers[1].address && l.status !== undefined);
         assert.deepEqual(
           warnings.map((l) => l.status),
           ['stale', 'unhealthy'],

@@ -13,6 +13,8 @@ export interface ScraperOptions {
   intervalMs: number;
   now: () => number;
   random: () => number;
+  /** An endpoint's /v1/models could not be read, or says no context length, the first time that happens for it. */
+  onNoContextWindow?: (endpoint: EndpointState, reason: string) => void;
 }
 
 class Target {
@@ -129,11 +131,17 @@ export class Scraper {
     const fetchModels = this.#opts.source.fetchModels?.bind(this.#opts.source);
     const now = this.#opts.now();
     if (!fetchModels || (ep.modelsReadAt !== undefined && now - ep.modelsReadAt < MODELS_REFRESH_MS)) return;
+    const first = ep.modelsReadAt === undefined;
     ep.modelsReadAt = now;
+    let reason: string | undefined;
     try {
       ep.contextWindow = contextWindowOf(await fetchModels(ep.url));
-    } catch {
+      if (ep.contextWindow === undefined) reason = 'its model list gives no max_model_len';
+    } catch (err) {
       // A server without /v1/models (or one that failed just then) keeps what was known; its metrics still count.
+      reason = (err as Error).message;
     }
+    // Told once: a vLLM started with --api-key answers 401 there, for good, and caps tollgate sets stay unclamped.
+    if (first && reason !== undefined) this.#opts.onNoContextWindow?.(ep, reason);
   }
 }
