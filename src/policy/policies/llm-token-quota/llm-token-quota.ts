@@ -10,7 +10,7 @@ import { storeWindowMs, windowsOf } from '../../quota-window.js';
 import { retryAfter, showTokenLimit, showTokenRefusal } from '../../rate-limit-headers.js';
 import type { ApimState, Policy, PolicyFactory } from '../../types.js';
 import { compileVariable } from '../../variables.js';
-import { estimateTokens, outputRoom, setOutputCap } from './token-estimate.js';
+import { estimateOutput, outputRoom, setOutputCap } from './token-estimate.js';
 import { requestStreamUsage } from '../../stream-usage.js';
 import { PromptCalibration } from '../../prompt-calibration.js';
 import type { Usage } from '../../../gateway/usage.js';
@@ -65,14 +65,14 @@ export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
       const q = limitOf(state);
       if (!q) return;
       const id = identify(ctx, state);
-      const estimate = estimateTokens(ctx, state, q.countOn);
-      const { output, choices } = estimate;
-      // The prompt as the target model's servers have lately been counting prompts, not only as tollgate does.
-      // Configured models only: a route to a URL takes any model name a client sends, which must not fill the memory.
+      const { output, choices } = estimateOutput(ctx, q.countOn);
+      // The prompt is counted where it matters: when it is part of what is counted, or for a cap tollgate sets (the
+      // room left after it). Then as the target model's servers have lately been counting prompts, not only as
+      // tollgate does: configured models only, as a route to a URL takes any model name a client sends.
       const model = ctx.modelConfig ? (ctx.targetModel ?? ctx.model) : undefined;
-      const estimated = promptTokens(ctx, state);
-      const prompt = model === undefined ? estimated : calibration.correct(model, estimated);
-      const input = estimate.input === 0 ? 0 : prompt;
+      const estimated = q.countOn !== 'output' || output === null ? promptTokens(ctx, state) : undefined;
+      const prompt = estimated === undefined ? 0 : model === undefined ? estimated : calibration.correct(model, estimated);
+      const input = q.countOn === 'output' ? 0 : prompt;
       // A cap of tollgate's choosing never asks for more than the whole quota could give, nor more than the model has
       // room for after the prompt. It is set per choice upstream, so with `n` choices the reservation is n times it
       // (`cap` is always the whole answer's).
@@ -103,7 +103,7 @@ export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
           'retry-after': retryAfter(resetMs),
         });
       }
-      const learn = model === undefined ? undefined : (usage: Usage) => calibration.observe(model, estimated, usage.inputTokens);
+      const learn = model === undefined || estimated === undefined ? undefined : (usage: Usage) => calibration.observe(model, estimated, usage.inputTokens);
       (state.settlers ??= []).push(new TokenReservation(counters, key, windowMs, at, q.countOn, input + cap, learn));
       showTokenLimit(ctx, state, q.limit, r.remaining, resetMs, input + cap);
       if (output === null) setOutputCap(ctx, perChoice(cap));

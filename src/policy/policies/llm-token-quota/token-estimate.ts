@@ -2,11 +2,9 @@
 // chooses and sends upstream, so the model cannot produce more than was reserved.
 import type { CountOn } from '../../../config/apim-kinds.js';
 import type { RequestContext } from '../../../gateway/context.js';
-import { promptTokens, requestedMaxTokens } from '../../prompt-tokens.js';
-import type { ApimState } from '../../types.js';
+import { requestedMaxTokens } from '../../prompt-tokens.js';
 
-export interface TokenEstimate {
-  input: number;
+export interface OutputEstimate {
   /**
    * The most the answer may hold: the client's cap times `choices` (0 when output is not counted); null when the
    * client gave no cap and tollgate must choose one.
@@ -26,12 +24,12 @@ function choicesOf(ctx: RequestContext): number {
   return Math.max(count(ctx.body?.n), ctx.operation === 'completions' ? count(ctx.body?.best_of) : 1);
 }
 
-export function estimateTokens(ctx: RequestContext, state: ApimState, countOn: CountOn): TokenEstimate {
-  const input = countOn === 'output' ? 0 : promptTokens(ctx, state);
-  if (countOn === 'input' || !ctx.body || ctx.operation === 'embeddings') return { input, output: 0, choices: 1 };
+/** The output side of a reservation: the prompt side is the policy's (PromptCalibration corrects it). */
+export function estimateOutput(ctx: RequestContext, countOn: CountOn): OutputEstimate {
+  if (countOn === 'input' || !ctx.body || ctx.operation === 'embeddings') return { output: 0, choices: 1 };
   const choices = choicesOf(ctx);
   const cap = requestedMaxTokens(ctx.body, ctx.operation);
-  return { input, output: cap === undefined ? null : cap * choices, choices };
+  return { output: cap === undefined ? null : cap * choices, choices };
 }
 
 /** Sets the output cap upstream (the Responses API names it max_output_tokens). */
@@ -41,7 +39,6 @@ export function setOutputCap(ctx: RequestContext, cap: number): void {
   else body.max_tokens = cap;
   ctx.bodyChanged = true;
 }
-
 
 /**
  * The most output tokens a choice can have once a prompt of `prompt` tokens is in: its pool's context length, as the

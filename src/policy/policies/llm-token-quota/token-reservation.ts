@@ -40,8 +40,7 @@ export class TokenReservation implements Settler {
     if (ctx.usage) {
       actual = counted(ctx.usage, this.#countOn);
       this.#onUsage?.(ctx.usage);
-    }
-    else if (ctx.attempts === 0) actual = 0;
+    } else if (ctx.attempts === 0) actual = 0;
     else return Promise.resolve();
     const delta = actual - this.#reserved;
     if (delta === 0) return Promise.resolve();
