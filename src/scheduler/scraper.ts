@@ -128,14 +128,14 @@ export class Scraper {
 
   /** The engine's context length, from its model list, for an endpoint that answers (once a MODELS_REFRESH_MS). */
   async #readModels(ep: EndpointState): Promise<void> {
-    const fetchModels = this.#opts.source.fetchModels?.bind(this.#opts.source);
+    const source = this.#opts.source;
     const now = this.#opts.now();
-    if (!fetchModels || (ep.modelsReadAt !== undefined && now - ep.modelsReadAt < MODELS_REFRESH_MS)) return;
+    if (!source.fetchModels || (ep.modelsReadAt !== undefined && now - ep.modelsReadAt < MODELS_REFRESH_MS)) return;
     const first = ep.modelsReadAt === undefined;
     ep.modelsReadAt = now;
     let reason: string | undefined;
     try {
-      ep.contextWindow = contextWindowOf(await fetchModels(ep.url));
+      ep.contextWindow = contextWindowOf(await source.fetchModels(ep.url));
       if (ep.contextWindow === undefined) reason = 'its model list gives no max_model_len';
     } catch (err) {
       // A server without /v1/models (or one that failed just then) keeps what was known; its metrics still count.
