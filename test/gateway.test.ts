@@ -14,6 +14,16 @@ async function gatewayFor(manifests: ReturnType<typeof poolAndModel>): Promise<G
   return startGateway({ configPaths: [], manifests, port: 0, adminPort: 0, host: '127.0.0.1', watch: false });
 }
 
+/** A model server that starts an SSE answer with `sent` and then drops the connection. */
+function diesMidStream(sent: string) {
+  return async ({ res }: StubRequest) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.write(sent);
+    await sleep(30);
+    res.socket!.destroy();
+  };
+}
+
 function post(gw: Gateway, body: unknown, headers: Record<string, string> = {}, path = '/v1/chat/completions') {
   return request(`${gw.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
 }
@@ -198,12 +208,7 @@ describe('streaming', async () => {
   });
 
   test('an upstream that dies mid-stream ends the stream with an SSE error event', async () => {
-    stub.handler = async ({ res }) => {
-      res.writeHead(200, { 'content-type': 'text/event-stream' });
-      res.write('data: {"choices":[{"delta":{"content":"partial"}}]}\n\n');
-      await sleep(30);
-      res.socket!.destroy();
-    };
+    stub.handler = diesMidStream('data: {"choices":[{"delta":{"content":"partial"}}]}\n\n');
     const r = await post(gw, { ...CHAT, stream: true });
     const text = await r.body.text();
     assert.match(text, /partial/);
@@ -230,12 +235,7 @@ describe('streaming', async () => {
   });
 
   test('an upstream that dies in the middle of an event: the half event is never sent, the error event comes after the whole ones', async () => {
-    stub.handler = async ({ res }) => {
-      res.writeHead(200, { 'content-type': 'text/event-stream' });
-      res.write('data: {"choices":[{"delta":{"content":"whole"}}]}\n\ndata: {"id":"x","choi');
-      await sleep(30);
-      res.socket!.destroy();
-    };
+    stub.handler = diesMidStream('data: {"choices":[{"delta":{"content":"whole"}}]}\n\ndata: {"id":"x","choi');
     const r = await post(gw, { ...CHAT, stream: true });
     const events = (await r.body.text()).split('\n\n').filter((e) => e.trim() !== '');
     // Before: `data: {"id":"x","choidata: {"error":...}}`, one line an SDK cannot parse; then the half event as one
