@@ -48,14 +48,18 @@ test('a live owner keeps the directory; a dead one, or one whose number another 
 
 test('a killed owner not yet reaped (a zombie) holds nothing', { skip: LINUX ? undefined : 'needs /proc' }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-lock-'));
-  // A process killed while its parent never waits for it stays a zombie: a shell's background sleep, killed, with the
-  // shell then replaced by a sleep that reaps nothing.
-  const parent = spawn('sh', ['-c', 'sleep 60 & kill -9 $! ; echo $! ; exec sleep 60'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  // A process killed while its parent never waits for it stays a zombie: a shell's background sleep, killed once the
+  // shell has been replaced by a sleep that reaps nothing (killed before, the shell itself could reap it).
+  const parent = spawn('sh', ['-c', 'sleep 60 & echo $! ; exec sleep 60'], { stdio: ['ignore', 'pipe', 'ignore'] });
   try {
     const [line] = (await once(parent.stdout!, 'data')) as [Buffer];
     const zombie = Number(String(line).trim());
-    await new Promise((r) => setTimeout(r, 100));
-    assert.match(readFileSync(`/proc/${zombie}/stat`, 'utf8'), /\) Z /, 'a zombie');
+    const comm = () => readFileSync(`/proc/${parent.pid}/comm`, 'utf8').trim();
+    for (let i = 0; i < 200 && comm() !== 'sleep'; i++) await new Promise((r) => setTimeout(r, 10));
+    process.kill(zombie, 'SIGKILL');
+    const state = () => readFileSync(`/proc/${zombie}/stat`, 'utf8');
+    for (let i = 0; i < 200 && !/\) Z /.test(state()); i++) await new Promise((r) => setTimeout(r, 10));
+    assert.match(state(), /\) Z /, 'a zombie');
     writeFileSync(join(dir, 'LOCK'), String(zombie));
     lockDirectory(dir)();
   } finally {
