@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect } from 'node:net';
 import { request } from 'undici';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { startStub, type Stub } from './helpers/stub-upstream.js';
@@ -120,8 +121,14 @@ test('a refusing policy marks its own span failed with the fault code', async ()
 test('metrics carry the Inference Extension names with values from the traffic', async () => {
   // The file's tests run in order: 8 answered requests for m (7 + the traced one), 4 without a key (3 + the traced
   // refusal), 2 for an unknown model.
+  // And one that node:http refuses before the data plane sees it (headers over the limit): a client refused all the same.
+  await new Promise<void>((resolve) => {
+    const socket = connect(gw.port, '127.0.0.1', () => socket.end(`GET /v1/models HTTP/1.1\r\nhost: x\r\nx-big: ${'a'.repeat(20_000)}\r\n\r\n`));
+    socket.on('data', () => {}).on('error', () => {}).on('close', () => resolve());
+  });
   const text = await (await request(`${gw.adminUrl}/metrics`)).body.text();
   const value = (line: RegExp) => Number(text.split('\n').find((l) => line.test(l))?.split(' ').at(-1));
+  assert.equal(value(/^tollgate_requests_total\{product="",model="",status="431"\}/), 1);
   assert.equal(value(/^inference_objective_request_total\{model_name="m",target_model_name="m-target"\}/), 8);
   assert.equal(value(/^inference_objective_output_tokens_sum\{model_name="m",target_model_name="m-target"\}/), 56);
   assert.equal(value(/^inference_objective_request_duration_seconds_count\{model_name="m",target_model_name="m-target"\}/), 8);

@@ -154,6 +154,11 @@ export class DataPlane {
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
+  /** Counts a request node:http answered itself (listen.ts): it never reached `handle`, yet a client was refused. */
+  refused = (status: number): void => {
+    if (this.config.settings.metrics.requests) this.#apimMetrics?.refused(status);
+  };
+
   handle = (req: IncomingMessage, res: ServerResponse): void => {
     const ctx = newContext(req.method ?? 'GET', req.url ?? '/', req.headers, req.socket.remoteAddress);
     ctx.tracer = this.tracer;

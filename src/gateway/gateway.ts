@@ -167,7 +167,12 @@ export class Gateway {
       throw new ConfigError([`analytics.directory ${this.analytics!.directory}: ${(err as Error).message}`]);
     }
     const faultFormat = () => this.dataPlane.hooks.faultFormat?.();
-    const server = (this.#server = createListener(this.dataPlane.handle, settings.server, { tls: o.tls, faultFormat, maxBodyBytes: () => this.config.settings.server.maxBodyBytes }));
+    const server = (this.#server = createListener(this.dataPlane.handle, settings.server, {
+      tls: o.tls,
+      faultFormat,
+      maxBodyBytes: () => this.config.settings.server.maxBodyBytes,
+      onRefused: this.dataPlane.refused,
+    }));
     const [host, port] = [o.host ?? '0.0.0.0', o.port ?? 8080];
     this.port = await openListener('data plane', host, port, () => listen(server, port, host));
     const adminServer = (this.#adminServer = createListener(this.admin.handle, settings.server));

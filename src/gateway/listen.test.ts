@@ -69,6 +69,7 @@ async function withListener(
 }
 
 test('requests node:http refuses before the handler are answered in the documented shape, with x-request-id', async () => {
+  const refused: number[] = [];
   await withListener((_req, res) => res.end('ok'), {}, async (port) => {
     const cases: [string, number, string][] = [
       ['GARBAGE\r\n\r\n', 400, 'invalid_request'],
@@ -84,7 +85,10 @@ test('requests node:http refuses before the handler are answered in the document
       assert.deepEqual([answer.body.error.type, answer.body.error.code], ['invalid_request_error', code]);
       assert.match(answer.headers['x-request-id'] ?? '', /^[0-9a-f-]{36}$/, `x-request-id on the ${status}`);
     }
-  });
+    // Each is counted (tollgate_requests_total), and a served request is not: it is the handler's to count.
+    await exchange(port, ['GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n']);
+    assert.deepEqual(refused, [400, 431, 405]);
+  }, { onRefused: (status) => refused.push(status) });
 });
 
 test('with the Apigee fault format configured, those answers are in its shape too (as every other refusal is)', async () => {

@@ -39,6 +39,8 @@ export interface ListenerOptions {
    * body is larger is not asked for it (its 413 comes at once). Without it every such client is asked.
    */
   maxBodyBytes?: () => number;
+  /** Told the status of each answer written for a request that never reached the handler, to be counted. */
+  onRefused?: (status: number) => void;
 }
 
 /** Requests whose client waited on `Expect: 100-continue` and was not asked for the body: it is never coming. */
@@ -49,8 +51,9 @@ export function bodyWithheld(req: IncomingMessage): boolean {
 }
 
 /** An answer written straight to the socket, for what never reaches the handler: documented shape, x-request-id. */
-function rawAnswer(socket: Duplex, fault: GatewayError, format: FaultFormat | undefined): void {
+function rawAnswer(socket: Duplex, fault: GatewayError, format: FaultFormat | undefined, onRefused: ((status: number) => void) | undefined): void {
   const { status, headers, body } = fault.toResponse(format);
+  onRefused?.(status);
   const head = { ...headers, 'content-length': Buffer.byteLength(body), 'x-request-id': randomUUID(), connection: 'close' };
   const lines = Object.entries(head).map(([name, value]) => `${name}: ${value}\r\n`);
   socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n${lines.join('')}\r\n${body}`);
@@ -72,7 +75,7 @@ export function applyListenerTimeouts(server: Server, settings: GatewaySettings[
   Object.assign(server, listenerTimeouts(settings));
 }
 
-export function createListener(handler: RequestListener, settings: GatewaySettings['server'], { tls, faultFormat, maxBodyBytes }: ListenerOptions = {}): Server {
+export function createListener(handler: RequestListener, settings: GatewaySettings['server'], { tls, faultFormat, maxBodyBytes, onRefused }: ListenerOptions = {}): Server {
   const options = { ...listenerTimeouts(settings), connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS };
   const server: Server = tls ? httpsServer(options, tls, handler) : createHttpServer(options, handler);
   server.on('clientError', (err, socket) => {
@@ -81,7 +84,7 @@ export function createListener(handler: RequestListener, settings: GatewaySettin
     // as node:http's own handler does.
     const answering = (socket as { _httpMessage?: ServerResponse & { _headerSent?: boolean } })._httpMessage;
     if (!socket.writable || answering?._headerSent) return socket.destroy();
-    rawAnswer(socket, clientFault(err), faultFormat?.());
+    rawAnswer(socket, clientFault(err), faultFormat?.(), onRefused);
   });
   // Without a listener Node answers an Expect other than 100-continue with a bare 417 and drops CONNECT without a
   // word. Expect is a hint a server may ignore (RFC 9110 §10.1.1, and it is not forwarded): the request is served.
@@ -94,7 +97,7 @@ export function createListener(handler: RequestListener, settings: GatewaySettin
   server.on('connect', (req, socket: Duplex) => {
     // Node hands the socket over without its error listener: a reset from the client must not become an uncaught error.
     socket.on('error', () => socket.destroy());
-    rawAnswer(socket, gatewayError('TG_ERR_METHOD_NOT_ALLOWED', `${req.method} is not supported`, { allow: 'GET, HEAD, POST, OPTIONS' }), faultFormat?.());
+    rawAnswer(socket, gatewayError('TG_ERR_METHOD_NOT_ALLOWED', `${req.method} is not supported`, { allow: 'GET, HEAD, POST, OPTIONS' }), faultFormat?.(), onRefused);
   });
   return server;
 }

@@ -69,4 +69,9 @@ export class ApimMetrics {
     const policy = policyOfFault(code);
     if (policy) this.#violations.labels(policy, code).inc();
   }
+
+  /** A request node:http refused before it became one of ours (headers too large, malformed, too slow, CONNECT). */
+  refused(status: number): void {
+    this.#requests.labels('', '', String(status)).inc();
+  }
 }
