@@ -47,6 +47,15 @@ describe('requests and errors', async () => {
     assert.equal(stub.requests.at(-1)!.req.headers['x-request-id'], 'req-123');
   });
 
+  test('a body the gateway changes keeps the integers beyond 2^53 it did not touch (a 64-bit seed) as the client wrote them', async () => {
+    const r = await post(gw, `{"model":"m","messages":[{"role":"user","content":"hello"}],"seed":12345678901234567890,"logit_bias":{"1":-100}}`);
+    assert.equal(r.statusCode, 200);
+    await r.body.dump();
+    const sent = stub.requests.at(-1)!.raw;
+    assert.match(sent, /"model":"target-a"/, 'the model was rewritten');
+    assert.match(sent, /"seed":12345678901234567890[,}]/, sent);
+  });
+
   test('a request target in absolute form is served as its path; Proxy-Authorization is not passed on', async () => {
     const body = JSON.stringify(CHAT);
     const answer = await new Promise<string>((resolve) => {

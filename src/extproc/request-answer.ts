@@ -3,6 +3,7 @@
 // upstream header changes, credentials and routing headers removed, and the rewritten body.
 import type { RequestContext } from '../gateway/context.js';
 import type { DataPlane } from '../gateway/data-plane.js';
+import { serializeBody } from '../gateway/body-serialize.js';
 import { identityHeaderValues } from '../gateway/identity-headers.js';
 import { OBJECTIVE_HEADER, FAIRNESS_HEADER } from '../gateway/resolve-model.js';
 import { MutationBuilder } from './headers.js';
@@ -57,7 +58,7 @@ export function requestAnswer(dp: DataPlane, ctx: RequestContext, outcome: Exclu
   let body: Buffer | null = null;
   if (ctx.bodyChanged && ctx.body) {
     // A policy decision point alone leaves the model name to the picker that routes the request.
-    body = roles.epp ? dp.upstreamBody(ctx) : Buffer.from(JSON.stringify(ctx.body));
+    body = roles.epp ? dp.upstreamBody(ctx) : serializeBody(ctx.body, ctx.rawBody);
     headers.set('content-length', String(body!.length));
   } else if (wholeBody) body = ctx.rawBody ?? Buffer.alloc(0);
   if (body) answer.response.body_mutation = { body };

@@ -7,6 +7,7 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import type { EndpointConfig, RuntimeConfig } from '../config/runtime-config.js';
 import type { Logger } from '../lib/logger.js';
 import { serializeMessages } from '../lib/tokenizer.js';
+import { serializeBody } from './body-serialize.js';
 import type { EndpointPicker, Pick } from '../scheduler/types.js';
 import type { RequestMetrics } from '../telemetry/request-metrics.js';
 import type { ApimMetrics } from '../telemetry/apim-metrics.js';
@@ -272,7 +273,7 @@ export class DataPlane {
   upstreamBody(ctx: RequestContext): Buffer | null {
     if (ctx.bodyChanged && ctx.body) {
       ctx.body.model = ctx.targetModel ?? ctx.body.model;
-      return Buffer.from(JSON.stringify(ctx.body));
+      return serializeBody(ctx.body, ctx.rawBody);
     }
     return ctx.rawBody ?? null;
   }
