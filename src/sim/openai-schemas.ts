@@ -9,7 +9,8 @@ const generation = {
   stream: z.boolean().nullish(),
   stream_options: z.object({ include_usage: z.boolean().nullish() }).loose().nullish(),
   /** Mixed into the text seed, so the same prompt with another seed reads differently. */
-  seed: z.number().int().nullish(),
+  // vLLM takes any 64-bit integer (a client's random int64), not only those a double holds exactly.
+  seed: z.number().min(-(2 ** 63)).max(2 ** 63).refine(Number.isInteger, 'expected an integer').nullish(),
   /** vLLM's sampling extras: generate to max_tokens regardless of end-of-sequence, or at least this many tokens. */
   ignore_eos: z.boolean().nullish(),
   min_tokens: z.number().int().min(0).nullish(),

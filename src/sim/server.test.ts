@@ -71,6 +71,11 @@ describe('sim server: OpenAI surface', () => {
     assert.ok(a.usage.completion_tokens >= 1 && a.usage.completion_tokens <= 1024);
     const c = await (await postJson(`${sim.url}/v1/chat/completions`, { ...req, seed: 7 })).json();
     assert.notEqual(c.choices[0].message.content, a.choices[0].message.content);
+    // A 64-bit seed, as vLLM takes it; a fraction is not a seed.
+    const wide = await postJson(`${sim.url}/v1/chat/completions`, { ...req, seed: 2 ** 62, max_tokens: 4 });
+    assert.equal(wide.status, 200);
+    await wide.body?.cancel();
+    assert.equal((await postJson(`${sim.url}/v1/chat/completions`, { ...req, seed: 1.5 })).status, 400);
   });
 
   test('max_tokens is a cap: the answer ends at its natural length under it; ignore_eos runs to it; min_tokens lengthens', async () => {
