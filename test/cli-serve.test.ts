@@ -12,7 +12,9 @@ import { join } from 'node:path';
 import { freePort } from '../src/lib/ports.js';
 import { chatAnswer } from '../src/policy/caching/testing.js';
 import { waitFor } from '../src/sim/testing.js';
+import { ExtprocClient } from '../src/extproc/client.js';
 import { spawnCli } from './helpers/cli-child.js';
+import { headerMap } from './helpers/extproc-envoy.js';
 import { json, startStub, type Stub } from './helpers/stub-upstream.js';
 import { poolAndModelYaml } from './helpers/manifests.js';
 
@@ -249,6 +251,50 @@ spec:
       } finally {
         taken.close();
       }
+    }
+  });
+});
+
+describe('tollgate serve: the ext_proc listener flags', () => {
+  test('bad values, and ext_proc flags without --extproc-port: exit code 2 and one line naming the flag', async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'good.yaml');
+    await writeFile(file, poolAndModelYaml('http://127.0.0.1:9'));
+    const [port, adminPort, extprocPort] = await freePorts(3);
+    const base = ['serve', '--config', file, '--port', String(port), '--admin-port', String(adminPort), '--db', `sqlite:${join(dir, 't.db')}`];
+    const withPort = [...base, '--extproc-port', String(extprocPort)];
+    for (const [args, expected] of [
+      [[...withPort, '--extproc-roles', 'pdp,picker'], /--extproc-roles.*"pdp,picker" is not a list of pdp, epp/],
+      [[...withPort, '--extproc-body-mode', 'DUPLEX'], /--extproc-body-mode.*DUPLEX/],
+      [[...withPort, '--extproc-tls-cert', join(dir, 'x.pem')], /--extproc-tls-cert and --extproc-tls-key go together/],
+      [[...base, '--extproc-roles', 'epp'], /--extproc-roles needs --extproc-port/],
+    ] as const) {
+      const lines = await refusal([...args], dir);
+      assert.equal(lines.length, 1, lines.join('\n'));
+      assert.match(lines[0], expected);
+    }
+  });
+
+  test('--extproc-roles epp --extproc-body-mode BUFFERED reach the listener: a body sent without end_of_stream is picked for, no key asked', async () => {
+    const stub = await startStub();
+    const dir = await tempDir();
+    const file = join(dir, 'gateway.yaml');
+    await writeFile(file, poolAndModelYaml(stub.url));
+    const [port, adminPort, extprocPort] = await freePorts(3);
+    const cli = runCli(['serve', '--config', file, '--port', String(port), '--admin-port', String(adminPort), '--db', `sqlite:${join(dir, 't.db')}`, '--extproc-port', String(extprocPort), '--extproc-roles', 'epp', '--extproc-body-mode', 'BUFFERED'], dir);
+    const client = new ExtprocClient({ address: `127.0.0.1:${extprocPort}` });
+    try {
+      await untilPrinted(cli, /tollgate is serving/, 'serve');
+      const call = client.open(10_000);
+      await call.send({ request_headers: { headers: headerMap([[':method', 'POST'], [':path', '/v1/chat/completions'], ['content-type', 'application/json']]), end_of_stream: false } });
+      const decided = await call.send({ request_body: { body: Buffer.from(chat('m').body), end_of_stream: false } });
+      const destination = decided.request_body?.response?.header_mutation?.set_headers?.find((h) => h.header.key === 'x-gateway-destination-endpoint');
+      assert.ok(destination, JSON.stringify(decided).slice(0, 300));
+      call.end();
+    } finally {
+      client.close();
+      await kill(cli.child);
+      await stub.close();
     }
   });
 });

@@ -49,6 +49,7 @@ let stub: Stub;
 let picker: CountingPicker;
 let completed: RequestContext[];
 let server: ExtprocServer;
+let dataPlane: DataPlane;
 let partial: ExtprocServer;
 let address: string;
 let client: ExtprocClient;
@@ -95,7 +96,7 @@ before(async () => {
   const config = loadConfig([], [...poolAndModel([stub.url]), settings({ server: { maxBodyBytes: MAX_BODY } })]);
   picker = new CountingPicker();
   completed = [];
-  const dataPlane = new DataPlane({
+  dataPlane = new DataPlane({
     config,
     picker,
     pools: new UpstreamPools(config.settings),
@@ -122,10 +123,8 @@ describe('malformed and out-of-order messages', () => {
     { name: 'a body before the headers', messages: () => [encode({ request_body: { body: Buffer.from(CHAT), end_of_stream: true } })], code: status.FAILED_PRECONDITION, details: /request_body before request_headers/ },
     { name: 'two request_headers', messages: () => [encode(requestHeaders()), encode(requestHeaders())], code: status.FAILED_PRECONDITION, details: /request_headers arrived twice/ },
     { name: 'a response before the request', messages: () => [encode({ response_headers: { headers: headerMap([[':status', '200']]) } })], code: status.FAILED_PRECONDITION, details: /response_headers before request_headers/ },
-    { name: 'a response before the request body ended', messages: () => [encode(requestHeaders()), encode({ response_headers: { headers: headerMap([[':status', '200']]) } })], code: status.FAILED_PRECONDITION, details: /before the request was decided/ },
     { name: 'no oneof member (an unknown one decodes to none)', messages: () => [Buffer.from([0x50, 0x01])], code: status.INVALID_ARGUMENT, details: /no request this server knows/ },
     { name: 'headers without :path', messages: () => [encode({ request_headers: { headers: headerMap([[':method', 'POST']]), end_of_stream: true } })], code: status.INVALID_ARGUMENT, details: /without :method and :path/ },
-    { name: 'a response body before the response headers', messages: () => [encode(requestHeaders('/v1/chat/completions', false)), encode({ request_body: { body: Buffer.from(CHAT), end_of_stream: true } }), encode({ response_body: { body: Buffer.from('{}'), end_of_stream: true } })], code: status.FAILED_PRECONDITION, details: /response_body before response_headers/ },
   ];
   for (const c of cases) {
     test(`${c.name} → gRPC ${status[c.code]}; the server still serves`, async () => {
@@ -148,6 +147,83 @@ describe('malformed and out-of-order messages', () => {
     const err = await rawCall([encode(requestHeaders()), encode({ request_body: { body: Buffer.from(CHAT), end_of_stream: true } }), encode(requestHeaders())]);
     assert.equal(err?.code, status.FAILED_PRECONDITION);
     await waitFor(() => picker.inFlight === before, 3000, 'release');
+  });
+});
+
+describe('processing modes that show tollgate less of the exchange', () => {
+  test('request_body_mode NONE: the answer to a request whose body never came is withheld (500), not passed on unjudged', async () => {
+    const n = completed.length;
+    for (const answerPart of ['response_headers', 'response_body', 'response_trailers'] as const) {
+      const call = client.open(10_000);
+      await call.send(requestHeaders());
+      const part =
+        answerPart === 'response_headers'
+          ? { response_headers: { headers: headerMap([[':status', '200'], ['content-type', 'application/json']]) } }
+          : answerPart === 'response_body'
+            ? { response_body: { body: Buffer.from('{"choices":[]}'), end_of_stream: true } }
+            : { response_trailers: { trailers: headerMap([]) } };
+      const answer = await call.send(part);
+      assert.equal(answer.immediate_response?.status.code, 500, `${answerPart}: ${JSON.stringify(answer).slice(0, 200)}`);
+      assert.equal(JSON.parse(answer.immediate_response!.body!.toString()).error.code, 'internal_error');
+      call.end();
+    }
+    await waitFor(() => completed.length === n + 3, 3000, 'each accounted');
+    assert.deepEqual(completed.slice(n).map((c) => c.status), [500, 500, 500]);
+  });
+
+  for (const [kind, contentType, answer] of [
+    ['JSON', 'application/json', '{"id":"x","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":12,"total_tokens":17}}'],
+    ['SSE', 'text/event-stream', 'data: {"choices":[{"delta":{"content":"hi"}}]}\n\ndata: {"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":12,"total_tokens":17}}\n\ndata: [DONE]\n\n'],
+  ] as const) {
+    test(`response_header_mode SKIP with the body sent (${kind}): the answer's usage is read, the exchange ends normally`, async () => {
+      const n = completed.length;
+      const call = client.open(10_000);
+      await call.send(requestHeaders());
+      await call.send({ request_body: { body: Buffer.from(CHAT), end_of_stream: true } });
+      const r = await call.send({ response_body: { body: Buffer.from(answer), end_of_stream: true } });
+      assert.equal(r.response, 'response_body', JSON.stringify(r).slice(0, 200));
+      call.end();
+      await waitFor(() => completed.length === n + 1, 3000, 'finish');
+      const ctx = completed.at(-1)!;
+      assert.equal(ctx.status, 200);
+      assert.equal(ctx.errorCode, undefined);
+      assert.equal(ctx.usage?.outputTokens, 12, `${contentType}: the usage of the answer`);
+    });
+  }
+
+  test('a request with trailers: BUFFERED (told) judges the body Envoy sends without end_of_stream; otherwise it is refused, not sent on empty', async () => {
+    const buffered = await startExtprocServer({ dataPlane, logger: silentLogger }, { port: 0, host: '127.0.0.1', requestBodyMode: 'BUFFERED' });
+    const c = new ExtprocClient({ address: `127.0.0.1:${buffered.port}` });
+    try {
+      const call = c.open(10_000);
+      await call.send(requestHeaders());
+      const decided = await call.send({ request_body: { body: Buffer.from(CHAT), end_of_stream: false } });
+      assert.ok(decided.request_body?.response?.header_mutation?.set_headers?.some((h) => h.header.key === 'x-gateway-destination-endpoint'), JSON.stringify(decided).slice(0, 300));
+      assert.equal(decided.request_body?.response?.body_mutation?.clear_body, undefined, 'the body stays');
+      assert.equal((await call.send({ request_trailers: { trailers: headerMap([]) } })).response, 'request_trailers');
+      call.end();
+    } finally {
+      c.close();
+      await buffered.close(100);
+    }
+    const call = client.open(10_000);
+    await call.send(requestHeaders());
+    assert.equal((await call.send({ request_body: { body: Buffer.from(CHAT), end_of_stream: false } })).request_body?.response?.body_mutation?.clear_body, true);
+    const refused = await call.send({ request_trailers: { trailers: headerMap([]) } });
+    assert.equal(refused.immediate_response?.status.code, 400, JSON.stringify(refused).slice(0, 300));
+    call.end();
+  });
+
+  test('response headers and body skipped, trailers sent: the trailers end the exchange', async () => {
+    const n = completed.length;
+    const call = client.open(10_000);
+    await call.send(requestHeaders());
+    await call.send({ request_body: { body: Buffer.from(CHAT), end_of_stream: true } });
+    const r = await call.send({ response_trailers: { trailers: headerMap([]) } });
+    assert.equal(r.response, 'response_trailers');
+    call.end();
+    await waitFor(() => completed.length === n + 1 && picker.inFlight === 0, 3000, 'finish and release');
+    assert.equal(completed.at(-1)!.errorCode, undefined);
   });
 });
 
@@ -216,6 +292,30 @@ describe('request body limits', () => {
     const rest = await call.send({ request_body: { body: Buffer.alloc(20, 0x20), end_of_stream: true } });
     assert.equal(rest.response, 'request_body');
     call.end();
+  });
+
+  test("a buffered body over gRPC's 4 MiB default is judged under a 10 MiB limit, and one over the limit gets its 413", async () => {
+    const config = loadConfig([], poolAndModel([stub.url]));
+    const dataPlane = new DataPlane({ config, picker: new RoundRobinPicker(), pools: new UpstreamPools(config.settings), metrics: new RequestMetrics(new Registry()), logger: silentLogger });
+    const roomy = await startExtprocServer({ dataPlane, logger: silentLogger }, { port: 0, host: '127.0.0.1' });
+    const c = new ExtprocClient({ address: `127.0.0.1:${roomy.port}` });
+    try {
+      const send = async (bytes: number) => {
+        const call = c.open(30_000);
+        await call.send(requestHeaders());
+        const answer = await call.send({ request_body: { body: Buffer.from(JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'x'.repeat(bytes) }] })), end_of_stream: true } });
+        call.end();
+        return answer;
+      };
+      const judged = await send(5 * 1024 * 1024);
+      assert.equal(judged.response, 'request_body', JSON.stringify(judged).slice(0, 300));
+      const over = await send(12 * 1024 * 1024);
+      assert.equal(over.immediate_response?.status.code, 413);
+      assert.equal(JSON.parse(over.immediate_response!.body!.toString()).error.code, 'body_too_large');
+    } finally {
+      c.close();
+      await roomy.close(100);
+    }
   });
 
   test('BUFFERED_PARTIAL: a body cut at the buffer limit (no end_of_stream) → 413', async () => {

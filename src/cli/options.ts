@@ -19,6 +19,13 @@ export function parsePositiveNumber(value: string): number {
   return n;
 }
 
+/** `pdp`, `epp` or `pdp,epp`: the parts the ext_proc listener plays. */
+export function parseRoles(value: string): ('pdp' | 'epp')[] {
+  const roles = value.split(',').map((r) => r.trim());
+  if (roles.length === 0 || roles.some((r) => r !== 'pdp' && r !== 'epp')) throw new InvalidArgumentError(`"${value}" is not a list of pdp, epp`);
+  return [...new Set(roles as ('pdp' | 'epp')[])];
+}
+
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }

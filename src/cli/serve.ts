@@ -1,11 +1,11 @@
 // `tollgate serve`: the gateway from --config manifests, until SIGTERM/SIGINT (then a graceful shutdown).
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { ConfigError } from '../config/manifest.js';
 import { CounterStoreUnavailableError } from '../store/counters/errors.js';
 import { DatabaseConfigError, DatabaseOpenError, redactUrl } from '../store/errors.js';
 import { createLogger, envLogLevel } from '../lib/logger.js';
 import { ListenError, TlsFilesError, type ListenerName, type TlsFileRole } from '../gateway/listen.js';
-import { collect, parsePort, untilSignal } from './options.js';
+import { collect, parsePort, parseRoles, untilSignal } from './options.js';
 
 export function serveCommand(): Command {
   return new Command('serve')
@@ -18,8 +18,17 @@ export function serveCommand(): Command {
     .option('--redis <url>', 'share counters through Redis (redis://...)')
     .option('--tls-cert <file>', 'serve HTTPS with this certificate (PEM)')
     .option('--tls-key <file>', 'private key for --tls-cert (PEM)')
+    .option('--extproc-roles <list>', 'what the ext_proc listener plays: pdp (policy decision point), epp (endpoint picker), or both', parseRoles)
+    .addOption(new Option('--extproc-body-mode <mode>', "Envoy's request_body_mode, which its messages do not tell (default: a body message without end_of_stream is a STREAMED chunk)").choices(['BUFFERED', 'BUFFERED_PARTIAL', 'STREAMED']))
+    .option('--extproc-tls-cert <file>', 'serve ext_proc over TLS with this certificate (PEM)')
+    .option('--extproc-tls-key <file>', 'private key for --extproc-tls-cert (PEM)')
+    .option('--extproc-tls-ca <file>', 'require client certificates this CA signed (mTLS)')
     .action(async (opts, cmd: Command) => {
       if (!!opts.tlsCert !== !!opts.tlsKey) cmd.error('tollgate serve: --tls-cert and --tls-key go together', { exitCode: 2 });
+      if (!!opts.extprocTlsCert !== !!opts.extprocTlsKey) cmd.error('tollgate serve: --extproc-tls-cert and --extproc-tls-key go together', { exitCode: 2 });
+      const extprocFlag = ['extprocRoles', 'extprocBodyMode', 'extprocTlsCert', 'extprocTlsKey', 'extprocTlsCa'].find((k) => opts[k] !== undefined);
+      if (extprocFlag && opts.extprocPort === undefined) cmd.error(`tollgate serve: --${extprocFlag.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} needs --extproc-port`, { exitCode: 2 });
+      if (opts.extprocTlsCa && !opts.extprocTlsCert) cmd.error('tollgate serve: --extproc-tls-ca needs --extproc-tls-cert and --extproc-tls-key', { exitCode: 2 });
       // ioredis would read any other URL as a Unix socket path and fail with a puzzling ENOENT.
       if (opts.redis !== undefined && !/^rediss?:\/\//.test(opts.redis)) cmd.error(`tollgate serve: --redis: expected redis://... or rediss://..., got "${redactUrl(opts.redis)}"`, { exitCode: 2 });
       const logger = createLogger();
@@ -36,6 +45,11 @@ export function serveCommand(): Command {
           db: opts.db,
           redis: opts.redis,
           extprocPort: opts.extprocPort,
+          extproc: {
+            roles: opts.extprocRoles,
+            requestBodyMode: opts.extprocBodyMode,
+            tls: opts.extprocTlsCert ? { cert: opts.extprocTlsCert, key: opts.extprocTlsKey, ca: opts.extprocTlsCa } : undefined,
+          },
           logger,
           logLevelFromSettings: envLogLevel() === undefined,
         });

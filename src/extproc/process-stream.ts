@@ -1,6 +1,7 @@
 // One ext_proc stream: an HTTP request and its answer as Envoy drives them, through the data plane's own stages.
 // Messages are answered strictly in order; anything Envoy would never send in this order ends the stream with
 // a gRPC error status. However the stream ends, the request is accounted for once and its pick released.
+import type { IncomingHttpHeaders } from 'node:http';
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import { loadGrpc } from './grpc.js';
 import type { RequestContext } from '../gateway/context.js';
@@ -30,10 +31,17 @@ export interface StreamSettings {
   roles: Roles;
   /** Envoy sends request bodies BUFFERED_PARTIAL: a body message without end_of_stream was cut at its buffer limit. */
   truncatedBodies: boolean;
+  /** Envoy sends request bodies BUFFERED: a body message without end_of_stream is the whole body, trailers follow. */
+  wholeBodies: boolean;
   /** For the models list's `created`. */
   created: number;
   logger: Logger;
+  /** Told when a request went upstream without its body ever reaching tollgate (Envoy's request_body_mode NONE). */
+  unjudged: (ctx: RequestContext) => void;
 }
+
+/** How a response tollgate sees no headers of (response_header_mode SKIP) is read: an SSE stream starts like one. */
+const SSE_START = /^\s*(data|event|id|retry)?:/;
 
 export class ProcessStream {
   readonly #call: ServerDuplexStream<ProcessingRequest, ProcessingResponse>;
@@ -184,14 +192,16 @@ export class ProcessStream {
     }
     const chunk = b.body ?? EMPTY;
     const max = this.#s.dataPlane.config.settings.server.maxBodyBytes;
-    if (b.end_of_stream) this.#bodyEnded = true;
+    // BUFFERED: Envoy sends the body once, without end_of_stream when the request has trailers (ext_proc.cc onTrailers).
+    const ended = b.end_of_stream === true || this.#s.wholeBodies;
+    if (ended) this.#bodyEnded = true;
     this.#bytes += chunk.length;
     if (this.#bytes > max) {
       this.#chunks = [];
       return this.#decide('request_body', () => Promise.reject(gatewayError('TG_ERR_BODY_TOO_LARGE', `The request body is larger than the limit of ${max} bytes`)));
     }
     if (chunk.length > 0) this.#chunks.push(chunk);
-    if (b.end_of_stream) return this.#decide('request_body', () => Promise.resolve(this.#chunks.length === 1 ? this.#chunks[0] : Buffer.concat(this.#chunks, this.#bytes)));
+    if (ended) return this.#decide('request_body', () => Promise.resolve(this.#chunks.length === 1 ? this.#chunks[0] : Buffer.concat(this.#chunks, this.#bytes)));
     if (this.#s.truncatedBodies) {
       return this.#decide('request_body', () => Promise.reject(gatewayError('TG_ERR_BODY_TOO_LARGE', "The request body is larger than Envoy's ext_proc buffer")));
     }
@@ -204,6 +214,12 @@ export class ProcessStream {
     if (this.#state === 'request-headers') throw outOfOrder('request_trailers before request_headers');
     if (this.#state !== 'request-body') return { request_trailers: {} };
     this.#bodyEnded = true;
+    if (this.#heldChunks > 0) {
+      // The body was held back chunk by chunk, and a trailers answer cannot give it back: refused, not sent on empty.
+      return this.#decide('request_trailers', () =>
+        Promise.reject(gatewayError('TG_ERR_INVALID_REQUEST', "A request body that ends in trailers cannot be judged in this ext_proc body mode (tollgate's extproc requestBodyMode BUFFERED, matching Envoy's, can)")),
+      );
+    }
     return this.#decide('request_trailers', () => Promise.resolve(Buffer.concat(this.#chunks, this.#bytes)));
   }
 
@@ -253,8 +269,9 @@ export class ProcessStream {
       case 'request-headers':
         throw outOfOrder('response_headers before request_headers');
       case 'request-body':
+        return this.#unjudged();
       case 'deciding':
-        throw outOfOrder('response_headers before the request was decided (the request body never came: request_body_mode NONE cannot be decided)');
+        throw outOfOrder('response_headers before the request was decided');
       default:
         throw outOfOrder('response_headers arrived twice in one stream');
     }
@@ -263,18 +280,35 @@ export class ProcessStream {
     const code = Number(read.pseudo.status);
     if (!Number.isInteger(code)) throw malformed('response_headers without a numeric :status');
     this.#noteServed(metadataValue(msg.metadata_context?.filter_metadata, DESTINATION_NAMESPACE, SERVED_KEY) ?? read.headers[SERVED_KEY]);
+    const refused = this.#startResponse(code, read.headers);
+    if (refused) return refused;
+    const answer: Answer = { response_headers: { response: { header_mutation: this.#response!.headerMutation } } };
+    if (h.end_of_stream) this.#endResponse();
+    return answer;
+  }
+
+  /** The response phase for the answer's status and headers; an answer to send instead when a policy refused it. */
+  #startResponse(code: number, headers: IncomingHttpHeaders): Answer | undefined {
     const { dataPlane: dp, roles } = this.#s;
     const ctx = this.#ctx!;
     this.#state = 'response-body';
     try {
       const respond = roles.pdp && dp.hooks.respond ? dp.hooks.respond.bind(dp.hooks) : undefined;
-      this.#response = new ResponsePhase(ctx, code, read.headers, this.#raw, dp.config.settings.server.maxBodyBytes, respond);
+      this.#response = new ResponsePhase(ctx, code, headers, this.#raw, dp.config.settings.server.maxBodyBytes, respond);
     } catch (err) {
       return this.#reply(dp.errorResponse(ctx, err));
     }
-    const answer: Answer = { response_headers: { response: { header_mutation: this.#response.headerMutation } } };
-    if (h.end_of_stream) this.#endResponse();
-    return answer;
+    return undefined;
+  }
+
+  /**
+   * The answer came without tollgate ever seeing the request's body (Envoy sends none in request_body_mode NONE):
+   * nothing was judged, so the answer is withheld rather than handed to a caller no policy has seen.
+   */
+  #unjudged(): Answer {
+    const ctx = this.#ctx!;
+    this.#s.unjudged(ctx);
+    return this.#reply(this.#s.dataPlane.errorResponse(ctx, gatewayError('TG_ERR_INTERNAL', "The gateway's policy decision point never received this request's body (Envoy's ext_proc request_body_mode must be BUFFERED or STREAMED)")));
   }
 
   /** Envoy went down the list to `served`: the endpoints before it were tried and failed. */
@@ -292,8 +326,15 @@ export class ProcessStream {
 
   #responseBody(b: HttpBody): Answer | Promise<Answer> {
     if (this.#state === 'replied') return { response_body: {} };
+    if (this.#state === 'request-body') return this.#unjudged();
+    if (this.#state === 'forwarded') {
+      // Envoy skips response headers (response_header_mode SKIP) and sends the body: read as a 200 of the kind it looks.
+      const contentType = SSE_START.test((b.body ?? EMPTY).toString('latin1', 0, 64)) ? 'text/event-stream' : 'application/json';
+      const refused = this.#startResponse(200, { 'content-type': contentType });
+      if (refused) return refused;
+    }
     if (this.#state !== 'response-body') {
-      throw outOfOrder(this.#state === 'response-done' ? 'response_body after the end of the response' : 'response_body before response_headers');
+      throw outOfOrder(this.#state === 'response-done' ? 'response_body after the end of the response' : 'response_body before the request was decided');
     }
     const end = b.end_of_stream === true;
     const dp = this.#s.dataPlane;
@@ -318,8 +359,10 @@ export class ProcessStream {
   }
 
   #responseTrailers(): Answer {
-    if (this.#state === 'response-body') this.#endResponse();
-    else if (this.#state !== 'replied' && this.#state !== 'response-done') throw outOfOrder('response_trailers before response_headers');
+    if (this.#state === 'request-body') return this.#unjudged();
+    // After a response whose headers and body Envoy skipped, the trailers end it.
+    if (this.#state === 'response-body' || this.#state === 'forwarded') this.#endResponse();
+    else if (this.#state !== 'replied' && this.#state !== 'response-done') throw outOfOrder('response_trailers before the request was decided');
     return { response_trailers: {} };
   }
 
@@ -352,6 +395,8 @@ export class ProcessStream {
   /** Envoy half-closed and every answer is out: the exchange is over (a response Envoy did not show us ends here). */
   #endCall(): void {
     if (this.#state === 'response-body') this.#endResponse();
+    // Envoy ended the stream with the request's body never sent: it went upstream, and its answer back, unjudged.
+    if (this.#state === 'request-body') this.#s.unjudged(this.#ctx!);
     this.#close(this.#state === 'request-body');
     if (this.#callEnded) return;
     this.#callEnded = true;

@@ -6,6 +6,7 @@ import type { ConnectionInjector, Server, ServerCredentials, ServerDuplexStream 
 import { loadGrpc } from './grpc.js';
 import type { DataPlane } from '../gateway/data-plane.js';
 import type { Logger } from '../lib/logger.js';
+import type { RequestContext } from '../gateway/context.js';
 import { HealthService, NOT_SERVING } from './health.js';
 import type { ProcessingRequest, ProcessingResponse } from './messages.js';
 import { ProcessStream, type StreamSettings } from './process-stream.js';
@@ -23,8 +24,9 @@ export interface ExtprocServerOptions {
   /** PEM files; with `ca`, clients must present a certificate it signed (mTLS). */
   tls?: { cert: string; key: string; ca?: string };
   /**
-   * Envoy's processing_mode.request_body_mode. Only BUFFERED_PARTIAL changes anything: a body message without
-   * end_of_stream is then a body cut at Envoy's buffer limit (answered 413), not the first chunk of a stream.
+   * Envoy's processing_mode.request_body_mode, which its messages do not tell. Unset, a body message without
+   * end_of_stream is a chunk of a STREAMED body. BUFFERED: it is the whole body of a request with trailers.
+   * BUFFERED_PARTIAL: it is a body cut at Envoy's buffer limit (answered 413).
    */
   requestBodyMode?: 'BUFFERED' | 'BUFFERED_PARTIAL' | 'STREAMED';
 }
@@ -41,8 +43,31 @@ function credentials(tls: ExtprocServerOptions['tls']): ServerCredentials {
   return ServerCredentials.createSsl(ca, [{ private_key: readFileSync(tls.key), cert_chain: readFileSync(tls.cert) }], ca !== null);
 }
 
+/**
+ * Envoy sends a BUFFERED body as one message: grpc-js's default 4 MiB limit failed the stream of any body between
+ * that and maxBodyBytes, and of one over it too (a gRPC error where a 413 belongs). The limit leaves room for a body
+ * over maxBodyBytes to arrive and be answered 413 (up to 64 MiB, or twice the limit set at start).
+ */
+function maxMessageBytes(maxBodyBytes: number): number {
+  return Math.max(64 * 1024 * 1024, 2 * maxBodyBytes);
+}
+
+/** An Envoy that sends no request bodies is a configuration to fix, said once a minute rather than per request. */
+function unjudgedWarning(logger: Logger): (ctx: RequestContext) => void {
+  let last = -Infinity;
+  return (ctx) => {
+    const now = performance.now();
+    if (now - last < 60_000) return;
+    last = now;
+    logger.error(
+      { requestId: ctx.id, path: ctx.path },
+      "an ext_proc request reached its answer without its body ever reaching tollgate, so no policy judged it: Envoy's processing_mode.request_body_mode must be BUFFERED (or STREAMED) for tollgate to decide; answers it is shown are withheld (500)",
+    );
+  };
+}
+
 export class ExtprocServer {
-  readonly #server: Server = new (loadGrpc().Server)();
+  readonly #server: Server;
   readonly #health = new HealthService();
   readonly #streams = new Set<ProcessStream>();
   #idle: (() => void)[] = [];
@@ -51,14 +76,18 @@ export class ExtprocServer {
   port = 0;
 
   constructor(deps: ExtprocDeps, options: ExtprocServerOptions) {
+    const limit = maxMessageBytes(deps.dataPlane.config.settings.server.maxBodyBytes);
+    this.#server = new (loadGrpc().Server)({ 'grpc.max_receive_message_length': limit, 'grpc.max_send_message_length': limit });
     const roles = options.roles ?? ['pdp', 'epp'];
     if (roles.length === 0) throw new Error('an ext_proc listener needs at least one role (pdp, epp)');
     const settings: StreamSettings = {
       dataPlane: deps.dataPlane,
       roles: { pdp: roles.includes('pdp'), epp: roles.includes('epp') },
       truncatedBodies: options.requestBodyMode === 'BUFFERED_PARTIAL',
+      wholeBodies: options.requestBodyMode === 'BUFFERED',
       created: Math.floor(Date.now() / 1000),
       logger: deps.logger,
+      unjudged: unjudgedWarning(deps.logger),
     };
     this.#server.addService(extProcService(), {
       Process: (call: ServerDuplexStream<ProcessingRequest, ProcessingResponse>) => {
