@@ -284,8 +284,13 @@ describe('retries before the first byte', async () => {
     good.metrics = IDLE_METRICS;
   });
 
-  test('an answer whose head is not HTTP moves on to the next endpoint; from the last one it is a 502 upstream_error', async () => {
-    const garbled = await startStub((r) => void r.res.socket!.end('HTTP/1.1 200 OK\r\ncontent-length: abc\r\n\r\n'));
+  for (const [what, head] of [
+    ['is not HTTP', 'HTTP/1.1 200 OK\r\ncontent-length: abc\r\n\r\n'],
+    ['frames its body with both Content-Length and Transfer-Encoding', 'HTTP/1.1 200 OK\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n'],
+    ['gives two different lengths', 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\n{}'],
+  ] as const) {
+  test(`an answer whose head ${what} moves on to the next endpoint; from the last one it is a 502 upstream_error`, async () => {
+    const garbled = await startStub((r) => void r.res.socket!.end(head));
     try {
       good.metrics = queuedMetrics(2);
       const gw = await gatewayFor(poolAndModel([garbled.url, good.url]));
@@ -312,6 +317,7 @@ describe('retries before the first byte', async () => {
       await garbled.close();
     }
   });
+  }
 
   test('when every endpoint answers 429, the last one passes through with retry-after', async () => {
     const gw = await gatewayFor(poolAndModel([limited.url]));

@@ -156,3 +156,62 @@ test('garbage pipelined behind an answer that is streaming does not land in the 
     },
   );
 });
+
+test('a CONNECT client that keeps its side open is let go a few seconds after its 405, not held for good', async () => {
+  await withListener((_req, res) => res.end('ok'), {}, async (port) => {
+    const { text, closed, ms } = await new Promise<{ text: string; closed: boolean; ms: number }>((resolve) => {
+      const start = Date.now();
+      // allowHalfOpen: the client does not end its side when the server ends its own, as an attacker would not.
+      const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+      let text = '';
+      const timer = setTimeout(() => {
+        socket.destroy();
+        resolve({ text, closed: false, ms: Date.now() - start });
+      }, 15_000);
+      socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+      // Bytes now and then after the answer: they would keep an idle timeout from firing, and once the server has let
+      // the socket go, one of them is answered with a reset, which closes this side.
+      const dribble = setInterval(() => socket.writable && socket.write('more bytes after the answer'), 250);
+      socket.on('error', () => {});
+      socket.on('close', () => {
+        clearInterval(dribble);
+        clearTimeout(timer);
+        resolve({ text, closed: true, ms: Date.now() - start });
+      });
+      socket.write('CONNECT 127.0.0.1:1 HTTP/1.1\r\nhost: x\r\n\r\n');
+    });
+    assert.equal(firstAnswer(text).status, 405);
+    assert.ok(closed, `the socket was still open after ${ms} ms`);
+  });
+});
+
+test('garbage pipelined behind a request still waiting for its answer closes the connection: no 400 is read as that answer', async () => {
+  await withListener(
+    (_req, res) => void setTimeout(() => res.end('the real answer'), 300),
+    {},
+    async (port) => {
+      const { text, closed } = await exchange(port, ['GET /slow HTTP/1.1\r\nhost: x\r\n\r\nGARBAGE\r\n\r\n']);
+      assert.ok(closed);
+      assert.doesNotMatch(text, /^HTTP\/1.1 400/, 'a 400 would be read as the answer to GET /slow');
+    },
+  );
+});
+
+test('an HTTP/1.1 request without Host gets a 400 in the documented shape; HTTP/1.0 needs none', async () => {
+  const refused: number[] = [];
+  await withListener(
+    (_req, res) => res.end('served'),
+    {},
+    async (port) => {
+      const { text } = await exchange(port, ['GET /v1/models HTTP/1.1\r\n\r\n']);
+      const answer = firstAnswer(text);
+      assert.equal(answer.status, 400, text);
+      assert.equal(answer.body.error.code, 'invalid_request');
+      assert.match(answer.body.error.message, /Host/);
+      assert.ok(answer.headers['x-request-id']);
+      assert.match((await exchange(port, ['GET /v1/models HTTP/1.0\r\n\r\n'])).text, /served$/);
+      assert.deepEqual(refused, [400]);
+    },
+    { onRefused: (status) => refused.push(status) },
+  );
+});

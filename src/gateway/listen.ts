@@ -57,7 +57,16 @@ function rawAnswer(socket: Duplex, fault: GatewayError, format: FaultFormat | un
   const head = { ...headers, 'content-length': Buffer.byteLength(body), 'x-request-id': randomUUID(), connection: 'close' };
   const lines = Object.entries(head).map(([name, value]) => `${name}: ${value}\r\n`);
   socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n${lines.join('')}\r\n${body}`);
+  // Node has taken its timeouts off a socket it hands over (CONNECT): a client that kept its side open held it for
+  // good. What the client still sends is read and dropped, and the socket goes once it has had time to read the answer
+// (a fixed time: a client sending bytes now and then would keep an idle timeout from ever firing).
+  socket.resume();
+  const timer = setTimeout(() => socket.destroy(), ANSWERED_SOCKET_MS);
+  socket.once('close', () => clearTimeout(timer));
 }
+
+/** How long a connection answered straight on the socket (and closed on our side) waits for its client to close it. */
+const ANSWERED_SOCKET_MS = 5000;
 
 /** What node:http refused before the handler (a timeout, a malformed or oversized request) as tollgate's error. */
 function clientFault(err: Error & { code?: string }): GatewayError {
@@ -65,6 +74,13 @@ function clientFault(err: Error & { code?: string }): GatewayError {
   const fault = gatewayError('TG_ERR_INVALID_REQUEST', err.message);
   // Node's own status for headers over its limit (RFC 6585 §5), kept; the code stays the malformed request's.
   return err.code === 'HPE_HEADER_OVERFLOW' ? new GatewayError(431, fault.type, fault.code, fault.message) : fault;
+}
+
+function refuseWithoutHost(res: ServerResponse, format: FaultFormat | undefined, onRefused: ((status: number) => void) | undefined): void {
+  const { status, headers, body } = gatewayError('TG_ERR_INVALID_REQUEST', 'An HTTP/1.1 request must carry a Host header').toResponse(format);
+  onRefused?.(status);
+  res.writeHead(status, { ...headers, 'content-length': Buffer.byteLength(body), 'x-request-id': randomUUID(), connection: 'close' });
+  res.end(body);
 }
 
 /**
@@ -76,23 +92,30 @@ export function applyListenerTimeouts(server: Server, settings: GatewaySettings[
 }
 
 export function createListener(handler: RequestListener, settings: GatewaySettings['server'], { tls, faultFormat, maxBodyBytes, onRefused }: ListenerOptions = {}): Server {
-  const options = { ...listenerTimeouts(settings), connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS };
-  const server: Server = tls ? httpsServer(options, tls, handler) : createHttpServer(options, handler);
+  // An HTTP/1.1 request without Host is refused here (RFC 9112 §3.2) rather than by Node, whose 400 has no body.
+  const options = { ...listenerTimeouts(settings), connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS, requireHostHeader: false };
+  const served: RequestListener = (req, res) => {
+    if (req.headers.host === undefined && req.httpVersionMajor === 1 && req.httpVersionMinor === 1) return refuseWithoutHost(res, faultFormat?.(), onRefused);
+    handler(req, res);
+  };
+  const server: Server = tls ? httpsServer(options, tls, served) : createHttpServer(options, served);
   server.on('clientError', (err, socket) => {
     // Bytes of an answer to an earlier request on this connection are out (a malformed request pipelined behind a
     // streaming one): an error written now would land in the middle of that answer, so the connection just closes,
     // as node:http's own handler does.
-    const answering = (socket as { _httpMessage?: ServerResponse & { _headerSent?: boolean } })._httpMessage;
-    if (!socket.writable || answering?._headerSent) return socket.destroy();
+    // So does one whose answer is still to come (its model server is working): an error written now would be read
+    // as the answer to that request.
+    const answering = (socket as { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (!socket.writable || answering) return socket.destroy();
     rawAnswer(socket, clientFault(err), faultFormat?.(), onRefused);
   });
   // Without a listener Node answers an Expect other than 100-continue with a bare 417 and drops CONNECT without a
   // word. Expect is a hint a server may ignore (RFC 9110 §10.1.1, and it is not forwarded): the request is served.
-  server.on('checkExpectation', handler);
+  server.on('checkExpectation', served);
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
     if (maxBodyBytes && Number(req.headers['content-length']) > maxBodyBytes()) withheld.add(req);
     else res.writeContinue();
-    handler(req, res);
+    served(req, res);
   });
   server.on('connect', (req, socket: Duplex) => {
     // Node hands the socket over without its error listener: a reset from the client must not become an uncaught error.

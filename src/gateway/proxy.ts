@@ -32,8 +32,21 @@ export function connectionListed(value: string | string[] | undefined): string[]
 
 const RETRYABLE_STATUS = new Set([429, 503]);
 const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
-/** undici's HTTP parser error: the model server answered, with bytes that are not an HTTP response. */
-const isMalformedAnswer = (err: Error) => err instanceof errors.HTTPParserError;
+/**
+ * The model server answered, with bytes that are not an HTTP response: undici's parser error, or a head whose
+ * framing contradicts itself (Content-Length with Transfer-Encoding, two different lengths), which undici reports as
+ * a length mismatch before any status (MalformedHead).
+ */
+const isMalformedAnswer = (err: Error) => err instanceof errors.HTTPParserError || err instanceof MalformedHead;
+
+class MalformedHead extends Error {
+  readonly code: string;
+
+  constructor(cause: Error & { code?: string }) {
+    super(`${cause.message}: the answer's head frames its body two ways`, { cause });
+    this.code = cause.code ?? '';
+  }
+}
 /**
  * undici refused to send the request as shaped (a header value with a line break that a policy copied from the
  * client, say): the request's fault, not the endpoint's, which must stay in the pool for everyone else.
@@ -460,6 +473,7 @@ class AttemptHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    if (this.#status === undefined && err instanceof errors.ResponseContentLengthMismatchError) err = new MalformedHead(err);
     // A server that answered with a head that is not HTTP was reached: it is not reported down (its scrapes judge it).
     const reached = this.#status !== undefined || isMalformedAnswer(err);
     this.#release(reached, err);
