@@ -1,6 +1,8 @@
 // The built-in detectors, table-driven: what each must find, the near misses it must leave alone, and the checksums.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { sanitizeUserPromptSpec } from '../../config/apim-kinds.js';
 import { SECRET_TYPES, PII_TYPES } from '../../config/apim-kinds.js';
 import { entropy, ibanValid, luhnValid } from './checksums.js';
@@ -11,6 +13,7 @@ import { redact } from './redact.js';
 import { Scanner } from './scanner.js';
 import { SECRET_DETECTOR_TYPES } from './secrets.js';
 
+const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 const fake = new FakeSecrets(7);
 const scanner = new Scanner(sanitizeUserPromptSpec.parse({ filters: { denyList: { words: ['project falcon'], patterns: ['\\bINC-\\d{4}\\b'] } } }).filters);
 const found = (text: string) => scanner.scan(text).map((f) => `${f.category}:${f.type}`);
@@ -170,4 +173,25 @@ test('rules that may start at every word of a long run bound the run they scan (
   assert.deepEqual(spans('mail sam dot wilson at gmail dot com'), ['sam dot wilson at gmail dot com']);
   assert.deepEqual(spans('db: postgres://app:s3cr3tpw@db.internal'), ['s3cr3tpw']);
   assert.deepEqual(spans('run mysql --user=mysql -pS3cret9x now'), ['S3cret9x']);
+});
+
+test('a URL followed by a long run of punctuation, and a long run of `eyJ-`, are scanned in one pass (they were quadratic)', () => {
+  // 256 KiB each: 30 s and 45 s before (x4 for x2), milliseconds now. A regex cannot be interrupted in this thread,
+  // so the scans run in a child that is killed at 30 s: a guard against the quadratic case, not a measure.
+  const script = `
+    import { Scanner } from './src/policy/sanitize/scanner.ts';
+    import { sanitizeUserPromptSpec } from './src/config/apim-kinds.ts';
+    const scanner = new Scanner(sanitizeUserPromptSpec.parse({}).filters);
+    const found = [scanner.scan('see http://evil.example/' + '.'.repeat(256 * 1024) + 'a'), scanner.scan('eyJ-'.repeat(64 * 1024))];
+    process.stdout.write(JSON.stringify(found.map((f) => f.length)));`;
+  const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, timeout: 30_000, encoding: 'utf8' });
+  assert.equal(child.signal, null, 'the scans did not finish in 30 s');
+  assert.equal(child.stdout, '[0,0]', child.stderr);
+  // What each rule is for still holds: a sentence's full stop is not part of its URL, and a token is found.
+  const jwt = fake.make('jwt');
+  assert.ok(found(`token ${jwt} here`).includes('secret:jwt'));
+  assert.ok(!found(`token-${jwt}`).includes('secret:jwt'), 'inside a longer run of token characters it is not a token of its own');
+  const withUrl = 'reset it at http://45.33.32.156/reset.php... and more';
+  const [url] = scanner.scan(withUrl);
+  assert.equal(withUrl.slice(url.start, url.end), 'http://45.33.32.156/reset.php');
 });
