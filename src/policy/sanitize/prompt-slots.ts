@@ -28,6 +28,18 @@ function partSlots(parts: Part[], out: TextSlot[]): void {
   }
 }
 
+/** The roles the OpenAI API defines besides `user`; any other (`human`, `user ` with a space, none) may reach the model as a user's words. */
+const NOT_USER = new Set(['system', 'developer', 'assistant', 'tool', 'function']);
+
+/**
+ * Whether a message of this role is checked: a listed role, matched in any case and without surrounding spaces; and
+ * a role the API does not define counts as `user`, so a client cannot pass its text unchecked by naming a role of its own.
+ */
+function scanned(role: unknown, roles: ReadonlySet<string>): boolean {
+  const name = typeof role === 'string' ? role.trim().toLowerCase() : 'user';
+  return roles.has(name) || (!NOT_USER.has(name) && roles.has('user'));
+}
+
 /**
  * Messages (or responses-API input items) of `roles` (lower case; a role is matched in any case, as some servers read
  * `User` as a user), each string or text part a slot. A responses-API tool result (`function_call_output`) is the
@@ -41,7 +53,7 @@ function messageSlots(items: Item[], roles: ReadonlySet<string>, out: TextSlot[]
       if (roles.has('tool') && typeof output.output === 'string') out.push(slot(output.output, (t) => (output.output = t)));
       continue;
     }
-    if (!roles.has(String(m.role).toLowerCase())) continue;
+    if (!scanned(m.role, roles)) continue;
     if (typeof m.content === 'string') out.push(slot(m.content, (t) => (m.content = t)));
     else if (Array.isArray(m.content)) partSlots(m.content as Part[], out);
   }
