@@ -22,7 +22,7 @@ export function parsePositiveNumber(value: string): number {
 /** `pdp`, `epp` or `pdp,epp`: the parts the ext_proc listener plays. */
 export function parseRoles(value: string): ('pdp' | 'epp')[] {
   const roles = value.split(',').map((r) => r.trim());
-  if (roles.length === 0 || roles.some((r) => r !== 'pdp' && r !== 'epp')) throw new InvalidArgumentError(`"${value}" is not a list of pdp, epp`);
+  if (roles.some((r) => r !== 'pdp' && r !== 'epp')) throw new InvalidArgumentError(`"${value}" is not a list of pdp, epp`);
   return [...new Set(roles as ('pdp' | 'epp')[])];
 }
 

@@ -18,21 +18,22 @@ const MARKED = new RegExp(`"\\\\u0000${MARK.slice(1)}(-?\\d+)"`, 'g');
 
 /** `body` as JSON, with the client's long integers as the client wrote them wherever `body` still holds their value. */
 export function serializeBody(body: object, raw: Buffer | undefined): Buffer {
-  const text = JSON.stringify(body);
-  if (raw === undefined || !LONG_DIGITS.test(raw.toString('latin1'))) return Buffer.from(text);
+  const plain = () => Buffer.from(JSON.stringify(body));
+  const client = raw?.toString('utf8');
+  if (client === undefined || !LONG_DIGITS.test(client)) return plain();
   let marked = false;
-  const source = raw.toString('utf8').replace(STRING_OR_LONG_INTEGER, (token, integer: string | undefined) => {
+  const source = client.replace(STRING_OR_LONG_INTEGER, (token, integer: string | undefined) => {
     if (integer === undefined) return token;
     marked = true;
     return JSON.stringify(MARK + integer);
   });
-  if (!marked) return Buffer.from(text);
+  if (!marked) return plain();
   let exact: unknown;
   try {
     exact = JSON.parse(source);
   } catch {
     // Not the JSON the body was read from (a mutation replaced the bytes): nothing to restore from.
-    return Buffer.from(text);
+    return plain();
   }
   return Buffer.from(JSON.stringify(withExactIntegers(body, exact)).replace(MARKED, '$1'));
 }

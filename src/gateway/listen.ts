@@ -30,6 +30,9 @@ function listenerTimeouts(settings: GatewaySettings['server']) {
  */
 const CONNECTIONS_CHECKING_INTERVAL_MS = 1000;
 
+/** Told the status of a refusal written before the handler: the data plane counts it. */
+type OnRefused = ((status: number) => void) | undefined;
+
 export interface ListenerOptions {
   tls?: TlsFiles;
   /** The error body shape for what never reaches the handler (the data plane's configured one); OpenAI's without it. */
@@ -40,7 +43,7 @@ export interface ListenerOptions {
    */
   maxBodyBytes?: () => number;
   /** Told the status of each answer written for a request that never reached the handler, to be counted. */
-  onRefused?: (status: number) => void;
+  onRefused?: OnRefused;
 }
 
 /** Requests whose client waited on `Expect: 100-continue` and was not asked for the body: it is never coming. */
@@ -50,16 +53,21 @@ export function bodyWithheld(req: IncomingMessage): boolean {
   return withheld.has(req);
 }
 
-/** An answer written straight to the socket, for what never reaches the handler: documented shape, x-request-id. */
-function rawAnswer(socket: Duplex, fault: GatewayError, format: FaultFormat | undefined, onRefused: ((status: number) => void) | undefined): void {
+/** A refusal of what never reaches the handler, counted: documented shape, x-request-id, and the connection closes. */
+function closingAnswer(fault: GatewayError, format: FaultFormat | undefined, onRefused: OnRefused) {
   const { status, headers, body } = fault.toResponse(format);
   onRefused?.(status);
-  const head = { ...headers, 'content-length': Buffer.byteLength(body), 'x-request-id': randomUUID(), connection: 'close' };
+  return { status, body, head: { ...headers, 'content-length': Buffer.byteLength(body), 'x-request-id': randomUUID(), connection: 'close' } };
+}
+
+/** A closingAnswer written straight to the socket (node:http has no response object for it). */
+function rawAnswer(socket: Duplex, fault: GatewayError, format: FaultFormat | undefined, onRefused: OnRefused): void {
+  const { status, head, body } = closingAnswer(fault, format, onRefused);
   const lines = Object.entries(head).map(([name, value]) => `${name}: ${value}\r\n`);
   socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n${lines.join('')}\r\n${body}`);
   // Node has taken its timeouts off a socket it hands over (CONNECT): a client that kept its side open held it for
   // good. What the client still sends is read and dropped, and the socket goes once it has had time to read the answer
-// (a fixed time: a client sending bytes now and then would keep an idle timeout from ever firing).
+  // (a fixed time: a client sending bytes now and then would keep an idle timeout from ever firing).
   socket.resume();
   const timer = setTimeout(() => socket.destroy(), ANSWERED_SOCKET_MS);
   socket.once('close', () => clearTimeout(timer));
@@ -76,10 +84,9 @@ function clientFault(err: Error & { code?: string }): GatewayError {
   return err.code === 'HPE_HEADER_OVERFLOW' ? new GatewayError(431, fault.type, fault.code, fault.message) : fault;
 }
 
-function refuseWithoutHost(res: ServerResponse, format: FaultFormat | undefined, onRefused: ((status: number) => void) | undefined): void {
-  const { status, headers, body } = gatewayError('TG_ERR_INVALID_REQUEST', 'An HTTP/1.1 request must carry a Host header').toResponse(format);
-  onRefused?.(status);
-  res.writeHead(status, { ...headers, 'content-length': Buffer.byteLength(body), 'x-request-id': randomUUID(), connection: 'close' });
+function refuseWithoutHost(res: ServerResponse, format: FaultFormat | undefined, onRefused: OnRefused): void {
+  const { status, head, body } = closingAnswer(gatewayError('TG_ERR_INVALID_REQUEST', 'An HTTP/1.1 request must carry a Host header'), format, onRefused);
+  res.writeHead(status, head);
   res.end(body);
 }
 
