@@ -327,7 +327,7 @@ const sanitizeFilters = (piAction: 'block' | 'off') =>
         })
         .strict()
         .prefault({}),
-      denyList: z.object({ action: sanitizeAction.default('block'), words: z.array(z.string().min(1)).default([]), patterns: z.array(regexSource).default([]) }).strict().optional(),
+      denyList: z.object({ action: sanitizeAction.default('block'), words: z.array(z.string().regex(/\S/, 'a listed word or phrase needs a character that is not white space')).default([]), patterns: z.array(regexSource).default([]) }).strict().optional(),
     })
     .strict()
     .prefault({});

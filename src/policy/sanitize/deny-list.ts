@@ -2,11 +2,20 @@
 import { compileTextPattern } from '../../lib/linear-regex.js';
 import type { Action } from './finding.js';
 import { INVISIBLE_CLASS } from './invisible.js';
+import { lookalikeClass } from './lookalikes.js';
 import { RegexDetector, type RegexRule } from './regex-detector.js';
 
-const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-/** A listed word matches with invisible characters between its letters too ("pass\u200bword"), and is redacted whole. */
-const dodgeProof = (word: string) => Array.from(word, escape).join(`${INVISIBLE_CLASS}*`);
+/**
+ * A listed word matches with invisible characters between its letters ("pass\u200bword"), its letters written with
+ * look-alikes or fullwidth forms ("раssword"), and any run of white space where the phrase has one ("project
+ * \n falcon"); it is redacted whole.
+ */
+const dodgeProof = (phrase: string) =>
+  phrase
+    .trim()
+    .split(/\s+/)
+    .map((word) => Array.from(word, lookalikeClass).join(`${INVISIBLE_CLASS}*`))
+    .join(`[\\s${INVISIBLE_CLASS}]+`);
 
 export function denyListDetector(action: Action, words: readonly string[], patterns: readonly string[]): RegexDetector {
   const rules: RegexRule[] = [];

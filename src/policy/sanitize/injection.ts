@@ -1,9 +1,10 @@
 // Prompt injection and jailbreak scoring: curated phrase families with weights, matched on a normalized copy of the
-// text (case, zero-width characters, leetspeak, spaced-out letters), combined as a noisy-OR; quoting a phrase or
-// discussing attacks damps it. At or above the threshold the whole message is one finding.
+// text (case, invisible characters, look-alike letters, leetspeak, spaced-out letters, line breaks), combined as a
+// noisy-OR; quoting a phrase or discussing attacks damps it. At or above the threshold the whole message is one finding.
 import { decodesToText } from './secrets.js';
 import type { Action, Detector, Finding } from './finding.js';
 import { INVISIBLE_CLASS } from './invisible.js';
+import { foldLookalikes, taggedText } from './lookalikes.js';
 
 interface Family {
   type: string;
@@ -148,7 +149,7 @@ const QUOTED = /"[^"\n]{3,300}"|(?<![a-z])'[^'\n]{3,300}'(?![a-z])|“[^”\n]{3
 const MENTION_DAMPING = 0.35;
 const DISCUSSION_DAMPING = 0.6;
 
-const ZERO_WIDTH = new RegExp(INVISIBLE_CLASS, 'g');
+const INVISIBLE = new RegExp(INVISIBLE_CLASS, 'gu');
 const LEET: Record<string, string> = { '0': 'o', '3': 'e', '4': 'a', '5': 's', '7': 't', '@': 'a', $: 's' };
 /** A 1 reads as l after a vowel or another 1 ("ru1es", "a11"), otherwise as i ("1gnore", "prev10us"). */
 function oneAs(text: string, at: number): string {
@@ -166,18 +167,21 @@ const BASE64_RUN = /[A-Za-z0-9+/]{24,4096}={0,2}/g;
 const HEX_RUN = /\b(?:[0-9a-f]{2}){12,}\b/gi;
 
 const HYPHENATED = /(?<=[a-z])-(?=[a-z])/g;
+/** A line break inside a sentence ("ignore all previous\ninstructions"); a blank line or a line that starts with markup is kept. */
+const WRAPPED_LINE = /(?<=[a-z,])[ \t]*\r?\n[ \t]*(?=[a-z])/g;
 
 /**
- * The texts the phrase families run on: lower case without zero-width characters, spaced-out letters joined and
- * words un-hyphenated ("dis-regard"); and, when there is leetspeak inside words, the same with it undone (kept apart
- * because "rot13" must stay "rot13").
+ * The texts the phrase families run on: look-alike letters folded to Latin, lower case without invisible characters,
+ * spaced-out letters joined, words un-hyphenated ("dis-regard") and wrapped lines joined; and, when there is
+ * leetspeak inside words, the same with it undone (kept apart because "rot13" must stay "rot13").
  */
 export function normalizeForInjection(text: string): string[] {
-  const plain = text
+  const plain = foldLookalikes(text)
     .toLowerCase()
-    .replace(ZERO_WIDTH, '')
+    .replace(INVISIBLE, '')
     .replace(SPACED, (s) => s.replace(/[ .]/g, ''))
     .replace(HYPHENATED, '')
+    .replace(WRAPPED_LINE, ' ')
     .replace(/\byou're\b/g, 'you are')
     .replace(/[ \t]+/g, ' ');
   const leet = plain.replace(LEET_IN_WORD, (c, at: number) => (c === '1' ? oneAs(plain, at) : LEET[c]));
@@ -215,6 +219,7 @@ export class InjectionDetector implements Detector {
     // An encoded payload that says the same things is the same attack, hidden.
     if (depth === 0) {
       const hidden = [
+        ...taggedText(text),
         ...(text.match(BASE64_RUN) ?? []).filter(decodesToText).map((run) => Buffer.from(run, 'base64').toString('utf8')),
         ...(text.match(HEX_RUN) ?? []).map((run) => Buffer.from(run, 'hex').toString('utf8')).filter((s) => /^[\x20-\x7e\s]+$/.test(s)),
       ];

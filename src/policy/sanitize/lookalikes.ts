@@ -1,0 +1,65 @@
+// Letters from other scripts that render like Latin ones (Cyrillic а, Greek ο, ...), fullwidth forms, and Unicode tag
+// characters: "іgnоrе аll рrеvіоuѕ іnѕtruсtіоnѕ" reads the same to a model and to a reader while matching no
+// English phrase character by character, and tag characters carry ASCII that renders as nothing ("ASCII smuggling").
+
+/** The Latin letter each look-alike stands for (the common Cyrillic, Greek and Armenian ones, both cases). */
+const LOOKALIKES: Record<string, string> = {
+  a: 'аɑαА',
+  b: 'ВΒЬ',
+  c: 'сϲᴄС',
+  d: 'ԁ',
+  e: 'еҽЕΕ',
+  g: 'ɡ',
+  h: 'һНΗ',
+  i: 'іιıɩІΙ',
+  j: 'јϳЈ',
+  k: 'κкКΚ',
+  l: 'ӏ',
+  m: 'МΜ',
+  n: 'ոηΝ',
+  o: 'оοᴏօОΟ',
+  p: 'рρРΡ',
+  q: 'ԛ',
+  r: 'г',
+  s: 'ѕЅ',
+  t: 'ТΤ',
+  u: 'υս',
+  v: 'νѵ',
+  w: 'ԝѡ',
+  x: 'хχХΧ',
+  y: 'уүУΥ',
+  z: 'ᴢΖ',
+};
+
+const TO_LATIN = new Map<string, string>();
+for (const [latin, others] of Object.entries(LOOKALIKES)) for (const c of others) TO_LATIN.set(c, latin);
+const LOOKALIKE = new RegExp(`[${[...TO_LATIN.keys()].join('')}]`, 'gu');
+/** Tag characters U+E0020–U+E007E spell the ASCII characters 0x20–0x7E. */
+const TAG_RUN = /[\u{e0020}-\u{e007e}]+/gu;
+const NON_ASCII = /[\u0080-\u{10ffff}]/u;
+
+/**
+ * The text as its letters look: compatibility forms folded (NFKC: fullwidth, mathematical alphanumerics, ligatures)
+ * and look-alikes of Latin letters replaced by them. Only for matching: positions move.
+ */
+export function foldLookalikes(text: string): string {
+  if (!NON_ASCII.test(text)) return text;
+  return text.normalize('NFKC').replace(LOOKALIKE, (c) => TO_LATIN.get(c)!);
+}
+
+/** The ASCII that runs of tag characters spell, one string per run (none for text without them). */
+export function taggedText(text: string): string[] {
+  if (!NON_ASCII.test(text)) return [];
+  return (text.match(TAG_RUN) ?? []).map((run) => String.fromCharCode(...Array.from(run, (c) => c.codePointAt(0)! - 0xe0000)));
+}
+
+/**
+ * A regular-expression class (for a case-insensitive `u` pattern) matching `c` and what looks like it: its
+ * fullwidth form and, for a Latin letter, its look-alikes. Other characters come back escaped.
+ */
+export function lookalikeClass(c: string): string {
+  const code = c.charCodeAt(0);
+  if (c.length !== 1 || code < 0x21 || code > 0x7e) return c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+  const fullwidth = String.fromCharCode(code + 0xfee0);
+  return `[${c.replace(/[\]\\^-]/, '\\$&')}${fullwidth}${LOOKALIKES[c.toLowerCase()] ?? ''}]`;
+}
