@@ -167,6 +167,42 @@ describe('requests as Envoy sends them', () => {
   });
 });
 
+describe('a key read from a query parameter', () => {
+  test('the :path Envoy forwards has the key taken out, the rest of the query kept', async () => {
+    const own = await startGateway({
+      configPaths: [],
+      manifests: [
+        manifest('APIMExtensionPolicy', 'ext', { targetRef: { name: 'tollgate' } }),
+        manifest('APIProduct', 'gold', { displayName: 'Gold' }),
+        manifest('APIOperationSet', 'gold-ops', { apiProductRefs: [{ name: 'gold' }], llmOperations: { models: ['m'] } }),
+        manifest('InferencePool', 'one', { endpoints: [a.url] }),
+        manifest('InferenceModel', 'm', { modelName: 'm', poolRef: { name: 'one' } }),
+        manifest('VerifyAPIKey', 'key-in-query', { apiKey: { ref: 'request.queryparam.apikey' } }),
+        manifest('ApimTemplate', 'template', { templates: [{ policies: [{ kind: 'VerifyAPIKey', name: 'key-in-query' }] }] }),
+      ],
+      port: 0,
+      adminPort: 0,
+      host: '127.0.0.1',
+      watch: false,
+      extprocPort: 0,
+    });
+    try {
+      const k = await createApp(own.adminUrl, ['gold'], 'query-key');
+      const exchange = () =>
+        envoyExchange(`127.0.0.1:${own.extprocPort}`, {
+          path: `/v1/chat/completions?tenant=t1&apikey=${k.key}`,
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ model: 'm', messages: MESSAGES, max_tokens: 16 }),
+        });
+      const r = await until(exchange, (x) => x.status === 200, 5000, 'key known');
+      assert.equal(r.upstream!.path, '/v1/chat/completions?tenant=t1');
+      assert.equal(a.requests.at(-1)!.req.url, '/v1/chat/completions?tenant=t1');
+    } finally {
+      await own.close();
+    }
+  });
+});
+
 describe('answers as Envoy shows them', () => {
   test('an SSE stream in 7-byte pieces: usage counted, the usage chunk tollgate asked for stripped, text intact', async () => {
     const before = await tokensUsed(app.key);

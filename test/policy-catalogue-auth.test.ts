@@ -211,6 +211,33 @@ describe('OAuthV2 client credentials', () => {
   });
 });
 
+describe('credentials read from another header or a query parameter', () => {
+  test('the model server gets neither the header nor the query parameter the key came in (nor the JWT)', async () => {
+    const products = [
+      manifest('APIProduct', 'gold', { displayName: 'Gold' }),
+      manifest('APIOperationSet', 'gold-ops', { apiProductRefs: [{ name: 'gold' }], llmOperations: { models: ['echo'] } }),
+    ];
+    const inHeader = await gateway([['VerifyAPIKey', 'key-in-header', { apiKey: { ref: 'request.header.x-key' } }]], products);
+    const inQuery = await gateway([['VerifyAPIKey', 'key-in-query', { apiKey: { ref: 'request.queryparam.apikey' } }]], products);
+    const jwt = await gateway([['VerifyJWT', 'id-token', { algorithms: ['HS256'], secretKey: { env: 'TOLLGATE_E2E_HS_SECRET' }, source: { ref: 'request.header.x-id-token' } }]]);
+    const a = await createApp(inHeader.adminUrl, ['gold'], 'custom-header');
+    const b = await createApp(inQuery.adminUrl, ['gold'], 'custom-query');
+    secrets.push(a.key, a.secret, b.key, b.secret);
+
+    await until(() => chat(inHeader, { 'x-key': a.key, 'x-other': 'kept' }), (r) => r.status === 200, 5000, 'key known');
+    assert.equal(lastUpstream()['x-key'], undefined);
+    assert.equal(lastUpstream()['x-other'], 'kept');
+
+    const body = { model: 'echo', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 5 };
+    await until(() => call(inQuery.url, 'POST', `/v1/chat/completions?tenant=t%201&apikey=${b.key}`, body), (r) => r.status === 200, 5000, 'key known');
+    assert.equal(stub.requests.at(-1)!.req.url, '/v1/chat/completions?tenant=t+1');
+
+    const token = await new SignJWT({ sub: 'dana' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('5m').sign(new TextEncoder().encode(HS_SECRET));
+    assert.equal((await chat(jwt, { 'x-id-token': token })).status, 200);
+    assert.equal(lastUpstream()['x-id-token'], undefined);
+  });
+});
+
 describe('VerifyJWT and GenerateJWT', () => {
   let jwks: Gateway;
   let hs: Gateway;

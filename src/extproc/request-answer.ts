@@ -55,6 +55,8 @@ export function requestAnswer(dp: DataPlane, ctx: RequestContext, outcome: Exclu
     answer.response.clear_route_cache = true;
   }
   if (roles.pdp) identityHeaders(ctx, headers);
+  // A query a policy edited (AssignMessage, a credential read from a query parameter): Envoy lets :path be set.
+  if (roles.pdp && ctx.urlChanged) headers.set(':path', ctx.url);
   let body: Buffer | null = null;
   if (ctx.bodyChanged && ctx.body) {
     // A policy decision point alone leaves the model name to the picker that routes the request.

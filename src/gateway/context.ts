@@ -19,8 +19,10 @@ export interface RequestContext {
   headers: IncomingHttpHeaders;
   clientIp: string | undefined;
   method: string;
-  /** Path with query string, as received. */
+  /** Path with query string, as received; editQuery changes its query for the upstream request. */
   url: string;
+  /** editQuery changed url: ext_proc answers carry it as :path. */
+  urlChanged?: boolean;
   path: string;
   operation?: Operation;
   body?: OpenAIBody;
@@ -81,4 +83,17 @@ export interface RequestContext {
    * no pick, the answer is `admitted`) or 'picker' (an endpoint picker: no policy hooks). Both when unset.
    */
   stages?: 'policies' | 'picker';
+}
+
+/**
+ * Edits the query string sent upstream (AssignMessage, a credential read from a query parameter). An edit that
+ * returns false changed nothing: the client's query stays as it was written (URLSearchParams re-encodes it).
+ */
+export function editQuery(ctx: RequestContext, edit: (params: URLSearchParams) => boolean | void): void {
+  const q = ctx.url.indexOf('?');
+  const params = new URLSearchParams(q === -1 ? '' : ctx.url.slice(q + 1));
+  if (edit(params) === false) return;
+  const query = params.toString();
+  ctx.url = query ? `${ctx.path}?${query}` : ctx.path;
+  ctx.urlChanged = true;
 }

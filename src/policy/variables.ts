@@ -1,5 +1,5 @@
 // Request variables (Apigee's names) compiled once into accessors, for identifiers and message weights.
-import type { RequestContext } from '../gateway/context.js';
+import { editQuery, type RequestContext } from '../gateway/context.js';
 import type { ApimState } from './types.js';
 
 export type Variable = (ctx: RequestContext, state: ApimState) => string | undefined;
@@ -70,6 +70,37 @@ export function compileVariable(ref: string): Variable {
   }
   if (isFlowVariableName(ref)) return (_ctx, s) => s.vars?.get(ref);
   throw new Error(`unknown variable "${ref}" (known: ${Object.keys(FIXED).join(', ')}, ${HEADER}NAME, ${QUERY}NAME, or a dotted flow variable like kvm.NAME)`);
+}
+
+/** A credential a policy reads (compileVariable's ref), and how to keep it from the model server. */
+export interface CredentialSource {
+  read: Variable;
+  /** Removes the header or query parameter it came from from the upstream request; a flow variable has nothing to remove. */
+  withhold(ctx: RequestContext): void;
+}
+
+/**
+ * compileCredential('request.header.x-key'): the key read as compileVariable reads it, withheld from upstream as the
+ * standard credential headers are (a custom header or query parameter went to the model server with the key in it).
+ */
+export function compileCredential(ref: string): CredentialSource {
+  const read = compileVariable(ref);
+  if (ref.startsWith(HEADER)) {
+    const name = ref.slice(HEADER.length).toLowerCase();
+    return { read, withhold: (ctx) => void ((ctx.upstreamHeaders ??= {})[name] = null) };
+  }
+  if (ref.startsWith(QUERY)) {
+    const name = ref.slice(QUERY.length);
+    return {
+      read,
+      withhold: (ctx) =>
+        editQuery(ctx, (params) => {
+          if (!params.has(name)) return false;
+          params.delete(name);
+        }),
+    };
+  }
+  return { read, withhold: () => {} };
 }
 
 /** Where the value of a variable compileVariable accepts comes from (headers and query parameters: the caller's). */

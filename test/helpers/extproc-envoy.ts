@@ -40,7 +40,7 @@ export interface EnvoyResult {
   metadataDestination?: string;
   clearRouteCache: boolean;
   /** What the model server was sent. */
-  upstream?: { url: string; headers: Record<string, string>; body: Buffer };
+  upstream?: { url: string; path: string; headers: Record<string, string>; body: Buffer };
   answers: ProcessingResponse[];
 }
 
@@ -153,8 +153,10 @@ async function exchange(call: ExtprocCall, r: EnvoyRequest): Promise<EnvoyResult
   const metadataDestination = lb?.['x-gateway-destination-endpoint'];
   const target = destination ? `http://${destination.split(',')[0]}` : r.upstream;
   if (!target) throw new Error('the ext_proc answer named no destination and the test gave no upstream');
-  const upstreamHeaders = Object.fromEntries([...headers].filter(([k]) => k !== 'host' && k !== 'content-length'));
-  const res = await request(`${target}${r.path}`, { method: method as 'POST', headers: upstreamHeaders, body: upstreamBody });
+  // A :path the answer set (a policy edited the query) is the one Envoy forwards.
+  const path = headers.get(':path') ?? r.path;
+  const upstreamHeaders = Object.fromEntries([...headers].filter(([k]) => k !== 'host' && k !== 'content-length' && !k.startsWith(':')));
+  const res = await request(`${target}${path}`, { method: method as 'POST', headers: upstreamHeaders, body: upstreamBody });
   const served = r.served ?? destination?.split(',')[0];
   const responseHeaders = new Map<string, string>();
   for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) responseHeaders.set(k, Array.isArray(v) ? v.join(', ') : v);
@@ -171,7 +173,7 @@ async function exchange(call: ExtprocCall, r: EnvoyRequest): Promise<EnvoyResult
     destination,
     metadataDestination,
     clearRouteCache,
-    upstream: { url: target, headers: upstreamHeaders, body: upstreamBody ?? Buffer.alloc(0) },
+    upstream: { url: target, path, headers: upstreamHeaders, body: upstreamBody ?? Buffer.alloc(0) },
     answers,
   });
   if (a.immediate_response) return local(a, answers);

@@ -1,7 +1,7 @@
 // AssignMessage: removes, then sets, headers, query parameters and JSON body fields on the request before it goes
 // upstream, or headers and JSON body fields on the answer; values are message templates (`{developer.app.name}`).
 import { assignMessageSpec } from '../../../config/apim-kinds.js';
-import type { RequestContext } from '../../../gateway/context.js';
+import { editQuery, type RequestContext } from '../../../gateway/context.js';
 import { policyFault } from '../../../gateway/errors.js';
 import type { ResponseFlow } from '../../../gateway/hooks.js';
 import { removePath, setPath } from '../../json-path.js';
@@ -64,12 +64,10 @@ export const assignMessage: PolicyFactory = (name, spec) => {
         for (const h of setHeaders) headers[h.name] = render(h.value, ctx, state, true);
       }
       if (editsQuery) {
-        const q = ctx.url.indexOf('?');
-        const params = new URLSearchParams(q === -1 ? '' : ctx.url.slice(q + 1));
-        for (const p of removeQuery) params.delete(p);
-        for (const p of setQuery) params.set(p.name, render(p.value, ctx, state, true));
-        const query = params.toString();
-        ctx.url = query ? `${ctx.path}?${query}` : ctx.path;
+        editQuery(ctx, (params) => {
+          for (const p of removeQuery) params.delete(p);
+          for (const p of setQuery) params.set(p.name, render(p.value, ctx, state, true));
+        });
       }
       if (editsBody && ctx.body) {
         editJson(ctx.body as unknown as Record<string, unknown>, ctx, state, true);

@@ -80,9 +80,18 @@ describe('credentials', () => {
   test('apiKey.ref reads the key from another variable', () => {
     const custom = verifyApiKey('custom', { apiKey: { ref: 'request.queryparam.apikey' } }, deps);
     const state: ApimState = {};
-    custom.authenticate!(fakeContext({ url: '/v1/chat/completions?apikey=tg_good' }), state);
+    const ctx = fakeContext({ url: '/v1/chat/completions?lang=en%20GB&apikey=tg_good' });
+    custom.authenticate!(ctx, state);
     assert.equal(state.key!.keyId, 'key_good');
+    assert.equal(ctx.url, '/v1/chat/completions?lang=en+GB', 'the key is not sent upstream');
+    assert.equal(ctx.urlChanged, true);
     assert.throws(() => custom.authenticate!(fakeContext({ headers: { 'x-api-key': 'tg_good' } }), {}), fault(F.failedToResolveApiKey));
+    const without = fakeContext({ url: '/v1/chat/completions?lang=en%20GB' });
+    assert.throws(() => custom.authenticate!(without, {}));
+    assert.equal(without.url, '/v1/chat/completions?lang=en%20GB', 'a query without the key is left as the client wrote it');
+    const inHeader = fakeContext({ headers: { 'x-key': 'tg_good' } });
+    verifyApiKey('custom', { apiKey: { ref: 'request.header.X-Key' } }, deps).authenticate!(inHeader, {});
+    assert.deepEqual(inHeader.upstreamHeaders, { 'x-key': null }, 'the header is removed upstream');
   });
 });
 

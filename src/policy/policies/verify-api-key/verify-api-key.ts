@@ -7,7 +7,7 @@ import { hashKey } from '../../../store/keys.js';
 import { readApiKey } from '../../api-key.js';
 import { entitle, keyProblem } from '../../entitlement.js';
 import type { ApimState, Policy, PolicyFactory } from '../../types.js';
-import { compileVariable } from '../../variables.js';
+import { compileCredential } from '../../variables.js';
 
 export const VERIFY_API_KEY = 'verify-api-key';
 
@@ -28,7 +28,9 @@ const F = VERIFY_API_KEY_FAULTS;
  */
 export const verifyApiKey: PolicyFactory = (name, spec, deps) => {
   const s = verifyApiKeySpec.parse(spec ?? {});
-  const read = s.apiKey ? compileVariable(s.apiKey.ref) : (ctx: RequestContext) => readApiKey(ctx.headers);
+  // The standard headers never go upstream (NOT_FORWARDED); one named here is withheld like them.
+  const source = s.apiKey ? compileCredential(s.apiKey.ref) : null;
+  const read = source ? source.read : (ctx: RequestContext) => readApiKey(ctx.headers);
   const { identity, now } = deps;
   return {
     type: VERIFY_API_KEY,
@@ -36,6 +38,7 @@ export const verifyApiKey: PolicyFactory = (name, spec, deps) => {
     identifiesKey: true,
     authenticate(ctx: RequestContext, state: ApimState) {
       const key = read(ctx, state);
+      source?.withhold(ctx);
       if (!key) throw policyFault(401, F.failedToResolveApiKey, 'Failed to resolve API Key: send it as x-api-key or Authorization: Bearer');
       const record = identity.findKeyByHash(hashKey(key));
       if (!record) throw policyFault(401, F.invalidApiKey, 'Invalid ApiKey');

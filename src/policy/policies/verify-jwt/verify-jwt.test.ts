@@ -105,8 +105,10 @@ describe('HS256', () => {
   test('source reads the token from another variable', async () => {
     const policy = hs({ source: { ref: 'request.header.x-jwt' } });
     const state: ApimState = {};
-    await policy.authenticate!(fakeContext({ headers: { 'x-jwt': await sign({ sub: 'carol' }) } }), state);
+    const ctx = fakeContext({ headers: { 'x-jwt': await sign({ sub: 'carol' }) } });
+    await policy.authenticate!(ctx, state);
     assert.equal(state.vars!.get('jwt.v.claim.sub'), 'carol');
+    assert.deepEqual(ctx.upstreamHeaders, { 'x-jwt': null }, 'the token is not sent upstream');
   });
 });
 

@@ -10,7 +10,7 @@ import { parseDuration } from '../../../lib/duration.js';
 import { familyOf, hmacKey, loadJose, prefetchJose, publicKey } from '../../jwt-keys.js';
 import { sharedResource } from '../../shared-resources.js';
 import type { ApimState, Policy, PolicyFactory } from '../../types.js';
-import { compileVariable, setVariable, type Variable } from '../../variables.js';
+import { compileCredential, setVariable, type Variable } from '../../variables.js';
 import { VERIFY_JWT_FAULTS, jwtFault } from './jwt-errors.js';
 
 export { VERIFY_JWT_FAULTS } from './jwt-errors.js';
@@ -61,7 +61,9 @@ export const verifyJwt: PolicyFactory = (name, spec, deps) => {
   const s = verifyJwtSpec.parse(spec);
   const key = keyOf(s, deps.now);
   prefetchJose();
-  const read = s.source ? compileVariable(s.source.ref) : bearer;
+  // As Authorization never goes upstream, neither does the header or query parameter a source names.
+  const source = s.source ? compileCredential(s.source.ref) : null;
+  const read = source ? source.read : bearer;
   const required = Object.entries(s.additionalClaims);
   const prefix = `jwt.${name}.claim.`;
   const options = {
@@ -87,6 +89,7 @@ export const verifyJwt: PolicyFactory = (name, spec, deps) => {
     name,
     async authenticate(ctx: RequestContext, state: ApimState) {
       const token = read(ctx, state);
+      source?.withhold(ctx);
       if (!token) throw policyFault(401, VERIFY_JWT_FAULTS.failedToResolveVariable, 'No JWT in the request: send it as Authorization: Bearer');
       let payload: JWTPayload;
       try {
