@@ -3,6 +3,7 @@
 // Each answer must be a documented 4xx in the error shape (never a 500), and both backends must agree.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { request as httpRequest } from 'node:http';
 import { recordRow } from '../src/analytics/record.js';
 import { registerAnalyticsRoutes } from '../src/analytics/stats-routes.js';
 import { sampleRecord } from '../src/analytics/test-records.js';
@@ -33,6 +34,20 @@ async function call(base: string, method: string, path: string, body?: unknown):
     parsed = undefined;
   }
   return { status: res.status, body: parsed, text };
+}
+
+/** The request with its path exactly as given: no client-side URL resolution. */
+function rawCall(base: string, method: string, path: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(`${base}/`, { method, path }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode!, text }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 /** A 400 `invalid` naming `path` among its details. */
@@ -111,6 +126,25 @@ for (const backend of DATABASE_BACKENDS) {
       assert.equal((await api('GET', `/v1/keyvaluemaps/${map}/entries/k`)).status, 404);
 
       assertInvalid(await api('GET', '/v1/analytics/stats?filter=app==a%00'), 'filter', 'NUL in an analytics filter');
+    });
+
+    test('names a path would resolve away, or too long for an index, are a 400; a dot segment in a path is a 400, never its parent', async () => {
+      const map = unique('dots');
+      assert.equal((await api('POST', '/v1/keyvaluemaps', { name: map })).status, 201);
+      assert.equal((await api('POST', `/v1/keyvaluemaps/${map}/entries`, { name: 'kept', value: 'v' })).status, 201);
+      for (const name of ['.', '..']) assertInvalid(await api('POST', `/v1/keyvaluemaps/${map}/entries`, { name, value: 'v' }), 'name', `entry ${name}`);
+      assertInvalid(await api('POST', `/v1/keyvaluemaps/${map}/entries`, { name: 'k'.repeat(513), value: 'v' }), 'name', 'a 513-character entry name');
+      for (const name of ['map.', 'map-', 'm'.repeat(254)]) assertInvalid(await api('POST', '/v1/keyvaluemaps', { name }), 'name', `map ${name.slice(0, 10)}`);
+      assertInvalid(await api('POST', '/v1/developers', { email: `${'x'.repeat(3000)}@example.com` }), 'email', 'a 3,000-character email');
+      assertInvalid(await api('GET', `/v1/keyvaluemaps/${map}/entries?apiproduct=${'p'.repeat(3000)}`), 'apiproduct', 'a 3,000-character product');
+      // Sent as written (fetch resolves dot segments itself, as the admin router's URL parser did).
+      for (const segment of ['..', '%2E%2E', '%2e.', '.']) {
+        for (const method of ['GET', 'DELETE']) {
+          const a = await rawCall(base, method, `/v1/keyvaluemaps/${map}/entries/${segment}`);
+          assert.equal(a.status, 400, `${method} entries/${segment}: ${a.status} ${a.text}`);
+        }
+      }
+      assert.deepEqual((await api('GET', `/v1/keyvaluemaps/${map}/entries`)).body.items.map((e: { name: string }) => e.name), ['kept'], 'the map and its entry are still there');
     });
 
     test('forged page tokens, and tokens from another listing, are a 400 on pageToken', async () => {

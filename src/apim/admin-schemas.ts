@@ -1,11 +1,6 @@
 // Request bodies of the management API (Apigee's field names), validated with zod.
 import { z } from 'zod';
-
-/** Products and apps are named like manifests (metadata.name), so either can refer to the other. */
-const resourceName = z
-  .string()
-  .max(253)
-  .regex(/^[a-z0-9A-Z]([-a-zA-Z0-9_.]*[a-zA-Z0-9])?$/, 'must be letters, digits and - _ . (starting and ending with a letter or digit)');
+import { resourceName } from '../config/manifest.js';
 
 const attributes = z.array(z.object({ name: z.string().min(1), value: z.string() }).strict()).max(100);
 
@@ -42,7 +37,7 @@ export const productReplaceBody = productBody.extend({ name: resourceName.option
 
 export const developerBody = z
   .object({
-    email: z.email(),
+    email: z.email().max(254),
     firstName: z.string().optional(),
     lastName: z.string().optional(),
     userName: z.string().optional(),
@@ -51,7 +46,7 @@ export const developerBody = z
   .strict();
 
 /** PUT replaces the profile; `email`, when given, renames the developer. */
-export const developerReplaceBody = developerBody.extend({ email: z.email().optional() });
+export const developerReplaceBody = developerBody.extend({ email: z.email().max(254).optional() });
 
 /** Beyond this a date is not representable, and no key should outlive it anyway. */
 const HUNDRED_YEARS_S = 100 * 365 * 24 * 3600;

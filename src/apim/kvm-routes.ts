@@ -2,6 +2,7 @@
 // `?apiproduct=NAME` on entry routes selects the product-scoped entries of a map instead of the environment's.
 import { z } from 'zod';
 import { APIM_API_VERSION } from '../config/apim-kinds.js';
+import { resourceName } from '../config/manifest.js';
 import { AdminError, type AdminRequest } from '../gateway/admin-router.js';
 import { ConflictError, type KvmEntry, type KvmScope, type StoreView } from '../store/index.js';
 import type { AddRoute, ApimAdminDeps } from './admin-deps.js';
@@ -13,11 +14,19 @@ import { KVM_KEY_ENV, KvmCipher } from './kvm-cipher.js';
 import { pageBody } from './resource-shapes.js';
 
 const KIND = 'KeyValueMap';
-const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'letters, digits, dot, underscore and dash');
-const mapBody = z.object({ name, encrypted: z.boolean().default(false) }).strict();
-const entryBody = z.object({ name: z.string().min(1), value: z.string() }).strict();
-const valueBody = z.object({ name: z.string().min(1).optional(), value: z.string() }).strict();
-const scopeQuery = z.object({ apiproduct: z.string().min(1).optional() });
+const mapBody = z.object({ name: resourceName, encrypted: z.boolean().default(false) }).strict();
+/**
+ * An entry is addressed by its name in the path: `.` and `..` would be resolved away (DELETE of entry `..` was a
+ * DELETE of its map). The length keeps the entry's key within PostgreSQL's index row limit.
+ */
+const entryName = z
+  .string()
+  .min(1)
+  .max(512)
+  .refine((n) => n !== '.' && n !== '..', 'cannot be . or .. (a path segment that would be resolved away)');
+const entryBody = z.object({ name: entryName, value: z.string() }).strict();
+const valueBody = z.object({ name: entryName.optional(), value: z.string() }).strict();
+const scopeQuery = z.object({ apiproduct: resourceName.optional() });
 
 const mapExists = (map: string) => new AdminError(409, 'already_exists', `Key-value map "${map}" already exists`, [{ path: 'name', message: 'already exists' }]);
 const entryExists = (key: string) => new AdminError(409, 'already_exists', `Entry "${key}" already exists`, [{ path: 'name', message: 'already exists' }]);

@@ -20,13 +20,22 @@ export class ConfigError extends Error {
   }
 }
 
+/**
+ * metadata.name, and the name of anything the admin API creates that a manifest can name back (products, apps,
+ * key-value maps): so what GET /v1/manifests exports, apply takes back.
+ */
+export const resourceName = z
+  .string()
+  .max(253)
+  .regex(/^[a-z0-9A-Z]([-a-zA-Z0-9_.]*[a-zA-Z0-9])?$/, 'must be letters, digits and - _ . (starting and ending with a letter or digit)');
+
 const envelope = z
   .object({
     apiVersion: z.string().min(1),
     kind: z.string().min(1),
     metadata: z
       .object({
-        name: z.string().regex(/^[a-z0-9A-Z]([-a-zA-Z0-9_.]*[a-zA-Z0-9])?$/, 'must be a DNS-style name').max(253),
+        name: resourceName,
         namespace: z.string().optional(),
         labels: z.record(z.string(), z.string()).optional(),
         annotations: z.record(z.string(), z.string()).optional(),

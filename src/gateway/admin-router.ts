@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
 import { readBody } from './body.js';
 import { GatewayError } from './errors.js';
+import { hasDotSegment } from './safe-path.js';
 import { silentLogger, type Logger } from '../lib/logger.js';
 import { isDatabaseUnavailable } from '../store/errors.js';
 import { MAX_JSON_DEPTH, nestsDeeperThan } from '../lib/json-depth.js';
@@ -127,6 +128,12 @@ export class AdminRouter {
     const authenticated = this.#tokenGiven(req);
     // Without the token, every path but the open ones is a 401, existing or not: a 404 or 405 would map the API.
     if (!route?.open && this.#token && !authenticated) throw new AdminError(401, 'unauthorized', 'A valid admin token is required (Authorization: Bearer $TOLLGATE_ADMIN_TOKEN)');
+    // new URL() resolved `entries/%2E%2E` to the map itself: a DELETE meant for an entry deleted its map.
+    const target = req.url ?? '/';
+    const q = target.indexOf('?');
+    if (hasDotSegment(q === -1 ? target : target.slice(0, q))) {
+      throw new AdminError(400, 'invalid_request', 'The path has a . or .. segment (plain or percent-encoded), which the admin API refuses rather than resolve');
+    }
     if (!route) {
       if (methodMismatch) throw new AdminError(405, 'method_not_allowed', `${method} is not allowed on ${url.pathname}`);
       throw new AdminError(404, 'not_found', `No admin resource at ${url.pathname}`);

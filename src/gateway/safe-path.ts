@@ -8,6 +8,11 @@ const SUSPECT = /[.%\\]/;
 const DOT_SEGMENT = /(?:^|\/)(?:\.|%2e){1,2}(?:\/|$)/i;
 const HIDDEN_SEPARATOR = /%2f|%5c|\\/i;
 
+/** Whether the path has a `.` or `..` segment, plain or percent-encoded, that a URL parser would resolve away. */
+export function hasDotSegment(path: string): boolean {
+  return SUSPECT.test(path) && DOT_SEGMENT.test(path);
+}
+
 /** Throws 400 invalid_request for a path with a `.` or `..` segment (plain or percent-encoded) or an encoded `/` or `\`. */
 export function assertSafePath(path: string): void {
   if (!SUSPECT.test(path)) return;
