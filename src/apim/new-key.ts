@@ -15,7 +15,7 @@ export async function grantsFor(
   const grants: ApiProductGrant[] = [];
   const problems: FieldProblem[] = [];
   for (const [i, name] of products.entries()) {
-    const product = await store.products.find(name);
+    const product = await store.products.findToGrant(name);
     if (!product) {
       problems.push({ path: `${field}[${i}]`, message: `API product "${name}" does not exist` });
       continue;

@@ -58,6 +58,19 @@ export class ApiProducts {
     return row && toApiProduct(row);
   }
 
+  /**
+   * The product a key is about to be granted. In a PostgreSQL transaction its row stays share-locked until the end,
+   * so a concurrent delete either waits for the grant to commit and then removes it (dropProductGrants), or has
+   * committed and the product is not found: at READ COMMITTED, a plain read let both commit, leaving a grant to a
+   * product that no longer exists.
+   */
+  async findToGrant(name: string): Promise<ApiProduct | undefined> {
+    const query = this.#session.db.selectFrom('api_products').selectAll().where('name', '=', name);
+    const locking = this.#session.inTransaction && this.#session.core.dialect === 'postgres';
+    const row = await (locking ? query.forShare() : query).executeTakeFirst();
+    return row && toApiProduct(row);
+  }
+
   async get(name: string): Promise<ApiProduct> {
     const product = await this.find(name);
     if (!product) throw new NotFoundError(RESOURCE, name);

@@ -179,6 +179,25 @@ for (const backend of DATABASE_BACKENDS) {
         assert.equal((await db.audit.list({ resourceType: 'credential', resourceName: other.credential.keyId })).items.length, 1, 'only its issue');
       });
 
+      test('a product deleted while a key is being granted it: the delete waits for the grant and removes it, or the grant finds no product', async () => {
+        const product = unique('raced');
+        await db.products.create({ name: product, approvalType: 'auto' });
+        const dev = await db.developers.create({ email: `${unique('race')}@example.com` });
+        const app = await db.apps.create(dev.id, { name: 'app' });
+        let deleting: Promise<unknown> | undefined;
+        const issued = await db.transaction(async (tx) => {
+          const found = await tx.products.findToGrant(product);
+          assert.ok(found);
+          // On PostgreSQL the delete waits for this transaction; it went through before and left the grant dangling.
+          deleting = db.products.delete(product);
+          await new Promise((r) => setTimeout(r, 200));
+          return tx.credentials.issue({ appId: app.id, apiProducts: [{ apiproduct: product, status: 'approved' }] });
+        });
+        await deleting;
+        assert.equal(await db.products.find(product), undefined);
+        assert.deepEqual((await db.credentials.get(issued.credential.keyId)).apiProducts, [], 'no grant of a product that is gone');
+      });
+
       test('a product gone from the files keeps its grants for when it comes back; the admin API creating one under that name drops them', async () => {
         const name = unique('filed');
         await db.products.apply({ name, owner: 'file' });
