@@ -332,6 +332,21 @@ describe('ServiceCallout, TokenInjection and JavaScript', () => {
     assert.ok(s.ms < 1500, `the runaway script was stopped after ${s.ms} ms`);
   });
 
+  test('answer headers a script sets that HTTP cannot carry are left out; the answer and the gateway carry on', async () => {
+    // As a script copying model text into a header would: a line break or an emoji in a value, a space in a name.
+    // The head was written after the script ran, outside any handler: the unhandled rejection ended the process.
+    const shaped = await gateway([
+      ['JavaScript', 'headers-from-text', { flow: 'response', source: `response.headers['x-line'] = 'line one\\nline two'; response.headers['x-emoji'] = 'hi \u{1F600}'; response.headers['x bad'] = 'v'; response.headers['x-good'] = 'ok';` }],
+    ]);
+    for (let i = 0; i < 2; i++) {
+      const r = await chat(shaped);
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      assert.equal(r.headers['x-good'], 'ok');
+      assert.equal(r.headers['x-line'], undefined);
+      assert.equal(r.headers['x-emoji'], undefined);
+    }
+  });
+
   test('loopback is refused by default: a literal URL at config load, a resolved one at request time', async () => {
     await assert.rejects(gateway([['ServiceCallout', 'local', { request: { url: `${calloutUrl}/users/x` } }]]), /loopback/);
     const port = new URL(calloutUrl).port;

@@ -1,16 +1,20 @@
-// Header values a policy renders from request data (`{request.queryparam.q}`) can hold characters HTTP cannot carry
-// (a line break): node:http refuses such a header when the answer's head is written, which would lose the answer.
+// Header values a policy renders from request data (`{request.queryparam.q}`) or a script sets from a model's text
+// can hold characters HTTP cannot carry (a line break, an emoji), and a script can name a header anything: node:http
+// refuses such a header when the answer's head is written, which would lose the answer (or, unhandled, the process).
 
 /** What RFC 9110 field values (and node:http) allow: tab, visible ASCII, space, obs-text. */
 const UNSENDABLE = /[^\t\x20-\x7e\x80-\xff]/;
 
-const unsendable = (v: unknown): boolean => (typeof v === 'string' ? UNSENDABLE.test(v) : Array.isArray(v) && v.some(unsendable));
+/** RFC 9110 token: what a field name may be. */
+export const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
-/** Removes the headers whose value cannot be sent; returns their names (the answer goes on without them). */
+const unsendable = (v: unknown): boolean => (typeof v === 'string' ? UNSENDABLE.test(v) : Array.isArray(v) ? v.some(unsendable) : typeof v !== 'number');
+
+/** Removes the headers whose name or value cannot be sent; returns their names (the answer goes on without them). */
 export function dropUnsendableHeaders(headers: Record<string, unknown>): string[] {
   const dropped: string[] = [];
   for (const name in headers) {
-    if (unsendable(headers[name])) {
+    if (!HEADER_NAME.test(name) || unsendable(headers[name])) {
       delete headers[name];
       dropped.push(name);
     }

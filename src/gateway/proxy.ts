@@ -297,18 +297,19 @@ class Exchange {
       // The flow may rewrite the whole answer; a failing flow is an upstream-side error the client hears about.
       Promise.resolve()
         .then(() => this.#flow!.body!(Buffer.concat(held.chunks, held.bytes), held.status))
-        .then(
-          (body) => {
-            if (this.#clientGone) return this.#ended();
-            held.headers['content-length'] = body.length;
-            this.#res.writeHead(held.status, held.headers);
-            this.#end(body);
-          },
-          (err: unknown) => {
-            this.#headersSent = false;
-            this.#finish({ error: err instanceof GatewayError ? err : gatewayError('TG_ERR_INTERNAL', `A response policy failed: ${(err as Error).message}`) });
-          },
-        );
+        .then((body) => {
+          if (this.#clientGone) return this.#ended();
+          // The body step may have changed headers too (a script copying model text into one).
+          dropUnsendableHeaders(held.headers);
+          held.headers['content-length'] = body.length;
+          this.#res.writeHead(held.status, held.headers);
+          this.#end(body);
+        })
+        // Whatever fails here (the policy, or writing the head it shaped) is this answer's error: unhandled, it ended the process.
+        .catch((err: unknown) => {
+          this.#headersSent = this.#res.headersSent;
+          this.#finish({ error: err instanceof GatewayError ? err : gatewayError('TG_ERR_INTERNAL', `A response policy failed: ${(err as Error).message}`) });
+        });
       return;
     }
     if (this.#clientGone) this.#ended();

@@ -53,6 +53,21 @@ describe('request flow', () => {
     assert.equal(ctx.bodyChanged, true);
   });
 
+  test('headers built with an own __proto__ key set no prototype and pass no framing header', async () => {
+    const { ctx } = await runRequest(
+      `var h = JSON.parse('{"__proto__": {"host": "evil.example", "content-length": "3"}, "X-Kept": "yes"}');
+       for (var k in request.headers) h[k] = request.headers[k];
+       request.headers = h;`,
+      { 'x-client': 'alice' },
+    );
+    assert.deepEqual({ ...ctx.upstreamHeaders }, { 'x-kept': 'yes' });
+    assert.equal(Object.getPrototypeOf(ctx.upstreamHeaders), Object.prototype);
+    const inherited: string[] = [];
+    for (const name in ctx.upstreamHeaders) inherited.push(name);
+    assert.deepEqual(inherited, ['x-kept'], 'nothing inherited reaches the headers sent upstream');
+    assert.equal(ctx.headers['x-client'], 'alice');
+  });
+
   test('an untouched request stays untouched', async () => {
     const { ctx } = await runRequest('var x = request.body.model;');
     assert.equal(ctx.bodyChanged, false);

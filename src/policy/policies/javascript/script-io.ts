@@ -34,6 +34,22 @@ export interface ScriptOutput {
   responseBody: string | null;
 }
 
+/**
+ * The headers a script left, as tollgate can use them: its own entries with string values under lower-case names (one
+ * the proxy cannot send is refused with the request, or dropped from an answer). A script builds them from anything
+ * (`JSON.parse('{"__proto__": {"host": ...}}')`): assigned as it came, an own __proto__ key replaced the headers'
+ * prototype and slipped `host` past FRAMING into the upstream request.
+ */
+function scriptHeaders(raw: unknown): Map<string, string> {
+  const out = new Map<string, string>();
+  if (raw === null || typeof raw !== 'object') return out;
+  for (const [name, value] of Object.entries(raw)) {
+    const lower = name.toLowerCase();
+    if (typeof value === 'string' && lower !== '__proto__') out.set(lower, value);
+  }
+  return out;
+}
+
 function flat(headers: Record<string, unknown>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const name in headers) {
@@ -57,16 +73,16 @@ export function scriptInput(ctx: RequestContext, state: ApimState, flow: ScriptI
 export function applyRequestChanges(ctx: RequestContext, state: ApimState, input: ScriptInput, out: ScriptOutput, bodyBefore: string): void {
   applyVariables(state, out);
   const before = input.request.headers;
-  const after = out.requestHeaders;
+  const after = scriptHeaders(out.requestHeaders);
   const upstream = (ctx.upstreamHeaders ??= {});
-  for (const name in after) {
-    if (before[name] === after[name] || FRAMING.has(name)) continue;
+  for (const [name, value] of after) {
+    if (before[name] === value || FRAMING.has(name)) continue;
     // Later policies read the client's headers; the model server gets the change through upstreamHeaders.
-    ctx.headers[name] = after[name];
-    upstream[name] = after[name];
+    ctx.headers[name] = value;
+    upstream[name] = value;
   }
   for (const name in before) {
-    if (name in after || FRAMING.has(name)) continue;
+    if (after.has(name) || FRAMING.has(name)) continue;
     delete ctx.headers[name];
     upstream[name] = null;
   }
@@ -102,8 +118,8 @@ export function responseInput(status: number, headers: OutgoingHttpHeaders, body
 
 /** Applies header changes to the held answer's headers; returns the new body, or null when it is unchanged. */
 export function applyResponseChanges(headers: OutgoingHttpHeaders, before: Record<string, string>, out: ScriptOutput, bodyText: string): Buffer | null {
-  const after = out.responseHeaders ?? before;
-  for (const name in after) if (before[name] !== after[name] && !FRAMING.has(name)) headers[name] = after[name];
-  for (const name in before) if (!(name in after) && !FRAMING.has(name)) delete headers[name];
+  const after = scriptHeaders(out.responseHeaders ?? before);
+  for (const [name, value] of after) if (before[name] !== value && !FRAMING.has(name)) headers[name] = value;
+  for (const name in before) if (!after.has(name) && !FRAMING.has(name)) delete headers[name];
   return out.responseBody !== null && out.responseBody !== bodyText ? Buffer.from(out.responseBody) : null;
 }
