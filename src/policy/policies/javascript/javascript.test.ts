@@ -97,11 +97,29 @@ describe('request flow', () => {
     }
     assert.deepEqual(seen, ['1', '2', '3']);
   });
+
+  test('two policies with the same source (one per tenant) keep their globals apart', async () => {
+    const source = `context.setVariable('probe.previous', globalThis.last || 'none'); globalThis.last = context.getVariable('kvm.user');`;
+    const [a, b] = [javaScript('tenant-a', { source }, deps), javaScript('tenant-b', { source }, deps)];
+    await a.admit!(fakeContext(), { vars: new Map([['kvm.user', 'alice@tenant-a']]) });
+    const seen: ApimState = { vars: new Map([['kvm.user', 'bob@tenant-b']]) };
+    await b.admit!(fakeContext(), seen);
+    assert.equal(seen.vars!.get('probe.previous'), 'none');
+  });
 });
 
 describe('faults and limits', () => {
   test('a script that throws → 500 ScriptExecutionFailed with its message', async () => {
     await assert.rejects(runRequest(`throw new TypeError('no tenant');`), fault(F.scriptExecutionFailed, /TypeError: no tenant/));
+  });
+
+  test('a huge error message is clipped before it reaches the client', async () => {
+    await assert.rejects(runRequest(`throw new Error('x'.repeat(1000000))`), (err: unknown) => {
+      assert.ok(err instanceof GatewayError && err.code === F.scriptExecutionFailed);
+      assert.ok(err.message.length < 1200, `${err.message.length} characters`);
+      assert.match(err.message, /1000007 characters/);
+      return true;
+    });
   });
 
   test('a script that throws a look-alike of the interrupt is an execution failure, not a timeout', async () => {

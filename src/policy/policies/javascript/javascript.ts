@@ -40,7 +40,10 @@ export const javaScript: PolicyFactory = (name, spec) => {
   const s = javaScriptSpec.parse(spec);
   checkSyntax(s.source);
   const memoryLimitBytes = s.memoryLimitMb * 1024 * 1024;
-  const script: ScriptRef = { id: createHash('sha256').update(`${memoryLimitBytes}\n${s.source}`).digest('hex'), source: s.source, memoryLimitBytes };
+  // The policy's name is part of the runtime's identity: two policies with the same source (one per tenant) shared
+  // the globals a script keeps between runs, so one tenant's script read what the other's had left.
+  const id = createHash('sha256').update(`${name}\n${memoryLimitBytes}\n${s.source}`).digest('hex');
+  const script: ScriptRef = { id, source: s.source, memoryLimitBytes };
   const timeLimitMs = parseDuration(s.timeLimit);
   const pool = sandboxPool();
   pool.start();

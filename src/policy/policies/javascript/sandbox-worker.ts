@@ -25,15 +25,19 @@ class ScriptError extends Error {
   }
 }
 
+/** A script's error message goes back to the client: a script could make it as long as its memory allows (20 MB). */
+const MAX_MESSAGE = 1024;
+const clip = (text: string) => (text.length > MAX_MESSAGE ? `${text.slice(0, MAX_MESSAGE)}… (${text.length} characters)` : text);
+
 /** `deadline`: when the run's interrupt handler fires (Infinity without one). */
 function errorOf(vm: QuickJSContext, handle: QuickJSHandle, deadline = Infinity): ScriptError {
   const e = vm.dump(handle) as { name?: string; message?: string } | string;
   handle.dispose();
-  if (typeof e !== 'object' || e === null) return new ScriptError('error', `uncaught ${String(e)}`);
+  if (typeof e !== 'object' || e === null) return new ScriptError('error', clip(`uncaught ${String(e)}`));
   // A script can throw a look-alike of QuickJS's interrupt ({name: 'InternalError', message: 'interrupted'}): only
   // a run past its deadline was interrupted.
   if (e.name === 'InternalError' && e.message === 'interrupted' && Date.now() >= deadline) return new ScriptError('timeout', 'interrupted');
-  return new ScriptError('error', `${e.name ?? 'Error'}: ${e.message ?? ''}`);
+  return new ScriptError('error', clip(`${String(e.name ?? 'Error')}: ${String(e.message ?? '')}`));
 }
 
 function dispose(id: string): void {
