@@ -416,9 +416,9 @@ export const verifyJwtSpec = z
     jwks: z
       .object({
         uri: z.url({ protocol: /^https?$/ }),
-        /** Keys are re-fetched after this long. */
+        /** Keys are re-fetched (in the background) after this long. */
         cacheMaxAge: durationText.default('10m'),
-        /** At most one re-fetch this often when a token names an unknown key. */
+        /** At most one re-fetch this often when a token names an unknown key, and none this soon after a failed one. */
         cooldown: durationText.default('30s'),
         timeout: durationText.default('5s'),
       })

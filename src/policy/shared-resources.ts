@@ -11,7 +11,7 @@ const scopes = new WeakMap<object, Map<string, unknown>>();
 /**
  * The resource for these settings within `scope`, created on first use. Engines built with the same dependency
  * (e.g. their clock, `deps.now`) share it; tests with their own clock get their own.
- * @example sharedResource(deps.now, 'jwks', { uri }, () => createRemoteJWKSet(new URL(uri)))
+ * @example sharedResource(deps.now, 'jwks', settings, () => cachedJwks(settings, deps.now))
  */
 export function sharedResource<T>(scope: object, kind: string, settings: unknown, create: () => T): T {
   let byKey = scopes.get(scope);

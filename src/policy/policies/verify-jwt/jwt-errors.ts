@@ -15,7 +15,7 @@ export const VERIFY_JWT_FAULTS = {
   invalidClaim: 'steps.jwt.InvalidClaim',
   algorithmNotAllowed: 'steps.jwt.AlgorithmInTokenNotPresentInConfiguration',
   noMatchingPublicKey: 'steps.jwt.NoMatchingPublicKey',
-  /** The JWKS could not be fetched: the server's trouble, not the client's. */
+  /** No JWKS was ever fetched (the last try failed): the server's trouble, not the client's. */
   unknownException: 'steps.jwt.UnknownException',
 } as const;
 

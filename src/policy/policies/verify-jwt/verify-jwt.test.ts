@@ -1,8 +1,8 @@
-// VerifyJWT: config checks, HS/RS/ES verification (PEM and JWKS over loopback), every claim fault, clock skew, and
-// claims as flow variables that identifiers can read.
-import { after, before, describe, test } from 'node:test';
+// VerifyJWT: config checks, HS/RS/ES verification (PEM and JWKS over loopback), every claim fault, clock skew,
+// claims as flow variables that identifiers can read, and how the JWKS is refreshed when the IdP fails.
+import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { SignJWT, exportJWK } from 'jose';
 import { GatewayError } from '../../../gateway/errors.js';
@@ -146,5 +146,141 @@ describe('public keys', () => {
       const policy = verifyJwt('es', { algorithms: ['ES256'], jwks: { uri: 'http://127.0.0.1:1/jwks.json', timeout: '1s' } }, deps);
       await assert.rejects(verify(policy, await sign({}, { alg: 'ES256', key: ec.privateKey, kid: 'k1' })), fault(F.unknownException, 500));
     });
+  });
+});
+
+describe('JWKS refresh', () => {
+  const ec2 = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const jwkOf = async (key: KeyObject, kid: string) => ({ ...(await exportJWK(key)), kid, alg: 'ES256', use: 'sig' });
+  const token = (key: KeyObject, kid: string) => sign({}, { alg: 'ES256', key, kid, exp: SEC + 86_400 });
+  const MAX_AGE = 10 * 60_000;
+  const COOLDOWN = 30_000;
+
+  /** A JWKS endpoint the test steers: it serves `keys`, fails as `answer` says, or holds requests until `serve`. */
+  class Idp {
+    fetches = 0;
+    answer: 'keys' | 'status 503' | 'an HTML page' | 'a malformed set' | 'an oversized set' | 'nothing' = 'keys';
+    /** What an oversized set would hold (read whole, it would verify the rotated key at once). */
+    oversized: object[] = [];
+    keys: object[] = [];
+    readonly #held: ServerResponse[] = [];
+    #onHeld = () => {};
+    readonly #server = createServer((_req, res) => {
+      this.fetches++;
+      if (this.answer === 'nothing') {
+        this.#held.push(res);
+        this.#onHeld();
+      } else this.#respond(res);
+    });
+
+    #respond(res: ServerResponse): void {
+      if (this.answer === 'status 503') res.writeHead(503).end('rate limited');
+      else if (this.answer === 'an HTML page') res.writeHead(200, { 'content-type': 'text/html' }).end('<html>');
+      else if (this.answer === 'an oversized set') res.writeHead(200).end(JSON.stringify({ keys: this.oversized, padding: 'x'.repeat(2 * 1024 * 1024) }));
+      else res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: this.answer === 'keys' ? this.keys : 'none' }));
+    }
+
+    async start(): Promise<string> {
+      await new Promise<void>((r) => this.#server.listen(0, '127.0.0.1', r));
+      return `http://127.0.0.1:${(this.#server.address() as { port: number }).port}/jwks.json`;
+    }
+
+    /** Resolves once a request is being held. */
+    holding(): Promise<void> {
+      return this.#held.length > 0 ? Promise.resolve() : new Promise((r) => (this.#onHeld = r));
+    }
+
+    /** Serves `keys` from now on, held requests included. */
+    serve(keys: object[]): void {
+      this.answer = 'keys';
+      this.keys = keys;
+      for (const res of this.#held.splice(0)) this.#respond(res);
+    }
+
+    close(): Promise<void> {
+      this.#server.closeAllConnections();
+      return new Promise((r) => this.#server.close(() => r()));
+    }
+  }
+
+  let idp: Idp;
+  let clock: TestClock;
+  let policy: Policy;
+  let k1: object;
+  let k2: object;
+  beforeEach(async () => {
+    [k1, k2] = [await jwkOf(ec.publicKey, 'k1'), await jwkOf(ec2.publicKey, 'k2')];
+    idp = new Idp();
+    const uri = await idp.start();
+    idp.keys = [k1];
+    // Its own clock, so its own key set (shared resources are kept per clock).
+    clock = new TestClock(NOW);
+    policy = verifyJwt('es', { algorithms: ['ES256'], jwks: { uri, cacheMaxAge: '10m', cooldown: '30s', timeout: '1m' } }, testDeps(new MemoryCounterStore(), { now: clock.now }));
+  });
+  afterEach(() => idp.close());
+
+  for (const answer of ['status 503', 'an HTML page', 'a malformed set', 'an oversized set'] as const) {
+    test(`past cacheMaxAge, a refresh answered with ${answer} keeps the held keys and is retried only after cooldown`, async () => {
+      const old = await token(ec.privateKey, 'k1');
+      const rotated = await token(ec2.privateKey, 'k2');
+      await verify(policy, old);
+      idp.answer = answer;
+      idp.oversized = [k2];
+      clock.advance(MAX_AGE);
+      for (let i = 0; i < 20; i++) await verify(policy, old);
+      // k2 is not held, so this waits for the refresh in flight, which fails.
+      await assert.rejects(verify(policy, rotated), fault(F.noMatchingPublicKey));
+      assert.equal(idp.fetches, 2, 'one refresh for all those requests');
+      clock.advance(COOLDOWN - 1);
+      for (let i = 0; i < 20; i++) await verify(policy, old);
+      await assert.rejects(verify(policy, rotated), fault(F.noMatchingPublicKey));
+      assert.equal(idp.fetches, 2, 'no fetch within cooldown of the failure');
+
+      idp.serve([k2]);
+      clock.advance(1);
+      await verify(policy, rotated);
+      assert.equal(idp.fetches, 3);
+      await assert.rejects(verify(policy, old), fault(F.noMatchingPublicKey), 'a key the refreshed set dropped no longer verifies');
+    });
+  }
+
+  test('a hanging IdP holds no request up once keys are held, and only one refresh runs', { timeout: 20_000 }, async () => {
+    const old = await token(ec.privateKey, 'k1');
+    await verify(policy, old);
+    idp.answer = 'nothing';
+    clock.advance(MAX_AGE);
+    await verify(policy, old);
+    await idp.holding();
+    await Promise.all(Array.from({ length: 50 }, () => verify(policy, old)));
+    idp.serve([k1, k2]);
+    await verify(policy, await token(ec2.privateKey, 'k2'));
+    assert.equal(idp.fetches, 2);
+  });
+
+  test('before any key set was fetched, a failure is a 500 and the next fetch waits for cooldown', async () => {
+    const good = await token(ec.privateKey, 'k1');
+    idp.answer = 'status 503';
+    await Promise.all(Array.from({ length: 10 }, () => assert.rejects(verify(policy, good), fault(F.unknownException, 500))));
+    await assert.rejects(verify(policy, good), fault(F.unknownException, 500));
+    assert.equal(idp.fetches, 1);
+    idp.serve([k1]);
+    clock.advance(COOLDOWN - 1);
+    await assert.rejects(verify(policy, good), fault(F.unknownException, 500));
+    clock.advance(1);
+    await verify(policy, good);
+    assert.equal(idp.fetches, 2);
+  });
+
+  test('an unknown kid refetches the set at most once per cooldown', async () => {
+    await verify(policy, await token(ec.privateKey, 'k1'));
+    idp.serve([k1, k2]);
+    const rotated = await token(ec2.privateKey, 'k2');
+    await assert.rejects(verify(policy, rotated), fault(F.noMatchingPublicKey));
+    assert.equal(idp.fetches, 1);
+    clock.advance(COOLDOWN);
+    await verify(policy, rotated);
+    assert.equal(idp.fetches, 2);
+    await assert.rejects(verify(policy, await token(ec2.privateKey, 'k3')), fault(F.noMatchingPublicKey));
+    assert.equal(idp.fetches, 2);
   });
 });

@@ -7,6 +7,7 @@ import { verifyJwtSpec } from '../../../config/apim-kinds.js';
 import type { RequestContext } from '../../../gateway/context.js';
 import { policyFault } from '../../../gateway/errors.js';
 import { parseDuration } from '../../../lib/duration.js';
+import { cachedJwks } from '../../jwks-cache.js';
 import { familyOf, hmacKey, loadJose, prefetchJose, publicKey } from '../../jwt-keys.js';
 import { sharedResource } from '../../shared-resources.js';
 import type { ApimState, Policy, PolicyFactory } from '../../types.js';
@@ -31,7 +32,7 @@ function claimText(value: unknown): string {
 }
 
 /** Always a resolver, so one jwtVerify overload serves static keys and JWKS alike. */
-function keyOf(s: ReturnType<typeof verifyJwtSpec.parse>, now: object): JWTVerifyGetKey {
+function keyOf(s: ReturnType<typeof verifyJwtSpec.parse>, now: () => number): JWTVerifyGetKey {
   const families = new Set(s.algorithms.map(familyOf));
   if (families.has('hmac') && families.size > 1) throw new Error('algorithms: HMAC and public-key algorithms cannot be mixed');
   if (families.has('hmac')) {
@@ -42,15 +43,9 @@ function keyOf(s: ReturnType<typeof verifyJwtSpec.parse>, now: object): JWTVerif
   if (Boolean(s.publicKey) === Boolean(s.jwks)) throw new Error('publicKey: give exactly one of publicKey and jwks');
   if (s.publicKey) return fixed(publicKey(s.publicKey, s.algorithms, 'spec.publicKey'));
   const j = s.jwks!;
-  const options = { cacheMaxAge: parseDuration(j.cacheMaxAge), cooldownDuration: parseDuration(j.cooldown), timeoutDuration: parseDuration(j.timeout) };
+  const settings = { uri: j.uri, cacheMaxAge: parseDuration(j.cacheMaxAge), cooldown: parseDuration(j.cooldown), timeout: parseDuration(j.timeout) };
   // Kept across engine rebuilds, so a configuration or store change does not refetch the keys.
-  return sharedResource(now, 'jwks', { uri: j.uri, ...options }, (): JWTVerifyGetKey => {
-    let jwks: JWTVerifyGetKey | undefined;
-    return async (header, token) => {
-      jwks ??= (await loadJose()).createRemoteJWKSet(new URL(j.uri), options);
-      return jwks(header, token);
-    };
-  });
+  return sharedResource(now, 'jwks', settings, () => cachedJwks(settings, now));
 }
 
 /**
