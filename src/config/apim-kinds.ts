@@ -514,8 +514,8 @@ export const javaScriptSpec = z
     source: z.string().min(1),
     /** request: before the model server (admit); response: on its whole (non-streamed) answer. */
     flow: z.enum(['request', 'response']).default('request'),
-    /** CPU time per run. */
-    timeLimit: durationText.default('200ms'),
+    /** CPU time per run; at most 10 s, as a run holds one of the few workers every script shares. */
+    timeLimit: durationText.refine((t) => durationMs.parse(t) <= 10_000, 'must be at most 10s: a run holds a worker every script shares').default('200ms'),
     memoryLimitMb: z.number().int().min(1).max(256).default(16),
   })
   .strict();

@@ -31,6 +31,7 @@ describe('config', () => {
     assert.throws(() => js('if ('), /source: Unexpected/);
     assert.throws(() => js('// nothing', { timeLimit: '200' }), /duration/);
     assert.throws(() => js('// nothing', { memoryLimitMb: 0 }), /memoryLimitMb/);
+    assert.throws(() => js('// nothing', { timeLimit: '11s' }), /at most 10s/);
   });
 });
 
@@ -130,6 +131,36 @@ describe('faults and limits', () => {
     for (const value of ['"text"', '[1, 2]', 'null', '42']) {
       await assert.rejects(runRequest(`request.body = ${value};`), fault(F.scriptExecutionFailed, /request\.body must stay a JSON object/), value);
     }
+  });
+
+  test("one tenant's queued runaway scripts do not hold another tenant's script behind them all", async () => {
+    // Ordered, not timed: with a queue per script served in turn, the other script runs at the first free worker.
+    const spin = javaScript('spinning-tenant', { source: 'while (true) {}', timeLimit: '100ms' }, deps);
+    const quick = javaScript('quick-tenant', { source: `context.setVariable('probe.ran', 'yes');` }, deps);
+    const settled: string[] = [];
+    const spins = Array.from({ length: 8 }, (_, i) =>
+      Promise.resolve(spin.admit!(fakeContext(), {})).then(
+        () => settled.push(`spin ${i}`),
+        () => settled.push(`spin ${i}`),
+      ),
+    );
+    const state: ApimState = {};
+    await quick.admit!(fakeContext(), state);
+    settled.push('quick');
+    assert.equal(state.vars!.get('probe.ran'), 'yes');
+    await Promise.all(spins);
+    assert.ok(settled.indexOf('quick') <= 4, `the quick script finished after ${settled.indexOf('quick')} runaway ones: ${settled.join(', ')}`);
+  });
+
+  test("a script queued beyond its share is refused at once; another script's runs are still taken", async () => {
+    const flood = javaScript('flooding-tenant', { source: 'var x = 1;' }, deps);
+    const other = javaScript('other-tenant', { source: 'var y = 2;' }, deps);
+    // Queued synchronously: the pool's workers take two, 200 wait, and the rest are refused.
+    const runs = Array.from({ length: 210 }, () => Promise.resolve(flood.admit!(fakeContext(), {})).then(() => 'ok', (err: Error) => err.message));
+    const taken = other.admit!(fakeContext(), {});
+    const outcomes = await Promise.all(runs);
+    assert.ok(outcomes.filter((o) => /overloaded/.test(o)).length >= 8, outcomes.slice(-10).join(' | '));
+    await taken;
   });
 
   test('while(true) {} times out within its limit; another request and the event loop carry on meanwhile', async () => {

@@ -1,6 +1,7 @@
-// The sandbox workers JavaScript policies share: one job per worker at a time, a queue in front, and a watchdog that
-// terminates a worker whose run outlives its time limit (and starts a fresh one), so no script can hold the event
-// loop or a worker for long. Idle workers do not keep the process alive.
+// The sandbox workers JavaScript policies share: one job per worker at a time, a queue per script in front, served in
+// turn (one tenant's runaway script queued a thousand times must not make another tenant's wait behind all of them),
+// and a watchdog that terminates a worker whose run outlives its time limit (and starts a fresh one), so no script can
+// hold the event loop or a worker for long. Idle workers do not keep the process alive.
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { spawnWorker } from '../../../lib/spawn-worker.js';
@@ -27,12 +28,16 @@ interface Slot {
 
 /** Beyond the time limit, how long a worker may take to answer before it is terminated. */
 const WATCHDOG_GRACE_MS = 100;
+/** Jobs waiting in all, and for one script: past either, a run is refused at once as overloaded. */
 const MAX_QUEUED = 1000;
+const MAX_QUEUED_PER_SCRIPT = 200;
 
 export class SandboxPool {
   readonly #size: number;
   readonly #slots: Slot[] = [];
-  readonly #queue: Pending[] = [];
+  /** Waiting jobs by script id, in arrival order; the map's order is the turn order. */
+  readonly #queues = new Map<string, Pending[]>();
+  #queued = 0;
   #readyWaiters: (() => void)[] = [];
   #seq = 0;
 
@@ -54,12 +59,30 @@ export class SandboxPool {
 
   /** Runs the script on `input` (JSON); resolves with its output (JSON). */
   run(script: ScriptRef, timeLimitMs: number, input: string): Promise<string> {
-    if (this.#queue.length >= MAX_QUEUED) return Promise.reject(new SandboxError('error', 'the JavaScript sandbox is overloaded'));
+    const queue = this.#queues.get(script.id);
+    if (this.#queued >= MAX_QUEUED || (queue?.length ?? 0) >= MAX_QUEUED_PER_SCRIPT) {
+      return Promise.reject(new SandboxError('error', 'the JavaScript sandbox is overloaded'));
+    }
     this.start();
     return new Promise((resolve, reject) => {
-      this.#queue.push({ job: { id: ++this.#seq, script, timeLimitMs, input }, resolve, reject });
+      const p = { job: { id: ++this.#seq, script, timeLimitMs, input }, resolve, reject };
+      if (queue) queue.push(p);
+      else this.#queues.set(script.id, [p]);
+      this.#queued++;
       this.#dispatch();
     });
+  }
+
+  /** The next job: the first of the script whose turn it is; that script goes to the back of the turn order. */
+  #next(): Pending | undefined {
+    for (const [id, queue] of this.#queues) {
+      const p = queue.shift()!;
+      this.#queues.delete(id);
+      if (queue.length > 0) this.#queues.set(id, queue);
+      this.#queued--;
+      return p;
+    }
+    return undefined;
   }
 
   #spawn(): Slot {
@@ -73,9 +96,9 @@ export class SandboxPool {
 
   #dispatch(): void {
     for (const slot of this.#slots) {
-      if (this.#queue.length === 0) return;
+      if (this.#queued === 0) return;
       if (!slot.ready || slot.current) continue;
-      const p = this.#queue.shift()!;
+      const p = this.#next()!;
       slot.current = p;
       // Busy workers keep the process alive: a caller awaiting the answer must get it.
       slot.worker.ref();
@@ -125,7 +148,7 @@ export class SandboxPool {
     }
     // A worker that never started would fail again at once: give up on the waiting jobs; the next run retries.
     this.#slots.splice(i, 1);
-    for (const q of this.#queue.splice(0)) q.reject(new SandboxError('error', `${message} while starting`));
+    for (let q = this.#next(); q; q = this.#next()) q.reject(new SandboxError('error', `${message} while starting`));
   }
 }
 

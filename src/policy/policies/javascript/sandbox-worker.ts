@@ -10,10 +10,18 @@ interface Compiled {
   runtime: QuickJSRuntime;
   vm: QuickJSContext;
   invoke: QuickJSHandle;
+  /** Its memory limit. */
+  bytes: number;
 }
 
 /** Scripts kept compiled per worker; the least recently used beyond this are disposed. */
 const MAX_SCRIPTS = 32;
+/**
+ * What the kept scripts' memory limits may add up to. Every runtime of a worker lives in one WebAssembly memory
+ * (at most 2 GiB, never shrinking): 31 scripts holding 64 MiB each left none for another tenant's 16 MiB script.
+ * Beyond this the least recently used are disposed, so what the kept ones can hold always leaves room.
+ */
+const MAX_RESIDENT_BYTES = 1024 * 1024 * 1024;
 const STACK_BYTES = 512 * 1024;
 
 const QuickJS = await getQuickJS();
@@ -55,6 +63,14 @@ function dispose(id: string): void {
 }
 
 function compile(script: ScriptRef): Compiled {
+  let resident = script.memoryLimitBytes;
+  for (const kept of compiled.values()) resident += kept.bytes;
+  // Oldest first (Map order is use order): make room before the new runtime allocates anything.
+  for (const [id, kept] of compiled) {
+    if (compiled.size < MAX_SCRIPTS && resident <= MAX_RESIDENT_BYTES) break;
+    resident -= kept.bytes;
+    dispose(id);
+  }
   const runtime = QuickJS.newRuntime({ memoryLimitBytes: script.memoryLimitBytes, maxStackSizeBytes: STACK_BYTES });
   const vm = runtime.newContext();
   for (const code of [PRELUDE, scriptProgram(script.source)]) {
@@ -67,8 +83,7 @@ function compile(script: ScriptRef): Compiled {
     }
     r.value.dispose();
   }
-  const c = { runtime, vm, invoke: vm.getProp(vm.global, '__invoke') };
-  if (compiled.size >= MAX_SCRIPTS) dispose(compiled.keys().next().value!);
+  const c = { runtime, vm, invoke: vm.getProp(vm.global, '__invoke'), bytes: script.memoryLimitBytes };
   compiled.set(script.id, c);
   return c;
 }
