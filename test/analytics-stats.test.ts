@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { CommanderError } from 'commander';
 import { recordRow } from '../src/analytics/record.js';
 import { registerAnalyticsRoutes } from '../src/analytics/stats-routes.js';
+import type { StatsRunner } from '../src/analytics/stats-runner.js';
 import { sampleRecord } from '../src/analytics/test-records.js';
 import { analyticsCommand } from '../src/cli/analytics.js';
 import { AdminRouter } from '../src/gateway/admin-router.js';
@@ -41,6 +42,7 @@ for (const backend of DATABASE_BACKENDS) {
     let target: TestDatabase;
     let db: Database;
     let served: ServedAdmin | undefined;
+    let stats: StatsRunner | undefined;
     let base: string;
 
     before(async () => {
@@ -48,12 +50,13 @@ for (const backend of DATABASE_BACKENDS) {
       db = await target.open({ listen: false });
       await new AnalyticsRecords(db).insert(ROWS);
       const router = new AdminRouter(TOKEN);
-      registerAnalyticsRoutes(router, { db });
+      stats = registerAnalyticsRoutes(router, { db });
       served = await serveAdmin(router);
       base = served.url;
     });
     after(async () => {
       await served?.close();
+      await stats?.close();
       await db?.close();
       await target?.dispose();
     });
@@ -140,6 +143,42 @@ for (const backend of DATABASE_BACKENDS) {
         assert.equal(body.error.code, 'invalid', query);
         assert.deepEqual(body.error.details.map((d: { path: string }) => d.path), [path], query);
       }
+    });
+
+    test('token sums past 2^63 (model servers report the counts) are answered, alike on both backends', async () => {
+      const at = Date.UTC(2021, 0, 1);
+      await new AnalyticsRecords(db).insert(Array.from({ length: 1025 }, (_, i) => row(100 + i, { time: at + i, inputTokens: Number.MAX_SAFE_INTEGER, outputTokens: 1 })));
+      const { status, body } = await get(`from=${iso(at)}&to=${iso(at + 60_000)}&metrics=requests,input_tokens,output_tokens,total_tokens`);
+      assert.equal(status, 200);
+      const [{ requests, input_tokens, output_tokens, total_tokens }] = body.rows;
+      assert.deepEqual([requests, output_tokens], [1025, 1025]);
+      const exact = Number(1025n * BigInt(Number.MAX_SAFE_INTEGER));
+      for (const sum of [input_tokens, total_tokens]) assert.ok(Math.abs(sum - exact) / exact < 1e-12, `${sum} is not about ${exact}`);
+    });
+
+    test('buckets before 1970 start at or before their records', async () => {
+      await new AnalyticsRecords(db).insert([-60_001, -60_000, -1].map((time, i) => row(200 + i, { time, appName: 'early' })));
+      const { body } = await get('from=-120000&to=0&bucket=1m&groupBy=app');
+      assert.deepEqual(body.rows, [
+        { bucket_start: '1969-12-31T23:58:00.000Z', app: 'early', requests: 1 },
+        { bucket_start: '1969-12-31T23:59:00.000Z', app: 'early', requests: 2 },
+      ]);
+    });
+
+    test('an answer of more than 10,000 rows is refused, saying how many it would be', async () => {
+      const at = Date.UTC(2020, 0, 1);
+      const many = Array.from({ length: 10_001 }, (_, i) => row(1000 + i, { time: at + (i % 60) * 1000, appName: `app-${i}` }));
+      for (let i = 0; i < many.length; i += 1024) await new AnalyticsRecords(db).insert(many.slice(i, i + 1024));
+      const range = `from=${iso(at)}&to=${iso(at + 60_000)}`;
+      for (const format of ['json', 'csv']) {
+        const { status, body } = await get(`${range}&groupBy=app&metrics=requests,latency_p99&format=${format}`);
+        assert.equal(status, 400, format);
+        assert.equal(body.error.details[0].path, 'groupBy');
+        assert.equal(body.error.details[0].message, 'this query makes 10001 rows, more than the 10000 an answer holds; use a larger bucket or fewer groupBy dimensions');
+      }
+      const { status, body } = await get(`${range}&groupBy=model`);
+      assert.equal(status, 200);
+      assert.deepEqual(body.rows, [{ bucket_start: iso(at), model: 'llama', requests: 10_001 }]);
     });
 
     test('the admin token is required', async () => {

@@ -47,3 +47,57 @@ test('each mistake is reported with its parameter path', () => {
     assert.deepEqual(r.problems.map((p) => p.path), paths, q);
   }
 });
+
+test('times: strict ISO-8601 with a zone, or signed epoch milliseconds', () => {
+  const accepted: [string, number][] = [
+    ['2025-06-01T10:00:00Z', Date.UTC(2025, 5, 1, 10)],
+    ['2025-06-01T10:00Z', Date.UTC(2025, 5, 1, 10)],
+    ['2025-06-01T12:30:00+02:30', Date.UTC(2025, 5, 1, 10)],
+    ['2025-06-01T08:00:00.5-02:00', Date.UTC(2025, 5, 1, 10, 0, 0, 500)],
+    ['2025-06-01T10:00:00.123456789Z', Date.UTC(2025, 5, 1, 10, 0, 0, 123)],
+    ['2024-02-29T00:00:00Z', Date.UTC(2024, 1, 29)],
+    ['0001-01-01T00:00:00Z', -62135596800000],
+    ['-000001-01-01T00:00:00Z', -62198755200000],
+    ['+275760-09-13T00:00:00Z', 8.64e15],
+    ['1748772000000', Date.UTC(2025, 5, 1, 10)],
+    ['-5', -5],
+    ['+5', 5],
+  ];
+  for (const [text, ms] of accepted) {
+    const r = parseStatsQuery(new URLSearchParams({ from: text, to: text }), NOW);
+    assert.ok('query' in r, text);
+    assert.equal(r.query.from, ms, text);
+  }
+  const refused = [
+    '2025-02-30T00:00:00Z', '2025-13-01T00:00:00Z', '2025-02-29T00:00:00Z', '2025-06-01T24:00:00Z', '2025-06-01T10:60:00Z',
+    '2025-06-01T10:00:60Z', '2025-06-01T10:00:00+24:00', '2025-06-01T10:00:00', '2025-06-01', 'June 1, 2025', 'Sun, 01 Jun 2025 10:00:00 GMT',
+    '2025-06-01 10:00:00Z', '2025-06', ' 123', '1.5', '1e3', '0x10', '1,2', '-000000-01-01T00:00:00Z', '+275760-09-13T00:00:01Z', '8640000000000001',
+  ];
+  for (const text of refused) {
+    const r = parseStatsQuery(new URLSearchParams({ to: text }), NOW);
+    assert.ok('problems' in r, text);
+    assert.deepEqual(r.problems.map((p) => p.path), ['to'], text);
+  }
+});
+
+test('filter values are kept as given; \\; writes a ; and each filter parameter is parsed apart', () => {
+  const filtersOf = (params: [string, string][]) => {
+    const r = parseStatsQuery(new URLSearchParams(params), NOW);
+    assert.ok('query' in r, JSON.stringify(params));
+    return r.query.filters;
+  };
+  assert.deepEqual(filtersOf([['filter', ' model == llama ;app!= ']]), [
+    { dimension: 'model', op: '==', value: ' llama ' },
+    { dimension: 'app', op: '!=', value: ' ' },
+  ]);
+  // A backslash ending one parameter escapes nothing in the next.
+  assert.deepEqual(filtersOf([['filter', 'model==a\\;b;app==c\\\\'], ['filter', 'model==x\\'], ['filter', 'model==two\nlines']]), [
+    { dimension: 'model', op: '==', value: 'a;b' },
+    { dimension: 'app', op: '==', value: 'c\\' },
+    { dimension: 'model', op: '==', value: 'x\\' },
+    { dimension: 'model', op: '==', value: 'two\nlines' },
+  ]);
+  const r = parseStatsQuery(new URLSearchParams([['filter', 'app==a;'], ['filter', 'planet==x']]), NOW);
+  assert.ok('problems' in r);
+  assert.deepEqual(r.problems.map((p) => p.path), ['filter[1]']);
+});

@@ -1,6 +1,7 @@
 // The stats query language: time range, bucket, dimensions, metrics and filters, validated into a StatsQuery.
 import { z } from 'zod';
 import { isStorableText, UNSTORABLE_TEXT_MESSAGE } from '../store/codec.js';
+import { MAX_TIME_MS, parseTime } from './stats-time.js';
 
 /** Dimension → column. `developer` is the developer's email and `app` the app's name, as Apigee reports them. */
 export const DIMENSIONS = {
@@ -29,6 +30,8 @@ export type Bucket = keyof typeof BUCKETS;
 
 /** More buckets than this in one answer is a mistake (1m over a month), not a chart. */
 export const MAX_BUCKETS = 10_000;
+/** Rows in one answer: groupBy multiplies the buckets (70,000 rows were 53 MB of JSON and 550 MB of memory). */
+export const MAX_ROWS = 10_000;
 const DEFAULT_RANGE_MS = 24 * 3_600_000;
 
 export interface Filter {
@@ -53,13 +56,10 @@ export interface FieldProblem {
   message: string;
 }
 
-/** The largest time a Date holds (±100,000,000 days from 1970); the answer writes from and to as ISO-8601. */
-const MAX_TIME_MS = 8.64e15;
-
 const timestamp = z.string().transform((text, ctx) => {
-  const ms = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
-  if (Number.isFinite(ms) && Math.abs(ms) <= MAX_TIME_MS) return ms;
-  ctx.addIssue({ code: 'custom', message: `"${text}" is not a time (ISO-8601, e.g. 2025-01-31T12:00:00Z, or epoch milliseconds)` });
+  const ms = parseTime(text);
+  if (ms !== undefined) return ms;
+  ctx.addIssue({ code: 'custom', message: `"${text}" is not a time (ISO-8601 with a zone, e.g. 2025-01-31T12:00:00Z or 2025-01-31T14:00:00+02:00, or epoch milliseconds)` });
   return z.NEVER;
 });
 
@@ -71,15 +71,29 @@ function list<const T extends readonly string[]>(names: T) {
     .pipe(z.array(z.enum(names)));
 }
 
-const FILTER = /^([a-z_]+)(==|!=)(.*)$/;
+/** Space around the dimension and the operator is dropped; the value is taken as given (`model== x ` is " x "). */
+const FILTER = /^\s*([a-z_]+)\s*(==|!=)(.*)$/s;
 
+/** `a==1;b==2` → its clauses; `\;` is a `;` inside a value and `\\` a backslash. */
+function clauses(param: string): string[] {
+  const out = [''];
+  for (let i = 0; i < param.length; i++) {
+    const c = param[i];
+    if (c === '\\' && (param[i + 1] === ';' || param[i + 1] === '\\')) out[out.length - 1] += param[++i];
+    else if (c === ';') out.push('');
+    else out[out.length - 1] += c;
+  }
+  return out;
+}
+
+/** Each `filter` parameter holds one clause or several separated by `;`; paths number the clauses of all of them. */
 const filters = z
-  .string()
-  .transform((s) => s.split(';').filter((f) => f.trim() !== ''))
+  .array(z.string())
+  .transform((params) => params.flatMap(clauses).filter((f) => f.trim() !== ''))
   .transform((parts, ctx): Filter[] => {
     const out: Filter[] = [];
     parts.forEach((part, i) => {
-      const m = FILTER.exec(part.trim());
+      const m = FILTER.exec(part);
       if (!m) {
         ctx.addIssue({ code: 'custom', path: [i], message: `"${part}" is not dimension==value or dimension!=value` });
         return;
@@ -127,13 +141,17 @@ function fieldPath(path: readonly PropertyKey[]): string {
  * @example parseStatsQuery(new URLSearchParams('groupBy=app,model&metrics=requests,latency_p99&filter=product==gold'))
  */
 export function parseStatsQuery(params: URLSearchParams, now: number = Date.now()): { query: StatsQuery } | { problems: FieldProblem[] } {
-  // Without a prototype, so `__proto__=` is a parameter like any other (and refused as unknown).
-  const raw: Record<string, string> = Object.create(null);
-  // Repeated parameters add up: filters are joined with ';', lists with ','.
-  for (const [k, v] of params) raw[k] = Object.hasOwn(raw, k) ? `${raw[k]}${k === 'filter' ? ';' : ','}${v}` : v;
   // PostgreSQL refuses NUL and unpaired surrogates in a query parameter with an error, which would be a 500.
-  const unstorable = Object.keys(raw).filter((k) => !isStorableText(k) || !isStorableText(raw[k]));
-  if (unstorable.length > 0) return { problems: unstorable.map((k) => ({ path: isStorableText(k) ? k : '(query)', message: UNSTORABLE_TEXT_MESSAGE })) };
+  const unstorable = new Set<string>();
+  for (const [k, v] of params) if (!isStorableText(k) || !isStorableText(v)) unstorable.add(isStorableText(k) ? k : '(query)');
+  if (unstorable.size > 0) return { problems: [...unstorable].map((path) => ({ path, message: UNSTORABLE_TEXT_MESSAGE })) };
+  // Without a prototype, so `__proto__=` is a parameter like any other (and refused as unknown).
+  const raw: Record<string, string | string[]> = Object.create(null);
+  // Repeated parameters add up: lists are joined with ','; filters stay apart, so a clause's `;` cannot run into the next.
+  for (const [k, v] of params) {
+    if (k === 'filter') raw[k] = [...((raw[k] as string[] | undefined) ?? []), v];
+    else raw[k] = Object.hasOwn(raw, k) ? `${raw[k] as string},${v}` : v;
+  }
   const parsed = schema.safeParse(raw);
   if (!parsed.success) {
     return {

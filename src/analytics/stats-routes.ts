@@ -2,8 +2,8 @@
 import { AdminError, type AdminRouter } from '../gateway/admin-router.js';
 import { AnalyticsRecords, type Database } from '../store/index.js';
 import { toCsv } from './stats-csv.js';
-import { parseStatsQuery } from './stats-query.js';
-import { runStats } from './stats-sql.js';
+import { MAX_ROWS, parseStatsQuery } from './stats-query.js';
+import { openStatsRunner, type StatsRunner } from './stats-runner.js';
 
 export interface AnalyticsRouteDeps {
   db: Database;
@@ -12,15 +12,24 @@ export interface AnalyticsRouteDeps {
 /**
  * `lagSeconds` is how long ago the newest stored request arrived, so a reader can tell a quiet hour from
  * a pipeline that is behind (the spool's own lag is the `tollgate_analytics_lag_seconds` metric).
+ * Returns the runner of the queries, whose close() ends its thread (an idle one ends by itself).
  * @example registerAnalyticsRoutes(gateway.admin, { db });
  */
-export function registerAnalyticsRoutes(router: AdminRouter, deps: AnalyticsRouteDeps): void {
+export function registerAnalyticsRoutes(router: AdminRouter, deps: AnalyticsRouteDeps): StatsRunner {
   const records = new AnalyticsRecords(deps.db);
+  const stats = openStatsRunner(deps.db);
   router.add('GET', '/v1/analytics/stats', async (req) => {
     const parsed = parseStatsQuery(req.query);
     if ('problems' in parsed) throw new AdminError(400, 'invalid', 'The query parameters are invalid', parsed.problems);
     const q = parsed.query;
-    const [rows, newest] = await Promise.all([runStats(records, q), records.newestTime()]);
+    const [result, newest] = await Promise.all([stats.run(q), records.newestTime()]);
+    if ('tooManyRows' in result) {
+      // Without groupBy the rows are the buckets: only a range of MAX_BUCKETS that starts inside a bucket has one more.
+      const path = q.groupBy.length > 0 ? 'groupBy' : 'bucket';
+      const message = `this query makes ${result.tooManyRows} rows, more than the ${MAX_ROWS} an answer holds; use a larger bucket or fewer groupBy dimensions`;
+      throw new AdminError(400, 'invalid', 'The query parameters are invalid', [{ path, message }]);
+    }
+    const { rows } = result;
     const newestRecordAt = newest === undefined ? null : new Date(newest).toISOString();
     const lagSeconds = newest === undefined ? null : Math.max(0, Date.now() - newest) / 1000;
     if (q.format === 'csv') {
@@ -41,4 +50,5 @@ export function registerAnalyticsRoutes(router: AdminRouter, deps: AnalyticsRout
       },
     };
   });
+  return stats;
 }

@@ -1,7 +1,7 @@
 // Runs a StatsQuery as one SQL statement that SQLite and PostgreSQL evaluate identically (integer buckets, window-function percentiles).
 import { sql, type RawBuilder } from 'kysely';
 import type { AnalyticsRecords } from '../store/index.js';
-import { BUCKETS, DIMENSIONS, PERCENTILES, type Filter, type Metric, type StatsQuery } from './stats-query.js';
+import { BUCKETS, DIMENSIONS, MAX_ROWS, PERCENTILES, type Filter, type Metric, type StatsQuery } from './stats-query.js';
 
 export type StatsValue = string | number | null;
 export type StatsRow = Record<string, StatsValue>;
@@ -19,13 +19,22 @@ function percentileSql(metric: Metric): RawBuilder<unknown> | undefined {
   return sql`max(case when ${sql.ref(rank)} = (${sql.ref(n)} * ${p} + 99) / 100 then ${sql.ref(value)} end)`;
 }
 
+/**
+ * Model servers report the token counts (each stored up to 2^53), so a sum can pass 2^63: SQLite's integer sum()
+ * then fails with "integer overflow" where PostgreSQL's exact numeric goes on. Summed as doubles on both, as the
+ * answer's JSON numbers are anyway: exact below 2^53, and close to each other above.
+ */
+function tokenSum(column: RawBuilder<unknown>): RawBuilder<unknown> {
+  return sql`coalesce(sum(cast(${column} as double precision)), 0)`;
+}
+
 const AGGREGATES: Partial<Record<Metric, RawBuilder<unknown>>> = {
   requests: sql`count(*)`,
   errors: sql`sum(case when status >= 400 or fault_code is not null then 1 else 0 end)`,
-  input_tokens: sql`coalesce(sum(input_tokens), 0)`,
-  output_tokens: sql`coalesce(sum(output_tokens), 0)`,
-  cached_tokens: sql`coalesce(sum(cached_tokens), 0)`,
-  total_tokens: sql`coalesce(sum(coalesce(input_tokens, 0) + coalesce(output_tokens, 0)), 0)`,
+  input_tokens: tokenSum(sql`input_tokens`),
+  output_tokens: tokenSum(sql`output_tokens`),
+  cached_tokens: tokenSum(sql`cached_tokens`),
+  total_tokens: sql`${tokenSum(sql`input_tokens`)} + ${tokenSum(sql`output_tokens`)}`,
   cache_hits: sql`sum(cache_hit)`,
   bytes_in: sql`sum(bytes_in)`,
   bytes_out: sql`sum(bytes_out)`,
@@ -50,8 +59,14 @@ function toNumber(v: unknown): number | null {
   return v === null || v === undefined ? null : Number(v);
 }
 
-/** Rows `{ bucket_start, <dimensions>, <metrics> }`, ordered by bucket then dimensions; empty buckets are absent. */
-export async function runStats(records: AnalyticsRecords, q: StatsQuery): Promise<StatsRow[]> {
+/** The answer's rows, or how many there would be when that is more than MAX_ROWS. */
+export type StatsResult = { rows: StatsRow[] } | { tooManyRows: number };
+
+/**
+ * Rows `{ bucket_start, <dimensions>, <metrics> }`, ordered by bucket then dimensions; empty buckets are absent.
+ * Over MAX_ROWS, only the count: the database says how many groups there are, and at most MAX_ROWS come back.
+ */
+export async function runStats(records: AnalyticsRecords, q: StatsQuery): Promise<StatsResult> {
   const size = sql.lit(BUCKETS[q.bucket]);
   const dims = q.groupBy.map((_, i) => `d${i}`);
   const dimSelect = q.groupBy.map((d, i) => sql`, ${sql.ref(DIMENSIONS[d])} as ${sql.id(dims[i])}`);
@@ -60,7 +75,8 @@ export async function runStats(records: AnalyticsRecords, q: StatsQuery): Promis
   const metricSql = q.metrics.map((m, i) => sql`, ${percentileSql(m) ?? AGGREGATES[m]!} as ${sql.id(`m${i}`)}`);
   const ranked = q.metrics.some((m) => percentileSql(m) !== undefined);
 
-  const base = sql`select (at_ms / ${size}) * ${size} as bucket_start${sql.join(dimSelect, sql``)},
+  // Integer division truncates toward zero on both backends; the bucket of a time before 1970 starts before it.
+  const base = sql`select at_ms - (at_ms % ${size} + ${size}) % ${size} as bucket_start${sql.join(dimSelect, sql``)},
     status, fault_code, input_tokens, output_tokens, cached_tokens, cache_hit, bytes_in, bytes_out, latency_ms, ttft_ms
     from analytics_records where ${sql.join(where, sql` and `)}`;
   const source = ranked
@@ -71,8 +87,11 @@ export async function runStats(records: AnalyticsRecords, q: StatsQuery): Promis
         count(ttft_ms) over (partition by ${group}) as t_n
       from (${base}) as b)`
     : sql`(${base})`;
-  const query = sql<Record<string, unknown>>`select ${group}${sql.join(metricSql, sql``)} from ${source} as r group by ${group}`;
+  const query = sql<Record<string, unknown>>`select ${group}${sql.join(metricSql, sql``)}, count(*) over () as n_rows
+    from ${source} as r group by ${group} limit ${sql.lit(MAX_ROWS)}`;
   const { rows } = await query.execute(records.kysely);
+  const count = rows.length === 0 ? 0 : Number(rows[0].n_rows);
+  if (count > MAX_ROWS) return { tooManyRows: count };
 
   const out = rows.map((r) => {
     const row: StatsRow = { bucket_start: Number(r.bucket_start) };
@@ -94,5 +113,5 @@ export async function runStats(records: AnalyticsRecords, q: StatsQuery): Promis
     return 0;
   });
   for (const row of out) row.bucket_start = new Date(row.bucket_start as number).toISOString();
-  return out;
+  return { rows: out };
 }

@@ -60,24 +60,39 @@ function statsUrl(opts: Options, now: number): URL {
   q.set('bucket', opts.bucket);
   if (opts.groupBy) q.set('groupBy', opts.groupBy);
   q.set('metrics', opts.metrics);
-  if (opts.filter?.length) q.set('filter', opts.filter.join(';'));
+  // One parameter each, as written: a flag's escaped '\;' cannot run into the next one.
+  for (const f of opts.filter ?? []) q.append('filter', f);
   q.set('format', opts.format === 'csv' ? 'csv' : 'json');
   return url;
 }
 
+/**
+ * Control characters (C0, DEL, C1), bidirectional controls and line separators: model names and the like come from
+ * clients, and raw in a terminal a newline forges a row, an escape sequence drives the terminal, and an override
+ * reverses the text. The backslash is escaped too, so what is shown reads back one way.
+ */
+const UNPRINTABLE = /[\\\p{Cc}\p{Bidi_Control}\u2028\u2029]/gu;
+const NAMED: Record<string, string> = { '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+/** A newline becomes the two characters `\n`, ESC the text `\u{1b}`, a backslash two of them. */
+export function printable(text: string): string {
+  return text.replace(UNPRINTABLE, (c) => NAMED[c] ?? `\\u{${c.codePointAt(0)!.toString(16)}}`);
+}
+
 function cellText(v: Cell | undefined): string {
   if (v === null || v === undefined) return '-';
-  return typeof v === 'number' && !Number.isInteger(v) ? v.toFixed(1) : String(v);
+  return typeof v === 'number' && !Number.isInteger(v) ? v.toFixed(1) : printable(String(v));
 }
 
 /** Columns padded to their widest cell; numbers right-aligned. */
-function renderTable(columns: string[], rows: Record<string, Cell>[]): string[] {
+export function renderTable(columns: string[], rows: Record<string, Cell>[]): string[] {
+  const head = columns.map(printable);
   const cells = rows.map((r) => columns.map((c) => cellText(r[c])));
-  const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((row) => row[i].length)));
+  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((row) => row[i].length)));
   const numeric = columns.map((c) => rows.some((r) => typeof r[c] === 'number'));
   const line = (values: string[]) =>
     values.map((v, i) => (numeric[i] ? v.padStart(widths[i]) : v.padEnd(widths[i]))).join('  ').trimEnd();
-  return [line(columns), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line)];
+  return [line(head), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line)];
 }
 
 /**
@@ -88,13 +103,13 @@ export function analyticsCommand(io: AnalyticsIo = processIo): Command {
   return new Command('analytics')
     .description('usage figures from a running gateway (GET /v1/analytics/stats), by time bucket and dimension')
     .addOption(adminOption())
-    .option('--from <time>', 'start, ISO-8601 (default: 24 h before --to)')
-    .option('--to <time>', 'end, ISO-8601 (default: now)')
+    .option('--from <time>', 'start: ISO-8601 with a zone (2025-01-31T12:00:00Z, ...+02:00) or epoch ms (default: 24 h before --to)')
+    .option('--to <time>', 'end: ISO-8601 with a zone or epoch ms (default: now)')
     .option('--since <duration>', 'start this long ago, e.g. 30m, 6h, 7d (instead of --from)', parseSince)
     .addOption(new Option('--bucket <size>', 'time bucket').choices(Object.keys(BUCKETS)).default('1h'))
     .option('--group-by <dimensions>', `comma-separated: ${Object.keys(DIMENSIONS).join(', ')}`)
     .option('--metrics <names>', `comma-separated: ${METRICS.join(', ')}`, 'requests,errors,input_tokens,output_tokens')
-    .option('--filter <dimension==value>', 'keep only matching records (also !=; repeatable)', collect)
+    .option('--filter <dimension==value>', 'keep only matching records (also !=; repeatable; \\; for a ; in a value)', collect)
     .addOption(new Option('--format <format>', 'output').choices(['table', 'json', 'csv']).default('table'))
     .action(async (opts: Options) => {
       const url = statsUrl(opts, io.now());

@@ -21,6 +21,7 @@ import { composeHooks } from '../extproc/compose-hooks.js';
 import { applyListenerTimeouts, createListener, listen, openListener, type TlsFiles } from './listen.js';
 import { UpstreamPools } from './upstream-pools.js';
 import { AnalyticsPipeline, registerAnalyticsRoutes } from '../analytics/index.js';
+import type { StatsRunner } from '../analytics/stats-runner.js';
 import { isMemoryDatabase } from '../store/index.js';
 import { createRequestTracer, type RequestTracer } from '../telemetry/tracing.js';
 import { registerModelInfo } from '../telemetry/model-info.js';
@@ -87,6 +88,8 @@ export class Gateway {
   #extproc: ExtprocServer | null = null;
   #stopWatching: (() => void) | null = null;
   #closing: Promise<void> | null = null;
+  /** Stats queries (a thread of their own on a SQLite file): closed with the gateway. */
+  readonly #stats: StatsRunner;
   port = 0;
   adminPort = 0;
   extprocPort = 0;
@@ -132,7 +135,7 @@ export class Gateway {
       policyManifests: (store) => apim.policyManifests(store),
       settled: () => apim.settled(),
     });
-    registerAnalyticsRoutes(this.admin, { db: apim.db });
+    this.#stats = registerAnalyticsRoutes(this.admin, { db: apim.db });
     this.admin.add('GET', '/v1/pools', () => ({ body: { items: this.picker.view() } }));
     this.admin.add('GET', '/v1/pools/{name}', (req) => {
       const view = this.picker.view(req.params.name);
@@ -299,6 +302,7 @@ export class Gateway {
     await this.#pools.close();
     this.#chain.close();
     await this.analytics?.close();
+    await this.#stats.close();
     // API management started with the tracer, so it closes before it.
     await this.apim.close();
     await Promise.all([this.#tracer, ...this.#retiredTracers].map((t) => t.shutdown()));

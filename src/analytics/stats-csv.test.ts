@@ -1,0 +1,24 @@
+// CSV export: RFC 4180 quoting, and text a spreadsheet would run as a formula kept as text.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { toCsv } from './stats-csv.js';
+
+test('fields are quoted where a spreadsheet would split them, formulas are prefixed with an apostrophe', () => {
+  const cases: [string | number | null, string][] = [
+    ['llama', 'llama'],
+    [null, ''],
+    [-1, '-1'],
+    ['a,b', '"a,b"'],
+    ['say "hi"', '"say ""hi"""'],
+    ['two\nlines', '"two\nlines"'],
+    // Excel in much of Europe separates fields with ';'.
+    ['a;b', '"a;b"'],
+    ['=1+1', "'=1+1"],
+    ['-2+3', "'-2+3"],
+    ['x;=1+1', `"'x;=1+1"`],
+    ['x;@SUM(1)', `"'x;@SUM(1)"`],
+    ['x; =1', '"x; =1"'],
+    ['a=b', 'a=b'],
+  ];
+  for (const [value, field] of cases) assert.equal(toCsv(['v'], [{ v: value }]), `v\r\n${field}\r\n`, String(value));
+});

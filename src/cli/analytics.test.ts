@@ -1,0 +1,32 @@
+// The analytics table: control characters in client-chosen text (model names, apps) are shown escaped, never sent raw.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { printable, renderTable } from './analytics.js';
+
+test('control, bidi and line-separator characters are escaped visibly', () => {
+  const cases: [string, string][] = [
+    ['llama', 'llama'],
+    ['llama\n2025-01-15T10:00:00.000Z  chatbot  999', 'llama\\n2025-01-15T10:00:00.000Z  chatbot  999'],
+    ['a\rb\tc', 'a\\rb\\tc'],
+    ['\x1b]0;owned\x07\x1b[2J', '\\u{1b}]0;owned\\u{7}\\u{1b}[2J'],
+    ['nul\0del\x7f', 'nul\\u{0}del\\u{7f}'],
+    ['c1\x9b31m\x85', 'c1\\u{9b}31m\\u{85}'],
+    ['\u202egpj.exe', '\\u{202e}gpj.exe'],
+    ['\u2066x\u2069\u200f\u061c', '\\u{2066}x\\u{2069}\\u{200f}\\u{61c}'],
+    ['a\u2028b\u2029', 'a\\u{2028}b\\u{2029}'],
+    ['back\\slash', 'back\\\\slash'],
+    ['ＤＤＥ é 模型', 'ＤＤＥ é 模型'],
+  ];
+  for (const [text, shown] of cases) assert.equal(printable(text), shown, JSON.stringify(text));
+});
+
+test('a cell cannot add a line to the table or reach the terminal raw', () => {
+  const lines = renderTable(['bucket_start', 'model', 'requests'], [
+    { bucket_start: '2025-01-15T10:00:00.000Z', model: 'llama\n2025-01-15T10:00:00.000Z  forged  999', requests: 1 },
+    { bucket_start: '2025-01-15T10:00:00.000Z', model: '\x1b[31mred', requests: 2 },
+  ]);
+  assert.equal(lines.length, 4);
+  for (const line of lines) assert.doesNotMatch(line, /[\p{Cc}\p{Bidi_Control}]/u);
+  assert.match(lines[2], /^2025-01-15T10:00:00\.000Z {2}llama\\n2025-01-15T10:00:00\.000Z {2}forged {2}999 {2}/);
+  assert.match(lines[3], /^2025-01-15T10:00:00\.000Z {2}\\u\{1b\}\[31mred +2$/);
+});
