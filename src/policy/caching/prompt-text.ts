@@ -49,6 +49,16 @@ export function contextDigest(body: OpenAIBody, source: UserPromptSource): strin
 }
 
 /**
+ * What shapes the answer rather than its meaning: the operation (a chat answer is no completions answer), the token
+ * cap (an answer cut short at max_tokens: 1 was served to a request allowing 500), stop sequences and logprobs (an
+ * answer kept without them cannot serve a request that asked for them). Part of the scope whatever matchContext says.
+ */
+export function answerShape(operation: string | undefined, body: OpenAIBody): string {
+  const shape = [body.max_tokens, body.max_completion_tokens, body.max_output_tokens, body.stop, body.logprobs, body.top_logprobs];
+  return `${operation ?? ''}\n${canonicalJson(shape)}`;
+}
+
+/**
  * A digest of what the embedded prompt messages hold besides text (images, audio, files), or '' when nothing: only
  * their text is embedded, so without this the same question about another picture would be a hit, the first
  * picture's answer served. Part of the scope whatever matchContext says.

@@ -197,6 +197,19 @@ describe('rules', () => {
     }
   });
 
+  test('an answer of another shape is no hit: another operation, token cap, stop or logprobs', async () => {
+    const p = pair(caches);
+    await prime(p, PROMPT, 'Paris.', { body: { max_tokens: 1 } });
+    const others: [string, FakeRequest][] = [
+      ['completions', { operation: 'completions', body: { messages: undefined, prompt: PROMPT, max_tokens: 1 } }],
+      ['a larger cap', { body: { max_tokens: 500 } }],
+      ['logprobs', { body: { max_tokens: 1, logprobs: true, top_logprobs: 2 } }],
+      ['a stop sequence', { body: { max_tokens: 1, stop: ['\n'] } }],
+    ];
+    for (const [what, r] of others) assert.equal((await ask(p, PROMPT, r)).directResponse, undefined, what);
+    assert.equal(contentOf(await ask(p, PARAPHRASE, { body: { max_tokens: 1 } })), 'Paris.', 'the same shape still hits');
+  });
+
   test('a streamed request gets the answer replayed as SSE', async () => {
     const p = pair(caches);
     await prime(p, PROMPT, 'Paris, streamed.');

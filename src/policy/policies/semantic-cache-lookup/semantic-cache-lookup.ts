@@ -9,7 +9,7 @@ import { cacheResourcesOf, type CacheDeps } from '../../caching/cache-resources.
 import { compileScope } from '../../caching/cache-scope.js';
 import { STREAMABLE, cachedAnswer } from '../../caching/cached-answer.js';
 import { clientDirectives } from '../../caching/client-directives.js';
-import { contextDigest, promptMediaDigest, userPrompt } from '../../caching/prompt-text.js';
+import { answerShape, contextDigest, promptMediaDigest, userPrompt } from '../../caching/prompt-text.js';
 import { forgetSemanticMiss, leaveSemanticMiss } from '../../caching/semantic-handoff.js';
 import { requestStreamUsage } from '../../stream-usage.js';
 import type { ApimState, Policy, PolicyFactory } from '../../types.js';
@@ -42,10 +42,10 @@ export const semanticCacheLookup = ((name: string, spec: unknown, deps: CacheDep
     return media ? `\n${media}` : '';
   };
 
-  /** Tenant, models and context, hashed: index keys carry no names and no prompt text. */
+  /** Tenant, models, the answer's shape and context, hashed: index keys carry no names and no prompt text. */
   const scopeKey = (tenant: string, ctx: RequestContext, body: OpenAIBody) =>
     createHash('sha256')
-      .update(`${resource}\n${tenant}\n${ctx.model}\n${ctx.targetModel ?? ctx.model}\n${s.matchContext ? contextDigest(body, source) : ''}${mediaSuffix(body)}`)
+      .update(`${resource}\n${tenant}\n${ctx.model}\n${ctx.targetModel ?? ctx.model}\n${answerShape(ctx.operation, body)}\n${s.matchContext ? contextDigest(body, source) : ''}${mediaSuffix(body)}`)
       .digest('base64url');
 
   async function lookup(ctx: RequestContext, scope: string, prompt: string, search: boolean): Promise<void> {
