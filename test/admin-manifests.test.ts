@@ -87,6 +87,41 @@ test('a credential header sent to an embeddings endpoint is shown redacted; the 
   }
 });
 
+test('a callout\'s and an AssignMessage\'s literal credential headers are shown redacted; templates and {env} are shown', async () => {
+  const admin = g.gw.adminUrl;
+  const callout = {
+    apiVersion: V,
+    kind: 'ServiceCallout',
+    metadata: { name: 'crm' },
+    spec: {
+      request: { url: 'https://crm.example.com/users/{client_id}', headers: { authorization: 'Bearer sk-live-CALLOUT', 'x-api-key': { env: 'CRM_KEY' }, 'x-token': 'Bearer {kvm.crm}', accept: 'application/json' } },
+    },
+  };
+  const assign = {
+    apiVersion: V,
+    kind: 'AssignMessage',
+    metadata: { name: 'upstream-cred' },
+    spec: { set: { headers: [{ name: 'x-trace', value: 'on' }, { name: 'Authorization', value: 'Bearer sk-UPSTREAM' }, { name: 'x-api-key', value: '{kvm.model_key}' }] } },
+  };
+  const saved = process.env.CRM_KEY;
+  process.env.CRM_KEY = 'from-the-environment';
+  try {
+    assert.equal((await call(admin, 'POST', '/v1/apply', [callout, assign])).status, 200);
+    const shownCallout = await call(admin, 'GET', '/v1/manifests/ServiceCallout/crm');
+    assert.deepEqual(shownCallout.body.spec.request.headers, { authorization: '(redacted)', 'x-api-key': { env: 'CRM_KEY' }, 'x-token': 'Bearer {kvm.crm}', accept: 'application/json' });
+    const shownAssign = await call(admin, 'GET', '/v1/manifests/AssignMessage/upstream-cred');
+    assert.deepEqual(shownAssign.body.spec.set.headers, [{ name: 'x-trace', value: 'on' }, { name: 'Authorization', value: '(redacted)' }, { name: 'x-api-key', value: '{kvm.model_key}' }]);
+    const back = await call(admin, 'POST', '/v1/apply', [shownAssign.body]);
+    assert.equal(back.status, 400);
+    assert.equal(back.body.error.details[0].path, '[0].spec.set.headers.1.value');
+    assert.deepEqual((await g.gw.apim.db.manifests.get('AssignMessage', 'upstream-cred')).spec.set, assign.spec.set, 'what is stored is the secret');
+    assert.equal((await call(admin, 'POST', '/v1/delete', [callout, assign])).status, 200);
+  } finally {
+    if (saved === undefined) delete process.env.CRM_KEY;
+    else process.env.CRM_KEY = saved;
+  }
+});
+
 test('deleting a policy a template still names is refused (400, dry run too); deleting both stops the enforcement', async () => {
   assert.equal((await call(g.gw.adminUrl, 'POST', '/v1/apply', [EXT, CONTRACT, TEMPLATE])).status, 200);
   await enforced();

@@ -1,5 +1,5 @@
 // Secrets given inline in a stored manifest (a JWT policy's HMAC secret or private key, a credential header sent to an
-// embeddings endpoint or a classifier): the admin API shows manifests back (GET /v1/manifests), but not these, as it
+// embeddings endpoint, a classifier or a callout, or set upstream by AssignMessage): the admin API shows manifests back (GET /v1/manifests), but not these, as it
 // never shows a key; and the placeholder it shows instead must not be applied back as if it were the secret.
 import type { JsonObject } from '../store/index.js';
 
@@ -11,7 +11,15 @@ const HEADER_MAPS: Record<string, readonly (readonly [string, string])[]> = {
   SemanticCacheLookup: [['embeddings', 'headers']],
   SanitizeUserPrompt: [['classifier', 'headers']],
   SanitizeModelResponse: [['classifier', 'headers']],
+  ServiceCallout: [['request', 'headers']],
 };
+
+/** Header lists ({name, value}) by kind, as paths under `spec`: AssignMessage sets a model server's credential so. */
+const HEADER_LISTS: Record<string, readonly (readonly [string, string])[]> = { AssignMessage: [['set', 'headers']] };
+
+/** A template (`Bearer {kvm.token}`) names where the credential is, as `{env}` does; only a literal holds one. */
+const TEMPLATE = /\{[^{}\s]+\}/;
+const literalCredential = (name: unknown, value: unknown) => typeof name === 'string' && typeof value === 'string' && CREDENTIAL_HEADER.test(name) && !TEMPLATE.test(value);
 
 /** Header names that carry credentials: their inline values are secret (an `{env}` reference names, not holds). */
 const CREDENTIAL_HEADER = /auth|cookie|token|secret|password|passwd|key|credential|signature/i;
@@ -32,7 +40,15 @@ function inlineSecrets(kind: string, spec: JsonObject): { path: string[]; value:
     const parent = spec[outer];
     const headers = isObject(parent) ? parent[inner] : undefined;
     if (!isObject(headers)) continue;
-    for (const [name, value] of Object.entries(headers)) if (typeof value === 'string' && CREDENTIAL_HEADER.test(name)) out.push({ path: [outer, inner, name], value });
+    for (const [name, value] of Object.entries(headers)) if (literalCredential(name, value)) out.push({ path: [outer, inner, name], value });
+  }
+  for (const [outer, inner] of Object.hasOwn(HEADER_LISTS, kind) ? HEADER_LISTS[kind] : []) {
+    const parent = spec[outer];
+    const list = isObject(parent) ? parent[inner] : undefined;
+    if (!Array.isArray(list)) continue;
+    list.forEach((h, i) => {
+      if (isObject(h) && literalCredential(h.name, h.value)) out.push({ path: [outer, inner, String(i), 'value'], value: h.value });
+    });
   }
   return out;
 }
@@ -44,7 +60,10 @@ export function redactInlineSecrets(kind: string, spec: JsonObject): JsonObject 
   const out = { ...spec };
   for (const { path } of secrets) {
     let at: JsonObject = out;
-    for (const key of path.slice(0, -1)) at = at[key] = { ...(at[key] as JsonObject) };
+    for (const key of path.slice(0, -1)) {
+      const next = at[key];
+      at = at[key] = (Array.isArray(next) ? [...next] : { ...(next as JsonObject) }) as JsonObject;
+    }
     at[path[path.length - 1]] = REDACTED;
   }
   return out;

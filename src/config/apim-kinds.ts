@@ -463,7 +463,8 @@ export const serviceCalloutSpec = z
         method: z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']).optional(),
         /** A template: `{name}` is a variable's value, URL-encoded. */
         url: z.string().min(1),
-        headers: z.record(z.string().min(1), z.string()).default({}),
+        /** Values are templates, or `{env: NAME}` for a credential kept out of the manifest (sent as it is). */
+        headers: z.record(z.string().min(1), z.union([z.string(), envRef])).default({}),
         /** JSON sent as the body; every string in it is a template. */
         body: z.unknown().optional(),
       })

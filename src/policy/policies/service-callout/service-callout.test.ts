@@ -64,6 +64,17 @@ describe('the call', () => {
     assert.equal(state.vars!.get('callout.user.body.ok'), 'true');
   });
 
+  test('a header given as {env} is sent with the variable\'s value, as it is (no template); an unset one fails the build', async () => {
+    process.env.TOLLGATE_TEST_CRM_KEY = 'key-{not-a-variable}';
+    try {
+      await run({ request: { url: `${base}/text`, headers: { 'x-api-key': { env: 'TOLLGATE_TEST_CRM_KEY' } } } });
+      assert.equal(seen.at(-1)!.headers['x-api-key'], 'key-{not-a-variable}');
+    } finally {
+      delete process.env.TOLLGATE_TEST_CRM_KEY;
+    }
+    assert.throws(() => local({ request: { url: `${base}/text`, headers: { 'x-api-key': { env: 'TOLLGATE_TEST_CRM_KEY' } } } }), /spec\.request\.headers\.x-api-key: environment variable TOLLGATE_TEST_CRM_KEY is not set/);
+  });
+
   test('without a body it is a GET; the default prefix names the policy; text stays as content', async () => {
     const state = await run({ request: { url: `${base}/text` } });
     assert.equal(seen.at(-1)!.method, 'GET');
