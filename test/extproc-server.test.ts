@@ -203,6 +203,42 @@ describe('a key read from a query parameter', () => {
   });
 });
 
+describe('a response policy that changes headers with the body', () => {
+  test('with the answer buffered, the header changes come with the body answer and reach the client', async () => {
+    const own = await startGateway({
+      configPaths: [],
+      manifests: [
+        manifest('APIMExtensionPolicy', 'ext', { targetRef: { name: 'tollgate' } }),
+        manifest('InferencePool', 'one', { endpoints: [a.url] }),
+        manifest('InferenceModel', 'm', { modelName: 'm', poolRef: { name: 'one' } }),
+        manifest('JavaScript', 'shape', { flow: 'response', source: `response.headers['x-from-script'] = 'yes'; delete response.headers['x-request-id']; response.body.touched = true;` }),
+        manifest('ApimTemplate', 'template', { templates: [{ policies: [{ kind: 'JavaScript', name: 'shape' }] }] }),
+      ],
+      port: 0,
+      adminPort: 0,
+      host: '127.0.0.1',
+      watch: false,
+      extprocPort: 0,
+    });
+    try {
+      const exchange = () =>
+        envoyExchange(`127.0.0.1:${own.extprocPort}`, {
+          path: '/v1/chat/completions',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ model: 'm', messages: MESSAGES, max_tokens: 16 }),
+          responseBodyMode: 'BUFFERED',
+        });
+      const r = await until(exchange, (x) => x.status === 200, 5000, 'endpoint ready');
+      assert.equal(JSON.parse(r.body.toString()).touched, true);
+      assert.equal(r.headers['x-from-script'], 'yes');
+      assert.equal(r.headers['x-request-id'], undefined);
+      assert.equal(Number(r.headers['content-length']), r.body.length);
+    } finally {
+      await own.close();
+    }
+  });
+});
+
 describe('answers as Envoy shows them', () => {
   test('an SSE stream in 7-byte pieces: usage counted, the usage chunk tollgate asked for stripped, text intact', async () => {
     const before = await tokensUsed(app.key);

@@ -27,6 +27,9 @@ export class ResponsePhase {
   /** Chunks of an answer a body-rewriting flow needs whole. */
   #held: Buffer[] | null = null;
   #heldBytes = 0;
+  /** The headers as the flow shaped them, and as Envoy was told them: a body step may change them again. */
+  #shaped: OutgoingHttpHeaders = {};
+  #told: OutgoingHttpHeaders = {};
   readonly headerMutation: CommonResponse['header_mutation'];
 
   /** `respond` is the data plane's response-flow hook (absent when no policy runs here). */
@@ -65,6 +68,8 @@ export class ResponsePhase {
     const mutation = new MutationBuilder(raw);
     diffHeaders(headers, out, mutation);
     this.headerMutation = mutation.build();
+    this.#shaped = out;
+    this.#told = { ...out };
   }
 
   /** The answer to one response_body message; a promise only for the last chunk of a held body. Throws a GatewayError. */
@@ -98,9 +103,15 @@ export class ResponsePhase {
     if (!end) return { body_mutation: CLEAR };
     this.#held = null;
     this.#ctx.usage = this.#scanner?.end();
-    return Promise.resolve(this.#flow!.body!(Buffer.concat(held, this.#heldBytes), this.#status)).then((rewritten) => ({
-      body_mutation: { body: rewritten },
-      header_mutation: new MutationBuilder(this.#raw).set('content-length', String(rewritten.length)).build(),
-    }));
+    return Promise.resolve(this.#flow!.body!(Buffer.concat(held, this.#heldBytes), this.#status)).then((rewritten) => {
+      // Header changes the body step made (a script's response.headers) go with the body: with the answer buffered,
+      // Envoy still holds its headers and applies them.
+      const out = this.#shaped;
+      dropUnsendableHeaders(out);
+      out['content-length'] = String(rewritten.length);
+      const mutation = new MutationBuilder(this.#raw);
+      diffHeaders(this.#told, out, mutation);
+      return { body_mutation: { body: rewritten }, header_mutation: mutation.build() };
+    });
   }
 }
