@@ -21,6 +21,9 @@ const cases: [expr: string, state: ApimState, expected: boolean][] = [
   ["apiproduct.name == ''", {}, true],
   // A missing key is an error in CEL; the condition is then false rather than a failed request.
   ["request.headers['x-missing'] == 'a'", {}, false],
+  // Loops inside a loop over headers are allowed when what they run over is not the request's data.
+  ["request.headers.exists(h, ['x-tenant', 'x-team'].exists(n, n == h))", {}, true],
+  ["request.headers.exists(h, request.headers[h].split(',').exists(v, v == 'blue'))", {}, true],
 ];
 for (const [expr, state, expected] of cases) test(`${expr} → ${expected}`, () => assert.equal(compileCondition(expr).test(ctx, state), expected));
 
@@ -28,6 +31,8 @@ const bad: [expr: string, message: RegExp][] = [
   ['request.path ==', /not a CEL expression/],
   ["tenant == 'a'", /unknown variable "tenant"/],
   ['request.path', /must evaluate to a bool/],
+  ['request.headers.exists(k, request.headers.exists(j, j != k && request.headers[j] == request.headers[k]))', /inside another/],
+  ["request.headers.all(k, request.headers.filter(j, j == k).size() == 1)", /inside another/],
 ];
 for (const [expr, message] of bad) test(`"${expr}" is refused`, () => assert.throws(() => compileCondition(expr), message));
 

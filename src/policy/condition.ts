@@ -89,6 +89,42 @@ function freeIdentifiers(expr: Expr | undefined, bound: ReadonlySet<string>, out
   }
 }
 
+/** A variable or a field of one (`request.headers`): what a client sizes. A header's value split is bounded by its bytes. */
+function isRequestData(expr: Expr | undefined): boolean {
+  const k = expr?.exprKind;
+  if (k?.case === 'identExpr') return KNOWN.has(k.value.name);
+  return k?.case === 'selectExpr' && isRequestData(k.value.operand);
+}
+
+/**
+ * Whether a comprehension (exists, all, map, filter) over the request's variables runs inside another: a client
+ * choosing the number of headers chooses the square of it (1,500 headers took 4.4 s of event loop; @bufbuild/cel
+ * has no cost limit). A loop inside over something else (a header's own value split, a literal list) is fine.
+ */
+function nestedRequestLoop(expr: Expr | undefined, inLoop: boolean): boolean {
+  if (!expr) return false;
+  const k = expr.exprKind;
+  switch (k.case) {
+    case 'selectExpr':
+      return nestedRequestLoop(k.value.operand, inLoop);
+    case 'callExpr':
+      return nestedRequestLoop(k.value.target, inLoop) || k.value.args.some((a) => nestedRequestLoop(a, inLoop));
+    case 'listExpr':
+      return k.value.elements.some((e) => nestedRequestLoop(e, inLoop));
+    case 'structExpr':
+      return k.value.entries.some((e) => (e.keyKind.case === 'mapKey' && nestedRequestLoop(e.keyKind.value, inLoop)) || nestedRequestLoop(e.value, inLoop));
+    case 'comprehensionExpr': {
+      const c = k.value;
+      const overRequest = isRequestData(c.iterRange);
+      if (overRequest && inLoop) return true;
+      const body = inLoop || overRequest;
+      return nestedRequestLoop(c.iterRange, inLoop) || nestedRequestLoop(c.accuInit, inLoop) || [c.loopCondition, c.loopStep, c.result].some((e) => nestedRequestLoop(e, body));
+    }
+    default:
+      return false;
+  }
+}
+
 const EMPTY_CTX = { path: '/', method: 'GET', headers: {}, clientIp: '' } as unknown as RequestContext;
 
 /**
@@ -107,6 +143,9 @@ export function compileCondition(source: string): Condition {
   freeIdentifiers(parsed.expr, new Set(), free);
   const unknown = [...free].filter((n) => !KNOWN.has(n));
   if (unknown.length > 0) throw new Error(`unknown variable ${unknown.map((n) => `"${n}"`).join(', ')} (known: ${[...KNOWN].join(', ')})`);
+  if (nestedRequestLoop(parsed.expr, false)) {
+    throw new Error('a comprehension over request data inside another (exists in exists, ...) takes time in the square of what a client sends: not allowed');
+  }
   const evaluate = plan(celEnvironment(), parsed);
   // A trial run on an empty request catches expressions of the wrong type; data-dependent errors are fine here.
   const trial = evaluate(bindingsOf(EMPTY_CTX, {}));
