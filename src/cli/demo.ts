@@ -46,6 +46,14 @@ async function demoKey(gateway: Gateway): Promise<string> {
   return issued.consumerKey;
 }
 
+/** How long the demo waits for every pool's first scrape before it prints its commands anyway. */
+const POOLS_READY_MS = 10_000;
+
+async function untilPoolsReachable(gateway: { picker: { ready(): { reachable: boolean }[] } }, withinMs: number): Promise<void> {
+  const deadline = Date.now() + withinMs;
+  while (Date.now() < deadline && !gateway.picker.ready().every((p) => p.reachable)) await new Promise((r) => setTimeout(r, 20));
+}
+
 export function demoCommand(): Command {
   return new Command('demo')
     .description('simulated fleet + gateway on examples/quickstart, ready for any OpenAI client')
@@ -73,6 +81,9 @@ export function demoCommand(): Command {
           watch: false,
           db: `sqlite:${join(dataDir, 'demo.db')}`,
         });
+        // The commands it prints are meant to be run at once: a request before the first scrape of its pool would find
+        // no endpoint with fresh metrics (the sheddable model refused as saturated).
+        await untilPoolsReachable(gateway, POOLS_READY_MS);
         const key = await demoKey(gateway);
         const base = `http://127.0.0.1:${gateway.port}/v1`;
         process.stdout.write(
