@@ -99,6 +99,21 @@ describe('request flow', () => {
     assert.deepEqual(seen, ['1', '2', '3']);
   });
 
+  test('the scripts a worker keeps may hold 1 GiB of memory limits together: beyond, the least recently used is disposed', async () => {
+    // Four of 256 MiB fit; a fifth disposes the oldest, whose globals then start over (one worker: runs one at a time).
+    const source = `globalThis.runs = (globalThis.runs || 0) + 1; context.setVariable('probe.runs', runs);`;
+    const policies = Array.from({ length: 5 }, (_, i) => javaScript(`big-${i}`, { source, memoryLimitMb: 256 }, deps));
+    const runs = async (i: number) => {
+      const state: ApimState = {};
+      await policies[i].admit!(fakeContext(), state);
+      return state.vars!.get('probe.runs');
+    };
+    assert.equal(await runs(0), '1');
+    assert.equal(await runs(0), '2', 'kept between runs');
+    for (let i = 1; i < 5; i++) await runs(i);
+    assert.equal(await runs(0), '1', 'disposed to make room, compiled afresh');
+  });
+
   test('two policies with the same source (one per tenant) keep their globals apart', async () => {
     const source = `context.setVariable('probe.previous', globalThis.last || 'none'); globalThis.last = context.getVariable('kvm.user');`;
     const [a, b] = [javaScript('tenant-a', { source }, deps), javaScript('tenant-b', { source }, deps)];
