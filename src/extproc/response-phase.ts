@@ -39,6 +39,7 @@ export class ResponsePhase {
     this.#maxBodyBytes = maxBodyBytes;
     this.#raw = raw;
     ctx.status = status;
+    ctx.upstreamStatus = status;
     ctx.ttftMs = performance.now() - ctx.start;
     const contentType = headers['content-type'];
     const sse = !!contentType && contentType.includes('text/event-stream');

@@ -45,6 +45,8 @@ export interface RequestContext {
   responseHeaders: Record<string, string>;
   endpoint?: EndpointConfig;
   attempts: number;
+  /** The status the model server answered with (the last attempt's); undefined when none answered. */
+  upstreamStatus?: number;
   status?: number;
   errorCode?: string;
   ttftMs?: number;

@@ -48,3 +48,14 @@ test('optional fields sent as null are taken as absent (as OpenAI and vLLM do; t
   assert.match(refusal(() => parseOpenAIBody(body({ stream: 'yes' }), 'chat.completions')).message, /stream/);
   assert.match(refusal(() => parseOpenAIBody(body({ max_tokens: -1 }), 'chat.completions')).message, /max_tokens/);
 });
+
+test('n and best_of, which token quotas multiply the output cap by, must be positive integers', () => {
+  const chat = (fields: object) => Buffer.from(JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }], ...fields }));
+  const completions = (fields: object) => Buffer.from(JSON.stringify({ model: 'm', prompt: 'hi', ...fields }));
+  parseOpenAIBody(chat({ n: 2 }), 'chat.completions');
+  parseOpenAIBody(completions({ n: null, best_of: 3 }), 'completions');
+  // "8" counted as one choice while a server coercing it made eight.
+  assert.match(refusal(() => parseOpenAIBody(chat({ n: '8' }), 'chat.completions')).message, /\bn\b/);
+  assert.match(refusal(() => parseOpenAIBody(chat({ n: 0 }), 'chat.completions')).message, /\bn\b/);
+  assert.match(refusal(() => parseOpenAIBody(completions({ best_of: 1.5 }), 'completions')).message, /best_of/);
+});

@@ -25,6 +25,9 @@ const common = {
   stream: z.boolean().nullish(),
   max_tokens: positiveInt.nullish(),
   max_completion_tokens: positiveInt.nullish(),
+  // Counted by token quotas (each choice may produce the whole cap): "8" as a string counted as one while the
+  // server, coercing it, made eight.
+  n: positiveInt.nullish(),
   stream_options: z.looseObject({ include_usage: z.boolean().nullish() }).nullish(),
 };
 
@@ -33,6 +36,7 @@ const SCHEMAS: Record<Operation, z.ZodType> = {
   completions: z.looseObject({
     ...common,
     prompt: z.union([z.string(), z.array(z.string()), z.array(z.number()), z.array(z.array(z.number()))]),
+    best_of: positiveInt.nullish(),
   }),
   embeddings: z.looseObject({
     model: common.model,

@@ -128,3 +128,38 @@ test('a compressed answer passes unread past a flow that only reads it (a cache 
     await pools.close();
   }
 });
+
+test('a client that hangs up after the usage chunk of a stream leaves that usage counted (it was counted as none)', async () => {
+  const upstream = createServer((req, res) => {
+    req.resume();
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.write('data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n');
+    res.write('data: {"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":21}}\n\n');
+    // [DONE] never comes before the client leaves.
+    const hold = setTimeout(() => res.end('data: [DONE]\n\n'), 5000);
+    res.on('close', () => clearTimeout(hold));
+  });
+  const upstreamUrl = await listen(upstream);
+  const pools = new UpstreamPools(DEFAULT_SETTINGS);
+  let settled: ((usage: unknown) => void) | undefined;
+  const usage = new Promise((resolve) => (settled = resolve));
+  const gateway = createServer((req, res) => {
+    const ctx = newContext(req.method!, req.url!, req.headers, undefined);
+    const target = { endpoints: [{ url: upstreamUrl, address: new URL(upstreamUrl).host }], path: '/v1/chat/completions', headers: {}, body: null, maxAttempts: 1, firstByteTimeoutMs: 5000, responseTimeoutMs: 10_000, maxBodyBytes: 1 << 20 };
+    void proxyRequest(ctx, res, pools, target).then(() => settled!(ctx.usage));
+  });
+  const url = await listen(gateway);
+  try {
+    const r = await request(`${url}/v1/chat/completions`, { method: 'POST', body: '{}' });
+    let text = '';
+    for await (const c of r.body) {
+      text += c;
+      if (text.includes('"usage"')) break;
+    }
+    assert.deepEqual(await usage, { inputTokens: 9, outputTokens: 21, cachedTokens: 0 });
+  } finally {
+    gateway.close();
+    upstream.close();
+    await pools.close();
+  }
+});

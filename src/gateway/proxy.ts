@@ -174,6 +174,7 @@ class Exchange {
   start(status: number, headers: Record<string, string | string[] | undefined>): void {
     const ctx = this.#ctx;
     ctx.status = status;
+    ctx.upstreamStatus = status;
     ctx.ttftMs = performance.now() - ctx.start;
     const out: OutgoingHttpHeaders = {};
     for (const name in headers) {
@@ -337,6 +338,8 @@ class Exchange {
   fail(err: Error, endpoint: EndpointConfig, last: boolean, reached: boolean): void {
     if (this.#finished) return;
     if (this.#clientGone) {
+      // The usage read before the client left (a stream's usage chunk, then a hang-up before [DONE]) is what ran.
+      this.#ctx.usage ??= this.#scanner?.end();
       this.#finish({});
       return;
     }

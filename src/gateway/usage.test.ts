@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CompletionText } from './completion-text.js';
-import { UsageScanner, usageOfJson } from './usage.js';
+import { UsageScanner, toUsage, usageOfJson } from './usage.js';
 
 test('usage of a JSON answer, including content that mentions usage', () => {
   const cases: [string, unknown][] = [
@@ -9,8 +9,18 @@ test('usage of a JSON answer, including content that mentions usage', () => {
     [JSON.stringify({ usage: { input_tokens: 5, output_tokens: 6 }, output: [] }), { inputTokens: 5, outputTokens: 6, cachedTokens: 0 }],
     [JSON.stringify({ choices: [] }), undefined],
     ['<html>bad gateway</html>', undefined],
+    // A Responses answer in OpenAI's field order repeats the client's metadata after usage: its "usage" key is not it.
+    [JSON.stringify({ output: [], usage: { input_tokens: 900, output_tokens: 4000 }, user: null, metadata: { usage: '{}' } }), { inputTokens: 900, outputTokens: 4000, cachedTokens: 0 }],
+    [JSON.stringify({ output: [], metadata: { usage: { input_tokens: 1, output_tokens: 1 } } }), undefined],
   ];
   for (const [body, expected] of cases) assert.deepEqual(usageOfJson(Buffer.from(body)), expected, body);
+});
+
+test('usage that is not counts is no usage: negative, fractional, or text', () => {
+  for (const usage of [{ prompt_tokens: 5, completion_tokens: -100000 }, { prompt_tokens: 5, completion_tokens: 2.5 }, { prompt_tokens: '5', completion_tokens: '7' }, { prompt_tokens: 1, completion_tokens: 1, prompt_tokens_details: { cached_tokens: -1 } }]) {
+    assert.equal(usageOfJson(Buffer.from(JSON.stringify({ choices: [], usage }))), undefined, JSON.stringify(usage));
+  }
+  assert.deepEqual(toUsage({ prompt_tokens: 0, completion_tokens: 0 }), { inputTokens: 0, outputTokens: 0, cachedTokens: 0 });
 });
 
 test('usage from an SSE stream split at every byte', () => {

@@ -24,47 +24,37 @@ type RawUsage = {
   input_tokens_details?: { cached_tokens?: number } | null;
 };
 
+/** A count as OpenAI gives one: a non-negative integer. Anything else (a string, -100000, 2.5) is no usage at all. */
+const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
+/**
+ * The usage a model server reported, or undefined when it reported none or one that is not counts: a negative
+ * figure wiped a quota's window, strings were joined rather than added, a fraction failed the reconcile.
+ */
 export function toUsage(u: RawUsage | undefined | null): Usage | undefined {
   if (!u || typeof u !== 'object') return undefined;
-  return {
-    inputTokens: u.prompt_tokens ?? u.input_tokens ?? 0,
-    outputTokens: u.completion_tokens ?? u.output_tokens ?? 0,
-    cachedTokens: u.prompt_tokens_details?.cached_tokens ?? u.input_tokens_details?.cached_tokens ?? 0,
-  };
+  const input = u.prompt_tokens ?? u.input_tokens ?? 0;
+  const output = u.completion_tokens ?? u.output_tokens ?? 0;
+  const cached = u.prompt_tokens_details?.cached_tokens ?? u.input_tokens_details?.cached_tokens ?? 0;
+  if (!isCount(input) || !isCount(output) || !isCount(cached)) return undefined;
+  return { inputTokens: input, outputTokens: output, cachedTokens: cached };
 }
 
 const USAGE_KEY = Buffer.from('"usage"');
-const OPEN = 0x7b;
-const CLOSE = 0x7d;
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
 
 /**
- * The `usage` of a JSON answer. Parsing only that object costs a fraction of parsing the whole answer; an unescaped
- * `"usage"` can only be a key (quotes inside JSON strings are escaped), and the full parse remains the fallback.
+ * The top-level `usage` of a JSON answer. Parsing from its last `"usage"` key to the end costs a fraction of parsing
+ * the whole answer, and `{` + that tail is valid JSON only when the key is the top level's: one inside an object
+ * (a Responses answer repeats the client's `metadata` after its usage) leaves a `}` too many. Otherwise, and for
+ * anything unexpected, the whole answer is parsed.
  */
 export function usageOfJson(body: Buffer): Usage | undefined {
   const key = body.lastIndexOf(USAGE_KEY);
   if (key === -1) return undefined;
-  const start = body.indexOf(OPEN, key);
-  if (start !== -1) {
-    let depth = 0;
-    let inString = false;
-    for (let i = start; i < body.length; i++) {
-      const c = body[i];
-      if (inString) {
-        if (c === BACKSLASH) i++;
-        else if (c === QUOTE) inString = false;
-      } else if (c === QUOTE) inString = true;
-      else if (c === OPEN) depth++;
-      else if (c === CLOSE && --depth === 0) {
-        try {
-          return toUsage(JSON.parse(body.toString('utf8', start, i + 1)) as RawUsage);
-        } catch {
-          break;
-        }
-      }
-    }
+  try {
+    return toUsage((JSON.parse(`{${body.toString('utf8', key)}`) as { usage?: RawUsage }).usage);
+  } catch {
+    // Not the top level's key, or not JSON at all.
   }
   try {
     return toUsage((JSON.parse(body.toString('utf8')) as { usage?: RawUsage }).usage);

@@ -225,12 +225,26 @@ describeOnCounterBackends((counters) => {
       assert.equal(await used(), 0);
     });
 
-    test('without usage from a model server the reservation stays', async () => {
+    test('an answer 2xx without usage (a stream cut before it) keeps the reservation: the model may have run to its cap', async () => {
       const { policy, used } = make({ limit: 1000, timeUnit: 'hour' });
       const { ctx, state } = await admit(policy, { body: { max_tokens: 100 } });
       ctx.attempts = 1;
+      ctx.upstreamStatus = 200;
       await settle(ctx, state);
       assert.equal(await used(), PROMPT + 100);
+    });
+
+    test('a model server that refused the request (4xx, 429, 5xx), or none that answered, gives the reservation back', async () => {
+      // Before: any attempt kept it, so a refused connection or a 400 cost the whole cap (a default cap of 4,096 took
+      // an app's last tokens for the hour).
+      for (const status of [400, 429, 500, 503, undefined]) {
+        const { policy, used } = make({ limit: 1000, timeUnit: 'hour' });
+        const { ctx, state } = await admit(policy, { body: { max_tokens: 100 } });
+        ctx.attempts = 2;
+        ctx.upstreamStatus = status;
+        await settle(ctx, state);
+        assert.equal(await used(), 0, String(status));
+      }
     });
 
     test('a late settlement lands in the window of its reservation', async () => {

@@ -91,6 +91,17 @@ describe('LLMTokenQuota counts every choice of n', () => {
     assert.equal(ok.responseHeaders['x-ratelimit-remaining-tokens'], String(100 - countTextTokens('Hello there') - 40));
   });
 
+  test('completions: a list of prompts gets the cap for each (30 prompts reserved as one ran far past the limit)', async () => {
+    const reserved = async (prompt: unknown) => {
+      const ctx = await admit({ operation: 'completions', url: '/v1/completions', body: { messages: undefined, prompt, max_tokens: 10 } });
+      return 100 - Number(ctx.responseHeaders['x-ratelimit-remaining-tokens']);
+    };
+    await assert.rejects(reserved(Array.from({ length: 10 }, () => 'Hi')), refused);
+    // A second prompt adds its tokens and a second cap of 10.
+    assert.ok((await reserved(['Hi', 'Hi'])) - (await reserved('Hi')) >= 10);
+    assert.ok((await reserved([[1, 2], [3, 4], [5, 6]])) - (await reserved([1, 2])) >= 20, 'three prompts of token ids, three caps');
+  });
+
   test('n on embeddings or responses changes nothing', async () => {
     const ctx = await admit({ operation: 'responses', url: '/v1/responses', body: { messages: undefined, input: 'Hello there', n: 50, max_output_tokens: 10 } });
     assert.ok(ctx.responseHeaders['x-ratelimit-remaining-tokens'] !== undefined);

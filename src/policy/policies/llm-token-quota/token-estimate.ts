@@ -16,12 +16,19 @@ export interface OutputEstimate {
 
 /**
  * `n` of chat and completions: every choice may produce the whole cap, so `n: 8` is eight times the output. A
- * completions request's `best_of` candidates are all generated (OpenAI bills them), so it counts when larger.
+ * completions request's `best_of` candidates are all generated (OpenAI bills them), so it counts when larger; and a
+ * completions request with a list of prompts gets that many per prompt (30 prompts reserved as one ran 12× over).
  */
 function choicesOf(ctx: RequestContext): number {
   if (ctx.operation !== 'chat.completions' && ctx.operation !== 'completions') return 1;
   const count = (v: unknown) => (typeof v === 'number' && Number.isSafeInteger(v) && v > 1 ? v : 1);
-  return Math.max(count(ctx.body?.n), ctx.operation === 'completions' ? count(ctx.body?.best_of) : 1);
+  if (ctx.operation === 'chat.completions') return count(ctx.body?.n);
+  return Math.max(count(ctx.body?.n), count(ctx.body?.best_of)) * promptsOf(ctx.body?.prompt);
+}
+
+/** A list of strings, or of token-id lists, is a batch of prompts; a string or one token-id list is one prompt. */
+function promptsOf(prompt: unknown): number {
+  return Array.isArray(prompt) && prompt.length > 0 && (typeof prompt[0] === 'string' || Array.isArray(prompt[0])) ? prompt.length : 1;
 }
 
 /** The output side of a reservation: the prompt side is the policy's (PromptCalibration corrects it). */

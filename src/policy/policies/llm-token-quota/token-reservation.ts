@@ -32,15 +32,16 @@ export class TokenReservation implements Settler {
   }
 
   /**
-   * With usage: the counter moves by actual − reserved. Without: a request that never reached a model server gives
-   * everything back; one that did keeps its reservation (the model may have produced up to its cap).
+   * With usage: the counter moves by actual − reserved. Without: a request no model server accepted (none reached, or
+   * its answer a 4xx, 429 or 5xx) gives everything back; one answered 2xx keeps its reservation (a stream cut before
+   * its usage: the model may have produced up to its cap).
    */
   settle(ctx: RequestContext): Promise<void> {
     let actual: number;
     if (ctx.usage) {
       actual = counted(ctx.usage, this.#countOn);
       this.#onUsage?.(ctx.usage);
-    } else if (ctx.attempts === 0) actual = 0;
+    } else if (ctx.upstreamStatus === undefined || ctx.upstreamStatus < 200 || ctx.upstreamStatus >= 300) actual = 0;
     else return Promise.resolve();
     const delta = actual - this.#reserved;
     if (delta === 0) return Promise.resolve();
