@@ -30,6 +30,7 @@ export class EndpointState {
   #metrics: EngineSnapshot = EMPTY;
   /** Time of the last successful scrape; 0 before the first. */
   #scrapedAt = 0;
+  #scrapeMs = 0;
   #answeredAt = 0;
   #failures = 0;
   #lastError: string | null = null;
@@ -84,6 +85,11 @@ export class EndpointState {
   get scrapedAt(): number {
     return this.#scrapedAt;
   }
+  /** How long the last scrape took to answer. */
+  get scrapeMs(): number {
+    return this.#scrapeMs;
+  }
+
   get answeredAt(): number {
     return this.#answeredAt;
   }
@@ -192,10 +198,12 @@ export class EndpointState {
     this.#engine = engine;
   }
 
-  recordScrape(metrics: EngineSnapshot, now: number): void {
+  /** `tookMs`: how long the scrape took to answer (a slow /metrics makes every reading that much older). */
+  recordScrape(metrics: EngineSnapshot, now: number, tookMs = 0): void {
     if (metrics.running > this.#maxRunning) this.#maxRunning = metrics.running;
     this.#metrics = metrics;
     this.#scrapedAt = now;
+    this.#scrapeMs = tookMs;
     this.#failures = 0;
     this.#lastError = null;
     this.#reportedDown = false;

@@ -134,7 +134,7 @@ export class PoolState implements PoolGauges {
     if (this.#flow.size > 0) this.#drain();
     const kept = this.#slotsKept(req.priority);
     // Whatever is still queued after draining waits for room: this request queues too, by its priority.
-    if (this.#flowControl && (this.#flow.size > 0 || isSaturated(this.#endpoints, now, this.#deps.settings.saturation, kept))) {
+    if (this.#flowControl && (this.#flow.size > 0 || isSaturated(this.#endpoints, now, this.#deps.settings.saturation, kept, this.#deps.settings.scrapeInterval))) {
       if (req.priority < 0) {
         return Promise.reject(
           gatewayError('TG_ERR_REQUEST_SHED', `pool "${this.name}" is saturated; sheddable requests are refused`, { 'retry-after': '1' }),
@@ -198,7 +198,7 @@ export class PoolState implements PoolGauges {
     return {
       name: this.name,
       engine: this.#config.engine,
-      saturated: isSaturated(this.#endpoints, now, settings.saturation, this.#batchSlotsKept(0)),
+      saturated: isSaturated(this.#endpoints, now, settings.saturation, this.#batchSlotsKept(0), settings.scrapeInterval),
       utilization: utilization(this.#endpoints, now, settings),
       queueLength: this.#flow.size,
       queueByPriority: this.#flow.lengths(),
@@ -353,7 +353,7 @@ export class PoolState implements PoolGauges {
     // A reload that turned flow control off lets everything still queued go.
     if (!this.#flowControl) return 'dispatch';
     const kept = this.#batchSlotsKept(this.#flow.headPriority ?? 0);
-    return isSaturated(this.#endpoints, now, this.#deps.settings.saturation, kept) ? 'wait' : 'dispatch';
+    return isSaturated(this.#endpoints, now, this.#deps.settings.saturation, kept, this.#deps.settings.scrapeInterval) ? 'wait' : 'dispatch';
   };
 
   readonly #dispatch = (req: PickRequest, queuedMs: number): Pick => this.#decide(req, this.#deps.now(), queuedMs);

@@ -1,8 +1,8 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { hasRoom, isSaturated, utilization } from './saturation.js';
-import { FAILURES_BEFORE_UNHEALTHY } from './endpoint-state.js';
-import { SETTINGS, endpoint } from './testing.js';
+import { EndpointState, FAILURES_BEFORE_UNHEALTHY } from './endpoint-state.js';
+import { SETTINGS, endpoint, snapshot } from './testing.js';
 
 // Defaults: queueDepthThreshold 5, kvCacheThreshold 0.8, metricsFreshness 200 ms.
 const NOW = 10_000;
@@ -21,6 +21,19 @@ describe('isSaturated', () => {
       assert.equal(isSaturated(eps, NOW, SETTINGS.saturation), c.want);
     });
   }
+
+  test('metrics are fresh for two scrape intervals and the time the scrape took, when that is longer than metricsFreshness', () => {
+    // Scraped every second, an idle endpoint 600 ms after its last scrape: it was "stale" against 200 ms, so an idle
+    // fleet shed sheddable requests most of the time.
+    const idle = endpoint(1, {}, NOW - 600);
+    assert.equal(isSaturated([idle], NOW, SETTINGS.saturation, 0, 1000), false);
+    assert.equal(isSaturated([idle], NOW, SETTINGS.saturation, 0, 50), true, 'at 50 ms, 600 ms means scrapes stopped');
+    // A /metrics that takes 230 ms to answer, scraped every 50 ms: a reading 300 ms old is the latest there can be.
+    const slow = new EndpointState({ url: 'http://10.0.0.9:8000', address: '10.0.0.9:8000' }, 'vllm');
+    slow.recordScrape(snapshot({}), NOW - 300, 230);
+    assert.equal(isSaturated([slow], NOW, SETTINGS.saturation, 0, 50), false);
+    assert.equal(isSaturated([slow], NOW + 100, SETTINGS.saturation, 0, 50), true, 'past 2 × 50 + 230 ms');
+  });
 
   test('unhealthy endpoints do not count as room', () => {
     const ep = endpoint(1, {}, NOW);

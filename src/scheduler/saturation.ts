@@ -3,16 +3,26 @@ import type { EndpointState } from './endpoint-state.js';
 import type { SchedulerSettings } from './plugin-types.js';
 
 /**
- * Whether one endpoint can take another request now: fresh metrics, healthy, engine queue ≤ queueDepthThreshold,
- * KV-cache usage ≤ kvCacheThreshold (the Inference Extension's rule) and, unless `kept` is null, more free batch
- * slots than `kept` (the slots kept for higher-priority requests) once its batch capacity is known. The last
- * condition holds requests beyond the batches in the gateway's flow-control queue, where priority applies, rather
- * than in an engine's FIFO queue where it does not.
+ * How old an endpoint's metrics may be and still count as fresh: metricsFreshness, or two scrape intervals and the
+ * time its last scrape took when that is longer. Metrics are as fresh as scraping makes them: with a 1 s interval, or
+ * a /metrics that takes 230 ms to answer, readings older than 200 ms made an idle fleet look saturated (sheddable
+ * requests refused, the others queued) most of the time. Stale past that means scrapes stopped arriving.
  */
-export function hasRoom(ep: EndpointState, now: number, s: SchedulerSettings['saturation'], kept: number | null = 0): boolean {
+export function freshFor(ep: EndpointState, s: SchedulerSettings['saturation'], scrapeInterval: number): number {
+  return Math.max(s.metricsFreshness, 2 * scrapeInterval + ep.scrapeMs);
+}
+
+/**
+ * Whether one endpoint can take another request now: fresh metrics (freshFor), healthy, engine queue ≤
+ * queueDepthThreshold, KV-cache usage ≤ kvCacheThreshold (the Inference Extension's rule) and, unless `kept` is null,
+ * more free batch slots than `kept` (the slots kept for higher-priority requests) once its batch capacity is known.
+ * The last condition holds requests beyond the batches in the gateway's flow-control queue, where priority applies,
+ * rather than in an engine's FIFO queue where it does not.
+ */
+export function hasRoom(ep: EndpointState, now: number, s: SchedulerSettings['saturation'], kept: number | null = 0, scrapeInterval = 0): boolean {
   return (
     ep.scrapedAt > 0 &&
-    now - ep.scrapedAt <= s.metricsFreshness &&
+    now - ep.scrapedAt <= freshFor(ep, s, scrapeInterval) &&
     ep.healthy &&
     ep.engineQueue <= s.queueDepthThreshold &&
     ep.kvCacheUsage <= s.kvCacheThreshold &&
@@ -25,8 +35,8 @@ export function hasRoom(ep: EndpointState, now: number, s: SchedulerSettings['sa
  * (hasRoom). The engine queue includes the requests sent since the last scrape that cannot have started, so a burst
  * saturates the pool before the next scrape shows it.
  */
-export function isSaturated(endpoints: readonly EndpointState[], now: number, s: SchedulerSettings['saturation'], kept: number | null = 0): boolean {
-  for (const ep of endpoints) if (hasRoom(ep, now, s, kept)) return false;
+export function isSaturated(endpoints: readonly EndpointState[], now: number, s: SchedulerSettings['saturation'], kept: number | null = 0, scrapeInterval = 0): boolean {
+  for (const ep of endpoints) if (hasRoom(ep, now, s, kept, scrapeInterval)) return false;
   return true;
 }
 
