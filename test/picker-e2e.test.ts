@@ -131,6 +131,26 @@ describe('routing', () => {
     assert.equal((await fetch(`${gw.adminUrl}/v1/pools/nope`)).status, 404);
   });
 
+  test('an endpoint answering every request 503 (its metrics idle) is tried again only now and then, not first for its prefix', async () => {
+    await scraped();
+    const system = text(1500, 11);
+    const first = await received(fleet, async () => {
+      assert.equal((await chat(gw.url, BASE, 'where does this prefix live', { system })).status, 200);
+    });
+    const home = first.indexOf(1);
+    const broken = fleet.servers[home];
+    broken.failNext(1_000_000, 503);
+    try {
+      const counts = await received(fleet, async () => {
+        for (let i = 0; i < 20; i++) assert.equal((await chat(gw.url, BASE, `question ${i}`, { system })).status, 200);
+      });
+      // Before: it stayed first for the prefix it held, and each of the 20 requests paid an attempt there.
+      assert.ok(counts[home] <= 6, `the failing endpoint got ${counts[home]} of 20 attempts: ${counts}`);
+    } finally {
+      broken.failNext(0, 503);
+    }
+  });
+
   test('falls back when an endpoint fails, and takes it back when it recovers', async () => {
     const victim = fleet.servers[1];
     const healthy = async () => {

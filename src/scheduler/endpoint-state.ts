@@ -5,6 +5,13 @@ import type { Engine, EngineSnapshot, LoraSnapshot } from './engine-metrics.js';
 
 /** Consecutive failed scrapes before an endpoint is taken out: one miss may be a GC pause on the model server. */
 export const FAILURES_BEFORE_UNHEALTHY = 3;
+/**
+ * An endpoint whose answers are failures (5xx, 429) rests, not picked first, for this long after its first and twice
+ * as long after each next one in a row, up to MAX_REST_MS (Envoy's outlier detection does the same). Its scrapes can
+ * look idle all along: an engine that answers every request 503 has nothing running.
+ */
+const BASE_REST_MS = 100;
+const MAX_REST_MS = 10_000;
 /** Characters per token when a request's token count is not known (the prefix scorer's proxy too). */
 export const CHARS_PER_TOKEN = 4;
 
@@ -31,6 +38,8 @@ export class EndpointState {
   /** Time of the last successful scrape; 0 before the first. */
   #scrapedAt = 0;
   #scrapeMs = 0;
+  #failedAnswers = 0;
+  #restingUntil = 0;
   #answeredAt = 0;
   #failures = 0;
   #lastError: string | null = null;
@@ -230,18 +239,37 @@ export class EndpointState {
   }
 
   /** The request counted by recordPick(promptTokens) ended; `reached` says whether the server saw it at all. */
-  recordRelease(reached: boolean, promptTokens: number, now: number): void {
+  recordRelease(reached: boolean, promptTokens: number, now: number, status?: number): void {
     if (this.#inFlight > 0) this.#inFlight--;
     // Finished requests free their queue slot and KV blocks, whether sent before or after the scrape.
     this.#tokensSinceScrape -= promptTokens;
     if (reached) {
       this.#doneSinceScrape++;
-      this.#answeredAt = now;
+      this.recordAnswered(now, status);
     } else this.#picksSinceScrape = Math.max(0, this.#picksSinceScrape - 1);
   }
 
-  recordAnswered(now: number): void {
+  /** It answered a request with `status` (undefined: an answer whose status is not known). */
+  recordAnswered(now: number, status?: number): void {
     this.#answeredAt = now;
+    if (status === undefined) return;
+    if (status >= 500 || status === 429) {
+      this.#failedAnswers++;
+      this.#restingUntil = now + Math.min(BASE_REST_MS * 2 ** Math.min(this.#failedAnswers - 1, 16), MAX_REST_MS);
+    } else {
+      this.#failedAnswers = 0;
+      this.#restingUntil = 0;
+    }
+  }
+
+  /** Whether its last answers failed recently enough that others should be tried first (recordAnswered). */
+  resting(now: number): boolean {
+    return now < this.#restingUntil;
+  }
+
+  /** How much longer it rests (0 when it does not). */
+  restingMs(now: number): number {
+    return Math.max(0, Math.round(this.#restingUntil - now));
   }
 }
 

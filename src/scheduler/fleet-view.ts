@@ -11,6 +11,8 @@ export interface EndpointView {
   /** ms since the last successful scrape; null before the first. */
   freshnessMs: number | null;
   consecutiveFailures: number;
+  /** How much longer it rests after failed answers (5xx, 429): others are picked first meanwhile. */
+  restingMs: number;
   lastError: string | null;
   /** This gateway's requests to it that have not ended. */
   inFlight: number;
@@ -67,6 +69,7 @@ export function endpointView(ep: EndpointState, now: number, staleAfter: number,
     healthy: ep.healthy,
     freshnessMs: ep.scrapedAt > 0 ? Math.round(now - ep.scrapedAt) : null,
     consecutiveFailures: ep.consecutiveFailures,
+    restingMs: ep.restingMs(now),
     lastError: ep.lastError,
     inFlight: ep.inFlight,
     batchCapacity: ep.batchCapacity,

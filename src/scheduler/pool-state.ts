@@ -315,11 +315,11 @@ export class PoolState implements PoolGauges {
         const ep = counted;
         counted = null;
         this.#running.set(priority, (this.#running.get(priority) ?? 1) - 1);
-        ep.recordRelease(outcome.reached, tokens, now);
+        ep.recordRelease(outcome.reached, tokens, now, outcome.status);
         if (!outcome.reached && !outcome.abandoned) this.#reportDown(ep, now);
       } else {
         const ep = this.#byAddress.get(endpoint.address);
-        if (ep && outcome.reached) ep.recordAnswered(now);
+        if (ep && outcome.reached) ep.recordAnswered(now, outcome.status);
         else if (ep && !outcome.abandoned) this.#reportDown(ep, now);
       }
       this.#drain();

@@ -26,6 +26,23 @@ describe(HEALTHY_FILTER, () => {
     assert.equal(filter.filter(ctx(), eps), eps);
   });
 
+  test('an endpoint whose answers fail (5xx, 429) rests while others remain, twice as long each time in a row', () => {
+    const now = 10_000;
+    const failing = endpoint(1, {}, now);
+    const fine = endpoint(2, {}, now);
+    failing.recordAnswered(now, 503);
+    assert.deepEqual(filter.filter(ctx({}, { now: now + 99 }), [failing, fine]), [fine]);
+    assert.deepEqual(filter.filter(ctx({}, { now: now + 100 }), [failing, fine]), [failing, fine], 'back after 100 ms');
+    failing.recordAnswered(now + 100, 429);
+    assert.deepEqual(filter.filter(ctx({}, { now: now + 299 }), [failing, fine]), [fine], '200 ms the second time');
+    assert.deepEqual(filter.filter(ctx({}, { now: now + 150 }), [failing]), [failing], 'the only one left is still tried');
+    failing.recordAnswered(now + 300, 200);
+    assert.deepEqual(filter.filter(ctx({}, { now: now + 301 }), [failing, fine]), [failing, fine], 'a good answer ends it');
+    const refused = endpoint(3, {}, now);
+    refused.recordAnswered(now, 400);
+    assert.equal(refused.resting(now + 1), false, "a 4xx is the client's doing");
+  });
+
   test('drops from the first position too', () => {
     const eps = [endpoint(1, {}, 10), endpoint(2, {}, 5000)];
     const kept = filter.filter(ctx({}, { now: 5000 }), eps);

@@ -5,10 +5,23 @@ import type { Filter, PluginFactory } from '../../../plugin-types.js';
 
 export const HEALTHY_FILTER = 'healthy-filter';
 
+/** The candidates `ok` keeps; allocates only once one is dropped (usually every endpoint is fine). */
+function keep(candidates: readonly EndpointState[], ok: (ep: EndpointState) => boolean): readonly EndpointState[] {
+  let out: EndpointState[] | null = null;
+  for (let i = 0; i < candidates.length; i++) {
+    const kept = ok(candidates[i]);
+    if (!kept && !out) out = candidates.slice(0, i);
+    else if (kept && out) out.push(candidates[i]);
+  }
+  return out ?? candidates;
+}
+
 const params = z.object({}).strict();
 
 /**
- * Drops endpoints that failed their last scrapes, were reported unreachable, or were not scraped within staleAfter.
+ * Drops endpoints that failed their last scrapes, were reported unreachable, or were not scraped within staleAfter;
+ * and those resting after failed answers (5xx, 429) while others remain: an engine answering everything 503 looks
+ * idle and holds the prompt's prefix, so scoring alone kept it first and every request paid a wasted attempt.
  * @example healthyFilter('healthy-filter', {}, deps)
  */
 export const healthyFilter: PluginFactory<Filter> = (name, raw, deps) => {
@@ -19,14 +32,9 @@ export const healthyFilter: PluginFactory<Filter> = (name, raw, deps) => {
     filter(ctx, candidates) {
       // Per decision, not in the factory: a settings reload changes it under a compiled profile.
       const staleAfter = deps.settings.staleAfter;
-      let out: EndpointState[] | null = null;
-      for (let i = 0; i < candidates.length; i++) {
-        const ok = candidates[i].isEligible(ctx.now, staleAfter);
-        // Allocate only once an endpoint is dropped: usually every endpoint is fine.
-        if (!ok && !out) out = candidates.slice(0, i);
-        else if (ok && out) out.push(candidates[i]);
-      }
-      return out ?? candidates;
+      const eligible = keep(candidates, (ep) => ep.isEligible(ctx.now, staleAfter));
+      const awake = keep(eligible, (ep) => !ep.resting(ctx.now));
+      return awake.length > 0 ? awake : eligible;
     },
   } satisfies Filter;
 };
