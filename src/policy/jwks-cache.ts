@@ -4,6 +4,7 @@
 // request would fetch again. Here a stale set is refreshed in the background while requests verify with the keys
 // held, a failed refresh keeps them, and a failure pauses fetching for `cooldown`.
 import type { JWTVerifyGetKey } from 'jose';
+import { readCapped } from '../lib/read-capped.js';
 import { loadJose } from './jwt-keys.js';
 
 export interface JwksSettings {
@@ -27,23 +28,13 @@ async function fetchJwks(uri: string, timeout: number): Promise<JWTVerifyGetKey>
     await res.body?.cancel();
     throw new Error(`the JWKS at ${uri} answered ${res.status}`);
   }
-  return createLocalJWKSet(JSON.parse(await textUpTo(res, MAX_JWKS_BYTES)));
+  const text = (await readCapped(res.body ?? new ReadableStream<Uint8Array>(), MAX_JWKS_BYTES, () => new Error(`the JWKS at ${uri} is larger than ${MAX_JWKS_BYTES} bytes`))).toString('utf8');
+  return createLocalJWKSet(JSON.parse(text));
 }
 
 /** A key set is a few KiB; an IdP (or whatever answers at its address) sending more is not sending one. */
 const MAX_JWKS_BYTES = 1024 * 1024;
 
-async function textUpTo(res: Response, max: number): Promise<string> {
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for await (const chunk of res.body ?? []) {
-    size += chunk.length;
-    // Leaving the loop cancels the rest of the body.
-    if (size > max) throw new Error(`the JWKS at ${res.url} is larger than ${max} bytes`);
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks, size).toString('utf8');
-}
 
 const isNoMatchingKey = (err: unknown) => (err as { code?: unknown } | null)?.code === 'ERR_JWKS_NO_MATCHING_KEY';
 

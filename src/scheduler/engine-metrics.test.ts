@@ -47,6 +47,12 @@ describe('readEngineMetrics', () => {
     assert.ok(Math.abs(m.kvCacheUsage - 0.3) < 1e-12);
   });
 
+  test('figures out of range are clamped: a negative queue or running count is 0, KV usage stays within 0 and 1', () => {
+    const m = readEngineMetrics('vllm', 'vllm:num_requests_waiting -1000\nvllm:num_requests_running -3\nvllm:kv_cache_usage_perc -50\n');
+    assert.deepEqual([m.waiting, m.running, m.kvCacheUsage], [0, 0, 0]);
+    assert.equal(readEngineMetrics('vllm', 'vllm:num_requests_waiting 0\nvllm:num_requests_running 0\nvllm:kv_cache_usage_perc 7\n').kvCacheUsage, 1);
+  });
+
   test('SGLang names', () => {
     const m = readEngineMetrics('sglang', 'sglang:num_queue_reqs{model_name="q"} 2\nsglang:num_running_reqs 5\nsglang:token_usage 0.7');
     assert.deepEqual([m.waiting, m.running, m.kvCacheUsage, m.modelName], [2, 5, 0.7, 'q']);

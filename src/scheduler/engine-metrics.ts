@@ -80,10 +80,11 @@ export function readEngineMetrics(engine: Engine, text: string): EngineSnapshot 
   const kv = firstPresent(text, names.kvCacheUsage, 'KV-cache usage', engine);
   const config = names.cacheConfig ? samplesOf(text, names.cacheConfig)[0] : undefined;
   return {
-    // Data-parallel servers export one series per engine rank: requests add up, KV usage averages.
-    waiting: sum(waiting),
-    running: sum(running),
-    kvCacheUsage: sum(kv) / kv.length,
+    // Data-parallel servers export one series per engine rank: requests add up, KV usage averages. Figures out of
+    // range are clamped: a negative queue made the endpoint absorb a whole burst and never look saturated.
+    waiting: Math.max(0, sum(waiting)),
+    running: Math.max(0, sum(running)),
+    kvCacheUsage: Math.min(1, Math.max(0, sum(kv) / kv.length)),
     blockSize: positiveInt(config?.labels.block_size),
     numGpuBlocks: positiveInt(config?.labels.num_gpu_blocks),
     modelName: waiting[0].labels.model_name ?? null,

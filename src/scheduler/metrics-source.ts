@@ -1,6 +1,7 @@
 // Fetching an endpoint's /metrics page (and, now and then, its /v1/models): one keep-alive undici Client per
 // endpoint, with a short timeout.
 import { Client } from 'undici';
+import { readCapped } from '../lib/read-capped.js';
 
 export interface MetricsSource {
   /** The Prometheus text at `<url>/metrics`; rejects on any failure, including a non-200 answer. */
@@ -83,7 +84,7 @@ export class HttpMetricsSource implements MetricsSource {
         await res.body.dump();
         throw new Error(`GET ${path} answered ${res.statusCode}`);
       }
-      return await res.body.text();
+      return (await readCapped(res.body, MAX_PAGE_BYTES, () => new Error(`GET ${path} answered more than ${MAX_PAGE_BYTES} bytes`))).toString('utf8');
     } finally {
       clearTimeout(timer);
     }
@@ -103,3 +104,9 @@ export class HttpMetricsSource implements MetricsSource {
     await Promise.all(clients.map((c) => c.destroy().catch(() => {})));
   }
 }
+
+/**
+ * A /metrics page is some KiB (a vLLM with many LoRA adapters a few hundred): one of 40 MiB, read and parsed on the
+ * event loop up to twenty times a second, held it 200–460 ms each time. Larger is a failed scrape.
+ */
+const MAX_PAGE_BYTES = 4 * 1024 * 1024;

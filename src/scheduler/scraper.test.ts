@@ -184,6 +184,20 @@ describe('HttpMetricsSource', () => {
     }
   });
 
+  test('a page over 4 MiB fails the scrape instead of being read and parsed whole', async () => {
+    await withServers(1, async ([server]) => {
+      const source = new HttpMetricsSource(2000);
+      try {
+        server.serve(`vllm:num_requests_waiting 0\n# ${'x'.repeat(5 * 1024 * 1024)}\n`);
+        await assert.rejects(source.fetch(server.url), /more than 4194304 bytes/);
+        server.serve('vllm:num_requests_waiting 0\n');
+        assert.equal(await source.fetch(server.url), 'vllm:num_requests_waiting 0\n');
+      } finally {
+        await source.close();
+      }
+    });
+  });
+
   test('a server that does not answer in time fails the scrape', async () => {
     await withServers(1, async ([server]) => {
       server.delayMs = 300;

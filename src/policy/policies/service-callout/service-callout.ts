@@ -6,6 +6,7 @@ import { serviceCalloutSpec } from '../../../config/apim-kinds.js';
 import type { RequestContext } from '../../../gateway/context.js';
 import { GatewayError, policyFault } from '../../../gateway/errors.js';
 import { parseDuration } from '../../../lib/duration.js';
+import { readCapped } from '../../../lib/read-capped.js';
 import { sharedResource } from '../../shared-resources.js';
 import { isTemplate } from '../../template.js';
 import type { ApimState, Policy, PolicyFactory } from '../../types.js';
@@ -32,20 +33,6 @@ function parseTarget(text: string): URL {
   const path = text.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, '').split(/[?#]/, 1)[0];
   if (path.split('/').some((segment) => DOT_SEGMENT.test(segment))) throw new Error('a "." or ".." path segment');
   return url;
-}
-
-async function readCapped(body: Dispatcher.ResponseData['body'], max: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    size += (chunk as Buffer).length;
-    if (size > max) {
-      body.destroy();
-      throw failed(`the answer is larger than ${max} bytes`);
-    }
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks, size);
 }
 
 /**
@@ -92,7 +79,7 @@ export const serviceCallout: PolicyFactory = (name, spec, deps) => {
           signal: AbortSignal.timeout(timeoutMs),
         });
         status = res.statusCode;
-        content = await readCapped(res.body, s.maxResponseBytes);
+        content = await readCapped(res.body, s.maxResponseBytes, () => failed(`the answer is larger than ${s.maxResponseBytes} bytes`));
       } catch (err) {
         if ((err as { code?: string }).code === 'TG_DESTINATION_REFUSED') throw failed(`destination refused: ${(err as Error).message}`);
         if ((err as Error).name === 'TimeoutError') throw failed(`no answer within ${s.timeout}`);
