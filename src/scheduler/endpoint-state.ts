@@ -183,6 +183,11 @@ export class EndpointState {
     return !this.#reportedDown && this.#failures < FAILURES_BEFORE_UNHEALTHY;
   }
 
+  /** Not scraped yet and not failing: new in the pool (a start, a reload), its first metrics on the way. */
+  get awaitingFirstScrape(): boolean {
+    return this.#scrapedAt === 0 && this.healthy;
+  }
+
   /** Healthy and scraped within `staleAfter` ms: the only endpoints picks may choose. */
   isEligible(now: number, staleAfter: number): boolean {
     return this.#scrapedAt > 0 && now - this.#scrapedAt <= staleAfter && this.healthy;

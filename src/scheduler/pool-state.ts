@@ -129,6 +129,8 @@ export class PoolState implements PoolGauges {
   pick(req: PickRequest): Pick | Promise<Pick> {
     const now = this.#deps.now();
     if (!this.#anyEligible(now)) {
+      // Endpoints just added (a start, a reload that replaced them) have their first scrape on the way: wait for it.
+      if (this.#anyAwaitingFirstScrape()) return this.#flow.enqueue(req);
       return Promise.reject(gatewayError('TG_ERR_NO_ENDPOINTS', `no healthy endpoint with fresh metrics in pool "${this.name}"`));
     }
     if (this.#flow.size > 0) this.#drain();
@@ -349,7 +351,7 @@ export class PoolState implements PoolGauges {
 
   readonly #drainState = (): DrainState => {
     const now = this.#deps.now();
-    if (!this.#anyEligible(now)) return 'none';
+    if (!this.#anyEligible(now)) return this.#anyAwaitingFirstScrape() ? 'wait' : 'none';
     // A reload that turned flow control off lets everything still queued go.
     if (!this.#flowControl) return 'dispatch';
     const kept = this.#batchSlotsKept(this.#flow.headPriority ?? 0);
@@ -357,6 +359,11 @@ export class PoolState implements PoolGauges {
   };
 
   readonly #dispatch = (req: PickRequest, queuedMs: number): Pick => this.#decide(req, this.#deps.now(), queuedMs);
+
+  #anyAwaitingFirstScrape(): boolean {
+    for (const ep of this.#endpoints) if (ep.awaitingFirstScrape) return true;
+    return false;
+  }
 
   #anyEligible(now: number): boolean {
     const { staleAfter } = this.#deps.settings;

@@ -388,6 +388,30 @@ describe('Scheduler', () => {
     assert.deepEqual(s.scheduler.view(), []);
   });
 
+  test('a reload that replaces every endpoint: queued and new requests wait for the new ones\' first scrape', async () => {
+    const s = await setup();
+    const first = pool('p', [URLS[0]]);
+    s.scheduler.update(new Map([['p', first]]));
+    s.serve(0, vllmPage({ waiting: 50 }));
+    await s.scheduler.refresh();
+    const queued = Promise.resolve(s.scheduler.pick(request(first)));
+    const next = pool('p', [URLS[1]]);
+    s.scheduler.update(new Map([['p', next]]));
+    // Before: both were a 503 (no healthy endpoint) until the new endpoint's first scrape.
+    const arriving = Promise.resolve(s.scheduler.pick(request(next)));
+    s.serve(1, vllmPage());
+    await s.scheduler.refresh();
+    assert.equal(chosen(await queued), s.address(1));
+    assert.equal(chosen(await arriving), s.address(1));
+    // One that never answers its scrapes is no endpoint to wait for.
+    const dead = pool('p', [URLS[2]]);
+    s.scheduler.update(new Map([['p', dead]]));
+    s.serve(2, new Error('refused'));
+    const waiting = Promise.resolve(s.scheduler.pick(request(dead)));
+    for (let i = 0; i < 3; i++) await s.scheduler.refresh();
+    await assert.rejects(waiting, (err) => code(err) === 'no_healthy_endpoints');
+  });
+
   test('a bad picker config is refused and changes nothing', async () => {
     const s = await setup({ urls: URLS.slice(0, 1) });
     const bad = pool('p', URLS.slice(0, 2), { picker: { plugins: [{ type: 'nope-scorer' }] } });
