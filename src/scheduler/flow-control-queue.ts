@@ -49,6 +49,13 @@ class Band<T extends Queued> {
     return true;
   }
 
+  /** The tenant holding the most queued items (the first in turn order among equals). */
+  largest(): Tenant<T> {
+    let top = this.rotation[0];
+    for (const t of this.rotation) if (t.items.length > top.items.length) top = t;
+    return top;
+  }
+
   #drop(at: number): void {
     const tenant = this.rotation[at];
     this.rotation.splice(at, 1);
@@ -101,6 +108,22 @@ export class FlowControlQueue<T extends Queued> {
     this.#size--;
     if (this.#bands[i].size === 0) this.#bands.splice(i, 1);
     return true;
+  }
+
+  /**
+   * For an arrival at a full queue: takes out and returns the item it may take the place of, the newest of the tenant
+   * holding most of the lowest band, when that band ranks below the arrival, or ranks the same and that tenant holds
+   * more than the arrival's tenant would; undefined when the arrival has no claim. So a critical request is not turned
+   * away by standard ones, and one tenant filling the queue does not keep the others out.
+   */
+  displace(arrival: Queued): T | undefined {
+    const band = this.#bands.at(-1);
+    if (!band || band.priority > arrival.priority) return undefined;
+    const tenant = band.largest();
+    if (band.priority === arrival.priority && tenant.items.length <= (band.tenants.get(arrival.fairnessId)?.items.length ?? 0) + 1) return undefined;
+    const item = tenant.items[tenant.items.length - 1];
+    this.remove(item);
+    return item;
   }
 
   /** Queued items per priority, highest first. */

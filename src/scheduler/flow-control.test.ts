@@ -52,6 +52,24 @@ describe('FlowControl', () => {
     ]);
   });
 
+  test('a full queue makes room for a higher priority, and for a tenant holding less than the largest, by turning away the newest of the largest', async () => {
+    const { flow, p, dispatch, dispatched, observed } = setup(4);
+    const outcome = (pick: Promise<Pick>) => pick.then(() => 'dispatched', (err: unknown) => code(err));
+    const flood = Array.from({ length: 4 }, (_, i) => outcome(flow.enqueue(request(p, { priority: 0, fairnessId: 'flooder', targetModel: `f${i}` }))));
+    // Before: both refused (503 queue_full) while one tenant's standard requests held every place.
+    const critical = outcome(flow.enqueue(request(p, { priority: 1, fairnessId: 'quiet', targetModel: 'c' })));
+    const standard = outcome(flow.enqueue(request(p, { priority: 0, fairnessId: 'quiet', targetModel: 's' })));
+    // The flooder's own next one, or the quiet tenant's second standard one (it would hold as many as the flooder's
+    // two), have no claim; nor a sheddable one.
+    assert.equal(await outcome(flow.enqueue(request(p, { priority: 0, fairnessId: 'flooder' }))), 'queue_full');
+    assert.equal(await outcome(flow.enqueue(request(p, { priority: 0, fairnessId: 'quiet' }))), 'queue_full');
+    assert.equal(await outcome(flow.enqueue(request(p, { priority: -1, fairnessId: 'other' }))), 'queue_full');
+    flow.drain(() => 'dispatch', dispatch);
+    assert.deepEqual(await Promise.all([...flood, critical, standard]), ['dispatched', 'dispatched', 'queue_full', 'queue_full', 'dispatched', 'dispatched']);
+    assert.deepEqual(dispatched.map((d) => d.req.targetModel), ['c', 'f0', 's', 'f1']);
+    assert.equal(observed.filter((o) => o.outcome === 'full').length, 5);
+  });
+
   test('an answer that frees a slot during an event-loop stall dispatches the waiter instead of its timeout', async () => {
     const { flow, p, dispatch, dispatched } = setup(10, 20);
     const { client, server, close } = await socketPair();

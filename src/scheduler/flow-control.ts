@@ -60,9 +60,15 @@ export class FlowControl {
   /** Waits for drain() to dispatch the request; rejects with 503 when the queue is full or the wait too long. */
   enqueue(req: PickRequest): Promise<Pick> {
     const { maxQueueLength, maxWait } = this.#opts.settings;
+    const full = () => gatewayError('TG_ERR_QUEUE_FULL', `the flow-control queue is full (${maxQueueLength} requests)`, { 'retry-after': '1' });
     if (this.#queue.size >= maxQueueLength) {
-      this.#opts.observe(req.priority, 'full', 0);
-      return Promise.reject(gatewayError('TG_ERR_QUEUE_FULL', `the flow-control queue is full (${maxQueueLength} requests)`, { 'retry-after': '1' }));
+      const displaced = this.#queue.displace(req);
+      if (!displaced) {
+        this.#opts.observe(req.priority, 'full', 0);
+        return Promise.reject(full());
+      }
+      this.#settle(displaced, 'full');
+      displaced.reject(full());
     }
     if (req.signal?.aborted) {
       this.#opts.observe(req.priority, 'aborted', 0);
