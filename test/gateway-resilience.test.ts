@@ -12,6 +12,7 @@ import type { PoolView } from '../src/scheduler/fleet-view.js';
 import type { Manifest } from '../src/config/manifest.js';
 import { IDLE_METRICS, json, queuedMetrics, sleep, startStub, type Stub } from './helpers/stub-upstream.js';
 import { manifest, poolAndModel, settings } from './helpers/manifests.js';
+import { createApp, untilKeyKnown } from './helpers/apim-admin.js';
 
 const CHAT = { model: 'm', messages: [{ role: 'user', content: 'hello' }] };
 /** Generous bounds so that a regression fails the test instead of hanging the run. */
@@ -454,5 +455,42 @@ describe('priority and fairness headers', async () => {
 
   test('x-gateway-inference-fairness-id reaches the queue: tenants take turns', BOUNDED, async () => {
     assert.deepEqual(await dispatchOrder(['tenant-a', 'tenant-b']), ['ma', 'mb', 'ma', 'ma']);
+  });
+});
+
+describe('fairness with API keys', async () => {
+  const stub = await startStub();
+  const { gw } = await gatewayFor([
+    manifest('APIMExtensionPolicy', 'ext', { defaultSecurityEnabled: true, targetRef: { name: 'tollgate' } }),
+    manifest('APIProduct', 'gold', { displayName: 'Gold', approvalType: 'auto' }),
+    manifest('APIOperationSet', 'gold-ops', { apiProductRefs: [{ name: 'gold' }], llmOperations: { models: ['ma', 'mb'] } }),
+    manifest('InferencePool', 'pool', { endpoints: [stub.url] }),
+    ...['ma', 'mb'].map((name) => manifest('InferenceModel', name, { modelName: name, poolRef: { name: 'pool' } })),
+  ]);
+  after(async () => {
+    stub.metrics = IDLE_METRICS;
+    await gw.close();
+    await stub.close();
+  });
+
+  test('the tenant is the caller\'s app: a client sending a new fairness id with each request still takes one turn', BOUNDED, async () => {
+    const [a, b] = [await createApp(gw.adminUrl, ['gold'], 'rotating'), await createApp(gw.adminUrl, ['gold'], 'honest')];
+    await untilKeyKnown(gw.url, a.key);
+    await untilKeyKnown(gw.url, b.key);
+    stub.metrics = queuedMetrics(10);
+    await waitFor(async () => (await poolView(gw)).saturated, 10_000, 'the pool to show saturated', 20);
+    const plan = [['ma', a, 'id-1'], ['ma', a, 'id-2'], ['ma', a, 'id-3'], ['mb', b, 'same']] as const;
+    const sent = [];
+    for (const [i, [model, app, id]] of plan.entries()) {
+      sent.push(post(gw, { model, messages: [{ role: 'user', content: `request ${i}` }] }, { authorization: `Bearer ${app.key}`, 'x-gateway-inference-fairness-id': id }));
+      await waitFor(async () => (await poolView(gw)).queueLength === i + 1, 10_000, `${i + 1} queued`, 20);
+    }
+    stub.metrics = IDLE_METRICS;
+    for (const r of await Promise.all(sent)) {
+      assert.equal(r.statusCode, 200);
+      await r.body.dump();
+    }
+    // Before: every new id was a tenant of its own, so the rotating app went three times before the other once.
+    assert.deepEqual((await poolView(gw)).decisions.slice(0, 4).reverse().map((d) => d.model), ['ma', 'mb', 'ma', 'ma']);
   });
 });
