@@ -167,75 +167,60 @@ describe('requests as Envoy sends them', () => {
   });
 });
 
+/**
+ * A gateway of its own (API management without the default chain, model m on stub a, these policies in one template)
+ * for `use` with its ext_proc address; closed after.
+ */
+async function withPolicies(policies: Manifest[], use: (gw: Gateway, address: string) => Promise<void>): Promise<void> {
+  const own = await startGateway({
+    configPaths: [],
+    manifests: [
+      manifest('APIMExtensionPolicy', 'ext', { targetRef: { name: 'tollgate' } }),
+      manifest('APIProduct', 'gold', { displayName: 'Gold' }),
+      manifest('APIOperationSet', 'gold-ops', { apiProductRefs: [{ name: 'gold' }], llmOperations: { models: ['m'] } }),
+      manifest('InferencePool', 'one', { endpoints: [a.url] }),
+      manifest('InferenceModel', 'm', { modelName: 'm', poolRef: { name: 'one' } }),
+      ...policies,
+      manifest('ApimTemplate', 'template', { templates: [{ policies: policies.map((p) => ({ kind: p.kind, name: p.metadata.name })) }] }),
+    ],
+    port: 0,
+    adminPort: 0,
+    host: '127.0.0.1',
+    watch: false,
+    extprocPort: 0,
+  });
+  try {
+    await use(own, `127.0.0.1:${own.extprocPort}`);
+  } finally {
+    await own.close();
+  }
+}
+
+const CHAT_M = JSON.stringify({ model: 'm', messages: MESSAGES, max_tokens: 16 });
+
 describe('a key read from a query parameter', () => {
   test('the :path Envoy forwards has the key taken out, the rest of the query kept', async () => {
-    const own = await startGateway({
-      configPaths: [],
-      manifests: [
-        manifest('APIMExtensionPolicy', 'ext', { targetRef: { name: 'tollgate' } }),
-        manifest('APIProduct', 'gold', { displayName: 'Gold' }),
-        manifest('APIOperationSet', 'gold-ops', { apiProductRefs: [{ name: 'gold' }], llmOperations: { models: ['m'] } }),
-        manifest('InferencePool', 'one', { endpoints: [a.url] }),
-        manifest('InferenceModel', 'm', { modelName: 'm', poolRef: { name: 'one' } }),
-        manifest('VerifyAPIKey', 'key-in-query', { apiKey: { ref: 'request.queryparam.apikey' } }),
-        manifest('ApimTemplate', 'template', { templates: [{ policies: [{ kind: 'VerifyAPIKey', name: 'key-in-query' }] }] }),
-      ],
-      port: 0,
-      adminPort: 0,
-      host: '127.0.0.1',
-      watch: false,
-      extprocPort: 0,
-    });
-    try {
+    await withPolicies([manifest('VerifyAPIKey', 'key-in-query', { apiKey: { ref: 'request.queryparam.apikey' } })], async (own, address) => {
       const k = await createApp(own.adminUrl, ['gold'], 'query-key');
-      const exchange = () =>
-        envoyExchange(`127.0.0.1:${own.extprocPort}`, {
-          path: `/v1/chat/completions?tenant=t1&apikey=${k.key}`,
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ model: 'm', messages: MESSAGES, max_tokens: 16 }),
-        });
+      const exchange = () => envoyExchange(address, { path: `/v1/chat/completions?tenant=t1&apikey=${k.key}`, headers: { 'content-type': 'application/json' }, body: CHAT_M });
       const r = await until(exchange, (x) => x.status === 200, 5000, 'key known');
       assert.equal(r.upstream!.path, '/v1/chat/completions?tenant=t1');
       assert.equal(a.requests.at(-1)!.req.url, '/v1/chat/completions?tenant=t1');
-    } finally {
-      await own.close();
-    }
+    });
   });
 });
 
 describe('a response policy that changes headers with the body', () => {
   test('with the answer buffered, the header changes come with the body answer and reach the client', async () => {
-    const own = await startGateway({
-      configPaths: [],
-      manifests: [
-        manifest('APIMExtensionPolicy', 'ext', { targetRef: { name: 'tollgate' } }),
-        manifest('InferencePool', 'one', { endpoints: [a.url] }),
-        manifest('InferenceModel', 'm', { modelName: 'm', poolRef: { name: 'one' } }),
-        manifest('JavaScript', 'shape', { flow: 'response', source: `response.headers['x-from-script'] = 'yes'; delete response.headers['x-request-id']; response.body.touched = true;` }),
-        manifest('ApimTemplate', 'template', { templates: [{ policies: [{ kind: 'JavaScript', name: 'shape' }] }] }),
-      ],
-      port: 0,
-      adminPort: 0,
-      host: '127.0.0.1',
-      watch: false,
-      extprocPort: 0,
-    });
-    try {
-      const exchange = () =>
-        envoyExchange(`127.0.0.1:${own.extprocPort}`, {
-          path: '/v1/chat/completions',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ model: 'm', messages: MESSAGES, max_tokens: 16 }),
-          responseBodyMode: 'BUFFERED',
-        });
+    const script = `response.headers['x-from-script'] = 'yes'; delete response.headers['x-request-id']; response.body.touched = true;`;
+    await withPolicies([manifest('JavaScript', 'shape', { flow: 'response', source: script })], async (_own, address) => {
+      const exchange = () => envoyExchange(address, { path: '/v1/chat/completions', headers: { 'content-type': 'application/json' }, body: CHAT_M, responseBodyMode: 'BUFFERED' });
       const r = await until(exchange, (x) => x.status === 200, 5000, 'endpoint ready');
       assert.equal(JSON.parse(r.body.toString()).touched, true);
       assert.equal(r.headers['x-from-script'], 'yes');
       assert.equal(r.headers['x-request-id'], undefined);
       assert.equal(Number(r.headers['content-length']), r.body.length);
-    } finally {
-      await own.close();
-    }
+    });
   });
 });
 
