@@ -189,7 +189,7 @@ spec:
     const broken = join(dir, 'broken.yaml');
     await writeFile(broken, 'apiVersion: v1\nkind: [\n');
     for (const [file, expected] of [
-      [broken, /^tollgate: config: .*broken\.yaml: YAML: /],
+      [broken, /^tollgate: config: .*broken\.yaml document 0: YAML: /],
       [join(dir, 'missing.yaml'), /^tollgate: config: .*missing\.yaml: no such file/],
     ] as const) {
       const lines = await refusal(['serve', '--config', file, '--port', '0', '--admin-port', '0', '--db', `sqlite:${join(dir, 't.db')}`], dir);

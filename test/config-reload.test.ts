@@ -51,6 +51,13 @@ test('hot reload', async () => {
   assert.match(rejected.problems[0], /config\.yaml document 1 \(InferenceModel\/model\): spec/);
   assert.equal((await ask('second')).statusCode, 200);
   assert.equal((await ask('third')).statusCode, 404);
+
+  // A file caught between its truncation and its new content: refused, not a configuration without models.
+  writeFileSync(join(dir, 'config.yaml'), '');
+  await waitFor(() => logs.some((l) => l.problems?.some((p: string) => /held manifests and now holds none/.test(p))), 5000, 'the empty file refused', 50);
+  assert.equal((await ask('second')).statusCode, 200);
+  writeFileSync(join(dir, 'config.yaml'), poolAndModelYaml(stub.url, 'fourth', 'model'));
+  await waitFor(async () => (await ask('fourth')).statusCode === 200, 5000, 'the written file to apply', 50);
 });
 
 /** A model server that counts its scrapes and reports `waiting` queued requests. */

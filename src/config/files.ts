@@ -4,6 +4,12 @@ import { join, resolve } from 'node:path';
 import { ConfigError, parseManifests, type Manifest } from './manifest.js';
 
 export const MANIFEST_FILE = /\.(ya?ml|json)$/i;
+/**
+ * What a directory holds that is not a manifest though named like one: hidden files (an Emacs lock `.#models.yaml`,
+ * a macOS `._models.yaml`, Kubernetes' `..data`); they failed the start or every reload.
+ */
+const manifestName = (name: string) => MANIFEST_FILE.test(name) && !name.startsWith('.');
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
  * Largest manifest file read. Parsing is synchronous and costs ~60x the file in memory: a 10 MB list took 2.5 s and
@@ -25,7 +31,12 @@ function readBounded(file: string): string {
     let n = 0;
     for (let r; n < buf.length && (r = readSync(fd, buf, n, buf.length - n, null)) > 0; ) n += r;
     if (n > MAX_CONFIG_FILE_BYTES) throw new ConfigError([`${file}: larger than ${MAX_CONFIG_FILE_BYTES} bytes, the limit for a manifest file`]);
-    return buf.toString('utf8', 0, n);
+    try {
+      return UTF8.decode(buf.subarray(0, n));
+    } catch {
+      // Replaced by U+FFFD, a Latin-1 "café" became a model name no client can send.
+      throw new ConfigError([`${file}: not UTF-8 text`]);
+    }
   } finally {
     closeSync(fd);
   }
@@ -43,7 +54,7 @@ export function configFiles(paths: string[]): string[] {
       throw new ConfigError([`${p}: no such file or directory`]);
     }
     if (st.isDirectory()) {
-      for (const name of readdirSync(abs).sort()) if (MANIFEST_FILE.test(name)) files.push(join(abs, name));
+      for (const name of readdirSync(abs).sort()) if (manifestName(name)) files.push(join(abs, name));
     } else files.push(abs);
   }
   return files;

@@ -19,9 +19,31 @@ metadata: { name: p }
 spec: { endpoints: ["http://127.0.0.1:9000"] }
 `;
 
+test('YAML merge keys (<<: *anchor) merge, as kubectl reads them', () => {
+  // Anchors live within one document: here a list of two models, the second built on the first's spec.
+  const text = `- apiVersion: inference.networking.x-k8s.io/v1alpha2
+  kind: InferenceModel
+  metadata: { name: a }
+  spec: &common
+    modelName: a
+    criticality: Critical
+    poolRef: { name: p }
+- apiVersion: inference.networking.x-k8s.io/v1alpha2
+  kind: InferenceModel
+  metadata: { name: b }
+  spec:
+    <<: *common
+    modelName: b
+`;
+  const [, b] = parseManifests(text, 'f.yaml') as { spec: { modelName: string; criticality: string } }[];
+  assert.deepEqual([b.spec.modelName, b.spec.criticality], ['b', 'Critical']);
+});
+
 describe('manifest errors name file, document, kind/name and field path', () => {
   const cases: { name: string; text: string; expect: RegExp }[] = [
-    { name: 'YAML syntax', text: 'kind: [unclosed', expect: /^f\.yaml: YAML: / },
+    { name: 'YAML syntax', text: 'kind: [unclosed', expect: /^f\.yaml document 0: YAML: / },
+    // Counted by position in the file: the empty document (Helm writes them) and the broken one count.
+    { name: 'index after an empty document', text: POOL + '---\n---\n' + POOL.replace('name: p', 'name: q').replace('spec: {', 'spec: { bogus: 1,'), expect: /f\.yaml document 2 \(InferencePool\/q\): spec: .*bogus/ },
     { name: 'missing apiVersion', text: 'kind: InferencePool\nmetadata: {name: p}\nspec: {}', expect: /^f\.yaml document 0: apiVersion: / },
     { name: 'unknown kind', text: 'apiVersion: x/v1\nkind: Nope\nmetadata: {name: n}\nspec: {}', expect: /f\.yaml document 0 \(Nope\/n\): kind: unknown kind "Nope"/ },
     { name: 'wrong apiVersion', text: 'apiVersion: x/v1\nkind: InferencePool\nmetadata: {name: p}\nspec: {}', expect: /\(InferencePool\/p\): apiVersion: "x\/v1" is not served for InferencePool/ },

@@ -76,23 +76,26 @@ export function validateDocument(raw: unknown, source: string, index: number): {
 /** Parses multi-document YAML (JSON is YAML too; a JSON array is a list of documents). */
 export function parseManifests(text: string, source: string): Manifest[] {
   const problems: string[] = [];
-  const raws: unknown[] = [];
-  for (const doc of parseAllDocuments(text)) {
+  // Each document keeps its position in the file (empty and broken ones counted: Helm output has empty ones), and
+  // an item of a JSON list its position in the list.
+  const raws: { raw: unknown; index: number }[] = [];
+  // merge: kubectl reads `<<: *anchor` merge keys (YAML 1.1); the 1.2 core schema took `<<` for a field.
+  parseAllDocuments(text, { merge: true }).forEach((doc, i) => {
     if (doc.errors.length > 0) {
-      problems.push(...doc.errors.map((e) => `${source}: YAML: ${e.message.split('\n')[0]}`));
-      continue;
+      problems.push(...doc.errors.map((e) => `${source} document ${i}: YAML: ${e.message.split('\n')[0]}`));
+      return;
     }
     const value = doc.toJS();
-    if (value === null || value === undefined) continue;
-    if (Array.isArray(value)) raws.push(...value);
-    else raws.push(value);
-  }
+    if (value === null || value === undefined) return;
+    if (Array.isArray(value)) value.forEach((raw, j) => raws.push({ raw, index: j }));
+    else raws.push({ raw: value, index: i });
+  });
   const out: Manifest[] = [];
-  raws.forEach((raw, i) => {
-    const r = validateDocument(raw, source, i);
+  for (const { raw, index } of raws) {
+    const r = validateDocument(raw, source, index);
     if (r.manifest) out.push(r.manifest);
     problems.push(...r.problems);
-  });
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return out;
 }

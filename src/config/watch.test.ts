@@ -56,3 +56,59 @@ test("a ConfigMap volume's update (its ..data link swapped) reloads", async (t) 
   renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
   await waitFor(() => changes() >= 1, 2000, 'the swap seen', 10);
 });
+
+test('a watched file of a ConfigMap volume (a link through ..data) reloads when ..data is swapped', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-watch-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const version = (n: number) => {
+    const d = `..2026_11_27_12_00_0${n}.000`;
+    mkdirSync(join(dir, d));
+    writeFileSync(join(dir, d, 'models.yaml'), `version ${n}`);
+    symlinkSync(d, join(dir, '..data_tmp'));
+    renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
+  };
+  version(1);
+  symlinkSync('..data/models.yaml', join(dir, 'models.yaml'));
+  let changes = 0;
+  // No poll within the test: the swap's own events must do (they name ..data, never models.yaml).
+  const stop = watchConfig([join(dir, 'models.yaml')], () => changes++, 20, 60_000);
+  t.after(stop);
+  await sleep(100);
+  version(2);
+  await waitFor(() => changes >= 1, 2000, 'the swap seen', 10);
+});
+
+test('a watched directory replaced by another (renamed away, or its symlink repointed) is followed to the new one', async (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'tollgate-watch-'));
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  for (const r of ['1', '2', '3']) {
+    mkdirSync(join(root, r));
+    writeFileSync(join(root, r, 'models.yaml'), `release ${r}`);
+  }
+  symlinkSync('1', join(root, 'current'));
+  let changes = 0;
+  const stop = watchConfig([join(root, 'current')], () => changes++, 20, 50);
+  t.after(stop);
+  await sleep(100);
+  // A release switch: the link repointed atomically. The watch had followed it to 1 and heard nothing.
+  symlinkSync('2', join(root, 'next'));
+  renameSync(join(root, 'next'), join(root, 'current'));
+  await waitFor(() => changes === 1, 2000, 'the repointed link seen', 10);
+  // Edits in the new target are heard: the watch was opened again on it.
+  writeFileSync(join(root, '2', 'models.yaml'), 'release 2, edited');
+  await waitFor(() => changes === 2, 2000, 'the edit in the new target', 10);
+  // A directory renamed away and another put in its place.
+  const plain = join(root, 'conf');
+  mkdirSync(plain);
+  writeFileSync(join(plain, 'models.yaml'), 'a');
+  let plainChanges = 0;
+  const stopPlain = watchConfig([plain], () => plainChanges++, 20, 50);
+  t.after(stopPlain);
+  await sleep(100);
+  renameSync(plain, join(root, 'conf.old'));
+  renameSync(join(root, '3'), plain);
+  await waitFor(() => plainChanges >= 1, 2000, 'the replaced directory seen', 10);
+  const after = plainChanges;
+  writeFileSync(join(plain, 'models.yaml'), 'b');
+  await waitFor(() => plainChanges > after, 2000, 'an edit in the replacement', 10);
+});

@@ -1,43 +1,91 @@
 // Watching --config files and directories: a change triggers one debounced reload.
-import { watch, type FSWatcher } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { statSync } from 'node:fs';
-import { MANIFEST_FILE } from './files.js';
+import { realpathSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
+import { configFiles, MANIFEST_FILE } from './files.js';
 
-const relevant = (name: string) => MANIFEST_FILE.test(name) || name.startsWith('..');
+/** Kubernetes updates a mounted ConfigMap by swapping its `..data` link: an event that names no manifest. */
+const swapped = (name: string) => name.startsWith('..');
+const relevant = (name: string) => MANIFEST_FILE.test(name) || swapped(name);
 
-/** Watches `paths` (files or directories); calls `onChange` once per burst of changes. Returns a stop function. */
-export function watchConfig(paths: string[], onChange: () => void, debounceMs = 150): () => void {
-  const watchers: FSWatcher[] = [];
+/**
+ * What the paths stand for on disk: where each leads (a symlink's target, a directory replaced by another) and each
+ * file's target, size and time. A watch follows the directory it was opened on, so a --config directory renamed away
+ * and replaced, a symlink to it repointed, or a symlinked file's target edited, raise no event where it listens.
+ */
+function fingerprint(paths: string[]): string {
+  const parts: string[] = [];
+  const at = (p: string) => {
+    try {
+      const real = realpathSync(p);
+      const st = statSync(real);
+      parts.push(`${p}>${real}:${st.size}:${st.mtimeMs}`);
+    } catch {
+      parts.push(`${p}>-`);
+    }
+  };
+  for (const p of paths) at(resolve(p));
+  try {
+    for (const f of configFiles(paths)) at(f);
+  } catch {
+    parts.push('unreadable');
+  }
+  return parts.join('\n');
+}
+
+/**
+ * Watches `paths` (files or directories); calls `onChange` once per burst of changes. Events are the fast path;
+ * every `pollMs` the paths' fingerprint is compared too, and a change the watches could not see re-opens them on
+ * what the paths lead to now. Returns a stop function.
+ */
+export function watchConfig(paths: string[], onChange: () => void, debounceMs = 150, pollMs = 1000): () => void {
+  let watchers: FSWatcher[] = [];
   let timer: NodeJS.Timeout | null = null;
+  let seen = fingerprint(paths);
   const trigger = () => {
     if (timer) clearTimeout(timer);
     timer = setTimeout(() => {
       timer = null;
+      // What this reload reads is what the next poll compares with: it triggers only for what changes after.
+      seen = fingerprint(paths);
       onChange();
     }, debounceMs);
   };
-  for (const p of paths) {
-    const abs = resolve(p);
-    let dir = abs;
-    try {
-      // Editors replace files by renaming, which ends a watch on the file itself: watch its directory instead.
-      if (!statSync(abs).isDirectory()) dir = dirname(abs);
-    } catch {
-      continue;
+  const arm = () => {
+    for (const w of watchers) w.close();
+    watchers = [];
+    for (const p of paths) {
+      const abs = resolve(p);
+      let dir = abs;
+      try {
+        // Editors replace files by renaming, which ends a watch on the file itself: watch its directory instead.
+        if (!statSync(abs).isDirectory()) dir = dirname(abs);
+      } catch {
+        continue;
+      }
+      // In a watched directory only manifest files count: tollgate.db and the analytics spool may live there too
+      // (serve --config . in a folder of manifests), and every request's record would otherwise reload the
+      // configuration. A file of a mounted ConfigMap changes by the swap of `..data` beside it.
+      const file = basename(abs);
+      const w = watch(dir, { persistent: false }, (_event, name) => {
+        if (!name) trigger();
+        else if (dir === abs ? relevant(name.toString()) : name.toString() === file || swapped(name.toString())) trigger();
+      });
+      w.on('error', () => {});
+      watchers.push(w);
     }
-    // In a watched directory only manifest files count: tollgate.db and the analytics spool may live there too (serve
-    // --config . in a folder of manifests), and every request's record would otherwise reload the configuration.
-    // Kubernetes updates a mounted ConfigMap by swapping its `..data` link, an event that names no manifest.
-    const w = watch(dir, { persistent: false }, (_event, name) => {
-      if (!name) trigger();
-      else if (dir === abs ? relevant(name.toString()) : resolve(dir, name.toString()) === abs) trigger();
-    });
-    w.on('error', () => {});
-    watchers.push(w);
-  }
+  };
+  arm();
+  const poll = setInterval(() => {
+    const now = fingerprint(paths);
+    if (now === seen) return;
+    seen = now;
+    arm();
+    trigger();
+  }, pollMs);
+  poll.unref();
   return () => {
     if (timer) clearTimeout(timer);
+    clearInterval(poll);
     for (const w of watchers) w.close();
   };
 }

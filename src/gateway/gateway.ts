@@ -25,7 +25,7 @@ import type { StatsRunner } from '../analytics/stats-runner.js';
 import { isMemoryDatabase } from '../store/index.js';
 import { createRequestTracer, type RequestTracer } from '../telemetry/tracing.js';
 import { registerModelInfo } from '../telemetry/model-info.js';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -199,6 +199,7 @@ export class Gateway {
     let next: RuntimeConfig;
     try {
       next = loadConfig(this.#options.configPaths, this.#options.manifests);
+      refuseEmptiedFiles(this.config.manifests, next.manifests);
       await this.apim.useFileManifests(next.manifests);
     } catch (err) {
       const problems = err instanceof ConfigError ? err.problems : [(err as Error).message];
@@ -308,6 +309,26 @@ export class Gateway {
     await Promise.all([this.#tracer, ...this.#retiredTracers].map((t) => t.shutdown()));
     this.#retiredTracers.clear();
     if (this.#tempAnalyticsDir) rmSync(this.#tempAnalyticsDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * A file that held manifests and now, still there, holds none is taken for a file being written (truncated, then
+ * written again): applied, it dropped every model until the write ended. Deleting a file removes its objects.
+ */
+function refuseEmptiedFiles(running: readonly Manifest[], next: readonly Manifest[]): void {
+  const now = new Set(next.map((m) => m.source));
+  const emptied = [...new Set(running.map((m) => m.source))].filter((file) => !now.has(file) && isFile(file));
+  if (emptied.length > 0) {
+    throw new ConfigError(emptied.map((file) => `${file}: held manifests and now holds none; taken for a file being written (delete the file to remove its objects)`));
+  }
+}
+
+function isFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
   }
 }
 
