@@ -12,6 +12,7 @@ import { UsageScanner } from '../gateway/usage.js';
 import { MutationBuilder, diffHeaders } from './headers.js';
 import type { BodyMutation, CommonResponse } from './messages.js';
 import { SERVED_KEY } from './request-answer.js';
+import { isEventStream } from '../gateway/media-type.js';
 
 const CLEAR: BodyMutation = { clear_body: true };
 
@@ -42,7 +43,7 @@ export class ResponsePhase {
     ctx.upstreamStatus = status;
     ctx.ttftMs = performance.now() - ctx.start;
     const contentType = headers['content-type'];
-    const sse = !!contentType && contentType.includes('text/event-stream');
+    const sse = isEventStream(contentType);
     const readable = readableAnswer(headers);
     this.#scanner = readable ? new UsageScanner(contentType, ctx.completion) : null;
     let flow = respond?.(ctx, status);

@@ -14,6 +14,7 @@ import type { ResponseFlow } from './hooks.js';
 import { compressedAnswerError, readableAnswer } from './content-encoding.js';
 import { dropUnsendableHeaders } from './header-values.js';
 import { MAX_HELD_EVENT, SseRewriter, withUsageStripped } from './sse-rewriter.js';
+import { isEventStream } from './media-type.js';
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'upgrade']);
 /**
@@ -184,7 +185,7 @@ class Exchange {
     for (const name in ctx.responseHeaders) out[name] = ctx.responseHeaders[name];
     out['x-request-id'] = ctx.id;
     const contentType = headers['content-type'] as string | undefined;
-    this.#sse = !!contentType && contentType.includes('text/event-stream');
+    this.#sse = isEventStream(contentType);
     const readable = readableAnswer(headers);
     this.#scanner = readable ? new UsageScanner(contentType, ctx.completion) : null;
     let flow = this.#target.respond?.(status);

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CompletionText } from './completion-text.js';
+import { isEventStream } from './media-type.js';
 import { UsageScanner, toUsage, usageOfJson } from './usage.js';
 
 test('usage of a JSON answer, including content that mentions usage', () => {
@@ -29,6 +30,14 @@ test('usage from an SSE stream split at every byte', () => {
   for (const ch of Buffer.from(stream)) s.push(Buffer.from([ch]));
   assert.deepEqual(s.end(), { inputTokens: 7, outputTokens: 9, cachedTokens: 0 });
   assert.equal(s.events, 3);
+});
+
+test('a stream whose media type is written in another case is a stream (media types are case-insensitive)', () => {
+  const s = new UsageScanner('Text/Event-Stream; charset=UTF-8');
+  s.push(Buffer.from('data: {"choices":[],"usage":{"prompt_tokens":2,"completion_tokens":3}}\n\ndata: [DONE]\n\n'));
+  assert.deepEqual(s.end(), { inputTokens: 2, outputTokens: 3, cachedTokens: 0 });
+  assert.equal(isEventStream('application/json'), false);
+  assert.equal(isEventStream('text/event-streamer'), false);
 });
 
 test('a Responses API stream reports usage in response.completed', () => {

@@ -3,6 +3,7 @@
 import { StringDecoder } from 'node:string_decoder';
 import type { CompletionText } from './completion-text.js';
 import { MAX_HELD_EVENT } from './sse-rewriter.js';
+import { isEventStream } from './media-type.js';
 
 export interface Usage {
   inputTokens: number;
@@ -84,7 +85,7 @@ export class UsageScanner {
 
   /** `text`: where the answer's text goes too (logging.logPrompts); every streamed event is parsed then. */
   constructor(contentType: string | undefined, text?: CompletionText) {
-    this.#sse = !!contentType && contentType.includes('text/event-stream');
+    this.#sse = isEventStream(contentType);
     this.#decoder = this.#sse ? new StringDecoder('utf8') : undefined;
     this.#text = text;
   }
