@@ -284,6 +284,12 @@ test('a refused field is named in error.param, which the SDK exposes; a wrong me
   const wrong = await fetch(`${gw.url}/v1/chat/completions`, { method: 'PUT', headers: { authorization: `Bearer ${client.apiKey}` } });
   assert.equal(wrong.status, 405);
   assert.equal(wrong.headers.get('allow'), 'POST');
+  // The model list exists for GET and HEAD: other methods were a 404, as if it did not (the SDK's NotFoundError).
+  for (const path of ['/v1/models', '/v1/models/chat']) {
+    const posted = await fetch(`${gw.url}${path}`, { method: 'POST', headers: { authorization: `Bearer ${client.apiKey}` } });
+    assert.equal(posted.status, 405, path);
+    assert.equal(posted.headers.get('allow'), 'GET, HEAD');
+  }
 });
 
 test('AbortController mid-stream: the SDK ends the iteration and the model server stops generating', async () => {

@@ -1,13 +1,11 @@
 // The request path up to the upstream call, as the data plane's handler runs it (intercept, the models list, the
 // quota report, route and method checks, then `decide`), for a request that came in as ext_proc messages.
 import type { RequestContext } from '../gateway/context.js';
-import type { Decision, DataPlane } from '../gateway/data-plane.js';
+import { routeRequest, type Decision, type DataPlane } from '../gateway/data-plane.js';
 import type { OnClientGone } from '../gateway/client-pick-request.js';
 import { gatewayError, type ErrorResponse } from '../gateway/errors.js';
 import type { DirectResponse, GatewayHooks } from '../gateway/hooks.js';
 import { isModelsRequest, modelsAnswer } from '../gateway/models-list.js';
-import { OPERATION_PATHS } from '../gateway/openai-request.js';
-import { matchRoute } from '../gateway/resolve-model.js';
 import { assertSafePath } from '../gateway/safe-path.js';
 
 /** Either a local reply, or where the request goes (which the data plane would forward). */
@@ -48,10 +46,7 @@ export async function decideRequest(
     if (!hooks.quotaReport) throw gatewayError('TG_ERR_ROUTE_NOT_FOUND', 'API keys are not in use on this gateway');
     return { kind: 'reply', response: { status: 200, headers: { ...JSON_TYPE }, body: JSON.stringify(await hooks.quotaReport(ctx)) } };
   }
-  ctx.backend = config.routes.length > 0 ? matchRoute(config, ctx) : undefined;
-  const operation = OPERATION_PATHS[ctx.path];
-  if (!operation && !ctx.backend) throw gatewayError('TG_ERR_ROUTE_NOT_FOUND', `No route for ${ctx.method} ${ctx.path}`);
-  if (operation && ctx.method !== 'POST') throw gatewayError('TG_ERR_METHOD_NOT_ALLOWED', `${ctx.path} accepts POST only`, { allow: 'POST' });
+  routeRequest(config, ctx);
   const decision = await dp.decide(ctx, await readBody(), onGone);
   return decision.kind === 'direct' ? { kind: 'reply', response: decision.response } : decision;
 }

@@ -19,7 +19,7 @@ import { ClientPickRequest, onResponseGone, type OnClientGone } from './client-p
 import type { RequestContext } from './context.js';
 import { GatewayError, gatewayError, type ErrorResponse } from './errors.js';
 import type { DirectResponse, GatewayHooks } from './hooks.js';
-import { isModelsRequest, modelsAnswer } from './models-list.js';
+import { isModelsPath, isModelsRequest, modelsAnswer } from './models-list.js';
 import { OPERATION_PATHS, parseOpenAIBody, type OpenAIBody } from './openai-request.js';
 import { connectionListed, proxyRequest, type ProxyTarget } from './proxy.js';
 import { FAIRNESS_HEADER, matchRoute, resolveModel } from './resolve-model.js';
@@ -69,6 +69,21 @@ function promptOf(body: OpenAIBody): string {
 
 /** The request target in absolute form (`http://host/v1/...`, which servers must accept: RFC 9112 §3.2.2), in origin form. */
 const ABSOLUTE_FORM = /^https?:\/\/[^/?#]*/i;
+
+/**
+ * Sets the route backend a request takes (an HTTPRoute), or throws: 404 when neither a route nor an OpenAI operation
+ * takes its path, 405 when its path takes another method (POST for the operations; GET and HEAD for /v1/models,
+ * which answered other methods 404 as though it did not exist).
+ */
+export function routeRequest(config: RuntimeConfig, ctx: RequestContext): void {
+  ctx.backend = config.routes.length > 0 ? matchRoute(config, ctx) : undefined;
+  const operation = OPERATION_PATHS[ctx.path];
+  if (!operation && !ctx.backend) {
+    if (isModelsPath(ctx.path)) throw gatewayError('TG_ERR_METHOD_NOT_ALLOWED', `${ctx.path} accepts GET and HEAD only`, { allow: 'GET, HEAD' });
+    throw gatewayError('TG_ERR_ROUTE_NOT_FOUND', `No route for ${ctx.method} ${ctx.path}`);
+  }
+  if (operation && ctx.method !== 'POST') throw gatewayError('TG_ERR_METHOD_NOT_ALLOWED', `${ctx.path} accepts POST only`, { allow: 'POST' });
+}
 
 /** A fresh context for a request with these headers. */
 export function newContext(method: string, target: string, headers: IncomingHttpHeaders, clientIp: string | undefined): RequestContext {
@@ -201,10 +216,7 @@ export class DataPlane {
       const report = await this.hooks.quotaReport(ctx);
       return this.#send(ctx, res, { status: 200, headers: { 'content-type': 'application/json' }, body: JSON.stringify(report) });
     }
-    ctx.backend = config.routes.length > 0 ? matchRoute(config, ctx) : undefined;
-    const operation = OPERATION_PATHS[ctx.path];
-    if (!operation && !ctx.backend) throw gatewayError('TG_ERR_ROUTE_NOT_FOUND', `No route for ${ctx.method} ${ctx.path}`);
-    if (operation && ctx.method !== 'POST') throw gatewayError('TG_ERR_METHOD_NOT_ALLOWED', `${ctx.path} accepts POST only`, { allow: 'POST' });
+    routeRequest(config, ctx);
     const raw = await readOnce();
     const decision = await this.decide(ctx, raw, onResponseGone(res));
     if (decision.kind === 'direct') await this.#send(ctx, res, decision.response);
