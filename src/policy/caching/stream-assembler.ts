@@ -133,13 +133,16 @@ export class StreamAssembler {
   }
 }
 
-/** Whether `body` is a JSON object without an `error`: what a cache may store and replay. */
+/**
+ * Whether `body` is a JSON object without an `error` (a Responses API answer says `"error": null`: taken for an error,
+ * no Responses answer was ever stored): what a cache may store and replay.
+ */
 function isAnswer(body: Buffer): boolean {
   // Parsed only when it may hold an error: an answer is parsed by nobody else here.
   if (!body.includes('"error"')) return body[0] === 0x7b;
   try {
     const parsed = JSON.parse(body.toString('utf8')) as unknown;
-    return parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) && (parsed as { error?: unknown }).error === undefined;
+    return parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) && (parsed as { error?: unknown }).error == null;
   } catch {
     return false;
   }

@@ -249,6 +249,21 @@ describe('rules', () => {
     assert.equal(ctx.responseHeaders['x-cache'], undefined);
   });
 
+  test('a Responses API answer (which says "error": null) is stored and replayed', async () => {
+    const p = make();
+    const ask = () => fakeContext({ url: '/v1/responses', operation: 'responses', body: { input: 'hi', temperature: 0, messages: undefined } });
+    const first = ask();
+    await admit(p, first, tenant('app-1'));
+    assert.equal(first.responseHeaders['x-cache'], 'MISS');
+    const answer = { id: 'resp_1', object: 'response', status: 'completed', error: null, output: [{ type: 'message', content: [{ type: 'output_text', text: 'hello' }] }] };
+    await respondJson(p, first, tenant('app-1'), answer);
+    const again = ask();
+    await admit(p, again, tenant('app-1'));
+    // Before: every repeat was a MISS, the answer taken for an error.
+    assert.equal(again.directResponse?.headers['x-cache'], 'HIT');
+    assert.deepEqual(JSON.parse(String(again.directResponse!.body)).output, answer.output);
+  });
+
   test('embeddings are cached; a streamed responses-API request is not', async () => {
     const p = make();
     const emb = fakeContext({ url: '/v1/embeddings', operation: 'embeddings', body: { input: 'hello', messages: undefined } });
