@@ -356,10 +356,17 @@ describe('timeouts', async () => {
     await slow.close();
   });
 
-  test('no first byte in time → 504 upstream_timeout', async () => {
-    const r = await post(gw, CHAT);
+  test('no first byte of a stream in time → 504 upstream_timeout', async () => {
+    const r = await post(gw, { ...CHAT, stream: true });
     assert.equal(r.statusCode, 504);
     assert.equal(((await r.body.json()) as any).error.code, 'upstream_timeout');
+  });
+
+  test('a non-streamed answer, whose first byte comes with its last, is held to the whole-answer limit only', async () => {
+    // Before: a 504 after the first-byte limit for a generation that succeeds against the model server directly.
+    const r = await post(gw, CHAT);
+    assert.equal(r.statusCode, 200);
+    await r.body.dump();
   });
 
   test('a client that sends its body too slowly gets 408', async () => {

@@ -313,6 +313,9 @@ export class DataPlane {
     }
     const mc = ctx.modelConfig;
     const up = this.config.settings.upstream;
+    const responseTimeoutMs = mc?.responseTimeoutMs ?? up.responseTimeout;
+    // A non-streamed answer's first byte comes with the last: held to the first-byte limit (60 s), a long generation
+    // that works against the model server directly was a 504, which the SDKs retry, running it again.
     const target: ProxyTarget = {
       endpoints,
       release,
@@ -320,8 +323,8 @@ export class DataPlane {
       headers,
       body: this.upstreamBody(ctx),
       maxAttempts,
-      firstByteTimeoutMs: mc?.firstByteTimeoutMs ?? up.firstByteTimeout,
-      responseTimeoutMs: mc?.responseTimeoutMs ?? up.responseTimeout,
+      firstByteTimeoutMs: ctx.stream ? (mc?.firstByteTimeoutMs ?? up.firstByteTimeout) : responseTimeoutMs,
+      responseTimeoutMs,
       respond: this.hooks.respond ? (status) => this.hooks.respond!(ctx, status) : undefined,
       maxBodyBytes: this.config.settings.server.maxBodyBytes,
       commit: this.#analytics ? (end) => this.#commit(ctx, end) : undefined,
