@@ -15,9 +15,12 @@ interface Answer {
     text?: string;
     finish_reason?: string | null;
     logprobs?: unknown;
-    message?: { role?: string; content?: string | null; refusal?: string | null; tool_calls?: { id?: string; type?: string; function?: unknown }[] };
+    message?: { role?: string; content?: string | null; refusal?: string | null; tool_calls?: { id?: string; type?: string; function?: unknown }[] } & Record<string, unknown>;
   }[];
 }
+
+/** The message fields replayed one by one; any other string field (reasoning_content) gets a chunk of its own. */
+const KNOWN_MESSAGE = new Set(['role', 'content', 'refusal', 'tool_calls']);
 
 /** Operations whose answers can be cached; only these two can be replayed as a stream. */
 export const STREAMABLE = new Set(['chat.completions', 'completions']);
@@ -48,13 +51,17 @@ export function answerAsStream(stored: Buffer, includeUsage: boolean): string | 
     const index = c.index ?? 0;
     if (chat) {
       const m = c.message ?? {};
+      // As vLLM and OpenAI stream it: the role alone first (the openai SDK's stream helper took the logprobs of a
+      // first chunk twice), then a reasoning server's reasoning, then the content with its logprobs.
+      event([{ index, delta: { role: m.role ?? 'assistant', content: '' }, logprobs: null, finish_reason: null }]);
+      const reasoning: Record<string, string> = {};
+      for (const field in m) if (typeof m[field] === 'string' && !KNOWN_MESSAGE.has(field)) reasoning[field] = m[field] as string;
+      if (Object.keys(reasoning).length > 0) event([{ index, delta: reasoning, logprobs: null, finish_reason: null }]);
       const delta = {
-        role: m.role ?? 'assistant',
-        content: m.content ?? '',
+        content: m.content ?? null,
         ...(m.refusal != null && { refusal: m.refusal }),
         ...(Array.isArray(m.tool_calls) && { tool_calls: m.tool_calls.map((t, i) => ({ index: i, ...t })) }),
       };
-      // The one chunk carrying the whole content carries its logprobs too, as the stored answer has them.
       event([{ index, delta, logprobs: c.logprobs ?? null, finish_reason: null }]);
       event([{ index, delta: {}, logprobs: null, finish_reason: c.finish_reason ?? 'stop' }]);
     } else {

@@ -61,7 +61,8 @@ describe('stream assembly and replay', () => {
     assert.equal(answer.choices[0].finish_reason, 'tool_calls');
     assert.equal(answer.usage.total_tokens, 9);
     const replay = ssePayloads(answerAsStream(s.result()!, true)!).slice(0, -1).map((e) => JSON.parse(e));
-    assert.equal(replay[0].choices[0].delta.tool_calls[0].function.arguments, '{"city":"Oslo"}');
+    assert.deepEqual(replay[0].choices[0].delta, { role: 'assistant', content: '' }, 'the role alone first, as servers stream it');
+    assert.equal(replay[1].choices[0].delta.tool_calls[0].function.arguments, '{"city":"Oslo"}');
     assert.equal(replay.at(-1).usage.total_tokens, 9);
   });
 
@@ -73,14 +74,26 @@ describe('stream assembly and replay', () => {
     s.push('[DONE]');
     const answer = JSON.parse(s.result()!.toString());
     assert.deepEqual(answer.choices[0].logprobs.content.map((t: { token: string }) => t.token), ['Hi', '!']);
-    // ... and a replay to a streaming client carries them on the chunk that carries the content (before: null).
+    // ... and a replay to a streaming client carries them on the chunk that carries the content (before: null), not on
+    // the first one: the openai SDK's stream helper counts a first chunk's logprobs twice.
     const replay = ssePayloads(answerAsStream(s.result()!, false)!).slice(0, -1).map((e) => JSON.parse(e));
-    assert.deepEqual(replay[0].choices[0].logprobs.content.map((t: { token: string }) => t.token), ['Hi', '!']);
-    assert.equal(replay[1].choices[0].logprobs, null);
+    assert.deepEqual(replay.map((r) => r.choices[0].logprobs?.content?.map((t: { token: string }) => t.token) ?? null), [null, ['Hi', '!'], null]);
     const plain = new StreamAssembler();
     plain.push(ev({ index: 0, delta: { content: 'x' }, finish_reason: 'stop' }));
     plain.push('[DONE]');
     assert.equal(JSON.parse(plain.result()!.toString()).choices[0].logprobs, null);
+  });
+
+  test("a reasoning server's reasoning_content is kept, and replayed before the content (before: dropped both ways)", () => {
+    const s = new StreamAssembler();
+    s.push(ev({ index: 0, delta: { role: 'assistant', reasoning_content: 'think ' } }));
+    s.push(ev({ index: 0, delta: { reasoning_content: 'hard' } }));
+    s.push(ev({ index: 0, delta: { content: 'answer' }, finish_reason: 'stop' }));
+    s.push('[DONE]');
+    const answer = JSON.parse(s.result()!.toString());
+    assert.deepEqual(answer.choices[0].message, { role: 'assistant', reasoning_content: 'think hard', content: 'answer' });
+    const replay = ssePayloads(answerAsStream(s.result()!, false)!).slice(0, -1).map((e) => JSON.parse(e).choices[0].delta);
+    assert.deepEqual(replay, [{ role: 'assistant', content: '' }, { reasoning_content: 'think hard' }, { content: 'answer' }, {}]);
   });
 
   test('completions streams assemble to text_completion', () => {

@@ -17,7 +17,12 @@ interface Choice {
   finishReason: string | null;
   /** Each chunk's logprobs arrays, concatenated field by field (chat: content, refusal; completions: tokens, ...). */
   logprobs?: Record<string, unknown[]>;
+  /** Other text a delta carries, concatenated by field: a reasoning server's `reasoning_content` (or `reasoning`). */
+  more: Record<string, string>;
 }
+
+/** The delta fields read one by one; any other string field is text to concatenate (Choice.more). */
+const KNOWN_DELTA = new Set(['role', 'content', 'refusal', 'tool_calls']);
 
 interface Chunk {
   id?: string;
@@ -32,7 +37,7 @@ interface Chunk {
     text?: string;
     finish_reason?: string | null;
     logprobs?: Record<string, unknown> | null;
-    delta?: { role?: string; content?: string | null; refusal?: string | null; tool_calls?: { index?: number; id?: string; type?: string; function?: { name?: string; arguments?: string } }[] };
+    delta?: { role?: string; content?: string | null; refusal?: string | null; tool_calls?: { index?: number; id?: string; type?: string; function?: { name?: string; arguments?: string } }[] } & Record<string, unknown>;
   }[];
 }
 
@@ -87,6 +92,7 @@ export class StreamAssembler {
               index,
               message: {
                 role: c.role ?? 'assistant',
+                ...c.more,
                 content: c.hasText ? c.text : null,
                 ...(c.refusal !== undefined && { refusal: c.refusal }),
                 ...(c.toolCalls.length > 0 && { tool_calls: c.toolCalls.filter(Boolean) }),
@@ -104,7 +110,7 @@ export class StreamAssembler {
   #choice(c: NonNullable<Chunk['choices']>[number]): void {
     const index = c.index ?? 0;
     let choice = this.#choices.get(index);
-    if (!choice) this.#choices.set(index, (choice = { text: '', hasText: false, toolCalls: [], finishReason: null }));
+    if (!choice) this.#choices.set(index, (choice = { text: '', hasText: false, toolCalls: [], finishReason: null, more: {} }));
     if (typeof c.text === 'string') {
       choice.text += c.text;
       choice.hasText = true;
@@ -117,6 +123,10 @@ export class StreamAssembler {
         choice.hasText = true;
       }
       if (typeof d.refusal === 'string') choice.refusal = (choice.refusal ?? '') + d.refusal;
+      for (const field in d) {
+        const v = d[field];
+        if (typeof v === 'string' && !KNOWN_DELTA.has(field)) choice.more[field] = (choice.more[field] ?? '') + v;
+      }
       for (const t of d.tool_calls ?? []) {
         const call = (choice.toolCalls[t.index ?? 0] ??= { function: { name: '', arguments: '' } });
         if (t.id) call.id = t.id;
