@@ -138,7 +138,7 @@ for (const backend of DATABASE_BACKENDS) {
       assertInvalid(await api('POST', '/v1/developers', { email: `${'x'.repeat(3000)}@example.com` }), 'email', 'a 3,000-character email');
       assertInvalid(await api('GET', `/v1/keyvaluemaps/${map}/entries?apiproduct=${'p'.repeat(3000)}`), 'apiproduct', 'a 3,000-character product');
       // Sent as written (fetch resolves dot segments itself, as the admin router's URL parser did).
-      for (const segment of ['..', '%2E%2E', '%2e.', '.']) {
+      for (const segment of ['..', '%2E%2E', '%2e.', '.', 'x\\..\\..']) {
         for (const method of ['GET', 'DELETE']) {
           const a = await rawCall(base, method, `/v1/keyvaluemaps/${map}/entries/${segment}`);
           assert.equal(a.status, 400, `${method} entries/${segment}: ${a.status} ${a.text}`);

@@ -31,7 +31,11 @@ export function openStatsRunner(db: Database): StatsRunner {
   const thread = new StatsThread();
   return {
     async run(q) {
-      file ??= sqliteFile(records);
+      // A failed lookup is asked again by the next query, not kept as the answer for good.
+      file ??= sqliteFile(records).catch((err: unknown) => {
+        file = undefined;
+        throw err;
+      });
       const path = await file;
       return path === '' ? runStats(records, q) : thread.run(path, q);
     },

@@ -18,7 +18,9 @@ function fingerprint(paths: string[]): string {
     try {
       const real = realpathSync(p);
       const st = statSync(real);
-      parts.push(`${p}>${real}:${st.size}:${st.mtimeMs}`);
+      // A directory by where it leads only: its own time changes with any file made beside the manifests (a
+      // database journal, an editor's lock), which must not reload anything; its manifests are listed below.
+      parts.push(st.isDirectory() ? `${p}>${real}` : `${p}>${real}:${st.size}:${st.mtimeMs}`);
     } catch {
       parts.push(`${p}>-`);
     }

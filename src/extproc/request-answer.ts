@@ -1,7 +1,7 @@
 // What Envoy is told to do with a request tollgate let through: the endpoint picker's destination (header and
 // envoy.lb metadata, as the Inference Extension's protocol has it), the policy decision point's identity headers and
 // upstream header changes, credentials and routing headers removed, and the rewritten body.
-import type { RequestContext } from '../gateway/context.js';
+import { upstreamUrl, type RequestContext } from '../gateway/context.js';
 import type { DataPlane } from '../gateway/data-plane.js';
 import { serializeBody } from '../gateway/body-serialize.js';
 import { identityHeaderValues } from '../gateway/identity-headers.js';
@@ -56,7 +56,7 @@ export function requestAnswer(dp: DataPlane, ctx: RequestContext, outcome: Exclu
   }
   if (roles.pdp) identityHeaders(ctx, headers);
   // A query a policy edited (AssignMessage, a credential read from a query parameter): Envoy lets :path be set.
-  if (roles.pdp && ctx.urlChanged) headers.set(':path', ctx.url);
+  if (roles.pdp && (ctx.urlChanged || ctx.withheldQuery)) headers.set(':path', upstreamUrl(ctx));
   let body: Buffer | null = null;
   if (ctx.bodyChanged && ctx.body) {
     // A policy decision point alone leaves the model name to the picker that routes the request.

@@ -131,8 +131,10 @@ export class AdminRouter {
     // new URL() resolved `entries/%2E%2E` to the map itself: a DELETE meant for an entry deleted its map.
     const target = req.url ?? '/';
     const q = target.indexOf('?');
-    if (hasDotSegment(q === -1 ? target : target.slice(0, q))) {
-      throw new AdminError(400, 'invalid_request', 'The path has a . or .. segment (plain or percent-encoded), which the admin API refuses rather than resolve');
+    const path = q === -1 ? target : target.slice(0, q);
+    // A raw backslash too: the URL parser reads it as a slash (entries/x\..\.. resolved to the map).
+    if (hasDotSegment(path) || path.includes('\\')) {
+      throw new AdminError(400, 'invalid_request', 'The path has a . or .. segment (plain or percent-encoded) or a backslash, which the admin API refuses rather than resolve');
     }
     if (!route) {
       if (methodMismatch) throw new AdminError(405, 'method_not_allowed', `${method} is not allowed on ${url.pathname}`);

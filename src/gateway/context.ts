@@ -19,10 +19,15 @@ export interface RequestContext {
   headers: IncomingHttpHeaders;
   clientIp: string | undefined;
   method: string;
-  /** Path with query string, as received; editQuery changes its query for the upstream request. */
+  /** Path with query string, as received; editQuery changes its query (later policies read the change). */
   url: string;
   /** editQuery changed url: ext_proc answers carry it as :path. */
   urlChanged?: boolean;
+  /**
+   * Query parameters taken out of what goes upstream only (a credential read from one): later policies still read
+   * them in url, as they read a withheld credential header in headers.
+   */
+  withheldQuery?: Set<string>;
   path: string;
   operation?: Operation;
   body?: OpenAIBody;
@@ -88,14 +93,32 @@ export interface RequestContext {
 }
 
 /**
- * Edits the query string sent upstream (AssignMessage, a credential read from a query parameter). An edit that
+ * Edits the query string (AssignMessage): later policies and the upstream request see the change. An edit that
  * returns false changed nothing: the client's query stays as it was written (URLSearchParams re-encodes it).
  */
 export function editQuery(ctx: RequestContext, edit: (params: URLSearchParams) => boolean | void): void {
   const q = ctx.url.indexOf('?');
   const params = new URLSearchParams(q === -1 ? '' : ctx.url.slice(q + 1));
   if (edit(params) === false) return;
-  const query = params.toString();
-  ctx.url = query ? `${ctx.path}?${query}` : ctx.path;
+  ctx.url = withQuery(ctx.path, params);
   ctx.urlChanged = true;
+}
+
+/** The path and query the upstream request gets: url without the withheld parameters. */
+export function upstreamUrl(ctx: RequestContext): string {
+  const q = ctx.url.indexOf('?');
+  if (!ctx.withheldQuery || q === -1) return ctx.url;
+  const params = new URLSearchParams(ctx.url.slice(q + 1));
+  let removed = false;
+  for (const name of ctx.withheldQuery) {
+    if (!params.has(name)) continue;
+    params.delete(name);
+    removed = true;
+  }
+  return removed ? withQuery(ctx.path, params) : ctx.url;
+}
+
+function withQuery(path: string, params: URLSearchParams): string {
+  const query = params.toString();
+  return query ? `${path}?${query}` : path;
 }

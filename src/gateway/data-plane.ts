@@ -16,7 +16,7 @@ import { recordFromContext, type AnalyticsPipeline, type RequestIdentity } from 
 import { lingerAfterRefusal, readBody } from './body.js';
 import { clipText, CompletionText } from './completion-text.js';
 import { ClientPickRequest, onResponseGone, type OnClientGone } from './client-pick-request.js';
-import type { RequestContext } from './context.js';
+import { upstreamUrl, type RequestContext } from './context.js';
 import { GatewayError, gatewayError, type ErrorResponse } from './errors.js';
 import type { DirectResponse, GatewayHooks } from './hooks.js';
 import { isModelsPath, isModelsRequest, modelsAnswer } from './models-list.js';
@@ -319,7 +319,7 @@ export class DataPlane {
     const target: ProxyTarget = {
       endpoints,
       release,
-      path: ctx.url,
+      path: upstreamUrl(ctx),
       headers,
       body: this.upstreamBody(ctx),
       maxAttempts,

@@ -6,7 +6,7 @@
 const UNSENDABLE = /[^\t\x20-\x7e\x80-\xff]/;
 
 /** RFC 9110 token: what a field name may be. */
-export const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 const unsendable = (v: unknown): boolean => (typeof v === 'string' ? UNSENDABLE.test(v) : Array.isArray(v) ? v.some(unsendable) : typeof v !== 'number');
 

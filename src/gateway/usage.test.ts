@@ -13,6 +13,8 @@ test('usage of a JSON answer, including content that mentions usage', () => {
     // A Responses answer in OpenAI's field order repeats the client's metadata after usage: its "usage" key is not it.
     [JSON.stringify({ output: [], usage: { input_tokens: 900, output_tokens: 4000 }, user: null, metadata: { usage: '{}' } }), { inputTokens: 900, outputTokens: 4000, cachedTokens: 0 }],
     [JSON.stringify({ output: [], metadata: { usage: { input_tokens: 1, output_tokens: 1 } } }), undefined],
+    // After the usage object, more members (vLLM's prompt_logprobs), strings with braces, nested objects.
+    [JSON.stringify({ choices: [], usage: { prompt_tokens: 2, completion_tokens: 3 }, prompt_logprobs: [null, { '1': { logprob: -1, decoded_token: '}"{' } }], note: 'a } in text' }), { inputTokens: 2, outputTokens: 3, cachedTokens: 0 }],
   ];
   for (const [body, expected] of cases) assert.deepEqual(usageOfJson(Buffer.from(body)), expected, body);
 });

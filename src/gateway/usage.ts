@@ -43,19 +43,62 @@ export function toUsage(u: RawUsage | undefined | null): Usage | undefined {
 
 const USAGE_KEY = Buffer.from('"usage"');
 
+const OPEN = 0x7b;
+const CLOSE = 0x7d;
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const COLON = 0x3a;
+const isSpace = (c: number) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+
 /**
- * The top-level `usage` of a JSON answer. Parsing from its last `"usage"` key to the end costs a fraction of parsing
- * the whole answer, and `{` + that tail is valid JSON only when the key is the top level's: one inside an object
- * (a Responses answer repeats the client's `metadata` after its usage) leaves a `}` too many. Otherwise, and for
- * anything unexpected, the whole answer is parsed.
+ * Where the object the last `"usage"` key names ends, when that key is the top level's; -1 otherwise. One string-aware
+ * pass from the key to the end of the answer: after the object, what follows must close exactly the top level (a key
+ * inside `metadata`, which a Responses answer repeats after its usage, leaves a `}` to spare). Parsing that tail
+ * instead cost 115 ms on the event loop for an answer with vLLM's prompt_logprobs after its usage.
+ */
+function topLevelUsage(body: Buffer, key: number): { start: number; end: number } | undefined {
+  let i = key + USAGE_KEY.length;
+  while (i < body.length && isSpace(body[i])) i++;
+  if (body[i] !== COLON) return undefined;
+  i++;
+  while (i < body.length && isSpace(body[i])) i++;
+  if (body[i] !== OPEN) return undefined;
+  const start = i;
+  let end = -1;
+  let depth = 0;
+  let inString = false;
+  for (; i < body.length; i++) {
+    const c = body[i];
+    if (inString) {
+      if (c === BACKSLASH) i++;
+      else if (c === QUOTE) inString = false;
+    } else if (c === QUOTE) inString = true;
+    else if (c === OPEN) depth++;
+    else if (c === CLOSE && --depth === 0 && end === -1) end = i;
+    else if (depth === -1) {
+      // The top level closed: only white space may follow.
+      for (i++; i < body.length; i++) if (!isSpace(body[i])) return undefined;
+      return { start, end };
+    }
+    if (depth < -1) return undefined;
+  }
+  return depth === -1 && end !== -1 ? { start, end } : undefined;
+}
+
+/**
+ * The top-level `usage` of a JSON answer: only that object is parsed when the last `"usage"` key is the top level's
+ * (topLevelUsage); otherwise, and for anything unexpected, the whole answer is.
  */
 export function usageOfJson(body: Buffer): Usage | undefined {
   const key = body.lastIndexOf(USAGE_KEY);
   if (key === -1) return undefined;
-  try {
-    return toUsage((JSON.parse(`{${body.toString('utf8', key)}`) as { usage?: RawUsage }).usage);
-  } catch {
-    // Not the top level's key, or not JSON at all.
+  const at = topLevelUsage(body, key);
+  if (at) {
+    try {
+      return toUsage(JSON.parse(body.toString('utf8', at.start, at.end + 1)) as RawUsage);
+    } catch {
+      // Not JSON after all: the whole answer says.
+    }
   }
   try {
     return toUsage((JSON.parse(body.toString('utf8')) as { usage?: RawUsage }).usage);

@@ -89,17 +89,20 @@ function freeIdentifiers(expr: Expr | undefined, bound: ReadonlySet<string>, out
   }
 }
 
-/** A variable or a field of one (`request.headers`): what a client sizes. A header's value split is bounded by its bytes. */
-function isRequestData(expr: Expr | undefined): boolean {
+/** A literal made of constants only (`['x-tenant', 'x-team']`): its size is the condition author's, not a client's. */
+function isConstant(expr: Expr | undefined): boolean {
   const k = expr?.exprKind;
-  if (k?.case === 'identExpr') return KNOWN.has(k.value.name);
-  return k?.case === 'selectExpr' && isRequestData(k.value.operand);
+  if (k?.case === 'constExpr') return true;
+  if (k?.case === 'listExpr') return k.value.elements.every(isConstant);
+  if (k?.case === 'structExpr') return k.value.entries.every((e) => (e.keyKind.case !== 'mapKey' || isConstant(e.keyKind.value)) && isConstant(e.value));
+  return false;
 }
 
 /**
- * Whether a comprehension (exists, all, map, filter) over the request's variables runs inside another: a client
- * choosing the number of headers chooses the square of it (1,500 headers took 4.4 s of event loop; @bufbuild/cel
- * has no cost limit). A loop inside over something else (a header's own value split, a literal list) is fine.
+ * Whether a comprehension (exists, all, map, filter) runs inside another whose size a client sets: one choosing the
+ * number of headers, or the items of a header it splits, chooses the square of it (1,500 headers held the event loop
+ * 4.4 s; @bufbuild/cel has no cost limit). Only a loop over a constant literal is bounded by the author alone, on
+ * either side; anything else derived from the request (a field, a split, a name bound to it) is client-sized.
  */
 function nestedRequestLoop(expr: Expr | undefined, inLoop: boolean): boolean {
   if (!expr) return false;
@@ -115,9 +118,9 @@ function nestedRequestLoop(expr: Expr | undefined, inLoop: boolean): boolean {
       return k.value.entries.some((e) => (e.keyKind.case === 'mapKey' && nestedRequestLoop(e.keyKind.value, inLoop)) || nestedRequestLoop(e.value, inLoop));
     case 'comprehensionExpr': {
       const c = k.value;
-      const overRequest = isRequestData(c.iterRange);
-      if (overRequest && inLoop) return true;
-      const body = inLoop || overRequest;
+      const clientSized = !isConstant(c.iterRange);
+      if (clientSized && inLoop) return true;
+      const body = inLoop || clientSized;
       return nestedRequestLoop(c.iterRange, inLoop) || nestedRequestLoop(c.accuInit, inLoop) || [c.loopCondition, c.loopStep, c.result].some((e) => nestedRequestLoop(e, body));
     }
     default:

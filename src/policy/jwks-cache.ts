@@ -16,6 +16,9 @@ export interface JwksSettings {
   timeout: number;
 }
 
+/** A key set is a few KiB; an IdP (or whatever answers at its address) sending more is not sending one. */
+const MAX_JWKS_BYTES = 1024 * 1024;
+
 async function fetchJwks(uri: string, timeout: number): Promise<JWTVerifyGetKey> {
   const { createLocalJWKSet } = await loadJose();
   // Like jose, no redirect is followed: a JWKS that moved is a configuration change, not a thing to chase.
@@ -31,10 +34,6 @@ async function fetchJwks(uri: string, timeout: number): Promise<JWTVerifyGetKey>
   const text = (await readCapped(res.body ?? new ReadableStream<Uint8Array>(), MAX_JWKS_BYTES, () => new Error(`the JWKS at ${uri} is larger than ${MAX_JWKS_BYTES} bytes`))).toString('utf8');
   return createLocalJWKSet(JSON.parse(text));
 }
-
-/** A key set is a few KiB; an IdP (or whatever answers at its address) sending more is not sending one. */
-const MAX_JWKS_BYTES = 1024 * 1024;
-
 
 const isNoMatchingKey = (err: unknown) => (err as { code?: unknown } | null)?.code === 'ERR_JWKS_NO_MATCHING_KEY';
 

@@ -1,5 +1,5 @@
 // Request variables (Apigee's names) compiled once into accessors, for identifiers and message weights.
-import { editQuery, type RequestContext } from '../gateway/context.js';
+import type { RequestContext } from '../gateway/context.js';
 import type { ApimState } from './types.js';
 
 export type Variable = (ctx: RequestContext, state: ApimState) => string | undefined;
@@ -81,7 +81,8 @@ export interface CredentialSource {
 
 /**
  * compileCredential('request.header.x-key'): the key read as compileVariable reads it, withheld from upstream as the
- * standard credential headers are (a custom header or query parameter went to the model server with the key in it).
+ * standard credential headers are (a custom header or query parameter went to the model server with the key in it);
+ * later policies still read it.
  */
 export function compileCredential(ref: string): CredentialSource {
   const read = compileVariable(ref);
@@ -91,14 +92,7 @@ export function compileCredential(ref: string): CredentialSource {
   }
   if (ref.startsWith(QUERY)) {
     const name = ref.slice(QUERY.length);
-    return {
-      read,
-      withhold: (ctx) =>
-        editQuery(ctx, (params) => {
-          if (!params.has(name)) return false;
-          params.delete(name);
-        }),
-    };
+    return { read, withhold: (ctx) => void (ctx.withheldQuery ??= new Set()).add(name) };
   }
   return { read, withhold: () => {} };
 }

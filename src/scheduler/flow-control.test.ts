@@ -70,6 +70,17 @@ describe('FlowControl', () => {
     assert.equal(observed.filter((o) => o.outcome === 'full').length, 5);
   });
 
+  test('an arrival already aborted turns no waiting request away', async () => {
+    const { flow, p } = setup(1);
+    const waiting = flow.enqueue(request(p, { priority: 0, fairnessId: 'a' }));
+    const controller = new AbortController();
+    controller.abort(new Error('gone'));
+    await assert.rejects(flow.enqueue(request(p, { priority: 5, fairnessId: 'b', signal: controller.signal })), /gone/);
+    assert.equal(flow.size, 1, 'the waiting one kept its place');
+    flow.rejectAll(new Error('done'));
+    await assert.rejects(waiting, /done/);
+  });
+
   test('an answer that frees a slot during an event-loop stall dispatches the waiter instead of its timeout', async () => {
     const { flow, p, dispatch, dispatched } = setup(10, 20);
     const { client, server, close } = await socketPair();

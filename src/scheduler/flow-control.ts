@@ -61,6 +61,11 @@ export class FlowControl {
   enqueue(req: PickRequest): Promise<Pick> {
     const { maxQueueLength, maxWait } = this.#opts.settings;
     const full = () => gatewayError('TG_ERR_QUEUE_FULL', `the flow-control queue is full (${maxQueueLength} requests)`, { 'retry-after': '1' });
+    // Before any displacement: a request already given up must not turn a waiting one away.
+    if (req.signal?.aborted) {
+      this.#opts.observe(req.priority, 'aborted', 0);
+      return Promise.reject(req.signal.reason);
+    }
     if (this.#queue.size >= maxQueueLength) {
       const displaced = this.#queue.displace(req);
       if (!displaced) {
@@ -69,10 +74,6 @@ export class FlowControl {
       }
       this.#settle(displaced, 'full');
       displaced.reject(full());
-    }
-    if (req.signal?.aborted) {
-      this.#opts.observe(req.priority, 'aborted', 0);
-      return Promise.reject(req.signal.reason);
     }
     return new Promise<Pick>((resolve, reject) => {
       const w = new Waiter(req, this.#opts.now(), resolve, reject);

@@ -51,10 +51,10 @@ export function contextDigest(body: OpenAIBody, source: UserPromptSource): strin
 /**
  * What shapes the answer rather than its meaning: the operation (a chat answer is no completions answer), the token
  * cap (an answer cut short at max_tokens: 1 was served to a request allowing 500), stop sequences and logprobs (an
- * answer kept without them cannot serve a request that asked for them). Part of the scope whatever matchContext says.
+ * answer kept without them cannot serve a request that asked for them), and n and best_of (one choice is not four). Part of the scope whatever matchContext says.
  */
 export function answerShape(operation: string | undefined, body: OpenAIBody): string {
-  const shape = [body.max_tokens, body.max_completion_tokens, body.max_output_tokens, body.stop, body.logprobs, body.top_logprobs];
+  const shape = [body.max_tokens, body.max_completion_tokens, body.max_output_tokens, body.stop, body.logprobs, body.top_logprobs, body.n, body.best_of];
   return `${operation ?? ''}\n${canonicalJson(shape)}`;
 }
 

@@ -47,10 +47,16 @@ export function foldLookalikes(text: string): string {
   return text.normalize('NFKC').replace(LOOKALIKE, (c) => TO_LATIN.get(c)!);
 }
 
+/** Decoded per run: hidden instructions are sentences; a longer run is scored on its start. */
+const MAX_TAGGED_CHARS = 4096;
+
 /** The ASCII that runs of tag characters spell, one string per run (none for text without them). */
 export function taggedText(text: string): string[] {
   if (!NON_ASCII.test(text)) return [];
-  return (text.match(TAG_RUN) ?? []).map((run) => String.fromCharCode(...Array.from(run, (c) => c.codePointAt(0)! - 0xe0000)));
+  // Character by character, not spread as arguments: a run of 200,000 overflowed the call stack (RangeError).
+  return (text.match(TAG_RUN) ?? []).map((run) =>
+    Array.from(run.slice(0, 2 * MAX_TAGGED_CHARS), (c) => String.fromCharCode(c.codePointAt(0)! - 0xe0000)).join(''),
+  );
 }
 
 /**

@@ -10,7 +10,7 @@ interface Compiled {
   runtime: QuickJSRuntime;
   vm: QuickJSContext;
   invoke: QuickJSHandle;
-  /** Its memory limit. */
+  /** Its memory limit: what it counts against MAX_RESIDENT_BYTES. */
   bytes: number;
 }
 

@@ -205,6 +205,7 @@ describe('rules', () => {
       ['a larger cap', { body: { max_tokens: 500 } }],
       ['logprobs', { body: { max_tokens: 1, logprobs: true, top_logprobs: 2 } }],
       ['a stop sequence', { body: { max_tokens: 1, stop: ['\n'] } }],
+      ['four choices', { body: { max_tokens: 1, n: 4 } }],
     ];
     for (const [what, r] of others) assert.equal((await ask(p, PROMPT, r)).directResponse, undefined, what);
     assert.equal(contentOf(await ask(p, PARAPHRASE, { body: { max_tokens: 1 } })), 'Paris.', 'the same shape still hits');

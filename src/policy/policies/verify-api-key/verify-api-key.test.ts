@@ -1,6 +1,7 @@
 // VerifyAPIKey: each credential fault, and entitlement by operation set (paths, methods, models, first product decides).
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
+import { upstreamUrl } from '../../../gateway/context.js';
 import { GatewayError } from '../../../gateway/errors.js';
 import { MemoryCounterStore } from '../../../store/counters/memory.js';
 import { MemoryIdentitySource } from '../../memory-identity.js';
@@ -83,12 +84,12 @@ describe('credentials', () => {
     const ctx = fakeContext({ url: '/v1/chat/completions?lang=en%20GB&apikey=tg_good' });
     custom.authenticate!(ctx, state);
     assert.equal(state.key!.keyId, 'key_good');
-    assert.equal(ctx.url, '/v1/chat/completions?lang=en+GB', 'the key is not sent upstream');
-    assert.equal(ctx.urlChanged, true);
+    assert.equal(upstreamUrl(ctx), '/v1/chat/completions?lang=en+GB', 'the key is not sent upstream');
+    assert.equal(ctx.url, '/v1/chat/completions?lang=en%20GB&apikey=tg_good', 'later policies still read it (a quota by key, say)');
     assert.throws(() => custom.authenticate!(fakeContext({ headers: { 'x-api-key': 'tg_good' } }), {}), fault(F.failedToResolveApiKey));
     const without = fakeContext({ url: '/v1/chat/completions?lang=en%20GB' });
     assert.throws(() => custom.authenticate!(without, {}));
-    assert.equal(without.url, '/v1/chat/completions?lang=en%20GB', 'a query without the key is left as the client wrote it');
+    assert.equal(upstreamUrl(without), '/v1/chat/completions?lang=en%20GB', 'a query without the key is left as the client wrote it');
     const inHeader = fakeContext({ headers: { 'x-key': 'tg_good' } });
     verifyApiKey('custom', { apiKey: { ref: 'request.header.X-Key' } }, deps).authenticate!(inHeader, {});
     assert.deepEqual(inHeader.upstreamHeaders, { 'x-key': null }, 'the header is removed upstream');
