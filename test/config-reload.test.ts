@@ -272,3 +272,25 @@ test('API management from files: a reload that drops the APIMExtensionPolicy is 
   writeFileSync(join(dir, 'apim.yaml'), docs(extension, ...product('other'), ...product('starter')));
   await waitFor(async () => (await ask(app.key)) === 200, 5000, 'the product back, with its subscribers', 20);
 });
+
+test('raising server.maxBodyBytes past what the open ext_proc listener takes is reported as waiting for a restart', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-reload-extproc-'));
+  const logs: any[] = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => logs.push(JSON.parse(line)) });
+  writeFileSync(join(dir, 'models.yaml'), poolAndModelYaml('http://127.0.0.1:9'));
+  const write = (bytes: number) => writeFileSync(join(dir, 'settings.yaml'), settingsYaml(`{ server: { maxBodyBytes: ${bytes} } }`));
+  write(10 * 1024 * 1024);
+  const gw = await startGateway({ configPaths: [dir], port: 0, adminPort: 0, host: '127.0.0.1', logger, watch: false, extprocPort: 0 });
+  t.after(async () => {
+    await gw.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  // The listener opened with a 64 MiB message limit: bodies up to 32 MiB pass it, a larger limit would not over gRPC.
+  write(20 * 1024 * 1024);
+  assert.equal(await gw.reload(), true);
+  assert.ok(!logs.some((l) => /restart/.test(l.msg)));
+  write(100 * 1024 * 1024);
+  assert.equal(await gw.reload(), true);
+  const warning = logs.find((l) => /restart/.test(l.msg));
+  assert.deepEqual(warning?.fields, ['server.maxBodyBytes (over ext_proc)']);
+});

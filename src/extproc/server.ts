@@ -74,9 +74,12 @@ export class ExtprocServer {
   #net: NetServer | null = null;
   #injector: ConnectionInjector | null = null;
   port = 0;
+  /** The largest body its gRPC message limit, fixed at start, lets through (a larger maxBodyBytes needs a restart). */
+  readonly maxBodyBytes: number;
 
   constructor(deps: ExtprocDeps, options: ExtprocServerOptions) {
     const limit = maxMessageBytes(deps.dataPlane.config.settings.server.maxBodyBytes);
+    this.maxBodyBytes = limit / 2;
     this.#server = new (loadGrpc().Server)({ 'grpc.max_receive_message_length': limit, 'grpc.max_send_message_length': limit });
     const roles = options.roles ?? ['pdp', 'epp'];
     if (roles.length === 0) throw new Error('an ext_proc listener needs at least one role (pdp, epp)');

@@ -229,6 +229,8 @@ export class Gateway {
     this.#applyLogLevel(settings);
     if (!sameTracing(this.config.settings.tracing, settings.tracing)) this.#replaceTracer(settings);
     const pending = restartRequiredChanges(this.#startSettings, settings);
+    // The ext_proc listener's gRPC message limit is set when it opens: a body larger than it allows fails there.
+    if (this.#extproc && settings.server.maxBodyBytes > this.#extproc.maxBodyBytes) pending.push('server.maxBodyBytes (over ext_proc)');
     if (pending.length > 0) this.logger.warn({ fields: pending }, 'these settings change only at a restart; the running values stay until then');
     const old = this.#chain;
     this.#chain = extensionChain(next.manifests, { registry: this.registry });
