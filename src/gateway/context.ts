@@ -97,8 +97,7 @@ export interface RequestContext {
  * returns false changed nothing: the client's query stays as it was written (URLSearchParams re-encodes it).
  */
 export function editQuery(ctx: RequestContext, edit: (params: URLSearchParams) => boolean | void): void {
-  const q = ctx.url.indexOf('?');
-  const params = new URLSearchParams(q === -1 ? '' : ctx.url.slice(q + 1));
+  const params = queryOf(ctx.url);
   if (edit(params) === false) return;
   ctx.url = withQuery(ctx.path, params);
   ctx.urlChanged = true;
@@ -106,9 +105,8 @@ export function editQuery(ctx: RequestContext, edit: (params: URLSearchParams) =
 
 /** The path and query the upstream request gets: url without the withheld parameters. */
 export function upstreamUrl(ctx: RequestContext): string {
-  const q = ctx.url.indexOf('?');
-  if (!ctx.withheldQuery || q === -1) return ctx.url;
-  const params = new URLSearchParams(ctx.url.slice(q + 1));
+  if (!ctx.withheldQuery) return ctx.url;
+  const params = queryOf(ctx.url);
   let removed = false;
   for (const name of ctx.withheldQuery) {
     if (!params.has(name)) continue;
@@ -116,6 +114,12 @@ export function upstreamUrl(ctx: RequestContext): string {
     removed = true;
   }
   return removed ? withQuery(ctx.path, params) : ctx.url;
+}
+
+/** The query parameters of a request target (none without a `?`). */
+export function queryOf(url: string): URLSearchParams {
+  const q = url.indexOf('?');
+  return new URLSearchParams(q === -1 ? '' : url.slice(q + 1));
 }
 
 function withQuery(path: string, params: URLSearchParams): string {

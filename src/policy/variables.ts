@@ -1,5 +1,5 @@
 // Request variables (Apigee's names) compiled once into accessors, for identifiers and message weights.
-import type { RequestContext } from '../gateway/context.js';
+import { queryOf, type RequestContext } from '../gateway/context.js';
 import type { ApimState } from './types.js';
 
 export type Variable = (ctx: RequestContext, state: ApimState) => string | undefined;
@@ -63,10 +63,7 @@ export function compileVariable(ref: string): Variable {
   }
   if (ref.startsWith(QUERY) && ref.length > QUERY.length) {
     const name = ref.slice(QUERY.length);
-    return (ctx) => {
-      const q = ctx.url.indexOf('?');
-      return q === -1 ? undefined : (new URLSearchParams(ctx.url.slice(q + 1)).get(name) ?? undefined);
-    };
+    return (ctx) => queryOf(ctx.url).get(name) ?? undefined;
   }
   if (isFlowVariableName(ref)) return (_ctx, s) => s.vars?.get(ref);
   throw new Error(`unknown variable "${ref}" (known: ${Object.keys(FIXED).join(', ')}, ${HEADER}NAME, ${QUERY}NAME, or a dotted flow variable like kvm.NAME)`);

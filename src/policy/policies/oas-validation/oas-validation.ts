@@ -2,7 +2,7 @@
 // the path and method, required query and header parameters, and the JSON body schema, naming the failing field.
 import type { ErrorObject } from 'ajv';
 import { oasValidationSpec } from '../../../config/apim-kinds.js';
-import type { RequestContext } from '../../../gateway/context.js';
+import { queryOf, type RequestContext } from '../../../gateway/context.js';
 import { policyFault } from '../../../gateway/errors.js';
 import type { Policy, PolicyFactory } from '../../types.js';
 import { compileDocument, loadDocument, type CompiledOperation, type CompiledPath } from './oas-document.js';
@@ -44,10 +44,9 @@ export const oasValidation: PolicyFactory = (name, spec) => {
       const { path, op } = operationOf(paths, ctx);
       if (!path) throw fail(400, `no API path matches ${ctx.path}`);
       if (!op) throw fail(400, `${ctx.method} is not allowed on ${ctx.path}`);
-      const q = ctx.url.indexOf('?');
-      const query = q === -1 ? null : new URLSearchParams(ctx.url.slice(q + 1));
+      const query = queryOf(ctx.url);
       for (const p of op.parameters) {
-        const raw = p.in === 'query' ? (query?.get(p.name) ?? undefined) : ctx.headers[p.name];
+        const raw = p.in === 'query' ? (query.get(p.name) ?? undefined) : ctx.headers[p.name];
         const value = Array.isArray(raw) ? raw[0] : raw;
         if (value === undefined) {
           if (p.required) throw fail(400, `${p.in} parameter "${p.name}" is required`);
