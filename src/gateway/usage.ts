@@ -51,17 +51,19 @@ const COLON = 0x3a;
 const isSpace = (c: number) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 
 /**
- * Where the object the last `"usage"` key names ends, when that key is the top level's; -1 otherwise. One string-aware
+ * Where the object the last `"usage"` key names starts and ends, when that key is the top level's. One string-aware
  * pass from the key to the end of the answer: after the object, what follows must close exactly the top level (a key
  * inside `metadata`, which a Responses answer repeats after its usage, leaves a `}` to spare). Parsing that tail
  * instead cost 115 ms on the event loop for an answer with vLLM's prompt_logprobs after its usage.
  */
 function topLevelUsage(body: Buffer, key: number): { start: number; end: number } | undefined {
-  let i = key + USAGE_KEY.length;
-  while (i < body.length && isSpace(body[i])) i++;
+  const skipSpace = (at: number) => {
+    while (at < body.length && isSpace(body[at])) at++;
+    return at;
+  };
+  let i = skipSpace(key + USAGE_KEY.length);
   if (body[i] !== COLON) return undefined;
-  i++;
-  while (i < body.length && isSpace(body[i])) i++;
+  i = skipSpace(i + 1);
   if (body[i] !== OPEN) return undefined;
   const start = i;
   let end = -1;
@@ -75,14 +77,10 @@ function topLevelUsage(body: Buffer, key: number): { start: number; end: number 
     } else if (c === QUOTE) inString = true;
     else if (c === OPEN) depth++;
     else if (c === CLOSE && --depth === 0 && end === -1) end = i;
-    else if (depth === -1) {
-      // The top level closed: only white space may follow.
-      for (i++; i < body.length; i++) if (!isSpace(body[i])) return undefined;
-      return { start, end };
-    }
-    if (depth < -1) return undefined;
+    // The top level closed: only white space may follow.
+    else if (depth === -1) return skipSpace(i + 1) === body.length ? { start, end } : undefined;
   }
-  return depth === -1 && end !== -1 ? { start, end } : undefined;
+  return undefined;
 }
 
 /**
