@@ -38,12 +38,15 @@ const LOOKALIKE = new RegExp(`[${[...TO_LATIN.keys()].join('')}]`, 'gu');
 const TAG_RUN = /[\u{e0020}-\u{e007e}]+/gu;
 const NON_ASCII = /[\u0080-\u{10ffff}]/u;
 
+/** Whether the text has a character beyond ASCII (the only text look-alikes and tag characters can hide in). */
+export const hasNonAscii = (text: string): boolean => NON_ASCII.test(text);
+
 /**
  * The text as its letters look: compatibility forms folded (NFKC: fullwidth, mathematical alphanumerics, ligatures)
  * and look-alikes of Latin letters replaced by them. Only for matching: positions move.
  */
 export function foldLookalikes(text: string): string {
-  if (!NON_ASCII.test(text)) return text;
+  if (!hasNonAscii(text)) return text;
   return text.normalize('NFKC').replace(LOOKALIKE, (c) => TO_LATIN.get(c)!);
 }
 
@@ -52,7 +55,7 @@ const MAX_TAGGED_CHARS = 4096;
 
 /** The ASCII that runs of tag characters spell, one string per run (none for text without them). */
 export function taggedText(text: string): string[] {
-  if (!NON_ASCII.test(text)) return [];
+  if (!hasNonAscii(text)) return [];
   // Character by character, not spread as arguments: a run of 200,000 overflowed the call stack (RangeError).
   return (text.match(TAG_RUN) ?? []).map((run) =>
     Array.from(run.slice(0, 2 * MAX_TAGGED_CHARS), (c) => String.fromCharCode(c.codePointAt(0)! - 0xe0000)).join(''),

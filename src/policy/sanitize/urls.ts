@@ -2,6 +2,7 @@
 // hosts, credentials in the authority (`https://bank.com@evil.example`), brand look-alikes, and phishing words on
 // abused top-level domains. Private and loopback addresses are not flagged: they are someone's own network.
 import type { Action, Detector, Finding } from './finding.js';
+import { hasNonAscii } from './lookalikes.js';
 
 /**
  * A sentence's full stop (or comma, ...) after a URL is not part of it. Trimmed from the end by hand: the regex
@@ -93,8 +94,7 @@ export class UrlDetector implements Detector {
     if (url.username.includes('.')) return 'userinfo';
     if (this.#ipLiterals && isPublicIp(host)) return 'ipLiteral';
     const authority = AUTHORITY.exec(raw)?.[1] ?? '';
-    // eslint-disable-next-line no-control-regex
-    if (/[^\x00-\x7f]/.test(authority)) return 'homoglyph';
+    if (hasNonAscii(authority)) return 'homoglyph';
     if (host.split('.').some((l) => l.startsWith('xn--'))) return 'punycode';
     if (this.#lookalike(host)) return 'lookalike';
     const tld = host.slice(host.lastIndexOf('.') + 1);
