@@ -8,26 +8,28 @@ const swapped = (name: string) => name.startsWith('..');
 const relevant = (name: string) => MANIFEST_FILE.test(name) || swapped(name);
 
 /**
- * What the paths stand for on disk: where each leads (a symlink's target, a directory replaced by another) and each
- * file's target, size and time. A watch follows the directory it was opened on, so a --config directory renamed away
- * and replaced, a symlink to it repointed, or a symlinked file's target edited, raise no event where it listens.
+ * What the paths stand for on disk: where each leads (a symlink's target, a directory replaced by another), and each
+ * manifest file's target, size and time. A watch follows the directory it was opened on, so a --config directory
+ * renamed away and replaced, a symlink to it repointed, or a symlinked file's target edited, raise no event where it
+ * listens. A directory's own time is left out: it changes with any file made beside the manifests (a database
+ * journal, an editor's lock), which must not reload anything.
  */
 function fingerprint(paths: string[]): string {
   const parts: string[] = [];
-  const at = (p: string) => {
+  const real = (p: string) => {
     try {
-      const real = realpathSync(p);
-      const st = statSync(real);
-      // A directory by where it leads only: its own time changes with any file made beside the manifests (a
-      // database journal, an editor's lock), which must not reload anything; its manifests are listed below.
-      parts.push(st.isDirectory() ? `${p}>${real}` : `${p}>${real}:${st.size}:${st.mtimeMs}`);
+      return realpathSync(p);
     } catch {
-      parts.push(`${p}>-`);
+      return '-';
     }
   };
-  for (const p of paths) at(resolve(p));
+  for (const p of paths) parts.push(`${p}>${real(p)}`);
   try {
-    for (const f of configFiles(paths)) at(f);
+    for (const f of configFiles(paths)) {
+      const target = real(f);
+      const st = target === '-' ? undefined : statSync(target, { throwIfNoEntry: false });
+      parts.push(st ? `${f}>${target}:${st.size}:${st.mtimeMs}` : `${f}>-`);
+    }
   } catch {
     parts.push('unreadable');
   }
