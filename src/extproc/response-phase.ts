@@ -70,8 +70,11 @@ export class ResponsePhase {
     const mutation = new MutationBuilder(raw);
     diffHeaders(headers, out, mutation);
     this.headerMutation = mutation.build();
-    this.#shaped = out;
-    this.#told = { ...out };
+    // Only a held body's step can change them again: what Envoy was told is kept to send the difference with it.
+    if (this.#held) {
+      this.#shaped = out;
+      this.#told = { ...out };
+    }
   }
 
   /** The answer to one response_body message; a promise only for the last chunk of a held body. Throws a GatewayError. */
