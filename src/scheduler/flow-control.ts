@@ -2,7 +2,7 @@
 // time, and leave when dispatched, timed out, aborted or rejected — never silently.
 import { gatewayError } from '../gateway/errors.js';
 import { deadlineAfterIo } from '../lib/with-timeout.js';
-import { FlowControlQueue } from './flow-control-queue.js';
+import { FairQueue } from '../lib/fair-queue.js';
 import type { SchedulerSettings } from './plugin-types.js';
 import type { Pick, PickRequest } from './types.js';
 
@@ -37,7 +37,7 @@ class Waiter {
 }
 
 export class FlowControl {
-  readonly #queue = new FlowControlQueue<Waiter>();
+  readonly #queue = new FairQueue<Waiter>();
   readonly #opts: FlowControlOptions;
 
   constructor(opts: FlowControlOptions) {

@@ -4,6 +4,7 @@
 // hold the event loop or a worker for long. Idle workers do not keep the process alive.
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
+import { FairQueue, type Queued } from '../../../lib/fair-queue.js';
 import { spawnWorker } from '../../../lib/spawn-worker.js';
 import type { SandboxJob, ScriptRef, WorkerMessage } from './sandbox-protocol.js';
 
@@ -13,7 +14,8 @@ export class SandboxError extends Error {
   }
 }
 
-interface Pending {
+/** A run waiting for a worker: each policy's script is a tenant of its own, all of one priority. */
+interface Pending extends Queued {
   job: SandboxJob;
   resolve: (output: string) => void;
   reject: (err: SandboxError) => void;
@@ -35,9 +37,7 @@ const MAX_QUEUED_PER_SCRIPT = 200;
 export class SandboxPool {
   readonly #size: number;
   readonly #slots: Slot[] = [];
-  /** Waiting jobs by script id, in arrival order; the map's order is the turn order. */
-  readonly #queues = new Map<string, Pending[]>();
-  #queued = 0;
+  readonly #queue = new FairQueue<Pending>();
   #readyWaiters: (() => void)[] = [];
   #seq = 0;
 
@@ -59,30 +59,14 @@ export class SandboxPool {
 
   /** Runs the script on `input` (JSON); resolves with its output (JSON). */
   run(script: ScriptRef, timeLimitMs: number, input: string): Promise<string> {
-    const queue = this.#queues.get(script.id);
-    if (this.#queued >= MAX_QUEUED || (queue?.length ?? 0) >= MAX_QUEUED_PER_SCRIPT) {
+    if (this.#queue.size >= MAX_QUEUED || this.#queue.tenantSize(script.id) >= MAX_QUEUED_PER_SCRIPT) {
       return Promise.reject(new SandboxError('error', 'the JavaScript sandbox is overloaded'));
     }
     this.start();
     return new Promise((resolve, reject) => {
-      const p = { job: { id: ++this.#seq, script, timeLimitMs, input }, resolve, reject };
-      if (queue) queue.push(p);
-      else this.#queues.set(script.id, [p]);
-      this.#queued++;
+      this.#queue.push({ priority: 0, fairnessId: script.id, job: { id: ++this.#seq, script, timeLimitMs, input }, resolve, reject });
       this.#dispatch();
     });
-  }
-
-  /** The next job: the first of the script whose turn it is; that script goes to the back of the turn order. */
-  #next(): Pending | undefined {
-    for (const [id, queue] of this.#queues) {
-      const p = queue.shift()!;
-      this.#queues.delete(id);
-      if (queue.length > 0) this.#queues.set(id, queue);
-      this.#queued--;
-      return p;
-    }
-    return undefined;
   }
 
   #spawn(): Slot {
@@ -96,9 +80,9 @@ export class SandboxPool {
 
   #dispatch(): void {
     for (const slot of this.#slots) {
-      if (this.#queued === 0) return;
+      if (this.#queue.size === 0) return;
       if (!slot.ready || slot.current) continue;
-      const p = this.#next()!;
+      const p = this.#queue.shift()!;
       slot.current = p;
       // Busy workers keep the process alive: a caller awaiting the answer must get it.
       slot.worker.ref();
@@ -148,7 +132,7 @@ export class SandboxPool {
     }
     // A worker that never started would fail again at once: give up on the waiting jobs; the next run retries.
     this.#slots.splice(i, 1);
-    for (let q = this.#next(); q; q = this.#next()) q.reject(new SandboxError('error', `${message} while starting`));
+    for (let q = this.#queue.shift(); q; q = this.#queue.shift()) q.reject(new SandboxError('error', `${message} while starting`));
   }
 }
 

@@ -1,5 +1,6 @@
-// The waiting room for requests when the pool is saturated: higher priority first, and within one
-// priority, round-robin between tenants (fairness ids), each tenant's requests in arrival order.
+// A waiting room served fairly: higher priority first, and within one priority, round-robin between tenants
+// (fairness ids), each tenant's items in arrival order. The flow-control queue of a saturated pool, and the JavaScript
+// sandbox's runs waiting for a worker (one tenant per policy).
 
 export interface Queued {
   readonly priority: number;
@@ -65,7 +66,7 @@ class Band<T extends Queued> {
   }
 }
 
-export class FlowControlQueue<T extends Queued> {
+export class FairQueue<T extends Queued> {
   /** Non-empty bands, highest priority first. */
   readonly #bands: Band<T>[] = [];
   #size = 0;
@@ -124,6 +125,13 @@ export class FlowControlQueue<T extends Queued> {
     const item = tenant.items[tenant.items.length - 1];
     this.remove(item);
     return item;
+  }
+
+  /** Items queued for one tenant, over every priority. */
+  tenantSize(fairnessId: string): number {
+    let n = 0;
+    for (const band of this.#bands) n += band.tenants.get(fairnessId)?.items.length ?? 0;
+    return n;
   }
 
   /** Queued items per priority, highest first. */

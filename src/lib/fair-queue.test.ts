@@ -1,19 +1,19 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { FlowControlQueue } from './flow-control-queue.js';
+import { FairQueue } from './fair-queue.js';
 
 type Item = { priority: number; fairnessId: string; id: string };
 const item = (priority: number, fairnessId: string, id: string): Item => ({ priority, fairnessId, id });
 
-function drain(q: FlowControlQueue<Item>): string[] {
+function drain(q: FairQueue<Item>): string[] {
   const out: string[] = [];
   for (let x = q.shift(); x; x = q.shift()) out.push(x.id);
   return out;
 }
 
-describe('FlowControlQueue', () => {
+describe('FairQueue', () => {
   test('higher priority first, FIFO within one tenant', () => {
-    const q = new FlowControlQueue<Item>();
+    const q = new FairQueue<Item>();
     q.push(item(0, 't', 's1'));
     q.push(item(-1, 't', 'x1'));
     q.push(item(1, 't', 'c1'));
@@ -31,7 +31,7 @@ describe('FlowControlQueue', () => {
   });
 
   test('round-robin between tenants of one priority, whatever their arrival order', () => {
-    const q = new FlowControlQueue<Item>();
+    const q = new FairQueue<Item>();
     for (let i = 1; i <= 4; i++) q.push(item(0, 'big', `b${i}`));
     q.push(item(0, 'small', 's1'));
     q.push(item(0, 'other', 'o1'));
@@ -40,7 +40,7 @@ describe('FlowControlQueue', () => {
   });
 
   test('a tenant that comes back later joins the end of the rotation', () => {
-    const q = new FlowControlQueue<Item>();
+    const q = new FairQueue<Item>();
     q.push(item(0, 'a', 'a1'));
     q.push(item(0, 'b', 'b1'));
     q.push(item(0, 'b', 'b2'));
@@ -50,7 +50,7 @@ describe('FlowControlQueue', () => {
   });
 
   test('remove takes out one item and keeps the rotation right', () => {
-    const q = new FlowControlQueue<Item>();
+    const q = new FairQueue<Item>();
     const a1 = item(0, 'a', 'a1');
     const b1 = item(0, 'b', 'b1');
     const c1 = item(1, 'c', 'c1');
@@ -68,7 +68,7 @@ describe('FlowControlQueue', () => {
   });
 
   test('removing a tenant before the turn keeps the next tenant next', () => {
-    const q = new FlowControlQueue<Item>();
+    const q = new FairQueue<Item>();
     const a1 = item(0, 'a', 'a1');
     q.push(a1);
     q.push(item(0, 'b', 'b1'));
@@ -81,7 +81,7 @@ describe('FlowControlQueue', () => {
   });
 
   test('removing a tenant behind the turn keeps the turn on the same tenant', () => {
-    const q = new FlowControlQueue<Item>();
+    const q = new FairQueue<Item>();
     const a2 = item(0, 'a', 'a2');
     q.push(item(0, 'a', 'a1'));
     q.push(a2);
@@ -91,4 +91,12 @@ describe('FlowControlQueue', () => {
     assert.equal(q.remove(a2), true); // a leaves from behind the turn
     assert.deepEqual(drain(q), ['b1', 'c1']);
   });
+});
+
+test('tenantSize counts one tenant over every priority', () => {
+  const q = new FairQueue<Item>();
+  for (const [p, t, id] of [[0, 'a', '1'], [1, 'a', '2'], [0, 'b', '3'], [0, 'a', '4']] as const) q.push(item(p, t, id));
+  assert.deepEqual([q.tenantSize('a'), q.tenantSize('b'), q.tenantSize('c')], [3, 1, 0]);
+  q.shift();
+  assert.equal(q.tenantSize('a'), 2);
 });
