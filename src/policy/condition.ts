@@ -53,49 +53,42 @@ function bindingsOf(ctx: RequestContext, state: ApimState) {
   };
 }
 
+/** The sub-expressions of a select, call, list or map expression (a comprehension's are read by name); none else. */
+function operands(k: Expr['exprKind']): (Expr | undefined)[] {
+  switch (k.case) {
+    case 'selectExpr':
+      return [k.value.operand];
+    case 'callExpr':
+      return [k.value.target, ...k.value.args];
+    case 'listExpr':
+      return k.value.elements;
+    case 'structExpr':
+      return k.value.entries.flatMap((e) => (e.keyKind.case === 'mapKey' ? [e.keyKind.value, e.value] : [e.value]));
+    default:
+      return [];
+  }
+}
+
 /** Identifiers the expression reads that no comprehension binds: each must be one of the variables. */
 function freeIdentifiers(expr: Expr | undefined, bound: ReadonlySet<string>, out: Set<string>): void {
   if (!expr) return;
   const k = expr.exprKind;
-  switch (k.case) {
-    case 'identExpr':
-      if (!bound.has(k.value.name)) out.add(k.value.name);
-      return;
-    case 'selectExpr':
-      return freeIdentifiers(k.value.operand, bound, out);
-    case 'callExpr':
-      freeIdentifiers(k.value.target, bound, out);
-      for (const a of k.value.args) freeIdentifiers(a, bound, out);
-      return;
-    case 'listExpr':
-      for (const e of k.value.elements) freeIdentifiers(e, bound, out);
-      return;
-    case 'structExpr':
-      for (const e of k.value.entries) {
-        if (e.keyKind.case === 'mapKey') freeIdentifiers(e.keyKind.value, bound, out);
-        freeIdentifiers(e.value, bound, out);
-      }
-      return;
-    case 'comprehensionExpr': {
-      const c = k.value;
-      freeIdentifiers(c.iterRange, bound, out);
-      freeIdentifiers(c.accuInit, bound, out);
-      const inner = new Set([...bound, c.iterVar, c.iterVar2, c.accuVar].filter(Boolean));
-      for (const e of [c.loopCondition, c.loopStep, c.result]) freeIdentifiers(e, inner, out);
-      return;
-    }
-    default:
-      return;
-  }
+  if (k.case === 'identExpr') {
+    if (!bound.has(k.value.name)) out.add(k.value.name);
+  } else if (k.case === 'comprehensionExpr') {
+    const c = k.value;
+    freeIdentifiers(c.iterRange, bound, out);
+    freeIdentifiers(c.accuInit, bound, out);
+    const inner = new Set([...bound, c.iterVar, c.iterVar2, c.accuVar].filter(Boolean));
+    for (const e of [c.loopCondition, c.loopStep, c.result]) freeIdentifiers(e, inner, out);
+  } else for (const e of operands(k)) freeIdentifiers(e, bound, out);
 }
 
 /** A literal made of constants only (`['x-tenant', 'x-team']`): its size is the condition author's, not a client's. */
 function isConstant(expr: Expr | undefined): boolean {
   const k = expr?.exprKind;
   if (k?.case === 'constExpr') return true;
-  if (k?.case === 'listExpr') return k.value.elements.every(isConstant);
-  if (k?.case === 'structExpr') return k.value.entries.every((e) => (e.keyKind.case !== 'mapKey' || isConstant(e.keyKind.value)) && isConstant(e.value));
-  return false;
+  return (k?.case === 'listExpr' || k?.case === 'structExpr') && operands(k).every(isConstant);
 }
 
 /**
@@ -107,25 +100,12 @@ function isConstant(expr: Expr | undefined): boolean {
 function nestedRequestLoop(expr: Expr | undefined, inLoop: boolean): boolean {
   if (!expr) return false;
   const k = expr.exprKind;
-  switch (k.case) {
-    case 'selectExpr':
-      return nestedRequestLoop(k.value.operand, inLoop);
-    case 'callExpr':
-      return nestedRequestLoop(k.value.target, inLoop) || k.value.args.some((a) => nestedRequestLoop(a, inLoop));
-    case 'listExpr':
-      return k.value.elements.some((e) => nestedRequestLoop(e, inLoop));
-    case 'structExpr':
-      return k.value.entries.some((e) => (e.keyKind.case === 'mapKey' && nestedRequestLoop(e.keyKind.value, inLoop)) || nestedRequestLoop(e.value, inLoop));
-    case 'comprehensionExpr': {
-      const c = k.value;
-      const clientSized = !isConstant(c.iterRange);
-      if (clientSized && inLoop) return true;
-      const body = inLoop || clientSized;
-      return nestedRequestLoop(c.iterRange, inLoop) || nestedRequestLoop(c.accuInit, inLoop) || [c.loopCondition, c.loopStep, c.result].some((e) => nestedRequestLoop(e, body));
-    }
-    default:
-      return false;
-  }
+  if (k.case !== 'comprehensionExpr') return operands(k).some((e) => nestedRequestLoop(e, inLoop));
+  const c = k.value;
+  const clientSized = !isConstant(c.iterRange);
+  if (clientSized && inLoop) return true;
+  const body = inLoop || clientSized;
+  return nestedRequestLoop(c.iterRange, inLoop) || nestedRequestLoop(c.accuInit, inLoop) || [c.loopCondition, c.loopStep, c.result].some((e) => nestedRequestLoop(e, body));
 }
 
 const EMPTY_CTX = { path: '/', method: 'GET', headers: {}, clientIp: '' } as unknown as RequestContext;
