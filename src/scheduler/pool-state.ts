@@ -12,6 +12,7 @@ import type { Pipeline } from './pipeline.js';
 import type { CycleContext, SchedulerSettings } from './plugin-types.js';
 import { isSaturated, utilization } from './saturation.js';
 import type { Pick, PickRequest, RequestOutcome } from './types.js';
+import { keepEndpoints } from './keep-endpoints.js';
 
 /** Decisions kept per pool for the fleet view. */
 const DECISIONS_KEPT = 100;
@@ -266,14 +267,9 @@ export class PoolState implements PoolGauges {
    */
   #roomy(now: number, kept: number | null): readonly EndpointState[] {
     if (kept === null) return this.#endpoints;
-    let out: EndpointState[] | null = null;
     const all = this.#endpoints;
-    for (let i = 0; i < all.length; i++) {
-      const ok = all[i].freeSlots > kept;
-      if (!ok && !out) out = all.slice(0, i);
-      else if (ok && out) out.push(all[i]);
-    }
-    if (!out) return all;
+    const out = keepEndpoints(all, (ep) => ep.freeSlots > kept);
+    if (out === all) return all;
     const { staleAfter } = this.#deps.settings;
     return out.some((ep) => ep.isEligible(now, staleAfter)) ? out : all;
   }

@@ -1,20 +1,9 @@
 // Keeps endpoints that are healthy and whose metrics are fresh; always first in every profile.
 import { z } from 'zod';
-import type { EndpointState } from '../../../endpoint-state.js';
+import { keepEndpoints } from '../../../keep-endpoints.js';
 import type { Filter, PluginFactory } from '../../../plugin-types.js';
 
 export const HEALTHY_FILTER = 'healthy-filter';
-
-/** The candidates `ok` keeps; allocates only once one is dropped (usually every endpoint is fine). */
-function keep(candidates: readonly EndpointState[], ok: (ep: EndpointState) => boolean): readonly EndpointState[] {
-  let out: EndpointState[] | null = null;
-  for (let i = 0; i < candidates.length; i++) {
-    const kept = ok(candidates[i]);
-    if (!kept && !out) out = candidates.slice(0, i);
-    else if (kept && out) out.push(candidates[i]);
-  }
-  return out ?? candidates;
-}
 
 const params = z.object({}).strict();
 
@@ -32,8 +21,8 @@ export const healthyFilter: PluginFactory<Filter> = (name, raw, deps) => {
     filter(ctx, candidates) {
       // Per decision, not in the factory: a settings reload changes it under a compiled profile.
       const staleAfter = deps.settings.staleAfter;
-      const eligible = keep(candidates, (ep) => ep.isEligible(ctx.now, staleAfter));
-      const awake = keep(eligible, (ep) => !ep.resting(ctx.now));
+      const eligible = keepEndpoints(candidates, (ep) => ep.isEligible(ctx.now, staleAfter));
+      const awake = keepEndpoints(eligible, (ep) => !ep.resting(ctx.now));
       return awake.length > 0 ? awake : eligible;
     },
   } satisfies Filter;
