@@ -25,7 +25,7 @@ function products(): Manifest[] {
     manifest('APIProduct', name, { displayName: name, templateRefs: [{ name: template }] }),
     manifest('APIOperationSet', `${name}-ops`, { apiProductRefs: [{ name }], llmOperations: { models: ['chat', 'echo'] } }),
   ];
-  return [...product('cached', 'cache-template'), ...product('sem-gold', 'semantic-template'), ...product('sem-silver', 'semantic-template'), ...product('guarded', 'guard-template')];
+  return [...product('cached', 'cache-template'), ...product('sem-gold', 'semantic-template'), ...product('sem-silver', 'semantic-template'), ...product('guarded', 'guard-template'), ...product('cached-guarded', 'cache-first-template')];
 }
 
 function policies(embeddingsUrl: string): Manifest[] {
@@ -37,6 +37,10 @@ function policies(embeddingsUrl: string): Manifest[] {
     manifest('SanitizeModelResponse', 'answer-guard', { streamHoldback: 120 }),
     manifest('ApimTemplate', 'cache-template', { templates: [{ policies: [{ kind: 'ResponseCache', name: 'answers' }] }] }),
     manifest('ApimTemplate', 'semantic-template', { templates: [{ policies: [{ kind: 'SemanticCacheLookup', name: 'faq' }, { kind: 'SemanticCachePopulate', name: 'faq-populate' }] }] }),
+    // The cache listed before the sanitizer: a hit bypasses the response flow, so what it stores must be sanitized.
+    manifest('ResponseCache', 'answers-first', { scope: 'app' }),
+    manifest('SanitizeModelResponse', 'answer-guard-last', { streamHoldback: 120 }),
+    manifest('ApimTemplate', 'cache-first-template', { templates: [{ policies: [{ kind: 'ResponseCache', name: 'answers-first' }, { kind: 'SanitizeModelResponse', name: 'answer-guard-last' }] }] }),
     manifest('ApimTemplate', 'guard-template', { templates: [{ policies: [{ kind: 'SanitizeUserPrompt', name: 'prompt-guard' }, { kind: 'SanitizeModelResponse', name: 'answer-guard' }] }] }),
   ];
 }
@@ -89,7 +93,7 @@ before(async () => {
     watch: false,
     logger: silentLogger,
   });
-  for (const [label, product] of [['cache1', 'cached'], ['cache2', 'cached'], ['gold1', 'sem-gold'], ['gold2', 'sem-gold'], ['silver', 'sem-silver'], ['guard', 'guarded']]) {
+  for (const [label, product] of [['cache1', 'cached'], ['cache2', 'cached'], ['gold1', 'sem-gold'], ['gold2', 'sem-gold'], ['silver', 'sem-silver'], ['guard', 'guarded'], ['cached-guard', 'cached-guarded']]) {
     apps[label] = await createApp(gw.adminUrl, [product], label);
   }
   for (const a of Object.values(apps)) await untilKeyKnown(gw.url, a.key);
@@ -208,5 +212,20 @@ describe('sanitizing', () => {
     assert.equal(text, 'Your key: [REDACTED:openaiKey] — keep it safe.');
     assert.ok(!String(r.body).includes(STREAM_SECRET.slice(9, 30)));
     assert.equal(events.at(-1), '[DONE]');
+  });
+
+  test('a cache listed before the sanitizer stores and replays the sanitized answer, JSON and stream', async () => {
+    const cached = (body: Record<string, unknown>) => chat('cached-guard', { model: 'echo', temperature: 0, ...body });
+    for (const round of ['MISS', 'HIT']) {
+      const r = await cached(ask('LEAK-JSON cached'));
+      assert.equal(r.headers['x-cache'], round);
+      assert.equal(content(r), 'The token is [REDACTED:githubToken].');
+    }
+    for (const round of ['MISS', 'HIT']) {
+      const r = await cached({ ...ask('LEAK-STREAM cached'), stream: true });
+      assert.equal(r.headers['x-cache'], round);
+      assert.equal(sse(r).text, 'Your key: [REDACTED:openaiKey] — keep it safe.');
+      assert.ok(!String(r.body).includes(STREAM_SECRET.slice(9, 30)));
+    }
   });
 });

@@ -14,3 +14,17 @@ test('events a rewrite adds each pass the rest of the chain; a dropped one stops
   const allDropped = chainResponseFlows([{ event: () => ['drop', 'drop'] }, { event: () => null }])!;
   assert.equal(allDropped.event!('x'), null);
 });
+
+test('a flow that only observes sees the answer after every rewrite, wherever it was listed', () => {
+  const seen: string[] = [];
+  const bodies: string[] = [];
+  const chain = chainResponseFlows([
+    { observes: true, event: (d) => (seen.push(d), d), body: (b) => (bodies.push(b.toString()), b) },
+    { event: (d) => d.replace('secret', '[REDACTED]'), body: (b) => Buffer.from(b.toString().replace('secret', '[REDACTED]')) },
+  ])!;
+  assert.equal(chain.event!('a secret'), 'a [REDACTED]');
+  assert.deepEqual(seen, ['a [REDACTED]']);
+  assert.equal(chain.body!(Buffer.from('the secret'), 200).toString(), 'the [REDACTED]');
+  assert.deepEqual(bodies, ['the [REDACTED]']);
+  assert.equal(chain.observes, undefined);
+});

@@ -6,9 +6,14 @@ import { pipeEvents } from '../gateway/sse-rewriter.js';
 
 type BodyRewrite = NonNullable<ResponseFlow['body']>;
 
-/** One flow stays itself; several become one that calls each in order. Only the parts someone has are present. */
-export function chainResponseFlows(flows: readonly ResponseFlow[]): ResponseFlow | undefined {
-  if (flows.length <= 1) return flows[0];
+/**
+ * One flow stays itself; several become one that calls each in order. Only the parts someone has are present.
+ * Flows that only observe (a cache filling) come after every rewrite, wherever they were listed: what a cache keeps is
+ * what the client received, so a replay (which bypasses the response flow) never skips a sanitizer listed after it.
+ */
+export function chainResponseFlows(listed: readonly ResponseFlow[]): ResponseFlow | undefined {
+  if (listed.length <= 1) return listed[0];
+  const flows = [...listed.filter((f) => !f.observes), ...listed.filter((f) => f.observes)];
   const headers = flows.filter((f) => f.headers);
   const bodies = flows.filter((f) => f.body).map((f) => f.body!.bind(f));
   const events = flows.filter((f) => f.event).map((f) => f.event!.bind(f));
