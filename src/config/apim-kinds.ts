@@ -429,6 +429,8 @@ export const verifyJwtSpec = z
     subject: z.string().min(1).optional(),
     /** Clock skew allowed on exp and nbf. */
     timeAllowance: durationText.default('0s'),
+    /** Refuse tokens without `exp` (accepted by default, as Apigee does): a token that never expires cannot be retired. */
+    requireExpiry: z.boolean().default(false),
     /** Claims that must have exactly these values. */
     additionalClaims: z.record(z.string().min(1), z.string()).default({}),
   })

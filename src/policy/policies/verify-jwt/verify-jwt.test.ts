@@ -21,13 +21,12 @@ const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 const pem = (k: KeyObject) => k.export({ type: 'spki', format: 'pem' }) as string;
 
-function sign(claims: Record<string, unknown>, opts: { alg?: string; key?: KeyObject | Uint8Array; kid?: string; exp?: number } = {}): Promise<string> {
+/** A token expiring in 5 minutes, or at `exp`; `exp: null` leaves the claim out. */
+function sign(claims: Record<string, unknown>, opts: { alg?: string; key?: KeyObject | Uint8Array; kid?: string; exp?: number | null } = {}): Promise<string> {
   const alg = opts.alg ?? 'HS256';
-  return new SignJWT(claims)
-    .setProtectedHeader({ alg, ...(opts.kid && { kid: opts.kid }) })
-    .setIssuedAt(SEC)
-    .setExpirationTime(opts.exp ?? SEC + 300)
-    .sign(opts.key ?? new TextEncoder().encode(SECRET));
+  const jwt = new SignJWT(claims).setProtectedHeader({ alg, ...(opts.kid && { kid: opts.kid }) }).setIssuedAt(SEC);
+  if (opts.exp !== null) jwt.setExpirationTime(opts.exp ?? SEC + 300);
+  return jwt.sign(opts.key ?? new TextEncoder().encode(SECRET));
 }
 
 async function verify(policy: Policy, token: string | undefined): Promise<ApimState> {
@@ -91,6 +90,13 @@ describe('HS256', () => {
     const early = await sign({ nbf: SEC + 20 });
     await assert.rejects(verify(hs(), early), fault(F.tokenNotYetValid));
     await verify(hs({ timeAllowance: '30s' }), early);
+  });
+
+  test('a token without exp passes unless requireExpiry', async () => {
+    const forever = await sign({}, { exp: null });
+    await verify(hs(), forever);
+    await assert.rejects(verify(hs({ requireExpiry: true }), forever), fault(F.invalidClaim));
+    await verify(hs({ requireExpiry: true }), await sign({}));
   });
 
   const refused: [name: string, token: () => Promise<string | undefined>, code: string][] = [

@@ -67,6 +67,7 @@ export const verifyJwt: PolicyFactory = (name, spec, deps) => {
     audience: s.audience,
     subject: s.subject,
     clockTolerance: parseDuration(s.timeAllowance) / 1000,
+    requiredClaims: s.requireExpiry ? ['exp'] : [],
   };
   const { now } = deps;
 
