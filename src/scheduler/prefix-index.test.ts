@@ -81,3 +81,69 @@ describe('PrefixIndex', () => {
     assert.deepEqual(matches(index, many, ['A']), { A: 298 });
   });
 });
+
+/** The same index, naively: per endpoint a map of held blocks and an array queue (CLOCK second chance). */
+class NaiveIndex {
+  clock = 0;
+  servers = new Map<string, { held: Map<number, { stamp: number; queued: number }>; queue: number[] }>();
+  remember(key: string, prompt: Float64Array, capacity: number): void {
+    let s = this.servers.get(key);
+    if (!s) this.servers.set(key, (s = { held: new Map(), queue: [] }));
+    for (let i = prompt.length - 1; i >= 0; i--) {
+      const stamp = ++this.clock;
+      const h = s.held.get(prompt[i]);
+      if (h) h.stamp = stamp;
+      else {
+        s.held.set(prompt[i], { stamp, queued: stamp });
+        s.queue.push(prompt[i]);
+      }
+    }
+    while (s.queue.length > capacity) {
+      const b = s.queue.shift()!;
+      const h = s.held.get(b)!;
+      if (h.stamp !== h.queued) {
+        h.queued = h.stamp;
+        s.queue.push(b);
+      } else s.held.delete(b);
+    }
+  }
+  matched(key: string, prompt: Float64Array): number {
+    const held = this.servers.get(key)?.held;
+    let n = 0;
+    while (held && n < prompt.length && held.has(prompt[n])) n++;
+    return n;
+  }
+}
+
+test('PrefixIndex agrees with a naive model over random prompts whose hashes collide in the table', () => {
+  let seed = 7;
+  // xorshift32: exact in 32-bit integer arithmetic.
+  const rand = (n: number) => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) % n;
+  };
+  // Hashes sharing their low 32 bits share the table's slot: long probe runs and shifts on every delete, from the
+  // last slot (all ones) wrapping around to the first, where the multiples of 2^32 start theirs.
+  const hash = (b: number) => (b % 3 === 0 ? b * 2 ** 32 + 2 ** 32 - 1 : b % 3 === 1 ? b * 2 ** 32 : b * 2654435761);
+  const index = new PrefixIndex<string>();
+  const naive = new NaiveIndex();
+  const keys = ['A', 'B', 'C', 'D'];
+  for (let step = 0; step < 20_000; step++) {
+    const start = rand(40);
+    const prompt = Float64Array.from({ length: 1 + rand(12) }, (_, i) => hash(start * 100 + (rand(4) === 0 ? rand(50) : i) + 1));
+    const key = keys[rand(keys.length)];
+    if (rand(500) === 0) {
+      index.remove(key);
+      naive.servers.delete(key);
+      continue;
+    }
+    index.match(prompt, prompt.length);
+    for (const k of keys) assert.equal(index.matched(k), naive.matched(k, prompt), `step ${step}, endpoint ${k}`);
+    const capacity = 20 + rand(60);
+    index.remember(key, capacity);
+    naive.remember(key, prompt, capacity);
+    assert.equal(index.size(key), naive.servers.get(key)!.queue.length);
+  }
+});

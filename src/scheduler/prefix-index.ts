@@ -1,33 +1,25 @@
 // Which endpoint probably holds which prompt blocks in its KV cache: for each block hash, the endpoints
 // holding it, and per endpoint an approximate LRU bounded by its cache size.
+//
+// Holdings (one endpoint's hold on one block) live in typed arrays, not objects: at the default 31,250 blocks per
+// endpoint a pool of 64 engines indexes two million of them, which as objects cost ~350 bytes each (680 MiB) and
+// gave every major GC millions of objects to mark; here they cost under 100 bytes and nothing to mark.
 
-/** One endpoint's hold on one block. */
-class Holding {
-  /** Last use (index clock), and its value when this holding was (re)queued for eviction. */
-  stamp: number;
-  queued: number;
-  constructor(
-    readonly server: ServerBlocks,
-    readonly key: number,
-    readonly holders: Holding[],
-    stamp: number,
-  ) {
-    this.stamp = stamp;
-    this.queued = stamp;
-  }
-}
+const NONE = -1;
 
-/** One endpoint's blocks in eviction order: a ring, oldest queued first. */
+/** One endpoint's holdings in eviction order: a ring of holding ids, oldest queued first. */
 class ServerBlocks {
-  ring: (Holding | undefined)[] = new Array(64);
+  ring = new Int32Array(64);
   head = 0;
   size = 0;
   /** Scratch for match(): leading blocks of the current prompt this endpoint holds. */
   matched = 0;
 
-  push(h: Holding): void {
+  constructor(readonly id: number) {}
+
+  push(h: number): void {
     if (this.size === this.ring.length) {
-      const grown = new Array<Holding | undefined>(this.ring.length * 2);
+      const grown = new Int32Array(this.ring.length * 2);
       for (let i = 0; i < this.size; i++) grown[i] = this.ring[(this.head + i) % this.ring.length];
       this.ring = grown;
       this.head = 0;
@@ -36,25 +28,140 @@ class ServerBlocks {
     this.size++;
   }
 
-  shift(): Holding {
-    const h = this.ring[this.head]!;
-    this.ring[this.head] = undefined;
+  shift(): number {
+    const h = this.ring[this.head];
     this.head = (this.head + 1) % this.ring.length;
     this.size--;
     return h;
   }
 }
 
+/**
+ * The holdings, struct-of-arrays. A block's holders form a list through `next`, headed in the block table;
+ * freed ids chain through `next` too.
+ */
+class Holdings {
+  key = new Float64Array(1024);
+  server = new Int32Array(1024);
+  /** Last use (index clock), and its value when the holding was (re)queued for eviction. */
+  stamp = new Float64Array(1024);
+  queued = new Float64Array(1024);
+  next = new Int32Array(1024);
+  #used = 0;
+  #free = NONE;
+
+  alloc(key: number, server: number, stamp: number, next: number): number {
+    let h = this.#free;
+    if (h !== NONE) this.#free = this.next[h];
+    else {
+      if (this.#used === this.key.length) this.#grow();
+      h = this.#used++;
+    }
+    this.key[h] = key;
+    this.server[h] = server;
+    this.stamp[h] = stamp;
+    this.queued[h] = stamp;
+    this.next[h] = next;
+    return h;
+  }
+
+  release(h: number): void {
+    this.server[h] = NONE;
+    this.next[h] = this.#free;
+    this.#free = h;
+  }
+
+  #grow(): void {
+    const n = this.key.length * 2;
+    this.key = copied(this.key, new Float64Array(n));
+    this.server = copied(this.server, new Int32Array(n));
+    this.stamp = copied(this.stamp, new Float64Array(n));
+    this.queued = copied(this.queued, new Float64Array(n));
+    this.next = copied(this.next, new Int32Array(n));
+  }
+}
+
+function copied<T extends Float64Array | Int32Array>(from: T, to: T): T {
+  to.set(from);
+  return to;
+}
+
+/** Block hash → first holding: open addressing with linear probing, at most half full. */
+class BlockTable {
+  keys = new Float64Array(1024);
+  heads = new Int32Array(1024).fill(NONE);
+  #count = 0;
+
+  /** The slot holding `key`, or NONE. */
+  find(key: number): number {
+    const mask = this.keys.length - 1;
+    for (let i = slotOf(key, mask); ; i = (i + 1) & mask) {
+      if (this.heads[i] === NONE) return NONE;
+      if (this.keys[i] === key) return i;
+    }
+  }
+
+  /** The slot holding `key`, made when missing: the caller links its first holder in at once (NONE marks empty). */
+  slot(key: number): number {
+    if ((this.#count + 1) * 2 > this.keys.length) this.#grow();
+    const mask = this.keys.length - 1;
+    let i = slotOf(key, mask);
+    for (; this.heads[i] !== NONE; i = (i + 1) & mask) if (this.keys[i] === key) return i;
+    this.keys[i] = key;
+    this.#count++;
+    return i;
+  }
+
+  /** Frees the slot of a block nobody holds any more. */
+  delete(at: number): void {
+    // Backward-shift deletion: entries after the hole that probed past it move back, so lookups need no tombstones.
+    const mask = this.keys.length - 1;
+    let hole = at;
+    for (let i = (at + 1) & mask; this.heads[i] !== NONE; i = (i + 1) & mask) {
+      const home = slotOf(this.keys[i], mask);
+      // Whether home lies cyclically in (hole, i]: if not, the entry may fill the hole.
+      if (hole <= i ? home <= hole || home > i : home <= hole && home > i) {
+        this.keys[hole] = this.keys[i];
+        this.heads[hole] = this.heads[i];
+        hole = i;
+      }
+    }
+    this.heads[hole] = NONE;
+    this.#count--;
+  }
+
+  #grow(): void {
+    const keys = this.keys;
+    const heads = this.heads;
+    this.keys = new Float64Array(keys.length * 2);
+    this.heads = new Int32Array(keys.length * 2).fill(NONE);
+    const mask = this.keys.length - 1;
+    for (let j = 0; j < keys.length; j++) {
+      if (heads[j] === NONE) continue;
+      let i = slotOf(keys[j], mask);
+      while (this.heads[i] !== NONE) i = (i + 1) & mask;
+      this.keys[i] = keys[j];
+      this.heads[i] = heads[j];
+    }
+  }
+}
+
+/** Block hashes are well-mixed 53-bit integers (block-hash.ts): their low 32 bits make a good slot. */
+function slotOf(key: number, mask: number): number {
+  return (key >>> 0) & mask;
+}
+
 export class PrefixIndex<K> {
   readonly #servers = new Map<K, ServerBlocks>();
+  /** Servers by id (a removed server's id is reused); undefined where none. */
+  readonly #byId: (ServerBlocks | undefined)[] = [];
   readonly #list: ServerBlocks[] = [];
-  readonly #blocks = new Map<number, Holding[]>();
+  readonly #holdings = new Holdings();
+  readonly #table = new BlockTable();
   #clock = 0;
-  // The prompt of the last match() and the holders found on its walk, reused by remember().
+  // The prompt of the last match(), for remember().
   #hashes: Float64Array = new Float64Array(0);
   #n = 0;
-  #walked: Holding[][] = [];
-  #walkedCount = 0;
 
   /**
    * Greedy longest-prefix match of hashes[0..n) for every endpoint at once; read with matched(key).
@@ -64,16 +171,16 @@ export class PrefixIndex<K> {
   match(hashes: Float64Array, n: number): void {
     this.#hashes = hashes;
     this.#n = n;
-    this.#walkedCount = 0;
     for (const s of this.#list) s.matched = 0;
+    const { server, next } = this.#holdings;
     for (let i = 0; i < n; i++) {
-      const holders = this.#blocks.get(hashes[i]);
-      if (!holders) return;
-      this.#walked[this.#walkedCount++] = holders;
+      const at = this.#table.find(hashes[i]);
+      if (at === NONE) return;
       let advanced = false;
-      for (const h of holders) {
-        if (h.server.matched === i) {
-          h.server.matched = i + 1;
+      for (let h = this.#table.heads[at]; h !== NONE; h = next[h]) {
+        const s = this.#byId[server[h]]!;
+        if (s.matched === i) {
+          s.matched = i + 1;
           advanced = true;
         }
       }
@@ -90,34 +197,30 @@ export class PrefixIndex<K> {
   remember(key: K, capacity: number): void {
     let s = this.#servers.get(key);
     if (!s) {
-      s = new ServerBlocks();
+      let id = this.#byId.indexOf(undefined);
+      if (id < 0) id = this.#byId.length;
+      s = new ServerBlocks(id);
+      this.#byId[id] = s;
       this.#servers.set(key, s);
       this.#list.push(s);
     }
+    const hold = this.#holdings;
+    const table = this.#table;
     // The prompt's first block gets the newest stamp: a later block is useless without the ones
     // before it, so the tail of a prompt must be evicted before its head.
     for (let i = this.#n - 1; i >= 0; i--) {
       const stamp = ++this.#clock;
-      let holders = i < this.#walkedCount ? this.#walked[i] : this.#blocks.get(this.#hashes[i]);
-      if (!holders) {
-        holders = [];
-        this.#blocks.set(this.#hashes[i], holders);
-      }
-      let mine: Holding | undefined;
-      for (const h of holders) {
-        if (h.server === s) {
-          mine = h;
-          break;
-        }
-      }
-      if (mine) mine.stamp = stamp;
+      const key = this.#hashes[i];
+      const at = table.slot(key);
+      let mine = table.heads[at];
+      while (mine !== NONE && hold.server[mine] !== s.id) mine = hold.next[mine];
+      if (mine !== NONE) hold.stamp[mine] = stamp;
       else {
-        mine = new Holding(s, this.#hashes[i], holders, stamp);
-        holders.push(mine);
-        s.push(mine);
+        const h = hold.alloc(key, s.id, stamp, table.heads[at]);
+        table.heads[at] = h;
+        s.push(h);
       }
     }
-    this.#walkedCount = 0;
     this.#evict(s, capacity);
   }
 
@@ -126,6 +229,7 @@ export class PrefixIndex<K> {
     if (!s) return;
     while (s.size > 0) this.#drop(s.shift());
     this.#servers.delete(key);
+    this.#byId[s.id] = undefined;
     this.#list.splice(this.#list.indexOf(s), 1);
   }
 
@@ -136,20 +240,28 @@ export class PrefixIndex<K> {
 
   /** Evicts until `capacity`, giving each block used since it was queued another turn (CLOCK-style LRU, O(1) per use). */
   #evict(s: ServerBlocks, capacity: number): void {
+    const hold = this.#holdings;
     while (s.size > capacity) {
       const h = s.shift();
-      if (h.stamp !== h.queued) {
-        h.queued = h.stamp;
+      if (hold.stamp[h] !== hold.queued[h]) {
+        hold.queued[h] = hold.stamp[h];
         s.push(h);
       } else this.#drop(h);
     }
   }
 
-  #drop(h: Holding): void {
-    const holders = h.holders;
-    const at = holders.indexOf(h);
-    holders[at] = holders[holders.length - 1];
-    holders.pop();
-    if (holders.length === 0) this.#blocks.delete(h.key);
+  #drop(h: number): void {
+    const hold = this.#holdings;
+    const table = this.#table;
+    const at = table.find(hold.key[h]);
+    if (table.heads[at] === h) {
+      table.heads[at] = hold.next[h];
+      if (table.heads[at] === NONE) table.delete(at);
+    } else {
+      let prev = table.heads[at];
+      while (hold.next[prev] !== h) prev = hold.next[prev];
+      hold.next[prev] = hold.next[h];
+    }
+    hold.release(h);
   }
 }
