@@ -52,6 +52,11 @@ export interface RequestContext {
   attempts: number;
   /** The status the model server answered with (the last attempt's); undefined when none answered. */
   upstreamStatus?: number;
+  /**
+   * The request went on to a model server whose answer this gateway was not shown (ext_proc with Envoy's response
+   * events skipped): not known to have failed, so whatever it cost stands.
+   */
+  answerUnseen?: boolean;
   status?: number;
   errorCode?: string;
   ttftMs?: number;

@@ -230,6 +230,29 @@ describeOnCounterBackends((counters) => {
       const { ctx, state } = await admit(policy, { body: { max_tokens: 100 } });
       ctx.attempts = 1;
       ctx.upstreamStatus = 200;
+      ctx.status = 200;
+      await settle(ctx, state);
+      assert.equal(await used(), PROMPT + 100);
+    });
+
+    test('a 2xx head whose answer never reached the client (the gateway answered 502/504 instead) gives the reservation back', async () => {
+      // Before: the model server's 200 head kept the whole cap though the client got an error, and each SDK retry paid it again.
+      for (const status of [502, 504]) {
+        const { policy, used } = make({ limit: 1000, timeUnit: 'hour' });
+        const { ctx, state } = await admit(policy, { body: { max_tokens: 100 } });
+        ctx.attempts = 1;
+        ctx.upstreamStatus = 200;
+        ctx.status = status;
+        await settle(ctx, state);
+        assert.equal(await used(), 0, String(status));
+      }
+    });
+
+    test('an answer Envoy did not show the gateway (ext_proc, response events skipped) keeps the reservation', async () => {
+      const { policy, used } = make({ limit: 1000, timeUnit: 'hour' });
+      const { ctx, state } = await admit(policy, { body: { max_tokens: 100 } });
+      ctx.attempts = 1;
+      ctx.answerUnseen = true;
       await settle(ctx, state);
       assert.equal(await used(), PROMPT + 100);
     });

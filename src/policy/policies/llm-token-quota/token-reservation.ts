@@ -11,6 +11,18 @@ function counted(usage: Usage, countOn: CountOn): number {
   return usage.inputTokens + usage.outputTokens;
 }
 
+const ok = (status: number | undefined): boolean => status !== undefined && status >= 200 && status < 300;
+
+/**
+ * A model server accepted the request (2xx) and the client got that answer — a stream cut before its usage
+ * included — or Envoy took it on without showing the answer. Not when no model server accepted it (none reached, a
+ * 4xx, 429 or 5xx), nor when the client got the gateway's error instead of the answer (a 2xx head, then the model
+ * server died or stalled before any byte went out): nothing was delivered, and an SDK retrying would pay again.
+ */
+function mayHaveProduced(ctx: RequestContext): boolean {
+  return ctx.answerUnseen === true || (ok(ctx.upstreamStatus) && ok(ctx.status));
+}
+
 export class TokenReservation implements Settler {
   readonly #counters: CounterGuard;
   readonly #key: string;
@@ -32,16 +44,15 @@ export class TokenReservation implements Settler {
   }
 
   /**
-   * With usage: the counter moves by actual − reserved. Without: a request no model server accepted (none reached, or
-   * its answer a 4xx, 429 or 5xx) gives everything back; one answered 2xx keeps its reservation (a stream cut before
-   * its usage: the model may have produced up to its cap).
+   * With usage: the counter moves by actual − reserved. Without: a request that may have produced tokens keeps its
+   * reservation (the model may have produced up to its cap); any other gives everything back.
    */
   settle(ctx: RequestContext): Promise<void> {
     let actual: number;
     if (ctx.usage) {
       actual = counted(ctx.usage, this.#countOn);
       this.#onUsage?.(ctx.usage);
-    } else if (ctx.upstreamStatus === undefined || ctx.upstreamStatus < 200 || ctx.upstreamStatus >= 300) actual = 0;
+    } else if (!mayHaveProduced(ctx)) actual = 0;
     else return Promise.resolve();
     const delta = actual - this.#reserved;
     if (delta === 0) return Promise.resolve();
