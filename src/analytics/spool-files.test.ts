@@ -2,11 +2,12 @@
 // number since given to another process) taken over.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { lockDirectory } from './spool-files.js';
 
 const LINUX = process.platform === 'linux';
@@ -65,5 +66,37 @@ test('a killed owner not yet reaped (a zombie) holds nothing', { skip: LINUX ? u
   } finally {
     parent.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+const TAKER = fileURLToPath(new URL('./test-lock-taker.ts', import.meta.url));
+
+test('of two processes starting at the same moment exactly one takes the directory, with or without a stale lock', { skip: LINUX ? undefined : 'needs /proc' }, async () => {
+  const takers: ChildProcess[] = [];
+  const dirs: string[] = [];
+  try {
+    for (let i = 0; i < 2; i++) {
+      const child = spawn(process.execPath, ['--import', 'tsx', TAKER], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+      takers.push(child);
+      assert.equal((await once(child, 'message'))[0], 'ready');
+    }
+    const outcomes: string[] = [];
+    for (let trial = 0; trial < 60; trial++) {
+      const dir = mkdtempSync(join(tmpdir(), 'tollgate-lock-race-'));
+      dirs.push(dir);
+      // Every other trial starts from a lock its owner left behind (a process number no process can have).
+      if (trial % 2 === 1) writeFileSync(join(dir, 'LOCK'), '999999999 gone/1');
+      const answers = takers.map(async (t) => (await once(t, 'message'))[0] as string);
+      const at = Date.now() + 30;
+      for (const t of takers) t.send({ dir, at });
+      outcomes.push((await Promise.all(answers)).sort().join('+'));
+      // Whoever won, the lock left is theirs alone, and no file moved aside while judging a stale lock stays behind.
+      assert.deepEqual(readdirSync(dir), ['LOCK']);
+    }
+    // Before, both took it in about one start in four: two pipelines would append to and delete the same segments.
+    assert.deepEqual(new Set(outcomes), new Set(['locked+refused']));
+  } finally {
+    for (const t of takers) t.kill('SIGKILL');
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
   }
 });

@@ -1,5 +1,5 @@
 // The spool directory's small files: segment names, the checkpoint (how far the database has everything) and the owner lock.
-import { readFileSync, readdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, linkSync, openSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 
@@ -149,6 +149,75 @@ function ownerRuns(lock: string, writtenAtMs: number): { pid: number; runs: bool
   return { pid, runs: started === undefined || started <= writtenAtMs + 1000 };
 }
 
+function inUse(dir: string, lock: { text: string } | undefined): Error {
+  const by = lock ? `process ${lock.text.trim().split(' ')[0]}` : 'another process';
+  return new Error(`analytics directory ${dir} is in use by ${by}; give each gateway process its own analytics.directory`);
+}
+
+/**
+ * Creates the lock unless one exists. link() fails when the name exists (as O_EXCL does), so of processes starting
+ * at once exactly one creates it; and it appears whole, where a file created empty and then written could be read
+ * empty by another starter in between, and taken over as not naming a process.
+ */
+function createLock(path: string, text: string): boolean {
+  const draft = `${path}.${process.pid}.new`;
+  writeFileSync(draft, text);
+  try {
+    linkSync(draft, path);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  } finally {
+    unlinkSync(draft);
+  }
+}
+
+/** The lock file now there (text, time and inode read from one open file), or undefined when it is gone. */
+function readLock(path: string): { text: string; writtenAtMs: number; ino: number } | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  try {
+    const stat = fstatSync(fd);
+    return { text: readFileSync(fd, 'utf8'), writtenAtMs: stat.mtimeMs, ino: stat.ino };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Removes the lock at `path` unless its owner runs (then throws). Another process starting now may have judged the
+ * same stale lock, removed it and created its own already: unlinking by name would delete that live lock, so the file
+ * is moved aside first and deleted only if it is the one judged; a live lock moved by mistake is put back.
+ */
+function removeStaleLock(dir: string, path: string): void {
+  const lock = readLock(path);
+  if (!lock) return;
+  const owner = ownerRuns(lock.text, lock.writtenAtMs);
+  if (owner?.runs) throw inUse(dir, lock);
+  const aside = `${path}.${process.pid}.old`;
+  try {
+    renameSync(path, aside);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  const moved = readLock(aside);
+  // The inode alone is not enough: a file created after the stale one was deleted may reuse its number.
+  if (moved?.ino === lock.ino && moved.text === lock.text) {
+    unlinkSync(aside);
+    return;
+  }
+  linkSync(aside, path);
+  unlinkSync(aside);
+  throw inUse(dir, moved);
+}
+
 /**
  * Claims the directory for this process: two writers would interleave segments and checkpoints. A lock left by a
  * dead process (SIGKILL) is taken over, and so is one whose process number now belongs to another process. Returns
@@ -158,19 +227,14 @@ export function lockDirectory(dir: string): () => void {
   const key = resolve(dir);
   const path = join(dir, LOCK);
   if (held.has(key)) throw new Error(`analytics directory ${dir} is already used by another pipeline in this process`);
-  let lock: { text: string; writtenAtMs: number } | undefined;
-  try {
-    lock = { text: readFileSync(path, 'utf8'), writtenAtMs: statSync(path).mtimeMs };
-  } catch {
-    lock = undefined;
-  }
-  const owner = lock === undefined ? undefined : ownerRuns(lock.text, lock.writtenAtMs);
-  if (owner?.runs) {
-    throw new Error(`analytics directory ${dir} is in use by process ${owner.pid}; give each gateway process its own analytics.directory`);
-  }
   // A lock naming only a pid (a process whose number was reused since, a zombie) once kept a restart out for good.
   const identity = processIdentity(process.pid);
-  writeFileSync(path, identity ? `${process.pid} ${identity}` : String(process.pid));
+  const text = identity ? `${process.pid} ${identity}` : String(process.pid);
+  // Reading the lock and then writing it let two processes starting at once both take the directory.
+  if (!createLock(path, text)) {
+    removeStaleLock(dir, path);
+    if (!createLock(path, text)) throw inUse(dir, readLock(path));
+  }
   held.add(key);
   return () => {
     held.delete(key);

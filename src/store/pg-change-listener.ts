@@ -2,7 +2,8 @@
 import type pg from 'pg';
 import { sql, type Kysely } from 'kysely';
 import type { Logger } from '../lib/logger.js';
-import { loadPg } from './postgres-connection.js';
+import { withTimeout } from '../lib/with-timeout.js';
+import { CONNECT_TIMEOUT_MS, loadPg } from './postgres-connection.js';
 import { RESOURCE_TYPES, type ChangeEvent, type ResourceType } from './change-feed.js';
 
 export const CHANGE_CHANNEL = 'tollgate_changes';
@@ -25,6 +26,11 @@ interface ChangeMessage {
 /** Sends the notification inside the writing transaction: PostgreSQL delivers it only if that transaction commits. */
 export async function notifyChange(conn: Kysely<any>, message: ChangeMessage): Promise<void> {
   await sql`select pg_notify(${CHANGE_CHANNEL}, ${JSON.stringify(message)})`.execute(conn);
+}
+
+/** end() would wait for a silent server; the socket is dropped instead. */
+function dropSocket(client: pg.Client): void {
+  (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
 }
 
 export class PgChangeListener {
@@ -77,9 +83,14 @@ export class PgChangeListener {
     client.on('end', () => this.#lost(client));
     client.on('notification', (msg) => this.#receive(msg.payload));
     try {
+      // connectionTimeoutMillis ends with the handshake, and the heartbeat starts only once LISTEN answers: a
+      // connection gone silent in between left LISTEN, and with it start() or the reconnect chain, waiting forever.
+      // LISTEN is part of opening this connection and gets the same time; then start() fails or the next reconnect
+      // is scheduled.
       await client.connect();
-      await client.query(`LISTEN ${CHANGE_CHANNEL}`);
+      await withTimeout(client.query(`LISTEN ${CHANGE_CHANNEL}`), CONNECT_TIMEOUT_MS, 'LISTEN on the change listener connection');
     } catch (err) {
+      dropSocket(client);
       await client.end().catch(() => {});
       throw err;
     }
@@ -105,8 +116,7 @@ export class PgChangeListener {
       if (inFlight !== undefined) {
         if (Date.now() - inFlight < this.#heartbeatMs) return;
         this.#logger.warn({ afterMs: Date.now() - inFlight }, 'PostgreSQL change listener connection stopped answering; reconnecting');
-        // end() would wait for the silent server; the socket is dropped instead.
-        (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+        dropSocket(client);
         this.#lost(client);
         return;
       }

@@ -15,6 +15,9 @@ export interface PostgresSettings {
   poolSize?: number;
 }
 
+/** How long opening a connection may take: the handshake, and for the LISTEN connection its LISTEN. */
+export const CONNECT_TIMEOUT_MS = 5000;
+
 /** Idle time before the first TCP keepalive probe on every PostgreSQL connection. */
 export const KEEPALIVE_IDLE_MS = 10_000;
 
@@ -22,7 +25,7 @@ export function clientConfig(settings: PostgresSettings, applicationName: string
   return {
     connectionString: settings.url,
     application_name: applicationName,
-    connectionTimeoutMillis: 5000,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     // A server or NAT that goes silent (no reset) would leave a query, or the LISTEN connection, waiting for hours:
     // keepalive probes find the dead connection (after the OS's probe count), and the pool or listener replaces it.
     keepAlive: true,
@@ -32,12 +35,20 @@ export function clientConfig(settings: PostgresSettings, applicationName: string
   };
 }
 
+/**
+ * A connection error as logged: pg-pool attaches the whole client to an idle connection's error (about 5 KB a line,
+ * with the connection parameters and the backend's cancel key), which the log must not carry.
+ */
+function loggedError(err: Error): { error: string; code?: string } {
+  return { error: err.message, code: (err as { code?: string }).code };
+}
+
 export function openPostgres(settings: PostgresSettings, logger: Logger): Kysely<Tables> {
   const pool = new (loadPg().Pool)({ ...clientConfig(settings, 'tollgate'), max: settings.poolSize ?? 10 });
   // An idle client losing its server must not crash the process; the pool replaces it on next use.
-  pool.on('error', (err) => logger.warn({ err }, 'idle PostgreSQL connection failed'));
+  pool.on('error', (err) => logger.warn(loggedError(err), 'idle PostgreSQL connection failed'));
   // A connection that breaks mid-query emits 'error' on its client; unheard, Node would end the process. The query
   // itself still rejects and the pool drops the client.
-  pool.on('connect', (client) => client.on('error', (err) => logger.warn({ err }, 'PostgreSQL connection failed')));
+  pool.on('connect', (client) => client.on('error', (err) => logger.warn(loggedError(err), 'PostgreSQL connection failed')));
   return new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) });
 }

@@ -1,6 +1,6 @@
 // A TCP proxy for failure tests, in front of the shared PostgreSQL or Redis (which must never be stopped): it can
-// cut connections (reset them and refuse new ones), restore itself on the same port, stall them, delay every chunk,
-// or answer every Redis command with an error reply itself.
+// cut connections (reset them and refuse new ones), restore itself on the same port, stall them, silence one once it
+// sends a given query, delay every chunk, or answer every Redis command with an error reply itself.
 import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 
@@ -42,6 +42,7 @@ export class TcpProxy {
   readonly #frozen = new Set<{ value: boolean }>();
   #delayMs = 0;
   #errorReply: string | undefined;
+  #silenceOn: { marker: string; done: () => void } | undefined;
   port = 0;
 
   constructor(target: { host: string; port: number }) {
@@ -99,6 +100,12 @@ export class TcpProxy {
         this.#held.delete(release);
       });
       from.on('data', (chunk: Buffer) => {
+        const silence = this.#silenceOn;
+        if (fromClient && silence && chunk.includes(silence.marker)) {
+          this.#silenceOn = undefined;
+          frozen.value = true;
+          silence.done();
+        }
         if (frozen.value) return;
         if (this.#stalled) {
           held.push(chunk);
@@ -157,6 +164,14 @@ export class TcpProxy {
    */
   freezeOpen(): void {
     for (const f of this.#frozen) f.value = true;
+  }
+
+  /**
+   * The next connection whose client sends `marker` goes silent for good from that chunk on, without a reset (a NAT
+   * dropping a flow right after its handshake). Resolves once that has happened.
+   */
+  silenceOn(marker: string): Promise<void> {
+    return new Promise((done) => (this.#silenceOn = { marker, done }));
   }
 
   /** Every chunk (both ways) is passed on this much later (0: at once). */
