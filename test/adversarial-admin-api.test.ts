@@ -132,13 +132,13 @@ for (const backend of DATABASE_BACKENDS) {
       const map = unique('dots');
       assert.equal((await api('POST', '/v1/keyvaluemaps', { name: map })).status, 201);
       assert.equal((await api('POST', `/v1/keyvaluemaps/${map}/entries`, { name: 'kept', value: 'v' })).status, 201);
-      for (const name of ['.', '..']) assertInvalid(await api('POST', `/v1/keyvaluemaps/${map}/entries`, { name, value: 'v' }), 'name', `entry ${name}`);
+      for (const name of ['.', '..', 'a\\b']) assertInvalid(await api('POST', `/v1/keyvaluemaps/${map}/entries`, { name, value: 'v' }), 'name', `entry ${name}`);
       assertInvalid(await api('POST', `/v1/keyvaluemaps/${map}/entries`, { name: 'k'.repeat(513), value: 'v' }), 'name', 'a 513-character entry name');
       for (const name of ['map.', 'map-', 'm'.repeat(254)]) assertInvalid(await api('POST', '/v1/keyvaluemaps', { name }), 'name', `map ${name.slice(0, 10)}`);
       assertInvalid(await api('POST', '/v1/developers', { email: `${'x'.repeat(3000)}@example.com` }), 'email', 'a 3,000-character email');
       assertInvalid(await api('GET', `/v1/keyvaluemaps/${map}/entries?apiproduct=${'p'.repeat(3000)}`), 'apiproduct', 'a 3,000-character product');
       // Sent as written (fetch resolves dot segments itself, as the admin router's URL parser did).
-      for (const segment of ['..', '%2E%2E', '%2e.', '.', 'x\\..\\..']) {
+      for (const segment of ['..', '%2E%2E', '%2e.', '.', 'x\\..\\..', 'kept%5C', 'a%5cb']) {
         for (const method of ['GET', 'DELETE']) {
           const a = await rawCall(base, method, `/v1/keyvaluemaps/${map}/entries/${segment}`);
           assert.equal(a.status, 400, `${method} entries/${segment}: ${a.status} ${a.text}`);

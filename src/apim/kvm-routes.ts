@@ -17,13 +17,15 @@ const KIND = 'KeyValueMap';
 const mapBody = z.object({ name: resourceName, encrypted: z.boolean().default(false) }).strict();
 /**
  * An entry is addressed by its name in the path: `.` and `..` would be resolved away (DELETE of entry `..` was a
- * DELETE of its map). The length keeps the entry's key within PostgreSQL's index row limit.
+ * DELETE of its map), and a path with a backslash is refused. The length keeps the entry's key within PostgreSQL's
+ * index row limit.
  */
 const entryName = z
   .string()
   .min(1)
   .max(512)
-  .refine((n) => n !== '.' && n !== '..', 'cannot be . or .. (a path segment that would be resolved away)');
+  .refine((n) => n !== '.' && n !== '..', 'cannot be . or .. (a path segment that would be resolved away)')
+  .refine((n) => !n.includes('\\'), 'cannot hold a backslash (the admin API refuses one in a path)');
 const entryBody = z.object({ name: entryName, value: z.string() }).strict();
 const valueBody = z.object({ name: entryName.optional(), value: z.string() }).strict();
 const scopeQuery = z.object({ apiproduct: resourceName.optional() });

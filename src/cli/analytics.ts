@@ -105,7 +105,8 @@ export function analyticsCommand(io: AnalyticsIo = processIo): Command {
     .addOption(adminOption())
     .option('--from <time>', 'start: ISO-8601 with a zone (2025-01-31T12:00:00Z, ...+02:00) or epoch ms (default: 24 h before --to)')
     .option('--to <time>', 'end: ISO-8601 with a zone or epoch ms (default: now)')
-    .option('--since <duration>', 'start this long ago, e.g. 30m, 6h, 7d (instead of --from)', parseSince)
+    // Both ways of giving the range at once left one to win silently.
+    .addOption(new Option('--since <duration>', 'start this long ago, e.g. 30m, 6h, 7d (instead of --from and --to)').argParser(parseSince).conflicts(['from', 'to']))
     .addOption(new Option('--bucket <size>', 'time bucket').choices(Object.keys(BUCKETS)).default('1h'))
     .option('--group-by <dimensions>', `comma-separated: ${Object.keys(DIMENSIONS).join(', ')}`)
     .option('--metrics <names>', `comma-separated: ${METRICS.join(', ')}`, 'requests,errors,input_tokens,output_tokens')

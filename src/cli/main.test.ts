@@ -1,6 +1,6 @@
 // The exit codes `tollgate` promises (README, Command line): 2 for a bad flag on any command, however deeply nested,
 // and the command's own code where it sets one (1: the gateway could not be reached).
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { once } from 'node:events';
@@ -31,4 +31,43 @@ test("tollgate analytics keeps its own exit code: 1 when the gateway cannot be r
   closed.close();
   assert.equal(await main(['analytics', '--admin', `http://127.0.0.1:${port}`]), 1);
   assert.equal(await main(['analytics', '--bucket', '2m']), 2);
+});
+
+/** What `main(argv)` writes to stderr, and its exit code. */
+async function run(t: TestContext, argv: string[]): Promise<{ code: number; stderr: string }> {
+  let stderr = '';
+  const write = t.mock.method(process.stderr, 'write', (chunk: string | Uint8Array) => ((stderr += String(chunk)), true));
+  try {
+    return { code: await main(argv), stderr };
+  } finally {
+    write.mock.restore();
+  }
+}
+
+test('an unknown flag is named even when a required option is missing too', async (t) => {
+  for (const [argv, flag] of [
+    [['serve', '--bogus'], '--bogus'],
+    [['apply', '--nope'], '--nope'],
+  ] as const) {
+    const { code, stderr } = await run(t, [...argv]);
+    assert.equal(code, 2, argv.join(' '));
+    // Before: "error: required option '--config <path>' not specified", the flag never named.
+    assert.match(stderr, new RegExp(`unknown option '${flag}'`), stderr);
+  }
+  const missing = await run(t, ['serve']);
+  assert.equal(missing.code, 2);
+  assert.equal(missing.stderr, "error: required option '--config <path>' not specified\n");
+});
+
+test('tollgate analytics refuses --since with --from or --to (exit 2) instead of letting one win', async (t) => {
+  // An unreachable gateway: were the flags taken, the command would fail there with exit code 1.
+  const closed = createServer().listen(0, '127.0.0.1');
+  await once(closed, 'listening');
+  const admin = `http://127.0.0.1:${(closed.address() as AddressInfo).port}`;
+  closed.close();
+  for (const other of [['--from', '2025-01-31T00:00:00Z'], ['--to', '2025-01-31T00:00:00Z']]) {
+    const { code, stderr } = await run(t, ['analytics', '--admin', admin, '--since', '6h', ...other]);
+    assert.equal(code, 2, other[0]);
+    assert.match(stderr, new RegExp(`option '--since <duration>' cannot be used with option '${other[0]} <time>'`), stderr);
+  }
 });

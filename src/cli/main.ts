@@ -15,7 +15,7 @@ export async function main(argv: string[]): Promise<number> {
     .configureOutput({ outputError: (str, write) => write(str.split('\n')[0] + '\n') })
     .showHelpAfterError(false);
   for (const cmd of [serveCommand(), simCommand(), demoCommand(), applyCommand(), deleteCommand(), getCommand(), analyticsCommand(), benchCommand()]) {
-    program.addCommand(withExitOverride(cmd));
+    program.addCommand(requiredAfterUnknown(withExitOverride(cmd)));
   }
   try {
     await program.parseAsync(argv, { from: 'user' });
@@ -39,4 +39,20 @@ export async function main(argv: string[]): Promise<number> {
 function withExitOverride(cmd: Command): Command {
   for (const sub of cmd.commands) withExitOverride(sub);
   return cmd.exitOverride();
+}
+
+/**
+ * Commander looks for missing required options before unknown ones, so `serve --bogus` said only that --config was
+ * missing and never named the flag. The required options are checked just before the action instead, once commander
+ * has named any unknown flag, with commander's own message.
+ */
+function requiredAfterUnknown(cmd: Command): Command {
+  for (const sub of cmd.commands) requiredAfterUnknown(sub);
+  const required = cmd.options.filter((o) => o.mandatory);
+  if (required.length === 0) return cmd;
+  for (const o of required) o.mandatory = false;
+  return cmd.hook('preAction', () => {
+    const missing = required.find((o) => cmd.getOptionValue(o.attributeName()) === undefined);
+    if (missing) cmd.error(`error: required option '${missing.flags}' not specified`, { code: 'commander.missingMandatoryOptionValue', exitCode: 2 });
+  });
 }

@@ -138,10 +138,21 @@ const backendRef = z.union([
   z.object({ url: endpointUrl, weight: z.number().int().min(0).default(1) }).strict(),
 ]);
 
+/**
+ * Gateway API's hostname: an RFC 1123 name in lower case, or one prefixed with a wildcard label (`*.example.com`); no
+ * IP address, no port.
+ */
+const hostname = z
+  .string()
+  .max(253)
+  .regex(/^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, 'must be a lower-case host name, optionally prefixed with "*." (no port, no IP address)')
+  .refine((h) => !/^(\d+\.){3}\d+$/.test(h), 'must be a host name, not an IP address');
+
 export const httpRouteSpec = z
   .object({
+    /** Accepted so a Gateway API route validates; tollgate is the one gateway it attaches to. */
     parentRefs: z.array(z.record(z.string(), z.unknown())).optional(),
-    hostnames: z.array(z.string()).optional(),
+    hostnames: z.array(hostname).max(16).optional(),
     rules: z
       .array(
         z

@@ -44,6 +44,8 @@ export type RouteBackend = { kind: 'pool'; pool: PoolConfig } | { kind: 'url'; u
 
 export interface RouteRule {
   route: string;
+  /** The route's hostnames (exact, or `*.suffix`); empty: every host. */
+  hostnames: readonly string[];
   matches: { path?: { type: 'PathPrefix' | 'Exact'; value: string }; headers?: { name: string; value: string }[]; method?: string }[];
   backends: WeightedDraw<RouteBackend>;
 }
@@ -180,7 +182,7 @@ export function compileConfig(manifests: Manifest[]): RuntimeConfig {
         }
       });
       if (backends.some((b) => b.weight > 0)) {
-        routes.push({ route: m.metadata.name, matches: rule.matches ?? [], backends: new WeightedDraw(backends) });
+        routes.push({ route: m.metadata.name, hostnames: m.spec.hostnames ?? [], matches: rule.matches ?? [], backends: new WeightedDraw(backends) });
       }
     });
   }

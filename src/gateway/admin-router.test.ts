@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
+import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { AdminError, AdminRouter } from './admin-router.js';
@@ -89,6 +89,34 @@ test('admin router: a JSON body nested deeper than MAX_JSON_DEPTH is a 400 namin
     assert.equal(deep.status, 400);
     assert.equal(deep.body.error?.code, 'invalid');
     assert.deepEqual(deep.body.error?.details, [{ path: '(body)', message: `nests arrays and objects more than ${MAX_JSON_DEPTH} levels deep` }]);
+  } finally {
+    await api.close();
+  }
+});
+
+test('admin router: a backslash in the path, plain or percent-encoded in either case, is a 400 as on the data plane', async () => {
+  const router = new AdminRouter(undefined, pino({ level: 'silent' }));
+  router.add('GET', '/v1/things/{name}', (req) => ({ body: { name: req.params.name } }));
+  const api = await serve(router);
+  // Sent as written: fetch would turn a raw backslash into a slash.
+  const raw = (path: string) =>
+    new Promise<{ status: number; body: { error?: { code: string } } }>((resolve, reject) => {
+      httpRequest({ host: '127.0.0.1', port: new URL(api.base).port, path }, (res) => {
+        let text = '';
+        res.on('data', (d) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(text) }));
+      })
+        .on('error', reject)
+        .end();
+    });
+  try {
+    assert.deepEqual(await raw('/v1/things/a%2Fb'), { status: 200, body: { name: 'a/b' } });
+    for (const name of ['a\\b', 'a%5cb', 'a%5Cb', '%5C..']) {
+      const r = await raw(`/v1/things/${name}`);
+      // Before: `a%5cb` reached the handler as `a\b` (a 404 naming it), where the data plane refuses it.
+      assert.equal(r.status, 400, name);
+      assert.equal(r.body.error?.code, 'invalid_request', name);
+    }
   } finally {
     await api.close();
   }

@@ -32,9 +32,10 @@ export interface AdminResponse {
 
 export type AdminHandler = (req: AdminRequest) => AdminResponse | Promise<AdminResponse>;
 
-/** An admin API error: status plus a JSON body `{error: {message, code, details?}}`. */
 const BEARER = /^bearer +(\S+) *$/i;
+const BACKSLASH = /\\|%5c/i;
 
+/** An admin API error: status plus a JSON body `{error: {message, code, details?}}`. */
 export class AdminError extends Error {
   constructor(
     readonly status: number,
@@ -132,9 +133,10 @@ export class AdminRouter {
     const target = req.url ?? '/';
     const q = target.indexOf('?');
     const path = q === -1 ? target : target.slice(0, q);
-    // A raw backslash too: the URL parser reads it as a slash (entries/x\..\.. resolved to the map).
-    if (hasDotSegment(path) || path.includes('\\')) {
-      throw new AdminError(400, 'invalid_request', 'The path has a . or .. segment (plain or percent-encoded) or a backslash, which the admin API refuses rather than resolve');
+    // A raw backslash too: the URL parser reads it as a slash (entries/x\..\.. resolved to the map). An encoded one
+    // as well, as the data plane refuses it, so one rule holds for every port.
+    if (hasDotSegment(path) || BACKSLASH.test(path)) {
+      throw new AdminError(400, 'invalid_request', 'The path has a . or .. segment or a backslash (plain or percent-encoded), which the admin API refuses rather than resolve');
     }
     if (!route) {
       if (methodMismatch) throw new AdminError(405, 'method_not_allowed', `${method} is not allowed on ${url.pathname}`);

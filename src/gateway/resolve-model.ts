@@ -20,10 +20,51 @@ function ruleMatches(rule: RouteRule, ctx: RequestContext): boolean {
   });
 }
 
-/** The backend an HTTPRoute sends this request to, or undefined when no route matches (or none exist). */
+/** The request's host as routes match it: the Host header without its port, in lower case (names are case-insensitive). */
+function requestHost(ctx: RequestContext): string | undefined {
+  const host = ctx.headers.host;
+  // An IPv6 literal (`[::1]:8080`) names no host a route can list: Gateway API hostnames are never IP addresses.
+  if (!host || host.charCodeAt(0) === 0x5b) return undefined;
+  const colon = host.lastIndexOf(':');
+  return (colon === -1 ? host : host.slice(0, colon)).toLowerCase();
+}
+
+/** Any exact hostname outranks every wildcard (a hostname is at most 253 characters). */
+const EXACT_HOSTNAME = 1000;
+
+/**
+ * How closely a route's hostnames match the host, by Gateway API's precedence: an exact name over a wildcard, a longer
+ * name over a shorter, and any of them over a route without hostnames (0), which matches every host. -1: no match.
+ * `*.example.com` matches `a.example.com` and `a.b.example.com`, not `example.com`.
+ */
+function hostnameRank(hostnames: readonly string[], host: string | undefined): number {
+  if (hostnames.length === 0) return 0;
+  if (host === undefined) return -1;
+  let best = -1;
+  for (const name of hostnames) {
+    if (name.charCodeAt(0) === 0x2a) {
+      if (host.length > name.length - 1 && host.endsWith(name.slice(1))) best = Math.max(best, name.length);
+    } else if (name === host) best = Math.max(best, EXACT_HOSTNAME + name.length);
+  }
+  return best;
+}
+
+/**
+ * The backend an HTTPRoute sends this request to, or undefined when no route matches (or none exist): among the rules
+ * that match, one of the route whose hostname matches most closely, the first in the files' order on a tie.
+ */
 export function matchRoute(config: RuntimeConfig, ctx: RequestContext): RouteBackend | undefined {
-  for (const rule of config.routes) if (ruleMatches(rule, ctx)) return rule.backends.pick();
-  return undefined;
+  const host = requestHost(ctx);
+  let chosen: RouteRule | undefined;
+  let chosenRank = -1;
+  for (const rule of config.routes) {
+    const rank = hostnameRank(rule.hostnames, host);
+    if (rank > chosenRank && ruleMatches(rule, ctx)) {
+      chosen = rule;
+      chosenRank = rank;
+    }
+  }
+  return chosen?.backends.pick();
 }
 
 /** Sets ctx.modelConfig, targetModel, priority; throws 404 for an unknown model. */
