@@ -61,8 +61,28 @@ function countPieces(text: string): number {
 /** 4 Mi characters per generation: about 16 MiB of strings at most, thousands of system prompts. */
 const counts = new TokenCountCache(countPieces, 4 * 1024 * 1024);
 
-export function countTextTokens(text: string): number {
-  return text.length === 0 ? 0 : counts.count(text);
+/**
+ * The text's tokens. With a `budget`, counting stops once past it and the answer is only some number above it: a
+ * prompt a quota must refuse costs the budget's worth of counting, not its own (9 MB took 1.7 s on the event loop). A
+ * token is at least one UTF-8 byte, so a text of no more bytes than the budget is counted (and cached) as always.
+ */
+export function countTextTokens(text: string, budget = Infinity): number {
+  if (text.length === 0) return 0;
+  // Text has a token at least: with no budget left it is over at once.
+  if (budget < 1) return budget + 1;
+  return text.length * 3 <= budget || Buffer.byteLength(text) <= budget ? counts.count(text) : countWithin(text, budget);
+}
+
+/** The same count as countPieces, or budget + 1 as soon as it passes the budget. */
+function countWithin(text: string, budget: number): number {
+  const gpt = loadTokenizer();
+  let n = 0;
+  for (const piece of tokenizerPieces(text)) {
+    const within = gpt.isWithinTokenLimit(piece, budget - n);
+    if (within === false) return budget + 1;
+    n += within;
+  }
+  return n;
 }
 
 export function encodeText(text: string): number[] {
@@ -108,10 +128,14 @@ export function serializeMessages(messages: ChatMessage[]): string {
 /**
  * Chat token count: the serialized prompt plus 3 tokens per message of framing (OpenAI's accounting). Counted message
  * by message, so a repeated system prompt is counted once: the same total as counting the whole serialization, since
- * each message ends with a newline and the tokenizer never merges a newline with the role that follows it.
+ * each message ends with a newline and the tokenizer never merges a newline with the role that follows it. With a
+ * `budget`, as countTextTokens: past it, some number above it.
  */
-export function countChatTokens(messages: ChatMessage[]): number {
+export function countChatTokens(messages: ChatMessage[], budget = Infinity): number {
   let n = 3 * messages.length;
-  for (const m of messages) n += countTextTokens(serializeMessage(m));
+  for (const m of messages) {
+    if (n > budget) break;
+    n += countTextTokens(serializeMessage(m), budget - n);
+  }
   return n;
 }

@@ -5,35 +5,45 @@ import { countChatTokens, countTextTokens, type ChatMessage } from '../lib/token
 import type { ApimState } from './types.js';
 
 /** completions/embeddings inputs: text, texts, token ids, or lists of token ids. */
-function countInput(input: unknown): number {
-  if (typeof input === 'string') return countTextTokens(input);
+function countInput(input: unknown, budget: number): number {
+  if (typeof input === 'string') return countTextTokens(input, budget);
   if (!Array.isArray(input)) return 0;
   let n = 0;
   for (const item of input) {
-    if (typeof item === 'string') n += countTextTokens(item);
+    if (n > budget) break;
+    if (typeof item === 'string') n += countTextTokens(item, budget - n);
     else if (typeof item === 'number') n += 1;
     else if (Array.isArray(item)) n += item.length;
-    else if (item && typeof item === 'object' && 'role' in item) n += countChatTokens([item as ChatMessage]);
+    else if (item && typeof item === 'object' && 'role' in item) n += countChatTokens([item as ChatMessage], budget - n);
   }
   return n;
 }
 
 /** Tool definitions are part of the prompt a model server renders (its chat template writes them out). */
-function countTools(tools: unknown): number {
-  return Array.isArray(tools) && tools.length > 0 ? countTextTokens(JSON.stringify(tools)) : 0;
+function countTools(tools: unknown, budget: number): number {
+  return Array.isArray(tools) && tools.length > 0 ? countTextTokens(JSON.stringify(tools), budget) : 0;
 }
 
-function estimate(body: OpenAIBody): number {
-  if (Array.isArray(body.messages)) return countChatTokens(body.messages) + countTools(body.tools);
-  let n = countInput(body.prompt ?? body.input) + countTools(body.tools);
-  if (typeof body.instructions === 'string') n += countTextTokens(body.instructions);
+function estimate(body: OpenAIBody, budget: number): number {
+  if (Array.isArray(body.messages)) {
+    const n = countChatTokens(body.messages, budget);
+    return n + countTools(body.tools, budget - n);
+  }
+  let n = countInput(body.prompt ?? body.input, budget);
+  n += countTools(body.tools, budget - n);
+  if (typeof body.instructions === 'string') n += countTextTokens(body.instructions, budget - n);
   return n;
 }
 
-/** The prompt's tokens, counted once per request however many policies ask. */
-export function promptTokens(ctx: RequestContext, state: ApimState): number {
-  state.promptTokens ??= ctx.body ? estimate(ctx.body) : 0;
-  return state.promptTokens;
+/**
+ * The prompt's tokens, counted once per request however many policies ask. With a `budget` (a policy refuses any
+ * prompt above it), counting stops past it and the answer is only some number above it, kept for no one.
+ */
+export function promptTokens(ctx: RequestContext, state: ApimState, budget = Infinity): number {
+  if (state.promptTokens !== undefined) return state.promptTokens;
+  const n = ctx.body ? estimate(ctx.body, budget) : 0;
+  if (n <= budget) state.promptTokens = n;
+  return n;
 }
 
 /**

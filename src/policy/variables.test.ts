@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import type { KeyRecord } from './identity.js';
 import { fakeContext } from './testing.js';
 import type { ApimState } from './types.js';
-import { compileVariable, compileWeight, setVariable, variableSource, type VariableSource } from './variables.js';
+import { MAX_MESSAGE_WEIGHT, compileVariable, compileWeight, setVariable, variableSource, type VariableSource } from './variables.js';
 
 const key: KeyRecord = {
   keyId: 'key_1',
@@ -69,7 +69,7 @@ test('other names are flow variables that policies set', () => {
   assert.equal(read(ctx, flowState), 'gold');
 });
 
-test('message weights are positive integers, else 1', () => {
+test('message weights are positive integers up to MAX_MESSAGE_WEIGHT, else 1', () => {
   assert.equal(compileWeight(undefined), null);
   const weigh = (v: string | undefined) => compileWeight('request.header.x-w')!(fakeContext({ headers: v === undefined ? {} : { 'x-w': v } }), {});
   assert.equal(weigh('5'), 5);
@@ -78,4 +78,7 @@ test('message weights are positive integers, else 1', () => {
   assert.equal(weigh('-3'), 1);
   assert.equal(weigh('2.5'), 1);
   assert.equal(weigh('lots'), 1);
+  assert.equal(weigh(String(MAX_MESSAGE_WEIGHT)), MAX_MESSAGE_WEIGHT);
+  assert.equal(weigh('1000000000'), MAX_MESSAGE_WEIGHT, 'more than the bound counts as the bound');
+  assert.equal(weigh('9'.repeat(400)), MAX_MESSAGE_WEIGHT, 'beyond a safe integer too');
 });

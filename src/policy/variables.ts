@@ -99,7 +99,16 @@ export function variableSource(ref: string): VariableSource {
   return fixedVariable(ref)?.source ?? (ref.startsWith(HEADER) || ref.startsWith(QUERY) ? 'caller' : 'request');
 }
 
-/** A message weight: a positive integer from the variable, else 1 (a missing or bad weight never makes a request free). */
+/**
+ * The heaviest a message weighs: a client that sets its own weight (Apigee's example reads `request.header.weight`)
+ * must not reach counter arithmetic with 1e300. SpikeArrest refuses a weight above its rate's count before counting.
+ */
+export const MAX_MESSAGE_WEIGHT = 1_000_000;
+
+/**
+ * A message weight: a positive integer from the variable, at most MAX_MESSAGE_WEIGHT (more counts as that), else 1
+ * (a missing or bad weight never makes a request free).
+ */
 export function compileWeight(ref: string | undefined): ((ctx: RequestContext, state: ApimState) => number) | null {
   if (ref === undefined) return null;
   const read = compileVariable(ref);
@@ -107,6 +116,6 @@ export function compileWeight(ref: string | undefined): ((ctx: RequestContext, s
     const raw = read(ctx, state);
     // Decimal digits only: Number() also reads 0x3, 1e2 and ' 4 '.
     const n = raw === undefined || !/^\d+$/.test(raw) ? NaN : Number(raw);
-    return Number.isSafeInteger(n) && n > 0 ? n : 1;
+    return n > MAX_MESSAGE_WEIGHT ? MAX_MESSAGE_WEIGHT : n >= 1 ? n : 1;
   };
 }

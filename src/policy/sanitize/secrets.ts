@@ -62,12 +62,12 @@ export const RULES: Record<SecretType, RegexRule[]> = {
       valid: (v) => !PLACEHOLDER.test(v) && !CONSTANT_NAME.test(v) && !/^[a-z][a-z0-9+.-]*:\/\//i.test(v) && (/[\d\W_]/.test(v) || v.length >= 16),
     },
     { type: 'genericSecret', pattern: /(?<![\w+/=-])[A-Za-z0-9+/_=-]{32,200}(?![\w+/=-])/g, valid: randomToken },
-    // The password of a connection string or URL (postgres://app:s3cret@db), and of mysql's -p flag. The scheme is
-    // at most 32 characters: unbounded, each word of a long run such as `a.a.a…` started a scan to its end, quadratic
-    // (40,000 characters: 0.5 s). The search for -p stops at the next mysql: each `mysql` of a long line searched to
-    // its end (40,000 characters of `mysql `: 41 ms, x16 for x4); the match then starts at that later mysql, and the
-    // finding (the -p value) is the same.
-    { type: 'genericSecret', pattern: /\b[a-z][a-z0-9+.-]{0,31}:\/\/[^\s:/@]+:([^\s@/]{6,})@/dgi, group: 1, valid: (v) => !PLACEHOLDER.test(v) && !/^(pass|password|secret|changeme)$/i.test(v) },
+    // The password of a connection string or URL (postgres://app:s3cret@db), and of mysql's -p flag. The match starts
+    // at `://` and looks back for the scheme (at most 32 characters): started at the scheme, each word of a long run
+    // such as `a.a.a…` began a scan of up to 32 characters (4 MB: 1 s; unbounded, quadratic). The search for -p stops
+    // at the next mysql: each `mysql` of a long line searched to its end (40,000 characters of `mysql `: 41 ms, x16 for
+    // x4); the match then starts at that later mysql, and the finding (the -p value) is the same.
+    { type: 'genericSecret', pattern: /:\/\/(?<=\b[a-z][a-z0-9+.-]{0,31}:\/\/)[^\s:/@]+:([^\s@/]{6,})@/dgi, group: 1, valid: (v) => !PLACEHOLDER.test(v) && !/^(pass|password|secret|changeme)$/i.test(v) },
     { type: 'genericSecret', pattern: /\b(?:mysql|mysqldump|mysqladmin|mariadb)\b(?:(?!\b(?:mysql|mysqldump|mysqladmin|mariadb)\b)[^\n])*?\s-p(\S{4,})/dg, group: 1 },
     { type: 'genericSecret', pattern: /--password[= ](\S{4,})/dg, group: 1, valid: (v) => !PLACEHOLDER.test(v) },
   ],

@@ -43,6 +43,11 @@ export class MemoryVectorIndex implements VectorIndex {
     return this.#bytes;
   }
 
+  /** How many scopes are held (for tests of what is dropped). */
+  get scopes(): number {
+    return this.#scopes.size;
+  }
+
   search(scope: string, vector: Float32Array, threshold: number): VectorMatch | undefined {
     const s = this.#scopes.get(scope);
     if (!s) return undefined;
@@ -63,7 +68,12 @@ export class MemoryVectorIndex implements VectorIndex {
         best = e;
       }
     }
-    if (expired > 0) this.#prune(s, now);
+    if (expired > 0) {
+      this.#prune(s, now);
+      // An emptied scope goes: the byte budget never evicts one (it holds no bytes), and scope names are per request
+      // context, which a client chooses (200,000 emptied scopes held 42 MB).
+      if (s.entries.length === 0) this.#scopes.delete(scope);
+    }
     return best && { similarity: bestSim, value: best.value };
   }
 

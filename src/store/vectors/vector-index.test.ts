@@ -3,6 +3,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { encodeEntry, entrySimilarity, entryValue, normalize, similarity } from './vector-index.js';
+import { MemoryVectorIndex } from './memory.js';
 import { VECTOR_BACKENDS, type TestVectorIndex } from './test-vector-indexes.js';
 
 /** A unit vector at `angle` radians from the x axis, in 4 dimensions. */
@@ -61,6 +62,20 @@ for (const backend of VECTOR_BACKENDS) {
     });
   });
 }
+
+test('the memory index drops a scope whose entries have all expired', async () => {
+  let t = 1_000_000;
+  const index = new MemoryVectorIndex({ now: () => t });
+  for (let i = 0; i < 100; i++) index.add(`context-${i}`, at(0), Buffer.from('answer'), 1000);
+  index.add('kept', at(0), Buffer.from('answer'), 5000);
+  assert.equal(index.scopes, 101);
+  t += 2000;
+  for (let i = 0; i < 100; i++) assert.equal(index.search(`context-${i}`, at(0), 0.5), undefined);
+  assert.equal(index.scopes, 1, 'only the scope with a live entry is left');
+  assert.equal(text(index.search('kept', at(0), 0.5)?.value), 'answer');
+  index.add('context-0', at(0), Buffer.from('again'), 1000);
+  assert.equal(text(index.search('context-0', at(0), 0.5)?.value), 'again', 'a dropped scope starts over');
+});
 
 describe('vector helpers', () => {
   test('normalize gives unit length; similarity is the cosine', () => {

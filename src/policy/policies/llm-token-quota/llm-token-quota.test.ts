@@ -4,7 +4,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { RequestContext } from '../../../gateway/context.js';
 import { GatewayError } from '../../../gateway/errors.js';
-import { countChatTokens } from '../../../lib/tokenizer.js';
+import { countChatTokens, loadTokenizer } from '../../../lib/tokenizer.js';
 import { MemoryCounterStore } from '../../../store/counters/memory.js';
 import { describeOnCounterBackends } from '../../../store/counters/test-counter-stores.js';
 import { policyKey, productTokenKey, windowKey } from '../../counter-keys.js';
@@ -353,4 +353,46 @@ describeOnCounterBackends((counters) => {
     await policy.admit!(unlimited, { key, product: key.products[1], operationSet: key.products[1].operationSets[0] });
     assert.deepEqual(unlimited.responseHeaders, {}, 'a set without a token quota is not limited');
   });
+});
+
+test('a prompt over the limit is counted only as far as the limit, then refused (a 9 MB one took 1.7 s to count whole)', async () => {
+  // The tokens the tokenizer hands out, both ways it counts: whole texts, and token by token up to a limit.
+  type Tokenizer = { countTokens: (text: string) => number; default: { encodeGenerator: (text: string) => Generator<number[]> } };
+  const gpt = loadTokenizer() as unknown as Tokenizer;
+  const { countTokens } = gpt;
+  const { encodeGenerator } = gpt.default;
+  let tokens = 0;
+  gpt.countTokens = (text) => {
+    const n = countTokens(text);
+    tokens += n;
+    return n;
+  };
+  gpt.default.encodeGenerator = function* (text) {
+    for (const t of encodeGenerator(text)) {
+      tokens += t.length;
+      yield t;
+    }
+  };
+  const policy = llmTokenQuota(unique('tq'), { limit: 1000, interval: 1, timeUnit: 'hour' }, testDeps(new MemoryCounterStore()));
+  const MB = 4 * 1024 * 1024;
+  try {
+    // Cut into 256-character pieces (no white space), and one piece of prose.
+    for (const unit of ['a1!', 'lorem ipsum dolor sit amet, ']) {
+      tokens = 0;
+      const content = unit.repeat(MB / unit.length);
+      await assert.rejects(Promise.resolve(policy.admit!(fakeContext({ body: { messages: [{ role: 'user', content }], max_tokens: 1 } }), {})), (err: unknown) => {
+        assert.ok(isViolation(err));
+        assert.match(err.message, /needs more than 1000 tokens/);
+        return true;
+      });
+      assert.ok(tokens <= 1100, `${tokens} tokens counted`);
+    }
+  } finally {
+    gpt.countTokens = countTokens;
+    gpt.default.encodeGenerator = encodeGenerator;
+  }
+  // A prompt within the limit is counted exactly, as before.
+  const state: ApimState = {};
+  await policy.admit!(fakeContext({ body: { max_tokens: 1 } }), state);
+  assert.equal(state.promptTokens, PROMPT);
 });

@@ -70,7 +70,10 @@ export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
       // room left after it). Then as the target model's servers have lately been counting prompts, not only as
       // tollgate does: configured models only, as a route to a URL takes any model name a client sends.
       const model = ctx.modelConfig ? (ctx.targetModel ?? ctx.model) : undefined;
-      const estimated = q.countOn !== 'output' || output === null ? promptTokens(ctx, state) : undefined;
+      // A prompt counted in the quota that alone is over the limit can only be refused: counting stops past the limit
+      // (a 9 MB prompt was counted whole, 1.7 s on the event loop, to be refused). The calibration only raises it.
+      const budget = q.countOn === 'output' ? Infinity : q.limit;
+      const estimated = q.countOn !== 'output' || output === null ? promptTokens(ctx, state, budget) : undefined;
       const prompt = estimated === undefined ? 0 : model === undefined ? estimated : calibration.correct(model, estimated);
       const input = q.countOn === 'output' ? 0 : prompt;
       // A cap of tollgate's choosing never asks for more than the whole quota could give, nor more than the model has
@@ -84,7 +87,8 @@ export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
         // other 429, twice by default). The headers still say where the caller stands (one read, on this refusal only).
         const r = await readCounter(state, q, id, at);
         if (r) showTokenRefusal(ctx, state, q.limit, Math.max(0, q.limit - r.count), r.resetAtMs - at);
-        throw policyFault(429, F.llmTokenQuotaViolation, `The request needs up to ${input + Math.max(cap, 1)} tokens; the token quota allows ${q.limit} per ${q.interval} ${q.timeUnit}`, {
+        const needs = estimated !== undefined && estimated > budget ? `more than ${q.limit}` : `up to ${input + Math.max(cap, 1)}`;
+        throw policyFault(429, F.llmTokenQuotaViolation, `The request needs ${needs} tokens; the token quota allows ${q.limit} per ${q.interval} ${q.timeUnit}`, {
           'x-should-retry': 'false',
         });
       }

@@ -72,4 +72,24 @@ describeOnCounterBackends((counters) => {
     clock.t = MONDAY + 300;
     assert.equal(await allowed(policy), true);
   });
+
+  test('a weight above the rate\'s count is refused and not counted: it cannot lock the counter out', async () => {
+    const clock = new TestClock(MONDAY);
+    const policy = make({ rate: '10ps', messageWeight: { ref: 'request.header.x-weight' } }, clock);
+    for (const weight of ['11', '1000000000']) {
+      await assert.rejects(Promise.resolve(policy.admit!(fakeContext({ headers: { 'x-weight': weight } }), {})), (err: GatewayError) => {
+        assert.equal(err.status, 429);
+        assert.equal(err.code, SPIKE_ARREST_FAULTS.spikeArrestViolation);
+        assert.equal(err.headers['retry-after'], undefined, 'waiting would not help');
+        return true;
+      });
+    }
+    assert.equal(await allowed(policy), true, 'the refused weights took no slot');
+    clock.advance(100);
+    assert.equal(await allowed(policy, { headers: { 'x-weight': '10' } }), true, "the rate's whole count fits when the counter is idle");
+    clock.advance(999);
+    assert.equal(await allowed(policy), false);
+    clock.advance(1);
+    assert.equal(await allowed(policy), true, 'one period later');
+  });
 });

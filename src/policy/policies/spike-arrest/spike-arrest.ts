@@ -34,7 +34,13 @@ export const spikeArrest: PolicyFactory = (name, spec, deps) => {
     async admit(ctx: RequestContext, state: ApimState) {
       const key = identify ? policyKey('sa', name, identify(ctx, state) ?? '') : global;
       const weight = weigh ? weigh(ctx, state) : 1;
-      // A weighted request needs its whole weight free at once, so the burst never stays below it.
+      // More than the rate's whole count at once never fits: refused, never counted. Admitted with the burst raised to
+      // it, one request of weight 1e9 at 100ps held the counter, and everyone who shares it, for 115 days.
+      if (weight > rate.count) {
+        throw policyFault(429, SPIKE_ARREST_FAULTS.spikeArrestViolation, `Spike arrest violation. Message weight ${weight} is more than the allowed rate : ${s.rate}`);
+      }
+      // A weighted request needs its whole weight free at once, so the burst never stays below it (up to the rate's
+      // count: the counter then runs at most one period ahead).
       const r = await counters.call((c) => c.consumeSmoothed(key, rate.intervalMs, Math.max(burst, weight), now(), weight));
       if (r && !r.allowed) {
         throw policyFault(429, SPIKE_ARREST_FAULTS.spikeArrestViolation, `Spike arrest violation. Allowed rate : ${s.rate}`, {
