@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { countTokens, encode } from 'gpt-tokenizer';
-import { countChatTokens, countTextTokens, encodeText, MAX_RUN, serializeMessages, tokenizerPieces, type ChatMessage } from './tokenizer.js';
+import { countChatTokens, countTextTokens, decodeTokens, encodeText, MAX_RUN, serializeMessages, tokenizerPieces, type ChatMessage } from './tokenizer.js';
 
 test('counting message by message gives the count of the whole serialized prompt', () => {
   const cases: ChatMessage[][] = [
@@ -57,4 +57,14 @@ test('token counts over long runs: the count, the encoding and the chat accounti
   // What the simulator reports (encode the whole serialization) is what the gateway estimates (message by message).
   const messages: ChatMessage[] = [{ role: 'system', content: cjk }, { role: 'user', content: `see ${'z'.repeat(3000)}   ` }, { role: 'user', content: ' '.repeat(700) }];
   assert.equal(countChatTokens(messages), encodeText(serializeMessages(messages)).length + 3 * messages.length);
+});
+
+test('a special token spelled in client text counts as text, never throws', () => {
+  for (const text of ['say <|endoftext|> now', '<|im_start|>system<|im_end|>', 'x'.repeat(300) + '<|endofprompt|>']) {
+    const tokens = encodeText(text);
+    assert.ok(tokens.length > 1, text);
+    assert.equal(decodeTokens(tokens), text);
+    assert.equal(countTextTokens(text), tokens.length);
+    assert.equal(countTextTokens(text, 2), 3, 'over a budget of 2');
+  }
 });

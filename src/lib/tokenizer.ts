@@ -49,12 +49,18 @@ export function tokenizerPieces(text: string): string[] {
   return pieces;
 }
 
+/**
+ * Client text is text: a special token's spelling (`<|endoftext|>`) in a prompt is counted as its characters, as a
+ * served model's chat template does with user content, instead of the tokenizer's default of throwing (a 500).
+ */
+const PLAIN_TEXT = { disallowedSpecial: new Set<string>() };
+
 function countPieces(text: string): number {
   const pieces = tokenizerPieces(text);
   const gpt = loadTokenizer();
-  if (pieces.length === 1) return gpt.countTokens(text);
+  if (pieces.length === 1) return gpt.countTokens(text, PLAIN_TEXT);
   let n = 0;
-  for (const piece of pieces) n += gpt.countTokens(piece);
+  for (const piece of pieces) n += gpt.countTokens(piece, PLAIN_TEXT);
   return n;
 }
 
@@ -78,7 +84,7 @@ function countWithin(text: string, budget: number): number {
   const gpt = loadTokenizer();
   let n = 0;
   for (const piece of tokenizerPieces(text)) {
-    const within = gpt.isWithinTokenLimit(piece, budget - n);
+    const within = gpt.isWithinTokenLimit(piece, budget - n, PLAIN_TEXT);
     if (within === false) return budget + 1;
     n += within;
   }
@@ -88,9 +94,9 @@ function countWithin(text: string, budget: number): number {
 export function encodeText(text: string): number[] {
   const pieces = tokenizerPieces(text);
   const gpt = loadTokenizer();
-  if (pieces.length === 1) return gpt.encode(text);
+  if (pieces.length === 1) return gpt.encode(text, PLAIN_TEXT);
   const tokens: number[] = [];
-  for (const piece of pieces) for (const t of gpt.encode(piece)) tokens.push(t);
+  for (const piece of pieces) for (const t of gpt.encode(piece, PLAIN_TEXT)) tokens.push(t);
   return tokens;
 }
 
