@@ -1,14 +1,19 @@
 // Reading a request body with a size limit (413) and a deadline against slow clients (408).
 import type { IncomingMessage } from 'node:http';
-import { bodyWithheld } from './listen.js';
+import { bodyWithheld, malformedBody } from './listen.js';
 import { deadlineAfterIo } from '../lib/with-timeout.js';
 import { gatewayError } from './errors.js';
+
+const unreadable = (err: Error) => gatewayError('TG_ERR_INVALID_REQUEST', `Reading the request body failed: ${err.message}`);
+const hungUp = () => gatewayError('TG_ERR_CLIENT_CLOSED', 'The client closed the connection before sending the whole body');
 
 export function readBody(req: IncomingMessage, maxBytes: number, timeoutMs: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length']);
   if (declared > maxBytes) {
     return Promise.reject(gatewayError('TG_ERR_BODY_TOO_LARGE', `The request body is larger than the limit of ${maxBytes} bytes`));
   }
+  const malformed = malformedBody(req);
+  if (malformed) return Promise.reject(unreadable(malformed));
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -33,8 +38,10 @@ export function readBody(req: IncomingMessage, maxBytes: number, timeoutMs: numb
       else chunks.push(chunk);
     };
     const onEnd = () => finish(null, chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
-    const onError = (err: Error) => finish(gatewayError('TG_ERR_INVALID_REQUEST', `Reading the request body failed: ${err.message}`));
-    const onClose = () => finish(gatewayError('TG_ERR_CLIENT_CLOSED', 'The client closed the connection before sending the whole body'));
+    const onError = (err: Error & { code?: string }) =>
+      // node:http fails a request whose connection closed with ECONNRESET ("aborted"): a hang-up, not a bad request.
+      finish(err.code === 'ECONNRESET' ? hungUp() : unreadable(err));
+    const onClose = () => finish(hungUp());
     // Judged after reading what arrived meanwhile: a body that came in while this process stalled is not a slow client.
     const cancelDeadline = deadlineAfterIo(timeoutMs, () => finish(gatewayError('TG_ERR_REQUEST_TIMEOUT', `The request body did not arrive within ${timeoutMs} ms`)));
     req.on('data', onData);

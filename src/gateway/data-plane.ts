@@ -115,6 +115,11 @@ export function newContext(method: string, target: string, headers: IncomingHttp
   };
 }
 
+/** Whether the client's connection is gone (`res.destroyed` follows once its close event has fired; the socket's flag at once). */
+function clientGone(req: IncomingMessage, res: ServerResponse): boolean {
+  return res.destroyed || req.socket.destroyed;
+}
+
 /** Who made the request, as the policy engine found it, for the usage record. */
 function identityOf(ctx: RequestContext): RequestIdentity | undefined {
   const state = ctx.apim;
@@ -194,7 +199,9 @@ export class DataPlane {
   };
 
   async #serve(ctx: RequestContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (this.#draining) throw gatewayError('TG_ERR_SHUTTING_DOWN');
+    // Only a connection opened before the drain is still there to ask (new ones are refused, idle ones closed): it
+    // closes after this answer, so the client's next try opens one elsewhere.
+    if (this.#draining) throw gatewayError('TG_ERR_SHUTTING_DOWN', undefined, { connection: 'close' });
     // A model id may hold slashes (`org/model`), which the SDKs' models.retrieve() sends encoded: that answer is
     // tollgate's own, never sent upstream, so an encoded separator there resolves nothing.
     const models = isModelsRequest(ctx.method, ctx.path);
@@ -219,6 +226,13 @@ export class DataPlane {
     routeRequest(config, ctx);
     const raw = await readOnce();
     const decision = await this.decide(ctx, raw, onResponseGone(res));
+    // The policies and the pick take time (a ServiceCallout, a wait in the queue): a client gone meanwhile must not
+    // have its request run and charged on a model server. Checked here because the proxy's close listener, which
+    // comes next, never hears of a close that came before it (and nothing is awaited between this and it).
+    if (clientGone(req, res)) {
+      if (decision.kind === 'pick') decision.pick.release(decision.pick.endpoints[0], { reached: false, abandoned: true });
+      throw gatewayError('TG_ERR_CLIENT_CLOSED', 'The client went away before its request was sent to a model server');
+    }
     if (decision.kind === 'direct') await this.#send(ctx, res, decision.response);
     else if (decision.kind === 'url') await this.#forward(ctx, res, decision.endpoints, undefined, 1);
     else if (decision.kind === 'pick') await this.#forward(ctx, res, decision.pick.endpoints, decision.pick.release, 1 + config.settings.upstream.maxRetries);

@@ -4,6 +4,8 @@ import { connect } from 'node:net';
 import { STATUS_CODES, type RequestListener, type ServerResponse } from 'node:http';
 import { DEFAULT_SETTINGS, type GatewaySettings } from '../config/settings.js';
 import { applyListenerTimeouts, createListener, listen, type ListenerOptions } from './listen.js';
+import { readBody } from './body.js';
+import type { GatewayError } from './errors.js';
 
 test('reloaded server timeouts apply to a listener that is already open', async () => {
   const server = createListener((_req, res) => res.end('ok'), { ...DEFAULT_SETTINGS.server, headersTimeout: 10_000, bodyTimeout: 30_000, keepAliveTimeout: 5000 });
@@ -213,5 +215,34 @@ test('an HTTP/1.1 request without Host gets a 400 in the documented shape; HTTP/
       assert.deepEqual(refused, [400]);
     },
     { onRefused: (status) => refused.push(status) },
+  );
+});
+
+test('a malformed chunked body is the handler\'s to answer, also when it starts reading only after the parser failed', async () => {
+  const read: string[] = [];
+  await withListener(
+    (req, res) => {
+      // A handler that reads the body only after an await (an intercept policy), when the parse error is already in.
+      setTimeout(() => {
+        readBody(req, 1_000_000, 5000).then(
+          () => res.end('read'),
+          (err: GatewayError) => {
+            read.push(err.code);
+            const { status, headers, body } = err.toResponse();
+            res.writeHead(status, { ...headers, 'content-length': Buffer.byteLength(body) });
+            res.end(body);
+          },
+        );
+      }, 100);
+    },
+    {},
+    async (port) => {
+      const { text, closed } = await exchange(port, ['POST / HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n']);
+      assert.ok(closed, 'the connection closes after the answer (nothing after a malformed chunk can be parsed)');
+      const answer = firstAnswer(text);
+      assert.deepEqual([answer.status, answer.body.error.code, answer.headers.connection], [400, 'invalid_request', 'close']);
+      assert.match(answer.body.error.message, /chunk size/);
+      assert.deepEqual(read, ['invalid_request']);
+    },
   );
 });

@@ -53,6 +53,24 @@ export function bodyWithheld(req: IncomingMessage): boolean {
   return withheld.has(req);
 }
 
+/**
+ * Requests whose body node:http could not parse (a bad chunk size or terminator, a chunk extension over its limit):
+ * the parser's error, for the handler to answer (body.ts), as the log and metrics then record it.
+ */
+const malformed = new WeakMap<IncomingMessage, Error>();
+
+export function malformedBody(req: IncomingMessage): Error | undefined {
+  return malformed.get(req);
+}
+
+/**
+ * Whether node:http's parser failed on the bytes the client sent (llhttp's codes), not at the end of the connection:
+ * one that ends in mid-body (EOF) is a client hanging up, not a malformed request.
+ */
+function malformedBytes(err: Error & { code?: string }): boolean {
+  return err.code !== undefined && err.code.startsWith('HPE_') && err.code !== 'HPE_INVALID_EOF_STATE';
+}
+
 /** A refusal of what never reaches the handler, counted: documented shape, x-request-id, and the connection closes. */
 function closingAnswer(fault: GatewayError, format: FaultFormat | undefined, onRefused: OnRefused) {
   const { status, headers, body } = fault.toResponse(format);
@@ -106,13 +124,28 @@ export function createListener(handler: RequestListener, settings: GatewaySettin
     handler(req, res);
   };
   const server: Server = tls ? httpsServer(options, tls, served) : createHttpServer(options, served);
-  server.on('clientError', (err, socket) => {
+  server.on('clientError', (err: Error & { code?: string }, socket) => {
+    const answering = (socket as { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (answering && malformedBytes(err)) {
+      const req = answering.req;
+      // The parser fails again on each later read of the connection, while the handler's 400 may be on its way.
+      if (malformed.has(req)) return;
+      // Malformed bytes in the body of the request being answered (nothing behind it is read before its body is
+      // complete), whose answer has not started: that answer is this 400, sent by the handler on a connection that
+      // then closes (what follows on it cannot be parsed).
+      if (socket.writable && !answering.headersSent && !req.complete) {
+        malformed.set(req, err);
+        answering.shouldKeepAlive = false;
+        // A reader already waiting is told now; one that starts later finds it (body.ts).
+        if (req.listenerCount('error') > 0) req.emit('error', err);
+        return;
+      }
+    }
     // Bytes of an answer to an earlier request on this connection are out (a malformed request pipelined behind a
     // streaming one): an error written now would land in the middle of that answer, so the connection just closes,
     // as node:http's own handler does.
     // So does one whose answer is still to come (its model server is working): an error written now would be read
     // as the answer to that request.
-    const answering = (socket as { _httpMessage?: ServerResponse | null })._httpMessage;
     if (!socket.writable || answering) return socket.destroy();
     rawAnswer(socket, clientFault(err), faultFormat?.(), onRefused);
   });
