@@ -168,10 +168,29 @@ describe('OAuthV2 client credentials', () => {
     assertFault(await chat(gw, { 'x-api-key': app.key }), 401, 'oauth.v2.InvalidAccessToken');
   });
 
-  test('token endpoint faults: bad client, unsupported grant, scope not offered', async () => {
-    assertFault(await tokenCall(`grant_type=client_credentials&client_id=${app.key}&client_secret=wrong`), 401, 'oauth.v2.invalid_client');
-    assertFault(await tokenCall('grant_type=password&username=u&password=p'), 400, 'oauth.v2.unsupported_grant_type');
-    assertFault(await tokenCall(`grant_type=client_credentials&client_id=${app.key}&client_secret=${app.secret}&scope=admin`), 400, 'oauth.v2.invalid_scope');
+  test('token endpoint faults in RFC 6749 §5.2\'s shape: bad client, unsupported grant, scope not offered, a parameter twice', async () => {
+    const refusals: [body: string, status: number, error: string][] = [
+      [`grant_type=client_credentials&client_id=${app.key}&client_secret=wrong`, 401, 'invalid_client'],
+      ['grant_type=password&username=u&password=p', 400, 'unsupported_grant_type'],
+      [`grant_type=client_credentials&client_id=${app.key}&client_secret=${app.secret}&scope=admin`, 400, 'invalid_scope'],
+      [`grant_type=client_credentials&grant_type=password&client_id=${app.key}&client_secret=${app.secret}`, 400, 'invalid_request'],
+    ];
+    for (const [body, status, error] of refusals) {
+      const r = await tokenCall(body);
+      assert.equal(r.status, status, JSON.stringify(r.body));
+      assert.equal(r.body.error, error);
+      assert.equal(typeof r.body.error_description, 'string');
+      assert.equal(r.headers['cache-control'], 'no-store');
+    }
+  });
+
+  test('VerifyAccessToken refusals challenge for a Bearer token (RFC 6750 §3)', async () => {
+    const r = await chat(gw, { authorization: `Bearer ${await issue(app, '&scope=embed')}` });
+    assert.equal(r.status, 403);
+    assert.equal(r.headers['www-authenticate'], 'Bearer realm="tollgate", error="insufficient_scope"');
+    const unknown = await chat(gw, { authorization: 'Bearer tgat_0000000000000000000000000000000000000000' });
+    assert.equal(unknown.headers['www-authenticate'], 'Bearer realm="tollgate", error="invalid_token"');
+    assert.equal((await chat(gw, {})).headers['www-authenticate'], 'Bearer realm="tollgate"');
   });
 
   test('a token without the required scope is refused; an unknown token is invalid', async () => {

@@ -2,6 +2,7 @@
 // templates and one kind per policy. Field names are Apigee's element names in camelCase.
 import { z } from 'zod';
 import { durationMs } from '../lib/duration.js';
+import { FRAMING_HEADERS } from '../lib/framing-headers.js';
 import { compileTextPattern } from '../lib/linear-regex.js';
 
 export const APIM_API_VERSION = 'apim.googleapis.com/v1';
@@ -541,6 +542,8 @@ const jsonPath = z
   .refine((p) => !p.split('.').some((s) => s === '__proto__' || s === 'constructor' || s === 'prototype'), 'must not name __proto__, constructor or prototype');
 const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be an HTTP header name').transform((n) => n.toLowerCase());
 const namedValue = <N extends z.ZodType>(name: N) => z.object({ name, value: z.string() }).strict();
+/** A header a policy sets or removes on a message: not one the proxy frames the message with. */
+const messageHeaderName = headerName.refine((n) => !FRAMING_HEADERS.has(n), { message: 'frames the message: the proxy sets it, a policy may not' });
 
 export const assignMessageSpec = z
   .object({
@@ -549,7 +552,7 @@ export const assignMessageSpec = z
     /** Removed first, then set (Apigee's order). Values are message templates: `Bearer {kvm.token}`. */
     remove: z
       .object({
-        headers: z.array(z.object({ name: headerName }).strict()).default([]),
+        headers: z.array(z.object({ name: messageHeaderName }).strict()).default([]),
         queryParams: z.array(z.object({ name: z.string().min(1) }).strict()).default([]),
         jsonFields: z.array(z.object({ path: jsonPath }).strict()).default([]),
       })
@@ -557,7 +560,7 @@ export const assignMessageSpec = z
       .default({ headers: [], queryParams: [], jsonFields: [] }),
     set: z
       .object({
-        headers: z.array(namedValue(headerName)).default([]),
+        headers: z.array(namedValue(messageHeaderName)).default([]),
         queryParams: z.array(namedValue(z.string().min(1))).default([]),
         /** A string value is a template; numbers, booleans, objects and null are set as given. */
         jsonFields: z.array(z.object({ path: jsonPath, value: z.unknown() }).strict()).default([]),
@@ -597,7 +600,16 @@ export const corsSpec = z
     maxAge: z.number().int().min(-1).default(1800),
     allowCredentials: z.boolean().default(false),
   })
-  .strict();
+  .strict()
+  .superRefine((s, ctx) => {
+    if (!s.allowCredentials) return;
+    // The Fetch spec's CORS protocol: with credentials a browser reads `*` literally and refuses the origin `*`;
+    // answering every origin by name instead would let any site read credentialed answers.
+    const refuse = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
+    if (s.allowOrigins.includes('*')) refuse('allowOrigins', "must list origins, not '*', with allowCredentials: true (any site could read credentialed answers)");
+    if (s.allowOrigins.includes('null')) refuse('allowOrigins', "must not allow the origin 'null' with allowCredentials: true (sandboxed iframes and data: URLs send it)");
+    if (s.exposeHeaders.includes('*')) refuse('exposeHeaders', "must list the headers, not '*', with allowCredentials: true (browsers read '*' as a header name)");
+  });
 
 export const accessControlSpec = z
   .object({

@@ -19,6 +19,12 @@ const configErrors: [name: string, spec: unknown, message: RegExp][] = [
   ['a prototype path', { set: { jsonFields: [{ path: 'a.__proto__.b', value: 1 }] } }, /must not name __proto__/],
   ['query parameters on a response', { assignTo: 'response', set: { queryParams: [{ name: 'q', value: 'v' }] } }, /query parameters belong to requests/],
   ['an unknown field', { sett: {} }, /Unrecognized key/],
+  // A content-length that lies made the rest of a kept-alive answer read as the next one; upgrade or expect upstream
+  // broke the exchange and blamed the client or the model server.
+  ['setting content-length on the answer', { assignTo: 'response', set: { headers: [{ name: 'Content-Length', value: '5' }] } }, /frames the message/],
+  ['setting transfer-encoding', { set: { headers: [{ name: 'transfer-encoding', value: 'chunked' }] } }, /frames the message/],
+  ['setting expect', { set: { headers: [{ name: 'expect', value: '100-continue' }] } }, /frames the message/],
+  ['removing connection', { remove: { headers: [{ name: 'connection' }] } }, /frames the message/],
 ];
 for (const [name, spec, message] of configErrors) test(`config: ${name} is refused`, () => assert.throws(() => make(spec), message));
 

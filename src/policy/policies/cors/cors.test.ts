@@ -36,9 +36,9 @@ test('a preflight from an allowed origin is answered 204 with the allow headers'
   const ctx = preflight('https://app.example.com', 'POST', 'Content-Type, Authorization');
   make({ allowCredentials: true, maxAge: 600 }).intercept!(ctx, {});
   assert.equal(ctx.directResponse!.status, 204);
+  assert.deepEqual(ctx.responseHeaders, { vary: 'Origin' });
   assert.deepEqual(ctx.directResponse!.headers, {
     'access-control-allow-origin': 'https://app.example.com',
-    vary: 'Origin',
     'access-control-allow-credentials': 'true',
     'access-control-allow-methods': 'GET, PUT, POST, DELETE',
     'access-control-allow-headers': 'origin, x-requested-with, accept, content-type, authorization, x-api-key',
@@ -51,6 +51,32 @@ test('with `*` and no credentials the answer allows any origin literally', () =>
   cors('c', { allowOrigins: ['*'], allowHeaders: ['*'] }, deps).intercept!(ctx, {});
   assert.equal(ctx.directResponse!.headers['access-control-allow-origin'], '*');
   assert.equal(ctx.directResponse!.headers.vary, undefined);
+  assert.deepEqual(ctx.responseHeaders, {});
+});
+
+test("config: credentials refuse origin '*', origin 'null' and expose headers '*', naming the field", () => {
+  assert.throws(() => cors('c', { allowOrigins: ['*'], allowCredentials: true }, deps), /allowOrigins[\s\S]*'\*'/);
+  assert.throws(() => cors('c', { allowOrigins: ['https://a.example', 'null'], allowCredentials: true }, deps), /allowOrigins[\s\S]*'null'/);
+  assert.throws(() => make({ exposeHeaders: ['*'], allowCredentials: true }), /exposeHeaders/);
+  assert.doesNotThrow(() => cors('c', { allowOrigins: ['*'], exposeHeaders: ['*'] }, deps));
+});
+
+test('with credentials the origin null is never allowed, even when a pattern matches it', () => {
+  // Sandboxed iframes and data: URLs send `null`, so any page can: it must not read credentialed answers.
+  const policy = cors('c', { allowOrigins: ['n*l'], allowCredentials: true }, deps);
+  assert.throws(() => policy.intercept!(preflight('null'), {}), (err: GatewayError) => err.code === CORS_FAULTS.originNotAllowed);
+  const actual = fakeContext({ headers: { origin: 'null' } });
+  policy.intercept!(actual, {});
+  assert.deepEqual(actual.responseHeaders, { vary: 'Origin' });
+  const noCredentials = fakeContext({ headers: { origin: 'null' } });
+  cors('c', { allowOrigins: ['n*l'] }, deps).intercept!(noCredentials, {});
+  assert.equal(noCredentials.responseHeaders['access-control-allow-origin'], 'null');
+});
+
+test('allowMethods `*` answers with the method asked, which credentialed preflights need (`*` is literal to them)', () => {
+  const ctx = preflight('https://app.example.com', 'PATCH');
+  make({ allowMethods: ['*'], allowCredentials: true }).intercept!(ctx, {});
+  assert.equal(ctx.directResponse!.headers['access-control-allow-methods'], 'PATCH');
 });
 
 const refusals: [name: string, ctx: () => ReturnType<typeof preflight>, code: string][] = [
@@ -63,11 +89,11 @@ for (const [name, ctx, code] of refusals) {
     const c = ctx();
     assert.throws(() => make({}).intercept!(c, {}), (err: GatewayError) => err.status === 403 && err.code === code);
     assert.equal(c.directResponse, undefined);
-    assert.deepEqual(c.responseHeaders, {});
+    assert.deepEqual(c.responseHeaders, { vary: 'Origin' });
   });
 }
 
-test('an actual request from an allowed origin gets the headers on its answer; others get none', () => {
+test('an actual request from an allowed origin gets the headers on its answer; others get only Vary: Origin', () => {
   const policy = make({ exposeHeaders: ['x-request-id', 'x-ratelimit-remaining-requests'] });
   const ok = fakeContext({ headers: { origin: 'https://a.example.dev' } });
   policy.intercept!(ok, {});
@@ -79,10 +105,11 @@ test('an actual request from an allowed origin gets the headers on its answer; o
   });
   const other = fakeContext({ headers: { origin: 'https://evil.com' } });
   policy.intercept!(other, {});
-  assert.deepEqual(other.responseHeaders, {});
+  // A shared cache must not keep this answer (no CORS headers) for the allowed origin, nor the other way round.
+  assert.deepEqual(other.responseHeaders, { vary: 'Origin' });
   const sameOrigin = fakeContext();
   policy.intercept!(sameOrigin, {});
-  assert.deepEqual(sameOrigin.responseHeaders, {});
+  assert.deepEqual(sameOrigin.responseHeaders, { vary: 'Origin' });
 });
 
 /** What a pattern means: each `*` one or more DNS labels (the regular expression origins were matched with before). */

@@ -23,12 +23,15 @@ const first = (v: string | string[] | undefined): string | undefined => (Array.i
 export const cors: PolicyFactory = (name, spec) => {
   const s = corsSpec.parse(spec);
   const origins = compileOrigins(s.allowOrigins);
+  // `null` is what sandboxed iframes and data: URLs send: any site can forge it, so it never gets credentials.
+  const allowed = s.allowCredentials ? (origin: string) => origin !== 'null' && origins.matches(origin) : origins.matches;
   const methods = new Set(s.allowMethods);
   const anyMethod = methods.has('*');
   const headers = new Set(s.allowHeaders);
   const anyHeader = headers.has('*');
-  // With credentials a browser refuses `*`, so the origin is echoed instead (and caches must vary on it).
-  const echo = !origins.any || s.allowCredentials;
+  // Only `*` (never with credentials: corsSpec) is the same for every origin; otherwise the answer names the origin,
+  // and every answer, an unallowed or absent origin's too, varies on it so a shared cache cannot serve one to another.
+  const echo = !origins.any;
   const allowMethods = s.allowMethods.join(', ');
   const allowHeaders = s.allowHeaders.join(', ');
   const expose = s.exposeHeaders.join(', ');
@@ -36,12 +39,11 @@ export const cors: PolicyFactory = (name, spec) => {
 
   const originHeaders = (origin: string): Record<string, string> => ({
     'access-control-allow-origin': echo ? origin : '*',
-    ...(echo && { vary: 'Origin' }),
     ...(s.allowCredentials && { 'access-control-allow-credentials': 'true' }),
   });
 
   const preflight = (ctx: RequestContext, origin: string, method: string): void => {
-    if (!origins.matches(origin)) throw policyFault(403, CORS_FAULTS.originNotAllowed, `Origin ${origin} is not allowed`);
+    if (!allowed(origin)) throw policyFault(403, CORS_FAULTS.originNotAllowed, `Origin ${origin} is not allowed`);
     if (!anyMethod && !methods.has(method.toUpperCase())) throw policyFault(403, CORS_FAULTS.methodNotAllowed, `Method ${method} is not allowed`);
     const asked = first(ctx.headers['access-control-request-headers']);
     const requested = asked ? asked.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean) : [];
@@ -51,8 +53,8 @@ export const cors: PolicyFactory = (name, spec) => {
       status: 204,
       headers: {
         ...originHeaders(origin),
-        'access-control-allow-methods': allowMethods,
         // `*` answers with what was asked, so credentialed requests (where `*` is literal) work too.
+        'access-control-allow-methods': anyMethod ? method : allowMethods,
         'access-control-allow-headers': anyHeader ? requested.join(', ') : allowHeaders,
         ...(maxAge !== undefined && { 'access-control-max-age': maxAge }),
       },
@@ -64,11 +66,12 @@ export const cors: PolicyFactory = (name, spec) => {
     type: CORS,
     name,
     intercept(ctx) {
+      if (echo) ctx.responseHeaders.vary = 'Origin';
       const origin = first(ctx.headers.origin);
       if (!origin) return;
       const method = first(ctx.headers['access-control-request-method']);
       if (ctx.method === 'OPTIONS' && method) return preflight(ctx, origin, method);
-      if (!origins.matches(origin)) return;
+      if (!allowed(origin)) return;
       Object.assign(ctx.responseHeaders, originHeaders(origin));
       if (expose) ctx.responseHeaders['access-control-expose-headers'] = expose;
     },

@@ -2,6 +2,7 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { RequestContext } from '../../../gateway/context.js';
 import type { ApimState } from '../../types.js';
+import { FRAMING_HEADERS } from '../../../lib/framing-headers.js';
 import { compileVariable, isFlowVariableName, setVariable } from '../../variables.js';
 
 /** The built-in variables a script can read besides the flow variables. */
@@ -10,8 +11,6 @@ const BUILT_INS = [
   'apiproduct.name', 'apiproduct.operationset.name', 'model', 'request.path', 'request.verb', 'client.ip',
 ].map((name) => [name, compileVariable(name)] as const);
 
-/** Headers a script may not set on the upstream request: the proxy frames the message itself. */
-const FRAMING = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'te', 'upgrade', 'trailer', 'expect', 'proxy-connection']);
 
 export interface ScriptResponse {
   status: number;
@@ -38,7 +37,7 @@ export interface ScriptOutput {
  * The headers a script left, as tollgate can use them: its own entries with string values under lower-case names (one
  * the proxy cannot send is refused with the request, or dropped from an answer). A script builds them from anything
  * (`JSON.parse('{"__proto__": {"host": ...}}')`): assigned as it came, an own __proto__ key replaced the headers'
- * prototype and slipped `host` past FRAMING into the upstream request.
+ * prototype and slipped `host` past FRAMING_HEADERS into the upstream request.
  */
 function scriptHeaders(raw: unknown): Map<string, string> {
   const out = new Map<string, string>();
@@ -76,13 +75,13 @@ export function applyRequestChanges(ctx: RequestContext, state: ApimState, input
   const after = scriptHeaders(out.requestHeaders);
   const upstream = (ctx.upstreamHeaders ??= {});
   for (const [name, value] of after) {
-    if (before[name] === value || FRAMING.has(name)) continue;
+    if (before[name] === value || FRAMING_HEADERS.has(name)) continue;
     // Later policies read the client's headers; the model server gets the change through upstreamHeaders.
     ctx.headers[name] = value;
     upstream[name] = value;
   }
   for (const name in before) {
-    if (after.has(name) || FRAMING.has(name)) continue;
+    if (after.has(name) || FRAMING_HEADERS.has(name)) continue;
     delete ctx.headers[name];
     upstream[name] = null;
   }
@@ -119,7 +118,7 @@ export function responseInput(status: number, headers: OutgoingHttpHeaders, body
 /** Applies header changes to the held answer's headers; returns the new body, or null when it is unchanged. */
 export function applyResponseChanges(headers: OutgoingHttpHeaders, before: Record<string, string>, out: ScriptOutput, bodyText: string): Buffer | null {
   const after = scriptHeaders(out.responseHeaders ?? before);
-  for (const [name, value] of after) if (before[name] !== value && !FRAMING.has(name)) headers[name] = value;
-  for (const name in before) if (!after.has(name) && !FRAMING.has(name)) delete headers[name];
+  for (const [name, value] of after) if (before[name] !== value && !FRAMING_HEADERS.has(name)) headers[name] = value;
+  for (const name in before) if (!after.has(name) && !FRAMING_HEADERS.has(name)) delete headers[name];
   return out.responseBody !== null && out.responseBody !== bodyText ? Buffer.from(out.responseBody) : null;
 }

@@ -65,6 +65,15 @@ test('product scope reads the entitled product\'s entries, and nothing before en
   assert.equal(anonymous.vars, undefined);
 });
 
+test('product scope with no entitled product gives each get its default, as for a missing key; puts store nothing', async () => {
+  const { kvm, make } = setup();
+  const policy = make({ scope: 'apiproduct', get: [{ assignTo: 'kvm.tier', key: 'tier', defaultValue: 'free' }], put: [{ key: 'seen', value: 'yes' }] });
+  const anonymous: ApimState = {};
+  await policy.admit!(fakeContext(), anonymous);
+  assert.equal(anonymous.vars?.get('kvm.tier'), 'free');
+  assert.equal(kvm.values.size, 0);
+});
+
 test('put writes rendered keys and values; override: false keeps an existing value', async () => {
   const { kvm, make } = setup();
   kvm.values.set('environment/tiers/first-seen:chatbot', 'old');

@@ -54,12 +54,13 @@ export const keyValueMapOperations: PolicyFactory = (name, spec, deps) => {
     name,
     admit(ctx, state) {
       const scope = scopeOf(state);
-      if (scope === undefined) return;
+      // No product, no product entries: a get finds nothing, as for a missing key, so its default still applies
+      // (a later `{kvm.tier}` would otherwise fault); a put has nowhere to go.
       for (const g of gets) {
-        const value = kvm.get(scope, map, g.key.render(ctx, state).value) ?? g.fallback;
+        const value = (scope === undefined ? undefined : kvm.get(scope, map, g.key.render(ctx, state).value)) ?? g.fallback;
         if (value !== undefined) setVariable(state, g.variable, value);
       }
-      if (puts.length > 0) return write(ctx, state, scope);
+      if (scope !== undefined && puts.length > 0) return write(ctx, state, scope);
     },
   } satisfies Policy;
 };

@@ -1,8 +1,9 @@
 // Loading an OpenAPI 3 document (inline object, YAML/JSON text, or a file) and compiling, per path and method,
-// the request body schema, the required query and header parameters and the JSON response schemas (ajv).
+// the request body schema, the path, query and header parameters and the JSON response schemas (ajv).
 import { readFileSync } from 'node:fs';
 import type * as AjvModule from 'ajv';
 import type { Ajv, ValidateFunction } from 'ajv';
+import type { FormatName, FormatsPlugin } from 'ajv-formats';
 import { lazyRequire } from '../../../lib/lazy-require.js';
 import { compileTextPattern } from '../../../lib/linear-regex.js';
 import { parse as parseYaml } from 'yaml';
@@ -10,11 +11,30 @@ import { compilePathTemplate, type PathTemplate } from './path-template.js';
 
 /** Ajv loads with the first OAS document compiled (an OASValidation policy), not with every gateway. */
 const loadAjv = lazyRequire<typeof AjvModule>('ajv');
+const loadFormats = lazyRequire<FormatsPlugin>('ajv-formats');
+
+/**
+ * ajv-formats' checks (JSON Schema's and OpenAPI's: int32, int64, byte...), but `url`, which is neither's and whose
+ * expression takes quadratic time on client text (20,000 characters: 2.7 s); it stays unchecked like any unknown format.
+ */
+const FORMATS: FormatName[] = [
+  'date', 'time', 'date-time', 'iso-time', 'iso-date-time', 'duration', 'uri', 'uri-reference', 'uri-template', 'email', 'hostname',
+  'ipv4', 'ipv6', 'regex', 'uuid', 'json-pointer', 'json-pointer-uri-fragment', 'relative-json-pointer', 'byte', 'int32', 'int64',
+  'float', 'double', 'password', 'binary',
+];
+
+/**
+ * How an array parameter carries its items: `repeated` (`?tag=a&tag=b`, a query's default `form` style with
+ * `explode`), or the delimiter between them in one value (`?tag=a,b`; headers and path segments: `a,b`).
+ */
+export type ArrayStyle = 'repeated' | ',' | ' ' | '|';
 
 export interface CompiledParameter {
-  in: 'query' | 'header';
+  in: 'query' | 'header' | 'path';
   name: string;
   required: boolean;
+  /** null when the schema is not an array. */
+  array: ArrayStyle | null;
   validate: ValidateFunction | null;
 }
 
@@ -36,10 +56,11 @@ export interface CompiledPath {
 
 type Node = Record<string, unknown>;
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
-const JSON_TYPE = 'application/json';
 
 const isNode = (v: unknown): v is Node => typeof v === 'object' && v !== null && !Array.isArray(v);
 const escapePointer = (s: string) => s.replace(/~/g, '~0').replace(/\//g, '~1');
+const PARAMETER_PLACES = new Set(['query', 'header', 'path']);
+const DELIMITERS: Record<string, ArrayStyle> = { form: ',', spaceDelimited: ' ', pipeDelimited: '|' };
 
 /** The document as an object, from `openApi` (object or text) or from the `source` file. */
 export function loadDocument(openApi: Node | string | undefined, source: string | undefined): Node {
@@ -67,6 +88,35 @@ function deref(doc: Node, node: unknown, pointer: string): { node: unknown; poin
 }
 
 /**
+ * The JSON media type of a `content` map: `application/json` with or without parameters (`; charset=utf-8`), else
+ * the first structured-syntax `+json` type (`application/problem+json`, RFC 6839).
+ */
+function jsonContentKey(content: Node): string | undefined {
+  const keys = Object.keys(content);
+  const mediaType = (key: string) => key.split(';')[0].trim().toLowerCase();
+  return keys.find((k) => mediaType(k) === 'application/json') ?? keys.find((k) => /^application\/[^/]+\+json$/.test(mediaType(k)));
+}
+
+/** The pointer to the schema of the JSON media type in `content` (which lives at `pointer`), when there is one. */
+function jsonSchemaAt(content: unknown, pointer: string): string | undefined {
+  if (!isNode(content)) return undefined;
+  const key = jsonContentKey(content);
+  const media = key === undefined ? undefined : content[key];
+  return isNode(media) && media.schema !== undefined ? `${pointer}/content/${escapePointer(key!)}/schema` : undefined;
+}
+
+/** How the parameter `p` (OpenAPI's `in`, `style`, `explode`) spells an array, or null when its schema is none. */
+function arrayStyle(doc: Node, p: Node, schemaAt: string): ArrayStyle | null {
+  const { node: schema } = deref(doc, p.schema, schemaAt);
+  if (!isNode(schema) || schema.type !== 'array') return null;
+  if (p.in !== 'query') return ',';
+  const style = typeof p.style === 'string' ? p.style : 'form';
+  // OpenAPI: explode defaults to true for the form style only.
+  const explode = typeof p.explode === 'boolean' ? p.explode : style === 'form';
+  return explode ? 'repeated' : (DELIMITERS[style] ?? ',');
+}
+
+/**
  * Ajv's regular expression engine for `pattern` and `patternProperties`: a native RegExp, or RE2 for a pattern V8
  * may take exponential time on (linear-regex.ts); ajv calls it as it compiles, so a pattern neither can run fails the
  * config load.
@@ -89,6 +139,9 @@ export function compileDocument(doc: Node): CompiledPath[] {
   const code = { regExp: checkedRegExp };
   const ajv = new Ajv({ strict: false, allErrors: true, validateSchema: false, code });
   const params = new Ajv({ strict: false, coerceTypes: true, validateSchema: false, code });
+  const addFormats = loadFormats();
+  addFormats(ajv, FORMATS);
+  addFormats(params, FORMATS);
   ajv.addSchema(doc, 'oas');
   params.addSchema(doc, 'oas');
   // Errors name the schema being compiled: what fails (a pattern, say) may sit behind a $ref, far from where it applies.
@@ -117,12 +170,13 @@ export function compileDocument(doc: Node): CompiledPath[] {
       ];
       for (const [raw, rawAt] of declared) {
         const { node: p, pointer } = deref(doc, raw, rawAt);
-        if (!isNode(p) || (p.in !== 'query' && p.in !== 'header') || typeof p.name !== 'string') continue;
+        if (!isNode(p) || !PARAMETER_PLACES.has(p.in as string) || typeof p.name !== 'string') continue;
         const name = p.in === 'header' ? p.name.toLowerCase() : p.name;
         const validate = isNode(p.schema) ? compileAt(params, `${pointer}/schema`, { type: 'object', properties: { v: { $ref: `oas#${pointer}/schema` } } }) : null;
+        const array = isNode(p.schema) ? arrayStyle(doc, p, `${pointer}/schema`) : null;
         // An operation's parameter replaces the path item's of the same name.
         const same = parameters.findIndex((q) => q.in === p.in && q.name === name);
-        const compiled = { in: p.in, name, required: p.required === true, validate } as CompiledParameter;
+        const compiled = { in: p.in, name, required: p.required === true, array, validate } as CompiledParameter;
         if (same >= 0) parameters[same] = compiled;
         else parameters.push(compiled);
       }
@@ -132,15 +186,15 @@ export function compileDocument(doc: Node): CompiledPath[] {
         const { node: rb, pointer } = deref(doc, op.requestBody, `${at}/requestBody`);
         if (isNode(rb)) {
           bodyRequired = rb.required === true;
-          const content = isNode(rb.content) ? rb.content[JSON_TYPE] : undefined;
-          if (isNode(content) && content.schema !== undefined) body = schemaAt(ajv, `${pointer}/content/${escapePointer(JSON_TYPE)}/schema`);
+          const at = jsonSchemaAt(rb.content, pointer);
+          if (at !== undefined) body = schemaAt(ajv, at);
         }
       }
       const responses = new Map<string, ValidateFunction>();
       for (const [code, rawResponse] of Object.entries(isNode(op.responses) ? op.responses : {})) {
         const { node: r, pointer } = deref(doc, rawResponse, `${at}/responses/${escapePointer(code)}`);
-        const content = isNode(r) && isNode(r.content) ? r.content[JSON_TYPE] : undefined;
-        if (isNode(content) && content.schema !== undefined) responses.set(code.toUpperCase(), schemaAt(ajv, `${pointer}/content/${escapePointer(JSON_TYPE)}/schema`));
+        const schemaPointer = isNode(r) ? jsonSchemaAt(r.content, pointer) : undefined;
+        if (schemaPointer !== undefined) responses.set(code.toUpperCase(), schemaAt(ajv, schemaPointer));
       }
       operations.set(method.toUpperCase(), { body, bodyRequired, parameters, responses });
     }

@@ -1,11 +1,11 @@
 // OASValidation: checks each request (and, on request, each non-streamed JSON answer) against an OpenAPI 3 document:
-// the path and method, required query and header parameters, and the JSON body schema, naming the failing field.
+// the path and method, path, query and header parameters, and the JSON body schema, naming the failing field.
 import type { ErrorObject } from 'ajv';
 import { oasValidationSpec } from '../../../config/apim-kinds.js';
 import { queryOf, type RequestContext } from '../../../gateway/context.js';
 import { policyFault } from '../../../gateway/errors.js';
 import type { Policy, PolicyFactory } from '../../types.js';
-import { compileDocument, loadDocument, type CompiledOperation, type CompiledPath } from './oas-document.js';
+import { compileDocument, loadDocument, type CompiledOperation, type CompiledParameter, type CompiledPath } from './oas-document.js';
 
 export const OAS_VALIDATION = 'oas-validation';
 
@@ -22,6 +22,36 @@ function describe(errors: ErrorObject[] | null | undefined): string {
       return `${e.instancePath || '/'}: ${e.message ?? 'is invalid'}${extra ? ` (${extra})` : ''}`;
     })
     .join('; ');
+}
+
+/** describe() of a parameter, validated as `{v: value}`: "must be integer", "item 1: must be integer". */
+function parameterErrors(errors: ErrorObject[] | null | undefined): string {
+  return describe(errors).replace(/(^|; )\/v: /g, '$1').replace(/(^|; )\/v\//g, '$1item ');
+}
+
+/** The parameter's value as its schema reads it: an array's items, one text otherwise; undefined when it is absent. */
+function valueOf(p: CompiledParameter, ctx: RequestContext, query: URLSearchParams, path: Map<string, string>): string | string[] | undefined {
+  if (p.in === 'query') {
+    const all = query.getAll(p.name);
+    if (all.length === 0) return undefined;
+    if (p.array === 'repeated') return all;
+    return p.array ? all[0].split(p.array) : all[0];
+  }
+  const raw = p.in === 'path' ? path.get(p.name) : ctx.headers[p.name];
+  const one = Array.isArray(raw) ? raw.join(', ') : raw;
+  return one !== undefined && p.array ? one.split(',').map((item) => item.trim()) : one;
+}
+
+/** The path's parameter values by name, percent-decoded; undefined when one is not valid percent-encoding. */
+function pathValues(path: CompiledPath, ctx: RequestContext): Map<string, string> | undefined {
+  const out = new Map<string, string>();
+  const values = path.pattern.values(ctx.path);
+  try {
+    path.pattern.names.forEach((name, i) => out.set(name, decodeURIComponent(values[i])));
+  } catch {
+    return undefined;
+  }
+  return out;
 }
 
 function operationOf(paths: readonly CompiledPath[], ctx: RequestContext): { path?: CompiledPath; op?: CompiledOperation } {
@@ -45,14 +75,17 @@ export const oasValidation: PolicyFactory = (name, spec) => {
       if (!path) throw fail(400, `no API path matches ${ctx.path}`);
       if (!op) throw fail(400, `${ctx.method} is not allowed on ${ctx.path}`);
       const query = queryOf(ctx.url);
+      const pathParams = op.parameters.some((p) => p.in === 'path') ? pathValues(path, ctx) : new Map<string, string>();
+      if (!pathParams) throw fail(400, `the path ${ctx.path} is not valid percent-encoding`);
       for (const p of op.parameters) {
-        const raw = p.in === 'query' ? (query.get(p.name) ?? undefined) : ctx.headers[p.name];
-        const value = Array.isArray(raw) ? raw[0] : raw;
+        // Which of two values counts differs from one reader to another: checking one would let the other through.
+        if (p.in === 'query' && p.array !== 'repeated' && query.getAll(p.name).length > 1) throw fail(400, `query parameter "${p.name}" must not be given more than once`);
+        const value = valueOf(p, ctx, query, pathParams);
         if (value === undefined) {
           if (p.required) throw fail(400, `${p.in} parameter "${p.name}" is required`);
           continue;
         }
-        if (p.validate && !p.validate({ v: value })) throw fail(400, `${p.in} parameter "${p.name}" ${describe(p.validate.errors).replace(/^\/v: /, '')}`);
+        if (p.validate && !p.validate({ v: value })) throw fail(400, `${p.in} parameter "${p.name}" ${parameterErrors(p.validate.errors)}`);
       }
       let body: unknown = ctx.body;
       if (body === undefined && ctx.rawBody && ctx.rawBody.length > 0) {

@@ -36,3 +36,18 @@ test('a path is read once, with no regular expression that could backtrack', () 
   assert.ok(reads <= path.length, `${reads} reads for ${path.length} characters`);
   assert.equal(t.test(`/files/${'-'.repeat(600)}`), true);
 });
+
+test('parameter values are what `([^/]+)` per parameter captures, over every short path', () => {
+  const templates = ['/{x}', '/a/{x}', '/{x}/{y}', '/{x}.{y}', '/{x}-{y}-{z}', '/{x}{y}', '/a{x}a', '/{x}/a.b', '/{x}.a.{y}.b', '/{x}..{y}'];
+  const paths = [''];
+  for (let len = 1; len <= 7; len++) for (const p of paths.filter((s) => s.length === len - 1)) for (const c of '/a.-') paths.push(p + c);
+  for (const template of templates) {
+    const t = compilePathTemplate(template);
+    const capturing = new RegExp(meaning(template).source.replaceAll('[^/]+', '([^/]+)'));
+    assert.deepEqual(t.names, [...template.matchAll(/\{([^}]+)\}/g)].map((m) => m[1]));
+    for (const path of paths) {
+      const captured = capturing.exec(path);
+      if (captured) assert.deepEqual(t.values(path), captured.slice(1), `${template} against ${path}`);
+    }
+  }
+});

@@ -16,16 +16,20 @@ export class MalformedTokenRequest extends Error {}
 
 const BASIC = /^basic\s+([A-Za-z0-9+/=]+)\s*$/i;
 const FORM = 'application/x-www-form-urlencoded';
+/** The parameters read here: RFC 6749 §3.2 allows each once (which of two wins differs from one reader to another). */
+const PARAMETERS = ['grant_type', 'client_id', 'client_secret', 'scope'];
 
 function formDecode(text: string): string {
   return decodeURIComponent(text.replace(/\+/g, ' '));
 }
 
-/** @throws MalformedTokenRequest for a body that is not a form, or credentials given twice. */
+/** @throws MalformedTokenRequest for a body that is not a form, a parameter repeated, or credentials given twice. */
 export function readTokenRequest(headers: IncomingHttpHeaders, body: Buffer): TokenRequest {
   const type = headers['content-type']?.split(';')[0].trim().toLowerCase();
   if (body.length > 0 && type !== FORM) throw new MalformedTokenRequest(`the body must be ${FORM}`);
   const form = new URLSearchParams(body.toString('utf8'));
+  const repeated = PARAMETERS.find((name) => form.getAll(name).length > 1);
+  if (repeated) throw new MalformedTokenRequest(`${repeated} must not be given more than once`);
   let clientId = form.get('client_id') ?? undefined;
   let clientSecret = form.get('client_secret') ?? undefined;
   const auth = headers.authorization;

@@ -2,13 +2,14 @@
 // (client_id = consumer key, client_secret = consumer secret); the answer is an opaque `tgat_` token whose hash is
 // stored where every replica can find it.
 import type { RequestContext } from '../../../gateway/context.js';
-import { gatewayError, policyFault, type GatewayError } from '../../../gateway/errors.js';
+import { gatewayError } from '../../../gateway/errors.js';
 import { hashKey, randomBase62, verifySecret } from '../../../store/keys.js';
 import type { AccessTokenSource } from '../../access-token-source.js';
 import { keyProblem } from '../../entitlement.js';
 import type { IdentitySource, KeyRecord } from '../../identity.js';
 import { MalformedTokenRequest, readTokenRequest, type TokenRequest } from './client-credentials.js';
 import { OAUTH_V2_FAULTS as F } from './oauth-v2-faults.js';
+import { TokenEndpointError } from './token-error.js';
 
 export const ACCESS_TOKEN_PREFIX = 'tgat_';
 
@@ -26,8 +27,8 @@ const NO_SECRET = hashKey('no secret');
 
 const NO_STORE = { 'content-type': 'application/json', 'cache-control': 'no-store', pragma: 'no-cache' };
 
-function invalidClient(req: TokenRequest, message: string): GatewayError {
-  return policyFault(401, F.invalidClient, message, req.basic ? { 'www-authenticate': 'Basic realm="tollgate"' } : undefined);
+function invalidClient(req: TokenRequest, message: string): TokenEndpointError {
+  return new TokenEndpointError(401, F.invalidClient, message, req.basic ? { 'www-authenticate': 'Basic realm="tollgate"' } : undefined);
 }
 
 /** The scopes of the key's approved products: what a token may carry. */
@@ -44,11 +45,11 @@ export function tokenEndpoint(o: TokenEndpointOptions): (ctx: RequestContext) =>
     try {
       req = readTokenRequest(ctx.headers, ctx.readBody ? await ctx.readBody() : Buffer.alloc(0));
     } catch (err) {
-      if (err instanceof MalformedTokenRequest) throw policyFault(400, F.invalidRequest, `Invalid token request: ${err.message}`);
+      if (err instanceof MalformedTokenRequest) throw new TokenEndpointError(400, F.invalidRequest, `Invalid token request: ${err.message}`);
       throw err;
     }
-    if (req.grantType === undefined) throw policyFault(400, F.invalidRequest, 'The request is missing a required parameter: grant_type');
-    if (!o.grantTypes.has(req.grantType)) throw policyFault(400, F.unsupportedGrantType, `Unsupported grant type: ${req.grantType}`);
+    if (req.grantType === undefined) throw new TokenEndpointError(400, F.invalidRequest, 'The request is missing a required parameter: grant_type');
+    if (!o.grantTypes.has(req.grantType)) throw new TokenEndpointError(400, F.unsupportedGrantType, `Unsupported grant type: ${req.grantType}`);
     if (!req.clientId || !req.clientSecret) throw invalidClient(req, 'Client authentication failed: client_id and client_secret are required');
     const record = o.identity.findKeyByHash(hashKey(req.clientId));
     const secretOk = verifySecret(req.clientSecret, record?.secretHash ?? NO_SECRET);
@@ -58,7 +59,7 @@ export function tokenEndpoint(o: TokenEndpointOptions): (ctx: RequestContext) =>
 
     const offered = offeredScopes(record);
     const missing = req.scopes.filter((s) => !offered.has(s));
-    if (missing.length > 0) throw policyFault(400, F.invalidScope, `The client may not ask for scope ${missing.join(' ')}`);
+    if (missing.length > 0) throw new TokenEndpointError(400, F.invalidScope, `The client may not ask for scope ${missing.join(' ')}`);
     const scopes = req.scopes.length > 0 ? [...new Set(req.scopes)] : [...offered];
 
     const token = ACCESS_TOKEN_PREFIX + randomBase62(40);

@@ -131,6 +131,11 @@ describe('token endpoint', () => {
     ['a key without a secret', 'grant_type=client_credentials&client_id=tg_nosecret&client_secret=x', F.invalidClient, 401],
     ['a revoked key', 'grant_type=client_credentials&client_id=tg_revoked&client_secret=tgs_r', F.invalidClient, 401],
     ['a JSON body', '{"grant_type":"client_credentials"}', F.invalidRequest, 400, { 'content-type': 'application/json' }],
+    // RFC 6749 §3.2: each parameter at most once; whichever of two values wins, a reader after us may pick the other.
+    ['grant_type twice', 'grant_type=client_credentials&grant_type=password&client_id=tg_client&client_secret=tgs_secret', F.invalidRequest, 400],
+    ['client_id twice', 'grant_type=client_credentials&client_id=tg_client&client_id=other&client_secret=tgs_secret', F.invalidRequest, 400],
+    ['client_secret twice', 'grant_type=client_credentials&client_id=tg_client&client_secret=tgs_secret&client_secret=x', F.invalidRequest, 400],
+    ['scope twice', 'grant_type=client_credentials&client_id=tg_client&client_secret=tgs_secret&scope=chat&scope=embed', F.invalidRequest, 400],
   ];
   for (const [name, form, code, status, headers] of refused) {
     test(`${name} → ${status} ${code}`, async () => {
@@ -148,6 +153,32 @@ describe('token endpoint', () => {
     });
     const twice = tokenCall(issue, 'grant_type=client_credentials&client_id=tg_client', { ...FORM, authorization: basic('tg_client', 'tgs_secret') });
     await assert.rejects(twice, fault(F.invalidRequest, 400));
+  });
+
+  test('refusals are answered in RFC 6749 §5.2\'s shape, the fault code beside it in the apigee format', async () => {
+    const { issue } = setup();
+    const err: GatewayError = await tokenCall(issue, 'grant_type=client_credentials&client_id=tg_client&client_secret=nope').then(
+      () => assert.fail('accepted'),
+      (e: GatewayError) => e,
+    );
+    const openai = err.toResponse('openai');
+    assert.equal(openai.status, 401);
+    assert.deepEqual(JSON.parse(openai.body), { error: 'invalid_client', error_description: 'Client authentication failed: unknown client or wrong secret' });
+    assert.equal(openai.headers['content-type'], 'application/json');
+    assert.equal(openai.headers['cache-control'], 'no-store');
+    const apigee = JSON.parse(err.toResponse('apigee').body);
+    assert.equal(apigee.error, 'invalid_client');
+    assert.deepEqual(apigee.fault.detail, { errorcode: F.invalidClient });
+    const codes: [form: string, error: string][] = [
+      ['client_id=tg_client', 'invalid_request'],
+      ['grant_type=password', 'unsupported_grant_type'],
+      ['grant_type=client_credentials&client_id=tg_client&client_secret=tgs_secret&scope=admin', 'invalid_scope'],
+    ];
+    for (const [form, error] of codes) {
+      const refusal = await tokenCall(issue, form).then(() => assert.fail(form), (e: GatewayError) => e.toResponse());
+      assert.equal(JSON.parse(refusal.body).error, error, form);
+      assert.equal(refusal.status, 400);
+    }
   });
 });
 
@@ -172,6 +203,22 @@ describe('VerifyAccessToken', () => {
     assert.throws(() => verify.authenticate!(fakeContext(), {}), fault(F.invalidAccessTokenHeader));
     await assert.rejects(verified(verify, 'tg_client'), fault(F.invalidAccessToken));
     await assert.rejects(verified(verify, 'tgat_unknown'), fault(F.invalidAccessToken));
+  });
+
+  test('every refusal challenges for a Bearer token (RFC 6750 §3), naming the error once a token was sent', async () => {
+    const { issue, verify, deps, clock } = setup();
+    const challenge = (err: unknown) => (err as GatewayError).headers['www-authenticate'];
+    const caught = (p: Promise<unknown>) => p.then(() => assert.fail('accepted'), (err: unknown) => err);
+    assert.throws(() => verify.authenticate!(fakeContext(), {}), (err) => challenge(err) === 'Bearer realm="tollgate"');
+    assert.equal(challenge(await caught(verified(verify, 'tgat_unknown'))), 'Bearer realm="tollgate", error="invalid_token"');
+    const { access_token: embedOnly } = await token(issue, 'grant_type=client_credentials&client_id=tg_client&client_secret=tgs_secret&scope=embed');
+    const needsChat = oauthV2('needs-chat', { operation: 'VerifyAccessToken', scope: 'chat' }, deps);
+    const scopeFault = await caught(verified(needsChat, embedOnly));
+    assert.equal((scopeFault as GatewayError).status, 403);
+    assert.equal(challenge(scopeFault), 'Bearer realm="tollgate", error="insufficient_scope"');
+    assert.equal(challenge(await caught(verified(verify, embedOnly, { model: 'large' }))), 'Bearer realm="tollgate", error="insufficient_scope"');
+    clock.advance(3600_000);
+    assert.equal(challenge(await caught(verified(verify, embedOnly))), 'Bearer realm="tollgate", error="invalid_token"');
   });
 
   test('an expired token → 401 access_token_expired', async () => {

@@ -2,12 +2,13 @@
 // tokens in place of API keys (VerifyAccessToken, authenticate + entitlement).
 import { oauthV2Spec } from '../../../config/apim-kinds.js';
 import type { RequestContext } from '../../../gateway/context.js';
+import { GatewayError, policyFault } from '../../../gateway/errors.js';
 import { parseDuration } from '../../../lib/duration.js';
 import { entitle } from '../../entitlement.js';
 import type { ApimState, Policy, PolicyFactory } from '../../types.js';
 import { tokenEndpoint } from './generate-access-token.js';
 import { OAUTH_V2_FAULTS } from './oauth-v2-faults.js';
-import { verifyAccessToken } from './verify-access-token.js';
+import { INSUFFICIENT_SCOPE, verifyAccessToken } from './verify-access-token.js';
 
 export { OAUTH_V2_FAULTS } from './oauth-v2-faults.js';
 
@@ -38,7 +39,13 @@ export const oauthV2: PolicyFactory = (name, spec, deps) => {
     authenticate: verifyAccessToken({ scopes, scopeVariable: `oauthv2accesstoken.${name}.scope`, identity, tokens, now }),
     admit(ctx: RequestContext, state: ApimState) {
       // authenticate ran first in the same flow, so the key is known.
-      entitle(ctx, state, OAUTH_V2_FAULTS.noProductMatch, 'access token');
+      try {
+        entitle(ctx, state, OAUTH_V2_FAULTS.noProductMatch, 'access token');
+      } catch (err) {
+        // A 401 must challenge (RFC 7235 §3.1), here as RFC 6750 §3 does for a Bearer token.
+        if (err instanceof GatewayError) throw policyFault(err.status, err.code, err.message, INSUFFICIENT_SCOPE);
+        throw err;
+      }
     },
   } satisfies Policy;
 };

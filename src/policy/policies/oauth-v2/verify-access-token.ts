@@ -23,20 +23,31 @@ export interface VerifyOptions {
 
 const BEARER = /^bearer\s+(\S+)\s*$/i;
 
+// RFC 6750 §3: every refusal challenges for a Bearer token; no error code when none was sent (§3.1).
+const REALM = 'Bearer realm="tollgate"';
+const NO_TOKEN = { 'www-authenticate': REALM };
+const INVALID_TOKEN = { 'www-authenticate': `${REALM}, error="invalid_token"` };
+/** Also for a token no product entitles to the request: it lacks the privileges, though Apigee answers 401. */
+export const INSUFFICIENT_SCOPE = { 'www-authenticate': `${REALM}, error="insufficient_scope"` };
+
+function invalidToken(code: string, message: string) {
+  return policyFault(401, code, message, INVALID_TOKEN);
+}
+
 /** The authenticate step: synchronous when the token is in this replica's cache. */
 export function verifyAccessToken(o: VerifyOptions): (ctx: RequestContext, state: ApimState) => void | Promise<void> {
   function check(grant: AccessTokenGrant | undefined, state: ApimState): void {
-    if (!grant) throw policyFault(401, F.invalidAccessToken, 'Invalid access token');
+    if (!grant) throw invalidToken(F.invalidAccessToken, 'Invalid access token');
     const now = o.now();
-    if (grant.expiresAt <= now) throw policyFault(401, F.accessTokenExpired, 'Access token expired');
+    if (grant.expiresAt <= now) throw invalidToken(F.accessTokenExpired, 'Access token expired');
     const record = o.identity.findKeyByHash(grant.keyHash);
-    if (!record) throw policyFault(401, F.invalidAccessToken, 'Invalid access token');
+    if (!record) throw invalidToken(F.invalidAccessToken, 'Invalid access token');
     const problem = keyProblem(record, now);
-    if (problem === 'not-approved') throw policyFault(401, F.accessTokenNotApproved, 'The key this access token was issued to is not approved');
-    if (problem === 'expired') throw policyFault(401, F.accessTokenExpired, 'Access token expired with its key');
-    if (problem === 'app-not-approved') throw policyFault(401, F.appNotApproved, 'The app or its developer is not approved');
+    if (problem === 'not-approved') throw invalidToken(F.accessTokenNotApproved, 'The key this access token was issued to is not approved');
+    if (problem === 'expired') throw invalidToken(F.accessTokenExpired, 'Access token expired with its key');
+    if (problem === 'app-not-approved') throw invalidToken(F.appNotApproved, 'The app or its developer is not approved');
     if (o.scopes && !o.scopes.some((s) => grant.scopes.includes(s))) {
-      throw policyFault(403, F.insufficientScope, `Required scope(s): ${o.scopes.join(' ')}`);
+      throw policyFault(403, F.insufficientScope, `Required scope(s): ${o.scopes.join(' ')}`, INSUFFICIENT_SCOPE);
     }
     state.key = record;
     setVariable(state, o.scopeVariable, grant.scopes.join(' '));
@@ -45,8 +56,8 @@ export function verifyAccessToken(o: VerifyOptions): (ctx: RequestContext, state
   return (ctx, state) => {
     const auth = ctx.headers.authorization;
     const m = auth === undefined ? null : BEARER.exec(auth);
-    if (!m) throw policyFault(401, F.invalidAccessTokenHeader, 'Invalid access token: send it as Authorization: Bearer');
-    if (!m[1].startsWith(ACCESS_TOKEN_PREFIX)) throw policyFault(401, F.invalidAccessToken, 'Invalid access token');
+    if (!m) throw policyFault(401, F.invalidAccessTokenHeader, 'Invalid access token: send it as Authorization: Bearer', NO_TOKEN);
+    if (!m[1].startsWith(ACCESS_TOKEN_PREFIX)) throw invalidToken(F.invalidAccessToken, 'Invalid access token');
     let found: ReturnType<AccessTokenSource['find']>;
     try {
       found = o.tokens.find(hashKey(m[1]));
