@@ -22,6 +22,7 @@ interface AccessLine {
   msg: string;
   requestId?: string;
   status?: number;
+  errorCode?: string;
   attempts?: number;
   endpoint?: string;
 }
@@ -159,7 +160,7 @@ describe('whole-response timeout (upstream.responseTimeout, InferenceModel timeo
     }
     // Otherwise: never answers.
   });
-  const { gw } = await gatewayFor([
+  const { gw, lines } = await gatewayFor([
     ...poolAndModel([stub.url]),
     manifest('InferenceModel', 'patient', { modelName: 'patient', poolRef: { name: 'pool' }, timeouts: { response: '20s' } }),
     settings({ upstream: { responseTimeout: '400ms' } }),
@@ -180,8 +181,8 @@ describe('whole-response timeout (upstream.responseTimeout, InferenceModel timeo
     assert.ok(r.headers['x-request-id']);
   });
 
-  test('a stream that stalls after its first chunk ends with an SSE error event', BOUNDED, async () => {
-    const r = await post(gw, { ...CHAT, stream: true });
+  test('a stream that stalls after its first chunk ends with an SSE error event, and is recorded with its code', BOUNDED, async () => {
+    const r = await post(gw, { ...CHAT, stream: true }, { 'x-request-id': 'stalled-stream' });
     assert.equal(r.statusCode, 200);
     assert.equal(r.headers['content-type'], 'text/event-stream');
     const text = await r.body.text();
@@ -191,6 +192,10 @@ describe('whole-response timeout (upstream.responseTimeout, InferenceModel timeo
     const event = JSON.parse(last.slice(6)) as { error: { code: string; type: string; message: string } };
     assert.equal(event.error.code, 'upstream_timeout');
     assert.equal(event.error.type, 'server_error');
+    // Before: the access log (and the usage record, and the error metric) said upstream_error.
+    await waitFor(() => lines.some((l) => l.msg === 'request' && l.requestId === 'stalled-stream'), 5000, 'the access log line');
+    const line = lines.find((l) => l.msg === 'request' && l.requestId === 'stalled-stream')!;
+    assert.deepEqual([line.status, line.errorCode], [200, 'upstream_timeout']);
   });
 
   test('a stream that trickles on past the deadline is cut there too', BOUNDED, async () => {

@@ -1,16 +1,21 @@
 // The proxy on its own, between a real upstream and client: the commit step (an answer is not complete for the client
-// until commit lets its last bytes go), requests and headers a policy made unsendable, compressed answers.
+// until commit lets its last bytes go), requests and headers a policy made unsendable, compressed answers, the
+// first-byte limit and TTFT, malformed heads, SSE framing, what a cut stream is recorded as.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import { createServer as createNetServer, type Server as NetServer } from 'node:net';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { request } from 'undici';
 import { DEFAULT_SETTINGS } from '../config/settings.js';
+import type { RequestContext } from './context.js';
 import { newContext } from './data-plane.js';
 import { proxyRequest, type ProxyTarget } from './proxy.js';
 import { UpstreamPools } from './upstream-pools.js';
 
-function listen(server: Server): Promise<string> {
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function listen(server: Server | NetServer): Promise<string> {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as { port: number }).port}`)));
 }
 
@@ -18,7 +23,9 @@ function listen(server: Server): Promise<string> {
  * A gateway in front of `upstreamUrl` that proxies every request with these target fields (over one endpoint, one
  * attempt, generous deadlines); a fault the proxy returns is answered with its status and code.
  */
-async function throughProxy(upstreamUrl: string, pools: UpstreamPools, fields: (url: string) => Partial<ProxyTarget>): Promise<{ url: string; close: () => void }> {
+async function throughProxy(upstreamUrl: string, pools: UpstreamPools, fields: (url: string) => Partial<ProxyTarget>): Promise<{ url: string; close: () => void; done: Promise<RequestContext> }> {
+  let settled: (ctx: RequestContext) => void = () => {};
+  const done = new Promise<RequestContext>((resolve) => (settled = resolve));
   const gateway = createServer((req, res) => {
     const ctx = newContext(req.method!, req.url!, req.headers, undefined);
     void proxyRequest(ctx, res, pools, {
@@ -33,9 +40,10 @@ async function throughProxy(upstreamUrl: string, pools: UpstreamPools, fields: (
       ...fields(req.url!),
     }).then(({ error }) => {
       if (error) res.writeHead(error.status).end(error.code);
+      settled(ctx);
     });
   });
-  return { url: await listen(gateway), close: () => gateway.close() };
+  return { url: await listen(gateway), close: () => gateway.close(), done };
 }
 
 for (const [name, headers] of [
@@ -129,6 +137,28 @@ test('a compressed answer passes unread past a flow that only reads it (a cache 
   }
 });
 
+test('a compressed JSON answer reaches the client byte for byte, and its usage is read', async () => {
+  const gzipped = gzipSync('{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4}}');
+  const upstream = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' }).end(gzipped));
+  });
+  const upstreamUrl = await listen(upstream);
+  const pools = new UpstreamPools(DEFAULT_SETTINGS);
+  const gateway = await throughProxy(upstreamUrl, pools, () => ({}));
+  try {
+    const r = await request(`${gateway.url}/v1/chat/completions`, { method: 'POST', body: '{}' });
+    assert.equal(r.headers['content-encoding'], 'gzip');
+    assert.deepEqual(Buffer.from(await r.body.arrayBuffer()), gzipped);
+    // Before: none (a token quota kept its whole reservation).
+    assert.deepEqual((await gateway.done).usage, { inputTokens: 3, outputTokens: 4, cachedTokens: 0 });
+  } finally {
+    gateway.close();
+    upstream.close();
+    await pools.close();
+  }
+});
+
 test('a client that hangs up after the usage chunk of a stream leaves that usage counted (it was counted as none)', async () => {
   const upstream = createServer((req, res) => {
     req.resume();
@@ -163,3 +193,142 @@ test('a client that hangs up after the usage chunk of a stream leaves that usage
     await pools.close();
   }
 });
+
+/** An upstream that sends its head at once, as uvicorn does for a stream (vLLM, SGLang), and its body from `body`. */
+function headAtOnce(body: (res: ServerResponse) => void | Promise<void>): Server {
+  return createServer((req, res) => {
+    req.resume();
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.flushHeaders();
+    void body(res);
+  });
+}
+
+test('the first-byte limit runs to the first body byte: a stream whose head came at once but no token in time is a clean 504', { timeout: 20_000 }, async () => {
+  const upstream = headAtOnce(async (res) => {
+    await sleep(1500);
+    res.end('data: {"choices":[{"delta":{"content":"late"}}]}\n\ndata: [DONE]\n\n');
+  });
+  const upstreamUrl = await listen(upstream);
+  const pools = new UpstreamPools(DEFAULT_SETTINGS);
+  const released: { reached: boolean; abandoned?: boolean }[] = [];
+  const gateway = await throughProxy(upstreamUrl, pools, () => ({ firstByteTimeoutMs: 200, responseTimeoutMs: 10_000, release: (_ep, outcome) => void released.push(outcome) }));
+  try {
+    const r = await request(`${gateway.url}/v1/chat/completions`, { method: 'POST', body: '{}' });
+    // Before: the head passed the limit, and the client waited for the late token (200, up to responseTimeout).
+    assert.equal(r.statusCode, 504);
+    assert.equal(await r.body.text(), 'upstream_timeout');
+    const ctx = await gateway.done;
+    assert.equal(ctx.ttftMs, undefined, 'no token came');
+    assert.deepEqual(released.map((o) => o.reached), [true]);
+  } finally {
+    gateway.close();
+    upstream.close();
+    await pools.close();
+  }
+});
+
+test('TTFT is the time to the first data event of a stream, not to its head (nor to a comment before it)', { timeout: 20_000 }, async () => {
+  const upstream = headAtOnce(async (res) => {
+    res.write(': queued\n\n');
+    await sleep(300);
+    res.end('data: {"choices":[{"delta":{"content":"A"}}]}\n\ndata: [DONE]\n\n');
+  });
+  const upstreamUrl = await listen(upstream);
+  const pools = new UpstreamPools(DEFAULT_SETTINGS);
+  const gateway = await throughProxy(upstreamUrl, pools, () => ({ firstByteTimeoutMs: 5000, responseTimeoutMs: 10_000 }));
+  try {
+    const r = await request(`${gateway.url}/v1/chat/completions`, { method: 'POST', body: '{}' });
+    assert.equal(r.statusCode, 200);
+    assert.match(await r.body.text(), /"content":"A"/);
+    const ctx = await gateway.done;
+    // Before: the head's time, a few milliseconds. The token came no sooner than the upstream's 300 ms wait.
+    assert.ok(ctx.ttftMs !== undefined && ctx.ttftMs >= 290, `ttftMs ${ctx.ttftMs}`);
+  } finally {
+    gateway.close();
+    upstream.close();
+    await pools.close();
+  }
+});
+
+test('a stream cut by the response deadline is recorded as upstream_timeout, the code its SSE error event gives the client', { timeout: 20_000 }, async () => {
+  const upstream = headAtOnce((res) => {
+    res.write('data: {"choices":[{"delta":{"content":"first"}}]}\n\n');
+    // Then nothing, until the proxy gives up.
+  });
+  const upstreamUrl = await listen(upstream);
+  const pools = new UpstreamPools(DEFAULT_SETTINGS);
+  const gateway = await throughProxy(upstreamUrl, pools, () => ({ firstByteTimeoutMs: 5000, responseTimeoutMs: 300 }));
+  try {
+    const r = await request(`${gateway.url}/v1/chat/completions`, { method: 'POST', body: '{}' });
+    assert.equal(r.statusCode, 200);
+    assert.match(await r.body.text(), /"code":"upstream_timeout"/);
+    // Before: upstream_error in the access log, the usage record and the error metric.
+    assert.equal((await gateway.done).errorCode, 'upstream_timeout');
+  } finally {
+    gateway.close();
+    upstream.close();
+    await pools.close();
+  }
+});
+
+test('an answer whose head is over the size undici reads is a 502 upstream_error, and the server was reached', async () => {
+  const upstream = createNetServer((socket) => {
+    socket.once('data', () => socket.end(`HTTP/1.1 200 OK\r\nx-big: ${'a'.repeat(20 * 1024)}\r\ncontent-length: 2\r\n\r\n{}`));
+    socket.on('error', () => {});
+  });
+  const upstreamUrl = await listen(upstream);
+  const pools = new UpstreamPools(DEFAULT_SETTINGS);
+  const released: { reached: boolean; abandoned?: boolean }[] = [];
+  const gateway = await throughProxy(upstreamUrl, pools, () => ({ release: (_ep, outcome) => void released.push(outcome) }));
+  try {
+    const r = await request(`${gateway.url}/v1/chat/completions`, { method: 'POST', body: '{}' });
+    // Before: 503 upstream_unavailable, "could not be reached", and the endpoint reported down.
+    assert.equal(r.statusCode, 502);
+    assert.equal(await r.body.text(), 'upstream_error');
+    assert.deepEqual(released.map((o) => o.reached), [true]);
+  } finally {
+    gateway.close();
+    upstream.close();
+    await pools.close();
+  }
+});
+
+for (const [name, pieces] of [
+  ['its last two bytes, one by one', ['data: {"a":1}\r\n', '\r', '\n']],
+  ['1, 1 and 2 bytes', ['data: {"a":1}\r', '\n', '\r\n']],
+  ['byte by byte', ['data: {"a":1}', '\r', '\n', '\r', '\n']],
+] as const) {
+  test(`a plain stream passes a CRLF event on once its blank line is in, split over ${name}`, { timeout: 20_000 }, async () => {
+    let restSent = false;
+    const upstream = headAtOnce(async (res) => {
+      for (const piece of pieces) {
+        res.write(piece);
+        // Apart, so that the proxy reads each piece on its own.
+        await sleep(40);
+      }
+      await sleep(1000);
+      restSent = true;
+      res.end('data: [DONE]\r\n\r\n');
+    });
+    const upstreamUrl = await listen(upstream);
+    const pools = new UpstreamPools(DEFAULT_SETTINGS);
+    const gateway = await throughProxy(upstreamUrl, pools, () => ({}));
+    try {
+      const r = await request(`${gateway.url}/v1/chat/completions`, { method: 'POST', body: '{}' });
+      let text = '';
+      let eventBeforeRest: boolean | undefined;
+      for await (const c of r.body) {
+        text += c;
+        if (text.includes('{"a":1}')) eventBeforeRest ??= !restSent;
+      }
+      // Before: held until the next event came, since the blank line was looked for in the last piece held only.
+      assert.equal(eventBeforeRest, true, 'the event came only with the rest of the stream');
+      assert.equal(text, 'data: {"a":1}\r\n\r\ndata: [DONE]\r\n\r\n');
+    } finally {
+      gateway.close();
+      upstream.close();
+      await pools.close();
+    }
+  });
+}

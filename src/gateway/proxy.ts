@@ -9,7 +9,7 @@ import type { RequestContext } from './context.js';
 import { deadlineAfterIo } from '../lib/with-timeout.js';
 import { GatewayError, gatewayError } from './errors.js';
 import type { UpstreamPools } from './upstream-pools.js';
-import { UsageScanner } from './usage.js';
+import { usageScannerFor, type UsageScanner } from './usage.js';
 import type { ResponseFlow } from './hooks.js';
 import { compressedAnswerError, readableAnswer } from './content-encoding.js';
 import { dropUnsendableHeaders } from './header-values.js';
@@ -34,11 +34,12 @@ export function connectionListed(value: string | string[] | undefined): string[]
 const RETRYABLE_STATUS = new Set([429, 503]);
 const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
 /**
- * The model server answered, with bytes that are not an HTTP response: undici's parser error, or a head whose
- * framing contradicts itself (Content-Length with Transfer-Encoding, two different lengths), which undici reports as
- * a length mismatch before any status (MalformedHead).
+ * The model server answered, with bytes that are not an HTTP response: undici's parser error, a head over undici's
+ * size limit (nginx: "upstream sent too big header"), or a head whose framing contradicts itself (Content-Length with
+ * Transfer-Encoding, two different lengths), which undici reports as a length mismatch before any status
+ * (MalformedHead).
  */
-const isMalformedAnswer = (err: Error) => err instanceof errors.HTTPParserError || err instanceof MalformedHead;
+const isMalformedAnswer = (err: Error) => err instanceof errors.HTTPParserError || err instanceof errors.HeadersOverflowError || err instanceof MalformedHead;
 
 class MalformedHead extends Error {
   readonly code: string;
@@ -80,8 +81,11 @@ export interface ProxyResult {
 
 class RetryNext extends Error {}
 
+/** Our first-byte deadline between the answer's head and its first body byte (undici's headersTimeout is before). */
+const FIRST_BYTE_TIMEOUT = 'TG_FIRST_BYTE_TIMEOUT';
+
 function isTimeout(err: Error, code: string): boolean {
-  return code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || err.message === 'deadline';
+  return code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === FIRST_BYTE_TIMEOUT || err.message === 'deadline';
 }
 
 /** Streams one request through the endpoints of `target`; resolves once the client's answer is finished or abandoned. */
@@ -101,6 +105,10 @@ class Exchange {
   #finished = false;
   #clientGone = false;
   #cancelDeadline: (() => void) | null = null;
+  /** When the current attempt's request started out: the first-byte limit counts from there. */
+  #sentAt = 0;
+  /** The first-byte limit, from the answer's head to its first body byte. */
+  #cancelFirstByte: (() => void) | null = null;
   #scanner: UsageScanner | null = null;
   #waitingDrain = false;
   #sse = false;
@@ -164,6 +172,7 @@ class Exchange {
 
   setController(c: Dispatcher.DispatchController): void {
     this.#controller = c;
+    this.#sentAt = performance.now();
   }
 
   release(endpoint: EndpointConfig, reached: boolean, status?: number, err?: Error): void {
@@ -176,18 +185,23 @@ class Exchange {
     const ctx = this.#ctx;
     ctx.status = status;
     ctx.upstreamStatus = status;
-    ctx.ttftMs = performance.now() - ctx.start;
+    // undici's headersTimeout saw the head in; what is left of the first-byte limit runs on to the first body byte:
+    // uvicorn (vLLM, SGLang) sends a stream's head at once and its first byte with the first token, so a stuck or
+    // queued generation held the client to responseTimeout. The head is held till then (#head): a 504 still goes out.
+    const firstByte = this.#target.firstByteTimeoutMs;
+    if (firstByte < this.#target.responseTimeoutMs) this.#cancelFirstByte = deadlineAfterIo(Math.max(0, firstByte - (performance.now() - this.#sentAt)), this.#onFirstByteDeadline);
     const out: OutgoingHttpHeaders = {};
     for (const name in headers) {
       if (!HOP_BY_HOP.has(name)) out[name] = headers[name];
     }
     for (const name of connectionListed(headers.connection)) delete out[name];
-    for (const name in ctx.responseHeaders) out[name] = ctx.responseHeaders[name];
+    // A policy's Vary (CORS: Origin) adds to the model server's (Accept-Encoding): a shared cache must heed both.
+    for (const name in ctx.responseHeaders) out[name] = name === 'vary' && out.vary ? `${String(out.vary)}, ${ctx.responseHeaders.vary}` : ctx.responseHeaders[name];
     out['x-request-id'] = ctx.id;
     const contentType = headers['content-type'] as string | undefined;
     this.#sse = isEventStream(contentType);
     const readable = readableAnswer(headers);
-    this.#scanner = readable ? new UsageScanner(contentType, ctx.completion) : null;
+    this.#scanner = usageScannerFor(headers, ctx.completion, this.#target.maxBodyBytes);
     let flow = this.#target.respond?.(status);
     // A compressed answer cannot be read: a flow that only reads it (a cache filling) is skipped.
     if (!readable && flow?.observes) flow = undefined;
@@ -226,6 +240,8 @@ class Exchange {
 
   data(chunk: Buffer, controller: Dispatcher.DispatchController): void {
     this.#scanner?.push(chunk);
+    this.#firstByteIn();
+    if (this.#ctx.ttftMs === undefined && (!this.#sse || !this.#scanner || this.#scanner.events > 0)) this.#ctx.ttftMs = performance.now() - this.#ctx.start;
     this.#ctx.bytesOut += chunk.length;
     if (this.#clientGone) return;
     const held = this.#held;
@@ -262,10 +278,9 @@ class Exchange {
   #wholeEvents(chunk: Buffer): Buffer {
     const held = this.#partial;
     if (!held && endsEvent(chunk)) return chunk;
-    // Only the new chunk is searched, with the last bytes held before it (a blank line may straddle the two): the
-    // held start of an event has no blank line, and searching or copying it again per chunk would be quadratic.
-    const last = held?.at(-1);
-    const before = last ? last.subarray(Math.max(0, last.length - 3)) : undefined;
+    // Only the new chunk is searched, with the last bytes held before it (a blank line may straddle them): the held
+    // start of an event has no blank line, and searching or copying it again per chunk would be quadratic.
+    const before = held && lastBytes(held, CRLF_CRLF.length - 1);
     const end = lastEventEnd(before ? Buffer.concat([before, chunk]) : chunk) - (before?.length ?? 0);
     if (end <= 0) {
       if (held) held.push(chunk);
@@ -292,7 +307,10 @@ class Exchange {
   }
 
   end(): void {
+    this.#firstByteIn();
     this.#ctx.usage = this.#scanner?.end();
+    // An answer without a body came whole; a stream's first token is its first data event, and without one it had none.
+    if (!this.#sse) this.#ctx.ttftMs ??= performance.now() - this.#ctx.start;
     const held = this.#held;
     if (held) {
       this.#held = null;
@@ -338,6 +356,7 @@ class Exchange {
   /** An error from the current attempt: retry, answer with a fault, or cut the stream. */
   fail(err: Error, endpoint: EndpointConfig, last: boolean, reached: boolean): void {
     if (this.#finished) return;
+    this.#firstByteIn();
     if (this.#clientGone) {
       // The usage read before the client left (a stream's usage chunk, then a hang-up before [DONE]) is what ran.
       this.#ctx.usage ??= this.#scanner?.end();
@@ -362,7 +381,7 @@ class Exchange {
       return;
     }
     const fault = isTimeout(err, code)
-      ? gatewayError('TG_ERR_UPSTREAM_TIMEOUT', 'The model server did not finish the answer in time')
+      ? gatewayError('TG_ERR_UPSTREAM_TIMEOUT', code === FIRST_BYTE_TIMEOUT ? 'The model server did not start its answer in time' : 'The model server did not finish the answer in time')
       : gatewayError('TG_ERR_UPSTREAM_ERROR', `The model server ended the answer early (${code || err.message})`);
     if (this.#head) {
       // Only the upstream's head came: nothing went to the client yet, which still gets a fault of its own.
@@ -370,8 +389,9 @@ class Exchange {
       this.#finish({ error: fault });
       return;
     }
-    // Bytes have gone out: the status cannot change any more; end the answer so the client does not hang.
-    this.#ctx.errorCode = 'upstream_error';
+    // Bytes have gone out: the status cannot change any more; end the answer so the client does not hang. The records
+    // say what the client was told (a timeout is upstream_timeout there too).
+    this.#ctx.errorCode = fault.code;
     this.#ctx.usage = this.#scanner?.end();
     if (this.#sse) {
       const event = JSON.stringify({ error: { message: fault.message, type: fault.type, code: fault.code } });
@@ -416,6 +436,17 @@ class Exchange {
     this.#cancelDeadline = null;
     this.#controller?.abort(new Error('deadline'));
   };
+
+  #onFirstByteDeadline = (): void => {
+    this.#cancelFirstByte = null;
+    this.#controller?.abort(Object.assign(new Error('no first body byte in time'), { code: FIRST_BYTE_TIMEOUT }));
+  };
+
+  /** The answer's first body byte came (or the attempt is over): the first-byte limit is done with. */
+  #firstByteIn(): void {
+    this.#cancelFirstByte?.();
+    this.#cancelFirstByte = null;
+  }
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -431,10 +462,25 @@ function lastEventEnd(data: Buffer): number {
   return Math.max(lf === -1 ? 0 : lf + 2, crlf === -1 ? 0 : crlf + 4, cr === -1 ? 0 : cr + 2);
 }
 
-/** Whether `out` ends with the blank line that closes an SSE event (LF or CRLF lines). */
+/**
+ * The last `n` bytes of `chunks`, from as many of them as it takes: a CRLF blank line split byte by byte straddles
+ * three chunks before the one that ends it.
+ */
+function lastBytes(chunks: readonly Buffer[], n: number): Buffer {
+  const parts: Buffer[] = [];
+  for (let i = chunks.length - 1; i >= 0 && n > 0; i--) {
+    const part = chunks[i].subarray(Math.max(0, chunks[i].length - n));
+    parts.push(part);
+    n -= part.length;
+  }
+  return parts.length === 1 ? parts[0] : Buffer.concat(parts.reverse());
+}
+
+/** Whether `out` ends with the blank line that closes an SSE event (LF, CRLF or CR lines). */
 function endsEvent(out: Buffer | string): boolean {
   const n = out.length;
   const at = (i: number) => (typeof out === 'string' ? out.charCodeAt(i) : out[i]);
+  if (at(n - 1) === 13) return at(n - 2) === 13;
   return at(n - 1) === 10 && (at(n - 2) === 10 || (at(n - 2) === 13 && at(n - 3) === 10));
 }
 

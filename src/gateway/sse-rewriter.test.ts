@@ -74,6 +74,27 @@ test('streams whose lines end in CRLF (or CR) are rewritten event by event too, 
   assert.equal(r.end(), 'data: x\n');
 });
 
+test('an event of a CR stream goes out as soon as its blank line is in, not with the next chunk', () => {
+  // Before: a chunk's last CR was held for the next chunk, so each event waited for the next one to come.
+  const r = new SseRewriter((d) => d);
+  assert.equal(r.push(Buffer.from('data: {"a":1}\r\r')), 'data: {"a":1}\n\n');
+  assert.equal(r.push(Buffer.from('data: {"b":2}\r')), '');
+  assert.equal(r.push(Buffer.from('\r')), 'data: {"b":2}\n\n');
+  // A CRLF blank line is complete at its CR too: the LF, coming next, is not a line of its own.
+  assert.equal(r.push(Buffer.from('data: {"c":3}\r\n\r')), 'data: {"c":3}\n\n');
+  assert.equal(r.push(Buffer.from('\ndata: {"d":4}\r\n\r\n')), 'data: {"d":4}\n\n');
+  assert.equal(r.end(), '');
+});
+
+test('stripping usage takes it off a content chunk that carries it too (llama.cpp\'s last chunk, continuous usage stats)', () => {
+  // Before: only a usage-only event was dropped; this one reached a client that never asked for usage.
+  const chunk = '{"id":"x","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2}}';
+  assert.equal(stripUsage(chunk), '{"id":"x","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":"stop"}]}');
+  assert.equal(stripUsage('{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}'), null);
+  // Text that only mentions usage is left alone.
+  assert.equal(stripUsage('{"choices":[{"delta":{"content":"\\"usage\\": {}"}}]}'), '{"choices":[{"delta":{"content":"\\"usage\\": {}"}}]}');
+});
+
 test('"usage":null goes wherever it stands in the chunk: first, last, alone', () => {
   assert.equal(stripUsage('{"usage":null,"id":"x","choices":[]}'), '{"id":"x","choices":[]}');
   assert.equal(stripUsage('{"id":"x", "usage" : null }'), '{"id":"x" }');

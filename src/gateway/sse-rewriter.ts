@@ -3,6 +3,24 @@
 import { StringDecoder } from 'node:string_decoder';
 
 const CR_LINE_END = /\r\n?/g;
+
+/**
+ * SSE lines may end in CRLF or CR as well as LF: text passed through here, chunk by chunk, has them all as LF, so that
+ * events and lines are found (a stream in CRLF used to be held whole until it ended). A CR ends its line at once, and
+ * an LF right after it, at the start of the next chunk, is dropped then: holding a chunk's last CR for the next one
+ * held each event of a CR stream until the next event came.
+ */
+export class LineEnds {
+  #afterCr = false;
+
+  toLf(text: string): string {
+    if (this.#afterCr && text.charCodeAt(0) === 10) text = text.slice(1);
+    // An empty chunk (a character split across chunks) says nothing about what follows the CR.
+    if (text !== '') this.#afterCr = text.charCodeAt(text.length - 1) === 13;
+    return text.includes('\r') ? text.replace(CR_LINE_END, '\n') : text;
+  }
+}
+
 /**
  * The longest SSE event (or line) tollgate holds, in characters or bytes, here, in the proxy's plain pass-through and
  * in the usage scanner: past it, what is held goes on as it is. Memory per stream stays bounded whatever a model
@@ -22,8 +40,7 @@ export class SseRewriter {
   #pending = '';
   // A chunk may end inside a multi-byte character; the decoder keeps those bytes for the next one.
   readonly #decoder = new StringDecoder('utf8');
-  /** A chunk that ended with CR: whether an LF follows decides whether it ends one line or is one on its own. */
-  #cr = false;
+  readonly #lineEnds = new LineEnds();
   /** Passing an oversized event through until its closing blank line (MAX_HELD_EVENT). */
   #passing = false;
   /** While passing: whether what went last ended with LF (a blank line may be split across chunks). */
@@ -34,7 +51,7 @@ export class SseRewriter {
   }
 
   push(chunk: Buffer): string {
-    let fresh = this.#lines(this.#decoder.write(chunk));
+    let fresh = this.#lineEnds.toLf(this.#decoder.write(chunk));
     let passed = '';
     if (this.#passing) {
       const end = this.#lastNl && fresh.charCodeAt(0) === 10 ? 1 : blankLineEnd(fresh);
@@ -75,21 +92,9 @@ export class SseRewriter {
 
   /** What is left once the upstream has finished: an event without its closing blank line, passed as it is. */
   end(): string {
-    const rest = this.#pending + (this.#cr ? '\n' : '') + this.#decoder.end();
+    const rest = this.#pending + this.#decoder.end();
     this.#pending = '';
-    this.#cr = false;
     return rest;
-  }
-
-  /**
-   * SSE lines may end in CRLF or CR as well as LF: they are passed on ending in LF, so that events are found (a
-   * stream in CRLF used to be held whole until it ended). A CR that ends a chunk waits for the next one.
-   */
-  #lines(text: string): string {
-    if (this.#cr) text = '\r' + text;
-    this.#cr = text.endsWith('\r');
-    if (this.#cr) text = text.slice(0, -1);
-    return text.includes('\r') ? text.replace(CR_LINE_END, '\n') : text;
   }
 
   #event(event: string): string {
@@ -167,7 +172,8 @@ const NULL_USAGE = /,\s*"usage"\s*:\s*null|"usage"\s*:\s*null\s*,?/g;
 
 /**
  * For a stream whose client did not ask for usage (tollgate turned stream_options.include_usage on for its own
- * accounting): drops the usage-only event and the `"usage":null` fields, so the client sees no difference.
+ * accounting): drops the usage-only event, and the `usage` fields of the others (`null`, or the figures some servers
+ * put on a content chunk: llama.cpp's last one, vLLM's continuous usage stats), so the client sees no difference.
  */
 export const stripUsage = (data: string): string | null => {
   if (!data.includes('"usage"')) return data;
@@ -175,7 +181,10 @@ export const stripUsage = (data: string): string | null => {
   if (!cleaned.includes('"usage"')) return cleaned;
   try {
     const ev = JSON.parse(cleaned) as { choices?: unknown[]; usage?: unknown };
-    if (Array.isArray(ev.choices) && ev.choices.length === 0 && ev.usage) return null;
+    if (ev.usage === null || typeof ev.usage !== 'object') return cleaned;
+    if (Array.isArray(ev.choices) && ev.choices.length === 0) return null;
+    delete ev.usage;
+    return JSON.stringify(ev);
   } catch {
     // Not JSON: passed on as it is.
   }

@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CompletionText } from './completion-text.js';
 import { isEventStream } from './media-type.js';
-import { UsageScanner, toUsage, usageOfJson } from './usage.js';
+import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
+import { UsageScanner, toUsage, usageOfJson, usageScannerFor } from './usage.js';
 
 test('usage of a JSON answer, including content that mentions usage', () => {
   const cases: [string, unknown][] = [
@@ -92,6 +93,20 @@ test('streamed text split inside a multi-byte character, in a CRLF stream, reach
   assert.equal(text.text, 'añ€😀!');
 });
 
+test('usage from a stream whose lines end in CR alone (valid SSE), split anywhere', () => {
+  // Before: lines were split at LF only, so a CR stream was one endless line and its usage never counted.
+  const stream = 'data: {"choices":[{"delta":{"content":"x"}}]}\r\rdata: {"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":9}}\r\rdata: [DONE]\r\r';
+  for (const size of [1, 2, 3, 1000]) {
+    const text = new CompletionText();
+    const s = new UsageScanner('text/event-stream', text);
+    const bytes = Buffer.from(stream);
+    for (let i = 0; i < bytes.length; i += size) s.push(bytes.subarray(i, i + size));
+    assert.deepEqual(s.end(), { inputTokens: 7, outputTokens: 9, cachedTokens: 0 }, `split every ${size} bytes`);
+    assert.equal(s.events, 3);
+    assert.equal(text.text, 'x');
+  }
+});
+
 test('a JSON answer over 4 MiB (an embeddings batch) still gives its usage, read from the tail it ends with', () => {
   const answer = Buffer.from(JSON.stringify({ data: [{ embedding: 'x'.repeat(5 * 1024 * 1024) }], usage: { prompt_tokens: 7, total_tokens: 7 } }));
   const scanner = new UsageScanner('application/json');
@@ -107,4 +122,26 @@ test('an SSE line too long to hold is skipped, and the usage chunk after it is s
   scanner.push(Buffer.from('\n\ndata: {"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2}}\n\n'));
   assert.deepEqual(scanner.end(), { inputTokens: 1, outputTokens: 2, cachedTokens: 0 });
   assert.equal(scanner.events, 1, 'the skipped line is not counted as an event');
+});
+
+test('a compressed JSON answer has its usage read from a decoded copy, bounded; a compressed stream or an unknown coding has none', () => {
+  const answer = Buffer.from(JSON.stringify({ choices: [{ message: { content: 'hi' } }], usage: { prompt_tokens: 3, completion_tokens: 4 } }));
+  const read = (encoding: string, body: Buffer, limit = 1 << 20, contentType = 'application/json') => {
+    const scanner = usageScannerFor({ 'content-type': contentType, 'content-encoding': encoding }, undefined, limit);
+    if (!scanner) return null;
+    for (let i = 0; i < body.length; i += 7) scanner.push(body.subarray(i, i + 7));
+    return scanner.end();
+  };
+  // Before: no scanner for any compressed answer, so a quota kept its whole reservation and analytics had no tokens.
+  for (const [encoding, body] of [['gzip', gzipSync(answer)], ['GZIP', gzipSync(answer)], ['deflate', deflateSync(answer)], ['br', brotliCompressSync(answer)]] as const) {
+    assert.deepEqual(read(encoding, body), { inputTokens: 3, outputTokens: 4, cachedTokens: 0 }, encoding);
+  }
+  // Bounded both ways: more compressed bytes than the limit, or more once decoded (a small bomb), are not read.
+  assert.equal(read('gzip', gzipSync(answer), 10), undefined);
+  const bomb = gzipSync(Buffer.concat([Buffer.from('{"pad":"'), Buffer.alloc(4 << 20, 'a'), Buffer.from('","usage":{"prompt_tokens":1,"completion_tokens":1}}')]));
+  assert.ok(bomb.length < 1 << 20);
+  assert.equal(read('gzip', bomb, 1 << 20), undefined);
+  assert.equal(read('gzip', Buffer.from('not gzip at all')), undefined);
+  assert.equal(read('zstd', answer), null);
+  assert.equal(read('gzip', gzipSync('data: {}\n\n'), 1 << 20, 'text/event-stream'), null);
 });

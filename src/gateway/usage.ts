@@ -1,8 +1,10 @@
 // Token usage read from a model server's answer as it passes through: the `usage` object of a JSON body,
 // or of the SSE chunk that carries it (stream_options.include_usage), without holding the stream back.
 import { StringDecoder } from 'node:string_decoder';
+import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
 import type { CompletionText } from './completion-text.js';
-import { MAX_HELD_EVENT } from './sse-rewriter.js';
+import { readableAnswer } from './content-encoding.js';
+import { LineEnds, MAX_HELD_EVENT } from './sse-rewriter.js';
 import { isEventStream } from './media-type.js';
 
 export interface Usage {
@@ -106,11 +108,36 @@ export function usageOfJson(body: Buffer): Usage | undefined {
   }
 }
 
+type Decode = (body: Buffer, maxOutputLength: number) => Buffer;
+
+/** The content-codings node:zlib reads, each bounded in what it produces (a small answer can decode to gigabytes). */
+const DECODERS = new Map<string, Decode>([
+  ['gzip', (body, maxOutputLength) => gunzipSync(body, { maxOutputLength })],
+  ['x-gzip', (body, maxOutputLength) => gunzipSync(body, { maxOutputLength })],
+  ['deflate', (body, maxOutputLength) => inflateSync(body, { maxOutputLength })],
+  ['br', (body, maxOutputLength) => brotliDecompressSync(body, { maxOutputLength })],
+]);
+
+/**
+ * The scanner for an answer with these headers, or null when its usage cannot be read: a compressed stream, or a
+ * coding node:zlib does not read. A compressed JSON answer (a server that ignored accept-encoding: identity) is read
+ * from a copy of up to `limit` bytes decoded, to at most `limit` bytes, once it is complete: its quota charge and
+ * analytics tokens were the cap and nothing. The client gets its bytes as they came.
+ */
+export function usageScannerFor(headers: Record<string, string | string[] | undefined>, text: CompletionText | undefined, limit: number): UsageScanner | null {
+  const contentType = headers['content-type'] as string | undefined;
+  if (readableAnswer(headers)) return new UsageScanner(contentType, text);
+  const encoding = headers['content-encoding'];
+  const decode = typeof encoding === 'string' && !isEventStream(contentType) ? DECODERS.get(encoding.trim().toLowerCase()) : undefined;
+  return decode ? new UsageScanner(contentType, text, { decode, limit }) : null;
+}
+
 /** Feed it every response chunk; read `usage` at the end. Streams: one SSE event at a time, split anywhere. */
 export class UsageScanner {
   readonly #sse: boolean;
   /** A chunk may end inside a multi-byte character: the decoder keeps its first bytes for the next chunk. */
   readonly #decoder: StringDecoder | undefined;
+  readonly #lineEnds = new LineEnds();
   #pending = '';
   /** The line being received grew past MAX_HELD_EVENT: the rest of it is skipped (usage chunks are small). */
   #skippingLine = false;
@@ -123,17 +150,25 @@ export class UsageScanner {
   events = 0;
 
   readonly #text: CompletionText | undefined;
+  /** A compressed JSON answer (usageScannerFor): held whole in #chunks up to `limit` bytes, decoded at the end. */
+  #compressed: { decode: Decode; limit: number } | undefined;
 
   /** `text`: where the answer's text goes too (logging.logPrompts); every streamed event is parsed then. */
-  constructor(contentType: string | undefined, text?: CompletionText) {
+  constructor(contentType: string | undefined, text?: CompletionText, compressed?: { decode: Decode; limit: number }) {
     this.#sse = isEventStream(contentType);
     this.#decoder = this.#sse ? new StringDecoder('utf8') : undefined;
     this.#text = text;
+    this.#compressed = compressed;
   }
 
   push(chunk: Buffer): void {
-    if (this.#decoder) this.#scanSse(this.#decoder.write(chunk));
-    else if (this.#tail === undefined && this.#bytes + chunk.length <= MAX_JSON_BYTES) {
+    if (this.#decoder) this.#scanSse(this.#lineEnds.toLf(this.#decoder.write(chunk)));
+    else if (this.#compressed) {
+      this.#bytes += chunk.length;
+      // Past the limit nothing more is held: the answer's usage is not read.
+      if (this.#bytes <= this.#compressed.limit) this.#chunks.push(chunk);
+      else this.#chunks = [];
+    } else if (this.#tail === undefined && this.#bytes + chunk.length <= MAX_JSON_BYTES) {
       this.#chunks.push(chunk);
       this.#bytes += chunk.length;
     } else {
@@ -144,6 +179,7 @@ export class UsageScanner {
   }
 
   end(): Usage | undefined {
+    if (this.#compressed) this.#decompress();
     if (this.#tail) {
       // Not the whole answer: only its usage is read (the text of so large an answer is not logged).
       this.usage = usageOfJson(this.#tail);
@@ -155,6 +191,21 @@ export class UsageScanner {
       this.#text?.addAnswer(body);
     }
     return this.usage;
+  }
+
+  /** The held compressed answer, decoded and read as any JSON answer is; one too large, or corrupt, has no usage. */
+  #decompress(): void {
+    const { decode, limit } = this.#compressed!;
+    const [chunks, bytes] = [this.#chunks, this.#bytes];
+    this.#compressed = undefined;
+    this.#chunks = [];
+    this.#bytes = 0;
+    if (bytes === 0 || bytes > limit) return;
+    try {
+      this.push(decode(Buffer.concat(chunks, bytes), limit));
+    } catch {
+      // Not what its content-encoding says, or more than `limit` once decoded: nothing to count.
+    }
   }
 
   #scanSse(text: string): void {
@@ -183,8 +234,6 @@ export class UsageScanner {
 
   #line(line: string): void {
     if (!line.startsWith('data:')) return;
-    // A CRLF stream's lines keep their CR here (JSON.parse takes it as whitespace; the completion text must not).
-    if (line.endsWith('\r')) line = line.slice(0, -1);
     this.events++;
     this.#text?.addEvent(line.slice(5));
     // Only the chunk that carries usage is parsed; the rest pass at the cost of a substring search. With

@@ -1,0 +1,61 @@
+// CORS and HTTP caches through a real gateway: every answer a policy with listed origins shapes varies on Origin
+// (the allowed origin's, another's, one without Origin, a fault), added to the model server's own Vary rather than
+// replacing it; and the credentialed wildcard is refused when the configuration loads.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { request } from 'undici';
+import { startGateway, type Gateway } from '../src/gateway/gateway.js';
+import { silentLogger } from '../src/lib/logger.js';
+import { manifest, poolAndModel } from './helpers/manifests.js';
+import { json, startStub, type Stub } from './helpers/stub-upstream.js';
+
+const ORIGIN = 'https://app.example';
+let stub: Stub;
+let gw: Gateway;
+
+before(async () => {
+  stub = await startStub((r) => {
+    r.res.setHeader('vary', 'Accept-Encoding');
+    json(r.res, 200, { echo: r.body });
+  });
+  const manifests = [
+    manifest('APIMExtensionPolicy', 'ext', { targetRef: { name: 'tollgate', kind: 'Gateway' } }),
+    ...poolAndModel([stub.url], 'echo'),
+    manifest('CORS', 'web', { allowOrigins: [ORIGIN], allowCredentials: true }),
+    manifest('ApimTemplate', 'edge', { templates: [{ policies: [{ kind: 'CORS', name: 'web' }] }] }),
+  ];
+  gw = await startGateway({ configPaths: [], manifests, port: 0, adminPort: 0, host: '127.0.0.1', watch: false, logger: silentLogger });
+});
+
+after(async () => {
+  await gw?.close();
+  await stub?.close();
+});
+
+async function chat(headers: Record<string, string>, model = 'echo') {
+  const res = await request(`${gw.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }] }),
+  });
+  await res.body.text();
+  return { status: res.statusCode, vary: res.headers.vary, allowOrigin: res.headers['access-control-allow-origin'] };
+}
+
+test('answers vary on Origin whatever the origin, beside the model server\'s Vary', async () => {
+  const seen = [await chat({ origin: ORIGIN }), await chat({ origin: 'https://other.example' }), await chat({})];
+  assert.deepEqual(
+    seen.map((s) => [s.status, s.vary, s.allowOrigin]),
+    [
+      [200, 'Accept-Encoding, Origin', ORIGIN],
+      [200, 'Accept-Encoding, Origin', undefined],
+      [200, 'Accept-Encoding, Origin', undefined],
+    ],
+  );
+  const fault = await chat({}, 'no-such-model');
+  assert.deepEqual([fault.status, fault.vary], [404, 'Origin']);
+});
+
+test("allowOrigins: ['*'] with allowCredentials is refused at load, naming the field", () => {
+  assert.throws(() => manifest('CORS', 'open', { allowOrigins: ['*'], allowCredentials: true }), /spec\.allowOrigins: must list origins, not '\*'/);
+});
