@@ -266,8 +266,10 @@ describe('tollgate serve: the ext_proc listener flags', () => {
     for (const [args, expected] of [
       [[...withPort, '--extproc-roles', 'pdp,picker'], /--extproc-roles.*"pdp,picker" is not a list of pdp, epp/],
       [[...withPort, '--extproc-body-mode', 'DUPLEX'], /--extproc-body-mode.*DUPLEX/],
+      [[...withPort, '--extproc-response-body-mode', 'BUFFERED_PARTIAL'], /--extproc-response-body-mode.*BUFFERED_PARTIAL/],
       [[...withPort, '--extproc-tls-cert', join(dir, 'x.pem')], /--extproc-tls-cert and --extproc-tls-key go together/],
       [[...base, '--extproc-roles', 'epp'], /--extproc-roles needs --extproc-port/],
+      [[...base, '--extproc-response-body-mode', 'BUFFERED'], /--extproc-response-body-mode needs --extproc-port/],
     ] as const) {
       const lines = await refusal([...args], dir);
       assert.equal(lines.length, 1, lines.join('\n'));

@@ -7,6 +7,8 @@ import { Registry } from 'prom-client';
 import { loadConfig } from '../src/config/load.js';
 import type { RequestContext } from '../src/gateway/context.js';
 import { DataPlane } from '../src/gateway/data-plane.js';
+import { gatewayError } from '../src/gateway/errors.js';
+import type { GatewayHooks, ResponseFlow } from '../src/gateway/hooks.js';
 import { UpstreamPools } from '../src/gateway/upstream-pools.js';
 import { silentLogger } from '../src/lib/logger.js';
 import { RoundRobinPicker } from '../src/scheduler/round-robin.js';
@@ -53,6 +55,8 @@ let dataPlane: DataPlane;
 let partial: ExtprocServer;
 let address: string;
 let client: ExtprocClient;
+/** The response flow the policies would have for an answer (none unless a test sets one). */
+let respondWith: GatewayHooks['respond'];
 
 const CHAT = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hello' }] });
 
@@ -102,7 +106,7 @@ before(async () => {
     pools: new UpstreamPools(config.settings),
     metrics: new RequestMetrics(new Registry()),
     logger: silentLogger,
-    hooks: { complete: (ctx) => void completed.push(ctx) },
+    hooks: { complete: (ctx) => void completed.push(ctx), respond: (ctx, status) => respondWith?.(ctx, status) },
   });
   server = await startExtprocServer({ dataPlane, logger: silentLogger }, { port: 0, host: '127.0.0.1' });
   partial = await startExtprocServer({ dataPlane, logger: silentLogger }, { port: 0, host: '127.0.0.1', requestBodyMode: 'BUFFERED_PARTIAL' });
@@ -333,5 +337,87 @@ describe('request body limits', () => {
     assert.equal(r.status, 413);
     assert.ok(r.local);
     assert.equal(JSON.parse(r.body.toString()).error.code, 'body_too_large');
+  });
+});
+
+describe("answers tollgate refuses itself (the model server's answer came)", () => {
+  const JSON_ANSWER = '{"id":"x","choices":[{"message":{"content":"hi"}}],"usage":{"prompt_tokens":5,"completion_tokens":12,"total_tokens":17}}';
+  const cases: { name: string; upstream: number; headers: [string, string][]; flow: ResponseFlow; refused: number }[] = [
+    {
+      name: 'a response policy fails on a 200',
+      upstream: 200,
+      headers: [['content-type', 'application/json']],
+      flow: {
+        headers() {
+          throw new Error('policy says no');
+        },
+      },
+      refused: 500,
+    },
+    { name: 'a compressed 200 a body policy cannot read', upstream: 200, headers: [['content-type', 'application/json'], ['content-encoding', 'gzip']], flow: { body: (b) => b }, refused: 502 },
+    {
+      name: 'a 503 a response policy refuses with a 400',
+      upstream: 503,
+      headers: [['content-type', 'application/json']],
+      flow: {
+        headers() {
+          throw gatewayError('TG_ERR_INVALID_REQUEST', 'policy says no');
+        },
+      },
+      refused: 400,
+    },
+  ];
+  for (const c of cases) {
+    test(`${c.name}: answered ${c.refused}, the pick released with the model server's ${c.upstream}`, async () => {
+      respondWith = () => c.flow;
+      try {
+        const n = completed.length;
+        const call = client.open(10_000);
+        await call.send(requestHeaders());
+        await call.send({ request_body: { body: Buffer.from(CHAT), end_of_stream: true } });
+        const r = await call.send({ response_headers: { headers: headerMap([[':status', String(c.upstream)], ...c.headers]) } });
+        assert.equal(r.immediate_response?.status.code, c.refused, JSON.stringify(r).slice(0, 300));
+        call.end();
+        await waitFor(() => picker.inFlight === 0 && completed.length === n + 1, 3000, 'release and finish');
+        assert.equal(picker.releases.at(-1)?.status, c.upstream, 'the endpoint is judged by its own answer');
+        assert.equal(completed.at(-1)!.status, c.refused, 'the client got the refusal');
+      } finally {
+        respondWith = undefined;
+      }
+    });
+  }
+
+  test('an answer with trailers held whole for a response policy: BUFFERED (told) rewrites the body Envoy sends without end_of_stream; otherwise it is refused, not sent on empty', async () => {
+    respondWith = () => ({ body: (b) => Buffer.from(b.toString().replace('"hi"', '"HI"')) });
+    const buffered = await startExtprocServer({ dataPlane, logger: silentLogger }, { port: 0, host: '127.0.0.1', responseBodyMode: 'BUFFERED' });
+    const c = new ExtprocClient({ address: `127.0.0.1:${buffered.port}` });
+    try {
+      const n = completed.length;
+      const call = c.open(10_000);
+      await call.send(requestHeaders());
+      await call.send({ request_body: { body: Buffer.from(CHAT), end_of_stream: true } });
+      await call.send({ response_headers: { headers: headerMap([[':status', '200'], ['content-type', 'application/json']]) } });
+      const rewritten = await call.send({ response_body: { body: Buffer.from(JSON_ANSWER), end_of_stream: false } });
+      assert.match(rewritten.response_body?.response?.body_mutation?.body?.toString() ?? '', /"HI"/, JSON.stringify(rewritten).slice(0, 300));
+      assert.equal((await call.send({ response_trailers: { trailers: headerMap([['grpc-status', '0']]) } })).response, 'response_trailers');
+      call.end();
+      await waitFor(() => completed.length === n + 1 && picker.inFlight === 0, 3000, 'finish');
+      assert.equal(completed.at(-1)!.errorCode, undefined);
+      assert.equal(completed.at(-1)!.usage?.outputTokens, 12);
+
+      const untold = client.open(10_000);
+      await untold.send(requestHeaders());
+      await untold.send({ request_body: { body: Buffer.from(CHAT), end_of_stream: true } });
+      await untold.send({ response_headers: { headers: headerMap([[':status', '200'], ['content-type', 'application/json']]) } });
+      assert.equal((await untold.send({ response_body: { body: Buffer.from(JSON_ANSWER), end_of_stream: false } })).response_body?.response?.body_mutation?.clear_body, true, 'held back until whole');
+      const refused = await untold.send({ response_trailers: { trailers: headerMap([['grpc-status', '0']]) } });
+      assert.equal(refused.immediate_response?.status.code, 502, JSON.stringify(refused).slice(0, 300));
+      untold.end();
+      await waitFor(() => completed.length === n + 2 && picker.inFlight === 0, 3000, 'finish');
+    } finally {
+      respondWith = undefined;
+      c.close();
+      await buffered.close(100);
+    }
   });
 });

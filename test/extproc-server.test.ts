@@ -113,6 +113,27 @@ describe('requests as Envoy sends them', () => {
     assert.notEqual(r.upstream!.headers['x-tollgate-developer'], 'someone-else');
   });
 
+  test("a client's own destination header cannot pick the upstream, whatever the body mode", async () => {
+    const evil = await startStub();
+    try {
+      const own = { 'x-gateway-destination-endpoint': address_(evil), 'x-gateway-destination-endpoint-served': address_(evil) };
+      for (const requestBodyMode of ['STREAMED', 'BUFFERED'] as const) {
+        // STREAMED: Envoy routes on the headers answer, before the picker's choice is known; here it falls back to `upstream`.
+        const r = await chat({}, { requestBodyMode, upstream: a.url, headers: { 'content-type': 'application/json', authorization: `Bearer ${app.key}`, ...own } });
+        assert.equal(r.status, 200, `${requestBodyMode}: ${r.body.toString()}`);
+        assert.equal(evil.requests.length, 0, `${requestBodyMode}: the client's choice was not followed`);
+        assert.equal(r.upstream!.url, a.url);
+        assert.equal(r.upstream!.headers['x-gateway-destination-endpoint-served'], undefined);
+        const removed = r.answers[0].request_headers?.response?.header_mutation?.remove_headers ?? [];
+        assert.ok(removed.includes('x-gateway-destination-endpoint'), `${requestBodyMode}: removed in the headers answer (${removed.join(', ')})`);
+      }
+      const models = await envoyExchange(address, { path: '/v1/models', headers: { authorization: `Bearer ${app.key}`, ...own } });
+      assert.equal(models.status, 200);
+    } finally {
+      await evil.close();
+    }
+  });
+
   test('header values sent as `value` strings (older Envoys) are read, and answered in the same field', async () => {
     const r = await chat({}, { stringValues: true });
     assert.equal(r.status, 200);
@@ -319,21 +340,34 @@ describe('health and transport', () => {
   test('grpc.health.v1: Check and Watch; NOT_SERVING once shutdown begins', async () => {
     const server = await startExtprocServer({ dataPlane: gw.dataPlane, logger: silentLogger }, { port: 0, host: '127.0.0.1' });
     const hc = new Health(`127.0.0.1:${server.port}`, credentials.createInsecure()) as unknown as HealthClient;
-    assert.deepEqual(await check(hc, ''), { code: status.OK, status: 1 });
-    assert.deepEqual(await check(hc, EXT_PROC_SERVICE), { code: status.OK, status: 1 });
-    assert.equal((await check(hc, 'no.such.Service')).code, status.NOT_FOUND);
-    const seen: number[] = [];
-    const watch = hc.Watch({ service: '' });
-    const ended = new Promise<void>((resolve) => {
-      watch.on('data', (m) => seen.push(m.status));
-      watch.on('end', () => resolve());
-      watch.on('error', () => resolve());
-    });
-    await until(async () => seen.length, (n) => n >= 1, 2000, 'first Watch status');
-    await server.close(200);
-    await ended;
-    assert.deepEqual(seen, [1, 2], 'SERVING, then NOT_SERVING');
-    hc.close();
+    try {
+      assert.deepEqual(await check(hc, ''), { code: status.OK, status: 1 });
+      assert.deepEqual(await check(hc, EXT_PROC_SERVICE), { code: status.OK, status: 1 });
+      // The Endpoint Picker Protocol's names, as the Inference Extension's manifests and probes ask for them.
+      assert.deepEqual(await check(hc, 'liveness'), { code: status.OK, status: 1 });
+      assert.deepEqual(await check(hc, 'readiness'), { code: status.OK, status: 1 });
+      assert.equal((await check(hc, 'no.such.Service')).code, status.NOT_FOUND);
+      const watched = ['', 'readiness', 'liveness'].map((service) => {
+        const seen: number[] = [];
+        const watch = hc.Watch({ service });
+        const ended = new Promise<void>((resolve) => {
+          watch.on('data', (m) => seen.push(m.status));
+          watch.on('end', () => resolve());
+          watch.on('error', () => resolve());
+        });
+        return { seen, ended };
+      });
+      for (const w of watched) await until(async () => w.seen.length, (n) => n >= 1, 2000, 'first Watch status');
+      await server.close(200);
+      await Promise.all(watched.map((w) => w.ended));
+      assert.deepEqual(watched[0].seen, [1, 2], 'SERVING, then NOT_SERVING');
+      assert.deepEqual(watched[1].seen, [1, 2], 'readiness follows the server');
+      assert.deepEqual(watched[2].seen, [1], 'live until the process ends');
+    } finally {
+      hc.close();
+      // Closed already unless an assertion failed first: an open server would hold the test process.
+      await server.close(0);
+    }
   });
 
   test('TLS with client certificates (mTLS): a client with a certificate is served, one without is refused', async () => {

@@ -20,13 +20,14 @@ export function serveCommand(): Command {
     .option('--tls-key <file>', 'private key for --tls-cert (PEM)')
     .option('--extproc-roles <list>', 'what the ext_proc listener plays: pdp (policy decision point), epp (endpoint picker), or both', parseRoles)
     .addOption(new Option('--extproc-body-mode <mode>', "Envoy's request_body_mode, which its messages do not tell (default: a body message without end_of_stream is a STREAMED chunk)").choices(['BUFFERED', 'BUFFERED_PARTIAL', 'STREAMED']))
+    .addOption(new Option('--extproc-response-body-mode <mode>', "Envoy's response_body_mode (default: a body message without end_of_stream is a STREAMED chunk)").choices(['BUFFERED', 'STREAMED']))
     .option('--extproc-tls-cert <file>', 'serve ext_proc over TLS with this certificate (PEM)')
     .option('--extproc-tls-key <file>', 'private key for --extproc-tls-cert (PEM)')
     .option('--extproc-tls-ca <file>', 'require client certificates this CA signed (mTLS)')
     .action(async (opts, cmd: Command) => {
       if (!!opts.tlsCert !== !!opts.tlsKey) cmd.error('tollgate serve: --tls-cert and --tls-key go together', { exitCode: 2 });
       if (!!opts.extprocTlsCert !== !!opts.extprocTlsKey) cmd.error('tollgate serve: --extproc-tls-cert and --extproc-tls-key go together', { exitCode: 2 });
-      const extprocFlag = ['extprocRoles', 'extprocBodyMode', 'extprocTlsCert', 'extprocTlsKey', 'extprocTlsCa'].find((k) => opts[k] !== undefined);
+      const extprocFlag = ['extprocRoles', 'extprocBodyMode', 'extprocResponseBodyMode', 'extprocTlsCert', 'extprocTlsKey', 'extprocTlsCa'].find((k) => opts[k] !== undefined);
       if (extprocFlag && opts.extprocPort === undefined) cmd.error(`tollgate serve: --${extprocFlag.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} needs --extproc-port`, { exitCode: 2 });
       if (opts.extprocTlsCa && !opts.extprocTlsCert) cmd.error('tollgate serve: --extproc-tls-ca needs --extproc-tls-cert and --extproc-tls-key', { exitCode: 2 });
       // ioredis would read any other URL as a Unix socket path and fail with a puzzling ENOENT.
@@ -48,6 +49,7 @@ export function serveCommand(): Command {
           extproc: {
             roles: opts.extprocRoles,
             requestBodyMode: opts.extprocBodyMode,
+            responseBodyMode: opts.extprocResponseBodyMode,
             tls: opts.extprocTlsCert ? { cert: opts.extprocTlsCert, key: opts.extprocTlsKey, ca: opts.extprocTlsCa } : undefined,
           },
           logger,

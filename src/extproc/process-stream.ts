@@ -33,6 +33,10 @@ export interface StreamSettings {
   truncatedBodies: boolean;
   /** Envoy sends request bodies BUFFERED: a body message without end_of_stream is the whole body, trailers follow. */
   wholeBodies: boolean;
+  /** The same for answers (response_body_mode BUFFERED). */
+  wholeResponses: boolean;
+  /** How much longer than the model's response timeout Envoy may leave the stream silent. */
+  idleMarginMs: number;
   /** For the models list's `created`. */
   created: number;
   logger: Logger;
@@ -69,6 +73,10 @@ export class ProcessStream {
   /** Called if the stream is abandoned: a request waiting in the flow-control queue leaves it. */
   #goneWatchers: (() => void)[] = [];
   #abandoned = false;
+  /** Cancels a stream Envoy leaves silent longer than #idleLimit(); every message from Envoy starts it again. */
+  #idleTimer: NodeJS.Timeout;
+  #idleMs: number;
+  #messages = 0;
   readonly #onGone = (gone: () => void): void => {
     if (this.#abandoned) gone();
     else if (!this.#closed) this.#goneWatchers.push(gone);
@@ -78,6 +86,8 @@ export class ProcessStream {
     this.#call = call;
     this.#s = settings;
     this.#onClosed = onClosed;
+    this.#idleMs = this.#idleLimit();
+    this.#idleTimer = setTimeout(this.#onIdle, this.#idleMs).unref();
     call.on('data', this.#onData);
     call.on('end', this.#onEnd);
     call.on('cancelled', this.#onAbort);
@@ -91,6 +101,8 @@ export class ProcessStream {
 
   #onData = (msg: ProcessingRequest): void => {
     if (this.#closed) return;
+    this.#messages++;
+    this.#awaitEnvoy();
     if (this.#busy) this.#pending.push(msg);
     else this.#process(msg);
   };
@@ -101,6 +113,39 @@ export class ProcessStream {
       if (this.#call.cancelled) return this.#onAbort();
       this.#halfClosed = true;
       if (!this.#busy) this.#endCall();
+    });
+  };
+
+  /**
+   * A live stream is never this quiet: the model's answer has its response timeout, and Envoy sends on as it comes.
+   * Silence this long is an Envoy gone (or lost to tollgate) whose connection still looks open, and the stream's
+   * pick would stay held, and its request unaccounted, for as long as that lasts.
+   */
+  #idleLimit(): number {
+    return (this.#ctx?.modelConfig?.responseTimeoutMs ?? this.#s.dataPlane.config.settings.upstream.responseTimeout) + this.#s.idleMarginMs;
+  }
+
+  /** Envoy's turn to send: the idle limit runs from now (the model, once known, sets it). */
+  #awaitEnvoy(): void {
+    if (this.#closed) return;
+    const ms = this.#idleLimit();
+    if (ms === this.#idleMs) {
+      this.#idleTimer.refresh();
+      return;
+    }
+    clearTimeout(this.#idleTimer);
+    this.#idleMs = ms;
+    this.#idleTimer = setTimeout(this.#onIdle, ms).unref();
+  }
+
+  #onIdle = (): void => {
+    // tollgate's own work in progress (a decision waiting in the queue): Envoy is waiting on it, not the other way round.
+    if (this.#busy) return this.#awaitEnvoy();
+    // Judged after the I/O that arrived meanwhile is read (with-timeout.ts): a stalled event loop is not Envoy's silence.
+    const heard = this.#messages;
+    setImmediate(() => {
+      if (this.#messages !== heard || this.#busy) return;
+      this.#fail(new ProtocolError(loadGrpc().status.DEADLINE_EXCEEDED, `Envoy sent nothing on this stream for ${this.#idleMs} ms`));
     });
   };
 
@@ -127,6 +172,7 @@ export class ProcessStream {
       (a) => {
         this.#busy = false;
         this.#write(a);
+        this.#awaitEnvoy();
         while (!this.#busy && !this.#closed && this.#pending.length > 0) this.#process(this.#pending.shift()!);
         if (!this.#busy && this.#halfClosed) this.#endCall();
       },
@@ -336,7 +382,8 @@ export class ProcessStream {
     if (this.#state !== 'response-body') {
       throw outOfOrder(this.#state === 'response-done' ? 'response_body after the end of the response' : 'response_body before the request was decided');
     }
-    const end = b.end_of_stream === true;
+    // BUFFERED: Envoy sends the answer once, without end_of_stream when trailers follow (ext_proc.cc onTrailers).
+    const end = b.end_of_stream === true || this.#s.wholeResponses;
     const dp = this.#s.dataPlane;
     const ctx = this.#ctx!;
     let r;
@@ -360,7 +407,16 @@ export class ProcessStream {
 
   #responseTrailers(): Answer {
     if (this.#state === 'request-body') return this.#unjudged();
+    if (this.#state === 'response-body' && this.#response!.holding) {
+      // The answer was held back (cleared) for a policy that needs it whole, and a trailers answer cannot give it
+      // back: refused, not sent on empty.
+      const ctx = this.#ctx!;
+      return this.#reply(
+        this.#s.dataPlane.errorResponse(ctx, gatewayError('TG_ERR_UPSTREAM_ERROR', "An answer that ends in trailers cannot be held for a response policy in this ext_proc response body mode (tollgate's extproc responseBodyMode BUFFERED, matching Envoy's, can)")),
+      );
+    }
     // After a response whose headers and body Envoy skipped, the trailers end it.
+    if (this.#state === 'forwarded') this.#ctx!.answerUnseen = true;
     if (this.#state === 'response-body' || this.#state === 'forwarded') this.#endResponse();
     else if (this.#state !== 'replied' && this.#state !== 'response-done') throw outOfOrder('response_trailers before the request was decided');
     return { response_trailers: {} };
@@ -383,8 +439,10 @@ export class ProcessStream {
     }
     if (abandoned) ctx.errorCode ??= 'client_closed';
     const o = this.#outcome;
-    // An abandoned exchange says nothing about the endpoint's health: it is released as reached.
-    if (o?.kind === 'pick') o.pick.release(o.pick.endpoints[this.#served], { reached: true, status: ctx.status, outputTokens: ctx.usage?.outputTokens });
+    // An abandoned exchange says nothing about the endpoint's health: it is released as reached. Released with the
+    // model server's status, as the data plane is: tollgate's own refusal of a good answer (a response policy, a
+    // compressed answer) must neither rest the endpoint nor end a back-off it earned.
+    if (o?.kind === 'pick') o.pick.release(o.pick.endpoints[this.#served], { reached: true, status: ctx.upstreamStatus, outputTokens: ctx.usage?.outputTokens });
     this.#s.dataPlane.finish(ctx);
   }
 
@@ -395,6 +453,8 @@ export class ProcessStream {
   /** Envoy half-closed and every answer is out: the exchange is over (a response Envoy did not show us ends here). */
   #endCall(): void {
     if (this.#state === 'response-body') this.#endResponse();
+    // Forwarded, then the stream ended without a response event: Envoy skips them (response_header_mode SKIP).
+    if (this.#state === 'forwarded') this.#ctx!.answerUnseen = true;
     // Envoy ended the stream with the request's body never sent: it went upstream, and its answer back, unjudged.
     if (this.#state === 'request-body') this.#s.unjudged(this.#ctx!);
     this.#close(this.#state === 'request-body');
@@ -406,6 +466,7 @@ export class ProcessStream {
   #close(abandoned: boolean): void {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#idleTimer);
     this.#pending = [];
     this.#onClosed();
     this.#abandoned = abandoned;

@@ -24,10 +24,17 @@ export interface Roles {
   epp: boolean;
 }
 
-/** What the model server must not see: the client's credentials (pdp), the picker's own inputs (epp). */
+/**
+ * What the model server must not see: the client's credentials (pdp), the picker's own inputs (epp). And what only
+ * the picker may say: a client's own destination header, answered in the request_headers answer, would route the
+ * request wherever it names (Envoy routes on the headers answer in STREAMED mode; an ORIGINAL_DST cluster reads the
+ * header) whenever the picker's value does not replace it. Envoy applies removals before sets, so the picker's
+ * value still goes out in the same answer. A listener that is not the picker leaves the header alone: it may come
+ * after the picker in Envoy's filter chain.
+ */
 export function removedHeaders(roles: Roles, into: MutationBuilder): MutationBuilder {
   if (roles.pdp) into.remove('authorization').remove('x-api-key');
-  if (roles.epp) into.remove(OBJECTIVE_HEADER).remove(FAIRNESS_HEADER);
+  if (roles.epp) into.remove(OBJECTIVE_HEADER).remove(FAIRNESS_HEADER).remove(DESTINATION_HEADER).remove(SERVED_KEY);
   return into;
 }
 

@@ -50,7 +50,8 @@ export class ResponsePhase {
     if (!readable && flow?.observes) flow = undefined;
     this.#flow = flow;
     const out: OutgoingHttpHeaders = { ...headers };
-    for (const name in ctx.responseHeaders) out[name] = ctx.responseHeaders[name];
+    // A policy's Vary (CORS: Origin) adds to the model server's (Accept-Encoding): a shared cache must heed both.
+    for (const name in ctx.responseHeaders) out[name] = name === 'vary' && out.vary ? `${String(out.vary)}, ${ctx.responseHeaders.vary}` : ctx.responseHeaders[name];
     out['x-request-id'] = ctx.id;
     // Envoy's report to the picker, never the client's business (the Inference Extension strips it too).
     delete out[SERVED_KEY];
@@ -87,6 +88,11 @@ export class ResponsePhase {
     if (!this.#rewriter) return {};
     const text = this.#rewriter.push(body) + (end ? this.#rewriter.end() : '');
     return { body_mutation: text === '' ? CLEAR : { body: Buffer.from(text) } };
+  }
+
+  /** Body chunks were held back (cleared) for a body-rewriting flow that has not run yet. */
+  get holding(): boolean {
+    return this.#held !== null && this.#held.length > 0;
   }
 
   /** The answer is over (its last body chunk, trailers, or Envoy closing the stream); usage is final. */

@@ -29,7 +29,23 @@ export interface ExtprocServerOptions {
    * BUFFERED_PARTIAL: it is a body cut at Envoy's buffer limit (answered 413).
    */
   requestBodyMode?: 'BUFFERED' | 'BUFFERED_PARTIAL' | 'STREAMED';
+  /**
+   * Envoy's processing_mode.response_body_mode. Unset, a body message without end_of_stream is a chunk of a STREAMED
+   * answer. BUFFERED: it is the whole body of an answer with trailers.
+   */
+  responseBodyMode?: 'BUFFERED' | 'STREAMED';
+  /**
+   * HTTP/2 pings on each connection, every `timeMs` (grpc-js pings whether or not data flows), and the connection
+   * (with its streams) closed when no ack comes within `timeoutMs`: an Envoy gone without a FIN or RST gives back
+   * the picks its streams held. Default 30 s and 10 s.
+   */
+  keepalive?: { timeMs: number; timeoutMs: number };
+  /** How much longer than the model's response timeout Envoy may leave a stream silent before it is cancelled (default 30 s). */
+  idleMarginMs?: number;
 }
+
+const KEEPALIVE = { timeMs: 30_000, timeoutMs: 10_000 };
+const IDLE_MARGIN_MS = 30_000;
 
 export interface ExtprocDeps {
   dataPlane: DataPlane;
@@ -80,7 +96,14 @@ export class ExtprocServer {
   constructor(deps: ExtprocDeps, options: ExtprocServerOptions) {
     const limit = maxMessageBytes(deps.dataPlane.config.settings.server.maxBodyBytes);
     this.maxBodyBytes = limit / 2;
-    this.#server = new (loadGrpc().Server)({ 'grpc.max_receive_message_length': limit, 'grpc.max_send_message_length': limit });
+    // grpc-js pings no client unless told to: a vanished Envoy's streams, and their picks, were held for ever.
+    const keepalive = options.keepalive ?? KEEPALIVE;
+    this.#server = new (loadGrpc().Server)({
+      'grpc.max_receive_message_length': limit,
+      'grpc.max_send_message_length': limit,
+      'grpc.keepalive_time_ms': keepalive.timeMs,
+      'grpc.keepalive_timeout_ms': keepalive.timeoutMs,
+    });
     const roles = options.roles ?? ['pdp', 'epp'];
     if (roles.length === 0) throw new Error('an ext_proc listener needs at least one role (pdp, epp)');
     const settings: StreamSettings = {
@@ -88,6 +111,8 @@ export class ExtprocServer {
       roles: { pdp: roles.includes('pdp'), epp: roles.includes('epp') },
       truncatedBodies: options.requestBodyMode === 'BUFFERED_PARTIAL',
       wholeBodies: options.requestBodyMode === 'BUFFERED',
+      wholeResponses: options.responseBodyMode === 'BUFFERED',
+      idleMarginMs: options.idleMarginMs ?? IDLE_MARGIN_MS,
       created: Math.floor(Date.now() / 1000),
       logger: deps.logger,
       unjudged: unjudgedWarning(deps.logger),

@@ -1,0 +1,81 @@
+// ext_proc with Envoy's response events skipped (response_header_mode SKIP): tollgate forwards the request and never
+// sees the answer. The token reservation must stand, as for an answer seen without usage — before, the stream's end
+// (a half-close, or trailers alone) refunded it, so token quotas counted nothing for such a listener.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startGateway, type Gateway } from '../src/gateway/gateway.js';
+import { ExtprocClient } from '../src/extproc/client.js';
+import { createApp, quotaReport, untilKeyKnown, type IssuedApp } from './helpers/apim-admin.js';
+import { closeEnvoyClients, headerMap } from './helpers/extproc-envoy.js';
+import { manifest } from './helpers/manifests.js';
+import { sleep, startStub, type Stub } from './helpers/stub-upstream.js';
+
+const BODY = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hello there' }], max_tokens: 500 });
+
+let stub: Stub;
+let gw: Gateway;
+let app: IssuedApp;
+let client: ExtprocClient;
+
+before(async () => {
+  stub = await startStub();
+  const ext = [{ name: 'ext', kind: 'APIMExtensionPolicy', group: 'apim.googleapis.com' }];
+  gw = await startGateway({
+    configPaths: [],
+    manifests: [
+      manifest('APIMExtensionPolicy', 'ext', { defaultSecurityEnabled: true, targetRef: { name: 'tollgate' } }),
+      manifest('APIProduct', 'gold', { displayName: 'Gold', approvalType: 'auto', enforcementRefs: ext }),
+      manifest('APIOperationSet', 'gold-ops', {
+        apiProductRefs: [{ name: 'gold' }],
+        llmOperations: { models: ['m'], llmTokenQuota: { limit: 1_000_000, interval: 1, timeUnit: 'hour', countOn: 'total' } },
+      }),
+      manifest('InferencePool', 'one', { endpoints: [stub.url] }),
+      manifest('InferenceModel', 'm', { modelName: 'm', poolRef: { name: 'one' } }),
+    ],
+    port: 0,
+    adminPort: 0,
+    host: '127.0.0.1',
+    watch: false,
+    extprocPort: 0,
+  });
+  app = await createApp(gw.adminUrl, ['gold'], 'unseen');
+  await untilKeyKnown(gw.url, app.key);
+  client = new ExtprocClient({ address: `127.0.0.1:${gw.extprocPort}` });
+});
+
+after(async () => {
+  client?.close();
+  closeEnvoyClients();
+  await gw?.close();
+  await stub?.close();
+});
+
+const used = async () => (await quotaReport(gw.url, app.key)).body.products[0].operationSets[0].llmTokenQuota.used as number;
+
+/** Sends the request's headers and body, then `finish`; returns the tokens reserved and those counted at the end. */
+async function exchange(finish: (call: ReturnType<ExtprocClient['open']>) => Promise<void>): Promise<{ reserved: number; counted: number }> {
+  const start = await used();
+  const call = client.open(10_000);
+  const headers = [[':method', 'POST'], [':path', '/v1/chat/completions'], [':authority', 'gw'], [':scheme', 'http'], ['content-type', 'application/json'], ['x-api-key', app.key]] as [string, string][];
+  await call.send({ request_headers: { headers: headerMap(headers), end_of_stream: false } });
+  await call.send({ request_body: { body: Buffer.from(BODY), end_of_stream: true } });
+  const reserved = (await used()) - start;
+  await finish(call);
+  for (let i = 0; i < 50 && (await used()) - start === reserved; i++) await sleep(20);
+  return { reserved, counted: (await used()) - start };
+}
+
+test('a stream Envoy ends without any response event keeps the reservation', async () => {
+  const r = await exchange(async (call) => call.end());
+  assert.ok(r.reserved > 500, `reserved ${r.reserved}`);
+  assert.equal(r.counted, r.reserved);
+});
+
+test('a stream that ends with response trailers alone keeps the reservation', async () => {
+  const r = await exchange(async (call) => {
+    await call.send({ response_trailers: { trailers: { headers: [] } } });
+    call.end();
+  });
+  assert.ok(r.reserved > 500, `reserved ${r.reserved}`);
+  assert.equal(r.counted, r.reserved);
+});
