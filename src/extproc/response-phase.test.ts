@@ -34,3 +34,18 @@ test('a compressed answer nobody changes passes unmutated, and its bytes are not
   phase.end();
   assert.equal(ctx.usage, undefined);
 });
+
+test('TTFT is the first data event of a stream (the head alone is not a token), the head when no body comes', async () => {
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const ctx = fakeContext({});
+  const phase = new ResponsePhase(ctx, 200, { 'content-type': 'text/event-stream' }, false, 1 << 20, undefined);
+  const atHead = ctx.ttftMs!;
+  await sleep(30);
+  phase.chunk(Buffer.from(': keep-alive comment\n\n'), false);
+  assert.equal(ctx.ttftMs, atHead, 'a comment is no token');
+  phase.chunk(Buffer.from('data: {"choices":[]}\n\n'), false);
+  assert.ok(ctx.ttftMs! >= atHead + 25, `${ctx.ttftMs} after ${atHead}`);
+  const bodiless = fakeContext({});
+  new ResponsePhase(bodiless, 200, { 'content-type': 'application/json' }, false, 1 << 20, undefined);
+  assert.notEqual(bodiless.ttftMs, undefined);
+});

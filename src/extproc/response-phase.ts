@@ -28,6 +28,9 @@ export class ResponsePhase {
   /** Chunks of an answer a body-rewriting flow needs whole. */
   #held: Buffer[] | null = null;
   #heldBytes = 0;
+  /** TTFT still reads the head's time: replaced by the first body byte's (a stream's first event) when the body comes. */
+  #ttftAtHead = true;
+  readonly #sse: boolean;
   /** The headers as the flow shaped them, and as Envoy was told them: a body step may change them again. */
   #shaped: OutgoingHttpHeaders = {};
   #told: OutgoingHttpHeaders = {};
@@ -44,6 +47,7 @@ export class ResponsePhase {
     ctx.ttftMs = performance.now() - ctx.start;
     const contentType = headers['content-type'];
     const sse = isEventStream(contentType);
+    this.#sse = sse;
     const readable = readableAnswer(headers);
     this.#scanner = readable ? new UsageScanner(contentType, ctx.completion) : null;
     let flow = respond?.(ctx, status);
@@ -82,6 +86,11 @@ export class ResponsePhase {
   chunk(body: Buffer, end: boolean): CommonResponse | Promise<CommonResponse> {
     const ctx = this.#ctx;
     this.#scanner?.push(body);
+    // As the data plane times it; the head's time stands when Envoy sends no body (response_body_mode NONE).
+    if (this.#ttftAtHead && (!this.#sse || !this.#scanner || this.#scanner.events > 0)) {
+      this.#ttftAtHead = false;
+      ctx.ttftMs = performance.now() - ctx.start;
+    }
     ctx.bytesOut += body.length;
     if (this.#held) return this.#hold(body, end);
     if (end) ctx.usage = this.#scanner?.end();

@@ -11,7 +11,7 @@ export function readableAnswer(headers: IncomingHttpHeaders | Record<string, str
 
 /**
  * The 502 for a compressed answer that a policy or usage stripping must change: rewriting its bytes as text would
- * corrupt it, and passing it unchanged would skip the policy. (One nobody changes passes through, its usage unread.)
+ * corrupt it, and passing it unchanged would skip the policy. (One nobody changes passes through; only a JSON answer's usage is read, from a decoded copy.)
  */
 export function compressedAnswerError(headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>): GatewayError {
   return gatewayError('TG_ERR_UPSTREAM_ERROR', `The model server compressed its answer (content-encoding: ${String(headers['content-encoding'])}) although tollgate asked for identity; its response policies cannot read it`);

@@ -42,7 +42,7 @@ export class RequestMetrics {
     this.#errors = new FastCounter({ name: 'inference_objective_request_error_total', help: 'Failed requests per model and error code', labelNames: [...labelNames, 'error_code'], registers });
     this.#running = new FastGauge({ name: 'inference_objective_running_requests', help: 'Requests in flight per model', labelNames: ['model_name'], registers });
     this.#duration = histogram('inference_objective_request_duration_seconds', 'End-to-end request latency', LATENCY_BUCKETS);
-    this.#ttft = histogram('inference_objective_request_ttft_seconds', 'Time to first response byte', LATENCY_BUCKETS);
+    this.#ttft = histogram('inference_objective_request_ttft_seconds', "Time to the first token: a stream's first data event, or an answer's first body byte", LATENCY_BUCKETS);
     this.#input = histogram('inference_objective_input_tokens', 'Prompt tokens per request', TOKEN_BUCKETS);
     this.#output = histogram('inference_objective_output_tokens', 'Output tokens per request', TOKEN_BUCKETS);
     this.#ntpot = histogram('inference_objective_normalized_time_per_output_token_seconds', 'Request latency divided by output tokens', NTPOT_BUCKETS);
