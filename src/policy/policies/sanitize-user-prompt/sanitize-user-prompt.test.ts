@@ -9,6 +9,7 @@ import { MemoryCounterStore } from '../../../store/counters/memory.js';
 import { FakeSecrets } from '../../sanitize/fake-secrets.js';
 import { startClassifierStub, type ClassifierStub } from '../../sanitize/testing.js';
 import { fakeContext, testDeps, type FakeRequest } from '../../testing.js';
+import { OFF_LOOP_CHARS, closeScanThread } from '../../sanitize/scan-thread.js';
 import { SANITIZE_USER_PROMPT_FAULTS, sanitizeUserPrompt } from './sanitize-user-prompt.js';
 
 const deps = testDeps(new MemoryCounterStore());
@@ -168,4 +169,28 @@ test('every fault code is documented', () => {
     assert.ok(readme.includes(`| \`${code}\` |`), `${code} in the policy README`);
     assert.ok(engine.includes(`| \`${code}\` |`), `${code} in src/policy/README.md`);
   }
+});
+
+describe('a long prompt', () => {
+  after(() => closeScanThread());
+  const long = (secret: string) => `${'Plain words about the weather. '.repeat(Math.ceil(OFF_LOOP_CHARS / 31))}My email is ann.lee@gmail.com and ${secret}.`;
+
+  test('is scanned off the event loop: other work runs while it is judged, and the verdict is the same', async () => {
+    const p = make({ filters: { sensitiveData: { action: 'redact' } } });
+    const ctx = chat(long('nothing else'));
+    let ranMeanwhile = false;
+    setImmediate(() => (ranMeanwhile = true));
+    await p.admit!(ctx, {});
+    // Scanned on the loop, admit returned at once and the await resolved before the immediate ran.
+    assert.ok(ranMeanwhile, 'the event loop turned during the scan');
+    const text = (ctx.body!.messages as { content: string }[])[0].content;
+    assert.ok(text.endsWith('My email is [REDACTED:email] and nothing else.'), text.slice(-60));
+    assert.ok(ctx.bodyChanged);
+  });
+
+  test('is blocked as a short one is', async () => {
+    const p = make({ filters: { secrets: { action: 'block' } } });
+    const err = await refusal(p, chat(long(`the key ${fake.make('ghp')}`)));
+    assert.equal(err.code, SANITIZE_USER_PROMPT_FAULTS.userPromptBlocked);
+  });
 });

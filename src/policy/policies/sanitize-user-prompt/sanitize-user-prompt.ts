@@ -5,9 +5,9 @@ import { sanitizeUserPromptSpec } from '../../../config/apim-kinds.js';
 import type { RequestContext } from '../../../gateway/context.js';
 import { policyFault } from '../../../gateway/errors.js';
 import type { Finding } from '../../sanitize/finding.js';
-import { promptSlots } from '../../sanitize/prompt-slots.js';
-import { redact } from '../../sanitize/redact.js';
-import { Scanner } from '../../sanitize/scanner.js';
+import { promptSlots, type TextSlot } from '../../sanitize/prompt-slots.js';
+import { OFF_LOOP_CHARS, judgeOffLoop } from '../../sanitize/scan-thread.js';
+import { Scanner, type TextVerdict } from '../../sanitize/scanner.js';
 import { classifierCheck, describe } from '../../sanitize/verdict.js';
 import type { Policy, PolicyFactory } from '../../types.js';
 
@@ -31,6 +31,22 @@ export const sanitizeUserPrompt: PolicyFactory = (name, spec) => {
   const roles = new Set(s.roles.map((r) => r.toLowerCase()));
   const classifier = s.classifier ? classifierCheck(s.classifier, SANITIZE_USER_PROMPT_FAULTS.classifierUnavailable) : undefined;
 
+  /** Blocks, or redacts the slots in place, by the verdict on each; then the classifier, if any, has its say. */
+  function judge(ctx: RequestContext, slots: TextSlot[], verdicts: TextVerdict[]): void | Promise<void> {
+    const blocking = verdicts.flatMap((v) => v.blocking);
+    if (blocking.length > 0) blocked(blocking);
+    for (let i = 0; i < verdicts.length; i++) {
+      const redacted = verdicts[i].redacted;
+      if (redacted === undefined) continue;
+      slots[i].set(redacted);
+      ctx.bodyChanged = true;
+    }
+    if (!classifier || slots.length === 0) return;
+    return classifier.check(slots.map((x) => x.text).join('\n')).then((f) => {
+      if (f) blocked([f]);
+    });
+  }
+
   return {
     type: SANITIZE_USER_PROMPT,
     name,
@@ -42,23 +58,17 @@ export const sanitizeUserPrompt: PolicyFactory = (name, spec) => {
       // Nothing reaches a model server after an earlier policy answered (a cache hit).
       if (!ctx.body || ctx.directResponse || (!scanner.active && !classifier)) return;
       const slots = promptSlots(ctx.body, roles);
-      const blocking: Finding[] = [];
-      for (const slot of slots) {
-        const findings = scanner.scan(slot.text);
-        if (findings.length === 0) continue;
-        for (const f of findings) if (f.action === 'block') blocking.push(f);
-        if (blocking.length > 0) continue;
-        const text = redact(slot.text, findings);
-        if (text !== slot.text) {
-          slot.set(text);
-          ctx.bodyChanged = true;
-        }
+      if (!scanner.active) return judge(ctx, slots, []);
+      let chars = 0;
+      for (const slot of slots) chars += slot.text.length;
+      if (chars > OFF_LOOP_CHARS) {
+        return judgeOffLoop(spec, slots.map((slot) => slot.text)).then((verdicts) => judge(ctx, slots, verdicts));
       }
-      if (blocking.length > 0) blocked(blocking);
-      if (!classifier || slots.length === 0) return;
-      return classifier.check(slots.map((x) => x.text).join('\n')).then((f) => {
-        if (f) blocked([f]);
-      });
+      return judge(
+        ctx,
+        slots,
+        slots.map((slot) => scanner.judge(slot.text)),
+      );
     },
   } satisfies Policy & { readonly classifierFailures: number };
 };
