@@ -4,15 +4,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, connect, type Server, type Socket } from 'node:net';
-import { Registry } from 'prom-client';
 import { loadConfig } from '../src/config/load.js';
 import type { RequestContext } from '../src/gateway/context.js';
-import { DataPlane } from '../src/gateway/data-plane.js';
-import { UpstreamPools } from '../src/gateway/upstream-pools.js';
+import type { DataPlane } from '../src/gateway/data-plane.js';
 import { silentLogger } from '../src/lib/logger.js';
 import { RoundRobinPicker } from '../src/scheduler/round-robin.js';
 import type { EndpointPicker, PickRequest, RequestOutcome } from '../src/scheduler/types.js';
-import { RequestMetrics } from '../src/telemetry/request-metrics.js';
 import { ExtprocClient, type ExtprocCall } from '../src/extproc/client.js';
 import type { ProcessingRequest } from '../src/extproc/messages.js';
 import { startExtprocServer, type ExtprocServer } from '../src/extproc/server.js';
@@ -20,6 +17,7 @@ import { waitFor } from '../src/sim/testing.js';
 import { headerMap } from './helpers/extproc-envoy.js';
 import { poolAndModel } from './helpers/manifests.js';
 import { sleep, startStub, type Stub } from './helpers/stub-upstream.js';
+import { bareDataPlane } from './helpers/bare-data-plane.js';
 
 /** Counts what is picked and not yet released. */
 class CountingPicker implements EndpointPicker {
@@ -57,14 +55,7 @@ before(async () => {
   const config = loadConfig([], poolAndModel([stub.url], 'm', { timeouts: { response: `${RESPONSE_TIMEOUT_MS}ms` } }));
   picker = new CountingPicker();
   completed = [];
-  dataPlane = new DataPlane({
-    config,
-    picker,
-    pools: new UpstreamPools(config.settings),
-    metrics: new RequestMetrics(new Registry()),
-    logger: silentLogger,
-    hooks: { complete: (ctx) => void completed.push(ctx) },
-  });
+  dataPlane = bareDataPlane(config, picker, { complete: (ctx) => void completed.push(ctx) });
 });
 
 after(async () => {

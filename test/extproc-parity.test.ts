@@ -4,22 +4,19 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
-import { Registry } from 'prom-client';
 import { request } from 'undici';
 import { loadConfig } from '../src/config/load.js';
-import { DataPlane } from '../src/gateway/data-plane.js';
 import { gatewayError } from '../src/gateway/errors.js';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
-import { UpstreamPools } from '../src/gateway/upstream-pools.js';
 import { startExtprocServer, type ExtprocServer } from '../src/extproc/server.js';
 import { silentLogger } from '../src/lib/logger.js';
 import { RoundRobinPicker } from '../src/scheduler/round-robin.js';
 import type { PickRequest } from '../src/scheduler/types.js';
-import { RequestMetrics } from '../src/telemetry/request-metrics.js';
 import { awayFromWindowEdge, createApp, quotaReport, untilKeyKnown, type IssuedApp } from './helpers/apim-admin.js';
 import { closeEnvoyClients, envoyExchange } from './helpers/extproc-envoy.js';
 import { manifest, settings } from './helpers/manifests.js';
 import { sleep, startStub, type Stub } from './helpers/stub-upstream.js';
+import { bareDataPlane } from './helpers/bare-data-plane.js';
 
 const MAX_BODY = 4096;
 const HOUR = 3_600_000;
@@ -175,7 +172,7 @@ describe('shed under saturation', () => {
       manifest('InferenceModel', 'batch', { modelName: 'batch', poolRef: { name: 'pool' }, criticality: 'Sheddable' }),
       manifest('InferenceModel', 'chat', { modelName: 'chat', poolRef: { name: 'pool' }, criticality: 'Critical' }),
     ]);
-    const dataPlane = new DataPlane({ config, picker: new SaturatedPicker(), pools: new UpstreamPools(config.settings), metrics: new RequestMetrics(new Registry()), logger: silentLogger });
+    const dataPlane = bareDataPlane(config, new SaturatedPicker());
     http = createServer(dataPlane.handle);
     await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
     httpUrl = `http://127.0.0.1:${(http.address() as { port: number }).port}`;

@@ -22,6 +22,7 @@ import { waitFor } from '../src/sim/testing.js';
 import { closeEnvoyClients, envoyExchange, headerMap } from './helpers/extproc-envoy.js';
 import { poolAndModel, settings } from './helpers/manifests.js';
 import { startStub, sleep, type Stub } from './helpers/stub-upstream.js';
+import { bareDataPlane } from './helpers/bare-data-plane.js';
 
 /** Counts what is picked and not yet released, per endpoint. */
 class CountingPicker implements EndpointPicker {
@@ -100,14 +101,7 @@ before(async () => {
   const config = loadConfig([], [...poolAndModel([stub.url]), settings({ server: { maxBodyBytes: MAX_BODY } })]);
   picker = new CountingPicker();
   completed = [];
-  dataPlane = new DataPlane({
-    config,
-    picker,
-    pools: new UpstreamPools(config.settings),
-    metrics: new RequestMetrics(new Registry()),
-    logger: silentLogger,
-    hooks: { complete: (ctx) => void completed.push(ctx), respond: (ctx, status) => respondWith?.(ctx, status) },
-  });
+  dataPlane = bareDataPlane(config, picker, { complete: (ctx) => void completed.push(ctx), respond: (ctx, status) => respondWith?.(ctx, status) });
   server = await startExtprocServer({ dataPlane, logger: silentLogger }, { port: 0, host: '127.0.0.1' });
   partial = await startExtprocServer({ dataPlane, logger: silentLogger }, { port: 0, host: '127.0.0.1', requestBodyMode: 'BUFFERED_PARTIAL' });
   address = `127.0.0.1:${server.port}`;
