@@ -8,8 +8,6 @@ import { loadConfig } from '../src/config/load.js';
 import type { RequestContext } from '../src/gateway/context.js';
 import type { DataPlane } from '../src/gateway/data-plane.js';
 import { silentLogger } from '../src/lib/logger.js';
-import { RoundRobinPicker } from '../src/scheduler/round-robin.js';
-import type { EndpointPicker, PickRequest, RequestOutcome } from '../src/scheduler/types.js';
 import { ExtprocClient, type ExtprocCall } from '../src/extproc/client.js';
 import type { ProcessingRequest } from '../src/extproc/messages.js';
 import { startExtprocServer, type ExtprocServer } from '../src/extproc/server.js';
@@ -17,27 +15,7 @@ import { waitFor } from '../src/sim/testing.js';
 import { headerMap } from './helpers/extproc-envoy.js';
 import { poolAndModel } from './helpers/manifests.js';
 import { sleep, startStub, type Stub } from './helpers/stub-upstream.js';
-import { bareDataPlane } from './helpers/bare-data-plane.js';
-
-/** Counts what is picked and not yet released. */
-class CountingPicker implements EndpointPicker {
-  readonly #inner = new RoundRobinPicker();
-  inFlight = 0;
-
-  pick(req: PickRequest) {
-    const p = this.#inner.pick(req);
-    this.inFlight++;
-    let released = false;
-    return {
-      endpoints: p.endpoints,
-      release: (_endpoint: { address: string }, _outcome: RequestOutcome) => {
-        if (released) return;
-        released = true;
-        this.inFlight--;
-      },
-    };
-  }
-}
+import { bareDataPlane, CountingPicker } from './helpers/bare-data-plane.js';
 
 const CHAT = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hello' }] });
 const HEADERS: ProcessingRequest = { request_headers: { headers: headerMap([[':method', 'POST'], [':path', '/v1/chat/completions'], [':authority', 'gw'], ['content-type', 'application/json']]) } };

@@ -3,17 +3,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Client, credentials, status, type ServiceError } from '@grpc/grpc-js';
-import { Registry } from 'prom-client';
 import { loadConfig } from '../src/config/load.js';
 import type { RequestContext } from '../src/gateway/context.js';
-import { DataPlane } from '../src/gateway/data-plane.js';
+import type { DataPlane } from '../src/gateway/data-plane.js';
 import { gatewayError } from '../src/gateway/errors.js';
 import type { GatewayHooks, ResponseFlow } from '../src/gateway/hooks.js';
-import { UpstreamPools } from '../src/gateway/upstream-pools.js';
 import { silentLogger } from '../src/lib/logger.js';
-import { RoundRobinPicker } from '../src/scheduler/round-robin.js';
-import type { EndpointPicker, PickRequest, RequestOutcome } from '../src/scheduler/types.js';
-import { RequestMetrics } from '../src/telemetry/request-metrics.js';
 import { ExtprocClient, type ExtprocCall } from '../src/extproc/client.js';
 import type { ProcessingRequest } from '../src/extproc/messages.js';
 import { EXT_PROC_SERVICE, extProcService } from '../src/extproc/protos.js';
@@ -22,30 +17,8 @@ import { waitFor } from '../src/sim/testing.js';
 import { closeEnvoyClients, envoyExchange, headerMap } from './helpers/extproc-envoy.js';
 import { poolAndModel, settings } from './helpers/manifests.js';
 import { startStub, sleep, type Stub } from './helpers/stub-upstream.js';
-import { bareDataPlane } from './helpers/bare-data-plane.js';
-
-/** Counts what is picked and not yet released, per endpoint. */
-class CountingPicker implements EndpointPicker {
-  readonly #inner = new RoundRobinPicker();
-  inFlight = 0;
-  releases: RequestOutcome[] = [];
-
-  pick(req: PickRequest) {
-    const p = this.#inner.pick(req);
-    this.inFlight++;
-    let released = false;
-    return {
-      endpoints: p.endpoints,
-      release: (endpoint: { address: string }, outcome: RequestOutcome) => {
-        this.releases.push(outcome);
-        if (!released && endpoint.address === p.endpoints[0].address) {
-          released = true;
-          this.inFlight--;
-        }
-      },
-    };
-  }
-}
+import { RoundRobinPicker } from '../src/scheduler/round-robin.js';
+import { bareDataPlane, CountingPicker } from './helpers/bare-data-plane.js';
 
 const MAX_BODY = 2048;
 let stub: Stub;
@@ -294,7 +267,7 @@ describe('request body limits', () => {
 
   test("a buffered body over gRPC's 4 MiB default is judged under a 10 MiB limit, and one over the limit gets its 413", async () => {
     const config = loadConfig([], poolAndModel([stub.url]));
-    const dataPlane = new DataPlane({ config, picker: new RoundRobinPicker(), pools: new UpstreamPools(config.settings), metrics: new RequestMetrics(new Registry()), logger: silentLogger });
+    const dataPlane = bareDataPlane(config, new RoundRobinPicker());
     const roomy = await startExtprocServer({ dataPlane, logger: silentLogger }, { port: 0, host: '127.0.0.1' });
     const c = new ExtprocClient({ address: `127.0.0.1:${roomy.port}` });
     try {
