@@ -3,9 +3,8 @@
 // event loop that serves requests. PostgreSQL works on its own server, and an in-memory SQLite database cannot be
 // opened by another thread: both are queried in process.
 import { sql } from 'kysely';
-import type { Worker } from 'node:worker_threads';
 import { spawnWorker } from '../lib/spawn-worker.js';
-import { WorkerCalls } from '../lib/worker-calls.js';
+import { OnDemandWorker } from '../lib/on-demand-worker.js';
 import { AnalyticsRecords, type Database } from '../store/index.js';
 import type { StatsAnswer, StatsRequest } from './stats-runner-protocol.js';
 import type { StatsQuery } from './stats-query.js';
@@ -49,38 +48,23 @@ async function sqliteFile(records: AnalyticsRecords): Promise<string> {
 }
 
 class StatsThread {
-  #thread: { worker: Worker; calls: WorkerCalls<StatsRequest, StatsAnswer> } | undefined;
-  #running = 0;
-  #idle: NodeJS.Timeout | undefined;
+  #worker: OnDemandWorker<StatsRequest, StatsAnswer> | undefined;
 
   async run(file: string, query: StatsQuery): Promise<StatsResult> {
-    clearTimeout(this.#idle);
-    // A thread that exited (crashed, or closed when idle) failed only the queries it had; a new one takes the next.
-    if (!this.#thread || this.#thread.calls.exited) this.#thread = this.#spawn(file);
-    const { worker, calls } = this.#thread;
-    // WorkerCalls lets a thread not keep the process alive; a query someone awaits must.
-    if (this.#running++ === 0) worker.ref();
-    try {
-      const answer = await calls.call({ type: 'run', query });
-      if (answer.type === 'failed') throw new Error(answer.message);
-      return answer.result;
-    } finally {
-      if (--this.#running === 0) {
-        worker.unref();
-        this.#idle = setTimeout(() => void this.close(), IDLE_MS).unref();
-      }
-    }
+    // The database file is the gateway's for its whole life: the thread for the first query serves every later one.
+    this.#worker ??= new OnDemandWorker({
+      spawn: () => spawnWorker(import.meta.url, 'stats-runner-worker', { workerData: { file } }),
+      name: 'analytics stats',
+      closeRequest: { type: 'close' },
+      idleMs: IDLE_MS,
+      closeWaitMs: CLOSE_WAIT_MS,
+    });
+    const answer = await this.#worker.call({ type: 'run', query });
+    if (answer.type === 'failed') throw new Error(answer.message);
+    return answer.result;
   }
 
   async close(): Promise<void> {
-    clearTimeout(this.#idle);
-    const thread = this.#thread;
-    this.#thread = undefined;
-    await thread?.calls.close({ type: 'close' }, CLOSE_WAIT_MS);
-  }
-
-  #spawn(file: string): { worker: Worker; calls: WorkerCalls<StatsRequest, StatsAnswer> } {
-    const worker = spawnWorker(import.meta.url, 'stats-runner-worker', { workerData: { file } });
-    return { worker, calls: new WorkerCalls(worker, { name: 'analytics stats' }) };
+    await this.#worker?.close();
   }
 }

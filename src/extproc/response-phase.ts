@@ -5,7 +5,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { RequestContext } from '../gateway/context.js';
 import { compressedAnswerError, readableAnswer } from '../gateway/content-encoding.js';
 import { gatewayError } from '../gateway/errors.js';
-import { dropUnsendableHeaders } from '../gateway/header-values.js';
+import { addPolicyHeaders, dropUnsendableHeaders } from '../gateway/header-values.js';
 import type { ResponseFlow } from '../gateway/hooks.js';
 import { SseRewriter, withUsageStripped } from '../gateway/sse-rewriter.js';
 import { UsageScanner } from '../gateway/usage.js';
@@ -54,8 +54,7 @@ export class ResponsePhase {
     if (!readable && flow?.observes) flow = undefined;
     this.#flow = flow;
     const out: OutgoingHttpHeaders = { ...headers };
-    // A policy's Vary (CORS: Origin) adds to the model server's (Accept-Encoding): a shared cache must heed both.
-    for (const name in ctx.responseHeaders) out[name] = name === 'vary' && out.vary ? `${String(out.vary)}, ${ctx.responseHeaders.vary}` : ctx.responseHeaders[name];
+    addPolicyHeaders(out, ctx.responseHeaders);
     out['x-request-id'] = ctx.id;
     // Envoy's report to the picker, never the client's business (the Inference Extension strips it too).
     delete out[SERVED_KEY];

@@ -21,3 +21,11 @@ export function dropUnsendableHeaders(headers: Record<string, unknown>): string[
   }
   return dropped;
 }
+
+/**
+ * The headers the policies set for the answer (`ctx.responseHeaders`) put on a model server's: theirs win, except
+ * that a policy's Vary (CORS: Origin) adds to the server's (Accept-Encoding), as a shared cache must heed both.
+ */
+export function addPolicyHeaders(out: Record<string, unknown>, policyHeaders: Record<string, string>): void {
+  for (const name in policyHeaders) out[name] = name === 'vary' && out.vary ? `${String(out.vary)}, ${policyHeaders.vary}` : policyHeaders[name];
+}

@@ -12,7 +12,7 @@ import type { UpstreamPools } from './upstream-pools.js';
 import { usageScannerFor, type UsageScanner } from './usage.js';
 import type { ResponseFlow } from './hooks.js';
 import { compressedAnswerError, readableAnswer } from './content-encoding.js';
-import { dropUnsendableHeaders } from './header-values.js';
+import { addPolicyHeaders, dropUnsendableHeaders } from './header-values.js';
 import { MAX_HELD_EVENT, SseRewriter, withUsageStripped } from './sse-rewriter.js';
 import { isEventStream } from './media-type.js';
 
@@ -195,8 +195,7 @@ class Exchange {
       if (!HOP_BY_HOP.has(name)) out[name] = headers[name];
     }
     for (const name of connectionListed(headers.connection)) delete out[name];
-    // A policy's Vary (CORS: Origin) adds to the model server's (Accept-Encoding): a shared cache must heed both.
-    for (const name in ctx.responseHeaders) out[name] = name === 'vary' && out.vary ? `${String(out.vary)}, ${ctx.responseHeaders.vary}` : ctx.responseHeaders[name];
+    addPolicyHeaders(out, ctx.responseHeaders);
     out['x-request-id'] = ctx.id;
     const contentType = headers['content-type'] as string | undefined;
     this.#sse = isEventStream(contentType);

@@ -111,9 +111,10 @@ export function usageOfJson(body: Buffer): Usage | undefined {
 type Decode = (body: Buffer, maxOutputLength: number) => Buffer;
 
 /** The content-codings node:zlib reads, each bounded in what it produces (a small answer can decode to gigabytes). */
+const gunzip: Decode = (body, maxOutputLength) => gunzipSync(body, { maxOutputLength });
 const DECODERS = new Map<string, Decode>([
-  ['gzip', (body, maxOutputLength) => gunzipSync(body, { maxOutputLength })],
-  ['x-gzip', (body, maxOutputLength) => gunzipSync(body, { maxOutputLength })],
+  ['gzip', gunzip],
+  ['x-gzip', gunzip],
   ['deflate', (body, maxOutputLength) => inflateSync(body, { maxOutputLength })],
   ['br', (body, maxOutputLength) => brotliDecompressSync(body, { maxOutputLength })],
 ]);
