@@ -1,8 +1,8 @@
 // The response phase Envoy drives: a compressed answer that usage stripping must change is refused; one nobody
-// changes passes, its usage unread.
+// changes passes, its usage read when it is JSON node:zlib decodes (as the data plane reads it), unread in a stream.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { gzipSync } from 'node:zlib';
+import { brotliCompressSync, gzipSync } from 'node:zlib';
 import { GatewayError } from '../gateway/errors.js';
 import { fakeContext } from '../policy/testing.js';
 import { ResponsePhase } from './response-phase.js';
@@ -32,6 +32,24 @@ test('a compressed answer nobody changes passes unmutated, and its bytes are not
   const phase = new ResponsePhase(ctx, 200, { 'content-type': 'text/event-stream', 'content-encoding': 'gzip' }, false, 1 << 20, undefined);
   assert.deepEqual(phase.chunk(gzipSync(USAGE_EVENT), true), {});
   phase.end();
+  assert.equal(ctx.usage, undefined);
+});
+
+test('a compressed JSON answer passes unmutated and its usage is read from a decoded copy, as in the data plane', () => {
+  const answer = JSON.stringify({ choices: [], usage: { prompt_tokens: 11, completion_tokens: 7, total_tokens: 18 } });
+  for (const [encoding, body] of [['gzip', gzipSync(answer)], ['br', brotliCompressSync(answer)]] as const) {
+    const ctx = fakeContext();
+    const phase = new ResponsePhase(ctx, 200, { 'content-type': 'application/json', 'content-encoding': encoding }, false, 1 << 20, undefined);
+    // Split in two, as Envoy may stream it: only the whole decodes.
+    assert.deepEqual(phase.chunk(body.subarray(0, 5), false), {});
+    assert.deepEqual(phase.chunk(body.subarray(5), true), {});
+    assert.equal(ctx.usage?.inputTokens, 11, encoding);
+    assert.equal(ctx.usage?.outputTokens, 7, encoding);
+  }
+  // Larger, compressed, than the body limit: not held, so not read.
+  const ctx = fakeContext();
+  const phase = new ResponsePhase(ctx, 200, { 'content-type': 'application/json', 'content-encoding': 'gzip' }, false, 8, undefined);
+  phase.chunk(gzipSync(answer), true);
   assert.equal(ctx.usage, undefined);
 });
 

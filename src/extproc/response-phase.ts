@@ -8,7 +8,7 @@ import { gatewayError } from '../gateway/errors.js';
 import { addPolicyHeaders, dropUnsendableHeaders } from '../gateway/header-values.js';
 import type { ResponseFlow } from '../gateway/hooks.js';
 import { SseRewriter, withUsageStripped } from '../gateway/sse-rewriter.js';
-import { UsageScanner } from '../gateway/usage.js';
+import { usageScannerFor, type UsageScanner } from '../gateway/usage.js';
 import { MutationBuilder, diffHeaders } from './headers.js';
 import type { BodyMutation, CommonResponse } from './messages.js';
 import { SERVED_KEY } from './request-answer.js';
@@ -20,7 +20,7 @@ export class ResponsePhase {
   readonly #ctx: RequestContext;
   readonly #status: number;
   readonly #flow: ResponseFlow | undefined;
-  /** null for a compressed answer (content-encoding.ts): its usage cannot be read. */
+  /** null for a compressed stream or a coding node:zlib does not read (usageScannerFor): its usage cannot be read. */
   readonly #scanner: UsageScanner | null;
   readonly #rewriter: SseRewriter | null = null;
   readonly #maxBodyBytes: number;
@@ -49,7 +49,7 @@ export class ResponsePhase {
     const sse = isEventStream(contentType);
     this.#sse = sse;
     const readable = readableAnswer(headers);
-    this.#scanner = readable ? new UsageScanner(contentType, ctx.completion) : null;
+    this.#scanner = usageScannerFor(headers, ctx.completion, maxBodyBytes);
     let flow = respond?.(ctx, status);
     if (!readable && flow?.observes) flow = undefined;
     this.#flow = flow;
