@@ -1,19 +1,18 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
+import { spawnCli } from '../../test/helpers/cli-child.js';
 import { waitFor } from './testing.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 // Runs `tollgate sim ...` through the real main(), in a child process so signals and exit codes are real.
 function runSim(args: string[]) {
-  const script = `import('./src/cli/main.ts').then(async (m) => { process.exitCode = await m.main(${JSON.stringify(['sim', ...args])}); })`;
-  const child = spawn(process.execPath, ['--import', 'tsx', '-e', script], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnCli(['sim', ...args], ROOT);
   const run = { child, stdout: '', stderr: '', exited: once(child, 'exit').then(([code]) => code as number) };
-  child.stdout.on('data', (d) => (run.stdout += d));
-  child.stderr.on('data', (d) => (run.stderr += d));
+  child.stdout!.on('data', (d) => (run.stdout += d));
+  child.stderr!.on('data', (d) => (run.stderr += d));
   return run;
 }
 
