@@ -35,8 +35,9 @@ function unitGroups(dir, units) {
   units.forEach((file, i) => groups[i % UNIT_GROUPS].push(file));
   return groups.map((group, i) => {
     const path = join(dir, `unit-${i + 1}.test.mjs`);
-    const lines = group.map((file) => `describe(${JSON.stringify(file)}, () => import(${JSON.stringify(pathToFileURL(resolve(file)).href)}));`);
-    writeFileSync(path, [`import { describe } from 'node:test';`, ...lines, ''].join('\n'));
+    // A file that fails to load counts as a failed test (a suite's own error would leave "# fail 0" in the summary).
+    const lines = group.map((file) => `describe(${JSON.stringify(file)}, () => import(${JSON.stringify(pathToFileURL(resolve(file)).href)}).catch(loadFailed));`);
+    writeFileSync(path, [`import { describe, test } from 'node:test';`, `const loadFailed = (err) => test('loads', () => { throw err; });`, ...lines, ''].join('\n'));
     return path;
   });
 }
