@@ -111,6 +111,36 @@ describe('tollgate apply, delete and get', () => {
     assert.equal(await db.products.find('silver'), undefined);
   });
 
+  test('a rule that objects applied before now break: applied, and each violation printed as a warning, dry run or not', async () => {
+    const template = `apiVersion: apim.googleapis.com/v1
+kind: SpikeArrest
+metadata: { name: burst }
+spec: { rate: 10ps }
+---
+apiVersion: apim.googleapis.com/v1
+kind: ApimTemplate
+metadata: { name: shaped }
+spec:
+  templates: [{ policies: [{ kind: SpikeArrest, name: burst }] }]
+`;
+    const rule = `apiVersion: apim.googleapis.com/v1
+kind: ApimTemplateRule
+metadata: { name: no-spike }
+spec: { denyList: [{ kind: SpikeArrest }] }
+`;
+    const path = await files('governed', { 'template.yaml': template, 'rule.yaml': rule });
+    assert.equal((await apply(['-f', join(path, 'template.yaml'), '--admin', open.url])).code, 0);
+    const warning = 'ApimTemplate/shaped breaks ApimTemplateRule/no-spike: SpikeArrest is on the denyList';
+    const dry = await apply(['-f', join(path, 'rule.yaml'), '--admin', open.url, '--dry-run']);
+    assert.equal(dry.code, 0);
+    assert.deepEqual(dry.out, ['apimtemplaterule/no-spike created (dry run)']);
+    assert.deepEqual(dry.err, [`tollgate apply: warning: ${warning} (dry run)`]);
+    const real = await apply(['-f', join(path, 'rule.yaml'), '--admin', open.url]);
+    assert.equal(real.code, 0);
+    assert.deepEqual(real.out, ['apimtemplaterule/no-spike created']);
+    assert.deepEqual(real.err, [`tollgate apply: warning: ${warning}`]);
+  });
+
   test('a bad file: exit code 2, errors name file, document and field, nothing sent', async () => {
     const path = await files('bad', { 'p.yaml': `${product('bronze')}---\n${product('tin').replace('displayName: Gold', 'displayName: 5, approvalType: never')}` });
     const r = await apply(['-f', path, '--admin', open.url]);

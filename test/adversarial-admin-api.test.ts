@@ -134,6 +134,9 @@ for (const backend of DATABASE_BACKENDS) {
       assert.equal((await api('POST', `/v1/keyvaluemaps/${map}/entries`, { name: 'kept', value: 'v' })).status, 201);
       for (const name of ['.', '..', 'a\\b']) assertInvalid(await api('POST', `/v1/keyvaluemaps/${map}/entries`, { name, value: 'v' }), 'name', `entry ${name}`);
       assertInvalid(await api('POST', `/v1/keyvaluemaps/${map}/entries`, { name: 'k'.repeat(513), value: 'v' }), 'name', 'a 513-character entry name');
+      // PUT takes the name from the path: the same rule (on PostgreSQL a 5,000-character one was a 500).
+      for (const length of [513, 5000]) assertInvalid(await api('PUT', `/v1/keyvaluemaps/${map}/entries/${'k'.repeat(length)}`, { value: 'v' }), 'key', `a ${length}-character entry name in the path`);
+      assert.equal((await api('PUT', `/v1/keyvaluemaps/${map}/entries/${'k'.repeat(512)}`, { value: 'v' })).status, 200, 'a 512-character one is stored');
       for (const name of ['map.', 'map-', 'm'.repeat(254)]) assertInvalid(await api('POST', '/v1/keyvaluemaps', { name }), 'name', `map ${name.slice(0, 10)}`);
       assertInvalid(await api('POST', '/v1/developers', { email: `${'x'.repeat(3000)}@example.com` }), 'email', 'a 3,000-character email');
       assertInvalid(await api('GET', `/v1/keyvaluemaps/${map}/entries?apiproduct=${'p'.repeat(3000)}`), 'apiproduct', 'a 3,000-character product');
@@ -144,7 +147,7 @@ for (const backend of DATABASE_BACKENDS) {
           assert.equal(a.status, 400, `${method} entries/${segment}: ${a.status} ${a.text}`);
         }
       }
-      assert.deepEqual((await api('GET', `/v1/keyvaluemaps/${map}/entries`)).body.items.map((e: { name: string }) => e.name), ['kept'], 'the map and its entry are still there');
+      assert.deepEqual((await api('GET', `/v1/keyvaluemaps/${map}/entries`)).body.items.map((e: { name: string }) => e.name), ['kept', 'k'.repeat(512)], 'the map and its entries are still there');
     });
 
     test('forged page tokens, and tokens from another listing, are a 400 on pageToken', async () => {

@@ -101,6 +101,9 @@ for (const backend of DATABASE_BACKENDS) {
       ]);
       const dev = await get(`${RANGE}&groupBy=developer,fault&filter=developer==bob@example.com`);
       assert.deepEqual(dev.body.rows, [{ bucket_start: iso(T0), developer: 'bob@example.com', fault: 'policies.ratelimit.QuotaViolation', requests: 1 }]);
+      // A developer is its email in any case, as the admin API finds it.
+      assert.deepEqual((await get(`${RANGE}&groupBy=developer,fault&filter=developer==Bob@Example.COM`)).body.rows, dev.body.rows);
+      assert.deepEqual((await get(`${RANGE}&filter=developer!=BOB@example.com`)).body.rows, [{ bucket_start: iso(T0), requests: 6 }]);
       const noFault = await get(`${RANGE}&filter=fault==`);
       assert.deepEqual(noFault.body.rows, [{ bucket_start: iso(T0), requests: 5 }]);
     });

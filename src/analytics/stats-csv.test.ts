@@ -15,8 +15,13 @@ test('fields are quoted where a spreadsheet would split them, formulas are prefi
     ['a;b', '"a;b"'],
     ['=1+1', "'=1+1"],
     ['-2+3', "'-2+3"],
-    ['x;=1+1', `"'x;=1+1"`],
-    ['x;@SUM(1)', `"'x;@SUM(1)"`],
+    // Each piece a reader splitting on ';' or line ends regardless of quotes would make is guarded on its own.
+    ['x;=1+1', `"x;'=1+1"`],
+    ['x;@SUM(1)', `"x;'@SUM(1)"`],
+    ['a;=1+1;b', `"a;'=1+1;b"`],
+    ['=1;+2', `"'=1;'+2"`],
+    ['two\n=2+2', `"two\n'=2+2"`],
+    ['two\r\n-3', `"two\r\n'-3"`],
     ['x; =1', '"x; =1"'],
     ['a=b', 'a=b'],
   ];

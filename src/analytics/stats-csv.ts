@@ -3,16 +3,16 @@ import type { StatsRow, StatsValue } from './stats-sql.js';
 
 /**
  * Text a spreadsheet would run as a formula (CSV injection): model names, fault codes and endpoints come from
- * requests and configuration, and `=HYPERLINK(...)` in an export opened in Excel is code. OWASP's remedy: a
- * leading apostrophe, which spreadsheets show as text. Numbers are never prefixed. Where `;` separates fields (Excel
- * in much of Europe), `x;=1+1` is two cells unless quoted, so `;` is quoted like `,`, and a formula after a `;`
- * is guarded too, for a reader that splits on it regardless of quotes.
+ * requests and configuration, and `=HYPERLINK(...)` in an export opened in Excel is code. OWASP's remedy: an
+ * apostrophe before it, which spreadsheets show as text. Numbers are never prefixed. Where `;` separates fields
+ * (Excel in much of Europe), `x;=1+1` is two cells unless quoted, so `;` is quoted like `,`; and for a reader that
+ * splits on `;` or on line ends regardless of quotes, every piece it would make is guarded, not only the first.
  */
-const FORMULA = /(?:^|;)[=+\-@\t\r]/;
+const FORMULA_START = /(^|[;\r\n])(?=[=+\-@\t\r])/g;
 
 function field(v: StatsValue): string {
   if (v === null) return '';
-  const s = typeof v === 'string' && FORMULA.test(v) ? `'${v}` : String(v);
+  const s = typeof v === 'string' ? v.replace(FORMULA_START, "$1'") : String(v);
   return /[",;\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
 }
 

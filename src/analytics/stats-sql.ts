@@ -42,9 +42,12 @@ const AGGREGATES: Partial<Record<Metric, RawBuilder<unknown>>> = {
 };
 
 function filterSql(f: Filter): RawBuilder<unknown> {
-  const col = sql.ref(DIMENSIONS[f.dimension]);
-  if (f.value === null) return f.op === '==' ? sql`${col} is null` : sql`${col} is not null`;
-  return f.op === '==' ? sql`${col} = ${f.value}` : sql`(${col} is null or ${col} <> ${f.value})`;
+  const ref = sql.ref(DIMENSIONS[f.dimension]);
+  if (f.value === null) return f.op === '==' ? sql`${ref} is null` : sql`${ref} is not null`;
+  // A developer is known by its email in any case (the admin API finds and refuses duplicates so): both sides are
+  // folded by the database's lower(), so a value written in the stored case matches on both backends as before.
+  const [col, value] = f.dimension === 'developer' ? [sql`lower(${ref})`, sql`lower(${f.value})`] : [ref, sql`${f.value}`];
+  return f.op === '==' ? sql`${col} = ${value}` : sql`(${ref} is null or ${col} <> ${value})`;
 }
 
 /** null sorts last; strings by code unit, since database collations differ between the two backends. */

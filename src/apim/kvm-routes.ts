@@ -126,6 +126,9 @@ export function registerKvmRoutes(add: AddRoute, deps: ApimAdminDeps): void {
   add('PUT', '/v1/keyvaluemaps/{map}/entries/{key}', async (req) => {
     const map = await findMap(db, req.params.map);
     const body = await readBody(req, valueBody);
+    // The name in the path is stored as POST's body name is: the same rules (on PostgreSQL a longer one was a 500).
+    const name = entryName.safeParse(req.params.key);
+    if (!name.success) throw invalid('Invalid entry name in the path', name.error.issues.map((i) => ({ path: 'key', message: i.message })));
     if (body.name !== undefined && body.name !== req.params.key) throw invalid('Entries cannot be renamed', [{ path: 'name', message: `must be "${req.params.key}", as in the path` }]);
     return { body: await put(req, map, req.params.key, body.value) };
   });

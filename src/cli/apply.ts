@@ -18,6 +18,8 @@ interface Origin {
 
 interface ResultsAnswer {
   results: { kind: string; name: string; outcome: string }[];
+  /** Objects applied before that a changed ApimTemplateRule now forbids: they stay applied, and the user is told. */
+  violations?: string[];
 }
 
 /** What differs between the two commands. */
@@ -106,7 +108,9 @@ function manifestCommand(verb: Verb, description: string, io: CommandIo): Comman
     if (opts.force) url.searchParams.set('force', 'true');
     const { status, body, error } = await callAdmin(verb.name, io, url, { method: 'POST', json: raws });
     if (status === 200) {
-      for (const r of (body as ResultsAnswer).results) io.out(`${r.kind.toLowerCase()}/${r.name} ${r.outcome.replace('_', ' ')}${dryRun ? ' (dry run)' : ''}`);
+      const answer = body as ResultsAnswer;
+      for (const r of answer.results) io.out(`${r.kind.toLowerCase()}/${r.name} ${r.outcome.replace('_', ' ')}${dryRun ? ' (dry run)' : ''}`);
+      for (const v of answer.violations ?? []) io.err(`tollgate ${verb.name}: warning: ${v}${dryRun ? ' (dry run)' : ''}`);
       return;
     }
     failCommand(verb.name, io, 1, [

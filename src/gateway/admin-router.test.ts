@@ -121,3 +121,24 @@ test('admin router: a backslash in the path, plain or percent-encoded in either 
     await api.close();
   }
 });
+
+test('admin router: a 405 says in Allow which methods the resource takes (RFC 9110 §15.5.6); a 404 has no Allow', async () => {
+  const router = new AdminRouter(undefined);
+  const ok = () => ({ body: {} });
+  router.add('GET', '/v1/things/{name}', ok);
+  router.add('PUT', '/v1/things/{name}', ok);
+  router.add('DELETE', '/v1/things/{name}', ok);
+  router.add('POST', '/v1/things', ok);
+  const api = await serve(router);
+  try {
+    const wrong = await fetch(`${api.base}/v1/things/a`, { method: 'PATCH' });
+    assert.equal(wrong.status, 405);
+    assert.equal(wrong.headers.get('allow'), 'GET, PUT, DELETE');
+    assert.equal(((await wrong.json()) as { error: { code: string } }).error.code, 'method_not_allowed');
+    const missing = await fetch(`${api.base}/v1/nothing`, { method: 'PATCH' });
+    assert.equal(missing.status, 404);
+    assert.equal(missing.headers.get('allow'), null);
+  } finally {
+    await api.close();
+  }
+});

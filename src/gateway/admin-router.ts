@@ -70,9 +70,10 @@ export class AdminRouter {
     this.#routes.push({ method, segments: pattern.split('/').filter(Boolean), handler, open: opts.open ?? false });
   }
 
-  #match(method: string, path: string): { route?: Route; params: Record<string, string>; methodMismatch: boolean } {
+  /** The route for `method` on `path`, else the methods routes on that path take (for a 405's Allow). */
+  #match(method: string, path: string): { route?: Route; params: Record<string, string>; allowed: Set<string> } {
     const parts = path.split('/').filter(Boolean);
-    let methodMismatch = false;
+    const allowed = new Set<string>();
     for (const route of this.#routes) {
       if (route.segments.length !== parts.length) continue;
       const params: Record<string, string> = {};
@@ -89,12 +90,12 @@ export class AdminRouter {
       }
       if (!ok) continue;
       if (route.method !== method) {
-        methodMismatch = true;
+        allowed.add(route.method);
         continue;
       }
-      return { route, params, methodMismatch };
+      return { route, params, allowed };
     }
-    return { params: {}, methodMismatch };
+    return { params: {}, allowed };
   }
 
   /** Whether the request carries the admin token; false when none is configured. */
@@ -125,7 +126,7 @@ export class AdminRouter {
   async #dispatch(req: IncomingMessage): Promise<AdminResponse> {
     const url = new URL(req.url ?? '/', 'http://admin');
     const method = req.method ?? 'GET';
-    const { route, params, methodMismatch } = this.#match(method, url.pathname);
+    const { route, params, allowed } = this.#match(method, url.pathname);
     const authenticated = this.#tokenGiven(req);
     // Without the token, every path but the open ones is a 401, existing or not: a 404 or 405 would map the API.
     if (!route?.open && this.#token && !authenticated) throw new AdminError(401, 'unauthorized', 'A valid admin token is required (Authorization: Bearer $TOLLGATE_ADMIN_TOKEN)');
@@ -139,7 +140,8 @@ export class AdminRouter {
       throw new AdminError(400, 'invalid_request', 'The path has a . or .. segment or a backslash (plain or percent-encoded), which the admin API refuses rather than resolve');
     }
     if (!route) {
-      if (methodMismatch) throw new AdminError(405, 'method_not_allowed', `${method} is not allowed on ${url.pathname}`);
+      // RFC 9110 §15.5.6: a 405 lists the methods the resource takes.
+      if (allowed.size > 0) return { ...errorResponse(new AdminError(405, 'method_not_allowed', `${method} is not allowed on ${url.pathname}`)), headers: { allow: [...allowed].join(', ') } };
       throw new AdminError(404, 'not_found', `No admin resource at ${url.pathname}`);
     }
     let cached: Promise<Buffer> | undefined;

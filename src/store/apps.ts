@@ -6,7 +6,7 @@ import type { Attribute } from './common-types.js';
 import { conflictOnUnique } from './constraint-errors.js';
 import { NotFoundError } from './errors.js';
 import { paginate, type Page, type PageRequest } from './pagination.js';
-import { applyPatch, patchedFields } from './patch.js';
+import { applyPatch, patchedFields, statusOf } from './patch.js';
 import type { AppsTable } from './schema.js';
 import type { Session, WriteContext } from './session.js';
 
@@ -119,7 +119,7 @@ export class Apps {
       const current = await this.#locked(w, appId);
       const next = applyPatch(current, { ...patch, updatedAt: w.now });
       const row = await w.db.updateTable('apps').set(toRow(next)).where('id', '=', appId).returningAll().executeTakeFirstOrThrow();
-      await w.audit({ action: 'update', resourceType: RESOURCE, resourceName: appId, detail: { fields: patchedFields(patch) } });
+      await w.audit({ action: 'update', resourceType: RESOURCE, resourceName: appId, detail: { fields: patchedFields(patch), ...statusOf(patch) } });
       return toApp(row);
     });
   }

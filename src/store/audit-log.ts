@@ -1,5 +1,5 @@
 // The audit log: one row per committed change, written in the same transaction as the change itself.
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { decodeJson, decodeTimestamp, encodeJson, type JsonObject } from './codec.js';
 import { paginate, type Page, type PageRequest } from './pagination.js';
 import type { Tables } from './schema.js';
@@ -48,7 +48,9 @@ export class AuditLog {
   list(filter: AuditFilter = {}, page: PageRequest = {}): Promise<Page<AuditEntry>> {
     let query = this.#session.db.selectFrom('audit_log').selectAll();
     if (filter.resourceType !== undefined) query = query.where('resource_type', '=', filter.resourceType);
-    if (filter.resourceName !== undefined) query = query.where('resource_name', '=', filter.resourceName);
+    // A developer is known by its email in any case (as the admin API finds one), its rows by the email as typed.
+    if (filter.resourceName !== undefined && filter.resourceType === 'developer') query = query.where(sql`lower(resource_name)`, '=', sql<string>`lower(${filter.resourceName})`);
+    else if (filter.resourceName !== undefined) query = query.where('resource_name', '=', filter.resourceName);
     return paginate(query, { columns: ['id'], kinds: { id: 'integer' }, direction: 'desc' }, page, (row) => ({
       id: Number(row.id),
       at: decodeTimestamp(row.at),

@@ -6,7 +6,7 @@ import type { Attribute } from './common-types.js';
 import { conflictOnUnique } from './constraint-errors.js';
 import { NotFoundError } from './errors.js';
 import { paginate, type Page, type PageRequest } from './pagination.js';
-import { applyPatch, patchedFields } from './patch.js';
+import { applyPatch, patchedFields, statusOf } from './patch.js';
 import type { DevelopersTable } from './schema.js';
 import type { Session, WriteContext } from './session.js';
 
@@ -113,7 +113,7 @@ export class Developers {
         next.email,
         w.db.updateTable('developers').set(toRow(next)).where('id', '=', current.id).returningAll().executeTakeFirstOrThrow(),
       );
-      await w.audit({ action: 'update', resourceType: RESOURCE, resourceName: next.email, detail: { id: current.id, fields: patchedFields(patch) } });
+      await w.audit({ action: 'update', resourceType: RESOURCE, resourceName: next.email, detail: { id: current.id, fields: patchedFields(patch), ...statusOf(patch) } });
       return toDeveloper(row);
     });
   }

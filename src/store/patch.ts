@@ -14,3 +14,11 @@ export function patchedFields(patch: object): string[] {
     .filter(([, value]) => value !== undefined)
     .map(([key]) => key);
 }
+
+/**
+ * The status a patch sets, for the audit row: an approve and a revoke (which turn a tenant's traffic on and off)
+ * must be told apart, as credential rows already are. Other values stay out (they may be personal data).
+ */
+export function statusOf(patch: { status?: string }): { status?: string } {
+  return patch.status === undefined ? {} : { status: patch.status };
+}

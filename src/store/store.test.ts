@@ -310,6 +310,26 @@ for (const backend of DATABASE_BACKENDS) {
         assert.deepEqual(items[1].detail, { fields: ['description'] });
       });
 
+      test('a revoke and an approve of a developer or an app are told apart by the status their rows record', async () => {
+        const dev = await db.developers.create({ email: `${unique('Status')}@Example.com` });
+        const app = await db.apps.create(dev.id, { name: 'switched' });
+        await db.developers.setStatus(dev.id, 'inactive');
+        await db.developers.setStatus(dev.id, 'active');
+        await db.apps.setStatus(app.id, 'revoked');
+        await db.apps.setStatus(app.id, 'approved');
+        const details = async (resourceType: string, resourceName: string) =>
+          (await db.audit.list({ resourceType, resourceName })).items.filter((e) => e.action === 'update').map((e) => e.detail);
+        assert.deepEqual(await details('developer', dev.email), [
+          { id: dev.id, fields: ['status'], status: 'active' },
+          { id: dev.id, fields: ['status'], status: 'inactive' },
+        ]);
+        assert.deepEqual(await details('developer', dev.email.toLowerCase()), await details('developer', dev.email), 'found by the email in any case');
+        assert.deepEqual(await details('app', app.id), [
+          { fields: ['status'], status: 'approved' },
+          { fields: ['status'], status: 'revoked' },
+        ]);
+      });
+
       test('a failed transaction leaves neither data, audit rows nor change events', async () => {
         const events: ChangeEvent[] = [];
         const unsubscribe = db.onChange((e) => events.push(e));
