@@ -30,3 +30,14 @@ test('a cell cannot add a line to the table or reach the terminal raw', () => {
   assert.match(lines[2], /^2025-01-15T10:00:00\.000Z {2}llama\\n2025-01-15T10:00:00\.000Z {2}forged {2}999 {2}/);
   assert.match(lines[3], /^2025-01-15T10:00:00\.000Z {2}\\u\{1b\}\[31mred +2$/);
 });
+
+test('numbers: integers as they are, one decimal from 1 up, two significant digits below it (not 0.0)', () => {
+  const lines = renderTable(['m', 'v'], [
+    { m: 'a', v: 1234 },
+    { m: 'b', v: 12.345 },
+    { m: 'c', v: 0.043 },
+    { m: 'd', v: 0.00012 },
+    { m: 'e', v: -0.5 },
+  ]);
+  assert.deepEqual(lines.slice(2).map((l) => l.split(/ +/)[1]), ['1234', '12.3', '0.043', '0.00012', '-0.5']);
+});

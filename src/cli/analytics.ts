@@ -79,9 +79,15 @@ export function printable(text: string): string {
   return text.replace(UNPRINTABLE, (c) => NAMED[c] ?? `\\u{${c.codePointAt(0)!.toString(16)}}`);
 }
 
+/** One decimal from 1 up; below it two significant digits, so a sub-millisecond average is not shown as 0.0. */
+function numberText(v: number): string {
+  if (Number.isInteger(v)) return String(v);
+  return Math.abs(v) >= 1 ? v.toFixed(1) : String(Number(v.toPrecision(2)));
+}
+
 function cellText(v: Cell | undefined): string {
   if (v === null || v === undefined) return '-';
-  return typeof v === 'number' && !Number.isInteger(v) ? v.toFixed(1) : printable(String(v));
+  return typeof v === 'number' ? numberText(v) : printable(String(v));
 }
 
 /** Columns padded to their widest cell; numbers right-aligned. */
