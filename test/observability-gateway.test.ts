@@ -142,3 +142,37 @@ test('metrics carry the Inference Extension names with values from the traffic',
   assert.doesNotMatch(text, /"unknown"/);
   assert.equal(value(/^tollgate_requests_total\{product="[^"]*",model="",status="404"\}/), 2);
 });
+
+test('a stream without stream_options is counted: tollgate asks the server for usage, records it and strips it', async () => {
+  const sse = (res: import('node:http').ServerResponse, events: unknown[]) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    for (const e of events) res.write(`data: ${JSON.stringify(e)}\n\n`);
+    res.end('data: [DONE]\n\n');
+  };
+  const handler = stub.handler;
+  stub.handler = ({ res, body }) => {
+    const withUsage = body?.stream_options?.include_usage === true;
+    const chunk = (content: string) => ({ id: 'c', object: 'chat.completion.chunk', choices: [{ index: 0, delta: { content } }], ...(withUsage ? { usage: null } : {}) });
+    sse(res, [chunk('Hel'), chunk('lo'), ...(withUsage ? [{ id: 'c', object: 'chat.completion.chunk', choices: [], usage: { prompt_tokens: 9, completion_tokens: 2, total_tokens: 11 } }] : [])]);
+  };
+  try {
+    const id = `stream-usage-${Date.now()}`;
+    const before = stub.requests.length;
+    const res = await request(`${gw.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-api-key': key, 'x-request-id': id },
+      body: JSON.stringify({ model: 'm', stream: true, messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    const text = await res.body.text();
+    assert.equal(res.statusCode, 200);
+    assert.equal(stub.requests[before].body.stream_options?.include_usage, true, 'the server was asked for usage');
+    assert.doesNotMatch(text, /usage/, 'the client, which did not ask, sees none');
+    assert.match(text, /Hel/);
+    await gw.analytics!.flush();
+    const { AnalyticsRecords } = await import('../src/store/index.js');
+    const rows = await new AnalyticsRecords(gw.apim!.db).kysely.selectFrom('analytics_records').select(['input_tokens', 'output_tokens']).where('request_id', '=', id).execute();
+    assert.deepEqual(rows.map((r) => [Number(r.input_tokens), Number(r.output_tokens)]), [[9, 2]]);
+  } finally {
+    stub.handler = handler;
+  }
+});

@@ -26,6 +26,7 @@ import { FAIRNESS_HEADER, matchRoute, resolveModel } from './resolve-model.js';
 import { IDENTITY_HEADERS, identityHeaderValues } from './identity-headers.js';
 import { assertSafePath } from './safe-path.js';
 import type { UpstreamPools } from './upstream-pools.js';
+import { requestStreamUsage } from '../policy/stream-usage.js';
 
 /**
  * Client headers that never go upstream: hop-by-hop, the client's credentials, tollgate's own routing headers,
@@ -269,6 +270,10 @@ export class DataPlane {
           ctx.metered = true;
           this.#metrics.started(ctx.model!);
         }
+        // A stream's tokens (usage records, which billing reads, and the token metrics) come only from the usage
+        // chunk a server sends when asked: ask for every stream, before the policies (a cache keys what is sent).
+        // A client that did not ask does not see it (stripped on the way back).
+        if (ctx.stream && ctx.stages !== 'picker' && (config.settings.analytics.enabled || config.settings.metrics.requests)) requestStreamUsage(ctx);
         // With API keys the tenant is the caller's app: a header the client chooses let it take a turn per request by
         // sending a new id each time (9 of the first 10 dispatches against one honest tenant).
         const app = ctx.apim?.key?.appId;
