@@ -79,3 +79,29 @@ test('a stream that ends with response trailers alone keeps the reservation', as
   assert.ok(r.reserved > 500, `reserved ${r.reserved}`);
   assert.equal(r.counted, r.reserved);
 });
+
+/** inference_objective_request_error_total for client_closed, summed over its series. */
+async function clientClosedCount(): Promise<number> {
+  const text = await (await fetch(`${gw.adminUrl}/metrics`)).text();
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith('inference_objective_request_error_total{') && l.includes('error_code="client_closed"'))
+    .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+}
+
+test('a stream Envoy cancels after the pick (its client went away) is a client hang-up every time, not an unseen answer', async () => {
+  const before = await clientClosedCount();
+  const start = await used();
+  const cancels = 20;
+  for (let i = 0; i < cancels; i++) {
+    const call = client.open(10_000);
+    const headers = [[':method', 'POST'], [':path', '/v1/chat/completions'], [':authority', 'gw'], [':scheme', 'http'], ['content-type', 'application/json'], ['x-api-key', app.key]] as [string, string][];
+    await call.send({ request_headers: { headers: headerMap(headers), end_of_stream: false } });
+    await call.send({ request_body: { body: Buffer.from(BODY), end_of_stream: true } });
+    call.cancel();
+  }
+  for (let i = 0; i < 100 && (await clientClosedCount()) - before < cancels; i++) await sleep(20);
+  assert.equal((await clientClosedCount()) - before, cancels);
+  // Hang-ups before any answer: every reservation is given back (an unseen answer would have kept it).
+  assert.equal((await used()) - start, 0);
+});

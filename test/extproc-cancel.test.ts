@@ -1,0 +1,62 @@
+// An Envoy whose downstream client goes away resets the ext_proc stream after tollgate has picked an endpoint. That
+// is a client hang-up (client_closed, 499 in tollgate_requests_total), as on the data plane; before, about half were
+// taken for a normal end with the answer unseen (status "0", no error code), depending on the event-loop turn the
+// reset's close came in. The gateway runs in a process of its own, as in production: in one process the client's
+// and server's events interleave differently and the race did not show.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ExtprocClient } from '../src/extproc/client.js';
+import { startExtprocChild, type ExtprocChild } from './helpers/extproc-child.js';
+import { closeEnvoyClients, headerMap } from './helpers/extproc-envoy.js';
+import { sleep, startStub, type Stub } from './helpers/stub-upstream.js';
+
+let stub: Stub;
+let gw: ExtprocChild;
+let client: ExtprocClient;
+
+before(async () => {
+  stub = await startStub();
+  gw = await startExtprocChild({
+    manifests: [
+      ['InferencePool', 'one', { endpoints: [stub.url] }],
+      ['InferenceModel', 'm', { modelName: 'm', poolRef: { name: 'one' } }],
+    ],
+  });
+  client = new ExtprocClient({ address: gw.extproc });
+});
+
+after(async () => {
+  client?.close();
+  closeEnvoyClients();
+  await gw?.stop();
+  await stub?.close();
+});
+
+/** tollgate_requests_total by status, summed over its other labels. */
+async function requestsByStatus(): Promise<Map<string, number>> {
+  const by = new Map<string, number>();
+  for (const line of (await (await fetch(`${gw.adminUrl}/metrics`)).text()).split('\n')) {
+    const m = /^tollgate_requests_total\{.*status="([^"]*)".*\} (\S+)$/.exec(line);
+    if (m) by.set(m[1], (by.get(m[1]) ?? 0) + Number(m[2]));
+  }
+  return by;
+}
+
+test('streams reset after the pick are counted as client hang-ups, each one', async () => {
+  const cancels = 20;
+  const body = Buffer.from(JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }], max_tokens: 4 }));
+  for (let i = 0; i < cancels; i++) {
+    const call = client.open(10_000);
+    const headers = headerMap([[':method', 'POST'], [':path', '/v1/chat/completions'], [':authority', 'gw'], [':scheme', 'http'], ['content-type', 'application/json']]);
+    await call.send({ request_headers: { headers, end_of_stream: false } });
+    const picked = await call.send({ request_body: { body, end_of_stream: true } });
+    assert.ok(picked.request_body, JSON.stringify(picked).slice(0, 200));
+    call.cancel();
+  }
+  let by = await requestsByStatus();
+  for (let i = 0; i < 100 && (by.get('499') ?? 0) + (by.get('0') ?? 0) < cancels; i++) {
+    await sleep(20);
+    by = await requestsByStatus();
+  }
+  assert.deepEqual(Object.fromEntries(by), { '499': cancels });
+});
