@@ -12,6 +12,8 @@ import type { IdentitySource } from './identity.js';
 import { phaseSteps, respondSteps } from './phase-steps.js';
 import { LLM_TOKEN_QUOTA, llmTokenQuota } from './policies/llm-token-quota/llm-token-quota.js';
 import { QUOTA, quota } from './policies/quota/quota.js';
+import { RESPONSE_CACHE } from './policies/response-cache/response-cache.js';
+import { SEMANTIC_CACHE_LOOKUP } from './policies/semantic-cache-lookup/semantic-cache-lookup.js';
 import { verifyApiKey } from './policies/verify-api-key/verify-api-key.js';
 import type { PolicyRegistry } from './registry.js';
 import type { CacheResources } from './caching/cache-resources.js';
@@ -22,7 +24,10 @@ import type { PromptCalibration } from './prompt-calibration.js';
 
 export interface CompiledFlow {
   extension: ApimExtensionPolicySpec;
-  /** In the order they run: credential policies first, then the gateway templates', the products', the defaults. */
+  /**
+   * In the order they run: credential policies first, then the gateway templates', the products', the defaults (which
+   * run before the first cache lookup of a gateway template, when there is one).
+   */
   policies: readonly Policy[];
   phases: Phases;
   /** The same policies with where each runs, for the quota report. */
@@ -61,6 +66,13 @@ function onProductLimits(p: Policy, type: string): boolean {
 
 const unconditional = (policy: Policy): TemplatePolicy => ({ policy, condition: null, origin: 'defaultSecurityEnabled' });
 const orNull = <T>(steps: T[]): T[] | null => (steps.length > 0 ? steps : null);
+const looksUpCache = (t: TemplatePolicy) => t.policy.type === RESPONSE_CACHE || t.policy.type === SEMANTIC_CACHE_LOOKUP;
+
+/** `defaults` placed before the first cache lookup of `list`, or after the whole list when it has none. */
+function beforeCacheLookup(list: readonly TemplatePolicy[], defaults: readonly TemplatePolicy[]): TemplatePolicy[] {
+  const at = list.findIndex(looksUpCache);
+  return at === -1 ? [...list, ...defaults] : [...list.slice(0, at), ...defaults, ...list.slice(at)];
+}
 
 /**
  * Governance at load: a violation of a rule from --config files (or a file object naming something missing)
@@ -121,7 +133,7 @@ export function compileFlow(manifests: readonly Manifest[], registry: PolicyRegi
   if (extension.defaultSecurityEnabled) {
     // A template's own credential policy (an API key read elsewhere, OAuth access tokens) replaces the default one.
     if (!listed.some((t) => t.policy.identifiesKey)) listed.unshift(unconditional(verifyApiKey('default-verify-api-key', {}, policyDeps)));
-    // After every listed policy: whatever refuses first (spike arrest, say) spends no quota.
+    // Placed below, after the listed policies but before the first cache lookup.
     const all = [...listed, ...productOwned];
     if (!all.some((t) => onProductLimits(t.policy, QUOTA))) defaults.push(unconditional(quota('default-product-quota', { useQuotaConfigInAPIProduct: true }, policyDeps)));
     if (!all.some((t) => onProductLimits(t.policy, LLM_TOKEN_QUOTA))) {
@@ -142,23 +154,29 @@ export function compileFlow(manifests: readonly Manifest[], registry: PolicyRegi
 
   // Entitlement (the credential policies' admit phase) comes before every other check, as DESIGN.md orders them.
   const gateway = [...credentials, ...others];
-  const productAdmit = new Map([...byProduct].map(([p, list]) => [p, phaseSteps(list, 'admit', deps.tracer)] as const).filter(([, s]) => s.length > 0));
+  // The default quotas run after the listed policies (whatever refuses first, spike arrest say, spends no quota) but
+  // before the first cache lookup, where DESIGN.md puts the token reservation: the token quota may write max_tokens,
+  // and a cache keys on the request as it goes upstream (with the cap set after the lookup, an answer it cut short was
+  // stored under the uncapped request's key and served to every tenant of the cache).
+  const defaultsInGateway = gateway.some(looksUpCache);
+  const gatewayChain = defaultsInGateway ? beforeCacheLookup(gateway, defaults) : gateway;
+  const productChains = defaultsInGateway ? byProduct : new Map([...byProduct].map(([p, list]) => [p, beforeCacheLookup(list, defaults)]));
+  // What a request entitled through a product without templates of its own runs after the gateway's.
+  const productless = defaultsInGateway ? [] : phaseSteps(defaults, 'admit', deps.tracer);
+  const productAdmit = new Map([...productChains].map(([p, list]) => [p, phaseSteps(list, 'admit', deps.tracer)] as const).filter(([, s]) => s.length > 0));
   const productRespond = new Map([...byProduct].map(([p, list]) => [p, respondSteps(list)] as const).filter(([, s]) => s.length > 0));
   // The entitled product's own steps: none before entitlement, nor for another product's requests.
-  const admitProduct: Step = (ctx, state) => {
-    const steps = productAdmit.get(state.product?.name ?? '');
-    return steps && runSteps(steps, ctx, state);
-  };
+  const admitProduct: Step = (ctx, state) => runSteps(productAdmit.get(state.product?.name ?? '') ?? productless, ctx, state);
   const respondProduct: RespondStep = (ctx, state, status) => {
     const steps = productRespond.get(state.product?.name ?? '');
     return steps && runRespond(steps, ctx, state, status);
   };
-  const admit = [...phaseSteps(gateway, 'admit', deps.tracer), ...(productAdmit.size > 0 ? [admitProduct] : []), ...phaseSteps(defaults, 'admit', deps.tracer)];
+  const admit = [...phaseSteps(gatewayChain, 'admit', deps.tracer), ...(productAdmit.size > 0 ? [admitProduct] : productless)];
   const respond = [...respondSteps([...listed, ...defaults]), ...(productRespond.size > 0 ? [respondProduct] : [])];
   const place = (t: TemplatePolicy, product: string | null): Placement => ({ policy: t.policy, product, condition: t.condition?.source ?? null });
   return {
     extension,
-    policies: [...gateway, ...new Set([...byProduct.values()].flat()), ...defaults].map((t) => t.policy),
+    policies: [...new Set([...gatewayChain, ...productOwned, ...defaults])].map((t) => t.policy),
     phases: {
       intercept: orNull(phaseSteps(listed, 'intercept', deps.tracer)),
       authenticate: orNull(phaseSteps(credentials, 'authenticate', deps.tracer)),

@@ -1,6 +1,6 @@
 // The caches' storage, owned by the gateway rather than by one compiled policy flow: the engine is rebuilt on every
-// configuration or store change, and a cache that emptied each time would be no cache. Stores are found by name and
-// options, so a reloaded policy gets the same store back.
+// configuration or store change, and a cache that emptied each time would be no cache. Stores are found by resource
+// and options, so a reloaded policy gets the same store back; one that no compiled policy holds any more is let go.
 import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import { silentLogger, type Logger } from '../../lib/logger.js';
@@ -35,9 +35,30 @@ export type CacheDeps = PolicyDeps & { caches?: CacheResources };
 /** Refused at configuration load: the policy asks for a backend this gateway was not started with. */
 export class CacheBackendUnavailableError extends Error {}
 
+/** Refused at configuration load: two policies of one flow name the same cache resource with different options. */
+export class CacheResourceConflictError extends Error {}
+
+/** The policy asking for a store, and the PolicyDeps it was built with: the policies of one compiled flow share them. */
+export interface CacheClaimant {
+  policy: string;
+  flow: PolicyDeps;
+}
+
+type Store = CacheStore | VectorIndex;
+
 export class CacheResources {
   readonly #opts: CacheResourcesOptions;
-  readonly #stores = new Map<string, { signature: string; store: CacheStore | VectorIndex }>();
+  /**
+   * By kind, resource and options; held weakly, as only compiled policies hold a store. Engines are also built only to
+   * check a configuration, and never installed, so nothing here can tell when a policy stops being used: the garbage
+   * collector can (a deleted or renamed policy's 45 MB kept for the process's life when held here).
+   */
+  readonly #stores = new Map<string, WeakRef<Store>>();
+  readonly #collected = new FinalizationRegistry<string>((id) => {
+    if (this.#stores.get(id)?.deref() === undefined) this.#stores.delete(id);
+  });
+  /** Per flow (its PolicyDeps), the first policy to name each resource and its options. */
+  readonly #claims = new WeakMap<PolicyDeps, Map<string, { policy: string; options: string }>>();
   readonly #stats = new Map<string, CacheStats>();
   #redis: Redis | undefined;
 
@@ -52,20 +73,31 @@ export class CacheResources {
     return this.#redis ? redisReady(this.#redis) : Promise.resolve();
   }
 
-  /** @throws CacheBackendUnavailableError for `redis` without the gateway's Redis. */
-  answerStore(name: string, backend: AnswerBackend, opts: { maxBytes: number; maxEntryBytes: number }): CacheStore {
-    return this.#get(`answers:${name}`, `${backend}:${opts.maxBytes}:${opts.maxEntryBytes}`, () =>
+  /**
+   * ResponseCache's answers under `resource`.
+   * @throws CacheBackendUnavailableError for `redis` without the gateway's Redis.
+   * @throws CacheResourceConflictError when another policy of the flow named `resource` with other options.
+   */
+  answerStore(by: CacheClaimant, resource: string, backend: AnswerBackend, opts: { maxBytes: number; maxEntryBytes: number }): CacheStore {
+    const options = `store ${backend}, maxBytes ${opts.maxBytes}, maxEntryBytes ${opts.maxEntryBytes}`;
+    return this.#get(by, 'ResponseCache', resource, options, () =>
       backend === 'redis'
-        ? new RedisCacheStore({ client: this.#redisClient(backend), keyPrefix: `${this.#prefix}cache:${name}:`, maxValueBytes: opts.maxEntryBytes })
+        ? new RedisCacheStore({ client: this.#redisClient(backend), keyPrefix: `${this.#prefix}cache:${resource}:`, maxValueBytes: opts.maxEntryBytes })
         : new MemoryCacheStore({ maxBytes: opts.maxBytes, now: this.#opts.now }),
     ) as CacheStore;
   }
 
-  /** @throws CacheBackendUnavailableError for `redis` or `postgres` when the gateway has neither. */
-  vectorIndex(name: string, backend: VectorBackend, opts: { maxEntriesPerScope: number }): VectorIndex {
-    return this.#get(`vectors:${name}`, `${backend}:${opts.maxEntriesPerScope}`, () => {
+  /**
+   * SemanticCacheLookup's vectors under `resource`. The embeddings model is one of its options: vectors of two models
+   * are not comparable.
+   * @throws CacheBackendUnavailableError for `redis` or `postgres` when the gateway has neither.
+   * @throws CacheResourceConflictError when another policy of the flow named `resource` with other options.
+   */
+  vectorIndex(by: CacheClaimant, resource: string, backend: VectorBackend, opts: { maxEntriesPerScope: number; embeddingsModel: string }): VectorIndex {
+    const options = `store ${backend}, maxEntriesPerScope ${opts.maxEntriesPerScope}, embeddings model ${opts.embeddingsModel}`;
+    return this.#get(by, 'SemanticCacheLookup', resource, options, () => {
       const common = { maxEntriesPerScope: opts.maxEntriesPerScope, now: this.#opts.now };
-      if (backend === 'redis') return new RedisVectorIndex({ client: this.#redisClient(backend), keyPrefix: `${this.#prefix}semantic:${name}:`, ...common });
+      if (backend === 'redis') return new RedisVectorIndex({ client: this.#redisClient(backend), keyPrefix: `${this.#prefix}semantic:${resource}:`, ...common });
       if (backend === 'postgres') {
         if (!this.#opts.postgres) throw new CacheBackendUnavailableError('store: postgres needs the gateway to run on PostgreSQL (--db postgres://...)');
         return new PostgresVectorIndex({ db: this.#opts.postgres, ...common });
@@ -87,7 +119,7 @@ export class CacheResources {
   }
 
   async close(): Promise<void> {
-    const stores = [...this.#stores.values()].map((s) => s.store.close());
+    const stores = [...this.#stores.values()].map((s) => s.deref()?.close());
     this.#stores.clear();
     await Promise.allSettled(stores);
     if (this.#redis) await closeRedis(this.#redis);
@@ -98,14 +130,36 @@ export class CacheResources {
     return this.#opts.redisKeyPrefix ?? 'tollgate:';
   }
 
-  #get(id: string, signature: string, create: () => CacheStore | VectorIndex): CacheStore | VectorIndex {
-    const held = this.#stores.get(id);
-    if (held?.signature === signature) return held.store;
+  /**
+   * The store of `kind` for `resource` with these options. Changed options get a new store, while the policies (and
+   * requests) still holding the old one finish with it, never emptied under them: an engine built only to check a
+   * configuration closed the store of the one serving.
+   */
+  #get(by: CacheClaimant, kind: string, resource: string, options: string, create: () => Store): Store {
+    this.#claim(by, kind, resource, options);
+    const id = `${kind}\n${resource}\n${options}`;
+    const held = this.#stores.get(id)?.deref();
+    if (held) return held;
     const store = create();
-    // Changed options: a new store; requests still holding the old one finish with it.
-    if (held) void held.store.close();
-    this.#stores.set(id, { signature, store });
+    this.#stores.set(id, new WeakRef(store));
+    this.#collected.register(store, id);
     return store;
+  }
+
+  /**
+   * Policies sharing a resource share its entries, so within one flow they must agree on its options: one store cannot
+   * have two budgets, and two stores under one name each emptied the other at every rebuild.
+   */
+  #claim(by: CacheClaimant, kind: string, resource: string, options: string): void {
+    let claims = this.#claims.get(by.flow);
+    if (!claims) this.#claims.set(by.flow, (claims = new Map()));
+    const id = `${kind}\n${resource}`;
+    const first = claims.get(id);
+    if (!first) return void claims.set(id, { policy: by.policy, options });
+    if (first.options === options) return;
+    throw new CacheResourceConflictError(
+      `cacheResource "${resource}" is also ${kind}/${first.policy}'s, with other options (there ${first.options}; here ${options}): policies sharing a cache resource must agree on them`,
+    );
   }
 
   #redisClient(backend: string): Redis {

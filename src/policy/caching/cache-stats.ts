@@ -8,6 +8,8 @@ export class CacheStats {
   bypassed = 0;
   /** Answers written to the cache. */
   stored = 0;
+  /** Answers not stored: a policy after the lookup changed what the key is made of, so they answer another request. */
+  changedAfterLookup = 0;
   /** The store could not answer (counted as misses, never refused). */
   storeErrors = 0;
   /** The embeddings endpoint failed or timed out (semantic caches: counted as misses). */

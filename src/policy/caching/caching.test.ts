@@ -2,7 +2,8 @@
 // and replay (content, tool calls, completions), prompt text and context digests.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fakeContext } from '../testing.js';
+import { MemoryCounterStore } from '../../store/counters/memory.js';
+import { fakeContext, testDeps } from '../testing.js';
 import { CacheResources } from './cache-resources.js';
 import { canonicalJson } from './canonical-json.js';
 import { answerAsStream } from './cached-answer.js';
@@ -14,10 +15,13 @@ import { ssePayloads } from './testing.js';
 describe('CacheResources', () => {
   test('the same name and options give the same store back (a reload keeps the cache); other options a new one', async () => {
     const r = new CacheResources();
-    const a = r.answerStore('x', 'memory', { maxBytes: 100, maxEntryBytes: 10 });
-    assert.equal(r.answerStore('x', 'memory', { maxBytes: 100, maxEntryBytes: 10 }), a);
-    assert.notEqual(r.answerStore('x', 'memory', { maxBytes: 200, maxEntryBytes: 10 }), a);
-    assert.equal(r.vectorIndex('x', 'memory', { maxEntriesPerScope: 5 }), r.vectorIndex('x', 'memory', { maxEntriesPerScope: 5 }));
+    // Each a flow of its own, as every reload compiles one.
+    const by = () => ({ policy: 'p', flow: testDeps(new MemoryCounterStore()) });
+    const a = r.answerStore(by(), 'x', 'memory', { maxBytes: 100, maxEntryBytes: 10 });
+    assert.equal(r.answerStore(by(), 'x', 'memory', { maxBytes: 100, maxEntryBytes: 10 }), a);
+    assert.notEqual(r.answerStore(by(), 'x', 'memory', { maxBytes: 200, maxEntryBytes: 10 }), a);
+    const vectors = { maxEntriesPerScope: 5, embeddingsModel: 'e5' };
+    assert.equal(r.vectorIndex(by(), 'x', 'memory', vectors), r.vectorIndex(by(), 'x', 'memory', vectors));
     assert.equal(r.stats('p'), r.stats('p'));
     await r.close();
   });

@@ -26,14 +26,17 @@ function embeddedIndexes(messages: readonly Message[], source: UserPromptSource)
   return messages.flatMap((m, i) => (m.role === 'user' ? [i] : []));
 }
 
-/** The prompt text, or undefined when the request has none (an empty prompt is never cached). */
+/**
+ * The prompt text, or undefined when the request has none (an empty prompt is never cached), or holds a batch of
+ * completions prompts: one embedding of them all cannot tell which answer is which prompt's (["Paris is", "Rome is"]
+ * matched "Paris is\nRome is" at 1.0, two choices served to one prompt, and would match the batch in the other order).
+ */
 export function userPrompt(body: OpenAIBody, source: UserPromptSource): string | undefined {
   const messages = body.messages;
   if (Array.isArray(messages)) return embeddedIndexes(messages, source).map((i) => messageText(messages[i])).join('\n') || undefined;
   const p = body.prompt;
-  if (typeof p === 'string') return p || undefined;
-  if (Array.isArray(p) && p.every((x) => typeof x === 'string')) return p.join('\n') || undefined;
-  return undefined;
+  if (Array.isArray(p) && p.length === 1 && typeof p[0] === 'string') return p[0] || undefined;
+  return typeof p === 'string' ? p || undefined : undefined;
 }
 
 /**
@@ -50,11 +53,13 @@ export function contextDigest(body: OpenAIBody, source: UserPromptSource): strin
 
 /**
  * What shapes the answer rather than its meaning: the operation (a chat answer is no completions answer), the token
- * cap (an answer cut short at max_tokens: 1 was served to a request allowing 500), stop sequences and logprobs (an
- * answer kept without them cannot serve a request that asked for them), and n and best_of (one choice is not four). Part of the scope whatever matchContext says.
+ * cap (an answer cut short at max_tokens: 1 was served to a request allowing 500), stop sequences, logprobs and echo
+ * (an answer kept without them cannot serve a request that asked for them), n and best_of (one choice is not four),
+ * and a completions suffix (fill-in-the-middle: the prompt's second half, which is not embedded). Part of the scope
+ * whatever matchContext says.
  */
 export function answerShape(operation: string | undefined, body: OpenAIBody): string {
-  const shape = [body.max_tokens, body.max_completion_tokens, body.max_output_tokens, body.stop, body.logprobs, body.top_logprobs, body.n, body.best_of];
+  const shape = [body.max_tokens, body.max_completion_tokens, body.max_output_tokens, body.stop, body.logprobs, body.top_logprobs, body.n, body.best_of, body.echo, body.suffix];
   return `${operation ?? ''}\n${canonicalJson(shape)}`;
 }
 

@@ -1,7 +1,7 @@
-// The exact-match key of a request: the operation, the requested and target models and every body field that can
-// change the answer, as canonical JSON, hashed (keys never carry prompt text into a shared store).
+// The exact-match key of a request: the operation, the requested and target models, the query string and every body
+// field that can change the answer, as canonical JSON, hashed (keys never carry prompt text into a shared store).
 import { hash } from 'node:crypto';
-import type { RequestContext } from '../../gateway/context.js';
+import { queryOf, upstreamUrl, type RequestContext } from '../../gateway/context.js';
 import type { OpenAIBody } from '../../gateway/openai-request.js';
 import { canonicalJson } from './canonical-json.js';
 
@@ -15,8 +15,20 @@ export function requestKey(ctx: RequestContext): string {
   const body = ctx.body as OpenAIBody;
   const keyed: Record<string, unknown> = {};
   for (const k in body) if (!NOT_KEYED.has(k)) keyed[k] = body[k];
-  const text = canonicalJson({ op: ctx.operation, model: ctx.model, target: ctx.targetModel ?? ctx.model, body: keyed });
+  const text = canonicalJson({ op: ctx.operation, model: ctx.model, target: ctx.targetModel ?? ctx.model, query: forwardedQuery(ctx), body: keyed });
   return hash('sha256', text, 'base64url');
+}
+
+/**
+ * The query string the model server gets (without parameters withheld from it, a credential read from one), in sorted
+ * order; undefined when there is none. It may change the answer (Azure's `api-version`), and HTTP caches key on the
+ * whole request target (RFC 9111 §2).
+ */
+export function forwardedQuery(ctx: RequestContext): string | undefined {
+  if (!ctx.url.includes('?')) return undefined;
+  const params = queryOf(upstreamUrl(ctx));
+  params.sort();
+  return params.toString() || undefined;
 }
 
 /**

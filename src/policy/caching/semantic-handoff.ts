@@ -12,6 +12,11 @@ export interface SemanticMiss {
   vector: Float32Array;
   maxEntryBytes: number;
   stats: CacheStats;
+  /**
+   * Whether the request, as it went upstream, still has the scope and prompt it was looked up with: a policy after the
+   * lookup that changed them (a token cap, a rewritten prompt) made the answer another request's.
+   */
+  asLookedUp(ctx: RequestContext): boolean;
 }
 
 const misses = new WeakMap<RequestContext, SemanticMiss>();

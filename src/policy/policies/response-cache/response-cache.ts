@@ -1,6 +1,6 @@
-// ResponseCache: exact-match answers keyed on the normalized request (models, prompt and every field that shapes the
-// answer), per app, product or (explicitly) globally; hits skip the model server, streamed requests get the cached
-// answer replayed as SSE; only complete 2xx answers are stored.
+// ResponseCache: exact-match answers keyed on the normalized request (models, query string, prompt and every field
+// that shapes the answer), per app, product or (explicitly) globally; hits skip the model server, streamed requests get
+// the cached answer replayed as SSE; only complete 2xx answers to the request as looked up are stored.
 import { responseCacheSpec } from '../../../config/apim-kinds.js';
 import type { RequestContext } from '../../../gateway/context.js';
 import type { ResponseFlow } from '../../../gateway/hooks.js';
@@ -11,7 +11,7 @@ import { clientDirectives } from '../../caching/client-directives.js';
 import { STREAMABLE, cachedAnswer } from '../../caching/cached-answer.js';
 import { isDeterministic, requestKey } from '../../caching/request-key.js';
 import { captureAnswer } from '../../caching/stream-assembler.js';
-import { requestStreamUsage } from '../../stream-usage.js';
+import { requestStreamUsage } from '../../../gateway/stream-usage.js';
 import type { ApimState, Policy, PolicyFactory } from '../../types.js';
 
 export const RESPONSE_CACHE = 'response-cache';
@@ -26,12 +26,13 @@ export const responseCache = ((name: string, spec: unknown, deps: CacheDeps) => 
   const s = responseCacheSpec.parse(spec);
   const resources = cacheResourcesOf(deps);
   const resource = s.cacheResource ?? name;
-  const store: CacheStore = resources.answerStore(resource, s.store, { maxBytes: s.maxBytes, maxEntryBytes: s.maxEntryBytes });
+  const store: CacheStore = resources.answerStore({ policy: name, flow: deps }, resource, s.store, { maxBytes: s.maxBytes, maxEntryBytes: s.maxEntryBytes });
   const stats = resources.stats(name);
   const scopeOf = compileScope(s.scope);
   const ttlMs = s.expirySettings.timeoutInSeconds * 1000;
   /** The key of each request that missed, for its response flow. */
   const pending = new WeakMap<RequestContext, string>();
+  const keyOf = (ctx: RequestContext, tenant: string | undefined) => `${tenant}:${requestKey(ctx)}`;
 
   const miss = (ctx: RequestContext) => {
     stats.misses++;
@@ -74,7 +75,7 @@ export const responseCache = ((name: string, spec: unknown, deps: CacheDeps) => 
         return;
       }
       const client = clientDirectives(ctx);
-      const key = `${tenant}:${requestKey(ctx)}`;
+      const key = keyOf(ctx, tenant);
       if (client.store) {
         pending.set(ctx, key);
         // An answer kept without usage would reach later clients without it, those who ask for it included.
@@ -98,11 +99,17 @@ export const responseCache = ((name: string, spec: unknown, deps: CacheDeps) => 
         () => failed(ctx),
       );
     },
-    respond(ctx: RequestContext, _state: ApimState, status: number): ResponseFlow | undefined {
+    respond(ctx: RequestContext, state: ApimState, status: number): ResponseFlow | undefined {
       const key = pending.get(ctx);
       if (key === undefined) return undefined;
       pending.delete(ctx);
       if (status < 200 || status >= 300) return undefined;
+      // The key is the request as it went upstream: a policy after the lookup that changed it (a token cap, a prompt
+      // rewritten) made this the answer to another request, which a later one asking the looked-up request must not get.
+      if (keyOf(ctx, scopeOf(ctx, state)) !== key) {
+        stats.changedAfterLookup++;
+        return undefined;
+      }
       return captureAnswer(ctx.stream, (answer) => put(key, answer));
     },
   } satisfies Policy;

@@ -77,8 +77,10 @@ describe('config', () => {
     semanticCacheLookup('s', parsed, deps);
   });
   test('shared stores need the gateway\'s Redis or PostgreSQL', () => {
-    assert.throws(() => semanticCacheLookup('s', { embeddings: { url: 'http://x', model: 'e' }, store: 'redis' }, deps), /needs the gateway's Redis/);
-    assert.throws(() => semanticCacheLookup('s', { embeddings: { url: 'http://x', model: 'e' }, store: 'postgres' }, deps), /PostgreSQL/);
+    // Each built as a flow of its own: in one flow, 's' asked for a memory store already.
+    const flow = () => ({ ...testDeps(counters), caches }) as never;
+    assert.throws(() => semanticCacheLookup('s', { embeddings: { url: 'http://x', model: 'e' }, store: 'redis' }, flow()), /needs the gateway's Redis/);
+    assert.throws(() => semanticCacheLookup('s', { embeddings: { url: 'http://x', model: 'e' }, store: 'postgres' }, flow()), /PostgreSQL/);
   });
 });
 

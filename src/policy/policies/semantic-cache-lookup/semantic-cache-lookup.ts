@@ -10,8 +10,9 @@ import { compileScope } from '../../caching/cache-scope.js';
 import { STREAMABLE, cachedAnswer } from '../../caching/cached-answer.js';
 import { clientDirectives } from '../../caching/client-directives.js';
 import { answerShape, contextDigest, promptMediaDigest, userPrompt } from '../../caching/prompt-text.js';
+import { forwardedQuery } from '../../caching/request-key.js';
 import { forgetSemanticMiss, leaveSemanticMiss } from '../../caching/semantic-handoff.js';
-import { requestStreamUsage } from '../../stream-usage.js';
+import { requestStreamUsage } from '../../../gateway/stream-usage.js';
 import type { ApimState, Policy, PolicyFactory } from '../../types.js';
 import { embeddingsClient } from './embeddings-client.js';
 
@@ -25,7 +26,7 @@ export const semanticCacheLookup = ((name: string, spec: unknown, deps: CacheDep
   const s = semanticCacheLookupSpec.parse(spec);
   const resources = cacheResourcesOf(deps);
   const resource = s.cacheResource ?? name;
-  const index = resources.vectorIndex(resource, s.store, { maxEntriesPerScope: s.maxEntriesPerScope });
+  const index = resources.vectorIndex({ policy: name, flow: deps }, resource, s.store, { maxEntriesPerScope: s.maxEntriesPerScope, embeddingsModel: s.embeddings.model });
   const stats = resources.stats(name);
   const embed = embeddingsClient(s.embeddings);
   const scopeOf = compileScope(s.scope);
@@ -42,13 +43,13 @@ export const semanticCacheLookup = ((name: string, spec: unknown, deps: CacheDep
     return media ? `\n${media}` : '';
   };
 
-  /** Tenant, models, the answer's shape and context, hashed: index keys carry no names and no prompt text. */
+  /** Tenant, models, query string, the answer's shape and context, hashed: index keys carry no names and no prompt text. */
   const scopeKey = (tenant: string, ctx: RequestContext, body: OpenAIBody) =>
     createHash('sha256')
-      .update(`${resource}\n${tenant}\n${ctx.model}\n${ctx.targetModel ?? ctx.model}\n${answerShape(ctx.operation, body)}\n${s.matchContext ? contextDigest(body, source) : ''}${mediaSuffix(body)}`)
+      .update(`${resource}\n${tenant}\n${ctx.model}\n${ctx.targetModel ?? ctx.model}\n${forwardedQuery(ctx) ?? ''}\n${answerShape(ctx.operation, body)}\n${s.matchContext ? contextDigest(body, source) : ''}${mediaSuffix(body)}`)
       .digest('base64url');
 
-  async function lookup(ctx: RequestContext, scope: string, prompt: string, search: boolean): Promise<void> {
+  async function lookup(ctx: RequestContext, tenant: string, scope: string, prompt: string, search: boolean): Promise<void> {
     let vector: Float32Array;
     try {
       vector = await embed(prompt);
@@ -56,7 +57,8 @@ export const semanticCacheLookup = ((name: string, spec: unknown, deps: CacheDep
       stats.embeddingFailures++;
       return miss(ctx);
     }
-    leaveSemanticMiss(ctx, { lookup: name, index, scope, vector, maxEntryBytes: s.maxEntryBytes, stats });
+    const asLookedUp = (sent: RequestContext) => sent.body !== undefined && userPrompt(sent.body, source) === prompt && scopeKey(tenant, sent, sent.body) === scope;
+    leaveSemanticMiss(ctx, { lookup: name, index, scope, vector, maxEntryBytes: s.maxEntryBytes, stats, asLookedUp });
     // The answer SemanticCachePopulate keeps must carry usage, as a later hit's client may ask for it.
     requestStreamUsage(ctx);
     if (!search) return miss(ctx);
@@ -90,7 +92,7 @@ export const semanticCacheLookup = ((name: string, spec: unknown, deps: CacheDep
       }
       if (client.lookup) stats.lookups++;
       else stats.bypassed++;
-      return lookup(ctx, scopeKey(tenant, ctx, body), prompt, client.lookup);
+      return lookup(ctx, tenant, scopeKey(tenant, ctx, body), prompt, client.lookup);
     },
   } satisfies Policy;
 }) satisfies PolicyFactory;

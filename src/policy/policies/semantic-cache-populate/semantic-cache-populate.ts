@@ -30,6 +30,10 @@ export const semanticCachePopulate: PolicyFactory = (name, spec) => {
     respond(ctx: RequestContext, _state: ApimState, status: number): ResponseFlow | undefined {
       const miss = takeSemanticMiss(ctx, s.lookupPolicy);
       if (!miss || status < 200 || status >= 300) return undefined;
+      if (!miss.asLookedUp(ctx)) {
+        miss.stats.changedAfterLookup++;
+        return undefined;
+      }
       return captureAnswer(ctx.stream, (answer) => store(miss, answer, ttlMs));
     },
   } satisfies Policy;
