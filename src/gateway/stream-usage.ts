@@ -1,6 +1,7 @@
-// Asking a streaming model server for its usage (`stream_options.include_usage`): for a token quota's reconciliation,
-// or for an answer a cache keeps (a cached answer without usage would reach later clients without it).
-import type { RequestContext } from '../gateway/context.js';
+// Asking a streaming model server for its usage (`stream_options.include_usage`): for the usage records and token
+// metrics (the data plane asks for every stream), a token quota's reconciliation, and an answer a cache keeps (a
+// cached answer without usage would reach later clients without it).
+import type { RequestContext } from './context.js';
 
 /**
  * A stream reports usage only when asked (chat and completions): ask for it, and when the client did not,

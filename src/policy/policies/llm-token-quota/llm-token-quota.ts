@@ -11,7 +11,7 @@ import { retryAfter, showTokenLimit, showTokenRefusal } from '../../rate-limit-h
 import type { ApimState, Policy, PolicyFactory } from '../../types.js';
 import { compileVariable } from '../../variables.js';
 import { estimateOutput, outputRoom, setOutputCap } from './token-estimate.js';
-import { requestStreamUsage } from '../../stream-usage.js';
+import { requestStreamUsage } from '../../../gateway/stream-usage.js';
 import { PromptCalibration } from '../../prompt-calibration.js';
 import type { Usage } from '../../../gateway/usage.js';
 import { promptTokens } from '../../prompt-tokens.js';
