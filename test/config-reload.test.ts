@@ -62,10 +62,12 @@ test('hot reload', async () => {
 
 /** A model server that counts its scrapes and reports `waiting` queued requests. */
 async function countingServer(waiting: number) {
-  const state = { scrapes: 0 };
+  /** `hang`: /metrics stops answering (an endpoint whose metrics go stale). */
+  const state = { scrapes: 0, hang: false };
   const server = createServer((req, res) => {
     if (req.url === '/metrics') {
       state.scrapes++;
+      if (state.hang) return;
       res.end(`vllm:num_requests_waiting ${waiting}\nvllm:num_requests_running 0\nvllm:kv_cache_usage_perc 0\n`);
       return;
     }
@@ -150,9 +152,10 @@ spec: { modelName: sheddable, criticality: Sheddable, poolRef: { name: pool } }
   assert.match(await idleClose(gw.port), /^HTTP\/1\.1 404/);
   assert.match(await idleClose(gw.adminPort), /^HTTP\/1\.1 200/);
 
-  // Staleness: metrics older than 50 ms make the endpoint ineligible (it is scraped once a minute again). The spool
+  // Staleness: metrics older than 50 ms make the endpoint ineligible (its scrapes go unanswered from now). The spool
   // directory changes only at a restart: a warning names it (and nothing else).
-  write(`{ scheduler: { scrapeInterval: 1m, staleAfter: 50ms }, analytics: { directory: ${join(dir, 'elsewhere')} },
+  server.state.hang = true;
+  write(`{ scheduler: { scrapeInterval: 25ms, staleAfter: 50ms }, analytics: { directory: ${join(dir, 'elsewhere')} },
     tracing: { sampleRatio: 0.5 }, logging: { level: debug } }`);
   await waitFor(() => gw.config.settings.scheduler.staleAfter === 50, 5000, 'the reload', 20);
   await sleep(100);

@@ -51,7 +51,7 @@ const silent = () => new Promise<void>(() => {});
 describe('retry on a connection error', async () => {
   // No scrape after the first one for the whole test (and metrics that stay fresh): the picker keeps offering an
   // endpoint that stopped listening after that scrape, as it would between two scrapes.
-  const frozenScrapes = settings({ scheduler: { scrapeInterval: '1h', staleAfter: '1h', saturation: { metricsFreshness: '1h' } } });
+  const frozenScrapes = settings({ scheduler: { scrapeInterval: '1h', staleAfter: '2h', saturation: { metricsFreshness: '1h' } } });
   const stubs: Stub[] = [];
   const gateways: Gateway[] = [];
   after(async () => {

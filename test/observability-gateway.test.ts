@@ -6,9 +6,11 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 import { request } from 'undici';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
+import { AnalyticsRecords } from '../src/store/index.js';
 import { startStub, type Stub } from './helpers/stub-upstream.js';
 import { manifest, poolAndModel, settings } from './helpers/manifests.js';
 import { startOtlpReceiver, type OtlpReceiver, type OtlpSpan } from './helpers/otlp-receiver.js';
@@ -144,7 +146,7 @@ test('metrics carry the Inference Extension names with values from the traffic',
 });
 
 test('a stream without stream_options is counted: tollgate asks the server for usage, records it and strips it', async () => {
-  const sse = (res: import('node:http').ServerResponse, events: unknown[]) => {
+  const sse = (res: ServerResponse, events: unknown[]) => {
     res.writeHead(200, { 'content-type': 'text/event-stream' });
     for (const e of events) res.write(`data: ${JSON.stringify(e)}\n\n`);
     res.end('data: [DONE]\n\n');
@@ -169,7 +171,6 @@ test('a stream without stream_options is counted: tollgate asks the server for u
     assert.doesNotMatch(text, /usage/, 'the client, which did not ask, sees none');
     assert.match(text, /Hel/);
     await gw.analytics!.flush();
-    const { AnalyticsRecords } = await import('../src/store/index.js');
     const rows = await new AnalyticsRecords(gw.apim!.db).kysely.selectFrom('analytics_records').select(['input_tokens', 'output_tokens']).where('request_id', '=', id).execute();
     assert.deepEqual(rows.map((r) => [Number(r.input_tokens), Number(r.output_tokens)]), [[9, 2]]);
   } finally {

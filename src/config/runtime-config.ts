@@ -94,11 +94,20 @@ export function compileConfig(manifests: Manifest[]): RuntimeConfig {
   const pickerDocs = ofKind<EndpointPickerConfigSpec>('EndpointPickerConfig');
   // Plugin types and parameters are the picker's to check; refusing here keeps a bad config from half-applying.
   for (const d of pickerDocs) for (const p of pickerConfigProblems(d.spec)) problems.push(`${where(d)}: spec: ${p}`);
-  const defaultPicker = pickerDocs.find((d) => !d.spec.poolRef)?.spec;
+  // One config per pool, and one for the rest: with two, the first in file order would win without a word.
+  const pickerFor = new Map<string | undefined, Manifest<EndpointPickerConfigSpec>>();
+  for (const d of pickerDocs) {
+    const pool = d.spec.poolRef?.name;
+    const prev = pickerFor.get(pool);
+    if (!prev) pickerFor.set(pool, d);
+    else if (pool === undefined) problems.push(`${where(d)}: spec.poolRef: only one EndpointPickerConfig without a poolRef may exist (also ${where(prev)})`);
+    else problems.push(`${where(d)}: spec.poolRef.name: pool "${pool}" already has an EndpointPickerConfig (${where(prev)})`);
+  }
+  const defaultPicker = pickerFor.get(undefined)?.spec;
 
   const pools = new Map<string, PoolConfig>();
   for (const m of ofKind<InferencePoolSpec>('InferencePool')) {
-    const picker = pickerDocs.find((d) => d.spec.poolRef?.name === m.metadata.name)?.spec ?? defaultPicker;
+    const picker = pickerFor.get(m.metadata.name)?.spec ?? defaultPicker;
     pools.set(m.metadata.name, { name: m.metadata.name, endpoints: endpointsOf(m.spec), engine: m.spec.engine, picker });
   }
   for (const d of pickerDocs) {

@@ -6,6 +6,8 @@ import { tracingSettingsSpec } from '../telemetry/tracing-settings.js';
 
 // zod 4 returns a default as it is (no transform), so defaults are given already in milliseconds.
 const dur = (def: string) => durationMs.default(parseDuration(def));
+/** A duration that must be longer than 0 (a 0 scrape interval scrapes back to back; 0 staleness excludes every endpoint). */
+const positiveDur = (def: string) => durationMs.pipe(z.number().positive({ message: 'must be longer than 0' })).default(parseDuration(def));
 
 export const gatewaySettingsSpec = z
   .object({
@@ -40,9 +42,9 @@ export const gatewaySettingsSpec = z
       .prefault({}),
     scheduler: z
       .object({
-        scrapeInterval: dur('50ms'),
-        /** Endpoints whose metrics are older than this are not picked. */
-        staleAfter: dur('2s'),
+        scrapeInterval: positiveDur('50ms'),
+        /** Endpoints whose metrics are older than this are not picked: at least two scrapeIntervals (checked below). */
+        staleAfter: positiveDur('2s'),
         saturation: z
           .object({
             queueDepthThreshold: z.number().min(0).default(5),
@@ -60,6 +62,13 @@ export const gatewaySettingsSpec = z
           .prefault({}),
       })
       .strict()
+      .superRefine((s, ctx) => {
+        // Metrics age up to an interval, its jitter (10 %) and the scrape's own time before the next one lands: with
+        // staleAfter at or under the interval, healthy endpoints went stale between scrapes and requests got 503.
+        if (s.staleAfter < 2 * s.scrapeInterval) {
+          ctx.addIssue({ code: 'custom', path: ['staleAfter'], message: `must be at least twice scrapeInterval (${s.scrapeInterval} ms), or endpoints go stale between scrapes` });
+        }
+      })
       .prefault({}),
     logging: z
       .object({

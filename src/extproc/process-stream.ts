@@ -374,8 +374,13 @@ export class ProcessStream {
     if (typeof served !== 'string' || !o || o.kind === 'admitted') return;
     const endpoints = o.kind === 'pick' ? o.pick.endpoints : o.endpoints;
     const i = endpoints.findIndex((e) => e.address === served);
-    if (i < 0) return;
-    if (o.kind === 'pick') for (let j = 0; j < i; j++) o.pick.release(endpoints[j], { reached: false });
+    // Envoy went on to a fallback: the endpoints before it are released, once each, and the request counts where it
+    // was served.
+    if (i <= this.#served) return;
+    if (o.kind === 'pick') {
+      for (let j = this.#served; j < i; j++) o.pick.release(endpoints[j], { reached: false });
+      o.pick.fallback?.(endpoints[i]);
+    }
     this.#served = i;
     this.#ctx!.endpoint = endpoints[i];
     this.#ctx!.attempts = i + 1;

@@ -26,7 +26,7 @@ import { FAIRNESS_HEADER, matchRoute, resolveModel } from './resolve-model.js';
 import { IDENTITY_HEADERS, identityHeaderValues } from './identity-headers.js';
 import { assertSafePath } from './safe-path.js';
 import type { UpstreamPools } from './upstream-pools.js';
-import { requestStreamUsage } from '../policy/stream-usage.js';
+import { requestStreamUsage } from './stream-usage.js';
 
 /**
  * Client headers that never go upstream: hop-by-hop, the client's credentials, tollgate's own routing headers,
@@ -236,7 +236,7 @@ export class DataPlane {
     }
     if (decision.kind === 'direct') await this.#send(ctx, res, decision.response);
     else if (decision.kind === 'url') await this.#forward(ctx, res, decision.endpoints, undefined, 1);
-    else if (decision.kind === 'pick') await this.#forward(ctx, res, decision.pick.endpoints, decision.pick.release, 1 + config.settings.upstream.maxRetries);
+    else if (decision.kind === 'pick') await this.#forward(ctx, res, decision.pick.endpoints, decision.pick, 1 + config.settings.upstream.maxRetries);
   }
 
   /**
@@ -313,7 +313,7 @@ export class DataPlane {
     return ctx.rawBody ?? null;
   }
 
-  async #forward(ctx: RequestContext, res: ServerResponse, endpoints: EndpointConfig[], release: Pick['release'] | undefined, maxAttempts: number): Promise<void> {
+  async #forward(ctx: RequestContext, res: ServerResponse, endpoints: EndpointConfig[], pick: Pick | undefined, maxAttempts: number): Promise<void> {
     const headers: Record<string, string | string[]> = {};
     const incoming = ctx.headers;
     for (const name in incoming) if (!NOT_FORWARDED.has(name)) headers[name] = incoming[name]!;
@@ -337,7 +337,8 @@ export class DataPlane {
     // that works against the model server directly was a 504, which the SDKs retry, running it again.
     const target: ProxyTarget = {
       endpoints,
-      release,
+      release: pick?.release,
+      fallback: pick?.fallback,
       path: upstreamUrl(ctx),
       headers,
       body: this.upstreamBody(ctx),

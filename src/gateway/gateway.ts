@@ -29,6 +29,12 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+/**
+ * How long the 503s of requests refused from the flow-control queue at the end of a shutdown get to go out before the
+ * connections are closed: they are written within an event-loop turn or two (after the usage record's group commit).
+ */
+const REFUSALS_OUT_MS = 100;
+
 export interface GatewayOptions {
   configPaths: string[];
   /** Manifests given in code (tests, the demo), merged with the files. */
@@ -294,10 +300,15 @@ export class Gateway {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([this.dataPlane.drain(), new Promise<void>((r) => (timer = setTimeout(r, grace)))]);
       clearTimeout(timer);
+    }
+    // Requests still queued were never sent to a model server: stopping the picker answers them 503 shutting_down
+    // (safe to retry elsewhere), and those answers go out before the connections are cut (they were a TCP reset).
+    await this.picker.stop();
+    if (server) {
+      await Promise.race([this.dataPlane.drain(), new Promise<void>((r) => setTimeout(r, REFUSALS_OUT_MS))]);
       server.closeAllConnections();
     }
     await extproc;
-    await this.picker.stop();
     if (this.#adminServer) {
       this.#adminServer.close();
       this.#adminServer.closeAllConnections();

@@ -59,6 +59,8 @@ export interface ProxyTarget {
   /** Endpoints in order of preference (a pick, or a route's URL). */
   endpoints: EndpointConfig[];
   release?: Pick['release'];
+  /** Told of each endpoint after the first that the request goes on to, so the picker counts it there. */
+  fallback?: Pick['fallback'];
   /** Path sent upstream (with query). */
   path: string;
   headers: Record<string, string | string[]>;
@@ -151,6 +153,8 @@ class Exchange {
     const last = this.#attempt + 1 >= Math.min(this.#target.maxAttempts, this.#target.endpoints.length);
     this.#ctx.endpoint = endpoint;
     this.#ctx.attempts = this.#attempt + 1;
+    // The attempt before has been released (AttemptHandler): the request now counts on this endpoint.
+    if (this.#attempt > 0) this.#target.fallback?.(endpoint);
     const handler = new AttemptHandler(this, endpoint, last);
     this.#pools.get(endpoint.url).dispatch(
       {

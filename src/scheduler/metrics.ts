@@ -24,6 +24,11 @@ export class SchedulerMetrics {
   readonly #plugin: FastHistogram;
   readonly #prefixHitRatio: HistogramSeries;
   readonly #queueDuration: FastHistogram;
+  /**
+   * The priorities each pool has queued (every queued request leaves through observeQueue): the queue-size gauge reads
+   * 0 for them while none waits, where a vanished series stopped a graph at its last value and never met == 0.
+   */
+  readonly #queued = new Map<string, Set<number>>();
 
   constructor(registry: Registry, pools: () => Iterable<PoolGauges>) {
     const registers = [registry];
@@ -43,6 +48,7 @@ export class SchedulerMetrics {
     );
     poolGauge('inference_pool_average_queue_size', 'Average number of waiting requests on the pool’s ready endpoints.', (p) => p.averageQueueSize());
     poolGauge('inference_pool_ready_pods', 'Endpoints of the pool that are healthy and have fresh metrics.', (p) => p.readyEndpoints());
+    const queued = this.#queued;
     new Gauge({
       name: 'inference_extension_flow_control_queue_size',
       help: 'Requests waiting in the flow-control queue.',
@@ -50,7 +56,13 @@ export class SchedulerMetrics {
       registers,
       collect() {
         this.reset();
-        for (const p of pools()) for (const q of p.queueLengths()) this.set({ pool: p.name, priority: String(q.priority) }, q.length);
+        const current = new Set<string>();
+        for (const p of pools()) {
+          current.add(p.name);
+          for (const priority of queued.get(p.name) ?? []) this.set({ pool: p.name, priority: String(priority) }, 0);
+          for (const q of p.queueLengths()) this.set({ pool: p.name, priority: String(q.priority) }, q.length);
+        }
+        for (const name of queued.keys()) if (!current.has(name)) queued.delete(name);
       },
     });
     this.#decision = new FastHistogram({
@@ -98,5 +110,8 @@ export class SchedulerMetrics {
 
   observeQueue(pool: string, priority: number, outcome: QueueOutcome, seconds: number): void {
     this.#queueDuration.labels(pool, String(priority), outcome).observe(seconds);
+    let priorities = this.#queued.get(pool);
+    if (!priorities) this.#queued.set(pool, (priorities = new Set()));
+    priorities.add(priority);
   }
 }

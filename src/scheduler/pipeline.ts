@@ -33,6 +33,7 @@ export class Pipeline {
   readonly #timers: PluginTimer[];
   readonly #elapsed: Float64Array;
   readonly #hooks: { plugin: Plugin; at: number }[];
+  readonly #fallbackHooks: Plugin[];
   #scores: Float64Array[];
   #totals: Float64Array;
 
@@ -45,6 +46,7 @@ export class Pipeline {
     this.#timers = this.#plugins.map(timerFor);
     this.#elapsed = new Float64Array(this.#plugins.length);
     this.#hooks = this.#plugins.flatMap((plugin, at) => (plugin.preRequest ? [{ plugin, at }] : []));
+    this.#fallbackHooks = this.#plugins.filter((plugin) => plugin.fallback);
     this.#scores = this.#scorers.map(() => new Float64Array(0));
     this.#totals = new Float64Array(0);
   }
@@ -120,6 +122,11 @@ export class Pipeline {
       candidates = filter.filter(ctx, candidates);
     }
     return candidates;
+  }
+
+  /** The request of `ctx` went on to `endpoint`, a fallback of its decision (rare: not timed). */
+  fallback(ctx: CycleContext, endpoint: EndpointState): void {
+    for (const plugin of this.#fallbackHooks) plugin.fallback!(ctx, endpoint);
   }
 
   /** The endpoint left the pool. */

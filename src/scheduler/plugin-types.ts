@@ -20,6 +20,8 @@ export interface PluginBase {
   readonly name: string;
   /** Called with the chosen endpoint once the decision is made (the prefix index learns the prompt's blocks). */
   preRequest?(ctx: CycleContext, chosen: EndpointState): void;
+  /** The request went on to a fallback endpoint (Pick.fallback), any time after its decision: that one serves it now. */
+  fallback?(ctx: CycleContext, endpoint: EndpointState): void;
   /** The endpoint left the pool: drop what is kept about it. */
   forget?(endpoint: EndpointState): void;
 }

@@ -34,7 +34,7 @@ export interface CompiledProfile {
 }
 
 export class PoolState implements PoolGauges {
-  readonly name: string;
+  #name: string;
   readonly #deps: PoolDeps;
   #config: PoolConfig;
   #endpoints: EndpointState[] = [];
@@ -52,7 +52,7 @@ export class PoolState implements PoolGauges {
   readonly #running = new Map<number, number>();
 
   constructor(config: PoolConfig, profile: CompiledProfile, deps: PoolDeps) {
-    this.name = config.name;
+    this.#name = config.name;
     this.#deps = deps;
     this.#config = config;
     this.#profile = profile;
@@ -69,6 +69,9 @@ export class PoolState implements PoolGauges {
     this.update(config, null);
   }
 
+  get name(): string {
+    return this.#name;
+  }
   get config(): PoolConfig {
     return this.#config;
   }
@@ -77,6 +80,11 @@ export class PoolState implements PoolGauges {
   }
   get profileKey(): string {
     return this.#profile.key;
+  }
+
+  /** The pool was renamed (Scheduler.update): its state, queue and in-flight requests go on under the new name. */
+  rename(name: string): void {
+    this.#name = name;
   }
 
   /**
@@ -294,20 +302,28 @@ export class PoolState implements PoolGauges {
       throw gatewayError('TG_ERR_NO_ENDPOINTS', `pool "${this.name}": ${why}`);
     }
     const chosen = ordered[0];
-    const tokens = estimateTokens(req.promptTokens, req.prompt);
-    chosen.recordPick(tokens);
-    this.#running.set(req.priority, (this.#running.get(req.priority) ?? 0) + 1);
     const endpoints = new Array<PoolConfig['endpoints'][number]>(ordered.length);
     for (let i = 0; i < ordered.length; i++) endpoints[i] = ordered[i].config;
     this.#decisions.record(now, req.targetModel, chosen.address, chosen.lastScores, chosen.lastTotal, req.priority, queuedMs);
     this.#deps.metrics.observeDecision((performance.now() - started) / 1000);
-    return { endpoints, release: this.#releaser(chosen, tokens, req.priority) };
+    return this.#accounted(ctx, chosen, endpoints);
   }
 
-  /** release() for one pick: the chosen endpoint's in-flight count drops once; any endpoint that was unreachable is taken out. */
-  #releaser(chosen: EndpointState, tokens: number, priority: number): Pick['release'] {
-    let counted: EndpointState | null = chosen;
-    return (endpoint, outcome: RequestOutcome) => {
+  /**
+   * The pick, counted (in-flight, picks since the scrape, its priority running) on one endpoint at a time: the chosen
+   * one, then each fallback it goes on to (fallback()); that endpoint's release drops the count once. Any endpoint that
+   * could not be reached is taken out.
+   */
+  #accounted(ctx: CycleContext, chosen: EndpointState, endpoints: PoolConfig['endpoints']): Pick {
+    const { priority } = ctx.request;
+    const tokens = estimateTokens(ctx.request.promptTokens, ctx.request.prompt);
+    const count = (ep: EndpointState): EndpointState => {
+      ep.recordPick(tokens);
+      this.#running.set(priority, (this.#running.get(priority) ?? 0) + 1);
+      return ep;
+    };
+    let counted: EndpointState | null = count(chosen);
+    const release = (endpoint: PoolConfig['endpoints'][number], outcome: RequestOutcome) => {
       const now = this.#deps.now();
       if (counted && endpoint.address === counted.address) {
         const ep = counted;
@@ -322,6 +338,15 @@ export class PoolState implements PoolGauges {
       }
       this.#drain();
     };
+    const fallback = (endpoint: PoolConfig['endpoints'][number]) => {
+      // Counted on one endpoint at a time: the one before must have been released (and one that left the pool in a
+      // reload meanwhile is not counted at all).
+      const ep = counted ? undefined : this.#byAddress.get(endpoint.address);
+      if (!ep) return;
+      counted = count(ep);
+      this.#profile.pipeline.fallback(ctx, ep);
+    };
+    return { endpoints, release, fallback };
   }
 
   #reportDown(ep: EndpointState, now: number): void {
@@ -347,7 +372,10 @@ export class PoolState implements PoolGauges {
 
   readonly #drainState = (): DrainState => {
     const now = this.#deps.now();
-    if (!this.#anyEligible(now)) return this.#anyAwaitingFirstScrape() ? 'wait' : 'none';
+    // Queued requests were promised up to maxWait: every endpoint out at once is usually a moment (one request's
+    // reset connection, a few failed scrapes), and the next good scrape drains the queue (new arrivals get the 503
+    // meanwhile). Endpoints that never answered a scrape are no such moment: nothing to wait for.
+    if (!this.#anyEligible(now)) return this.#anyAwaitingFirstScrape() || this.#anyScraped() ? 'wait' : 'none';
     // A reload that turned flow control off lets everything still queued go.
     if (!this.#flowControl) return 'dispatch';
     const kept = this.#batchSlotsKept(this.#flow.headPriority ?? 0);
@@ -358,6 +386,12 @@ export class PoolState implements PoolGauges {
 
   #anyAwaitingFirstScrape(): boolean {
     for (const ep of this.#endpoints) if (ep.awaitingFirstScrape) return true;
+    return false;
+  }
+
+  /** An endpoint has answered a scrape since it joined the pool: one out now may well be back at the next. */
+  #anyScraped(): boolean {
+    for (const ep of this.#endpoints) if (ep.scrapedAt > 0) return true;
     return false;
   }
 

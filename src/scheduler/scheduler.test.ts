@@ -234,16 +234,33 @@ describe('Scheduler', () => {
     assert.equal(s.scheduler.view('p')!.queueLength, 0);
   });
 
-  test('no eligible endpoint: 503 at once, for new and for queued requests', async () => {
+  test('no eligible endpoint: 503 at once for new requests; queued ones wait for an endpoint to come back', async () => {
     const s = await setup({ urls: URLS.slice(0, 1) });
     s.serve(0, vllmPage({ waiting: 50 }));
     await s.scheduler.refresh();
-    const queued = s.pick();
+    const queued = s.pick({ targetModel: 'queued' });
     s.serve(0, new Error('refused'));
     for (let i = 0; i < 3; i++) await s.scheduler.refresh();
-    await assert.rejects(queued, (err) => code(err) === 'no_healthy_endpoints');
     await assert.rejects(s.pick(), (err) => code(err) === 'no_healthy_endpoints' && (err as GatewayError).status === 503);
+    // Before: the queued request got the same 503 the moment the endpoint went out.
+    assert.equal(s.scheduler.view('p')!.queueLength, 1);
+    s.serve(0, vllmPage());
+    await s.scheduler.refresh();
+    assert.equal(chosen(await queued), s.address(0));
     await assert.rejects(s.scheduler.pick(request(pool('unknown', []))) as Promise<Pick>, /not known/);
+  });
+
+  test('a request that could not reach the only endpoint leaves the others queued, within their maxWait', async () => {
+    const s = await setup({ urls: URLS.slice(0, 1), settings: { flowControl: { maxQueueLength: 10, maxWait: 50 } } });
+    const running = await s.pick();
+    s.serve(0, vllmPage({ waiting: 50 }));
+    await s.scheduler.refresh();
+    const queued = [s.pick(), s.pick()];
+    running.release(running.endpoints[0], { reached: false });
+    assert.equal(s.scheduler.view('p')!.endpoints[0].status, 'unhealthy');
+    assert.equal(s.scheduler.view('p')!.queueLength, 2);
+    // No scrape brings it back in time: each waits its maxWait, then 503 queue_timeout.
+    for (const q of queued) await assert.rejects(q, (err) => code(err) === 'queue_timeout');
   });
 
   test('the subset hint restricts the choice; a hint matching nothing is 503', async () => {
@@ -280,6 +297,34 @@ describe('Scheduler', () => {
     for (let i = 0; i < 3; i++) assert.notEqual(chosen(await s.pick()), first.address);
     await s.scheduler.refresh();
     assert.equal((await s.pick()).endpoints.length, 2);
+  });
+
+  test('a request that goes on to a fallback is counted there: in-flight, prefix index, priority running', async () => {
+    const s = await setup({ urls: URLS.slice(0, 2), picker: { plugins: [{ type: 'prefix-cache-scorer' }], flowControl: { batchCapacity: 4, reservedSlots: 1 } } });
+    const prompt = 'a long shared system prompt '.repeat(20);
+    const pick = await s.pick({ prompt, priority: 1 });
+    const [first, second] = pick.endpoints;
+    const view = () => s.scheduler.view('p')!.endpoints;
+    const inFlight = () => Object.fromEntries(view().map((e) => [e.address, e.inFlight]));
+    pick.release(first, { reached: true, status: 503 });
+    pick.fallback!(second);
+    // Before: 0 on both while the fallback served it, and only the failed endpoint was credited with the prompt.
+    assert.deepEqual(inFlight(), { [first.address]: 0, [second.address]: 1 });
+    const again = await s.pick({ prompt, priority: 1 });
+    assert.equal(view().find((e) => e.address === second.address)!.lastScores['prefix-cache-scorer'], 1);
+    again.release(again.endpoints[0], { reached: true, status: 200 });
+    // Critical work still runs (on the fallback): standard requests leave it the reserved slot of each batch.
+    s.serve(0, vllmPage({ running: 3 }));
+    s.serve(1, vllmPage({ running: 3 }));
+    await s.scheduler.refresh();
+    let standardGone = false;
+    const standard = s.pick({ priority: 0 }).then((p) => ((standardGone = true), p));
+    await new Promise((r) => setImmediate(r));
+    assert.equal(standardGone, false);
+    pick.release(second, { reached: true, status: 200 });
+    const served = await standard;
+    served.release(served.endpoints[0], { reached: true, status: 200 });
+    assert.deepEqual(inFlight(), { [first.address]: 0, [second.address]: 0 });
   });
 
   test('an attempt tollgate abandoned (client gone, deadline) leaves the endpoint in', async () => {
@@ -388,6 +433,29 @@ describe('Scheduler', () => {
     assert.deepEqual(s.scheduler.view(), []);
   });
 
+  test('a pool renamed on reload keeps its queue, endpoint state and in-flight counts under the new name', async () => {
+    const s = await setup({ urls: URLS.slice(0, 1) });
+    const running = await s.pick();
+    s.serve(0, vllmPage({ waiting: 50 }));
+    await s.scheduler.refresh();
+    const queued = Promise.resolve(s.pick({ targetModel: 'queued' }));
+    // The same server under a new name, with one more; another pool shares nothing and starts afresh.
+    const renamed = pool('q', [URLS[0], URLS[2]]);
+    s.scheduler.update(new Map([['q', renamed], ['other', pool('other', [URLS[3]])]]));
+    assert.deepEqual(s.scheduler.view().map((p) => p.name).sort(), ['other', 'q']);
+    const view = s.scheduler.view('q')!;
+    // Before: the queued request was refused (503, pool "p" was removed) and the new pool knew nothing of the servers.
+    assert.equal(view.queueLength, 1);
+    assert.deepEqual(view.endpoints.map((e) => [e.address, e.status, e.inFlight]), [
+      [s.address(0), 'ready', 1],
+      ['10.0.0.3:8000', 'pending', 0],
+    ]);
+    s.serve(0, vllmPage());
+    await s.scheduler.refresh();
+    assert.equal(chosen(await queued), s.address(0));
+    running.release(running.endpoints[0], { reached: true, status: 200 });
+  });
+
   test('a reload that replaces every endpoint: queued and new requests wait for the new ones\' first scrape', async () => {
     const s = await setup();
     const first = pool('p', [URLS[0]]);
@@ -464,6 +532,23 @@ describe('Scheduler', () => {
     await assert.rejects(queued);
     const after = await s.registry.metrics();
     assert.ok(after.includes('inference_extension_flow_control_request_queue_duration_seconds_count{pool="p",priority="2",outcome="rejected"} 1'));
+  });
+
+  test('metrics: the queue-size gauge reads 0 once a queue empties, for every priority it held, until the pool goes', async () => {
+    const s = await setup({ urls: URLS.slice(0, 1) });
+    const gauge = async () => (await s.registry.metrics()).split('\n').filter((l) => l.startsWith('inference_extension_flow_control_queue_size{')).sort();
+    assert.deepEqual(await gauge(), []);
+    s.serve(0, vllmPage({ waiting: 50 }));
+    await s.scheduler.refresh();
+    const queued = [s.pick({ priority: 0 }), s.pick({ priority: 1 }), s.pick({ priority: 0 })];
+    assert.deepEqual(await gauge(), ['inference_extension_flow_control_queue_size{pool="p",priority="0"} 2', 'inference_extension_flow_control_queue_size{pool="p",priority="1"} 1']);
+    s.serve(0, vllmPage());
+    await s.scheduler.refresh();
+    await Promise.all(queued);
+    // Before: both series vanished here, so a graph stopped at its last value and `== 0` never matched.
+    assert.deepEqual(await gauge(), ['inference_extension_flow_control_queue_size{pool="p",priority="0"} 0', 'inference_extension_flow_control_queue_size{pool="p",priority="1"} 0']);
+    s.scheduler.update(new Map());
+    assert.deepEqual(await gauge(), []);
   });
 });
 

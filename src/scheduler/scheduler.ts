@@ -98,19 +98,27 @@ export class Scheduler implements EndpointPicker {
 
   /**
    * Applies the pools of a (re)loaded config: endpoints that stay keep their state, removed ones stop
-   * being scraped, requests queued for a removed pool are refused. Throws PickerConfigError, changing
-   * nothing, when a pool's EndpointPickerConfig does not compile.
+   * being scraped, requests queued for a removed pool are refused. A pool renamed (a removed one whose endpoints a new
+   * one serves) goes on under its new name, with its queue, endpoint state and in-flight counts. Throws
+   * PickerConfigError, changing nothing, when a pool's EndpointPickerConfig does not compile.
    */
   update(pools: Map<string, PoolConfig>): void {
+    const renamed = this.#renamed(pools);
     // Compile everything first, so a bad config changes nothing.
     const profiles = new Map<string, CompiledProfile | null>();
-    for (const [name, config] of pools) profiles.set(name, this.#compile(config, this.#pools.get(name)));
+    for (const [name, config] of pools) profiles.set(name, this.#compile(config, this.#pools.get(name) ?? renamed.get(name)));
 
+    const moving = new Set(renamed.values());
     for (const [name, pool] of this.#pools) {
       if (pools.has(name)) continue;
+      this.#pools.delete(name);
+      if (moving.has(pool)) continue;
       for (const ep of pool.endpoints) this.#scraper.unwatch(ep);
       pool.close(gatewayError('TG_ERR_NO_ENDPOINTS', `pool "${name}" was removed from the configuration`));
-      this.#pools.delete(name);
+    }
+    for (const [name, pool] of renamed) {
+      pool.rename(name);
+      this.#pools.set(name, pool);
     }
     for (const [name, config] of pools) {
       const profile = profiles.get(name) ?? null;
@@ -138,10 +146,10 @@ export class Scheduler implements EndpointPicker {
     this.#scraper.start();
   }
 
-  /** Stops scraping, closes connections and refuses whatever is still queued. */
+  /** Stops scraping, closes connections and refuses whatever is still queued (503, the client's connection closing after it). */
   async stop(): Promise<void> {
     this.#scraper.stop();
-    for (const pool of this.#pools.values()) pool.close(gatewayError('TG_ERR_SHUTTING_DOWN'));
+    for (const pool of this.#pools.values()) pool.close(gatewayError('TG_ERR_SHUTTING_DOWN', undefined, { connection: 'close' }));
     await this.#source.close();
   }
 
@@ -171,6 +179,29 @@ export class Scheduler implements EndpointPicker {
   /** For /readyz: a pool is reachable when an endpoint has fresh metrics or answered a request recently. */
   ready(): { pool: string; reachable: boolean }[] {
     return [...this.#pools.values()].map((p) => ({ pool: p.name, reachable: p.reachable() }));
+  }
+
+  /**
+   * New pool name → the pool it renames: a pool leaving the config whose endpoints the new one serves (most of them in
+   * common when several could be), so the requests queued for it are not refused while the same servers are still there.
+   */
+  #renamed(pools: Map<string, PoolConfig>): Map<string, PoolState> {
+    const out = new Map<string, PoolState>();
+    const leaving = [...this.#pools.values()].filter((p) => !pools.has(p.name));
+    for (const [name, config] of pools) {
+      if (this.#pools.has(name) || leaving.length === 0) continue;
+      const urls = new Set(config.endpoints.map((e) => e.url));
+      let best: PoolState | undefined;
+      let bestShared = 0;
+      for (const pool of leaving) {
+        const shared = pool.endpoints.filter((ep) => urls.has(ep.url)).length;
+        if (shared > bestShared) [best, bestShared] = [pool, shared];
+      }
+      if (!best) continue;
+      out.set(name, best);
+      leaving.splice(leaving.indexOf(best), 1);
+    }
+    return out;
   }
 
   /** null when the pool already runs this exact config (its plugins keep their state). */

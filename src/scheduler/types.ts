@@ -35,6 +35,12 @@ export interface Pick {
   endpoints: EndpointConfig[];
   /** Called once per endpoint tried, when its request ends (in-flight accounting, prefix index, health). */
   release(endpoint: EndpointConfig, outcome: RequestOutcome): void;
+  /**
+   * Called when the request goes on to `endpoint`, a fallback, after the release of the endpoint before it: from then
+   * until that endpoint's release the request is counted there (in-flight, batch slot, priority, prefix index), not
+   * on the one that failed.
+   */
+  fallback?(endpoint: EndpointConfig): void;
 }
 
 export interface EndpointPicker {

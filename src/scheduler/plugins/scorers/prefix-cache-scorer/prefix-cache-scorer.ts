@@ -23,7 +23,8 @@ const params = z
 
 /**
  * Score = leading blocks the endpoint holds / blocks in the prompt. The chosen endpoint learns the
- * prompt's blocks at every decision, since the model server will cache them by serving it.
+ * prompt's blocks at every decision, since the model server will cache them by serving it (a fallback that serves it
+ * instead learns them when the request goes on to it).
  * @example prefixCacheScorer('prefix-cache-scorer', { blockSize: 16 }, deps)
  */
 export const prefixCacheScorer: PluginFactory<Scorer> = (name, raw, deps) => {
@@ -54,6 +55,13 @@ export const prefixCacheScorer: PluginFactory<Scorer> = (name, raw, deps) => {
       if (blocks === 0) return;
       deps.observePrefixHitRatio(index.matched(chosen) / blocks);
       index.remember(chosen, capacityOf(chosen));
+    },
+    fallback(ctx, endpoint) {
+      // Hashed again: other decisions may have run since this one's score().
+      blocks = hashBlocks(ctx.request.targetModel, ctx.request.prompt, blockChars, p.maxPrefixBlocksToMatch, hashes);
+      if (blocks === 0) return;
+      index.match(hashes, blocks);
+      index.remember(endpoint, capacityOf(endpoint));
     },
     forget(ep) {
       index.remove(ep);
