@@ -20,6 +20,8 @@ export function immediateResponse(ctx: RequestContext, r: ErrorResponse | Direct
   for (const name in ctx.responseHeaders) if (r.headers[name] === undefined) headers.set(name, ctx.responseHeaders[name]);
   if (r.headers['x-request-id'] === undefined) headers.set('x-request-id', ctx.id);
   const body = typeof r.body === 'string' ? Buffer.from(r.body) : r.body;
+  // Envoy sends this body to the client: these are the bytes out, as the data plane counts its own answers.
+  ctx.bytesOut = body.length;
   return {
     immediate_response: {
       status: { code: r.status },
