@@ -177,7 +177,9 @@ export class ApiManagement {
       if (!(err instanceof ConfigError) || this.#engine !== undefined || this.#problemsOf(apim, filesOnly(this.#snapshot)).length > 0) throw err;
       this.#refuseEverything(err.problems);
     }
-    await syncFileManifests(this.db, apim);
+    for (const object of await syncFileManifests(this.db, apim)) {
+      this.#logger.warn({ object }, 'an object created through the admin API is now declared in --config files: the file replaces it (and the admin API can no longer change it)');
+    }
     this.#fileManifests = apim;
     await this.refresh();
   }

@@ -5,11 +5,18 @@ import type { ApiProductSpec } from '../config/apim-kinds.js';
 import type { Manifest } from '../config/manifest.js';
 import type { JsonObject, StoreView } from '../store/index.js';
 
-export async function syncFileManifests(store: StoreView, manifests: readonly Manifest[]): Promise<void> {
+/**
+ * @returns the objects the admin API had created that a file now declares (`APIProduct/gold`): the file's definition
+ * replaces theirs, which the caller should say.
+ */
+export async function syncFileManifests(store: StoreView, manifests: readonly Manifest[]): Promise<string[]> {
   const products = manifests.filter((m) => m.kind === 'APIProduct');
   const sets = manifests.filter((m) => m.kind === 'APIOperationSet');
-  await store.transaction(async (tx) => {
+  const takenOver: string[] = [];
+  return store.transaction(async (tx) => {
     for (const m of products) {
+      const before = await tx.products.find(m.metadata.name);
+      if (before && before.owner !== 'file') takenOver.push(`APIProduct/${m.metadata.name}`);
       const s = m.spec as ApiProductSpec;
       await tx.products.apply({
         name: m.metadata.name,
@@ -25,10 +32,15 @@ export async function syncFileManifests(store: StoreView, manifests: readonly Ma
         owner: 'file',
       });
     }
-    for (const m of sets) await tx.operationSets.apply({ name: m.metadata.name, spec: m.spec as JsonObject, owner: 'file' });
+    for (const m of sets) {
+      const before = await tx.operationSets.find(m.metadata.name);
+      if (before && before.owner !== 'file') takenOver.push(`APIOperationSet/${m.metadata.name}`);
+      await tx.operationSets.apply({ name: m.metadata.name, spec: m.spec as JsonObject, owner: 'file' });
+    }
     const productNames = new Set(products.map((m) => m.metadata.name));
     const setNames = new Set(sets.map((m) => m.metadata.name));
     for (const p of await tx.products.listAll()) if (p.owner === 'file' && !productNames.has(p.name)) await tx.products.delete(p.name, { keepGrants: true });
     for (const s of await tx.operationSets.listAll()) if (s.owner === 'file' && !setNames.has(s.name)) await tx.operationSets.delete(s.name);
+    return takenOver;
   });
 }
