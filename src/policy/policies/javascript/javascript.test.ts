@@ -8,6 +8,9 @@ import { fakeContext, testDeps } from '../../testing.js';
 import type { ApimState } from '../../types.js';
 import { JAVASCRIPT_FAULTS as F, javaScript } from './javascript.js';
 import { sandboxPool } from './sandbox-pool.js';
+import type { SandboxJob, WorkerMessage } from './sandbox-protocol.js';
+import { spawnWorker } from '../../../lib/spawn-worker.js';
+import { once } from 'node:events';
 
 const deps = testDeps(new MemoryCounterStore());
 const js = (source: string, extra: Record<string, unknown> = {}) => javaScript('js', { source, ...extra }, deps);
@@ -29,6 +32,8 @@ before(async () => {
 describe('config', () => {
   test('a syntax error, a bad time limit or memory limit is refused', () => {
     assert.throws(() => js('if ('), /source: Unexpected/);
+    // A source that closes the function it is wrapped in would put code at the top of the sandbox script.
+    assert.throws(() => js('}; for (;;) {} globalThis.escaped = function () {'), /source: /);
     assert.throws(() => js('// nothing', { timeLimit: '200' }), /duration/);
     assert.throws(() => js('// nothing', { memoryLimitMb: 0 }), /memoryLimitMb/);
     assert.throws(() => js('// nothing', { timeLimit: '11s' }), /at most 10s/);
@@ -223,5 +228,27 @@ describe('response flow', () => {
     flow.headers!(200, {});
     const original = Buffer.from('{ "spaced":  true }');
     assert.equal(await flow.body!(original, 200), original);
+  });
+});
+
+describe('sandbox worker', () => {
+  test('compiling a script counts against its time limit: top-level code that never ends is interrupted, the worker answers', async () => {
+    const worker = spawnWorker(import.meta.url, 'sandbox-worker');
+    try {
+      const [ready] = (await once(worker, 'message')) as [WorkerMessage];
+      assert.ok('ready' in ready);
+      // The load-time check refuses such a source; the worker must hold its deadline whatever it is given.
+      const job: SandboxJob = { id: 1, script: { id: 'top-level-loop', source: '}; for (;;) {} globalThis.escaped = function () {', memoryLimitBytes: 16 << 20 }, timeLimitMs: 200, input: '{}' };
+      worker.postMessage(job);
+      let timer: NodeJS.Timeout | undefined;
+      const reply = await Promise.race([
+        once(worker, 'message').then(([m]) => m as WorkerMessage),
+        new Promise<'no answer'>((r) => (timer = setTimeout(() => r('no answer'), 5000))),
+      ]);
+      clearTimeout(timer);
+      assert.deepEqual(reply, { id: 1, ok: false, kind: 'timeout', message: 'interrupted' });
+    } finally {
+      await worker.terminate();
+    }
   });
 });

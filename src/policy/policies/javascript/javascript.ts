@@ -3,14 +3,14 @@
 // `response`; its changes are applied once the worker answers, and the event loop never waits on the script.
 import { createHash } from 'node:crypto';
 import type { OutgoingHttpHeaders } from 'node:http';
-import { Script } from 'node:vm';
+import { compileFunction } from 'node:vm';
 import { javaScriptSpec } from '../../../config/apim-kinds.js';
 import type { RequestContext } from '../../../gateway/context.js';
 import { policyFault } from '../../../gateway/errors.js';
 import type { ResponseFlow } from '../../../gateway/hooks.js';
 import { parseDuration } from '../../../lib/duration.js';
 import type { ApimState, Policy, PolicyFactory } from '../../types.js';
-import { scriptProgram } from './sandbox-prelude.js';
+import { SCRIPT_PARAMETERS } from './sandbox-prelude.js';
 import { SandboxError, sandboxPool } from './sandbox-pool.js';
 import type { ScriptRef } from './sandbox-protocol.js';
 import { applyRequestChanges, applyResponseChanges, applyVariables, responseInput, scriptInput, type ScriptOutput } from './script-io.js';
@@ -23,10 +23,14 @@ export const JAVASCRIPT_FAULTS = {
   scriptTimedOut: 'steps.javascript.ScriptTimedOut',
 } as const;
 
-/** Catches syntax errors when the configuration loads; only compiles (V8), never runs the script outside the sandbox. */
+/**
+ * Catches syntax errors when the configuration loads; only compiles (V8), never runs the script outside the sandbox.
+ * Compiled as the function body it becomes (scriptProgram): a source with an unbalanced `}` closed the wrapper
+ * early and put code at the top level of the sandbox script, which ran when the worker compiled it.
+ */
 function checkSyntax(source: string): void {
   try {
-    new Script(scriptProgram(source), { filename: 'policy.js' });
+    compileFunction(source, [...SCRIPT_PARAMETERS], { filename: 'policy.js' });
   } catch (err) {
     throw new Error(`source: ${(err as Error).message}`);
   }

@@ -1,9 +1,12 @@
 // The API a policy script sees inside QuickJS (`context`, `request`, `response`), evaluated once per compiled
 // script. Plain ES5 with no host functions: everything crosses the boundary as one JSON string each way.
 
+/** What a policy script sees as its parameters. */
+export const SCRIPT_PARAMETERS = ['context', 'request', 'response'] as const;
+
 /** Wraps the script in a function so `context`, `request` and `response` are its parameters. */
 export function scriptProgram(source: string): string {
-  return `globalThis.__user = function (context, request, response) {\n${source}\n};`;
+  return `globalThis.__user = function (${SCRIPT_PARAMETERS.join(', ')}) {\n${source}\n};`;
 }
 
 export const PRELUDE = `

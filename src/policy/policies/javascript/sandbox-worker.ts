@@ -62,7 +62,8 @@ function dispose(id: string): void {
   }
 }
 
-function compile(script: ScriptRef): Compiled {
+/** `deadline`: the run's, which compiling counts against (evaluating the script must not outlast its time limit). */
+function compile(script: ScriptRef, deadline: number): Compiled {
   let resident = script.memoryLimitBytes;
   for (const kept of compiled.values()) resident += kept.bytes;
   // Oldest first (Map order is use order): make room before the new runtime allocates anything.
@@ -73,10 +74,11 @@ function compile(script: ScriptRef): Compiled {
   }
   const runtime = QuickJS.newRuntime({ memoryLimitBytes: script.memoryLimitBytes, maxStackSizeBytes: STACK_BYTES });
   const vm = runtime.newContext();
+  runtime.setInterruptHandler(shouldInterruptAfterDeadline(deadline));
   for (const code of [PRELUDE, scriptProgram(script.source)]) {
     const r = vm.evalCode(code, 'policy.js');
     if (r.error) {
-      const err = errorOf(vm, r.error);
+      const err = errorOf(vm, r.error, deadline);
       vm.dispose();
       runtime.dispose();
       throw err;
@@ -90,13 +92,13 @@ function compile(script: ScriptRef): Compiled {
 
 function run(job: SandboxJob): string {
   let c = compiled.get(job.script.id);
+  const deadline = Date.now() + job.timeLimitMs;
   if (c) {
     compiled.delete(job.script.id);
     compiled.set(job.script.id, c);
-  } else c = compile(job.script);
+    c.runtime.setInterruptHandler(shouldInterruptAfterDeadline(deadline));
+  } else c = compile(job.script, deadline);
   const { runtime, vm, invoke } = c;
-  const deadline = Date.now() + job.timeLimitMs;
-  runtime.setInterruptHandler(shouldInterruptAfterDeadline(deadline));
   const arg = vm.newString(job.input);
   const result = vm.callFunction(invoke, vm.undefined, arg);
   arg.dispose();
