@@ -99,6 +99,19 @@ test('"usage":null goes wherever it stands in the chunk: first, last, alone', ()
   assert.equal(stripUsage('{"usage":null,"id":"x","choices":[]}'), '{"id":"x","choices":[]}');
   assert.equal(stripUsage('{"id":"x", "usage" : null }'), '{"id":"x" }');
   assert.equal(stripUsage('{"usage":null}'), '{}');
+  // vLLM's way, last and without spaces (taken off without a search), also when the text mentions "usage" too.
+  assert.equal(stripUsage('{"id":"x","choices":[{"delta":{"content":"hi"}}],"usage":null}'), '{"id":"x","choices":[{"delta":{"content":"hi"}}]}');
+  assert.equal(stripUsage('{"choices":[{"delta":{"content":"\\"usage\\":null}"}}],"usage":null}'), '{"choices":[{"delta":{"content":"\\"usage\\":null}"}}]}');
+});
+
+test('a one-line event and the same event with other fields are rewritten alike', () => {
+  const upper = (d: string) => d.toUpperCase();
+  const run = (text: string) => new SseRewriter(upper).push(Buffer.from(text));
+  assert.equal(run('data: {"a":1}\n\ndata:{"b":2}\n\n'), 'data: {"A":1}\n\ndata: {"B":2}\n\n');
+  assert.equal(run('event: x\ndata: {"a":1}\n\n'), 'event: x\ndata: {"A":1}\n\n');
+  // A rewrite into two lines (or events) takes the general way.
+  assert.equal(new SseRewriter((d) => `${d}\n${d}`).push(Buffer.from('data: a\n\n')), 'data: a\ndata: a\n\n');
+  assert.equal(new SseRewriter((d) => [d, d]).push(Buffer.from('data: a\n\n')), 'data: a\n\ndata: a\n\n');
 });
 
 test('an event longer than the rewriter holds passes on as it is, as it arrives; the events after it are rewritten again', () => {

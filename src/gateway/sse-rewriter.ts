@@ -99,6 +99,15 @@ export class SseRewriter {
 
   #event(event: string): string {
     if (event === '') return '';
+    // Nearly every event is one `data:` line: rewritten without splitting it into lines and joining them again (a
+    // stream's every chunk comes through here when tollgate strips the usage it asked for).
+    if (event.startsWith('data:') && !event.includes('\n')) {
+      const data = event.charCodeAt(5) === 32 ? event.slice(6) : event.slice(5);
+      const next = this.#rewrite(data);
+      if (next === null) return '';
+      if (next === data) return `${event}\n\n`;
+      if (typeof next === 'string' && !next.includes('\n')) return `data: ${next}\n\n`;
+    }
     const lines = event.split('\n');
     const dataLines = lines.filter((l) => l.startsWith('data:'));
     if (dataLines.length === 0) return `${event}\n\n`;
@@ -169,6 +178,7 @@ function blankLineEnd(text: string): number {
 
 /** With include_usage on, servers add `"usage":null` to every chunk; a client that did not ask never sees it. */
 const NULL_USAGE = /,\s*"usage"\s*:\s*null|"usage"\s*:\s*null\s*,?/g;
+const NULL_USAGE_LAST = ',"usage":null}';
 
 /**
  * For a stream whose client did not ask for usage (tollgate turned stream_options.include_usage on for its own
@@ -176,6 +186,11 @@ const NULL_USAGE = /,\s*"usage"\s*:\s*null|"usage"\s*:\s*null\s*,?/g;
  * put on a content chunk: llama.cpp's last one, vLLM's continuous usage stats), so the client sees no difference.
  */
 export const stripUsage = (data: string): string | null => {
+  // vLLM's and SGLang's every chunk once usage is asked for: the field last, written without spaces.
+  if (data.endsWith(NULL_USAGE_LAST)) {
+    const cleaned = `${data.slice(0, -NULL_USAGE_LAST.length)}}`;
+    if (!cleaned.includes('"usage"')) return cleaned;
+  }
   if (!data.includes('"usage"')) return data;
   const cleaned = data.replace(NULL_USAGE, '');
   if (!cleaned.includes('"usage"')) return cleaned;
