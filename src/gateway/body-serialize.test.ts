@@ -49,3 +49,10 @@ test('any JSON value survives the round trip: the same value as JSON.stringify g
     { numRuns: 300 },
   );
 });
+
+test("a body that starts with a byte order mark keeps the client's long integers too", () => {
+  const raw = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"model":"m","seed":12345678901234567890}')]);
+  const body = JSON.parse(raw.subarray(3).toString()) as { model: string };
+  body.model = 'other';
+  assert.equal(serializeBody(body, raw).toString(), '{"model":"other","seed":12345678901234567890}');
+});

@@ -3,6 +3,7 @@
 // server takes) as the nearest double, and JSON.stringify would send that double: 12345678901234567890 would reach
 // the model server as 12345678901234567000, which Python's json reads as the integer it is.
 import { randomBytes } from 'node:crypto';
+import { jsonText } from '../lib/json-text.js';
 
 /** 16 digits in a row: below that every integer is exact as a double, so nearly every body stops at this test. */
 const LONG_DIGITS = /\d{16}/;
@@ -19,7 +20,7 @@ const MARKED = new RegExp(`"\\\\u0000${MARK.slice(1)}(-?\\d+)"`, 'g');
 /** `body` as JSON, with the client's long integers as the client wrote them wherever `body` still holds their value. */
 export function serializeBody(body: object, raw: Buffer | undefined): Buffer {
   const plain = () => Buffer.from(JSON.stringify(body));
-  const client = raw?.toString('utf8');
+  const client = raw && jsonText(raw);
   if (client === undefined || !LONG_DIGITS.test(client)) return plain();
   let marked = false;
   const source = client.replace(STRING_OR_LONG_INTEGER, (token, integer: string | undefined) => {

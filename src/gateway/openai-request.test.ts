@@ -59,3 +59,18 @@ test('n and best_of, which token quotas multiply the output cap by, must be posi
   assert.match(refusal(() => parseOpenAIBody(chat({ n: 0 }), 'chat.completions')).message, /\bn\b/);
   assert.match(refusal(() => parseOpenAIBody(completions({ best_of: 1.5 }), 'completions')).message, /best_of/);
 });
+
+test('requests vLLM takes without a prompt tollgate reads pass: prompt_embeds alone, prompt null, embeddings of messages', () => {
+  const parse = (body: unknown, op: Parameters<typeof parseOpenAIBody>[1]) => parseOpenAIBody(Buffer.from(JSON.stringify(body)), op);
+  assert.equal(parse({ model: 'm', prompt_embeds: 'AAAA' }, 'completions').prompt, undefined);
+  assert.equal(parse({ model: 'm', prompt: null }, 'completions').prompt, null);
+  assert.equal(parse({ model: 'm', messages: [{ role: 'user', content: 'hi' }] }, 'embeddings').input, undefined);
+  // What tollgate reads is still checked.
+  assert.throws(() => parse({ model: 'm', prompt: 5 }, 'completions'), /prompt/);
+  assert.throws(() => parse({ model: 'm', messages: 'hi' }, 'embeddings'), /messages/);
+});
+
+test('a body that starts with a UTF-8 byte order mark is read as vLLM reads it', () => {
+  const body = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }] }))]);
+  assert.equal(parseOpenAIBody(body, 'chat.completions').model, 'm');
+});

@@ -1,6 +1,7 @@
 // Validation of the OpenAI request fields tollgate reads; every other field passes through untouched.
 import { z } from 'zod';
 import { MAX_JSON_DEPTH, nestsDeeperThan } from '../lib/json-depth.js';
+import { jsonText } from '../lib/json-text.js';
 import { gatewayError } from './errors.js';
 
 export type Operation = 'chat.completions' | 'completions' | 'embeddings' | 'responses';
@@ -33,14 +34,17 @@ const common = {
 
 const SCHEMAS: Record<Operation, z.ZodType> = {
   'chat.completions': z.looseObject({ ...common, messages: z.array(message).min(1, 'messages must not be empty') }),
+  // vLLM also takes a completion from `prompt_embeds` alone, and embeddings of chat `messages`: such a request has no
+  // prompt or input for tollgate to read, and is passed on for the model server to judge.
   completions: z.looseObject({
     ...common,
-    prompt: z.union([z.string(), z.array(z.string()), z.array(z.number()), z.array(z.array(z.number()))]),
+    prompt: z.union([z.string(), z.array(z.string()), z.array(z.number()), z.array(z.array(z.number()))]).nullish(),
     best_of: positiveInt.nullish(),
   }),
   embeddings: z.looseObject({
     model: common.model,
-    input: z.union([z.string(), z.array(z.string()), z.array(z.number()), z.array(z.array(z.number()))]),
+    input: z.union([z.string(), z.array(z.string()), z.array(z.number()), z.array(z.array(z.number()))]).optional(),
+    messages: z.array(message).optional(),
   }),
   responses: z.looseObject({
     ...common,
@@ -69,7 +73,7 @@ function issuePath(path: readonly PropertyKey[]): string {
 export function parseOpenAIBody(raw: Buffer, operation: Operation): OpenAIBody {
   let value: unknown;
   try {
-    value = JSON.parse(raw.toString('utf8'));
+    value = JSON.parse(jsonText(raw));
   } catch (err) {
     throw gatewayError('TG_ERR_INVALID_JSON', `The request body is not valid JSON: ${(err as Error).message}`);
   }

@@ -6,6 +6,7 @@ import { queryOf, type RequestContext } from '../../../gateway/context.js';
 import { policyFault } from '../../../gateway/errors.js';
 import type { Policy, PolicyFactory } from '../../types.js';
 import { compileDocument, loadDocument, type CompiledOperation, type CompiledParameter, type CompiledPath } from './oas-document.js';
+import { jsonText } from '../../../lib/json-text.js';
 
 export const OAS_VALIDATION = 'oas-validation';
 
@@ -90,7 +91,7 @@ export const oasValidation: PolicyFactory = (name, spec) => {
       let body: unknown = ctx.body;
       if (body === undefined && ctx.rawBody && ctx.rawBody.length > 0) {
         try {
-          body = JSON.parse(ctx.rawBody.toString('utf8'));
+          body = JSON.parse(jsonText(ctx.rawBody));
         } catch {
           throw fail(400, 'the request body is not JSON');
         }
