@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CALIBRATION_MODELS, CALIBRATION_TTL_MS, CALIBRATION_WINDOW, PromptCalibration } from './prompt-calibration.js';
+import { CALIBRATION_MODELS, CALIBRATION_TTL_MS, CALIBRATION_WINDOW, MAX_FIXED_SHORTFALL, MAX_SHORTFALL_RATIO, PromptCalibration } from './prompt-calibration.js';
 
 describe('PromptCalibration', () => {
   test('nothing observed, or servers counting no more than the estimate: the estimate stands', () => {
@@ -38,6 +38,16 @@ describe('PromptCalibration', () => {
     fresh.observe('m', 20, 2045);
     fresh.observe('m', 20, 20);
     assert.equal(fresh.correct('m', 20), 20);
+  });
+
+  test("the only request a quiet model has seen raises others' estimates by a server's way of counting at most", () => {
+    // Before: a first request 8,000 tokens short raised every tenant's estimate by 8,000, refusing their requests.
+    const c = new PromptCalibration(() => 0);
+    c.observe('m', 12, 8013);
+    assert.equal(c.correct('m', 12), 12 + MAX_FIXED_SHORTFALL);
+    const long = new PromptCalibration(() => 0);
+    long.observe('m', 1000, 60_000);
+    assert.equal(long.correct('m', 2000), 2000 * (1 + MAX_SHORTFALL_RATIO));
   });
 
   test('the window moves: old shortfalls leave it', () => {

@@ -6,6 +6,12 @@
 // template's tokens dominate) and a part in proportion from long ones (where a tokenizer's way of splitting does).
 // The smallest, not the largest: one tenant's request with something the estimate misses (an image) must not raise
 // every other tenant's reservations; what every request shows is the servers' way of counting, not a request's.
+// The smallest of one is that one, though (a quiet model, a restart): a tenant's 8,000 uncounted tokens raised every
+// tenant's estimate by 8,000, refusing their requests. So the correction is bounded by what a server's way of counting
+// can add (MAX_FIXED_SHORTFALL, MAX_SHORTFALL_RATIO): one request moves other tenants' estimates by that at most, and
+// a way of counting beyond it (a model's template, a tokenizer) is still corrected up to it. A per-tenant correction
+// would isolate tenants wholly, but every new key would start uncorrected (the overshoot back for its first requests)
+// and tenants × models would need remembering.
 
 /** Prompts estimated at least this long teach the proportional part; shorter ones the fixed part. */
 export const LONG_PROMPT_TOKENS = 1000;
@@ -15,6 +21,10 @@ export const CALIBRATION_WINDOW = 16;
 export const CALIBRATION_TTL_MS = 10 * 60_000;
 /** Models remembered at most (the oldest go first): a route's model names are the client's to choose. */
 export const CALIBRATION_MODELS = 1024;
+/** The most the fixed part adds: a chat template's own tokens (Llama 3.1's system header is about 25) and then some. */
+export const MAX_FIXED_SHORTFALL = 256;
+/** The most the proportional part adds: tokenizers of smaller vocabularies split text up to about half as long again. */
+export const MAX_SHORTFALL_RATIO = 0.5;
 
 interface Learned {
   /** Shortfalls (tokens) of the last short prompts. */
@@ -39,7 +49,7 @@ export class PromptCalibration {
     this.#now = now;
   }
 
-  /** `estimate` raised by what `model`'s servers have counted beyond the estimate on every recent request. */
+  /** `estimate` raised by what `model`'s servers have counted beyond the estimate on every recent request, bounded. */
   correct(model: string, estimate: number): number {
     const learned = this.#byModel.get(model);
     if (!learned || estimate === 0) return estimate;
@@ -47,7 +57,8 @@ export class PromptCalibration {
       this.#byModel.delete(model);
       return estimate;
     }
-    return Math.ceil(estimate * (1 + smallest(learned.ratio))) + smallest(learned.fixed);
+    const ratio = Math.min(smallest(learned.ratio), MAX_SHORTFALL_RATIO);
+    return Math.ceil(estimate * (1 + ratio)) + Math.min(smallest(learned.fixed), MAX_FIXED_SHORTFALL);
   }
 
   /** What a model server counted (`actual`) for a prompt tollgate estimated at `estimate`. */

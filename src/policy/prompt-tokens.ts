@@ -1,10 +1,38 @@
 // Token estimates of a request before it runs: the prompt (the shared tokenizer) and the most the model may produce.
 import type { RequestContext } from '../gateway/context.js';
 import type { OpenAIBody, Operation } from '../gateway/openai-request.js';
-import { countChatTokens, countTextTokens, type ChatMessage } from '../lib/tokenizer.js';
+import { countChatTokens, countTextTokens, messageText, type ChatMessage } from '../lib/tokenizer.js';
 import type { ApimState } from './types.js';
 
-/** completions/embeddings inputs: text, texts, token ids, or lists of token ids. */
+/**
+ * Fields of a Responses API input item that hold text the model server renders: a message's content, a tool call's
+ * arguments (a custom tool's input), a tool result's output, a reasoning item's summary. A string or text parts.
+ */
+const ITEM_TEXT = ['content', 'arguments', 'input', 'output', 'summary'] as const;
+
+/**
+ * A Responses API input item without a role as the chat message a server renders it as (the simulator does the same):
+ * a tool's result (`function_call_output`, `custom_tool_call_output`, ...) as the tool's turn, a call as the
+ * assistant's, an untyped item as the user's. Counted as nothing, a 2,900-token function_call_output went past a
+ * 2,000-token quota, and its shortfall raised every tenant's calibrated estimate.
+ */
+function itemMessage(item: Record<string, unknown>): ChatMessage {
+  const type = typeof item.type === 'string' ? item.type : undefined;
+  const role = type === undefined ? 'user' : type.endsWith('_output') ? 'tool' : 'assistant';
+  let content = '';
+  for (const field of ITEM_TEXT) {
+    const v = item[field];
+    if (typeof v === 'string' || Array.isArray(v)) content += messageText(v as ChatMessage['content']);
+  }
+  return { role, content };
+}
+
+/** A list of strings, or of token-id lists, is a batch of prompts; a string or one token-id list is one prompt. */
+export function isPromptBatch(prompt: unknown): prompt is unknown[] {
+  return Array.isArray(prompt) && prompt.length > 0 && (typeof prompt[0] === 'string' || Array.isArray(prompt[0]));
+}
+
+/** completions/embeddings inputs: text, texts, token ids, or lists of token ids; Responses API input items. */
 function countInput(input: unknown, budget: number): number {
   if (typeof input === 'string') return countTextTokens(input, budget);
   if (!Array.isArray(input)) return 0;
@@ -14,7 +42,10 @@ function countInput(input: unknown, budget: number): number {
     if (typeof item === 'string') n += countTextTokens(item, budget - n);
     else if (typeof item === 'number') n += 1;
     else if (Array.isArray(item)) n += item.length;
-    else if (item && typeof item === 'object' && 'role' in item) n += countChatTokens([item as ChatMessage], budget - n);
+    else if (item && typeof item === 'object') {
+      const message = 'role' in item ? (item as ChatMessage) : itemMessage(item as Record<string, unknown>);
+      n += countChatTokens([message], budget - n);
+    }
   }
   return n;
 }
@@ -44,6 +75,22 @@ export function promptTokens(ctx: RequestContext, state: ApimState, budget = Inf
   const n = ctx.body ? estimate(ctx.body, budget) : 0;
   if (n <= budget) state.promptTokens = n;
   return n;
+}
+
+/**
+ * The tokens of the longest single prompt, as `promptTokens` counts (and with its budget): a completions batch runs
+ * each prompt in its own context, so the room a context length leaves an answer is the longest prompt's, not the
+ * batch's (42 prompts of 193 tokens on an 8,192-token model had each answer cut to one token).
+ */
+export function longestPromptTokens(ctx: RequestContext, state: ApimState, budget = Infinity): number {
+  const prompt = ctx.body?.prompt;
+  if (ctx.operation !== 'completions' || !isPromptBatch(prompt)) return promptTokens(ctx, state, budget);
+  let longest = 0;
+  for (const one of prompt) {
+    longest = Math.max(longest, countInput(one, budget));
+    if (longest > budget) break;
+  }
+  return longest;
 }
 
 /**

@@ -10,11 +10,11 @@ import { storeWindowMs, windowsOf } from '../../quota-window.js';
 import { retryAfter, showTokenLimit, showTokenRefusal } from '../../rate-limit-headers.js';
 import type { ApimState, Policy, PolicyFactory } from '../../types.js';
 import { compileVariable } from '../../variables.js';
-import { estimateOutput, outputRoom, setOutputCap } from './token-estimate.js';
+import { contextWindow, estimateOutput, outputRoom, setOutputCap } from './token-estimate.js';
 import { requestStreamUsage } from '../../../gateway/stream-usage.js';
 import { PromptCalibration } from '../../prompt-calibration.js';
 import type { Usage } from '../../../gateway/usage.js';
-import { promptTokens } from '../../prompt-tokens.js';
+import { longestPromptTokens, promptTokens } from '../../prompt-tokens.js';
 import { TokenReservation } from './token-reservation.js';
 import { loadTokenizer } from '../../../lib/tokenizer.js';
 
@@ -23,6 +23,15 @@ export const LLM_TOKEN_QUOTA = 'llm-token-quota';
 export const LLM_TOKEN_QUOTA_FAULTS = {
   llmTokenQuotaViolation: 'policies.llmtokenquota.LLMTokenQuotaViolation',
 } as const;
+
+/**
+ * The room for each answer in the pool's context length after its prompt (a batch's longest) as `correct` has the
+ * model's servers count it. Counted up to the context length only: a prompt past it leaves the refusal to the server.
+ */
+function room(ctx: RequestContext, state: ApimState, correct: (tokens: number) => number): number {
+  const window = contextWindow(ctx);
+  return window === undefined ? Infinity : outputRoom(window, correct(longestPromptTokens(ctx, state, window)));
+}
 
 /**
  * @example llmTokenQuota('tokens', { limit: 100000, interval: 1, timeUnit: 'hour', countOn: 'total' }, deps)
@@ -65,33 +74,36 @@ export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
       const q = limitOf(state);
       if (!q) return;
       const id = identify(ctx, state);
-      const { output, choices } = estimateOutput(ctx, q.countOn);
+      const { output, choices, chosen } = estimateOutput(ctx, q.countOn);
       // The prompt is counted where it matters: when it is part of what is counted, or for a cap tollgate sets (the
       // room left after it). Then as the target model's servers have lately been counting prompts, not only as
       // tollgate does: configured models only, as a route to a URL takes any model name a client sends.
       const model = ctx.modelConfig ? (ctx.targetModel ?? ctx.model) : undefined;
+      const correct = (tokens: number) => (model === undefined ? tokens : calibration.correct(model, tokens));
       // A prompt counted in the quota that alone is over the limit can only be refused: counting stops past the limit
       // (a 9 MB prompt was counted whole, 1.7 s on the event loop, to be refused). The calibration only raises it.
-      const budget = q.countOn === 'output' ? Infinity : q.limit;
-      const estimated = q.countOn !== 'output' || output === null ? promptTokens(ctx, state, budget) : undefined;
-      const prompt = estimated === undefined ? 0 : model === undefined ? estimated : calibration.correct(model, estimated);
-      const input = q.countOn === 'output' ? 0 : prompt;
-      // A cap of tollgate's choosing never asks for more than the whole quota could give, nor more than the model has
-      // room for after the prompt. It is set per choice upstream, so with `n` choices the reservation is n times it
-      // (`cap` is always the whole answer's).
-      const perChoice = (total: number) => Math.floor(total / choices);
-      let cap = output ?? Math.min(perChoice(Math.min(s.defaultMaxTokens * choices, q.limit - input)), outputRoom(ctx, prompt)) * choices;
+      const estimated = q.countOn === 'output' ? 0 : promptTokens(ctx, state, q.limit);
+      const input = q.countOn === 'output' ? 0 : correct(estimated);
+      // A cap of tollgate's choosing is at least one token per choice.
+      const least = output ?? choices;
       const at = now();
-      if (input + cap > q.limit || (output === null && cap < 1)) {
+      // Whether it can ever fit is tollgate's own count's to say: the calibration's correction is other requests' doing
+      // (bounded, yet one tenant's), so a request it alone pushes past the limit gets a 429 it may retry.
+      if (estimated + least > q.limit) {
         // It can never fit: no retry-after, and `x-should-retry: false`, which the OpenAI SDKs honour (they retry every
         // other 429, twice by default). The headers still say where the caller stands (one read, on this refusal only).
         const r = await readCounter(state, q, id, at);
         if (r) showTokenRefusal(ctx, state, q.limit, Math.max(0, q.limit - r.count), r.resetAtMs - at);
-        const needs = estimated !== undefined && estimated > budget ? `more than ${q.limit}` : `up to ${input + Math.max(cap, 1)}`;
+        const needs = estimated > q.limit ? `more than ${q.limit}` : `up to ${estimated + least}`;
         throw policyFault(429, F.llmTokenQuotaViolation, `The request needs ${needs} tokens; the token quota allows ${q.limit} per ${q.interval} ${q.timeUnit}`, {
           'x-should-retry': 'false',
         });
       }
+      // A cap of tollgate's choosing never asks for more than the whole quota could give, nor more than the model has
+      // room for after the prompt, nor more than an earlier token quota chose (it reserved only that). It is set per
+      // choice upstream, so with `n` choices the reservation is n times it (`cap` is always the whole answer's).
+      const perChoice = (total: number) => Math.floor(total / choices);
+      let cap = output ?? Math.max(1, Math.min(s.defaultMaxTokens, perChoice(q.limit - input), room(ctx, state, correct), chosen ?? Infinity)) * choices;
       const { key, windowMs, endMs } = counterOf(state, q, id, at);
       let r = await counters.call((c) => c.reserve(key, input + cap, q.limit, windowMs, at));
       if (r && !r.allowed && output === null && perChoice(r.remaining - input) >= 1) {
@@ -107,7 +119,9 @@ export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
           'retry-after': retryAfter(resetMs),
         });
       }
-      const learn = model === undefined || estimated === undefined ? undefined : (usage: Usage) => calibration.observe(model, estimated, usage.inputTokens);
+      // Learnt from the whole prompt counted exactly (by this policy or another), never from a count cut at a budget.
+      const exact = state.promptTokens;
+      const learn = model === undefined || exact === undefined ? undefined : (usage: Usage) => calibration.observe(model, exact, usage.inputTokens);
       (state.settlers ??= []).push(new TokenReservation(counters, key, windowMs, at, q.countOn, input + cap, learn));
       showTokenLimit(ctx, state, q.limit, r.remaining, resetMs, input + cap);
       if (output === null) setOutputCap(ctx, perChoice(cap));

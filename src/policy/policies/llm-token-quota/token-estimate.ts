@@ -2,7 +2,7 @@
 // chooses and sends upstream, so the model cannot produce more than was reserved.
 import type { CountOn } from '../../../config/apim-kinds.js';
 import type { RequestContext } from '../../../gateway/context.js';
-import { requestedMaxTokens } from '../../prompt-tokens.js';
+import { isPromptBatch, requestedMaxTokens } from '../../prompt-tokens.js';
 
 export interface OutputEstimate {
   /**
@@ -12,7 +12,15 @@ export interface OutputEstimate {
   output: number | null;
   /** How many completions the server produces (`n`), each up to the cap: a cap of tollgate's choosing is per choice. */
   choices: number;
+  /** The cap per choice an earlier token quota chose (output is then null): one chosen now must not exceed it. */
+  chosen?: number;
 }
+
+/**
+ * The cap per choice tollgate set on each request. A second token quota read the first one's 4,096 as the client's
+ * max_tokens, so a product quota of 3,000 refused every request that sent none ("needs up to 4108 tokens").
+ */
+const chosenCaps = new WeakMap<RequestContext, number>();
 
 /**
  * `n` of chat and completions: every choice may produce the whole cap, so `n: 8` is eight times the output. A
@@ -23,12 +31,8 @@ function choicesOf(ctx: RequestContext): number {
   if (ctx.operation !== 'chat.completions' && ctx.operation !== 'completions') return 1;
   const count = (v: unknown) => (typeof v === 'number' && Number.isSafeInteger(v) && v > 1 ? v : 1);
   if (ctx.operation === 'chat.completions') return count(ctx.body?.n);
-  return Math.max(count(ctx.body?.n), count(ctx.body?.best_of)) * promptsOf(ctx.body?.prompt);
-}
-
-/** A list of strings, or of token-id lists, is a batch of prompts; a string or one token-id list is one prompt. */
-function promptsOf(prompt: unknown): number {
-  return Array.isArray(prompt) && prompt.length > 0 && (typeof prompt[0] === 'string' || Array.isArray(prompt[0])) ? prompt.length : 1;
+  const prompt = ctx.body?.prompt;
+  return Math.max(count(ctx.body?.n), count(ctx.body?.best_of)) * (isPromptBatch(prompt) ? prompt.length : 1);
 }
 
 /** The output side of a reservation: the prompt side is the policy's (PromptCalibration corrects it). */
@@ -36,27 +40,33 @@ export function estimateOutput(ctx: RequestContext, countOn: CountOn): OutputEst
   if (countOn === 'input' || !ctx.body || ctx.operation === 'embeddings') return { output: 0, choices: 1 };
   const choices = choicesOf(ctx);
   const cap = requestedMaxTokens(ctx.body, ctx.operation);
+  const chosen = chosenCaps.get(ctx);
+  if (cap !== undefined && cap === chosen) return { output: null, choices, chosen };
   return { output: cap === undefined ? null : cap * choices, choices };
 }
 
-/** Sets the output cap upstream (the Responses API names it max_output_tokens). */
+/** Sets the output cap per choice upstream (the Responses API names it max_output_tokens). */
 export function setOutputCap(ctx: RequestContext, cap: number): void {
   const body = ctx.body!;
   if (ctx.operation === 'responses') body.max_output_tokens = cap;
   else body.max_tokens = cap;
   ctx.bodyChanged = true;
+  chosenCaps.set(ctx, cap);
+}
+
+/** The context length of the request's pool, as its engines report it (vLLM's max_model_len); undefined: unknown. */
+export function contextWindow(ctx: RequestContext): number | undefined {
+  const pool = ctx.modelConfig?.pool.name;
+  return pool === undefined ? undefined : ctx.fleet?.contextWindow?.(pool);
 }
 
 /**
- * The most output tokens a choice can have once a prompt of `prompt` tokens is in: its pool's context length, as the
- * engines report it (vLLM's max_model_len), less the prompt. A cap of tollgate's choosing above that has the model
- * server refuse a prompt it could have answered (context_length_exceeded). Infinity when the length is unknown, or
- * when the prompt alone fills it: that refusal is the model server's to give.
+ * The most output tokens a choice can have once a prompt of `prompt` tokens is in a context of `window` tokens. A cap
+ * of tollgate's choosing above that has the model server refuse a prompt it could have answered
+ * (context_length_exceeded). Infinity when the prompt alone fills it: that refusal is the model server's to give.
  */
-export function outputRoom(ctx: RequestContext, prompt: number): number {
-  const pool = ctx.modelConfig?.pool.name;
-  const window = pool === undefined ? undefined : ctx.fleet?.contextWindow?.(pool);
-  if (window === undefined || window - prompt < 1) return Infinity;
+export function outputRoom(window: number, prompt: number): number {
+  if (window - prompt < 1) return Infinity;
   // The server may count the prompt a little longer than tollgate (its template): a refusal for a few tokens teaches
   // the calibration nothing (no usage comes back), so a margin is kept.
   return Math.max(1, window - prompt - roomMargin(prompt));

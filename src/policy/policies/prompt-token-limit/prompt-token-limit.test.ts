@@ -78,7 +78,8 @@ describeOnCounterBackends((counters) => {
     await assert.rejects(Promise.resolve(policy.admit!(fakeContext(promptOf(20)), {})), (err: GatewayError) => {
       assert.equal(err.status, 429);
       assert.equal(err.headers['retry-after'], undefined);
-      assert.match(err.message, /tokens; the limit is 10pm tokens/);
+      assert.equal(err.headers['x-should-retry'], 'false', 'the OpenAI SDKs retry a 429 without it');
+      assert.match(err.message, /more than 10 tokens; the limit is 10pm tokens/);
       return true;
     });
   });

@@ -31,10 +31,17 @@ export const promptTokenLimit: PolicyFactory = (name, spec, deps) => {
     type: PROMPT_TOKEN_LIMIT,
     name,
     async admit(ctx: RequestContext, state: ApimState) {
-      const tokens = promptTokens(ctx, state);
+      // A prompt past the whole rate can only be refused: counting stops past it (a 9 MB prompt, counted whole, held
+      // the event loop for half a second to be refused).
+      const tokens = promptTokens(ctx, state, rate.count);
       if (tokens === 0) return;
-      // Such a prompt can never pass: no retry-after, so clients do not retry it in a loop.
-      if (tokens > rate.count) throw policyFault(429, F.promptTokenLimitViolation, `The prompt has ${tokens} tokens; the limit is ${s.rate} tokens`);
+      // Such a prompt can never pass: no retry-after, and `x-should-retry: false`, which the OpenAI SDKs honour (they
+      // retry every other 429, twice by default).
+      if (tokens > rate.count) {
+        throw policyFault(429, F.promptTokenLimitViolation, `The prompt has more than ${rate.count} tokens; the limit is ${s.rate} tokens`, {
+          'x-should-retry': 'false',
+        });
+      }
       const key = identify ? policyKey('ptl', name, identify(ctx, state) ?? '') : global;
       // Each token is one slot of the rate; a whole period's tokens may come at once (a long prompt is one request).
       const r = await counters.call((c) => c.consumeSmoothed(key, rate.intervalMs, rate.count, now(), tokens));
