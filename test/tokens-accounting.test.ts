@@ -5,12 +5,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { RequestContext } from '../src/gateway/context.js';
 import { GatewayError } from '../src/gateway/errors.js';
-import { countChatTokens, countTextTokens, loadTokenizer } from '../src/lib/tokenizer.js';
+import { countChatTokens, countTextTokens } from '../src/lib/tokenizer.js';
 import { LLM_TOKEN_QUOTA_FAULTS, llmTokenQuota } from '../src/policy/policies/llm-token-quota/llm-token-quota.js';
 import { roomMargin } from '../src/policy/policies/llm-token-quota/token-estimate.js';
 import { PROMPT_TOKEN_LIMIT_FAULTS, promptTokenLimit } from '../src/policy/policies/prompt-token-limit/prompt-token-limit.js';
 import { MAX_FIXED_SHORTFALL, PromptCalibration } from '../src/policy/prompt-calibration.js';
-import { MONDAY, TestClock, fakeContext, testDeps, unique, type FakeRequest } from '../src/policy/testing.js';
+import { MONDAY, TestClock, countingTokens, fakeContext, testDeps, unique, type FakeRequest } from '../src/policy/testing.js';
 import type { ApimState, Policy } from '../src/policy/types.js';
 import { MemoryCounterStore } from '../src/store/counters/memory.js';
 
@@ -157,32 +157,6 @@ test("a completions batch's cap leaves room for its longest prompt in the contex
   assert.equal(await cap([prompt, long, prompt]), 8192 - longTokens - roomMargin(longTokens));
 });
 
-/** Runs `body` counting the tokens the tokenizer hands out, both ways it counts (whole texts, and up to a limit). */
-async function countingTokens(body: () => Promise<void>): Promise<number> {
-  type Tokenizer = { countTokens: (text: string) => number; default: { encodeGenerator: (text: string) => Generator<number[]> } };
-  const gpt = loadTokenizer() as unknown as Tokenizer;
-  const { countTokens } = gpt;
-  const { encodeGenerator } = gpt.default;
-  let tokens = 0;
-  gpt.countTokens = (text) => {
-    const n = countTokens(text);
-    tokens += n;
-    return n;
-  };
-  gpt.default.encodeGenerator = function* (text) {
-    for (const t of encodeGenerator(text)) {
-      tokens += t.length;
-      yield t;
-    }
-  };
-  try {
-    await body();
-  } finally {
-    gpt.countTokens = countTokens;
-    gpt.default.encodeGenerator = encodeGenerator;
-  }
-  return tokens;
-}
 
 const HUGE = 'lorem ipsum dolor sit amet, '.repeat((4 * 1024 * 1024) / 28);
 

@@ -7,6 +7,7 @@ import type { RequestContext } from '../gateway/context.js';
 import { newContext } from '../gateway/data-plane.js';
 import type { OpenAIBody, Operation } from '../gateway/openai-request.js';
 import { silentLogger } from '../lib/logger.js';
+import { loadTokenizer } from '../lib/tokenizer.js';
 import type { CounterStore, SmoothedResult, WindowResult } from '../store/counters/counter-store.js';
 import { CounterStoreUnavailableError } from '../store/counters/errors.js';
 import { CounterGuard } from './counter-guard.js';
@@ -110,4 +111,34 @@ export class HangingCounterStore implements CounterStore {
   close = async (): Promise<void> => {
     for (const w of this.#waiting.splice(0)) w();
   };
+}
+
+/**
+ * Runs `body` counting the tokens the tokenizer hands out, both ways it counts (whole texts, and token by token up to
+ * a limit): how much of a prompt a policy counted.
+ */
+export async function countingTokens(body: () => Promise<void>): Promise<number> {
+  type Tokenizer = { countTokens: (text: string) => number; default: { encodeGenerator: (text: string) => Generator<number[]> } };
+  const gpt = loadTokenizer() as unknown as Tokenizer;
+  const { countTokens } = gpt;
+  const { encodeGenerator } = gpt.default;
+  let tokens = 0;
+  gpt.countTokens = (text) => {
+    const n = countTokens(text);
+    tokens += n;
+    return n;
+  };
+  gpt.default.encodeGenerator = function* (text) {
+    for (const t of encodeGenerator(text)) {
+      tokens += t.length;
+      yield t;
+    }
+  };
+  try {
+    await body();
+  } finally {
+    gpt.countTokens = countTokens;
+    gpt.default.encodeGenerator = encodeGenerator;
+  }
+  return tokens;
 }
