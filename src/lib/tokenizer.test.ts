@@ -10,6 +10,7 @@ test('counting message by message gives the count of the whole serialized prompt
     [{ role: 'user', content: 'two\n\nnewlines\n' }, { role: 'user', content: '\nleading newline' }, { role: 'user', content: '' }],
     [{ role: 'user', content: [{ type: 'text', text: 'part one ' }, { type: 'image_url' }, { type: 'text', text: 'part two' }] }, { role: 'tool', content: null }],
     [{ role: 'user', content: 'ünïcödé 漢字 🙂\t\t' }, { role: 'assistant', content: '1234567890 ,.;' }],
+    [{ role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }] }, { role: 'tool', content: '{"temp":21}' }],
   ];
   for (const messages of cases) {
     assert.equal(countChatTokens(messages), countTokens(serializeMessages(messages)) + 3 * messages.length, JSON.stringify(messages));
@@ -66,5 +67,15 @@ test('a special token spelled in client text counts as text, never throws', () =
     assert.equal(decodeTokens(tokens), text);
     assert.equal(countTextTokens(text), tokens.length);
     assert.equal(countTextTokens(text, 2), 3, 'over a budget of 2');
+  }
+});
+
+test("an assistant message's tool calls count as the server renders them; malformed ones never throw", () => {
+  const args = JSON.stringify({ query: 'a long argument '.repeat(50) });
+  const withCalls: ChatMessage = { role: 'assistant', content: null, tool_calls: [{ function: { name: 'search', arguments: args } }] };
+  assert.ok(countChatTokens([withCalls]) > countChatTokens([{ role: 'assistant', content: null }]) + 100);
+  assert.match(serializeMessages([withCalls]), /^assistant: {2}search\(\{"query":"a long argument /);
+  for (const tool_calls of [null, 'x', [null], [{ function: null }], [{ function: { name: 5, arguments: {} } }]]) {
+    assert.doesNotThrow(() => countChatTokens([{ role: 'assistant', content: 'hi', tool_calls }]), JSON.stringify(tool_calls));
   }
 });

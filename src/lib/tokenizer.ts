@@ -105,7 +105,8 @@ export function decodeTokens(tokens: number[]): string {
 }
 
 type ContentPart = { type?: string; text?: string };
-export type ChatMessage = { role: string; content: string | ContentPart[] | null };
+/** `tool_calls`: an assistant message's calls, as a client sends them back (not validated: read defensively). */
+export type ChatMessage = { role: string; content: string | ContentPart[] | null; tool_calls?: unknown };
 
 /** The text of a chat message's content: a string, or the text parts of a content-part array. */
 export function messageText(content: ChatMessage['content']): string {
@@ -116,9 +117,25 @@ export function messageText(content: ChatMessage['content']): string {
   return out;
 }
 
-/** One message as tollgate serializes it: "<role>: <text>\n". */
+/**
+ * An assistant message's tool calls as text: ` name(arguments)` each. A model server's chat template renders them into
+ * the prompt (they are tokens it counts, and a prefix it caches); counted as nothing, a conversation of tool calls with
+ * large arguments was reserved for far less than it used.
+ */
+function toolCallsText(calls: unknown): string {
+  if (!Array.isArray(calls)) return '';
+  let out = '';
+  for (const call of calls) {
+    const fn = (call as { function?: { name?: unknown; arguments?: unknown } } | null)?.function;
+    if (fn === null || typeof fn !== 'object') continue;
+    out += ` ${typeof fn.name === 'string' ? fn.name : ''}(${typeof fn.arguments === 'string' ? fn.arguments : ''})`;
+  }
+  return out;
+}
+
+/** One message as tollgate serializes it: "<role>: <text>[ <tool>(<arguments>)...]\n". */
 function serializeMessage(m: ChatMessage): string {
-  return `${m.role}: ${messageText(m.content)}\n`;
+  return `${m.role}: ${messageText(m.content)}${toolCallsText(m.tool_calls)}\n`;
 }
 
 /**
