@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { ExtprocClient } from '../src/extproc/client.js';
 import { startExtprocChild, type ExtprocChild } from './helpers/extproc-child.js';
 import { closeEnvoyClients, headerMap } from './helpers/extproc-envoy.js';
+import { scrape } from '../src/sim/testing.js';
 import { sleep, startStub, type Stub } from './helpers/stub-upstream.js';
 
 let stub: Stub;
@@ -35,9 +36,8 @@ after(async () => {
 /** tollgate_requests_total by status, summed over its other labels. */
 async function requestsByStatus(): Promise<Map<string, number>> {
   const by = new Map<string, number>();
-  for (const line of (await (await fetch(`${gw.adminUrl}/metrics`)).text()).split('\n')) {
-    const m = /^tollgate_requests_total\{.*status="([^"]*)".*\} (\S+)$/.exec(line);
-    if (m) by.set(m[1], (by.get(m[1]) ?? 0) + Number(m[2]));
+  for (const m of await scrape(gw.adminUrl)) {
+    if (m.name === 'tollgate_requests_total') by.set(m.labels.status, (by.get(m.labels.status) ?? 0) + m.value);
   }
   return by;
 }

@@ -8,6 +8,7 @@ import { ExtprocClient } from '../src/extproc/client.js';
 import { createApp, quotaReport, untilKeyKnown, type IssuedApp } from './helpers/apim-admin.js';
 import { closeEnvoyClients, headerMap } from './helpers/extproc-envoy.js';
 import { manifest } from './helpers/manifests.js';
+import { scrape } from '../src/sim/testing.js';
 import { sleep, startStub, type Stub } from './helpers/stub-upstream.js';
 
 const BODY = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hello there' }], max_tokens: 500 });
@@ -52,13 +53,19 @@ after(async () => {
 
 const used = async () => (await quotaReport(gw.url, app.key)).body.products[0].operationSets[0].llmTokenQuota.used as number;
 
-/** Sends the request's headers and body, then `finish`; returns the tokens reserved and those counted at the end. */
-async function exchange(finish: (call: ReturnType<ExtprocClient['open']>) => Promise<void>): Promise<{ reserved: number; counted: number }> {
-  const start = await used();
+/** A stream with the request's headers and body sent, as Envoy sends them: tollgate has decided and picked. */
+async function sendRequest(): Promise<ReturnType<ExtprocClient['open']>> {
   const call = client.open(10_000);
   const headers = [[':method', 'POST'], [':path', '/v1/chat/completions'], [':authority', 'gw'], [':scheme', 'http'], ['content-type', 'application/json'], ['x-api-key', app.key]] as [string, string][];
   await call.send({ request_headers: { headers: headerMap(headers), end_of_stream: false } });
   await call.send({ request_body: { body: Buffer.from(BODY), end_of_stream: true } });
+  return call;
+}
+
+/** Sends the request's headers and body, then `finish`; returns the tokens reserved and those counted at the end. */
+async function exchange(finish: (call: ReturnType<ExtprocClient['open']>) => Promise<void>): Promise<{ reserved: number; counted: number }> {
+  const start = await used();
+  const call = await sendRequest();
   const reserved = (await used()) - start;
   await finish(call);
   for (let i = 0; i < 50 && (await used()) - start === reserved; i++) await sleep(20);
@@ -82,24 +89,18 @@ test('a stream that ends with response trailers alone keeps the reservation', as
 
 /** inference_objective_request_error_total for client_closed, summed over its series. */
 async function clientClosedCount(): Promise<number> {
-  const text = await (await fetch(`${gw.adminUrl}/metrics`)).text();
-  return text
-    .split('\n')
-    .filter((l) => l.startsWith('inference_objective_request_error_total{') && l.includes('error_code="client_closed"'))
-    .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+  return (await scrape(gw.adminUrl))
+    .filter((m) => m.name === 'inference_objective_request_error_total' && m.labels.error_code === 'client_closed')
+    .reduce((sum, m) => sum + m.value, 0);
 }
 
-test('a stream Envoy cancels after the pick (its client went away) is a client hang-up every time, not an unseen answer', async () => {
+// In one process the reset's race with the half-close does not show (extproc-cancel.test.ts runs the gateway apart):
+// this holds what a cancel after the pick must come to.
+test('streams Envoy cancels after the pick (their clients went away) are client hang-ups, their reservations given back', async () => {
   const before = await clientClosedCount();
   const start = await used();
   const cancels = 20;
-  for (let i = 0; i < cancels; i++) {
-    const call = client.open(10_000);
-    const headers = [[':method', 'POST'], [':path', '/v1/chat/completions'], [':authority', 'gw'], [':scheme', 'http'], ['content-type', 'application/json'], ['x-api-key', app.key]] as [string, string][];
-    await call.send({ request_headers: { headers: headerMap(headers), end_of_stream: false } });
-    await call.send({ request_body: { body: Buffer.from(BODY), end_of_stream: true } });
-    call.cancel();
-  }
+  for (let i = 0; i < cancels; i++) (await sendRequest()).cancel();
   for (let i = 0; i < 100 && (await clientClosedCount()) - before < cancels; i++) await sleep(20);
   assert.equal((await clientClosedCount()) - before, cancels);
   // Hang-ups before any answer: every reservation is given back (an unseen answer would have kept it).
