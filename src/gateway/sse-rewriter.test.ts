@@ -109,9 +109,11 @@ test('a one-line event and the same event with other fields are rewritten alike'
   const run = (text: string) => new SseRewriter(upper).push(Buffer.from(text));
   assert.equal(run('data: {"a":1}\n\ndata:{"b":2}\n\n'), 'data: {"A":1}\n\ndata: {"B":2}\n\n');
   assert.equal(run('event: x\ndata: {"a":1}\n\n'), 'event: x\ndata: {"A":1}\n\n');
-  // A rewrite into two lines (or events) takes the general way.
-  assert.equal(new SseRewriter((d) => `${d}\n${d}`).push(Buffer.from('data: a\n\n')), 'data: a\ndata: a\n\n');
-  assert.equal(new SseRewriter((d) => [d, d]).push(Buffer.from('data: a\n\n')), 'data: a\n\ndata: a\n\n');
+  // A rewrite into two lines (or events), each event rewritten once (a policy's rewrite may keep state across events).
+  const calls: string[] = [];
+  assert.equal(new SseRewriter((d) => (calls.push(d), `${d}\n${d}`)).push(Buffer.from('data: a\n\n')), 'data: a\ndata: a\n\n');
+  assert.equal(new SseRewriter((d) => (calls.push(d), [d, d])).push(Buffer.from('data: b\n\n')), 'data: b\n\ndata: b\n\n');
+  assert.deepEqual(calls, ['a', 'b']);
 });
 
 test('an event longer than the rewriter holds passes on as it is, as it arrives; the events after it are rewritten again', () => {

@@ -99,23 +99,21 @@ export class SseRewriter {
 
   #event(event: string): string {
     if (event === '') return '';
-    // Nearly every event is one `data:` line: rewritten without splitting it into lines and joining them again (a
-    // stream's every chunk comes through here when tollgate strips the usage it asked for).
-    if (event.startsWith('data:') && !event.includes('\n')) {
-      const data = event.charCodeAt(5) === 32 ? event.slice(6) : event.slice(5);
-      const next = this.#rewrite(data);
-      if (next === null) return '';
-      if (next === data) return `${event}\n\n`;
-      if (typeof next === 'string' && !next.includes('\n')) return `data: ${next}\n\n`;
+    // Nearly every event is one `data:` line: read without splitting it into lines (a stream's every chunk comes
+    // through here when tollgate strips the usage it asked for).
+    let data: string;
+    let others: readonly string[] = NO_LINES;
+    if (event.startsWith('data:') && !event.includes('\n')) data = dataOf(event);
+    else {
+      const lines = event.split('\n');
+      const dataLines = lines.filter((l) => l.startsWith('data:'));
+      if (dataLines.length === 0) return `${event}\n\n`;
+      data = dataLines.map(dataOf).join('\n');
+      others = lines.filter((l) => !l.startsWith('data:'));
     }
-    const lines = event.split('\n');
-    const dataLines = lines.filter((l) => l.startsWith('data:'));
-    if (dataLines.length === 0) return `${event}\n\n`;
-    const data = dataLines.map((l) => (l.startsWith('data: ') ? l.slice(6) : l.slice(5))).join('\n');
     const next = this.#rewrite(data);
     if (next === null) return '';
     if (next === data) return `${event}\n\n`;
-    const others = lines.filter((l) => !l.startsWith('data:'));
     if (typeof next === 'string') return render(others, next);
     // Each event named for its type; the event's id goes with the last (an id is the position to resume after).
     return next
@@ -124,7 +122,15 @@ export class SseRewriter {
   }
 }
 
+const NO_LINES: readonly string[] = [];
+
+/** A `data:` line's payload (the one space after the colon is not part of it). */
+function dataOf(line: string): string {
+  return line.charCodeAt(5) === 32 ? line.slice(6) : line.slice(5);
+}
+
 function render(lines: readonly string[], data: string): string {
+  if (lines.length === 0 && !data.includes('\n')) return `data: ${data}\n\n`;
   return `${[...lines, ...data.split('\n').map((l) => `data: ${l}`)].join('\n')}\n\n`;
 }
 
