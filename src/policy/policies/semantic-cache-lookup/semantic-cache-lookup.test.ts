@@ -58,6 +58,15 @@ async function prime(p: Pair, content: string, answer: string, r: FakeRequest = 
   assert.equal(ctx.directResponse, undefined, 'a miss first');
   assert.equal(ctx.responseHeaders['x-cache'], 'MISS');
   await respondJson(p.populate, ctx, state, chatAnswer(answer));
+  await stored(p, content, r, state);
+}
+
+/** The populate policy writes without holding the answer back, so a shared store shows the entry a moment later. */
+async function stored(p: Pair, content: string, r: FakeRequest, state: ApimState): Promise<void> {
+  for (const deadline = Date.now() + 3000; Date.now() < deadline; await new Promise((resolve) => setTimeout(resolve, 10))) {
+    if ((await ask(p, content, r, state)).directResponse) return;
+  }
+  assert.fail(`'${content}' was never stored`);
 }
 
 const contentOf = (ctx: { directResponse?: { body: string | Buffer } }) => JSON.parse(String(ctx.directResponse!.body)).choices[0].message.content;
