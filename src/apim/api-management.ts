@@ -18,6 +18,7 @@ import { encryptedMaps, KvmView } from './kvm-view.js';
 import { SnapshotIdentity } from './snapshot-identity.js';
 import { widenedTemplates } from '../policy/template-scope.js';
 import { PromptCalibration } from '../policy/prompt-calibration.js';
+import { TokensInFlight } from '../policy/tokens-in-flight.js';
 
 /** A snapshot load slower than this is given up (a connection gone silent would otherwise hold refreshes forever). */
 const SNAPSHOT_TIMEOUT_MS = 10_000;
@@ -56,6 +57,7 @@ export class ApiManagement {
   readonly caches: CacheResources;
   /** Learned from every answer, so it outlives the engine a store change rebuilds. */
   readonly #promptCalibration = new PromptCalibration(Date.now);
+  readonly #tokensInFlight = new TokensInFlight();
   readonly #logger: Logger;
   #snapshot!: Snapshot;
   #identity!: SnapshotIdentity;
@@ -311,7 +313,7 @@ export class ApiManagement {
   #build(fileManifests: readonly Manifest[], snapshot: Snapshot, logger: Logger): PolicyEngine {
     const kvm = new KvmView(snapshot, encryptedMaps(fileManifests, snapshot), this.#kvmCipher, this.db, logger);
     const manifests = this.#manifestsOf(fileManifests, snapshot, logger);
-    return createPolicyEngine({ manifests, counters: this.counters, identity: this.#identitySource, logger, kvm, caches: this.caches, promptCalibration: this.#promptCalibration, onCounterError: this.#onCounterError, tracer: this.#tracer });
+    return createPolicyEngine({ manifests, counters: this.counters, identity: this.#identitySource, logger, kvm, caches: this.caches, promptCalibration: this.#promptCalibration, tokensInFlight: this.#tokensInFlight, onCounterError: this.#onCounterError, tracer: this.#tracer });
   }
 
   #retryLater(): void {

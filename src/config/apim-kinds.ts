@@ -8,6 +8,8 @@ import { compileTextPattern } from '../lib/linear-regex.js';
 export const APIM_API_VERSION = 'apim.googleapis.com/v1';
 
 const positiveInt = z.number().int().positive();
+/** Windows up to 100,000 units: beyond, a window's end leaves the range of dates (every request then failed). */
+const quotaInterval = positiveInt.max(100_000, 'interval must be at most 100000 time units');
 
 export const timeUnit = z.enum(['minute', 'hour', 'day', 'week', 'month']);
 export type TimeUnit = z.output<typeof timeUnit>;
@@ -32,7 +34,26 @@ export const keySource = z.union([z.object({ value: z.string().min(1) }).strict(
 const outboundHeaders = z.record(z.string(), z.union([z.string(), envRef])).default({});
 export type OutboundHeaders = z.output<typeof outboundHeaders>;
 
-const isoTime = z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'must be a date and time, e.g. 2025-01-01T00:00:00Z');
+/** yyyy-MM-dd, then a time and a zone if wanted (ISO 8601, or Apigee's `2024-07-1 05:00:00`). */
+const DATE_TIME = /^(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ](\d{1,2}):(\d{2})(?::(\d{2})(\.\d{1,9})?)?)?\s*(Z|[+-]\d{2}:?\d{2})?$/i;
+const pad2 = (n: string | undefined) => (n ?? '0').padStart(2, '0');
+
+/**
+ * A date and time as an ISO string with its zone. Without a zone it is UTC, as Apigee reads a Quota's StartTime:
+ * Date.parse would read it in the process's time zone, so replicas with another TZ counted other windows (and twice
+ * the quota between them).
+ */
+const isoTime = z.string().transform((s, ctx) => {
+  const m = DATE_TIME.exec(s.trim());
+  const zone = m?.[8] === undefined ? 'Z' : m[8].toUpperCase().replace(/^([+-]\d{2})(\d{2})$/, '$1:$2');
+  const iso = m && `${m[1]}-${pad2(m[2])}-${pad2(m[3])}T${pad2(m[4])}:${pad2(m[5])}:${pad2(m[6])}${m[7] ?? ''}${zone}`;
+  // Date.parse takes a 31st of February as the 3rd of March: the date must come back as it was written.
+  if (!iso || Number.isNaN(Date.parse(iso)) || new Date(Date.parse(`${iso.slice(0, 10)}T00:00:00Z`)).toISOString().slice(0, 10) !== iso.slice(0, 10)) {
+    ctx.addIssue({ code: 'custom', message: 'must be a date and time, e.g. 2025-01-01T00:00:00Z (without a zone: UTC)' });
+    return z.NEVER;
+  }
+  return iso;
+});
 
 export const apimExtensionPolicySpec = z
   .object({
@@ -81,7 +102,7 @@ export const apiProductSpec = z
   })
   .strict();
 
-export const productQuota = z.object({ limit: positiveInt, interval: positiveInt.default(1), timeUnit }).strict();
+export const productQuota = z.object({ limit: positiveInt, interval: quotaInterval.default(1), timeUnit }).strict();
 export const llmTokenQuotaLimit = productQuota.extend({ countOn: countOn.default('total') }).strict();
 
 export const apiOperationSetSpec = z
@@ -156,7 +177,7 @@ export const quotaSpec = z
     /** Apigee's <Allow count="N"/>; `limit` is accepted for the same thing. */
     allow: z.union([positiveInt, z.object({ count: positiveInt }).strict()]).optional(),
     limit: positiveInt.optional(),
-    interval: positiveInt.default(1),
+    interval: quotaInterval.default(1),
     timeUnit: timeUnit.optional(),
     /** Unset: windows start at the top of the minute/hour/day (UTC), on Mondays, on the 1st of the month. */
     type: z.enum(['calendar', 'rollingwindow', 'flexi']).optional(),
@@ -189,7 +210,7 @@ export const quotaSpec = z
 export const llmTokenQuotaSpec = z
   .object({
     limit: positiveInt.optional(),
-    interval: positiveInt.default(1),
+    interval: quotaInterval.default(1),
     timeUnit: timeUnit.optional(),
     countOn: countOn.default('total'),
     identifier: variableRef.optional(),

@@ -15,6 +15,7 @@ import { registerBuiltins, type PolicyRegistry } from './registry.js';
 import { runRespond, runSteps } from './run-steps.js';
 import type { ApimState, KvmLookup, Policy } from './types.js';
 import type { PromptCalibration } from './prompt-calibration.js';
+import type { TokensInFlight } from './tokens-in-flight.js';
 
 export interface PolicyEngineOptions {
   manifests: readonly Manifest[];
@@ -28,6 +29,7 @@ export interface PolicyEngineOptions {
   kvm?: KvmLookup;
   caches?: CacheResources;
   promptCalibration?: PromptCalibration;
+  tokensInFlight?: TokensInFlight;
   /** Told of every counter-store call the store could not answer (api-management.ts counts them in a metric). */
   onCounterError?: FlowDeps['onCounterError'];
   /** Gives each request policy a span of its own when its policySpans is on. */
@@ -51,6 +53,7 @@ export class PolicyEngine {
       kvm: opts.kvm,
       caches: opts.caches,
       promptCalibration: opts.promptCalibration,
+      tokensInFlight: opts.tokensInFlight,
       onCounterError: opts.onCounterError,
       tracer: opts.tracer,
     });

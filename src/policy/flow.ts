@@ -21,6 +21,7 @@ import { runRespond, runSteps } from './run-steps.js';
 import { buildTemplates, where, type TemplatePolicy } from './template-policies.js';
 import type { KvmLookup, Phases, Policy, PolicyDeps, RespondStep, Step } from './types.js';
 import type { PromptCalibration } from './prompt-calibration.js';
+import type { TokensInFlight } from './tokens-in-flight.js';
 
 export interface CompiledFlow {
   extension: ApimExtensionPolicySpec;
@@ -51,6 +52,7 @@ export interface FlowDeps {
   kvm?: KvmLookup;
   caches?: CacheResources;
   promptCalibration?: PromptCalibration;
+  tokensInFlight?: TokensInFlight;
   onCounterError?: CounterGuardOptions['onError'];
   /** Each request policy's step gets a span of its own when this tracer has policySpans on. */
   tracer?: RequestTracer;
@@ -115,7 +117,7 @@ export function compileFlow(manifests: readonly Manifest[], registry: PolicyRegi
   }
   const extension = extensions[0].spec;
   const counters = new CounterGuard(deps.counters, { failOpen: extension.failOpen, timeoutMs: extension.timeout, logger: deps.logger, onError: deps.onCounterError });
-  const policyDeps: PolicyDeps = { counters, identity: deps.identity, now: deps.now, ...(deps.kvm && { kvm: deps.kvm }), ...(deps.caches && { caches: deps.caches }), ...(deps.promptCalibration && { promptCalibration: deps.promptCalibration }) };
+  const policyDeps: PolicyDeps = { counters, identity: deps.identity, now: deps.now, ...(deps.kvm && { kvm: deps.kvm }), ...(deps.caches && { caches: deps.caches }), ...(deps.promptCalibration && { promptCalibration: deps.promptCalibration }), ...(deps.tokensInFlight && { tokensInFlight: deps.tokensInFlight }) };
 
   const templates = buildTemplates(manifests, registry, policyDeps, problems);
   const byProduct = productTemplates(manifests, templates);

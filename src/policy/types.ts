@@ -6,6 +6,7 @@ import type { CounterGuard } from './counter-guard.js';
 import type { IdentitySource, KeyRecord, OperationSetGrant, ProductGrant } from './identity.js';
 import type { QuotaUsage } from './quota-usage.js';
 import type { PromptCalibration } from './prompt-calibration.js';
+import type { TokensInFlight } from './tokens-in-flight.js';
 
 /** One step of a compiled flow: a policy's phase method, bound. Returns a promise only when it must wait. */
 export type Step = (ctx: RequestContext, state: ApimState) => void | Promise<void>;
@@ -107,6 +108,8 @@ export interface PolicyDeps {
   caches?: CacheResources;
   /** What the model servers count beyond tollgate's prompt estimates (LLMTokenQuota), kept across engine rebuilds. */
   promptCalibration?: PromptCalibration;
+  /** The gateway's, which outlives engine rebuilds (LLMTokenQuota). */
+  tokensInFlight?: TokensInFlight;
 }
 
 /** Validates `spec` (the kind's zod schema), applies defaults, precomputes, and returns the instance. */

@@ -40,6 +40,13 @@ export function rollingSlotMs(windowMs: number): number {
   return Math.max(1, Math.floor(windowMs / 1000));
 }
 
+/**
+ * How far past its allowed time a request may look and still pass: a rounded arrival time plus fractional intervals
+ * (100000pm is 0.6 ms) lands a float's breadth after `now` (MONDAY + 2e-7), which refused the request a whole
+ * millisecond tick holds.
+ */
+export const TAT_TOLERANCE_MS = 0.001;
+
 /** GCRA's stored theoretical arrival time is kept to the microsecond in both stores, so they round alike. */
 export function roundTat(tat: number): number {
   return Math.round(tat * 1000) / 1000;

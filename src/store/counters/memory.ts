@@ -8,6 +8,7 @@ import {
   checkWindow,
   rollingSlotMs,
   roundTat,
+  TAT_TOLERANCE_MS,
   windowEnd,
 } from './arguments.js';
 import type { CounterStore, SmoothedResult, WindowResult } from './counter-store.js';
@@ -113,7 +114,7 @@ export class MemoryCounterStore implements CounterStore {
     const tat = Math.max(this.#smoothed.get(key) ?? nowMs, nowMs);
     const nextTat = tat + intervalMs * weight;
     const allowAt = nextTat - intervalMs * burst;
-    if (nowMs < allowAt) return { allowed: false, retryAfterMs: Math.ceil(allowAt - nowMs) };
+    if (nowMs < allowAt - TAT_TOLERANCE_MS) return { allowed: false, retryAfterMs: Math.ceil(allowAt - nowMs) };
     this.#smoothed.set(key, roundTat(nextTat));
     return { allowed: true, retryAfterMs: 0 };
   }

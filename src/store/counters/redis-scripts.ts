@@ -1,4 +1,5 @@
 // Lua scripts that make each Redis counter operation one atomic step (they mirror memory.ts and arguments.ts).
+import { TAT_TOLERANCE_MS } from './arguments.js';
 
 /**
  * Keys outlive their window by this much. Expiry runs on Redis's clock while windows follow the callers' clocks, so a
@@ -109,7 +110,7 @@ local weight = tonumber(ARGV[4])
 local tat = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now)
 local next_tat = tat + interval * weight
 local allow_at = next_tat - interval * burst
-if now < allow_at then return {0, math.ceil(allow_at - now)} end
+if now < allow_at - ${TAT_TOLERANCE_MS} then return {0, math.ceil(allow_at - now)} end
 redis.call('SET', KEYS[1], string.format('%.3f', next_tat), 'PX', math.ceil(next_tat - now) + ${SKEW_GRACE_MS})
 return {1, 0}
 `;

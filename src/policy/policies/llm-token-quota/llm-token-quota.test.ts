@@ -308,15 +308,39 @@ describeOnCounterBackends((counters) => {
   test('a refusal is 429 with retry-after and the token headers', async () => {
     const clock = new TestClock(MONDAY + 20 * 60_000);
     const { policy } = make({ limit: PROMPT + 60, timeUnit: 'hour' }, clock);
-    await admit(policy, { body: { max_tokens: 50 } });
+    const first = await admit(policy, { body: { max_tokens: 50 } });
+    first.ctx.usage = { inputTokens: PROMPT, outputTokens: 50, cachedTokens: 0 };
+    await settle(first.ctx, first.state);
     const ctx = fakeContext({ body: { max_tokens: 50 } });
     await assert.rejects(Promise.resolve(policy.admit!(ctx, {})), (err: unknown) => {
       assert.ok(isViolation(err));
-      assert.equal(err.headers['retry-after'], '2400');
+      assert.equal(err.headers['retry-after'], '2400', 'spent: the window\'s end');
       return true;
     });
     assert.equal(ctx.responseHeaders['x-ratelimit-remaining-tokens'], '10');
     assert.equal(ctx.body!.max_tokens, 50, 'a refused request is not changed');
+  });
+
+  test('a refusal only reservations in flight cause says to retry in a moment, not at the window\'s end', async () => {
+    const clock = new TestClock(MONDAY + 20 * 60_000);
+    // No max_tokens: the first request reserves all the quota its prompt leaves.
+    const { policy, used } = make({ limit: 1000, timeUnit: 'hour' }, clock);
+    const first = await admit(policy);
+    assert.equal(await used(), 1000);
+    const refused = async (why: string, retryAfter: string) =>
+      assert.rejects(Promise.resolve(policy.admit!(fakeContext(), {})), (err: unknown) => {
+        assert.ok(isViolation(err));
+        assert.equal(err.headers['retry-after'], retryAfter, why);
+        return true;
+      });
+    await refused('held by the first request, which gives back what it does not use', '1');
+    first.ctx.usage = { inputTokens: PROMPT, outputTokens: 12, cachedTokens: 0 };
+    await settle(first.ctx, first.state);
+    const second = await admit(policy);
+    assert.equal(await used(), 1000, 'the rest was given back and taken by the next request');
+    second.ctx.usage = { inputTokens: PROMPT, outputTokens: 1000 - 2 * PROMPT - 12, cachedTokens: 0 };
+    await settle(second.ctx, second.state);
+    await refused('spent, nothing in flight: the window\'s end', '2400');
   });
 
   test('a request bigger than the whole quota is refused without retry-after, with the token headers', async () => {

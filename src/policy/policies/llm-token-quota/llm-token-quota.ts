@@ -16,9 +16,13 @@ import { PromptCalibration } from '../../prompt-calibration.js';
 import type { Usage } from '../../../gateway/usage.js';
 import { longestPromptTokens, promptTokens } from '../../prompt-tokens.js';
 import { TokenReservation } from './token-reservation.js';
+import { TokensInFlight } from '../../tokens-in-flight.js';
 import { loadTokenizer } from '../../../lib/tokenizer.js';
 
 export const LLM_TOKEN_QUOTA = 'llm-token-quota';
+
+/** When a refusal that only requests in flight cause says to try again. */
+const IN_FLIGHT_RETRY_MS = 1000;
 
 export const LLM_TOKEN_QUOTA_FAULTS = {
   llmTokenQuotaViolation: 'policies.llmtokenquota.LLMTokenQuotaViolation',
@@ -51,6 +55,7 @@ export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
   const F = LLM_TOKEN_QUOTA_FAULTS;
   // The gateway's, which outlives engine rebuilds (every key issued rebuilds it); a policy's own without one.
   const calibration = deps.promptCalibration ?? new PromptCalibration(now);
+  const inFlight = deps.tokensInFlight ?? new TokensInFlight();
   // Shared by admit and the quota report, so the report reads the very counter a request reserves on.
   /** The limit that applies to this request; none: not limited. */
   const limitOf = (state: ApimState): CompiledTokenQuota | null | undefined => own ?? state.operationSet?.llmTokenQuota;
@@ -115,14 +120,20 @@ export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
       const resetMs = endMs - at;
       if (!r.allowed) {
         showTokenRefusal(ctx, state, q.limit, r.remaining, resetMs);
-        throw policyFault(429, F.llmTokenQuotaViolation, `LLM token quota exceeded: ${r.remaining} of ${q.limit} tokens left, this request needs up to ${input + cap}`, {
-          'retry-after': retryAfter(resetMs),
+        // Refused only for what requests still running here hold: they give back what they do not use within a
+        // request's time (a reservation without max_tokens can be the whole quota), so the window's end, an hour
+        // away, was the wrong time to come back.
+        const held = inFlight.held(key);
+        const soon = input + cap <= r.remaining + held;
+        const why = soon ? `; ${held} of them are held by requests in flight, retry in a moment` : '';
+        throw policyFault(429, F.llmTokenQuotaViolation, `LLM token quota exceeded: ${r.remaining} of ${q.limit} tokens left, this request needs up to ${input + cap}${why}`, {
+          'retry-after': soon ? retryAfter(IN_FLIGHT_RETRY_MS) : retryAfter(resetMs),
         });
       }
       // Learnt from the whole prompt counted exactly (by this policy or another), never from a count cut at a budget.
       const exact = state.promptTokens;
       const learn = model === undefined || exact === undefined ? undefined : (usage: Usage) => calibration.observe(model, exact, usage.inputTokens);
-      (state.settlers ??= []).push(new TokenReservation(counters, key, windowMs, at, q.countOn, input + cap, learn));
+      (state.settlers ??= []).push(new TokenReservation(counters, key, windowMs, at, q.countOn, input + cap, learn, inFlight.hold(key, input + cap)));
       showTokenLimit(ctx, state, q.limit, r.remaining, resetMs, input + cap);
       if (output === null) setOutputCap(ctx, perChoice(cap));
       requestStreamUsage(ctx);

@@ -31,9 +31,13 @@ export class TokenReservation implements Settler {
   readonly #countOn: CountOn;
   readonly #reserved: number;
   readonly #onUsage: ((usage: Usage) => void) | undefined;
+  readonly #release: (() => void) | undefined;
 
-  /** `onUsage` hears the usage the model server reported, when it did (PromptCalibration learns from it). */
-  constructor(counters: CounterGuard, key: string, windowMs: number, reservedAt: number, countOn: CountOn, reserved: number, onUsage?: (usage: Usage) => void) {
+  /**
+   * `onUsage` hears the usage the model server reported, when it did (PromptCalibration learns from it); `release`
+   * is called once the request is over (TokensInFlight).
+   */
+  constructor(counters: CounterGuard, key: string, windowMs: number, reservedAt: number, countOn: CountOn, reserved: number, onUsage?: (usage: Usage) => void, release?: () => void) {
     this.#counters = counters;
     this.#key = key;
     this.#windowMs = windowMs;
@@ -41,6 +45,7 @@ export class TokenReservation implements Settler {
     this.#countOn = countOn;
     this.#reserved = reserved;
     this.#onUsage = onUsage;
+    this.#release = release;
   }
 
   /**
@@ -48,6 +53,7 @@ export class TokenReservation implements Settler {
    * reservation (the model may have produced up to its cap); any other gives everything back.
    */
   settle(ctx: RequestContext): Promise<void> {
+    this.#release?.();
     let actual: number;
     if (ctx.usage) {
       actual = counted(ctx.usage, this.#countOn);

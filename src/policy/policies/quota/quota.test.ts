@@ -8,6 +8,7 @@ import { describeOnCounterBackends } from '../../../store/counters/test-counter-
 import { MemoryIdentitySource } from '../../memory-identity.js';
 import { MONDAY, TestClock, fakeContext, testClockCases, testDeps, unique, type ClockCase, type FakeRequest } from '../../testing.js';
 import type { ApimState, Policy } from '../../types.js';
+import { quotaSpec } from '../../../config/apim-kinds.js';
 import { QUOTA_FAULTS, quota } from './quota.js';
 
 const DAY = 86_400_000;
@@ -40,8 +41,24 @@ describe('config', () => {
     ['a zero allow', { allow: 0, timeUnit: 'minute' }, /Too small|>0/],
     ['an unknown time unit', { allow: 5, timeUnit: 'year' }, /Invalid option/],
     ['an unknown identifier', { allow: 5, timeUnit: 'minute', identifier: { ref: 'who' } }, /unknown variable "who"/],
+    // Before: accepted, then every request failed with a RangeError from the counter store.
+    ['an interval past the range of dates', { allow: 5, interval: 1_000_000_000, timeUnit: 'day' }, /at most 100000/],
+    ['a startTime that is no date', { allow: 5, timeUnit: 'day', type: 'calendar', startTime: '2025-02-31T00:00:00Z' }, /must be a date and time/],
+    ['a startTime in words', { allow: 5, timeUnit: 'day', type: 'calendar', startTime: 'March 7, 2025' }, /must be a date and time/],
   ];
   for (const [name, spec, message] of bad) test(name, () => assert.throws(() => quota('q', spec, deps), message));
+
+  test('a startTime without a zone is UTC, whatever the process\'s time zone (Apigee\'s own form too)', (t) => {
+    const tz = process.env.TZ;
+    // Node reads TZ again when it is set: a replica in India must count the same windows as one in UTC.
+    process.env.TZ = 'Asia/Kolkata';
+    t.after(() => (tz === undefined ? delete process.env.TZ : (process.env.TZ = tz)));
+    for (const startTime of ['2025-06-01T09:30:00', '2025-6-1 09:30:00', '2025-06-01T11:30:00+02:00']) {
+      const parsed = quotaSpec.parse({ allow: 5, timeUnit: 'day', type: 'calendar', startTime });
+      assert.equal(Date.parse(parsed.startTime!), Date.UTC(2025, 5, 1, 9, 30), startTime);
+      assert.deepEqual(quotaSpec.parse(parsed), parsed, 'a parsed spec parses again to itself');
+    }
+  });
 
   test('allow as Apigee\'s {count}, limit as a synonym', () => {
     assert.equal(quota('a', { allow: { count: 3 }, timeUnit: 'hour' }, deps).type, 'quota');
@@ -99,6 +116,21 @@ describeOnCounterBackends((counters) => {
     assert.equal(await allowed(policy, { headers: { 'x-weight': '5' } }), false);
     assert.equal(await allowed(policy, { headers: { 'x-weight': '4' } }), true);
     assert.equal(await allowed(policy), false);
+  });
+
+  test('a weight above the whole allowance is refused as never fitting, and not counted', async () => {
+    const clock = new TestClock(MONDAY);
+    for (const type of [undefined, 'rollingwindow', 'flexi']) {
+      const policy = make({ allow: 5, timeUnit: 'hour', type, messageWeight: { ref: 'request.header.x-weight' } }, clock);
+      await assert.rejects(Promise.resolve(policy.admit!(fakeContext({ headers: { 'x-weight': '6' } }), {})), (err: GatewayError) => {
+        assert.equal(err.code, QUOTA_FAULTS.quotaViolation);
+        // Before: retry-after 1 on a rolling window, the window's end on the others, for a request that can never pass.
+        assert.equal(err.headers['retry-after'], undefined, String(type));
+        assert.equal(err.headers['x-should-retry'], 'false');
+        return true;
+      });
+      assert.equal(await allowed(policy, { headers: { 'x-weight': '5' } }), true, `${type}: the refused weight took nothing`);
+    }
   });
 
   test('a weight that is not plain decimal digits counts as 1 (before: 0x9 counted 9, 1e1 ten)', async () => {

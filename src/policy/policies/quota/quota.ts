@@ -55,8 +55,16 @@ export const quota: PolicyFactory = (name, spec, deps) => {
       const q = limitOf(state);
       if (!q) return;
       const id = identify(ctx, state);
+      const weight = weigh ? weigh(ctx, state) : 1;
+      // A weight above the whole allowance never fits: no retry-after (a rolling window said 1 s, and the client came
+      // back every second to be refused again), and `x-should-retry: false`, which the OpenAI SDKs honour.
+      if (weight > q.limit && !s.countOnly) {
+        throw policyFault(429, QUOTA_FAULTS.quotaViolation, `Rate limit quota violation. Message weight ${weight} is more than the quota limit ${q.limit}. Identifier : ${id || '_default'}`, {
+          'x-should-retry': 'false',
+        });
+      }
       const at = now();
-      const r = await count(counterOf(state, id), weigh ? weigh(ctx, state) : 1, q, at);
+      const r = await count(counterOf(state, id), weight, q, at);
       if (!r) return;
       const resetMs = r.resetAtMs - at;
       if (!r.allowed) {

@@ -36,6 +36,9 @@ describeOnCounterBackends((counters) => {
   const cases: ClockCase[] = [
     { name: '5ps: one per 200 ms', spec: { rate: '5ps' }, steps: [[0, true], [100, false], [199, false], [200, true], [300, false], [400, true]] },
     { name: '600pm: one per 100 ms', spec: { rate: '600pm' }, steps: [[0, true], [50, false], [100, true]] },
+    // The clock ticks in whole milliseconds: 5000ps is five per tick, not one (a ceiling of 1,000 a second).
+    { name: '5000ps: five requests in one millisecond, the sixth refused', spec: { rate: '5000ps' }, steps: [[0, true], [0, true], [0, true], [0, true], [0, true], [0, false], [1, true]] },
+    { name: '100000pm: two in one millisecond', spec: { rate: '100000pm' }, steps: [[0, true], [0, true], [0, false], [1, true]] },
     { name: 'useEffectiveCount: the whole second at once', spec: { rate: '3ps', useEffectiveCount: true }, steps: [[0, true], [1, true], [2, true], [3, false], [334, true], [335, false]] },
   ];
   testClockCases(cases, make, (policy) => allowed(policy));
@@ -81,6 +84,7 @@ describeOnCounterBackends((counters) => {
         assert.equal(err.status, 429);
         assert.equal(err.code, SPIKE_ARREST_FAULTS.spikeArrestViolation);
         assert.equal(err.headers['retry-after'], undefined, 'waiting would not help');
+        assert.equal(err.headers['x-should-retry'], 'false', 'nor would the SDKs\' retries');
         return true;
       });
     }

@@ -24,7 +24,9 @@ export const spikeArrest: PolicyFactory = (name, spec, deps) => {
   const rate = parseRate(s.rate);
   const identify = s.identifier ? compileVariable(s.identifier.ref) : null;
   const weigh = compileWeight(s.messageWeight?.ref);
-  const burst = s.useEffectiveCount ? rate.count : 1;
+  // The clock counts whole milliseconds: above 1000ps a tick must hold more than one request, or every request
+  // stamped in the same millisecond as another was refused and the rate stopped at 1,000 a second.
+  const burst = s.useEffectiveCount ? rate.count : Math.max(1, Math.ceil(1 / rate.intervalMs));
   const global = policyKey('sa', name, '');
   const { counters, now } = deps;
 
@@ -37,7 +39,9 @@ export const spikeArrest: PolicyFactory = (name, spec, deps) => {
       // More than the rate's whole count at once never fits: refused, never counted. Admitted with the burst raised to
       // it, one request of weight 1e9 at 100ps held the counter, and everyone who shares it, for 115 days.
       if (weight > rate.count) {
-        throw policyFault(429, SPIKE_ARREST_FAULTS.spikeArrestViolation, `Spike arrest violation. Message weight ${weight} is more than the allowed rate : ${s.rate}`);
+        throw policyFault(429, SPIKE_ARREST_FAULTS.spikeArrestViolation, `Spike arrest violation. Message weight ${weight} is more than the allowed rate : ${s.rate}`, {
+          'x-should-retry': 'false',
+        });
       }
       // A weighted request needs its whole weight free at once, so the burst never stays below it (up to the rate's
       // count: the counter then runs at most one period ahead).
