@@ -11,7 +11,7 @@ import { ExtprocCallError, ExtprocClient, type ExtprocCall, type ExtprocClientOp
 import { failureCounter } from './client-metrics.js';
 import { requestCallout, responseCallout, type BodySendMode, type CalloutPlan, type ExtensionEvent } from './extension-callouts.js';
 import { headerMap } from './headers.js';
-import { isEventStream } from '../gateway/media-type.js';
+import { answerReadAs, isEventStream } from '../gateway/media-type.js';
 
 export interface ExtensionOptions extends ExtprocClientOptions {
   /** Names the extension in errors and in the failure metric's `extension` label. */
@@ -72,7 +72,7 @@ export function extprocHooks(ext: ExtensionOptions, deps: { registry?: Registry 
     return {
       headers: (status, headers) => {
         out = headers;
-        sse = isEventStream(headers['content-type']);
+        sse = isEventStream(answerReadAs(headers, status, ctx.stream)['content-type']);
         if (sse && plan.events.has('ResponseHeaders')) call.post({ response_headers: { headers: headerMap([[':status', String(status)]], headers), end_of_stream: false } });
       },
       body: (body, status) =>

@@ -67,3 +67,20 @@ test('TTFT is the first data event of a stream (the head alone is not a token), 
   new ResponsePhase(bodiless, 200, { 'content-type': 'application/json' }, false, 1 << 20, undefined);
   assert.notEqual(bodiless.ttftMs, undefined);
 });
+
+test('a streamed request answered 2xx without a content-type is read as the event stream it asked for', () => {
+  const stream = () => {
+    const ctx = fakeContext({ body: { stream: true } });
+    ctx.stream = true;
+    ctx.stripStreamUsage = true;
+    return ctx;
+  };
+  const ctx = stream();
+  const phase = new ResponsePhase(ctx, 200, {}, false, 1 << 20, undefined);
+  assert.deepEqual(phase.chunk(Buffer.from(USAGE_EVENT), true), { body_mutation: { clear_body: true } }, 'the usage chunk it asked for is stripped');
+  phase.end();
+  assert.equal(ctx.usage?.outputTokens, 2);
+  // An error answer without a type is no stream: passed as it came.
+  const failed = new ResponsePhase(stream(), 500, {}, false, 1 << 20, undefined);
+  assert.deepEqual(failed.chunk(Buffer.from(USAGE_EVENT), true), {});
+});

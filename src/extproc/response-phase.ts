@@ -12,7 +12,7 @@ import { usageScannerFor, type UsageScanner } from '../gateway/usage.js';
 import { MutationBuilder, diffHeaders } from './headers.js';
 import type { BodyMutation, CommonResponse } from './messages.js';
 import { SERVED_KEY } from './request-answer.js';
-import { isEventStream } from '../gateway/media-type.js';
+import { answerReadAs, isEventStream } from '../gateway/media-type.js';
 
 const CLEAR: BodyMutation = { clear_body: true };
 
@@ -45,11 +45,12 @@ export class ResponsePhase {
     ctx.status = status;
     ctx.upstreamStatus = status;
     ctx.ttftMs = performance.now() - ctx.start;
-    const contentType = headers['content-type'];
-    const sse = isEventStream(contentType);
+    // A stream asked for, answered 2xx without a content-type, is the event stream it asked for (answerReadAs).
+    const readAs = answerReadAs(headers, status, ctx.stream);
+    const sse = isEventStream(readAs['content-type']);
     this.#sse = sse;
     const readable = readableAnswer(headers);
-    this.#scanner = usageScannerFor(headers, ctx.completion, maxBodyBytes);
+    this.#scanner = usageScannerFor(readAs, ctx.completion, maxBodyBytes);
     let flow = respond?.(ctx, status);
     if (!readable && flow?.observes) flow = undefined;
     this.#flow = flow;

@@ -6,3 +6,13 @@ const EVENT_STREAM = /^\s*text\/event-stream\s*(;|$)/i;
 export function isEventStream(contentType: unknown): boolean {
   return typeof contentType === 'string' && EVENT_STREAM.test(contentType);
 }
+
+/**
+ * The headers an answer is read by: a 2xx answer to a streamed request that names no media type at all is the event
+ * stream asked for (read as JSON, the usage chunk tollgate asked for reached a client that had not, and a token quota
+ * kept its whole reservation). Any type it does name is kept: a JSON error body stays JSON.
+ */
+export function answerReadAs<H extends Record<string, unknown>>(headers: H, status: number, stream: boolean): H {
+  if (!stream || headers['content-type'] !== undefined || status < 200 || status >= 300) return headers;
+  return { ...headers, 'content-type': 'text/event-stream' };
+}

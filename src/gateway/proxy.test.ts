@@ -21,13 +21,15 @@ function listen(server: Server | NetServer): Promise<string> {
 
 /**
  * A gateway in front of `upstreamUrl` that proxies every request with these target fields (over one endpoint, one
- * attempt, generous deadlines); a fault the proxy returns is answered with its status and code.
+ * attempt, generous deadlines), its context set up by `setup` (as the data plane's policies leave it); a fault the
+ * proxy returns is answered with its status and code.
  */
-async function throughProxy(upstreamUrl: string, pools: UpstreamPools, fields: (url: string) => Partial<ProxyTarget>): Promise<{ url: string; close: () => void; done: Promise<RequestContext> }> {
+async function throughProxy(upstreamUrl: string, pools: UpstreamPools, fields: (url: string) => Partial<ProxyTarget>, setup?: (ctx: RequestContext) => void): Promise<{ url: string; close: () => void; done: Promise<RequestContext> }> {
   let settled: (ctx: RequestContext) => void = () => {};
   const done = new Promise<RequestContext>((resolve) => (settled = resolve));
   const gateway = createServer((req, res) => {
     const ctx = newContext(req.method!, req.url!, req.headers, undefined);
+    setup?.(ctx);
     void proxyRequest(ctx, res, pools, {
       endpoints: [{ url: upstreamUrl, address: new URL(upstreamUrl).host }],
       path: '/v1/chat/completions',
@@ -293,6 +295,72 @@ test('an answer whose head is over the size undici reads is a 502 upstream_error
     await pools.close();
   }
 });
+
+for (const [name, held, sent] of [
+  ['its head only, while a response policy holds the answer', true, 'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n'],
+  ['40 of its 500 bytes, while a response policy holds the answer', true, `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 500\r\n\r\n{"id":"x","choices":[{"message":{"conte`],
+  ['its head only, with nothing holding the answer', false, 'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n'],
+] as const) {
+  test(`a model server that dies after sending ${name} is a 502 upstream_error, not 503 upstream_unavailable`, async () => {
+    const upstream = createNetServer((socket) => {
+      socket.once('data', () => {
+        socket.write(sent);
+        // Apart, so that the proxy has read the head (and the bytes after it) before the connection goes.
+        setTimeout(() => socket.destroy(), 50);
+      });
+      socket.on('error', () => {});
+    });
+    const upstreamUrl = await listen(upstream);
+    const pools = new UpstreamPools(DEFAULT_SETTINGS);
+    let bodyStepRan = false;
+    const gateway = await throughProxy(upstreamUrl, pools, () => ({ respond: () => (held ? { body: (b) => ((bodyStepRan = true), b) } : undefined) }));
+    try {
+      const r = await request(`${gateway.url}/v1/chat/completions`, { method: 'POST', body: '{}' });
+      // Before, with a held answer: 503 upstream_unavailable, "The model servers could not be reached (UND_ERR_SOCKET)".
+      assert.equal(r.statusCode, 502);
+      assert.equal(await r.body.text(), 'upstream_error');
+      assert.equal((await gateway.done).upstreamStatus, 200, 'the server was reached and answered');
+      assert.equal(bodyStepRan, false, 'no answer was complete to hand to the policy');
+    } finally {
+      gateway.close();
+      upstream.close();
+      await pools.close();
+    }
+  });
+}
+
+const USAGE_CHUNK = 'data: {"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":21}}\n\n';
+const NO_TYPE_STREAM = `data: {"choices":[{"index":0,"delta":{"content":"hi"}}],"usage":null}\n\n${USAGE_CHUNK}data: [DONE]\n\n`;
+
+for (const [name, streamed, status, headers, sent, expected] of [
+  // Before: passed as it came, usage chunk and all, and no usage read (a token quota kept its whole reservation).
+  ['a stream without content-type is read as SSE: usage read, the usage tollgate asked for stripped', true, 200, {}, NO_TYPE_STREAM, { text: 'data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\ndata: [DONE]\n\n', usage: { inputTokens: 9, outputTokens: 21, cachedTokens: 0 } }],
+  ['a stream request answered with application/json stays JSON (an error body)', true, 200, { 'content-type': 'application/json' }, '{"error":{"message":"data: no"},"usage":{"prompt_tokens":2,"completion_tokens":0}}', { text: '{"error":{"message":"data: no"},"usage":{"prompt_tokens":2,"completion_tokens":0}}', usage: { inputTokens: 2, outputTokens: 0, cachedTokens: 0 } }],
+  ['a non-2xx answer without content-type to a stream request is not read as SSE', true, 500, {}, NO_TYPE_STREAM, { text: NO_TYPE_STREAM, usage: undefined }],
+  ['an answer without content-type to a request that did not stream is not read as SSE', false, 200, {}, NO_TYPE_STREAM, { text: NO_TYPE_STREAM, usage: undefined }],
+] as const) {
+  test(name, async () => {
+    const upstream = createServer((req, res) => {
+      req.resume();
+      res.writeHead(status, headers);
+      res.end(sent);
+    });
+    const upstreamUrl = await listen(upstream);
+    const pools = new UpstreamPools(DEFAULT_SETTINGS);
+    // As the data plane leaves a streamed request whose client did not ask for usage (requestStreamUsage).
+    const gateway = await throughProxy(upstreamUrl, pools, () => ({}), (ctx) => Object.assign(ctx, { stream: streamed, stripStreamUsage: streamed }));
+    try {
+      const r = await request(`${gateway.url}/v1/chat/completions`, { method: 'POST', body: '{}' });
+      assert.equal(r.statusCode, status);
+      assert.equal(await r.body.text(), expected.text);
+      assert.deepEqual((await gateway.done).usage, expected.usage);
+    } finally {
+      gateway.close();
+      upstream.close();
+      await pools.close();
+    }
+  });
+}
 
 for (const [name, pieces] of [
   ['its last two bytes, one by one', ['data: {"a":1}\r\n', '\r', '\n']],

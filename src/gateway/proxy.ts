@@ -14,7 +14,7 @@ import type { ResponseFlow } from './hooks.js';
 import { compressedAnswerError, readableAnswer } from './content-encoding.js';
 import { addPolicyHeaders, dropUnsendableHeaders } from './header-values.js';
 import { MAX_HELD_EVENT, SseRewriter, withUsageStripped } from './sse-rewriter.js';
-import { isEventStream } from './media-type.js';
+import { answerReadAs, isEventStream } from './media-type.js';
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'upgrade']);
 /**
@@ -201,10 +201,10 @@ class Exchange {
     for (const name of connectionListed(headers.connection)) delete out[name];
     addPolicyHeaders(out, ctx.responseHeaders);
     out['x-request-id'] = ctx.id;
-    const contentType = headers['content-type'] as string | undefined;
-    this.#sse = isEventStream(contentType);
+    const readAs = answerReadAs(headers, status, ctx.stream);
+    this.#sse = isEventStream(readAs['content-type']);
     const readable = readableAnswer(headers);
-    this.#scanner = usageScannerFor(headers, ctx.completion, this.#target.maxBodyBytes);
+    this.#scanner = usageScannerFor(readAs, ctx.completion, this.#target.maxBodyBytes);
     let flow = this.#target.respond?.(status);
     // A compressed answer cannot be read: a flow that only reads it (a cache filling) is skipped.
     if (!readable && flow?.observes) flow = undefined;
@@ -378,14 +378,16 @@ class Exchange {
       return;
     }
     const code = (err as { code?: string }).code ?? '';
-    if (this.#held) {
-      this.#held = null;
-      this.#finish({ error: code === 'TG_RESPONSE_TOO_LARGE' ? gatewayError('TG_ERR_UPSTREAM_ERROR', err.message) : this.#faultFor(err, code, true) });
-      return;
-    }
+    // The server answered: a socket error now is an answer cut short (502), not a server out of reach (503), whether
+    // or not a response policy holds the answer.
     const fault = isTimeout(err, code)
       ? gatewayError('TG_ERR_UPSTREAM_TIMEOUT', code === FIRST_BYTE_TIMEOUT ? 'The model server did not start its answer in time' : 'The model server did not finish the answer in time')
       : gatewayError('TG_ERR_UPSTREAM_ERROR', `The model server ended the answer early (${code || err.message})`);
+    if (this.#held) {
+      this.#held = null;
+      this.#finish({ error: code === 'TG_RESPONSE_TOO_LARGE' ? gatewayError('TG_ERR_UPSTREAM_ERROR', err.message) : fault });
+      return;
+    }
     if (this.#head) {
       // Only the upstream's head came: nothing went to the client yet, which still gets a fault of its own.
       this.#head = null;
@@ -412,7 +414,8 @@ class Exchange {
       return gatewayError('TG_ERR_UPSTREAM_TIMEOUT', 'The model server did not answer in time');
     }
     if (isMalformedAnswer(err)) return gatewayError('TG_ERR_UPSTREAM_ERROR', `The model server's answer was not valid HTTP (${err.message})`);
-    if (!reached || CONNECT_ERRORS.has(code)) {
+    // A socket error from a server that answered is its failure, not one that could not be reached.
+    if (!reached) {
       return gatewayError('TG_ERR_UPSTREAM_UNAVAILABLE', `The model servers could not be reached (${code || err.message})`);
     }
     return gatewayError('TG_ERR_UPSTREAM_ERROR', `The model server failed: ${err.message}`);

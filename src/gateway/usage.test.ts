@@ -115,6 +115,81 @@ test('a JSON answer over 4 MiB (an embeddings batch) still gives its usage, read
   assert.deepEqual(scanner.end(), { inputTokens: 7, outputTokens: 0, cachedTokens: 0 });
 });
 
+/** `answer` in pieces of `sizes()` bytes, with a cut at each of `cuts` too (a key split across two chunks). */
+function split(answer: Buffer, sizes: () => number, cuts: number[] = []): Buffer[] {
+  const pieces: Buffer[] = [];
+  for (let at = 0; at < answer.length; ) {
+    let end = Math.min(answer.length, at + sizes());
+    for (const cut of cuts) if (cut > at && cut < end) end = cut;
+    pieces.push(answer.subarray(at, end));
+    at = end;
+  }
+  return pieces;
+}
+
+/** A seeded generator of chunk sizes from 1 to `max` (mulberry32): the same "random" split on every run. */
+function randomSizes(seed: number, max: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return 1 + (((t ^ (t >>> 14)) >>> 0) % max);
+  };
+}
+
+/** A JSON answer of about `bytes` bytes that ends with its usage, as embeddings and completions answers do. */
+function answerOf(bytes: number): Buffer {
+  return Buffer.from(JSON.stringify({ data: [{ embedding: 'x'.repeat(bytes) }], usage: { prompt_tokens: 11, completion_tokens: 13, prompt_tokens_details: { cached_tokens: 5 } } }));
+}
+
+test('a JSON answer gives the same usage however it is split: 1 byte, 1 KiB, random sizes, larger than the tail, a key split in two', () => {
+  const expected = { inputTokens: 11, outputTokens: 13, cachedTokens: 5 };
+  // Below the tail, between the tail and the whole-answer limit, and past that limit (only the tail is held).
+  for (const bytes of [1000, 100 * 1024, 4 * 1024 * 1024 + 200 * 1024]) {
+    const answer = answerOf(bytes);
+    const key = answer.lastIndexOf('"usage"');
+    // Cuts inside the usage key, inside its object, and on either side of where the last 64 KiB begin.
+    const cuts = [key + 3, key + 20, answer.length - 64 * 1024 - 1, answer.length - 64 * 1024 + 1];
+    const splits: [string, Buffer[]][] = [
+      ['1 KiB', split(answer, () => 1024, cuts)],
+      ['random sizes up to 3 KiB', split(answer, randomSizes(bytes, 3 * 1024), cuts)],
+      ['random sizes up to 200 KiB (chunks larger than the tail)', split(answer, randomSizes(bytes + 1, 200 * 1024), cuts)],
+      ['one chunk', [answer]],
+    ];
+    // Byte by byte for the last 300 KiB (all of it but for the largest answer, whose first bytes come as one chunk).
+    const head = answer.subarray(0, Math.max(0, answer.length - 300 * 1024));
+    splits.push(['1 byte', [...(head.length > 0 ? [head] : []), ...split(answer.subarray(head.length), () => 1)]]);
+    for (const [name, pieces] of splits) {
+      const scanner = new UsageScanner('application/json');
+      for (const piece of pieces) scanner.push(piece);
+      assert.deepEqual(scanner.end(), expected, `${answer.length} bytes in ${name}`);
+    }
+  }
+});
+
+test('a JSON answer past 4 MiB is not copied with every chunk: its tail is joined once, at the end', () => {
+  // Counts the bytes Buffer.concat produces while the scanner runs (no timing): joining the 64 KiB tail with each
+  // chunk copied 64 KiB per 1 KiB chunk, 1 s of the event loop for a 50 MiB answer.
+  const answer = answerOf(6 * 1024 * 1024);
+  const concat = Buffer.concat;
+  let copied = 0;
+  Buffer.concat = (list: readonly Uint8Array[], totalLength?: number) => {
+    const out = concat(list, totalLength);
+    copied += out.length;
+    return out;
+  };
+  const scanner = new UsageScanner('application/json');
+  let usage;
+  try {
+    for (const piece of split(answer, () => 1024)) scanner.push(piece);
+    usage = scanner.end();
+  } finally {
+    Buffer.concat = concat;
+  }
+  assert.deepEqual(usage, { inputTokens: 11, outputTokens: 13, cachedTokens: 5 });
+  assert.ok(copied <= 2 * 64 * 1024, `copied ${copied} bytes for a ${answer.length}-byte answer`);
+});
+
 test('an SSE line too long to hold is skipped, and the usage chunk after it is still read', () => {
   const scanner = new UsageScanner('text/event-stream');
   scanner.push(Buffer.from('data: '));

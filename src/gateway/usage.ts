@@ -144,8 +144,13 @@ export class UsageScanner {
   #skippingLine = false;
   #chunks: Buffer[] = [];
   #bytes = 0;
-  /** Once the answer is larger than MAX_JSON_BYTES: its last TAIL_BYTES, in place of #chunks. */
-  #tail: Buffer | undefined;
+  /**
+   * Once the answer is larger than MAX_JSON_BYTES, #chunks from #first on hold (at least) its last TAIL_BYTES and
+   * #bytes counts them: whole chunks leave the front, and the tail is joined once, at the end. Joining it with every
+   * chunk cost 1 s of the event loop for a 50 MiB answer in 1 KiB chunks.
+   */
+  #tailOnly = false;
+  #first = 0;
   usage: Usage | undefined;
   /** SSE data events seen (the number of streamed chunks, a proxy for output tokens when usage is missing). */
   events = 0;
@@ -169,22 +174,32 @@ export class UsageScanner {
       // Past the limit nothing more is held: the answer's usage is not read.
       if (this.#bytes <= this.#compressed.limit) this.#chunks.push(chunk);
       else this.#chunks = [];
-    } else if (this.#tail === undefined && this.#bytes + chunk.length <= MAX_JSON_BYTES) {
+    } else {
       this.#chunks.push(chunk);
       this.#bytes += chunk.length;
-    } else {
-      const held = Buffer.concat(this.#tail ? [this.#tail, chunk] : [...this.#chunks, chunk]);
-      this.#tail = held.length > TAIL_BYTES ? held.subarray(held.length - TAIL_BYTES) : held;
-      this.#chunks = [];
+      if (this.#bytes > MAX_JSON_BYTES) this.#tailOnly = true;
+      if (this.#tailOnly) this.#dropBeforeTail();
+    }
+  }
+
+  /** Drops the chunks before the last TAIL_BYTES; the list is shortened once half of it is dropped (amortized O(1)). */
+  #dropBeforeTail(): void {
+    const chunks = this.#chunks;
+    while (this.#bytes - chunks[this.#first].length >= TAIL_BYTES) this.#bytes -= chunks[this.#first++].length;
+    if (this.#first * 2 >= chunks.length) {
+      chunks.splice(0, this.#first);
+      this.#first = 0;
     }
   }
 
   end(): Usage | undefined {
     if (this.#compressed) this.#decompress();
-    if (this.#tail) {
+    if (this.#tailOnly) {
+      const held = Buffer.concat(this.#first === 0 ? this.#chunks : this.#chunks.slice(this.#first), this.#bytes);
+      this.#chunks = [];
+      this.#tailOnly = false;
       // Not the whole answer: only its usage is read (the text of so large an answer is not logged).
-      this.usage = usageOfJson(this.#tail);
-      this.#tail = undefined;
+      this.usage = usageOfJson(held.subarray(Math.max(0, held.length - TAIL_BYTES)));
     } else if (!this.#sse && this.#chunks.length > 0) {
       const body = this.#chunks.length === 1 ? this.#chunks[0] : Buffer.concat(this.#chunks);
       this.#chunks = [];

@@ -148,8 +148,8 @@ export class StreamAssembler {
  * no Responses answer was ever stored): what a cache may store and replay.
  */
 function isAnswer(body: Buffer): boolean {
-  // Parsed only when it may hold an error: an answer is parsed by nobody else here.
-  if (!body.includes('"error"')) return body[0] === 0x7b;
+  // Parsed whole: a 200 whose JSON is cut or broken (`{"id": "x", oops`) was stored when only its first byte was
+  // looked at, and replayed to the whole tenant for the TTL. What is parsed is at most an entry's size (captureAnswer).
   try {
     const parsed = JSON.parse(body.toString('utf8')) as unknown;
     return parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) && (parsed as { error?: unknown }).error == null;
@@ -160,9 +160,10 @@ function isAnswer(body: Buffer): boolean {
 
 /**
  * The response flow of a cache that stores answers: a JSON answer is handed over whole, a stream once assembled
- * into its non-streamed equivalent (undefined when it was not a complete completion stream). Nothing is changed.
+ * into its non-streamed equivalent; undefined when it was not a complete answer, or is larger than `maxBytes` (an
+ * entry's limit). Nothing is changed.
  */
-export function captureAnswer(stream: boolean, done: (answer: Buffer | undefined) => void): ResponseFlow {
+export function captureAnswer(stream: boolean, maxBytes: number, done: (answer: Buffer | undefined) => void): ResponseFlow {
   if (!stream) {
     // Only a JSON answer is one: a cache replays what it stores as application/json, and an error is no answer
     // (some servers send one with a 200).
@@ -173,7 +174,7 @@ export function captureAnswer(stream: boolean, done: (answer: Buffer | undefined
         json = String(out['content-type'] ?? '').includes('json');
       },
       body(body) {
-        done(json && isAnswer(body) ? body : undefined);
+        done(json && body.length <= maxBytes && isAnswer(body) ? body : undefined);
         return body;
       },
     };
@@ -186,7 +187,8 @@ export function captureAnswer(stream: boolean, done: (answer: Buffer | undefined
       return data;
     },
     end() {
-      done(assembler.result());
+      const answer = assembler.result();
+      done(answer && answer.length <= maxBytes ? answer : undefined);
     },
   };
 }

@@ -164,6 +164,17 @@ for (const backend of BACKENDS) {
       assert.equal((await lookup(p)).directResponse, undefined, 'an error sent with a 200');
     });
 
+    test('a 200 whose body is not a JSON object is not stored', async () => {
+      const p = policy();
+      // Before: `{` first was enough, and the broken answer was replayed to the whole tenant for the TTL.
+      for (const body of ['{"oops', '{"id": "x", "usage": {"prompt_tokens": 5, oops', '{"id": "x"} trailing', '[{"id": "x"}]']) {
+        await respondJson(p, await lookup(p), tenant('app-1'), body);
+        assert.equal((await lookup(p)).directResponse, undefined, body);
+      }
+      await prime(p, 'whole');
+      assert.ok((await lookup(p)).directResponse, 'a whole answer still is');
+    });
+
     test('scope app: two apps never share; product and global share as configured', async () => {
       const perApp = policy();
       await prime(perApp, 'for app-1', {}, tenant('app-1'));

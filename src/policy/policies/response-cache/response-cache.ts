@@ -51,7 +51,7 @@ export const responseCache = ((name: string, spec: unknown, deps: CacheDeps) => 
     miss(ctx);
   };
   const put = (key: string, value: Buffer | undefined) => {
-    if (!value || value.length > s.maxEntryBytes) return;
+    if (!value) return;
     try {
       const done = store.set(key, value, ttlMs);
       stats.stored++;
@@ -110,7 +110,7 @@ export const responseCache = ((name: string, spec: unknown, deps: CacheDeps) => 
         stats.changedAfterLookup++;
         return undefined;
       }
-      return captureAnswer(ctx.stream, (answer) => put(key, answer));
+      return captureAnswer(ctx.stream, s.maxEntryBytes, (answer) => put(key, answer));
     },
   } satisfies Policy;
 }) satisfies PolicyFactory;

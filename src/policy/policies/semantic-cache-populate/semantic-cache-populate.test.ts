@@ -53,12 +53,16 @@ describe('SemanticCachePopulate', () => {
     assert.ok(semanticCachePopulate('p2', { lookupPolicy: 'faq' }, deps).respond!(ctx, state, 200));
   });
 
-  test('non-2xx answers and abandoned streams are not stored; a finished stream is', async () => {
+  test('non-2xx answers, a 200 that is not a JSON object and abandoned streams are not stored; a finished stream is', async () => {
     const lookup = lookupOf();
     const populate = semanticCachePopulate('p', {}, deps);
     const failed = chat();
     await admit(lookup, failed, state);
     await respondJson(populate, failed, state, { error: { message: 'overloaded' } }, 503);
+    // Before: stored, since it starts with `{`.
+    const broken = chat();
+    await admit(lookup, broken, state);
+    await respondJson(populate, broken, state, '{"oops');
     const abandoned = chat(true);
     await admit(lookup, abandoned, state);
     respondStream(populate, abandoned, state, chatChunks(['1', '3']), { complete: false });

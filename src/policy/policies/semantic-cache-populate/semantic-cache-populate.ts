@@ -10,7 +10,7 @@ import type { ApimState, Policy, PolicyFactory } from '../../types.js';
 export const SEMANTIC_CACHE_POPULATE = 'semantic-cache-populate';
 
 function store(miss: SemanticMiss, value: Buffer | undefined, ttlMs: number): void {
-  if (!value || value.length > miss.maxEntryBytes) return;
+  if (!value) return;
   try {
     const done = miss.index.add(miss.scope, miss.vector, value, ttlMs);
     miss.stats.stored++;
@@ -34,7 +34,7 @@ export const semanticCachePopulate: PolicyFactory = (name, spec) => {
         miss.stats.changedAfterLookup++;
         return undefined;
       }
-      return captureAnswer(ctx.stream, (answer) => store(miss, answer, ttlMs));
+      return captureAnswer(ctx.stream, miss.maxEntryBytes, (answer) => store(miss, answer, ttlMs));
     },
   } satisfies Policy;
 };
