@@ -51,7 +51,10 @@ export interface AnalyticsRecord {
 /** Model names come from client bodies; a 5 MB "model" must not become a 5 MB record. */
 const MAX_NAME = 256;
 
-function clip(s: string | undefined): string | undefined {
+/** A name a client chose (a model, a path) cut to what a record, a log line or an error message should carry. */
+export function clipName(s: string): string;
+export function clipName(s: string | undefined): string | undefined;
+export function clipName(s: string | undefined): string | undefined {
   return s !== undefined && s.length > MAX_NAME ? s.slice(0, MAX_NAME) : s;
 }
 
@@ -79,8 +82,8 @@ export function recordFromContext(ctx: RequestContext, identity?: RequestIdentit
     operationSet: identity?.operationSet,
     keyId: identity?.keyId,
     operation: ctx.operation,
-    model: clip(ctx.model),
-    targetModel: clip(ctx.targetModel),
+    model: clipName(ctx.model),
+    targetModel: clipName(ctx.targetModel),
     endpoint: ctx.endpoint?.address,
     priority: ctx.priority,
     status: ctx.status,

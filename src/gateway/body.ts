@@ -1,5 +1,6 @@
-// Reading a request body with a size limit (413) and a deadline against slow clients (408).
-import type { IncomingMessage } from 'node:http';
+// Reading a request body with a size limit (413) and a deadline against slow clients (408), and the coding it must have (415).
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { clipName } from '../analytics/record.js';
 import { bodyWithheld, malformedBody } from './listen.js';
 import { deadlineAfterIo } from '../lib/with-timeout.js';
 import { gatewayError } from './errors.js';
@@ -70,4 +71,22 @@ export function lingerAfterRefusal(req: IncomingMessage, headers: Record<string,
   const done = () => clearTimeout(timer);
   req.once('end', done);
   req.once('close', done);
+}
+
+/**
+ * Refuses a body sent compressed (RFC 9110 §8.4: `content-encoding: gzip`, ...). tollgate reads the JSON and may send
+ * it on serialized again: neither works on compressed bytes, and passing the header on with bytes tollgate wrote would
+ * have the model server decode plain JSON. 415 with `accept-encoding: identity` says what is taken (RFC 9110 §15.5.16).
+ */
+export function assertUncompressed(headers: IncomingHttpHeaders): void {
+  const coding = headers['content-encoding'];
+  if (coding === undefined) return;
+  for (const c of coding.split(',')) {
+    const name = c.trim().toLowerCase();
+    if (name !== '' && name !== 'identity') {
+      throw gatewayError('TG_ERR_UNSUPPORTED_CONTENT_ENCODING', `The request body is encoded (content-encoding: ${clipName(coding)}); send it uncompressed`, {
+        'accept-encoding': 'identity',
+      });
+    }
+  }
 }

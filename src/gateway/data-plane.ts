@@ -13,7 +13,8 @@ import type { RequestMetrics } from '../telemetry/request-metrics.js';
 import type { ApimMetrics } from '../telemetry/apim-metrics.js';
 import { NOOP_SPAN, NOOP_TRACER, type RequestTracer } from '../telemetry/tracing.js';
 import { recordFromContext, type AnalyticsPipeline, type RequestIdentity } from '../analytics/index.js';
-import { lingerAfterRefusal, readBody } from './body.js';
+import { clipName } from '../analytics/record.js';
+import { assertUncompressed, lingerAfterRefusal, readBody } from './body.js';
 import { clipText, CompletionText } from './completion-text.js';
 import { ClientPickRequest, onResponseGone, type OnClientGone } from './client-pick-request.js';
 import { upstreamUrl, type RequestContext } from './context.js';
@@ -253,6 +254,7 @@ export class DataPlane {
     if (config.settings.logging.logPrompts) ctx.completion = new CompletionText();
     if (operation) {
       ctx.operation = operation;
+      assertUncompressed(ctx.headers);
       ctx.body = parseOpenAIBody(raw, operation);
       ctx.model = ctx.body.model;
       ctx.stream = ctx.body.stream === true;
@@ -318,6 +320,9 @@ export class DataPlane {
     const incoming = ctx.headers;
     for (const name in incoming) if (!NOT_FORWARDED.has(name)) headers[name] = incoming[name]!;
     for (const name of connectionListed(incoming.connection)) delete headers[name];
+    const body = this.upstreamBody(ctx);
+    // A coding (only identity gets past decide) describes the client's bytes, not a body tollgate wrote.
+    if (body !== ctx.rawBody) delete headers['content-encoding'];
     if (ctx.apim?.key) for (const [name, value] of identityHeaderValues(ctx)) if (value !== undefined) headers[name] = value;
     headers['x-request-id'] = ctx.id;
     // tollgate reads the answer (usage for token quotas and analytics, response policies, SSE rewrites): a client's
@@ -341,7 +346,7 @@ export class DataPlane {
       fallback: pick?.fallback,
       path: upstreamUrl(ctx),
       headers,
-      body: this.upstreamBody(ctx),
+      body,
       maxAttempts,
       firstByteTimeoutMs: ctx.stream ? (mc?.firstByteTimeoutMs ?? up.firstByteTimeout) : responseTimeoutMs,
       responseTimeoutMs,
@@ -420,10 +425,11 @@ export class DataPlane {
         {
           requestId: ctx.id,
           method: ctx.method,
-          path: ctx.path,
+          // Chosen by the client (any anonymous one: the body is read before the key), so clipped as the usage record is.
+          path: clipName(ctx.path),
           status: ctx.status,
-          model: ctx.model,
-          targetModel: ctx.targetModel,
+          model: clipName(ctx.model),
+          targetModel: clipName(ctx.targetModel),
           endpoint: ctx.endpoint?.address,
           attempts: ctx.attempts || undefined,
           errorCode: ctx.errorCode,

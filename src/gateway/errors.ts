@@ -24,6 +24,7 @@ export const TG_ERRORS = {
   TG_ERR_INVALID_REQUEST: { status: 400, type: 'invalid_request_error', code: 'invalid_request', message: 'The request is invalid' },
   TG_ERR_MISSING_MODEL: { status: 400, type: 'invalid_request_error', code: 'missing_model', message: 'The request body has no "model" field' },
   TG_ERR_BODY_TOO_LARGE: { status: 413, type: 'invalid_request_error', code: 'body_too_large', message: 'The request body is larger than the limit' },
+  TG_ERR_UNSUPPORTED_CONTENT_ENCODING: { status: 415, type: 'invalid_request_error', code: 'unsupported_content_encoding', message: 'The request body must not be compressed' },
   TG_ERR_REQUEST_TIMEOUT: { status: 408, type: 'invalid_request_error', code: 'request_timeout', message: 'The client did not send the request in time' },
   TG_ERR_MODEL_NOT_FOUND: { status: 404, type: 'invalid_request_error', code: 'model_not_found', message: 'The model does not exist' },
   TG_ERR_ROUTE_NOT_FOUND: { status: 404, type: 'invalid_request_error', code: 'route_not_found', message: 'No route matches this request' },

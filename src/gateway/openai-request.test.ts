@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import type { z } from 'zod';
 import { GatewayError } from './errors.js';
-import { parseOpenAIBody } from './openai-request.js';
+import { parseOpenAIBody, TEXT_OR_TOKENS } from './openai-request.js';
 import { MAX_JSON_DEPTH } from '../lib/json-depth.js';
 
 function nested(depth: number, inner = ''): string {
@@ -73,4 +74,72 @@ test('requests vLLM takes without a prompt tollgate reads pass: prompt_embeds al
 test('a body that starts with a UTF-8 byte order mark is read as vLLM reads it', () => {
   const body = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }] }))]);
   assert.equal(parseOpenAIBody(body, 'chat.completions').model, 'm');
+});
+
+test('a prompt or input takes text, texts, token ids or lists of token ids, and nothing else', () => {
+  const accepted = ['a', [], ['a', 'b'], [1, 2], [1.5, -3], [[1], [2]], [[]], [[1], []], [[1.5]]];
+  const refused = [5, {}, true, ['a', 1], [1, 'a'], [[1], 'a'], [1, [1]], [['a']], [[1, 'a']], [true], [null], [{}]];
+  for (const [operation, field] of [['completions', 'prompt'], ['embeddings', 'input']] as const) {
+    const body = (v: unknown) => Buffer.from(JSON.stringify({ model: 'm', [field]: v }));
+    for (const v of accepted) assert.deepEqual(parseOpenAIBody(body(v), operation)[field], v, `${field}: ${JSON.stringify(v)}`);
+    for (const v of refused) {
+      const err = refusal(() => parseOpenAIBody(body(v), operation));
+      assert.deepEqual([err.status, err.code, err.param], [400, 'invalid_request', field], JSON.stringify(v));
+      assert.match(err.message, new RegExp(`^Invalid request: ${field}: `));
+    }
+  }
+});
+
+/** Every issue a failed check made, those nested in a union's tries included. */
+function issueCount(issues: readonly z.core.$ZodIssue[]): number {
+  return issues.reduce((n, issue) => n + 1 + (issue.code === 'invalid_union' ? issue.errors.reduce((m, tried) => m + issueCount(tried), 0) : 0), 0);
+}
+
+test('a token-id array is read once, and a wrong element in a million makes one issue, not one per element', () => {
+  // A union of z.array schemas tried the array of strings first: an issue per token id (1M of them, ~1.5 s of CPU and
+  // GC for a 5.8 MB body), then read the array again as numbers, all before the API key was looked at.
+  const ids = Array.from({ length: 10_000 }, (_, i) => i);
+  let reads = 0;
+  const counted = new Proxy(ids, {
+    get(target, key, receiver) {
+      if (typeof key === 'string' && /^\d+$/.test(key)) reads++;
+      return Reflect.get(target, key, receiver) as unknown;
+    },
+  });
+  assert.equal(TEXT_OR_TOKENS.safeParse(counted).success, true);
+  assert.ok(reads <= ids.length + 1, `${reads} element reads for ${ids.length} elements`);
+
+  const million = Array.from<unknown, unknown>({ length: 1_000_000 }, (_, i) => i % 50_000);
+  million[999_999] = 'x';
+  const result = TEXT_OR_TOKENS.safeParse(million);
+  assert.equal(result.success, false);
+  assert.equal(issueCount(result.error!.issues), 1);
+  // Through the body parser too: accepted whole, and refused naming the field.
+  million[999_999] = 7;
+  assert.equal((parseOpenAIBody(Buffer.from(JSON.stringify({ model: 'm', input: million })), 'embeddings').input as number[]).length, 1_000_000);
+  million[0] = 'x';
+  assert.equal(refusal(() => parseOpenAIBody(Buffer.from(JSON.stringify({ model: 'm', prompt: million })), 'completions')).param, 'prompt');
+});
+
+test('a number beyond the range of a double (1e400) is refused naming where it is, not sent on as null', () => {
+  // JSON.parse reads it as Infinity, which JSON.stringify writes as null: temperature null is the server's default,
+  // seed null a random one, whenever tollgate serializes the body again (a model rewrite, a policy).
+  const cases: [string, string][] = [
+    ['"temperature":1e400', 'temperature'],
+    ['"seed":-1e400', 'seed'],
+    ['"logit_bias":{"50256":1e999}', 'logit_bias.50256'],
+    ['"x":[1,[2,{"y":1e309}]]', 'x[1][1].y'],
+    [`"z":1${'0'.repeat(400)}`, 'z'],
+    ['"max_tokens":1e400', 'max_tokens'],
+  ];
+  for (const [field, path] of cases) {
+    const err = refusal(() => parseOpenAIBody(Buffer.from(`{"model":"m","prompt":"hi",${field}}`), 'completions'));
+    assert.deepEqual([err.status, err.code, err.param], [400, 'invalid_request', path], field);
+    assert.match(err.message, /out of range/);
+  }
+  const err = refusal(() => parseOpenAIBody(Buffer.from('{"model":"m","prompt":[1,2,1e400]}'), 'completions'));
+  assert.equal(err.param, 'prompt[2]');
+  // The largest doubles and numbers that round to zero are numbers like any other.
+  const body = parseOpenAIBody(Buffer.from('{"model":"m","prompt":"hi","a":1.7e308,"b":-1e308,"c":1e-400}'), 'completions');
+  assert.deepEqual([body.a, body.b, body.c], [1.7e308, -1e308, 0]);
 });

@@ -1,6 +1,7 @@
 // Which model, target model, pool and priority a request gets: HTTPRoute rules first (when any exist),
 // then the model name from the body (InferenceModel / InferenceModelRewrite), then the objective header.
 import type { RouteBackend, RouteRule, RuntimeConfig } from '../config/runtime-config.js';
+import { clipName } from '../analytics/record.js';
 import { gatewayError } from './errors.js';
 import type { RequestContext } from './context.js';
 
@@ -51,7 +52,8 @@ function hostnameRank(hostnames: readonly string[], host: string | undefined): n
 
 /**
  * The backend an HTTPRoute sends this request to, or undefined when no route matches (or none exist): among the rules
- * that match, one of the route whose hostname matches most closely, the first in the files' order on a tie.
+ * that match, one of the route whose hostname matches most closely, the first in the files' order on a tie. Throws
+ * 503 no_healthy_endpoints when that rule's backends all have weight 0.
  */
 export function matchRoute(config: RuntimeConfig, ctx: RequestContext): RouteBackend | undefined {
   const host = requestHost(ctx);
@@ -64,14 +66,17 @@ export function matchRoute(config: RuntimeConfig, ctx: RequestContext): RouteBac
       chosenRank = rank;
     }
   }
-  return chosen?.backends.pick();
+  if (!chosen) return undefined;
+  if (!chosen.backends) throw gatewayError('TG_ERR_NO_ENDPOINTS', `HTTPRoute "${chosen.route}" sends this request to no backend: every backendRef of its rule has weight 0`);
+  return chosen.backends.pick();
 }
 
 /** Sets ctx.modelConfig, targetModel, priority; throws 404 for an unknown model. */
 export function resolveModel(config: RuntimeConfig, ctx: RequestContext): void {
   const model = ctx.model!;
   const mc = config.models.get(model);
-  if (!mc) throw gatewayError('TG_ERR_MODEL_NOT_FOUND', `The model "${model}" does not exist`);
+  // The name as the client sent it, which may be megabytes long: quoted clipped.
+  if (!mc) throw gatewayError('TG_ERR_MODEL_NOT_FOUND', `The model "${clipName(model)}" does not exist`);
   if (ctx.backend?.kind === 'pool' && ctx.backend.pool !== mc.pool) {
     throw gatewayError('TG_ERR_MODEL_NOT_FOUND', `The model "${model}" is not served by InferencePool "${ctx.backend.pool.name}"`);
   }

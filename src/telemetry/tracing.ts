@@ -14,6 +14,7 @@ import {
   ATTR_SERVICE_NAME,
   ATTR_URL_PATH,
 } from '@opentelemetry/semantic-conventions';
+import { clipName } from '../analytics/record.js';
 import type { RequestContext } from '../gateway/context.js';
 import { silentLogger, type Logger } from '../lib/logger.js';
 import type { Operation } from '../gateway/openai-request.js';
@@ -92,7 +93,7 @@ function tracesUrl(endpoint: string): string {
 
 function genAiAttributes(ctx: RequestContext, into: Attributes): Attributes {
   if (ctx.operation) into['gen_ai.operation.name'] = GEN_AI_OPERATION[ctx.operation];
-  if (ctx.targetModel !== undefined) into['gen_ai.response.model'] = ctx.targetModel;
+  if (ctx.targetModel !== undefined) into['gen_ai.response.model'] = clipName(ctx.targetModel);
   if (ctx.usage) {
     into['gen_ai.usage.input_tokens'] = ctx.usage.inputTokens;
     into['gen_ai.usage.output_tokens'] = ctx.usage.outputTokens;
@@ -156,7 +157,7 @@ class OtelRequestTracer implements RequestTracer {
       span.setAttribute(ATTR_HTTP_ROUTE, ctx.path);
     }
     const attributes = genAiAttributes(ctx, { 'tollgate.request_id': ctx.id, 'tollgate.priority': ctx.priority });
-    if (ctx.model !== undefined) attributes['gen_ai.request.model'] = ctx.model;
+    if (ctx.model !== undefined) attributes['gen_ai.request.model'] = clipName(ctx.model);
     if (ctx.status !== undefined) attributes[ATTR_HTTP_RESPONSE_STATUS_CODE] = ctx.status;
     span.setAttributes(attributes);
     // HTTP server semantics: 4xx is the client's doing, only 5xx (or no answer) marks the server span as failed.
@@ -179,7 +180,7 @@ class OtelRequestTracer implements RequestTracer {
   startUpstreamSpan(parent: Span, ctx: RequestContext): Span {
     if (!parent.isRecording()) return parent;
     const operation = ctx.operation ? GEN_AI_OPERATION[ctx.operation] : undefined;
-    const model = ctx.targetModel ?? ctx.model;
+    const model = clipName(ctx.targetModel ?? ctx.model);
     const attributes: Attributes = { [ATTR_HTTP_REQUEST_METHOD]: ctx.method };
     if (operation) attributes['gen_ai.operation.name'] = operation;
     if (model !== undefined) attributes['gen_ai.request.model'] = model;
