@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { RequestContext } from '../src/gateway/context.js';
 import { GatewayError } from '../src/gateway/errors.js';
+import { OFF_LOOP_CHARS } from '../src/lib/token-count-thread.js';
 import { countChatTokens, countTextTokens } from '../src/lib/tokenizer.js';
 import { LLM_TOKEN_QUOTA_FAULTS, llmTokenQuota } from '../src/policy/policies/llm-token-quota/llm-token-quota.js';
 import { roomMargin } from '../src/policy/policies/llm-token-quota/token-estimate.js';
@@ -158,7 +159,9 @@ test("a completions batch's cap leaves room for its longest prompt in the contex
 });
 
 
-const HUGE = 'lorem ipsum dolor sit amet, '.repeat((4 * 1024 * 1024) / 28);
+// ~13,000 tokens, short enough to be counted on this thread, where countingTokens sees it (a longer one is counted,
+// alike, in the token-count thread).
+const HUGE = 'lorem ipsum dolor sit amet, '.repeat(OFF_LOOP_CHARS / 28);
 
 test('PromptTokenLimit counts a prompt only as far as its rate, and its never-passing 429 tells SDKs not to retry', async () => {
   const policy: Policy = promptTokenLimit(unique('ptl'), { rate: '1000pm' }, testDeps(new MemoryCounterStore()));

@@ -2,9 +2,23 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TokenCountCache } from './token-count-cache.js';
 
-function counting(): { calls: string[]; cache: (maxChars: number) => TokenCountCache } {
+/** A cache used as countTextTokens uses it: looked up, counted (its length) and kept on a miss. */
+function counting(): { calls: string[]; cache: (maxChars: number) => { count: (text: string) => number; cache: TokenCountCache } } {
   const calls: string[] = [];
-  return { calls, cache: (maxChars) => new TokenCountCache((t) => (calls.push(t), t.length), maxChars) };
+  return {
+    calls,
+    cache: (maxChars) => {
+      const cache = new TokenCountCache(maxChars);
+      const count = (text: string) => {
+        const kept = cache.get(text);
+        if (kept !== undefined) return kept;
+        calls.push(text);
+        cache.set(text, text.length);
+        return text.length;
+      };
+      return { count, cache };
+    },
+  };
 }
 
 test('a text is counted once while it stays in use', () => {
@@ -36,4 +50,16 @@ test('a text longer than a generation is counted every time, and evicts nothing'
   c.count('x'.repeat(11));
   c.count('short');
   assert.deepEqual(calls, ['short', 'x'.repeat(11), 'x'.repeat(11)]);
+});
+
+test('a count kept twice (two requests counted the text at once) takes its room in the generation once', () => {
+  const { calls, cache } = counting();
+  const c = cache(10);
+  c.cache.set('aaaaa', 5);
+  c.cache.set('aaaaa', 5);
+  c.count('bbbbb'); // young: aaaaa bbbbb (10), no rotation
+  c.count('aaaaa');
+  c.count('ccccc'); // rotation: old = {aaaaa, bbbbb}
+  c.count('bbbbb');
+  assert.deepEqual(calls, ['bbbbb', 'ccccc']);
 });

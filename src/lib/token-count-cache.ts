@@ -4,25 +4,33 @@
 // an old entry used again moves back to the young one, so texts in use survive and the rest are dropped.
 
 export class TokenCountCache {
-  readonly #count: (text: string) => number;
   readonly #maxChars: number;
   #young = new Map<string, number>();
   #old = new Map<string, number>();
   #youngChars = 0;
 
-  /** `count` is the exact counter; `maxChars` bounds each generation (so at most twice that is held). */
-  constructor(count: (text: string) => number, maxChars: number) {
-    this.#count = count;
+  /** `maxChars` bounds each generation (so at most twice that is held). */
+  constructor(maxChars: number) {
     this.#maxChars = maxChars;
   }
 
-  count(text: string): number {
-    let n = this.#young.get(text);
-    if (n !== undefined) return n;
-    n = this.#old.get(text) ?? this.#count(text);
-    // A text longer than a generation would only evict everything else: counted, not kept.
-    if (text.length <= this.#maxChars) this.#keep(text, n);
-    return n;
+  /** The text's count if it is kept, undefined if it must be counted. */
+  get(text: string): number | undefined {
+    // Never kept (see set): not even hashed, which for a text of megabytes costs milliseconds.
+    if (text.length > this.#maxChars) return undefined;
+    const young = this.#young.get(text);
+    if (young !== undefined) return young;
+    const old = this.#old.get(text);
+    if (old !== undefined) this.#keep(text, old);
+    return old;
+  }
+
+  /** Keeps the text's exact count, however it was counted (here, or in the token-count thread). */
+  set(text: string, n: number): void {
+    // A text longer than a generation would only evict everything else; one kept already (two requests counted it
+    // at once) would be charged to the generation twice.
+    if (text.length > this.#maxChars || this.#young.has(text)) return;
+    this.#keep(text, n);
   }
 
   #keep(text: string, n: number): void {

@@ -65,18 +65,39 @@ function countPieces(text: string): number {
 }
 
 /** 4 Mi characters per generation: about 16 MiB of strings at most, thousands of system prompts. */
-const counts = new TokenCountCache(countPieces, 4 * 1024 * 1024);
+const counts = new TokenCountCache(4 * 1024 * 1024);
 
 /**
  * The text's tokens. With a `budget`, counting stops once past it and the answer is only some number above it: a
- * prompt a quota must refuse costs the budget's worth of counting, not its own (9 MB took 1.7 s on the event loop). A
- * token is at least one UTF-8 byte, so a text of no more bytes than the budget is counted (and cached) as always.
+ * prompt a quota must refuse costs the budget's worth of counting, not its own. Any answer within the budget is the
+ * exact count (and is kept). Texts of more than 64 Ki characters are best counted off the event loop: countWalk.
  */
 export function countTextTokens(text: string, budget = Infinity): number {
+  const known = knownTextTokens(text, budget);
+  if (known !== undefined) return known;
+  const n = countTextTokensUncached(text, budget);
+  keepTextTokens(text, budget, n);
+  return n;
+}
+
+/** countTextTokens's answer when it takes no counting (an empty text, no budget left, a text counted lately). */
+export function knownTextTokens(text: string, budget = Infinity): number | undefined {
   if (text.length === 0) return 0;
   // Text has a token at least: with no budget left it is over at once.
   if (budget < 1) return budget + 1;
-  return text.length * 3 <= budget || Buffer.byteLength(text) <= budget ? counts.count(text) : countWithin(text, budget);
+  const n = counts.get(text);
+  return n === undefined || n <= budget ? n : budget + 1;
+}
+
+/** Keeps `n`, countTextTokens's answer for the text with `budget`, when it is the exact count (within the budget). */
+export function keepTextTokens(text: string, budget: number, n: number): void {
+  if (n <= budget) counts.set(text, n);
+}
+
+/** countTextTokens's answer, counted now: the token-count thread's, whose answers the gateway keeps. */
+export function countTextTokensUncached(text: string, budget = Infinity): number {
+  // A token is at least one UTF-8 byte: a text of no more bytes than the budget is counted whole.
+  return text.length * 3 <= budget || Buffer.byteLength(text) <= budget ? countPieces(text) : countWithin(text, budget);
 }
 
 /** The same count as countPieces, or budget + 1 as soon as it passes the budget. */
@@ -89,6 +110,19 @@ function countWithin(text: string, budget: number): number {
     n += within;
   }
   return n;
+}
+
+/**
+ * A walk over a prompt's texts that sums their tokens: it yields each text with the budget left for it, is given
+ * back countTextTokens's answer, and returns the total. The walk is written once; countWalkHere counts its texts
+ * on the spot, countWalk (token-count-thread.ts) counts the long ones off the event loop.
+ */
+export type CountWalk = Generator<{ text: string; budget: number }, number, number>;
+
+function countWalkHere(walk: CountWalk): number {
+  let step = walk.next();
+  while (!step.done) step = walk.next(countTextTokens(step.value.text, step.value.budget));
+  return step.value;
 }
 
 export function encodeText(text: string): number[] {
@@ -155,10 +189,15 @@ export function serializeMessages(messages: ChatMessage[]): string {
  * `budget`, as countTextTokens: past it, some number above it.
  */
 export function countChatTokens(messages: ChatMessage[], budget = Infinity): number {
+  return countWalkHere(chatWalk(messages, budget));
+}
+
+/** countChatTokens as a walk. */
+export function* chatWalk(messages: ChatMessage[], budget: number): CountWalk {
   let n = 3 * messages.length;
   for (const m of messages) {
     if (n > budget) break;
-    n += countTextTokens(serializeMessage(m), budget - n);
+    n += yield { text: serializeMessage(m), budget: budget - n };
   }
   return n;
 }

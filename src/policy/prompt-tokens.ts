@@ -1,7 +1,8 @@
 // Token estimates of a request before it runs: the prompt (the shared tokenizer) and the most the model may produce.
 import type { RequestContext } from '../gateway/context.js';
 import type { OpenAIBody, Operation } from '../gateway/openai-request.js';
-import { countChatTokens, countTextTokens, messageText, type ChatMessage } from '../lib/tokenizer.js';
+import { countWalk } from '../lib/token-count-thread.js';
+import { chatWalk, messageText, type ChatMessage, type CountWalk } from '../lib/tokenizer.js';
 import type { ApimState } from './types.js';
 
 /**
@@ -33,48 +34,52 @@ export function isPromptBatch(prompt: unknown): prompt is unknown[] {
 }
 
 /** completions/embeddings inputs: text, texts, token ids, or lists of token ids; Responses API input items. */
-function countInput(input: unknown, budget: number): number {
-  if (typeof input === 'string') return countTextTokens(input, budget);
+function* countInput(input: unknown, budget: number): CountWalk {
+  if (typeof input === 'string') return yield { text: input, budget };
   if (!Array.isArray(input)) return 0;
   let n = 0;
   for (const item of input) {
     if (n > budget) break;
-    if (typeof item === 'string') n += countTextTokens(item, budget - n);
+    if (typeof item === 'string') n += yield { text: item, budget: budget - n };
     else if (typeof item === 'number') n += 1;
     else if (Array.isArray(item)) n += item.length;
     else if (item && typeof item === 'object') {
       const message = 'role' in item ? (item as ChatMessage) : itemMessage(item as Record<string, unknown>);
-      n += countChatTokens([message], budget - n);
+      n += yield* chatWalk([message], budget - n);
     }
   }
   return n;
 }
 
 /** Tool definitions are part of the prompt a model server renders (its chat template writes them out). */
-function countTools(tools: unknown, budget: number): number {
-  return Array.isArray(tools) && tools.length > 0 ? countTextTokens(JSON.stringify(tools), budget) : 0;
+function* countTools(tools: unknown, budget: number): CountWalk {
+  return Array.isArray(tools) && tools.length > 0 ? yield { text: JSON.stringify(tools), budget } : 0;
 }
 
-function estimate(body: OpenAIBody, budget: number): number {
+function* estimate(body: OpenAIBody, budget: number): CountWalk {
   if (Array.isArray(body.messages)) {
-    const n = countChatTokens(body.messages, budget);
-    return n + countTools(body.tools, budget - n);
+    const n = yield* chatWalk(body.messages, budget);
+    return n + (yield* countTools(body.tools, budget - n));
   }
-  let n = countInput(body.prompt ?? body.input, budget);
-  n += countTools(body.tools, budget - n);
-  if (typeof body.instructions === 'string') n += countTextTokens(body.instructions, budget - n);
+  let n = yield* countInput(body.prompt ?? body.input, budget);
+  n += yield* countTools(body.tools, budget - n);
+  if (typeof body.instructions === 'string') n += yield { text: body.instructions, budget: budget - n };
   return n;
 }
 
 /**
  * The prompt's tokens, counted once per request however many policies ask. With a `budget` (a policy refuses any
- * prompt above it), counting stops past it and the answer is only some number above it, kept for no one.
+ * prompt above it), counting stops past it and the answer is only some number above it, kept for no one. A promise
+ * when a long text of the prompt is counted off the event loop (countWalk), a number otherwise.
  */
-export function promptTokens(ctx: RequestContext, state: ApimState, budget = Infinity): number {
+export function promptTokens(ctx: RequestContext, state: ApimState, budget = Infinity): number | Promise<number> {
   if (state.promptTokens !== undefined) return state.promptTokens;
-  const n = ctx.body ? estimate(ctx.body, budget) : 0;
-  if (n <= budget) state.promptTokens = n;
-  return n;
+  const keep = (n: number) => {
+    if (n <= budget) state.promptTokens = n;
+    return n;
+  };
+  const n = ctx.body ? countWalk(estimate(ctx.body, budget)) : 0;
+  return typeof n === 'number' ? keep(n) : n.then(keep);
 }
 
 /**
@@ -82,15 +87,19 @@ export function promptTokens(ctx: RequestContext, state: ApimState, budget = Inf
  * each prompt in its own context, so the room a context length leaves an answer is the longest prompt's, not the
  * batch's (42 prompts of 193 tokens on an 8,192-token model had each answer cut to one token).
  */
-export function longestPromptTokens(ctx: RequestContext, state: ApimState, budget = Infinity): number {
+export function longestPromptTokens(ctx: RequestContext, state: ApimState, budget = Infinity): number | Promise<number> {
   const prompt = ctx.body?.prompt;
   if (ctx.operation !== 'completions' || !isPromptBatch(prompt)) return promptTokens(ctx, state, budget);
-  let longest = 0;
-  for (const one of prompt) {
-    longest = Math.max(longest, countInput(one, budget));
-    if (longest > budget) break;
+  return countWalk(longest(prompt, budget));
+}
+
+function* longest(prompts: unknown[], budget: number): CountWalk {
+  let most = 0;
+  for (const one of prompts) {
+    most = Math.max(most, yield* countInput(one, budget));
+    if (most > budget) break;
   }
-  return longest;
+  return most;
 }
 
 /**

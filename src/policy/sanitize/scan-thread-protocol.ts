@@ -1,7 +1,10 @@
 // Messages between SanitizeUserPrompt and the thread that scans long prompts (WorkerCalls numbers the scans).
+import type { FailedCall } from '../../lib/answer-calls.js';
 import type { TextVerdict } from './scanner.js';
 
 /** `spec` is the policy's spec as configured (plain data: the thread compiles its own scanner from it). */
-export type ScanRequest = { type: 'scan'; spec: unknown; texts: string[] } | { type: 'close' };
+export type ScanRequest = { type: 'scan'; spec: unknown; texts: string[] };
 
-export type ScanAnswer = { type: 'found'; seq: number; verdicts: TextVerdict[] } | { type: 'failed'; seq: number; message: string };
+export type Found = { type: 'found'; seq: number; verdicts: TextVerdict[] };
+
+export type ScanAnswer = Found | FailedCall;

@@ -3,6 +3,7 @@
 // longer than OFF_LOOP_CHARS are scanned, and redacted, in a worker thread instead (a million findings redacted on
 // the loop took seconds too); short ones, nearly all, stay in process, where a scan costs less than the message to a
 // thread would.
+import type { CloseRequest } from '../../lib/answer-calls.js';
 import { spawnWorker } from '../../lib/spawn-worker.js';
 import { OnDemandWorker } from '../../lib/on-demand-worker.js';
 import type { ScanAnswer, ScanRequest } from './scan-thread-protocol.js';
@@ -14,7 +15,7 @@ export const OFF_LOOP_CHARS = 64 * 1024;
 const IDLE_MS = 60_000;
 const CLOSE_WAIT_MS = 2000;
 
-const thread = new OnDemandWorker<ScanRequest, ScanAnswer>({
+const thread = new OnDemandWorker<ScanRequest | CloseRequest, ScanAnswer>({
   spawn: () => spawnWorker(import.meta.url, 'scan-thread-worker'),
   name: 'prompt scan',
   closeRequest: { type: 'close' },

@@ -1,10 +1,12 @@
 // LLMTokenQuota: what is reserved, the cap set upstream, stream usage, reconciliation, concurrency, product quotas,
 // faults — on every counter store backend.
-import { describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { countTokens } from 'gpt-tokenizer';
 import type { RequestContext } from '../../../gateway/context.js';
 import { GatewayError } from '../../../gateway/errors.js';
-import { countChatTokens } from '../../../lib/tokenizer.js';
+import { OFF_LOOP_CHARS, closeTokenCountThread } from '../../../lib/token-count-thread.js';
+import { countChatTokens, serializeMessages } from '../../../lib/tokenizer.js';
 import { MemoryCounterStore } from '../../../store/counters/memory.js';
 import { describeOnCounterBackends } from '../../../store/counters/test-counter-stores.js';
 import { policyKey, productTokenKey, windowKey } from '../../counter-keys.js';
@@ -381,10 +383,10 @@ describeOnCounterBackends((counters) => {
 
 test('a prompt over the limit is counted only as far as the limit, then refused (a 9 MB one took 1.7 s to count whole)', async () => {
   const policy = llmTokenQuota(unique('tq'), { limit: 1000, interval: 1, timeUnit: 'hour' }, testDeps(new MemoryCounterStore()));
-  const MB = 4 * 1024 * 1024;
-  // Cut into 256-character pieces (no white space), and one piece of prose.
+  // Cut into 256-character pieces (no white space), and one piece of prose; short enough to be counted on this thread,
+  // where countingTokens sees it (~13,000 tokens whole), as a long one is counted in the token-count thread, alike.
   for (const unit of ['a1!', 'lorem ipsum dolor sit amet, ']) {
-    const content = unit.repeat(MB / unit.length);
+    const content = unit.repeat(OFF_LOOP_CHARS / unit.length);
     const tokens = await countingTokens(() =>
       assert.rejects(Promise.resolve(policy.admit!(fakeContext({ body: { messages: [{ role: 'user', content }], max_tokens: 1 } }), {})), (err: unknown) => {
         assert.ok(isViolation(err));
@@ -398,4 +400,50 @@ test('a prompt over the limit is counted only as far as the limit, then refused 
   const state: ApimState = {};
   await policy.admit!(fakeContext({ body: { max_tokens: 1 } }), state);
   assert.equal(state.promptTokens, PROMPT);
+});
+
+describe('a long prompt', () => {
+  after(() => closeTokenCountThread());
+  // ~1 MB of prose, new to this process (not counted already); a 9 MB one held the event loop for 1.7 s.
+  const content = `${'lorem ipsum dolor sit amet, '.repeat(40_000)}${unique('end')}`;
+  const messages = [{ role: 'user', content }];
+
+  test('is counted off the event loop: other requests are admitted meanwhile, and the count is the same', async () => {
+    const policy = llmTokenQuota(unique('tq'), { limit: 10_000_000, interval: 1, timeUnit: 'hour' }, testDeps(new MemoryCounterStore()));
+    const events: string[] = [];
+    const state: ApimState = {};
+    let admitted: Promise<void> | undefined;
+    const counted = await countingTokens(async () => {
+      admitted = Promise.resolve(policy.admit!(fakeContext({ body: { messages, max_tokens: 1 } }), state)).then(() => void events.push('long'));
+    });
+    // Counted on the event loop, admit would have returned only once the prompt was counted.
+    assert.equal(counted, 0, 'no token of it counted on this thread');
+    setImmediate(() => events.push('immediate'));
+    await policy.admit!(fakeContext({ body: { max_tokens: 1 } }), {});
+    events.push('short');
+    await admitted;
+    assert.deepEqual(events, ['short', 'immediate', 'long']);
+    // The very count gpt-tokenizer gives the serialized prompt (prose: no run cut), plus the framing.
+    assert.equal(state.promptTokens, countTokens(serializeMessages(messages)) + 3);
+  });
+
+  test("on output, leaves the room the pool's context length has after it, counted off the event loop", async () => {
+    const policy = llmTokenQuota(unique('tq'), { limit: 10_000_000, interval: 1, timeUnit: 'hour', countOn: 'output' }, testDeps(new MemoryCounterStore()));
+    const own = [{ role: 'user', content: `${content} ${unique('room')}` }];
+    const exact = countTokens(serializeMessages(own)) + 3;
+    const window = exact + 6000;
+    const ctx = fakeContext({ body: { messages: own } });
+    ctx.modelConfig = { pool: { name: 'p' } } as RequestContext['modelConfig'];
+    ctx.fleet = { contextWindow: () => window };
+    assert.equal(await countingTokens(() => Promise.resolve(policy.admit!(ctx, {}))), 0, 'no token of it counted on this thread');
+    const room = window - exact - roomMargin(exact);
+    assert.ok(room < 4096, 'the room, not the default cap, decides');
+    assert.equal(ctx.body!.max_tokens, room);
+  });
+
+  test('over the limit is refused as a short one is', async () => {
+    const policy = llmTokenQuota(unique('tq'), { limit: 1000, interval: 1, timeUnit: 'hour' }, testDeps(new MemoryCounterStore()));
+    const refused = Promise.resolve(policy.admit!(fakeContext({ body: { messages: [{ role: 'user', content: `${content} ${unique('x')}` }] } }), {}));
+    await assert.rejects(refused, (err: unknown) => isViolation(err) && /needs more than 1000 tokens/.test(err.message));
+  });
 });

@@ -32,9 +32,12 @@ export const LLM_TOKEN_QUOTA_FAULTS = {
  * The room for each answer in the pool's context length after its prompt (a batch's longest) as `correct` has the
  * model's servers count it. Counted up to the context length only: a prompt past it leaves the refusal to the server.
  */
-function room(ctx: RequestContext, state: ApimState, correct: (tokens: number) => number): number {
+function room(ctx: RequestContext, state: ApimState, correct: (tokens: number) => number): number | Promise<number> {
   const window = contextWindow(ctx);
-  return window === undefined ? Infinity : outputRoom(window, correct(longestPromptTokens(ctx, state, window)));
+  if (window === undefined) return Infinity;
+  const fit = (prompt: number) => outputRoom(window, correct(prompt));
+  const counted = longestPromptTokens(ctx, state, window);
+  return typeof counted === 'number' ? fit(counted) : counted.then(fit);
 }
 
 /**
@@ -86,15 +89,17 @@ export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
       const model = ctx.modelConfig ? (ctx.targetModel ?? ctx.model) : undefined;
       const correct = (tokens: number) => (model === undefined ? tokens : calibration.correct(model, tokens));
       // A prompt counted in the quota that alone is over the limit can only be refused: counting stops past the limit
-      // (a 9 MB prompt was counted whole, 1.7 s on the event loop, to be refused). The calibration only raises it.
-      const estimated = q.countOn === 'output' ? 0 : promptTokens(ctx, state, q.limit);
+      // (a 9 MB prompt was counted whole to be refused). The calibration only raises it. A long prompt is counted off
+      // the event loop (a promise); a short one, nearly all, at once, with nothing to await.
+      const counted = q.countOn === 'output' ? 0 : promptTokens(ctx, state, q.limit);
+      const estimated = typeof counted === 'number' ? counted : await counted;
       const input = q.countOn === 'output' ? 0 : correct(estimated);
       // A cap of tollgate's choosing is at least one token per choice.
       const least = output ?? choices;
-      const at = now();
       // Whether it can ever fit is tollgate's own count's to say: the calibration's correction is other requests' doing
       // (bounded, yet one tenant's), so a request it alone pushes past the limit gets a 429 it may retry.
       if (estimated + least > q.limit) {
+        const at = now();
         // It can never fit: no retry-after, and `x-should-retry: false`, which the OpenAI SDKs honour (they retry every
         // other 429, twice by default). The headers still say where the caller stands (one read, on this refusal only).
         const r = await readCounter(state, q, id, at);
@@ -108,7 +113,11 @@ export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
       // room for after the prompt, nor more than an earlier token quota chose (it reserved only that). It is set per
       // choice upstream, so with `n` choices the reservation is n times it (`cap` is always the whole answer's).
       const perChoice = (total: number) => Math.floor(total / choices);
-      let cap = output ?? Math.max(1, Math.min(s.defaultMaxTokens, perChoice(q.limit - input), room(ctx, state, correct), chosen ?? Infinity)) * choices;
+      // Counted only for a cap tollgate chooses; before the time is read, as a long prompt's count takes a while.
+      const left = output === null ? room(ctx, state, correct) : Infinity;
+      const fits = typeof left === 'number' ? left : await left;
+      const at = now();
+      let cap = output ?? Math.max(1, Math.min(s.defaultMaxTokens, perChoice(q.limit - input), fits, chosen ?? Infinity)) * choices;
       const { key, windowMs, endMs } = counterOf(state, q, id, at);
       let r = await counters.call((c) => c.reserve(key, input + cap, q.limit, windowMs, at));
       if (r && !r.allowed && output === null && perChoice(r.remaining - input) >= 1) {

@@ -1,11 +1,13 @@
 // PromptTokenLimit: prompt tokens per second or minute, smoothed; oversized prompts; identifiers — on every backend.
-import { describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { countTokens } from 'gpt-tokenizer';
 import { GatewayError } from '../../../gateway/errors.js';
-import { countChatTokens } from '../../../lib/tokenizer.js';
+import { closeTokenCountThread } from '../../../lib/token-count-thread.js';
+import { countChatTokens, serializeMessages } from '../../../lib/tokenizer.js';
 import { MemoryCounterStore } from '../../../store/counters/memory.js';
 import { describeOnCounterBackends } from '../../../store/counters/test-counter-stores.js';
-import { MONDAY, TestClock, fakeContext, testDeps, unique, type FakeRequest } from '../../testing.js';
+import { MONDAY, TestClock, countingTokens, fakeContext, testDeps, unique, type FakeRequest } from '../../testing.js';
 import type { Policy } from '../../types.js';
 import { PROMPT_TOKEN_LIMIT_FAULTS, promptTokenLimit } from './prompt-token-limit.js';
 
@@ -100,5 +102,21 @@ describeOnCounterBackends((counters) => {
     ctx.body = undefined;
     await policy.admit!(ctx, {});
     await policy.admit!(ctx, {});
+  });
+});
+
+describe('a long prompt', () => {
+  after(() => closeTokenCountThread());
+
+  test('is counted off the event loop, to the same count', async () => {
+    // ~280 KB of prose, new to this process (not counted already).
+    const messages = [{ role: 'user', content: `${'lorem ipsum dolor sit amet, '.repeat(10_000)}${unique('end')}` }];
+    // The very count gpt-tokenizer gives the serialized prompt (prose: no run cut), plus the framing.
+    const exact = countTokens(serializeMessages(messages)) + 3;
+    const policy = promptTokenLimit(unique('ptl'), { rate: `${exact}pm` }, testDeps(new MemoryCounterStore(), { now: new TestClock(MONDAY).now }));
+    let passed: boolean | undefined;
+    assert.equal(await countingTokens(async () => void (passed = await allowed(policy, { body: { messages } }))), 0, 'no token of it counted on this thread');
+    assert.equal(passed, true, 'no more than the whole rate');
+    assert.equal(await allowed(policy, promptOf(1)), false, 'the whole rate taken');
   });
 });

@@ -31,9 +31,10 @@ export const promptTokenLimit: PolicyFactory = (name, spec, deps) => {
     type: PROMPT_TOKEN_LIMIT,
     name,
     async admit(ctx: RequestContext, state: ApimState) {
-      // A prompt past the whole rate can only be refused: counting stops past it (a 9 MB prompt, counted whole, held
-      // the event loop for half a second to be refused).
-      const tokens = promptTokens(ctx, state, rate.count);
+      // A prompt past the whole rate can only be refused: counting stops past it (a 9 MB prompt was counted whole to
+      // be refused). A long prompt is counted off the event loop (a promise); a short one at once, with no await.
+      const counted = promptTokens(ctx, state, rate.count);
+      const tokens = typeof counted === 'number' ? counted : await counted;
       if (tokens === 0) return;
       // Such a prompt can never pass: no retry-after, and `x-should-retry: false`, which the OpenAI SDKs honour (they
       // retry every other 429, twice by default).
