@@ -15,6 +15,7 @@ import { json, sleep, startStub } from './helpers/stub-upstream.js';
 import { startOtlpReceiver } from './helpers/otlp-receiver.js';
 import { poolAndModelYaml } from './helpers/manifests.js';
 import { createApp } from './helpers/apim-admin.js';
+import { untilEndpoints } from './helpers/pool-ready.js';
 
 test('hot reload', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-reload-'));
@@ -36,7 +37,7 @@ test('hot reload', async () => {
 
   // A slow request is in flight while the configuration changes under it.
   const inflight = ask('first', { slow: true });
-  await sleep(100);
+  await waitFor(() => stub.requests.some((r) => r.body?.slow), 5000, 'the slow request to reach the model server');
   writeFileSync(join(dir, 'config.yaml'), poolAndModelYaml(stub.url, 'second', 'model'));
   await waitFor(async () => (await ask('second')).statusCode === 200, 5000, 'the reloaded model to answer', 50);
   const slow = await inflight;
@@ -158,7 +159,7 @@ spec: { modelName: sheddable, criticality: Sheddable, poolRef: { name: pool } }
   write(`{ scheduler: { scrapeInterval: 25ms, staleAfter: 50ms }, analytics: { directory: ${join(dir, 'elsewhere')} },
     tracing: { sampleRatio: 0.5 }, logging: { level: debug } }`);
   await waitFor(() => gw.config.settings.scheduler.staleAfter === 50, 5000, 'the reload', 20);
-  await sleep(100);
+  await untilEndpoints(gw, (e) => e.status !== 'ready');
   assert.deepEqual(await ask('standard'), { status: 503, code: 'no_healthy_endpoints' });
   const warning = logs.find((l) => /restart/.test(l.msg));
   assert.equal(warning?.level, 40);
@@ -217,7 +218,7 @@ test('a reload turns tracing on, changes it, and turns it off; a request in flig
   // Tracing turned off while a slow request is in flight: that request still ends its spans with the tracer it
   // started with, and they are exported; requests after the reload are not traced.
   const slow = traced({ slow: true });
-  await sleep(100);
+  await waitFor(() => stub.requests.some((r) => r.body?.slow), 5000, 'the slow request to reach the model server', 10);
   write('{ logging: { accessLog: false } }');
   await waitFor(() => gw.config.settings.tracing.endpoint === undefined, 5000, 'tracing off', 20);
   const slowId = await slow;

@@ -13,6 +13,7 @@ import type { Manifest } from '../src/config/manifest.js';
 import { waitFor } from '../src/sim/testing.js';
 import { createApp, quotaReport, untilKeyKnown } from './helpers/apim-admin.js';
 import { manifest, poolAndModel } from './helpers/manifests.js';
+import { untilEndpoints } from './helpers/pool-ready.js';
 import { sleep, startStub, type Stub } from './helpers/stub-upstream.js';
 
 const BOUNDED = { timeout: 30_000 };
@@ -25,11 +26,15 @@ interface AccessLine {
   errorCode?: string;
 }
 
-/** A gateway on loopback; `lines` collects its log (the access log among it), `records` every usage record written. */
+/**
+ * A gateway on loopback whose picker has found every endpoint ready; `lines` collects its log (the access log among
+ * it), `records` every usage record written.
+ */
 async function gatewayFor(manifests: Manifest[]): Promise<{ gw: Gateway; lines: AccessLine[]; records: AnalyticsRecord[] }> {
   const lines: AccessLine[] = [];
   const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as AccessLine) });
   const gw = await startGateway({ configPaths: [], manifests, port: 0, adminPort: 0, host: '127.0.0.1', watch: false, logger });
+  await untilEndpoints(gw);
   const records: AnalyticsRecord[] = [];
   const analytics = gw.analytics!;
   const record = analytics.record.bind(analytics);
@@ -148,8 +153,7 @@ describe('request bodies', async () => {
     const { socket, closed } = rawClient(gw.port);
     const request = chatRequest({ 'x-request-id': 'left-mid-body' });
     socket.write(request.slice(0, -10));
-    // Time for the gateway to start reading the body.
-    await sleep(200);
+    await waitFor(() => gw.dataPlane.inflight === 1, 5000, 'the gateway to start reading the body', 10);
     socket.destroy();
     await closed;
     const line = await accessLine(lines, 'left-mid-body');
@@ -192,7 +196,7 @@ describe('draining after close() (SIGTERM)', async () => {
       res.setHeader('content-type', 'application/json');
       res.end('{"choices":[]}');
     });
-    const { gw } = await gatewayFor(poolAndModel([stub.url]));
+    const { gw, lines } = await gatewayFor(poolAndModel([stub.url]));
     try {
       const { socket, closed } = rawClient(gw.port);
       socket.write(chatRequest({ 'x-request-id': 'in-flight' }));
@@ -206,7 +210,8 @@ describe('draining after close() (SIGTERM)', async () => {
         late.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
       });
       assert.equal(refused, 'ECONNREFUSED');
-      await sleep(100);
+      // The second request handed over (its 503 written, or about to be) before the first one's answer ends the connection.
+      await waitFor(() => gw.dataPlane.inflight === 2 || lines.some((l) => l.requestId === 'during-drain'), 5000, 'the gateway to take the second request', 1);
       answer();
       const text = await closed;
       await closing;

@@ -14,7 +14,7 @@ import { COUNTER_BACKENDS, deleteKeys } from '../src/store/counters/test-counter
 import { DATABASE_BACKENDS, type TestDatabase } from '../src/store/test-databases.js';
 import { randomBase62 } from '../src/store/keys.js';
 import { TcpProxy } from '../src/store/test-tcp-proxy.js';
-import { call, codeOf, createApp, type Answer } from './helpers/apim-admin.js';
+import { call, codeOf, createApp, untilKeyKnown, type Answer } from './helpers/apim-admin.js';
 import { manifest } from './helpers/manifests.js';
 import { startStub, type Stub } from './helpers/stub-upstream.js';
 
@@ -192,7 +192,7 @@ describe('the gateway while Redis misbehaves (APIMExtensionPolicy failOpen and t
   test('failOpen false: a stall gives prompt 500 extension_failed, and the refused requests do not use up the quota', async () => {
     const gw = await start(false, 'closed');
     const app = await createApp(gw.adminUrl, ['gold']);
-    await sleep(200);
+    await untilKeyKnown(gw.url, app.key);
     assert.equal((await chat(gw, app.key)).status, 200);
 
     proxy.stall();
@@ -243,7 +243,7 @@ describe('the gateway while Redis misbehaves (APIMExtensionPolicy failOpen and t
       await assert.rejects(start(false, 'start-closed'), CounterStoreUnavailableError);
       const gw = await start(true, 'start-open', 1000);
       const app = await createApp(gw.adminUrl, ['gold']);
-      await sleep(200);
+      await untilKeyKnown(gw.url, app.key);
       for (const a of await Promise.all(Array.from({ length: 3 }, () => chat(gw, app.key)))) assert.equal(a.status, 200, JSON.stringify(a.body));
       await proxy.restore();
       // The client reconnects on its own (retry every 0.2-2 s); then the counter is read and counts again.
@@ -268,7 +268,7 @@ describe('the gateway while Redis misbehaves (APIMExtensionPolicy failOpen and t
     // and count"), so this quota is far from the test's use.
     const gw = await start(true, 'open', 1000);
     const app = await createApp(gw.adminUrl, ['gold']);
-    await sleep(200);
+    await untilKeyKnown(gw.url, app.key);
     const burst = async (what: string) => {
       const t = Date.now();
       const answers = await Promise.all(Array.from({ length: 5 }, () => chat(gw, app.key)));

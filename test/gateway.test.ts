@@ -7,11 +7,17 @@ import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { freePort } from '../src/lib/ports.js';
 import { IDLE_METRICS, json, queuedMetrics, sleep, startStub, type StubRequest } from './helpers/stub-upstream.js';
 import { manifest, poolAndModel, settings } from './helpers/manifests.js';
+import { untilEndpoints } from './helpers/pool-ready.js';
+import { waitFor } from '../src/sim/testing.js';
+import type { EndpointView } from '../src/scheduler/fleet-view.js';
 
 const CHAT = { model: 'm', messages: [{ role: 'user', content: 'hello' }] };
 
-async function gatewayFor(manifests: ReturnType<typeof poolAndModel>): Promise<Gateway> {
-  return startGateway({ configPaths: [], manifests, port: 0, adminPort: 0, host: '127.0.0.1', watch: false });
+/** A gateway on loopback whose picker has scraped every endpoint and found it `settled` (by default: ready). */
+async function gatewayFor(manifests: ReturnType<typeof poolAndModel>, settled?: (e: EndpointView) => boolean): Promise<Gateway> {
+  const gw = await startGateway({ configPaths: [], manifests, port: 0, adminPort: 0, host: '127.0.0.1', watch: false });
+  await untilEndpoints(gw, settled);
+  return gw;
 }
 
 /** A model server that starts an SSE answer with `sent` and then drops the connection. */
@@ -200,16 +206,21 @@ describe('streaming', async () => {
 
   test('a client that leaves before the model server answers does not take the endpoint out', async () => {
     const answer = (res: StubRequest['res']) => json(res, 200, { choices: [], usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 } });
+    let upstreamClosed!: () => void;
+    const givenUp = new Promise<void>((r) => (upstreamClosed = r));
     stub.handler = async ({ res }) => {
+      res.on('close', upstreamClosed);
       await sleep(300);
       answer(res);
     };
+    const sent = stub.requests.length;
     const abort = new AbortController();
     const gone = request(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(CHAT), signal: abort.signal });
-    await sleep(50);
+    await waitFor(() => stub.requests.length > sent, 5000, 'the request to reach the model server');
     abort.abort();
     await assert.rejects(gone);
-    await sleep(20); // the gateway sees the close and gives the attempt up
+    // The gateway sees the close and gives the attempt up, closing its upstream request.
+    await Promise.race([givenUp, sleep(5000).then(() => assert.fail('the upstream request was not given up'))]);
     stub.handler = ({ res }) => answer(res);
     // Before the fix, the abandoned attempt counted as "could not reach it": 503 until the next scrape.
     const next = await post(gw, CHAT);
@@ -335,7 +346,7 @@ describe('retries before the first byte', async () => {
   });
 
   test('every endpoint unreachable → 503 no_healthy_endpoints (the picker knows from its scrapes)', async () => {
-    const gw = await gatewayFor(poolAndModel([dead]));
+    const gw = await gatewayFor(poolAndModel([dead]), (e) => e.status === 'unhealthy');
     gateways.push(gw);
     const r = await post(gw, CHAT);
     assert.equal(r.statusCode, 503);
@@ -393,9 +404,9 @@ describe('graceful shutdown', () => {
     });
     const gw = await gatewayFor(poolAndModel([stub.url]));
     const inflight = post(gw, CHAT);
-    await sleep(100);
+    await waitFor(() => stub.requests.length === 1, 5000, 'the request to reach the model server');
+    // close() stops listening before its first await.
     const closing = gw.close();
-    await sleep(20);
     await assert.rejects(post(gw, CHAT));
     const r = await inflight;
     assert.equal(r.statusCode, 200);

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { startSimFleet, type SimFleet } from '../src/sim/index.js';
 import { waitFor } from '../src/sim/testing.js';
-import { manifest } from './helpers/manifests.js';
+import { manifest, settings } from './helpers/manifests.js';
+import { untilEndpoints } from './helpers/pool-ready.js';
 import { parseQueueCounts } from '../bench/routing-target.js';
 
 const BASE = 'base-model';
@@ -33,8 +34,21 @@ async function received(fleet: SimFleet, fn: () => Promise<void>): Promise<numbe
   return fleet.servers.map((s, i) => s.state().requests - before[i]);
 }
 
-/** Scrapes happen every 50 ms; a few intervals make sure the picker has seen the fleet's current state. */
-const scraped = () => new Promise((r) => setTimeout(r, 300));
+/**
+ * Resolves once the picker has scraped the fleet's current queues: every endpoint ready, showing the waiting and
+ * running counts its simulator has. Waited for, not assumed after a few scrape intervals: on a loaded machine scrapes
+ * come late.
+ */
+function scraped(fleet: SimFleet, gw: Gateway): Promise<void> {
+  const byUrl = new Map(fleet.servers.map((s) => [s.url, s]));
+  return untilEndpoints(gw, (e) => {
+    const now = byUrl.get(e.url)!.state();
+    return e.status === 'ready' && e.metrics.waiting === now.waiting && e.metrics.running === now.running;
+  });
+}
+
+/** A slow scrape on a loaded machine must not make an endpoint stale, and so not pickable, for the tests below. */
+const patientScrapes = settings({ scheduler: { staleAfter: '5s' } });
 
 describe('routing', () => {
   let fleet: SimFleet;
@@ -48,6 +62,7 @@ describe('routing', () => {
         manifest('InferencePool', 'pool', { endpoints: fleet.urls }),
         manifest('InferenceModel', 'base', { modelName: BASE, poolRef: { name: 'pool' } }),
         ...['a', 'b', 'c', 'd'].map((x) => manifest('InferenceModel', `lora-${x}`, { modelName: `lora-${x}`, poolRef: { name: 'pool' } })),
+        patientScrapes,
       ],
       port: 0,
       adminPort: 0,
@@ -68,7 +83,7 @@ describe('routing', () => {
     const direct = Array.from({ length: 16 }, (_, i) => chat(busy.url, BASE, `load ${i}`, { maxTokens: 5000, signal: load.signal }).catch(() => null));
     try {
       await waitFor(() => busy.state().waiting >= 8, 10_000, 'the direct load to queue', 50);
-      await scraped();
+      await scraped(fleet, gw);
       const counts = await received(fleet, async () => {
         for (let i = 0; i < 12; i++) assert.equal((await chat(gw.url, BASE, `question ${i} ${text(20, i)}`)).status, 200);
       });
@@ -81,7 +96,7 @@ describe('routing', () => {
   });
 
   test('follows prefix affinity', async () => {
-    await scraped();
+    await scraped(fleet, gw);
     const system = text(1500, 3);
     const first = await received(fleet, async () => {
       assert.equal((await chat(gw.url, BASE, 'first question', { system })).status, 200);
@@ -95,13 +110,13 @@ describe('routing', () => {
   });
 
   test('keeps adapters together', async () => {
-    await scraped();
+    await scraped(fleet, gw);
     // vLLM lists an adapter as running only while requests use it, so affinity shows with one in flight.
     const long = new AbortController();
     const anchor = chat(gw.url, 'lora-c', 'a long answer', { maxTokens: 5000, signal: long.signal }).catch(() => null);
     try {
       await waitFor(() => fleet.servers.some((s) => s.state().residentLoras.includes('lora-c') && s.state().running > 0), 10_000, 'lora-c to be running', 50);
-      await scraped();
+      await scraped(fleet, gw);
       const counts = await received(fleet, async () => {
         for (let i = 0; i < 8; i++) assert.equal((await chat(gw.url, 'lora-c', `adapter question ${i}`)).status, 200);
       });
@@ -132,7 +147,7 @@ describe('routing', () => {
   });
 
   test('an endpoint answering every request 503 (its metrics idle) is tried again only now and then, not first for its prefix', async () => {
-    await scraped();
+    await scraped(fleet, gw);
     const system = text(1500, 11);
     const first = await received(fleet, async () => {
       assert.equal((await chat(gw.url, BASE, 'where does this prefix live', { system })).status, 200);
@@ -206,7 +221,7 @@ describe('overload', () => {
     let critical: Promise<Response>;
     try {
       await waitFor(() => fleet.servers.every((s) => s.state().waiting >= 7), 10_000, 'the fleet to saturate', 50);
-      await scraped();
+      await scraped(fleet, gw);
       const shed = await chat(gw.url, 'sheddable', 'can wait');
       assert.equal(shed.status, 429);
       assert.ok(shed.headers.get('retry-after'), 'a shed request says when to retry');
@@ -231,7 +246,7 @@ describe('overload', () => {
     let abortedAt = Infinity;
     try {
       await waitFor(() => fleet.servers.every((s) => s.state().waiting >= 7), 10_000, 'the fleet to saturate', 50);
-      await scraped();
+      await scraped(fleet, gw);
       const abortedBefore = await aborted();
       const client = new AbortController();
       const waiting = chat(gw.url, 'critical', 'gone before its turn', { signal: client.signal }).catch((err: unknown) => err);
@@ -250,8 +265,7 @@ describe('overload', () => {
       await Promise.all(direct);
     }
     // Room again: had it stayed queued, it would be picked now.
-    await scraped();
-    await scraped();
+    await scraped(fleet, gw);
     const late = (await queueView()).decisions.filter((d) => d.priority === 1 && Date.parse(d.at) >= abortedAt);
     assert.deepEqual(late, []);
   });
