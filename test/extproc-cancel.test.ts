@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { ExtprocClient } from '../src/extproc/client.js';
 import { startExtprocChild, type ExtprocChild } from './helpers/extproc-child.js';
 import { closeEnvoyClients, headerMap } from './helpers/extproc-envoy.js';
-import { scrape } from '../src/sim/testing.js';
+import { scrape, waitFor } from '../src/sim/testing.js';
 import { sleep, startStub, type Stub } from './helpers/stub-upstream.js';
 
 let stub: Stub;
@@ -24,6 +24,18 @@ before(async () => {
     ],
   });
   client = new ExtprocClient({ address: gw.extproc });
+  // Started is not scraped: a loaded host can miss the first scrape's deadline, and the first pick then found no
+  // endpoint (an immediate 503 instead of a pick).
+  await waitFor(
+    async () => {
+      const r = await fetch(`${gw.adminUrl}/readyz`);
+      await r.arrayBuffer();
+      return r.status === 200;
+    },
+    10_000,
+    'the pool to be ready',
+    20,
+  );
 });
 
 after(async () => {
