@@ -1,6 +1,7 @@
 // `tollgate apply`, `delete` and `get` in-process against a served admin router (SQLite): output lines, dry run, exit codes.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
@@ -11,6 +12,8 @@ import { Command, CommanderError } from 'commander';
 import { registerApimAdminRoutes } from '../src/apim/admin-routes.js';
 import { applyCommand, deleteCommand } from '../src/cli/apply.js';
 import { getCommand } from '../src/cli/get.js';
+import { readManifestFiles } from '../src/config/files.js';
+import type { ConfigError } from '../src/config/manifest.js';
 import { AdminRouter } from '../src/gateway/admin-router.js';
 import { openDatabase, type Database } from '../src/store/index.js';
 
@@ -162,6 +165,44 @@ spec: { denyList: [{ kind: SpikeArrest }] }
 
     assert.equal((await apply(['-f', join(dir, 'missing.yaml'), '--admin', open.url])).code, 2);
     assert.equal((await apply(['-f', await files('empty', {}), '--admin', open.url])).code, 2);
+  });
+
+  test('files are read as serve reads them: merge keys, document numbers counting empty documents, non-UTF-8 and FIFOs refused', async () => {
+    const spike = (name: string, spec: string) => `apiVersion: apim.googleapis.com/v1\nkind: SpikeArrest\nmetadata: { name: ${name} }\nspec: ${spec}\n`;
+    const path = await files('as-serve', {
+      // The anchor in the same document (annotations), as the yaml library reads anchors per document.
+      'merge.yaml': `apiVersion: apim.googleapis.com/v1
+kind: SpikeArrest
+metadata:
+  name: spike-b
+  annotations: &common { rate: 10ps }
+spec:
+  <<: *common
+  identifier: { ref: developer.app.id }
+`,
+      'index.yaml': `---\n# only a comment\n---\n${spike('s1', '{ rate: 10ps }')}---\n${spike('s2', '{ rate: fast }')}`,
+    });
+    await writeFile(join(path, 'latin1.yaml'), Buffer.concat([Buffer.from(product('cafe', '"caf')), Buffer.from([0xe9]), Buffer.from('"\n')]));
+    execFileSync('mkfifo', [join(path, 'fifo.yaml')]);
+    const serve = (file: string) => {
+      try {
+        readManifestFiles([join(path, file)]);
+        return [];
+      } catch (err) {
+        return (err as ConfigError).problems;
+      }
+    };
+
+    const merged = await apply(['-f', join(path, 'merge.yaml'), '--admin', open.url, '--dry-run']);
+    // (An earlier test's ApimTemplateRule warns about every SpikeArrest: the warning is no problem.)
+    assert.deepEqual([merged.code, merged.out, serve('merge.yaml')], [0, ['spikearrest/spike-b created (dry run)'], []]);
+    for (const file of ['index.yaml', 'latin1.yaml', 'fifo.yaml']) {
+      const r = await apply(['-f', join(path, file), '--admin', open.url, '--dry-run']);
+      assert.equal(r.code, 2, file);
+      assert.deepEqual(r.err.map((l) => l.replace(/^tollgate apply: /, '')), serve(file), file);
+    }
+    assert.match(serve('index.yaml')[0], /index\.yaml document 2 \(SpikeArrest\/s2\): spec\.rate: /);
+    assert.deepEqual([serve('latin1.yaml'), serve('fifo.yaml')], [[`${join(path, 'latin1.yaml')}: not UTF-8 text`], [`${join(path, 'fifo.yaml')}: not a regular file`]]);
   });
 
   test('the server refuses: exit code 1 with its errors pointed at the file', async () => {

@@ -180,6 +180,11 @@ test('what the admin API cannot delete: gateway kinds and unknown kinds (400), o
   const filed = await call(g.gw.adminUrl, 'DELETE', '/v1/manifests/SpikeArrest/filed');
   assert.equal(filed.status, 409);
   assert.equal(filed.body.error.code, 'file_owned');
+  // A YAML body's documents are numbered as serve numbers a file's, empty ones too: the conflict is document 1.
+  const yaml = `---\n---\napiVersion: apim.googleapis.com/v1\nkind: SpikeArrest\nmetadata: { name: filed }\nspec: { rate: 5ps }\n`;
+  const applied = await fetch(`${g.gw.adminUrl}/v1/apply`, { method: 'POST', headers: { 'content-type': 'application/yaml' }, body: yaml });
+  assert.equal(applied.status, 409);
+  assert.deepEqual(((await applied.json()) as { error: { details: { path: string }[] } }).error.details.map((d) => d.path), ['[1]']);
   const empty = await call(g.gw.adminUrl, 'POST', '/v1/delete', []);
   assert.equal(empty.status, 400);
   const nameless = await call(g.gw.adminUrl, 'POST', '/v1/delete', [{ kind: 'SpikeArrest', metadata: {} }]);

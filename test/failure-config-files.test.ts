@@ -107,7 +107,7 @@ describe('a running gateway given hostile config files', () => {
 
   test('a YAML alias bomb: refused with a reason', async () => {
     const bomb = ['a: &a [x,x,x,x,x,x,x,x,x]', 'b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]', 'c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]', 'd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]', 'e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]', 'f: [*e,*e,*e,*e,*e,*e,*e,*e,*e]'].join('\n');
-    await refused('bomb.yaml', (p) => writeFileSync(p, bomb), /bomb\.yaml: .*alias/i);
+    await refused('bomb.yaml', (p) => writeFileSync(p, bomb), /bomb\.yaml document 0: YAML: Excessive alias count/);
   });
 
   test('a symlink loop named like a manifest: refused with a reason', async () => {

@@ -35,8 +35,9 @@ describe('GatewaySettings.scheduler timings', () => {
     }
   });
 
-  test('a zero scrape interval or staleness limit is refused', () => {
-    assert.ok(problems('{ scrapeInterval: 0s }').some((p) => /spec\.scheduler\.scrapeInterval: must be longer than 0/.test(p)));
-    assert.ok(problems('{ staleAfter: 0ms }').some((p) => /spec\.scheduler\.staleAfter: must be longer than 0/.test(p)));
+  test('a zero (or sub-millisecond) scrape interval or staleness limit is refused', () => {
+    assert.ok(problems('{ scrapeInterval: 0s }').some((p) => /spec\.scheduler\.scrapeInterval: must be at least 1ms/.test(p)));
+    assert.ok(problems('{ scrapeInterval: 0.001ms }').some((p) => /spec\.scheduler\.scrapeInterval: must be at least 1ms/.test(p)));
+    assert.ok(problems('{ staleAfter: 0ms }').some((p) => /spec\.scheduler\.staleAfter: must be at least 1ms/.test(p)));
   });
 });

@@ -1,9 +1,10 @@
 // analyticsSettingsSpec: the `analytics` section of GatewaySettings (spool directory, batching, retention, disk budget).
 import { z } from 'zod';
-import { durationMs, parseDuration } from '../lib/duration.js';
+import { durationMsAtLeast, longDurationMs, parseDuration } from '../lib/duration.js';
 
 // zod 4 returns a default as it is (no transform), so defaults are given already in milliseconds.
-const dur = (def: string) => durationMs.default(parseDuration(def));
+// 0 is not "off" for a timer: a 0 flush interval flushes back to back, a 0 write timeout fails every insert.
+const dur = (def: string) => durationMsAtLeast('1ms').default(parseDuration(def));
 
 export const analyticsSettingsSpec = z
   .object({
@@ -16,7 +17,9 @@ export const analyticsSettingsSpec = z
     /** Records per INSERT statement (at most 1000: SQLite allows 32766 bound values, a row has 26). */
     batchSize: z.number().int().min(1).max(1000).default(500),
     /** Database records older than this are deleted (checked hourly). */
-    retention: dur('30d'),
+    // Compared with record times, never a timer, so it may be longer than a timer's 24d; at least 1h, since 0
+    // deleted every stored record (the billing data) at start.
+    retention: longDurationMs.pipe(z.number().min(parseDuration('1h'), 'must be at least 1h (0 does not turn it off: it deletes every record)')).default(parseDuration('30d')),
     /** Disk the spool may use; beyond it new records are dropped, counted and logged (1 GiB). */
     maxDiskBytes: z.number().int().positive().default(1024 * 1024 * 1024),
     /** A segment file is closed and a new one started at this size (16 MiB); committed segments are deleted. */

@@ -32,7 +32,7 @@ async function storedManifests(store: StoreView): Promise<Manifest[]> {
 }
 
 export async function checkApplyGovernance(store: StoreView, deps: ApimAdminDeps, documents: readonly ApimDocument[]): Promise<GovernanceOutcome> {
-  const applying = new Map(documents.map((d, i) => [`${d.manifest.kind}/${d.manifest.metadata.name}`, i]));
+  const applying = new Map(documents.map((d) => [`${d.manifest.kind}/${d.manifest.metadata.name}`, d.index]));
   const current = [...(deps.fileManifests?.() ?? []).filter((m) => GOVERNED.has(m.kind)), ...(await storedManifests(store))];
   const combined = [...current.filter((m) => !applying.has(`${m.kind}/${m.metadata.name}`)), ...documents.map((d) => d.manifest)];
   const outcome: GovernanceOutcome = { refused: [], reported: [] };

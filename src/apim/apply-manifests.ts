@@ -5,7 +5,7 @@ import type { ApimAdminDeps } from './admin-deps.js';
 import { invalid } from './admin-input.js';
 import { checkApplyGovernance } from './apply-governance.js';
 import { refuseFileOwnedDocuments } from './file-ownership.js';
-import type { ApimDocument } from './manifest-documents.js';
+import { requestDocumentPath, type ApimDocument, type RequestTarget as Target } from './manifest-documents.js';
 import { deleteDocument, storeDocument } from './manifest-tables.js';
 
 export interface ApplyResult {
@@ -31,16 +31,12 @@ class DryRunRollback<T> extends Error {
  * The request document a build problem is about (`[i]`): problems name the manifest they come from as `(Kind/name)`;
  * one about another object (a stored template naming a policy this request changed) has no path.
  */
-function pathOf(message: string, labels: readonly string[]): string {
+function pathOf(message: string, targets: readonly Target[], labels: readonly string[]): string {
   const i = labels.findIndex((label) => message.includes(`(${label})`));
-  return i === -1 ? '' : `[${i}]`;
+  return i === -1 ? '' : requestDocumentPath(targets, i);
 }
 
-/** What a request names: its documents' kind and metadata.name, in request order. */
-interface Target {
-  kind: string;
-  name: string;
-}
+
 
 /**
  * Runs `write` over the `targets` in one store transaction and keeps it only if the policies still build from the
@@ -67,7 +63,7 @@ async function checkedWrite<T>(
       const before = await deps.policyManifests?.(tx);
       const answer = await write(tx);
       const problems = (await deps.compileProblems?.(tx, before)) ?? [];
-      if (problems.length > 0) throw invalid(opts.refused, problems.map((message) => ({ path: pathOf(message, labels), message })));
+      if (problems.length > 0) throw invalid(opts.refused, problems.map((message) => ({ path: pathOf(message, targets, labels), message })));
       if (opts.dryRun) throw new DryRunRollback(answer);
       return answer;
     });
@@ -83,7 +79,7 @@ export function applyDocuments(
   documents: readonly ApimDocument[],
   opts: { dryRun: boolean },
 ): Promise<ApplyAnswer> {
-  const targets = documents.map((d) => ({ kind: d.manifest.kind, name: d.manifest.metadata.name }));
+  const targets = documents.map((d) => ({ kind: d.manifest.kind, name: d.manifest.metadata.name, index: d.index }));
   const refused = `the policies would be broken by ${documents.length === 1 ? 'this manifest' : 'these manifests'} (the details say how); nothing was applied`;
   return checkedWrite(store, deps, targets, { dryRun: opts.dryRun, refused }, async (tx) => {
     const governance = await checkApplyGovernance(tx, deps, documents);
@@ -120,7 +116,7 @@ export function deleteDocuments(
       const stored: { path: string; message: string }[] = [];
       for (const [i, { kind, name }] of targets.entries()) {
         if (kind === 'APIMExtensionPolicy' && (await tx.manifests.find(kind, name))) {
-          stored.push({ path: `[${i}]`, message: 'every request would then be served without keys, quotas or policies; delete with force=true (tollgate delete --force) to do so' });
+          stored.push({ path: requestDocumentPath(targets, i), message: 'every request would then be served without keys, quotas or policies; delete with force=true (tollgate delete --force) to do so' });
         }
       }
       if (stored.length > 0) throw invalid('Deleting the APIMExtensionPolicy turns API management off; nothing was deleted', stored);

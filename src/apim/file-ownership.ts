@@ -3,6 +3,7 @@ import { AdminError } from '../gateway/admin-router.js';
 import type { StoreView } from '../store/index.js';
 import type { ApimAdminDeps } from './admin-deps.js';
 import { storedOwner } from './manifest-tables.js';
+import { requestDocumentPath, type RequestTarget } from './manifest-documents.js';
 
 /** Declared in a file now (deps.fileOwned), or stored by the config loader with owner `file`. */
 export async function isFileOwned(store: StoreView, deps: ApimAdminDeps, kind: string, name: string): Promise<boolean> {
@@ -18,10 +19,10 @@ export async function refuseFileOwned(store: StoreView, deps: ApimAdminDeps, kin
 }
 
 /** 409 naming every request document (`[i]`, in request order) whose object --config files declare. */
-export async function refuseFileOwnedDocuments(store: StoreView, deps: ApimAdminDeps, targets: readonly { kind: string; name: string }[]): Promise<void> {
+export async function refuseFileOwnedDocuments(store: StoreView, deps: ApimAdminDeps, targets: readonly RequestTarget[]): Promise<void> {
   const owned: { path: string; message: string }[] = [];
   for (const [i, { kind, name }] of targets.entries()) {
-    if (await isFileOwned(store, deps, kind, name)) owned.push({ path: `[${i}]`, message: `${kind}/${name} is declared in --config files` });
+    if (await isFileOwned(store, deps, kind, name)) owned.push({ path: requestDocumentPath(targets, i), message: `${kind}/${name} is declared in --config files` });
   }
   if (owned.length > 0) throw fileOwnedError(owned);
 }

@@ -1,9 +1,8 @@
 // `tollgate apply` and `tollgate delete`: read API-management manifests locally (apply validates them whole, delete
 // reads kind and name), then send them to a running gateway's POST /v1/apply or /v1/delete.
-import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { readApimDocuments, readApimTargets, type DocumentProblem } from '../apim/manifest-documents.js';
-import { configFiles } from '../config/files.js';
+import { configFiles, readBounded } from '../config/files.js';
 import { ConfigError } from '../config/manifest.js';
 import type { JsonObject } from '../store/index.js';
 import { adminOption, adminUrl, callAdmin, failCommand, processIo, type AdminErrorBody, type CommandIo } from './admin-client.js';
@@ -61,9 +60,10 @@ function readLocal(verb: Verb, paths: string[], io: CommandIo): { raws: JsonObje
   for (const file of files) {
     let text: string;
     try {
-      text = readFileSync(file, 'utf8');
+      // As `serve` reads --config files: regular files of at most 4 MiB, UTF-8 or refused.
+      text = readBounded(file);
     } catch (err) {
-      problems.push(`${file}: ${(err as Error).message}`);
+      problems.push(...(err instanceof ConfigError ? err.problems : [`${file}: ${(err as Error).message}`]));
       continue;
     }
     const read = verb.read(text, file);

@@ -28,3 +28,9 @@ for (const kind of ['SanitizeUserPrompt', 'SanitizeModelResponse']) {
     assert.equal(problems[1], `${at}[7]: must be a valid regular expression`);
   });
 }
+
+test('duration texts: a token lifetime may be longer than a timer can wait; a JavaScript timeLimit that is no duration is one problem, not a throw', () => {
+  assert.deepEqual(problemsOf('GenerateJWT', { algorithm: 'HS256', secretKey: { value: 'k'.repeat(32) }, expiresIn: '90d' }), []);
+  assert.deepEqual(problemsOf('JavaScript', { source: 'x', timeLimit: 'soon' }), ['code document 0 (JavaScript/guard): spec.timeLimit: must be a duration, e.g. 500ms, 30s, 5m, 1h']);
+  assert.deepEqual(problemsOf('JavaScript', { source: 'x', timeLimit: '11s' }), ['code document 0 (JavaScript/guard): spec.timeLimit: must be at most 10s: a run holds a worker every script shares']);
+});

@@ -1,7 +1,7 @@
 // Schemas of the API-management kinds (apim.googleapis.com/v1): the extension policy, products, operation sets,
 // templates and one kind per policy. Field names are Apigee's element names in camelCase.
 import { z } from 'zod';
-import { durationMs } from '../lib/duration.js';
+import { durationMs, longDurationMs } from '../lib/duration.js';
 import { FRAMING_HEADERS } from '../lib/framing-headers.js';
 import { compileTextPattern } from '../lib/linear-regex.js';
 
@@ -396,15 +396,11 @@ export type SecretType = (typeof SECRET_TYPES)[number];
 
 // Security and mediation policies: OAuthV2, JWTs, service callouts, upstream credentials, JavaScript.
 
+/** The milliseconds of a duration text of any length (token lifetimes may be longer than a timer's 24d), or NaN. */
+const msOf = (text: string): number => longDurationMs.safeParse(text).data ?? NaN;
+
 /** A duration kept as text ("500ms", "1h"): factories re-parse stored specs, so the schema must not transform it. */
-const durationText = z.string().refine((s) => {
-  try {
-    durationMs.parse(s);
-    return true;
-  } catch {
-    return false;
-  }
-}, 'must be a duration, e.g. 500ms, 30s, 5m, 1h');
+const durationText = z.string().refine((s) => !Number.isNaN(msOf(s)), 'must be a duration, e.g. 500ms, 30s, 5m, 1h');
 
 const stringOrList = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]);
 
@@ -540,7 +536,8 @@ export const javaScriptSpec = z
     /** request: before the model server (admit); response: on its whole (non-streamed) answer. */
     flow: z.enum(['request', 'response']).default('request'),
     /** CPU time per run; at most 10 s, as a run holds one of the few workers every script shares. */
-    timeLimit: durationText.refine((t) => durationMs.parse(t) <= 10_000, 'must be at most 10s: a run holds a worker every script shares').default('200ms'),
+    // Not a duration (NaN) passes here: zod runs this refine too, and durationText has said what is wrong.
+    timeLimit: durationText.refine((t) => !(msOf(t) > 10_000), 'must be at most 10s: a run holds a worker every script shares').default('200ms'),
     memoryLimitMb: z.number().int().min(1).max(256).default(16),
   })
   .strict();

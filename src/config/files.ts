@@ -18,8 +18,11 @@ const UTF8 = new TextDecoder('utf-8', { fatal: true });
  */
 export const MAX_CONFIG_FILE_BYTES = 4 * 1024 * 1024;
 
-/** The file's text, or a ConfigError for what is not a regular file or is over MAX_CONFIG_FILE_BYTES. */
-function readBounded(file: string): string {
+/**
+ * The file's text, or a ConfigError for what is not a regular file, is over MAX_CONFIG_FILE_BYTES or is not UTF-8:
+ * how every manifest file is read (`serve` and `apply` alike).
+ */
+export function readBounded(file: string): string {
   // Checked before opening too: opening a FIFO blocks (the whole process, on a reload) until a writer comes.
   if (!statSync(file).isFile()) throw new ConfigError([`${file}: not a regular file`]);
   const fd = openSync(file, 'r');

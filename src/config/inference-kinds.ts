@@ -1,7 +1,7 @@
 // Schemas of the Inference Extension kinds (InferencePool, InferenceModel, InferenceObjective,
 // InferenceModelRewrite, EndpointPickerConfig) and the HTTPRoute subset tollgate reads.
 import { z } from 'zod';
-import { durationMs } from '../lib/duration.js';
+import { durationMsAtLeast } from '../lib/duration.js';
 
 const objectRef = z.object({ name: z.string().min(1), kind: z.string().optional(), group: z.string().optional() }).strict();
 
@@ -48,8 +48,9 @@ export const inferencePoolSpec = z
   })
   .strict();
 
+// As upstream.firstByteTimeout/responseTimeout: 0 would time out every request, not lift the limit.
 const modelTimeouts = z
-  .object({ firstByte: durationMs.optional(), response: durationMs.optional() })
+  .object({ firstByte: durationMsAtLeast('1ms').optional(), response: durationMsAtLeast('1ms').optional() })
   .strict();
 
 export const inferenceModelSpec = z

@@ -141,3 +141,33 @@ spec:
     assert.equal(cfg.models.get('alias')!.target!.pick(), 'from-rewrite');
   });
 });
+
+test('a document whose value cannot be built (alias limit, bad merge source) is one problem naming it; the other documents are still checked', () => {
+  // The yaml library throws while building these, after parsing without an error: the first would swallow the rest.
+  const laughs = `apiVersion: inference.networking.k8s.io/v1
+kind: InferencePool
+metadata:
+  name: lol
+  annotations:
+    a: &a [x, x, x, x, x, x, x, x, x, x]
+    b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]
+    c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]
+    d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]
+    e: [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]
+spec: { endpoints: ["http://127.0.0.1:9000"] }
+`;
+  const badMerge = `apiVersion: inference.networking.k8s.io/v1
+kind: InferencePool
+metadata: { name: merged }
+spec:
+  <<: not-a-map
+  endpoints: ["http://127.0.0.1:9000"]
+`;
+  const broken = POOL.replace('name: p', 'name: q').replace('spec: {', 'spec: { bogus: 1,');
+  const problems = problemsOf(`${POOL}---\n${laughs}---\n${badMerge}---\n${broken}`);
+  assert.deepEqual(problems, [
+    'f.yaml document 1 (InferencePool/lol): YAML: Excessive alias count indicates a resource exhaustion attack',
+    'f.yaml document 2 (InferencePool/merged): YAML: Merge sources must be maps or map aliases',
+    'f.yaml document 3 (InferencePool/q): spec: Unrecognized key: "bogus"',
+  ]);
+});

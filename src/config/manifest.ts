@@ -73,23 +73,57 @@ export function validateDocument(raw: unknown, source: string, index: number): {
   return { manifest: { apiVersion, kind, metadata, spec: parsed.data, source, index }, problems: [] };
 }
 
-/** Parses multi-document YAML (JSON is YAML too; a JSON array is a list of documents). */
-export function parseManifests(text: string, source: string): Manifest[] {
-  const problems: string[] = [];
-  // Each document keeps its position in the file (empty and broken ones counted: Helm output has empty ones), and
-  // an item of a JSON list its position in the list.
-  const raws: { raw: unknown; index: number }[] = [];
+export interface RawDocument {
+  raw: unknown;
+  /** The document's position in its file (empty and broken ones counted), or an item's in a list document. */
+  index: number;
+}
+
+export interface DocumentReadProblem {
+  index: number;
+  /** e.g. `YAML: Excessive alias count indicates a resource exhaustion attack` */
+  message: string;
+  /** The whole problem on one line: `<source> document <i>[ (<kind>/<name>)]: <message>`. */
+  line: string;
+}
+
+/**
+ * The documents of a multi-document YAML text (JSON is YAML too; a JSON array is a list of documents), read as every
+ * manifest reader reads them (`serve`, `apply`, the admin API's YAML bodies), with what could not be read. Empty
+ * documents are skipped but counted, as Helm output has them.
+ */
+export function readDocuments(text: string, source: string): { raws: RawDocument[]; problems: DocumentReadProblem[] } {
+  const raws: RawDocument[] = [];
+  const problems: DocumentReadProblem[] = [];
+  const problem = (index: number, message: string, label = '') => problems.push({ index, message, line: `${source} document ${index}${label}: ${message}` });
   // merge: kubectl reads `<<: *anchor` merge keys (YAML 1.1); the 1.2 core schema took `<<` for a field.
   parseAllDocuments(text, { merge: true }).forEach((doc, i) => {
     if (doc.errors.length > 0) {
-      problems.push(...doc.errors.map((e) => `${source} document ${i}: YAML: ${e.message.split('\n')[0]}`));
+      for (const e of doc.errors) problem(i, `YAML: ${e.message.split('\n')[0]}`);
       return;
     }
-    const value = doc.toJS();
+    let value: unknown;
+    try {
+      value = doc.toJS();
+    } catch (err) {
+      // Building the value throws: an alias expanded past the limit (a "billion laughs" document), a merge key
+      // whose source is not a map. Kind and name are read from the tree, without resolving anything.
+      const kind = doc.get('kind');
+      const name = doc.getIn(['metadata', 'name']);
+      problem(i, `YAML: ${(err as Error).message}`, typeof kind === 'string' && typeof name === 'string' ? ` (${kind}/${name})` : '');
+      return;
+    }
     if (value === null || value === undefined) return;
     if (Array.isArray(value)) value.forEach((raw, j) => raws.push({ raw, index: j }));
     else raws.push({ raw: value, index: i });
   });
+  return { raws, problems };
+}
+
+/** Parses and validates multi-document YAML; a ConfigError lists every problem of every document. */
+export function parseManifests(text: string, source: string): Manifest[] {
+  const { raws, problems: unread } = readDocuments(text, source);
+  const problems = unread.map((p) => p.line);
   const out: Manifest[] = [];
   for (const { raw, index } of raws) {
     const r = validateDocument(raw, source, index);

@@ -47,7 +47,11 @@ export interface RouteRule {
   /** The route's hostnames (exact, or `*.suffix`); empty: every host. */
   hostnames: readonly string[];
   matches: { path?: { type: 'PathPrefix' | 'Exact'; value: string }; headers?: { name: string; value: string }[]; method?: string }[];
-  backends: WeightedDraw<RouteBackend>;
+  /**
+   * null when every backendRef has weight 0: Gateway API sends such a rule's traffic nowhere (implementations answer
+   * 500 or 503), so it is refused rather than left to match the next rule or the model name.
+   */
+  backends: WeightedDraw<RouteBackend> | null;
 }
 
 export interface RuntimeConfig {
@@ -190,9 +194,8 @@ export function compileConfig(manifests: Manifest[]): RuntimeConfig {
           else backends.push({ value: { kind: 'pool', pool }, weight: b.weight });
         }
       });
-      if (backends.some((b) => b.weight > 0)) {
-        routes.push({ route: m.metadata.name, hostnames: m.spec.hostnames ?? [], matches: rule.matches ?? [], backends: new WeightedDraw(backends) });
-      }
+      const draw = backends.some((b) => b.weight > 0) ? new WeightedDraw(backends) : null;
+      routes.push({ route: m.metadata.name, hostnames: m.spec.hostnames ?? [], matches: rule.matches ?? [], backends: draw });
     });
   }
 

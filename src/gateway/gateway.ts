@@ -1,5 +1,6 @@
 // A running gateway: configuration (loaded, watched, hot-reloaded), the data-plane and admin listeners,
 // the endpoint picker, and an orderly shutdown.
+import { MAX_TIMER_MS } from '../lib/duration.js';
 import type { Server } from 'node:http';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { ConfigError, type Manifest } from '../config/manifest.js';
@@ -226,7 +227,7 @@ export class Gateway {
     const settings = next.settings;
     const origins = new Set<string>();
     for (const pool of next.pools.values()) for (const e of pool.endpoints) origins.add(e.url);
-    for (const route of next.routes) for (const b of route.backends.values) if (b.kind === 'url') origins.add(b.url);
+    for (const route of next.routes) for (const b of route.backends?.values ?? []) if (b.kind === 'url') origins.add(b.url);
     this.picker.update(next.pools);
     this.picker.configure(settings.scheduler, { tlsRejectUnauthorized: settings.upstream.tlsRejectUnauthorized });
     this.#pools.retain(origins, settings);
@@ -261,7 +262,8 @@ export class Gateway {
     this.dataPlane.tracer = this.#tracer;
     void this.apim.useTracer(this.#tracer);
     this.#retiredTracers.add(old);
-    const lastRequestMs = Math.max(settings.server.shutdownGracePeriod, settings.upstream.responseTimeout + settings.scheduler.flowControl.maxWait);
+    // Each at most 24d, their sum is not: past Node's longest timer the old tracer was shut down at once.
+    const lastRequestMs = Math.min(MAX_TIMER_MS, Math.max(settings.server.shutdownGracePeriod, settings.upstream.responseTimeout + settings.scheduler.flowControl.maxWait));
     setTimeout(() => {
       if (this.#retiredTracers.delete(old)) void old.shutdown();
     }, lastRequestMs).unref();

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { ConfigError, parseManifests } from '../config/manifest.js';
 import { compileConfig } from '../config/runtime-config.js';
 import { newContext } from './data-plane.js';
+import { GatewayError } from './errors.js';
 import { matchRoute } from './resolve-model.js';
 
 /** One route per entry, each to its own URL backend (`http://<name>.backend`), in this order. */
@@ -94,4 +95,26 @@ test('hostnames are checked as Gateway API validates them', () => {
     assert.ok(err instanceof ConfigError, name);
     assert.ok(err.problems.some((p) => expect.test(p)), `${name}: ${JSON.stringify(err.problems)}`);
   }
+});
+
+test('a rule whose backends all have weight 0 refuses its traffic (503 no_healthy_endpoints) instead of passing it on', () => {
+  const config = compileConfig(
+    parseManifests(
+      `${routes([{ name: 'rest', path: '/v1' }])}---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: team-b }
+spec:
+  hostnames: [b.example.com]
+  rules: [{ backendRefs: [{ url: "http://b1.backend", weight: 0 }, { url: "http://b2.backend", weight: 0 }] }]
+`,
+      'routes.yaml',
+    ),
+  );
+  assert.throws(
+    () => matchRoute(config, newContext('POST', '/v1/chat/completions', { host: 'b.example.com' }, undefined)),
+    (err: unknown) => err instanceof GatewayError && err.status === 503 && err.code === 'no_healthy_endpoints' && /HTTPRoute "team-b" .*weight 0/.test(err.message),
+  );
+  const other = matchRoute(config, newContext('POST', '/v1/chat/completions', { host: 'a.example.com' }, undefined));
+  assert.deepEqual(other, { kind: 'url', url: 'http://rest.backend' });
 });

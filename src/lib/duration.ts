@@ -11,8 +11,18 @@ export function parseDuration(text: string): number {
   return Number(m[1]) * UNIT_MS[m[2]];
 }
 
-/** A zod field that accepts "500ms"-style strings and yields milliseconds. */
-export const durationMs = z.string().transform((text, ctx) => {
+/**
+ * The longest duration a timer may be given, rounded down to a value a manifest can say: Node fires a setTimeout
+ * longer than 2^31-1 ms (24.8 days) after 1 ms, so `responseTimeout: 30d`, meant as "no limit", failed every request.
+ */
+export const MAX_TIMER_DURATION = '24d';
+export const MAX_TIMER_MS = parseDuration(MAX_TIMER_DURATION);
+
+/**
+ * A zod field that accepts "500ms"-style strings of any length and yields milliseconds: for ages and lifetimes that
+ * are compared with the clock (analytics retention, token lifetimes), never handed to a timer.
+ */
+export const longDurationMs = z.string().transform((text, ctx) => {
   try {
     return parseDuration(text);
   } catch (err) {
@@ -20,3 +30,15 @@ export const durationMs = z.string().transform((text, ctx) => {
     return z.NEVER;
   }
 });
+
+/** A zod field that accepts "500ms"-style strings up to 24d and yields milliseconds: what a timer can wait. */
+export const durationMs = longDurationMs.pipe(z.number().max(MAX_TIMER_MS, `must be at most ${MAX_TIMER_DURATION} (the longest a timer can wait)`));
+
+/**
+ * durationMs of at least `min`, for deadlines and intervals where 0 would not mean "off" but "at once" (every request
+ * timed out, scrapes back to back).
+ * @example durationMsAtLeast('1ms').default(30_000)
+ */
+export function durationMsAtLeast(min: string) {
+  return durationMs.pipe(z.number().min(parseDuration(min), `must be at least ${min} (0 does not turn it off)`));
+}
