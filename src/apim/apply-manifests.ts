@@ -87,7 +87,7 @@ export function applyDocuments(
       throw invalid(`${governance.refused.length} template rule violation${governance.refused.length === 1 ? '' : 's'}; nothing was applied`, governance.refused);
     }
     const results: ApplyResult[] = [];
-    for (const [i, doc] of documents.entries()) results.push({ ...targets[i], outcome: await storeDocument(tx, doc) });
+    for (const doc of documents) results.push({ kind: doc.manifest.kind, name: doc.manifest.metadata.name, outcome: await storeDocument(tx, doc) });
     return { results, violations: governance.reported };
   });
 }
