@@ -105,7 +105,8 @@ function infinityAt(value: object): PropertyKey[] | undefined {
     }
     return undefined;
   }
-  for (const key of Object.keys(value)) {
+  // for...in, not Object.keys: no array per object on every request (JSON.parse makes plain objects, no inherited keys).
+  for (const key in value) {
     const at = infinityIn((value as Record<string, unknown>)[key]);
     if (at) return [key, ...at];
   }
