@@ -120,6 +120,28 @@ describe('the default chain', () => {
   });
 });
 
+describe('a credential policy under a condition', () => {
+  const yaml = [
+    extension(),
+    `${V}\nkind: VerifyAPIKey\nmetadata: {name: web-key}\nspec: {apiKey: {ref: request.header.x-web-key}}\n`,
+    `${V}\nkind: ApimTemplate\nmetadata: {name: web}\nspec: {templates: [{condition: "'x-web-key' in request.headers", policies: [{kind: VerifyAPIKey, name: web-key}]}]}\n`,
+  ].join('---\n');
+
+  test('leaves the default VerifyAPIKey to check, and count, every request it skips', async () => {
+    const engine = engineOf(yaml);
+    assert.equal(await codeOf(() => run(engine, fakeContext())), '401 steps.oauth.v2.FailedToResolveAPIKey');
+    assert.equal(await codeOf(() => run(engine, withKey('tg_not_a_key'))), '401 oauth.v2.InvalidApiKey');
+    const small = (headers: Record<string, string>) => fakeContext({ model: 'small', headers });
+    const ctx = small({ 'x-api-key': 'tg_basic' });
+    await run(engine, ctx);
+    assert.equal(ctx.apim!.product!.name, 'basic');
+    assert.equal(ctx.responseHeaders['x-ratelimit-remaining-requests'], '0', 'entitled and counted in the product quota (1 a minute)');
+    // Where the condition holds, the key comes from its policy's header; x-api-key is not looked at.
+    assert.equal(await codeOf(() => run(engine, small({ 'x-web-key': 'tg_not_a_key', 'x-api-key': 'tg_basic' }))), '401 oauth.v2.InvalidApiKey');
+    assert.equal(await codeOf(() => run(engine, small({ 'x-web-key': 'tg_basic', 'x-api-key': 'tg_not_a_key' }))), '429 policies.ratelimit.QuotaViolation');
+  });
+});
+
 describe('templates', () => {
   const yaml = (rate = '1pm') => [
     extension(),
@@ -131,7 +153,7 @@ describe('templates', () => {
   test('run in the listed order, credentials first, product quotas last', () => {
     assert.deepEqual(
       engineOf(yaml()).policies.map((p) => p.name),
-      ['key-from-header', 'spike', 'default-product-quota', 'default-product-token-quota'],
+      ['key-from-header', 'default-verify-api-key', 'spike', 'default-product-quota', 'default-product-token-quota'],
     );
   });
 

@@ -70,6 +70,20 @@ const unconditional = (policy: Policy): TemplatePolicy => ({ policy, condition: 
 const orNull = <T>(steps: T[]): T[] | null => (steps.length > 0 ? steps : null);
 const looksUpCache = (t: TemplatePolicy) => t.policy.type === RESPONSE_CACHE || t.policy.type === SEMANTIC_CACHE_LOOKUP;
 
+/**
+ * `policy` (the default VerifyAPIKey) for the requests no credential policy before it identified: a template's
+ * credential policy under a condition that did not hold leaves `state.key` unset, and so no request goes on
+ * unidentified. Entitlement another credential policy decided stands.
+ */
+function unlessIdentified(policy: Policy): Policy {
+  const { authenticate, admit } = policy;
+  return {
+    ...policy,
+    authenticate: (ctx, state) => (state.key ? undefined : authenticate!.call(policy, ctx, state)),
+    admit: (ctx, state) => (state.product ? undefined : admit!.call(policy, ctx, state)),
+  };
+}
+
 /** `defaults` placed before the first cache lookup of `list`, or after the whole list when it has none. */
 function beforeCacheLookup(list: readonly TemplatePolicy[], defaults: readonly TemplatePolicy[]): TemplatePolicy[] {
   const at = list.findIndex(looksUpCache);
@@ -117,7 +131,7 @@ export function compileFlow(manifests: readonly Manifest[], registry: PolicyRegi
   }
   const extension = extensions[0].spec;
   const counters = new CounterGuard(deps.counters, { failOpen: extension.failOpen, timeoutMs: extension.timeout, logger: deps.logger, onError: deps.onCounterError });
-  const policyDeps: PolicyDeps = { counters, identity: deps.identity, now: deps.now, ...(deps.kvm && { kvm: deps.kvm }), ...(deps.caches && { caches: deps.caches }), ...(deps.promptCalibration && { promptCalibration: deps.promptCalibration }), ...(deps.tokensInFlight && { tokensInFlight: deps.tokensInFlight }) };
+  const policyDeps: PolicyDeps = { counters, identity: deps.identity, now: deps.now, logger: deps.logger, ...(deps.kvm && { kvm: deps.kvm }), ...(deps.caches && { caches: deps.caches }), ...(deps.promptCalibration && { promptCalibration: deps.promptCalibration }), ...(deps.tokensInFlight && { tokensInFlight: deps.tokensInFlight }) };
 
   const templates = buildTemplates(manifests, registry, policyDeps, problems);
   const byProduct = productTemplates(manifests, templates);
@@ -133,8 +147,12 @@ export function compileFlow(manifests: readonly Manifest[], registry: PolicyRegi
 
   const defaults: TemplatePolicy[] = [];
   if (extension.defaultSecurityEnabled) {
-    // A template's own credential policy (an API key read elsewhere, OAuth access tokens) replaces the default one.
-    if (!listed.some((t) => t.policy.identifiesKey)) listed.unshift(unconditional(verifyApiKey('default-verify-api-key', {}, policyDeps)));
+    // A template's own credential policy (an API key read elsewhere, OAuth access tokens) replaces the default one
+    // only when it runs for every request: behind conditional ones, the default checks the requests they skipped.
+    if (!listed.some((t) => t.policy.identifiesKey && !t.condition)) {
+      const afterIdentifiers = listed.reduce((at, t, i) => (t.policy.identifiesKey ? i + 1 : at), 0);
+      listed.splice(afterIdentifiers, 0, unconditional(unlessIdentified(verifyApiKey('default-verify-api-key', {}, policyDeps))));
+    }
     // Placed below, after the listed policies but before the first cache lookup.
     const all = [...listed, ...productOwned];
     if (!all.some((t) => onProductLimits(t.policy, QUOTA))) defaults.push(unconditional(quota('default-product-quota', { useQuotaConfigInAPIProduct: true }, policyDeps)));

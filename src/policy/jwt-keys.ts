@@ -27,11 +27,35 @@ export function hmacKey(source: KeySource, algorithms: readonly JwtAlgorithm[], 
   return createSecretKey(secret);
 }
 
-function checkType(key: KeyObject, algorithms: readonly JwtAlgorithm[], field: string): KeyObject {
+/** The curve each ES algorithm signs on (RFC 7518 §3.4), by Node's name for it and the name JOSE gives it. */
+const CURVES: Partial<Record<JwtAlgorithm, { node: string; jose: string }>> = {
+  ES256: { node: 'prime256v1', jose: 'P-256' },
+  ES384: { node: 'secp384r1', jose: 'P-384' },
+  ES512: { node: 'secp521r1', jose: 'P-521' },
+};
+
+/** RFC 7518 §3.3 and §3.5; jose refuses a shorter key when it signs or verifies. */
+const MIN_RSA_BITS = 2048;
+
+/** Why jose would refuse `key` when it signs or verifies with `alg`, or null when it would not. */
+function unusableFor(key: KeyObject, alg: JwtAlgorithm): string | null {
   const type = key.asymmetricKeyType;
+  const { namedCurve, modulusLength } = key.asymmetricKeyDetails ?? {};
+  const curve = CURVES[alg];
+  if (curve) {
+    if (type !== 'ec') return `a ${type} key cannot serve ${alg}`;
+    return namedCurve === curve.node ? null : `${alg} needs a ${curve.jose} key, this one is on ${namedCurve}`;
+  }
+  // jose reads a KeyObject through its JWK, which Node cannot give for an RSASSA-PSS-only key (id-RSASSA-PSS).
+  if (type === 'rsa-pss') return `a rsa-pss key cannot serve ${alg}: give it as a plain RSA key (rsaEncryption)`;
+  if (type !== 'rsa') return `a ${type} key cannot serve ${alg}`;
+  return modulusLength !== undefined && modulusLength >= MIN_RSA_BITS ? null : `${alg} needs an RSA key of at least ${MIN_RSA_BITS} bits, this one has ${modulusLength}`;
+}
+
+function checkType(key: KeyObject, algorithms: readonly JwtAlgorithm[], field: string): KeyObject {
   for (const alg of algorithms) {
-    const ok = familyOf(alg) === 'ec' ? type === 'ec' : type === 'rsa' || (type === 'rsa-pss' && alg.startsWith('PS'));
-    if (!ok) throw new Error(`${field}: a ${type} key cannot serve ${alg}`);
+    const problem = unusableFor(key, alg);
+    if (problem) throw new Error(`${field}: ${problem}`);
   }
   return key;
 }

@@ -1,6 +1,7 @@
 // The engine's seams: a policy instance, its factory, the per-request state policies share, and what runs after the exchange.
 import type { RequestContext } from '../gateway/context.js';
 import type { ResponseFlow } from '../gateway/hooks.js';
+import type { Logger } from '../lib/logger.js';
 import type { CacheResources } from './caching/cache-resources.js';
 import type { CounterGuard } from './counter-guard.js';
 import type { IdentitySource, KeyRecord, OperationSetGrant, ProductGrant } from './identity.js';
@@ -64,7 +65,7 @@ export interface Policy {
   readonly name: string;
   /** Reads the key's products (useQuotaConfigInAPIProduct): the flow must verify an API key. */
   readonly needsApiKey?: boolean;
-  /** Finds the caller's app key (VerifyAPIKey, OAuthV2 VerifyAccessToken): one listed replaces the default VerifyAPIKey. */
+  /** Finds the caller's app key (VerifyAPIKey, OAuthV2 VerifyAccessToken): one listed without a condition replaces the default VerifyAPIKey. */
   readonly identifiesKey?: boolean;
   /**
    * First, for every request, before routing and the body: may answer through `ctx.directResponse` (a CORS
@@ -110,6 +111,8 @@ export interface PolicyDeps {
   promptCalibration?: PromptCalibration;
   /** The gateway's, which outlives engine rebuilds (LLMTokenQuota). */
   tokensInFlight?: TokensInFlight;
+  /** For what an operator must hear about (an IdP's JWKS that cannot be fetched); silent when absent. */
+  logger?: Logger;
 }
 
 /** Validates `spec` (the kind's zod schema), applies defaults, precomputes, and returns the instance. */

@@ -2,7 +2,7 @@
 // output header (Bearer for Authorization), and expiry from the injected clock.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { decodeProtectedHeader, jwtVerify } from 'jose';
 import { MemoryCounterStore } from '../../../store/counters/memory.js';
 import { TestClock, fakeContext, testDeps } from '../../testing.js';
@@ -13,7 +13,8 @@ const NOW = Date.parse('2025-06-02T12:00:00Z');
 const SECRET = 'a-shared-secret-of-at-least-32-bytes!';
 const deps = testDeps(new MemoryCounterStore(), { now: new TestClock(NOW).now });
 const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
-const privatePem = rsa.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+const pkcs8 = (key: KeyObject) => key.export({ type: 'pkcs8', format: 'pem' }) as string;
+const privatePem = pkcs8(rsa.privateKey);
 
 async function generated(spec: Record<string, unknown>, headers: Record<string, string> = {}, state: ApimState = {}) {
   const ctx = fakeContext({ headers });
@@ -27,6 +28,10 @@ describe('config', () => {
     ['RS with a secret', { algorithm: 'RS256', secretKey: { value: SECRET } }, /privateKey/],
     ['a short secret', { algorithm: 'HS256', secretKey: { value: 'short' } }, /at least 32 bytes/],
     ['a private key that is not PEM', { algorithm: 'RS256', privateKey: { value: 'nope' } }, /not a PEM private key/],
+    // jose would refuse these at every request: refused at load instead.
+    ['a 1024-bit RSA key', { algorithm: 'RS256', privateKey: { value: pkcs8(generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey) } }, /spec.privateKey: RS256 needs an RSA key of at least 2048 bits/],
+    ['a P-384 key for ES256', { algorithm: 'ES256', privateKey: { value: pkcs8(generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey) } }, /spec.privateKey: ES256 needs a P-256 key, this one is on secp384r1/],
+    ['an RSA key for ES512', { algorithm: 'ES512', privateKey: { value: privatePem } }, /spec.privateKey: a rsa key cannot serve ES512/],
     ['an unknown variable in a claim', { algorithm: 'HS256', secretKey: { value: SECRET }, additionalClaims: { a: '{request.nothing}' } }, /unknown variable/],
   ];
   for (const [name, spec, error] of cases) test(`${name} is refused`, () => assert.throws(() => generateJwt('g', spec, deps), error));
@@ -69,6 +74,12 @@ describe('signing', () => {
     assert.equal(decodeProtectedHeader(token.slice(7)).kid, 'k1');
     const { payload } = await jwtVerify(token.slice(7), rsa.publicKey, { currentDate: new Date(NOW) });
     assert.match(payload.jti!, /^[0-9a-f-]{36}$/);
+  });
+
+  test('ES512 with a P-521 key', async () => {
+    const ec = generateKeyPairSync('ec', { namedCurve: 'P-521' });
+    const headers = await generated({ algorithm: 'ES512', privateKey: { value: pkcs8(ec.privateKey) } });
+    assert.equal((await jwtVerify(headers['x-jwt-assertion']!, ec.publicKey, { currentDate: new Date(NOW) })).protectedHeader.alg, 'ES512');
   });
 
   test('identity variables come from the verified key', async () => {

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { SignJWT, exportJWK } from 'jose';
+import { pino } from 'pino';
 import { GatewayError } from '../../../gateway/errors.js';
 import { MemoryCounterStore } from '../../../store/counters/memory.js';
 import { TestClock, fakeContext, testDeps } from '../../testing.js';
@@ -20,6 +21,10 @@ const deps = testDeps(new MemoryCounterStore(), { now: clock.now });
 const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 const pem = (k: KeyObject) => k.export({ type: 'spki', format: 'pem' }) as string;
+const rsa1024 = generateKeyPairSync('rsa', { modulusLength: 1024 });
+const p384 = generateKeyPairSync('ec', { namedCurve: 'P-384' });
+const secp256k1 = generateKeyPairSync('ec', { namedCurve: 'secp256k1' });
+const rsaPss = generateKeyPairSync('rsa-pss', { modulusLength: 2048 });
 
 /** A token expiring in 5 minutes, or at `exp`; `exp: null` leaves the claim out. */
 function sign(claims: Record<string, unknown>, opts: { alg?: string; key?: KeyObject | Uint8Array; kid?: string; exp?: number | null } = {}): Promise<string> {
@@ -47,6 +52,12 @@ describe('config', () => {
     ['RS with both a key and a JWKS', { algorithms: ['RS256'], publicKey: { value: pem(rsa.publicKey) }, jwks: { uri: 'https://idp.example/jwks' } }, /exactly one/],
     ['an EC key for RS256', { algorithms: ['RS256'], publicKey: { value: pem(ec.publicKey) } }, /ec key cannot serve RS256/],
     ['a key that is not PEM', { algorithms: ['ES256'], publicKey: { value: 'nope' } }, /not a PEM public key/],
+    // What jose would refuse at every request is refused at load.
+    ['a 1024-bit RSA key', { algorithms: ['RS256'], publicKey: { value: pem(rsa1024.publicKey) } }, /spec.publicKey: RS256 needs an RSA key of at least 2048 bits, this one has 1024/],
+    ['a P-384 key for ES256', { algorithms: ['ES256'], publicKey: { value: pem(p384.publicKey) } }, /spec.publicKey: ES256 needs a P-256 key, this one is on secp384r1/],
+    ['a P-256 key for ES256 and ES384', { algorithms: ['ES256', 'ES384'], publicKey: { value: pem(ec.publicKey) } }, /spec.publicKey: ES384 needs a P-384 key/],
+    ['a secp256k1 key', { algorithms: ['ES256'], publicKey: { value: pem(secp256k1.publicKey) } }, /spec.publicKey: ES256 needs a P-256 key, this one is on secp256k1/],
+    ['an RSASSA-PSS-only key', { algorithms: ['PS256'], publicKey: { value: pem(rsaPss.publicKey) } }, /spec.publicKey: a rsa-pss key cannot serve PS256/],
     ['an unset environment variable', { algorithms: ['HS256'], secretKey: { env: 'TOLLGATE_TEST_UNSET_SECRET' } }, /TOLLGATE_TEST_UNSET_SECRET is not set/],
     ['an unknown algorithm', { algorithms: ['none'], secretKey: { value: SECRET } }, /algorithms/],
     ['a bad timeAllowance', { algorithms: ['HS256'], secretKey: { value: SECRET }, timeAllowance: '30' }, /duration/],
@@ -124,6 +135,19 @@ describe('public keys', () => {
     assert.equal((await verify(policy, await sign({ sub: 'x' }, { alg: 'RS256', key: rsa.privateKey }))).vars!.get('jwt.rs.claim.sub'), 'x');
     await assert.rejects(verify(policy, await sign({}, { alg: 'RS256', key: generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey })), fault(F.invalidToken));
   });
+
+  const usable: [alg: string, key: { publicKey: KeyObject; privateKey: KeyObject }][] = [
+    ['PS256', rsa],
+    ['RS512', generateKeyPairSync('rsa', { modulusLength: 3072 })],
+    ['ES384', p384],
+    ['ES512', generateKeyPairSync('ec', { namedCurve: 'P-521' })],
+  ];
+  for (const [alg, key] of usable) {
+    test(`${alg} with a key the load check accepts verifies`, async () => {
+      const policy = verifyJwt('pk', { algorithms: [alg], publicKey: { value: pem(key.publicKey) } }, deps);
+      assert.equal((await verify(policy, await sign({ sub: alg }, { alg, key: key.privateKey }))).vars!.get('jwt.pk.claim.sub'), alg);
+    });
+  }
 
   describe('ES256 from a JWKS', () => {
     let server: Server;
@@ -210,18 +234,26 @@ describe('JWKS refresh', () => {
   }
 
   let idp: Idp;
+  let uri: string;
   let clock: TestClock;
   let policy: Policy;
   let k1: object;
   let k2: object;
+  /** What the policy logged. */
+  let lines: { level: number; msg: string; uri?: string; reason?: string; keysFetchedAt?: string }[];
+  /** A policy on its own clock, so its own key set (shared resources are kept per clock). */
+  const jwtPolicy = (spec: Record<string, unknown> = {}, jwks: Record<string, string> = {}) => {
+    clock = new TestClock(NOW);
+    const logger = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+    return verifyJwt('es', { algorithms: ['ES256'], jwks: { uri, cacheMaxAge: '10m', cooldown: '30s', timeout: '1m', ...jwks }, ...spec }, { ...testDeps(new MemoryCounterStore(), { now: clock.now }), logger });
+  };
   beforeEach(async () => {
     [k1, k2] = [await jwkOf(ec.publicKey, 'k1'), await jwkOf(ec2.publicKey, 'k2')];
     idp = new Idp();
-    const uri = await idp.start();
+    uri = await idp.start();
     idp.keys = [k1];
-    // Its own clock, so its own key set (shared resources are kept per clock).
-    clock = new TestClock(NOW);
-    policy = verifyJwt('es', { algorithms: ['ES256'], jwks: { uri, cacheMaxAge: '10m', cooldown: '30s', timeout: '1m' } }, testDeps(new MemoryCounterStore(), { now: clock.now }));
+    lines = [];
+    policy = jwtPolicy();
   });
   afterEach(() => idp.close());
 
@@ -288,5 +320,93 @@ describe('JWKS refresh', () => {
     assert.equal(idp.fetches, 2);
     await assert.rejects(verify(policy, await token(ec2.privateKey, 'k3')), fault(F.noMatchingPublicKey));
     assert.equal(idp.fetches, 2);
+  });
+  describe('several keys fit a token (no kid, keys without one, a repeated kid: an IdP mid-rotation)', () => {
+    const third = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const withoutKid = ({ kid: _kid, ...jwk }: Record<string, unknown>) => jwk;
+    const cases: [name: string, keys: () => object[], kid: string | undefined][] = [
+      ['a token without a kid', () => [k1, k2], undefined],
+      ['keys without a kid', () => [withoutKid(k1 as Record<string, unknown>), withoutKid(k2 as Record<string, unknown>)], undefined],
+      ['a repeated kid', () => [k1, { ...k2, kid: 'k1' }], 'k1'],
+    ];
+    for (const [name, keys, kid] of cases) {
+      test(`${name}: each is tried, the one that signed verifies, a token no key signed is a 401`, async () => {
+        idp.keys = keys();
+        const signed = (key: KeyObject) => sign({}, { alg: 'ES256', key, ...(kid && { kid }) });
+        await verify(policy, await signed(ec2.privateKey));
+        await verify(policy, await signed(ec.privateKey));
+        await assert.rejects(verify(policy, await signed(third.privateKey)), fault(F.invalidToken));
+      });
+    }
+
+    test('an RSA key jose will not use (1024 bits) is passed over, and logged once when no other key verifies', async () => {
+      const [weak, good, other] = [1024, 2048, 2048].map((modulusLength) => generateKeyPairSync('rsa', { modulusLength }));
+      const jwk = async (key: KeyObject) => ({ ...(await exportJWK(key)), alg: 'RS256', use: 'sig' });
+      idp.keys = [await jwk(weak.publicKey), await jwk(good.publicKey)];
+      const rs = jwtPolicy({ algorithms: ['RS256'] });
+      const signed = (key: KeyObject) => sign({}, { alg: 'RS256', key });
+      await verify(rs, await signed(good.privateKey));
+      const stranger = await signed(other.privateKey);
+      for (let i = 0; i < 3; i++) await assert.rejects(verify(rs, stranger), fault(F.invalidToken));
+      assert.deepEqual(lines.map((l) => [l.level, l.reason]), [[40, 'RS256 requires key modulusLength to be 2048 bits or larger']]);
+    });
+  });
+
+  describe('why a fetch failed is logged, once per outage, and the recovery once', () => {
+    const tokenless = () => lines.every((l) => !JSON.stringify(l).includes('eyJ'));
+
+    test('before any key set: the status, not repeated by each retry', async () => {
+      const good = await token(ec.privateKey, 'k1');
+      idp.answer = 'status 503';
+      for (let i = 0; i < 3; i++) {
+        await assert.rejects(verify(policy, good), fault(F.unknownException, 500));
+        clock.advance(COOLDOWN);
+      }
+      assert.equal(idp.fetches, 3);
+      assert.deepEqual(lines.map((l) => [l.level, l.uri, l.reason]), [[40, uri, `the JWKS at ${uri} answered 503`]]);
+      assert.match(lines[0].msg, /refused \(500\) until it can/);
+      idp.serve([k1]);
+      await verify(policy, good);
+      await verify(policy, good);
+      assert.deepEqual(lines.map((l) => [l.level, l.msg]).slice(1), [[30, 'the JWKS can be fetched again']]);
+      assert.ok(tokenless());
+    });
+
+    test('before any key set: a timeout', async () => {
+      idp.answer = 'nothing';
+      const slow = jwtPolicy({}, { timeout: '100ms' });
+      await assert.rejects(verify(slow, await token(ec.privateKey, 'k1')), fault(F.unknownException, 500));
+      assert.deepEqual(lines.map((l) => l.reason), ['no complete answer within 100 ms']);
+    });
+
+    test('while keys are held: each new reason a background refresh fails for, then the recovery', async () => {
+      const old = await token(ec.privateKey, 'k1');
+      const rotated = await token(ec2.privateKey, 'k2');
+      await verify(policy, old);
+      assert.equal(lines.length, 0);
+      /** Past cacheMaxAge a request starts the refresh; the rotated kid waits for it. */
+      const refreshFails = async () => {
+        clock.advance(Math.max(MAX_AGE, COOLDOWN));
+        await verify(policy, old);
+        await assert.rejects(verify(policy, rotated), fault(F.noMatchingPublicKey));
+      };
+      idp.answer = 'an oversized set';
+      await refreshFails();
+      await refreshFails();
+      idp.answer = 'status 503';
+      await refreshFails();
+      assert.equal(idp.fetches, 4);
+      assert.deepEqual(lines.map((l) => [l.level, l.reason]), [
+        [40, `the JWKS at ${uri} is larger than 1048576 bytes`],
+        [40, `the JWKS at ${uri} answered 503`],
+      ]);
+      assert.equal(lines[0].keysFetchedAt, new Date(NOW).toISOString());
+      assert.match(lines[0].msg, /verified with the keys held/);
+      idp.serve([k1, k2]);
+      clock.advance(COOLDOWN);
+      await verify(policy, rotated);
+      assert.deepEqual(lines.map((l) => [l.level, l.msg]).slice(2), [[30, 'the JWKS can be fetched again']]);
+      assert.ok(tokenless());
+    });
   });
 });
