@@ -177,3 +177,35 @@ test('a stream without stream_options is counted: tollgate asks the server for u
     stub.handler = handler;
   }
 });
+
+test("bytes_out and the response-size histogram count the bytes the client got: a stripped usage chunk is not among them", async () => {
+  const handler = stub.handler;
+  stub.handler = ({ res }) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    for (const content of ['Hel', 'lo', ' there']) res.write(`data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', choices: [{ index: 0, delta: { content } }], usage: null })}\n\n`);
+    res.write(`data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', choices: [], usage: { prompt_tokens: 9, completion_tokens: 3, total_tokens: 12 } })}\n\n`);
+    res.end('data: [DONE]\n\n');
+  };
+  const sizes = async () => {
+    const text = await (await request(`${gw.adminUrl}/metrics`)).body.text();
+    return Number(text.split('\n').find((l) => l.startsWith('inference_objective_response_sizes_sum{model_name="m",target_model_name="m-target"}'))?.split(' ').at(-1) ?? 0);
+  };
+  try {
+    const before = await sizes();
+    const id = `bytes-out-${Date.now()}`;
+    const res = await request(`${gw.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-api-key': key, 'x-request-id': id },
+      body: JSON.stringify({ model: 'm', stream: true, messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    const received = Buffer.from(await res.body.arrayBuffer()).length;
+    assert.equal(res.statusCode, 200);
+    await gw.analytics!.flush();
+    const rows = await new AnalyticsRecords(gw.apim!.db).kysely.selectFrom('analytics_records').select(['bytes_out', 'output_tokens']).where('request_id', '=', id).execute();
+    // Before: the model server's bytes, the usage chunk tollgate stripped included.
+    assert.deepEqual(rows.map((r) => [Number(r.bytes_out), Number(r.output_tokens)]), [[received, 3]]);
+    assert.equal((await sizes()) - before, received);
+  } finally {
+    stub.handler = handler;
+  }
+});

@@ -114,6 +114,24 @@ test("one tenant's request far short of the server's count does not lock other t
   });
 });
 
+test("tollgate's estimate of a cut stream's usage settles the reservation but teaches the prompt calibration nothing", async () => {
+  const quota = gateway();
+  const policy = quota({ limit: 1_000_000 });
+  const ctx = request({ body: { max_tokens: 2000 } });
+  const state: ApimState = {};
+  await policy.admit!(ctx, state);
+  assert.equal(reserved(ctx), PROMPT + 2000);
+  // An estimate far above tollgate's count (the calibration would take it as the server's way of counting).
+  ctx.attempts = 1;
+  ctx.status = ctx.upstreamStatus = 200;
+  ctx.usage = { inputTokens: PROMPT + 5000, outputTokens: 3, cachedTokens: 0, estimated: true };
+  await Promise.all((state.settlers ?? []).map((s) => s.settle(ctx)));
+  const next = request({ body: { max_tokens: 16 } });
+  await policy.admit!(next, {});
+  // Reconciled to the estimate (not the whole reservation kept), and the next request reserved as tollgate counts it.
+  assert.equal(reserved(next), PROMPT + 5000 + 3 + (PROMPT + 16));
+});
+
 test("a second token quota takes a cap the first one chose as no client cap, and never raises it", async () => {
   const quota = gateway();
   // A gateway-wide quota with the default cap of 4,096, then a product's of 3,000 an hour.

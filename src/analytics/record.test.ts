@@ -49,7 +49,7 @@ test('a record from a finished request, with the identity the policy engine foun
       id: undefined, time: undefined, latencyMs: undefined, requestId: 'client-chosen-id',
       developerId: 'd1', developerEmail: 'a@x', appId: 'a1', appName: 'chatbot', product: 'gold', operationSet: 'chat', keyId: 'k1',
       operation: 'chat.completions', model: 'llama', targetModel: 'llama-8b', endpoint: '10.0.0.5:8000', priority: 1, status: 200,
-      faultCode: undefined, ttftMs: 40.123, inputTokens: 12, outputTokens: 34, cachedTokens: 8, cacheHit: true, stream: true, bytesIn: 321, bytesOut: 4321,
+      faultCode: undefined, ttftMs: 40.123, inputTokens: 12, outputTokens: 34, cachedTokens: 8, tokensEstimated: false, cacheHit: true, stream: true, bytesIn: 321, bytesOut: 4321,
     },
   );
 });
@@ -64,6 +64,15 @@ test('without API management or usage, those fields are absent (stored as NULL),
   assert.equal(row.input_tokens, null);
   assert.equal(row.app_name, null);
   assert.equal(row.fault_code, 'model_not_found');
+});
+
+test("tollgate's estimate of a cut stream's usage is marked, its cached tokens unknown rather than 0", () => {
+  const r = recordFromContext(finished({ usage: { inputTokens: 12, outputTokens: 5, cachedTokens: 0, estimated: true }, errorCode: 'client_closed' }));
+  assert.deepEqual([r.inputTokens, r.outputTokens, r.cachedTokens, r.tokensEstimated], [12, 5, undefined, true]);
+  const row = recordRow(JSON.parse(JSON.stringify(r)))!;
+  assert.deepEqual([row.input_tokens, row.output_tokens, row.cached_tokens, row.tokens_estimated], [12, 5, null, 1]);
+  // Lines spooled before the column existed say nothing: reported.
+  assert.equal(recordRow({ id: 'old', time: 1 })!.tokens_estimated, 0);
 });
 
 test('rows from spooled lines are coerced so the database never refuses them', () => {

@@ -42,6 +42,11 @@ export interface AnalyticsRecord {
   inputTokens?: number;
   outputTokens?: number;
   cachedTokens?: number;
+  /**
+   * The tokens are tollgate's estimate, not the model server's usage: a stream that reached its client and ended
+   * without its usage chunk (the prompt as tollgate counts it, the output tokens streamed). A token quota charged the same.
+   */
+  tokensEstimated: boolean;
   cacheHit: boolean;
   stream: boolean;
   bytesIn: number;
@@ -92,7 +97,9 @@ export function recordFromContext(ctx: RequestContext, identity?: RequestIdentit
     ttftMs: ctx.ttftMs === undefined ? undefined : micros(ctx.ttftMs),
     inputTokens: usage?.inputTokens,
     outputTokens: usage?.outputTokens,
-    cachedTokens: usage?.cachedTokens,
+    // An estimate knows nothing of the server's prefix cache: unknown, not 0.
+    cachedTokens: usage?.estimated ? undefined : usage?.cachedTokens,
+    tokensEstimated: usage?.estimated === true,
     cacheHit,
     stream: ctx.stream,
     bytesIn: ctx.bytesIn,
@@ -145,6 +152,7 @@ export function recordRow(r: Partial<Record<keyof AnalyticsRecord, unknown>>): A
     input_tokens: int(r.inputTokens),
     output_tokens: int(r.outputTokens),
     cached_tokens: int(r.cachedTokens),
+    tokens_estimated: r.tokensEstimated === true ? 1 : 0,
     cache_hit: r.cacheHit === true ? 1 : 0,
     stream: r.stream === true ? 1 : 0,
     bytes_in: int(r.bytesIn) ?? 0,

@@ -24,7 +24,7 @@ export function registerAnalyticsRoutes(router: AdminRouter, deps: AnalyticsRout
     const q = parsed.query;
     const [result, newest] = await Promise.all([stats.run(q), records.newestTime()]);
     if ('tooManyRows' in result) {
-      // Without groupBy the rows are the buckets: only a range of MAX_BUCKETS that starts inside a bucket has one more.
+      // Without groupBy the rows are the non-empty buckets.
       const path = q.groupBy.length > 0 ? 'groupBy' : 'bucket';
       const message = `this query makes ${result.tooManyRows} rows, more than the ${MAX_ROWS} an answer holds; use a larger bucket or fewer groupBy dimensions`;
       throw new AdminError(400, 'invalid', 'The query parameters are invalid', [{ path, message }]);

@@ -36,6 +36,7 @@ const AGGREGATES: Partial<Record<Metric, RawBuilder<unknown>>> = {
   cached_tokens: tokenSum(sql`cached_tokens`),
   total_tokens: sql`${tokenSum(sql`input_tokens`)} + ${tokenSum(sql`output_tokens`)}`,
   cache_hits: sql`sum(cache_hit)`,
+  estimated_usage: sql`sum(tokens_estimated)`,
   bytes_in: sql`sum(bytes_in)`,
   bytes_out: sql`sum(bytes_out)`,
   latency_avg: sql`avg(latency_ms)`,
@@ -80,7 +81,7 @@ export async function runStats(records: AnalyticsRecords, q: StatsQuery): Promis
 
   // Integer division truncates toward zero on both backends; the bucket of a time before 1970 starts before it.
   const base = sql`select at_ms - (at_ms % ${size} + ${size}) % ${size} as bucket_start${sql.join(dimSelect, sql``)},
-    status, fault_code, input_tokens, output_tokens, cached_tokens, cache_hit, bytes_in, bytes_out, latency_ms, ttft_ms
+    status, fault_code, input_tokens, output_tokens, cached_tokens, cache_hit, tokens_estimated, bytes_in, bytes_out, latency_ms, ttft_ms
     from analytics_records where ${sql.join(where, sql` and `)}`;
   const source = ranked
     ? sql`(select b.*,

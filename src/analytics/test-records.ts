@@ -36,6 +36,7 @@ export function sampleRecord(i: number, overrides: Partial<AnalyticsRecord> = {}
     inputTokens: 10,
     outputTokens: 5,
     cachedTokens: 0,
+    tokensEstimated: false,
     cacheHit: false,
     stream: false,
     bytesIn: 300,

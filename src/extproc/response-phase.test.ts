@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { brotliCompressSync, gzipSync } from 'node:zlib';
 import { GatewayError } from '../gateway/errors.js';
 import { fakeContext } from '../policy/testing.js';
+import { countChatTokens } from '../lib/tokenizer.js';
 import { ResponsePhase } from './response-phase.js';
 
 const USAGE_EVENT = 'data: {"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2}}\n\n';
@@ -83,4 +84,74 @@ test('a streamed request answered 2xx without a content-type is read as the even
   // An error answer without a type is no stream: passed as it came.
   const failed = new ResponsePhase(stream(), 500, {}, false, 1 << 20, undefined);
   assert.deepEqual(failed.chunk(Buffer.from(USAGE_EVENT), true), {});
+});
+
+/** What Envoy was told to send for a chunk: the chunk itself without a body mutation, else the mutation's body. */
+const sent = (answer: Awaited<ReturnType<ResponsePhase['chunk']>>, chunk: Buffer) => {
+  const m = answer.body_mutation;
+  return m === undefined ? chunk.length : 'clear_body' in m ? 0 : (m.body as Buffer).length;
+};
+
+const content = (text: string) => `data: {"choices":[{"index":0,"delta":{"content":${JSON.stringify(text)}},"finish_reason":null}],"usage":null}\n\n`;
+
+test("bytes_out counts what Envoy is told to send: a stripped usage chunk is not among them, a held body's rewrite is", async () => {
+  const ctx = fakeContext({ body: { stream: true } });
+  ctx.stream = true;
+  ctx.stripStreamUsage = true;
+  const phase = new ResponsePhase(ctx, 200, { 'content-type': 'text/event-stream' }, false, 1 << 20, undefined);
+  let told = 0;
+  for (const [chunk, end] of [[content('Hel'), false], [content('lo'), false], [USAGE_EVENT + 'data: [DONE]\n\n', true]] as const) {
+    const body = Buffer.from(chunk);
+    told += sent(await phase.chunk(body, end), body);
+  }
+  assert.ok(told > 0);
+  // Before: the model server's bytes, the usage chunk included.
+  assert.equal(ctx.bytesOut, told);
+  assert.deepEqual(ctx.usage, { inputTokens: 1, outputTokens: 2, cachedTokens: 0 });
+  // A body-rewriting flow: what it made goes out, not what the model server sent.
+  const held = fakeContext();
+  const rewrite = new ResponsePhase(held, 200, { 'content-type': 'application/json' }, false, 1 << 20, () => ({ body: () => Buffer.from('{"short":1}') }));
+  assert.deepEqual(rewrite.chunk(Buffer.from('{"choices":[],"usage":'), false), { body_mutation: { clear_body: true } });
+  await rewrite.chunk(Buffer.from('{"prompt_tokens":1,"completion_tokens":2}}'), true);
+  assert.equal(held.bytesOut, '{"short":1}'.length);
+});
+
+test("a stream abandoned after content went out, without the usage chunk it was asked for: the prompt as tollgate counts it and the content events streamed", () => {
+  const messages = [{ role: 'user', content: 'hello there friend' }];
+  // Asked for usage, as tollgate asks for its records and token quotas (requestStreamUsage).
+  const asked = { stream: true, stream_options: { include_usage: true } };
+  const ctx = fakeContext({ body: { ...asked, messages } });
+  ctx.stream = true;
+  ctx.stripStreamUsage = true;
+  const phase = new ResponsePhase(ctx, 200, { 'content-type': 'text/event-stream' }, false, 1 << 20, undefined);
+  const role = 'data: {"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}],"usage":null}\n\n';
+  const events = role + content('Hel') + content('lo') + content(' "quoted"');
+  // Split inside an event, as Envoy may pass it.
+  phase.chunk(Buffer.from(events.slice(0, 150)), false);
+  phase.chunk(Buffer.from(events.slice(150)), false);
+  phase.abandon();
+  // Before: no usage at all (the quota kept its whole reservation, the record had no tokens).
+  assert.deepEqual(ctx.usage, { inputTokens: countChatTokens(messages), outputTokens: 3, cachedTokens: 0, estimated: true });
+  // The prompt figure a token policy counted is the one used.
+  const counted = fakeContext({ body: asked });
+  counted.apim = { promptTokens: 1234 };
+  const again = new ResponsePhase(counted, 200, { 'content-type': 'text/event-stream' }, false, 1 << 20, undefined);
+  again.chunk(Buffer.from(content('x')), false);
+  again.abandon();
+  assert.deepEqual(counted.usage, { inputTokens: 1234, outputTokens: 1, cachedTokens: 0, estimated: true });
+  // Nothing sent (Envoy gone before the first chunk), or an error status: no estimate, as before.
+  const none = fakeContext({ body: asked });
+  new ResponsePhase(none, 200, { 'content-type': 'text/event-stream' }, false, 1 << 20, undefined).abandon();
+  assert.equal(none.usage, undefined);
+  const failed = fakeContext({ body: asked });
+  const error = new ResponsePhase(failed, 500, { 'content-type': 'text/event-stream' }, false, 1 << 20, undefined);
+  error.chunk(Buffer.from(content('x')), false);
+  error.abandon();
+  assert.equal(failed.usage, undefined);
+  // Nobody asked for usage (no records, metrics or token quota): nobody reads tokens, so no prompt is counted.
+  const unasked = fakeContext({ body: { stream: true } });
+  const plain = new ResponsePhase(unasked, 200, { 'content-type': 'text/event-stream' }, false, 1 << 20, undefined);
+  plain.chunk(Buffer.from(content('x')), false);
+  plain.abandon();
+  assert.equal(unasked.usage, undefined);
 });

@@ -9,6 +9,7 @@ import { addPolicyHeaders, dropUnsendableHeaders } from '../gateway/header-value
 import type { ResponseFlow } from '../gateway/hooks.js';
 import { SseRewriter, withUsageStripped } from '../gateway/sse-rewriter.js';
 import { usageScannerFor, type UsageScanner } from '../gateway/usage.js';
+import { usageAtEnd } from '../gateway/estimated-usage.js';
 import { MutationBuilder, diffHeaders } from './headers.js';
 import type { BodyMutation, CommonResponse } from './messages.js';
 import { SERVED_KEY } from './request-answer.js';
@@ -91,12 +92,16 @@ export class ResponsePhase {
       this.#ttftAtHead = false;
       ctx.ttftMs = performance.now() - ctx.start;
     }
-    ctx.bytesOut += body.length;
     if (this.#held) return this.#hold(body, end);
-    if (end) ctx.usage = this.#scanner?.end();
-    if (!this.#rewriter) return {};
-    const text = this.#rewriter.push(body) + (end ? this.#rewriter.end() : '');
-    return { body_mutation: text === '' ? CLEAR : { body: Buffer.from(text) } };
+    // What Envoy is told to send on: the chunk as it came, or as the rewriter made it.
+    let answer: CommonResponse = {};
+    if (this.#rewriter) {
+      const out = Buffer.from(this.#rewriter.push(body) + (end ? this.#rewriter.end() : ''));
+      answer = { body_mutation: out.length === 0 ? CLEAR : { body: out } };
+      ctx.bytesOut += out.length;
+    } else ctx.bytesOut += body.length;
+    if (end) ctx.usage = usageAtEnd(ctx, this.#scanner);
+    return answer;
   }
 
   /** Body chunks were held back (cleared) for a body-rewriting flow that has not run yet. */
@@ -106,13 +111,13 @@ export class ResponsePhase {
 
   /** The answer is over (its last body chunk, trailers, or Envoy closing the stream); usage is final. */
   end(): void {
-    this.#ctx.usage ??= this.#scanner?.end();
+    this.#ctx.usage ??= usageAtEnd(this.#ctx, this.#scanner);
     this.#flow?.end?.();
   }
 
   /** Abandoned: usage as far as it was seen, and no `end` for the flow. */
   abandon(): void {
-    this.#ctx.usage ??= this.#scanner?.end();
+    this.#ctx.usage ??= usageAtEnd(this.#ctx, this.#scanner);
   }
 
   #hold(body: Buffer, end: boolean): CommonResponse | Promise<CommonResponse> {
@@ -129,6 +134,7 @@ export class ResponsePhase {
       const out = this.#shaped;
       dropUnsendableHeaders(out);
       out['content-length'] = String(rewritten.length);
+      this.#ctx.bytesOut += rewritten.length;
       const mutation = new MutationBuilder(this.#raw);
       diffHeaders(this.#told, out, mutation);
       return { body_mutation: { body: rewritten }, header_mutation: mutation.build() };

@@ -10,6 +10,7 @@ import { deadlineAfterIo } from '../lib/with-timeout.js';
 import { GatewayError, gatewayError } from './errors.js';
 import type { UpstreamPools } from './upstream-pools.js';
 import { usageScannerFor, type UsageScanner } from './usage.js';
+import { usageAtEnd } from './estimated-usage.js';
 import type { ResponseFlow } from './hooks.js';
 import { compressedAnswerError, readableAnswer } from './content-encoding.js';
 import { addPolicyHeaders, dropUnsendableHeaders } from './header-values.js';
@@ -128,6 +129,8 @@ class Exchange {
    * for #end, since a client holding content-length bytes has the whole answer before `res.end()` sends anything.
    */
   #completeAt = Infinity;
+  /** The model server's body bytes so far, for #completeAt (ctx.bytesOut counts what the client is sent). */
+  #upstreamBytes = 0;
   #tail: Buffer | undefined;
   /**
    * The answer's head, written with its first body bytes (node:http sends a head only with them anyway): until
@@ -245,7 +248,7 @@ class Exchange {
     this.#scanner?.push(chunk);
     this.#firstByteIn();
     if (this.#ctx.ttftMs === undefined && (!this.#sse || !this.#scanner || this.#scanner.events > 0)) this.#ctx.ttftMs = performance.now() - this.#ctx.start;
-    this.#ctx.bytesOut += chunk.length;
+    this.#upstreamBytes += chunk.length;
     if (this.#clientGone) return;
     const held = this.#held;
     if (held) {
@@ -254,7 +257,7 @@ class Exchange {
       else held.chunks.push(chunk);
       return;
     }
-    if (this.#ctx.bytesOut >= this.#completeAt) {
+    if (this.#upstreamBytes >= this.#completeAt) {
       const held = this.#takePartial();
       this.#tail = held ? Buffer.concat([held, chunk]) : chunk;
       return;
@@ -263,6 +266,7 @@ class Exchange {
     if (out.length === 0) return;
     if (this.#sse) this.#midEvent = !endsEvent(out);
     this.#writeHead();
+    this.#ctx.bytesOut += out.length;
     if (!this.#res.write(out) && !this.#waitingDrain) {
       this.#waitingDrain = true;
       controller.pause();
@@ -335,12 +339,17 @@ class Exchange {
         });
       return;
     }
-    if (this.#clientGone) this.#ended();
-    else this.#end(this.#tail ?? this.#rewriter?.end() ?? this.#takePartial());
+    if (this.#clientGone) {
+      this.#ctx.usage = usageAtEnd(this.#ctx, this.#scanner);
+      this.#ended();
+    } else this.#end(this.#tail ?? this.#rewriter?.end() ?? this.#takePartial());
   }
 
   /** Sends the answer's last bytes once the commit step lets them go; the exchange is over only then. */
   #end(tail: Buffer | string | undefined): void {
+    if (tail !== undefined) this.#ctx.bytesOut += typeof tail === 'string' ? Buffer.byteLength(tail) : tail.length;
+    // Before the commit step, which writes the record: a stream that ended without its usage is estimated here.
+    this.#ctx.usage = usageAtEnd(this.#ctx, this.#scanner);
     const send = () => {
       this.#writeHead();
       this.#res.end(tail);
@@ -361,8 +370,9 @@ class Exchange {
     if (this.#finished) return;
     this.#firstByteIn();
     if (this.#clientGone) {
-      // The usage read before the client left (a stream's usage chunk, then a hang-up before [DONE]) is what ran.
-      this.#ctx.usage ??= this.#scanner?.end();
+      // The usage read before the client left (a stream's usage chunk, then a hang-up before [DONE]) is what ran;
+      // without it, a stream the client got part of is estimated.
+      this.#ctx.usage ??= usageAtEnd(this.#ctx, this.#scanner);
       this.#finish({});
       return;
     }
@@ -397,12 +407,14 @@ class Exchange {
     // Bytes have gone out: the status cannot change any more; end the answer so the client does not hang. The records
     // say what the client was told (a timeout is upstream_timeout there too).
     this.#ctx.errorCode = fault.code;
-    this.#ctx.usage = this.#scanner?.end();
     if (this.#sse) {
       const event = JSON.stringify({ error: { message: fault.message, type: fault.type, code: fault.code } });
       // After an event cut short, a blank line first ends it: otherwise the error would be glued to its half line.
-      this.#res.end(`${this.#midEvent ? '\n\n' : ''}data: ${event}\n\n`);
+      const tail = `${this.#midEvent ? '\n\n' : ''}data: ${event}\n\n`;
+      this.#ctx.bytesOut += Buffer.byteLength(tail);
+      this.#res.end(tail);
     } else this.#res.destroy();
+    this.#ctx.usage = usageAtEnd(this.#ctx, this.#scanner);
     this.#finish({});
   }
 

@@ -220,3 +220,28 @@ test('a compressed JSON answer has its usage read from a decoded copy, bounded; 
   assert.equal(read('zstd', answer), null);
   assert.equal(read('gzip', gzipSync('data: {}\n\n'), 1 << 20, 'text/event-stream'), null);
 });
+
+test('content events: one per event that carries generated text, whichever API streams it', () => {
+  const cases: [unknown, number][] = [
+    [{ choices: [{ index: 0, delta: { role: 'assistant', content: '' } }] }, 0],
+    [{ choices: [{ index: 0, delta: { content: 'Hi' }, logprobs: { content: [{ token: 'Hi', logprob: -0.1 }] } }] }, 1],
+    [{ choices: [{ index: 0, delta: { reasoning_content: 'think' } }] }, 1],
+    [{ choices: [{ index: 0, delta: { tool_calls: [{ index: 0, function: { arguments: '{"q' } }] } }] }, 1],
+    [{ choices: [{ index: 0, text: ' world', finish_reason: null }] }, 1],
+    [{ type: 'response.output_text.delta', delta: 'Hey', output_index: 0 }, 1],
+    [{ type: 'response.content_part.added', part: { type: 'output_text', text: '' } }, 0],
+    [{ choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] }, 0],
+    [{ choices: [], usage: { prompt_tokens: 1, completion_tokens: 2 } }, 0],
+    // Text that mentions a key is inside a string: its quotes are escaped.
+    [{ choices: [{ index: 0, delta: { content: '' }, note: 'say "content":"x"' }] }, 0],
+  ];
+  for (const [event, n] of cases) {
+    const scanner = new UsageScanner('text/event-stream');
+    scanner.push(Buffer.from(`data: ${JSON.stringify(event)}\n\n`));
+    assert.equal(scanner.contentEvents, n, JSON.stringify(event));
+  }
+  const stream = new UsageScanner('text/event-stream');
+  stream.push(Buffer.from('data: {"choices":[{"delta":{"content":"a"}}]}\n\ndata: {"choices":[{"delta":{"con'));
+  stream.push(Buffer.from('tent":"b"}}]}\n\ndata: [DONE]\n\n'));
+  assert.equal(stream.contentEvents, 2);
+});

@@ -11,6 +11,8 @@ export interface Usage {
   inputTokens: number;
   outputTokens: number;
   cachedTokens: number;
+  /** tollgate's estimate for a stream that reached its client without the server's usage (estimated-usage.ts). */
+  estimated?: true;
 }
 
 /** A JSON answer up to this size is held whole (its usage and, with logPrompts, its text); past it only its tail. */
@@ -152,8 +154,14 @@ export class UsageScanner {
   #tailOnly = false;
   #first = 0;
   usage: Usage | undefined;
-  /** SSE data events seen (the number of streamed chunks, a proxy for output tokens when usage is missing). */
+  /** SSE data events seen: the first one is a stream's first token (TTFT). */
   events = 0;
+  /**
+   * SSE data events that carry generated text (CONTENT_EVENT): vLLM, SGLang and the simulator send one per decode
+   * step, so they count a stream's output tokens when it ends without its usage chunk. Counted rather than the text
+   * kept and tokenized: no memory per stream, one regular-expression test per event (the usage chunk is rarely missing).
+   */
+  contentEvents = 0;
 
   readonly #text: CompletionText | undefined;
   /** A compressed JSON answer (usageScannerFor): held whole in #chunks up to `limit` bytes, decoded at the end. */
@@ -165,6 +173,11 @@ export class UsageScanner {
     this.#decoder = this.#sse ? new StringDecoder('utf8') : undefined;
     this.#text = text;
     this.#compressed = compressed;
+  }
+
+  /** Whether the answer is read as an event stream. */
+  get stream(): boolean {
+    return this.#sse;
   }
 
   push(chunk: Buffer): void {
@@ -251,6 +264,7 @@ export class UsageScanner {
   #line(line: string): void {
     if (!line.startsWith('data:')) return;
     this.events++;
+    if (CONTENT_EVENT.test(line)) this.contentEvents++;
     this.#text?.addEvent(line.slice(5));
     // Only the chunk that carries usage is parsed; the rest pass at the cost of a substring search. With
     // stream_options.include_usage every chunk says "usage":null (as OpenAI's do): those pass too.
@@ -264,6 +278,14 @@ export class UsageScanner {
     }
   }
 }
+
+/**
+ * A non-empty string under a key that holds generated text: chat's `content` (or `reasoning_content`, `reasoning`),
+ * a tool call's `arguments`, completions' `text`, a Responses delta's `delta`. Not the role chunk (`"content":""`),
+ * a finish chunk (`"delta":{}`) or the usage chunk. A JSON string cannot hold an unescaped `"key":"`, so text inside
+ * a value never matches.
+ */
+const CONTENT_EVENT = /"(?:content|reasoning_content|reasoning|arguments|text|delta)": ?"[^"]/;
 
 /** `"usage"` followed by an object somewhere in the line (not `"usage":null`). */
 function carriesUsage(line: string): boolean {

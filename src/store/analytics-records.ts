@@ -31,6 +31,8 @@ export interface AnalyticsRecordsTable {
   input_tokens: NullableInt64;
   output_tokens: NullableInt64;
   cached_tokens: NullableInt64;
+  /** 1 when the tokens are tollgate's estimate (a stream cut before its usage), 0 when the model server reported them. */
+  tokens_estimated: number;
   cache_hit: number;
   stream: number;
   bytes_in: Int64;

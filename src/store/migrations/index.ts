@@ -3,7 +3,8 @@ import type { Migration } from './migration.js';
 import { initial } from './0001-initial.js';
 import { analytics } from './0002-analytics.js';
 import { oauthTokens } from './0003-oauth-tokens.js';
+import { tokensEstimated } from './0004-tokens-estimated.js';
 
 export type { Migration } from './migration.js';
 
-export const MIGRATIONS: readonly Migration[] = [initial, analytics, oauthTokens];
+export const MIGRATIONS: readonly Migration[] = [initial, analytics, oauthTokens, tokensEstimated];

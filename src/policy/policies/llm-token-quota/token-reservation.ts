@@ -14,8 +14,9 @@ function counted(usage: Usage, countOn: CountOn): number {
 const ok = (status: number | undefined): boolean => status !== undefined && status >= 200 && status < 300;
 
 /**
- * A model server accepted the request (2xx) and the client got that answer — a stream cut before its usage
- * included — or Envoy took it on without showing the answer. Not when no model server accepted it (none reached, a
+ * A model server accepted the request (2xx) and the client got that answer without usage tollgate could read or
+ * estimate (a JSON answer that reports none, a compressed stream; a stream cut before its usage chunk is estimated),
+ * or Envoy took it on without showing the answer. Not when no model server accepted it (none reached, a
  * 4xx, 429 or 5xx), nor when the client got the gateway's error instead of the answer (a 2xx head, then the model
  * server died or stalled before any byte went out): nothing was delivered, and an SDK retrying would pay again.
  */
@@ -49,15 +50,18 @@ export class TokenReservation implements Settler {
   }
 
   /**
-   * With usage: the counter moves by actual − reserved. Without: a request that may have produced tokens keeps its
-   * reservation (the model may have produced up to its cap); any other gives everything back.
+   * With usage: the counter moves by actual − reserved, the usage tollgate estimated for a stream cut before its
+   * usage chunk included (estimated-usage.ts: the usage record carries the same figures). Without: a request that
+   * may have produced tokens keeps its reservation (Envoy took it on without showing the answer, a compressed
+   * stream); any other gives everything back.
    */
   settle(ctx: RequestContext): Promise<void> {
     this.#release?.();
     let actual: number;
     if (ctx.usage) {
       actual = counted(ctx.usage, this.#countOn);
-      this.#onUsage?.(ctx.usage);
+      // Calibration learns how servers count prompts: tollgate's own estimate would teach it nothing.
+      if (!ctx.usage.estimated) this.#onUsage?.(ctx.usage);
     } else if (!mayHaveProduced(ctx)) actual = 0;
     else return Promise.resolve();
     const delta = actual - this.#reserved;

@@ -1,0 +1,49 @@
+// The usage of an answer once it is over, estimated for a stream that reached its client without the model server's
+// usage chunk (the client hung up, the server died mid-stream, a server that ignores include_usage): a token quota
+// reconciles to it and the usage record carries it, so the two charge the same tokens and billing from records
+// matches what the quota enforced.
+import { OFF_LOOP_CHARS } from '../lib/token-count-thread.js';
+import { promptTokens } from '../policy/prompt-tokens.js';
+import type { RequestContext } from './context.js';
+import type { Usage, UsageScanner } from './usage.js';
+
+/** The picker's rule of thumb (scheduler CHARS_PER_TOKEN), for the bytes of a prompt no policy counted. */
+const BYTES_PER_TOKEN = 4;
+
+/**
+ * The usage the scanner read; without one, for a 2xx event stream that was to report it and of which the client got
+ * bytes, the prompt as tollgate counts it and one output token per content event streamed
+ * (UsageScanner.contentEvents), marked estimated. Anything else (a JSON answer, nothing delivered, a compressed
+ * stream, a stream nobody asked usage of) stays without usage.
+ * @example ctx.usage = usageAtEnd(ctx, scanner);
+ */
+export function usageAtEnd(ctx: RequestContext, scanner: UsageScanner | null): Usage | undefined {
+  const usage = scanner?.end();
+  if (usage || !scanner?.stream || ctx.bytesOut === 0 || !isOk(ctx.upstreamStatus) || !usageAsked(ctx)) return usage;
+  return { inputTokens: promptEstimate(ctx), outputTokens: scanner.contentEvents, cachedTokens: 0, estimated: true };
+}
+
+const isOk = (status: number | undefined) => status !== undefined && status >= 200 && status < 300;
+
+/**
+ * The stream was to end with its usage (the Responses API always reports it; chat and completions when asked, as
+ * tollgate asks for records, metrics and token quotas): otherwise nobody reads tokens, and with observability off no
+ * stream should pay for a prompt count.
+ */
+const usageAsked = (ctx: RequestContext) => ctx.operation === 'responses' || ctx.body?.stream_options?.include_usage === true;
+
+/**
+ * The prompt's tokens as the token policies counted them (the same figure their reservation started from); a
+ * prompt none counted is counted now the same way when its body is small enough to count on the event loop (a few
+ * ms at most), and a larger one estimated from its size: a stream cut is no reason for a tokenizer thread.
+ */
+function promptEstimate(ctx: RequestContext): number {
+  const state = ctx.apim ?? {};
+  if (state.promptTokens !== undefined) return state.promptTokens;
+  // A text is no longer than the body that carried it, so within OFF_LOOP_CHARS the count stays on the event loop;
+  // only a body a policy enlarged could still need the thread, and then the size decides.
+  const counted = ctx.bytesIn <= OFF_LOOP_CHARS ? promptTokens(ctx, state) : undefined;
+  if (typeof counted === 'number') return counted;
+  counted?.catch(() => {});
+  return Math.ceil(ctx.bytesIn / BYTES_PER_TOKEN);
+}

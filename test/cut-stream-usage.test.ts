@@ -1,0 +1,100 @@
+// A stream that reached its client and ended without its usage chunk (the client hung up): the token quota and the
+// usage record agree on tollgate's estimate — the prompt as tollgate counts it plus the output tokens streamed — where
+// the quota kept the whole reservation (prompt + max_tokens) and the record had no tokens at all.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startGateway, type Gateway } from '../src/gateway/gateway.js';
+import { countChatTokens } from '../src/lib/tokenizer.js';
+import { startSimFleet, type SimFleet } from '../src/sim/index.js';
+import { AnalyticsRecords } from '../src/store/index.js';
+import { createApp, quotaReport, until, untilKeyKnown } from './helpers/apim-admin.js';
+import { manifest } from './helpers/manifests.js';
+import { untilEndpoints } from './helpers/pool-ready.js';
+
+const MESSAGES = [{ role: 'user', content: 'hello there friend' }];
+const MAX_TOKENS = 2000;
+let fleet: SimFleet;
+let gw: Gateway;
+let dir: string;
+let key: string;
+
+before(async () => {
+  // Real time: a 2,000-token answer takes many seconds, so the client hangs up long before its usage chunk.
+  fleet = await startSimFleet({ replicas: 1, model: 'base-model', timeScale: 1 });
+  dir = mkdtempSync(join(tmpdir(), 'tollgate-cut-'));
+  const ext = [{ name: 'ext', kind: 'APIMExtensionPolicy', group: 'apim.googleapis.com' }];
+  gw = await startGateway({
+    configPaths: [],
+    manifests: [
+      manifest('APIMExtensionPolicy', 'ext', { defaultSecurityEnabled: true, targetRef: { name: 'tollgate', kind: 'Gateway' } }),
+      manifest('APIProduct', 'p', { displayName: 'P', approvalType: 'auto', enforcementRefs: ext }),
+      manifest('APIOperationSet', 'p-ops', { apiProductRefs: [{ name: 'p' }] }),
+      manifest('LLMTokenQuota', 'tokens', { limit: 1_000_000, timeUnit: 'day', countOn: 'total' }),
+      manifest('ApimTemplate', 'limits', { templates: [{ policies: [{ kind: 'LLMTokenQuota', name: 'tokens' }] }] }),
+      manifest('InferencePool', 'pool', { endpoints: fleet.urls }),
+      manifest('InferenceModel', 'chat', { modelName: 'chat', poolRef: { name: 'pool' }, targetModels: [{ name: 'base-model', weight: 1 }] }),
+    ],
+    port: 0,
+    adminPort: 0,
+    host: '127.0.0.1',
+    watch: false,
+    db: `sqlite:${join(dir, 'cut.db')}`,
+    analyticsDir: join(dir, 'analytics'),
+  });
+  key = (await createApp(gw.adminUrl, ['p'], 'cut')).key;
+  await untilKeyKnown(gw.url, key);
+  await untilEndpoints(gw, undefined, 'pool');
+});
+
+after(async () => {
+  await gw?.close();
+  await fleet?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const used = async () => {
+  const body = (await quotaReport(gw.url, key)).body as { quotas: { kind: string; used: number }[] };
+  return body.quotas.find((q) => q.kind === 'LLMTokenQuota')!.used;
+};
+
+test('a stream the client abandons is charged, in the quota and in its usage record alike, its prompt and the tokens streamed', async () => {
+  const start = await used();
+  const id = `cut-${Date.now()}`;
+  const abort = new AbortController();
+  const res = await fetch(`${gw.url}/v1/chat/completions`, {
+    method: 'POST',
+    signal: abort.signal,
+    headers: { 'content-type': 'application/json', 'x-api-key': key, 'x-request-id': id },
+    body: JSON.stringify({ model: 'chat', stream: true, max_tokens: MAX_TOKENS, ignore_eos: true, messages: MESSAGES }),
+  });
+  assert.equal(res.status, 200);
+  // A few tokens, then the client hangs up.
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  while ((text.match(/"content":"[^"]/g) ?? []).length < 3) text += decoder.decode((await reader.read()).value, { stream: true });
+  const streamed = (text.match(/"content":"[^"]/g) ?? []).length;
+  abort.abort();
+
+  // Settled once the counter no longer holds the whole reservation.
+  const prompt = countChatTokens(MESSAGES);
+  const charged = (await until(used, (u) => u - start < prompt + MAX_TOKENS, 10_000, 'the reservation settled')) - start;
+  await gw.analytics!.flush();
+  const records = new AnalyticsRecords(gw.apim!.db).kysely.selectFrom('analytics_records');
+  const rows = await until(
+    () => records.select(['status', 'fault_code', 'input_tokens', 'output_tokens', 'cached_tokens', 'tokens_estimated']).where('request_id', '=', id).execute(),
+    (r) => r.length === 1,
+    10_000,
+    'the usage record',
+  );
+  const [row] = rows;
+  assert.deepEqual([row.status, row.fault_code, row.cached_tokens, row.tokens_estimated], [200, 'client_closed', null, 1]);
+  const [input, output] = [Number(row.input_tokens), Number(row.output_tokens)];
+  // Before: the record had no tokens, and the quota kept prompt + 2,000.
+  assert.equal(charged, input + output, 'the quota charged what the record says');
+  assert.equal(input, prompt, "the prompt as tollgate's token quota counted it");
+  assert.ok(output >= streamed && output < MAX_TOKENS, `${output} output tokens for ${streamed} the client read`);
+});
