@@ -2,10 +2,11 @@
 // on its request and response path; and what an extension that is down or slow does, with failOpen off and on.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { Server, ServerCredentials, type ServerDuplexStream } from '@grpc/grpc-js';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { composeHooks } from '../src/extproc/compose-hooks.js';
 import { extprocHooks, type ExtensionHooks, type ExtensionOptions } from '../src/extproc/extension-hooks.js';
+import type { ProcessingRequest, ProcessingResponse } from '../src/extproc/messages.js';
 import { extProcService } from '../src/extproc/protos.js';
 import { freePort } from '../src/lib/ports.js';
 import { call, codeOf, createApp, quotaReport, until, untilKeyKnown, type IssuedApp } from './helpers/apim-admin.js';
@@ -170,5 +171,38 @@ describe('an extension that cannot answer', () => {
     const r = await chat();
     assert.equal(r.status, 200);
     assert.equal(await failures('slow-open', 'timeout'), 1);
+  });
+});
+
+describe('an extension that rewrites a large body', () => {
+  let redact: Server;
+  let redactAddress: string;
+  before(async () => {
+    // Redacts the prompt and answers with the whole rewritten body, as a redaction extension does.
+    redact = new Server({ 'grpc.max_receive_message_length': 64 << 20, 'grpc.max_send_message_length': 64 << 20 });
+    redact.addService(extProcService(), {
+      Process: (stream: ServerDuplexStream<ProcessingRequest, ProcessingResponse>) => {
+        stream.on('data', (m: ProcessingRequest) => {
+          if (m.request !== 'request_body') return stream.write({ [m.request!]: {} });
+          const body = m.request_body!.body!.toString().replaceAll('secret', 'XXXXXX');
+          stream.write({ request_body: { response: { body_mutation: { body: Buffer.from(body) } } } });
+        });
+        stream.on('end', () => stream.end());
+      },
+    });
+    const port = await new Promise<number>((resolve, reject) => redact.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+    redactAddress = `127.0.0.1:${port}`;
+  });
+  after(() => redact.forceShutdown());
+
+  test('an answer over grpc-js\'s default 4 MiB (a 5 MiB body, within the body limit) is taken, and its body goes upstream', async () => {
+    use({ name: 'redact', address: redactAddress, supportedEvents: ['RequestHeaders', 'RequestBody'] });
+    const before = stub.requests.length;
+    const r = await chat({ messages: [{ role: 'user', content: 'secret '.repeat(750_000) }] });
+    assert.equal(r.status, 200, JSON.stringify(r.body).slice(0, 300));
+    assert.equal(stub.requests.length, before + 1);
+    const sent = stub.requests.at(-1)!.body.messages[0].content as string;
+    assert.equal(sent.length, 7 * 750_000);
+    assert.ok(!sent.includes('secret') && sent.startsWith('XXXXXX '));
   });
 });

@@ -48,6 +48,13 @@ function manifests(a: Stub, b: Stub, c: Stub, events: Stub): Manifest[] {
     manifest('InferenceModel', 'm', { modelName: 'm', poolRef: { name: 'one' }, targetModels: [{ name: 'm-base', weight: 1 }] }),
     manifest('InferenceModel', 'trio', { modelName: 'trio', poolRef: { name: 'trio' } }),
     manifest('InferenceModel', 'sse', { modelName: 'sse', poolRef: { name: 'events' } }),
+    // URL backends on their scheme's default port, which a test cannot listen on (envoyExchange's connectTo).
+    manifest('HTTPRoute', 'urls', {
+      rules: [
+        { matches: [{ path: { type: 'PathPrefix', value: '/ext' } }], backendRefs: [{ url: 'http://10.1.2.3' }] },
+        { matches: [{ path: { type: 'PathPrefix', value: '/tls' } }], backendRefs: [{ url: 'https://10.1.2.4' }] },
+      ],
+    }),
   ];
 }
 
@@ -295,6 +302,23 @@ describe('one role per listener', () => {
   after(async () => {
     await pdp?.close(100);
     await epp?.close(100);
+  });
+
+  test('endpoint picker, HTTPRoute URL backends: the destination with its default port; the subset hint honoured', async () => {
+    for (const [path, address] of [['/ext/x', '10.1.2.3:80'], ['/tls/y', '10.1.2.4:443']]) {
+      const r = await envoyExchange(`127.0.0.1:${epp.port}`, { path, connectTo: a.url });
+      assert.equal(r.status, 200, path);
+      assert.equal(r.destination, address);
+      assert.equal(r.metadataDestination, address);
+      const hinted = await envoyExchange(`127.0.0.1:${epp.port}`, { path, connectTo: a.url, subset: [address] });
+      assert.equal(hinted.destination, address);
+      for (const subset of [['10.9.9.9:8000'], []]) {
+        const refused = await envoyExchange(`127.0.0.1:${epp.port}`, { path, connectTo: a.url, subset });
+        assert.ok(refused.local, `${path} ${JSON.stringify(subset)}`);
+        assert.equal(refused.status, 503);
+        assert.equal(JSON.parse(refused.body.toString()).error.code, 'no_healthy_endpoints');
+      }
+    }
   });
 
   test('policy decision point: the verdict and identity, no destination, the model name left to the picker', async () => {

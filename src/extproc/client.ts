@@ -5,6 +5,7 @@ import type { ChannelCredentials, Client, ClientDuplexStream, ServiceError } fro
 import { deadlineAfterIo } from '../lib/with-timeout.js';
 import { loadGrpc } from './grpc.js';
 import type { ProcessingRequest, ProcessingResponse } from './messages.js';
+import { maxMessageBytes } from './message-limit.js';
 import { extProcService } from './protos.js';
 
 export type FailureReason = 'unavailable' | 'timeout' | 'error' | 'invalid_response';
@@ -25,6 +26,8 @@ export interface ExtprocClientOptions {
   tls?: { ca?: string; cert?: string; key?: string };
   /** :authority sent to the server (Envoy's `authority`). */
   authority?: string;
+  /** The body limit (server.maxBodyBytes) its messages and answers are sized for; default the setting's default. */
+  maxBodyBytes?: number;
 }
 
 type ProcessClient = Client & { Process(): ClientDuplexStream<ProcessingRequest, ProcessingResponse> };
@@ -42,7 +45,10 @@ export class ExtprocClient {
 
   constructor(options: ExtprocClientOptions) {
     const Ctor = loadGrpc().makeGenericClientConstructor(extProcService(), 'ExternalProcessor');
-    const channelOptions = options.authority ? { 'grpc.default_authority': options.authority } : {};
+    // An answer that rewrites a body carries it whole: grpc-js's default 4 MiB failed every one above that.
+    const limit = maxMessageBytes(options.maxBodyBytes);
+    const channelOptions: Record<string, number | string> = { 'grpc.max_receive_message_length': limit, 'grpc.max_send_message_length': limit };
+    if (options.authority) channelOptions['grpc.default_authority'] = options.authority;
     this.#client = new Ctor(options.address, channelCredentials(options.tls), channelOptions) as unknown as ProcessClient;
   }
 

@@ -15,10 +15,10 @@ export interface ExtensionChain {
 
 /**
  * @example
- * const chain = extensionChain(config.manifests, { registry });
+ * const chain = extensionChain(config.manifests, { registry, maxBodyBytes: config.settings.server.maxBodyBytes });
  * dataPlane.hooks = composeHooks(chain.hooks, engine.hooks);
  */
-export function extensionChain(manifests: readonly Manifest[], deps: { registry?: Registry } = {}): ExtensionChain {
+export function extensionChain(manifests: readonly Manifest[], deps: { registry?: Registry; maxBodyBytes?: number } = {}): ExtensionChain {
   const all: ExtensionHooks[] = [];
   for (const m of manifests) {
     if (m.kind !== 'ExtensionChain') continue;
@@ -35,6 +35,8 @@ export function extensionChain(manifests: readonly Manifest[], deps: { registry?
             responseBodySendMode: e.responseBodySendMode,
             timeoutMs: e.timeout,
             failOpen: e.failOpen,
+            // An extension may send back a body as large as a request may be: its answers are sized for it.
+            maxBodyBytes: deps.maxBodyBytes,
           },
           deps,
         ),

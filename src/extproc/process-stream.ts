@@ -46,6 +46,14 @@ export interface StreamSettings {
   unjudged: (ctx: RequestContext) => void;
 }
 
+/**
+ * x-gateway-destination-endpoint-served in the envoy.lb metadata Envoy attaches to every response event: read from
+ * the first one, whichever it is (response_header_mode SKIP sends no headers).
+ */
+function servedOf(msg: ProcessingRequest): unknown {
+  return metadataValue(msg.metadata_context?.filter_metadata, DESTINATION_NAMESPACE, SERVED_KEY);
+}
+
 /** How a response tollgate sees no headers of (response_header_mode SKIP) is read: an SSE stream starts like one. */
 const SSE_START = /^\s*(data|event|id|retry)?:/;
 
@@ -212,9 +220,9 @@ export class ProcessStream {
       case 'response_headers':
         return this.#responseHeaders(msg);
       case 'response_body':
-        return this.#responseBody(msg.response_body!);
+        return this.#responseBody(msg);
       case 'response_trailers':
-        return this.#responseTrailers();
+        return this.#responseTrailers(msg);
       default:
         throw malformed('the ProcessingRequest carries no request this server knows (a missing or unknown oneof member)');
     }
@@ -336,7 +344,7 @@ export class ProcessStream {
     const read = readHeaderMap(h.headers);
     const code = Number(read.pseudo.status);
     if (!Number.isInteger(code)) throw malformed('response_headers without a numeric :status');
-    this.#noteServed(metadataValue(msg.metadata_context?.filter_metadata, DESTINATION_NAMESPACE, SERVED_KEY) ?? read.headers[SERVED_KEY]);
+    this.#noteServed(servedOf(msg) ?? read.headers[SERVED_KEY]);
     const refused = this.#startResponse(code, read.headers);
     if (refused) return refused;
     const answer: Answer = { response_headers: { response: { header_mutation: this.#response!.headerMutation } } };
@@ -386,11 +394,13 @@ export class ProcessStream {
     this.#ctx!.attempts = i + 1;
   }
 
-  #responseBody(b: HttpBody): Answer | Promise<Answer> {
+  #responseBody(msg: ProcessingRequest): Answer | Promise<Answer> {
+    const b = msg.response_body!;
     if (this.#state === 'replied') return { response_body: {} };
     if (this.#state === 'request-body') return this.#unjudged();
     if (this.#state === 'forwarded') {
       // Envoy skips response headers (response_header_mode SKIP) and sends the body: read as a 200 of the kind it looks.
+      this.#noteServed(servedOf(msg));
       const contentType = SSE_START.test((b.body ?? EMPTY).toString('latin1', 0, 64)) ? 'text/event-stream' : 'application/json';
       const refused = this.#startResponse(200, { 'content-type': contentType });
       if (refused) return refused;
@@ -421,7 +431,7 @@ export class ProcessStream {
     );
   }
 
-  #responseTrailers(): Answer {
+  #responseTrailers(msg: ProcessingRequest): Answer {
     if (this.#state === 'request-body') return this.#unjudged();
     if (this.#state === 'response-body' && this.#response!.holding) {
       // The answer was held back (cleared) for a policy that needs it whole, and a trailers answer cannot give it
@@ -432,7 +442,10 @@ export class ProcessStream {
       );
     }
     // After a response whose headers and body Envoy skipped, the trailers end it.
-    if (this.#state === 'forwarded') this.#ctx!.answerUnseen = true;
+    if (this.#state === 'forwarded') {
+      this.#noteServed(servedOf(msg));
+      this.#ctx!.answerUnseen = true;
+    }
     if (this.#state === 'response-body' || this.#state === 'forwarded') this.#endResponse();
     else if (this.#state !== 'replied' && this.#state !== 'response-done') throw outOfOrder('response_trailers before the request was decided');
     return { response_trailers: {} };

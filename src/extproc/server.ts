@@ -8,6 +8,7 @@ import type { DataPlane } from '../gateway/data-plane.js';
 import type { Logger } from '../lib/logger.js';
 import type { RequestContext } from '../gateway/context.js';
 import { HealthService, NOT_SERVING } from './health.js';
+import { maxMessageBytes } from './message-limit.js';
 import type { ProcessingRequest, ProcessingResponse } from './messages.js';
 import { ProcessStream, type StreamSettings } from './process-stream.js';
 import { extProcService, healthService } from './protos.js';
@@ -57,15 +58,6 @@ function credentials(tls: ExtprocServerOptions['tls']): ServerCredentials {
   if (!tls) return ServerCredentials.createInsecure();
   const ca = tls.ca ? readFileSync(tls.ca) : null;
   return ServerCredentials.createSsl(ca, [{ private_key: readFileSync(tls.key), cert_chain: readFileSync(tls.cert) }], ca !== null);
-}
-
-/**
- * Envoy sends a BUFFERED body as one message: grpc-js's default 4 MiB limit failed the stream of any body between
- * that and maxBodyBytes, and of one over it too (a gRPC error where a 413 belongs). The limit leaves room for a body
- * over maxBodyBytes to arrive and be answered 413 (up to 64 MiB, or twice the limit set at start).
- */
-function maxMessageBytes(maxBodyBytes: number): number {
-  return Math.max(64 * 1024 * 1024, 2 * maxBodyBytes);
 }
 
 /** An Envoy that sends no request bodies is a configuration to fix, said once a minute rather than per request. */

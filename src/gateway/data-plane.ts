@@ -18,6 +18,7 @@ import { assertUncompressed, lingerAfterRefusal, readBody } from './body.js';
 import { clipText, CompletionText } from './completion-text.js';
 import { ClientPickRequest, onResponseGone, type OnClientGone } from './client-pick-request.js';
 import { upstreamUrl, type RequestContext } from './context.js';
+import { urlEndpoint } from './url-endpoint.js';
 import { GatewayError, gatewayError, type ErrorResponse } from './errors.js';
 import type { DirectResponse, GatewayHooks } from './hooks.js';
 import { isModelsPath, isModelsRequest, modelsAnswer } from './models-list.js';
@@ -290,7 +291,7 @@ export class DataPlane {
       throw err;
     }
     if (ctx.directResponse) return { kind: 'direct', response: ctx.directResponse };
-    if (ctx.backend?.kind === 'url') return { kind: 'url', endpoints: [{ url: ctx.backend.url, address: new URL(ctx.backend.url).host }] };
+    if (ctx.backend?.kind === 'url') return { kind: 'url', endpoints: [urlEndpoint(ctx.backend.url, ctx.subset)] };
     if (ctx.stages === 'policies') return { kind: 'admitted' };
     const picking = tracer.startChild(ctx.span, 'pick');
     try {

@@ -116,7 +116,7 @@ export class Gateway {
       ? new AnalyticsPipeline({ db: apim.db, databaseUrl: options.db, databaseSchema: options.dbSchema, settings: { ...config.settings.analytics, directory }, registry, logger })
       : null;
     this.#tracer = tracer;
-    this.#chain = extensionChain(config.manifests, { registry });
+    this.#chain = extensionChain(config.manifests, { registry, maxBodyBytes: config.settings.server.maxBodyBytes });
     this.picker = new Scheduler({ settings: config.settings.scheduler, logger, registry, tlsRejectUnauthorized: config.settings.upstream.tlsRejectUnauthorized });
     this.picker.update(config.pools);
     collectDefaultMetrics({ register: this.registry });
@@ -240,7 +240,7 @@ export class Gateway {
     if (this.#extproc && settings.server.maxBodyBytes > this.#extproc.maxBodyBytes) pending.push('server.maxBodyBytes (over ext_proc)');
     if (pending.length > 0) this.logger.warn({ fields: pending }, 'these settings change only at a restart; the running values stay until then');
     const old = this.#chain;
-    this.#chain = extensionChain(next.manifests, { registry: this.registry });
+    this.#chain = extensionChain(next.manifests, { registry: this.registry, maxBodyBytes: next.settings.server.maxBodyBytes });
     this.dataPlane.hooks = composeHooks(this.#chain.hooks, this.apim.hooks);
     // Requests in flight may still be talking to the old extensions.
     setTimeout(() => old.close(), next.settings.server.shutdownGracePeriod).unref();

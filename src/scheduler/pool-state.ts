@@ -1,7 +1,7 @@
 // One pool's live state: its endpoints, compiled profile, flow-control queue and recent decisions;
 // where a pick is decided, queued or refused, and where releases and scrapes feed back.
 import type { PoolConfig } from '../config/runtime-config.js';
-import { gatewayError } from '../gateway/errors.js';
+import { gatewayError, type GatewayError } from '../gateway/errors.js';
 import type { Logger } from '../lib/logger.js';
 import { DecisionLog } from './decision-log.js';
 import { EndpointState, estimateTokens } from './endpoint-state.js';
@@ -133,10 +133,14 @@ export class PoolState implements PoolGauges {
 
   /**
    * A decision now (synchronously), a promise when the request must wait for room, or a rejection:
-   * 503 without eligible endpoints, 429 for sheddable requests while saturated, 503 when the queue is full.
+   * 503 without eligible endpoints (in the subset hint, when there is one), 429 for sheddable requests while
+   * saturated, 503 when the queue is full.
    */
   pick(req: PickRequest): Pick | Promise<Pick> {
     const now = this.#deps.now();
+    // The Endpoint Picker Protocol's 503 for a hint with nothing eligible is owed now: queued, it waited for room it
+    // could never use (Envoy's 200 ms message timeout gave up first), and a sheddable request got a 429 instead.
+    if (req.subset && !this.#anyInSubset(req.subset, now)) return Promise.reject(this.#subsetRefused(req.subset));
     if (!this.#anyEligible(now)) {
       // Endpoints just added (a start, a reload that replaced them) have their first scrape on the way: wait for it.
       if (this.#anyAwaitingFirstScrape()) return this.#flow.enqueue(req);
@@ -298,8 +302,8 @@ export class PoolState implements PoolGauges {
       ordered = ordered.concat(filtered);
     }
     if (!ordered) {
-      const why = req.subset ? `none of the ${req.subset.size} endpoints of the subset hint is available` : 'the filters left no endpoint';
-      throw gatewayError('TG_ERR_NO_ENDPOINTS', `pool "${this.name}": ${why}`);
+      if (req.subset) throw this.#subsetRefused(req.subset);
+      throw gatewayError('TG_ERR_NO_ENDPOINTS', `pool "${this.name}": the filters left no endpoint`);
     }
     const chosen = ordered[0];
     const endpoints = new Array<PoolConfig['endpoints'][number]>(ordered.length);
@@ -393,6 +397,20 @@ export class PoolState implements PoolGauges {
   #anyScraped(): boolean {
     for (const ep of this.#endpoints) if (ep.scrapedAt > 0) return true;
     return false;
+  }
+
+  /** An endpoint of the subset hint is eligible, or has its first scrape on the way (a request for it waits, as for any). */
+  #anyInSubset(subset: ReadonlySet<string>, now: number): boolean {
+    const { staleAfter } = this.#deps.settings;
+    for (const address of subset) {
+      const ep = this.#byAddress.get(address);
+      if (ep && (ep.isEligible(now, staleAfter) || ep.awaitingFirstScrape)) return true;
+    }
+    return false;
+  }
+
+  #subsetRefused(subset: ReadonlySet<string>): GatewayError {
+    return gatewayError('TG_ERR_NO_ENDPOINTS', `pool "${this.name}": none of the ${subset.size} endpoints of the subset hint is available`);
   }
 
   #anyEligible(now: number): boolean {

@@ -25,6 +25,8 @@ export interface EnvoyRequest {
   stringValues?: boolean;
   /** Where to send the request when the answer names no destination (a policy-decision-point-only listener). */
   upstream?: string;
+  /** Where to send the request whatever the destination says (one a test cannot reach, such as port 80). */
+  connectTo?: string;
   /** Which endpoint to report as the one that served (default: the first of the destination). */
   served?: string;
 }
@@ -151,7 +153,7 @@ async function exchange(call: ExtprocCall, r: EnvoyRequest): Promise<EnvoyResult
   const destination = headers.get('x-gateway-destination-endpoint');
   const lb = dynamic ? (fromStruct(dynamic)['envoy.lb'] as Record<string, string> | undefined) : undefined;
   const metadataDestination = lb?.['x-gateway-destination-endpoint'];
-  const target = destination ? `http://${destination.split(',')[0]}` : r.upstream;
+  const target = r.connectTo ?? (destination ? `http://${destination.split(',')[0]}` : r.upstream);
   if (!target) throw new Error('the ext_proc answer named no destination and the test gave no upstream');
   // A :path the answer set (a policy edited the query) is the one Envoy forwards.
   const path = headers.get(':path') ?? r.path;
