@@ -1,4 +1,5 @@
 // AnalyticsRecord: what one finished request leaves behind for analytics and monetization, and how it maps to a row.
+import { clipName } from '../lib/clip-name.js';
 import type { RequestContext } from '../gateway/context.js';
 import type { AnalyticsRecordRow } from '../store/index.js';
 import { newRecordId } from './record-id.js';
@@ -51,16 +52,6 @@ export interface AnalyticsRecord {
   stream: boolean;
   bytesIn: number;
   bytesOut: number;
-}
-
-/** Model names come from client bodies; a 5 MB "model" must not become a 5 MB record. */
-const MAX_NAME = 256;
-
-/** A name a client chose (a model, a path) cut to what a record, a log line or an error message should carry. */
-export function clipName(s: string): string;
-export function clipName(s: string | undefined): string | undefined;
-export function clipName(s: string | undefined): string | undefined {
-  return s !== undefined && s.length > MAX_NAME ? s.slice(0, MAX_NAME) : s;
 }
 
 function micros(ms: number): number {

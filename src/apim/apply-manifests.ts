@@ -36,8 +36,6 @@ function pathOf(message: string, targets: readonly Target[], labels: readonly st
   return i === -1 ? '' : requestDocumentPath(targets, i);
 }
 
-
-
 /**
  * Runs `write` over the `targets` in one store transaction and keeps it only if the policies still build from the
  * result: a stored manifest the engine cannot build (an OpenAPI pattern ajv refuses, a template naming a deleted

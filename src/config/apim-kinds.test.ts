@@ -34,3 +34,18 @@ test('duration texts: a token lifetime may be longer than a timer can wait; a Ja
   assert.deepEqual(problemsOf('JavaScript', { source: 'x', timeLimit: 'soon' }), ['code document 0 (JavaScript/guard): spec.timeLimit: must be a duration, e.g. 500ms, 30s, 5m, 1h']);
   assert.deepEqual(problemsOf('JavaScript', { source: 'x', timeLimit: '11s' }), ['code document 0 (JavaScript/guard): spec.timeLimit: must be at most 10s: a run holds a worker every script shares']);
 });
+
+test('durations a policy waits on a timer are 1ms to 24d, naming the field (0s failed every call at once, 30d too)', () => {
+  const fields: [kind: string, spec: (d: string) => Record<string, unknown>, path: string][] = [
+    ['ServiceCallout', (d) => ({ request: { url: 'http://svc.internal/check' }, timeout: d }), 'spec.timeout'],
+    ['VerifyJWT', (d) => ({ algorithms: ['RS256'], jwks: { uri: 'https://idp.example/jwks', timeout: d } }), 'spec.jwks.timeout'],
+    ['TokenInjection', (d) => ({ clientCredentials: { tokenUrl: 'https://idp.example/token', clientId: 'c', clientSecret: { env: 'S' }, timeout: d } }), 'spec.clientCredentials.timeout'],
+    ['JavaScript', (d) => ({ source: 'x', timeLimit: d }), 'spec.timeLimit'],
+  ];
+  for (const [kind, spec, path] of fields) {
+    for (const d of ['0s', '0.5ms', '25d']) {
+      const problems = problemsOf(kind, spec(d));
+      assert.ok(problems.some((p) => p.includes(`${path}: must be 1ms to 24d: a timer waits it`)), `${kind} ${d}: ${problems.join('\n')}`);
+    }
+  }
+});

@@ -1,7 +1,7 @@
 // Schemas of the API-management kinds (apim.googleapis.com/v1): the extension policy, products, operation sets,
 // templates and one kind per policy. Field names are Apigee's element names in camelCase.
 import { z } from 'zod';
-import { durationMs, longDurationMs } from '../lib/duration.js';
+import { durationMs, longDurationMs, MAX_TIMER_DURATION, MAX_TIMER_MS } from '../lib/duration.js';
 import { FRAMING_HEADERS } from '../lib/framing-headers.js';
 import { compileTextPattern } from '../lib/linear-regex.js';
 
@@ -402,6 +402,12 @@ const msOf = (text: string): number => longDurationMs.safeParse(text).data ?? Na
 /** A duration kept as text ("500ms", "1h"): factories re-parse stored specs, so the schema must not transform it. */
 const durationText = z.string().refine((s) => !Number.isNaN(msOf(s)), 'must be a duration, e.g. 500ms, 30s, 5m, 1h');
 
+/**
+ * A duration a timer waits, kept as text: 1ms to 24d. Past 24d Node fires a timer at once (every call failed), and 0
+ * could only expire at once. (Not a duration, NaN, passes the refine: durationText has said what is wrong.)
+ */
+const timerText = durationText.refine((s) => !(msOf(s) < 1 || msOf(s) > MAX_TIMER_MS), `must be 1ms to ${MAX_TIMER_DURATION}: a timer waits it`);
+
 const stringOrList = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]);
 
 export const oauthV2Spec = z
@@ -438,7 +444,7 @@ export const verifyJwtSpec = z
         cacheMaxAge: durationText.default('10m'),
         /** At most one re-fetch this often when a token names an unknown key, and none this soon after a failed one. */
         cooldown: durationText.default('30s'),
-        timeout: durationText.default('5s'),
+        timeout: timerText.default('5s'),
       })
       .strict()
       .optional(),
@@ -491,7 +497,7 @@ export const serviceCalloutSpec = z
       .strict(),
     /** Prefix of the variables the answer is stored in (`.status`, `.content`, `.body.<field>`). */
     response: z.string().min(1).optional(),
-    timeout: durationText.default('3s'),
+    timeout: timerText.default('3s'),
     maxResponseBytes: positiveInt.default(1024 * 1024),
     /** Private networks (10/8, 172.16/12, 192.168/16, fc00::/7, 100.64/10) are refused unless allowed here. */
     allowPrivateNetworks: z.boolean().default(false),
@@ -519,7 +525,7 @@ export const tokenInjectionSpec = z
         /** How the client authenticates to the token endpoint (RFC 6749 §2.3.1). */
         authMethod: z.enum(['basic', 'body']).default('basic'),
         refreshBefore: durationText.default('60s'),
-        timeout: durationText.default('5s'),
+        timeout: timerText.default('5s'),
         /** After a failed fetch, requests without a valid token fail at once for this long. */
         retryAfterFailure: durationText.default('1s'),
       })
@@ -537,7 +543,7 @@ export const javaScriptSpec = z
     flow: z.enum(['request', 'response']).default('request'),
     /** CPU time per run; at most 10 s, as a run holds one of the few workers every script shares. */
     // Not a duration (NaN) passes here: zod runs this refine too, and durationText has said what is wrong.
-    timeLimit: durationText.refine((t) => !(msOf(t) > 10_000), 'must be at most 10s: a run holds a worker every script shares').default('200ms'),
+    timeLimit: timerText.refine((t) => !(msOf(t) > 10_000), 'must be at most 10s: a run holds a worker every script shares').default('200ms'),
     memoryLimitMb: z.number().int().min(1).max(256).default(16),
   })
   .strict();

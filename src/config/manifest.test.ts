@@ -44,6 +44,8 @@ describe('manifest errors name file, document, kind/name and field path', () => 
     { name: 'YAML syntax', text: 'kind: [unclosed', expect: /^f\.yaml document 0: YAML: / },
     // Counted by position in the file: the empty document (Helm writes them) and the broken one count.
     { name: 'index after an empty document', text: POOL + '---\n---\n' + POOL.replace('name: p', 'name: q').replace('spec: {', 'spec: { bogus: 1,'), expect: /f\.yaml document 2 \(InferencePool\/q\): spec: .*bogus/ },
+    // A list document's items each take a position: the document after a two-item list is 2, not a second 1.
+    { name: 'index after a list document', text: '- {apiVersion: x/v1, kind: A, metadata: {name: a}}\n- {apiVersion: x/v1, kind: B, metadata: {name: b}}\n---\n' + POOL.replace('spec: {', 'spec: { bogus: 1,'), expect: /f\.yaml document 2 \(InferencePool\/p\): spec: .*bogus/ },
     { name: 'missing apiVersion', text: 'kind: InferencePool\nmetadata: {name: p}\nspec: {}', expect: /^f\.yaml document 0: apiVersion: / },
     { name: 'unknown kind', text: 'apiVersion: x/v1\nkind: Nope\nmetadata: {name: n}\nspec: {}', expect: /f\.yaml document 0 \(Nope\/n\): kind: unknown kind "Nope"/ },
     { name: 'wrong apiVersion', text: 'apiVersion: x/v1\nkind: InferencePool\nmetadata: {name: p}\nspec: {}', expect: /\(InferencePool\/p\): apiVersion: "x\/v1" is not served for InferencePool/ },

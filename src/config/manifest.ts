@@ -90,14 +90,17 @@ export interface DocumentReadProblem {
 /**
  * The documents of a multi-document YAML text (JSON is YAML too; a JSON array is a list of documents), read as every
  * manifest reader reads them (`serve`, `apply`, the admin API's YAML bodies), with what could not be read. Empty
- * documents are skipped but counted, as Helm output has them.
+ * documents are skipped but counted, as Helm output has them. A document's index is its position, a list's items each
+ * taking one: a JSON array's items are numbered as in the array, and no two manifests of one text share a number.
  */
 export function readDocuments(text: string, source: string): { raws: RawDocument[]; problems: DocumentReadProblem[] } {
   const raws: RawDocument[] = [];
   const problems: DocumentReadProblem[] = [];
   const problem = (index: number, message: string, label = '') => problems.push({ index, message, line: `${source} document ${index}${label}: ${message}` });
   // merge: kubectl reads `<<: *anchor` merge keys (YAML 1.1); the 1.2 core schema took `<<` for a field.
-  parseAllDocuments(text, { merge: true }).forEach((doc, i) => {
+  let next = 0;
+  parseAllDocuments(text, { merge: true }).forEach((doc) => {
+    const i = next++;
     if (doc.errors.length > 0) {
       for (const e of doc.errors) problem(i, `YAML: ${e.message.split('\n')[0]}`);
       return;
@@ -114,8 +117,10 @@ export function readDocuments(text: string, source: string): { raws: RawDocument
       return;
     }
     if (value === null || value === undefined) return;
-    if (Array.isArray(value)) value.forEach((raw, j) => raws.push({ raw, index: j }));
-    else raws.push({ raw: value, index: i });
+    if (Array.isArray(value)) {
+      value.forEach((raw, j) => raws.push({ raw, index: i + j }));
+      next = i + Math.max(1, value.length);
+    } else raws.push({ raw: value, index: i });
   });
   return { raws, problems };
 }

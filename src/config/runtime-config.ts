@@ -40,7 +40,8 @@ export interface ModelConfig {
   responseTimeoutMs: number;
 }
 
-export type RouteBackend = { kind: 'pool'; pool: PoolConfig } | { kind: 'url'; url: string };
+/** A URL backend's `address` is the picker protocol's <host:port>, its scheme's port when the URL names none. */
+export type RouteBackend = { kind: 'pool'; pool: PoolConfig } | { kind: 'url'; url: string; address: string };
 
 export interface RouteRule {
   route: string;
@@ -63,12 +64,17 @@ export interface RuntimeConfig {
   manifests: Manifest[];
 }
 
+/** The port a URL names, or its scheme's. */
+function portOf(u: URL): string {
+  return u.port || (u.protocol === 'https:' ? '443' : '80');
+}
+
 function endpointsOf(spec: InferencePoolSpec): EndpointConfig[] {
   const out: EndpointConfig[] = [];
   for (const raw of spec.endpoints) {
     const u = new URL(raw);
     // The URL's own port wins; otherwise each targetPort makes one endpoint on that host.
-    const ports = u.port ? [u.port] : spec.targetPorts ? spec.targetPorts.map((p) => String(p.number)) : [u.protocol === 'https:' ? '443' : '80'];
+    const ports = u.port || !spec.targetPorts ? [portOf(u)] : spec.targetPorts.map((p) => String(p.number));
     for (const port of ports) {
       const origin = `${u.protocol}//${u.hostname}:${port}`;
       out.push({ url: origin, address: `${u.hostname}:${port}` });
@@ -187,7 +193,11 @@ export function compileConfig(manifests: Manifest[]): RuntimeConfig {
     m.spec.rules.forEach((rule, ri) => {
       const backends: { value: RouteBackend; weight: number }[] = [];
       rule.backendRefs.forEach((b, bi) => {
-        if ('url' in b) backends.push({ value: { kind: 'url', url: b.url.replace(/\/$/, '') }, weight: b.weight });
+        if ('url' in b) {
+          const url = b.url.replace(/\/$/, '');
+          const u = new URL(url);
+          backends.push({ value: { kind: 'url', url, address: `${u.hostname}:${portOf(u)}` }, weight: b.weight });
+        }
         else {
           const pool = pools.get(b.name);
           if (!pool) problems.push(`${where(m)}: spec.rules[${ri}].backendRefs[${bi}].name: no InferencePool "${b.name}"`);

@@ -1,6 +1,6 @@
 // Reading a request body with a size limit (413) and a deadline against slow clients (408), and the coding it must have (415).
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
-import { clipName } from '../analytics/record.js';
+import { clipName } from '../lib/clip-name.js';
 import { bodyWithheld, malformedBody } from './listen.js';
 import { deadlineAfterIo } from '../lib/with-timeout.js';
 import { gatewayError } from './errors.js';

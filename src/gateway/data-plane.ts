@@ -13,7 +13,7 @@ import type { RequestMetrics } from '../telemetry/request-metrics.js';
 import type { ApimMetrics } from '../telemetry/apim-metrics.js';
 import { NOOP_SPAN, NOOP_TRACER, type RequestTracer } from '../telemetry/tracing.js';
 import { recordFromContext, type AnalyticsPipeline, type RequestIdentity } from '../analytics/index.js';
-import { clipName } from '../analytics/record.js';
+import { clipName } from '../lib/clip-name.js';
 import { assertUncompressed, lingerAfterRefusal, readBody } from './body.js';
 import { clipText, CompletionText } from './completion-text.js';
 import { ClientPickRequest, onResponseGone, type OnClientGone } from './client-pick-request.js';
@@ -291,7 +291,7 @@ export class DataPlane {
       throw err;
     }
     if (ctx.directResponse) return { kind: 'direct', response: ctx.directResponse };
-    if (ctx.backend?.kind === 'url') return { kind: 'url', endpoints: [urlEndpoint(ctx.backend.url, ctx.subset)] };
+    if (ctx.backend?.kind === 'url') return { kind: 'url', endpoints: [urlEndpoint(ctx.backend, ctx.subset)] };
     if (ctx.stages === 'policies') return { kind: 'admitted' };
     const picking = tracer.startChild(ctx.span, 'pick');
     try {

@@ -35,7 +35,7 @@ const usageAsked = (ctx: RequestContext) => ctx.operation === 'responses' || ctx
 /**
  * The prompt's tokens as the token policies counted them (the same figure their reservation started from); a
  * prompt none counted is counted now the same way when its body is small enough to count on the event loop (a few
- * ms at most), and a larger one estimated from its size: a stream cut is no reason for a tokenizer thread.
+ * ms at most), and a larger one estimated from its size: a stream cut is no reason to wait for a tokenizer thread.
  */
 function promptEstimate(ctx: RequestContext): number {
   const state = ctx.apim ?? {};

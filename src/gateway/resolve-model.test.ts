@@ -116,5 +116,5 @@ spec:
     (err: unknown) => err instanceof GatewayError && err.status === 503 && err.code === 'no_healthy_endpoints' && /HTTPRoute "team-b" .*weight 0/.test(err.message),
   );
   const other = matchRoute(config, newContext('POST', '/v1/chat/completions', { host: 'a.example.com' }, undefined));
-  assert.deepEqual(other, { kind: 'url', url: 'http://rest.backend' });
+  assert.deepEqual(other, { kind: 'url', url: 'http://rest.backend', address: 'rest.backend:80' });
 });

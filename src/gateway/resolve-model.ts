@@ -1,7 +1,7 @@
 // Which model, target model, pool and priority a request gets: HTTPRoute rules first (when any exist),
 // then the model name from the body (InferenceModel / InferenceModelRewrite), then the objective header.
 import type { RouteBackend, RouteRule, RuntimeConfig } from '../config/runtime-config.js';
-import { clipName } from '../analytics/record.js';
+import { clipName } from '../lib/clip-name.js';
 import { gatewayError } from './errors.js';
 import type { RequestContext } from './context.js';
 

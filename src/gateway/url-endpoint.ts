@@ -3,15 +3,13 @@ import type { EndpointConfig } from '../config/runtime-config.js';
 import { gatewayError } from './errors.js';
 
 /**
- * The Endpoint Picker Protocol wants <ip:port> (Envoy's original-destination parsing needs the port), and URL.host
- * drops a scheme's default one: filled in as a pool endpoint's is (runtime-config.ts). A backend outside a subset
- * hint is the protocol's 503, as for a pool with no endpoint in it.
+ * The backend's endpoint (its address <host:port> compiled with the configuration: the Endpoint Picker Protocol wants
+ * the port, which URL.host drops for a scheme's default). A backend outside a subset hint is the protocol's 503, as
+ * for a pool with no endpoint in it.
  *
- * @example urlEndpoint('https://10.1.2.4/v1', undefined) // { url: 'https://10.1.2.4/v1', address: '10.1.2.4:443' }
+ * @example urlEndpoint({ url: 'https://10.1.2.4', address: '10.1.2.4:443' }, new Set(['10.1.2.4:443']))
  */
-export function urlEndpoint(url: string, subset: ReadonlySet<string> | undefined): EndpointConfig {
-  const u = new URL(url);
-  const address = `${u.hostname}:${u.port || (u.protocol === 'https:' ? '443' : '80')}`;
-  if (subset && !subset.has(address)) throw gatewayError('TG_ERR_NO_ENDPOINTS', `the URL backend ${address} is not in the subset hint`);
-  return { url, address };
+export function urlEndpoint(backend: EndpointConfig, subset: ReadonlySet<string> | undefined): EndpointConfig {
+  if (subset && !subset.has(backend.address)) throw gatewayError('TG_ERR_NO_ENDPOINTS', `the URL backend ${backend.address} is not in the subset hint`);
+  return { url: backend.url, address: backend.address };
 }

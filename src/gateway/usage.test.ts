@@ -230,6 +230,12 @@ test('content events: one per event that carries generated text, whichever API s
     [{ choices: [{ index: 0, text: ' world', finish_reason: null }] }, 1],
     [{ type: 'response.output_text.delta', delta: 'Hey', output_index: 0 }, 1],
     [{ type: 'response.content_part.added', part: { type: 'output_text', text: '' } }, 0],
+    [{ type: 'response.function_call_arguments.delta', delta: '{"q', item_id: 'fc_1' }, 1],
+    // The closing events repeat the whole text: counted, a cut stream's three deltas were estimated at six tokens.
+    [{ type: 'response.output_text.done', text: 'Hey you', output_index: 0 }, 0],
+    [{ type: 'response.content_part.done', part: { type: 'output_text', text: 'Hey you' } }, 0],
+    [{ type: 'response.output_item.done', item: { type: 'message', content: [{ type: 'output_text', text: 'Hey you' }] } }, 0],
+    [{ type: 'response.function_call_arguments.done', arguments: '{"q":1}' }, 0],
     [{ choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] }, 0],
     [{ choices: [], usage: { prompt_tokens: 1, completion_tokens: 2 } }, 0],
     // Text that mentions a key is inside a string: its quotes are escaped.

@@ -264,7 +264,7 @@ export class UsageScanner {
   #line(line: string): void {
     if (!line.startsWith('data:')) return;
     this.events++;
-    if (CONTENT_EVENT.test(line)) this.contentEvents++;
+    if (isContentEvent(line)) this.contentEvents++;
     this.#text?.addEvent(line.slice(5));
     // Only the chunk that carries usage is parsed; the rest pass at the cost of a substring search. With
     // stream_options.include_usage every chunk says "usage":null (as OpenAI's do): those pass too.
@@ -286,6 +286,13 @@ export class UsageScanner {
  * a value never matches.
  */
 const CONTENT_EVENT = /"(?:content|reasoning_content|reasoning|arguments|text|delta)": ?"[^"]/;
+/** A Responses API event's type: only its `*.delta` events stream text; the `*.done` ones repeat the whole of it. */
+const RESPONSES_TYPE = /"type": ?"response\.[a-z_.]*"/;
+
+function isContentEvent(line: string): boolean {
+  const type = RESPONSES_TYPE.exec(line);
+  return type ? type[0].endsWith('.delta"') && CONTENT_EVENT.test(line) : CONTENT_EVENT.test(line);
+}
 
 /** `"usage"` followed by an object somewhere in the line (not `"usage":null`). */
 function carriesUsage(line: string): boolean {

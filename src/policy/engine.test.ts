@@ -99,6 +99,9 @@ describe('the default chain', () => {
     assert.equal(await codeOf(() => engine.hooks.authenticate!(withKey('tg_basic', { model: 'no-such-model' }))), 'ok');
     assert.equal(await codeOf(() => run(engine, fakeContext())), '401 steps.oauth.v2.FailedToResolveAPIKey');
     assert.equal(await codeOf(() => run(engine, withKey('tg_basic', { model: 'large' }))), '401 oauth.v2.InvalidApiKeyForGivenResource');
+    // The model is the client's (an HTTPRoute URL backend takes any name): quoted in the message only as far as 256.
+    const huge = withKey('tg_basic', { model: `large-${'x'.repeat(100_000)}` });
+    await assert.rejects(run(engine, huge), (err: GatewayError) => err.code === 'oauth.v2.InvalidApiKeyForGivenResource' && err.message.length < 600);
   });
 
   test('the first product that covers the request decides, and its quota counts per app and operation set', async () => {

@@ -2,6 +2,7 @@
 // may be used now, and entitlement — the first product, in the app's order, whose operation set covers the request.
 import type { RequestContext } from '../gateway/context.js';
 import { policyFault } from '../gateway/errors.js';
+import { clipName } from '../lib/clip-name.js';
 import { OBJECTIVE_HEADER } from '../gateway/resolve-model.js';
 import type { KeyRecord, OperationSetGrant } from './identity.js';
 import type { ApimState } from './types.js';
@@ -47,7 +48,9 @@ export function entitle(ctx: RequestContext, state: ApimState, faultCode: string
       return;
     }
   }
-  let what = ctx.model === undefined ? `${ctx.method} ${ctx.path}` : `${ctx.method} ${ctx.path} with model "${ctx.model}"`;
-  if (objective !== undefined) what += ` and objective "${objective}"`;
+  // The path, model and objective are the client's: quoted whole, a 1 MB model name made a 1 MB answer.
+  let what = `${ctx.method} ${clipName(ctx.path)}`;
+  if (ctx.model !== undefined) what += ` with model "${clipName(ctx.model)}"`;
+  if (objective !== undefined) what += ` and objective "${clipName(objective)}"`;
   throw policyFault(401, faultCode, `Invalid ${credential} for given resource: no API product of this ${credential} grants ${what}`);
 }

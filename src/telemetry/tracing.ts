@@ -14,7 +14,7 @@ import {
   ATTR_SERVICE_NAME,
   ATTR_URL_PATH,
 } from '@opentelemetry/semantic-conventions';
-import { clipName } from '../analytics/record.js';
+import { clipName } from '../lib/clip-name.js';
 import type { RequestContext } from '../gateway/context.js';
 import { silentLogger, type Logger } from '../lib/logger.js';
 import type { Operation } from '../gateway/openai-request.js';
