@@ -11,7 +11,7 @@ import { countChatTokens } from '../src/lib/tokenizer.js';
 import { startSimFleet, type SimFleet } from '../src/sim/index.js';
 import { AnalyticsRecords } from '../src/store/index.js';
 import { createApp, quotaReport, until, untilKeyKnown } from './helpers/apim-admin.js';
-import { manifest } from './helpers/manifests.js';
+import { tokenQuotaManifests } from './helpers/manifests.js';
 import { untilEndpoints } from './helpers/pool-ready.js';
 
 const MESSAGES = [{ role: 'user', content: 'hello there friend' }];
@@ -25,18 +25,9 @@ before(async () => {
   // Real time: a 2,000-token answer takes many seconds, so the client hangs up long before its usage chunk.
   fleet = await startSimFleet({ replicas: 1, model: 'base-model', timeScale: 1 });
   dir = mkdtempSync(join(tmpdir(), 'tollgate-cut-'));
-  const ext = [{ name: 'ext', kind: 'APIMExtensionPolicy', group: 'apim.googleapis.com' }];
   gw = await startGateway({
     configPaths: [],
-    manifests: [
-      manifest('APIMExtensionPolicy', 'ext', { defaultSecurityEnabled: true, targetRef: { name: 'tollgate', kind: 'Gateway' } }),
-      manifest('APIProduct', 'p', { displayName: 'P', approvalType: 'auto', enforcementRefs: ext }),
-      manifest('APIOperationSet', 'p-ops', { apiProductRefs: [{ name: 'p' }] }),
-      manifest('LLMTokenQuota', 'tokens', { limit: 1_000_000, timeUnit: 'day', countOn: 'total' }),
-      manifest('ApimTemplate', 'limits', { templates: [{ policies: [{ kind: 'LLMTokenQuota', name: 'tokens' }] }] }),
-      manifest('InferencePool', 'pool', { endpoints: fleet.urls }),
-      manifest('InferenceModel', 'chat', { modelName: 'chat', poolRef: { name: 'pool' }, targetModels: [{ name: 'base-model', weight: 1 }] }),
-    ],
+    manifests: tokenQuotaManifests(fleet.urls),
     port: 0,
     adminPort: 0,
     host: '127.0.0.1',

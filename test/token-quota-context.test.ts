@@ -8,7 +8,7 @@ import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { startSimFleet, type SimFleet } from '../src/sim/index.js';
 import { waitFor } from '../src/sim/testing.js';
 import { createApp, untilKeyKnown } from './helpers/apim-admin.js';
-import { manifest } from './helpers/manifests.js';
+import { tokenQuotaManifests } from './helpers/manifests.js';
 
 const CONTEXT = 2048;
 let fleet: SimFleet;
@@ -17,18 +17,9 @@ let key: string;
 
 before(async () => {
   fleet = await startSimFleet({ replicas: 2, model: 'base-model', timeScale: 100, maxModelLen: CONTEXT });
-  const ext = [{ name: 'ext', kind: 'APIMExtensionPolicy', group: 'apim.googleapis.com' }];
   gw = await startGateway({
     configPaths: [],
-    manifests: [
-      manifest('APIMExtensionPolicy', 'ext', { defaultSecurityEnabled: true, targetRef: { name: 'tollgate', kind: 'Gateway' } }),
-      manifest('APIProduct', 'p', { displayName: 'P', approvalType: 'auto', enforcementRefs: ext }),
-      manifest('APIOperationSet', 'p-ops', { apiProductRefs: [{ name: 'p' }] }),
-      manifest('LLMTokenQuota', 'tokens', { limit: 1_000_000, timeUnit: 'day', countOn: 'total' }),
-      manifest('ApimTemplate', 'limits', { templates: [{ policies: [{ kind: 'LLMTokenQuota', name: 'tokens' }] }] }),
-      manifest('InferencePool', 'pool', { endpoints: fleet.urls }),
-      manifest('InferenceModel', 'chat', { modelName: 'chat', poolRef: { name: 'pool' }, targetModels: [{ name: 'base-model', weight: 1 }] }),
-    ],
+    manifests: tokenQuotaManifests(fleet.urls),
     port: 0,
     adminPort: 0,
     host: '127.0.0.1',

@@ -10,6 +10,23 @@ export function poolAndModel(urls: string[], model = 'm', extra: Record<string, 
   return [manifest('InferencePool', 'pool', { endpoints: urls }), manifest('InferenceModel', model, { modelName: model, poolRef: { name: 'pool' }, ...extra })];
 }
 
+/**
+ * API management with one auto-approved product `p` whose template runs an LLMTokenQuota `tokens` (1,000,000 a day,
+ * total), and model `chat` rewritten to `base-model` on pool `pool` over `urls`.
+ */
+export function tokenQuotaManifests(urls: string[]): Manifest[] {
+  const ext = [{ name: 'ext', kind: 'APIMExtensionPolicy', group: 'apim.googleapis.com' }];
+  return [
+    manifest('APIMExtensionPolicy', 'ext', { defaultSecurityEnabled: true, targetRef: { name: 'tollgate', kind: 'Gateway' } }),
+    manifest('APIProduct', 'p', { displayName: 'P', approvalType: 'auto', enforcementRefs: ext }),
+    manifest('APIOperationSet', 'p-ops', { apiProductRefs: [{ name: 'p' }] }),
+    manifest('LLMTokenQuota', 'tokens', { limit: 1_000_000, timeUnit: 'day', countOn: 'total' }),
+    manifest('ApimTemplate', 'limits', { templates: [{ policies: [{ kind: 'LLMTokenQuota', name: 'tokens' }] }] }),
+    manifest('InferencePool', 'pool', { endpoints: urls }),
+    manifest('InferenceModel', 'chat', { modelName: 'chat', poolRef: { name: 'pool' }, targetModels: [{ name: 'base-model', weight: 1 }] }),
+  ];
+}
+
 export function settings(spec: Record<string, unknown>): Manifest {
   return manifest('GatewaySettings', 'settings', spec);
 }
