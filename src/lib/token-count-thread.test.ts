@@ -54,3 +54,15 @@ test('a short text is counted at once, with nothing to await', () => {
   assert.equal(countWalk(one('Hello there', Infinity)), countTextTokensUncached('Hello there'));
   assert.equal(countWalk(one('x'.repeat(OFF_LOOP_CHARS), 10)), 11);
 });
+
+test("tenants' long texts are counted in turn: another tenant's waits behind one of a tenant's, not all of them", async () => {
+  const order: string[] = [];
+  const ask = (tenant: string, n: number) => {
+    const counted = countWalk(one(long(`${tenant}-${n}-turns`).prose, Infinity), tenant);
+    assert.ok(counted instanceof Promise);
+    return counted.then(() => void order.push(`${tenant}${n}`));
+  };
+  // Queued at once, tenant a first: a1 goes to the thread; then the turns are a, b, a.
+  await Promise.all([ask('a', 1), ask('a', 2), ask('a', 3), ask('b', 1)]);
+  assert.deepEqual(order, ['a1', 'a2', 'b1', 'a3']);
+});

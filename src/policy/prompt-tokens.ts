@@ -78,7 +78,7 @@ export function promptTokens(ctx: RequestContext, state: ApimState, budget = Inf
     if (n <= budget) state.promptTokens = n;
     return n;
   };
-  const n = ctx.body ? countWalk(estimate(ctx.body, budget)) : 0;
+  const n = ctx.body ? countWalk(estimate(ctx.body, budget), ctx.fairnessId) : 0;
   return typeof n === 'number' ? keep(n) : n.then(keep);
 }
 
@@ -90,7 +90,7 @@ export function promptTokens(ctx: RequestContext, state: ApimState, budget = Inf
 export function longestPromptTokens(ctx: RequestContext, state: ApimState, budget = Infinity): number | Promise<number> {
   const prompt = ctx.body?.prompt;
   if (ctx.operation !== 'completions' || !isPromptBatch(prompt)) return promptTokens(ctx, state, budget);
-  return countWalk(longest(prompt, budget));
+  return countWalk(longest(prompt, budget), ctx.fairnessId);
 }
 
 function* longest(prompts: unknown[], budget: number): CountWalk {
