@@ -90,6 +90,8 @@ function cases(env: () => Env): void {
     const again = await chat(env(), 'b', QUESTION);
     assert.equal(again.headers['x-cache'], 'HIT');
     assert.equal(contentOf(again), contentOf(full));
+    // A hit uses no tokens: b has spent only its first answer's 15, and the headers no longer count the reservation.
+    assert.equal(again.headers['x-ratelimit-remaining-tokens'], String(5000 - 15));
   });
 
   test('a prompt a policy after the lookup rewrites is never stored under the key the lookup used', async () => {

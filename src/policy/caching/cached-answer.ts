@@ -2,6 +2,7 @@
 // client expects (chunks built from the whole answer, then `[DONE]`).
 import type { RequestContext } from '../../gateway/context.js';
 import type { DirectResponse } from '../../gateway/hooks.js';
+import { showRefundedTokens } from '../rate-limit-headers.js';
 
 interface Answer {
   id?: string;
@@ -84,4 +85,14 @@ export function cachedAnswer(ctx: RequestContext, stored: Buffer, headers: Recor
   const sse = answerAsStream(stored, clientWantsUsage(ctx));
   if (sse === undefined) return undefined;
   return { status: 200, headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', ...headers }, body: sse };
+}
+
+/**
+ * Answers the request with a cache hit. A hit uses no tokens: the reservations token quotas made before the lookup go
+ * back when the request ends, and the token headers say so now (they showed the reservation as spent).
+ */
+export function serveHit(ctx: RequestContext, direct: DirectResponse): void {
+  ctx.directResponse = direct;
+  ctx.cacheHit = true;
+  if (ctx.apim) showRefundedTokens(ctx, ctx.apim);
 }

@@ -8,7 +8,7 @@ import type { CacheStore } from '../../../store/caches/cache-store.js';
 import { cacheResourcesOf, type CacheDeps } from '../../caching/cache-resources.js';
 import { compileScope } from '../../caching/cache-scope.js';
 import { clientDirectives } from '../../caching/client-directives.js';
-import { STREAMABLE, cachedAnswer } from '../../caching/cached-answer.js';
+import { STREAMABLE, cachedAnswer, serveHit } from '../../caching/cached-answer.js';
 import { isDeterministic, requestKey } from '../../caching/request-key.js';
 import { captureAnswer } from '../../caching/stream-assembler.js';
 import { requestStreamUsage } from '../../../gateway/stream-usage.js';
@@ -43,8 +43,7 @@ export const responseCache = ((name: string, spec: unknown, deps: CacheDeps) => 
     if (!direct) return miss(ctx);
     stats.hits++;
     pending.delete(ctx);
-    ctx.directResponse = direct;
-    ctx.cacheHit = true;
+    serveHit(ctx, direct);
   };
   const failed = (ctx: RequestContext) => {
     stats.storeErrors++;

@@ -7,7 +7,7 @@ import type { RequestContext } from '../../../gateway/context.js';
 import type { OpenAIBody } from '../../../gateway/openai-request.js';
 import { cacheResourcesOf, type CacheDeps } from '../../caching/cache-resources.js';
 import { compileScope } from '../../caching/cache-scope.js';
-import { STREAMABLE, cachedAnswer } from '../../caching/cached-answer.js';
+import { STREAMABLE, cachedAnswer, serveHit } from '../../caching/cached-answer.js';
 import { clientDirectives } from '../../caching/client-directives.js';
 import { answerShape, contextDigest, promptMediaDigest, userPrompt } from '../../caching/prompt-text.js';
 import { forwardedQuery } from '../../caching/request-key.js';
@@ -73,8 +73,7 @@ export const semanticCacheLookup = ((name: string, spec: unknown, deps: CacheDep
     if (!direct) return miss(ctx);
     stats.hits++;
     forgetSemanticMiss(ctx);
-    ctx.directResponse = direct;
-    ctx.cacheHit = true;
+    serveHit(ctx, direct);
   }
 
   return {
