@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { compileConfig } from '../src/config/runtime-config.js';
 import { startGateway } from '../src/gateway/gateway.js';
 import { waitFor } from '../src/sim/testing.js';
+import { call, codeOf } from './helpers/apim-admin.js';
 import { manifest, settings } from './helpers/manifests.js';
 import { IDLE_METRICS, queuedMetrics, startStub } from './helpers/stub-upstream.js';
 
@@ -18,11 +19,7 @@ test('a pool renamed while requests wait in its queue: they are served under the
   const gw = await startGateway({ configPaths: [], manifests: manifests('pool'), port: 0, adminPort: 0, host: '127.0.0.1', watch: false });
   try {
     const chat = (content: string) =>
-      fetch(`${gw.url}/v1/chat/completions`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content }] }),
-      }).then(async (r) => ({ status: r.status, code: ((await r.json()) as { error?: { code: string } }).error?.code }));
+      call(gw.url, 'POST', '/v1/chat/completions', { model: 'm', messages: [{ role: 'user', content }] }).then((a) => ({ status: a.status, code: codeOf(a) }));
     stub.metrics = queuedMetrics(10);
     await waitFor(() => gw.picker.view('pool')!.saturated, 5000, 'the pool saturated');
     const queued = [chat('q0'), chat('q1')];

@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startGateway } from '../src/gateway/gateway.js';
 import { waitFor } from '../src/sim/testing.js';
+import { call, codeOf } from './helpers/apim-admin.js';
 import { poolAndModel, settings } from './helpers/manifests.js';
 import { queuedMetrics, startStub } from './helpers/stub-upstream.js';
 
@@ -20,13 +21,9 @@ test('requests still queued when the shutdown grace ends get 503 shutting_down; 
   });
   try {
     const chat = (content: string) =>
-      fetch(`${gw.url}/v1/chat/completions`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content }] }),
-      }).then(
-        async (r) => ({ status: r.status, connection: r.headers.get('connection'), code: ((await r.json()) as { error?: { code: string } }).error?.code }),
-        (err: Error) => ({ error: (err.cause as { code?: string } | undefined)?.code ?? err.message }),
+      call(gw.url, 'POST', '/v1/chat/completions', { model: 'm', messages: [{ role: 'user', content }] }).then(
+        (a) => ({ status: a.status, connection: a.headers.connection, code: codeOf(a) }),
+        (err: Error & { code?: string }) => ({ error: err.code ?? err.message }),
       );
     const inFlight = chat('held');
     await waitFor(() => stub.requests.length === 1, 5000, 'the request in flight');
