@@ -1,6 +1,7 @@
 // OpenAI's rate-limit headers (x-ratelimit-{limit,remaining,reset}-{requests,tokens}) and retry-after.
 // When several limits apply, the one with the least left is shown.
 import type { RequestContext } from '../gateway/context.js';
+import { policyFault, type GatewayError } from '../gateway/errors.js';
 import type { ApimState, TokenFigure } from './types.js';
 
 /** Go-style durations as OpenAI sends them: "20ms", "1.5s", "6m0s", "1h0m0s". */
@@ -12,6 +13,14 @@ export function formatReset(ms: number): string {
   const s = `${(total % 60_000) / 1000}s`;
   if (h > 0) return `${h}h${m}m${s}`;
   return m > 0 ? `${m}m${s}` : s;
+}
+
+/**
+ * The 429 for a request that can never pass (more than the whole limit at once): no retry-after, and
+ * `x-should-retry: false`, which the OpenAI SDKs honour (they retry every other 429, twice by default).
+ */
+export function neverFits(code: string, message: string): GatewayError {
+  return policyFault(429, code, message, { 'x-should-retry': 'false' });
 }
 
 /** Whole seconds, at least 1 (a client told 0 would retry at once). */

@@ -7,7 +7,7 @@ import { policyKey, productTokenKey, windowKey } from '../../counter-keys.js';
 import type { CompiledTokenQuota } from '../../identity.js';
 import { quotaUsage } from '../../quota-usage.js';
 import { storeWindowMs, windowsOf } from '../../quota-window.js';
-import { retryAfter, showTokenLimit, showTokenRefusal } from '../../rate-limit-headers.js';
+import { neverFits, retryAfter, showTokenLimit, showTokenRefusal } from '../../rate-limit-headers.js';
 import type { ApimState, Policy, PolicyFactory } from '../../types.js';
 import { compileVariable } from '../../variables.js';
 import { contextWindow, estimateOutput, outputRoom, setOutputCap } from './token-estimate.js';
@@ -100,14 +100,11 @@ export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
       // (bounded, yet one tenant's), so a request it alone pushes past the limit gets a 429 it may retry.
       if (estimated + least > q.limit) {
         const at = now();
-        // It can never fit: no retry-after, and `x-should-retry: false`, which the OpenAI SDKs honour (they retry every
-        // other 429, twice by default). The headers still say where the caller stands (one read, on this refusal only).
+        // It can never fit. The headers still say where the caller stands (one read, on this refusal only).
         const r = await readCounter(state, q, id, at);
         if (r) showTokenRefusal(ctx, state, q.limit, Math.max(0, q.limit - r.count), r.resetAtMs - at);
         const needs = estimated > q.limit ? `more than ${q.limit}` : `up to ${estimated + least}`;
-        throw policyFault(429, F.llmTokenQuotaViolation, `The request needs ${needs} tokens; the token quota allows ${q.limit} per ${q.interval} ${q.timeUnit}`, {
-          'x-should-retry': 'false',
-        });
+        throw neverFits(F.llmTokenQuotaViolation, `The request needs ${needs} tokens; the token quota allows ${q.limit} per ${q.interval} ${q.timeUnit}`);
       }
       // A cap of tollgate's choosing never asks for more than the whole quota could give, nor more than the model has
       // room for after the prompt, nor more than an earlier token quota chose (it reserved only that). It is set per

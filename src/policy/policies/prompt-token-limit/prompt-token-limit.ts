@@ -5,7 +5,7 @@ import { policyFault } from '../../../gateway/errors.js';
 import { policyKey } from '../../counter-keys.js';
 import { promptTokens } from '../../prompt-tokens.js';
 import { parseRate } from '../../rate.js';
-import { retryAfter } from '../../rate-limit-headers.js';
+import { neverFits, retryAfter } from '../../rate-limit-headers.js';
 import type { ApimState, Policy, PolicyFactory } from '../../types.js';
 import { compileVariable } from '../../variables.js';
 import { loadTokenizer } from '../../../lib/tokenizer.js';
@@ -36,13 +36,7 @@ export const promptTokenLimit: PolicyFactory = (name, spec, deps) => {
       const counted = promptTokens(ctx, state, rate.count);
       const tokens = typeof counted === 'number' ? counted : await counted;
       if (tokens === 0) return;
-      // Such a prompt can never pass: no retry-after, and `x-should-retry: false`, which the OpenAI SDKs honour (they
-      // retry every other 429, twice by default).
-      if (tokens > rate.count) {
-        throw policyFault(429, F.promptTokenLimitViolation, `The prompt has more than ${rate.count} tokens; the limit is ${s.rate} tokens`, {
-          'x-should-retry': 'false',
-        });
-      }
+      if (tokens > rate.count) throw neverFits(F.promptTokenLimitViolation, `The prompt has more than ${rate.count} tokens; the limit is ${s.rate} tokens`);
       const key = identify ? policyKey('ptl', name, identify(ctx, state) ?? '') : global;
       // Each token is one slot of the rate; a whole period's tokens may come at once (a long prompt is one request).
       const r = await counters.call((c) => c.consumeSmoothed(key, rate.intervalMs, rate.count, now(), tokens));

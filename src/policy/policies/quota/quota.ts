@@ -7,7 +7,7 @@ import { policyKey, productQuotaKey } from '../../counter-keys.js';
 import type { CompiledQuota } from '../../identity.js';
 import { quotaUsage } from '../../quota-usage.js';
 import { windowsOf } from '../../quota-window.js';
-import { retryAfter, showRequestLimit } from '../../rate-limit-headers.js';
+import { neverFits, retryAfter, showRequestLimit } from '../../rate-limit-headers.js';
 import type { ApimState, Policy, PolicyFactory } from '../../types.js';
 import { compileVariable, compileWeight } from '../../variables.js';
 import { compileQuotaCount, compileQuotaRead } from './quota-counter.js';
@@ -56,12 +56,10 @@ export const quota: PolicyFactory = (name, spec, deps) => {
       if (!q) return;
       const id = identify(ctx, state);
       const weight = weigh ? weigh(ctx, state) : 1;
-      // A weight above the whole allowance never fits: no retry-after (a rolling window said 1 s, and the client came
-      // back every second to be refused again), and `x-should-retry: false`, which the OpenAI SDKs honour.
+      // A weight above the whole allowance never fits (with a retry-after, a rolling window said 1 s, and the client
+      // came back every second to be refused again).
       if (weight > q.limit && !s.countOnly) {
-        throw policyFault(429, QUOTA_FAULTS.quotaViolation, `Rate limit quota violation. Message weight ${weight} is more than the quota limit ${q.limit}. Identifier : ${id || '_default'}`, {
-          'x-should-retry': 'false',
-        });
+        throw neverFits(QUOTA_FAULTS.quotaViolation, `Rate limit quota violation. Message weight ${weight} is more than the quota limit ${q.limit}. Identifier : ${id || '_default'}`);
       }
       const at = now();
       const r = await count(counterOf(state, id), weight, q, at);

@@ -5,7 +5,7 @@ import type { RequestContext } from '../../../gateway/context.js';
 import { policyFault } from '../../../gateway/errors.js';
 import { policyKey } from '../../counter-keys.js';
 import { parseRate } from '../../rate.js';
-import { retryAfter } from '../../rate-limit-headers.js';
+import { neverFits, retryAfter } from '../../rate-limit-headers.js';
 import type { ApimState, Policy, PolicyFactory } from '../../types.js';
 import { compileVariable, compileWeight } from '../../variables.js';
 
@@ -39,9 +39,7 @@ export const spikeArrest: PolicyFactory = (name, spec, deps) => {
       // More than the rate's whole count at once never fits: refused, never counted. Admitted with the burst raised to
       // it, one request of weight 1e9 at 100ps held the counter, and everyone who shares it, for 115 days.
       if (weight > rate.count) {
-        throw policyFault(429, SPIKE_ARREST_FAULTS.spikeArrestViolation, `Spike arrest violation. Message weight ${weight} is more than the allowed rate : ${s.rate}`, {
-          'x-should-retry': 'false',
-        });
+        throw neverFits(SPIKE_ARREST_FAULTS.spikeArrestViolation, `Spike arrest violation. Message weight ${weight} is more than the allowed rate : ${s.rate}`);
       }
       // A weighted request needs its whole weight free at once, so the burst never stays below it (up to the rate's
       // count: the counter then runs at most one period ahead).
