@@ -291,6 +291,13 @@ export class Gateway {
     return this.#closing;
   }
 
+  /** Resolves once the data plane's requests are over, or after `ms`, whichever comes first. */
+  async #drainWithin(ms: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.dataPlane.drain(), new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+    clearTimeout(timer);
+  }
+
   async #close(): Promise<void> {
     this.#stopWatching?.();
     const server = this.#server;
@@ -299,15 +306,13 @@ export class Gateway {
     if (server) {
       server.close();
       server.closeIdleConnections();
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([this.dataPlane.drain(), new Promise<void>((r) => (timer = setTimeout(r, grace)))]);
-      clearTimeout(timer);
+      await this.#drainWithin(grace);
     }
     // Requests still queued were never sent to a model server: stopping the picker answers them 503 shutting_down
     // (safe to retry elsewhere), and those answers go out before the connections are cut (they were a TCP reset).
     await this.picker.stop();
     if (server) {
-      await Promise.race([this.dataPlane.drain(), new Promise<void>((r) => setTimeout(r, REFUSALS_OUT_MS))]);
+      await this.#drainWithin(REFUSALS_OUT_MS);
       server.closeAllConnections();
     }
     await extproc;
