@@ -4,11 +4,11 @@
 // matches what the quota enforced.
 import { OFF_LOOP_CHARS } from '../lib/token-count-thread.js';
 import { promptTokens } from '../policy/prompt-tokens.js';
+// The picker's rule of thumb, for the bytes of a prompt no policy counted.
+import { CHARS_PER_TOKEN } from '../scheduler/endpoint-state.js';
 import type { RequestContext } from './context.js';
 import type { Usage, UsageScanner } from './usage.js';
 
-/** The picker's rule of thumb (scheduler CHARS_PER_TOKEN), for the bytes of a prompt no policy counted. */
-const BYTES_PER_TOKEN = 4;
 
 /**
  * The usage the scanner read; without one, for a 2xx event stream that was to report it and of which the client got
@@ -45,5 +45,5 @@ function promptEstimate(ctx: RequestContext): number {
   const counted = ctx.bytesIn <= OFF_LOOP_CHARS ? promptTokens(ctx, state) : undefined;
   if (typeof counted === 'number') return counted;
   counted?.catch(() => {});
-  return Math.ceil(ctx.bytesIn / BYTES_PER_TOKEN);
+  return Math.ceil(ctx.bytesIn / CHARS_PER_TOKEN);
 }
