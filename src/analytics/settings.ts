@@ -1,10 +1,7 @@
 // analyticsSettingsSpec: the `analytics` section of GatewaySettings (spool directory, batching, retention, disk budget).
 import { z } from 'zod';
-import { durationMsAtLeast, longDurationMs, parseDuration } from '../lib/duration.js';
+import { longDurationMs, parseDuration, timerMsOr } from '../lib/duration.js';
 
-// zod 4 returns a default as it is (no transform), so defaults are given already in milliseconds.
-// 0 is not "off" for a timer: a 0 flush interval flushes back to back, a 0 write timeout fails every insert.
-const dur = (def: string) => durationMsAtLeast('1ms').default(parseDuration(def));
 
 export const analyticsSettingsSpec = z
   .object({
@@ -13,7 +10,7 @@ export const analyticsSettingsSpec = z
     /** Where records wait (write-ahead segment files) until they are stored in the database. One process per directory. */
     directory: z.string().min(1).default('./.tollgate/analytics'),
     /** How often spooled records are written to the database. */
-    flushInterval: dur('1s'),
+    flushInterval: timerMsOr('1s'),
     /** Records per INSERT statement (at most 1000: SQLite allows 32766 bound values, a row has 26). */
     batchSize: z.number().int().min(1).max(1000).default(500),
     /** Database records older than this are deleted (checked hourly). */
@@ -25,7 +22,7 @@ export const analyticsSettingsSpec = z
     /** A segment file is closed and a new one started at this size (16 MiB); committed segments are deleted. */
     segmentBytes: z.number().int().min(4096).default(16 * 1024 * 1024),
     /** A database write that has not answered by then counts as failed and is retried. */
-    writeTimeout: dur('30s'),
+    writeTimeout: timerMsOr('30s'),
   })
   .strict()
   .prefault({});

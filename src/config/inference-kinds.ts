@@ -1,7 +1,7 @@
 // Schemas of the Inference Extension kinds (InferencePool, InferenceModel, InferenceObjective,
 // InferenceModelRewrite, EndpointPickerConfig) and the HTTPRoute subset tollgate reads.
 import { z } from 'zod';
-import { durationMsAtLeast } from '../lib/duration.js';
+import { timerMs } from '../lib/duration.js';
 
 const objectRef = z.object({ name: z.string().min(1), kind: z.string().optional(), group: z.string().optional() }).strict();
 
@@ -50,7 +50,7 @@ export const inferencePoolSpec = z
 
 // As upstream.firstByteTimeout/responseTimeout: 0 would time out every request, not lift the limit.
 const modelTimeouts = z
-  .object({ firstByte: durationMsAtLeast('1ms').optional(), response: durationMsAtLeast('1ms').optional() })
+  .object({ firstByte: timerMs.optional(), response: timerMs.optional() })
   .strict();
 
 export const inferenceModelSpec = z

@@ -1,16 +1,11 @@
 // GatewaySettings: every runtime setting with its default. One document of this kind may exist; without one, all defaults apply.
 import { z } from 'zod';
-import { durationMs, durationMsAtLeast, parseDuration } from '../lib/duration.js';
+import { durationMs, parseDuration, timerMsOr } from '../lib/duration.js';
 import { analyticsSettingsSpec } from '../analytics/settings.js';
 import { tracingSettingsSpec } from '../telemetry/tracing-settings.js';
 
 // zod 4 returns a default as it is (no transform), so defaults are given already in milliseconds.
 const dur = (def: string) => durationMs.default(parseDuration(def));
-/**
- * A duration of at least 1 ms, where 0 is not "off" but "at once": a 0 response timeout failed every request, a 0
- * keep-alive made undici refuse every upstream request, a 0 scrape interval scrapes back to back.
- */
-const liveDur = (def: string) => durationMsAtLeast('1ms').default(parseDuration(def));
 
 export const gatewaySettingsSpec = z
   .object({
@@ -21,8 +16,8 @@ export const gatewaySettingsSpec = z
         /** Time a client has to send all request headers. */
         headersTimeout: dur('10s'),
         /** Time a client has to send the whole request body. */
-        bodyTimeout: liveDur('30s'),
-        keepAliveTimeout: liveDur('5s'),
+        bodyTimeout: timerMsOr('30s'),
+        keepAliveTimeout: timerMsOr('5s'),
         /** How long in-flight requests may run on after SIGTERM. */
         shutdownGracePeriod: dur('30s'),
       })
@@ -32,9 +27,9 @@ export const gatewaySettingsSpec = z
       .object({
         connectTimeout: dur('5s'),
         /** Until the first response byte from the model server (overridable per InferenceModel). */
-        firstByteTimeout: liveDur('60s'),
+        firstByteTimeout: timerMsOr('60s'),
         /** Until the whole response has arrived (overridable per InferenceModel). */
-        responseTimeout: liveDur('10m'),
+        responseTimeout: timerMsOr('10m'),
         /** Further endpoints tried when one fails before any byte reached the client. */
         maxRetries: z.number().int().min(0).max(10).default(2),
         connectionsPerEndpoint: z.number().int().positive().default(512),
@@ -45,9 +40,9 @@ export const gatewaySettingsSpec = z
       .prefault({}),
     scheduler: z
       .object({
-        scrapeInterval: liveDur('50ms'),
+        scrapeInterval: timerMsOr('50ms'),
         /** Endpoints whose metrics are older than this are not picked: at least two scrapeIntervals (checked below). */
-        staleAfter: liveDur('2s'),
+        staleAfter: timerMsOr('2s'),
         saturation: z
           .object({
             queueDepthThreshold: z.number().min(0).default(5),

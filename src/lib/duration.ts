@@ -37,8 +37,19 @@ export const durationMs = longDurationMs.pipe(z.number().max(MAX_TIMER_MS, `must
 /**
  * durationMs of at least `min`, for deadlines and intervals where 0 would not mean "off" but "at once" (every request
  * timed out, scrapes back to back).
- * @example durationMsAtLeast('1ms').default(30_000)
+ * @example durationMsAtLeast('1h')
  */
 export function durationMsAtLeast(min: string) {
   return durationMs.pipe(z.number().min(parseDuration(min), `must be at least ${min} (0 does not turn it off)`));
+}
+
+/**
+ * A duration a timer waits where 0 would not mean "off" but "at once" (a 0 response timeout failed every request, a
+ * 0 flush interval flushes back to back): 1ms to 24d.
+ */
+export const timerMs = durationMsAtLeast('1ms');
+
+/** timerMs with a default (zod 4 returns a default as it is, so it is given in milliseconds). */
+export function timerMsOr(def: string) {
+  return timerMs.default(parseDuration(def));
 }

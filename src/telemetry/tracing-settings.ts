@@ -1,6 +1,6 @@
 // tracingSettingsSpec: the `tracing` section of GatewaySettings. Tracing is off unless an OTLP endpoint is given.
 import { z } from 'zod';
-import { durationMsAtLeast, parseDuration } from '../lib/duration.js';
+import { timerMsOr } from '../lib/duration.js';
 
 export const tracingSettingsSpec = z
   .object({
@@ -12,7 +12,7 @@ export const tracingSettingsSpec = z
     /** Sent with every export (e.g. a collector's API key). */
     headers: z.record(z.string(), z.string()).default({}),
     /** How long finished spans are batched before they are exported. */
-    exportInterval: durationMsAtLeast('1ms').default(parseDuration('1s')),
+    exportInterval: timerMsOr('1s'),
     /**
      * A span per request policy under `policies` (as Kong's plugin instrumentation gives): detail for debugging a
      * chain, at the price of a few more spans per traced request, so off unless asked for.
