@@ -51,6 +51,11 @@ export const gatewaySettingsSpec = z
           })
           .strict()
           .prefault({}),
+        /**
+         * Stored Responses API answers whose endpoint tollgate remembers, so that follow-ups (previous_response_id) and
+         * reads of them reach the model server that stores them; the least recently used are forgotten first. 0: none.
+         */
+        storedResponses: z.number().int().min(0).max(10_000_000).default(100_000),
         flowControl: z
           .object({
             maxQueueLength: z.number().int().positive().default(1000),

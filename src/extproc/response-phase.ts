@@ -9,6 +9,7 @@ import { addPolicyHeaders, dropUnsendableHeaders } from '../gateway/header-value
 import type { ResponseFlow } from '../gateway/hooks.js';
 import { SseRewriter, withUsageStripped } from '../gateway/sse-rewriter.js';
 import { usageScannerFor, type UsageScanner } from '../gateway/usage.js';
+import { responseIdSink } from '../gateway/stored-responses.js';
 import { usageAtEnd } from '../gateway/estimated-usage.js';
 import { MutationBuilder, diffHeaders } from './headers.js';
 import type { BodyMutation, CommonResponse } from './messages.js';
@@ -51,7 +52,7 @@ export class ResponsePhase {
     const sse = isEventStream(readAs['content-type']);
     this.#sse = sse;
     const readable = readableAnswer(headers);
-    this.#scanner = usageScannerFor(readAs, ctx.completion, maxBodyBytes);
+    this.#scanner = usageScannerFor(readAs, ctx.completion, maxBodyBytes, responseIdSink(ctx, status));
     let flow = respond?.(ctx, status);
     if (!readable && flow?.observes) flow = undefined;
     this.#flow = flow;

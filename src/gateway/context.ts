@@ -10,6 +10,7 @@ import type { ApimState } from '../policy/types.js';
 import type { DirectResponse } from './hooks.js';
 import type { Span } from '../telemetry/tracing.js';
 import type { EndpointPicker } from '../scheduler/types.js';
+import type { StoredResponseRequest } from './stored-responses.js';
 
 export interface RequestContext {
   id: string;
@@ -61,6 +62,10 @@ export interface RequestContext {
   errorCode?: string;
   ttftMs?: number;
   usage?: Usage;
+  /** The id of the Responses API answer a model server stored (stored-responses.ts), read from the answer. */
+  responseId?: string;
+  /** A request on a stored response (GET, DELETE or cancel of `/v1/responses/{id}`), routed to where it lives. */
+  storedResponse?: StoredResponseRequest;
   /** Counted in the per-request metrics (metrics.requests was on when its model was resolved). */
   metered?: boolean;
   /** The answer's text, gathered only when logging.logPrompts is on (for the access log). */

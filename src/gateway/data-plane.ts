@@ -29,6 +29,7 @@ import { IDENTITY_HEADERS, identityHeaderValues } from './identity-headers.js';
 import { assertSafePath } from './safe-path.js';
 import type { UpstreamPools } from './upstream-pools.js';
 import { requestStreamUsage } from './stream-usage.js';
+import { mayReach, responseOwner, storedResponseMethods, storedResponseRequest, StoredResponses, type StoredResponse } from './stored-responses.js';
 
 /**
  * Client headers that never go upstream: hop-by-hop, the client's credentials, tollgate's own routing headers,
@@ -64,6 +65,8 @@ export type Decision =
 
 const NO_HOOKS: GatewayHooks = {};
 
+const responseNotFound = (id: string) => gatewayError('TG_ERR_RESPONSE_NOT_FOUND', `No stored response with id '${clipName(id)}' is known to this gateway`, undefined, 'response_id');
+
 function promptOf(body: OpenAIBody): string {
   if (Array.isArray(body.messages)) return serializeMessages(body.messages);
   const p = body.prompt ?? body.input;
@@ -83,6 +86,10 @@ export function routeRequest(config: RuntimeConfig, ctx: RequestContext): void {
   const operation = OPERATION_PATHS[ctx.path];
   if (!operation && !ctx.backend) {
     if (isModelsPath(ctx.path)) throw gatewayError('TG_ERR_METHOD_NOT_ALLOWED', `${ctx.path} accepts GET and HEAD only`, { allow: 'GET, HEAD' });
+    ctx.storedResponse = storedResponseRequest(ctx.method, ctx.path);
+    if (ctx.storedResponse) return;
+    const allow = storedResponseMethods(ctx.path);
+    if (allow) throw gatewayError('TG_ERR_METHOD_NOT_ALLOWED', `${ctx.path} accepts ${allow} only`, { allow });
     throw gatewayError('TG_ERR_ROUTE_NOT_FOUND', `No route for ${ctx.method} ${ctx.path}`);
   }
   if (operation && ctx.method !== 'POST') throw gatewayError('TG_ERR_METHOD_NOT_ALLOWED', `${ctx.path} accepts POST only`, { allow: 'POST' });
@@ -151,6 +158,8 @@ export class DataPlane {
   readonly #apimMetrics: ApimMetrics | undefined;
   readonly #analytics: AnalyticsPipeline | undefined;
   readonly #created = Math.floor(Date.now() / 1000);
+  /** Which endpoint holds each stored Responses API answer (ext_proc's requests, decided here too, share it). */
+  readonly storedResponses = new StoredResponses();
   #inflight = 0;
   #draining = false;
   #idleWaiters: (() => void)[] = [];
@@ -253,6 +262,7 @@ export class DataPlane {
     ctx.bytesIn = raw.length;
     const operation = OPERATION_PATHS[ctx.path];
     if (config.settings.logging.logPrompts) ctx.completion = new CompletionText();
+    if (ctx.storedResponse) return this.#decideStored(ctx, hooks);
     if (operation) {
       ctx.operation = operation;
       assertUncompressed(ctx.headers);
@@ -283,6 +293,8 @@ export class DataPlane {
         const fairness = ctx.headers[FAIRNESS_HEADER];
         if (app !== undefined) ctx.fairnessId = `app:${app}`;
         else if (typeof fairness === 'string') ctx.fairnessId = fairness;
+        const previous = ctx.body.previous_response_id;
+        if (typeof previous === 'string' && ctx.operation === 'responses') this.#continueAt(ctx, previous);
       }
       if (hooks.admit) await hooks.admit(ctx);
       tracer.endChild(policies);
@@ -305,6 +317,56 @@ export class DataPlane {
       tracer.endChild(picking, err);
       throw err;
     }
+  }
+
+  /**
+   * A follow-up goes to the endpoint holding the response it continues, when this gateway saw it made and that endpoint
+   * serves the follow-up's pool; otherwise it is picked as any request is (the server then says whether it has it).
+   * Another app's response is not found, as an unknown one is at the server.
+   */
+  #continueAt(ctx: RequestContext, previousId: string): void {
+    const held = this.storedResponses.get(previousId);
+    if (!held) return;
+    if (!mayReach(held, ctx)) throw responseNotFound(previousId);
+    const pool = ctx.modelConfig!.pool;
+    if (held.pool !== pool.name || !pool.endpoints.some((ep) => ep.address === held.address)) return;
+    // Within an ext_proc subset hint that leaves it out, nothing can serve it: the pick fails with 503.
+    ctx.subset = !ctx.subset || ctx.subset.has(held.address) ? new Set([held.address]) : new Set();
+  }
+
+  /**
+   * A GET, DELETE or cancel of a stored response: the key is checked against the model that made it, then the request
+   * goes to the endpoint holding it. Looked up before the credentials (they are checked against its model) but
+   * answered only after them: an anonymous client learns nothing of which ids exist.
+   */
+  async #decideStored(ctx: RequestContext, hooks: GatewayHooks): Promise<Decision> {
+    const { id } = ctx.storedResponse!;
+    const held = this.storedResponses.get(id);
+    if (held) ctx.model = held.model;
+    const tracer = ctx.tracer;
+    const policies = tracer.startChild(ctx.span, 'policies');
+    ctx.policiesSpan = policies;
+    let endpoint: EndpointConfig | undefined;
+    try {
+      if (hooks.authenticate) await hooks.authenticate(ctx);
+      endpoint = held && mayReach(held, ctx) ? this.#holder(held) : undefined;
+      if (!endpoint) throw responseNotFound(id);
+      const app = ctx.apim?.key?.appId;
+      if (app !== undefined) ctx.fairnessId = `app:${app}`;
+      if (hooks.admit) await hooks.admit(ctx);
+      tracer.endChild(policies);
+    } catch (err) {
+      tracer.endChild(policies, err);
+      throw err;
+    }
+    if (ctx.directResponse) return { kind: 'direct', response: ctx.directResponse };
+    if (ctx.stages === 'policies') return { kind: 'admitted' };
+    return { kind: 'url', endpoints: [endpoint] };
+  }
+
+  /** The endpoint a stored response lives on, while it is still in its pool. */
+  #holder(held: StoredResponse): EndpointConfig | undefined {
+    return this.config.pools.get(held.pool)?.endpoints.find((ep) => ep.address === held.address);
   }
 
   /** The body to send upstream: the client's bytes, or re-serialized when a stage changed it. */
@@ -412,6 +474,7 @@ export class DataPlane {
 
   /** Accounting once a request is over, whichever way it came in: metrics, policies' response flow, access log. */
   finish(ctx: RequestContext): void {
+    this.#trackStored(ctx);
     if (ctx.metered) this.#metrics.finished(ctx, ctx.errorCode ?? (ctx.status !== undefined && ctx.status >= 400 ? String(ctx.status) : undefined));
     try {
       this.hooks.complete?.(ctx);
@@ -443,6 +506,16 @@ export class DataPlane {
         },
         'request',
       );
+    }
+  }
+
+  /** Learns where a response the model server stored lives, and forgets one it deleted. */
+  #trackStored(ctx: RequestContext): void {
+    if (ctx.responseId !== undefined && ctx.endpoint && ctx.modelConfig && ctx.model !== undefined) {
+      const stored: StoredResponse = { pool: ctx.modelConfig.pool.name, address: ctx.endpoint.address, model: ctx.model, owner: responseOwner(ctx) };
+      this.storedResponses.remember(ctx.responseId, stored, this.config.settings.scheduler.storedResponses);
+    } else if (ctx.storedResponse?.action === 'delete' && ctx.upstreamStatus !== undefined && ctx.upstreamStatus < 300) {
+      this.storedResponses.forget(ctx.storedResponse.id);
     }
   }
 

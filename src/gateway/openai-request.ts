@@ -73,6 +73,9 @@ const SCHEMAS: Record<Operation, z.ZodType> = {
     ...common,
     max_output_tokens: positiveInt.nullish(),
     input: z.union([z.string(), z.array(z.unknown())]).optional(),
+    // Read to route a follow-up to the endpoint that stored the response it continues (stored-responses.ts).
+    previous_response_id: z.string().nullish(),
+    store: z.boolean().nullish(),
   }),
 };
 
@@ -85,6 +88,8 @@ export type OpenAIBody = Record<string, unknown> & {
   messages?: { role: string; content: string | { type: string; text?: string }[] | null }[];
   prompt?: unknown;
   input?: unknown;
+  previous_response_id?: string | null;
+  store?: boolean | null;
   stream_options?: { include_usage?: boolean | null } | null;
 };
 

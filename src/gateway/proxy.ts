@@ -10,6 +10,7 @@ import { deadlineAfterIo } from '../lib/with-timeout.js';
 import { GatewayError, gatewayError } from './errors.js';
 import type { UpstreamPools } from './upstream-pools.js';
 import { usageScannerFor, type UsageScanner } from './usage.js';
+import { responseIdSink } from './stored-responses.js';
 import { usageAtEnd } from './estimated-usage.js';
 import type { ResponseFlow } from './hooks.js';
 import { compressedAnswerError, readableAnswer } from './content-encoding.js';
@@ -207,7 +208,7 @@ class Exchange {
     const readAs = answerReadAs(headers, status, ctx.stream);
     this.#sse = isEventStream(readAs['content-type']);
     const readable = readableAnswer(headers);
-    this.#scanner = usageScannerFor(readAs, ctx.completion, this.#target.maxBodyBytes);
+    this.#scanner = usageScannerFor(readAs, ctx.completion, this.#target.maxBodyBytes, responseIdSink(ctx, status));
     let flow = this.#target.respond?.(status);
     // A compressed answer cannot be read: a flow that only reads it (a cache filling) is skipped.
     if (!readable && flow?.observes) flow = undefined;

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { CompletionText } from './completion-text.js';
 import { isEventStream } from './media-type.js';
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
-import { UsageScanner, toUsage, usageOfJson, usageScannerFor } from './usage.js';
+import { UsageScanner, responseIdOfJson, toUsage, usageOfJson, usageScannerFor } from './usage.js';
 
 test('usage of a JSON answer, including content that mentions usage', () => {
   const cases: [string, unknown][] = [
@@ -250,4 +250,39 @@ test('content events: one per event that carries generated text, whichever API s
   stream.push(Buffer.from('data: {"choices":[{"delta":{"content":"a"}}]}\n\ndata: {"choices":[{"delta":{"con'));
   stream.push(Buffer.from('tent":"b"}}]}\n\ndata: [DONE]\n\n'));
   assert.equal(stream.contentEvents, 2);
+});
+
+test("a Responses answer's id: read from its first key, else from the whole answer; none from other answers", () => {
+  assert.equal(responseIdOfJson(Buffer.from(' {\n "id": "resp_abc", "object": "response", "output": []}')), 'resp_abc');
+  assert.equal(responseIdOfJson(Buffer.from('{"object":"response","created_at":1,"id":"resp_late"}')), 'resp_late');
+  assert.equal(responseIdOfJson(Buffer.from('{"object":"chat.completion","id":"chatcmpl-1"}')), undefined);
+  assert.equal(responseIdOfJson(Buffer.from('{"error":{"message":"x"}}')), undefined);
+  assert.equal(responseIdOfJson(Buffer.from('<html>502</html>')), undefined);
+});
+
+test("a Responses stream's id comes from its first event carrying the response, split anywhere; told once", () => {
+  const stream =
+    'event: response.created\ndata: {"type":"response.created","sequence_number":0,"response":{"id":"resp_s1","status":"in_progress"}}\n\n' +
+    'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","delta":"hi"}\n\n' +
+    'event: response.completed\ndata: {"type":"response.completed","response":{"id":"resp_s1","usage":{"input_tokens":3,"output_tokens":1}}}\n\n';
+  const ids: string[] = [];
+  const scanner = usageScannerFor({ 'content-type': 'text/event-stream' }, undefined, 1 << 20, (id) => ids.push(id))!;
+  for (let i = 0; i < stream.length; i += 7) scanner.push(Buffer.from(stream.slice(i, i + 7)));
+  scanner.end();
+  assert.deepEqual(ids, ['resp_s1']);
+  assert.equal(scanner.usage?.inputTokens, 3);
+});
+
+test('a JSON Responses answer tells its id at the end; compressed ones too, once decoded', () => {
+  const body = JSON.stringify({ id: 'resp_j', object: 'response', usage: { input_tokens: 2, output_tokens: 1 } });
+  for (const [headers, bytes] of [
+    [{ 'content-type': 'application/json' }, Buffer.from(body)],
+    [{ 'content-type': 'application/json', 'content-encoding': 'gzip' }, gzipSync(body)],
+  ] as const) {
+    const ids: string[] = [];
+    const scanner = usageScannerFor(headers, undefined, 1 << 20, (id) => ids.push(id))!;
+    scanner.push(bytes);
+    scanner.end();
+    assert.deepEqual(ids, ['resp_j']);
+  }
 });

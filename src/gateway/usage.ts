@@ -110,6 +110,24 @@ export function usageOfJson(body: Buffer): Usage | undefined {
   }
 }
 
+/** A Responses answer's own `id`, its first key as OpenAI and vLLM write it: read from its start, without parsing it all. */
+const LEADING_ID = /^\s*\{\s*"id"\s*:\s*"([A-Za-z0-9_-]{1,128})"/;
+
+/** The `id` of a Responses API answer (`"object": "response"`), or undefined. */
+export function responseIdOfJson(body: Buffer): string | undefined {
+  const head = LEADING_ID.exec(body.toString('latin1', 0, Math.min(body.length, 256)));
+  if (head) return head[1];
+  try {
+    const answer = JSON.parse(body.toString('utf8')) as { id?: unknown; object?: unknown };
+    return answer.object === 'response' && typeof answer.id === 'string' ? answer.id : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Told the id of the Responses API answer passing through (see stored-responses.ts), once it is known. */
+export type OnResponseId = (id: string) => void;
+
 type Decode = (body: Buffer, maxOutputLength: number) => Buffer;
 
 /** The content-codings node:zlib reads, each bounded in what it produces (a small answer can decode to gigabytes). */
@@ -127,12 +145,17 @@ const DECODERS = new Map<string, Decode>([
  * from a copy of up to `limit` bytes decoded, to at most `limit` bytes, once it is complete: its quota charge and
  * analytics tokens were the cap and nothing. The client gets its bytes as they came.
  */
-export function usageScannerFor(headers: Record<string, string | string[] | undefined>, text: CompletionText | undefined, limit: number): UsageScanner | null {
+export function usageScannerFor(
+  headers: Record<string, string | string[] | undefined>,
+  text: CompletionText | undefined,
+  limit: number,
+  onResponseId?: OnResponseId,
+): UsageScanner | null {
   const contentType = headers['content-type'] as string | undefined;
-  if (readableAnswer(headers)) return new UsageScanner(contentType, text);
+  if (readableAnswer(headers)) return new UsageScanner(contentType, text, undefined, onResponseId);
   const encoding = headers['content-encoding'];
   const decode = typeof encoding === 'string' && !isEventStream(contentType) ? DECODERS.get(encoding.trim().toLowerCase()) : undefined;
-  return decode ? new UsageScanner(contentType, text, { decode, limit }) : null;
+  return decode ? new UsageScanner(contentType, text, { decode, limit }, onResponseId) : null;
 }
 
 /** Feed it every response chunk; read `usage` at the end. Streams: one SSE event at a time, split anywhere. */
@@ -166,13 +189,16 @@ export class UsageScanner {
   readonly #text: CompletionText | undefined;
   /** A compressed JSON answer (usageScannerFor): held whole in #chunks up to `limit` bytes, decoded at the end. */
   #compressed: { decode: Decode; limit: number } | undefined;
+  /** Still waiting for a Responses answer's id: a stream's first event that carries its response object says it. */
+  #onResponseId: OnResponseId | undefined;
 
   /** `text`: where the answer's text goes too (logging.logPrompts); every streamed event is parsed then. */
-  constructor(contentType: string | undefined, text?: CompletionText, compressed?: { decode: Decode; limit: number }) {
+  constructor(contentType: string | undefined, text?: CompletionText, compressed?: { decode: Decode; limit: number }, onResponseId?: OnResponseId) {
     this.#sse = isEventStream(contentType);
     this.#decoder = this.#sse ? new StringDecoder('utf8') : undefined;
     this.#text = text;
     this.#compressed = compressed;
+    this.#onResponseId = onResponseId;
   }
 
   /** Whether the answer is read as an event stream. */
@@ -218,6 +244,8 @@ export class UsageScanner {
       this.#chunks = [];
       this.usage = usageOfJson(body);
       this.#text?.addAnswer(body);
+      const id = this.#onResponseId && responseIdOfJson(body);
+      if (id) this.#onResponseId!(id);
     }
     return this.usage;
   }
@@ -266,6 +294,7 @@ export class UsageScanner {
     this.events++;
     if (isContentEvent(line)) this.contentEvents++;
     this.#text?.addEvent(line.slice(5));
+    if (this.#onResponseId && line.includes('"response"')) this.#responseIdOf(line);
     // Only the chunk that carries usage is parsed; the rest pass at the cost of a substring search. With
     // stream_options.include_usage every chunk says "usage":null (as OpenAI's do): those pass too.
     if (!carriesUsage(line)) return;
@@ -275,6 +304,19 @@ export class UsageScanner {
       if (u) this.usage = u;
     } catch {
       // Malformed event: passed through to the client as it is, nothing counted from it.
+    }
+  }
+
+  /** response.created, the first event, is small (no output yet): parsed once, or the next event that has the object. */
+  #responseIdOf(line: string): void {
+    try {
+      const id = (JSON.parse(line.slice(5)) as { response?: { id?: unknown } }).response?.id;
+      if (typeof id !== 'string') return;
+      const tell = this.#onResponseId!;
+      this.#onResponseId = undefined;
+      tell(id);
+    } catch {
+      // Malformed event: the next one may say.
     }
   }
 }

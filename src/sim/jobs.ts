@@ -15,6 +15,7 @@ import {
   type ResponsesRequest,
 } from './openai-schemas.js';
 import { PromptError, chatPrompt, embeddingInput, textPrompt, type Prompt } from './prompt.js';
+import type { SimResponseStore } from './response-store.js';
 
 export type GenerationEndpoint = 'chat' | 'completions' | 'responses';
 
@@ -97,7 +98,8 @@ function sampled(r: {
   };
 }
 
-export function generationJob(endpoint: GenerationEndpoint, body: unknown, catalog: Catalog): GenerationJob {
+/** `responses`: the server's stored Responses answers (what previous_response_id continues, where new ones go). */
+export function generationJob(endpoint: GenerationEndpoint, body: unknown, catalog: Catalog, responses?: SimResponseStore): GenerationJob {
   let asked: Asked;
   let makeFormat: (ctx: FormatContext) => GenerationFormat;
   if (endpoint === 'chat') {
@@ -128,7 +130,13 @@ export function generationJob(endpoint: GenerationEndpoint, body: unknown, catal
     makeFormat = (ctx) => completionFormat({ ...ctx, echo });
   } else {
     const r = parse(responsesRequest, body);
-    const messages = responsesMessages(r);
+    const previousId = r.previous_response_id ?? null;
+    const previous = previousId === null ? undefined : responses?.get(previousId);
+    // vLLM's answer for a response it does not hold (never stored, deleted, or on another server).
+    if (previousId !== null && !previous) throw new HttpError(404, 'invalid_request_error', 'response_not_found', `Response with id '${previousId}' not found.`);
+    const turn = [...(previous?.conversation ?? []), ...responsesInput(r)];
+    const messages: ChatMessage[] = r.instructions ? [{ role: 'system', content: r.instructions }, ...turn] : turn;
+    const store = r.store !== false && responses !== undefined;
     asked = {
       model: r.model,
       stream: r.stream === true,
@@ -154,6 +162,11 @@ export function generationJob(endpoint: GenerationEndpoint, body: unknown, catal
         metadata: r.metadata ?? null,
         tools: r.tools ?? [],
         toolChoice: r.tool_choice ?? null,
+        previousResponseId: previousId,
+        store,
+        keep: store
+          ? (response, text) => responses!.put({ response, conversation: [...turn, { role: 'assistant', content: text }], inputItems: inputItemsOf(r) })
+          : undefined,
       });
   }
   const { model, prompt, maxTokens } = asked;
@@ -308,6 +321,12 @@ function tokenize<T>(fn: () => T): T {
   }
 }
 
+/** The request's input as input_items lists it: a string input is one user message. */
+function inputItemsOf(r: ResponsesRequest): unknown[] {
+  if (typeof r.input !== 'string') return r.input;
+  return [{ type: 'message', role: 'user', content: [{ type: 'input_text', text: r.input }] }];
+}
+
 function singlePrompt(prompt: string | string[] | number[] | number[][]): string | number[] {
   if (typeof prompt === 'string') return prompt;
   if (prompt.length > 0 && typeof prompt[0] === 'number') return prompt as number[];
@@ -316,12 +335,11 @@ function singlePrompt(prompt: string | string[] | number[] | number[][]): string
 }
 
 /**
- * Responses API input as chat messages: instructions first (as a system message), then the input items, an earlier
- * function call as the assistant's turn and its result as the tool's, as chat carries them.
+ * Responses API input as chat messages (instructions aside): the input items, an earlier function call as the
+ * assistant's turn and its result as the tool's, as chat carries them.
  */
-function responsesMessages(r: ResponsesRequest): ChatMessage[] {
+function responsesInput(r: ResponsesRequest): ChatMessage[] {
   const messages: ChatMessage[] = [];
-  if (r.instructions) messages.push({ role: 'system', content: r.instructions });
   if (typeof r.input === 'string') messages.push({ role: 'user', content: r.input });
   else {
     for (const item of r.input) {

@@ -209,6 +209,10 @@ export interface ResponsesEcho {
   metadata: unknown;
   tools: unknown[];
   toolChoice: unknown;
+  previousResponseId: string | null;
+  store: boolean;
+  /** Told the final response object and its text, when the server stores it. */
+  keep?: (response: { id: string } & Record<string, unknown>, text: string) => void;
 }
 
 /**
@@ -238,8 +242,8 @@ export function responsesFormat(ctx: FormatContext & ResponsesEcho): GenerationF
     model: ctx.model,
     output,
     parallel_tool_calls: true,
-    previous_response_id: null,
-    store: false,
+    previous_response_id: ctx.previousResponseId,
+    store: ctx.store,
     temperature: ctx.temperature ?? 1,
     text: ctx.text ?? { format: { type: 'text' } },
     tool_choice: ctx.toolChoice ?? 'auto',
@@ -266,8 +270,17 @@ export function responsesFormat(ctx: FormatContext & ResponsesEcho): GenerationF
       text += piece;
       return output.delta(piece);
     },
-    close: (usage) => output.close(text, finalStatus) + event(`response.${finalStatus}`, { response: response(finalStatus, [output.item(finalStatus, text)], usage) }),
-    body: (usage) => JSON.stringify(response(finalStatus, [output.item(finalStatus, choice.pieces.join(''))], usage)),
+    close(usage) {
+      const final = response(finalStatus, [output.item(finalStatus, text)], usage);
+      ctx.keep?.(final, text);
+      return output.close(text, finalStatus) + event(`response.${finalStatus}`, { response: final });
+    },
+    body(usage) {
+      const all = choice.pieces.join('');
+      const final = response(finalStatus, [output.item(finalStatus, all)], usage);
+      ctx.keep?.(final, all);
+      return JSON.stringify(final);
+    },
   };
 }
 

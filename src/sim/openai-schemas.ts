@@ -105,6 +105,8 @@ export const responsesRequest = z
     metadata: z.record(z.string(), z.string()).nullish(),
     tools: z.array(responsesFunctionTool).nullish(),
     tool_choice: responsesToolChoice.nullish(),
+    previous_response_id: z.string().nullish(),
+    store: z.boolean().nullish(),
   })
   .loose();
 

@@ -10,6 +10,7 @@ import { embeddingJob, generationJob, type Catalog, type GenerationEndpoint, typ
 import { createSimMetrics, type SimMetrics } from './metrics.js';
 import { SIM_DEFAULTS, type SimServerOptions } from './options.js';
 import { loadTokenizer } from '../lib/tokenizer.js';
+import { SimResponseStore } from './response-store.js';
 
 /** A snapshot of a server's internals, for tests. */
 export interface SimServerState {
@@ -35,6 +36,8 @@ const ROUTES: Record<string, Route> = {
   '/v1/embeddings': 'embeddings',
 };
 
+const STORED_RESPONSE = /^\/v1\/responses\/([^/]+)(\/cancel|\/input_items)?$/;
+
 const SSE_HEADERS = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' };
 
 export class SimServer {
@@ -50,6 +53,8 @@ export class SimServer {
   #http: Server;
   #sockets = new Set<Socket>();
   #created = Math.floor(Date.now() / 1000);
+  /** Responses API answers this server stores (vLLM keeps them in memory, per server). */
+  readonly responses = new SimResponseStore();
 
   private constructor(http: Server, port: number, host: string, catalog: Catalog, engine: Engine, faults: Faults, timeScale: number) {
     this.#http = http;
@@ -171,6 +176,8 @@ export class SimServer {
       req.socket.destroy();
       return;
     }
+    const stored = STORED_RESPONSE.exec(path);
+    if (stored) return this.#storedResponse(req.method ?? 'GET', stored[1], stored[2], res);
     if (route !== undefined) {
       if (req.method !== 'POST') return sendError(res, methodNotAllowed());
       this.#inference(route, req, res).catch((err: unknown) => {
@@ -201,10 +208,28 @@ export class SimServer {
     }
   };
 
+  /** GET, DELETE, input_items and cancel of a stored response, as vLLM answers them. */
+  #storedResponse(method: string, id: string, sub: string | undefined, res: ServerResponse): void {
+    const answer = this.responses.get(id);
+    const allowed = sub === '/cancel' ? method === 'POST' : sub === '/input_items' ? method === 'GET' : method === 'GET' || method === 'DELETE';
+    if (!allowed) return sendError(res, methodNotAllowed());
+    if (!answer) return sendError(res, new HttpError(404, 'invalid_request_error', 'response_not_found', `Response with id '${id}' not found.`));
+    if (sub === '/cancel') return sendError(res, new HttpError(400, 'invalid_request_error', 'invalid_request', 'Cannot cancel a synchronous response.'));
+    if (sub === '/input_items') {
+      const data = answer.inputItems;
+      return sendJson(res, 200, JSON.stringify({ object: 'list', data, first_id: null, last_id: null, has_more: false }));
+    }
+    if (method === 'DELETE') {
+      this.responses.delete(id);
+      return sendJson(res, 200, JSON.stringify({ id, object: 'response', deleted: true }));
+    }
+    sendJson(res, 200, JSON.stringify(answer.response));
+  }
+
   async #inference(route: Route, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const arrived = performance.now();
     const body = await readJson(req);
-    const job = route === 'embeddings' ? embeddingJob(body, this.#catalog) : generationJob(route, body, this.#catalog);
+    const job = route === 'embeddings' ? embeddingJob(body, this.#catalog) : generationJob(route, body, this.#catalog, this.responses);
     const verdict = this.faults.next();
     if (verdict.kind === 'die') {
       this.kill();

@@ -1,0 +1,106 @@
+// Where each stored Responses API answer lives. A model server (vLLM with its response store) keeps a response in its
+// own memory: a follow-up naming it (`previous_response_id`), or a GET, DELETE or cancel of it, must reach that very
+// server. Any other endpoint of the pool answers 404, so a pool of N endpoints loses the conversation N-1 times in N.
+import type { RequestContext } from './context.js';
+
+/** The endpoint that answered a stored response, and who may reach it again. */
+export interface StoredResponse {
+  pool: string;
+  /** host:port of the endpoint (EndpointConfig.address). */
+  address: string;
+  /** The client's model name: the follow-ups' and reads' entitlement is checked against it. */
+  model: string;
+  /** The app that created it (`app:<id>`), when API keys identified one; others are told it does not exist. */
+  owner?: string;
+}
+
+/** The operations on one stored response: `/v1/responses/{id}` and its two sub-resources. */
+export type StoredResponseAction = 'retrieve' | 'delete' | 'cancel' | 'input_items';
+
+export interface StoredResponseRequest {
+  id: string;
+  action: StoredResponseAction;
+}
+
+/** A response id as OpenAI and vLLM make them (`resp_` + hex); anything else is no stored response. */
+const RESPONSE_PATH = /^\/v1\/responses\/([A-Za-z0-9_-]{1,128})(\/cancel|\/input_items)?$/;
+
+/** What a request on a stored response asks; undefined when its path is no such resource or takes another method. */
+export function storedResponseRequest(method: string, path: string): StoredResponseRequest | undefined {
+  const m = RESPONSE_PATH.exec(path);
+  if (!m) return undefined;
+  const sub = m[2];
+  if (sub === '/cancel') return method === 'POST' ? { id: m[1], action: 'cancel' } : undefined;
+  if (sub === '/input_items') return method === 'GET' || method === 'HEAD' ? { id: m[1], action: 'input_items' } : undefined;
+  if (method === 'GET' || method === 'HEAD') return { id: m[1], action: 'retrieve' };
+  return method === 'DELETE' ? { id: m[1], action: 'delete' } : undefined;
+}
+
+/** The methods a stored-response path takes (for a 405's allow header), undefined when the path is none. */
+export function storedResponseMethods(path: string): string | undefined {
+  const m = RESPONSE_PATH.exec(path);
+  if (!m) return undefined;
+  return m[2] === '/cancel' ? 'POST' : m[2] === '/input_items' ? 'GET, HEAD' : 'GET, HEAD, DELETE';
+}
+
+/** The tenant a stored response belongs to: the app API keys identified, none without keys. */
+export function responseOwner(ctx: RequestContext): string | undefined {
+  const app = ctx.apim?.key?.appId;
+  return app === undefined ? undefined : `app:${app}`;
+}
+
+/**
+ * Whether `ctx` may reach `stored`: a response an app created is only its own. Without keys (no owner recorded, or
+ * none identified now) it is as reachable as on the model server itself, by whoever holds its unguessable id.
+ */
+export function mayReach(stored: StoredResponse, ctx: RequestContext): boolean {
+  return stored.owner === undefined || stored.owner === responseOwner(ctx);
+}
+
+/**
+ * Response id → the endpoint holding it, least recently used dropped first once `maxEntries` are held (a model
+ * server's own store forgets too: what is dropped here is routed as though new, and its server says whether it
+ * still has it).
+ */
+export class StoredResponses {
+  readonly #entries = new Map<string, StoredResponse>();
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  remember(id: string, stored: StoredResponse, maxEntries: number): void {
+    if (maxEntries <= 0) return;
+    this.#entries.delete(id);
+    this.#entries.set(id, stored);
+    // A lowered limit (a reload) is reached again over the next insertions, a few at a time, not in one long loop.
+    for (let over = this.#entries.size - maxEntries, n = 0; over > 0 && n < 16; over--, n++) {
+      this.#entries.delete(this.#entries.keys().next().value!);
+    }
+  }
+
+  /** The holder of `id`, now the most recently used; undefined when not known here. */
+  get(id: string): StoredResponse | undefined {
+    const stored = this.#entries.get(id);
+    if (stored) {
+      this.#entries.delete(id);
+      this.#entries.set(id, stored);
+    }
+    return stored;
+  }
+
+  forget(id: string): void {
+    this.#entries.delete(id);
+  }
+}
+
+/**
+ * Where the id of the answer to `ctx` goes (ctx.responseId) when it is one a model server stores: a successful
+ * Responses API creation not sent with `store: false`. Undefined otherwise, and the answer is not searched for one.
+ */
+export function responseIdSink(ctx: RequestContext, status: number): ((id: string) => void) | undefined {
+  if (ctx.operation !== 'responses' || status < 200 || status >= 300 || ctx.body?.store === false) return undefined;
+  return (id) => {
+    ctx.responseId = id;
+  };
+}

@@ -1,0 +1,234 @@
+// The Responses API's stored answers through the gateway, in front of three simulated servers that each keep their own
+// (as vLLM does): follow-ups (previous_response_id) and reads of a response reach the server that stores it, and with
+// API keys only the app that made it can reach it.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startGateway, type Gateway } from '../src/gateway/gateway.js';
+import { startSimFleet, type SimFleet } from '../src/sim/index.js';
+import { call, codeOf, createApp, untilKeyKnown, type IssuedApp } from './helpers/apim-admin.js';
+import { manifest, settings } from './helpers/manifests.js';
+import { untilEndpoints } from './helpers/pool-ready.js';
+import { closeEnvoyClients, envoyExchange } from './helpers/extproc-envoy.js';
+
+const MODEL = 'm';
+
+let fleet: SimFleet;
+
+before(async () => {
+  fleet = await startSimFleet({ replicas: 3, model: MODEL, timeScale: 50 });
+});
+
+after(async () => {
+  await fleet?.close();
+});
+
+async function gateway(extra: ReturnType<typeof manifest>[] = []): Promise<Gateway> {
+  const gw = await startGateway({
+    configPaths: [],
+    manifests: [
+      manifest('InferencePool', 'pool', { endpoints: fleet.urls }),
+      manifest('InferenceModel', MODEL, { modelName: MODEL, poolRef: { name: 'pool' } }),
+      settings({ scheduler: { staleAfter: '5s' } }),
+      ...extra,
+    ],
+    port: 0,
+    adminPort: 0,
+    host: '127.0.0.1',
+    watch: false,
+  });
+  await untilEndpoints(gw);
+  return gw;
+}
+
+const create = (url: string, input: string, fields: Record<string, unknown> = {}, headers: Record<string, string> = {}) =>
+  call(url, 'POST', '/v1/responses', { model: MODEL, input, max_output_tokens: 6, ...fields }, headers);
+
+/** Which simulated servers store `id`. */
+const holders = (id: string) => fleet.servers.flatMap((s, i) => (s.responses.get(id) ? [i] : []));
+
+describe('without API keys', () => {
+  let gw: Gateway;
+  before(async () => {
+    gw = await gateway();
+  });
+  after(async () => {
+    await gw?.close();
+  });
+
+  test('a chain of follow-ups reaches the server that stores each response, the conversation growing', async () => {
+    let r = await create(gw.url, 'Tell me about tollgates.');
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const first = holders(r.body.id);
+    assert.equal(first.length, 1);
+    let input = r.body.usage.input_tokens;
+    // Picked freely, six follow-ups would all find their response with odds of 1 in 729.
+    for (let i = 0; i < 6; i++) {
+      r = await create(gw.url, `And then ${i}?`, { previous_response_id: r.body.id });
+      assert.equal(r.status, 200, `follow-up ${i}: ${JSON.stringify(r.body)}`);
+      assert.deepEqual(holders(r.body.id), first);
+      assert.ok(r.body.usage.input_tokens > input, 'the server continued the stored conversation');
+      input = r.body.usage.input_tokens;
+    }
+  });
+
+  test('a streamed creation is followed up too: its id is read from the stream', async () => {
+    const res = await fetch(`${gw.url}/v1/responses`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: MODEL, input: 'Stream it.', max_output_tokens: 6, stream: true }),
+    });
+    assert.equal(res.status, 200);
+    const text = await res.text();
+    const created = JSON.parse(/^data: (.*"response\.created".*)$/m.exec(text)![1]) as { response: { id: string } };
+    const id = created.response.id;
+    for (let i = 0; i < 4; i++) {
+      const r = await create(gw.url, `More ${i}.`, { previous_response_id: id });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      assert.deepEqual(holders(r.body.id), holders(id));
+    }
+  });
+
+  test('GET, input_items, cancel and DELETE of a stored response reach its server; after DELETE it is not found', async () => {
+    const made = await create(gw.url, 'Keep this one.');
+    const id = made.body.id as string;
+    for (let i = 0; i < 4; i++) {
+      const got = await call(gw.url, 'GET', `/v1/responses/${id}`);
+      assert.equal(got.status, 200, JSON.stringify(got.body));
+      assert.equal(got.body.id, id);
+      assert.deepEqual(got.body.output, made.body.output);
+    }
+    const items = await call(gw.url, 'GET', `/v1/responses/${id}/input_items`);
+    assert.equal(items.status, 200);
+    assert.equal(items.body.data[0].content[0].text, 'Keep this one.');
+    // The server's own answer, passed through: a response that was not made in the background cannot be cancelled.
+    const cancel = await call(gw.url, 'POST', `/v1/responses/${id}/cancel`);
+    assert.equal(cancel.status, 400);
+    const deleted = await call(gw.url, 'DELETE', `/v1/responses/${id}`);
+    assert.equal(deleted.status, 200, JSON.stringify(deleted.body));
+    assert.equal(deleted.body.deleted, true);
+    assert.deepEqual(holders(id), []);
+    const gone = await call(gw.url, 'GET', `/v1/responses/${id}`);
+    assert.equal(gone.status, 404);
+    assert.equal(codeOf(gone), 'response_not_found');
+  });
+
+  test('an unknown id is 404 response_not_found; another method is 405 with allow; store: false is not remembered', async () => {
+    const unknown = await call(gw.url, 'GET', '/v1/responses/resp_0123456789abcdef');
+    assert.equal(unknown.status, 404);
+    assert.equal(codeOf(unknown), 'response_not_found');
+    assert.equal(unknown.body.error.type, 'invalid_request_error');
+    const put = await call(gw.url, 'PUT', '/v1/responses/resp_0123456789abcdef', {});
+    assert.equal(put.status, 405);
+    assert.equal(put.headers.allow, 'GET, HEAD, DELETE');
+    const getCancel = await call(gw.url, 'GET', '/v1/responses/resp_0123456789abcdef/cancel');
+    assert.equal(getCancel.status, 405);
+    assert.equal(getCancel.headers.allow, 'POST');
+    const other = await call(gw.url, 'GET', '/v1/responses/resp_x/other');
+    assert.equal(other.status, 404);
+    assert.equal(codeOf(other), 'route_not_found');
+
+    const unstored = await create(gw.url, 'Forget me.', { store: false });
+    assert.equal(unstored.status, 200);
+    assert.deepEqual(holders(unstored.body.id), []);
+    assert.equal((await call(gw.url, 'GET', `/v1/responses/${unstored.body.id}`)).status, 404);
+    assert.equal(gw.dataPlane.storedResponses.get(unstored.body.id), undefined);
+  });
+
+  test('previous_response_id must be a string', async () => {
+    const r = await create(gw.url, 'x', { previous_response_id: 42 });
+    assert.equal(r.status, 400);
+    assert.match(r.body.error.message, /previous_response_id/);
+  });
+});
+
+describe('with API keys', () => {
+  let gw: Gateway;
+  let a: IssuedApp;
+  let b: IssuedApp;
+  before(async () => {
+    const ext = [{ name: 'ext', kind: 'APIMExtensionPolicy', group: 'apim.googleapis.com' }];
+    gw = await gateway([
+      manifest('APIMExtensionPolicy', 'ext', { defaultSecurityEnabled: true, targetRef: { name: 'tollgate', kind: 'Gateway' } }),
+      manifest('APIProduct', 'p', { displayName: 'P', approvalType: 'auto', enforcementRefs: ext }),
+      manifest('APIOperationSet', 'p-ops', { apiProductRefs: [{ name: 'p' }], quota: { limit: 1000, interval: 1, timeUnit: 'minute' }, llmOperations: { models: [MODEL] } }),
+    ]);
+    a = await createApp(gw.adminUrl, ['p'], 'owner');
+    b = await createApp(gw.adminUrl, ['p'], 'other');
+    await untilKeyKnown(gw.url, a.key);
+    await untilKeyKnown(gw.url, b.key);
+  });
+  after(async () => {
+    await gw?.close();
+  });
+
+  test("only the app that made a response reaches it; another app's follow-ups and reads find nothing", async () => {
+    const made = await create(gw.url, 'Private.', {}, { 'x-api-key': a.key });
+    assert.equal(made.status, 200, JSON.stringify(made.body));
+    const id = made.body.id as string;
+
+    const follow = await create(gw.url, 'Continue.', { previous_response_id: id }, { 'x-api-key': a.key });
+    assert.equal(follow.status, 200, JSON.stringify(follow.body));
+    assert.equal((await call(gw.url, 'GET', `/v1/responses/${id}`, undefined, { 'x-api-key': a.key })).status, 200);
+
+    // B's follow-up would otherwise continue A's conversation wherever it was picked onto A's server.
+    for (let i = 0; i < 3; i++) {
+      const stolen = await create(gw.url, 'What did they say?', { previous_response_id: id }, { 'x-api-key': b.key });
+      assert.equal(stolen.status, 404, JSON.stringify(stolen.body));
+      assert.equal(codeOf(stolen), 'response_not_found');
+    }
+    const read = await call(gw.url, 'GET', `/v1/responses/${id}`, undefined, { 'x-api-key': b.key });
+    assert.equal(read.status, 404);
+    const del = await call(gw.url, 'DELETE', `/v1/responses/${id}`, undefined, { 'x-api-key': b.key });
+    assert.equal(del.status, 404);
+    assert.deepEqual(holders(id).length, 1, "B's DELETE did not reach the server");
+
+    // No key: refused before anything is looked up, as any request without one.
+    const anonymous = await call(gw.url, 'GET', `/v1/responses/${id}`);
+    assert.equal(anonymous.status, 401);
+    const anonymousUnknown = await call(gw.url, 'GET', '/v1/responses/resp_0123456789abcdef');
+    assert.equal(anonymousUnknown.status, 401);
+  });
+});
+
+describe('over ext_proc, Envoy sending the answers', () => {
+  let gw: Gateway;
+  let address: string;
+  before(async () => {
+    gw = await startGateway({
+      configPaths: [],
+      manifests: [
+        manifest('InferencePool', 'pool', { endpoints: fleet.urls }),
+        manifest('InferenceModel', MODEL, { modelName: MODEL, poolRef: { name: 'pool' } }),
+        settings({ scheduler: { staleAfter: '5s' } }),
+      ],
+      port: 0,
+      adminPort: 0,
+      host: '127.0.0.1',
+      watch: false,
+      extprocPort: 0,
+    });
+    await untilEndpoints(gw);
+    address = `127.0.0.1:${gw.extprocPort}`;
+  });
+  after(async () => {
+    closeEnvoyClients();
+    await gw?.close();
+  });
+
+  test('follow-ups and reads are sent to the endpoint that stored the response', async () => {
+    const body = (fields: Record<string, unknown>) => JSON.stringify({ model: MODEL, input: 'Hello over Envoy.', max_output_tokens: 4, ...fields });
+    const made = await envoyExchange(address, { path: '/v1/responses', body: body({}), headers: { 'content-type': 'application/json' }, responseBodyMode: 'BUFFERED' });
+    assert.equal(made.status, 200);
+    const id = JSON.parse(made.body.toString()).id as string;
+    // The destination is the picked endpoint, then its fallbacks; a follow-up has no fallback: only its holder.
+    const holder = made.destination!.split(',')[0];
+    for (let i = 0; i < 5; i++) {
+      const next = await envoyExchange(address, { path: '/v1/responses', body: body({ previous_response_id: id }), headers: { 'content-type': 'application/json' }, responseBodyMode: 'BUFFERED' });
+      assert.equal(next.status, 200, next.body.toString());
+      assert.equal(next.destination, holder);
+    }
+    const read = await envoyExchange(address, { method: 'GET', path: `/v1/responses/${id}`, responseBodyMode: 'BUFFERED' });
+    assert.equal(read.status, 200, read.body.toString());
+    assert.equal(read.destination, holder);
+  });
+});
