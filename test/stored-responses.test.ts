@@ -1,11 +1,15 @@
 // The Responses API's stored answers through the gateway, in front of three simulated servers that each keep their own
-// (as vLLM does): follow-ups (previous_response_id) and reads of a response reach the server that stores it, and with
-// API keys only the app that made it can reach it.
+// (as vLLM does): follow-ups (previous_response_id) and reads of a response reach the server that stores it, on any
+// replica sharing the store, and with API keys only the app that made it can reach it.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { startSimFleet, type SimFleet } from '../src/sim/index.js';
-import { call, codeOf, createApp, untilKeyKnown, type IssuedApp } from './helpers/apim-admin.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DATABASE_BACKENDS, type TestDatabase } from '../src/store/test-databases.js';
+import { call, codeOf, createApp, until, untilKeyKnown, type IssuedApp } from './helpers/apim-admin.js';
 import { manifest, settings } from './helpers/manifests.js';
 import { untilEndpoints } from './helpers/pool-ready.js';
 import { closeEnvoyClients, envoyExchange } from './helpers/extproc-envoy.js';
@@ -232,3 +236,72 @@ describe('over ext_proc, Envoy sending the answers', () => {
     assert.equal(read.destination, holder);
   });
 });
+
+// Two gateways on one database, as replicas behind a load balancer (or one gateway before and after a restart): a
+// response one of them saw made is found by the other in the usage records, with its owner.
+for (const backend of DATABASE_BACKENDS) {
+  describe(`across replicas sharing the ${backend.name} store`, { skip: backend.skip }, () => {
+    let db: TestDatabase;
+    let dirs: string[] = [];
+    let replicas: Gateway[] = [];
+    let a: IssuedApp;
+    let b: IssuedApp;
+    before(async () => {
+      db = await backend.create();
+      const ext = [{ name: 'ext', kind: 'APIMExtensionPolicy', group: 'apim.googleapis.com' }];
+      for (let i = 0; i < 2; i++) {
+        const dir = await mkdtemp(join(tmpdir(), 'tollgate-stored-'));
+        dirs.push(dir);
+        const gw = await startGateway({
+          configPaths: [],
+          manifests: [
+            manifest('InferencePool', 'pool', { endpoints: fleet.urls }),
+            manifest('InferenceModel', MODEL, { modelName: MODEL, poolRef: { name: 'pool' } }),
+            settings({ scheduler: { staleAfter: '5s' }, analytics: { enabled: true, flushInterval: '10ms' } }),
+            manifest('APIMExtensionPolicy', 'ext', { defaultSecurityEnabled: true, targetRef: { name: 'tollgate', kind: 'Gateway' } }),
+            manifest('APIProduct', 'p', { displayName: 'P', approvalType: 'auto', enforcementRefs: ext }),
+            manifest('APIOperationSet', 'p-ops', { apiProductRefs: [{ name: 'p' }], quota: { limit: 1000, interval: 1, timeUnit: 'minute' } }),
+          ],
+          port: 0,
+          adminPort: 0,
+          host: '127.0.0.1',
+          watch: false,
+          db: db.url,
+          dbSchema: db.schema,
+          analyticsDir: dir,
+        });
+        replicas.push(gw);
+        await untilEndpoints(gw);
+        // Before the second starts, which loads them with the rest of the store (SQLite has no change feed between processes).
+        if (i > 0) continue;
+        a = await createApp(gw.adminUrl, ['p'], 'owner');
+        b = await createApp(gw.adminUrl, ['p'], 'other');
+      }
+      for (const gw of replicas) for (const app of [a, b]) await untilKeyKnown(gw.url, app.key);
+    });
+    after(async () => {
+      for (const gw of replicas) await gw.close();
+      replicas = [];
+      for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+      dirs = [];
+      await db?.dispose();
+    });
+
+    test("the other replica sends follow-ups and reads to the holder once the creation is recorded; other apps' find nothing", async () => {
+      const [first, second] = replicas;
+      const made = await create(first.url, 'Made on the first replica.', {}, { 'x-api-key': a.key });
+      assert.equal(made.status, 200, JSON.stringify(made.body));
+      const id = made.body.id as string;
+      // The record reaches the store through the analytics writer a moment after the answer.
+      await until(() => call(second.url, 'GET', `/v1/responses/${id}`, undefined, { 'x-api-key': a.key }), (r) => r.status === 200, 10_000, 'the record stored');
+      for (let i = 0; i < 5; i++) {
+        const next = await create(second.url, `Continued on the second ${i}.`, { previous_response_id: id }, { 'x-api-key': a.key });
+        assert.equal(next.status, 200, JSON.stringify(next.body));
+        assert.deepEqual(holders(next.body.id), holders(id));
+      }
+      const stolen = await call(second.url, 'GET', `/v1/responses/${id}`, undefined, { 'x-api-key': b.key });
+      assert.equal(stolen.status, 404);
+      assert.equal(codeOf(stolen), 'response_not_found');
+    });
+  });
+}

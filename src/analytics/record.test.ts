@@ -49,7 +49,7 @@ test('a record from a finished request, with the identity the policy engine foun
       id: undefined, time: undefined, latencyMs: undefined, requestId: 'client-chosen-id',
       developerId: 'd1', developerEmail: 'a@x', appId: 'a1', appName: 'chatbot', product: 'gold', operationSet: 'chat', keyId: 'k1',
       operation: 'chat.completions', model: 'llama', targetModel: 'llama-8b', endpoint: '10.0.0.5:8000', priority: 1, status: 200,
-      faultCode: undefined, ttftMs: 40.123, inputTokens: 12, outputTokens: 34, cachedTokens: 8, tokensEstimated: false, cacheHit: true, stream: true, bytesIn: 321, bytesOut: 4321,
+      faultCode: undefined, ttftMs: 40.123, inputTokens: 12, outputTokens: 34, cachedTokens: 8, tokensEstimated: false, responseId: undefined, cacheHit: true, stream: true, bytesIn: 321, bytesOut: 4321,
     },
   );
 });
@@ -73,6 +73,12 @@ test("tollgate's estimate of a cut stream's usage is marked, its cached tokens u
   assert.deepEqual([row.input_tokens, row.output_tokens, row.cached_tokens, row.tokens_estimated], [12, 5, null, 1]);
   // Lines spooled before the column existed say nothing: reported.
   assert.equal(recordRow({ id: 'old', time: 1 })!.tokens_estimated, 0);
+});
+
+test("a stored Responses answer's id is recorded; lines spooled before the column existed have none", () => {
+  const r = recordFromContext(finished({ operation: 'responses', responseId: 'resp_abc' }));
+  assert.equal(recordRow(JSON.parse(JSON.stringify(r)))!.response_id, 'resp_abc');
+  assert.equal(recordRow({ id: 'old', time: 1 })!.response_id, null);
 });
 
 test('rows from spooled lines are coerced so the database never refuses them', () => {

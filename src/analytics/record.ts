@@ -48,6 +48,8 @@ export interface AnalyticsRecord {
    * without its usage chunk (the prompt as tollgate counts it, the output tokens streamed). A token quota charged the same.
    */
   tokensEstimated: boolean;
+  /** The id of the Responses API answer the model server stored, for follow-ups on other replicas (stored-responses.ts). */
+  responseId?: string;
   cacheHit: boolean;
   stream: boolean;
   bytesIn: number;
@@ -91,6 +93,7 @@ export function recordFromContext(ctx: RequestContext, identity?: RequestIdentit
     // An estimate knows nothing of the server's prefix cache: unknown, not 0.
     cachedTokens: usage?.estimated ? undefined : usage?.cachedTokens,
     tokensEstimated: usage?.estimated === true,
+    responseId: ctx.responseId,
     cacheHit,
     stream: ctx.stream,
     bytesIn: ctx.bytesIn,
@@ -144,6 +147,7 @@ export function recordRow(r: Partial<Record<keyof AnalyticsRecord, unknown>>): A
     output_tokens: int(r.outputTokens),
     cached_tokens: int(r.cachedTokens),
     tokens_estimated: r.tokensEstimated === true ? 1 : 0,
+    response_id: text(r.responseId),
     cache_hit: r.cacheHit === true ? 1 : 0,
     stream: r.stream === true ? 1 : 0,
     bytes_in: int(r.bytesIn) ?? 0,

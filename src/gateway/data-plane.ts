@@ -29,7 +29,7 @@ import { IDENTITY_HEADERS, identityHeaderValues } from './identity-headers.js';
 import { assertSafePath } from './safe-path.js';
 import type { UpstreamPools } from './upstream-pools.js';
 import { requestStreamUsage } from './stream-usage.js';
-import { mayReach, responseOwner, storedResponseMethods, storedResponseRequest, StoredResponses, type StoredResponse } from './stored-responses.js';
+import { mayReach, responseOwner, storedResponseMethods, storedResponseRequest, StoredResponses, type FindRecordedResponse, type StoredResponse } from './stored-responses.js';
 
 /**
  * Client headers that never go upstream: hop-by-hop, the client's credentials, tollgate's own routing headers,
@@ -54,6 +54,8 @@ export interface DataPlaneDeps {
   tracer?: RequestTracer;
   /** Where every finished request's usage record goes. */
   analytics?: AnalyticsPipeline;
+  /** Where a stored response this process did not see made is looked up (the usage records, shared by replicas). */
+  findResponse?: FindRecordedResponse;
 }
 
 /** Where a decided request goes: the picker's choice, or an HTTPRoute's URL; `admitted` when routing is not ours (ctx.stages). */
@@ -160,6 +162,7 @@ export class DataPlane {
   readonly #created = Math.floor(Date.now() / 1000);
   /** Which endpoint holds each stored Responses API answer (ext_proc's requests, decided here too, share it). */
   readonly storedResponses = new StoredResponses();
+  readonly #findResponse: FindRecordedResponse | undefined;
   #inflight = 0;
   #draining = false;
   #idleWaiters: (() => void)[] = [];
@@ -174,6 +177,7 @@ export class DataPlane {
     this.tracer = deps.tracer ?? NOOP_TRACER;
     this.#apimMetrics = deps.apimMetrics;
     this.#analytics = deps.analytics;
+    this.#findResponse = deps.findResponse;
   }
 
   get inflight(): number {
@@ -294,7 +298,7 @@ export class DataPlane {
         if (app !== undefined) ctx.fairnessId = `app:${app}`;
         else if (typeof fairness === 'string') ctx.fairnessId = fairness;
         const previous = ctx.body.previous_response_id;
-        if (typeof previous === 'string' && ctx.operation === 'responses') this.#continueAt(ctx, previous);
+        if (typeof previous === 'string' && ctx.operation === 'responses') await this.#continueAt(ctx, previous);
       }
       if (hooks.admit) await hooks.admit(ctx);
       tracer.endChild(policies);
@@ -324,8 +328,8 @@ export class DataPlane {
    * serves the follow-up's pool; otherwise it is picked as any request is (the server then says whether it has it).
    * Another app's response is not found, as an unknown one is at the server.
    */
-  #continueAt(ctx: RequestContext, previousId: string): void {
-    const held = this.storedResponses.get(previousId);
+  async #continueAt(ctx: RequestContext, previousId: string): Promise<void> {
+    const held = await this.#storedResponse(previousId);
     if (!held) return;
     if (!mayReach(held, ctx)) throw responseNotFound(previousId);
     const pool = ctx.modelConfig!.pool;
@@ -341,7 +345,7 @@ export class DataPlane {
    */
   async #decideStored(ctx: RequestContext, hooks: GatewayHooks): Promise<Decision> {
     const { id } = ctx.storedResponse!;
-    const held = this.storedResponses.get(id);
+    const held = await this.#storedResponse(id);
     if (held) ctx.model = held.model;
     const tracer = ctx.tracer;
     const policies = tracer.startChild(ctx.span, 'policies');
@@ -362,6 +366,31 @@ export class DataPlane {
     if (ctx.directResponse) return { kind: 'direct', response: ctx.directResponse };
     if (ctx.stages === 'policies') return { kind: 'admitted' };
     return { kind: 'url', endpoints: [endpoint] };
+  }
+
+  /**
+   * Where stored response `id` lives: as this process saw it made, else as its creation record says (then kept here).
+   * A record whose endpoint is in no pool now, or that the store cannot be asked for, is no answer.
+   */
+  async #storedResponse(id: string): Promise<StoredResponse | undefined> {
+    const seen = this.storedResponses.get(id);
+    if (seen || !this.#findResponse) return seen;
+    let recorded;
+    try {
+      recorded = await this.#findResponse(id);
+    } catch (err) {
+      this.#logger.warn({ err }, 'could not look up a stored response in the usage records');
+      return undefined;
+    }
+    if (!recorded?.endpoint || recorded.model === null) return undefined;
+    const address = recorded.endpoint;
+    for (const pool of this.config.pools.values()) {
+      if (!pool.endpoints.some((ep) => ep.address === address)) continue;
+      const stored: StoredResponse = { pool: pool.name, address, model: recorded.model, owner: recorded.app_id === null ? undefined : `app:${recorded.app_id}` };
+      this.storedResponses.remember(id, stored, this.config.settings.scheduler.storedResponses);
+      return stored;
+    }
+    return undefined;
   }
 
   /** The endpoint a stored response lives on, while it is still in its pool. */

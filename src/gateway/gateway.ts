@@ -23,7 +23,7 @@ import { applyListenerTimeouts, createListener, listen, openListener, type TlsFi
 import { UpstreamPools } from './upstream-pools.js';
 import { AnalyticsPipeline, registerAnalyticsRoutes } from '../analytics/index.js';
 import type { StatsRunner } from '../analytics/stats-runner.js';
-import { isMemoryDatabase } from '../store/index.js';
+import { AnalyticsRecords, isMemoryDatabase } from '../store/index.js';
 import { createRequestTracer, type RequestTracer } from '../telemetry/tracing.js';
 import { registerModelInfo } from '../telemetry/model-info.js';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
@@ -121,6 +121,8 @@ export class Gateway {
     this.picker.update(config.pools);
     collectDefaultMetrics({ register: this.registry });
     registerModelInfo(this.registry, () => this.config);
+    // Stored responses other replicas (or this process before a restart) saw made are found in the usage records.
+    const responseRecords = this.analytics ? new AnalyticsRecords(apim.db) : undefined;
     this.dataPlane = new DataPlane({
       config,
       picker: this.picker,
@@ -131,6 +133,7 @@ export class Gateway {
       hooks: composeHooks(this.#chain.hooks, apim.hooks),
       tracer,
       analytics: this.analytics ?? undefined,
+      findResponse: responseRecords && ((id) => responseRecords.findResponse(id)),
     });
     apim.onHooks = (hooks) => (this.dataPlane.hooks = composeHooks(this.#chain.hooks, hooks));
     this.admin = new AdminRouter(options.adminToken, this.logger);

@@ -23,6 +23,7 @@ export interface StoredResponseRequest {
 }
 
 /** A response id as OpenAI and vLLM make them (`resp_` + hex); anything else is no stored response. */
+const RESPONSE_ID = /^[A-Za-z0-9_-]{1,128}$/;
 const RESPONSE_PATH = /^\/v1\/responses\/([A-Za-z0-9_-]{1,128})(\/cancel|\/input_items)?$/;
 
 /** What a request on a stored response asks; undefined when its path is no such resource or takes another method. */
@@ -42,6 +43,16 @@ export function storedResponseMethods(path: string): string | undefined {
   if (!m) return undefined;
   return m[2] === '/cancel' ? 'POST' : m[2] === '/input_items' ? 'GET, HEAD' : 'GET, HEAD, DELETE';
 }
+
+/** Where a stored response's creation record says it was made (AnalyticsRecords.findResponse). */
+export interface RecordedResponse {
+  endpoint: string | null;
+  app_id: string | null;
+  model: string | null;
+}
+
+/** Finds the creation record of a stored response, for one this process did not see made (another replica's, or before a restart). */
+export type FindRecordedResponse = (id: string) => Promise<RecordedResponse | undefined>;
 
 /** The tenant a stored response belongs to: the app API keys identified, none without keys. */
 export function responseOwner(ctx: RequestContext): string | undefined {
@@ -100,7 +111,8 @@ export class StoredResponses {
  */
 export function responseIdSink(ctx: RequestContext, status: number): ((id: string) => void) | undefined {
   if (ctx.operation !== 'responses' || status < 200 || status >= 300 || ctx.body?.store === false) return undefined;
+  // An id no client could name in a path is none (and never takes room in the map or the records).
   return (id) => {
-    ctx.responseId = id;
+    if (RESPONSE_ID.test(id)) ctx.responseId = id;
   };
 }

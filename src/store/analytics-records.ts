@@ -33,6 +33,8 @@ export interface AnalyticsRecordsTable {
   cached_tokens: NullableInt64;
   /** 1 when the tokens are tollgate's estimate (a stream cut before its usage), 0 when the model server reported them. */
   tokens_estimated: number;
+  /** The id of the Responses API answer the model server stored (stored-responses.ts); null for any other request. */
+  response_id: string | null;
   cache_hit: number;
   stream: number;
   bytes_in: Int64;
@@ -98,6 +100,20 @@ export class AnalyticsRecords {
     const params: unknown[] = [];
     for (const row of rows) for (const c of compiled.columns) params.push(row[c]);
     await this.#db.executeQuery(CompiledQuery.raw(compiled.sql, params));
+  }
+
+  /**
+   * Where the stored Responses API answer `id` was made: the latest successful creation record naming it, with the
+   * endpoint, app and model of that request; undefined when none is stored (or retention removed it).
+   */
+  async findResponse(id: string): Promise<{ endpoint: string | null; app_id: string | null; model: string | null } | undefined> {
+    return this.#db
+      .selectFrom('analytics_records')
+      .select(['endpoint', 'app_id', 'model'])
+      .where('response_id', '=', id)
+      .orderBy('at_ms', 'desc')
+      .limit(1)
+      .executeTakeFirst();
   }
 
   /** Deletes records older than `beforeMs` (epoch ms); returns how many. */

@@ -4,7 +4,8 @@ import { initial } from './0001-initial.js';
 import { analytics } from './0002-analytics.js';
 import { oauthTokens } from './0003-oauth-tokens.js';
 import { tokensEstimated } from './0004-tokens-estimated.js';
+import { responseId } from './0005-response-id.js';
 
 export type { Migration } from './migration.js';
 
-export const MIGRATIONS: readonly Migration[] = [initial, analytics, oauthTokens, tokensEstimated];
+export const MIGRATIONS: readonly Migration[] = [initial, analytics, oauthTokens, tokensEstimated, responseId];
