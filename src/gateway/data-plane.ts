@@ -274,11 +274,7 @@ export class DataPlane {
       ctx.model = ctx.body.model;
       ctx.stream = ctx.body.stream === true;
     }
-    const tracer = ctx.tracer;
-    const policies = tracer.startChild(ctx.span, 'policies');
-    ctx.policiesSpan = policies;
-    try {
-      if (hooks.authenticate) await hooks.authenticate(ctx);
+    await this.#policies(ctx, hooks, () => {
       if (ctx.backend?.kind !== 'url') {
         if (!ctx.body) throw gatewayError('TG_ERR_ROUTE_NOT_FOUND', `No route for ${ctx.method} ${ctx.path}`);
         resolveModel(config, ctx);
@@ -298,17 +294,13 @@ export class DataPlane {
         if (app !== undefined) ctx.fairnessId = `app:${app}`;
         else if (typeof fairness === 'string') ctx.fairnessId = fairness;
         const previous = ctx.body.previous_response_id;
-        if (typeof previous === 'string' && ctx.operation === 'responses') await this.#continueAt(ctx, previous);
+        if (typeof previous === 'string' && ctx.operation === 'responses') return this.#continueAt(ctx, previous);
       }
-      if (hooks.admit) await hooks.admit(ctx);
-      tracer.endChild(policies);
-    } catch (err) {
-      tracer.endChild(policies, err);
-      throw err;
-    }
+    });
     if (ctx.directResponse) return { kind: 'direct', response: ctx.directResponse };
     if (ctx.backend?.kind === 'url') return { kind: 'url', endpoints: [urlEndpoint(ctx.backend, ctx.subset)] };
     if (ctx.stages === 'policies') return { kind: 'admitted' };
+    const tracer = ctx.tracer;
     const picking = tracer.startChild(ctx.span, 'pick');
     try {
       const pick = await this.#picker.pick(
@@ -319,6 +311,28 @@ export class DataPlane {
       return { kind: 'pick', pick };
     } catch (err) {
       tracer.endChild(picking, err);
+      throw err;
+    }
+  }
+
+  /**
+   * The policies span: the credentials, then `identified` (what the request's kind settles once its caller is known:
+   * its model and tenant), then the admission policies.
+   */
+  async #policies<T>(ctx: RequestContext, hooks: GatewayHooks, identified: () => T | Promise<T>): Promise<T> {
+    const tracer = ctx.tracer;
+    const policies = tracer.startChild(ctx.span, 'policies');
+    ctx.policiesSpan = policies;
+    try {
+      if (hooks.authenticate) await hooks.authenticate(ctx);
+      // Awaited only when it is a promise: nearly every request settles at once, without another turn.
+      let settled = identified();
+      if (settled instanceof Promise) settled = await settled;
+      if (hooks.admit) await hooks.admit(ctx);
+      tracer.endChild(policies);
+      return settled as T;
+    } catch (err) {
+      tracer.endChild(policies, err);
       throw err;
     }
   }
@@ -347,22 +361,13 @@ export class DataPlane {
     const { id } = ctx.storedResponse!;
     const held = await this.#storedResponse(id);
     if (held) ctx.model = held.model;
-    const tracer = ctx.tracer;
-    const policies = tracer.startChild(ctx.span, 'policies');
-    ctx.policiesSpan = policies;
-    let endpoint: EndpointConfig | undefined;
-    try {
-      if (hooks.authenticate) await hooks.authenticate(ctx);
-      endpoint = held && mayReach(held, ctx) ? this.#holder(held) : undefined;
-      if (!endpoint) throw responseNotFound(id);
+    const endpoint = await this.#policies(ctx, hooks, () => {
+      const at = held && mayReach(held, ctx) ? this.#holder(held) : undefined;
+      if (!at) throw responseNotFound(id);
       const app = ctx.apim?.key?.appId;
       if (app !== undefined) ctx.fairnessId = `app:${app}`;
-      if (hooks.admit) await hooks.admit(ctx);
-      tracer.endChild(policies);
-    } catch (err) {
-      tracer.endChild(policies, err);
-      throw err;
-    }
+      return at;
+    });
     if (ctx.directResponse) return { kind: 'direct', response: ctx.directResponse };
     if (ctx.stages === 'policies') return { kind: 'admitted' };
     return { kind: 'url', endpoints: [endpoint] };
