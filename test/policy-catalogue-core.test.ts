@@ -215,6 +215,15 @@ describe('governance through apply', () => {
     assert.equal(await gw.apim.db.manifests.find('ApimTemplate', 'more-shaping'), undefined, 'nothing was applied');
   });
 
+  test('apply refuses a rule naming a policy kind that does not exist, naming the field', async () => {
+    const r = await apply([rule(['AssignMessage', 'Javascript'])]);
+    assert.equal(r.status, 400, JSON.stringify(r.body));
+    assert.equal(r.body.error.details.length, 1);
+    assert.equal(r.body.error.details[0].path, '[0]');
+    assert.match(r.body.error.details[0].message, /\(ApimTemplateRule\/no-shaping\): spec.denyList\[1\].kind: unknown policy kind "Javascript" \(known: [^)]*JavaScript/);
+    assert.deepEqual((await gw.apim.db.manifests.find('ApimTemplateRule', 'no-shaping'))?.spec, { denyList: [{ kind: 'AssignMessage' }] }, 'nothing was applied');
+  });
+
   test('relaxing the rule clears the report', async () => {
     const r = await apply([rule([])]);
     assert.equal(r.status, 200);

@@ -84,6 +84,28 @@ describe('through the admin API', () => {
     assert.deepEqual(await statuses(gw, fresh, 3), [200, 200, 200]);
   });
 
+  test('deleting a template a product still names is refused, naming the product; deleted together with the product it goes', async () => {
+    const applied = await call(gw.adminUrl, 'POST', '/v1/apply', withVersion([...oneRequestTemplate('beta-t'), ...product('beta', 'beta-t')]));
+    assert.equal(applied.status, 200, JSON.stringify(applied.body));
+    const betaApp = await createApp(gw.adminUrl, ['beta'], 'beta');
+
+    for (const refused of [
+      await call(gw.adminUrl, 'POST', '/v1/delete', withVersion(oneRequestTemplate('beta-t').filter((d) => d.kind === 'ApimTemplate'))),
+      await call(gw.adminUrl, 'DELETE', '/v1/manifests/ApimTemplate/beta-t'),
+    ]) {
+      assert.equal(refused.status, 400, JSON.stringify(refused.body));
+      const { error } = refused.body as { error: { code: string; message: string; details: { path: string; message: string }[] } };
+      assert.equal(error.code, 'invalid');
+      assert.match(error.message, /nothing was deleted/);
+      assert.match(error.details.map((d) => d.message).join('\n'), /ApimTemplate\/beta-t: APIProduct\/beta would still name it in templateRefs/);
+    }
+    assert.equal((await call(gw.adminUrl, 'GET', '/v1/manifests/ApimTemplate/beta-t')).status, 200, 'the template is still there');
+    assert.deepEqual(await statuses(gw, betaApp, 2), [200, 429], 'and runs for its product');
+
+    const both = await call(gw.adminUrl, 'POST', '/v1/delete', withVersion([...product('beta'), ...oneRequestTemplate('beta-t')]));
+    assert.equal(both.status, 200, JSON.stringify(both.body));
+  });
+
   test('a product without templates of its own is deleted as before', async () => {
     assert.equal((await call(gw.adminUrl, 'POST', '/v1/apply', withVersion(product('plain')))).status, 200);
     const deleted = await call(gw.adminUrl, 'DELETE', '/v1/apiproducts/plain');

@@ -25,6 +25,12 @@ const cases: [expr: string, state: ApimState, expected: boolean][] = [
   // constant literal: the literal's size is the author's.
   ["request.headers.exists(h, ['x-tenant', 'x-team'].exists(n, n == h))", {}, true],
   ["['x-tenant', 'x-team'].exists(n, request.headers.exists(h, h == n))", {}, true],
+  // A split inside a loop over a constant literal, `in` a constant list or a map (a lookup, not a scan) in a loop, a
+  // split outside any loop: time linear in what a client sends.
+  ["['blue', 'red'].exists(n, n in request.headers['x-tenant'].split(','))", {}, true],
+  ["request.headers.exists(h, h in ['x-tenant', 'x-team'])", {}, true],
+  ["request.headers.exists(h, 'x-tenant' in request.headers)", {}, true],
+  ["'blue' in request.headers['x-tenant'].split(',')", {}, true],
 ];
 for (const [expr, state, expected] of cases) test(`${expr} → ${expected}`, () => assert.equal(compileCondition(expr).test(ctx, state), expected));
 
@@ -38,6 +44,9 @@ const bad: [expr: string, message: RegExp][] = [
   ["request.headers['x-a'].split(',').exists(a, request.headers['x-a'].split(',').exists(b, a == b + 'x'))", /inside another/],
   ['[request.headers].exists(h, h.exists(a, h.exists(b, a == b)))', /inside another/],
   ["request.headers.exists(h, request.headers[h].split(',').exists(v, v == 'blue'))", /inside another/],
+  // A split in a loop's body is a loop too: it walks the header on every item, and `in` then scans its list.
+  ["request.headers['x-teams'].split(',').exists(t, t in request.headers['x-allowed-teams'].split(','))", /inside another/],
+  ["request.headers.exists(h, request.headers['x-b'].split(',').size() > 1)", /inside another/],
 ];
 for (const [expr, message] of bad) test(`"${expr}" is refused`, () => assert.throws(() => compileCondition(expr), message));
 

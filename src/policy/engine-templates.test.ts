@@ -81,6 +81,9 @@ const refused: [name: string, docs: string[], message: RegExp][] = [
     [doc('SpikeArrest', 'sa', '{rate: 1ps}'), doc('ApimTemplateRule', 'r', '{denyList: [{kind: SpikeArrest}]}'), doc('ApimTemplate', 't', '{templates: [{policies: [{kind: SpikeArrest, name: sa}]}]}')],
     /\(ApimTemplateRule\/r\): ApimTemplate\/t breaks ApimTemplateRule\/r: SpikeArrest is on the denyList/,
   ],
+  // Rules compare kinds as text: a misspelt one would deny nothing.
+  ['a rule naming a policy kind that does not exist', [doc('ApimTemplateRule', 'r', '{denyList: [{kind: JavaScript}, {kind: Javascript}]}')], /\(ApimTemplateRule\/r\): spec.denyList\[1\].kind: unknown policy kind "Javascript" \(known: [^)]*JavaScript/],
+  ['an unknown kind on a requiredList or allowList', [doc('ApimTemplateRule', 'r', '{requiredList: [{kind: SpikeArest}], allowList: [{kind: Quota}, {kind: CORs}]}')], /spec.requiredList\[0\].kind: unknown policy kind "SpikeArest".*spec.allowList\[1\].kind: unknown policy kind "CORs"/s],
 ];
 for (const [name, docs, message] of refused) test(`config load refuses ${name}`, () => assert.throws(() => engineOf(ext(), ...docs), message));
 

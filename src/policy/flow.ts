@@ -1,7 +1,7 @@
 // Compiling the API-management manifests into the flow a gateway runs: which policies, in which order, per phase,
 // under which template conditions, and which run only for one product's requests. Done once per configuration
 // load; at request time an empty phase costs a null check.
-import type { ApiProductSpec, ApimExtensionPolicySpec } from '../config/apim-kinds.js';
+import type { ApiProductSpec, ApimExtensionPolicySpec, ApimTemplateRuleSpec } from '../config/apim-kinds.js';
 import { checkGovernance, governanceFacts } from '../config/governance.js';
 import { ConfigError, type Manifest } from '../config/manifest.js';
 import type { Logger } from '../lib/logger.js';
@@ -18,7 +18,7 @@ import { verifyApiKey } from './policies/verify-api-key/verify-api-key.js';
 import type { PolicyRegistry } from './registry.js';
 import type { CacheResources } from './caching/cache-resources.js';
 import { runRespond, runSteps } from './run-steps.js';
-import { buildTemplates, where, type TemplatePolicy } from './template-policies.js';
+import { buildTemplates, unknownPolicyKind, where, type TemplatePolicy } from './template-policies.js';
 import type { KvmLookup, Phases, Policy, PolicyDeps, RespondStep, Step } from './types.js';
 import type { PromptCalibration } from './prompt-calibration.js';
 import type { TokensInFlight } from './tokens-in-flight.js';
@@ -106,6 +106,22 @@ function governance(manifests: readonly Manifest[], problems: string[], logger: 
   if (logged.length > 0) logger.warn({ violations: logged }, 'applied API-management objects break template rules; fix them through the admin API');
 }
 
+/**
+ * A rule's kinds must be policy kinds, as a template entry's must: rules compare kinds as text, so a misspelt one
+ * (`Javascript` on a denyList) would deny nothing without a word.
+ */
+function unknownRuleKinds(manifests: readonly Manifest[], registry: PolicyRegistry, problems: string[]): void {
+  for (const m of manifests) {
+    if (m.kind !== 'ApimTemplateRule') continue;
+    const spec = m.spec as ApimTemplateRuleSpec;
+    for (const list of ['requiredList', 'denyList', 'allowList'] as const) {
+      spec[list]?.forEach(({ kind }, i) => {
+        if (!registry.get(kind)) problems.push(`${where(m)}: spec.${list}[${i}].kind: ${unknownPolicyKind(kind, registry)}`);
+      });
+    }
+  }
+}
+
 /** Each product's template references, in order (templates that do not exist are reported by governance). */
 function productTemplates(manifests: readonly Manifest[], templates: ReadonlyMap<string, TemplatePolicy[]>): Map<string, TemplatePolicy[]> {
   const out = new Map<string, TemplatePolicy[]>();
@@ -169,6 +185,7 @@ export function compileFlow(manifests: readonly Manifest[], registry: PolicyRegi
       problems.push(`${needy.origin}: spec.useQuotaConfigInAPIProduct: the API product's quota needs VerifyAPIKey (defaultSecurityEnabled, or list one in an ApimTemplate)`);
     }
   }
+  unknownRuleKinds(manifests, registry, problems);
   governance(manifests, problems, deps.logger);
   if (problems.length > 0) throw new ConfigError(problems);
 

@@ -15,6 +15,9 @@ export interface TemplatePolicy {
 
 export const where = (m: Manifest): string => `${m.source} document ${m.index} (${m.kind}/${m.metadata.name})`;
 
+/** `unknown policy kind "Javascript" (known: VerifyAPIKey, ...)`: a template entry's or a rule's kind the registry lacks. */
+export const unknownPolicyKind = (kind: string, registry: PolicyRegistry): string => `unknown policy kind "${kind}" (known: ${registry.kinds().join(', ')})`;
+
 function problemOf(err: unknown): string {
   const issues = (err as { issues?: { path: PropertyKey[]; message: string }[] }).issues;
   if (!issues) return `spec: ${(err as Error).message}`;
@@ -49,7 +52,7 @@ export function buildTemplates(manifests: readonly Manifest[], registry: PolicyR
         const id = `${ref.kind}/${ref.name}`;
         const doc = docs.get(id);
         const prev = seen.get(id);
-        if (!factory) problems.push(`${at}.kind: unknown policy kind "${ref.kind}" (known: ${registry.kinds().join(', ')})`);
+        if (!factory) problems.push(`${at}.kind: ${unknownPolicyKind(ref.kind, registry)}`);
         else if (!doc) problems.push(`${at}.name: no ${ref.kind} named "${ref.name}"`);
         else if (prev) problems.push(`${at}: ${id} is already listed at ${prev}`);
         else {

@@ -29,4 +29,14 @@ describe('widenedTemplates', () => {
     // ... and one whose product named it before it existed, then let go, is a new gateway-level template (as applied)
     assert.deepEqual(widenedTemplates([product('p', 't')], [template('t')]), []);
   });
+
+  test('a template deleted while a product still names it: a template applied later under the name would be that product\'s', () => {
+    const problems = widenedTemplates([template('t'), product('p', 't'), product('q', 't')], [product('p', 't'), product('q', 't')]);
+    assert.equal(problems.length, 1);
+    assert.match(problems[0], /ApimTemplate\/t: APIProduct\/p, APIProduct\/q would still name it in templateRefs/);
+  });
+
+  test('a product naming a template that was missing already is not a problem of this change', () => {
+    assert.deepEqual(widenedTemplates([product('p', 't'), template('u')], [product('p', 't')]), []);
+  });
 });
