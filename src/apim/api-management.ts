@@ -1,6 +1,7 @@
 // API management at run time: the store, the counters, the in-memory identity snapshot and the compiled policy
 // engine, kept current. Store changes (this replica's or, through PostgreSQL NOTIFY, another's) refresh the
-// snapshot; configuration reloads recompile the engine. The hot path only ever reads memory.
+// snapshot and recompile the engine, except changes of key-value map entries alone, which update the entries in
+// memory; configuration reloads recompile the engine. The hot path only ever reads memory.
 import { CacheResources } from '../policy/caching/cache-resources.js';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { ConfigError, validateDocument, type Manifest } from '../config/manifest.js';
@@ -11,7 +12,7 @@ import { silentLogger, type Logger } from '../lib/logger.js';
 import { withTimeout } from '../lib/with-timeout.js';
 import type { RequestTracer } from '../telemetry/tracing.js';
 import { CachedAccessTokens, COUNTER_ERROR_OUTCOMES, createPolicyEngine, type CounterErrorOutcome, type IdentitySource, type KeyRecord, type PolicyEngine } from '../policy/index.js';
-import { AccessTokens, openCounterStore, openDatabase, type CounterStore, type Database, type Snapshot, type StoreView } from '../store/index.js';
+import { AccessTokens, openCounterStore, openDatabase, type ChangeEvent, type CounterStore, type Database, type KvmEntryRef, type KvmScope, type Snapshot, type StoreView } from '../store/index.js';
 import { syncFileManifests } from './file-manifests.js';
 import { KvmCipher } from './kvm-cipher.js';
 import { encryptedMaps, KvmView } from './kvm-view.js';
@@ -66,14 +67,17 @@ export class ApiManagement {
   #tracer: RequestTracer | undefined;
   #fileManifests: Manifest[] = [];
   #refreshing: Promise<void> | null = null;
-  #refreshAgain = false;
+  /** A whole reload is due. */
+  #reloadDue = false;
+  /** Key-value map entries to read again (by id), or every entry; a whole reload reads them too. */
+  #kvmDue: Map<string, KvmEntryRef> | 'all' | undefined;
   #retryTimer: NodeJS.Timeout | undefined;
   #retryDelayMs = RETRY_MIN_MS;
   #closed = false;
   #unsubscribe: () => void;
   #hooks: GatewayHooks = {};
-  /** Read once: the key encrypted KVM values are stored under (TOLLGATE_KVM_KEY). */
-  readonly #kvmCipher = KvmCipher.fromEnv();
+  /** Every engine's key-value maps, in memory (decrypted with TOLLGATE_KVM_KEY, read once). */
+  readonly #kvm: KvmView;
   /** Called with the hooks of each newly compiled engine. */
   onHooks: (hooks: GatewayHooks) => void = () => {};
 
@@ -90,7 +94,8 @@ export class ApiManagement {
       findKeyByHash: (hash: string): KeyRecord | undefined => this.#identity.findKeyByHash(hash),
       accessTokens: new CachedAccessTokens(new AccessTokens(db)),
     };
-    this.#unsubscribe = db.onChange(() => void this.refresh());
+    this.#kvm = new KvmView(KvmCipher.fromEnv(), db, logger);
+    this.#unsubscribe = db.onChange((event) => this.#changed(event));
     const credentials: Gauge = new Gauge({
       name: 'tollgate_apim_credentials',
       help: 'API keys in the in-memory snapshot',
@@ -162,8 +167,11 @@ export class ApiManagement {
     const apim = apimManifests(manifests);
     this.#refuseSecurityOff(apim);
     // Compile first: a bad policy configuration is refused before anything is written.
-    this.#snapshot ??= await this.db.loadSnapshot();
-    this.#identity ??= new SnapshotIdentity(this.#snapshot);
+    if (!this.#snapshot) {
+      this.#snapshot = await this.db.loadSnapshot();
+      this.#identity = new SnapshotIdentity(this.#snapshot);
+      this.#kvm.load(this.#snapshot.kvmEntries);
+    }
     // Files that let go of a product's template would make that template run for every request: refused at a reload
     // (the last good configuration stays) and at a start (which exits 2) alike.
     const widened =
@@ -216,18 +224,42 @@ export class ApiManagement {
 
   /** Reloads the snapshot (coalescing bursts of changes) and recompiles the engine. */
   refresh(): Promise<void> {
-    if (this.#refreshing) {
-      this.#refreshAgain = true;
-      return this.#refreshing;
+    this.#reloadDue = true;
+    return this.#catchUp();
+  }
+
+  /**
+   * A data-plane `put` writes one entry per request: reloading the whole store and rebuilding every policy for it
+   * cost each replica time in the size of the store. Entries do not change the policies, so a change of entries
+   * alone is read again by itself (named ones one by one; unnamed, an admin change, every entry) into the view.
+   */
+  #changed(event: ChangeEvent): void {
+    if (!event.resourceTypes.every((t) => t === 'kvm')) return void this.refresh();
+    if (!event.kvmEntries) {
+      this.#kvmDue = 'all';
+      return void this.#catchUp();
     }
-    this.#refreshing = (async () => {
-      do {
-        this.#refreshAgain = false;
+    // This replica's put holds its value in memory already, unless a read under way replaces the values with what
+    // it read before the put committed: then the entry is read again after it.
+    if (event.origin === 'local' && !this.#refreshing) return;
+    if (this.#kvmDue !== 'all') {
+      this.#kvmDue ??= new Map();
+      for (const e of event.kvmEntries) this.#kvmDue.set(JSON.stringify([e.scope, e.mapName, e.key]), e);
+    }
+    void this.#catchUp();
+  }
+
+  /** Does what is due, one thing at a time, until nothing is: what is asked meanwhile joins the work under way. */
+  #catchUp(): Promise<void> {
+    this.#refreshing ??= (async () => {
+      while (this.#reloadDue || this.#kvmDue) {
+        // What is read from here on holds every change committed so far, entries included.
+        const kvm = this.#reloadDue ? undefined : this.#kvmDue;
+        this.#reloadDue = false;
+        this.#kvmDue = undefined;
         try {
-          const snapshot = await withTimeout(this.db.loadSnapshot(), SNAPSHOT_TIMEOUT_MS, 'loading the snapshot');
-          this.#snapshot = snapshot;
-          this.#identity = new SnapshotIdentity(snapshot);
-          this.#compile(this.#fileManifests, snapshot);
+          if (kvm) await this.#readKvm(kvm);
+          else await this.#reload();
           this.#retryDelayMs = RETRY_MIN_MS;
         } catch (err) {
           const problems = err instanceof ConfigError ? err.problems : [(err as Error).message];
@@ -237,14 +269,33 @@ export class ApiManagement {
           // A bad stored manifest is not retried: it would fail the same way.
           if (!(err instanceof ConfigError)) this.#retryLater();
         }
-      } while (this.#refreshAgain);
+      }
       this.#refreshing = null;
     })();
     return this.#refreshing;
   }
 
+  async #reload(): Promise<void> {
+    const snapshot = await withTimeout(this.db.loadSnapshot(), SNAPSHOT_TIMEOUT_MS, 'loading the snapshot');
+    this.#snapshot = snapshot;
+    this.#identity = new SnapshotIdentity(snapshot);
+    this.#kvm.load(snapshot.kvmEntries);
+    this.#compile(this.#fileManifests, snapshot);
+  }
+
+  async #readKvm(which: Map<string, KvmEntryRef> | 'all'): Promise<void> {
+    if (which === 'all') {
+      this.#kvm.load(await withTimeout(this.db.kvm.listAll(), SNAPSHOT_TIMEOUT_MS, 'loading the key-value map entries'));
+      return;
+    }
+    for (const e of which.values()) {
+      this.#kvm.update(e, await withTimeout(this.db.kvm.get(e.scope as KvmScope, e.mapName, e.key), SNAPSHOT_TIMEOUT_MS, 'reading a key-value map entry'));
+    }
+  }
+
   #compile(fileManifests: readonly Manifest[], snapshot: Snapshot): void {
     const engine = this.#build(fileManifests, snapshot, this.#logger);
+    this.#kvm.useEncrypted(encryptedMaps(fileManifests, snapshot));
     this.#engine = engine;
     this.#hooks = { ...engine.hooks, quotaReport: (ctx: RequestContext) => engine.quotaReport(ctx) };
     this.onHooks(this.#hooks);
@@ -311,9 +362,8 @@ export class ApiManagement {
   }
 
   #build(fileManifests: readonly Manifest[], snapshot: Snapshot, logger: Logger): PolicyEngine {
-    const kvm = new KvmView(snapshot, encryptedMaps(fileManifests, snapshot), this.#kvmCipher, this.db, logger);
     const manifests = this.#manifestsOf(fileManifests, snapshot, logger);
-    return createPolicyEngine({ manifests, counters: this.counters, identity: this.#identitySource, logger, kvm, caches: this.caches, promptCalibration: this.#promptCalibration, tokensInFlight: this.#tokensInFlight, onCounterError: this.#onCounterError, tracer: this.#tracer });
+    return createPolicyEngine({ manifests, counters: this.counters, identity: this.#identitySource, logger, kvm: this.#kvm, caches: this.caches, promptCalibration: this.#promptCalibration, tokensInFlight: this.#tokensInFlight, onCounterError: this.#onCounterError, tracer: this.#tracer });
   }
 
   #retryLater(): void {

@@ -47,13 +47,18 @@ export async function storeDocument(store: StoreView, doc: ApimDocument): Promis
 
 /**
  * Deletes the object from the table its kind lives in; a KeyValueMap takes its entries (every scope) with it, so a
- * map made again under the same name starts empty. Run it in a transaction. @throws NotFoundError.
+ * map made again under the same name starts empty, and an APIProduct its product-scoped entries (often its
+ * credentials), so a product made again under its name does not read them. Run it in a transaction.
+ * @throws NotFoundError.
  */
 export async function deleteDocument(store: StoreView, kind: string, name: string): Promise<void> {
   switch (kind) {
-    case 'APIProduct':
+    case 'APIProduct': {
       await store.products.delete(name);
+      const scope = `apiproduct:${name}` as const;
+      for (const map of await store.kvm.mapNames(scope)) await store.kvm.deleteMap(scope, map);
       return;
+    }
     case 'APIOperationSet':
       await store.operationSets.delete(name);
       return;

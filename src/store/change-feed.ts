@@ -5,9 +5,21 @@ export const RESOURCE_TYPES = ['apiproduct', 'operationset', 'manifest', 'develo
 
 export type ResourceType = (typeof RESOURCE_TYPES)[number];
 
+/** One key-value map entry, as a change event names it. */
+export interface KvmEntryRef {
+  scope: string;
+  mapName: string;
+  key: string;
+}
+
 export interface ChangeEvent {
   /** What a committed transaction touched; every type after the PostgreSQL listener reconnects (events may be lost). */
   resourceTypes: ResourceType[];
+  /**
+   * Set when the transaction's `kvm` changes were these entries alone (policies' `put`s, written per request): a
+   * listener may read just them again. Without it a `kvm` change may be anything (a whole map gone).
+   */
+  kvmEntries?: KvmEntryRef[];
   /** `local`: committed by this process; `remote`: learned from another replica through PostgreSQL NOTIFY. */
   origin: 'local' | 'remote';
 }

@@ -53,6 +53,19 @@ for (const backend of DATABASE_BACKENDS) {
       assert.deepEqual(events, [{ resourceTypes: ['developer'], origin: 'local' }]);
     });
 
+    test("a policy's put is announced as that entry alone, without an audit row", async () => {
+      const events: ChangeEvent[] = [];
+      const stop = a.onChange((e) => events.push(e));
+      await a.kvm.putFromPolicy({ scope: 'apiproduct:gold', mapName: 'flow', key: 'k', value: 'v' });
+      await a.kvm.put({ scope: 'environment', mapName: 'flow', key: 'k', value: 'v' });
+      stop();
+      assert.deepEqual(events, [
+        { resourceTypes: ['kvm'], kvmEntries: [{ scope: 'apiproduct:gold', mapName: 'flow', key: 'k' }], origin: 'local' },
+        { resourceTypes: ['kvm'], origin: 'local' },
+      ]);
+      assert.deepEqual((await a.audit.list({ resourceType: 'kvm', resourceName: 'apiproduct:gold/flow/k' })).items, []);
+    });
+
     // Between instances, changes travel by PostgreSQL LISTEN/NOTIFY; SQLite is one process's database.
     if (backend.name === 'postgres') {
 
@@ -62,6 +75,20 @@ for (const backend of DATABASE_BACKENDS) {
         const heard = nextEvent(a, remoteOnly('apiproduct'));
         await b.products.create({ name: 'from-b' });
         assert.deepEqual(await heard, { resourceTypes: ['apiproduct'], origin: 'remote' });
+      } finally {
+        await b.close();
+      }
+    });
+
+    test("another instance learns which entries a policy's put wrote; too long to name in a notification, they go unnamed", async () => {
+      const b = await target.open();
+      try {
+        const named = nextEvent(a, remoteOnly('kvm'));
+        await b.kvm.putFromPolicy({ scope: 'environment', mapName: 'flow', key: 'short', value: 'v' });
+        assert.deepEqual(await named, { resourceTypes: ['kvm'], kvmEntries: [{ scope: 'environment', mapName: 'flow', key: 'short' }], origin: 'remote' });
+        const unnamed = nextEvent(a, remoteOnly('kvm'));
+        await b.kvm.putFromPolicy({ scope: 'environment', mapName: 'flow', key: 'k'.repeat(8000), value: 'v' });
+        assert.deepEqual(await unnamed, { resourceTypes: ['kvm'], origin: 'remote' });
       } finally {
         await b.close();
       }

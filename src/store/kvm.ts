@@ -5,7 +5,7 @@ import { conflictOnUnique } from './constraint-errors.js';
 import { NotFoundError } from './errors.js';
 import { paginate, type Page, type PageRequest } from './pagination.js';
 import type { KvmEntriesTable } from './schema.js';
-import type { Session } from './session.js';
+import type { Session, WriteContext } from './session.js';
 
 export type KvmScope = 'environment' | `apiproduct:${string}`;
 
@@ -68,16 +68,28 @@ export class Kvm {
   /** Creates or replaces the entry. The audit row names the entry but never holds its value. */
   put(input: KvmPutInput): Promise<KvmEntry> {
     return this.#session.write(async (w) => {
-      const values = { value: input.value, encrypted: input.encrypted ? 1 : 0, updated_at: w.now };
-      const row = await w.db
-        .insertInto('kvm_entries')
-        .values({ scope: input.scope, map_name: input.mapName, key: input.key, ...values, created_at: w.now })
-        .onConflict((oc) => oc.columns(['scope', 'map_name', 'key']).doUpdateSet(values))
-        .returningAll()
-        .executeTakeFirstOrThrow();
+      const row = await upsert(w, input);
       await w.audit({ action: 'put', resourceType: RESOURCE, resourceName: entryName(input), detail: { encrypted: Boolean(input.encrypted) } });
       return toEntry(row);
     });
+  }
+
+  /**
+   * Creates or replaces the entry for a policy's `put`, which the data plane runs per request: it is the flow's data,
+   * not a configuration change, so no audit row; and the change is announced as this entry alone, so replicas read
+   * it again instead of everything.
+   */
+  putFromPolicy(input: KvmPutInput): Promise<void> {
+    return this.#session.write(async (w) => {
+      await upsert(w, input);
+      w.kvmEntryWritten({ scope: input.scope, mapName: input.mapName, key: input.key });
+    });
+  }
+
+  /** The maps that have entries in this scope. */
+  async mapNames(scope: KvmScope): Promise<string[]> {
+    const rows = await this.#session.db.selectFrom('kvm_entries').select('map_name').distinct().where('scope', '=', scope).orderBy('map_name').execute();
+    return rows.map((r) => r.map_name);
   }
 
   /**
@@ -132,6 +144,16 @@ export class Kvm {
       return deleted.length;
     });
   }
+}
+
+function upsert(w: WriteContext, input: KvmPutInput): Promise<Selectable<KvmEntriesTable>> {
+  const values = { value: input.value, encrypted: input.encrypted ? 1 : 0, updated_at: w.now };
+  return w.db
+    .insertInto('kvm_entries')
+    .values({ scope: input.scope, map_name: input.mapName, key: input.key, ...values, created_at: w.now })
+    .onConflict((oc) => oc.columns(['scope', 'map_name', 'key']).doUpdateSet(values))
+    .returningAll()
+    .executeTakeFirstOrThrow();
 }
 
 function entryName(e: { scope: string; mapName: string; key: string }): string {

@@ -1,14 +1,20 @@
 // Cross-replica change notification over PostgreSQL LISTEN/NOTIFY on a dedicated connection that reconnects.
 import type pg from 'pg';
 import { sql, type Kysely } from 'kysely';
+import { z } from 'zod';
 import type { Logger } from '../lib/logger.js';
 import { withTimeout } from '../lib/with-timeout.js';
 import { CONNECT_TIMEOUT_MS, loadPg } from './postgres-connection.js';
-import { RESOURCE_TYPES, type ChangeEvent, type ResourceType } from './change-feed.js';
+import { RESOURCE_TYPES, type ChangeEvent, type KvmEntryRef, type ResourceType } from './change-feed.js';
 
 export const CHANGE_CHANNEL = 'tollgate_changes';
 
 const MAX_RECONNECT_DELAY_MS = 5000;
+
+/** PostgreSQL refuses a NOTIFY payload of 8000 bytes or more (and with it the transaction that sends it). */
+const MAX_PAYLOAD_BYTES = 7999;
+
+const kvmEntryRefs = z.array(z.object({ scope: z.string(), mapName: z.string(), key: z.string() }));
 
 /** How often the LISTEN connection proves it is alive (default); a probe unanswered within this counts as lost. */
 export const DEFAULT_HEARTBEAT_MS = 5000;
@@ -21,11 +27,18 @@ interface ChangeMessage {
   schema: string;
   origin: string;
   resourceTypes: ResourceType[];
+  kvmEntries?: KvmEntryRef[];
 }
 
-/** Sends the notification inside the writing transaction: PostgreSQL delivers it only if that transaction commits. */
+/**
+ * Sends the notification inside the writing transaction: PostgreSQL delivers it only if that transaction commits.
+ * Entries too long to name in one payload (keys are rendered from requests) go unnamed: receivers then read every
+ * key-value map entry again, which is slower but never refuses the write.
+ */
 export async function notifyChange(conn: Kysely<any>, message: ChangeMessage): Promise<void> {
-  await sql`select pg_notify(${CHANGE_CHANNEL}, ${JSON.stringify(message)})`.execute(conn);
+  let payload = JSON.stringify(message);
+  if (message.kvmEntries && Buffer.byteLength(payload) > MAX_PAYLOAD_BYTES) payload = JSON.stringify({ ...message, kvmEntries: undefined });
+  await sql`select pg_notify(${CHANGE_CHANNEL}, ${payload})`.execute(conn);
 }
 
 /** end() would wait for a silent server; the socket is dropped instead. */
@@ -167,6 +180,9 @@ export class PgChangeListener {
     if (message.schema !== this.#schema || message.origin === this.#instanceId) return;
     const known = new Set<string>(RESOURCE_TYPES);
     const resourceTypes = (message.resourceTypes ?? []).filter((t) => known.has(t));
-    if (resourceTypes.length > 0) this.#deliver({ resourceTypes, origin: 'remote' });
+    if (resourceTypes.length === 0) return;
+    // Entries a receiver cannot read make it a change of any entry, not one of none.
+    const entries = kvmEntryRefs.safeParse(message.kvmEntries);
+    this.#deliver({ resourceTypes, ...(entries.success && { kvmEntries: entries.data }), origin: 'remote' });
   }
 }

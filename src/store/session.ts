@@ -1,7 +1,7 @@
 // Who is writing and in which transaction: every mutation runs in one, writes its audit row there, and is announced after commit.
 import { sql, type Kysely, type SelectQueryBuilder } from 'kysely';
 import type { DialectName } from './database-url.js';
-import type { ChangeFeed, ResourceType } from './change-feed.js';
+import type { ChangeEvent, ChangeFeed, KvmEntryRef, ResourceType } from './change-feed.js';
 import { insertAuditRow } from './audit-log.js';
 import { notifyChange } from './pg-change-listener.js';
 import { inTransaction } from './transaction.js';
@@ -29,6 +29,8 @@ export interface AuditInput {
 interface OpenTransaction {
   db: Kysely<Tables>;
   changed: Set<ResourceType>;
+  /** Key-value map entries written without an audit row (kvmEntryWritten). */
+  kvmEntries: KvmEntryRef[];
 }
 
 /** Handed to a mutation: the transaction's connection, one timestamp for the whole change, and the audit writer. */
@@ -52,6 +54,14 @@ export class WriteContext {
   async audit(entry: AuditInput): Promise<void> {
     await insertAuditRow(this.#tx.db, { ...entry, at: this.now, actor: this.#actor });
     this.#tx.changed.add(entry.resourceType);
+  }
+
+  /**
+   * For a key-value map entry a policy's `put` wrote: announced as that entry alone, so listeners need not read
+   * every entry (or anything else) again for it.
+   */
+  kvmEntryWritten(entry: KvmEntryRef): void {
+    this.#tx.kvmEntries.push(entry);
   }
 
   /** For rows a mutation removes or alters as a side effect (ON DELETE CASCADE). */
@@ -109,15 +119,15 @@ export class Session {
   async transaction<T>(fn: (session: Session) => Promise<T>): Promise<T> {
     if (this.#tx) return fn(this);
     const { db, dialect, feed, instanceId, schema } = this.core;
-    const changed = new Set<ResourceType>();
+    const tx: Omit<OpenTransaction, 'db'> = { changed: new Set(), kvmEntries: [] };
+    let event: Omit<ChangeEvent, 'origin'> | undefined;
     const result = await inTransaction(db, dialect, 'write', async (conn) => {
-      const value = await fn(new Session(this.core, this.actor, { db: conn, changed }));
-      if (changed.size > 0 && dialect === 'postgres') {
-        await notifyChange(conn, { schema, origin: instanceId, resourceTypes: [...changed] });
-      }
+      const value = await fn(new Session(this.core, this.actor, { db: conn, ...tx }));
+      event = changeOf(tx);
+      if (event && dialect === 'postgres') await notifyChange(conn, { schema, origin: instanceId, ...event });
       return value;
     });
-    if (changed.size > 0) feed.publish({ resourceTypes: [...changed], origin: 'local' });
+    if (event) feed.publish({ ...event, origin: 'local' });
     return result;
   }
 
@@ -125,7 +135,15 @@ export class Session {
   snapshot<T>(fn: (session: Session) => Promise<T>): Promise<T> {
     if (this.#tx) return fn(this);
     return inTransaction(this.core.db, this.core.dialect, 'snapshot', (conn) =>
-      fn(new Session(this.core, this.actor, { db: conn, changed: new Set() })),
+      fn(new Session(this.core, this.actor, { db: conn, changed: new Set(), kvmEntries: [] })),
     );
   }
+}
+
+/** What a transaction tells listeners; undefined when it changed nothing. */
+function changeOf(tx: Omit<OpenTransaction, 'db'>): Omit<ChangeEvent, 'origin'> | undefined {
+  if (tx.kvmEntries.length === 0) return tx.changed.size > 0 ? { resourceTypes: [...tx.changed] } : undefined;
+  // Entries are named only when they are all of the transaction's kvm changes (an audited one may be a whole map).
+  if (tx.changed.has('kvm')) return { resourceTypes: [...tx.changed] };
+  return { resourceTypes: [...tx.changed, 'kvm'], kvmEntries: tx.kvmEntries };
 }
