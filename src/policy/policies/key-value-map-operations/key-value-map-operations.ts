@@ -16,7 +16,7 @@ export const KEY_VALUE_MAP_OPERATIONS_FAULTS = {
 
 /**
  * @example keyValueMapOperations('tier-of-app', { mapIdentifier: 'tiers', get: [{ assignTo: 'kvm.tier',
- *   key: '{developer.app.name}', defaultValue: 'free' }] }, deps) — later: {ref: kvm.tier}
+ *   key: '{developer.app.id}', defaultValue: 'free' }] }, deps) — later: {ref: kvm.tier}
  */
 export const keyValueMapOperations: PolicyFactory = (name, spec, deps) => {
   const s = keyValueMapOperationsSpec.parse(spec);
