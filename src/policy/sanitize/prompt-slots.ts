@@ -1,5 +1,7 @@
 // The places in a request body that hold prompt text a sanitizer reads and may rewrite: chat messages of the
-// configured roles (string content or text parts), the completions prompt, the embeddings and responses input.
+// configured roles (string content, or text parts read as one text), the completions prompt and suffix, the
+// embeddings and responses input; the URLs that image and file parts point the model server at; and whether the
+// prompt is token ids, which cannot be read.
 import type { OpenAIBody } from '../../gateway/openai-request.js';
 
 export interface TextSlot {
@@ -8,7 +10,25 @@ export interface TextSlot {
   set(text: string): void;
 }
 
-type Part = { type?: string; text?: unknown };
+/** One text judged whole. */
+export interface PromptText {
+  /**
+   * One slot, or a message's text parts: the model reads those joined (text-parts.ts), so judged one by one, a phrase
+   * split across two passed.
+   */
+  parts: TextSlot[];
+  /** A URL the model server fetches (an image or file part's), judged by the maliciousUri filter alone. */
+  url: boolean;
+}
+
+export interface PromptSlots {
+  texts: PromptText[];
+  /** `prompt` or `input` holds token ids: text no filter can read. */
+  tokenIds: boolean;
+}
+
+type Part = Record<string, unknown>;
+type Item = { role?: unknown; content?: unknown };
 
 function slot(text: string, write: (t: string) => void): TextSlot {
   const s: TextSlot = {
@@ -20,12 +40,37 @@ function slot(text: string, write: (t: string) => void): TextSlot {
   };
   return s;
 }
-type Item = { role?: unknown; content?: unknown };
 
-function partSlots(parts: Part[], out: TextSlot[]): void {
-  for (const p of parts) {
-    if (p && typeof p.text === 'string') out.push(slot(p.text, (t) => (p.text = t)));
+const one = (s: TextSlot): PromptText => ({ parts: [s], url: false });
+
+/** Where parts hold a URL: chat's `image_url: {url}` (vLLM's `audio_url`, `video_url` alike), the responses API's `input_image` `image_url` and `input_file` `file_url`. */
+const URL_KEYS = ['url', 'image_url', 'file_url'];
+/** Inline data: nothing is fetched. */
+const DATA_URL = /^data:/i;
+
+function urlSlot(part: Part): TextSlot | undefined {
+  for (const holder of [part[String(part.type)], part]) {
+    if (!holder || typeof holder !== 'object') continue;
+    const h = holder as Part;
+    for (const key of URL_KEYS) {
+      const url = h[key];
+      if (typeof url === 'string' && !DATA_URL.test(url)) return slot(url, (t) => (h[key] = t));
+    }
   }
+  return undefined;
+}
+
+/** Content parts: the text parts as one text, and each URL part's URL. */
+function partTexts(parts: unknown[], out: PromptText[]): void {
+  const texts: TextSlot[] = [];
+  for (const p of parts) {
+    if (!p || typeof p !== 'object') continue;
+    const part = p as Part;
+    if (typeof part.text === 'string') texts.push(slot(part.text, (t) => (part.text = t)));
+    const url = urlSlot(part);
+    if (url) out.push({ parts: [url], url: true });
+  }
+  if (texts.length > 0) out.push({ parts: texts, url: false });
 }
 
 /** The roles the OpenAI API defines besides `user`; any other (`human`, `user ` with a space, none) may reach the model as a user's words. */
@@ -42,43 +87,48 @@ function scanned(role: unknown, roles: ReadonlySet<string>): boolean {
 
 /**
  * Messages (or responses-API input items) of `roles` (lower case; a role is matched in any case, as some servers read
- * `User` as a user), each string or text part a slot. A responses-API tool result (`function_call_output`) is the
- * `tool` role's.
+ * `User` as a user), string or content parts. A responses-API tool result (`function_call_output`) is the `tool`
+ * role's.
  */
-function messageSlots(items: Item[], roles: ReadonlySet<string>, out: TextSlot[]): void {
+function messageTexts(items: Item[], roles: ReadonlySet<string>, out: PromptText[]): void {
   for (const m of items) {
     if (!m || typeof m !== 'object') continue;
     const output = m as { type?: unknown; output?: unknown };
     if (output.type === 'function_call_output') {
-      if (roles.has('tool') && typeof output.output === 'string') out.push(slot(output.output, (t) => (output.output = t)));
+      if (!roles.has('tool')) continue;
+      if (typeof output.output === 'string') out.push(one(slot(output.output, (t) => (output.output = t))));
+      else if (Array.isArray(output.output)) partTexts(output.output, out);
       continue;
     }
     if (!scanned(m.role, roles)) continue;
-    if (typeof m.content === 'string') out.push(slot(m.content, (t) => (m.content = t)));
-    else if (Array.isArray(m.content)) partSlots(m.content as Part[], out);
+    if (typeof m.content === 'string') out.push(one(slot(m.content, (t) => (m.content = t))));
+    else if (Array.isArray(m.content)) partTexts(m.content, out);
   }
 }
 
-function inputSlots(holder: Record<string, unknown>, key: string, roles: ReadonlySet<string>, out: TextSlot[]): void {
+/** @returns whether the field holds token ids. */
+function inputTexts(holder: Record<string, unknown>, key: string, roles: ReadonlySet<string>, out: PromptText[]): boolean {
   const v = holder[key];
-  if (typeof v === 'string') out.push(slot(v, (t) => (holder[key] = t)));
-  else if (Array.isArray(v)) {
-    v.forEach((x, i) => {
-      if (typeof x === 'string') out.push(slot(x, (t) => (v[i] = t)));
-    });
-    messageSlots(v.filter((x): x is Item => typeof x === 'object' && x !== null), roles, out);
-  }
+  if (typeof v === 'string') out.push(one(slot(v, (t) => (holder[key] = t))));
+  if (!Array.isArray(v)) return false;
+  v.forEach((x, i) => {
+    if (typeof x === 'string') out.push(one(slot(x, (t) => (v[i] = t))));
+  });
+  messageTexts(v.filter((x): x is Item => typeof x === 'object' && x !== null), roles, out);
+  return v.some((x) => typeof x === 'number' || Array.isArray(x));
 }
 
-export function promptSlots(body: OpenAIBody, roles: ReadonlySet<string>): TextSlot[] {
-  const out: TextSlot[] = [];
-  if (Array.isArray(body.messages)) messageSlots(body.messages, roles, out);
-  // The responses API's system prompt.
+export function promptSlots(body: OpenAIBody, roles: ReadonlySet<string>): PromptSlots {
+  const texts: PromptText[] = [];
+  if (Array.isArray(body.messages)) messageTexts(body.messages, roles, texts);
   const holder = body as Record<string, unknown>;
+  // The responses API's system prompt.
   if (typeof holder.instructions === 'string' && (roles.has('system') || roles.has('developer'))) {
-    out.push(slot(holder.instructions, (t) => (holder.instructions = t)));
+    texts.push(one(slot(holder.instructions, (t) => (holder.instructions = t))));
   }
-  inputSlots(body, 'prompt', roles, out);
-  inputSlots(body, 'input', roles, out);
-  return out;
+  const promptIds = inputTexts(holder, 'prompt', roles, texts);
+  // What a completion fills in before: the prompt's second half.
+  if (typeof holder.suffix === 'string') texts.push(one(slot(holder.suffix, (t) => (holder.suffix = t))));
+  const inputIds = inputTexts(holder, 'input', roles, texts);
+  return { texts, tokenIds: promptIds || inputIds };
 }

@@ -7,7 +7,7 @@ import type { CloseRequest } from '../../lib/answer-calls.js';
 import { spawnWorker } from '../../lib/spawn-worker.js';
 import { OnDemandWorker } from '../../lib/on-demand-worker.js';
 import type { ScanAnswer, ScanRequest } from './scan-thread-protocol.js';
-import type { TextVerdict } from './scanner.js';
+import type { ScanText, TextVerdict } from './scanner.js';
 
 /** 64 Ki characters: ~50 ms of scanning at most on the event loop. */
 export const OFF_LOOP_CHARS = 64 * 1024;
@@ -24,7 +24,7 @@ const thread = new OnDemandWorker<ScanRequest | CloseRequest, ScanAnswer>({
 });
 
 /** The verdict on each text, as `new Scanner(spec.filters).judge(text)` gives it, reached off the event loop. */
-export async function judgeOffLoop(spec: unknown, texts: string[]): Promise<TextVerdict[]> {
+export async function judgeOffLoop(spec: unknown, texts: ScanText[]): Promise<TextVerdict[]> {
   const answer = await thread.call({ type: 'scan', spec, texts });
   if (answer.type === 'failed') throw new Error(answer.message);
   return answer.verdicts;

@@ -5,7 +5,7 @@ import { sanitizeUserPromptSpec } from '../../../config/apim-kinds.js';
 import type { RequestContext } from '../../../gateway/context.js';
 import { policyFault } from '../../../gateway/errors.js';
 import type { Finding } from '../../sanitize/finding.js';
-import { promptSlots, type TextSlot } from '../../sanitize/prompt-slots.js';
+import { promptSlots, type PromptText } from '../../sanitize/prompt-slots.js';
 import { OFF_LOOP_CHARS, judgeOffLoop } from '../../sanitize/scan-thread.js';
 import { Scanner, type TextVerdict } from '../../sanitize/scanner.js';
 import { classifierCheck, describe } from '../../sanitize/verdict.js';
@@ -22,6 +22,10 @@ function blocked(findings: readonly Finding[]): never {
   throw policyFault(400, SANITIZE_USER_PROMPT_FAULTS.userPromptBlocked, `The prompt was blocked: ${describe(findings)}`);
 }
 
+function unreadable(): never {
+  throw policyFault(400, SANITIZE_USER_PROMPT_FAULTS.userPromptBlocked, 'The prompt was blocked: a prompt of token ids cannot be checked; send it as text');
+}
+
 /**
  * @example sanitizeUserPrompt('guard', { filters: { sensitiveData: { action: 'redact' }, piAndJailbreak: { action: 'block' } } }, deps)
  */
@@ -31,18 +35,27 @@ export const sanitizeUserPrompt: PolicyFactory = (name, spec) => {
   const roles = new Set(s.roles.map((r) => r.toLowerCase()));
   const classifier = s.classifier ? classifierCheck(s.classifier, SANITIZE_USER_PROMPT_FAULTS.classifierUnavailable) : undefined;
 
-  /** Blocks, or redacts the slots in place, by the verdict on each; then the classifier, if any, has its say. */
-  function judge(ctx: RequestContext, slots: TextSlot[], verdicts: TextVerdict[]): void | Promise<void> {
+  /**
+   * Token ids are not decoded: the gateway's tokenizer (o200k_base) is not the model's, so the text it would judge is
+   * not the text the model reads. A policy that may block refuses them; one that only redacts lets them through.
+   */
+  const refusesTokenIds = scanner.blocks || classifier !== undefined;
+
+  /** Blocks, or redacts the texts in place, by the verdict on each; then the classifier, if any, has its say. */
+  function judge(ctx: RequestContext, texts: PromptText[], verdicts: TextVerdict[]): void | Promise<void> {
     const blocking = verdicts.flatMap((v) => v.blocking);
     if (blocking.length > 0) blocked(blocking);
     for (let i = 0; i < verdicts.length; i++) {
       const redacted = verdicts[i].redacted;
       if (redacted === undefined) continue;
-      slots[i].set(redacted);
+      texts[i].parts.forEach((part, j) => {
+        if (part.text !== redacted[j]) part.set(redacted[j]);
+      });
       ctx.bodyChanged = true;
     }
-    if (!classifier || slots.length === 0) return;
-    return classifier.check(slots.map((x) => x.text).join('\n')).then((f) => {
+    const prose = texts.filter((t) => !t.url).flatMap((t) => t.parts.map((p) => p.text));
+    if (!classifier || prose.length === 0) return;
+    return classifier.check(prose.join('\n')).then((f) => {
       if (f) blocked([f]);
     });
   }
@@ -57,18 +70,14 @@ export const sanitizeUserPrompt: PolicyFactory = (name, spec) => {
     admit(ctx: RequestContext) {
       // Nothing reaches a model server after an earlier policy answered (a cache hit).
       if (!ctx.body || ctx.directResponse || (!scanner.active && !classifier)) return;
-      const slots = promptSlots(ctx.body, roles);
-      if (!scanner.active) return judge(ctx, slots, []);
+      const { texts, tokenIds } = promptSlots(ctx.body, roles);
+      if (tokenIds && refusesTokenIds) unreadable();
+      if (!scanner.active) return judge(ctx, texts, []);
       let chars = 0;
-      for (const slot of slots) chars += slot.text.length;
-      if (chars > OFF_LOOP_CHARS) {
-        return judgeOffLoop(spec, slots.map((slot) => slot.text)).then((verdicts) => judge(ctx, slots, verdicts));
-      }
-      return judge(
-        ctx,
-        slots,
-        slots.map((slot) => scanner.judge(slot.text)),
-      );
+      for (const t of texts) for (const part of t.parts) chars += part.text.length;
+      const plain = texts.map((t) => ({ parts: t.parts.map((p) => p.text), url: t.url }));
+      if (chars > OFF_LOOP_CHARS) return judgeOffLoop(spec, plain).then((verdicts) => judge(ctx, texts, verdicts));
+      return judge(ctx, texts, plain.map((t) => scanner.judge(t)));
     },
   } satisfies Policy & { readonly classifierFailures: number };
 };
