@@ -4,14 +4,15 @@ import type { AddRoute, ApimAdminDeps } from './admin-deps.js';
 import { storeFor } from './admin-deps.js';
 import { invalid, readAction, readBody, readPage } from './admin-input.js';
 import { appBody, appReplaceBody } from './admin-schemas.js';
-import { appKeys, findApp } from './developer-app.js';
+import { findApp, lockApp } from './developer-app.js';
 import { expiresAfter, grantsFor } from './new-key.js';
 import { appResource, credentialResource, issuedCredentialResource } from './resource-shapes.js';
 
 const APP_ACTIONS: Record<string, AppStatus> = { approve: 'approved', revoke: 'revoked' };
 
+/** The app with every one of its keys (the keys route pages through them; this answer is the whole app). */
 async function withKeys(store: StoreView, app: App) {
-  return appResource(app, (await appKeys(store, app.id)).map(credentialResource));
+  return appResource(app, (await store.credentials.listAllForApp(app.id)).map(credentialResource));
 }
 
 export function registerAppRoutes(add: AddRoute, deps: ApimAdminDeps): void {
@@ -45,12 +46,8 @@ export function registerAppRoutes(add: AddRoute, deps: ApimAdminDeps): void {
       throw invalid('Apps cannot be renamed', [{ path: 'name', message: `must be "${req.params.app}", as in the path` }]);
     }
     const updated = await storeFor(deps, req).transaction(async (tx) => {
-      const app = await findApp(tx, req.params);
-      if (body.apiProducts !== undefined) {
-        for (const key of await appKeys(tx, app.id)) {
-          await tx.credentials.setApiProducts(key.keyId, await grantsFor(tx, body.apiProducts, 'apiProducts', key.apiProducts));
-        }
-      }
+      const app = await lockApp(tx, req.params);
+      if (body.apiProducts !== undefined) await tx.credentials.regrantApp(app.id, await grantsFor(tx, body.apiProducts, 'apiProducts'));
       return withKeys(tx, await tx.apps.update(app.id, { attributes: body.attributes ?? [], callbackUrl: body.callbackUrl ?? null }));
     });
     return { body: updated };
@@ -65,8 +62,8 @@ export function registerAppRoutes(add: AddRoute, deps: ApimAdminDeps): void {
 
   add('DELETE', '/v1/developers/{email}/apps/{app}', async (req) => {
     const deleted = await storeFor(deps, req).transaction(async (tx) => {
-      const app = await findApp(tx, req.params);
-      const keys = await appKeys(tx, app.id);
+      const app = await lockApp(tx, req.params);
+      const keys = await tx.credentials.listAllForApp(app.id);
       return appResource(await tx.apps.delete(app.id), keys.map(credentialResource));
     });
     return { body: deleted };

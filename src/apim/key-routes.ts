@@ -5,7 +5,7 @@ import type { AddRoute, ApimAdminDeps } from './admin-deps.js';
 import { storeFor } from './admin-deps.js';
 import { readAction, readBody, readPage } from './admin-input.js';
 import { keyBody } from './admin-schemas.js';
-import { appKeys, findApp, findKey } from './developer-app.js';
+import { findApp, findKey, lockApp } from './developer-app.js';
 import { expiresAfter, grantsFor } from './new-key.js';
 import { credentialResource, issuedCredentialResource, pageBody } from './resource-shapes.js';
 
@@ -24,9 +24,9 @@ export function registerKeyRoutes(add: AddRoute, deps: ApimAdminDeps): void {
   add('POST', KEYS, async (req) => {
     const body = await readBody(req, keyBody);
     const issued = await storeFor(deps, req).transaction(async (tx) => {
-      const app = await findApp(tx, req.params);
+      const app = await lockApp(tx, req.params);
       // Without a list, the new key gets the products the app's keys hold (approvals are per key, so they start over).
-      const products = body.apiProducts ?? [...new Set((await appKeys(tx, app.id)).flatMap((k) => k.apiProducts.map((g) => g.apiproduct)))];
+      const products = body.apiProducts ?? (await tx.credentials.productsOfApp(app.id));
       return tx.credentials.issue({
         appId: app.id,
         apiProducts: await grantsFor(tx, products, 'apiProducts'),

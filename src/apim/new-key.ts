@@ -4,14 +4,9 @@ import { invalid, type FieldProblem } from './admin-input.js';
 
 /**
  * Grants for `products` in the given order: a product with approvalType manual starts `pending` until approved on
- * the key, an auto one `approved`; grants in `current` keep their status. `field` names the list in errors.
+ * the key, an auto one `approved`. `field` names the list in errors.
  */
-export async function grantsFor(
-  store: StoreView,
-  products: readonly string[],
-  field: string,
-  current: readonly ApiProductGrant[] = [],
-): Promise<ApiProductGrant[]> {
+export async function grantsFor(store: StoreView, products: readonly string[], field: string): Promise<ApiProductGrant[]> {
   const grants: ApiProductGrant[] = [];
   const problems: FieldProblem[] = [];
   for (const [i, name] of products.entries()) {
@@ -20,7 +15,7 @@ export async function grantsFor(
       problems.push({ path: `${field}[${i}]`, message: `API product "${name}" does not exist` });
       continue;
     }
-    grants.push(current.find((g) => g.apiproduct === name) ?? { apiproduct: name, status: product.approvalType === 'manual' ? 'pending' : 'approved' });
+    grants.push({ apiproduct: name, status: product.approvalType === 'manual' ? 'pending' : 'approved' });
   }
   if (problems.length > 0) throw invalid('Unknown API products', problems);
   return grants;

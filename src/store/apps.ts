@@ -4,6 +4,7 @@ import type { Selectable } from 'kysely';
 import { decodeJson, decodeTimestamp, encodeJson } from './codec.js';
 import type { Attribute } from './common-types.js';
 import { conflictOnUnique } from './constraint-errors.js';
+import { auditKeysDeletedWith } from './credentials.js';
 import { NotFoundError } from './errors.js';
 import { paginate, type Page, type PageRequest } from './pagination.js';
 import { applyPatch, patchedFields, statusOf } from './patch.js';
@@ -124,15 +125,25 @@ export class Apps {
     });
   }
 
+  /**
+   * Locks the app until the transaction ends (SQLite serialises writers anyway). Every change to an app's keys takes
+   * this lock (credentials.issue, regrantApp); a change that also reads products (grants lock them shared) takes it
+   * first, so those locks are always taken in one order. @throws NotFoundError.
+   */
+  lock(appId: string): Promise<App> {
+    return this.#session.write((w) => this.#locked(w, appId));
+  }
+
   /** Apigee's `?action=approve|revoke`. */
   setStatus(appId: string, status: AppStatus): Promise<App> {
     return this.update(appId, { status });
   }
 
-  /** Deletes the app with its credentials. @throws NotFoundError. */
+  /** Deletes the app with its credentials, each with its own audit row. @throws NotFoundError. */
   delete(appId: string): Promise<App> {
     return this.#session.write(async (w) => {
       const current = await this.#locked(w, appId);
+      await auditKeysDeletedWith(w, { appId }, 'app deleted');
       await w.db.deleteFrom('apps').where('id', '=', appId).execute();
       await w.audit({ action: 'delete', resourceType: RESOURCE, resourceName: appId, detail: { developerId: current.developerId, name: current.name } });
       w.touched('credential');

@@ -87,6 +87,25 @@ export class Credentials {
     return paginate(query, { columns: ['created_at', 'key_id'], kinds: { created_at: 'timestamp' } }, page, toCredential);
   }
 
+  /** Every key of an app, in issue order: nothing limits how many an app holds, so no page can promise all of them. */
+  async listAllForApp(appId: string): Promise<Credential[]> {
+    const rows = await this.#session.db.selectFrom('credentials').selectAll().where('app_id', '=', appId).orderBy('created_at').orderBy('key_id').execute();
+    return rows.map(toCredential);
+  }
+
+  /**
+   * The products the app's keys hold, each once, in issue order: what a key issued without a list of its own gets.
+   * Locks the app as `issue` does, so no key is issued or re-granted between this read and the caller's issue.
+   * @throws NotFoundError.
+   */
+  productsOfApp(appId: string): Promise<string[]> {
+    return this.#session.write(async (w) => {
+      await lockApp(w, appId);
+      const rows = await w.db.selectFrom('credentials').select('api_products').where('app_id', '=', appId).orderBy('created_at').orderBy('key_id').execute();
+      return [...new Set(rows.flatMap((r) => decodeJson<ApiProductGrant[]>(r.api_products).map((g) => g.apiproduct)))];
+    });
+  }
+
   async listAll(): Promise<Credential[]> {
     const rows = await this.#session.db.selectFrom('credentials').selectAll().orderBy('created_at').orderBy('key_id').execute();
     return rows.map(toCredential);
@@ -98,8 +117,7 @@ export class Credentials {
    */
   issue(input: IssueCredentialInput): Promise<IssuedCredential> {
     return this.#session.write(async (w) => {
-      const app = await w.forUpdate(w.db.selectFrom('apps').select('id').where('id', '=', input.appId)).executeTakeFirst();
-      if (!app) throw new NotFoundError('app', input.appId);
+      await lockApp(w, input.appId);
       const consumerKey = input.consumerKey ?? generateApiKey();
       const consumerSecret = input.consumerSecret === undefined ? generateSecret() : input.consumerSecret;
       const keyId = generateKeyId();
@@ -138,9 +156,21 @@ export class Credentials {
     return this.#update(keyId, { status }, { status });
   }
 
-  /** Replaces the key's product grants. @throws NotFoundError. */
-  setApiProducts(keyId: string, apiProducts: ApiProductGrant[]): Promise<Credential> {
-    return this.#update(keyId, { api_products: encodeJson(apiProducts) }, { apiProducts: apiProducts.map((g) => g.apiproduct) });
+  /**
+   * Gives every key of the app `grants`, in that order; a grant a key already holds keeps its status (an approval
+   * stays approved). The app is locked first, as `issue` locks it, so a key issued meanwhile is re-granted too or
+   * issued after; each key is read locked, so an approval committed meanwhile is merged rather than overwritten.
+   * @throws NotFoundError.
+   */
+  regrantApp(appId: string, grants: readonly ApiProductGrant[]): Promise<void> {
+    return this.#session.write(async (w) => {
+      await lockApp(w, appId);
+      const query = w.db.selectFrom('credentials').selectAll().where('app_id', '=', appId).orderBy('created_at').orderBy('key_id');
+      for (const key of (await w.forUpdate(query).execute()).map(toCredential)) {
+        const merged = grants.map((g) => key.apiProducts.find((held) => held.apiproduct === g.apiproduct) ?? g);
+        await this.#write(w, key.keyId, { api_products: encodeJson(merged) }, { apiProducts: merged.map((g) => g.apiproduct) });
+      }
+    });
   }
 
   /** Approves or revokes one product on one key. @throws NotFoundError for an unknown key or a product it lacks. */
@@ -180,6 +210,26 @@ export class Credentials {
     const row = await w.forUpdate(w.db.selectFrom('credentials').selectAll().where('key_id', '=', keyId)).executeTakeFirst();
     if (!row) throw new NotFoundError(RESOURCE, keyId);
     return toCredential(row);
+  }
+}
+
+/** Locks an app's row (SQLite serialises writers anyway): the lock every change to an app's set of keys takes. */
+async function lockApp(w: WriteContext, appId: string): Promise<void> {
+  const app = await w.forUpdate(w.db.selectFrom('apps').select('id').where('id', '=', appId)).executeTakeFirst();
+  if (!app) throw new NotFoundError('app', appId);
+}
+
+/**
+ * Writes a `delete` audit row (saying `reason`) for each key of one app or of every app of one developer, which the
+ * caller is about to delete: ON DELETE CASCADE would remove the keys without a trace. The caller holds the apps'
+ * locks, so no key is issued in between.
+ */
+export async function auditKeysDeletedWith(w: WriteContext, owner: { appId: string } | { developerId: string }, reason: string): Promise<void> {
+  let query = w.db.selectFrom('credentials').select(['key_id', 'app_id']);
+  if ('appId' in owner) query = query.where('app_id', '=', owner.appId);
+  else query = query.where('app_id', 'in', w.db.selectFrom('apps').select('id').where('developer_id', '=', owner.developerId));
+  for (const row of await query.orderBy('created_at').orderBy('key_id').execute()) {
+    await w.audit({ action: 'delete', resourceType: RESOURCE, resourceName: row.key_id, detail: { appId: row.app_id, reason } });
   }
 }
 

@@ -4,6 +4,7 @@ import type { Selectable } from 'kysely';
 import { decodeJson, decodeTimestamp, encodeJson } from './codec.js';
 import type { Attribute } from './common-types.js';
 import { conflictOnUnique } from './constraint-errors.js';
+import { auditKeysDeletedWith } from './credentials.js';
 import { NotFoundError } from './errors.js';
 import { paginate, type Page, type PageRequest } from './pagination.js';
 import { applyPatch, patchedFields, statusOf } from './patch.js';
@@ -123,10 +124,15 @@ export class Developers {
     return this.update(idOrEmail, { status });
   }
 
-  /** Deletes the developer with its apps and their credentials. @throws NotFoundError. */
+  /** Deletes the developer with its apps and their credentials, each with its own audit row. @throws NotFoundError. */
   delete(idOrEmail: string): Promise<Developer> {
     return this.#session.write(async (w) => {
       const current = await this.#locked(w, idOrEmail);
+      // The developer's lock keeps new apps out; the apps' locks keep new keys out (credentials.issue takes them).
+      const apps = await w.forUpdate(w.db.selectFrom('apps').select(['id', 'name']).where('developer_id', '=', current.id).orderBy('id')).execute();
+      const reason = 'developer deleted';
+      for (const app of apps) await w.audit({ action: 'delete', resourceType: 'app', resourceName: app.id, detail: { developerId: current.id, name: app.name, reason } });
+      await auditKeysDeletedWith(w, { developerId: current.id }, reason);
       await w.db.deleteFrom('developers').where('id', '=', current.id).execute();
       await w.audit({ action: 'delete', resourceType: RESOURCE, resourceName: current.email, detail: { id: current.id } });
       w.touched('app');

@@ -225,6 +225,25 @@ for (const backend of DATABASE_BACKENDS) {
         assert.equal(await db.credentials.find(credential.keyId), undefined);
         await assert.rejects(db.developers.delete(dev.email), NotFoundError);
       });
+
+      test('deleting an app or a developer writes a delete row for each app and key it takes with it', async () => {
+        const dev = await db.developers.create({ email: `${unique('cascade')}@example.com` });
+        const [first, second] = [await db.apps.create(dev.id, { name: 'first' }), await db.apps.create(dev.id, { name: 'second' })];
+        const firstKey = (await db.credentials.issue({ appId: first.id })).credential.keyId;
+        const secondKeys = [(await db.credentials.issue({ appId: second.id })).credential.keyId, (await db.credentials.issue({ appId: second.id })).credential.keyId];
+        const admin = db.withActor('admin:dora');
+        await admin.apps.delete(first.id);
+        await admin.developers.delete(dev.email);
+        // Before, only the app's and the developer's own rows: the trail showed these keys issued and never removed.
+        const latest = async (resourceType: string, resourceName: string) => {
+          const [row] = (await db.audit.list({ resourceType, resourceName })).items;
+          return [row.action, row.actor, row.detail];
+        };
+        assert.deepEqual(await latest('credential', firstKey), ['delete', 'admin:dora', { appId: first.id, reason: 'app deleted' }]);
+        assert.deepEqual(await latest('app', first.id), ['delete', 'admin:dora', { developerId: dev.id, name: 'first' }]);
+        assert.deepEqual(await latest('app', second.id), ['delete', 'admin:dora', { developerId: dev.id, name: 'second', reason: 'developer deleted' }]);
+        for (const keyId of secondKeys) assert.deepEqual(await latest('credential', keyId), ['delete', 'admin:dora', { appId: second.id, reason: 'developer deleted' }]);
+      });
     });
 
     describe('key-value maps', () => {
