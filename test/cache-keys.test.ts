@@ -1,5 +1,6 @@
-// What a cache keys on besides the prompt: the query string the model server gets (ResponseCache and the semantic
-// cache), and on /v1/completions what shapes the answer without being embedded (suffix, echo, a batch of prompts).
+// What a cache keys on besides the prompt: the query string the model server gets and the upstream it goes to
+// (ResponseCache and the semantic cache), and on /v1/completions what shapes the answer without being embedded
+// (suffix, echo, a batch of prompts).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemoryCounterStore } from '../src/store/counters/memory.js';
@@ -10,6 +11,7 @@ import { semanticCacheLookup } from '../src/policy/policies/semantic-cache-looku
 import { semanticCachePopulate } from '../src/policy/policies/semantic-cache-populate/semantic-cache-populate.js';
 import { fakeContext, testDeps, type FakeRequest } from '../src/policy/testing.js';
 import type { RequestContext } from '../src/gateway/context.js';
+import type { PoolConfig, RouteBackend } from '../src/config/runtime-config.js';
 import type { Policy } from '../src/policy/types.js';
 
 const state = tenant('app-1');
@@ -35,9 +37,13 @@ function cacheOf(kind: 'ResponseCache' | 'SemanticCache'): Cache {
   return { lookup, store: semanticCachePopulate('faq-populate', {}, deps) };
 }
 
-/** Looks `r` up; on a miss, stores `answer` as the model server's. Returns what the lookup said. */
-async function ask(cache: Cache, r: FakeRequest, answer: unknown = chatAnswer('fresh')): Promise<RequestContext> {
+/**
+ * Looks `r` up (routed to `backend`, as an HTTPRoute leaves it); on a miss, stores `answer` as the model server's.
+ * Returns what the lookup said.
+ */
+async function ask(cache: Cache, r: FakeRequest, answer: unknown = chatAnswer('fresh'), backend?: RouteBackend): Promise<RequestContext> {
   const ctx = fakeContext({ ...r, body: { temperature: 0, ...r.body } });
+  ctx.backend = backend;
   await admit(cache.lookup, ctx, state);
   if (!ctx.directResponse) await respondJson(cache.store, ctx, state, answer);
   return ctx;
@@ -53,6 +59,24 @@ for (const kind of ['ResponseCache', 'SemanticCache'] as const) {
       assert.equal(hit(await ask(cache, { url: '/v1/chat/completions?api-version=2025-04-01' })), false);
       assert.equal(hit(await ask(cache, { url: '/v1/chat/completions?api-version=2024-02-01' })), true);
       assert.equal(hit(await ask(cache, { url: '/v1/chat/completions' })), false);
+    });
+    test('another HTTPRoute backend (a canary by header, another hostname) or another pool is another request', async () => {
+      const cache = cacheOf(kind);
+      const url = (u: string): RouteBackend => ({ kind: 'url', url: u, address: new URL(u).host });
+      const pool = (name: string): RouteBackend => ({ kind: 'pool', pool: { name, endpoints: [] } as unknown as PoolConfig });
+      await ask(cache, {}, chatAnswer('from A'), url('http://stable:8000'));
+      // Before: a HIT with stable's answer.
+      assert.equal(hit(await ask(cache, {}, chatAnswer('from B'), url('http://canary:8000'))), false);
+      assert.equal(hit(await ask(cache, {}, undefined, url('http://stable:8000'))), true);
+      assert.equal(hit(await ask(cache, {}, undefined, url('http://canary:8000'))), true);
+      assert.equal(hit(await ask(cache, {}, undefined, pool('gpu'))), false);
+      assert.equal(hit(await ask(cache, {}, undefined, pool('cpu'))), false);
+      assert.equal(hit(await ask(cache, {}, undefined, pool('gpu'))), true);
+      // Routed by model name, the model's pool is the upstream: the same as a route to that pool.
+      const byModel = fakeContext({ body: { temperature: 0 } });
+      byModel.modelConfig = { pool: (pool('gpu') as { pool: PoolConfig }).pool } as RequestContext['modelConfig'];
+      await admit(cache.lookup, byModel, state);
+      assert.equal(hit(byModel), true);
     });
     test('parameter order and parameters withheld from the model server (a credential) do not count', async () => {
       const cache = cacheOf(kind);

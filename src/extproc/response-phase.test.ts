@@ -155,3 +155,25 @@ test("a stream abandoned after content went out, without the usage chunk it was 
   plain.abandon();
   assert.equal(unasked.usage, undefined);
 });
+
+test('a flow that only reads the body (a cache filling) gets a copy up to its limit, and Envoy sends the answer on as it comes', () => {
+  const read: string[] = [];
+  const observer = () => ({ observes: true, observeLimit: 20, body: (b: Buffer) => (read.push(b.toString()), b) });
+  for (const answer of ['{"short":true}', '{"longer than the limit":true}']) {
+    const ctx = fakeContext();
+    const phase = new ResponsePhase(ctx, 200, { 'content-type': 'application/json', 'content-length': String(answer.length) }, false, 1 << 20, observer);
+    assert.ok(!phase.headerMutation?.remove_headers?.includes('content-length'), 'the answer is not rewritten: content-length stays');
+    // Before: each chunk cleared (held), then the whole body sent back as a mutation.
+    assert.deepEqual(phase.chunk(Buffer.from(answer.slice(0, 5)), false), {});
+    assert.deepEqual(phase.chunk(Buffer.from(answer.slice(5)), true), {});
+    assert.equal(phase.holding, false);
+    phase.end();
+    assert.equal(ctx.bytesOut, answer.length);
+  }
+  assert.deepEqual(read, ['{"short":true}']);
+  // Larger than the body limit: before, a 502 "larger than a response policy can hold".
+  const big = new ResponsePhase(fakeContext(), 200, { 'content-type': 'application/json' }, false, 8, observer);
+  assert.deepEqual(big.chunk(Buffer.from('{"a":"0123456789"}'), true), {});
+  big.end();
+  assert.equal(read.length, 1);
+});

@@ -1,12 +1,14 @@
 // The model server's answer as Envoy shows it to tollgate: token usage read from JSON or SSE, and the policies'
 // response flow applied as mutations — headers (with the rate-limit figures the data plane adds), a whole-body
-// rewrite (the body held back until complete) or per-event rewrites of a stream.
+// rewrite (the body held back until complete) or per-event rewrites of a stream; a flow that only reads the body
+// (a cache filling) gets a copy.
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { RequestContext } from '../gateway/context.js';
 import { compressedAnswerError, readableAnswer } from '../gateway/content-encoding.js';
 import { gatewayError } from '../gateway/errors.js';
 import { addPolicyHeaders, dropUnsendableHeaders } from '../gateway/header-values.js';
 import type { ResponseFlow } from '../gateway/hooks.js';
+import { AnswerCopy } from '../gateway/answer-copy.js';
 import { SseRewriter, withUsageStripped } from '../gateway/sse-rewriter.js';
 import { usageScannerFor, type UsageScanner } from '../gateway/usage.js';
 import { responseIdSink } from '../gateway/stored-responses.js';
@@ -30,6 +32,8 @@ export class ResponsePhase {
   /** Chunks of an answer a body-rewriting flow needs whole. */
   #held: Buffer[] | null = null;
   #heldBytes = 0;
+  /** A flow that only reads the body gets a copy of what Envoy sends on. */
+  readonly #copy: AnswerCopy | null = null;
   /** TTFT still reads the head's time: replaced by the first body byte's (a stream's first event) when the body comes. */
   #ttftAtHead = true;
   readonly #sse: boolean;
@@ -70,7 +74,8 @@ export class ResponsePhase {
     if (sse && rewrite) {
       this.#rewriter = new SseRewriter(rewrite);
       delete out['content-length'];
-    } else if (!sse && flow?.body) {
+    } else if (!sse && flow?.body && flow.observes) this.#copy = new AnswerCopy(flow, maxBodyBytes);
+    else if (!sse && flow?.body) {
       this.#held = [];
       delete out['content-length'];
     }
@@ -94,6 +99,7 @@ export class ResponsePhase {
       ctx.ttftMs = performance.now() - ctx.start;
     }
     if (this.#held) return this.#hold(body, end);
+    this.#copy?.push(body);
     // What Envoy is told to send on: the chunk as it came, or as the rewriter made it.
     let answer: CommonResponse = {};
     if (this.#rewriter) {
@@ -113,6 +119,7 @@ export class ResponsePhase {
   /** The answer is over (its last body chunk, trailers, or Envoy closing the stream); usage is final. */
   end(): void {
     this.#ctx.usage ??= usageAtEnd(this.#ctx, this.#scanner);
+    this.#copy?.end(this.#status);
     this.#flow?.end?.();
   }
 

@@ -17,9 +17,12 @@ const STRING_OR_LONG_INTEGER = /"[^"\\]*(?:\\.[^"\\]*)*"|(?<![\w.+-])(-?\d{16,})
 const MARK = `\u0000tollgate-integer-${randomBytes(8).toString('hex')}:`;
 const MARKED = new RegExp(`"\\\\u0000${MARK.slice(1)}(-?\\d+)"`, 'g');
 
-/** `body` as JSON, with the client's long integers as the client wrote them wherever `body` still holds their value. */
-export function serializeBody(body: object, raw: Buffer | undefined): Buffer {
-  const plain = () => Buffer.from(JSON.stringify(body));
+/**
+ * `body` as JSON, with the client's long integers as the client wrote them wherever `body` still holds their value.
+ * `stringify` may be another JSON serializer (a cache's canonical JSON, keying on the digits the client wrote).
+ */
+export function serializeBody(body: object, raw: Buffer | undefined, stringify: (value: unknown) => string = JSON.stringify): Buffer {
+  const plain = () => Buffer.from(stringify(body));
   const client = raw && jsonText(raw);
   if (client === undefined || !LONG_DIGITS.test(client)) return plain();
   let marked = false;
@@ -36,7 +39,7 @@ export function serializeBody(body: object, raw: Buffer | undefined): Buffer {
     // Not the JSON the body was read from (a mutation replaced the bytes): nothing to restore from.
     return plain();
   }
-  return Buffer.from(JSON.stringify(withExactIntegers(body, exact)).replace(MARKED, '$1'));
+  return Buffer.from(stringify(withExactIntegers(body, exact)).replace(MARKED, '$1'));
 }
 
 /** A copy of `value` where a number equal to the marked integer at the same place in `exact` becomes that mark. */

@@ -15,7 +15,7 @@ export interface DirectResponse {
  * What response policies do to the model server's answer. The proxy calls `headers` before anything is sent;
  * with `body`, a non-streamed answer is held whole (up to the body limit) and replaced by what it returns;
  * with `event`, each SSE event's `data:` payload of a streamed answer passes through it (null drops the event;
- * several payloads become several events).
+ * several payloads become several events), and an event too long to read comes as UNREAD_EVENT (sse-rewriter.ts).
  */
 export interface ResponseFlow {
   headers?(status: number, headers: OutgoingHttpHeaders): void;
@@ -23,8 +23,14 @@ export interface ResponseFlow {
   event?(data: string): string | string[] | null;
   /** Once the answer is complete (not called for an abandoned one). */
   end?(): void;
-  /** The flow reads the answer and changes nothing (a cache filling): a compressed answer skips it, unread. */
+  /**
+   * The flow reads the answer and changes nothing (a cache filling): a compressed answer skips it, unread. A
+   * non-streamed answer is then not held: it goes to the client as it comes, and `body` gets a copy once it is complete
+   * (what `body` returns is not used), or nothing when the answer outgrew `observeLimit`.
+   */
   observes?: boolean;
+  /** The largest answer an observing flow's `body` reads, in bytes (the body limit when unset, and at most that). */
+  observeLimit?: number;
 }
 
 export interface GatewayHooks {

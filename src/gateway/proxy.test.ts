@@ -139,6 +139,43 @@ test('a compressed answer passes unread past a flow that only reads it (a cache 
   }
 });
 
+test('a flow that only reads the body (a cache filling) gets a copy, up to its limit, while the answer streams to the client', async () => {
+  let release: () => void = () => {};
+  const upstream = createServer((req, res) => {
+    req.resume();
+    const size = Number(new URL(req.url!, 'http://x').searchParams.get('size'));
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': size + 2 });
+    res.write('["');
+    // The rest only once the client has the start: an answer held whole until its end would never get there.
+    release = () => res.end('x'.repeat(size - 2) + '"]');
+  });
+  const upstreamUrl = await listen(upstream);
+  const pools = new UpstreamPools(DEFAULT_SETTINGS);
+  const read: number[] = [];
+  const flow = () => ({ observes: true, observeLimit: 100_000, body: (b: Buffer) => (read.push(b.length), b) });
+  // The body limit is 1 MiB: before, the 3 MB answer was a 502 "larger than a response policy can hold".
+  const gateway = await throughProxy(upstreamUrl, pools, (path) => ({ path, respond: flow }));
+  try {
+    for (const size of [50_000, 3_000_000]) {
+      const r = await request(`${gateway.url}/v1/chat/completions?size=${size}`, { method: 'POST', body: '{}' });
+      assert.equal(r.statusCode, 200);
+      assert.equal(r.headers['content-length'], String(size + 2), 'the head as the model server sent it');
+      const chunks = r.body[Symbol.asyncIterator]();
+      const first = await Promise.race([chunks.next(), sleep(2000).then(() => assert.fail('the answer was held'))]);
+      let bytes = (first.value as Buffer).length;
+      release();
+      for (let c = await chunks.next(); !c.done; c = await chunks.next()) bytes += (c.value as Buffer).length;
+      assert.equal(bytes, size + 2);
+      await gateway.done;
+    }
+    assert.deepEqual(read, [50_002], 'the answer over the flow\'s limit was not copied');
+  } finally {
+    gateway.close();
+    upstream.close();
+    await pools.close();
+  }
+});
+
 test('a compressed JSON answer reaches the client byte for byte, and its usage is read', async () => {
   const gzipped = gzipSync('{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4}}');
   const upstream = createServer((req, res) => {

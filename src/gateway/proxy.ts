@@ -13,6 +13,7 @@ import { usageScannerFor, type UsageScanner } from './usage.js';
 import { responseIdSink } from './stored-responses.js';
 import { usageAtEnd } from './estimated-usage.js';
 import type { ResponseFlow } from './hooks.js';
+import { AnswerCopy } from './answer-copy.js';
 import { compressedAnswerError, readableAnswer } from './content-encoding.js';
 import { addPolicyHeaders, dropUnsendableHeaders } from './header-values.js';
 import { MAX_HELD_EVENT, SseRewriter, withUsageStripped } from './sse-rewriter.js';
@@ -125,6 +126,8 @@ class Exchange {
   #flow: ResponseFlow | undefined;
   /** A body-rewriting flow holds the answer (and its head) until it is complete. */
   #held: { status: number; headers: OutgoingHttpHeaders; chunks: Buffer[]; bytes: number } | null = null;
+  /** A flow that only reads the body gets a copy of what goes on to the client. */
+  #copy: AnswerCopy | null = null;
   /**
    * With a commit step and a content-length, the byte count that completes the answer: the chunk reaching it is kept
    * for #end, since a client holding content-length bytes has the whole answer before `res.end()` sends anything.
@@ -228,7 +231,8 @@ class Exchange {
       delete out['content-length'];
     }
     this.#headersSent = true;
-    if (!this.#sse && flow?.body) {
+    if (!this.#sse && flow?.body && flow.observes) this.#copy = new AnswerCopy(flow, this.#target.maxBodyBytes);
+    else if (!this.#sse && flow?.body) {
       delete out['content-length'];
       this.#held = { status, headers: out, chunks: [], bytes: 0 };
       return;
@@ -258,6 +262,7 @@ class Exchange {
       else held.chunks.push(chunk);
       return;
     }
+    this.#copy?.push(chunk);
     if (this.#upstreamBytes >= this.#completeAt) {
       const held = this.#takePartial();
       this.#tail = held ? Buffer.concat([held, chunk]) : chunk;
@@ -343,7 +348,10 @@ class Exchange {
     if (this.#clientGone) {
       this.#ctx.usage = usageAtEnd(this.#ctx, this.#scanner);
       this.#ended();
-    } else this.#end(this.#tail ?? this.#rewriter?.end() ?? this.#takePartial());
+      return;
+    }
+    this.#copy?.end(this.#ctx.upstreamStatus!);
+    this.#end(this.#tail ?? this.#rewriter?.end() ?? this.#takePartial());
   }
 
   /** Sends the answer's last bytes once the commit step lets them go; the exchange is over only then. */

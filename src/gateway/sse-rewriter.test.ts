@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SseRewriter, stripUsage, withUsageStripped } from './sse-rewriter.js';
+import { MAX_HELD_EVENT, SseRewriter, UNREAD_EVENT, stripUsage, withUsageStripped } from './sse-rewriter.js';
 
 const STREAM =
   'data: {"choices":[{"delta":{"content":"añ€😀"}}],"usage":null}\n\n' +
@@ -117,7 +117,8 @@ test('a one-line event and the same event with other fields are rewritten alike'
 });
 
 test('an event longer than the rewriter holds passes on as it is, as it arrives; the events after it are rewritten again', () => {
-  const rewriter = new SseRewriter(() => 'REWRITTEN');
+  const seen: string[] = [];
+  const rewriter = new SseRewriter((d) => (seen.push(d), d === UNREAD_EVENT ? d : 'REWRITTEN'));
   const piece = Buffer.from('a'.repeat(1024 * 1024));
   let out = rewriter.push(Buffer.from('data: '));
   // 6 MiB without a blank line: before, all of it was held (a 300 MiB line took a gateway to 1.3 GB).
@@ -127,6 +128,19 @@ test('an event longer than the rewriter holds passes on as it is, as it arrives;
   out += rewriter.push(Buffer.from('\ndata: small\n\n'));
   out += rewriter.end();
   assert.equal(out, `data: ${'a'.repeat(6 * 1024 * 1024)}\n\ndata: REWRITTEN\n\n`);
+  assert.deepEqual(seen, [UNREAD_EVENT, 'small'], 'the rewrite is told of the event it did not read');
+});
+
+test('a rewrite that gives something else for an unread event has it sent instead, and the event dropped', () => {
+  // Before: the event went on unread, whatever the flows (a sanitizer) would have said of it.
+  const big = `{"t":"${'s'.repeat(MAX_HELD_EVENT + 200_000)}"}`;
+  for (const size of [1000, 64 * 1024]) {
+    const rewriter = new SseRewriter((d) => (d === UNREAD_EVENT ? ['{"type":"error"}'] : d));
+    const out = run(rewriter, `event: response.completed\nid: 7\ndata: ${big}\n\nevent: response.done\ndata: {"after":1}\n\n`, size);
+    assert.equal(out, 'event: error\nid: 7\ndata: {"type":"error"}\n\nevent: response.done\ndata: {"after":1}\n\n', `chunks of ${size}`);
+  }
+  const dropped = new SseRewriter((d) => (d === UNREAD_EVENT ? null : d));
+  assert.equal(run(dropped, `data: ${big}\n\ndata: next\n\n`, 4096), 'data: next\n\n');
 });
 
 test('a rewrite that returns several payloads sends several events, each named for its type when the stream names events', () => {

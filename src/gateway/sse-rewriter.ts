@@ -34,6 +34,13 @@ export const MAX_HELD_EVENT = 4 * 1024 * 1024;
  */
 export type EventRewrite = (data: string) => string | string[] | null;
 
+/**
+ * What a rewrite is given in place of an event longer than MAX_HELD_EVENT, which it never reads. Given back, the event
+ * goes on as it comes (an observer, such as a cache, must not trust what it gathered); anything else replaces the event
+ * (a sanitizer's error event), which is then dropped. No payload can be this: the rewriter turns every CR into a line end.
+ */
+export const UNREAD_EVENT = '\runread event\r';
+
 /** Holds back at most one incomplete event; every complete event passes at once. */
 export class SseRewriter {
   readonly #rewrite: EventRewrite;
@@ -45,6 +52,8 @@ export class SseRewriter {
   #passing = false;
   /** While passing: whether what went last ended with LF (a blank line may be split across chunks). */
   #lastNl = false;
+  /** While passing: the rewrite put something in the oversized event's place, so the event itself is dropped. */
+  #dropping = false;
 
   constructor(rewrite: EventRewrite) {
     this.#rewrite = rewrite;
@@ -58,10 +67,11 @@ export class SseRewriter {
       if (end === -1) {
         // No blank line yet: the oversized event goes on.
         if (fresh !== '') this.#lastNl = fresh.endsWith('\n');
-        return fresh;
+        return this.#dropping ? '' : fresh;
       }
       this.#passing = false;
-      passed = fresh.slice(0, end);
+      if (!this.#dropping) passed = fresh.slice(0, end);
+      this.#dropping = false;
       fresh = fresh.slice(end);
     }
     return passed + this.#push(fresh);
@@ -81,7 +91,10 @@ export class SseRewriter {
       this.#pending = '';
       this.#passing = true;
       this.#lastNl = held.endsWith('\n');
-      return held;
+      const instead = this.#rewrite(UNREAD_EVENT);
+      if (instead === UNREAD_EVENT) return held;
+      this.#dropping = true;
+      return instead === null ? '' : render(headLines(held), instead);
     }
     const text = this.#pending + fresh;
     this.#pending = text.slice(cut + 2);
@@ -94,7 +107,7 @@ export class SseRewriter {
   end(): string {
     const rest = this.#pending + this.#decoder.end();
     this.#pending = '';
-    return rest;
+    return this.#dropping ? '' : rest;
   }
 
   #event(event: string): string {
@@ -114,22 +127,39 @@ export class SseRewriter {
     const next = this.#rewrite(data);
     if (next === null) return '';
     if (next === data) return `${event}\n\n`;
-    if (typeof next === 'string') return render(others, next);
-    // Each event named for its type; the event's id goes with the last (an id is the position to resume after).
-    return next
-      .map((d, i) => render(others.filter((l) => i === next.length - 1 || !l.startsWith('id:')).map((l) => (l.startsWith('event:') ? `event: ${typeOf(d) ?? l.slice(6).trim()}` : l)), d))
-      .join('');
+    return render(others, next);
   }
 }
 
 const NO_LINES: readonly string[] = [];
+
+/** The lines an event starts with before its first `data:` line (`event:`, `id:`), from the start of an event. */
+function headLines(start: string): string[] {
+  const lines: string[] = [];
+  for (let at = 0; at < start.length; ) {
+    const nl = start.indexOf('\n', at);
+    if (nl === -1 || start.startsWith('data:', at)) break;
+    if (nl > at) lines.push(start.slice(at, nl));
+    at = nl + 1;
+  }
+  return lines;
+}
 
 /** A `data:` line's payload (the one space after the colon is not part of it). */
 function dataOf(line: string): string {
   return line.charCodeAt(5) === 32 ? line.slice(6) : line.slice(5);
 }
 
-function render(lines: readonly string[], data: string): string {
+/** Payloads as events with the other lines of the event they came from. */
+function render(lines: readonly string[], next: string | string[]): string {
+  if (typeof next === 'string') return renderOne(lines, next);
+  // Each event named for its type; the event's id goes with the last (an id is the position to resume after).
+  return next
+    .map((d, i) => renderOne(lines.filter((l) => i === next.length - 1 || !l.startsWith('id:')).map((l) => (l.startsWith('event:') ? `event: ${typeOf(d) ?? l.slice(6).trim()}` : l)), d))
+    .join('');
+}
+
+function renderOne(lines: readonly string[], data: string): string {
   if (lines.length === 0 && !data.includes('\n')) return `data: ${data}\n\n`;
   return `${[...lines, ...data.split('\n').map((l) => `data: ${l}`)].join('\n')}\n\n`;
 }

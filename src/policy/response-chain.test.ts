@@ -28,3 +28,13 @@ test('a flow that only observes sees the answer after every rewrite, wherever it
   assert.deepEqual(bodies, ['the [REDACTED]']);
   assert.equal(chain.observes, undefined);
 });
+
+test('observers alone keep one copy of the answer, as large as the largest of them reads; one without a limit reads up to the body limit', () => {
+  const observer = (observeLimit?: number) => ({ observes: true, observeLimit, body: (b: Buffer) => b });
+  const chain = chainResponseFlows([observer(1000), observer(3000)])!;
+  assert.equal(chain.observes, true);
+  assert.equal(chain.observeLimit, 3000);
+  assert.equal(chainResponseFlows([observer(1000), observer()])!.observeLimit, undefined);
+  // With a rewrite among them, the answer is held whole, as the rewrite needs it.
+  assert.equal(chainResponseFlows([observer(1000), { body: (b: Buffer) => b }])!.observes, undefined);
+});

@@ -23,8 +23,19 @@ export function chainResponseFlows(listed: readonly ResponseFlow[]): ResponseFlo
     ...(bodies.length > 0 && { body: pipeBodies(bodies) }),
     ...(events.length > 0 && { event: pipeEvents(events) }),
     ...(ends.length > 0 && { end: () => { for (const f of ends) f.end!(); } }),
-    ...(flows.every((f) => f.observes) && { observes: true }),
+    ...(flows.every((f) => f.observes) && { observes: true, observeLimit: observeLimitOf(flows) }),
   };
+}
+
+/** Observers share one copy of the answer: as large as the largest of them reads (each still judges its own limit). */
+function observeLimitOf(flows: readonly ResponseFlow[]): number | undefined {
+  let limit = 0;
+  for (const f of flows) {
+    if (!f.body) continue;
+    if (f.observeLimit === undefined) return undefined;
+    limit = Math.max(limit, f.observeLimit);
+  }
+  return limit;
 }
 
 function pipeBodies(rewrites: readonly BodyRewrite[]): BodyRewrite {

@@ -48,6 +48,11 @@ export interface ApimState {
   tokenFigures?: TokenFigure[];
   tokenRefusal?: boolean;
   settlers?: Settler[];
+  /**
+   * A response check could not judge this answer (SanitizeModelResponse's classifier sees no streams): no cache stores
+   * it, since a replay skips the check.
+   */
+  answerUnjudged?: boolean;
 }
 
 /** What a token quota had left after this request's reservation, and how much that reservation was. */

@@ -7,6 +7,7 @@ import { fakeContext, testDeps } from '../testing.js';
 import { CacheResources } from './cache-resources.js';
 import { canonicalJson } from './canonical-json.js';
 import { answerAsStream } from './cached-answer.js';
+import { clientDirectives } from './client-directives.js';
 import { contextDigest, userPrompt } from './prompt-text.js';
 import { isDeterministic, requestKey } from './request-key.js';
 import { StreamAssembler } from './stream-assembler.js';
@@ -38,6 +39,18 @@ describe('request key', () => {
     b.targetModel = 'llama-lora';
     assert.notEqual(requestKey(a), requestKey(b));
     assert.doesNotMatch(requestKey(a), /Hello/);
+  });
+  test('integers beyond 2^53 key on the digits the client wrote (before: one double, one key for three seeds)', () => {
+    const keyOf = (seed: string) => {
+      const raw = `{"model":"llama","temperature":0.8,"seed":${seed},"messages":[{"role":"user","content":"pick"}]}`;
+      const ctx = fakeContext({ body: JSON.parse(raw) });
+      ctx.rawBody = Buffer.from(raw);
+      return requestKey(ctx);
+    };
+    const keys = ['4611686018427387904', '4611686018427387905', '4611686018427387906'].map(keyOf);
+    assert.equal(new Set(keys).size, 3);
+    assert.equal(keyOf('4611686018427387905'), keys[1]);
+    assert.equal(keyOf('1234'), keyOf(' 1234'), 'a small seed keys as before, however it was spaced');
   });
   test('determinism: temperature 0, an integer seed, or embeddings', () => {
     assert.equal(isDeterministic(fakeContext({ body: { temperature: 0 } })), true);
@@ -110,6 +123,34 @@ describe('stream assembly and replay', () => {
     assert.equal(ssePayloads(answerAsStream(s.result()!, false)!).length, 3);
   });
 
+  test('a stream whose answer outgrows the limit is let go while it streams (before: all of it held to the end)', () => {
+    const top = Array.from({ length: 20 }, (_, i) => ({ token: `t${i}`, logprob: -1, bytes: [116] }));
+    const chunk = (t: string) => ev({ index: 0, delta: { content: t }, logprobs: { content: [{ token: t, logprob: -0.1, bytes: [116], top_logprobs: top }] } });
+    const s = new StreamAssembler(10_000);
+    // 20 chunks of about 900 bytes each; once past the limit nothing is kept to rebuild an answer from, finished or not.
+    for (let i = 0; i < 20; i++) s.push(chunk('t'));
+    s.push(ev({ index: 0, delta: {}, finish_reason: 'stop' }));
+    s.push('[DONE]');
+    assert.equal(s.result(), undefined);
+    const under = new StreamAssembler(10_000);
+    for (let i = 0; i < 5; i++) under.push(chunk('t'));
+    under.push(ev({ index: 0, delta: {}, finish_reason: 'stop' }));
+    assert.ok(under.result()!.length <= 10_000);
+  });
+
+  test('the limit counts the answer, not the events: a long plain answer whose events add up past it still assembles', () => {
+    const s = new StreamAssembler(20_000);
+    let events = 0;
+    for (let i = 0; i < 1000; i++) {
+      const e = ev({ index: 0, delta: { content: 'word ' }, logprobs: null, finish_reason: null });
+      events += e.length;
+      s.push(e);
+    }
+    s.push(ev({ index: 0, delta: {}, finish_reason: 'stop' }));
+    assert.ok(events > 20_000, `${events}`);
+    assert.equal(JSON.parse(s.result()!.toString()).choices[0].message.content.length, 5000);
+  });
+
   test('an unfinished, broken or foreign stream yields nothing', () => {
     const unfinished = new StreamAssembler();
     unfinished.push(ev({ index: 0, delta: { content: 'x' } }));
@@ -122,6 +163,28 @@ describe('stream assembly and replay', () => {
     assert.equal(foreign.result(), undefined);
     assert.equal(answerAsStream(Buffer.from('{"object":"list","data":[]}'), false), undefined);
   });
+});
+
+describe('client Cache-Control (RFC 9111 §5.2: case-insensitive, comma-separated directives)', () => {
+  const NONE = { lookup: true, store: true };
+  const NO_LOOKUP = { lookup: false, store: true };
+  const NO_STORE = { lookup: false, store: false };
+  for (const [header, expected] of [
+    ['no-store', NO_STORE],
+    ['NO-STORE', NO_STORE],
+    ['private, No-Store', NO_STORE],
+    ['no-cache', NO_LOOKUP],
+    ['No-Cache', NO_LOOKUP],
+    ['max-age=0', NO_LOOKUP],
+    ['Max-Age="0", no-transform', NO_LOOKUP],
+    ['no-cache, no-store', NO_STORE],
+    ['max-age=60', NONE],
+    ['max-age=', NONE],
+    ['x-no-store-please, no-cache-later', NONE],
+    ['no-transform', NONE],
+  ] as const) {
+    test(`${JSON.stringify(header)}`, () => assert.deepEqual(clientDirectives(fakeContext({ headers: { 'cache-control': header } })), expected));
+  }
 });
 
 describe('prompt text', () => {

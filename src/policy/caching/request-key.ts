@@ -1,6 +1,8 @@
-// The exact-match key of a request: the operation, the requested and target models, the query string and every body
-// field that can change the answer, as canonical JSON, hashed (keys never carry prompt text into a shared store).
-import { hash } from 'node:crypto';
+// The exact-match key of a request: the operation, the requested and target models, the upstream it goes to, the query
+// string and every body field that can change the answer, as canonical JSON, hashed (keys never carry prompt text into
+// a shared store).
+import { createHash } from 'node:crypto';
+import { serializeBody } from '../../gateway/body-serialize.js';
 import { queryOf, upstreamUrl, type RequestContext } from '../../gateway/context.js';
 import type { OpenAIBody } from '../../gateway/openai-request.js';
 import { canonicalJson } from './canonical-json.js';
@@ -15,8 +17,21 @@ export function requestKey(ctx: RequestContext): string {
   const body = ctx.body as OpenAIBody;
   const keyed: Record<string, unknown> = {};
   for (const k in body) if (!NOT_KEYED.has(k)) keyed[k] = body[k];
-  const text = canonicalJson({ op: ctx.operation, model: ctx.model, target: ctx.targetModel ?? ctx.model, query: forwardedQuery(ctx), body: keyed });
-  return hash('sha256', text, 'base64url');
+  const request = canonicalJson({ op: ctx.operation, model: ctx.model, target: ctx.targetModel ?? ctx.model, upstream: upstreamOf(ctx), query: forwardedQuery(ctx) });
+  // The body with its integers as the client wrote them: seeds 4611686018427387904 and ...905 are one double, and the
+  // model server (which gets the digits) samples each its own way.
+  return createHash('sha256').update(request).update('\n').update(serializeBody(keyed, ctx.rawBody, canonicalJson)).digest('base64url');
+}
+
+/**
+ * Where the request goes: an HTTPRoute's URL backend, or the InferencePool that serves it (a route's, or its model's).
+ * Routes may send the same request to different servers (by header, by hostname), whose answers are not each other's.
+ */
+export function upstreamOf(ctx: RequestContext): string | undefined {
+  const backend = ctx.backend;
+  if (backend?.kind === 'url') return `url ${backend.url}`;
+  const pool = backend?.pool ?? ctx.modelConfig?.pool;
+  return pool && `pool ${pool.name}`;
 }
 
 /**

@@ -1,6 +1,7 @@
 // Rebuilding the whole answer from a streamed one (chat.completion.chunk or text_completion events), so a cache stores
 // one form and can answer both streamed and non-streamed requests from it.
 import type { ResponseFlow } from '../../gateway/hooks.js';
+import type { ApimState } from '../types.js';
 
 interface ToolCall {
   id?: string;
@@ -43,14 +44,26 @@ interface Chunk {
 
 /**
  * Feed it every event's `data:` payload; `result()` is the equivalent non-streamed answer, or undefined when the stream
- * was not a complete, error-free completion stream (then nothing should be cached).
+ * was not a complete, error-free completion stream, or its answer outgrew `maxBytes` (then nothing should be cached).
  */
 export class StreamAssembler {
   readonly #choices = new Map<number, Choice>();
+  readonly #maxBytes: number;
   #head: Chunk | undefined;
   #usage: unknown;
   #done = false;
   #broken = false;
+  /**
+   * What the choices hold so far, in characters of their text and their logprobs' JSON: never more than the answer's
+   * bytes, so a stream is let go only once its answer cannot be stored. The events' own lengths are no measure: each
+   * repeats id, model and created, and a 6,000-token answer of 30 KB streams as more than 1 MiB.
+   */
+  #bytes = 0;
+
+  /** `maxBytes`: the largest answer worth assembling (a cache entry's limit); past it, what is held is let go. */
+  constructor(maxBytes = Infinity) {
+    this.#maxBytes = maxBytes;
+  }
 
   push(data: string): void {
     if (this.#broken) return;
@@ -62,6 +75,7 @@ export class StreamAssembler {
     try {
       chunk = JSON.parse(data) as Chunk;
     } catch {
+      // UNREAD_EVENT among them: an event too long to read is missing from what was gathered.
       this.#broken = true;
       return;
     }
@@ -72,6 +86,15 @@ export class StreamAssembler {
     this.#head ??= chunk;
     if (chunk.usage) this.#usage = chunk.usage;
     for (const c of chunk.choices) this.#choice(c);
+    // A client asking for a long answer with top_logprobs: 20 had 200 MiB assembled per stream, then thrown away.
+    if (this.#bytes > this.#maxBytes) this.#giveUp();
+  }
+
+  #giveUp(): void {
+    this.#broken = true;
+    this.#choices.clear();
+    this.#head = undefined;
+    this.#usage = undefined;
   }
 
   result(): Buffer | undefined {
@@ -114,6 +137,7 @@ export class StreamAssembler {
     if (typeof c.text === 'string') {
       choice.text += c.text;
       choice.hasText = true;
+      this.#bytes += c.text.length;
     }
     const d = c.delta;
     if (d) {
@@ -125,19 +149,28 @@ export class StreamAssembler {
       if (typeof d.refusal === 'string') choice.refusal = (choice.refusal ?? '') + d.refusal;
       for (const field in d) {
         const v = d[field];
-        if (typeof v === 'string' && !KNOWN_DELTA.has(field)) choice.more[field] = (choice.more[field] ?? '') + v;
+        if (typeof v !== 'string' || field === 'role') continue;
+        this.#bytes += v.length;
+        if (!KNOWN_DELTA.has(field)) choice.more[field] = (choice.more[field] ?? '') + v;
       }
       for (const t of d.tool_calls ?? []) {
         const call = (choice.toolCalls[t.index ?? 0] ??= { function: { name: '', arguments: '' } });
         if (t.id) call.id = t.id;
         if (t.type) call.type = t.type;
         if (t.function?.name) call.function.name += t.function.name;
-        if (t.function?.arguments) call.function.arguments += t.function.arguments;
+        if (t.function?.arguments) {
+          call.function.arguments += t.function.arguments;
+          this.#bytes += t.function.arguments.length;
+        }
       }
     }
     if (c.logprobs && typeof c.logprobs === 'object') {
       const into = (choice.logprobs ??= {});
-      for (const [field, value] of Object.entries(c.logprobs)) if (Array.isArray(value)) (into[field] ??= []).push(...(value as unknown[]));
+      for (const [field, value] of Object.entries(c.logprobs)) {
+        if (!Array.isArray(value)) continue;
+        (into[field] ??= []).push(...(value as unknown[]));
+        this.#bytes += JSON.stringify(value).length;
+      }
     }
     if (c.finish_reason) choice.finishReason = c.finish_reason;
   }
@@ -161,15 +194,19 @@ function isAnswer(body: Buffer): boolean {
 /**
  * The response flow of a cache that stores answers: a JSON answer is handed over whole, a stream once assembled
  * into its non-streamed equivalent; undefined when it was not a complete answer, or is larger than `maxBytes` (an
- * entry's limit). Nothing is changed.
+ * entry's limit), or a response check could not judge it (`state.answerUnjudged`). Nothing is changed.
  */
-export function captureAnswer(stream: boolean, maxBytes: number, done: (answer: Buffer | undefined) => void): ResponseFlow {
+export function captureAnswer(stream: boolean, maxBytes: number, state: ApimState, store: (answer: Buffer | undefined) => void): ResponseFlow {
+  // Read at the end: a check listed after the cache says so when its own flow starts, after this one.
+  const done = (answer: Buffer | undefined) => store(state.answerUnjudged ? undefined : answer);
   if (!stream) {
     // Only a JSON answer is one: a cache replays what it stores as application/json, and an error is no answer
     // (some servers send one with a 200).
     let json = false;
     return {
       observes: true,
+      // A longer answer goes to the client without a copy kept for a cache that could not store it.
+      observeLimit: maxBytes,
       headers(_status, out) {
         json = String(out['content-type'] ?? '').includes('json');
       },
@@ -179,7 +216,7 @@ export function captureAnswer(stream: boolean, maxBytes: number, done: (answer: 
       },
     };
   }
-  const assembler = new StreamAssembler();
+  const assembler = new StreamAssembler(maxBytes);
   return {
     observes: true,
     event(data) {

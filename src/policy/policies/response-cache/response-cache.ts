@@ -109,7 +109,7 @@ export const responseCache = ((name: string, spec: unknown, deps: CacheDeps) => 
         stats.changedAfterLookup++;
         return undefined;
       }
-      return captureAnswer(ctx.stream, s.maxEntryBytes, (answer) => put(key, answer));
+      return captureAnswer(ctx.stream, s.maxEntryBytes, state, (answer) => put(key, answer));
     },
   } satisfies Policy;
 }) satisfies PolicyFactory;

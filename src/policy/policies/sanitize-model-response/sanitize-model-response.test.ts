@@ -9,7 +9,8 @@ import { chatAnswer, chatChunks, respondJson, respondStream, streamedText } from
 import { FakeSecrets } from '../../sanitize/fake-secrets.js';
 import { startClassifierStub, type ClassifierStub } from '../../sanitize/testing.js';
 import { fakeContext, testDeps } from '../../testing.js';
-import { SseRewriter } from '../../../gateway/sse-rewriter.js';
+import { SseRewriter, UNREAD_EVENT } from '../../../gateway/sse-rewriter.js';
+import type { ApimState } from '../../types.js';
 import { SANITIZE_MODEL_RESPONSE_FAULTS, sanitizeModelResponse } from './sanitize-model-response.js';
 
 const deps = testDeps(new MemoryCounterStore());
@@ -190,6 +191,94 @@ test('a reasoning server\'s reasoning is redacted too, whole and streamed (vLLM:
   const firstContent = streamed.findIndex((e) => e !== null && e !== '[DONE]' && /"content":"[^"]/.test(e));
   const lastReasoning = streamed.length - 1 - [...streamed].reverse().findIndex((e) => e !== null && e !== '[DONE]' && /"reasoning_content":"[^"]/.test(e));
   assert.ok(lastReasoning < firstContent, `reasoning at ${lastReasoning}, answer from ${firstContent}`);
+});
+
+describe('logprobs, which repeat the text', () => {
+  const SECRET = 'AKIAIOSFODNN7EXAMPLQ';
+  const PIECES = ['The key is ', SECRET.slice(0, 8), SECRET.slice(8), ' ok.'];
+  const lp = (token: string) => ({ token, logprob: -0.1, bytes: [...Buffer.from(token)], top_logprobs: [{ token, logprob: -0.1, bytes: [...Buffer.from(token)] }] });
+  /** Whether any of the secret (its first piece included: what a block let out before) is anywhere in `out`. */
+  const leaks = (out: unknown) => {
+    const text = JSON.stringify(out);
+    return text.includes(PIECES[1]) || text.includes(PIECES[2]) || text.includes(JSON.stringify([...Buffer.from(PIECES[1])]).slice(1, -1));
+  };
+
+  test('a whole chat, completions or responses answer comes without them; a clean one without logprobs is untouched', async () => {
+    // Before: the content said [REDACTED:awsAccessKey] while the logprobs spelled the key out, token by token.
+    const chat = { ...chatAnswer(PIECES.join('')), choices: [{ index: 0, message: { role: 'assistant', content: PIECES.join('') }, logprobs: { content: PIECES.map(lp) }, finish_reason: 'stop' }] };
+    const out = JSON.parse((await respondJson(make(), fakeContext(), {}, chat)).toString());
+    assert.equal(out.choices[0].message.content, 'The key is [REDACTED:awsAccessKey] ok.');
+    assert.equal(out.choices[0].logprobs, null);
+    const completion = { object: 'text_completion', choices: [{ index: 0, text: 'Paris.', logprobs: { tokens: ['Paris', '.'], token_logprobs: [-0.1, -0.2], top_logprobs: [{ Paris: -0.1 }, { '.': -0.2 }], text_offset: [0, 5] }, finish_reason: 'stop' }] };
+    const plain = JSON.parse((await respondJson(make(), fakeContext({ operation: 'completions' }), {}, completion)).toString());
+    assert.equal(plain.choices[0].logprobs, null, 'a clean answer loses them too: its alternatives are not scanned');
+    const responses = { object: 'response', output: [{ type: 'message', content: [{ type: 'output_text', text: PIECES.join(''), annotations: [], logprobs: PIECES.map(lp) }] }] };
+    const r = JSON.parse((await respondJson(make(), fakeContext({ operation: 'responses', url: '/v1/responses' }), {}, responses)).toString());
+    assert.deepEqual(r.output[0].content[0].logprobs, []);
+    assert.ok(!leaks(out) && !leaks(r));
+  });
+
+  test('a stream sends none, redacting or blocking: nothing of the secret goes out ahead of the block', () => {
+    const chunks = (): string[] => {
+      const head = { id: 'c', object: 'chat.completion.chunk', created: 1, model: 'm' };
+      return [
+        ...PIECES.map((p) => JSON.stringify({ ...head, choices: [{ index: 0, delta: { content: p }, logprobs: { content: [lp(p)] }, finish_reason: null }] })),
+        JSON.stringify({ ...head, choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: 'stop' }] }),
+        '[DONE]',
+      ];
+    };
+    const redacted = respondStream(make(), streaming(), {}, chunks());
+    assert.equal(streamedText(redacted), 'The key is [REDACTED:awsAccessKey] ok.');
+    assert.ok(!leaks(redacted), JSON.stringify(redacted));
+    const blocked = respondStream(make({ filters: { secrets: { action: 'block' } } }), streaming(), {}, chunks());
+    assert.ok(blocked.some((e) => e?.includes(SANITIZE_MODEL_RESPONSE_FAULTS.modelResponseBlocked)));
+    assert.ok(!leaks(blocked), JSON.stringify(blocked));
+  });
+
+  test('a responses stream: none on the deltas, nor on any event that repeats the text', () => {
+    const text = PIECES.join('');
+    const at = { item_id: 'msg_1', output_index: 0, content_index: 0 };
+    const part = { type: 'output_text', text, annotations: [], logprobs: PIECES.map(lp) };
+    const events = [
+      ...PIECES.map((delta) => JSON.stringify({ type: 'response.output_text.delta', ...at, delta, logprobs: [lp(delta)] })),
+      JSON.stringify({ type: 'response.output_text.done', ...at, text, logprobs: PIECES.map(lp) }),
+      JSON.stringify({ type: 'response.content_part.done', ...at, part }),
+      JSON.stringify({ type: 'response.output_item.done', output_index: 0, item: { type: 'message', content: [part] } }),
+      JSON.stringify({ type: 'response.completed', response: { output: [{ type: 'message', content: [part] }] } }),
+    ];
+    const out = respondStream(make(), fakeContext({ operation: 'responses', body: { stream: true } }), {}, events);
+    assert.ok(!leaks(out), JSON.stringify(out));
+    assert.ok(out.every((e) => e === null || !e.includes('"logprob"')));
+  });
+});
+
+describe('what the policy cannot read', () => {
+  test('an event too long to read ends the stream with the error event, in the API\'s shape, instead of going out', () => {
+    // Before: the SSE rewriter passed it on unread, unredacted.
+    const out = respondStream(make(), streaming(), {}, [...chatChunks(['held back']).slice(0, 2), UNREAD_EVENT, ...chatChunks(['after']).slice(1)]);
+    const error = out.find((e) => e?.includes('"error"'));
+    assert.match(JSON.parse(error!).error.message, /too long to scan/);
+    assert.ok(out.slice(out.indexOf(error!) + 1).every((e) => e === null), 'nothing after it');
+    assert.ok(!out.includes(UNREAD_EVENT));
+    const responses = respondStream(make(), fakeContext({ operation: 'responses', body: { stream: true } }), {}, [UNREAD_EVENT]);
+    assert.equal(JSON.parse(responses[0]!).type, 'error');
+  });
+
+  test('embeddings get no flow: there is no text, and holding the answer failed large ones', () => {
+    assert.equal(make({ classifier: { url: classifier.url } }).respond!(fakeContext({ operation: 'embeddings' }), {}, 200), undefined);
+  });
+
+  test('with a classifier, a stream is marked unjudged (no cache may keep it); a whole answer is not', () => {
+    const state: ApimState = {};
+    make({ classifier: { url: classifier.url } }).respond!(streaming(), state, 200);
+    assert.equal(state.answerUnjudged, true);
+    const whole: ApimState = {};
+    make({ classifier: { url: classifier.url } }).respond!(fakeContext(), whole, 200);
+    assert.equal(whole.answerUnjudged, undefined);
+    const noClassifier: ApimState = {};
+    make().respond!(streaming(), noClassifier, 200);
+    assert.equal(noClassifier.answerUnjudged, undefined);
+  });
 });
 
 test('every fault code is documented', () => {

@@ -1,10 +1,11 @@
 // SanitizeModelResponse: the same filters over the model's answer. A whole JSON answer is scanned and redacted in
 // place or replaced by a 403 fault; a stream is sanitized per choice with a holdback window (see StreamRedactor for
-// the guarantee), and a blocking finding ends it with an SSE error event.
+// the guarantee), and a blocking finding ends it with an SSE error event. Logprobs are dropped while a filter is on.
 import { sanitizeModelResponseSpec } from '../../../config/apim-kinds.js';
 import type { RequestContext } from '../../../gateway/context.js';
 import { policyFault, type GatewayError } from '../../../gateway/errors.js';
 import type { ResponseFlow } from '../../../gateway/hooks.js';
+import { MAX_HELD_EVENT, UNREAD_EVENT } from '../../../gateway/sse-rewriter.js';
 import type { Finding } from '../../sanitize/finding.js';
 import { redact } from '../../sanitize/redact.js';
 import { Scanner } from '../../sanitize/scanner.js';
@@ -23,6 +24,7 @@ interface Choice {
   index?: number;
   text?: unknown;
   finish_reason?: string | null;
+  logprobs?: unknown;
   message?: { content?: unknown; refusal?: unknown; reasoning_content?: unknown; reasoning?: unknown };
   delta?: { content?: unknown; refusal?: unknown; reasoning_content?: unknown; reasoning?: unknown };
 }
@@ -31,10 +33,10 @@ interface Choice {
 const REASONING_FIELDS = ['reasoning_content', 'reasoning'] as const;
 const SIDE_FIELDS = ['refusal', ...REASONING_FIELDS] as const;
 
-/** A responses-API output item: a message's parts hold `text` (output_text) or `refusal`. */
+/** A responses-API output item: a message's parts hold `text` (output_text, with its `logprobs`) or `refusal`. */
 interface OutputItem {
   type?: string;
-  content?: { type?: string; text?: unknown; refusal?: unknown }[];
+  content?: { type?: string; text?: unknown; refusal?: unknown; logprobs?: unknown }[];
 }
 
 interface Answer {
@@ -48,6 +50,8 @@ interface Answer {
 type Slot = { get: () => string; set: (t: string) => void };
 
 const blockedFault = (findings: readonly Finding[]) => policyFault(403, SANITIZE_MODEL_RESPONSE_FAULTS.modelResponseBlocked, `The model's answer was blocked: ${describe(findings)}`);
+const unreadFault = () =>
+  policyFault(403, SANITIZE_MODEL_RESPONSE_FAULTS.modelResponseBlocked, `The model's answer was blocked: an event longer than ${MAX_HELD_EVENT / 1024 / 1024} MiB, too long to scan`);
 
 /** A slot for `holder[field]` when it is a string. */
 function field<T extends object>(holder: T, key: keyof T & string, out: Slot[]): void {
@@ -83,6 +87,34 @@ function partSlots(item: OutputItem | undefined, out: Slot[]): void {
   }
 }
 
+/**
+ * Logprobs spell the answer out again token by token (with each token's bytes and the likely alternatives), where no
+ * redaction reaches, and a stream sends a chunk's logprobs at once while its text is held back: with a filter on, they
+ * are dropped, written as each API writes "none" (`none`: null in chat and completions, [] in the responses API).
+ * Returns whether there were any.
+ */
+function dropLogprobs(holder: { logprobs?: unknown }, none: null | []): boolean {
+  const lp = holder.logprobs;
+  if (lp == null || (Array.isArray(lp) && lp.length === 0)) return false;
+  holder.logprobs = none;
+  return true;
+}
+
+/** Drops the logprobs of every part of a responses-API output item. */
+function dropPartLogprobs(item: OutputItem | undefined): boolean {
+  let dropped = false;
+  for (const part of Array.isArray(item?.content) ? item.content : []) if (part) dropped = dropLogprobs(part, []) || dropped;
+  return dropped;
+}
+
+/** Drops a whole answer's (or a responses-API event's response's) logprobs: every choice's and output part's. */
+function dropAnswerLogprobs(a: { choices?: unknown; output?: unknown }): boolean {
+  let dropped = false;
+  for (const c of Array.isArray(a.choices) ? (a.choices as Choice[]) : []) if (c) dropped = dropLogprobs(c, null) || dropped;
+  for (const item of Array.isArray(a.output) ? (a.output as OutputItem[]) : []) dropped = dropPartLogprobs(item) || dropped;
+  return dropped;
+}
+
 /** Redacts every slot in place; returns whether any changed. @throws the 403 fault on a blocking finding. */
 function sanitizeSlots(slots: readonly Slot[], scanner: Scanner): boolean {
   let changed = false;
@@ -108,7 +140,8 @@ async function sanitizeBody(body: Buffer, scanner: Scanner, classifier: Classifi
   }
   if (answer === null || typeof answer !== 'object') return body;
   const slots = answerSlots(answer);
-  const changed = sanitizeSlots(slots, scanner);
+  let changed = sanitizeSlots(slots, scanner);
+  if (scanner.active) changed = dropAnswerLogprobs(answer) || changed;
   if (classifier && slots.length > 0) {
     const f = await classifier.check(slots.map((s) => s.get()).join('\n'));
     if (f) throw blockedFault([f]);
@@ -125,7 +158,8 @@ interface ResponsesEvent {
   delta?: unknown;
   text?: unknown;
   refusal?: unknown;
-  part?: { text?: unknown; refusal?: unknown };
+  logprobs?: unknown;
+  part?: { text?: unknown; refusal?: unknown; logprobs?: unknown };
   item?: OutputItem;
   response?: { output?: unknown; output_text?: unknown };
 }
@@ -133,8 +167,11 @@ interface ResponsesEvent {
 /** The delta event that carries a text (or refusal) part's text, by the event that ends the part. */
 const DELTA_OF: Record<string, string> = { 'response.output_text.done': 'response.output_text.delta', 'response.refusal.done': 'response.refusal.delta' };
 
-/** The flow over a stream's events: content rewritten as the redactor releases it; an error event on a block. */
-function streamFlow(scanner: Scanner, holdback: number): ResponseFlow {
+/**
+ * The flow over a stream's events: content rewritten as the redactor releases it, logprobs dropped; an error event on a
+ * block, or in place of an event too long to read (`responsesApi`: in that API's shape).
+ */
+function streamFlow(scanner: Scanner, holdback: number, responsesApi: boolean): ResponseFlow {
   const redactor = new StreamRedactor(scanner, holdback);
   let ended = false;
   let last: Record<string, unknown> | undefined;
@@ -164,6 +201,7 @@ function streamFlow(scanner: Scanner, holdback: number): ResponseFlow {
       const out = redactor.push(streamOf(`${e.type}:${part}`), e.delta);
       if (out.blocked) return fail(out.blocked, true);
       e.delta = out.text;
+      dropLogprobs(e, []);
       return JSON.stringify(e);
     }
     const slots: Slot[] = [];
@@ -185,6 +223,11 @@ function streamFlow(scanner: Scanner, holdback: number): ResponseFlow {
     } catch (err) {
       return failWith(err as GatewayError, true);
     }
+    // An output_text.done's own, a content part's, an output item's parts', a response's.
+    if (dropLogprobs(e, [])) changed = true;
+    if (e.part && dropLogprobs(e.part, [])) changed = true;
+    if (dropPartLogprobs(e.item)) changed = true;
+    if (e.response && dropAnswerLogprobs(e.response)) changed = true;
     if (!changed && !tail) return data;
     const whole = changed ? JSON.stringify(e) : data;
     return tail ? [JSON.stringify({ type: delta, item_id: e.item_id, output_index: e.output_index, content_index: e.content_index, delta: tail }), whole] : whole;
@@ -193,6 +236,8 @@ function streamFlow(scanner: Scanner, holdback: number): ResponseFlow {
   return {
     event(data) {
       if (ended) return null;
+      // Not read, so not let through: the stream ends here.
+      if (data === UNREAD_EVENT) return failWith(unreadFault(), responsesApi);
       if (data === '[DONE]') {
         // A server that never finished a choice: what is held goes out in place of [DONE], rather than never.
         const rest = redactor.pending().map((i) => ({ i, e: redactor.flush(i) }));
@@ -223,6 +268,7 @@ function streamFlow(scanner: Scanner, holdback: number): ResponseFlow {
       last = chunk;
       for (const c of chunk.choices) {
         const index = c.index ?? 0;
+        dropLogprobs(c, null);
         const source = c.delta && typeof c.delta.content === 'string' ? 'delta' : typeof c.text === 'string' ? 'text' : null;
         let out = '';
         if (source) {
@@ -283,9 +329,15 @@ export const sanitizeModelResponse: PolicyFactory = (name, spec) => {
     get classifierFailures() {
       return classifier?.failures ?? 0;
     },
-    respond(ctx: RequestContext, _state: ApimState, status: number): ResponseFlow | undefined {
-      if (status < 200 || status >= 300 || (!scanner.active && !classifier)) return undefined;
-      if (ctx.stream) return streamFlow(scanner, s.streamHoldback);
+    respond(ctx: RequestContext, state: ApimState, status: number): ResponseFlow | undefined {
+      // Embeddings carry no text: holding one whole answer for nothing to read failed those past the body limit.
+      if (status < 200 || status >= 300 || ctx.operation === 'embeddings') return undefined;
+      if (ctx.stream) {
+        // The classifier never sees a stream: no cache may keep this answer to replay where the classifier would judge it.
+        if (classifier) state.answerUnjudged = true;
+        return scanner.active ? streamFlow(scanner, s.streamHoldback, ctx.operation === 'responses') : undefined;
+      }
+      if (!scanner.active && !classifier) return undefined;
       return { body: (body) => sanitizeBody(body, scanner, classifier) };
     },
   } satisfies Policy & { readonly classifierFailures: number };

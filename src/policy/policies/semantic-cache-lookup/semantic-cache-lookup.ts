@@ -10,7 +10,7 @@ import { compileScope } from '../../caching/cache-scope.js';
 import { STREAMABLE, cachedAnswer, serveHit } from '../../caching/cached-answer.js';
 import { clientDirectives } from '../../caching/client-directives.js';
 import { answerShape, contextDigest, promptMediaDigest, userPrompt } from '../../caching/prompt-text.js';
-import { forwardedQuery } from '../../caching/request-key.js';
+import { forwardedQuery, upstreamOf } from '../../caching/request-key.js';
 import { forgetSemanticMiss, leaveSemanticMiss } from '../../caching/semantic-handoff.js';
 import { requestStreamUsage } from '../../../gateway/stream-usage.js';
 import type { ApimState, Policy, PolicyFactory } from '../../types.js';
@@ -43,10 +43,10 @@ export const semanticCacheLookup = ((name: string, spec: unknown, deps: CacheDep
     return media ? `\n${media}` : '';
   };
 
-  /** Tenant, models, query string, the answer's shape and context, hashed: index keys carry no names and no prompt text. */
+  /** Tenant, models, upstream, query string, the answer's shape and context, hashed: index keys carry no names and no prompt text. */
   const scopeKey = (tenant: string, ctx: RequestContext, body: OpenAIBody) =>
     createHash('sha256')
-      .update(`${resource}\n${tenant}\n${ctx.model}\n${ctx.targetModel ?? ctx.model}\n${forwardedQuery(ctx) ?? ''}\n${answerShape(ctx.operation, body)}\n${s.matchContext ? contextDigest(body, source) : ''}${mediaSuffix(body)}`)
+      .update(`${resource}\n${tenant}\n${ctx.model}\n${ctx.targetModel ?? ctx.model}\n${upstreamOf(ctx) ?? ''}\n${forwardedQuery(ctx) ?? ''}\n${answerShape(ctx.operation, body)}\n${s.matchContext ? contextDigest(body, source) : ''}${mediaSuffix(body)}`)
       .digest('base64url');
 
   async function lookup(ctx: RequestContext, tenant: string, scope: string, prompt: string, search: boolean): Promise<void> {

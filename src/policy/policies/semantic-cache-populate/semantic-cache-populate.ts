@@ -27,14 +27,14 @@ export const semanticCachePopulate: PolicyFactory = (name, spec) => {
   return {
     type: SEMANTIC_CACHE_POPULATE,
     name,
-    respond(ctx: RequestContext, _state: ApimState, status: number): ResponseFlow | undefined {
+    respond(ctx: RequestContext, state: ApimState, status: number): ResponseFlow | undefined {
       const miss = takeSemanticMiss(ctx, s.lookupPolicy);
       if (!miss || status < 200 || status >= 300) return undefined;
       if (!miss.asLookedUp(ctx)) {
         miss.stats.changedAfterLookup++;
         return undefined;
       }
-      return captureAnswer(ctx.stream, miss.maxEntryBytes, (answer) => store(miss, answer, ttlMs));
+      return captureAnswer(ctx.stream, miss.maxEntryBytes, state, (answer) => store(miss, answer, ttlMs));
     },
   } satisfies Policy;
 };

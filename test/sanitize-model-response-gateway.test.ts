@@ -1,0 +1,155 @@
+// SanitizeModelResponse on a gateway, where its answer could get out another way: through logprobs, through an SSE
+// event too long for the rewriter to read, through a cache that stored a stream the classifier never judged; and
+// embeddings, which it has nothing to read in, passing whatever their size.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startGateway, type Gateway } from '../src/gateway/gateway.js';
+import { MAX_HELD_EVENT } from '../src/gateway/sse-rewriter.js';
+import type { Manifest } from '../src/config/manifest.js';
+import { silentLogger } from '../src/lib/logger.js';
+import { startClassifierStub, type ClassifierStub } from '../src/policy/sanitize/testing.js';
+import { call, codeOf, createApp, untilKeyKnown, type Answer, type IssuedApp } from './helpers/apim-admin.js';
+import { manifest, settings } from './helpers/manifests.js';
+import { json, startStub, type Stub, type StubRequest } from './helpers/stub-upstream.js';
+
+const SECRET = 'AKIAIOSFODNN7EXAMPLQ';
+const PIECES = ['The key is ', 'AKIAIOSF', 'ODNN7EXAMPLQ', ' ok.'];
+const BLOCKED = 'steps.sanitize.ModelResponseBlocked';
+
+function manifests(upstream: string, classifierUrl: string): Manifest[] {
+  const redact = { filters: { secrets: { action: 'redact' } } };
+  const bigEntries = { scope: 'app', maxEntryBytes: 16 * 1024 * 1024 };
+  /** Each product runs one template: these policies, in this order. */
+  const products: Record<string, [kind: string, spec: unknown][]> = {
+    redacting: [['SanitizeModelResponse', redact]],
+    blocking: [['SanitizeModelResponse', { filters: { secrets: { action: 'block' } } }]],
+    'redact-then-cache': [
+      ['SanitizeModelResponse', redact],
+      ['ResponseCache', bigEntries],
+    ],
+    'cache-only': [['ResponseCache', bigEntries]],
+    'cache-then-classifier': [
+      ['ResponseCache', { scope: 'app' }],
+      ['SanitizeModelResponse', { classifier: { url: classifierUrl, threshold: 0.8, failOpen: false } }],
+    ],
+  };
+  return [
+    manifest('APIMExtensionPolicy', 'ext', { defaultSecurityEnabled: true, targetRef: { name: 'tollgate' } }),
+    // Below the embeddings answer's size: a flow that held it whole failed it.
+    settings({ server: { maxBodyBytes: 64 * 1024 } }),
+    ...Object.entries(products).flatMap(([name, policies]) => [
+      manifest('APIProduct', name, { displayName: name, templateRefs: [{ name }] }),
+      manifest('APIOperationSet', `${name}-ops`, { apiProductRefs: [{ name }] }),
+      manifest('ApimTemplate', name, { templates: [{ policies: policies.map(([kind], i) => ({ kind, name: `${name}-${i}` })) }] }),
+      ...policies.map(([kind, spec], i) => manifest(kind, `${name}-${i}`, spec)),
+    ]),
+    manifest('InferencePool', 'stub', { endpoints: [upstream] }),
+    manifest('InferenceModel', 'm', { modelName: 'm', poolRef: { name: 'stub' } }),
+  ];
+}
+
+const head = { id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'm' };
+const event = (choice: Record<string, unknown>) => `data: ${JSON.stringify({ ...head, choices: [{ index: 0, logprobs: null, finish_reason: null, ...choice }] })}\n\n`;
+const logprob = (token: string) => ({ token, logprob: -0.1, bytes: [...Buffer.from(token)], top_logprobs: [{ token, logprob: -0.1, bytes: [...Buffer.from(token)] }] });
+
+/**
+ * What the model server says: the secret in pieces with their logprobs (asked for with `logprobs`), an event longer
+ * than the gateway reads (a message saying HUGE), an answer to be classified, or embeddings.
+ */
+function upstream(r: StubRequest): void {
+  const body = r.body as { stream?: boolean; logprobs?: boolean; input?: unknown; messages?: { content: string }[] };
+  if (body.input !== undefined) {
+    return json(r.res, 200, { object: 'list', data: Array.from({ length: 80 }, (_, index) => ({ object: 'embedding', index, embedding: Array(256).fill(0.125) })), model: 'm' });
+  }
+  const prompt = body.messages?.[0]?.content ?? '';
+  if (!body.stream) {
+    const content = prompt === 'HUGE' ? 'short' : PIECES.join('');
+    const logprobs = body.logprobs ? { content: PIECES.map(logprob) } : null;
+    return json(r.res, 200, { id: 'c1', object: 'chat.completion', created: 1, model: 'm', choices: [{ index: 0, message: { role: 'assistant', content }, logprobs, finish_reason: 'stop' }] });
+  }
+  r.res.writeHead(200, { 'content-type': 'text/event-stream' });
+  r.res.write(event({ delta: { role: 'assistant', content: '' } }));
+  if (prompt === 'HUGE') r.res.write(event({ delta: { content: `key ${SECRET} ${'w'.repeat(MAX_HELD_EVENT + 512 * 1024)}` } }));
+  else for (const p of PIECES) r.res.write(event({ delta: { content: p }, logprobs: body.logprobs ? { content: [logprob(p)] } : null }));
+  r.res.write(event({ delta: { content: ' end' }, finish_reason: 'stop' }));
+  r.res.end('data: [DONE]\n\n');
+}
+
+let stub: Stub;
+let classifier: ClassifierStub;
+let gw: Gateway;
+const apps: Record<string, IssuedApp> = {};
+
+before(async () => {
+  stub = await startStub(upstream);
+  classifier = await startClassifierStub();
+  classifier.answer = 0.99;
+  gw = await startGateway({ configPaths: [], manifests: manifests(stub.url, classifier.url), port: 0, adminPort: 0, host: '127.0.0.1', watch: false, logger: silentLogger });
+  for (const product of ['redacting', 'blocking', 'redact-then-cache', 'cache-only', 'cache-then-classifier']) apps[product] = await createApp(gw.adminUrl, [product], product);
+  for (const a of Object.values(apps)) await untilKeyKnown(gw.url, a.key);
+});
+
+after(async () => {
+  await gw?.close();
+  await classifier?.close();
+  await stub?.close();
+});
+
+function chat(product: string, body: Record<string, unknown>): Promise<Answer> {
+  return call(gw.url, 'POST', '/v1/chat/completions', { model: 'm', temperature: 0, messages: [{ role: 'user', content: 'the key?' }], ...body }, { 'x-api-key': apps[product].key });
+}
+
+const raw = (a: Answer) => (typeof a.body === 'string' ? a.body : JSON.stringify(a.body));
+
+test('logprobs never carry what the content had redacted or blocked, streamed or whole', async () => {
+  // Before: the content said [REDACTED:awsAccessKey] and the logprobs spelled the key out; with block, a stream sent
+  // the logprobs of the key's first piece ahead of the error event.
+  for (const product of ['redacting', 'blocking']) {
+    for (const stream of [false, true]) {
+      const r = await chat(product, { stream, logprobs: true, top_logprobs: 1 });
+      const text = raw(r);
+      assert.ok(!text.includes('AKIAIOSF') && !text.includes('ODNN7EXAMPLQ'), `${product}, stream ${stream}: ${text}`);
+      assert.ok(!text.includes('"logprob"'), `${product}, stream ${stream}: no logprobs at all`);
+      if (product === 'blocking') assert.ok(stream ? text.includes(BLOCKED) : codeOf(r) === BLOCKED);
+      else assert.ok(text.includes('[REDACTED:awsAccessKey]'));
+    }
+  }
+});
+
+test('an event too long to read ends a sanitized stream with its error event, and no cache keeps the answer', async () => {
+  // Before: the 4 MiB event went out unread, key and all, and the cache stored the answer without it, as complete.
+  const streamed = await chat('redact-then-cache', { stream: true, messages: [{ role: 'user', content: 'HUGE' }] });
+  assert.equal(streamed.status, 200);
+  assert.ok(!raw(streamed).includes(SECRET), 'the key never went out');
+  assert.match(raw(streamed), /too long to scan/);
+  const again = await chat('redact-then-cache', { messages: [{ role: 'user', content: 'HUGE' }] });
+  assert.equal(again.headers['x-cache'], 'MISS');
+  assert.equal(again.body.choices[0].message.content, 'short');
+});
+
+test('a cache alone passes the long event on but does not store the answer it could not read whole', async () => {
+  const streamed = await chat('cache-only', { stream: true, messages: [{ role: 'user', content: 'HUGE' }] });
+  assert.ok(raw(streamed).includes('w'.repeat(1000)), 'the client gets the whole event');
+  const again = await chat('cache-only', { messages: [{ role: 'user', content: 'HUGE' }] });
+  assert.equal(again.headers['x-cache'], 'MISS', 'before: a HIT replaying the answer without its longest part');
+});
+
+test('a stream the classifier never saw is not stored for a cache listed before it to replay unjudged', async () => {
+  const judged = await chat('cache-then-classifier', { messages: [{ role: 'user', content: 'question one' }] });
+  assert.equal(codeOf(judged), BLOCKED);
+  const streamed = await chat('cache-then-classifier', { stream: true, messages: [{ role: 'user', content: 'question two' }] });
+  assert.equal(streamed.status, 200, 'streams are not classified (documented)');
+  const asked = classifier.texts.length;
+  // Before: 200 HIT with the answer the classifier refuses, and the classifier never asked.
+  const whole = await chat('cache-then-classifier', { messages: [{ role: 'user', content: 'question two' }] });
+  assert.equal(whole.headers['x-cache'], 'MISS');
+  assert.equal(codeOf(whole), BLOCKED);
+  assert.equal(classifier.texts.length, asked + 1);
+});
+
+test('embeddings pass a sanitizer whatever their size: it has no text to read, so it holds nothing', async () => {
+  // Before: 502 "the answer is larger than a response policy can hold" past server.maxBodyBytes.
+  const r = await call(gw.url, 'POST', '/v1/embeddings', { model: 'm', input: ['a', 'b'] }, { 'x-api-key': apps.redacting.key });
+  assert.equal(r.status, 200, raw(r).slice(0, 200));
+  assert.equal(r.body.data.length, 80);
+});
