@@ -107,7 +107,8 @@ describe('request flow', () => {
   });
 
   test('the scripts a worker keeps may hold 1 GiB of memory limits together: beyond, the least recently used is disposed', async () => {
-    // Four of 256 MiB fit; a fifth disposes the oldest, whose globals then start over (one worker: runs one at a time).
+    // Three of 256 MiB fit (each script's memory may grow to 262 MiB); a fourth disposes the oldest, whose globals then
+    // start over (one worker: runs one at a time).
     const source = `globalThis.runs = (globalThis.runs || 0) + 1; context.setVariable('probe.runs', runs);`;
     const policies = Array.from({ length: 5 }, (_, i) => javaScript(`big-${i}`, { source, memoryLimitMb: 256, timeLimit: ROOMY }, deps));
     const runs = async (i: number) => {
@@ -201,6 +202,27 @@ describe('faults and limits', () => {
     assert.ok(fault(F.scriptTimedOut)(s.err), String(s.err));
     // Never before its limit; the upper bound only says it ended at all (a loaded host is slow to stop a worker).
     assert.ok(s.ms >= 290 && s.ms < 5000, `timed out after ${s.ms} ms`);
+  });
+
+  test('a script allocating far beyond its memoryLimitMb → 500 ScriptExecutionFailed, out of memory; one within it runs', async () => {
+    // QuickJS's own limit counted allocations, not bytes: 64 typed arrays of 1 MiB, or 100 strings of 1 MB, passed 16 MiB.
+    const over = /out of memory \(over memoryLimitMb: 16\)/;
+    for (const source of ['var a = []; for (var i = 0; i < 64; i++) a.push(new Uint8Array(1 << 20));', "var a = []; for (var i = 0; i < 100; i++) a.push('x'.repeat(1000000) + i);"]) {
+      await assert.rejects(Promise.resolve(js(source, { memoryLimitMb: 16 }).admit!(fakeContext(), {})), fault(F.scriptExecutionFailed, over), source);
+    }
+    await js('var a = []; for (var i = 0; i < 12; i++) a.push(new Uint8Array(1 << 20));', { memoryLimitMb: 16 }).admit!(fakeContext(), {});
+  });
+
+  test('a script keeping 4 MiB in its globals at each run fails once past its memoryLimitMb, then starts afresh', async () => {
+    const keeper = js(`var kept = (globalThis.kept = globalThis.kept || []); kept.push(new Uint8Array(4 << 20)); context.setVariable('probe.kept', kept.length);`, { memoryLimitMb: 16 });
+    const outcomes: string[] = [];
+    for (let i = 0; i < 24; i++) {
+      const state: ApimState = {};
+      outcomes.push(await Promise.resolve(keeper.admit!(fakeContext(), state)).then(() => state.vars!.get('probe.kept')!, (err: Error) => (/out of memory/.test(err.message) ? 'out of memory' : err.message)));
+    }
+    // Runs go to either of the pool's workers, each keeping its own globals: at most 4 × 4 MiB in each.
+    assert.ok(outcomes.includes('out of memory'), outcomes.join(', '));
+    assert.ok(outcomes.every((o) => o === 'out of memory' || Number(o) <= 4), outcomes.join(', '));
   });
 
   test('a script that keeps allocating is stopped by its memory limit (or its time limit)', async () => {
