@@ -239,21 +239,17 @@ export async function auditKeysDeletedWith(w: WriteContext, owner: { appId: stri
  * product created later under that name, whatever its approvalType. Returns how many keys lost a grant.
  */
 export async function dropProductGrants(w: WriteContext, apiproduct: string, reason: string): Promise<number> {
-  const grantsOf = (json: Selectable<CredentialsTable>['api_products']) => decodeJson<ApiProductGrant[]>(json);
-  const holds = (grants: ApiProductGrant[]) => grants.some((g) => g.apiproduct === apiproduct);
-  // Read unlocked (usually no key holds it), then each holder locked and read again.
-  const rows = await w.db.selectFrom('credentials').select(['key_id', 'api_products']).execute();
-  const candidates = rows.filter((r) => holds(grantsOf(r.api_products)));
+  // Only the holders are read (credential_products indexes them), locked oldest first as regrantApp locks an app's
+  // keys: taken in one order, a delete and a re-grant on PostgreSQL cannot each hold a key the other waits for.
+  const holders = w.db.selectFrom('credential_products').select('key_id').where('apiproduct', '=', apiproduct);
+  const query = w.db.selectFrom('credentials').select(['key_id', 'api_products']).where('key_id', 'in', holders).orderBy('created_at').orderBy('key_id');
   let changed = 0;
-  for (const candidate of candidates) {
-    const row = await w.forUpdate(w.db.selectFrom('credentials').select(['key_id', 'api_products']).where('key_id', '=', candidate.key_id)).executeTakeFirst();
-    const grants = row ? grantsOf(row.api_products) : [];
-    if (!row || !holds(grants)) continue;
-    await w.db
-      .updateTable('credentials')
-      .set({ api_products: encodeJson(grants.filter((g) => g.apiproduct !== apiproduct)) })
-      .where('key_id', '=', row.key_id)
-      .execute();
+  for (const row of await w.forUpdate(query).execute()) {
+    const grants = decodeJson<ApiProductGrant[]>(row.api_products);
+    const kept = grants.filter((g) => g.apiproduct !== apiproduct);
+    // A re-grant that took it away while the lock was awaited: PostgreSQL rechecks the locked row, not the index.
+    if (kept.length === grants.length) continue;
+    await w.db.updateTable('credentials').set({ api_products: encodeJson(kept) }).where('key_id', '=', row.key_id).execute();
     await w.audit({ action: 'update', resourceType: RESOURCE, resourceName: row.key_id, detail: { removedApiProduct: apiproduct, reason } });
     changed++;
   }

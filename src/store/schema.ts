@@ -81,6 +81,12 @@ export interface CredentialsTable {
   created_at: TimestampColumn;
 }
 
+/** One row per product a key's grants name, kept by triggers (migration 6): read it, never write it. */
+export interface CredentialProductsTable {
+  apiproduct: string;
+  key_id: string;
+}
+
 export interface KvmEntriesTable {
   scope: string;
   map_name: string;
@@ -114,6 +120,7 @@ export interface Tables {
   developers: DevelopersTable;
   apps: AppsTable;
   credentials: CredentialsTable;
+  credential_products: CredentialProductsTable;
   kvm_entries: KvmEntriesTable;
   audit_log: AuditLogTable;
   tollgate_migrations: MigrationsTable;

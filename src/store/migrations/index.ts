@@ -5,7 +5,8 @@ import { analytics } from './0002-analytics.js';
 import { oauthTokens } from './0003-oauth-tokens.js';
 import { tokensEstimated } from './0004-tokens-estimated.js';
 import { responseId } from './0005-response-id.js';
+import { credentialProducts } from './0006-credential-products.js';
 
 export type { Migration } from './migration.js';
 
-export const MIGRATIONS: readonly Migration[] = [initial, analytics, oauthTokens, tokensEstimated, responseId];
+export const MIGRATIONS: readonly Migration[] = [initial, analytics, oauthTokens, tokensEstimated, responseId, credentialProducts];
