@@ -135,7 +135,7 @@ describe('without API keys', () => {
     assert.equal(unstored.status, 200);
     assert.deepEqual(holders(unstored.body.id), []);
     assert.equal((await call(gw.url, 'GET', `/v1/responses/${unstored.body.id}`)).status, 404);
-    assert.equal(gw.dataPlane.storedResponses.get(unstored.body.id), undefined);
+    assert.equal(gw.dataPlane.storedResponses.responses.get(unstored.body.id), undefined);
   });
 
   test('previous_response_id must be a string', async () => {
@@ -155,6 +155,8 @@ describe('with API keys', () => {
       manifest('APIMExtensionPolicy', 'ext', { defaultSecurityEnabled: true, targetRef: { name: 'tollgate', kind: 'Gateway' } }),
       manifest('APIProduct', 'p', { displayName: 'P', approvalType: 'auto', enforcementRefs: ext }),
       manifest('APIOperationSet', 'p-ops', { apiProductRefs: [{ name: 'p' }], quota: { limit: 1000, interval: 1, timeUnit: 'minute' }, llmOperations: { models: [MODEL] } }),
+      manifest('LLMTokenQuota', 'tokens', { limit: 1_000_000, timeUnit: 'day', countOn: 'total' }),
+      manifest('ApimTemplate', 'limits', { templates: [{ policies: [{ kind: 'LLMTokenQuota', name: 'tokens' }] }] }),
     ]);
     a = await createApp(gw.adminUrl, ['p'], 'owner');
     b = await createApp(gw.adminUrl, ['p'], 'other');
@@ -191,6 +193,25 @@ describe('with API keys', () => {
     assert.equal(anonymous.status, 401);
     const anonymousUnknown = await call(gw.url, 'GET', '/v1/responses/resp_0123456789abcdef');
     assert.equal(anonymousUnknown.status, 401);
+  });
+
+  test('reading a stored response charges no tokens, nor is it refused for them', async () => {
+    // An app of its own: its token count starts at 0.
+    const c = await createApp(gw.adminUrl, ['p'], 'reader');
+    await untilKeyKnown(gw.url, c.key);
+    const quota = async () => (await call(gw.url, 'GET', '/v1/tollgate/quota', undefined, { 'x-api-key': c.key })).body.quotas.find((q: { policy: string }) => q.policy === 'tokens');
+    const made = await create(gw.url, 'Count me once.', {}, { 'x-api-key': c.key });
+    assert.equal(made.status, 200);
+    const used = await until(quota, (q) => q.used === made.body.usage.total_tokens, 5000, 'the creation reconciled');
+    for (let i = 0; i < 3; i++) assert.equal((await call(gw.url, 'GET', `/v1/responses/${made.body.id}`, undefined, { 'x-api-key': c.key })).status, 200);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal((await quota()).used, used.used, 'three reads charged nothing');
+  });
+
+  test('with API keys a client may not choose a response id (vLLM makes request_id the id)', async () => {
+    const r = await create(gw.url, 'Mine now.', { request_id: 'resp_someone_elses' }, { 'x-api-key': b.key });
+    assert.equal(r.status, 400);
+    assert.match(r.body.error.message, /request_id/);
   });
 });
 
@@ -302,6 +323,57 @@ for (const backend of DATABASE_BACKENDS) {
       const stolen = await call(second.url, 'GET', `/v1/responses/${id}`, undefined, { 'x-api-key': b.key });
       assert.equal(stolen.status, 404);
       assert.equal(codeOf(stolen), 'response_not_found');
+    });
+  });
+}
+
+// An HTTPRoute that takes the OpenAI paths (to the pool, as a Gateway API setup does, or to one URL) changes nothing:
+// reads reach the holder and only the owner reaches them.
+for (const backend of ['pool', 'url'] as const) {
+  describe(`with API keys, behind an HTTPRoute to the ${backend === 'pool' ? 'InferencePool' : 'URL of one server'}`, () => {
+    let gw: Gateway;
+    let a: IssuedApp;
+    let b: IssuedApp;
+    before(async () => {
+      const ext = [{ name: 'ext', kind: 'APIMExtensionPolicy', group: 'apim.googleapis.com' }];
+      const backendRef = backend === 'pool' ? { kind: 'InferencePool', name: 'pool' } : { url: fleet.urls[1] };
+      gw = await gateway([
+        manifest('HTTPRoute', 'v1', { rules: [{ matches: [{ path: { type: 'PathPrefix', value: '/v1/' } }], backendRefs: [backendRef] }] }),
+        manifest('APIMExtensionPolicy', 'ext', { defaultSecurityEnabled: true, targetRef: { name: 'tollgate', kind: 'Gateway' } }),
+        manifest('APIProduct', 'p', { displayName: 'P', approvalType: 'auto', enforcementRefs: ext }),
+        manifest('APIOperationSet', 'p-ops', { apiProductRefs: [{ name: 'p' }], quota: { limit: 1000, interval: 1, timeUnit: 'minute' } }),
+      ]);
+      a = await createApp(gw.adminUrl, ['p'], 'owner');
+      b = await createApp(gw.adminUrl, ['p'], 'other');
+      await untilKeyKnown(gw.url, a.key);
+      await untilKeyKnown(gw.url, b.key);
+    });
+    after(async () => {
+      await gw?.close();
+    });
+
+    test("the owner reads and continues it; another app's read, follow-up and delete find nothing", async () => {
+      const made = await create(gw.url, 'Behind a route.', {}, { 'x-api-key': a.key });
+      assert.equal(made.status, 200, JSON.stringify(made.body));
+      const id = made.body.id as string;
+      if (backend === 'url') assert.deepEqual(holders(id), [1]);
+      for (let i = 0; i < 3; i++) {
+        const read = await call(gw.url, 'GET', `/v1/responses/${id}`, undefined, { 'x-api-key': a.key });
+        assert.equal(read.status, 200, JSON.stringify(read.body));
+        const next = await create(gw.url, `On ${i}.`, { previous_response_id: id }, { 'x-api-key': a.key });
+        assert.equal(next.status, 200, JSON.stringify(next.body));
+      }
+      for (const [method, path, body] of [
+        ['GET', `/v1/responses/${id}`, undefined],
+        ['GET', `/v1/responses/${id}/input_items`, undefined],
+        ['DELETE', `/v1/responses/${id}`, undefined],
+        ['POST', '/v1/responses', { model: MODEL, input: 'And?', previous_response_id: id }],
+      ] as const) {
+        const r = await call(gw.url, method, path, body, { 'x-api-key': b.key });
+        assert.equal(r.status, 404, `${method} ${path}: ${JSON.stringify(r.body)}`);
+        assert.equal(codeOf(r), 'response_not_found');
+      }
+      assert.equal(holders(id).length, 1, "the other app's DELETE never reached the server");
     });
   });
 }

@@ -56,7 +56,8 @@ export class ResponsePhase {
     const sse = isEventStream(readAs['content-type']);
     this.#sse = sse;
     const readable = readableAnswer(headers);
-    this.#scanner = usageScannerFor(readAs, ctx.completion, maxBodyBytes, responseIdSink(ctx, status));
+    // A stored response read, cancelled or deleted is no generation: the tokens its answer repeats were counted once.
+    this.#scanner = ctx.storedResponse ? null : usageScannerFor(readAs, ctx.completion, maxBodyBytes, responseIdSink(ctx, status));
     let flow = respond?.(ctx, status);
     if (!readable && flow?.observes) flow = undefined;
     this.#flow = flow;

@@ -29,7 +29,8 @@ import { IDENTITY_HEADERS, identityHeaderValues } from './identity-headers.js';
 import { assertSafePath } from './safe-path.js';
 import type { UpstreamPools } from './upstream-pools.js';
 import { requestStreamUsage } from './stream-usage.js';
-import { mayReach, responseOwner, storedResponseMethods, storedResponseRequest, StoredResponses, type FindRecordedResponse, type StoredResponse } from './stored-responses.js';
+import { responseOwner, storedResponseMethods, storedResponseRequest, type FindRecordedResponse } from './stored-responses.js';
+import { responseNotFound, StoredResponseRouting } from './stored-response-routing.js';
 
 /**
  * Client headers that never go upstream: hop-by-hop, the client's credentials, tollgate's own routing headers,
@@ -67,7 +68,6 @@ export type Decision =
 
 const NO_HOOKS: GatewayHooks = {};
 
-const responseNotFound = (id: string) => gatewayError('TG_ERR_RESPONSE_NOT_FOUND', `No stored response with id '${clipName(id)}' is known to this gateway`, undefined, 'response_id');
 
 function promptOf(body: OpenAIBody): string {
   if (Array.isArray(body.messages)) return serializeMessages(body.messages);
@@ -86,10 +86,10 @@ const ABSOLUTE_FORM = /^https?:\/\/[^/?#]*/i;
 export function routeRequest(config: RuntimeConfig, ctx: RequestContext): void {
   ctx.backend = config.routes.length > 0 ? matchRoute(config, ctx) : undefined;
   const operation = OPERATION_PATHS[ctx.path];
-  if (!operation && !ctx.backend) {
+  // A stored response is reached where it lives, whichever HTTPRoute takes its path (and its owner checked).
+  if (!operation) ctx.storedResponse = storedResponseRequest(ctx.method, ctx.path);
+  if (!operation && !ctx.backend && !ctx.storedResponse) {
     if (isModelsPath(ctx.path)) throw gatewayError('TG_ERR_METHOD_NOT_ALLOWED', `${ctx.path} accepts GET and HEAD only`, { allow: 'GET, HEAD' });
-    ctx.storedResponse = storedResponseRequest(ctx.method, ctx.path);
-    if (ctx.storedResponse) return;
     const allow = storedResponseMethods(ctx.path);
     if (allow) throw gatewayError('TG_ERR_METHOD_NOT_ALLOWED', `${ctx.path} accepts ${allow} only`, { allow });
     throw gatewayError('TG_ERR_ROUTE_NOT_FOUND', `No route for ${ctx.method} ${ctx.path}`);
@@ -161,8 +161,7 @@ export class DataPlane {
   readonly #analytics: AnalyticsPipeline | undefined;
   readonly #created = Math.floor(Date.now() / 1000);
   /** Which endpoint holds each stored Responses API answer (ext_proc's requests, decided here too, share it). */
-  readonly storedResponses = new StoredResponses();
-  readonly #findResponse: FindRecordedResponse | undefined;
+  readonly storedResponses: StoredResponseRouting;
   #inflight = 0;
   #draining = false;
   #idleWaiters: (() => void)[] = [];
@@ -177,7 +176,7 @@ export class DataPlane {
     this.tracer = deps.tracer ?? NOOP_TRACER;
     this.#apimMetrics = deps.apimMetrics;
     this.#analytics = deps.analytics;
-    this.#findResponse = deps.findResponse;
+    this.storedResponses = new StoredResponseRouting(() => this.config, deps.findResponse, deps.logger);
   }
 
   get inflight(): number {
@@ -293,9 +292,8 @@ export class DataPlane {
         const fairness = ctx.headers[FAIRNESS_HEADER];
         if (app !== undefined) ctx.fairnessId = `app:${app}`;
         else if (typeof fairness === 'string') ctx.fairnessId = fairness;
-        const previous = ctx.body.previous_response_id;
-        if (typeof previous === 'string' && ctx.operation === 'responses') return this.#continueAt(ctx, previous);
       }
+      if (ctx.operation === 'responses') return this.#responsesRequest(ctx);
     });
     if (ctx.directResponse) return { kind: 'direct', response: ctx.directResponse };
     if (ctx.backend?.kind === 'url') return { kind: 'url', endpoints: [urlEndpoint(ctx.backend, ctx.subset)] };
@@ -338,31 +336,19 @@ export class DataPlane {
   }
 
   /**
-   * A follow-up goes to the endpoint holding the response it continues, when this gateway saw it made and that endpoint
-   * serves the follow-up's pool; otherwise it is picked as any request is (the server then says whether it has it).
-   * Another app's response is not found, as an unknown one is at the server.
-   */
-  async #continueAt(ctx: RequestContext, previousId: string): Promise<void> {
-    const held = await this.#storedResponse(previousId);
-    if (!held) return;
-    if (!mayReach(held, ctx)) throw responseNotFound(previousId);
-    const pool = ctx.modelConfig!.pool;
-    if (held.pool !== pool.name || !pool.endpoints.some((ep) => ep.address === held.address)) return;
-    // Within an ext_proc subset hint that leaves it out, nothing can serve it: the pick fails with 503.
-    ctx.subset = !ctx.subset || ctx.subset.has(held.address) ? new Set([held.address]) : new Set();
-  }
-
-  /**
    * A GET, DELETE or cancel of a stored response: the key is checked against the model that made it, then the request
-   * goes to the endpoint holding it. Looked up before the credentials (they are checked against its model) but
+   * goes to the endpoint holding it, in whichever pool or HTTPRoute lists it. Looked up before the credentials (they are checked against its model) but
    * answered only after them: an anonymous client learns nothing of which ids exist.
    */
   async #decideStored(ctx: RequestContext, hooks: GatewayHooks): Promise<Decision> {
     const { id } = ctx.storedResponse!;
-    const held = await this.#storedResponse(id);
-    if (held) ctx.model = held.model;
+    const lookup = await this.storedResponses.lookup(id);
+    if (lookup.found) ctx.model = lookup.found.model;
     const endpoint = await this.#policies(ctx, hooks, () => {
-      const at = held && mayReach(held, ctx) ? this.#holder(held) : undefined;
+      const held = this.storedResponses.reachable(lookup, id, ctx);
+      // One this gateway does not know is passed to an HTTPRoute's URL backend, whose own store says; a pool's
+      // endpoints cannot be told apart.
+      const at = held ? this.storedResponses.holder(held) : ctx.backend?.kind === 'url' ? urlEndpoint(ctx.backend, ctx.subset) : undefined;
       if (!at) throw responseNotFound(id);
       const app = ctx.apim?.key?.appId;
       if (app !== undefined) ctx.fairnessId = `app:${app}`;
@@ -374,33 +360,16 @@ export class DataPlane {
   }
 
   /**
-   * Where stored response `id` lives: as this process saw it made, else as its creation record says (then kept here).
-   * A record whose endpoint is in no pool now, or that the store cannot be asked for, is no answer.
+   * What a Responses API creation settles once its caller is known: with API keys a client may not choose the id
+   * (vLLM's `request_id` becomes it: one app could store over another's), and a follow-up goes where it continues.
    */
-  async #storedResponse(id: string): Promise<StoredResponse | undefined> {
-    const seen = this.storedResponses.get(id);
-    if (seen || !this.#findResponse) return seen;
-    let recorded;
-    try {
-      recorded = await this.#findResponse(id);
-    } catch (err) {
-      this.#logger.warn({ err }, 'could not look up a stored response in the usage records');
-      return undefined;
+  #responsesRequest(ctx: RequestContext): Promise<void> | undefined {
+    const body = ctx.body!;
+    if (body.request_id !== undefined && responseOwner(ctx) !== undefined) {
+      throw gatewayError('TG_ERR_INVALID_REQUEST', 'request_id: not accepted on /v1/responses with API keys (a stored response id is the model server\'s to choose)', undefined, 'request_id');
     }
-    if (!recorded?.endpoint || recorded.model === null) return undefined;
-    const address = recorded.endpoint;
-    for (const pool of this.config.pools.values()) {
-      if (!pool.endpoints.some((ep) => ep.address === address)) continue;
-      const stored: StoredResponse = { pool: pool.name, address, model: recorded.model, owner: recorded.app_id === null ? undefined : `app:${recorded.app_id}` };
-      this.storedResponses.remember(id, stored, this.config.settings.scheduler.storedResponses);
-      return stored;
-    }
-    return undefined;
-  }
-
-  /** The endpoint a stored response lives on, while it is still in its pool. */
-  #holder(held: StoredResponse): EndpointConfig | undefined {
-    return this.config.pools.get(held.pool)?.endpoints.find((ep) => ep.address === held.address);
+    const previous = body.previous_response_id;
+    return typeof previous === 'string' ? this.storedResponses.continueAt(ctx, previous) : undefined;
   }
 
   /** The body to send upstream: the client's bytes, or re-serialized when a stage changed it. */
@@ -508,7 +477,7 @@ export class DataPlane {
 
   /** Accounting once a request is over, whichever way it came in: metrics, policies' response flow, access log. */
   finish(ctx: RequestContext): void {
-    this.#trackStored(ctx);
+    this.storedResponses.track(ctx);
     if (ctx.metered) this.#metrics.finished(ctx, ctx.errorCode ?? (ctx.status !== undefined && ctx.status >= 400 ? String(ctx.status) : undefined));
     try {
       this.hooks.complete?.(ctx);
@@ -540,16 +509,6 @@ export class DataPlane {
         },
         'request',
       );
-    }
-  }
-
-  /** Learns where a response the model server stored lives, and forgets one it deleted. */
-  #trackStored(ctx: RequestContext): void {
-    if (ctx.responseId !== undefined && ctx.endpoint && ctx.modelConfig && ctx.model !== undefined) {
-      const stored: StoredResponse = { pool: ctx.modelConfig.pool.name, address: ctx.endpoint.address, model: ctx.model, owner: responseOwner(ctx) };
-      this.storedResponses.remember(ctx.responseId, stored, this.config.settings.scheduler.storedResponses);
-    } else if (ctx.storedResponse?.action === 'delete' && ctx.upstreamStatus !== undefined && ctx.upstreamStatus < 300) {
-      this.storedResponses.forget(ctx.storedResponse.id);
     }
   }
 

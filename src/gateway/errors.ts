@@ -29,6 +29,7 @@ export const TG_ERRORS = {
   TG_ERR_MODEL_NOT_FOUND: { status: 404, type: 'invalid_request_error', code: 'model_not_found', message: 'The model does not exist' },
   TG_ERR_ROUTE_NOT_FOUND: { status: 404, type: 'invalid_request_error', code: 'route_not_found', message: 'No route matches this request' },
   TG_ERR_RESPONSE_NOT_FOUND: { status: 404, type: 'invalid_request_error', code: 'response_not_found', message: 'No stored response has this id' },
+  TG_ERR_RESPONSE_LOOKUP_FAILED: { status: 503, type: 'server_error', code: 'response_lookup_failed', message: 'Where the stored response lives could not be looked up; try again' },
   TG_ERR_METHOD_NOT_ALLOWED: { status: 405, type: 'invalid_request_error', code: 'method_not_allowed', message: 'Method not allowed' },
   TG_ERR_REQUEST_SHED: { status: 429, type: 'rate_limit_error', code: 'request_shed', message: 'The model servers are saturated; sheddable requests are refused' },
   TG_ERR_QUEUE_FULL: { status: 503, type: 'server_error', code: 'queue_full', message: 'The flow-control queue is full' },

@@ -211,7 +211,8 @@ class Exchange {
     const readAs = answerReadAs(headers, status, ctx.stream);
     this.#sse = isEventStream(readAs['content-type']);
     const readable = readableAnswer(headers);
-    this.#scanner = usageScannerFor(readAs, ctx.completion, this.#target.maxBodyBytes, responseIdSink(ctx, status));
+    // A stored response read, cancelled or deleted is no generation: the tokens its answer repeats were counted once.
+    this.#scanner = ctx.storedResponse ? null : usageScannerFor(readAs, ctx.completion, this.#target.maxBodyBytes, responseIdSink(ctx, status));
     let flow = this.#target.respond?.(status);
     // A compressed answer cannot be read: a flow that only reads it (a cache filling) is skipped.
     if (!readable && flow?.observes) flow = undefined;

@@ -4,7 +4,7 @@ import { newContext } from './data-plane.js';
 import { mayReach, responseIdSink, storedResponseMethods, storedResponseRequest, StoredResponses, type StoredResponse } from './stored-responses.js';
 import type { RequestContext } from './context.js';
 
-const held = (address: string, owner?: string): StoredResponse => ({ pool: 'p', address, model: 'm', owner });
+const held = (address: string, owner?: string): StoredResponse => ({ address, model: 'm', owner });
 
 describe('storedResponseRequest', () => {
   const cases: [string, string, ReturnType<typeof storedResponseRequest>][] = [

@@ -5,8 +5,7 @@ import type { RequestContext } from './context.js';
 
 /** The endpoint that answered a stored response, and who may reach it again. */
 export interface StoredResponse {
-  pool: string;
-  /** host:port of the endpoint (EndpointConfig.address). */
+  /** host:port of the endpoint (EndpointConfig.address), in whichever pool or route lists it now. */
   address: string;
   /** The client's model name: the follow-ups' and reads' entitlement is checked against it. */
   model: string;

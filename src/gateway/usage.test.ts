@@ -286,3 +286,16 @@ test('a JSON Responses answer tells its id at the end; compressed ones too, once
     assert.deepEqual(ids, ['resp_j']);
   }
 });
+
+test("a Responses answer over 4 MiB still tells its id, read from its first bytes before they are dropped", () => {
+  const ids: string[] = [];
+  const scanner = usageScannerFor({ 'content-type': 'application/json' }, undefined, 64 << 20, (id) => ids.push(id))!;
+  const head = Buffer.from('{"id":"resp_big","object":"response","metadata":{"pad":"');
+  scanner.push(head.subarray(0, 3));
+  scanner.push(head.subarray(3));
+  for (let i = 0; i < 5; i++) scanner.push(Buffer.alloc(1 << 20, 0x61));
+  scanner.push(Buffer.from('"},"usage":{"input_tokens":2,"output_tokens":1}}'));
+  scanner.end();
+  assert.deepEqual(ids, ['resp_big']);
+  assert.equal(scanner.usage?.outputTokens, 1);
+});

@@ -216,7 +216,11 @@ export class UsageScanner {
     } else {
       this.#chunks.push(chunk);
       this.#bytes += chunk.length;
-      if (this.#bytes > MAX_JSON_BYTES) this.#tailOnly = true;
+      if (!this.#tailOnly && this.#bytes > MAX_JSON_BYTES) {
+        // The id is the answer's first key: read before the start is dropped (the rest of it never is).
+        if (this.#onResponseId) this.#leadingId();
+        this.#tailOnly = true;
+      }
       if (this.#tailOnly) this.#dropBeforeTail();
     }
   }
@@ -305,6 +309,17 @@ export class UsageScanner {
     } catch {
       // Malformed event: passed through to the client as it is, nothing counted from it.
     }
+  }
+
+  /** A large JSON answer's id, from its first bytes. */
+  #leadingId(): void {
+    const parts: Buffer[] = [];
+    for (let i = 0, n = 0; i < this.#chunks.length && n < 256; n += this.#chunks[i++].length) parts.push(this.#chunks[i]);
+    const head = Buffer.concat(parts).subarray(0, 256);
+    const id = LEADING_ID.exec(head.toString('latin1'))?.[1];
+    const tell = this.#onResponseId!;
+    this.#onResponseId = undefined;
+    if (id) tell(id);
   }
 
   /** response.created, the first event, is small (no output yet): parsed once, or the next event that has the object. */

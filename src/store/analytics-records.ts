@@ -103,7 +103,7 @@ export class AnalyticsRecords {
   }
 
   /**
-   * Where the stored Responses API answer `id` was made: the latest successful creation record naming it, with the
+   * Where the stored Responses API answer `id` was made: the first creation record naming it, with the
    * endpoint, app and model of that request; undefined when none is stored (or retention removed it).
    */
   async findResponse(id: string): Promise<{ endpoint: string | null; app_id: string | null; model: string | null } | undefined> {
@@ -111,7 +111,8 @@ export class AnalyticsRecords {
       .selectFrom('analytics_records')
       .select(['endpoint', 'app_id', 'model'])
       .where('response_id', '=', id)
-      .orderBy('at_ms', 'desc')
+      // The first: an id a server gave again (to another app) does not change whose it is.
+      .orderBy('at_ms', 'asc')
       .limit(1)
       .executeTakeFirst();
   }

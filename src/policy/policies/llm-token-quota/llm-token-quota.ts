@@ -80,7 +80,8 @@ export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
     needsApiKey: s.useQuotaConfigInAPIProduct,
     async admit(ctx: RequestContext, state: ApimState) {
       const q = limitOf(state);
-      if (!q) return;
+      // Reading, cancelling or deleting a stored response makes no tokens: neither charged nor refused for them.
+      if (!q || ctx.storedResponse) return;
       const id = identify(ctx, state);
       const { output, choices, chosen } = estimateOutput(ctx, q.countOn);
       // The prompt is counted where it matters: when it is part of what is counted, or for a cap tollgate sets (the

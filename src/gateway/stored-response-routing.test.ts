@@ -1,0 +1,92 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { compileConfig } from '../config/runtime-config.js';
+import { manifestOf } from '../config/manifest.js';
+import { silentLogger } from '../lib/logger.js';
+import type { RequestContext } from './context.js';
+import { newContext } from './data-plane.js';
+import type { GatewayError } from './errors.js';
+import { StoredResponseRouting } from './stored-response-routing.js';
+import type { FindRecordedResponse } from './stored-responses.js';
+
+const m = (kind: string, name: string, spec: unknown) => manifestOf(kind, name, spec, 'test');
+
+function config(poolName = 'pool') {
+  return compileConfig([
+    m('InferencePool', poolName, { endpoints: ['http://10.0.0.1:8000', 'http://10.0.0.2:8000'] }),
+    m('InferenceModel', 'm', { modelName: 'm', poolRef: { name: poolName } }),
+    m('HTTPRoute', 'ext', { rules: [{ matches: [{ path: { type: 'PathPrefix', value: '/ext/' } }], backendRefs: [{ url: 'https://api.example.com' }] }] }),
+  ]);
+}
+
+function ctxOf(app?: string, fields: Partial<RequestContext> = {}): RequestContext {
+  const ctx = Object.assign(newContext('POST', '/v1/responses', {}, '127.0.0.1'), fields);
+  if (app !== undefined) ctx.apim = { key: { appId: app } } as RequestContext['apim'];
+  return ctx;
+}
+
+const code = (err: unknown) => (err as GatewayError).code;
+
+describe('StoredResponseRouting', () => {
+  test('looks an id up in memory, then in the records (kept after); a failing lookup is told apart from none', async () => {
+    let calls = 0;
+    const records = new Map([['resp_r', { endpoint: '10.0.0.2:8000', app_id: 'A', model: 'm' }]]);
+    const find: FindRecordedResponse = async (id) => {
+      calls++;
+      if (id === 'resp_err') throw new Error('database down');
+      return records.get(id);
+    };
+    const routing = new StoredResponseRouting(() => config(), find, silentLogger);
+    assert.deepEqual(await routing.lookup('resp_r'), { found: { address: '10.0.0.2:8000', model: 'm', owner: 'app:A' } });
+    await routing.lookup('resp_r');
+    assert.equal(calls, 1, 'kept in memory after the first lookup');
+    assert.deepEqual(await routing.lookup('resp_none'), { found: undefined, failed: false });
+    assert.deepEqual(await routing.lookup('resp_err'), { found: undefined, failed: true });
+  });
+
+  test("reachable: another app's is 404; a failed lookup is 503 with API keys, unknown without", () => {
+    const routing = new StoredResponseRouting(() => config(), undefined, silentLogger);
+    const owned = { found: { address: '10.0.0.1:8000', model: 'm', owner: 'app:A' } };
+    assert.equal(routing.reachable(owned, 'r', ctxOf('A')), owned.found);
+    assert.throws(() => routing.reachable(owned, 'r', ctxOf('B')), (e) => code(e) === 'response_not_found');
+    assert.throws(() => routing.reachable({ found: undefined, failed: true }, 'r', ctxOf('B')), (e) => code(e) === 'response_lookup_failed');
+    assert.equal(routing.reachable({ found: undefined, failed: true }, 'r', ctxOf()), undefined);
+  });
+
+  test('the holder is found by address, in whichever pool (renamed on reload) or route URL lists it', () => {
+    let current = config('pool');
+    const routing = new StoredResponseRouting(() => current, undefined, silentLogger);
+    const held = { address: '10.0.0.2:8000', model: 'm' };
+    assert.equal(routing.holder(held)?.url, 'http://10.0.0.2:8000');
+    current = config('renamed');
+    assert.equal(routing.holder(held)?.url, 'http://10.0.0.2:8000');
+    assert.deepEqual(routing.holder({ address: 'api.example.com:443', model: 'm' }), { url: 'https://api.example.com', address: 'api.example.com:443' });
+    assert.equal(routing.holder({ address: '10.9.9.9:1', model: 'm' }), undefined);
+  });
+
+  test("track: an id another app already holds keeps its first owner; a deleted one is forgotten", () => {
+    const routing = new StoredResponseRouting(() => config(), undefined, silentLogger);
+    const endpoint = { url: 'http://10.0.0.1:8000', address: '10.0.0.1:8000' };
+    routing.track(ctxOf('A', { responseId: 'resp_1', endpoint, model: 'm' }));
+    routing.track(ctxOf('B', { responseId: 'resp_1', endpoint: { url: 'http://10.0.0.2:8000', address: '10.0.0.2:8000' }, model: 'm' }));
+    assert.deepEqual(routing.responses.get('resp_1'), { address: '10.0.0.1:8000', model: 'm', owner: 'app:A' });
+    routing.track(ctxOf('A', { storedResponse: { id: 'resp_1', action: 'delete' }, upstreamStatus: 200 }));
+    assert.equal(routing.responses.get('resp_1'), undefined);
+  });
+
+  test("continueAt: a pool's follow-up is held to the holder; a route URL follow-up goes to the holder's URL", async () => {
+    const current = config();
+    const routing = new StoredResponseRouting(() => current, undefined, silentLogger);
+    routing.responses.remember('resp_p', { address: '10.0.0.2:8000', model: 'm' }, 10);
+    const ctx = ctxOf(undefined, { modelConfig: current.models.get('m') });
+    await routing.continueAt(ctx, 'resp_p');
+    assert.deepEqual([...ctx.subset!], ['10.0.0.2:8000']);
+    const hinted = ctxOf(undefined, { modelConfig: current.models.get('m'), subset: new Set(['10.0.0.1:8000']) });
+    await routing.continueAt(hinted, 'resp_p');
+    assert.equal(hinted.subset!.size, 0, 'outside the subset hint nothing can serve it');
+    routing.responses.remember('resp_u', { address: 'api.example.com:443', model: 'm' }, 10);
+    const routed = ctxOf(undefined, { backend: { kind: 'url', url: 'https://other.example.com', address: 'other.example.com:443' } });
+    await routing.continueAt(routed, 'resp_u');
+    assert.deepEqual(routed.backend, { kind: 'url', url: 'https://api.example.com', address: 'api.example.com:443' });
+  });
+});
