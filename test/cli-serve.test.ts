@@ -59,8 +59,8 @@ function runCli(args: string[], cwd: string, env: Record<string, string> = {}): 
 }
 
 /** Runs a `tollgate` command that must refuse to start: exit code 2, nothing served, no stack; the lines it printed on stderr. */
-async function refusal(args: string[], cwd: string): Promise<string[]> {
-  const cli = runCli(args, cwd);
+async function refusal(args: string[], cwd: string, env: Record<string, string> = {}): Promise<string[]> {
+  const cli = runCli(args, cwd, env);
   try {
     assert.equal(await exitCode(cli), 2, cli.stderr);
     assert.doesNotMatch(cli.stdout, /tollgate is serving/);
@@ -469,5 +469,26 @@ describe('tollgate serve: admin port with TOLLGATE_ADMIN_TOKEN', () => {
     const admin = `http://${EXTERNAL_IPV4}:${served.adminPort}`;
     assert.equal(statusOf(await send(`${admin}/v1/apiproducts`)), 401);
     assert.equal(statusOf(await send(`${admin}/v1/apiproducts`, { headers: { authorization: `Bearer ${token}` } })), 200);
+  });
+});
+
+describe('tollgate serve: TOLLGATE_ADMIN_TOKEN with white space', () => {
+  const token = 'cli-serve-admin-token';
+  let served: Awaited<ReturnType<typeof serveWith>> | undefined;
+  after(() => served && kill(served.cli.child));
+
+  test('around it (a trailing newline from a Secret file) is dropped: the token works (before: no one could authenticate)', async () => {
+    served = await serveWith({ TOLLGATE_ADMIN_TOKEN: ` ${token}\n` });
+    const admin = `http://127.0.0.1:${served.adminPort}`;
+    assert.equal(statusOf(await send(`${admin}/v1/apiproducts`, { headers: { authorization: `Bearer ${token}` } })), 200);
+    assert.equal(statusOf(await send(`${admin}/v1/apiproducts`)), 401);
+  });
+
+  test('inside it: exit code 2 and one line that does not show the token (before: it served, and no one could authenticate)', async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'good.yaml');
+    await writeFile(file, poolAndModelYaml('http://127.0.0.1:9'));
+    const lines = await refusal(['serve', '--config', file, '--port', '0', '--admin-port', '0', '--db', `sqlite:${join(dir, 't.db')}`], dir, { TOLLGATE_ADMIN_TOKEN: 'two halves\nof-a-token' });
+    assert.deepEqual(lines, ['tollgate serve: TOLLGATE_ADMIN_TOKEN holds white space or characters other than visible ASCII, which an Authorization header cannot carry as a bearer token']);
   });
 });

@@ -90,7 +90,8 @@ function settingsYaml(spec: string): string {
 function idleClose(port: number): Promise<string> {
   return new Promise((resolve, reject) => {
     let data = '';
-    const sock = connect(port, '127.0.0.1', () => sock.write('GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n'));
+    // A loopback Host: without a token the admin port answers no other name.
+    const sock = connect(port, '127.0.0.1', () => sock.write(`GET /healthz HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\n\r\n`));
     const timer = setTimeout(() => {
       sock.destroy();
       reject(new Error('the idle connection is still open after 5 s'));

@@ -63,9 +63,17 @@ export function readPage(req: AdminRequest): PageRequest {
   return readQuery(req, pageQuery);
 }
 
-/** A boolean query flag such as `?dryRun=true`. */
-export function readFlag(req: AdminRequest, name: string): boolean {
-  return readQuery(req, z.object({ [name]: z.enum(['true', 'false']).optional() }))[name] === 'true';
+const flag = z.enum(['true', 'false']).optional();
+
+/**
+ * The boolean query flags of a write (`?dryRun=true&force=true`). Any other parameter is a 400 naming it, as the
+ * analytics route refuses one: ignored, a misspelt `?dryrun=true` applied for real.
+ */
+export function readFlags<N extends string>(req: AdminRequest, names: readonly N[]): Record<N, boolean> {
+  const unknown = new Set([...req.query.keys()].filter((key) => !(names as readonly string[]).includes(key)));
+  if (unknown.size > 0) throw invalid('The query parameters are invalid', [...unknown].map((path) => ({ path, message: `unknown parameter (known: ${names.join(', ')})` })));
+  const given = readQuery(req, z.object(Object.fromEntries(names.map((name) => [name, flag]))));
+  return Object.fromEntries(names.map((name) => [name, given[name] === 'true'])) as Record<N, boolean>;
 }
 
 /** `?action=...`, mapped to the status it sets; `actions` lists every accepted spelling. */

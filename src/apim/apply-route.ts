@@ -1,7 +1,7 @@
 // POST /v1/apply: multi-document YAML (or a JSON array) of apim.googleapis.com/v1 manifests, applied all or none.
 import type { AddRoute, ApimAdminDeps } from './admin-deps.js';
 import { storeFor } from './admin-deps.js';
-import { invalid, readFlag } from './admin-input.js';
+import { invalid, readFlags } from './admin-input.js';
 import { applyDocuments } from './apply-manifests.js';
 import { ADMIN_DOCUMENT_LIMITS, readApimDocuments } from './manifest-documents.js';
 
@@ -13,7 +13,7 @@ export function detailPath(document: number | undefined, path: string): string {
 
 export function registerApplyRoute(add: AddRoute, deps: ApimAdminDeps): void {
   add('POST', '/v1/apply', async (req) => {
-    const dryRun = readFlag(req, 'dryRun');
+    const { dryRun } = readFlags(req, ['dryRun']);
     const store = storeFor(deps, req);
     const { documents, problems } = readApimDocuments(await req.text(), 'admin-api', ADMIN_DOCUMENT_LIMITS);
     if (problems.length > 0) {

@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { CommanderError } from 'commander';
 import { callAdmin, type CommandIo } from './admin-client.js';
@@ -23,5 +24,32 @@ test('an admin port that accepts connections but never answers ends the command 
   } finally {
     for (const s of sockets) s.destroy();
     silent.close();
+  }
+});
+
+test('TOLLGATE_ADMIN_TOKEN is sent without the white space around it; one with white space inside is a bad input (exit 2), never shown', async () => {
+  const seen: (string | undefined)[] = [];
+  const server = createHttpServer((req, res) => {
+    seen.push(req.headers.authorization);
+    res.end('{}');
+  }).listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const url = new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/manifests/APIProduct`);
+  const errors: string[] = [];
+  const io = (token: string): CommandIo => ({ out: () => {}, err: (line) => void errors.push(line), env: { TOLLGATE_ADMIN_TOKEN: token } });
+  try {
+    // A Secret file's trailing newline (before: sent as is, and undici refused the header: "cannot reach the admin API").
+    assert.equal((await callAdmin('get', io('s3cret-token\n'), url)).status, 200);
+    assert.deepEqual(seen, ['Bearer s3cret-token']);
+    for (const token of ['s3cret token', 's3cret\ttoken', 'sécret-token']) {
+      await assert.rejects(callAdmin('get', io(token), url), (err: unknown) => err instanceof CommanderError && err.exitCode === 2);
+    }
+    assert.equal(seen.length, 1, 'nothing sent');
+    assert.equal(errors.length, 3);
+    for (const line of errors) {
+      assert.equal(line, 'tollgate get: TOLLGATE_ADMIN_TOKEN holds white space or characters other than visible ASCII, which an Authorization header cannot carry as a bearer token');
+    }
+  } finally {
+    server.close();
   }
 });

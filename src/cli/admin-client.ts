@@ -2,6 +2,7 @@
 // TOLLGATE_ADMIN_TOKEN, one line per problem on stderr, and exit codes (1 unreachable or refused, 2 bad input).
 import { CommanderError, InvalidArgumentError, Option } from 'commander';
 import { request } from 'undici';
+import { readAdminToken } from './admin-token.js';
 
 /** Where a command writes and what it reads from the environment (tests pass their own). */
 export interface CommandIo {
@@ -60,7 +61,8 @@ const ADMIN_TIMEOUT_MS = 60_000;
 /** One admin API call with the token; an unreachable gateway ends the command with exit code 1. */
 export async function callAdmin(command: string, io: CommandIo, url: URL, init: { method?: 'GET' | 'POST'; json?: unknown; timeoutMs?: number } = {}): Promise<AdminAnswer> {
   const timeoutMs = init.timeoutMs ?? ADMIN_TIMEOUT_MS;
-  const token = io.env.TOLLGATE_ADMIN_TOKEN;
+  const { token, problem } = readAdminToken(io.env);
+  if (problem) failCommand(command, io, 2, [problem]);
   const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
   if (init.json !== undefined) headers['content-type'] = 'application/json';
   let status: number;

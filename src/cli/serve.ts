@@ -5,6 +5,7 @@ import { CounterStoreUnavailableError } from '../store/counters/errors.js';
 import { DatabaseConfigError, DatabaseOpenError, redactUrl } from '../store/errors.js';
 import { createLogger, envLogLevel } from '../lib/logger.js';
 import { ListenError, TlsFilesError, type ListenerName, type TlsFileRole } from '../gateway/listen.js';
+import { readAdminToken } from './admin-token.js';
 import { collect, parsePort, parseRoles, untilSignal } from './options.js';
 
 export function serveCommand(): Command {
@@ -32,6 +33,8 @@ export function serveCommand(): Command {
       if (opts.extprocTlsCa && !opts.extprocTlsCert) cmd.error('tollgate serve: --extproc-tls-ca needs --extproc-tls-cert and --extproc-tls-key', { exitCode: 2 });
       // ioredis would read any other URL as a Unix socket path and fail with a puzzling ENOENT.
       if (opts.redis !== undefined && !/^rediss?:\/\//.test(opts.redis)) cmd.error(`tollgate serve: --redis: expected redis://... or rediss://..., got "${redactUrl(opts.redis)}"`, { exitCode: 2 });
+      const admin = readAdminToken(process.env);
+      if (admin.problem) cmd.error(`tollgate serve: ${admin.problem}`, { exitCode: 2 });
       const logger = createLogger();
       // Loaded here, not with the CLI: the other commands do without the gateway's modules.
       const { startGateway } = await import('../gateway/gateway.js');
@@ -41,7 +44,7 @@ export function serveCommand(): Command {
           configPaths: opts.config,
           port: opts.port,
           adminPort: opts.adminPort,
-          adminToken: process.env.TOLLGATE_ADMIN_TOKEN,
+          adminToken: admin.token,
           tls: opts.tlsCert ? { cert: opts.tlsCert, key: opts.tlsKey } : undefined,
           db: opts.db,
           redis: opts.redis,

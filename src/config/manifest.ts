@@ -1,8 +1,9 @@
 // Parsing manifests: multi-document YAML (or JSON) text → validated documents, with errors that name
 // the file, the document's index, its kind/name and the field path.
-import { parseAllDocuments } from 'yaml';
 import { z } from 'zod';
+import { MAX_JSON_DEPTH } from '../lib/json-depth.js';
 import { KINDS } from './kinds.js';
+import { parseYamlStream } from './yaml-stream.js';
 
 export interface Manifest<S = unknown> {
   apiVersion: string;
@@ -98,11 +99,15 @@ export function readDocuments(text: string, source: string): { raws: RawDocument
   const problems: DocumentReadProblem[] = [];
   const problem = (index: number, message: string, label = '') => problems.push({ index, message, line: `${source} document ${index}${label}: ${message}` });
   // merge: kubectl reads `<<: *anchor` merge keys (YAML 1.1); the 1.2 core schema took `<<` for a field.
+  const { docs, tooDeep, linePos } = parseYamlStream(text, { merge: true });
   let next = 0;
-  parseAllDocuments(text, { merge: true }).forEach((doc) => {
+  docs.forEach((doc) => {
     const i = next++;
-    if (doc.errors.length > 0) {
-      for (const e of doc.errors) problem(i, `YAML: ${e.message.split('\n')[0]}`);
+    // The first error only: what follows it is mostly its echo, and a text of errors has one per byte.
+    const [error] = doc.errors;
+    if (error) {
+      const at = error.pos[0] === -1 ? undefined : linePos(error.pos[0]);
+      problem(i, `YAML: ${error.message.split('\n')[0]}${at ? ` at line ${at.line}, column ${at.col}` : ''}`);
       return;
     }
     let value: unknown;
@@ -122,6 +127,7 @@ export function readDocuments(text: string, source: string): { raws: RawDocument
       next = i + Math.max(1, value.length);
     } else raws.push({ raw: value, index: i });
   });
+  if (tooDeep) problem(next, `YAML: nests sequences and mappings more than ${MAX_JSON_DEPTH} levels deep at line ${tooDeep.line}, column ${tooDeep.col}`);
   return { raws, problems };
 }
 

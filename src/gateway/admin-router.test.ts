@@ -142,3 +142,112 @@ test('admin router: a 405 says in Allow which methods the resource takes (RFC 91
     await api.close();
   }
 });
+
+/** One request with its headers exactly as given (Host included, which fetch would set itself). */
+function send(base: string, method: string, path: string, headers: Record<string, string>, body?: string): Promise<{ status: number; code?: string; message?: string }> {
+  return new Promise((resolve, reject) => {
+    const { hostname, port } = new URL(base);
+    const req = httpRequest({ host: hostname, port, method, path, headers: body === undefined ? headers : { 'content-length': String(Buffer.byteLength(body)), ...headers } }, (res) => {
+      let text = '';
+      res.on('data', (d) => (text += d));
+      res.on('end', () => {
+        const error = text ? (JSON.parse(text) as { error?: { code: string; message: string } }).error : undefined;
+        resolve({ status: res.statusCode!, code: error?.code, message: error?.message });
+      });
+    });
+    req.on('error', reject).end(body);
+  });
+}
+
+/** A router with a JSON route, a route reading the raw text (as apply does) and an open route; `calls` counts what ran. */
+function guardedRouter(token?: string): { router: AdminRouter; calls: string[] } {
+  const calls: string[] = [];
+  const router = new AdminRouter(token, pino({ level: 'silent' }));
+  router.add('POST', '/v1/developers', async (req) => (calls.push(`json ${JSON.stringify(await req.json())}`), { status: 201, body: {} }));
+  router.add('POST', '/v1/apply', async (req) => (calls.push(`text ${await req.text()}`), { body: {} }));
+  router.add('POST', '/v1/developers/{email}', () => (calls.push('action'), { body: {} }));
+  router.add('GET', '/healthz', () => ({ body: {} }), { open: true });
+  return { router, calls };
+}
+
+test('admin router: what a web page makes a browser send (another Origin, Sec-Fetch-Site cross-site or same-site) is a 403, before any handler', async () => {
+  for (const token of [undefined, 's3cret']) {
+    const { router, calls } = guardedRouter(token);
+    const api = await serve(router);
+    const auth: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
+    const host = new URL(api.base).host;
+    try {
+      // The three requests of the report's page, as a cross-site no-cors fetch sends them (before: 201, a key planted).
+      const csrf = { ...auth, 'content-type': 'text/plain;charset=UTF-8', origin: 'https://evil.example', 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'no-cors' };
+      for (const headers of [
+        csrf,
+        { ...auth, 'content-type': 'application/json', origin: 'https://evil.example' },
+        { ...auth, 'content-type': 'application/json', 'sec-fetch-site': 'cross-site' },
+        // Another port of localhost is the same site, not the same origin: a dev server's page is refused too.
+        { ...auth, 'content-type': 'application/json', origin: 'http://localhost:3000', 'sec-fetch-site': 'same-site' },
+        { ...auth, 'content-type': 'application/json', origin: 'null' },
+      ]) {
+        const r = await send(api.base, 'POST', '/v1/developers', headers, '{"email":"mallory@evil.example"}');
+        assert.deepEqual([r.status, r.code], [403, 'cross_site_request'], `${token ? 'token' : 'no token'}: ${JSON.stringify(headers)}`);
+      }
+      assert.equal((await send(api.base, 'POST', '/v1/developers/x?action=revoke', { ...auth, origin: 'https://evil.example' })).status, 403);
+      assert.equal((await send(api.base, 'GET', '/healthz', { 'sec-fetch-site': 'cross-site' })).status, 403);
+      assert.match((await send(api.base, 'GET', '/healthz', { origin: 'https://evil.example' })).message!, /Origin: "https:\/\/evil\.example"/);
+      assert.deepEqual(calls, []);
+      // The user's own requests: a typed URL (none), the admin API's own origin, a command line (neither header).
+      for (const headers of [{ 'sec-fetch-site': 'none' }, { 'sec-fetch-site': 'same-origin', origin: `http://${host}` }, {}] as Record<string, string>[]) {
+        const r = await send(api.base, 'POST', '/v1/developers', { ...auth, 'content-type': 'application/json', ...headers }, '{"email":"ada@example.com"}');
+        assert.equal(r.status, 201, JSON.stringify(headers));
+      }
+    } finally {
+      await api.close();
+    }
+  }
+});
+
+test('admin router: without a token only loopback names are answered (a DNS-rebound page names its own); with one, any', async () => {
+  const open = await serve(guardedRouter().router);
+  const guarded = await serve(guardedRouter('s3cret').router);
+  const port = new URL(open.base).port;
+  try {
+    for (const host of [`127.0.0.1:${port}`, `127.0.0.2:${port}`, `localhost:${port}`, `LocalHost:${port}`, `[::1]:${port}`, 'localhost']) {
+      assert.equal((await send(open.base, 'GET', '/healthz', { host })).status, 200, host);
+    }
+    // Before: 200, so a rebound page read every developer, app and key it made.
+    for (const host of [`rebind.evil.example:${port}`, 'rebind.evil.example', `localhost.evil.example:${port}`, `127.0.0.1.nip.io:${port}`, `[::2]:${port}`]) {
+      const r = await send(open.base, 'POST', '/v1/developers', { host, 'content-type': 'application/json' }, '{}');
+      assert.deepEqual([r.status, r.code], [403, 'host_not_loopback'], host);
+      assert.equal((await send(open.base, 'GET', '/healthz', { host })).status, 403, host);
+    }
+    // With a token the admin port listens on every interface, reached under names of its own.
+    assert.equal((await send(guarded.base, 'GET', '/healthz', { host: `gateway.internal:${port}` })).status, 200);
+  } finally {
+    await open.close();
+    await guarded.close();
+  }
+});
+
+test('admin router: a body must be JSON (YAML too where the route reads text), which a page cannot send to another site without a preflight', async () => {
+  const { router, calls } = guardedRouter();
+  const api = await serve(router);
+  try {
+    for (const type of ['text/plain;charset=UTF-8', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', undefined]) {
+      const headers: Record<string, string> = type ? { 'content-type': type } : {};
+      for (const path of ['/v1/developers', '/v1/apply', '/v1/developers/x?action=revoke']) {
+        const r = await send(api.base, 'POST', path, headers, '{"email":"ada@example.com"}');
+        assert.deepEqual([r.status, r.code], [415, 'unsupported_media_type'], `${type} ${path}`);
+      }
+    }
+    assert.deepEqual((await send(api.base, 'POST', '/v1/developers', { 'content-type': 'application/yaml' }, 'email: a')).status, 415);
+    assert.deepEqual(calls, []);
+    assert.equal((await send(api.base, 'POST', '/v1/developers', { 'content-type': 'Application/JSON; charset=utf-8' }, '{"a":1}')).status, 201);
+    for (const type of ['application/yaml', 'application/x-yaml', 'text/yaml', 'application/json']) {
+      assert.equal((await send(api.base, 'POST', '/v1/apply', { 'content-type': type }, 'a: 1')).status, 200, type);
+    }
+    // No body, no content-type needed (an action, a DELETE).
+    assert.equal((await send(api.base, 'POST', '/v1/developers/x?action=revoke', {})).status, 200);
+    assert.equal(calls.length, 6);
+  } finally {
+    await api.close();
+  }
+});

@@ -1,6 +1,7 @@
 // A small router for the admin API: METHOD + path pattern with {params}, JSON in and out, errors with a field path.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
+import { CROSS_SITE_REQUEST, HOST_NOT_LOOPBACK, UNSUPPORTED_MEDIA_TYPE, bodyTypeProblem, crossSiteProblem, hostProblem } from './admin-browser-guard.js';
 import { readBody } from './body.js';
 import { GatewayError } from './errors.js';
 import { hasDotSegment } from './safe-path.js';
@@ -127,6 +128,12 @@ export class AdminRouter {
     const url = new URL(req.url ?? '/', 'http://admin');
     const method = req.method ?? 'GET';
     const { route, params, allowed } = this.#match(method, url.pathname);
+    // First, open routes included: a refusal here tells a page nothing of the API, and a rebound page would read /metrics.
+    const crossSite = crossSiteProblem(req.headers);
+    if (crossSite) throw new AdminError(403, CROSS_SITE_REQUEST, crossSite);
+    // With a token the admin port listens beyond loopback under names of its own, and a page cannot present the token.
+    const host = this.#token ? undefined : hostProblem(req.headers);
+    if (host) throw new AdminError(403, HOST_NOT_LOOPBACK, host);
     const authenticated = this.#tokenGiven(req);
     // Without the token, every path but the open ones is a 401, existing or not: a 404 or 405 would map the API.
     if (!route?.open && this.#token && !authenticated) throw new AdminError(401, 'unauthorized', 'A valid admin token is required (Authorization: Bearer $TOLLGATE_ADMIN_TOKEN)');
@@ -144,6 +151,9 @@ export class AdminRouter {
       if (allowed.size > 0) return { ...errorResponse(new AdminError(405, 'method_not_allowed', `${method} is not allowed on ${url.pathname}`)), headers: { allow: [...allowed].join(', ') } };
       throw new AdminError(404, 'not_found', `No admin resource at ${url.pathname}`);
     }
+    // Any body, whether the route reads it or not: JSON, or YAML for apply and delete (json() takes JSON alone).
+    const bodyType = bodyTypeProblem(req.headers, 'json-or-yaml');
+    if (bodyType) throw new AdminError(415, UNSUPPORTED_MEDIA_TYPE, bodyType);
     let cached: Promise<Buffer> | undefined;
     const raw = () => (cached ??= readBody(req, 10 * 1024 * 1024, 30_000));
     const text = () => raw().then((b) => b.toString('utf8'));
@@ -156,6 +166,8 @@ export class AdminRouter {
       authenticated,
       text,
       json: async () => {
+        const jsonType = bodyTypeProblem(req.headers, 'json');
+        if (jsonType) throw new AdminError(415, UNSUPPORTED_MEDIA_TYPE, jsonType);
         const body = await raw();
         let value: unknown;
         try {
