@@ -50,7 +50,8 @@ for (const backend of DATABASE_BACKENDS) {
     let seq = 0;
     const unique = (prefix: string) => `${prefix}-${++seq}-${Date.now().toString(36)}`;
     const auditOf = async (keyId: string) => (await db.audit.list({ resourceType: 'credential', resourceName: keyId })).items;
-    const onPostgres = { skip: backend.name === 'sqlite' && 'SQLite serialises writers' };
+    // Writers race only on PostgreSQL: SQLite serialises them, so the race tests below exist there alone.
+    const racing = backend.name === 'postgres';
 
     before(async () => {
       target = await backend.create();
@@ -169,7 +170,7 @@ for (const backend of DATABASE_BACKENDS) {
       }
     });
 
-    test('a product delete and a re-grant of an app holding it, meeting on its keys, both commit', onPostgres, async () => {
+    if (racing) test('a product delete and a re-grant of an app holding it, meeting on its keys, both commit', async () => {
       const product = unique('contended');
       await db.products.create({ name: product });
       const dev = await db.developers.create({ email: `${unique('contended')}@example.com` });
@@ -196,7 +197,7 @@ for (const backend of DATABASE_BACKENDS) {
       for (const key of [older, newer]) assert.deepEqual((await db.credentials.get(key.credential.keyId)).apiProducts, []);
     });
 
-    test('a key a re-grant took the product from while the delete waited is neither changed nor audited again', onPostgres, async () => {
+    if (racing) test('a key a re-grant took the product from while the delete waited is neither changed nor audited again', async () => {
       const product = unique('regranted');
       await db.products.create({ name: product });
       const dev = await db.developers.create({ email: `${unique('regranted')}@example.com` });
