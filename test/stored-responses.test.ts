@@ -44,6 +44,22 @@ async function gateway(extra: ReturnType<typeof manifest>[] = []): Promise<Gatew
   return gw;
 }
 
+/** API keys on (one product, `opsExtra` added to its operation set) and two apps on it: the owner `a` and another `b`. */
+async function keyedGateway(extra: ReturnType<typeof manifest>[], opsExtra: Record<string, unknown> = {}): Promise<{ gw: Gateway; a: IssuedApp; b: IssuedApp }> {
+  const ext = [{ name: 'ext', kind: 'APIMExtensionPolicy', group: 'apim.googleapis.com' }];
+  const gw = await gateway([
+    ...extra,
+    manifest('APIMExtensionPolicy', 'ext', { defaultSecurityEnabled: true, targetRef: { name: 'tollgate', kind: 'Gateway' } }),
+    manifest('APIProduct', 'p', { displayName: 'P', approvalType: 'auto', enforcementRefs: ext }),
+    manifest('APIOperationSet', 'p-ops', { apiProductRefs: [{ name: 'p' }], quota: { limit: 1000, interval: 1, timeUnit: 'minute' }, ...opsExtra }),
+  ]);
+  const a = await createApp(gw.adminUrl, ['p'], 'owner');
+  const b = await createApp(gw.adminUrl, ['p'], 'other');
+  await untilKeyKnown(gw.url, a.key);
+  await untilKeyKnown(gw.url, b.key);
+  return { gw, a, b };
+}
+
 const create = (url: string, input: string, fields: Record<string, unknown> = {}, headers: Record<string, string> = {}) =>
   call(url, 'POST', '/v1/responses', { model: MODEL, input, max_output_tokens: 6, ...fields }, headers);
 
@@ -150,18 +166,13 @@ describe('with API keys', () => {
   let a: IssuedApp;
   let b: IssuedApp;
   before(async () => {
-    const ext = [{ name: 'ext', kind: 'APIMExtensionPolicy', group: 'apim.googleapis.com' }];
-    gw = await gateway([
-      manifest('APIMExtensionPolicy', 'ext', { defaultSecurityEnabled: true, targetRef: { name: 'tollgate', kind: 'Gateway' } }),
-      manifest('APIProduct', 'p', { displayName: 'P', approvalType: 'auto', enforcementRefs: ext }),
-      manifest('APIOperationSet', 'p-ops', { apiProductRefs: [{ name: 'p' }], quota: { limit: 1000, interval: 1, timeUnit: 'minute' }, llmOperations: { models: [MODEL] } }),
-      manifest('LLMTokenQuota', 'tokens', { limit: 1_000_000, timeUnit: 'day', countOn: 'total' }),
-      manifest('ApimTemplate', 'limits', { templates: [{ policies: [{ kind: 'LLMTokenQuota', name: 'tokens' }] }] }),
-    ]);
-    a = await createApp(gw.adminUrl, ['p'], 'owner');
-    b = await createApp(gw.adminUrl, ['p'], 'other');
-    await untilKeyKnown(gw.url, a.key);
-    await untilKeyKnown(gw.url, b.key);
+    ({ gw, a, b } = await keyedGateway(
+      [
+        manifest('LLMTokenQuota', 'tokens', { limit: 1_000_000, timeUnit: 'day', countOn: 'total' }),
+        manifest('ApimTemplate', 'limits', { templates: [{ policies: [{ kind: 'LLMTokenQuota', name: 'tokens' }] }] }),
+      ],
+      { llmOperations: { models: [MODEL] } },
+    ));
   });
   after(async () => {
     await gw?.close();
@@ -335,18 +346,8 @@ for (const backend of ['pool', 'url'] as const) {
     let a: IssuedApp;
     let b: IssuedApp;
     before(async () => {
-      const ext = [{ name: 'ext', kind: 'APIMExtensionPolicy', group: 'apim.googleapis.com' }];
       const backendRef = backend === 'pool' ? { kind: 'InferencePool', name: 'pool' } : { url: fleet.urls[1] };
-      gw = await gateway([
-        manifest('HTTPRoute', 'v1', { rules: [{ matches: [{ path: { type: 'PathPrefix', value: '/v1/' } }], backendRefs: [backendRef] }] }),
-        manifest('APIMExtensionPolicy', 'ext', { defaultSecurityEnabled: true, targetRef: { name: 'tollgate', kind: 'Gateway' } }),
-        manifest('APIProduct', 'p', { displayName: 'P', approvalType: 'auto', enforcementRefs: ext }),
-        manifest('APIOperationSet', 'p-ops', { apiProductRefs: [{ name: 'p' }], quota: { limit: 1000, interval: 1, timeUnit: 'minute' } }),
-      ]);
-      a = await createApp(gw.adminUrl, ['p'], 'owner');
-      b = await createApp(gw.adminUrl, ['p'], 'other');
-      await untilKeyKnown(gw.url, a.key);
-      await untilKeyKnown(gw.url, b.key);
+      ({ gw, a, b } = await keyedGateway([manifest('HTTPRoute', 'v1', { rules: [{ matches: [{ path: { type: 'PathPrefix', value: '/v1/' } }], backendRefs: [backendRef] }] })]));
     });
     after(async () => {
       await gw?.close();
