@@ -142,6 +142,32 @@ spec:
     assert.equal(cfg.models.get('a')!.target!.pick(), 'from-rewrite');
     assert.equal(cfg.models.get('alias')!.target!.pick(), 'from-rewrite');
   });
+
+  test("a rewrite for one pool cannot rewrite a model another pool serves: a problem naming both documents", () => {
+    const problems = problemsOf(
+      POOL +
+        `---
+apiVersion: inference.networking.k8s.io/v1
+kind: InferencePool
+metadata: { name: q }
+spec: { endpoints: ["http://127.0.0.1:9001"] }
+---
+apiVersion: inference.networking.x-k8s.io/v1alpha2
+kind: InferenceModel
+metadata: { name: m }
+spec: { modelName: a, poolRef: { name: q } }
+---
+apiVersion: inference.networking.x-k8s.io/v1alpha2
+kind: InferenceModelRewrite
+metadata: { name: rw }
+spec:
+  poolRef: { name: p }
+  rules: [{ matches: [{ model: { value: a } }], targets: [{ modelRewrite: b, weight: 1 }] }]
+`,
+    );
+    assert.equal(problems.length, 1);
+    assert.match(problems[0], /InferenceModelRewrite\/rw\).*spec\.poolRef\.name: rewrites "a" for InferencePool "p", but .*InferenceModel\/m\) serves it from "q"/);
+  });
 });
 
 test('a document whose value cannot be built (alias limit, bad merge source) is one problem naming it; the other documents are still checked', () => {

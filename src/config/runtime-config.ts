@@ -157,6 +157,11 @@ export function compileConfig(manifests: Manifest[]): RuntimeConfig {
       continue;
     }
     const rewrite = rewrites.get(m.spec.modelName);
+    // A rewrite for one pool's traffic cannot rewrite a model another pool serves: it would do so without a word.
+    if (rewrite?.pool !== undefined && rewrite.pool !== pool.name) {
+      problems.push(`${where(rewrite.doc)}: spec.poolRef.name: rewrites "${m.spec.modelName}" for InferencePool "${rewrite.pool}", but ${where(m)} serves it from "${pool.name}"`);
+      continue;
+    }
     const target = rewrite
       ? rewrite.draw
       : m.spec.targetModels
