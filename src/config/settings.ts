@@ -59,6 +59,12 @@ export const gatewaySettingsSpec = z
         flowControl: z
           .object({
             maxQueueLength: z.number().int().positive().default(1000),
+            /**
+             * Request body bytes the queue may hold (256 MiB): a waiting request keeps its body, so the length alone
+             * let 1000 bodies of maxBodyBytes (10 GiB and more) wait. Over it, the same 503 queue_full and
+             * displacement as maxQueueLength.
+             */
+            maxQueueBytes: z.number().int().positive().default(256 * 1024 * 1024),
             /** 0s: a request that would have to wait is refused at once (503 queue_timeout). */
             maxWait: dur('30s'),
           })

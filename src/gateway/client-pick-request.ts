@@ -1,6 +1,8 @@
-// A pick request that tells the flow-control queue when its client goes away, paying for that only if it queues.
+// A pick request that tells the flow-control queue when its client goes away, paying for that only if it queues, and
+// holds no more of the prompt than the picker reads.
 import type { ServerResponse } from 'node:http';
 import type { PoolConfig } from '../config/runtime-config.js';
+import { promptCharsRead, promptPrefix } from '../scheduler/prompt-prefix.js';
 import type { PickRequest } from '../scheduler/types.js';
 import { gatewayError } from './errors.js';
 
@@ -24,16 +26,23 @@ export function onResponseGone(res: ServerResponse): OnClientGone {
 export class ClientPickRequest implements PickRequest {
   readonly #onGone: OnClientGone | undefined;
   #controller: AbortController | undefined;
+  /** Only what the pool's picker reads of the prompt: a queued request holds its body already, not a third copy. */
+  readonly prompt: string;
+  readonly promptChars: number;
 
   constructor(
     readonly pool: PoolConfig,
     readonly targetModel: string,
-    readonly prompt: string,
+    prompt: string,
+    /** The request body's size (RequestContext.bytesIn), for the queue's byte budget. */
+    readonly bytes: number,
     readonly priority: number,
     readonly fairnessId: string,
     readonly subset: ReadonlySet<string> | undefined,
     onGone: OnClientGone | undefined,
   ) {
+    this.prompt = promptPrefix(prompt, promptCharsRead(pool));
+    this.promptChars = prompt.length;
     this.#onGone = onGone;
   }
 

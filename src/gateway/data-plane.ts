@@ -302,7 +302,7 @@ export class DataPlane {
     const picking = tracer.startChild(ctx.span, 'pick');
     try {
       const pick = await this.#picker.pick(
-        new ClientPickRequest(ctx.modelConfig!.pool, ctx.targetModel!, promptOf(ctx.body!), ctx.priority, ctx.fairnessId, ctx.subset, onGone),
+        new ClientPickRequest(ctx.modelConfig!.pool, ctx.targetModel!, promptOf(ctx.body!), ctx.bytesIn, ctx.priority, ctx.fairnessId, ctx.subset, onGone),
       );
       if (pick.endpoints.length === 0) throw gatewayError('TG_ERR_NO_ENDPOINTS');
       tracer.endChild(picking);

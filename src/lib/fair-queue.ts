@@ -50,13 +50,6 @@ class Band<T extends Queued> {
     return true;
   }
 
-  /** The tenant holding the most queued items (the first in turn order among equals). */
-  largest(): Tenant<T> {
-    let top = this.rotation[0];
-    for (const t of this.rotation) if (t.items.length > top.items.length) top = t;
-    return top;
-  }
-
   #drop(at: number): void {
     const tenant = this.rotation[at];
     this.rotation.splice(at, 1);
@@ -118,13 +111,35 @@ export class FairQueue<T extends Queued> {
    * away by standard ones, and one tenant filling the queue does not keep the others out.
    */
   displace(arrival: Queued): T | undefined {
-    const band = this.#bands.at(-1);
-    if (!band || band.priority > arrival.priority) return undefined;
-    const tenant = band.largest();
-    if (band.priority === arrival.priority && tenant.items.length <= (band.tenants.get(arrival.fairnessId)?.items.length ?? 0) + 1) return undefined;
-    const item = tenant.items[tenant.items.length - 1];
-    this.remove(item);
-    return item;
+    return this.displaceUntil(arrival, (taken) => taken.length > 0)?.[0];
+  }
+
+  /**
+   * displace() step after step, each by the same rule (counting the items the steps before took), until `enough` of
+   * them are taken: for a limit on a sum (bytes) that one item may not free. Returns the items taken out, or
+   * undefined, taking none, when the arrival's claim runs out first.
+   */
+  displaceUntil(arrival: Queued, enough: (taken: readonly T[]) => boolean): T[] | undefined {
+    const taken: T[] = [];
+    const gone = new Map<Tenant<T>, number>();
+    const left = (t: Tenant<T> | undefined) => (t ? t.items.length - (gone.get(t) ?? 0) : 0);
+    for (let b = this.#bands.length - 1; b >= 0 && !enough(taken); ) {
+      const band = this.#bands[b];
+      if (band.priority > arrival.priority) return undefined;
+      let top: Tenant<T> | undefined;
+      for (const t of band.rotation) if (left(t) > left(top)) top = t;
+      if (!top) {
+        b--;
+        continue;
+      }
+      if (band.priority === arrival.priority && left(top) <= left(band.tenants.get(arrival.fairnessId)) + 1) return undefined;
+      const n = gone.get(top) ?? 0;
+      taken.push(top.items[top.items.length - 1 - n]);
+      gone.set(top, n + 1);
+    }
+    if (!enough(taken)) return undefined;
+    for (const item of taken) this.remove(item);
+    return taken;
   }
 
   /** Items queued for one tenant, over every priority. */

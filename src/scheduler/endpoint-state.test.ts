@@ -1,6 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { EndpointState, FAILURES_BEFORE_UNHEALTHY, estimateTokens } from './endpoint-state.js';
+import { EndpointState, FAILURES_BEFORE_UNHEALTHY, MAX_LEARNT_CAPACITY, estimateTokens } from './endpoint-state.js';
 import { endpoint, snapshot } from './testing.js';
 
 describe('EndpointState', () => {
@@ -80,8 +80,21 @@ describe('EndpointState', () => {
     assert.equal(ep.noteStatus('stale'), 'ready');
   });
 
-  test('estimateTokens: the given count, else 4 characters a token', () => {
-    assert.equal(estimateTokens(7, 'x'.repeat(100)), 7);
-    assert.equal(estimateTokens(undefined, 'x'.repeat(10)), 3);
+  test('an absurd running count is not learnt as batch capacity', () => {
+    const ep = endpoint(1);
+    ep.recordScrape(snapshot({ running: 8 }), 1000);
+    ep.recordScrape(snapshot({ running: 1e308 }), 1050);
+    ep.recordScrape(snapshot({ running: 8 }), 1100);
+    // Before: 1e308 for good, every slot free.
+    assert.equal(ep.batchCapacity, 8);
+    assert.equal(ep.freeSlots, 8 + 1 - 8);
+    ep.recordScrape(snapshot({ running: MAX_LEARNT_CAPACITY }), 1150);
+    assert.equal(ep.batchCapacity, MAX_LEARNT_CAPACITY);
+  });
+
+  test('estimateTokens: the given count, else 4 characters a token of the whole prompt', () => {
+    assert.equal(estimateTokens({ promptTokens: 7, prompt: 'x'.repeat(100) }), 7);
+    assert.equal(estimateTokens({ prompt: 'x'.repeat(10) }), 3);
+    assert.equal(estimateTokens({ prompt: 'x'.repeat(10), promptChars: 1000 }), 250);
   });
 });

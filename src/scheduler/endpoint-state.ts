@@ -2,6 +2,7 @@
 // and this gateway's own traffic to it since that scrape.
 import type { EndpointConfig } from '../config/runtime-config.js';
 import type { Engine, EngineSnapshot, LoraSnapshot } from './engine-metrics.js';
+import type { PickRequest } from './types.js';
 
 /** Consecutive failed scrapes before an endpoint is taken out: one miss may be a GC pause on the model server. */
 export const FAILURES_BEFORE_UNHEALTHY = 3;
@@ -17,6 +18,13 @@ export const CHARS_PER_TOKEN = 4;
 
 /** A learnt batch capacity below this is not used: a handful running with a few waiting is a transient, not a limit. */
 export const MIN_LEARNT_CAPACITY = 4;
+
+/**
+ * A running count above this is not learnt as batch capacity: no engine batches more sequences (vLLM's max-num-seqs
+ * defaults to 256–1024), and the learnt capacity only grows, so one absurd reading (1e308) left every slot free for
+ * good and turned off keeping slots for critical work.
+ */
+export const MAX_LEARNT_CAPACITY = 4096;
 
 export type EndpointStatus = 'pending' | 'ready' | 'stale' | 'unhealthy';
 
@@ -214,7 +222,7 @@ export class EndpointState {
 
   /** `tookMs`: how long the scrape took to answer (a slow /metrics makes every reading that much older). */
   recordScrape(metrics: EngineSnapshot, now: number, tookMs = 0): void {
-    if (metrics.running > this.#maxRunning) this.#maxRunning = metrics.running;
+    if (metrics.running > this.#maxRunning && metrics.running <= MAX_LEARNT_CAPACITY) this.#maxRunning = metrics.running;
     this.#metrics = metrics;
     this.#scrapedAt = now;
     this.#scrapeMs = tookMs;
@@ -278,7 +286,7 @@ export class EndpointState {
   }
 }
 
-/** Token estimate for accounting when the caller did not count them. */
-export function estimateTokens(promptTokens: number | undefined, prompt: string): number {
-  return promptTokens ?? Math.ceil(prompt.length / CHARS_PER_TOKEN);
+/** Token estimate for accounting when the caller did not count them: from the whole prompt's length. */
+export function estimateTokens(req: Pick<PickRequest, 'promptTokens' | 'prompt' | 'promptChars'>): number {
+  return req.promptTokens ?? Math.ceil((req.promptChars ?? req.prompt.length) / CHARS_PER_TOKEN);
 }

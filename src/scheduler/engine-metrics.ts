@@ -1,6 +1,6 @@
 // Which metric names each model-server engine exports, and reading one scrape into an EngineSnapshot.
 import type { PoolConfig } from '../config/runtime-config.js';
-import { samplesOf, type Sample } from './prom-text.js';
+import { seriesOf, type Sample } from './prom-text.js';
 
 export type Engine = PoolConfig['engine'];
 
@@ -72,13 +72,19 @@ export const ENGINE_METRICS: Record<Engine, EngineNames> = {
   },
 };
 
+/** Every metric name a snapshot reads, for the one pass over the page. */
+function wantedNames(n: EngineNames): string[] {
+  return [...n.waiting, ...n.running, ...n.kvCacheUsage].map((r) => r.name).concat(n.cacheConfig ?? [], n.lora ?? []);
+}
+
 /** Reads one /metrics page; throws when a required series is missing (a wrong `engine` shows up as an unhealthy endpoint). */
 export function readEngineMetrics(engine: Engine, text: string): EngineSnapshot {
   const names = ENGINE_METRICS[engine];
-  const waiting = firstPresent(text, names.waiting, 'waiting requests', engine);
-  const running = firstPresent(text, names.running, 'running requests', engine);
-  const kv = firstPresent(text, names.kvCacheUsage, 'KV-cache usage', engine);
-  const config = names.cacheConfig ? samplesOf(text, names.cacheConfig)[0] : undefined;
+  const series = seriesOf(text, wantedNames(names));
+  const waiting = firstPresent(series, names.waiting, 'waiting requests', engine);
+  const running = firstPresent(series, names.running, 'running requests', engine);
+  const kv = firstPresent(series, names.kvCacheUsage, 'KV-cache usage', engine);
+  const config = names.cacheConfig ? series.get(names.cacheConfig)![0] : undefined;
   return {
     // Data-parallel servers export one series per engine rank: requests add up, KV usage averages. Figures out of
     // range are clamped: a negative queue made the endpoint absorb a whole burst and never look saturated.
@@ -88,13 +94,13 @@ export function readEngineMetrics(engine: Engine, text: string): EngineSnapshot 
     blockSize: positiveInt(config?.labels.block_size),
     numGpuBlocks: positiveInt(config?.labels.num_gpu_blocks),
     modelName: waiting[0].labels.model_name ?? null,
-    lora: names.lora ? readLora(samplesOf(text, names.lora)) : null,
+    lora: names.lora ? readLora(series.get(names.lora)!) : null,
   };
 }
 
-function firstPresent(text: string, refs: readonly SeriesRef[], what: string, engine: Engine): Sample[] {
+function firstPresent(series: ReadonlyMap<string, Sample[]>, refs: readonly SeriesRef[], what: string, engine: Engine): Sample[] {
   for (const ref of refs) {
-    let samples = samplesOf(text, ref.name);
+    let samples = series.get(ref.name)!;
     if (ref.label) {
       const [key, value] = ref.label;
       samples = samples.filter((s) => s.labels[key] === value);

@@ -4,13 +4,16 @@ import type { GatewayError } from '../gateway/errors.js';
 import { FlowControl, type DrainState, type QueueOutcome } from './flow-control.js';
 import { socketPair, stall } from '../lib/test-stall.js';
 import { pool, request } from './testing.js';
+import { ClientPickRequest } from '../gateway/client-pick-request.js';
+import { hashBlocks } from './block-hash.js';
+import { estimateTokens } from './endpoint-state.js';
 import type { Pick, PickRequest } from './types.js';
 
-function setup(maxQueueLength = 10, maxWait = 30_000) {
+function setup(maxQueueLength = 10, maxWait = 30_000, maxQueueBytes = 1 << 30) {
   let now = 1000;
   const observed: { priority: number; outcome: QueueOutcome; seconds: number }[] = [];
   const flow = new FlowControl({
-    settings: { maxQueueLength, maxWait },
+    settings: { maxQueueLength, maxQueueBytes, maxWait },
     now: () => now,
     observe: (priority, outcome, seconds) => void observed.push({ priority, outcome, seconds }),
   });
@@ -68,6 +71,61 @@ describe('FlowControl', () => {
     assert.deepEqual(await Promise.all([...flood, critical, standard]), ['dispatched', 'dispatched', 'queue_full', 'queue_full', 'dispatched', 'dispatched']);
     assert.deepEqual(dispatched.map((d) => d.req.targetModel), ['c', 'f0', 's', 'f1']);
     assert.equal(observed.filter((o) => o.outcome === 'full').length, 5);
+  });
+
+  test('maxQueueBytes bounds the bodies queued: refused over it, displacing by the same rule as the length, all or none', async () => {
+    const { flow, p, dispatch, dispatched, observed } = setup(10, 30_000, 100);
+    const outcome = (pick: Promise<Pick>) => pick.then(() => 'dispatched', (err: unknown) => code(err));
+    const big = request(p, { fairnessId: 'big', targetModel: 'b60', bytes: 60 });
+    const held = [outcome(flow.enqueue(big)), outcome(flow.enqueue(request(p, { fairnessId: 'big', targetModel: 'b30', bytes: 30 })))];
+    assert.equal(flow.bytes, 90);
+    // Before: queued (two requests of ten allowed), whatever they held.
+    assert.equal(await outcome(flow.enqueue(request(p, { fairnessId: 'big', bytes: 20 }))), 'queue_full');
+    // Larger than the whole budget: no claim, even on an empty queue.
+    assert.equal(await outcome(flow.enqueue(request(p, { priority: 5, fairnessId: 'other', bytes: 101 }))), 'queue_full');
+    // A tenant holding less may take one place, not two: nothing is taken when one would not make room.
+    assert.equal(await outcome(flow.enqueue(request(p, { fairnessId: 'small', bytes: 50 }))), 'queue_full');
+    assert.equal(flow.size, 2);
+    const small = outcome(flow.enqueue(request(p, { fairnessId: 'small', targetModel: 's15', bytes: 15 })));
+    assert.equal(flow.bytes, 75, 'the newest of the largest tenant (30 bytes) gave its place');
+    // A higher priority takes as many places of the lower one as it needs.
+    const critical = outcome(flow.enqueue(request(p, { priority: 1, fairnessId: 'small', targetModel: 'c95', bytes: 95 })));
+    assert.equal(flow.bytes, 95);
+    flow.drain(() => 'dispatch', dispatch);
+    assert.deepEqual(await Promise.all([...held, small, critical]), ['queue_full', 'queue_full', 'queue_full', 'dispatched']);
+    assert.deepEqual(dispatched.map((d) => d.req.targetModel), ['c95']);
+    assert.equal(flow.bytes, 0);
+    assert.equal(observed.filter((o) => o.outcome === 'full').length, 6);
+  });
+
+  test("a queued request holds only the prompt's prefix the pool's scorers read, with the whole prompt's length", async () => {
+    const { flow, dispatch, dispatched } = setup();
+    const prompt = Array.from({ length: 40_000 }, (_, i) => `line ${i}\n`).join('');
+    const hashes = (text: string, blockChars: number, max: number) => {
+      const out = new Float64Array(max);
+      return Array.from(out.subarray(0, hashBlocks('m', text, blockChars, max, out)));
+    };
+    const pools = [
+      // The default profile: 256 blocks of 16 tokens × 4 characters.
+      { p: pool('default', ['http://a:1']), chars: 256 * 16 * 4, blockChars: 64, blocks: 256 },
+      {
+        p: pool('custom', ['http://a:1'], { picker: { plugins: [{ type: 'prefix-cache-scorer', parameters: { maxPrefixBlocksToMatch: 8, blockSize: 4, charsPerToken: 3 } }] } }),
+        chars: 8 * 4 * 3,
+        blockChars: 12,
+        blocks: 8,
+      },
+      { p: pool('none', ['http://a:1'], { picker: { plugins: [{ type: 'queue-scorer' }] } }), chars: 0, blockChars: 64, blocks: 256 },
+    ];
+    for (const { p } of pools) void flow.enqueue(new ClientPickRequest(p, 'm', prompt, prompt.length, 0, 'a', undefined, undefined));
+    flow.drain(() => 'dispatch', dispatch);
+    for (const [i, { chars, blockChars, blocks }] of pools.entries()) {
+      const req = dispatched[i].req;
+      // Before: the whole prompt (over 400,000 characters) waited with the request.
+      assert.equal(req.prompt.length, chars);
+      assert.equal(req.promptChars, prompt.length);
+      assert.deepEqual(hashes(req.prompt, blockChars, blocks), chars === 0 ? [] : hashes(prompt, blockChars, blocks), 'the same prefix hashes');
+      assert.equal(estimateTokens(req), Math.ceil(prompt.length / 4), 'the same token estimate');
+    }
   });
 
   test('an arrival already aborted turns no waiting request away', async () => {

@@ -1,4 +1,4 @@
-// Flow control for one pool: requests wait here while the pool is saturated, bounded in number and
+// Flow control for one pool: requests wait here while the pool is saturated, bounded in number, bytes and
 // time, and leave when dispatched, timed out, aborted or rejected — never silently.
 import { gatewayError } from '../gateway/errors.js';
 import { deadlineAfterIo } from '../lib/with-timeout.js';
@@ -34,11 +34,16 @@ class Waiter {
   get fairnessId(): string {
     return this.req.fairnessId;
   }
+  get bytes(): number {
+    return this.req.bytes ?? 0;
+  }
 }
 
 export class FlowControl {
   readonly #queue = new FairQueue<Waiter>();
   readonly #opts: FlowControlOptions;
+  /** The bytes of the requests queued (PickRequest.bytes). */
+  #bytes = 0;
 
   constructor(opts: FlowControlOptions) {
     this.#opts = opts;
@@ -46,6 +51,10 @@ export class FlowControl {
 
   get size(): number {
     return this.#queue.size;
+  }
+
+  get bytes(): number {
+    return this.#bytes;
   }
 
   /** The priority drain() would dispatch next; undefined when nothing waits. */
@@ -57,23 +66,36 @@ export class FlowControl {
     return this.#queue.lengths();
   }
 
-  /** Waits for drain() to dispatch the request; rejects with 503 when the queue is full or the wait too long. */
+  /**
+   * Waits for drain() to dispatch the request; rejects with 503 when the queue is full (maxQueueLength requests, or
+   * maxQueueBytes with this one's) or the wait too long.
+   */
   enqueue(req: PickRequest): Promise<Pick> {
-    const { maxQueueLength, maxWait } = this.#opts.settings;
-    const full = () => gatewayError('TG_ERR_QUEUE_FULL', `the flow-control queue is full (${maxQueueLength} requests)`, { 'retry-after': '1' });
+    const { maxQueueLength, maxQueueBytes, maxWait } = this.#opts.settings;
+    const bytes = req.bytes ?? 0;
+    const full = () =>
+      gatewayError('TG_ERR_QUEUE_FULL', `the flow-control queue is full (${maxQueueLength} requests or ${maxQueueBytes} bytes)`, { 'retry-after': '1' });
     // Before any displacement: a request already given up must not turn a waiting one away.
     if (req.signal?.aborted) {
       this.#opts.observe(req.priority, 'aborted', 0);
       return Promise.reject(req.signal.reason);
     }
-    if (this.#queue.size >= maxQueueLength) {
-      const displaced = this.#queue.displace(req);
+    const fits = (taken: readonly Waiter[]) => {
+      let freed = 0;
+      for (const w of taken) freed += w.bytes;
+      return this.#queue.size - taken.length < maxQueueLength && this.#bytes - freed + bytes <= maxQueueBytes;
+    };
+    if (!fits([])) {
+      // One larger than the whole budget has no claim: it would empty the queue and still not fit.
+      const displaced = bytes > maxQueueBytes ? undefined : this.#queue.displaceUntil(req, fits);
       if (!displaced) {
         this.#opts.observe(req.priority, 'full', 0);
         return Promise.reject(full());
       }
-      this.#settle(displaced, 'full');
-      displaced.reject(full());
+      for (const w of displaced) {
+        this.#settle(w, 'full');
+        w.reject(full());
+      }
     }
     return new Promise<Pick>((resolve, reject) => {
       const w = new Waiter(req, this.#opts.now(), resolve, reject);
@@ -96,6 +118,7 @@ export class FlowControl {
         signal.addEventListener('abort', w.onAbort, { once: true });
       }
       this.#queue.push(w);
+      this.#bytes += w.bytes;
     });
   }
 
@@ -128,6 +151,7 @@ export class FlowControl {
   /** Stops the waiter's clocks and records its wait; returns the wait in ms. */
   #settle(w: Waiter, outcome: QueueOutcome): number {
     w.cancelTimer();
+    this.#bytes -= w.bytes;
     if (w.onAbort) w.req.signal!.removeEventListener('abort', w.onAbort);
     const waited = this.#opts.now() - w.enqueuedAt;
     this.#opts.observe(w.priority, outcome, waited / 1000);

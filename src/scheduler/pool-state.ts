@@ -320,7 +320,7 @@ export class PoolState implements PoolGauges {
    */
   #accounted(ctx: CycleContext, chosen: EndpointState, endpoints: PoolConfig['endpoints']): Pick {
     const { priority } = ctx.request;
-    const tokens = estimateTokens(ctx.request.promptTokens, ctx.request.prompt);
+    const tokens = estimateTokens(ctx.request);
     const count = (ep: EndpointState): EndpointState => {
       ep.recordPick(tokens);
       this.#running.set(priority, (this.#running.get(priority) ?? 0) + 1);

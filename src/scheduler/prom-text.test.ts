@@ -1,6 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { samplesOf } from './prom-text.js';
+import { MAX_SAMPLES_PER_SERIES, samplesOf, seriesOf } from './prom-text.js';
 
 describe('samplesOf', () => {
   const page = [
@@ -54,5 +54,25 @@ describe('samplesOf', () => {
       { labels: {}, value: 1 },
       { labels: { a: 'b' }, value: 2 },
     ]);
+  });
+
+  test('seriesOf reads several names in one pass, each as samplesOf would', () => {
+    const names = ['vllm:num_requests_waiting', 'vllm:num_requests_running', 'weird', 'absent'];
+    const series = seriesOf(page, names);
+    assert.deepEqual([...series.keys()], names);
+    for (const name of names) assert.deepEqual(series.get(name), samplesOf(page, name));
+  });
+});
+
+describe('a page of many samples of one series', () => {
+  test(`at most ${MAX_SAMPLES_PER_SERIES} samples of a series are read, malformed lines included; other series still are`, () => {
+    const ranks = (n: number, line: (i: number) => string) => Array.from({ length: n }, (_, i) => line(i)).join('\n');
+    const page = `${ranks(5000, (i) => `w{engine="${i}"} 1`)}\nr 7\n`;
+    const series = seriesOf(page, ['w', 'r']);
+    // Before: all 5000 were read, a labels object each (a 3.9 MiB page of them held the event loop 40-50 ms a scrape).
+    assert.equal(series.get('w')!.length, MAX_SAMPLES_PER_SERIES);
+    assert.deepEqual(series.get('r'), [{ labels: {}, value: 7 }]);
+    const broken = `${ranks(MAX_SAMPLES_PER_SERIES, () => 'w{engine=0} 1')}\nw 2\n`;
+    assert.deepEqual(seriesOf(broken, ['w']).get('w'), []);
   });
 });

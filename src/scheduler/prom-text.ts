@@ -6,26 +6,44 @@ export interface Sample {
 }
 
 /**
- * Every sample of the metric `name` in `text`, e.g. samplesOf(text, 'vllm:num_requests_waiting').
- * Scans with indexOf rather than splitting the page into lines: model servers export hundreds of
- * histogram lines the picker never reads, and it scrapes every endpoint 20 times a second.
+ * Samples read per series at most; later lines of that series are skipped. A data-parallel server exports one line
+ * per engine rank (a few dozen at most); a page of tens of thousands held the event loop 50 ms a scrape.
  */
+export const MAX_SAMPLES_PER_SERIES = 1024;
+
+/** Every sample of the metric `name` in `text`, e.g. samplesOf(text, 'vllm:num_requests_waiting'). */
 export function samplesOf(text: string, name: string): Sample[] {
-  const out: Sample[] = [];
-  let from = 0;
-  for (;;) {
-    const at = text.indexOf(name, from);
-    if (at < 0) return out;
-    from = at + name.length;
-    if (at > 0 && text.charCodeAt(at - 1) !== 10) continue; // not at a line start (comment, label value, longer name)
-    const next = text.charCodeAt(from);
-    if (next !== 123 /* { */ && next !== 32 && next !== 9) continue; // a longer metric name sharing this prefix
-    let end = text.indexOf('\n', from);
+  return seriesOf(text, [name]).get(name)!;
+}
+
+/**
+ * The samples of each of `names` in `text`, in one pass over the page that looks only at lines starting with one of
+ * them: model servers export hundreds of histogram lines the picker never reads, and it scrapes every endpoint 20
+ * times a second. A name inside a comment or a label value, or the prefix of a longer name, does not match.
+ */
+export function seriesOf(text: string, names: readonly string[], maxPerSeries = MAX_SAMPLES_PER_SERIES): Map<string, Sample[]> {
+  const wanted = [...new Set(names)];
+  const found = wanted.map((): Sample[] => []);
+  const seen = wanted.map(() => 0);
+  for (let start = 0; start < text.length; ) {
+    let end = text.indexOf('\n', start);
     if (end < 0) end = text.length;
-    const sample = parseSample(text, from, end);
-    if (sample) out.push(sample);
-    from = end;
+    for (let n = 0; n < wanted.length; n++) {
+      const name = wanted[n];
+      const after = start + name.length;
+      const next = text.charCodeAt(after);
+      if (next !== 123 /* { */ && next !== 32 && next !== 9) continue;
+      if (!text.startsWith(name, start)) continue;
+      // Counted whether or not the line parses, so malformed lines cost bounded work too.
+      if (seen[n]++ < maxPerSeries) {
+        const sample = parseSample(text, after, end);
+        if (sample) found[n].push(sample);
+      }
+      break; // names hold no `{` or blank, so no other wanted name matches this line
+    }
+    start = end + 1;
   }
+  return new Map(wanted.map((name, n) => [name, found[n]]));
 }
 
 /** Parses `{labels} value [timestamp]` between start and end; null when the line is malformed. */
@@ -36,10 +54,17 @@ function parseSample(text: string, start: number, end: number): Sample | null {
     i = parseLabels(text, i + 1, end, labels);
     if (i < 0) return null;
   }
-  const rest = text.slice(i, end).trim();
-  const token = rest.split(/\s+/, 1)[0];
+  while (i < end && isBlank(text.charCodeAt(i))) i++;
+  let j = i;
+  while (j < end && !isBlank(text.charCodeAt(j))) j++;
+  const token = text.slice(i, j);
   const value = parseValue(token);
   return Number.isNaN(value) && token !== 'NaN' ? null : { labels, value };
+}
+
+/** Space, tab, CR and other control characters: what separates the value from the timestamp and ends a CRLF line. */
+function isBlank(code: number): boolean {
+  return code <= 32;
 }
 
 /** Reads `k="v",...}` into `labels`; returns the index after `}`, or -1 on malformed input. */
@@ -51,17 +76,19 @@ function parseLabels(text: string, i: number, end: number, labels: Record<string
     if (eq < 0 || eq >= end || text[eq + 1] !== '"') return -1;
     const key = text.slice(i, eq).trim();
     let value = '';
-    let j = eq + 2;
+    let from = eq + 2; // the start of the value's unescaped run being read
+    let j = from;
     for (; j < end; j++) {
-      const ch = text[j];
-      if (ch === '"') break;
-      if (ch === '\\' && j + 1 < end) {
+      const ch = text.charCodeAt(j);
+      if (ch === 34 /* " */) break;
+      if (ch === 92 /* \ */ && j + 1 < end) {
         const esc = text[++j];
-        value += esc === 'n' ? '\n' : esc;
-      } else value += ch;
+        value += text.slice(from, j - 1) + (esc === 'n' ? '\n' : esc);
+        from = j + 1;
+      }
     }
     if (j >= end) return -1;
-    labels[key] = value;
+    labels[key] = value + text.slice(from, j);
     i = j + 1;
   }
   return -1;

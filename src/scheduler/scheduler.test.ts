@@ -214,7 +214,7 @@ describe('Scheduler', () => {
   });
 
   test('the queue is bounded in length and in waiting time (503)', async () => {
-    const s = await setup({ urls: URLS.slice(0, 1), settings: { flowControl: { maxQueueLength: 1, maxWait: 25 } } });
+    const s = await setup({ urls: URLS.slice(0, 1), settings: { flowControl: { maxQueueLength: 1, maxQueueBytes: 1 << 20, maxWait: 25 } } });
     s.serve(0, vllmPage({ waiting: 50 }));
     await s.scheduler.refresh();
     const first = s.pick();
@@ -251,7 +251,7 @@ describe('Scheduler', () => {
   });
 
   test('a request that could not reach the only endpoint leaves the others queued, within their maxWait', async () => {
-    const s = await setup({ urls: URLS.slice(0, 1), settings: { flowControl: { maxQueueLength: 10, maxWait: 50 } } });
+    const s = await setup({ urls: URLS.slice(0, 1), settings: { flowControl: { maxQueueLength: 10, maxQueueBytes: 1 << 20, maxWait: 50 } } });
     const running = await s.pick();
     s.serve(0, vllmPage({ waiting: 50 }));
     await s.scheduler.refresh();
@@ -456,6 +456,35 @@ describe('Scheduler', () => {
     running.release(running.endpoints[0], { reached: true, status: 200 });
   });
 
+  test('two pools swapping names on reload: each queue follows its servers, not its name', async () => {
+    const s = await setup({ urls: URLS.slice(0, 2) });
+    const a = pool('a', [URLS[0]]);
+    const b = pool('b', [URLS[1]]);
+    s.scheduler.update(new Map([['a', a], ['b', b]]));
+    s.serve(0, vllmPage({ waiting: 50 }));
+    await s.scheduler.refresh();
+    const queued = Promise.resolve(s.scheduler.pick(request(a, { targetModel: 'alpha' })));
+    assert.equal(s.scheduler.view('a')!.queueLength, 1);
+    s.scheduler.update(new Map([['a', pool('a', [URLS[1]])], ['b', pool('b', [URLS[0]])]]));
+    assert.deepEqual([s.scheduler.view('a')!.queueLength, s.scheduler.view('b')!.queueLength], [0, 1]);
+    s.serve(0, vllmPage());
+    await s.scheduler.refresh();
+    // Before: the request stayed queued under "a" and went to a's new server (URLS[1], which never ran its model).
+    assert.equal(chosen(await queued), s.address(0));
+  });
+
+  test('a name that takes another pool\'s servers refuses what its own pool had queued, as a removed pool does', async () => {
+    const s = await setup({ urls: URLS.slice(0, 2) });
+    const a = pool('a', [URLS[0]]);
+    s.scheduler.update(new Map([['a', a], ['b', pool('b', [URLS[1]])]]));
+    s.serve(0, vllmPage({ waiting: 50 }));
+    await s.scheduler.refresh();
+    const queued = Promise.resolve(s.scheduler.pick(request(a)));
+    s.scheduler.update(new Map([['a', pool('a', [URLS[1]])]]));
+    await assert.rejects(queued, (err) => code(err) === 'no_healthy_endpoints' && /another pool/.test((err as Error).message));
+    assert.deepEqual(s.scheduler.view().map((p) => [p.name, p.endpoints.map((e) => e.address)]), [['a', [s.address(1)]]]);
+  });
+
   test('a reload that replaces every endpoint: queued and new requests wait for the new ones\' first scrape', async () => {
     const s = await setup();
     const first = pool('p', [URLS[0]]);
@@ -594,12 +623,12 @@ describe('Scheduler.configure (a settings reload)', () => {
   });
 
   test('flow-control limits apply to the next request; requests already queued keep their place and deadline', async () => {
-    const s = await setup({ urls: URLS.slice(0, 1), settings: { flowControl: { maxQueueLength: 1, maxWait: 60_000 } } });
+    const s = await setup({ urls: URLS.slice(0, 1), settings: { flowControl: { maxQueueLength: 1, maxQueueBytes: 1 << 20, maxWait: 60_000 } } });
     s.serve(0, vllmPage({ waiting: 50 }));
     await s.scheduler.refresh();
     const first = s.pick({ targetModel: 'first' });
     await assert.rejects(s.pick(), (err) => code(err) === 'queue_full');
-    s.scheduler.configure(withSettings({ flowControl: { maxQueueLength: 3, maxWait: 20 } }));
+    s.scheduler.configure(withSettings({ flowControl: { maxQueueLength: 3, maxQueueBytes: 1 << 20, maxWait: 20 } }));
     const second = s.pick({ targetModel: 'second' });
     assert.equal(s.scheduler.view('p')!.queueLength, 2);
     await assert.rejects(second, (err) => code(err) === 'queue_timeout');

@@ -98,41 +98,40 @@ export class Scheduler implements EndpointPicker {
 
   /**
    * Applies the pools of a (re)loaded config: endpoints that stay keep their state, removed ones stop
-   * being scraped, requests queued for a removed pool are refused. A pool renamed (a removed one whose endpoints a new
-   * one serves) goes on under its new name, with its queue, endpoint state and in-flight counts. Throws
+   * being scraped, requests queued for a removed pool are refused. A pool goes on with its queue, endpoint state and
+   * in-flight counts under the name of the new pool that serves its endpoints: its own name while that still serves
+   * any of them, else another (a rename, or two names swapped). A pool that no name goes on with, because its name
+   * now carries another pool's servers and queue, refuses its queued requests as a removed one does. Throws
    * PickerConfigError, changing nothing, when a pool's EndpointPickerConfig does not compile.
    */
   update(pools: Map<string, PoolConfig>): void {
-    const renamed = this.#renamed(pools);
+    const carried = this.#carried(pools);
     // Compile everything first, so a bad config changes nothing.
     const profiles = new Map<string, CompiledProfile | null>();
-    for (const [name, config] of pools) profiles.set(name, this.#compile(config, this.#pools.get(name) ?? renamed.get(name)));
+    for (const [name, config] of pools) profiles.set(name, this.#compile(config, carried.get(name)));
 
-    const moving = new Set(renamed.values());
+    const going = new Set(carried.values());
     for (const [name, pool] of this.#pools) {
-      if (pools.has(name)) continue;
-      this.#pools.delete(name);
-      if (moving.has(pool)) continue;
+      if (going.has(pool)) continue;
       for (const ep of pool.endpoints) this.#scraper.unwatch(ep);
-      pool.close(gatewayError('TG_ERR_NO_ENDPOINTS', `pool "${name}" was removed from the configuration`));
+      const why = pools.has(name) ? 'now serves the endpoints (and queue) of another pool' : 'was removed from the configuration';
+      pool.close(gatewayError('TG_ERR_NO_ENDPOINTS', `pool "${name}" ${why}`));
     }
-    for (const [name, pool] of renamed) {
-      pool.rename(name);
-      this.#pools.set(name, pool);
-    }
+    this.#pools.clear();
     for (const [name, config] of pools) {
       const profile = profiles.get(name) ?? null;
-      let pool = this.#pools.get(name);
+      let pool = carried.get(name);
       let added;
       if (pool) {
+        pool.rename(name);
         const change = pool.update(config, profile);
         for (const ep of change.removed) this.#scraper.unwatch(ep);
         added = change.added;
       } else {
         pool = new PoolState(config, profile!, this.#poolDeps);
-        this.#pools.set(name, pool);
         added = pool.endpoints;
       }
+      this.#pools.set(name, pool);
       const scraped = pool.scraped.bind(pool);
       for (const ep of added) this.#scraper.watch(ep, scraped);
     }
@@ -182,25 +181,31 @@ export class Scheduler implements EndpointPicker {
   }
 
   /**
-   * New pool name → the pool it renames: a pool leaving the config whose endpoints the new one serves (most of them in
-   * common when several could be), so the requests queued for it are not refused while the same servers are still there.
+   * New pool name → the pool that goes on under it. A name keeps its pool while it serves any of that pool's
+   * endpoints; each other new name takes the unclaimed pool whose endpoints it serves most of (two names swapped:
+   * each queue follows its servers, not the name, or it would be drained to servers that never ran its model). A
+   * name that shares nothing with any pool keeps its own when no other name took it (every endpoint replaced).
    */
-  #renamed(pools: Map<string, PoolConfig>): Map<string, PoolState> {
+  #carried(pools: Map<string, PoolConfig>): Map<string, PoolState> {
+    const urlsOf = new Map([...pools].map(([name, config]) => [name, new Set(config.endpoints.map((e) => e.url))]));
+    const shared = (pool: PoolState, name: string) => pool.endpoints.filter((ep) => urlsOf.get(name)!.has(ep.url)).length;
     const out = new Map<string, PoolState>();
-    const leaving = [...this.#pools.values()].filter((p) => !pools.has(p.name));
-    for (const [name, config] of pools) {
-      if (this.#pools.has(name) || leaving.length === 0) continue;
-      const urls = new Set(config.endpoints.map((e) => e.url));
+    for (const [name, pool] of this.#pools) if (pools.has(name) && shared(pool, name) > 0) out.set(name, pool);
+    const unclaimed = [...this.#pools.values()].filter((p) => out.get(p.name) !== p);
+    for (const name of pools.keys()) {
+      if (out.has(name) || unclaimed.length === 0) continue;
       let best: PoolState | undefined;
       let bestShared = 0;
-      for (const pool of leaving) {
-        const shared = pool.endpoints.filter((ep) => urls.has(ep.url)).length;
-        if (shared > bestShared) [best, bestShared] = [pool, shared];
+      for (const pool of unclaimed) {
+        const n = shared(pool, name);
+        if (n > bestShared) [best, bestShared] = [pool, n];
       }
       if (!best) continue;
       out.set(name, best);
-      leaving.splice(leaving.indexOf(best), 1);
+      unclaimed.splice(unclaimed.indexOf(best), 1);
     }
+    // A pool whose every endpoint was replaced, and whose servers no other name took, waits for the new ones.
+    for (const pool of unclaimed) if (pools.has(pool.name) && !out.has(pool.name)) out.set(pool.name, pool);
     return out;
   }
 

@@ -5,10 +5,17 @@ export interface PickRequest {
   pool: PoolConfig;
   /** The model name sent upstream (after rewrite): a base model or a LoRA adapter. */
   targetModel: string;
-  /** The serialized prompt (chat messages serialized, or the completions prompt), for prefix affinity. */
+  /**
+   * The serialized prompt (chat messages serialized, or the completions prompt), for prefix affinity: or only its
+   * leading characters the pool's scorers read (promptPrefix()), with its whole length in promptChars.
+   */
   prompt: string;
+  /** The whole prompt's length in characters when `prompt` holds only its leading part. */
+  promptChars?: number;
   /** Prompt token count when already known (quota estimate); pickers may estimate from prompt length otherwise. */
   promptTokens?: number;
+  /** The request body's size: what a request held in the flow-control queue keeps in memory (maxQueueBytes). */
+  bytes?: number;
   /** Critical 1, Standard 0, Sheddable -1, or an InferenceObjective's priority. */
   priority: number;
   /** Who the request belongs to, for fairness between tenants of one priority. */

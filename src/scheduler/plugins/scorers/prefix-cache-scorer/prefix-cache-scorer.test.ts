@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { ctx, deps, endpoint } from '../../../testing.js';
 import type { EndpointState } from '../../../endpoint-state.js';
 import type { CycleContext, Scorer } from '../../../plugin-types.js';
-import { PREFIX_CACHE_SCORER, prefixCacheScorer } from './prefix-cache-scorer.js';
+import { MAX_INDEX_BLOCKS, PREFIX_CACHE_SCORER, prefixCacheScorer } from './prefix-cache-scorer.js';
 
 /** Scores like the pipeline does, then tells the scorer which endpoint was chosen. */
 function decide(scorer: Scorer, eps: EndpointState[], c: CycleContext, chosen: number): number[] | null {
@@ -61,6 +61,18 @@ describe(PREFIX_CACHE_SCORER, () => {
     decide(scorer, [small], ctx({ prompt: 'abcd' }), 0);
     decide(scorer, [unsized], ctx({ prompt: 'abcd' }), 0);
     assert.deepEqual(decide(scorer, [small, unsized], ctx({ prompt: 'abcd' }), 0), [0.5, 0.75]);
+  });
+
+  test('a reported KV cache larger than MAX_INDEX_BLOCKS is remembered up to MAX_INDEX_BLOCKS only', () => {
+    const maxBlocks = 65_536;
+    const scorer = prefixCacheScorer(PREFIX_CACHE_SCORER, { blockSize: 1, charsPerToken: 1, maxPrefixBlocksToMatch: maxBlocks }, deps());
+    const huge = endpoint(1, { blockSize: 1, numGpuBlocks: 1e12 });
+    const prompt = (i: number) => String.fromCharCode(0x100 + i) + 'x'.repeat(maxBlocks - 1);
+    const prompts = MAX_INDEX_BLOCKS / maxBlocks + 1;
+    for (let i = 0; i < prompts; i++) decide(scorer, [huge], ctx({ prompt: prompt(i) }), 0);
+    // Before: every prompt stayed (all 1e12 blocks allowed), the first one too.
+    assert.deepEqual(decide(scorer, [huge], ctx({ prompt: prompt(0) }), 0), [0]);
+    assert.deepEqual(decide(scorer, [huge], ctx({ prompt: prompt(prompts - 1) }), 0), [1]);
   });
 
   test('forget drops an endpoint', () => {

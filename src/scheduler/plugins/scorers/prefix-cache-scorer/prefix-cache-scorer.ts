@@ -8,6 +8,13 @@ import type { Scorer, PluginFactory } from '../../../plugin-types.js';
 
 export const PREFIX_CACHE_SCORER = 'prefix-cache-scorer';
 
+/**
+ * The most blocks an endpoint's index keeps however large a KV cache it reports (num_gpu_blocks × block_size): about
+ * 100 bytes a block, so ~100 MiB per endpoint, and 16M tokens of cache at the default 16-token blocks. Without it one
+ * absurd figure (1e12) let every unique prompt stay (40,000 prompts of 16 KiB held 960 MiB).
+ */
+export const MAX_INDEX_BLOCKS = 1 << 20;
+
 const params = z
   .object({
     /** Tokens per block; characters stand in for tokens at charsPerToken each (16 × 4 = 64 characters). */
@@ -20,6 +27,15 @@ const params = z
     autoTune: z.boolean().default(true),
   })
   .strict();
+
+/**
+ * The leading characters of a prompt the scorer configured with `raw` reads (hashBlocks' whole blocks, at most
+ * maxPrefixBlocksToMatch): a request need keep no more for it (promptPrefix()). Infinity for parameters it refuses.
+ */
+export function prefixCharsRead(raw: unknown): number {
+  const p = params.safeParse(raw ?? {});
+  return p.success ? p.data.maxPrefixBlocksToMatch * p.data.blockSize * p.data.charsPerToken : Infinity;
+}
 
 /**
  * Score = leading blocks the endpoint holds / blocks in the prompt. The chosen endpoint learns the
@@ -38,7 +54,7 @@ export const prefixCacheScorer: PluginFactory<Scorer> = (name, raw, deps) => {
   const capacityOf = (ep: EndpointState): number => {
     const m = ep.metrics;
     if (!p.autoTune || !m.numGpuBlocks) return p.lruCapacityPerServer;
-    return Math.max(1, Math.floor((m.numGpuBlocks * (m.blockSize ?? p.blockSize)) / p.blockSize));
+    return Math.min(MAX_INDEX_BLOCKS, Math.max(1, Math.floor((m.numGpuBlocks * (m.blockSize ?? p.blockSize)) / p.blockSize)));
   };
 
   return {
