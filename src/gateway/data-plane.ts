@@ -273,28 +273,7 @@ export class DataPlane {
       ctx.model = ctx.body.model;
       ctx.stream = ctx.body.stream === true;
     }
-    await this.#policies(ctx, hooks, () => {
-      if (ctx.backend?.kind !== 'url') {
-        if (!ctx.body) throw gatewayError('TG_ERR_ROUTE_NOT_FOUND', `No route for ${ctx.method} ${ctx.path}`);
-        resolveModel(config, ctx);
-        ctx.fleet = this.#picker;
-        if (config.settings.metrics.requests) {
-          ctx.metered = true;
-          this.#metrics.started(ctx.model!);
-        }
-        // A stream's tokens (usage records, which billing reads, and the token metrics) come only from the usage
-        // chunk a server sends when asked: ask for every stream, before the policies (a cache keys what is sent).
-        // A client that did not ask does not see it (stripped on the way back).
-        if (ctx.stream && ctx.stages !== 'picker' && (config.settings.analytics.enabled || config.settings.metrics.requests)) requestStreamUsage(ctx);
-        // With API keys the tenant is the caller's app: a header the client chooses let it take a turn per request by
-        // sending a new id each time (9 of the first 10 dispatches against one honest tenant).
-        const app = ctx.apim?.key?.appId;
-        const fairness = ctx.headers[FAIRNESS_HEADER];
-        if (app !== undefined) ctx.fairnessId = `app:${app}`;
-        else if (typeof fairness === 'string') ctx.fairnessId = fairness;
-      }
-      if (ctx.operation === 'responses') return this.#responsesRequest(ctx);
-    });
+    await this.#policies(ctx, hooks, this.#modelRequest, config);
     if (ctx.directResponse) return { kind: 'direct', response: ctx.directResponse };
     if (ctx.backend?.kind === 'url') return { kind: 'url', endpoints: [urlEndpoint(ctx.backend, ctx.subset)] };
     if (ctx.stages === 'policies') return { kind: 'admitted' };
@@ -314,17 +293,49 @@ export class DataPlane {
   }
 
   /**
-   * The policies span: the credentials, then `identified` (what the request's kind settles once its caller is known:
-   * its model and tenant), then the admission policies.
+   * What a model request settles once its caller is known: its model, metrics, stream usage, tenant, and what a
+   * Responses API creation needs. A property, not a closure per request: it is on every request's path.
    */
-  async #policies<T>(ctx: RequestContext, hooks: GatewayHooks, identified: () => T | Promise<T>): Promise<T> {
+  readonly #modelRequest = (ctx: RequestContext, config: RuntimeConfig): Promise<void> | undefined => {
+    if (ctx.backend?.kind !== 'url') {
+      if (!ctx.body) throw gatewayError('TG_ERR_ROUTE_NOT_FOUND', `No route for ${ctx.method} ${ctx.path}`);
+      resolveModel(config, ctx);
+      ctx.fleet = this.#picker;
+      if (config.settings.metrics.requests) {
+        ctx.metered = true;
+        this.#metrics.started(ctx.model!);
+      }
+      // A stream's tokens (usage records, which billing reads, and the token metrics) come only from the usage
+      // chunk a server sends when asked: ask for every stream, before the policies (a cache keys what is sent).
+      // A client that did not ask does not see it (stripped on the way back).
+      if (ctx.stream && ctx.stages !== 'picker' && (config.settings.analytics.enabled || config.settings.metrics.requests)) requestStreamUsage(ctx);
+      // With API keys the tenant is the caller's app: a header the client chooses let it take a turn per request by
+      // sending a new id each time (9 of the first 10 dispatches against one honest tenant).
+      const app = ctx.apim?.key?.appId;
+      const fairness = ctx.headers[FAIRNESS_HEADER];
+      if (app !== undefined) ctx.fairnessId = `app:${app}`;
+      else if (typeof fairness === 'string') ctx.fairnessId = fairness;
+    }
+    return ctx.operation === 'responses' ? this.#responsesRequest(ctx) : undefined;
+  };
+
+  /**
+   * The policies span: the credentials, then `identified` (what the request's kind settles once its caller is known:
+   * its model and tenant, against the configuration the request started with), then the admission policies.
+   */
+  async #policies<T>(
+    ctx: RequestContext,
+    hooks: GatewayHooks,
+    identified: (ctx: RequestContext, config: RuntimeConfig) => T | Promise<T>,
+    config: RuntimeConfig,
+  ): Promise<T> {
     const tracer = ctx.tracer;
     const policies = tracer.startChild(ctx.span, 'policies');
     ctx.policiesSpan = policies;
     try {
       if (hooks.authenticate) await hooks.authenticate(ctx);
       // Awaited only when it is a promise: nearly every request settles at once, without another turn.
-      let settled = identified();
+      let settled = identified(ctx, config);
       if (settled instanceof Promise) settled = await settled;
       if (hooks.admit) await hooks.admit(ctx);
       tracer.endChild(policies);
@@ -353,7 +364,7 @@ export class DataPlane {
       const app = ctx.apim?.key?.appId;
       if (app !== undefined) ctx.fairnessId = `app:${app}`;
       return at;
-    });
+    }, this.config);
     if (ctx.directResponse) return { kind: 'direct', response: ctx.directResponse };
     if (ctx.stages === 'policies') return { kind: 'admitted' };
     return { kind: 'url', endpoints: [endpoint] };
