@@ -364,7 +364,12 @@ for (const backend of ['pool', 'url'] as const) {
         const next = await create(gw.url, `On ${i}.`, { previous_response_id: id }, { 'x-api-key': a.key });
         assert.equal(next.status, 200, JSON.stringify(next.body));
       }
+      // Escaped as the model server unescapes it: the same resource, the same check.
+      const escaped = id.replace('_', '%5F');
+      assert.equal((await call(gw.url, 'GET', `/v1/responses/${escaped}`, undefined, { 'x-api-key': a.key })).status, 200);
       for (const [method, path, body] of [
+        ['GET', `/v1/responses/${escaped}`, undefined],
+        ['DELETE', `/v1/responses/${escaped}`, undefined],
         ['GET', `/v1/responses/${id}`, undefined],
         ['GET', `/v1/responses/${id}/input_items`, undefined],
         ['DELETE', `/v1/responses/${id}`, undefined],

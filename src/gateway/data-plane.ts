@@ -29,7 +29,7 @@ import { IDENTITY_HEADERS, identityHeaderValues } from './identity-headers.js';
 import { assertSafePath } from './safe-path.js';
 import type { UpstreamPools } from './upstream-pools.js';
 import { requestStreamUsage } from './stream-usage.js';
-import { responseOwner, storedResponseMethods, storedResponseRequest, type FindRecordedResponse } from './stored-responses.js';
+import { responseOwner, storedResponseRequest, type FindRecordedResponse } from './stored-responses.js';
 import { responseNotFound, StoredResponseRouting } from './stored-response-routing.js';
 
 /**
@@ -90,8 +90,6 @@ export function routeRequest(config: RuntimeConfig, ctx: RequestContext): void {
   if (!operation) ctx.storedResponse = storedResponseRequest(ctx.method, ctx.path);
   if (!operation && !ctx.backend && !ctx.storedResponse) {
     if (isModelsPath(ctx.path)) throw gatewayError('TG_ERR_METHOD_NOT_ALLOWED', `${ctx.path} accepts GET and HEAD only`, { allow: 'GET, HEAD' });
-    const allow = storedResponseMethods(ctx.path);
-    if (allow) throw gatewayError('TG_ERR_METHOD_NOT_ALLOWED', `${ctx.path} accepts ${allow} only`, { allow });
     throw gatewayError('TG_ERR_ROUTE_NOT_FOUND', `No route for ${ctx.method} ${ctx.path}`);
   }
   if (operation && ctx.method !== 'POST') throw gatewayError('TG_ERR_METHOD_NOT_ALLOWED', `${ctx.path} accepts POST only`, { allow: 'POST' });
@@ -347,24 +345,37 @@ export class DataPlane {
   }
 
   /**
-   * A GET, DELETE or cancel of a stored response: the key is checked against the model that made it, then the request
-   * goes to the endpoint holding it, in whichever pool or HTTPRoute lists it. Looked up before the credentials (they are checked against its model) but
-   * answered only after them: an anonymous client learns nothing of which ids exist.
+   * A GET, HEAD, DELETE, cancel or input_items of a stored response: the key is checked against the model that made
+   * it, then the request goes to the endpoint holding it, in whichever pool or HTTPRoute lists it. Looked up before the
+   * credentials (they are checked against its model), answered only after them: without a valid key nothing says
+   * whether an id exists, and a valid key that may not reach it hears what it would of an unknown one.
    */
   async #decideStored(ctx: RequestContext, hooks: GatewayHooks): Promise<Decision> {
+    const config = this.config;
     const { id } = ctx.storedResponse!;
     const lookup = await this.storedResponses.lookup(id);
     if (lookup.found) ctx.model = lookup.found.model;
-    const endpoint = await this.#policies(ctx, hooks, () => {
-      const held = this.storedResponses.reachable(lookup, id, ctx);
-      // One this gateway does not know is passed to an HTTPRoute's URL backend, whose own store says; a pool's
-      // endpoints cannot be told apart.
-      const at = held ? this.storedResponses.holder(held) : ctx.backend?.kind === 'url' ? urlEndpoint(ctx.backend, ctx.subset) : undefined;
-      if (!at) throw responseNotFound(id);
-      const app = ctx.apim?.key?.appId;
-      if (app !== undefined) ctx.fairnessId = `app:${app}`;
-      return at;
-    }, this.config);
+    let endpoint: EndpointConfig;
+    try {
+      endpoint = await this.#policies(
+        ctx,
+        hooks,
+        () => {
+          const held = this.storedResponses.reachable(lookup, id, ctx);
+          // One this gateway does not know is passed to an HTTPRoute's URL backend, whose own store says; a pool's
+          // endpoints cannot be told apart.
+          const at = held ? this.storedResponses.holder(held, config) : ctx.backend?.kind === 'url' ? ctx.backend : undefined;
+          if (!at) throw responseNotFound(id);
+          // Within an ext_proc subset hint, as any routed request.
+          return urlEndpoint(at, ctx.subset);
+        },
+        config,
+      );
+    } catch (err) {
+      // A key refused for the model that made it (an entitlement, after the key was found good) would name the model.
+      if (err instanceof GatewayError && err.status === 401 && ctx.apim?.key) throw responseNotFound(id);
+      throw err;
+    }
     if (ctx.directResponse) return { kind: 'direct', response: ctx.directResponse };
     if (ctx.stages === 'policies') return { kind: 'admitted' };
     return { kind: 'url', endpoints: [endpoint] };

@@ -44,6 +44,15 @@ describe('StoredResponseRouting', () => {
     assert.deepEqual(await routing.lookup('resp_err'), { found: undefined, failed: true });
   });
 
+  test('records lookups at once are bounded, and one that does not answer in time counts as failed', async () => {
+    let waiting = 0;
+    const routing = new StoredResponseRouting(() => config(), () => (waiting++, new Promise(() => {})), silentLogger);
+    const pending = Array.from({ length: 8 }, (_, i) => routing.lookup(`resp_${i}`));
+    assert.deepEqual(await routing.lookup('resp_9'), { found: undefined, failed: true }, 'a ninth at once is not sent');
+    assert.equal(waiting, 8);
+    for (const r of await Promise.all(pending)) assert.deepEqual(r, { found: undefined, failed: true });
+  });
+
   test("reachable: another app's is 404; a failed lookup is 503 with API keys, unknown without", () => {
     const routing = new StoredResponseRouting(() => config(), undefined, silentLogger);
     const owned = { found: { address: '10.0.0.1:8000', model: 'm', owner: 'app:A' } };
@@ -54,14 +63,12 @@ describe('StoredResponseRouting', () => {
   });
 
   test('the holder is found by address, in whichever pool (renamed on reload) or route URL lists it', () => {
-    let current = config('pool');
-    const routing = new StoredResponseRouting(() => current, undefined, silentLogger);
+    const routing = new StoredResponseRouting(() => config(), undefined, silentLogger);
     const held = { address: '10.0.0.2:8000', model: 'm' };
-    assert.equal(routing.holder(held)?.url, 'http://10.0.0.2:8000');
-    current = config('renamed');
-    assert.equal(routing.holder(held)?.url, 'http://10.0.0.2:8000');
-    assert.deepEqual(routing.holder({ address: 'api.example.com:443', model: 'm' }), { url: 'https://api.example.com', address: 'api.example.com:443' });
-    assert.equal(routing.holder({ address: '10.9.9.9:1', model: 'm' }), undefined);
+    assert.equal(routing.holder(held, config('pool'))?.url, 'http://10.0.0.2:8000');
+    assert.equal(routing.holder(held, config('renamed'))?.url, 'http://10.0.0.2:8000');
+    assert.deepEqual(routing.holder({ address: 'api.example.com:443', model: 'm' }, config()), { url: 'https://api.example.com', address: 'api.example.com:443' });
+    assert.equal(routing.holder({ address: '10.9.9.9:1', model: 'm' }, config()), undefined);
   });
 
   test("track: an id another app already holds keeps its first owner; a deleted one is forgotten", () => {
@@ -74,7 +81,7 @@ describe('StoredResponseRouting', () => {
     assert.equal(routing.responses.get('resp_1'), undefined);
   });
 
-  test("continueAt: a pool's follow-up is held to the holder; a route URL follow-up goes to the holder's URL", async () => {
+  test("continueAt: a pool's follow-up is held to the holder; a route URL follow-up goes to the holder's URL, never to a pool endpoint", async () => {
     const current = config();
     const routing = new StoredResponseRouting(() => current, undefined, silentLogger);
     routing.responses.remember('resp_p', { address: '10.0.0.2:8000', model: 'm' }, 10);
@@ -88,5 +95,8 @@ describe('StoredResponseRouting', () => {
     const routed = ctxOf(undefined, { backend: { kind: 'url', url: 'https://other.example.com', address: 'other.example.com:443' } });
     await routing.continueAt(routed, 'resp_u');
     assert.deepEqual(routed.backend, { kind: 'url', url: 'https://api.example.com', address: 'api.example.com:443' });
+    const viaRoute = ctxOf(undefined, { backend: { kind: 'url', url: 'https://other.example.com', address: 'other.example.com:443' } });
+    await routing.continueAt(viaRoute, 'resp_p');
+    assert.equal(viaRoute.backend?.kind === 'url' && viaRoute.backend.address, 'other.example.com:443');
   });
 });

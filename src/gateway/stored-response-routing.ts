@@ -17,11 +17,26 @@ export const responseNotFound = (id: string) => gatewayError('TG_ERR_RESPONSE_NO
 /** Where an id was looked for: found, not known here or in the records, or the records could not be read. */
 export type Lookup = { found: StoredResponse } | { found: undefined; failed: boolean };
 
+/** A URL backend of an HTTPRoute at `address`. */
+function routeUrl(address: string, config: RuntimeConfig): EndpointConfig | undefined {
+  for (const rule of config.routes) {
+    const backend = rule.backends?.values.find((b) => b.kind === 'url' && b.address === address);
+    if (backend?.kind === 'url') return { url: backend.url, address: backend.address };
+  }
+  return undefined;
+}
+
+/** Records lookups at once: one per unknown id, which anyone can send, so a flood waits for none and fails fast. */
+const MAX_LOOKUPS = 8;
+/** A records lookup slower than this counts as failed (the database stalled): its request is not held longer. */
+const LOOKUP_TIMEOUT_MS = 2000;
+
 export class StoredResponseRouting {
   readonly responses = new StoredResponses();
   readonly #config: () => RuntimeConfig;
   readonly #find: FindRecordedResponse | undefined;
   readonly #logger: Logger;
+  #lookups = 0;
 
   constructor(config: () => RuntimeConfig, find: FindRecordedResponse | undefined, logger: Logger) {
     this.#config = config;
@@ -34,12 +49,21 @@ export class StoredResponseRouting {
     const seen = this.responses.get(id);
     if (seen) return { found: seen };
     if (!this.#find) return { found: undefined, failed: false };
+    if (this.#lookups >= MAX_LOOKUPS) return { found: undefined, failed: true };
+    this.#lookups++;
     let recorded;
+    let timer: NodeJS.Timeout | undefined;
     try {
-      recorded = await this.#find(id);
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${LOOKUP_TIMEOUT_MS} ms`)), LOOKUP_TIMEOUT_MS);
+      });
+      recorded = await Promise.race([this.#find(id), late]);
     } catch (err) {
       this.#logger.warn({ err }, 'could not look up a stored response in the usage records');
       return { found: undefined, failed: true };
+    } finally {
+      clearTimeout(timer);
+      this.#lookups--;
     }
     if (!recorded?.endpoint || recorded.model === null) return { found: undefined, failed: false };
     const stored: StoredResponse = { address: recorded.endpoint, model: recorded.model, owner: recorded.app_id === null ? undefined : `app:${recorded.app_id}` };
@@ -62,18 +86,13 @@ export class StoredResponseRouting {
     return undefined;
   }
 
-  /** The endpoint holding `held`, while a pool or an HTTPRoute still lists its address. */
-  holder(held: StoredResponse): EndpointConfig | undefined {
-    const config = this.#config();
+  /** The endpoint holding `held`, while a pool or an HTTPRoute of `config` still lists its address. */
+  holder(held: StoredResponse, config: RuntimeConfig): EndpointConfig | undefined {
     for (const pool of config.pools.values()) {
       const ep = pool.endpoints.find((e) => e.address === held.address);
       if (ep) return ep;
     }
-    for (const rule of config.routes) {
-      const backend = rule.backends?.values.find((b) => b.kind === 'url' && b.address === held.address);
-      if (backend?.kind === 'url') return { url: backend.url, address: backend.address };
-    }
-    return undefined;
+    return routeUrl(held.address, config);
   }
 
   /**
@@ -85,7 +104,8 @@ export class StoredResponseRouting {
     if (!held) return;
     const backend = ctx.backend;
     if (backend?.kind === 'url') {
-      const at = this.holder(held);
+      // Only to another route URL: a pool endpoint is reached through its pool (flow control, the model it serves).
+      const at = routeUrl(held.address, this.#config());
       if (at && backend.address !== at.address) ctx.backend = { kind: 'url', url: at.url, address: at.address };
       return;
     }
@@ -95,9 +115,9 @@ export class StoredResponseRouting {
   }
 
   /**
-   * Learns where a response the model server stored lives, and forgets one it deleted. An id already held by another
-   * app keeps its first owner: a server that lets the client choose ids (vLLM's `request_id`) must not let one app
-   * take over another's.
+   * Learns where a response the model server stored lives, and forgets one it deleted. An id this process holds for
+   * another app keeps that owner: a server that lets the client choose ids (vLLM's `request_id`) must not let one app
+   * take over another's (the records, which other replicas read, answer with the first creation too).
    */
   track(ctx: RequestContext): void {
     if (ctx.responseId !== undefined && ctx.endpoint && ctx.model !== undefined) {

@@ -1,7 +1,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { newContext } from './data-plane.js';
-import { mayReach, responseIdSink, storedResponseMethods, storedResponseRequest, StoredResponses, type StoredResponse } from './stored-responses.js';
+import type { GatewayError } from './errors.js';
+import { mayReach, responseIdSink, storedResponseRequest, StoredResponses, type StoredResponse } from './stored-responses.js';
 import type { RequestContext } from './context.js';
 
 const held = (address: string, owner?: string): StoredResponse => ({ address, model: 'm', owner });
@@ -13,21 +14,34 @@ describe('storedResponseRequest', () => {
     ['DELETE', '/v1/responses/resp_1', { id: 'resp_1', action: 'delete' }],
     ['POST', '/v1/responses/resp_1/cancel', { id: 'resp_1', action: 'cancel' }],
     ['GET', '/v1/responses/resp_1/input_items', { id: 'resp_1', action: 'input_items' }],
-    ['POST', '/v1/responses/resp_1', undefined],
-    ['GET', '/v1/responses/resp_1/cancel', undefined],
-    ['DELETE', '/v1/responses/resp_1/input_items', undefined],
-    ['GET', '/v1/responses/resp_1/other', undefined],
-    ['GET', '/v1/responses/resp%2F1', undefined],
-    ['GET', `/v1/responses/${'a'.repeat(129)}`, undefined],
-    ['GET', '/v1/responses/', undefined],
+    // As the model server reads it: an escaped id or sub-resource is the same resource, checked the same.
+    ['GET', '/v1/responses/resp%5F1', { id: 'resp_1', action: 'retrieve' }],
+    ['POST', '/v1/responses/resp_1/%63ancel', { id: 'resp_1', action: 'cancel' }],
+    ['GET', '/v1/responses', undefined],
+    ['GET', '/v1/chat/completions', undefined],
   ];
-  for (const [method, path, want] of cases) test(`${method} ${path.slice(0, 40)}`, () => assert.deepEqual(storedResponseRequest(method, path), want));
+  for (const [method, path, want] of cases) test(`${method} ${path}`, () => assert.deepEqual(storedResponseRequest(method, path), want));
 
-  test('methods for a 405', () => {
-    assert.equal(storedResponseMethods('/v1/responses/resp_1'), 'GET, HEAD, DELETE');
-    assert.equal(storedResponseMethods('/v1/responses/resp_1/cancel'), 'POST');
-    assert.equal(storedResponseMethods('/v1/responses/resp_1/input_items'), 'GET, HEAD');
-    assert.equal(storedResponseMethods('/v1/responses/resp_1/other'), undefined);
+  const code = (err: unknown) => (err as GatewayError).code;
+  test('a path below /v1/responses/ that names no stored response is 404, never passed on', () => {
+    for (const path of ['/v1/responses/resp_1/other', '/v1/responses/resp%2F1', '/v1/responses/%E0%A4%A', `/v1/responses/${'a'.repeat(129)}`, '/v1/responses/', '/v1/responses/resp_1/']) {
+      assert.throws(() => storedResponseRequest('GET', path), (e) => code(e) === 'route_not_found', path);
+    }
+  });
+
+  test('another method is 405 naming the ones its resource takes', () => {
+    const allow = (method: string, path: string) => {
+      try {
+        storedResponseRequest(method, path);
+      } catch (err) {
+        assert.equal(code(err), 'method_not_allowed');
+        return (err as GatewayError).headers.allow;
+      }
+      assert.fail('expected a 405');
+    };
+    assert.equal(allow('POST', '/v1/responses/resp_1'), 'GET, HEAD, DELETE');
+    assert.equal(allow('GET', '/v1/responses/resp_1/cancel'), 'POST');
+    assert.equal(allow('DELETE', '/v1/responses/resp_1/input_items'), 'GET, HEAD');
   });
 });
 

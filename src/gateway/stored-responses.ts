@@ -1,7 +1,9 @@
 // Where each stored Responses API answer lives. A model server (vLLM with its response store) keeps a response in its
 // own memory: a follow-up naming it (`previous_response_id`), or a GET, DELETE or cancel of it, must reach that very
 // server. Any other endpoint of the pool answers 404, so a pool of N endpoints loses the conversation N-1 times in N.
+import { clipName } from '../lib/clip-name.js';
 import type { RequestContext } from './context.js';
+import { gatewayError } from './errors.js';
 
 /** The endpoint that answered a stored response, and who may reach it again. */
 export interface StoredResponse {
@@ -21,26 +23,53 @@ export interface StoredResponseRequest {
   action: StoredResponseAction;
 }
 
-/** A response id as OpenAI and vLLM make them (`resp_` + hex); anything else is no stored response. */
+/**
+ * The ids tollgate routes: those of OpenAI and vLLM (`resp_` + hex) and any other a client can write in a path
+ * without escaping; an answer's id of another form is not remembered, so it is never routed or owned.
+ */
 const RESPONSE_ID = /^[A-Za-z0-9_-]{1,128}$/;
-const RESPONSE_PATH = /^\/v1\/responses\/([A-Za-z0-9_-]{1,128})(\/cancel|\/input_items)?$/;
+const UNDER_RESPONSES = '/v1/responses/';
 
-/** What a request on a stored response asks; undefined when its path is no such resource or takes another method. */
-export function storedResponseRequest(method: string, path: string): StoredResponseRequest | undefined {
-  const m = RESPONSE_PATH.exec(path);
-  if (!m) return undefined;
-  const sub = m[2];
-  if (sub === '/cancel') return method === 'POST' ? { id: m[1], action: 'cancel' } : undefined;
-  if (sub === '/input_items') return method === 'GET' || method === 'HEAD' ? { id: m[1], action: 'input_items' } : undefined;
-  if (method === 'GET' || method === 'HEAD') return { id: m[1], action: 'retrieve' };
-  return method === 'DELETE' ? { id: m[1], action: 'delete' } : undefined;
+/**
+ * A path below /v1/responses/ as the model server reads it, its segments percent-decoded (a server decodes
+ * `resp%5Fabc` to `resp_abc`: matched undecoded, it passed any route's URL backend without the owner check); `null`
+ * for one that names no stored response (another sub-resource, a malformed escape, an id of another form).
+ */
+function responsePath(path: string): { id: string; sub: string | undefined } | null | undefined {
+  if (!path.startsWith(UNDER_RESPONSES)) return undefined;
+  let segments: string[];
+  try {
+    segments = path.slice(UNDER_RESPONSES.length).split('/').map(decodeURIComponent);
+  } catch {
+    return null;
+  }
+  const [id, sub] = segments;
+  if (segments.length > 2 || !RESPONSE_ID.test(id) || (sub !== undefined && sub !== 'cancel' && sub !== 'input_items')) return null;
+  return { id, sub };
 }
 
-/** The methods a stored-response path takes (for a 405's allow header), undefined when the path is none. */
-export function storedResponseMethods(path: string): string | undefined {
-  const m = RESPONSE_PATH.exec(path);
-  if (!m) return undefined;
-  return m[2] === '/cancel' ? 'POST' : m[2] === '/input_items' ? 'GET, HEAD' : 'GET, HEAD, DELETE';
+/**
+ * What a request on a stored response asks; undefined when its path is not below /v1/responses/. Throws 404 for a
+ * path there that names no stored response and 405 for a method its resource does not take: nothing below
+ * /v1/responses/ is passed on unchecked, whichever route takes it.
+ */
+export function storedResponseRequest(method: string, path: string): StoredResponseRequest | undefined {
+  const at = responsePath(path);
+  if (at === undefined) return undefined;
+  if (at === null) throw gatewayError('TG_ERR_ROUTE_NOT_FOUND', `No route for ${method} ${clipName(path)}`);
+  const action = actionOf(method, at.sub);
+  if (!action) {
+    const allow = at.sub === 'cancel' ? 'POST' : at.sub === 'input_items' ? 'GET, HEAD' : 'GET, HEAD, DELETE';
+    throw gatewayError('TG_ERR_METHOD_NOT_ALLOWED', `${clipName(path)} accepts ${allow} only`, { allow });
+  }
+  return { id: at.id, action };
+}
+
+function actionOf(method: string, sub: string | undefined): StoredResponseAction | undefined {
+  const read = method === 'GET' || method === 'HEAD';
+  if (sub === 'cancel') return method === 'POST' ? 'cancel' : undefined;
+  if (sub === 'input_items') return read ? 'input_items' : undefined;
+  return read ? 'retrieve' : method === 'DELETE' ? 'delete' : undefined;
 }
 
 /** Where a stored response's creation record says it was made (AnalyticsRecords.findResponse). */

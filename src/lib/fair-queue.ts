@@ -105,19 +105,12 @@ export class FairQueue<T extends Queued> {
   }
 
   /**
-   * For an arrival at a full queue: takes out and returns the item it may take the place of, the newest of the tenant
-   * holding most of the lowest band, when that band ranks below the arrival, or ranks the same and that tenant holds
-   * more than the arrival's tenant would; undefined when the arrival has no claim. So a critical request is not turned
-   * away by standard ones, and one tenant filling the queue does not keep the others out.
-   */
-  displace(arrival: Queued): T | undefined {
-    return this.displaceUntil(arrival, (taken) => taken.length > 0)?.[0];
-  }
-
-  /**
-   * displace() step after step, each by the same rule (counting the items the steps before took), until `enough` of
-   * them are taken: for a limit on a sum (bytes) that one item may not free. Returns the items taken out, or
-   * undefined, taking none, when the arrival's claim runs out first.
+   * For an arrival at a full queue: takes out the items it may take the place of, one step after another until
+   * `enough` of them are taken (one for a limit on length; as many as free the room for a limit on bytes). Each step
+   * takes the newest of the tenant holding most of the lowest band (counting what the steps before took), when that
+   * band ranks below the arrival, or ranks the same and that tenant holds more than the arrival's tenant would. So a
+   * critical request is not turned away by standard ones, and one tenant filling the queue does not keep the others
+   * out. Returns the items taken out, or undefined, taking none, when the arrival's claim runs out first.
    */
   displaceUntil(arrival: Queued, enough: (taken: readonly T[]) => boolean): T[] | undefined {
     const taken: T[] = [];

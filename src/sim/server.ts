@@ -177,7 +177,8 @@ export class SimServer {
       return;
     }
     const stored = STORED_RESPONSE.exec(path);
-    if (stored) return this.#storedResponse(req.method ?? 'GET', stored[1], stored[2], res);
+    // Path parameters are percent-decoded, as FastAPI (vLLM's server) decodes them.
+    if (stored) return this.#storedResponse(req.method ?? 'GET', decodedSegment(stored[1]), stored[2], res);
     if (route !== undefined) {
       if (req.method !== 'POST') return sendError(res, methodNotAllowed());
       this.#inference(route, req, res).catch((err: unknown) => {
@@ -383,6 +384,14 @@ function queueFull(): HttpError {
 
 function methodNotAllowed(): HttpError {
   return new HttpError(405, 'invalid_request_error', 'method_not_allowed', 'Method not allowed');
+}
+
+function decodedSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
 }
 
 function definedOnly<T extends object>(o: T): Partial<T> {
