@@ -1,23 +1,15 @@
 // deleteDocument on every backend: what an APIProduct takes with it.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Database } from '../store/index.js';
-import { DATABASE_BACKENDS, type TestDatabase } from '../store/test-databases.js';
+import { DATABASE_BACKENDS, openForSuite } from '../store/test-databases.js';
 import { deleteDocument } from './manifest-tables.js';
 
 for (const backend of DATABASE_BACKENDS) {
   describe(backend.name, { skip: backend.skip }, () => {
-    let target: TestDatabase;
     let db: Database;
 
-    before(async () => {
-      target = await backend.create();
-      db = await target.open();
-    });
-    after(async () => {
-      await db?.close();
-      await target?.dispose();
-    });
+    openForSuite(backend, (opened) => (db = opened));
 
     test("a deleted product's key-value map entries go with it (audited), so a product made again under its name starts without them", async () => {
       await db.products.create({ name: 'partner' });

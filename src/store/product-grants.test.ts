@@ -1,6 +1,6 @@
 // A product's grants on keys, on every backend: its holders found through credential_products (kept by triggers,
 // migration 6) rather than by reading every key, and changed alone, each with its audit row, in one lock order.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Kysely, KyselyPlugin } from 'kysely';
 import { silentLogger } from '../lib/logger.js';
@@ -14,7 +14,7 @@ import { openPostgres } from './postgres-connection.js';
 import type { Tables } from './schema.js';
 import { Session } from './session.js';
 import { openSqlite } from './sqlite-connection.js';
-import { DATABASE_BACKENDS, type TestDatabase } from './test-databases.js';
+import { DATABASE_BACKENDS, openForSuite, type TestDatabase } from './test-databases.js';
 
 function storeOver(db: Kysely<Tables>, dialect: DialectName, target: TestDatabase, actor: string): StoreView {
   return new StoreView(new Session({ db, dialect, feed: new ChangeFeed(silentLogger), instanceId: actor, schema: target.schema ?? 'main' }, actor));
@@ -53,13 +53,9 @@ for (const backend of DATABASE_BACKENDS) {
     // Writers race only on PostgreSQL: SQLite serialises them, so the race tests below exist there alone.
     const racing = backend.name === 'postgres';
 
-    before(async () => {
-      target = await backend.create();
-      db = await target.open();
-    });
-    after(async () => {
-      await db?.close();
-      await target?.dispose();
+    openForSuite(backend, (opened, created) => {
+      db = opened;
+      target = created;
     });
 
     test('deleting a product changes its holders alone, each with its audit row, and reads no other key', async () => {

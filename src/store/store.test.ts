@@ -1,28 +1,20 @@
 // The shared Store suite: every repository, pagination, audit rows, transactions and snapshots, on every backend.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChangeEvent } from './change-feed.js';
 import type { Database } from './database.js';
 import { ConflictError, InvalidPageTokenError, NotFoundError } from './errors.js';
 import { API_KEY_PATTERN, hashKey, verifySecret } from './keys.js';
-import { DATABASE_BACKENDS, type TestDatabase } from './test-databases.js';
+import { DATABASE_BACKENDS, openForSuite } from './test-databases.js';
 
 for (const backend of DATABASE_BACKENDS) {
   describe(backend.name, { skip: backend.skip }, () => {
-    let target: TestDatabase;
     let db: Database;
     let seq = 0;
     /** Unique names, since the tests of one backend share a database. */
     const unique = (prefix: string) => `${prefix}-${++seq}-${Date.now().toString(36)}`;
 
-    before(async () => {
-      target = await backend.create();
-      db = await target.open();
-    });
-    after(async () => {
-      await db?.close();
-      await target?.dispose();
-    });
+    openForSuite(backend, (opened) => (db = opened));
 
     describe('api products', () => {
       test('create, read, update, delete', async () => {

@@ -1,5 +1,6 @@
 // Database backends for the shared store test suite: SQLite always, PostgreSQL when DATABASE_URL is set.
 import { mkdtemp, rm } from 'node:fs/promises';
+import { after, before } from 'node:test';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBase62 } from './keys.js';
@@ -52,3 +53,22 @@ export const DATABASE_BACKENDS: DatabaseBackend[] = [
     },
   },
 ];
+
+/**
+ * A fresh database of `backend` for the suite this is called in: created and opened before its tests (handed to
+ * `opened`), closed and removed after them.
+ * @example let db: Database; openForSuite(backend, (opened) => (db = opened));
+ */
+export function openForSuite(backend: DatabaseBackend, opened: (db: Database, target: TestDatabase) => void): void {
+  let target: TestDatabase | undefined;
+  let db: Database | undefined;
+  before(async () => {
+    target = await backend.create();
+    db = await target.open();
+    opened(db, target);
+  });
+  after(async () => {
+    await db?.close();
+    await target?.dispose();
+  });
+}
