@@ -481,7 +481,8 @@ export class ProcessStream {
 
   /** Envoy half-closed and every answer is out: the exchange is over (a response Envoy did not show us ends here). */
   #endCall(): void {
-    if (this.#state === 'response-body') this.#endResponse();
+    // The body never said it was over (no end_of_stream, no trailers): it was cut short, and is ended as abandoned.
+    if (this.#state === 'response-body') this.#complete(false);
     // Forwarded, then the stream ended without a response event: Envoy skips them (response_header_mode SKIP).
     if (this.#state === 'forwarded') this.#ctx!.answerUnseen = true;
     // Envoy ended the stream with the request's body never sent: it went upstream, and its answer back, unjudged.

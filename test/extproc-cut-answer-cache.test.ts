@@ -1,0 +1,81 @@
+// ext_proc: an answer whose body Envoy ends by closing the stream, without end_of_stream or trailers, was cut short
+// (the upstream reset mid-body): a ResponseCache filling must not store what arrived as though it were the answer.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startGateway, type Gateway } from '../src/gateway/gateway.js';
+import { ExtprocClient } from '../src/extproc/client.js';
+import { chatAnswer } from '../src/policy/caching/testing.js';
+import { createApp, untilKeyKnown, type IssuedApp } from './helpers/apim-admin.js';
+import { headerMap } from './helpers/extproc-envoy.js';
+import { manifest } from './helpers/manifests.js';
+import { sleep, startStub, type Stub } from './helpers/stub-upstream.js';
+
+// Cacheable: temperature 0.
+const BODY = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'cut me short' }], temperature: 0 });
+
+let stub: Stub;
+let gw: Gateway;
+let app: IssuedApp;
+let client: ExtprocClient;
+
+before(async () => {
+  stub = await startStub();
+  const ext = [{ name: 'ext', kind: 'APIMExtensionPolicy', group: 'apim.googleapis.com' }];
+  gw = await startGateway({
+    configPaths: [],
+    manifests: [
+      manifest('APIMExtensionPolicy', 'ext', { defaultSecurityEnabled: true, targetRef: { name: 'tollgate' } }),
+      manifest('APIProduct', 'gold', { displayName: 'Gold', approvalType: 'auto', enforcementRefs: ext }),
+      manifest('APIOperationSet', 'gold-ops', { apiProductRefs: [{ name: 'gold' }] }),
+      manifest('ResponseCache', 'cache', { expirySettings: { timeoutInSeconds: 60 }, scope: 'app' }),
+      manifest('ApimTemplate', 'caching', { templates: [{ policies: [{ kind: 'ResponseCache', name: 'cache' }] }] }),
+      manifest('InferencePool', 'one', { endpoints: [stub.url] }),
+      manifest('InferenceModel', 'm', { modelName: 'm', poolRef: { name: 'one' } }),
+    ],
+    port: 0,
+    adminPort: 0,
+    host: '127.0.0.1',
+    watch: false,
+    extprocPort: 0,
+  });
+  app = await createApp(gw.adminUrl, ['gold'], 'cut');
+  await untilKeyKnown(gw.url, app.key);
+  client = new ExtprocClient({ address: `127.0.0.1:${gw.extprocPort}` });
+});
+
+after(async () => {
+  client?.close();
+  await gw?.close();
+  await stub?.close();
+});
+
+/** The request's headers and body as Envoy sends them; the answer to the body (an immediate response on a cache hit). */
+async function sendRequest(call: ReturnType<ExtprocClient['open']>) {
+  const headers = [[':method', 'POST'], [':path', '/v1/chat/completions'], [':authority', 'gw'], [':scheme', 'http'], ['content-type', 'application/json'], ['x-api-key', app.key]] as [string, string][];
+  await call.send({ request_headers: { headers: headerMap(headers), end_of_stream: false } });
+  return call.send({ request_body: { body: Buffer.from(BODY), end_of_stream: true } });
+}
+
+test('an answer Envoy ends by closing the stream mid-body is not cached; one that ends is', async () => {
+  const answer = Buffer.from(JSON.stringify(chatAnswer('a whole-looking answer', 'm')));
+  const respond = async (end: boolean) => {
+    const call = client.open(10_000);
+    const decided = await sendRequest(call);
+    assert.equal(decided.immediate_response, undefined, 'not answered from the cache');
+    await call.send({ response_headers: { headers: headerMap([[':status', '200'], ['content-type', 'application/json']]), end_of_stream: false } });
+    await call.send({ response_body: { body: answer, end_of_stream: end } });
+    call.end();
+  };
+  const hit = async () => {
+    const call = client.open(10_000);
+    const decided = await sendRequest(call);
+    call.cancel();
+    return decided.immediate_response !== undefined;
+  };
+  await respond(false);
+  await sleep(100);
+  assert.equal(await hit(), false, 'what arrived before the stream closed was stored as the answer');
+  await respond(true);
+  for (let i = 0; i < 50 && !(await hit()); i++) await sleep(20);
+  assert.equal(await hit(), true, 'a complete answer is cached (the test can tell)');
+});
