@@ -397,6 +397,24 @@ describe('tollgate demo', () => {
         assert.equal(typeof JSON.parse(ok.body).choices[0].message.content, 'string');
       }
 
+      // The quickstart's product lets an app read and delete its stored Responses API answers. Its SpikeArrest
+      // smooths an app's requests: one refused for coming too soon after the last is sent again.
+      const auth = { authorization: `Bearer ${key}` };
+      const paced = async (url: string, init: Parameters<typeof send>[1]) => {
+        let o = await send(url, init);
+        for (let i = 0; i < 20 && statusOf(o) === 429; i++) {
+          await new Promise((r) => setTimeout(r, 250));
+          o = await send(url, init);
+        }
+        return o;
+      };
+      const made = await paced(`${base}/responses`, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify({ model: 'llama-3.1-8b', input: 'Hello!', max_output_tokens: 4 }) });
+      assert.ok('status' in made && made.status === 200, JSON.stringify(made));
+      const stored = `${base}/responses/${JSON.parse(made.body).id}`;
+      assert.equal(statusOf(await paced(stored, { headers: auth })), 200);
+      assert.equal(statusOf(await paced(stored, { method: 'DELETE', headers: auth })), 200);
+      assert.equal(statusOf(await paced(stored, { headers: auth })), 404);
+
       const wrongKey = `tg_${'A'.repeat(40)}`;
       assert.notEqual(wrongKey, key);
       for (const headers of [{ authorization: `Bearer ${wrongKey}` }, { 'x-api-key': wrongKey }, {}] as Record<string, string>[]) {
