@@ -29,7 +29,8 @@ import { IDENTITY_HEADERS, identityHeaderValues } from './identity-headers.js';
 import { assertSafePath } from './safe-path.js';
 import type { UpstreamPools } from './upstream-pools.js';
 import { requestStreamUsage } from './stream-usage.js';
-import { responseOwner, storedResponseRequest, type FindRecordedResponse } from './stored-responses.js';
+import { storedResponseRequest, type FindRecordedResponse } from './stored-responses.js';
+import { keyedTenant } from './tenant.js';
 import { responseNotFound, StoredResponseRouting } from './stored-response-routing.js';
 
 /**
@@ -67,7 +68,6 @@ export type Decision =
   | { kind: 'admitted' };
 
 const NO_HOOKS: GatewayHooks = {};
-
 
 function promptOf(body: OpenAIBody): string {
   if (Array.isArray(body.messages)) return serializeMessages(body.messages);
@@ -263,7 +263,7 @@ export class DataPlane {
     ctx.bytesIn = raw.length;
     const operation = OPERATION_PATHS[ctx.path];
     if (config.settings.logging.logPrompts) ctx.completion = new CompletionText();
-    if (ctx.storedResponse) return this.#decideStored(ctx, hooks);
+    if (ctx.storedResponse) return this.#decideStored(ctx, hooks, config);
     if (operation) {
       ctx.operation = operation;
       assertUncompressed(ctx.headers);
@@ -309,9 +309,9 @@ export class DataPlane {
       if (ctx.stream && ctx.stages !== 'picker' && (config.settings.analytics.enabled || config.settings.metrics.requests)) requestStreamUsage(ctx);
       // With API keys the tenant is the caller's app: a header the client chooses let it take a turn per request by
       // sending a new id each time (9 of the first 10 dispatches against one honest tenant).
-      const app = ctx.apim?.key?.appId;
+      const tenant = keyedTenant(ctx);
       const fairness = ctx.headers[FAIRNESS_HEADER];
-      if (app !== undefined) ctx.fairnessId = `app:${app}`;
+      if (tenant !== undefined) ctx.fairnessId = tenant;
       else if (typeof fairness === 'string') ctx.fairnessId = fairness;
     }
     return ctx.operation === 'responses' ? this.#responsesRequest(ctx) : undefined;
@@ -350,8 +350,7 @@ export class DataPlane {
    * credentials (they are checked against its model), answered only after them: without a valid key nothing says
    * whether an id exists, and a valid key that may not reach it hears what it would of an unknown one.
    */
-  async #decideStored(ctx: RequestContext, hooks: GatewayHooks): Promise<Decision> {
-    const config = this.config;
+  async #decideStored(ctx: RequestContext, hooks: GatewayHooks, config: RuntimeConfig): Promise<Decision> {
     const { id } = ctx.storedResponse!;
     const lookup = await this.storedResponses.lookup(id);
     if (lookup.found) ctx.model = lookup.found.model;
@@ -387,7 +386,7 @@ export class DataPlane {
    */
   #responsesRequest(ctx: RequestContext): Promise<void> | undefined {
     const body = ctx.body!;
-    if (body.request_id !== undefined && responseOwner(ctx) !== undefined) {
+    if (body.request_id !== undefined && keyedTenant(ctx) !== undefined) {
       throw gatewayError('TG_ERR_INVALID_REQUEST', 'request_id: not accepted on /v1/responses with API keys (a stored response id is the model server\'s to choose)', undefined, 'request_id');
     }
     const previous = body.previous_response_id;

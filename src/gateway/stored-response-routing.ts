@@ -4,9 +4,11 @@
 import type { EndpointConfig, RuntimeConfig } from '../config/runtime-config.js';
 import { clipName } from '../lib/clip-name.js';
 import type { Logger } from '../lib/logger.js';
+import { withTimeout } from '../lib/with-timeout.js';
 import type { RequestContext } from './context.js';
 import { gatewayError } from './errors.js';
-import { mayReach, responseOwner, StoredResponses, type FindRecordedResponse, type StoredResponse } from './stored-responses.js';
+import { mayReach, StoredResponses, type FindRecordedResponse, type StoredResponse } from './stored-responses.js';
+import { appTenant, keyedTenant } from './tenant.js';
 
 /**
  * The 404 for an id this gateway cannot route, or another app's: worded as vLLM words its own, so that an app cannot
@@ -52,21 +54,16 @@ export class StoredResponseRouting {
     if (this.#lookups >= MAX_LOOKUPS) return { found: undefined, failed: true };
     this.#lookups++;
     let recorded;
-    let timer: NodeJS.Timeout | undefined;
     try {
-      const late = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${LOOKUP_TIMEOUT_MS} ms`)), LOOKUP_TIMEOUT_MS);
-      });
-      recorded = await Promise.race([this.#find(id), late]);
+      recorded = await withTimeout(this.#find(id), LOOKUP_TIMEOUT_MS, 'a stored-response lookup');
     } catch (err) {
       this.#logger.warn({ err }, 'could not look up a stored response in the usage records');
       return { found: undefined, failed: true };
     } finally {
-      clearTimeout(timer);
       this.#lookups--;
     }
     if (!recorded?.endpoint || recorded.model === null) return { found: undefined, failed: false };
-    const stored: StoredResponse = { address: recorded.endpoint, model: recorded.model, owner: recorded.app_id === null ? undefined : `app:${recorded.app_id}` };
+    const stored: StoredResponse = { address: recorded.endpoint, model: recorded.model, owner: recorded.app_id === null ? undefined : appTenant(recorded.app_id) };
     this.responses.remember(id, stored, this.#config().settings.scheduler.storedResponses);
     return { found: stored };
   }
@@ -82,7 +79,7 @@ export class StoredResponseRouting {
       if (!mayReach(held, ctx)) throw responseNotFound(id);
       return held;
     }
-    if (lookup.failed && responseOwner(ctx) !== undefined) throw gatewayError('TG_ERR_RESPONSE_LOOKUP_FAILED');
+    if (lookup.failed && keyedTenant(ctx) !== undefined) throw gatewayError('TG_ERR_RESPONSE_LOOKUP_FAILED');
     return undefined;
   }
 
@@ -121,7 +118,7 @@ export class StoredResponseRouting {
    */
   track(ctx: RequestContext): void {
     if (ctx.responseId !== undefined && ctx.endpoint && ctx.model !== undefined) {
-      const owner = responseOwner(ctx);
+      const owner = keyedTenant(ctx);
       const known = this.responses.get(ctx.responseId);
       if (known && known.owner !== owner) {
         this.#logger.warn({ requestId: ctx.id, responseId: ctx.responseId }, 'a model server answered with the id of a response another app stored; its first owner keeps it');

@@ -4,6 +4,7 @@
 import { clipName } from '../lib/clip-name.js';
 import type { RequestContext } from './context.js';
 import { gatewayError } from './errors.js';
+import { keyedTenant } from './tenant.js';
 
 /** The endpoint that answered a stored response, and who may reach it again. */
 export interface StoredResponse {
@@ -82,18 +83,12 @@ export interface RecordedResponse {
 /** Finds the creation record of a stored response, for one this process did not see made (another replica's, or before a restart). */
 export type FindRecordedResponse = (id: string) => Promise<RecordedResponse | undefined>;
 
-/** The tenant a stored response belongs to: the app API keys identified, none without keys. */
-export function responseOwner(ctx: RequestContext): string | undefined {
-  const app = ctx.apim?.key?.appId;
-  return app === undefined ? undefined : `app:${app}`;
-}
-
 /**
  * Whether `ctx` may reach `stored`: a response an app created is only its own. Without keys (no owner recorded, or
  * none identified now) it is as reachable as on the model server itself, by whoever holds its unguessable id.
  */
 export function mayReach(stored: StoredResponse, ctx: RequestContext): boolean {
-  return stored.owner === undefined || stored.owner === responseOwner(ctx);
+  return stored.owner === undefined || stored.owner === keyedTenant(ctx);
 }
 
 /**

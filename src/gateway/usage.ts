@@ -113,10 +113,13 @@ export function usageOfJson(body: Buffer): Usage | undefined {
 /** A Responses answer's own `id`, its first key as OpenAI and vLLM write it: read from its start, without parsing it all. */
 const LEADING_ID = /^\s*\{\s*"id"\s*:\s*"([A-Za-z0-9_-]{1,128})"/;
 
+/** The id a JSON answer starts with, read from its first 256 bytes; undefined when it starts otherwise. */
+const leadingId = (body: Buffer): string | undefined => LEADING_ID.exec(body.toString('latin1', 0, Math.min(body.length, 256)))?.[1];
+
 /** The `id` of a Responses API answer (`"object": "response"`), or undefined. */
 export function responseIdOfJson(body: Buffer): string | undefined {
-  const head = LEADING_ID.exec(body.toString('latin1', 0, Math.min(body.length, 256)));
-  if (head) return head[1];
+  const head = leadingId(body);
+  if (head) return head;
   try {
     const answer = JSON.parse(body.toString('utf8')) as { id?: unknown; object?: unknown };
     return answer.object === 'response' && typeof answer.id === 'string' ? answer.id : undefined;
@@ -248,8 +251,7 @@ export class UsageScanner {
       this.#chunks = [];
       this.usage = usageOfJson(body);
       this.#text?.addAnswer(body);
-      const id = this.#onResponseId && responseIdOfJson(body);
-      if (id) this.#onResponseId!(id);
+      if (this.#onResponseId) this.#tellId(responseIdOfJson(body));
     }
     return this.usage;
   }
@@ -315,24 +317,24 @@ export class UsageScanner {
   #leadingId(): void {
     const parts: Buffer[] = [];
     for (let i = 0, n = 0; i < this.#chunks.length && n < 256; n += this.#chunks[i++].length) parts.push(this.#chunks[i]);
-    const head = Buffer.concat(parts).subarray(0, 256);
-    const id = LEADING_ID.exec(head.toString('latin1'))?.[1];
-    const tell = this.#onResponseId!;
-    this.#onResponseId = undefined;
-    if (id) tell(id);
+    this.#tellId(leadingId(Buffer.concat(parts)));
   }
 
   /** response.created, the first event, is small (no output yet): parsed once, or the next event that has the object. */
   #responseIdOf(line: string): void {
     try {
       const id = (JSON.parse(line.slice(5)) as { response?: { id?: unknown } }).response?.id;
-      if (typeof id !== 'string') return;
-      const tell = this.#onResponseId!;
-      this.#onResponseId = undefined;
-      tell(id);
+      if (typeof id === 'string') this.#tellId(id);
     } catch {
       // Malformed event: the next one may say.
     }
+  }
+
+  /** The answer's id is settled (found, or not to be found): told once, and nothing more is searched for it. */
+  #tellId(id: string | undefined): void {
+    const tell = this.#onResponseId!;
+    this.#onResponseId = undefined;
+    if (id) tell(id);
   }
 }
 
