@@ -15,7 +15,7 @@ import { CachedAccessTokens, COUNTER_ERROR_OUTCOMES, createPolicyEngine, type Co
 import { AccessTokens, openCounterStore, openDatabase, type ChangeEvent, type CounterStore, type Database, type KvmEntryRef, type KvmScope, type Snapshot, type StoreView } from '../store/index.js';
 import { syncFileManifests } from './file-manifests.js';
 import { KvmCipher } from './kvm-cipher.js';
-import { encryptedMaps, KvmView } from './kvm-view.js';
+import { encryptedMaps, keyOf, KvmView } from './kvm-view.js';
 import { SnapshotIdentity } from './snapshot-identity.js';
 import { widenedTemplates } from '../policy/template-scope.js';
 import { PromptCalibration } from '../policy/prompt-calibration.js';
@@ -244,7 +244,7 @@ export class ApiManagement {
     if (event.origin === 'local' && !this.#refreshing) return;
     if (this.#kvmDue !== 'all') {
       this.#kvmDue ??= new Map();
-      for (const e of event.kvmEntries) this.#kvmDue.set(JSON.stringify([e.scope, e.mapName, e.key]), e);
+      for (const e of event.kvmEntries) this.#kvmDue.set(keyOf(e.scope, e.mapName, e.key), e);
     }
     void this.#catchUp();
   }

@@ -8,7 +8,8 @@ import type { KvmLookup } from '../policy/index.js';
 import type { Database, KvmEntry, KvmEntryRef, KvmScope, Snapshot } from '../store/index.js';
 import { KVM_KEY_ENV, type KvmCipher } from './kvm-cipher.js';
 
-const keyOf = (scope: string, map: string, key: string) => `${scope}\u0000${map}\u0000${key}`;
+/** One id per entry (scope, map, key), for maps of entries: the view's values, the entries a change names. */
+export const keyOf = (scope: string, map: string, key: string) => `${scope}\u0000${map}\u0000${key}`;
 
 /** A value as this replica holds it: decrypted, with how the store holds it. */
 interface Held {
