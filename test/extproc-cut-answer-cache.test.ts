@@ -6,7 +6,7 @@ import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { ExtprocClient } from '../src/extproc/client.js';
 import { chatAnswer } from '../src/policy/caching/testing.js';
 import { createApp, untilKeyKnown, type IssuedApp } from './helpers/apim-admin.js';
-import { headerMap } from './helpers/extproc-envoy.js';
+import { headerMap, sendChatRequest } from './helpers/extproc-envoy.js';
 import { manifest } from './helpers/manifests.js';
 import { sleep, startStub, type Stub } from './helpers/stub-upstream.js';
 
@@ -49,18 +49,11 @@ after(async () => {
   await stub?.close();
 });
 
-/** The request's headers and body as Envoy sends them; the answer to the body (an immediate response on a cache hit). */
-async function sendRequest(call: ReturnType<ExtprocClient['open']>) {
-  const headers = [[':method', 'POST'], [':path', '/v1/chat/completions'], [':authority', 'gw'], [':scheme', 'http'], ['content-type', 'application/json'], ['x-api-key', app.key]] as [string, string][];
-  await call.send({ request_headers: { headers: headerMap(headers), end_of_stream: false } });
-  return call.send({ request_body: { body: Buffer.from(BODY), end_of_stream: true } });
-}
-
 test('an answer Envoy ends by closing the stream mid-body is not cached; one that ends is', async () => {
   const answer = Buffer.from(JSON.stringify(chatAnswer('a whole-looking answer', 'm')));
   const respond = async (end: boolean) => {
     const call = client.open(10_000);
-    const decided = await sendRequest(call);
+    const decided = await sendChatRequest(call, BODY, app.key);
     assert.equal(decided.immediate_response, undefined, 'not answered from the cache');
     await call.send({ response_headers: { headers: headerMap([[':status', '200'], ['content-type', 'application/json']]), end_of_stream: false } });
     await call.send({ response_body: { body: answer, end_of_stream: end } });
@@ -68,7 +61,7 @@ test('an answer Envoy ends by closing the stream mid-body is not cached; one tha
   };
   const hit = async () => {
     const call = client.open(10_000);
-    const decided = await sendRequest(call);
+    const decided = await sendChatRequest(call, BODY, app.key);
     call.cancel();
     return decided.immediate_response !== undefined;
   };

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { ExtprocClient } from '../src/extproc/client.js';
 import { createApp, quotaReport, untilKeyKnown, type IssuedApp } from './helpers/apim-admin.js';
-import { closeEnvoyClients, headerMap } from './helpers/extproc-envoy.js';
+import { closeEnvoyClients, sendChatRequest } from './helpers/extproc-envoy.js';
 import { manifest } from './helpers/manifests.js';
 import { scrape } from '../src/sim/testing.js';
 import { sleep, startStub, type Stub } from './helpers/stub-upstream.js';
@@ -56,9 +56,7 @@ const used = async () => (await quotaReport(gw.url, app.key)).body.products[0].o
 /** A stream with the request's headers and body sent, as Envoy sends them: tollgate has decided and picked. */
 async function sendRequest(): Promise<ReturnType<ExtprocClient['open']>> {
   const call = client.open(10_000);
-  const headers = [[':method', 'POST'], [':path', '/v1/chat/completions'], [':authority', 'gw'], [':scheme', 'http'], ['content-type', 'application/json'], ['x-api-key', app.key]] as [string, string][];
-  await call.send({ request_headers: { headers: headerMap(headers), end_of_stream: false } });
-  await call.send({ request_body: { body: Buffer.from(BODY), end_of_stream: true } });
+  await sendChatRequest(call, BODY, app.key);
   return call;
 }
 

@@ -3,7 +3,7 @@
 // replica sharing the store, and with API keys only the app that made it can reach it.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startGateway, type Gateway } from '../src/gateway/gateway.js';
+import { startGateway, type Gateway, type GatewayOptions } from '../src/gateway/gateway.js';
 import { startSimFleet, type SimFleet } from '../src/sim/index.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -26,33 +26,41 @@ after(async () => {
   await fleet?.close();
 });
 
-async function gateway(extra: ReturnType<typeof manifest>[] = []): Promise<Gateway> {
+type Manifests = ReturnType<typeof manifest>[];
+
+/** A gateway before the fleet (`moreSettings` joined to its GatewaySettings), once its picker sees every endpoint. */
+async function gateway(extra: Manifests = [], options: Partial<GatewayOptions> = {}, moreSettings: Record<string, unknown> = {}): Promise<Gateway> {
   const gw = await startGateway({
     configPaths: [],
     manifests: [
       manifest('InferencePool', 'pool', { endpoints: fleet.urls }),
       manifest('InferenceModel', MODEL, { modelName: MODEL, poolRef: { name: 'pool' } }),
-      settings({ scheduler: { staleAfter: '5s' } }),
+      settings({ scheduler: { staleAfter: '5s' }, ...moreSettings }),
       ...extra,
     ],
     port: 0,
     adminPort: 0,
     host: '127.0.0.1',
     watch: false,
+    ...options,
   });
   await untilEndpoints(gw);
   return gw;
 }
 
-/** API keys on (one product, `opsExtra` added to its operation set) and two apps on it: the owner `a` and another `b`. */
-async function keyedGateway(extra: ReturnType<typeof manifest>[], opsExtra: Record<string, unknown> = {}): Promise<{ gw: Gateway; a: IssuedApp; b: IssuedApp }> {
+/** API keys on: one product, `opsExtra` added to its operation set. */
+function keyManifests(opsExtra: Record<string, unknown> = {}): Manifests {
   const ext = [{ name: 'ext', kind: 'APIMExtensionPolicy', group: 'apim.googleapis.com' }];
-  const gw = await gateway([
-    ...extra,
+  return [
     manifest('APIMExtensionPolicy', 'ext', { defaultSecurityEnabled: true, targetRef: { name: 'tollgate', kind: 'Gateway' } }),
     manifest('APIProduct', 'p', { displayName: 'P', approvalType: 'auto', enforcementRefs: ext }),
     manifest('APIOperationSet', 'p-ops', { apiProductRefs: [{ name: 'p' }], quota: { limit: 1000, interval: 1, timeUnit: 'minute' }, ...opsExtra }),
-  ]);
+  ];
+}
+
+/** API keys on (keyManifests) and two apps on the product: the owner `a` and another `b`. */
+async function keyedGateway(extra: Manifests, opsExtra: Record<string, unknown> = {}): Promise<{ gw: Gateway; a: IssuedApp; b: IssuedApp }> {
+  const gw = await gateway([...extra, ...keyManifests(opsExtra)]);
   const a = await createApp(gw.adminUrl, ['p'], 'owner');
   const b = await createApp(gw.adminUrl, ['p'], 'other');
   await untilKeyKnown(gw.url, a.key);
@@ -230,20 +238,7 @@ describe('over ext_proc, Envoy sending the answers', () => {
   let gw: Gateway;
   let address: string;
   before(async () => {
-    gw = await startGateway({
-      configPaths: [],
-      manifests: [
-        manifest('InferencePool', 'pool', { endpoints: fleet.urls }),
-        manifest('InferenceModel', MODEL, { modelName: MODEL, poolRef: { name: 'pool' } }),
-        settings({ scheduler: { staleAfter: '5s' } }),
-      ],
-      port: 0,
-      adminPort: 0,
-      host: '127.0.0.1',
-      watch: false,
-      extprocPort: 0,
-    });
-    await untilEndpoints(gw);
+    gw = await gateway([], { extprocPort: 0 });
     address = `127.0.0.1:${gw.extprocPort}`;
   });
   after(async () => {
@@ -280,30 +275,11 @@ for (const backend of DATABASE_BACKENDS) {
     let b: IssuedApp;
     before(async () => {
       db = await backend.create();
-      const ext = [{ name: 'ext', kind: 'APIMExtensionPolicy', group: 'apim.googleapis.com' }];
       for (let i = 0; i < 2; i++) {
         const dir = await mkdtemp(join(tmpdir(), 'tollgate-stored-'));
         dirs.push(dir);
-        const gw = await startGateway({
-          configPaths: [],
-          manifests: [
-            manifest('InferencePool', 'pool', { endpoints: fleet.urls }),
-            manifest('InferenceModel', MODEL, { modelName: MODEL, poolRef: { name: 'pool' } }),
-            settings({ scheduler: { staleAfter: '5s' }, analytics: { enabled: true, flushInterval: '10ms' } }),
-            manifest('APIMExtensionPolicy', 'ext', { defaultSecurityEnabled: true, targetRef: { name: 'tollgate', kind: 'Gateway' } }),
-            manifest('APIProduct', 'p', { displayName: 'P', approvalType: 'auto', enforcementRefs: ext }),
-            manifest('APIOperationSet', 'p-ops', { apiProductRefs: [{ name: 'p' }], quota: { limit: 1000, interval: 1, timeUnit: 'minute' } }),
-          ],
-          port: 0,
-          adminPort: 0,
-          host: '127.0.0.1',
-          watch: false,
-          db: db.url,
-          dbSchema: db.schema,
-          analyticsDir: dir,
-        });
+        const gw = await gateway(keyManifests(), { db: db.url, dbSchema: db.schema, analyticsDir: dir }, { analytics: { enabled: true, flushInterval: '10ms' } });
         replicas.push(gw);
-        await untilEndpoints(gw);
         // Before the second starts, which loads them with the rest of the store (SQLite has no change feed between processes).
         if (i > 0) continue;
         a = await createApp(gw.adminUrl, ['p'], 'owner');

@@ -92,6 +92,17 @@ function withBody(b: Buffer | undefined, m: CommonResponse['body_mutation']): Bu
   return m.body ?? Buffer.alloc(0);
 }
 
+/**
+ * A chat completion's request headers (`apiKey` as x-api-key, when given) and its whole body on `call`, as Envoy sends
+ * them; resolves with tollgate's answer to the body (its decision, or an immediate response).
+ */
+export async function sendChatRequest(call: ExtprocCall, body: string, apiKey?: string): Promise<ProcessingResponse> {
+  const headers: [string, string][] = [[':method', 'POST'], [':path', '/v1/chat/completions'], [':authority', 'gw'], [':scheme', 'http'], ['content-type', 'application/json']];
+  if (apiKey !== undefined) headers.push(['x-api-key', apiKey]);
+  await call.send({ request_headers: { headers: headerMap(headers), end_of_stream: false } });
+  return call.send({ request_body: { body: Buffer.from(body), end_of_stream: true } });
+}
+
 /** One exchange through the ext_proc server at `address`, as Envoy would run it. */
 export async function envoyExchange(address: string, r: EnvoyRequest): Promise<EnvoyResult> {
   const call = envoyClient(address).open(30_000);
