@@ -6,7 +6,7 @@ import type { Ajv, ValidateFunction } from 'ajv';
 import type { FormatName, FormatsPlugin } from 'ajv-formats';
 import { lazyRequire } from '../../../lib/lazy-require.js';
 import { compileTextPattern } from '../../../lib/linear-regex.js';
-import { parse as parseYaml } from 'yaml';
+import { readDocuments } from '../../../config/manifest.js';
 import { compilePathTemplate, type PathTemplate } from './path-template.js';
 
 /** Ajv loads with the first OAS document compiled (an OASValidation policy), not with every gateway. */
@@ -66,10 +66,18 @@ const DELIMITERS: Record<string, ArrayStyle> = { form: ',', spaceDelimited: ' ',
 export function loadDocument(openApi: Node | string | undefined, source: string | undefined): Node {
   let doc: unknown = openApi;
   if (source !== undefined) doc = readFileSync(source, 'utf8');
-  if (typeof doc === 'string') doc = parseYaml(doc);
+  if (typeof doc === 'string') doc = parseText(doc, source ?? 'openApi');
   if (!isNode(doc) || typeof doc.openapi !== 'string' || !doc.openapi.startsWith('3.')) throw new Error('not an OpenAPI 3 document (no openapi: 3.x field)');
   if (!isNode(doc.paths)) throw new Error('the OpenAPI document has no paths');
   return doc;
+}
+
+/** A YAML or JSON text read as the manifests are, so its nesting and aliases are bounded as theirs are. */
+function parseText(text: string, label: string): unknown {
+  const { raws, problems } = readDocuments(text, label);
+  if (problems.length > 0) throw new Error(problems[0].line);
+  if (raws.length !== 1) throw new Error(`${label}: holds ${raws.length} documents, not the one OpenAPI document`);
+  return raws[0].raw;
 }
 
 /** Follows local `$ref`s: the node and the JSON pointer it lives at (so ajv resolves its own refs from there). */

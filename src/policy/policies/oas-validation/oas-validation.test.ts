@@ -71,6 +71,10 @@ const configErrors: [spec: Record<string, unknown>, message: RegExp][] = [
   [{ openApi: CHAT_API, source: 'x.yaml' }, /not both/],
   [{ openApi: undefined, source: '/nonexistent/spec.yaml' }, /ENOENT/],
   [{ openApi: "openapi: 3.0.0\npaths:\n  /a:\n    post:\n      requestBody: {$ref: '#/components/requestBodies/Nope'}" }, /does not resolve/],
+  // Text is read as manifests are: nesting and alias expansion bounded, one document.
+  [{ openApi: `openapi: 3.0.0\npaths: ${'['.repeat(100_000)}` }, /openApi document 0: YAML: nests sequences and mappings more than 512 levels/],
+  [{ openApi: `a: &a [x, x, x, x, x, x, x, x, x, x]\n${[...'bcdefghi'].map((k, i) => `${k}: &${k} [${`*${'abcdefghi'[i]}, `.repeat(9)}*${'abcdefghi'[i]}]`).join('\n')}\nopenapi: 3.0.0\npaths: {}` }, /openApi document 0: YAML: .*alias/i],
+  [{ openApi: 'openapi: 3.0.0\npaths: {}\n---\nopenapi: 3.0.0\npaths: {}' }, /holds 2 documents/],
 ];
 for (const [spec, message] of configErrors) test(`config: ${JSON.stringify(spec).slice(0, 60)} is refused`, () => assert.throws(() => oasValidation('oas', spec, deps), message));
 
