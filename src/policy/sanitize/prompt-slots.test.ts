@@ -30,7 +30,7 @@ const slots = (body: Record<string, unknown>, roles = ['user', 'tool']) => promp
 const shape = (p: PromptSlots) => p.texts.map((t) => (t.url ? { url: t.parts[0].text } : t.parts.map((s) => s.text)));
 
 test('the shapes a prompt comes in: each text with its parts, the URLs parts point at, token ids', () => {
-  const table: [string, Record<string, unknown>, ReturnType<typeof shape>, boolean?][] = [
+  const table: [string, Record<string, unknown>, ReturnType<typeof shape>, PromptSlots['unreadable']?][] = [
     // The model reads a message's text parts joined: judged apart, a phrase split across two passed.
     ['text parts are one text', { messages: [{ role: 'user', content: [{ type: 'text', text: 'about project' }, { type: 'text', text: 'falcon' }] }] }, [['about project', 'falcon']]],
     [
@@ -62,15 +62,16 @@ test('the shapes a prompt comes in: each text with its parts, the URLs parts poi
     ],
     ['a tool result\'s parts only when the tool role is checked', { input: [{ type: 'function_call_output', call_id: 'c1', output: [{ type: 'input_text', text: 'x' }] }] }, []],
     ['the completions suffix', { prompt: 'Complete:', suffix: 'the rest' }, [['Complete:'], ['the rest']]],
-    ['token ids', { prompt: [1, 2, 3] }, [], true],
-    ['lists of token ids', { input: [[1, 2], [3]] }, [], true],
-    ['no input', { input: [] }, [], false],
+    ['token ids', { prompt: [1, 2, 3] }, [], 'token ids'],
+    ['lists of token ids', { input: [[1, 2], [3]] }, [], 'token ids'],
+    ['vLLM prompt embeddings, alone or beside a text prompt', { prompt: 'hi', prompt_embeds: 'AAAA' }, [['hi']], 'embeddings'],
+    ['no input', { input: [] }, []],
   ];
-  for (const [name, body, expected, tokenIds = false] of table) {
+  for (const [name, body, expected, unreadable] of table) {
     const roles = name.includes('only when') ? ['user'] : ['user', 'tool'];
     const p = slots(structuredClone(body), roles);
     assert.deepEqual(shape(p), expected, name);
-    assert.equal(p.tokenIds, tokenIds, name);
+    assert.equal(p.unreadable, unreadable, name);
   }
 });
 

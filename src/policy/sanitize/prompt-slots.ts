@@ -23,8 +23,8 @@ export interface PromptText {
 
 export interface PromptSlots {
   texts: PromptText[];
-  /** `prompt` or `input` holds token ids: text no filter can read. */
-  tokenIds: boolean;
+  /** What holds a prompt no filter can read: `prompt`/`input` of token ids, or vLLM's `prompt_embeds`. */
+  unreadable?: 'token ids' | 'embeddings';
 }
 
 type Part = Record<string, unknown>;
@@ -130,5 +130,6 @@ export function promptSlots(body: OpenAIBody, roles: ReadonlySet<string>): Promp
   // What a completion fills in before: the prompt's second half.
   if (typeof holder.suffix === 'string') texts.push(one(slot(holder.suffix, (t) => (holder.suffix = t))));
   const inputIds = inputTexts(holder, 'input', roles, texts);
-  return { texts, tokenIds: promptIds || inputIds };
+  const unreadable = promptIds || inputIds ? 'token ids' : holder.prompt_embeds != null ? 'embeddings' : undefined;
+  return unreadable ? { texts, unreadable } : { texts };
 }

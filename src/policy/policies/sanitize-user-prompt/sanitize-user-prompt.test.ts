@@ -203,6 +203,15 @@ describe('prompt shapes', () => {
     await redacting.admit!(completion({ prompt: [1, 2] }), {});
   });
 
+  test('vLLM prompt embeddings, beside a clean text prompt or alone, are refused by a policy that may block', async () => {
+    for (const body of [{ prompt_embeds: 'AAAA' }, { prompt: 'Say hi.', prompt_embeds: 'AAAA' }]) {
+      const err = await refusal(make(), completion(body));
+      assert.equal(err.code, SANITIZE_USER_PROMPT_FAULTS.userPromptBlocked);
+      assert.match(err.message, /a prompt of embeddings cannot be checked/);
+    }
+    await make({ filters: { piAndJailbreak: { action: 'off' }, maliciousUri: { action: 'off' }, secrets: { action: 'redact' }, sensitiveData: { action: 'off' } } }).admit!(completion({ prompt_embeds: 'AAAA' }), {});
+  });
+
   test('the URLs of image and file parts go to the maliciousUri filter alone', async () => {
     const image = (url: string) => chat([{ type: 'text', text: 'describe this' }, { type: 'image_url', image_url: { url } }]);
     assert.match((await refusal(make({ filters: { maliciousUri: { blockedDomains: ['bad.example'] } } }), image('http://bad.example/x.png'))).message, /malicious URL \(denylisted\)/);

@@ -22,8 +22,8 @@ function blocked(findings: readonly Finding[]): never {
   throw policyFault(400, SANITIZE_USER_PROMPT_FAULTS.userPromptBlocked, `The prompt was blocked: ${describe(findings)}`);
 }
 
-function unreadable(): never {
-  throw policyFault(400, SANITIZE_USER_PROMPT_FAULTS.userPromptBlocked, 'The prompt was blocked: a prompt of token ids cannot be checked; send it as text');
+function refuseUnread(what: string): never {
+  throw policyFault(400, SANITIZE_USER_PROMPT_FAULTS.userPromptBlocked, `The prompt was blocked: a prompt of ${what} cannot be checked; send it as text`);
 }
 
 /**
@@ -37,9 +37,10 @@ export const sanitizeUserPrompt: PolicyFactory = (name, spec) => {
 
   /**
    * Token ids are not decoded: the gateway's tokenizer (o200k_base) is not the model's, so the text it would judge is
-   * not the text the model reads. A policy that may block refuses them; one that only redacts lets them through.
+   * not the text the model reads; prompt embeddings are no text at all. A policy that may block refuses both; one that
+   * only redacts lets them through.
    */
-  const refusesTokenIds = scanner.blocks || classifier !== undefined;
+  const refusesUnread = scanner.blocks || classifier !== undefined;
 
   /** Blocks, or redacts the texts in place, by the verdict on each; then the classifier, if any, has its say. */
   function judge(ctx: RequestContext, texts: PromptText[], verdicts: TextVerdict[]): void | Promise<void> {
@@ -70,8 +71,8 @@ export const sanitizeUserPrompt: PolicyFactory = (name, spec) => {
     admit(ctx: RequestContext) {
       // Nothing reaches a model server after an earlier policy answered (a cache hit).
       if (!ctx.body || ctx.directResponse || (!scanner.active && !classifier)) return;
-      const { texts, tokenIds } = promptSlots(ctx.body, roles);
-      if (tokenIds && refusesTokenIds) unreadable();
+      const { texts, unreadable } = promptSlots(ctx.body, roles);
+      if (unreadable && refusesUnread) refuseUnread(unreadable);
       if (!scanner.active) return judge(ctx, texts, []);
       let chars = 0;
       for (const t of texts) for (const part of t.parts) chars += part.text.length;
