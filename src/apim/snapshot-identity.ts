@@ -1,18 +1,46 @@
 // The hot path's view of API management: the store's snapshot compiled into credentials by key hash, each with
 // its app, developer and product grants resolved, so verifying a key is one map lookup.
-import { operationSetsByProduct, type IdentitySource, type KeyRecord } from '../policy/index.js';
-import type { Snapshot } from '../store/index.js';
+import { operationSetsByProduct, type IdentitySource, type KeyRecord, type OperationSetGrant } from '../policy/index.js';
+import type { ApiProduct, App, Credential, Developer, IdentityRefs, IdentityRows, Snapshot } from '../store/index.js';
 
 export class SnapshotIdentity implements IdentitySource {
-  readonly #byHash: Map<string, KeyRecord>;
+  readonly #byHash = new Map<string, KeyRecord>();
+  /** The hashes of each app's keys, and the apps of each developer: what a change of some apps' keys replaces. */
+  readonly #hashesByApp = new Map<string, Set<string>>();
+  readonly #appsByDeveloper = new Map<string, Set<string>>();
+  readonly #setsByProduct: Map<string, OperationSetGrant[]>;
+  readonly #products: Map<string, ApiProduct>;
 
   constructor(snapshot: Snapshot) {
-    const setsByProduct = operationSetsByProduct(snapshot.operationSets);
-    const products = new Map(snapshot.products.map((p) => [p.name, p]));
-    const developers = new Map(snapshot.developers.map((d) => [d.id, d]));
-    const apps = new Map(snapshot.apps.map((a) => [a.id, a]));
-    this.#byHash = new Map();
-    for (const c of snapshot.credentials) {
+    this.#setsByProduct = operationSetsByProduct(snapshot.operationSets);
+    this.#products = new Map(snapshot.products.map((p) => [p.name, p]));
+    this.#add(snapshot);
+  }
+
+  /**
+   * Replaces the keys of the apps `refs` names and of every app of the developers it names (as this view held them
+   * and as the store holds them now) with `rows`, read after the change: a key, app or developer change costs a read
+   * of the apps it touched, not of every key. Products and operation sets are unchanged (a change of those reloads).
+   */
+  replace(refs: IdentityRefs, rows: IdentityRows): void {
+    const apps = new Set([...refs.appIds, ...rows.apps.map((a) => a.id)]);
+    for (const developerId of refs.developerIds) for (const appId of this.#appsByDeveloper.get(developerId) ?? []) apps.add(appId);
+    for (const appId of apps) {
+      for (const hash of this.#hashesByApp.get(appId) ?? []) {
+        const developerId = this.#byHash.get(hash)?.developerId;
+        this.#byHash.delete(hash);
+        const owned = developerId === undefined ? undefined : this.#appsByDeveloper.get(developerId);
+        if (owned?.delete(appId) && owned.size === 0) this.#appsByDeveloper.delete(developerId!);
+      }
+      this.#hashesByApp.delete(appId);
+    }
+    this.#add(rows);
+  }
+
+  #add(rows: { developers: Developer[]; apps: App[]; credentials: Credential[] }): void {
+    const developers = new Map(rows.developers.map((d) => [d.id, d]));
+    const apps = new Map(rows.apps.map((a) => [a.id, a]));
+    for (const c of rows.credentials) {
       const app = apps.get(c.appId);
       const dev = app && developers.get(app.developerId);
       if (!app || !dev) continue;
@@ -31,10 +59,16 @@ export class SnapshotIdentity implements IdentitySource {
         products: c.apiProducts.map((g) => ({
           name: g.apiproduct,
           status: g.status,
-          operationSets: products.has(g.apiproduct) ? (setsByProduct.get(g.apiproduct) ?? []) : [],
-          scopes: products.get(g.apiproduct)?.scopes ?? [],
+          operationSets: this.#products.has(g.apiproduct) ? (this.#setsByProduct.get(g.apiproduct) ?? []) : [],
+          scopes: this.#products.get(g.apiproduct)?.scopes ?? [],
         })),
       });
+      let hashes = this.#hashesByApp.get(app.id);
+      if (!hashes) this.#hashesByApp.set(app.id, (hashes = new Set()));
+      hashes.add(c.keyHash);
+      let owned = this.#appsByDeveloper.get(dev.id);
+      if (!owned) this.#appsByDeveloper.set(dev.id, (owned = new Set()));
+      owned.add(app.id);
     }
   }
 

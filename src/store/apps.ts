@@ -9,6 +9,8 @@ import { NotFoundError } from './errors.js';
 import { paginate, type Page, type PageRequest } from './pagination.js';
 import { applyPatch, patchedFields, statusOf } from './patch.js';
 import type { AppsTable } from './schema.js';
+import type { IdentityRefs } from './change-feed.js';
+import { ownedAppIds } from './owned-apps.js';
 import type { Session, WriteContext } from './session.js';
 
 export type AppStatus = 'approved' | 'revoked' | 'pending';
@@ -82,6 +84,12 @@ export class Apps {
     return rows.map(toApp);
   }
 
+  /** The apps `refs` names that exist, and every app of the developers it names. */
+  async listOwned(refs: IdentityRefs): Promise<App[]> {
+    const rows = await this.#session.db.selectFrom('apps').selectAll().where('id', 'in', ownedAppIds(this.#session.db, refs)).execute();
+    return rows.map(toApp);
+  }
+
   /** @throws NotFoundError when the developer does not exist, ConflictError when it has an app of that name. */
   create(developerId: string, input: AppInput): Promise<App> {
     return this.#session.write(async (w) => {
@@ -109,7 +117,7 @@ export class Apps {
           .returningAll()
           .executeTakeFirstOrThrow(),
       );
-      await w.audit({ action: 'create', resourceType: RESOURCE, resourceName: app.id, detail: { developerId, name: app.name } });
+      await w.audit({ action: 'create', resourceType: RESOURCE, resourceName: app.id, detail: { developerId, name: app.name }, owner: { appId: app.id } });
       return toApp(row);
     });
   }
@@ -120,7 +128,7 @@ export class Apps {
       const current = await this.#locked(w, appId);
       const next = applyPatch(current, { ...patch, updatedAt: w.now });
       const row = await w.db.updateTable('apps').set(toRow(next)).where('id', '=', appId).returningAll().executeTakeFirstOrThrow();
-      await w.audit({ action: 'update', resourceType: RESOURCE, resourceName: appId, detail: { fields: patchedFields(patch), ...statusOf(patch) } });
+      await w.audit({ action: 'update', resourceType: RESOURCE, resourceName: appId, detail: { fields: patchedFields(patch), ...statusOf(patch) }, owner: { appId } });
       return toApp(row);
     });
   }
@@ -145,8 +153,8 @@ export class Apps {
       const current = await this.#locked(w, appId);
       await auditKeysDeletedWith(w, { appId }, 'app deleted');
       await w.db.deleteFrom('apps').where('id', '=', appId).execute();
-      await w.audit({ action: 'delete', resourceType: RESOURCE, resourceName: appId, detail: { developerId: current.developerId, name: current.name } });
-      w.touched('credential');
+      await w.audit({ action: 'delete', resourceType: RESOURCE, resourceName: appId, detail: { developerId: current.developerId, name: current.name }, owner: { appId } });
+      w.touched('credential', { appId });
       return current;
     });
   }

@@ -12,6 +12,18 @@ export interface KvmEntryRef {
   key: string;
 }
 
+/** The resource types whose rows make up who may call (the keys, their apps and developers). */
+export const IDENTITY_TYPES: ReadonlySet<ResourceType> = new Set(['developer', 'app', 'credential']);
+
+/**
+ * The apps and developers whose keys a change of identity rows alone touched (a key's app, an app, every app of a
+ * developer): a listener may read the keys of just those again.
+ */
+export interface IdentityRefs {
+  appIds: string[];
+  developerIds: string[];
+}
+
 export interface ChangeEvent {
   /** What a committed transaction touched; every type after the PostgreSQL listener reconnects (events may be lost). */
   resourceTypes: ResourceType[];
@@ -20,6 +32,8 @@ export interface ChangeEvent {
    * listener may read just them again. Without it a `kvm` change may be anything (a whole map gone).
    */
   kvmEntries?: KvmEntryRef[];
+  /** Set when the transaction changed identity rows alone (IDENTITY_TYPES) and named the owner of each change. */
+  identity?: IdentityRefs;
   /** `local`: committed by this process; `remote`: learned from another replica through PostgreSQL NOTIFY. */
   origin: 'local' | 'remote';
 }

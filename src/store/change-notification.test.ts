@@ -44,13 +44,54 @@ for (const backend of DATABASE_BACKENDS) {
       const stopThrowing = a.onChange(() => {
         throw new Error('listener bug');
       });
-      await a.developers.create({ email: 'local@example.com' });
+      const dev = await a.developers.create({ email: 'local@example.com' });
       stop();
       stopThrowing();
       await a.developers.create({ email: 'unheard@example.com' });
       // A NOTIFY echo of our own write would arrive asynchronously; give it the chance to (wrongly) show up.
       await new Promise((r) => setTimeout(r, 100));
-      assert.deepEqual(events, [{ resourceTypes: ['developer'], origin: 'local' }]);
+      assert.deepEqual(events, [{ resourceTypes: ['developer'], identity: { appIds: [], developerIds: [dev.id] }, origin: 'local' }]);
+    });
+
+    test('a change of keys, apps and developers alone names whose keys it touched; any other change, or too many owners, names none', async () => {
+      const events: ChangeEvent[] = [];
+      const stop = a.onChange((e) => events.push(e));
+      const dev = await a.developers.create({ email: 'owners@example.com' });
+      const app = await a.apps.create(dev.id, { name: 'owned' });
+      const { credential } = await a.credentials.issue({ appId: app.id });
+      await a.credentials.setStatus(credential.keyId, 'revoked');
+      await a.credentials.regrantApp(app.id, [{ apiproduct: 'gold', status: 'approved' }]);
+      await a.credentials.setProductStatus(credential.keyId, 'gold', 'revoked');
+      await a.apps.setStatus(app.id, 'revoked');
+      await a.developers.setStatus(dev.id, 'inactive');
+      await a.credentials.delete(credential.keyId);
+      const other = await a.apps.create(dev.id, { name: 'other' });
+      await a.credentials.issue({ appId: other.id });
+      await a.apps.delete(other.id);
+      const byApp = { appIds: [app.id], developerIds: [] };
+      const byDeveloper = { appIds: [], developerIds: [dev.id] };
+      const otherApp = { appIds: [other.id], developerIds: [] };
+      assert.deepEqual(
+        events.map((e) => e.identity),
+        [byDeveloper, byApp, byApp, byApp, byApp, byApp, byApp, byDeveloper, byApp, otherApp, otherApp, otherApp],
+      );
+      events.length = 0;
+      await a.developers.delete(dev.id);
+      assert.deepEqual(events.map((e) => [e.resourceTypes.sort(), e.identity]), [[['app', 'credential', 'developer'], byDeveloper]]);
+
+      // Not only identity rows (a product's grants dropped from keys), or more owners than a read should name.
+      events.length = 0;
+      const dev2 = await a.developers.create({ email: 'many@example.com' });
+      const app2 = await a.apps.create(dev2.id, { name: 'holder' });
+      await a.products.create({ name: 'doomed' });
+      await a.credentials.issue({ appId: app2.id, apiProducts: [{ apiproduct: 'doomed', status: 'approved' }] });
+      events.length = 0;
+      await a.products.delete('doomed');
+      await a.transaction(async (tx) => {
+        for (let i = 0; i < 257; i++) await tx.apps.create(dev2.id, { name: `bulk-${i}` });
+      });
+      stop();
+      assert.deepEqual(events.map((e) => [e.resourceTypes.sort(), e.identity]), [[['apiproduct', 'credential'], undefined], [['app'], undefined]]);
     });
 
     test("a policy's put is announced as that entry alone, without an audit row", async () => {

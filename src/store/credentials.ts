@@ -6,6 +6,8 @@ import { NotFoundError } from './errors.js';
 import { generateApiKey, generateKeyId, generateSecret, hashKey } from './keys.js';
 import { paginate, type Page, type PageRequest } from './pagination.js';
 import type { CredentialsTable } from './schema.js';
+import type { IdentityRefs } from './change-feed.js';
+import { ownedAppIds } from './owned-apps.js';
 import type { Session, WriteContext } from './session.js';
 
 export type CredentialStatus = 'approved' | 'pending' | 'revoked';
@@ -106,6 +108,12 @@ export class Credentials {
     });
   }
 
+  /** Every key of the apps `refs` names and of every app of the developers it names. */
+  async listOwned(refs: IdentityRefs): Promise<Credential[]> {
+    const rows = await this.#session.db.selectFrom('credentials').selectAll().where('app_id', 'in', ownedAppIds(this.#session.db, refs)).execute();
+    return rows.map(toCredential);
+  }
+
   async listAll(): Promise<Credential[]> {
     const rows = await this.#session.db.selectFrom('credentials').selectAll().orderBy('created_at').orderBy('key_id').execute();
     return rows.map(toCredential);
@@ -145,6 +153,7 @@ export class Credentials {
         action: 'create',
         resourceType: RESOURCE,
         resourceName: keyId,
+        owner: { appId: input.appId },
         detail: { appId: input.appId, apiProducts: apiProducts.map((g) => g.apiproduct), imported: input.consumerKey !== undefined },
       });
       return { credential: toCredential(row), consumerKey, consumerSecret };
@@ -188,7 +197,7 @@ export class Credentials {
     return this.#session.write(async (w) => {
       const current = await this.#locked(w, keyId);
       await w.db.deleteFrom('credentials').where('key_id', '=', keyId).execute();
-      await w.audit({ action: 'delete', resourceType: RESOURCE, resourceName: keyId, detail: { appId: current.appId } });
+      await w.audit({ action: 'delete', resourceType: RESOURCE, resourceName: keyId, detail: { appId: current.appId }, owner: { appId: current.appId } });
       return current;
     });
   }
@@ -202,7 +211,7 @@ export class Credentials {
 
   async #write(w: WriteContext, keyId: string, set: CredentialUpdate, detail: Record<string, unknown>): Promise<Credential> {
     const row = await w.db.updateTable('credentials').set(set).where('key_id', '=', keyId).returningAll().executeTakeFirstOrThrow();
-    await w.audit({ action: 'update', resourceType: RESOURCE, resourceName: keyId, detail });
+    await w.audit({ action: 'update', resourceType: RESOURCE, resourceName: keyId, detail, owner: { appId: row.app_id } });
     return toCredential(row);
   }
 
@@ -229,7 +238,7 @@ export async function auditKeysDeletedWith(w: WriteContext, owner: { appId: stri
   if ('appId' in owner) query = query.where('app_id', '=', owner.appId);
   else query = query.where('app_id', 'in', w.db.selectFrom('apps').select('id').where('developer_id', '=', owner.developerId));
   for (const row of await query.orderBy('created_at').orderBy('key_id').execute()) {
-    await w.audit({ action: 'delete', resourceType: RESOURCE, resourceName: row.key_id, detail: { appId: row.app_id, reason } });
+    await w.audit({ action: 'delete', resourceType: RESOURCE, resourceName: row.key_id, detail: { appId: row.app_id, reason }, owner: { appId: row.app_id } });
   }
 }
 

@@ -3,7 +3,7 @@ import { sql, type Kysely } from 'kysely';
 import { ApiProducts } from './api-products.js';
 import { Apps } from './apps.js';
 import { AuditLog } from './audit-log.js';
-import type { ChangeListener } from './change-feed.js';
+import type { ChangeListener, IdentityRefs } from './change-feed.js';
 import { Credentials } from './credentials.js';
 import type { DialectName } from './database-url.js';
 import { Developers } from './developers.js';
@@ -14,7 +14,7 @@ import { OperationSets } from './operation-sets.js';
 import type { PgChangeListener } from './pg-change-listener.js';
 import type { Tables } from './schema.js';
 import type { Session } from './session.js';
-import { loadSnapshot, type Snapshot } from './snapshot.js';
+import { loadIdentityRows, loadSnapshot, type IdentityRows, type Snapshot } from './snapshot.js';
 
 /** The repositories, bound to one actor (for audit rows) and possibly to an open transaction. */
 export class StoreView {
@@ -64,6 +64,11 @@ export class StoreView {
   /** Everything the hot path needs, consistently (see Snapshot). */
   loadSnapshot(): Promise<Snapshot> {
     return loadSnapshot(this.session);
+  }
+
+  /** The keys of the apps and developers a change named, with their apps and developers (see IdentityRows). */
+  loadIdentityRows(refs: IdentityRefs): Promise<IdentityRows> {
+    return loadIdentityRows(this.session, refs);
   }
 }
 

@@ -76,6 +76,13 @@ export class Developers {
     return rows.map(toDeveloper);
   }
 
+  /** The developers of these ids that exist. */
+  async listByIds(ids: readonly string[]): Promise<Developer[]> {
+    if (ids.length === 0) return [];
+    const rows = await this.#session.db.selectFrom('developers').selectAll().where('id', 'in', ids).execute();
+    return rows.map(toDeveloper);
+  }
+
   /** @throws ConflictError when the email (in any case) is taken. */
   create(input: DeveloperInput): Promise<Developer> {
     return this.#session.write(async (w) => {
@@ -99,7 +106,7 @@ export class Developers {
           .returningAll()
           .executeTakeFirstOrThrow(),
       );
-      await w.audit({ action: 'create', resourceType: RESOURCE, resourceName: developer.email, detail: { id: developer.id } });
+      await w.audit({ action: 'create', resourceType: RESOURCE, resourceName: developer.email, detail: { id: developer.id }, owner: { developerId: developer.id } });
       return toDeveloper(row);
     });
   }
@@ -114,7 +121,7 @@ export class Developers {
         next.email,
         w.db.updateTable('developers').set(toRow(next)).where('id', '=', current.id).returningAll().executeTakeFirstOrThrow(),
       );
-      await w.audit({ action: 'update', resourceType: RESOURCE, resourceName: next.email, detail: { id: current.id, fields: patchedFields(patch), ...statusOf(patch) } });
+      await w.audit({ action: 'update', resourceType: RESOURCE, resourceName: next.email, detail: { id: current.id, fields: patchedFields(patch), ...statusOf(patch) }, owner: { developerId: current.id } });
       return toDeveloper(row);
     });
   }
@@ -131,12 +138,13 @@ export class Developers {
       // The developer's lock keeps new apps out; the apps' locks keep new keys out (credentials.issue takes them).
       const apps = await w.forUpdate(w.db.selectFrom('apps').select(['id', 'name']).where('developer_id', '=', current.id).orderBy('id')).execute();
       const reason = 'developer deleted';
-      for (const app of apps) await w.audit({ action: 'delete', resourceType: 'app', resourceName: app.id, detail: { developerId: current.id, name: app.name, reason } });
+      const owner = { developerId: current.id };
+      for (const app of apps) await w.audit({ action: 'delete', resourceType: 'app', resourceName: app.id, detail: { developerId: current.id, name: app.name, reason }, owner });
       await auditKeysDeletedWith(w, { developerId: current.id }, reason);
       await w.db.deleteFrom('developers').where('id', '=', current.id).execute();
-      await w.audit({ action: 'delete', resourceType: RESOURCE, resourceName: current.email, detail: { id: current.id } });
-      w.touched('app');
-      w.touched('credential');
+      await w.audit({ action: 'delete', resourceType: RESOURCE, resourceName: current.email, detail: { id: current.id }, owner });
+      w.touched('app', owner);
+      w.touched('credential', owner);
       return current;
     });
   }

@@ -5,9 +5,9 @@ export { DEFAULT_DATABASE_URL, isMemoryDatabase, parseDatabaseUrl, type Database
 export type { Tables } from './schema.js';
 export { ConflictError, DatabaseConfigError, DatabaseOpenError, InvalidPageTokenError, isDatabaseUnavailable, NotFoundError, StoreError } from './errors.js';
 export { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, type Page, type PageRequest } from './pagination.js';
-export { RESOURCE_TYPES, type ChangeEvent, type ChangeListener, type KvmEntryRef, type ResourceType } from './change-feed.js';
+export { IDENTITY_TYPES, RESOURCE_TYPES, type ChangeEvent, type ChangeListener, type IdentityRefs, type KvmEntryRef, type ResourceType } from './change-feed.js';
 export { CHANGE_CHANNEL } from './pg-change-listener.js';
-export type { Snapshot } from './snapshot.js';
+export type { IdentityRows, Snapshot } from './snapshot.js';
 export type { JsonObject, JsonValue } from './codec.js';
 export { isStorableText, unstorableTextPaths, UNSTORABLE_TEXT_MESSAGE } from './codec.js';
 export type { Applied, ApplyOutcome, Attribute, Owner } from './common-types.js';

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import type { Logger } from '../lib/logger.js';
 import { withTimeout } from '../lib/with-timeout.js';
 import { CONNECT_TIMEOUT_MS, loadPg } from './postgres-connection.js';
-import { RESOURCE_TYPES, type ChangeEvent, type KvmEntryRef, type ResourceType } from './change-feed.js';
+import { RESOURCE_TYPES, type ChangeEvent, type IdentityRefs, type KvmEntryRef, type ResourceType } from './change-feed.js';
 
 export const CHANGE_CHANNEL = 'tollgate_changes';
 
@@ -15,6 +15,7 @@ const MAX_RECONNECT_DELAY_MS = 5000;
 const MAX_PAYLOAD_BYTES = 7999;
 
 const kvmEntryRefs = z.array(z.object({ scope: z.string(), mapName: z.string(), key: z.string() }));
+const identityRefs = z.object({ appIds: z.array(z.string()), developerIds: z.array(z.string()) });
 
 /** How often the LISTEN connection proves it is alive (default); a probe unanswered within this counts as lost. */
 export const DEFAULT_HEARTBEAT_MS = 5000;
@@ -28,16 +29,17 @@ interface ChangeMessage {
   origin: string;
   resourceTypes: ResourceType[];
   kvmEntries?: KvmEntryRef[];
+  identity?: IdentityRefs;
 }
 
 /**
  * Sends the notification inside the writing transaction: PostgreSQL delivers it only if that transaction commits.
- * Entries too long to name in one payload (keys are rendered from requests) go unnamed: receivers then read every
- * key-value map entry again, which is slower but never refuses the write.
+ * Entries or owners too long to name in one payload (keys are rendered from requests) go unnamed: receivers then read
+ * every key-value map entry (or the whole snapshot) again, which is slower but never refuses the write.
  */
 export async function notifyChange(conn: Kysely<any>, message: ChangeMessage): Promise<void> {
   let payload = JSON.stringify(message);
-  if (message.kvmEntries && Buffer.byteLength(payload) > MAX_PAYLOAD_BYTES) payload = JSON.stringify({ ...message, kvmEntries: undefined });
+  if (Buffer.byteLength(payload) > MAX_PAYLOAD_BYTES) payload = JSON.stringify({ ...message, kvmEntries: undefined, identity: undefined });
   await sql`select pg_notify(${CHANGE_CHANNEL}, ${payload})`.execute(conn);
 }
 
@@ -183,6 +185,8 @@ export class PgChangeListener {
     if (resourceTypes.length === 0) return;
     // Entries a receiver cannot read make it a change of any entry, not one of none.
     const entries = kvmEntryRefs.safeParse(message.kvmEntries);
-    this.#deliver({ resourceTypes, ...(entries.success && { kvmEntries: entries.data }), origin: 'remote' });
+    // Owners a receiver cannot read make it a change of anyone's keys.
+    const identity = identityRefs.safeParse(message.identity);
+    this.#deliver({ resourceTypes, ...(entries.success && { kvmEntries: entries.data }), ...(identity.success && { identity: identity.data }), origin: 'remote' });
   }
 }

@@ -1,7 +1,7 @@
 // Who is writing and in which transaction: every mutation runs in one, writes its audit row there, and is announced after commit.
 import { sql, type Kysely, type SelectQueryBuilder } from 'kysely';
 import type { DialectName } from './database-url.js';
-import type { ChangeEvent, ChangeFeed, KvmEntryRef, ResourceType } from './change-feed.js';
+import { IDENTITY_TYPES, type ChangeEvent, type ChangeFeed, type IdentityRefs, type KvmEntryRef, type ResourceType } from './change-feed.js';
 import { insertAuditRow } from './audit-log.js';
 import { notifyChange } from './pg-change-listener.js';
 import { inTransaction } from './transaction.js';
@@ -24,6 +24,21 @@ export interface AuditInput {
   resourceName: string;
   /** Never secrets, key hashes or KVM values. */
   detail?: Record<string, unknown>;
+  /** For a developer, app or key: whose keys the change touches (not written to the audit row). */
+  owner?: IdentityOwner;
+}
+
+/** The app, or the developer (every app of it), whose keys a change of identity rows touches. */
+export type IdentityOwner = { appId: string } | { developerId: string };
+
+/** Past this many owners, listeners are better served reading everything again than so many apps one by one. */
+const MAX_NAMED_OWNERS = 256;
+
+/** The owners of a transaction's identity changes; `unnamed` once one change did not say whose keys it touched. */
+interface IdentityChanges {
+  appIds: Set<string>;
+  developerIds: Set<string>;
+  unnamed: boolean;
 }
 
 interface OpenTransaction {
@@ -31,6 +46,7 @@ interface OpenTransaction {
   changed: Set<ResourceType>;
   /** Key-value map entries written without an audit row (kvmEntryWritten). */
   kvmEntries: KvmEntryRef[];
+  identity: IdentityChanges;
 }
 
 /** Handed to a mutation: the transaction's connection, one timestamp for the whole change, and the audit writer. */
@@ -51,9 +67,9 @@ export class WriteContext {
   }
 
   /** Writes the audit row and marks the resource type as changed for the post-commit notification. */
-  async audit(entry: AuditInput): Promise<void> {
+  async audit({ owner, ...entry }: AuditInput): Promise<void> {
     await insertAuditRow(this.#tx.db, { ...entry, at: this.now, actor: this.#actor });
-    this.#tx.changed.add(entry.resourceType);
+    this.touched(entry.resourceType, owner);
   }
 
   /**
@@ -64,9 +80,14 @@ export class WriteContext {
     this.#tx.kvmEntries.push(entry);
   }
 
-  /** For rows a mutation removes or alters as a side effect (ON DELETE CASCADE). */
-  touched(resourceType: ResourceType): void {
+  /** For rows a mutation removes or alters as a side effect (ON DELETE CASCADE); `owner` as in AuditInput. */
+  touched(resourceType: ResourceType, owner?: IdentityOwner): void {
     this.#tx.changed.add(resourceType);
+    if (!IDENTITY_TYPES.has(resourceType)) return;
+    const identity = this.#tx.identity;
+    if (!owner) identity.unnamed = true;
+    else if ('appId' in owner) identity.appIds.add(owner.appId);
+    else identity.developerIds.add(owner.developerId);
   }
 
   /**
@@ -119,7 +140,7 @@ export class Session {
   async transaction<T>(fn: (session: Session) => Promise<T>): Promise<T> {
     if (this.#tx) return fn(this);
     const { db, dialect, feed, instanceId, schema } = this.core;
-    const tx: Omit<OpenTransaction, 'db'> = { changed: new Set(), kvmEntries: [] };
+    const tx: Omit<OpenTransaction, 'db'> = openTransaction();
     let event: Omit<ChangeEvent, 'origin'> | undefined;
     const result = await inTransaction(db, dialect, 'write', async (conn) => {
       const value = await fn(new Session(this.core, this.actor, { db: conn, ...tx }));
@@ -135,14 +156,30 @@ export class Session {
   snapshot<T>(fn: (session: Session) => Promise<T>): Promise<T> {
     if (this.#tx) return fn(this);
     return inTransaction(this.core.db, this.core.dialect, 'snapshot', (conn) =>
-      fn(new Session(this.core, this.actor, { db: conn, changed: new Set(), kvmEntries: [] })),
+      fn(new Session(this.core, this.actor, { db: conn, ...openTransaction() })),
     );
   }
 }
 
+function openTransaction(): Omit<OpenTransaction, 'db'> {
+  return { changed: new Set(), kvmEntries: [], identity: { appIds: new Set(), developerIds: new Set(), unnamed: false } };
+}
+
+/** The owners of the transaction's changes when they were all changes of identity rows, each naming its owner. */
+function identityOf(tx: Omit<OpenTransaction, 'db'>): IdentityRefs | undefined {
+  const { appIds, developerIds, unnamed } = tx.identity;
+  if (unnamed || appIds.size + developerIds.size === 0 || appIds.size + developerIds.size > MAX_NAMED_OWNERS) return undefined;
+  for (const t of tx.changed) if (!IDENTITY_TYPES.has(t)) return undefined;
+  return { appIds: [...appIds], developerIds: [...developerIds] };
+}
+
 /** What a transaction tells listeners; undefined when it changed nothing. */
 function changeOf(tx: Omit<OpenTransaction, 'db'>): Omit<ChangeEvent, 'origin'> | undefined {
-  if (tx.kvmEntries.length === 0) return tx.changed.size > 0 ? { resourceTypes: [...tx.changed] } : undefined;
+  if (tx.kvmEntries.length === 0) {
+    if (tx.changed.size === 0) return undefined;
+    const identity = identityOf(tx);
+    return { resourceTypes: [...tx.changed], ...(identity && { identity }) };
+  }
   // Entries are named only when they are all of the transaction's kvm changes (an audited one may be a whole map).
   if (tx.changed.has('kvm')) return { resourceTypes: [...tx.changed] };
   return { resourceTypes: [...tx.changed, 'kvm'], kvmEntries: tx.kvmEntries };

@@ -6,6 +6,7 @@ import { Developers, type Developer } from './developers.js';
 import { Kvm, type KvmEntry } from './kvm.js';
 import { Manifests, type Manifest } from './manifests.js';
 import { OperationSets, type OperationSet } from './operation-sets.js';
+import type { IdentityRefs } from './change-feed.js';
 import type { Session } from './session.js';
 
 export interface Snapshot {
@@ -33,4 +34,25 @@ export function loadSnapshot(session: Session): Promise<Snapshot> {
     kvmEntries: await new Kvm(s).listAll(),
     loadedAt,
   }));
+}
+
+/** The rows a change of `refs`'s keys is read from: the apps it names and those of the developers it names. */
+export interface IdentityRows {
+  apps: App[];
+  /** The apps' developers and the developers named. */
+  developers: Developer[];
+  /** Every key of the apps. */
+  credentials: Credential[];
+}
+
+export function loadIdentityRows(session: Session, refs: IdentityRefs): Promise<IdentityRows> {
+  return session.snapshot(async (s) => {
+    const apps = await new Apps(s).listOwned(refs);
+    const developerIds = new Set([...refs.developerIds, ...apps.map((a) => a.developerId)]);
+    return {
+      apps,
+      developers: await new Developers(s).listByIds([...developerIds]),
+      credentials: await new Credentials(s).listOwned(refs),
+    };
+  });
 }

@@ -364,7 +364,7 @@ for (const backend of DATABASE_BACKENDS) {
           return { app: created, key: issued.consumerKey };
         });
         assert.equal((await db.credentials.findByKey(key))?.appId, app.id);
-        assert.deepEqual(events, [{ resourceTypes: ['app', 'credential'], origin: 'local' }]);
+        assert.deepEqual(events, [{ resourceTypes: ['app', 'credential'], identity: { appIds: [app.id], developerIds: [] }, origin: 'local' }]);
         unsubscribe();
       });
     });

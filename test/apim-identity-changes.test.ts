@@ -1,0 +1,86 @@
+// A change of keys, apps or developers alone reaches the data plane by reading those apps' keys again, on the replica
+// that made it and (PostgreSQL) on the others, without reloading the whole store: every kind of change is checked
+// through the data plane while no replica loads a snapshot.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startGateway, type Gateway } from '../src/gateway/gateway.js';
+import { DATABASE_BACKENDS, type TestDatabase } from '../src/store/test-databases.js';
+import { codeOf, createApp, quotaReport, until, untilKeyKnown, type IssuedApp } from './helpers/apim-admin.js';
+import { manifest, poolAndModel, settings } from './helpers/manifests.js';
+
+const MANIFESTS = [
+  ...poolAndModel(['http://127.0.0.1:9']),
+  settings({ analytics: { enabled: false } }),
+  manifest('APIMExtensionPolicy', 'ext', { defaultSecurityEnabled: true, targetRef: { name: 'tollgate', kind: 'Gateway' } }),
+  manifest('APIProduct', 'p', { displayName: 'P', approvalType: 'auto' }),
+  manifest('APIOperationSet', 'p-ops', { apiProductRefs: [{ name: 'p' }], quota: { limit: 1000, interval: 1, timeUnit: 'minute' } }),
+];
+
+const NOT_APPROVED = 'oauth.v2.ApiKeyNotApproved';
+const APP_NOT_APPROVED = 'keymanagement.service.invalid_client-app_not_approved';
+const UNKNOWN = 'oauth.v2.InvalidApiKey';
+
+for (const backend of DATABASE_BACKENDS) {
+  describe(`identity changes on ${backend.name}`, { skip: backend.skip }, () => {
+    let db: TestDatabase;
+    let replicas: Gateway[] = [];
+    let app: IssuedApp;
+    let bystander: IssuedApp;
+    const snapshotLoads: number[] = [];
+
+    before(async () => {
+      db = await backend.create();
+      // SQLite has no change feed between processes: one gateway there; PostgreSQL tells the second through NOTIFY.
+      for (let i = 0; i < (backend.name === 'postgres' ? 2 : 1); i++) {
+        replicas.push(await startGateway({ configPaths: [], manifests: MANIFESTS, port: 0, adminPort: 0, host: '127.0.0.1', watch: false, db: db.url, dbSchema: db.schema }));
+      }
+      app = await createApp(replicas[0].adminUrl, ['p'], 'changed');
+      bystander = await createApp(replicas[0].adminUrl, ['p'], 'bystander');
+      for (const gw of replicas) for (const a of [app, bystander]) await untilKeyKnown(gw.url, a.key);
+      replicas.forEach((gw, i) => {
+        snapshotLoads[i] = 0;
+        const load = gw.apim.db.loadSnapshot.bind(gw.apim.db);
+        gw.apim.db.loadSnapshot = () => {
+          snapshotLoads[i]++;
+          return load();
+        };
+      });
+    });
+    after(async () => {
+      for (const gw of replicas) await gw.close();
+      replicas = [];
+      await db?.dispose();
+    });
+
+    /** Every replica answers `key` with `code` (undefined: accepted) within 2 s. */
+    async function everywhere(key: string, code: string | undefined, what: string): Promise<void> {
+      for (const gw of replicas) await until(() => quotaReport(gw.url, key), (a) => (code === undefined ? a.status === 200 : codeOf(a) === code), 2000, what);
+    }
+
+    test('keys, apps and developers changed one by one, each seen by every replica without a whole reload', async () => {
+      const store = replicas[0].apim.db;
+      const developer = (await store.apps.get(app.appId)).developerId;
+      await store.credentials.setStatus(app.keyId, 'revoked');
+      await everywhere(app.key, NOT_APPROVED, 'key revoked');
+      await store.credentials.setStatus(app.keyId, 'approved');
+      await everywhere(app.key, undefined, 'key approved again');
+      await store.apps.setStatus(app.appId, 'revoked');
+      await everywhere(app.key, APP_NOT_APPROVED, 'app revoked');
+      await store.apps.setStatus(app.appId, 'approved');
+      await everywhere(app.key, undefined, 'app approved again');
+      await store.developers.setStatus(developer, 'inactive');
+      await everywhere(app.key, APP_NOT_APPROVED, 'developer inactive');
+      await store.developers.setStatus(developer, 'active');
+      await everywhere(app.key, undefined, 'developer active again');
+      const second = await store.credentials.issue({ appId: app.appId, apiProducts: [{ apiproduct: 'p', status: 'approved' }] });
+      await everywhere(second.consumerKey, undefined, 'second key issued');
+      await store.credentials.delete(app.keyId);
+      await everywhere(app.key, UNKNOWN, 'first key deleted');
+      await everywhere(second.consumerKey, undefined, 'second key kept');
+      await store.developers.delete(developer);
+      await everywhere(second.consumerKey, UNKNOWN, 'developer deleted with its app and keys');
+      await everywhere(bystander.key, undefined, "another app's key untouched");
+      assert.deepEqual(snapshotLoads, replicas.map(() => 0));
+    });
+  });
+}
