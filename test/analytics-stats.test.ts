@@ -28,7 +28,7 @@ const ROWS: AnalyticsRecordRow[] = [
   row(2, { time: T0 + 2_000, latencyMs: 10, ttftMs: 1 }),
   row(3, { time: T0 + 3_000, latencyMs: 40, ttftMs: undefined, status: 500, faultCode: 'upstream_error' }),
   row(4, { time: T0 + 4_000, latencyMs: 20, ttftMs: 2 }),
-  row(5, { time: T0 + 30_000, appName: 'search', developerEmail: 'bob@example.com', latencyMs: 50, status: 429, faultCode: 'policies.ratelimit.QuotaViolation' }),
+  row(5, { time: T0 + 30_000, appName: 'search', developerEmail: 'kim@example.com', latencyMs: 50, status: 429, faultCode: 'policies.ratelimit.QuotaViolation' }),
   row(6, { time: T0 + 90_000, model: 'mistral', product: 'silver', latencyMs: 200, tokensEstimated: true }),
   row(7, { time: T0 + 95_000, model: 'mistral', product: 'silver', latencyMs: 100, inputTokens: undefined, outputTokens: undefined }),
   row(8, { time: T0 + 30 * 60_000, latencyMs: 1 }),
@@ -99,11 +99,13 @@ for (const backend of DATABASE_BACKENDS) {
         { bucket_start: iso(T0), app: 'chatbot', status: 500, requests: 1 },
         { bucket_start: iso(T0), app: 'search', status: 429, requests: 1 },
       ]);
-      const dev = await get(`${RANGE}&groupBy=developer,fault&filter=developer==bob@example.com`);
-      assert.deepEqual(dev.body.rows, [{ bucket_start: iso(T0), developer: 'bob@example.com', fault: 'policies.ratelimit.QuotaViolation', requests: 1 }]);
+      const dev = await get(`${RANGE}&groupBy=developer,fault&filter=developer==kim@example.com`);
+      assert.deepEqual(dev.body.rows, [{ bucket_start: iso(T0), developer: 'kim@example.com', fault: 'policies.ratelimit.QuotaViolation', requests: 1 }]);
       // A developer is its email in any case, as the admin API finds it.
-      assert.deepEqual((await get(`${RANGE}&groupBy=developer,fault&filter=developer==Bob@Example.COM`)).body.rows, dev.body.rows);
-      assert.deepEqual((await get(`${RANGE}&filter=developer!=BOB@example.com`)).body.rows, [{ bucket_start: iso(T0), requests: 6 }]);
+      assert.deepEqual((await get(`${RANGE}&groupBy=developer,fault&filter=developer==Kim@Example.COM`)).body.rows, dev.body.rows);
+      assert.deepEqual((await get(`${RANGE}&filter=developer!=KIM@example.com`)).body.rows, [{ bucket_start: iso(T0), requests: 6 }]);
+      // Emails are ASCII: a look-alike (the Kelvin sign, which PostgreSQL's lower() folds to k) matches on no backend.
+      assert.deepEqual((await get(`${RANGE}&filter=developer==${encodeURIComponent('\u212Aim@example.com')}`)).body.rows, []);
       const noFault = await get(`${RANGE}&filter=fault==`);
       assert.deepEqual(noFault.body.rows, [{ bucket_start: iso(T0), requests: 5 }]);
     });

@@ -15,7 +15,8 @@ test('fields are quoted where a spreadsheet would split them, formulas are prefi
     ['a;b', '"a;b"'],
     ['=1+1', "'=1+1"],
     ['-2+3', "'-2+3"],
-    // Each piece a reader splitting on ';' or line ends regardless of quotes would make is guarded on its own.
+    // Each piece a reader splitting on ',', ';' or line ends regardless of quotes would make is guarded on its own.
+    ['x,=cmd|\'/C calc\'!A0,y', `"x,'=cmd|'/C calc'!A0,y"`],
     ['x;=1+1', `"x;'=1+1"`],
     ['x;@SUM(1)', `"x;'@SUM(1)"`],
     ['a;=1+1;b', `"a;'=1+1;b"`],

@@ -6,9 +6,9 @@ import type { StatsRow, StatsValue } from './stats-sql.js';
  * requests and configuration, and `=HYPERLINK(...)` in an export opened in Excel is code. OWASP's remedy: an
  * apostrophe before it, which spreadsheets show as text. Numbers are never prefixed. Where `;` separates fields
  * (Excel in much of Europe), `x;=1+1` is two cells unless quoted, so `;` is quoted like `,`; and for a reader that
- * splits on `;` or on line ends regardless of quotes, every piece it would make is guarded, not only the first.
+ * splits on `,`, `;` or line ends regardless of quotes, every piece it would make is guarded, not only the first.
  */
-const FORMULA_START = /(^|[;\r\n])(?=[=+\-@\t\r])/g;
+const FORMULA_START = /(^|[,;\r\n])(?=[=+\-@\t\r])/g;
 
 function field(v: StatsValue): string {
   if (v === null) return '';

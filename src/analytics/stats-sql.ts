@@ -45,9 +45,10 @@ const AGGREGATES: Partial<Record<Metric, RawBuilder<unknown>>> = {
 function filterSql(f: Filter): RawBuilder<unknown> {
   const ref = sql.ref(DIMENSIONS[f.dimension]);
   if (f.value === null) return f.op === '==' ? sql`${ref} is null` : sql`${ref} is not null`;
-  // A developer is known by its email in any case (the admin API finds and refuses duplicates so): both sides are
-  // folded by the database's lower(), so a value written in the stored case matches on both backends as before.
-  const [col, value] = f.dimension === 'developer' ? [sql`lower(${ref})`, sql`lower(${f.value})`] : [ref, sql`${f.value}`];
+  // A developer is known by its email in any case (the admin API finds and refuses duplicates so). Emails are ASCII
+  // (the admin API takes no other): the value is folded here, ASCII letters only, as SQLite's lower() folds the column;
+  // PostgreSQL's lower() would also fold the value's non-ASCII letters (a Kelvin sign to k) and match where SQLite does not.
+  const [col, value] = f.dimension === 'developer' ? [sql`lower(${ref})`, sql`${String(f.value).replace(/[A-Z]+/g, (m) => m.toLowerCase())}`] : [ref, sql`${f.value}`];
   return f.op === '==' ? sql`${col} = ${value}` : sql`(${ref} is null or ${col} <> ${value})`;
 }
 
