@@ -250,6 +250,20 @@ describe('logprobs, which repeat the text', () => {
     assert.ok(!leaks(out), JSON.stringify(out));
     assert.ok(out.every((e) => e === null || !e.includes('"logprob"')));
   });
+
+  test("a stored response's read, which asks for no stream, is redacted when vLLM replays it as events (`?stream=true`) and when it answers JSON", async () => {
+    const read = () => {
+      const ctx = fakeContext({ method: 'GET', url: '/v1/responses/resp_1?stream=true', body: undefined });
+      ctx.storedResponse = { id: 'resp_1', action: 'retrieve' };
+      return ctx;
+    };
+    const at = { item_id: 'msg_1', output_index: 0, content_index: 0 };
+    const events = [JSON.stringify({ type: 'response.output_text.delta', ...at, delta: 'Mail ops@acme-corp.com now' }), JSON.stringify({ type: 'response.output_text.done', ...at, text: 'Mail ops@acme-corp.com now' })];
+    const out = respondStream(make(), read(), {}, events);
+    assert.ok(out.every((e) => e === null || !e.includes('acme-corp')), JSON.stringify(out));
+    const json = JSON.stringify({ object: 'response', output: [{ type: 'message', content: [{ type: 'output_text', text: 'Mail ops@acme-corp.com' }] }] });
+    assert.ok(!(await respondJson(make(), read(), {}, json)).toString().includes('acme-corp'));
+  });
 });
 
 describe('what the policy cannot read', () => {

@@ -338,7 +338,13 @@ export const sanitizeModelResponse: PolicyFactory = (name, spec) => {
         return scanner.active ? streamFlow(scanner, s.streamHoldback, ctx.operation === 'responses') : undefined;
       }
       if (!scanner.active && !classifier) return undefined;
-      return { body: (body) => sanitizeBody(body, scanner, classifier) };
+      const whole: ResponseFlow = { body: (body) => sanitizeBody(body, scanner, classifier) };
+      // A stored response's read asks for no stream, yet vLLM replays a background response's events to
+      // `GET /v1/responses/{id}?stream=true`: those are redacted as the creation's stream was (the proxy takes `event`
+      // for an event stream, `body` for JSON), and, as a stream, they are never cached where a classifier would judge.
+      if (!ctx.storedResponse || !scanner.active) return whole;
+      if (classifier) state.answerUnjudged = true;
+      return { ...streamFlow(scanner, s.streamHoldback, true), ...whole };
     },
   } satisfies Policy & { readonly classifierFailures: number };
 };
