@@ -44,13 +44,35 @@ describe('StoredResponseRouting', () => {
     assert.deepEqual(await routing.lookup('resp_err'), { found: undefined, failed: true });
   });
 
-  test('records lookups at once are bounded, and one that does not answer in time counts as failed', async () => {
-    let waiting = 0;
-    const routing = new StoredResponseRouting(() => config(), () => (waiting++, new Promise(() => {})), silentLogger);
+  test('records queries at once are bounded until they end, and one that does not answer in time counts as failed', async () => {
+    let sent = 0;
+    let end!: (r: undefined) => void;
+    const stalled = new Promise<undefined>((resolve) => (end = resolve));
+    const routing = new StoredResponseRouting(() => config(), () => (sent++, stalled), silentLogger);
     const pending = Array.from({ length: 8 }, (_, i) => routing.lookup(`resp_${i}`));
     assert.deepEqual(await routing.lookup('resp_9'), { found: undefined, failed: true }, 'a ninth at once is not sent');
-    assert.equal(waiting, 8);
+    assert.equal(sent, 8);
     for (const r of await Promise.all(pending)) assert.deepEqual(r, { found: undefined, failed: true });
+    // Before: the timed-out requests gave their slots back while their queries ran on, so a flood piled up more.
+    assert.deepEqual(await routing.lookup('resp_10'), { found: undefined, failed: true }, 'the abandoned queries still run');
+    assert.equal(sent, 8);
+    end(undefined);
+    await stalled;
+    assert.deepEqual(await routing.lookup('resp_11'), { found: undefined, failed: false }, 'sent once they ended');
+    assert.equal(sent, 9);
+  });
+
+  test('storedResponses: 0 turns routing off: no records lookup, nothing known, no 503, no follow-up held', async () => {
+    let current = config();
+    let sent = 0;
+    const routing = new StoredResponseRouting(() => current, async () => (sent++, { endpoint: '10.0.0.2:8000', app_id: 'A', model: 'm' }), silentLogger);
+    routing.responses.remember('resp_held', { address: '10.0.0.2:8000', model: 'm', owner: 'app:A' }, 10);
+    current = { ...current, settings: { ...current.settings, scheduler: { ...current.settings.scheduler, storedResponses: 0 } } };
+    for (const id of ['resp_held', 'resp_recorded']) assert.deepEqual(await routing.lookup(id), { found: undefined, failed: false }, id);
+    assert.equal(sent, 0);
+    const ctx = ctxOf('B', { modelConfig: current.models.get('m') });
+    await routing.continueAt(ctx, 'resp_held');
+    assert.equal(ctx.subset, undefined, 'picked as any request is');
   });
 
   test("reachable: another app's is 404; a failed lookup is 503 with API keys, unknown without", () => {

@@ -28,7 +28,11 @@ function routeUrl(address: string, config: RuntimeConfig): EndpointConfig | unde
   return undefined;
 }
 
-/** Records lookups at once: one per unknown id, which anyone can send, so a flood waits for none and fails fast. */
+/**
+ * Records queries at once: one per unknown id, which anyone can send, so a flood waits for none and fails fast. A
+ * query its request gave up on still counts until it ends: it cannot be cancelled and holds a database connection,
+ * so against a stalled table a flood would otherwise take the whole pool.
+ */
 const MAX_LOOKUPS = 8;
 /** A records lookup slower than this counts as failed (the database stalled): its request is not held longer. */
 const LOOKUP_TIMEOUT_MS = 2000;
@@ -46,8 +50,13 @@ export class StoredResponseRouting {
     this.#logger = logger;
   }
 
-  /** Where `id` lives: as this process saw it made, else as its creation record says (then kept here). */
+  /**
+   * Where `id` lives: as this process saw it made, else as its creation record says (then kept here). Nowhere known
+   * with `storedResponses: 0`, which turns the routing off.
+   */
   async lookup(id: string): Promise<Lookup> {
+    const maxEntries = this.#config().settings.scheduler.storedResponses;
+    if (maxEntries === 0) return { found: undefined, failed: false };
     const seen = this.responses.get(id);
     if (seen) return { found: seen };
     if (!this.#find) return { found: undefined, failed: false };
@@ -55,16 +64,14 @@ export class StoredResponseRouting {
     this.#lookups++;
     let recorded;
     try {
-      recorded = await withTimeout(this.#find(id), LOOKUP_TIMEOUT_MS, 'a stored-response lookup');
+      recorded = await withTimeout(this.#find(id).finally(() => this.#lookups--), LOOKUP_TIMEOUT_MS, 'a stored-response lookup');
     } catch (err) {
       this.#logger.warn({ err }, 'could not look up a stored response in the usage records');
       return { found: undefined, failed: true };
-    } finally {
-      this.#lookups--;
     }
     if (!recorded?.endpoint || recorded.model === null) return { found: undefined, failed: false };
     const stored: StoredResponse = { address: recorded.endpoint, model: recorded.model, owner: recorded.app_id === null ? undefined : appTenant(recorded.app_id) };
-    this.responses.remember(id, stored, this.#config().settings.scheduler.storedResponses);
+    this.responses.remember(id, stored, maxEntries);
     return { found: stored };
   }
 

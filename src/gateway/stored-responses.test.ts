@@ -68,6 +68,9 @@ describe('StoredResponses', () => {
     const none = new StoredResponses();
     none.remember('a', held('h:1'), 0);
     assert.equal(none.size, 0);
+    // Turned off on reload: what was held goes too, over the next creations.
+    s.remember('z', held('h:1'), 0);
+    assert.equal(s.size, 0);
   });
 
   test('forget', () => {
@@ -99,4 +102,5 @@ test('responseIdSink: only a successful, stored Responses creation', () => {
   assert.equal(responseIdSink(responses(), 404), undefined);
   assert.equal(responseIdSink(ctxOf(undefined, { operation: 'responses', body: { model: 'm', store: false } }), 200), undefined);
   assert.equal(responseIdSink(ctxOf(undefined, { operation: 'chat.completions', body: { model: 'm' } }), 200), undefined);
+  assert.ok(responseIdSink(ctxOf(undefined, { operation: 'responses', body: { model: 'm', store: true } }), 200));
 });

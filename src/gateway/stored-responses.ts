@@ -104,10 +104,10 @@ export class StoredResponses {
   }
 
   remember(id: string, stored: StoredResponse, maxEntries: number): void {
-    if (maxEntries <= 0) return;
     this.#entries.delete(id);
-    this.#entries.set(id, stored);
-    // A lowered limit (a reload) is reached again over the next insertions, a few at a time, not in one long loop.
+    if (maxEntries > 0) this.#entries.set(id, stored);
+    // A lowered limit (a reload, to 0 as well) is reached again over the next insertions, a few at a time, not in one
+    // long loop.
     for (let over = this.#entries.size - maxEntries, n = 0; over > 0 && n < 16; over--, n++) {
       this.#entries.delete(this.#entries.keys().next().value!);
     }
@@ -128,12 +128,17 @@ export class StoredResponses {
   }
 }
 
+/** Whether `ctx` is a Responses API creation whose answer the model server stores: any not sent with `store: false`. */
+export function createsStoredResponse(ctx: RequestContext): boolean {
+  return ctx.operation === 'responses' && ctx.body?.store !== false;
+}
+
 /**
  * Where the id of the answer to `ctx` goes (ctx.responseId) when it is one a model server stores: a successful
- * Responses API creation not sent with `store: false`. Undefined otherwise, and the answer is not searched for one.
+ * creation of a stored response. Undefined otherwise, and the answer is not searched for one.
  */
 export function responseIdSink(ctx: RequestContext, status: number): ((id: string) => void) | undefined {
-  if (ctx.operation !== 'responses' || status < 200 || status >= 300 || ctx.body?.store === false) return undefined;
+  if (!createsStoredResponse(ctx) || status < 200 || status >= 300) return undefined;
   // An id no client could name in a path is none (and never takes room in the map or the records).
   return (id) => {
     if (RESPONSE_ID.test(id)) ctx.responseId = id;

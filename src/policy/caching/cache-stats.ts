@@ -4,7 +4,10 @@ export class CacheStats {
   lookups = 0;
   hits = 0;
   misses = 0;
-  /** Requests not looked up: non-deterministic, no tenant to scope by, an operation that is not cached, no-store. */
+  /**
+   * Requests not looked up: non-deterministic, no tenant to scope by, an operation that is not cached, no-store, a
+   * Responses API creation the model server stores.
+   */
   bypassed = 0;
   /** Answers written to the cache. */
   stored = 0;

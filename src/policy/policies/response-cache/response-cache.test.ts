@@ -262,7 +262,7 @@ describe('rules', () => {
 
   test('a Responses API answer (which says "error": null) is stored and replayed', async () => {
     const p = make();
-    const ask = () => fakeContext({ url: '/v1/responses', operation: 'responses', body: { input: 'hi', temperature: 0, messages: undefined } });
+    const ask = () => fakeContext({ url: '/v1/responses', operation: 'responses', body: { input: 'hi', temperature: 0, store: false, messages: undefined } });
     const first = ask();
     await admit(p, first, tenant('app-1'));
     assert.equal(first.responseHeaders['x-cache'], 'MISS');
@@ -275,12 +275,39 @@ describe('rules', () => {
     assert.deepEqual(JSON.parse(String(again.directResponse!.body)).output, answer.output);
   });
 
+  test('a Responses API creation the server stores (store absent or true) is bypassed, never looked up or stored', async () => {
+    const caches = resources();
+    const name = unique('rc');
+    const p = responseCache(name, {}, { ...testDeps(counters), caches } as never);
+    const answer = { id: 'resp_1', object: 'response', status: 'completed', error: null, output: [] };
+    const ask = (store?: boolean) => fakeContext({ url: '/v1/responses', operation: 'responses', body: { input: 'hi', temperature: 0, store, messages: undefined } });
+    const unstored = ask(false);
+    await admit(p, unstored, tenant('app-1'));
+    await respondJson(p, unstored, tenant('app-1'), { ...answer, store: false });
+    for (const store of [undefined, true]) {
+      const stored = ask(store);
+      await admit(p, stored, tenant('app-1'));
+      // Before: the store:false answer above was the HIT, its id never stored on any server.
+      assert.equal(stored.directResponse, undefined, `store: ${store}`);
+      assert.equal(stored.responseHeaders['x-cache'], undefined);
+      assert.equal(p.respond!(stored, tenant('app-1'), 200), undefined, 'its answer is not kept either');
+    }
+    assert.equal(caches.stats(name).bypassed, 2);
+    assert.equal(caches.stats(name).stored, 1);
+    // A policy after the lookup that dropped `store: false` made the answer a stored response's: not kept.
+    const changed = ask(false);
+    await admit(p, changed, tenant('app-2'));
+    changed.body!.store = true;
+    assert.equal(p.respond!(changed, tenant('app-2'), 200), undefined);
+    assert.equal(caches.stats(name).changedAfterLookup, 1);
+  });
+
   test('embeddings are cached; a streamed responses-API request is not', async () => {
     const p = make();
     const emb = fakeContext({ url: '/v1/embeddings', operation: 'embeddings', body: { input: 'hello', messages: undefined } });
     await admit(p, emb, tenant('app-1'));
     assert.equal(emb.responseHeaders['x-cache'], 'MISS');
-    const streamed = fakeContext({ url: '/v1/responses', operation: 'responses', body: { input: 'hi', stream: true, temperature: 0 } });
+    const streamed = fakeContext({ url: '/v1/responses', operation: 'responses', body: { input: 'hi', stream: true, temperature: 0, store: false } });
     await admit(p, streamed, tenant('app-1'));
     assert.equal(streamed.responseHeaders['x-cache'], undefined);
   });

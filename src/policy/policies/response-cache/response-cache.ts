@@ -11,6 +11,7 @@ import { clientDirectives } from '../../caching/client-directives.js';
 import { STREAMABLE, cachedAnswer, serveHit } from '../../caching/cached-answer.js';
 import { isDeterministic, requestKey } from '../../caching/request-key.js';
 import { captureAnswer } from '../../caching/stream-assembler.js';
+import { createsStoredResponse } from '../../../gateway/stored-responses.js';
 import { requestStreamUsage } from '../../../gateway/stream-usage.js';
 import type { ApimState, Policy, PolicyFactory } from '../../types.js';
 
@@ -68,7 +69,9 @@ export const responseCache = ((name: string, spec: unknown, deps: CacheDeps) => 
       if (ctx.directResponse) return;
       const tenant = scopeOf(ctx, state);
       const op = ctx.operation;
-      const cacheable = ctx.body && op && CACHED_OPERATIONS.has(op) && (!ctx.stream || STREAMABLE.has(op));
+      // A stored response's answer names a response on the server that made it, owned by the app that asked: replayed,
+      // it gives a caller an id it cannot follow up or read (another app's, or one never stored).
+      const cacheable = ctx.body && op && CACHED_OPERATIONS.has(op) && (!ctx.stream || STREAMABLE.has(op)) && !createsStoredResponse(ctx);
       if (!cacheable || tenant === undefined || (!s.cacheNonDeterministic && !isDeterministic(ctx))) {
         stats.bypassed++;
         return;
@@ -104,8 +107,9 @@ export const responseCache = ((name: string, spec: unknown, deps: CacheDeps) => 
       pending.delete(ctx);
       if (status < 200 || status >= 300) return undefined;
       // The key is the request as it went upstream: a policy after the lookup that changed it (a token cap, a prompt
-      // rewritten) made this the answer to another request, which a later one asking the looked-up request must not get.
-      if (keyOf(ctx, scopeOf(ctx, state)) !== key) {
+      // rewritten, `store: false` dropped) made this the answer to another request, which a later one asking the
+      // looked-up request must not get.
+      if (keyOf(ctx, scopeOf(ctx, state)) !== key || createsStoredResponse(ctx)) {
         stats.changedAfterLookup++;
         return undefined;
       }
