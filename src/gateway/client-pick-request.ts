@@ -1,6 +1,8 @@
 // A pick request that tells the flow-control queue when its client goes away, paying for that only if it queues, and
-// holds no more of the prompt than the picker reads.
+// holds no more of the prompt than the picker reads; and the watch on a client's connection that tells every request
+// on it, queued or proxied, that its client is gone.
 import type { ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { PoolConfig } from '../config/runtime-config.js';
 import { promptCharsRead, promptPrefix } from '../scheduler/prompt-prefix.js';
 import type { PickRequest } from '../scheduler/types.js';
@@ -9,11 +11,44 @@ import { gatewayError } from './errors.js';
 /** Calls `gone` once if the client goes away before its answer is complete (at once if it already has). */
 export type OnClientGone = (gone: () => void) => void;
 
+/** Per client connection, whom its close is to tell: one listener on the socket, however many requests it carries. */
+const watchers = new WeakMap<Socket, Set<() => void>>();
+
+/**
+ * Calls `gone` when the client's connection closes (at once if it has), until `unwatchConnection`. The response's
+ * own 'close' is not enough: node:http gives a pipelined response the socket only once the one ahead of it is
+ * finished, so one still waiting its turn when the client hangs up never hears of it.
+ */
+export function watchConnection(socket: Socket, gone: () => void): void {
+  if (socket.destroyed) return gone();
+  let watching = watchers.get(socket);
+  if (!watching) {
+    const all = (watching = new Set());
+    watchers.set(socket, all);
+    socket.once('close', () => {
+      watchers.delete(socket);
+      for (const tell of all) tell();
+    });
+  }
+  watching.add(gone);
+}
+
+/** Stops the watch; false when there was none left (the close has been told). */
+export function unwatchConnection(socket: Socket, gone: () => void): boolean {
+  return watchers.get(socket)?.delete(gone) ?? false;
+}
+
 /** For a request answered on `res`. */
 export function onResponseGone(res: ServerResponse): OnClientGone {
   return (gone) => {
-    if (res.destroyed) gone();
-    else res.once('close', () => res.writableFinished || gone());
+    if (res.destroyed) return gone();
+    const socket = res.req.socket;
+    watchConnection(socket, gone);
+    // Over with the answer (a kept-alive connection's watch does not collect every request it carried); the
+    // response may hear of the connection's close before its watch does.
+    res.once('close', () => {
+      if (unwatchConnection(socket, gone) && !res.writableFinished) gone();
+    });
   };
 }
 

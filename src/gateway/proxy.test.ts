@@ -333,6 +333,44 @@ test('an answer whose head is over the size undici reads is a 502 upstream_error
   }
 });
 
+for (const [name, sent] of [
+  ['a 100 Continue nobody asked for', 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}'],
+  ['part of its head', 'HTTP/1.1 200 OK\r\ncontent-ty'],
+] as const) {
+  test(`a model server that answers with ${name} (then closes) was reached: retried on the next endpoint, from the last a 502 upstream_error`, async () => {
+    const upstream = createNetServer((socket) => {
+      socket.once('data', () => socket.end(sent));
+      socket.on('error', () => {});
+    });
+    const good = createServer((req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
+    });
+    const upstreamUrl = await listen(upstream);
+    const goodUrl = await listen(good);
+    const pools = new UpstreamPools(DEFAULT_SETTINGS);
+    const released: { reached: boolean; abandoned?: boolean }[] = [];
+    const endpoints = (url: string) => (url.endsWith('retry') ? [upstreamUrl, goodUrl] : [upstreamUrl]).map((u) => ({ url: u, address: new URL(u).host }));
+    const gateway = await throughProxy(upstreamUrl, pools, (url) => ({ endpoints: endpoints(url), maxAttempts: 2, release: (_ep, outcome) => void released.push(outcome) }));
+    try {
+      const retried = await request(`${gateway.url}/retry`, { method: 'POST', body: '{}' });
+      assert.equal(retried.statusCode, 200);
+      assert.equal(await retried.body.text(), '{"ok":true}');
+      released.length = 0;
+      const r = await request(`${gateway.url}/last`, { method: 'POST', body: '{}' });
+      // Before: 503 upstream_unavailable, "could not be reached (UND_ERR_SOCKET)", and the endpoint reported down.
+      assert.equal(r.statusCode, 502);
+      assert.equal(await r.body.text(), 'upstream_error');
+      assert.deepEqual(released.map((o) => o.reached), [true]);
+    } finally {
+      gateway.close();
+      good.close();
+      upstream.close();
+      await pools.close();
+    }
+  });
+}
+
 for (const [name, held, sent] of [
   ['its head only, while a response policy holds the answer', true, 'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n'],
   ['40 of its 500 bytes, while a response policy holds the answer', true, `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 500\r\n\r\n{"id":"x","choices":[{"message":{"conte`],

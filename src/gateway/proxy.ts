@@ -3,6 +3,7 @@
 // backpressure, client aborts, and an SSE error event when an upstream dies mid-stream.
 import { errors, type Dispatcher } from 'undici';
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { EndpointConfig } from '../config/runtime-config.js';
 import type { Pick } from '../scheduler/types.js';
 import type { RequestContext } from './context.js';
@@ -18,6 +19,7 @@ import { compressedAnswerError, readableAnswer } from './content-encoding.js';
 import { addPolicyHeaders, dropUnsendableHeaders } from './header-values.js';
 import { MAX_HELD_EVENT, SseRewriter, withUsageStripped } from './sse-rewriter.js';
 import { answerReadAs, isEventStream } from './media-type.js';
+import { unwatchConnection, watchConnection } from './client-pick-request.js';
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'upgrade']);
 /**
@@ -104,6 +106,7 @@ class Exchange {
   readonly #pools: UpstreamPools;
   readonly #target: ProxyTarget;
   readonly #resolve: (r: ProxyResult) => void;
+  readonly #socket: Socket;
   #attempt = -1;
   #controller: Dispatcher.DispatchController | null = null;
   #headersSent = false;
@@ -149,7 +152,10 @@ class Exchange {
     this.#pools = pools;
     this.#target = target;
     this.#resolve = resolve;
-    res.once('close', this.#onClientClose);
+    // The connection's close, not the response's: a response pipelined behind another has no socket yet, and its
+    // exchange would run on to responseTimeout for a client that is gone.
+    this.#socket = res.req.socket;
+    watchConnection(this.#socket, this.#onClientClose);
     // Judged after reading what arrived meanwhile, so this process's own stall does not cut an answer that is in.
     this.#cancelDeadline = deadlineAfterIo(target.responseTimeoutMs, this.#onDeadline);
   }
@@ -446,10 +452,11 @@ class Exchange {
   #finish(result: ProxyResult): void {
     if (this.#finished) return;
     this.#finished = true;
-    // A client gone before the head went out (it is held until the first body byte) got no status at all.
-    if (this.#clientGone && !this.#res.headersSent) this.#ctx.status = undefined;
+    // A client gone before the head went out (it is held until the first body byte), or before a pipelined
+    // response got the connection, got no status at all.
+    if (this.#clientGone && (!this.#res.headersSent || !this.#res.socket)) this.#ctx.status = undefined;
     this.#cancelDeadline?.();
-    this.#res.off('close', this.#onClientClose);
+    unwatchConnection(this.#socket, this.#onClientClose);
     this.#resolve(result);
   }
 
@@ -457,6 +464,8 @@ class Exchange {
     if (this.#finished || this.#res.writableFinished) return;
     this.#clientGone = true;
     this.#ctx.errorCode ??= 'client_closed';
+    // A response pipelined behind another never had the connection: nothing it buffered reached the client.
+    if (!this.#res.socket) this.#ctx.bytesOut = 0;
     this.#controller?.abort(new Error('client closed the connection'));
   };
 
@@ -518,6 +527,8 @@ class AttemptHandler implements Dispatcher.DispatchHandler {
   readonly #last: boolean;
   #retrying = false;
   #status: number | undefined;
+  /** The first byte of an answer came: a socket error now is the server failing, not one out of reach. */
+  #answering = false;
   #released = false;
 
   constructor(exchange: Exchange, endpoint: EndpointConfig, last: boolean) {
@@ -529,6 +540,14 @@ class AttemptHandler implements Dispatcher.DispatchHandler {
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.#exchange.setController(controller);
     if (this.#exchange.clientGone) controller.abort(new Error('client closed the connection'));
+  }
+
+  /**
+   * undici's, at the first byte of the answer's head: a server that then closes mid-head, or sends a 100 Continue
+   * nobody asked for (which undici cannot read past: "bad response"), answered with something tollgate cannot use.
+   */
+  onResponseStarted(): void {
+    this.#answering = true;
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, status: number, headers: Record<string, string | string[] | undefined>): void {
@@ -553,8 +572,9 @@ class AttemptHandler implements Dispatcher.DispatchHandler {
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
     if (this.#status === undefined && err instanceof errors.ResponseContentLengthMismatchError) err = new MalformedHead(err);
-    // A server that answered with a head that is not HTTP was reached: it is not reported down (its scrapes judge it).
-    const reached = this.#status !== undefined || isMalformedAnswer(err);
+    // A server that answered with a head that is not HTTP, or only part of one, was reached: it is not reported down
+    // (its scrapes judge it).
+    const reached = this.#status !== undefined || this.#answering || isMalformedAnswer(err);
     this.#release(reached, err);
     this.#exchange.fail(this.#retrying ? new RetryNext(err.message) : err, this.#endpoint, this.#last, reached);
   }

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GatewayError } from './errors.js';
-import { assertSafePath } from './safe-path.js';
+import { assertSafePath, hasDotSegment } from './safe-path.js';
 
 test('paths with dot segments or encoded separators are refused; ordinary paths, dots in names included, are not', () => {
   for (const path of ['/v1/public/../admin', '/v1/./chat/completions', '/..', '/v1/chat/%2e%2e/x', '/v1/%2E/x', '/v1/a/.%2e/b', '/v1/a%2Fb', '/v1/a%5cb', '/v1/a\\..\\b', '/v1/x/..']) {
@@ -10,4 +10,13 @@ test('paths with dot segments or encoded separators are refused; ordinary paths,
   for (const path of ['/v1/chat/completions', '/v1/files/report.v2.txt', '/v1/models/llama-3.1-8b', '/v1/a...b', '/v1/.well-known/x', '/v1/a%20b', '/']) {
     assert.doesNotThrow(() => assertSafePath(path), path);
   }
+});
+
+test('a fragment is refused: a server that drops it would resolve the dot segment it hid (/public/..#x is /)', () => {
+  for (const path of ['/public/..#x', '/public/.#', '/v1/chat/completions#x', '/v1/responses/resp_1#']) {
+    assert.throws(() => assertSafePath(path), (err: unknown) => err instanceof GatewayError && err.status === 400 && err.code === 'invalid_request', path);
+  }
+  // The admin API's check, for a path its URL parser resolves.
+  assert.equal(hasDotSegment('/v1/maps/m/entries/..#x'), true);
+  assert.equal(hasDotSegment('/v1/maps/m/entries/a#..'), false);
 });
