@@ -9,11 +9,11 @@ import { newContext, type DataPlane } from '../gateway/data-plane.js';
 import { gatewayError, type ErrorResponse } from '../gateway/errors.js';
 import type { DirectResponse } from '../gateway/hooks.js';
 import type { Logger } from '../lib/logger.js';
-import { MutationBuilder, readHeaderMap } from './headers.js';
+import { readHeaderMap } from './headers.js';
 import { immediateResponse } from './immediate.js';
 import type { BodyMutation, HttpBody, ProcessingRequest, ProcessingResponse } from './messages.js';
 import { malformed, outOfOrder, ProtocolError } from './protocol-error.js';
-import { DESTINATION_NAMESPACE, SERVED_KEY, removedHeaders, requestAnswer, type Roles } from './request-answer.js';
+import { DESTINATION_NAMESPACE, SERVED_KEY, requestAnswer, requestHeadersAnswer, type Roles } from './request-answer.js';
 import { clientIp, subsetHint } from './request-metadata.js';
 import { decideRequest, type Outcome } from './request-pipeline.js';
 import { ResponsePhase } from './response-phase.js';
@@ -245,7 +245,9 @@ export class ProcessStream {
       return this.#decide('request_headers', () => Promise.resolve(EMPTY));
     }
     this.#state = 'request-body';
-    return { request_headers: { response: { header_mutation: removedHeaders(this.#s.roles, new MutationBuilder(this.#raw)).build() } } };
+    // Unless Envoy holds the headers for the body (BUFFERED, BUFFERED_PARTIAL), they go upstream with this answer.
+    const headersGoNow = !this.#s.wholeBodies && !this.#s.truncatedBodies;
+    return { request_headers: { response: requestHeadersAnswer(this.#s.dataPlane, ctx, this.#s.roles, this.#raw, headersGoNow) } };
   }
 
   #requestBody(b: HttpBody): Answer | Promise<Answer> {
@@ -290,9 +292,9 @@ export class ProcessStream {
 
   #decide(kind: RequestPart, readBody: () => Promise<Buffer>): Promise<Answer> {
     this.#state = 'deciding';
-    const { dataPlane: dp, roles, created } = this.#s;
+    const { dataPlane: dp, created } = this.#s;
     const ctx = this.#ctx!;
-    return decideRequest(dp, ctx, readBody, roles.epp, created, this.#onGone).then(
+    return decideRequest(dp, ctx, readBody, created, this.#onGone).then(
       (outcome) => (outcome.kind === 'reply' ? this.#reply(outcome.response) : this.#forward(kind, outcome)),
       (err: unknown) => this.#reply(dp.errorResponse(ctx, err)),
     );

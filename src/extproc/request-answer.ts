@@ -4,8 +4,9 @@
 import { upstreamUrl, type RequestContext } from '../gateway/context.js';
 import type { DataPlane } from '../gateway/data-plane.js';
 import { serializeBody } from '../gateway/body-serialize.js';
-import { identityHeaderValues } from '../gateway/identity-headers.js';
+import { IDENTITY_HEADERS, identityHeaderValues } from '../gateway/identity-headers.js';
 import { OBJECTIVE_HEADER, FAIRNESS_HEADER } from '../gateway/resolve-model.js';
+import { credentialSources } from './credential-sources.js';
 import { MutationBuilder } from './headers.js';
 import type { CommonResponse, PbStruct } from './messages.js';
 import type { Outcome } from './request-pipeline.js';
@@ -25,17 +26,42 @@ export interface Roles {
 }
 
 /**
- * What the model server must not see: the client's credentials (pdp), the picker's own inputs (epp). And what only
- * the picker may say: a client's own destination header, answered in the request_headers answer, would route the
- * request wherever it names (Envoy routes on the headers answer in STREAMED mode; an ORIGINAL_DST cluster reads the
- * header) whenever the picker's value does not replace it. Envoy applies removals before sets, so the picker's
- * value still goes out in the same answer. A listener that is not the picker leaves the header alone: it may come
- * after the picker in Envoy's filter chain.
+ * What the model server must not see: the client's credentials and its own copies of the identity headers (pdp), the
+ * picker's own inputs (epp). Sent in the request_headers answer, the only one whose header changes Envoy applies in
+ * every body mode (not a STREAMED body's), and again in the decision. And what only the picker may say: a client's
+ * own destination header, answered in the request_headers answer, would route the request wherever it names (Envoy
+ * routes on the headers answer in STREAMED mode; an ORIGINAL_DST cluster reads the header) whenever the picker's
+ * value does not replace it. Envoy applies removals before sets, so the picker's value and the identity headers
+ * still go out in the same answer. A listener that is not the picker leaves the header alone: it may come after the
+ * picker in Envoy's filter chain.
  */
 export function removedHeaders(roles: Roles, into: MutationBuilder): MutationBuilder {
-  if (roles.pdp) into.remove('authorization').remove('x-api-key');
+  if (roles.pdp) {
+    into.remove('authorization').remove('x-api-key');
+    for (const name of IDENTITY_HEADERS) into.remove(name);
+  }
   if (roles.epp) into.remove(OBJECTIVE_HEADER).remove(FAIRNESS_HEADER).remove(DESTINATION_HEADER).remove(SERVED_KEY);
   return into;
+}
+
+/**
+ * The answer to the headers of a request whose body follows. `headersGoNow`: Envoy sends the headers upstream with
+ * it and applies no header change from a later answer (request_body_mode STREAMED or NONE), so a policy decision
+ * point withholds now every header and query parameter a credential policy may read its credential from, before
+ * any policy has run.
+ */
+export function requestHeadersAnswer(dp: DataPlane, ctx: RequestContext, roles: Roles, raw: boolean, headersGoNow: boolean): CommonResponse {
+  const headers = removedHeaders(roles, new MutationBuilder(raw));
+  if (roles.pdp && headersGoNow) {
+    const sources = credentialSources(dp.config);
+    for (const name of sources.headers) if (ctx.headers[name] !== undefined) headers.remove(name);
+    if (sources.query.size > 0 && ctx.url.includes('?')) {
+      ctx.withheldQuery = new Set(sources.query);
+      const path = upstreamUrl(ctx);
+      if (path !== ctx.url) headers.set(':path', path);
+    }
+  }
+  return { header_mutation: headers.build() };
 }
 
 export interface RequestAnswer {
@@ -75,12 +101,9 @@ export function requestAnswer(dp: DataPlane, ctx: RequestContext, outcome: Exclu
   return answer;
 }
 
-/** Who is calling, for the filters and servers behind Envoy; a client's own copies of these headers never pass. */
+/** Who is calling, for the filters and servers behind Envoy (removedHeaders took out a client's own copies). */
 function identityHeaders(ctx: RequestContext, headers: MutationBuilder): void {
-  for (const [name, v] of identityHeaderValues(ctx)) {
-    if (v !== undefined) headers.set(name, v);
-    else if (ctx.headers[name] !== undefined) headers.remove(name);
-  }
+  for (const [name, v] of identityHeaderValues(ctx)) if (v !== undefined) headers.set(name, v);
   if (!ctx.upstreamHeaders) return;
   for (const name in ctx.upstreamHeaders) {
     const v = ctx.upstreamHeaders[name];

@@ -16,15 +16,14 @@ const JSON_TYPE = { 'content-type': 'application/json' };
 
 /**
  * Throws a GatewayError to refuse, as `decide` does. `readBody` resolves with the whole body once Envoy has sent
- * it (or rejects with 413); `answersModels` says whether GET /v1/models is answered here (an endpoint picker
- * knows the models) or only authenticated (a policy decision point leaves the answer to the gateway). `onGone`: the
+ * it (or rejects with 413). GET /v1/models is answered here in every role, as the data plane answers it: passed on,
+ * a model server's own list showed a key every model it serves, other tenants' adapters among them. `onGone`: the
  * stream was cancelled (Envoy's client went away) while the request waited in the flow-control queue.
  */
 export async function decideRequest(
   dp: DataPlane,
   ctx: RequestContext,
   readBody: () => Promise<Buffer>,
-  answersModels: boolean,
   created: number,
   onGone?: OnClientGone,
 ): Promise<Outcome> {
@@ -32,7 +31,7 @@ export async function decideRequest(
   const hooks = ctx.stages === 'picker' ? NO_HOOKS : dp.hooks;
   const models = isModelsRequest(ctx.method, ctx.path);
   // An encoded separator is harmless only in an answer tollgate gives itself (data-plane.ts); one Envoy forwards is not.
-  if (!(models && answersModels)) assertSafePath(ctx.path);
+  if (!models) assertSafePath(ctx.path);
   if (hooks.intercept) {
     ctx.readBody = readBody;
     await hooks.intercept(ctx);
@@ -40,7 +39,7 @@ export async function decideRequest(
   }
   if (models) {
     await hooks.authenticate?.(ctx);
-    return answersModels ? { kind: 'reply', response: modelsAnswer(config, ctx, created) } : { kind: 'admitted' };
+    return { kind: 'reply', response: modelsAnswer(config, ctx, created) };
   }
   if (ctx.method === 'GET' && ctx.path === '/v1/tollgate/quota') {
     if (!hooks.quotaReport) throw gatewayError('TG_ERR_ROUTE_NOT_FOUND', 'API keys are not in use on this gateway');

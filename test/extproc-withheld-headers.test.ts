@@ -1,0 +1,88 @@
+// What a policy decision point keeps from the model server over ext_proc, in every request body mode: a client's own
+// identity headers, and the header or query parameter a VerifyAPIKey reads its key from. In STREAMED (and NONE)
+// mode Envoy sends the headers upstream with the answer to them, so that answer must withhold them.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startGateway, type Gateway } from '../src/gateway/gateway.js';
+import { silentLogger } from '../src/lib/logger.js';
+import { createApp, until, type IssuedApp } from './helpers/apim-admin.js';
+import { closeEnvoyClients, envoyExchange, type BodyMode } from './helpers/extproc-envoy.js';
+import { manifest } from './helpers/manifests.js';
+import { startStub, type Stub } from './helpers/stub-upstream.js';
+
+const FORGED = { 'x-tollgate-app-id': 'victim-app-id', 'x-tollgate-app': 'victim-app', 'x-tollgate-developer': 'victim-dev', 'x-tollgate-product': 'enterprise' };
+const BODY = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }] });
+const MODES: BodyMode[] = ['BUFFERED', 'STREAMED', 'NONE'];
+
+let stub: Stub;
+
+before(async () => {
+  stub = await startStub();
+});
+
+after(async () => {
+  closeEnvoyClients();
+  await stub?.close();
+});
+
+function gatewayReadingKeyFrom(ref: string): Promise<Gateway> {
+  const ext = [{ name: 'ext', kind: 'APIMExtensionPolicy', group: 'apim.googleapis.com' }];
+  return startGateway({
+    configPaths: [],
+    manifests: [
+      manifest('APIMExtensionPolicy', 'ext', { defaultSecurityEnabled: true, targetRef: { name: 'tollgate' } }),
+      manifest('APIProduct', 'gold', { displayName: 'Gold', approvalType: 'auto', enforcementRefs: ext }),
+      manifest('APIOperationSet', 'gold-ops', { apiProductRefs: [{ name: 'gold' }], llmOperations: { models: ['m'] } }),
+      manifest('VerifyAPIKey', 'custom-key', { apiKey: { ref } }),
+      manifest('ApimTemplate', 't', { templates: [{ policies: [{ kind: 'VerifyAPIKey', name: 'custom-key' }] }] }),
+      manifest('InferencePool', 'pool', { endpoints: [stub.url] }),
+      manifest('InferenceModel', 'm', { modelName: 'm', poolRef: { name: 'pool' } }),
+    ],
+    port: 0,
+    adminPort: 0,
+    host: '127.0.0.1',
+    watch: false,
+    logger: silentLogger,
+    extprocPort: 0,
+  });
+}
+
+for (const [ref, inHeader] of [['request.header.x-key', true], ['request.queryparam.apikey', false]] as const) {
+  describe(`a key read from ${ref}`, () => {
+    let gw: Gateway;
+    let app: IssuedApp;
+    const exchange = (requestBodyMode: BodyMode) =>
+      envoyExchange(`127.0.0.1:${gw.extprocPort}`, {
+        path: inHeader ? '/v1/chat/completions?tenant=t1' : `/v1/chat/completions?tenant=t1&apikey=${app.key}`,
+        headers: { 'content-type': 'application/json', ...FORGED, ...(inHeader && { 'x-key': app.key }) },
+        body: BODY,
+        requestBodyMode,
+        upstream: stub.url,
+      });
+    before(async () => {
+      gw = await gatewayReadingKeyFrom(ref);
+      app = await createApp(gw.adminUrl, ['gold'], 'withheld');
+      await until(() => exchange('BUFFERED'), (x) => x.status === 200, 5000, 'key known');
+    });
+    after(() => gw?.close());
+
+    for (const requestBodyMode of MODES) {
+      test(`${requestBodyMode}: neither the key nor the client's identity headers reach the model server`, async () => {
+        const seen = stub.requests.length;
+        const r = await exchange(requestBodyMode);
+        // NONE: the request goes upstream unjudged, and its answer is withheld.
+        assert.equal(r.status, requestBodyMode === 'NONE' ? 500 : 200, r.body.toString());
+        assert.equal(stub.requests.length, seen + 1);
+        const sent = stub.requests.at(-1)!.req;
+        assert.equal(sent.url, '/v1/chat/completions?tenant=t1', 'the key taken out of the query, the rest kept');
+        assert.equal(sent.headers['x-key'], undefined);
+        // Only a body answer that Envoy applies (BUFFERED) can say who is really calling.
+        const real = requestBodyMode === 'BUFFERED' ? { id: app.appId, app: app.app, product: 'gold' } : { id: undefined, app: undefined, product: undefined };
+        assert.equal(sent.headers['x-tollgate-app-id'], real.id);
+        assert.equal(sent.headers['x-tollgate-app'], real.app);
+        assert.equal(sent.headers['x-tollgate-product'], real.product);
+        assert.notEqual(sent.headers['x-tollgate-developer'], FORGED['x-tollgate-developer']);
+      });
+    }
+  });
+}
