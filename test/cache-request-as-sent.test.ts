@@ -17,12 +17,12 @@ const QUESTION = 'What is the capital of France?';
 const LANGUAGE = "'x-language' in request.headers";
 
 /**
- * A model server that honours max_tokens: under 200 it cuts the answer (`finish_reason: length`). BURN reports 4910
+ * A model server that honours the output cap: under 200 it cuts the answer (`finish_reason: length`). BURN reports 4910
  * tokens used, leaving an app 90 of its 5000; a system prompt is echoed so a test can tell whose answer it got.
  */
 function modelServer(r: StubRequest): void {
   const b = r.body;
-  const cap = b.max_tokens as number;
+  const cap = (b.max_completion_tokens ?? b.max_tokens) as number;
   const cut = cap < 200;
   const burn = JSON.stringify(b.messages).includes('BURN');
   const system = b.messages.find((m: { role: string }) => m.role === 'system')?.content ?? '';
@@ -81,7 +81,7 @@ function cases(env: () => Env): void {
     assert.equal((await chat(env(), 'a', 'BURN', {}, 1)).status, 200);
     const cut = await chat(env(), 'a', QUESTION);
     assert.equal(cut.body.choices[0].finish_reason, 'length');
-    assert.ok(stub.requests.at(-1)!.body.max_tokens < 200, 'the quota capped what was left');
+    assert.ok(stub.requests.at(-1)!.body.max_completion_tokens < 200, 'the quota capped what was left');
 
     const full = await chat(env(), 'b', QUESTION);
     assert.equal(full.headers['x-cache'], 'MISS');

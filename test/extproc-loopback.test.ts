@@ -114,7 +114,7 @@ describe('tollgate data plane → ext_proc → tollgate policy decision point (t
   test('the extension\'s body changes go upstream: the output cap its token quota chose', async () => {
     const r = await chat({ max_tokens: undefined }, { 'x-api-key': app.key });
     assert.equal(r.status, 200, JSON.stringify(r.body));
-    assert.ok(Number.isInteger(r.body.echo.max_tokens) && r.body.echo.max_tokens > 0, JSON.stringify(r.body.echo));
+    assert.ok(Number.isInteger(r.body.echo.max_completion_tokens) && r.body.echo.max_completion_tokens > 0, JSON.stringify(r.body.echo));
     assert.equal(r.body.echo.model, 'chat');
   });
 

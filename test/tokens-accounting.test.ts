@@ -140,10 +140,10 @@ test("a second token quota takes a cap the first one chose as no client cap, and
   const ctx = request({});
   const state: ApimState = {};
   await wide.admit!(ctx, state);
-  assert.equal(ctx.body!.max_tokens, 4096);
+  assert.equal(ctx.body!.max_completion_tokens, 4096);
   await product.admit!(ctx, state);
   // Before: 429 "needs up to 4108 tokens", x-should-retry: false, with nothing sent upstream.
-  assert.equal(ctx.body!.max_tokens, 3000 - PROMPT);
+  assert.equal(ctx.body!.max_completion_tokens, 3000 - PROMPT);
   assert.equal(reserved(ctx), 3000);
   // The other way round: a quota near its end chose 100; a later one with room to spare keeps it at 100.
   const nearEnd = quota({ limit: PROMPT + 100 });
@@ -152,7 +152,7 @@ test("a second token quota takes a cap the first one chose as no client cap, and
   const both: ApimState = {};
   await nearEnd.admit!(other, both);
   await roomy.admit!(other, both);
-  assert.equal(other.body!.max_tokens, 100);
+  assert.equal(other.body!.max_completion_tokens, 100);
   assert.equal(reserved(other), PROMPT + 100);
   // A client's own cap is still the client's.
   const own = request({ body: { max_tokens: 4096 } });
@@ -164,7 +164,7 @@ test("a completions batch's cap leaves room for its longest prompt in the contex
   const policy = gateway()({ limit: 100_000_000 });
   const prompt = 'The quick brown fox jumps over the lazy dog. '.repeat(19);
   const cap = async (prompts: string[]) => {
-    const ctx = request({ operation: 'completions', url: '/v1/completions', body: { messages: undefined, prompt: prompts } }, 8192);
+    const ctx = request({ operation: 'completions', url: '/v1/completions', body: { messages: undefined, prompt: prompts, max_tokens: null } }, 8192);
     await policy.admit!(ctx, {});
     return ctx.body!.max_tokens;
   };
@@ -203,5 +203,5 @@ test("LLMTokenQuota on output counts a prompt only as far as the pool's context 
     await policy.admit!(ctx, {});
   });
   assert.ok(tokens <= 1100, `${tokens} tokens counted`);
-  assert.equal(ctx!.body!.max_tokens, 4096, 'the prompt alone fills the context: the model server refuses it, not tollgate');
+  assert.equal(ctx!.body!.max_completion_tokens, 4096, 'the prompt alone fills the context: the model server refuses it, not tollgate');
 });

@@ -6,6 +6,7 @@ import { checkGovernance, governanceFacts } from '../config/governance.js';
 import { ConfigError, type Manifest } from '../config/manifest.js';
 import type { Logger } from '../lib/logger.js';
 import type { CounterStore } from '../store/counters/counter-store.js';
+import type { Condition } from './condition.js';
 import { CounterGuard, type CounterGuardOptions } from './counter-guard.js';
 import type { RequestTracer } from '../telemetry/tracing.js';
 import type { IdentitySource } from './identity.js';
@@ -19,7 +20,7 @@ import type { PolicyRegistry } from './registry.js';
 import type { CacheResources } from './caching/cache-resources.js';
 import { runRespond, runSteps } from './run-steps.js';
 import { buildTemplates, unknownPolicyKind, where, type TemplatePolicy } from './template-policies.js';
-import type { KvmLookup, Phases, Policy, PolicyDeps, RespondStep, Step } from './types.js';
+import type { ApimState, KvmLookup, Phases, Policy, PolicyDeps, RespondStep, Step } from './types.js';
 import type { PromptCalibration } from './prompt-calibration.js';
 import type { TokensInFlight } from './tokens-in-flight.js';
 
@@ -64,6 +65,66 @@ const FROM_ADMIN_API = 'admin-api';
 /** The product quotas of the default chain: a Quota or LLMTokenQuota on the product's limits. */
 function onProductLimits(p: Policy, type: string): boolean {
   return p.type === type && p.needsApiKey === true;
+}
+
+/** Which requests of a chain a policy on the product's limits counts: every one (true), or those a condition holds for. */
+type CountedBy = true | readonly Condition[];
+
+function countedBy(list: readonly TemplatePolicy[], type: string): CountedBy {
+  const on = list.filter((t) => onProductLimits(t.policy, type));
+  return on.some((t) => !t.condition) ? true : on.map((t) => t.condition!);
+}
+
+/**
+ * The conditions of entries holding a product quota, each evaluated once per request: the default product quota asks
+ * them too (it counts the requests they skip), and a policy between the two (a header set) must not make them disagree.
+ */
+function answerOnce(policies: readonly TemplatePolicy[]): void {
+  const once = new Map<Condition, Condition>();
+  for (const t of policies) {
+    const c = t.condition;
+    if (!c || !t.policy.needsApiKey) continue;
+    if (!once.has(c)) {
+      const answers = new WeakMap<ApimState, boolean>();
+      once.set(c, {
+        source: c.source,
+        test(ctx, state) {
+          let answer = answers.get(state);
+          if (answer === undefined) answers.set(state, (answer = c.test(ctx, state)));
+          return answer;
+        },
+      });
+    }
+    t.condition = once.get(c)!;
+  }
+}
+
+/**
+ * The default product quota of `type` (`make` builds it) for the requests no policy of that type on the product's
+ * limits counts, or null when a gateway-level one counts every request. A product's own templates replace it for that
+ * product's requests alone; an entry under a condition, for the requests its condition holds for alone.
+ */
+function defaultProductQuota(type: string, make: () => Policy, gateway: readonly TemplatePolicy[], byProduct: ReadonlyMap<string, readonly TemplatePolicy[]>): TemplatePolicy | null {
+  const everywhere = countedBy(gateway, type);
+  if (everywhere === true) return null;
+  const perProduct = new Map<string, CountedBy>();
+  for (const [product, list] of byProduct) {
+    const own = countedBy(list, type);
+    if (own === true || own.length > 0) perProduct.set(product, own === true ? true : [...everywhere, ...own]);
+  }
+  const policy = make();
+  if (everywhere.length === 0 && perProduct.size === 0) return unconditional(policy);
+  const countedFor = (state: ApimState) => perProduct.get(state.product?.name ?? '') ?? everywhere;
+  const { admit, usage } = policy;
+  return unconditional({
+    ...policy,
+    admit: (ctx, state) => {
+      const by = countedFor(state);
+      return by === true || by.some((c) => c.test(ctx, state)) ? undefined : admit!.call(policy, ctx, state);
+    },
+    // The quota report lists it for the products it counts for.
+    usage: (ctx, state) => (countedFor(state) === true ? Promise.resolve(null) : usage!.call(policy, ctx, state)),
+  });
 }
 
 const unconditional = (policy: Policy): TemplatePolicy => ({ policy, condition: null, origin: 'defaultSecurityEnabled' });
@@ -169,12 +230,14 @@ export function compileFlow(manifests: readonly Manifest[], registry: PolicyRegi
       const afterIdentifiers = listed.reduce((at, t, i) => (t.policy.identifiesKey ? i + 1 : at), 0);
       listed.splice(afterIdentifiers, 0, unconditional(unlessIdentified(verifyApiKey('default-verify-api-key', {}, policyDeps))));
     }
+    answerOnce([...templates.values()].flat());
     // Placed below, after the listed policies but before the first cache lookup.
-    const all = [...listed, ...productOwned];
-    if (!all.some((t) => onProductLimits(t.policy, QUOTA))) defaults.push(unconditional(quota('default-product-quota', { useQuotaConfigInAPIProduct: true }, policyDeps)));
-    if (!all.some((t) => onProductLimits(t.policy, LLM_TOKEN_QUOTA))) {
-      defaults.push(unconditional(llmTokenQuota('default-product-token-quota', { useQuotaConfigInAPIProduct: true }, policyDeps)));
-    }
+    const product = { useQuotaConfigInAPIProduct: true };
+    const made = [
+      defaultProductQuota(QUOTA, () => quota('default-product-quota', product, policyDeps), listed, byProduct),
+      defaultProductQuota(LLM_TOKEN_QUOTA, () => llmTokenQuota('default-product-token-quota', product, policyDeps), listed, byProduct),
+    ];
+    defaults.push(...made.filter((t) => t !== null));
   }
 
   const credentials = listed.filter((t) => t.policy.authenticate);

@@ -122,7 +122,8 @@ export function generationJob(endpoint: GenerationEndpoint, body: unknown, catal
     asked = {
       ...sampled(r),
       prompt,
-      maxTokens: r.max_tokens,
+      // vLLM's (and OpenAI's) completions default: 16 tokens when max_tokens is left out; null is no cap.
+      maxTokens: r.max_tokens === undefined ? 16 : r.max_tokens,
       output: { kind: 'text' },
       logprobs: r.logprobs ?? null,
     };

@@ -320,7 +320,7 @@ export function apimGatewaySuite(on: SuiteBackend): void {
       test('a request without max_tokens gets one upstream; the client\'s own goes unchanged; a stream asks for usage', async () => {
         const app = await freshApp(['gold'], 'cap');
         const cases: { name: string; body: Record<string, unknown>; upstream: Record<string, unknown> }[] = [
-          { name: 'no max_tokens', body: {}, upstream: { max_tokens: 4096 } },
+          { name: 'no max_tokens', body: {}, upstream: { max_completion_tokens: 4096, max_tokens: undefined } },
           { name: 'the client\'s max_tokens', body: { max_tokens: 33 }, upstream: { max_tokens: 33 } },
           { name: 'a stream without stream_options', body: { max_tokens: 3, stream: true }, upstream: { max_tokens: 3, stream_options: { include_usage: true } } },
         ];

@@ -79,7 +79,7 @@ describeOnCounterBackends((counters) => {
   test('without a cap, defaultMaxTokens is reserved and set upstream', async () => {
     const { policy, used } = make({ limit: 1000, timeUnit: 'hour', defaultMaxTokens: 64 });
     const chat = await admit(policy);
-    assert.equal(chat.ctx.body!.max_tokens, 64);
+    assert.equal(chat.ctx.body!.max_completion_tokens, 64);
     assert.equal(chat.ctx.bodyChanged, true);
     const responses = await admit(policy, { operation: 'responses', url: '/v1/responses', body: { messages: undefined, input: 'Hi' } });
     assert.equal(responses.ctx.body!.max_output_tokens, 64);
@@ -90,12 +90,12 @@ describeOnCounterBackends((counters) => {
   test('a cap of tollgate\'s choosing never exceeds the quota, and shrinks to what is left', async () => {
     const { policy, used } = make({ limit: PROMPT + 100, timeUnit: 'hour', defaultMaxTokens: 4096 });
     const first = await admit(policy);
-    assert.equal(first.ctx.body!.max_tokens, 100, 'the whole quota at most');
+    assert.equal(first.ctx.body!.max_completion_tokens, 100, 'the whole quota at most');
     first.ctx.attempts = 1;
     first.ctx.usage = { inputTokens: PROMPT, outputTokens: 60, cachedTokens: 0 };
     await settle(first.ctx, first.state);
     const second = await admit(policy);
-    assert.equal(second.ctx.body!.max_tokens, 100 - 60 - PROMPT, 'what is left after this prompt');
+    assert.equal(second.ctx.body!.max_completion_tokens, 100 - 60 - PROMPT, 'what is left after this prompt');
     assert.equal(await used(), PROMPT + 100);
     await assert.rejects(Promise.resolve(policy.admit!(fakeContext(), {})), (err: unknown) => isViolation(err) && err.headers['retry-after'] !== undefined);
   });
@@ -163,7 +163,7 @@ describeOnCounterBackends((counters) => {
       ctx.modelConfig = { pool: { name: 'p' } } as RequestContext['modelConfig'];
       ctx.fleet = { contextWindow: (pool) => (pool === 'p' ? window : undefined) };
       await policy.admit!(ctx, {});
-      return ctx.body!.max_tokens;
+      return ctx.body!.max_completion_tokens;
     };
     assert.equal(await withWindow(1000), 1000 - PROMPT - roomMargin(PROMPT));
     assert.equal(await withWindow(undefined), 4096);
@@ -438,7 +438,7 @@ describe('a long prompt', () => {
     assert.equal(await countingTokens(() => Promise.resolve(policy.admit!(ctx, {}))), 0, 'no token of it counted on this thread');
     const room = window - exact - roomMargin(exact);
     assert.ok(room < 4096, 'the room, not the default cap, decides');
-    assert.equal(ctx.body!.max_tokens, room);
+    assert.equal(ctx.body!.max_completion_tokens, room);
   });
 
   test('over the limit is refused as a short one is', async () => {

@@ -43,9 +43,10 @@ describe('LLMTokenQuota reserves the cap the model server honours', () => {
     await assert.rejects(admit({ operation: 'completions', url: '/v1/completions', body }), refused);
   });
 
-  test('completions: a cap only in a field the server ignores is replaced by one tollgate sets', async () => {
+  test("completions: a cap only in a field the server ignores leaves the server's default of 16, reserved", async () => {
     const ctx = await admit({ operation: 'completions', url: '/v1/completions', body: { messages: undefined, prompt: 'Hello there', max_completion_tokens: 1 } });
-    assert.ok(typeof ctx.body!.max_tokens === 'number' && ctx.body!.max_tokens <= 100, `max_tokens set upstream: ${ctx.body!.max_tokens}`);
+    assert.equal(ctx.responseHeaders['x-ratelimit-remaining-tokens'], String(100 - countTextTokens('Hello there') - 16));
+    assert.equal(ctx.body!.max_tokens, undefined);
   });
 
   test('responses: max_tokens (not a Responses field) does not count as the cap; tollgate sets max_output_tokens', async () => {
@@ -55,7 +56,11 @@ describe('LLMTokenQuota reserves the cap the model server honours', () => {
 
   test('a cap sent as null is no cap: tollgate sets one (null max_completion_tokens beside max_tokens leaves max_tokens the cap)', async () => {
     const ctx = await admit({ body: { max_tokens: null, max_completion_tokens: null } });
-    assert.ok(typeof ctx.body!.max_tokens === 'number' && ctx.body!.max_tokens <= 100, `max_tokens set upstream: ${ctx.body!.max_tokens}`);
+    const cap = ctx.body!.max_completion_tokens;
+    assert.ok(typeof cap === 'number' && cap <= 100, `max_completion_tokens set upstream: ${cap}`);
+    // vLLM's completions run to the end of the context on a null max_tokens (16 is for one left out).
+    const completions = await admit({ operation: 'completions', url: '/v1/completions', body: { messages: undefined, prompt: 'Hello there', max_tokens: null } });
+    assert.ok(typeof completions.body!.max_tokens === 'number' && completions.body!.max_tokens > 16, `max_tokens set upstream: ${completions.body!.max_tokens}`);
     const both = await admit({ body: { max_tokens: 10, max_completion_tokens: null } });
     assert.equal(both.responseHeaders['x-ratelimit-remaining-tokens'], String(100 - PROMPT - 10));
   });
@@ -79,7 +84,7 @@ describe('LLMTokenQuota counts every choice of n', () => {
 
   test('a cap of tollgate\'s choosing is per choice, and n of them fit in what is reserved', async () => {
     const ctx = await admit({ body: { n: 4 } });
-    const cap = ctx.body!.max_tokens!;
+    const cap = ctx.body!.max_completion_tokens!;
     assert.ok(cap >= 1 && PROMPT + 4 * cap <= 100, `per-choice cap ${cap}`);
     assert.equal(ctx.responseHeaders['x-ratelimit-remaining-tokens'], String(100 - PROMPT - 4 * cap));
   });
@@ -105,5 +110,47 @@ describe('LLMTokenQuota counts every choice of n', () => {
   test('n on embeddings or responses changes nothing', async () => {
     const ctx = await admit({ operation: 'responses', url: '/v1/responses', body: { messages: undefined, input: 'Hello there', n: 50, max_output_tokens: 10 } });
     assert.ok(ctx.responseHeaders['x-ratelimit-remaining-tokens'] !== undefined);
+  });
+});
+
+// A completions request without max_tokens gets 16 tokens per choice (OpenAI's and vLLM's default), yet tollgate
+// reserved defaultMaxTokens and wrote `max_tokens: 4096` upstream: answers up to 256 times longer, charged in full.
+describe("completions without max_tokens: the server's default of 16 per choice", () => {
+  const completions = (extra: object) => admit({ operation: 'completions', url: '/v1/completions', body: { messages: undefined, prompt: 'Hello there', ...extra } });
+  const reserved = (ctx: { responseHeaders: Record<string, string | string[]> }) => 100 - Number(ctx.responseHeaders['x-ratelimit-remaining-tokens']) - countTextTokens('Hello there');
+
+  test('is reserved, and the request goes upstream unchanged', async () => {
+    const ctx = await completions({});
+    assert.equal(reserved(ctx), 16);
+    assert.equal(ctx.body!.max_tokens, undefined);
+    assert.equal(ctx.bodyChanged, false);
+  });
+
+  test('for each choice of n or best_of', async () => {
+    assert.equal(reserved(await completions({ n: 2 })), 32);
+    assert.equal(reserved(await completions({ n: 1, best_of: 3 })), 48);
+    await assert.rejects(completions({ best_of: 7 }), refused);
+  });
+});
+
+// OpenAI's reasoning models refuse max_tokens on chat (400 unsupported_parameter, "use max_completion_tokens"); vLLM
+// and tollgate's simulator take either.
+describe('chat: the cap tollgate sets', () => {
+  test('goes in max_completion_tokens, with no max_tokens beside it', async () => {
+    const ctx = await admit({});
+    assert.ok(typeof ctx.body!.max_completion_tokens === 'number' && ctx.body!.max_completion_tokens <= 100 - PROMPT);
+    assert.equal('max_tokens' in ctx.body!, false);
+  });
+
+  test("is lowered in the same field by a later token quota, and a client's max_tokens is left as sent", async () => {
+    const ctx = fakeContext({});
+    const state: ApimState = {};
+    await llmTokenQuota(unique('wide'), { limit: 1_000_000, interval: 1, timeUnit: 'hour' }, testDeps(new MemoryCounterStore())).admit!(ctx, state);
+    assert.equal(ctx.body!.max_completion_tokens, 4096);
+    await make().admit!(ctx, state);
+    assert.equal(ctx.body!.max_completion_tokens, 100 - PROMPT);
+    assert.equal('max_tokens' in ctx.body!, false);
+    const own = await admit({ body: { max_tokens: 10 } });
+    assert.deepEqual([own.body!.max_tokens, own.body!.max_completion_tokens, own.bodyChanged], [10, undefined, false]);
   });
 });

@@ -1,13 +1,13 @@
-// What an LLM token quota reserves for a request: prompt tokens, plus the output cap — the client's, or one tollgate
-// chooses and sends upstream, so the model cannot produce more than was reserved.
+// What an LLM token quota reserves for a request: prompt tokens, plus the output cap — the client's (or the server's
+// default), or one tollgate chooses and sends upstream, so the model cannot produce more than was reserved.
 import type { CountOn } from '../../../config/apim-kinds.js';
 import type { RequestContext } from '../../../gateway/context.js';
 import { isPromptBatch, requestedMaxTokens } from '../../prompt-tokens.js';
 
 export interface OutputEstimate {
   /**
-   * The most the answer may hold: the client's cap times `choices` (0 when output is not counted); null when the
-   * client gave no cap and tollgate must choose one.
+   * The most the answer may hold: the client's cap (or the server's default) times `choices` (0 when output is not
+   * counted); null when there is none and tollgate must choose one.
    */
   output: number | null;
   /** How many completions the server produces (`n`), each up to the cap: a cap of tollgate's choosing is per choice. */
@@ -35,20 +35,32 @@ function choicesOf(ctx: RequestContext): number {
   return Math.max(count(ctx.body?.n), count(ctx.body?.best_of)) * (isPromptBatch(prompt) ? prompt.length : 1);
 }
 
+/**
+ * A completions request without max_tokens gets 16 tokens per choice from OpenAI and vLLM: tollgate reserves that and
+ * sets no cap of its own (its 4,096 made the model write up to 256 times what the client asked for). One sent as null
+ * is no cap: vLLM then writes to the end of the context.
+ */
+const COMPLETIONS_DEFAULT_MAX_TOKENS = 16;
+
 /** The output side of a reservation: the prompt side is the policy's (PromptCalibration corrects it). */
 export function estimateOutput(ctx: RequestContext, countOn: CountOn): OutputEstimate {
   if (countOn === 'input' || !ctx.body || ctx.operation === 'embeddings') return { output: 0, choices: 1 };
   const choices = choicesOf(ctx);
-  const cap = requestedMaxTokens(ctx.body, ctx.operation);
+  const serverDefault = ctx.operation === 'completions' && ctx.body.max_tokens === undefined ? COMPLETIONS_DEFAULT_MAX_TOKENS : undefined;
+  const cap = requestedMaxTokens(ctx.body, ctx.operation) ?? serverDefault;
   const chosen = chosenCaps.get(ctx);
   if (cap !== undefined && cap === chosen) return { output: null, choices, chosen };
   return { output: cap === undefined ? null : cap * choices, choices };
 }
 
-/** Sets the output cap per choice upstream (the Responses API names it max_output_tokens). */
+/**
+ * Sets the output cap per choice upstream, in the field the operation names it: max_output_tokens (Responses),
+ * max_completion_tokens (chat: OpenAI's reasoning models refuse max_tokens there; vLLM takes either), max_tokens.
+ */
 export function setOutputCap(ctx: RequestContext, cap: number): void {
   const body = ctx.body!;
   if (ctx.operation === 'responses') body.max_output_tokens = cap;
+  else if (ctx.operation === 'chat.completions') body.max_completion_tokens = cap;
   else body.max_tokens = cap;
   ctx.bodyChanged = true;
   chosenCaps.set(ctx, cap);
