@@ -12,6 +12,13 @@ test('paths with dot segments or encoded separators are refused; ordinary paths,
   }
 });
 
+test("a dot segment with path parameters is refused: servlet containers resolve /public/..;x/admin to /admin", () => {
+  for (const path of ['/public/..;/admin', '/public/..;jsessionid=1/admin', '/public/.;x/admin', '/public/%2e%2e;/admin', '/public/..;']) {
+    assert.throws(() => assertSafePath(path), /dot segment/, path);
+  }
+  assert.doesNotThrow(() => assertSafePath('/v1/models/a..;b'));
+});
+
 test('a fragment is refused: a server that drops it would resolve the dot segment it hid (/public/..#x is /)', () => {
   for (const path of ['/public/..#x', '/public/.#', '/v1/chat/completions#x', '/v1/responses/resp_1#']) {
     assert.throws(() => assertSafePath(path), (err: unknown) => err instanceof GatewayError && err.status === 400 && err.code === 'invalid_request', path);

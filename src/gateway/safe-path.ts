@@ -5,8 +5,9 @@ import { gatewayError } from './errors.js';
 
 /** Most paths hold none of these characters and are settled by this one test. */
 const SUSPECT = /[.%\\#]/;
-// A URL parser ends the path at a fragment: `/v1/public/..#x` is `/v1/public/..`, the parent.
-const DOT_SEGMENT = /(?:^|\/)(?:\.|%2e){1,2}(?:[/#]|$)/i;
+// A URL parser ends the path at a fragment: `/v1/public/..#x` is `/v1/public/..`, the parent. Servlet containers
+// (Tomcat, Jetty) drop a segment's `;parameters` before resolving it: `/public/..;x/admin` is `/admin` there.
+const DOT_SEGMENT = /(?:^|\/)(?:\.|%2e){1,2}(?:;[^/]*)?(?:[/#]|$)/i;
 const HIDDEN_SEPARATOR = /%2f|%5c|\\/i;
 
 /** Whether the path has a `.` or `..` segment, plain or percent-encoded, that a URL parser would resolve away. */
