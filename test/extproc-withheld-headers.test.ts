@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { silentLogger } from '../src/lib/logger.js';
-import { createApp, until, type IssuedApp } from './helpers/apim-admin.js';
+import { call, createApp, until, type IssuedApp } from './helpers/apim-admin.js';
 import { closeEnvoyClients, envoyExchange, type BodyMode } from './helpers/extproc-envoy.js';
 import { manifest } from './helpers/manifests.js';
 import { startStub, type Stub } from './helpers/stub-upstream.js';
@@ -25,16 +25,20 @@ after(async () => {
   await stub?.close();
 });
 
-function gatewayReadingKeyFrom(ref: string): Promise<Gateway> {
+/** `viaAdmin`: the VerifyAPIKey and its template are applied through the admin API, not given in the files. */
+async function gatewayReadingKeyFrom(ref: string, viaAdmin: boolean): Promise<Gateway> {
   const ext = [{ name: 'ext', kind: 'APIMExtensionPolicy', group: 'apim.googleapis.com' }];
-  return startGateway({
+  const keyPolicy = [
+    manifest('VerifyAPIKey', 'custom-key', { apiKey: { ref } }),
+    manifest('ApimTemplate', 't', { templates: [{ policies: [{ kind: 'VerifyAPIKey', name: 'custom-key' }] }] }),
+  ];
+  const gw = await startGateway({
     configPaths: [],
     manifests: [
       manifest('APIMExtensionPolicy', 'ext', { defaultSecurityEnabled: true, targetRef: { name: 'tollgate' } }),
       manifest('APIProduct', 'gold', { displayName: 'Gold', approvalType: 'auto', enforcementRefs: ext }),
       manifest('APIOperationSet', 'gold-ops', { apiProductRefs: [{ name: 'gold' }], llmOperations: { models: ['m'] } }),
-      manifest('VerifyAPIKey', 'custom-key', { apiKey: { ref } }),
-      manifest('ApimTemplate', 't', { templates: [{ policies: [{ kind: 'VerifyAPIKey', name: 'custom-key' }] }] }),
+      ...(viaAdmin ? [] : keyPolicy),
       manifest('InferencePool', 'pool', { endpoints: [stub.url] }),
       manifest('InferenceModel', 'm', { modelName: 'm', poolRef: { name: 'pool' } }),
     ],
@@ -45,10 +49,20 @@ function gatewayReadingKeyFrom(ref: string): Promise<Gateway> {
     logger: silentLogger,
     extprocPort: 0,
   });
+  if (viaAdmin) {
+    const applied = await call(gw.adminUrl, 'POST', '/v1/apply', keyPolicy.map((m) => ({ apiVersion: m.apiVersion, kind: m.kind, metadata: { name: m.metadata.name }, spec: m.spec })));
+    assert.equal(applied.status, 200, JSON.stringify(applied.body));
+  }
+  return gw;
 }
 
-for (const [ref, inHeader] of [['request.header.x-key', true], ['request.queryparam.apikey', false]] as const) {
-  describe(`a key read from ${ref}`, () => {
+for (const [ref, inHeader, viaAdmin] of [
+  ['request.header.x-key', true, false],
+  ['request.queryparam.apikey', false, false],
+  ['request.header.x-key', true, true],
+  ['request.queryparam.apikey', false, true],
+] as const) {
+  describe(`a key read from ${ref}${viaAdmin ? ' by a policy applied through the admin API' : ''}`, () => {
     let gw: Gateway;
     let app: IssuedApp;
     const exchange = (requestBodyMode: BodyMode) =>
@@ -60,7 +74,7 @@ for (const [ref, inHeader] of [['request.header.x-key', true], ['request.querypa
         upstream: stub.url,
       });
     before(async () => {
-      gw = await gatewayReadingKeyFrom(ref);
+      gw = await gatewayReadingKeyFrom(ref, viaAdmin);
       app = await createApp(gw.adminUrl, ['gold'], 'withheld');
       await until(() => exchange('BUFFERED'), (x) => x.status === 200, 5000, 'key known');
     });

@@ -37,6 +37,7 @@ export function composeHooks(...layers: GatewayHooks[]): GatewayHooks {
   const refusers = present.filter((l) => l.refused);
   const quota = present.find((l) => l.quotaReport);
   const format = present.find((l) => l.faultFormat);
+  const credentials = present.find((l) => l.credentialSources)?.credentialSources;
   return {
     ...(intercept && { intercept }),
     ...(authenticate && { authenticate }),
@@ -71,5 +72,6 @@ export function composeHooks(...layers: GatewayHooks[]): GatewayHooks {
     }),
     ...(quota && { quotaReport: (ctx: RequestContext) => quota.quotaReport!(ctx) }),
     ...(format && { faultFormat: () => format.faultFormat!() }),
+    ...(credentials && { credentialSources: credentials }),
   };
 }

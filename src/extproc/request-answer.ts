@@ -6,11 +6,11 @@ import type { DataPlane } from '../gateway/data-plane.js';
 import { serializeBody } from '../gateway/body-serialize.js';
 import { IDENTITY_HEADERS, identityHeaderValues } from '../gateway/identity-headers.js';
 import { OBJECTIVE_HEADER, FAIRNESS_HEADER } from '../gateway/resolve-model.js';
-import { credentialSources } from './credential-sources.js';
 import { MutationBuilder } from './headers.js';
 import type { CommonResponse, PbStruct } from './messages.js';
 import type { Outcome } from './request-pipeline.js';
 import { toStruct } from './struct.js';
+import type { CredentialSources } from '../policy/credential-sources.js';
 
 export const DESTINATION_HEADER = 'x-gateway-destination-endpoint';
 export const DESTINATION_NAMESPACE = 'envoy.lb';
@@ -44,6 +44,8 @@ export function removedHeaders(roles: Roles, into: MutationBuilder): MutationBui
   return into;
 }
 
+const NO_SOURCES: CredentialSources = { headers: [], query: new Set() };
+
 /**
  * The answer to the headers of a request whose body follows. `headersGoNow`: Envoy sends the headers upstream with
  * it and applies no header change from a later answer (request_body_mode STREAMED or NONE), so a policy decision
@@ -53,7 +55,7 @@ export function removedHeaders(roles: Roles, into: MutationBuilder): MutationBui
 export function requestHeadersAnswer(dp: DataPlane, ctx: RequestContext, roles: Roles, raw: boolean, headersGoNow: boolean): CommonResponse {
   const headers = removedHeaders(roles, new MutationBuilder(raw));
   if (roles.pdp && headersGoNow) {
-    const sources = credentialSources(dp.config);
+    const sources = dp.hooks.credentialSources ?? NO_SOURCES;
     for (const name of sources.headers) if (ctx.headers[name] !== undefined) headers.remove(name);
     if (sources.query.size > 0 && ctx.url.includes('?')) {
       ctx.withheldQuery = new Set(sources.query);

@@ -3,6 +3,7 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { RequestContext } from './context.js';
 import type { FaultFormat } from './errors.js';
+import type { CredentialSources } from '../policy/credential-sources.js';
 
 /** An answer given without the model server (a cache hit, a CORS preflight, a token endpoint). */
 export interface DirectResponse {
@@ -59,4 +60,9 @@ export interface GatewayHooks {
   quotaReport?(ctx: RequestContext): Promise<unknown>;
   /** Which error body shape clients get (APIMExtensionPolicy.faultFormat). */
   faultFormat?(): FaultFormat;
+  /**
+   * The headers and query parameters credential policies may read a credential from: withheld from the model server
+   * by an ext_proc answer that Envoy applies before any policy has run (a STREAMED request body).
+   */
+  credentialSources?: CredentialSources;
 }

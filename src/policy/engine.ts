@@ -16,6 +16,7 @@ import { runRespond, runSteps } from './run-steps.js';
 import type { ApimState, KvmLookup, Policy } from './types.js';
 import type { PromptCalibration } from './prompt-calibration.js';
 import type { TokensInFlight } from './tokens-in-flight.js';
+import { credentialSources } from './credential-sources.js';
 
 export interface PolicyEngineOptions {
   manifests: readonly Manifest[];
@@ -77,6 +78,7 @@ export class PolicyEngine {
             },
           }),
           faultFormat: () => format,
+          credentialSources: credentialSources(opts.manifests),
         }
       : {};
   }

@@ -1,9 +1,9 @@
-// The headers and query parameters the credential policies of the configuration read from (VerifyAPIKey's
+// The headers and query parameters the credential policies of the API-management manifests read from (VerifyAPIKey's
 // apiKey.ref, VerifyJWT's source.ref), for an answer that must withhold them before any policy has run.
 import type { VerifyApiKeySpec, VerifyJwtSpec } from '../config/apim-kinds.js';
-import type { RuntimeConfig } from '../config/runtime-config.js';
+import type { Manifest } from '../config/manifest.js';
 import type { RequestContext } from '../gateway/context.js';
-import { compileCredential } from '../policy/variables.js';
+import { compileCredential } from './variables.js';
 
 export interface CredentialSources {
   /** Lower-case header names. */
@@ -16,19 +16,15 @@ const REFS = new Map<string, (spec: unknown) => string | undefined>([
   ['VerifyJWT', (spec) => (spec as VerifyJwtSpec | undefined)?.source?.ref],
 ]);
 
-const known = new WeakMap<RuntimeConfig, CredentialSources>();
-
 /**
- * Every source a credential policy of `config.manifests` names, whether or not a template lists it or its condition
- * holds. Only the manifests of --config files: the admin API's are the policy engine's alone.
- * @example credentialSources(config) → { headers: ['x-key'], query: Set { 'apikey' } }
+ * Every source a credential policy of `manifests` names (those of the --config files and of the admin API alike),
+ * whether or not a template lists it or its condition holds.
+ * @example credentialSources(manifests) → { headers: ['x-key'], query: Set { 'apikey' } }
  */
-export function credentialSources(config: RuntimeConfig): CredentialSources {
-  let sources = known.get(config);
-  if (sources) return sources;
+export function credentialSources(manifests: readonly Manifest[]): CredentialSources {
   // Each policy's own withhold says what it takes out, so a name is read exactly as the policy reads it.
   const probe: Pick<RequestContext, 'upstreamHeaders' | 'withheldQuery'> = {};
-  for (const m of config.manifests) {
+  for (const m of manifests) {
     const ref = REFS.get(m.kind)?.(m.spec);
     if (ref === undefined) continue;
     try {
@@ -37,7 +33,5 @@ export function credentialSources(config: RuntimeConfig): CredentialSources {
       // A ref the engine refuses too: no policy reads it.
     }
   }
-  sources = { headers: Object.keys(probe.upstreamHeaders ?? {}), query: probe.withheldQuery ?? new Set() };
-  known.set(config, sources);
-  return sources;
+  return { headers: Object.keys(probe.upstreamHeaders ?? {}), query: probe.withheldQuery ?? new Set() };
 }
