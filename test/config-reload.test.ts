@@ -6,12 +6,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createServer } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
+import { once } from 'node:events';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { pino } from 'pino';
 import { startGateway } from '../src/gateway/gateway.js';
 import { waitFor } from '../src/sim/testing.js';
-import { json, sleep, startStub } from './helpers/stub-upstream.js';
+import { IDLE_METRICS, json, sleep, startStub } from './helpers/stub-upstream.js';
 import { startOtlpReceiver } from './helpers/otlp-receiver.js';
 import { poolAndModelYaml } from './helpers/manifests.js';
 import { createApp } from './helpers/apim-admin.js';
@@ -298,4 +299,72 @@ test('raising server.maxBodyBytes past what the open ext_proc listener takes is 
   assert.equal(await gw.reload(), true);
   const warning = logs.find((l) => /restart/.test(l.msg));
   assert.deepEqual(warning?.fields, ['server.maxBodyBytes (over ext_proc)']);
+});
+
+test('analytics.enabled turned off by a reload (restart required) stays on everywhere until the restart: streams still ask for their usage', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-reload-analytics-'));
+  const stub = await startStub();
+  const logs: any[] = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => logs.push(JSON.parse(line)) });
+  writeFileSync(join(dir, 'models.yaml'), poolAndModelYaml(stub.url));
+  // Without the per-request metrics, the usage records are what a stream's usage is asked for.
+  const write = (analytics: boolean) => writeFileSync(join(dir, 'settings.yaml'), settingsYaml(`{ metrics: { requests: false }, analytics: { enabled: ${analytics} } }`));
+  write(true);
+  const gw = await startGateway({ configPaths: [dir], port: 0, adminPort: 0, host: '127.0.0.1', logger, watch: false });
+  t.after(async () => {
+    await gw.close();
+    await stub.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const usageAsked = async () => {
+    const r = await request(`${gw.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ model: 'm', stream: true, messages: [{ role: 'user', content: 'x' }] }) });
+    await r.body.dump();
+    return stub.requests.at(-1)!.body.stream_options?.include_usage === true;
+  };
+  assert.equal(await usageAsked(), true);
+  write(false);
+  assert.equal(await gw.reload(), true);
+  assert.deepEqual(logs.find((l) => /restart/.test(l.msg))?.fields, ['analytics.enabled']);
+  assert.ok(gw.analytics, 'the pipeline still records');
+  assert.equal(gw.config.settings.analytics.enabled, true);
+  // Before: not asked, so the records still written had no tokens (what billing reads).
+  assert.equal(await usageAsked(), true);
+});
+
+test('a change written to --config while serve is starting applies once it has started', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-reload-start-'));
+  // The start waits for a first scrape round: a slow /metrics holds it there while the file changes.
+  let scraped!: () => void;
+  const scraping = new Promise<void>((resolve) => (scraped = resolve));
+  const stub = await startStub();
+  const server = createServer((req, res) => {
+    if (req.url !== '/metrics') return void res.writeHead(404).end();
+    scraped();
+    setTimeout(() => res.end(IDLE_METRICS), 300);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const slowMetrics = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const file = join(dir, 'config.yaml');
+  const config = (...models: string[]) =>
+    `${poolAndModelYaml(stub.url)}---
+apiVersion: inference.networking.k8s.io/v1
+kind: InferencePool
+metadata: { name: slow }
+spec: { endpoints: ["${slowMetrics}"] }
+${models.map((m) => `---\napiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferenceModel\nmetadata: { name: ${m} }\nspec: { modelName: ${m}, poolRef: { name: pool } }\n`).join('')}`;
+  writeFileSync(file, config());
+  const starting = startGateway({ configPaths: [file], port: 0, adminPort: 0, host: '127.0.0.1' });
+  await scraping;
+  writeFileSync(file, config('m2'));
+  const gw = await starting;
+  t.after(async () => {
+    await gw.close();
+    await stub.close();
+    await new Promise((resolve) => server.close(resolve).closeAllConnections());
+    rmSync(dir, { recursive: true, force: true });
+  });
+  assert.ok(!gw.config.models.has('m2'), 'read before the change');
+  // Before: never, until some later change (the watch took the changed file for what was running).
+  await waitFor(() => gw.config.models.has('m2'), 3000, 'the change made during the start', 20);
 });

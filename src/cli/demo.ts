@@ -8,7 +8,7 @@ import { readManifestFiles } from '../config/files.js';
 import type { Manifest } from '../config/manifest.js';
 import type { InferencePoolSpec } from '../config/inference-kinds.js';
 import type { Gateway } from '../gateway/gateway.js';
-import { createLogger } from '../lib/logger.js';
+import { createLogger, envLogLevel, envLogLevelProblem } from '../lib/logger.js';
 import type { SimFleet } from '../sim/index.js';
 import { parsePort, untilSignal } from './options.js';
 
@@ -60,8 +60,10 @@ export function demoCommand(): Command {
     .option('--port <n>', 'data-plane port', parsePort, 8080)
     .option('--admin-port <n>', 'admin API port', parsePort, 8081)
     .option('--sim-port <n>', 'first port of the simulated fleet (three consecutive ports; 0: free ports)', parsePort, QUICKSTART_SIM_PORT)
-    .action(async (opts) => {
-      const logger = createLogger({ level: process.env.TOLLGATE_LOG_LEVEL ?? 'warn' });
+    .action(async (opts, cmd: Command) => {
+      const levelProblem = envLogLevelProblem();
+      if (levelProblem) cmd.error(`tollgate demo: ${levelProblem}`, { exitCode: 2 });
+      const logger = createLogger({ level: envLogLevel() ?? 'warn' });
       const [{ startGateway }, { startSimFleet }] = await Promise.all([import('../gateway/gateway.js'), import('../sim/fleet.js')]);
       const fleets: SimFleet[] = [];
       try {

@@ -71,3 +71,18 @@ test('tollgate analytics refuses --since with --from or --to (exit 2) instead of
     assert.match(stderr, new RegExp(`option '--since <duration>' cannot be used with option '${other[0]} <time>'`), stderr);
   }
 });
+
+test('an unknown TOLLGATE_LOG_LEVEL is one line and exit code 2, for serve and demo (before: pino\'s own message, exit 1)', async (t) => {
+  const before = process.env.TOLLGATE_LOG_LEVEL;
+  process.env.TOLLGATE_LOG_LEVEL = 'verbose';
+  t.after(() => {
+    if (before === undefined) delete process.env.TOLLGATE_LOG_LEVEL;
+    else process.env.TOLLGATE_LOG_LEVEL = before;
+  });
+  // Refused before anything is read or opened: the --config path does not exist.
+  for (const argv of [['serve', '--config', '/nonexistent', '--port', '0'], ['demo', '--port', '0']]) {
+    const { code, stderr } = await run(t, argv);
+    assert.equal(code, 2, argv[0]);
+    assert.equal(stderr, `tollgate ${argv[0]}: TOLLGATE_LOG_LEVEL: "verbose" is not one of trace, debug, info, warn, error, fatal, silent\n`);
+  }
+});

@@ -3,7 +3,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { ConfigError } from '../config/manifest.js';
 import { CounterStoreUnavailableError } from '../store/counters/errors.js';
 import { DatabaseConfigError, DatabaseOpenError, redactUrl } from '../store/errors.js';
-import { createLogger, envLogLevel } from '../lib/logger.js';
+import { createLogger, envLogLevel, envLogLevelProblem } from '../lib/logger.js';
 import { ListenError, TlsFilesError, type ListenerName, type TlsFileRole } from '../gateway/listen.js';
 import { readAdminToken } from './admin-token.js';
 import { collect, parsePort, parseRoles, untilSignal } from './options.js';
@@ -35,6 +35,8 @@ export function serveCommand(): Command {
       if (opts.redis !== undefined && !/^rediss?:\/\//.test(opts.redis)) cmd.error(`tollgate serve: --redis: expected redis://... or rediss://..., got "${redactUrl(opts.redis)}"`, { exitCode: 2 });
       const admin = readAdminToken(process.env);
       if (admin.problem) cmd.error(`tollgate serve: ${admin.problem}`, { exitCode: 2 });
+      const levelProblem = envLogLevelProblem();
+      if (levelProblem) cmd.error(`tollgate serve: ${levelProblem}`, { exitCode: 2 });
       const logger = createLogger();
       // Loaded here, not with the CLI: the other commands do without the gateway's modules.
       const { startGateway } = await import('../gateway/gateway.js');

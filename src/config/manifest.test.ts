@@ -46,7 +46,11 @@ describe('manifest errors name file, document, kind/name and field path', () => 
     { name: 'index after an empty document', text: POOL + '---\n---\n' + POOL.replace('name: p', 'name: q').replace('spec: {', 'spec: { bogus: 1,'), expect: /f\.yaml document 2 \(InferencePool\/q\): spec: .*bogus/ },
     // A list document's items each take a position: the document after a two-item list is 2, not a second 1.
     { name: 'index after a list document', text: '- {apiVersion: x/v1, kind: A, metadata: {name: a}}\n- {apiVersion: x/v1, kind: B, metadata: {name: b}}\n---\n' + POOL.replace('spec: {', 'spec: { bogus: 1,'), expect: /f\.yaml document 2 \(InferencePool\/p\): spec: .*bogus/ },
-    { name: 'missing apiVersion', text: 'kind: InferencePool\nmetadata: {name: p}\nspec: {}', expect: /^f\.yaml document 0: apiVersion: / },
+    // Wrong around the spec, with a kind and a name still: named too (they were left out).
+    { name: 'missing apiVersion', text: 'kind: InferencePool\nmetadata: {name: p}\nspec: {}', expect: /^f\.yaml document 0 \(InferencePool\/p\): apiVersion: / },
+    { name: 'spec misspelt', text: POOL.replace('spec:', 'specs:'), expect: /^f\.yaml document 0 \(InferencePool\/p\): spec: required$/ },
+    { name: 'label value not a string', text: POOL.replace('name: p }', 'name: p, labels: { tier: 1 } }'), expect: /^f\.yaml document 0 \(InferencePool\/p\): metadata\.labels\.tier: / },
+    { name: 'no kind to name', text: 'apiVersion: x/v1\nmetadata: {name: p}\nspec: {}', expect: /^f\.yaml document 0: kind: / },
     { name: 'unknown kind', text: 'apiVersion: x/v1\nkind: Nope\nmetadata: {name: n}\nspec: {}', expect: /f\.yaml document 0 \(Nope\/n\): kind: unknown kind "Nope"/ },
     { name: 'wrong apiVersion', text: 'apiVersion: x/v1\nkind: InferencePool\nmetadata: {name: p}\nspec: {}', expect: /\(InferencePool\/p\): apiVersion: "x\/v1" is not served for InferencePool/ },
     { name: 'bad field type', text: POOL + '---\n' + POOL.replace('name: p', 'name: q').replace('["http://127.0.0.1:9000"]', '"x"'), expect: /f\.yaml document 1 \(InferencePool\/q\): spec\.endpoints: / },

@@ -42,7 +42,8 @@ const envelope = z
         annotations: z.record(z.string(), z.string()).optional(),
       })
       .passthrough(),
-    spec: z.unknown(),
+    // Said plainly: zod's own words for a missing unknown() are "expected nonoptional".
+    spec: z.unknown().nonoptional('required'),
     status: z.unknown().optional(),
   })
   .strict();
@@ -57,11 +58,23 @@ function describeIssues(where: string, error: z.ZodError, prefix: string): strin
   return error.issues.map((i) => `${where}: ${fieldPath([...(prefix ? [prefix] : []), ...i.path])}: ${i.message}`);
 }
 
+/**
+ * ` (Kind/name)` for an error's location, when the document has a kind and a valid name; else nothing (a name that is
+ * the error may hold anything, `): ` too, which the admin API splits a problem at).
+ */
+function label(kind: unknown, name: unknown): string {
+  return typeof kind === 'string' && resourceName.safeParse(name).success ? ` (${kind}/${name as string})` : '';
+}
+
 /** Validates one raw document; returns the manifest or the problems found. */
 export function validateDocument(raw: unknown, source: string, index: number): { manifest?: Manifest; problems: string[] } {
   const base = `${source} document ${index}`;
   const env = envelope.safeParse(raw);
-  if (!env.success) return { problems: describeIssues(base, env.error, '') };
+  if (!env.success) {
+    // A document wrong around its spec (a `specs:` typo, no apiVersion) is still named when it can be.
+    const doc = raw as { kind?: unknown; metadata?: { name?: unknown } } | null | undefined;
+    return { problems: describeIssues(`${base}${label(doc?.kind, doc?.metadata?.name)}`, env.error, '') };
+  }
   const { apiVersion, kind, metadata, spec } = env.data;
   const where = `${base} (${kind}/${metadata.name})`;
   const def = Object.hasOwn(KINDS, kind) ? KINDS[kind] : undefined;
@@ -116,9 +129,7 @@ export function readDocuments(text: string, source: string): { raws: RawDocument
     } catch (err) {
       // Building the value throws: an alias expanded past the limit (a "billion laughs" document), a merge key
       // whose source is not a map. Kind and name are read from the tree, without resolving anything.
-      const kind = doc.get('kind');
-      const name = doc.getIn(['metadata', 'name']);
-      problem(i, `YAML: ${(err as Error).message}`, typeof kind === 'string' && typeof name === 'string' ? ` (${kind}/${name})` : '');
+      problem(i, `YAML: ${(err as Error).message}`, label(doc.get('kind'), doc.getIn(['metadata', 'name'])));
       return;
     }
     if (value === null || value === undefined) return;

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { durationMs, parseDuration, timerMsOr } from '../lib/duration.js';
 import { analyticsSettingsSpec } from '../analytics/settings.js';
 import { tracingSettingsSpec } from '../telemetry/tracing-settings.js';
+import { LOG_LEVELS } from '../lib/logger.js';
 
 // zod 4 returns a default as it is (no transform), so defaults are given already in milliseconds.
 const dur = (def: string) => durationMs.default(parseDuration(def));
@@ -82,7 +83,7 @@ export const gatewaySettingsSpec = z
       .prefault({}),
     logging: z
       .object({
-        level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+        level: z.enum(LOG_LEVELS).default('info'),
         accessLog: z.boolean().default(true),
         /** Prompt and completion text never reach logs unless this is on. */
         logPrompts: z.boolean().default(false),
@@ -114,8 +115,25 @@ export const DEFAULT_SETTINGS: GatewaySettings = gatewaySettingsSpec.parse({});
  */
 export const RESTART_REQUIRED_SETTINGS = ['analytics.enabled', 'analytics.directory'] as const;
 
+type Sections = Record<string, Record<string, unknown>>;
+
 /** The restart-required fields whose value differs between `running` and `next` (names only: values may be secrets). */
 export function restartRequiredChanges(running: GatewaySettings, next: GatewaySettings): string[] {
   const at = (s: GatewaySettings, path: string) => path.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown>)[k], s);
   return RESTART_REQUIRED_SETTINGS.filter((path) => JSON.stringify(at(running, path)) !== JSON.stringify(at(next, path)));
+}
+
+/**
+ * `next` with the restart-required fields at their `running` values: the settings a reload installs. Read from the
+ * file, a value the process does not run with misled whatever read it (`analytics.enabled: false` made the data plane
+ * stop asking streams for their usage, while the pipeline, still running, recorded them without tokens).
+ */
+export function keepRestartRequired(running: GatewaySettings, next: GatewaySettings): GatewaySettings {
+  const from = running as unknown as Sections;
+  const kept = { ...next } as unknown as Sections;
+  for (const path of RESTART_REQUIRED_SETTINGS) {
+    const [section, field] = path.split('.');
+    kept[section] = { ...kept[section], [field]: from[section][field] };
+  }
+  return kept as unknown as GatewaySettings;
 }

@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { waitFor } from '../sim/testing.js';
-import { watchConfig } from './watch.js';
+import { configFingerprint, watchConfig } from './watch.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -13,7 +13,7 @@ function watchedDir(t: TestContext): { dir: string; changes: () => number } {
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-watch-'));
   let changes = 0;
   // Polled often, so a poll that took other files for a change would show within the test.
-  const stop = watchConfig([dir], () => changes++, 20, 50);
+  const stop = watchConfig([dir], () => changes++, { debounceMs: 20, pollMs: 50 });
   t.after(() => {
     stop();
     rmSync(dir, { recursive: true, force: true });
@@ -39,7 +39,7 @@ test('a watched file reloads for itself, not for its neighbours', async (t) => {
   const file = join(dir, 'apim.yaml');
   writeFileSync(file, 'x');
   let changes = 0;
-  const stop = watchConfig([file], () => changes++, 20);
+  const stop = watchConfig([file], () => changes++, { debounceMs: 20 });
   t.after(() => {
     stop();
     rmSync(dir, { recursive: true, force: true });
@@ -74,7 +74,7 @@ test('a watched file of a ConfigMap volume (a link through ..data) reloads when 
   symlinkSync('..data/models.yaml', join(dir, 'models.yaml'));
   let changes = 0;
   // No poll within the test: the swap's own events must do (they name ..data, never models.yaml).
-  const stop = watchConfig([join(dir, 'models.yaml')], () => changes++, 20, 60_000);
+  const stop = watchConfig([join(dir, 'models.yaml')], () => changes++, { debounceMs: 20, pollMs: 60_000 });
   t.after(stop);
   await sleep(100);
   version(2);
@@ -90,7 +90,7 @@ test('a watched directory replaced by another (renamed away, or its symlink repo
   }
   symlinkSync('1', join(root, 'current'));
   let changes = 0;
-  const stop = watchConfig([join(root, 'current')], () => changes++, 20, 50);
+  const stop = watchConfig([join(root, 'current')], () => changes++, { debounceMs: 20, pollMs: 50 });
   t.after(stop);
   await sleep(100);
   // A release switch: the link repointed atomically. The watch had followed it to 1 and heard nothing.
@@ -105,7 +105,7 @@ test('a watched directory replaced by another (renamed away, or its symlink repo
   mkdirSync(plain);
   writeFileSync(join(plain, 'models.yaml'), 'a');
   let plainChanges = 0;
-  const stopPlain = watchConfig([plain], () => plainChanges++, 20, 50);
+  const stopPlain = watchConfig([plain], () => plainChanges++, { debounceMs: 20, pollMs: 50 });
   t.after(stopPlain);
   await sleep(100);
   renameSync(plain, join(root, 'conf.old'));
@@ -114,4 +114,26 @@ test('a watched directory replaced by another (renamed away, or its symlink repo
   const after = plainChanges;
   writeFileSync(join(plain, 'models.yaml'), 'b');
   await waitFor(() => plainChanges > after, 2000, 'an edit in the replacement', 10);
+});
+
+test('a change made after the files were read and before the watch began (during a start) reloads at once', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-watch-'));
+  writeFileSync(join(dir, 'models.yaml'), 'm1');
+  const loaded = configFingerprint([dir]);
+  // A size of its own: the file's time alone may not move within the file system's time resolution.
+  writeFileSync(join(dir, 'models.yaml'), 'm1 and m2');
+  let changes = 0;
+  // No poll within the test: before, nothing after the watch began would ever have said so.
+  const stop = watchConfig([dir], () => changes++, { since: loaded, debounceMs: 20, pollMs: 60_000 });
+  t.after(() => {
+    stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await waitFor(() => changes === 1, 2000, 'the change made before the watch', 10);
+  // The files as they are when the watch begins: nothing to reload.
+  let unchanged = 0;
+  const stopUnchanged = watchConfig([dir], () => unchanged++, { since: configFingerprint([dir]), debounceMs: 20, pollMs: 60_000 });
+  t.after(stopUnchanged);
+  await sleep(100);
+  assert.equal(unchanged, 0);
 });

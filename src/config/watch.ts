@@ -14,7 +14,7 @@ const relevant = (name: string) => MANIFEST_FILE.test(name) || swapped(name);
  * listens. A directory's own time is left out: it changes with any file made beside the manifests (a database
  * journal, an editor's lock), which must not reload anything.
  */
-function fingerprint(paths: string[]): string {
+export function configFingerprint(paths: string[]): string {
   const parts: string[] = [];
   const real = (p: string) => {
     try {
@@ -36,21 +36,31 @@ function fingerprint(paths: string[]): string {
   return parts.join('\n');
 }
 
+export interface WatchOptions {
+  /**
+   * The fingerprint (configFingerprint) of the files the running configuration was read from: a change made since,
+   * before the watch began (during a start), triggers at once. Defaults to the paths as they are now.
+   */
+  since?: string;
+  debounceMs?: number;
+  pollMs?: number;
+}
+
 /**
  * Watches `paths` (files or directories); calls `onChange` once per burst of changes. Events are the fast path;
  * every `pollMs` the paths' fingerprint is compared too, and a change the watches could not see re-opens them on
  * what the paths lead to now. Returns a stop function.
  */
-export function watchConfig(paths: string[], onChange: () => void, debounceMs = 150, pollMs = 1000): () => void {
+export function watchConfig(paths: string[], onChange: () => void, { since, debounceMs = 150, pollMs = 1000 }: WatchOptions = {}): () => void {
   let watchers: FSWatcher[] = [];
   let timer: NodeJS.Timeout | null = null;
-  let seen = fingerprint(paths);
+  let seen = since ?? configFingerprint(paths);
   const trigger = () => {
     if (timer) clearTimeout(timer);
     timer = setTimeout(() => {
       timer = null;
       // What this reload reads is what the next poll compares with: it triggers only for what changes after.
-      seen = fingerprint(paths);
+      seen = configFingerprint(paths);
       onChange();
     }, debounceMs);
   };
@@ -78,14 +88,16 @@ export function watchConfig(paths: string[], onChange: () => void, debounceMs = 
       watchers.push(w);
     }
   };
-  arm();
-  const poll = setInterval(() => {
-    const now = fingerprint(paths);
+  const check = () => {
+    const now = configFingerprint(paths);
     if (now === seen) return;
     seen = now;
     arm();
     trigger();
-  }, pollMs);
+  };
+  arm();
+  if (since !== undefined) check();
+  const poll = setInterval(check, pollMs);
   poll.unref();
   return () => {
     if (timer) clearTimeout(timer);

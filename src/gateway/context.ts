@@ -1,13 +1,13 @@
 // The per-request context that every stage of the request path reads and writes.
 import type { IncomingHttpHeaders } from 'node:http';
-import type { ModelConfig, RouteBackend } from '../config/runtime-config.js';
+import type { ModelConfig, RouteBackend, RuntimeConfig } from '../config/runtime-config.js';
 import type { EndpointConfig } from '../config/runtime-config.js';
 import type { OpenAIBody, Operation } from './openai-request.js';
 import type { Usage } from './usage.js';
 import type { RequestTracer } from '../telemetry/tracing.js';
 import type { CompletionText } from './completion-text.js';
 import type { ApimState } from '../policy/types.js';
-import type { DirectResponse } from './hooks.js';
+import type { DirectResponse, GatewayHooks } from './hooks.js';
 import type { Span } from '../telemetry/tracing.js';
 import type { EndpointPicker } from '../scheduler/types.js';
 import type { StoredResponseRequest } from './stored-responses.js';
@@ -83,6 +83,12 @@ export interface RequestContext {
   directResponse?: DirectResponse;
   /** Reads the request body (once; later calls share it), for policies that run before the body is parsed. */
   readBody?: () => Promise<Buffer>;
+  /**
+   * The configuration and hooks the request started with (over ext_proc: was decided with). It ends with them too: a
+   * reload or an API-management change meanwhile ran its response phase through hooks it never went through.
+   */
+  config?: RuntimeConfig;
+  hooks?: GatewayHooks;
   /** The request's trace span (a shared no-op span when tracing is off). */
   span: Span;
   /** The tracer the request started with: its spans stay with it when a reload replaces the gateway's. */

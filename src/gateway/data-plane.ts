@@ -1,7 +1,7 @@
 // The data plane's request handler: parse → credentials → model lookup → policies → pick → proxy → account,
 // in the order DESIGN.md fixes. The stages before the proxy and the accounting after it are transport-neutral
-// (`decide`, `finish`), so the ext_proc server runs the very same code for Envoy. The configuration is swapped
-// atomically on reload; in-flight requests keep theirs.
+// (`decide`, `finish`), so the ext_proc server runs the very same code for Envoy. The configuration and hooks are
+// swapped atomically on reload; in-flight requests keep theirs (ctx.config, ctx.hooks).
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { EndpointConfig, RuntimeConfig } from '../config/runtime-config.js';
@@ -196,6 +196,8 @@ export class DataPlane {
   handle = (req: IncomingMessage, res: ServerResponse): void => {
     const ctx = newContext(req.method ?? 'GET', req.url ?? '/', req.headers, req.socket.remoteAddress);
     ctx.tracer = this.tracer;
+    ctx.config = this.config;
+    ctx.hooks = this.hooks;
     ctx.span = ctx.tracer.startRequestSpan(ctx);
     this.#inflight++;
     this.#serve(ctx, req, res).then(
@@ -205,7 +207,7 @@ export class DataPlane {
         // A hang-up (in the queue, mid-body) is recorded with no status (errorResponse): nobody is left to send it to.
         if (ctx.errorCode === 'client_closed') return this.#done(ctx);
         // Within the time the body had anyway (Node's own request timeout, a little later, would answer again).
-        if (answer.status === 413) lingerAfterRefusal(req, answer.headers, this.config.settings.server.bodyTimeout - (performance.now() - ctx.start));
+        if (answer.status === 413) lingerAfterRefusal(req, answer.headers, ctx.config!.settings.server.bodyTimeout - (performance.now() - ctx.start));
         return this.#send(ctx, res, answer).then(() => this.#done(ctx));
       },
     );
@@ -219,21 +221,22 @@ export class DataPlane {
     // tollgate's own, never sent upstream, so an encoded separator there resolves nothing.
     const models = isModelsRequest(ctx.method, ctx.path);
     if (!models) assertSafePath(ctx.path);
-    const config = this.config;
+    const config = ctx.config!;
+    const hooks = ctx.hooks!;
     let body: Promise<Buffer> | undefined;
     const readOnce = () => (body ??= readBody(req, config.settings.server.maxBodyBytes, config.settings.server.bodyTimeout));
-    if (this.hooks.intercept) {
+    if (hooks.intercept) {
       ctx.readBody = readOnce;
-      await this.hooks.intercept(ctx);
+      await hooks.intercept(ctx);
       if (ctx.directResponse) return this.#send(ctx, res, ctx.directResponse);
     }
     if (models) {
-      await this.hooks.authenticate?.(ctx);
+      await hooks.authenticate?.(ctx);
       return this.#send(ctx, res, modelsAnswer(config, ctx, this.#created));
     }
     if (ctx.method === 'GET' && ctx.path === '/v1/tollgate/quota') {
-      if (!this.hooks.quotaReport) throw gatewayError('TG_ERR_ROUTE_NOT_FOUND', 'API keys are not in use on this gateway');
-      const report = await this.hooks.quotaReport(ctx);
+      if (!hooks.quotaReport) throw gatewayError('TG_ERR_ROUTE_NOT_FOUND', 'API keys are not in use on this gateway');
+      const report = await hooks.quotaReport(ctx);
       return this.#send(ctx, res, { status: 200, headers: { 'content-type': 'application/json' }, body: JSON.stringify(report) });
     }
     routeRequest(config, ctx);
@@ -257,8 +260,10 @@ export class DataPlane {
    * takes the request out of the flow-control queue if its client goes away while it waits there.
    */
   async decide(ctx: RequestContext, raw: Buffer, onGone?: OnClientGone): Promise<Decision> {
-    const config = this.config;
-    const hooks = ctx.stages === 'picker' ? NO_HOOKS : this.hooks;
+    // Set already when the request came through `handle`; over ext_proc it takes them here.
+    const config = (ctx.config ??= this.config);
+    ctx.hooks ??= this.hooks;
+    const hooks = ctx.stages === 'picker' ? NO_HOOKS : ctx.hooks;
     ctx.rawBody = raw;
     ctx.bytesIn = raw.length;
     const operation = OPERATION_PATHS[ctx.path];
@@ -423,7 +428,9 @@ export class DataPlane {
       }
     }
     const mc = ctx.modelConfig;
-    const up = this.config.settings.upstream;
+    const { settings } = ctx.config!;
+    const up = settings.upstream;
+    const hooks = ctx.hooks!;
     const responseTimeoutMs = mc?.responseTimeoutMs ?? up.responseTimeout;
     // A non-streamed answer's first byte comes with the last: held to the first-byte limit (60 s), a long generation
     // that works against the model server directly was a 504, which the SDKs retry, running it again.
@@ -437,8 +444,8 @@ export class DataPlane {
       maxAttempts,
       firstByteTimeoutMs: ctx.stream ? (mc?.firstByteTimeoutMs ?? up.firstByteTimeout) : responseTimeoutMs,
       responseTimeoutMs,
-      respond: this.hooks.respond ? (status) => this.hooks.respond!(ctx, status) : undefined,
-      maxBodyBytes: this.config.settings.server.maxBodyBytes,
+      respond: hooks.respond ? (status) => hooks.respond!(ctx, status) : undefined,
+      maxBodyBytes: settings.server.maxBodyBytes,
       commit: this.#analytics ? (end) => this.#commit(ctx, end) : undefined,
     };
     const upstream = ctx.tracer.startUpstreamSpan(ctx.span, ctx);
@@ -459,8 +466,10 @@ export class DataPlane {
     ctx.errorCode = fault.code;
     // A hang-up's answer is never sent (the client, or Envoy's stream, is gone): recorded with no status.
     ctx.status = fault.code === 'client_closed' ? undefined : fault.status;
-    if (ctx.attempts === 0) this.hooks.refused?.(ctx);
-    const response = fault.toResponse(this.hooks.faultFormat?.() ?? 'openai');
+    // Over ext_proc, a request refused before it was decided has none of its own yet.
+    const hooks = ctx.hooks ?? this.hooks;
+    if (ctx.attempts === 0) hooks.refused?.(ctx);
+    const response = fault.toResponse(hooks.faultFormat?.() ?? 'openai');
     for (const name in ctx.responseHeaders) response.headers[name] ??= ctx.responseHeaders[name];
     response.headers['x-request-id'] = ctx.id;
     if (fault.status === 413 || fault.status === 408) response.headers.connection = 'close';
@@ -498,17 +507,18 @@ export class DataPlane {
 
   /** Accounting once a request is over, whichever way it came in: metrics, policies' response flow, access log. */
   finish(ctx: RequestContext): void {
+    const config = ctx.config ?? this.config;
     this.storedResponses.track(ctx);
     if (ctx.metered) this.#metrics.finished(ctx, ctx.errorCode ?? (ctx.status !== undefined && ctx.status >= 400 ? String(ctx.status) : undefined));
     try {
-      this.hooks.complete?.(ctx);
+      (ctx.hooks ?? this.hooks).complete?.(ctx);
     } catch (err) {
       this.#logger.error({ err, requestId: ctx.id }, 'completing a request failed');
     }
-    if (this.config.settings.metrics.requests) this.#apimMetrics?.finished(ctx, ctx.model !== undefined && this.config.models.has(ctx.model));
+    if (config.settings.metrics.requests) this.#apimMetrics?.finished(ctx, ctx.model !== undefined && config.models.has(ctx.model));
     if (this.#analytics && !ctx.recorded) this.#record(this.#analytics, ctx);
     ctx.tracer.endRequestSpan(ctx.span, ctx);
-    if (this.config.settings.logging.accessLog) {
+    if (config.settings.logging.accessLog) {
       this.#logger.info(
         {
           requestId: ctx.id,

@@ -5,11 +5,11 @@ import type { Server } from 'node:http';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { ConfigError, type Manifest } from '../config/manifest.js';
 import { loadConfig } from '../config/load.js';
-import { restartRequiredChanges, type GatewaySettings } from '../config/settings.js';
-import { ApiManagement } from '../apim/api-management.js';
+import { keepRestartRequired, restartRequiredChanges, type GatewaySettings } from '../config/settings.js';
+import { ApiManagement, apimManifests } from '../apim/api-management.js';
 import { registerApimAdminRoutes } from '../apim/admin-routes.js';
 import type { RuntimeConfig } from '../config/runtime-config.js';
-import { watchConfig } from '../config/watch.js';
+import { configFingerprint, watchConfig } from '../config/watch.js';
 import { silentLogger, type Logger } from '../lib/logger.js';
 import { Scheduler } from '../scheduler/scheduler.js';
 import { RequestMetrics } from '../telemetry/request-metrics.js';
@@ -22,6 +22,7 @@ import { composeHooks } from '../extproc/compose-hooks.js';
 import { applyListenerTimeouts, createListener, listen, openListener, type TlsFiles } from './listen.js';
 import { UpstreamPools } from './upstream-pools.js';
 import { AnalyticsPipeline, registerAnalyticsRoutes } from '../analytics/index.js';
+import { backoffDelay } from '../analytics/backoff.js';
 import type { StatsRunner } from '../analytics/stats-runner.js';
 import { AnalyticsRecords, isMemoryDatabase } from '../store/index.js';
 import { createRequestTracer, type RequestTracer } from '../telemetry/tracing.js';
@@ -81,9 +82,19 @@ export class Gateway {
   readonly apim: ApiManagement;
   readonly analytics: AnalyticsPipeline | null;
   #tracer: RequestTracer;
-  /** Tracers a reload replaced: shut down once the requests that started with them are done, or at close(). */
-  readonly #retiredTracers = new Set<RequestTracer>();
+  /** What a reload replaced (tracers, extension chains), closed once the requests that started with it are done, or at close(). */
+  readonly #retired = new Set<() => unknown>();
   readonly #options: GatewayOptions;
+  /** The --config files as they were when the running configuration was read from them (watch.ts). */
+  readonly #filesLoaded: string;
+  /** A reload that the store failed, tried again (backoff) until it applies or a newer change replaces it. */
+  #reloadRetry: NodeJS.Timeout | undefined;
+  #reloadFailures = 0;
+  /**
+   * A reload failed in the store, after API management may have taken its policies: the next one hands it the files'
+   * objects even when they look unchanged.
+   */
+  #apimBehind = false;
   readonly #tempAnalyticsDir: string | null;
   /** The settings this process started with: the restart-required ones (RESTART_REQUIRED_SETTINGS) stay at these. */
   readonly #startSettings: GatewaySettings;
@@ -101,8 +112,9 @@ export class Gateway {
   adminPort = 0;
   extprocPort = 0;
 
-  constructor(options: GatewayOptions, config: RuntimeConfig, apim: ApiManagement, registry: Registry, logger: Logger, tracer: RequestTracer) {
+  constructor(options: GatewayOptions, config: RuntimeConfig, apim: ApiManagement, registry: Registry, logger: Logger, tracer: RequestTracer, filesLoaded: string) {
     this.#options = options;
+    this.#filesLoaded = filesLoaded;
     this.logger = logger;
     this.#startSettings = config.settings;
     this.#applyLogLevel(config.settings);
@@ -201,21 +213,43 @@ export class Gateway {
     // One scrape round before the first request: endpoints are only picked once their metrics are known.
     this.picker.start();
     await this.picker.refresh();
-    if (o.watch !== false && o.configPaths.length > 0) this.#stopWatching = watchConfig(o.configPaths, () => void this.reload());
+    // From the files as they were read, not as they are now: a change written during the start is a change.
+    if (o.watch !== false && o.configPaths.length > 0) this.#stopWatching = watchConfig(o.configPaths, () => void this.reload(), { since: this.#filesLoaded });
   }
 
-  /** Re-reads the configuration; a bad one is logged and the last good one stays. Returns whether it applied. */
+  /**
+   * Re-reads the configuration; a bad one is logged and the last good one stays. One the store cannot take (the
+   * database down) is tried again, with backoff, until it applies. Returns whether it applied.
+   */
   async reload(): Promise<boolean> {
+    // This reload reads the files as they are now: what a pending retry would have read, or newer.
+    clearTimeout(this.#reloadRetry);
     let next: RuntimeConfig;
     try {
       next = loadConfig(this.#options.configPaths, this.#options.manifests);
       refuseEmptiedFiles(this.config.manifests, next.manifests);
-      await this.apim.useFileManifests(next.manifests);
+      // Only API management's objects go to the store: a change without any (pools, models, routes, settings)
+      // applies while the database cannot be reached.
+      if (this.#apimBehind || !sameManifests(apimManifests(this.config.manifests), apimManifests(next.manifests))) {
+        await this.apim.useFileManifests(next.manifests);
+      }
     } catch (err) {
-      const problems = err instanceof ConfigError ? err.problems : [(err as Error).message];
-      this.logger.error({ problems }, 'configuration change rejected; the last good configuration stays');
+      if (err instanceof ConfigError) {
+        this.logger.error({ problems: err.problems }, 'configuration change rejected; the last good configuration stays');
+        return false;
+      }
+      // A valid change the store could not take: nothing would tell the watcher again once it is back.
+      this.#apimBehind = true;
+      const retryInMs = Math.round(backoffDelay(++this.#reloadFailures));
+      this.logger.error(
+        { problems: [(err as Error).message], retryInMs },
+        'configuration change not applied yet: its API management objects could not be stored; the last good configuration stays until a retry succeeds',
+      );
+      if (!this.#closing) this.#reloadRetry = setTimeout(() => void this.reload(), retryInMs).unref();
       return false;
     }
+    this.#apimBehind = false;
+    this.#reloadFailures = 0;
     this.apply(next);
     this.logger.info({ pools: next.pools.size, models: next.models.size }, 'configuration reloaded');
     return true;
@@ -227,7 +261,9 @@ export class Gateway {
    * except RESTART_REQUIRED_SETTINGS, which are logged as waiting for a restart.
    */
   apply(next: RuntimeConfig): void {
-    const settings = next.settings;
+    const pending = restartRequiredChanges(this.#startSettings, next.settings);
+    const config = { ...next, settings: keepRestartRequired(this.#startSettings, next.settings) };
+    const settings = config.settings;
     const origins = new Set<string>();
     for (const pool of next.pools.values()) for (const e of pool.endpoints) origins.add(e.url);
     for (const route of next.routes) for (const b of route.backends?.values ?? []) if (b.kind === 'url') origins.add(b.url);
@@ -238,16 +274,17 @@ export class Gateway {
     this.analytics?.reconfigure(settings.analytics);
     this.#applyLogLevel(settings);
     if (!sameTracing(this.config.settings.tracing, settings.tracing)) this.#replaceTracer(settings);
-    const pending = restartRequiredChanges(this.#startSettings, settings);
     // The ext_proc listener's gRPC message limit is set when it opens: a body larger than it allows fails there.
     if (this.#extproc && settings.server.maxBodyBytes > this.#extproc.maxBodyBytes) pending.push('server.maxBodyBytes (over ext_proc)');
     if (pending.length > 0) this.logger.warn({ fields: pending }, 'these settings change only at a restart; the running values stay until then');
-    const old = this.#chain;
-    this.#chain = extensionChain(next.manifests, { registry: this.registry, maxBodyBytes: next.settings.server.maxBodyBytes });
-    this.dataPlane.hooks = composeHooks(this.#chain.hooks, this.apim.hooks);
-    // Requests in flight may still be talking to the old extensions.
-    setTimeout(() => old.close(), next.settings.server.shutdownGracePeriod).unref();
-    this.dataPlane.config = next;
+    // A new chain's clients know none of the streams in flight: only a change of its own makes one.
+    if (!sameManifests(chainManifests(this.config.manifests), chainManifests(next.manifests)) || settings.server.maxBodyBytes !== this.config.settings.server.maxBodyBytes) {
+      const old = this.#chain;
+      this.#chain = extensionChain(next.manifests, { registry: this.registry, maxBodyBytes: settings.server.maxBodyBytes });
+      this.dataPlane.hooks = composeHooks(this.#chain.hooks, this.apim.hooks);
+      this.#retire(() => old.close());
+    }
+    this.dataPlane.config = config;
   }
 
   /** The tracer new requests start with. */
@@ -264,13 +301,22 @@ export class Gateway {
     this.#tracer = createRequestTracer(settings.tracing, this.logger);
     this.dataPlane.tracer = this.#tracer;
     void this.apim.useTracer(this.#tracer);
-    this.#retiredTracers.add(old);
-    // Each at most 24d, their sum is not: past Node's longest timer the old tracer was shut down at once.
-    const lastRequestMs = Math.min(MAX_TIMER_MS, Math.max(settings.server.shutdownGracePeriod, settings.upstream.responseTimeout + settings.scheduler.flowControl.maxWait));
-    setTimeout(() => {
-      if (this.#retiredTracers.delete(old)) void old.shutdown();
-    }, lastRequestMs).unref();
+    this.#retire(() => old.shutdown());
     this.logger.info({ endpoint: settings.tracing.endpoint ?? null }, settings.tracing.endpoint ? 'tracing with the new settings' : 'tracing is off');
+  }
+
+  /**
+   * Closes what the requests in flight may still use after the longest of them could last, under the settings they
+   * started with (so called before a reload installs its own).
+   */
+  #retire(close: () => unknown): void {
+    const { server, upstream, scheduler } = this.config.settings;
+    this.#retired.add(close);
+    // Each at most 24d, their sum is not: past Node's longest timer it was closed at once.
+    const lastRequestMs = Math.min(MAX_TIMER_MS, Math.max(server.shutdownGracePeriod, upstream.responseTimeout + scheduler.flowControl.maxWait));
+    setTimeout(() => {
+      if (this.#retired.delete(close)) void close();
+    }, lastRequestMs).unref();
   }
 
   #applyLogLevel(settings: GatewaySettings): void {
@@ -303,6 +349,7 @@ export class Gateway {
 
   async #close(): Promise<void> {
     this.#stopWatching?.();
+    clearTimeout(this.#reloadRetry);
     const server = this.#server;
     const grace = this.config.settings.server.shutdownGracePeriod;
     const extproc = this.#extproc?.close(grace);
@@ -329,8 +376,8 @@ export class Gateway {
     await this.#stats.close();
     // API management started with the tracer, so it closes before it.
     await this.apim.close();
-    await Promise.all([this.#tracer, ...this.#retiredTracers].map((t) => t.shutdown()));
-    this.#retiredTracers.clear();
+    await Promise.all([this.#tracer.shutdown(), ...[...this.#retired].map((close) => close())]);
+    this.#retired.clear();
     if (this.#tempAnalyticsDir) rmSync(this.#tempAnalyticsDir, { recursive: true, force: true });
   }
 }
@@ -355,6 +402,14 @@ function isFile(path: string): boolean {
   }
 }
 
+/** Whether two lists declare the same objects in the same order, wherever in the files they are. */
+function sameManifests(a: readonly Manifest[], b: readonly Manifest[]): boolean {
+  const content = (ms: readonly Manifest[]) => JSON.stringify(ms.map(({ apiVersion, kind, metadata, spec }) => [apiVersion, kind, metadata, spec]));
+  return content(a) === content(b);
+}
+
+const chainManifests = (manifests: readonly Manifest[]) => manifests.filter((m) => m.kind === 'ExtensionChain');
+
 /** Whether two tracing sections configure the same tracer (headers compared by value). */
 function sameTracing(a: GatewaySettings['tracing'], b: GatewaySettings['tracing']): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
@@ -365,6 +420,8 @@ function sameTracing(a: GatewaySettings['tracing'], b: GatewaySettings['tracing'
  * watching. A start that fails closes what it had opened, in reverse order, so it leaves nothing behind.
  */
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
+  // Taken first: a change written while the files are read, or later in the start, is then one the watch sees.
+  const filesLoaded = configFingerprint(options.configPaths);
   const config = loadConfig(options.configPaths, options.manifests);
   const logger = options.logger ?? silentLogger;
   const registry = new Registry();
@@ -378,7 +435,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       config.manifests,
     );
     opened.push(() => apim.close());
-    const gateway = new Gateway(options, config, apim, registry, logger, tracer);
+    const gateway = new Gateway(options, config, apim, registry, logger, tracer, filesLoaded);
     // From here the gateway owns the tracer and API management, and closes them with the rest.
     opened.splice(0, opened.length, () => gateway.close());
     if (!config.manifests.some((m) => m.kind === 'APIMExtensionPolicy')) {
