@@ -24,7 +24,13 @@ kind: InferenceModel
 metadata: { name: ${name} }
 spec: { modelName: ${name}, poolRef: { name: pool } }
 `;
+// API keys on, with a product: requests without a key are refused once this applies, and not before.
 const PRODUCT = `---
+apiVersion: apim.googleapis.com/v1
+kind: APIMExtensionPolicy
+metadata: { name: ext }
+spec: { defaultSecurityEnabled: true, targetRef: { name: tollgate } }
+---
 apiVersion: apim.googleapis.com/v1
 kind: APIProduct
 metadata: { name: gold }
@@ -69,11 +75,12 @@ test('a configuration change while the database is down', { skip: postgres.skip 
   assert.equal(waiting?.level, 50);
   assert.ok(waiting.retryInMs > 0);
   assert.ok(!logs.some((l) => l.msg?.includes('configuration change rejected')), 'a valid change is not "rejected"');
+  // Neither the new model nor the new policies (keys) serve before the store holds the files' objects.
   assert.equal(await status('m2'), 200);
   assert.equal(await status('m3'), 404);
 
   // The database back: a retry applies it, without another file change.
   await proxy.restore();
-  await waitFor(async () => (await status('m3')) === 200, 15_000, 'the change applied once the database is back', 100);
+  await waitFor(async () => (await status('m3')) === 401, 15_000, 'the change applied once the database is back', 100);
   assert.ok(gw.config.manifests.some((m) => m.kind === 'APIProduct' && m.metadata.name === 'gold'));
 });

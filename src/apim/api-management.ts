@@ -184,17 +184,24 @@ export class ApiManagement {
         ? widenedTemplates(this.#manifestsOf(this.#fileManifests, this.#snapshot, silentLogger), this.#manifestsOf(apim, this.#snapshot, silentLogger))
         : this.#widenedSinceLastRun(apim, this.#snapshot);
     if (widened.length > 0) throw new ConfigError(widened);
+    const snapshot = this.#snapshot;
+    let engine: PolicyEngine | undefined;
+    let unbuildable: readonly string[] = [];
     try {
-      this.#compile(apim, this.#snapshot);
+      engine = this.#build(apim, snapshot, this.#logger);
     } catch (err) {
       // At start, policies the files allow but what the admin API stored breaks (a manifest a newer version validates
       // more strictly, say) must not keep the gateway down: its admin API is how that manifest gets fixed.
-      if (!(err instanceof ConfigError) || this.#engine !== undefined || this.#problemsOf(apim, filesOnly(this.#snapshot)).length > 0) throw err;
-      this.#refuseEverything(err.problems);
+      if (!(err instanceof ConfigError) || this.#engine !== undefined || this.#problemsOf(apim, filesOnly(snapshot)).length > 0) throw err;
+      unbuildable = err.problems;
     }
+    // Installed only once the store holds the files' objects: a write that fails (the database down) leaves the
+    // policies, the files they follow and the store as they were, for the reload to be tried again.
     for (const object of await syncFileManifests(this.db, apim)) {
       this.#logger.warn({ object }, 'an object created through the admin API is now declared in --config files: the file replaces it (and the admin API can no longer change it)');
     }
+    if (engine) this.#install(engine, apim, snapshot);
+    else this.#refuseEverything(unbuildable);
     this.#fileManifests = apim;
     await this.refresh();
   }
@@ -325,7 +332,10 @@ export class ApiManagement {
   }
 
   #compile(fileManifests: readonly Manifest[], snapshot: Snapshot): void {
-    const engine = this.#build(fileManifests, snapshot, this.#logger);
+    this.#install(this.#build(fileManifests, snapshot, this.#logger), fileManifests, snapshot);
+  }
+
+  #install(engine: PolicyEngine, fileManifests: readonly Manifest[], snapshot: Snapshot): void {
     this.#kvm.useEncrypted(encryptedMaps(fileManifests, snapshot));
     this.#engine = engine;
     this.#hooks = { ...engine.hooks, quotaReport: (ctx: RequestContext) => engine.quotaReport(ctx) };
