@@ -61,6 +61,9 @@ export class PolicyEngine {
     const flow = this.#flow;
     const format: FaultFormat = flow?.extension.faultFormat ?? 'openai';
     const phases = flow?.phases;
+    const sources = phases && credentialSources(opts.manifests);
+    // Authorization and x-api-key are withheld anyway: only sources beyond those are named.
+    const credentials = sources && (sources.headers.length > 0 || sources.query.size > 0) ? sources : undefined;
     // Only the phases that have work are hooked, so the data plane skips the others with a null check.
     this.hooks = phases
       ? {
@@ -78,7 +81,7 @@ export class PolicyEngine {
             },
           }),
           faultFormat: () => format,
-          credentialSources: credentialSources(opts.manifests),
+          ...(credentials && { credentialSources: credentials }),
         }
       : {};
   }
