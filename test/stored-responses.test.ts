@@ -264,6 +264,85 @@ describe('over ext_proc, Envoy sending the answers', () => {
   });
 });
 
+// A policy decision point alone (--extproc-roles pdp): Envoy's own picker routes, so tollgate knows a response's
+// endpoint only when Envoy reports it, but always its owner. It used to record neither: another app's follow-up went
+// through, and every read was tollgate's own 404, the owner's too.
+describe('with API keys over ext_proc, a policy decision point alone (Envoy picking the endpoint)', () => {
+  let gw: Gateway;
+  let a: IssuedApp;
+  let b: IssuedApp;
+  let address: string;
+  before(async () => {
+    gw = await gateway(keyManifests(), { extprocPort: 0, extproc: { roles: ['pdp'] } }, { analytics: { flushInterval: '10ms' } });
+    a = await createApp(gw.adminUrl, ['p'], 'owner');
+    b = await createApp(gw.adminUrl, ['p'], 'other');
+    for (const app of [a, b]) await untilKeyKnown(gw.url, app.key);
+    address = `127.0.0.1:${gw.extprocPort}`;
+  });
+  after(async () => {
+    closeEnvoyClients();
+    await gw?.close();
+  });
+
+  // Where Envoy's picker sent it, as Envoy would; `served` reported (or not) as the endpoint that answered.
+  const exchange = (app: IssuedApp, method: string, path: string, fields?: Record<string, unknown>, served?: string) =>
+    envoyExchange(address, {
+      method,
+      path,
+      headers: { 'x-api-key': app.key, ...(fields && { 'content-type': 'application/json' }) },
+      body: fields && JSON.stringify({ model: MODEL, input: 'Over Envoy.', max_output_tokens: 4, ...fields }),
+      upstream: fleet.urls[1],
+      served,
+      responseBodyMode: 'BUFFERED',
+    });
+
+  test("the owner reads and continues its response through Envoy's routing; another app's follow-up, read, cancel and delete are 404", async () => {
+    const made = await exchange(a, 'POST', '/v1/responses', {});
+    assert.equal(made.status, 200, made.body.toString());
+    const id = JSON.parse(made.body.toString()).id as string;
+    const routing = gw.dataPlane.storedResponses;
+    assert.equal(routing.responses.get(id)?.owner, `app:${a.appId}`);
+
+    const others = async (when: string) => {
+      for (const [method, path, fields] of [
+        ['POST', '/v1/responses', { previous_response_id: id }],
+        ['GET', `/v1/responses/${id}`, undefined],
+        ['GET', `/v1/responses/${id}/input_items`, undefined],
+        ['POST', `/v1/responses/${id}/cancel`, undefined],
+        ['DELETE', `/v1/responses/${id}`, undefined],
+      ] as const) {
+        const r = await exchange(b, method, path, fields);
+        assert.equal(r.local && r.status, 404, `${when}: ${method} ${path}: ${r.body.toString()}`);
+        assert.equal(JSON.parse(r.body.toString()).error.code, 'response_not_found');
+      }
+      const read = await exchange(a, 'GET', `/v1/responses/${id}`);
+      assert.equal(!read.local && read.status, 200, `${when}: ${read.body.toString()}`);
+      const next = await exchange(a, 'POST', '/v1/responses', { previous_response_id: id });
+      assert.equal(!next.local && next.status, 200, `${when}: ${next.body.toString()}`);
+    };
+    await others('known in memory');
+    // Another replica, or this one after a restart: the owner is in the creation's usage record.
+    routing.responses.forget(id);
+    const recorded = await until(() => routing.lookup(id), (l) => l.found !== undefined, 5000, 'the creation recorded');
+    assert.equal(recorded.found?.owner, `app:${a.appId}`);
+    routing.responses.forget(id);
+    await others('known from the records');
+    assert.deepEqual(holders(id), [1], "the other app's DELETE never reached the server");
+  });
+
+  test('the endpoint Envoy reports as served is where the response is recorded', async () => {
+    const served = new URL(fleet.urls[1]).host;
+    const made = await exchange(a, 'POST', '/v1/responses', {}, served);
+    assert.equal(made.status, 200, made.body.toString());
+    const id = JSON.parse(made.body.toString()).id as string;
+    const routing = gw.dataPlane.storedResponses;
+    assert.deepEqual(routing.responses.get(id), { address: served, model: MODEL, owner: `app:${a.appId}` });
+    routing.responses.forget(id);
+    const recorded = await until(() => routing.lookup(id), (l) => l.found !== undefined, 5000, 'the creation recorded');
+    assert.equal(recorded.found?.address, served);
+  });
+});
+
 // Two gateways on one database, as replicas behind a load balancer (or one gateway before and after a restart): a
 // response one of them saw made is found by the other in the usage records, with its owner.
 for (const backend of DATABASE_BACKENDS) {

@@ -141,7 +141,8 @@ export class ProcessStream {
    * pick would stay held, and its request unaccounted, for as long as that lasts.
    */
   #idleLimit(): number {
-    return (this.#ctx?.modelConfig?.responseTimeoutMs ?? this.#s.dataPlane.config.settings.upstream.responseTimeout) + this.#s.idleMarginMs;
+    const config = this.#ctx?.config ?? this.#s.dataPlane.config;
+    return (this.#ctx?.modelConfig?.responseTimeoutMs ?? config.settings.upstream.responseTimeout) + this.#s.idleMarginMs;
   }
 
   /** Envoy's turn to send: the idle limit runs from now (the model, once known, sets it). */
@@ -236,6 +237,9 @@ export class ProcessStream {
     if (!method || !path) throw malformed('request_headers without :method and :path');
     this.#raw = read.raw;
     const ctx = (this.#ctx = newContext(method, path, read.headers, clientIp(read.headers)));
+    // As the data plane's handler: the request keeps these whatever a reload installs before its answer is over.
+    ctx.config = this.#s.dataPlane.config;
+    ctx.hooks = this.#s.dataPlane.hooks;
     const { pdp, epp } = this.#s.roles;
     if (!pdp) ctx.stages = 'picker';
     else if (!epp) ctx.stages = 'policies';
@@ -247,7 +251,7 @@ export class ProcessStream {
     this.#state = 'request-body';
     // Unless Envoy holds the headers for the body (BUFFERED, BUFFERED_PARTIAL), they go upstream with this answer.
     const headersGoNow = !this.#s.wholeBodies && !this.#s.truncatedBodies;
-    return { request_headers: { response: requestHeadersAnswer(this.#s.dataPlane, ctx, this.#s.roles, this.#raw, headersGoNow) } };
+    return { request_headers: { response: requestHeadersAnswer(ctx, this.#s.roles, this.#raw, headersGoNow) } };
   }
 
   #requestBody(b: HttpBody): Answer | Promise<Answer> {
@@ -258,7 +262,7 @@ export class ProcessStream {
       throw outOfOrder('request_body after the end of the request body');
     }
     const chunk = b.body ?? EMPTY;
-    const max = this.#s.dataPlane.config.settings.server.maxBodyBytes;
+    const max = this.#ctx!.config!.settings.server.maxBodyBytes;
     // BUFFERED: Envoy sends the body once, without end_of_stream when the request has trailers (ext_proc.cc onTrailers).
     const ended = b.end_of_stream === true || this.#s.wholeBodies;
     if (ended) this.#bodyEnded = true;
@@ -360,8 +364,9 @@ export class ProcessStream {
     const ctx = this.#ctx!;
     this.#state = 'response-body';
     try {
-      const respond = roles.pdp && dp.hooks.respond ? dp.hooks.respond.bind(dp.hooks) : undefined;
-      this.#response = new ResponsePhase(ctx, code, headers, this.#raw, dp.config.settings.server.maxBodyBytes, respond);
+      const hooks = ctx.hooks!;
+      const respond = roles.pdp && hooks.respond ? hooks.respond.bind(hooks) : undefined;
+      this.#response = new ResponsePhase(ctx, code, headers, this.#raw, ctx.config!.settings.server.maxBodyBytes, respond);
     } catch (err) {
       return this.#reply(dp.errorResponse(ctx, err));
     }
@@ -378,10 +383,18 @@ export class ProcessStream {
     return this.#reply(this.#s.dataPlane.errorResponse(ctx, gatewayError('TG_ERR_INTERNAL', "The gateway's policy decision point never received this request's body (Envoy's ext_proc request_body_mode must be BUFFERED or STREAMED)")));
   }
 
-  /** Envoy went down the list to `served`: the endpoints before it were tried and failed. */
+  /**
+   * Envoy went down the list to `served`: the endpoints before it were tried and failed. Where Envoy's own picker
+   * chose (`admitted`), the request counts where it says, and a response stored there is routed to it.
+   */
   #noteServed(served: unknown): void {
     const o = this.#outcome;
-    if (typeof served !== 'string' || !o || o.kind === 'admitted') return;
+    if (typeof served !== 'string' || served === '' || !o) return;
+    if (o.kind === 'admitted') {
+      // Envoy made the call: the url is never used, only the address (host:port, as the picker protocol gives it).
+      this.#ctx!.endpoint ??= { url: `http://${served}`, address: served };
+      return;
+    }
     const endpoints = o.kind === 'pick' ? o.pick.endpoints : o.endpoints;
     const i = endpoints.findIndex((e) => e.address === served);
     // Envoy went on to a fallback: the endpoints before it are released, once each, and the request counts where it

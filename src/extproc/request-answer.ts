@@ -52,10 +52,10 @@ const NO_SOURCES: CredentialSources = { headers: [], query: new Set() };
  * point withholds now every header and query parameter a credential policy may read its credential from, before
  * any policy has run.
  */
-export function requestHeadersAnswer(dp: DataPlane, ctx: RequestContext, roles: Roles, raw: boolean, headersGoNow: boolean): CommonResponse {
+export function requestHeadersAnswer(ctx: RequestContext, roles: Roles, raw: boolean, headersGoNow: boolean): CommonResponse {
   const headers = removedHeaders(roles, new MutationBuilder(raw));
   if (roles.pdp && headersGoNow) {
-    const sources = dp.hooks.credentialSources ?? NO_SOURCES;
+    const sources = ctx.hooks!.credentialSources ?? NO_SOURCES;
     for (const name of sources.headers) if (ctx.headers[name] !== undefined) headers.remove(name);
     if (sources.query.size > 0 && ctx.url.includes('?')) {
       ctx.withheldQuery = new Set(sources.query);

@@ -15,10 +15,12 @@ const NO_HOOKS: GatewayHooks = {};
 const JSON_TYPE = { 'content-type': 'application/json' };
 
 /**
- * Throws a GatewayError to refuse, as `decide` does. `readBody` resolves with the whole body once Envoy has sent
- * it (or rejects with 413). GET /v1/models is answered here in every role, as the data plane answers it: passed on,
- * a model server's own list showed a key every model it serves, other tenants' adapters among them. `onGone`: the
- * stream was cancelled (Envoy's client went away) while the request waited in the flow-control queue.
+ * Throws a GatewayError to refuse, as `decide` does, with the configuration and hooks the request started with
+ * (ctx.config and ctx.hooks, taken with its headers) whatever a reload installed since. `readBody` resolves with the
+ * whole body once Envoy has sent it (or rejects with 413). GET /v1/models is answered here in every role, as the
+ * data plane answers it: passed on, a model server's own list showed a key every model it serves, other tenants'
+ * adapters among them. `onGone`: the stream was cancelled (Envoy's client went away) while the request waited in the
+ * flow-control queue.
  */
 export async function decideRequest(
   dp: DataPlane,
@@ -27,8 +29,8 @@ export async function decideRequest(
   created: number,
   onGone?: OnClientGone,
 ): Promise<Outcome> {
-  const config = dp.config;
-  const hooks = ctx.stages === 'picker' ? NO_HOOKS : dp.hooks;
+  const config = ctx.config!;
+  const hooks = ctx.stages === 'picker' ? NO_HOOKS : ctx.hooks!;
   const models = isModelsRequest(ctx.method, ctx.path);
   // An encoded separator is harmless only in an answer tollgate gives itself (data-plane.ts); one Envoy forwards is not.
   if (!models) assertSafePath(ctx.path);

@@ -351,7 +351,8 @@ export class DataPlane {
 
   /**
    * A GET, HEAD, DELETE, cancel or input_items of a stored response: the key is checked against the model that made
-   * it, then the request goes to the endpoint holding it, in whichever pool or HTTPRoute lists it. Looked up before the
+   * it, then the request goes to the endpoint holding it, in whichever pool or HTTPRoute lists it (over ext_proc, a
+   * policy decision point alone checks its owner and leaves the routing to Envoy's picker). Looked up before the
    * credentials (they are checked against its model), answered only after them: without a valid key nothing says
    * whether an id exists, and a valid key that may not reach it hears what it would of an unknown one.
    */
@@ -359,13 +360,15 @@ export class DataPlane {
     const { id } = ctx.storedResponse!;
     const lookup = await this.storedResponses.lookup(id);
     if (lookup.found) ctx.model = lookup.found.model;
-    let endpoint: EndpointConfig;
+    let endpoint: EndpointConfig | undefined;
     try {
       endpoint = await this.#policies(
         ctx,
         hooks,
         () => {
           const held = this.storedResponses.reachable(lookup, id, ctx);
+          // A policy decision point alone checks the owner only: Envoy's own picker routes, and the server says.
+          if (ctx.stages === 'policies') return undefined;
           // One this gateway does not know is passed to an HTTPRoute's URL backend, whose own store says; a pool's
           // endpoints cannot be told apart.
           const at = held ? this.storedResponses.holder(held, config) : ctx.backend?.kind === 'url' ? ctx.backend : undefined;
@@ -381,8 +384,7 @@ export class DataPlane {
       throw err;
     }
     if (ctx.directResponse) return { kind: 'direct', response: ctx.directResponse };
-    if (ctx.stages === 'policies') return { kind: 'admitted' };
-    return { kind: 'url', endpoints: [endpoint] };
+    return endpoint ? { kind: 'url', endpoints: [endpoint] } : { kind: 'admitted' };
   }
 
   /**

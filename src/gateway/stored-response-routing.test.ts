@@ -103,6 +103,26 @@ describe('StoredResponseRouting', () => {
     assert.equal(routing.responses.get('resp_1'), undefined);
   });
 
+  test('an ext_proc policy decision point alone, its endpoint unknown: the owner is kept (in memory and from the records), never a route', async () => {
+    const records = new Map([
+      ['resp_owned', { endpoint: null, app_id: 'A', model: 'm' }],
+      ['resp_nobody', { endpoint: null, app_id: null, model: 'm' }],
+    ]);
+    const routing = new StoredResponseRouting(() => config(), async (id) => records.get(id), silentLogger);
+    routing.track(ctxOf('A', { responseId: 'resp_mine', model: 'm' }));
+    routing.track(ctxOf(undefined, { responseId: 'resp_anyone', model: 'm' }));
+    const mine = routing.responses.get('resp_mine')!;
+    assert.equal(mine.owner, 'app:A');
+    assert.equal(routing.responses.get('resp_anyone'), undefined, 'nothing to route or protect');
+    assert.equal((await routing.lookup('resp_owned')).found?.owner, 'app:A');
+    assert.deepEqual(await routing.lookup('resp_nobody'), { found: undefined, failed: false });
+    assert.equal(routing.holder(mine, config()), undefined);
+    const ctx = ctxOf('A', { modelConfig: config().models.get('m') });
+    await routing.continueAt(ctx, 'resp_mine');
+    assert.equal(ctx.subset, undefined, 'picked as any request is');
+    assert.throws(() => routing.reachable({ found: mine }, 'resp_mine', ctxOf('B')), (e) => code(e) === 'response_not_found');
+  });
+
   test("continueAt: a pool's follow-up is held to the holder; a route URL follow-up goes to the holder's URL, never to a pool endpoint", async () => {
     const current = config();
     const routing = new StoredResponseRouting(() => current, undefined, silentLogger);

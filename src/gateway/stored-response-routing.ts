@@ -19,6 +19,12 @@ export const responseNotFound = (id: string) => gatewayError('TG_ERR_RESPONSE_NO
 /** Where an id was looked for: found, not known here or in the records, or the records could not be read. */
 export type Lookup = { found: StoredResponse } | { found: undefined; failed: boolean };
 
+/**
+ * The address of a response whose endpoint is not known (made through an ext_proc policy decision point alone, whose
+ * routing is Envoy's): no pool or route lists it, so the response is only owned, never routed to.
+ */
+const UNKNOWN_ADDRESS = '';
+
 /** A URL backend of an HTTPRoute at `address`. */
 function routeUrl(address: string, config: RuntimeConfig): EndpointConfig | undefined {
   for (const rule of config.routes) {
@@ -69,8 +75,9 @@ export class StoredResponseRouting {
       this.#logger.warn({ err }, 'could not look up a stored response in the usage records');
       return { found: undefined, failed: true };
     }
-    if (!recorded?.endpoint || recorded.model === null) return { found: undefined, failed: false };
-    const stored: StoredResponse = { address: recorded.endpoint, model: recorded.model, owner: recorded.app_id === null ? undefined : appTenant(recorded.app_id) };
+    // A policy decision point alone records no endpoint (Envoy's picker chose it): its owner still keeps other apps out.
+    if (!recorded || recorded.model === null || (recorded.endpoint === null && recorded.app_id === null)) return { found: undefined, failed: false };
+    const stored: StoredResponse = { address: recorded.endpoint ?? UNKNOWN_ADDRESS, model: recorded.model, owner: recorded.app_id === null ? undefined : appTenant(recorded.app_id) };
     this.responses.remember(id, stored, maxEntries);
     return { found: stored };
   }
@@ -124,14 +131,17 @@ export class StoredResponseRouting {
    * take over another's (the records, which other replicas read, answer with the first creation too).
    */
   track(ctx: RequestContext): void {
-    if (ctx.responseId !== undefined && ctx.endpoint && ctx.model !== undefined) {
+    if (ctx.responseId !== undefined && ctx.model !== undefined) {
       const owner = keyedTenant(ctx);
+      // Without an endpoint (an ext_proc policy decision point that Envoy did not tell which one served) the owner
+      // alone is kept: it is what keeps other apps out.
+      if (!ctx.endpoint && owner === undefined) return;
       const known = this.responses.get(ctx.responseId);
       if (known && known.owner !== owner) {
         this.#logger.warn({ requestId: ctx.id, responseId: ctx.responseId }, 'a model server answered with the id of a response another app stored; its first owner keeps it');
         return;
       }
-      this.responses.remember(ctx.responseId, { address: ctx.endpoint.address, model: ctx.model, owner }, this.#config().settings.scheduler.storedResponses);
+      this.responses.remember(ctx.responseId, { address: ctx.endpoint?.address ?? UNKNOWN_ADDRESS, model: ctx.model, owner }, this.#config().settings.scheduler.storedResponses);
     } else if (ctx.storedResponse?.action === 'delete' && ctx.upstreamStatus !== undefined && ctx.upstreamStatus < 300) {
       this.responses.forget(ctx.storedResponse.id);
     }
