@@ -6,14 +6,12 @@ import assert from 'node:assert/strict';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { DATABASE_BACKENDS, type TestDatabase } from '../src/store/test-databases.js';
 import { codeOf, createApp, quotaReport, until, untilKeyKnown, type IssuedApp } from './helpers/apim-admin.js';
-import { manifest, poolAndModel, settings } from './helpers/manifests.js';
+import { apiKeyManifests, poolAndModel, settings } from './helpers/manifests.js';
 
 const MANIFESTS = [
   ...poolAndModel(['http://127.0.0.1:9']),
   settings({ analytics: { enabled: false } }),
-  manifest('APIMExtensionPolicy', 'ext', { defaultSecurityEnabled: true, targetRef: { name: 'tollgate', kind: 'Gateway' } }),
-  manifest('APIProduct', 'p', { displayName: 'P', approvalType: 'auto' }),
-  manifest('APIOperationSet', 'p-ops', { apiProductRefs: [{ name: 'p' }], quota: { limit: 1000, interval: 1, timeUnit: 'minute' } }),
+  ...apiKeyManifests('p', { quota: { limit: 1000, interval: 1, timeUnit: 'minute' } }),
 ];
 
 const NOT_APPROVED = 'oauth.v2.ApiKeyNotApproved';

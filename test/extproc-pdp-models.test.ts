@@ -7,7 +7,7 @@ import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { silentLogger } from '../src/lib/logger.js';
 import { call, createApp, untilKeyKnown, type IssuedApp } from './helpers/apim-admin.js';
 import { closeEnvoyClients, envoyExchange } from './helpers/extproc-envoy.js';
-import { manifest } from './helpers/manifests.js';
+import { apiKeyManifests, manifest } from './helpers/manifests.js';
 import { startStub, type Stub } from './helpers/stub-upstream.js';
 
 let stub: Stub;
@@ -17,13 +17,10 @@ let app: IssuedApp;
 
 before(async () => {
   stub = await startStub();
-  const ext = [{ name: 'ext', kind: 'APIMExtensionPolicy', group: 'apim.googleapis.com' }];
   gw = await startGateway({
     configPaths: [],
     manifests: [
-      manifest('APIMExtensionPolicy', 'ext', { defaultSecurityEnabled: true, targetRef: { name: 'tollgate' } }),
-      manifest('APIProduct', 'cheap', { displayName: 'Cheap', approvalType: 'auto', enforcementRefs: ext }),
-      manifest('APIOperationSet', 'cheap-ops', { apiProductRefs: [{ name: 'cheap' }], llmOperations: { models: ['cheap'] } }),
+      ...apiKeyManifests('cheap', { llmOperations: { models: ['cheap'] } }),
       manifest('InferencePool', 'pool', { endpoints: [stub.url] }),
       manifest('InferenceModel', 'cheap', { modelName: 'cheap', poolRef: { name: 'pool' } }),
       manifest('InferenceModel', 'acme-secret-lora', { modelName: 'acme-secret-lora', poolRef: { name: 'pool' } }),

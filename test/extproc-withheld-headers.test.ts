@@ -7,7 +7,7 @@ import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { silentLogger } from '../src/lib/logger.js';
 import { call, createApp, until, type IssuedApp } from './helpers/apim-admin.js';
 import { closeEnvoyClients, envoyExchange, type BodyMode } from './helpers/extproc-envoy.js';
-import { manifest } from './helpers/manifests.js';
+import { apiKeyManifests, manifest } from './helpers/manifests.js';
 import { startStub, type Stub } from './helpers/stub-upstream.js';
 
 const FORGED = { 'x-tollgate-app-id': 'victim-app-id', 'x-tollgate-app': 'victim-app', 'x-tollgate-developer': 'victim-dev', 'x-tollgate-product': 'enterprise' };
@@ -27,7 +27,6 @@ after(async () => {
 
 /** `viaAdmin`: the VerifyAPIKey and its template are applied through the admin API, not given in the files. */
 async function gatewayReadingKeyFrom(ref: string, viaAdmin: boolean): Promise<Gateway> {
-  const ext = [{ name: 'ext', kind: 'APIMExtensionPolicy', group: 'apim.googleapis.com' }];
   const keyPolicy = [
     manifest('VerifyAPIKey', 'custom-key', { apiKey: { ref } }),
     manifest('ApimTemplate', 't', { templates: [{ policies: [{ kind: 'VerifyAPIKey', name: 'custom-key' }] }] }),
@@ -35,9 +34,7 @@ async function gatewayReadingKeyFrom(ref: string, viaAdmin: boolean): Promise<Ga
   const gw = await startGateway({
     configPaths: [],
     manifests: [
-      manifest('APIMExtensionPolicy', 'ext', { defaultSecurityEnabled: true, targetRef: { name: 'tollgate' } }),
-      manifest('APIProduct', 'gold', { displayName: 'Gold', approvalType: 'auto', enforcementRefs: ext }),
-      manifest('APIOperationSet', 'gold-ops', { apiProductRefs: [{ name: 'gold' }], llmOperations: { models: ['m'] } }),
+      ...apiKeyManifests('gold', { llmOperations: { models: ['m'] } }),
       ...(viaAdmin ? [] : keyPolicy),
       manifest('InferencePool', 'pool', { endpoints: [stub.url] }),
       manifest('InferenceModel', 'm', { modelName: 'm', poolRef: { name: 'pool' } }),

@@ -10,6 +10,16 @@ export function poolAndModel(urls: string[], model = 'm', extra: Record<string, 
   return [manifest('InferencePool', 'pool', { endpoints: urls }), manifest('InferenceModel', model, { modelName: model, poolRef: { name: 'pool' }, ...extra })];
 }
 
+/** API keys on (the default chain), with one auto-approved product `product` whose operation set has `ops`. */
+export function apiKeyManifests(product = 'p', ops: Record<string, unknown> = {}): Manifest[] {
+  const ext = [{ name: 'ext', kind: 'APIMExtensionPolicy', group: 'apim.googleapis.com' }];
+  return [
+    manifest('APIMExtensionPolicy', 'ext', { defaultSecurityEnabled: true, targetRef: { name: 'tollgate', kind: 'Gateway' } }),
+    manifest('APIProduct', product, { displayName: product, approvalType: 'auto', enforcementRefs: ext }),
+    manifest('APIOperationSet', `${product}-ops`, { apiProductRefs: [{ name: product }], ...ops }),
+  ];
+}
+
 /**
  * API management with one auto-approved product `p` whose template runs an LLMTokenQuota `tokens` (1,000,000 a day,
  * total), and model `chat` rewritten to `base-model` on pool `pool` over `urls`.
