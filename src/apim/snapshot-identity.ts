@@ -27,10 +27,12 @@ export class SnapshotIdentity implements IdentitySource {
     for (const developerId of refs.developerIds) for (const appId of this.#appsByDeveloper.get(developerId) ?? []) apps.add(appId);
     for (const appId of apps) {
       for (const hash of this.#hashesByApp.get(appId) ?? []) {
-        const developerId = this.#byHash.get(hash)?.developerId;
+        const record = this.#byHash.get(hash);
+        // A key imported into another app since (its move read before the delete that freed it) is that app's now.
+        if (record?.appId !== appId) continue;
         this.#byHash.delete(hash);
-        const owned = developerId === undefined ? undefined : this.#appsByDeveloper.get(developerId);
-        if (owned?.delete(appId) && owned.size === 0) this.#appsByDeveloper.delete(developerId!);
+        const owned = this.#appsByDeveloper.get(record.developerId);
+        if (owned?.delete(appId) && owned.size === 0) this.#appsByDeveloper.delete(record.developerId);
       }
       this.#hashesByApp.delete(appId);
     }

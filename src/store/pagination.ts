@@ -100,10 +100,16 @@ function fitsKind(v: unknown, kind: KeyKind): boolean {
       return Number.isSafeInteger(typeof v === 'string' && /^-?\d{1,15}$/.test(v) ? Number(v) : v);
     case 'timestamp':
       // keyValue writes Date.toISOString(), and SQLite's timestamp columns hold the same canonical text.
-      return typeof v === 'string' && /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/.test(v) && !Number.isNaN(Date.parse(v));
+      // Date.parse rolls an impossible date over (2020-02-30 is March 1st) and takes year 0, which PostgreSQL refuses.
+      return typeof v === 'string' && /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/.test(v) && !v.startsWith('0000') && isCanonicalTime(v);
     case 'text':
       return typeof v === 'string' && isStorableText(v);
   }
+}
+
+function isCanonicalTime(v: string): boolean {
+  const t = Date.parse(v);
+  return !Number.isNaN(t) && new Date(t).toISOString() === v;
 }
 
 function decodePageToken(token: string, kinds: readonly KeyKind[]): KeyValue[] {
