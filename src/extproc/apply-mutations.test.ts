@@ -47,8 +47,18 @@ test('a replaced request body is parsed again, so the model it names is the one 
 test('commonOf: an immediate response is the extension\'s verdict; a mismatched answer is invalid', () => {
   assert.throws(
     () => commonOf({ immediate_response: { status: { code: 403 }, headers: { set_headers: [opt('content-type', 'text/plain')] }, body: Buffer.from('no'), details: 'denied' } }, 'request_headers'),
-    (e: ExtensionResponse) => e instanceof ExtensionResponse && e.code === 'denied' && e.toResponse().body === 'no' && e.toResponse().headers['content-type'] === 'text/plain' && e.status === 403,
+    (e: ExtensionResponse) => e instanceof ExtensionResponse && e.toResponse().body === 'no' && e.toResponse().headers['content-type'] === 'text/plain' && e.status === 403,
   );
+  assert.throws(() => commonOf({ immediate_response: { status: { code: 403 } } }, 'request_headers'), (e: ExtensionResponse) => e.message === 'answered by an extension');
   assert.throws(() => commonOf({ response: 'request_body', request_body: {} }, 'request_headers'), (e: ExtprocCallError) => e.reason === 'invalid_response');
   assert.deepEqual(commonOf({ response: 'request_headers', request_headers: { response: { clear_route_cache: true } } }, 'request_headers'), { clear_route_cache: true });
+});
+
+test('an immediate response\'s details (free text) go into the message; the code, a metric label, is always extension_response', () => {
+  for (const details of ['waf.block.rule_1_req_j6xgan', 'policies.ratelimit.QuotaViolation', 'denied']) {
+    assert.throws(
+      () => commonOf({ immediate_response: { status: { code: 403 }, details } }, 'request_body'),
+      (e: ExtensionResponse) => e.code === 'extension_response' && e.message === `answered by an extension: ${details}`,
+    );
+  }
 });

@@ -1,6 +1,7 @@
 // An extension's immediate response, passed to the client exactly as the extension wrote it.
 import type { IncomingHttpHeaders } from 'node:http';
 import { GatewayError, type ErrorResponse, type ErrorType } from '../gateway/errors.js';
+import { clipName } from '../lib/clip-name.js';
 
 function typeFor(status: number): ErrorType {
   if (status === 401) return 'authentication_error';
@@ -14,9 +15,12 @@ export class ExtensionResponse extends GatewayError {
   readonly #headers: Record<string, string>;
   readonly #body: string;
 
-  /** `code` is the extension's `details` (tollgate's own server puts the fault code there). */
-  constructor(status: number, headers: IncomingHttpHeaders, body: Buffer, code: string | undefined) {
-    super(status, typeFor(status), code || 'extension_response', 'answered by an extension');
+  /**
+   * `details` is the extension's free text (Envoy's "for log and debug output"): it goes into the message, never the
+   * code, which becomes a metric label and must stay one of a fixed set.
+   */
+  constructor(status: number, headers: IncomingHttpHeaders, body: Buffer, details: string | undefined) {
+    super(status, typeFor(status), 'extension_response', details ? `answered by an extension: ${clipName(details)}` : 'answered by an extension');
     const h: Record<string, string> = {};
     for (const name in headers) {
       const v = headers[name];

@@ -240,6 +240,10 @@ export class ProcessStream {
     // As the data plane's handler: the request keeps these whatever a reload installs before its answer is over.
     ctx.config = this.#s.dataPlane.config;
     ctx.hooks = this.#s.dataPlane.hooks;
+    ctx.tracer = this.#s.dataPlane.tracer;
+    // Continues the traceparent among the request headers, as the data plane does (finish ends it). Envoy makes the
+    // upstream call, so there is no client span, and the traceparent it forwards is left to it: no header mutation.
+    ctx.span = ctx.tracer.startRequestSpan(ctx);
     const { pdp, epp } = this.#s.roles;
     if (!pdp) ctx.stages = 'picker';
     else if (!epp) ctx.stages = 'policies';

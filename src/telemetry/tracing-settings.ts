@@ -6,8 +6,13 @@ export const tracingSettingsSpec = z
   .object({
     /** OTLP/HTTP collector, e.g. http://otel-collector:4318 (spans go to /v1/traces unless the URL has a path). */
     endpoint: z.url({ protocol: /^https?$/ }).optional(),
-    /** Share of new traces recorded (0..1); a caller's sampled traceparent is always followed. */
+    /** Share of new traces recorded (0..1), and of the requests whose sampled traceparent is not followed. */
     sampleRatio: z.number().min(0).max(1).default(1),
+    /**
+     * Share of the requests carrying a sampled traceparent that follow it (0..1, as Envoy's client_sampling): any
+     * caller may send one, so 1 lets every caller have its requests traced whatever sampleRatio says.
+     */
+    clientSampling: z.number().min(0).max(1).default(1),
     serviceName: z.string().min(1).default('tollgate'),
     /** Sent with every export (e.g. a collector's API key). */
     headers: z.record(z.string(), z.string()).default({}),

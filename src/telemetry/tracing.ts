@@ -3,7 +3,7 @@
 import { INVALID_SPAN_CONTEXT, isSpanContextValid, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Span, type Tracer } from '@opentelemetry/api';
 import type * as Resources from '@opentelemetry/resources';
 import type * as TraceSdk from '@opentelemetry/sdk-trace-node';
-import type { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
+import type { NodeTracerProvider, Sampler } from '@opentelemetry/sdk-trace-node';
 import {
   ATTR_ERROR_TYPE,
   ATTR_HTTP_REQUEST_METHOD,
@@ -106,6 +106,19 @@ function fail(span: Span, errorType: string, message?: string): void {
   span.setStatus({ code: SpanStatusCode.ERROR, message });
 }
 
+/**
+ * For a caller's sampled traceparent: followed for `share` of requests (tracing.clientSampling), the others sampled at
+ * `ratio`. Drawn at random, not from the trace id as TraceIdRatioBasedSampler does: the caller chose that id, and
+ * could choose one that always passes. Either way the span keeps the caller's trace id, so logs still correlate.
+ */
+function callerSampler(share: number, ratio: number): Sampler {
+  const { SamplingDecision } = loadSdk();
+  return {
+    shouldSample: () => ({ decision: Math.random() < share || Math.random() < ratio ? SamplingDecision.RECORD_AND_SAMPLED : SamplingDecision.NOT_RECORD }),
+    toString: () => `CallerSampled{share=${share}, ratio=${ratio}}`,
+  };
+}
+
 function errorType(err: unknown): string {
   const code = (err as { code?: unknown } | undefined)?.code;
   return typeof code === 'string' ? code : err instanceof Error ? err.name : 'error';
@@ -129,7 +142,10 @@ class OtelRequestTracer implements RequestTracer {
     // Not registered globally: two gateways in one process (tests) keep their own providers.
     this.#provider = new NodeTracerProvider({
       resource: loadResources().resourceFromAttributes({ [ATTR_SERVICE_NAME]: settings.serviceName }),
-      sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(settings.sampleRatio) }),
+      sampler: new ParentBasedSampler({
+        root: new TraceIdRatioBasedSampler(settings.sampleRatio),
+        remoteParentSampled: callerSampler(settings.clientSampling, settings.sampleRatio),
+      }),
       spanProcessors: [new BatchSpanProcessor(exporter, { scheduledDelayMillis: settings.exportInterval })],
     });
     this.#tracer = this.#provider.getTracer('tollgate');
