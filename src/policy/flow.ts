@@ -10,7 +10,8 @@ import type { Condition } from './condition.js';
 import { CounterGuard, type CounterGuardOptions } from './counter-guard.js';
 import type { RequestTracer } from '../telemetry/tracing.js';
 import type { IdentitySource } from './identity.js';
-import { phaseSteps, respondSteps } from './phase-steps.js';
+import { editsAnswer, phaseSteps, respondSteps } from './phase-steps.js';
+import { hitHeaders } from './caching/cached-answer.js';
 import { LLM_TOKEN_QUOTA, llmTokenQuota } from './policies/llm-token-quota/llm-token-quota.js';
 import { QUOTA, quota } from './policies/quota/quota.js';
 import { RESPONSE_CACHE } from './policies/response-cache/response-cache.js';
@@ -265,14 +266,23 @@ export function compileFlow(manifests: readonly Manifest[], registry: PolicyRegi
   const productless = defaultsInGateway ? [] : phaseSteps(defaults, 'admit', deps.tracer);
   const productAdmit = new Map([...productChains].map(([p, list]) => [p, phaseSteps(list, 'admit', deps.tracer)] as const).filter(([, s]) => s.length > 0));
   const productRespond = new Map([...byProduct].map(([p, list]) => [p, respondSteps(list)] as const).filter(([, s]) => s.length > 0));
+  // Another product's requests get other rewrites, or none: an answer is its own product's (for a global cache).
+  const productsRewrite = [...byProduct.values()].some((list) => list.some((t) => editsAnswer(t.policy)));
   // The entitled product's own steps: none before entitlement, nor for another product's requests.
   const admitProduct: Step = (ctx, state) => runSteps(productAdmit.get(state.product?.name ?? '') ?? productless, ctx, state);
   const respondProduct: RespondStep = (ctx, state, status) => {
+    if (productsRewrite) state.answerSharedWithin ??= 'product';
     const steps = productRespond.get(state.product?.name ?? '');
     return steps && runRespond(steps, ctx, state, status);
   };
-  const admit = [...phaseSteps(gatewayChain, 'admit', deps.tracer), ...(productAdmit.size > 0 ? [admitProduct] : productless)];
   const respond = [...respondSteps([...listed, ...defaults]), ...(productRespond.size > 0 ? [respondProduct] : [])];
+  // A cache hit skips the response flow: its header changes are made once admission is over.
+  const hitsSkipRespond = respond.length > 0 && [...gatewayChain, ...productOwned].some(looksUpCache);
+  const admit = [
+    ...phaseSteps(gatewayChain, 'admit', deps.tracer),
+    ...(productAdmit.size > 0 ? [admitProduct] : productless),
+    ...(hitsSkipRespond ? [hitHeaders(respond)] : []),
+  ];
   const place = (t: TemplatePolicy, product: string | null): Placement => ({ policy: t.policy, product, condition: t.condition?.source ?? null });
   return {
     extension,

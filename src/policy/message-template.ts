@@ -5,6 +5,8 @@ import { compileVariable, type Variable } from './variables.js';
 
 export interface MessageTemplate {
   readonly text: string;
+  /** Without references: it renders as its text for every request. */
+  readonly literal: boolean;
   /** The rendered text, and the references that had no value (rendered empty). */
   render(ctx: RequestContext, state: ApimState): { value: string; unresolved: string[] };
 }
@@ -28,10 +30,11 @@ export function compileTemplate(text: string, encode: (value: string) => string 
   if (at < text.length) parts.push(text.slice(at));
   if (parts.every((p) => typeof p === 'string')) {
     const literal = { value: text, unresolved: [] as string[] };
-    return { text, render: () => literal };
+    return { text, literal: true, render: () => literal };
   }
   return {
     text,
+    literal: false,
     render(ctx, state) {
       let value = '';
       const unresolved: string[] = [];

@@ -2,10 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Span } from '@opentelemetry/api';
 import { NOOP_SPAN, NOOP_TRACER, type RequestTracer } from '../telemetry/tracing.js';
-import { phaseSteps } from './phase-steps.js';
-import { runSteps } from './run-steps.js';
+import { compileCondition } from './condition.js';
+import { phaseSteps, respondSteps } from './phase-steps.js';
+import { runRespond, runSteps } from './run-steps.js';
 import { fakeContext } from './testing.js';
-import type { Policy } from './types.js';
+import type { ApimState, Policy } from './types.js';
 
 /** A tracer that records which spans were started and how they ended. */
 function recordingTracer(policySpans: boolean) {
@@ -58,4 +59,28 @@ test('without policySpans (the default) no span is started: the steps are the po
   ctx.policiesSpan = NOOP_SPAN;
   await runSteps(phaseSteps(listed(allow, later), 'admit', tracer), ctx, ctx.apim!);
   assert.deepEqual(spans, []);
+});
+
+test('the response steps tell the caches what this request\'s policies made of its answer', () => {
+  const flow = () => ({ body: (b: Buffer) => b });
+  const sanitizer: Policy = { type: 'sanitize-model-response', name: 'guard', respond: flow };
+  const cache: Policy = { type: 'response-cache', name: 'answers', answerEdits: 'none', respond: flow };
+  const tagger: Policy = { type: 'assign-message', name: 'tag', answerEdits: 'perRequest', respond: flow };
+  const internal = compileCondition("'x-internal' in request.headers");
+  const external = compileCondition("!('x-internal' in request.headers)");
+  const steps = respondSteps([
+    { policy: cache, condition: internal, origin: 'test' },
+    { policy: sanitizer, condition: external, origin: 'test' },
+  ]);
+  const run = (headers: Record<string, string>, list = steps) => {
+    const state: ApimState = {};
+    runRespond(list, fakeContext({ headers }), state, 200);
+    return state;
+  };
+  // Before: nothing said a sanitizer had been skipped, and its cache stored the raw answer for every request.
+  assert.equal(run({ 'x-internal': '1' }).answerUnjudged, true, 'a rewrite skipped by its condition');
+  assert.equal(run({}).answerUnjudged, undefined, 'a cache skipped by its condition changes no answer');
+  const tagging = respondSteps([{ policy: tagger, condition: null, origin: 'test' }]);
+  assert.equal(run({}, tagging).answerSharedWithin, 'app', 'a rewrite from the request\'s variables');
+  assert.equal(run({}).answerSharedWithin, undefined);
 });

@@ -61,13 +61,39 @@ export function phaseSteps(listed: readonly TemplatePolicy[], phase: RequestPhas
   return out;
 }
 
-/** The response phase's steps for these policies, in order. */
+/** Whether the policy's response flow may change (or refuse) the answer a cache keeps (Policy.answerEdits). */
+export const editsAnswer = (policy: Policy): boolean => policy.respond !== undefined && policy.answerEdits !== 'none';
+
+/** The policy's response step; one that rewrites answers per request says so to the caches (ApimState.answerSharedWithin). */
+function respondStep(policy: Policy): RespondStep {
+  const step: RespondStep = policy.respond!.bind(policy);
+  if (policy.answerEdits !== 'perRequest') return step;
+  return (ctx, state, status) => {
+    state.answerSharedWithin = 'app';
+    return step(ctx, state, status);
+  };
+}
+
+/**
+ * The response phase's steps for these policies, in order. Whether a policy rewrites answers, and per request, is
+ * known here, so the caches learn it from the state at the cost of an assignment.
+ */
 export function respondSteps(listed: readonly TemplatePolicy[]): RespondStep[] {
   const out: RespondStep[] = [];
   for (const { condition, members } of runsOf(listed.filter((t) => t.policy.respond))) {
-    const steps: RespondStep[] = members.map(({ policy }) => policy.respond!.bind(policy));
-    if (!condition) out.push(...steps);
-    else out.push((ctx, state, status) => (condition.test(ctx, state) ? runRespond(steps, ctx, state, status) : undefined));
+    const steps = members.map(({ policy }) => respondStep(policy));
+    if (!condition) {
+      out.push(...steps);
+      continue;
+    }
+    // The requests the condition holds for would get the answer rewritten (or refused): a cache must not give them
+    // the answer of one it skipped.
+    const rewrites = members.some(({ policy }) => editsAnswer(policy));
+    out.push((ctx, state, status) => {
+      if (condition.test(ctx, state)) return runRespond(steps, ctx, state, status);
+      if (rewrites) state.answerUnjudged = true;
+      return undefined;
+    });
   }
   return out;
 }

@@ -3,6 +3,7 @@ import type { RequestContext } from '../gateway/context.js';
 import type { ResponseFlow } from '../gateway/hooks.js';
 import type { Logger } from '../lib/logger.js';
 import type { CacheResources } from './caching/cache-resources.js';
+import type { CacheScope } from './caching/cache-scope.js';
 import type { CounterGuard } from './counter-guard.js';
 import type { IdentitySource, KeyRecord, OperationSetGrant, ProductGrant } from './identity.js';
 import type { QuotaUsage } from './quota-usage.js';
@@ -49,10 +50,17 @@ export interface ApimState {
   tokenRefusal?: boolean;
   settlers?: Settler[];
   /**
-   * A response check could not judge this answer (SanitizeModelResponse's classifier sees no streams): no cache stores
-   * it, since a replay skips the check.
+   * A response check could not judge this answer (SanitizeModelResponse's classifier sees no streams), or a policy that
+   * changes answers did not run for this request (its template condition was false): no cache stores it, since a
+   * replay skips the response flow of the requests it answers.
    */
   answerUnjudged?: boolean;
+  /**
+   * The widest cache scope whose every request the response policies would give this answer: `app` after a rewrite
+   * that depends on the request (a template with variables, a script), `product` when products rewrite answers in
+   * templates of their own; unset, any.
+   */
+  answerSharedWithin?: Exclude<CacheScope, 'global'>;
 }
 
 /** What a token quota had left after this request's reservation, and how much that reservation was. */
@@ -72,6 +80,13 @@ export interface Policy {
   readonly needsApiKey?: boolean;
   /** Finds the caller's app key (VerifyAPIKey, OAuthV2 VerifyAccessToken): one listed without a condition replaces the default VerifyAPIKey. */
   readonly identifiesKey?: boolean;
+  /**
+   * What its response flow does to the answer a cache keeps (the body or the events; a hit gets the header changes of
+   * its own request anew): `none` (it only observes, as a cache filling, or changes headers alone), `perRequest` (a
+   * rewrite that depends on the request: templates with variables, a script); unset, it may change or refuse the
+   * answer, the same way for every request (a sanitizer, a response validation).
+   */
+  readonly answerEdits?: 'none' | 'perRequest';
   /**
    * First, for every request, before routing and the body: may answer through `ctx.directResponse` (a CORS
    * preflight, the OAuth token endpoint; `ctx.readBody()` reads the body) or throw a fault (IP access control).

@@ -16,3 +16,14 @@ const SCOPES: Record<CacheScope, ScopeOf> = {
 export function compileScope(scope: CacheScope): ScopeOf {
   return SCOPES[scope];
 }
+
+const WIDTH: Record<CacheScope, number> = { app: 0, product: 1, global: 2 };
+
+/**
+ * Whether the answer, as this request's response policies left it, may answer the other requests of a cache of
+ * `scope`: not when a check could not judge it or a rewrite was skipped, nor beyond the scope its rewrites hold for.
+ */
+export function replayableIn(scope: CacheScope, state: ApimState): boolean {
+  const within = state.answerSharedWithin;
+  return !state.answerUnjudged && (within === undefined || WIDTH[scope] <= WIDTH[within]);
+}

@@ -13,6 +13,12 @@ export class CacheStats {
   stored = 0;
   /** Answers not stored: a policy after the lookup changed what the key is made of, so they answer another request. */
   changedAfterLookup = 0;
+  /**
+   * Answers not stored: the response policies made them for this request alone (a policy that changes answers skipped
+   * by its condition, a classifier that saw no stream, a rewrite that depends on the request in a cache wider than an
+   * app, a product's own rewrites in a global cache), and a hit skips the response flow of the request it answers.
+   */
+  notReplayable = 0;
   /** The store could not answer (counted as misses, never refused). */
   storeErrors = 0;
   /** The embeddings endpoint failed or timed out (semantic caches: counted as misses). */

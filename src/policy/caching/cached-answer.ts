@@ -1,8 +1,12 @@
 // Answering from a cache: a stored non-streamed answer as JSON, or replayed as the server-sent events a streaming
-// client expects (chunks built from the whole answer, then `[DONE]`).
+// client expects (chunks built from the whole answer, then `[DONE]`), with the request's own response headers.
+import type { OutgoingHttpHeaders } from 'node:http';
 import type { RequestContext } from '../../gateway/context.js';
+import { dropUnsendableHeaders } from '../../gateway/header-values.js';
 import type { DirectResponse } from '../../gateway/hooks.js';
 import { showRefundedTokens } from '../rate-limit-headers.js';
+import { runRespond } from '../run-steps.js';
+import type { RespondStep, Step } from '../types.js';
 
 interface Answer {
   id?: string;
@@ -95,4 +99,25 @@ export function serveHit(ctx: RequestContext, direct: DirectResponse): void {
   ctx.directResponse = direct;
   ctx.cacheHit = true;
   if (ctx.apim) showRefundedTokens(ctx, ctx.apim);
+}
+
+/**
+ * The last step of the admit phase of a flow with a cache and response policies: a hit answers without the response
+ * flow, and an entry keeps the answer's body alone, so the header changes the response policies of this request
+ * make (`x-app: {developer.email}`) are made to its hit here, once every request policy has run, over the headers
+ * the policies set for the answer as the proxy hands them to the flow.
+ */
+export function hitHeaders(respond: readonly RespondStep[]): Step {
+  return (ctx, state) => {
+    const direct = ctx.directResponse;
+    if (!ctx.cacheHit || !direct) return;
+    const flow = runRespond(respond, ctx, state, direct.status);
+    if (!flow?.headers) return;
+    const out: OutgoingHttpHeaders = { ...ctx.responseHeaders, ...direct.headers };
+    flow.headers(direct.status, out);
+    dropUnsendableHeaders(out);
+    // What the flow removed must not come back when the answer is sent (its headers take the policies' missing ones).
+    for (const name in ctx.responseHeaders) if (!(name in out)) delete ctx.responseHeaders[name];
+    direct.headers = Object.fromEntries(Object.entries(out).map(([name, value]) => [name, String(value)]));
+  };
 }

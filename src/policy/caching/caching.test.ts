@@ -1,17 +1,20 @@
 // The caches' shared parts: stores that outlive a reload, the request key and determinism rules, stream assembly
-// and replay (content, tool calls, completions), prompt text and context digests.
+// and replay (content, tool calls, completions), what is stored for whom and the headers of a hit, prompt text and
+// context digests.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemoryCounterStore } from '../../store/counters/memory.js';
 import { fakeContext, testDeps } from '../testing.js';
 import { CacheResources } from './cache-resources.js';
 import { canonicalJson } from './canonical-json.js';
-import { answerAsStream } from './cached-answer.js';
+import { answerAsStream, hitHeaders } from './cached-answer.js';
+import { CacheStats } from './cache-stats.js';
 import { clientDirectives } from './client-directives.js';
 import { contextDigest, userPrompt } from './prompt-text.js';
 import { isDeterministic, requestKey } from './request-key.js';
-import { StreamAssembler } from './stream-assembler.js';
+import { StreamAssembler, captureAnswer } from './stream-assembler.js';
 import { ssePayloads } from './testing.js';
+import type { ApimState, RespondStep } from '../types.js';
 
 describe('CacheResources', () => {
   test('the same name and options give the same store back (a reload keeps the cache); other options a new one', async () => {
@@ -162,6 +165,46 @@ describe('stream assembly and replay', () => {
     foreign.push(JSON.stringify({ type: 'response.output_text.delta', delta: 'x' }));
     assert.equal(foreign.result(), undefined);
     assert.equal(answerAsStream(Buffer.from('{"object":"list","data":[]}'), false), undefined);
+  });
+});
+
+describe('answers for the other requests of a scope', () => {
+  test('an answer rewritten for one request, or left unjudged, is not stored where other requests would get it; counted', () => {
+    const answer = JSON.stringify({ id: 'c', object: 'chat.completion', choices: [] });
+    const capture = (cacheScope: 'app' | 'product' | 'global', state: ApimState) => {
+      const stats = new CacheStats();
+      let stored: Buffer | undefined;
+      const flow = captureAnswer(false, { maxEntryBytes: 1000, cacheScope, stats }, state, (a) => void (stored = a));
+      flow.headers!(200, { 'content-type': 'application/json' });
+      void flow.body!(Buffer.from(answer), 200);
+      return { stored: stored?.toString(), notReplayable: stats.notReplayable };
+    };
+    assert.deepEqual(capture('app', { answerSharedWithin: 'app' }), { stored: answer, notReplayable: 0 });
+    assert.deepEqual(capture('product', { answerSharedWithin: 'app' }), { stored: undefined, notReplayable: 1 });
+    assert.deepEqual(capture('product', { answerSharedWithin: 'product' }), { stored: answer, notReplayable: 0 });
+    assert.deepEqual(capture('global', { answerSharedWithin: 'product' }), { stored: undefined, notReplayable: 1 });
+    assert.deepEqual(capture('app', { answerUnjudged: true }), { stored: undefined, notReplayable: 1 });
+  });
+
+  test('a hit gets the header changes of its request\'s response flow, over the headers the policies set for it', () => {
+    const step: RespondStep = () => ({
+      headers: (_status, out) => {
+        out['x-app'] = 'dev@example.com';
+        delete out['x-ratelimit-limit-requests'];
+      },
+    });
+    const ctx = fakeContext();
+    ctx.responseHeaders['x-ratelimit-limit-requests'] = '10';
+    ctx.responseHeaders['x-ratelimit-remaining-requests'] = '9';
+    const apply = hitHeaders([step]);
+    void apply(ctx, {});
+    assert.equal(ctx.responseHeaders['x-ratelimit-limit-requests'], '10', 'no hit, no change');
+    ctx.directResponse = { status: 200, headers: { 'content-type': 'application/json', 'x-cache': 'HIT' }, body: '{}' };
+    ctx.cacheHit = true;
+    void apply(ctx, {});
+    assert.deepEqual(ctx.directResponse.headers, { 'content-type': 'application/json', 'x-cache': 'HIT', 'x-app': 'dev@example.com', 'x-ratelimit-remaining-requests': '9' });
+    // A header the flow removed stays removed when the answer is sent (which adds the policies' headers it lacks).
+    assert.equal(ctx.responseHeaders['x-ratelimit-limit-requests'], undefined);
   });
 });
 

@@ -2,16 +2,15 @@
 // answer belongs. Kept per request, beside the request rather than on it, and gone with it.
 import type { RequestContext } from '../../gateway/context.js';
 import type { VectorIndex } from '../../store/vectors/vector-index.js';
-import type { CacheStats } from './cache-stats.js';
+import type { AnswerCache } from './stream-assembler.js';
 
-export interface SemanticMiss {
+export interface SemanticMiss extends AnswerCache {
   /** The SemanticCacheLookup policy's name. */
   lookup: string;
   index: VectorIndex;
+  /** The index's scope key (tenant, models, shape of the answer). */
   scope: string;
   vector: Float32Array;
-  maxEntryBytes: number;
-  stats: CacheStats;
   /**
    * Whether the request, as it went upstream, still has the scope and prompt it was looked up with: a policy after the
    * lookup that changed them (a token cap, a rewritten prompt) made the answer another request's.

@@ -2,6 +2,8 @@
 // one form and can answer both streamed and non-streamed requests from it.
 import type { ResponseFlow } from '../../gateway/hooks.js';
 import type { ApimState } from '../types.js';
+import type { CacheStats } from './cache-stats.js';
+import { replayableIn, type CacheScope } from './cache-scope.js';
 
 interface ToolCall {
   id?: string;
@@ -191,14 +193,29 @@ function isAnswer(body: Buffer): boolean {
   }
 }
 
+/** A cache that stores answers, as captureAnswer sees it. */
+export interface AnswerCache {
+  /** The largest answer an entry holds. */
+  maxEntryBytes: number;
+  /** Whose requests its entries answer. */
+  cacheScope: CacheScope;
+  stats: CacheStats;
+}
+
 /**
  * The response flow of a cache that stores answers: a JSON answer is handed over whole, a stream once assembled
- * into its non-streamed equivalent; undefined when it was not a complete answer, or is larger than `maxBytes` (an
- * entry's limit), or a response check could not judge it (`state.answerUnjudged`). Nothing is changed.
+ * into its non-streamed equivalent; nothing when it was not a complete answer, or is larger than an entry, or what
+ * the response policies made of it was for requests other than those of the cache's scope (`replayableIn`: counted
+ * as `notReplayable`). Nothing is changed.
  */
-export function captureAnswer(stream: boolean, maxBytes: number, state: ApimState, store: (answer: Buffer | undefined) => void): ResponseFlow {
-  // Read at the end: a check listed after the cache says so when its own flow starts, after this one.
-  const done = (answer: Buffer | undefined) => store(state.answerUnjudged ? undefined : answer);
+export function captureAnswer(stream: boolean, cache: AnswerCache, state: ApimState, store: (answer: Buffer) => void): ResponseFlow {
+  const maxBytes = cache.maxEntryBytes;
+  // Read at the end: a policy listed after the cache says so when its own flow starts, after this one.
+  const done = (answer: Buffer | undefined) => {
+    if (!answer) return;
+    if (replayableIn(cache.cacheScope, state)) store(answer);
+    else cache.stats.notReplayable++;
+  };
   if (!stream) {
     // Only a JSON answer is one: a cache replays what it stores as application/json, and an error is no answer
     // (some servers send one with a 200).

@@ -6,9 +6,9 @@ import { lookalikeClass } from './lookalikes.js';
 import { RegexDetector, type RegexRule } from './regex-detector.js';
 
 /**
- * A listed word matches with invisible characters between its letters ("pass\u200bword"), its letters written with
- * look-alikes or fullwidth forms ("раssword"), and any run of white space where the phrase has one ("project
- * \n falcon"); it is redacted whole.
+ * A listed word matches with invisible characters between its letters ("pass\u200bword"), its letters written in any
+ * form injection matching folds to them (look-alikes, fullwidth, mathematical, circled: "раssword", "𝐩𝐚𝐬𝐬𝐰𝐨𝐫𝐝"), and
+ * any run of white space where the phrase has one ("project \n falcon"); it is redacted whole.
  */
 const dodgeProof = (phrase: string) =>
   phrase

@@ -93,6 +93,9 @@ const FINDS: [label: string, text: string, expected: string][] = [
   ['deny-listed phrase across a line break', 'about project\n  falcon', 'denylist:word'],
   ['deny-listed phrase in look-alike letters', 'status of \u0440r\u043e\u0458\u0435\u0441t f\u0430l\u0441\u043en', 'denylist:word'],
   ['deny-listed phrase in fullwidth letters', 'status of ＰＲＯＪＥＣＴ ｆａｌｃｏｎ', 'denylist:word'],
+  // Folded as injection matching folds them (NFKC): before, only fullwidth forms and the look-alike table matched.
+  ['deny-listed phrase in mathematical letters', 'status of 𝐩𝐫𝐨𝐣𝐞𝐜𝐭 𝕱𝖆𝖑𝖈𝖔𝖓', 'denylist:word'],
+  ['deny-listed phrase in circled letters', 'status of ⓟⓡⓞⓙⓔⓒⓣ ⒻⒶⓁⒸⓄⓃ', 'denylist:word'],
 ];
 
 const LEAVES: [label: string, text: string][] = [
@@ -126,6 +129,7 @@ test('a deny-listed word split by invisible characters, or by a run of white spa
     ['status of Pro\u200bject Fal\u00adcon?', 'Pro\u200bject Fal\u00adcon'],
     ['status of project \n\t falcon?', 'project \n\t falcon'],
     ['status of \u0440roject falcon!', '\u0440roject falcon'],
+    ['status of 𝐩𝐫𝐨𝐣𝐞𝐜𝐭 falcon!', '𝐩𝐫𝐨𝐣𝐞𝐜𝐭 falcon'],
   ]) {
     const word = scanner.scan(text).find((f) => f.category === 'denylist');
     assert.equal(word && text.slice(word.start, word.end), expected);

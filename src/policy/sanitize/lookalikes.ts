@@ -62,13 +62,37 @@ export function taggedText(text: string): string[] {
   );
 }
 
+/** Where compatibility forms of ASCII lie: Latin-1 to the enclosed alphanumerics (Ⓟ, 𝐩 and 🄿 among them). */
+const FOLDED_FROM = 0xa0;
+const FOLDED_TO = 0x1ffff;
+let foldsTo: Map<string, string> | undefined;
+
 /**
- * A regular-expression class (for a case-insensitive `u` pattern) matching `c` and what looks like it: its
- * fullwidth form and, for a Latin letter, its look-alikes. Other characters come back escaped.
+ * The characters `foldLookalikes` turns into each printable ASCII character (letters by their lower case, as math
+ * alphanumerics have no case to fold), built from that fold on first use (about 10 ms), so matching by class and
+ * matching the folded text agree.
+ */
+function foldedForms(): Map<string, string> {
+  if (foldsTo) return foldsTo;
+  foldsTo = new Map();
+  for (let cp = FOLDED_FROM; cp <= FOLDED_TO; cp++) {
+    if (cp >= 0xd800 && cp <= 0xdfff) continue;
+    const c = String.fromCodePoint(cp);
+    const folded = foldLookalikes(c);
+    if (folded.length !== 1 || folded < '!' || folded > '~') continue;
+    const ascii = folded.toLowerCase();
+    foldsTo.set(ascii, (foldsTo.get(ascii) ?? '') + c);
+  }
+  return foldsTo;
+}
+
+/**
+ * A regular-expression class (for a case-insensitive `u` pattern) matching `c` and what looks like it: every
+ * character `foldLookalikes` folds to it (fullwidth, mathematical and enclosed forms, look-alikes from other
+ * scripts). Other characters come back escaped.
  */
 export function lookalikeClass(c: string): string {
   const code = c.charCodeAt(0);
   if (c.length !== 1 || code < 0x21 || code > 0x7e) return c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
-  const fullwidth = String.fromCharCode(code + 0xfee0);
-  return `[${c.replace(/[\]\\^-]/, '\\$&')}${fullwidth}${LOOKALIKES[c.toLowerCase()] ?? ''}]`;
+  return `[${c.replace(/[\]\\^-]/, '\\$&')}${foldedForms().get(c.toLowerCase()) ?? ''}]`;
 }

@@ -55,7 +55,9 @@ export const assignMessage: PolicyFactory = (name, spec) => {
     for (const f of setFields) setPath(root, f.segments, isTemplate(f.value) ? render(f.value, ctx, state, mayFault) : structuredClone(f.value.literal));
   };
 
-  const policy: Policy = { type: ASSIGN_MESSAGE, name };
+  // Header changes reach every cache hit anew; a body rendered from variables is one request's (a developer's email).
+  const answerEdits = !editsBody ? 'none' : setFields.some((f) => isTemplate(f.value) && !f.value.literal) ? 'perRequest' : undefined;
+  const policy: Policy = { type: ASSIGN_MESSAGE, name, ...(s.assignTo === 'response' && answerEdits && { answerEdits }) };
   if (s.assignTo === 'request') {
     policy.admit = (ctx, state) => {
       if (removeHeaders.length + setHeaders.length > 0) {

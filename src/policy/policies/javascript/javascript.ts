@@ -83,6 +83,8 @@ export const javaScript: PolicyFactory = (name, spec) => {
   return {
     type: JAVASCRIPT,
     name,
+    // The script reads the request and its variables: what it makes of an answer may be one request's.
+    answerEdits: 'perRequest',
     respond(ctx: RequestContext, state: ApimState): ResponseFlow {
       let held: OutgoingHttpHeaders = {};
       return {

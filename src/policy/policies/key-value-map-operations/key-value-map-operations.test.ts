@@ -106,3 +106,26 @@ test('a key or value the admin API could not manage again (a NUL from the reques
   );
   assert.equal(kvm.values.size, 0);
 });
+
+test('a put key the admin API could never address, or whose variable is unresolved, is refused: 400 SetVariableFailed, nothing stored', async () => {
+  const { kvm, make } = setup();
+  const policy = make({ put: [{ key: '{request.header.x-user}', value: '{model}' }] });
+  // Before: each was stored, and the admin API then refused to read, change or delete it (400, or 405 for "").
+  for (const [user, why] of [
+    ['..', /its key is "\.\."/],
+    ['.', /its key is "\."/],
+    ['a\\b', /backslash/],
+    ['u'.repeat(513), /longer than 512/],
+    [undefined, /request\.header\.x-user is unresolved/],
+  ] as const) {
+    await assert.rejects(
+      Promise.resolve(policy.admit!(fakeContext({ headers: user === undefined ? {} : { 'x-user': user } }), { ...gold })),
+      (err: GatewayError) => err.status === 400 && err.code === KEY_VALUE_MAP_OPERATIONS_FAULTS.setVariableFailed && why.test(err.message),
+      String(user),
+    );
+  }
+  assert.equal(kvm.values.size, 0);
+  // Keys the admin API addresses are stored as before: dots, slashes and 512 characters.
+  for (const user of ['a.b', 'a/b', 'u'.repeat(512)]) await policy.admit!(fakeContext({ headers: { 'x-user': user } }), { ...gold });
+  assert.equal(kvm.values.size, 3);
+});

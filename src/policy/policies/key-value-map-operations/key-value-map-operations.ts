@@ -14,6 +14,20 @@ export const KEY_VALUE_MAP_OPERATIONS_FAULTS = {
   setVariableFailed: 'steps.keyvaluemapoperations.SetVariableFailed',
 } as const;
 
+/** The admin API's longest entry name (src/apim/kvm-routes.ts), within PostgreSQL's index row limit. */
+const MAX_KEY_LENGTH = 512;
+
+/**
+ * Why the admin API could never address an entry with this key (it names entries in its paths, which resolve `.` and
+ * `..` away and refuse a backslash), or undefined when it can.
+ */
+function unaddressable(key: string): string | undefined {
+  if (key === '' || key === '.' || key === '..') return `its key is ${JSON.stringify(key)}`;
+  if (key.includes('\\')) return 'its key holds a backslash';
+  if (key.length > MAX_KEY_LENGTH) return `its key is longer than ${MAX_KEY_LENGTH} characters`;
+  if (!isStorableText(key)) return `its key ${UNSTORABLE_TEXT_MESSAGE}`;
+}
+
 /**
  * @example keyValueMapOperations('tier-of-app', { mapIdentifier: 'tiers', get: [{ assignTo: 'kvm.tier',
  *   key: '{developer.app.id}', defaultValue: 'free' }] }, deps) — later: {ref: kvm.tier}
@@ -32,15 +46,19 @@ export const keyValueMapOperations: PolicyFactory = (name, spec, deps) => {
   const scopeOf = (state: ApimState): string | undefined =>
     s.scope === 'environment' ? 'environment' : state.product ? `apiproduct:${state.product.name}` : undefined;
 
+  const refused = (why: string) => policyFault(400, KEY_VALUE_MAP_OPERATIONS_FAULTS.setVariableFailed, `Could not store an entry of ${map}: ${why}`);
   const write = async (ctx: RequestContext, state: ApimState, scope: string): Promise<void> => {
     for (const p of puts) {
-      const key = p.key.render(ctx, state).value;
+      const { value: key, unresolved } = p.key.render(ctx, state);
+      // As Apigee's put of a key whose variable is missing fails: rendered without it, every such request would share
+      // one entry (`""` for a key that is only the variable).
+      if (unresolved.length > 0) throw refused(`its key's variable ${unresolved[0]} is unresolved`);
+      // An entry the admin API could never read, change or delete again (from the request: a header `..`, a NUL).
+      const why = unaddressable(key);
+      if (why) throw refused(why);
       if (!p.override && kvm.get(scope, map, key) !== undefined) continue;
       const value = p.value.render(ctx, state).value;
-      // Text the admin API could never read, change or delete again (a NUL, an unpaired surrogate from the request).
-      if (!isStorableText(key) || !isStorableText(value)) {
-        throw policyFault(400, KEY_VALUE_MAP_OPERATIONS_FAULTS.setVariableFailed, `Could not store an entry of ${map}: its key and value ${UNSTORABLE_TEXT_MESSAGE}`);
-      }
+      if (!isStorableText(value)) throw refused(`its value ${UNSTORABLE_TEXT_MESSAGE}`);
       try {
         await kvm.put(scope, map, key, value);
       } catch (err) {

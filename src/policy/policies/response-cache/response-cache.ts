@@ -10,7 +10,7 @@ import { compileScope } from '../../caching/cache-scope.js';
 import { clientDirectives } from '../../caching/client-directives.js';
 import { STREAMABLE, cachedAnswer, serveHit } from '../../caching/cached-answer.js';
 import { isDeterministic, requestKey } from '../../caching/request-key.js';
-import { captureAnswer } from '../../caching/stream-assembler.js';
+import { captureAnswer, type AnswerCache } from '../../caching/stream-assembler.js';
 import { createsStoredResponse } from '../../../gateway/stored-responses.js';
 import { requestStreamUsage } from '../../../gateway/stream-usage.js';
 import type { ApimState, Policy, PolicyFactory } from '../../types.js';
@@ -29,6 +29,7 @@ export const responseCache = ((name: string, spec: unknown, deps: CacheDeps) => 
   const resource = s.cacheResource ?? name;
   const store: CacheStore = resources.answerStore({ policy: name, flow: deps }, resource, s.store, { maxBytes: s.maxBytes, maxEntryBytes: s.maxEntryBytes });
   const stats = resources.stats(name);
+  const cache: AnswerCache = { maxEntryBytes: s.maxEntryBytes, cacheScope: s.scope, stats };
   const scopeOf = compileScope(s.scope);
   const ttlMs = s.expirySettings.timeoutInSeconds * 1000;
   /** The key of each request that missed, for its response flow. */
@@ -50,8 +51,7 @@ export const responseCache = ((name: string, spec: unknown, deps: CacheDeps) => 
     stats.storeErrors++;
     miss(ctx);
   };
-  const put = (key: string, value: Buffer | undefined) => {
-    if (!value) return;
+  const put = (key: string, value: Buffer) => {
     try {
       const done = store.set(key, value, ttlMs);
       stats.stored++;
@@ -64,6 +64,7 @@ export const responseCache = ((name: string, spec: unknown, deps: CacheDeps) => 
   return {
     type: RESPONSE_CACHE,
     name,
+    answerEdits: 'none',
     admit(ctx: RequestContext, state: ApimState) {
       // An earlier policy answered already (another cache): nothing to look up, nothing to store.
       if (ctx.directResponse) return;
@@ -113,7 +114,7 @@ export const responseCache = ((name: string, spec: unknown, deps: CacheDeps) => 
         stats.changedAfterLookup++;
         return undefined;
       }
-      return captureAnswer(ctx.stream, s.maxEntryBytes, state, (answer) => put(key, answer));
+      return captureAnswer(ctx.stream, cache, state, (answer) => put(key, answer));
     },
   } satisfies Policy;
 }) satisfies PolicyFactory;

@@ -163,6 +163,34 @@ describe('the responses API', () => {
     const sent = rewriter.push(Buffer.from(text)) + rewriter.end();
     assert.match(sent, /event: error\ndata: \{"type":"error"/);
   });
+
+  test('a reasoning item\'s text and summary are redacted like output text, streamed (vLLM\'s events) and whole', async () => {
+    const secret = 'Mail ops@acme-corp.com now';
+    const redacted = 'Mail [REDACTED:email] now';
+    const item = { type: 'reasoning', id: 'rs_1', summary: [{ type: 'summary_text', text: secret }], content: [{ type: 'reasoning_text', text: secret }] };
+    const text = { item_id: 'rs_1', output_index: 0, content_index: 0 };
+    const summary = { item_id: 'rs_1', output_index: 0, summary_index: 0 };
+    const out = respondStream(make(), streaming(), {}, [
+      ...['Mail ops@ac', 'me-corp.com now'].map((delta) => JSON.stringify({ type: 'response.reasoning_text.delta', ...text, delta })),
+      JSON.stringify({ type: 'response.reasoning_text.done', ...text, text: secret }),
+      ...['Mail ops@acme-c', 'orp.com now'].map((delta) => JSON.stringify({ type: 'response.reasoning_summary_text.delta', ...summary, delta })),
+      JSON.stringify({ type: 'response.reasoning_summary_text.done', ...summary, text: secret }),
+      JSON.stringify({ type: 'response.reasoning_summary_part.done', ...summary, part: { type: 'summary_text', text: secret } }),
+      JSON.stringify({ type: 'response.output_item.done', output_index: 0, item }),
+    ]).map((e) => JSON.parse(e!) as { type: string; delta?: string; text?: string; summary_index?: number });
+    // Before: the reasoning deltas and their .done events went out in clear, and summaries were never read.
+    assert.ok(!JSON.stringify(out).includes('ops@acme'), JSON.stringify(out));
+    const deltas = (type: string) => out.filter((e) => e.type === type).map((e) => e.delta).join('');
+    assert.equal(deltas('response.reasoning_text.delta'), redacted);
+    assert.equal(deltas('response.reasoning_summary_text.delta'), redacted);
+    // A summary's held end goes out at its own index, just before the event that ends it.
+    const summaryDone = out.findIndex((e) => e.type === 'response.reasoning_summary_text.done');
+    assert.deepEqual([out[summaryDone - 1].type, out[summaryDone - 1].summary_index], ['response.reasoning_summary_text.delta', 0]);
+    assert.equal(out[summaryDone].text, redacted);
+    const whole = JSON.parse((await respondJson(make(), fakeContext({ url: '/v1/responses' }), {}, { id: 'resp_1', object: 'response', output: [item] })).toString());
+    assert.equal(whole.output[0].summary[0].text, redacted);
+    assert.equal(whole.output[0].content[0].text, redacted);
+  });
 });
 
 test('a streamed chat refusal is redacted like content', () => {

@@ -33,10 +33,14 @@ interface Choice {
 const REASONING_FIELDS = ['reasoning_content', 'reasoning'] as const;
 const SIDE_FIELDS = ['refusal', ...REASONING_FIELDS] as const;
 
-/** A responses-API output item: a message's parts hold `text` (output_text, with its `logprobs`) or `refusal`. */
+/**
+ * A responses-API output item: a message's parts hold `text` (output_text, with its `logprobs`) or `refusal`; a
+ * reasoning item's hold `text` (reasoning_text), and its `summary` parts `text` too.
+ */
 interface OutputItem {
   type?: string;
   content?: { type?: string; text?: unknown; refusal?: unknown; logprobs?: unknown }[];
+  summary?: { type?: string; text?: unknown }[];
 }
 
 interface Answer {
@@ -73,7 +77,7 @@ function answerSlots(a: Answer): Slot[] {
   return out;
 }
 
-/** The responses API's text: every part of every message item, and the `output_text` some servers add. */
+/** The responses API's text: every part of every output item, and the `output_text` some servers add. */
 function outputSlots(a: { output?: unknown; output_text?: unknown }, out: Slot[]): void {
   for (const item of Array.isArray(a.output) ? (a.output as OutputItem[]) : []) partSlots(item, out);
   field(a, 'output_text', out);
@@ -85,6 +89,7 @@ function partSlots(item: OutputItem | undefined, out: Slot[]): void {
     field(part, 'text', out);
     field(part, 'refusal', out);
   }
+  for (const part of Array.isArray(item?.summary) ? item.summary : []) if (part) field(part, 'text', out);
 }
 
 /**
@@ -155,6 +160,8 @@ interface ResponsesEvent {
   item_id?: string;
   output_index?: number;
   content_index?: number;
+  /** A reasoning summary's part (its events have no content_index). */
+  summary_index?: number;
   delta?: unknown;
   text?: unknown;
   refusal?: unknown;
@@ -164,8 +171,14 @@ interface ResponsesEvent {
   response?: { output?: unknown; output_text?: unknown };
 }
 
-/** The delta event that carries a text (or refusal) part's text, by the event that ends the part. */
-const DELTA_OF: Record<string, string> = { 'response.output_text.done': 'response.output_text.delta', 'response.refusal.done': 'response.refusal.delta' };
+/** The delta event that carries a part's text (output, refusal, reasoning or its summary), by the event that ends the part. */
+const DELTA_OF: Record<string, string> = {
+  'response.output_text.done': 'response.output_text.delta',
+  'response.refusal.done': 'response.refusal.delta',
+  'response.reasoning_text.done': 'response.reasoning_text.delta',
+  'response.reasoning_summary_text.done': 'response.reasoning_summary_text.delta',
+};
+const DELTAS = new Set(Object.values(DELTA_OF));
 
 /**
  * The flow over a stream's events: content rewritten as the redactor releases it, logprobs dropped; an error event on a
@@ -175,7 +188,7 @@ function streamFlow(scanner: Scanner, holdback: number, responsesApi: boolean): 
   const redactor = new StreamRedactor(scanner, holdback);
   let ended = false;
   let last: Record<string, unknown> | undefined;
-  /** The redactor's stream of each responses-API (output item, content part), and of each chat choice's side field. */
+  /** The redactor's stream of each responses-API (delta type, output item, content or summary part), and of each chat choice's side field. */
   const streams = new Map<string, number>();
   const streamOf = (key: string) => {
     let i = streams.get(key);
@@ -191,13 +204,15 @@ function streamFlow(scanner: Scanner, holdback: number, responsesApi: boolean): 
   const fail = (f: Finding, responsesApi = false) => failWith(blockedFault([f]), responsesApi);
 
   /**
-   * The responses API: text comes as deltas per output item and content part, released as the redactor lets it go;
-   * the events that end a part, an item or the response repeat the whole text, which is redacted whole (and blocks
-   * as the deltas would). The held end of a part goes out as one more delta, just before the event that ends it.
+   * The responses API: text (output, refusal, reasoning and its summary) comes as deltas per output item and part,
+   * released as the redactor lets it go; the events that end a part, an item or the response repeat the whole text,
+   * which is redacted whole (and blocks as the deltas would). The held end of a part goes out as one more delta, just
+   * before the event that ends it.
    */
   const responsesEvent = (e: ResponsesEvent, data: string): string | string[] => {
-    const part = `${e.output_index}:${e.content_index}`;
-    if ((e.type === 'response.output_text.delta' || e.type === 'response.refusal.delta') && typeof e.delta === 'string') {
+    const summary = e.summary_index !== undefined;
+    const part = summary ? `${e.output_index}:s${e.summary_index}` : `${e.output_index}:${e.content_index}`;
+    if (DELTAS.has(e.type) && typeof e.delta === 'string') {
       const out = redactor.push(streamOf(`${e.type}:${part}`), e.delta);
       if (out.blocked) return fail(out.blocked, true);
       e.delta = out.text;
@@ -230,7 +245,9 @@ function streamFlow(scanner: Scanner, holdback: number, responsesApi: boolean): 
     if (e.response && dropAnswerLogprobs(e.response)) changed = true;
     if (!changed && !tail) return data;
     const whole = changed ? JSON.stringify(e) : data;
-    return tail ? [JSON.stringify({ type: delta, item_id: e.item_id, output_index: e.output_index, content_index: e.content_index, delta: tail }), whole] : whole;
+    if (!tail) return whole;
+    const at = summary ? { summary_index: e.summary_index } : { content_index: e.content_index };
+    return [JSON.stringify({ type: delta, item_id: e.item_id, output_index: e.output_index, ...at, delta: tail }), whole];
   };
 
   return {

@@ -58,7 +58,7 @@ export const semanticCacheLookup = ((name: string, spec: unknown, deps: CacheDep
       return miss(ctx);
     }
     const asLookedUp = (sent: RequestContext) => sent.body !== undefined && userPrompt(sent.body, source) === prompt && scopeKey(tenant, sent, sent.body) === scope;
-    leaveSemanticMiss(ctx, { lookup: name, index, scope, vector, maxEntryBytes: s.maxEntryBytes, stats, asLookedUp });
+    leaveSemanticMiss(ctx, { lookup: name, index, scope, vector, maxEntryBytes: s.maxEntryBytes, cacheScope: s.scope, stats, asLookedUp });
     // The answer SemanticCachePopulate keeps must carry usage, as a later hit's client may ask for it.
     requestStreamUsage(ctx);
     if (!search) return miss(ctx);

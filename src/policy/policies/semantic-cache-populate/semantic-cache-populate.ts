@@ -9,8 +9,7 @@ import type { ApimState, Policy, PolicyFactory } from '../../types.js';
 
 export const SEMANTIC_CACHE_POPULATE = 'semantic-cache-populate';
 
-function store(miss: SemanticMiss, value: Buffer | undefined, ttlMs: number): void {
-  if (!value) return;
+function store(miss: SemanticMiss, value: Buffer, ttlMs: number): void {
   try {
     const done = miss.index.add(miss.scope, miss.vector, value, ttlMs);
     miss.stats.stored++;
@@ -27,6 +26,7 @@ export const semanticCachePopulate: PolicyFactory = (name, spec) => {
   return {
     type: SEMANTIC_CACHE_POPULATE,
     name,
+    answerEdits: 'none',
     respond(ctx: RequestContext, state: ApimState, status: number): ResponseFlow | undefined {
       const miss = takeSemanticMiss(ctx, s.lookupPolicy);
       if (!miss || status < 200 || status >= 300) return undefined;
@@ -34,7 +34,7 @@ export const semanticCachePopulate: PolicyFactory = (name, spec) => {
         miss.stats.changedAfterLookup++;
         return undefined;
       }
-      return captureAnswer(ctx.stream, miss.maxEntryBytes, state, (answer) => store(miss, answer, ttlMs));
+      return captureAnswer(ctx.stream, miss, state, (answer) => store(miss, answer, ttlMs));
     },
   } satisfies Policy;
 };
