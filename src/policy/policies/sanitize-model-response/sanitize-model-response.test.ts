@@ -81,10 +81,13 @@ describe('streams', () => {
     }
   });
 
-  test('a blocking finding ends the stream with an error event and drops the rest', () => {
-    const out = respondStream(make(), streaming(), {}, chatChunks(['Visit http://45.33', '.32.156/login', ' now', ' please']));
+  test('a blocking finding ends the stream with an error event and drops the rest, and the request records the fault', () => {
+    const ctx = streaming();
+    const out = respondStream(make(), ctx, {}, chatChunks(['Visit http://45.33', '.32.156/login', ' now', ' please']));
     const error = out.find((e) => e?.includes('"error"'));
     assert.equal(JSON.parse(error!).error.code, SANITIZE_MODEL_RESPONSE_FAULTS.modelResponseBlocked);
+    // Records, metrics (policy violations) and the access log read it: the 200 went out before the block.
+    assert.equal(ctx.errorCode, SANITIZE_MODEL_RESPONSE_FAULTS.modelResponseBlocked);
     assert.deepEqual(out.slice(out.indexOf(error!) + 1), out.slice(out.indexOf(error!) + 1).map(() => null));
     assert.ok(!streamedText(out.filter((e) => e !== error)).includes('45.33'));
   });

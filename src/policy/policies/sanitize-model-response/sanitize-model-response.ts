@@ -184,7 +184,7 @@ const DELTAS = new Set(Object.values(DELTA_OF));
  * The flow over a stream's events: content rewritten as the redactor releases it, logprobs dropped; an error event on a
  * block, or in place of an event too long to read (`responsesApi`: in that API's shape).
  */
-function streamFlow(scanner: Scanner, holdback: number, responsesApi: boolean): ResponseFlow {
+function streamFlow(ctx: RequestContext, scanner: Scanner, holdback: number, responsesApi: boolean): ResponseFlow {
   const redactor = new StreamRedactor(scanner, holdback);
   let ended = false;
   let last: Record<string, unknown> | undefined;
@@ -197,6 +197,8 @@ function streamFlow(scanner: Scanner, holdback: number, responsesApi: boolean): 
   };
   const failWith = (fault: GatewayError, responsesApi: boolean): string | string[] => {
     ended = true;
+    // The status went out as 200: the fault is what records, metrics and the access log say the client was told.
+    ctx.errorCode = fault.code;
     if (!responsesApi) return JSON.stringify({ error: { message: fault.message, type: fault.type, code: fault.code } });
     // As a list of events: the stream names its events, and a list's events are named for their type (`error`).
     return [JSON.stringify({ type: 'error', code: fault.code, message: fault.message, param: null })];
@@ -352,7 +354,7 @@ export const sanitizeModelResponse: PolicyFactory = (name, spec) => {
       if (ctx.stream) {
         // The classifier never sees a stream: no cache may keep this answer to replay where the classifier would judge it.
         if (classifier) state.answerUnjudged = true;
-        return scanner.active ? streamFlow(scanner, s.streamHoldback, ctx.operation === 'responses') : undefined;
+        return scanner.active ? streamFlow(ctx, scanner, s.streamHoldback, ctx.operation === 'responses') : undefined;
       }
       if (!scanner.active && !classifier) return undefined;
       const whole: ResponseFlow = { body: (body) => sanitizeBody(body, scanner, classifier) };
@@ -361,7 +363,7 @@ export const sanitizeModelResponse: PolicyFactory = (name, spec) => {
       // for an event stream, `body` for JSON), and, as a stream, they are never cached where a classifier would judge.
       if (!ctx.storedResponse || !scanner.active) return whole;
       if (classifier) state.answerUnjudged = true;
-      return { ...streamFlow(scanner, s.streamHoldback, true), ...whole };
+      return { ...streamFlow(ctx, scanner, s.streamHoldback, true), ...whole };
     },
   } satisfies Policy & { readonly classifierFailures: number };
 };
