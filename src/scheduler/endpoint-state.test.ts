@@ -16,6 +16,30 @@ describe('EndpointState', () => {
     assert.deepEqual([ep.queue, ep.load, ep.inFlight], [0, 1, 1]);
   });
 
+  test('a scrape takes off what was counted when it was sent: what was sent or finished while it was on its way still counts', () => {
+    const cache = { blockSize: 16, numGpuBlocks: 100 }; // 1600 tokens
+    const ep = endpoint(1, cache);
+    ep.recordPick(160);
+    ep.recordPick(160);
+    let seen = ep.sentSinceScrape();
+    ep.recordPick(160); // after the page was asked for
+    ep.recordScrape(snapshot({ waiting: 2, kvCacheUsage: 0.2, ...cache }), 1050, 30, seen);
+    assert.deepEqual([ep.queue, ep.load, ep.inFlight], [3, 3, 3]);
+    assert.ok(Math.abs(ep.kvCacheUsage - 0.3) < 1e-12);
+    seen = ep.sentSinceScrape();
+    ep.recordRelease(true, 160, 1060); // one finished after the page showed it
+    ep.recordScrape(snapshot({ waiting: 3, kvCacheUsage: 0.3, ...cache }), 1100, 30, seen);
+    assert.deepEqual([ep.queue, ep.load, ep.inFlight], [2, 2, 2]);
+    assert.ok(Math.abs(ep.kvCacheUsage - 0.2) < 1e-12);
+    // One that never reached the server came off its count already: the next pick counts in full.
+    ep.recordPick(1);
+    seen = ep.sentSinceScrape();
+    ep.recordRelease(false, 1, 1110);
+    ep.recordScrape(snapshot(), 1150, 30, seen);
+    ep.recordPick(1);
+    assert.equal(ep.queue, 1);
+  });
+
   test('queue never goes below 0 and load never below the in-flight count', () => {
     const ep = endpoint(1, { waiting: 1, running: 0 });
     ep.recordPick(1);

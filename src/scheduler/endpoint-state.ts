@@ -39,6 +39,13 @@ const EMPTY: EngineSnapshot = {
   lora: null,
 };
 
+/** This gateway's picks, finished requests and prompt tokens counted at one moment since an endpoint's last scrape. */
+export interface SentSinceScrape {
+  picks: number;
+  done: number;
+  tokens: number;
+}
+
 export class EndpointState {
   #config: EndpointConfig;
   #engine: Engine;
@@ -54,7 +61,7 @@ export class EndpointState {
   /** The data plane could not reach it: out until a scrape succeeds again. */
   #reportedDown = false;
   #inFlight = 0;
-  // Requests sent and finished since the last scrape, so a burst does not all land on the endpoint
+  // Requests sent and finished since the last scrape was sent, so a burst does not all land on the endpoint
   // that looked idle at that scrape: the scrape has not seen them yet.
   #picksSinceScrape = 0;
   #doneSinceScrape = 0;
@@ -220,8 +227,17 @@ export class EndpointState {
     this.#engine = engine;
   }
 
-  /** `tookMs`: how long the scrape took to answer (a slow /metrics makes every reading that much older). */
-  recordScrape(metrics: EngineSnapshot, now: number, tookMs = 0): void {
+  /** This gateway's traffic counted since the last scrape, now: what a scrape sent now will have seen (recordScrape). */
+  sentSinceScrape(): SentSinceScrape {
+    return { picks: this.#picksSinceScrape, done: this.#doneSinceScrape, tokens: this.#tokensSinceScrape };
+  }
+
+  /**
+   * `tookMs`: how long the scrape took to answer (a slow /metrics makes every reading that much older). `seen`: what
+   * sentSinceScrape() said when the scrape was sent; what was sent or finished after that still counts, as the page
+   * predates it (a /metrics that takes 230 ms would otherwise wipe most of the picks of each interval).
+   */
+  recordScrape(metrics: EngineSnapshot, now: number, tookMs = 0, seen: SentSinceScrape = this.sentSinceScrape()): void {
     if (metrics.running > this.#maxRunning && metrics.running <= MAX_LEARNT_CAPACITY) this.#maxRunning = metrics.running;
     this.#metrics = metrics;
     this.#scrapedAt = now;
@@ -229,9 +245,10 @@ export class EndpointState {
     this.#failures = 0;
     this.#lastError = null;
     this.#reportedDown = false;
-    this.#picksSinceScrape = 0;
-    this.#doneSinceScrape = 0;
-    this.#tokensSinceScrape = 0;
+    // A request counted in `seen` that never reached the server came off already (recordRelease).
+    this.#picksSinceScrape = Math.max(0, this.#picksSinceScrape - seen.picks);
+    this.#doneSinceScrape -= seen.done;
+    this.#tokensSinceScrape -= seen.tokens;
   }
 
   recordScrapeFailure(error: string): void {

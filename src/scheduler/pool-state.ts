@@ -149,7 +149,7 @@ export class PoolState implements PoolGauges {
     if (this.#flow.size > 0) this.#drain();
     const kept = this.#slotsKept(req.priority);
     // Whatever is still queued after draining waits for room: this request queues too, by its priority.
-    if (this.#flowControl && (this.#flow.size > 0 || isSaturated(this.#endpoints, now, this.#deps.settings.saturation, kept, this.#deps.settings.scrapeInterval))) {
+    if (this.#flowControl && (this.#flow.size > 0 || isSaturated(this.#endpoints, now, this.#deps.settings, kept))) {
       if (req.priority < 0) {
         return Promise.reject(
           gatewayError('TG_ERR_REQUEST_SHED', `pool "${this.name}" is saturated; sheddable requests are refused`, { 'retry-after': '1' }),
@@ -213,7 +213,7 @@ export class PoolState implements PoolGauges {
     return {
       name: this.name,
       engine: this.#config.engine,
-      saturated: isSaturated(this.#endpoints, now, settings.saturation, this.#batchSlotsKept(0), settings.scrapeInterval),
+      saturated: isSaturated(this.#endpoints, now, settings, this.#batchSlotsKept(0)),
       utilization: utilization(this.#endpoints, now, settings),
       queueLength: this.#flow.size,
       queueByPriority: this.#flow.lengths(),
@@ -274,13 +274,15 @@ export class PoolState implements PoolGauges {
   }
 
   /**
-   * Under flow control (`kept` from #slotsKept), the endpoints with a free batch slot when some have one and some do
-   * not (a request sent to a full batch would wait in the engine's FIFO queue); otherwise every endpoint.
+   * Under flow control (`kept` from #slotsKept), the endpoints with a free batch slot when some eligible one has one
+   * and some do not (a request sent to a full batch would wait in the engine's FIFO queue); otherwise every endpoint.
+   * Resting ones are not among them: a failing engine's batch looks free, and the healthy filter takes it only when
+   * every eligible endpoint rests.
    */
   #roomy(now: number, kept: number | null): readonly EndpointState[] {
     if (kept === null) return this.#endpoints;
     const all = this.#endpoints;
-    const out = keepEndpoints(all, (ep) => ep.freeSlots > kept);
+    const out = keepEndpoints(all, (ep) => ep.freeSlots > kept && !ep.resting(now));
     if (out === all) return all;
     const { staleAfter } = this.#deps.settings;
     return out.some((ep) => ep.isEligible(now, staleAfter)) ? out : all;
@@ -295,9 +297,10 @@ export class PoolState implements PoolGauges {
     // The filters (subset hint, adapters) may keep only full endpoints: then they all compete.
     if (!ordered && roomy !== this.#endpoints) ordered = this.#profile.pipeline.run(ctx, this.#endpoints);
     else if (ordered && roomy !== this.#endpoints) {
-      // The full endpoints stay as the last fallbacks (unscored, in pool order), with the filters' verdict on them.
+      // The full endpoints stay as the last fallbacks (unscored, in pool order), with the filters' verdict on them;
+      // resting ones do not, as the healthy filter drops them while awake ones (these roomy ones) remain.
       const inRoomy = new Set(roomy);
-      const rest = this.#endpoints.filter((ep) => !inRoomy.has(ep));
+      const rest = this.#endpoints.filter((ep) => !inRoomy.has(ep) && !ep.resting(now));
       const filtered = this.#profile.pipeline.filterOnly(ctx, rest);
       ordered = ordered.concat(filtered);
     }
@@ -383,7 +386,7 @@ export class PoolState implements PoolGauges {
     // A reload that turned flow control off lets everything still queued go.
     if (!this.#flowControl) return 'dispatch';
     const kept = this.#batchSlotsKept(this.#flow.headPriority ?? 0);
-    return isSaturated(this.#endpoints, now, this.#deps.settings.saturation, kept, this.#deps.settings.scrapeInterval) ? 'wait' : 'dispatch';
+    return isSaturated(this.#endpoints, now, this.#deps.settings, kept) ? 'wait' : 'dispatch';
   };
 
   readonly #dispatch = (req: PickRequest, queuedMs: number): Pick => this.#decide(req, this.#deps.now(), queuedMs);

@@ -4,7 +4,7 @@ import { hasRoom, isSaturated, utilization } from './saturation.js';
 import { EndpointState, FAILURES_BEFORE_UNHEALTHY } from './endpoint-state.js';
 import { SETTINGS, endpoint, snapshot } from './testing.js';
 
-// Defaults: queueDepthThreshold 5, kvCacheThreshold 0.8, metricsFreshness 200 ms.
+// Defaults: queueDepthThreshold 5, kvCacheThreshold 0.8, metricsFreshness 200 ms, scrapeInterval 50 ms, staleAfter 2 s.
 const NOW = 10_000;
 
 describe('isSaturated', () => {
@@ -18,7 +18,7 @@ describe('isSaturated', () => {
   for (const c of cases) {
     test(c.name, () => {
       const eps = c.eps.map((e, i) => endpoint(i, { waiting: e.waiting, kvCacheUsage: e.kv }, NOW - e.age));
-      assert.equal(isSaturated(eps, NOW, SETTINGS.saturation), c.want);
+      assert.equal(isSaturated(eps, NOW, SETTINGS), c.want);
     });
   }
 
@@ -26,30 +26,41 @@ describe('isSaturated', () => {
     // Scraped every second, an idle endpoint 600 ms after its last scrape: it was "stale" against 200 ms, so an idle
     // fleet shed sheddable requests most of the time.
     const idle = endpoint(1, {}, NOW - 600);
-    assert.equal(isSaturated([idle], NOW, SETTINGS.saturation, 0, 1000), false);
-    assert.equal(isSaturated([idle], NOW, SETTINGS.saturation, 0, 50), true, 'at 50 ms, 600 ms means scrapes stopped');
+    assert.equal(isSaturated([idle], NOW, { ...SETTINGS, scrapeInterval: 1000 }), false);
+    assert.equal(isSaturated([idle], NOW, SETTINGS), true, 'at 50 ms, 600 ms means scrapes stopped');
     // A /metrics that takes 230 ms to answer, scraped every 50 ms: a reading 300 ms old is the latest there can be.
     const slow = new EndpointState({ url: 'http://10.0.0.9:8000', address: '10.0.0.9:8000' }, 'vllm');
     slow.recordScrape(snapshot({}), NOW - 300, 230);
-    assert.equal(isSaturated([slow], NOW, SETTINGS.saturation, 0, 50), false);
-    assert.equal(isSaturated([slow], NOW + 100, SETTINGS.saturation, 0, 50), true, 'past 2 × 50 + 230 ms');
+    assert.equal(isSaturated([slow], NOW, SETTINGS), false);
+    assert.equal(isSaturated([slow], NOW + 100, SETTINGS), true, 'past 2 × 50 + 230 ms');
+  });
+
+  test("a resting endpoint's room counts only while every eligible endpoint rests", () => {
+    // An engine answering every request 500 looks idle; the only working one is over the queue threshold.
+    const failing = endpoint(1, {}, NOW);
+    failing.recordAnswered(NOW, 500);
+    const busy = endpoint(2, { waiting: 12 }, NOW);
+    assert.equal(isSaturated([failing, busy], NOW, SETTINGS), true);
+    assert.equal(isSaturated([failing], NOW, SETTINGS), false, 'nothing else to send to');
+    assert.equal(isSaturated([failing, endpoint(3, {}, NOW - 2001)], NOW, SETTINGS), false, 'the awake one is stale');
+    assert.equal(isSaturated([failing, busy], NOW + 100, SETTINGS), false, 'its rest is over');
   });
 
   test('unhealthy endpoints do not count as room', () => {
     const ep = endpoint(1, {}, NOW);
     for (let i = 0; i < FAILURES_BEFORE_UNHEALTHY; i++) ep.recordScrapeFailure('x');
-    assert.equal(isSaturated([ep], NOW, SETTINGS.saturation), true);
+    assert.equal(isSaturated([ep], NOW, SETTINGS), true);
   });
 
   test('picks since the scrape count as waiting', () => {
     const ep = endpoint(1, { waiting: 4 }, NOW);
-    assert.equal(isSaturated([ep], NOW, SETTINGS.saturation), false);
+    assert.equal(isSaturated([ep], NOW, SETTINGS), false);
     ep.recordPick(1);
-    assert.equal(isSaturated([ep], NOW, SETTINGS.saturation), false);
+    assert.equal(isSaturated([ep], NOW, SETTINGS), false);
     ep.recordPick(1); // 6 > 5
-    assert.equal(isSaturated([ep], NOW, SETTINGS.saturation), true);
+    assert.equal(isSaturated([ep], NOW, SETTINGS), true);
     ep.recordRelease(true, 1, NOW);
-    assert.equal(isSaturated([ep], NOW, SETTINGS.saturation), false);
+    assert.equal(isSaturated([ep], NOW, SETTINGS), false);
   });
 
   test('picks since the scrape to an engine that showed no queue wait only beyond its batch capacity', () => {
@@ -58,7 +69,7 @@ describe('isSaturated', () => {
     for (let i = 0; i < 32; i++) fast.recordPick(1);
     assert.equal(fast.queue, 32, 'the scorers still see the burst');
     assert.equal(fast.engineQueue, 0);
-    assert.equal(isSaturated([fast], NOW, SETTINGS.saturation), false);
+    assert.equal(isSaturated([fast], NOW, SETTINGS), false);
     // Known capacity 8 with 2 running: 6 more start at once, the rest wait.
     const batched = endpoint(2, { waiting: 0, running: 2 }, NOW);
     batched.setBatchCapacity(8);
@@ -66,7 +77,7 @@ describe('isSaturated', () => {
     assert.equal(batched.engineQueue, 5);
     batched.recordPick(1);
     assert.equal(batched.engineQueue, 6);
-    assert.equal(isSaturated([batched], NOW, SETTINGS.saturation), true);
+    assert.equal(isSaturated([batched], NOW, SETTINGS), true);
   });
 });
 
@@ -84,7 +95,7 @@ describe('holding at batch capacity', () => {
     ep.recordScrape({ ...ep.metrics, waiting: 1, running: 16 }, NOW);
     assert.equal(ep.batchCapacity, 16);
     assert.equal(hasRoom(ep, NOW, SETTINGS.saturation), false);
-    assert.equal(isSaturated([ep], NOW, SETTINGS.saturation), true); // though 1 waiting ≤ 5
+    assert.equal(isSaturated([ep], NOW, SETTINGS), true); // though 1 waiting ≤ 5
   });
 
   test('a learnt capacity is probed: one more than the most seen running while the engine shows no queue', () => {

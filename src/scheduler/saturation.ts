@@ -33,11 +33,21 @@ export function hasRoom(ep: EndpointState, now: number, s: SchedulerSettings['sa
 /**
  * Saturated (for requests that may not take `kept` batch slots; null: batches not checked) when no endpoint has room
  * (hasRoom). The engine queue includes the requests sent since the last scrape that cannot have started, so a burst
- * saturates the pool before the next scrape shows it.
+ * saturates the pool before the next scrape shows it. A resting endpoint's room counts only while every eligible
+ * endpoint rests, when the healthy filter lets requests go to it: an engine failing every request looks idle.
  */
-export function isSaturated(endpoints: readonly EndpointState[], now: number, s: SchedulerSettings['saturation'], kept: number | null = 0, scrapeInterval = 0): boolean {
-  for (const ep of endpoints) if (hasRoom(ep, now, s, kept, scrapeInterval)) return false;
-  return true;
+export function isSaturated(endpoints: readonly EndpointState[], now: number, settings: SchedulerSettings, kept: number | null = 0): boolean {
+  const { saturation, scrapeInterval, staleAfter } = settings;
+  let restingRoom = false;
+  let awake = false;
+  for (const ep of endpoints) {
+    const resting = ep.resting(now);
+    if (hasRoom(ep, now, saturation, kept, scrapeInterval)) {
+      if (!resting) return false;
+      restingRoom = true;
+    } else if (!resting && !awake) awake = ep.isEligible(now, staleAfter);
+  }
+  return !restingRoom || awake;
 }
 
 /**

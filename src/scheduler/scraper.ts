@@ -116,10 +116,11 @@ export class Scraper {
   async #fetch(target: Target): Promise<void> {
     const ep = target.endpoint;
     const started = this.#opts.now();
+    const seen = ep.sentSinceScrape();
     try {
       const text = await this.#opts.source.fetch(ep.url);
       const now = this.#opts.now();
-      ep.recordScrape(readEngineMetrics(ep.engine, text), now, now - started);
+      ep.recordScrape(readEngineMetrics(ep.engine, text), now, now - started, seen);
       // Beside the scrape, not in it: a slow or hanging model list must not hold the next scrape back.
       void this.#readModels(ep);
     } catch (err) {

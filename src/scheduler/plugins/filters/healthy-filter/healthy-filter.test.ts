@@ -43,6 +43,17 @@ describe(HEALTHY_FILTER, () => {
     assert.equal(refused.resting(now + 1), false, "a 4xx is the client's doing");
   });
 
+  test('a resting endpoint rests only while awake ones of the subset hint remain, wherever the subset filter runs', () => {
+    const now = 10_000;
+    const failing = endpoint(1, {}, now);
+    const fine = endpoint(2, {}, now);
+    failing.recordAnswered(now, 500);
+    const pinned = ctx({ subset: new Set([failing.address]) }, { now });
+    assert.deepEqual(filter.filter(pinned, [failing, fine]), [failing, fine], 'the subset filter keeps the resting one');
+    assert.deepEqual(filter.filter(pinned, [failing]), [failing]);
+    assert.deepEqual(filter.filter(ctx({ subset: new Set([failing.address, fine.address]) }, { now }), [failing, fine]), [fine]);
+  });
+
   test('drops from the first position too', () => {
     const eps = [endpoint(1, {}, 10), endpoint(2, {}, 5000)];
     const kept = filter.filter(ctx({}, { now: 5000 }), eps);
