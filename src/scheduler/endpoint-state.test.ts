@@ -122,3 +122,22 @@ describe('EndpointState', () => {
     assert.equal(estimateTokens({ prompt: 'x'.repeat(10), promptChars: 1000 }), 250);
   });
 });
+
+test('after its rest, a failing endpoint takes one request at a time until an answer says how it went (half-open)', () => {
+  const now = 10_000;
+  const ep = endpoint(1, {}, now);
+  ep.recordAnswered(now, 503);
+  assert.equal(ep.resting(now + 100), false, 'its rest is over');
+  ep.recordPick(10);
+  assert.equal(ep.resting(now + 101), true, 'one request is trying it');
+  ep.recordRelease(true, 10, now + 150, 503);
+  assert.equal(ep.resting(now + 151), true, 'failed again: rests twice as long');
+  assert.equal(ep.resting(now + 350), false);
+  ep.recordPick(10);
+  ep.recordRelease(false, 10, now + 360);
+  assert.equal(ep.resting(now + 361), false, 'a try that never reached it lets another try');
+  ep.recordPick(10);
+  ep.recordRelease(true, 10, now + 400, 200);
+  ep.recordPick(10);
+  assert.equal(ep.resting(now + 401), false, 'a good answer ends it: requests go as to any endpoint');
+});

@@ -55,6 +55,8 @@ export class EndpointState {
   #scrapeMs = 0;
   #failedAnswers = 0;
   #restingUntil = 0;
+  /** A request picked after a failed answer is out, unanswered (see resting). */
+  #trying = false;
   #answeredAt = 0;
   #failures = 0;
   #lastError: string | null = null;
@@ -263,6 +265,9 @@ export class EndpointState {
   }
 
   recordPick(promptTokens: number): void {
+    // Picked while its last answer was a failure: this request tries it, and until an answer says how that went it
+    // counts as resting, so a queue that waited out its rest does not drain onto a server that may fail them all.
+    if (this.#failedAnswers > 0) this.#trying = true;
     this.#inFlight++;
     this.#picksSinceScrape++;
     this.#tokensSinceScrape += promptTokens;
@@ -276,12 +281,16 @@ export class EndpointState {
     if (reached) {
       this.#doneSinceScrape++;
       this.recordAnswered(now, status);
-    } else this.#picksSinceScrape = Math.max(0, this.#picksSinceScrape - 1);
+    } else {
+      this.#picksSinceScrape = Math.max(0, this.#picksSinceScrape - 1);
+      this.#trying = false;
+    }
   }
 
   /** It answered a request with `status` (undefined: an answer whose status is not known). */
   recordAnswered(now: number, status?: number): void {
     this.#answeredAt = now;
+    this.#trying = false;
     if (status === undefined) return;
     if (status >= 500 || status === 429) {
       this.#failedAnswers++;
@@ -292,9 +301,12 @@ export class EndpointState {
     }
   }
 
-  /** Whether its last answers failed recently enough that others should be tried first (recordAnswered). */
+  /**
+   * Whether its last answers failed recently enough that others should be tried first (recordAnswered), or, its rest
+   * over, one request is trying it (a circuit breaker's half-open state) and has not been answered yet.
+   */
   resting(now: number): boolean {
-    return now < this.#restingUntil;
+    return now < this.#restingUntil || this.#trying;
   }
 
   /** How much longer it rests (0 when it does not). */
