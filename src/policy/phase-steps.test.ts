@@ -65,7 +65,8 @@ test('the response steps tell the caches what this request\'s policies made of i
   const flow = () => ({ body: (b: Buffer) => b });
   const sanitizer: Policy = { type: 'sanitize-model-response', name: 'guard', respond: flow };
   const cache: Policy = { type: 'response-cache', name: 'answers', answerEdits: 'none', respond: flow };
-  const tagger: Policy = { type: 'assign-message', name: 'tag', answerEdits: 'perRequest', respond: flow };
+  const tagger: Policy = { type: 'assign-message', name: 'tag', answerEdits: 'perApp', respond: flow };
+  const echo: Policy = { type: 'assign-message', name: 'echo', answerEdits: 'perRequest', respond: flow };
   const internal = compileCondition("'x-internal' in request.headers");
   const external = compileCondition("!('x-internal' in request.headers)");
   const steps = respondSteps([
@@ -81,6 +82,9 @@ test('the response steps tell the caches what this request\'s policies made of i
   assert.equal(run({ 'x-internal': '1' }).answerUnjudged, true, 'a rewrite skipped by its condition');
   assert.equal(run({}).answerUnjudged, undefined, 'a cache skipped by its condition changes no answer');
   const tagging = respondSteps([{ policy: tagger, condition: null, origin: 'test' }]);
-  assert.equal(run({}, tagging).answerSharedWithin, 'app', 'a rewrite from the request\'s variables');
+  assert.equal(run({}, tagging).answerSharedWithin, 'app', 'a rewrite from the key\'s variables');
   assert.equal(run({}).answerSharedWithin, undefined);
+  // One app's key shared by many users: a rewrite from a request header is one request's, stored for none.
+  const echoing = respondSteps([{ policy: echo, condition: null, origin: 'test' }]);
+  assert.equal(run({}, echoing).answerUnjudged, true, 'a rewrite from the request\'s own variables');
 });

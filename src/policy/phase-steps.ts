@@ -64,12 +64,21 @@ export function phaseSteps(listed: readonly TemplatePolicy[], phase: RequestPhas
 /** Whether the policy's response flow may change (or refuse) the answer a cache keeps (Policy.answerEdits). */
 export const editsAnswer = (policy: Policy): boolean => policy.respond !== undefined && policy.answerEdits !== 'none';
 
-/** The policy's response step; one that rewrites answers per request says so to the caches (ApimState.answerSharedWithin). */
+/**
+ * The policy's response step; one that rewrites answers per app or per request says so to the caches
+ * (ApimState.answerSharedWithin, answerUnjudged).
+ */
 function respondStep(policy: Policy): RespondStep {
   const step: RespondStep = policy.respond!.bind(policy);
+  if (policy.answerEdits === 'perApp') {
+    return (ctx, state, status) => {
+      state.answerSharedWithin = 'app';
+      return step(ctx, state, status);
+    };
+  }
   if (policy.answerEdits !== 'perRequest') return step;
   return (ctx, state, status) => {
-    state.answerSharedWithin = 'app';
+    state.answerUnjudged = true;
     return step(ctx, state, status);
   };
 }

@@ -50,14 +50,14 @@ export interface ApimState {
   tokenRefusal?: boolean;
   settlers?: Settler[];
   /**
-   * A response check could not judge this answer (SanitizeModelResponse's classifier sees no streams), or a policy that
-   * changes answers did not run for this request (its template condition was false): no cache stores it, since a
-   * replay skips the response flow of the requests it answers.
+   * A response check could not judge this answer (SanitizeModelResponse's classifier sees no streams), a policy that
+   * changes answers did not run for this request (its template condition was false), or one rewrote it from the
+   * request itself: no cache stores it, since a replay skips the response flow of the requests it answers.
    */
   answerUnjudged?: boolean;
   /**
    * The widest cache scope whose every request the response policies would give this answer: `app` after a rewrite
-   * that depends on the request (a template with variables, a script), `product` when products rewrite answers in
+   * from the caller's key or entitlement, `product` when products rewrite answers in
    * templates of their own; unset, any.
    */
   answerSharedWithin?: Exclude<CacheScope, 'global'>;
@@ -82,11 +82,12 @@ export interface Policy {
   readonly identifiesKey?: boolean;
   /**
    * What its response flow does to the answer a cache keeps (the body or the events; a hit gets the header changes of
-   * its own request anew): `none` (it only observes, as a cache filling, or changes headers alone), `perRequest` (a
-   * rewrite that depends on the request: templates with variables, a script); unset, it may change or refuse the
-   * answer, the same way for every request (a sanitizer, a response validation).
+   * its own request anew): `none` (it only observes, as a cache filling, or changes headers alone), `perApp` (a
+   * rewrite from the caller's key or entitlement: the same for every request of one app), `perRequest` (a rewrite
+   * from the request itself: its headers, client address, flow variables, a script); unset, it may change or refuse
+   * the answer, the same way for every request (a sanitizer, a response validation).
    */
-  readonly answerEdits?: 'none' | 'perRequest';
+  readonly answerEdits?: 'none' | 'perApp' | 'perRequest';
   /**
    * First, for every request, before routing and the body: may answer through `ctx.directResponse` (a CORS
    * preflight, the OAuth token endpoint; `ctx.readBody()` reads the body) or throw a fault (IP access control).

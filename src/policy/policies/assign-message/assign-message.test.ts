@@ -79,3 +79,12 @@ test('on the response: headers always, JSON fields of successful JSON answers on
   assert.equal((await flow.body!(Buffer.from('not json'), 200)).toString(), 'not json');
   assert.equal(policy.respond!(ctx, {}, 500)!.body, undefined);
 });
+
+test("what a response rewrite tells the caches: headers only, the key's variables (one app's), the request's (one request's)", () => {
+  const answer = (value: unknown) => make({ assignTo: 'response', set: { jsonFields: [{ path: 'tollgate.tag', value }] } }).answerEdits;
+  assert.equal(make({ assignTo: 'response', set: { headers: [{ name: 'x-user', value: '{request.header.x-user}' }] } }).answerEdits, 'none');
+  assert.equal(answer('fixed'), undefined, 'a literal is the same for everyone');
+  assert.equal(answer('{developer.email} on {apiproduct.name}'), 'perApp');
+  assert.equal(answer('{developer.email} for {request.header.x-user}'), 'perRequest');
+  assert.equal(answer('{client.ip}'), 'perRequest');
+});

@@ -55,8 +55,10 @@ export const assignMessage: PolicyFactory = (name, spec) => {
     for (const f of setFields) setPath(root, f.segments, isTemplate(f.value) ? render(f.value, ctx, state, mayFault) : structuredClone(f.value.literal));
   };
 
-  // Header changes reach every cache hit anew; a body rendered from variables is one request's (a developer's email).
-  const answerEdits = !editsBody ? 'none' : setFields.some((f) => isTemplate(f.value) && !f.value.literal) ? 'perRequest' : undefined;
+  // Header changes reach every cache hit anew; a body rendered from the key's variables is one app's (a developer's
+  // email), one rendered from the request's (a header, the client address) one request's.
+  const templates = setFields.flatMap((f) => (isTemplate(f.value) && !f.value.literal ? [f.value] : []));
+  const answerEdits = !editsBody ? 'none' : templates.some((t) => t.perRequest) ? 'perRequest' : templates.length > 0 ? 'perApp' : undefined;
   const policy: Policy = { type: ASSIGN_MESSAGE, name, ...(s.assignTo === 'response' && answerEdits && { answerEdits }) };
   if (s.assignTo === 'request') {
     policy.admit = (ctx, state) => {
