@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { newContext } from '../gateway/data-plane.js';
 import { GatewayError } from '../gateway/errors.js';
 import { commonOf, mutateBody, mutateRequest, mutateResponse, replaceRequestBody } from './apply-mutations.js';
-import type { ExtprocCallError } from './client.js';
+import { STREAM_CLOSED, type ExtprocCallError } from './client.js';
 import { ExtensionResponse } from './extension-response.js';
 
 const opt = (key: string, value: string, extra: object = {}) => ({ header: { key, raw_value: Buffer.from(value) }, ...extra });
@@ -61,4 +61,19 @@ test('an immediate response\'s details (free text) go into the message; the code
       (e: ExtensionResponse) => e.code === 'extension_response' && e.message === `answered by an extension: ${details}`,
     );
   }
+});
+
+test('commonOf: an immediate response with a status no final HTTP answer has is an invalid answer; headers HTTP cannot carry are left out', () => {
+  for (const code of [1, 99, 100, 199, 600, 1000]) {
+    assert.throws(() => commonOf({ immediate_response: { status: { code } } }, 'request_headers'), (e: ExtprocCallError) => e.reason === 'invalid_response', String(code));
+  }
+  const set_headers = [opt('x-why', 'a\r\nset-cookie: evil=1'), opt('bad name', '1'), opt('Transfer-Encoding', 'chunked'), opt('content-length', '9'), opt('connection', 'close'), opt(':status', '200'), opt('x-ok', 'v')];
+  assert.throws(
+    () => commonOf({ immediate_response: { status: { code: 429 }, headers: { set_headers } } }, 'response_body'),
+    (e: ExtensionResponse) => e.status === 429 && JSON.stringify(e.toResponse().headers) === '{"x-ok":"v"}',
+  );
+});
+
+test('commonOf: once the extension closed the stream cleanly, every answer is an empty one', () => {
+  assert.deepEqual(commonOf(STREAM_CLOSED, 'response_headers'), {});
 });

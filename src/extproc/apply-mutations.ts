@@ -3,7 +3,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { RequestContext } from '../gateway/context.js';
 import { parseOpenAIBody } from '../gateway/openai-request.js';
-import { ExtprocCallError } from './client.js';
+import { ExtprocCallError, STREAM_CLOSED } from './client.js';
 import { ExtensionResponse } from './extension-response.js';
 import { headerText } from './headers.js';
 import { ADD_IF_ABSENT, OVERWRITE_IF_EXISTS, type BodyMutation, type CommonResponse, type HeaderMutation, type HeaderValueOption, type ProcessingResponse } from './messages.js';
@@ -11,13 +11,23 @@ import { ADD_IF_ABSENT, OVERWRITE_IF_EXISTS, type BodyMutation, type CommonRespo
 /** Envoy ignores changes to these; tollgate frames the upstream request itself. */
 const UNTOUCHABLE = new Set(['host', 'content-length', 'transfer-encoding', 'connection']);
 
-/** The answer's CommonResponse; throws ExtensionResponse for an immediate response, ExtprocCallError for the wrong kind. */
+/**
+ * The answer's CommonResponse (none when the stream was closed cleanly: go on unchanged); throws ExtensionResponse for
+ * an immediate response, ExtprocCallError for the wrong kind or a status no final HTTP answer has.
+ */
 export function commonOf(answer: ProcessingResponse, kind: 'request_headers' | 'request_body' | 'response_headers' | 'response_body'): CommonResponse {
+  if (answer === STREAM_CLOSED) return {};
   const i = answer.immediate_response;
   if (i) {
+    const status = i.status?.code || 500;
+    if (status < 200 || status > 599) throw new ExtprocCallError('invalid_response', `the extension answered with status ${status}`);
     const headers: IncomingHttpHeaders = {};
-    for (const o of i.headers?.set_headers ?? []) headers[o.header.key.toLowerCase()] = headerText(o.header);
-    throw new ExtensionResponse(i.status?.code || 500, headers, i.body ?? Buffer.alloc(0), i.details);
+    for (const o of i.headers?.set_headers ?? []) {
+      const name = o.header.key.toLowerCase();
+      // The data plane frames the answer it sends, as it frames a mutated one.
+      if (!name.startsWith(':') && !UNTOUCHABLE.has(name)) headers[name] = headerText(o.header);
+    }
+    throw new ExtensionResponse(status, headers, i.body ?? Buffer.alloc(0), i.details);
   }
   if (answer.response !== kind) throw new ExtprocCallError('invalid_response', `the extension answered ${kind} with ${answer.response ?? 'nothing'}`);
   return answer[kind]?.response ?? {};

@@ -1,5 +1,6 @@
 // Calling an ext_proc server the way Envoy does: one Process stream per HTTP request, each message answered in
-// order, every answer awaited under a per-message timeout. Failures carry a reason for the failure metric.
+// order, every answer awaited under a per-message timeout. Failures carry a reason for the failure metric; a stream
+// the server closes cleanly means going on without it (the proto's step 6), which is no failure.
 import { readFileSync } from 'node:fs';
 import type { ChannelCredentials, Client, ClientDuplexStream, ServiceError } from '@grpc/grpc-js';
 import { deadlineAfterIo } from '../lib/with-timeout.js';
@@ -52,15 +53,21 @@ export class ExtprocClient {
     this.#client = new Ctor(options.address, channelCredentials(options.tls), channelOptions) as unknown as ProcessClient;
   }
 
-  /** A stream for one HTTP request; every answer must come within `timeoutMs` of its message. */
-  open(timeoutMs: number): ExtprocCall {
-    return new ExtprocCall(this.#client.Process(), timeoutMs);
+  /**
+   * A stream for one HTTP request; every answer must come within `timeoutMs` of its message. `onClosed` hears of a
+   * server that closed the stream cleanly before tollgate was done with it.
+   */
+  open(timeoutMs: number, onClosed?: () => void): ExtprocCall {
+    return new ExtprocCall(this.#client.Process(), timeoutMs, onClosed);
   }
 
   close(): void {
     this.#client.close();
   }
 }
+
+/** The answer to every message once the server closed the stream cleanly: go on without it (the proto's step 6). */
+export const STREAM_CLOSED: ProcessingResponse = Object.freeze({});
 
 interface Waiter {
   resolve(r: ProcessingResponse): void;
@@ -75,18 +82,31 @@ export class ExtprocCall {
   #failure: ExtprocCallError | null = null;
   #observing = false;
   #ended = false;
+  /** The server closed the stream cleanly: it is not consulted any more. */
+  #closed = false;
 
-  constructor(stream: ClientDuplexStream<ProcessingRequest, ProcessingResponse>, timeoutMs: number) {
+  constructor(stream: ClientDuplexStream<ProcessingRequest, ProcessingResponse>, timeoutMs: number, onClosed?: () => void) {
     this.#stream = stream;
     this.#timeoutMs = timeoutMs;
     stream.on('data', this.#onData);
     stream.on('error', this.#onError);
-    stream.on('end', () => this.#fail(new ExtprocCallError('error', 'the extension ended the stream before answering')));
+    // grpc-js emits 'error' for any status but OK before the stream ends: an end with no failure is a clean close.
+    stream.on('end', () => {
+      if (this.#failure || this.#ended) return;
+      this.#closed = true;
+      this.#ended = true;
+      for (const w of this.#waiting.splice(0)) {
+        w.cancelTimer();
+        w.resolve(STREAM_CLOSED);
+      }
+      onClosed?.();
+    });
   }
 
-  /** Sends one message and resolves with its answer. */
+  /** Sends one message and resolves with its answer, or STREAM_CLOSED once the server closed the stream cleanly. */
   send(msg: ProcessingRequest): Promise<ProcessingResponse> {
     if (this.#failure) return Promise.reject(this.#failure);
+    if (this.#closed) return Promise.resolve(STREAM_CLOSED);
     return new Promise((resolve, reject) => {
       const cancelTimer = deadlineAfterIo(this.#timeoutMs, () => this.#fail(new ExtprocCallError('timeout', `the extension did not answer within ${this.#timeoutMs} ms`)));
       this.#waiting.push({ resolve, reject, cancelTimer });
@@ -105,8 +125,12 @@ export class ExtprocCall {
   end(): void {
     if (this.#ended) return;
     this.#ended = true;
-    if (this.#waiting.length > 0) this.cancel();
-    else this.#stream.end();
+    if (this.#waiting.length > 0) return this.cancel();
+    this.#stream.end();
+    // A server that never ends its side would hold the stream for ever (and, at its stream limit, starve later
+    // requests). Envoy resets it at once; this leaves the server its timeout to read what was posted to it first.
+    const cancelTimer = deadlineAfterIo(this.#timeoutMs, () => this.#stream.cancel());
+    this.#stream.once('status', cancelTimer);
   }
 
   cancel(): void {

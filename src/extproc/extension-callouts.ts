@@ -32,6 +32,9 @@ async function sendBody(call: ExtprocCall, kind: BodyKind, body: Buffer, mode: B
   for (let i = 0; i < body.length; i += CHUNK) pieces.push(body.subarray(i, i + CHUNK));
   // Every piece goes out at once; each answer then rewrites its own piece.
   const answers = pieces.map((p, i) => call.send({ [kind]: { body: p, end_of_stream: i === pieces.length - 1 } } as ProcessingRequest));
+  // A failure (or a verdict) at one piece ends the loop there, and the call then rejects the later pieces' answers,
+  // which nothing awaits: unhandled, such a rejection ends the process.
+  for (const a of answers) a.catch(() => {});
   const out: Buffer[] = [];
   for (let i = 0; i < pieces.length; i++) {
     const c = commonOf(await answers[i], kind);

@@ -1,14 +1,15 @@
 // An external ext_proc server as a step of tollgate's own request path (what a GCPTrafficExtension does for a GKE
 // Gateway): its request-phase verdict in the credentials phase, its response-phase changes in the response flow.
 // With failOpen false, an extension that cannot answer in time refuses the request with a 500 before anything is
-// sent; with failOpen true the request goes on as if it were not there. Either way the failure is counted.
+// sent; with failOpen true the request goes on as if it were not there. Either way the failure is counted. An
+// extension that closes its stream cleanly is done with the request, which goes on without it (counted apart).
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { Registry } from 'prom-client';
 import type { RequestContext } from '../gateway/context.js';
 import { GatewayError, gatewayError } from '../gateway/errors.js';
 import type { GatewayHooks, ResponseFlow } from '../gateway/hooks.js';
 import { ExtprocCallError, ExtprocClient, type ExtprocCall, type ExtprocClientOptions } from './client.js';
-import { failureCounter } from './client-metrics.js';
+import { closeCounter, failureCounter } from './client-metrics.js';
 import { requestCallout, responseCallout, type BodySendMode, type CalloutPlan, type ExtensionEvent } from './extension-callouts.js';
 import { headerMap } from './headers.js';
 import { answerReadAs, isEventStream } from '../gateway/media-type.js';
@@ -40,10 +41,11 @@ const EMPTY = Buffer.alloc(0);
 export function extprocHooks(ext: ExtensionOptions, deps: { registry?: Registry } = {}): ExtensionHooks {
   const client = new ExtprocClient(ext);
   const count = failureCounter(deps.registry);
+  const countClose = closeCounter(deps.registry);
   const plan: CalloutPlan = { events: new Set(ext.supportedEvents), requestBodyMode: ext.requestBodySendMode ?? 'BUFFERED', responseBodyMode: ext.responseBodySendMode ?? 'BUFFERED' };
   const requestPhase = plan.events.has('RequestHeaders') || plan.events.has('RequestBody');
   const responsePhase = plan.events.has('ResponseHeaders') || plan.events.has('ResponseBody');
-  /** The stream of each request in progress; null once it failed (open), so the answer skips the extension. */
+  /** The stream of each request in progress; null once it failed (open) or was closed, so the answer skips the extension. */
   const calls = new WeakMap<RequestContext, ExtprocCall | null>();
 
   const failed = (ctx: RequestContext, err: unknown): void => {
@@ -57,7 +59,10 @@ export function extprocHooks(ext: ExtensionOptions, deps: { registry?: Registry 
   };
 
   const open = (ctx: RequestContext): ExtprocCall => {
-    const call = client.open(ext.timeoutMs);
+    const call = client.open(ext.timeoutMs, () => {
+      countClose(ext.name);
+      calls.set(ctx, null);
+    });
     calls.set(ctx, call);
     return call;
   };

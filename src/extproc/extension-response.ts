@@ -1,6 +1,7 @@
-// An extension's immediate response, passed to the client exactly as the extension wrote it.
+// An extension's immediate response, passed to the client as the extension wrote it, less the headers HTTP cannot carry.
 import type { IncomingHttpHeaders } from 'node:http';
 import { GatewayError, type ErrorResponse, type ErrorType } from '../gateway/errors.js';
+import { dropUnsendableHeaders } from '../gateway/header-values.js';
 import { clipName } from '../lib/clip-name.js';
 
 function typeFor(status: number): ErrorType {
@@ -26,6 +27,8 @@ export class ExtensionResponse extends GatewayError {
       const v = headers[name];
       if (v !== undefined) h[name] = Array.isArray(v) ? v.join(', ') : v;
     }
+    // node:http throws on a name or value it cannot send (a CR/LF the extension copied from the request): left out.
+    dropUnsendableHeaders(h);
     this.#headers = h;
     this.#body = body.toString('utf8');
   }

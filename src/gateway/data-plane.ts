@@ -20,6 +20,7 @@ import { ClientPickRequest, onResponseGone, type OnClientGone } from './client-p
 import { upstreamUrl, type RequestContext } from './context.js';
 import { urlEndpoint } from './url-endpoint.js';
 import { GatewayError, gatewayError, type ErrorResponse } from './errors.js';
+import { dropUnsendableHeaders } from './header-values.js';
 import type { DirectResponse, GatewayHooks } from './hooks.js';
 import { isModelsPath, isModelsRequest, modelsAnswer } from './models-list.js';
 import { OPERATION_PATHS, parseOpenAIBody, type OpenAIBody } from './openai-request.js';
@@ -487,7 +488,14 @@ export class DataPlane {
     r.headers['content-length'] = String(ctx.bytesOut);
     r.headers['x-request-id'] = ctx.id;
     for (const name in ctx.responseHeaders) r.headers[name] ??= ctx.responseHeaders[name];
-    res.writeHead(r.status, r.headers);
+    // node:http throws on a status or header it cannot send, from here past every handler (ending the process): a
+    // hook's answer carrying one loses that header, as a proxied answer does, or becomes a 500.
+    dropUnsendableHeaders(r.headers);
+    try {
+      res.writeHead(r.status, r.headers);
+    } catch (err) {
+      return this.#send(ctx, res, this.errorResponse(ctx, err));
+    }
     return new Promise((resolve) =>
       this.#commit(ctx, () => {
         res.end(r.body);
