@@ -96,6 +96,28 @@ describe('Engine', () => {
     assert.equal(env.engine.prefixHitTokens, 3999);
   });
 
+  test('a prompt of no tokens counts no prefix-cache hit (a negative count broke the metrics page)', () => {
+    const env = setup();
+    const { trace, seq } = submit(env, { prompt: [], outputTokens: 2 });
+    env.clock.runUntilIdle();
+    assert.deepEqual(trace.tokens, [0, 1]);
+    assert.equal(seq!.cachedTokens, 0);
+    assert.equal(env.engine.prefixHitTokens, 0);
+  });
+
+  test("a request's sequences are queued together, all or none; the queue bound counts the request once", () => {
+    const env = setup({ maxNumSeqs: 2, maxQueue: 1 });
+    const spec = (): SequenceSpec => ({ promptTokens: 100, blockHashes: promptBlockHashes('m', tokens(100)), outputTokens: 5, onToken() {}, onFinish() {} });
+    assert.equal(env.engine.submitAll([spec(), spec(), spec(), spec()])?.length, 4);
+    env.clock.advance(1);
+    assert.equal(env.engine.runningCount, 2);
+    assert.equal(env.engine.waitingCount, 2);
+    assert.equal(env.engine.submitAll([spec(), spec()]), null);
+    assert.equal(env.engine.waitingCount, 2);
+    env.clock.runUntilIdle();
+    assert.equal(env.engine.runningCount + env.engine.waitingCount, 0);
+  });
+
   test('more concurrent load gives longer TTFT and slower decoding', () => {
     const alone = setup();
     const single = submit(alone, { outputTokens: 50 }).trace;

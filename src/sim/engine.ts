@@ -111,13 +111,21 @@ export class Engine {
 
   /** Queues a sequence; null when the waiting queue is full (or the engine closed). */
   submit(spec: SequenceSpec): Sequence | null {
+    return this.submitAll([spec])?.[0] ?? null;
+  }
+
+  /**
+   * Queues one request's sequences (its n samples, which vLLM schedules as n requests), all or none: the queue's
+   * bound is checked once per request, so a request with n above it is still served.
+   */
+  submitAll(specs: readonly SequenceSpec[]): Sequence[] | null {
     // Requests that will take a free batch slot at the next step do not count as waiting.
     const freeSlots = Math.max(0, this.maxNumSeqs - this.#running.size);
     if (this.#closed || this.#waiting.length >= this.maxQueue + freeSlots) return null;
-    const seq = new Sequence(spec);
-    this.#waiting.push(seq);
+    const seqs = specs.map((spec) => new Sequence(spec));
+    this.#waiting.push(...seqs);
     this.#wake();
-    return seq;
+    return seqs;
   }
 
   /** Drops a sequence wherever it is, freeing its batch slot and blocks; its callbacks are not called again. */
@@ -188,9 +196,10 @@ export class Engine {
         skipped.push(seq);
         continue;
       }
-      // A preempted sequence recomputes its generated tokens too; at least one token is always computed.
+      // A preempted sequence recomputes its generated tokens too; at least one token is always computed, and a
+      // sequence of no tokens counts no hit rather than -1 (a negative counter fails the whole metrics page).
       const tokens = seq.spec.promptTokens + seq.generated;
-      const cached = Math.min(this.kv.matchPrefix(blockHashes) * BLOCK_SIZE, tokens - 1);
+      const cached = Math.max(0, Math.min(this.kv.matchPrefix(blockHashes) * BLOCK_SIZE, tokens - 1));
       const uncached = tokens - cached;
       if (admitted.length > 0 && uncached > budget) break;
       const alloc = this.kv.allocate(blockHashes, blocksFor(tokens + 1), this.#watermark);

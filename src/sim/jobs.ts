@@ -36,8 +36,8 @@ export interface GenerationJob {
   lora?: string;
   prompt: Prompt;
   blockHashes: number[];
-  /** Decode steps: the longest choice's tokens. */
-  outputTokens: number;
+  /** Tokens of each choice: one sequence each, as vLLM runs n samples as n requests. */
+  choiceTokens: number[];
   /** Tokens of every choice together (usage's completion_tokens). */
   completionTokens: number;
   /** The first choice's (the metrics label). */
@@ -182,13 +182,19 @@ export function generationJob(endpoint: GenerationEndpoint, body: unknown, catal
       'context_length_exceeded',
     );
   }
+  const cap = maxTokens ?? room;
+  // vLLM's sampling-parameter and prompt checks, with its wording.
+  if (asked.minTokens != null && asked.minTokens > cap) {
+    throw invalidRequest(`min_tokens must be less than or equal to max_tokens=${cap}, got ${asked.minTokens}.`);
+  }
+  if (prompt.count === 0) throw invalidRequest('The decoder prompt cannot be empty');
   const textSeed = hashInts(prompt.tokens, 0, prompt.tokens.length, hashString(`${catalog.seed}:${asked.seed ?? ''}`));
   // Like a real model, the simulated one ends its answer at a natural length (end of sequence), max_tokens being only
   // a cap; `ignore_eos` (vLLM's, what benchmarks use for exact lengths) runs it to max_tokens.
   const choices = buildChoices({
     seed: textSeed,
     count: asked.n,
-    cap: maxTokens ?? room,
+    cap,
     maxOutputTokens: catalog.maxOutputTokens,
     ignoreEos: asked.ignoreEos === true,
     minTokens: asked.minTokens ?? 0,
@@ -206,7 +212,7 @@ export function generationJob(endpoint: GenerationEndpoint, body: unknown, catal
     lora,
     prompt,
     blockHashes: promptBlockHashes(modelKey, prompt.tokens),
-    outputTokens: Math.max(...choices.map((c) => c.pieces.length)),
+    choiceTokens: choices.map((c) => c.pieces.length),
     completionTokens: choices.reduce((sum, c) => sum + c.pieces.length, 0),
     finishReason: choices[0].finishReason,
     stream: asked.stream,

@@ -1,5 +1,5 @@
 // Response bodies and SSE events of the OpenAI endpoints (chat, completions, Responses), built per request from the
-// choices decided up front (choices.ts): one decode step adds one piece to every choice still generating.
+// choices decided up front (choices.ts): each of a choice's decode steps adds one piece to it.
 import { randomUUID } from 'node:crypto';
 import { tokenLogprobs, type Choice, type ToolCall } from './choices.js';
 
@@ -20,11 +20,11 @@ export interface FormatContext {
   logprobs: { top: number; seed: number } | null;
 }
 
-/** One request's output: SSE text for a stream (open, one event per decode step, close) or a whole JSON body. */
+/** One request's output: SSE text for a stream (open, the events of each decode step, close) or a whole JSON body. */
 export interface GenerationFormat {
   open(): string;
-  /** The events of decode step `step` (0 first): a piece for every choice still generating. */
-  step(step: number): string;
+  /** The events of choice `choice`'s decode step `step` (0 first): its piece. */
+  step(choice: number, step: number): string;
   close(usage: Usage): string;
   body(usage: Usage): string;
 }
@@ -69,25 +69,21 @@ export function chatFormat(ctx: FormatContext): GenerationFormat {
   const logprobsOf = (i: number, step: number, token: string) => (ctx.logprobs ? { content: [chatLogprob(ctx, i, step, token)] } : null);
   return {
     open: () => '',
-    step(step) {
+    step(i, step) {
+      const c = ctx.choices[i];
+      const piece = c.pieces[step];
       let out = '';
-      ctx.choices.forEach((c, i) => {
-        if (step >= c.pieces.length) return;
-        const piece = c.pieces[step];
-        if (c.toolCall) {
-          if (step === 0) {
-            const call = { index: 0, id: `chatcmpl-tool-${c.toolCall.id}`, type: 'function', function: { name: c.toolCall.name, arguments: '' } };
-            out += chunk([{ index: i, delta: { role: 'assistant', content: null, tool_calls: [call] }, logprobs: null, finish_reason: null }]);
-          }
-          const delta = { tool_calls: [{ index: 0, function: { arguments: piece } }] };
-          out += chunk([{ index: i, delta, logprobs: logprobsOf(i, step, piece), finish_reason: null }]);
-          return;
+      if (c.toolCall) {
+        if (step === 0) {
+          const call = { index: 0, id: `chatcmpl-tool-${c.toolCall.id}`, type: 'function', function: { name: c.toolCall.name, arguments: '' } };
+          out += chunk([{ index: i, delta: { role: 'assistant', content: null, tool_calls: [call] }, logprobs: null, finish_reason: null }]);
         }
-        if (step === 0) out += chunk([{ index: i, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]);
-        if (ctx.logprobs) out += chunk([{ index: i, delta: { content: piece }, logprobs: logprobsOf(i, step, piece), finish_reason: null }]);
-        else out += `${prefixes[i]}${JSON.stringify(piece)}${suffix}`;
-      });
-      return out;
+        const delta = { tool_calls: [{ index: 0, function: { arguments: piece } }] };
+        return out + chunk([{ index: i, delta, logprobs: logprobsOf(i, step, piece), finish_reason: null }]);
+      }
+      if (step === 0) out += chunk([{ index: i, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]);
+      if (ctx.logprobs) return out + chunk([{ index: i, delta: { content: piece }, logprobs: logprobsOf(i, step, piece), finish_reason: null }]);
+      return `${out}${prefixes[i]}${JSON.stringify(piece)}${suffix}`;
     },
     close(usage) {
       let out = '';
@@ -153,20 +149,16 @@ export function completionFormat(ctx: FormatContext & { echo: { text: string; to
   const offsets = ctx.choices.map(() => (echo ? echo.text.length : 0));
   return {
     open: () => '',
-    step(step) {
+    step(i, step) {
+      const piece = ctx.choices[i].pieces[step];
       let out = '';
-      ctx.choices.forEach((c, i) => {
-        if (step >= c.pieces.length) return;
-        const piece = c.pieces[step];
-        if (step === 0 && echo) {
-          const lp = ctx.logprobs ? logprobs(i, echo.tokens, -echo.tokens.length, 0) : null;
-          out += chunk([{ index: i, text: echo.text, logprobs: lp, finish_reason: null }]);
-        }
-        if (ctx.logprobs) {
-          out += chunk([{ index: i, text: piece, logprobs: logprobs(i, [piece], step, offsets[i]), finish_reason: null }]);
-          offsets[i] += piece.length;
-        } else out += `${prefixes[i]}${JSON.stringify(piece)}${suffix}`;
-      });
+      if (step === 0 && echo) {
+        const lp = ctx.logprobs ? logprobs(i, echo.tokens, -echo.tokens.length, 0) : null;
+        out += chunk([{ index: i, text: echo.text, logprobs: lp, finish_reason: null }]);
+      }
+      if (!ctx.logprobs) return `${out}${prefixes[i]}${JSON.stringify(piece)}${suffix}`;
+      out += chunk([{ index: i, text: piece, logprobs: logprobs(i, [piece], step, offsets[i]), finish_reason: null }]);
+      offsets[i] += piece.length;
       return out;
     },
     close(usage) {
@@ -264,8 +256,8 @@ export function responsesFormat(ctx: FormatContext & ResponsesEcho): GenerationF
       event('response.created', { response: response('in_progress', [], null) }) +
       event('response.in_progress', { response: response('in_progress', [], null) }) +
       output.open(),
-    step(step) {
-      if (step >= choice.pieces.length) return '';
+    // Only one choice: the Responses API has no n.
+    step(_choice, step) {
       const piece = choice.pieces[step];
       text += piece;
       return output.delta(piece);

@@ -18,8 +18,24 @@ export function chatPrompt(messages: ChatMessage[]): Prompt {
 }
 
 export function textPrompt(prompt: string | number[]): Prompt {
-  const tokens = typeof prompt === 'string' ? encode(prompt) : prompt;
+  const tokens = typeof prompt === 'string' ? encode(prompt) : knownIds(prompt);
   return { tokens, count: tokens.length };
+}
+
+/** The ids, when the tokenizer knows every one (as vLLM checks them); a PromptError naming the first it does not. */
+function knownIds(ids: number[]): number[] {
+  const unknown = ids.find((id) => !decodes(id));
+  if (unknown !== undefined) throw new PromptError(`Token id ${unknown} is out of vocabulary`);
+  return ids;
+}
+
+function decodes(id: number): boolean {
+  try {
+    decodeTokens([id]);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Text and token count of one embeddings input (a string or token ids). */

@@ -2,6 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { countChatTokens, countTextTokens } from '../lib/tokenizer.js';
 import { cosineSimilarity } from './embeddings.js';
+import { decodeStepSeconds, prefillSeconds } from './latency-model.js';
 import { startSimServer, type SimServer } from './server.js';
 import { postJson, sampleValue, scrape, sseData, waitFor } from './testing.js';
 
@@ -347,6 +348,29 @@ describe('sim server: OpenAI surface', () => {
     assert.equal((await fetch(`${sim.url}/health`)).status, 200);
     assert.equal((await fetch(`${sim.url}/nope`)).status, 404);
   });
+
+  test("vLLM's 400s: an empty prompt, token ids outside the vocabulary (echoed or not), min_tokens above max_tokens", async () => {
+    const user = [{ role: 'user', content: 'hi' }];
+    const cases: [string, object, RegExp][] = [
+      ['completions', { model: MODEL, prompt: '' }, /^The decoder prompt cannot be empty$/],
+      ['completions', { model: MODEL, prompt: [[]] }, /^The decoder prompt cannot be empty$/],
+      ['responses', { model: MODEL, input: [] }, /^The decoder prompt cannot be empty$/],
+      ['completions', { model: MODEL, prompt: [999_999_999], echo: true, max_tokens: 2 }, /^Token id 999999999 is out of vocabulary$/],
+      ['completions', { model: MODEL, prompt: [5, 999_999_999], max_tokens: 2 }, /^Token id 999999999 is out of vocabulary$/],
+      ['chat/completions', { model: MODEL, messages: user, min_tokens: 50, max_tokens: 5 }, /^min_tokens must be less than or equal to max_tokens=5, got 50\.$/],
+      // Completions' max_tokens of 16 when left out.
+      ['completions', { model: MODEL, prompt: 'hi', min_tokens: 20 }, /^min_tokens must be less than or equal to max_tokens=16, got 20\.$/],
+    ];
+    for (const [path, body, message] of cases) {
+      const res = await postJson(`${sim.url}/v1/${path}`, body);
+      const { error } = await res.json();
+      assert.equal(res.status, 400, `${path} ${JSON.stringify(body)}`);
+      assert.equal(error.type, 'invalid_request_error');
+      assert.match(error.message, message);
+    }
+    // A prompt with no tokens once drove the prefix-cache hit counter negative, and the page failed from then on.
+    assert.equal((await fetch(`${sim.url}/metrics`)).status, 200);
+  });
 });
 
 describe('sim server: latency model over HTTP', () => {
@@ -438,6 +462,58 @@ describe('sim server: metrics, queueing, LoRA, disconnects', () => {
       assert.equal(sampleValue(m, 'vllm:generation_tokens_total'), 3);
       assert.equal(sampleValue(m, 'vllm:time_to_first_token_seconds_count'), 1);
       assert.equal(sampleValue(m, 'vllm:e2e_request_latency_seconds_count'), 1);
+    } finally {
+      await sim.close();
+    }
+  });
+
+  test('n > 1 runs n sequences, as vLLM does: n batch slots, n running requests; still one answer of n choices', async () => {
+    const sim = await startSimServer({ model: MODEL, timeScale: 10, maxNumSeqs: 4 });
+    const abort = new AbortController();
+    const ask = (body: object, signal?: AbortSignal) =>
+      postJson(`${sim.url}/v1/chat/completions`, { model: MODEL, messages: [{ role: 'user', content: 'several answers' }], ...body }, { signal });
+    try {
+      const pending = ask({ n: 6, max_tokens: 5000, ignore_eos: true, stream: true }, abort.signal).catch(() => undefined);
+      await waitFor(() => sim.state().running === 4 && sim.state().waiting === 2);
+      const m = await scrape(sim.url);
+      assert.equal(sampleValue(m, 'vllm:num_requests_running'), 4);
+      assert.equal(sampleValue(m, 'vllm:num_requests_waiting'), 2);
+      abort.abort();
+      await pending;
+      await waitFor(() => sim.state().running === 0 && sim.state().waiting === 0 && sim.state().kvUsedBlocks === 0);
+
+      const streamed = await ask({ n: 3, max_tokens: 4, ignore_eos: true, stream: true, stream_options: { include_usage: true } });
+      const events = [];
+      for await (const data of sseData(streamed)) events.push(data);
+      assert.equal(events.at(-1), '[DONE]');
+      const chunks = events.slice(0, -1).map((e) => JSON.parse(e));
+      for (const index of [0, 1, 2]) {
+        const own = chunks.filter((c) => c.choices[0]?.index === index);
+        assert.deepEqual(own[0].choices[0].delta, { role: 'assistant', content: '' });
+        assert.equal(own.filter((c) => c.choices[0].delta.content).length, 4);
+        assert.equal(own.at(-1).choices[0].finish_reason, 'length');
+      }
+      assert.equal(chunks.at(-1).usage.completion_tokens, 12);
+
+      const whole = await (await ask({ n: 3, max_tokens: 4, ignore_eos: true })).json();
+      assert.deepEqual(whole.choices.map((c: any) => c.index), [0, 1, 2]);
+      assert.equal(whole.usage.completion_tokens, 12);
+    } finally {
+      abort.abort();
+      await sim.close();
+    }
+  });
+
+  test('with a time scale, the latency histograms record simulated seconds', async () => {
+    const sim = await startSimServer({ model: MODEL, timeScale: 10 });
+    try {
+      const res = await postJson(`${sim.url}/v1/completions`, { model: MODEL, prompt: 'hello', max_tokens: 100, ignore_eos: true });
+      const promptTokens = (await res.json()).usage.prompt_tokens;
+      const m = await scrape(sim.url);
+      // Timers fire late, never early: the simulated durations are lower bounds.
+      const ttft = prefillSeconds(promptTokens);
+      assert.ok(sampleValue(m, 'vllm:time_to_first_token_seconds_sum')! >= ttft);
+      assert.ok(sampleValue(m, 'vllm:e2e_request_latency_seconds_sum')! >= ttft + 99 * decodeStepSeconds(1));
     } finally {
       await sim.close();
     }

@@ -242,9 +242,9 @@ export class SimServer {
       if (res.destroyed) return;
     }
 
-    let seq: Sequence | null;
+    let seqs: Sequence[] | null;
     if ('texts' in job) {
-      seq = this.engine.submit({
+      const seq = this.engine.submit({
         lora: job.lora,
         promptTokens: Math.max(1, Math.min(job.promptTokens, this.#catalog.maxModelLen)),
         blockHashes: [],
@@ -261,18 +261,19 @@ export class SimServer {
           sendJson(res, 200, JSON.stringify({ object: 'list', data, model: job.model, usage }));
         },
       });
+      seqs = seq && [seq];
     } else {
-      seq = this.#generate(job, res, arrived);
+      seqs = this.#generate(job, res, arrived);
     }
-    if (seq === null) return sendError(res, queueFull());
-    const submitted = seq;
+    if (seqs === null) return sendError(res, queueFull());
+    const submitted = seqs;
     res.once('close', () => {
-      if (submitted.state !== 'done') this.engine.cancel(submitted);
+      for (const seq of submitted) if (seq.state !== 'done') this.engine.cancel(seq);
     });
   }
 
-  /** Submits a generation; each decode step's pieces go out as chunks when streaming. */
-  #generate(job: GenerationJob, res: ServerResponse, arrived: number): Sequence | null {
+  /** Submits a generation, a sequence per choice; each decode step's piece goes out as a chunk when streaming. */
+  #generate(job: GenerationJob, res: ServerResponse, arrived: number): Sequence[] | null {
     let chunks = 0;
     let corked = false;
     const uncork = () => {
@@ -295,39 +296,55 @@ export class SimServer {
       res.write(data);
       return true;
     };
-    const seq = this.engine.submit({
-      lora: job.lora,
-      promptTokens: job.prompt.count,
-      blockHashes: job.blockHashes,
-      outputTokens: job.outputTokens,
-      onToken: (index) => {
-        if (index === 0) this.metrics.firstToken((performance.now() - arrived) / 1000);
-        if (job.stream) write(job.format.step(index));
-      },
-      onFinish: () => {
-        const usage = { promptTokens: job.prompt.count, completionTokens: job.completionTokens, cachedTokens: seq!.cachedTokens };
-        if (job.stream) {
-          if (!write(job.format.close(usage))) return;
-          res.end();
-        } else {
-          if (this.#cutLimit() !== Infinity) return cut(res);
-          sendJson(res, 200, job.format.body(usage));
-        }
-        // The engine's reason: a tool call ended at end of sequence.
-        this.#recordFinish(arrived, job.prompt.count, job.completionTokens, job.finishReason === 'tool_calls' ? 'stop' : job.finishReason);
-      },
-    });
-    if (seq !== null && job.stream) {
+    let firstToken = true;
+    let running = job.choiceTokens.length;
+    const seqs = this.engine.submitAll(
+      job.choiceTokens.map((outputTokens, choice) => ({
+        lora: job.lora,
+        promptTokens: job.prompt.count,
+        blockHashes: job.blockHashes,
+        outputTokens,
+        onToken: (index: number) => {
+          if (firstToken) {
+            firstToken = false;
+            this.metrics.firstToken(this.#simulatedSeconds(arrived));
+          }
+          if (job.stream) write(job.format.step(choice, index));
+        },
+        onFinish: () => {
+          if (--running === 0) finish();
+        },
+      })),
+    );
+    // The answer is complete when its last choice is.
+    const finish = () => {
+      const usage = { promptTokens: job.prompt.count, completionTokens: job.completionTokens, cachedTokens: seqs![0].cachedTokens };
+      if (job.stream) {
+        if (!write(job.format.close(usage))) return;
+        res.end();
+      } else {
+        if (this.#cutLimit() !== Infinity) return cut(res);
+        sendJson(res, 200, job.format.body(usage));
+      }
+      // The engine's reason: a tool call ended at end of sequence.
+      this.#recordFinish(arrived, job.prompt.count, job.completionTokens, job.finishReason === 'tool_calls' ? 'stop' : job.finishReason);
+    };
+    if (seqs !== null && job.stream) {
       res.writeHead(200, SSE_HEADERS);
       const opening = job.format.open();
       if (opening !== '') write(opening);
       else res.flushHeaders();
     }
-    return seq;
+    return seqs;
   }
 
   #recordFinish(arrived: number, promptTokens: number, generationTokens: number, finishReason: 'stop' | 'length'): void {
-    this.metrics.finished({ promptTokens, generationTokens, finishReason, seconds: (performance.now() - arrived) / 1000 });
+    this.metrics.finished({ promptTokens, generationTokens, finishReason, seconds: this.#simulatedSeconds(arrived) });
+  }
+
+  /** Simulated seconds since `arrived` (a performance.now() reading), as the histograms of a time-scaled server record them. */
+  #simulatedSeconds(arrived: number): number {
+    return ((performance.now() - arrived) / 1000) * this.#timeScale;
   }
 
   /** Chunks a response may still send: unlimited unless the server died in mid-stream mode. */
