@@ -208,7 +208,11 @@ for (const backend of DATABASE_BACKENDS) {
         assert.deepEqual([a.status, a.body?.error?.code], [403, 'cross_site_request'], `${path}: ${a.text}`);
       }
       // Without the browser's headers, a text/plain body is refused as well: only a preflighted type is read.
-      assert.equal((await call(base, 'POST', '/v1/developers', { email }, { 'content-type': 'text/plain' })).status, 415);
+      const plain = await call(base, 'POST', '/v1/developers', { email }, { 'content-type': 'text/plain' });
+      assert.equal(plain.status, 415);
+      // Only apply and delete read YAML: a JSON-only route names JSON alone, and refuses YAML up front.
+      assert.match(plain.body.error.message, /must be sent as application\/json, not/);
+      assert.equal((await call(base, 'POST', '/v1/developers', { email }, { 'content-type': 'application/yaml' })).status, 415);
       assert.equal((await api('GET', `/v1/developers/${email}`)).status, 404, 'nothing was stored');
       const rebound = await rawCall(base, 'GET', '/v1/developers', { host: `rebind.evil.example:${new URL(base).port}` });
       assert.deepEqual([rebound.status, JSON.parse(rebound.text).error.code], [403, 'host_not_loopback']);

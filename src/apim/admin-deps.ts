@@ -21,7 +21,7 @@ export interface ApimAdminDeps {
   settled?: () => Promise<void>;
 }
 
-export type AddRoute = (method: string, pattern: string, handler: AdminHandler) => void;
+export type AddRoute = (method: string, pattern: string, handler: AdminHandler, opts?: { yaml?: boolean }) => void;
 
 /** The store, recording the request's actor in the audit rows of whatever it changes. */
 export function storeFor(deps: ApimAdminDeps, req: AdminRequest): StoreView {

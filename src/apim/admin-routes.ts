@@ -23,7 +23,7 @@ export function registerApimAdminRoutes(router: AdminRouter, deps: ApimAdminDeps
   const settled = deps.settled;
   // A change is answered once this replica serves it (the snapshot load takes tens of ms on PostgreSQL), so a client
   // that creates a key and uses it at once through the same gateway is not refused.
-  const add: AddRoute = (method, pattern, handler) =>
+  const add: AddRoute = (method, pattern, handler, opts) =>
     router.add(
       method,
       pattern,
@@ -36,6 +36,7 @@ export function registerApimAdminRoutes(router: AdminRouter, deps: ApimAdminDeps
               return answer;
             },
       ),
+      opts,
     );
   registerApplyRoute(add, deps);
   registerManifestRoutes(add, deps);

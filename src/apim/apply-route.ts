@@ -25,5 +25,5 @@ export function registerApplyRoute(add: AddRoute, deps: ApimAdminDeps): void {
     // Violations are listed only when there are some, so answers without rules keep their shape.
     const reported = violations.length > 0 ? { violations } : {};
     return { body: dryRun ? { dryRun: true, results, ...reported } : { results, ...reported } };
-  });
+  }, { yaml: true });
 }

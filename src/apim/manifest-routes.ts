@@ -32,7 +32,7 @@ export function registerManifestRoutes(add: AddRoute, deps: ApimAdminDeps): void
     if (targets.length === 0) throw invalid('No manifests to delete', [{ path: '(body)', message: 'holds no documents' }]);
     const results = await deleteDocuments(storeFor(deps, req), deps, targets, { dryRun, force });
     return { body: dryRun ? { dryRun: true, results } : { results } };
-  });
+  }, { yaml: true });
 
   add('DELETE', '/v1/manifests/{kind}/{name}', async (req) => {
     const { dryRun, force } = readFlags(req, ['dryRun', 'force']);

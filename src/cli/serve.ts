@@ -73,7 +73,7 @@ export function serveCommand(): Command {
         }
         throw err;
       }
-      logger.info({ url: gateway.url, admin: gateway.adminUrl }, 'tollgate is serving');
+      logger.info({ url: gateway.url, admin: gateway.adminUrl, ...(gateway.extprocPort > 0 && { extproc: gateway.extprocPort }) }, 'tollgate is serving');
       const signal = await untilSignal();
       logger.info({ signal, inflight: gateway.dataPlane.inflight }, 'shutting down');
       await gateway.close();

@@ -164,7 +164,7 @@ function guardedRouter(token?: string): { router: AdminRouter; calls: string[] }
   const calls: string[] = [];
   const router = new AdminRouter(token, pino({ level: 'silent' }));
   router.add('POST', '/v1/developers', async (req) => (calls.push(`json ${JSON.stringify(await req.json())}`), { status: 201, body: {} }));
-  router.add('POST', '/v1/apply', async (req) => (calls.push(`text ${await req.text()}`), { body: {} }));
+  router.add('POST', '/v1/apply', async (req) => (calls.push(`text ${await req.text()}`), { body: {} }), { yaml: true });
   router.add('POST', '/v1/developers/{email}', () => (calls.push('action'), { body: {} }));
   router.add('GET', '/healthz', () => ({ body: {} }), { open: true });
   return { router, calls };

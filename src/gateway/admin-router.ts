@@ -53,6 +53,8 @@ interface Route {
   segments: string[];
   handler: AdminHandler;
   open: boolean;
+  /** Its body may be YAML as well as JSON (apply, delete). */
+  yaml: boolean;
 }
 
 export class AdminRouter {
@@ -66,9 +68,9 @@ export class AdminRouter {
     this.#logger = logger;
   }
 
-  /** `open` routes (health, metrics) need no token. */
-  add(method: string, pattern: string, handler: AdminHandler, opts: { open?: boolean } = {}): void {
-    this.#routes.push({ method, segments: pattern.split('/').filter(Boolean), handler, open: opts.open ?? false });
+  /** `open` routes (health, metrics) need no token; `yaml` ones take a YAML body too. */
+  add(method: string, pattern: string, handler: AdminHandler, opts: { open?: boolean; yaml?: boolean } = {}): void {
+    this.#routes.push({ method, segments: pattern.split('/').filter(Boolean), handler, open: opts.open ?? false, yaml: opts.yaml ?? false });
   }
 
   /** The route for `method` on `path`, else the methods routes on that path take (for a 405's Allow). */
@@ -151,8 +153,8 @@ export class AdminRouter {
       if (allowed.size > 0) return { ...errorResponse(new AdminError(405, 'method_not_allowed', `${method} is not allowed on ${url.pathname}`)), headers: { allow: [...allowed].join(', ') } };
       throw new AdminError(404, 'not_found', `No admin resource at ${url.pathname}`);
     }
-    // Any body, whether the route reads it or not: JSON, or YAML for apply and delete (json() takes JSON alone).
-    const bodyType = bodyTypeProblem(req.headers, 'json-or-yaml');
+    // Any body, whether the route reads it or not: JSON, or YAML where the route takes it (apply, delete).
+    const bodyType = bodyTypeProblem(req.headers, route.yaml ? 'json-or-yaml' : 'json');
     if (bodyType) throw new AdminError(415, UNSUPPORTED_MEDIA_TYPE, bodyType);
     let cached: Promise<Buffer> | undefined;
     const raw = () => (cached ??= readBody(req, 10 * 1024 * 1024, 30_000));
