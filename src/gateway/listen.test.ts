@@ -1,6 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { STATUS_CODES, type RequestListener, type ServerResponse } from 'node:http';
 import { DEFAULT_SETTINGS, type GatewaySettings } from '../config/settings.js';
 import { applyListenerTimeouts, createListener, listen, type ListenerOptions } from './listen.js';
@@ -245,4 +249,42 @@ test('a malformed chunked body is the handler\'s to answer, also when it starts 
       assert.deepEqual(read, ['invalid_request']);
     },
   );
+});
+
+/** A self-signed certificate for 127.0.0.1, in a temporary directory `fn` runs with. */
+async function withCertificate(fn: (tls: { cert: string; key: string }) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-listen-'));
+  const tls = { cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') };
+  try {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', tls.key, '-out', tls.cert, '-days', '1', '-subj', '/CN=127.0.0.1'], { stdio: 'ignore' });
+    await fn(tls);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The first bytes of a TLS record, then nothing: a handshake that never finishes. */
+const HALF_HELLO = '\x16\x03\x01';
+
+test('an HTTPS client that never finishes its TLS handshake is let go after headersTimeout, not 120 s', async () => {
+  await withCertificate(async (tls) => {
+    await withListener((_req, res) => res.end('ok'), { headersTimeout: 500 }, async (port) => {
+      const { closed, ms } = await exchange(port, [HALF_HELLO], 0, 5000);
+      assert.ok(closed && ms < 3000, `closed after ${ms} ms`);
+    }, { tls });
+  });
+});
+
+test('closing all connections of an HTTPS listener also closes those still in their TLS handshake', async () => {
+  await withCertificate(async (tls) => {
+    const server = createListener((_req, res) => res.end('ok'), { ...DEFAULT_SETTINGS.server, headersTimeout: 60_000 }, { tls });
+    const port = await listen(server, 0, '127.0.0.1');
+    const handshaking = exchange(port, [HALF_HELLO], 0, 5000);
+    await new Promise<void>((resolve) => server.once('connection', () => resolve()));
+    const closedAt = Date.now();
+    server.close();
+    server.closeAllConnections();
+    const { closed } = await handshaking;
+    assert.ok(closed && Date.now() - closedAt < 1000, 'the connection closed at once');
+  });
 });

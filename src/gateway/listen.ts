@@ -1,8 +1,9 @@
 // Opening an HTTP or HTTPS listener with tollgate's timeouts against slow clients.
 import { randomUUID } from 'node:crypto';
 import { createServer as createHttpServer, STATUS_CODES, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { createServer as createHttpsServer } from 'node:https';
+import { Server as HttpsServer, type ServerOptions as HttpsServerOptions } from 'node:https';
 import { readFileSync } from 'node:fs';
 import type { GatewaySettings } from '../config/settings.js';
 import { GatewayError, gatewayError, type FaultFormat } from './errors.js';
@@ -123,8 +124,12 @@ export function createListener(handler: RequestListener, settings: GatewaySettin
     if (req.headers.host === undefined && req.httpVersionMajor === 1 && req.httpVersionMinor === 1) return refuseWithoutHost(res, faultFormat?.(), onRefused);
     handler(req, res);
   };
-  const server: Server = tls ? httpsServer(options, tls, served) : createHttpServer(options, served);
+  // A client still in its TLS handshake gets no longer than one sending its headers (Node gives it 120 s). Fixed when
+  // the listener opens: Node has no way to change it on a live one.
+  const server: Server = tls ? httpsServer({ ...options, handshakeTimeout: settings.headersTimeout }, tls, served) : createHttpServer(options, served);
   server.on('clientError', (err: Error & { code?: string }, socket) => {
+    // A TLS handshake that failed or ran out of time: there is no HTTP on that connection to answer in.
+    if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT' || err.code?.startsWith('ERR_SSL_')) return socket.destroy();
     const answering = (socket as { _httpMessage?: ServerResponse | null })._httpMessage;
     if (answering && malformedBytes(err)) {
       const req = answering.req;
@@ -178,7 +183,28 @@ export class TlsFilesError extends Error {
   }
 }
 
-function httpsServer(options: object, tls: TlsFiles, handler: RequestListener): Server {
+/**
+ * node:http knows a TLS connection only once its handshake is done: closeAllConnections() missed one still in it, which
+ * kept a shutting-down process alive until the handshake timed out.
+ */
+class HttpsListener extends HttpsServer {
+  readonly #sockets = new Set<Socket>();
+
+  constructor(options: HttpsServerOptions, handler: RequestListener) {
+    super(options, handler);
+    this.on('connection', (socket: Socket) => {
+      this.#sockets.add(socket);
+      socket.once('close', () => this.#sockets.delete(socket));
+    });
+  }
+
+  override closeAllConnections(): void {
+    super.closeAllConnections();
+    for (const socket of this.#sockets) socket.destroy();
+  }
+}
+
+function httpsServer(options: HttpsServerOptions, tls: TlsFiles, handler: RequestListener): Server {
   const read = (role: 'cert' | 'key', file: string): Buffer => {
     try {
       return readFileSync(file);
@@ -190,7 +216,7 @@ function httpsServer(options: object, tls: TlsFiles, handler: RequestListener): 
   const cert = read('cert', tls.cert);
   const key = read('key', tls.key);
   try {
-    return createHttpsServer({ ...options, cert, key }, handler) as unknown as Server;
+    return new HttpsListener({ ...options, cert, key }, handler) as unknown as Server;
   } catch (err) {
     // OpenSSL's reason (no PEM start line, a key that does not match the certificate) is what the operator must fix.
     throw new TlsFilesError('pair', `the certificate and key cannot be used: ${(err as Error).message}`, err);

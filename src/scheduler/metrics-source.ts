@@ -66,6 +66,10 @@ export class HttpMetricsSource implements MetricsSource {
     const controller = new AbortController();
     const started = performance.now();
     let graced = false;
+    let expire!: (err: Error) => void;
+    // Raced, not only passed to undici as the signal: a Client that met a certificate for another host (undici 7,
+    // nodejs/undici#5355) leaves its next request queued for good and ignores that request's abort.
+    const deadline = new Promise<never>((_, reject) => (expire = reject));
     // A deadline that fires late found this process stalled (a CPU-starved host), not the endpoint: the answer may be
     // in the socket, unread. It gets one more period with the loop free before the scrape counts as failed, or
     // healthy endpoints would be counted down for the gateway's own stall.
@@ -75,27 +79,35 @@ export class HttpMetricsSource implements MetricsSource {
         timer = setTimeout(onDeadline, timeoutMs);
         return;
       }
-      controller.abort(new Error(`GET ${path} took longer than ${timeoutMs} ms`));
+      const err = new Error(`GET ${path} took longer than ${timeoutMs} ms`);
+      controller.abort(err);
+      expire(err);
     };
     let timer = setTimeout(onDeadline, timeoutMs);
     try {
-      const res = await client.request({ method: 'GET', path, headers: { accept }, signal: controller.signal });
+      const res = await Promise.race([client.request({ method: 'GET', path, headers: { accept }, signal: controller.signal }), deadline]).catch((err: unknown) => {
+        // A connection that failed (a bad certificate above all) or hung gets a fresh Client for the next scrape:
+        // the old one may be wedged, and there is no kept-alive connection in it worth keeping.
+        this.#drop(url, client);
+        throw err;
+      });
       if (res.statusCode !== 200) {
         await res.body.dump();
         throw new Error(`GET ${path} answered ${res.statusCode}`);
       }
-      return (await readCapped(res.body, MAX_PAGE_BYTES, () => new Error(`GET ${path} answered more than ${MAX_PAGE_BYTES} bytes`))).toString('utf8');
+      return (await Promise.race([readCapped(res.body, MAX_PAGE_BYTES, () => new Error(`GET ${path} answered more than ${MAX_PAGE_BYTES} bytes`)), deadline])).toString('utf8');
     } finally {
       clearTimeout(timer);
     }
   }
 
+  #drop(url: string, client: Client): void {
+    if (this.#clients.get(url) === client) this.#clients.delete(url);
+    void client.destroy().catch(() => {});
+  }
+
   retain(urls: ReadonlySet<string>): void {
-    for (const [url, client] of this.#clients) {
-      if (urls.has(url)) continue;
-      this.#clients.delete(url);
-      void client.destroy().catch(() => {});
-    }
+    for (const [url, client] of this.#clients) if (!urls.has(url)) this.#drop(url, client);
   }
 
   async close(): Promise<void> {

@@ -5,15 +5,16 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { sql, type Kysely } from 'kysely';
-import { silentLogger } from '../lib/logger.js';
+import { silentLogger, type Logger } from '../lib/logger.js';
 import { parseDatabaseUrl } from './database-url.js';
-import { migrate } from './migrate.js';
+import { LOCK_CLASS, LOCK_WAIT_LOG_MS, migrate } from './migrate.js';
 import { openPostgres } from './postgres-connection.js';
 import type { Tables } from './schema.js';
 import { openSqlite } from './sqlite-connection.js';
 import { MIGRATIONS } from './migrations/index.js';
 import type { Database } from './database.js';
 import { DATABASE_BACKENDS, type DatabaseBackend, type TestDatabase } from './test-databases.js';
+import { waitFor } from '../sim/testing.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const OPEN_DATABASE_MODULE = pathToFileURL(fileURLToPath(new URL('./open-database.ts', import.meta.url))).href;
@@ -168,3 +169,41 @@ for (const backend of DATABASE_BACKENDS) {
     });
   });
 }
+
+const POSTGRES = DATABASE_BACKENDS.find((b) => b.name === 'postgres')!;
+
+describe('postgres: the migration lock', { skip: POSTGRES.skip }, () => {
+  test('a start waiting for the lock another session holds says so, and goes on once the lock is free', async () => {
+    await withFresh(POSTGRES, async (target) => {
+      const holder = connect(target);
+      const waiter = connect(target);
+      const warned: string[] = [];
+      const logger = { warn: (_obj: object, msg: string) => warned.push(msg) } as unknown as Logger;
+      let release!: () => void;
+      let locked!: () => void;
+      const held = new Promise<void>((r) => (locked = r));
+      // A replica hung in its own start-up migration.
+      const holding = holder.transaction().execute(async (trx) => {
+        await sql`select pg_advisory_xact_lock(${LOCK_CLASS}, hashtext(${target.schema}))`.execute(trx);
+        locked();
+        await new Promise<void>((r) => (release = r));
+      });
+      try {
+        await held;
+        let settled = false;
+        const migrating = migrate(waiter, 'postgres', target.schema, MIGRATIONS, logger).finally(() => (settled = true));
+        await waitFor(() => warned.length > 0, LOCK_WAIT_LOG_MS + 5000, 'the waiting line');
+        assert.deepEqual(warned, ['waiting for the migration lock held by another process']);
+        assert.equal(settled, false, 'still waiting, not failed');
+        release();
+        await holding;
+        assert.deepEqual(await migrating, MIGRATIONS.map((m) => m.name));
+        assert.equal(warned.length, 1, 'said once');
+      } finally {
+        release?.();
+        await holding.catch(() => {});
+        await Promise.all([holder.destroy(), waiter.destroy()]);
+      }
+    });
+  });
+});

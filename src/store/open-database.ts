@@ -60,7 +60,7 @@ async function open(target: DatabaseTarget, opts: OpenDatabaseOptions): Promise<
   const schema = opts.schema === undefined ? undefined : checkSchemaName(opts.schema);
   const settings = { url: target.url, schema, poolSize: opts.poolSize };
   const db = openPostgres(settings, logger);
-  await orDestroy(db, () => migrate(db, 'postgres', schema));
+  await orDestroy(db, () => migrate(db, 'postgres', schema, undefined, logger));
   const core = { db, dialect: 'postgres' as const, feed, instanceId, schema: schema ?? 'public' };
   const listener =
     opts.listen === false
