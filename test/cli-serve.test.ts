@@ -2,7 +2,7 @@
 // (exit code 2), shutdown on SIGTERM with a request in flight, the demo's printed credentials, where the admin port listens.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
@@ -272,6 +272,30 @@ describe('tollgate serve: the ext_proc listener flags', () => {
       [[...base, '--extproc-response-body-mode', 'BUFFERED'], /--extproc-response-body-mode needs --extproc-port/],
     ] as const) {
       const lines = await refusal([...args], dir);
+      assert.equal(lines.length, 1, lines.join('\n'));
+      assert.match(lines[0], expected);
+    }
+  });
+
+  // Before: each was "--extproc-port: cannot listen on ...", and a CA file without a certificate started a listener
+  // that refused every client without a word.
+  test('ext_proc TLS files that cannot be used (missing, not PEM, a CA file without a certificate): exit code 2 and one line naming the flag', async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'good.yaml');
+    await writeFile(file, poolAndModelYaml('http://127.0.0.1:9'));
+    const [cert, key, notPem, missing] = ['cert.pem', 'key.pem', 'not.pem', 'missing.pem'].map((n) => join(dir, n));
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=extproc'], { stdio: 'ignore' });
+    await writeFile(notPem, 'this is not a certificate\n');
+    for (const [tls, expected] of [
+      [[missing, key], /^tollgate: --extproc-tls-cert: cannot read .*missing\.pem: no such file$/],
+      [[cert, missing], /^tollgate: --extproc-tls-key: cannot read .*missing\.pem: no such file$/],
+      [[notPem, notPem], /^tollgate: --extproc-tls-cert\/--extproc-tls-key: the certificate and key cannot be used: .+/],
+      [[cert, key, missing], /^tollgate: --extproc-tls-ca: cannot read .*missing\.pem: no such file$/],
+      [[cert, key, notPem], /^tollgate: --extproc-tls-ca: .*not\.pem holds no certificate/],
+    ] as const) {
+      const [port, adminPort, extprocPort] = await freePorts(3);
+      const flags = ['--extproc-tls-cert', tls[0], '--extproc-tls-key', tls[1], ...(tls[2] ? ['--extproc-tls-ca', tls[2]] : [])];
+      const lines = await refusal(['serve', '--config', file, '--port', String(port), '--admin-port', String(adminPort), '--db', `sqlite:${join(dir, 't.db')}`, '--extproc-port', String(extprocPort), ...flags], dir);
       assert.equal(lines.length, 1, lines.join('\n'));
       assert.match(lines[0], expected);
     }

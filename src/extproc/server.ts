@@ -1,5 +1,6 @@
 // The ext_proc listener: envoy.service.ext_proc.v3.ExternalProcessor/Process, one stream per HTTP request, playing
 // the policy decision point, the endpoint picker or both; grpc.health.v1 on the same port; optional TLS or mTLS.
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server as NetServer } from 'node:net';
 import type { ConnectionInjector, Server, ServerCredentials, ServerDuplexStream } from '@grpc/grpc-js';
@@ -47,17 +48,55 @@ export interface ExtprocServerOptions {
 
 const KEEPALIVE = { timeMs: 30_000, timeoutMs: 10_000 };
 const IDLE_MARGIN_MS = 30_000;
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export interface ExtprocDeps {
   dataPlane: DataPlane;
   logger: Logger;
 }
 
+/** Which ext_proc TLS file a failure is about: one that cannot be read, a CA file without a certificate, or the pair. */
+export type ExtprocTlsFileRole = 'cert' | 'key' | 'ca' | 'pair';
+
+/** A TLS file of the ext_proc listener cannot be used: which one (or the pair), and why. */
+export class ExtprocTlsFilesError extends Error {
+  readonly role: ExtprocTlsFileRole;
+
+  constructor(role: ExtprocTlsFileRole, message: string, cause?: unknown) {
+    super(message, { cause });
+    this.role = role;
+  }
+}
+
+function readTlsFile(role: ExtprocTlsFileRole, file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new ExtprocTlsFilesError(role, `cannot read ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.code === 'EACCES' ? 'permission denied' : e.message}`, err);
+  }
+}
+
+/** grpc-js takes a CA file in which no certificate parses, and its listener then refuses every client without a word. */
+function readCa(file: string): Buffer {
+  const ca = readTlsFile('ca', file);
+  const pems = ca.toString('latin1').match(/-----BEGIN CERTIFICATE-----[^-]*-----END CERTIFICATE-----/g) ?? [];
+  const parses = (pem: string) => {
+    try {
+      return new X509Certificate(pem).raw.length > 0;
+    } catch {
+      return false;
+    }
+  };
+  if (pems.length === 0 || !pems.every(parses)) throw new ExtprocTlsFilesError('ca', `${file} holds no certificate, or one that cannot be read (PEM expected)`);
+  return ca;
+}
+
 function credentials(tls: ExtprocServerOptions['tls']): ServerCredentials {
   const { ServerCredentials } = loadGrpc();
   if (!tls) return ServerCredentials.createInsecure();
-  const ca = tls.ca ? readFileSync(tls.ca) : null;
-  return ServerCredentials.createSsl(ca, [{ private_key: readFileSync(tls.key), cert_chain: readFileSync(tls.cert) }], ca !== null);
+  const ca = tls.ca ? readCa(tls.ca) : null;
+  return ServerCredentials.createSsl(ca, [{ private_key: readTlsFile('key', tls.key), cert_chain: readTlsFile('cert', tls.cert) }], ca !== null);
 }
 
 /** An Envoy that sends no request bodies is a configuration to fix, said once a minute rather than per request. */
@@ -79,6 +118,7 @@ export class ExtprocServer {
   readonly #health = new HealthService();
   readonly #streams = new Set<ProcessStream>();
   #idle: (() => void)[] = [];
+  #draining = false;
   #net: NetServer | null = null;
   #injector: ConnectionInjector | null = null;
   port = 0;
@@ -132,7 +172,7 @@ export class ExtprocServer {
    * ACK, up to 40 ms on Linux.
    */
   listen(options: ExtprocServerOptions): Promise<number> {
-    const injector = (this.#injector = this.#server.createConnectionInjector(credentials(options.tls)));
+    const injector = (this.#injector = this.#injectorFor(options.tls));
     const net = (this.#net = createServer({ noDelay: true }, (socket) => injector.injectConnection(socket)));
     return new Promise((resolve, reject) => {
       net.once('error', reject);
@@ -144,18 +184,41 @@ export class ExtprocServer {
     });
   }
 
-  /** Reports NOT_SERVING, lets streams in progress finish within `graceMs`, then cancels the rest. */
-  async close(graceMs: number): Promise<void> {
-    this.#health.set(NOT_SERVING);
-    this.#health.close();
-    this.#net?.close();
-    // GOAWAY: Envoy opens no new streams on these connections.
-    this.#injector?.drain(graceMs);
+  #injectorFor(tls: ExtprocServerOptions['tls']): ConnectionInjector {
+    const creds = credentials(tls);
+    try {
+      return this.#server.createConnectionInjector(creds);
+    } catch (err) {
+      if (!tls) throw err;
+      // OpenSSL's reason (no PEM start line, a key that does not match the certificate) is what the operator must fix.
+      throw new ExtprocTlsFilesError('pair', `the certificate and key cannot be used: ${(err as Error).message}`, err);
+    }
+  }
+
+  /**
+   * Reports NOT_SERVING and takes no new stream (GOAWAY); resolves once the streams in progress are over, or after
+   * `graceMs`. Called again, it only waits.
+   */
+  async drain(graceMs: number): Promise<void> {
+    if (!this.#draining) {
+      this.#draining = true;
+      this.#health.set(NOT_SERVING);
+      this.#health.close();
+      this.#net?.close();
+      // GOAWAY: Envoy opens no new streams on these connections. No deadline of its own: close() cuts what is left,
+      // after the refusals that the end of the grace sends (the injector's cut, at that moment, dropped them).
+      this.#injector?.drain(MAX_TIMER_MS);
+    }
     if (this.#streams.size > 0) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([new Promise<void>((resolve) => this.#idle.push(resolve)), new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))]);
       clearTimeout(timer);
     }
+  }
+
+  /** Lets streams in progress finish within `graceMs` (drain), then cancels the rest. */
+  async close(graceMs: number): Promise<void> {
+    await this.drain(graceMs);
     for (const s of this.#streams) s.cancel();
     this.#injector?.destroy();
     this.#server.forceShutdown();

@@ -37,6 +37,12 @@ import { join } from 'node:path';
  */
 const REFUSALS_OUT_MS = 100;
 
+/**
+ * How long the requests whose connections the end of a shutdown cut get to end as their clients' hang-ups before the
+ * model servers' connections are destroyed: they were recorded as the model server's failure (upstream_error).
+ */
+const CUTS_RECORDED_MS = 100;
+
 export interface GatewayOptions {
   configPaths: string[];
   /** Manifests given in code (tests, the demo), merged with the files. */
@@ -340,10 +346,11 @@ export class Gateway {
     return this.#closing;
   }
 
-  /** Resolves once the data plane's requests are over, or after `ms`, whichever comes first. */
+  /** Resolves once the data plane's requests and the ext_proc streams are over, or after `ms`, whichever comes first. */
   async #drainWithin(ms: number): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.dataPlane.drain(), new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+    const drained = Promise.all([this.dataPlane.drain(), this.#extproc?.drain(ms)]);
+    await Promise.race([drained, new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
     clearTimeout(timer);
   }
 
@@ -351,21 +358,19 @@ export class Gateway {
     this.#stopWatching?.();
     clearTimeout(this.#reloadRetry);
     const server = this.#server;
-    const grace = this.config.settings.server.shutdownGracePeriod;
-    const extproc = this.#extproc?.close(grace);
     if (server) {
       server.close();
       server.closeIdleConnections();
-      await this.#drainWithin(grace);
     }
+    // ext_proc streams pick too: the picker (its queue, its scrapes) runs until they are over as well.
+    await this.#drainWithin(this.config.settings.server.shutdownGracePeriod);
     // Requests still queued were never sent to a model server: stopping the picker answers them 503 shutting_down
     // (safe to retry elsewhere), and those answers go out before the connections are cut (they were a TCP reset).
     await this.picker.stop();
-    if (server) {
-      await this.#drainWithin(REFUSALS_OUT_MS);
-      server.closeAllConnections();
-    }
-    await extproc;
+    await this.#drainWithin(REFUSALS_OUT_MS);
+    server?.closeAllConnections();
+    await this.#extproc?.close(0);
+    await this.#drainWithin(CUTS_RECORDED_MS);
     if (this.#adminServer) {
       this.#adminServer.close();
       this.#adminServer.closeAllConnections();

@@ -1,0 +1,91 @@
+// At shutdown, ext_proc streams get shutdownGracePeriod as the data plane's requests do: the picker (its queue, its
+// scrapes) runs until they are over, so a request queued at SIGTERM is picked once there is room, and a stream whose
+// body comes during the grace is picked from fresh metrics. They were refused (shutting_down, then
+// no_healthy_endpoints once the metrics went stale) as soon as the idle built-in listener had drained.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ExtprocClient } from '../src/extproc/client.js';
+import type { ProcessingResponse } from '../src/extproc/messages.js';
+import { startGateway } from '../src/gateway/gateway.js';
+import { waitFor } from '../src/sim/testing.js';
+import { headerMap } from './helpers/extproc-envoy.js';
+import { poolAndModel, settings } from './helpers/manifests.js';
+import { IDLE_METRICS, queuedMetrics, sleep, startStub } from './helpers/stub-upstream.js';
+
+const BODY = Buffer.from(JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hello' }], max_tokens: 4 }));
+const HEADERS = headerMap([[':method', 'POST'], [':path', '/v1/chat/completions'], [':authority', 'gw'], [':scheme', 'http'], ['content-type', 'application/json'], ['content-length', String(BODY.length)]]);
+
+const outcome = (a: ProcessingResponse | Error) =>
+  a instanceof Error ? a.message : a.immediate_response ? `immediate ${a.immediate_response.status?.code} ${a.immediate_response.body?.toString()}` : 'picked';
+
+test('ext_proc streams open at shutdown are picked within the grace period, from fresh metrics', async () => {
+  const stub = await startStub();
+  const gw = await startGateway({
+    configPaths: [],
+    manifests: [
+      ...poolAndModel([stub.url]),
+      settings({ server: { shutdownGracePeriod: '5s' }, scheduler: { scrapeInterval: '50ms', staleAfter: '300ms' }, logging: { level: 'silent' } }),
+    ],
+    port: 0,
+    adminPort: 0,
+    host: '127.0.0.1',
+    watch: false,
+    extprocPort: 0,
+    extproc: { roles: ['epp'], requestBodyMode: 'BUFFERED' },
+  });
+  const client = new ExtprocClient({ address: `127.0.0.1:${gw.extprocPort}` });
+  try {
+    await waitFor(() => gw.picker.ready().every((p) => p.reachable), 5000, 'the endpoint scraped');
+    stub.metrics = queuedMetrics(10);
+    await waitFor(() => gw.picker.view('pool')!.saturated, 5000, 'the pool saturated');
+    const queuedCall = client.open(10_000);
+    await queuedCall.send({ request_headers: { headers: HEADERS, end_of_stream: false } });
+    const queued = queuedCall.send({ request_body: { body: BODY, end_of_stream: true } }).then(outcome, outcome);
+    await waitFor(() => gw.picker.view('pool')!.queueLength === 1, 5000, 'the request queued');
+    const lateCall = client.open(10_000);
+    await lateCall.send({ request_headers: { headers: HEADERS, end_of_stream: false } });
+
+    const closed = gw.close();
+    await sleep(300);
+    stub.metrics = IDLE_METRICS;
+    assert.equal(await queued, 'picked');
+    // Past staleAfter: only scrapes that went on keep the endpoint eligible.
+    await sleep(600);
+    assert.equal(await lateCall.send({ request_body: { body: BODY, end_of_stream: true } }).then(outcome, outcome), 'picked');
+    for (const c of [queuedCall, lateCall]) c.end();
+    await closed;
+  } finally {
+    client.close();
+    await gw.close();
+    await stub.close();
+  }
+});
+
+test('an ext_proc request still queued when the grace ends gets 503 shutting_down, not a cut stream', async () => {
+  const stub = await startStub();
+  stub.metrics = queuedMetrics(10);
+  const gw = await startGateway({
+    configPaths: [],
+    manifests: [...poolAndModel([stub.url]), settings({ server: { shutdownGracePeriod: '300ms' }, logging: { level: 'silent' } })],
+    port: 0,
+    adminPort: 0,
+    host: '127.0.0.1',
+    watch: false,
+    extprocPort: 0,
+    extproc: { roles: ['epp'], requestBodyMode: 'BUFFERED' },
+  });
+  const client = new ExtprocClient({ address: `127.0.0.1:${gw.extprocPort}` });
+  try {
+    await waitFor(() => gw.picker.view('pool')?.saturated === true, 5000, 'the pool saturated');
+    const call = client.open(10_000);
+    await call.send({ request_headers: { headers: HEADERS, end_of_stream: false } });
+    const queued = call.send({ request_body: { body: BODY, end_of_stream: true } }).then(outcome, outcome);
+    await waitFor(() => gw.picker.view('pool')!.queueLength === 1, 5000, 'the request queued');
+    await gw.close();
+    assert.match(await queued, /^immediate 503 .*"shutting_down"/);
+  } finally {
+    client.close();
+    await gw.close();
+    await stub.close();
+  }
+});
