@@ -4,8 +4,8 @@ import { ConfigError } from '../config/manifest.js';
 import { CounterStoreUnavailableError } from '../store/counters/errors.js';
 import { DatabaseConfigError, DatabaseOpenError, redactUrl } from '../store/errors.js';
 import { createLogger, envLogLevel, envLogLevelProblem } from '../lib/logger.js';
-import { ListenError, TlsFilesError, type ListenerName, type TlsFileRole } from '../gateway/listen.js';
-import type { ExtprocTlsFileRole } from '../extproc/server.js';
+import { ListenError, type ListenerName } from '../gateway/listen.js';
+import { TlsFilesError, type TlsFileRole } from '../lib/tls-files.js';
 import { readAdminToken } from './admin-token.js';
 import { collect, parsePort, parseRoles, untilSignal } from './options.js';
 
@@ -67,7 +67,7 @@ export function serveCommand(): Command {
           throw new CommanderError(2, 'tollgate.config', 'invalid configuration');
         }
         // A --db, --redis, port or TLS file that cannot be used is a bad flag: one line naming it, exit code 2 (not a stack trace).
-        const flag = await startupFlagError(err, opts);
+        const flag = startupFlagError(err, opts);
         if (flag) {
           process.stderr.write(`tollgate: ${flag}\n`);
           throw new CommanderError(2, 'tollgate.flags', flag);
@@ -84,18 +84,18 @@ export function serveCommand(): Command {
 /** The flag that sets each listener's port. */
 const PORT_FLAGS: Record<ListenerName, string> = { 'data plane': '--port', admin: '--admin-port', ext_proc: '--extproc-port' };
 
-const TLS_FLAGS: Record<TlsFileRole, string> = { cert: '--tls-cert', key: '--tls-key', pair: '--tls-cert/--tls-key' };
+const TLS_FLAGS: Record<Exclude<TlsFileRole, 'ca'>, string> = { cert: '--tls-cert', key: '--tls-key', pair: '--tls-cert/--tls-key' };
 
-const EXTPROC_TLS_FLAGS: Record<ExtprocTlsFileRole, string> = { cert: '--extproc-tls-cert', key: '--extproc-tls-key', ca: '--extproc-tls-ca', pair: '--extproc-tls-cert/--extproc-tls-key' };
+const EXTPROC_TLS_FLAGS: Record<TlsFileRole, string> = { cert: '--extproc-tls-cert', key: '--extproc-tls-key', ca: '--extproc-tls-ca', pair: '--extproc-tls-cert/--extproc-tls-key' };
 
 /** The one-line message for a start-up failure caused by --db, --redis, a port or a TLS flag, or undefined for anything else. */
-async function startupFlagError(err: unknown, opts: { db: string; redis?: string }): Promise<string | undefined> {
+function startupFlagError(err: unknown, opts: { db: string; redis?: string }): string | undefined {
   if (err instanceof DatabaseConfigError || err instanceof DatabaseOpenError) return `--db: ${err.message}`;
-  // Loaded with the gateway. The ext_proc listener reads its TLS files as it opens: the file is at fault, not the port.
-  const { ExtprocTlsFilesError } = await import('../extproc/server.js');
-  if (err instanceof ListenError && err.cause instanceof ExtprocTlsFilesError) return `${EXTPROC_TLS_FLAGS[err.cause.role]}: ${err.cause.message}`;
+  // The ext_proc listener reads its TLS files as it opens: the file is at fault, not the port.
+  if (err instanceof ListenError && err.listener === 'ext_proc' && err.cause instanceof TlsFilesError) return `${EXTPROC_TLS_FLAGS[err.cause.role]}: ${err.cause.message}`;
   if (err instanceof ListenError) return `${PORT_FLAGS[err.listener]}: cannot listen on ${err.host}:${err.port}: ${err.reason}`;
-  if (err instanceof TlsFilesError) return `${TLS_FLAGS[err.role]}: ${err.message}`;
+  // The HTTPS listener's (it takes no CA file).
+  if (err instanceof TlsFilesError && err.role !== 'ca') return `${TLS_FLAGS[err.role]}: ${err.message}`;
   if (err instanceof CounterStoreUnavailableError) return `--redis ${redactUrl(opts.redis ?? '')}: ${err.message}`;
   return undefined;
 }

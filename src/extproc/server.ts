@@ -1,12 +1,12 @@
 // The ext_proc listener: envoy.service.ext_proc.v3.ExternalProcessor/Process, one stream per HTTP request, playing
 // the policy decision point, the endpoint picker or both; grpc.health.v1 on the same port; optional TLS or mTLS.
 import { X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { createServer, type Server as NetServer } from 'node:net';
 import type { ConnectionInjector, Server, ServerCredentials, ServerDuplexStream } from '@grpc/grpc-js';
 import { loadGrpc } from './grpc.js';
 import type { DataPlane } from '../gateway/data-plane.js';
 import type { Logger } from '../lib/logger.js';
+import { readTlsFile, TlsFilesError, unusablePair } from '../lib/tls-files.js';
 import type { RequestContext } from '../gateway/context.js';
 import { HealthService, NOT_SERVING } from './health.js';
 import { maxMessageBytes } from './message-limit.js';
@@ -55,28 +55,6 @@ export interface ExtprocDeps {
   logger: Logger;
 }
 
-/** Which ext_proc TLS file a failure is about: one that cannot be read, a CA file without a certificate, or the pair. */
-export type ExtprocTlsFileRole = 'cert' | 'key' | 'ca' | 'pair';
-
-/** A TLS file of the ext_proc listener cannot be used: which one (or the pair), and why. */
-export class ExtprocTlsFilesError extends Error {
-  readonly role: ExtprocTlsFileRole;
-
-  constructor(role: ExtprocTlsFileRole, message: string, cause?: unknown) {
-    super(message, { cause });
-    this.role = role;
-  }
-}
-
-function readTlsFile(role: ExtprocTlsFileRole, file: string): Buffer {
-  try {
-    return readFileSync(file);
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    throw new ExtprocTlsFilesError(role, `cannot read ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.code === 'EACCES' ? 'permission denied' : e.message}`, err);
-  }
-}
-
 /** grpc-js takes a CA file in which no certificate parses, and its listener then refuses every client without a word. */
 function readCa(file: string): Buffer {
   const ca = readTlsFile('ca', file);
@@ -88,7 +66,7 @@ function readCa(file: string): Buffer {
       return false;
     }
   };
-  if (pems.length === 0 || !pems.every(parses)) throw new ExtprocTlsFilesError('ca', `${file} holds no certificate, or one that cannot be read (PEM expected)`);
+  if (pems.length === 0 || !pems.every(parses)) throw new TlsFilesError('ca', `${file} holds no certificate, or one that cannot be read (PEM expected)`);
   return ca;
 }
 
@@ -190,8 +168,7 @@ export class ExtprocServer {
       return this.#server.createConnectionInjector(creds);
     } catch (err) {
       if (!tls) throw err;
-      // OpenSSL's reason (no PEM start line, a key that does not match the certificate) is what the operator must fix.
-      throw new ExtprocTlsFilesError('pair', `the certificate and key cannot be used: ${(err as Error).message}`, err);
+      throw unusablePair(err);
     }
   }
 

@@ -4,7 +4,7 @@ import { createServer as createHttpServer, STATUS_CODES, type IncomingMessage, t
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Server as HttpsServer, type ServerOptions as HttpsServerOptions } from 'node:https';
-import { readFileSync } from 'node:fs';
+import { readTlsFile, unusablePair } from '../lib/tls-files.js';
 import type { GatewaySettings } from '../config/settings.js';
 import { GatewayError, gatewayError, type FaultFormat } from './errors.js';
 
@@ -170,19 +170,6 @@ export function createListener(handler: RequestListener, settings: GatewaySettin
   return server;
 }
 
-/** Which of the TLS files a failure is about: one that cannot be read, or the two together (not PEM, not a pair). */
-export type TlsFileRole = 'cert' | 'key' | 'pair';
-
-/** The certificate or key of an HTTPS listener cannot be used: which file (or the pair), and why. */
-export class TlsFilesError extends Error {
-  readonly role: TlsFileRole;
-
-  constructor(role: TlsFileRole, message: string, cause: unknown) {
-    super(message, { cause });
-    this.role = role;
-  }
-}
-
 /**
  * node:http knows a TLS connection only once its handshake is done: closeAllConnections() missed one still in it, which
  * kept a shutting-down process alive until the handshake timed out.
@@ -205,21 +192,12 @@ class HttpsListener extends HttpsServer {
 }
 
 function httpsServer(options: HttpsServerOptions, tls: TlsFiles, handler: RequestListener): Server {
-  const read = (role: 'cert' | 'key', file: string): Buffer => {
-    try {
-      return readFileSync(file);
-    } catch (err) {
-      const e = err as NodeJS.ErrnoException;
-      throw new TlsFilesError(role, `cannot read ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.code === 'EACCES' ? 'permission denied' : e.message}`, err);
-    }
-  };
-  const cert = read('cert', tls.cert);
-  const key = read('key', tls.key);
+  const cert = readTlsFile('cert', tls.cert);
+  const key = readTlsFile('key', tls.key);
   try {
     return new HttpsListener({ ...options, cert, key }, handler) as unknown as Server;
   } catch (err) {
-    // OpenSSL's reason (no PEM start line, a key that does not match the certificate) is what the operator must fix.
-    throw new TlsFilesError('pair', `the certificate and key cannot be used: ${(err as Error).message}`, err);
+    throw unusablePair(err);
   }
 }
 
