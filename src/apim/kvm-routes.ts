@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { APIM_API_VERSION } from '../config/apim-kinds.js';
 import { resourceName } from '../config/manifest.js';
 import { AdminError, type AdminRequest } from '../gateway/admin-router.js';
-import { ConflictError, type KvmEntry, type KvmScope, type StoreView } from '../store/index.js';
+import { ConflictError, kvmKeyProblem, type KvmEntry, type KvmScope, type StoreView } from '../store/index.js';
 import type { AddRoute, ApimAdminDeps } from './admin-deps.js';
 import { storeFor } from './admin-deps.js';
 import { invalid, readBody, readPage, readQuery } from './admin-input.js';
@@ -15,17 +15,11 @@ import { pageBody } from './resource-shapes.js';
 
 const KIND = 'KeyValueMap';
 const mapBody = z.object({ name: resourceName, encrypted: z.boolean().default(false) }).strict();
-/**
- * An entry is addressed by its name in the path: `.` and `..` would be resolved away (DELETE of entry `..` was a
- * DELETE of its map), and a path with a backslash is refused. The length keeps the entry's key within PostgreSQL's
- * index row limit.
- */
-const entryName = z
-  .string()
-  .min(1)
-  .max(512)
-  .refine((n) => n !== '.' && n !== '..', 'cannot be . or .. (a path segment that would be resolved away)')
-  .refine((n) => !n.includes('\\'), 'cannot hold a backslash (the admin API refuses one in a path)');
+/** An entry is addressed by its name in the path (kvmKeyProblem). */
+const entryName = z.string().superRefine((n, ctx) => {
+  const problem = kvmKeyProblem(n);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
 const entryBody = z.object({ name: entryName, value: z.string() }).strict();
 const valueBody = z.object({ name: entryName.optional(), value: z.string() }).strict();
 const scopeQuery = z.object({ apiproduct: resourceName.optional() });

@@ -9,6 +9,19 @@ import type { Session, WriteContext } from './session.js';
 
 export type KvmScope = 'environment' | `apiproduct:${string}`;
 
+/** The longest entry key: within PostgreSQL's index row limit. */
+export const MAX_KVM_KEY_LENGTH = 512;
+
+/**
+ * Why the admin API could never address an entry of this key, or undefined when it can: it names entries in its
+ * paths, which resolve `.` and `..` away (a DELETE of entry `..` was a DELETE of its map) and refuse a backslash.
+ */
+export function kvmKeyProblem(key: string): string | undefined {
+  if (key === '' || key === '.' || key === '..') return `is ${JSON.stringify(key)}, which no path segment names (. and .. are resolved away)`;
+  if (key.includes('\\')) return 'holds a backslash (the admin API refuses one in a path)';
+  if (key.length > MAX_KVM_KEY_LENGTH) return `is longer than ${MAX_KVM_KEY_LENGTH} characters`;
+}
+
 export interface KvmEntry {
   scope: KvmScope;
   mapName: string;

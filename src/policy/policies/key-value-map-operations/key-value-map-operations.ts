@@ -3,7 +3,7 @@
 import { keyValueMapOperationsSpec } from '../../../config/apim-kinds.js';
 import type { RequestContext } from '../../../gateway/context.js';
 import { policyFault } from '../../../gateway/errors.js';
-import { isStorableText, UNSTORABLE_TEXT_MESSAGE } from '../../../store/index.js';
+import { isStorableText, kvmKeyProblem, UNSTORABLE_TEXT_MESSAGE } from '../../../store/index.js';
 import { compileTemplate } from '../../message-template.js';
 import type { ApimState, Policy, PolicyFactory } from '../../types.js';
 import { isFlowVariableName, setVariable } from '../../variables.js';
@@ -14,17 +14,10 @@ export const KEY_VALUE_MAP_OPERATIONS_FAULTS = {
   setVariableFailed: 'steps.keyvaluemapoperations.SetVariableFailed',
 } as const;
 
-/** The admin API's longest entry name (src/apim/kvm-routes.ts), within PostgreSQL's index row limit. */
-const MAX_KEY_LENGTH = 512;
-
-/**
- * Why the admin API could never address an entry with this key (it names entries in its paths, which resolve `.` and
- * `..` away and refuse a backslash), or undefined when it can.
- */
+/** Why the admin API could never manage an entry of this key again (kvmKeyProblem, or text it cannot store). */
 function unaddressable(key: string): string | undefined {
-  if (key === '' || key === '.' || key === '..') return `its key is ${JSON.stringify(key)}`;
-  if (key.includes('\\')) return 'its key holds a backslash';
-  if (key.length > MAX_KEY_LENGTH) return `its key is longer than ${MAX_KEY_LENGTH} characters`;
+  const problem = kvmKeyProblem(key);
+  if (problem) return `its key ${problem}`;
   if (!isStorableText(key)) return `its key ${UNSTORABLE_TEXT_MESSAGE}`;
 }
 
