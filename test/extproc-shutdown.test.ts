@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ExtprocClient } from '../src/extproc/client.js';
 import type { ProcessingResponse } from '../src/extproc/messages.js';
-import { startGateway } from '../src/gateway/gateway.js';
+import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { waitFor } from '../src/sim/testing.js';
 import { headerMap } from './helpers/extproc-envoy.js';
 import { poolAndModel, settings } from './helpers/manifests.js';
@@ -18,14 +18,11 @@ const HEADERS = headerMap([[':method', 'POST'], [':path', '/v1/chat/completions'
 const outcome = (a: ProcessingResponse | Error) =>
   a instanceof Error ? a.message : a.immediate_response ? `immediate ${a.immediate_response.status?.code} ${a.immediate_response.body?.toString()}` : 'picked';
 
-test('ext_proc streams open at shutdown are picked within the grace period, from fresh metrics', async () => {
-  const stub = await startStub();
-  const gw = await startGateway({
+/** A gateway with an endpoint-picker ext_proc listener before `stubUrl`, `server`/`scheduler` settings as given. */
+function eppGateway(stubUrl: string, spec: Record<string, unknown>): Promise<Gateway> {
+  return startGateway({
     configPaths: [],
-    manifests: [
-      ...poolAndModel([stub.url]),
-      settings({ server: { shutdownGracePeriod: '5s' }, scheduler: { scrapeInterval: '50ms', staleAfter: '300ms' }, logging: { level: 'silent' } }),
-    ],
+    manifests: [...poolAndModel([stubUrl]), settings({ ...spec, logging: { level: 'silent' } })],
     port: 0,
     adminPort: 0,
     host: '127.0.0.1',
@@ -33,15 +30,26 @@ test('ext_proc streams open at shutdown are picked within the grace period, from
     extprocPort: 0,
     extproc: { roles: ['epp'], requestBodyMode: 'BUFFERED' },
   });
+}
+
+/** A request sent on a new stream of `client` into the saturated pool's queue: its outcome once the body is judged. */
+async function queuedRequest(gw: Gateway, client: ExtprocClient): Promise<{ call: ReturnType<ExtprocClient['open']>; outcome: Promise<string> }> {
+  const call = client.open(10_000);
+  await call.send({ request_headers: { headers: HEADERS, end_of_stream: false } });
+  const answer = call.send({ request_body: { body: BODY, end_of_stream: true } }).then(outcome, outcome);
+  await waitFor(() => gw.picker.view('pool')!.queueLength === 1, 5000, 'the request queued');
+  return { call, outcome: answer };
+}
+
+test('ext_proc streams open at shutdown are picked within the grace period, from fresh metrics', async () => {
+  const stub = await startStub();
+  const gw = await eppGateway(stub.url, { server: { shutdownGracePeriod: '5s' }, scheduler: { scrapeInterval: '50ms', staleAfter: '300ms' } });
   const client = new ExtprocClient({ address: `127.0.0.1:${gw.extprocPort}` });
   try {
     await waitFor(() => gw.picker.ready().every((p) => p.reachable), 5000, 'the endpoint scraped');
     stub.metrics = queuedMetrics(10);
     await waitFor(() => gw.picker.view('pool')!.saturated, 5000, 'the pool saturated');
-    const queuedCall = client.open(10_000);
-    await queuedCall.send({ request_headers: { headers: HEADERS, end_of_stream: false } });
-    const queued = queuedCall.send({ request_body: { body: BODY, end_of_stream: true } }).then(outcome, outcome);
-    await waitFor(() => gw.picker.view('pool')!.queueLength === 1, 5000, 'the request queued');
+    const { call: queuedCall, outcome: queued } = await queuedRequest(gw, client);
     const lateCall = client.open(10_000);
     await lateCall.send({ request_headers: { headers: HEADERS, end_of_stream: false } });
 
@@ -64,23 +72,11 @@ test('ext_proc streams open at shutdown are picked within the grace period, from
 test('an ext_proc request still queued when the grace ends gets 503 shutting_down, not a cut stream', async () => {
   const stub = await startStub();
   stub.metrics = queuedMetrics(10);
-  const gw = await startGateway({
-    configPaths: [],
-    manifests: [...poolAndModel([stub.url]), settings({ server: { shutdownGracePeriod: '300ms' }, logging: { level: 'silent' } })],
-    port: 0,
-    adminPort: 0,
-    host: '127.0.0.1',
-    watch: false,
-    extprocPort: 0,
-    extproc: { roles: ['epp'], requestBodyMode: 'BUFFERED' },
-  });
+  const gw = await eppGateway(stub.url, { server: { shutdownGracePeriod: '300ms' } });
   const client = new ExtprocClient({ address: `127.0.0.1:${gw.extprocPort}` });
   try {
     await waitFor(() => gw.picker.view('pool')?.saturated === true, 5000, 'the pool saturated');
-    const call = client.open(10_000);
-    await call.send({ request_headers: { headers: HEADERS, end_of_stream: false } });
-    const queued = call.send({ request_body: { body: BODY, end_of_stream: true } }).then(outcome, outcome);
-    await waitFor(() => gw.picker.view('pool')!.queueLength === 1, 5000, 'the request queued');
+    const { outcome: queued } = await queuedRequest(gw, client);
     await gw.close();
     assert.match(await queued, /^immediate 503 .*"shutting_down"/);
   } finally {
