@@ -7,7 +7,7 @@ import { ExtprocClient } from '../src/extproc/client.js';
 import { chatAnswer } from '../src/policy/caching/testing.js';
 import { createApp, untilKeyKnown, type IssuedApp } from './helpers/apim-admin.js';
 import { headerMap, sendChatRequest } from './helpers/extproc-envoy.js';
-import { manifest } from './helpers/manifests.js';
+import { apiKeyManifests, manifest } from './helpers/manifests.js';
 import { sleep, startStub, type Stub } from './helpers/stub-upstream.js';
 
 // Cacheable: temperature 0.
@@ -20,13 +20,10 @@ let client: ExtprocClient;
 
 before(async () => {
   stub = await startStub();
-  const ext = [{ name: 'ext', kind: 'APIMExtensionPolicy', group: 'apim.googleapis.com' }];
   gw = await startGateway({
     configPaths: [],
     manifests: [
-      manifest('APIMExtensionPolicy', 'ext', { defaultSecurityEnabled: true, targetRef: { name: 'tollgate' } }),
-      manifest('APIProduct', 'gold', { displayName: 'Gold', approvalType: 'auto', enforcementRefs: ext }),
-      manifest('APIOperationSet', 'gold-ops', { apiProductRefs: [{ name: 'gold' }] }),
+      ...apiKeyManifests('gold'),
       manifest('ResponseCache', 'cache', { expirySettings: { timeoutInSeconds: 60 }, scope: 'app' }),
       manifest('ApimTemplate', 'caching', { templates: [{ policies: [{ kind: 'ResponseCache', name: 'cache' }] }] }),
       manifest('InferencePool', 'one', { endpoints: [stub.url] }),

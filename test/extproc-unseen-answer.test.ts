@@ -7,7 +7,7 @@ import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { ExtprocClient } from '../src/extproc/client.js';
 import { createApp, quotaReport, untilKeyKnown, type IssuedApp } from './helpers/apim-admin.js';
 import { closeEnvoyClients, sendChatRequest } from './helpers/extproc-envoy.js';
-import { manifest } from './helpers/manifests.js';
+import { apiKeyManifests, manifest } from './helpers/manifests.js';
 import { scrape } from '../src/sim/testing.js';
 import { sleep, startStub, type Stub } from './helpers/stub-upstream.js';
 
@@ -20,16 +20,10 @@ let client: ExtprocClient;
 
 before(async () => {
   stub = await startStub();
-  const ext = [{ name: 'ext', kind: 'APIMExtensionPolicy', group: 'apim.googleapis.com' }];
   gw = await startGateway({
     configPaths: [],
     manifests: [
-      manifest('APIMExtensionPolicy', 'ext', { defaultSecurityEnabled: true, targetRef: { name: 'tollgate' } }),
-      manifest('APIProduct', 'gold', { displayName: 'Gold', approvalType: 'auto', enforcementRefs: ext }),
-      manifest('APIOperationSet', 'gold-ops', {
-        apiProductRefs: [{ name: 'gold' }],
-        llmOperations: { models: ['m'], llmTokenQuota: { limit: 1_000_000, interval: 1, timeUnit: 'hour', countOn: 'total' } },
-      }),
+      ...apiKeyManifests('gold', { llmOperations: { models: ['m'], llmTokenQuota: { limit: 1_000_000, interval: 1, timeUnit: 'hour', countOn: 'total' } } }),
       manifest('InferencePool', 'one', { endpoints: [stub.url] }),
       manifest('InferenceModel', 'm', { modelName: 'm', poolRef: { name: 'one' } }),
     ],

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DATABASE_BACKENDS, type TestDatabase } from '../src/store/test-databases.js';
 import { call, codeOf, createApp, until, untilKeyKnown, type IssuedApp } from './helpers/apim-admin.js';
-import { manifest, settings } from './helpers/manifests.js';
+import { apiKeyManifests, manifest, settings } from './helpers/manifests.js';
 import { untilEndpoints } from './helpers/pool-ready.js';
 import { closeEnvoyClients, envoyExchange } from './helpers/extproc-envoy.js';
 
@@ -50,12 +50,7 @@ async function gateway(extra: Manifests = [], options: Partial<GatewayOptions> =
 
 /** API keys on: one product, `opsExtra` added to its operation set. */
 function keyManifests(opsExtra: Record<string, unknown> = {}): Manifests {
-  const ext = [{ name: 'ext', kind: 'APIMExtensionPolicy', group: 'apim.googleapis.com' }];
-  return [
-    manifest('APIMExtensionPolicy', 'ext', { defaultSecurityEnabled: true, targetRef: { name: 'tollgate', kind: 'Gateway' } }),
-    manifest('APIProduct', 'p', { displayName: 'P', approvalType: 'auto', enforcementRefs: ext }),
-    manifest('APIOperationSet', 'p-ops', { apiProductRefs: [{ name: 'p' }], quota: { limit: 1000, interval: 1, timeUnit: 'minute' }, ...opsExtra }),
-  ];
+  return apiKeyManifests('p', { quota: { limit: 1000, interval: 1, timeUnit: 'minute' }, ...opsExtra });
 }
 
 /** API keys on (keyManifests) and two apps on the product: the owner `a` and another `b`. */
