@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { pino } from 'pino';
+import { collectingLogger, type AccessLine } from './helpers/log-lines.js';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import type { AnalyticsRecord } from '../src/analytics/index.js';
 import type { Manifest } from '../src/config/manifest.js';
@@ -19,20 +19,12 @@ import { sleep, startStub, type Stub } from './helpers/stub-upstream.js';
 const BOUNDED = { timeout: 30_000 };
 const CHAT = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hello' }] });
 
-interface AccessLine {
-  msg: string;
-  requestId?: string;
-  status?: number;
-  errorCode?: string;
-}
-
 /**
  * A gateway on loopback whose picker has found every endpoint ready; `lines` collects its log (the access log among
  * it), `records` every usage record written.
  */
 async function gatewayFor(manifests: Manifest[]): Promise<{ gw: Gateway; lines: AccessLine[]; records: AnalyticsRecord[] }> {
-  const lines: AccessLine[] = [];
-  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as AccessLine) });
+  const { logger, lines } = collectingLogger();
   const gw = await startGateway({ configPaths: [], manifests, port: 0, adminPort: 0, host: '127.0.0.1', watch: false, logger });
   await untilEndpoints(gw);
   const records: AnalyticsRecord[] = [];

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { request } from 'undici';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { freePort } from '../src/lib/ports.js';
-import { pino } from 'pino';
+import { collectingLogger, type AccessLine } from './helpers/log-lines.js';
 import { waitFor } from '../src/sim/testing.js';
 import type { PoolView } from '../src/scheduler/fleet-view.js';
 import type { Manifest } from '../src/config/manifest.js';
@@ -18,19 +18,9 @@ const CHAT = { model: 'm', messages: [{ role: 'user', content: 'hello' }] };
 /** Generous bounds so that a regression fails the test instead of hanging the run. */
 const BOUNDED = { timeout: 30_000 };
 
-interface AccessLine {
-  msg: string;
-  requestId?: string;
-  status?: number;
-  errorCode?: string;
-  attempts?: number;
-  endpoint?: string;
-}
-
 /** A gateway on loopback, random ports; `lines` collects what it logs (the access log among it). */
 async function gatewayFor(manifests: Manifest[]): Promise<{ gw: Gateway; lines: AccessLine[] }> {
-  const lines: AccessLine[] = [];
-  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as AccessLine) });
+  const { logger, lines } = collectingLogger();
   const gw = await startGateway({ configPaths: [], manifests, port: 0, adminPort: 0, host: '127.0.0.1', watch: false, logger });
   return { gw, lines };
 }

@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
-import { pino } from 'pino';
+import { collectingLogger } from './helpers/log-lines.js';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import type { AnalyticsRecord } from '../src/analytics/index.js';
 import { waitFor } from '../src/sim/testing.js';
@@ -14,13 +14,6 @@ import { untilEndpoints } from './helpers/pool-ready.js';
 import { IDLE_METRICS, queuedMetrics, startStub, type Stub } from './helpers/stub-upstream.js';
 
 const BOUNDED = { timeout: 30_000 };
-
-interface AccessLine {
-  msg: string;
-  requestId?: string;
-  status?: number;
-  errorCode?: string;
-}
 
 /** `ids.length` chat requests in one write on one connection; the returned function hangs up. */
 function pipelined(port: number, ids: string[], stream: boolean): () => void {
@@ -37,7 +30,7 @@ function pipelined(port: number, ids: string[], stream: boolean): () => void {
 describe('a client that hangs up with requests pipelined on its connection', async () => {
   let stub: Stub;
   let gw: Gateway;
-  const lines: AccessLine[] = [];
+  const { logger, lines } = collectingLogger();
   const records: AnalyticsRecord[] = [];
   /** The stub's answers whose connection to the gateway has closed. */
   let cut = 0;
@@ -52,7 +45,6 @@ describe('a client that hangs up with requests pipelined on its connection', asy
         cut++;
       });
     });
-    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as AccessLine) });
     // maxWait and responseTimeout far beyond the waits below: only the hang-up can end these requests in time.
     const limits = settings({ upstream: { responseTimeout: '5m' }, scheduler: { flowControl: { maxWait: '5m' } } });
     gw = await startGateway({ configPaths: [], manifests: [...poolAndModel([stub.url]), limits], port: 0, adminPort: 0, host: '127.0.0.1', watch: false, logger });
