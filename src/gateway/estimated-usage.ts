@@ -2,7 +2,9 @@
 // usage chunk (the client hung up, the server died mid-stream, a server that ignores include_usage): a token quota
 // reconciles to it and the usage record carries it, so the two charge the same tokens and billing from records
 // matches what the quota enforced.
+import type { GatewaySettings } from '../config/settings.js';
 import { OFF_LOOP_CHARS } from '../lib/token-count-thread.js';
+import { loadTokenizer } from '../lib/tokenizer.js';
 import { promptTokens } from '../policy/prompt-tokens.js';
 // The picker's rule of thumb, for the bytes of a prompt no policy counted.
 import { CHARS_PER_TOKEN } from '../scheduler/endpoint-state.js';
@@ -21,6 +23,16 @@ export function usageAtEnd(ctx: RequestContext, scanner: UsageScanner | null): U
   const usage = scanner?.end();
   if (usage || !scanner?.stream || ctx.bytesOut === 0 || !isOk(ctx.upstreamStatus) || !usageAsked(ctx)) return usage;
   return { inputTokens: promptEstimate(ctx), outputTokens: scanner.contentEvents, cachedTokens: 0, estimated: true };
+}
+
+/**
+ * Loads the tokenizer now when streams are metered (records or request metrics on), so usageAtEnd has it: the first
+ * stream cut short would load it mid-traffic instead, ~200 ms on the event loop with every request behind it (in
+ * `bench routing`, a gateway's first client hang-up held the next four requests' first tokens for up to 0.6
+ * simulated s). Called before the listeners open and with each configuration applied.
+ */
+export function prepareUsageEstimates(settings: GatewaySettings): void {
+  if (settings.analytics.enabled || settings.metrics.requests) loadTokenizer();
 }
 
 const isOk = (status: number | undefined) => status !== undefined && status >= 200 && status < 300;

@@ -19,6 +19,7 @@ import { DataPlane } from './data-plane.js';
 import { startExtprocServer, type ExtprocServer, type ExtprocServerOptions } from '../extproc/server.js';
 import { extensionChain, type ExtensionChain } from '../extproc/extension-chain.js';
 import { composeHooks } from '../extproc/compose-hooks.js';
+import { prepareUsageEstimates } from './estimated-usage.js';
 import { applyListenerTimeouts, createListener, listen, openListener, type TlsFiles } from './listen.js';
 import { UpstreamPools } from './upstream-pools.js';
 import { AnalyticsPipeline, registerAnalyticsRoutes } from '../analytics/index.js';
@@ -197,6 +198,7 @@ export class Gateway {
     } catch (err) {
       throw new ConfigError([`analytics.directory ${this.analytics!.directory}: ${(err as Error).message}`]);
     }
+    prepareUsageEstimates(settings);
     const faultFormat = () => this.dataPlane.hooks.faultFormat?.();
     const server = (this.#server = createListener(this.dataPlane.handle, settings.server, {
       tls: o.tls,
@@ -278,6 +280,7 @@ export class Gateway {
     this.#pools.retain(origins, settings);
     for (const server of [this.#server, this.#adminServer]) if (server) applyListenerTimeouts(server, settings.server);
     this.analytics?.reconfigure(settings.analytics);
+    prepareUsageEstimates(settings);
     this.#applyLogLevel(settings);
     if (!sameTracing(this.config.settings.tracing, settings.tracing)) this.#replaceTracer(settings);
     // The ext_proc listener's gRPC message limit is set when it opens: a body larger than it allows fails there.
