@@ -3,18 +3,15 @@ import type { EndpointPickerConfigSpec } from '../config/inference-kinds.js';
 
 /**
  * Queue 3, least requests 1, KV cache 2, prefix 4, LoRA affinity 6 (LoRA abstains for base-model requests). Chosen by
- * running this scheduler in front of 8 src/sim engines on a simulated clock, near each workload's
- * knee (TTFT p90/p99, mean of 4 seeds), against the Inference Extension v1.5 weights (queue 2, KV 2,
- * prefix 3): shared prefixes at 90 req/s 1.83/3.13 s vs 2.16/4.22 s; chat at 60 req/s equal
- * (5.08/5.92 s vs 5.08/5.96 s); multi-LoRA at 28 req/s 0.15/3.0 s vs 0.23/13.0 s with LoRA weight 2.
- * A lighter prefix weight tips the shared-prefix workload into collapse near the knee (queue 3,
- * KV 2, prefix 3: 19 s p90; queue 2, KV 2, prefix 1: 23 s); a heavier one (prefix 5) costs tail latency.
- * Least requests (waiting + running) breaks the ties the queue scorer leaves while no engine queues, which the
- * KV scorer alone broke towards the engine with the shortest prompts in flight rather than the fewest sequences
- * (`bench routing`'s workloads, 8 engines of 16 slots, 10 simulated s, mean of 4 seeds, without → with it):
- * shared prefixes TTFT p90 at 45 req/s 0.39 → 0.19 s, at 55 req/s 1.05 → 0.55 s (prefix hits 0.89 → 0.81 of
- * prompt tokens); chat at 35 req/s 0.26 → 0.15 s; multi-LoRA within ±0.05 s at p90. Weight 2 or 3 pulls adapter
- * requests apart (multi-LoRA p99 at 20 req/s 0.3 → 2.9 s).
+ * running this scheduler in front of 8 src/sim engines of 16 slots on a simulated clock (`bench routing`'s workloads
+ * near each knee, TTFT p90/p99 in s, mean of 4 seeds, one weight changed at a time), against the
+ * Inference Extension v1.5 weights (queue 2, KV 2, prefix 3): shared prefixes at 22 req/s 0.27/0.51 vs 0.77/2.02, at
+ * 25 req/s 1.18/2.05 vs 2.14/4.96; chat at 30 req/s 0.10/0.29 vs 0.17/0.73; multi-LoRA at 30 req/s 0.63/2.49 vs
+ * 0.42/1.08 but at 40 req/s 3.25/7.70 vs 3.40/7.13. Prefix 3 lets shared prefixes collapse sooner (2.25/3.38 at 25),
+ * prefix 5 or 6 earlier still (0.92/2.58 and 2.14/3.91 at 22): it outweighs load. Least requests (waiting + running)
+ * breaks the ties the queue scorer leaves while no engine queues, which the KV scorer alone broke towards the engine
+ * with the shortest prompts in flight rather than the fewest sequences: without it shared prefixes at 22 req/s
+ * 0.62/1.92, chat at 30 req/s 0.17/0.73. LoRA affinity 4 or 8 costs multi-LoRA p99 at 30 req/s (6.90 and 2.73).
  */
 export const DEFAULT_PICKER_CONFIG: EndpointPickerConfigSpec = {
   plugins: [

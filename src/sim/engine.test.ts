@@ -56,10 +56,13 @@ function submit(
 const ttft = (t: Trace) => t.firstToken! - t.submitted;
 
 describe('latency model', () => {
-  test('prefill grows with uncached tokens, with a floor; decode steps grow with the batch', () => {
+  test('prefill grows with uncached tokens, with a floor; decode steps grow with the batch and its context', () => {
     assert.equal(prefillSeconds(0), 0.04);
     assert.ok(prefillSeconds(4000) > prefillSeconds(1000));
-    assert.ok(decodeStepSeconds(64) > decodeStepSeconds(1));
+    assert.ok(decodeStepSeconds(64, 100) > decodeStepSeconds(1, 100));
+    // The fit's own example: 16 sequences of 2,050 tokens step in 33.2 ms, more than twice a step with no context.
+    assert.ok(Math.abs(decodeStepSeconds(16, 16 * 2050) - 0.0332) < 1e-4);
+    assert.ok(decodeStepSeconds(16, 16 * 2050) > 2 * decodeStepSeconds(16, 0));
   });
 });
 
@@ -70,8 +73,31 @@ describe('Engine', () => {
     env.clock.runUntilIdle();
     assert.deepEqual(trace.tokens, [0, 1, 2, 3, 4]);
     assert.ok(Math.abs(ttft(trace) - prefillSeconds(1000) * 1000) < 1e-6);
+    // Each decode step reads the prompt and every token generated so far (1,001 after the prefill's token).
+    let decode = 0;
+    for (let held = 1001; held <= 1004; held++) decode += decodeStepSeconds(1, held);
     const e2e = trace.finished! - trace.submitted;
-    assert.ok(Math.abs(e2e - (prefillSeconds(1000) + 4 * decodeStepSeconds(1)) * 1000) < 1e-6);
+    assert.ok(Math.abs(e2e - (prefillSeconds(1000) + decode) * 1000) < 1e-6);
+  });
+
+  test('sequences admitted in one step share one prefill, charged over all their tokens', () => {
+    const env = setup();
+    const a = submit(env, { prompt: tokens(100, 0), outputTokens: 2 }).trace;
+    const b = submit(env, { prompt: tokens(100, 10_000), outputTokens: 2 }).trace;
+    env.clock.runUntilIdle();
+    assert.ok(Math.abs(ttft(a) - prefillSeconds(200) * 1000) < 1e-6);
+    assert.equal(ttft(b), ttft(a));
+  });
+
+  test('decode steps slow down as the batch holds longer contexts', () => {
+    const short = setup();
+    const s = submit(short, { prompt: tokens(100), outputTokens: 20 }).trace;
+    short.clock.runUntilIdle();
+    const long = setup();
+    const l = submit(long, { prompt: tokens(8000), outputTokens: 20 }).trace;
+    long.clock.runUntilIdle();
+    const decodeTime = (t: Trace) => t.finished! - t.firstToken!;
+    assert.ok(decodeTime(l) > 1.2 * decodeTime(s), `${decodeTime(l)} ms vs ${decodeTime(s)} ms`);
   });
 
   test('time scale divides every duration', () => {

@@ -172,9 +172,15 @@ export class Engine {
 
   #plan(): void {
     const decode = [...this.#running];
-    let seconds = decode.length > 0 ? decodeStepSeconds(decode.length) : 0;
+    let seconds = 0;
+    if (decode.length > 0) {
+      let kvTokens = 0;
+      for (const seq of decode) kvTokens += seq.spec.promptTokens + seq.generated;
+      seconds = decodeStepSeconds(decode.length, kvTokens);
+    }
     const prefill: Sequence[] = [];
-    seconds += this.#admit(prefill);
+    const uncached = this.#admit(prefill);
+    if (prefill.length > 0) seconds += prefillSeconds(uncached);
     if (prefill.length === 0 && decode.length === 0) {
       this.#step = null;
       return;
@@ -183,9 +189,9 @@ export class Engine {
     this.#step = { prefill, decode };
   }
 
-  /** Moves waiting sequences into the batch (FIFO; LoRA-blocked ones are skipped); returns their prefill seconds. */
+  /** Moves waiting sequences into the batch (FIFO; LoRA-blocked ones are skipped); returns the tokens they compute. */
   #admit(admitted: Sequence[]): number {
-    let seconds = 0;
+    let computed = 0;
     let budget = this.#opts.maxBatchedTokens;
     const skipped: Sequence[] = [];
     let i = 0;
@@ -215,10 +221,10 @@ export class Engine {
       if (lora !== undefined) this.loras.retain(lora);
       this.#running.add(seq);
       admitted.push(seq);
-      seconds += prefillSeconds(uncached);
+      computed += uncached;
     }
     if (i > 0) this.#waiting = skipped.length > 0 ? skipped.concat(this.#waiting.slice(i)) : this.#waiting.slice(i);
-    return seconds;
+    return computed;
   }
 
   #complete(step: Step): void {

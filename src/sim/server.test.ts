@@ -513,7 +513,7 @@ describe('sim server: metrics, queueing, LoRA, disconnects', () => {
       // Timers fire late, never early: the simulated durations are lower bounds.
       const ttft = prefillSeconds(promptTokens);
       assert.ok(sampleValue(m, 'vllm:time_to_first_token_seconds_sum')! >= ttft);
-      assert.ok(sampleValue(m, 'vllm:e2e_request_latency_seconds_sum')! >= ttft + 99 * decodeStepSeconds(1));
+      assert.ok(sampleValue(m, 'vllm:e2e_request_latency_seconds_sum')! >= ttft + 99 * decodeStepSeconds(1, promptTokens));
     } finally {
       await sim.close();
     }
