@@ -1,23 +1,32 @@
-// A stream still going when the shutdown grace period ends is cut by the gateway: its record says so (client_closed,
-// its connection closed mid-answer), not upstream_error, which blamed the model server at every rolling deploy.
+// A stream still going when the shutdown grace period ends is cut by the gateway: its record says so (shutting_down),
+// neither upstream_error, which blamed the model server at every rolling deploy, nor client_closed, which blamed the
+// client.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
+import { ExtprocClient } from '../src/extproc/client.js';
 import { startGateway } from '../src/gateway/gateway.js';
 import { waitFor } from '../src/sim/testing.js';
+import { headerMap, sendChatRequest } from './helpers/extproc-envoy.js';
 import { poolAndModel, settings } from './helpers/manifests.js';
 import { startStub } from './helpers/stub-upstream.js';
 
-test('a stream cut when the shutdown grace ends is recorded as client_closed, not as the model server failing', async () => {
+/** A logger that keeps the access log's lines. */
+function accessLines() {
+  const lines: { msg?: string; errorCode?: string }[] = [];
+  const logger = pino({ level: 'info' }, new Writable({ write: (chunk: Buffer, _enc, done) => (lines.push(JSON.parse(chunk.toString())), done()) }));
+  return { logger, errorCodes: () => lines.filter((l) => l.msg === 'request').map((l) => l.errorCode) };
+}
+
+test('a stream cut when the shutdown grace ends is recorded as shutting_down, not as the model server or the client failing', async () => {
   // One event, then nothing: the stream outlasts the grace period.
   const stub = await startStub(({ res }) => {
     res.writeHead(200, { 'content-type': 'text/event-stream' });
     res.write('data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"a"}}]}\n\n');
   });
-  const lines: { msg?: string; errorCode?: string }[] = [];
-  const logger = pino({ level: 'info' }, new Writable({ write: (chunk: Buffer, _enc, done) => (lines.push(JSON.parse(chunk.toString())), done()) }));
+  const { logger, errorCodes } = accessLines();
   const gw = await startGateway({
     configPaths: [],
     manifests: [...poolAndModel([stub.url]), settings({ server: { shutdownGracePeriod: '200ms' } })],
@@ -42,9 +51,37 @@ test('a stream cut when the shutdown grace ends is recorded as client_closed, no
     await waitFor(() => received.includes('data:'), 5000, 'the first event');
     await gw.close();
     await cut;
-    const records = lines.filter((l) => l.msg === 'request');
-    assert.deepEqual(records.map((r) => r.errorCode), ['client_closed']);
+    assert.deepEqual(errorCodes(), ['shutting_down']);
   } finally {
+    await gw.close();
+    await stub.close();
+  }
+});
+
+test('an ext_proc stream still in its answer when the grace ends is recorded as shutting_down too', async () => {
+  const stub = await startStub();
+  const { logger, errorCodes } = accessLines();
+  const gw = await startGateway({
+    configPaths: [],
+    manifests: [...poolAndModel([stub.url]), settings({ server: { shutdownGracePeriod: '200ms' } })],
+    port: 0,
+    adminPort: 0,
+    host: '127.0.0.1',
+    watch: false,
+    logger,
+    extprocPort: 0,
+  });
+  const client = new ExtprocClient({ address: `127.0.0.1:${gw.extprocPort}` });
+  try {
+    await waitFor(() => gw.picker.ready().every((p) => p.reachable), 5000, 'the endpoint scraped');
+    const call = client.open(10_000);
+    await sendChatRequest(call, JSON.stringify({ model: 'm', stream: true, messages: [{ role: 'user', content: 'hi' }] }));
+    await call.send({ response_headers: { headers: headerMap([[':status', '200'], ['content-type', 'text/event-stream']]), end_of_stream: false } });
+    await call.send({ response_body: { body: Buffer.from('data: {"choices":[{"delta":{"content":"a"}}]}\n\n'), end_of_stream: false } });
+    await gw.close();
+    assert.deepEqual(errorCodes(), ['shutting_down']);
+  } finally {
+    client.close();
     await gw.close();
     await stub.close();
   }

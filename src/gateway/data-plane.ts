@@ -163,6 +163,7 @@ export class DataPlane {
   readonly storedResponses: StoredResponseRouting;
   #inflight = 0;
   #draining = false;
+  #cutting = false;
   #idleWaiters: (() => void)[] = [];
 
   constructor(deps: DataPlaneDeps) {
@@ -187,6 +188,15 @@ export class DataPlane {
     this.#draining = true;
     if (this.#inflight === 0) return Promise.resolve();
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  /**
+   * The shutdown grace is over and the gateway is about to close the connections still open: the requests they carry
+   * end as `shutting_down`, not as if their clients had hung up (operators read client_closed spikes at every rolling
+   * deploy as clients giving up).
+   */
+  cut(): void {
+    this.#cutting = true;
   }
 
   /** Counts a request node:http answered itself (listen.ts): it never reached `handle`, yet a client was refused. */
@@ -518,6 +528,7 @@ export class DataPlane {
   /** Accounting once a request is over, whichever way it came in: metrics, policies' response flow, access log. */
   finish(ctx: RequestContext): void {
     const config = ctx.config ?? this.config;
+    if (this.#cutting && ctx.errorCode === 'client_closed') ctx.errorCode = 'shutting_down';
     this.storedResponses.track(ctx);
     if (ctx.metered) this.#metrics.finished(ctx, ctx.errorCode ?? (ctx.status !== undefined && ctx.status >= 400 ? String(ctx.status) : undefined));
     try {

@@ -371,6 +371,7 @@ export class Gateway {
     // (safe to retry elsewhere), and those answers go out before the connections are cut (they were a TCP reset).
     await this.picker.stop();
     await this.#drainWithin(REFUSALS_OUT_MS);
+    this.dataPlane.cut();
     server?.closeAllConnections();
     await this.#extproc?.close(0);
     await this.#drainWithin(CUTS_RECORDED_MS);
