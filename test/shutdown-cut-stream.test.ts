@@ -58,6 +58,32 @@ test('a stream cut when the shutdown grace ends is recorded as shutting_down, no
   }
 });
 
+test('a request still waiting for its answer when the grace ends counts as a 503 shutting_down, not status 0', async () => {
+  // Never answers: the request waits for its first byte past the grace period.
+  const stub = await startStub(() => {});
+  const { logger, errorCodes } = accessLines();
+  const gw = await startGateway({
+    configPaths: [],
+    manifests: [...poolAndModel([stub.url]), settings({ server: { shutdownGracePeriod: '200ms' } })],
+    port: 0,
+    adminPort: 0,
+    host: '127.0.0.1',
+    watch: false,
+    logger,
+  });
+  try {
+    const answered = fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }] }) }).catch(() => 'cut');
+    await waitFor(() => stub.requests.length === 1, 5000, 'the request upstream');
+    await gw.close();
+    assert.equal(await answered, 'cut');
+    assert.deepEqual(errorCodes(), ['shutting_down']);
+    assert.match(await gw.registry.metrics(), /tollgate_requests_total\{product="",model="m",status="503"\} 1/);
+  } finally {
+    await gw.close();
+    await stub.close();
+  }
+});
+
 test('an ext_proc stream still in its answer when the grace ends is recorded as shutting_down too', async () => {
   const stub = await startStub();
   const { logger, errorCodes } = accessLines();

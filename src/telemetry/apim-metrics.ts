@@ -46,6 +46,8 @@ export function policyOfFault(code: string): string | undefined {
   return code.includes('.') ? code.split('.').slice(0, -1).join('.') : undefined;
 }
 
+const UNSENT_STATUS: Record<string, number> = { client_closed: 499, shutting_down: 503 };
+
 export class ApimMetrics {
   readonly #requests: FastCounter;
   readonly #violations: FastCounter;
@@ -62,8 +64,9 @@ export class ApimMetrics {
    * cannot grow the series without bound.
    */
   finished(ctx: RequestContext, knownModel: boolean): void {
-    // No status: the client hung up before anything was sent, counted as nginx's 499 ("client closed request").
-    this.#requests.labels(ctx.apim?.product?.name ?? '', knownModel ? ctx.model! : '', String(ctx.status ?? (ctx.errorCode === 'client_closed' ? 499 : 0))).inc();
+    // No status: nothing was sent, because the client hung up (counted as nginx's 499, "client closed request") or
+    // because the shutdown grace ended first (503, as the requests it refused).
+    this.#requests.labels(ctx.apim?.product?.name ?? '', knownModel ? ctx.model! : '', String(ctx.status ?? UNSENT_STATUS[ctx.errorCode ?? ''] ?? 0)).inc();
     const code = ctx.errorCode;
     if (!code) return;
     const policy = policyOfFault(code);
