@@ -136,6 +136,36 @@ describe('tracing', () => {
     assert.equal(attrs(byName.get('POST /v1/embeddings')!)['error.type'], 'upstream_error');
   });
 
+  test('an answer cut mid-stream by the model server fails both spans with its code; a client hang-up fails neither', async () => {
+    const t = tracer();
+    const spanPair = (targetModel: string, errorCode: string) => {
+      const ctx = requestContext({ targetModel });
+      const server = t.startRequestSpan(ctx);
+      const up = t.startUpstreamSpan(server, ctx);
+      // The head went out as 200; the stream then ended early (no error reaches the span: the status was sent).
+      Object.assign(ctx, { status: 200, errorCode });
+      t.endUpstreamSpan(up, ctx);
+      t.endRequestSpan(server, ctx);
+    };
+    spanPair('died', 'upstream_error');
+    spanPair('stalled', 'upstream_timeout');
+    spanPair('stopped', 'client_closed');
+    await t.forceFlush();
+    await t.shutdown();
+
+    const all = spans();
+    const server = (model: string) => all.find((s) => s.kind === KIND.server && all.some((c) => c.name === `chat ${model}` && c.parentSpanId === s.spanId))!;
+    for (const [model, code] of [['died', 'upstream_error'], ['stalled', 'upstream_timeout']]) {
+      const client = all.find((s) => s.name === `chat ${model}`)!;
+      assert.equal(client.status?.code, ERROR, model);
+      assert.equal(attrs(client)['error.type'], code);
+      assert.equal(server(model).status?.code, ERROR, model);
+      assert.equal(attrs(server(model))['error.type'], code);
+    }
+    assert.notEqual(all.find((s) => s.name === 'chat stopped')!.status?.code, ERROR);
+    assert.notEqual(server('stopped').status?.code, ERROR);
+  });
+
   test('sampling: ratio 0 records nothing but still propagates; a sampled caller is followed; a bad traceparent starts a new trace', async () => {
     const t = tracer({ sampleRatio: 0 });
     const quiet = requestContext();

@@ -26,6 +26,7 @@ import { AnalyticsPipeline, registerAnalyticsRoutes } from '../analytics/index.j
 import { backoffDelay } from '../analytics/backoff.js';
 import type { StatsRunner } from '../analytics/stats-runner.js';
 import { AnalyticsRecords, isMemoryDatabase } from '../store/index.js';
+import { redactUrl } from '../store/errors.js';
 import { createRequestTracer, type RequestTracer } from '../telemetry/tracing.js';
 import { registerModelInfo } from '../telemetry/model-info.js';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
@@ -311,7 +312,8 @@ export class Gateway {
     this.dataPlane.tracer = this.#tracer;
     void this.apim.useTracer(this.#tracer);
     this.#retire(() => old.shutdown());
-    this.logger.info({ endpoint: settings.tracing.endpoint ?? null }, settings.tracing.endpoint ? 'tracing with the new settings' : 'tracing is off');
+    // A hosted collector's URL may carry its credential.
+    this.logger.info({ endpoint: settings.tracing.endpoint === undefined ? null : redactUrl(settings.tracing.endpoint) }, settings.tracing.endpoint ? 'tracing with the new settings' : 'tracing is off');
   }
 
   /**

@@ -84,16 +84,18 @@ export class RequestMetrics {
     s.total.inc();
     s.duration.observe(seconds);
     s.requestSizes.observe(ctx.bytesIn);
-    if (errorCode) {
-      this.#errors.labels(model, target, errorCode).inc();
-      return;
-    }
+    if (errorCode) this.#errors.labels(model, target, errorCode).inc();
+    // An answer cut short after its first bytes (the client hung up, the model server died or timed out) still
+    // delivered them, and its tokens are billed (usage records and token quotas count tollgate's estimate): the
+    // histograms count it as the records do. A refusal, or a failure before the first byte, answered nothing.
+    if (errorCode && ctx.ttftMs === undefined) return;
     s.responseSizes.observe(ctx.bytesOut);
     if (ctx.ttftMs !== undefined) s.ttft.observe(ctx.ttftMs / 1000);
     if (ctx.usage) {
       s.input.observe(ctx.usage.inputTokens);
       s.output.observe(ctx.usage.outputTokens);
-      if (ctx.usage.outputTokens > 0) s.ntpot.observe(seconds / ctx.usage.outputTokens);
+      // Time per token only of whole answers: a stalled stream's timeout is no generation speed.
+      if (!errorCode && ctx.usage.outputTokens > 0) s.ntpot.observe(seconds / ctx.usage.outputTokens);
     }
   }
 }

@@ -15,6 +15,7 @@ import {
   ATTR_URL_PATH,
 } from '@opentelemetry/semantic-conventions';
 import { clipName } from '../lib/clip-name.js';
+import { TG_ERRORS } from '../gateway/errors.js';
 import type { RequestContext } from '../gateway/context.js';
 import { silentLogger, type Logger } from '../lib/logger.js';
 import type { Operation } from '../gateway/openai-request.js';
@@ -119,6 +120,14 @@ function callerSampler(share: number, ratio: number): Sampler {
   };
 }
 
+/** The answer began (its status sent) and then ended on one of tollgate's own 5xx faults (upstream_error, ...). */
+function cutByServerFault(ctx: RequestContext): boolean {
+  const code = ctx.errorCode;
+  return code !== undefined && ctx.status !== undefined && ctx.status < 400 && SERVER_FAULT_CODES.has(code);
+}
+
+const SERVER_FAULT_CODES = new Set<string>(Object.values(TG_ERRORS).filter((e) => e.status >= 500).map((e) => e.code));
+
 function errorType(err: unknown): string {
   const code = (err as { code?: unknown } | undefined)?.code;
   return typeof code === 'string' ? code : err instanceof Error ? err.name : 'error';
@@ -176,8 +185,9 @@ class OtelRequestTracer implements RequestTracer {
     if (ctx.model !== undefined) attributes['gen_ai.request.model'] = clipName(ctx.model);
     if (ctx.status !== undefined) attributes[ATTR_HTTP_RESPONSE_STATUS_CODE] = ctx.status;
     span.setAttributes(attributes);
-    // HTTP server semantics: 4xx is the client's doing, only 5xx (or no answer) marks the server span as failed.
-    if (ctx.status === undefined || ctx.status >= 500) fail(span, ctx.errorCode ?? String(ctx.status ?? 'no_response'));
+    // HTTP server semantics: 4xx is the client's doing, only 5xx (or no answer) marks the server span as failed; so
+    // does an answer begun and then cut by a server-side fault (the model server died or timed out mid-stream).
+    if (ctx.status === undefined || ctx.status >= 500 || cutByServerFault(ctx)) fail(span, ctx.errorCode ?? String(ctx.status ?? 'no_response'));
     span.end();
   }
 
@@ -214,6 +224,7 @@ class OtelRequestTracer implements RequestTracer {
     span.setAttributes(attributes);
     if (err !== undefined) fail(span, errorType(err), err instanceof Error ? err.message : undefined);
     else if (ctx.status !== undefined && ctx.status >= 400) fail(span, String(ctx.status));
+    else if (cutByServerFault(ctx)) fail(span, ctx.errorCode!);
     span.end();
   }
 
