@@ -4,19 +4,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { ExtprocClient } from '../src/extproc/client.js';
 import { startGateway } from '../src/gateway/gateway.js';
 import { waitFor } from '../src/sim/testing.js';
 import { headerMap, sendChatRequest } from './helpers/extproc-envoy.js';
+import { collectingLogger } from './helpers/log-lines.js';
 import { poolAndModel, settings } from './helpers/manifests.js';
 import { startStub } from './helpers/stub-upstream.js';
 
-/** A logger that keeps the access log's lines. */
+/** A logger that keeps the gateway's lines, and the error codes of its access-log lines. */
 function accessLines() {
-  const lines: { msg?: string; errorCode?: string }[] = [];
-  const logger = pino({ level: 'info' }, new Writable({ write: (chunk: Buffer, _enc, done) => (lines.push(JSON.parse(chunk.toString())), done()) }));
+  const { logger, lines } = collectingLogger();
   return { logger, errorCodes: () => lines.filter((l) => l.msg === 'request').map((l) => l.errorCode) };
 }
 
