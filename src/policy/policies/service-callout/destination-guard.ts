@@ -38,9 +38,7 @@ const always = ALWAYS.map(([net, bits, type, what]) => {
 const privateNets = new BlockList();
 for (const [net, bits, type] of PRIVATE) privateNets.addSubnet(net, bits, type);
 
-export class DestinationRefused extends Error {
-  readonly code = 'TG_DESTINATION_REFUSED';
-}
+export class DestinationRefused extends Error {}
 
 /** Why `address` (an IP) may not be reached, or null. IPv4-mapped IPv6 addresses are judged as their IPv4 address. */
 export function refusalOf(address: string, allowPrivateNetworks: boolean): string | null {

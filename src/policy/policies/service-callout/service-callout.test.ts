@@ -3,6 +3,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { pino } from 'pino';
 import { GatewayError } from '../../../gateway/errors.js';
 import { MemoryCounterStore } from '../../../store/counters/memory.js';
 import { fakeContext, testDeps, type FakeRequest } from '../../testing.js';
@@ -40,6 +41,12 @@ async function run(spec: Record<string, unknown>, req: FakeRequest = {}): Promis
   const state: ApimState = {};
   await local(spec).admit!(fakeContext(req), state);
   return state;
+}
+
+/** Deps whose logger keeps its lines: the detail a fault withholds from the client is logged. */
+function loggedDeps() {
+  const lines: Record<string, unknown>[] = [];
+  return { lines, deps: { ...deps, logger: pino({ level: 'warn' }, { write: (l: string) => void lines.push(JSON.parse(l)) }) } };
 }
 
 const fault = (pattern: RegExp) => (err: unknown) => err instanceof GatewayError && err.code === F.executionFailed && err.status === 500 && pattern.test(err.message);
@@ -87,7 +94,7 @@ describe('the call', () => {
     ['no answer in time', () => ({ request: { url: `${base}/slow` }, timeout: '100ms' }), /within 100ms/],
     ['an answer over the size limit', () => ({ request: { url: `${base}/big` }, maxResponseBytes: 1000 }), /larger than 1000 bytes/],
     ['an unset URL variable', () => ({ request: { url: `${base}/{request.header.x-missing}` } }), /not set/],
-    ['a connection refused', () => ({ request: { url: 'http://127.0.0.1:1/' } }), /ECONNREFUSED|connect/],
+    ['a connection refused', () => ({ request: { url: 'http://127.0.0.1:1/' } }), /the service could not be reached/],
   ];
   for (const [name, spec, pattern] of faults) test(`${name} → 500 ${F.executionFailed}`, () => assert.rejects(run(spec()), fault(pattern)));
 
@@ -129,16 +136,47 @@ describe('destination guard', () => {
   });
 
   test('a templated address is checked at request time', async () => {
-    const policy = serviceCallout('c', { request: { url: 'http://{request.header.x-host}:9/' } }, deps);
-    await assert.rejects(Promise.resolve(policy.admit!(fakeContext({ headers: { 'x-host': '127.0.0.1' } }), {})), fault(/loopback/));
+    const { lines, deps: logged } = loggedDeps();
+    const policy = serviceCallout('c', { request: { url: 'http://{request.header.x-host}:9/' } }, logged);
+    await assert.rejects(Promise.resolve(policy.admit!(fakeContext({ headers: { 'x-host': '127.0.0.1' } }), {})), fault(/destination refused/));
+    assert.match(String(lines.at(-1)?.detail), /loopback/);
   });
 
   test('a name is checked after DNS resolution: localhost resolves to loopback and is refused', async () => {
     const port = new URL(base).port;
-    const policy = serviceCallout('c', { request: { url: `http://localhost:${port}/` } }, deps);
-    await assert.rejects(Promise.resolve(policy.admit!(fakeContext(), {})), fault(/refused: .*loopback/));
+    const { lines, deps: logged } = loggedDeps();
+    const policy = serviceCallout('c', { request: { url: `http://localhost:${port}/` } }, logged);
+    await assert.rejects(Promise.resolve(policy.admit!(fakeContext(), {})), fault(/could not be reached/));
+    assert.match(String(lines.at(-1)?.detail), /localhost is refused: .*loopback/);
     const allowed = serviceCallout('c', { request: { url: `http://localhost:${port}/` }, allowedHosts: ['localhost'] }, deps);
     await allowed.admit!(fakeContext(), {});
+  });
+
+  // Before: `localhost is refused: 127.0.0.1 is a loopback address`, `getaddrinfo ENOTFOUND metadata.google.internal`.
+  // A refused name fails as a name that does not resolve: the client cannot tell which names exist inside.
+  test('with a templated host, a fault tells the client neither what a name resolves to nor the resolver\'s error; the log does', async () => {
+    const { lines, deps: logged } = loggedDeps();
+    const policy = serviceCallout('c', { request: { url: 'http://{request.header.x-host}/x' } }, logged);
+    const cases: [host: string, message: string, detail: RegExp][] = [
+      ['localhost', 'the service could not be reached', /localhost is refused: .*loopback/],
+      ['2130706433', 'destination refused', /127\.0\.0\.1 is a loopback address/],
+      ['no-such-host.invalid', 'the service could not be reached', /getaddrinfo \w+ no-such-host\.invalid/],
+    ];
+    for (const [host, message, detail] of cases) {
+      const err = await Promise.resolve(policy.admit!(fakeContext({ headers: { 'x-host': host } }), {})).then(() => assert.fail(`${host}: no fault`), (e: unknown) => e);
+      assert.ok(err instanceof GatewayError, host);
+      assert.equal(err.status, 500, host);
+      assert.equal(err.code, F.executionFailed, host);
+      assert.equal(err.message, `ServiceCallout failed: ${message}`, host);
+      for (const format of ['openai', 'apigee'] as const) {
+        assert.doesNotMatch(err.toResponse(format).body, /127\.0\.0\.1|::1|loopback|getaddrinfo|ENOTFOUND|EAI_AGAIN/, `${host} (${format})`);
+      }
+      const line = lines.at(-1)!;
+      assert.equal(line.level, 40, `${host}: logged at warn`);
+      assert.equal(line.requestId, 'test', host);
+      assert.equal(line.policy, 'c', host);
+      assert.match(String(line.detail), detail, host);
+    }
   });
 
   const table: [address: string, allowPrivate: boolean, refused: boolean][] = [

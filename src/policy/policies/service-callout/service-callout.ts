@@ -6,6 +6,7 @@ import { serviceCalloutSpec } from '../../../config/apim-kinds.js';
 import type { RequestContext } from '../../../gateway/context.js';
 import { GatewayError, policyFault } from '../../../gateway/errors.js';
 import { parseDuration } from '../../../lib/duration.js';
+import { silentLogger } from '../../../lib/logger.js';
 import { readCapped } from '../../../lib/read-capped.js';
 import { sharedResource } from '../../shared-resources.js';
 import { isTemplate } from '../../template.js';
@@ -53,6 +54,14 @@ export const serviceCallout: PolicyFactory = (name, spec, deps) => {
   const prefix = s.response ?? `servicecallout.${name}.response`;
   if (!isFlowVariableName(`${prefix}.status`)) throw new Error(`response: "${prefix}" is not a flow variable name (dotted, outside request., client., app. ...)`);
   const timeoutMs = parseDuration(s.timeout);
+  const logger = deps.logger ?? silentLogger;
+  // With a templated host, names, the addresses they resolve to and resolver or socket errors in the fault would let
+  // any client map the gateway's internal network through the guard: the client gets the kind of failure, the log
+  // the detail.
+  const withheld = (ctx: RequestContext, url: URL, message: string, detail?: string) => {
+    logger.warn({ requestId: ctx.id, policy: name, host: url.host, detail }, 'ServiceCallout failed: %s', message);
+    return failed(message);
+  };
 
   return {
     type: SERVICE_CALLOUT,
@@ -67,7 +76,7 @@ export const serviceCallout: PolicyFactory = (name, spec, deps) => {
         throw failed(`invalid URL (${(err as Error).message})`);
       }
       const refusal = guard.checkAddressHost(url);
-      if (refusal) throw failed(`destination refused: ${refusal}`);
+      if (refusal) throw withheld(ctx, url, 'destination refused', refusal);
       let status: number;
       let content: Buffer;
       try {
@@ -81,10 +90,11 @@ export const serviceCallout: PolicyFactory = (name, spec, deps) => {
         status = res.statusCode;
         content = await readCapped(res.body, s.maxResponseBytes, () => failed(`the answer is larger than ${s.maxResponseBytes} bytes`));
       } catch (err) {
-        if ((err as { code?: string }).code === 'TG_DESTINATION_REFUSED') throw failed(`destination refused: ${(err as Error).message}`);
         if ((err as Error).name === 'TimeoutError') throw failed(`no answer within ${s.timeout}`);
         if (err instanceof GatewayError) throw err;
-        throw failed((err as Error).message);
+        // A name refused after DNS resolution fails like one that does not resolve: telling them apart would say
+        // which names exist inside the network.
+        throw withheld(ctx, url, 'the service could not be reached', (err as Error).message);
       }
       const text = content.toString('utf8');
       setVariable(state, `${prefix}.status`, String(status));
@@ -94,7 +104,7 @@ export const serviceCallout: PolicyFactory = (name, spec, deps) => {
       } catch {
         // Not JSON: the text stays available as `.content`.
       }
-      if (status < 200 || status > 299) throw failed(`${url.host} answered ${status}`);
+      if (status < 200 || status > 299) throw withheld(ctx, url, `the service answered ${status}`);
     },
   } satisfies Policy;
 };
