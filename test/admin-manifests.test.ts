@@ -101,7 +101,8 @@ test('a callout\'s and an AssignMessage\'s literal credential headers are shown 
     apiVersion: V,
     kind: 'AssignMessage',
     metadata: { name: 'upstream-cred' },
-    spec: { set: { headers: [{ name: 'x-trace', value: 'on' }, { name: 'Authorization', value: 'Bearer sk-UPSTREAM' }, { name: 'x-api-key', value: '{kvm.model_key}' }] } },
+    // Braces around what is no variable name are sent as written: a literal (and secret) like any other.
+    spec: { set: { headers: [{ name: 'x-trace', value: 'on' }, { name: 'Authorization', value: 'Bearer sk-UPSTREAM' }, { name: 'x-api-key', value: '{kvm.model_key}' }, { name: 'x-model-token', value: 'sk-9f8e{7d6c}5b4a' }] } },
   };
   const saved = process.env.CRM_KEY;
   process.env.CRM_KEY = 'from-the-environment';
@@ -110,7 +111,12 @@ test('a callout\'s and an AssignMessage\'s literal credential headers are shown 
     const shownCallout = await call(admin, 'GET', '/v1/manifests/ServiceCallout/crm');
     assert.deepEqual(shownCallout.body.spec.request.headers, { authorization: '(redacted)', 'x-api-key': { env: 'CRM_KEY' }, 'x-token': 'Bearer {kvm.crm}', accept: 'application/json' });
     const shownAssign = await call(admin, 'GET', '/v1/manifests/AssignMessage/upstream-cred');
-    assert.deepEqual(shownAssign.body.spec.set.headers, [{ name: 'x-trace', value: 'on' }, { name: 'Authorization', value: '(redacted)' }, { name: 'x-api-key', value: '{kvm.model_key}' }]);
+    assert.deepEqual(shownAssign.body.spec.set.headers, [
+      { name: 'x-trace', value: 'on' },
+      { name: 'Authorization', value: '(redacted)' },
+      { name: 'x-api-key', value: '{kvm.model_key}' },
+      { name: 'x-model-token', value: '(redacted)' },
+    ]);
     const back = await call(admin, 'POST', '/v1/apply', [shownAssign.body]);
     assert.equal(back.status, 400);
     assert.equal(back.body.error.details[0].path, '[0].spec.set.headers.1.value');

@@ -1,6 +1,7 @@
 // Secrets given inline in a stored manifest (a JWT policy's HMAC secret or private key, a credential header sent to an
 // embeddings endpoint, a classifier or a callout, or set upstream by AssignMessage): the admin API shows manifests back (GET /v1/manifests), but not these, as it
 // never shows a key; and the placeholder it shows instead must not be applied back as if it were the secret.
+import { isTemplate } from '../policy/template.js';
 import type { JsonObject } from '../store/index.js';
 
 /** Fields holding `{value}` (inline) or `{env}` key sources whose inline value is secret, by kind. */
@@ -17,9 +18,11 @@ const HEADER_MAPS: Record<string, readonly (readonly [string, string])[]> = {
 /** Header lists ({name, value}) by kind, as paths under `spec`: AssignMessage sets a model server's credential so. */
 const HEADER_LISTS: Record<string, readonly (readonly [string, string])[]> = { AssignMessage: [['set', 'headers']] };
 
-/** A template (`Bearer {kvm.token}`) names where the credential is, as `{env}` does; only a literal holds one. */
-const TEMPLATE = /\{[^{}\s]+\}/;
-const literalCredential = (name: unknown, value: unknown) => typeof name === 'string' && typeof value === 'string' && CREDENTIAL_HEADER.test(name) && !TEMPLATE.test(value);
+/**
+ * A template (`Bearer {kvm.token}`) names where the credential is, as `{env}` does; only a literal holds one. Judged
+ * as the renderer reads references: braces around anything else (`sk-9f8e{7d6c}`) are sent as written, a literal.
+ */
+const literalCredential = (name: unknown, value: unknown) => typeof name === 'string' && typeof value === 'string' && CREDENTIAL_HEADER.test(name) && !isTemplate(value);
 
 /** Header names that carry credentials: their inline values are secret (an `{env}` reference names, not holds). */
 const CREDENTIAL_HEADER = /auth|cookie|token|secret|password|passwd|key|credential|signature/i;
