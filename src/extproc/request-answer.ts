@@ -10,7 +10,6 @@ import { MutationBuilder } from './headers.js';
 import type { CommonResponse, PbStruct } from './messages.js';
 import type { Outcome } from './request-pipeline.js';
 import { toStruct } from './struct.js';
-import type { CredentialSources } from '../policy/credential-sources.js';
 
 export const DESTINATION_HEADER = 'x-gateway-destination-endpoint';
 export const DESTINATION_NAMESPACE = 'envoy.lb';
@@ -44,8 +43,6 @@ export function removedHeaders(roles: Roles, into: MutationBuilder): MutationBui
   return into;
 }
 
-const NO_SOURCES: CredentialSources = { headers: [], query: new Set() };
-
 /**
  * The answer to the headers of a request whose body follows. `headersGoNow`: Envoy sends the headers upstream with
  * it and applies no header change from a later answer (request_body_mode STREAMED or NONE), so a policy decision
@@ -54,8 +51,8 @@ const NO_SOURCES: CredentialSources = { headers: [], query: new Set() };
  */
 export function requestHeadersAnswer(ctx: RequestContext, roles: Roles, raw: boolean, headersGoNow: boolean): CommonResponse {
   const headers = removedHeaders(roles, new MutationBuilder(raw));
-  if (roles.pdp && headersGoNow) {
-    const sources = ctx.hooks!.credentialSources ?? NO_SOURCES;
+  const sources = ctx.hooks!.credentialSources;
+  if (roles.pdp && headersGoNow && sources) {
     for (const name of sources.headers) if (ctx.headers[name] !== undefined) headers.remove(name);
     if (sources.query.size > 0 && ctx.url.includes('?')) {
       ctx.withheldQuery = new Set(sources.query);

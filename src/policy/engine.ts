@@ -16,7 +16,7 @@ import { runRespond, runSteps } from './run-steps.js';
 import type { ApimState, KvmLookup, Policy } from './types.js';
 import type { PromptCalibration } from './prompt-calibration.js';
 import type { TokensInFlight } from './tokens-in-flight.js';
-import { credentialSources } from './credential-sources.js';
+import { credentialSources, type CredentialSources } from './credential-sources.js';
 
 export interface PolicyEngineOptions {
   manifests: readonly Manifest[];
@@ -42,6 +42,7 @@ export class PolicyEngine {
   readonly hooks: GatewayHooks;
   readonly #flow: CompiledFlow | null;
   readonly #now: () => number;
+  readonly #credentials: CredentialSources | undefined;
 
   /** @throws ConfigError when the API-management manifests do not compile. */
   constructor(opts: PolicyEngineOptions) {
@@ -64,11 +65,12 @@ export class PolicyEngine {
     const sources = phases && credentialSources(opts.manifests);
     // Authorization and x-api-key are withheld anyway: only sources beyond those are named.
     const credentials = sources && (sources.headers.length > 0 || sources.query.size > 0) ? sources : undefined;
+    this.#credentials = credentials;
     // Only the phases that have work are hooked, so the data plane skips the others with a null check.
     this.hooks = phases
       ? {
           ...(phases.intercept && { intercept: (ctx: RequestContext) => this.intercept(ctx) }),
-          ...(phases.authenticate && { authenticate: (ctx: RequestContext) => this.authenticate(ctx) }),
+          ...((phases.authenticate || credentials) && { authenticate: (ctx: RequestContext) => this.authenticate(ctx) }),
           ...(phases.admit && { admit: (ctx: RequestContext) => this.admit(ctx) }),
           ...(phases.respond && { respond: (ctx: RequestContext, status: number) => this.respond(ctx, status) }),
           complete: (ctx) => {
@@ -113,6 +115,9 @@ export class PolicyEngine {
 
   /** Credentials (401), before model lookup. */
   authenticate(ctx: RequestContext): void | Promise<void> {
+    // Every source, not only those of the policies that run: one whose template condition skips it for this request
+    // would otherwise send the client's key or JWT to the model server.
+    this.#credentials?.withhold(ctx);
     const state = ctx.apim ?? this.#newState(ctx);
     const steps = state?.phases?.authenticate;
     if (state && steps) return runSteps(steps, ctx, state);
