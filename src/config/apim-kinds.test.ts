@@ -1,5 +1,6 @@
 // Schemas of the API-management kinds: a deny list's regular expressions that V8 may take exponential time on run on
-// RE2 instead, and only one that neither engine can run is refused, naming the field; ordinary ones pass.
+// RE2 instead, and only one that neither engine can run is refused, naming the field; ordinary ones pass. Durations
+// and upstream header names are checked at load too.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConfigError, manifestOf } from './manifest.js';
@@ -48,4 +49,28 @@ test('durations a policy waits on a timer are 1ms to 24d, naming the field (0s f
       assert.ok(problems.some((p) => p.includes(`${path}: must be 1ms to 24d: a timer waits it`)), `${kind} ${d}: ${problems.join('\n')}`);
     }
   }
+});
+
+// These loaded, and then undici refused every request as the client's fault (400 invalid_request), or `host` silently
+// carried the secret upstream.
+test('TokenInjection header and prefix, GenerateJWT outputHeader: what no request could carry, or a framing header, is refused naming the field', () => {
+  const injection = (extra: Record<string, unknown>) => ({ secret: { env: 'UPSTREAM_KEY' }, ...extra });
+  const jwt = (outputHeader: string) => ({ algorithm: 'HS256', secretKey: { env: 'SIGNING_KEY' }, outputHeader });
+  const cases: [kind: string, spec: Record<string, unknown>, problem: string][] = [
+    ['TokenInjection', injection({ header: 'x bad' }), 'spec.header: must be an HTTP header name'],
+    ['TokenInjection', injection({ header: 'Content-Length' }), 'spec.header: frames the message: the proxy sets it, a policy may not'],
+    ['TokenInjection', injection({ header: 'transfer-encoding' }), 'spec.header: frames the message: the proxy sets it, a policy may not'],
+    ['TokenInjection', injection({ header: 'host' }), 'spec.header: frames the message: the proxy sets it, a policy may not'],
+    ...['Bearer\r\nx-evil: 1\r\n', 'Bearer\n', 'Bearer\0', 'Bearer\t', 'Bearer ✓'].map(
+      (prefix): [string, Record<string, unknown>, string] => ['TokenInjection', injection({ prefix }), 'spec.prefix: must not hold control characters (CR, LF, NUL…) nor characters past U+00FF: a header cannot carry them'],
+    ),
+    ['GenerateJWT', jwt('bad header'), 'spec.outputHeader: must be an HTTP header name'],
+    ['GenerateJWT', jwt('host'), 'spec.outputHeader: frames the message: the proxy sets it, a policy may not'],
+  ];
+  for (const [kind, spec, problem] of cases) {
+    assert.deepEqual(problemsOf(kind, spec), [`code document 0 (${kind}/guard): ${problem}`], JSON.stringify(spec));
+  }
+  assert.deepEqual(problemsOf('TokenInjection', injection({ header: 'X-Api-Key', prefix: 'Token ' })), []);
+  assert.deepEqual(problemsOf('TokenInjection', injection({ prefix: 'Bearer\u00a0' })), []);
+  assert.deepEqual(problemsOf('GenerateJWT', jwt('Authorization')), []);
 });

@@ -396,6 +396,10 @@ export type SecretType = (typeof SECRET_TYPES)[number];
 
 // Security and mediation policies: OAuthV2, JWTs, service callouts, upstream credentials, JavaScript.
 
+const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be an HTTP header name').transform((n) => n.toLowerCase());
+/** A header a policy sets or removes on a message: not one the proxy frames the message with. */
+const messageHeaderName = headerName.refine((n) => !FRAMING_HEADERS.has(n), { message: 'frames the message: the proxy sets it, a policy may not' });
+
 /** The milliseconds of a duration text of any length (token lifetimes may be longer than a timer's 24d), or NaN. */
 const msOf = (text: string): number => longDurationMs.safeParse(text).data ?? NaN;
 
@@ -478,7 +482,7 @@ export const generateJwtSpec = z
     /** Claim name → template (`{developer.email}`); a claim whose variable is unset is left out. */
     additionalClaims: z.record(z.string().min(1), z.string()).default({}),
     /** The request header the token goes upstream in. */
-    outputHeader: z.string().min(1).transform((h) => h.toLowerCase()).default('x-jwt-assertion'),
+    outputHeader: messageHeaderName.default('x-jwt-assertion'),
   })
   .strict();
 
@@ -509,9 +513,15 @@ export const serviceCalloutSpec = z
 export const tokenInjectionSpec = z
   .object({
     /** The upstream request header; the client's own Authorization never goes upstream. */
-    header: z.string().min(1).transform((h) => h.toLowerCase()).default('authorization'),
-    /** Before the token; default `Bearer ` for Authorization, nothing otherwise. */
-    prefix: z.string().optional(),
+    header: messageHeaderName.default('authorization'),
+    /**
+     * Before the token; default `Bearer ` for Authorization, nothing otherwise. Only what a header value carries: a CR
+     * or LF would end the header, and undici refused every request as if the client had sent it.
+     */
+    prefix: z
+      .string()
+      .regex(/^[\x20-\x7e\xa0-\xff]*$/, 'must not hold control characters (CR, LF, NUL…) nor characters past U+00FF: a header cannot carry them')
+      .optional(),
     /** A static credential. */
     secret: envRef.optional(),
     /** An OAuth client-credentials token, fetched and refreshed before it expires. */
@@ -564,10 +574,7 @@ const jsonPath = z
   .string()
   .regex(/^[^.]+(\.[^.]+)*$/, 'must be a dot path such as metadata.tenant')
   .refine((p) => !p.split('.').some((s) => s === '__proto__' || s === 'constructor' || s === 'prototype'), 'must not name __proto__, constructor or prototype');
-const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be an HTTP header name').transform((n) => n.toLowerCase());
 const namedValue = <N extends z.ZodType>(name: N) => z.object({ name, value: z.string() }).strict();
-/** A header a policy sets or removes on a message: not one the proxy frames the message with. */
-const messageHeaderName = headerName.refine((n) => !FRAMING_HEADERS.has(n), { message: 'frames the message: the proxy sets it, a policy may not' });
 
 export const assignMessageSpec = z
   .object({

@@ -2,6 +2,7 @@
 // background before it expires, one fetch at a time however many requests need it, and a still-valid token kept
 // when a refresh fails.
 import { request } from 'undici';
+import { readCapped } from '../../../lib/read-capped.js';
 
 export interface TokenSourceOptions {
   tokenUrl: string;
@@ -10,6 +11,7 @@ export interface TokenSourceOptions {
   scope?: string;
   audience?: string;
   authMethod: 'basic' | 'body';
+  /** How long before expiry a token is refreshed; at most half its lifetime. */
   refreshBeforeMs: number;
   timeoutMs: number;
   retryAfterFailureMs: number;
@@ -20,10 +22,18 @@ interface Token {
   value: string;
   /** Epoch milliseconds. */
   expiresAt: number;
+  /** Epoch milliseconds: from then on, requests start a background refresh. */
+  refreshAt: number;
 }
 
 /** Used when the token endpoint gives no expires_in. */
 const DEFAULT_LIFETIME_MS = 300_000;
+
+/**
+ * A token response is a token and a few fields, a few KiB; one past this could not go upstream in a header anyway.
+ * Reading stops here so a broken or hostile endpoint cannot make the gateway hold an endless body.
+ */
+const MAX_TOKEN_RESPONSE_BYTES = 64 * 1024;
 
 export class TokenFetchError extends Error {}
 
@@ -42,7 +52,7 @@ export class ClientCredentialsToken {
     const now = this.#o.now();
     const token = this.#token;
     if (token && token.expiresAt > now) {
-      if (token.expiresAt - now <= this.#o.refreshBeforeMs && now >= this.#failedUntil) this.#refresh().catch(() => {});
+      if (now >= token.refreshAt && now >= this.#failedUntil) this.#refresh().catch(() => {});
       return token.value;
     }
     if (now < this.#failedUntil && !this.#inflight) return Promise.reject(new TokenFetchError('the token endpoint failed a moment ago'));
@@ -80,20 +90,31 @@ export class ClientCredentialsToken {
     }
     const started = o.now();
     let status: number;
-    let body: { access_token?: unknown; expires_in?: unknown };
+    let text: string;
     try {
       const res = await request(o.tokenUrl, { method: 'POST', headers, body: form.toString(), signal: AbortSignal.timeout(o.timeoutMs) });
       status = res.statusCode;
-      body = (await res.body.json().catch(() => ({}))) as typeof body;
+      const tooLarge = () => new TokenFetchError(`the token endpoint answered more than ${MAX_TOKEN_RESPONSE_BYTES} bytes`);
+      text = (await readCapped(res.body, MAX_TOKEN_RESPONSE_BYTES, tooLarge)).toString('utf8');
     } catch (err) {
+      if (err instanceof TokenFetchError) throw err;
       // The message names the failure, never the request (which holds the secret).
       throw new TokenFetchError(`the token endpoint could not be reached (${(err as Error).name})`);
+    }
+    let body: { access_token?: unknown; expires_in?: unknown } = {};
+    try {
+      body = JSON.parse(text) ?? {};
+    } catch {
+      // Not JSON: an answer without an access_token, said below.
     }
     if (status !== 200 || typeof body.access_token !== 'string' || body.access_token === '') {
       throw new TokenFetchError(`the token endpoint answered ${status} without an access_token`);
     }
     const lifetime = typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in * 1000 : DEFAULT_LIFETIME_MS;
     // Counted from when the request left, so the token is never believed to live longer than it does.
-    return { value: body.access_token, expiresAt: started + lifetime };
+    const expiresAt = started + lifetime;
+    // At most half the lifetime ahead: a token living no longer than refreshBefore would otherwise be due for refresh
+    // as soon as it arrived, and every request would fetch another.
+    return { value: body.access_token, expiresAt, refreshAt: expiresAt - Math.min(o.refreshBeforeMs, lifetime / 2) };
   }
 }

@@ -101,6 +101,39 @@ describe('client credentials', () => {
     assert.equal(calls.length, 2, 'one refresh, however many requests came while it was on its way');
   });
 
+  // A token living no longer than refreshBefore was due for refresh as soon as it arrived: every request fetched another.
+  for (const [lifetime, refreshBefore] of [
+    [30, '60s'],
+    [60, '60s'],
+    [120, '5m'],
+  ] as const) {
+    test(`a ${lifetime}s token with refreshBefore ${refreshBefore} is refreshed once, half its lifetime ahead, not at every request`, async () => {
+      answer = () => ({ status: 200, body: { access_token: `tok-${++issued}`, expires_in: lifetime }, delayMs: 20 });
+      const clock = new TestClock(NOW);
+      const policy = make(clock, { refreshBefore });
+      const first = await header(policy);
+      for (let i = 0; i < 5; i++) {
+        clock.advance(1000);
+        assert.equal(await header(policy), first);
+        await new Promise((r) => setTimeout(r, 30)); // longer than a fetch takes: a refresh started would be seen
+      }
+      assert.equal(calls.length, 1, 'no refresh in the first half of the lifetime');
+      clock.advance((lifetime / 2) * 1000 - 5000); // half the lifetime left
+      assert.equal(await header(policy), first);
+      await waitFor(async () => (await header(policy)) !== first, 5000, 'the refreshed token');
+      assert.equal(calls.length, 2);
+    });
+  }
+
+  test('a token response larger than 64 KiB is refused, not held', async () => {
+    answer = () => ({ status: 200, body: { access_token: 'x'.repeat(70_000), expires_in: 120 } });
+    await assert.rejects(header(make(new TestClock(NOW))), (err: GatewayError) => {
+      assert.equal(err.code, F.tokenFetchFailed);
+      assert.match(err.message, /the token endpoint answered more than 65536 bytes/);
+      return true;
+    });
+  });
+
   test('a failed refresh keeps the still-valid token; once it has expired the request faults', async () => {
     const clock = new TestClock(NOW);
     const policy = make(clock, { retryAfterFailure: '5s' });
