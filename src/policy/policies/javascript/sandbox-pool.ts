@@ -1,7 +1,9 @@
 // The sandbox workers JavaScript policies share: one job per worker at a time, a queue per script in front, served in
 // turn (one tenant's runaway script queued a thousand times must not make another tenant's wait behind all of them),
-// and a watchdog that terminates a worker whose run outlives its time limit (and starts a fresh one), so no script can
-// hold the event loop or a worker for long. Idle workers do not keep the process alive.
+// and a watchdog that terminates a worker whose run outlives its time limit, so no script can hold the event loop or a
+// worker for long. That costs the script that needed it, not others: a ready spare worker takes the terminated one's
+// place, and the script's later runs go to the spare alone, so they no longer throw away the scripts (and globals)
+// the shared workers keep. Idle workers do not keep the process alive.
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { FairQueue, type Queued } from '../../../lib/fair-queue.js';
@@ -37,7 +39,19 @@ const MAX_QUEUED_PER_SCRIPT = 200;
 export class SandboxPool {
   readonly #size: number;
   readonly #slots: Slot[] = [];
+  /**
+   * One worker beyond `size`: it runs the scripts that have needed the watchdog, and, when idle, takes at once the
+   * place of a shared worker that was terminated. A worker starts in ~0.4 s; the next runs waited that long for it.
+   */
+  #spare: Slot | null = null;
   readonly #queue = new FairQueue<Pending>();
+  /** Runs of the scripts that have needed the watchdog: served in turn too, by the spare alone. */
+  readonly #isolatedQueue = new FairQueue<Pending>();
+  /**
+   * Scripts (ids) the watchdog had to stop, for good: a run stuck in one native call (a long `indexOf`) never sees
+   * QuickJS's interrupt, and the script's next runs may well be stuck the same way.
+   */
+  readonly #isolated = new Set<string>();
   #readyWaiters: (() => void)[] = [];
   #seq = 0;
 
@@ -48,23 +62,26 @@ export class SandboxPool {
   /** Starts the workers (when a configuration with scripts loads), so the first request does not wait for them. */
   start(): void {
     while (this.#slots.length < this.#size) this.#slots.push(this.#spawn());
+    this.#spare ??= this.#spawn();
   }
 
   /** Resolves once every worker is ready. */
   ready(): Promise<void> {
     this.start();
-    if (this.#slots.every((s) => s.ready)) return Promise.resolve();
+    if (this.#allReady()) return Promise.resolve();
     return new Promise((resolve) => this.#readyWaiters.push(resolve));
   }
 
   /** Runs the script on `input` (JSON); resolves with its output (JSON). */
   run(script: ScriptRef, timeLimitMs: number, input: string): Promise<string> {
-    if (this.#queue.size >= MAX_QUEUED || this.#queue.tenantSize(script.id) >= MAX_QUEUED_PER_SCRIPT) {
+    const queued = this.#queue.tenantSize(script.id) + this.#isolatedQueue.tenantSize(script.id);
+    if (this.#queue.size + this.#isolatedQueue.size >= MAX_QUEUED || queued >= MAX_QUEUED_PER_SCRIPT) {
       return Promise.reject(new SandboxError('error', 'the JavaScript sandbox is overloaded'));
     }
     this.start();
+    const queue = this.#isolated.has(script.id) ? this.#isolatedQueue : this.#queue;
     return new Promise((resolve, reject) => {
-      this.#queue.push({ priority: 0, fairnessId: script.id, job: { id: ++this.#seq, script, timeLimitMs, input }, resolve, reject });
+      queue.push({ priority: 0, fairnessId: script.id, job: { id: ++this.#seq, script, timeLimitMs, input }, resolve, reject });
       this.#dispatch();
     });
   }
@@ -78,26 +95,47 @@ export class SandboxPool {
     return slot;
   }
 
+  #allReady(): boolean {
+    return this.#slots.every((s) => s.ready) && (this.#spare?.ready ?? true);
+  }
+
   #dispatch(): void {
     for (const slot of this.#slots) {
-      if (this.#queue.size === 0) return;
       if (!slot.ready || slot.current) continue;
-      const p = this.#queue.shift()!;
-      slot.current = p;
-      // Busy workers keep the process alive: a caller awaiting the answer must get it.
-      slot.worker.ref();
-      slot.watchdog = setTimeout(() => {
-        this.#replace(slot, `timed out after ${p.job.timeLimitMs} ms`, 'timeout');
-      }, p.job.timeLimitMs + WATCHDOG_GRACE_MS);
-      slot.worker.postMessage(p.job);
+      const p = this.#nextShared();
+      if (!p) break;
+      this.#post(slot, p);
     }
+    const spare = this.#spare;
+    if (spare?.ready && !spare.current) {
+      const p = this.#isolatedQueue.shift();
+      if (p) this.#post(spare, p);
+    }
+  }
+
+  /** The next run for a shared worker; those of a script isolated since they were queued move to the spare's queue. */
+  #nextShared(): Pending | undefined {
+    let p = this.#queue.shift();
+    for (; p && this.#isolated.has(p.job.script.id); p = this.#queue.shift()) this.#isolatedQueue.push(p);
+    return p;
+  }
+
+  #post(slot: Slot, p: Pending): void {
+    slot.current = p;
+    // Busy workers keep the process alive: a caller awaiting the answer must get it.
+    slot.worker.ref();
+    slot.watchdog = setTimeout(() => {
+      this.#isolated.add(p.job.script.id);
+      this.#replace(slot, `timed out after ${p.job.timeLimitMs} ms`, 'timeout');
+    }, p.job.timeLimitMs + WATCHDOG_GRACE_MS);
+    slot.worker.postMessage(p.job);
   }
 
   #onMessage(slot: Slot, m: WorkerMessage): void {
     if ('ready' in m) {
       slot.ready = true;
       slot.worker.unref();
-      if (this.#slots.every((s) => s.ready)) for (const w of this.#readyWaiters.splice(0)) w();
+      if (this.#allReady()) for (const w of this.#readyWaiters.splice(0)) w();
       this.#dispatch();
       return;
     }
@@ -116,23 +154,33 @@ export class SandboxPool {
     slot.worker.unref();
   }
 
-  /** Terminates a worker (if it still runs), fails its job, and puts a fresh worker in its place. */
+  /**
+   * Terminates a worker (if it still runs), fails its job, and puts a worker in its place: the spare when it is ready
+   * and idle (a fresh spare starts), else a fresh one.
+   */
   #replace(slot: Slot, message: string, kind: 'timeout' | 'error' = 'error'): void {
     const i = this.#slots.indexOf(slot);
-    if (i === -1) return;
+    if (i === -1 && slot !== this.#spare) return;
     const p = slot.current;
     this.#release(slot);
     slot.worker.removeAllListeners();
     slot.worker.on('error', () => {});
     void slot.worker.terminate();
     if (slot.ready) {
-      this.#slots[i] = this.#spawn();
+      const spare = this.#spare;
+      if (i === -1) this.#spare = this.#spawn();
+      else if (spare?.ready && !spare.current) [this.#slots[i], this.#spare] = [spare, this.#spawn()];
+      else this.#slots[i] = this.#spawn();
       p?.reject(new SandboxError(kind, message));
+      this.#dispatch();
       return;
     }
     // A worker that never started would fail again at once: give up on the waiting jobs; the next run retries.
-    this.#slots.splice(i, 1);
-    for (let q = this.#queue.shift(); q; q = this.#queue.shift()) q.reject(new SandboxError('error', `${message} while starting`));
+    if (i === -1) this.#spare = null;
+    else this.#slots.splice(i, 1);
+    for (const queue of [this.#queue, this.#isolatedQueue]) {
+      for (let q = queue.shift(); q; q = queue.shift()) q.reject(new SandboxError('error', `${message} while starting`));
+    }
   }
 }
 
