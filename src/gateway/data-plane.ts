@@ -30,6 +30,7 @@ import { IDENTITY_HEADERS, identityHeaderValues } from './identity-headers.js';
 import { assertSafePath } from './safe-path.js';
 import type { UpstreamPools } from './upstream-pools.js';
 import { requestStreamUsage } from './stream-usage.js';
+import { UsageScanner } from './usage.js';
 import { storedResponseRequest, type FindRecordedResponse } from './stored-responses.js';
 import { keyedTenant } from './tenant.js';
 import { responseNotFound, StoredResponseRouting } from './stored-response-routing.js';
@@ -495,6 +496,8 @@ export class DataPlane {
     if (res.headersSent || res.destroyed) return Promise.resolve();
     // Answered here (a cache hit, a refusal): these are the bytes out, as a model server's are when proxied.
     ctx.bytesOut = typeof r.body === 'string' ? Buffer.byteLength(r.body) : r.body.length;
+    // A policy's answer (a cache hit) is the answer the client read: its text is logged as a model server's is.
+    if (ctx.completion && r.status < 300) readAnswerText(ctx.completion, r);
     r.headers['content-length'] = String(ctx.bytesOut);
     r.headers['x-request-id'] = ctx.id;
     for (const name in ctx.responseHeaders) r.headers[name] ??= ctx.responseHeaders[name];
@@ -568,4 +571,11 @@ export class DataPlane {
     this.finish(ctx);
     if (--this.#inflight === 0 && this.#draining) for (const w of this.#idleWaiters.splice(0)) w();
   }
+}
+
+/** The text of an answer a policy made, into `text` as the proxy's scanner reads a model server's (JSON or events). */
+function readAnswerText(text: CompletionText, r: DirectResponse): void {
+  const scanner = new UsageScanner(r.headers['content-type'], text);
+  scanner.push(typeof r.body === 'string' ? Buffer.from(r.body) : r.body);
+  scanner.end();
 }
