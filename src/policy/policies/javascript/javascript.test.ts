@@ -23,6 +23,27 @@ async function runRequest(source: string, headers: Record<string, string> = {}, 
   return { ctx, state };
 }
 
+/** What a response script makes of the answer `{"id":"x"}` with `headers`. */
+async function runResponse(source: string, extra: Record<string, unknown> = {}, state: ApimState = {}, headers: Record<string, string> = {}) {
+  const flow = js(source, { flow: 'response', ...extra }).respond!(fakeContext(), state, 200)!;
+  flow.headers!(200, headers);
+  return flow.body!(Buffer.from('{"id":"x"}'), 200);
+}
+
+/**
+ * A script that replaces the sandbox's JSON.stringify (its own to change) so the prelude hands back `changes` over an
+ * untouched run's output, once.
+ */
+const handingBack = (changes: Record<string, unknown>) =>
+  `var real = JSON.stringify;
+   JSON.stringify = function (v) {
+     if (!v || !v.variables) return real.apply(null, arguments);
+     JSON.stringify = real;
+     var out = JSON.parse(real(v)), changes = ${JSON.stringify(changes)};
+     for (var k in changes) out[k] = changes[k];
+     return real(out);
+   };`;
+
 const fault = (code: string, pattern?: RegExp) => (err: unknown) =>
   err instanceof GatewayError && err.code === code && err.status === 500 && (!pattern || pattern.test(err.message));
 
@@ -62,18 +83,21 @@ describe('request flow', () => {
   });
 
   test('headers built with an own __proto__ key set no prototype and pass no framing header', async () => {
-    const { ctx } = await runRequest(
-      `var h = JSON.parse('{"__proto__": {"host": "evil.example", "content-length": "3"}, "X-Kept": "yes"}');
+    const ctx = fakeContext({ headers: { 'x-client': 'alice' } });
+    const policy = js(`var h = JSON.parse('{"__proto__": {"host": "evil.example", "content-length": "3"}, "X-Kept": "yes"}');
        for (var k in request.headers) h[k] = request.headers[k];
-       request.headers = h;`,
-      { 'x-client': 'alice' },
-    );
-    assert.deepEqual({ ...ctx.upstreamHeaders }, { 'x-kept': 'yes' });
-    assert.equal(Object.getPrototypeOf(ctx.upstreamHeaders), Object.prototype);
-    const inherited: string[] = [];
-    for (const name in ctx.upstreamHeaders) inherited.push(name);
-    assert.deepEqual(inherited, ['x-kept'], 'nothing inherited reaches the headers sent upstream');
+       request.headers = h;`);
+    // Its value is no header value: the script's headers are refused whole, before any of them is used.
+    await assert.rejects(Promise.resolve(policy.admit!(ctx, {})), fault(F.scriptExecutionFailed, /request\.headers\['__proto__'\] must be a string/));
+    assert.equal(ctx.upstreamHeaders, undefined, 'nothing reaches the headers sent upstream');
     assert.equal(ctx.headers['x-client'], 'alice');
+  });
+
+  test('a header value that is not a string → 500 ScriptExecutionFailed; null (an unset variable) is no header', async () => {
+    await assert.rejects(runRequest(`request.headers['x-count'] = request.body.messages.length;`), fault(F.scriptExecutionFailed, /request\.headers\['x-count'\] must be a string/));
+    const { ctx } = await runRequest(`request.headers['x-tenant'] = context.getVariable('kvm.unset'); delete request.headers['x-drop'];`, { 'x-drop': 'bye' });
+    assert.deepEqual(ctx.upstreamHeaders, { 'x-drop': null });
+    assert.equal(ctx.headers['x-tenant'], undefined);
   });
 
   test('an untouched request stays untouched', async () => {
@@ -154,6 +178,16 @@ describe('faults and limits', () => {
     for (const value of ['"text"', '[1, 2]', 'null', '42']) {
       await assert.rejects(runRequest(`request.body = ${value};`), fault(F.scriptExecutionFailed, /request\.body must stay a JSON object/), value);
     }
+  });
+
+  test('a request body nested deeper than a client\'s may be (512 levels) → 500 ScriptExecutionFailed, the body unchanged', async () => {
+    // Serializing it for the model server recursed over it: 200,000 levels overflowed the stack there, a 500 internal_error.
+    const ctx = fakeContext();
+    const policy = js('var o = {}; request.body.metadata = o; for (var i = 0; i < 600; i++) o = o.a = {};', { memoryLimitMb: 32 });
+    await assert.rejects(Promise.resolve(policy.admit!(ctx, {})), fault(F.scriptExecutionFailed, /request\.body nests arrays and objects more than 512 levels deep/));
+    assert.equal(ctx.body!.metadata, undefined);
+    assert.equal(ctx.bodyChanged, false);
+    await runRequest('var o = {}; request.body.metadata = o; for (var i = 0; i < 500; i++) o = o.a = {};');
   });
 
   test("one tenant's queued runaway scripts do not hold another tenant's script behind them all", async () => {
@@ -246,6 +280,37 @@ describe('response flow', () => {
     const body = await flow.body!(Buffer.from(JSON.stringify({ choices: [{ message: { content: 'hello' } }] })), 200);
     assert.equal(JSON.parse(body.toString()).choices[0].message.content, 'HELLO');
     assert.deepEqual(headers, { 'content-type': 'application/json', 'x-app': 'shop' });
+  });
+
+  test('an output shaped to make the gateway allocate (response.body {"length": 1e8}) → 500 ScriptExecutionFailed, not a 100 MB answer', async () => {
+    // Buffer.from took the array-like and allocated and read 100 MB on the event loop (8 s), after a 50 ms, 1 MiB script.
+    await assert.rejects(runResponse(handingBack({ responseBody: { length: 100_000_000 } }), { memoryLimitMb: 1 }), fault(F.scriptExecutionFailed, /response\.body must stay JSON or text/));
+  });
+
+  test('output the gateway cannot use → 500 ScriptExecutionFailed, never an internal error', async () => {
+    const cases: [string, string, RegExp][] = [
+      ['deleted body', 'delete response.body;', /response\.body must stay JSON or text/],
+      ['undefined body', 'response.body = undefined;', /response\.body must stay JSON or text/],
+      ['function body', 'response.body = function () {};', /response\.body must stay JSON or text/],
+      ['array-like header', "response.headers['x-a'] = { length: 5 };", /response\.headers\['x-a'\] must be a string/],
+      ['headers not an object', 'response.headers = [];', /response\.headers must be an object/],
+      ['array body', handingBack({ responseBody: [1, 2, 3] }), /response\.body must stay JSON or text/],
+      ['request body not text', handingBack({ requestBody: { length: 5 } }), /request\.body must stay a JSON object/],
+      ['variable not text', handingBack({ variables: { 'probe.x': { length: 5 } } }), /flow variables\['probe\.x'\] must be a string/],
+      ['output not an object', "JSON.stringify = function () { return '[]'; };", /its output is not a JSON object/],
+    ];
+    for (const [what, source, message] of cases) {
+      const state: ApimState = {};
+      const headers: Record<string, string> = { 'x-kept': 'yes' };
+      await assert.rejects(runResponse(source, {}, state, headers), fault(F.scriptExecutionFailed, message), what);
+      assert.deepEqual(headers, { 'x-kept': 'yes' }, what);
+      assert.equal(state.vars, undefined, what);
+    }
+  });
+
+  test('an output over 32 Mi characters is refused in the worker → 500 ScriptExecutionFailed', async () => {
+    const source = `response.body = 'x'.repeat(${33 * 1024 * 1024});`;
+    await assert.rejects(runResponse(source, { memoryLimitMb: 256 }), fault(F.scriptExecutionFailed, /its output is \d+ characters of JSON, over the 33554432/));
   });
 
   test('an untouched answer keeps its bytes', async () => {

@@ -13,7 +13,7 @@ import type { ApimState, Policy, PolicyFactory } from '../../types.js';
 import { SCRIPT_PARAMETERS } from './sandbox-prelude.js';
 import { SandboxError, sandboxPool } from './sandbox-pool.js';
 import type { ScriptRef } from './sandbox-protocol.js';
-import { applyRequestChanges, applyResponseChanges, applyVariables, responseInput, scriptInput, type ScriptOutput } from './script-io.js';
+import { applyRequestChanges, applyResponseChanges, applyVariables, responseInput, scriptInput, scriptOutput, type ScriptOutput } from './script-io.js';
 
 export const JAVASCRIPT = 'javascript';
 
@@ -51,15 +51,16 @@ export const javaScript: PolicyFactory = (name, spec) => {
   const timeLimitMs = parseDuration(s.timeLimit);
   const pool = sandboxPool();
   pool.start();
+  const failed = (err: unknown) => policyFault(500, JAVASCRIPT_FAULTS.scriptExecutionFailed, `Execution of ${name} failed: ${(err as Error).message}`);
 
   async function execute(input: unknown): Promise<ScriptOutput> {
     try {
-      return JSON.parse(await pool.run(script, timeLimitMs, JSON.stringify(input))) as ScriptOutput;
+      return scriptOutput(await pool.run(script, timeLimitMs, JSON.stringify(input)));
     } catch (err) {
       if (err instanceof SandboxError && err.kind === 'timeout') {
         throw policyFault(500, JAVASCRIPT_FAULTS.scriptTimedOut, `Execution of ${name} timed out after ${s.timeLimit}`);
       }
-      throw policyFault(500, JAVASCRIPT_FAULTS.scriptExecutionFailed, `Execution of ${name} failed: ${(err as Error).message}`);
+      throw failed(err);
     }
   }
 
@@ -74,7 +75,7 @@ export const javaScript: PolicyFactory = (name, spec) => {
         try {
           applyRequestChanges(ctx, state, input, out, bodyBefore);
         } catch (err) {
-          throw policyFault(500, JAVASCRIPT_FAULTS.scriptExecutionFailed, `Execution of ${name} failed: ${(err as Error).message}`);
+          throw failed(err);
         }
       },
     } satisfies Policy;
@@ -94,8 +95,12 @@ export const javaScript: PolicyFactory = (name, spec) => {
           const { value, bodyText } = responseInput(status, held, body);
           const input = { ...scriptInput(ctx, state, 'response'), response: value };
           const out = await execute(input);
-          applyVariables(state, out);
-          return applyResponseChanges(held, value.headers, out, bodyText) ?? body;
+          try {
+            applyVariables(state, out);
+            return applyResponseChanges(held, value.headers, out, bodyText) ?? body;
+          } catch (err) {
+            throw failed(err);
+          }
         },
       };
     },

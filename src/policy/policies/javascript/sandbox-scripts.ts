@@ -63,6 +63,12 @@ export class ScriptError extends Error {
 /** A script's error message goes back to the client: a script could make it as long as its memory allows. */
 const MAX_MESSAGE = 1024;
 const clip = (text: string) => (text.length > MAX_MESSAGE ? `${text.slice(0, MAX_MESSAGE)}… (${text.length} characters)` : text);
+/**
+ * The most a run may hand back (its changes as JSON), which the event loop parses: room for a request and an answer of
+ * the default server.maxBodyBytes (10 MiB) each, JSON-escaped. A script allowed 256 MiB could otherwise hand back
+ * 200 MB, parsed on the event loop at ~6 ms a MiB while every request waits.
+ */
+const MAX_OUTPUT_CHARS = 32 * 1024 * 1024;
 
 /** `deadline`: when the run's interrupt handler fires (Infinity without one). */
 function errorOf(c: Compiled, handle: QuickJSHandle, script: ScriptRef, deadline = Infinity): ScriptError {
@@ -105,6 +111,7 @@ export class SandboxScripts {
       if (result.error) throw errorOf(c, result.error, script, deadline);
       const output = c.vm.getString(result.value);
       result.value.dispose();
+      if (output.length > MAX_OUTPUT_CHARS) throw new ScriptError('error', `its output is ${output.length} characters of JSON, over the ${MAX_OUTPUT_CHARS} a script may hand back`);
       return output;
     } catch (err) {
       // A script that did not compile, or whose heap may be half-built (after an interrupt, running out of memory or

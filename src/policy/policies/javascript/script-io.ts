@@ -3,6 +3,7 @@ import type { OutgoingHttpHeaders } from 'node:http';
 import type { RequestContext } from '../../../gateway/context.js';
 import type { ApimState } from '../../types.js';
 import { FRAMING_HEADERS } from '../../../lib/framing-headers.js';
+import { MAX_JSON_DEPTH, nestsDeeperThan } from '../../../lib/json-depth.js';
 import { compileVariable, isFlowVariableName, setVariable } from '../../variables.js';
 
 /** The built-in variables a script can read besides the flow variables. */
@@ -25,23 +26,62 @@ export interface ScriptInput {
   response?: ScriptResponse;
 }
 
+/** Header values as a script leaves them: null is no header (`request.headers.x = context.getVariable('unset')`). */
+type ScriptHeaders = Record<string, string | null>;
+
 export interface ScriptOutput {
   variables: Record<string, string | null>;
-  requestHeaders: Record<string, string>;
+  requestHeaders: ScriptHeaders;
   requestBody: string;
-  responseHeaders: Record<string, string> | null;
+  responseHeaders: ScriptHeaders | null;
   responseBody: string | null;
 }
 
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/** `value` as an object of strings or nulls (headers, variables), or an error naming what the script got wrong. */
+function stringsOrNulls(value: unknown, what: string): Record<string, string | null> {
+  if (!isObject(value)) throw new Error(`${what} must be an object`);
+  for (const [key, v] of Object.entries(value)) {
+    if (v !== null && typeof v !== 'string') throw new Error(`${what}['${key.slice(0, 64)}'] must be a string`);
+  }
+  return value as Record<string, string | null>;
+}
+
 /**
- * The headers a script left, as tollgate can use them: its own entries with string values under lower-case names (one
- * the proxy cannot send is refused with the request, or dropped from an answer). A script builds them from anything
- * (`JSON.parse('{"__proto__": {"host": ...}}')`): assigned as it came, an own __proto__ key replaced the headers'
- * prototype and slipped `host` past FRAMING_HEADERS into the upstream request.
+ * The worker's output, checked before any of it is used. The prelude writes it with the sandbox's JSON.stringify,
+ * which the script can replace, so it may hold anything: used as it came, `"responseBody": {"length": 100000000}` had
+ * Buffer.from allocate and read 100 MB on the event loop (8 s) after a script that kept within 50 ms and 1 MiB.
  */
-function scriptHeaders(raw: unknown): Map<string, string> {
+export function scriptOutput(json: string): ScriptOutput {
+  let out: unknown;
+  try {
+    out = JSON.parse(json);
+  } catch {
+    throw new Error('its output is not JSON');
+  }
+  if (!isObject(out)) throw new Error('its output is not a JSON object');
+  const { requestBody, responseHeaders, responseBody } = out;
+  // JSON.stringify leaves out what JSON cannot hold: a body deleted, or made undefined or a function.
+  if (typeof requestBody !== 'string') throw new Error('request.body must stay a JSON object');
+  if (responseBody !== null && typeof responseBody !== 'string') throw new Error('response.body must stay JSON or text');
+  return {
+    variables: stringsOrNulls(out.variables, 'flow variables'),
+    requestHeaders: stringsOrNulls(out.requestHeaders, 'request.headers'),
+    requestBody,
+    responseHeaders: responseHeaders === null ? null : stringsOrNulls(responseHeaders, 'response.headers'),
+    responseBody,
+  };
+}
+
+/**
+ * The headers a script left, as tollgate can use them: its own entries with string values (null is no header) under
+ * lower-case names (one the proxy cannot send is refused with the request, or dropped from an answer). A script builds
+ * them from anything (`JSON.parse('{"__proto__": {"host": ...}}')`): assigned as it came, an own __proto__ key replaced
+ * the headers' prototype and slipped `host` past FRAMING_HEADERS into the upstream request.
+ */
+function scriptHeaders(raw: ScriptHeaders): Map<string, string> {
   const out = new Map<string, string>();
-  if (raw === null || typeof raw !== 'object') return out;
   for (const [name, value] of Object.entries(raw)) {
     const lower = name.toLowerCase();
     if (typeof value === 'string' && lower !== '__proto__') out.set(lower, value);
@@ -86,6 +126,9 @@ export function applyRequestChanges(ctx: RequestContext, state: ApimState, input
     upstream[name] = null;
   }
   if (ctx.body && out.requestBody !== bodyBefore) {
+    // Held to the depth a client's body is (openai-request.ts): later stages recurse over the body, and a script's
+    // nested 200,000 levels deep overflowed the stack when it was serialized for the model server.
+    if (nestsDeeperThan(Buffer.from(out.requestBody), MAX_JSON_DEPTH)) throw new Error(`request.body nests arrays and objects more than ${MAX_JSON_DEPTH} levels deep`);
     const body: unknown = JSON.parse(out.requestBody);
     // The model server is sent a JSON object (an OpenAI request); anything else is the script's mistake.
     if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new Error('request.body must stay a JSON object');
