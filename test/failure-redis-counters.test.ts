@@ -8,7 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import type { Manifest } from '../src/config/manifest.js';
-import { RedisCounterStore } from '../src/store/counters/redis.js';
+import { apimExtensionPolicySpec } from '../src/config/apim-kinds.js';
+import { silentLogger } from '../src/lib/logger.js';
+import { CounterGuard, type CounterErrorOutcome } from '../src/policy/counter-guard.js';
+import type { CounterStore } from '../src/store/counters/counter-store.js';
+import { openCounterStore } from '../src/store/counters/open-counter-store.js';
+import { COMMAND_BACKSTOP_MS, RedisCounterStore } from '../src/store/counters/redis.js';
 import { CounterStoreUnavailableError } from '../src/store/counters/errors.js';
 import { COUNTER_BACKENDS, deleteKeys } from '../src/store/counters/test-counter-stores.js';
 import { DATABASE_BACKENDS, type TestDatabase } from '../src/store/test-databases.js';
@@ -124,6 +129,53 @@ describe('RedisCounterStore through a misbehaving connection', { skip: redisSkip
     } finally {
       proxy.unstall();
     }
+  });
+});
+
+describe('a slow Redis: the APIMExtensionPolicy timeout decides, not the store', { skip: redisSkip }, () => {
+  const keyPrefix = `tollgate:test:slow-${randomBase62(10)}:`;
+  let proxy: TcpProxy;
+  let store: CounterStore;
+
+  before(async () => {
+    proxy = await TcpProxy.for(REDIS_URL!, 6379);
+    // Opened as the gateway opens it: the store knows nothing of the policy's timeout.
+    const opened = await openCounterStore(proxy.proxied(REDIS_URL!), { keyPrefix });
+    assert.equal(opened.unreachable, undefined);
+    store = opened.store;
+  });
+  after(async () => {
+    proxy?.delay(0);
+    await store?.close();
+    await proxy?.close();
+    if (REDIS_URL) await deleteKeys(REDIS_URL, keyPrefix);
+  });
+
+  test('no policy timeout reaches the store\'s own deadline', () => {
+    const spec = (timeout: string) => apimExtensionPolicySpec.safeParse({ timeout, targetRef: { name: 'gw' } }).success;
+    assert.equal(spec('10s'), true);
+    assert.equal(spec(`${COMMAND_BACKSTOP_MS}ms`), false);
+  });
+
+  test('replies slower than 500 ms but within the timeout are waited for, reconciliations too; slower ones time out at the timeout', async () => {
+    const errors: CounterErrorOutcome[] = [];
+    const guard = new CounterGuard(store, { failOpen: false, timeoutMs: 1500, logger: silentLogger, onError: (o) => errors.push(o) });
+    // ~700 ms a round trip (each way delayed).
+    proxy.delay(350);
+    let t = Date.now();
+    // Before: 500 extension_failed at 500 ms ("did not finish within 500 ms"), then every call failed fast for 1.5 s.
+    assert.equal((await guard.call((s) => s.consume('slow', 1, 10, HOUR)))?.count, 1);
+    assert.ok(Date.now() - t >= 600, `the reply was slow (${Date.now() - t} ms)`);
+    await guard.settle((s) => s.adjust('slow', 4, HOUR));
+    assert.equal(await guard.call((s) => s.get('slow')), 5, 'the reconciliation was applied');
+    assert.deepEqual(errors, [], 'no call was an outage');
+
+    // ~2 s a round trip: the guard's 1.5 s timeout, and only it, gives up.
+    proxy.delay(1000);
+    t = Date.now();
+    await assert.rejects(guard.call((s) => s.consume('slow', 1, 10, HOUR)), /did not answer within 1500ms/);
+    assert.ok(Date.now() - t >= 1500, `refused at the timeout (${Date.now() - t} ms)`);
+    assert.deepEqual(errors, ['refused']);
   });
 });
 

@@ -71,6 +71,24 @@ for (const backend of COUNTER_BACKENDS) {
         assert.deepEqual(await counters.consumeRolling(k, 1, 3, 1000, T0 + 1000), { allowed: true, count: 3, remaining: 0, resetAtMs: T0 + 1100 });
       });
 
+      test('a refusal resets when enough has left for the call to fit, not when the oldest slot leaves', async () => {
+        const k = key('rolling-weighted');
+        assert.equal((await counters.consumeRolling(k, 1, 10, 1000, T0)).allowed, true);
+        assert.deepEqual(await counters.consumeRolling(k, 9, 10, 1000, T0 + 500), { allowed: true, count: 10, remaining: 0, resetAtMs: T0 + 1000 });
+        // Before: T0 + 1000, when the slot of 1 leaves, which frees too little for 5.
+        assert.deepEqual(await counters.consumeRolling(k, 5, 10, 1000, T0 + 500), { allowed: false, count: 10, remaining: 0, resetAtMs: T0 + 1500 });
+        assert.deepEqual(await counters.consumeRolling(k, 5, 10, 1000, T0 + 1499), { allowed: false, count: 9, remaining: 1, resetAtMs: T0 + 1500 });
+        assert.equal((await counters.consumeRolling(k, 5, 10, 1000, T0 + 1500)).allowed, true);
+
+        // 100 slots of 1: a refused 40 fits once the 40 oldest have left; one more than the limit, once all have.
+        const many = key('rolling-many');
+        for (let t = 0; t < 100; t++) await counters.consumeRolling(many, 1, 100, 1000, T0 + t);
+        assert.equal((await counters.consumeRolling(many, 40, 100, 1000, T0 + 99)).resetAtMs, T0 + 1039);
+        assert.equal((await counters.consumeRolling(many, 101, 100, 1000, T0 + 99)).resetAtMs, T0 + 1099);
+        assert.equal((await counters.consumeRolling(many, 40, 100, 1000, T0 + 1038)).allowed, false);
+        assert.equal((await counters.consumeRolling(many, 40, 100, 1000, T0 + 1039)).allowed, true);
+      });
+
       test('matches an exact sliding window on a random workload', async () => {
         const k = key('rolling-random');
         const calls: Array<{ t: number; amount: number }> = [];

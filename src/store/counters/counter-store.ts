@@ -62,7 +62,10 @@ export interface WindowResult {
   /** The count after this call (unchanged when refused). */
   count: number;
   remaining: number;
-  /** Fixed window: when it ends. Rolling: when the oldest counted slot leaves the window (capacity frees up). */
+  /**
+   * Fixed window: when it ends. Rolling: when the oldest counted slot leaves the window (capacity frees up); for a
+   * refused call, when enough has left for it to fit (everything, if it never can).
+   */
   resetAtMs: number;
 }
 

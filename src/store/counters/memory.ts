@@ -86,11 +86,18 @@ export class MemoryCounterStore implements CounterStore {
       log.starts.shift();
       log.amounts.shift();
     }
-    const resetAt = () => (log.starts.length > 0 ? log.starts[0] + slot + windowMs - 1 : nowMs);
+    /** When the oldest slots holding `need` have left (all of them if they hold less; now if there are none). */
+    const resetAt = (need: number) => {
+      if (log.starts.length === 0) return nowMs;
+      let i = 0;
+      for (let freed = log.amounts[0]; freed < need && i < log.starts.length - 1; ) freed += log.amounts[++i];
+      return log.starts[i] + slot + windowMs - 1;
+    };
     const allowed = log.total + amount <= limit;
     if (!allowed || amount === 0) {
       if (log.starts.length === 0) this.#rolling.delete(key);
-      return windowResult(allowed, log.total, limit, resetAt());
+      // A refused call fits once what it overshoots by has left, which the oldest slot alone may not free.
+      return windowResult(allowed, log.total, limit, resetAt(log.total + amount - limit));
     }
     const start = nowMs - (nowMs % slot);
     const last = log.starts.length - 1;
@@ -103,7 +110,7 @@ export class MemoryCounterStore implements CounterStore {
     log.total += amount;
     log.expiresAtMs = log.starts[log.starts.length - 1] + slot + windowMs;
     this.#rolling.set(key, log);
-    return windowResult(true, log.total, limit, resetAt());
+    return windowResult(true, log.total, limit, resetAt(0));
   }
 
   async consumeSmoothed(key: string, intervalMs: number, burst: number, nowMs = Date.now(), weight = 1): Promise<SmoothedResult> {

@@ -68,11 +68,21 @@ while true do
   total = total - n
   redis.call('LPOP', KEYS[1])
 end
-local function reset_at()
-  local head = redis.call('LINDEX', KEYS[1], 0)
-  if not head then return now end
-  local start = parse(head)
-  return start + slot + win - 1
+-- When the oldest slots holding need have left (all of them if they hold less; now if there are none), read a few
+-- at a time: a call of 1 refused by a full window needs only the first.
+local function reset_at(need)
+  local freed, last, from = 0, now, 0
+  repeat
+    local chunk = redis.call('LRANGE', KEYS[1], from, from + 31)
+    for i = 1, #chunk do
+      local start, n = parse(chunk[i])
+      freed = freed + n
+      last = start + slot + win - 1
+      if freed >= need then return last end
+    end
+    from = from + 32
+  until #chunk < 32
+  return last
 end
 local function save()
   if redis.call('LLEN', KEYS[1]) == 0 then
@@ -85,7 +95,7 @@ end
 local allowed = total + amount <= limit
 if not allowed or amount == 0 then
   save()
-  return {allowed and 1 or 0, total, reset_at()}
+  return {allowed and 1 or 0, total, reset_at(total + amount - limit)}
 end
 local start = now - (now % slot)
 local tail = redis.call('LINDEX', KEYS[1], -1)
@@ -98,7 +108,7 @@ else
 end
 total = total + amount
 save()
-return {1, total, reset_at()}
+return {1, total, reset_at(0)}
 `;
 
 /** KEYS: theoretical arrival time. ARGV: now, intervalMs, burst, weight. Returns {allowed, retryAfterMs}. */

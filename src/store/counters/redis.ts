@@ -25,7 +25,7 @@ export interface RedisCounterStoreOptions {
   keyPrefix?: string;
   /** Default 1000 ms. */
   connectTimeoutMs?: number;
-  /** Longest wait for one operation before CounterStoreUnavailableError (default 500 ms). */
+  /** Longest wait for one operation before CounterStoreUnavailableError (default COMMAND_BACKSTOP_MS). */
   commandTimeoutMs?: number;
   logger?: Logger;
 }
@@ -38,12 +38,24 @@ interface CounterCommands {
   tgConsumeSmoothed(key: string, now: number, intervalMs: number, burst: number, weight: number): Promise<[number, number]>;
 }
 
+/**
+ * Only a backstop: the caller, CounterGuard, waits the APIMExtensionPolicy's `timeout` (10 s at most) and abandons
+ * what is pending when it passes, so the store must not give up first (a fixed 500 ms here made every slower reply an
+ * outage, whatever the policy said). Above the longest timeout rather than following the policy's: a reload may change
+ * it while requests of the engine before, with the old timeout, still call this one store.
+ */
+export const COMMAND_BACKSTOP_MS = 15_000;
+
+/** Longest wait for QUIT at close (a stalled connection would never answer it). */
+const QUIT_TIMEOUT_MS = 500;
+
 /** Server replies that mean "not now" rather than "bad script" (a server at its maxclients says so with a plain ERR). */
 const UNAVAILABLE_REPLY = /^(LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BUSY|OOM|MISCONF|NOREPLICAS)\b|^ERR max number of clients reached/;
 
 /**
- * Commands are never queued while disconnected (enableOfflineQueue off, one retry, short timeouts): during an outage
- * each call fails within the command timeout with CounterStoreUnavailableError, and the client keeps reconnecting.
+ * Commands are never queued while disconnected (enableOfflineQueue off, one retry): during an outage each call fails
+ * with CounterStoreUnavailableError, at once when disconnected, and the client keeps reconnecting; a call on a stalled
+ * connection waits until its caller gives up (abandonPending) or the command timeout passes.
  * @example const counters = new RedisCounterStore({ url: 'redis://redis:6379' }); await counters.ready();
  */
 export class RedisCounterStore implements CounterStore {
@@ -56,7 +68,7 @@ export class RedisCounterStore implements CounterStore {
     const logger = opts.logger ?? silentLogger;
     this.#logger = logger;
     this.#connectTimeoutMs = opts.connectTimeoutMs ?? 1000;
-    this.#commandTimeoutMs = opts.commandTimeoutMs ?? 500;
+    this.#commandTimeoutMs = opts.commandTimeoutMs ?? COMMAND_BACKSTOP_MS;
     const redis = new (loadIoredis().Redis)(opts.url ?? 'redis://127.0.0.1:6379', {
       keyPrefix: opts.keyPrefix ?? 'tollgate:counters:',
       enableOfflineQueue: false,
@@ -146,8 +158,7 @@ export class RedisCounterStore implements CounterStore {
   async close(): Promise<void> {
     if (this.#redis.status === 'ready') {
       try {
-        // A stalled connection would never answer QUIT.
-        await withTimeout(this.#redis.quit(), this.#commandTimeoutMs, 'QUIT');
+        await withTimeout(this.#redis.quit(), QUIT_TIMEOUT_MS, 'QUIT');
         return;
       } catch {
         // Fall through: the connection went away while quitting, or did not answer.

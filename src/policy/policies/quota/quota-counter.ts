@@ -35,12 +35,17 @@ function windowOf(type: WindowType, base: string, quota: CompiledQuota, now: num
   if (type === 'rollingwindow') {
     const period = periodMs(quota.interval, quota.timeUnit);
     const add = (s: CounterStore, amount: number) => s.consumeRolling(base, amount, Number.MAX_SAFE_INTEGER, period, now);
+    const latestResetMs = now + period;
     return {
       consume: (s, amount, limit) => s.consumeRolling(base, amount, limit, period, now),
       add,
-      // A rolling consume of 0 only drops what has left the window.
-      read: (s) => add(s, 0),
-      latestResetMs: now + period,
+      // A rolling consume of 0 only drops what has left the window. The store dates an empty window's reset now;
+      // a request counted now would leave it one period from now.
+      read: async (s) => {
+        const r = await add(s, 0);
+        return r.count > 0 ? r : { count: 0, resetAtMs: latestResetMs };
+      },
+      latestResetMs,
     };
   }
   if (type === 'flexi') {

@@ -101,6 +101,25 @@ describeOnCounterBackends((counters) => {
     assert.equal(refused.responseHeaders['x-ratelimit-remaining-requests'], '0');
   });
 
+  test('a rolling window refuses a weighted request until it fits, and retry-after says when that is', async () => {
+    const clock = new TestClock(MONDAY);
+    const policy = make({ allow: 10, timeUnit: 'hour', type: 'rollingwindow', messageWeight: { ref: 'request.header.x-weight' } }, clock);
+    const weight = (w: number) => ({ headers: { 'x-weight': String(w) } });
+    assert.equal(await allowed(policy, weight(1)), true);
+    clock.advance(50 * 60_000);
+    assert.equal(await allowed(policy, weight(9)), true);
+    let retryAfter = 0;
+    await assert.rejects(Promise.resolve(policy.admit!(fakeContext(weight(5)), {})), (err: GatewayError) => {
+      assert.ok(isQuotaViolation(err));
+      retryAfter = Number(err.headers['retry-after']);
+      return true;
+    });
+    // Before: 604 s, when the request of weight 1 left, which frees too little: refused again then.
+    assert.equal(retryAfter, 3603, 'until the request of weight 9 has left too');
+    clock.advance(retryAfter * 1000);
+    assert.equal(await allowed(policy, weight(5)), true);
+  });
+
   test('the identifier gives each value its own counter', async () => {
     const clock = new TestClock(MONDAY);
     const policy = make({ allow: 1, timeUnit: 'hour', identifier: { ref: 'request.header.x-tenant' } }, clock);
@@ -172,6 +191,13 @@ describeOnCounterBackends((counters) => {
         assert.equal(await allowed(policy), false);
       });
     }
+
+    test('a rolling window nothing is counted in resets at the latest it can, one period from now', async () => {
+      const clock = new TestClock(MONDAY + 10_000);
+      const policy = make({ allow: 3, timeUnit: 'minute', type: 'rollingwindow' }, clock);
+      // Before: the report's own time.
+      assert.equal((await policy.usage!(fakeContext(), {}))!.resetAt, new Date(MONDAY + 70_000).toISOString());
+    });
 
     test('an enforceOnly policy reads the counter its countOnly partner counts', async () => {
       const clock = new TestClock(MONDAY);
