@@ -1,7 +1,7 @@
 // The usage of an answer once it is over, estimated for a stream that reached its client without the model server's
-// usage chunk (the client hung up, the server died mid-stream, a server that ignores include_usage): a token quota
-// reconciles to it and the usage record carries it, so the two charge the same tokens and billing from records
-// matches what the quota enforced.
+// usage chunk (the client hung up, the server died mid-stream, a server that ignores include_usage), or for a request
+// whose client hung up before any of its answer came: a token quota reconciles to it and the usage record carries it,
+// so the two charge the same tokens and billing from records matches what the quota enforced.
 import type { GatewaySettings } from '../config/settings.js';
 import { OFF_LOOP_CHARS } from '../lib/token-count-thread.js';
 import { loadTokenizer } from '../lib/tokenizer.js';
@@ -13,17 +13,33 @@ import type { Usage, UsageScanner } from './usage.js';
 
 
 /**
- * The usage the scanner read; without one, for a 2xx event stream that was to report it and of which the client got
- * bytes, the prompt as tollgate counts it and one output token per content event streamed
- * (UsageScanner.contentEvents), marked estimated. Anything else (a JSON answer, nothing delivered, a compressed
- * stream, a stream nobody asked usage of) stays without usage.
+ * The usage the scanner read; without one, the prompt as tollgate counts it and one output token per content event
+ * streamed (UsageScanner.contentEvents), marked estimated, for a 2xx event stream that was to report it and of which
+ * the client got bytes, or for a request whose client hung up after it went to a model server and before anything of
+ * an answer not known to have failed reached it (none: its prompt alone). Anything else (a JSON answer cut short,
+ * a model server's error, a compressed stream, a stream nobody asked usage of) stays without usage.
  * @example ctx.usage = usageAtEnd(ctx, scanner);
  */
 export function usageAtEnd(ctx: RequestContext, scanner: UsageScanner | null): Usage | undefined {
   const usage = scanner?.end();
-  if (usage || !scanner?.stream || ctx.bytesOut === 0 || !isOk(ctx.upstreamStatus) || !usageAsked(ctx)) return usage;
-  return { inputTokens: promptEstimate(ctx), outputTokens: scanner.contentEvents, cachedTokens: 0, estimated: true };
+  if (usage || !(cutStream(ctx, scanner) || hungUpUnanswered(ctx))) return usage;
+  return { inputTokens: promptEstimate(ctx), outputTokens: scanner?.contentEvents ?? 0, cachedTokens: 0, estimated: true };
 }
+
+const cutStream = (ctx: RequestContext, scanner: UsageScanner | null) => scanner?.stream === true && ctx.bytesOut > 0 && isOk(ctx.upstreamStatus) && usageAsked(ctx);
+
+/**
+ * The model server had the request and had not refused it, so it worked on it: vLLM sends a non-streamed answer's head
+ * only once the generation is over, and a hang-up just before got the generation free, again and again. A stored
+ * response read, cancelled or deleted is no generation.
+ */
+const hungUpUnanswered = (ctx: RequestContext) =>
+  ctx.errorCode === 'client_closed' &&
+  ctx.attempts > 0 &&
+  ctx.bytesOut === 0 &&
+  (ctx.upstreamStatus === undefined || isOk(ctx.upstreamStatus)) &&
+  !ctx.storedResponse &&
+  (!ctx.stream || usageAsked(ctx));
 
 /**
  * Loads the tokenizer now when streams are metered (records or request metrics on), so usageAtEnd has it: the first

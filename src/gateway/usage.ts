@@ -11,7 +11,7 @@ export interface Usage {
   inputTokens: number;
   outputTokens: number;
   cachedTokens: number;
-  /** tollgate's estimate for a stream that reached its client without the server's usage (estimated-usage.ts). */
+  /** tollgate's estimate for an answer that ended without the server's usage: cut short, or hung up on (estimated-usage.ts). */
   estimated?: true;
 }
 

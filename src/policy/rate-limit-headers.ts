@@ -1,5 +1,6 @@
 // OpenAI's rate-limit headers (x-ratelimit-{limit,remaining,reset}-{requests,tokens}) and retry-after.
 // When several limits apply, the one with the least left is shown.
+import type { OutgoingHttpHeaders } from 'node:http';
 import type { RequestContext } from '../gateway/context.js';
 import { policyFault, type GatewayError } from '../gateway/errors.js';
 import type { ApimState, TokenFigure } from './types.js';
@@ -43,37 +44,38 @@ export function showRequestLimit(ctx: RequestContext, state: ApimState, limit: n
  */
 export function showTokenLimit(ctx: RequestContext, state: ApimState, limit: number, remaining: number, resetMs: number, reserved = 0): void {
   (state.tokenFigures ??= []).push({ limit, remaining, resetMs, reserved });
-  if (!state.tokenRefusal) writeTightest(ctx, state.tokenFigures);
+  if (!state.tokenRefusal) writeTightest(ctx.responseHeaders, state.tokenFigures);
 }
 
 /** The token quota that refused the request shows, whatever the others have left. */
 export function showTokenRefusal(ctx: RequestContext, state: ApimState, limit: number, remaining: number, resetMs: number): void {
   state.tokenRefusal = true;
-  writeTokenHeaders(ctx, { limit, remaining, resetMs });
+  writeTokenHeaders(ctx.responseHeaders, { limit, remaining, resetMs });
 }
 
 /**
- * A policy refused the request after token quotas reserved for it: the reservations are given back (the request
- * never reaches a model), so the headers show what is left without them.
+ * The reservations token quotas made for the request are given back (a policy refused it after them, or no model
+ * server accepted it), so the headers show what is left without them: the policies' (`ctx.responseHeaders`), and
+ * `head`, the head of a model server's answer already shaped from them, when given.
  */
-export function showRefundedTokens(ctx: RequestContext, state: ApimState): void {
+export function showRefundedTokens(ctx: RequestContext, state: ApimState, head?: OutgoingHttpHeaders): void {
   const figures = state.tokenFigures;
   if (state.tokenRefusal || !figures?.some((f) => f.reserved > 0)) return;
   for (const f of figures) {
     f.remaining = Math.min(f.limit, f.remaining + f.reserved);
     f.reserved = 0;
   }
-  writeTightest(ctx, figures);
+  writeTightest(ctx.responseHeaders, figures);
+  if (head) writeTightest(head, figures);
 }
 
-function writeTightest(ctx: RequestContext, figures: readonly TokenFigure[]): void {
+function writeTightest(h: OutgoingHttpHeaders, figures: readonly TokenFigure[]): void {
   let tightest = figures[0];
   for (const f of figures) if (f.remaining < tightest.remaining) tightest = f;
-  writeTokenHeaders(ctx, tightest);
+  writeTokenHeaders(h, tightest);
 }
 
-function writeTokenHeaders(ctx: RequestContext, f: Pick<TokenFigure, 'limit' | 'remaining' | 'resetMs'>): void {
-  const h = ctx.responseHeaders;
+function writeTokenHeaders(h: OutgoingHttpHeaders, f: Pick<TokenFigure, 'limit' | 'remaining' | 'resetMs'>): void {
   h['x-ratelimit-limit-tokens'] = String(f.limit);
   h['x-ratelimit-remaining-tokens'] = String(f.remaining);
   h['x-ratelimit-reset-tokens'] = formatReset(f.resetMs);

@@ -272,6 +272,24 @@ describeOnCounterBackends((counters) => {
       }
     });
 
+    test("a model server's 4xx, 429 or 5xx answer shows the reservation given back, as the counter will be; a 2xx keeps it", async () => {
+      const { policy, used } = make({ limit: 1000, timeUnit: 'hour' });
+      for (const status of [400, 429, 503]) {
+        const { ctx, state } = await admit(policy, { body: { max_tokens: 100 } });
+        // The head as the proxy shapes it from the policies' headers before the response flow runs.
+        const head = { ...ctx.responseHeaders };
+        assert.equal(head['x-ratelimit-remaining-tokens'], String(1000 - PROMPT - 100));
+        policy.respond!(ctx, state, status)!.headers!(status, head);
+        assert.equal(head['x-ratelimit-remaining-tokens'], '1000', String(status));
+        ctx.attempts = 1;
+        ctx.upstreamStatus = status;
+        await settle(ctx, state);
+        assert.equal(await used(), 0, String(status));
+      }
+      const { ctx, state } = await admit(policy, { body: { max_tokens: 100 } });
+      assert.equal(policy.respond!(ctx, state, 200), undefined);
+    });
+
     test('a late settlement lands in the window of its reservation', async () => {
       const { policy, used, clock } = make({ limit: 1000, timeUnit: 'hour' });
       const { ctx, state } = await admit(policy, { body: { max_tokens: 100 } });
@@ -343,6 +361,31 @@ describeOnCounterBackends((counters) => {
     second.ctx.usage = { inputTokens: PROMPT, outputTokens: 1000 - 2 * PROMPT - 12, cachedTokens: 0 };
     await settle(second.ctx, second.state);
     await refused('spent, nothing in flight: the window\'s end', '2400');
+  });
+
+  test("a cap of tollgate's choosing that would shrink to fit once requests in flight end: retry in a moment too", async () => {
+    // Before: judged on the 4,096 first chosen, it was told the window's end (2400 s) and that it needed 4,096 + its prompt.
+    const clock = new TestClock(MONDAY + 20 * 60_000);
+    const { policy, used } = make({ limit: 5000, timeUnit: 'hour', defaultMaxTokens: 4096 }, clock);
+    const spent = await admit(policy, { body: { max_tokens: 4000 - PROMPT } });
+    spent.ctx.attempts = 1;
+    spent.ctx.usage = { inputTokens: PROMPT, outputTokens: 4000 - PROMPT, cachedTokens: 0 };
+    await settle(spent.ctx, spent.state);
+    // Still running: holds the last 1,000.
+    await admit(policy, { body: { max_tokens: 1000 - PROMPT } });
+    assert.equal(await used(), 5000);
+    await assert.rejects(Promise.resolve(policy.admit!(fakeContext(), {})), (err: unknown) => {
+      assert.ok(isViolation(err));
+      assert.equal(err.headers['retry-after'], '1');
+      assert.match(err.message, new RegExp(`this request needs at least ${PROMPT + 1}; 1000 of them are held by requests in flight`));
+      return true;
+    });
+    await assert.rejects(Promise.resolve(policy.admit!(fakeContext({ body: { max_tokens: 1500 } }), {})), (err: unknown) => {
+      assert.ok(isViolation(err));
+      assert.equal(err.headers['retry-after'], '2400', "a client's own cap does not shrink: the window's end");
+      assert.match(err.message, new RegExp(`this request needs up to ${PROMPT + 1500}$`));
+      return true;
+    });
   });
 
   test('a request bigger than the whole quota is refused without retry-after, with the token headers', async () => {

@@ -2,12 +2,13 @@
 // (so concurrent requests never push the counter past its limit); the response flow reconciles it to the real usage.
 import { llmTokenQuotaSpec } from '../../../config/apim-kinds.js';
 import type { RequestContext } from '../../../gateway/context.js';
+import type { ResponseFlow } from '../../../gateway/hooks.js';
 import { policyFault } from '../../../gateway/errors.js';
 import { policyKey, productTokenKey, windowKey } from '../../counter-keys.js';
 import type { CompiledTokenQuota } from '../../identity.js';
 import { quotaUsage } from '../../quota-usage.js';
 import { storeWindowMs, windowsOf } from '../../quota-window.js';
-import { neverFits, retryAfter, showTokenLimit, showTokenRefusal } from '../../rate-limit-headers.js';
+import { neverFits, retryAfter, showRefundedTokens, showTokenLimit, showTokenRefusal } from '../../rate-limit-headers.js';
 import type { ApimState, Policy, PolicyFactory } from '../../types.js';
 import { compileVariable } from '../../variables.js';
 import { contextWindow, estimateOutput, outputRoom, setOutputCap } from './token-estimate.js';
@@ -78,6 +79,8 @@ export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
     type: LLM_TOKEN_QUOTA,
     name,
     needsApiKey: s.useQuotaConfigInAPIProduct,
+    // Its response flow changes the token headers alone.
+    answerEdits: 'none',
     async admit(ctx: RequestContext, state: ApimState) {
       const q = limitOf(state);
       // Reading, cancelling or deleting a stored response makes no tokens: neither charged nor refused for them.
@@ -129,11 +132,14 @@ export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
         showTokenRefusal(ctx, state, q.limit, r.remaining, resetMs);
         // Refused only for what requests still running here hold: they give back what they do not use within a
         // request's time (a reservation without max_tokens can be the whole quota), so the window's end, an hour
-        // away, was the wrong time to come back.
+        // away, was the wrong time to come back. Judged on the least the request can be admitted with, as a cap of
+        // tollgate's choosing shrinks to what is left (judged on the 4,096 first chosen, a request that 8 tokens would
+        // admit was told to wait for the window's end).
+        const needs = input + least;
         const held = inFlight.held(key);
-        const soon = input + cap <= r.remaining + held;
+        const soon = needs <= r.remaining + held;
         const why = soon ? `; ${held} of them are held by requests in flight, retry in a moment` : '';
-        throw policyFault(429, F.llmTokenQuotaViolation, `LLM token quota exceeded: ${r.remaining} of ${q.limit} tokens left, this request needs up to ${input + cap}${why}`, {
+        throw policyFault(429, F.llmTokenQuotaViolation, `LLM token quota exceeded: ${r.remaining} of ${q.limit} tokens left, this request needs ${output === null ? 'at least' : 'up to'} ${needs}${why}`, {
           'retry-after': soon ? retryAfter(IN_FLIGHT_RETRY_MS) : retryAfter(resetMs),
         });
       }
@@ -144,6 +150,12 @@ export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
       showTokenLimit(ctx, state, q.limit, r.remaining, resetMs, input + cap);
       if (output === null) setOutputCap(ctx, perChoice(cap));
       requestStreamUsage(ctx);
+    },
+    respond(ctx: RequestContext, state: ApimState, status: number): ResponseFlow | undefined {
+      // A model server's 4xx, 429 or 5xx: the reservation goes back (TokenReservation), so the answer's head shows
+      // what is left without it, as the counter will and as a refusal's does.
+      if (status >= 200 && status < 300) return undefined;
+      return { headers: (_status, out) => showRefundedTokens(ctx, state, out) };
     },
     usage(ctx: RequestContext, state: ApimState) {
       const q = limitOf(state);

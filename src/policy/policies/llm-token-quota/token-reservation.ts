@@ -51,9 +51,9 @@ export class TokenReservation implements Settler {
 
   /**
    * With usage: the counter moves by actual − reserved, the usage tollgate estimated for a stream cut before its
-   * usage chunk included (estimated-usage.ts: the usage record carries the same figures). Without: a request that
-   * may have produced tokens keeps its reservation (Envoy took it on without showing the answer, a compressed
-   * stream); any other gives everything back.
+   * usage chunk or a request whose client hung up before its answer included (estimated-usage.ts: the usage record
+   * carries the same figures). Without: a request that may have produced tokens keeps its reservation (Envoy took it
+   * on without showing the answer, a compressed stream); any other gives everything back.
    */
   settle(ctx: RequestContext): Promise<void> {
     this.#release?.();
