@@ -68,6 +68,20 @@ test("a model server's 4xx or 5xx shows the token figures with the reservation g
   }
 });
 
+test("the gateway's own 502 after a model server's 2xx head shows the reservation given back, as the counter is", async () => {
+  // A 2xx head, then the connection dies before any body byte: the client gets the gateway's 502 instead.
+  stub.handler = (r) => {
+    r.res.writeHead(200, { 'content-type': 'application/json' }).flushHeaders();
+    setTimeout(() => r.res.socket?.destroy(), 20);
+  };
+  const start = await used();
+  const a = await call(gw.url, 'POST', '/v1/chat/completions', { model: 'chat', messages: MESSAGES, max_tokens: MAX_TOKENS }, { 'x-api-key': key });
+  assert.equal(a.status, 502);
+  // Before: LIMIT - start - PROMPT - MAX_TOKENS, the reservation shown as spent.
+  assert.equal(a.headers['x-ratelimit-remaining-tokens'], String(LIMIT - start));
+  assert.equal(await until(used, (u) => u === start, 5_000, 'the reservation given back'), start);
+});
+
 for (const stream of [false, true]) {
   test(`a client that hangs up while the model server works on its ${stream ? 'stream (before its first token)' : 'non-streamed request'} is charged its prompt, in the quota and its usage record alike`, async () => {
     // vLLM sends a non-streamed answer's head once the generation is over, a stream's at once and its first byte with

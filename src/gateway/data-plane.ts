@@ -482,7 +482,9 @@ export class DataPlane {
     ctx.status = fault.code === 'client_closed' ? undefined : fault.status;
     // Over ext_proc, a request refused before it was decided has none of its own yet.
     const hooks = ctx.hooks ?? this.hooks;
-    if (ctx.attempts === 0) hooks.refused?.(ctx);
+    // No model server's answer reached the client (none was tried, or the gateway answers instead of the one that
+    // failed): what admission reserved goes back, and the headers say so. Not an answer Envoy took on unseen.
+    if (ctx.attempts === 0 || (!ctx.usage && !ctx.answerUnseen)) hooks.refused?.(ctx);
     const response = fault.toResponse(hooks.faultFormat?.() ?? 'openai');
     for (const name in ctx.responseHeaders) response.headers[name] ??= ctx.responseHeaders[name];
     response.headers['x-request-id'] = ctx.id;

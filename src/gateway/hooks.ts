@@ -52,8 +52,9 @@ export interface GatewayHooks {
   /** Once the answer is finished or abandoned, with usage when the model server reported it. */
   complete?(ctx: RequestContext): void;
   /**
-   * Before an error answer to a request that reached no model server (refused by a policy, shed, timed out in the
-   * queue): what admission reserved will be given back, and the headers may say so.
+   * Before an error answer of the gateway's own, to a request that reached no model server (refused by a policy, shed,
+   * timed out in the queue) or whose model server failed before any of its answer went out: what admission reserved
+   * will be given back, and the headers may say so.
    */
   refused?(ctx: RequestContext): void;
   /** GET /v1/tollgate/quota: the caller's products and remaining quotas, authenticated by its own key. */
