@@ -63,3 +63,24 @@ describe('a script that needs the watchdog', () => {
     assert.deepEqual(new Set(stuckOutcomes), new Set(['timeout']));
   });
 });
+
+test('a run whose answer waits behind a stalled main thread is not taken for stuck: it succeeds, and its script keeps both workers', async () => {
+  // Idle workers are unref'd: nothing to close.
+  const pool = new SandboxPool(2);
+  await pool.ready();
+  const healthy = counter('healthy');
+  // The main thread busy (a GC pause, a large synchronous parse) past the time limit and the watchdog's grace while
+  // the run is out, as in a request handler: timers run before the poll phase that would deliver the answer.
+  const outcome = await new Promise<Promise<string>>((resolve) =>
+    setImmediate(() => {
+      const run = pool.run(healthy, 100, INPUT).then(() => 'ok', (err: SandboxError) => err.kind);
+      const until = Date.now() + 400;
+      while (Date.now() < until);
+      resolve(run);
+    }),
+  );
+  assert.equal(outcome, 'ok');
+  // Not confined to the spare: two runs queued together still go to two workers.
+  const copies = await Promise.all([count(pool, healthy), count(pool, healthy)]);
+  assert.equal(new Set(copies.map((c) => c.copy)).size, 2, JSON.stringify(copies));
+});

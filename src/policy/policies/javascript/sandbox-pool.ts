@@ -32,6 +32,8 @@ interface Slot {
 
 /** Beyond the time limit, how long a worker may take to answer before it is terminated. */
 const WATCHDOG_GRACE_MS = 100;
+/** A watchdog this late was held up by the main thread, not by the script (see #watch). */
+const STALL_MS = 50;
 /** Jobs waiting in all, and for one script: past either, a run is refused at once as overloaded. */
 const MAX_QUEUED = 1000;
 const MAX_QUEUED_PER_SCRIPT = 200;
@@ -124,11 +126,23 @@ export class SandboxPool {
     slot.current = p;
     // Busy workers keep the process alive: a caller awaiting the answer must get it.
     slot.worker.ref();
+    this.#watch(slot, p, p.job.timeLimitMs + WATCHDOG_GRACE_MS);
+    slot.worker.postMessage(p.job);
+  }
+
+  /**
+   * Ends the run (and its worker) if no answer came within `ms`. A timer that fires late says the main thread was
+   * stalled meanwhile (a GC pause, a long synchronous parse): timers run before the poll phase that delivers the
+   * worker's answer, so the answer may be waiting unread. It gets one more short turn before the run is taken for
+   * stuck, since a stuck script is confined to the spare worker for good.
+   */
+  #watch(slot: Slot, p: Pending, ms: number, again = true): void {
+    const due = performance.now() + ms;
     slot.watchdog = setTimeout(() => {
+      if (again && performance.now() - due > STALL_MS) return this.#watch(slot, p, STALL_MS, false);
       this.#isolated.add(p.job.script.id);
       this.#replace(slot, `timed out after ${p.job.timeLimitMs} ms`, 'timeout');
-    }, p.job.timeLimitMs + WATCHDOG_GRACE_MS);
-    slot.worker.postMessage(p.job);
+    }, ms);
   }
 
   #onMessage(slot: Slot, m: WorkerMessage): void {
