@@ -1,7 +1,7 @@
 // Template rules, table-driven: deny, require and allow lists, named and organization-wide rules, product references.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkGovernance, governanceFacts, ruleBreaches, type GovernanceFacts, type RuleFacts } from './governance.js';
+import { checkGovernance, governanceFacts, narrowedRules, ruleBreaches, type GovernanceFacts, type RuleFacts, type TemplateFacts } from './governance.js';
 import { readFileSync } from 'node:fs';
 import { parseManifests } from './manifest.js';
 
@@ -84,4 +84,25 @@ test('the quickstart\'s rule binds every template, a new one too (before, naming
     'ApimTemplate/sneaky breaks ApimTemplateRule/platform-rules: JavaScript is on the denyList',
     'ApimTemplate/sneaky breaks ApimTemplateRule/platform-rules: SpikeArrest is on the requiredList but not in the template',
   ]);
+});
+
+// A change naming a rule that bound every template made it bind the naming templates alone: one compliant "decoy"
+// template took an operator's rule off every other template, and a JavaScript template it denied went in.
+const orgWideBefore: GovernanceFacts = { templates: [{ name: 'a', kinds: ['SpikeArrest'] }], rules: [noJs], products: [] };
+const narrowing: [name: string, before: GovernanceFacts, changed: TemplateFacts[], expected: string[]][] = [
+  ['a template naming an organization-wide rule', orgWideBefore, [{ name: 'decoy', rule: 'no-js', kinds: ['SpikeArrest'] }], ['ApimTemplate/decoy']],
+  ['...also when it is the only template (the rule bound every template to come)', { templates: [], rules: [noJs], products: [] }, [{ name: 'decoy', rule: 'no-js', kinds: [] }], ['ApimTemplate/decoy']],
+  ['...also an existing template that named no rule before', orgWideBefore, [{ name: 'a', rule: 'no-js', kinds: ['SpikeArrest'] }], ['ApimTemplate/a']],
+  ['a template naming a rule other templates name already', { ...orgWideBefore, templates: [{ name: 'a', rule: 'no-js', kinds: [] }] }, [{ name: 'b', rule: 'no-js', kinds: [] }], []],
+  ['a rule created with the templates naming it (absent before)', { templates: [], rules: [], products: [] }, [{ name: 'a', rule: 'no-js', kinds: [] }], []],
+  ['a template naming no rule', orgWideBefore, [{ name: 'b', kinds: ['JavaScript'] }], []],
+];
+for (const [name, before, changed, expected] of narrowing) {
+  test(`narrowedRules: ${name}`, () => assert.deepEqual(narrowedRules(before, changed).map((v) => v.subject), expected));
+}
+
+test('narrowedRules names the template, the rule and why', () => {
+  const [v] = narrowedRules(orgWideBefore, [{ name: 'decoy', rule: 'no-js', kinds: [] }]);
+  assert.equal(v.rule, 'no-js');
+  assert.match(v.message, /^ApimTemplate\/decoy names ApimTemplateRule\/no-js, which no template names, so it binds every template; naming it would make it bind only the templates naming it/);
 });

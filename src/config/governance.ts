@@ -87,15 +87,42 @@ export function ruleBreaches(kinds: readonly string[], rule: RuleFacts, always: 
   return out;
 }
 
+/** The rules no template names: each binds every template (organization-wide). */
+export function organizationWideRules(facts: GovernanceFacts): RuleFacts[] {
+  const named = new Set(facts.templates.flatMap((t) => (t.rule ? [t.rule] : [])));
+  return facts.rules.filter((r) => !named.has(r.name));
+}
+
+/**
+ * The templates of a change that would name a rule which, before it, bound every template. A named rule binds only
+ * the templates naming it, so one compliant template naming an organization-wide rule would release every other
+ * template from it (a JavaScript template past a rule denying JavaScript, with no violation shown): a change may
+ * widen what a rule binds (delete the last template naming it) but not narrow it. A rule created in the same change
+ * as the templates naming it was not binding anything before, so it narrows nothing.
+ * @example narrowedRules(governanceFacts(stored), governanceFacts(applied).templates) → [{ subject: 'ApimTemplate/decoy', rule: 'org', message: 'ApimTemplate/decoy names ApimTemplateRule/org, which no template names, ...' }]
+ */
+export function narrowedRules(before: GovernanceFacts, changed: readonly TemplateFacts[]): Violation[] {
+  const orgWide = new Set(organizationWideRules(before).map((r) => r.name));
+  const out: Violation[] = [];
+  for (const t of changed) {
+    if (t.rule === undefined || !orgWide.has(t.rule)) continue;
+    out.push({
+      subject: `ApimTemplate/${t.name}`,
+      rule: t.rule,
+      message: `ApimTemplate/${t.name} names ApimTemplateRule/${t.rule}, which no template names, so it binds every template; naming it would make it bind only the templates naming it and release every other template from it. Leave spec.apimTemplateRule out (the rule binds this template anyway), or name a rule of its own`,
+    });
+  }
+  return out;
+}
+
 /**
  * Every violation in a set of templates, rules and products. A template answers to the rule it names and to every
- * rule that no template names (those are organization-wide).
+ * rule that no template names (those are organization-wide; a change may not narrow them: narrowedRules).
  * @example checkGovernance(governanceFacts(manifests)) → [{ subject: 'ApimTemplate/t', rule: 'r', message: 'ApimTemplate/t breaks ApimTemplateRule/r: JavaScript is on the denyList' }]
  */
 export function checkGovernance(facts: GovernanceFacts): Violation[] {
   const rules = new Map(facts.rules.map((r) => [r.name, r]));
-  const named = new Set(facts.templates.flatMap((t) => (t.rule ? [t.rule] : [])));
-  const orgWide = facts.rules.filter((r) => !named.has(r.name));
+  const orgWide = organizationWideRules(facts);
   const out: Violation[] = [];
   for (const t of facts.templates) {
     const subject = `ApimTemplate/${t.name}`;

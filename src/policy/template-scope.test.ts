@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { Manifest } from '../config/manifest.js';
-import { widenedTemplates } from './template-scope.js';
+import { narrowedTemplates, widenedTemplates } from './template-scope.js';
 
 const doc = (kind: string, name: string, spec: unknown = {}): Manifest => ({ apiVersion: 'apim.googleapis.com/v1', kind, metadata: { name }, spec, source: 'test', index: 0 });
 const template = (name: string) => doc('ApimTemplate', name, { templates: [] });
@@ -38,5 +38,26 @@ describe('widenedTemplates', () => {
 
   test('a product naming a template that was missing already is not a problem of this change', () => {
     assert.deepEqual(widenedTemplates([product('p', 't'), template('u')], [product('p', 't')]), []);
+  });
+});
+
+describe('narrowedTemplates', () => {
+  const notFiles = () => false;
+
+  test('a product newly naming a template no product named would take it off every other request', () => {
+    const narrowed = narrowedTemplates([template('global'), product('p')], [product('trial', 'other', 'global')], notFiles);
+    assert.deepEqual(narrowed.map(({ product, ref }) => [product, ref]), [['trial', 1]]);
+    assert.match(narrowed[0].message, /^ApimTemplate\/global: no product names it, so it runs for every request; APIProduct\/trial naming it would make it run only for the requests entitled through that product; give APIProduct\/trial a template of its own/);
+  });
+
+  test('a template the --config files declare: only the files can make it a product\'s', () => {
+    const [narrowed] = narrowedTemplates([template('global')], [product('trial', 'global')], (name) => name === 'global');
+    assert.match(narrowed.message, /the --config files declare it, so only they can make it a product's/);
+  });
+
+  test('a template created in the same change, one a product named already, or a missing one: nothing narrows', () => {
+    assert.deepEqual(narrowedTemplates([], [template('t'), product('p', 't')], notFiles), []);
+    assert.deepEqual(narrowedTemplates([template('t'), product('p', 't')], [product('q', 't')], notFiles), []);
+    assert.deepEqual(narrowedTemplates([template('u')], [product('p', 't')], notFiles), []);
   });
 });

@@ -3,7 +3,9 @@
 // naming product away (the product deleted, or its templateRefs edited) would therefore turn that product's own
 // policies (a trial's one-request quota, say) onto every tenant without a word: such a change is refused instead.
 // So is the mirror image, a change that takes a template away from a product still naming it: a template applied
-// later under that name, meant for every request, would then run only for that product's.
+// later under that name, meant for every request, would then run only for that product's. And through the admin API,
+// a product newly naming a template that runs for every request (the gateway's own throttle, one the --config files
+// declare too) would take it off every other request without a word: refused as well (narrowedTemplates).
 import type { ApiProductSpec } from '../config/apim-kinds.js';
 import type { Manifest } from '../config/manifest.js';
 
@@ -49,4 +51,39 @@ export function widenedTemplates(before: readonly Manifest[], after: readonly Ma
     );
   }
   return problems;
+}
+
+/** A product's `templateRefs[ref]` that would take a gateway-wide template off every other request. */
+export interface NarrowedTemplate {
+  product: string;
+  ref: number;
+  message: string;
+}
+
+/**
+ * The references of the products `changed` (an admin-API apply) to templates that existed in `before` with no product
+ * naming them: each would make its template run only for that product's requests instead of for every request. A
+ * template created in the same change as the product naming it was never gateway-wide, so it is not one of them.
+ * Templates `fileOwned` are scoped by the --config files alone, as the admin API cannot change file objects.
+ */
+export function narrowedTemplates(before: readonly Manifest[], changed: readonly Manifest[], fileOwned: (template: string) => boolean): NarrowedTemplate[] {
+  const namedBefore = namingProducts(before);
+  const existedBefore = templateNames(before);
+  const out: NarrowedTemplate[] = [];
+  for (const m of changed) {
+    if (m.kind !== 'APIProduct') continue;
+    const product = m.metadata.name;
+    (m.spec as ApiProductSpec).templateRefs?.forEach(({ name }, ref) => {
+      if (!existedBefore.has(name) || namedBefore.has(name)) return;
+      const instead = fileOwned(name)
+        ? `the --config files declare it, so only they can make it a product's: name it from a product in the files, or give APIProduct/${product} a template of its own`
+        : `give APIProduct/${product} a template of its own, or delete the template and apply it again in the same apply as the product`;
+      out.push({
+        product,
+        ref,
+        message: `ApimTemplate/${name}: no product names it, so it runs for every request; APIProduct/${product} naming it would make it run only for the requests entitled through that product; ${instead}`,
+      });
+    });
+  }
+  return out;
 }
