@@ -21,8 +21,10 @@ test('an answer cut after its first bytes is in the TTFT, token and size histogr
   finished(metrics, { status: 200, ttftMs: 30, bytesOut: 200, usage: { ...usage, estimated: true }, errorCode: 'upstream_error' });
   finished(metrics, { status: 200, ttftMs: 40, bytesOut: 100, usage: { ...usage, outputTokens: 3, estimated: true }, errorCode: 'client_closed' });
   finished(metrics, { status: 429, bytesOut: 90, errorCode: 'policies.ratelimit.QuotaViolation' });
+  // A model server's own error answer: its first byte came, but it answered nothing.
+  finished(metrics, { status: 400, ttftMs: 5, bytesOut: 80, errorCode: '400' });
 
-  assert.equal(await sample(registry, 'inference_objective_request_total'), 4);
+  assert.equal(await sample(registry, 'inference_objective_request_total'), 5);
   assert.equal(await sample(registry, 'inference_objective_request_ttft_seconds_count'), 3);
   assert.equal(await sample(registry, 'inference_objective_output_tokens_sum'), 13);
   assert.equal(await sample(registry, 'inference_objective_input_tokens_sum'), 30);

@@ -87,8 +87,9 @@ export class RequestMetrics {
     if (errorCode) this.#errors.labels(model, target, errorCode).inc();
     // An answer cut short after its first bytes (the client hung up, the model server died or timed out) still
     // delivered them, and its tokens are billed (usage records and token quotas count tollgate's estimate): the
-    // histograms count it as the records do. A refusal, or a failure before the first byte, answered nothing.
-    if (errorCode && ctx.ttftMs === undefined) return;
+    // histograms count it as the records do. A refusal, a failure before the first byte, or an error answer (a model
+    // server's 4xx/5xx) answered nothing.
+    if (errorCode && !(ctx.ttftMs !== undefined && ctx.status !== undefined && ctx.status < 300)) return;
     s.responseSizes.observe(ctx.bytesOut);
     if (ctx.ttftMs !== undefined) s.ttft.observe(ctx.ttftMs / 1000);
     if (ctx.usage) {
