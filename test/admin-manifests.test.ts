@@ -68,7 +68,8 @@ test('a credential header sent to an embeddings endpoint is shown redacted; the 
     apiVersion: V,
     kind: 'SemanticCacheLookup',
     metadata: { name: 'faq' },
-    spec: { embeddings: { url: 'http://127.0.0.1:9/v1/embeddings', model: 'e5', headers: { Authorization: 'Bearer sk-inline-123', 'x-api-key': { env: 'EMBEDDINGS_KEY' }, 'x-trace': 'on' } } },
+    // These headers are sent as written (never rendered): braces in one are part of the secret.
+    spec: { embeddings: { url: 'http://127.0.0.1:9/v1/embeddings', model: 'e5', headers: { Authorization: 'Bearer sk-inline-123', 'x-api-key': { env: 'EMBEDDINGS_KEY' }, 'x-trace': 'on', 'x-model-token': 'sk_{live}_9f8e' } } },
   };
   const saved = process.env.EMBEDDINGS_KEY;
   process.env.EMBEDDINGS_KEY = 'from-the-environment';
@@ -76,7 +77,7 @@ test('a credential header sent to an embeddings endpoint is shown redacted; the 
     assert.equal((await call(admin, 'POST', '/v1/apply', [lookup])).status, 200);
     const shown = await call(admin, 'GET', '/v1/manifests/SemanticCacheLookup/faq');
     // Before: the inline bearer token was shown as it was stored.
-    assert.deepEqual(shown.body.spec.embeddings.headers, { Authorization: '(redacted)', 'x-api-key': { env: 'EMBEDDINGS_KEY' }, 'x-trace': 'on' });
+    assert.deepEqual(shown.body.spec.embeddings.headers, { Authorization: '(redacted)', 'x-api-key': { env: 'EMBEDDINGS_KEY' }, 'x-trace': 'on', 'x-model-token': '(redacted)' });
     const back = await call(admin, 'POST', '/v1/apply', [shown.body]);
     assert.equal(back.status, 400);
     assert.equal(back.body.error.details[0].path, '[0].spec.embeddings.headers.Authorization');

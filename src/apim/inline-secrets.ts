@@ -18,11 +18,16 @@ const HEADER_MAPS: Record<string, readonly (readonly [string, string])[]> = {
 /** Header lists ({name, value}) by kind, as paths under `spec`: AssignMessage sets a model server's credential so. */
 const HEADER_LISTS: Record<string, readonly (readonly [string, string])[]> = { AssignMessage: [['set', 'headers']] };
 
+/** Kinds whose header values are rendered as templates; the others' are sent exactly as written. */
+const RENDERED = new Set(['ServiceCallout', 'AssignMessage']);
+
 /**
  * A template (`Bearer {kvm.token}`) names where the credential is, as `{env}` does; only a literal holds one. Judged
- * as the renderer reads references: braces around anything else (`sk-9f8e{7d6c}`) are sent as written, a literal.
+ * as the renderer reads references: braces around anything else (`sk-9f8e{7d6c}`) are sent as written, a literal;
+ * and where nothing is rendered, every value is one.
  */
-const literalCredential = (name: unknown, value: unknown) => typeof name === 'string' && typeof value === 'string' && CREDENTIAL_HEADER.test(name) && !isTemplate(value);
+const literalCredential = (kind: string, name: unknown, value: unknown) =>
+  typeof name === 'string' && typeof value === 'string' && CREDENTIAL_HEADER.test(name) && !(RENDERED.has(kind) && isTemplate(value));
 
 /** Header names that carry credentials: their inline values are secret (an `{env}` reference names, not holds). */
 const CREDENTIAL_HEADER = /auth|cookie|token|secret|password|passwd|key|credential|signature/i;
@@ -43,14 +48,14 @@ function inlineSecrets(kind: string, spec: JsonObject): { path: string[]; value:
     const parent = spec[outer];
     const headers = isObject(parent) ? parent[inner] : undefined;
     if (!isObject(headers)) continue;
-    for (const [name, value] of Object.entries(headers)) if (literalCredential(name, value)) out.push({ path: [outer, inner, name], value });
+    for (const [name, value] of Object.entries(headers)) if (literalCredential(kind, name, value)) out.push({ path: [outer, inner, name], value });
   }
   for (const [outer, inner] of Object.hasOwn(HEADER_LISTS, kind) ? HEADER_LISTS[kind] : []) {
     const parent = spec[outer];
     const list = isObject(parent) ? parent[inner] : undefined;
     if (!Array.isArray(list)) continue;
     list.forEach((h, i) => {
-      if (isObject(h) && literalCredential(h.name, h.value)) out.push({ path: [outer, inner, String(i), 'value'], value: h.value });
+      if (isObject(h) && literalCredential(kind, h.name, h.value)) out.push({ path: [outer, inner, String(i), 'value'], value: h.value });
     });
   }
   return out;
