@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startGateway } from '../src/gateway/gateway.js';
 import { startSimFleet } from '../src/sim/index.js';
+import { closeEnvoyClients, envoyExchange } from './helpers/extproc-envoy.js';
 import { collectingLogger } from './helpers/log-lines.js';
 import { manifest, poolAndModel, settings } from './helpers/manifests.js';
 
@@ -24,6 +25,8 @@ test('a cache hit logs the completion it answered with', async () => {
     host: '127.0.0.1',
     watch: false,
     logger,
+    extprocPort: 0,
+    extproc: { requestBodyMode: 'BUFFERED' },
   }).catch(async (err: unknown) => {
     await fleet.close();
     throw err;
@@ -47,7 +50,21 @@ test('a cache hit logs the completion it answered with', async () => {
       assert.ok(completions[0], `the model server's answer is logged (stream ${stream})`);
       assert.equal(completions[1], completions[0], `the hit logs what it replayed (stream ${stream})`);
     }
+    // Over ext_proc, a hit is Envoy's local reply: logged the same.
+    const completions: (string | undefined)[] = [];
+    for (let i = 0; i < 2; i++) {
+      const id = `logged-extproc-${i}`;
+      const body = JSON.stringify({ model: 'm', temperature: 0, max_tokens: 6, messages: [{ role: 'user', content: 'cache me over ext_proc' }] });
+      const r = await envoyExchange(`127.0.0.1:${gw.extprocPort}`, { path: '/v1/chat/completions', headers: { 'content-type': 'application/json', 'x-request-id': id }, body, upstream: fleet.urls[0], responseBodyMode: 'BUFFERED' });
+      assert.equal(r.status, 200);
+      assert.equal(r.headers['x-cache'], i === 0 ? 'MISS' : 'HIT');
+      await new Promise((res) => setTimeout(res, 50));
+      completions.push(lines.find((l) => l.msg === 'request' && l.requestId === id)?.completion);
+    }
+    assert.ok(completions[0]);
+    assert.equal(completions[1], completions[0]);
   } finally {
+    closeEnvoyClients();
     await gw.close();
     await fleet.close();
   }

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { chatAnswer } from '../src/policy/caching/testing.js';
 import { createApp, untilKeyKnown } from './helpers/apim-admin.js';
+import { closeEnvoyClients, envoyExchange } from './helpers/extproc-envoy.js';
 import { apiKeyManifests, manifest, poolAndModel } from './helpers/manifests.js';
 import { startStub, type Stub } from './helpers/stub-upstream.js';
 
@@ -23,7 +24,16 @@ const chat = (gw: Gateway, headers: Record<string, string> = {}) =>
 test("with API keys, a tenant sees its own quota's rate-limit headers and none of the model server's", async () => {
   const stub = await providerStub();
   const quota = { restOperations: [{ name: 'chat', path: '/v1/chat/completions', methods: ['POST'] }], quota: { limit: 5, interval: 1, timeUnit: 'hour' } };
-  const gw = await startGateway({ configPaths: [], manifests: [...apiKeyManifests('p', quota), ...poolAndModel([stub.url])], port: 0, adminPort: 0, host: '127.0.0.1', watch: false });
+  const gw = await startGateway({
+    configPaths: [],
+    manifests: [...apiKeyManifests('p', quota), ...poolAndModel([stub.url])],
+    port: 0,
+    adminPort: 0,
+    host: '127.0.0.1',
+    watch: false,
+    extprocPort: 0,
+    extproc: { requestBodyMode: 'BUFFERED' },
+  });
   try {
     const app = await createApp(gw.adminUrl, ['p'], 'limits');
     await untilKeyKnown(gw.url, app.key);
@@ -33,7 +43,16 @@ test("with API keys, a tenant sees its own quota's rate-limit headers and none o
     assert.equal(res.headers.get('x-ratelimit-remaining-requests'), '4');
     assert.equal(res.headers.get('x-ratelimit-limit-tokens'), null);
     assert.equal(res.headers.get('x-ratelimit-remaining-tokens'), null);
+    // Over ext_proc, the headers Envoy is told to send are the same.
+    const body = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }] });
+    const r = await envoyExchange(`127.0.0.1:${gw.extprocPort}`, { path: '/v1/chat/completions', headers: { 'content-type': 'application/json', 'x-api-key': app.key }, body, upstream: stub.url });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['x-ratelimit-remaining-requests'], '3');
+    assert.equal(r.headers['x-ratelimit-limit-requests'], '5');
+    assert.equal(r.headers['x-ratelimit-limit-tokens'], undefined);
+    assert.equal(r.headers['x-ratelimit-remaining-tokens'], undefined);
   } finally {
+    closeEnvoyClients();
     await gw.close();
     await stub.close();
   }

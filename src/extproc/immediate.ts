@@ -3,6 +3,7 @@
 import type { RequestContext } from '../gateway/context.js';
 import type { ErrorResponse } from '../gateway/errors.js';
 import type { DirectResponse } from '../gateway/hooks.js';
+import { readAnswerText } from '../gateway/usage.js';
 import { MutationBuilder } from './headers.js';
 import type { ProcessingResponse } from './messages.js';
 
@@ -22,6 +23,8 @@ export function immediateResponse(ctx: RequestContext, r: ErrorResponse | Direct
   const body = typeof r.body === 'string' ? Buffer.from(r.body) : r.body;
   // Envoy sends this body to the client: these are the bytes out, as the data plane counts its own answers.
   ctx.bytesOut = body.length;
+  // A cache hit is the answer the client reads: its text is logged as a model server's is.
+  if (ctx.completion && r.status < 300) readAnswerText(ctx.completion, r);
   return {
     immediate_response: {
       status: { code: r.status },

@@ -30,7 +30,7 @@ import { IDENTITY_HEADERS, identityHeaderValues } from './identity-headers.js';
 import { assertSafePath } from './safe-path.js';
 import type { UpstreamPools } from './upstream-pools.js';
 import { requestStreamUsage } from './stream-usage.js';
-import { UsageScanner } from './usage.js';
+import { readAnswerText } from './usage.js';
 import { storedResponseRequest, type FindRecordedResponse } from './stored-responses.js';
 import { keyedTenant } from './tenant.js';
 import { responseNotFound, StoredResponseRouting } from './stored-response-routing.js';
@@ -573,11 +573,4 @@ export class DataPlane {
     this.finish(ctx);
     if (--this.#inflight === 0 && this.#draining) for (const w of this.#idleWaiters.splice(0)) w();
   }
-}
-
-/** The text of an answer a policy made, into `text` as the proxy's scanner reads a model server's (JSON or events). */
-function readAnswerText(text: CompletionText, r: DirectResponse): void {
-  const scanner = new UsageScanner(r.headers['content-type'], text);
-  scanner.push(typeof r.body === 'string' ? Buffer.from(r.body) : r.body);
-  scanner.end();
 }

@@ -1,6 +1,7 @@
 // Header values a policy renders from request data (`{request.queryparam.q}`) or a script sets from a model's text
 // can hold characters HTTP cannot carry (a line break, an emoji), and a script can name a header anything: node:http
 // refuses such a header when the answer's head is written, which would lose the answer (or, unhandled, the process).
+import type { RequestContext } from './context.js';
 
 /** What RFC 9110 field values (and node:http) allow: tab, visible ASCII, space, obs-text. */
 const UNSENDABLE = /[^\t\x20-\x7e\x80-\xff]/;
@@ -28,4 +29,13 @@ export function dropUnsendableHeaders(headers: Record<string, unknown>): string[
  */
 export function addPolicyHeaders(out: Record<string, unknown>, policyHeaders: Record<string, string>): void {
   for (const name in policyHeaders) out[name] = name === 'vary' && out.vary ? `${String(out.vary)}, ${policyHeaders.vary}` : policyHeaders[name];
+}
+
+/**
+ * With API management the rate-limit headers a client sees are its own quotas' (the policies add them): a model
+ * server's (a hosted provider's) would show each tenant the operator's account, as though it were its budget.
+ */
+export function dropUpstreamLimits(out: Record<string, unknown>, ctx: Pick<RequestContext, 'apim'>): void {
+  if (ctx.apim === undefined) return;
+  for (const name in out) if (name.startsWith('x-ratelimit-')) delete out[name];
 }

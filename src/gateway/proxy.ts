@@ -16,7 +16,7 @@ import { usageAtEnd } from './estimated-usage.js';
 import type { ResponseFlow } from './hooks.js';
 import { AnswerCopy } from './answer-copy.js';
 import { compressedAnswerError, readableAnswer } from './content-encoding.js';
-import { addPolicyHeaders, dropUnsendableHeaders } from './header-values.js';
+import { addPolicyHeaders, dropUnsendableHeaders, dropUpstreamLimits } from './header-values.js';
 import { MAX_HELD_EVENT, SseRewriter, withUsageStripped } from './sse-rewriter.js';
 import { answerReadAs, isEventStream } from './media-type.js';
 import { unwatchConnection, watchConnection } from './client-pick-request.js';
@@ -208,13 +208,11 @@ class Exchange {
     const firstByte = this.#target.firstByteTimeoutMs;
     if (firstByte < this.#target.responseTimeoutMs) this.#cancelFirstByte = deadlineAfterIo(Math.max(0, firstByte - (performance.now() - this.#sentAt)), this.#onFirstByteDeadline);
     const out: OutgoingHttpHeaders = {};
-    // With API management the rate-limit headers a client sees are its own quotas' (the policies add them): a model
-    // server's (a hosted provider's) would show each tenant the operator's account, as though it were its budget.
-    const ownLimits = ctx.apim !== undefined;
     for (const name in headers) {
-      if (!HOP_BY_HOP.has(name) && !(ownLimits && name.startsWith('x-ratelimit-'))) out[name] = headers[name];
+      if (!HOP_BY_HOP.has(name)) out[name] = headers[name];
     }
     for (const name of connectionListed(headers.connection)) delete out[name];
+    dropUpstreamLimits(out, ctx);
     addPolicyHeaders(out, ctx.responseHeaders);
     out['x-request-id'] = ctx.id;
     const readAs = answerReadAs(headers, status, ctx.stream);

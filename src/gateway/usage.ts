@@ -365,3 +365,13 @@ function carriesUsage(line: string): boolean {
   }
   return false;
 }
+
+/**
+ * The text of an answer tollgate gives itself (a cache hit), into `text` (logging.logPrompts) as the scanner reads a
+ * model server's, JSON or events.
+ */
+export function readAnswerText(text: CompletionText, r: { headers: Record<string, string>; body: string | Buffer }): void {
+  const scanner = new UsageScanner(r.headers['content-type'], text);
+  scanner.push(typeof r.body === 'string' ? Buffer.from(r.body) : r.body);
+  scanner.end();
+}
