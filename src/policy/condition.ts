@@ -1,4 +1,5 @@
-// ApimTemplate conditions: CEL (@bufbuild/cel) over request attributes, parsed and planned once at config load.
+// ApimTemplate conditions: CEL (@bufbuild/cel) over request attributes, parsed, type-checked and planned once at
+// config load.
 import type * as Cel from '@bufbuild/cel';
 import type * as CelExt from '@bufbuild/cel/ext';
 import type { IncomingHttpHeaders } from 'node:http';
@@ -8,24 +9,53 @@ import type { ApimState } from './types.js';
 
 type Expr = ReturnType<typeof Cel.parse>['expr'];
 
-const VARIABLES = ['request', 'model', 'apiproduct', 'client'] as const;
-const KNOWN = new Set<string>(VARIABLES);
+/**
+ * A condition's static type: a CEL type's name (`string`, `dyn`, `google.protobuf.Duration`), a list, a map, or a
+ * variable's record of fields (at request time a map holding just those).
+ */
+type Type = string | { readonly list: Type } | { readonly map: readonly [Type, Type] } | { readonly fields: Readonly<Record<string, Type>> };
+
+/** The variables and their fields, as bindingsOf fills them: a misspelt field is refused at load, not false forever. */
+const VARIABLES = {
+  request: { fields: { path: 'string', method: 'string', headers: { map: ['string', 'string'] } } },
+  model: 'string',
+  apiproduct: { fields: { name: 'string' } },
+  client: { fields: { ip: 'string' } },
+} satisfies Record<string, Type>;
+const KNOWN = new Set(Object.keys(VARIABLES));
 
 /** The CEL library and its environment, loaded with the first condition compiled (most configurations have none). */
 const cel = lazyRequire<typeof Cel>('@bufbuild/cel');
 const celStrings = lazyRequire<typeof CelExt>('@bufbuild/cel/ext');
 let env: ReturnType<typeof Cel.celEnv> | undefined;
 
+/**
+ * `replace` as the strings extension specifies it (cel-go's documentation: a negative count replaces all, an empty
+ * substring matches before each character and at the end), in time linear in its input and output. The library's
+ * rebuilds the whole string for each occurrence: 16,000 dashes of a header through `replace('-', '_')` took 281 ms.
+ */
+function replace(this: string, substr: string, repl: string, num?: bigint): string {
+  const limit = num === undefined || num < 0n ? Infinity : Number(num);
+  const parts: string[] = [];
+  let from = 0;
+  for (let at = this.indexOf(substr); at !== -1 && parts.length < limit; ) {
+    parts.push(this.slice(from, at));
+    from = at + substr.length;
+    if (substr !== '') at = this.indexOf(substr, from);
+    else if (at < this.length) at += this.codePointAt(at)! > 0xffff ? 2 : 1;
+    else at = -1;
+  }
+  parts.push(this.slice(from));
+  return parts.join(repl);
+}
+
 function celEnvironment(): ReturnType<typeof Cel.celEnv> {
   if (env) return env;
-  const { CelScalar, celEnv, mapType } = cel();
-  const variables = {
-    request: mapType(CelScalar.STRING, CelScalar.DYN),
-    model: CelScalar.STRING,
-    apiproduct: mapType(CelScalar.STRING, CelScalar.STRING),
-    client: mapType(CelScalar.STRING, CelScalar.STRING),
-  } satisfies Record<(typeof VARIABLES)[number], unknown>;
-  return (env = celEnv({ variables, funcs: celStrings().strings }));
+  const { CelScalar, celEnv, celMethod } = cel();
+  const { STRING, INT } = CelScalar;
+  const linear = [celMethod('replace', STRING, [STRING, STRING], STRING, replace), celMethod('replace', STRING, [STRING, STRING, INT], STRING, replace)];
+  // Later functions of the same signature replace earlier ones.
+  return (env = celEnv({ funcs: [...celStrings().strings, ...linear] }));
 }
 
 /** A compiled condition; `test` is false when the expression errs (a missing header key, say). */
@@ -50,7 +80,7 @@ function bindingsOf(ctx: RequestContext, state: ApimState) {
     model: ctx.model ?? '',
     apiproduct: new Map([['name', state.product?.name ?? '']]),
     client: new Map([['ip', ctx.clientIp ?? '']]),
-  };
+  } satisfies Record<keyof typeof VARIABLES, unknown>;
 }
 
 /** The sub-expressions of a select, call, list or map expression (a comprehension's are read by name); none else. */
@@ -117,14 +147,198 @@ function nestedRequestLoop(expr: Expr | undefined, inLoop: boolean): boolean {
   return nestedRequestLoop(c.iterRange, inLoop) || nestedRequestLoop(c.accuInit, inLoop) || [c.loopCondition, c.loopStep, c.result].some((e) => nestedRequestLoop(e, body));
 }
 
-const EMPTY_CTX = { path: '/', method: 'GET', headers: {}, clientIp: '' } as unknown as RequestContext;
+/**
+ * A replace() whose replacement, or a join() whose separator, is not a literal: its output is then as long as the
+ * product of two sizes a client chooses (`h.replace('a', request.headers['x-b'])` with two 7 KB headers took 175 s and
+ * 1.7 GB; `h.split('').join(request.headers['x-b'])` 8 s). With a literal, the output is the input times at most the
+ * literal's length plus one: linear. format() needs no such rule: each placeholder takes one argument (too few is an
+ * error), so its output is the format and the arguments, each formatted once.
+ */
+function requestSizedProduct(expr: Expr | undefined): boolean {
+  if (!expr) return false;
+  const k = expr.exprKind;
+  if (k.case === 'callExpr' && k.value.target) {
+    const { function: fn, args } = k.value;
+    if ((fn === 'replace' && !isConstant(args[1])) || (fn === 'join' && args.length > 0 && !isConstant(args[0]))) return true;
+  }
+  if (k.case !== 'comprehensionExpr') return operands(k).some(requestSizedProduct);
+  const c = k.value;
+  return [c.iterRange, c.accuInit, c.loopCondition, c.loopStep, c.result].some(requestSizedProduct);
+}
+
+function show(t: Type): string {
+  if (typeof t === 'string') return t;
+  if ('list' in t) return `list(${show(t.list)})`;
+  if ('map' in t) return `map(${show(t.map[0])}, ${show(t.map[1])})`;
+  return `{${Object.keys(t.fields).join(', ')}}`;
+}
+
+function typeOfCel(t: Cel.CelType): Type {
+  if (t.kind === 'list') return { list: typeOfCel(t.element) };
+  if (t.kind === 'map') return { map: [typeOfCel(t.key), typeOfCel(t.value)] };
+  return t.name;
+}
+
+/** Whether a value of type `t` may be passed where `p` is declared; dyn fits either way, as in CEL's checkers. */
+function fits(t: Type, p: Type): boolean {
+  if (t === 'dyn' || p === 'dyn') return true;
+  if (typeof t === 'string' || typeof p === 'string') return t === p;
+  if ('list' in p) return 'list' in t && fits(t.list, p.list);
+  if (!('map' in p)) return false;
+  if ('map' in t) return fits(t.map[0], p.map[0]) && fits(t.map[1], p.map[1]);
+  return 'fields' in t && fits('string', p.map[0]) && Object.values(t.fields).every((f) => fits(f, p.map[1]));
+}
+
+/** The type two values may have: theirs when they agree, dyn otherwise. */
+function either(a: Type, b: Type): Type {
+  return show(a) === show(b) ? a : 'dyn';
+}
+
+// Numbers of different types compare, and lists and maps take any as an index or key (`[a, b][1u]`, `{1: x}[1.0]`).
+const NUMBERS: readonly Type[] = ['int', 'uint', 'double'];
+const keyFits = (t: Type, key: Type): boolean => fits(t, key) || (NUMBERS.includes(key) && NUMBERS.some((n) => fits(t, n)));
+
+/** Whether values of these types can be equal: `==` is declared over dyn, so `request.path == 5` is false, always. */
+function comparable(a: Type, b: Type): boolean {
+  return fits(a, b) || a === 'null_type' || b === 'null_type' || (NUMBERS.includes(a) && NUMBERS.includes(b));
+}
+
+/** What a comprehension's variable holds: a list's items, a map's (or a variable's) keys; undefined if no loop. */
+function itemOf(t: Type): Type | undefined {
+  if (t === 'dyn') return 'dyn';
+  if (typeof t === 'string') return undefined;
+  if ('list' in t) return t.list;
+  return 'map' in t ? t.map[0] : 'string';
+}
+
+/** A variable's field, a map's value (`request.headers.x`), or undefined when there is none. */
+function fieldOf(t: Type, name: string): Type | undefined {
+  if (t === 'dyn') return 'dyn';
+  if (typeof t === 'string' || 'list' in t) return undefined;
+  if ('map' in t) return fits('string', t.map[0]) ? t.map[1] : undefined;
+  return Object.hasOwn(t.fields, name) ? t.fields[name] : undefined;
+}
+
+/** A list's item, a map's value, a variable's field (`request['path']`), or undefined when `key` can take none. */
+function indexed(t: Type, key: Type, keyExpr: Expr): Type | undefined {
+  if (t === 'dyn') return 'dyn';
+  if (typeof t === 'string') return undefined;
+  if ('list' in t) return keyFits(key, 'int') ? t.list : undefined;
+  if ('map' in t) return keyFits(key, t.map[0]) ? t.map[1] : undefined;
+  const k = keyExpr.exprKind;
+  if (k.case === 'constExpr' && k.value.constantKind.case === 'stringValue') return fieldOf(t, k.value.constantKind.value);
+  return fits(key, 'string') ? 'dyn' : undefined;
+}
+
+const CONSTANT_TYPES: Record<string, Type> = {
+  boolValue: 'bool',
+  int64Value: 'int',
+  uint64Value: 'uint',
+  doubleValue: 'double',
+  stringValue: 'string',
+  bytesValue: 'bytes',
+  nullValue: 'null_type',
+  durationValue: 'google.protobuf.Duration',
+  timestampValue: 'google.protobuf.Timestamp',
+};
+
+/**
+ * The type of a parsed condition, from the variables' declarations and the functions' own (the environment's
+ * overloads, the ones the evaluator dispatches on); throws at the first call no overload takes, which would err on
+ * every request. @bufbuild/cel 0.6's own checker types constants and identifiers only, and is not exported.
+ */
+function typeCheck(parsed: ReturnType<typeof Cel.parse>, funcs: Cel.CelEnv['funcs']): Type {
+  const positions = parsed.sourceInfo?.positions ?? {};
+  function fail(e: Expr, message: string): never {
+    const at = positions[String(e.id)];
+    throw new Error(at === undefined ? message : `${message} (column ${at + 1})`);
+  }
+  function bool(e: Expr | undefined, t: Type): void {
+    if (e && !fits(t, 'bool')) fail(e, `a bool is needed here, not ${show(t)}`);
+  }
+  function call(e: Expr, c: Extract<Expr['exprKind'], { case: 'callExpr' }>['value'], scope: ReadonlyMap<string, Type>): Type {
+    const self = c.target ? typeOf(c.target, scope) : undefined;
+    const args = c.args.map((a) => typeOf(a, scope));
+    // The operators the evaluator runs itself, not through a declared function.
+    switch (c.function) {
+      case '_&&_':
+      case '_||_':
+        args.forEach((t, i) => bool(c.args[i], t));
+        return 'bool';
+      case '@not_strictly_false':
+        return 'bool';
+      case '_==_':
+      case '_!=_':
+        if (!comparable(args[0], args[1])) fail(e, `${show(args[0])} and ${show(args[1])} are never equal`);
+        return 'bool';
+      case '_?_:_':
+        bool(c.args[0], args[0]);
+        return either(args[1], args[2]);
+      case '_[_]':
+        return indexed(args[0], args[1], c.args[1]) ?? fail(e, `${show(args[0])} cannot be indexed by ${show(args[1])}`);
+    }
+    const group = funcs.find(c.function);
+    if (!group) fail(e, `unknown function "${c.function}"`);
+    const results = [...group]
+      .filter((f) => (f.target === undefined) === (self === undefined) && f.arguments.length === args.length)
+      .filter((f) => (!f.target || fits(self!, typeOfCel(f.target))) && args.every((t, i) => fits(t, typeOfCel(f.arguments[i]))))
+      .map((f) => typeOfCel(f.result));
+    if (results.length === 0) {
+      fail(e, `found no matching overload for '${c.function}' applied to '${self ? `${show(self)}.` : ''}(${args.map(show).join(', ')})'`);
+    }
+    return results.reduce(either);
+  }
+  function typeOf(e: Expr | undefined, scope: ReadonlyMap<string, Type>): Type {
+    if (!e) return 'dyn';
+    const k = e.exprKind;
+    switch (k.case) {
+      case 'constExpr':
+        return CONSTANT_TYPES[k.value.constantKind.case ?? ''] ?? 'dyn';
+      case 'identExpr':
+        return scope.get(k.value.name) ?? VARIABLES[k.value.name as keyof typeof VARIABLES];
+      case 'selectExpr': {
+        const t = typeOf(k.value.operand, scope);
+        const field = fieldOf(t, k.value.field) ?? fail(e, `${show(t)} has no field "${k.value.field}"`);
+        return k.value.testOnly ? 'bool' : field;
+      }
+      case 'callExpr':
+        return call(e, k.value, scope);
+      case 'listExpr': {
+        const items = k.value.elements.map((x) => typeOf(x, scope));
+        return { list: items.length > 0 ? items.reduce(either) : 'dyn' };
+      }
+      case 'structExpr': {
+        // A message built by name (google.protobuf.Duration{seconds: 1}): the evaluator's registry types it.
+        if (k.value.messageName) return 'dyn';
+        const keys = k.value.entries.map((x) => typeOf(x.keyKind.case === 'mapKey' ? x.keyKind.value : undefined, scope));
+        const values = k.value.entries.map((x) => typeOf(x.value, scope));
+        return { map: keys.length > 0 ? [keys.reduce(either), values.reduce(either)] : ['dyn', 'dyn'] };
+      }
+      case 'comprehensionExpr': {
+        const c = k.value;
+        const range = typeOf(c.iterRange, scope);
+        const item = itemOf(range) ?? fail(e, `cannot loop over ${show(range)}`);
+        const accu = typeOf(c.accuInit, scope);
+        const body = new Map(scope).set(c.accuVar, accu).set(c.iterVar, item);
+        if (c.iterVar2) body.set(c.iterVar2, 'dyn');
+        bool(c.loopCondition, typeOf(c.loopCondition, body));
+        const step = typeOf(c.loopStep, body);
+        return typeOf(c.result, new Map(scope).set(c.accuVar, either(accu, step)));
+      }
+      default:
+        return 'dyn';
+    }
+  }
+  return typeOf(parsed.expr, new Map());
+}
 
 /**
  * compileCondition("request.path.startsWith('/v1/chat') && model == 'llama'") → Condition.
- * @throws Error on a syntax error, an unknown variable, or an expression that is not a bool.
+ * @throws Error on a syntax error, an unknown variable or field, a call no overload takes, an expression that is not a
+ *   bool, or one whose time or memory grows faster than what a client sends.
  */
 export function compileCondition(source: string): Condition {
-  const { isCelError, parse, plan } = cel();
+  const { parse, plan } = cel();
   let parsed: ReturnType<typeof parse>;
   try {
     parsed = parse(source);
@@ -135,15 +349,20 @@ export function compileCondition(source: string): Condition {
   freeIdentifiers(parsed.expr, new Set(), free);
   const unknown = [...free].filter((n) => !KNOWN.has(n));
   if (unknown.length > 0) throw new Error(`unknown variable ${unknown.map((n) => `"${n}"`).join(', ')} (known: ${[...KNOWN].join(', ')})`);
+  const type = typeCheck(parsed, celEnvironment().funcs);
+  // dyn (an item of a split(), say) would be a bool only if the request makes it one: as likely a comparison forgotten.
+  if (type !== 'bool') throw new Error(`must evaluate to a bool, not ${show(type)}${type === 'dyn' ? ' (compare it: == true)' : ''}`);
   if (nestedRequestLoop(parsed.expr, false)) {
     throw new Error(
       "a loop over request data inside another (exists in exists, a split() of a header in exists, as in `t in request.headers['x'].split(',')`, ...) takes time in the square of what a client sends: not allowed",
     );
   }
+  if (requestSizedProduct(parsed.expr)) {
+    throw new Error(
+      "replace() with a replacement, or join() with a separator, that is not a literal makes a string as long as the product of two sizes a client chooses: not allowed",
+    );
+  }
   const evaluate = plan(celEnvironment(), parsed);
-  // A trial run on an empty request catches expressions of the wrong type; data-dependent errors are fine here.
-  const trial = evaluate(bindingsOf(EMPTY_CTX, {}));
-  if (!isCelError(trial) && typeof trial !== 'boolean') throw new Error('must evaluate to a bool');
   return {
     source,
     test: (ctx, state) => evaluate(bindingsOf(ctx, state)) === true,
