@@ -8,14 +8,15 @@ import { ExtprocClient } from '../src/extproc/client.js';
 import { startGateway } from '../src/gateway/gateway.js';
 import { waitFor } from '../src/sim/testing.js';
 import { headerMap, sendChatRequest } from './helpers/extproc-envoy.js';
-import { collectingLogger } from './helpers/log-lines.js';
+import { collectingLogger, type AccessLine } from './helpers/log-lines.js';
 import { poolAndModel, settings } from './helpers/manifests.js';
 import { startStub } from './helpers/stub-upstream.js';
 
 /** A logger that keeps the gateway's lines, and the error codes of its access-log lines. */
 function accessLines() {
-  const { logger, lines } = collectingLogger();
-  return { logger, errorCodes: () => lines.filter((l) => l.msg === 'request').map((l) => l.errorCode) };
+  const { logger, lines } = collectingLogger<AccessLine & { inputTokens?: number }>();
+  const requests = () => lines.filter((l) => l.msg === 'request');
+  return { logger, requests, errorCodes: () => requests().map((l) => l.errorCode) };
 }
 
 test('a stream cut when the shutdown grace ends is recorded as shutting_down, not as the model server or the client failing', async () => {
@@ -59,7 +60,7 @@ test('a stream cut when the shutdown grace ends is recorded as shutting_down, no
 test('a request still waiting for its answer when the grace ends counts as a 503 shutting_down, not status 0', async () => {
   // Never answers: the request waits for its first byte past the grace period.
   const stub = await startStub(() => {});
-  const { logger, errorCodes } = accessLines();
+  const { logger, errorCodes, requests } = accessLines();
   const gw = await startGateway({
     configPaths: [],
     manifests: [...poolAndModel([stub.url]), settings({ server: { shutdownGracePeriod: '200ms' } })],
@@ -75,6 +76,8 @@ test('a request still waiting for its answer when the grace ends counts as a 503
     await gw.close();
     assert.equal(await answered, 'cut');
     assert.deepEqual(errorCodes(), ['shutting_down']);
+    // Not charged its prompt as a client that hung up on a model server at work is.
+    assert.equal(requests()[0].inputTokens, undefined);
     assert.match(await gw.registry.metrics(), /tollgate_requests_total\{product="",model="m",status="503"\} 1/);
   } finally {
     await gw.close();

@@ -9,11 +9,13 @@ import { compileConfig } from '../src/config/runtime-config.js';
 import { startGateway } from '../src/gateway/gateway.js';
 import { manifest, settings } from './helpers/manifests.js';
 import { startStub } from './helpers/stub-upstream.js';
+import { waitFor } from '../src/sim/testing.js';
 
 const tokenizerLoaded = () => Object.keys(createRequire(import.meta.url).cache).some((path) => path.includes('gpt-tokenizer'));
 
 test('the tokenizer is loaded when a configuration that meters streams is applied, not by the first cut stream', async () => {
-  const stub = await startStub();
+  // Never answers: a client that hangs up on it leaves a request a model server was working on.
+  const stub = await startStub(() => {});
   const manifests = (metered: boolean) => [
     manifest('InferencePool', 'pool', { endpoints: [stub.url] }),
     manifest('InferenceModel', 'm', { modelName: 'm', poolRef: { name: 'pool' } }),
@@ -22,6 +24,14 @@ test('the tokenizer is loaded when a configuration that meters streams is applie
   const gw = await startGateway({ configPaths: [], manifests: manifests(false), port: 0, adminPort: 0, host: '127.0.0.1', watch: false });
   try {
     assert.equal(tokenizerLoaded(), false, 'nothing to meter: not loaded');
+    // Nothing reads a hang-up's usage estimate either: no prompt is counted for it.
+    const abort = new AbortController();
+    const hungUp = fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', signal: abort.signal, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }] }) }).catch(() => 'aborted');
+    await waitFor(() => stub.requests.length === 1, 5000, 'the request upstream');
+    abort.abort();
+    assert.equal(await hungUp, 'aborted');
+    await waitFor(() => gw.dataPlane.inflight === 0, 5000, 'the request over');
+    assert.equal(tokenizerLoaded(), false, 'a hang-up with nothing metered: not loaded');
     gw.apply(compileConfig(manifests(true)));
     assert.equal(tokenizerLoaded(), true, 'metering turned on by a reload: loaded then');
   } finally {

@@ -51,6 +51,8 @@ export interface RequestContext {
   responseHeaders: Record<string, string>;
   endpoint?: EndpointConfig;
   attempts: number;
+  /** An attempt's request went out on a connection to a model server (an attempt is counted before: queued for one). */
+  sentUpstream?: true;
   /** The status the model server answered with (the last attempt's); undefined when none answered. */
   upstreamStatus?: number;
   /**

@@ -533,7 +533,11 @@ export class DataPlane {
   /** Accounting once a request is over, whichever way it came in: metrics, policies' response flow, access log. */
   finish(ctx: RequestContext): void {
     const config = ctx.config ?? this.config;
-    if (this.#cutting && ctx.errorCode === 'client_closed') ctx.errorCode = 'shutting_down';
+    if (this.#cutting && ctx.errorCode === 'client_closed') {
+      ctx.errorCode = 'shutting_down';
+      // The gateway cut it, not its client: a request whose answer had not begun is not charged as a hang-up is.
+      if (ctx.bytesOut === 0 && ctx.usage?.estimated) ctx.usage = undefined;
+    }
     this.storedResponses.track(ctx);
     if (ctx.metered) this.#metrics.finished(ctx, ctx.errorCode ?? (ctx.status !== undefined && ctx.status >= 400 ? String(ctx.status) : undefined));
     try {

@@ -35,7 +35,9 @@ const cutStream = (ctx: RequestContext, scanner: UsageScanner | null) => scanner
  */
 const hungUpUnanswered = (ctx: RequestContext) =>
   ctx.errorCode === 'client_closed' &&
-  ctx.attempts > 0 &&
+  // Only when something reads the estimate: counting a prompt no policy counted could load the tokenizer mid-traffic.
+  (ctx.apim?.promptTokens !== undefined || (ctx.config !== undefined && metered(ctx.config.settings))) &&
+  ctx.sentUpstream === true &&
   ctx.bytesOut === 0 &&
   (ctx.upstreamStatus === undefined || isOk(ctx.upstreamStatus)) &&
   !ctx.storedResponse &&
@@ -48,8 +50,11 @@ const hungUpUnanswered = (ctx: RequestContext) =>
  * simulated s). Called before the listeners open and with each configuration applied.
  */
 export function prepareUsageEstimates(settings: GatewaySettings): void {
-  if (settings.analytics.enabled || settings.metrics.requests) loadTokenizer();
+  if (metered(settings)) loadTokenizer();
 }
+
+/** Usage records or request metrics read each request's tokens. */
+const metered = (settings: GatewaySettings) => settings.analytics.enabled || settings.metrics.requests;
 
 const isOk = (status: number | undefined) => status !== undefined && status >= 200 && status < 300;
 

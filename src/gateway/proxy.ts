@@ -190,6 +190,7 @@ class Exchange {
   setController(c: Dispatcher.DispatchController): void {
     this.#controller = c;
     this.#sentAt = performance.now();
+    if (!this.#clientGone) this.#ctx.sentUpstream = true;
   }
 
   release(endpoint: EndpointConfig, reached: boolean, status?: number, err?: Error): void {
