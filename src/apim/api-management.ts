@@ -12,7 +12,8 @@ import { gatewayError } from '../gateway/errors.js';
 import { silentLogger, type Logger } from '../lib/logger.js';
 import { withTimeout } from '../lib/with-timeout.js';
 import type { RequestTracer } from '../telemetry/tracing.js';
-import { CachedAccessTokens, COUNTER_ERROR_OUTCOMES, createPolicyEngine, type CounterErrorOutcome, type IdentitySource, type KeyRecord, type PolicyEngine } from '../policy/index.js';
+import { CachedAccessTokens, COUNTER_ERROR_OUTCOMES, createPolicyEngine, registerBuiltins, type CounterErrorOutcome, type IdentitySource, type KeyRecord, type PolicyEngine } from '../policy/index.js';
+import { checkTemplates, type FlowDeps } from '../policy/flow.js';
 import { AccessTokens, IDENTITY_TYPES, openCounterStore, openDatabase, type ChangeEvent, type IdentityRefs, type CounterStore, type Database, type KvmEntryRef, type KvmScope, type Snapshot, type StoreView } from '../store/index.js';
 import { syncFileManifests } from './file-manifests.js';
 import { KvmCipher } from './kvm-cipher.js';
@@ -195,6 +196,12 @@ export class ApiManagement {
       if (!(err instanceof ConfigError) || this.#engine !== undefined || this.#problemsOf(apim, filesOnly(snapshot)).length > 0) throw err;
       unbuildable = err.problems;
     }
+    // Off (no APIMExtensionPolicy) nothing was built, but the templates and rules are checked all the same: the files
+    // breaking them are refused, as when it is on; what the store kept from before apply checked them waits for it.
+    if (engine?.enabled === false) {
+      const problems = this.#problemsOf(apim, snapshot);
+      if (problems.length > 0 && this.#problemsOf(apim, filesOnly(snapshot)).length > 0) throw new ConfigError(problems);
+    }
     // Installed only once the store holds the files' objects: a write that fails (the database down) leaves the
     // policies, the files they follow and the store as they were, for the reload to be tried again.
     for (const object of await syncFileManifests(this.db, apim)) {
@@ -374,22 +381,27 @@ export class ApiManagement {
   /** What building the policies from these would refuse, without installing them (nothing logged); [] when they build. */
   #problemsOf(fileManifests: readonly Manifest[], snapshot: Snapshot): string[] {
     try {
-      this.#build(fileManifests, snapshot, silentLogger);
-      return [];
+      if (this.#build(fileManifests, snapshot, silentLogger).enabled) return [];
+      // Off, the engine builds nothing; what is applied meanwhile runs once an APIMExtensionPolicy is, so it is checked now.
+      return checkTemplates(this.#manifestsOf(fileManifests, snapshot, silentLogger), registerBuiltins(), this.#flowDeps(silentLogger));
     } catch (err) {
       if (err instanceof ConfigError) return err.problems;
       throw err;
     }
   }
 
-  /** What the engine is built from: the files' manifests and what the admin API stored. */
+  /**
+   * What the engine is built from: the files' manifests and what the admin API stored. A stored object a file now
+   * declares (same kind and name) is the file's: left out until syncFileManifests removes it.
+   */
   #manifestsOf(fileManifests: readonly Manifest[], snapshot: Snapshot, logger: Logger): Manifest[] {
+    const declared = new Set(fileManifests.map((m) => `${m.kind}/${m.metadata.name}`));
     const stored: Manifest[] = [];
     snapshot.manifests.forEach((m, i) => {
-      if (m.owner !== 'file') keepValid(stored, m, i, logger);
+      if (m.owner !== 'file' && !declared.has(`${m.kind}/${m.name}`)) keepValid(stored, m, i, logger);
     });
     // Products made through the admin API may name templates (templateRefs); the files' products are in fileManifests.
-    return [...fileManifests, ...stored, ...productsNamingTemplates(snapshot, (p) => p.owner !== 'file', logger)];
+    return [...fileManifests, ...stored, ...productsNamingTemplates(snapshot, (p) => p.owner !== 'file' && !declared.has(`APIProduct/${p.name}`), logger)];
   }
 
   /**
@@ -403,8 +415,12 @@ export class ApiManagement {
   }
 
   #build(fileManifests: readonly Manifest[], snapshot: Snapshot, logger: Logger): PolicyEngine {
-    const manifests = this.#manifestsOf(fileManifests, snapshot, logger);
-    return createPolicyEngine({ manifests, counters: this.counters, identity: this.#identitySource, logger, kvm: this.#kvm, caches: this.caches, promptCalibration: this.#promptCalibration, tokensInFlight: this.#tokensInFlight, onCounterError: this.#onCounterError, tracer: this.#tracer });
+    return createPolicyEngine({ manifests: this.#manifestsOf(fileManifests, snapshot, logger), ...this.#flowDeps(logger) });
+  }
+
+  /** What the policies are built with: this process's counters, keys, key-value maps, caches and tracer. */
+  #flowDeps(logger: Logger): FlowDeps {
+    return { counters: this.counters, identity: this.#identitySource, logger, now: Date.now, kvm: this.#kvm, caches: this.caches, promptCalibration: this.#promptCalibration, tokensInFlight: this.#tokensInFlight, onCounterError: this.#onCounterError, tracer: this.#tracer };
   }
 
   #retryLater(): void {

@@ -24,3 +24,23 @@ test('objects the admin API created that a file now declares are replaced and na
     await db.close();
   }
 });
+
+test('an object of another kind the admin API stored under a name a file declares is removed and named (the files are read for it)', async () => {
+  const db = await openDatabase('sqlite::memory:');
+  try {
+    const V = 'apim.googleapis.com/v1';
+    await db.manifests.apply({ kind: 'SpikeArrest', name: 'sa', apiVersion: V, spec: { rate: '1000ps' } });
+    await db.manifests.apply({ kind: 'SpikeArrest', name: 'other', apiVersion: V, spec: { rate: '1ps' } });
+    await db.manifests.apply({ kind: 'KeyValueMap', name: 'settings', apiVersion: V, spec: {} });
+    await db.kvm.put({ scope: 'environment', mapName: 'settings', key: 'k', value: 'v' });
+    const files = [manifestOf('SpikeArrest', 'sa', { rate: '1pm' }), manifestOf('KeyValueMap', 'settings', {}), manifestOf('ApimTemplate', 't', { templates: [{ policies: [{ kind: 'SpikeArrest', name: 'sa' }] }] })];
+    assert.deepEqual(await syncFileManifests(db, files), ['SpikeArrest/sa', 'KeyValueMap/settings']);
+    assert.equal(await db.manifests.find('SpikeArrest', 'sa'), undefined);
+    assert.equal(await db.manifests.find('KeyValueMap', 'settings'), undefined);
+    assert.equal((await db.kvm.get('environment', 'settings', 'k'))?.value, 'v', "the map's entries are the file's map's now");
+    assert.equal((await db.manifests.get('SpikeArrest', 'other')).owner, 'api', 'an object no file declares is left alone');
+    assert.deepEqual(await syncFileManifests(db, files), []);
+  } finally {
+    await db.close();
+  }
+});

@@ -1,6 +1,7 @@
 // Bringing the API products and operation sets declared in --config files into the store (owner `file`), so apps
-// and keys can name them and the admin API refuses to change them. Replicas loading the same files agree:
-// identical content is a no-op, and file-owned rows no longer in any file are removed.
+// and keys can name them and the admin API refuses to change them, and taking every other object the files declare
+// from the admin API. Replicas loading the same files agree: identical content is a no-op, and file-owned rows no
+// longer in any file are removed.
 import type { ApiProductSpec } from '../config/apim-kinds.js';
 import type { Manifest } from '../config/manifest.js';
 import type { JsonObject, StoreView } from '../store/index.js';
@@ -12,6 +13,7 @@ import type { JsonObject, StoreView } from '../store/index.js';
 export async function syncFileManifests(store: StoreView, manifests: readonly Manifest[]): Promise<string[]> {
   const products = manifests.filter((m) => m.kind === 'APIProduct');
   const sets = manifests.filter((m) => m.kind === 'APIOperationSet');
+  const others = manifests.filter((m) => m.kind !== 'APIProduct' && m.kind !== 'APIOperationSet');
   const takenOver: string[] = [];
   return store.transaction(async (tx) => {
     for (const m of products) {
@@ -36,6 +38,14 @@ export async function syncFileManifests(store: StoreView, manifests: readonly Ma
       const before = await tx.operationSets.find(m.metadata.name);
       if (before && before.owner !== 'file') takenOver.push(`APIOperationSet/${m.metadata.name}`);
       await tx.operationSets.apply({ name: m.metadata.name, spec: m.spec as JsonObject, owner: 'file' });
+    }
+    // The other kinds are read from the files, not stored: the admin API's copy would be enforced in place of the
+    // file's, and it could neither change nor delete it (409). A key-value map's entries stay, now the file's map's.
+    for (const m of others) {
+      const before = await tx.manifests.find(m.kind, m.metadata.name);
+      if (!before || before.owner === 'file') continue;
+      await tx.manifests.delete(m.kind, m.metadata.name);
+      takenOver.push(`${m.kind}/${m.metadata.name}`);
     }
     const productNames = new Set(products.map((m) => m.metadata.name));
     const setNames = new Set(sets.map((m) => m.metadata.name));

@@ -1,7 +1,7 @@
 // Compiling the API-management manifests into the flow a gateway runs: which policies, in which order, per phase,
 // under which template conditions, and which run only for one product's requests. Done once per configuration
 // load; at request time an empty phase costs a null check.
-import type { ApiProductSpec, ApimExtensionPolicySpec, ApimTemplateRuleSpec } from '../config/apim-kinds.js';
+import { apimExtensionPolicySpec, type ApiProductSpec, type ApimExtensionPolicySpec, type ApimTemplateRuleSpec } from '../config/apim-kinds.js';
 import { checkGovernance, governanceFacts } from '../config/governance.js';
 import { ConfigError, type Manifest } from '../config/manifest.js';
 import type { Logger } from '../lib/logger.js';
@@ -153,17 +153,22 @@ function beforeCacheLookup(list: readonly TemplatePolicy[], defaults: readonly T
 }
 
 /**
- * Governance at load: a violation of a rule from --config files (or a file object naming something missing)
- * refuses the load; one caused by an admin-API change was reported by apply and is logged here, so a rule change
- * made through the admin API never freezes the engine.
+ * Governance at load: a violation the --config files make by themselves (a file template breaking a file rule, a
+ * file object naming something missing) refuses the load. One an admin-API object takes part in, as the template or
+ * as the rule, is logged: apply reported it (or refused it), and the objects stay applied when a rule changes over
+ * them, whether through the admin API or in the files, so a rule change never freezes the engine.
  */
 function governance(manifests: readonly Manifest[], problems: string[], logger: Logger): void {
   const bySubject = new Map(manifests.map((m) => [`${m.kind}/${m.metadata.name}`, m]));
   const logged: string[] = [];
   for (const v of checkGovernance(governanceFacts(manifests))) {
-    const decidedBy = v.rule !== undefined && bySubject.has(`ApimTemplateRule/${v.rule}`) ? bySubject.get(`ApimTemplateRule/${v.rule}`) : bySubject.get(v.subject);
-    if (decidedBy?.source === FROM_ADMIN_API) logged.push(v.message);
-    else problems.push(`${decidedBy ? where(decidedBy) : v.subject}: ${v.message}`);
+    const rule = v.rule === undefined ? undefined : bySubject.get(`ApimTemplateRule/${v.rule}`);
+    const subject = bySubject.get(v.subject);
+    if (rule?.source === FROM_ADMIN_API || subject?.source === FROM_ADMIN_API) logged.push(v.message);
+    else {
+      const decidedBy = rule ?? subject;
+      problems.push(`${decidedBy ? where(decidedBy) : v.subject}: ${v.message}`);
+    }
   }
   if (logged.length > 0) logger.warn({ violations: logged }, 'applied API-management objects break template rules; fix them through the admin API');
 }
@@ -194,6 +199,30 @@ function productTemplates(manifests: readonly Manifest[], templates: ReadonlyMap
   return out;
 }
 
+/** What the policies are built with: they count through a guard that follows the APIMExtensionPolicy. */
+function policyDepsOf(extension: ApimExtensionPolicySpec, deps: FlowDeps): PolicyDeps {
+  const counters = new CounterGuard(deps.counters, { failOpen: extension.failOpen, timeoutMs: extension.timeout, logger: deps.logger, onError: deps.onCounterError });
+  return { counters, identity: deps.identity, now: deps.now, logger: deps.logger, ...(deps.kvm && { kvm: deps.kvm }), ...(deps.caches && { caches: deps.caches }), ...(deps.promptCalibration && { promptCalibration: deps.promptCalibration }), ...(deps.tokensInFlight && { tokensInFlight: deps.tokensInFlight }) };
+}
+
+/** Policies checked while API management is off never run: the APIMExtensionPolicy's defaults build them. */
+const NO_EXTENSION = apimExtensionPolicySpec.parse({ targetRef: { name: 'tollgate' } });
+
+/**
+ * What compileFlow checks in the templates (their policies and conditions) and the rules, for manifests without an
+ * APIMExtensionPolicy, where it builds nothing: API management is off, but what is applied meanwhile runs once one
+ * is applied, so a misspelt rule kind or a template naming a missing policy is refused by the apply (or load) that
+ * brings it, naming its document, rather than by that later one.
+ * @example checkTemplates(manifests, registerBuiltins(), deps) → ['admin-api document 1 (ApimTemplate/t): spec.templates[0].policies[0].name: no SpikeArrest named "sa"']
+ */
+export function checkTemplates(manifests: readonly Manifest[], registry: PolicyRegistry, deps: FlowDeps): string[] {
+  const problems: string[] = [];
+  buildTemplates(manifests, registry, policyDepsOf(NO_EXTENSION, deps), problems);
+  unknownRuleKinds(manifests, registry, problems);
+  governance(manifests, problems, deps.logger);
+  return problems;
+}
+
 /**
  * compileFlow(manifests, registerBuiltins(), deps) → the flow, or null without an APIMExtensionPolicy (a plain
  * inference gateway). ApimTemplates run at gateway level, in manifest order, unless an APIProduct names them in
@@ -208,8 +237,7 @@ export function compileFlow(manifests: readonly Manifest[], registry: PolicyRegi
     problems.push(`${where(extensions[1])}: kind: only one APIMExtensionPolicy may exist, tollgate is one gateway (first in ${where(extensions[0])})`);
   }
   const extension = extensions[0].spec;
-  const counters = new CounterGuard(deps.counters, { failOpen: extension.failOpen, timeoutMs: extension.timeout, logger: deps.logger, onError: deps.onCounterError });
-  const policyDeps: PolicyDeps = { counters, identity: deps.identity, now: deps.now, logger: deps.logger, ...(deps.kvm && { kvm: deps.kvm }), ...(deps.caches && { caches: deps.caches }), ...(deps.promptCalibration && { promptCalibration: deps.promptCalibration }), ...(deps.tokensInFlight && { tokensInFlight: deps.tokensInFlight }) };
+  const policyDeps = policyDepsOf(extension, deps);
 
   const templates = buildTemplates(manifests, registry, policyDeps, problems);
   const byProduct = productTemplates(manifests, templates);
