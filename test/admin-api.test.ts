@@ -387,7 +387,7 @@ for (const backend of DATABASE_BACKENDS) {
       }
       const twice = await api('POST', '/v1/apply', PRODUCTS_YAML(s) + PRODUCTS_YAML(s).replace(/^/, '---'));
       assert.ok(paths(twice).includes('[3].metadata.name'));
-      assert.deepEqual(paths(await api('POST', '/v1/apply', 'kind: [unclosed')), ['(body)']);
+      assert.deepEqual(paths(await api('POST', '/v1/apply', 'kind: [unclosed')), ['[0]']);
       assert.deepEqual(paths(await api('POST', '/v1/apply', '')), ['(body)']);
     });
 

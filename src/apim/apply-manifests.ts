@@ -2,7 +2,7 @@
 // run performs the very same writes and rolls them back.
 import { NotFoundError, type ApplyOutcome, type StoreView } from '../store/index.js';
 import type { ApimAdminDeps } from './admin-deps.js';
-import { invalid } from './admin-input.js';
+import { invalid, type FieldProblem } from './admin-input.js';
 import { checkApplyGovernance } from './apply-governance.js';
 import { refuseFileOwnedDocuments } from './file-ownership.js';
 import { requestDocumentPath, type ApimDocument, type RequestTarget as Target } from './manifest-documents.js';
@@ -28,12 +28,29 @@ class DryRunRollback<T> extends Error {
 }
 
 /**
- * The request document a build problem is about (`[i]`): problems name the manifest they come from as `(Kind/name)`;
- * one about another object (a stored template naming a policy this request changed) has no path.
+ * How the policy engine names a manifest the admin API stored: `admin-api document <n> (<Kind>/<name>)`, where <n>
+ * counts the store's manifests, not the request's documents; a detail names it by kind and name alone.
  */
-function pathOf(message: string, targets: readonly Target[], labels: readonly string[]): string {
-  const i = labels.findIndex((label) => message.includes(`(${label})`));
-  return i === -1 ? '' : requestDocumentPath(targets, i);
+const STORED_MANIFEST = /admin-api document \d+ \(([^)]+)\)/g;
+
+/** `spec.templates[1].condition`, as the engine writes a field path before its message. */
+const FIELD_PATH = /^(?:kind|metadata|spec)(?:\.[^\s.:[\]]+|\[\d+\])*(?=: )/;
+
+/**
+ * A build problem as a detail pointing at the request document it is about, and at the field when the problem starts
+ * with that document (`[2].spec.templates[1].condition`); one about another object (a stored template naming a policy
+ * this request changed) points at a request document it mentions, else has no path.
+ */
+function detailOf(problem: string, targets: readonly Target[], documents: ReadonlyMap<string, number>): FieldProblem {
+  const message = problem.replace(STORED_MANIFEST, '$1');
+  const mention = [...problem.matchAll(STORED_MANIFEST)].find((m) => documents.has(m[1]));
+  if (!mention) return { path: '', message };
+  const path = requestDocumentPath(targets, documents.get(mention[1]) as number);
+  // A problem that starts with the document is about it: its field goes into the path, the document's name out.
+  if (mention.index !== 0 || !message.startsWith(`${mention[1]}: `)) return { path, message };
+  const rest = message.slice(mention[1].length + 2);
+  const field = FIELD_PATH.exec(rest)?.[0];
+  return field ? { path: `${path}.${field}`, message: rest.slice(field.length + 2) } : { path, message: rest };
 }
 
 /**
@@ -51,7 +68,7 @@ async function checkedWrite<T>(
   opts: { dryRun: boolean; refused: string },
   write: (tx: StoreView) => Promise<T>,
 ): Promise<T> {
-  const labels = targets.map((t) => `${t.kind}/${t.name}`);
+  const documents = new Map(targets.map((t, i) => [`${t.kind}/${t.name}`, i]));
   try {
     return await store.transaction(async (tx) => {
       // Two requests that each build the policies from their own view could both commit a store that does not
@@ -61,7 +78,7 @@ async function checkedWrite<T>(
       const before = await deps.policyManifests?.(tx);
       const answer = await write(tx);
       const problems = (await deps.compileProblems?.(tx, before)) ?? [];
-      if (problems.length > 0) throw invalid(opts.refused, problems.map((message) => ({ path: pathOf(message, targets, labels), message })));
+      if (problems.length > 0) throw invalid(opts.refused, problems.map((problem) => detailOf(problem, targets, documents)));
       if (opts.dryRun) throw new DryRunRollback(answer);
       return answer;
     });

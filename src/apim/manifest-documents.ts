@@ -22,7 +22,7 @@ export interface ApimDocument {
 export interface DocumentProblem {
   /**
    * The document's position in its text, empty ones counted (as `serve` counts them), or an item's in a list (a JSON
-   * array); absent for a problem with the text as a whole and for YAML that could not be read (the line names its document).
+   * array); absent for a problem with the text as a whole.
    */
   document?: number;
   /** Inside the document, e.g. `spec.displayName`; empty for the document as a whole. */
@@ -97,8 +97,7 @@ function splitDocuments(text: string, source: string, limits?: DocumentLimits): 
   } else {
     const read = readDocuments(text, source);
     for (const r of read.raws) raws.push(r);
-    // The admin API has answered YAML errors as the body's ('(body)'); the line names the document, as serve's does.
-    for (const p of read.problems) problems.push({ path: '', message: p.message, line: p.line });
+    for (const p of read.problems) problems.push({ document: p.index, path: '', message: p.message, line: p.line });
   }
   if (limits && raws.length > limits.maxDocuments) {
     return { raws: [], problems: [bodyProblem(source, `at most ${limits.maxDocuments} documents per request, not ${raws.length}; split them`)] };

@@ -85,11 +85,11 @@ function readLocal(verb: Verb, paths: string[], io: CommandIo): { raws: JsonObje
   return { raws, origins };
 }
 
-/** `[3].spec.displayName` → the file and document it came from. */
+/** `[3].spec.displayName` → the file and document it came from; a detail with no path (about no document) is its message. */
 function describeDetail(detail: NonNullable<AdminErrorBody['details']>[number], origins: Origin[]): string {
   const m = /^\[(\d+)\](?:\.(.*))?$/.exec(detail.path ?? '');
   const origin = m ? origins[Number(m[1])] : undefined;
-  if (!m || !origin) return `${detail.path ?? ''}: ${detail.message ?? ''}`;
+  if (!m || !origin) return detail.path ? `${detail.path}: ${detail.message ?? ''}` : (detail.message ?? '');
   return `${origin.file} document ${origin.index} (${origin.label}): ${m[2] ?? '(document)'}: ${detail.message ?? ''}`;
 }
 
