@@ -74,3 +74,10 @@ test('TokenInjection header and prefix, GenerateJWT outputHeader: what no reques
   assert.deepEqual(problemsOf('TokenInjection', injection({ prefix: 'Bearer\u00a0' })), []);
   assert.deepEqual(problemsOf('GenerateJWT', jwt('Authorization')), []);
 });
+
+test('an ApimTemplate holds at most 1,000 entries, each of at most 1,000 policies, naming the field', () => {
+  const refs = (n: number) => Array.from({ length: n }, (_, i) => ({ kind: 'SpikeArrest', name: `s${i}` }));
+  assert.deepEqual(problemsOf('ApimTemplate', { templates: [{ policies: refs(1000) }] }), []);
+  assert.match(problemsOf('ApimTemplate', { templates: [{ policies: refs(1001) }] }).join('\n'), /spec\.templates\[0\]\.policies: /);
+  assert.match(problemsOf('ApimTemplate', { templates: Array.from({ length: 1001 }, () => ({ policies: refs(1) })) }).join('\n'), /spec\.templates: /);
+});
