@@ -168,10 +168,11 @@ describe('routing', () => {
 
   test('falls back when an endpoint fails, and takes it back when it recovers', async () => {
     const victim = fleet.servers[1];
-    const healthy = async () => {
-      const view = (await (await fetch(`${gw.adminUrl}/v1/pools/pool`)).json()) as { endpoints: { url: string; healthy: boolean }[] };
-      return view.endpoints.find((e) => e.url === victim.url)!.healthy;
+    const victimView = async () => {
+      const view = (await (await fetch(`${gw.adminUrl}/v1/pools/pool`)).json()) as { endpoints: { url: string; healthy: boolean; restingMs: number }[] };
+      return view.endpoints.find((e) => e.url === victim.url)!;
     };
+    const healthy = async () => (await victimView()).healthy;
     victim.kill();
     try {
       for (let i = 0; i < 12; i++) assert.equal((await chat(gw.url, BASE, `during the outage ${i}`)).status, 200);
@@ -179,7 +180,11 @@ describe('routing', () => {
     } finally {
       victim.revive();
     }
-    await waitFor(healthy, 10_000, 'the revived endpoint to show healthy', 50);
+    // Healthy again, and past the rest its failed answers earned (others are tried first meanwhile, by design).
+    await waitFor(async () => {
+      const v = await victimView();
+      return v.healthy && v.restingMs === 0;
+    }, 10_000, 'the revived endpoint to show healthy and rested', 50);
     const counts = await received(fleet, async () => {
       await Promise.all(Array.from({ length: 16 }, (_, i) => chat(gw.url, BASE, `after recovery ${i}`, { maxTokens: 200 }).then((r) => r.text())));
     });
