@@ -4,13 +4,9 @@
 // warning naming it, at a start and at a reload alike.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pino } from 'pino';
-import { startGateway, type Gateway } from '../src/gateway/gateway.js';
+import type { Gateway } from '../src/gateway/gateway.js';
 import { call } from './helpers/apim-admin.js';
-import { poolAndModelYaml } from './helpers/manifests.js';
+import { configDir, startOnDir, writeApim } from './helpers/config-dir.js';
 import { startStub, type Stub } from './helpers/stub-upstream.js';
 
 type Log = { msg?: string; object?: string };
@@ -26,21 +22,8 @@ before(async () => {
 });
 after(() => stub.close());
 
-/** A directory of --config files (the pool and model, and `apim` in apim.yaml) that also holds the SQLite store. */
-function configDir(apim: unknown[]): string {
-  const dir = mkdtempSync(join(tmpdir(), 'tollgate-takeover-'));
-  after(() => rmSync(dir, { recursive: true, force: true }));
-  writeFileSync(join(dir, 'models.yaml'), poolAndModelYaml(stub.url));
-  writeApim(dir, apim);
-  return dir;
-}
 
-const writeApim = (dir: string, apim: unknown[]) => writeFileSync(join(dir, 'apim.yaml'), apim.map((d) => JSON.stringify(d)).join('\n---\n'));
 
-function start(dir: string, logs: Log[] = []): Promise<Gateway> {
-  const logger = pino({ level: 'info' }, { write: (line: string) => logs.push(JSON.parse(line)) });
-  return startGateway({ configPaths: [dir], port: 0, adminPort: 0, host: '127.0.0.1', watch: false, db: `sqlite:${join(dir, 'tollgate.db')}`, logger });
-}
 
 async function chats(gw: Gateway, n: number): Promise<number[]> {
   const out: number[] = [];
@@ -64,8 +47,8 @@ async function assertFilesOwn(gw: Gateway): Promise<void> {
 }
 
 test('at a start: the stored copy of an object the files now declare is replaced by the file’s, with a warning naming it', async () => {
-  const dir = configDir([extension]);
-  const first = await start(dir);
+  const dir = configDir(stub.url, [extension]);
+  const first = await startOnDir(dir);
   const applied = await call(first.adminUrl, 'POST', '/v1/apply', [spikeArrest('1000ps'), template]);
   assert.equal(applied.status, 200, JSON.stringify(applied.body));
   assert.deepEqual(await chats(first, 3), [200, 200, 200]);
@@ -74,7 +57,7 @@ test('at a start: the stored copy of an object the files now declare is replaced
   // The template as well: two templates of one name, each listing SpikeArrest/sa, would list it twice.
   writeApim(dir, [extension, spikeArrest('1pm'), template]);
   const logs: Log[] = [];
-  const gw = await start(dir, logs);
+  const gw = await startOnDir(dir, logs);
   try {
     assert.deepEqual(logs.filter((l) => l.msg === TAKEN_OVER).map((l) => l.object).sort(), ['ApimTemplate/t', 'SpikeArrest/sa']);
     await assertFilesOwn(gw);
@@ -84,9 +67,9 @@ test('at a start: the stored copy of an object the files now declare is replaced
 });
 
 test('at a reload: the same, and the files’ object stays theirs once taken over', async () => {
-  const dir = configDir([extension]);
+  const dir = configDir(stub.url, [extension]);
   const logs: Log[] = [];
-  const gw = await start(dir, logs);
+  const gw = await startOnDir(dir, logs);
   try {
     const applied = await call(gw.adminUrl, 'POST', '/v1/apply', [spikeArrest('1000ps'), template]);
     assert.equal(applied.status, 200, JSON.stringify(applied.body));

@@ -5,14 +5,10 @@
 // configuration error.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pino } from 'pino';
 import { ConfigError } from '../src/config/manifest.js';
-import { startGateway, type Gateway } from '../src/gateway/gateway.js';
+import type { Gateway } from '../src/gateway/gateway.js';
 import { call } from './helpers/apim-admin.js';
-import { poolAndModelYaml } from './helpers/manifests.js';
+import { configDir, startOnDir, writeApim } from './helpers/config-dir.js';
 import { startStub, type Stub } from './helpers/stub-upstream.js';
 
 type Log = { msg?: string; violations?: string[]; problems?: string[] };
@@ -31,20 +27,8 @@ before(async () => {
 });
 after(() => stub.close());
 
-function configDir(apim: unknown[]): string {
-  const dir = mkdtempSync(join(tmpdir(), 'tollgate-file-rule-'));
-  after(() => rmSync(dir, { recursive: true, force: true }));
-  writeFileSync(join(dir, 'models.yaml'), poolAndModelYaml(stub.url));
-  writeApim(dir, apim);
-  return dir;
-}
 
-const writeApim = (dir: string, apim: unknown[]) => writeFileSync(join(dir, 'apim.yaml'), apim.map((d) => JSON.stringify(d)).join('\n---\n'));
 
-function start(dir: string, logs: Log[] = []): Promise<Gateway> {
-  const logger = pino({ level: 'info' }, { write: (line: string) => logs.push(JSON.parse(line)) });
-  return startGateway({ configPaths: [dir], port: 0, adminPort: 0, host: '127.0.0.1', watch: false, db: `sqlite:${join(dir, 'tollgate.db')}`, logger });
-}
 
 async function chat(gw: Gateway): Promise<number> {
   const r = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }] }) });
@@ -55,14 +39,14 @@ async function chat(gw: Gateway): Promise<number> {
 const warned = (logs: Log[]) => logs.some((l) => l.violations?.includes(VIOLATION));
 
 test('a restart whose files add a rule the applied templates break serves on and warns, naming them and the rule', async () => {
-  const dir = configDir([extension]);
-  const first = await start(dir);
+  const dir = configDir(stub.url, [extension]);
+  const first = await startOnDir(dir);
   assert.equal((await call(first.adminUrl, 'POST', '/v1/apply', spikeArrestTemplate)).status, 200);
   await first.close();
 
   writeApim(dir, [extension, noSpikeArrest]);
   const logs: Log[] = [];
-  const gw = await start(dir, logs);
+  const gw = await startOnDir(dir, logs);
   try {
     assert.equal(await chat(gw), 200);
     const ready = await call(gw.adminUrl, 'GET', '/readyz');
@@ -80,9 +64,9 @@ test('a restart whose files add a rule the applied templates break serves on and
 });
 
 test('a reload that adds such a rule applies, and warns the same way', async () => {
-  const dir = configDir([extension]);
+  const dir = configDir(stub.url, [extension]);
   const logs: Log[] = [];
-  const gw = await start(dir, logs);
+  const gw = await startOnDir(dir, logs);
   try {
     assert.equal((await call(gw.adminUrl, 'POST', '/v1/apply', spikeArrestTemplate)).status, 200);
     writeApim(dir, [extension, noSpikeArrest]);
@@ -95,12 +79,12 @@ test('a reload that adds such a rule applies, and warns the same way', async () 
 });
 
 test("a rule the files' own templates break is still a configuration error: the start fails, a reload is refused", async () => {
-  const dir = configDir([extension, noSpikeArrest, ...spikeArrestTemplate]);
-  await assert.rejects(start(dir), (err) => err instanceof ConfigError && err.problems.some((p) => p.includes(VIOLATION)));
+  const dir = configDir(stub.url, [extension, noSpikeArrest, ...spikeArrestTemplate]);
+  await assert.rejects(startOnDir(dir), (err) => err instanceof ConfigError && err.problems.some((p) => p.includes(VIOLATION)));
 
   writeApim(dir, [extension]);
   const logs: Log[] = [];
-  const gw = await start(dir, logs);
+  const gw = await startOnDir(dir, logs);
   try {
     writeApim(dir, [extension, noSpikeArrest, ...spikeArrestTemplate]);
     assert.equal(await gw.reload(), false);
