@@ -5,7 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { ExtprocClient } from '../src/extproc/client.js';
-import { startGateway } from '../src/gateway/gateway.js';
+import { startGateway, type Gateway, type GatewayOptions } from '../src/gateway/gateway.js';
+import type { Logger } from '../src/lib/logger.js';
 import { waitFor } from '../src/sim/testing.js';
 import { headerMap, sendChatRequest } from './helpers/extproc-envoy.js';
 import { collectingLogger, type AccessLine } from './helpers/log-lines.js';
@@ -19,6 +20,12 @@ function accessLines() {
   return { logger, requests, errorCodes: () => requests().map((l) => l.errorCode) };
 }
 
+/** A gateway before `upstreamUrl` whose shutdown grace is 200 ms. */
+function graceGateway(upstreamUrl: string, logger: Logger, options: Partial<GatewayOptions> = {}): Promise<Gateway> {
+  const manifests = [...poolAndModel([upstreamUrl]), settings({ server: { shutdownGracePeriod: '200ms' } })];
+  return startGateway({ configPaths: [], manifests, port: 0, adminPort: 0, host: '127.0.0.1', watch: false, logger, ...options });
+}
+
 test('a stream cut when the shutdown grace ends is recorded as shutting_down, not as the model server or the client failing', async () => {
   // One event, then nothing: the stream outlasts the grace period.
   const stub = await startStub(({ res }) => {
@@ -26,15 +33,7 @@ test('a stream cut when the shutdown grace ends is recorded as shutting_down, no
     res.write('data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"a"}}]}\n\n');
   });
   const { logger, errorCodes } = accessLines();
-  const gw = await startGateway({
-    configPaths: [],
-    manifests: [...poolAndModel([stub.url]), settings({ server: { shutdownGracePeriod: '200ms' } })],
-    port: 0,
-    adminPort: 0,
-    host: '127.0.0.1',
-    watch: false,
-    logger,
-  });
+  const gw = await graceGateway(stub.url, logger);
   try {
     const body = JSON.stringify({ model: 'm', stream: true, messages: [{ role: 'user', content: 'hi' }] });
     let received = '';
@@ -61,15 +60,7 @@ test('a request still waiting for its answer when the grace ends counts as a 503
   // Never answers: the request waits for its first byte past the grace period.
   const stub = await startStub(() => {});
   const { logger, errorCodes, requests } = accessLines();
-  const gw = await startGateway({
-    configPaths: [],
-    manifests: [...poolAndModel([stub.url]), settings({ server: { shutdownGracePeriod: '200ms' } })],
-    port: 0,
-    adminPort: 0,
-    host: '127.0.0.1',
-    watch: false,
-    logger,
-  });
+  const gw = await graceGateway(stub.url, logger);
   try {
     const answered = fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }] }) }).catch(() => 'cut');
     await waitFor(() => stub.requests.length === 1, 5000, 'the request upstream');
@@ -88,16 +79,7 @@ test('a request still waiting for its answer when the grace ends counts as a 503
 test('an ext_proc stream still in its answer when the grace ends is recorded as shutting_down too', async () => {
   const stub = await startStub();
   const { logger, errorCodes } = accessLines();
-  const gw = await startGateway({
-    configPaths: [],
-    manifests: [...poolAndModel([stub.url]), settings({ server: { shutdownGracePeriod: '200ms' } })],
-    port: 0,
-    adminPort: 0,
-    host: '127.0.0.1',
-    watch: false,
-    logger,
-    extprocPort: 0,
-  });
+  const gw = await graceGateway(stub.url, logger, { extprocPort: 0 });
   const client = new ExtprocClient({ address: `127.0.0.1:${gw.extprocPort}` });
   try {
     await waitFor(() => gw.picker.ready().every((p) => p.reachable), 5000, 'the endpoint scraped');
