@@ -6,6 +6,7 @@ import type { DirectResponse } from '../gateway/hooks.js';
 import { readAnswerText } from '../gateway/usage.js';
 import { MutationBuilder } from './headers.js';
 import type { ProcessingResponse } from './messages.js';
+import { isSuccess } from '../gateway/http-status.js';
 
 /** Envoy frames the local reply itself; these would contradict it (HTTP/2 forbids the hop-by-hop ones). */
 const FRAMING = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length']);
@@ -24,7 +25,7 @@ export function immediateResponse(ctx: RequestContext, r: ErrorResponse | Direct
   // Envoy sends this body to the client: these are the bytes out, as the data plane counts its own answers.
   ctx.bytesOut = body.length;
   // A cache hit is the answer the client reads: its text is logged as a model server's is.
-  if (ctx.completion && r.status < 300) readAnswerText(ctx.completion, r);
+  if (ctx.completion && isSuccess(r.status)) readAnswerText(ctx.completion, r);
   return {
     immediate_response: {
       status: { code: r.status },

@@ -34,6 +34,7 @@ import { readAnswerText } from './usage.js';
 import { storedResponseRequest, type FindRecordedResponse } from './stored-responses.js';
 import { keyedTenant } from './tenant.js';
 import { responseNotFound, StoredResponseRouting } from './stored-response-routing.js';
+import { isSuccess } from './http-status.js';
 
 /**
  * Client headers that never go upstream: hop-by-hop, the client's credentials, tollgate's own routing headers,
@@ -499,7 +500,7 @@ export class DataPlane {
     // Answered here (a cache hit, a refusal): these are the bytes out, as a model server's are when proxied.
     ctx.bytesOut = typeof r.body === 'string' ? Buffer.byteLength(r.body) : r.body.length;
     // A policy's answer (a cache hit) is the answer the client read: its text is logged as a model server's is.
-    if (ctx.completion && r.status < 300) readAnswerText(ctx.completion, r);
+    if (ctx.completion && isSuccess(r.status)) readAnswerText(ctx.completion, r);
     r.headers['content-length'] = String(ctx.bytesOut);
     r.headers['x-request-id'] = ctx.id;
     for (const name in ctx.responseHeaders) r.headers[name] ??= ctx.responseHeaders[name];

@@ -10,6 +10,7 @@ import { promptTokens } from '../policy/prompt-tokens.js';
 import { CHARS_PER_TOKEN } from '../scheduler/endpoint-state.js';
 import type { RequestContext } from './context.js';
 import type { Usage, UsageScanner } from './usage.js';
+import { isSuccess } from './http-status.js';
 
 
 /**
@@ -26,7 +27,7 @@ export function usageAtEnd(ctx: RequestContext, scanner: UsageScanner | null): U
   return { inputTokens: promptEstimate(ctx), outputTokens: scanner?.contentEvents ?? 0, cachedTokens: 0, estimated: true };
 }
 
-const cutStream = (ctx: RequestContext, scanner: UsageScanner | null) => scanner?.stream === true && ctx.bytesOut > 0 && isOk(ctx.upstreamStatus) && usageAsked(ctx);
+const cutStream = (ctx: RequestContext, scanner: UsageScanner | null) => scanner?.stream === true && ctx.bytesOut > 0 && isSuccess(ctx.upstreamStatus) && usageAsked(ctx);
 
 /**
  * The model server had the request and had not refused it, so it worked on it: vLLM sends a non-streamed answer's head
@@ -39,7 +40,7 @@ const hungUpUnanswered = (ctx: RequestContext) =>
   (ctx.apim?.promptTokens !== undefined || (ctx.config !== undefined && metered(ctx.config.settings))) &&
   ctx.sentUpstream === true &&
   ctx.bytesOut === 0 &&
-  (ctx.upstreamStatus === undefined || isOk(ctx.upstreamStatus)) &&
+  (ctx.upstreamStatus === undefined || isSuccess(ctx.upstreamStatus)) &&
   !ctx.storedResponse &&
   (!ctx.stream || usageAsked(ctx));
 
@@ -55,8 +56,6 @@ export function prepareUsageEstimates(settings: GatewaySettings): void {
 
 /** Usage records or request metrics read each request's tokens. */
 const metered = (settings: GatewaySettings) => settings.analytics.enabled || settings.metrics.requests;
-
-const isOk = (status: number | undefined) => status !== undefined && status >= 200 && status < 300;
 
 /**
  * The stream was to end with its usage (the Responses API always reports it; chat and completions when asked, as

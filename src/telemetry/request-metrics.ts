@@ -2,6 +2,7 @@
 import type { Registry } from 'prom-client';
 import type { RequestContext } from '../gateway/context.js';
 import { FastCounter, FastGauge, FastHistogram, type CounterSeries, type HistogramSeries } from './fast-metrics.js';
+import { isSuccess } from '../gateway/http-status.js';
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
 const TOKEN_BUCKETS = [1, 8, 32, 128, 512, 1024, 2048, 4096, 8192, 16384, 32768, 131072];
@@ -89,7 +90,7 @@ export class RequestMetrics {
     // delivered them, and its tokens are billed (usage records and token quotas count tollgate's estimate): the
     // histograms count it as the records do. A refusal, a failure before the first byte, or an error answer (a model
     // server's 4xx/5xx) answered nothing.
-    if (errorCode && !(ctx.ttftMs !== undefined && ctx.status !== undefined && ctx.status < 300)) return;
+    if (errorCode && !(ctx.ttftMs !== undefined && isSuccess(ctx.status))) return;
     s.responseSizes.observe(ctx.bytesOut);
     if (ctx.ttftMs !== undefined) s.ttft.observe(ctx.ttftMs / 1000);
     if (ctx.usage) {

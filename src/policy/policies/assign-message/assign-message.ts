@@ -7,6 +7,7 @@ import type { ResponseFlow } from '../../../gateway/hooks.js';
 import { removePath, setPath } from '../../json-path.js';
 import { compileTemplate, type MessageTemplate } from '../../message-template.js';
 import type { ApimState, Policy, PolicyFactory } from '../../types.js';
+import { isSuccess } from '../../../gateway/http-status.js';
 
 export const ASSIGN_MESSAGE = 'assign-message';
 
@@ -88,7 +89,7 @@ export const assignMessage: PolicyFactory = (name, spec) => {
           for (const [h, v] of headers) out[h] = v;
         },
       };
-      if (editsBody && status >= 200 && status < 300) {
+      if (editsBody && isSuccess(status)) {
         flow.body = (body) => {
           let parsed: unknown;
           try {

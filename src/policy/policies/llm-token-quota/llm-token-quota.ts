@@ -19,6 +19,7 @@ import { longestPromptTokens, promptTokens } from '../../prompt-tokens.js';
 import { TokenReservation } from './token-reservation.js';
 import { TokensInFlight } from '../../tokens-in-flight.js';
 import { loadTokenizer } from '../../../lib/tokenizer.js';
+import { isSuccess } from '../../../gateway/http-status.js';
 
 export const LLM_TOKEN_QUOTA = 'llm-token-quota';
 
@@ -154,7 +155,7 @@ export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
     respond(ctx: RequestContext, state: ApimState, status: number): ResponseFlow | undefined {
       // A model server's 4xx, 429 or 5xx: the reservation goes back (TokenReservation), so the answer's head shows
       // what is left without it, as the counter will and as a refusal's does.
-      if (status >= 200 && status < 300) return undefined;
+      if (isSuccess(status)) return undefined;
       return { headers: (_status, out) => showRefundedTokens(ctx, state, out) };
     },
     usage(ctx: RequestContext, state: ApimState) {

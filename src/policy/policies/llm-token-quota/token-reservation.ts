@@ -4,6 +4,7 @@ import type { RequestContext } from '../../../gateway/context.js';
 import type { Usage } from '../../../gateway/usage.js';
 import type { CounterGuard } from '../../counter-guard.js';
 import type { Settler } from '../../types.js';
+import { isSuccess } from '../../../gateway/http-status.js';
 
 function counted(usage: Usage, countOn: CountOn): number {
   if (countOn === 'input') return usage.inputTokens;
@@ -11,7 +12,6 @@ function counted(usage: Usage, countOn: CountOn): number {
   return usage.inputTokens + usage.outputTokens;
 }
 
-const ok = (status: number | undefined): boolean => status !== undefined && status >= 200 && status < 300;
 
 /**
  * A model server accepted the request (2xx) and the client got that answer without usage tollgate could read or
@@ -21,7 +21,7 @@ const ok = (status: number | undefined): boolean => status !== undefined && stat
  * server died or stalled before any byte went out): nothing was delivered, and an SDK retrying would pay again.
  */
 function mayHaveProduced(ctx: RequestContext): boolean {
-  return ctx.answerUnseen === true || (ok(ctx.upstreamStatus) && ok(ctx.status));
+  return ctx.answerUnseen === true || (isSuccess(ctx.upstreamStatus) && isSuccess(ctx.status));
 }
 
 export class TokenReservation implements Settler {

@@ -15,6 +15,7 @@ import { isFlowVariableName, setVariable } from '../../variables.js';
 import { compileCalloutRequest } from './callout-request.js';
 import { DestinationGuard } from './destination-guard.js';
 import { flattenJson } from './json-variables.js';
+import { isSuccess } from '../../../gateway/http-status.js';
 
 export const SERVICE_CALLOUT = 'service-callout';
 
@@ -104,7 +105,7 @@ export const serviceCallout: PolicyFactory = (name, spec, deps) => {
       } catch {
         // Not JSON: the text stays available as `.content`.
       }
-      if (status < 200 || status > 299) throw withheld(ctx, url, `the service answered ${status}`);
+      if (!isSuccess(status)) throw withheld(ctx, url, `the service answered ${status}`);
     },
   } satisfies Policy;
 };
