@@ -7,27 +7,32 @@ import type { JsonObject } from '../store/index.js';
 /** Fields holding `{value}` (inline) or `{env}` key sources whose inline value is secret, by kind. */
 const SECRET_FIELDS: Record<string, readonly string[]> = { VerifyJWT: ['secretKey'], GenerateJWT: ['secretKey', 'privateKey'] };
 
-/** Header maps (name → value or `{env}`) of requests tollgate makes itself, by kind, as paths under `spec`. */
-const HEADER_MAPS: Record<string, readonly (readonly [string, string])[]> = {
-  SemanticCacheLookup: [['embeddings', 'headers']],
-  SanitizeUserPrompt: [['classifier', 'headers']],
-  SanitizeModelResponse: [['classifier', 'headers']],
-  ServiceCallout: [['request', 'headers']],
+/**
+ * Header maps (name → value or `{env}`) of requests tollgate makes itself, by kind, as paths under `spec`; `rendered`:
+ * their values are templates (ServiceCallout's), where the others are sent exactly as written.
+ */
+const HEADER_MAPS: Record<string, readonly HeaderPlace[]> = {
+  SemanticCacheLookup: [{ at: ['embeddings', 'headers'], rendered: false }],
+  SanitizeUserPrompt: [{ at: ['classifier', 'headers'], rendered: false }],
+  SanitizeModelResponse: [{ at: ['classifier', 'headers'], rendered: false }],
+  ServiceCallout: [{ at: ['request', 'headers'], rendered: true }],
 };
 
 /** Header lists ({name, value}) by kind, as paths under `spec`: AssignMessage sets a model server's credential so. */
-const HEADER_LISTS: Record<string, readonly (readonly [string, string])[]> = { AssignMessage: [['set', 'headers']] };
+const HEADER_LISTS: Record<string, readonly HeaderPlace[]> = { AssignMessage: [{ at: ['set', 'headers'], rendered: true }] };
 
-/** Kinds whose header values are rendered as templates; the others' are sent exactly as written. */
-const RENDERED = new Set(['ServiceCallout', 'AssignMessage']);
+interface HeaderPlace {
+  at: readonly [string, string];
+  rendered: boolean;
+}
 
 /**
  * A template (`Bearer {kvm.token}`) names where the credential is, as `{env}` does; only a literal holds one. Judged
  * as the renderer reads references: braces around anything else (`sk-9f8e{7d6c}`) are sent as written, a literal;
  * and where nothing is rendered, every value is one.
  */
-const literalCredential = (kind: string, name: unknown, value: unknown) =>
-  typeof name === 'string' && typeof value === 'string' && CREDENTIAL_HEADER.test(name) && !(RENDERED.has(kind) && isTemplate(value));
+const literalCredential = (rendered: boolean, name: unknown, value: unknown) =>
+  typeof name === 'string' && typeof value === 'string' && CREDENTIAL_HEADER.test(name) && !(rendered && isTemplate(value));
 
 /** Header names that carry credentials: their inline values are secret (an `{env}` reference names, not holds). */
 const CREDENTIAL_HEADER = /auth|cookie|token|secret|password|passwd|key|credential|signature/i;
@@ -44,18 +49,18 @@ function inlineSecrets(kind: string, spec: JsonObject): { path: string[]; value:
     const source = spec[field];
     if (isObject(source) && 'value' in source) out.push({ path: [field, 'value'], value: source.value });
   }
-  for (const [outer, inner] of Object.hasOwn(HEADER_MAPS, kind) ? HEADER_MAPS[kind] : []) {
+  for (const { at: [outer, inner], rendered } of Object.hasOwn(HEADER_MAPS, kind) ? HEADER_MAPS[kind] : []) {
     const parent = spec[outer];
     const headers = isObject(parent) ? parent[inner] : undefined;
     if (!isObject(headers)) continue;
-    for (const [name, value] of Object.entries(headers)) if (literalCredential(kind, name, value)) out.push({ path: [outer, inner, name], value });
+    for (const [name, value] of Object.entries(headers)) if (literalCredential(rendered, name, value)) out.push({ path: [outer, inner, name], value });
   }
-  for (const [outer, inner] of Object.hasOwn(HEADER_LISTS, kind) ? HEADER_LISTS[kind] : []) {
+  for (const { at: [outer, inner], rendered } of Object.hasOwn(HEADER_LISTS, kind) ? HEADER_LISTS[kind] : []) {
     const parent = spec[outer];
     const list = isObject(parent) ? parent[inner] : undefined;
     if (!Array.isArray(list)) continue;
     list.forEach((h, i) => {
-      if (isObject(h) && literalCredential(kind, h.name, h.value)) out.push({ path: [outer, inner, String(i), 'value'], value: h.value });
+      if (isObject(h) && literalCredential(rendered, h.name, h.value)) out.push({ path: [outer, inner, String(i), 'value'], value: h.value });
     });
   }
   return out;
