@@ -6,6 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
+import { Readable } from 'node:stream';
 import { SignJWT, exportJWK, jwtVerify } from 'jose';
 import { pino } from 'pino';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
@@ -181,6 +182,17 @@ describe('OAuthV2 client credentials', () => {
       assert.equal(r.body.error, error);
       assert.equal(typeof r.body.error_description, 'string');
       assert.equal(r.headers['cache-control'], 'no-store');
+    }
+  });
+
+  test('a token request over 16 KiB gets 413 before it is parsed or its client checked, its length declared or not', async () => {
+    const { request } = await import('undici');
+    const emptyParameters = 'a&'.repeat(32 * 1024);
+    for (const body of [emptyParameters, Readable.from([emptyParameters])]) {
+      const res = await request(`${gw.url}/oauth/token`, { method: 'POST', headers: form, body });
+      const answer = (await res.body.json()) as { error: { code: string } };
+      assert.equal(res.statusCode, 413, JSON.stringify(answer));
+      assert.equal(answer.error.code, 'body_too_large');
     }
   });
 

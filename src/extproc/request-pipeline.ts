@@ -3,6 +3,7 @@
 import type { RequestContext } from '../gateway/context.js';
 import { routeRequest, type Decision, type DataPlane } from '../gateway/data-plane.js';
 import type { OnClientGone } from '../gateway/client-pick-request.js';
+import { bodyTooLarge } from '../gateway/body.js';
 import { gatewayError, type ErrorResponse } from '../gateway/errors.js';
 import type { DirectResponse, GatewayHooks } from '../gateway/hooks.js';
 import { isModelsRequest, modelsAnswer } from '../gateway/models-list.js';
@@ -35,7 +36,8 @@ export async function decideRequest(
   // An encoded separator is harmless only in an answer tollgate gives itself (data-plane.ts); one Envoy forwards is not.
   if (!models) assertSafePath(ctx.path);
   if (hooks.intercept) {
-    ctx.readBody = readBody;
+    // Envoy has sent the whole body by then (within server.maxBodyBytes): a lower limit spares its reader the parse.
+    ctx.readBody = (maxBytes = Infinity) => readBody().then((body) => (body.length > maxBytes ? Promise.reject(bodyTooLarge(maxBytes)) : body));
     await hooks.intercept(ctx);
     if (ctx.directResponse) return { kind: 'reply', response: ctx.directResponse };
   }

@@ -7,11 +7,12 @@ import { gatewayError } from './errors.js';
 
 const unreadable = (err: Error) => gatewayError('TG_ERR_INVALID_REQUEST', `Reading the request body failed: ${err.message}`);
 const hungUp = () => gatewayError('TG_ERR_CLIENT_CLOSED', 'The client closed the connection before sending the whole body');
+export const bodyTooLarge = (maxBytes: number) => gatewayError('TG_ERR_BODY_TOO_LARGE', `The request body is larger than the limit of ${maxBytes} bytes`);
 
 export function readBody(req: IncomingMessage, maxBytes: number, timeoutMs: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length']);
   if (declared > maxBytes) {
-    return Promise.reject(gatewayError('TG_ERR_BODY_TOO_LARGE', `The request body is larger than the limit of ${maxBytes} bytes`));
+    return Promise.reject(bodyTooLarge(maxBytes));
   }
   const malformed = malformedBody(req);
   if (malformed) return Promise.reject(unreadable(malformed));
@@ -35,7 +36,7 @@ export function readBody(req: IncomingMessage, maxBytes: number, timeoutMs: numb
     };
     const onData = (chunk: Buffer) => {
       size += chunk.length;
-      if (size > maxBytes) finish(gatewayError('TG_ERR_BODY_TOO_LARGE', `The request body is larger than the limit of ${maxBytes} bytes`));
+      if (size > maxBytes) finish(bodyTooLarge(maxBytes));
       else chunks.push(chunk);
     };
     const onEnd = () => finish(null, chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));

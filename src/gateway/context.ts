@@ -83,8 +83,12 @@ export interface RequestContext {
   stripStreamUsage?: boolean;
   /** Set by a policy to answer without a model server (a cache hit, a preflight). */
   directResponse?: DirectResponse;
-  /** Reads the request body (once; later calls share it), for policies that run before the body is parsed. */
-  readBody?: () => Promise<Buffer>;
+  /**
+   * Reads the request body (once; later calls share it), for policies that run before the body is parsed. `maxBytes`,
+   * below `server.maxBodyBytes`, refuses a larger body with 413 (body_too_large): on the data plane's listener without
+   * reading on, over ext_proc (where Envoy has sent it whole) before anyone parses it.
+   */
+  readBody?: (maxBytes?: number) => Promise<Buffer>;
   /**
    * The configuration and hooks the request started with (over ext_proc: was decided with). It ends with them too: a
    * reload or an API-management change meanwhile ran its response phase through hooks it never went through.

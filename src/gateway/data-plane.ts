@@ -237,7 +237,7 @@ export class DataPlane {
     const config = ctx.config!;
     const hooks = ctx.hooks!;
     let body: Promise<Buffer> | undefined;
-    const readOnce = () => (body ??= readBody(req, config.settings.server.maxBodyBytes, config.settings.server.bodyTimeout));
+    const readOnce = (maxBytes = Infinity) => (body ??= readBody(req, Math.min(maxBytes, config.settings.server.maxBodyBytes), config.settings.server.bodyTimeout));
     if (hooks.intercept) {
       ctx.readBody = readOnce;
       await hooks.intercept(ctx);

@@ -1,5 +1,6 @@
-// A replica's memory of recent access-token lookups over the shared token table: hits, misses and in-flight
-// lookups are kept for at most `ttlMs`, so a revocation on any replica takes effect everywhere within that bound.
+// A replica's memory of recent access-token lookups over the shared token table: hits and misses are kept for at
+// most `ttlMs`, so a revocation on any replica takes effect everywhere within that bound; a lookup in flight is kept
+// until it settles.
 import type { AccessTokenGrant, AccessTokenSource, IssuedAccessToken } from './access-token-source.js';
 
 /** The table underneath (the store's AccessTokens fits). */
@@ -22,6 +23,7 @@ export interface AccessTokenCacheOptions {
 interface Entry {
   /** null: no such token (a miss is safe to cache: a random token cannot be presented before it is issued). */
   grant: Promise<AccessTokenGrant | undefined> | AccessTokenGrant | null;
+  /** Infinity while the lookup is in flight. */
   until: number;
 }
 
@@ -54,25 +56,29 @@ export class CachedAccessTokens implements AccessTokenSource {
     const now = this.#now();
     const hit = this.#entries.get(tokenHash);
     if (hit && hit.until > now) return hit.grant ?? undefined;
-    // One lookup per token at a time: a burst of requests with the same token shares it.
+    // One lookup per token at a time, however slow: a burst of requests with the same token shares it. Held for one
+    // TTL only, a table slower than that was sent one more query per hot token every TTL, and they filled the pool.
+    // Settling touches only its own entry: evicted meanwhile (maxEntries), the token may have a newer lookup's.
     const pending = this.#backend.find(tokenHash).then(
       (grant) => {
-        this.#put(tokenHash, grant ?? null);
+        if (this.#entries.get(tokenHash) === entry) this.#put(tokenHash, grant ?? null);
         return grant;
       },
       (err: unknown) => {
-        this.#entries.delete(tokenHash);
+        if (this.#entries.get(tokenHash) === entry) this.#entries.delete(tokenHash);
         throw err;
       },
     );
-    this.#put(tokenHash, pending);
+    const entry = this.#put(tokenHash, pending, Infinity);
     return pending;
   }
 
-  #put(tokenHash: string, grant: Entry['grant']): void {
+  #put(tokenHash: string, grant: Entry['grant'], until = this.#now() + this.#ttlMs): Entry {
     this.#entries.delete(tokenHash);
     if (this.#entries.size >= this.#maxEntries) this.#entries.delete(this.#entries.keys().next().value!);
-    this.#entries.set(tokenHash, { grant, until: this.#now() + this.#ttlMs });
+    const entry = { grant, until };
+    this.#entries.set(tokenHash, entry);
+    return entry;
   }
 
   #cleanup(): void {

@@ -14,7 +14,15 @@ export interface TokenRequest {
 
 export class MalformedTokenRequest extends Error {}
 
-const BASIC = /^basic\s+([A-Za-z0-9+/=]+)\s*$/i;
+/**
+ * HTTP Basic credentials that cannot be read: a failed client authentication through the Authorization header, which
+ * RFC 6749 §5.2 answers 401 invalid_client with a Basic challenge, not a malformed request.
+ */
+export class UnreadableBasicCredentials extends Error {}
+
+/** The scheme alone: whatever follows it, the client meant to authenticate with HTTP Basic. */
+const BASIC = /^basic(\s|$)/i;
+const BASE64 = /^[A-Za-z0-9+/=]+$/;
 const FORM = 'application/x-www-form-urlencoded';
 /** The parameters read here: RFC 6749 §3.2 allows each once (which of two wins differs from one reader to another). */
 const PARAMETERS = ['grant_type', 'client_id', 'client_secret', 'scope'];
@@ -23,7 +31,23 @@ function formDecode(text: string): string {
   return decodeURIComponent(text.replace(/\+/g, ' '));
 }
 
-/** @throws MalformedTokenRequest for a body that is not a form, a parameter repeated, or credentials given twice. */
+/** client_id:client_secret from the value after `Basic`, each form-encoded (RFC 6749 §2.3.1). */
+function basicCredentials(value: string): { clientId: string; clientSecret: string } {
+  if (!BASE64.test(value)) throw new UnreadableBasicCredentials('HTTP Basic credentials must be base64');
+  const decoded = Buffer.from(value, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon === -1) throw new UnreadableBasicCredentials('HTTP Basic credentials must be client_id:client_secret');
+  try {
+    return { clientId: formDecode(decoded.slice(0, colon)), clientSecret: formDecode(decoded.slice(colon + 1)) };
+  } catch {
+    throw new UnreadableBasicCredentials('HTTP Basic credentials are not form-encoded');
+  }
+}
+
+/**
+ * @throws MalformedTokenRequest for a body that is not a form, a parameter repeated, or credentials given twice;
+ * UnreadableBasicCredentials for an HTTP Basic value that is not base64 of client_id:client_secret.
+ */
 export function readTokenRequest(headers: IncomingHttpHeaders, body: Buffer): TokenRequest {
   const type = headers['content-type']?.split(';')[0].trim().toLowerCase();
   if (body.length > 0 && type !== FORM) throw new MalformedTokenRequest(`the body must be ${FORM}`);
@@ -33,18 +57,10 @@ export function readTokenRequest(headers: IncomingHttpHeaders, body: Buffer): To
   let clientId = form.get('client_id') ?? undefined;
   let clientSecret = form.get('client_secret') ?? undefined;
   const auth = headers.authorization;
-  const basic = auth !== undefined && BASIC.exec(auth);
+  const basic = auth !== undefined && BASIC.test(auth);
   if (basic) {
     if (clientId !== undefined || clientSecret !== undefined) throw new MalformedTokenRequest('send the client credentials once: HTTP Basic or form fields');
-    const decoded = Buffer.from(basic[1], 'base64').toString('utf8');
-    const colon = decoded.indexOf(':');
-    if (colon === -1) throw new MalformedTokenRequest('HTTP Basic credentials must be client_id:client_secret');
-    try {
-      clientId = formDecode(decoded.slice(0, colon));
-      clientSecret = formDecode(decoded.slice(colon + 1));
-    } catch {
-      throw new MalformedTokenRequest('HTTP Basic credentials are not form-encoded');
-    }
+    ({ clientId, clientSecret } = basicCredentials(auth.slice('basic'.length).trim()));
   }
   const scope = form.get('scope') ?? '';
   return {
@@ -52,6 +68,6 @@ export function readTokenRequest(headers: IncomingHttpHeaders, body: Buffer): To
     scopes: scope.split(' ').filter((s) => s !== ''),
     clientId: clientId || undefined,
     clientSecret: clientSecret || undefined,
-    basic: Boolean(basic),
+    basic,
   };
 }

@@ -3,11 +3,12 @@
 // stored where every replica can find it.
 import type { RequestContext } from '../../../gateway/context.js';
 import { gatewayError } from '../../../gateway/errors.js';
+import { clipName } from '../../../lib/clip-name.js';
 import { hashKey, randomBase62, verifySecret } from '../../../store/keys.js';
 import type { AccessTokenSource } from '../../access-token-source.js';
 import { keyProblem } from '../../entitlement.js';
 import type { IdentitySource, KeyRecord } from '../../identity.js';
-import { MalformedTokenRequest, readTokenRequest, type TokenRequest } from './client-credentials.js';
+import { MalformedTokenRequest, readTokenRequest, UnreadableBasicCredentials, type TokenRequest } from './client-credentials.js';
 import { OAUTH_V2_FAULTS as F } from './oauth-v2-faults.js';
 import { TokenEndpointError } from './token-error.js';
 
@@ -22,13 +23,20 @@ export interface TokenEndpointOptions {
   now: () => number;
 }
 
+/**
+ * A token request is a few hundred bytes, and anyone may send one: read up to the model-request limit (10 MiB), a
+ * form of empty parameters took 250 MB and most of a second to parse, before any credential was checked. A larger
+ * body gets 413 (body_too_large) instead, unparsed.
+ */
+const MAX_TOKEN_REQUEST_BYTES = 16 * 1024;
+
 /** Compared against when the client is unknown, so a miss costs the same as a wrong secret. */
 const NO_SECRET = hashKey('no secret');
 
 const NO_STORE = { 'content-type': 'application/json', 'cache-control': 'no-store', pragma: 'no-cache' };
 
-function invalidClient(req: TokenRequest, message: string): TokenEndpointError {
-  return new TokenEndpointError(401, F.invalidClient, message, req.basic ? { 'www-authenticate': 'Basic realm="tollgate"' } : undefined);
+function invalidClient(basic: boolean, message: string): TokenEndpointError {
+  return new TokenEndpointError(401, F.invalidClient, message, basic ? { 'www-authenticate': 'Basic realm="tollgate"' } : undefined);
 }
 
 /** The scopes of the key's approved products: what a token may carry. */
@@ -43,23 +51,24 @@ export function tokenEndpoint(o: TokenEndpointOptions): (ctx: RequestContext) =>
   async function issue(ctx: RequestContext): Promise<void> {
     let req: TokenRequest;
     try {
-      req = readTokenRequest(ctx.headers, ctx.readBody ? await ctx.readBody() : Buffer.alloc(0));
+      req = readTokenRequest(ctx.headers, ctx.readBody ? await ctx.readBody(MAX_TOKEN_REQUEST_BYTES) : Buffer.alloc(0));
     } catch (err) {
       if (err instanceof MalformedTokenRequest) throw new TokenEndpointError(400, F.invalidRequest, `Invalid token request: ${err.message}`);
+      if (err instanceof UnreadableBasicCredentials) throw invalidClient(true, `Client authentication failed: ${err.message}`);
       throw err;
     }
     if (req.grantType === undefined) throw new TokenEndpointError(400, F.invalidRequest, 'The request is missing a required parameter: grant_type');
-    if (!o.grantTypes.has(req.grantType)) throw new TokenEndpointError(400, F.unsupportedGrantType, `Unsupported grant type: ${req.grantType}`);
-    if (!req.clientId || !req.clientSecret) throw invalidClient(req, 'Client authentication failed: client_id and client_secret are required');
+    if (!o.grantTypes.has(req.grantType)) throw new TokenEndpointError(400, F.unsupportedGrantType, `Unsupported grant type: ${clipName(req.grantType)}`);
+    if (!req.clientId || !req.clientSecret) throw invalidClient(req.basic, 'Client authentication failed: client_id and client_secret are required');
     const record = o.identity.findKeyByHash(hashKey(req.clientId));
     const secretOk = verifySecret(req.clientSecret, record?.secretHash ?? NO_SECRET);
     const now = o.now();
-    if (!record || !record.secretHash || !secretOk) throw invalidClient(req, 'Client authentication failed: unknown client or wrong secret');
-    if (keyProblem(record, now) !== null) throw invalidClient(req, 'Client authentication failed: the key, its app or its developer is not approved');
+    if (!record || !record.secretHash || !secretOk) throw invalidClient(req.basic, 'Client authentication failed: unknown client or wrong secret');
+    if (keyProblem(record, now) !== null) throw invalidClient(req.basic, 'Client authentication failed: the key, its app or its developer is not approved');
 
     const offered = offeredScopes(record);
     const missing = req.scopes.filter((s) => !offered.has(s));
-    if (missing.length > 0) throw new TokenEndpointError(400, F.invalidScope, `The client may not ask for scope ${missing.join(' ')}`);
+    if (missing.length > 0) throw new TokenEndpointError(400, F.invalidScope, `The client may not ask for scope ${clipName(missing.join(' '))}`);
     const scopes = req.scopes.length > 0 ? [...new Set(req.scopes)] : [...offered];
 
     const token = ACCESS_TOKEN_PREFIX + randomBase62(40);

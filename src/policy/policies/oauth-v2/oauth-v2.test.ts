@@ -17,11 +17,14 @@ class MemoryTokens implements AccessTokenBackend {
   readonly rows = new Map<string, IssuedAccessToken>();
   lookups = 0;
   down = false;
+  /** Lookups never answer (the connection stays open, nothing gets through). */
+  stalled = false;
   async insert(t: IssuedAccessToken): Promise<void> {
     this.rows.set(t.tokenHash, t);
   }
   async find(hash: string): Promise<AccessTokenGrant | undefined> {
     this.lookups++;
+    if (this.stalled) await new Promise(() => {});
     if (this.down) throw new Error('connection refused');
     return this.rows.get(hash);
   }
@@ -155,6 +158,29 @@ describe('token endpoint', () => {
     await assert.rejects(twice, fault(F.invalidRequest, 400));
   });
 
+  test('HTTP Basic that cannot be read is a failed client authentication: 401 invalid_client, challenged (RFC 6749 §5.2)', async () => {
+    const { issue } = setup();
+    const b64 = (s: string) => Buffer.from(s).toString('base64');
+    for (const auth of ['Basic %%%', 'Basic', `Basic ${b64('tg_client')}`, `Basic ${b64('%zz:tgs_secret')}`, `basic  ${b64('tg_client')} ${b64('x')}`]) {
+      await assert.rejects(tokenCall(issue, 'grant_type=client_credentials', { ...FORM, authorization: auth }), (err: GatewayError) => {
+        assert.equal(err.status, 401, auth);
+        assert.equal(err.code, F.invalidClient, auth);
+        assert.equal(err.headers['www-authenticate'], 'Basic realm="tollgate"', auth);
+        return true;
+      });
+    }
+  });
+
+  test('a grant type or scope quoted back is clipped, in either fault format', async () => {
+    const { issue } = setup();
+    const huge = 'x'.repeat(1 << 20);
+    for (const form of [`grant_type=${huge}`, `grant_type=client_credentials&client_id=tg_client&client_secret=tgs_secret&scope=${huge}`]) {
+      const err: GatewayError = await tokenCall(issue, form).then(() => assert.fail('accepted'), (e: GatewayError) => e);
+      assert.equal(err.status, 400);
+      for (const format of ['openai', 'apigee'] as const) assert.ok(err.toResponse(format).body.length < 2048, `${err.code} in ${format}: ${err.toResponse(format).body.length} bytes`);
+    }
+  });
+
   test('refusals are answered in RFC 6749 §5.2\'s shape, the fault code beside it in the apigee format', async () => {
     const { issue } = setup();
     const err: GatewayError = await tokenCall(issue, 'grant_type=client_credentials&client_id=tg_client&client_secret=nope').then(
@@ -257,6 +283,13 @@ describe('VerifyAccessToken', () => {
     table.down = true;
     await assert.rejects(verified(verify, 'tgat_whatever'), fault('extension_failed', 500));
   });
+
+  test('a token table that stalls → 500 once the lookup deadline passes; the requests share one lookup', { timeout: 15_000 }, async () => {
+    const { verify, table } = setup();
+    table.stalled = true;
+    await Promise.all([1, 2].map(() => assert.rejects(verified(verify, 'tgat_whatever'), fault('extension_failed', 500))));
+    assert.equal(table.lookups, 1);
+  });
 });
 
 describe('token cache', () => {
@@ -270,5 +303,45 @@ describe('token cache', () => {
     clock.advance(1001);
     await assert.rejects(verified(verify, 'tgat_missing'));
     assert.equal(table.lookups, 2);
+  });
+
+  /** A table whose i-th lookup settles when the test calls `lookups[i](grant or Error)`. */
+  function heldTable() {
+    const lookups: ((answer: AccessTokenGrant | Error) => void)[] = [];
+    const backend: AccessTokenBackend = {
+      insert: async () => {},
+      find: () => new Promise((resolve, reject) => lookups.push((a) => (a instanceof Error ? reject(a) : resolve(a)))),
+    };
+    return { backend, lookups };
+  }
+  const GRANT: AccessTokenGrant = { keyHash: 'k', scopes: [], expiresAt: NOW + 3600_000 };
+
+  test('a lookup slower than the TTL stays the only one for its token until it settles', async () => {
+    const clock = new TestClock(NOW);
+    const { backend, lookups } = heldTable();
+    const cache = new CachedAccessTokens(backend, { now: clock.now });
+    const first = cache.find('h');
+    clock.advance(5000);
+    const second = cache.find('h');
+    assert.equal(lookups.length, 1);
+    lookups[0](GRANT);
+    assert.deepEqual(await Promise.all([first, second]), [GRANT, GRANT]);
+    assert.deepEqual(cache.find('h'), GRANT);
+  });
+
+  test('a lookup that fails late leaves the newer entry its token has by then', async () => {
+    const clock = new TestClock(NOW);
+    const { backend, lookups } = heldTable();
+    const cache = new CachedAccessTokens(backend, { now: clock.now, maxEntries: 1 });
+    const late = Promise.resolve(cache.find('h')).catch((err: unknown) => err);
+    // Another token takes the only place: the first lookup's entry is evicted while it runs.
+    await cache.save({ tokenHash: 'other', keyId: 'key', keyHash: 'k', scopes: [], issuedAt: NOW, expiresAt: NOW + 3600_000 });
+    const fresh = cache.find('h');
+    lookups[1](GRANT);
+    await fresh;
+    lookups[0](new Error('connection lost'));
+    assert.ok((await late) instanceof Error);
+    assert.deepEqual(cache.find('h'), GRANT);
+    assert.equal(lookups.length, 2);
   });
 });
