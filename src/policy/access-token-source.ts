@@ -22,6 +22,15 @@ export interface AccessTokenGrant {
   expiresAt: number;
 }
 
+/**
+ * How long a request waits for the token table (a lookup, or the token endpoint's save) before it fails with 500
+ * extension_failed. Tokens are the one credential read from the database on the request path (keys are in the
+ * snapshot): a table that stalled held every request bearing one, and every token request, until the OS gave up on
+ * the connection, minutes later. One indexed read or insert takes milliseconds; the bound leaves room for a wait
+ * behind the admin API and analytics in the shared pool.
+ */
+export const TOKEN_TABLE_TIMEOUT_MS = 2000;
+
 export interface AccessTokenSource {
   save(token: IssuedAccessToken): Promise<void>;
   /** Undefined for an unknown or revoked token. Rejects when the store cannot answer. */

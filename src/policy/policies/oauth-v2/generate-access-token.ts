@@ -4,8 +4,9 @@
 import type { RequestContext } from '../../../gateway/context.js';
 import { gatewayError } from '../../../gateway/errors.js';
 import { clipName } from '../../../lib/clip-name.js';
+import { withTimeout } from '../../../lib/with-timeout.js';
 import { hashKey, randomBase62, verifySecret } from '../../../store/keys.js';
-import type { AccessTokenSource } from '../../access-token-source.js';
+import { TOKEN_TABLE_TIMEOUT_MS, type AccessTokenSource } from '../../access-token-source.js';
 import { keyProblem } from '../../entitlement.js';
 import type { IdentitySource, KeyRecord } from '../../identity.js';
 import { MalformedTokenRequest, readTokenRequest, UnreadableBasicCredentials, type TokenRequest } from './client-credentials.js';
@@ -75,7 +76,8 @@ export function tokenEndpoint(o: TokenEndpointOptions): (ctx: RequestContext) =>
     // A token never outlives the key it was issued to.
     const expiresAt = record.expiresAt === null ? now + o.expiresInMs : Math.min(now + o.expiresInMs, record.expiresAt);
     try {
-      await o.tokens.save({ tokenHash: hashKey(token), keyId: record.keyId, keyHash: hashKey(req.clientId), scopes, issuedAt: now, expiresAt });
+      // A save that lands after the deadline leaves a token nobody was given: harmless, it expires unused.
+      await withTimeout(o.tokens.save({ tokenHash: hashKey(token), keyId: record.keyId, keyHash: hashKey(req.clientId), scopes, issuedAt: now, expiresAt }), TOKEN_TABLE_TIMEOUT_MS, 'storing the access token');
     } catch {
       throw gatewayError('TG_ERR_EXTENSION_FAILED', 'The access token could not be stored');
     }

@@ -17,9 +17,10 @@ class MemoryTokens implements AccessTokenBackend {
   readonly rows = new Map<string, IssuedAccessToken>();
   lookups = 0;
   down = false;
-  /** Lookups never answer (the connection stays open, nothing gets through). */
+  /** Lookups and inserts never answer (the connection stays open, nothing gets through). */
   stalled = false;
   async insert(t: IssuedAccessToken): Promise<void> {
+    if (this.stalled) await new Promise(() => {});
     this.rows.set(t.tokenHash, t);
   }
   async find(hash: string): Promise<AccessTokenGrant | undefined> {
@@ -289,6 +290,12 @@ describe('VerifyAccessToken', () => {
     table.stalled = true;
     await Promise.all([1, 2].map(() => assert.rejects(verified(verify, 'tgat_whatever'), fault('extension_failed', 500))));
     assert.equal(table.lookups, 1);
+  });
+
+  test('a token table that stalls on the insert → the token request gets 500 once the deadline passes', { timeout: 15_000 }, async () => {
+    const { issue, table } = setup();
+    table.stalled = true;
+    await assert.rejects(token(issue, 'grant_type=client_credentials&client_id=tg_client&client_secret=tgs_secret'), fault('extension_failed', 500));
   });
 });
 

@@ -4,7 +4,7 @@ import type { RequestContext } from '../../../gateway/context.js';
 import { gatewayError, policyFault } from '../../../gateway/errors.js';
 import { withTimeout } from '../../../lib/with-timeout.js';
 import { hashKey } from '../../../store/keys.js';
-import type { AccessTokenGrant, AccessTokenSource } from '../../access-token-source.js';
+import { TOKEN_TABLE_TIMEOUT_MS, type AccessTokenGrant, type AccessTokenSource } from '../../access-token-source.js';
 import { keyProblem } from '../../entitlement.js';
 import type { IdentitySource } from '../../identity.js';
 import type { ApimState } from '../../types.js';
@@ -21,13 +21,6 @@ export interface VerifyOptions {
   tokens: AccessTokenSource;
   now: () => number;
 }
-
-/**
- * A token is the only credential read from the database on the request path (keys are in the snapshot): a table
- * that stalls held every request bearing one until the OS gave up on the connection, minutes later. One indexed read
- * takes milliseconds; the bound leaves room for a wait behind the admin API and analytics in the shared pool.
- */
-const LOOKUP_TIMEOUT_MS = 2000;
 
 const BEARER = /^bearer\s+(\S+)\s*$/i;
 
@@ -74,7 +67,7 @@ export function verifyAccessToken(o: VerifyOptions): (ctx: RequestContext, state
     }
     if (!(found instanceof Promise)) return check(found, state);
     // The lookup itself runs on and stays shared (the cache holds it until it settles): only this request stops waiting.
-    return withTimeout(found, LOOKUP_TIMEOUT_MS, 'the access-token lookup').then(
+    return withTimeout(found, TOKEN_TABLE_TIMEOUT_MS, 'the access-token lookup').then(
       (grant) => check(grant, state),
       () => Promise.reject(storeDown()),
     );
