@@ -285,6 +285,14 @@ for (const backend of DATABASE_BACKENDS) {
       assert.match(second.body.consumerKey, API_KEY_PATTERN);
       assert.ok(Math.abs(second.body.expiresAt - (Date.now() + 3_600_000)) < 30_000);
       assert.deepEqual(second.body.apiProducts, [{ apiproduct: p, status: 'approved' }], 'defaults to the products of the app');
+      // Apigee's spellings, as an app's keyExpiresIn takes them: an int64 as a string, and -1 for never.
+      const spelt = await api('POST', keys, { expiresInSeconds: '3600' });
+      assert.equal(spelt.status, 201, spelt.text);
+      assert.ok(Math.abs(spelt.body.expiresAt - (Date.now() + 3_600_000)) < 30_000);
+      for (const never of [-1, '-1']) {
+        const r = await api('POST', keys, { expiresInSeconds: never });
+        assert.deepEqual([r.status, r.body.expiresAt], [201, -1], `${JSON.stringify(never)}: ${r.text}`);
+      }
 
       const legacy = 'legacy-key-0123456789';
       const imported = await api('POST', keys, { consumerKey: legacy, apiProducts: [] });
@@ -310,6 +318,7 @@ for (const backend of DATABASE_BACKENDS) {
       assert.deepEqual(paths(await api('POST', keys, { consumerSecret: 'a-secret-without-key' })), ['consumerSecret']);
       assert.deepEqual(paths(await api('POST', keys, { expiresInSeconds: -5 })), ['expiresInSeconds']);
       assert.deepEqual(paths(await api('POST', keys, { expiresInSeconds: 1e12 })), ['expiresInSeconds']);
+      assert.deepEqual(paths(await api('POST', keys, { expiresInSeconds: '1.5' })), ['expiresInSeconds']);
       assert.deepEqual(paths(await api('POST', `/v1/developers/${email}/apps`, { name: 'late', keyExpiresIn: '1e99' })), ['keyExpiresIn']);
       assert.ok(!(await everyRow(db)).includes(legacy));
 
@@ -322,7 +331,7 @@ for (const backend of DATABASE_BACKENDS) {
       assert.equal((await api('GET', `/v1/developers/${email}/apps/nope/keys`)).status, 404);
 
       const deleted = await api('DELETE', `/v1/developers/${email}/apps/app`);
-      assert.equal(deleted.body.credentials.length, 2);
+      assert.equal(deleted.body.credentials.length, 5);
       assert.equal(await db.credentials.find(imported.body.keyId), undefined, 'an app\'s keys go with it');
     });
 

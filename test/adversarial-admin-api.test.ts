@@ -240,6 +240,80 @@ for (const backend of DATABASE_BACKENDS) {
       assert.deepEqual([deleted.status, deleted.body.outcome], [200, 'deleted']);
     });
 
+    test('every route refuses a query parameter it does not take: ?dryRun=true on a product delete, a misspelt ?apiProduct=', async () => {
+      const product = unique('qp-product');
+      const email = `${unique('qp')}@example.com`;
+      const map = unique('qp-map');
+      assert.equal((await api('POST', '/v1/apiproducts', { name: product })).status, 201);
+      assert.equal((await api('POST', '/v1/developers', { email })).status, 201);
+      const created = await api('POST', `/v1/developers/${email}/apps`, { name: 'nb', apiProducts: [product] });
+      assert.equal(created.status, 201, created.text);
+      const app = `/v1/developers/${email}/apps/nb`;
+      const key = `${app}/keys/${created.body.credentials[0].keyId}`;
+      assert.equal((await api('POST', '/v1/keyvaluemaps', { name: map })).status, 201);
+      const entries = `/v1/keyvaluemaps/${map}/entries`;
+      assert.equal((await api('POST', entries, { name: 'upstream', value: 'environment' })).status, 201);
+      assert.equal((await api('POST', `${entries}?apiproduct=${product}`, { name: 'upstream', value: 'product' })).status, 201);
+      const lastChange = async () => (await api('GET', '/v1/audit?pageSize=1')).body.items;
+      const before = await lastChange();
+
+      for (const [method, path, body, unknown] of [
+        ['POST', '/v1/apiproducts?dryRun=true', { name: unique('qp-new') }, 'dryRun'],
+        ['PUT', `/v1/apiproducts/${product}?dryRun=true`, { displayName: 'changed' }, 'dryRun'],
+        ['DELETE', `/v1/apiproducts/${product}?dryRun=true`, undefined, 'dryRun'],
+        ['POST', '/v1/developers?dryRun=true', { email: `${unique('qp-new')}@example.com` }, 'dryRun'],
+        ['PUT', `/v1/developers/${email}?dryRun=true`, { firstName: 'changed' }, 'dryRun'],
+        ['POST', `/v1/developers/${email}?action=inactive&dryRun=true`, undefined, 'dryRun'],
+        ['DELETE', `/v1/developers/${email}?dryRun=true`, undefined, 'dryRun'],
+        ['POST', `/v1/developers/${email}/apps?dryRun=true`, { name: 'other' }, 'dryRun'],
+        ['PUT', `${app}?dryRun=true`, { apiProducts: [] }, 'dryRun'],
+        ['POST', `${app}?action=revoke&dryRun=true`, undefined, 'dryRun'],
+        ['DELETE', `${app}?dryRun=true`, undefined, 'dryRun'],
+        ['POST', `${app}/keys?dryRun=true`, {}, 'dryRun'],
+        ['POST', `${key}?action=revoke&dryRun=true`, undefined, 'dryRun'],
+        ['POST', `${key}/apiproducts/${product}?action=revoke&dryRun=true`, undefined, 'dryRun'],
+        ['DELETE', `${key}?dryRun=true`, undefined, 'dryRun'],
+        ['POST', '/v1/keyvaluemaps?dryRun=true', { name: unique('qp-map') }, 'dryRun'],
+        ['DELETE', `/v1/keyvaluemaps/${map}?dryRun=true`, undefined, 'dryRun'],
+        ['POST', `${entries}?apiProduct=${product}`, { name: 'secret', value: 's' }, 'apiProduct'],
+        ['PUT', `${entries}/upstream?apiProduct=${product}`, { value: 'replaced' }, 'apiProduct'],
+        ['DELETE', `${entries}/upstream?apiProduct=${product}`, undefined, 'apiProduct'],
+        ['POST', '/v1/oauth/revoke?dryRun=true', { keyId: created.body.credentials[0].keyId }, 'dryRun'],
+        ['GET', `${entries}?apiProduct=${product}`, undefined, 'apiProduct'],
+        ['GET', '/v1/audit?resourcetype=developer', undefined, 'resourcetype'],
+      ] as const) {
+        const a = await api(method, path, body);
+        assertInvalid(a, unknown, `${method} ${path}`);
+        assert.match(a.body.error.details[0].message, /^unknown parameter \(/, `${method} ${path}`);
+      }
+
+      assert.deepEqual(await lastChange(), before, 'nothing was written');
+      assert.equal((await api('GET', `/v1/apiproducts/${product}`)).status, 200);
+      assert.deepEqual((await api('GET', key)).body.apiProducts, [{ apiproduct: product, status: 'approved' }]);
+      assert.equal((await api('GET', `${entries}/upstream`)).body.value, 'environment');
+      assert.equal((await api('GET', `${entries}/upstream?apiproduct=${product}`)).body.value, 'product');
+      // What a route does take still works, dry runs included.
+      const dry = await api('DELETE', `/v1/manifests/APIProduct/${product}?dryRun=true`);
+      assert.deepEqual([dry.status, dry.body.dryRun, dry.body.outcome], [200, true, 'deleted']);
+      assert.equal((await api('POST', `${key}?action=revoke`)).status, 200);
+      assert.equal((await api('GET', `${entries}?apiproduct=${product}&pageSize=1`)).body.items.length, 1);
+    });
+
+    test('a product-scoped key-value map entry is not written for a product that does not exist', async () => {
+      const map = unique('ghost-map');
+      const ghost = unique('ghost');
+      assert.equal((await api('POST', '/v1/keyvaluemaps', { name: map })).status, 201);
+      const entries = `/v1/keyvaluemaps/${map}/entries`;
+      const created = await api('POST', `${entries}?apiproduct=${ghost}`, { name: 'k', value: 'v' });
+      assert.deepEqual([created.status, created.body.error.code], [404, 'not_found'], created.text);
+      assert.match(created.body.error.message, new RegExp(`apiproduct "${ghost}" not found`));
+      assert.equal((await api('PUT', `${entries}/k?apiproduct=${ghost}`, { value: 'v' })).status, 404);
+      // Before, a product created later under that name read what was written for it.
+      assert.equal((await api('POST', '/v1/apiproducts', { name: ghost })).status, 201);
+      assert.deepEqual((await api('GET', `${entries}?apiproduct=${ghost}`)).body.items, []);
+      assert.equal((await api('PUT', `${entries}/k?apiproduct=${ghost}`, { value: 'v' })).status, 200);
+    });
+
     test('a 1 MiB YAML body nested a million levels deep is a 400 at once, naming the depth', async () => {
       const started = performance.now();
       const a = await call(base, 'POST', '/v1/apply', '['.repeat(1_000_000), { 'content-type': 'application/yaml' });

@@ -58,30 +58,21 @@ describe('PostgreSQL LISTEN connection silently dropped', { skip: postgres.skip 
   });
 });
 
-describe('a gateway replica behind a silently dropped LISTEN connection', { skip: postgres.skip }, () => {
-  let target: TestDatabase;
-  let stub: Stub;
-  let proxy: TcpProxy;
-  const gateways: Gateway[] = [];
-  const dirs: string[] = [];
+/** Gateway replicas of one database (each reaching it directly or through a proxy), serving product gold behind a key. */
+class Replicas {
+  readonly #target: TestDatabase;
+  readonly #stub: Stub;
+  readonly #gateways: Gateway[] = [];
+  readonly #dirs: string[] = [];
 
-  before(async () => {
-    target = await postgres.create();
-    stub = await startStub();
-    proxy = await TcpProxy.for(target.url, 5432);
-  });
-  after(async () => {
-    // The proxy first: it resets the frozen connections, so queries still waiting on them fail and pools can end.
-    await proxy?.close();
-    for (const gw of gateways) await gw.close();
-    await stub?.close();
-    await target?.dispose();
-    for (const d of dirs) rmSync(d, { recursive: true, force: true });
-  });
+  constructor(target: TestDatabase, stub: Stub) {
+    this.#target = target;
+    this.#stub = stub;
+  }
 
-  async function start(db: string): Promise<Gateway> {
+  async start(db: string): Promise<Gateway> {
     const analyticsDir = mkdtempSync(join(tmpdir(), 'tollgate-failure-pg-'));
-    dirs.push(analyticsDir);
+    this.#dirs.push(analyticsDir);
     const gw = await startGateway({
       configPaths: [],
       port: 0,
@@ -89,26 +80,52 @@ describe('a gateway replica behind a silently dropped LISTEN connection', { skip
       host: '127.0.0.1',
       watch: false,
       db,
-      dbSchema: target.schema,
+      dbSchema: this.#target.schema,
       analyticsDir,
       manifests: [
-        manifest('InferencePool', 'pool', { endpoints: [stub.url] }),
+        manifest('InferencePool', 'pool', { endpoints: [this.#stub.url] }),
         manifest('InferenceModel', 'm', { modelName: 'm', poolRef: { name: 'pool' } }),
         manifest('APIMExtensionPolicy', 'ext', { defaultSecurityEnabled: true, targetRef: { name: 'gw' } }),
         manifest('APIProduct', 'gold', { displayName: 'Gold', approvalType: 'auto', enforcementRefs: [{ name: 'ext' }] }),
         manifest('APIOperationSet', 'gold-ops', { apiProductRefs: [{ name: 'gold' }], restOperations: [{ name: 'o', path: '/v1/**', methods: ['POST', 'GET'] }] }),
       ],
     });
-    gateways.push(gw);
+    this.#gateways.push(gw);
     return gw;
   }
 
-  const chat = (gw: Gateway, key: string): Promise<Answer> =>
-    call(gw.url, 'POST', '/v1/chat/completions', { model: 'm', messages: [{ role: 'user', content: 'hi' }] }, { 'x-api-key': key });
+  async close(): Promise<void> {
+    for (const gw of this.#gateways) await gw.close();
+    for (const d of this.#dirs) rmSync(d, { recursive: true, force: true });
+  }
+}
+
+const chat = (gw: Gateway, key: string): Promise<Answer> =>
+  call(gw.url, 'POST', '/v1/chat/completions', { model: 'm', messages: [{ role: 'user', content: 'hi' }] }, { 'x-api-key': key });
+
+describe('a gateway replica behind a silently dropped LISTEN connection', { skip: postgres.skip }, () => {
+  let target: TestDatabase;
+  let stub: Stub;
+  let proxy: TcpProxy;
+  let replicas: Replicas;
+
+  before(async () => {
+    target = await postgres.create();
+    stub = await startStub();
+    proxy = await TcpProxy.for(target.url, 5432);
+    replicas = new Replicas(target, stub);
+  });
+  after(async () => {
+    // The proxy first: it resets the frozen connections, so queries still waiting on them fail and pools can end.
+    await proxy?.close();
+    await replicas?.close();
+    await stub?.close();
+    await target?.dispose();
+  });
 
   test('a key revoked on another replica stops working here within seconds; the data plane serves throughout', { timeout: 60_000 }, async () => {
-    const a = await start(target.url);
-    const b = await start(proxy.proxied(target.url));
+    const a = await replicas.start(target.url);
+    const b = await replicas.start(proxy.proxied(target.url));
     const app = await createApp(a.adminUrl, ['gold']);
     await untilKeyKnown(b.url, app.key);
     assert.equal((await chat(b, app.key)).status, 200);
@@ -122,5 +139,41 @@ describe('a gateway replica behind a silently dropped LISTEN connection', { skip
     // Within the default heartbeat (5 s) and a reconnect; before the fix b honoured the revoked key indefinitely.
     const answer = await until(() => chat(b, app.key), (x) => x.status === 401, 40_000, 'the revocation reaching replica b');
     assert.equal(codeOf(answer), 'oauth.v2.ApiKeyNotApproved');
+  });
+});
+
+describe('a gateway replica whose COMMIT reaches PostgreSQL but whose answer is lost', { skip: postgres.skip }, () => {
+  let target: TestDatabase;
+  let stub: Stub;
+  let proxy: TcpProxy;
+  let replicas: Replicas;
+
+  before(async () => {
+    target = await postgres.create();
+    stub = await startStub();
+    proxy = await TcpProxy.for(target.url, 5432);
+    replicas = new Replicas(target, stub);
+  });
+  after(async () => {
+    await proxy?.close();
+    await replicas?.close();
+    await stub?.close();
+    await target?.dispose();
+  });
+
+  test('stops serving the key it deleted: its own change, announced to every other replica, is read again', { timeout: 60_000 }, async () => {
+    const a = await replicas.start(target.url);
+    const b = await replicas.start(proxy.proxied(target.url));
+    const app = await createApp(a.adminUrl, ['gold']);
+    await untilKeyKnown(b.url, app.key);
+
+    // A failover or network blip right after b's COMMIT reached the server: the delete is committed, b is not told.
+    const lost = proxy.loseAnswerTo('commit\0');
+    const deleted = await call(b.adminUrl, 'DELETE', appPath(app, `/keys/${app.keyId}`));
+    await lost;
+    assert.equal(deleted.status, 503, JSON.stringify(deleted.body));
+    await until(() => chat(a, app.key), (x) => x.status === 401, 5000, 'the deletion on replica a');
+    // Before the fix b skipped its own notification and never published the change: it served the key indefinitely.
+    await until(() => chat(b, app.key), (x) => x.status === 401, 5000, 'the deletion on replica b');
   });
 });

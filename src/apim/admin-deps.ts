@@ -1,6 +1,7 @@
 // What the API-management admin routes need from the gateway, and the store view each request writes through.
 import type { Manifest } from '../config/manifest.js';
-import type { AdminHandler, AdminRequest } from '../gateway/admin-router.js';
+import type { z } from 'zod';
+import type { AdminRequest, AdminResponse } from '../gateway/admin-router.js';
 import type { Database, StoreView } from '../store/index.js';
 import { actorOf } from './request-actor.js';
 
@@ -21,7 +22,19 @@ export interface ApimAdminDeps {
   settled?: () => Promise<void>;
 }
 
-export type AddRoute = (method: string, pattern: string, handler: AdminHandler, opts?: { yaml?: boolean }) => void;
+/** A route's handler, given its query parameters as read with the route's `query` shape. */
+export type RouteHandler<Q> = (req: AdminRequest, query: Q) => AdminResponse | Promise<AdminResponse>;
+
+/**
+ * `query` names every query parameter the route takes (admin-input.ts: PAGE_QUERY, flagsQuery, actionQuery): any
+ * other is a 400 before the handler runs, so no route (GET included, and one added later) ignores one.
+ */
+export type AddRoute = <S extends z.ZodRawShape = Record<string, never>>(
+  method: string,
+  pattern: string,
+  handler: RouteHandler<z.output<z.ZodObject<S>>>,
+  opts?: { yaml?: boolean; query?: S },
+) => void;
 
 /** The store, recording the request's actor in the audit rows of whatever it changes. */
 export function storeFor(deps: ApimAdminDeps, req: AdminRequest): StoreView {

@@ -46,42 +46,43 @@ export function checkRequestText(req: AdminRequest): void {
   if (problems.length > 0) throw invalid('The request path or query is invalid', problems);
 }
 
-/** Query parameters, validated; parameters the schema does not name are ignored. */
-export function readQuery<S extends z.ZodType>(req: AdminRequest, schema: S): z.output<S> {
-  const parsed = schema.safeParse(Object.fromEntries(req.query));
+/**
+ * A route's query parameters (`shape` names every one it takes), validated. Any other is a 400 naming it, as the
+ * analytics route refuses one: ignored, a misspelt `?dryrun=true` deleted for real, `?dryRun=true` on a route without
+ * dry runs too, and a misspelt `?apiProduct=` wrote the environment's entry instead of the product's.
+ */
+export function readQuery<S extends z.ZodRawShape>(req: AdminRequest, shape: S): z.output<z.ZodObject<S>> {
+  const known = Object.keys(shape);
+  const unknown = new Set([...req.query.keys()].filter((name) => !Object.hasOwn(shape, name)));
+  if (unknown.size > 0) {
+    const message = known.length > 0 ? `unknown parameter (known: ${known.join(', ')})` : 'unknown parameter (this route takes none)';
+    throw invalid('The query parameters are invalid', [...unknown].map((path) => ({ path, message })));
+  }
+  const parsed = z.object(shape).safeParse(Object.fromEntries(req.query));
   if (!parsed.success) throw invalid('The query parameters are invalid', problems(parsed.error, ''));
   return parsed.data;
 }
 
-const pageQuery = z.object({
+/** `?pageSize=&pageToken=` of a list (default 100, at most 1000): what it reads is a PageRequest. */
+export const PAGE_QUERY = {
   pageSize: z.coerce.number().int().min(1).max(MAX_PAGE_SIZE).optional(),
   pageToken: z.string().min(1).optional(),
-});
+} satisfies Record<keyof PageRequest, z.ZodType>;
 
-/** `?pageSize=&pageToken=` (default 100, at most 1000). */
-export function readPage(req: AdminRequest): PageRequest {
-  return readQuery(req, pageQuery);
+const flag = z.enum(['true', 'false']).optional().transform((v) => v === 'true');
+
+/** Boolean flags of a write (`?dryRun=true&force=true`), false unless given as `true`. */
+export function flagsQuery<N extends string>(names: readonly N[]): Record<N, typeof flag> {
+  return Object.fromEntries(names.map((name) => [name, flag])) as Record<N, typeof flag>;
 }
 
-const flag = z.enum(['true', 'false']).optional();
-
-/**
- * The boolean query flags of a write (`?dryRun=true&force=true`). Any other parameter is a 400 naming it, as the
- * analytics route refuses one: ignored, a misspelt `?dryrun=true` applied for real.
- */
-export function readFlags<N extends string>(req: AdminRequest, names: readonly N[]): Record<N, boolean> {
-  const unknown = new Set([...req.query.keys()].filter((key) => !(names as readonly string[]).includes(key)));
-  if (unknown.size > 0) throw invalid('The query parameters are invalid', [...unknown].map((path) => ({ path, message: `unknown parameter (known: ${names.join(', ')})` })));
-  const given = readQuery(req, z.object(Object.fromEntries(names.map((name) => [name, flag]))));
-  return Object.fromEntries(names.map((name) => [name, given[name] === 'true'])) as Record<N, boolean>;
-}
-
-/** `?action=...`, mapped to the status it sets; `actions` lists every accepted spelling. */
-export function readAction<S extends string>(req: AdminRequest, actions: Record<string, S>): S {
-  const action = req.query.get('action') ?? '';
-  const status = Object.hasOwn(actions, action) ? actions[action] : undefined;
-  if (status === undefined) {
-    throw invalid('Unknown action', [{ path: 'action', message: `must be one of ${Object.keys(actions).join(', ')}` }]);
-  }
-  return status;
+/** `?action=...`, read as the status it sets; `actions` lists every accepted spelling. */
+export function actionQuery<S extends string>(actions: Record<string, S>) {
+  const error = `must be one of ${Object.keys(actions).join(', ')}`;
+  return {
+    action: z
+      .string({ error })
+      .refine((action) => Object.hasOwn(actions, action), { error })
+      .transform((action) => actions[action]),
+  };
 }

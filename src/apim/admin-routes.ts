@@ -2,6 +2,7 @@
 import type { AdminRouter } from '../gateway/admin-router.js';
 import type { AddRoute, ApimAdminDeps } from './admin-deps.js';
 import { handled } from './admin-errors.js';
+import { readQuery } from './admin-input.js';
 import { registerAppRoutes } from './app-routes.js';
 import { registerApplyRoute } from './apply-route.js';
 import { registerAuditRoutes } from './audit-routes.js';
@@ -23,20 +24,17 @@ export function registerApimAdminRoutes(router: AdminRouter, deps: ApimAdminDeps
   const settled = deps.settled;
   // A change is answered once this replica serves it (the snapshot load takes tens of ms on PostgreSQL), so a client
   // that creates a key and uses it at once through the same gateway is not refused.
-  const add: AddRoute = (method, pattern, handler, opts) =>
+  const add: AddRoute = (method, pattern, handler, opts = {}) =>
     router.add(
       method,
       pattern,
-      handled(
-        method === 'GET' || !settled
-          ? handler
-          : async (req) => {
-              const answer = await handler(req);
-              await settled();
-              return answer;
-            },
-      ),
-      opts,
+      handled(async (req) => {
+        // Without a `query` shape the route takes no parameters ({} stands for S then).
+        const answer = await handler(req, readQuery(req, opts.query ?? ({} as NonNullable<typeof opts.query>)));
+        if (method !== 'GET') await settled?.();
+        return answer;
+      }),
+      { yaml: opts.yaml },
     );
   registerApplyRoute(add, deps);
   registerManifestRoutes(add, deps);

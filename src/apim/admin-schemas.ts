@@ -51,10 +51,15 @@ export const developerReplaceBody = developerBody.extend({ email: z.email().max(
 /** Beyond this a date is not representable, and no key should outlive it anyway. */
 const HUNDRED_YEARS_S = 100 * 365 * 24 * 3600;
 
-/** Apigee's keyExpiresIn: milliseconds (a number or a numeric string), -1 or absent for a key that never expires. */
-const keyExpiresIn = z
-  .union([z.number().int(), z.string().regex(/^-?\d+$/, 'must be a whole number of milliseconds').transform(Number)])
-  .refine((ms) => ms === -1 || (ms > 0 && ms <= HUNDRED_YEARS_S * 1000), 'must be a positive number of milliseconds (up to 100 years), or -1 for never');
+/**
+ * A key's lifetime as Apigee takes it (an app's keyExpiresIn in milliseconds, a key's expiresInSeconds): an int64, a
+ * number or a numeric string; -1 or absent for a key that never expires. Migration scripts send Apigee's own answers.
+ */
+function keyLifetime(unit: 'milliseconds' | 'seconds', hundredYears: number) {
+  return z
+    .union([z.number().int(), z.string().regex(/^-?\d+$/, `must be a whole number of ${unit}`).transform(Number)])
+    .refine((n) => n === -1 || (n > 0 && n <= hundredYears), `must be a positive number of ${unit} (up to 100 years), or -1 for never`);
+}
 
 export const appBody = z
   .object({
@@ -62,7 +67,7 @@ export const appBody = z
     apiProducts: productNames.default([]),
     attributes: attributes.optional(),
     callbackUrl: z.string().optional(),
-    keyExpiresIn: keyExpiresIn.optional(),
+    keyExpiresIn: keyLifetime('milliseconds', HUNDRED_YEARS_S * 1000).optional(),
   })
   .strict();
 
@@ -91,7 +96,7 @@ const importedKey = importedSecret.refine((k) => !k.startsWith('tgat_') && !/^[^
 export const keyBody = z
   .object({
     apiProducts: productNames.optional(),
-    expiresInSeconds: z.number().int().positive().max(HUNDRED_YEARS_S, 'must be at most 100 years').optional(),
+    expiresInSeconds: keyLifetime('seconds', HUNDRED_YEARS_S).optional(),
     consumerKey: importedKey.optional(),
     consumerSecret: importedSecret.optional(),
   })
@@ -101,7 +106,8 @@ export const keyBody = z
     message: 'is imported together with a consumerKey',
   });
 
-export const auditQuery = z.object({
+/** `GET /v1/audit`'s filters, a query shape (admin-input.ts readQuery). */
+export const auditQuery = {
   resourceType: z.string().min(1).optional(),
   resourceName: z.string().min(1).optional(),
-});
+};

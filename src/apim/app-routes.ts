@@ -2,7 +2,7 @@
 import type { App, AppStatus, StoreView } from '../store/index.js';
 import type { AddRoute, ApimAdminDeps } from './admin-deps.js';
 import { storeFor } from './admin-deps.js';
-import { invalid, readAction, readBody, readPage } from './admin-input.js';
+import { actionQuery, invalid, PAGE_QUERY, readBody } from './admin-input.js';
 import { appBody, appReplaceBody } from './admin-schemas.js';
 import { findApp, lockApp } from './developer-app.js';
 import { expiresAfter, grantsFor } from './new-key.js';
@@ -18,13 +18,13 @@ async function withKeys(store: StoreView, app: App) {
 export function registerAppRoutes(add: AddRoute, deps: ApimAdminDeps): void {
   const { db } = deps;
 
-  add('GET', '/v1/developers/{email}/apps', async (req) => {
+  add('GET', '/v1/developers/{email}/apps', async (req, query) => {
     const developer = await db.developers.get(req.params.email);
-    const page = await db.apps.list({ developerId: developer.id }, readPage(req));
+    const page = await db.apps.list({ developerId: developer.id }, query);
     const items = [];
     for (const app of page.items) items.push(await withKeys(db, app));
     return { body: { items, nextPageToken: page.nextPageToken } };
-  });
+  }, { query: PAGE_QUERY });
 
   add('POST', '/v1/developers/{email}/apps', async (req) => {
     const body = await readBody(req, appBody);
@@ -53,12 +53,11 @@ export function registerAppRoutes(add: AddRoute, deps: ApimAdminDeps): void {
     return { body: updated };
   });
 
-  add('POST', '/v1/developers/{email}/apps/{app}', async (req) => {
-    const status = readAction(req, APP_ACTIONS);
+  add('POST', '/v1/developers/{email}/apps/{app}', async (req, { action }) => {
     const store = storeFor(deps, req);
     const app = await findApp(store, req.params);
-    return { body: await withKeys(store, await store.apps.setStatus(app.id, status)) };
-  });
+    return { body: await withKeys(store, await store.apps.setStatus(app.id, action)) };
+  }, { query: actionQuery(APP_ACTIONS) });
 
   add('DELETE', '/v1/developers/{email}/apps/{app}', async (req) => {
     const deleted = await storeFor(deps, req).transaction(async (tx) => {

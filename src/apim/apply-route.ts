@@ -1,7 +1,7 @@
 // POST /v1/apply: multi-document YAML (or a JSON array) of apim.googleapis.com/v1 manifests, applied all or none.
 import type { AddRoute, ApimAdminDeps } from './admin-deps.js';
 import { storeFor } from './admin-deps.js';
-import { invalid, readFlags } from './admin-input.js';
+import { flagsQuery, invalid } from './admin-input.js';
 import { applyDocuments } from './apply-manifests.js';
 import { ADMIN_DOCUMENT_LIMITS, readApimDocuments } from './manifest-documents.js';
 
@@ -12,8 +12,7 @@ export function detailPath(document: number | undefined, path: string): string {
 }
 
 export function registerApplyRoute(add: AddRoute, deps: ApimAdminDeps): void {
-  add('POST', '/v1/apply', async (req) => {
-    const { dryRun } = readFlags(req, ['dryRun']);
+  add('POST', '/v1/apply', async (req, { dryRun }) => {
     const store = storeFor(deps, req);
     const { documents, problems } = readApimDocuments(await req.text(), 'admin-api', ADMIN_DOCUMENT_LIMITS);
     if (problems.length > 0) {
@@ -25,5 +24,5 @@ export function registerApplyRoute(add: AddRoute, deps: ApimAdminDeps): void {
     // Violations are listed only when there are some, so answers without rules keep their shape.
     const reported = violations.length > 0 ? { violations } : {};
     return { body: dryRun ? { dryRun: true, results, ...reported } : { results, ...reported } };
-  }, { yaml: true });
+  }, { yaml: true, query: flagsQuery(['dryRun']) });
 }

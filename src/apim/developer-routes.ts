@@ -2,7 +2,7 @@
 import type { DeveloperStatus } from '../store/index.js';
 import type { AddRoute, ApimAdminDeps } from './admin-deps.js';
 import { storeFor } from './admin-deps.js';
-import { readAction, readBody, readPage } from './admin-input.js';
+import { actionQuery, PAGE_QUERY, readBody } from './admin-input.js';
 import { developerBody, developerReplaceBody } from './admin-schemas.js';
 import { developerResource, pageBody } from './resource-shapes.js';
 
@@ -12,7 +12,7 @@ const DEVELOPER_ACTIONS: Record<string, DeveloperStatus> = { active: 'active', a
 export function registerDeveloperRoutes(add: AddRoute, deps: ApimAdminDeps): void {
   const { db } = deps;
 
-  add('GET', '/v1/developers', async (req) => ({ body: pageBody(await db.developers.list(readPage(req)), developerResource) }));
+  add('GET', '/v1/developers', async (_req, page) => ({ body: pageBody(await db.developers.list(page), developerResource) }), { query: PAGE_QUERY });
 
   add('POST', '/v1/developers', async (req) => {
     const body = await readBody(req, developerBody);
@@ -33,10 +33,9 @@ export function registerDeveloperRoutes(add: AddRoute, deps: ApimAdminDeps): voi
     return { body: developerResource(updated) };
   });
 
-  add('POST', '/v1/developers/{email}', async (req) => {
-    const status = readAction(req, DEVELOPER_ACTIONS);
-    return { body: developerResource(await storeFor(deps, req).developers.setStatus(req.params.email, status)) };
-  });
+  add('POST', '/v1/developers/{email}', async (req, { action }) => {
+    return { body: developerResource(await storeFor(deps, req).developers.setStatus(req.params.email, action)) };
+  }, { query: actionQuery(DEVELOPER_ACTIONS) });
 
   add('DELETE', '/v1/developers/{email}', async (req) => ({ body: developerResource(await storeFor(deps, req).developers.delete(req.params.email)) }));
 }

@@ -3,7 +3,7 @@
 import type { CredentialStatus } from '../store/index.js';
 import type { AddRoute, ApimAdminDeps } from './admin-deps.js';
 import { storeFor } from './admin-deps.js';
-import { readAction, readBody, readPage } from './admin-input.js';
+import { actionQuery, PAGE_QUERY, readBody } from './admin-input.js';
 import { keyBody } from './admin-schemas.js';
 import { findApp, findKey, lockApp } from './developer-app.js';
 import { expiresAfter, grantsFor } from './new-key.js';
@@ -16,10 +16,10 @@ const KEYS = '/v1/developers/{email}/apps/{app}/keys';
 export function registerKeyRoutes(add: AddRoute, deps: ApimAdminDeps): void {
   const { db } = deps;
 
-  add('GET', KEYS, async (req) => {
+  add('GET', KEYS, async (req, page) => {
     const app = await findApp(db, req.params);
-    return { body: pageBody(await db.credentials.listForApp(app.id, readPage(req)), credentialResource) };
-  });
+    return { body: pageBody(await db.credentials.listForApp(app.id, page), credentialResource) };
+  }, { query: PAGE_QUERY });
 
   add('POST', KEYS, async (req) => {
     const body = await readBody(req, keyBody);
@@ -44,14 +44,13 @@ export function registerKeyRoutes(add: AddRoute, deps: ApimAdminDeps): void {
     return { body: credentialResource(await findKey(db, app, req.params.keyId)) };
   });
 
-  add('POST', `${KEYS}/{keyId}`, async (req) => {
-    const status = readAction(req, KEY_ACTIONS);
+  add('POST', `${KEYS}/{keyId}`, async (req, { action }) => {
     const key = await storeFor(deps, req).transaction(async (tx) => {
       await findKey(tx, await findApp(tx, req.params), req.params.keyId);
-      return tx.credentials.setStatus(req.params.keyId, status);
+      return tx.credentials.setStatus(req.params.keyId, action);
     });
     return { body: credentialResource(key) };
-  });
+  }, { query: actionQuery(KEY_ACTIONS) });
 
   add('DELETE', `${KEYS}/{keyId}`, async (req) => {
     const key = await storeFor(deps, req).transaction(async (tx) => {
@@ -61,12 +60,11 @@ export function registerKeyRoutes(add: AddRoute, deps: ApimAdminDeps): void {
     return { body: credentialResource(key) };
   });
 
-  add('POST', `${KEYS}/{keyId}/apiproducts/{product}`, async (req) => {
-    const status = readAction(req, KEY_ACTIONS);
+  add('POST', `${KEYS}/{keyId}/apiproducts/{product}`, async (req, { action }) => {
     const key = await storeFor(deps, req).transaction(async (tx) => {
       await findKey(tx, await findApp(tx, req.params), req.params.keyId);
-      return tx.credentials.setProductStatus(req.params.keyId, req.params.product, status);
+      return tx.credentials.setProductStatus(req.params.keyId, req.params.product, action);
     });
     return { body: credentialResource(key) };
-  });
+  }, { query: actionQuery(KEY_ACTIONS) });
 }

@@ -4,10 +4,10 @@ import { z } from 'zod';
 import { APIM_API_VERSION } from '../config/apim-kinds.js';
 import { resourceName } from '../config/manifest.js';
 import { AdminError, type AdminRequest } from '../gateway/admin-router.js';
-import { ConflictError, kvmKeyProblem, type KvmEntry, type KvmScope, type StoreView } from '../store/index.js';
+import { ConflictError, kvmKeyProblem, NotFoundError, type KvmEntry, type KvmScope, type StoreView } from '../store/index.js';
 import type { AddRoute, ApimAdminDeps } from './admin-deps.js';
 import { storeFor } from './admin-deps.js';
-import { invalid, readBody, readPage, readQuery } from './admin-input.js';
+import { invalid, PAGE_QUERY, readBody } from './admin-input.js';
 import { refuseFileOwned } from './file-ownership.js';
 import { deleteDocument } from './manifest-tables.js';
 import { KVM_KEY_ENV, KvmCipher } from './kvm-cipher.js';
@@ -22,7 +22,7 @@ const entryName = z.string().superRefine((n, ctx) => {
 });
 const entryBody = z.object({ name: entryName, value: z.string() }).strict();
 const valueBody = z.object({ name: entryName.optional(), value: z.string() }).strict();
-const scopeQuery = z.object({ apiproduct: resourceName.optional() });
+const SCOPE_QUERY = { apiproduct: resourceName.optional() };
 
 const mapExists = (map: string) => new AdminError(409, 'already_exists', `Key-value map "${map}" already exists`, [{ path: 'name', message: 'already exists' }]);
 const entryExists = (key: string) => new AdminError(409, 'already_exists', `Entry "${key}" already exists`, [{ path: 'name', message: 'already exists' }]);
@@ -47,21 +47,24 @@ export function registerKvmRoutes(add: AddRoute, deps: ApimAdminDeps): void {
     return { name: map, encrypted: stored.spec.encrypted === true };
   };
 
-  const scopeOf = (req: AdminRequest): KvmScope => {
-    const { apiproduct } = readQuery(req, scopeQuery);
-    return apiproduct ? `apiproduct:${apiproduct}` : 'environment';
-  };
+  const scopeOf = ({ apiproduct }: { apiproduct?: string }): KvmScope => (apiproduct ? `apiproduct:${apiproduct}` : 'environment');
 
   /** Values of encrypted maps are write-only through the API, as in Apigee. */
   const entryResource = (map: MapInfo, e: KvmEntry) => (map.encrypted ? { name: e.key, encrypted: true } : { name: e.key, value: e.value });
 
-  /** `create`: refuse an existing entry (409) rather than replace it. */
-  const put = async (req: AdminRequest, map: MapInfo, key: string, value: string, opts: { create?: boolean } = {}) => {
+  /**
+   * `create`: refuse an existing entry (409) rather than replace it. A product's entries need the product: written for
+   * one that does not exist, a product created later under its name would read them (its delete takes them along).
+   */
+  const put = async (req: AdminRequest, scope: { apiproduct?: string }, map: MapInfo, key: string, value: string, opts: { create?: boolean } = {}) => {
     if (map.encrypted && !cipher) throw new AdminError(503, 'kvm_key_missing', `Map "${map.name}" is encrypted and ${KVM_KEY_ENV} is not set`);
-    const input = { scope: scopeOf(req), mapName: map.name, key, value: map.encrypted ? cipher!.encrypt(value) : value, encrypted: map.encrypted };
-    const store = storeFor(deps, req);
+    const input = { scope: scopeOf(scope), mapName: map.name, key, value: map.encrypted ? cipher!.encrypt(value) : value, encrypted: map.encrypted };
     try {
-      return entryResource(map, await (opts.create ? store.kvm.create(input) : store.kvm.put(input)));
+      const entry = await storeFor(deps, req).transaction(async (tx) => {
+        if (scope.apiproduct !== undefined && !(await tx.products.findToGrant(scope.apiproduct))) throw new NotFoundError('apiproduct', scope.apiproduct);
+        return opts.create ? tx.kvm.create(input) : tx.kvm.put(input);
+      });
+      return entryResource(map, entry);
     } catch (err) {
       if (err instanceof ConflictError) throw entryExists(key);
       throw err;
@@ -98,37 +101,39 @@ export function registerKvmRoutes(add: AddRoute, deps: ApimAdminDeps): void {
     return { body: map };
   });
 
-  add('GET', '/v1/keyvaluemaps/{map}/entries', async (req) => {
+  add('GET', '/v1/keyvaluemaps/{map}/entries', async (req, query) => {
     const map = await findMap(db, req.params.map);
-    const page = await db.kvm.list(scopeOf(req), map.name, readPage(req));
+    const page = await db.kvm.list(scopeOf(query), map.name, query);
     return { body: pageBody(page, (e) => entryResource(map, e)) };
-  });
+  }, { query: { ...SCOPE_QUERY, ...PAGE_QUERY } });
 
-  add('POST', '/v1/keyvaluemaps/{map}/entries', async (req) => {
+  add('POST', '/v1/keyvaluemaps/{map}/entries', async (req, scope) => {
     const map = await findMap(db, req.params.map);
     const body = await readBody(req, entryBody);
-    return { status: 201, body: await put(req, map, body.name, body.value, { create: true }) };
-  });
+    return { status: 201, body: await put(req, scope, map, body.name, body.value, { create: true }) };
+  }, { query: SCOPE_QUERY });
 
-  add('GET', '/v1/keyvaluemaps/{map}/entries/{key}', async (req) => {
+  add('GET', '/v1/keyvaluemaps/{map}/entries/{key}', async (req, scope) => {
     const map = await findMap(db, req.params.map);
-    const entry = await db.kvm.get(scopeOf(req), map.name, req.params.key);
+    const entry = await db.kvm.get(scopeOf(scope), map.name, req.params.key);
     if (!entry) throw new AdminError(404, 'not_found', `No entry "${req.params.key}" in map "${map.name}"`);
     return { body: entryResource(map, entry) };
-  });
+  }, { query: SCOPE_QUERY });
 
-  add('PUT', '/v1/keyvaluemaps/{map}/entries/{key}', async (req) => {
+  add('PUT', '/v1/keyvaluemaps/{map}/entries/{key}', async (req, scope) => {
     const map = await findMap(db, req.params.map);
     const body = await readBody(req, valueBody);
     // The name in the path is stored as POST's body name is: the same rules (on PostgreSQL a longer one was a 500).
     const name = entryName.safeParse(req.params.key);
     if (!name.success) throw invalid('Invalid entry name in the path', name.error.issues.map((i) => ({ path: 'key', message: i.message })));
     if (body.name !== undefined && body.name !== req.params.key) throw invalid('Entries cannot be renamed', [{ path: 'name', message: `must be "${req.params.key}", as in the path` }]);
-    return { body: await put(req, map, req.params.key, body.value) };
-  });
+    return { body: await put(req, scope, map, req.params.key, body.value) };
+  }, { query: SCOPE_QUERY });
 
-  add('DELETE', '/v1/keyvaluemaps/{map}/entries/{key}', async (req) => {
+  // Reads and deletes of a product's entries do not need the product: entries kept while a product is gone from the
+  // --config files (for when it comes back) can still be seen and removed.
+  add('DELETE', '/v1/keyvaluemaps/{map}/entries/{key}', async (req, scope) => {
     const map = await findMap(db, req.params.map);
-    return { body: entryResource(map, await storeFor(deps, req).kvm.delete(scopeOf(req), map.name, req.params.key)) };
-  });
+    return { body: entryResource(map, await storeFor(deps, req).kvm.delete(scopeOf(scope), map.name, req.params.key)) };
+  }, { query: SCOPE_QUERY });
 }

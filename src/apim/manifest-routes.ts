@@ -4,7 +4,7 @@
 import { NotFoundError } from '../store/index.js';
 import type { AddRoute, ApimAdminDeps } from './admin-deps.js';
 import { storeFor } from './admin-deps.js';
-import { invalid, readFlags, readPage } from './admin-input.js';
+import { flagsQuery, invalid, PAGE_QUERY } from './admin-input.js';
 import { deleteDocuments } from './apply-manifests.js';
 import { detailPath } from './apply-route.js';
 import { ADMIN_DOCUMENT_LIMITS, kindProblem, readApimTargets } from './manifest-documents.js';
@@ -18,12 +18,11 @@ function apimKind(kind: string): string {
 }
 
 export function registerManifestRoutes(add: AddRoute, deps: ApimAdminDeps): void {
-  add('GET', '/v1/manifests/{kind}', async (req) => ({ body: await listDocuments(deps.db, apimKind(req.params.kind), readPage(req)) }));
+  add('GET', '/v1/manifests/{kind}', async (req, page) => ({ body: await listDocuments(deps.db, apimKind(req.params.kind), page) }), { query: PAGE_QUERY });
 
   add('GET', '/v1/manifests/{kind}/{name}', async (req) => ({ body: await getDocument(deps.db, apimKind(req.params.kind), req.params.name) }));
 
-  add('POST', '/v1/delete', async (req) => {
-    const { dryRun, force } = readFlags(req, ['dryRun', 'force']);
+  add('POST', '/v1/delete', async (req, { dryRun, force }) => {
     const { targets, problems } = readApimTargets(await req.text(), 'admin-api', ADMIN_DOCUMENT_LIMITS);
     if (problems.length > 0) {
       const details = problems.map((p) => ({ path: detailPath(p.document, p.path), message: p.message }));
@@ -32,14 +31,13 @@ export function registerManifestRoutes(add: AddRoute, deps: ApimAdminDeps): void
     if (targets.length === 0) throw invalid('No manifests to delete', [{ path: '(body)', message: 'holds no documents' }]);
     const results = await deleteDocuments(storeFor(deps, req), deps, targets, { dryRun, force });
     return { body: dryRun ? { dryRun: true, results } : { results } };
-  }, { yaml: true });
+  }, { yaml: true, query: flagsQuery(['dryRun', 'force']) });
 
-  add('DELETE', '/v1/manifests/{kind}/{name}', async (req) => {
-    const { dryRun, force } = readFlags(req, ['dryRun', 'force']);
+  add('DELETE', '/v1/manifests/{kind}/{name}', async (req, { dryRun, force }) => {
     const kind = apimKind(req.params.kind);
     const name = req.params.name;
     const [result] = await deleteDocuments(storeFor(deps, req), deps, [{ kind, name }], { dryRun, force });
     if (result.outcome === 'not_found') throw new NotFoundError(kind, name);
     return { body: dryRun ? { dryRun: true, ...result } : result };
-  });
+  }, { query: flagsQuery(['dryRun', 'force']) });
 }

@@ -1,7 +1,7 @@
 // /v1/apiproducts: API products in Apigee's ApiProduct shape, with the operation sets that reference each one.
 import type { AddRoute, ApimAdminDeps } from './admin-deps.js';
 import { storeFor } from './admin-deps.js';
-import { invalid, readBody, readPage } from './admin-input.js';
+import { invalid, PAGE_QUERY, readBody } from './admin-input.js';
 import { productBody, productReplaceBody } from './admin-schemas.js';
 import { refuseFileOwned } from './file-ownership.js';
 import { deleteDocuments } from './apply-manifests.js';
@@ -13,11 +13,11 @@ const KIND = 'APIProduct';
 export function registerProductRoutes(add: AddRoute, deps: ApimAdminDeps): void {
   const { db } = deps;
 
-  add('GET', '/v1/apiproducts', async (req) => {
-    const page = await db.products.list(readPage(req));
+  add('GET', '/v1/apiproducts', async (_req, query) => {
+    const page = await db.products.list(query);
     const sets = await db.operationSets.listAll();
     return { body: pageBody(page, (p) => productResource(p, sets)) };
-  });
+  }, { query: PAGE_QUERY });
 
   add('POST', '/v1/apiproducts', async (req) => {
     const body = await readBody(req, productBody);

@@ -59,10 +59,10 @@ export class ApiProducts {
   }
 
   /**
-   * The product a key is about to be granted. In a PostgreSQL transaction its row stays share-locked until the end,
-   * so a concurrent delete either waits for the grant to commit and then removes it (dropProductGrants), or has
-   * committed and the product is not found: at READ COMMITTED, a plain read let both commit, leaving a grant to a
-   * product that no longer exists.
+   * The product a key is about to be granted (or a product-scoped key-value map entry written for). In a PostgreSQL
+   * transaction its row stays share-locked until the end, so a concurrent delete either waits for the grant to commit
+   * and then removes it (dropProductGrants; deleteDocument the entries), or has committed and the product is not
+   * found: at READ COMMITTED, a plain read let both commit, leaving a grant to a product that no longer exists.
    */
   async findToGrant(name: string): Promise<ApiProduct | undefined> {
     const query = this.#session.db.selectFrom('api_products').selectAll().where('name', '=', name);

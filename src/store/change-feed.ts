@@ -25,7 +25,10 @@ export interface IdentityRefs {
 }
 
 export interface ChangeEvent {
-  /** What a committed transaction touched; every type after the PostgreSQL listener reconnects (events may be lost). */
+  /**
+   * What a committed transaction touched; every type after the PostgreSQL listener reconnects (events may be lost) or
+   * after a COMMIT whose outcome is unknown (its answer was lost).
+   */
   resourceTypes: ResourceType[];
   /**
    * Set when the transaction's `kvm` changes were these entries alone (policies' `put`s, written per request): a

@@ -22,7 +22,8 @@ export const DEFAULT_HEARTBEAT_MS = 5000;
 
 /**
  * NOTIFY payload. `schema` keeps tenants of one database (and parallel test files) apart on the shared channel;
- * `origin` lets a replica skip its own notifications, which it already delivered locally at commit.
+ * `origin` lets a replica skip its own notifications, which it already delivered locally at commit (or, when the
+ * answer to its COMMIT was lost, replaced by a reload of everything: Session.transaction).
  */
 interface ChangeMessage {
   schema: string;

@@ -1,7 +1,7 @@
 // Who is writing and in which transaction: every mutation runs in one, writes its audit row there, and is announced after commit.
 import { sql, type Kysely, type SelectQueryBuilder } from 'kysely';
 import type { DialectName } from './database-url.js';
-import { IDENTITY_TYPES, type ChangeEvent, type ChangeFeed, type IdentityRefs, type KvmEntryRef, type ResourceType } from './change-feed.js';
+import { IDENTITY_TYPES, RESOURCE_TYPES, type ChangeEvent, type ChangeFeed, type IdentityRefs, type KvmEntryRef, type ResourceType } from './change-feed.js';
 import { insertAuditRow } from './audit-log.js';
 import { notifyChange } from './pg-change-listener.js';
 import { inTransaction } from './transaction.js';
@@ -142,12 +142,24 @@ export class Session {
     const { db, dialect, feed, instanceId, schema } = this.core;
     const tx: Omit<OpenTransaction, 'db'> = openTransaction();
     let event: Omit<ChangeEvent, 'origin'> | undefined;
-    const result = await inTransaction(db, dialect, 'write', async (conn) => {
-      const value = await fn(new Session(this.core, this.actor, { db: conn, ...tx }));
-      event = changeOf(tx);
-      if (event && dialect === 'postgres') await notifyChange(conn, { schema, origin: instanceId, ...event });
-      return value;
-    });
+    /** Set as the callback returns: what inTransaction does after it is the COMMIT. */
+    let committing = false;
+    let result: T;
+    try {
+      result = await inTransaction(db, dialect, 'write', async (conn) => {
+        const value = await fn(new Session(this.core, this.actor, { db: conn, ...tx }));
+        event = changeOf(tx);
+        if (event && dialect === 'postgres') await notifyChange(conn, { schema, origin: instanceId, ...event });
+        committing = true;
+        return value;
+      });
+    } catch (err) {
+      // A COMMIT whose answer never came (the connection dropped after sending it) may have committed: other replicas
+      // then hear of it, but this one skips its own NOTIFY, and nothing else would tell it. Its listeners read
+      // everything again (retried until the database answers) rather than keep serving what the change replaced.
+      if (committing && event) feed.publish({ resourceTypes: [...RESOURCE_TYPES], origin: 'local' });
+      throw err;
+    }
     if (event) feed.publish({ ...event, origin: 'local' });
     return result;
   }

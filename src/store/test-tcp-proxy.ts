@@ -1,6 +1,7 @@
 // A TCP proxy for failure tests, in front of the shared PostgreSQL or Redis (which must never be stopped): it can
 // cut connections (reset them and refuse new ones), restore itself on the same port, stall them, silence one once it
-// sends a given query, delay every chunk, or answer every Redis command with an error reply itself.
+// sends a given query, lose the answer to one, delay every chunk, or answer every Redis command with an error reply
+// itself.
 import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 
@@ -43,6 +44,7 @@ export class TcpProxy {
   #delayMs = 0;
   #errorReply: string | undefined;
   #silenceOn: { marker: string; done: () => void } | undefined;
+  #loseAnswerTo: { marker: string; done: () => void } | undefined;
   port = 0;
 
   constructor(target: { host: string; port: number }) {
@@ -87,6 +89,8 @@ export class TcpProxy {
     client.on('close', () => upstream.destroy());
     upstream.on('close', () => client.destroy());
     let pending = Buffer.alloc(0);
+    /** Set once this connection's client sent loseAnswerTo's marker: the server's next chunk resets the client instead. */
+    let answerLost: (() => void) | undefined;
     const forward = (from: Socket, to: Socket, fromClient: boolean) => {
       // While stalled, chunks are held here (as a partition holds them in flight): delivered on unstall() if the
       // connection is still there, lost with it otherwise.
@@ -105,6 +109,17 @@ export class TcpProxy {
           this.#silenceOn = undefined;
           frozen.value = true;
           silence.done();
+        }
+        const lose = this.#loseAnswerTo;
+        if (fromClient && lose && chunk.includes(lose.marker)) {
+          this.#loseAnswerTo = undefined;
+          answerLost = lose.done;
+        }
+        if (!fromClient && answerLost) {
+          client.resetAndDestroy();
+          answerLost();
+          answerLost = undefined;
+          return;
         }
         if (frozen.value) return;
         if (this.#stalled) {
@@ -172,6 +187,15 @@ export class TcpProxy {
    */
   silenceOn(marker: string): Promise<void> {
     return new Promise((done) => (this.#silenceOn = { marker, done }));
+  }
+
+  /**
+   * The next connection whose client sends `marker` has it delivered, but the server's answer never arrives: the
+   * client's connection is reset instead (a failover or a network blip right after a COMMIT reached the server).
+   * Resolves once that has happened.
+   */
+  loseAnswerTo(marker: string): Promise<void> {
+    return new Promise((done) => (this.#loseAnswerTo = { marker, done }));
   }
 
   /** Every chunk (both ways) is passed on this much later (0: at once). */

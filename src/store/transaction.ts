@@ -26,6 +26,8 @@ export async function inTransaction<DB, T>(
       await sql`rollback`.execute(conn).catch(() => {});
       throw err;
     }
+    // Nothing else may run between fn and COMMIT: a failure after fn returned is one whose outcome is unknown (the
+    // server may have committed before the answer was lost), which Session.transaction tells its listeners about.
     await sql`commit`.execute(conn);
     return result;
   });
