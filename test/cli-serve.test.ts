@@ -385,6 +385,27 @@ describe('tollgate serve: SIGTERM with a request in flight', () => {
 });
 
 describe('tollgate demo', () => {
+  // Before: exit code 1 with the gateway's or Node's own words ("listen EADDRINUSE", "options.port should be >= 0 and
+  // < 65536"), naming no flag.
+  test('a port it cannot use (--port, --admin-port, --sim-port taken, a fleet past 65535): exit code 2 and one line naming the flag', async () => {
+    const dir = await tempDir();
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    const takenPort = (taken.address() as { port: number }).port;
+    try {
+      for (const flag of ['--port', '--admin-port', '--sim-port']) {
+        const [port, adminPort] = await freePorts(2);
+        const ports = { '--port': port, '--admin-port': adminPort, '--sim-port': 0, [flag]: takenPort };
+        const lines = await refusal(['demo', ...Object.entries(ports).flatMap(([f, p]) => [f, String(p)])], dir);
+        assert.deepEqual(lines, [`tollgate: ${flag}: cannot listen on 127.0.0.1:${takenPort}: the address is already in use`]);
+      }
+    } finally {
+      taken.close();
+    }
+    const lines = await refusal(['demo', '--port', '0', '--admin-port', '0', '--sim-port', '65534'], dir);
+    assert.deepEqual(lines, ["tollgate demo: --sim-port 65534: the fleet's three consecutive ports run past 65535"]);
+  });
+
   test('prints the export lines; the printed key works through the printed base URL, a wrong key gets 401; --sim-port 0 finds free ports; a restart revokes the last key', async () => {
     const dir = await tempDir();
     const [port, adminPort] = await freePorts(2);

@@ -5,6 +5,15 @@ import { WORKLOADS, type WorkloadName } from '../../bench/workloads.js';
 import { DEFAULT_STRATEGIES, STRATEGY_NAMES, type StrategyName } from '../../bench/routing-strategies.js';
 import { parsePositiveInt, parsePositiveNumber } from './options.js';
 
+/**
+ * Where `bench overhead` writes its ext_proc comparison, beside its own results: `overhead.json` →
+ * `overhead-extproc.json`. A name without `.json` gets `-extproc.json` appended: replacing the extension alone left
+ * it unchanged, and the comparison overwrote the minutes of results written there.
+ */
+export function extprocJsonPath(json: string): string {
+  return json.replace(/(\.json)?$/, '-extproc.json');
+}
+
 export function benchCommand(): Command {
   const bench = new Command('bench').description('run a benchmark');
   bench
@@ -21,7 +30,7 @@ export function benchCommand(): Command {
       await (await import('../../bench/overhead.js')).benchOverhead(opts);
       if (opts.extproc) {
         process.stdout.write('\nThe policy decision point in another process, over ext_proc, against in-process (same run):\n');
-        await (await import('../../bench/extproc-overhead.js')).benchExtprocOverhead({ duration: opts.duration, rounds: opts.rounds, connections: opts.connections, rate: Math.min(opts.rate, 300), json: opts.json.replace(/\.json$/, '-extproc.json') });
+        await (await import('../../bench/extproc-overhead.js')).benchExtprocOverhead({ duration: opts.duration, rounds: opts.rounds, connections: opts.connections, rate: Math.min(opts.rate, 300), json: extprocJsonPath(opts.json) });
       }
     });
   bench

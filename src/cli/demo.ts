@@ -9,8 +9,10 @@ import type { Manifest } from '../config/manifest.js';
 import type { InferencePoolSpec } from '../config/inference-kinds.js';
 import type { Gateway } from '../gateway/gateway.js';
 import { createLogger, envLogLevel, envLogLevelProblem } from '../lib/logger.js';
-import type { SimFleet } from '../sim/index.js';
-import { parsePort, untilSignal } from './options.js';
+import { ListenError, listenFailureReason } from '../gateway/listen.js';
+import type { SimFleet, SimFleetOptions } from '../sim/index.js';
+import { flagFailure, parsePort, untilSignal } from './options.js';
+import { listenFlagError } from './serve.js';
 
 /** The quickstart's pools name the simulator's default ports; the demo points them at the fleet it started. */
 const QUICKSTART_SIM_PORT = 8000;
@@ -54,6 +56,18 @@ async function untilPoolsReachable(gateway: { picker: { ready(): { reachable: bo
   while (Date.now() < deadline && !gateway.picker.ready().every((p) => p.reachable)) await new Promise((r) => setTimeout(r, 20));
 }
 
+/** The simulated fleet; a port it cannot listen on is --sim-port's to answer for, said as serve says it of its ports. */
+async function startFleet(options: SimFleetOptions): Promise<SimFleet> {
+  const { startSimFleet } = await import('../sim/fleet.js');
+  try {
+    return await startSimFleet(options);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
+    if (e.syscall !== 'listen') throw err;
+    throw flagFailure(`--sim-port: cannot listen on ${e.address}:${e.port}: ${listenFailureReason(e)}`);
+  }
+}
+
 export function demoCommand(): Command {
   return new Command('demo')
     .description('simulated fleet + gateway on examples/quickstart, ready for any OpenAI client')
@@ -63,12 +77,13 @@ export function demoCommand(): Command {
     .action(async (opts, cmd: Command) => {
       const levelProblem = envLogLevelProblem();
       if (levelProblem) cmd.error(`tollgate demo: ${levelProblem}`, { exitCode: 2 });
+      if (opts.simPort + 2 > 65535) cmd.error(`tollgate demo: --sim-port ${opts.simPort}: the fleet's three consecutive ports run past 65535`, { exitCode: 2 });
       const logger = createLogger({ level: envLogLevel() ?? 'warn' });
-      const [{ startGateway }, { startSimFleet }] = await Promise.all([import('../gateway/gateway.js'), import('../sim/fleet.js')]);
+      const { startGateway } = await import('../gateway/gateway.js');
       const fleets: SimFleet[] = [];
       try {
-        fleets.push(await startSimFleet({ replicas: 2, port: opts.simPort, model: 'meta-llama/Llama-3.1-8B-Instruct', loras: ['sql-lora'], maxLoras: 2 }));
-        fleets.push(await startSimFleet({ replicas: 1, port: opts.simPort === 0 ? 0 : opts.simPort + 2, model: 'Qwen/Qwen2.5-1.5B-Instruct', seed: 7 }));
+        fleets.push(await startFleet({ replicas: 2, port: opts.simPort, model: 'meta-llama/Llama-3.1-8B-Instruct', loras: ['sql-lora'], maxLoras: 2 }));
+        fleets.push(await startFleet({ replicas: 1, port: opts.simPort === 0 ? 0 : opts.simPort + 2, model: 'Qwen/Qwen2.5-1.5B-Instruct', seed: 7 }));
         const simUrls = fleets.flatMap((f) => f.urls);
         const manifests = moveEndpoints(readManifestFiles([join(packageRoot(), 'examples', 'quickstart')]), simUrls);
         const dataDir = join(process.cwd(), '.tollgate');
@@ -82,6 +97,9 @@ export function demoCommand(): Command {
           logger,
           watch: false,
           db: `sqlite:${join(dataDir, 'demo.db')}`,
+        }).catch((err: unknown) => {
+          // A --port or --admin-port that is taken: one line naming the flag, exit code 2, as from serve.
+          throw err instanceof ListenError ? flagFailure(listenFlagError(err)) : err;
         });
         // The commands it prints are meant to be run at once: a request before the first scrape of its pool would find
         // no endpoint with fresh metrics (the sheddable model refused as saturated).

@@ -1,5 +1,5 @@
 // Shared parsing of command-line values: ports and numbers give one clear line and exit code 2 when wrong.
-import { InvalidArgumentError } from 'commander';
+import { CommanderError, InvalidArgumentError } from 'commander';
 
 export function parsePort(value: string): number {
   const n = Number(value);
@@ -28,6 +28,15 @@ export function parseRoles(value: string): ('pdp' | 'epp')[] {
 
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
+}
+
+/**
+ * A start-up failure a flag caused (a port that is taken, a file that cannot be used): its one line on stderr, then
+ * exit code 2, without a stack trace.
+ */
+export function flagFailure(line: string): CommanderError {
+  process.stderr.write(`tollgate: ${line}\n`);
+  return new CommanderError(2, 'tollgate.flags', line);
 }
 
 /** Resolves on SIGINT/SIGTERM (once), so a command can shut down in order. */

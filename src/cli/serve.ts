@@ -7,7 +7,7 @@ import { createLogger, envLogLevel, envLogLevelProblem } from '../lib/logger.js'
 import { ListenError, type ListenerName } from '../gateway/listen.js';
 import { TlsFilesError, type TlsFileRole } from '../lib/tls-files.js';
 import { readAdminToken } from './admin-token.js';
-import { collect, parsePort, parseRoles, untilSignal } from './options.js';
+import { collect, flagFailure, parsePort, parseRoles, untilSignal } from './options.js';
 
 export function serveCommand(): Command {
   return new Command('serve')
@@ -68,10 +68,7 @@ export function serveCommand(): Command {
         }
         // A --db, --redis, port or TLS file that cannot be used is a bad flag: one line naming it, exit code 2 (not a stack trace).
         const flag = startupFlagError(err, opts);
-        if (flag) {
-          process.stderr.write(`tollgate: ${flag}\n`);
-          throw new CommanderError(2, 'tollgate.flags', flag);
-        }
+        if (flag) throw flagFailure(flag);
         throw err;
       }
       logger.info({ url: gateway.url, admin: gateway.adminUrl, ...(gateway.extprocPort > 0 && { extproc: gateway.extprocPort }) }, 'tollgate is serving');
@@ -84,6 +81,11 @@ export function serveCommand(): Command {
 /** The flag that sets each listener's port. */
 const PORT_FLAGS: Record<ListenerName, string> = { 'data plane': '--port', admin: '--admin-port', ext_proc: '--extproc-port' };
 
+/** `--port: cannot listen on 0.0.0.0:8080: the address is already in use`: a listener that could not open, by its flag. */
+export function listenFlagError(err: ListenError): string {
+  return `${PORT_FLAGS[err.listener]}: cannot listen on ${err.host}:${err.port}: ${err.reason}`;
+}
+
 const TLS_FLAGS: Record<Exclude<TlsFileRole, 'ca'>, string> = { cert: '--tls-cert', key: '--tls-key', pair: '--tls-cert/--tls-key' };
 
 const EXTPROC_TLS_FLAGS: Record<TlsFileRole, string> = { cert: '--extproc-tls-cert', key: '--extproc-tls-key', ca: '--extproc-tls-ca', pair: '--extproc-tls-cert/--extproc-tls-key' };
@@ -93,7 +95,7 @@ function startupFlagError(err: unknown, opts: { db: string; redis?: string }): s
   if (err instanceof DatabaseConfigError || err instanceof DatabaseOpenError) return `--db: ${err.message}`;
   // The ext_proc listener reads its TLS files as it opens: the file is at fault, not the port.
   if (err instanceof ListenError && err.listener === 'ext_proc' && err.cause instanceof TlsFilesError) return `${EXTPROC_TLS_FLAGS[err.cause.role]}: ${err.cause.message}`;
-  if (err instanceof ListenError) return `${PORT_FLAGS[err.listener]}: cannot listen on ${err.host}:${err.port}: ${err.reason}`;
+  if (err instanceof ListenError) return listenFlagError(err);
   // The HTTPS listener's (it takes no CA file).
   if (err instanceof TlsFilesError && err.role !== 'ca') return `${TLS_FLAGS[err.role]}: ${err.message}`;
   if (err instanceof CounterStoreUnavailableError) return `--redis ${redactUrl(opts.redis ?? '')}: ${err.message}`;

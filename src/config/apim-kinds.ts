@@ -23,6 +23,10 @@ const variableRef = z.object({ ref: z.string().min(1) }).strict();
 /** "10ps" (per second) or "600pm" (per minute), as Apigee's <Rate>. */
 export const rate = z.string().regex(/^[1-9]\d*p[sm]$/, 'rate must be a count per second or minute, e.g. "10ps" or "600pm"');
 
+/** What a header value may carry: no control characters (CR, LF, NUL, tab…) and nothing past U+00FF. */
+export const HEADER_TEXT = /^[\x20-\x7e\xa0-\xff]*$/;
+export const HEADER_TEXT_PROBLEM = 'control characters (CR, LF, NUL…) nor characters past U+00FF: a header cannot carry them';
+
 /** A secret by environment variable name: the value never sits in a manifest, the store or a log. */
 export const envRef = z.object({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name') }).strict();
 /** Key material given inline (a public key) or by environment variable (anything secret). */
@@ -529,7 +533,7 @@ export const tokenInjectionSpec = z
      */
     prefix: z
       .string()
-      .regex(/^[\x20-\x7e\xa0-\xff]*$/, 'must not hold control characters (CR, LF, NUL…) nor characters past U+00FF: a header cannot carry them')
+      .regex(HEADER_TEXT, `must not hold ${HEADER_TEXT_PROBLEM}`)
       .optional(),
     /** A static credential. */
     secret: envRef.optional(),
@@ -621,7 +625,7 @@ export const oasValidationSpec = z
   .object({
     /** The OpenAPI 3 document: an object, or YAML/JSON text. */
     openApi: z.union([z.record(z.string(), z.unknown()), z.string().min(1)]).optional(),
-    /** Or a file holding it (relative to the working directory). */
+    /** Or a file holding it, read as manifest files are; relative to the gateway's working directory, from the admin API too. */
     source: z.string().min(1).optional(),
     /** Also validate non-streamed JSON answers against the operation's response schema (502 when they break it). */
     validateResponses: z.boolean().default(false),

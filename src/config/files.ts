@@ -18,17 +18,25 @@ const UTF8 = new TextDecoder('utf-8', { fatal: true });
  */
 export const MAX_CONFIG_FILE_BYTES = 4 * 1024 * 1024;
 
+/** readBounded's refusal of a path that names no regular file (a FIFO, a device, a directory). */
+export class NotRegularFileError extends ConfigError {
+  constructor(file: string) {
+    super([`${file}: not a regular file`]);
+  }
+}
+
 /**
- * The file's text, or a ConfigError for what is not a regular file, is over MAX_CONFIG_FILE_BYTES or is not UTF-8:
- * how every manifest file is read (`serve` and `apply` alike).
+ * The file's text, or a ConfigError for what is not a regular file (NotRegularFileError), is over
+ * MAX_CONFIG_FILE_BYTES or is not UTF-8: how every manifest file is read (`serve` and `apply` alike), and an
+ * OASValidation `source`.
  */
 export function readBounded(file: string): string {
   // Checked before opening too: opening a FIFO blocks (the whole process, on a reload) until a writer comes.
-  if (!statSync(file).isFile()) throw new ConfigError([`${file}: not a regular file`]);
+  if (!statSync(file).isFile()) throw new NotRegularFileError(file);
   const fd = openSync(file, 'r');
   try {
     // The same check on what was opened (the path may have been replaced in between): a device would never end.
-    if (!fstatSync(fd).isFile()) throw new ConfigError([`${file}: not a regular file`]);
+    if (!fstatSync(fd).isFile()) throw new NotRegularFileError(file);
     // Read at most one byte over the limit, so a file that grows after a stat cannot get past it.
     const buf = Buffer.allocUnsafe(MAX_CONFIG_FILE_BYTES + 1);
     let n = 0;
@@ -68,10 +76,11 @@ export function readManifestFiles(paths: string[]): Manifest[] {
   const out: Manifest[] = [];
   const problems: string[] = [];
   for (const file of configFiles(paths)) {
+    // Not push(...): spreading a huge array overflows the stack.
     try {
-      out.push(...parseManifests(readBounded(file), file));
+      for (const m of parseManifests(readBounded(file), file)) out.push(m);
     } catch (err) {
-      if (err instanceof ConfigError) problems.push(...err.problems);
+      if (err instanceof ConfigError) for (const p of err.problems) problems.push(p);
       else problems.push(`${file}: ${(err as Error).message}`);
     }
   }

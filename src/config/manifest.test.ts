@@ -1,6 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfigError, parseManifests } from './manifest.js';
+import { ConfigError, MAX_DOCUMENT_PROBLEMS, parseManifests, readDocuments } from './manifest.js';
 import { compileConfig } from './runtime-config.js';
 
 function problemsOf(text: string): string[] {
@@ -202,4 +202,36 @@ spec:
     'f.yaml document 2 (InferencePool/merged): YAML: Merge sources must be maps or map aliases',
     'f.yaml document 3 (InferencePool/q): spec: Unrecognized key: "bogus"',
   ]);
+});
+
+describe('what a document may cost to validate is bounded by its text', () => {
+  const product = (i: number, attributes: string) => `- {apiVersion: apim.googleapis.com/v1, kind: APIProduct, metadata: {name: p${i}}, spec: {attributes: ${attributes}}}\n`;
+
+  test('aliases that expand a document past ten times what it writes: one problem naming it, nothing validated', () => {
+    // 30 KiB, under the yaml library's alias limit: a million values, 4 to 88 s of validation and GBs of memory.
+    let text = product(0, `&a [${Array(10_000).fill(1).join(',')}]`);
+    for (let i = 1; i < 100; i++) text += product(i, '*a');
+    assert.deepEqual(problemsOf(text), ['f.yaml document 0: YAML: aliases expand the document to 1001301 values, more than 10 times the 11301 it writes']);
+    const { raws, problems } = readDocuments(`${POOL}---\n${text}`, 'admin-api');
+    assert.equal(raws.length, 1, 'the other documents are still read');
+    assert.deepEqual(problems.map((p) => p.index), [1]);
+  });
+
+  test('an alias inside the node it names (a circular value) is one problem naming the document', () => {
+    assert.deepEqual(problemsOf(POOL.replace('name: p }', 'name: p, annotations: &x { a: *x } }')), ['f.yaml document 0 (InferencePool/p): YAML: alias *x is inside the node it names']);
+  });
+
+  test('anchors shared as kubectl users share them still read', () => {
+    let text = `- apiVersion: inference.networking.k8s.io/v1\n  kind: InferencePool\n  metadata: {name: p}\n  spec: {endpoints: &eps [${Array.from({ length: 8 }, (_, i) => `"http://10.0.0.${i}:8000"`).join(', ')}]}\n`;
+    for (let i = 0; i < 50; i++) text += `- {apiVersion: inference.networking.k8s.io/v1, kind: InferencePool, metadata: {name: q${i}}, spec: {endpoints: *eps}}\n`;
+    assert.equal(parseManifests(text, 'f.yaml').length, 51);
+  });
+
+  test('a list of 300,000 bad items: the first 100 problems naming document, kind and field, then a count of the rest', () => {
+    // Before: "Maximum call stack size exceeded", naming nothing (the problems were spread into push()).
+    const problems = problemsOf(POOL.replace('["http://127.0.0.1:9000"]', `[${Array(300_000).fill(1).join(',')}]`));
+    assert.equal(problems.length, MAX_DOCUMENT_PROBLEMS + 1);
+    assert.equal(problems[0], 'f.yaml document 0 (InferencePool/p): spec.endpoints[0]: Invalid input: expected string, received number');
+    assert.equal(problems.at(-1), `f.yaml document 0 (InferencePool/p): and ${300_000 - MAX_DOCUMENT_PROBLEMS} more, not listed`);
+  });
 });

@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { MAX_JSON_DEPTH } from '../lib/json-depth.js';
 import { KINDS } from './kinds.js';
+import { MAX_ALIAS_EXPANSION, expansionOf } from './yaml-expansion.js';
 import { parseYamlStream } from './yaml-stream.js';
 
 export interface Manifest<S = unknown> {
@@ -54,8 +55,17 @@ function fieldPath(path: readonly PropertyKey[]): string {
   return out || '(document)';
 }
 
+/**
+ * The most problems one document reports, then one line counting the rest (as the admin API bounds its `details`):
+ * a list of 300,000 bad items made a line each, and a million a message longer than a string can be.
+ */
+export const MAX_DOCUMENT_PROBLEMS = 100;
+
 function describeIssues(where: string, error: z.ZodError, prefix: string): string[] {
-  return error.issues.map((i) => `${where}: ${fieldPath([...(prefix ? [prefix] : []), ...i.path])}: ${i.message}`);
+  const lines = error.issues.slice(0, MAX_DOCUMENT_PROBLEMS).map((i) => `${where}: ${fieldPath([...(prefix ? [prefix] : []), ...i.path])}: ${i.message}`);
+  const rest = error.issues.length - lines.length;
+  if (rest > 0) lines.push(`${where}: and ${rest} more, not listed`);
+  return lines;
 }
 
 /**
@@ -123,13 +133,25 @@ export function readDocuments(text: string, source: string): { raws: RawDocument
       problem(i, `YAML: ${error.message.split('\n')[0]}${at ? ` at line ${at.line}, column ${at.col}` : ''}`);
       return;
     }
+    // Kind and name are read from the tree, without resolving anything, for a document that is not built.
+    const named = () => label(doc.get('kind'), doc.getIn(['metadata', 'name']));
     let value: unknown;
     try {
       value = doc.toJS();
     } catch (err) {
       // Building the value throws: an alias expanded past the limit (a "billion laughs" document), a merge key
-      // whose source is not a map. Kind and name are read from the tree, without resolving anything.
-      problem(i, `YAML: ${(err as Error).message}`, label(doc.get('kind'), doc.getIn(['metadata', 'name'])));
+      // whose source is not a map.
+      problem(i, `YAML: ${(err as Error).message}`, named());
+      return;
+    }
+    // Building shares an alias's value rather than copying it, but validation walks every copy: what is bounded.
+    const size = expansionOf(doc);
+    if ('cycle' in size) {
+      problem(i, `YAML: alias *${size.cycle} is inside the node it names`, named());
+      return;
+    }
+    if (size.expanded > MAX_ALIAS_EXPANSION * size.written) {
+      problem(i, `YAML: aliases expand the document to ${size.expanded} values, more than ${MAX_ALIAS_EXPANSION} times the ${size.written} it writes`, named());
       return;
     }
     if (value === null || value === undefined) return;
@@ -150,7 +172,7 @@ export function parseManifests(text: string, source: string): Manifest[] {
   for (const { raw, index } of raws) {
     const r = validateDocument(raw, source, index);
     if (r.manifest) out.push(r.manifest);
-    problems.push(...r.problems);
+    for (const p of r.problems) problems.push(p);
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return out;

@@ -211,6 +211,11 @@ const LISTEN_FAILURES: Record<string, string> = {
   EADDRNOTAVAIL: 'the address is not one of this machine\'s',
 };
 
+/** Why a listener could not open, in words for whoever chose its port: `the address is already in use`. */
+export function listenFailureReason(cause: NodeJS.ErrnoException): string {
+  return LISTEN_FAILURES[cause.code ?? ''] ?? cause.message;
+}
+
 /** A listener that could not open its address (taken, not permitted, not on this machine): which one, where, why. */
 export class ListenError extends Error {
   readonly listener: ListenerName;
@@ -220,7 +225,7 @@ export class ListenError extends Error {
   readonly reason: string;
 
   constructor(listener: ListenerName, host: string, port: number, cause: NodeJS.ErrnoException) {
-    const reason = LISTEN_FAILURES[cause.code ?? ''] ?? cause.message;
+    const reason = listenFailureReason(cause);
     super(`the ${listener} listener cannot open ${host}:${port}: ${reason}`, { cause });
     this.listener = listener;
     this.host = host;

@@ -1,12 +1,12 @@
 // Loading an OpenAPI 3 document (inline object, YAML/JSON text, or a file) and compiling, per path and method,
 // the request body schema, the path, query and header parameters and the JSON response schemas (ajv).
-import { readFileSync } from 'node:fs';
 import type * as AjvModule from 'ajv';
 import type { Ajv, ValidateFunction } from 'ajv';
 import type { FormatName, FormatsPlugin } from 'ajv-formats';
 import { lazyRequire } from '../../../lib/lazy-require.js';
 import { compileTextPattern } from '../../../lib/linear-regex.js';
-import { readDocuments } from '../../../config/manifest.js';
+import { NotRegularFileError, readBounded } from '../../../config/files.js';
+import { ConfigError, readDocuments } from '../../../config/manifest.js';
 import { compilePathTemplate, type PathTemplate } from './path-template.js';
 
 /** Ajv loads with the first OAS document compiled (an OASValidation policy), not with every gateway. */
@@ -65,11 +65,28 @@ const DELIMITERS: Record<string, ArrayStyle> = { form: ',', spaceDelimited: ' ',
 /** The document as an object, from `openApi` (object or text) or from the `source` file. */
 export function loadDocument(openApi: Node | string | undefined, source: string | undefined): Node {
   let doc: unknown = openApi;
-  if (source !== undefined) doc = readFileSync(source, 'utf8');
+  if (source !== undefined) doc = readSource(source);
   if (typeof doc === 'string') doc = parseText(doc, source ?? 'openApi');
   if (!isNode(doc) || typeof doc.openapi !== 'string' || !doc.openapi.startsWith('3.')) throw new Error('not an OpenAPI 3 document (no openapi: 3.x field)');
   if (!isNode(doc.paths)) throw new Error('the OpenAPI document has no paths');
   return doc;
+}
+
+/**
+ * The `source` file's text, read as manifest files are (a regular file, at most 4 MiB, UTF-8): a FIFO blocked the
+ * whole gateway until something wrote to it and /dev/zero filled its memory, from an admin API dry run too. A relative
+ * path is the working directory's, for a manifest of the files and of the admin API alike. Whatever keeps the path
+ * from being read as a regular file (nothing there, no permission, a directory, a device) is said one way: an admin
+ * API client learns no more of the host's paths than whether one names a readable file.
+ */
+function readSource(source: string): string {
+  try {
+    return readBounded(source);
+  } catch (err) {
+    // Too large or not UTF-8: a file the gateway reads, which the operator has to fix as the problem says.
+    if (err instanceof ConfigError && !(err instanceof NotRegularFileError)) throw new Error(`spec.source: ${err.problems[0]}`);
+    throw new Error(`spec.source: ${source}: not a regular file the gateway can read`);
+  }
 }
 
 /** A YAML or JSON text read as the manifests are, so its nesting and aliases are bounded as theirs are. */

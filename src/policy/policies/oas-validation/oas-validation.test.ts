@@ -1,8 +1,9 @@
 // OASValidation: config errors, a valid request, each way a request fails (path, method, parameters, body), and
 // response validation for non-streamed JSON answers.
-import { test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { GatewayError } from '../../../gateway/errors.js';
@@ -69,7 +70,7 @@ const configErrors: [spec: Record<string, unknown>, message: RegExp][] = [
   [{ openApi: 'swagger: "2.0"\npaths: {}' }, /not an OpenAPI 3 document/],
   [{ openApi: { openapi: '3.0.0' } }, /has no paths/],
   [{ openApi: CHAT_API, source: 'x.yaml' }, /not both/],
-  [{ openApi: undefined, source: '/nonexistent/spec.yaml' }, /ENOENT/],
+  [{ openApi: undefined, source: '/nonexistent/spec.yaml' }, /spec\.source: \/nonexistent\/spec\.yaml: not a regular file the gateway can read$/],
   [{ openApi: "openapi: 3.0.0\npaths:\n  /a:\n    post:\n      requestBody: {$ref: '#/components/requestBodies/Nope'}" }, /does not resolve/],
   // Text is read as manifests are: nesting and alias expansion bounded, one document.
   [{ openApi: `openapi: 3.0.0\npaths: ${'['.repeat(100_000)}` }, /openApi document 0: YAML: nests sequences and mappings more than 512 levels/],
@@ -109,6 +110,36 @@ test('a request that follows the document passes; the document may come from a f
   const dir = mkdtempSync(join(tmpdir(), 'oas-'));
   writeFileSync(join(dir, 'chat.yaml'), CHAT_API);
   assert.equal(reasonOf(() => oasValidation('oas', { source: join(dir, 'chat.yaml') }, deps).admit!(req(), {})), 'ok');
+});
+
+describe('a source file is read as manifest files are: a regular file, at most 4 MiB, UTF-8', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'oas-source-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('what is not a readable regular file (nothing there, a directory) is said one way, not as Node words it', () => {
+    // Before: ENOENT, EISDIR... with the syscall: whether a path of the host exists, to an admin API dry run.
+    const unreadable = (source: string) => `spec.source: ${source}: not a regular file the gateway can read`;
+    for (const source of [join(dir, 'missing.yaml'), dir]) assert.throws(() => oasValidation('oas', { source }, deps), { message: unreadable(source) });
+  });
+
+  test('a file over 4 MiB, or not UTF-8, is refused as a manifest file is', () => {
+    const big = join(dir, 'big.yaml');
+    writeFileSync(big, `# ${'x'.repeat(5 * 1024 * 1024)}\n${CHAT_API}`);
+    assert.throws(() => oasValidation('oas', { source: big }, deps), { message: `spec.source: ${big}: larger than 4194304 bytes, the limit for a manifest file` });
+    const latin1 = join(dir, 'latin1.yaml');
+    writeFileSync(latin1, Buffer.from(`${CHAT_API}# caf\xe9\n`, 'latin1'));
+    assert.throws(() => oasValidation('oas', { source: latin1 }, deps), { message: `spec.source: ${latin1}: not UTF-8 text` });
+  });
+
+  test('a FIFO is refused without being opened', { skip: process.platform === 'win32' }, () => {
+    const fifo = join(dir, 'pipe.yaml');
+    execFileSync('mkfifo', [fifo]);
+    // In a child: before, the read waited for a writer that never comes, with the event loop (the gateway) blocked.
+    const script = `import(${JSON.stringify(new URL('./oas-validation.ts', import.meta.url).href)}).then((m) => { try { m.oasValidation('oas', { source: ${JSON.stringify(fifo)} }, {}); console.log('read'); } catch (e) { console.log(e.message); } })`;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', script], { timeout: 30_000, encoding: 'utf8' });
+    assert.equal(r.signal, null, 'the load returned (not killed after 30 s)');
+    assert.equal(r.stdout.trim(), `spec.source: ${fifo}: not a regular file the gateway can read`);
+  });
 });
 
 const failures: [name: string, r: FakeRequest, reason: string][] = [

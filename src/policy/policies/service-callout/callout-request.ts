@@ -2,7 +2,7 @@
 // JSON body whose strings are templates (values land inside JSON strings, so they cannot break its structure).
 import type { ServiceCalloutSpec } from '../../../config/apim-kinds.js';
 import type { RequestContext } from '../../../gateway/context.js';
-import { resolveSecret } from '../../secret-source.js';
+import { resolveHeaderSecret } from '../../secret-source.js';
 import { compileTemplate, type Template } from '../../template.js';
 import type { ApimState } from '../../types.js';
 
@@ -37,7 +37,7 @@ export function compileCalloutRequest(r: ServiceCalloutSpec['request']): (ctx: R
   // An {env} value is a credential, resolved once (an unset variable fails the configuration) and never a template.
   const headers: [string, Template][] = Object.entries(r.headers).map(([name, value]) => {
     if (typeof value === 'string') return [name.toLowerCase(), compileTemplate(value)];
-    const secret = resolveSecret(value, `spec.request.headers.${name}`);
+    const secret = resolveHeaderSecret(value, `spec.request.headers.${name}`);
     return [name.toLowerCase(), () => secret];
   });
   const body = r.body === undefined ? null : compileBody(r.body);

@@ -26,6 +26,18 @@ describe('static secret', () => {
     assert.equal(await header(tokenInjection('t', { secret: { env: 'TOLLGATE_TEST_UPSTREAM_KEY' } }, deps)), 'Bearer sk-upstream-123');
     assert.equal(await header(tokenInjection('t', { secret: { env: 'TOLLGATE_TEST_UPSTREAM_KEY' }, header: 'X-Api-Key' }, deps), 'x-api-key'), 'sk-upstream-123');
   });
+  test('a variable ending in a line break (a Secret made --from-file) is sent without it; an inner one is a config error naming the variable', async () => {
+    // Before: `serve` started, and every request was a 400 blaming the client (the header could not be sent).
+    process.env.TOLLGATE_TEST_NEWLINE_KEY = 'k\n';
+    process.env.TOLLGATE_TEST_SPLIT_KEY = 'k\nx-injected: 1';
+    try {
+      assert.equal(await header(tokenInjection('t', { secret: { env: 'TOLLGATE_TEST_NEWLINE_KEY' } }, deps)), 'Bearer k');
+      assert.throws(() => tokenInjection('t', { secret: { env: 'TOLLGATE_TEST_SPLIT_KEY' } }, deps), /^Error: spec\.secret: environment variable TOLLGATE_TEST_SPLIT_KEY must not hold control characters/);
+    } finally {
+      delete process.env.TOLLGATE_TEST_NEWLINE_KEY;
+      delete process.env.TOLLGATE_TEST_SPLIT_KEY;
+    }
+  });
   test('an unset variable, or neither or both sources, are config errors', () => {
     assert.throws(() => tokenInjection('t', { secret: { env: 'TOLLGATE_TEST_NOT_SET' } }, deps), /TOLLGATE_TEST_NOT_SET is not set/);
     assert.throws(() => tokenInjection('t', {}, deps), /exactly one/);

@@ -4,7 +4,7 @@ import { tokenInjectionSpec } from '../../../config/apim-kinds.js';
 import type { RequestContext } from '../../../gateway/context.js';
 import { policyFault } from '../../../gateway/errors.js';
 import { parseDuration } from '../../../lib/duration.js';
-import { resolveSecret } from '../../secret-source.js';
+import { resolveHeaderSecret, resolveSecret } from '../../secret-source.js';
 import { sharedResource } from '../../shared-resources.js';
 import type { Policy, PolicyFactory } from '../../types.js';
 import { ClientCredentialsToken, TokenFetchError } from './client-credentials-token.js';
@@ -28,7 +28,7 @@ export const tokenInjection: PolicyFactory = (name, spec, deps) => {
   };
 
   if (s.secret) {
-    const value = prefix + resolveSecret(s.secret, 'spec.secret');
+    const value = prefix + resolveHeaderSecret(s.secret, 'spec.secret');
     return {
       type: TOKEN_INJECTION,
       name,
