@@ -5,11 +5,13 @@ import { appendFileSync, existsSync, mkdirSync, readdirSync, rmSync, unlinkSync,
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { AnalyticsPipeline } from '../src/analytics/pipeline.js';
+import { recordRow } from '../src/analytics/record.js';
 import { capturingLogger, sampleRecord, tempSpoolDirectory, testSettings } from '../src/analytics/test-records.js';
 import type { AnalyticsSettings } from '../src/analytics/settings.js';
 import { writeCheckpoint } from '../src/analytics/spool-files.js';
 import { AnalyticsRecords, type Database } from '../src/store/index.js';
 import { DATABASE_BACKENDS, type TestDatabase } from '../src/store/test-databases.js';
+import { measureStalls } from '../src/lib/test-stall.js';
 
 /** Records reach the spool at the end of the event-loop turn that recorded them (group commit). */
 const endOfTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -284,3 +286,32 @@ for (const backend of DATABASE_BACKENDS) for (const writer of WRITERS) {
     });
   });
 }
+
+describe('analytics retention on a SQLite file', () => {
+  let target: TestDatabase;
+  let db: Database;
+
+  before(async () => {
+    target = await DATABASE_BACKENDS[0].create();
+    db = await target.open({ listen: false });
+  });
+  after(async () => {
+    await db?.close();
+    await target?.dispose();
+  });
+
+  test('deleting 300,000 expired records leaves the event loop free between chunks (the statements run on it)', async () => {
+    const records = new AnalyticsRecords(db);
+    const day = 86_400_000;
+    const old = Date.now() - 40 * day;
+    for (let i = 0; i < 300_000; i += 1024) {
+      const rows = Array.from({ length: Math.min(1024, 300_000 - i) }, (_, j) => recordRow(sampleRecord(i + j, { time: old + i + j }))!);
+      await records.insert(rows, 1024, { onEventLoop: false });
+    }
+    // Not started: applyRetention is what the hourly timer runs, and start() would run a pass of its own beside it.
+    const pipeline = new AnalyticsPipeline({ db, settings: testSettings(tempSpoolDirectory(), { retention: '30d' }), registry: new Registry() });
+    const { result: deleted, longest, took } = await measureStalls(() => pipeline.applyRetention());
+    assert.equal(deleted, 300_000);
+    assert.ok(longest < Math.max(100, took / 4), `the event loop stalled ${Math.round(longest)} ms of a ${Math.round(took)} ms retention pass`);
+  });
+});

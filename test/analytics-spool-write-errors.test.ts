@@ -4,7 +4,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, statfsSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statfsSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
@@ -15,6 +15,7 @@ import { DATABASE_BACKENDS } from '../src/store/test-databases.js';
 
 const SPOOL_FAILED = 'cannot write the analytics spool; records wait in memory and go straight to the database';
 const SPOOL_BACK = 'the analytics spool is written again';
+const CLAIM_FAILED = 'cannot claim the analytics directory: no room on its disk; records wait in memory and go straight to the database until it can be claimed';
 /** The spool tries a segment again at most once a second after a failure. */
 const REOPEN_WAIT_MS = 1100;
 
@@ -188,6 +189,44 @@ for (const backend of DATABASE_BACKENDS) {
       const text = await registry.metrics();
       assert.equal(metric(text, 'tollgate_analytics_records_total{outcome="dropped"}'), 0);
       assert.ok(metric(text, 'tollgate_analytics_spool_errors_total{operation="write"}') >= 1);
+      rmSync(dir, { recursive: true });
+    });
+
+    test('a pipeline started on a full disk serves on: the directory is claimed once there is room, and records go straight to the database meanwhile', { skip: tmpfs ? undefined : 'cannot mount a tmpfs here (needs root)' }, async () => {
+      const tag = tagged();
+      const dir = join(tmpfs!, tag);
+      mkdirSync(dir);
+      // Something else takes the whole disk: not a block is left for the lock file.
+      const filler = join(tmpfs!, `${tag}-filler`);
+      const { bavail, bsize } = statfsSync(tmpfs!);
+      writeFileSync(filler, Buffer.alloc(bavail * bsize));
+      const { pipeline, registry, logs } = open(dir, {});
+      pipeline.start();
+      const failed = logs.find((l) => l.msg === CLAIM_FAILED);
+      assert.ok(failed, 'the failure is logged');
+      assert.equal(failed.level, 50, 'as an error');
+      assert.equal((failed.err as { code: string }).code, 'ENOSPC');
+      assert.deepEqual(readdirSync(dir), [], 'nothing is written to a directory it does not hold');
+      let answered = 0;
+      for (const i of range(0, 10)) pipeline.record(sampleRecord(i, { requestId: `${tag}-${i}` }), () => answered++);
+      await endOfTurn();
+      assert.equal(answered, 10, 'no answer waits');
+      await pipeline.flush();
+      assert.deepEqual(await stored(tag), range(0, 10));
+      assert.ok(metric(await registry.metrics(), 'tollgate_analytics_spool_errors_total{operation="write"}') >= 1);
+
+      // Room again: the next batch claims the directory, and records are spooled from then on.
+      rmSync(filler);
+      await sleep(REOPEN_WAIT_MS);
+      await pipeline.flush();
+      assert.ok(readdirSync(dir).includes('LOCK'), 'claimed');
+      record(pipeline, tag, 10, 20);
+      await endOfTurn();
+      assert.ok(logs.some((l) => l.msg === SPOOL_BACK));
+      await pipeline.flush();
+      await pipeline.close();
+      assert.deepEqual(await stored(tag), range(0, 20));
+      assert.equal(metric(await registry.metrics(), 'tollgate_analytics_records_total{outcome="dropped"}'), 0);
       rmSync(dir, { recursive: true });
     });
   });

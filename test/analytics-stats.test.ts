@@ -5,7 +5,7 @@ import { CommanderError } from 'commander';
 import { recordRow } from '../src/analytics/record.js';
 import { registerAnalyticsRoutes } from '../src/analytics/stats-routes.js';
 import type { StatsRunner } from '../src/analytics/stats-runner.js';
-import { sampleRecord } from '../src/analytics/test-records.js';
+import { lockRecordsTable, sampleRecord } from '../src/analytics/test-records.js';
 import { analyticsCommand } from '../src/cli/analytics.js';
 import { AdminRouter } from '../src/gateway/admin-router.js';
 import { AnalyticsRecords, type AnalyticsRecordRow, type Database } from '../src/store/index.js';
@@ -130,6 +130,36 @@ for (const backend of DATABASE_BACKENDS) {
       );
     });
 
+    test('beyond the queries at once and those waiting, 503 stats_busy; a query past its timeout, 503 stats_timeout', { skip: backend.name !== 'postgres' && 'a lock that stops readers needs PostgreSQL' }, async () => {
+      const router = new AdminRouter(TOKEN);
+      const slow = registerAnalyticsRoutes(router, { db, stats: { statementTimeoutMs: 1000 } });
+      const own = await serveAdmin(router);
+      // Another connection locks the table: every query waits until its statement timeout stops it (or, for a query
+      // nothing stops, until the lock goes after 15 s).
+      const locker = await target.open({ listen: false });
+      const unlock = await lockRecordsTable(locker, 15_000);
+      try {
+        const answers = await Promise.all(
+          Array.from({ length: 11 }, () => fetch(`${own.url}/v1/analytics/stats?${RANGE}`, { headers: { authorization: `Bearer ${TOKEN}` } })),
+        );
+        const bodies = await Promise.all(answers.map(async (res) => ({ status: res.status, retryAfter: res.headers.get('retry-after'), body: await res.json() })));
+        const busy = bodies.filter((b) => b.body.error?.code === 'stats_busy');
+        assert.deepEqual(busy, [{ status: 503, retryAfter: '1', body: { error: { message: 'Too many analytics queries are running or waiting; try again shortly', code: 'stats_busy' } } }]);
+        const stopped = bodies.filter((b) => b.body.error?.code === 'stats_timeout');
+        assert.equal(stopped.length, 10, 'two at a time, each stopped by its timeout');
+        assert.deepEqual(stopped[0], {
+          status: 503,
+          retryAfter: null,
+          body: { error: { message: 'The query was stopped: it ran longer than 1 s; ask for a shorter range, fewer groupBy dimensions or no percentiles', code: 'stats_timeout' } },
+        });
+      } finally {
+        await unlock();
+        await locker.close();
+        await own.close();
+        await slow.close();
+      }
+    });
+
     test('bad queries are 400 with the parameter path', async () => {
       const cases: [string, string][] = [
         ['metrics=requests,bogus', 'metrics[1]'],
@@ -239,8 +269,13 @@ for (const backend of DATABASE_BACKENDS) {
       test('csv and json pass through; filters repeat', async () => {
         const csv = await run(['--from', iso(T0), '--to', iso(T0 + 600_000), '--filter', 'app==search', '--filter', 'model==llama', '--format', 'csv']);
         assert.deepEqual(csv.out, [`bucket_start,requests,errors,input_tokens,output_tokens\r\n${iso(T0)},1,1,10,5`]);
+        // How fresh the figures are, which the CSV cannot hold, goes to stderr (the gateway sends it as headers).
+        assert.equal(csv.err.length, 1, 'one line');
+        assert.match(csv.err[0], /^newest record \S+ \(\d+\.\d s ago\)$/);
+        assert.ok(csv.err[0].includes(iso(RECENT)));
         const json = await run(['--from', iso(T0), '--to', iso(T0 + 600_000), '--metrics', 'requests', '--format', 'json']);
         assert.deepEqual(JSON.parse(json.out.join('\n')).rows, [{ bucket_start: iso(T0), requests: 7 }]);
+        assert.deepEqual(json.err, [], 'the JSON carries them');
       });
 
       test('--since 7d --bucket 1m answers: a filter matching nothing prints no rows, exit 0', async () => {

@@ -39,6 +39,13 @@ const CLOSE_WAIT_MS = 5000;
 /** At most one drop log line per this interval (each carries the count), so a full disk cannot flood the log. */
 const DROP_LOG_INTERVAL_MS = 1000;
 const FILE_TROUBLE_LOG_INTERVAL_MS = 60_000;
+/**
+ * Errors of a disk without room, which the directory's claim (its lock file) needs a little of: a passing state, as
+ * a full disk is for a running pipeline, unlike a directory that cannot be used (not writable, held by another process).
+ */
+const NO_ROOM = new Set(['ENOSPC', 'EDQUOT']);
+/** A claim that found no room is tried again before the batches at most this often. */
+const CLAIM_RETRY_MS = 1000;
 
 /**
  * Durability: the records finished in one event-loop turn are appended to the active segment with one synchronous
@@ -69,6 +76,9 @@ export class AnalyticsPipeline {
   #spool: Spool | undefined;
   #reader: SpoolReader | undefined;
   #unlock: (() => void) | undefined;
+  /** Failed claims of the directory (counted as spool write errors); the next is not tried before #claimAt. */
+  #claimErrors = 0;
+  #claimAt = 0;
   #timer: NodeJS.Timeout | undefined;
   /** When the pending #timer was set (undefined while a batch is under way or none is due). */
   #timerSetAt: number | undefined;
@@ -85,7 +95,7 @@ export class AnalyticsPipeline {
   #oldestPendingAt = 0;
   #unloggedDrops = 0;
   #dropLoggedAt = 0;
-  readonly #fileWarnedAt: Record<'deletion' | 'checkpoint', number> = { deletion: -Infinity, checkpoint: -Infinity };
+  readonly #fileWarnedAt: Record<'deletion' | 'checkpoint' | 'claim', number> = { deletion: -Infinity, checkpoint: -Infinity, claim: -Infinity };
   #closed = false;
   #released = false;
   /** The current event-loop turn's records, written together by #writeTurn. */
@@ -103,7 +113,7 @@ export class AnalyticsPipeline {
       counts: this.#counts,
       lagSeconds: () => this.lagSeconds,
       spooledRecords: () => this.spooledRecords,
-      spoolErrors: () => ({ write: this.#spool?.writeErrors ?? 0, sync: this.#syncErrors }),
+      spoolErrors: () => ({ write: (this.#spool?.writeErrors ?? 0) + this.#claimErrors, sync: this.#syncErrors }),
     });
   }
 
@@ -124,12 +134,43 @@ export class AnalyticsPipeline {
 
   /**
    * Claims the directory, opens a new segment, and starts storing what earlier processes left behind (in order)
-   * together with new records. Throws when another live process holds the directory.
+   * together with new records. Throws when the directory cannot be used (not writable, held by another live
+   * process). A disk with no room for the claim does not throw: records are then held in memory and go straight to
+   * the database, as when a running pipeline's spool cannot be written, and the claim is tried again before each batch.
    */
   start(): void {
+    const noRoom = this.#claim();
+    if (noRoom) {
+      this.#spoolFailing = true;
+      this.#logger.error({ err: noRoom, directory: this.#settings.directory }, 'cannot claim the analytics directory: no room on its disk; records wait in memory and go straight to the database until it can be claimed');
+    }
+    try {
+      // Started with the pipeline, so the first batch does not wait for a thread to start.
+      this.#writer = openRecordWriter(this.#writerOptions);
+    } catch (err) {
+      this.#unlock?.();
+      throw err;
+    }
+    this.#schedule(0);
+    this.#retain();
+    this.#retentionTimer = setInterval(() => this.#retain(), RETENTION_INTERVAL_MS).unref();
+  }
+
+  /**
+   * Locks the directory and opens its spool; returns the error when its disk has no room for the lock (the directory
+   * is then left alone: another process may claim it meanwhile). Throws when the directory cannot be used.
+   */
+  #claim(): NodeJS.ErrnoException | undefined {
     const dir = this.#settings.directory;
-    mkdirSync(dir, { recursive: true });
-    this.#unlock = lockDirectory(dir);
+    try {
+      mkdirSync(dir, { recursive: true });
+      this.#unlock = lockDirectory(dir);
+    } catch (err) {
+      if (!NO_ROOM.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
+      this.#claimErrors++;
+      this.#claimAt = Date.now() + CLAIM_RETRY_MS;
+      return err as NodeJS.ErrnoException;
+    }
     try {
       const { spool, from, distrust } = resumeSpool(dir, this.#limits);
       if (distrust) {
@@ -141,9 +182,8 @@ export class AnalyticsPipeline {
       this.#reader = new SpoolReader(spool, from);
       // Segments the checkpoint has passed: deleted before the first batch is shipped (the chain orders them).
       void this.#exclusive(() => spool.removeBefore(from.segment).catch(this.#deletionFailed));
-      // Started with the pipeline, so the first batch does not wait for a thread to start.
-      this.#writer = openRecordWriter(this.#writerOptions);
-      this.#pending = backlog.lines;
+      // Records held while the claim waited for room are pending too; the backlog is older than they are.
+      this.#pending += backlog.lines;
       if (backlog.first !== undefined) {
         this.#oldestPendingAt = this.#finishedAt(backlog.first);
         this.#logger.info({ records: backlog.lines, directory: dir }, 'storing analytics records left by an earlier process');
@@ -152,9 +192,19 @@ export class AnalyticsPipeline {
       this.#unlock();
       throw err;
     }
-    this.#schedule(0);
-    this.#retain();
-    this.#retentionTimer = setInterval(() => this.#retain(), RETENTION_INTERVAL_MS).unref();
+    return undefined;
+  }
+
+  /** Before a batch: the claim that found no room, tried again (from then on records are spooled as usual). */
+  #reclaim(): void {
+    if (this.#spool || this.#closed || Date.now() < this.#claimAt) return;
+    try {
+      this.#claim();
+    } catch (err) {
+      // Taken by another process meanwhile, or no longer usable: records keep going straight to the database.
+      this.#claimAt = Date.now() + CLAIM_RETRY_MS;
+      this.#fileTrouble('claim', { err, directory: this.#settings.directory }, 'cannot claim the analytics directory; records wait in memory and go straight to the database');
+    }
   }
 
   /**
@@ -202,10 +252,10 @@ export class AnalyticsPipeline {
    */
   #hold(lines: string[]): void {
     // Recorded after close() finished (or before start()): nothing would ever store them.
-    if (this.#released || !this.#spool) return this.#drop(lines.length, 'the pipeline is not running');
+    if (this.#released || !this.#writer) return this.#drop(lines.length, 'the pipeline is not running');
     if (!this.#spoolFailing) {
       this.#spoolFailing = true;
-      this.#logger.error({ err: this.#spool.lastError }, 'cannot write the analytics spool; records wait in memory and go straight to the database');
+      this.#logger.error({ err: this.#spool?.lastError }, 'cannot write the analytics spool; records wait in memory and go straight to the database');
     }
     const dropped = this.#held.add(lines);
     this.#waitFor(lines.length - dropped);
@@ -216,7 +266,7 @@ export class AnalyticsPipeline {
   #spoolHeld(): void {
     const lines = this.#held.peek(this.#held.count);
     if (lines.length === 0) return;
-    const { written } = this.#spool!.appendLines(lines);
+    const { written } = this.#spool?.appendLines(lines) ?? { written: 0 };
     this.#held.take(lines.length);
     this.#counts.spooled += written;
     if (written < lines.length) this.#drop(lines.length - written, 'held while the spool could not be written, and neither stored nor spooled before close');
@@ -263,7 +313,7 @@ export class AnalyticsPipeline {
     this.#closed = true;
     clearTimeout(this.#timer);
     clearInterval(this.#retentionTimer);
-    if (!this.#spool) return;
+    if (!this.#writer) return;
     try {
       await withTimeout(this.flush(), CLOSE_WAIT_MS, 'the last analytics batch');
     } catch (err) {
@@ -274,9 +324,9 @@ export class AnalyticsPipeline {
     await this.#retaining;
     await this.#writer?.close();
     this.#reader?.close();
-    this.#spool.close();
+    this.#spool?.close();
     this.#released = true;
-    this.#unlock!();
+    this.#unlock?.();
   }
 
   /** One database writer at a time: the timer's batches and flush() calls queue behind each other. */
@@ -313,7 +363,8 @@ export class AnalyticsPipeline {
 
   /** The spool's batches, then what is held in memory. */
   async #ship(): Promise<void> {
-    await this.#shipSpool();
+    this.#reclaim();
+    if (this.#spool) await this.#shipSpool();
     await this.#shipHeld();
   }
 
@@ -415,7 +466,7 @@ export class AnalyticsPipeline {
   };
 
   /** At most one warning a minute for each: a directory that refuses deletes or writes would otherwise log after every batch. */
-  #fileTrouble(what: 'deletion' | 'checkpoint', fields: object, msg: string): void {
+  #fileTrouble(what: 'deletion' | 'checkpoint' | 'claim', fields: object, msg: string): void {
     const now = Date.now();
     if (now - this.#fileWarnedAt[what] < FILE_TROUBLE_LOG_INTERVAL_MS) return;
     this.#fileWarnedAt[what] = now;
@@ -441,9 +492,10 @@ export class AnalyticsPipeline {
 
   /** Between batches: report drops, seal a quiet segment, make written segments durable against power loss. */
   #maintain(): void {
-    const spool = this.#spool!;
+    const spool = this.#spool;
     if (this.#closed) return;
     this.#logDrops();
+    if (!spool) return;
     if (spool.activeSize > 0 && spool.activeAgeMs >= SEGMENT_MAX_AGE_MS) spool.rotate();
     for (const segment of spool.takeUnsynced()) void this.#sync(segment);
   }

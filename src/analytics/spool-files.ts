@@ -1,5 +1,5 @@
 // The spool directory's small files: segment names, the checkpoint (how far the database has everything) and the owner lock.
-import { closeSync, fstatSync, linkSync, openSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, linkSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 
@@ -161,15 +161,16 @@ function inUse(dir: string, lock: { text: string } | undefined): Error {
  */
 function createLock(path: string, text: string): boolean {
   const draft = `${path}.${process.pid}.new`;
-  writeFileSync(draft, text);
   try {
+    // Inside the try: a full disk creates the draft and then fails its write, and the empty draft must not stay.
+    writeFileSync(draft, text);
     linkSync(draft, path);
     return true;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw err;
   } finally {
-    unlinkSync(draft);
+    rmSync(draft, { force: true });
   }
 }
 

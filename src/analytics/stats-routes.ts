@@ -1,13 +1,24 @@
 // GET /v1/analytics/stats on the admin API: usage figures by time bucket and dimension, as JSON or CSV.
-import { AdminError, type AdminRouter } from '../gateway/admin-router.js';
+import { AdminError, type AdminResponse, type AdminRouter } from '../gateway/admin-router.js';
+import { QueueFullError } from '../lib/concurrency-limit.js';
 import { AnalyticsRecords, type Database } from '../store/index.js';
 import { toCsv } from './stats-csv.js';
 import { MAX_ROWS, parseStatsQuery } from './stats-query.js';
-import { openStatsRunner, type StatsRunner } from './stats-runner.js';
+import { openStatsRunner, StatsTimeoutError, type StatsRunner, type StatsRunnerOptions } from './stats-runner.js';
+import type { StatsResult } from './stats-sql.js';
 
 export interface AnalyticsRouteDeps {
   db: Database;
+  /** How the queries run (tests shorten the statement timeout). */
+  stats?: StatsRunnerOptions;
 }
+
+/** Every query slot taken and the waiting line full: a busy moment, not a bad query, so worth a retry. */
+const STATS_BUSY: AdminResponse = {
+  status: 503,
+  headers: { 'retry-after': '1' },
+  body: { error: { message: 'Too many analytics queries are running or waiting; try again shortly', code: 'stats_busy' } },
+};
 
 /**
  * `lagSeconds` is how long ago the newest stored request arrived, so a reader can tell a quiet hour from
@@ -17,12 +28,22 @@ export interface AnalyticsRouteDeps {
  */
 export function registerAnalyticsRoutes(router: AdminRouter, deps: AnalyticsRouteDeps): StatsRunner {
   const records = new AnalyticsRecords(deps.db);
-  const stats = openStatsRunner(deps.db);
+  const stats = openStatsRunner(deps.db, deps.stats);
   router.add('GET', '/v1/analytics/stats', async (req) => {
     const parsed = parseStatsQuery(req.query);
     if ('problems' in parsed) throw new AdminError(400, 'invalid', 'The query parameters are invalid', parsed.problems);
     const q = parsed.query;
-    const [result, newest] = await Promise.all([stats.run(q), records.newestTime()]);
+    let result: StatsResult;
+    try {
+      result = await stats.run(q);
+    } catch (err) {
+      if (err instanceof QueueFullError) return STATS_BUSY;
+      // No retry-after: asked again, it would most likely run as long; it must ask for less.
+      if (err instanceof StatsTimeoutError) {
+        throw new AdminError(503, 'stats_timeout', `The query was stopped: ${err.message}; ask for a shorter range, fewer groupBy dimensions or no percentiles`);
+      }
+      throw err;
+    }
     if ('tooManyRows' in result) {
       // Without groupBy the rows are the non-empty buckets.
       const path = q.groupBy.length > 0 ? 'groupBy' : 'bucket';
@@ -30,6 +51,9 @@ export function registerAnalyticsRoutes(router: AdminRouter, deps: AnalyticsRout
       throw new AdminError(400, 'invalid', 'The query parameters are invalid', [{ path, message }]);
     }
     const { rows } = result;
+    // After the query, not beside it: beside it, every request waiting its turn took a pooled connection outside the
+    // bound.
+    const newest = await records.newestTime();
     const newestRecordAt = newest === undefined ? null : new Date(newest).toISOString();
     const lagSeconds = newest === undefined ? null : Math.max(0, Date.now() - newest) / 1000;
     if (q.format === 'csv') {

@@ -1,8 +1,9 @@
-// Helpers for analytics tests: sample records, a fresh spool directory, a logger that keeps what it logs.
+// Helpers for analytics tests: sample records, a fresh spool directory, a logger that keeps what it logs, a locked records table.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before } from 'node:test';
+import { sql } from 'kysely';
 import { pino } from 'pino';
 import type { Logger } from '../lib/logger.js';
 import { AnalyticsRecords, type Database } from '../store/index.js';
@@ -101,3 +102,29 @@ export async function storedNumbers(records: AnalyticsRecords, tag: string): Pro
 
 /** from, from + 1, ..., to - 1. */
 export const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i);
+
+/**
+ * Locks analytics_records (PostgreSQL) in a transaction of `db`, so that every query of it waits: for at most
+ * `maxMs`, since a query nothing stops would wait for good. Resolves once locked, with the function that unlocks.
+ */
+export async function lockRecordsTable(db: Database, maxMs: number): Promise<() => Promise<void>> {
+  let release!: () => void;
+  let locked!: () => void;
+  const isLocked = new Promise<void>((resolve) => (locked = resolve));
+  const holding = db.kysely.transaction().execute(async (trx) => {
+    await sql`lock table analytics_records in access exclusive mode`.execute(trx);
+    locked();
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, maxMs);
+      release = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  });
+  await Promise.race([isLocked, holding]);
+  return async () => {
+    release();
+    await holding;
+  };
+}

@@ -1,5 +1,6 @@
 // What the commands that talk to a running gateway's admin API share: the --admin flag, the bearer token from
 // TOLLGATE_ADMIN_TOKEN, one line per problem on stderr, and exit codes (1 unreachable or refused, 2 bad input).
+import type { IncomingHttpHeaders } from 'node:http';
 import { CommanderError, InvalidArgumentError, Option } from 'commander';
 import { request } from 'undici';
 import { readAdminToken } from './admin-token.js';
@@ -48,6 +49,7 @@ export function failCommand(command: string, io: CommandIo, exitCode: number, li
 
 export interface AdminAnswer {
   status: number;
+  headers: IncomingHttpHeaders;
   text: string;
   /** The JSON answer, undefined when it is not JSON. */
   body: unknown;
@@ -66,6 +68,7 @@ export async function callAdmin(command: string, io: CommandIo, url: URL, init: 
   const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
   if (init.json !== undefined) headers['content-type'] = 'application/json';
   let status: number;
+  let answerHeaders: IncomingHttpHeaders;
   let text: string;
   try {
     const res = await request(url, {
@@ -77,6 +80,7 @@ export async function callAdmin(command: string, io: CommandIo, url: URL, init: 
       bodyTimeout: timeoutMs,
     });
     status = res.statusCode;
+    answerHeaders = res.headers;
     text = await res.body.text();
   } catch (err) {
     return failCommand(command, io, 1, [`cannot reach the admin API at ${url.origin}: ${(err as Error).message}`]);
@@ -87,5 +91,5 @@ export async function callAdmin(command: string, io: CommandIo, url: URL, init: 
   } catch {
     body = undefined;
   }
-  return { status, text, body, error: (body as { error?: AdminErrorBody } | undefined)?.error };
+  return { status, headers: answerHeaders, text, body, error: (body as { error?: AdminErrorBody } | undefined)?.error };
 }

@@ -101,6 +101,11 @@ export function renderTable(columns: string[], rows: Record<string, Cell>[]): st
   return [line(head), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line)];
 }
 
+/** How far behind the newest stored record is, so a quiet hour can be told from a pipeline that is behind. */
+function freshness(newestRecordAt: string, lagSeconds: number): string {
+  return `newest record ${newestRecordAt} (${lagSeconds.toFixed(1)} s ago)`;
+}
+
 /**
  * @example tollgate analytics --since 6h --bucket 1h --group-by app,model --metrics requests,errors,latency_p99
  * The lead's main() adds it with `program.addCommand(analyticsCommand().exitOverride())`.
@@ -120,7 +125,7 @@ export function analyticsCommand(io: AnalyticsIo = processIo): Command {
     .addOption(new Option('--format <format>', 'output').choices(['table', 'json', 'csv']).default('table'))
     .action(async (opts: Options) => {
       const url = statsUrl(opts, io.now());
-      const { status, text, error } = await callAdmin('analytics', io, url);
+      const { status, headers, text, error } = await callAdmin('analytics', io, url);
       if (status !== 200) {
         // A 400 is a bad option value, like a bad flag: exit code 2.
         failCommand('analytics', io, status === 400 ? 2 : 1, [
@@ -130,6 +135,10 @@ export function analyticsCommand(io: AnalyticsIo = processIo): Command {
       }
       if (opts.format !== 'table') {
         io.out(text.trimEnd());
+        // The JSON carries them; CSV has no room for them, and the gateway sends them as headers ('none' without
+        // records): on stderr, so that stdout stays the CSV.
+        const newest = headers['x-tollgate-newest-record-at'];
+        if (opts.format === 'csv' && typeof newest === 'string' && newest !== 'none') io.err(freshness(newest, Number(headers['x-tollgate-lag-seconds'])));
         return;
       }
       const answer = JSON.parse(text) as StatsAnswer;
@@ -137,7 +146,7 @@ export function analyticsCommand(io: AnalyticsIo = processIo): Command {
       else for (const line of renderTable(['bucket_start', ...answer.groupBy, ...answer.metrics], answer.rows)) io.out(line);
       if (answer.newestRecordAt !== null) {
         io.out('');
-        io.out(`newest record ${answer.newestRecordAt} (${answer.lagSeconds!.toFixed(1)} s ago)`);
+        io.out(freshness(answer.newestRecordAt, answer.lagSeconds!));
       }
     });
 }

@@ -193,7 +193,9 @@ export class Gateway {
     const o = this.#options;
     const settings = this.config.settings;
     // Before listening: records left by an earlier process are replayed first. A directory that cannot be used (not a
-    // directory, not writable, held by another live process) is a configuration problem: `serve` exits 2 with it.
+    // directory, not writable, held by another live process) is a configuration problem: `serve` exits 2 with it. A
+    // full disk is an incident, not configuration: the pipeline starts without its spool and claims it once there is
+    // room (AnalyticsPipeline.start).
     try {
       this.analytics?.start();
     } catch (err) {

@@ -1,5 +1,6 @@
 // For tests of deadlines under an event-loop stall: the stall itself, and a loopback connection whose other end can
-// answer at once (into the kernel's buffer) while this process is not reading.
+// answer at once (into the kernel's buffer) while this process is not reading; and for tests of work that must not
+// stall the event loop, the longest stall it caused.
 import { once } from 'node:events';
 import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
 
@@ -27,4 +28,27 @@ export async function socketPair(): Promise<{ client: Socket; server: Socket; cl
       await once(listener, 'close');
     },
   };
+}
+
+/**
+ * Runs `work` with a 1 ms ticker beside it: `longest` is the longest the event loop went without running the ticker,
+ * `took` how long the work took (both in ms). Work that holds the loop throughout has `longest` about `took`.
+ */
+export async function measureStalls<T>(work: () => Promise<T>): Promise<{ result: T; longest: number; took: number }> {
+  let last = performance.now();
+  let longest = 0;
+  const tick = setInterval(() => {
+    const now = performance.now();
+    longest = Math.max(longest, now - last);
+    last = now;
+  }, 1);
+  const started = performance.now();
+  try {
+    const result = await work();
+    const took = performance.now() - started;
+    // A loop held to the end never ran the tick after it.
+    return { result, longest: Math.max(longest, performance.now() - last), took };
+  } finally {
+    clearInterval(tick);
+  }
 }

@@ -48,6 +48,11 @@ export type AnalyticsRecordRow = Insertable<AnalyticsRecordsTable>;
 const SQLITE_RUN = 64;
 /** Rows per retention DELETE, so each statement holds its locks briefly however large the backlog. */
 const DELETE_CHUNK = 5000;
+/**
+ * Rows per retention DELETE on SQLite, whose statements run on the event loop: about 1.5 ms each on a file (3.4 µs a
+ * row), where 1.5 million expired rows in chunks of 5,000 back to back once held every request for 3.7 s.
+ */
+const SQLITE_DELETE_CHUNK = 500;
 
 export class AnalyticsRecords {
   readonly dialect: DialectName;
@@ -117,15 +122,22 @@ export class AnalyticsRecords {
       .executeTakeFirst();
   }
 
-  /** Deletes records older than `beforeMs` (epoch ms); returns how many. */
+  /**
+   * Deletes records older than `beforeMs` (epoch ms); returns how many. better-sqlite3 answers synchronously, so
+   * awaiting its statements never lets the event loop run: on SQLite the chunks are small, with the loop free
+   * between them (as insert does on the event loop).
+   */
   async deleteBefore(beforeMs: number): Promise<number> {
+    const sqlite = this.dialect === 'sqlite';
+    const chunk = sqlite ? SQLITE_DELETE_CHUNK : DELETE_CHUNK;
     let total = 0;
     for (;;) {
-      const oldest = this.#db.selectFrom('analytics_records').select('id').where('at_ms', '<', beforeMs).limit(DELETE_CHUNK);
+      const oldest = this.#db.selectFrom('analytics_records').select('id').where('at_ms', '<', beforeMs).limit(chunk);
       const result = await this.#db.deleteFrom('analytics_records').where('id', 'in', oldest).executeTakeFirst();
       const n = Number(result.numDeletedRows);
       total += n;
-      if (n < DELETE_CHUNK) return total;
+      if (n < chunk) return total;
+      if (sqlite) await new Promise<void>((resolve) => setImmediate(resolve));
     }
   }
 
