@@ -44,3 +44,14 @@ test('long answers are cut at MAX_LOGGED_TEXT and marked', () => {
   for (let i = 0; i < 100; i++) t.addEvent(JSON.stringify({ choices: [{ delta: { content: 'x'.repeat(1000) } }] }));
   assert.equal(t.text, 'x'.repeat(MAX_LOGGED_TEXT) + '…[truncated]');
 });
+
+test('JSON that is no object (null, a number, a string) has no text, whole or streamed, and the usage after it is read', () => {
+  for (const answer of [null, 3, 'text']) assert.equal(ofJson(answer), '', JSON.stringify(answer));
+  const t = new CompletionText();
+  const s = new UsageScanner('text/event-stream', t);
+  // Before: "Cannot read properties of null (reading 'choices')", thrown inside the proxy: a 502 or a cut stream.
+  s.push(Buffer.from('data: null\n\ndata: {"choices":[{"delta":{"content":"hi"}}]}\n\ndata: 7\n\n'));
+  s.push(Buffer.from('data: {"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2}}\n\ndata: [DONE]\n\n'));
+  assert.deepEqual(s.end(), { inputTokens: 1, outputTokens: 2, cachedTokens: 0 });
+  assert.equal(t.text, 'hi');
+});

@@ -21,6 +21,19 @@ type Answer = {
 
 const str = (v: unknown): string => (typeof v === 'string' ? v : '');
 
+/**
+ * An answer or event as an object; one that is not JSON, or JSON that is no object, has no text. `null` is valid JSON:
+ * reading its `choices` threw inside the proxy, and a logging switch turned a good answer into a 502.
+ */
+function parsed(json: string): Answer | undefined {
+  try {
+    const answer: unknown = JSON.parse(json);
+    return typeof answer === 'object' && answer !== null ? (answer as Answer) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export class CompletionText {
   #parts: string[] = [];
   #length = 0;
@@ -31,12 +44,8 @@ export class CompletionText {
 
   /** A whole JSON answer (not streamed). */
   addAnswer(body: Buffer): void {
-    let answer: Answer;
-    try {
-      answer = JSON.parse(body.toString('utf8')) as Answer;
-    } catch {
-      return;
-    }
+    const answer = parsed(body.toString('utf8'));
+    if (!answer) return;
     if (Array.isArray(answer.choices)) for (const c of answer.choices) this.#add(str(c?.message?.content) || str(c?.text));
     if (Array.isArray(answer.output)) {
       for (const item of answer.output) if (Array.isArray(item?.content)) for (const part of item.content) if (part?.type === 'output_text') this.#add(str(part.text));
@@ -45,12 +54,8 @@ export class CompletionText {
 
   /** The JSON of one streamed `data:` event. */
   addEvent(json: string): void {
-    let event: Answer;
-    try {
-      event = JSON.parse(json) as Answer;
-    } catch {
-      return;
-    }
+    const event = parsed(json);
+    if (!event) return;
     if (Array.isArray(event.choices)) for (const c of event.choices) this.#add(str(c?.delta?.content) || str(c?.text));
     else if (event.type === 'response.output_text.delta') this.#add(str(event.delta));
   }

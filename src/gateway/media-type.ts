@@ -2,9 +2,20 @@
 // read as JSON (tollgate's own usage chunk then reached a client that had not asked for it).
 const EVENT_STREAM = /^\s*text\/event-stream\s*(;|$)/i;
 
+/**
+ * A content-type header's value. undici gives one sent twice as an array (a stream so sent was read as JSON: its usage
+ * chunk reached a client that had not asked for it, and a token quota kept its whole reservation); content-type has a
+ * single value, and the first counts, as Node's http parser keeps it for a client.
+ */
+export function contentTypeOf(header: unknown): string | undefined {
+  const value = Array.isArray(header) ? (header[0] as unknown) : header;
+  return typeof value === 'string' ? value : undefined;
+}
+
 /** Whether a content-type header names an SSE stream. */
-export function isEventStream(contentType: unknown): boolean {
-  return typeof contentType === 'string' && EVENT_STREAM.test(contentType);
+export function isEventStream(header: unknown): boolean {
+  const contentType = contentTypeOf(header);
+  return contentType !== undefined && EVENT_STREAM.test(contentType);
 }
 
 /**

@@ -8,6 +8,7 @@ import { createServer as createNetServer, type Server as NetServer } from 'node:
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { request } from 'undici';
 import { DEFAULT_SETTINGS } from '../config/settings.js';
+import { CompletionText } from './completion-text.js';
 import type { RequestContext } from './context.js';
 import { newContext } from './data-plane.js';
 import { proxyRequest, type ProxyTarget } from './proxy.js';
@@ -468,6 +469,159 @@ for (const [name, pieces] of [
       // Before: held until the next event came, since the blank line was looked for in the last piece held only.
       assert.equal(eventBeforeRest, true, 'the event came only with the rest of the stream');
       assert.equal(text, 'data: {"a":1}\r\n\r\ndata: [DONE]\r\n\r\n');
+    } finally {
+      gateway.close();
+      upstream.close();
+      await pools.close();
+    }
+  });
+}
+
+const OK_ANSWER = 'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{"ok":true}';
+
+/**
+ * A model server that answers `answer(n, onSocket)` the n-th request it sees (the onSocket-th on its connection):
+ * true answers it and keeps the connection, 'end' closes the connection (FIN), 'reset' resets it.
+ */
+function closingServer(answer: (n: number, onSocket: number) => true | 'end' | 'reset'): NetServer & { requests: number } {
+  const server = Object.assign(
+    createNetServer((socket) => {
+      let onSocket = 0;
+      let buffered = '';
+      socket.on('error', () => {});
+      socket.on('data', (data) => {
+        buffered += data.toString('latin1');
+        // The proxy's requests here have no body: each head is a request.
+        for (let end = buffered.indexOf('\r\n\r\n'); end !== -1; end = buffered.indexOf('\r\n\r\n')) {
+          buffered = buffered.slice(end + 4);
+          const what = answer(server.requests++, onSocket++);
+          if (what === true) socket.write(OK_ANSWER);
+          else if (what === 'end') socket.end();
+          else socket.resetAndDestroy();
+        }
+      });
+    }),
+    { requests: 0 },
+  );
+  return server;
+}
+
+for (const how of ['end', 'reset'] as const) {
+  test(`a kept-alive connection the model server closes (${how}) as a request goes out on it: the request is sent again on a fresh one, and the endpoint is not reported down`, async () => {
+    // As uvicorn does when its idle timeout fires while the request is on its way.
+    const upstream = closingServer((_n, onSocket) => (onSocket === 0 ? true : how));
+    const upstreamUrl = await listen(upstream);
+    const pools = new UpstreamPools(DEFAULT_SETTINGS);
+    const released: { reached: boolean; abandoned?: boolean }[] = [];
+    const gateway = await throughProxy(upstreamUrl, pools, () => ({ release: (_ep, outcome) => void released.push(outcome) }));
+    try {
+      for (const name of ['first', 'on the reused connection', 'next']) {
+        const r = await request(`${gateway.url}/v1/chat/completions`, { method: 'POST', body: '{}' });
+        // Before, on the reused connection: 503 upstream_unavailable "could not be reached", and the endpoint taken out.
+        assert.equal(`${r.statusCode} ${await r.body.text()}`, '200 {"ok":true}', name);
+      }
+      assert.deepEqual(released.map((o) => o.reached), [true, true, true]);
+    } finally {
+      gateway.close();
+      upstream.close();
+      await pools.close();
+    }
+  });
+}
+
+test('a request that fails on a fresh connection could not reach the server: not sent again, and sent again only once after a reused connection failed', async () => {
+  // Only the very first request is answered; every other is reset.
+  const upstream = closingServer((n) => n === 0 || 'reset');
+  const upstreamUrl = await listen(upstream);
+  const pools = new UpstreamPools(DEFAULT_SETTINGS);
+  const released: { reached: boolean; abandoned?: boolean }[] = [];
+  const gateway = await throughProxy(upstreamUrl, pools, () => ({ release: (_ep, outcome) => void released.push(outcome) }));
+  const post = async () => {
+    const r = await request(`${gateway.url}/v1/chat/completions`, { method: 'POST', body: '{}' });
+    return `${r.statusCode} ${await r.body.text()}`;
+  };
+  try {
+    assert.equal(await post(), '200 {"ok":true}');
+    // Reused, reset; then a fresh connection, reset too.
+    assert.equal(await post(), '503 upstream_unavailable');
+    assert.equal(upstream.requests, 3);
+    // A fresh connection from the start, reset: no second try.
+    assert.equal(await post(), '503 upstream_unavailable');
+    assert.equal(upstream.requests, 4);
+    assert.deepEqual(released.map((o) => [o.reached, o.abandoned]), [[true, false], [false, false], [false, false]]);
+  } finally {
+    gateway.close();
+    upstream.close();
+    await pools.close();
+  }
+});
+
+/** A model server that answers every request with `answer`, written as it is (head and body). */
+function rawAnswer(answer: string): NetServer {
+  return createNetServer((socket) => {
+    socket.once('data', () => socket.end(answer));
+    socket.on('error', () => {});
+  });
+}
+
+const USAGE_ONLY = 'data: {"choices":[],"usage":{"prompt_tokens":11,"completion_tokens":22}}\n\n';
+/** As the data plane leaves a streamed request whose client did not ask for usage (requestStreamUsage). */
+const strippedStream = (ctx: RequestContext) => Object.assign(ctx, { stream: true, stripStreamUsage: true });
+
+test('a stream whose content-type came twice (an array from undici) is read as one: its usage read, and stripped for a client that did not ask for it', async () => {
+  const events = 'data: {"choices":[{"delta":{"content":"hi"}}],"usage":null}\n\n';
+  const upstream = rawAnswer(`HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n${events}${USAGE_ONLY}data: [DONE]\n\n`);
+  const upstreamUrl = await listen(upstream);
+  const pools = new UpstreamPools(DEFAULT_SETTINGS);
+  const gateway = await throughProxy(upstreamUrl, pools, () => ({}), strippedStream);
+  try {
+    const r = await request(`${gateway.url}/v1/chat/completions`, { method: 'POST', body: '{}' });
+    // Before: read as JSON, the usage chunk reached the client and no usage was read (a token quota kept its reservation).
+    assert.equal(await r.body.text(), 'data: {"choices":[{"delta":{"content":"hi"}}]}\n\ndata: [DONE]\n\n');
+    assert.deepEqual((await gateway.done).usage, { inputTokens: 11, outputTokens: 22, cachedTokens: 0 });
+  } finally {
+    gateway.close();
+    upstream.close();
+    await pools.close();
+  }
+});
+
+test("a rewritten stream's bytes_out is the bytes the client got, in CJK text too (it counted characters)", async () => {
+  const events = Array.from({ length: 20 }, (_, i) => `data: {"choices":[{"delta":{"content":"你好，世界 ${i}"}}],"usage":null}\n\n`).join('');
+  const upstream = headAtOnce((res) => void res.end(`${events}${USAGE_ONLY}data: [DONE]\n\n`));
+  const upstreamUrl = await listen(upstream);
+  const pools = new UpstreamPools(DEFAULT_SETTINGS);
+  const gateway = await throughProxy(upstreamUrl, pools, () => ({}), strippedStream);
+  try {
+    const r = await request(`${gateway.url}/v1/chat/completions`, { method: 'POST', body: '{}' });
+    const received = Buffer.from(await r.body.arrayBuffer());
+    assert.match(received.toString(), /你好，世界 19/);
+    assert.doesNotMatch(received.toString(), /usage/, 'the stream was rewritten');
+    assert.equal((await gateway.done).bytesOut, received.length);
+  } finally {
+    gateway.close();
+    upstream.close();
+    await pools.close();
+  }
+});
+
+for (const [name, headers, body, usage] of [
+  ['a JSON answer that is `null`', 'content-type: application/json\r\ncontent-length: 4', 'null', undefined],
+  ['a stream with a `data: null` event', 'content-type: text/event-stream\r\nconnection: close', `data: null\n\ndata: {"choices":[{"delta":{"content":"hi"}}]}\n\n${USAGE_ONLY}data: [DONE]\n\n`, { inputTokens: 11, outputTokens: 22, cachedTokens: 0 }],
+] as const) {
+  test(`with logging.logPrompts on, ${name} passes through as it came, its usage read`, async () => {
+    const upstream = rawAnswer(`HTTP/1.1 200 OK\r\n${headers}\r\n\r\n${body}`);
+    const upstreamUrl = await listen(upstream);
+    const pools = new UpstreamPools(DEFAULT_SETTINGS);
+    // As the data plane leaves a request with logPrompts on; the client asked for usage.
+    const gateway = await throughProxy(upstreamUrl, pools, () => ({}), (ctx) => Object.assign(ctx, { completion: new CompletionText() }));
+    try {
+      const r = await request(`${gateway.url}/v1/chat/completions`, { method: 'POST', body: '{}' });
+      // Before: a 502 "ended the answer early (Cannot read properties of null (reading 'choices'))", charged nothing.
+      assert.equal(`${r.statusCode} ${await r.body.text()}`, `200 ${body}`);
+      const ctx = await gateway.done;
+      assert.deepEqual(ctx.usage, usage);
+      assert.equal(ctx.completion!.text, usage ? 'hi' : '');
     } finally {
       gateway.close();
       upstream.close();

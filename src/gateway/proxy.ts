@@ -281,7 +281,8 @@ class Exchange {
     if (out.length === 0) return;
     if (this.#sse) this.#midEvent = !endsEvent(out);
     this.#writeHead();
-    this.#ctx.bytesOut += out.length;
+    // A rewritten stream's text in bytes, not characters: counted in characters, a CJK answer was recorded short.
+    this.#ctx.bytesOut += Buffer.byteLength(out);
     if (!this.#res.write(out) && !this.#waitingDrain) {
       this.#waitingDrain = true;
       controller.pause();
@@ -365,7 +366,7 @@ class Exchange {
 
   /** Sends the answer's last bytes once the commit step lets them go; the exchange is over only then. */
   #end(tail: Buffer | string | undefined): void {
-    if (tail !== undefined) this.#ctx.bytesOut += typeof tail === 'string' ? Buffer.byteLength(tail) : tail.length;
+    if (tail !== undefined) this.#ctx.bytesOut += Buffer.byteLength(tail);
     // Before the commit step, which writes the record: a stream that ended without its usage is estimated here.
     this.#ctx.usage = usageAtEnd(this.#ctx, this.#scanner);
     const send = () => {

@@ -146,7 +146,7 @@ function headLines(start: string): string[] {
 }
 
 /** A `data:` line's payload (the one space after the colon is not part of it). */
-function dataOf(line: string): string {
+export function dataOf(line: string): string {
   return line.charCodeAt(5) === 32 ? line.slice(6) : line.slice(5);
 }
 

@@ -1,15 +1,23 @@
 // One undici connection pool per model-server origin, kept across config reloads and closed when its endpoint goes away.
 import { Pool } from 'undici';
 import type { GatewaySettings } from '../config/settings.js';
+import { retryingConnection } from './reused-connection-retry.js';
+
+/**
+ * How long an idle upstream connection is kept (undici's own default): under the idle timeout of the model servers'
+ * HTTP servers (uvicorn's `timeout_keep_alive`, so vLLM's and SGLang's, and Node's are 5 s), so that tollgate closes
+ * it first. It was the client-facing `server.keepAliveTimeout` (5 s): exactly as long, and requests raced the
+ * server's close. A server that names its timeout (`keep-alive: timeout=N`) is kept N s less 2 s instead (undici's
+ * keepAliveTimeoutThreshold).
+ */
+const UPSTREAM_IDLE_MS = 4000;
 
 export class UpstreamPools {
   readonly #pools = new Map<string, Pool>();
   #settings: GatewaySettings['upstream'];
-  #keepAliveMs: number;
 
   constructor(settings: GatewaySettings) {
     this.#settings = settings.upstream;
-    this.#keepAliveMs = settings.server.keepAliveTimeout;
   }
 
   get(origin: string): Pool {
@@ -18,8 +26,9 @@ export class UpstreamPools {
       pool = new Pool(origin, {
         connections: this.#settings.connectionsPerEndpoint,
         pipelining: 1,
-        keepAliveTimeout: this.#keepAliveMs,
+        keepAliveTimeout: UPSTREAM_IDLE_MS,
         connect: { timeout: this.#settings.connectTimeout, rejectUnauthorized: this.#settings.tlsRejectUnauthorized },
+        factory: retryingConnection,
       });
       this.#pools.set(origin, pool);
     }
@@ -27,15 +36,12 @@ export class UpstreamPools {
   }
 
   /**
-   * Keeps the pools of `origins`; the others finish what they carry, then close. Changed upstream settings (or
-   * keep-alive timeout) replace every pool the same way: the next request opens one with the new settings.
+   * Keeps the pools of `origins`; the others finish what they carry, then close. Changed upstream settings replace
+   * every pool the same way: the next request opens one with the new settings.
    */
   retain(origins: Set<string>, settings: GatewaySettings): void {
-    const changed =
-      (settings.upstream !== this.#settings && JSON.stringify(settings.upstream) !== JSON.stringify(this.#settings)) ||
-      settings.server.keepAliveTimeout !== this.#keepAliveMs;
+    const changed = settings.upstream !== this.#settings && JSON.stringify(settings.upstream) !== JSON.stringify(this.#settings);
     this.#settings = settings.upstream;
-    this.#keepAliveMs = settings.server.keepAliveTimeout;
     for (const [origin, pool] of this.#pools) {
       if (changed || !origins.has(origin)) {
         this.#pools.delete(origin);

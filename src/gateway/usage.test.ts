@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { CompletionText } from './completion-text.js';
 import { isEventStream } from './media-type.js';
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
+import { MAX_HELD_EVENT, SseRewriter } from './sse-rewriter.js';
 import { UsageScanner, responseIdOfJson, toUsage, usageOfJson, usageScannerFor } from './usage.js';
 
 test('usage of a JSON answer, including content that mentions usage', () => {
@@ -27,12 +28,74 @@ test('usage that is not counts is no usage: negative, fractional, or text', () =
   assert.deepEqual(toUsage({ prompt_tokens: 0, completion_tokens: 0 }), { inputTokens: 0, outputTokens: 0, cachedTokens: 0 });
 });
 
+test('usage without an input count is no usage: {}, nulls, total_tokens alone; an absent or null output or cached count is 0', () => {
+  // Before: each was 0 tokens, exact, and the generation was free.
+  for (const usage of [{}, { prompt_tokens: null, completion_tokens: null, total_tokens: null }, { total_tokens: 33 }, { completion_tokens: 22 }, { output_tokens: 5 }]) {
+    assert.equal(toUsage(usage as Parameters<typeof toUsage>[0]), undefined, JSON.stringify(usage));
+  }
+  // An embeddings answer has no output; pydantic writes an unset field as null.
+  assert.deepEqual(toUsage({ prompt_tokens: 8, total_tokens: 8 } as Parameters<typeof toUsage>[0]), { inputTokens: 8, outputTokens: 0, cachedTokens: 0 });
+  assert.deepEqual(toUsage({ prompt_tokens: 8, completion_tokens: null, prompt_tokens_details: null }), { inputTokens: 8, outputTokens: 0, cachedTokens: 0 });
+  assert.deepEqual(toUsage({ input_tokens: 3, output_tokens: 4, input_tokens_details: { cached_tokens: null } }), { inputTokens: 3, outputTokens: 4, cachedTokens: 0 });
+});
+
+test('counts whose total is not a safe integer are no usage, as one such count is', () => {
+  // Before: each passed on its own; the record billed the sum and the quota's settle refused it (or locked the app out).
+  for (const [input, output] of [
+    [Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
+    [2 ** 52, 2 ** 52],
+    [Number.MAX_SAFE_INTEGER, 1],
+  ]) {
+    assert.equal(toUsage({ prompt_tokens: input, completion_tokens: output }), undefined, `${input} + ${output}`);
+  }
+  assert.deepEqual(toUsage({ prompt_tokens: Number.MAX_SAFE_INTEGER - 1, completion_tokens: 1 }), { inputTokens: Number.MAX_SAFE_INTEGER - 1, outputTokens: 1, cachedTokens: 0 });
+});
+
+test('a stream whose usage chunk has no counts has no usage (its content events are counted for the estimate); one after a good chunk leaves it', () => {
+  const content = 'data: {"choices":[{"delta":{"content":"x"}}],"usage":null}\n\n'.repeat(50);
+  const empty = new UsageScanner('text/event-stream');
+  empty.push(Buffer.from(`${content}data: {"choices":[],"usage":{}}\n\ndata: [DONE]\n\n`));
+  assert.equal(empty.end(), undefined);
+  assert.equal(empty.contentEvents, 50);
+  const good = new UsageScanner('text/event-stream');
+  good.push(Buffer.from(`${content}data: {"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":50}}\n\ndata: {"choices":[],"usage":{}}\n\ndata: [DONE]\n\n`));
+  assert.deepEqual(good.end(), { inputTokens: 9, outputTokens: 50, cachedTokens: 0 });
+});
+
 test('usage from an SSE stream split at every byte', () => {
   const stream = 'data: {"choices":[{"delta":{"content":"x"}}]}\n\ndata: {"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":9}}\n\ndata: [DONE]\n\n';
   const s = new UsageScanner('text/event-stream');
   for (const ch of Buffer.from(stream)) s.push(Buffer.from([ch]));
   assert.deepEqual(s.end(), { inputTokens: 7, outputTokens: 9, cachedTokens: 0 });
   assert.equal(s.events, 3);
+});
+
+test('a usage chunk split over several data lines of one event is read whole, as the SSE spec (and usage stripping) joins them', () => {
+  const stream = 'data: {"choices":[{"delta":{"content":"x"}}]}\n\nevent: usage\ndata: {"choices":[],\ndata:"usage":{"prompt_tokens":11,\n: a comment\ndata:  "completion_tokens":22}}\n\ndata: [DONE]\n\n';
+  for (const split of [stream.length, 1]) {
+    const s = new UsageScanner('text/event-stream');
+    for (let at = 0; at < stream.length; at += split) s.push(Buffer.from(stream.slice(at, at + split)));
+    // Before: each line was parsed on its own, and the stream was estimated.
+    assert.deepEqual(s.end(), { inputTokens: 11, outputTokens: 22, cachedTokens: 0 }, `in pieces of ${split}`);
+    assert.equal(s.events, 3);
+    assert.equal(s.contentEvents, 1);
+  }
+  // What the proxy's rewriter gives usage stripping for that event: the same payload, so both see the usage chunk.
+  const payloads: string[] = [];
+  new SseRewriter((data) => (payloads.push(data), data)).push(Buffer.from(stream));
+  assert.deepEqual(JSON.parse(payloads[1]), { choices: [], usage: { prompt_tokens: 11, completion_tokens: 22 } });
+});
+
+test('an event that ends with the stream, without its blank line, is still read; one over MAX_HELD_EVENT in many lines is not held', () => {
+  const cut = new UsageScanner('text/event-stream');
+  cut.push(Buffer.from('data: {"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2}}\n'));
+  assert.deepEqual(cut.end(), { inputTokens: 1, outputTokens: 2, cachedTokens: 0 });
+  const long = new UsageScanner('text/event-stream');
+  const line = `data: ${'x'.repeat(1023)}\n`;
+  for (let i = 0; i < (MAX_HELD_EVENT / 1024) * 2; i++) long.push(Buffer.from(line));
+  long.push(Buffer.from('\ndata: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4}}\n\n'));
+  assert.deepEqual(long.end(), { inputTokens: 3, outputTokens: 4, cachedTokens: 0 });
+  assert.equal(long.events, 1, 'the oversized event is skipped');
 });
 
 test('a stream whose media type is written in another case is a stream (media types are case-insensitive)', () => {

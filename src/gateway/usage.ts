@@ -4,8 +4,8 @@ import { StringDecoder } from 'node:string_decoder';
 import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
 import type { CompletionText } from './completion-text.js';
 import { readableAnswer } from './content-encoding.js';
-import { LineEnds, MAX_HELD_EVENT } from './sse-rewriter.js';
-import { isEventStream } from './media-type.js';
+import { LineEnds, MAX_HELD_EVENT, dataOf } from './sse-rewriter.js';
+import { contentTypeOf, isEventStream } from './media-type.js';
 
 export interface Usage {
   inputTokens: number;
@@ -21,12 +21,12 @@ const MAX_JSON_BYTES = 4 * 1024 * 1024;
 const TAIL_BYTES = 64 * 1024;
 
 type RawUsage = {
-  prompt_tokens?: number;
-  completion_tokens?: number;
-  input_tokens?: number;
-  output_tokens?: number;
-  prompt_tokens_details?: { cached_tokens?: number } | null;
-  input_tokens_details?: { cached_tokens?: number } | null;
+  prompt_tokens?: number | null;
+  completion_tokens?: number | null;
+  input_tokens?: number | null;
+  output_tokens?: number | null;
+  prompt_tokens_details?: { cached_tokens?: number | null } | null;
+  input_tokens_details?: { cached_tokens?: number | null } | null;
 };
 
 /** A count as OpenAI gives one: a non-negative integer. Anything else (a string, -100000, 2.5) is no usage at all. */
@@ -34,14 +34,17 @@ const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isS
 
 /**
  * The usage a model server reported, or undefined when it reported none or one that is not counts: a negative
- * figure wiped a quota's window, strings were joined rather than added, a fraction failed the reconcile.
+ * figure wiped a quota's window, strings were joined rather than added, a fraction failed the reconcile. Without an
+ * input count (`{}`, nulls, `total_tokens` alone) nothing was reported: taken as 0 tokens, that made the generation
+ * free. An absent (or null, as pydantic writes an unset field) output or cached count is 0: embeddings have no output.
+ * Counts whose total is past 2^53 are no usage either: the record billed them while the quota's settle refused them.
  */
 export function toUsage(u: RawUsage | undefined | null): Usage | undefined {
   if (!u || typeof u !== 'object') return undefined;
-  const input = u.prompt_tokens ?? u.input_tokens ?? 0;
+  const input = u.prompt_tokens ?? u.input_tokens;
   const output = u.completion_tokens ?? u.output_tokens ?? 0;
   const cached = u.prompt_tokens_details?.cached_tokens ?? u.input_tokens_details?.cached_tokens ?? 0;
-  if (!isCount(input) || !isCount(output) || !isCount(cached)) return undefined;
+  if (!isCount(input) || !isCount(output) || !isCount(cached) || !Number.isSafeInteger(input + output)) return undefined;
   return { inputTokens: input, outputTokens: output, cachedTokens: cached };
 }
 
@@ -154,7 +157,7 @@ export function usageScannerFor(
   limit: number,
   onResponseId?: OnResponseId,
 ): UsageScanner | null {
-  const contentType = headers['content-type'] as string | undefined;
+  const contentType = contentTypeOf(headers['content-type']);
   if (readableAnswer(headers)) return new UsageScanner(contentType, text, undefined, onResponseId);
   const encoding = headers['content-encoding'];
   const decode = typeof encoding === 'string' && !isEventStream(contentType) ? DECODERS.get(encoding.trim().toLowerCase()) : undefined;
@@ -170,6 +173,14 @@ export class UsageScanner {
   #pending = '';
   /** The line being received grew past MAX_HELD_EVENT: the rest of it is skipped (usage chunks are small). */
   #skippingLine = false;
+  /**
+   * The data of the event being received: its `data:` lines so far, joined with "\n" as the SSE spec (and the
+   * SseRewriter) joins them; undefined before the first. Read once its blank line comes: a usage object split over two
+   * lines was not read, though the rewriter, stripping it, saw it whole.
+   */
+  #data: string | undefined;
+  /** A line of the event being received was skipped, or its data grew past MAX_HELD_EVENT: it is not read. */
+  #skippingEvent = false;
   #chunks: Buffer[] = [];
   #bytes = 0;
   /**
@@ -252,6 +263,9 @@ export class UsageScanner {
       this.usage = usageOfJson(body);
       this.#text?.addAnswer(body);
       if (this.#onResponseId) this.#tellId(responseIdOfJson(body));
+    } else if (this.#sse) {
+      // A stream that ended after an event's lines, without its blank line: read, as its lines were before.
+      this.#event();
     }
     return this.usage;
   }
@@ -285,8 +299,10 @@ export class UsageScanner {
       }
       return;
     }
-    if (this.#skippingLine) this.#skippingLine = false;
-    else this.#line(this.#pending + text.slice(0, nl));
+    if (this.#skippingLine) {
+      this.#skippingLine = false;
+      this.#skippingEvent = true;
+    } else this.#line(this.#pending + text.slice(0, nl));
     let start = nl + 1;
     for (nl = text.indexOf('\n', start); nl !== -1; nl = text.indexOf('\n', start)) {
       this.#line(text.slice(start, nl));
@@ -296,16 +312,36 @@ export class UsageScanner {
   }
 
   #line(line: string): void {
-    if (!line.startsWith('data:')) return;
+    if (line === '') {
+      this.#event();
+      return;
+    }
+    // Other fields (`event:`, `id:`) and comments say nothing tollgate reads.
+    if (this.#skippingEvent || !line.startsWith('data:')) return;
+    const data = dataOf(line);
+    if (this.#data === undefined) this.#data = data;
+    else if (this.#data.length + data.length < MAX_HELD_EVENT) this.#data += `\n${data}`;
+    else {
+      this.#data = undefined;
+      this.#skippingEvent = true;
+    }
+  }
+
+  /** The event received (its blank line came, or the stream ended after its lines): read. */
+  #event(): void {
+    const data = this.#data;
+    this.#data = undefined;
+    this.#skippingEvent = false;
+    if (data === undefined) return;
     this.events++;
-    if (isContentEvent(line)) this.contentEvents++;
-    this.#text?.addEvent(line.slice(5));
-    if (this.#onResponseId && line.includes('"response"')) this.#responseIdOf(line);
+    if (isContentEvent(data)) this.contentEvents++;
+    this.#text?.addEvent(data);
+    if (this.#onResponseId && data.includes('"response"')) this.#responseIdOf(data);
     // Only the chunk that carries usage is parsed; the rest pass at the cost of a substring search. With
     // stream_options.include_usage every chunk says "usage":null (as OpenAI's do): those pass too.
-    if (!carriesUsage(line)) return;
+    if (!carriesUsage(data)) return;
     try {
-      const ev = JSON.parse(line.slice(5)) as { usage?: RawUsage; response?: { usage?: RawUsage } };
+      const ev = JSON.parse(data) as { usage?: RawUsage; response?: { usage?: RawUsage } };
       const u = toUsage(ev.usage ?? ev.response?.usage);
       if (u) this.usage = u;
     } catch {
@@ -321,9 +357,9 @@ export class UsageScanner {
   }
 
   /** response.created, the first event, is small (no output yet): parsed once, or the next event that has the object. */
-  #responseIdOf(line: string): void {
+  #responseIdOf(data: string): void {
     try {
-      const id = (JSON.parse(line.slice(5)) as { response?: { id?: unknown } }).response?.id;
+      const id = (JSON.parse(data) as { response?: { id?: unknown } }).response?.id;
       if (typeof id === 'string') this.#tellId(id);
     } catch {
       // Malformed event: the next one may say.
