@@ -103,34 +103,44 @@ class Replicas {
 const chat = (gw: Gateway, key: string): Promise<Answer> =>
   call(gw.url, 'POST', '/v1/chat/completions', { model: 'm', messages: [{ role: 'user', content: 'hi' }] }, { 'x-api-key': key });
 
-describe('a gateway replica behind a silently dropped LISTEN connection', { skip: postgres.skip }, () => {
-  let target: TestDatabase;
-  let stub: Stub;
-  let proxy: TcpProxy;
-  let replicas: Replicas;
+interface ProxiedReplicas {
+  target: TestDatabase;
+  stub: Stub;
+  /** In front of the database, for the replica under test. */
+  proxy: TcpProxy;
+  replicas: Replicas;
+}
 
+/** A database, a stub, a TCP proxy and the replicas of the calling describe, made before its tests and ended after. */
+function proxiedReplicas(): ProxiedReplicas {
+  const f = {} as ProxiedReplicas;
   before(async () => {
-    target = await postgres.create();
-    stub = await startStub();
-    proxy = await TcpProxy.for(target.url, 5432);
-    replicas = new Replicas(target, stub);
+    f.target = await postgres.create();
+    f.stub = await startStub();
+    f.proxy = await TcpProxy.for(f.target.url, 5432);
+    f.replicas = new Replicas(f.target, f.stub);
   });
   after(async () => {
-    // The proxy first: it resets the frozen connections, so queries still waiting on them fail and pools can end.
-    await proxy?.close();
-    await replicas?.close();
-    await stub?.close();
-    await target?.dispose();
+    // The proxy first: it resets the connections it froze, so queries still waiting on them fail and pools can end.
+    await f.proxy?.close();
+    await f.replicas?.close();
+    await f.stub?.close();
+    await f.target?.dispose();
   });
+  return f;
+}
+
+describe('a gateway replica behind a silently dropped LISTEN connection', { skip: postgres.skip }, () => {
+  const f = proxiedReplicas();
 
   test('a key revoked on another replica stops working here within seconds; the data plane serves throughout', { timeout: 60_000 }, async () => {
-    const a = await replicas.start(target.url);
-    const b = await replicas.start(proxy.proxied(target.url));
+    const a = await f.replicas.start(f.target.url);
+    const b = await f.replicas.start(f.proxy.proxied(f.target.url));
     const app = await createApp(a.adminUrl, ['gold']);
     await untilKeyKnown(b.url, app.key);
     assert.equal((await chat(b, app.key)).status, 200);
 
-    proxy.freezeOpen();
+    f.proxy.freezeOpen();
     // Replica b's database connections are gone without a word; the data plane answers from its snapshot.
     assert.equal((await chat(b, app.key)).status, 200);
     const revoked = await call(a.adminUrl, 'POST', appPath(app, `/keys/${app.keyId}?action=revoke`));
@@ -143,32 +153,16 @@ describe('a gateway replica behind a silently dropped LISTEN connection', { skip
 });
 
 describe('a gateway replica whose COMMIT reaches PostgreSQL but whose answer is lost', { skip: postgres.skip }, () => {
-  let target: TestDatabase;
-  let stub: Stub;
-  let proxy: TcpProxy;
-  let replicas: Replicas;
-
-  before(async () => {
-    target = await postgres.create();
-    stub = await startStub();
-    proxy = await TcpProxy.for(target.url, 5432);
-    replicas = new Replicas(target, stub);
-  });
-  after(async () => {
-    await proxy?.close();
-    await replicas?.close();
-    await stub?.close();
-    await target?.dispose();
-  });
+  const f = proxiedReplicas();
 
   test('stops serving the key it deleted: its own change, announced to every other replica, is read again', { timeout: 60_000 }, async () => {
-    const a = await replicas.start(target.url);
-    const b = await replicas.start(proxy.proxied(target.url));
+    const a = await f.replicas.start(f.target.url);
+    const b = await f.replicas.start(f.proxy.proxied(f.target.url));
     const app = await createApp(a.adminUrl, ['gold']);
     await untilKeyKnown(b.url, app.key);
 
     // A failover or network blip right after b's COMMIT reached the server: the delete is committed, b is not told.
-    const lost = proxy.loseAnswerTo('commit\0');
+    const lost = f.proxy.loseAnswerTo('commit\0');
     const deleted = await call(b.adminUrl, 'DELETE', appPath(app, `/keys/${app.keyId}`));
     await lost;
     assert.equal(deleted.status, 503, JSON.stringify(deleted.body));
