@@ -1,9 +1,12 @@
 // The core policy catalogue end to end through a real gateway: CORS preflights, AccessControl behind a trusted
-// proxy, AssignMessage on request and answer, OASValidation, a KVM from the admin API read in a flow, a template
-// with a CEL condition, and governance (apply refuses a denied policy; a rule change reports violations).
+// proxy and ahead of the policies listed before it, AssignMessage on request and answer, OASValidation, a KVM from
+// the admin API read in a flow, a template with a CEL condition, and governance (apply refuses a denied policy; a
+// rule change reports violations).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { sql } from 'kysely';
+import { request } from 'undici';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import type { Manifest } from '../src/config/manifest.js';
 import { silentLogger } from '../src/lib/logger.js';
@@ -48,7 +51,9 @@ function catalogue(stubUrl: string): Manifest[] {
     }),
     manifest('AssignMessage', 'tag-answer', { assignTo: 'response', set: { headers: [{ name: 'x-served-by', value: 'tollgate' }], jsonFields: [{ path: 'tollgate.model', value: '{model}' }] } }),
     manifest('SpikeArrest', 'free-tier-spike', { rate: '1pm' }),
-    manifest('ApimTemplate', 'edge', { templates: [{ policies: [{ kind: 'AccessControl', name: 'no-abusers' }, { kind: 'CORS', name: 'web' }] }] }),
+    manifest('OAuthV2', 'token', { operation: 'GenerateAccessToken' }),
+    // Listed last, AccessControl still runs first (its README): a denied address never reaches the others.
+    manifest('ApimTemplate', 'edge', { templates: [{ policies: [{ kind: 'CORS', name: 'web' }, { kind: 'OAuthV2', name: 'token' }, { kind: 'AccessControl', name: 'no-abusers' }] }] }),
     manifest('ApimTemplate', 'shaping', {
       templates: [
         { condition: "request.path == '/v1/chat/completions'", policies: [{ kind: 'OASValidation', name: 'chat-contract' }] },
@@ -119,6 +124,28 @@ describe('AccessControl', () => {
     assert.equal(codeOf(r), 'accesscontrol.IPDeniedAccess');
     assert.match(r.body.error.message, /198\.51\.100\.23/);
     assert.equal((await chat({ 'x-forwarded-for': '2001:db8:bad::1' })).status, 403);
+  });
+
+  test('it runs before the policies listed ahead of it: no token endpoint, no preflight for a denied client', async () => {
+    const tokens = async () => Number((await sql<{ n: number }>`select count(*) as n from oauth_access_tokens`.execute(gw.apim.db.kysely)).rows[0].n);
+    const token = async (secret: string, from: Record<string, string>) => {
+      const headers = { 'content-type': 'application/x-www-form-urlencoded', ...from };
+      const res = await request(`${gw.url}/oauth/token`, { method: 'POST', headers, body: `grant_type=client_credentials&client_id=${app.key}&client_secret=${secret}` });
+      return { status: res.statusCode, headers: res.headers, body: await res.body.json() } as Answer;
+    };
+    const denied = { 'x-forwarded-for': '198.51.100.23' };
+    const before = await tokens();
+    for (const secret of ['wrong', app.secret]) {
+      const r = await token(secret, denied);
+      assert.equal(r.status, 403, JSON.stringify(r.body));
+      assert.equal(codeOf(r), 'accesscontrol.IPDeniedAccess');
+    }
+    assert.equal(await tokens(), before, 'no token stored for a denied client');
+    assert.equal((await token(app.secret, {})).status, 200, 'an allowed client gets one');
+    const preflight = await call(gw.url, 'OPTIONS', '/v1/chat/completions', undefined, { origin: ORIGIN, 'access-control-request-method': 'POST', 'x-forwarded-for': '198.51.100.23' });
+    assert.equal(preflight.status, 403);
+    assert.equal(codeOf(preflight), 'accesscontrol.IPDeniedAccess');
+    assert.equal(preflight.headers['access-control-allow-origin'], undefined);
   });
 
   test('a forged left-most entry does not hide the address the proxy saw, nor does it deny an honest client', async () => {

@@ -2,23 +2,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { certificates } from './helpers/certificates.js';
 
 const source = fileURLToPath(new URL('../src/scheduler/metrics-source.ts', import.meta.url));
-
-/** A CA, and two leaf certificates it signs: one for 127.0.0.1, one for the host `other`. */
-function certificates(dir: string): void {
-  const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
-  openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=test CA');
-  for (const [name, san] of [['right', 'IP:127.0.0.1'], ['wrong', 'DNS:other']]) {
-    openssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
-    writeFileSync(join(dir, `${name}.ext`), `subjectAltName=${san}\n`);
-    openssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '1', '-extfile', `${name}.ext`);
-  }
-}
 
 // In a child process: the CA has to be trusted through NODE_EXTRA_CA_CERTS, which Node reads only at start.
 const scenario = (dir: string) => `
@@ -41,7 +31,8 @@ process.exit(0);
 test('an endpoint that showed a certificate for another host is scraped again, and answers once the certificate is right', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-scrape-tls-'));
   try {
-    certificates(dir);
+    // Two leaves the CA signs: one for 127.0.0.1, one for the host `other`.
+    certificates(dir, { right: 'IP:127.0.0.1', wrong: 'DNS:other' });
     const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', scenario(dir)], {
       env: { ...process.env, NODE_EXTRA_CA_CERTS: join(dir, 'ca.pem') },
       timeout: 20_000,

@@ -80,7 +80,7 @@ describe('manifest errors name file, document, kind/name and field path', () => 
     {
       name: 'duplicate modelName',
       text: POOL + '---\napiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferenceModel\nmetadata: {name: m1}\nspec: {modelName: a, poolRef: {name: p}}\n---\napiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferenceModel\nmetadata: {name: m2}\nspec: {modelName: a, poolRef: {name: p}}',
-      expect: /\(InferenceModel\/m2\): spec\.modelName: "a" is already served/,
+      expect: /\(InferenceModel\/m2\): spec\.modelName: "a" is already served by another InferenceModel of InferencePool "p"/,
     },
     { name: 'pool endpoint with a path', text: POOL.replace('"http://127.0.0.1:9000"', '"http://127.0.0.1:9000/base"'), expect: /\(InferencePool\/p\): spec\.endpoints\[0\]: endpoint must be an origin, http\[s\]:\/\/host\[:port\], without a path/ },
     { name: 'route URL with a path', text: 'apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\nspec: {rules: [{backendRefs: [{url: "http://127.0.0.1:9000/base?x=1"}]}]}', expect: /\(HTTPRoute\/r\): spec\.rules\[0\]\.backendRefs\[0\]\.url: endpoint must be an origin/ },
@@ -113,7 +113,7 @@ spec: { modelName: a, criticality: Sheddable, poolRef: { name: p }, timeouts: { 
       ),
     );
     assert.deepEqual(cfg.pools.get('p')!.endpoints.map((e) => e.address), ['10.0.0.1:8000', '10.0.0.1:8001', '10.0.0.2:7000']);
-    const m = cfg.models.get('a')!;
+    const m = cfg.models.get('a')![0];
     assert.equal(m.priority, -1);
     assert.equal(m.firstByteTimeoutMs, 2000);
     assert.equal(m.responseTimeoutMs, 600_000);
@@ -143,8 +143,15 @@ spec:
         'f.yaml',
       ),
     );
-    assert.equal(cfg.models.get('a')!.target!.pick(), 'from-rewrite');
-    assert.equal(cfg.models.get('alias')!.target!.pick(), 'from-rewrite');
+    assert.equal(cfg.models.get('a')![0].target!.pick(), 'from-rewrite');
+    assert.equal(cfg.models.get('alias')![0].target!.pick(), 'from-rewrite');
+  });
+
+  test('the same modelName in two pools: a model of each, in the files\' order (an HTTPRoute chooses the pool)', () => {
+    const model = (name: string, pool: string) =>
+      `---\napiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferenceModel\nmetadata: { name: ${name} }\nspec: { modelName: a, poolRef: { name: ${pool} }, criticality: ${name === 'mq' ? 'Critical' : 'Standard'} }\n`;
+    const cfg = compileConfig(parseManifests(POOL + '---\n' + POOL.replace('name: p', 'name: q') + model('mq', 'q') + model('mp', 'p'), 'f.yaml'));
+    assert.deepEqual(cfg.models.get('a')!.map((m) => [m.pool.name, m.priority]), [['q', 1], ['p', 0]]);
   });
 
   test("a rewrite for one pool cannot rewrite a model another pool serves: a problem naming both documents", () => {

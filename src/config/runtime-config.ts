@@ -16,7 +16,10 @@ import type {
 export interface EndpointConfig {
   /** Origin URL, e.g. http://10.0.0.5:8000 */
   url: string;
-  /** host:port, the form the Inference Extension's protocol uses. */
+  /**
+   * ip:port, the form the Inference Extension's protocol uses (Envoy's destination, its subset hints). Compiled as the
+   * URL's host:port; a host name's is set to the address it resolves to, and kept current, by EndpointAddresses.
+   */
   address: string;
 }
 
@@ -40,7 +43,7 @@ export interface ModelConfig {
   responseTimeoutMs: number;
 }
 
-/** A URL backend's `address` is the picker protocol's <host:port>, its scheme's port when the URL names none. */
+/** A URL backend's `address` is the picker protocol's <ip:port> (EndpointConfig), its scheme's port when the URL names none. */
 export type RouteBackend = { kind: 'pool'; pool: PoolConfig } | { kind: 'url'; url: string; address: string };
 
 export interface RouteRule {
@@ -58,9 +61,15 @@ export interface RouteRule {
 export interface RuntimeConfig {
   settings: GatewaySettings;
   pools: Map<string, PoolConfig>;
-  models: Map<string, ModelConfig>;
+  /**
+   * The models by the name clients send, one per pool that serves the name, in the files' order: an InferenceModel
+   * belongs to its pool, as in the Inference Extension, so an HTTPRoute may split a name across pools (a canary).
+   */
+  models: Map<string, ModelConfig[]>;
   objectives: Map<string, { priority: number; pool: string }>;
   routes: RouteRule[];
+  /** The pools an HTTPRoute's backendRef names (at any weight): reached through routes only, never by model name. */
+  routedPools: ReadonlySet<PoolConfig>;
   manifests: Manifest[];
 }
 
@@ -144,7 +153,13 @@ export function compileConfig(manifests: Manifest[]): RuntimeConfig {
     });
   }
 
-  const models = new Map<string, ModelConfig>();
+  const models = new Map<string, ModelConfig[]>();
+  const servedIn = (name: string, pool: PoolConfig) => models.get(name)?.some((mc) => mc.pool === pool) === true;
+  const serve = (mc: ModelConfig) => {
+    const same = models.get(mc.name);
+    if (same) same.push(mc);
+    else models.set(mc.name, [mc]);
+  };
   const up = settings.upstream;
   for (const m of ofKind<InferenceModelSpec>('InferenceModel')) {
     const pool = pools.get(m.spec.poolRef.name);
@@ -152,8 +167,8 @@ export function compileConfig(manifests: Manifest[]): RuntimeConfig {
       problems.push(`${where(m)}: spec.poolRef.name: no InferencePool "${m.spec.poolRef.name}"`);
       continue;
     }
-    if (models.has(m.spec.modelName)) {
-      problems.push(`${where(m)}: spec.modelName: "${m.spec.modelName}" is already served by another InferenceModel`);
+    if (servedIn(m.spec.modelName, pool)) {
+      problems.push(`${where(m)}: spec.modelName: "${m.spec.modelName}" is already served by another InferenceModel of InferencePool "${pool.name}"`);
       continue;
     }
     const rewrite = rewrites.get(m.spec.modelName);
@@ -167,7 +182,7 @@ export function compileConfig(manifests: Manifest[]): RuntimeConfig {
       : m.spec.targetModels
         ? new WeightedDraw(m.spec.targetModels.map((t) => ({ value: t.name, weight: t.weight })))
         : null;
-    models.set(m.spec.modelName, {
+    serve({
       name: m.spec.modelName,
       pool,
       priority: CRITICALITY_PRIORITY[m.spec.criticality],
@@ -179,10 +194,9 @@ export function compileConfig(manifests: Manifest[]): RuntimeConfig {
   }
   // A rewrite with a pool also makes its matched name servable without an InferenceModel.
   for (const [name, rw] of rewrites) {
-    if (models.has(name) || !rw.pool) continue;
-    const pool = pools.get(rw.pool);
-    if (!pool) continue;
-    models.set(name, {
+    const pool = rw.pool === undefined ? undefined : pools.get(rw.pool);
+    if (!pool || servedIn(name, pool)) continue;
+    serve({
       name,
       pool,
       priority: 0,
@@ -194,6 +208,7 @@ export function compileConfig(manifests: Manifest[]): RuntimeConfig {
   }
 
   const routes: RouteRule[] = [];
+  const routedPools = new Set<PoolConfig>();
   for (const m of ofKind<HttpRouteSpec>('HTTPRoute')) {
     m.spec.rules.forEach((rule, ri) => {
       const backends: { value: RouteBackend; weight: number }[] = [];
@@ -206,7 +221,10 @@ export function compileConfig(manifests: Manifest[]): RuntimeConfig {
         else {
           const pool = pools.get(b.name);
           if (!pool) problems.push(`${where(m)}: spec.rules[${ri}].backendRefs[${bi}].name: no InferencePool "${b.name}"`);
-          else backends.push({ value: { kind: 'pool', pool }, weight: b.weight });
+          else {
+            routedPools.add(pool);
+            backends.push({ value: { kind: 'pool', pool }, weight: b.weight });
+          }
         }
       });
       const draw = backends.some((b) => b.weight > 0) ? new WeightedDraw(backends) : null;
@@ -215,5 +233,5 @@ export function compileConfig(manifests: Manifest[]): RuntimeConfig {
   }
 
   if (problems.length > 0) throw new ConfigError(problems);
-  return { settings, pools, models, objectives, routes, manifests };
+  return { settings, pools, models, objectives, routes, routedPools, manifests };
 }

@@ -1,7 +1,11 @@
 // Durations in GatewaySettings and InferenceModel.timeouts are checked at load: longer than a timer can wait (Node
-// fires it after 1 ms) or 0 where 0 would not mean "off" but "at once" is a configuration error naming the field.
+// fires it after 1 ms) or 0 where 0 would not mean "off" but "at once" is a configuration error naming the field, as
+// is an upstream.caFile that cannot be used.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ConfigError, parseManifests } from './manifest.js';
 
 /** The problems of one GatewaySettings document whose spec is `spec` (flow YAML). */
@@ -75,4 +79,16 @@ test('InferenceModel timeouts are bounded as the upstream settings they override
   const model = (timeouts: string) => problems(`{ modelName: a, poolRef: { name: p }, timeouts: ${timeouts} }`, 'InferenceModel');
   assert.deepEqual(model('{ response: 0s }'), ['f.yaml document 0 (InferenceModel/s): spec.timeouts.response: must be at least 1ms (0 does not turn it off)']);
   assert.deepEqual(model('{ firstByte: 30d }'), ['f.yaml document 0 (InferenceModel/s): spec.timeouts.firstByte: must be at most 24d (the longest a timer can wait)']);
+});
+
+test('upstream.caFile is read at load: a file that cannot be read or holds no certificate is refused, naming the field', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-ca-file-'));
+  try {
+    const garbage = join(dir, 'garbage.pem');
+    writeFileSync(garbage, '-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n');
+    assert.deepEqual(problems(`{ upstream: { caFile: "${join(dir, 'missing.pem')}" } }`), [`f.yaml document 0 (GatewaySettings/s): spec.upstream.caFile: cannot read ${join(dir, 'missing.pem')}: no such file`]);
+    assert.deepEqual(problems(`{ upstream: { caFile: "${garbage}" } }`), [`f.yaml document 0 (GatewaySettings/s): spec.upstream.caFile: ${garbage} holds no certificate, or one that cannot be read (PEM expected)`]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -4,9 +4,25 @@ import { durationMs, parseDuration, timerMsOr } from '../lib/duration.js';
 import { analyticsSettingsSpec } from '../analytics/settings.js';
 import { tracingSettingsSpec } from '../telemetry/tracing-settings.js';
 import { LOG_LEVELS } from '../lib/logger.js';
+import { readCaFile } from '../lib/tls-files.js';
 
 // zod 4 returns a default as it is (no transform), so defaults are given already in milliseconds.
 const dur = (def: string) => durationMs.default(parseDuration(def));
+
+/**
+ * The upstream settings with `ca`, caFile's certificates: read here, at load and on every reload, so a file that cannot
+ * be used is a configuration error naming the field, and a changed file (compared by content, as the other settings
+ * are) replaces the upstream connections.
+ */
+function withCaBundle<U extends { caFile?: string }>(upstream: U, ctx: z.RefinementCtx): U & { ca?: string } {
+  if (upstream.caFile === undefined) return upstream;
+  try {
+    return { ...upstream, ca: readCaFile(upstream.caFile).toString('latin1') };
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', path: ['caFile'], message: (err as Error).message });
+    return z.NEVER;
+  }
+}
 
 export const gatewaySettingsSpec = z
   .object({
@@ -36,8 +52,14 @@ export const gatewaySettingsSpec = z
         connectionsPerEndpoint: z.number().int().positive().default(512),
         /** Verify TLS certificates of https endpoints. */
         tlsRejectUnauthorized: z.boolean().default(true),
+        /**
+         * A PEM bundle of private CAs that https endpoints are verified against beside Node's default roots (a path,
+         * relative to the working directory); `ca` holds its certificates once read (withCaBundle).
+         */
+        caFile: z.string().min(1).optional(),
       })
       .strict()
+      .transform(withCaBundle)
       .prefault({}),
     scheduler: z
       .object({

@@ -6,7 +6,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { RequestContext } from '../gateway/context.js';
 import { compressedAnswerError, readableAnswer } from '../gateway/content-encoding.js';
 import { gatewayError } from '../gateway/errors.js';
-import { addPolicyHeaders, dropUnsendableHeaders, dropUpstreamLimits } from '../gateway/header-values.js';
+import { addPolicyHeaders, dropUnsendableHeaders, dropUpstreamCors, dropUpstreamLimits } from '../gateway/header-values.js';
 import type { ResponseFlow } from '../gateway/hooks.js';
 import { AnswerCopy } from '../gateway/answer-copy.js';
 import { SseRewriter, withUsageStripped } from '../gateway/sse-rewriter.js';
@@ -63,6 +63,7 @@ export class ResponsePhase {
     this.#flow = flow;
     const out: OutgoingHttpHeaders = { ...headers };
     dropUpstreamLimits(out, ctx);
+    dropUpstreamCors(out, ctx);
     addPolicyHeaders(out, ctx.responseHeaders);
     out['x-request-id'] = ctx.id;
     // Envoy's report to the picker, never the client's business (the Inference Extension strips it too).

@@ -1,12 +1,11 @@
 // The ext_proc listener: envoy.service.ext_proc.v3.ExternalProcessor/Process, one stream per HTTP request, playing
 // the policy decision point, the endpoint picker or both; grpc.health.v1 on the same port; optional TLS or mTLS.
-import { X509Certificate } from 'node:crypto';
 import { createServer, type Server as NetServer } from 'node:net';
 import type { ConnectionInjector, Server, ServerCredentials, ServerDuplexStream } from '@grpc/grpc-js';
 import { loadGrpc } from './grpc.js';
 import type { DataPlane } from '../gateway/data-plane.js';
 import type { Logger } from '../lib/logger.js';
-import { readTlsFile, TlsFilesError, unusablePair } from '../lib/tls-files.js';
+import { readCaFile, readTlsFile, unusablePair } from '../lib/tls-files.js';
 import type { RequestContext } from '../gateway/context.js';
 import { HealthService, NOT_SERVING } from './health.js';
 import { maxMessageBytes } from './message-limit.js';
@@ -55,25 +54,11 @@ export interface ExtprocDeps {
   logger: Logger;
 }
 
-/** grpc-js takes a CA file in which no certificate parses, and its listener then refuses every client without a word. */
-function readCa(file: string): Buffer {
-  const ca = readTlsFile('ca', file);
-  const pems = ca.toString('latin1').match(/-----BEGIN CERTIFICATE-----[^-]*-----END CERTIFICATE-----/g) ?? [];
-  const parses = (pem: string) => {
-    try {
-      return new X509Certificate(pem).raw.length > 0;
-    } catch {
-      return false;
-    }
-  };
-  if (pems.length === 0 || !pems.every(parses)) throw new TlsFilesError('ca', `${file} holds no certificate, or one that cannot be read (PEM expected)`);
-  return ca;
-}
-
 function credentials(tls: ExtprocServerOptions['tls']): ServerCredentials {
   const { ServerCredentials } = loadGrpc();
   if (!tls) return ServerCredentials.createInsecure();
-  const ca = tls.ca ? readCa(tls.ca) : null;
+  // grpc-js takes a CA file in which no certificate parses, and its listener then refuses every client without a word.
+  const ca = tls.ca ? readCaFile(tls.ca) : null;
   return ServerCredentials.createSsl(ca, [{ private_key: readTlsFile('key', tls.key), cert_chain: readTlsFile('cert', tls.cert) }], ca !== null);
 }
 

@@ -1,12 +1,16 @@
-// A pick request that tells the flow-control queue when its client goes away, paying for that only if it queues, and
-// holds no more of the prompt than the picker reads; and the watch on a client's connection that tells every request
-// on it, queued or proxied, that its client is gone.
+// A pick request that tells the flow-control queue when its client goes away, paying for that only if it queues,
+// holds no more of the prompt than the picker reads, and resolves its model again when a reload changed its pool while
+// it waited; and the watch on a client's connection that tells every request on it, queued or proxied, that its
+// client is gone.
 import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { PoolConfig } from '../config/runtime-config.js';
+import type { PoolConfig, RuntimeConfig } from '../config/runtime-config.js';
+import { clipName } from '../lib/clip-name.js';
 import { promptCharsRead, promptPrefix } from '../scheduler/prompt-prefix.js';
 import type { PickRequest } from '../scheduler/types.js';
-import { gatewayError } from './errors.js';
+import type { RequestContext } from './context.js';
+import { GatewayError, gatewayError } from './errors.js';
+import { resolveModel } from './resolve-model.js';
 
 /** Calls `gone` once if the client goes away before its answer is complete (at once if it already has). */
 export type OnClientGone = (gone: () => void) => void;
@@ -59,26 +63,35 @@ export function onResponseGone(res: ServerResponse): OnClientGone {
  * one left to answer. Without `onGone` (a caller that cannot tell) there is no signal.
  */
 export class ClientPickRequest implements PickRequest {
+  readonly #ctx: RequestContext;
   readonly #onGone: OnClientGone | undefined;
+  /** The data plane, whose configuration in force a request queued across a reload is resolved again in. */
+  readonly #inForce: { readonly config: RuntimeConfig };
   #controller: AbortController | undefined;
+  pool: PoolConfig;
+  targetModel: string;
+  priority: number;
   /** Only what the pool's picker reads of the prompt: a queued request holds its body already, not a third copy. */
   readonly prompt: string;
   readonly promptChars: number;
+  /** The request body's size (RequestContext.bytesIn), for the queue's byte budget. */
+  readonly bytes: number;
+  readonly fairnessId: string;
+  readonly subset: ReadonlySet<string> | undefined;
 
-  constructor(
-    readonly pool: PoolConfig,
-    readonly targetModel: string,
-    prompt: string,
-    /** The request body's size (RequestContext.bytesIn), for the queue's byte budget. */
-    readonly bytes: number,
-    readonly priority: number,
-    readonly fairnessId: string,
-    readonly subset: ReadonlySet<string> | undefined,
-    onGone: OnClientGone | undefined,
-  ) {
-    this.prompt = promptPrefix(prompt, promptCharsRead(pool));
-    this.promptChars = prompt.length;
+  /** For `ctx` once its model is resolved (resolveModel), with the serialized `prompt`. */
+  constructor(ctx: RequestContext, prompt: string, onGone: OnClientGone | undefined, inForce: { readonly config: RuntimeConfig }) {
+    this.#ctx = ctx;
     this.#onGone = onGone;
+    this.#inForce = inForce;
+    this.pool = ctx.modelConfig!.pool;
+    this.targetModel = ctx.targetModel!;
+    this.priority = ctx.priority;
+    this.prompt = promptPrefix(prompt, promptCharsRead(this.pool));
+    this.promptChars = prompt.length;
+    this.bytes = ctx.bytesIn;
+    this.fairnessId = ctx.fairnessId;
+    this.subset = ctx.subset;
   }
 
   get signal(): AbortSignal | undefined {
@@ -88,5 +101,25 @@ export class ClientPickRequest implements PickRequest {
     // A client's doing, as a body cut short is (body.ts): not an error of the gateway's, nothing to log.
     this.#onGone(() => controller.abort(gatewayError('TG_ERR_CLIENT_CLOSED', 'The client went away while its request waited for a model server')));
     return controller.signal;
+  }
+
+  /**
+   * A reload replaced the pool's configuration while the request waited (a blue/green swap of its servers and target
+   * model): its model is resolved again in `pool` under the configuration in force, as at its arrival (the target drawn
+   * anew, the body's model rewritten to it), so the new servers are not asked for the old target. A model that pool no
+   * longer serves is refused as the queue of a removed pool is: 503 no_healthy_endpoints, which a client may retry.
+   */
+  reconfigured(pool: PoolConfig): void {
+    const ctx = this.#ctx;
+    ctx.backend = { kind: 'pool', pool };
+    try {
+      resolveModel(this.#inForce.config, ctx);
+    } catch (err) {
+      if (!(err instanceof GatewayError)) throw err;
+      throw gatewayError('TG_ERR_NO_ENDPOINTS', `pool "${pool.name}" no longer serves the model "${clipName(ctx.model)}": the configuration changed while the request waited`);
+    }
+    this.pool = pool;
+    this.targetModel = ctx.targetModel!;
+    this.priority = ctx.priority;
   }
 }

@@ -296,9 +296,7 @@ export class DataPlane {
     const tracer = ctx.tracer;
     const picking = tracer.startChild(ctx.span, 'pick');
     try {
-      const pick = await this.#picker.pick(
-        new ClientPickRequest(ctx.modelConfig!.pool, ctx.targetModel!, promptOf(ctx.body!), ctx.bytesIn, ctx.priority, ctx.fairnessId, ctx.subset, onGone),
-      );
+      const pick = await this.#picker.pick(new ClientPickRequest(ctx, promptOf(ctx.body!), onGone, this));
       if (pick.endpoints.length === 0) throw gatewayError('TG_ERR_NO_ENDPOINTS');
       tracer.endChild(picking);
       return { kind: 'pick', pick };
@@ -467,6 +465,11 @@ export class DataPlane {
     ctx.tracer.injectTraceparent(upstream, headers);
     const result = await proxyRequest(ctx, res, this.#pools, target);
     ctx.tracer.endUpstreamSpan(upstream, ctx, result.error);
+    // The picker's scrapes log why an endpoint it picks is down. One it did not pick, an HTTPRoute URL backend above
+    // all (never scraped), is logged here, or its reason (an expired certificate) reached the client alone.
+    if (result.unreachable && !pick) {
+      this.#logger.warn({ requestId: ctx.id, endpoint: result.unreachable.endpoint.address, error: result.unreachable.reason }, 'a model server could not be reached');
+    }
     if (result.error) throw result.error;
   }
 

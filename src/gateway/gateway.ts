@@ -22,6 +22,7 @@ import { composeHooks } from '../extproc/compose-hooks.js';
 import { prepareUsageEstimates } from './estimated-usage.js';
 import { applyListenerTimeouts, createListener, listen, openListener, type TlsFiles } from './listen.js';
 import { UpstreamPools } from './upstream-pools.js';
+import { EndpointAddresses, type LookupAll } from './endpoint-addresses.js';
 import { AnalyticsPipeline, registerAnalyticsRoutes } from '../analytics/index.js';
 import { backoffDelay } from '../analytics/backoff.js';
 import type { StatsRunner } from '../analytics/stats-runner.js';
@@ -79,6 +80,8 @@ export interface GatewayOptions {
   extprocPort?: number;
   /** The ext_proc listener's roles, TLS and Envoy body mode (host defaults to `host`). */
   extproc?: Omit<ExtprocServerOptions, 'port'>;
+  /** How endpoint host names are looked up (EndpointAddresses): dns.lookup by default; tests give their own. */
+  lookup?: LookupAll;
 }
 
 export class Gateway {
@@ -98,6 +101,9 @@ export class Gateway {
   /** A reload that the store failed, tried again (backoff) until it applies or a newer change replaces it. */
   #reloadRetry: NodeJS.Timeout | undefined;
   #reloadFailures = 0;
+  /** Reloads started, and the last of them that applied: one that waited (a lookup, the store) is older than a later one. */
+  #reloadsStarted = 0;
+  #reloadApplied = 0;
   /**
    * A reload failed in the store, after API management may have taken its policies: the next one hands it the files'
    * objects even when they look unchanged.
@@ -109,6 +115,8 @@ export class Gateway {
   /** External ext_proc extensions (ExtensionChain manifests): outermost, before the policy engine. */
   #chain: ExtensionChain;
   readonly #pools: UpstreamPools;
+  /** The ip:port of endpoints named by host, which ext_proc gives Envoy: looked up at each apply and kept current. */
+  readonly #addresses: EndpointAddresses;
   #server: Server | null = null;
   #adminServer: Server | null = null;
   #extproc: ExtprocServer | null = null;
@@ -129,6 +137,7 @@ export class Gateway {
     this.registry = registry;
     this.apim = apim;
     this.#pools = new UpstreamPools(config.settings);
+    this.#addresses = new EndpointAddresses(logger, options.lookup);
     const memoryDb = options.db === undefined || isMemoryDatabase(options.db);
     this.#tempAnalyticsDir = options.analyticsDir === undefined && memoryDb ? mkdtempSync(join(tmpdir(), 'tollgate-analytics-')) : null;
     const directory = options.analyticsDir ?? this.#tempAnalyticsDir ?? config.settings.analytics.directory;
@@ -137,7 +146,7 @@ export class Gateway {
       : null;
     this.#tracer = tracer;
     this.#chain = extensionChain(config.manifests, { registry, maxBodyBytes: config.settings.server.maxBodyBytes });
-    this.picker = new Scheduler({ settings: config.settings.scheduler, logger, registry, tlsRejectUnauthorized: config.settings.upstream.tlsRejectUnauthorized });
+    this.picker = new Scheduler({ settings: config.settings.scheduler, logger, registry, tls: this.#pools.tls });
     this.picker.update(config.pools);
     collectDefaultMetrics({ register: this.registry });
     registerModelInfo(this.registry, () => this.config);
@@ -202,6 +211,9 @@ export class Gateway {
       throw new ConfigError([`analytics.directory ${this.analytics!.directory}: ${(err as Error).message}`]);
     }
     prepareUsageEstimates(settings);
+    // Before any request: ext_proc gives Envoy ip:port, never a host name Envoy cannot route to.
+    await this.#addresses.resolve(this.config);
+    this.#addresses.start(() => this.config);
     const faultFormat = () => this.dataPlane.hooks.faultFormat?.();
     const server = (this.#server = createListener(this.dataPlane.handle, settings.server, {
       tls: o.tls,
@@ -235,10 +247,13 @@ export class Gateway {
   async reload(): Promise<boolean> {
     // This reload reads the files as they are now: what a pending retry would have read, or newer.
     clearTimeout(this.#reloadRetry);
+    const started = ++this.#reloadsStarted;
     let next: RuntimeConfig;
     try {
       next = loadConfig(this.#options.configPaths, this.#options.manifests);
       refuseEmptiedFiles(this.config.manifests, next.manifests);
+      // Host names it brings are looked up before it applies (the others' addresses are known): never rejects.
+      await this.#addresses.resolve(next);
       // Only API management's objects go to the store: a change without any (pools, models, routes, settings)
       // applies while the database cannot be reached.
       if (this.#apimBehind || !sameManifests(apimManifests(this.config.manifests), apimManifests(next.manifests))) {
@@ -259,6 +274,9 @@ export class Gateway {
       if (!this.#closing) this.#reloadRetry = setTimeout(() => void this.reload(), retryInMs).unref();
       return false;
     }
+    // One started later applied while this one waited: it read the files after this one did.
+    if (started < this.#reloadApplied) return false;
+    this.#reloadApplied = started;
     this.#apimBehind = false;
     this.#reloadFailures = 0;
     this.apply(next);
@@ -275,11 +293,11 @@ export class Gateway {
     const pending = restartRequiredChanges(this.#startSettings, next.settings);
     const config = { ...next, settings: keepRestartRequired(this.#startSettings, next.settings) };
     const settings = config.settings;
+    // The addresses of names known already are set at once; names new to it (an apply not through reload) follow.
+    void this.#addresses.resolve(next);
     const origins = new Set<string>();
     for (const pool of next.pools.values()) for (const e of pool.endpoints) origins.add(e.url);
     for (const route of next.routes) for (const b of route.backends?.values ?? []) if (b.kind === 'url') origins.add(b.url);
-    this.picker.update(next.pools);
-    this.picker.configure(settings.scheduler, { tlsRejectUnauthorized: settings.upstream.tlsRejectUnauthorized });
     this.#pools.retain(origins, settings);
     for (const server of [this.#server, this.#adminServer]) if (server) applyListenerTimeouts(server, settings.server);
     this.analytics?.reconfigure(settings.analytics);
@@ -297,6 +315,10 @@ export class Gateway {
       this.#retire(() => old.close());
     }
     this.dataPlane.config = config;
+    // After the data plane's: a queued request the new pools let go (at once, or at their first scrape) resolves its
+    // model again in the configuration in force, not in the one it was queued under (ClientPickRequest.reconfigured).
+    this.picker.update(next.pools);
+    this.picker.configure(settings.scheduler, { tls: this.#pools.tls });
   }
 
   /** The tracer new requests start with. */
@@ -363,6 +385,7 @@ export class Gateway {
 
   async #close(): Promise<void> {
     this.#stopWatching?.();
+    this.#addresses.stop();
     clearTimeout(this.#reloadRetry);
     const server = this.#server;
     if (server) {

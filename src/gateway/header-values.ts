@@ -39,3 +39,12 @@ export function dropUpstreamLimits(out: Record<string, unknown>, ctx: Pick<Reque
   if (ctx.apim === undefined) return;
   for (const name in out) if (name.startsWith('x-ratelimit-')) delete out[name];
 }
+
+/**
+ * When a CORS policy ran, the answer's CORS headers are the policy's (it adds them after this): a model server's own
+ * (vLLM allows every origin by default) would let any site read the answers to an origin the policy refused.
+ */
+export function dropUpstreamCors(out: Record<string, unknown>, ctx: Pick<RequestContext, 'apim'>): void {
+  if (ctx.apim?.corsDecided !== true) return;
+  for (const name in out) if (name.startsWith('access-control-')) delete out[name];
+}

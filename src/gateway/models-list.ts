@@ -18,8 +18,11 @@ export function isModelsRequest(method: string, path: string): boolean {
   return (method === 'GET' || method === 'HEAD') && isModelsPath(path);
 }
 
-/** Every model, or with an identified key those an approved product of it grants (a set without models grants all). */
-function visibleModels(config: RuntimeConfig, ctx: RequestContext): ModelConfig[] {
+/**
+ * Every model name (each once, with the pools that serve it), or with an identified key those an approved product of
+ * it grants (a set without models grants all).
+ */
+function visibleModels(config: RuntimeConfig, ctx: RequestContext): ModelConfig[][] {
   const all = [...config.models.values()];
   const products = ctx.apim?.key?.products;
   if (!products) return all;
@@ -31,12 +34,19 @@ function visibleModels(config: RuntimeConfig, ctx: RequestContext): ModelConfig[
       for (const model of set.models) granted.add(model);
     }
   }
-  return all.filter((m) => granted.has(m.name));
+  return all.filter((served) => granted.has(served[0].name));
 }
 
 /** The answer to GET /v1/models or /v1/models/{model}; a model the caller cannot see is a 404, as one that does not exist. */
 export function modelsAnswer(config: RuntimeConfig, ctx: RequestContext, created: number): DirectResponse {
-  const models = visibleModels(config, ctx).map((m) => ({ id: m.name, object: 'model', created, owned_by: 'tollgate', pool: m.pool.name }));
+  // `pool` only where one pool serves the name: of several, an HTTPRoute chooses per request.
+  const models = visibleModels(config, ctx).map((served) => ({
+    id: served[0].name,
+    object: 'model',
+    created,
+    owned_by: 'tollgate',
+    pool: served.length === 1 ? served[0].pool.name : undefined,
+  }));
   const headers = { 'content-type': 'application/json' };
   if (ctx.path === LIST_PATH) return { status: 200, headers, body: JSON.stringify({ object: 'list', data: models }) };
   let id: string;

@@ -8,7 +8,7 @@ import type { EndpointConfig } from '../config/runtime-config.js';
 import type { Pick } from '../scheduler/types.js';
 import type { RequestContext } from './context.js';
 import { deadlineAfterIo } from '../lib/with-timeout.js';
-import { GatewayError, gatewayError } from './errors.js';
+import { GatewayError, gatewayError, TG_ERRORS } from './errors.js';
 import type { UpstreamPools } from './upstream-pools.js';
 import { usageScannerFor, type UsageScanner } from './usage.js';
 import { responseIdSink } from './stored-responses.js';
@@ -16,7 +16,7 @@ import { usageAtEnd } from './estimated-usage.js';
 import type { ResponseFlow } from './hooks.js';
 import { AnswerCopy } from './answer-copy.js';
 import { compressedAnswerError, readableAnswer } from './content-encoding.js';
-import { addPolicyHeaders, dropUnsendableHeaders, dropUpstreamLimits } from './header-values.js';
+import { addPolicyHeaders, dropUnsendableHeaders, dropUpstreamCors, dropUpstreamLimits } from './header-values.js';
 import { MAX_HELD_EVENT, SseRewriter, withUsageStripped } from './sse-rewriter.js';
 import { answerReadAs, isEventStream } from './media-type.js';
 import { unwatchConnection, watchConnection } from './client-pick-request.js';
@@ -84,9 +84,13 @@ export interface ProxyTarget {
 export interface ProxyResult {
   /** A fault to answer with, when nothing was sent yet; undefined when the upstream's answer went to the client. */
   error?: GatewayError;
+  /** With an upstream_unavailable fault: the endpoint tried last, and why it could not be reached (the fault's reason). */
+  unreachable?: { endpoint: EndpointConfig; reason: string };
 }
 
 class RetryNext extends Error {}
+
+const UNAVAILABLE = TG_ERRORS.TG_ERR_UPSTREAM_UNAVAILABLE.code;
 
 /** Our first-byte deadline between the answer's head and its first body byte (undici's headersTimeout is before). */
 const FIRST_BYTE_TIMEOUT = 'TG_FIRST_BYTE_TIMEOUT';
@@ -214,6 +218,7 @@ class Exchange {
     }
     for (const name of connectionListed(headers.connection)) delete out[name];
     dropUpstreamLimits(out, ctx);
+    dropUpstreamCors(out, ctx);
     addPolicyHeaders(out, ctx.responseHeaders);
     out['x-request-id'] = ctx.id;
     const readAs = answerReadAs(headers, status, ctx.stream);
@@ -403,7 +408,8 @@ class Exchange {
         this.next();
         return;
       }
-      this.#finish({ error: this.#faultFor(err, code, reached) });
+      const error = this.#faultFor(err, code, reached);
+      this.#finish(error.code === UNAVAILABLE ? { error, unreachable: { endpoint, reason: code || err.message } } : { error });
       return;
     }
     const code = (err as { code?: string }).code ?? '';

@@ -70,7 +70,7 @@ describe('StoredResponseRouting', () => {
     current = { ...current, settings: { ...current.settings, scheduler: { ...current.settings.scheduler, storedResponses: 0 } } };
     for (const id of ['resp_held', 'resp_recorded']) assert.deepEqual(await routing.lookup(id), { found: undefined, failed: false }, id);
     assert.equal(sent, 0);
-    const ctx = ctxOf('B', { modelConfig: current.models.get('m') });
+    const ctx = ctxOf('B', { modelConfig: current.models.get('m')?.[0] });
     await routing.continueAt(ctx, 'resp_held');
     assert.equal(ctx.subset, undefined, 'picked as any request is');
   });
@@ -117,7 +117,7 @@ describe('StoredResponseRouting', () => {
     assert.equal((await routing.lookup('resp_owned')).found?.owner, 'app:A');
     assert.deepEqual(await routing.lookup('resp_nobody'), { found: undefined, failed: false });
     assert.equal(routing.holder(mine, config()), undefined);
-    const ctx = ctxOf('A', { modelConfig: config().models.get('m') });
+    const ctx = ctxOf('A', { modelConfig: config().models.get('m')?.[0] });
     await routing.continueAt(ctx, 'resp_mine');
     assert.equal(ctx.subset, undefined, 'picked as any request is');
     assert.throws(() => routing.reachable({ found: mine }, 'resp_mine', ctxOf('B')), (e) => code(e) === 'response_not_found');
@@ -127,10 +127,10 @@ describe('StoredResponseRouting', () => {
     const current = config();
     const routing = new StoredResponseRouting(() => current, undefined, silentLogger);
     routing.responses.remember('resp_p', { address: '10.0.0.2:8000', model: 'm' }, 10);
-    const ctx = ctxOf(undefined, { modelConfig: current.models.get('m') });
+    const ctx = ctxOf(undefined, { modelConfig: current.models.get('m')?.[0] });
     await routing.continueAt(ctx, 'resp_p');
     assert.deepEqual([...ctx.subset!], ['10.0.0.2:8000']);
-    const hinted = ctxOf(undefined, { modelConfig: current.models.get('m'), subset: new Set(['10.0.0.1:8000']) });
+    const hinted = ctxOf(undefined, { modelConfig: current.models.get('m')?.[0], subset: new Set(['10.0.0.1:8000']) });
     await routing.continueAt(hinted, 'resp_p');
     assert.equal(hinted.subset!.size, 0, 'outside the subset hint nothing can serve it');
     routing.responses.remember('resp_u', { address: 'api.example.com:443', model: 'm' }, 10);

@@ -1,6 +1,7 @@
 // One undici connection pool per model-server origin, kept across config reloads and closed when its endpoint goes away.
 import { Pool } from 'undici';
 import type { GatewaySettings } from '../config/settings.js';
+import { upstreamTls, type UpstreamTls } from '../lib/upstream-tls.js';
 import { retryingConnection } from './reused-connection-retry.js';
 
 /**
@@ -15,9 +16,16 @@ const UPSTREAM_IDLE_MS = 4000;
 export class UpstreamPools {
   readonly #pools = new Map<string, Pool>();
   #settings: GatewaySettings['upstream'];
+  #tls: UpstreamTls;
 
   constructor(settings: GatewaySettings) {
     this.#settings = settings.upstream;
+    this.#tls = upstreamTls(settings.upstream);
+  }
+
+  /** How the pools check https model servers: the same object until the upstream settings change. */
+  get tls(): UpstreamTls {
+    return this.#tls;
   }
 
   get(origin: string): Pool {
@@ -27,7 +35,7 @@ export class UpstreamPools {
         connections: this.#settings.connectionsPerEndpoint,
         pipelining: 1,
         keepAliveTimeout: UPSTREAM_IDLE_MS,
-        connect: { timeout: this.#settings.connectTimeout, rejectUnauthorized: this.#settings.tlsRejectUnauthorized },
+        connect: { timeout: this.#settings.connectTimeout, ...this.#tls },
         factory: retryingConnection,
       });
       this.#pools.set(origin, pool);
@@ -41,6 +49,8 @@ export class UpstreamPools {
    */
   retain(origins: Set<string>, settings: GatewaySettings): void {
     const changed = settings.upstream !== this.#settings && JSON.stringify(settings.upstream) !== JSON.stringify(this.#settings);
+    const { tlsRejectUnauthorized, ca } = settings.upstream;
+    if (tlsRejectUnauthorized !== this.#settings.tlsRejectUnauthorized || ca !== this.#settings.ca) this.#tls = upstreamTls(settings.upstream);
     this.#settings = settings.upstream;
     for (const [origin, pool] of this.#pools) {
       if (changed || !origins.has(origin)) {

@@ -17,6 +17,7 @@ import { QUOTA, quota } from './policies/quota/quota.js';
 import { RESPONSE_CACHE } from './policies/response-cache/response-cache.js';
 import { SEMANTIC_CACHE_LOOKUP } from './policies/semantic-cache-lookup/semantic-cache-lookup.js';
 import { verifyApiKey } from './policies/verify-api-key/verify-api-key.js';
+import { ACCESS_CONTROL } from './policies/access-control/access-control.js';
 import type { PolicyRegistry } from './registry.js';
 import type { CacheResources } from './caching/cache-resources.js';
 import { runRespond, runSteps } from './run-steps.js';
@@ -131,6 +132,14 @@ function defaultProductQuota(type: string, make: () => Policy, gateway: readonly
 const unconditional = (policy: Policy): TemplatePolicy => ({ policy, condition: null, origin: 'defaultSecurityEnabled' });
 const orNull = <T>(steps: T[]): T[] | null => (steps.length > 0 ? steps : null);
 const looksUpCache = (t: TemplatePolicy) => t.policy.type === RESPONSE_CACHE || t.policy.type === SEMANTIC_CACHE_LOOKUP;
+const isAccessControl = (t: TemplatePolicy) => t.policy.type === ACCESS_CONTROL;
+
+/**
+ * The AccessControl entries (each under its template's condition) ahead of the others, which keep their order: it runs
+ * before anything else, wherever a template lists it, so a denied address never reaches the token endpoint (a secret
+ * oracle, a token stored per try) nor a CORS preflight.
+ */
+const accessControlFirst = (list: TemplatePolicy[]): TemplatePolicy[] => [...list.filter(isAccessControl), ...list.filter((t) => !isAccessControl(t))];
 
 /**
  * `policy` (the default VerifyAPIKey) for the requests no credential policy before it identified: a template's
@@ -242,7 +251,7 @@ export function compileFlow(manifests: readonly Manifest[], registry: PolicyRegi
   const templates = buildTemplates(manifests, registry, policyDeps, problems);
   const byProduct = productTemplates(manifests, templates);
   const productOwned = new Set([...byProduct.values()].flat());
-  const listed = [...templates.values()].flat().filter((t) => !productOwned.has(t));
+  const listed = accessControlFirst([...templates.values()].flat().filter((t) => !productOwned.has(t)));
   for (const [product, list] of byProduct) {
     for (const t of list) {
       if (t.policy.intercept || t.policy.authenticate) {

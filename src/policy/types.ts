@@ -38,6 +38,8 @@ export interface ApimState {
   vars?: Map<string, string>;
   /** Set by VerifyAPIKey. */
   key?: KeyRecord;
+  /** Set by a CORS policy that ran: the answer's CORS headers are its alone, the model server's are dropped. */
+  corsDecided?: true;
   /** Set by entitlement: the product and operation set that decided. */
   product?: ProductGrant;
   operationSet?: OperationSetGrant;

@@ -5,6 +5,8 @@ import { FlowControl, type DrainState, type QueueOutcome } from './flow-control.
 import { socketPair, stall } from '../lib/test-stall.js';
 import { pool, request } from './testing.js';
 import { ClientPickRequest } from '../gateway/client-pick-request.js';
+import type { RequestContext } from '../gateway/context.js';
+import { compileConfig } from '../config/runtime-config.js';
 import { hashBlocks } from './block-hash.js';
 import { estimateTokens } from './endpoint-state.js';
 import type { Pick, PickRequest } from './types.js';
@@ -116,7 +118,10 @@ describe('FlowControl', () => {
       },
       { p: pool('none', ['http://a:1'], { picker: { plugins: [{ type: 'queue-scorer' }] } }), chars: 0, blockChars: 64, blocks: 256 },
     ];
-    for (const { p } of pools) void flow.enqueue(new ClientPickRequest(p, 'm', prompt, prompt.length, 0, 'a', undefined, undefined));
+    for (const { p } of pools) {
+      const ctx = { modelConfig: { pool: p }, targetModel: 'm', priority: 0, fairnessId: 'a', bytesIn: prompt.length } as RequestContext;
+      void flow.enqueue(new ClientPickRequest(ctx, prompt, undefined, { config: compileConfig([]) }));
+    }
     flow.drain(() => 'dispatch', dispatch);
     for (const [i, { chars, blockChars, blocks }] of pools.entries()) {
       const req = dispatched[i].req;

@@ -2,6 +2,7 @@
 // endpoint, with a short timeout.
 import { Client } from 'undici';
 import { readCapped } from '../lib/read-capped.js';
+import { DEFAULT_UPSTREAM_TLS, type UpstreamTls } from '../lib/upstream-tls.js';
 
 export interface MetricsSource {
   /** The Prometheus text at `<url>/metrics`; rejects on any failure, including a non-200 answer. */
@@ -16,19 +17,19 @@ export interface MetricsSource {
 export interface HttpMetricsSourceOptions {
   /** Bounds a whole scrape, from connecting to the last byte. */
   timeoutMs: number;
-  /** Verify the certificates of https endpoints, as the proxy does (GatewaySettings.upstream.tlsRejectUnauthorized). */
-  tlsRejectUnauthorized?: boolean;
+  /** How https endpoints' certificates are checked: as the proxy checks them (UpstreamPools.tls). */
+  tls?: UpstreamTls;
 }
 
 export class HttpMetricsSource implements MetricsSource {
   readonly #clients = new Map<string, Client>();
   #timeoutMs: number;
-  #rejectUnauthorized: boolean;
+  #tls: UpstreamTls;
 
   /** `timeoutMs` bounds a whole scrape, from connecting to the last byte; https endpoints verify as the proxy does. */
-  constructor(timeoutMs: number, opts: { tlsRejectUnauthorized?: boolean } = {}) {
+  constructor(timeoutMs: number, opts: { tls?: UpstreamTls } = {}) {
     this.#timeoutMs = timeoutMs;
-    this.#rejectUnauthorized = opts.tlsRejectUnauthorized ?? true;
+    this.#tls = opts.tls ?? DEFAULT_UPSTREAM_TLS;
   }
 
   /**
@@ -36,10 +37,10 @@ export class HttpMetricsSource implements MetricsSource {
    * timeout and certificate check are fixed) close once their scrape under way is done; the next scrape reconnects.
    */
   configure(opts: HttpMetricsSourceOptions): void {
-    const rejectUnauthorized = opts.tlsRejectUnauthorized ?? true;
-    if (opts.timeoutMs === this.#timeoutMs && rejectUnauthorized === this.#rejectUnauthorized) return;
+    const tls = opts.tls ?? DEFAULT_UPSTREAM_TLS;
+    if (opts.timeoutMs === this.#timeoutMs && tls === this.#tls) return;
     this.#timeoutMs = opts.timeoutMs;
-    this.#rejectUnauthorized = rejectUnauthorized;
+    this.#tls = tls;
     const clients = [...this.#clients.values()];
     this.#clients.clear();
     for (const client of clients) void client.close().catch(() => {});
@@ -57,7 +58,7 @@ export class HttpMetricsSource implements MetricsSource {
     const timeoutMs = this.#timeoutMs;
     let client = this.#clients.get(url);
     if (!client) {
-      client = new Client(url, { connect: { timeout: timeoutMs, rejectUnauthorized: this.#rejectUnauthorized }, keepAliveTimeout: 30_000, pipelining: 1 });
+      client = new Client(url, { connect: { timeout: timeoutMs, ...this.#tls }, keepAliveTimeout: 30_000, pipelining: 1 });
       this.#clients.set(url, client);
     }
     // undici's own timeouts tick at about one second; a scrape deadline has to be sharper than that. Not

@@ -38,8 +38,8 @@ export class PoolState implements PoolGauges {
   readonly #deps: PoolDeps;
   #config: PoolConfig;
   #endpoints: EndpointState[] = [];
+  /** By url, which identifies an endpoint for good: its address (ip:port) follows its host name's DNS answers. */
   readonly #byUrl = new Map<string, EndpointState>();
-  readonly #byAddress = new Map<string, EndpointState>();
   #profile: CompiledProfile;
   #scorers: string[];
   #decisions: DecisionLog;
@@ -116,8 +116,6 @@ export class PoolState implements PoolGauges {
     }
     this.#config = config;
     this.#endpoints = next;
-    this.#byAddress.clear();
-    for (const ep of next) this.#byAddress.set(ep.address, ep);
     const capacity = config.picker?.flowControl?.batchCapacity ?? 0;
     for (const ep of next) ep.setBatchCapacity(capacity);
     if (profile) {
@@ -332,14 +330,14 @@ export class PoolState implements PoolGauges {
     let counted: EndpointState | null = count(chosen);
     const release = (endpoint: PoolConfig['endpoints'][number], outcome: RequestOutcome) => {
       const now = this.#deps.now();
-      if (counted && endpoint.address === counted.address) {
+      if (counted && endpoint.url === counted.url) {
         const ep = counted;
         counted = null;
         this.#running.set(priority, (this.#running.get(priority) ?? 1) - 1);
         ep.recordRelease(outcome.reached, tokens, now, outcome.status);
         if (!outcome.reached && !outcome.abandoned) this.#reportDown(ep, now);
       } else {
-        const ep = this.#byAddress.get(endpoint.address);
+        const ep = this.#byUrl.get(endpoint.url);
         if (ep && outcome.reached) ep.recordAnswered(now, outcome.status);
         else if (ep && !outcome.abandoned) this.#reportDown(ep, now);
       }
@@ -348,7 +346,7 @@ export class PoolState implements PoolGauges {
     const fallback = (endpoint: PoolConfig['endpoints'][number]) => {
       // Counted on one endpoint at a time: the one before must have been released (and one that left the pool in a
       // reload meanwhile is not counted at all).
-      const ep = counted ? undefined : this.#byAddress.get(endpoint.address);
+      const ep = counted ? undefined : this.#byUrl.get(endpoint.url);
       if (!ep) return;
       counted = count(ep);
       this.#profile.pipeline.fallback(ctx, ep);
@@ -389,7 +387,12 @@ export class PoolState implements PoolGauges {
     return isSaturated(this.#endpoints, now, this.#deps.settings, kept) ? 'wait' : 'dispatch';
   };
 
-  readonly #dispatch = (req: PickRequest, queuedMs: number): Pick => this.#decide(req, this.#deps.now(), queuedMs);
+  readonly #dispatch = (req: PickRequest, queuedMs: number): Pick => {
+    // Queued under a configuration a reload has replaced: what it asks of the servers (the target model drawn for the
+    // old ones) is settled again under the one in force before it goes to them.
+    if (req.pool !== this.#config) req.reconfigured?.(this.#config);
+    return this.#decide(req, this.#deps.now(), queuedMs);
+  };
 
   #anyAwaitingFirstScrape(): boolean {
     for (const ep of this.#endpoints) if (ep.awaitingFirstScrape) return true;
@@ -405,10 +408,7 @@ export class PoolState implements PoolGauges {
   /** An endpoint of the subset hint is eligible, or has its first scrape on the way (a request for it waits, as for any). */
   #anyInSubset(subset: ReadonlySet<string>, now: number): boolean {
     const { staleAfter } = this.#deps.settings;
-    for (const address of subset) {
-      const ep = this.#byAddress.get(address);
-      if (ep && (ep.isEligible(now, staleAfter) || ep.awaitingFirstScrape)) return true;
-    }
+    for (const ep of this.#endpoints) if (subset.has(ep.address) && (ep.isEligible(now, staleAfter) || ep.awaitingFirstScrape)) return true;
     return false;
   }
 

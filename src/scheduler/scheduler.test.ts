@@ -638,4 +638,17 @@ describe('Scheduler.configure (a settings reload)', () => {
     await s.scheduler.refresh();
     assert.equal(chosen(await first), s.address(0));
   });
+
+  test('a release counts down where the pick counted, after a reload and a new DNS answer changed its address', async () => {
+    const s = await setup({ urls: ['http://vllm:8000'] });
+    const pick = await s.pick();
+    assert.equal(s.scheduler.view('p')!.endpoints[0].inFlight, 1);
+    // A reload compiles the endpoint anew; EndpointAddresses then gives it the address its host name resolves to now.
+    const reloaded = pool('p', ['http://vllm:8000']);
+    s.scheduler.update(new Map([['p', reloaded]]));
+    reloaded.endpoints[0].address = '10.0.0.9:8000';
+    pick.release(pick.endpoints[0], { reached: true, status: 200 });
+    // Before: 1 for good (the release was matched by address, which the endpoint no longer had).
+    assert.equal(s.scheduler.view('p')!.endpoints[0].inFlight, 0);
+  });
 });

@@ -4,6 +4,7 @@ import { Registry } from 'prom-client';
 import type { PoolConfig } from '../config/runtime-config.js';
 import { gatewayError } from '../gateway/errors.js';
 import { silentLogger, type Logger } from '../lib/logger.js';
+import { DEFAULT_UPSTREAM_TLS, type UpstreamTls } from '../lib/upstream-tls.js';
 import { compilePickerConfig } from './compile-picker-config.js';
 import { DEFAULT_PICKER_CONFIG } from './default-picker-config.js';
 import type { PoolView } from './fleet-view.js';
@@ -26,8 +27,8 @@ export interface SchedulerOptions {
   random?: () => number;
   /** Where /metrics pages come from; HTTP (undici) by default. */
   metricsSource?: MetricsSource;
-  /** Verify the certificates of https endpoints when scraping them (GatewaySettings.upstream.tlsRejectUnauthorized). */
-  tlsRejectUnauthorized?: boolean;
+  /** How https endpoints' certificates are checked when scraping them: as the proxy checks them (UpstreamPools.tls). */
+  tls?: UpstreamTls;
   /** Plugin types configs may use; the built-ins by default. */
   plugins?: PluginRegistry;
 }
@@ -42,7 +43,7 @@ export interface SchedulerOptions {
  * pick.release(pick.endpoints[0], { reached: true, status: 200 });
  */
 export class Scheduler implements EndpointPicker {
-  #tlsRejectUnauthorized: boolean;
+  #tls: UpstreamTls;
   readonly #now: () => number;
   readonly #metrics: SchedulerMetrics;
   readonly #plugins: PluginRegistry;
@@ -56,7 +57,7 @@ export class Scheduler implements EndpointPicker {
   readonly #pools = new Map<string, PoolState>();
 
   constructor(opts: SchedulerOptions) {
-    this.#tlsRejectUnauthorized = opts.tlsRejectUnauthorized ?? true;
+    this.#tls = opts.tls ?? DEFAULT_UPSTREAM_TLS;
     this.#now = opts.now ?? (() => performance.timeOrigin + performance.now());
     const random = opts.random ?? Math.random;
     this.#metrics = new SchedulerMetrics(opts.registry ?? new Registry(), () => this.#pools.values());
@@ -67,7 +68,7 @@ export class Scheduler implements EndpointPicker {
       observePrefixHitRatio: (ratio) => this.#metrics.observePrefixHitRatio(ratio),
     };
     this.#poolDeps = { settings: opts.settings, logger: opts.logger ?? silentLogger, metrics: this.#metrics, now: this.#now };
-    this.#httpSource = opts.metricsSource ? null : new HttpMetricsSource(scrapeTimeout(opts.settings), { tlsRejectUnauthorized: this.#tlsRejectUnauthorized });
+    this.#httpSource = opts.metricsSource ? null : new HttpMetricsSource(scrapeTimeout(opts.settings), { tls: this.#tls });
     this.#source = opts.metricsSource ?? this.#httpSource!;
     const logger = this.#poolDeps.logger;
     this.#scraper = new Scraper({
@@ -84,14 +85,14 @@ export class Scheduler implements EndpointPicker {
    * scrape), staleness, saturation thresholds and queue limits (from the next decision). Requests already queued keep
    * their place and the deadline they were given; looser thresholds let them go at once.
    */
-  configure(settings: SchedulerSettings, opts: { tlsRejectUnauthorized?: boolean } = {}): void {
-    const tls = opts.tlsRejectUnauthorized ?? this.#tlsRejectUnauthorized;
+  configure(settings: SchedulerSettings, opts: { tls?: UpstreamTls } = {}): void {
+    const tls = opts.tls ?? this.#tls;
     // The settings in force are the ones the pools and plugins read.
-    if (settings === this.#poolDeps.settings && tls === this.#tlsRejectUnauthorized) return;
-    this.#tlsRejectUnauthorized = tls;
+    if (settings === this.#poolDeps.settings && tls === this.#tls) return;
+    this.#tls = tls;
     this.#pluginDeps.settings = settings;
     this.#poolDeps.settings = settings;
-    this.#httpSource?.configure({ timeoutMs: scrapeTimeout(settings), tlsRejectUnauthorized: tls });
+    this.#httpSource?.configure({ timeoutMs: scrapeTimeout(settings), tls });
     this.#scraper.setInterval(settings.scrapeInterval);
     for (const pool of this.#pools.values()) pool.settingsChanged();
   }

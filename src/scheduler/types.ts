@@ -20,9 +20,16 @@ export interface PickRequest {
   priority: number;
   /** Who the request belongs to, for fairness between tenants of one priority. */
   fairnessId: string;
-  /** Only these addresses (host:port) may be picked (the ext_proc subset hint). */
+  /** Only these addresses (ip:port) may be picked (the ext_proc subset hint). */
   subset?: ReadonlySet<string>;
   signal?: AbortSignal;
+  /**
+   * Called as the request leaves the flow-control queue of a pool whose configuration a reload replaced while it
+   * waited (`pool`, the one in force: its servers may be others, running another model): the request takes `pool` and
+   * what that configuration says of it (targetModel, priority), or throws a GatewayError, which refuses it. Without
+   * it the request goes as it was queued.
+   */
+  reconfigured?(pool: PoolConfig): void;
 }
 
 export interface RequestOutcome {

@@ -13,7 +13,7 @@ export function registerModelInfo(registry: Registry, config: () => RuntimeConfi
     collect: () => {
       // Reset first: a model removed by a reload leaves the series.
       info.reset();
-      for (const m of config().models.values()) info.set({ model_name: m.name, pool: m.pool.name }, 1);
+      for (const served of config().models.values()) for (const m of served) info.set({ model_name: m.name, pool: m.pool.name }, 1);
     },
   });
 }

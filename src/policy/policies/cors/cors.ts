@@ -65,7 +65,10 @@ export const cors: PolicyFactory = (name, spec) => {
   return {
     type: CORS,
     name,
-    intercept(ctx) {
+    intercept(ctx, state) {
+      // The answer's CORS headers are this policy's alone: a model server's own (vLLM's allow every origin by default)
+      // would undo the allow-list for the origins it refuses (header-values.ts drops them).
+      state.corsDecided = true;
       if (echo) ctx.responseHeaders.vary = 'Origin';
       const origin = first(ctx.headers.origin);
       if (!origin) return;
