@@ -2,7 +2,7 @@
 import { Pool } from 'undici';
 import type { GatewaySettings } from '../config/settings.js';
 import { upstreamTls, type UpstreamTls } from '../lib/upstream-tls.js';
-import { retryingConnection } from './reused-connection-retry.js';
+import { RetryingClient } from './reused-connection-retry.js';
 
 /**
  * How long an idle upstream connection is kept (undici's own default): under the idle timeout of the model servers'
@@ -36,7 +36,7 @@ export class UpstreamPools {
         pipelining: 1,
         keepAliveTimeout: UPSTREAM_IDLE_MS,
         connect: { timeout: this.#settings.connectTimeout, ...this.#tls },
-        factory: retryingConnection,
+        factory: (origin, options) => new RetryingClient(origin, options),
       });
       this.#pools.set(origin, pool);
     }
