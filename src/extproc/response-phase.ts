@@ -6,7 +6,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { RequestContext } from '../gateway/context.js';
 import { compressedAnswerError, readableAnswer } from '../gateway/content-encoding.js';
 import { gatewayError } from '../gateway/errors.js';
-import { addPolicyHeaders, dropUnsendableHeaders, dropUpstreamCors, dropUpstreamLimits } from '../gateway/header-values.js';
+import { applyPolicyHeaders, dropUnsendableHeaders } from '../gateway/header-values.js';
 import type { ResponseFlow } from '../gateway/hooks.js';
 import { AnswerCopy } from '../gateway/answer-copy.js';
 import { SseRewriter, withUsageStripped } from '../gateway/sse-rewriter.js';
@@ -62,9 +62,7 @@ export class ResponsePhase {
     if (!readable && flow?.observes) flow = undefined;
     this.#flow = flow;
     const out: OutgoingHttpHeaders = { ...headers };
-    dropUpstreamLimits(out, ctx);
-    dropUpstreamCors(out, ctx);
-    addPolicyHeaders(out, ctx.responseHeaders);
+    applyPolicyHeaders(out, ctx);
     out['x-request-id'] = ctx.id;
     // Envoy's report to the picker, never the client's business (the Inference Extension strips it too).
     delete out[SERVED_KEY];

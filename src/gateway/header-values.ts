@@ -24,27 +24,20 @@ export function dropUnsendableHeaders(headers: Record<string, unknown>): string[
 }
 
 /**
- * The headers the policies set for the answer (`ctx.responseHeaders`) put on a model server's: theirs win, except
- * that a policy's Vary (CORS: Origin) adds to the server's (Accept-Encoding), as a shared cache must heed both.
+ * A model server's answer headers with the policies' (`ctx.responseHeaders`) put on them: theirs win, except that a
+ * policy's Vary (CORS: Origin) adds to the server's (Accept-Encoding), as a shared cache must heed both. Headers the
+ * policies own go first, whether or not the policies set them this time:
+ * - with API management, the server's `x-ratelimit-*` (a hosted provider's account budget would show each tenant the
+ *   operator's account as though it were its own quota);
+ * - when a CORS policy ran, the server's `access-control-*` (vLLM allows every origin by default, which would let any
+ *   site read the answers to an origin the policy refused).
  */
-export function addPolicyHeaders(out: Record<string, unknown>, policyHeaders: Record<string, string>): void {
+export function applyPolicyHeaders(out: Record<string, unknown>, ctx: Pick<RequestContext, 'apim' | 'responseHeaders'>): void {
+  const apim = ctx.apim;
+  if (apim !== undefined) {
+    const cors = apim.corsDecided === true;
+    for (const name in out) if (name.startsWith('x-ratelimit-') || (cors && name.startsWith('access-control-'))) delete out[name];
+  }
+  const policyHeaders = ctx.responseHeaders;
   for (const name in policyHeaders) out[name] = name === 'vary' && out.vary ? `${String(out.vary)}, ${policyHeaders.vary}` : policyHeaders[name];
-}
-
-/**
- * With API management the rate-limit headers a client sees are its own quotas' (the policies add them): a model
- * server's (a hosted provider's) would show each tenant the operator's account, as though it were its budget.
- */
-export function dropUpstreamLimits(out: Record<string, unknown>, ctx: Pick<RequestContext, 'apim'>): void {
-  if (ctx.apim === undefined) return;
-  for (const name in out) if (name.startsWith('x-ratelimit-')) delete out[name];
-}
-
-/**
- * When a CORS policy ran, the answer's CORS headers are the policy's (it adds them after this): a model server's own
- * (vLLM allows every origin by default) would let any site read the answers to an origin the policy refused.
- */
-export function dropUpstreamCors(out: Record<string, unknown>, ctx: Pick<RequestContext, 'apim'>): void {
-  if (ctx.apim?.corsDecided !== true) return;
-  for (const name in out) if (name.startsWith('access-control-')) delete out[name];
 }

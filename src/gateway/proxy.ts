@@ -16,7 +16,7 @@ import { usageAtEnd } from './estimated-usage.js';
 import type { ResponseFlow } from './hooks.js';
 import { AnswerCopy } from './answer-copy.js';
 import { compressedAnswerError, readableAnswer } from './content-encoding.js';
-import { addPolicyHeaders, dropUnsendableHeaders, dropUpstreamCors, dropUpstreamLimits } from './header-values.js';
+import { applyPolicyHeaders, dropUnsendableHeaders } from './header-values.js';
 import { MAX_HELD_EVENT, SseRewriter, withUsageStripped } from './sse-rewriter.js';
 import { answerReadAs, isEventStream } from './media-type.js';
 import { unwatchConnection, watchConnection } from './client-pick-request.js';
@@ -217,9 +217,7 @@ class Exchange {
       if (!HOP_BY_HOP.has(name)) out[name] = headers[name];
     }
     for (const name of connectionListed(headers.connection)) delete out[name];
-    dropUpstreamLimits(out, ctx);
-    dropUpstreamCors(out, ctx);
-    addPolicyHeaders(out, ctx.responseHeaders);
+    applyPolicyHeaders(out, ctx);
     out['x-request-id'] = ctx.id;
     const readAs = answerReadAs(headers, status, ctx.stream);
     this.#sse = isEventStream(readAs['content-type']);
