@@ -92,6 +92,12 @@ function endpointsOf(spec: InferencePoolSpec): EndpointConfig[] {
   return out;
 }
 
+/** Every model server `config` sends requests to: its pools' endpoints, then its HTTPRoutes' URL backends. */
+export function* upstreamEndpoints(config: Pick<RuntimeConfig, 'pools' | 'routes'>): Iterable<EndpointConfig> {
+  for (const pool of config.pools.values()) yield* pool.endpoints;
+  for (const route of config.routes) for (const b of route.backends?.values ?? []) if (b.kind === 'url') yield b;
+}
+
 /** compileConfig(manifests) → RuntimeConfig, or ConfigError listing every cross-reference problem. */
 export function compileConfig(manifests: Manifest[]): RuntimeConfig {
   const problems: string[] = [];

@@ -4,7 +4,7 @@
 // plane and the scrapes connect by name (each new connection looks it up) and never read the address.
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import type { EndpointConfig, RuntimeConfig } from '../config/runtime-config.js';
+import { upstreamEndpoints, type EndpointConfig, type RuntimeConfig } from '../config/runtime-config.js';
 import type { Logger } from '../lib/logger.js';
 import { withTimeout } from '../lib/with-timeout.js';
 
@@ -25,16 +25,14 @@ const systemLookup: LookupAll = (host) => lookup(host, { all: true });
 /** The endpoints (pools' and HTTPRoute URL backends') of `config` whose URL names a host rather than an IP, by host. */
 function endpointsByHost(config: RuntimeConfig): Map<string, EndpointConfig[]> {
   const out = new Map<string, EndpointConfig[]>();
-  const add = (ep: EndpointConfig) => {
+  for (const ep of upstreamEndpoints(config)) {
     const host = new URL(ep.url).hostname;
     // An IPv6 literal keeps its brackets in URL.hostname (and in the address, as Envoy writes it).
-    if (isIP(host) !== 0 || host.charCodeAt(0) === 0x5b) return;
+    if (isIP(host) !== 0 || host.charCodeAt(0) === 0x5b) continue;
     const eps = out.get(host);
     if (eps) eps.push(ep);
     else out.set(host, [ep]);
-  };
-  for (const pool of config.pools.values()) for (const ep of pool.endpoints) add(ep);
-  for (const route of config.routes) for (const b of route.backends?.values ?? []) if (b.kind === 'url') add(b);
+  }
   return out;
 }
 

@@ -8,7 +8,7 @@ import { loadConfig } from '../config/load.js';
 import { keepRestartRequired, restartRequiredChanges, type GatewaySettings } from '../config/settings.js';
 import { ApiManagement, apimManifests } from '../apim/api-management.js';
 import { registerApimAdminRoutes } from '../apim/admin-routes.js';
-import type { RuntimeConfig } from '../config/runtime-config.js';
+import { upstreamEndpoints, type RuntimeConfig } from '../config/runtime-config.js';
 import { configFingerprint, watchConfig } from '../config/watch.js';
 import { silentLogger, type Logger } from '../lib/logger.js';
 import { Scheduler } from '../scheduler/scheduler.js';
@@ -296,8 +296,7 @@ export class Gateway {
     // The addresses of names known already are set at once; names new to it (an apply not through reload) follow.
     void this.#addresses.resolve(next);
     const origins = new Set<string>();
-    for (const pool of next.pools.values()) for (const e of pool.endpoints) origins.add(e.url);
-    for (const route of next.routes) for (const b of route.backends?.values ?? []) if (b.kind === 'url') origins.add(b.url);
+    for (const e of upstreamEndpoints(next)) origins.add(e.url);
     this.#pools.retain(origins, settings);
     for (const server of [this.#server, this.#adminServer]) if (server) applyListenerTimeouts(server, settings.server);
     this.analytics?.reconfigure(settings.analytics);
