@@ -384,20 +384,20 @@ const CONTENT_EVENT = /"(?:content|reasoning_content|reasoning|arguments|text|de
 /** A Responses API event's type: only its `*.delta` events stream text; the `*.done` ones repeat the whole of it. */
 const RESPONSES_TYPE = /"type": ?"response\.[a-z_.]*"/;
 
-function isContentEvent(line: string): boolean {
-  const type = RESPONSES_TYPE.exec(line);
-  return type ? type[0].endsWith('.delta"') && CONTENT_EVENT.test(line) : CONTENT_EVENT.test(line);
+function isContentEvent(data: string): boolean {
+  const type = RESPONSES_TYPE.exec(data);
+  return type ? type[0].endsWith('.delta"') && CONTENT_EVENT.test(data) : CONTENT_EVENT.test(data);
 }
 
-/** `"usage"` followed by an object somewhere in the line (not `"usage":null`). */
-function carriesUsage(line: string): boolean {
-  for (let at = line.indexOf('"usage"'); at !== -1; at = line.indexOf('"usage"', at + 7)) {
+/** `"usage"` followed by an object somewhere in an event's data (not `"usage":null`). */
+function carriesUsage(data: string): boolean {
+  for (let at = data.indexOf('"usage"'); at !== -1; at = data.indexOf('"usage"', at + 7)) {
     let i = at + 7;
-    while (line.charCodeAt(i) === 32) i++;
-    if (line.charCodeAt(i) !== 58 /* : */) continue;
+    while (data.charCodeAt(i) === 32) i++;
+    if (data.charCodeAt(i) !== 58 /* : */) continue;
     i++;
-    while (line.charCodeAt(i) === 32) i++;
-    if (line.charCodeAt(i) === 123 /* { */) return true;
+    while (data.charCodeAt(i) === 32) i++;
+    if (data.charCodeAt(i) === 123 /* { */) return true;
   }
   return false;
 }
