@@ -1,4 +1,5 @@
 // The analytics_records table: batched idempotent inserts, retention deletes, and typed access for the stats queries.
+import { setImmediate as loopTurn } from 'node:timers/promises';
 import { CompiledQuery, sql, type ColumnType, type Insertable, type Kysely } from 'kysely';
 import type { Database } from './database.js';
 import type { DialectName } from './database-url.js';
@@ -85,7 +86,7 @@ export class AnalyticsRecords {
       let n: number;
       if (yielding) n = left >= SQLITE_RUN ? SQLITE_RUN : 2 ** Math.floor(Math.log2(left));
       else n = left === batchSize ? left : 2 ** Math.floor(Math.log2(left));
-      if (yielding && at > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      if (yielding && at > 0) await loopTurn();
       await this.#insertRun(rows.slice(at, at + n));
       at += n;
     }
@@ -137,7 +138,7 @@ export class AnalyticsRecords {
       const n = Number(result.numDeletedRows);
       total += n;
       if (n < chunk) return total;
-      if (sqlite) await new Promise<void>((resolve) => setImmediate(resolve));
+      if (sqlite) await loopTurn();
     }
   }
 
