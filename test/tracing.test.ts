@@ -187,6 +187,29 @@ describe('tracing', () => {
     assert.deepEqual(spans().map((s) => s.traceId), [CALLER_TRACE]);
   });
 
+  test('sampling: a ratio records about that share of new traces, each exported whole, and flags the others unsampled upstream', async () => {
+    const t = tracer({ sampleRatio: 0.5 });
+    const flags = { recorded: 0, sampledUpstream: 0 };
+    for (let i = 0; i < 400; i++) {
+      const ctx = requestContext();
+      const span = t.startRequestSpan(ctx);
+      t.endChild(t.startChild(span, 'pick'));
+      const headers: Record<string, string | string[]> = {};
+      t.injectTraceparent(t.startUpstreamSpan(span, ctx), headers);
+      if (span.isRecording()) flags.recorded++;
+      if (String(headers.traceparent).endsWith('-01')) flags.sampledUpstream++;
+      t.endRequestSpan(span, Object.assign(ctx, { status: 200 }));
+    }
+    await t.forceFlush();
+    await t.shutdown();
+    // Binomial(400, 0.5): 200 ± 10; the bounds are 6 standard deviations out (and far from 0.5², which a second draw would give).
+    assert.ok(flags.recorded > 140 && flags.recorded < 260, `${flags.recorded} of 400 recorded`);
+    assert.equal(flags.sampledUpstream, flags.recorded);
+    const exported = spans();
+    assert.equal(exported.filter((s) => s.kind === KIND.server).length, flags.recorded);
+    assert.equal(exported.filter((s) => s.name === 'pick').length, flags.recorded);
+  });
+
   test('a collector gone at shutdown costs the last spans (logged), not the stop', async () => {
     const port = await freePort();
     const { logger, lines } = capturingLogger();

@@ -1,9 +1,9 @@
 // Request tracing with OpenTelemetry: a server span per request, child spans per stage, a GenAI client span for the
 // model server with W3C traceparent propagation. When tracing is off, every call returns a constant and does nothing.
-import { INVALID_SPAN_CONTEXT, isSpanContextValid, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Span, type Tracer } from '@opentelemetry/api';
+import { INVALID_SPAN_CONTEXT, isSpanContextValid, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, TraceFlags, type Attributes, type Span, type Tracer } from '@opentelemetry/api';
 import type * as Resources from '@opentelemetry/resources';
 import type * as TraceSdk from '@opentelemetry/sdk-trace-node';
-import type { NodeTracerProvider, Sampler } from '@opentelemetry/sdk-trace-node';
+import type { IdGenerator, NodeTracerProvider, Sampler } from '@opentelemetry/sdk-trace-node';
 import {
   ATTR_ERROR_TYPE,
   ATTR_HTTP_REQUEST_METHOD,
@@ -140,6 +140,8 @@ class OtelRequestTracer implements RequestTracer {
   readonly #tracer: Tracer;
   readonly #logger: Logger;
   readonly #exporter: ThreadedSpanExporter;
+  readonly #rootRatio: number;
+  readonly #ids: IdGenerator;
 
   constructor(settings: TracingSettings, endpoint: string, logger: Logger) {
     this.#logger = logger;
@@ -147,12 +149,15 @@ class OtelRequestTracer implements RequestTracer {
     // OTLP encoding and sending happen on a thread of their own (ThreadedSpanExporter wraps the OTLP/HTTP exporter).
     const exporter = new ThreadedSpanExporter(tracesUrl(endpoint), settings.headers);
     this.#exporter = exporter;
-    const { BatchSpanProcessor, NodeTracerProvider, ParentBasedSampler, TraceIdRatioBasedSampler } = loadSdk();
+    const { AlwaysOnSampler, BatchSpanProcessor, NodeTracerProvider, ParentBasedSampler, RandomIdGenerator } = loadSdk();
+    this.#rootRatio = settings.sampleRatio;
+    this.#ids = new RandomIdGenerator();
     // Not registered globally: two gateways in one process (tests) keep their own providers.
     this.#provider = new NodeTracerProvider({
       resource: loadResources().resourceFromAttributes({ [ATTR_SERVICE_NAME]: settings.serviceName }),
       sampler: new ParentBasedSampler({
-        root: new TraceIdRatioBasedSampler(settings.sampleRatio),
+        // New traces are drawn at sampleRatio in startRequestSpan, before the SDK sees them: those it sees are sampled.
+        root: new AlwaysOnSampler(),
         remoteParentSampled: callerSampler(settings.clientSampling, settings.sampleRatio),
       }),
       spanProcessors: [new BatchSpanProcessor(exporter, { scheduledDelayMillis: settings.exportInterval })],
@@ -163,6 +168,11 @@ class OtelRequestTracer implements RequestTracer {
   startRequestSpan(ctx: RequestContext): Span {
     const headers = ctx.headers;
     const remote = parseTraceparent(headers.traceparent, headers.tracestate);
+    // A new trace the ratio leaves out (with sampling, most requests) gets only its ids, for the traceparent sent
+    // upstream with the sampled flag off: the SDK's sampler chain and contexts cost it more than it does.
+    if (remote === undefined && Math.random() >= this.#rootRatio) {
+      return trace.wrapSpanContext({ traceId: this.#ids.generateTraceId(), spanId: this.#ids.generateSpanId(), traceFlags: TraceFlags.NONE });
+    }
     const parent = remote ? trace.setSpanContext(ROOT_CONTEXT, remote) : ROOT_CONTEXT;
     const span = this.#tracer.startSpan(ctx.method, { kind: SpanKind.SERVER }, parent);
     // Attributes only for a recorded span: with sampling, most requests are not, and they should cost next to nothing.
