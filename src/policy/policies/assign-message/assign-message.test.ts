@@ -1,5 +1,6 @@
-// AssignMessage: config errors; request headers, query and JSON fields with variables; the answer's headers and
-// JSON body; unresolved variables fault unless ignored.
+// AssignMessage: config errors; request headers, query and JSON fields with variables, header changes read by later
+// policies, fields set over a client's non-object; the answer's headers and JSON body; unresolved variables fault unless
+// ignored.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { OutgoingHttpHeaders } from 'node:http';
@@ -7,7 +8,8 @@ import type { GatewayError } from '../../../gateway/errors.js';
 import { MemoryCounterStore } from '../../../store/counters/memory.js';
 import { fakeContext, testDeps } from '../../testing.js';
 import type { ApimState } from '../../types.js';
-import { setVariable } from '../../variables.js';
+import { compileCondition } from '../../condition.js';
+import { compileVariable, setVariable } from '../../variables.js';
 import { ASSIGN_MESSAGE_FAULTS, assignMessage } from './assign-message.js';
 
 const deps = testDeps(new MemoryCounterStore());
@@ -49,6 +51,35 @@ test('on the request: headers, query parameters and JSON fields, removed then se
   assert.deepEqual(body.metadata, { app: 'chatbot' });
   assert.equal(body.max_tokens, 64);
   assert.equal(body.model, 'llama');
+});
+
+test('later policies read the request as changed: request.header.* variables, conditions and the headers sent upstream agree', () => {
+  // A client-chosen x-user is overwritten with the caller's identity; a spike arrest, a KVM key or a condition read
+  // after it must key on that, not on the client's value.
+  const policy = make({ remove: { headers: [{ name: 'x-debug' }] }, set: { headers: [{ name: 'X-User', value: '{developer.email}' }] } });
+  const ctx = fakeContext({ headers: { 'x-user': 'spoof-1', 'x-debug': 'on' } });
+  policy.admit!(ctx, { key: { developerEmail: 'dev@example.com' } as ApimState['key'] });
+  assert.equal(compileVariable('request.header.x-user')(ctx, {}), 'dev@example.com');
+  assert.equal(compileVariable('request.header.x-debug')(ctx, {}), undefined);
+  assert.equal(compileCondition("request.headers['x-user'] == 'dev@example.com' && !('x-debug' in request.headers)").test(ctx, {}), true);
+  assert.deepEqual(ctx.upstreamHeaders, { 'x-debug': null, 'x-user': 'dev@example.com' });
+});
+
+test('a header removed by the policy can still be copied into another by it (values render before any change)', () => {
+  const ctx = fakeContext({ headers: { 'x-raw-user': 'alice' } });
+  make({ remove: { headers: [{ name: 'x-raw-user' }] }, set: { headers: [{ name: 'x-user', value: 'u-{request.header.x-raw-user}' }] } }).admit!(ctx, {});
+  assert.equal(ctx.headers['x-user'], 'u-alice');
+  assert.equal(ctx.headers['x-raw-user'], undefined);
+  assert.deepEqual(ctx.upstreamHeaders, { 'x-raw-user': null, 'x-user': 'u-alice' });
+});
+
+test('a JSON field is set even where the client put a non-object on its path', () => {
+  const policy = make({ set: { jsonFields: [{ path: 'metadata.app', value: '{developer.app.name}' }] } });
+  for (const metadata of ['x', ['x'], 7, null]) {
+    const ctx = fakeContext({ body: { metadata } as never });
+    policy.admit!(ctx, { key: { appName: 'chatbot' } as ApimState['key'] });
+    assert.deepEqual((ctx.body as unknown as Record<string, unknown>).metadata, { app: 'chatbot' }, `metadata: ${JSON.stringify(metadata)}`);
+  }
 });
 
 test('an unresolved variable faults with UnresolvedVariable, or renders empty when ignored', () => {

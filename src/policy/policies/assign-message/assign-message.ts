@@ -64,9 +64,19 @@ export const assignMessage: PolicyFactory = (name, spec) => {
   if (s.assignTo === 'request') {
     policy.admit = (ctx, state) => {
       if (removeHeaders.length + setHeaders.length > 0) {
-        const headers = (ctx.upstreamHeaders ??= {});
-        for (const h of removeHeaders) headers[h] = null;
-        for (const h of setHeaders) headers[h.name] = render(h.value, ctx, state, true);
+        // Rendered before any change, so a header removed here can still be copied into another (a rename).
+        const values = setHeaders.map((h) => [h.name, render(h.value, ctx, state, true)] as const);
+        // The request later policies read (request.header.*, conditions, scripts) is the one sent upstream, as in
+        // Apigee: a spike arrest keyed on a header this policy overwrote counted the client's value instead.
+        const upstream = (ctx.upstreamHeaders ??= {});
+        for (const h of removeHeaders) {
+          delete ctx.headers[h];
+          upstream[h] = null;
+        }
+        for (const [h, v] of values) {
+          ctx.headers[h] = v;
+          upstream[h] = v;
+        }
       }
       if (editsQuery) {
         editQuery(ctx, (params) => {
