@@ -1,6 +1,7 @@
 // SanitizeModelResponse on a gateway, where its answer could get out another way: through logprobs, through an SSE
-// event too long for the rewriter to read, through a cache that stored a stream the classifier never judged; and
-// embeddings, which it has nothing to read in, passing whatever their size.
+// event too long for the rewriter to read or one the stream ends without its blank line, through tool-call arguments,
+// through a cache that stored a stream the classifier never judged; and embeddings, which it has nothing to read in,
+// passing whatever their size. A stream it holds text of at [DONE] still ends with [DONE].
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
@@ -52,9 +53,15 @@ const head = { id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'm'
 const event = (choice: Record<string, unknown>) => `data: ${JSON.stringify({ ...head, choices: [{ index: 0, logprobs: null, finish_reason: null, ...choice }] })}\n\n`;
 const logprob = (token: string) => ({ token, logprob: -0.1, bytes: [...Buffer.from(token)], top_logprobs: [{ token, logprob: -0.1, bytes: [...Buffer.from(token)] }] });
 
+/** A tool call's arguments with the secret in them, and as the client must get them. */
+const TOOL_ARGS = JSON.stringify({ command: `aws configure set aws_access_key_id ${SECRET}` });
+const TOOL_ARGS_REDACTED = { command: 'aws configure set aws_access_key_id [REDACTED:awsAccessKey]' };
+
 /**
  * What the model server says: the secret in pieces with their logprobs (asked for with `logprobs`), an event longer
- * than the gateway reads (a message saying HUGE), an answer to be classified, or embeddings.
+ * than the gateway reads (a message saying HUGE), the secret in a tool call's arguments (TOOL), a stream whose last
+ * event has no blank line (NO-BLANK) or whose choice never finishes (NO-FINISH), an answer to be classified, or
+ * embeddings.
  */
 function upstream(r: StubRequest): void {
   const body = r.body as { stream?: boolean; logprobs?: boolean; input?: unknown; messages?: { content: string }[] };
@@ -62,6 +69,10 @@ function upstream(r: StubRequest): void {
     return json(r.res, 200, { object: 'list', data: Array.from({ length: 80 }, (_, index) => ({ object: 'embedding', index, embedding: Array(256).fill(0.125) })), model: 'm' });
   }
   const prompt = body.messages?.[0]?.content ?? '';
+  if (prompt === 'TOOL' && !body.stream) {
+    const call = { id: 'call_1', type: 'function', function: { name: 'shell', arguments: TOOL_ARGS } };
+    return json(r.res, 200, { id: 'c1', object: 'chat.completion', created: 1, model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: null, tool_calls: [call] }, finish_reason: 'tool_calls' }] });
+  }
   if (!body.stream) {
     const content = prompt === 'HUGE' ? 'short' : PIECES.join('');
     const logprobs = body.logprobs ? { content: PIECES.map(logprob) } : null;
@@ -69,6 +80,20 @@ function upstream(r: StubRequest): void {
   }
   r.res.writeHead(200, { 'content-type': 'text/event-stream' });
   r.res.write(event({ delta: { role: 'assistant', content: '' } }));
+  if (prompt === 'NO-BLANK') {
+    r.res.write(event({ delta: { content: 'Hello. ' } }));
+    return void r.res.end(event({ delta: { content: `Here it is: ${SECRET}` }, finish_reason: 'stop' }).slice(0, -1));
+  }
+  if (prompt === 'NO-FINISH') {
+    r.res.write(event({ delta: { content: 'hello there' } }));
+    return void r.res.end('data: [DONE]\n\n');
+  }
+  if (prompt === 'TOOL') {
+    r.res.write(event({ delta: { tool_calls: [{ index: 0, id: 'call_1', type: 'function', function: { name: 'shell', arguments: '' } }] } }));
+    for (let i = 0; i < TOOL_ARGS.length; i += 7) r.res.write(event({ delta: { tool_calls: [{ index: 0, function: { arguments: TOOL_ARGS.slice(i, i + 7) } }] } }));
+    r.res.write(event({ delta: {}, finish_reason: 'tool_calls' }));
+    return void r.res.end('data: [DONE]\n\n');
+  }
   if (prompt === 'HUGE') r.res.write(event({ delta: { content: `key ${SECRET} ${'w'.repeat(MAX_HELD_EVENT + 512 * 1024)}` } }));
   else for (const p of PIECES) r.res.write(event({ delta: { content: p }, logprobs: body.logprobs ? { content: [logprob(p)] } : null }));
   r.res.write(event({ delta: { content: ' end' }, finish_reason: 'stop' }));
@@ -114,6 +139,42 @@ test('logprobs never carry what the content had redacted or blocked, streamed or
       else assert.ok(text.includes('[REDACTED:awsAccessKey]'));
     }
   }
+});
+
+/** The `data:` payloads of a streamed answer, parsed (`[DONE]` as it is). */
+const payloads = (a: Answer) =>
+  raw(a)
+    .split('\n\n')
+    .filter((e) => e.startsWith('data: '))
+    .map((e) => (e === 'data: [DONE]' ? '[DONE]' : JSON.parse(e.slice(6))));
+
+test('tool-call arguments are redacted, whole and streamed', async () => {
+  // Before: only the answer's text was read; the key went to the client in the arguments it acts on.
+  const whole = await chat('redacting', { messages: [{ role: 'user', content: 'TOOL' }] });
+  assert.equal(whole.status, 200);
+  assert.deepEqual(JSON.parse(whole.body.choices[0].message.tool_calls[0].function.arguments), TOOL_ARGS_REDACTED);
+  const streamed = await chat('redacting', { stream: true, messages: [{ role: 'user', content: 'TOOL' }] });
+  assert.ok(!raw(streamed).includes('IOSFODNN'), raw(streamed));
+  const args = payloads(streamed)
+    .flatMap((p) => (p === '[DONE]' ? [] : p.choices.flatMap((c: { delta: { tool_calls?: { function?: { arguments?: string } }[] } }) => c.delta.tool_calls ?? [])))
+    .map((t: { function?: { arguments?: string } }) => t.function?.arguments ?? '')
+    .join('');
+  assert.deepEqual(JSON.parse(args), TOOL_ARGS_REDACTED);
+});
+
+test('how a stream ends does not get it past the sanitizer: a last event without its blank line, a choice never finished', async () => {
+  // Before: the unterminated last event went out unread, key and all, and the "Hello. " held before it never did.
+  const noBlank = await chat('redacting', { stream: true, messages: [{ role: 'user', content: 'NO-BLANK' }] });
+  assert.ok(!raw(noBlank).includes(SECRET), raw(noBlank));
+  const text = payloads(noBlank)
+    .filter((p) => p !== '[DONE]')
+    .map((p) => p.choices[0].delta.content ?? '')
+    .join('');
+  assert.equal(text, 'Hello. Here it is: [REDACTED:awsAccessKey]');
+  // Before: the held text went out in place of [DONE], and a client waiting for [DONE] waited for the connection to close.
+  const noFinish = await chat('redacting', { stream: true, messages: [{ role: 'user', content: 'NO-FINISH' }] });
+  assert.equal(payloads(noFinish).at(-1), '[DONE]');
+  assert.match(raw(noFinish), /hello there/);
 });
 
 test('an event too long to read ends a sanitized stream with its error event, and no cache keeps the answer', async () => {

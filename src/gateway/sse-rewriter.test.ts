@@ -160,3 +160,21 @@ test('with usage stripped for the client, the policies still see the usage chunk
   assert.deepEqual(seen, [usage, '{"choices":[{"delta":{"content":"a"}}],"usage":null}']);
   assert.deepEqual(withUsageStripped(() => ['{"a":1,"usage":null}', usage], true)!('x'), ['{"a":1}']);
 });
+
+test('the last event without its closing blank line goes through the rewrite too; unchanged, it goes as it came', () => {
+  // Before: end() passed it on as it was, unread by every rewrite (a sanitizer's too).
+  const seen: string[] = [];
+  const r = new SseRewriter((d) => {
+    seen.push(d);
+    return d === 'secret' ? 'REDACTED' : d;
+  });
+  assert.equal(r.push(Buffer.from('data: a\n\nevent: x\ndata: secret\n')), 'data: a\n\n');
+  assert.equal(r.end(), 'event: x\ndata: REDACTED\n\n');
+  assert.deepEqual(seen, ['a', 'secret']);
+  const kept = new SseRewriter((d) => d);
+  kept.push(Buffer.from('data: a'));
+  assert.equal(kept.end(), 'data: a', 'byte for byte');
+  const dropped = new SseRewriter(() => null);
+  dropped.push(Buffer.from('data: a\n'));
+  assert.equal(dropped.end(), '');
+});

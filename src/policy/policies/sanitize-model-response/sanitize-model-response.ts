@@ -1,6 +1,7 @@
-// SanitizeModelResponse: the same filters over the model's answer. A whole JSON answer is scanned and redacted in
-// place or replaced by a 403 fault; a stream is sanitized per choice with a holdback window (see StreamRedactor for
-// the guarantee), and a blocking finding ends it with an SSE error event. Logprobs are dropped while a filter is on.
+// SanitizeModelResponse: the same filters over the model's answer, its text and its tool calls' arguments. A whole JSON
+// answer is scanned and redacted in place or replaced by a 403 fault; a stream is sanitized per choice (and per tool
+// call) with a holdback window (see StreamRedactor for the guarantee), and a blocking finding ends it with an SSE error
+// event. Logprobs are dropped while a filter is on.
 import { sanitizeModelResponseSpec } from '../../../config/apim-kinds.js';
 import type { RequestContext } from '../../../gateway/context.js';
 import { policyFault, type GatewayError } from '../../../gateway/errors.js';
@@ -12,6 +13,7 @@ import { Scanner } from '../../sanitize/scanner.js';
 import { StreamRedactor } from '../../sanitize/stream-redactor.js';
 import { classifierCheck, describe, type ClassifierCheck } from '../../sanitize/verdict.js';
 import type { ApimState, Policy, PolicyFactory } from '../../types.js';
+import { jsonTextScanner } from './json-text.js';
 
 export const SANITIZE_MODEL_RESPONSE = 'sanitize-model-response';
 
@@ -25,8 +27,20 @@ interface Choice {
   text?: unknown;
   finish_reason?: string | null;
   logprobs?: unknown;
-  message?: { content?: unknown; refusal?: unknown; reasoning_content?: unknown; reasoning?: unknown };
-  delta?: { content?: unknown; refusal?: unknown; reasoning_content?: unknown; reasoning?: unknown };
+  message?: { content?: unknown; refusal?: unknown; reasoning_content?: unknown; reasoning?: unknown; tool_calls?: unknown };
+  delta?: { content?: unknown; refusal?: unknown; reasoning_content?: unknown; reasoning?: unknown; tool_calls?: unknown };
+}
+
+/** A chat tool call, whole (`message.tool_calls`) or a fragment of one (`delta.tool_calls`, by `index`; `id` on its first). */
+interface ToolCall {
+  index?: number;
+  id?: unknown;
+  function?: { arguments?: unknown };
+}
+
+function toolCalls(holder: { tool_calls?: unknown } | undefined): ToolCall[] {
+  const calls = holder?.tool_calls;
+  return Array.isArray(calls) ? calls.filter((t): t is ToolCall => t !== null && typeof t === 'object') : [];
 }
 
 /** Chat fields beside `content` that carry the model's text: a refusal, and vLLM's reasoning (two spellings). */
@@ -35,10 +49,13 @@ const SIDE_FIELDS = ['refusal', ...REASONING_FIELDS] as const;
 
 /**
  * A responses-API output item: a message's parts hold `text` (output_text, with its `logprobs`) or `refusal`; a
- * reasoning item's hold `text` (reasoning_text), and its `summary` parts `text` too.
+ * reasoning item's hold `text` (reasoning_text), and its `summary` parts `text` too. A tool call has `arguments`
+ * (JSON: function_call, mcp_call) or `input` (custom_tool_call).
  */
 interface OutputItem {
   type?: string;
+  arguments?: unknown;
+  input?: unknown;
   content?: { type?: string; text?: unknown; refusal?: unknown; logprobs?: unknown }[];
   summary?: { type?: string; text?: unknown }[];
 }
@@ -51,25 +68,30 @@ interface Answer {
   error?: unknown;
 }
 
-type Slot = { get: () => string; set: (t: string) => void };
+/** A text of the answer; `json`: JSON text (a tool call's arguments), read with jsonTextScanner. */
+type Slot = { get: () => string; set: (t: string) => void; json?: boolean };
 
 const blockedFault = (findings: readonly Finding[]) => policyFault(403, SANITIZE_MODEL_RESPONSE_FAULTS.modelResponseBlocked, `The model's answer was blocked: ${describe(findings)}`);
 const unreadFault = () =>
   policyFault(403, SANITIZE_MODEL_RESPONSE_FAULTS.modelResponseBlocked, `The model's answer was blocked: an event longer than ${MAX_HELD_EVENT / 1024 / 1024} MiB, too long to scan`);
 
 /** A slot for `holder[field]` when it is a string. */
-function field<T extends object>(holder: T, key: keyof T & string, out: Slot[]): void {
+function field<T extends object>(holder: T, key: keyof T & string, out: Slot[], json = false): void {
   const h = holder as Record<string, unknown>;
-  if (typeof h[key] === 'string') out.push({ get: () => h[key] as string, set: (t) => (h[key] = t) });
+  if (typeof h[key] === 'string') out.push({ get: () => h[key] as string, set: (t) => (h[key] = t), json });
 }
 
-/** The text fields of a whole answer: chat message content, refusal and reasoning, completions text, responses-API output. */
+/**
+ * The text fields of a whole answer: chat message content, refusal, reasoning and tool-call arguments, completions
+ * text, responses-API output.
+ */
 function answerSlots(a: Answer): Slot[] {
   const out: Slot[] = [];
   for (const c of Array.isArray(a.choices) ? a.choices : []) {
     if (c?.message) {
       field(c.message, 'content', out);
       for (const name of SIDE_FIELDS) field(c.message, name, out);
+      for (const call of toolCalls(c.message)) if (call.function) field(call.function, 'arguments', out, true);
     }
     if (c) field(c, 'text', out);
   }
@@ -84,6 +106,10 @@ function outputSlots(a: { output?: unknown; output_text?: unknown }, out: Slot[]
 }
 
 function partSlots(item: OutputItem | undefined, out: Slot[]): void {
+  if (item) {
+    field(item, 'arguments', out, true);
+    field(item, 'input', out);
+  }
   for (const part of Array.isArray(item?.content) ? item.content : []) {
     if (!part) continue;
     field(part, 'text', out);
@@ -120,11 +146,17 @@ function dropAnswerLogprobs(a: { choices?: unknown; output?: unknown }): boolean
   return dropped;
 }
 
+/** The policy's scanner, and the same over JSON text (jsonTextScanner). */
+interface Scanners {
+  text: Scanner;
+  json: Pick<Scanner, 'scan'>;
+}
+
 /** Redacts every slot in place; returns whether any changed. @throws the 403 fault on a blocking finding. */
-function sanitizeSlots(slots: readonly Slot[], scanner: Scanner): boolean {
+function sanitizeSlots(slots: readonly Slot[], scanners: Scanners): boolean {
   let changed = false;
   for (const slot of slots) {
-    const findings = scanner.scan(slot.get());
+    const findings = (slot.json ? scanners.json : scanners.text).scan(slot.get());
     const blocking = findings.filter((f) => f.action === 'block');
     if (blocking.length > 0) throw blockedFault(blocking);
     const text = redact(slot.get(), findings);
@@ -136,7 +168,7 @@ function sanitizeSlots(slots: readonly Slot[], scanner: Scanner): boolean {
   return changed;
 }
 
-async function sanitizeBody(body: Buffer, scanner: Scanner, classifier: ClassifierCheck | undefined): Promise<Buffer> {
+async function sanitizeBody(body: Buffer, scanners: Scanners, classifier: ClassifierCheck | undefined): Promise<Buffer> {
   let answer: Answer;
   try {
     answer = JSON.parse(body.toString('utf8')) as Answer;
@@ -145,8 +177,8 @@ async function sanitizeBody(body: Buffer, scanner: Scanner, classifier: Classifi
   }
   if (answer === null || typeof answer !== 'object') return body;
   const slots = answerSlots(answer);
-  let changed = sanitizeSlots(slots, scanner);
-  if (scanner.active) changed = dropAnswerLogprobs(answer) || changed;
+  let changed = sanitizeSlots(slots, scanners);
+  if (scanners.text.active) changed = dropAnswerLogprobs(answer) || changed;
   if (classifier && slots.length > 0) {
     const f = await classifier.check(slots.map((s) => s.get()).join('\n'));
     if (f) throw blockedFault([f]);
@@ -165,35 +197,82 @@ interface ResponsesEvent {
   delta?: unknown;
   text?: unknown;
   refusal?: unknown;
+  arguments?: unknown;
+  input?: unknown;
   logprobs?: unknown;
   part?: { text?: unknown; refusal?: unknown; logprobs?: unknown };
   item?: OutputItem;
   response?: { output?: unknown; output_text?: unknown };
 }
 
-/** The delta event that carries a part's text (output, refusal, reasoning or its summary), by the event that ends the part. */
-const DELTA_OF: Record<string, string> = {
-  'response.output_text.done': 'response.output_text.delta',
-  'response.refusal.done': 'response.refusal.delta',
-  'response.reasoning_text.done': 'response.reasoning_text.delta',
-  'response.reasoning_summary_text.done': 'response.reasoning_summary_text.delta',
+/**
+ * How a part's text (output, refusal, reasoning or its summary) or a tool call's arguments stream: its delta event,
+ * and the field of the event that ends it (DELTA_OF's key), which repeats it whole.
+ */
+interface Streamed {
+  delta: string;
+  field: 'text' | 'refusal' | 'arguments' | 'input';
+  /** JSON text (jsonTextScanner). */
+  json?: boolean;
+}
+const DELTA_OF: Record<string, Streamed> = {
+  'response.output_text.done': { delta: 'response.output_text.delta', field: 'text' },
+  'response.refusal.done': { delta: 'response.refusal.delta', field: 'refusal' },
+  'response.reasoning_text.done': { delta: 'response.reasoning_text.delta', field: 'text' },
+  'response.reasoning_summary_text.done': { delta: 'response.reasoning_summary_text.delta', field: 'text' },
+  'response.function_call_arguments.done': { delta: 'response.function_call_arguments.delta', field: 'arguments', json: true },
+  'response.mcp_call_arguments.done': { delta: 'response.mcp_call_arguments.delta', field: 'arguments', json: true },
+  'response.custom_tool_call_input.done': { delta: 'response.custom_tool_call_input.delta', field: 'input' },
 };
-const DELTAS = new Set(Object.values(DELTA_OF));
+const DELTAS = new Map(Object.values(DELTA_OF).map((s) => [s.delta, s]));
 
 /**
  * The flow over a stream's events: content rewritten as the redactor releases it, logprobs dropped; an error event on a
  * block, or in place of an event too long to read (`responsesApi`: in that API's shape).
  */
-function streamFlow(ctx: RequestContext, scanner: Scanner, holdback: number, responsesApi: boolean): ResponseFlow {
-  const redactor = new StreamRedactor(scanner, holdback);
+function streamFlow(ctx: RequestContext, scanners: Scanners, holdback: number, responsesApi: boolean): ResponseFlow {
+  const redactor = new StreamRedactor(scanners.text, holdback);
+  /** Tool-call arguments, JSON text written in fragments: held back like text, each call on a stream of its own. */
+  const args = new StreamRedactor(scanners.json, holdback);
   let ended = false;
   let last: Record<string, unknown> | undefined;
-  /** The redactor's stream of each responses-API (delta type, output item, content or summary part), and of each chat choice's side field. */
+  /**
+   * The redactors' stream of each responses-API (delta type, output item, content or summary part), and of each chat
+   * choice's side field and tool call.
+   */
   const streams = new Map<string, number>();
   const streamOf = (key: string) => {
     let i = streams.get(key);
     if (i === undefined) streams.set(key, (i = -1 - streams.size));
     return i;
+  };
+  /** The tool calls (by index) of each chat choice whose arguments may still be held. */
+  const calls = new Map<number, Set<number>>();
+  const callStream = (index: number, t: number) => streamOf(`tool_calls:${index}:${t}`);
+  /** The held ends of choice `index`'s tool calls but `keep`, as fragments of them; or the finding that blocks. */
+  const flushCalls = (index: number, keep?: number): { entries: ToolCall[]; blocked?: Finding } => {
+    const entries: ToolCall[] = [];
+    const open = calls.get(index);
+    for (const t of open ?? []) {
+      if (t === keep) continue;
+      open!.delete(t);
+      const e = args.flush(callStream(index, t));
+      if (e.blocked) return { entries, blocked: e.blocked };
+      if (e.text !== '') entries.push({ index: t, function: { arguments: e.text } });
+    }
+    return { entries };
+  };
+  /** Held ends of choice `c`'s tool calls: onto the call's fragment in its chunk, or in a choice `before` it. */
+  const release = (c: Choice, entries: ToolCall[], before: Choice[]) => {
+    const here = toolCalls(c.delta);
+    const ahead = entries.filter((entry) => {
+      const call = here.find((h) => (h.index ?? 0) === entry.index);
+      if (!call) return true;
+      const held = typeof call.function?.arguments === 'string' ? call.function.arguments : '';
+      call.function = { ...call.function, arguments: held + (entry.function!.arguments as string) };
+      return false;
+    });
+    if (ahead.length > 0) before.push({ index: c.index ?? 0, delta: { tool_calls: ahead }, logprobs: null, finish_reason: null });
   };
   const failWith = (fault: GatewayError, responsesApi: boolean): string | string[] => {
     ended = true;
@@ -214,8 +293,9 @@ function streamFlow(ctx: RequestContext, scanner: Scanner, holdback: number, res
   const responsesEvent = (e: ResponsesEvent, data: string): string | string[] => {
     const summary = e.summary_index !== undefined;
     const part = summary ? `${e.output_index}:s${e.summary_index}` : `${e.output_index}:${e.content_index}`;
-    if (DELTAS.has(e.type) && typeof e.delta === 'string') {
-      const out = redactor.push(streamOf(`${e.type}:${part}`), e.delta);
+    const streamed = DELTAS.get(e.type);
+    if (streamed && typeof e.delta === 'string') {
+      const out = (streamed.json ? args : redactor).push(streamOf(`${e.type}:${part}`), e.delta);
       if (out.blocked) return fail(out.blocked, true);
       e.delta = out.text;
       dropLogprobs(e, []);
@@ -223,12 +303,12 @@ function streamFlow(ctx: RequestContext, scanner: Scanner, holdback: number, res
     }
     const slots: Slot[] = [];
     let tail: string | undefined;
-    const delta = DELTA_OF[e.type];
-    if (delta) {
-      const out = redactor.flush(streamOf(`${delta}:${part}`));
+    const ends = DELTA_OF[e.type];
+    if (ends) {
+      const out = (ends.json ? args : redactor).flush(streamOf(`${ends.delta}:${part}`));
       if (out.blocked) return fail(out.blocked, true);
       tail = out.text;
-      field(e, e.type === 'response.refusal.done' ? 'refusal' : 'text', slots);
+      field(e, ends.field, slots, ends.json);
     } else if (e.part) {
       field(e.part, 'text', slots);
       field(e.part, 'refusal', slots);
@@ -236,7 +316,7 @@ function streamFlow(ctx: RequestContext, scanner: Scanner, holdback: number, res
     else if (e.response) outputSlots(e.response, slots);
     let changed: boolean;
     try {
-      changed = sanitizeSlots(slots, scanner);
+      changed = sanitizeSlots(slots, scanners);
     } catch (err) {
       return failWith(err as GatewayError, true);
     }
@@ -249,7 +329,7 @@ function streamFlow(ctx: RequestContext, scanner: Scanner, holdback: number, res
     const whole = changed ? JSON.stringify(e) : data;
     if (!tail) return whole;
     const at = summary ? { summary_index: e.summary_index } : { content_index: e.content_index };
-    return [JSON.stringify({ type: delta, item_id: e.item_id, output_index: e.output_index, ...at, delta: tail }), whole];
+    return [JSON.stringify({ type: ends!.delta, item_id: e.item_id, output_index: e.output_index, ...at, delta: tail }), whole];
   };
 
   return {
@@ -258,22 +338,27 @@ function streamFlow(ctx: RequestContext, scanner: Scanner, holdback: number, res
       // Not read, so not let through: the stream ends here.
       if (data === UNREAD_EVENT) return failWith(unreadFault(), responsesApi);
       if (data === '[DONE]') {
-        // A server that never finished a choice: what is held goes out in place of [DONE], rather than never.
-        const rest = redactor.pending().map((i) => ({ i, e: redactor.flush(i) }));
-        if (rest.length === 0 || !last) return data;
-        const blocked = rest.find((r) => r.e.blocked);
-        if (blocked) return fail(blocked.e.blocked!);
+        // A server that never finished a choice: what is held goes out just before [DONE] rather than never (sent in
+        // its place, [DONE] never came, and a client waiting for it hung).
+        if (!last) return data;
+        const byChoice = new Map<number, Record<string, unknown>>();
+        const deltaOf = (index: number) => byChoice.get(index) ?? byChoice.set(index, {}).get(index)!;
         // A side field's stream has a negative number (streamOf), its field and choice in its key; one entry per choice.
         const sideOf = new Map([...streams].map(([key, i]) => [i, key.split(':')]));
-        const byChoice = new Map<number, Record<string, string>>();
-        for (const { i, e } of rest) {
+        for (const i of redactor.pending()) {
+          const e = redactor.flush(i);
+          if (e.blocked) return fail(e.blocked);
           const [name, index] = i >= 0 ? ['content', String(i)] : sideOf.get(i)!;
-          const delta = byChoice.get(Number(index)) ?? {};
-          delta[name] = e.text;
-          byChoice.set(Number(index), delta);
+          deltaOf(Number(index))[name] = e.text;
         }
+        for (const index of calls.keys()) {
+          const f = flushCalls(index);
+          if (f.blocked) return fail(f.blocked);
+          if (f.entries.length > 0) deltaOf(index).tool_calls = f.entries;
+        }
+        if (byChoice.size === 0) return data;
         const choices = [...byChoice].map(([index, delta]) => ({ index, delta, logprobs: null, finish_reason: null }));
-        return JSON.stringify({ ...last, choices });
+        return [JSON.stringify({ ...last, choices }), data];
       }
       let chunk: Answer & Record<string, unknown>;
       try {
@@ -285,6 +370,8 @@ function streamFlow(ctx: RequestContext, scanner: Scanner, holdback: number, res
       if (typeof chunk.type === 'string' && chunk.type.startsWith('response.')) return responsesEvent(chunk as unknown as ResponsesEvent, data);
       if (!Array.isArray(chunk.choices) || chunk.choices.length === 0) return data;
       last = chunk;
+      /** Choices' held tool-call ends that go out in a chunk of their own, ahead of this one. */
+      const before: Choice[] = [];
       for (const c of chunk.choices) {
         const index = c.index ?? 0;
         dropLogprobs(c, null);
@@ -303,6 +390,20 @@ function streamFlow(ctx: RequestContext, scanner: Scanner, holdback: number, res
           const e = redactor.push(streamOf(`${name}:${index}`), text);
           if (e.blocked) return fail(e.blocked);
           side[name] = e.text;
+        }
+        for (const call of toolCalls(c.delta)) {
+          const t = call.index ?? 0;
+          // Calls come one after another: one is whole once the next starts, and its held end goes out before that start.
+          if (call.id !== undefined) {
+            const f = flushCalls(index, t);
+            if (f.blocked) return fail(f.blocked);
+            release(c, f.entries, before);
+          }
+          if (typeof call.function?.arguments !== 'string') continue;
+          const e = args.push(callStream(index, t), call.function.arguments);
+          if (e.blocked) return fail(e.blocked);
+          calls.set(index, (calls.get(index) ?? new Set()).add(t));
+          call.function.arguments = e.text;
         }
         // Reasoning comes before the answer: what is held of it goes out once the answer starts, not after it.
         if (source === 'delta' && c.delta!.content !== '') {
@@ -325,13 +426,17 @@ function streamFlow(ctx: RequestContext, scanner: Scanner, holdback: number, res
             if (held.blocked) return fail(held.blocked);
             if (held.text !== '' || name in side) side[name] = (side[name] ?? '') + held.text;
           }
+          const f = flushCalls(index);
+          if (f.blocked) return fail(f.blocked);
+          release(c, f.entries, before);
         }
         if (source === 'delta') c.delta!.content = out;
         else if (source === 'text') c.text = out;
         else if (out !== '') c.delta = { ...c.delta, content: out };
         if (Object.keys(side).length > 0) c.delta = { ...c.delta, ...side };
       }
-      return JSON.stringify(chunk);
+      const out = JSON.stringify(chunk);
+      return before.length > 0 ? [JSON.stringify({ ...chunk, choices: before }), out] : out;
     },
   };
 }
@@ -340,6 +445,7 @@ function streamFlow(ctx: RequestContext, scanner: Scanner, holdback: number, res
 export const sanitizeModelResponse: PolicyFactory = (name, spec) => {
   const s = sanitizeModelResponseSpec.parse(spec);
   const scanner = new Scanner(s.filters);
+  const scanners: Scanners = { text: scanner, json: jsonTextScanner(scanner) };
   const classifier = s.classifier ? classifierCheck(s.classifier, SANITIZE_MODEL_RESPONSE_FAULTS.classifierUnavailable) : undefined;
 
   return {
@@ -354,16 +460,16 @@ export const sanitizeModelResponse: PolicyFactory = (name, spec) => {
       if (ctx.stream) {
         // The classifier never sees a stream: no cache may keep this answer to replay where the classifier would judge it.
         if (classifier) state.answerUnjudged = true;
-        return scanner.active ? streamFlow(ctx, scanner, s.streamHoldback, ctx.operation === 'responses') : undefined;
+        return scanner.active ? streamFlow(ctx, scanners, s.streamHoldback, ctx.operation === 'responses') : undefined;
       }
       if (!scanner.active && !classifier) return undefined;
-      const whole: ResponseFlow = { body: (body) => sanitizeBody(body, scanner, classifier) };
+      const whole: ResponseFlow = { body: (body) => sanitizeBody(body, scanners, classifier) };
       // A stored response's read asks for no stream, yet vLLM replays a background response's events to
       // `GET /v1/responses/{id}?stream=true`: those are redacted as the creation's stream was (the proxy takes `event`
       // for an event stream, `body` for JSON), and, as a stream, they are never cached where a classifier would judge.
       if (!ctx.storedResponse || !scanner.active) return whole;
       if (classifier) state.answerUnjudged = true;
-      return { ...streamFlow(ctx, scanner, s.streamHoldback, true), ...whole };
+      return { ...streamFlow(ctx, scanners, s.streamHoldback, true), ...whole };
     },
   } satisfies Policy & { readonly classifierFailures: number };
 };
