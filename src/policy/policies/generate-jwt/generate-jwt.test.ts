@@ -1,5 +1,5 @@
-// GenerateJWT: config checks, HS256 and RS256 tokens with claims from variables, unset variables left out, the
-// output header (Bearer for Authorization), and expiry from the injected clock.
+// GenerateJWT: config checks (registered claims refused in additionalClaims), HS256 and RS256 tokens with claims from
+// variables, unset variables left out, the output header (Bearer for Authorization), and expiry from the injected clock.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
@@ -33,6 +33,11 @@ describe('config', () => {
     ['a P-384 key for ES256', { algorithm: 'ES256', privateKey: { value: pkcs8(generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey) } }, /spec.privateKey: ES256 needs a P-256 key, this one is on secp384r1/],
     ['an RSA key for ES512', { algorithm: 'ES512', privateKey: { value: privatePem } }, /spec.privateKey: a rsa key cannot serve ES512/],
     ['an unknown variable in a claim', { algorithm: 'HS256', secretKey: { value: SECRET }, additionalClaims: { a: '{request.nothing}' } }, /unknown variable/],
+    // A template renders a string (a string nbf makes every verifier refuse the token), and the setters replaced iss,
+    // exp and iat silently.
+    ...['iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti'].map(
+      (claim): [string, Record<string, unknown>, RegExp] => [`the registered claim ${claim} in additionalClaims`, { algorithm: 'HS256', secretKey: { value: SECRET }, additionalClaims: { [claim]: '{request.header.x-v}' } }, new RegExp(`additionalClaims\\.${claim}: a registered JWT claim`)],
+    ),
   ];
   for (const [name, spec, error] of cases) test(`${name} is refused`, () => assert.throws(() => generateJwt('g', spec, deps), error));
 

@@ -16,6 +16,21 @@ export const GENERATE_JWT_FAULTS = {
 } as const;
 
 /**
+ * The registered claims (RFC 7519 §4.1) and how each is set: jose's setters would silently replace an
+ * `additionalClaims` entry of the same name, and a template renders a string where `exp`, `nbf` and `iat` must be
+ * NumericDates (a string `nbf` makes every verifier refuse the token).
+ */
+const REGISTERED_CLAIMS = new Map([
+  ['iss', 'set it with issuer'],
+  ['sub', 'set it with subject'],
+  ['aud', 'set it with audience'],
+  ['exp', 'set the lifetime with expiresIn'],
+  ['iat', 'it is always the signing time'],
+  ['nbf', 'GenerateJWT does not set it: its tokens are valid once signed'],
+  ['jti', 'set id: true for a random one'],
+]);
+
+/**
  * @example generateJwt('identity', { algorithm: 'RS256', privateKey: { env: 'IDENTITY_KEY' }, issuer: 'tollgate',
  *   subject: '{developer.email}', additionalClaims: { app: '{app.name}' } }, deps) — `x-jwt-assertion` upstream.
  */
@@ -25,6 +40,10 @@ export const generateJwt: PolicyFactory = (name, spec, deps) => {
   const hmac = familyOf(s.algorithm) === 'hmac';
   if (hmac ? !s.secretKey || s.privateKey : !s.privateKey || s.secretKey) {
     throw new Error(hmac ? 'secretKey: HS algorithms sign with a secretKey, and only with it' : 'privateKey: RS, PS and ES algorithms sign with a privateKey, and only with it');
+  }
+  for (const claim of Object.keys(s.additionalClaims)) {
+    const how = REGISTERED_CLAIMS.get(claim);
+    if (how) throw new Error(`additionalClaims.${claim}: a registered JWT claim, not a template one (${how})`);
   }
   const key = hmac ? hmacKey(s.secretKey!, algorithms, 'spec.secretKey') : privateKey(s.privateKey!, algorithms, 'spec.privateKey');
   const header = { alg: s.algorithm, typ: 'JWT', ...(s.keyId && { kid: s.keyId }) };
