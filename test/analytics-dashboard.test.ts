@@ -7,6 +7,8 @@ import { registerPipelineMetrics } from '../src/analytics/pipeline-metrics.js';
 import { RequestMetrics } from '../src/telemetry/request-metrics.js';
 import { ApimMetrics } from '../src/telemetry/apim-metrics.js';
 import { registerModelInfo } from '../src/telemetry/model-info.js';
+import { SchedulerMetrics } from '../src/scheduler/metrics.js';
+import { newContext } from '../src/gateway/data-plane.js';
 import { loadConfig } from '../src/config/load.js';
 import { poolAndModel } from './helpers/manifests.js';
 
@@ -34,6 +36,9 @@ const EXPORTED: Record<string, 'counter' | 'gauge' | 'histogram'> = {
   tollgate_requests_total: 'counter',
   tollgate_counter_store_errors_total: 'counter',
   tollgate_model_info: 'gauge',
+  tollgate_pool_requests_total: 'counter',
+  tollgate_pool_request_errors_total: 'counter',
+  tollgate_pool_request_duration_seconds: 'histogram',
   tollgate_analytics_records_total: 'counter',
   tollgate_analytics_lag_seconds: 'gauge',
   tollgate_analytics_spooled_records: 'gauge',
@@ -150,4 +155,22 @@ test('the list matches what the request metrics, the API-management metrics, the
     const type = kind === 'histogram' ? 'histogram' : kind === 'gauge' ? 'gauge' : 'counter';
     assert.equal(EXPORTED[m.name], type, `${m.name} is listed as a ${type}`);
   }
+});
+
+test('a panel summed by pool reads series labelled by pool: joined to tollgate_model_info on the model, two pools serving one model matched many-to-many', async () => {
+  const registry = new Registry();
+  const config = loadConfig([], poolAndModel(['http://127.0.0.1:1']));
+  const metrics = new RequestMetrics(registry);
+  new ApimMetrics(registry);
+  registerModelInfo(registry, () => config);
+  new SchedulerMetrics(registry, () => [{ name: 'pool', averageKvCacheUsage: () => 0, averageQueueSize: () => 0, readyEndpoints: () => 1, queueLengths: () => [{ priority: 0, length: 1 }] }]);
+  // One request, so that every request series has its labels on show.
+  const ctx = Object.assign(newContext('POST', '/v1/chat/completions', {}, '127.0.0.1'), { model: 'm', targetModel: 'm', modelConfig: config.models.get('m')![0], status: 200 });
+  metrics.started('m');
+  metrics.finished(ctx, undefined);
+  const labels = new Map<string, Set<string>>();
+  for (const [, name, set] of (await registry.metrics()).matchAll(/^([a-zA-Z_:][\w:]*)\{([^}]*)\}/gm)) labels.set(name, new Set([...set.matchAll(/(\w+)="/g)].map((l) => l[1])));
+  const byPool = dashboard.panels.flatMap((p) => (p.targets ?? []).filter((t) => /\bby\s*\([^)]*\bpool\b/.test(t.expr)).map((t) => ({ title: p.title, expr: t.expr })));
+  assert.ok(byPool.length >= 4, 'the per-pool panels and the flow-control queue');
+  for (const { title, expr } of byPool) for (const name of metricNames(expr)) assert.ok(labels.get(name)?.has('pool'), `${title}: ${name} carries no pool label`);
 });

@@ -115,8 +115,8 @@ export const gatewaySettingsSpec = z
     metrics: z
       .object({
         /**
-         * The per-request series (inference_objective_*, tollgate_requests_total, tollgate_policy_violations_total);
-         * pool, picker, pipeline and counter-store figures stay on /metrics either way.
+         * The per-request series (inference_objective_*, tollgate_pool_*, tollgate_requests_total,
+         * tollgate_policy_violations_total); pool, picker, pipeline and counter-store figures stay on /metrics either way.
          */
         requests: z.boolean().default(true),
       })

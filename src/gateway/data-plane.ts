@@ -515,6 +515,9 @@ export class DataPlane {
     } catch (err) {
       return this.#send(ctx, res, this.errorResponse(ctx, err));
     }
+    // The gateway's own answer to a model request (a cache hit) has a TTFT as a model server's does (metrics, usage
+    // record, access log), or the fastest answers were left out of it. Taken before the usage record, which reads it.
+    if (ctx.operation && isSuccess(r.status)) ctx.ttftMs = performance.now() - ctx.start;
     return new Promise((resolve) =>
       this.#commit(ctx, () => {
         res.end(r.body);

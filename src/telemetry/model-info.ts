@@ -1,6 +1,6 @@
-// tollgate_model_info{model_name,pool} = 1 for every configured model: the Inference Extension's request series are
-// labelled by model only, and this info metric lets PromQL sum them by pool (`* on (model_name) group_left (pool)`)
-// without a pool label on every request's series. Read from the live configuration at each scrape.
+// tollgate_model_info{model_name,pool} = 1 for every configured model: which pools serve it, traffic or not. Not a
+// join key for the request series: a model served by two pools matches both (many-to-many); traffic per pool is
+// tollgate_pool_* (request-metrics.ts). Read from the live configuration at each scrape.
 import { Gauge, type Registry } from 'prom-client';
 import type { RuntimeConfig } from '../config/runtime-config.js';
 

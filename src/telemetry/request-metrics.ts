@@ -1,15 +1,19 @@
-// Per-model request metrics under the Inference Extension's names (inference_objective_*), recorded once per request.
+// Per-model request metrics under the Inference Extension's names (inference_objective_*), recorded once per request,
+// and tollgate_pool_* by the InferencePool the request was routed to: the Inference Extension's series carry no pool
+// label, and a model served by two pools (an HTTPRoute canary split) cannot be divided between them by joining on
+// the model name. Pools and models come from configuration, so the pool series are bounded as the others are.
 import type { Registry } from 'prom-client';
 import type { RequestContext } from '../gateway/context.js';
 import { FastCounter, FastGauge, FastHistogram, type CounterSeries, type HistogramSeries } from './fast-metrics.js';
 import { isSuccess } from '../gateway/http-status.js';
 
-const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+// Up to upstream.responseTimeout's default (10 min): above the top bucket every quantile reads as that bucket.
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
 const TOKEN_BUCKETS = [1, 8, 32, 128, 512, 1024, 2048, 4096, 8192, 16384, 32768, 131072];
 const NTPOT_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 1];
 const SIZE_BUCKETS = [64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304];
 
-/** The series of one (model, target model) pair, resolved once. */
+/** The series of one (pool, model, target model), resolved once. */
 interface ModelSeries {
   total: CounterSeries;
   running: CounterSeries;
@@ -20,6 +24,9 @@ interface ModelSeries {
   ntpot: HistogramSeries;
   requestSizes: HistogramSeries;
   responseSizes: HistogramSeries;
+  poolTotal: CounterSeries;
+  poolErrors: CounterSeries;
+  poolDuration: HistogramSeries;
 }
 
 export class RequestMetrics {
@@ -33,7 +40,11 @@ export class RequestMetrics {
   readonly #ntpot: FastHistogram;
   readonly #requestSizes: FastHistogram;
   readonly #responseSizes: FastHistogram;
-  readonly #series = new Map<string, ModelSeries>();
+  readonly #poolTotal: FastCounter;
+  readonly #poolErrors: FastCounter;
+  readonly #poolDuration: FastHistogram;
+  /** pool → model → target model: found without building a key string per request. */
+  readonly #series = new Map<string, Map<string, Map<string, ModelSeries>>>();
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -49,11 +60,18 @@ export class RequestMetrics {
     this.#ntpot = histogram('inference_objective_normalized_time_per_output_token_seconds', 'Request latency divided by output tokens', NTPOT_BUCKETS);
     this.#requestSizes = histogram('inference_objective_request_sizes', 'Request body bytes', SIZE_BUCKETS);
     this.#responseSizes = histogram('inference_objective_response_sizes', 'Response body bytes', SIZE_BUCKETS);
+    const poolLabels = ['pool', 'model_name'];
+    this.#poolTotal = new FastCounter({ name: 'tollgate_pool_requests_total', help: 'Requests per InferencePool they were routed to, and model', labelNames: poolLabels, registers });
+    this.#poolErrors = new FastCounter({ name: 'tollgate_pool_request_errors_total', help: 'Failed requests per InferencePool they were routed to, and model', labelNames: poolLabels, registers });
+    this.#poolDuration = new FastHistogram({ name: 'tollgate_pool_request_duration_seconds', help: 'End-to-end request latency per InferencePool and model', labelNames: poolLabels, buckets: LATENCY_BUCKETS, registers });
   }
 
-  #for(model: string, target: string): ModelSeries {
-    const key = `${model}\u0000${target}`;
-    let s = this.#series.get(key);
+  #for(pool: string, model: string, target: string): ModelSeries {
+    let byModel = this.#series.get(pool);
+    if (!byModel) this.#series.set(pool, (byModel = new Map()));
+    let byTarget = byModel.get(model);
+    if (!byTarget) byModel.set(model, (byTarget = new Map()));
+    let s = byTarget.get(target);
     if (!s) {
       s = {
         total: this.#total.labels(model, target),
@@ -65,8 +83,12 @@ export class RequestMetrics {
         ntpot: this.#ntpot.labels(model, target),
         requestSizes: this.#requestSizes.labels(model, target),
         responseSizes: this.#responseSizes.labels(model, target),
+        poolTotal: this.#poolTotal.labels(pool, model),
+        // Resolved with the others, so a pool's error series reads 0 (not absent) before its first error.
+        poolErrors: this.#poolErrors.labels(pool, model),
+        poolDuration: this.#poolDuration.labels(pool, model),
       };
-      this.#series.set(key, s);
+      byTarget.set(target, s);
     }
     return s;
   }
@@ -79,13 +101,19 @@ export class RequestMetrics {
   finished(ctx: RequestContext, errorCode: string | undefined): void {
     const model = ctx.model ?? '';
     const target = ctx.targetModel ?? '';
-    const s = this.#for(model, target);
+    // A metered request's model is resolved, and with it the pool (its HTTPRoute's draw, or the one serving it).
+    const s = this.#for(ctx.modelConfig?.pool.name ?? '', model, target);
     const seconds = (performance.now() - ctx.start) / 1000;
     s.running.dec();
     s.total.inc();
+    s.poolTotal.inc();
     s.duration.observe(seconds);
+    s.poolDuration.observe(seconds);
     s.requestSizes.observe(ctx.bytesIn);
-    if (errorCode) this.#errors.labels(model, target, errorCode).inc();
+    if (errorCode) {
+      this.#errors.labels(model, target, errorCode).inc();
+      s.poolErrors.inc();
+    }
     // An answer cut short after its first bytes (the client hung up, the model server died or timed out) still
     // delivered them, and its tokens are billed (usage records and token quotas count tollgate's estimate): the
     // histograms count it as the records do. A refusal, a failure before the first byte, or an error answer (a model
