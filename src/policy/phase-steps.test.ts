@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Span } from '@opentelemetry/api';
+import type { RequestContext } from '../gateway/context.js';
 import { NOOP_SPAN, NOOP_TRACER, type RequestTracer } from '../telemetry/tracing.js';
 import { compileCondition } from './condition.js';
 import { phaseSteps, respondSteps } from './phase-steps.js';
@@ -87,4 +88,37 @@ test('the response steps tell the caches what this request\'s policies made of i
   // One app's key shared by many users: a rewrite from a request header is one request's, stored for none.
   const echoing = respondSteps([{ policy: echo, condition: null, origin: 'test' }]);
   assert.equal(run({}, echoing).answerUnjudged, true, 'a rewrite from the request\'s own variables');
+});
+
+test('in admit, a step that answers (a cache hit) ends the phase, conditional runs too; in intercept the others still run', async () => {
+  const log: string[] = [];
+  const answers = (phase: 'intercept' | 'admit'): Policy => ({
+    type: 'response-cache',
+    name: 'answers',
+    [phase]: (ctx: RequestContext) => {
+      log.push('answers');
+      // Asynchronous, as a Redis lookup is: the steps after it wait on it.
+      return Promise.resolve().then(() => void (ctx.directResponse = { status: 200, headers: {}, body: 'cached' }));
+    },
+  });
+  const after = (name: string, phase: 'intercept' | 'admit'): Policy => ({ type: 'llm-token-quota', name, [phase]: () => void log.push(name) });
+  const always = compileCondition("request.method == 'POST'");
+  const run = async (phase: 'intercept' | 'admit') => {
+    log.length = 0;
+    const steps = phaseSteps(
+      [
+        { policy: answers(phase), condition: always, origin: 'test' },
+        { policy: after('same-run', phase), condition: always, origin: 'test' },
+        { policy: after('next', phase), condition: null, origin: 'test' },
+        { policy: after('conditional', phase), condition: always, origin: 'test' },
+      ],
+      phase,
+    );
+    await runSteps(steps, fakeContext(), {});
+    return [...log];
+  };
+  // Before: every admit step ran after the hit, so a token quota listed after the cache reserved for it, or refused it.
+  assert.deepEqual(await run('admit'), ['answers']);
+  // The token endpoint's answer still gets the CORS headers of a policy listed after it.
+  assert.deepEqual(await run('intercept'), ['answers', 'same-run', 'next', 'conditional']);
 });

@@ -45,18 +45,30 @@ function traced(step: Step, policy: Policy, tracer: RequestTracer): Step {
 }
 
 /**
+ * An admit step that does not run once the request is answered (`ctx.directResponse`, a cache hit): as in Apigee,
+ * where a ResponseCache hit skips the rest of the request flow, no policy listed after the lookup reserves tokens
+ * for, counts or refuses an answer already given. Intercept answers go on through the phase (CORS adds its headers to
+ * the token endpoint's answer), and a hit's response headers are made after admission (hitHeaders).
+ */
+const unlessAnswered =
+  (step: Step): Step =>
+  (ctx, state) =>
+    ctx.directResponse ? undefined : step(ctx, state);
+
+/**
  * The steps of one request phase for these policies, in order; policies without the phase are left out. With a
  * tracer set to policySpans, each policy's step gets a span of its own; otherwise the steps are the policies' own.
  */
 export function phaseSteps(listed: readonly TemplatePolicy[], phase: RequestPhase, tracer?: RequestTracer): Step[] {
+  const inPhase = phase === 'admit' ? unlessAnswered : (step: Step) => step;
   const out: Step[] = [];
   for (const { condition, members } of runsOf(listed.filter((t) => t.policy[phase]))) {
     const steps: Step[] = members.map(({ policy }) => {
       const step: Step = policy[phase]!.bind(policy);
-      return tracer?.policySpans ? traced(step, policy, tracer) : step;
+      return inPhase(tracer?.policySpans ? traced(step, policy, tracer) : step);
     });
     if (!condition) out.push(...steps);
-    else out.push((ctx, state) => (condition.test(ctx, state) ? runSteps(steps, ctx, state) : undefined));
+    else out.push(inPhase((ctx, state) => (condition.test(ctx, state) ? runSteps(steps, ctx, state) : undefined)));
   }
   return out;
 }

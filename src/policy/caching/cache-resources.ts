@@ -89,7 +89,7 @@ export class CacheResources {
 
   /**
    * SemanticCacheLookup's vectors under `resource`. The embeddings model is one of its options: vectors of two models
-   * are not comparable.
+   * are not comparable (a Redis or PostgreSQL index is shared with other gateways, and the lookup's scope holds the model).
    * @throws CacheBackendUnavailableError for `redis` or `postgres` when the gateway has neither.
    * @throws CacheResourceConflictError when another policy of the flow named `resource` with other options.
    */

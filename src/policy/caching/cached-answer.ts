@@ -104,8 +104,9 @@ export function serveHit(ctx: RequestContext, direct: DirectResponse): void {
 /**
  * The last step of the admit phase of a flow with a cache and response policies: a hit answers without the response
  * flow, and an entry keeps the answer's body alone, so the header changes the response policies of this request
- * make (`x-app: {developer.email}`) are made to its hit here, once every request policy has run, over the headers
- * the policies set for the answer as the proxy hands them to the flow.
+ * make (`x-app: {developer.email}`) are made to its hit here, at the end of admission (the request policies listed
+ * after the lookup do not run for a hit), over the headers the policies set for the answer as the proxy hands them
+ * to the flow.
  */
 export function hitHeaders(respond: readonly RespondStep[]): Step {
   return (ctx, state) => {

@@ -251,15 +251,6 @@ describe('rules', () => {
     assert.equal(caches.stats(name).storeErrors, 1);
   });
 
-  test('a request an earlier policy already answered is left alone', async () => {
-    const p = make();
-    const ctx = request();
-    ctx.directResponse = { status: 200, headers: {}, body: 'from elsewhere' };
-    await admit(p, ctx, tenant('app-1'));
-    assert.equal(ctx.directResponse.body, 'from elsewhere');
-    assert.equal(ctx.responseHeaders['x-cache'], undefined);
-  });
-
   test('a Responses API answer (which says "error": null) is stored and replayed', async () => {
     const p = make();
     const ask = () => fakeContext({ url: '/v1/responses', operation: 'responses', body: { input: 'hi', temperature: 0, store: false, messages: undefined } });

@@ -66,8 +66,6 @@ export const responseCache = ((name: string, spec: unknown, deps: CacheDeps) => 
     name,
     answerEdits: 'none',
     admit(ctx: RequestContext, state: ApimState) {
-      // An earlier policy answered already (another cache): nothing to look up, nothing to store.
-      if (ctx.directResponse) return;
       const tenant = scopeOf(ctx, state);
       const op = ctx.operation;
       // A stored response's answer names a response on the server that made it, owned by the app that asked: replayed,

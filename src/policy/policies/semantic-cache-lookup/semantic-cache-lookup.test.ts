@@ -165,6 +165,15 @@ for (const backend of BACKENDS) {
       assert.ok((await ask(perProduct, PARAPHRASE, {}, tenant('app-2', 'gold'))).directResponse, 'same product');
       assert.equal((await ask(perProduct, PROMPT, {}, tenant('app-1', 'silver'))).directResponse, undefined, 'another product');
     });
+
+    test('never across embeddings models: a shared index holds the vectors of gateways on another model', async () => {
+      const cacheResource = unique('shared');
+      await prime(make({ cacheResource }), PROMPT, 'Paris.');
+      // The stub embeds alike under every model name, as two models of one size give vectors of one length.
+      const switched = make({ cacheResource, embeddings: { url: emb.url, model: 'e-next', timeout: '300ms' } });
+      // Before: a hit at similarity 1 on Redis and PostgreSQL, the other model's vectors compared as this one's.
+      assert.equal((await ask(switched, PROMPT)).directResponse, undefined);
+    });
   });
 }
 

@@ -43,10 +43,14 @@ export const semanticCacheLookup = ((name: string, spec: unknown, deps: CacheDep
     return media ? `\n${media}` : '';
   };
 
-  /** Tenant, models, upstream, query string, the answer's shape and context, hashed: index keys carry no names and no prompt text. */
+  /**
+   * Tenant, models, upstream, query string, the answer's shape and context, hashed: index keys carry no names and no
+   * prompt text. The embeddings model too: a shared index (Redis, PostgreSQL) holds the vectors of other gateways, and
+   * of this one before its model changed, and two models' vectors are not comparable however alike their size.
+   */
   const scopeKey = (tenant: string, ctx: RequestContext, body: OpenAIBody) =>
     createHash('sha256')
-      .update(`${resource}\n${tenant}\n${ctx.model}\n${ctx.targetModel ?? ctx.model}\n${upstreamOf(ctx) ?? ''}\n${forwardedQuery(ctx) ?? ''}\n${answerShape(ctx.operation, body)}\n${s.matchContext ? contextDigest(body, source) : ''}${mediaSuffix(body)}`)
+      .update(`${resource}\n${s.embeddings.model}\n${tenant}\n${ctx.model}\n${ctx.targetModel ?? ctx.model}\n${upstreamOf(ctx) ?? ''}\n${forwardedQuery(ctx) ?? ''}\n${answerShape(ctx.operation, body)}\n${s.matchContext ? contextDigest(body, source) : ''}${mediaSuffix(body)}`)
       .digest('base64url');
 
   async function lookup(ctx: RequestContext, tenant: string, scope: string, prompt: string, search: boolean): Promise<void> {
@@ -80,7 +84,6 @@ export const semanticCacheLookup = ((name: string, spec: unknown, deps: CacheDep
     type: SEMANTIC_CACHE_LOOKUP,
     name,
     admit(ctx: RequestContext, state: ApimState) {
-      if (ctx.directResponse) return;
       const body = ctx.body;
       const tenant = scopeOf(ctx, state);
       const prompt = body && ctx.operation && STREAMABLE.has(ctx.operation) ? userPrompt(body, source) : undefined;
