@@ -69,8 +69,7 @@ export const sanitizeUserPrompt: PolicyFactory = (name, spec) => {
       return classifier?.failures ?? 0;
     },
     admit(ctx: RequestContext) {
-      // Nothing reaches a model server after an earlier policy answered (a cache hit).
-      if (!ctx.body || ctx.directResponse || (!scanner.active && !classifier)) return;
+      if (!ctx.body || (!scanner.active && !classifier)) return;
       const { texts, unreadable } = promptSlots(ctx.body, roles);
       if (unreadable && refusesUnread) refuseUnread(unreadable);
       if (!scanner.active) return judge(ctx, texts, []);
