@@ -7,6 +7,7 @@ import { request } from 'undici';
 import { startGateway } from '../src/gateway/gateway.js';
 import { AnalyticsRecords } from '../src/store/index.js';
 import { startStub } from './helpers/stub-upstream.js';
+import { closeEnvoyClients, envoyExchange } from './helpers/extproc-envoy.js';
 import { collectingLogger } from './helpers/log-lines.js';
 import { manifest, poolAndModel } from './helpers/manifests.js';
 import { untilEndpoints } from './helpers/pool-ready.js';
@@ -27,6 +28,8 @@ test('a cache hit has a TTFT in the metrics, its usage record and the access log
     host: '127.0.0.1',
     watch: false,
     logger,
+    extprocPort: 0,
+    extproc: { requestBodyMode: 'BUFFERED' },
   });
   try {
     await untilEndpoints(gw);
@@ -40,21 +43,30 @@ test('a cache hit has a TTFT in the metrics, its usage record and the access log
       await r.body.dump();
       assert.deepEqual([r.statusCode, r.headers['x-cache']], [200, i === 0 ? 'MISS' : 'HIT']);
     }
-    assert.equal(upstream.requests.length, 1);
+    // Over ext_proc a hit is Envoy's local reply, timed the same way.
+    const extprocIds = ['ttft-extproc-miss', 'ttft-extproc-hit'];
+    for (const [i, id] of extprocIds.entries()) {
+      const body = JSON.stringify({ model: 'm', temperature: 0, messages: [{ role: 'user', content: 'cache me over ext_proc' }] });
+      const r = await envoyExchange(`127.0.0.1:${gw.extprocPort}`, { path: '/v1/chat/completions', headers: { 'content-type': 'application/json', 'x-request-id': id }, body, upstream: upstream.url, responseBodyMode: 'BUFFERED' });
+      assert.deepEqual([r.status, r.headers['x-cache']], [200, i === 0 ? 'MISS' : 'HIT']);
+    }
+    ids.push(...extprocIds);
+    assert.equal(upstream.requests.length, 2);
 
     const text = await (await request(`${gw.adminUrl}/metrics`)).body.text();
     const value = (series: string) => Number(text.split('\n').find((l) => l.startsWith(`${series} `))?.split(' ')[1]);
-    assert.equal(value('inference_objective_request_ttft_seconds_count{model_name="m",target_model_name="m"}'), 3);
+    assert.equal(value('inference_objective_request_ttft_seconds_count{model_name="m",target_model_name="m"}'), 5);
 
     await gw.analytics!.flush();
     const rows = await new AnalyticsRecords(gw.apim!.db).kysely.selectFrom('analytics_records').select(['request_id', 'ttft_ms', 'latency_ms']).where('request_id', 'in', ids).execute();
-    assert.equal(rows.length, 3);
+    assert.equal(rows.length, 5);
     for (const row of rows) {
       assert.ok(row.ttft_ms !== null && Number(row.ttft_ms) <= Number(row.latency_ms), `${row.request_id}: ttft ${row.ttft_ms}, latency ${row.latency_ms}`);
     }
 
     for (const id of ids) assert.equal(typeof lines.find((l) => l.msg === 'request' && l.requestId === id)?.ttftMs, 'number', `${id} logs its TTFT`);
   } finally {
+    closeEnvoyClients();
     await gw.close();
     await upstream.close();
   }

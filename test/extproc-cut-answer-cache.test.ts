@@ -1,17 +1,18 @@
 // ext_proc: an answer whose body Envoy ends by closing the stream, without end_of_stream or trailers, was cut short
 // (the upstream reset mid-body): a ResponseCache filling must not store what arrived as though it were the answer.
+// Whichever way Envoy closes it: its own half-close and reset, or a half-close alone (its opt-in graceful close).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { ExtprocClient } from '../src/extproc/client.js';
 import { chatAnswer } from '../src/policy/caching/testing.js';
 import { createApp, untilKeyKnown, type IssuedApp } from './helpers/apim-admin.js';
-import { headerMap, sendChatRequest } from './helpers/extproc-envoy.js';
+import { ENVOY_ENDS, headerMap, sendChatRequest } from './helpers/extproc-envoy.js';
 import { apiKeyManifests, manifest } from './helpers/manifests.js';
 import { sleep, startStub, type Stub } from './helpers/stub-upstream.js';
 
-// Cacheable: temperature 0.
-const BODY = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'cut me short' }], temperature: 0 });
+// Cacheable: temperature 0. One prompt per test, so that each fills its own entry.
+const body = (content: string) => JSON.stringify({ model: 'm', messages: [{ role: 'user', content }], temperature: 0 });
 
 let stub: Stub;
 let gw: Gateway;
@@ -46,26 +47,29 @@ after(async () => {
   await stub?.close();
 });
 
-test('an answer Envoy ends by closing the stream mid-body is not cached; one that ends is', async () => {
-  const answer = Buffer.from(JSON.stringify(chatAnswer('a whole-looking answer', 'm')));
-  const respond = async (end: boolean) => {
-    const call = client.open(10_000);
-    const decided = await sendChatRequest(call, BODY, app.key);
-    assert.equal(decided.immediate_response, undefined, 'not answered from the cache');
-    await call.send({ response_headers: { headers: headerMap([[':status', '200'], ['content-type', 'application/json']]), end_of_stream: false } });
-    await call.send({ response_body: { body: answer, end_of_stream: end } });
-    call.end();
-  };
-  const hit = async () => {
-    const call = client.open(10_000);
-    const decided = await sendChatRequest(call, BODY, app.key);
-    call.cancel();
-    return decided.immediate_response !== undefined;
-  };
-  await respond(false);
-  await sleep(100);
-  assert.equal(await hit(), false, 'what arrived before the stream closed was stored as the answer');
-  await respond(true);
-  for (let i = 0; i < 50 && !(await hit()); i++) await sleep(20);
-  assert.equal(await hit(), true, 'a complete answer is cached (the test can tell)');
-});
+for (const [how, close] of ENVOY_ENDS) {
+  test(`an answer Envoy ends by closing the stream (${how}) mid-body is not cached; one that ends is`, async () => {
+    const BODY = body(`cut me short, ${how}`);
+    const answer = Buffer.from(JSON.stringify(chatAnswer('a whole-looking answer', 'm')));
+    const respond = async (end: boolean) => {
+      const call = client.open(10_000);
+      const decided = await sendChatRequest(call, BODY, app.key);
+      assert.equal(decided.immediate_response, undefined, 'not answered from the cache');
+      await call.send({ response_headers: { headers: headerMap([[':status', '200'], ['content-type', 'application/json']]), end_of_stream: false } });
+      await call.send({ response_body: { body: answer, end_of_stream: end } });
+      close(call);
+    };
+    const hit = async () => {
+      const call = client.open(10_000);
+      const decided = await sendChatRequest(call, BODY, app.key);
+      call.cancel();
+      return decided.immediate_response !== undefined;
+    };
+    await respond(false);
+    await sleep(100);
+    assert.equal(await hit(), false, 'what arrived before the stream closed was stored as the answer');
+    await respond(true);
+    for (let i = 0; i < 50 && !(await hit()); i++) await sleep(20);
+    assert.equal(await hit(), true, 'a complete answer is cached (the test can tell)');
+  });
+}

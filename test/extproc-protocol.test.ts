@@ -14,7 +14,7 @@ import type { ProcessingRequest } from '../src/extproc/messages.js';
 import { EXT_PROC_SERVICE, extProcService } from '../src/extproc/protos.js';
 import { startExtprocServer, type ExtprocServer } from '../src/extproc/server.js';
 import { waitFor } from '../src/sim/testing.js';
-import { closeEnvoyClients, envoyExchange, headerMap } from './helpers/extproc-envoy.js';
+import { closeEnvoyClients, ENVOY_ENDS, envoyExchange, headerMap } from './helpers/extproc-envoy.js';
 import { poolAndModel, settings } from './helpers/manifests.js';
 import { startStub, sleep, type Stub } from './helpers/stub-upstream.js';
 import { RoundRobinPicker } from '../src/scheduler/round-robin.js';
@@ -198,35 +198,43 @@ describe('processing modes that show tollgate less of the exchange', () => {
   });
 });
 
-describe('streams Envoy abandons', () => {
-  test('cancelled after the decision (upstream in progress): the pick is released, the request accounted once', async () => {
-    const n = completed.length;
-    const call: ExtprocCall = client.open(10_000);
-    await call.send(requestHeaders());
-    const decided = await call.send({ request_body: { body: Buffer.from(CHAT), end_of_stream: true } });
-    assert.ok(decided.request_body?.response?.header_mutation);
-    assert.equal(picker.inFlight, 1);
-    call.cancel();
-    await waitFor(() => picker.inFlight === 0 && completed.length === n + 1, 3000, 'release and finish');
-    const ctx = completed.at(-1)!;
-    assert.equal(ctx.errorCode, 'client_closed');
-    assert.equal(ctx.attempts, 1, 'forwarded: a token reservation is kept, as the data plane keeps it');
-    await sleep(50);
-    assert.equal(completed.length, n + 1, 'finished exactly once');
-  });
+/** A reset alone, and the ways Envoy ends a stream. */
+const ENDS: [how: string, end: (call: ExtprocCall) => void][] = [['a reset', (call) => call.cancel()], ...ENVOY_ENDS];
 
-  test('cancelled mid-answer (an SSE stream half sent): released with the status seen, accounted once', async () => {
-    const n = completed.length;
-    const call = client.open(10_000);
-    await call.send(requestHeaders());
-    await call.send({ request_body: { body: Buffer.from(CHAT), end_of_stream: true } });
-    await call.send({ response_headers: { headers: headerMap([[':status', '200'], ['content-type', 'text/event-stream']]) } });
-    await call.send({ response_body: { body: Buffer.from('data: {"choices":[{"delta":{"content":"he'), end_of_stream: false } });
-    call.cancel();
-    await waitFor(() => picker.inFlight === 0 && completed.length === n + 1, 3000, 'release and finish');
-    assert.equal(picker.releases.at(-1)?.status, 200);
-    assert.equal(completed.at(-1)!.errorCode, 'client_closed');
-  });
+describe('streams Envoy abandons', () => {
+  for (const [how, end] of ENDS) {
+    test(`ended with ${how} after the decision (upstream in progress): the pick is released, the request accounted once`, async () => {
+      const n = completed.length;
+      const call: ExtprocCall = client.open(10_000);
+      await call.send(requestHeaders());
+      const decided = await call.send({ request_body: { body: Buffer.from(CHAT), end_of_stream: true } });
+      assert.ok(decided.request_body?.response?.header_mutation);
+      assert.equal(picker.inFlight, 1);
+      end(call);
+      await waitFor(() => picker.inFlight === 0 && completed.length === n + 1, 3000, 'release and finish');
+      const ctx = completed.at(-1)!;
+      // Untold Envoy's response body mode, the end Envoy gives every stream: the answer went on unseen
+      // (extproc-unseen-answer.test.ts).
+      assert.equal(ctx.answerUnseen, true);
+      assert.equal(ctx.errorCode, undefined);
+      assert.equal(ctx.attempts, 1, 'forwarded: a token reservation is kept, as the data plane keeps it');
+      await sleep(50);
+      assert.equal(completed.length, n + 1, 'finished exactly once');
+    });
+
+    test(`ended with ${how} mid-answer (an SSE stream half sent): a hang-up, released with the status seen, accounted once`, async () => {
+      const n = completed.length;
+      const call = client.open(10_000);
+      await call.send(requestHeaders());
+      await call.send({ request_body: { body: Buffer.from(CHAT), end_of_stream: true } });
+      await call.send({ response_headers: { headers: headerMap([[':status', '200'], ['content-type', 'text/event-stream']]) } });
+      await call.send({ response_body: { body: Buffer.from('data: {"choices":[{"delta":{"content":"he'), end_of_stream: false } });
+      end(call);
+      await waitFor(() => picker.inFlight === 0 && completed.length === n + 1, 3000, 'release and finish');
+      assert.equal(picker.releases.at(-1)?.status, 200);
+      assert.equal(completed.at(-1)!.errorCode, 'client_closed');
+    });
+  }
 
   test('cancelled while the body streams in: no pick was made, the request is accounted once', async () => {
     const n = completed.length;
@@ -238,17 +246,20 @@ describe('streams Envoy abandons', () => {
     assert.equal(picker.inFlight, 0);
   });
 
-  test('half-closed after the answer headers (response body mode NONE): a normal end, released as served', async () => {
-    const n = completed.length;
-    const call = client.open(10_000);
-    await call.send(requestHeaders());
-    await call.send({ request_body: { body: Buffer.from(CHAT), end_of_stream: true } });
-    await call.send({ response_headers: { headers: headerMap([[':status', '200'], ['content-type', 'application/json']]) } });
-    call.end();
-    await waitFor(() => picker.inFlight === 0 && completed.length === n + 1, 3000, 'release and finish');
-    assert.equal(completed.at(-1)!.errorCode, undefined);
-    assert.equal(completed.at(-1)!.status, 200);
-  });
+  for (const [how, end] of ENVOY_ENDS) {
+    test(`ended with ${how} after the answer headers (response body mode NONE): a normal end, released as served`, async () => {
+      const n = completed.length;
+      const call = client.open(10_000);
+      await call.send(requestHeaders());
+      await call.send({ request_body: { body: Buffer.from(CHAT), end_of_stream: true } });
+      await call.send({ response_headers: { headers: headerMap([[':status', '200'], ['content-type', 'application/json']]) } });
+      end(call);
+      await waitFor(() => picker.inFlight === 0 && completed.length === n + 1, 3000, 'release and finish');
+      assert.equal(completed.at(-1)!.errorCode, undefined);
+      assert.equal(completed.at(-1)!.status, 200);
+      assert.equal(picker.releases.at(-1)?.status, 200);
+    });
+  }
 });
 
 describe('request body limits', () => {
@@ -297,6 +308,22 @@ describe('request body limits', () => {
     assert.equal(cut.immediate_response?.status.code, 413);
     call.end();
     c.close();
+  });
+
+  test('BUFFERED_PARTIAL: a whole body Envoy sends without end_of_stream because trailers follow is judged, not refused', async () => {
+    const c = new ExtprocClient({ address: `127.0.0.1:${partial.port}` });
+    const n = completed.length;
+    try {
+      const call = c.open(10_000);
+      await call.send(requestHeaders());
+      const decided = await call.send({ request_body: { body: Buffer.from(CHAT), end_of_stream: false } });
+      assert.ok(decided.request_body?.response?.header_mutation?.set_headers?.some((h) => h.header.key === 'x-gateway-destination-endpoint'), JSON.stringify(decided).slice(0, 300));
+      assert.equal((await call.send({ request_trailers: { trailers: headerMap([]) } })).response, 'request_trailers');
+      call.end();
+      await waitFor(() => completed.length === n + 1 && picker.inFlight === 0, 3000, 'finish and release');
+    } finally {
+      c.close();
+    }
   });
 
   test('a buffered body over the limit → 413, the same answer the data plane gives', async () => {

@@ -1,22 +1,33 @@
-// ext_proc with Envoy's response events skipped (response_header_mode SKIP): tollgate forwards the request and never
-// sees the answer. The token reservation must stand, as for an answer seen without usage — before, the stream's end
-// (a half-close, or trailers alone) refunded it, so token quotas counted nothing for such a listener.
-import { after, before, test } from 'node:test';
+// ext_proc exchanges whose answer's end tollgate does not see. Envoy ends every stream alike, done or not: a
+// half-close and a reset at once (a half-close alone only with its opt-in graceful close). Untold Envoy's response
+// body mode, that end cannot be told from a hang-up: the answer went on unseen (response events skipped, or
+// response_body_mode NONE) and the token reservation stands. Before, the reset refunded it — token quotas counted
+// nothing for such a listener — and a body-NONE success was recorded as a hang-up. Told the mode, Envoy sends every
+// answer's body, so a stream that ends before it was cut: reconciled to the prompt, as on HTTP (before, it was free
+// or charged the whole reservation).
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
-import { ExtprocClient } from '../src/extproc/client.js';
+import { ExtprocClient, type ExtprocCall } from '../src/extproc/client.js';
+import { startExtprocServer, type ExtprocServer } from '../src/extproc/server.js';
+import { silentLogger } from '../src/lib/logger.js';
 import { createApp, quotaReport, untilKeyKnown, type IssuedApp } from './helpers/apim-admin.js';
-import { closeEnvoyClients, sendChatRequest } from './helpers/extproc-envoy.js';
+import { closeEnvoyClients, ENVOY_ENDS, headerMap, sendChatRequest } from './helpers/extproc-envoy.js';
 import { apiKeyManifests, manifest } from './helpers/manifests.js';
-import { scrape } from '../src/sim/testing.js';
-import { sleep, startStub, type Stub } from './helpers/stub-upstream.js';
+import { scrape, waitFor } from '../src/sim/testing.js';
+import { startStub, type Stub } from './helpers/stub-upstream.js';
 
-const BODY = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hello there' }], max_tokens: 500 });
+const MAX_TOKENS = 500;
+const chat = (stream: boolean) => JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hello there' }], max_tokens: MAX_TOKENS, stream });
 
 let stub: Stub;
 let gw: Gateway;
 let app: IssuedApp;
-let client: ExtprocClient;
+/** The gateway's own listener, untold Envoy's response body mode. */
+let untold: ExtprocClient;
+/** A listener told `responseBodyMode: 'STREAMED'`, on the same data plane. */
+let toldServer: ExtprocServer;
+let told: ExtprocClient;
 
 before(async () => {
   stub = await startStub();
@@ -35,66 +46,126 @@ before(async () => {
   });
   app = await createApp(gw.adminUrl, ['gold'], 'unseen');
   await untilKeyKnown(gw.url, app.key);
-  client = new ExtprocClient({ address: `127.0.0.1:${gw.extprocPort}` });
+  untold = new ExtprocClient({ address: `127.0.0.1:${gw.extprocPort}` });
+  toldServer = await startExtprocServer({ dataPlane: gw.dataPlane, logger: silentLogger }, { port: 0, host: '127.0.0.1', responseBodyMode: 'STREAMED' });
+  told = new ExtprocClient({ address: `127.0.0.1:${toldServer.port}` });
 });
 
 after(async () => {
-  client?.close();
+  untold?.close();
+  told?.close();
   closeEnvoyClients();
+  await toldServer?.close(100);
   await gw?.close();
   await stub?.close();
 });
 
 const used = async () => (await quotaReport(gw.url, app.key)).body.products[0].operationSets[0].llmTokenQuota.used as number;
 
-/** A stream with the request's headers and body sent, as Envoy sends them: tollgate has decided and picked. */
-async function sendRequest(): Promise<ReturnType<ExtprocClient['open']>> {
+/** tollgate_requests_total by status for model m, and inference_objective_request_error_total for client_closed. */
+async function counts(): Promise<{ byStatus: Record<string, number>; hangUps: number; requests: number }> {
+  const byStatus: Record<string, number> = {};
+  let hangUps = 0;
+  let requests = 0;
+  for (const m of await scrape(gw.adminUrl)) {
+    // The quota reports this test reads count too (model "").
+    if (m.name === 'tollgate_requests_total' && m.labels.model === 'm') {
+      byStatus[m.labels.status] = (byStatus[m.labels.status] ?? 0) + m.value;
+      requests += m.value;
+    } else if (m.name === 'inference_objective_request_error_total' && m.labels.error_code === 'client_closed') hangUps += m.value;
+  }
+  return { byStatus, hangUps, requests };
+}
+
+interface Outcome {
+  reserved: number;
+  counted: number;
+  /** The status it was counted under, and whether it was a hang-up. */
+  status: string;
+  hangUp: boolean;
+}
+
+/**
+ * The request's headers and body as Envoy sends them (tollgate decides and picks), then `answer`'s response events,
+ * then `end`; what it reserved, what it came to, and how it was counted once accounted.
+ */
+async function exchange(client: ExtprocClient, stream: boolean, answer: (call: ExtprocCall) => Promise<unknown>, end: (call: ExtprocCall) => void): Promise<Outcome> {
+  const start = await used();
+  const was = await counts();
   const call = client.open(10_000);
-  await sendChatRequest(call, BODY, app.key);
-  return call;
-}
-
-/** Sends the request's headers and body, then `finish`; returns the tokens reserved and those counted at the end. */
-async function exchange(finish: (call: ReturnType<ExtprocClient['open']>) => Promise<void>): Promise<{ reserved: number; counted: number }> {
-  const start = await used();
-  const call = await sendRequest();
+  const decided = await sendChatRequest(call, chat(stream), app.key);
+  assert.equal(decided.immediate_response, undefined, decided.immediate_response?.body?.toString());
   const reserved = (await used()) - start;
-  await finish(call);
-  for (let i = 0; i < 50 && (await used()) - start === reserved; i++) await sleep(20);
-  return { reserved, counted: (await used()) - start };
+  await answer(call);
+  end(call);
+  let now = was;
+  await waitFor(async () => (now = await counts()).requests === was.requests + 1, 5000, 'the request accounted');
+  const status = Object.keys(now.byStatus).find((s) => now.byStatus[s] !== (was.byStatus[s] ?? 0))!;
+  return { reserved, counted: (await used()) - start, status, hangUp: now.hangUps === was.hangUps + 1 };
 }
 
-test('a stream Envoy ends without any response event keeps the reservation', async () => {
-  const r = await exchange(async (call) => call.end());
-  assert.ok(r.reserved > 500, `reserved ${r.reserved}`);
-  assert.equal(r.counted, r.reserved);
-});
+const nothing = async () => {};
+const head = (contentType: string) => (call: ExtprocCall) => call.send({ response_headers: { headers: headerMap([[':status', '200'], ['content-type', contentType]]), end_of_stream: false } });
+const SSE_START = 'data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"to';
 
-test('a stream that ends with response trailers alone keeps the reservation', async () => {
-  const r = await exchange(async (call) => {
-    await call.send({ response_trailers: { trailers: { headers: [] } } });
-    call.end();
+for (const [how, end] of ENVOY_ENDS) {
+  describe(`Envoy ends the stream with ${how}`, () => {
+    test('untold, after no response event (response events skipped): the answer is unseen, its reservation kept', async () => {
+      const r = await exchange(untold, false, nothing, end);
+      assert.ok(r.reserved > MAX_TOKENS, `reserved ${r.reserved}`);
+      assert.deepEqual(r, { reserved: r.reserved, counted: r.reserved, status: '0', hangUp: false });
+    });
+
+    test('untold, after response trailers alone: the reservation kept', async () => {
+      const r = await exchange(untold, false, (call) => call.send({ response_trailers: { trailers: { headers: [] } } }), end);
+      assert.deepEqual(r, { reserved: r.reserved, counted: r.reserved, status: '0', hangUp: false });
+    });
+
+    test("untold, after the answer's 200 head alone (response_body_mode NONE): a 200, no hang-up, its reservation kept", async () => {
+      const r = await exchange(untold, false, head('application/json'), end);
+      assert.deepEqual(r, { reserved: r.reserved, counted: r.reserved, status: '200', hangUp: false });
+    });
+
+    test('untold, after a piece of the body without its end: a hang-up mid-answer (Envoy sends the body), reconciled to the prompt', async () => {
+      const r = await exchange(
+        untold,
+        true,
+        async (call) => {
+          await head('text/event-stream')(call);
+          await call.send({ response_body: { body: Buffer.from(SSE_START), end_of_stream: false } });
+        },
+        end,
+      );
+      assert.deepEqual(r, { reserved: r.reserved, counted: r.reserved - MAX_TOKENS, status: '200', hangUp: true });
+    });
+
+    test('told, after no response event: a hang-up before the answer, reconciled to the prompt alone', async () => {
+      const r = await exchange(told, false, nothing, end);
+      assert.deepEqual(r, { reserved: r.reserved, counted: r.reserved - MAX_TOKENS, status: '499', hangUp: true });
+    });
+
+    test("told, after the answer's 200 head alone: a hang-up before any of the body, reconciled to the prompt alone", async () => {
+      const r = await exchange(told, false, head('application/json'), end);
+      assert.deepEqual(r, { reserved: r.reserved, counted: r.reserved - MAX_TOKENS, status: '200', hangUp: true });
+    });
+
+    test('told, after the answer ended: reconciled to its usage, no hang-up', async () => {
+      const answer = JSON.stringify({ id: 'c', object: 'chat.completion', choices: [], usage: { prompt_tokens: 7, completion_tokens: 3, total_tokens: 10 } });
+      const r = await exchange(
+        told,
+        false,
+        async (call) => {
+          await head('application/json')(call);
+          await call.send({ response_body: { body: Buffer.from(answer), end_of_stream: true } });
+        },
+        end,
+      );
+      assert.deepEqual(r, { reserved: r.reserved, counted: 10, status: '200', hangUp: false });
+    });
   });
-  assert.ok(r.reserved > 500, `reserved ${r.reserved}`);
-  assert.equal(r.counted, r.reserved);
-});
-
-/** inference_objective_request_error_total for client_closed, summed over its series. */
-async function clientClosedCount(): Promise<number> {
-  return (await scrape(gw.adminUrl))
-    .filter((m) => m.name === 'inference_objective_request_error_total' && m.labels.error_code === 'client_closed')
-    .reduce((sum, m) => sum + m.value, 0);
 }
 
-// In one process the reset's race with the half-close does not show (extproc-cancel.test.ts runs the gateway apart):
-// this holds what a cancel after the pick must come to.
-test('streams Envoy cancels after the pick (their clients went away) are client hang-ups, their reservations given back', async () => {
-  const before = await clientClosedCount();
-  const start = await used();
-  const cancels = 20;
-  for (let i = 0; i < cancels; i++) (await sendRequest()).cancel();
-  for (let i = 0; i < 100 && (await clientClosedCount()) - before < cancels; i++) await sleep(20);
-  assert.equal((await clientClosedCount()) - before, cancels);
-  // Hang-ups before any answer: every reservation is given back (an unseen answer would have kept it).
-  assert.equal((await used()) - start, 0);
+test('untold, a cancel after the pick (a client gone, or Envoy done) keeps the reservation, as Envoy ending the stream does', async () => {
+  const r = await exchange(untold, false, nothing, (call) => call.cancel());
+  assert.deepEqual(r, { reserved: r.reserved, counted: r.reserved, status: '0', hangUp: false });
 });

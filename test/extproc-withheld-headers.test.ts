@@ -1,6 +1,8 @@
 // What a policy decision point keeps from the model server over ext_proc, in every request body mode: a client's own
 // identity headers, and the header or query parameter a VerifyAPIKey reads its key from. In STREAMED (and NONE)
-// mode Envoy sends the headers upstream with the answer to them, so that answer must withhold them.
+// mode Envoy sends the headers upstream with the answer to them, so that answer must withhold them — and ask for an
+// uncompressed answer (accept-encoding: identity), which only the decision asked for before: the client's gzip went
+// upstream, and a model server that honoured it had its answer refused (502) or its usage unread.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
@@ -65,7 +67,7 @@ for (const [ref, inHeader, viaAdmin] of [
     const exchange = (requestBodyMode: BodyMode) =>
       envoyExchange(`127.0.0.1:${gw.extprocPort}`, {
         path: inHeader ? '/v1/chat/completions?tenant=t1' : `/v1/chat/completions?tenant=t1&apikey=${app.key}`,
-        headers: { 'content-type': 'application/json', ...FORGED, ...(inHeader && { 'x-key': app.key }) },
+        headers: { 'content-type': 'application/json', 'accept-encoding': 'gzip, br', ...FORGED, ...(inHeader && { 'x-key': app.key }) },
         body: BODY,
         requestBodyMode,
         upstream: stub.url,
@@ -93,6 +95,7 @@ for (const [ref, inHeader, viaAdmin] of [
         assert.equal(sent.headers['x-tollgate-app'], real.app);
         assert.equal(sent.headers['x-tollgate-product'], real.product);
         assert.notEqual(sent.headers['x-tollgate-developer'], FORGED['x-tollgate-developer']);
+        assert.equal(sent.headers['accept-encoding'], 'identity');
       });
     }
   });

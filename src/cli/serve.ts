@@ -22,7 +22,7 @@ export function serveCommand(): Command {
     .option('--tls-key <file>', 'private key for --tls-cert (PEM)')
     .option('--extproc-roles <list>', 'what the ext_proc listener plays: pdp (policy decision point), epp (endpoint picker), or both', parseRoles)
     .addOption(new Option('--extproc-body-mode <mode>', "Envoy's request_body_mode, which its messages do not tell (default: a body message without end_of_stream is a STREAMED chunk)").choices(['BUFFERED', 'BUFFERED_PARTIAL', 'STREAMED']))
-    .addOption(new Option('--extproc-response-body-mode <mode>', "Envoy's response_body_mode (default: a body message without end_of_stream is a STREAMED chunk)").choices(['BUFFERED', 'STREAMED']))
+    .addOption(new Option('--extproc-response-body-mode <mode>', "Envoy's response_body_mode; told, a stream that ends before an answer's body does is a hang-up (default: unknown, as NONE or STREAMED)").choices(['BUFFERED', 'STREAMED']))
     .option('--extproc-tls-cert <file>', 'serve ext_proc over TLS with this certificate (PEM)')
     .option('--extproc-tls-key <file>', 'private key for --extproc-tls-cert (PEM)')
     .option('--extproc-tls-ca <file>', 'require client certificates this CA signed (mTLS)')

@@ -24,7 +24,8 @@ export function immediateResponse(ctx: RequestContext, r: ErrorResponse | Direct
   const body = typeof r.body === 'string' ? Buffer.from(r.body) : r.body;
   // Envoy sends this body to the client: these are the bytes out, as the data plane counts its own answers.
   ctx.bytesOut = body.length;
-  // A cache hit is the answer the client reads: its text is logged as a model server's is.
+  // A cache hit is the answer the client reads: its text is logged, and its TTFT taken, as a model server's are.
+  if (ctx.operation && isSuccess(r.status)) ctx.ttftMs = performance.now() - ctx.start;
   if (ctx.completion && isSuccess(r.status)) readAnswerText(ctx.completion, r);
   return {
     immediate_response: {

@@ -8,6 +8,8 @@ import type { RequestContext } from '../gateway/context.js';
 import { newContext, type DataPlane } from '../gateway/data-plane.js';
 import { gatewayError, type ErrorResponse } from '../gateway/errors.js';
 import type { DirectResponse } from '../gateway/hooks.js';
+import { usageAtEnd } from '../gateway/estimated-usage.js';
+import { jsonText } from '../lib/json-text.js';
 import type { Logger } from '../lib/logger.js';
 import { readHeaderMap } from './headers.js';
 import { immediateResponse } from './immediate.js';
@@ -37,6 +39,11 @@ export interface StreamSettings {
   wholeBodies: boolean;
   /** The same for answers (response_body_mode BUFFERED). */
   wholeResponses: boolean;
+  /**
+   * Envoy sends every answer's body (told response_body_mode BUFFERED or STREAMED): a stream that ends before the
+   * body's end was cut. Untold, it may send none (NONE, or every response event skipped).
+   */
+  answerBodies: boolean;
   /** How much longer than the model's response timeout Envoy may leave the stream silent. */
   idleMarginMs: number;
   /** For the models list's `created`. */
@@ -74,6 +81,8 @@ export class ProcessStream {
   /** Index of the endpoint Envoy reported as the one that served (x-gateway-destination-endpoint-served). */
   #served = 0;
   #response: ResponsePhase | undefined;
+  /** A piece of the answer's body came: Envoy sends this answer's body. */
+  #answerBody = false;
   #busy = false;
   #pending: ProcessingRequest[] = [];
   #halfClosed = false;
@@ -118,10 +127,10 @@ export class ProcessStream {
   };
 
   /**
-   * A reset (Envoy's client went away) ends the readable side too, and 'cancelled' follows once the HTTP/2 stream has
-   * closed: one to four loop turns later in tests, with I/O between them, so no count of turns tells the two apart
-   * (with one, about half the resets after a pick were taken for a normal end with the answer unseen). A half-close
-   * is judged normal when no cancel came within END_GRACE_MS and the I/O polled after it.
+   * A reset ends the readable side too, and 'cancelled' follows once the HTTP/2 stream has closed: one to four loop
+   * turns later in tests, with I/O between them, so no count of turns tells the two apart. A half-close is taken for
+   * one alone (Envoy's opt-in graceful close) when no cancel came within END_GRACE_MS and the I/O polled after it:
+   * the answers still owed then go out, where a reset abandons a decision in progress (#abandonedAtEnd).
    */
   #onEnd = (): void => {
     setTimeout(
@@ -172,8 +181,34 @@ export class ProcessStream {
   /** Cancelled by Envoy (or failed in transport): nothing more can be written. */
   #onAbort = (): void => {
     this.#callEnded = true;
-    this.#close(true);
+    this.#close(this.#abandonedAtEnd());
   };
+
+  /**
+   * Whether the stream's end, however Envoy sent it, leaves the exchange abandoned (an answer that went on unseen is
+   * marked so). Envoy ends every stream alike:
+   * END_STREAM then RST_STREAM(CANCEL) (client_impl.cc close(); a half-close alone only with the opt-in
+   * ext_proc_graceful_grpc_close), once it expects no more messages and when its HTTP stream is destroyed, a client's
+   * hang-up or a normal end. So before the answer's end only Envoy's processing mode tells them apart: an answer whose
+   * body Envoy sends (told so, or a piece came) was cut; otherwise it went on unseen (response_body_mode NONE, or every
+   * response event skipped), as it would at its end, and what it may have cost stands.
+   */
+  #abandonedAtEnd(): boolean {
+    switch (this.#state) {
+      case 'forwarded':
+        if (this.#s.answerBodies) return true;
+        this.#ctx!.answerUnseen = true;
+        return false;
+      case 'response-body':
+        return this.#s.answerBodies || this.#answerBody;
+      case 'response-done':
+      case 'replied':
+        return false;
+      default:
+        // The request's own part: Envoy owes the rest of the body, or awaits the decision.
+        return true;
+    }
+  }
 
   #process(msg: ProcessingRequest): void {
     let answer: Answer | Promise<Answer>;
@@ -277,12 +312,22 @@ export class ProcessStream {
     }
     if (chunk.length > 0) this.#chunks.push(chunk);
     if (ended) return this.#decide('request_body', () => Promise.resolve(this.#chunks.length === 1 ? this.#chunks[0] : Buffer.concat(this.#chunks, this.#bytes)));
-    if (this.#s.truncatedBodies) {
-      return this.#decide('request_body', () => Promise.reject(gatewayError('TG_ERR_BODY_TOO_LARGE', "The request body is larger than Envoy's ext_proc buffer")));
-    }
+    if (this.#s.truncatedBodies) return this.#partialBody();
     // A streamed chunk: held back (cleared) until the whole body is known and judged.
     this.#heldChunks++;
     return { request_body: { response: { body_mutation: CLEAR } } };
+  }
+
+  /**
+   * A BUFFERED_PARTIAL body without end_of_stream: Envoy sends one when its buffer filled (the rest then passes on
+   * unexamined) and when trailers follow a body that fit (ext_proc.cc onTrailers), sending those only once this is
+   * answered. Only a whole body is complete JSON (a cut object never parses): judged as one, anything else 413.
+   */
+  #partialBody(): Promise<Answer> {
+    const body = Buffer.concat(this.#chunks, this.#bytes);
+    if (!isJson(body)) return this.#decide('request_body', () => Promise.reject(gatewayError('TG_ERR_BODY_TOO_LARGE', "The request body is larger than Envoy's ext_proc buffer")));
+    this.#bodyEnded = true;
+    return this.#decide('request_body', () => Promise.resolve(body));
   }
 
   #requestTrailers(): Answer | Promise<Answer> {
@@ -320,6 +365,8 @@ export class ProcessStream {
       this.#complete(true);
       return undefined;
     }
+    // Envoy sends it upstream on this answer: a hang-up from here on is reconciled to its prompt, as on HTTP.
+    ctx.sentUpstream = true;
     const a = requestAnswer(this.#s.dataPlane, ctx, outcome, this.#s.roles, this.#raw, this.#heldChunks > 0);
     const metadata = a.dynamic_metadata && { dynamic_metadata: a.dynamic_metadata };
     if (kind === 'request_trailers') return { request_trailers: {}, ...metadata };
@@ -427,6 +474,7 @@ export class ProcessStream {
     if (this.#state !== 'response-body') {
       throw outOfOrder(this.#state === 'response-done' ? 'response_body after the end of the response' : 'response_body before the request was decided');
     }
+    this.#answerBody = true;
     // BUFFERED: Envoy sends the answer once, without end_of_stream when trailers follow (ext_proc.cc onTrailers).
     const end = b.end_of_stream === true || this.#s.wholeResponses;
     const dp = this.#s.dataPlane;
@@ -481,11 +529,12 @@ export class ProcessStream {
     this.#completed = true;
     const ctx = this.#ctx;
     if (!ctx) return;
+    // First: the usage of a hang-up before any of the answer reached the client is its prompt (estimated-usage.ts).
+    if (abandoned) ctx.errorCode ??= 'client_closed';
     if (this.#response) {
       if (this.#state === 'response-done') this.#response.end();
       else this.#response.abandon();
-    }
-    if (abandoned) ctx.errorCode ??= 'client_closed';
+    } else if (abandoned) ctx.usage ??= usageAtEnd(ctx, null);
     const o = this.#outcome;
     // An abandoned exchange says nothing about the endpoint's health: it is released as reached. Released with the
     // model server's status, as the data plane is: tollgate's own refusal of a good answer (a response policy, a
@@ -498,15 +547,11 @@ export class ProcessStream {
     if (answer && !this.#callEnded) this.#call.write(answer);
   }
 
-  /** Envoy half-closed and every answer is out: the exchange is over (a response Envoy did not show us ends here). */
+  /** Envoy half-closed and every answer is out: the stream is over, and the exchange with it (#abandonedAtEnd). */
   #endCall(): void {
-    // The body never said it was over (no end_of_stream, no trailers): it was cut short, and is ended as abandoned.
-    if (this.#state === 'response-body') this.#complete(false);
-    // Forwarded, then the stream ended without a response event: Envoy skips them (response_header_mode SKIP).
-    if (this.#state === 'forwarded') this.#ctx!.answerUnseen = true;
     // Envoy ended the stream with the request's body never sent: it went upstream, and its answer back, unjudged.
     if (this.#state === 'request-body') this.#s.unjudged(this.#ctx!);
-    this.#close(this.#state === 'request-body');
+    this.#close(this.#abandonedAtEnd());
     if (this.#callEnded) return;
     this.#callEnded = true;
     this.#call.end();
@@ -533,5 +578,15 @@ export class ProcessStream {
     if (this.#callEnded) return;
     this.#callEnded = true;
     this.#call.emit('error', { code: protocol ? err.code : loadGrpc().status.INTERNAL, details: protocol ? err.message : 'internal error' });
+  }
+}
+
+/** A body that parses as JSON (as the data plane reads it: UTF-8, a byte order mark skipped). */
+function isJson(body: Buffer): boolean {
+  try {
+    JSON.parse(jsonText(body));
+    return true;
+  } catch {
+    return false;
   }
 }

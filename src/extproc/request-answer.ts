@@ -45,12 +45,13 @@ export function removedHeaders(roles: Roles, into: MutationBuilder): MutationBui
 
 /**
  * The answer to the headers of a request whose body follows. `headersGoNow`: Envoy sends the headers upstream with
- * it and applies no header change from a later answer (request_body_mode STREAMED or NONE), so a policy decision
- * point withholds now every header and query parameter a credential policy may read its credential from, before
- * any policy has run.
+ * it and applies no header change from a later answer (request_body_mode STREAMED or NONE), so the decision's
+ * `accept-encoding: identity` is asked for now, and a policy decision point withholds now every header and query
+ * parameter a credential policy may read its credential from, before any policy has run.
  */
 export function requestHeadersAnswer(ctx: RequestContext, roles: Roles, raw: boolean, headersGoNow: boolean): CommonResponse {
   const headers = removedHeaders(roles, new MutationBuilder(raw));
+  if (headersGoNow) headers.set('accept-encoding', 'identity');
   const sources = ctx.hooks!.credentialSources;
   if (roles.pdp && headersGoNow && sources) {
     for (const name of sources.headers) if (ctx.headers[name] !== undefined) headers.remove(name);

@@ -32,7 +32,10 @@ export interface ExtprocServerOptions {
   requestBodyMode?: 'BUFFERED' | 'BUFFERED_PARTIAL' | 'STREAMED';
   /**
    * Envoy's processing_mode.response_body_mode. Unset, a body message without end_of_stream is a chunk of a STREAMED
-   * answer. BUFFERED: it is the whole body of an answer with trailers.
+   * answer, and Envoy may send no answer bodies at all (NONE): a stream that ends before an answer's body does, as
+   * Envoy ends every stream, leaves that answer unseen (its status, if its headers came; its token reservation kept).
+   * BUFFERED: a body message without end_of_stream is the whole body of an answer with trailers. Told either mode,
+   * Envoy sends every answer's body, so a stream that ends before its end was cut: a hang-up, as on HTTP.
    */
   responseBodyMode?: 'BUFFERED' | 'STREAMED';
   /**
@@ -107,6 +110,7 @@ export class ExtprocServer {
       truncatedBodies: options.requestBodyMode === 'BUFFERED_PARTIAL',
       wholeBodies: options.requestBodyMode === 'BUFFERED',
       wholeResponses: options.responseBodyMode === 'BUFFERED',
+      answerBodies: options.responseBodyMode !== undefined,
       idleMarginMs: options.idleMarginMs ?? IDLE_MARGIN_MS,
       created: Math.floor(Date.now() / 1000),
       logger: deps.logger,

@@ -59,6 +59,21 @@ export function closeEnvoyClients(): void {
   clients.clear();
 }
 
+/**
+ * Ends `call` as Envoy ends every ext_proc stream, whether the exchange is over or its client hung up: END_STREAM,
+ * then RST_STREAM(CANCEL) at once (client_impl.cc close()).
+ */
+export function envoyEnd(call: ExtprocCall): void {
+  call.end();
+  call.cancel();
+}
+
+/** Envoy's two ways of ending a stream: its own, and a half-close alone (opt-in: ext_proc_graceful_grpc_close). */
+export const ENVOY_ENDS: [how: string, end: (call: ExtprocCall) => void][] = [
+  ['a half-close and a reset', envoyEnd],
+  ['a half-close alone', (call) => call.end()],
+];
+
 export function headerMap(pairs: [string, string][], stringValues = false): HeaderMap {
   return { headers: pairs.map(([key, v]) => (stringValues ? { key, value: v } : { key, raw_value: Buffer.from(v, 'latin1') })) };
 }

@@ -2,13 +2,14 @@
 // ExtprocGatewayArgs; prints `READY <port> <adminPort> <extprocPort>`; closes on SIGTERM or when stdin ends.
 import { pino } from 'pino';
 import { startGateway, type Gateway } from '../../src/gateway/gateway.js';
-import type { ExtprocRole } from '../../src/extproc/server.js';
+import type { ExtprocRole, ExtprocServerOptions } from '../../src/extproc/server.js';
 import { manifest } from './manifests.js';
 
 export interface ExtprocGatewayArgs {
   /** [kind, name, spec] for the manifest() helper. */
   manifests: [kind: string, name: string, spec: unknown][];
   roles?: ExtprocRole[];
+  responseBodyMode?: ExtprocServerOptions['responseBodyMode'];
 }
 
 const args = JSON.parse(process.argv[2] ?? '{}') as ExtprocGatewayArgs;
@@ -37,7 +38,7 @@ try {
     host: '127.0.0.1',
     watch: false,
     extprocPort: 0,
-    extproc: { roles: args.roles },
+    extproc: { roles: args.roles, responseBodyMode: args.responseBodyMode },
     logger: pino({ level: 'warn' }, process.stderr),
   });
   process.stdout.write(`READY ${gateway.port} ${gateway.adminPort} ${gateway.extprocPort}\n`);
