@@ -1,6 +1,6 @@
 // KeyValueMapOperations puts on the data plane: the entry alone is written (no audit row; nothing at all when the value
-// is unchanged) and, on PostgreSQL, read again by itself on the other replicas; no replica reloads its store or
-// rebuilds its policies for it.
+// is unchanged; nothing but a fault into a map nobody declares) and, on PostgreSQL, read again by itself on the other
+// replicas; no replica reloads its store or rebuilds its policies for it.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -10,7 +10,8 @@ import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import type { Manifest } from '../src/config/manifest.js';
 import { silentLogger } from '../src/lib/logger.js';
 import { DATABASE_BACKENDS, type TestDatabase } from '../src/store/test-databases.js';
-import { call, createApp, until, untilKeyKnown, type IssuedApp } from './helpers/apim-admin.js';
+import { KEY_VALUE_MAP_OPERATIONS_FAULTS } from '../src/policy/index.js';
+import { call, codeOf, createApp, until, untilKeyKnown, type IssuedApp } from './helpers/apim-admin.js';
 import { manifest } from './helpers/manifests.js';
 import { startStub, type Stub } from './helpers/stub-upstream.js';
 
@@ -29,10 +30,13 @@ function manifests(stubUrl: string): Manifest[] {
     manifest('KeyValueMapOperations', 'recall', { mapIdentifier: 'seen', get: [{ assignTo: 'kvm.last', key, defaultValue: 'none' }] }),
     manifest('AssignMessage', 'tell', { set: { headers: [{ name: 'x-last', value: '{kvm.last}' }] } }),
     manifest('KeyValueMapOperations', 'remember', { mapIdentifier: 'seen', put: [{ key, value: '{request.header.x-note}' }] }),
+    // No KeyValueMap declares `notebook`: the admin API makes (and deletes) it.
+    manifest('KeyValueMapOperations', 'jot', { mapIdentifier: 'notebook', put: [{ key, value: '{request.header.x-jot}' }] }),
     manifest('ApimTemplate', 'notes', {
       templates: [
         { policies: [{ kind: 'KeyValueMapOperations', name: 'recall' }, { kind: 'AssignMessage', name: 'tell' }] },
         { condition: "'x-note' in request.headers", policies: [{ kind: 'KeyValueMapOperations', name: 'remember' }] },
+        { condition: "'x-jot' in request.headers", policies: [{ kind: 'KeyValueMapOperations', name: 'jot' }] },
       ],
     }),
   ];
@@ -97,6 +101,23 @@ describe('on one gateway (SQLite)', () => {
     assert.equal(put.status, 200, JSON.stringify(put.body));
     assert.equal(await request(gw, app), 'from-admin');
     assert.equal(gw.apim.engine, engine);
+  });
+
+  test('a put into a map nobody declares faults and stores nothing: before the admin API makes it, and once it deletes it', async () => {
+    const jot = (note: string) => call(gw.url, 'POST', '/v1/chat/completions', { model: 'echo', messages: [{ role: 'user', content: 'hi' }] }, { 'x-api-key': app.key, 'x-jot': note });
+    const notebook = async () => (await gw.apim.db.kvm.listAll()).filter((e) => e.mapName === 'notebook').map((e) => e.value);
+    // Before: stored (from request data, of any size), where the admin API could neither list nor delete it.
+    const refused = await jot('before');
+    assert.equal(refused.status, 500, JSON.stringify(refused.body));
+    assert.equal(codeOf(refused), KEY_VALUE_MAP_OPERATIONS_FAULTS.setVariableFailed);
+    assert.match(refused.body.error.message, /no key-value map named "notebook" is declared/);
+    assert.deepEqual(await notebook(), []);
+    assert.equal((await call(gw.adminUrl, 'POST', '/v1/keyvaluemaps', { name: 'notebook' })).status, 201);
+    assert.equal((await jot('while')).status, 200);
+    assert.deepEqual((await call(gw.adminUrl, 'GET', '/v1/keyvaluemaps/notebook/entries')).body.items, [{ name: `last:${app.appId}`, value: 'while' }]);
+    assert.equal((await call(gw.adminUrl, 'DELETE', '/v1/keyvaluemaps/notebook')).status, 200);
+    assert.equal((await jot('after')).status, 500);
+    assert.deepEqual(await notebook(), []);
   });
 });
 

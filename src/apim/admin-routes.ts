@@ -8,6 +8,7 @@ import { registerApplyRoute } from './apply-route.js';
 import { registerAuditRoutes } from './audit-routes.js';
 import { registerDeveloperRoutes } from './developer-routes.js';
 import { registerKeyRoutes } from './key-routes.js';
+import { KvmCipher } from './kvm-cipher.js';
 import { registerKvmRoutes } from './kvm-routes.js';
 import { registerManifestRoutes } from './manifest-routes.js';
 import { registerOAuthRoutes } from './oauth-routes.js';
@@ -36,13 +37,15 @@ export function registerApimAdminRoutes(router: AdminRouter, deps: ApimAdminDeps
       }),
       { yaml: opts.yaml },
     );
-  registerApplyRoute(add, deps);
+  // Read once, for the routes that make maps and write entries alike.
+  const kvmCipher = KvmCipher.fromEnv();
+  registerApplyRoute(add, deps, kvmCipher);
   registerManifestRoutes(add, deps);
   registerProductRoutes(add, deps);
   registerDeveloperRoutes(add, deps);
   registerAppRoutes(add, deps);
   registerKeyRoutes(add, deps);
   registerAuditRoutes(add, deps);
-  registerKvmRoutes(add, deps);
+  registerKvmRoutes(add, deps, kvmCipher);
   registerOAuthRoutes(add, deps);
 }

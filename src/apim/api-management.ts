@@ -17,7 +17,7 @@ import { checkTemplates, type FlowDeps } from '../policy/flow.js';
 import { AccessTokens, IDENTITY_TYPES, openCounterStore, openDatabase, type ChangeEvent, type IdentityRefs, type CounterStore, type Database, type KvmEntryRef, type KvmScope, type Snapshot, type StoreView } from '../store/index.js';
 import { syncFileManifests } from './file-manifests.js';
 import { KvmCipher } from './kvm-cipher.js';
-import { encryptedMaps, keyOf, KvmView } from './kvm-view.js';
+import { keyOf, KvmView } from './kvm-view.js';
 import { SnapshotIdentity } from './snapshot-identity.js';
 import { widenedTemplates } from '../policy/template-scope.js';
 import { PromptCalibration } from '../policy/prompt-calibration.js';
@@ -207,7 +207,7 @@ export class ApiManagement {
     for (const object of await syncFileManifests(this.db, apim)) {
       this.#logger.warn({ object }, 'an object created through the admin API is now declared in --config files: the file replaces it (and the admin API can no longer change it)');
     }
-    if (engine) this.#install(engine, apim, snapshot);
+    if (engine) this.#install(engine, apim);
     else this.#refuseEverything(unbuildable);
     this.#fileManifests = apim;
     await this.refresh();
@@ -339,11 +339,11 @@ export class ApiManagement {
   }
 
   #compile(fileManifests: readonly Manifest[], snapshot: Snapshot): void {
-    this.#install(this.#build(fileManifests, snapshot, this.#logger), fileManifests, snapshot);
+    this.#install(this.#build(fileManifests, snapshot, this.#logger), fileManifests);
   }
 
-  #install(engine: PolicyEngine, fileManifests: readonly Manifest[], snapshot: Snapshot): void {
-    this.#kvm.useEncrypted(encryptedMaps(fileManifests, snapshot));
+  #install(engine: PolicyEngine, fileManifests: readonly Manifest[]): void {
+    this.#kvm.useFileMaps(fileManifests);
     this.#engine = engine;
     this.#hooks = { ...engine.hooks, quotaReport: (ctx: RequestContext) => engine.quotaReport(ctx) };
     this.onHooks(this.#hooks);

@@ -4,6 +4,8 @@ import { NotFoundError, type ApplyOutcome, type StoreView } from '../store/index
 import type { ApimAdminDeps } from './admin-deps.js';
 import { invalid, type FieldProblem } from './admin-input.js';
 import { checkApplyGovernance } from './apply-governance.js';
+import { kvmMapProblems } from './apply-kvm.js';
+import type { KvmCipher } from './kvm-cipher.js';
 import { refuseFileOwnedDocuments } from './file-ownership.js';
 import { requestDocumentPath, type ApimDocument, type RequestTarget as Target } from './manifest-documents.js';
 import { deleteDocument, storeDocument } from './manifest-tables.js';
@@ -88,11 +90,12 @@ async function checkedWrite<T>(
   }
 }
 
+/** `kvmCipher`: TOLLGATE_KVM_KEY's, which encrypted key-value maps need (null: unset). */
 export function applyDocuments(
   store: StoreView,
   deps: ApimAdminDeps,
   documents: readonly ApimDocument[],
-  opts: { dryRun: boolean },
+  opts: { dryRun: boolean; kvmCipher: KvmCipher | null },
 ): Promise<ApplyAnswer> {
   const targets = documents.map((d) => ({ kind: d.manifest.kind, name: d.manifest.metadata.name, index: d.index }));
   const refused = `the policies would be broken by ${documents.length === 1 ? 'this manifest' : 'these manifests'} (the details say how); nothing was applied`;
@@ -101,6 +104,8 @@ export function applyDocuments(
     if (governance.refused.length > 0) {
       throw invalid(`${governance.refused.length} template rule violation${governance.refused.length === 1 ? '' : 's'}; nothing was applied`, governance.refused);
     }
+    const maps = await kvmMapProblems(tx, documents, opts.kvmCipher);
+    if (maps.length > 0) throw invalid(`${maps.length} key-value map problem${maps.length === 1 ? '' : 's'}; nothing was applied`, maps);
     const results: ApplyResult[] = [];
     for (const doc of documents) results.push({ kind: doc.manifest.kind, name: doc.manifest.metadata.name, outcome: await storeDocument(tx, doc) });
     return { results, violations: governance.reported };

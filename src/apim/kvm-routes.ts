@@ -10,7 +10,8 @@ import { storeFor } from './admin-deps.js';
 import { invalid, PAGE_QUERY, readBody } from './admin-input.js';
 import { refuseFileOwned } from './file-ownership.js';
 import { deleteDocument } from './manifest-tables.js';
-import { KVM_KEY_ENV, KvmCipher } from './kvm-cipher.js';
+import { NO_KVM_KEY } from './apply-kvm.js';
+import { KVM_KEY_ENV, type KvmCipher } from './kvm-cipher.js';
 import { pageBody } from './resource-shapes.js';
 
 const KIND = 'KeyValueMap';
@@ -27,14 +28,20 @@ const SCOPE_QUERY = { apiproduct: resourceName.optional() };
 const mapExists = (map: string) => new AdminError(409, 'already_exists', `Key-value map "${map}" already exists`, [{ path: 'name', message: 'already exists' }]);
 const entryExists = (key: string) => new AdminError(409, 'already_exists', `Entry "${key}" already exists`, [{ path: 'name', message: 'already exists' }]);
 
+/**
+ * Values of encrypted maps are write-only through the API, as in Apigee. By how the entry is stored, not the map: a
+ * plaintext one is not hidden as if it were encrypted, nor is ciphertext shown as a value.
+ */
+const entryResource = (e: KvmEntry) => (e.encrypted ? { name: e.key, encrypted: true } : { name: e.key, value: e.value });
+
 interface MapInfo {
   name: string;
   encrypted: boolean;
 }
 
-export function registerKvmRoutes(add: AddRoute, deps: ApimAdminDeps): void {
+/** `cipher`: TOLLGATE_KVM_KEY's (null: unset). */
+export function registerKvmRoutes(add: AddRoute, deps: ApimAdminDeps, cipher: KvmCipher | null): void {
   const { db } = deps;
-  const cipher = KvmCipher.fromEnv();
 
   const fileMaps = (): MapInfo[] =>
     (deps.fileManifests?.() ?? []).filter((m) => m.kind === KIND).map((m) => ({ name: m.metadata.name, encrypted: (m.spec as { encrypted: boolean }).encrypted }));
@@ -49,9 +56,6 @@ export function registerKvmRoutes(add: AddRoute, deps: ApimAdminDeps): void {
 
   const scopeOf = ({ apiproduct }: { apiproduct?: string }): KvmScope => (apiproduct ? `apiproduct:${apiproduct}` : 'environment');
 
-  /** Values of encrypted maps are write-only through the API, as in Apigee. */
-  const entryResource = (map: MapInfo, e: KvmEntry) => (map.encrypted ? { name: e.key, encrypted: true } : { name: e.key, value: e.value });
-
   /**
    * `create`: refuse an existing entry (409) rather than replace it. A product's entries need the product: written for
    * one that does not exist, a product created later under its name would read them (its delete takes them along).
@@ -64,7 +68,7 @@ export function registerKvmRoutes(add: AddRoute, deps: ApimAdminDeps): void {
         if (scope.apiproduct !== undefined && !(await tx.products.findToGrant(scope.apiproduct))) throw new NotFoundError('apiproduct', scope.apiproduct);
         return opts.create ? tx.kvm.create(input) : tx.kvm.put(input);
       });
-      return entryResource(map, entry);
+      return entryResource(entry);
     } catch (err) {
       if (err instanceof ConflictError) throw entryExists(key);
       throw err;
@@ -78,7 +82,7 @@ export function registerKvmRoutes(add: AddRoute, deps: ApimAdminDeps): void {
 
   add('POST', '/v1/keyvaluemaps', async (req) => {
     const body = await readBody(req, mapBody);
-    if (body.encrypted && !cipher) throw invalid(`Encrypted maps need ${KVM_KEY_ENV}`, [{ path: 'encrypted', message: `${KVM_KEY_ENV} is not set on the gateway` }]);
+    if (body.encrypted && !cipher) throw invalid(`Encrypted maps need ${KVM_KEY_ENV}`, [{ path: 'encrypted', message: NO_KVM_KEY }]);
     const store = storeFor(deps, req);
     await refuseFileOwned(store, deps, KIND, body.name);
     // The insert, not a prior read, decides: of two concurrent creates of one map, one is a 409.
@@ -104,7 +108,7 @@ export function registerKvmRoutes(add: AddRoute, deps: ApimAdminDeps): void {
   add('GET', '/v1/keyvaluemaps/{map}/entries', async (req, query) => {
     const map = await findMap(db, req.params.map);
     const page = await db.kvm.list(scopeOf(query), map.name, query);
-    return { body: pageBody(page, (e) => entryResource(map, e)) };
+    return { body: pageBody(page, entryResource) };
   }, { query: { ...SCOPE_QUERY, ...PAGE_QUERY } });
 
   add('POST', '/v1/keyvaluemaps/{map}/entries', async (req, scope) => {
@@ -117,7 +121,7 @@ export function registerKvmRoutes(add: AddRoute, deps: ApimAdminDeps): void {
     const map = await findMap(db, req.params.map);
     const entry = await db.kvm.get(scopeOf(scope), map.name, req.params.key);
     if (!entry) throw new AdminError(404, 'not_found', `No entry "${req.params.key}" in map "${map.name}"`);
-    return { body: entryResource(map, entry) };
+    return { body: entryResource(entry) };
   }, { query: SCOPE_QUERY });
 
   add('PUT', '/v1/keyvaluemaps/{map}/entries/{key}', async (req, scope) => {
@@ -134,6 +138,6 @@ export function registerKvmRoutes(add: AddRoute, deps: ApimAdminDeps): void {
   // --config files (for when it comes back) can still be seen and removed.
   add('DELETE', '/v1/keyvaluemaps/{map}/entries/{key}', async (req, scope) => {
     const map = await findMap(db, req.params.map);
-    return { body: entryResource(map, await storeFor(deps, req).kvm.delete(scopeOf(scope), map.name, req.params.key)) };
+    return { body: entryResource(await storeFor(deps, req).kvm.delete(scopeOf(scope), map.name, req.params.key)) };
   }, { query: SCOPE_QUERY });
 }

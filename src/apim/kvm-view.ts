@@ -1,11 +1,11 @@
 // Key-value maps as policies see them: every entry decrypted into memory, so a read is a map lookup; writes go to the
-// store (encrypted when the map is) and show at once on this replica. One view serves every engine API management
-// builds, so a change of entries alone updates it without rebuilding the policies.
+// store (encrypted when the map is), which decides them, and show at once on this replica. One view serves every
+// engine API management builds, so a change of entries alone updates it without rebuilding the policies.
 import type { KeyValueMapSpec } from '../config/apim-kinds.js';
 import type { Manifest } from '../config/manifest.js';
 import type { Logger } from '../lib/logger.js';
 import type { KvmLookup } from '../policy/index.js';
-import type { Database, KvmEntry, KvmEntryRef, KvmScope, Snapshot } from '../store/index.js';
+import type { Database, KvmEntry, KvmEntryRef, KvmScope } from '../store/index.js';
 import { KVM_KEY_ENV, type KvmCipher } from './kvm-cipher.js';
 
 /** One id per entry (scope, map, key), for maps of entries: the view's values, the entries a change names. */
@@ -17,17 +17,10 @@ interface Held {
   encrypted: boolean;
 }
 
-/** Names of the maps declared encrypted, in --config files or through the admin API. */
-export function encryptedMaps(fileManifests: readonly Manifest[], snapshot: Snapshot): Set<string> {
-  const out = new Set<string>();
-  for (const m of fileManifests) if (m.kind === 'KeyValueMap' && (m.spec as KeyValueMapSpec).encrypted) out.add(m.metadata.name);
-  for (const m of snapshot.manifests) if (m.kind === 'KeyValueMap' && m.spec.encrypted === true) out.add(m.name);
-  return out;
-}
-
 export class KvmView implements KvmLookup {
   #values = new Map<string, Held>();
-  #encrypted: ReadonlySet<string> = new Set();
+  /** The maps --config files declare: name → encrypted. */
+  #fileMaps: ReadonlyMap<string, boolean> = new Map();
   readonly #cipher: KvmCipher | null;
   readonly #db: Database;
   readonly #logger: Logger;
@@ -38,9 +31,9 @@ export class KvmView implements KvmLookup {
     this.#logger = logger;
   }
 
-  /** The maps a put encrypts: those of the configuration the installed policies were built from. */
-  useEncrypted(maps: ReadonlySet<string>): void {
-    this.#encrypted = maps;
+  /** The maps of the --config files the installed policies were built from (the admin API's are read from the store). */
+  useFileMaps(fileManifests: readonly Manifest[]): void {
+    this.#fileMaps = new Map(fileManifests.filter((m) => m.kind === 'KeyValueMap').map((m) => [m.metadata.name, (m.spec as KeyValueMapSpec).encrypted]));
   }
 
   /** Replaces every value with what the store holds (a reload). */
@@ -69,15 +62,24 @@ export class KvmView implements KvmLookup {
     return this.#values.get(keyOf(scope, map, key))?.value;
   }
 
-  async put(scope: string, map: string, key: string, value: string): Promise<void> {
-    const encrypted = this.#encrypted.has(map);
-    const id = keyOf(scope, map, key);
-    const held = this.#values.get(id);
-    // A flow that puts the same value on every request (the app's last model, say) writes nothing after the first.
-    if (held?.value === value && held.encrypted === encrypted) return;
-    if (encrypted && !this.#cipher) throw new Error(`map ${map} is encrypted and ${KVM_KEY_ENV} is unset`);
-    await this.#db.kvm.putFromPolicy({ scope: scope as KvmScope, mapName: map, key, value: encrypted ? this.#cipher!.encrypt(value) : value, encrypted });
-    this.#values.set(id, { value, encrypted });
+  /**
+   * The store decides, in one transaction, whether the map exists (the files', or the admin API's as stored now) and
+   * whether to write: this replica's memory may not have heard of another replica's write, or of the map's delete.
+   * @throws Error when no map of this name is declared (the admin API could neither list nor delete its entries), or
+   * it is encrypted and TOLLGATE_KVM_KEY is unset.
+   */
+  async put(scope: string, map: string, key: string, value: string, override: boolean): Promise<void> {
+    const stored = await this.#db.transaction(async (tx) => {
+      const encrypted = this.#fileMaps.get(map) ?? (await tx.kvm.storedMap(map))?.encrypted;
+      if (encrypted === undefined) throw new Error(`no key-value map named "${map}" is declared (in --config files or through the admin API)`);
+      if (encrypted && !this.#cipher) throw new Error(`map ${map} is encrypted and ${KVM_KEY_ENV} is unset`);
+      const input = { scope: scope as KvmScope, mapName: map, key, value: encrypted ? this.#cipher!.encrypt(value) : value, encrypted };
+      // Either way the entry holds `value` now, unless override: false kept another.
+      if (override) await tx.kvm.putFromPolicy(input, (e) => e.encrypted === encrypted && this.#readable(e)?.value === value);
+      else if (!(await tx.kvm.addFromPolicy(input))) return undefined;
+      return { value, encrypted };
+    });
+    if (stored) this.#values.set(keyOf(scope, map, key), stored);
   }
 
   #readable(e: KvmEntry): Held | undefined {

@@ -97,7 +97,10 @@ export interface Policy {
   intercept?(ctx: RequestContext, state: ApimState): void | Promise<void>;
   /** Credentials, before model lookup (401). */
   authenticate?(ctx: RequestContext, state: ApimState): void | Promise<void>;
-  /** Entitlement and limits, after model lookup (401, 429). May set `ctx.directResponse` (a cache hit). */
+  /**
+   * Entitlement and limits, after model lookup (401, 429). May set `ctx.directResponse` (a cache hit): the admit steps
+   * listed after it then do not run (phaseSteps).
+   */
   admit?(ctx: RequestContext, state: ApimState): void | Promise<void>;
   /**
    * When the model server's answer starts: this policy's part of the response flow (header changes, a whole-body
@@ -117,8 +120,11 @@ export interface Policy {
 export interface KvmLookup {
   /** `scope` is 'environment' or `apiproduct:<name>`. */
   get(scope: string, map: string, key: string): string | undefined;
-  /** Resolves once stored; reads see the value once the in-memory snapshot is refreshed. */
-  put(scope: string, map: string, key: string, value: string): Promise<void>;
+  /**
+   * Resolves once stored (`override: false`: unless the entry exists); reads see the value at once on this replica.
+   * @throws Error when the map is not declared, or cannot be written.
+   */
+  put(scope: string, map: string, key: string, value: string, override: boolean): Promise<void>;
 }
 
 export interface PolicyDeps {

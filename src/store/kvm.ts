@@ -1,16 +1,22 @@
 // Key-value maps (Apigee KVMs) for policies, scoped to the environment or to one API product.
-import type { Selectable } from 'kysely';
-import { decodeTimestamp } from './codec.js';
+import type { Insertable, Kysely, Selectable } from 'kysely';
+import { decodeJson, decodeTimestamp } from './codec.js';
 import { conflictOnUnique } from './constraint-errors.js';
 import { NotFoundError } from './errors.js';
 import { paginate, type Page, type PageRequest } from './pagination.js';
-import type { KvmEntriesTable } from './schema.js';
+import type { KvmEntriesTable, Tables } from './schema.js';
 import type { Session, WriteContext } from './session.js';
 
 export type KvmScope = 'environment' | `apiproduct:${string}`;
 
 /** The longest entry key: within PostgreSQL's index row limit. */
 export const MAX_KVM_KEY_LENGTH = 512;
+
+/**
+ * The largest value (UTF-8 bytes) a policy's put stores: its values come from requests, and every replica holds every
+ * entry in memory, so a header or a callout's answer (up to 1 MiB) went in whole, once per distinct key.
+ */
+export const MAX_KVM_VALUE_BYTES = 10 * 1024;
 
 /**
  * Why the admin API could never address an entry of this key, or undefined when it can: it names entries in its
@@ -42,6 +48,8 @@ export interface KvmPutInput {
 }
 
 const RESOURCE = 'kvm';
+/** The manifest kind declaring a map (stored in `manifests` when the admin API made it). */
+const MAP_KIND = 'KeyValueMap';
 
 export class Kvm {
   readonly #session: Session;
@@ -51,13 +59,7 @@ export class Kvm {
   }
 
   async get(scope: KvmScope, mapName: string, key: string): Promise<KvmEntry | undefined> {
-    const row = await this.#session.db
-      .selectFrom('kvm_entries')
-      .selectAll()
-      .where('scope', '=', scope)
-      .where('map_name', '=', mapName)
-      .where('key', '=', key)
-      .executeTakeFirst();
+    const row = await entryRow(this.#session.db, { scope, mapName, key });
     return row && toEntry(row);
   }
 
@@ -88,14 +90,53 @@ export class Kvm {
   }
 
   /**
-   * Creates or replaces the entry for a policy's `put`, which the data plane runs per request: it is the flow's data,
-   * not a configuration change, so no audit row; and the change is announced as this entry alone, so replicas read
-   * it again instead of everything.
+   * A policy's `put` (override), decided by the entry the store holds now rather than by a replica's memory, which
+   * another replica's write reaches only later (a put that memory took for "unchanged" was lost): nothing is written
+   * when `unchanged(stored)` says the stored entry holds the value already (the default compares what is stored; an
+   * encrypted value is stored under a fresh IV each time, so only its reader can tell). The data plane runs it per
+   * request: it is the flow's data, not a configuration change, so no audit row; and a write is announced as this
+   * entry alone, so replicas read it again instead of everything.
+   * @returns whether it wrote.
    */
-  putFromPolicy(input: KvmPutInput): Promise<void> {
+  putFromPolicy(input: KvmPutInput, unchanged: (stored: KvmEntry) => boolean = (stored) => stored.value === input.value && stored.encrypted === Boolean(input.encrypted)): Promise<boolean> {
     return this.#session.write(async (w) => {
+      const stored = await entryRow(w.db, input);
+      if (stored && unchanged(toEntry(stored))) return false;
       await upsert(w, input);
       w.kvmEntryWritten({ scope: input.scope, mapName: input.mapName, key: input.key });
+      return true;
+    });
+  }
+
+  /**
+   * A policy's `put` with `override: false`: the entry only when there is none. The primary key decides, not a prior
+   * read (nor a replica's memory, which may not have heard of another replica's entry yet). Announced as putFromPolicy.
+   * @returns whether it wrote.
+   */
+  addFromPolicy(input: KvmPutInput): Promise<boolean> {
+    return this.#session.write(async (w) => {
+      const row = await w.db
+        .insertInto('kvm_entries')
+        .values(newRow(w, input))
+        .onConflict((oc) => oc.columns(['scope', 'map_name', 'key']).doNothing())
+        .returning('key')
+        .executeTakeFirst();
+      if (!row) return false;
+      w.kvmEntryWritten({ scope: input.scope, mapName: input.mapName, key: input.key });
+      return true;
+    });
+  }
+
+  /**
+   * The map of this name the admin API declared (and whether it encrypts), for a policy's put in the same transaction:
+   * held there (PostgreSQL FOR SHARE; SQLite serialises writers), so a delete of the map either waits for the put and
+   * then takes its entry along, or comes first and the put finds no map. Without it a put committed alongside the
+   * delete left an entry no map holds, which the admin API can neither list nor delete.
+   */
+  storedMap(name: string): Promise<{ encrypted: boolean } | undefined> {
+    return this.#session.write(async (w) => {
+      const row = await w.forShare(w.db.selectFrom('manifests').select('spec').where('kind', '=', MAP_KIND).where('name', '=', name)).executeTakeFirst();
+      return row && { encrypted: decodeJson<{ encrypted?: unknown }>(row.spec).encrypted === true };
     });
   }
 
@@ -117,7 +158,7 @@ export class Kvm {
         entryName(input),
         w.db
           .insertInto('kvm_entries')
-          .values({ scope: input.scope, map_name: input.mapName, key: input.key, value: input.value, encrypted: input.encrypted ? 1 : 0, created_at: w.now, updated_at: w.now })
+          .values(newRow(w, input))
           .returningAll()
           .executeTakeFirstOrThrow(),
       );
@@ -159,12 +200,20 @@ export class Kvm {
   }
 }
 
+function entryRow(db: Kysely<Tables>, e: { scope: string; mapName: string; key: string }): Promise<Selectable<KvmEntriesTable> | undefined> {
+  return db.selectFrom('kvm_entries').selectAll().where('scope', '=', e.scope).where('map_name', '=', e.mapName).where('key', '=', e.key).executeTakeFirst();
+}
+
+function newRow(w: WriteContext, input: KvmPutInput): Insertable<KvmEntriesTable> {
+  return { scope: input.scope, map_name: input.mapName, key: input.key, value: input.value, encrypted: input.encrypted ? 1 : 0, created_at: w.now, updated_at: w.now };
+}
+
 function upsert(w: WriteContext, input: KvmPutInput): Promise<Selectable<KvmEntriesTable>> {
-  const values = { value: input.value, encrypted: input.encrypted ? 1 : 0, updated_at: w.now };
+  const row = newRow(w, input);
   return w.db
     .insertInto('kvm_entries')
-    .values({ scope: input.scope, map_name: input.mapName, key: input.key, ...values, created_at: w.now })
-    .onConflict((oc) => oc.columns(['scope', 'map_name', 'key']).doUpdateSet(values))
+    .values(row)
+    .onConflict((oc) => oc.columns(['scope', 'map_name', 'key']).doUpdateSet({ value: row.value, encrypted: row.encrypted, updated_at: row.updated_at }))
     .returningAll()
     .executeTakeFirstOrThrow();
 }

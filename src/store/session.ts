@@ -104,6 +104,11 @@ export class WriteContext {
   forUpdate<DB, TB extends keyof DB, O>(query: SelectQueryBuilder<DB, TB, O>): SelectQueryBuilder<DB, TB, O> {
     return this.#dialect === 'postgres' ? query.forUpdate() : query;
   }
+
+  /** Shared row lock (writers of the row wait, other sharers do not) on PostgreSQL; SQLite serialises writers. */
+  forShare<DB, TB extends keyof DB, O>(query: SelectQueryBuilder<DB, TB, O>): SelectQueryBuilder<DB, TB, O> {
+    return this.#dialect === 'postgres' ? query.forShare() : query;
+  }
 }
 
 export class Session {

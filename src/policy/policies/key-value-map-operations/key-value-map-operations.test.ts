@@ -15,9 +15,10 @@ class MemoryKvm implements KvmLookup {
   get(scope: string, map: string, key: string): string | undefined {
     return this.values.get(`${scope}/${map}/${key}`);
   }
-  async put(scope: string, map: string, key: string, value: string): Promise<void> {
+  async put(scope: string, map: string, key: string, value: string, override: boolean): Promise<void> {
     if (this.failing) throw new Error('database is down');
-    this.values.set(`${scope}/${map}/${key}`, value);
+    const id = `${scope}/${map}/${key}`;
+    if (override || !this.values.has(id)) this.values.set(id, value);
   }
 }
 
@@ -128,4 +129,19 @@ test('a put key the admin API could never address, or whose variable is unresolv
   // Keys the admin API addresses are stored as before: dots, slashes and 512 characters.
   for (const user of ['a.b', 'a/b', 'u'.repeat(512)]) await policy.admit!(fakeContext({ headers: { 'x-user': user } }), { ...gold });
   assert.equal(kvm.values.size, 3);
+});
+
+test('a put value over 10 KiB (UTF-8) is refused: 400 SetVariableFailed, nothing stored', async () => {
+  const { kvm, make } = setup();
+  const policy = make({ put: [{ key: 'note', value: '{request.header.x-note}' }] });
+  // Before: a header (or a callout's answer, up to 1 MiB) went in whole, into every replica's memory.
+  for (const note of ['x'.repeat(10 * 1024 + 1), '\u00e9'.repeat(5 * 1024 + 1)]) {
+    await assert.rejects(
+      Promise.resolve(policy.admit!(fakeContext({ headers: { 'x-note': note } }), { ...gold })),
+      (err: GatewayError) => err.status === 400 && err.code === KEY_VALUE_MAP_OPERATIONS_FAULTS.setVariableFailed && /value is longer than 10240 bytes/.test(err.message),
+    );
+  }
+  assert.equal(kvm.values.size, 0);
+  await policy.admit!(fakeContext({ headers: { 'x-note': 'x'.repeat(10 * 1024) } }), { ...gold });
+  assert.equal(kvm.values.get('environment/tiers/note')?.length, 10 * 1024);
 });

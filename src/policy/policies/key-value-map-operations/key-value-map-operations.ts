@@ -3,7 +3,7 @@
 import { keyValueMapOperationsSpec } from '../../../config/apim-kinds.js';
 import type { RequestContext } from '../../../gateway/context.js';
 import { policyFault } from '../../../gateway/errors.js';
-import { isStorableText, kvmKeyProblem, UNSTORABLE_TEXT_MESSAGE } from '../../../store/index.js';
+import { isStorableText, kvmKeyProblem, MAX_KVM_VALUE_BYTES, UNSTORABLE_TEXT_MESSAGE } from '../../../store/index.js';
 import { compileTemplate } from '../../message-template.js';
 import type { ApimState, Policy, PolicyFactory } from '../../types.js';
 import { isFlowVariableName, setVariable } from '../../variables.js';
@@ -49,11 +49,12 @@ export const keyValueMapOperations: PolicyFactory = (name, spec, deps) => {
       // An entry the admin API could never read, change or delete again (from the request: a header `..`, a NUL).
       const why = unaddressable(key);
       if (why) throw refused(why);
-      if (!p.override && kvm.get(scope, map, key) !== undefined) continue;
       const value = p.value.render(ctx, state).value;
       if (!isStorableText(value)) throw refused(`its value ${UNSTORABLE_TEXT_MESSAGE}`);
+      if (Buffer.byteLength(value) > MAX_KVM_VALUE_BYTES) throw refused(`its value is longer than ${MAX_KVM_VALUE_BYTES} bytes`);
       try {
-        await kvm.put(scope, map, key, value);
+        // The store, not this replica's memory, decides whether an entry exists (override: false) or already holds it.
+        await kvm.put(scope, map, key, value, p.override);
       } catch (err) {
         throw policyFault(500, KEY_VALUE_MAP_OPERATIONS_FAULTS.setVariableFailed, `Could not store ${map}/${key}: ${(err as Error).message}`);
       }
