@@ -84,7 +84,7 @@ function fakeFleet(random: () => number): MetricsSource {
       const a = ADAPTERS[Math.floor(random() * ADAPTERS.length)];
       const b = ADAPTERS[Math.floor(random() * ADAPTERS.length)];
       const label = `{model_name="${MODEL}"}`;
-      return [
+      const text = [
         `vllm:num_requests_waiting${label} ${Math.floor(random() * 4)}`,
         `vllm:num_requests_running${label} ${4 + Math.floor(random() * 8)}`,
         `vllm:kv_cache_usage_perc${label} ${(0.1 + random() * 0.5).toFixed(3)}`,
@@ -92,6 +92,7 @@ function fakeFleet(random: () => number): MetricsSource {
         `vllm:lora_requests_info{max_lora="4",running_lora_adapters="${a},${b}",waiting_lora_adapters=""} ${Date.now() / 1000}`,
         `# ${url}`,
       ].join('\n');
+      return { text };
     },
     retain: () => {},
     close: async () => {},

@@ -18,7 +18,7 @@ const SPARE = '10.0.0.3:8000';
 async function setup(opts: { spare?: boolean } = {}) {
   const urls = [FAILING, WORKING, ...(opts.spare ? [SPARE] : [])].map((a) => `http://${a}`);
   const pages = new Map(urls.map((u) => [u, vllmPage()]));
-  const source: MetricsSource = { fetch: async (u) => pages.get(u)!, retain: () => {}, close: async () => {} };
+  const source: MetricsSource = { fetch: async (u) => ({ text: pages.get(u)! }), retain: () => {}, close: async () => {} };
   let now = 1_000_000;
   const scheduler = new Scheduler({ settings: SETTINGS, now: () => now, random: () => 0, metricsSource: source });
   const p = pool('p', urls, { picker: { plugins: [{ type: 'queue-scorer' }], flowControl: { batchCapacity: 4 } } });

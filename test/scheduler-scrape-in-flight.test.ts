@@ -13,7 +13,7 @@ test('picks made while a scrape is on its way are still counted after it lands',
   let hold = false;
   let land: (() => void) | undefined;
   const source: MetricsSource = {
-    fetch: (url) => (hold && url === urls[0] ? new Promise((r) => (land = () => r(vllmPage()))) : Promise.resolve(vllmPage())),
+    fetch: (url) => (hold && url === urls[0] ? new Promise((r) => (land = () => r({ text: vllmPage() }))) : Promise.resolve({ text: vllmPage() })),
     retain: () => {},
     close: async () => {},
   };

@@ -2,6 +2,7 @@
 // and this gateway's own traffic to it since that scrape.
 import type { EndpointConfig } from '../config/runtime-config.js';
 import type { Engine, EngineSnapshot, LoraSnapshot } from './engine-metrics.js';
+import type { ModelList } from './model-card.js';
 import type { PickRequest } from './types.js';
 
 /** Consecutive failed scrapes before an endpoint is taken out: one miss may be a GC pause on the model server. */
@@ -76,10 +77,10 @@ export class EndpointState {
   #maxRunning = 0;
   #configuredCapacity = 0;
   /**
-   * The engine's context length (prompt + output tokens), from its /v1/models (vLLM's max_model_len); undefined until
-   * read, or when the server does not say. Read again now and then (modelsReadAt), as a restarted engine may change it.
+   * Its /v1/models: context length, base model names, adapters; undefined until read, or when the server gives none.
+   * Read again now and then (modelsReadAt), as a restarted engine may change it.
    */
-  contextWindow: number | undefined;
+  models: ModelList | undefined;
   /** When /v1/models was last asked (the scraper's clock); undefined before the first time. */
   modelsReadAt: number | undefined;
   /** Each scorer's last score for this endpoint (NaN when it abstained), by the pipeline's scorer index; sized by the pipeline. */
@@ -97,6 +98,10 @@ export class EndpointState {
   /** Which metric names its /metrics page uses. */
   get engine(): Engine {
     return this.#engine;
+  }
+  /** The engine's context length (prompt + output tokens), from its /v1/models (vLLM's max_model_len); undefined when not known. */
+  get contextWindow(): number | undefined {
+    return this.models?.contextWindow;
   }
   get address(): string {
     return this.#config.address;

@@ -24,6 +24,24 @@ describe('readEngineMetrics', () => {
     assert.equal(m.lora!.maxLoras, 4);
   });
 
+  test('vLLM: the LoRA state of now on a long-running server, past a thousand older label sets', () => {
+    // vLLM never removes a label set of vllm:lora_requests_info: the page lists every one, the current one last here.
+    const old = Array.from({ length: 1100 }, (_, i) => `vllm:lora_requests_info{max_lora="1",running_lora_adapters="cold-${i}",waiting_lora_adapters=""} ${1_700_000_000 + i}`);
+    const page = [
+      'vllm:num_requests_waiting{model_name="base"} 0',
+      'vllm:num_requests_running{model_name="base"} 1',
+      'vllm:kv_cache_usage_perc{model_name="base"} 0.1',
+      ...old,
+      'vllm:lora_requests_info{max_lora="1",running_lora_adapters="hot",waiting_lora_adapters=""} 1700100000',
+    ].join('\n');
+    // Before: {"running":["cold-1023"]}, the newest of the first 1024 lines.
+    assert.deepEqual([...readEngineMetrics('vllm', page).lora!.running], ['hot']);
+    // A page cut short (MetricsPage.cut) may end before the line of now: the LoRA state is not known, the rest is read.
+    const cut = readEngineMetrics('vllm', page, true);
+    assert.equal(cut.lora, null);
+    assert.deepEqual([cut.running, cut.kvCacheUsage], [1, 0.1]);
+  });
+
   test('vLLM: falls back to gpu_cache_usage_perc; no cache config or LoRA series gives nulls', () => {
     const m = readEngineMetrics('vllm', 'vllm:num_requests_waiting 0\nvllm:num_requests_running 1\nvllm:gpu_cache_usage_perc 0.3');
     assert.equal(m.kvCacheUsage, 0.3);

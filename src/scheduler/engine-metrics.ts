@@ -72,15 +72,20 @@ export const ENGINE_METRICS: Record<Engine, EngineNames> = {
   },
 };
 
-/** Every metric name a snapshot reads, for the one pass over the page. */
-function wantedNames(n: EngineNames): string[] {
-  return [...n.waiting, ...n.running, ...n.kvCacheUsage].map((r) => r.name).concat(n.cacheConfig ?? [], n.lora ?? []);
+/** Every metric name a snapshot reads (`lora`: the LoRA series, when read), for the one pass over the page. */
+function wantedNames(n: EngineNames, lora: string | null): string[] {
+  return [...n.waiting, ...n.running, ...n.kvCacheUsage].map((r) => r.name).concat(n.cacheConfig ?? [], lora ?? []);
 }
 
-/** Reads one /metrics page; throws when a required series is missing (a wrong `engine` shows up as an unhealthy endpoint). */
-export function readEngineMetrics(engine: Engine, text: string): EngineSnapshot {
+/**
+ * Reads one /metrics page; throws when a required series is missing (a wrong `engine` shows up as an unhealthy endpoint).
+ * `cut`: only the page's first lines came (MetricsPage): its LoRA state is then unknown (null), the current line being
+ * possibly past the cut.
+ */
+export function readEngineMetrics(engine: Engine, text: string, cut = false): EngineSnapshot {
   const names = ENGINE_METRICS[engine];
-  const series = seriesOf(text, wantedNames(names));
+  const lora = cut ? null : names.lora;
+  const series = seriesOf(text, wantedNames(names, lora), lora ? [lora] : []);
   const waiting = firstPresent(series, names.waiting, 'waiting requests', engine);
   const running = firstPresent(series, names.running, 'running requests', engine);
   const kv = firstPresent(series, names.kvCacheUsage, 'KV-cache usage', engine);
@@ -94,7 +99,7 @@ export function readEngineMetrics(engine: Engine, text: string): EngineSnapshot 
     blockSize: positiveInt(config?.labels.block_size),
     numGpuBlocks: positiveInt(config?.labels.num_gpu_blocks),
     modelName: waiting[0].labels.model_name ?? null,
-    lora: names.lora ? readLora(series.get(names.lora)!) : null,
+    lora: lora ? readLora(series.get(lora)![0]) : null,
   };
 }
 
@@ -111,10 +116,12 @@ function firstPresent(series: ReadonlyMap<string, Sample[]>, refs: readonly Seri
   throw new Error(`no ${what} series (${refs.map((r) => r.name).join(' or ')}) for engine ${engine}`);
 }
 
-/** The series with the newest value wins: vLLM's value is the time the adapter lists were last updated. */
-function readLora(samples: Sample[]): LoraSnapshot | null {
-  let newest: Sample | null = null;
-  for (const s of samples) if (!newest || s.value > newest.value) newest = s;
+/**
+ * `newest`: the series' sample with the greatest value. vLLM sets the label set of the moment to the current time at
+ * every engine step and never removes one (prometheus_client keeps them all, in the order first set): a long-running
+ * server lists thousands, and the newest is the one in force.
+ */
+function readLora(newest: Sample | undefined): LoraSnapshot | null {
   if (!newest) return null;
   return {
     running: adapterSet(newest.labels.running_lora_adapters),

@@ -1,12 +1,19 @@
 // Fetching an endpoint's /metrics page (and, now and then, its /v1/models): one keep-alive undici Client per
 // endpoint, with a short timeout.
 import { Client } from 'undici';
-import { readCapped } from '../lib/read-capped.js';
+import { readPrefix } from '../lib/read-capped.js';
 import { DEFAULT_UPSTREAM_TLS, type UpstreamTls } from '../lib/upstream-tls.js';
+
+/** A /metrics page as read. */
+export interface MetricsPage {
+  text: string;
+  /** Only its first lines came, MAX_PAGE_BYTES at most: series further down are missing. */
+  cut?: boolean;
+}
 
 export interface MetricsSource {
   /** The Prometheus text at `<url>/metrics`; rejects on any failure, including a non-200 answer. */
-  fetch(url: string): Promise<string>;
+  fetch(url: string): Promise<MetricsPage>;
   /** The OpenAI model list at `<url>/v1/models` (vLLM's says each model's max_model_len); rejects as fetch does. */
   fetchModels?(url: string): Promise<string>;
   /** Drops connections to endpoints no longer in any pool. */
@@ -46,15 +53,25 @@ export class HttpMetricsSource implements MetricsSource {
     for (const client of clients) void client.close().catch(() => {});
   }
 
-  fetch(url: string): Promise<string> {
-    return this.#get(url, '/metrics', 'text/plain');
+  /**
+   * A page past MAX_PAGE_BYTES comes cut after its last whole line within them: a long-running vLLM's grows by a
+   * vllm:lora_requests_info line for every label set it ever had, below the series the picker needs most (requests,
+   * KV cache), and failing every scrape took a healthy server out of its pool.
+   */
+  async fetch(url: string): Promise<MetricsPage> {
+    const { bytes, cut } = await this.#get(url, '/metrics', 'text/plain');
+    if (!cut) return { text: bytes.toString('utf8') };
+    return { text: bytes.subarray(0, bytes.lastIndexOf(10 /* \n */) + 1).toString('utf8'), cut };
   }
 
-  fetchModels(url: string): Promise<string> {
-    return this.#get(url, '/v1/models', 'application/json');
+  async fetchModels(url: string): Promise<string> {
+    const { bytes, cut } = await this.#get(url, '/v1/models', 'application/json');
+    if (cut) throw new Error(`GET /v1/models answered more than ${MAX_PAGE_BYTES} bytes`);
+    return bytes.toString('utf8');
   }
 
-  async #get(url: string, path: string, accept: string): Promise<string> {
+  /** The answer's first MAX_PAGE_BYTES at most, and whether there was more. */
+  async #get(url: string, path: string, accept: string): Promise<{ bytes: Buffer; cut: boolean }> {
     const timeoutMs = this.#timeoutMs;
     let client = this.#clients.get(url);
     if (!client) {
@@ -96,7 +113,7 @@ export class HttpMetricsSource implements MetricsSource {
         await res.body.dump();
         throw new Error(`GET ${path} answered ${res.statusCode}`);
       }
-      return (await Promise.race([readCapped(res.body, MAX_PAGE_BYTES, () => new Error(`GET ${path} answered more than ${MAX_PAGE_BYTES} bytes`)), deadline])).toString('utf8');
+      return await Promise.race([readPrefix(res.body, MAX_PAGE_BYTES), deadline]);
     } finally {
       clearTimeout(timer);
     }
@@ -120,6 +137,6 @@ export class HttpMetricsSource implements MetricsSource {
 
 /**
  * A /metrics page is some KiB (a vLLM with many LoRA adapters a few hundred): one of 40 MiB, read and parsed on the
- * event loop up to twenty times a second, held it 200–460 ms each time. Larger is a failed scrape.
+ * event loop up to twenty times a second, held it 200–460 ms each time. What comes after is not read.
  */
-const MAX_PAGE_BYTES = 4 * 1024 * 1024;
+export const MAX_PAGE_BYTES = 4 * 1024 * 1024;

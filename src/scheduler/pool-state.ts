@@ -44,7 +44,7 @@ export class PoolState implements PoolGauges {
   #scorers: string[];
   #decisions: DecisionLog;
   readonly #flow: FlowControl;
-  // What tells an adapter request from a base-model one, learnt from scrapes (grow-only: names are few).
+  // What tells an adapter request from a base-model one, learnt from scrapes and model lists (grow-only: names are few).
   readonly #adapters = new Set<string>();
   readonly #baseModels = new Set<string>();
   #loraCapable = false;
@@ -165,10 +165,14 @@ export class PoolState implements PoolGauges {
     }
   }
 
-  /** After every scrape attempt of one of this pool's endpoints. */
+  /** After every scrape attempt of one of this pool's endpoints, and every read of its model list. */
   scraped(ep: EndpointState): void {
     const m = ep.metrics;
     if (m.modelName) this.#baseModels.add(m.modelName);
+    if (ep.models) {
+      for (const name of ep.models.baseModels) this.#baseModels.add(name);
+      for (const name of ep.models.adapters) this.#adapters.add(name);
+    }
     if (m.lora) {
       for (const a of m.lora.running) this.#adapters.add(a);
       for (const a of m.lora.waiting) this.#adapters.add(a);
@@ -422,7 +426,11 @@ export class PoolState implements PoolGauges {
     return false;
   }
 
-  /** An adapter when seen in an endpoint's adapter lists, or when the servers take adapters and it is not their base model. */
+  /**
+   * An adapter when an endpoint says it is one (in its metrics' adapter lists, or with a parent in its model list), or
+   * when the servers take adapters and it is none of their base model's names: the metrics' model_name label has only
+   * the first (vLLM's --served-model-name base alias), the model list's cards without a parent have each.
+   */
   #isAdapter(model: string): boolean {
     if (this.#adapters.has(model)) return true;
     return this.#loraCapable && this.#baseModels.size > 0 && !this.#baseModels.has(model);

@@ -76,3 +76,31 @@ describe('a page of many samples of one series', () => {
     assert.deepEqual(seriesOf(broken, ['w']).get('w'), []);
   });
 });
+
+describe('a series read for its newest sample (seriesOf `newest`)', () => {
+  const info = (running: string, value: string) => `info{max_lora="1",running_lora_adapters="${running}"} ${value}`;
+  const lines = (n: number, line: (i: number) => string) => Array.from({ length: n }, (_, i) => line(i)).join('\n');
+
+  test('the sample of greatest value, from every line however many, wherever it is on the page', () => {
+    // As a long-running vLLM: a line per label set ever current, in the order first set; the one of now is anywhere.
+    const page = `${lines(3000, (i) => info(`old-${i}`, String(1.7e9 + i)))}\n${info('now', '1700009999.5')}\n${lines(10, (i) => info(`reused-${i}`, String(1.7e9 + 5000 + i)))}\nr 7\n`;
+    const series = seriesOf(page, ['info', 'r'], ['info']);
+    // Before: the first MAX_SAMPLES_PER_SERIES lines only, the newest of which was old-1023.
+    assert.deepEqual(series.get('info'), [{ labels: { max_lora: '1', running_lora_adapters: 'now' }, value: 1700009999.5 }]);
+    assert.deepEqual(series.get('r'), [{ labels: {}, value: 7 }]);
+  });
+
+  test('values compare as numbers in any notation; a timestamp after the value, a `}` in a label value, CRLF are read', () => {
+    const page = [info('a', '1.7e9'), info('b', '1700000001 1700000001000'), 'info{msg="x} 9e99",running_lora_adapters="c"} 1700000000.5\r', info('d', '+Inf')].join('\n');
+    assert.equal(seriesOf(page, ['info'], ['info']).get('info')![0].labels.running_lora_adapters, 'd');
+    const finite = page.slice(0, page.lastIndexOf('\n'));
+    assert.equal(seriesOf(finite, ['info'], ['info']).get('info')![0].labels.running_lora_adapters, 'b');
+    assert.equal(seriesOf([info('neg', '-1'), info('zero', '0 1700000000000')].join('\n'), ['info'], ['info']).get('info')![0].labels.running_lora_adapters, 'zero');
+  });
+
+  test('lines without a number never win; malformed labels on the newest line read as no sample, not an older one', () => {
+    assert.equal(seriesOf([info('a', '5'), info('b', 'NaN'), info('c', 'soon'), 'info{running_lora_adapters="d" 9'].join('\n'), ['info'], ['info']).get('info')![0].labels.running_lora_adapters, 'a');
+    assert.deepEqual(seriesOf([info('a', '5'), 'info{running_lora_adapters=d} 9'].join('\n'), ['info'], ['info']).get('info'), []);
+    assert.deepEqual(seriesOf('other 1', ['info'], ['info']).get('info'), []);
+  });
+});

@@ -20,7 +20,7 @@ async function setup(opts: { urls?: string[]; settings?: Partial<SchedulerSettin
     fetch: async (url) => {
       const page = pages.get(url) ?? new Error('no such endpoint');
       if (page instanceof Error) throw page;
-      return page;
+      return { text: page };
     },
     retain: () => {},
     close: async () => {},

@@ -8,7 +8,7 @@ import { DEFAULT_UPSTREAM_TLS, type UpstreamTls } from '../lib/upstream-tls.js';
 import { compilePickerConfig } from './compile-picker-config.js';
 import { DEFAULT_PICKER_CONFIG } from './default-picker-config.js';
 import type { PoolView } from './fleet-view.js';
-import { HttpMetricsSource, type MetricsSource } from './metrics-source.js';
+import { HttpMetricsSource, MAX_PAGE_BYTES, type MetricsSource } from './metrics-source.js';
 import { SchedulerMetrics } from './metrics.js';
 import { PluginRegistry, registerBuiltins } from './plugin-registry.js';
 import type { PluginDeps, SchedulerSettings } from './plugin-types.js';
@@ -77,6 +77,11 @@ export class Scheduler implements EndpointPicker {
       now: this.#now,
       random,
       onNoContextWindow: (ep, reason) => logger.info({ endpoint: ep.address, reason }, 'context length unknown (GET /v1/models): token caps tollgate sets are not fitted to it'),
+      onPageCut: (ep) =>
+        logger.warn(
+          { endpoint: ep.address, bytes: MAX_PAGE_BYTES },
+          `/metrics page over ${MAX_PAGE_BYTES >> 20} MiB: only that much is read, and its LoRA adapters are not known (a long-running vLLM lists every vllm:lora_requests_info label set it ever had; a restart clears them)`,
+        ),
     });
   }
 

@@ -2,7 +2,7 @@ import { test, describe } from 'node:test';
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import assert from 'node:assert/strict';
-import { HttpMetricsSource } from './metrics-source.js';
+import { HttpMetricsSource, MAX_PAGE_BYTES } from './metrics-source.js';
 import { Scheduler } from './scheduler.js';
 import { waitFor } from '../sim/testing.js';
 import { SETTINGS, captureLogger, fakeMetricsServer, pool, request, sleep, vllmPage, type FakeMetricsServer } from './testing.js';
@@ -126,6 +126,67 @@ describe('scraping over HTTP', () => {
     });
   });
 
+  test("a page past 4 MiB (a long-running vLLM's LoRA label sets) keeps its endpoint in the pool: load read, adapters unknown, told once", async () => {
+    await withServers(1, async (servers) => {
+      const old = (i: number) => `vllm:lora_requests_info{max_lora="1",running_lora_adapters="cold-${i}",waiting_lora_adapters=""} ${1.7e9 + i}`;
+      const page = vllmPage({ waiting: 2, running: 1, extra: Array.from({ length: 45_000 }, (_, i) => old(i)).join('\n') });
+      assert.ok(page.length > MAX_PAGE_BYTES);
+      servers[0].serve(page);
+      // A 1 s scrape deadline: a loaded machine reads 4 MiB over loopback in that.
+      const { scheduler, logs } = schedulerFor(servers, { scrapeInterval: 200, staleAfter: 5000 });
+      scheduler.start();
+      try {
+        await waitFor(() => servers[0].hits >= 3 && scheduler.view('p')!.endpoints[0].status === 'ready', 10_000, 'scrapes of the large page');
+        const ep = scheduler.view('p')!.endpoints[0];
+        // Before: every scrape failed ("answered more than 4194304 bytes") and the endpoint went unhealthy.
+        assert.equal(ep.lastError, null);
+        assert.deepEqual([ep.metrics.waiting, ep.metrics.running], [2, 1]);
+        assert.equal(ep.metrics.lora, null, 'the line of now may be past the cut: not known');
+        const told = logs.filter((l) => String(l.msg).startsWith('/metrics page over 4 MiB'));
+        assert.deepEqual(told.map((l) => l.endpoint), [servers[0].address]);
+        assert.equal(told[0].level, 40);
+      } finally {
+        await scheduler.stop();
+      }
+    });
+  });
+
+  test('a base model served under a second name (its /v1/models card has no parent) is not taken for an adapter', async () => {
+    await withServers(2, async (servers) => {
+      // vLLM --served-model-name base alias --enable-lora --max-loras 1: metrics carry model_name="base" only.
+      const info = (running: string) => `vllm:lora_requests_info{max_lora="1",running_lora_adapters="${running}",waiting_lora_adapters=""} 1700000000`;
+      servers[0].serve(vllmPage({ model: 'base', running: 1, extra: info('ad') })); // its one adapter slot taken
+      servers[1].serve(vllmPage({ model: 'base', running: 3, extra: info('') })); // busier, a slot free
+      const models = JSON.stringify({
+        object: 'list',
+        data: [
+          { id: 'base', parent: null, max_model_len: 4096 },
+          { id: 'alias', parent: null, max_model_len: 4096 },
+          { id: 'ad', parent: 'base' },
+        ],
+      });
+      for (const server of servers) server.models = models;
+      const { scheduler, pool: p } = schedulerFor(servers, { scrapeInterval: 100 });
+      scheduler.start();
+      try {
+        await waitFor(() => servers.every((server) => server.modelsHits > 0) && scheduler.contextWindow('p') === 4096, 5000, 'model lists read');
+        for (const model of ['base', 'alias']) {
+          const pick = await scheduler.pick(request(p, { targetModel: model }));
+          pick.release(pick.endpoints[0], { reached: true, status: 200 });
+          const d = scheduler.view('p')!.decisions[0];
+          // Before: "alias" scored by free adapter slots (0.8 for servers[1]) and sent to the busier endpoint.
+          assert.equal(d.scores['lora-affinity-scorer'], null, `${model} is no adapter`);
+          assert.equal(d.endpoint, servers[0].address, `${model} goes where the load is least`);
+        }
+        const pick = await scheduler.pick(request(p, { targetModel: 'ad' }));
+        pick.release(pick.endpoints[0], { reached: true, status: 200 });
+        assert.notEqual(scheduler.view('p')!.decisions[0].scores['lora-affinity-scorer'], null, 'the adapter still is one');
+      } finally {
+        await scheduler.stop();
+      }
+    });
+  });
+
   test('update stops scraping removed endpoints and starts new ones', async () => {
     await withServers(2, async (servers) => {
       const { scheduler } = schedulerFor(servers.slice(0, 1), { scrapeInterval: 10 });
@@ -150,12 +211,12 @@ describe('HttpMetricsSource', () => {
       const source = new HttpMetricsSource(5000);
       try {
         server.serve('m 1');
-        assert.equal(await source.fetch(server.url), 'm 1');
+        assert.deepEqual(await source.fetch(server.url), { text: 'm 1' });
         server.serve(404);
         await assert.rejects(source.fetch(server.url), /answered 404/);
         source.retain(new Set());
         server.serve('m 2');
-        assert.equal(await source.fetch(server.url), 'm 2');
+        assert.deepEqual(await source.fetch(server.url), { text: 'm 2' });
       } finally {
         await source.close();
       }
@@ -195,7 +256,7 @@ describe('HttpMetricsSource', () => {
         const page = await scrape;
         if (!setUp && attempt < 5) continue;
         assert.ok(setUp, 'the answer reached the socket during the stall in one of 5 attempts');
-        assert.match(String(page), /vllm:num_requests_waiting/);
+        assert.match(page instanceof Error ? page.message : page.text, /vllm:num_requests_waiting/);
         break;
       }
     } finally {
@@ -205,14 +266,20 @@ describe('HttpMetricsSource', () => {
     }
   });
 
-  test('a page over 4 MiB fails the scrape instead of being read and parsed whole', async () => {
+  test('a page over 4 MiB is read to its last whole line within them, cut, instead of whole; a model list that large fails', async () => {
     await withServers(1, async ([server]) => {
       const source = new HttpMetricsSource(2000);
       try {
-        server.serve(`vllm:num_requests_waiting 0\n# ${'x'.repeat(5 * 1024 * 1024)}\n`);
-        await assert.rejects(source.fetch(server.url), /more than 4194304 bytes/);
+        const line = `# ${'x'.repeat(1021)}\n`; // 1 KiB
+        server.serve(`vllm:num_requests_waiting 0\n${line.repeat(5 * 1024)}vllm:num_requests_running 1\n`);
+        const page = await source.fetch(server.url);
+        assert.equal(page.cut, true);
+        assert.ok(page.text.length <= MAX_PAGE_BYTES && page.text.length > MAX_PAGE_BYTES - line.length, `${page.text.length} bytes`);
+        assert.ok(page.text.startsWith('vllm:num_requests_waiting 0\n#') && page.text.endsWith(line), 'whole lines only');
         server.serve('vllm:num_requests_waiting 0\n');
-        assert.equal(await source.fetch(server.url), 'vllm:num_requests_waiting 0\n');
+        assert.deepEqual(await source.fetch(server.url), { text: 'vllm:num_requests_waiting 0\n' });
+        server.models = JSON.stringify({ data: [{ id: 'x'.repeat(5 * 1024 * 1024) }] });
+        await assert.rejects(source.fetchModels(server.url), /more than 4194304 bytes/);
       } finally {
         await source.close();
       }

@@ -2,7 +2,7 @@
 import type { EndpointState } from './endpoint-state.js';
 import { readEngineMetrics } from './engine-metrics.js';
 import type { MetricsSource } from './metrics-source.js';
-import { contextWindowOf } from './model-card.js';
+import { readModelList } from './model-card.js';
 
 /** How often an endpoint's /v1/models is read again for its context length: it changes only when the engine restarts. */
 export const MODELS_REFRESH_MS = 60_000;
@@ -15,6 +15,8 @@ export interface ScraperOptions {
   random: () => number;
   /** An endpoint's /v1/models could not be read, or says no context length, the first time that happens for it. */
   onNoContextWindow?: (endpoint: EndpointState, reason: string) => void;
+  /** An endpoint's /metrics page came cut (MetricsPage.cut), after one that did not (or the first scrape). */
+  onPageCut?: (endpoint: EndpointState) => void;
 }
 
 class Target {
@@ -23,6 +25,8 @@ class Target {
   running: Promise<void> | undefined;
   /** When the last scheduled scrape started (the scraper's clock); undefined before the first. */
   startedAt: number | undefined;
+  /** The last page read came cut. */
+  cut = false;
   watched = true;
   constructor(
     readonly endpoint: EndpointState,
@@ -56,7 +60,7 @@ export class Scraper {
     }
   }
 
-  /** Scrapes `endpoint` from now on, calling `done` after every attempt, successful or not. */
+  /** Scrapes `endpoint` from now on, calling `done` after every attempt, successful or not (its model list's too). */
   watch(endpoint: EndpointState, done: (endpoint: EndpointState) => void): void {
     if (this.#targets.has(endpoint)) return;
     const target = new Target(endpoint, done);
@@ -118,19 +122,26 @@ export class Scraper {
     const started = this.#opts.now();
     const seen = ep.sentSinceScrape();
     try {
-      const text = await this.#opts.source.fetch(ep.url);
+      const page = await this.#opts.source.fetch(ep.url);
       const now = this.#opts.now();
-      ep.recordScrape(readEngineMetrics(ep.engine, text), now, now - started, seen);
+      const cut = page.cut === true;
+      ep.recordScrape(readEngineMetrics(ep.engine, page.text, cut), now, now - started, seen);
+      if (cut && !target.cut) this.#opts.onPageCut?.(ep);
+      target.cut = cut;
       // Beside the scrape, not in it: a slow or hanging model list must not hold the next scrape back.
-      void this.#readModels(ep);
+      void this.#readModels(target);
     } catch (err) {
       ep.recordScrapeFailure((err as Error).message);
     }
     if (target.watched) target.done(ep);
   }
 
-  /** The engine's context length, from its model list, for an endpoint that answers (once a MODELS_REFRESH_MS). */
-  async #readModels(ep: EndpointState): Promise<void> {
+  /**
+   * The model list of an endpoint that answers (once a MODELS_REFRESH_MS): its context length, and which names are its
+   * base models and which its adapters, told to its pool at once (the scrape before did not know them).
+   */
+  async #readModels(target: Target): Promise<void> {
+    const ep = target.endpoint;
     const source = this.#opts.source;
     const now = this.#opts.now();
     if (!source.fetchModels || (ep.modelsReadAt !== undefined && now - ep.modelsReadAt < MODELS_REFRESH_MS)) return;
@@ -138,12 +149,13 @@ export class Scraper {
     ep.modelsReadAt = now;
     let reason: string | undefined;
     try {
-      ep.contextWindow = contextWindowOf(await source.fetchModels(ep.url));
+      ep.models = readModelList(await source.fetchModels(ep.url));
       if (ep.contextWindow === undefined) reason = 'its model list gives no max_model_len';
     } catch (err) {
       // A server without /v1/models (or one that failed just then) keeps what was known; its metrics still count.
       reason = (err as Error).message;
     }
+    if (target.watched) target.done(ep);
     // Told once: a vLLM started with --api-key answers 401 there, for good, and caps tollgate sets stay unclamped.
     if (first && reason !== undefined) this.#opts.onNoContextWindow?.(ep, reason);
   }

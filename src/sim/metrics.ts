@@ -58,21 +58,24 @@ export function createSimMetrics(model: string, engine: Engine, loras: readonly 
     registers,
   }).set({ block_size: String(BLOCK_SIZE), num_gpu_blocks: String(engine.kv.totalBlocks) }, 1);
   if (loras.length > 0) {
+    // As vLLM: the label set of the moment is set to the current time, and none is ever removed (prometheus_client
+    // keeps every one, in the order first set, as prom-client does), so the page lists each (running, waiting) pair the
+    // server ever had and the newest value is now. Stamps only grow: the set of now is the newest within a millisecond too.
+    let stamp = 0;
     new Gauge({
       name: 'vllm:lora_requests_info',
       help: 'Running stats on LoRA requests.',
       labelNames: ['running_lora_adapters', 'waiting_lora_adapters', 'max_lora'],
       registers,
       collect() {
-        // One series, describing now: older label combinations must not linger.
-        this.reset();
+        stamp = Math.max(Date.now() / 1000, stamp + 0.001);
         this.set(
           {
             running_lora_adapters: [...engine.runningLoras].sort().join(','),
             waiting_lora_adapters: [...engine.waitingLoras].sort().join(','),
             max_lora: String(engine.loras.maxLoras),
           },
-          Date.now() / 1000,
+          stamp,
         );
       },
     });

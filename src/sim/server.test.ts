@@ -4,7 +4,7 @@ import { countChatTokens, countTextTokens } from '../lib/tokenizer.js';
 import { cosineSimilarity } from './embeddings.js';
 import { decodeStepSeconds, prefillSeconds } from './latency-model.js';
 import { startSimServer, type SimServer } from './server.js';
-import { postJson, sampleValue, scrape, sseData, waitFor } from './testing.js';
+import { postJson, sampleValue, scrape, sseData, waitFor, type Sample } from './testing.js';
 
 const MODEL = 'sim-model';
 
@@ -559,7 +559,7 @@ describe('sim server: metrics, queueing, LoRA, disconnects', () => {
       await waitFor(() => sim.state().running === 1);
       pending.push(ask('b'));
       await waitFor(() => sim.state().waiting === 1);
-      const info = (await scrape(sim.url)).find((s) => s.name === 'vllm:lora_requests_info')!;
+      const info = newestLora(await scrape(sim.url));
       assert.deepEqual(info.labels, { running_lora_adapters: 'a', waiting_lora_adapters: 'b', max_lora: '1', model_name: MODEL });
       assert.ok(Math.abs(info.value - Date.now() / 1000) < 60);
       assert.deepEqual(sim.state().residentLoras, ['a']);
@@ -571,11 +571,21 @@ describe('sim server: metrics, queueing, LoRA, disconnects', () => {
       const res = await postJson(`${sim.url}/v1/chat/completions`, { model: 'c', messages: [{ role: 'user', content: 'c' }], max_tokens: 2 });
       assert.equal(res.status, 200);
       assert.deepEqual(sim.state().residentLoras, ['c']);
-      const idle = (await scrape(sim.url)).find((s) => s.name === 'vllm:lora_requests_info')!;
+      const page = await scrape(sim.url);
+      const idle = newestLora(page);
       assert.equal(idle.labels.running_lora_adapters, '');
+      // As on vLLM, the label sets of before stay on the page, with older values.
+      const earlier = page.find((s) => s.name === 'vllm:lora_requests_info' && s.labels.running_lora_adapters === 'a');
+      assert.ok(earlier && earlier.value < idle.value);
     } finally {
       abort.abort();
       await sim.close();
     }
   });
 });
+
+/** The vllm:lora_requests_info sample with the newest value: the label set of now. */
+function newestLora(samples: Sample[]): Sample {
+  const lora = samples.filter((s) => s.name === 'vllm:lora_requests_info');
+  return lora.reduce((a, b) => (b.value > a.value ? b : a));
+}
