@@ -3,6 +3,7 @@
 import type * as Cel from '@bufbuild/cel';
 import type * as CelExt from '@bufbuild/cel/ext';
 import type { IncomingHttpHeaders } from 'node:http';
+import type * as Re2js from 're2js';
 import type { RequestContext } from '../gateway/context.js';
 import { lazyRequire } from '../lib/lazy-require.js';
 import type { ApimState } from './types.js';
@@ -27,6 +28,8 @@ const KNOWN = new Set(Object.keys(VARIABLES));
 /** The CEL library and its environment, loaded with the first condition compiled (most configurations have none). */
 const cel = lazyRequire<typeof Cel>('@bufbuild/cel');
 const celStrings = lazyRequire<typeof CelExt>('@bufbuild/cel/ext');
+const re2 = lazyRequire<typeof Re2js>('re2js');
+let functions: Cel.CelFunc[] | undefined;
 let env: ReturnType<typeof Cel.celEnv> | undefined;
 
 /**
@@ -49,13 +52,18 @@ function replace(this: string, substr: string, repl: string, num?: bigint): stri
   return parts.join(repl);
 }
 
-function celEnvironment(): ReturnType<typeof Cel.celEnv> {
-  if (env) return env;
-  const { CelScalar, celEnv, celMethod } = cel();
+/** The functions added to CEL's standard ones: the strings extension, with a linear replace(). */
+function celFunctions(): Cel.CelFunc[] {
+  if (functions) return functions;
+  const { CelScalar, celMethod } = cel();
   const { STRING, INT } = CelScalar;
   const linear = [celMethod('replace', STRING, [STRING, STRING], STRING, replace), celMethod('replace', STRING, [STRING, STRING, INT], STRING, replace)];
   // Later functions of the same signature replace earlier ones.
-  return (env = celEnv({ funcs: [...celStrings().strings, ...linear] }));
+  return (functions = [...celStrings().strings, ...linear]);
+}
+
+function celEnvironment(): ReturnType<typeof Cel.celEnv> {
+  return (env ??= cel().celEnv({ funcs: celFunctions() }));
 }
 
 /** A compiled condition; `test` is false when the expression errs (a missing header key, say). */
@@ -64,8 +72,24 @@ export interface Condition {
   test(ctx: RequestContext, state: ApimState): boolean;
 }
 
+/**
+ * Header values by name, found whatever the case of the name asked for (`request.headers['X-Tier']`, `'X-Tier' in
+ * request.headers`), as HTTP compares names (RFC 9110 §5.1) and as `request.header.X-Tier` reads them (variables.ts):
+ * Node gives the names lower-case, so a key with a capital letter was false on every request. A loop (`exists`,
+ * `all`, ...) sees the names lower-case.
+ */
+class HeaderMap extends Map<string, string> {
+  override get(name: string): string | undefined {
+    return super.get(name.toLowerCase());
+  }
+
+  override has(name: string): boolean {
+    return super.has(name.toLowerCase());
+  }
+}
+
 function headerMap(headers: IncomingHttpHeaders): Map<string, string> {
-  const out = new Map<string, string>();
+  const out = new HeaderMap();
   for (const name in headers) {
     const v = headers[name];
     if (v !== undefined) out.set(name, Array.isArray(v) ? v.join(', ') : v);
@@ -147,23 +171,72 @@ function nestedRequestLoop(expr: Expr | undefined, inLoop: boolean): boolean {
   return nestedRequestLoop(c.iterRange, inLoop) || nestedRequestLoop(c.accuInit, inLoop) || [c.loopCondition, c.loopStep, c.result].some((e) => nestedRequestLoop(e, body));
 }
 
-/**
- * A replace() whose replacement, or a join() whose separator, is not a literal: its output is then as long as the
- * product of two sizes a client chooses (`h.replace('a', request.headers['x-b'])` with two 7 KB headers took 175 s and
- * 1.7 GB; `h.split('').join(request.headers['x-b'])` 8 s). With a literal, the output is the input times at most the
- * literal's length plus one: linear. format() needs no such rule: each placeholder takes one argument (too few is an
- * error), so its output is the format and the arguments, each formatted once.
- */
-function requestSizedProduct(expr: Expr | undefined): boolean {
-  if (!expr) return false;
+/** `expr` and every expression inside it, a comprehension's parts included. */
+function* subExpressions(expr: Expr | undefined): Generator<Expr> {
+  if (!expr) return;
+  yield expr;
   const k = expr.exprKind;
-  if (k.case === 'callExpr' && k.value.target) {
+  const inner = k.case === 'comprehensionExpr' ? [k.value.iterRange, k.value.accuInit, k.value.loopCondition, k.value.loopStep, k.value.result] : operands(k);
+  for (const e of inner) yield* subExpressions(e);
+}
+
+/**
+ * The first call whose cost is the product of two sizes a client chooses, and why. A replace() whose replacement, or
+ * a join() whose separator, is not a literal makes a string that long (`h.replace('a', request.headers['x-b'])` with
+ * two 7 KB headers took 175 s and 1.7 GB; `h.split('').join(request.headers['x-b'])` 8 s); with a literal, the output
+ * is the input times at most the literal's length plus one: linear. RE2 is linear in the text for a given pattern,
+ * so a matches() whose pattern is not a literal takes the pattern's size times the text's (an 8 KB pattern from one
+ * header over another took 60-150 ms; 1,000 header names as patterns over a 6 KB header, 354 ms). format() needs no
+ * such rule: each placeholder takes one argument (too few is an error), so its output is the format and the
+ * arguments, each formatted once.
+ */
+function requestSizedProduct(expr: Expr | undefined): { readonly at: Expr; readonly reason: string } | undefined {
+  for (const e of subExpressions(expr)) {
+    const k = e.exprKind;
+    if (k.case !== 'callExpr' || !k.value.target) continue;
     const { function: fn, args } = k.value;
-    if ((fn === 'replace' && !isConstant(args[1])) || (fn === 'join' && args.length > 0 && !isConstant(args[0]))) return true;
+    if (fn === 'replace' && !isConstant(args[1])) {
+      return { at: e, reason: 'replace() with a replacement that is not a literal makes a string as long as the product of two sizes a client chooses' };
+    }
+    if (fn === 'join' && args.length > 0 && !isConstant(args[0])) {
+      return { at: e, reason: 'join() with a separator that is not a literal makes a string as long as the product of two sizes a client chooses' };
+    }
+    if (fn === 'matches' && !isConstant(args[0])) {
+      return { at: e, reason: "matches() with a pattern that is not a literal takes time in the pattern's size times the text's, both of which a client may choose" };
+    }
   }
-  if (k.case !== 'comprehensionExpr') return operands(k).some(requestSizedProduct);
-  const c = k.value;
-  return [c.iterRange, c.accuInit, c.loopCondition, c.loopStep, c.result].some(requestSizedProduct);
+  return undefined;
+}
+
+/** Where `e` is in the condition's text, for an error message: ` (column 14)`, or nothing when the parser did not say. */
+function columnOf(parsed: ReturnType<typeof Cel.parse>, e: Expr): string {
+  const at = parsed.sourceInfo?.positions[String(e.id)];
+  return at === undefined ? '' : ` (column ${at + 1})`;
+}
+
+/**
+ * The environment a condition runs in: the shared one, or for a condition that calls matches(), one that runs its
+ * patterns compiled here, once: @bufbuild/cel 0.6 compiles the pattern on every call, on each item of an `exists` too.
+ * Patterns are literals (requestSizedProduct), so a condition's are all known now, and one RE2 cannot read (a
+ * lookahead, a backreference) is refused at load rather than being false on every request.
+ * @throws Error naming the pattern, RE2's reason and the column.
+ */
+function environmentOf(parsed: ReturnType<typeof Cel.parse>): ReturnType<typeof Cel.celEnv> {
+  const patterns = new Map<string, Re2js.RE2JS>();
+  for (const e of subExpressions(parsed.expr)) {
+    const k = e.exprKind;
+    const pattern = k.case === 'callExpr' && k.value.function === 'matches' ? k.value.args[0]?.exprKind : undefined;
+    if (pattern?.case !== 'constExpr' || pattern.value.constantKind.case !== 'stringValue') continue;
+    const source = pattern.value.constantKind.value;
+    if (patterns.has(source)) continue;
+    try {
+      patterns.set(source, re2().RE2JS.compile(source));
+    } catch (err) {
+      throw new Error(`matches() cannot run the pattern ${JSON.stringify(source)}: ${(err as Error).message}${columnOf(parsed, e)}`);
+    }
+  }
+  if (patterns.size === 0) return celEnvironment();
+  return cel().celEnv({ funcs: celFunctions(), re2: { compile: (source) => patterns.get(source) ?? re2().RE2JS.compile(source) } });
 }
 
 function show(t: Type): string {
@@ -248,10 +321,8 @@ const CONSTANT_TYPES: Record<string, Type> = {
  * every request. @bufbuild/cel 0.6's own checker types constants and identifiers only, and is not exported.
  */
 function typeCheck(parsed: ReturnType<typeof Cel.parse>, funcs: Cel.CelEnv['funcs']): Type {
-  const positions = parsed.sourceInfo?.positions ?? {};
   function fail(e: Expr, message: string): never {
-    const at = positions[String(e.id)];
-    throw new Error(at === undefined ? message : `${message} (column ${at + 1})`);
+    throw new Error(`${message}${columnOf(parsed, e)}`);
   }
   function bool(e: Expr | undefined, t: Type): void {
     if (e && !fits(t, 'bool')) fail(e, `a bool is needed here, not ${show(t)}`);
@@ -335,7 +406,7 @@ function typeCheck(parsed: ReturnType<typeof Cel.parse>, funcs: Cel.CelEnv['func
 /**
  * compileCondition("request.path.startsWith('/v1/chat') && model == 'llama'") → Condition.
  * @throws Error on a syntax error, an unknown variable or field, a call no overload takes, an expression that is not a
- *   bool, or one whose time or memory grows faster than what a client sends.
+ *   bool, one whose time or memory grows faster than what a client sends, or a pattern RE2 cannot run.
  */
 export function compileCondition(source: string): Condition {
   const { parse, plan } = cel();
@@ -357,12 +428,9 @@ export function compileCondition(source: string): Condition {
       "a loop over request data inside another (exists in exists, a split() of a header in exists, as in `t in request.headers['x'].split(',')`, ...) takes time in the square of what a client sends: not allowed",
     );
   }
-  if (requestSizedProduct(parsed.expr)) {
-    throw new Error(
-      "replace() with a replacement, or join() with a separator, that is not a literal makes a string as long as the product of two sizes a client chooses: not allowed",
-    );
-  }
-  const evaluate = plan(celEnvironment(), parsed);
+  const product = requestSizedProduct(parsed.expr);
+  if (product) throw new Error(`${product.reason}: not allowed${columnOf(parsed, product.at)}`);
+  const evaluate = plan(environmentOf(parsed), parsed);
   return {
     source,
     test: (ctx, state) => evaluate(bindingsOf(ctx, state)) === true,
