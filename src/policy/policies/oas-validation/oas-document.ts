@@ -1,27 +1,10 @@
 // Loading an OpenAPI 3 document (inline object, YAML/JSON text, or a file) and compiling, per path and method,
 // the request body schema, the path, query and header parameters and the JSON response schemas (ajv).
-import type * as AjvModule from 'ajv';
-import type { Ajv, ValidateFunction } from 'ajv';
-import type { FormatName, FormatsPlugin } from 'ajv-formats';
-import { lazyRequire } from '../../../lib/lazy-require.js';
-import { compileTextPattern } from '../../../lib/linear-regex.js';
+import type { ValidateFunction } from 'ajv';
 import { NotRegularFileError, readBounded } from '../../../config/files.js';
 import { ConfigError, readDocuments } from '../../../config/manifest.js';
 import { compilePathTemplate, type PathTemplate } from './path-template.js';
-
-/** Ajv loads with the first OAS document compiled (an OASValidation policy), not with every gateway. */
-const loadAjv = lazyRequire<typeof AjvModule>('ajv');
-const loadFormats = lazyRequire<FormatsPlugin>('ajv-formats');
-
-/**
- * ajv-formats' checks (JSON Schema's and OpenAPI's: int32, int64, byte...), but `url`, which is neither's and whose
- * expression takes quadratic time on client text (20,000 characters: 2.7 s); it stays unchecked like any unknown format.
- */
-const FORMATS: FormatName[] = [
-  'date', 'time', 'date-time', 'iso-time', 'iso-date-time', 'duration', 'uri', 'uri-reference', 'uri-template', 'email', 'hostname',
-  'ipv4', 'ipv6', 'regex', 'uuid', 'json-pointer', 'json-pointer-uri-fragment', 'relative-json-pointer', 'byte', 'int32', 'int64',
-  'float', 'double', 'password', 'binary',
-];
+import { isNode, nodeAt, OasSchemas, type Node } from './oas-schemas.js';
 
 /**
  * How an array parameter carries its items: `repeated` (`?tag=a&tag=b`, a query's default `form` style with
@@ -54,10 +37,8 @@ export interface CompiledPath {
   operations: Map<string, CompiledOperation>;
 }
 
-type Node = Record<string, unknown>;
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
 
-const isNode = (v: unknown): v is Node => typeof v === 'object' && v !== null && !Array.isArray(v);
 const escapePointer = (s: string) => s.replace(/~/g, '~0').replace(/\//g, '~1');
 const PARAMETER_PLACES = new Set(['query', 'header', 'path']);
 const DELIMITERS: Record<string, ArrayStyle> = { form: ',', spaceDelimited: ' ', pipeDelimited: '|' };
@@ -103,10 +84,7 @@ function deref(doc: Node, node: unknown, pointer: string): { node: unknown; poin
     const ref = node.$ref;
     if (!ref.startsWith('#/')) throw new Error(`${pointer}: only local $refs are supported (${ref})`);
     pointer = ref.slice(1);
-    node = ref
-      .slice(2)
-      .split('/')
-      .reduce<unknown>((n, seg) => (isNode(n) ? n[seg.replace(/~1/g, '/').replace(/~0/g, '~')] : undefined), doc);
+    node = nodeAt(doc, ref);
     if (node === undefined) throw new Error(`${ref} does not resolve`);
   }
   return { node, pointer };
@@ -118,8 +96,16 @@ function deref(doc: Node, node: unknown, pointer: string): { node: unknown; poin
  */
 function jsonContentKey(content: Node): string | undefined {
   const keys = Object.keys(content);
-  const mediaType = (key: string) => key.split(';')[0].trim().toLowerCase();
-  return keys.find((k) => mediaType(k) === 'application/json') ?? keys.find((k) => /^application\/[^/]+\+json$/.test(mediaType(k)));
+  return keys.find((k) => mediaTypeOf(k) === 'application/json') ?? keys.find((k) => isJsonMediaType(k));
+}
+
+/** `application/json; charset=utf-8` is `application/json`. */
+const mediaTypeOf = (type: string) => type.split(';')[0].trim().toLowerCase();
+
+/** Whether a media type (a content-type, parameters and all) is JSON: `application/json` or an `application/…+json`. */
+export function isJsonMediaType(type: string): boolean {
+  const media = mediaTypeOf(type);
+  return media === 'application/json' || /^application\/[^/]+\+json$/.test(media);
 }
 
 /** The pointer to the schema of the JSON media type in `content` (which lives at `pointer`), when there is one. */
@@ -141,43 +127,11 @@ function arrayStyle(doc: Node, p: Node, schemaAt: string): ArrayStyle | null {
   return explode ? 'repeated' : (DELIMITERS[style] ?? ',');
 }
 
-/**
- * Ajv's regular expression engine for `pattern` and `patternProperties`: a native RegExp, or RE2 for a pattern V8
- * may take exponential time on (linear-regex.ts); ajv calls it as it compiles, so a pattern neither can run fails the
- * config load.
- */
-const checkedRegExp = Object.assign(
-  (pattern: string, flags: string) => {
-    try {
-      return compileTextPattern(pattern, flags);
-    } catch (err) {
-      throw new Error(`pattern "${pattern}": ${(err as Error).message}`);
-    }
-  },
-  // What standalone code (which tollgate does not generate) would call; tollgate compiles in process only.
-  { code: 'new RegExp' },
-);
-
 /** Every path and operation of the document, compiled; @throws Error naming the part that cannot be compiled. */
 export function compileDocument(doc: Node): CompiledPath[] {
-  const { Ajv } = loadAjv();
-  const code = { regExp: checkedRegExp };
-  const ajv = new Ajv({ strict: false, allErrors: true, validateSchema: false, code });
-  const params = new Ajv({ strict: false, coerceTypes: true, validateSchema: false, code });
-  const addFormats = loadFormats();
-  addFormats(ajv, FORMATS);
-  addFormats(params, FORMATS);
-  ajv.addSchema(doc, 'oas');
-  params.addSchema(doc, 'oas');
-  // Errors name the schema being compiled: what fails (a pattern, say) may sit behind a $ref, far from where it applies.
-  const compileAt = (validator: Ajv, pointer: string, schema: object): ValidateFunction => {
-    try {
-      return validator.compile(schema);
-    } catch (err) {
-      throw new Error(`${pointer}: ${(err as Error).message}`);
-    }
-  };
-  const schemaAt = (validator: Ajv, pointer: string) => compileAt(validator, pointer, { $ref: `oas#${pointer}` });
+  // 3.0's readOnly and writeOnly make a schema's required properties differ between requests and answers.
+  const requests = new OasSchemas(doc, 'request');
+  const answers = new OasSchemas(doc, 'response');
   const out: CompiledPath[] = [];
   for (const [template, rawItem] of Object.entries(doc.paths as Node)) {
     const base = `/paths/${escapePointer(template)}`;
@@ -197,7 +151,7 @@ export function compileDocument(doc: Node): CompiledPath[] {
         const { node: p, pointer } = deref(doc, raw, rawAt);
         if (!isNode(p) || !PARAMETER_PLACES.has(p.in as string) || typeof p.name !== 'string') continue;
         const name = p.in === 'header' ? p.name.toLowerCase() : p.name;
-        const validate = isNode(p.schema) ? compileAt(params, `${pointer}/schema`, { type: 'object', properties: { v: { $ref: `oas#${pointer}/schema` } } }) : null;
+        const validate = isNode(p.schema) ? requests.parameter(`${pointer}/schema`) : null;
         const array = isNode(p.schema) ? arrayStyle(doc, p, `${pointer}/schema`) : null;
         // An operation's parameter replaces the path item's of the same name.
         const same = parameters.findIndex((q) => q.in === p.in && q.name === name);
@@ -212,14 +166,14 @@ export function compileDocument(doc: Node): CompiledPath[] {
         if (isNode(rb)) {
           bodyRequired = rb.required === true;
           const at = jsonSchemaAt(rb.content, pointer);
-          if (at !== undefined) body = schemaAt(ajv, at);
+          if (at !== undefined) body = requests.body(at);
         }
       }
       const responses = new Map<string, ValidateFunction>();
       for (const [code, rawResponse] of Object.entries(isNode(op.responses) ? op.responses : {})) {
         const { node: r, pointer } = deref(doc, rawResponse, `${at}/responses/${escapePointer(code)}`);
         const schemaPointer = isNode(r) ? jsonSchemaAt(r.content, pointer) : undefined;
-        if (schemaPointer !== undefined) responses.set(code.toUpperCase(), schemaAt(ajv, schemaPointer));
+        if (schemaPointer !== undefined) responses.set(code.toUpperCase(), answers.body(schemaPointer));
       }
       operations.set(method.toUpperCase(), { body, bodyRequired, parameters, responses });
     }

@@ -103,5 +103,6 @@ for (const [name, r, reason] of cases) test(`${name} → ${reason}`, () => asser
 test('a response schema under a media type with parameters is used too', async () => {
   const doc = { ...API, paths: { '/v1/{op}': { post: { responses: { 200: { content: { 'application/json;charset=UTF-8': { schema: { required: ['id'] } } } } } } } } };
   const flow = oasValidation('oas', { openApi: doc, validateResponses: true }, deps).respond!(fakeContext({ url: '/v1/embeddings' }), {}, 200)!;
+  flow.headers!(200, { 'content-type': 'application/json;charset=UTF-8' });
   assert.throws(() => flow.body!(Buffer.from('{}'), 200), (err: GatewayError) => err.status === 502 && /must have required property 'id'/.test(err.message));
 });

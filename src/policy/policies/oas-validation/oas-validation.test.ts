@@ -165,8 +165,50 @@ test('answers are validated only when asked, and only JSON answers with a schema
   const policy = make({ validateResponses: true });
   assert.equal(policy.respond!(req(), {}, 500), undefined);
   const flow = policy.respond!(req(), {}, 200)!;
+  flow.headers!(200, { 'content-type': 'application/json' });
   const good = Buffer.from('{"id":"c","choices":[]}');
   assert.equal(await flow.body!(good, 200), good);
   assert.throws(() => flow.body!(Buffer.from('{"id":"c"}'), 200), (err: GatewayError) => err.status === 502 && /the 200 answer \/: must have required property 'choices'/.test(err.message));
   assert.throws(() => flow.body!(Buffer.from('oops'), 200), (err: GatewayError) => err.status === 502 && /not JSON/.test(err.message));
+});
+
+test('an answer that is not JSON by its content-type goes through unchecked, whatever schema its status has', async () => {
+  // Before: a text/plain 503 under a `default` JSON schema became a 502 "not JSON", and the client lost the 503.
+  const doc = CHAT_API.replace("        '200':", "        default:");
+  const policy = oasValidation('oas', { openApi: doc, validateResponses: true }, deps);
+  for (const [status, type] of [[503, 'text/plain; charset=utf-8'], [200, 'text/event-stream'], [200, undefined]] as const) {
+    const flow = policy.respond!(req(), {}, status)!;
+    flow.headers!(status, type === undefined ? {} : { 'content-type': type });
+    const answer = Buffer.from('overloaded');
+    assert.equal(await flow.body!(answer, status), answer, `${status} ${type}`);
+  }
+  const flow = policy.respond!(req(), {}, 503)!;
+  flow.headers!(503, { 'content-type': 'application/problem+json' });
+  assert.throws(() => flow.body!(Buffer.from('{}'), 503), (err: GatewayError) => err.status === 502 && /the 503 answer \/: must have required property 'id'/.test(err.message));
+});
+
+const TREE_API = `
+openapi: 3.0.3
+info: {title: tree, version: '1'}
+paths:
+  /tree:
+    post:
+      requestBody: {content: {application/json: {schema: {$ref: '#/components/schemas/Tree'}}}}
+      responses: {'200': {content: {application/json: {schema: {$ref: '#/components/schemas/Tree'}}}}}
+components:
+  schemas:
+    Tree: {type: object, properties: {child: {$ref: '#/components/schemas/Tree'}}}
+`;
+const nested = (depth: number) => Buffer.from(`${'{"child":'.repeat(depth)}{}${'}'.repeat(depth)}`);
+
+test('a body read here (an HTTPRoute path) nested deeper than the gateway takes is a 400, not a stack overflow', async () => {
+  const policy = oasValidation('oas', { openApi: TREE_API, validateResponses: true }, deps);
+  const ctx = (raw: Buffer) => Object.assign(req({ url: '/tree' }), { body: undefined, rawBody: raw });
+  assert.equal(reasonOf(() => policy.admit!(ctx(nested(100)), {})), 'ok');
+  // Before: ajv recursed over it until RangeError, a 500 internal_error.
+  assert.equal(reasonOf(() => policy.admit!(ctx(nested(200_000)), {})), '400 the request body nests arrays and objects more than 512 levels deep');
+  const flow = policy.respond!(req({ url: '/tree' }), {}, 200)!;
+  flow.headers!(200, { 'content-type': 'application/json' });
+  assert.equal((await flow.body!(nested(100), 200)).length, nested(100).length);
+  assert.throws(() => flow.body!(nested(200_000), 200), (err: GatewayError) => err.status === 502 && /the 200 answer nests arrays and objects more than 512 levels deep/.test(err.message));
 });

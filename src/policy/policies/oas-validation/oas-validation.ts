@@ -1,12 +1,13 @@
 // OASValidation: checks each request (and, on request, each non-streamed JSON answer) against an OpenAPI 3 document:
 // the path and method, path, query and header parameters, and the JSON body schema, naming the failing field.
-import type { ErrorObject } from 'ajv';
+import type { ErrorObject, ValidateFunction } from 'ajv';
 import { oasValidationSpec } from '../../../config/apim-kinds.js';
 import { queryOf, type RequestContext } from '../../../gateway/context.js';
 import { policyFault } from '../../../gateway/errors.js';
 import type { Policy, PolicyFactory } from '../../types.js';
-import { compileDocument, loadDocument, type CompiledOperation, type CompiledParameter, type CompiledPath } from './oas-document.js';
+import { compileDocument, isJsonMediaType, loadDocument, type CompiledOperation, type CompiledParameter, type CompiledPath } from './oas-document.js';
 import { jsonText } from '../../../lib/json-text.js';
+import { MAX_JSON_DEPTH, nestsDeeperThan } from '../../../lib/json-depth.js';
 
 export const OAS_VALIDATION = 'oas-validation';
 
@@ -29,6 +30,32 @@ function describe(errors: ErrorObject[] | null | undefined): string {
 function parameterErrors(errors: ErrorObject[] | null | undefined): string {
   return describe(errors).replace(/(^|; )\/v: /g, '$1').replace(/(^|; )\/v\//g, '$1item ');
 }
+
+/**
+ * What `describe` makes of `validate`'s errors on `value`, or undefined when it passes. The errors are dropped from
+ * the validator, which every request to the operation shares: they would stay on it until its next use.
+ */
+function failures(validate: ValidateFunction, value: unknown, show = describe): string | undefined {
+  if (validate(value)) return undefined;
+  const text = show(validate.errors);
+  validate.errors = null;
+  return text;
+}
+
+/**
+ * `raw` parsed, or why it cannot be validated: not JSON, or nested deeper than the gateway takes (ajv walks the value
+ * by recursion: a body 200,000 levels deep overflowed the stack, a 500 for a bad request).
+ */
+function parsedJson(raw: Buffer): { value: unknown } | 'not JSON' | 'too deep' {
+  let value: unknown;
+  try {
+    value = JSON.parse(jsonText(raw));
+  } catch {
+    return 'not JSON';
+  }
+  return nestsDeeperThan(raw, MAX_JSON_DEPTH) ? 'too deep' : { value };
+}
+const TOO_DEEP = `nests arrays and objects more than ${MAX_JSON_DEPTH} levels deep`;
 
 /** The parameter's value as its schema reads it: an array's items, one text otherwise; undefined when it is absent. */
 function valueOf(p: CompiledParameter, ctx: RequestContext, query: URLSearchParams, path: Map<string, string>): string | string[] | undefined {
@@ -86,21 +113,23 @@ export const oasValidation: PolicyFactory = (name, spec) => {
           if (p.required) throw fail(400, `${p.in} parameter "${p.name}" is required`);
           continue;
         }
-        if (p.validate && !p.validate({ v: value })) throw fail(400, `${p.in} parameter "${p.name}" ${parameterErrors(p.validate.errors)}`);
+        const failed = p.validate ? failures(p.validate, { v: value }, parameterErrors) : undefined;
+        if (failed !== undefined) throw fail(400, `${p.in} parameter "${p.name}" ${failed}`);
       }
+      // An OpenAI operation's body comes parsed, its depth checked (openai-request.ts); an HTTPRoute's is read here.
       let body: unknown = ctx.body;
       if (body === undefined && ctx.rawBody && ctx.rawBody.length > 0) {
-        try {
-          body = JSON.parse(jsonText(ctx.rawBody));
-        } catch {
-          throw fail(400, 'the request body is not JSON');
-        }
+        const parsed = parsedJson(ctx.rawBody);
+        if (parsed === 'not JSON') throw fail(400, 'the request body is not JSON');
+        if (parsed === 'too deep') throw fail(400, `the request body ${TOO_DEEP}`);
+        body = parsed.value;
       }
       if (body === undefined) {
         if (op.bodyRequired) throw fail(400, 'a request body is required');
         return;
       }
-      if (op.body && !op.body(body)) throw fail(400, `request body ${describe(op.body.errors)}`);
+      const failed = op.body ? failures(op.body, body) : undefined;
+      if (failed !== undefined) throw fail(400, `request body ${failed}`);
     },
   };
   if (s.validateResponses) {
@@ -108,15 +137,20 @@ export const oasValidation: PolicyFactory = (name, spec) => {
       const { op } = operationOf(paths, ctx);
       const validate = op && (op.responses.get(String(status)) ?? op.responses.get(`${String(status)[0]}XX`) ?? op.responses.get('DEFAULT'));
       if (!validate) return undefined;
+      // Only JSON answers have a schema here: a text/plain 503 of the model server's goes to the client as it is.
+      let json = false;
       return {
+        headers(_status, headers) {
+          const type = headers['content-type'];
+          json = typeof type === 'string' && isJsonMediaType(type);
+        },
         body(answer) {
-          let parsed: unknown;
-          try {
-            parsed = JSON.parse(answer.toString('utf8'));
-          } catch {
-            throw fail(502, `the ${status} answer is not JSON`);
-          }
-          if (!validate(parsed)) throw fail(502, `the ${status} answer ${describe(validate.errors)}`);
+          if (!json) return answer;
+          const parsed = parsedJson(answer);
+          if (parsed === 'not JSON') throw fail(502, `the ${status} answer is not JSON`);
+          if (parsed === 'too deep') throw fail(502, `the ${status} answer ${TOO_DEEP}`);
+          const failed = failures(validate, parsed.value);
+          if (failed !== undefined) throw fail(502, `the ${status} answer ${failed}`);
           return answer;
         },
       };
