@@ -20,8 +20,18 @@ export type CountOn = z.output<typeof countOn>;
 /** A request variable, e.g. {ref: client_id} or {ref: request.header.x-tenant}. */
 const variableRef = z.object({ ref: z.string().min(1) }).strict();
 
+/**
+ * The most per second a rate may allow: one per microsecond, the step the counter stores keep a rate's timing in.
+ * Faster rates were accepted, then never enforced (from 2,000,000ps every request passed), and past 2^53 every request
+ * failed with a RangeError.
+ */
+const MAX_RATE_PER_SECOND = 1_000_000;
+
 /** "10ps" (per second) or "600pm" (per minute), as Apigee's <Rate>. */
-export const rate = z.string().regex(/^[1-9]\d*p[sm]$/, 'rate must be a count per second or minute, e.g. "10ps" or "600pm"');
+export const rate = z
+  .string()
+  .regex(/^[1-9]\d*p[sm]$/, 'rate must be a count per second or minute, e.g. "10ps" or "600pm"')
+  .refine((r) => Number(r.slice(0, -2)) <= (r.endsWith('ps') ? 1 : 60) * MAX_RATE_PER_SECOND, `rate must be at most ${MAX_RATE_PER_SECOND}ps (${60 * MAX_RATE_PER_SECOND}pm)`);
 
 /** What a header value may carry: no control characters (CR, LF, NUL, tab…) and nothing past U+00FF. */
 export const HEADER_TEXT = /^[\x20-\x7e\xa0-\xff]*$/;

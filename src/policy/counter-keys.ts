@@ -1,7 +1,10 @@
 // Counter key names, in one place so the policies that count and the self-service report that reads agree.
-// Policy and operation-set names are DNS-style (no colons); an identifier may hold anything, so it comes last
-// before the window start.
+// A key is `apim:<kind>:<name>:<identifier>` (product quotas: `apim:pq:<operation set>:<identifier variable>:<identifier>`),
+// then for a quota its window. Every part before the identifier is escaped to hold no colon, and a window's part holds
+// none either: whatever an identifier holds (it is a client's choice), two counters never share a key.
 import { createHash } from 'node:crypto';
+import type { QuotaWindow } from './quota-window.js';
+import type { QuotaWindowType } from './quota-usage.js';
 
 /**
  * Identifiers up to this many UTF-8 bytes stay in the key as they are (keys stay readable, and existing Redis keys
@@ -20,22 +23,52 @@ function keyPart(identifier: string): string {
   return `sha256:${createHash('sha256').update(identifier, 'utf16le').digest('hex')}`;
 }
 
-/** Product request quota: per operation set and app (or the Quota policy's identifier). */
-export function productQuotaKey(operationSet: string, identifier: string): string {
-  return `apim:pq:${operationSet}:${keyPart(identifier)}`;
+/**
+ * A name part without colons: `%` and `:` percent-encoded, anything else as it is (a manifest name has neither, so its
+ * keys keep their names). A Quota's sharedName is free text: `users:budget` named the counter of Quota `users` for
+ * identifier `budget:…`, which a client sending that header could then spend.
+ */
+function namePart(name: string): string {
+  return name.replace(/[%:]/g, (c) => (c === '%' ? '%25' : '%3A'));
 }
 
-/** Product token quota (llmOperations.llmTokenQuota): per operation set and app. */
-export function productTokenKey(operationSet: string, identifier: string): string {
-  return `apim:pt:${operationSet}:${keyPart(identifier)}`;
+/**
+ * A policy's own counters, per identifier value: `kind` is a short tag per policy type, `name` its manifest name (or
+ * Quota's sharedName). Made once per policy.
+ * @example policyKeys('q', 'per-app')('app-1') → 'apim:q:per-app:app-1'
+ */
+export function policyKeys(kind: string, name: string): (identifier: string) => string {
+  const prefix = `apim:${kind}:${namePart(name)}:`;
+  return (identifier) => prefix + keyPart(identifier);
 }
 
-/** A policy's own counter: `kind` is a short tag per policy type, `name` its manifest name (or Quota's sharedName). */
-export function policyKey(kind: string, name: string, identifier: string): string {
-  return `apim:${kind}:${name}:${keyPart(identifier)}`;
+/**
+ * Product quotas (`pq`: requests, `pt`: tokens), per operation set and value of the identifier `variable` (the app by
+ * default). The variable is part of the key: a Quota counted per `request.header.x-user` and the default product quota
+ * (per app) on the same operation set shared a counter whenever a header value was an app's id.
+ * @example productKeys('pq', 'developer.app.id')('gold', 'app-1') → 'apim:pq:gold:developer.app.id:app-1'
+ */
+export function productKeys(kind: 'pq' | 'pt', variable: string): (operationSet: string, identifier: string) => string {
+  const tail = `:${namePart(variable)}:`;
+  // Operation-set names are manifest names: no colons.
+  return (operationSet, identifier) => `apim:${kind}:${operationSet}${tail}${keyPart(identifier)}`;
 }
 
-/** One window's counter (fixed windows): windows never share a counter. */
-export function windowKey(base: string, startMs: number): string {
-  return `${base}:${startMs}`;
+/**
+ * One fixed window's counter, by its start and its end: a window of another length that starts at the same instant
+ * (the interval or time unit changed at the top of the hour) is another counter, not the old window's count and end.
+ * @example windowKey('apim:q:per-app:app-1', { startMs: 0, endMs: 3_600_000 }) → 'apim:q:per-app:app-1:0-3600000'
+ */
+export function windowKey(base: string, window: QuotaWindow): string {
+  return `${base}:${window.startMs}-${window.endMs}`;
+}
+
+/**
+ * A rolling or flexi window's counter, by the window's length: a changed interval or time unit starts a new one (a
+ * flexi window kept the old length's end: a day's, after a change to a minute), and the three window types never
+ * share one under a sharedName.
+ * @example periodKey('apim:q:per-app:app-1', 'flexi', 60_000) → 'apim:q:per-app:app-1:f60000'
+ */
+export function periodKey(base: string, type: Exclude<QuotaWindowType, 'fixed'>, periodMs: number): string {
+  return `${base}:${type === 'flexi' ? 'f' : 'r'}${periodMs}`;
 }

@@ -43,8 +43,8 @@ function monthWindows(interval: number, originMs: number): WindowAt {
 /**
  * The windowMs to hand the counter store for this window. The store aligns fixed windows to multiples of windowMs
  * since the epoch, so passing the window's own end makes the store's window [0, end): it ends exactly when ours does,
- * whatever our alignment (Mondays, calendar months, a startTime). Counter keys carry the window's start, so a late
- * adjustment always lands in the window it belongs to.
+ * whatever our alignment (Mondays, calendar months, a startTime). Counter keys carry the window's start and end
+ * (windowKey), so a late adjustment always lands in the window it belongs to, and the store's end is always ours.
  */
 export function storeWindowMs(window: QuotaWindow): number {
   return window.endMs;

@@ -8,7 +8,9 @@ import { RedisCounterStore } from './redis.js';
 
 export interface TestCounterStore {
   store: CounterStore;
-  /** Closes the store and deletes every key it wrote. */
+  /** Another replica's store on the same counters: a second Redis connection; in memory, the same store. */
+  replica(): Promise<CounterStore>;
+  /** Closes the stores and deletes every key they wrote. */
   dispose(): Promise<void>;
 }
 
@@ -25,7 +27,7 @@ export const COUNTER_BACKENDS: CounterBackend[] = [
     name: 'memory',
     async create() {
       const store = new MemoryCounterStore();
-      return { store, dispose: () => store.close() };
+      return { store, replica: () => Promise.resolve(store), dispose: () => store.close() };
     },
   },
   {
@@ -33,12 +35,20 @@ export const COUNTER_BACKENDS: CounterBackend[] = [
     skip: REDIS_URL ? undefined : 'REDIS_URL not set',
     async create() {
       const keyPrefix = `tollgate:test:${randomBase62(12)}:`;
-      const store = new RedisCounterStore({ url: REDIS_URL, keyPrefix });
-      await store.ready();
+      const open = async () => {
+        const store = new RedisCounterStore({ url: REDIS_URL, keyPrefix });
+        await store.ready();
+        return store;
+      };
+      const stores = [await open()];
       return {
-        store,
+        store: stores[0],
+        async replica() {
+          stores.push(await open());
+          return stores[stores.length - 1];
+        },
         async dispose() {
-          await store.close();
+          await Promise.all(stores.map((s) => s.close()));
           await deleteKeys(REDIS_URL!, keyPrefix);
         },
       };
@@ -48,9 +58,9 @@ export const COUNTER_BACKENDS: CounterBackend[] = [
 
 /**
  * One suite run over every counter backend (`on memory`, `on redis`): `counters()` is the backend's fresh store,
- * created before the suite's tests and disposed of (its keys deleted) after them.
+ * created before the suite's tests and disposed of (its keys deleted) after them; `replica()` another replica's.
  */
-export function describeOnCounterBackends(suite: (counters: () => CounterStore) => void): void {
+export function describeOnCounterBackends(suite: (counters: () => CounterStore, replica: () => Promise<CounterStore>) => void): void {
   for (const backend of COUNTER_BACKENDS) {
     describe(`on ${backend.name}`, { skip: backend.skip }, () => {
       let handle: TestCounterStore | undefined;
@@ -58,7 +68,10 @@ export function describeOnCounterBackends(suite: (counters: () => CounterStore) 
         handle = await backend.create();
       });
       after(() => handle?.dispose());
-      suite(() => handle!.store);
+      suite(
+        () => handle!.store,
+        () => handle!.replica(),
+      );
     });
   }
 }

@@ -9,7 +9,7 @@ import { OFF_LOOP_CHARS, closeTokenCountThread } from '../../../lib/token-count-
 import { countChatTokens, serializeMessages } from '../../../lib/tokenizer.js';
 import { MemoryCounterStore } from '../../../store/counters/memory.js';
 import { describeOnCounterBackends } from '../../../store/counters/test-counter-stores.js';
-import { policyKey, productTokenKey, windowKey } from '../../counter-keys.js';
+import { policyKeys, productKeys, windowKey } from '../../counter-keys.js';
 import { MemoryIdentitySource } from '../../memory-identity.js';
 import { MONDAY, TestClock, countingTokens, fakeContext, testDeps, unique, type FakeRequest } from '../../testing.js';
 import type { ApimState } from '../../types.js';
@@ -18,6 +18,8 @@ import { roomMargin } from './token-estimate.js';
 
 const PROMPT = countChatTokens([{ role: 'user', content: 'Hello there' }]);
 const HOUR = 3_600_000;
+/** The hour window holding MONDAY. */
+const HOUR_OF_MONDAY = { startMs: MONDAY, endMs: MONDAY + HOUR };
 
 function isViolation(err: unknown): err is GatewayError {
   return err instanceof GatewayError && err.status === 429 && err.code === LLM_TOKEN_QUOTA_FAULTS.llmTokenQuotaViolation;
@@ -41,7 +43,7 @@ describeOnCounterBackends((counters) => {
     const name = unique('tq');
     const policy = llmTokenQuota(name, spec, testDeps(counters(), { now: clock.now }));
     /** The counter of the window holding MONDAY (timeUnit hour), for the default identifier without a key. */
-    const used = () => counters().get(windowKey(policyKey('tq', name, ''), MONDAY), clock.t);
+    const used = () => counters().get(windowKey(policyKeys('tq', name)(''), HOUR_OF_MONDAY), clock.t);
     return { policy, used, clock };
   }
 
@@ -66,6 +68,21 @@ describeOnCounterBackends((counters) => {
       'x-ratelimit-remaining-tokens': String(1000 - PROMPT - 50),
       'x-ratelimit-reset-tokens': '1h0m0s',
     });
+  });
+
+  test('a changed time unit starts a new counter: an hour used up, then a minute from the same instant', async () => {
+    const clock = new TestClock(MONDAY + 30_000);
+    const name = unique('tq');
+    const spec = (timeUnit: string) => ({ limit: PROMPT + 50, timeUnit });
+    await admit(llmTokenQuota(name, spec('hour'), testDeps(counters(), { now: clock.now })), { body: { max_tokens: 50 } });
+    const perMinute = llmTokenQuota(name, spec('minute'), testDeps(counters(), { now: clock.now }));
+    // Before: refused with retry-after 3570, the minute at the top of the hour counted on the hour's counter.
+    const { ctx, state } = await admit(perMinute, { body: { max_tokens: 50 } });
+    assert.equal(ctx.responseHeaders['x-ratelimit-reset-tokens'], '30s');
+    ctx.attempts = 1;
+    ctx.usage = { inputTokens: PROMPT, outputTokens: 50, cachedTokens: 0 };
+    await settle(ctx, state);
+    await assert.rejects(Promise.resolve(perMinute.admit!(fakeContext({ body: { max_tokens: 50 } }), {})), (err: unknown) => isViolation(err) && err.headers['retry-after'] === '30');
   });
 
   test('max_completion_tokens and max_output_tokens count as the cap too', async () => {
@@ -416,7 +433,7 @@ describeOnCounterBackends((counters) => {
     const policy = llmTokenQuota(unique('product'), { useQuotaConfigInAPIProduct: true }, testDeps(counters(), { now: clock.now, identity }));
     const ctx = fakeContext({ body: { max_tokens: 200 } });
     await policy.admit!(ctx, { key, product: key.products[0], operationSet: key.products[0].operationSets[0] });
-    assert.equal(await counters().get(windowKey(productTokenKey(setName, key.appId), MONDAY), MONDAY), 200);
+    assert.equal(await counters().get(windowKey(productKeys('pt', 'developer.app.id')(setName, key.appId), HOUR_OF_MONDAY), MONDAY), 200);
     assert.equal(ctx.responseHeaders['x-ratelimit-limit-tokens'], '500');
     const unlimited = fakeContext({ body: { max_tokens: 200 } });
     await policy.admit!(unlimited, { key, product: key.products[1], operationSet: key.products[1].operationSets[0] });

@@ -4,7 +4,7 @@ import { llmTokenQuotaSpec } from '../../../config/apim-kinds.js';
 import type { RequestContext } from '../../../gateway/context.js';
 import type { ResponseFlow } from '../../../gateway/hooks.js';
 import { policyFault } from '../../../gateway/errors.js';
-import { policyKey, productTokenKey, windowKey } from '../../counter-keys.js';
+import { policyKeys, productKeys, windowKey } from '../../counter-keys.js';
 import type { CompiledTokenQuota } from '../../identity.js';
 import { quotaUsage } from '../../quota-usage.js';
 import { storeWindowMs, windowsOf } from '../../quota-window.js';
@@ -56,6 +56,8 @@ export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
   const own: CompiledTokenQuota | null = s.useQuotaConfigInAPIProduct
     ? null
     : { limit: s.limit!, interval: s.interval, timeUnit: s.timeUnit!, countOn: s.countOn, windowAt: windowsOf(s.interval, s.timeUnit!) };
+  const ownKey = policyKeys('tq', name);
+  const productKey = productKeys('pt', identifier);
   const { counters, now } = deps;
   const F = LLM_TOKEN_QUOTA_FAULTS;
   // The gateway's, which outlives engine rebuilds (every key issued rebuilds it); a policy's own without one.
@@ -67,8 +69,8 @@ export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
   /** The counter of identifier value `id` in the window of `at`, and the window. */
   const counterOf = (state: ApimState, q: CompiledTokenQuota, id: string, at: number) => {
     const w = q.windowAt(at);
-    const base = own ? policyKey('tq', name, id) : productTokenKey(state.operationSet!.name, id);
-    return { key: windowKey(base, w.startMs), windowMs: storeWindowMs(w), endMs: w.endMs };
+    const base = own ? ownKey(id) : productKey(state.operationSet!.name, id);
+    return { key: windowKey(base, w), windowMs: storeWindowMs(w), endMs: w.endMs };
   };
   /** What that counter holds at `at`, read without reserving, and when its window ends; undefined when failed open. */
   const readCounter = (state: ApimState, q: CompiledTokenQuota, id: string, at: number) => {

@@ -2,7 +2,7 @@
 import { promptTokenLimitSpec } from '../../../config/apim-kinds.js';
 import type { RequestContext } from '../../../gateway/context.js';
 import { policyFault } from '../../../gateway/errors.js';
-import { policyKey } from '../../counter-keys.js';
+import { policyKeys } from '../../counter-keys.js';
 import { promptTokens } from '../../prompt-tokens.js';
 import { parseRate } from '../../rate.js';
 import { neverFits, retryAfter } from '../../rate-limit-headers.js';
@@ -23,7 +23,8 @@ export const promptTokenLimit: PolicyFactory = (name, spec, deps) => {
   loadTokenizer();
   const rate = parseRate(s.rate);
   const identify = s.identifier ? compileVariable(s.identifier.ref) : null;
-  const global = policyKey('ptl', name, '');
+  const keyOf = policyKeys('ptl', name);
+  const global = keyOf('');
   const { counters, now } = deps;
   const F = PROMPT_TOKEN_LIMIT_FAULTS;
 
@@ -37,7 +38,7 @@ export const promptTokenLimit: PolicyFactory = (name, spec, deps) => {
       const tokens = typeof counted === 'number' ? counted : await counted;
       if (tokens === 0) return;
       if (tokens > rate.count) throw neverFits(F.promptTokenLimitViolation, `The prompt has more than ${rate.count} tokens; the limit is ${s.rate} tokens`);
-      const key = identify ? policyKey('ptl', name, identify(ctx, state) ?? '') : global;
+      const key = identify ? keyOf(identify(ctx, state) ?? '') : global;
       // Each token is one slot of the rate; a whole period's tokens may come at once (a long prompt is one request).
       const r = await counters.call((c) => c.consumeSmoothed(key, rate.intervalMs, rate.count, now(), tokens));
       if (r && !r.allowed) {

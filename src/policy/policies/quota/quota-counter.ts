@@ -3,7 +3,7 @@
 // the same counter without counting.
 import type { CounterStore } from '../../../store/counters/counter-store.js';
 import type { CounterGuard } from '../../counter-guard.js';
-import { windowKey } from '../../counter-keys.js';
+import { periodKey, windowKey } from '../../counter-keys.js';
 import type { CompiledQuota } from '../../identity.js';
 import { periodMs, storeWindowMs } from '../../quota-window.js';
 import type { QuotaReading, QuotaWindowType } from '../../quota-usage.js';
@@ -34,38 +34,42 @@ interface Window {
 function windowOf(type: WindowType, base: string, quota: CompiledQuota, now: number): Window {
   if (type === 'rollingwindow') {
     const period = periodMs(quota.interval, quota.timeUnit);
-    const add = (s: CounterStore, amount: number) => s.consumeRolling(base, amount, Number.MAX_SAFE_INTEGER, period, now);
+    const key = periodKey(base, type, period);
     const latestResetMs = now + period;
+    // The store dates an empty window's reset now; a request counted now would leave it one period from now.
+    const consume = async (s: CounterStore, amount: number, limit: number) => {
+      const r = await s.consumeRolling(key, amount, limit, period, now);
+      return r.count > 0 ? r : { ...r, resetAtMs: latestResetMs };
+    };
     return {
-      consume: (s, amount, limit) => s.consumeRolling(base, amount, limit, period, now),
-      add,
-      // A rolling consume of 0 only drops what has left the window. The store dates an empty window's reset now;
-      // a request counted now would leave it one period from now.
-      read: async (s) => {
-        const r = await add(s, 0);
-        return r.count > 0 ? r : { count: 0, resetAtMs: latestResetMs };
-      },
+      consume,
+      add: (s, amount) => s.consumeRolling(key, amount, Number.MAX_SAFE_INTEGER, period, now),
+      // A rolling consume of 0 only drops what has left the window.
+      read: (s) => consume(s, 0, Number.MAX_SAFE_INTEGER),
       latestResetMs,
     };
   }
   if (type === 'flexi') {
     // The window starts at the identifier's first request: the store keeps an existing window until it ends,
     // and a new one made now with windowMs = now + period ends one period from now.
-    const end = now + periodMs(quota.interval, quota.timeUnit);
+    const period = periodMs(quota.interval, quota.timeUnit);
+    const key = periodKey(base, type, period);
+    const end = now + period;
     return {
-      consume: (s, amount, limit) => s.consume(base, amount, limit, end, now),
-      add: async (s, amount) => ({ count: await s.adjust(base, amount, end, now), resetAtMs: end }),
+      consume: (s, amount, limit) => s.consume(key, amount, limit, end, now),
+      // A consume that cannot be refused: unlike adjust, it answers with the window's end (`end` is only a new one's).
+      add: (s, amount) => s.consume(key, amount, Number.MAX_SAFE_INTEGER, end, now),
       // A consume of 0 would start a window now, so only a window that holds a count (current at `now`, which the
       // consume is given too) is asked for its end.
       read: async (s) => {
-        const count = await s.get(base, now);
-        return count === 0 ? { count, resetAtMs: end } : s.consume(base, 0, Number.MAX_SAFE_INTEGER, end, now);
+        const count = await s.get(key, now);
+        return count === 0 ? { count, resetAtMs: end } : s.consume(key, 0, Number.MAX_SAFE_INTEGER, end, now);
       },
       latestResetMs: end,
     };
   }
   const w = quota.windowAt(now);
-  const key = windowKey(base, w.startMs);
+  const key = windowKey(base, w);
   const windowMs = storeWindowMs(w);
   return {
     consume: (s, amount, limit) => s.consume(key, amount, limit, windowMs, now),
@@ -98,10 +102,12 @@ export function compileQuotaCount(counters: CounterGuard, type: WindowType, mode
           (r) => r && { allowed: r.allowed, remaining: Math.max(0, quota.limit - r.count), resetAtMs: r.resetAtMs },
         );
     case 'enforceOnly':
-      // Reads the count (an amount of 0 never changes it) and refuses what would not fit; a countOnly policy counts.
+      // Reads the count (an amount of 0 never changes it) against the room the request needs (quota.ts refuses a
+      // weight above the limit first), so a refusal's reset is when the request fits: against the whole limit, a
+      // rolling window said when its oldest slot left, too little for a weighted request. A countOnly policy counts.
       return (base, weight, quota, now) =>
-        counters.call((s) => windowOf(type, base, quota, now).consume(s, 0, quota.limit)).then(
-          (r) => r && { allowed: r.count + weight <= quota.limit, remaining: Math.max(0, quota.limit - r.count), resetAtMs: r.resetAtMs },
+        counters.call((s) => windowOf(type, base, quota, now).consume(s, 0, quota.limit - weight)).then(
+          (r) => r && { allowed: r.allowed, remaining: Math.max(0, quota.limit - r.count), resetAtMs: r.resetAtMs },
         );
     case 'countOnly':
       return (base, weight, quota, now) =>

@@ -17,14 +17,21 @@ function isQuotaViolation(err: unknown): boolean {
   return err instanceof GatewayError && err.status === 429 && err.code === QUOTA_FAULTS.quotaViolation && err.type === 'rate_limit_error';
 }
 
-async function allowed(policy: Policy, req: FakeRequest = {}, state: ApimState = {}): Promise<boolean> {
+/** Whether the request was admitted, and the headers that say when to come back. */
+async function answer(policy: Policy, req: FakeRequest = {}, state: ApimState = {}): Promise<{ ok: boolean; retryAfter?: string; reset?: string }> {
+  const ctx = fakeContext(req);
+  const reset = () => ctx.responseHeaders['x-ratelimit-reset-requests'] as string | undefined;
   try {
-    await policy.admit!(fakeContext(req), state);
-    return true;
+    await policy.admit!(ctx, state);
+    return { ok: true, reset: reset() };
   } catch (err) {
-    if (isQuotaViolation(err)) return false;
-    throw err;
+    if (!isQuotaViolation(err)) throw err;
+    return { ok: false, retryAfter: (err as GatewayError).headers['retry-after'], reset: reset() };
   }
+}
+
+async function allowed(policy: Policy, req: FakeRequest = {}, state: ApimState = {}): Promise<boolean> {
+  return (await answer(policy, req, state)).ok;
 }
 
 describe('config', () => {
@@ -66,7 +73,7 @@ describe('config', () => {
   });
 });
 
-describeOnCounterBackends((counters) => {
+describeOnCounterBackends((counters, replica) => {
 
   const make = (spec: Record<string, unknown>, clock: TestClock) => quota(unique('q'), spec, testDeps(counters(), { now: clock.now }));
 
@@ -171,6 +178,123 @@ describeOnCounterBackends((counters) => {
     assert.equal(await allowed(enforce), true);
     assert.equal(await allowed(count, { headers: { 'x-used': '2' } }), true, 'counting never refuses');
     assert.equal(await allowed(enforce), false);
+  });
+
+  test('enforceOnly on a rolling window: retry-after says when the weighted request fits, as a counting policy does', async () => {
+    const clock = new TestClock(MONDAY);
+    const shared = unique('shared');
+    const deps = testDeps(counters(), { now: clock.now });
+    const weight = { ref: 'request.header.x-weight' };
+    const enforce = quota('enforce', { allow: 10, timeUnit: 'minute', type: 'rollingwindow', sharedName: shared, enforceOnly: true, messageWeight: weight }, deps);
+    const count = quota('count', { allow: 10, timeUnit: 'minute', type: 'rollingwindow', sharedName: shared, countOnly: true, messageWeight: weight }, deps);
+    const weighing = (w: number) => ({ headers: { 'x-weight': String(w) } });
+    // Before: 0ms, the store's date for an empty window.
+    assert.equal((await answer(enforce)).reset, '1m0s', 'an empty window: one period from now, when this request would leave it');
+    await allowed(count, weighing(1));
+    clock.advance(30_000);
+    await allowed(count, weighing(8));
+    clock.advance(1_000);
+    const refused = await answer(enforce, weighing(5));
+    // Before: 30, when the request of weight 1 left, which frees too little: refused again then.
+    assert.deepEqual(refused, { ok: false, retryAfter: '60', reset: '59.059s' }, 'until the 8 have left too');
+    clock.advance(Number(refused.retryAfter) * 1000);
+    assert.equal(await allowed(enforce, weighing(5)), true);
+  });
+
+  test('countOnly on a flexi window says when the window opened by the first request ends', async () => {
+    const clock = new TestClock(MONDAY);
+    const shared = unique('shared');
+    const deps = testDeps(counters(), { now: clock.now });
+    const enforce = quota('enforce', { allow: 10, timeUnit: 'hour', type: 'flexi', sharedName: shared, enforceOnly: true }, deps);
+    const count = quota('count', { allow: 10, timeUnit: 'hour', type: 'flexi', sharedName: shared, countOnly: true }, deps);
+    assert.equal((await answer(count)).reset, '1h0m0s');
+    clock.advance(45 * 60_000);
+    // Before: 1h0m0s, a whole period from now, whatever the window.
+    assert.equal((await answer(count)).reset, '15m0s');
+    assert.equal((await answer(enforce)).reset, '15m0s', 'as the enforcing policy on the same counter says');
+  });
+
+  test('a sharedName with a colon is no other Quota\'s counter', async () => {
+    const clock = new TestClock(MONDAY);
+    const deps = testDeps(counters(), { now: clock.now });
+    const users = unique('users');
+    const budget = quota(unique('tenant-budget'), { allow: 2, timeUnit: 'hour', sharedName: `${users}:budget`, identifier: { ref: 'request.header.x-tenant' } }, deps);
+    const perUser = quota(users, { allow: 1000, timeUnit: 'hour', identifier: { ref: 'request.header.x-user' } }, deps);
+    assert.equal(await allowed(perUser, { headers: { 'x-user': 'budget:acme' } }), true);
+    assert.equal(await allowed(perUser, { headers: { 'x-user': 'budget:acme' } }), true);
+    // Before: 429, both counted on apim:q:<users>:budget:acme: any client could spend tenant acme's budget.
+    assert.equal(await allowed(budget, { headers: { 'x-tenant': 'acme' } }), true, "tenant acme's first request");
+  });
+
+  test('product quotas counted per different identifiers never share a counter', async () => {
+    const clock = new TestClock(MONDAY);
+    const identity = new MemoryIdentitySource([{ name: unique('set'), spec: { apiProductRefs: [{ name: 'p' }], quota: { limit: 1, interval: 1, timeUnit: 'hour' } } }]);
+    const app = identity.add({ key: 'k', appId: unique('app'), products: ['p'] });
+    const deps = testDeps(counters(), { now: clock.now, identity });
+    const perApp = quota(unique('product'), { useQuotaConfigInAPIProduct: true }, deps);
+    const perUser = quota(unique('product-per-user'), { useQuotaConfigInAPIProduct: true, identifier: { ref: 'request.header.x-user' } }, deps);
+    const state: ApimState = { key: app, product: app.products[0], operationSet: app.products[0].operationSets[0] };
+    assert.equal(await allowed(perUser, { headers: { 'x-user': app.appId } }, state), true);
+    // Before: 429, the header's value counted on the app's counter.
+    assert.equal(await allowed(perApp, {}, state), true, "the app's own first request");
+    assert.equal(await allowed(quota(unique('default-product-quota'), { useQuotaConfigInAPIProduct: true }, deps), {}, state), false, 'the same variable, the same counter');
+  });
+
+  describe('a changed interval or time unit starts a new counter (an edited or reloaded Quota)', () => {
+    const make = (name: string, spec: Record<string, unknown>, clock: TestClock, store = counters()) => quota(name, spec, testDeps(store, { now: clock.now }));
+
+    test('flexi: 5 a day used up, then 5 a minute: refused for a minute at most, not for the rest of the day', async () => {
+      const clock = new TestClock(MONDAY);
+      const name = unique('q');
+      const daily = make(name, { allow: 5, timeUnit: 'day', type: 'flexi' }, clock);
+      for (let i = 0; i < 5; i++) assert.equal(await allowed(daily), true);
+      clock.advance(3_600_000);
+      const perMinute = make(name, { allow: 5, timeUnit: 'minute', type: 'flexi' }, clock);
+      // Before: refused with retry-after 82800, the day's window and its end kept.
+      for (let i = 0; i < 5; i++) assert.equal(await allowed(perMinute), true, `request ${i + 1}`);
+      assert.deepEqual(await answer(perMinute), { ok: false, retryAfter: '60', reset: '1m0s' });
+    });
+
+    test('fixed: 3 an hour used up, then 3 a minute from the same instant: a new minute, not the hour\'s end', async () => {
+      const clock = new TestClock(MONDAY + 30_000);
+      const name = unique('q');
+      const hourly = make(name, { allow: 3, timeUnit: 'hour' }, clock);
+      for (let i = 0; i < 3; i++) assert.equal(await allowed(hourly), true);
+      const perMinute = make(name, { allow: 3, timeUnit: 'minute' }, clock);
+      // Before: refused with retry-after 3570: the minute starting at the top of the hour shared the hour's counter.
+      for (let i = 0; i < 3; i++) assert.equal(await allowed(perMinute), true, `request ${i + 1}`);
+      assert.deepEqual(await answer(perMinute), { ok: false, retryAfter: '30', reset: '30s' });
+    });
+
+    test('fixed: 3 a minute used up, then 3 an hour from the same instant: the hour counts 3 and says when it ends', async () => {
+      const clock = new TestClock(MONDAY + 1_000);
+      const name = unique('q');
+      const perMinute = make(name, { allow: 3, timeUnit: 'minute' }, clock);
+      for (let i = 0; i < 3; i++) assert.equal(await allowed(perMinute), true);
+      clock.advance(1_000);
+      const hourly = make(name, { allow: 3, timeUnit: 'hour' }, clock);
+      // Before: refused (reset in 58 s), then, once the minute ended, the hour's counter began again from 0 at 0:01.
+      for (let i = 0; i < 3; i++) assert.equal(await allowed(hourly), true, `request ${i + 1}`);
+      assert.deepEqual(await answer(hourly), { ok: false, retryAfter: '3598', reset: '59m58s' });
+      clock.advance(60_000);
+      assert.equal(await allowed(hourly), false, 'the minute the old counter ended changes nothing');
+    });
+
+    for (const type of [undefined, 'flexi', 'rollingwindow']) {
+      test(`${type ?? 'fixed'}: two replicas counting at once on the new window admit exactly its allowance`, async () => {
+        const clock = new TestClock(MONDAY);
+        const name = unique('q');
+        const daily = make(name, { allow: 5, timeUnit: 'day', type }, clock);
+        for (let i = 0; i < 5; i++) assert.equal(await allowed(daily), true);
+        const other = await replica();
+        const [a, b] = [make(name, { allow: 5, timeUnit: 'minute', type }, clock), make(name, { allow: 5, timeUnit: 'minute', type }, clock, other)];
+        const outcomes = await Promise.all(Array.from({ length: 40 }, (_, i) => allowed(i % 2 === 0 ? a : b)));
+        // Before: none, the day's count (or history) was the minute's too.
+        assert.equal(outcomes.filter(Boolean).length, 5);
+        clock.advance(30_000);
+        assert.deepEqual([await allowed(a), await allowed(b)], [false, false]);
+      });
+    }
   });
 
   describe('usage (the quota report) reads what admit counts, and counts nothing', () => {

@@ -3,7 +3,7 @@
 import { quotaSpec } from '../../../config/apim-kinds.js';
 import type { RequestContext } from '../../../gateway/context.js';
 import { policyFault } from '../../../gateway/errors.js';
-import { policyKey, productQuotaKey } from '../../counter-keys.js';
+import { policyKeys, productKeys } from '../../counter-keys.js';
 import type { CompiledQuota } from '../../identity.js';
 import { quotaUsage } from '../../quota-usage.js';
 import { windowsOf } from '../../quota-window.js';
@@ -39,13 +39,14 @@ export const quota: PolicyFactory = (name, spec, deps) => {
         timeUnit: s.timeUnit!,
         windowAt: windowsOf(s.interval, s.timeUnit!, s.startTime === undefined ? undefined : Date.parse(s.startTime)),
       };
-  const counterName = s.sharedName ?? name;
+  const ownKey = policyKeys('q', s.sharedName ?? name);
+  const productKey = productKeys('pq', identifier);
   const { now } = deps;
   // Shared by admit and the quota report, so the report reads the very counter a request counts on.
   /** The limit that applies to this request; none: not limited. */
   const limitOf = (state: ApimState): CompiledQuota | null | undefined => own ?? state.operationSet?.quota;
   /** The counter of identifier value `id` (the operation set's, when the limit is the product's). */
-  const counterOf = (state: ApimState, id: string): string => (own ? policyKey('q', counterName, id) : productQuotaKey(state.operationSet!.name, id));
+  const counterOf = (state: ApimState, id: string): string => (own ? ownKey(id) : productKey(state.operationSet!.name, id));
 
   return {
     type: QUOTA,

@@ -23,6 +23,11 @@ describe('config', () => {
   for (const rate of ['10', '10pd', '0ps', '-1ps', '1.5ps', 'ps']) {
     test(`rate "${rate}" is refused`, () => assert.throws(() => spikeArrest('s', { rate }, deps), /rate must be a count per second or minute/));
   }
+  // Before: accepted, then not enforced (2000000ps let every request through: a microsecond is the counters' finest
+  // step), and past 2^53 every request failed with a RangeError (500).
+  for (const rate of ['1000001ps', '60000001pm', '2000000ps', '9007199254740993ps', '10000000000000000000ps']) {
+    test(`rate "${rate}" is refused as faster than one per microsecond`, () => assert.throws(() => spikeArrest('s', { rate }, deps), /rate must be at most 1000000ps \(60000000pm\)/));
+  }
   test('a rate is required; unknown fields are refused', () => {
     assert.throws(() => spikeArrest('s', {}, deps), /rate/);
     assert.throws(() => spikeArrest('s', { rate: '1ps', Rate: '1ps' }, deps), /Unrecognized key/);
@@ -42,6 +47,21 @@ describeOnCounterBackends((counters) => {
     { name: 'useEffectiveCount: the whole second at once', spec: { rate: '3ps', useEffectiveCount: true }, steps: [[0, true], [1, true], [2, true], [3, false], [334, true], [335, false]] },
   ];
   testClockCases(cases, make, (policy) => allowed(policy));
+
+  for (const rate of ['1000000ps', '60000000pm']) {
+    test(`the fastest rate, ${rate}, is enforced: 1,000 requests a millisecond`, async () => {
+      const clock = new TestClock(MONDAY);
+      const policy = make({ rate }, clock);
+      const admitted = async () => {
+        let n = 0;
+        for (let i = 0; i < 1100; i++) if (await allowed(policy)) n++;
+        return n;
+      };
+      await admitted();
+      clock.advance(1);
+      assert.equal(await admitted(), 1000, 'once the burst is spent');
+    });
+  }
 
   test('a refusal is 429 with retry-after', async () => {
     const clock = new TestClock(MONDAY);

@@ -3,7 +3,7 @@
 import { spikeArrestSpec } from '../../../config/apim-kinds.js';
 import type { RequestContext } from '../../../gateway/context.js';
 import { policyFault } from '../../../gateway/errors.js';
-import { policyKey } from '../../counter-keys.js';
+import { policyKeys } from '../../counter-keys.js';
 import { parseRate } from '../../rate.js';
 import { neverFits, retryAfter } from '../../rate-limit-headers.js';
 import type { ApimState, Policy, PolicyFactory } from '../../types.js';
@@ -27,14 +27,15 @@ export const spikeArrest: PolicyFactory = (name, spec, deps) => {
   // The clock counts whole milliseconds: above 1000ps a tick must hold more than one request, or every request
   // stamped in the same millisecond as another was refused and the rate stopped at 1,000 a second.
   const burst = s.useEffectiveCount ? rate.count : Math.max(1, Math.ceil(1 / rate.intervalMs));
-  const global = policyKey('sa', name, '');
+  const keyOf = policyKeys('sa', name);
+  const global = keyOf('');
   const { counters, now } = deps;
 
   return {
     type: SPIKE_ARREST,
     name,
     async admit(ctx: RequestContext, state: ApimState) {
-      const key = identify ? policyKey('sa', name, identify(ctx, state) ?? '') : global;
+      const key = identify ? keyOf(identify(ctx, state) ?? '') : global;
       const weight = weigh ? weigh(ctx, state) : 1;
       // More than the rate's whole count at once never fits: refused, never counted. Admitted with the burst raised to
       // it, one request of weight 1e9 at 100ps held the counter, and everyone who shares it, for 115 days.
