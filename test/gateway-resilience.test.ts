@@ -489,3 +489,43 @@ describe('fairness with API keys', async () => {
     assert.deepEqual((await poolView(gw)).decisions.slice(0, 4).reverse().map((d) => d.model), ['ma', 'mb', 'ma', 'ma']);
   });
 });
+
+describe('fairness with API keys on some requests only', async () => {
+  // A keyed tier beside an anonymous one: VerifyAPIKey runs only for requests that carry a key.
+  const stub = await startStub();
+  const ext = [{ name: 'ext', kind: 'APIMExtensionPolicy', group: 'apim.googleapis.com' }];
+  const { gw } = await gatewayFor([
+    manifest('APIMExtensionPolicy', 'ext', { defaultSecurityEnabled: false, targetRef: { name: 'tollgate', kind: 'Gateway' } }),
+    manifest('APIProduct', 'gold', { displayName: 'Gold', approvalType: 'auto', enforcementRefs: ext }),
+    manifest('APIOperationSet', 'gold-ops', { apiProductRefs: [{ name: 'gold' }], llmOperations: { models: ['ma', 'mb'] } }),
+    manifest('VerifyAPIKey', 'vk', {}),
+    manifest('ApimTemplate', 'keyed', { templates: [{ condition: "'x-api-key' in request.headers", policies: [{ kind: 'VerifyAPIKey', name: 'vk' }] }] }),
+    manifest('InferencePool', 'pool', { endpoints: [stub.url] }),
+    ...['ma', 'mb'].map((name) => manifest('InferenceModel', name, { modelName: name, poolRef: { name: 'pool' } })),
+  ]);
+  after(async () => {
+    stub.metrics = IDLE_METRICS;
+    await gw.close();
+    await stub.close();
+  });
+
+  test("an anonymous client naming an app's tenant id in x-gateway-inference-fairness-id does not join that app's turns", BOUNDED, async () => {
+    const app = await createApp(gw.adminUrl, ['gold'], 'keyed');
+    await untilKeyKnown(gw.url, app.key);
+    stub.metrics = queuedMetrics(10);
+    await waitFor(async () => (await poolView(gw)).saturated, 10_000, 'the pool to show saturated', 20);
+    const plan = [['ma', { 'x-gateway-inference-fairness-id': `app:${app.appId}` }], ['ma', { 'x-gateway-inference-fairness-id': `app:${app.appId}` }], ['ma', { 'x-gateway-inference-fairness-id': `app:${app.appId}` }], ['mb', { 'x-api-key': app.key }]] as const;
+    const sent = [];
+    for (const [i, [model, headers]] of plan.entries()) {
+      sent.push(post(gw, { model, messages: [{ role: 'user', content: `request ${i}` }] }, headers));
+      await waitFor(async () => (await poolView(gw)).queueLength === i + 1, 10_000, `${i + 1} queued`, 20);
+    }
+    stub.metrics = IDLE_METRICS;
+    for (const r of await Promise.all(sent)) {
+      assert.equal(r.statusCode, 200);
+      await r.body.dump();
+    }
+    // Before: one tenant, served in arrival order, so the app waited behind all three.
+    assert.deepEqual((await poolView(gw)).decisions.slice(0, 4).reverse().map((d) => d.model), ['ma', 'mb', 'ma', 'ma']);
+  });
+});

@@ -35,6 +35,7 @@ before(async () => {
       manifest('APIMExtensionPolicy', 'apim', { defaultSecurityEnabled: true, targetRef: { name: 'tollgate' } }),
       manifest('APIProduct', 'gold', { displayName: 'Gold' }),
       manifest('APIOperationSet', 'gold-ops', { apiProductRefs: [{ name: 'gold' }], quota: { limit: 1000, interval: 1, timeUnit: 'minute' } }),
+      manifest('HTTPRoute', 'to-url', { rules: [{ matches: [{ headers: [{ name: 'x-to', value: 'url' }] }], backendRefs: [{ url: stub.url }] }] }),
     ],
     port: 0,
     adminPort: 0,
@@ -145,7 +146,8 @@ test('metrics carry the Inference Extension names with values from the traffic',
   assert.equal(value(/^tollgate_requests_total\{product="[^"]*",model="",status="404"\}/), 2);
 });
 
-test('a stream without stream_options is counted: tollgate asks the server for usage, records it and strips it', async () => {
+// Before, a stream an HTTPRoute sent to a URL went without the question, and its record without tokens (free in billing).
+for (const [via, route] of [['a pool', {}], ['an HTTPRoute URL backend', { 'x-to': 'url' }]] as const) test(`a stream without stream_options to ${via} is counted: tollgate asks the server for usage, records it and strips it`, async () => {
   const sse = (res: ServerResponse, events: unknown[]) => {
     res.writeHead(200, { 'content-type': 'text/event-stream' });
     for (const e of events) res.write(`data: ${JSON.stringify(e)}\n\n`);
@@ -158,11 +160,11 @@ test('a stream without stream_options is counted: tollgate asks the server for u
     sse(res, [chunk('Hel'), chunk('lo'), ...(withUsage ? [{ id: 'c', object: 'chat.completion.chunk', choices: [], usage: { prompt_tokens: 9, completion_tokens: 2, total_tokens: 11 } }] : [])]);
   };
   try {
-    const id = `stream-usage-${Date.now()}`;
+    const id = `stream-usage-${via.replaceAll(' ', '-')}-${Date.now()}`;
     const before = stub.requests.length;
     const res = await request(`${gw.url}/v1/chat/completions`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-api-key': key, 'x-request-id': id },
+      headers: { 'content-type': 'application/json', 'x-api-key': key, 'x-request-id': id, ...route },
       body: JSON.stringify({ model: 'm', stream: true, messages: [{ role: 'user', content: 'hi' }] }),
     });
     const text = await res.body.text();
@@ -208,4 +210,32 @@ test("bytes_out and the response-size histogram count the bytes the client got: 
   } finally {
     stub.handler = handler;
   }
+});
+
+test('GET /v1/tollgate/quota is recorded with the app and developer whose key it checked, as GET /v1/models is', async () => {
+  const ids = { quota: `quota-${Date.now()}`, models: `models-${Date.now()}` };
+  for (const [what, path] of [['quota', '/v1/tollgate/quota'], ['models', '/v1/models']] as const) {
+    const r = await request(`${gw.url}${path}`, { headers: { 'x-api-key': key, 'x-request-id': ids[what] } });
+    assert.equal(r.statusCode, 200, await r.body.text());
+  }
+  await gw.analytics!.flush();
+  const rows = await new AnalyticsRecords(gw.apim!.db).kysely.selectFrom('analytics_records').select(['request_id', 'app_name', 'developer_email']).where('request_id', 'in', Object.values(ids)).execute();
+  // Before: the report's key was checked on a state of its own, and its record named nobody.
+  for (const id of Object.values(ids)) assert.deepEqual(rows.filter((r) => r.request_id === id).map((r) => r.app_name), [appName], id);
+  assert.equal(rows[0].developer_email, rows[1].developer_email);
+});
+
+test('a HEAD answer is recorded with the bytes the client got: none, though its content-length says what a GET gets', async () => {
+  const get = await request(`${gw.url}/v1/models`, { headers: { 'x-api-key': key } });
+  const length = Buffer.from(await get.body.arrayBuffer()).length;
+  const ids = [`head-${Date.now()}`, `head-refused-${Date.now()}`];
+  for (const [id, headers] of [[ids[0], { 'x-api-key': key }], [ids[1], {}]] as const) {
+    const r = await request(`${gw.url}/v1/models`, { method: 'HEAD', headers: { 'x-request-id': id, ...headers } });
+    await r.body.dump();
+    if (id === ids[0]) assert.equal(r.headers['content-length'], String(length));
+  }
+  await gw.analytics!.flush();
+  const rows = await new AnalyticsRecords(gw.apim!.db).kysely.selectFrom('analytics_records').select(['request_id', 'status', 'bytes_out']).where('request_id', 'in', ids).orderBy('request_id').execute();
+  // Before: the body node:http never sends to a HEAD (111 and 172 bytes).
+  assert.deepEqual(rows.map((r) => [r.request_id, r.status, Number(r.bytes_out)]), [[ids[0], 200, 0], [ids[1], 401, 0]]);
 });

@@ -2,7 +2,7 @@
 // order, every answer awaited under a per-message timeout. Failures carry a reason for the failure metric; a stream
 // the server closes cleanly means going on without it (the proto's step 6), which is no failure.
 import { readFileSync } from 'node:fs';
-import type { ChannelCredentials, Client, ClientDuplexStream, ServiceError } from '@grpc/grpc-js';
+import type { ChannelCredentials, Client, ClientDuplexStream, Metadata, ServiceError } from '@grpc/grpc-js';
 import { deadlineAfterIo } from '../lib/with-timeout.js';
 import { loadGrpc } from './grpc.js';
 import type { ProcessingRequest, ProcessingResponse } from './messages.js';
@@ -29,9 +29,11 @@ export interface ExtprocClientOptions {
   authority?: string;
   /** The body limit (server.maxBodyBytes) its messages and answers are sized for; default the setting's default. */
   maxBodyBytes?: number;
+  /** gRPC metadata sent on every stream (callerRecordsMetadata). */
+  metadata?: () => Metadata;
 }
 
-type ProcessClient = Client & { Process(): ClientDuplexStream<ProcessingRequest, ProcessingResponse> };
+type ProcessClient = Client & { Process(metadata?: Metadata): ClientDuplexStream<ProcessingRequest, ProcessingResponse> };
 
 function channelCredentials(tls: ExtprocClientOptions['tls']): ChannelCredentials {
   const { credentials } = loadGrpc();
@@ -43,8 +45,10 @@ function channelCredentials(tls: ExtprocClientOptions['tls']): ChannelCredential
 /** One channel per server (HTTP/2 multiplexes the streams). */
 export class ExtprocClient {
   readonly #client: ProcessClient;
+  readonly #metadata: (() => Metadata) | undefined;
 
   constructor(options: ExtprocClientOptions) {
+    this.#metadata = options.metadata;
     const Ctor = loadGrpc().makeGenericClientConstructor(extProcService(), 'ExternalProcessor');
     // An answer that rewrites a body carries it whole: grpc-js's default 4 MiB failed every one above that.
     const limit = maxMessageBytes(options.maxBodyBytes);
@@ -55,10 +59,10 @@ export class ExtprocClient {
 
   /**
    * A stream for one HTTP request; every answer must come within `timeoutMs` of its message. `onClosed` hears of a
-   * server that closed the stream cleanly before tollgate was done with it.
+   * server that closed the stream cleanly before tollgate was done with it; `onAnswer` sees every answer as it comes.
    */
-  open(timeoutMs: number, onClosed?: () => void): ExtprocCall {
-    return new ExtprocCall(this.#client.Process(), timeoutMs, onClosed);
+  open(timeoutMs: number, onClosed?: () => void, onAnswer?: (r: ProcessingResponse) => void): ExtprocCall {
+    return new ExtprocCall(this.#client.Process(this.#metadata?.()), timeoutMs, onClosed, onAnswer);
   }
 
   close(): void {
@@ -78,6 +82,7 @@ interface Waiter {
 export class ExtprocCall {
   readonly #stream: ClientDuplexStream<ProcessingRequest, ProcessingResponse>;
   readonly #timeoutMs: number;
+  readonly #onAnswer: ((r: ProcessingResponse) => void) | undefined;
   readonly #waiting: Waiter[] = [];
   #failure: ExtprocCallError | null = null;
   #observing = false;
@@ -85,9 +90,10 @@ export class ExtprocCall {
   /** The server closed the stream cleanly: it is not consulted any more. */
   #closed = false;
 
-  constructor(stream: ClientDuplexStream<ProcessingRequest, ProcessingResponse>, timeoutMs: number, onClosed?: () => void) {
+  constructor(stream: ClientDuplexStream<ProcessingRequest, ProcessingResponse>, timeoutMs: number, onClosed?: () => void, onAnswer?: (r: ProcessingResponse) => void) {
     this.#stream = stream;
     this.#timeoutMs = timeoutMs;
+    this.#onAnswer = onAnswer;
     stream.on('data', this.#onData);
     stream.on('error', this.#onError);
     // grpc-js emits 'error' for any status but OK before the stream ends: an end with no failure is a clean close.
@@ -143,6 +149,7 @@ export class ExtprocCall {
     const w = this.#waiting.shift();
     if (w) {
       w.cancelTimer();
+      this.#onAnswer?.(r);
       w.resolve(r);
     } else if (!this.#observing) this.#fail(new ExtprocCallError('invalid_response', 'the extension sent an answer to no message'), true);
   };

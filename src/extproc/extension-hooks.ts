@@ -8,6 +8,7 @@ import type { Registry } from 'prom-client';
 import type { RequestContext } from '../gateway/context.js';
 import { GatewayError, gatewayError } from '../gateway/errors.js';
 import type { GatewayHooks, ResponseFlow } from '../gateway/hooks.js';
+import { callerRecordsMetadata, identityOfAnswer } from './caller-records.js';
 import { ExtprocCallError, ExtprocClient, type ExtprocCall, type ExtprocClientOptions } from './client.js';
 import { closeCounter, failureCounter } from './client-metrics.js';
 import { requestCallout, responseCallout, type BodySendMode, type CalloutPlan, type ExtensionEvent } from './extension-callouts.js';
@@ -39,7 +40,9 @@ const EMPTY = Buffer.alloc(0);
  * dataPlane.hooks = composeHooks(apigee, engine.hooks);
  */
 export function extprocHooks(ext: ExtensionOptions, deps: { registry?: Registry } = {}): ExtensionHooks {
-  const client = new ExtprocClient(ext);
+  // This gateway records the request: a tollgate listener behind it (on the same database) must not count it again,
+  // and hands back whom it identified (caller-records.ts).
+  const client = new ExtprocClient({ ...ext, metadata: callerRecordsMetadata });
   const count = failureCounter(deps.registry);
   const countClose = closeCounter(deps.registry);
   const plan: CalloutPlan = { events: new Set(ext.supportedEvents), requestBodyMode: ext.requestBodySendMode ?? 'BUFFERED', responseBodyMode: ext.responseBodySendMode ?? 'BUFFERED' };
@@ -59,10 +62,17 @@ export function extprocHooks(ext: ExtensionOptions, deps: { registry?: Registry 
   };
 
   const open = (ctx: RequestContext): ExtprocCall => {
-    const call = client.open(ext.timeoutMs, () => {
-      countClose(ext.name);
-      calls.set(ctx, null);
-    });
+    const call = client.open(
+      ext.timeoutMs,
+      () => {
+        countClose(ext.name);
+        calls.set(ctx, null);
+      },
+      (answer) => {
+        const identity = identityOfAnswer(answer);
+        if (identity) ctx.extensionIdentity = identity;
+      },
+    );
     calls.set(ctx, call);
     return call;
   };

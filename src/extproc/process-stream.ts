@@ -4,8 +4,9 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import { loadGrpc } from './grpc.js';
+import { callerRecords, withIdentity } from './caller-records.js';
 import type { RequestContext } from '../gateway/context.js';
-import { newContext, type DataPlane } from '../gateway/data-plane.js';
+import { identityOf, newContext, type DataPlane } from '../gateway/data-plane.js';
 import { gatewayError, type ErrorResponse } from '../gateway/errors.js';
 import type { DirectResponse } from '../gateway/hooks.js';
 import { usageAtEnd } from '../gateway/estimated-usage.js';
@@ -13,7 +14,7 @@ import { jsonText } from '../lib/json-text.js';
 import type { Logger } from '../lib/logger.js';
 import { readHeaderMap } from './headers.js';
 import { immediateResponse } from './immediate.js';
-import type { BodyMutation, HttpBody, ProcessingRequest, ProcessingResponse } from './messages.js';
+import type { BodyMutation, HttpBody, PbStruct, ProcessingRequest, ProcessingResponse } from './messages.js';
 import { malformed, outOfOrder, ProtocolError } from './protocol-error.js';
 import { DESTINATION_NAMESPACE, SERVED_KEY, requestAnswer, requestHeadersAnswer, type Roles } from './request-answer.js';
 import { clientIp, subsetHint } from './request-metadata.js';
@@ -96,6 +97,8 @@ export class ProcessStream {
   #idleTimer: NodeJS.Timeout;
   #idleMs: number;
   #messages = 0;
+  /** The caller is a tollgate that records the request (caller-records.ts). */
+  #callerRecords = false;
   readonly #onGone = (gone: () => void): void => {
     if (this.#abandoned) gone();
     else if (!this.#closed) this.#goneWatchers.push(gone);
@@ -282,6 +285,10 @@ export class ProcessStream {
     const { pdp, epp } = this.#s.roles;
     if (!pdp) ctx.stages = 'picker';
     else if (!epp) ctx.stages = 'policies';
+    // One record per request: a picker alone knows no caller and bills nothing (the policy decision point in its chain
+    // records the request), and a calling tollgate records it itself.
+    this.#callerRecords = callerRecords(this.#call.metadata);
+    if (!pdp || this.#callerRecords) ctx.recordedElsewhere = true;
     if (epp) ctx.subset = subsetHint(msg);
     if (h.end_of_stream) {
       this.#bodyEnded = true;
@@ -368,7 +375,8 @@ export class ProcessStream {
     // Envoy sends it upstream on this answer: a hang-up from here on is reconciled to its prompt, as on HTTP.
     ctx.sentUpstream = true;
     const a = requestAnswer(this.#s.dataPlane, ctx, outcome, this.#s.roles, this.#raw, this.#heldChunks > 0);
-    const metadata = a.dynamic_metadata && { dynamic_metadata: a.dynamic_metadata };
+    const dynamic = this.#forCaller(a.dynamic_metadata);
+    const metadata = dynamic && { dynamic_metadata: dynamic };
     if (kind === 'request_trailers') return { request_trailers: {}, ...metadata };
     return { [kind]: { response: a.response }, ...metadata };
   }
@@ -378,8 +386,16 @@ export class ProcessStream {
     ctx.status = r.status;
     this.#state = 'replied';
     const answer = immediateResponse(ctx, r, this.#raw);
+    const dynamic = this.#forCaller(undefined);
+    if (dynamic) answer.dynamic_metadata = dynamic;
     this.#complete(this.#closed);
     return this.#closed ? undefined : answer;
+  }
+
+  /** A decision's dynamic metadata, with whom the policies identified when a calling tollgate records the request. */
+  #forCaller(metadata: PbStruct | undefined): PbStruct | undefined {
+    const identity = this.#callerRecords && this.#s.roles.pdp ? identityOf(this.#ctx!) : undefined;
+    return identity ? withIdentity(metadata, identity) : metadata;
   }
 
   #responseHeaders(msg: ProcessingRequest): Answer {

@@ -11,6 +11,7 @@ import type { DirectResponse, GatewayHooks } from './hooks.js';
 import type { Span } from '../telemetry/tracing.js';
 import type { EndpointPicker } from '../scheduler/types.js';
 import type { StoredResponseRequest } from './stored-responses.js';
+import type { RequestIdentity } from '../analytics/record.js';
 
 export interface RequestContext {
   id: string;
@@ -77,6 +78,11 @@ export interface RequestContext {
   /** The policy engine's per-request state: identity, entitlement, token reservations to settle. */
   apim?: ApimState;
   /**
+   * The caller as a tollgate ext_proc listener this gateway calls (an ExtensionChain) identified it, where this
+   * gateway's own policies did not: it checked the key (and took it out of the request), this gateway records it.
+   */
+  extensionIdentity?: RequestIdentity;
+  /**
    * tollgate turned on stream_options.include_usage for its own accounting, not the client: the proxy drops
    * the final usage-only SSE chunk (empty `choices`, a `usage` object) instead of passing it on.
    */
@@ -105,6 +111,12 @@ export interface RequestContext {
   cacheHit?: boolean;
   /** The usage record was written before the answer's last bytes (so finish() does not write another). */
   recorded?: boolean;
+  /**
+   * Another part of the client's gateway writes this request's usage record, so this process writes none (one record
+   * per request, which billing reads): the policy decision point, for an ext_proc endpoint picker alone; the calling
+   * gateway, for an ext_proc listener a tollgate ExtensionChain calls.
+   */
+  recordedElsewhere?: boolean;
   /** Only these endpoint addresses (host:port) may be picked: the ext_proc subset hint. */
   subset?: ReadonlySet<string>;
   /**

@@ -25,16 +25,16 @@ import type { DirectResponse, GatewayHooks } from './hooks.js';
 import { isModelsPath, isModelsRequest, modelsAnswer } from './models-list.js';
 import { OPERATION_PATHS, parseOpenAIBody, type OpenAIBody } from './openai-request.js';
 import { connectionListed, proxyRequest, type ProxyTarget } from './proxy.js';
-import { FAIRNESS_HEADER, matchRoute, resolveModel } from './resolve-model.js';
+import { matchRoute, resolveModel } from './resolve-model.js';
 import { IDENTITY_HEADERS, identityHeaderValues } from './identity-headers.js';
 import { assertSafePath } from './safe-path.js';
 import type { UpstreamPools } from './upstream-pools.js';
 import { requestStreamUsage } from './stream-usage.js';
 import { readAnswerText } from './usage.js';
 import { storedResponseRequest, type FindRecordedResponse } from './stored-responses.js';
-import { keyedTenant } from './tenant.js';
+import { fairnessTenant, keyedTenant } from './tenant.js';
 import { responseNotFound, StoredResponseRouting } from './stored-response-routing.js';
-import { isSuccess } from './http-status.js';
+import { isSuccess, sendsBody } from './http-status.js';
 
 /**
  * Client headers that never go upstream: hop-by-hop, the client's credentials, tollgate's own routing headers,
@@ -133,11 +133,11 @@ function clientGone(req: IncomingMessage, res: ServerResponse): boolean {
   return res.destroyed || req.socket.destroyed;
 }
 
-/** Who made the request, as the policy engine found it, for the usage record. */
-function identityOf(ctx: RequestContext): RequestIdentity | undefined {
+/** Who made the request, as the policy engine (or else a tollgate extension) found it, for the usage record. */
+export function identityOf(ctx: RequestContext): RequestIdentity | undefined {
   const state = ctx.apim;
   const key = state?.key;
-  if (!key) return undefined;
+  if (!key) return ctx.extensionIdentity;
   return {
     developerId: key.developerId,
     developerEmail: key.developerEmail,
@@ -319,17 +319,12 @@ export class DataPlane {
         ctx.metered = true;
         this.#metrics.started(ctx.model!);
       }
-      // A stream's tokens (usage records, which billing reads, and the token metrics) come only from the usage
-      // chunk a server sends when asked: ask for every stream, before the policies (a cache keys what is sent).
-      // A client that did not ask does not see it (stripped on the way back).
-      if (ctx.stream && ctx.stages !== 'picker' && (config.settings.analytics.enabled || config.settings.metrics.requests)) requestStreamUsage(ctx);
-      // With API keys the tenant is the caller's app: a header the client chooses let it take a turn per request by
-      // sending a new id each time (9 of the first 10 dispatches against one honest tenant).
-      const tenant = keyedTenant(ctx);
-      const fairness = ctx.headers[FAIRNESS_HEADER];
-      if (tenant !== undefined) ctx.fairnessId = tenant;
-      else if (typeof fairness === 'string') ctx.fairnessId = fairness;
+      ctx.fairnessId = fairnessTenant(ctx);
     }
+    // A stream's tokens (usage records, which billing reads, and the token metrics) come only from the usage chunk a
+    // server sends when asked: ask for every stream, an HTTPRoute URL backend's too, before the policies (a cache keys
+    // what is sent). A client that did not ask does not see it (stripped on the way back).
+    if (ctx.stream && ctx.stages !== 'picker' && (config.settings.analytics.enabled || config.settings.metrics.requests)) requestStreamUsage(ctx);
     return ctx.operation === 'responses' ? this.#responsesRequest(ctx) : undefined;
   };
 
@@ -500,11 +495,13 @@ export class DataPlane {
   #send(ctx: RequestContext, res: ServerResponse, r: ErrorResponse | DirectResponse): Promise<void> {
     ctx.status = r.status;
     if (res.headersSent || res.destroyed) return Promise.resolve();
-    // Answered here (a cache hit, a refusal): these are the bytes out, as a model server's are when proxied.
-    ctx.bytesOut = typeof r.body === 'string' ? Buffer.byteLength(r.body) : r.body.length;
+    const length = typeof r.body === 'string' ? Buffer.byteLength(r.body) : r.body.length;
+    // Answered here (a cache hit, a refusal): these are the bytes out, as a model server's are when proxied. A HEAD
+    // answer says how long the body would be, and node:http sends none.
+    ctx.bytesOut = sendsBody(ctx.method, r.status) ? length : 0;
     // A policy's answer (a cache hit) is the answer the client read: its text is logged as a model server's is.
     if (ctx.completion && isSuccess(r.status)) readAnswerText(ctx.completion, r);
-    r.headers['content-length'] = String(ctx.bytesOut);
+    r.headers['content-length'] = String(length);
     r.headers['x-request-id'] = ctx.id;
     for (const name in ctx.responseHeaders) r.headers[name] ??= ctx.responseHeaders[name];
     // node:http throws on a status or header it cannot send, from here past every handler (ending the process): a
@@ -553,7 +550,7 @@ export class DataPlane {
       this.#logger.error({ err, requestId: ctx.id }, 'completing a request failed');
     }
     if (config.settings.metrics.requests) this.#apimMetrics?.finished(ctx, ctx.model !== undefined && config.models.has(ctx.model));
-    if (this.#analytics && !ctx.recorded) this.#record(this.#analytics, ctx);
+    if (this.#analytics && !ctx.recorded && !ctx.recordedElsewhere) this.#record(this.#analytics, ctx);
     ctx.tracer.endRequestSpan(ctx.span, ctx);
     if (config.settings.logging.accessLog) {
       this.#logger.info(

@@ -84,6 +84,21 @@ describe('StoredResponseRouting', () => {
     assert.equal(routing.reachable({ found: undefined, failed: true }, 'r', ctxOf()), undefined);
   });
 
+  test("reachable: an ext_proc endpoint picker alone, which knows no caller, routes to an owned response (its chain's policy decision point checks the owner)", () => {
+    const routing = new StoredResponseRouting(() => config(), undefined, silentLogger);
+    const owned = { found: { address: '10.0.0.1:8000', model: 'm', owner: 'app:A' } };
+    // Before: every follow-up and read of an owned response was the picker's own 404, its owner's too.
+    assert.equal(routing.reachable(owned, 'r', ctxOf(undefined, { stages: 'picker' })), owned.found);
+    assert.throws(() => routing.reachable(owned, 'r', ctxOf(undefined, { stages: 'policies' })), (e) => code(e) === 'response_not_found');
+  });
+
+  test('reachable: the app a tollgate extension identified (this gateway checks no key) reaches its own, and no other', () => {
+    const routing = new StoredResponseRouting(() => config(), undefined, silentLogger);
+    const owned = { found: { address: '10.0.0.1:8000', model: 'm', owner: 'app:A' } };
+    assert.equal(routing.reachable(owned, 'r', ctxOf(undefined, { extensionIdentity: { appId: 'A' } })), owned.found);
+    assert.throws(() => routing.reachable(owned, 'r', ctxOf(undefined, { extensionIdentity: { appId: 'B' } })), (e) => code(e) === 'response_not_found');
+  });
+
   test('the holder is found by address, in whichever pool (renamed on reload) or route URL lists it', () => {
     const routing = new StoredResponseRouting(() => config(), undefined, silentLogger);
     const held = { address: '10.0.0.2:8000', model: 'm' };

@@ -85,12 +85,13 @@ export class StoredResponseRouting {
   /**
    * What may be said of a lookup to this caller once known: the stored response it may reach, or undefined for one
    * not known; throws 404 for another app's, and 503 when the records could not be read and API keys are in use
-   * (picking freely could hand another app's conversation on; without keys there is none to protect).
+   * (picking freely could hand another app's conversation on; without keys there is none to protect). An ext_proc
+   * endpoint picker alone knows no caller: it routes, and the policy decision point in its chain checks the owner.
    */
   reachable(lookup: Lookup, id: string, ctx: RequestContext): StoredResponse | undefined {
     const held = lookup.found;
     if (held) {
-      if (!mayReach(held, ctx)) throw responseNotFound(id);
+      if (ctx.stages !== 'picker' && !mayReach(held, ctx)) throw responseNotFound(id);
       return held;
     }
     if (lookup.failed && keyedTenant(ctx) !== undefined) throw gatewayError('TG_ERR_RESPONSE_LOOKUP_FAILED');

@@ -100,3 +100,18 @@ test('tenantSize counts one tenant over every priority', () => {
   q.shift();
   assert.equal(q.tenantSize('a'), 2);
 });
+
+test('takeBelow takes out every band below a priority, and the lowest queued priority follows', () => {
+  const q = new FairQueue<Item>();
+  assert.equal(q.tailPriority, undefined);
+  q.push(item(0, 'a', 's1'));
+  q.push(item(-1, 'a', 'x1'));
+  q.push(item(-2, 'b', 'y1'));
+  q.push(item(-1, 'b', 'x2'));
+  assert.equal(q.tailPriority, -2);
+  assert.deepEqual(q.takeBelow(0).map((x) => x.id).sort(), ['x1', 'x2', 'y1']);
+  assert.equal(q.size, 1);
+  assert.equal(q.tailPriority, 0);
+  assert.deepEqual(q.takeBelow(0), []);
+  assert.deepEqual(drain(q), ['s1']);
+});

@@ -85,6 +85,11 @@ export class FairQueue<T extends Queued> {
     return this.#bands[0]?.priority;
   }
 
+  /** The priority of the last item to serve (the lowest queued), or undefined when empty. */
+  get tailPriority(): number | undefined {
+    return this.#bands.at(-1)?.priority;
+  }
+
   /** The next item to serve, or undefined when empty. */
   shift(): T | undefined {
     const band = this.#bands[0];
@@ -132,6 +137,17 @@ export class FairQueue<T extends Queued> {
     }
     if (!enough(taken)) return undefined;
     for (const item of taken) this.remove(item);
+    return taken;
+  }
+
+  /** Takes out every item of a priority below `priority`; returns them. */
+  takeBelow(priority: number): T[] {
+    const taken: T[] = [];
+    for (let band = this.#bands.at(-1); band && band.priority < priority; band = this.#bands.at(-1)) {
+      this.#bands.pop();
+      this.#size -= band.size;
+      for (const tenant of band.rotation) taken.push(...tenant.items);
+    }
     return taken;
   }
 

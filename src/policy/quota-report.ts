@@ -114,7 +114,8 @@ function setReport(set: OperationSetGrant, product: string, quotas: readonly Quo
  * listed with `used: null` and a note.
  */
 export async function quotaReport(ctx: RequestContext, flow: CompiledFlow, now: number): Promise<QuotaReport> {
-  const state: ApimState = {};
+  // The request's own state: its usage record names the key's app and developer, as any authenticated request's does.
+  const state = (ctx.apim ??= { phases: flow.phases });
   for (const step of flow.phases.authenticate ?? []) await step(ctx, state);
   const key = state.key;
   if (!key) throw policyFault(401, VERIFY_API_KEY_FAULTS.failedToResolveApiKey, 'This report needs an API key');

@@ -170,10 +170,11 @@ describe('FlowControl', () => {
     await Promise.all([a, b]);
   });
 
-  test('waiting longer than maxWait: 503 queue_timeout, and the request leaves the queue', async () => {
+  test('waiting longer than maxWait: 503 queue_timeout with retry-after, and the request leaves the queue', async () => {
     const { flow, p, observed } = setup(10, 20);
     const started = Date.now();
-    await assert.rejects(flow.enqueue(request(p)), (err) => code(err) === 'queue_timeout' && (err as GatewayError).status === 503);
+    // Before: no retry-after, where queue_full and request_shed have one.
+    await assert.rejects(flow.enqueue(request(p)), (err: GatewayError) => err.code === 'queue_timeout' && err.status === 503 && err.headers['retry-after'] === '1');
     assert.ok(Date.now() - started >= 15);
     assert.equal(flow.size, 0);
     assert.equal(observed.at(-1)!.outcome, 'timeout');
@@ -209,8 +210,8 @@ describe('FlowControl', () => {
     assert.equal(flow.size, 0);
   });
 
-  test('a dispatch that throws rejects that request only', async () => {
-    const { flow, p, dispatch } = setup();
+  test('a dispatch that throws rejects that request only, recorded as rejected', async () => {
+    const { flow, p, dispatch, observed } = setup();
     const bad = flow.enqueue(request(p, { targetModel: 'bad' }));
     const good = flow.enqueue(request(p, { targetModel: 'good' }));
     flow.drain(
@@ -222,6 +223,22 @@ describe('FlowControl', () => {
     );
     await assert.rejects(bad, /no subset endpoint/);
     await good;
+    // Before: both recorded as dispatched, the refusal among the successes.
+    assert.deepEqual(observed.map((o) => o.outcome), ['rejected', 'dispatched']);
+    assert.equal(flow.bytes, 0);
+  });
+
+  test('rejectBelow refuses the queued requests under a priority, recorded as rejected, and leaves the others', async () => {
+    const { flow, p, observed, dispatch } = setup();
+    const standard = flow.enqueue(request(p, { priority: 0, bytes: 10 }));
+    const sheddable = flow.enqueue(request(p, { priority: -1, bytes: 5 }));
+    assert.equal(flow.tailPriority, -1);
+    flow.rejectBelow(0, new Error('shed'));
+    await assert.rejects(sheddable, /shed/);
+    assert.deepEqual([flow.size, flow.bytes, flow.tailPriority], [1, 10, 0]);
+    assert.deepEqual(observed.map((o) => [o.priority, o.outcome]), [[-1, 'rejected']]);
+    flow.drain(() => 'dispatch', dispatch);
+    await standard;
   });
 
   test('rejectAll empties the queue with the given error', async () => {

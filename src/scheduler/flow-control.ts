@@ -6,6 +6,13 @@ import { FairQueue } from '../lib/fair-queue.js';
 import type { SchedulerSettings } from './plugin-types.js';
 import type { Pick, PickRequest } from './types.js';
 
+/**
+ * The retry-after of every refusal for a saturated pool (sheddable, queue full, waited maxWait): saturation is judged
+ * anew at each scrape (50 ms apart by default) and each release, so a second later is a fresh chance, and the three
+ * refusals mean the same to a client, which should not have to guess for one of them (the OpenAI SDKs honour the header).
+ */
+export const SATURATED_RETRY: Readonly<Record<string, string>> = Object.freeze({ 'retry-after': '1' });
+
 export type QueueOutcome = 'dispatched' | 'timeout' | 'aborted' | 'rejected' | 'full';
 
 /** What drain() should do next: dispatch the head of the queue, keep waiting, or give up (no endpoint left). */
@@ -57,6 +64,11 @@ export class FlowControl {
     return this.#bytes;
   }
 
+  /** The lowest priority queued; undefined when nothing waits. */
+  get tailPriority(): number | undefined {
+    return this.#queue.tailPriority;
+  }
+
   /** The priority drain() would dispatch next; undefined when nothing waits. */
   get headPriority(): number | undefined {
     return this.#queue.headPriority;
@@ -74,7 +86,7 @@ export class FlowControl {
     const { maxQueueLength, maxQueueBytes, maxWait } = this.#opts.settings;
     const bytes = req.bytes ?? 0;
     const full = () =>
-      gatewayError('TG_ERR_QUEUE_FULL', `the flow-control queue is full (${maxQueueLength} requests or ${maxQueueBytes} bytes)`, { 'retry-after': '1' });
+      gatewayError('TG_ERR_QUEUE_FULL', `the flow-control queue is full (${maxQueueLength} requests or ${maxQueueBytes} bytes)`, SATURATED_RETRY);
     // Before any displacement: a request already given up must not turn a waiting one away.
     if (req.signal?.aborted) {
       this.#opts.observe(req.priority, 'aborted', 0);
@@ -104,7 +116,7 @@ export class FlowControl {
       w.cancelTimer = deadlineAfterIo(maxWait, () => {
         if (this.#queue.remove(w)) {
           this.#settle(w, 'timeout');
-          w.reject(gatewayError('TG_ERR_QUEUE_TIMEOUT', `no model server became available within ${maxWait} ms`));
+          w.reject(gatewayError('TG_ERR_QUEUE_TIMEOUT', `no model server became available within ${maxWait} ms`, SATURATED_RETRY));
         }
       });
       if (req.signal) {
@@ -132,12 +144,17 @@ export class FlowControl {
         return;
       }
       const w = this.#queue.shift()!;
-      const queuedMs = this.#settle(w, 'dispatched');
+      const queuedMs = this.#leave(w);
+      // Recorded once the dispatch is settled: one refused on its way out (a reload took the model elsewhere, the
+      // filters left nothing) got a 503, and counted as dispatched it showed refusals as successes.
+      let outcome: QueueOutcome = 'dispatched';
       try {
         w.resolve(dispatch(w.req, queuedMs));
       } catch (err) {
+        outcome = 'rejected';
         w.reject(err);
       }
+      this.#opts.observe(w.priority, outcome, queuedMs / 1000);
     }
   }
 
@@ -148,13 +165,26 @@ export class FlowControl {
     }
   }
 
+  /** Rejects every queued request of priority below `priority` with `err` (outcome 'rejected'). */
+  rejectBelow(priority: number, err: Error): void {
+    for (const w of this.#queue.takeBelow(priority)) {
+      this.#settle(w, 'rejected');
+      w.reject(err);
+    }
+  }
+
   /** Stops the waiter's clocks and records its wait; returns the wait in ms. */
   #settle(w: Waiter, outcome: QueueOutcome): number {
+    const waited = this.#leave(w);
+    this.#opts.observe(w.priority, outcome, waited / 1000);
+    return waited;
+  }
+
+  /** Stops the waiter's clocks and gives back its bytes; returns its wait in ms. */
+  #leave(w: Waiter): number {
     w.cancelTimer();
     this.#bytes -= w.bytes;
     if (w.onAbort) w.req.signal!.removeEventListener('abort', w.onAbort);
-    const waited = this.#opts.now() - w.enqueuedAt;
-    this.#opts.observe(w.priority, outcome, waited / 1000);
-    return waited;
+    return this.#opts.now() - w.enqueuedAt;
   }
 }

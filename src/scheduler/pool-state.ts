@@ -6,7 +6,7 @@ import type { Logger } from '../lib/logger.js';
 import { DecisionLog } from './decision-log.js';
 import { EndpointState, estimateTokens } from './endpoint-state.js';
 import { decisionView, endpointView, type PoolView } from './fleet-view.js';
-import { FlowControl, type DrainState } from './flow-control.js';
+import { FlowControl, SATURATED_RETRY, type DrainState } from './flow-control.js';
 import type { PoolGauges, SchedulerMetrics } from './metrics.js';
 import type { Pipeline } from './pipeline.js';
 import type { CycleContext, SchedulerSettings } from './plugin-types.js';
@@ -148,11 +148,7 @@ export class PoolState implements PoolGauges {
     const kept = this.#slotsKept(req.priority);
     // Whatever is still queued after draining waits for room: this request queues too, by its priority.
     if (this.#flowControl && (this.#flow.size > 0 || isSaturated(this.#endpoints, now, this.#deps.settings, kept))) {
-      if (req.priority < 0) {
-        return Promise.reject(
-          gatewayError('TG_ERR_REQUEST_SHED', `pool "${this.name}" is saturated; sheddable requests are refused`, { 'retry-after': '1' }),
-        );
-      }
+      if (req.priority < 0) return Promise.reject(this.#shed());
       const waiting = this.#flow.enqueue(req);
       // Queued ahead of requests that wait for slots it may use (reserved ones), it can go at once.
       this.#drain();
@@ -376,7 +372,15 @@ export class PoolState implements PoolGauges {
   }
 
   #drain(): void {
-    if (this.#flow.size > 0) this.#flow.drain(this.#drainState, this.#dispatch);
+    if (this.#flow.size === 0) return;
+    this.#flow.drain(this.#drainState, this.#dispatch);
+    // Sheddable requests queue only for a pool's first scrape (pick). Still queued with an endpoint eligible, the pool
+    // is saturated: they get the 429 an arrival gets now, where they waited out maxWait for a 503.
+    if ((this.#flow.tailPriority ?? 0) < 0 && this.#anyEligible(this.#deps.now())) this.#flow.rejectBelow(0, this.#shed());
+  }
+
+  #shed(): GatewayError {
+    return gatewayError('TG_ERR_REQUEST_SHED', `pool "${this.name}" is saturated; sheddable requests are refused`, SATURATED_RETRY);
   }
 
   readonly #drainState = (): DrainState => {

@@ -35,6 +35,21 @@ describe('isSaturated', () => {
     assert.equal(isSaturated([slow], NOW + 100, SETTINGS), true, 'past 2 × 50 + 230 ms');
   });
 
+  test('an endpoint too stale to be picked is no room, however long its scrapes take', () => {
+    // Scraped every second with staleAfter 2 s, /metrics answering in 400 ms: fresh for 2.4 s by the scrape rule.
+    const settings = { ...SETTINGS, scrapeInterval: 1000, staleAfter: 2000 };
+    const busy = endpoint(1, { waiting: 20 }, NOW);
+    const gone = new EndpointState({ url: 'http://10.0.0.2:8000', address: '10.0.0.2:8000' }, 'vllm');
+    gone.recordScrape(snapshot({}), NOW - 2200, 400);
+    assert.equal(gone.status(NOW, settings.staleAfter), 'stale');
+    // Before: room (and the pool unsaturated) until 2.4 s, so the sheddable request went to the busy endpoint.
+    assert.equal(hasRoom(gone, NOW, settings), false);
+    assert.equal(isSaturated([busy, gone], NOW, settings), true);
+    assert.equal(isSaturated([busy, gone], NOW - 300, settings), false, 'within staleAfter it is room');
+    // A metricsFreshness beyond staleAfter stops there too (the default 200 ms is above a valid staleAfter of 50 ms).
+    assert.equal(isSaturated([busy, gone], NOW, { ...settings, saturation: { ...settings.saturation, metricsFreshness: 5000 } }), true);
+  });
+
   test("a resting endpoint's room counts only while every eligible endpoint rests", () => {
     // An engine answering every request 500 looks idle; the only working one is over the queue threshold.
     const failing = endpoint(1, {}, NOW);
@@ -94,7 +109,7 @@ describe('holding at batch capacity', () => {
     const ep = endpoint(1, { waiting: 0, running: 16 }, NOW);
     ep.recordScrape({ ...ep.metrics, waiting: 1, running: 16 }, NOW);
     assert.equal(ep.batchCapacity, 16);
-    assert.equal(hasRoom(ep, NOW, SETTINGS.saturation), false);
+    assert.equal(hasRoom(ep, NOW, SETTINGS), false);
     assert.equal(isSaturated([ep], NOW, SETTINGS), true); // though 1 waiting ≤ 5
   });
 
@@ -102,13 +117,13 @@ describe('holding at batch capacity', () => {
     const ep = endpoint(1, { waiting: 0, running: 4 }, NOW);
     assert.equal(endpoint(2, { waiting: 3, running: 3 }, NOW).freeSlots, Infinity); // below MIN_LEARNT_CAPACITY
     assert.equal(ep.freeSlots, 1);
-    assert.equal(hasRoom(ep, NOW, SETTINGS.saturation), true);
+    assert.equal(hasRoom(ep, NOW, SETTINGS), true);
     ep.recordPick(10);
-    assert.equal(hasRoom(ep, NOW, SETTINGS.saturation), false);
+    assert.equal(hasRoom(ep, NOW, SETTINGS), false);
     // The next scrape shows it running: the bound grows.
     ep.recordScrape({ ...ep.metrics, running: 5 }, NOW);
     assert.equal(ep.batchCapacity, 5);
-    assert.equal(hasRoom(ep, NOW, SETTINGS.saturation), true);
+    assert.equal(hasRoom(ep, NOW, SETTINGS), true);
   });
 
   test('a configured capacity is used as is', () => {
@@ -117,8 +132,8 @@ describe('holding at batch capacity', () => {
     assert.equal(ep.batchCapacity, 8);
     assert.equal(ep.freeSlots, 4);
     for (let i = 0; i < 4; i++) ep.recordPick(10);
-    assert.equal(hasRoom(ep, NOW, SETTINGS.saturation), false);
+    assert.equal(hasRoom(ep, NOW, SETTINGS), false);
     ep.recordRelease(true, 10, NOW);
-    assert.equal(hasRoom(ep, NOW, SETTINGS.saturation), true);
+    assert.equal(hasRoom(ep, NOW, SETTINGS), true);
   });
 });

@@ -4,12 +4,16 @@ import type { SchedulerSettings } from './plugin-types.js';
 
 /**
  * How old an endpoint's metrics may be and still count as fresh: metricsFreshness, or two scrape intervals and the
- * time its last scrape took when that is longer. Metrics are as fresh as scraping makes them: with a 1 s interval, or
- * a /metrics that takes 230 ms to answer, readings older than 200 ms made an idle fleet look saturated (sheddable
- * requests refused, the others queued) most of the time. Stale past that means scrapes stopped arriving.
+ * time its last scrape took when that is longer, but never past staleAfter. Metrics are as fresh as scraping makes
+ * them: with a 1 s interval, or a /metrics that takes 230 ms to answer, readings older than 200 ms made an idle fleet
+ * look saturated (sheddable requests refused, the others queued) most of the time. Stale past that means scrapes
+ * stopped arriving, and an endpoint too stale to be picked is no room: its last idle reading (1 s interval, 2 s
+ * staleAfter, a 400 ms /metrics) kept a saturated pool looking free, so nothing was shed or queued. A metricsFreshness
+ * above staleAfter is no configuration error (the default 200 ms is above a staleAfter of 50 ms): it stops there too.
  */
-export function freshFor(ep: EndpointState, s: SchedulerSettings['saturation'], scrapeInterval: number): number {
-  return Math.max(s.metricsFreshness, 2 * scrapeInterval + ep.scrapeMs);
+export function freshFor(ep: EndpointState, settings: SchedulerSettings): number {
+  const { saturation, scrapeInterval, staleAfter } = settings;
+  return Math.min(staleAfter, Math.max(saturation.metricsFreshness, 2 * scrapeInterval + ep.scrapeMs));
 }
 
 /**
@@ -19,10 +23,11 @@ export function freshFor(ep: EndpointState, s: SchedulerSettings['saturation'], 
  * The last condition holds requests beyond the batches in the gateway's flow-control queue, where priority applies,
  * rather than in an engine's FIFO queue where it does not.
  */
-export function hasRoom(ep: EndpointState, now: number, s: SchedulerSettings['saturation'], kept: number | null = 0, scrapeInterval = 0): boolean {
+export function hasRoom(ep: EndpointState, now: number, settings: SchedulerSettings, kept: number | null = 0): boolean {
+  const s = settings.saturation;
   return (
     ep.scrapedAt > 0 &&
-    now - ep.scrapedAt <= freshFor(ep, s, scrapeInterval) &&
+    now - ep.scrapedAt <= freshFor(ep, settings) &&
     ep.healthy &&
     ep.engineQueue <= s.queueDepthThreshold &&
     ep.kvCacheUsage <= s.kvCacheThreshold &&
@@ -37,12 +42,12 @@ export function hasRoom(ep: EndpointState, now: number, s: SchedulerSettings['sa
  * endpoint rests, when the healthy filter lets requests go to it: an engine failing every request looks idle.
  */
 export function isSaturated(endpoints: readonly EndpointState[], now: number, settings: SchedulerSettings, kept: number | null = 0): boolean {
-  const { saturation, scrapeInterval, staleAfter } = settings;
+  const { staleAfter } = settings;
   let restingRoom = false;
   let awake = false;
   for (const ep of endpoints) {
     const resting = ep.resting(now);
-    if (hasRoom(ep, now, saturation, kept, scrapeInterval)) {
+    if (hasRoom(ep, now, settings, kept)) {
       if (!resting) return false;
       restingRoom = true;
     } else if (!resting && !awake) awake = ep.isEligible(now, staleAfter);

@@ -509,6 +509,26 @@ describe('Scheduler', () => {
     await assert.rejects(waiting, (err) => code(err) === 'no_healthy_endpoints');
   });
 
+  test('sheddable requests waiting for a first scrape that shows the pool saturated get the 429 at once', async () => {
+    const s = await setup();
+    s.scheduler.update(new Map([['p', pool('p', [URLS[0]])]]));
+    const next = pool('p', [URLS[1]]);
+    s.scheduler.update(new Map([['p', next]]));
+    const sheddable = Promise.resolve(s.scheduler.pick(request(next, { priority: -1 })));
+    const standard = Promise.resolve(s.scheduler.pick(request(next, { priority: 0 })));
+    assert.deepEqual(s.scheduler.view('p')!.queueByPriority, [{ priority: 0, length: 1 }, { priority: -1, length: 1 }]);
+    s.serve(1, vllmPage({ waiting: 50 }));
+    await s.scheduler.refresh();
+    // Before: it stayed queued until maxWait, then got 503 queue_timeout.
+    assert.deepEqual(s.scheduler.view('p')!.queueByPriority, [{ priority: 0, length: 1 }], 'only the standard one still waits');
+    await assert.rejects(sheddable, (err: GatewayError) => err.code === 'request_shed' && err.status === 429 && err.headers['retry-after'] === '1');
+    const text = await s.registry.metrics();
+    assert.ok(text.includes('inference_extension_flow_control_request_queue_duration_seconds_count{pool="p",priority="-1",outcome="rejected"} 1'));
+    s.serve(1, vllmPage());
+    await s.scheduler.refresh();
+    assert.equal(chosen(await standard), s.address(1));
+  });
+
   test('a bad picker config is refused and changes nothing', async () => {
     const s = await setup({ urls: URLS.slice(0, 1) });
     const bad = pool('p', URLS.slice(0, 2), { picker: { plugins: [{ type: 'nope-scorer' }] } });

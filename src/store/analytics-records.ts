@@ -117,6 +117,9 @@ export class AnalyticsRecords {
       .selectFrom('analytics_records')
       .select(['endpoint', 'app_id', 'model'])
       .where('response_id', '=', id)
+      // One naming an app before one naming none: a record without the caller's identity (a gateway in front of the
+      // one that checked the key) made it reachable by every app.
+      .orderBy(sql`app_id is null`)
       // The first: an id a server gave again (to another app) does not change whose it is.
       .orderBy('at_ms', 'asc')
       .limit(1)
