@@ -50,16 +50,24 @@ test('inline key material is shown redacted, and the placeholder is refused when
   const secret = 's3cr3t-'.repeat(8);
   const signer = { apiVersion: V, kind: 'GenerateJWT', metadata: { name: 'signer' }, spec: { algorithm: 'HS256', secretKey: { value: secret } } };
   const verifier = { apiVersion: V, kind: 'VerifyJWT', metadata: { name: 'verifier' }, spec: { algorithms: ['HS256'], secretKey: { env: 'JWT_SECRET' } } };
-  assert.equal((await call(admin, 'POST', '/v1/apply', [signer, verifier])).status, 200);
-  const shown = await call(admin, 'GET', '/v1/manifests/GenerateJWT/signer');
-  assert.deepEqual(shown.body.spec.secretKey, { value: '(redacted)' });
-  assert.ok(!JSON.stringify((await call(admin, 'GET', '/v1/manifests/GenerateJWT')).body).includes(secret));
-  assert.deepEqual((await call(admin, 'GET', '/v1/manifests/VerifyJWT/verifier')).body.spec.secretKey, { env: 'JWT_SECRET' }, 'a reference is not a secret');
-  const back = await call(admin, 'POST', '/v1/apply', [shown.body]);
-  assert.equal(back.status, 400);
-  assert.equal(back.body.error.details[0].path, '[0].spec.secretKey.value');
-  assert.deepEqual((await g.gw.apim.db.manifests.get('GenerateJWT', 'signer')).spec.secretKey, { value: secret }, 'the key stays');
-  assert.equal((await call(admin, 'POST', '/v1/delete', [signer, verifier])).status, 200);
+  // A policy no template lists is built all the same, so the variable it names must be set.
+  const saved = process.env.JWT_SECRET;
+  process.env.JWT_SECRET = secret;
+  try {
+    assert.equal((await call(admin, 'POST', '/v1/apply', [signer, verifier])).status, 200);
+    const shown = await call(admin, 'GET', '/v1/manifests/GenerateJWT/signer');
+    assert.deepEqual(shown.body.spec.secretKey, { value: '(redacted)' });
+    assert.ok(!JSON.stringify((await call(admin, 'GET', '/v1/manifests/GenerateJWT')).body).includes(secret));
+    assert.deepEqual((await call(admin, 'GET', '/v1/manifests/VerifyJWT/verifier')).body.spec.secretKey, { env: 'JWT_SECRET' }, 'a reference is not a secret');
+    const back = await call(admin, 'POST', '/v1/apply', [shown.body]);
+    assert.equal(back.status, 400);
+    assert.equal(back.body.error.details[0].path, '[0].spec.secretKey.value');
+    assert.deepEqual((await g.gw.apim.db.manifests.get('GenerateJWT', 'signer')).spec.secretKey, { value: secret }, 'the key stays');
+    assert.equal((await call(admin, 'POST', '/v1/delete', [signer, verifier])).status, 200);
+  } finally {
+    if (saved === undefined) delete process.env.JWT_SECRET;
+    else process.env.JWT_SECRET = saved;
+  }
 });
 
 test('a credential header sent to an embeddings endpoint is shown redacted; the others, and {env} references, are shown', async () => {

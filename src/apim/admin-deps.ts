@@ -27,13 +27,14 @@ export type RouteHandler<Q> = (req: AdminRequest, query: Q) => AdminResponse | P
 
 /**
  * `query` names every query parameter the route takes (admin-input.ts: PAGE_QUERY, flagsQuery, actionQuery): any
- * other is a 400 before the handler runs, so no route (GET included, and one added later) ignores one.
+ * other is a 400 before the handler runs, so no route (GET included, and one added later) ignores one. `open` and
+ * `yaml` as AdminRouter.add takes them.
  */
 export type AddRoute = <S extends z.ZodRawShape = Record<string, never>>(
   method: string,
   pattern: string,
   handler: RouteHandler<z.output<z.ZodObject<S>>>,
-  opts?: { yaml?: boolean; query?: S },
+  opts?: { yaml?: boolean; query?: S; open?: boolean },
 ) => void;
 
 /** The store, recording the request's actor in the audit rows of whatever it changes. */

@@ -378,10 +378,14 @@ export class ApiManagement {
     return this.#manifestsOf(this.#fileManifests, await store.loadSnapshot(), silentLogger);
   }
 
-  /** What building the policies from these would refuse, without installing them (nothing logged); [] when they build. */
+  /**
+   * What building the policies from these would refuse, without installing them (nothing logged), and why a stored
+   * policy no template lists cannot be built (which a load only logs); [] when every one builds.
+   */
   #problemsOf(fileManifests: readonly Manifest[], snapshot: Snapshot): string[] {
     try {
-      if (this.#build(fileManifests, snapshot, silentLogger).enabled) return [];
+      const engine = this.#build(fileManifests, snapshot, silentLogger);
+      if (engine.enabled) return [...engine.unlistedProblems];
       // Off, the engine builds nothing; what is applied meanwhile runs once an APIMExtensionPolicy is, so it is checked now.
       return checkTemplates(this.#manifestsOf(fileManifests, snapshot, silentLogger), registerBuiltins(), this.#flowDeps(silentLogger));
     } catch (err) {

@@ -14,7 +14,8 @@ import { silentLogger, type Logger } from '../lib/logger.js';
 import { Scheduler } from '../scheduler/scheduler.js';
 import { RequestMetrics } from '../telemetry/request-metrics.js';
 import { ApimMetrics } from '../telemetry/apim-metrics.js';
-import { AdminError, AdminRouter } from './admin-router.js';
+import { AdminRouter } from './admin-router.js';
+import { registerStatusRoutes } from './status-routes.js';
 import { DataPlane } from './data-plane.js';
 import { startExtprocServer, type ExtprocServer, type ExtprocServerOptions } from '../extproc/server.js';
 import { extensionChain, type ExtensionChain } from '../extproc/extension-chain.js';
@@ -175,15 +176,7 @@ export class Gateway {
       settled: () => apim.settled(),
     });
     this.#stats = registerAnalyticsRoutes(this.admin, { db: apim.db });
-    this.admin.add('GET', '/v1/pools', () => ({ body: { items: this.picker.view() } }));
-    this.admin.add('GET', '/v1/pools/{name}', (req) => {
-      const view = this.picker.view(req.params.name);
-      if (!view) throw new AdminError(404, 'not_found', `No InferencePool "${req.params.name}"`);
-      return { body: view };
-    });
-    this.admin.add('GET', '/healthz', () => ({ body: { status: 'ok' } }), { open: true });
-    this.admin.add('GET', '/readyz', () => this.#readiness(), { open: true });
-    this.admin.add('GET', '/metrics', async () => ({ text: await this.registry.metrics(), contentType: this.registry.contentType }), { open: true });
+    registerStatusRoutes(this.admin, { picker: this.picker, readiness: () => this.#readiness(), registry: this.registry });
   }
 
   get config(): RuntimeConfig {

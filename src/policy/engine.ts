@@ -103,6 +103,11 @@ export class PolicyEngine {
     return this.#flow?.policies ?? [];
   }
 
+  /** Why policies the admin API stored, and no template lists, cannot be built: logged here, refused by an apply. */
+  get unlistedProblems(): readonly string[] {
+    return this.#flow?.unlisted ?? [];
+  }
+
   /** Before routing and the body: may answer through `ctx.directResponse` (a preflight) or refuse (IP access). */
   intercept(ctx: RequestContext): void | Promise<void> {
     const phases = this.#flow?.phases;

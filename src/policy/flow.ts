@@ -21,7 +21,7 @@ import { ACCESS_CONTROL } from './policies/access-control/access-control.js';
 import type { PolicyRegistry } from './registry.js';
 import type { CacheResources } from './caching/cache-resources.js';
 import { runRespond, runSteps } from './run-steps.js';
-import { buildTemplates, unknownPolicyKind, where, type TemplatePolicy } from './template-policies.js';
+import { buildTemplates, FROM_ADMIN_API, unknownPolicyKind, where, type TemplatePolicy } from './template-policies.js';
 import type { ApimState, KvmLookup, Phases, Policy, PolicyDeps, RespondStep, Step } from './types.js';
 import type { PromptCalibration } from './prompt-calibration.js';
 import type { TokensInFlight } from './tokens-in-flight.js';
@@ -36,6 +36,8 @@ export interface CompiledFlow {
   phases: Phases;
   /** The same policies with where each runs, for the quota report. */
   placements: readonly Placement[];
+  /** Why policies the admin API stored, and no template lists, cannot be built (BuiltTemplates.unlisted): logged. */
+  unlisted: readonly string[];
 }
 
 /** Where a policy runs: for every request or one product's (`templateRefs`), under its template's condition. */
@@ -60,9 +62,6 @@ export interface FlowDeps {
   /** Each request policy's step gets a span of its own when this tracer has policySpans on. */
   tracer?: RequestTracer;
 }
-
-/** Where the admin API stored a manifest (config/manifest.ts `source`); everything else came from --config files. */
-const FROM_ADMIN_API = 'admin-api';
 
 /** The product quotas of the default chain: a Quota or LLMTokenQuota on the product's limits. */
 function onProductLimits(p: Policy, type: string): boolean {
@@ -218,18 +217,18 @@ function policyDepsOf(extension: ApimExtensionPolicySpec, deps: FlowDeps): Polic
 const NO_EXTENSION = apimExtensionPolicySpec.parse({ targetRef: { name: 'tollgate' } });
 
 /**
- * What compileFlow checks in the templates (their policies and conditions) and the rules, for manifests without an
- * APIMExtensionPolicy, where it builds nothing: API management is off, but what is applied meanwhile runs once one
+ * What compileFlow checks in the policies (every one declared), the templates and the rules, for manifests without an
+ * APIMExtensionPolicy, where it builds no flow: API management is off, but what is applied meanwhile runs once one
  * is applied, so a misspelt rule kind or a template naming a missing policy is refused by the apply (or load) that
  * brings it, naming its document, rather than by that later one.
  * @example checkTemplates(manifests, registerBuiltins(), deps) → ['admin-api document 1 (ApimTemplate/t): spec.templates[0].policies[0].name: no SpikeArrest named "sa"']
  */
 export function checkTemplates(manifests: readonly Manifest[], registry: PolicyRegistry, deps: FlowDeps): string[] {
   const problems: string[] = [];
-  buildTemplates(manifests, registry, policyDepsOf(NO_EXTENSION, deps), problems);
+  const { unlisted } = buildTemplates(manifests, registry, policyDepsOf(NO_EXTENSION, deps), problems);
   unknownRuleKinds(manifests, registry, problems);
   governance(manifests, problems, deps.logger);
-  return problems;
+  return [...problems, ...unlisted];
 }
 
 /**
@@ -248,7 +247,7 @@ export function compileFlow(manifests: readonly Manifest[], registry: PolicyRegi
   const extension = extensions[0].spec;
   const policyDeps = policyDepsOf(extension, deps);
 
-  const templates = buildTemplates(manifests, registry, policyDeps, problems);
+  const { templates, unlisted } = buildTemplates(manifests, registry, policyDeps, problems);
   const byProduct = productTemplates(manifests, templates);
   const productOwned = new Set([...byProduct.values()].flat());
   const listed = accessControlFirst([...templates.values()].flat().filter((t) => !productOwned.has(t)));
@@ -289,6 +288,7 @@ export function compileFlow(manifests: readonly Manifest[], registry: PolicyRegi
   unknownRuleKinds(manifests, registry, problems);
   governance(manifests, problems, deps.logger);
   if (problems.length > 0) throw new ConfigError(problems);
+  if (unlisted.length > 0) deps.logger.warn({ problems: unlisted }, 'policies stored through the admin API cannot be built; no template lists them, so none runs: fix or delete them through the admin API');
 
   // Entitlement (the credential policies' admit phase) comes before every other check, as DESIGN.md orders them.
   const gateway = [...credentials, ...others];
@@ -321,9 +321,12 @@ export function compileFlow(manifests: readonly Manifest[], registry: PolicyRegi
     ...(hitsSkipRespond ? [hitHeaders(respond)] : []),
   ];
   const place = (t: TemplatePolicy, product: string | null): Placement => ({ policy: t.policy, product, condition: t.condition?.source ?? null });
+  const policies = [...new Set([...gatewayChain, ...productOwned, ...defaults])].map((t) => t.policy);
+  // Only what runs is started: the policies no template lists were built to check them.
+  for (const policy of policies) policy.start?.();
   return {
     extension,
-    policies: [...new Set([...gatewayChain, ...productOwned, ...defaults])].map((t) => t.policy),
+    policies,
     phases: {
       intercept: orNull(phaseSteps(listed, 'intercept', deps.tracer)),
       authenticate: orNull(phaseSteps(credentials, 'authenticate', deps.tracer)),
@@ -335,5 +338,6 @@ export function compileFlow(manifests: readonly Manifest[], registry: PolicyRegi
       ...[...byProduct].flatMap(([product, list]) => list.map((t) => place(t, product))),
       ...defaults.map((t) => place(t, null)),
     ],
+    unlisted,
   };
 }

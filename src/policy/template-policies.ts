@@ -1,4 +1,5 @@
-// Building the policies each ApimTemplate lists, with the compiled condition of the entry that lists them.
+// Building every declared policy (once), and the policies each ApimTemplate lists, with the compiled condition of the
+// entry that lists them.
 import type { ApimTemplateSpec } from '../config/apim-kinds.js';
 import type { Manifest } from '../config/manifest.js';
 import { compileCondition, type Condition } from './condition.js';
@@ -24,15 +25,35 @@ function problemOf(err: unknown): string {
   return issues.map((i) => `spec.${i.path.map(String).join('.')}: ${i.message}`).join('; ');
 }
 
+/** Where the admin API stored a manifest (config/manifest.ts `source`); everything else came from --config files. */
+export const FROM_ADMIN_API = 'admin-api';
+
+export interface BuiltTemplates {
+  /** Each ApimTemplate's policies in order, by template name. */
+  templates: Map<string, TemplatePolicy[]>;
+  /**
+   * Why policies the admin API stored, and no template lists, cannot be built. They run nowhere, so a load logs these
+   * rather than refuse (a GenerateJWT's `{env}` secret unset at this start must not stop every request), while an
+   * apply refuses them, as it refuses any policy it could not build.
+   */
+  unlisted: string[];
+}
+
+const idOf = (m: Manifest): string => `${m.kind}/${m.metadata.name}`;
+
 /**
  * Each ApimTemplate's policies in order, by template name. A policy may be listed once across all templates.
- * Problems (unknown kinds, missing policies, bad specs, bad conditions) are pushed to `problems`.
+ * Every policy declared is built, once, listed or not: what its factory checks (a file it reads, a pattern RE2 must
+ * run, a secret in the environment) is refused by the load or apply that brings it, not by the later change that
+ * lists it. Building starts nothing (Policy.start). Problems (unknown kinds, missing policies, bad specs, bad
+ * conditions) are pushed to `problems`, but those of unlisted admin-API policies go to `unlisted`.
  */
-export function buildTemplates(manifests: readonly Manifest[], registry: PolicyRegistry, deps: PolicyDeps, problems: string[]): Map<string, TemplatePolicy[]> {
+export function buildTemplates(manifests: readonly Manifest[], registry: PolicyRegistry, deps: PolicyDeps, problems: string[]): BuiltTemplates {
   const docs = new Map<string, Manifest>();
-  for (const m of manifests) if (registry.get(m.kind)) docs.set(`${m.kind}/${m.metadata.name}`, m);
+  for (const m of manifests) if (registry.get(m.kind)) docs.set(idOf(m), m);
   const seen = new Map<string, string>();
-  const out = new Map<string, TemplatePolicy[]>();
+  const listings: { template: string; id: string; condition: Condition | null }[] = [];
+  const templates = new Map<string, TemplatePolicy[]>();
   // The known kinds in the first unknown-kind problem only: a template listing 350,000 refs to an unknown kind
   // repeated them in each, 173 MB of problems.
   let kindsListed = false;
@@ -43,8 +64,7 @@ export function buildTemplates(manifests: readonly Manifest[], registry: PolicyR
   };
   for (const m of manifests) {
     if (m.kind !== 'ApimTemplate') continue;
-    const listed: TemplatePolicy[] = [];
-    out.set(m.metadata.name, listed);
+    templates.set(m.metadata.name, []);
     for (const [ti, template] of (m.spec as ApimTemplateSpec).templates.entries()) {
       let condition: Condition | null = null;
       if (template.condition !== undefined) {
@@ -56,23 +76,30 @@ export function buildTemplates(manifests: readonly Manifest[], registry: PolicyR
       }
       for (const [pi, ref] of template.policies.entries()) {
         const at = `${where(m)}: spec.templates[${ti}].policies[${pi}]`;
-        const factory = registry.get(ref.kind);
         const id = `${ref.kind}/${ref.name}`;
-        const doc = docs.get(id);
         const prev = seen.get(id);
-        if (!factory) problems.push(`${at}.kind: ${unknownKind(ref.kind)}`);
-        else if (!doc) problems.push(`${at}.name: no ${ref.kind} named "${ref.name}"`);
+        if (!registry.get(ref.kind)) problems.push(`${at}.kind: ${unknownKind(ref.kind)}`);
+        else if (!docs.has(id)) problems.push(`${at}.name: no ${ref.kind} named "${ref.name}"`);
         else if (prev) problems.push(`${at}: ${id} is already listed at ${prev}`);
         else {
           seen.set(id, at);
-          try {
-            listed.push({ policy: factory(ref.name, doc.spec, deps), condition, origin: where(doc) });
-          } catch (err) {
-            problems.push(`${where(doc)}: ${problemOf(err)}`);
-          }
+          listings.push({ template: m.metadata.name, id, condition });
         }
       }
     }
   }
-  return out;
+  const built = new Map<string, Policy>();
+  const unlisted: string[] = [];
+  for (const [id, doc] of docs) {
+    try {
+      built.set(id, registry.get(doc.kind)!(doc.metadata.name, doc.spec, deps));
+    } catch (err) {
+      (seen.has(id) || doc.source !== FROM_ADMIN_API ? problems : unlisted).push(`${where(doc)}: ${problemOf(err)}`);
+    }
+  }
+  for (const { template, id, condition } of listings) {
+    const policy = built.get(id);
+    if (policy) templates.get(template)!.push({ policy, condition, origin: where(docs.get(id)!) });
+  }
+  return { templates, unlisted };
 }

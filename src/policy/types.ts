@@ -91,6 +91,11 @@ export interface Policy {
    */
   readonly answerEdits?: 'none' | 'perApp' | 'perRequest';
   /**
+   * Starts what serving needs running (JavaScript's sandbox workers), so the first request does not wait for it. Called
+   * for the policies a compiled flow runs, not by the factory: a policy no template lists is built only to check it.
+   */
+  start?(): void;
+  /**
    * First, for every request, before routing and the body: may answer through `ctx.directResponse` (a CORS
    * preflight, the OAuth token endpoint; `ctx.readBody()` reads the body) or throw a fault (IP access control).
    */

@@ -4,7 +4,7 @@ export { Database, StoreView } from './database.js';
 export { DEFAULT_DATABASE_URL, isMemoryDatabase, parseDatabaseUrl, type DatabaseTarget, type DialectName } from './database-url.js';
 export type { Tables } from './schema.js';
 export { ConflictError, DatabaseConfigError, DatabaseOpenError, InvalidPageTokenError, isDatabaseUnavailable, NotFoundError, StoreError } from './errors.js';
-export { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, type Page, type PageRequest } from './pagination.js';
+export { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, pageOfList, type Page, type PageRequest } from './pagination.js';
 export { IDENTITY_TYPES, RESOURCE_TYPES, type ChangeEvent, type ChangeListener, type IdentityRefs, type KvmEntryRef, type ResourceType } from './change-feed.js';
 export { CHANGE_CHANNEL } from './pg-change-listener.js';
 export type { IdentityRows, Snapshot } from './snapshot.js';

@@ -62,6 +62,21 @@ export async function paginate<Row extends Record<string, unknown>, Item>(
     : { items: items.map(toItem) };
 }
 
+/**
+ * paginate over a list held in memory (the pools the endpoint picker knows), ordered by `keyOf`, which must be unique:
+ * the same pages and tokens as a table's, so one client pages through both alike.
+ * @example pageOfList(pools, (p) => p.name, { pageSize: 1 }) → { items: [the first pool by name], nextPageToken }
+ */
+export function pageOfList<T>(list: readonly T[], keyOf: (item: T) => string, page: PageRequest): Page<T> {
+  const size = clampPageSize(page.pageSize);
+  const after = page.pageToken === undefined ? undefined : (decodePageToken(page.pageToken, ['text'])[0] as string);
+  const keyed = list.map((item) => ({ key: keyOf(item), item })).filter(({ key }) => after === undefined || key > after);
+  keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const items = keyed.slice(0, size);
+  const last = items.at(-1);
+  return keyed.length > size && last ? { items: items.map((k) => k.item), nextPageToken: encodePageToken([last.key]) } : { items: items.map((k) => k.item) };
+}
+
 function clampPageSize(size: number | undefined): number {
   if (size === undefined || !Number.isFinite(size)) return DEFAULT_PAGE_SIZE;
   return Math.min(MAX_PAGE_SIZE, Math.max(1, Math.floor(size)));

@@ -61,6 +61,17 @@ describe('config', () => {
     assert.throws(() => js('// nothing', { memoryLimitMb: 0 }), /memoryLimitMb/);
     assert.throws(() => js('// nothing', { timeLimit: '11s' }), /at most 10s/);
   });
+
+  test('building starts no worker; start() does (a policy no template lists is built only to check it)', (t) => {
+    const starts: number[] = [];
+    t.mock.method(sandboxPool(), 'start', () => void starts.push(1));
+    const request = js('// nothing');
+    const response = js('// nothing', { flow: 'response' });
+    assert.equal(starts.length, 0);
+    request.start!();
+    response.start!();
+    assert.equal(starts.length, 2);
+  });
 });
 
 describe('request flow', () => {

@@ -50,7 +50,7 @@ export const javaScript: PolicyFactory = (name, spec) => {
   const script: ScriptRef = { id, source: s.source, memoryLimitBytes };
   const timeLimitMs = parseDuration(s.timeLimit);
   const pool = sandboxPool();
-  pool.start();
+  const start = () => pool.start();
   const failed = (err: unknown) => policyFault(500, JAVASCRIPT_FAULTS.scriptExecutionFailed, `Execution of ${name} failed: ${(err as Error).message}`);
 
   async function execute(input: unknown): Promise<ScriptOutput> {
@@ -68,6 +68,7 @@ export const javaScript: PolicyFactory = (name, spec) => {
     return {
       type: JAVASCRIPT,
       name,
+      start,
       async admit(ctx: RequestContext, state: ApimState) {
         const input = scriptInput(ctx, state, 'request');
         const bodyBefore = JSON.stringify(input.request.body);
@@ -84,6 +85,7 @@ export const javaScript: PolicyFactory = (name, spec) => {
   return {
     type: JAVASCRIPT,
     name,
+    start,
     // The script reads the request and its variables: what it makes of an answer may be one request's.
     answerEdits: 'perRequest',
     respond(ctx: RequestContext, state: ApimState): ResponseFlow {
