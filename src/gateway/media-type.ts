@@ -12,6 +12,17 @@ export function contentTypeOf(header: unknown): string | undefined {
   return typeof value === 'string' ? value : undefined;
 }
 
+/** A media type without its parameters, lower-case: `Application/JSON; charset=utf-8` is `application/json`. */
+export const mediaTypeOf = (type: string): string => type.split(';')[0].trim().toLowerCase();
+
+/** Whether a content-type header (or a media type as written) is JSON: `application/json` or an `application/…+json`. */
+export function isJsonMediaType(header: unknown): boolean {
+  const contentType = contentTypeOf(header);
+  if (contentType === undefined) return false;
+  const media = mediaTypeOf(contentType);
+  return media === 'application/json' || /^application\/[^/]+\+json$/.test(media);
+}
+
 /** Whether a content-type header names an SSE stream. */
 export function isEventStream(header: unknown): boolean {
   const contentType = contentTypeOf(header);

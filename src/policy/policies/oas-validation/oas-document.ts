@@ -1,10 +1,11 @@
 // Loading an OpenAPI 3 document (inline object, YAML/JSON text, or a file) and compiling, per path and method,
-// the request body schema, the path, query and header parameters and the JSON response schemas (ajv).
+// the request body schema, the path, query and header parameters and the JSON response schemas (with oas-schemas.ts).
 import type { ValidateFunction } from 'ajv';
 import { NotRegularFileError, readBounded } from '../../../config/files.js';
 import { ConfigError, readDocuments } from '../../../config/manifest.js';
 import { compilePathTemplate, type PathTemplate } from './path-template.js';
 import { isNode, nodeAt, OasSchemas, type Node } from './oas-schemas.js';
+import { isJsonMediaType, mediaTypeOf } from '../../../gateway/media-type.js';
 
 /**
  * How an array parameter carries its items: `repeated` (`?tag=a&tag=b`, a query's default `form` style with
@@ -97,15 +98,6 @@ function deref(doc: Node, node: unknown, pointer: string): { node: unknown; poin
 function jsonContentKey(content: Node): string | undefined {
   const keys = Object.keys(content);
   return keys.find((k) => mediaTypeOf(k) === 'application/json') ?? keys.find((k) => isJsonMediaType(k));
-}
-
-/** `application/json; charset=utf-8` is `application/json`. */
-const mediaTypeOf = (type: string) => type.split(';')[0].trim().toLowerCase();
-
-/** Whether a media type (a content-type, parameters and all) is JSON: `application/json` or an `application/…+json`. */
-export function isJsonMediaType(type: string): boolean {
-  const media = mediaTypeOf(type);
-  return media === 'application/json' || /^application\/[^/]+\+json$/.test(media);
 }
 
 /** The pointer to the schema of the JSON media type in `content` (which lives at `pointer`), when there is one. */

@@ -5,7 +5,8 @@ import { oasValidationSpec } from '../../../config/apim-kinds.js';
 import { queryOf, type RequestContext } from '../../../gateway/context.js';
 import { policyFault } from '../../../gateway/errors.js';
 import type { Policy, PolicyFactory } from '../../types.js';
-import { compileDocument, isJsonMediaType, loadDocument, type CompiledOperation, type CompiledParameter, type CompiledPath } from './oas-document.js';
+import { compileDocument, loadDocument, type CompiledOperation, type CompiledParameter, type CompiledPath } from './oas-document.js';
+import { isJsonMediaType } from '../../../gateway/media-type.js';
 import { jsonText } from '../../../lib/json-text.js';
 import { MAX_JSON_DEPTH, nestsDeeperThan } from '../../../lib/json-depth.js';
 
@@ -141,8 +142,7 @@ export const oasValidation: PolicyFactory = (name, spec) => {
       let json = false;
       return {
         headers(_status, headers) {
-          const type = headers['content-type'];
-          json = typeof type === 'string' && isJsonMediaType(type);
+          json = isJsonMediaType(headers['content-type']);
         },
         body(answer) {
           if (!json) return answer;
