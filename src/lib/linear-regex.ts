@@ -7,7 +7,7 @@ import { lazyRequire } from './lazy-require.js';
 import { unsafePatternReason } from './regex-safety.js';
 
 /** Loaded with the first such pattern: most configurations have none. */
-const loadRe2 = lazyRequire<typeof Re2js>('re2js');
+export const loadRe2 = lazyRequire<typeof Re2js>('re2js');
 
 /** What callers of a configured pattern use: `test`, and `exec` from `lastIndex` with the g flag. */
 export interface TextPattern {

@@ -6,6 +6,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type * as Re2js from 're2js';
 import type { RequestContext } from '../gateway/context.js';
 import { lazyRequire } from '../lib/lazy-require.js';
+import { loadRe2 } from '../lib/linear-regex.js';
 import type { ApimState } from './types.js';
 
 type Expr = ReturnType<typeof Cel.parse>['expr'];
@@ -28,7 +29,6 @@ const KNOWN = new Set(Object.keys(VARIABLES));
 /** The CEL library and its environment, loaded with the first condition compiled (most configurations have none). */
 const cel = lazyRequire<typeof Cel>('@bufbuild/cel');
 const celStrings = lazyRequire<typeof CelExt>('@bufbuild/cel/ext');
-const re2 = lazyRequire<typeof Re2js>('re2js');
 let functions: Cel.CelFunc[] | undefined;
 let env: ReturnType<typeof Cel.celEnv> | undefined;
 
@@ -230,13 +230,13 @@ function environmentOf(parsed: ReturnType<typeof Cel.parse>): ReturnType<typeof 
     const source = pattern.value.constantKind.value;
     if (patterns.has(source)) continue;
     try {
-      patterns.set(source, re2().RE2JS.compile(source));
+      patterns.set(source, loadRe2().RE2JS.compile(source));
     } catch (err) {
       throw new Error(`matches() cannot run the pattern ${JSON.stringify(source)}: ${(err as Error).message}${columnOf(parsed, e)}`);
     }
   }
   if (patterns.size === 0) return celEnvironment();
-  return cel().celEnv({ funcs: celFunctions(), re2: { compile: (source) => patterns.get(source) ?? re2().RE2JS.compile(source) } });
+  return cel().celEnv({ funcs: celFunctions(), re2: { compile: (source) => patterns.get(source) ?? loadRe2().RE2JS.compile(source) } });
 }
 
 function show(t: Type): string {
