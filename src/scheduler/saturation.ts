@@ -11,7 +11,7 @@ import type { SchedulerSettings } from './plugin-types.js';
  * staleAfter, a 400 ms /metrics) kept a saturated pool looking free, so nothing was shed or queued. A metricsFreshness
  * above staleAfter is no configuration error (the default 200 ms is above a staleAfter of 50 ms): it stops there too.
  */
-export function freshFor(ep: EndpointState, settings: SchedulerSettings): number {
+function freshFor(ep: EndpointState, settings: SchedulerSettings): number {
   const { saturation, scrapeInterval, staleAfter } = settings;
   return Math.min(staleAfter, Math.max(saturation.metricsFreshness, 2 * scrapeInterval + ep.scrapeMs));
 }

@@ -49,7 +49,7 @@ export function nodeAt(doc: Node, ref: string): unknown {
 type DataCheck = ReturnType<NonNullable<FuncKeywordDefinition['compile']>>;
 
 /** Requests and answers read 3.0's `readOnly` and `writeOnly` differently. */
-export type Direction = 'request' | 'response';
+type Direction = 'request' | 'response';
 
 /**
  * Ajv's regular expression engine for `pattern` and `patternProperties`: a native RegExp, or RE2 for a pattern V8
