@@ -1,5 +1,6 @@
-// The tenant a request with API keys belongs to: its app. One id for what the gateway keeps per tenant — the
-// flow-control fairness id, a stored response's owner — so they cannot drift apart.
+// The tenant a request belongs to: with API keys its app, else (for flow-control fairness alone) the fairness id it
+// sends, in a namespace of its own. One id for what the gateway keeps per tenant — the flow-control fairness id, a
+// stored response's owner — so they cannot drift apart.
 import type { RequestContext } from './context.js';
 import { FAIRNESS_HEADER } from './resolve-model.js';
 

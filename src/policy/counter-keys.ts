@@ -1,7 +1,7 @@
 // Counter key names, in one place so the policies that count and the self-service report that reads agree.
 // A key is `apim:<kind>:<name>:<identifier>` (product quotas: `apim:pq:<operation set>:<identifier variable>:<identifier>`),
-// then for a quota its window. Every part before the identifier is escaped to hold no colon, and a window's part holds
-// none either: whatever an identifier holds (it is a client's choice), two counters never share a key.
+// then for a quota its window. Every part before the identifier holds no colon (names are escaped; operation-set names
+// are manifest names, which cannot hold one), and a window's part holds none either: whatever an identifier holds (it is a client's choice), two counters never share a key.
 import { createHash } from 'node:crypto';
 import type { QuotaWindow } from './quota-window.js';
 import type { QuotaWindowType } from './quota-usage.js';

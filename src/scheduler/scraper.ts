@@ -4,7 +4,10 @@ import { readEngineMetrics } from './engine-metrics.js';
 import type { MetricsSource } from './metrics-source.js';
 import { readModelList } from './model-card.js';
 
-/** How often an endpoint's /v1/models is read again for its context length: it changes only when the engine restarts. */
+/**
+ * How often an endpoint's /v1/models is read again, for its context length and which names are base models and which
+ * adapters: they change seldom (a restart, an adapter loaded at run time).
+ */
 export const MODELS_REFRESH_MS = 60_000;
 
 export interface ScraperOptions {
