@@ -3,10 +3,9 @@
 import type { RequestContext } from '../gateway/context.js';
 import type { ErrorResponse } from '../gateway/errors.js';
 import type { DirectResponse } from '../gateway/hooks.js';
-import { readAnswerText } from '../gateway/usage.js';
+import { accountOwnAnswer } from '../gateway/own-answer.js';
 import { MutationBuilder } from './headers.js';
 import type { ProcessingResponse } from './messages.js';
-import { isSuccess, sendsBody } from '../gateway/http-status.js';
 
 /** Envoy frames the local reply itself; these would contradict it (HTTP/2 forbids the hop-by-hop ones). */
 const FRAMING = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length']);
@@ -22,11 +21,8 @@ export function immediateResponse(ctx: RequestContext, r: ErrorResponse | Direct
   for (const name in ctx.responseHeaders) if (r.headers[name] === undefined) headers.set(name, ctx.responseHeaders[name]);
   if (r.headers['x-request-id'] === undefined) headers.set('x-request-id', ctx.id);
   const body = typeof r.body === 'string' ? Buffer.from(r.body) : r.body;
-  // Envoy sends this body to the client (none to a HEAD): these are the bytes out, as the data plane counts its own answers.
-  ctx.bytesOut = sendsBody(ctx.method, r.status) ? body.length : 0;
-  // A cache hit is the answer the client reads: its text is logged, and its TTFT taken, as a model server's are.
-  if (ctx.operation && isSuccess(r.status)) ctx.ttftMs = performance.now() - ctx.start;
-  if (ctx.completion && isSuccess(r.status)) readAnswerText(ctx.completion, r);
+  // Envoy sends this body to the client: counted as the data plane counts its own answers.
+  accountOwnAnswer(ctx, r, body.length);
   return {
     immediate_response: {
       status: { code: r.status },

@@ -30,11 +30,10 @@ import { IDENTITY_HEADERS, identityHeaderValues } from './identity-headers.js';
 import { assertSafePath } from './safe-path.js';
 import type { UpstreamPools } from './upstream-pools.js';
 import { requestStreamUsage } from './stream-usage.js';
-import { readAnswerText } from './usage.js';
+import { accountOwnAnswer } from './own-answer.js';
 import { storedResponseRequest, type FindRecordedResponse } from './stored-responses.js';
 import { fairnessTenant, keyedTenant } from './tenant.js';
 import { responseNotFound, StoredResponseRouting } from './stored-response-routing.js';
-import { isSuccess, sendsBody } from './http-status.js';
 
 /**
  * Client headers that never go upstream: hop-by-hop, the client's credentials, tollgate's own routing headers,
@@ -496,11 +495,6 @@ export class DataPlane {
     ctx.status = r.status;
     if (res.headersSent || res.destroyed) return Promise.resolve();
     const length = typeof r.body === 'string' ? Buffer.byteLength(r.body) : r.body.length;
-    // Answered here (a cache hit, a refusal): these are the bytes out, as a model server's are when proxied. A HEAD
-    // answer says how long the body would be, and node:http sends none.
-    ctx.bytesOut = sendsBody(ctx.method, r.status) ? length : 0;
-    // A policy's answer (a cache hit) is the answer the client read: its text is logged as a model server's is.
-    if (ctx.completion && isSuccess(r.status)) readAnswerText(ctx.completion, r);
     r.headers['content-length'] = String(length);
     r.headers['x-request-id'] = ctx.id;
     for (const name in ctx.responseHeaders) r.headers[name] ??= ctx.responseHeaders[name];
@@ -512,9 +506,8 @@ export class DataPlane {
     } catch (err) {
       return this.#send(ctx, res, this.errorResponse(ctx, err));
     }
-    // The gateway's own answer to a model request (a cache hit) has a TTFT as a model server's does (metrics, usage
-    // record, access log), or the fastest answers were left out of it. Taken before the usage record, which reads it.
-    if (ctx.operation && isSuccess(r.status)) ctx.ttftMs = performance.now() - ctx.start;
+    // The answer that went out (not one writeHead refused): before the usage record, which reads what it sets.
+    accountOwnAnswer(ctx, r, length);
     return new Promise((resolve) =>
       this.#commit(ctx, () => {
         res.end(r.body);
