@@ -3,7 +3,7 @@
 // the other: turned on over plaintext entries, the map was called encrypted while they stayed readable at rest; turned
 // off, the admin API showed ciphertext as values.
 import type { KeyValueMapSpec } from '../config/apim-kinds.js';
-import type { StoreView } from '../store/index.js';
+import { storedMapEncrypted, type StoreView } from '../store/index.js';
 import type { FieldProblem } from './admin-input.js';
 import { KVM_KEY_ENV, type KvmCipher } from './kvm-cipher.js';
 import type { ApimDocument } from './manifest-documents.js';
@@ -21,7 +21,7 @@ export async function kvmMapProblems(store: StoreView, documents: readonly ApimD
     const path = `[${doc.index}].spec.encrypted`;
     if (!stored) {
       if (encrypted && !cipher) problems.push({ path, message: NO_KVM_KEY });
-    } else if ((stored.spec.encrypted === true) !== encrypted) {
+    } else if (storedMapEncrypted(stored.spec) !== encrypted) {
       const was = encrypted ? 'not encrypted' : 'encrypted';
       problems.push({ path, message: `the map is ${was}, which is set when it is made: delete it (its entries go with it) and make it again` });
     }

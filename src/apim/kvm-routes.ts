@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { APIM_API_VERSION } from '../config/apim-kinds.js';
 import { resourceName } from '../config/manifest.js';
 import { AdminError, type AdminRequest } from '../gateway/admin-router.js';
-import { ConflictError, kvmKeyProblem, NotFoundError, type KvmEntry, type KvmScope, type StoreView } from '../store/index.js';
+import { ConflictError, kvmKeyProblem, NotFoundError, storedMapEncrypted, type KvmEntry, type KvmScope, type StoreView } from '../store/index.js';
 import type { AddRoute, ApimAdminDeps } from './admin-deps.js';
 import { storeFor } from './admin-deps.js';
 import { invalid, PAGE_QUERY, readBody } from './admin-input.js';
@@ -51,7 +51,7 @@ export function registerKvmRoutes(add: AddRoute, deps: ApimAdminDeps, cipher: Kv
     if (fromFile) return fromFile;
     const stored = await store.manifests.find(KIND, map);
     if (!stored) throw new AdminError(404, 'not_found', `No key-value map named "${map}"`);
-    return { name: map, encrypted: stored.spec.encrypted === true };
+    return { name: map, encrypted: storedMapEncrypted(stored.spec) };
   };
 
   const scopeOf = ({ apiproduct }: { apiproduct?: string }): KvmScope => (apiproduct ? `apiproduct:${apiproduct}` : 'environment');
@@ -76,7 +76,7 @@ export function registerKvmRoutes(add: AddRoute, deps: ApimAdminDeps, cipher: Kv
   };
 
   add('GET', '/v1/keyvaluemaps', async () => {
-    const stored = (await db.manifests.listAll()).filter((m) => m.kind === KIND).map((m) => ({ name: m.name, encrypted: m.spec.encrypted === true }));
+    const stored = (await db.manifests.listAll()).filter((m) => m.kind === KIND).map((m) => ({ name: m.name, encrypted: storedMapEncrypted(m.spec) }));
     return { body: { keyValueMaps: [...fileMaps(), ...stored] } };
   });
 

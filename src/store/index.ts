@@ -25,7 +25,7 @@ export type {
   IssuedCredential,
 } from './credentials.js';
 export type { Kvm, KvmEntry, KvmPutInput, KvmScope } from './kvm.js';
-export { kvmKeyProblem, MAX_KVM_VALUE_BYTES } from './kvm.js';
+export { kvmKeyProblem, MAX_KVM_VALUE_BYTES, storedMapEncrypted } from './kvm.js';
 export type { AuditEntry, AuditFilter, AuditLog } from './audit-log.js';
 export { AccessTokens, type AccessTokenInput, type OAuthAccessTokensTable, type StoredAccessToken } from './access-tokens.js';
 export { AnalyticsRecords, type AnalyticsRecordRow, type AnalyticsRecordsTable, type AnalyticsTables } from './analytics-records.js';

@@ -51,6 +51,9 @@ const RESOURCE = 'kvm';
 /** The manifest kind declaring a map (stored in `manifests` when the admin API made it). */
 const MAP_KIND = 'KeyValueMap';
 
+/** Whether a stored KeyValueMap's spec makes it encrypted: only `encrypted: true` does (the schema's default is false). */
+export const storedMapEncrypted = (spec: { encrypted?: unknown }): boolean => spec.encrypted === true;
+
 export class Kvm {
   readonly #session: Session;
 
@@ -136,7 +139,7 @@ export class Kvm {
   storedMap(name: string): Promise<{ encrypted: boolean } | undefined> {
     return this.#session.write(async (w) => {
       const row = await w.forShare(w.db.selectFrom('manifests').select('spec').where('kind', '=', MAP_KIND).where('name', '=', name)).executeTakeFirst();
-      return row && { encrypted: decodeJson<{ encrypted?: unknown }>(row.spec).encrypted === true };
+      return row && { encrypted: storedMapEncrypted(decodeJson<{ encrypted?: unknown }>(row.spec)) };
     });
   }
 
