@@ -10,6 +10,7 @@ import { waitFor } from '../src/sim/testing.js';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { json, startStub, type Stub, type StubRequest } from './helpers/stub-upstream.js';
 import { poolAndModel, settings } from './helpers/manifests.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 const CHAT = { model: 'm', messages: [{ role: 'user', content: 'hello' }] };
 const BOUNDED = { timeout: 30_000 };
@@ -32,7 +33,7 @@ describe('hostile input and broken model servers', () => {
     // No retries and a short whole-response deadline, so each broken answer is the one the client hears about.
     const spec = settings({ upstream: { maxRetries: 0, responseTimeout: '1500ms' } });
     const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as (typeof lines)[number]) });
-    gw = await startGateway({ configPaths: [], manifests: [...poolAndModel([stub.url]), spec], port: 0, adminPort: 0, host: '127.0.0.1', watch: false, logger });
+    gw = await startGateway({ configPaths: [], manifests: [...poolAndModel([stub.url]), spec], ...LOOPBACK, logger });
   });
   after(async () => {
     await gw.close();

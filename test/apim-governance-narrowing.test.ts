@@ -11,6 +11,7 @@ import type { Manifest } from '../src/config/manifest.js';
 import { call } from './helpers/apim-admin.js';
 import { manifest, poolAndModel } from './helpers/manifests.js';
 import { startStub, type Stub } from './helpers/stub-upstream.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 const doc = (kind: string, name: string, spec: unknown) => ({ apiVersion: 'apim.googleapis.com/v1', kind, metadata: { name }, spec });
 const extension = manifest('APIMExtensionPolicy', 'ext', { targetRef: { name: 'tollgate' } });
@@ -29,7 +30,7 @@ before(async () => {
 after(() => stub.close());
 
 function start(files: Manifest[]): Promise<Gateway> {
-  return startGateway({ configPaths: [], manifests: [...poolAndModel([stub.url]), extension, ...files], port: 0, adminPort: 0, host: '127.0.0.1', watch: false, logger: silentLogger });
+  return startGateway({ configPaths: [], manifests: [...poolAndModel([stub.url]), extension, ...files], ...LOOPBACK, logger: silentLogger });
 }
 
 async function chat(gw: Gateway): Promise<number> {

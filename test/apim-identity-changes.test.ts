@@ -7,6 +7,7 @@ import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { DATABASE_BACKENDS, type TestDatabase } from '../src/store/test-databases.js';
 import { codeOf, createApp, quotaReport, until, untilKeyKnown, type IssuedApp } from './helpers/apim-admin.js';
 import { apiKeyManifests, poolAndModel, settings } from './helpers/manifests.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 const MANIFESTS = [
   ...poolAndModel(['http://127.0.0.1:9']),
@@ -30,7 +31,7 @@ for (const backend of DATABASE_BACKENDS) {
       db = await backend.create();
       // SQLite has no change feed between processes: one gateway there; PostgreSQL tells the second through NOTIFY.
       for (let i = 0; i < (backend.name === 'postgres' ? 2 : 1); i++) {
-        replicas.push(await startGateway({ configPaths: [], manifests: MANIFESTS, port: 0, adminPort: 0, host: '127.0.0.1', watch: false, db: db.url, dbSchema: db.schema }));
+        replicas.push(await startGateway({ configPaths: [], manifests: MANIFESTS, ...LOOPBACK, db: db.url, dbSchema: db.schema }));
       }
       app = await createApp(replicas[0].adminUrl, ['p'], 'changed');
       bystander = await createApp(replicas[0].adminUrl, ['p'], 'bystander');

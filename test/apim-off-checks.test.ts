@@ -13,6 +13,7 @@ import { silentLogger } from '../src/lib/logger.js';
 import { call } from './helpers/apim-admin.js';
 import { poolAndModelYaml } from './helpers/manifests.js';
 import { startStub, type Stub } from './helpers/stub-upstream.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 const doc = (kind: string, name: string, spec: unknown) => ({ apiVersion: 'apim.googleapis.com/v1', kind, metadata: { name }, spec });
 const extension = doc('APIMExtensionPolicy', 'ext', { targetRef: { name: 'tollgate' } });
@@ -35,7 +36,7 @@ function configDir(apim: unknown[]): string {
 
 const writeApim = (dir: string, apim: unknown[]) => writeFileSync(join(dir, 'apim.yaml'), apim.map((d) => JSON.stringify(d)).join('\n---\n'));
 
-const start = (dir: string) => startGateway({ configPaths: [dir], port: 0, adminPort: 0, host: '127.0.0.1', watch: false, db: `sqlite:${join(dir, 'tollgate.db')}`, logger: silentLogger });
+const start = (dir: string) => startGateway({ configPaths: [dir], ...LOOPBACK, db: `sqlite:${join(dir, 'tollgate.db')}`, logger: silentLogger });
 
 async function chat(gw: Gateway): Promise<number> {
   const r = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }] }) });

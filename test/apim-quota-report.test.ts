@@ -6,6 +6,7 @@ import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { awayFromWindowEdge, call, createApp, quotaReport, until, untilKeyKnown, type Answer } from './helpers/apim-admin.js';
 import { manifest } from './helpers/manifests.js';
 import { startStub, type Stub } from './helpers/stub-upstream.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 const N = 4;
 /** Tokens the stub reports per request (its default usage). */
@@ -44,10 +45,7 @@ before(async () => {
       manifest('InferencePool', 'stub', { endpoints: [stub.url] }),
       manifest('InferenceModel', 'echo', { modelName: 'echo', poolRef: { name: 'stub' } }),
     ],
-    port: 0,
-    adminPort: 0,
-    host: '127.0.0.1',
-    watch: false,
+    ...LOOPBACK,
   });
 });
 

@@ -11,6 +11,7 @@ import type { JsonObject } from '../src/store/index.js';
 import { call } from './helpers/apim-admin.js';
 import { APIM_V1 as V, contractSpec, useContractGateway } from './helpers/contract-gateway.js';
 import { poolAndModel } from './helpers/manifests.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 const UNSET = 'TOLLGATE_TEST_UNLISTED_UNSET';
 delete process.env[UNSET];
@@ -30,7 +31,7 @@ const g = useContractGateway('unlisted-policies');
 test('--config files declaring them do not start (serve exits 2), each named', async () => {
   for (const apim of [[extension, ...unbuildable], unbuildable]) {
     const manifests = [...poolAndModel(['http://127.0.0.1:9']), ...apim.map((d) => manifestOf(d.kind, d.metadata.name, d.spec, 'apim.yaml'))];
-    const started = startGateway({ configPaths: [], manifests, port: 0, adminPort: 0, host: '127.0.0.1', watch: false, db: 'sqlite::memory:', logger: silentLogger });
+    const started = startGateway({ configPaths: [], manifests, ...LOOPBACK, db: 'sqlite::memory:', logger: silentLogger });
     await assert.rejects(started, (err) => {
       assert.ok(err instanceof ConfigError, String(err));
       for (const [i, d] of unbuildable.entries()) {

@@ -8,6 +8,7 @@ import { silentLogger } from '../src/lib/logger.js';
 import { call, codeOf, createApp, untilKeyKnown, type Answer, type IssuedApp } from './helpers/apim-admin.js';
 import { manifest } from './helpers/manifests.js';
 import { startStub, type Stub } from './helpers/stub-upstream.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 let stub: Stub;
 let gw: Gateway;
@@ -31,7 +32,7 @@ before(async () => {
       templates: [{ policies: [{ kind: 'AssignMessage', name: 'normalise' }, { kind: 'AssignMessage', name: 'echo-user' }, { kind: 'SpikeArrest', name: 'per-user' }] }],
     }),
   ];
-  gw = await startGateway({ configPaths: [], manifests, port: 0, adminPort: 0, host: '127.0.0.1', watch: false, logger: silentLogger });
+  gw = await startGateway({ configPaths: [], manifests, ...LOOPBACK, logger: silentLogger });
   app = await createApp(gw.adminUrl, ['gold'], 'am-request');
   await untilKeyKnown(gw.url, app.key);
 });

@@ -8,6 +8,7 @@ import { connect, type Socket } from 'node:net';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { manifest, poolAndModel } from './helpers/manifests.js';
 import { startStub, type Stub } from './helpers/stub-upstream.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 const LIMIT = 64 * 1024;
 let stub: Stub;
@@ -18,10 +19,7 @@ function gatewayWith(server: Record<string, unknown>): Promise<Gateway> {
   return startGateway({
     configPaths: [],
     manifests: [...poolAndModel([stub.url]), manifest('GatewaySettings', 's', { server: { maxBodyBytes: LIMIT, ...server } })],
-    port: 0,
-    adminPort: 0,
-    host: '127.0.0.1',
-    watch: false,
+    ...LOOPBACK,
   });
 }
 

@@ -8,6 +8,7 @@ import { silentLogger } from '../src/lib/logger.js';
 import { awayFromWindowEdge, call, createApp, quotaReport, until, untilKeyKnown, type Answer } from './helpers/apim-admin.js';
 import { manifest } from './helpers/manifests.js';
 import { json, startStub, type Stub } from './helpers/stub-upstream.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 const HOUR = 3_600_000;
 
@@ -39,10 +40,7 @@ before(async () => {
       manifest('LLMTokenQuota', 'tokens', { limit: 150, interval: 1, timeUnit: 'hour', countOn: 'total' }),
       manifest('ApimTemplate', 't', { templates: [{ policies: [{ kind: 'ResponseCache', name: 'answers' }, { kind: 'LLMTokenQuota', name: 'tokens' }] }] }),
     ],
-    port: 0,
-    adminPort: 0,
-    host: '127.0.0.1',
-    watch: false,
+    ...LOOPBACK,
     logger: silentLogger,
   });
   key = (await createApp(gw.adminUrl, ['p'], 'a')).key;

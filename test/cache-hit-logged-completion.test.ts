@@ -7,6 +7,7 @@ import { startSimFleet } from '../src/sim/index.js';
 import { closeEnvoyClients, envoyExchange } from './helpers/extproc-envoy.js';
 import { collectingLogger } from './helpers/log-lines.js';
 import { manifest, poolAndModel, settings } from './helpers/manifests.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 test('a cache hit logs the completion it answered with', async () => {
   const fleet = await startSimFleet({ replicas: 1, model: 'm', timeScale: 1000 });
@@ -20,10 +21,7 @@ test('a cache hit logs the completion it answered with', async () => {
       manifest('ApimTemplate', 'caching', { templates: [{ policies: [{ kind: 'ResponseCache', name: 'cache' }] }] }),
       settings({ logging: { logPrompts: true } }),
     ],
-    port: 0,
-    adminPort: 0,
-    host: '127.0.0.1',
-    watch: false,
+    ...LOOPBACK,
     logger,
     extprocPort: 0,
     extproc: { requestBodyMode: 'BUFFERED' },

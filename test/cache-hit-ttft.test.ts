@@ -11,6 +11,7 @@ import { closeEnvoyClients, envoyExchange } from './helpers/extproc-envoy.js';
 import { collectingLogger } from './helpers/log-lines.js';
 import { manifest, poolAndModel } from './helpers/manifests.js';
 import { untilEndpoints } from './helpers/pool-ready.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 test('a cache hit has a TTFT in the metrics, its usage record and the access log', async () => {
   const upstream = await startStub();
@@ -23,10 +24,7 @@ test('a cache hit has a TTFT in the metrics, its usage record and the access log
       manifest('ResponseCache', 'cache', { expirySettings: { timeoutInSeconds: 60 }, scope: 'global' }),
       manifest('ApimTemplate', 'caching', { templates: [{ policies: [{ kind: 'ResponseCache', name: 'cache' }] }] }),
     ],
-    port: 0,
-    adminPort: 0,
-    host: '127.0.0.1',
-    watch: false,
+    ...LOOPBACK,
     logger,
     extprocPort: 0,
     extproc: { requestBodyMode: 'BUFFERED' },

@@ -11,6 +11,7 @@ import { startEmbeddingsStub, type EmbeddingsStub } from '../src/policy/caching/
 import { awayFromWindowEdge, call, createApp, untilKeyKnown, type Answer } from './helpers/apim-admin.js';
 import { manifest } from './helpers/manifests.js';
 import { json, startStub, type Stub, type StubRequest } from './helpers/stub-upstream.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 const HOUR = 3_600_000;
 const QUESTION = 'What is the capital of France?';
@@ -56,10 +57,7 @@ async function open(policies: Manifest[], productTemplate?: string): Promise<Env
       manifest('AssignMessage', 'persona', { set: { jsonFields: [{ path: 'messages.0.content', value: 'You answer in {request.header.x-language}.' }] } }),
       ...policies,
     ],
-    port: 0,
-    adminPort: 0,
-    host: '127.0.0.1',
-    watch: false,
+    ...LOOPBACK,
     logger: silentLogger,
   });
   const keys: Record<string, string> = {};

@@ -10,6 +10,7 @@ import { silentLogger } from '../src/lib/logger.js';
 import { call, createApp, untilKeyKnown, type Answer, type IssuedApp } from './helpers/apim-admin.js';
 import { manifest } from './helpers/manifests.js';
 import { json, startStub, type Stub } from './helpers/stub-upstream.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 const SECRET = 'AKIAIOSFODNN7EXAMPLQ';
 const redact = { filters: { secrets: { action: 'redact' } } };
@@ -66,7 +67,7 @@ before(async () => {
   stub = await startStub((r) =>
     json(r.res, 200, { id: 'c1', object: 'chat.completion', created: 1, model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: `the key is ${SECRET}` }, finish_reason: 'stop' }] }),
   );
-  gw = await startGateway({ configPaths: [], manifests: manifests(stub.url), port: 0, adminPort: 0, host: '127.0.0.1', watch: false, logger: silentLogger });
+  gw = await startGateway({ configPaths: [], manifests: manifests(stub.url), ...LOOPBACK, logger: silentLogger });
   for (const [label, product] of [['tagged1', 'tagged'], ['tagged2', 'tagged'], ['headed1', 'headed'], ['headed2', 'headed'], ['guarded', 'guarded'], ['open', 'open'], ['filtered', 'filtered']]) {
     apps[label] = await createApp(gw.adminUrl, [product], label);
   }

@@ -12,6 +12,7 @@ import { call, createApp, until, type IssuedApp } from './helpers/apim-admin.js'
 import { closeEnvoyClients, envoyExchange } from './helpers/extproc-envoy.js';
 import { apiKeyManifests, manifest, poolAndModel } from './helpers/manifests.js';
 import { startStub, type Stub, type StubRequest } from './helpers/stub-upstream.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 const HS_SECRET = 'conditional-credential-sources-hs256-0123456789';
 process.env.TOLLGATE_TEST_CONDITIONAL_HS = HS_SECRET;
@@ -32,10 +33,7 @@ function start(manifests: Manifest[]): Promise<Gateway> {
   return startGateway({
     configPaths: [],
     manifests: [...manifests, ...poolAndModel([stub.url], 'm')],
-    port: 0,
-    adminPort: 0,
-    host: '127.0.0.1',
-    watch: false,
+    ...LOOPBACK,
     logger: silentLogger,
     extprocPort: 0,
     extproc: { requestBodyMode: 'BUFFERED' },

@@ -10,6 +10,7 @@ import type { LookupAll } from '../src/gateway/endpoint-addresses.js';
 import { waitFor } from '../src/sim/testing.js';
 import { poolAndModelYaml } from './helpers/manifests.js';
 import { startStub } from './helpers/stub-upstream.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 test('a reload waiting on a host-name lookup does not apply over a later one that applied meanwhile', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-reload-lookup-'));
@@ -22,7 +23,7 @@ test('a reload waiting on a host-name lookup does not apply over a later one tha
   };
   const write = (model: string, endpoint = stub.url) => writeFileSync(join(dir, 'config.yaml'), poolAndModelYaml(endpoint, model));
   write('first');
-  const gw = await startGateway({ configPaths: [dir], port: 0, adminPort: 0, host: '127.0.0.1', watch: false, lookup });
+  const gw = await startGateway({ configPaths: [dir], ...LOOPBACK, lookup });
   after(async () => {
     await gw.close();
     await stub.close();

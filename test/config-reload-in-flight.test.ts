@@ -19,6 +19,7 @@ import { waitFor } from '../src/sim/testing.js';
 import { bareDataPlane } from './helpers/bare-data-plane.js';
 import { poolAndModel, poolAndModelYaml } from './helpers/manifests.js';
 import { json, sleep, startStub } from './helpers/stub-upstream.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 const CHAT = (extra = {}) => JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }], ...extra });
 
@@ -71,7 +72,7 @@ test('an ExtensionChain: a request in flight across a reload is answered, whethe
     json(r.res, 200, { choices: [{ index: 0, message: { role: 'assistant', content: 'hi' } }] });
   });
   // The extension: another tollgate's ext_proc listener, a policy decision point without policies.
-  const extension = await startGateway({ configPaths: [], manifests: poolAndModel([stub.url]), port: 0, adminPort: 0, host: '127.0.0.1', watch: false, extprocPort: 0, extproc: { roles: ['pdp'] } });
+  const extension = await startGateway({ configPaths: [], manifests: poolAndModel([stub.url]), ...LOOPBACK, extprocPort: 0, extproc: { roles: ['pdp'] } });
   const chain = (timeout: string) => `---
 apiVersion: tollgate.dev/v1alpha1
 kind: ExtensionChain
@@ -90,7 +91,7 @@ spec: { server: { shutdownGracePeriod: 100ms } }
 `;
   const file = join(dir, 'config.yaml');
   writeFileSync(file, poolAndModelYaml(stub.url) + chain('5s'));
-  const gw = await startGateway({ configPaths: [file], port: 0, adminPort: 0, host: '127.0.0.1', watch: false });
+  const gw = await startGateway({ configPaths: [file], ...LOOPBACK });
   t.after(async () => {
     await gw.close();
     await extension.close();

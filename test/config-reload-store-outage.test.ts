@@ -15,6 +15,7 @@ import { DATABASE_BACKENDS } from '../src/store/test-databases.js';
 import { TcpProxy } from '../src/store/test-tcp-proxy.js';
 import { poolAndModelYaml } from './helpers/manifests.js';
 import { startStub } from './helpers/stub-upstream.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 const postgres = DATABASE_BACKENDS.find((b) => b.name === 'postgres')!;
 
@@ -46,7 +47,7 @@ test('a configuration change while the database is down', { skip: postgres.skip 
   const logger = pino({ level: 'info' }, { write: (line: string) => logs.push(JSON.parse(line)) });
   const file = join(dir, 'config.yaml');
   writeFileSync(file, poolAndModelYaml(stub.url));
-  const gw = await startGateway({ configPaths: [file], port: 0, adminPort: 0, host: '127.0.0.1', watch: false, logger, db: proxy.proxied(target.url), dbSchema: target.schema, analyticsDir: join(dir, 'spool') });
+  const gw = await startGateway({ configPaths: [file], ...LOOPBACK, logger, db: proxy.proxied(target.url), dbSchema: target.schema, analyticsDir: join(dir, 'spool') });
   t.after(async () => {
     await proxy.restore();
     await gw.close();

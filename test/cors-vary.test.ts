@@ -10,6 +10,7 @@ import { silentLogger } from '../src/lib/logger.js';
 import { closeEnvoyClients, envoyExchange } from './helpers/extproc-envoy.js';
 import { manifest, poolAndModel } from './helpers/manifests.js';
 import { json, startStub, type Stub } from './helpers/stub-upstream.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 const ORIGIN = 'https://app.example';
 /** What vLLM's CORSMiddleware answers any request with an Origin with, by default. */
@@ -28,7 +29,7 @@ before(async () => {
     manifest('CORS', 'web', { allowOrigins: [ORIGIN], allowCredentials: true }),
     manifest('ApimTemplate', 'edge', { templates: [{ policies: [{ kind: 'CORS', name: 'web' }] }] }),
   ];
-  gw = await startGateway({ configPaths: [], manifests, port: 0, adminPort: 0, host: '127.0.0.1', watch: false, logger: silentLogger, extprocPort: 0 });
+  gw = await startGateway({ configPaths: [], manifests, ...LOOPBACK, logger: silentLogger, extprocPort: 0 });
 });
 
 after(async () => {

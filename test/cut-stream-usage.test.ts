@@ -13,6 +13,7 @@ import { AnalyticsRecords } from '../src/store/index.js';
 import { createApp, quotaReport, until, untilKeyKnown } from './helpers/apim-admin.js';
 import { tokenQuotaManifests } from './helpers/manifests.js';
 import { untilEndpoints } from './helpers/pool-ready.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 const MESSAGES = [{ role: 'user', content: 'hello there friend' }];
 const MAX_TOKENS = 2000;
@@ -28,10 +29,7 @@ before(async () => {
   gw = await startGateway({
     configPaths: [],
     manifests: tokenQuotaManifests(fleet.urls),
-    port: 0,
-    adminPort: 0,
-    host: '127.0.0.1',
-    watch: false,
+    ...LOOPBACK,
     db: `sqlite:${join(dir, 'cut.db')}`,
     analyticsDir: join(dir, 'analytics'),
   });

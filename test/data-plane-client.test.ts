@@ -15,6 +15,7 @@ import { createApp, quotaReport, untilKeyKnown } from './helpers/apim-admin.js';
 import { manifest, poolAndModel } from './helpers/manifests.js';
 import { untilEndpoints } from './helpers/pool-ready.js';
 import { sleep, startStub, type Stub } from './helpers/stub-upstream.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 const BOUNDED = { timeout: 30_000 };
 const CHAT = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hello' }] });
@@ -25,7 +26,7 @@ const CHAT = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'h
  */
 async function gatewayFor(manifests: Manifest[]): Promise<{ gw: Gateway; lines: AccessLine[]; records: AnalyticsRecord[] }> {
   const { logger, lines } = collectingLogger();
-  const gw = await startGateway({ configPaths: [], manifests, port: 0, adminPort: 0, host: '127.0.0.1', watch: false, logger });
+  const gw = await startGateway({ configPaths: [], manifests, ...LOOPBACK, logger });
   await untilEndpoints(gw);
   const records: AnalyticsRecord[] = [];
   const analytics = gw.analytics!;

@@ -10,6 +10,7 @@ import { extProcService } from '../src/extproc/protos.js';
 import { call, codeOf, until } from './helpers/apim-admin.js';
 import { poolAndModel } from './helpers/manifests.js';
 import { startStub, type Stub } from './helpers/stub-upstream.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 type Stream = ServerDuplexStream<ProcessingRequest, ProcessingResponse>;
 
@@ -70,7 +71,7 @@ before(async () => {
   });
   const port = await new Promise<number>((resolve, reject) => ext.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
   address = `127.0.0.1:${port}`;
-  gw = await startGateway({ configPaths: [], manifests: poolAndModel([stub.url]), port: 0, adminPort: 0, host: '127.0.0.1', watch: false });
+  gw = await startGateway({ configPaths: [], manifests: poolAndModel([stub.url]), ...LOOPBACK });
 });
 
 after(async () => {

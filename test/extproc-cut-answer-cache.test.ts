@@ -10,6 +10,7 @@ import { createApp, untilKeyKnown, type IssuedApp } from './helpers/apim-admin.j
 import { ENVOY_ENDS, headerMap, sendChatRequest } from './helpers/extproc-envoy.js';
 import { apiKeyManifests, manifest } from './helpers/manifests.js';
 import { sleep, startStub, type Stub } from './helpers/stub-upstream.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 // Cacheable: temperature 0. One prompt per test, so that each fills its own entry.
 const body = (content: string) => JSON.stringify({ model: 'm', messages: [{ role: 'user', content }], temperature: 0 });
@@ -30,10 +31,7 @@ before(async () => {
       manifest('InferencePool', 'one', { endpoints: [stub.url] }),
       manifest('InferenceModel', 'm', { modelName: 'm', poolRef: { name: 'one' } }),
     ],
-    port: 0,
-    adminPort: 0,
-    host: '127.0.0.1',
-    watch: false,
+    ...LOOPBACK,
     extprocPort: 0,
   });
   app = await createApp(gw.adminUrl, ['gold'], 'cut');

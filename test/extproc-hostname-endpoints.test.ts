@@ -9,6 +9,7 @@ import { closeEnvoyClients, envoyExchange } from './helpers/extproc-envoy.js';
 import { manifest } from './helpers/manifests.js';
 import { untilEndpoints } from './helpers/pool-ready.js';
 import { startStub, type Stub } from './helpers/stub-upstream.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 let server: Stub;
 let other: Stub;
@@ -26,10 +27,7 @@ before(async () => {
       manifest('HTTPRoute', 'other', { rules: [{ matches: [{ path: { type: 'PathPrefix', value: '/other' } }], backendRefs: [{ url: `http://localhost:${other.port}`, weight: 1 }] }] }),
       manifest('GatewaySettings', 'settings', { logging: { level: 'silent' } }),
     ],
-    port: 0,
-    adminPort: 0,
-    host: '127.0.0.1',
-    watch: false,
+    ...LOOPBACK,
     extprocPort: 0,
     extproc: { roles: ['epp'] },
   });

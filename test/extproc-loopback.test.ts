@@ -13,6 +13,7 @@ import { call, codeOf, createApp, quotaReport, until, untilKeyKnown, type Issued
 import { startExtprocChild, type ExtprocChild } from './helpers/extproc-child.js';
 import { manifest } from './helpers/manifests.js';
 import { json, startStub, type Stub, type StubRequest } from './helpers/stub-upstream.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 const ALL_EVENTS = ['RequestHeaders', 'RequestBody', 'ResponseHeaders', 'ResponseBody'] as const;
 
@@ -73,10 +74,7 @@ before(async () => {
   gw = await startGateway({
     configPaths: [],
     manifests: [manifest('InferencePool', 'pool', { endpoints: [stub.url] }), ...ROUTING.map(([k, n, s]) => manifest(k, n, s))],
-    port: 0,
-    adminPort: 0,
-    host: '127.0.0.1',
-    watch: false,
+    ...LOOPBACK,
   });
   app = await createApp(pdp.adminUrl, ['gold'], 'loopback');
   await untilKeyKnown(pdp.url, app.key);

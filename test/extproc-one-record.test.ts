@@ -23,6 +23,7 @@ import { call, createApp, until, untilKeyKnown, type IssuedApp } from './helpers
 import { applyMutation, closeEnvoyClients, envoyClient, envoyEnd, headerMap } from './helpers/extproc-envoy.js';
 import { apiKeyManifests, manifest, settings } from './helpers/manifests.js';
 import { untilEndpoints } from './helpers/pool-ready.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 const MODEL = 'm';
 
@@ -107,10 +108,7 @@ for (const backend of DATABASE_BACKENDS) {
       const gw = await startGateway({
         configPaths: [],
         manifests: [...manifests, settings({ analytics: { flushInterval: '10ms' }, scheduler: { staleAfter: '5s' } })],
-        port: 0,
-        adminPort: 0,
-        host: '127.0.0.1',
-        watch: false,
+        ...LOOPBACK,
         db: db.url,
         dbSchema: db.schema,
         analyticsDir: dir,

@@ -17,6 +17,7 @@ import { closeEnvoyClients, envoyExchange } from './helpers/extproc-envoy.js';
 import { manifest, settings } from './helpers/manifests.js';
 import { sleep, startStub, type Stub } from './helpers/stub-upstream.js';
 import { bareDataPlane } from './helpers/bare-data-plane.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 const MAX_BODY = 4096;
 const HOUR = 3_600_000;
@@ -121,10 +122,7 @@ before(async () => {
       manifest('InferenceModel', 'chat', { modelName: 'chat', poolRef: { name: 'pool' } }),
       manifest('InferenceModel', 'other', { modelName: 'other', poolRef: { name: 'pool' } }),
     ],
-    port: 0,
-    adminPort: 0,
-    host: '127.0.0.1',
-    watch: false,
+    ...LOOPBACK,
     extprocPort: 0,
   });
   // The quota case must not straddle the edge of its hourly window.

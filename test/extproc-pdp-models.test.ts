@@ -9,6 +9,7 @@ import { call, createApp, untilKeyKnown, type IssuedApp } from './helpers/apim-a
 import { closeEnvoyClients, envoyExchange } from './helpers/extproc-envoy.js';
 import { apiKeyManifests, manifest } from './helpers/manifests.js';
 import { startStub, type Stub } from './helpers/stub-upstream.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 let stub: Stub;
 let gw: Gateway;
@@ -25,10 +26,7 @@ before(async () => {
       manifest('InferenceModel', 'cheap', { modelName: 'cheap', poolRef: { name: 'pool' } }),
       manifest('InferenceModel', 'acme-secret-lora', { modelName: 'acme-secret-lora', poolRef: { name: 'pool' } }),
     ],
-    port: 0,
-    adminPort: 0,
-    host: '127.0.0.1',
-    watch: false,
+    ...LOOPBACK,
     logger: silentLogger,
   });
   pdp = await startExtprocServer({ dataPlane: gw.dataPlane, logger: silentLogger }, { port: 0, host: '127.0.0.1', roles: ['pdp'] });

@@ -10,6 +10,7 @@ import { parseQueueCounts } from '../bench/routing-target.js';
 import { until } from './helpers/apim-admin.js';
 import { headerMap } from './helpers/extproc-envoy.js';
 import { manifest } from './helpers/manifests.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 let server: FakeMetricsServer;
 let gw: Gateway;
@@ -21,10 +22,7 @@ before(async () => {
   gw = await startGateway({
     configPaths: [],
     manifests: [manifest('InferencePool', 'pool', { endpoints: [server.url] }), manifest('InferenceModel', 'm', { modelName: 'm', poolRef: { name: 'pool' } })],
-    port: 0,
-    adminPort: 0,
-    host: '127.0.0.1',
-    watch: false,
+    ...LOOPBACK,
     extprocPort: 0,
     extproc: { roles: ['epp'] },
   });

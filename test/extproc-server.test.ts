@@ -19,6 +19,7 @@ import { createApp, quotaReport, until, untilKeyKnown, type IssuedApp } from './
 import { closeEnvoyClients, envoyExchange, type EnvoyRequest } from './helpers/extproc-envoy.js';
 import { manifest } from './helpers/manifests.js';
 import { startStub, type Stub, type StubRequest } from './helpers/stub-upstream.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 const TOKENS = 1_000_000;
 
@@ -81,7 +82,7 @@ async function tokensUsed(key: string): Promise<number> {
 
 before(async () => {
   [a, b, c, events] = await Promise.all([startStub(), startStub(), startStub(), startStub(sse)]);
-  gw = await startGateway({ configPaths: [], manifests: manifests(a, b, c, events), port: 0, adminPort: 0, host: '127.0.0.1', watch: false, extprocPort: 0 });
+  gw = await startGateway({ configPaths: [], manifests: manifests(a, b, c, events), ...LOOPBACK, extprocPort: 0 });
   address = `127.0.0.1:${gw.extprocPort}`;
   app = await createApp(gw.adminUrl, ['gold'], 'extproc');
   await untilKeyKnown(gw.url, app.key);
@@ -211,10 +212,7 @@ async function withPolicies(policies: Manifest[], use: (gw: Gateway, address: st
       ...policies,
       manifest('ApimTemplate', 'template', { templates: [{ policies: policies.map((p) => ({ kind: p.kind, name: p.metadata.name })) }] }),
     ],
-    port: 0,
-    adminPort: 0,
-    host: '127.0.0.1',
-    watch: false,
+    ...LOOPBACK,
     extprocPort: 0,
   });
   try {

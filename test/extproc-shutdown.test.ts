@@ -11,6 +11,7 @@ import { waitFor } from '../src/sim/testing.js';
 import { headerMap } from './helpers/extproc-envoy.js';
 import { poolAndModel, settings } from './helpers/manifests.js';
 import { IDLE_METRICS, queuedMetrics, sleep, startStub } from './helpers/stub-upstream.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 const BODY = Buffer.from(JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hello' }], max_tokens: 4 }));
 const HEADERS = headerMap([[':method', 'POST'], [':path', '/v1/chat/completions'], [':authority', 'gw'], [':scheme', 'http'], ['content-type', 'application/json'], ['content-length', String(BODY.length)]]);
@@ -23,10 +24,7 @@ function eppGateway(stubUrl: string, spec: Record<string, unknown>): Promise<Gat
   return startGateway({
     configPaths: [],
     manifests: [...poolAndModel([stubUrl]), settings({ ...spec, logging: { level: 'silent' } })],
-    port: 0,
-    adminPort: 0,
-    host: '127.0.0.1',
-    watch: false,
+    ...LOOPBACK,
     extprocPort: 0,
     extproc: { roles: ['epp'], requestBodyMode: 'BUFFERED' },
   });

@@ -11,6 +11,7 @@ import { fakeMetricsServer, vllmPage, type FakeMetricsServer } from '../src/sche
 import { until } from './helpers/apim-admin.js';
 import { headerMap } from './helpers/extproc-envoy.js';
 import { manifest } from './helpers/manifests.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 let server: FakeMetricsServer;
 let gw: Gateway;
@@ -28,10 +29,7 @@ before(async () => {
       manifest('InferenceModel', 'm', { modelName: 'm', poolRef: { name: 'pool' } }),
       manifest('InferenceModel', 's', { modelName: 's', poolRef: { name: 'pool' }, criticality: 'Sheddable' }),
     ],
-    port: 0,
-    adminPort: 0,
-    host: '127.0.0.1',
-    watch: false,
+    ...LOOPBACK,
     extprocPort: 0,
     extproc: { roles: ['epp'] },
   });

@@ -10,6 +10,7 @@ import { closeEnvoyClients, envoyExchange } from './helpers/extproc-envoy.js';
 import { apiKeyManifests, poolAndModel, settings } from './helpers/manifests.js';
 import { startOtlpReceiver, type OtlpReceiver, type OtlpSpan } from './helpers/otlp-receiver.js';
 import { startStub, type Stub } from './helpers/stub-upstream.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 const CALLER_SPAN = '00f067aa0ba902b7';
 const BODY = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }] });
@@ -25,11 +26,8 @@ before(async () => {
   gw = await startGateway({
     configPaths: [],
     manifests: [...poolAndModel([stub.url]), ...apiKeyManifests(), settings({ analytics: { enabled: false }, tracing: { endpoint: receiver.endpoint, exportInterval: '10ms', policySpans: true } })],
-    port: 0,
-    adminPort: 0,
+    ...LOOPBACK,
     extprocPort: 0,
-    host: '127.0.0.1',
-    watch: false,
   });
   key = (await createApp(gw.adminUrl, ['p'])).key;
   await untilKeyKnown(gw.url, key);

@@ -16,6 +16,7 @@ import { closeEnvoyClients, ENVOY_ENDS, headerMap, sendChatRequest } from './hel
 import { apiKeyManifests, manifest } from './helpers/manifests.js';
 import { scrape, waitFor } from '../src/sim/testing.js';
 import { startStub, type Stub } from './helpers/stub-upstream.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 const MAX_TOKENS = 500;
 const chat = (stream: boolean) => JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hello there' }], max_tokens: MAX_TOKENS, stream });
@@ -38,10 +39,7 @@ before(async () => {
       manifest('InferencePool', 'one', { endpoints: [stub.url] }),
       manifest('InferenceModel', 'm', { modelName: 'm', poolRef: { name: 'one' } }),
     ],
-    port: 0,
-    adminPort: 0,
-    host: '127.0.0.1',
-    watch: false,
+    ...LOOPBACK,
     extprocPort: 0,
   });
   app = await createApp(gw.adminUrl, ['gold'], 'unseen');

@@ -11,6 +11,7 @@ import { call, createApp, until, type IssuedApp } from './helpers/apim-admin.js'
 import { closeEnvoyClients, envoyExchange, type BodyMode } from './helpers/extproc-envoy.js';
 import { apiKeyManifests, manifest } from './helpers/manifests.js';
 import { startStub, type Stub } from './helpers/stub-upstream.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 const FORGED = { 'x-tollgate-app-id': 'victim-app-id', 'x-tollgate-app': 'victim-app', 'x-tollgate-developer': 'victim-dev', 'x-tollgate-product': 'enterprise' };
 const BODY = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }] });
@@ -41,10 +42,7 @@ async function gatewayReadingKeyFrom(ref: string, viaAdmin: boolean): Promise<Ga
       manifest('InferencePool', 'pool', { endpoints: [stub.url] }),
       manifest('InferenceModel', 'm', { modelName: 'm', poolRef: { name: 'pool' } }),
     ],
-    port: 0,
-    adminPort: 0,
-    host: '127.0.0.1',
-    watch: false,
+    ...LOOPBACK,
     logger: silentLogger,
     extprocPort: 0,
   });

@@ -14,6 +14,7 @@ import { TcpProxy } from '../src/store/test-tcp-proxy.js';
 import { appPath, call, codeOf, createApp, until, untilKeyKnown, type Answer } from './helpers/apim-admin.js';
 import { manifest } from './helpers/manifests.js';
 import { startStub, type Stub } from './helpers/stub-upstream.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 const postgres = DATABASE_BACKENDS.find((b) => b.name === 'postgres')!;
 
@@ -75,10 +76,7 @@ class Replicas {
     this.#dirs.push(analyticsDir);
     const gw = await startGateway({
       configPaths: [],
-      port: 0,
-      adminPort: 0,
-      host: '127.0.0.1',
-      watch: false,
+      ...LOOPBACK,
       db,
       dbSchema: this.#target.schema,
       analyticsDir,

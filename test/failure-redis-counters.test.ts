@@ -22,6 +22,7 @@ import { TcpProxy } from '../src/store/test-tcp-proxy.js';
 import { call, codeOf, createApp, untilKeyKnown, type Answer } from './helpers/apim-admin.js';
 import { manifest } from './helpers/manifests.js';
 import { startStub, type Stub } from './helpers/stub-upstream.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 const REDIS_URL = process.env.REDIS_URL;
 const redisSkip = COUNTER_BACKENDS.find((b) => b.name === 'redis')!.skip;
@@ -224,10 +225,7 @@ describe('the gateway while Redis misbehaves (APIMExtensionPolicy failOpen and t
     const gw = await startGateway({
       configPaths: [],
       manifests: manifests(failOpen, quota),
-      port: 0,
-      adminPort: 0,
-      host: '127.0.0.1',
-      watch: false,
+      ...LOOPBACK,
       db: db.url,
       dbSchema: db.schema,
       redis: proxy.proxied(REDIS_URL!),

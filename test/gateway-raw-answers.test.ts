@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { manifest, poolAndModel } from './helpers/manifests.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 let gateway: Gateway;
 
@@ -15,10 +16,7 @@ before(async () => {
       manifest('APIMExtensionPolicy', 'ext', { defaultSecurityEnabled: true, targetRef: { name: 'tollgate', kind: 'Gateway' }, faultFormat: 'apigee' }),
       ...poolAndModel(['http://127.0.0.1:9']),
     ],
-    port: 0,
-    adminPort: 0,
-    host: '127.0.0.1',
-    watch: false,
+    ...LOOPBACK,
   });
 });
 

@@ -13,6 +13,7 @@ import type { Manifest } from '../src/config/manifest.js';
 import { IDLE_METRICS, json, queuedMetrics, sleep, startStub, type Stub } from './helpers/stub-upstream.js';
 import { manifest, poolAndModel, settings } from './helpers/manifests.js';
 import { createApp, untilKeyKnown } from './helpers/apim-admin.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 const CHAT = { model: 'm', messages: [{ role: 'user', content: 'hello' }] };
 /** Generous bounds so that a regression fails the test instead of hanging the run. */
@@ -21,7 +22,7 @@ const BOUNDED = { timeout: 30_000 };
 /** A gateway on loopback, random ports; `lines` collects what it logs (the access log among it). */
 async function gatewayFor(manifests: Manifest[]): Promise<{ gw: Gateway; lines: AccessLine[] }> {
   const { logger, lines } = collectingLogger();
-  const gw = await startGateway({ configPaths: [], manifests, port: 0, adminPort: 0, host: '127.0.0.1', watch: false, logger });
+  const gw = await startGateway({ configPaths: [], manifests, ...LOOPBACK, logger });
   return { gw, lines };
 }
 

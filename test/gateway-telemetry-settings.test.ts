@@ -7,6 +7,7 @@ import { request } from 'undici';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { json, startStub, type Stub } from './helpers/stub-upstream.js';
 import { poolAndModel, settings } from './helpers/manifests.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 const PROMPT = 'What is the capital of Elbonia?';
 const ANSWER = 'Elbonia has no capital city.';
@@ -27,10 +28,7 @@ async function withGateway(logging: Record<string, unknown>, run: (gw: Gateway) 
   const gw = await startGateway({
     configPaths: [],
     manifests: [...poolAndModel([stub.url]), settings({ logging, ...more })],
-    port: 0,
-    adminPort: 0,
-    host: '127.0.0.1',
-    watch: false,
+    ...LOOPBACK,
     logger: pino({ level: 'info' }, { write: (line: string) => void lines.push(line) }),
   });
   try {

@@ -10,12 +10,13 @@ import { manifest, poolAndModel, settings } from './helpers/manifests.js';
 import { untilEndpoints } from './helpers/pool-ready.js';
 import { waitFor } from '../src/sim/testing.js';
 import type { EndpointView } from '../src/scheduler/fleet-view.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 const CHAT = { model: 'm', messages: [{ role: 'user', content: 'hello' }] };
 
 /** A gateway on loopback whose picker has scraped every endpoint and found it `settled` (by default: ready). */
 async function gatewayFor(manifests: ReturnType<typeof poolAndModel>, settled?: (e: EndpointView) => boolean): Promise<Gateway> {
-  const gw = await startGateway({ configPaths: [], manifests, port: 0, adminPort: 0, host: '127.0.0.1', watch: false });
+  const gw = await startGateway({ configPaths: [], manifests, ...LOOPBACK });
   await untilEndpoints(gw, settled);
   return gw;
 }

@@ -8,6 +8,7 @@ import { startGateway } from '../src/gateway/gateway.js';
 import { startStub } from './helpers/stub-upstream.js';
 import { manifest } from './helpers/manifests.js';
 import { untilEndpoints } from './helpers/pool-ready.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 test('a route split over two pools serving one name uses both; a hostname- and header-limited route restricts', async () => {
   const primary = await startStub();
@@ -31,10 +32,7 @@ test('a route split over two pools serving one name uses both; a hostname- and h
         rules: [{ matches: [{ path: { type: 'PathPrefix', value: '/v1/' }, headers: [{ name: 'x-plan', value: 'gold' }] }], backendRefs: [{ kind: 'InferencePool', name: 'premium' }] }],
       }),
     ],
-    port: 0,
-    adminPort: 0,
-    host: '127.0.0.1',
-    watch: false,
+    ...LOOPBACK,
   });
   after(async () => {
     await gw.close();

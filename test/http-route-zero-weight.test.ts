@@ -8,6 +8,7 @@ import { startGateway } from '../src/gateway/gateway.js';
 import { startStub } from './helpers/stub-upstream.js';
 import { manifest, poolAndModel } from './helpers/manifests.js';
 import { untilEndpoints } from './helpers/pool-ready.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 test('a rule with every backend at weight 0 answers 503, and requests it does not match are served', async () => {
   const served = await startStub();
@@ -21,10 +22,7 @@ test('a rule with every backend at weight 0 answers 503, and requests it does no
         rules: [{ matches: [{ path: { type: 'PathPrefix', value: '/v1/' }, headers: [{ name: 'x-team', value: 'b' }] }], backendRefs: [{ kind: 'InferencePool', name: 'pool-c', weight: 0 }] }],
       }),
     ],
-    port: 0,
-    adminPort: 0,
-    host: '127.0.0.1',
-    watch: false,
+    ...LOOPBACK,
   });
   after(async () => {
     await gw.close();

@@ -8,6 +8,7 @@ import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { silentLogger } from '../src/lib/logger.js';
 import { manifest, poolAndModel } from './helpers/manifests.js';
 import { startStub, type Stub } from './helpers/stub-upstream.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 /** Replaces the sandbox's JSON.stringify for the prelude's last call: the output is a 100-byte array-like body. */
 const AMPLIFY = `var real = JSON.stringify;
@@ -37,7 +38,7 @@ before(async () => {
       templates: Object.keys(SCRIPTS).map((name) => ({ condition: `request.headers['x-case'] == '${name}'`, policies: [{ kind: 'JavaScript', name }] })),
     }),
   ];
-  gw = await startGateway({ configPaths: [], manifests, port: 0, adminPort: 0, host: '127.0.0.1', watch: false, logger: silentLogger });
+  gw = await startGateway({ configPaths: [], manifests, ...LOOPBACK, logger: silentLogger });
 });
 
 after(async () => {

@@ -11,6 +11,7 @@ import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { silentLogger } from '../src/lib/logger.js';
 import { DATABASE_BACKENDS, type TestDatabase } from '../src/store/test-databases.js';
 import { call } from './helpers/apim-admin.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 const KEY_ENV = 'TOLLGATE_KVM_KEY';
 const previousKey = process.env[KEY_ENV];
@@ -32,7 +33,7 @@ for (const backend of DATABASE_BACKENDS) {
       await gw?.close();
       if (key === undefined) delete process.env[KEY_ENV];
       else process.env[KEY_ENV] = key;
-      gw = await startGateway({ configPaths: [], manifests: [], port: 0, adminPort: 0, host: '127.0.0.1', watch: false, logger: silentLogger, db: target.url, dbSchema: target.schema, analyticsDir });
+      gw = await startGateway({ configPaths: [], manifests: [], ...LOOPBACK, logger: silentLogger, db: target.url, dbSchema: target.schema, analyticsDir });
       return gw;
     };
     const apply = (docs: unknown[]) => call(gw!.adminUrl, 'POST', '/v1/apply', docs);

@@ -14,6 +14,7 @@ import { KEY_VALUE_MAP_OPERATIONS_FAULTS } from '../src/policy/index.js';
 import { call, codeOf, createApp, until, untilKeyKnown, type IssuedApp } from './helpers/apim-admin.js';
 import { manifest } from './helpers/manifests.js';
 import { startStub, type Stub } from './helpers/stub-upstream.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 const POSTGRES = DATABASE_BACKENDS.find((b) => b.name === 'postgres')!;
 
@@ -64,7 +65,7 @@ describe('on one gateway (SQLite)', () => {
   let app: IssuedApp;
 
   before(async () => {
-    gw = await startGateway({ configPaths: [], manifests: manifests(stub.url), port: 0, adminPort: 0, host: '127.0.0.1', watch: false, logger: silentLogger });
+    gw = await startGateway({ configPaths: [], manifests: manifests(stub.url), ...LOOPBACK, logger: silentLogger });
     app = await createApp(gw.adminUrl, ['gold'], 'notes');
     await untilKeyKnown(gw.url, app.key);
     await gw.apim.settled();
@@ -132,7 +133,7 @@ describe('on two replicas sharing PostgreSQL', { skip: POSTGRES.skip }, () => {
     // A database that is not in memory gets usage records, whose spool directory is one pipeline's alone.
     const analyticsDir = mkdtempSync(join(tmpdir(), 'tollgate-kvm-writes-'));
     dirs.push(analyticsDir);
-    return startGateway({ configPaths: [], manifests: manifests(stub.url), port: 0, adminPort: 0, host: '127.0.0.1', watch: false, logger: silentLogger, db: target.url, dbSchema: target.schema, analyticsDir });
+    return startGateway({ configPaths: [], manifests: manifests(stub.url), ...LOOPBACK, logger: silentLogger, db: target.url, dbSchema: target.schema, analyticsDir });
   };
 
   before(async () => {

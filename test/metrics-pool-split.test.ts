@@ -8,6 +8,7 @@ import { startGateway } from '../src/gateway/gateway.js';
 import { json, startStub } from './helpers/stub-upstream.js';
 import { manifest } from './helpers/manifests.js';
 import { untilEndpoints } from './helpers/pool-ready.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 test('requests for a model split over two pools are counted, with their errors and latency, under the pool each went to', async () => {
   const primary = await startStub();
@@ -26,10 +27,7 @@ test('requests for a model split over two pools are counted, with their errors a
         ],
       }),
     ],
-    port: 0,
-    adminPort: 0,
-    host: '127.0.0.1',
-    watch: false,
+    ...LOOPBACK,
   });
   try {
     await untilEndpoints(gw);

@@ -10,6 +10,7 @@ import { TcpProxy } from '../src/store/test-tcp-proxy.js';
 import { call, codeOf, createApp, until, type Answer } from './helpers/apim-admin.js';
 import { manifest, poolAndModel } from './helpers/manifests.js';
 import { startStub, type Stub } from './helpers/stub-upstream.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 const postgres = DATABASE_BACKENDS.find((b) => b.name === 'postgres')!;
 
@@ -29,10 +30,7 @@ describe('VerifyAccessToken over a PostgreSQL that stalls', { skip: postgres.ski
     ];
     gw = await startGateway({
       configPaths: [],
-      port: 0,
-      adminPort: 0,
-      host: '127.0.0.1',
-      watch: false,
+      ...LOOPBACK,
       db: proxy.proxied(target.url),
       dbSchema: target.schema,
       manifests: [

@@ -15,6 +15,7 @@ import { startStub, type Stub } from './helpers/stub-upstream.js';
 import { manifest, poolAndModel, settings } from './helpers/manifests.js';
 import { startOtlpReceiver, type OtlpReceiver, type OtlpSpan } from './helpers/otlp-receiver.js';
 import { createApp, until } from './helpers/apim-admin.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 let receiver: OtlpReceiver;
 let stub: Stub;
@@ -37,10 +38,7 @@ before(async () => {
       manifest('APIOperationSet', 'gold-ops', { apiProductRefs: [{ name: 'gold' }], quota: { limit: 1000, interval: 1, timeUnit: 'minute' } }),
       manifest('HTTPRoute', 'to-url', { rules: [{ matches: [{ headers: [{ name: 'x-to', value: 'url' }] }], backendRefs: [{ url: stub.url }] }] }),
     ],
-    port: 0,
-    adminPort: 0,
-    host: '127.0.0.1',
-    watch: false,
+    ...LOOPBACK,
     db: `sqlite:${join(dir, 'obs.db')}`,
     analyticsDir: join(dir, 'analytics'),
   });

@@ -10,6 +10,7 @@ import { startSimFleet, type SimFleet } from '../src/sim/index.js';
 import { waitFor } from '../src/sim/testing.js';
 import { createApp, untilKeyKnown } from './helpers/apim-admin.js';
 import { manifest } from './helpers/manifests.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 let fleet: SimFleet;
 let gw: Gateway;
@@ -30,10 +31,7 @@ async function sdkGateway(opts: { tokens: number; faultFormat?: 'openai' | 'apig
       manifest('InferenceModel', 'chat', { modelName: 'chat', poolRef: { name: 'pool' }, targetModels: [{ name: 'base-model', weight: 1 }] }),
       manifest('InferenceModel', 'org-chat', { modelName: 'org/chat', poolRef: { name: 'pool' }, targetModels: [{ name: 'base-model', weight: 1 }] }),
     ],
-    port: 0,
-    adminPort: 0,
-    host: '127.0.0.1',
-    watch: false,
+    ...LOOPBACK,
   });
   gateways.push(gateway);
   const app = await createApp(gateway.adminUrl, ['p'], 'compat');

@@ -9,6 +9,7 @@ import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { startSimFleet, type SimFleet } from '../src/sim/index.js';
 import { countChatTokens } from '../src/lib/tokenizer.js';
 import { manifest } from './helpers/manifests.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 let fleet: SimFleet;
 let gw: Gateway;
@@ -24,10 +25,7 @@ before(async () => {
       manifest('InferenceModel', 'embed', { modelName: 'embed', poolRef: { name: 'pool' }, targetModels: [{ name: 'base-model', weight: 1 }] }),
       manifest('InferenceModel', 'adapter', { modelName: 'adapter', poolRef: { name: 'pool' }, targetModels: [{ name: 'adapter-a', weight: 1 }] }),
     ],
-    port: 0,
-    adminPort: 0,
-    host: '127.0.0.1',
-    watch: false,
+    ...LOOPBACK,
   });
   client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: 'unused-without-api-management', maxRetries: 0 });
 });

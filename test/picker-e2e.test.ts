@@ -8,6 +8,7 @@ import { waitFor } from '../src/sim/testing.js';
 import { manifest, settings } from './helpers/manifests.js';
 import { untilEndpoints } from './helpers/pool-ready.js';
 import { parseQueueCounts } from '../bench/routing-target.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 const BASE = 'base-model';
 const WORDS = 'alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa'.split(' ');
@@ -64,10 +65,7 @@ describe('routing', () => {
         ...['a', 'b', 'c', 'd'].map((x) => manifest('InferenceModel', `lora-${x}`, { modelName: `lora-${x}`, poolRef: { name: 'pool' } })),
         patientScrapes,
       ],
-      port: 0,
-      adminPort: 0,
-      host: '127.0.0.1',
-      watch: false,
+      ...LOOPBACK,
     });
   });
 
@@ -205,10 +203,7 @@ describe('overload', () => {
         manifest('InferenceModel', 'critical', { modelName: 'critical', poolRef: { name: 'pool' }, criticality: 'Critical', targetModels: [{ name: BASE, weight: 1 }] }),
         manifest('InferenceModel', 'sheddable', { modelName: 'sheddable', poolRef: { name: 'pool' }, criticality: 'Sheddable', targetModels: [{ name: BASE, weight: 1 }] }),
       ],
-      port: 0,
-      adminPort: 0,
-      host: '127.0.0.1',
-      watch: false,
+      ...LOOPBACK,
     });
   });
 

@@ -12,6 +12,7 @@ import { waitFor } from '../src/sim/testing.js';
 import { poolAndModel, settings } from './helpers/manifests.js';
 import { untilEndpoints } from './helpers/pool-ready.js';
 import { IDLE_METRICS, queuedMetrics, startStub, type Stub } from './helpers/stub-upstream.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 const BOUNDED = { timeout: 30_000 };
 
@@ -47,7 +48,7 @@ describe('a client that hangs up with requests pipelined on its connection', asy
     });
     // maxWait and responseTimeout far beyond the waits below: only the hang-up can end these requests in time.
     const limits = settings({ upstream: { responseTimeout: '5m' }, scheduler: { flowControl: { maxWait: '5m' } } });
-    gw = await startGateway({ configPaths: [], manifests: [...poolAndModel([stub.url]), limits], port: 0, adminPort: 0, host: '127.0.0.1', watch: false, logger });
+    gw = await startGateway({ configPaths: [], manifests: [...poolAndModel([stub.url]), limits], ...LOOPBACK, logger });
     await untilEndpoints(gw);
     const analytics = gw.analytics!;
     const record = analytics.record.bind(analytics);

@@ -12,6 +12,7 @@ import { startSimFleet, type SimFleet } from '../src/sim/index.js';
 import { call, codeOf, createApp, untilKeyKnown, type Answer, type IssuedApp } from './helpers/apim-admin.js';
 import { manifest } from './helpers/manifests.js';
 import { json, sleep, startStub, type Stub, type StubRequest } from './helpers/stub-upstream.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 const fake = new FakeSecrets(99);
 const JSON_SECRET = fake.make('ghp');
@@ -87,10 +88,7 @@ before(async () => {
   gw = await startGateway({
     configPaths: [],
     manifests: [extension, ...products(), ...policies(`${fleet.urls[0]}/v1/embeddings`), ...routing(fleet.urls[0], stub.url)],
-    port: 0,
-    adminPort: 0,
-    host: '127.0.0.1',
-    watch: false,
+    ...LOOPBACK,
     logger: silentLogger,
   });
   for (const [label, product] of [['cache1', 'cached'], ['cache2', 'cached'], ['gold1', 'sem-gold'], ['gold2', 'sem-gold'], ['silver', 'sem-silver'], ['guard', 'guarded'], ['cached-guard', 'cached-guarded']]) {

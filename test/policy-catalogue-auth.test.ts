@@ -15,6 +15,7 @@ import type { Manifest } from '../src/config/manifest.js';
 import { call, codeOf, createApp, until, type Answer, type IssuedApp } from './helpers/apim-admin.js';
 import { manifest, poolAndModel } from './helpers/manifests.js';
 import { startStub, type Stub } from './helpers/stub-upstream.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 const HS_SECRET = 'an-hs256-secret-for-the-e2e-test-0123456789';
 const SIGNING_SECRET = 'the-gateway-signing-secret-for-upstreams-42';
@@ -43,7 +44,7 @@ function start(stubUrl: string, policies: [kind: string, name: string, spec: unk
     ...policies.map(([kind, name, spec]) => manifest(kind, name, spec)),
     manifest('ApimTemplate', 'template', { templates: [{ policies: policies.map(([kind, name]) => ({ kind, name })) }] }),
   ];
-  return startGateway({ configPaths: [], manifests, port: 0, adminPort: 0, host: '127.0.0.1', watch: false, logger: logger() });
+  return startGateway({ configPaths: [], manifests, ...LOOPBACK, logger: logger() });
 }
 
 function chat(gw: Gateway, headers: Record<string, string> = {}): Promise<Answer> {

@@ -13,6 +13,7 @@ import { silentLogger } from '../src/lib/logger.js';
 import { call, codeOf, createApp, until, untilKeyKnown, type Answer, type IssuedApp } from './helpers/apim-admin.js';
 import { manifest } from './helpers/manifests.js';
 import { startStub, type Stub } from './helpers/stub-upstream.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 const ORIGIN = 'https://chat.example.com';
 
@@ -76,7 +77,7 @@ function chat(headers: Record<string, string> = {}, body: Record<string, unknown
 before(async () => {
   process.env.TOLLGATE_KVM_KEY = randomBytes(32).toString('hex');
   stub = await startStub();
-  gw = await startGateway({ configPaths: [], manifests: catalogue(stub.url), port: 0, adminPort: 0, host: '127.0.0.1', watch: false, logger: silentLogger });
+  gw = await startGateway({ configPaths: [], manifests: catalogue(stub.url), ...LOOPBACK, logger: silentLogger });
   app = await createApp(gw.adminUrl, ['gold'], 'catalogue');
   await untilKeyKnown(gw.url, app.key);
 });
@@ -260,7 +261,7 @@ describe('governance through apply', () => {
 
 test('without TOLLGATE_KVM_KEY an encrypted map is refused', async () => {
   delete process.env.TOLLGATE_KVM_KEY;
-  const plain = await startGateway({ configPaths: [], manifests: [], port: 0, adminPort: 0, host: '127.0.0.1', watch: false, logger: silentLogger });
+  const plain = await startGateway({ configPaths: [], manifests: [], ...LOOPBACK, logger: silentLogger });
   try {
     const r = await call(plain.adminUrl, 'POST', '/v1/keyvaluemaps', { name: 'vault', encrypted: true });
     assert.equal(r.status, 400);

@@ -11,6 +11,7 @@ import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { startStub, type Stub } from './helpers/stub-upstream.js';
 import { poolAndModel, settings } from './helpers/manifests.js';
 import { startOtlpReceiver, type OtlpReceiver } from './helpers/otlp-receiver.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 const CHAT = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hello' }] });
 
@@ -36,7 +37,7 @@ describe('what a request body can make the gateway write, send on or echo', () =
       ...poolAndModel([stub.url], 'm', { targetModels: [{ name: 'm-target', weight: 1 }] }),
       settings({ tracing: { endpoint: receiver.endpoint, exportInterval: '20ms' } }),
     ];
-    gw = await startGateway({ configPaths: [], manifests, port: 0, adminPort: 0, host: '127.0.0.1', watch: false, logger });
+    gw = await startGateway({ configPaths: [], manifests, ...LOOPBACK, logger });
   });
   after(async () => {
     await gw.close();

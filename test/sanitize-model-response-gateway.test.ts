@@ -12,6 +12,7 @@ import { startClassifierStub, type ClassifierStub } from '../src/policy/sanitize
 import { call, codeOf, createApp, untilKeyKnown, type Answer, type IssuedApp } from './helpers/apim-admin.js';
 import { manifest, settings } from './helpers/manifests.js';
 import { json, startStub, type Stub, type StubRequest } from './helpers/stub-upstream.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 const SECRET = 'AKIAIOSFODNN7EXAMPLQ';
 const PIECES = ['The key is ', 'AKIAIOSF', 'ODNN7EXAMPLQ', ' ok.'];
@@ -109,7 +110,7 @@ before(async () => {
   stub = await startStub(upstream);
   classifier = await startClassifierStub();
   classifier.answer = 0.99;
-  gw = await startGateway({ configPaths: [], manifests: manifests(stub.url, classifier.url), port: 0, adminPort: 0, host: '127.0.0.1', watch: false, logger: silentLogger });
+  gw = await startGateway({ configPaths: [], manifests: manifests(stub.url, classifier.url), ...LOOPBACK, logger: silentLogger });
   for (const product of ['redacting', 'blocking', 'redact-then-cache', 'cache-only', 'cache-then-classifier']) apps[product] = await createApp(gw.adminUrl, [product], product);
   for (const a of Object.values(apps)) await untilKeyKnown(gw.url, a.key);
 });

@@ -7,6 +7,7 @@ import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { waitFor } from '../src/sim/testing.js';
 import { manifest } from './helpers/manifests.js';
 import { json, queuedMetrics, startStub, type Stub } from './helpers/stub-upstream.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 let refusing: Stub;
 let serving: Stub;
@@ -28,10 +29,7 @@ before(async () => {
       manifest('InferencePool', 'pool', { endpoints: [refusing.url, serving.url] }),
       manifest('InferenceModel', 'm', { modelName: 'm', criticality: 'Critical', poolRef: { name: 'pool' } }),
     ],
-    port: 0,
-    adminPort: 0,
-    host: '127.0.0.1',
-    watch: false,
+    ...LOOPBACK,
     db: 'sqlite::memory:',
   });
 });

@@ -6,6 +6,7 @@ import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { waitFor } from '../src/sim/testing.js';
 import { poolAndModel, settings } from './helpers/manifests.js';
 import { IDLE_METRICS, json, queuedMetrics, startStub, type Stub } from './helpers/stub-upstream.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 const OK = { id: 'x', object: 'chat.completion', choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }] };
 
@@ -27,7 +28,7 @@ describe('flow-control queue while every endpoint is briefly out', () => {
 
   async function start(handler: Stub['handler']): Promise<{ g: Gateway; s: Stub }> {
     const s = (stub = await startStub(handler));
-    const g = (gw = await startGateway({ configPaths: [], manifests: [...poolAndModel([s.url]), settings({ logging: { level: 'silent' } })], port: 0, adminPort: 0, host: '127.0.0.1', watch: false }));
+    const g = (gw = await startGateway({ configPaths: [], manifests: [...poolAndModel([s.url]), settings({ logging: { level: 'silent' } })], ...LOOPBACK }));
     return { g, s };
   }
 

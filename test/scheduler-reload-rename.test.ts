@@ -8,6 +8,7 @@ import { waitFor } from '../src/sim/testing.js';
 import { call, codeOf } from './helpers/apim-admin.js';
 import { manifest, settings } from './helpers/manifests.js';
 import { IDLE_METRICS, queuedMetrics, startStub } from './helpers/stub-upstream.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 test('a pool renamed while requests wait in its queue: they are served under the new name', async () => {
   const stub = await startStub();
@@ -16,7 +17,7 @@ test('a pool renamed while requests wait in its queue: they are served under the
     manifest('InferenceModel', 'm', { modelName: 'm', poolRef: { name: pool } }),
     settings({ logging: { level: 'silent' } }),
   ];
-  const gw = await startGateway({ configPaths: [], manifests: manifests('pool'), port: 0, adminPort: 0, host: '127.0.0.1', watch: false });
+  const gw = await startGateway({ configPaths: [], manifests: manifests('pool'), ...LOOPBACK });
   try {
     const chat = (content: string) =>
       call(gw.url, 'POST', '/v1/chat/completions', { model: 'm', messages: [{ role: 'user', content }] }).then((a) => ({ status: a.status, code: codeOf(a) }));

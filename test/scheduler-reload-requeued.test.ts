@@ -10,6 +10,7 @@ import { waitFor } from '../src/sim/testing.js';
 import { call, codeOf } from './helpers/apim-admin.js';
 import { manifest, settings } from './helpers/manifests.js';
 import { IDLE_METRICS, queuedMetrics, startStub, type Stub } from './helpers/stub-upstream.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 /** Pool `pool` over `url`, model `chat` on `poolName` sent upstream as `target`. */
 function manifests(url: string, target: string, extra: Manifest[] = [], poolName = 'pool'): Manifest[] {
@@ -30,7 +31,7 @@ const chat = (gw: Gateway, content: string) =>
 
 /** Starts a gateway on `first`, saturates its server and queues two requests. */
 async function queuedOn(old: Stub, first: Manifest[]) {
-  const gw = await startGateway({ configPaths: [], manifests: first, port: 0, adminPort: 0, host: '127.0.0.1', watch: false });
+  const gw = await startGateway({ configPaths: [], manifests: first, ...LOOPBACK });
   old.metrics = queuedMetrics(10);
   await waitFor(() => gw.picker.view('pool')!.saturated, 5000, 'the pool saturated');
   const queued = [chat(gw, 'q0'), chat(gw, 'q1')];

@@ -7,6 +7,7 @@ import { waitFor } from '../src/sim/testing.js';
 import { call, codeOf } from './helpers/apim-admin.js';
 import { poolAndModel, settings } from './helpers/manifests.js';
 import { queuedMetrics, startStub } from './helpers/stub-upstream.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 test('requests still queued when the shutdown grace ends get 503 shutting_down; one in flight is cut', async () => {
   // Every inference request is held open: the one in flight outlasts the grace period.
@@ -14,10 +15,7 @@ test('requests still queued when the shutdown grace ends get 503 shutting_down; 
   const gw = await startGateway({
     configPaths: [],
     manifests: [...poolAndModel([stub.url]), settings({ server: { shutdownGracePeriod: '300ms' }, logging: { level: 'silent' } })],
-    port: 0,
-    adminPort: 0,
-    host: '127.0.0.1',
-    watch: false,
+    ...LOOPBACK,
   });
   try {
     const chat = (content: string) =>

@@ -12,6 +12,7 @@ import { headerMap, sendChatRequest } from './helpers/extproc-envoy.js';
 import { collectingLogger, type AccessLine } from './helpers/log-lines.js';
 import { poolAndModel, settings } from './helpers/manifests.js';
 import { startStub } from './helpers/stub-upstream.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 /** A logger that keeps the gateway's lines, and the error codes of its access-log lines. */
 function accessLines() {
@@ -23,7 +24,7 @@ function accessLines() {
 /** A gateway before `upstreamUrl` whose shutdown grace is 200 ms. */
 function graceGateway(upstreamUrl: string, logger: Logger, options: Partial<GatewayOptions> = {}): Promise<Gateway> {
   const manifests = [...poolAndModel([upstreamUrl]), settings({ server: { shutdownGracePeriod: '200ms' } })];
-  return startGateway({ configPaths: [], manifests, port: 0, adminPort: 0, host: '127.0.0.1', watch: false, logger, ...options });
+  return startGateway({ configPaths: [], manifests, ...LOOPBACK, logger, ...options });
 }
 
 test('a stream cut when the shutdown grace ends is recorded as shutting_down, not as the model server or the client failing', async () => {

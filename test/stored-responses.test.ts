@@ -13,6 +13,7 @@ import { call, codeOf, createApp, until, untilKeyKnown, type IssuedApp } from '.
 import { apiKeyManifests, manifest, settings } from './helpers/manifests.js';
 import { untilEndpoints } from './helpers/pool-ready.js';
 import { closeEnvoyClients, envoyExchange } from './helpers/extproc-envoy.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 const MODEL = 'm';
 
@@ -38,10 +39,7 @@ async function gateway(extra: Manifests = [], options: Partial<GatewayOptions> =
       settings({ scheduler: { staleAfter: '5s' }, ...moreSettings }),
       ...extra,
     ],
-    port: 0,
-    adminPort: 0,
-    host: '127.0.0.1',
-    watch: false,
+    ...LOOPBACK,
     ...options,
   });
   await untilEndpoints(gw);

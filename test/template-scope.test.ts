@@ -13,6 +13,7 @@ import { waitFor } from '../src/sim/testing.js';
 import { call, createApp, type IssuedApp } from './helpers/apim-admin.js';
 import { poolAndModelYaml } from './helpers/manifests.js';
 import { startStub, type Stub } from './helpers/stub-upstream.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 type Doc = { kind: string; metadata: { name: string }; spec: unknown };
 const V = 'apim.googleapis.com/v1';
@@ -53,7 +54,7 @@ describe('through the admin API', () => {
     dir = mkdtempSync(join(tmpdir(), 'tollgate-template-scope-'));
     writeFileSync(join(dir, 'models.yaml'), poolAndModelYaml(stub.url, 'm', 'model'));
     writeFileSync(join(dir, 'apim.yaml'), yaml([extension]));
-    gw = await startGateway({ configPaths: [dir], port: 0, adminPort: 0, host: '127.0.0.1', watch: false, logger: pino({ level: 'silent' }) });
+    gw = await startGateway({ configPaths: [dir], ...LOOPBACK, logger: pino({ level: 'silent' }) });
   });
   after(async () => {
     await gw.close();
@@ -141,7 +142,7 @@ test('a reload of the --config files that drops a product but keeps its template
 test('a restart with files that dropped a product but kept its template is refused too (the store remembers the product)', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-template-scope-restart-'));
   after(() => rmSync(dir, { recursive: true, force: true }));
-  const start = () => startGateway({ configPaths: [dir], port: 0, adminPort: 0, host: '127.0.0.1', watch: false, db: `sqlite:${join(dir, 'tollgate.db')}`, logger: pino({ level: 'silent' }) });
+  const start = () => startGateway({ configPaths: [dir], ...LOOPBACK, db: `sqlite:${join(dir, 'tollgate.db')}`, logger: pino({ level: 'silent' }) });
   writeFileSync(join(dir, 'models.yaml'), poolAndModelYaml(stub.url, 'm', 'model'));
   writeFileSync(join(dir, 'apim.yaml'), yaml([extension, ...oneRequestTemplate('trial-t'), ...product('trial', 'trial-t'), ...product('cal')]));
   await (await start()).close();

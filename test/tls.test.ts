@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { startGateway } from '../src/gateway/gateway.js';
 import { poolAndModel, settings } from './helpers/manifests.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 test('HTTPS listener in front of an HTTPS endpoint', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-tls-'));
@@ -29,11 +30,8 @@ test('HTTPS listener in front of an HTTPS endpoint', async () => {
   const gw = await startGateway({
     configPaths: [],
     manifests: [...poolAndModel([upstreamUrl]), settings({ upstream: { tlsRejectUnauthorized: false } })],
-    port: 0,
-    adminPort: 0,
-    host: '127.0.0.1',
+    ...LOOPBACK,
     tls: { cert, key },
-    watch: false,
   });
   const client = new Agent({ connect: { ca: readFileSync(cert) } });
   after(async () => {

@@ -9,6 +9,7 @@ import { startSimFleet, type SimFleet } from '../src/sim/index.js';
 import { waitFor } from '../src/sim/testing.js';
 import { createApp, untilKeyKnown } from './helpers/apim-admin.js';
 import { tokenQuotaManifests } from './helpers/manifests.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 const CONTEXT = 2048;
 let fleet: SimFleet;
@@ -20,10 +21,7 @@ before(async () => {
   gw = await startGateway({
     configPaths: [],
     manifests: tokenQuotaManifests(fleet.urls),
-    port: 0,
-    adminPort: 0,
-    host: '127.0.0.1',
-    watch: false,
+    ...LOOPBACK,
   });
   const app = await createApp(gw.adminUrl, ['p'], 'context');
   key = app.key;

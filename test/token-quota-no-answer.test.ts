@@ -14,6 +14,7 @@ import { call, createApp, quotaReport, until, untilKeyKnown } from './helpers/ap
 import { tokenQuotaManifests } from './helpers/manifests.js';
 import { untilEndpoints } from './helpers/pool-ready.js';
 import { json, startStub, type Stub } from './helpers/stub-upstream.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 const MESSAGES = [{ role: 'user', content: 'hello there friend' }];
 const PROMPT = countChatTokens(MESSAGES);
@@ -31,10 +32,7 @@ before(async () => {
   gw = await startGateway({
     configPaths: [],
     manifests: tokenQuotaManifests([stub.url]),
-    port: 0,
-    adminPort: 0,
-    host: '127.0.0.1',
-    watch: false,
+    ...LOOPBACK,
     logger: silentLogger,
     db: `sqlite:${join(dir, 'no-answer.db')}`,
     analyticsDir: join(dir, 'analytics'),

@@ -13,6 +13,7 @@ import { createApp, quotaReport, until, untilKeyKnown } from './helpers/apim-adm
 import { settings, tokenQuotaManifests } from './helpers/manifests.js';
 import { untilEndpoints } from './helpers/pool-ready.js';
 import { json, startStub } from './helpers/stub-upstream.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 const ANSWER = { id: 'x', object: 'chat.completion', model: 'base-model', choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }], usage: { prompt_tokens: 5, completion_tokens: 1, total_tokens: 6 } };
 
@@ -28,10 +29,7 @@ test('a hang-up while the request waits for a connection upstream charges nothin
   const gw = await startGateway({
     configPaths: [],
     manifests: [...tokenQuotaManifests([stub.url]), settings({ upstream: { connectionsPerEndpoint: 1 } })],
-    port: 0,
-    adminPort: 0,
-    host: '127.0.0.1',
-    watch: false,
+    ...LOOPBACK,
     logger: silentLogger,
     db: `sqlite:${join(dir, 'unsent.db')}`,
     analyticsDir: join(dir, 'analytics'),

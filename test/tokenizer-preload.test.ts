@@ -10,6 +10,7 @@ import { startGateway } from '../src/gateway/gateway.js';
 import { manifest, settings } from './helpers/manifests.js';
 import { startStub } from './helpers/stub-upstream.js';
 import { waitFor } from '../src/sim/testing.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 const tokenizerLoaded = () => Object.keys(createRequire(import.meta.url).cache).some((path) => path.includes('gpt-tokenizer'));
 
@@ -21,7 +22,7 @@ test('the tokenizer is loaded when a configuration that meters streams is applie
     manifest('InferenceModel', 'm', { modelName: 'm', poolRef: { name: 'pool' } }),
     settings({ logging: { level: 'silent' }, analytics: { enabled: false }, metrics: { requests: metered } }),
   ];
-  const gw = await startGateway({ configPaths: [], manifests: manifests(false), port: 0, adminPort: 0, host: '127.0.0.1', watch: false });
+  const gw = await startGateway({ configPaths: [], manifests: manifests(false), ...LOOPBACK });
   try {
     assert.equal(tokenizerLoaded(), false, 'nothing to meter: not loaded');
     // Nothing reads a hang-up's usage estimate either: no prompt is counted for it.

@@ -12,6 +12,7 @@ import { createRequestTracer, type RequestTracer } from '../src/telemetry/tracin
 import { tracingSettingsSpec } from '../src/telemetry/tracing-settings.js';
 import { poolAndModelYaml } from './helpers/manifests.js';
 import { startOtlpReceiver, type OtlpReceiver } from './helpers/otlp-receiver.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 const sampledCaller = (traceId = randomBytes(16).toString('hex')) => `00-${traceId}-${randomBytes(8).toString('hex')}-01`;
 
@@ -87,7 +88,7 @@ describe('tracing.clientSampling', () => {
           tracing: { endpoint: "${receiver.endpoint}", exportInterval: 1h, sampleRatio: 0, clientSampling: ${clientSampling} } }\n`,
       );
     write(1);
-    const gw = await startGateway({ configPaths: [dir], port: 0, adminPort: 0, host: '127.0.0.1', watch: false });
+    const gw = await startGateway({ configPaths: [dir], ...LOOPBACK });
     try {
       assert.equal(recorded(gw.tracer, 20, sampledCaller), 20);
       write(0);

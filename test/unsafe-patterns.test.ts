@@ -17,6 +17,7 @@ import { call } from './helpers/apim-admin.js';
 import { poolAndModel } from './helpers/manifests.js';
 import { startStub } from './helpers/stub-upstream.js';
 import { manifestOf } from '../src/config/manifest.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 const V = 'apim.googleapis.com/v1';
 const SLOW = '(x+x+)+(?=y)';
@@ -35,7 +36,7 @@ after(async () => {
 describe('POST /v1/apply', () => {
   let gw: Gateway;
   before(async () => {
-    gw = await startGateway({ configPaths: [], manifests: [], port: 0, adminPort: 0, host: '127.0.0.1', watch: false, logger: silentLogger });
+    gw = await startGateway({ configPaths: [], manifests: [], ...LOOPBACK, logger: silentLogger });
   });
   after(async () => {
     await gw?.close();
@@ -77,7 +78,7 @@ test('a gateway does not start on config files whose OASValidation document has 
   await writeFile(file, docs.map((d) => JSON.stringify(d)).join('\n---\n'));
   let refusal: unknown;
   try {
-    const gw = await startGateway({ configPaths: [file], port: 0, adminPort: 0, host: '127.0.0.1', watch: false, logger: silentLogger });
+    const gw = await startGateway({ configPaths: [file], ...LOOPBACK, logger: silentLogger });
     await gw.close();
   } catch (err) {
     refusal = err;
@@ -99,10 +100,7 @@ test('a deny-list pattern with nested quantifiers runs on RE2: a prompt V8 would
   const gw = await startGateway({
     configPaths: [],
     manifests: [...poolAndModel([stub.url]), ...documents.map((d) => manifestOf(d.kind, d.name, d.spec, 'test'))],
-    port: 0,
-    adminPort: 0,
-    host: '127.0.0.1',
-    watch: false,
+    ...LOOPBACK,
     logger: silentLogger,
   });
   try {

@@ -8,6 +8,7 @@ import { createApp, untilKeyKnown } from './helpers/apim-admin.js';
 import { closeEnvoyClients, envoyExchange } from './helpers/extproc-envoy.js';
 import { apiKeyManifests, manifest, poolAndModel } from './helpers/manifests.js';
 import { startStub, type Stub } from './helpers/stub-upstream.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 const PROVIDER_LIMITS = { 'x-ratelimit-limit-tokens': '150000000', 'x-ratelimit-remaining-tokens': '149999990', 'x-ratelimit-limit-requests': '30000' };
 
@@ -27,10 +28,7 @@ test("with API keys, a tenant sees its own quota's rate-limit headers and none o
   const gw = await startGateway({
     configPaths: [],
     manifests: [...apiKeyManifests('p', quota), ...poolAndModel([stub.url])],
-    port: 0,
-    adminPort: 0,
-    host: '127.0.0.1',
-    watch: false,
+    ...LOOPBACK,
     extprocPort: 0,
     extproc: { requestBodyMode: 'BUFFERED' },
   });
@@ -60,7 +58,7 @@ test("with API keys, a tenant sees its own quota's rate-limit headers and none o
 
 test('without API management the model server’s rate-limit headers pass through', async () => {
   const stub = await providerStub();
-  const gw = await startGateway({ configPaths: [], manifests: [...poolAndModel([stub.url]), manifest('GatewaySettings', 's', { logging: { level: 'silent' } })], port: 0, adminPort: 0, host: '127.0.0.1', watch: false });
+  const gw = await startGateway({ configPaths: [], manifests: [...poolAndModel([stub.url]), manifest('GatewaySettings', 's', { logging: { level: 'silent' } })], ...LOOPBACK });
   try {
     const res = await chat(gw);
     assert.equal(res.status, 200);

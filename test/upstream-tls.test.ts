@@ -16,6 +16,7 @@ import { collectingLogger } from './helpers/log-lines.js';
 import { poolAndModelYaml } from './helpers/manifests.js';
 import { untilEndpoints } from './helpers/pool-ready.js';
 import { IDLE_METRICS } from './helpers/stub-upstream.js';
+import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 interface LogLine {
   level: number;
@@ -52,7 +53,7 @@ before(async () => {
     `apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: { name: r }\nspec:\n  rules:\n    - matches: [{ path: { type: PathPrefix, value: /custom } }]\n      backendRefs: [{ url: "${url}" }]\n`,
   );
   writeFileSync(join(dir, 'settings.yaml'), settingsYaml('{}'));
-  gw = await startGateway({ configPaths: [join(dir, 'models.yaml'), join(dir, 'route.yaml'), join(dir, 'settings.yaml')], port: 0, adminPort: 0, host: '127.0.0.1', watch: false, logger });
+  gw = await startGateway({ configPaths: [join(dir, 'models.yaml'), join(dir, 'route.yaml'), join(dir, 'settings.yaml')], ...LOOPBACK, logger });
 });
 
 after(async () => {

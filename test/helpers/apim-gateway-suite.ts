@@ -19,6 +19,7 @@ import { manifest } from './manifests.js';
 import { startStub, type Stub } from './stub-upstream.js';
 import { DATABASE_BACKENDS, type TestDatabase } from '../../src/store/test-databases.js';
 import { COUNTER_BACKENDS, deleteKeys } from '../../src/store/counters/test-counter-stores.js';
+import { LOOPBACK } from './loopback-gateway.js';
 
 /** Requests per app per minute on the gold product. */
 const QUOTA = 5;
@@ -92,7 +93,7 @@ const REDIS_URL = process.env.REDIS_URL;
 
 /** A gateway on the suite's backend: an in-memory SQLite database, or a fresh PostgreSQL schema and Redis key prefix of its own. */
 async function start(manifests: Manifest[]): Promise<Gateway> {
-  const common = { configPaths: [], manifests, port: 0, adminPort: 0, host: '127.0.0.1', watch: false, logger: logger() };
+  const common = { configPaths: [], manifests, ...LOOPBACK, logger: logger() };
   if (backend === 'sqlite+memory') return startGateway(common);
   const db = await DATABASE_BACKENDS.find((b) => b.name === 'postgres')!.create();
   made.databases.push(db);

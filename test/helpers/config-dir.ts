@@ -7,6 +7,7 @@ import { after } from 'node:test';
 import { pino } from 'pino';
 import { startGateway, type Gateway } from '../../src/gateway/gateway.js';
 import { poolAndModelYaml } from './manifests.js';
+import { LOOPBACK } from './loopback-gateway.js';
 
 /** The directory, removed after the test file; `apim` documents as JSON in apim.yaml. */
 export function configDir(upstreamUrl: string, apim: unknown[]): string {
@@ -22,5 +23,5 @@ export const writeApim = (dir: string, apim: unknown[]) => writeFileSync(join(di
 /** A gateway on the directory's files and store; its log lines parsed into `logs`. */
 export function startOnDir<T>(dir: string, logs: T[] = []): Promise<Gateway> {
   const logger = pino({ level: 'info' }, { write: (line: string) => logs.push(JSON.parse(line) as T) });
-  return startGateway({ configPaths: [dir], port: 0, adminPort: 0, host: '127.0.0.1', watch: false, db: `sqlite:${join(dir, 'tollgate.db')}`, logger });
+  return startGateway({ configPaths: [dir], ...LOOPBACK, db: `sqlite:${join(dir, 'tollgate.db')}`, logger });
 }

@@ -10,6 +10,7 @@ import { silentLogger } from '../../src/lib/logger.js';
 import type { JsonObject } from '../../src/store/index.js';
 import { randomBase62 } from '../../src/store/keys.js';
 import { poolAndModel } from './manifests.js';
+import { LOOPBACK } from './loopback-gateway.js';
 
 export const APIM_V1 = 'apim.googleapis.com/v1';
 
@@ -46,10 +47,7 @@ export function useContractGateway(name: string, manifests: Manifest[] = [], pos
   const options: GatewayOptions = {
     configPaths: [],
     manifests: [...poolAndModel(['http://127.0.0.1:9']), ...manifests],
-    port: 0,
-    adminPort: 0,
-    host: '127.0.0.1',
-    watch: false,
+    ...LOOPBACK,
     db: postgres ?? `sqlite:${join(dir, 'tollgate.db')}`,
     ...(postgres && { dbSchema: schema }),
     analyticsDir: join(dir, 'analytics'),

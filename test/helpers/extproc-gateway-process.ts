@@ -4,6 +4,7 @@ import { pino } from 'pino';
 import { startGateway, type Gateway } from '../../src/gateway/gateway.js';
 import type { ExtprocRole, ExtprocServerOptions } from '../../src/extproc/server.js';
 import { manifest } from './manifests.js';
+import { LOOPBACK } from './loopback-gateway.js';
 
 export interface ExtprocGatewayArgs {
   /** [kind, name, spec] for the manifest() helper. */
@@ -33,10 +34,7 @@ try {
   gateway = await startGateway({
     configPaths: [],
     manifests: args.manifests.map(([kind, name, spec]) => manifest(kind, name, spec)),
-    port: 0,
-    adminPort: 0,
-    host: '127.0.0.1',
-    watch: false,
+    ...LOOPBACK,
     extprocPort: 0,
     extproc: { roles: args.roles, responseBodyMode: args.responseBodyMode },
     logger: pino({ level: 'warn' }, process.stderr),

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startGateway, type Gateway } from '../../src/gateway/gateway.js';
 import { manifest } from './manifests.js';
+import { LOOPBACK } from './loopback-gateway.js';
 
 export interface GatewayProcessArgs {
   /** [kind, name, spec] for the manifest() helper. */
@@ -43,10 +44,7 @@ try {
   gateway = await startGateway({
     configPaths: [],
     manifests: args.manifests.map(([kind, name, spec]) => manifest(kind, name, spec)),
-    port: 0,
-    adminPort: 0,
-    host: '127.0.0.1',
-    watch: false,
+    ...LOOPBACK,
     db: args.db,
     dbSchema: args.dbSchema,
     redis: args.redis,
