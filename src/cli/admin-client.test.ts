@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { CommanderError } from 'commander';
-import { callAdmin, type CommandIo } from './admin-client.js';
+import { callAdmin, type CommandIo, type Expected } from './admin-client.js';
 
 test('an admin port that accepts connections but never answers ends the command with exit code 1 (before: it hung)', async () => {
   const sockets: Socket[] = [];
@@ -31,7 +31,7 @@ test('TOLLGATE_ADMIN_TOKEN is sent without the white space around it; one with w
   const seen: (string | undefined)[] = [];
   const server = createHttpServer((req, res) => {
     seen.push(req.headers.authorization);
-    res.end('{}');
+    res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
   }).listen(0, '127.0.0.1');
   await once(server, 'listening');
   const url = new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/manifests/APIProduct`);
@@ -48,6 +48,53 @@ test('TOLLGATE_ADMIN_TOKEN is sent without the white space around it; one with w
     assert.equal(errors.length, 3);
     for (const line of errors) {
       assert.equal(line, 'tollgate get: TOLLGATE_ADMIN_TOKEN holds white space or characters other than visible ASCII, which an Authorization header cannot carry as a bearer token');
+    }
+  } finally {
+    server.close();
+  }
+});
+
+test('an answer that is not tollgate\'s JSON (or, where asked for, CSV) ends the command with exit code 1, whatever its status', async () => {
+  let answer: { status: number; type?: string; body: string } = { status: 200, body: '' };
+  const server = createHttpServer((_req, res) => {
+    res.writeHead(answer.status, answer.type ? { 'content-type': answer.type } : {}).end(answer.body);
+  }).listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const url = new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/analytics/stats`);
+  const errors: string[] = [];
+  const io: CommandIo = { out: () => {}, err: (line) => void errors.push(line), env: {} };
+  const csv = { csv: true };
+  try {
+    const taken: [typeof answer, Expected | undefined][] = [
+      [{ status: 200, type: 'text/csv; charset=utf-8', body: 'bucket_start\n' }, csv],
+      // The gateway's refusal of a CSV query is JSON.
+      [{ status: 400, type: 'application/json', body: '{"error":{"message":"bad bucket"}}' }, csv],
+      [{ status: 200, type: 'Application/JSON; charset=utf-8', body: '{"rows":[]}' }, undefined],
+    ];
+    for (const [a, expect] of taken) {
+      answer = a;
+      const got = await callAdmin('analytics', io, url, { expect });
+      assert.equal(got.status, a.status);
+      assert.equal(got.text, a.body);
+    }
+    answer = taken[0][0];
+    assert.equal((await callAdmin('analytics', io, url, { expect: csv })).body, undefined);
+    answer = { status: 400, type: 'application/json', body: '{"error":{"message":"bad bucket"}}' };
+    assert.equal((await callAdmin('analytics', io, url, { expect: csv })).error?.message, 'bad bucket');
+
+    const refused: [typeof answer, Expected | undefined, string][] = [
+      // Before: printed as the CSV, exit code 0.
+      [{ status: 200, type: 'text/html', body: '<html>Sign in</html>' }, csv, 'HTTP 200, text/html'],
+      [{ status: 200, type: 'application/json', body: '{"rows":[]}' }, csv, 'HTTP 200, application/json'],
+      [{ status: 404, type: 'text/html', body: '<h1>Not Found</h1>' }, undefined, 'HTTP 404, text/html'],
+      [{ status: 200, body: '{}' }, undefined, 'HTTP 200, no content-type'],
+      [{ status: 502, type: 'text/plain', body: 'Bad Gateway' }, csv, 'HTTP 502, text/plain'],
+    ];
+    for (const [a, expect, what] of refused) {
+      answer = a;
+      errors.length = 0;
+      await assert.rejects(callAdmin('analytics', io, url, { expect }), (err: unknown) => err instanceof CommanderError && err.exitCode === 1);
+      assert.deepEqual(errors, [`tollgate analytics: ${url.origin} did not answer like tollgate's admin API (${what}): is --admin the gateway's admin address?`]);
     }
   } finally {
     server.close();

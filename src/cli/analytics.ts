@@ -18,8 +18,8 @@ interface Options {
   to?: string;
   since?: number;
   bucket: string;
-  groupBy?: string;
-  metrics: string;
+  groupBy?: string[];
+  metrics?: string[];
   filter?: string[];
   format: 'table' | 'json' | 'csv';
 }
@@ -32,6 +32,12 @@ interface StatsAnswer {
   rows: Record<string, Cell>[];
   newestRecordAt: string | null;
   lagSeconds: number | null;
+}
+
+function isStatsAnswer(body: unknown): boolean {
+  const answer = body as Partial<StatsAnswer> | null;
+  const fresh = answer?.newestRecordAt === null || (typeof answer?.newestRecordAt === 'string' && typeof answer.lagSeconds === 'number');
+  return fresh && Array.isArray(answer.groupBy) && Array.isArray(answer.metrics) && Array.isArray(answer.rows) && answer.rows.every((r) => typeof r === 'object' && r !== null);
 }
 
 /** Further back than this is before the earliest time a Date holds: toISOString would throw (exit 1, "Invalid time value"). */
@@ -48,6 +54,8 @@ function parseSince(value: string): number {
   return ms;
 }
 
+const DEFAULT_METRICS = ['requests', 'errors', 'input_tokens', 'output_tokens'];
+
 function statsUrl(opts: Options, now: number): URL {
   const url = adminUrl(opts.admin, 'v1/analytics/stats');
   const q = url.searchParams;
@@ -58,8 +66,9 @@ function statsUrl(opts: Options, now: number): URL {
   if (opts.from !== undefined) q.set('from', opts.from);
   if (opts.to !== undefined) q.set('to', opts.to);
   q.set('bucket', opts.bucket);
-  if (opts.groupBy) q.set('groupBy', opts.groupBy);
-  q.set('metrics', opts.metrics);
+  // Repeated flags add up, as kubectl's do: a second --group-by silently replaced the first.
+  if (opts.groupBy) q.set('groupBy', opts.groupBy.join(','));
+  q.set('metrics', (opts.metrics ?? DEFAULT_METRICS).join(','));
   // One parameter each, as written: a flag's escaped '\;' cannot run into the next one.
   for (const f of opts.filter ?? []) q.append('filter', f);
   q.set('format', opts.format === 'csv' ? 'csv' : 'json');
@@ -119,13 +128,13 @@ export function analyticsCommand(io: AnalyticsIo = processIo): Command {
     // Both ways of giving the range at once left one to win silently.
     .addOption(new Option('--since <duration>', 'start this long ago, e.g. 30m, 6h, 7d (instead of --from and --to)').argParser(parseSince).conflicts(['from', 'to']))
     .addOption(new Option('--bucket <size>', 'time bucket').choices(Object.keys(BUCKETS)).default('1h'))
-    .option('--group-by <dimensions>', `comma-separated: ${Object.keys(DIMENSIONS).join(', ')}`)
-    .option('--metrics <names>', `comma-separated: ${METRICS.join(', ')}`, 'requests,errors,input_tokens,output_tokens')
+    .option('--group-by <dimensions>', `comma-separated (repeatable): ${Object.keys(DIMENSIONS).join(', ')}`, collect)
+    .option('--metrics <names>', `comma-separated (repeatable): ${METRICS.join(', ')} (default: ${DEFAULT_METRICS.join(',')})`, collect)
     .option('--filter <dimension==value>', 'keep only matching records (also !=; repeatable; \\; for a ; in a value)', collect)
     .addOption(new Option('--format <format>', 'output').choices(['table', 'json', 'csv']).default('table'))
     .action(async (opts: Options) => {
       const url = statsUrl(opts, io.now());
-      const { status, headers, text, error } = await callAdmin('analytics', io, url);
+      const { status, headers, text, body, error } = await callAdmin('analytics', io, url, { expect: opts.format === 'csv' ? { csv: true } : { shape: isStatsAnswer } });
       if (status !== 200) {
         // A 400 is a bad option value, like a bad flag: exit code 2.
         failCommand('analytics', io, status === 400 ? 2 : 1, [
@@ -141,7 +150,7 @@ export function analyticsCommand(io: AnalyticsIo = processIo): Command {
         if (opts.format === 'csv' && typeof newest === 'string' && newest !== 'none') io.err(freshness(newest, Number(headers['x-tollgate-lag-seconds'])));
         return;
       }
-      const answer = JSON.parse(text) as StatsAnswer;
+      const answer = body as StatsAnswer;
       if (answer.rows.length === 0) io.out('no records in this range');
       else for (const line of renderTable(['bucket_start', ...answer.groupBy, ...answer.metrics], answer.rows)) io.out(line);
       if (answer.newestRecordAt !== null) {

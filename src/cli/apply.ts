@@ -21,6 +21,11 @@ interface ResultsAnswer {
   violations?: string[];
 }
 
+function isResultsAnswer(body: unknown): boolean {
+  const answer = body as Partial<ResultsAnswer> | null;
+  return Array.isArray(answer?.results) && answer.results.every((r) => typeof r?.kind === 'string' && typeof r.name === 'string' && typeof r.outcome === 'string');
+}
+
 /** What differs between the two commands. */
 interface Verb {
   name: 'apply' | 'delete';
@@ -106,7 +111,7 @@ function manifestCommand(verb: Verb, description: string, io: CommandIo): Comman
     const url = adminUrl(opts.admin, `v1/${verb.name}`);
     if (dryRun) url.searchParams.set('dryRun', 'true');
     if (opts.force) url.searchParams.set('force', 'true');
-    const { status, body, error } = await callAdmin(verb.name, io, url, { method: 'POST', json: raws });
+    const { status, body, error } = await callAdmin(verb.name, io, url, { method: 'POST', json: raws, expect: { shape: isResultsAnswer } });
     if (status === 200) {
       const answer = body as ResultsAnswer;
       for (const r of answer.results) io.out(`${r.kind.toLowerCase()}/${r.name} ${r.outcome.replace('_', ' ')}${dryRun ? ' (dry run)' : ''}`);

@@ -1,11 +1,11 @@
 // `tollgate demo`: a simulated fleet (two base models and a LoRA adapter on three servers) plus the gateway
 // on examples/quickstart, then the lines a user pastes to point any OpenAI client at it.
-import { Command } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../lib/package-root.js';
 import { readManifestFiles } from '../config/files.js';
-import type { Manifest } from '../config/manifest.js';
+import { ConfigError, type Manifest } from '../config/manifest.js';
 import type { InferencePoolSpec } from '../config/inference-kinds.js';
 import type { Gateway } from '../gateway/gateway.js';
 import { createLogger, envLogLevel, envLogLevelProblem } from '../lib/logger.js';
@@ -68,6 +68,23 @@ async function startFleet(options: SimFleetOptions): Promise<SimFleet> {
   }
 }
 
+/** The analytics spool's lock names its holder; another demo started in the same directory holds it. */
+const HELD_BY = /is in use by (process \d+|another process)/;
+
+/**
+ * The demo's configuration is its own, so a configuration error at start is about its data directory: exit code 2,
+ * as serve gives, in words for the demo (the spool's advice, "give each gateway process its own analytics.directory",
+ * is for serve's manifests).
+ */
+function dataDirFailure(dataDir: string, err: ConfigError): CommanderError {
+  const lines = err.problems.map((p) => {
+    const holder = HELD_BY.exec(p)?.[1];
+    return holder ? `another tollgate demo or gateway (${holder}) holds ${dataDir}; stop it, or run the demo from another directory` : p;
+  });
+  for (const line of lines) process.stderr.write(`tollgate demo: ${line}\n`);
+  return new CommanderError(2, 'tollgate.config', lines[0]);
+}
+
 export function demoCommand(): Command {
   return new Command('demo')
     .description('simulated fleet + gateway on examples/quickstart, ready for any OpenAI client')
@@ -99,7 +116,9 @@ export function demoCommand(): Command {
           db: `sqlite:${join(dataDir, 'demo.db')}`,
         }).catch((err: unknown) => {
           // A --port or --admin-port that is taken: one line naming the flag, exit code 2, as from serve.
-          throw err instanceof ListenError ? flagFailure(listenFlagError(err)) : err;
+          if (err instanceof ListenError) throw flagFailure(listenFlagError(err));
+          if (err instanceof ConfigError) throw dataDirFailure(dataDir, err);
+          throw err;
         });
         // The commands it prints are meant to be run at once: a request before the first scrape of its pool would find
         // no endpoint with fresh metrics (the sheddable model refused as saturated).
@@ -119,7 +138,9 @@ export function demoCommand(): Command {
             '',
           ].join('\n'),
         );
-        await untilSignal();
+        // A closing terminal sends SIGHUP: the demo stops as on Ctrl-C (its configuration is the bundled quickstart,
+        // with nothing to read again), not at once as Node's default would.
+        await untilSignal(['SIGINT', 'SIGTERM', 'SIGHUP']);
         await gateway.close();
       } finally {
         await Promise.all(fleets.map((f) => f.close()));

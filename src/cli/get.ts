@@ -3,6 +3,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { stringify } from 'yaml';
 import { APIM_KINDS } from '../apim/manifest-documents.js';
+import { resourceName } from '../config/manifest.js';
 import type { StoredDocument } from '../apim/manifest-tables.js';
 import { adminOption, adminUrl, callAdmin, failCommand, processIo, type CommandIo } from './admin-client.js';
 
@@ -13,11 +14,31 @@ function parseKind(value: string): string {
   return kind;
 }
 
+/**
+ * A manifest name (letters, digits, - _ .), as apply takes them: an empty one (an unset shell variable) or `.` asked
+ * for the kind's list, which was then read as one object.
+ */
+function parseName(value: string): string {
+  const checked = resourceName.safeParse(value);
+  if (!checked.success) throw new InvalidArgumentError(`"${value}" is not an object name: ${checked.error.issues[0].message}`);
+  return value;
+}
+
 function table(documents: StoredDocument[]): string[] {
   const rows = documents.map((d) => [d.metadata.name, d.status.owner, new Date(d.status.lastModifiedAt).toISOString()]);
   const header = ['NAME', 'OWNER', 'LAST MODIFIED'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   return [header, ...rows].map((r) => r.map((cell, i) => cell.padEnd(widths[i])).join('  ').trimEnd());
+}
+
+/** What the table reads of a stored document, and what a page of them is. */
+function isDocument(body: unknown): boolean {
+  const d = body as Partial<StoredDocument> | null;
+  return typeof d?.metadata?.name === 'string' && typeof d.status?.owner === 'string' && typeof d.status.lastModifiedAt === 'number';
+}
+function isPage(body: unknown): boolean {
+  const items = (body as { items?: unknown } | null)?.items;
+  return Array.isArray(items) && items.every(isDocument);
 }
 
 async function fetchDocuments(io: CommandIo, admin: string, kind: string, name: string | undefined): Promise<StoredDocument[]> {
@@ -28,7 +49,7 @@ async function fetchDocuments(io: CommandIo, admin: string, kind: string, name: 
     const url = adminUrl(admin, name === undefined ? base : `${base}/${encodeURIComponent(name)}`);
     if (name === undefined) url.searchParams.set('pageSize', '1000');
     if (pageToken) url.searchParams.set('pageToken', pageToken);
-    const { status, body, error, text } = await callAdmin('get', io, url);
+    const { status, body, error, text } = await callAdmin('get', io, url, { expect: { shape: name === undefined ? isPage : isDocument } });
     if (status !== 200) failCommand('get', io, 1, [`the gateway refused (HTTP ${status}): ${error?.message ?? (text.trim() || 'no error message')}`]);
     if (name !== undefined) return [body as StoredDocument];
     const page = body as { items: StoredDocument[]; nextPageToken?: string };
@@ -43,7 +64,7 @@ export function getCommand(io: CommandIo = processIo): Command {
   return new Command('get')
     .description('show the API-management objects a running gateway stores of one kind (GET /v1/manifests)')
     .argument('<kind>', `one of ${APIM_KINDS.join(', ')} (any case)`, parseKind)
-    .argument('[name]', 'one object (default: all of the kind)')
+    .argument('[name]', 'one object (default: all of the kind)', parseName)
     .addOption(adminOption())
     .addOption(new Option('-o, --output <format>', 'table, or manifests apply takes back').choices(['table', 'yaml', 'json']).default('table'))
     .action(async (kind: string, name: string | undefined, opts: { admin: string; output: 'table' | 'yaml' | 'json' }) => {

@@ -86,3 +86,42 @@ test('an unknown TOLLGATE_LOG_LEVEL is one line and exit code 2, for serve and d
     assert.equal(stderr, `tollgate ${argv[0]}: TOLLGATE_LOG_LEVEL: "verbose" is not one of trace, debug, info, warn, error, fatal, silent\n`);
   }
 });
+
+test('with several bad flags, the first on the command line is named, whatever is wrong with each (README)', async (t) => {
+  const cases: [argv: string[], named: RegExp][] = [
+    // Before: the bad value after it was named, never --bogus.
+    [['serve', '--bogus', '--port', 'abc'], /^error: unknown option '--bogus'/],
+    [['serve', '--port', 'abc', '--bogus'], /^error: option '--port <n>' argument 'abc' is invalid/],
+    [['analytics', '--bogus', '--bucket', '7m'], /^error: unknown option '--bogus'/],
+    [['analytics', '--bucket', '7m', '--bogus'], /^error: option '--bucket <size>' argument '7m' is invalid/],
+    [['analytics', '--bogus', '--since', '6h', '--from', '2025-01-31T00:00:00Z'], /^error: unknown option '--bogus'/],
+    [['get', 'apiproduct', '--nope', '-o', 'xml'], /^error: unknown option '--nope'/],
+    [['get', 'apiproduct', '-oxml', '--nope'], /^error: option '-o, --output <format>' argument 'xml' is invalid/],
+    // A value that starts with a dash is a value, not a flag.
+    [['apply', '-f', '--nope', '--dry-run=yes'], /^error: unknown option '--dry-run=yes'/],
+    [['bench', 'decision', '--bogus', '--endpoints', '0'], /^error: unknown option '--bogus'/],
+  ];
+  for (const [argv, named] of cases) {
+    const { code, stderr } = await run(t, argv);
+    assert.equal(code, 2, argv.join(' '));
+    assert.match(stderr, named, argv.join(' '));
+  }
+  // Help asked for anywhere is shown, whatever else is wrong.
+  assert.equal((await run(t, ['serve', '--bogus', '--help'])).code, 0);
+});
+
+test('a missing command is a usage error: help on stderr, exit code 2; an unknown help topic is one line, exit code 2', async (t) => {
+  // Before: exit code 0, so a CI step `tollgate bench` ran nothing and succeeded.
+  for (const [argv, usage] of [
+    [[], 'Usage: tollgate [options] [command]'],
+    [['bench'], 'Usage: tollgate bench [options] [command]'],
+  ] as const) {
+    const { code, stderr } = await run(t, [...argv]);
+    assert.equal(code, 2, argv.join(' '));
+    assert.equal(stderr.split('\n')[0], usage);
+  }
+  // Before: the general help, exit code 0.
+  assert.deepEqual(await run(t, ['help', 'nonexistent']), { code: 2, stderr: "error: unknown command 'nonexistent'\n" });
+  // Help asked for goes to stdout with exit code 0.
+  for (const argv of [['help'], ['--help'], ['help', 'bench'], ['bench', '--help']]) assert.deepEqual(await run(t, argv), { code: 0, stderr: '' }, argv.join(' '));
+});

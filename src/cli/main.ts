@@ -7,29 +7,40 @@ import { benchCommand } from './bench.js';
 import { applyCommand, deleteCommand } from './apply.js';
 import { getCommand } from './get.js';
 import { analyticsCommand } from './analytics.js';
+import { ignoreClosedPipes } from './closed-pipes.js';
 
 export async function main(argv: string[]): Promise<number> {
+  ignoreClosedPipes();
   const program = new Command('tollgate')
     .description('inference gateway with API management built in')
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(str.split('\n')[0] + '\n') })
     .showHelpAfterError(false);
   for (const cmd of [serveCommand(), simCommand(), demoCommand(), applyCommand(), deleteCommand(), getCommand(), analyticsCommand(), benchCommand()]) {
-    program.addCommand(requiredAfterUnknown(withExitOverride(cmd)));
+    program.addCommand(requiredAfterUnknown(readUpToUnknownFlag(withExitOverride(cmd))));
   }
   try {
+    const [first, topic] = argv;
+    // Commander answers `help nonexistent` with the general help and exit code 0, as if it had been asked for.
+    if (first === 'help' && topic !== undefined && !topic.startsWith('-') && !program.commands.some((c) => c.name() === topic)) {
+      program.error(`error: unknown command '${topic}'`, { code: 'commander.unknownCommand', exitCode: 2 });
+    }
     await program.parseAsync(argv, { from: 'user' });
   } catch (err) {
-    if (err instanceof CommanderError) {
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
-      // A command's own failure (apply's refusal from the gateway, an unreachable gateway) is not a usage error: it
-      // keeps the exit code the command chose.
-      if (err.code.startsWith('tollgate.')) return err.exitCode;
-      return err.exitCode === 0 ? 0 : 2;
-    }
+    if (err instanceof CommanderError) return exitCodeOf(err);
     throw err;
   }
   return 0;
+}
+
+/** The exit code of a command that ended with `err`. */
+export function exitCodeOf(err: CommanderError): number {
+  // A command's own failure (apply's refusal from the gateway, an unreachable gateway) is not a usage error: it keeps
+  // the exit code the command chose.
+  if (err.code.startsWith('tollgate.')) return err.exitCode;
+  // Help asked for (`--help`, `help serve`) exits 0. Help shown for a missing command (`tollgate`, `tollgate bench`,
+  // on stderr) is a usage error: a CI step `tollgate bench` ran nothing and succeeded.
+  return err.exitCode === 0 ? 0 : 2;
 }
 
 /**
@@ -39,6 +50,45 @@ export async function main(argv: string[]): Promise<number> {
 function withExitOverride(cmd: Command): Command {
   for (const sub of cmd.commands) withExitOverride(sub);
   return cmd.exitOverride();
+}
+
+/**
+ * Commander throws a bad value as it reads it, but names an unknown flag only after reading them all (`serve --bogus
+ * --port abc` named --port, where README promises the first bad flag). A command reads its arguments only up to the
+ * first flag it does not know, so anything wrong after it goes unread and commander names that flag.
+ */
+function readUpToUnknownFlag(cmd: Command): Command {
+  for (const sub of cmd.commands) readUpToUnknownFlag(sub);
+  // A command with subcommands passes the flags it does not know on to them.
+  if (cmd.commands.length > 0) return cmd;
+  const parseOptions = cmd.parseOptions.bind(cmd);
+  cmd.parseOptions = (args) => {
+    const at = firstUnknownFlag(cmd, args);
+    return parseOptions(at < 0 ? args : args.slice(0, at + 1));
+  };
+  return cmd;
+}
+
+/** A negative number is an argument, not a flag, to commander (on a command without subcommands). */
+const NEGATIVE_NUMBER = /^-(\d+|\d*\.\d+)(e[+-]?\d+)?$/;
+
+/**
+ * Where `args` has the first flag `cmd` does not know, read as commander reads them (the value of a flag that takes
+ * one is never a flag); -1 when help is asked for, which commander shows whatever else is wrong.
+ */
+function firstUnknownFlag(cmd: Command, args: string[]): number {
+  let first = -1;
+  for (let i = 0; i < args.length && args[i] !== '--'; i++) {
+    const arg = args[i];
+    if (arg === '-h' || arg === '--help') return -1;
+    if (first >= 0 || arg.length < 2 || !arg.startsWith('-') || NEGATIVE_NUMBER.test(arg)) continue;
+    const flag = arg.startsWith('--') ? arg.split('=')[0] : arg.slice(0, 2);
+    const option = cmd.options.find((o) => o.long === flag || o.short === flag);
+    // `--dry-run=x`: a value for a flag that takes none is unknown to commander too.
+    if (!option || (arg !== flag && arg.startsWith('--') && !option.required && !option.optional)) first = i;
+    else if (option.required && arg === flag) i++;
+  }
+  return first;
 }
 
 /**

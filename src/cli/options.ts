@@ -39,15 +39,13 @@ export function flagFailure(line: string): CommanderError {
   return new CommanderError(2, 'tollgate.flags', line);
 }
 
-/** Resolves on SIGINT/SIGTERM (once), so a command can shut down in order. */
-export function untilSignal(): Promise<NodeJS.Signals> {
+/** Resolves on the first of `signals` (SIGINT, SIGTERM by default), so a command can shut down in order. */
+export function untilSignal(signals: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM']): Promise<NodeJS.Signals> {
   return new Promise((resolve) => {
     const on = (sig: NodeJS.Signals) => {
-      process.off('SIGINT', on);
-      process.off('SIGTERM', on);
+      for (const s of signals) process.off(s, on);
       resolve(sig);
     };
-    process.on('SIGINT', on);
-    process.on('SIGTERM', on);
+    for (const s of signals) process.on(s, on);
   });
 }
