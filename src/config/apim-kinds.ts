@@ -30,7 +30,8 @@ const MAX_RATE_PER_SECOND = 1_000_000;
 /** "10ps" (per second) or "600pm" (per minute), as Apigee's <Rate>. */
 export const rate = z
   .string()
-  .regex(/^[1-9]\d*p[sm]$/, 'rate must be a count per second or minute, e.g. "10ps" or "600pm"')
+  // abort: the bound below reads a count that is not there ("fast" was also told it was faster than allowed).
+  .regex(/^[1-9]\d*p[sm]$/, { message: 'rate must be a count per second or minute, e.g. "10ps" or "600pm"', abort: true })
   .refine((r) => Number(r.slice(0, -2)) <= (r.endsWith('ps') ? 1 : 60) * MAX_RATE_PER_SECOND, `rate must be at most ${MAX_RATE_PER_SECOND}ps (${60 * MAX_RATE_PER_SECOND}pm)`);
 
 /** What a header value may carry: no control characters (CR, LF, NUL, tab…) and nothing past U+00FF. */

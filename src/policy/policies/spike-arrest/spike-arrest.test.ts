@@ -1,6 +1,7 @@
 // SpikeArrest: smoothing (5ps is one per 200 ms), useEffectiveCount bursts, identifiers, weights, faults — on every backend.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import type { ZodError } from 'zod';
 import { GatewayError } from '../../../gateway/errors.js';
 import { MemoryCounterStore } from '../../../store/counters/memory.js';
 import { describeOnCounterBackends } from '../../../store/counters/test-counter-stores.js';
@@ -20,8 +21,13 @@ async function allowed(policy: Policy, req: FakeRequest = {}): Promise<boolean> 
 
 describe('config', () => {
   const deps = testDeps(new MemoryCounterStore());
-  for (const rate of ['10', '10pd', '0ps', '-1ps', '1.5ps', 'ps']) {
-    test(`rate "${rate}" is refused`, () => assert.throws(() => spikeArrest('s', { rate }, deps), /rate must be a count per second or minute/));
+  for (const rate of ['10', '10pd', '0ps', '-1ps', '1.5ps', 'ps', 'fast']) {
+    // One problem, the true one: before, also "rate must be at most 1000000ps (60000000pm)".
+    test(`rate "${rate}" is refused, as not a rate alone`, () =>
+      assert.throws(
+        () => spikeArrest('s', { rate }, deps),
+        (err: unknown) => (assert.deepEqual((err as ZodError).issues.map((i) => i.message), ['rate must be a count per second or minute, e.g. "10ps" or "600pm"']), true),
+      ));
   }
   // Before: accepted, then not enforced (2000000ps let every request through: a microsecond is the counters' finest
   // step), and past 2^53 every request failed with a RangeError (500).
