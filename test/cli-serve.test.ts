@@ -1,5 +1,6 @@
 // `tollgate serve` and `tollgate demo` as real child processes (run from source through tsx): bad config and flags
-// (exit code 2), shutdown on SIGTERM with a request in flight, the demo's printed credentials, where the admin port listens.
+// (exit code 2), shutdown on SIGTERM with a request in flight, a reload on SIGHUP, the demo's printed credentials,
+// where the admin port listens.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, type ChildProcess } from 'node:child_process';
@@ -229,6 +230,25 @@ spec:
     }
   });
 
+  // Before: exit code 1 with Node's bare "ENOENT: no such file or directory, open ...", naming neither the document nor
+  // the field.
+  test('an ExtensionChain tls file that cannot be read: exit code 2 and one line naming file, document, kind/name and field', async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'chain.yaml');
+    const chain = `apiVersion: tollgate.dev/v1alpha1
+kind: ExtensionChain
+metadata: { name: pdp }
+spec:
+  extensions:
+    - { name: authz, address: "127.0.0.1:9", supportedEvents: [RequestHeaders], tls: { ca: ${join(dir, 'pdp-ca.pem')} } }
+`;
+    await writeFile(file, `${poolAndModelYaml('http://127.0.0.1:9')}---\n${chain}`);
+    const [port, adminPort] = await freePorts(2);
+    const lines = await refusal(['serve', '--config', file, '--port', String(port), '--admin-port', String(adminPort), '--db', `sqlite:${join(dir, 't.db')}`], dir);
+    assert.equal(lines.length, 1, lines.join('\n'));
+    assert.match(lines[0], /^tollgate: config: .*chain\.yaml document 2 \(ExtensionChain\/pdp\): spec\.extensions\[0\]\.tls\.ca: cannot read .*pdp-ca\.pem: no such file$/);
+  });
+
   // Before: exit code 1 with Node's bare "listen EADDRINUSE" (and the listeners, database and analytics thread
   // opened before it left to the forced exit).
   test('a port that is taken (--port, --admin-port, --extproc-port): exit code 2 and one line naming the flag and address', async () => {
@@ -384,6 +404,46 @@ describe('tollgate serve: SIGTERM with a request in flight', () => {
   });
 });
 
+describe('tollgate serve: SIGHUP', () => {
+  let stub: Stub | undefined;
+  after(() => stub?.close());
+
+  // Before: Node's default, the process ended at once (the request in flight cut, nothing logged).
+  test('reloads the configuration, logged, while a request in flight completes; the process serves on', async () => {
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    stub = await startStub(async ({ res }) => {
+      await released;
+      json(res, 200, chatAnswer('the slow answer', 'm'));
+    });
+    const dir = await tempDir();
+    const file = join(dir, 'gateway.yaml');
+    await writeFile(file, poolAndModelYaml(stub.url));
+    const [port, adminPort] = await freePorts(2);
+    const cli = runCli(['serve', '--config', file, '--port', String(port), '--admin-port', String(adminPort), '--db', `sqlite:${join(dir, 't.db')}`], dir);
+    try {
+      await untilPrinted(cli, /tollgate is serving/, 'serve');
+      const url = `http://127.0.0.1:${port}`;
+      const inflight = send(`${url}/v1/chat/completions`, chat('m'));
+      await waitFor(() => stub!.requests.length === 1, START_MS, 'the request reaching the model server', 10);
+      // The files are unchanged: the watch would not reload them, the signal does.
+      cli.child.kill('SIGHUP');
+      await untilPrinted(cli, /"msg":"reloading the configuration"/, 'the SIGHUP log line');
+      await untilPrinted(cli, /"msg":"configuration reloaded"/, 'the reload');
+      assert.equal(JSON.parse(cli.stdout.split('\n').find((l) => l.includes('"msg":"reloading the configuration"'))!).signal, 'SIGHUP');
+      assert.equal(statusOf(await send(`${url}/v1/models`)), 200);
+      release();
+      const answer = await inflight;
+      assert.ok('status' in answer, `the request in flight failed: ${JSON.stringify(answer)}`);
+      assert.equal(answer.status, 200, answer.body);
+      assert.equal(cli.child.exitCode, null, 'still running');
+    } finally {
+      release();
+      await kill(cli.child);
+    }
+  });
+});
+
 describe('tollgate demo', () => {
   // Before: exit code 1 with the gateway's or Node's own words ("listen EADDRINUSE", "options.port should be >= 0 and
   // < 65536"), naming no flag.
@@ -404,6 +464,20 @@ describe('tollgate demo', () => {
     }
     const lines = await refusal(['demo', '--port', '0', '--admin-port', '0', '--sim-port', '65534'], dir);
     assert.deepEqual(lines, ["tollgate demo: --sim-port 65534: the fleet's three consecutive ports run past 65535"]);
+  });
+
+  // Before: Node's default, the demo (and the fleet it started) ended at once.
+  test('SIGHUP, as from a closing terminal, stops it as Ctrl-C does: exit code 0', async () => {
+    const dir = await tempDir();
+    const [port, adminPort] = await freePorts(2);
+    const cli = runCli(['demo', '--port', String(port), '--admin-port', String(adminPort), '--sim-port', '0'], dir);
+    try {
+      await untilPrinted(cli, /^curl .*$/m, 'demo');
+      cli.child.kill('SIGHUP');
+      assert.equal(await exitCode(cli), 0, cli.stderr);
+    } finally {
+      await kill(cli.child);
+    }
   });
 
   test('prints the export lines; the printed key works through the printed base URL, a wrong key gets 401; --sim-port 0 finds free ports; a restart revokes the last key', async () => {

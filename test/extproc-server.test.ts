@@ -12,6 +12,7 @@ import { credentials, makeGenericClientConstructor, status, type ClientReadableS
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import type { Manifest } from '../src/config/manifest.js';
 import { ExtprocClient } from '../src/extproc/client.js';
+import { readExtensionTls } from '../src/extproc/extension-kind.js';
 import { EXT_PROC_SERVICE, healthService } from '../src/extproc/protos.js';
 import { startExtprocServer, type ExtprocServer } from '../src/extproc/server.js';
 import { silentLogger } from '../src/lib/logger.js';
@@ -406,12 +407,12 @@ describe('health and transport', () => {
     const server = await startExtprocServer({ dataPlane: gw.dataPlane, logger: silentLogger }, { port: 0, host: '127.0.0.1', tls: { cert: f('server.pem'), key: f('server.key'), ca: f('ca.pem') } });
     const target = `127.0.0.1:${server.port}`;
     const models = { request_headers: { headers: { headers: [{ key: ':method', raw_value: Buffer.from('GET') }, { key: ':path', raw_value: Buffer.from('/v1/models') }, { key: 'x-api-key', raw_value: Buffer.from(app.key) }] }, end_of_stream: true } };
-    const good = new ExtprocClient({ address: target, tls: { ca: f('ca.pem'), cert: f('client.pem'), key: f('client.key') } });
+    const good = new ExtprocClient({ address: target, tls: readExtensionTls({ ca: f('ca.pem'), cert: f('client.pem'), key: f('client.key') }) });
     const call = good.open(5000);
     const answer = await call.send(models);
     assert.equal(answer.immediate_response?.status.code, 200);
     call.end();
-    const anonymous = new ExtprocClient({ address: target, tls: { ca: f('ca.pem') } });
+    const anonymous = new ExtprocClient({ address: target, tls: readExtensionTls({ ca: f('ca.pem') }) });
     await assert.rejects(anonymous.open(5000).send(models), (err: Error & { reason?: string }) => err.reason === 'unavailable' || err.reason === 'error');
     good.close();
     anonymous.close();

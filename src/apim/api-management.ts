@@ -168,8 +168,12 @@ export class ApiManagement {
     return this.#engine;
   }
 
-  /** A configuration (re)load: the file's products and operation sets into the store, then a new engine. */
-  async useFileManifests(manifests: readonly Manifest[]): Promise<void> {
+  /**
+   * A configuration (re)load: the file's products and operation sets into the store, then a new engine. Resolves
+   * false, the policies left as they were, when `overtaken` is aborted by the time the store holds the objects (a newer
+   * reload will hand over its own); true once they are installed.
+   */
+  async useFileManifests(manifests: readonly Manifest[], overtaken?: AbortSignal): Promise<boolean> {
     const apim = apimManifests(manifests);
     this.#refuseSecurityOff(apim);
     // Compile first: a bad policy configuration is refused before anything is written.
@@ -207,10 +211,12 @@ export class ApiManagement {
     for (const object of await syncFileManifests(this.db, apim)) {
       this.#logger.warn({ object }, 'an object created through the admin API is now declared in --config files: the file replaces it (and the admin API can no longer change it)');
     }
+    if (overtaken?.aborted) return false;
     if (engine) this.#install(engine, apim);
     else this.#refuseEverything(unbuildable);
     this.#fileManifests = apim;
     await this.refresh();
+    return true;
   }
 
   /**

@@ -1,10 +1,12 @@
-// `tollgate serve`: the gateway from --config manifests, until SIGTERM/SIGINT (then a graceful shutdown).
+// `tollgate serve`: the gateway from --config manifests, until SIGTERM/SIGINT (then a graceful shutdown); SIGHUP
+// reloads the configuration.
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError } from '../config/manifest.js';
 import { CounterStoreUnavailableError } from '../store/counters/errors.js';
 import { DatabaseConfigError, DatabaseOpenError, redactUrl } from '../store/errors.js';
 import { createLogger, envLogLevel, envLogLevelProblem } from '../lib/logger.js';
 import { ListenError, type ListenerName } from '../gateway/listen.js';
+import type { Gateway } from '../gateway/gateway.js';
 import { TlsFilesError, type TlsFileRole } from '../lib/tls-files.js';
 import { readAdminToken } from './admin-token.js';
 import { collect, flagFailure, parsePort, parseRoles, untilSignal } from './options.js';
@@ -39,11 +41,21 @@ export function serveCommand(): Command {
       const levelProblem = envLogLevelProblem();
       if (levelProblem) cmd.error(`tollgate serve: ${levelProblem}`, { exitCode: 2 });
       const logger = createLogger();
+      // SIGHUP asks for the configuration to be read again (nginx, HAProxy, systemd's ExecReload): Node's default
+      // ended the process at once, cutting the requests in flight. One during the start reloads once it has started.
+      let starting: Promise<Gateway> | undefined;
+      process.on('SIGHUP', () => {
+        logger.info({ signal: 'SIGHUP' }, 'reloading the configuration');
+        void starting?.then(
+          (g) => g.reload(),
+          () => {},
+        );
+      });
       // Loaded here, not with the CLI: the other commands do without the gateway's modules.
       const { startGateway } = await import('../gateway/gateway.js');
       let gateway;
       try {
-        gateway = await startGateway({
+        gateway = await (starting = startGateway({
           configPaths: opts.config,
           port: opts.port,
           adminPort: opts.adminPort,
@@ -60,7 +72,7 @@ export function serveCommand(): Command {
           },
           logger,
           logLevelFromSettings: envLogLevel() === undefined,
-        });
+        }));
       } catch (err) {
         if (err instanceof ConfigError) {
           for (const p of err.problems) process.stderr.write(`tollgate: config: ${p}\n`);

@@ -65,10 +65,20 @@ export function configFiles(paths: string[]): string[] {
       throw new ConfigError([`${p}: no such file or directory`]);
     }
     if (st.isDirectory()) {
-      for (const name of readdirSync(abs).sort()) if (manifestName(name)) files.push(join(abs, name));
+      for (const name of readDirectory(p, abs).sort()) if (manifestName(name)) files.push(join(abs, name));
     } else files.push(abs);
   }
   return files;
+}
+
+/** A --config directory's entries; one that cannot be listed (made unreadable, say) is a configuration error naming it. */
+function readDirectory(path: string, abs: string): string[] {
+  try {
+    return readdirSync(abs);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new ConfigError([`${path}: cannot read the directory: ${e.code === 'EACCES' ? 'permission denied' : e.message}`]);
+  }
 }
 
 /** Reads and validates every manifest of the given paths; all problems are collected before throwing. */

@@ -1,6 +1,8 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import fs, { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
+import { pino } from 'pino';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { waitFor } from '../sim/testing.js';
@@ -137,3 +139,39 @@ test('a change made after the files were read and before the watch began (during
   await sleep(100);
   assert.equal(unchanged, 0);
 });
+
+for (const code of ['EACCES', 'ENOENT', 'ENOSPC']) {
+  test(`a watch that cannot be opened (${code}) is logged once, the poll goes on, and the watch opens once it can`, async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'tollgate-watch-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    // fs.watch throws, as for a directory made unreadable (a root process is not refused), one removed between the
+    // stat and the watch, or a host out of inotify watches. Before, it was thrown from the poll's timer when the
+    // fingerprint moved (and so ended the process), or from watchConfig itself.
+    const refusing = t.mock.method(fs, 'watch', () => {
+      throw Object.assign(new Error(`${code}: watch ${dir}`), { code });
+    });
+    syncBuiltinESMExports();
+    t.after(() => {
+      refusing.mock.restore();
+      syncBuiltinESMExports();
+    });
+    const logs: { msg: string; error?: string }[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => logs.push(JSON.parse(line)) });
+    let changes = 0;
+    const stop = watchConfig([dir], () => changes++, { debounceMs: 20, pollMs: 50, logger });
+    t.after(stop);
+    writeFileSync(join(dir, 'models.yaml'), 'one');
+    await waitFor(() => changes === 1, 2000, 'the change found by the poll', 10);
+    writeFileSync(join(dir, 'models.yaml'), 'one, two');
+    await waitFor(() => changes === 2, 2000, 'the next change found by the poll', 10);
+    const cannot = logs.filter((l) => l.msg.startsWith('cannot watch'));
+    assert.equal(cannot.length, 1, 'logged once');
+    assert.match(cannot[0].error!, new RegExp(code));
+
+    refusing.mock.restore();
+    syncBuiltinESMExports();
+    writeFileSync(join(dir, 'models.yaml'), 'one, two, three');
+    await waitFor(() => logs.some((l) => l.msg === 'watching a --config path again'), 2000, 'the watch opened again', 10);
+    await waitFor(() => changes === 3, 2000, 'the change', 10);
+  });
+}

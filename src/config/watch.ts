@@ -1,6 +1,7 @@
 // Watching --config files and directories: a change triggers one debounced reload.
 import { realpathSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
+import { silentLogger, type Logger } from '../lib/logger.js';
 import { configFiles, MANIFEST_FILE } from './files.js';
 
 /** Kubernetes updates a mounted ConfigMap by swapping its `..data` link: an event that names no manifest. */
@@ -44,6 +45,8 @@ export interface WatchOptions {
   since?: string;
   debounceMs?: number;
   pollMs?: number;
+  /** Told when a path cannot be watched (once, until it can again). */
+  logger?: Logger;
 }
 
 /**
@@ -51,8 +54,10 @@ export interface WatchOptions {
  * every `pollMs` the paths' fingerprint is compared too, and a change the watches could not see re-opens them on
  * what the paths lead to now. Returns a stop function.
  */
-export function watchConfig(paths: string[], onChange: () => void, { since, debounceMs = 150, pollMs = 1000 }: WatchOptions = {}): () => void {
+export function watchConfig(paths: string[], onChange: () => void, { since, debounceMs = 150, pollMs = 1000, logger = silentLogger }: WatchOptions = {}): () => void {
   let watchers: FSWatcher[] = [];
+  /** Paths whose watch could not be opened, and was logged: said again only once one opens. */
+  const unwatched = new Set<string>();
   let timer: NodeJS.Timeout | null = null;
   let seen = since ?? configFingerprint(paths);
   const trigger = () => {
@@ -80,12 +85,23 @@ export function watchConfig(paths: string[], onChange: () => void, { since, debo
       // (serve --config . in a folder of manifests), and every request's record would otherwise reload the
       // configuration. A file of a mounted ConfigMap changes by the swap of `..data` beside it.
       const file = basename(abs);
-      const w = watch(dir, { persistent: false }, (_event, name) => {
-        if (!name) trigger();
-        else if (dir === abs ? relevant(name.toString()) : name.toString() === file || swapped(name.toString())) trigger();
-      });
+      let w: FSWatcher;
+      try {
+        w = watch(dir, { persistent: false }, (_event, name) => {
+          if (!name) trigger();
+          else if (dir === abs ? relevant(name.toString()) : name.toString() === file || swapped(name.toString())) trigger();
+        });
+      } catch (err) {
+        // A directory made unreadable (EACCES), removed since the stat (ENOENT), or no inotify watch left (ENOSPC):
+        // thrown from the poll's timer, it ended the process. The poll goes on, and tries again each time the
+        // fingerprint moves (the directory readable again, a file changed).
+        if (!unwatched.has(p)) logger.warn({ path: p, error: (err as Error).message }, 'cannot watch a --config path; changes to it are found by the once-a-second check until it can be');
+        unwatched.add(p);
+        continue;
+      }
       w.on('error', () => {});
       watchers.push(w);
+      if (unwatched.delete(p)) logger.info({ path: p }, 'watching a --config path again');
     }
   };
   const check = () => {

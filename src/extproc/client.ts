@@ -1,7 +1,6 @@
 // Calling an ext_proc server the way Envoy does: one Process stream per HTTP request, each message answered in
 // order, every answer awaited under a per-message timeout. Failures carry a reason for the failure metric; a stream
 // the server closes cleanly means going on without it (the proto's step 6), which is no failure.
-import { readFileSync } from 'node:fs';
 import type { ChannelCredentials, Client, ClientDuplexStream, Metadata, ServiceError } from '@grpc/grpc-js';
 import { deadlineAfterIo } from '../lib/with-timeout.js';
 import { loadGrpc } from './grpc.js';
@@ -23,8 +22,8 @@ export class ExtprocCallError extends Error {
 export interface ExtprocClientOptions {
   /** host:port of the ext_proc server. */
   address: string;
-  /** PEM files: `ca` to verify the server (TLS), plus `cert`/`key` to present a client certificate (mTLS). */
-  tls?: { ca?: string; cert?: string; key?: string };
+  /** TLS: `ca` verifies the server (Node's roots without it), `cert`/`key` present a client certificate (mTLS). */
+  tls?: ClientTls;
   /** :authority sent to the server (Envoy's `authority`). */
   authority?: string;
   /** The body limit (server.maxBodyBytes) its messages and answers are sized for; default the setting's default. */
@@ -33,13 +32,19 @@ export interface ExtprocClientOptions {
   metadata?: () => Metadata;
 }
 
+/** PEM bytes, read where the configuration loads (readExtensionTls): the client reads no file. */
+export interface ClientTls {
+  ca: Buffer | null;
+  cert: Buffer | null;
+  key: Buffer | null;
+}
+
 type ProcessClient = Client & { Process(metadata?: Metadata): ClientDuplexStream<ProcessingRequest, ProcessingResponse> };
 
 function channelCredentials(tls: ExtprocClientOptions['tls']): ChannelCredentials {
   const { credentials } = loadGrpc();
   if (!tls) return credentials.createInsecure();
-  const read = (f: string | undefined) => (f ? readFileSync(f) : null);
-  return credentials.createSsl(read(tls.ca), read(tls.key), read(tls.cert));
+  return credentials.createSsl(tls.ca, tls.key, tls.cert);
 }
 
 /** One channel per server (HTTP/2 multiplexes the streams). */

@@ -29,7 +29,7 @@ export function extensionChain(manifests: readonly Manifest[], deps: { registry?
             name: `${m.metadata.name}/${e.name}`,
             address: e.address,
             authority: e.authority,
-            tls: e.tls,
+            tls: e.tls?.pem,
             supportedEvents: e.supportedEvents,
             requestBodySendMode: e.requestBodySendMode,
             responseBodySendMode: e.responseBodySendMode,

@@ -31,6 +31,8 @@ import { AnalyticsRecords, isMemoryDatabase } from '../store/index.js';
 import { redactUrl } from '../store/errors.js';
 import { createRequestTracer, type RequestTracer } from '../telemetry/tracing.js';
 import { registerModelInfo } from '../telemetry/model-info.js';
+import { ConfigReloads } from '../telemetry/config-reloads.js';
+import { CoalescedRuns } from '../lib/coalesced-runs.js';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -102,12 +104,16 @@ export class Gateway {
   /** A reload that the store failed, tried again (backoff) until it applies or a newer change replaces it. */
   #reloadRetry: NodeJS.Timeout | undefined;
   #reloadFailures = 0;
-  /** Reloads started, and the last of them that applied: one that waited (a lookup, the store) is older than a later one. */
-  #reloadsStarted = 0;
-  #reloadApplied = 0;
   /**
-   * A reload failed in the store, after API management may have taken its policies: the next one hands it the files'
-   * objects even when they look unchanged.
+   * One reload at a time, the newest asked for next: one that finished after a newer one (its lookup or store write
+   * slower) installed its older API management policies over the newer ones.
+   */
+  readonly #reloads = new CoalescedRuns((overtaken) => this.#reloadOnce(overtaken));
+  readonly #reloadOutcomes: ConfigReloads;
+  /**
+   * A reload handed API management the files' objects and did not apply (the store failed, a newer reload overtook it
+   * after its write): the store or the policies may hold them, so the next one hands them over even when they look
+   * unchanged.
    */
   #apimBehind = false;
   readonly #tempAnalyticsDir: string | null;
@@ -136,6 +142,7 @@ export class Gateway {
     this.#startSettings = config.settings;
     this.#applyLogLevel(config.settings);
     this.registry = registry;
+    this.#reloadOutcomes = new ConfigReloads(registry);
     this.apim = apim;
     this.#pools = new UpstreamPools(config.settings);
     this.#addresses = new EndpointAddresses(logger, options.lookup);
@@ -230,49 +237,76 @@ export class Gateway {
     this.picker.start();
     await this.picker.refresh();
     // From the files as they were read, not as they are now: a change written during the start is a change.
-    if (o.watch !== false && o.configPaths.length > 0) this.#stopWatching = watchConfig(o.configPaths, () => void this.reload(), { since: this.#filesLoaded });
+    if (o.watch !== false && o.configPaths.length > 0) this.#stopWatching = watchConfig(o.configPaths, () => void this.reload(), { since: this.#filesLoaded, logger: this.logger });
   }
 
   /**
    * Re-reads the configuration; a bad one is logged and the last good one stays. One the store cannot take (the
-   * database down) is tried again, with backoff, until it applies. Returns whether it applied.
+   * database down) is tried again, with backoff, until it applies. Reloads run one at a time: one asked for while
+   * another runs comes next (once, however often it was asked for), and the one running stops before its next step
+   * that would commit anything (store write, policies, apply), as the files it read are older. Resolves with whether
+   * the change this call asked for applied: false when it was rejected, overtaken by a newer one, or the gateway closed.
    */
-  async reload(): Promise<boolean> {
-    // This reload reads the files as they are now: what a pending retry would have read, or newer.
+  reload(): Promise<boolean> {
+    if (this.#closing) return Promise.resolve(false);
+    // The run this call gets reads the files as they are then: what a pending retry would have read, or newer.
     clearTimeout(this.#reloadRetry);
-    const started = ++this.#reloadsStarted;
+    return this.#reloads.run();
+  }
+
+  async #reloadOnce(overtaken: AbortSignal): Promise<boolean> {
+    // Queued behind a reload that ran into the shutdown.
+    if (this.#closing) return false;
     let next: RuntimeConfig;
     try {
       next = loadConfig(this.#options.configPaths, this.#options.manifests);
       refuseEmptiedFiles(this.config.manifests, next.manifests);
-      // Host names it brings are looked up before it applies (the others' addresses are known): never rejects.
-      await this.#addresses.resolve(next);
+      // Host names it brings are looked up before it applies (the others' addresses are known): never rejects. A
+      // newer reload does not wait for it (a name may take LOOKUP_TIMEOUT_MS).
+      await Promise.race([this.#addresses.resolve(next), untilAborted(overtaken)]);
+      if (overtaken.aborted) return false;
       // Only API management's objects go to the store: a change without any (pools, models, routes, settings)
       // applies while the database cannot be reached.
       if (this.#apimBehind || !sameManifests(apimManifests(this.config.manifests), apimManifests(next.manifests))) {
-        await this.apim.useFileManifests(next.manifests);
+        // From here the store may hold this change's objects: until a reload applies, each hands the files' objects
+        // over again, even ones that look unchanged.
+        this.#apimBehind = true;
+        if (!(await this.apim.useFileManifests(next.manifests, overtaken))) return false;
       }
     } catch (err) {
       if (err instanceof ConfigError) {
         this.logger.error({ problems: err.problems }, 'configuration change rejected; the last good configuration stays');
+        this.#reloadOutcomes.rejected(err.problems);
         return false;
       }
+      // The newer reload under way hands the store the files' objects itself.
+      if (overtaken.aborted || this.#closing) return false;
       // A valid change the store could not take: nothing would tell the watcher again once it is back.
-      this.#apimBehind = true;
       const retryInMs = Math.round(backoffDelay(++this.#reloadFailures));
+      const problems = [(err as Error).message];
       this.logger.error(
-        { problems: [(err as Error).message], retryInMs },
+        { problems, retryInMs },
         'configuration change not applied yet: its API management objects could not be stored; the last good configuration stays until a retry succeeds',
       );
-      if (!this.#closing) this.#reloadRetry = setTimeout(() => void this.reload(), retryInMs).unref();
+      this.#reloadOutcomes.rejected([`not applied yet, retried in ${retryInMs} ms: its API management objects could not be stored: ${problems[0]}`]);
+      this.#reloadRetry = setTimeout(() => void this.reload(), retryInMs).unref();
       return false;
     }
-    // One started later applied while this one waited: it read the files after this one did.
-    if (started < this.#reloadApplied) return false;
-    this.#reloadApplied = started;
+    // Its policies may be in force already: past that point a reload applies, unless the gateway is closing.
+    if (this.#closing) return false;
+    try {
+      this.apply(next);
+    } catch (err) {
+      // What can fail is checked as the files load, and apply() builds what could still fail before it changes
+      // anything: a throw here is a bug, which must not end the process from a file watcher's callback.
+      const problems = [`applying it failed: ${(err as Error).message}`];
+      this.logger.error({ err, problems }, 'configuration change failed to apply');
+      this.#reloadOutcomes.rejected(problems);
+      return false;
+    }
     this.#apimBehind = false;
     this.#reloadFailures = 0;
-    this.apply(next);
+    this.#reloadOutcomes.applied();
     this.logger.info({ pools: next.pools.size, models: next.models.size }, 'configuration reloaded');
     return true;
   }
@@ -286,6 +320,13 @@ export class Gateway {
     const pending = restartRequiredChanges(this.#startSettings, next.settings);
     const config = { ...next, settings: keepRestartRequired(this.#startSettings, next.settings) };
     const settings = config.settings;
+    // A new chain's clients know none of the streams in flight: only a change of its own makes one. Made before
+    // anything changes, as the step that can throw (grpc-js building its channel): a throw leaves the running
+    // configuration whole.
+    const chain =
+      !sameManifests(chainManifests(this.config.manifests), chainManifests(next.manifests)) || settings.server.maxBodyBytes !== this.config.settings.server.maxBodyBytes
+        ? extensionChain(next.manifests, { registry: this.registry, maxBodyBytes: settings.server.maxBodyBytes })
+        : null;
     // The addresses of names known already are set at once; names new to it (an apply not through reload) follow.
     void this.#addresses.resolve(next);
     const origins = new Set<string>();
@@ -299,10 +340,9 @@ export class Gateway {
     // The ext_proc listener's gRPC message limit is set when it opens: a body larger than it allows fails there.
     if (this.#extproc && settings.server.maxBodyBytes > this.#extproc.maxBodyBytes) pending.push('server.maxBodyBytes (over ext_proc)');
     if (pending.length > 0) this.logger.warn({ fields: pending }, 'these settings change only at a restart; the running values stay until then');
-    // A new chain's clients know none of the streams in flight: only a change of its own makes one.
-    if (!sameManifests(chainManifests(this.config.manifests), chainManifests(next.manifests)) || settings.server.maxBodyBytes !== this.config.settings.server.maxBodyBytes) {
+    if (chain) {
       const old = this.#chain;
-      this.#chain = extensionChain(next.manifests, { registry: this.registry, maxBodyBytes: settings.server.maxBodyBytes });
+      this.#chain = chain;
       this.dataPlane.hooks = composeHooks(this.#chain.hooks, this.apim.hooks);
       this.#retire(() => old.close());
     }
@@ -358,7 +398,10 @@ export class Gateway {
     // False while API management refuses every request because its stored policies cannot be built.
     const policiesBuilt = this.apim.engine !== undefined;
     const ready = listening && notReady.length === 0 && policiesBuilt;
-    return { status: ready ? 200 : 503, body: { ready, listening, configLoaded: true, policiesBuilt, poolsNotReady: notReady } };
+    // A rejected reload does not make it unready: the last good configuration serves. It is reported, for whoever
+    // changed the files.
+    const lastReload = this.#reloadOutcomes.last;
+    return { status: ready ? 200 : 503, body: { ready, listening, configLoaded: true, policiesBuilt, poolsNotReady: notReady, lastReload } };
   }
 
   /** Stops accepting, lets in-flight requests finish within the grace period, then closes everything. */
@@ -377,6 +420,9 @@ export class Gateway {
 
   async #close(): Promise<void> {
     this.#stopWatching?.();
+    // A reload under way stops before its next step (one queued behind it does nothing); what it is doing (a store
+    // write) is waited for below, before the store closes.
+    this.#reloads.abort();
     this.#addresses.stop();
     clearTimeout(this.#reloadRetry);
     const server = this.#server;
@@ -402,6 +448,7 @@ export class Gateway {
     this.#chain.close();
     await this.analytics?.close();
     await this.#stats.close();
+    await this.#reloads.settled();
     // API management started with the tracer, so it closes before it.
     await this.apim.close();
     await Promise.all([this.#tracer.shutdown(), ...[...this.#retired].map((close) => close())]);
@@ -434,6 +481,11 @@ function isFile(path: string): boolean {
 function sameManifests(a: readonly Manifest[], b: readonly Manifest[]): boolean {
   const content = (ms: readonly Manifest[]) => JSON.stringify(ms.map(({ apiVersion, kind, metadata, spec }) => [apiVersion, kind, metadata, spec]));
   return content(a) === content(b);
+}
+
+/** Resolves once `signal` is aborted (at once if it is already). */
+function untilAborted(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
 }
 
 const chainManifests = (manifests: readonly Manifest[]) => manifests.filter((m) => m.kind === 'ExtensionChain');

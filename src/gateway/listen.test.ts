@@ -25,6 +25,48 @@ test('reloaded server timeouts apply to a listener that is already open', async 
   }
 });
 
+/** A keep-alive connection to `port`: `ask(path)` sends a request and resolves with its answer's text. */
+async function keepAliveConnection(port: number) {
+  const socket = connect(port, '127.0.0.1');
+  await new Promise((r) => socket.once('connect', r));
+  const closed = new Promise<void>((r) => socket.once('close', () => r()));
+  socket.on('error', () => {});
+  let pending: ((text: string) => void) | undefined;
+  socket.on('data', (d: Buffer) => pending?.(d.toString('latin1')));
+  const ask = (path: string) =>
+    new Promise<string>((resolve) => {
+      pending = resolve;
+      socket.write(`GET ${path} HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n`);
+    });
+  return { socket, ask, closed };
+}
+
+test('a keepAliveTimeout lowered on reload reaches connections idle at that moment; one with a request in progress is not cut', async () => {
+  let answerSlow: (() => void) | undefined;
+  const server = createListener((req, res) => (req.url === '/slow' ? (answerSlow = () => res.end('slow')) : res.end('ok')), { ...DEFAULT_SETTINGS.server, keepAliveTimeout: 60_000 });
+  const port = await listen(server, 0, '127.0.0.1');
+  try {
+    const idle = await keepAliveConnection(port);
+    const busy = await keepAliveConnection(port);
+    assert.match(await idle.ask('/'), /^HTTP\/1\.1 200/);
+    assert.match(await busy.ask('/'), /^HTTP\/1\.1 200/);
+    const slow = busy.ask('/slow');
+    while (!answerSlow) await new Promise((r) => setImmediate(r));
+    applyListenerTimeouts(server, { ...DEFAULT_SETTINGS.server, keepAliveTimeout: 100 });
+    // Before: the idle one kept the minute its timer was armed with.
+    const within = (p: Promise<void>, ms: number) => Promise.race([p.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
+    assert.equal(await within(idle.closed, 5000), true, 'the idle connection closed under the new timeout');
+    assert.equal(busy.socket.destroyed, false, 'the busy one is still open');
+    answerSlow();
+    assert.match(await slow, /^HTTP\/1\.1 200[^]*slow$/);
+    // Its next idle spell is under the new timeout, as Node arms it.
+    assert.equal(await within(busy.closed, 5000), true);
+  } finally {
+    server.closeAllConnections();
+    server.close();
+  }
+});
+
 /** Writes `parts` to a fresh connection (`gapMs` apart) and resolves with all it read once the server closes it (or at `waitMs`). */
 function exchange(port: number, parts: string[], gapMs = 0, waitMs = 8000): Promise<{ text: string; ms: number; closed: boolean }> {
   return new Promise((resolve) => {

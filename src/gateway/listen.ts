@@ -109,24 +109,43 @@ function refuseWithoutHost(res: ServerResponse, format: FaultFormat | undefined,
   res.end(body);
 }
 
+/** The connections each listener has served a request on, until they close: those a reload may find idle. */
+const servedConnections = new WeakMap<Server, Set<Socket>>();
+
+function remember(connections: Set<Socket>, socket: Socket): void {
+  if (connections.has(socket)) return;
+  connections.add(socket);
+  socket.once('close', () => connections.delete(socket));
+}
+
 /**
  * Reloaded settings on a live listener. Node reads these properties when it checks its connections and when a
  * response ends, so connections already open follow them too; nothing is dropped.
  */
 export function applyListenerTimeouts(server: Server, settings: GatewaySettings['server']): void {
+  const change = settings.keepAliveTimeout - server.keepAliveTimeout;
   Object.assign(server, listenerTimeouts(settings));
+  if (change === 0) return;
+  // Node arms an idle connection's keep-alive timer as its last response ends, from the value then (plus a margin of
+  // its own): a connection idle now kept the old one. Only an idle connection has a timer (Node clears it as the next
+  // request comes; the listeners set no other socket timeout), so a busy one is left alone. The new timeout counts
+  // from now.
+  for (const socket of servedConnections.get(server) ?? []) if (socket.timeout) socket.setTimeout(socket.timeout + change);
 }
 
 export function createListener(handler: RequestListener, settings: GatewaySettings['server'], { tls, faultFormat, maxBodyBytes, onRefused }: ListenerOptions = {}): Server {
   // An HTTP/1.1 request without Host is refused here (RFC 9112 §3.2) rather than by Node, whose 400 has no body.
   const options = { ...listenerTimeouts(settings), connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS, requireHostHeader: false };
+  const connections = new Set<Socket>();
   const served: RequestListener = (req, res) => {
+    remember(connections, req.socket);
     if (req.headers.host === undefined && req.httpVersionMajor === 1 && req.httpVersionMinor === 1) return refuseWithoutHost(res, faultFormat?.(), onRefused);
     handler(req, res);
   };
   // A client still in its TLS handshake gets no longer than one sending its headers (Node gives it 120 s). Fixed when
   // the listener opens: Node has no way to change it on a live one.
   const server: Server = tls ? httpsServer({ ...options, handshakeTimeout: settings.headersTimeout }, tls, served) : createHttpServer(options, served);
+  servedConnections.set(server, connections);
   server.on('clientError', (err: Error & { code?: string }, socket) => {
     // A TLS handshake that failed or ran out of time: there is no HTTP on that connection to answer in.
     if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT' || err.code?.startsWith('ERR_SSL_')) return socket.destroy();
