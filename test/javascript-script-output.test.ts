@@ -23,6 +23,7 @@ const SCRIPTS: Record<string, Record<string, unknown>> = {
   'deleted-body': { flow: 'response', source: 'delete response.body;' },
   amplify: { flow: 'response', source: AMPLIFY, timeLimit: '50ms', memoryLimitMb: 1 },
   'deep-body': { source: 'var o = {}; request.body.metadata = o; for (var i = 0; i < 600; i++) o = o.a = {};', memoryLimitMb: 32 },
+  'unsendable-header': { source: "request.headers['x-user'] = 'a\\r\\nx-injected: 1';" },
 };
 
 let stub: Stub;
@@ -75,5 +76,14 @@ test('a request body a script nests deeper than 512 levels → 500 ScriptExecuti
   assert.equal(r.status, 500);
   assert.equal(r.body.error.code, 'steps.javascript.ScriptExecutionFailed', JSON.stringify(r.body));
   assert.match(r.body.error.message, /request\.body nests arrays and objects more than 512 levels deep/);
+  assert.equal(stub.requests.length, before);
+});
+
+test('a request header a script sets that cannot be sent (a line break) → 500 ScriptExecutionFailed, not the client\'s 400; nothing sent upstream', async () => {
+  const before = stub.requests.length;
+  const r = await chat('unsendable-header');
+  assert.equal(r.status, 500);
+  assert.equal(r.body.error.code, 'steps.javascript.ScriptExecutionFailed', JSON.stringify(r.body));
+  assert.match(r.body.error.message, /^Execution of unsendable-header failed: request\.headers\['x-user'\] cannot be sent/);
   assert.equal(stub.requests.length, before);
 });

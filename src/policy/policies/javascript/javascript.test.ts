@@ -111,6 +111,23 @@ describe('request flow', () => {
     assert.equal(ctx.headers['x-tenant'], undefined);
   });
 
+  test('a header that cannot be sent (CR/LF, NUL, past U+00FF, a name that is no token) → 500 ScriptExecutionFailed naming it, no header applied', async () => {
+    // Before: the model server's client refused it, and the client was answered 400 invalid_request for the script's doing.
+    for (const [source, name] of [
+      ["request.headers['x-a'] = 'a\\r\\nx-injected: 1';", 'x-a'],
+      ["request.headers['x-a'] = 'a\\u0000b';", 'x-a'],
+      ["request.headers['x-a'] = 'price \\u20ac';", 'x-a'],
+      ["request.headers['x-ok'] = 'yes'; request.headers['bad name'] = 'v';", 'bad name'],
+    ]) {
+      const ctx = fakeContext();
+      await assert.rejects(Promise.resolve(js(source).admit!(ctx, {})), fault(F.scriptExecutionFailed, new RegExp(`request\\.headers\\['${name}'\\] cannot be sent`)), source);
+      assert.deepEqual(ctx.upstreamHeaders ?? {}, {}, source);
+    }
+    // What a header can carry goes: Latin-1 (as obs-text) and a tab.
+    const { ctx } = await runRequest("request.headers['x-a'] = 'caf\\u00e9\\tau lait';");
+    assert.equal(ctx.upstreamHeaders!['x-a'], 'caf\u00e9\tau lait');
+  });
+
   test('an untouched request stays untouched', async () => {
     const { ctx } = await runRequest('var x = request.body.model;');
     assert.equal(ctx.bodyChanged, false);

@@ -1,4 +1,4 @@
-// JavaScript: a policy script run in a real sandbox (QuickJS in worker threads) with CPU-time and memory limits.
+// JavaScript: a policy script run in a real sandbox (QuickJS in worker threads) with time and memory limits.
 // It reads and changes the request (or, in the response flow, the whole answer) through `context`, `request` and
 // `response`; its changes are applied once the worker answers, and the event loop never waits on the script.
 import { createHash } from 'node:crypto';

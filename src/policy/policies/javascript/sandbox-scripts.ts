@@ -9,7 +9,6 @@ import {
   newQuickJSWASMModuleFromVariant,
   newVariant,
   RELEASE_SYNC,
-  shouldInterruptAfterDeadline,
   type QuickJSContext,
   type QuickJSHandle,
   type QuickJSRuntime,
@@ -23,8 +22,14 @@ interface Compiled {
   cap: number;
   runtime: QuickJSRuntime;
   vm: QuickJSContext;
-  /** The prelude's entry point, once the script is compiled (at its first run, under that run's deadline). */
-  invoke: QuickJSHandle | null;
+  /** The prelude's entry points, once the script is compiled (at its first run, under that run's deadline). */
+  entry: Entry | null;
+}
+
+/** `invoke` runs the script on a run's input; `output` hands back its changes once its Promise jobs have run. */
+interface Entry {
+  invoke: QuickJSHandle;
+  output: QuickJSHandle;
 }
 
 /** Scripts kept compiled per worker; the least recently used beyond this are disposed. */
@@ -102,12 +107,22 @@ export class SandboxScripts {
     // Started once the module is there: instantiating it is tollgate's work, not the script's. Compiling the script
     // counts (evaluating it must not outlast its time limit).
     const deadline = Date.now() + job.timeLimitMs;
-    c.runtime.setInterruptHandler(shouldInterruptAfterDeadline(deadline));
+    let interrupted = false;
+    c.runtime.setInterruptHandler(() => (interrupted ||= Date.now() >= deadline));
     try {
-      c.invoke ??= compile(c, script, deadline);
+      c.entry ??= compile(c, script, deadline);
       const arg = c.vm.newString(job.input);
-      const result = c.vm.callFunction(c.invoke, c.vm.undefined, arg);
+      const invoked = c.vm.callFunction(c.entry.invoke, c.vm.undefined, arg);
       arg.dispose();
+      if (invoked.error) throw errorOf(c, invoked.error, script, deadline);
+      invoked.value.dispose();
+      // Code after an `await` and in `then` callbacks runs now, under the same deadline: QuickJS only queues it, and
+      // left queued it never ran (the script's changes were read without it) and held its run's request meanwhile.
+      const jobs = c.runtime.executePendingJobs();
+      if (jobs.error) throw errorOf(c, jobs.error, script, deadline);
+      // QuickJS makes an interrupted callback a rejected Promise and goes on with the queue: the run is over all the same.
+      if (interrupted) throw new ScriptError('timeout', 'interrupted');
+      const result = c.vm.callFunction(c.entry.output, c.vm.undefined);
       if (result.error) throw errorOf(c, result.error, script, deadline);
       const output = c.vm.getString(result.value);
       result.value.dispose();
@@ -115,8 +130,11 @@ export class SandboxScripts {
       return output;
     } catch (err) {
       // A script that did not compile, or whose heap may be half-built (after an interrupt, running out of memory or
-      // stack, or its module failing): dropped with its module, compiled afresh next time.
-      if (!c.invoke || !(err instanceof ScriptError) || err.kind === 'timeout' || /out of memory|stack overflow/.test(err.message)) this.#compiled.delete(script.id);
+      // stack, or its module failing), or that failed with Promise jobs still queued (the next run would run them):
+      // dropped with its module, compiled afresh next time.
+      if (!c.entry || !(err instanceof ScriptError) || err.kind === 'timeout' || /out of memory|stack overflow/.test(err.message) || c.runtime.hasPendingJob()) {
+        this.#compiled.delete(script.id);
+      }
       throw err;
     } finally {
       c.runtime.removeInterruptHandler();
@@ -145,17 +163,17 @@ export class SandboxScripts {
     const QuickJS = await newQuickJSWASMModuleFromVariant(newVariant(RELEASE_SYNC, { wasmModule: quickJSWasm, wasmMemory: memory }));
     // QuickJS's own limit still refuses at once a single allocation beyond it.
     const runtime = QuickJS.newRuntime({ memoryLimitBytes: script.memoryLimitBytes, maxStackSizeBytes: STACK_BYTES });
-    return { memory, cap, runtime, vm: runtime.newContext(), invoke: null };
+    return { memory, cap, runtime, vm: runtime.newContext(), entry: null };
   }
 }
 
-function compile(c: Compiled, script: ScriptRef, deadline: number): QuickJSHandle {
+function compile(c: Compiled, script: ScriptRef, deadline: number): Entry {
   for (const code of [PRELUDE, scriptProgram(script.source)]) {
     const r = c.vm.evalCode(code, 'policy.js');
     if (r.error) throw errorOf(c, r.error, script, deadline);
     r.value.dispose();
   }
-  return c.vm.getProp(c.vm.global, '__invoke');
+  return { invoke: c.vm.getProp(c.vm.global, '__invoke'), output: c.vm.getProp(c.vm.global, '__output') };
 }
 
 /**

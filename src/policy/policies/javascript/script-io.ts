@@ -1,6 +1,7 @@
 // What a script sees of a request (and answer) and how its changes come back: variables, headers, the JSON body.
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { RequestContext } from '../../../gateway/context.js';
+import { dropUnsendableHeaders } from '../../../gateway/header-values.js';
 import type { ApimState } from '../../types.js';
 import { FRAMING_HEADERS } from '../../../lib/framing-headers.js';
 import { MAX_JSON_DEPTH, nestsDeeperThan } from '../../../lib/json-depth.js';
@@ -76,7 +77,7 @@ export function scriptOutput(json: string): ScriptOutput {
 
 /**
  * The headers a script left, as tollgate can use them: its own entries with string values (null is no header) under
- * lower-case names (one the proxy cannot send is refused with the request, or dropped from an answer). A script builds
+ * lower-case names (one that cannot be sent fails a request script, and is dropped from an answer). A script builds
  * them from anything (`JSON.parse('{"__proto__": {"host": ...}}')`): assigned as it came, an own __proto__ key replaced
  * the headers' prototype and slipped `host` past FRAMING_HEADERS into the upstream request.
  */
@@ -113,9 +114,15 @@ export function applyRequestChanges(ctx: RequestContext, state: ApimState, input
   applyVariables(state, out);
   const before = input.request.headers;
   const after = scriptHeaders(out.requestHeaders);
+  const changed: Record<string, string> = {};
+  for (const [name, value] of after) if (before[name] !== value && !FRAMING_HEADERS.has(name)) changed[name] = value;
+  // Checked here, where it is the script's fault (500 ScriptExecutionFailed): the model server's client refused such a
+  // header later, which the proxy reported as the client's bad request (400).
+  const [unsendable] = dropUnsendableHeaders(changed);
+  if (unsendable !== undefined) throw new Error(`request.headers['${unsendable.slice(0, 64)}'] cannot be sent: a header name must be an HTTP token, and a value may hold no control characters (CR, LF, NUL…) nor characters past U+00FF`);
   const upstream = (ctx.upstreamHeaders ??= {});
-  for (const [name, value] of after) {
-    if (before[name] === value || FRAMING_HEADERS.has(name)) continue;
+  for (const name in changed) {
+    const value = changed[name];
     // Later policies read the client's headers; the model server gets the change through upstreamHeaders.
     ctx.headers[name] = value;
     upstream[name] = value;

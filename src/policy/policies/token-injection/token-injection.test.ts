@@ -4,6 +4,8 @@ import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { GatewayError } from '../../../gateway/errors.js';
+import type { Logger } from '../../../lib/logger.js';
+import { captureLogger } from '../../../scheduler/testing.js';
 import { MemoryCounterStore } from '../../../store/counters/memory.js';
 import { waitFor } from '../../../sim/testing.js';
 import { TestClock, fakeContext, testDeps } from '../../testing.js';
@@ -74,11 +76,11 @@ describe('client credentials', () => {
     answer = () => ({ status: 200, body: { access_token: `tok-${++issued}`, expires_in: 120, token_type: 'Bearer' }, delayMs: 20 });
   });
 
-  const make = (clock: TestClock, extra: Record<string, unknown> = {}) =>
+  const make = (clock: TestClock, extra: Record<string, unknown> = {}, logger?: Logger) =>
     tokenInjection(
       't',
       { clientCredentials: { tokenUrl, clientId: { value: 'gateway' }, clientSecret: { env: 'TOLLGATE_TEST_CLIENT_SECRET' }, scope: 'models', ...extra } },
-      testDeps(new MemoryCounterStore(), { now: clock.now }),
+      { ...testDeps(new MemoryCounterStore(), { now: clock.now }), logger },
     );
 
   test('concurrent requests share one fetch; HTTP Basic carries the form-encoded credentials', async () => {
@@ -173,5 +175,74 @@ describe('client credentials', () => {
     clock.advance(5000);
     answer = () => ({ status: 200, body: { access_token: 'recovered', expires_in: 60 } });
     assert.equal(await header(policy), 'Bearer recovered');
+  });
+
+  // Sent, such a token made every request a 400 blaming the client, and it stayed cached for its whole lifetime.
+  for (const [what, token] of [
+    ['a line break', 'issued-T0K\r\nx-injected: 1'],
+    ['a character past U+00FF', 'issued-T0K-€'],
+  ] as const) {
+    test(`an access_token holding ${what} is a failed fetch (500 TokenFetchFailed), not cached: fetched again after retryAfterFailure`, async () => {
+      const clock = new TestClock(NOW);
+      answer = () => ({ status: 200, body: { access_token: calls.length === 1 ? token : 'good', expires_in: 3600 } });
+      const policy = make(clock, { retryAfterFailure: '1s' });
+      await assert.rejects(header(policy), (err: GatewayError) => {
+        assert.equal(err.code, F.tokenFetchFailed);
+        assert.equal(err.status, 500);
+        assert.match(err.message, /access_token unfit for a header/);
+        assert.ok(!err.message.includes('T0K'), 'the fault never carries the token');
+        return true;
+      });
+      clock.advance(1000);
+      assert.equal(await header(policy), 'Bearer good');
+      assert.equal(calls.length, 2);
+    });
+  }
+
+  test('expires_in as a numeric string ("2", as some IdPs send it) is the lifetime: the token is replaced once it expires', async () => {
+    // Before: ignored for the 300 s default, so a token the IdP said had expired was still sent.
+    answer = () => ({ status: 200, body: { access_token: `tok-${++issued}`, expires_in: '2' } });
+    const clock = new TestClock(NOW);
+    const policy = make(clock);
+    const first = await header(policy);
+    clock.advance(2000);
+    assert.notEqual(await header(policy), first);
+    assert.equal(calls.length, 2);
+  });
+
+  test('a failed fetch or refresh is logged at warn once per outage, with the status and OAuth error code, never the secret or a token; the recovery once', async () => {
+    const { logger, lines } = captureLogger();
+    const clock = new TestClock(NOW);
+    const policy = make(clock, { retryAfterFailure: '1s' }, logger);
+    const first = await header(policy);
+    answer = () => ({ status: 401, body: { error: 'invalid_client', error_description: 'client secret expired' } });
+    clock.advance(100_000); // inside refreshBefore: a background refresh, which fails
+    assert.equal(await header(policy), first);
+    await waitFor(() => lines.length > 0, 5000, 'the failed refresh logged');
+    const refresh = lines[0];
+    assert.equal(refresh.level, 40);
+    assert.equal(refresh.tokenUrl, tokenUrl);
+    assert.match(String(refresh.reason), /answered 401/);
+    assert.equal(refresh.idpError, 'invalid_client');
+    assert.equal(refresh.tokenExpiresAt, new Date(NOW + 120_000).toISOString(), 'says until when the token held is used');
+    assert.match(String(refresh.msg), /cannot be refreshed/);
+    clock.advance(30_000); // the token has expired: requests fail, retrying every second
+    for (let i = 0; i < 3; i++, clock.advance(1000)) await assert.rejects(header(policy));
+    assert.equal(calls.length, 5, 'the refresh, then a fetch every retryAfterFailure');
+    assert.equal(lines.length, 2, 'logged again once the token held has expired, not at every retry');
+    assert.match(String(lines[1].msg), /no upstream token can be fetched/);
+    assert.equal(lines[1].idpError, 'invalid_client');
+    answer = () => ({ status: 503, body: { error: 'temporarily_unavailable' } });
+    await assert.rejects(header(policy));
+    assert.equal(lines.length, 3, 'a new reason is logged');
+    assert.equal(lines[2].idpError, 'temporarily_unavailable');
+    clock.advance(1000);
+    answer = () => ({ status: 200, body: { access_token: 'recovered', expires_in: 60 } });
+    assert.equal(await header(policy), 'Bearer recovered');
+    assert.equal(lines.length, 4);
+    assert.equal(lines[3].level, 30);
+    assert.match(String(lines[3].msg), /answers again/);
+    const logged = JSON.stringify(lines);
+    for (const secret of ['s3cr3t', first!.slice('Bearer '.length), 'recovered', 'client secret expired']) assert.ok(!logged.includes(secret), `the log never carries ${secret}`);
   });
 });

@@ -4,6 +4,7 @@ import { tokenInjectionSpec } from '../../../config/apim-kinds.js';
 import type { RequestContext } from '../../../gateway/context.js';
 import { policyFault } from '../../../gateway/errors.js';
 import { parseDuration } from '../../../lib/duration.js';
+import { silentLogger } from '../../../lib/logger.js';
 import { resolveHeaderSecret, resolveSecret } from '../../secret-source.js';
 import { sharedResource } from '../../shared-resources.js';
 import type { Policy, PolicyFactory } from '../../types.js';
@@ -50,7 +51,7 @@ export const tokenInjection: PolicyFactory = (name, spec, deps) => {
     timeoutMs: parseDuration(c.timeout),
     retryAfterFailureMs: parseDuration(c.retryAfterFailure),
   };
-  const source = sharedResource(deps.now, 'token-injection', settings, () => new ClientCredentialsToken({ ...settings, now: deps.now }));
+  const source = sharedResource(deps.now, 'token-injection', settings, () => new ClientCredentialsToken({ ...settings, now: deps.now, logger: deps.logger ?? silentLogger }));
   const fault = (err: unknown) => {
     const why = err instanceof TokenFetchError ? err.message : 'unexpected error';
     return policyFault(500, TOKEN_INJECTION_FAULTS.tokenFetchFailed, `No upstream token: ${why}`);
