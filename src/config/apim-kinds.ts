@@ -575,7 +575,7 @@ export const javaScriptSpec = z
     source: z.string().min(1),
     /** request: before the model server (admit); response: on its whole (non-streamed) answer. */
     flow: z.enum(['request', 'response']).default('request'),
-    /** CPU time per run; at most 10 s, as a run holds one of the few workers every script shares. */
+    /** Wall-clock time per run (as Apigee's timeLimit); at most 10 s, as a run holds one of the few workers every script shares. */
     // Not a duration (NaN) passes here: zod runs this refine too, and durationText has said what is wrong.
     timeLimit: timerText.refine((t) => !(msOf(t) > 10_000), 'must be at most 10s: a run holds a worker every script shares').default('200ms'),
     memoryLimitMb: z.number().int().min(1).max(256).default(16),
