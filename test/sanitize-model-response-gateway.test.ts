@@ -1,7 +1,8 @@
 // SanitizeModelResponse on a gateway, where its answer could get out another way: through logprobs, through an SSE
 // event too long for the rewriter to read or one the stream ends without its blank line, through tool-call arguments,
 // through a cache that stored a stream the classifier never judged; and embeddings, which it has nothing to read in,
-// passing whatever their size. A stream it holds text of at [DONE] still ends with [DONE].
+// passing whatever their size. A stream it holds text of at [DONE] still ends with [DONE]. An answer in the other form
+// than asked (JSON to a stream request, a stream to one that did not ask) is read all the same.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
@@ -61,8 +62,9 @@ const TOOL_ARGS_REDACTED = { command: 'aws configure set aws_access_key_id [REDA
 /**
  * What the model server says: the secret in pieces with their logprobs (asked for with `logprobs`), an event longer
  * than the gateway reads (a message saying HUGE), the secret in a tool call's arguments (TOOL), a stream whose last
- * event has no blank line (NO-BLANK) or whose choice never finishes (NO-FINISH), an answer to be classified, or
- * embeddings.
+ * event has no blank line (NO-BLANK), whose choice never finishes (NO-FINISH) or that just stops, with neither
+ * finish_reason nor [DONE] (NO-END), an answer in the other form than asked (OTHER-FORM), an answer to be classified,
+ * or embeddings.
  */
 function upstream(r: StubRequest): void {
   const body = r.body as { stream?: boolean; logprobs?: boolean; input?: unknown; messages?: { content: string }[] };
@@ -70,11 +72,13 @@ function upstream(r: StubRequest): void {
     return json(r.res, 200, { object: 'list', data: Array.from({ length: 80 }, (_, index) => ({ object: 'embedding', index, embedding: Array(256).fill(0.125) })), model: 'm' });
   }
   const prompt = body.messages?.[0]?.content ?? '';
-  if (prompt === 'TOOL' && !body.stream) {
+  // A server that ignores `stream`, either way.
+  const stream = prompt === 'OTHER-FORM' ? !body.stream : body.stream;
+  if (prompt === 'TOOL' && !stream) {
     const call = { id: 'call_1', type: 'function', function: { name: 'shell', arguments: TOOL_ARGS } };
     return json(r.res, 200, { id: 'c1', object: 'chat.completion', created: 1, model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: null, tool_calls: [call] }, finish_reason: 'tool_calls' }] });
   }
-  if (!body.stream) {
+  if (!stream) {
     const content = prompt === 'HUGE' ? 'short' : PIECES.join('');
     const logprobs = body.logprobs ? { content: PIECES.map(logprob) } : null;
     return json(r.res, 200, { id: 'c1', object: 'chat.completion', created: 1, model: 'm', choices: [{ index: 0, message: { role: 'assistant', content }, logprobs, finish_reason: 'stop' }] });
@@ -84,6 +88,10 @@ function upstream(r: StubRequest): void {
   if (prompt === 'NO-BLANK') {
     r.res.write(event({ delta: { content: 'Hello. ' } }));
     return void r.res.end(event({ delta: { content: `Here it is: ${SECRET}` }, finish_reason: 'stop' }).slice(0, -1));
+  }
+  if (prompt === 'NO-END') {
+    for (const p of PIECES) r.res.write(event({ delta: { content: p } }));
+    return void r.res.end();
   }
   if (prompt === 'NO-FINISH') {
     r.res.write(event({ delta: { content: 'hello there' } }));
@@ -176,6 +184,22 @@ test('how a stream ends does not get it past the sanitizer: a last event without
   const noFinish = await chat('redacting', { stream: true, messages: [{ role: 'user', content: 'NO-FINISH' }] });
   assert.equal(payloads(noFinish).at(-1), '[DONE]');
   assert.match(raw(noFinish), /hello there/);
+  // Before: "The key is " and nothing more: the rest, held back, was dropped when the stream just stopped.
+  const noEnd = await chat('redacting', { stream: true, messages: [{ role: 'user', content: 'NO-END' }] });
+  const ended = payloads(noEnd)
+    .map((p) => p.choices[0].delta.content ?? '')
+    .join('');
+  assert.equal(ended, 'The key is [REDACTED:awsAccessKey] ok.');
+});
+
+test('an answer in the other form than asked is read all the same: JSON to a stream request, a stream to one that did not ask', async () => {
+  for (const [product, stream] of [['redacting', true], ['redacting', false], ['blocking', true], ['blocking', false]] as const) {
+    // Before: the flow for the form asked for matched no answer of the other, and the key reached the client.
+    const r = await chat(product, { stream, messages: [{ role: 'user', content: 'OTHER-FORM' }] });
+    assert.ok(!raw(r).includes('AKIAIOSF') && !raw(r).includes('ODNN7EXAMPLQ'), `${product}, stream ${stream}: ${raw(r)}`);
+    if (product === 'blocking') assert.ok(stream ? codeOf(r) === BLOCKED : raw(r).includes(BLOCKED), `${product}, stream ${stream}: ${raw(r)}`);
+    else assert.match(raw(r), /The key is \[REDACTED:awsAccessKey\]/);
+  }
 });
 
 test('an event too long to read ends a sanitized stream with its error event, and no cache keeps the answer', async () => {

@@ -4,12 +4,12 @@ import { open } from 'node:fs/promises';
 import type { Registry } from 'prom-client';
 import { silentLogger, type Logger } from '../lib/logger.js';
 import { withTimeout } from '../lib/with-timeout.js';
-import { AnalyticsRecords, type Database } from '../store/index.js';
+import { AnalyticsRecords, type AnalyticsRecordRow, type Database } from '../store/index.js';
 import { backoffDelay } from './backoff.js';
 import { HeldRecords } from './held-records.js';
 import { registerPipelineMetrics, type Outcome } from './pipeline-metrics.js';
 import { recordIdTime } from './record-id.js';
-import type { AnalyticsRecord } from './record.js';
+import { recordRow, type AnalyticsRecord } from './record.js';
 import { openRecordWriter, type RecordWriter, type RecordWriterOptions } from './record-writer.js';
 import type { AnalyticsSettings } from './settings.js';
 import type { AppendOutcome, Spool, SpoolLimits } from './spool.js';
@@ -102,6 +102,7 @@ export class AnalyticsPipeline {
   #turn: string[] = [];
   #turnWaiting: (() => void)[] = [];
   #turnScheduled = false;
+  #onBacklogResponse: ((id: string, row: AnalyticsRecordRow) => void) | undefined;
 
   constructor(opts: AnalyticsPipelineOptions) {
     this.#records = new AnalyticsRecords(opts.db);
@@ -130,6 +131,14 @@ export class AnalyticsPipeline {
   /** Records the database does not have yet: in the local files, or in memory while those cannot be written. */
   get spooledRecords(): number {
     return this.#pending + this.#turn.length;
+  }
+
+  /**
+   * `visit` is told, as the spool is claimed (start()), of each stored Responses API answer whose creation record an
+   * earlier process left there: after a crash, records the database may not have for a while yet.
+   */
+  onBacklogResponse(visit: (id: string, row: AnalyticsRecordRow) => void): void {
+    this.#onBacklogResponse = visit;
   }
 
   /**
@@ -177,7 +186,7 @@ export class AnalyticsPipeline {
         this.#logger.warn({ file: checkpointPath(dir), problem: distrust }, 'the analytics checkpoint cannot be trusted; replaying every spooled record (the database skips those it has)');
       }
       if (spool.strays.length > 0) this.#logger.warn({ paths: spool.strays }, 'ignoring entries of the analytics directory named like segments that are not files');
-      const backlog = scanBacklog(spool, from);
+      const backlog = scanBacklog(spool, from, this.#onBacklogResponse && this.#backlogLine);
       this.#spool = spool;
       this.#reader = new SpoolReader(spool, from);
       // Segments the checkpoint has passed: deleted before the first batch is shipped (the chain orders them).
@@ -444,6 +453,20 @@ export class AnalyticsPipeline {
     }
     return outcome.stored;
   }
+
+  /** A backlog line that names a stored response, told to #onBacklogResponse. */
+  #backlogLine = (line: string): void => {
+    // Only a stored response's creation record has the key (JSON.stringify leaves undefined fields out).
+    if (!line.includes('"responseId"')) return;
+    let row: AnalyticsRecordRow | undefined;
+    try {
+      row = recordRow(JSON.parse(line) as Parameters<typeof recordRow>[0]);
+    } catch {
+      // A damaged line: the batch that reaches it reports it.
+      return;
+    }
+    if (row?.response_id) this.#onBacklogResponse!(row.response_id, row);
+  };
 
   /** When a spooled record finished: its id's timestamp (a UUIDv7 made at completion). */
   #finishedAt(line: string): number {

@@ -125,8 +125,11 @@ export class SpoolReader {
   }
 }
 
-/** How many lines the reader will return after `from`, and the first of them (start-up only, so synchronous). */
-export function scanBacklog(spool: Spool, from: Position): { lines: number; first?: string } {
+/**
+ * How many lines the reader will return after `from`, and the first of them, each shown to `visit` (start-up only, so
+ * synchronous).
+ */
+export function scanBacklog(spool: Spool, from: Position, visit?: (line: string) => void): { lines: number; first?: string } {
   const reader = new SpoolReader(spool, from);
   let lines = 0;
   let first: string | undefined;
@@ -135,6 +138,7 @@ export function scanBacklog(spool: Spool, from: Position): { lines: number; firs
       const batch = reader.read(BACKLOG_BATCH);
       first ??= batch.lines[0];
       lines += batch.lines.length;
+      if (visit) for (const line of batch.lines) visit(line);
       // A short batch reached the end.
       if (batch.lines.length < BACKLOG_BATCH) break;
       reader.commit(batch.end);

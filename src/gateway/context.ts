@@ -67,6 +67,13 @@ export interface RequestContext {
   usage?: Usage;
   /** The id of the Responses API answer a model server stored (stored-responses.ts), read from the answer. */
   responseId?: string;
+  /** Told as soon as responseId is read: the data plane knows the response from then on, before its answer ends. */
+  onStoredResponse?: (ctx: RequestContext) => void;
+  /**
+   * A follow-up's stored conversation (`previous_response_id`), which its server puts before the follow-up's input:
+   * that response's tokens as its server counted them (StoredResponse.tokens), when known.
+   */
+  historyTokens?: number;
   /** A request on a stored response (GET, DELETE or cancel of `/v1/responses/{id}`), routed to where it lives. */
   storedResponse?: StoredResponseRequest;
   /** Counted in the per-request metrics (metrics.requests was on when its model was resolved). */

@@ -31,7 +31,7 @@ import { assertSafePath } from './safe-path.js';
 import type { UpstreamPools } from './upstream-pools.js';
 import { requestStreamUsage } from './stream-usage.js';
 import { accountOwnAnswer } from './own-answer.js';
-import { storedResponseRequest, type FindRecordedResponse } from './stored-responses.js';
+import { createsStoredResponse, isResponsesOperation, storedResponseRequest, type FindRecordedResponse } from './stored-responses.js';
 import { fairnessTenant, keyedTenant } from './tenant.js';
 import { responseNotFound, StoredResponseRouting } from './stored-response-routing.js';
 
@@ -178,6 +178,8 @@ export class DataPlane {
     this.#apimMetrics = deps.apimMetrics;
     this.#analytics = deps.analytics;
     this.storedResponses = new StoredResponseRouting(() => this.config, deps.findResponse, deps.logger);
+    // Before the pipeline starts (Gateway.listen): what a crashed process spooled is known from the first request.
+    deps.analytics?.onBacklogResponse((id, recorded) => this.storedResponses.recall(id, recorded));
   }
 
   get inflight(): number {
@@ -324,7 +326,8 @@ export class DataPlane {
     // server sends when asked: ask for every stream, an HTTPRoute URL backend's too, before the policies (a cache keys
     // what is sent). A client that did not ask does not see it (stripped on the way back).
     if (ctx.stream && ctx.stages !== 'picker' && (config.settings.analytics.enabled || config.settings.metrics.requests)) requestStreamUsage(ctx);
-    return ctx.operation === 'responses' ? this.#responsesRequest(ctx) : undefined;
+    if (ctx.operation === 'responses') return this.#responsesRequest(ctx);
+    return ctx.backend?.kind === 'url' && isResponsesOperation(ctx.path) ? this.#responsesOperation(ctx) : undefined;
   };
 
   /**
@@ -355,34 +358,18 @@ export class DataPlane {
   }
 
   /**
-   * A GET, HEAD, DELETE, cancel or input_items of a stored response: the key is checked against the model that made
-   * it, then the request goes to the endpoint holding it, in whichever pool or HTTPRoute lists it (over ext_proc, a
-   * policy decision point alone checks its owner and leaves the routing to Envoy's picker). Looked up before the
-   * credentials (they are checked against its model), answered only after them: without a valid key nothing says
-   * whether an id exists, and a valid key that may not reach it hears what it would of an unknown one.
+   * A GET, HEAD, DELETE, cancel or input_items of a stored response: the key is checked, then where the response
+   * lives is looked up and the key's entitlement checked against the model that made it, then the request goes to
+   * the endpoint holding it, in whichever pool or HTTPRoute lists it (over ext_proc, a policy decision point alone
+   * checks its owner and leaves the routing to Envoy's picker). Without a valid key nothing is looked up (a lookup
+   * may query the records), nor said of whether an id exists; a valid key that may not reach it hears what it would
+   * of an unknown one.
    */
   async #decideStored(ctx: RequestContext, hooks: GatewayHooks, config: RuntimeConfig): Promise<Decision> {
     const { id } = ctx.storedResponse!;
-    const lookup = await this.storedResponses.lookup(id);
-    if (lookup.found) ctx.model = lookup.found.model;
     let endpoint: EndpointConfig | undefined;
     try {
-      endpoint = await this.#policies(
-        ctx,
-        hooks,
-        () => {
-          const held = this.storedResponses.reachable(lookup, id, ctx);
-          // A policy decision point alone checks the owner only: Envoy's own picker routes, and the server says.
-          if (ctx.stages === 'policies') return undefined;
-          // One this gateway does not know is passed to an HTTPRoute's URL backend, whose own store says; a pool's
-          // endpoints cannot be told apart.
-          const at = held ? this.storedResponses.holder(held, config) : ctx.backend?.kind === 'url' ? ctx.backend : undefined;
-          if (!at) throw responseNotFound(id);
-          // Within an ext_proc subset hint, as any routed request.
-          return urlEndpoint(at, ctx.subset);
-        },
-        config,
-      );
+      endpoint = await this.#policies(ctx, hooks, (ctx) => this.#storedAt(ctx, id, config), config);
     } catch (err) {
       // A key refused for the model that made it (an entitlement, after the key was found good) would name the model.
       if (err instanceof GatewayError && err.status === 401 && ctx.apim?.key) throw responseNotFound(id);
@@ -392,16 +379,54 @@ export class DataPlane {
     return endpoint ? { kind: 'url', endpoints: [endpoint] } : { kind: 'admitted' };
   }
 
+  /** Once the caller is known: where stored response `id` is reached for it, or undefined for Envoy's picker to say. */
+  async #storedAt(ctx: RequestContext, id: string, config: RuntimeConfig): Promise<EndpointConfig | undefined> {
+    const lookup = await this.storedResponses.lookup(id, keyedTenant(ctx) ?? '');
+    if (lookup.found) ctx.model = lookup.found.model;
+    const held = this.storedResponses.reachable(lookup, id, ctx);
+    // A policy decision point alone checks the owner only: Envoy's own picker routes, and the server says.
+    if (ctx.stages === 'policies') return undefined;
+    // One this gateway does not know (without keys) is passed to an HTTPRoute's URL backend, whose own store says; a
+    // pool's endpoints cannot be told apart.
+    const at = held ? this.storedResponses.holder(held, config) : ctx.backend?.kind === 'url' ? ctx.backend : undefined;
+    if (!at) throw responseNotFound(id);
+    // Within an ext_proc subset hint, as any routed request.
+    return urlEndpoint(at, ctx.subset);
+  }
+
   /**
    * What a Responses API creation settles once its caller is known: with API keys a client may not choose the id
-   * (vLLM's `request_id` becomes it: one app could store over another's), and a follow-up goes where it continues.
+   * (vLLM's `request_id` becomes it: one app could store over another's), a follow-up goes where it continues, and
+   * the response it stores is known here as soon as its id is read.
    */
   #responsesRequest(ctx: RequestContext): Promise<void> | undefined {
     const body = ctx.body!;
     if (body.request_id !== undefined && keyedTenant(ctx) !== undefined) {
       throw gatewayError('TG_ERR_INVALID_REQUEST', 'request_id: not accepted on /v1/responses with API keys (a stored response id is the model server\'s to choose)', undefined, 'request_id');
     }
+    if (createsStoredResponse(ctx)) ctx.onStoredResponse = this.#learnStored;
     const previous = body.previous_response_id;
+    return typeof previous === 'string' ? this.storedResponses.continueAt(ctx, previous) : undefined;
+  }
+
+  readonly #learnStored = (ctx: RequestContext): void => this.storedResponses.track(ctx);
+
+  /**
+   * OpenAI's other operations below /v1/responses/ (input_tokens, compact), passed to an HTTPRoute's URL: their
+   * `model` is the one a key's operation sets are checked against, as a creation's is, and one that names a
+   * `previous_response_id` reads that conversation, so it is checked and routed as a follow-up is.
+   */
+  #responsesOperation(ctx: RequestContext): Promise<void> | undefined {
+    assertUncompressed(ctx.headers);
+    let body: { model?: unknown; previous_response_id?: unknown } | null;
+    try {
+      body = JSON.parse(ctx.rawBody!.toString('utf8')) as typeof body;
+    } catch {
+      // Not JSON: it names no model or response, and its server refuses it.
+      return undefined;
+    }
+    if (typeof body?.model === 'string') ctx.model = body.model;
+    const previous = body?.previous_response_id;
     return typeof previous === 'string' ? this.storedResponses.continueAt(ctx, previous) : undefined;
   }
 

@@ -22,6 +22,11 @@ export interface ResponseFlow {
   headers?(status: number, headers: OutgoingHttpHeaders): void;
   body?(body: Buffer, status: number): Buffer | Promise<Buffer>;
   event?(data: string): string | string[] | null;
+  /**
+   * With `event`: once a stream has ended whole (not cut), the payloads of the events the flow still holds back, sent
+   * as the stream's last (a sanitizer's held text of a stream that ended without finish_reason or [DONE]).
+   */
+  eventsAtEnd?(): string[];
   /** Once the answer is complete (not called for an abandoned one). */
   end?(): void;
   /**

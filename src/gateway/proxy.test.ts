@@ -1,11 +1,12 @@
 // The proxy on its own, between a real upstream and client: the commit step (an answer is not complete for the client
 // until commit lets its last bytes go), requests and headers a policy made unsendable, compressed answers, the
-// first-byte limit and TTFT, malformed heads, SSE framing, what a cut stream is recorded as.
+// first-byte limit and TTFT, malformed heads, SSE framing, what a cut stream is recorded as and how the client sees
+// the cut (an error event, or the connection closed where one cannot be sent).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import { createServer as createNetServer, type Server as NetServer } from 'node:net';
-import { gunzipSync, gzipSync } from 'node:zlib';
+import { constants as zlib, createGzip, gunzipSync, gzipSync } from 'node:zlib';
 import { request } from 'undici';
 import { DEFAULT_SETTINGS } from '../config/settings.js';
 import { CompletionText } from './completion-text.js';
@@ -439,11 +440,15 @@ for (const [name, streamed, status, headers, sent, expected] of [
 }
 
 for (const [name, pieces] of [
-  ['its last two bytes, one by one', ['data: {"a":1}\r\n', '\r', '\n']],
-  ['1, 1 and 2 bytes', ['data: {"a":1}\r', '\n', '\r\n']],
-  ['byte by byte', ['data: {"a":1}', '\r', '\n', '\r', '\n']],
+  ['a CRLF event, its last two bytes one by one', ['data: {"a":1}\r\n', '\r', '\n']],
+  ['a CRLF event, in 1, 1 and 2 bytes', ['data: {"a":1}\r', '\n', '\r\n']],
+  ['a CRLF event, byte by byte', ['data: {"a":1}', '\r', '\n', '\r', '\n']],
+  // SSE lets each line end its own way. Before: none of these was seen as an event's end, and the stream was held whole.
+  ['an LF line, then a CR blank line', ['data: {"a":1}\n\r']],
+  ['a CRLF line, then a CR blank line, byte by byte', ['data: {"a":1}', '\r', '\n', '\r']],
+  ['an LF line, then a CRLF blank line split', ['data: {"a":1}\n\r', '\n']],
 ] as const) {
-  test(`a plain stream passes a CRLF event on once its blank line is in, split over ${name}`, { timeout: 20_000 }, async () => {
+  test(`a plain stream passes an event on once its blank line is in: ${name}`, { timeout: 20_000 }, async () => {
     let restSent = false;
     const upstream = headAtOnce(async (res) => {
       for (const piece of pieces) {
@@ -468,7 +473,7 @@ for (const [name, pieces] of [
       }
       // Before: held until the next event came, since the blank line was looked for in the last piece held only.
       assert.equal(eventBeforeRest, true, 'the event came only with the rest of the stream');
-      assert.equal(text, 'data: {"a":1}\r\n\r\ndata: [DONE]\r\n\r\n');
+      assert.equal(text, `${pieces.join('')}data: [DONE]\r\n\r\n`);
     } finally {
       gateway.close();
       upstream.close();
@@ -622,6 +627,163 @@ for (const [name, headers, body, usage] of [
       const ctx = await gateway.done;
       assert.deepEqual(ctx.usage, usage);
       assert.equal(ctx.completion!.text, usage ? 'hi' : '');
+    } finally {
+      gateway.close();
+      upstream.close();
+      await pools.close();
+    }
+  });
+}
+
+/** An upstream that sends `head` and `body` as they are, then drops the connection (dies) once they have gone. */
+function dyingAnswer(head: string, body: Buffer | string): NetServer {
+  return createNetServer((socket) => {
+    socket.once('data', () => {
+      socket.write(head);
+      socket.write(body);
+      // Apart, so that the proxy has passed the body on before the connection goes.
+      setTimeout(() => socket.destroy(), 100);
+    });
+    socket.on('error', () => {});
+  });
+}
+
+/** How the client's read of the body ends: the whole body ('ended'), a connection cut ('cut'), or nothing in 5 s ('hung'). */
+async function readToEnd(body: AsyncIterable<Buffer>): Promise<{ how: 'ended' | 'cut' | 'hung'; bytes: Buffer }> {
+  const chunks: Buffer[] = [];
+  const read = (async () => {
+    for await (const c of body) chunks.push(c);
+  })().then(
+    () => 'ended' as const,
+    () => 'cut' as const,
+  );
+  const how = await Promise.race([read, sleep(5000).then(() => 'hung' as const)]);
+  return { how, bytes: Buffer.concat(chunks) };
+}
+
+const EVENT = 'data: {"choices":[{"index":0,"delta":{"content":"a"}}]}\n\n';
+
+test('a stream with a content-length cut short ends the client connection, so the client sees the cut instead of waiting', { timeout: 20_000 }, async () => {
+  const upstream = dyingAnswer('HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: 500\r\n\r\n', EVENT);
+  const upstreamUrl = await listen(upstream);
+  const pools = new UpstreamPools(DEFAULT_SETTINGS);
+  const gateway = await throughProxy(upstreamUrl, pools, () => ({}));
+  try {
+    const r = await request(`${gateway.url}/v1/chat/completions`, { method: 'POST', body: '{}' });
+    assert.equal(r.headers['content-length'], '500');
+    const read = await readToEnd(r.body);
+    // Before: an error event the client never read (past fewer bytes than promised), on a connection left open: hung.
+    assert.equal(read.how, 'cut');
+    assert.equal(read.bytes.toString(), EVENT);
+    assert.equal((await gateway.done).errorCode, 'upstream_error');
+  } finally {
+    gateway.close();
+    upstream.close();
+    await pools.close();
+  }
+});
+
+/** An event gzip'd and flushed, as a server compressing a stream sends it. */
+function gzipped(text: string): Promise<Buffer> {
+  return new Promise((resolve) => {
+    const gz = createGzip();
+    const out: Buffer[] = [];
+    gz.on('data', (c: Buffer) => out.push(c));
+    gz.write(text);
+    gz.flush(zlib.Z_SYNC_FLUSH, () => resolve(Buffer.concat(out)));
+  });
+}
+
+test('a compressed stream nothing rewrites goes on chunk by chunk, not held to its end', { timeout: 20_000 }, async () => {
+  let release: () => void = () => {};
+  const upstream = createServer((req, res) => {
+    req.resume();
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'content-encoding': 'gzip' });
+    const gz = createGzip();
+    gz.pipe(res);
+    gz.write(EVENT);
+    gz.flush(zlib.Z_SYNC_FLUSH);
+    // The rest only once the client has the first event: a stream held until its end would never get there.
+    release = () => gz.end('data: [DONE]\n\n');
+  });
+  const upstreamUrl = await listen(upstream);
+  const pools = new UpstreamPools(DEFAULT_SETTINGS);
+  const gateway = await throughProxy(upstreamUrl, pools, () => ({}));
+  try {
+    const r = await request(`${gateway.url}/v1/chat/completions`, { method: 'POST', body: '{}' });
+    assert.equal(r.headers['content-encoding'], 'gzip');
+    const chunks = r.body[Symbol.asyncIterator]();
+    // Before: its compressed bytes were searched for a blank line, found none, and held whole.
+    const first = await Promise.race([chunks.next(), sleep(5000).then(() => assert.fail('the stream was held'))]);
+    const received = [first.value as Buffer];
+    release();
+    for (let c = await chunks.next(); !c.done; c = await chunks.next()) received.push(c.value as Buffer);
+    assert.equal(gunzipSync(Buffer.concat(received)).toString(), `${EVENT}data: [DONE]\n\n`);
+  } finally {
+    gateway.close();
+    upstream.close();
+    await pools.close();
+  }
+});
+
+test('a compressed stream cut short ends the client connection, with no plain-text error event in its compressed bytes', { timeout: 20_000 }, async () => {
+  const gz = await gzipped(EVENT);
+  // Chunked, so that the connection dropping before the last chunk is a cut (close-delimited, it would be the end).
+  const chunk = Buffer.concat([Buffer.from(`${gz.length.toString(16)}\r\n`), gz, Buffer.from('\r\n')]);
+  const upstream = dyingAnswer('HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-encoding: gzip\r\ntransfer-encoding: chunked\r\n\r\n', chunk);
+  const upstreamUrl = await listen(upstream);
+  const pools = new UpstreamPools(DEFAULT_SETTINGS);
+  const gateway = await throughProxy(upstreamUrl, pools, () => ({}));
+  try {
+    const r = await request(`${gateway.url}/v1/chat/completions`, { method: 'POST', body: '{}' });
+    const read = await readToEnd(r.body);
+    // Before: `data: {"error":...}` was appended to the gzip body as plain text, corrupting what the client decoded.
+    assert.equal(read.how, 'cut');
+    assert.doesNotMatch(read.bytes.toString('latin1'), /"error"/);
+    assert.equal(gunzipSync(read.bytes, { finishFlush: zlib.Z_SYNC_FLUSH }).toString(), EVENT);
+    assert.equal((await gateway.done).errorCode, 'upstream_error');
+  } finally {
+    gateway.close();
+    upstream.close();
+    await pools.close();
+  }
+});
+
+const HALF_EVENT = 'data: {"id":"c1","object":"cha';
+const CLOSE_DELIMITED = 'HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n';
+
+for (const [name, setup] of [
+  ['passed through', undefined],
+  ['rewritten (usage stripped)', strippedStream],
+] as const) {
+  test(`a close-delimited stream whose server stops inside an event (${name}) ends with the error event, recorded as upstream_error`, async () => {
+    const upstream = rawAnswer(`${CLOSE_DELIMITED}${EVENT}${HALF_EVENT}`);
+    const upstreamUrl = await listen(upstream);
+    const pools = new UpstreamPools(DEFAULT_SETTINGS);
+    const gateway = await throughProxy(upstreamUrl, pools, () => ({}), setup);
+    try {
+      const r = await request(`${gateway.url}/v1/chat/completions`, { method: 'POST', body: '{}' });
+      const text = await r.body.text();
+      // Before: the half event went on (JSON no SDK parses), and the record said 200 with no fault.
+      assert.ok(text.startsWith(EVENT) && !text.includes(HALF_EVENT), text);
+      assert.match(text, /^data: \{"error":\{.*"code":"upstream_error"\}\}\n\n$/m);
+      assert.equal((await gateway.done).errorCode, 'upstream_error');
+    } finally {
+      gateway.close();
+      upstream.close();
+      await pools.close();
+    }
+  });
+
+  test(`a close-delimited stream whose last event, whole, has no blank line (${name}) ends as it came`, async () => {
+    const upstream = rawAnswer(`${CLOSE_DELIMITED}${EVENT}data: [DONE]`);
+    const upstreamUrl = await listen(upstream);
+    const pools = new UpstreamPools(DEFAULT_SETTINGS);
+    const gateway = await throughProxy(upstreamUrl, pools, () => ({}), setup);
+    try {
+      const r = await request(`${gateway.url}/v1/chat/completions`, { method: 'POST', body: '{}' });
+      assert.equal(await r.body.text(), `${EVENT}data: [DONE]`);
+      assert.equal((await gateway.done).errorCode, undefined);
     } finally {
       gateway.close();
       upstream.close();

@@ -17,7 +17,8 @@ import type { ResponseFlow } from './hooks.js';
 import { AnswerCopy } from './answer-copy.js';
 import { compressedAnswerError, readableAnswer } from './content-encoding.js';
 import { applyPolicyHeaders, dropUnsendableHeaders } from './header-values.js';
-import { MAX_HELD_EVENT, SseRewriter, withUsageStripped } from './sse-rewriter.js';
+import { eventsAtEnd, isCutShort, MAX_HELD_EVENT, SseRewriter, withUsageStripped } from './sse-rewriter.js';
+import { EventEnds } from './sse-event-ends.js';
 import { answerReadAs, isEventStream } from './media-type.js';
 import { unwatchConnection, watchConnection } from './client-pick-request.js';
 
@@ -124,8 +125,17 @@ class Exchange {
   #scanner: UsageScanner | null = null;
   #waitingDrain = false;
   #sse = false;
-  /** Whether what went to the client so far stops inside an SSE event (not after its blank line). */
+  /** The answer's bytes are its text (no content-encoding): SSE events can be found in them. */
+  #readable = true;
+  /** The head the client got declares a content-length: an answer cut short cannot end with an error event. */
+  #lengthFramed = false;
+  /** Whether what went to the client so far (or is kept for #end) stops inside an SSE event (not after its blank line). */
   #midEvent = false;
+  /**
+   * A plain SSE pass-through's event ends (#wholeEvents); null when the answer is rewritten or not SSE, or compressed:
+   * compressed events pass on as they come (their bytes show no blank line, and looking for one held the whole stream).
+   */
+  #eventEnds: EventEnds | null = null;
   /** A plain SSE pass-through's event whose blank line has not come yet, as it came (#wholeEvents). */
   #partial: Buffer[] | undefined;
   #partialBytes = 0;
@@ -222,6 +232,7 @@ class Exchange {
     const readAs = answerReadAs(headers, status, ctx.stream);
     this.#sse = isEventStream(readAs['content-type']);
     const readable = readableAnswer(headers);
+    this.#readable = readable;
     // A stored response read, cancelled or deleted is no generation: the tokens its answer repeats were counted once.
     this.#scanner = ctx.storedResponse ? null : usageScannerFor(readAs, ctx.completion, this.#target.maxBodyBytes, responseIdSink(ctx, status));
     let flow = this.#target.respond?.(status);
@@ -239,9 +250,9 @@ class Exchange {
       return;
     }
     if (this.#sse && rewrite) {
-      this.#rewriter = new SseRewriter(rewrite);
+      this.#rewriter = new SseRewriter(rewrite, eventsAtEnd(flow, this.#ctx.stripStreamUsage === true));
       delete out['content-length'];
-    }
+    } else if (this.#sse && readable) this.#eventEnds = new EventEnds();
     this.#headersSent = true;
     if (!this.#sse && flow?.body && flow.observes) this.#copy = new AnswerCopy(flow, this.#target.maxBodyBytes);
     else if (!this.#sse && flow?.body) {
@@ -250,7 +261,8 @@ class Exchange {
       return;
     }
     if (this.#clientGone) return;
-    if (this.#target.commit && !this.#rewriter && out['content-length'] !== undefined) this.#completeAt = Number(out['content-length']);
+    this.#lengthFramed = out['content-length'] !== undefined;
+    if (this.#target.commit && !this.#rewriter && this.#lengthFramed) this.#completeAt = Number(out['content-length']);
     this.#head = { status, headers: out };
   }
 
@@ -275,14 +287,14 @@ class Exchange {
       return;
     }
     this.#copy?.push(chunk);
+    const out = this.#rewriter ? this.#rewriter.push(chunk) : this.#eventEnds ? this.#wholeEvents(chunk) : chunk;
+    if (typeof out === 'string' && out !== '') this.#midEvent = !out.endsWith('\n\n');
     if (this.#upstreamBytes >= this.#completeAt) {
-      const held = this.#takePartial();
-      this.#tail = held ? Buffer.concat([held, chunk]) : chunk;
+      // Only without a rewriter: a Buffer.
+      this.#tail = out as Buffer;
       return;
     }
-    const out = this.#rewriter ? this.#rewriter.push(chunk) : this.#sse ? this.#wholeEvents(chunk) : chunk;
     if (out.length === 0) return;
-    if (this.#sse) this.#midEvent = !endsEvent(out);
     this.#writeHead();
     // A rewritten stream's text in bytes, not characters: counted in characters, a CJK answer was recorded short.
     this.#ctx.bytesOut += Buffer.byteLength(out);
@@ -302,25 +314,22 @@ class Exchange {
    * reach the client as JSON no SDK parses). One longer than MAX_HELD_EVENT goes on as it comes.
    */
   #wholeEvents(chunk: Buffer): Buffer {
+    // Only the new chunk is searched (EventEnds follows a blank line split across chunks): the held start of an event
+    // has no blank line, and searching or copying it again per chunk would be quadratic.
+    const end = this.#eventEnds!.last(chunk);
     const held = this.#partial;
-    if (!held && endsEvent(chunk)) return chunk;
-    // Only the new chunk is searched, with the last bytes held before it (a blank line may straddle them): the held
-    // start of an event has no blank line, and searching or copying it again per chunk would be quadratic.
-    const before = held && lastBytes(held, CRLF_CRLF.length - 1);
-    const end = lastEventEnd(before ? Buffer.concat([before, chunk]) : chunk) - (before?.length ?? 0);
-    if (end <= 0) {
+    if (end === 0) {
       if (held) held.push(chunk);
       else this.#partial = [chunk];
       this.#partialBytes += chunk.length;
-      return this.#partialBytes <= MAX_HELD_EVENT ? EMPTY : this.#takePartial()!;
+      if (this.#partialBytes <= MAX_HELD_EVENT) return EMPTY;
+      this.#midEvent = true;
+      return this.#takePartial()!;
     }
+    this.#midEvent = false;
     const out = held ? Buffer.concat([...held, chunk.subarray(0, end)]) : chunk.subarray(0, end);
-    this.#partial = undefined;
-    this.#partialBytes = 0;
-    if (end < chunk.length) {
-      this.#partial = [chunk.subarray(end)];
-      this.#partialBytes = chunk.length - end;
-    }
+    this.#partial = end < chunk.length ? [chunk.subarray(end)] : undefined;
+    this.#partialBytes = chunk.length - end;
     return out;
   }
 
@@ -363,8 +372,28 @@ class Exchange {
       this.#ended();
       return;
     }
+    // A close-delimited stream whose server died mid-event ends like any other: the half event is no answer.
+    if (this.#endsInsideEvent()) {
+      this.#cutShort(gatewayError('TG_ERR_UPSTREAM_ERROR', 'The model server ended the answer early (inside an event)'));
+      return;
+    }
     this.#copy?.end(this.#ctx.upstreamStatus!);
-    this.#end(this.#tail ?? this.#rewriter?.end() ?? this.#takePartial());
+    this.#end(this.#rewriter ? this.#rewriter.end() : this.#lastBytes());
+  }
+
+  /** Whether the finished upstream stopped inside an SSE event cut short (isCutShort), not a whole last event. */
+  #endsInsideEvent(): boolean {
+    if (this.#rewriter) return this.#rewriter.cutShort();
+    // After an event too long to hold, what is held is its end, not an event of its own.
+    if (!this.#partial || this.#midEvent) return false;
+    return isCutShort(Buffer.concat(this.#partial).toString());
+  }
+
+  /** The answer's last bytes: what is kept for #end (#completeAt), and the end of a last event without its blank line. */
+  #lastBytes(): Buffer | undefined {
+    const tail = this.#tail;
+    const rest = this.#takePartial();
+    return tail && rest ? Buffer.concat([tail, rest]) : (tail ?? rest);
   }
 
   /** Sends the answer's last bytes once the commit step lets them go; the exchange is over only then. */
@@ -421,6 +450,11 @@ class Exchange {
       this.#finish({ error: code === 'TG_RESPONSE_TOO_LARGE' ? gatewayError('TG_ERR_UPSTREAM_ERROR', err.message) : fault });
       return;
     }
+    this.#cutShort(fault);
+  }
+
+  /** The answer the client is getting ends short of the upstream's, with `fault`. */
+  #cutShort(fault: GatewayError): void {
     if (this.#head) {
       // Only the upstream's head came: nothing went to the client yet, which still gets a fault of its own.
       this.#head = null;
@@ -430,15 +464,28 @@ class Exchange {
     // Bytes have gone out: the status cannot change any more; end the answer so the client does not hang. The records
     // say what the client was told (a timeout is upstream_timeout there too).
     this.#ctx.errorCode = fault.code;
-    if (this.#sse) {
+    // An error event ends a stream only as its own text in a body whose end the client finds: in a compressed body it
+    // corrupted what the client decoded, and past a content-length the client never read it and waited for the bytes
+    // promised (on a kept-alive connection, until its own timeout).
+    if (this.#sse && this.#readable && !this.#lengthFramed) {
       const event = JSON.stringify({ error: { message: fault.message, type: fault.type, code: fault.code } });
       // After an event cut short, a blank line first ends it: otherwise the error would be glued to its half line.
       const tail = `${this.#midEvent ? '\n\n' : ''}data: ${event}\n\n`;
       this.#ctx.bytesOut += Buffer.byteLength(tail);
       this.#res.end(tail);
-    } else this.#res.destroy();
+    } else this.#cutConnection();
     this.#ctx.usage = usageAtEnd(this.#ctx, this.#scanner);
     this.#finish({});
+  }
+
+  /**
+   * Ends the connection once what was written has gone: the client sees its answer end short (no last chunk, or fewer
+   * bytes than its content-length), where ending the response would have framed a cut answer as complete.
+   */
+  #cutConnection(): void {
+    const socket = this.#res.socket;
+    if (socket && !socket.destroyed) socket.end(() => socket.destroy());
+    else this.#res.destroy();
   }
 
   #faultFor(err: Error, code: string, reached: boolean): GatewayError {
@@ -494,39 +541,6 @@ class Exchange {
 }
 
 const EMPTY = Buffer.alloc(0);
-const LF_LF = Buffer.from('\n\n');
-const CRLF_CRLF = Buffer.from('\r\n\r\n');
-const CR_CR = Buffer.from('\r\r');
-
-/** Where the last complete SSE event of `data` ends (the index past its blank line, in LF, CRLF or CR lines), or 0. */
-function lastEventEnd(data: Buffer): number {
-  const lf = data.lastIndexOf(LF_LF);
-  const crlf = data.lastIndexOf(CRLF_CRLF);
-  const cr = data.lastIndexOf(CR_CR);
-  return Math.max(lf === -1 ? 0 : lf + 2, crlf === -1 ? 0 : crlf + 4, cr === -1 ? 0 : cr + 2);
-}
-
-/**
- * The last `n` bytes of `chunks`, from as many of them as it takes: a CRLF blank line split byte by byte straddles
- * three chunks before the one that ends it.
- */
-function lastBytes(chunks: readonly Buffer[], n: number): Buffer {
-  const parts: Buffer[] = [];
-  for (let i = chunks.length - 1; i >= 0 && n > 0; i--) {
-    const part = chunks[i].subarray(Math.max(0, chunks[i].length - n));
-    parts.push(part);
-    n -= part.length;
-  }
-  return parts.length === 1 ? parts[0] : Buffer.concat(parts.reverse());
-}
-
-/** Whether `out` ends with the blank line that closes an SSE event (LF, CRLF or CR lines). */
-function endsEvent(out: Buffer | string): boolean {
-  const n = out.length;
-  const at = (i: number) => (typeof out === 'string' ? out.charCodeAt(i) : out[i]);
-  if (at(n - 1) === 13) return at(n - 2) === 13;
-  return at(n - 1) === 10 && (at(n - 2) === 10 || (at(n - 2) === 13 && at(n - 3) === 10));
-}
 
 class AttemptHandler implements Dispatcher.DispatchHandler {
   readonly #exchange: Exchange;

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MAX_HELD_EVENT, SseRewriter, UNREAD_EVENT, stripUsage, withUsageStripped } from './sse-rewriter.js';
+import { MAX_HELD_EVENT, SseRewriter, UNREAD_EVENT, eventsAtEnd, isCutShort, stripUsage, withUsageStripped } from './sse-rewriter.js';
 
 const STREAM =
   'data: {"choices":[{"delta":{"content":"añ€😀"}}],"usage":null}\n\n' +
@@ -95,6 +95,13 @@ test('stripping usage takes it off a content chunk that carries it too (llama.cp
   assert.equal(stripUsage('{"choices":[{"delta":{"content":"\\"usage\\": {}"}}]}'), '{"choices":[{"delta":{"content":"\\"usage\\": {}"}}]}');
 });
 
+test('stripping usage drops a usage chunk without a `choices` key whole, as one with empty choices', () => {
+  // Before: its usage was taken out and the rest sent, a chunk without choices that the usual client loop
+  // (`chunk.choices[0]?.delta`) cannot read, for an event the client never asked for.
+  assert.equal(stripUsage('{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","usage":{"prompt_tokens":3,"completion_tokens":2}}'), null);
+  assert.equal(stripUsage('{"id":"c1","choices":[{"delta":{"content":"hi"}}],"usage":{"prompt_tokens":3,"completion_tokens":2}}'), '{"id":"c1","choices":[{"delta":{"content":"hi"}}]}');
+});
+
 test('"usage":null goes wherever it stands in the chunk: first, last, alone', () => {
   assert.equal(stripUsage('{"usage":null,"id":"x","choices":[]}'), '{"id":"x","choices":[]}');
   assert.equal(stripUsage('{"id":"x", "usage" : null }'), '{"id":"x" }');
@@ -177,4 +184,31 @@ test('the last event without its closing blank line goes through the rewrite too
   const dropped = new SseRewriter(() => null);
   dropped.push(Buffer.from('data: a\n'));
   assert.equal(dropped.end(), '');
+});
+
+test("what a rewrite still holds at a stream's end goes out as its last events, after a last event without its blank line", () => {
+  const held = () => ['{"choices":[{"delta":{"content":"held"}}],"usage":null}'];
+  for (const [stream, expected] of [
+    ['data: a\n\n', 'data: a\n\ndata: {"choices":[{"delta":{"content":"held"}}],"usage":null}\n\n'],
+    ['data: a\n\ndata: b', 'data: a\n\ndata: b\n\ndata: {"choices":[{"delta":{"content":"held"}}],"usage":null}\n\n'],
+    ['data: a\n\ndata: b\n', 'data: a\n\ndata: b\n\ndata: {"choices":[{"delta":{"content":"held"}}],"usage":null}\n\n'],
+  ] as const) {
+    // Before: the rewriter had no end step: a stream that ended without the event that releases held text lost it.
+    assert.equal(run(new SseRewriter((d) => d, held), stream, 3), expected, stream);
+  }
+  assert.equal(run(new SseRewriter((d) => d, () => []), 'data: a', 3), 'data: a', 'nothing held: byte for byte');
+  // Tollgate's usage stripping applies to them as to every event.
+  const stripped = eventsAtEnd({ event: (d) => d, eventsAtEnd: held }, true)!;
+  assert.deepEqual(stripped(), ['{"choices":[{"delta":{"content":"held"}}]}']);
+  assert.equal(eventsAtEnd({ event: (d) => d }, true), undefined);
+});
+
+test('a stream that stops inside an event is cut short when the event\'s data is neither whole JSON nor [DONE]', () => {
+  for (const rest of ['data: {"id":"c1","object":"cha', 'event: x\ndata: {"a":\n', 'data: [DON']) assert.equal(isCutShort(rest), true, rest);
+  for (const rest of ['', '\n', ': ping', 'event: x\n', 'data: [DONE]', 'data: {"a":1}\n', 'data: {"a":\r\ndata: 1}\r']) assert.equal(isCutShort(rest), false, rest);
+  const r = new SseRewriter((d) => d);
+  r.push(Buffer.from('data: {"a":1}\n\ndata: {"b"'));
+  assert.equal(r.cutShort(), true);
+  r.push(Buffer.from(':2}'));
+  assert.equal(r.cutShort(), false);
 });

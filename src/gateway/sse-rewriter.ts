@@ -1,6 +1,7 @@
 // Rewriting a server-sent-event stream event by event as it passes: response policies and tollgate's own
 // usage stripping see each event's `data:` payload whole, however the upstream split the bytes.
 import { StringDecoder } from 'node:string_decoder';
+import type { ResponseFlow } from './hooks.js';
 
 const CR_LINE_END = /\r\n?/g;
 const TRAILING_LINE_ENDS = /\n+$/;
@@ -56,8 +57,12 @@ export class SseRewriter {
   /** While passing: the rewrite put something in the oversized event's place, so the event itself is dropped. */
   #dropping = false;
 
-  constructor(rewrite: EventRewrite) {
+  /** What the rewrite still holds once a stream has ended (the flow's eventsAtEnd): none when it does not hold any. */
+  readonly #atEnd: (() => string[]) | undefined;
+
+  constructor(rewrite: EventRewrite, atEnd?: () => string[]) {
     this.#rewrite = rewrite;
+    this.#atEnd = atEnd;
   }
 
   push(chunk: Buffer): string {
@@ -113,9 +118,22 @@ export class SseRewriter {
     this.#pending = '';
     if (this.#dropping) return '';
     const event = this.#passing ? '' : rest.replace(TRAILING_LINE_ENDS, '');
-    if (event === '') return rest;
-    const out = this.#event(event);
-    return out === `${event}\n\n` ? rest : out;
+    let out = event === '' ? rest : this.#event(event);
+    if (out === `${event}\n\n`) out = rest;
+    // The text a rewrite still holds (a sanitizer's held-back end): a stream that ends without the event that would have
+    // let it go (finish_reason, [DONE]) lost it.
+    const held = this.#atEnd?.() ?? [];
+    if (held.length === 0) return out;
+    const blankLine = out === '' || out.endsWith('\n\n') ? '' : out.endsWith('\n') ? '\n' : '\n\n';
+    return out + blankLine + render(NO_LINES, held);
+  }
+
+  /**
+   * Whether the upstream, now finished, stopped inside an event whose data is cut short (a close-delimited stream whose
+   * server died): not to be passed on, nor given to a rewrite, which would pass on what it cannot read.
+   */
+  cutShort(): boolean {
+    return !this.#passing && isCutShort(this.#pending);
   }
 
   #event(event: string): string {
@@ -151,6 +169,27 @@ function headLines(start: string): string[] {
     at = nl + 1;
   }
   return lines;
+}
+
+const LINE_END = /\r\n?|\n/;
+
+/**
+ * Whether `rest`, what a stream ends with after its last blank line, is an event cut short: its data neither `[DONE]`
+ * nor JSON. A last event without its blank line that is whole goes on (legal SSE); a half one reached clients as
+ * JSON no SDK parses, and the record showed no fault.
+ */
+export function isCutShort(rest: string): boolean {
+  let data: string | undefined;
+  for (const line of rest.split(LINE_END)) {
+    if (line.startsWith('data:')) data = data === undefined ? dataOf(line) : `${data}\n${dataOf(line)}`;
+  }
+  if (data === undefined || data === '[DONE]') return false;
+  try {
+    JSON.parse(data);
+    return false;
+  } catch {
+    return true;
+  }
 }
 
 /** A `data:` line's payload (the one space after the colon is not part of it). */
@@ -214,6 +253,13 @@ export function withUsageStripped(policy: EventRewrite | undefined, strip: boole
   return policy ? pipeEvents([policy, stripUsage]) : stripUsage;
 }
 
+/** `flow`'s events at a stream's end (ResponseFlow.eventsAtEnd), through tollgate's usage stripping when `strip`. */
+export function eventsAtEnd(flow: ResponseFlow | undefined, strip: boolean): (() => string[]) | undefined {
+  const held = flow?.eventsAtEnd?.bind(flow);
+  if (!held || !strip) return held;
+  return () => held().flatMap((data) => stripUsage(data) ?? []);
+}
+
 /** Where the first blank line of `text` ends (the index past it), or -1. */
 function blankLineEnd(text: string): number {
   const at = text.indexOf('\n\n');
@@ -241,7 +287,9 @@ export const stripUsage = (data: string): string | null => {
   try {
     const ev = JSON.parse(cleaned) as { choices?: unknown[]; usage?: unknown };
     if (ev.usage === null || typeof ev.usage !== 'object') return cleaned;
-    if (Array.isArray(ev.choices) && ev.choices.length === 0) return null;
+    // A usage chunk with no `choices` key at all is the same event (the client never asked for it): with its usage
+    // taken out, it reached the client as a chunk without choices, which the usual client loop cannot read.
+    if (!Array.isArray(ev.choices) || ev.choices.length === 0) return null;
     delete ev.usage;
     return JSON.stringify(ev);
   } catch {

@@ -7,7 +7,7 @@ import type { RequestContext } from './context.js';
 import { newContext } from './data-plane.js';
 import type { GatewayError } from './errors.js';
 import { StoredResponseRouting } from './stored-response-routing.js';
-import type { FindRecordedResponse } from './stored-responses.js';
+import { responseIdSink, type FindRecordedResponse } from './stored-responses.js';
 
 const m = (kind: string, name: string, spec: unknown) => manifestOf(kind, name, spec, 'test');
 
@@ -44,22 +44,47 @@ describe('StoredResponseRouting', () => {
     assert.deepEqual(await routing.lookup('resp_err'), { found: undefined, failed: true });
   });
 
-  test('records queries at once are bounded until they end, and one that does not answer in time counts as failed', async () => {
-    let sent = 0;
-    let end!: (r: undefined) => void;
-    const stalled = new Promise<undefined>((resolve) => (end = resolve));
-    const routing = new StoredResponseRouting(() => config(), () => (sent++, stalled), silentLogger);
-    const pending = Array.from({ length: 8 }, (_, i) => routing.lookup(`resp_${i}`));
-    assert.deepEqual(await routing.lookup('resp_9'), { found: undefined, failed: true }, 'a ninth at once is not sent');
-    assert.equal(sent, 8);
-    for (const r of await Promise.all(pending)) assert.deepEqual(r, { found: undefined, failed: true });
-    // Before: the timed-out requests gave their slots back while their queries ran on, so a flood piled up more.
-    assert.deepEqual(await routing.lookup('resp_10'), { found: undefined, failed: true }, 'the abandoned queries still run');
-    assert.equal(sent, 8);
-    end(undefined);
-    await stalled;
-    assert.deepEqual(await routing.lookup('resp_11'), { found: undefined, failed: false }, 'sent once they ended');
-    assert.equal(sent, 9);
+  test("an id found nowhere is looked for again until another replica's record of it would have arrived", async () => {
+    const current = config();
+    current.settings.analytics.flushInterval = 300;
+    let calls = 0;
+    let recordedAt = Infinity;
+    const routing = new StoredResponseRouting(
+      () => current,
+      async () => (calls++, performance.now() >= recordedAt ? { endpoint: '10.0.0.2:8000', app_id: 'A', model: 'm', input_tokens: 40, output_tokens: 2 } : undefined),
+      silentLogger,
+    );
+    // Made on another replica a moment ago: its record reaches the database while the lookup waits for it.
+    recordedAt = performance.now() + 250;
+    const fresh = await routing.lookup('resp_fresh', 'app:A');
+    assert.deepEqual(fresh, { found: { address: '10.0.0.2:8000', model: 'm', owner: 'app:A', tokens: 42 } });
+    assert.ok(calls >= 2, 'asked again');
+    // Before: the first miss was final, and another app's follow-up was picked freely onto the holder.
+    recordedAt = Infinity;
+    calls = 0;
+    assert.deepEqual(await routing.lookup('resp_none', 'app:A'), { found: undefined, failed: false });
+    assert.ok(calls >= 2 && calls <= 6, `asked ${calls} times while its record might arrive, not more`);
+  });
+
+  test('a response made here is known from the moment its id is read, its tokens once its answer ends', () => {
+    const routing = new StoredResponseRouting(() => config(), undefined, silentLogger);
+    const ctx = ctxOf('A', { operation: 'responses', body: { model: 'm' }, model: 'm', endpoint: { url: 'http://10.0.0.1:8000', address: '10.0.0.1:8000' } });
+    ctx.onStoredResponse = (c) => routing.track(c);
+    responseIdSink(ctx, 200)!('resp_new');
+    assert.deepEqual(routing.responses.get('resp_new'), { address: '10.0.0.1:8000', model: 'm', owner: 'app:A' });
+    ctx.usage = { inputTokens: 30, outputTokens: 5, cachedTokens: 0 };
+    routing.track(ctx);
+    assert.equal(routing.responses.get('resp_new')?.tokens, 35);
+  });
+
+  test("recall: a creation an earlier process spooled is known before any request; what is known already keeps its owner", async () => {
+    const routing = new StoredResponseRouting(() => config(), async () => undefined, silentLogger);
+    routing.recall('resp_spooled', { endpoint: '10.0.0.2:8000', app_id: 'A', model: 'm', input_tokens: 7, output_tokens: 1 });
+    routing.recall('resp_spooled', { endpoint: '10.0.0.1:8000', app_id: 'B', model: 'm' });
+    routing.recall('resp_nobody', { endpoint: null, app_id: null, model: 'm' });
+    assert.deepEqual(routing.responses.get('resp_spooled'), { address: '10.0.0.2:8000', model: 'm', owner: 'app:A', tokens: 8 });
+    assert.equal(routing.responses.get('resp_nobody'), undefined);
+    assert.throws(() => routing.reachable({ found: routing.responses.get('resp_spooled')! }, 'resp_spooled', ctxOf('B')), (e) => code(e) === 'response_not_found');
   });
 
   test('storedResponses: 0 turns routing off: no records lookup, nothing known, no 503, no follow-up held', async () => {
@@ -75,13 +100,34 @@ describe('StoredResponseRouting', () => {
     assert.equal(ctx.subset, undefined, 'picked as any request is');
   });
 
-  test("reachable: another app's is 404; a failed lookup is 503 with API keys, unknown without", () => {
+  test("reachable: another app's is 404; with API keys a failed lookup is 503 and one found nowhere 404; without, both unknown", () => {
     const routing = new StoredResponseRouting(() => config(), undefined, silentLogger);
     const owned = { found: { address: '10.0.0.1:8000', model: 'm', owner: 'app:A' } };
     assert.equal(routing.reachable(owned, 'r', ctxOf('A')), owned.found);
     assert.throws(() => routing.reachable(owned, 'r', ctxOf('B')), (e) => code(e) === 'response_not_found');
     assert.throws(() => routing.reachable({ found: undefined, failed: true }, 'r', ctxOf('B')), (e) => code(e) === 'response_lookup_failed');
+    // May be another app's whose record has not reached here yet: never sent on for whoever asks.
+    assert.throws(() => routing.reachable({ found: undefined, failed: false }, 'r', ctxOf('B')), (e) => code(e) === 'response_not_found');
     assert.equal(routing.reachable({ found: undefined, failed: true }, 'r', ctxOf()), undefined);
+    assert.equal(routing.reachable({ found: undefined, failed: false }, 'r', ctxOf()), undefined);
+  });
+
+  test("the 404 is vLLM's own to the byte, whatever the fault format: an app cannot tell another app's id from an unknown one", () => {
+    const routing = new StoredResponseRouting(() => config(), undefined, silentLogger);
+    let err: unknown;
+    try {
+      routing.reachable({ found: { address: '10.0.0.1:8000', model: 'm', owner: 'app:A' } }, 'resp_abc', ctxOf('B'));
+    } catch (e) {
+      err = e;
+    }
+    const vllm = '{"error":{"message":"Response with id \'resp_abc\' not found.","type":"invalid_request_error","param":"response_id","code":404}}';
+    for (const format of ['openai', 'apigee'] as const) {
+      const r = (err as GatewayError).toResponse(format);
+      assert.equal(r.status, 404);
+      assert.equal(r.body, vllm, format);
+      assert.equal(r.headers['content-type'], 'application/json');
+    }
+    assert.equal(code(err), 'response_not_found', 'recorded under its own code');
   });
 
   test("reachable: an ext_proc endpoint picker alone, which knows no caller, routes to an owned response (its chain's policy decision point checks the owner)", () => {
@@ -152,8 +198,23 @@ describe('StoredResponseRouting', () => {
     const routed = ctxOf(undefined, { backend: { kind: 'url', url: 'https://other.example.com', address: 'other.example.com:443' } });
     await routing.continueAt(routed, 'resp_u');
     assert.deepEqual(routed.backend, { kind: 'url', url: 'https://api.example.com', address: 'api.example.com:443' });
+    assert.equal(routed.historyTokens, undefined, 'its tokens not known');
     const viaRoute = ctxOf(undefined, { backend: { kind: 'url', url: 'https://other.example.com', address: 'other.example.com:443' } });
     await routing.continueAt(viaRoute, 'resp_p');
     assert.equal(viaRoute.backend?.kind === 'url' && viaRoute.backend.address, 'other.example.com:443');
+  });
+
+  test('continueAt: what the continued response brings in is the follow-up\'s history; an id of another form is no app\'s and not looked up', async () => {
+    const current = config();
+    let sent = 0;
+    const routing = new StoredResponseRouting(() => current, async () => (sent++, undefined), silentLogger);
+    routing.responses.remember('resp_p', { address: '10.0.0.2:8000', model: 'm', owner: 'app:A', tokens: 3011 }, 10);
+    const ctx = ctxOf('A', { modelConfig: current.models.get('m')?.[0], operation: 'responses' });
+    await routing.continueAt(ctx, 'resp_p');
+    assert.equal(ctx.historyTokens, 3011);
+    const odd = ctxOf('B', { modelConfig: current.models.get('m')?.[0] });
+    await routing.continueAt(odd, 'not/an id');
+    assert.equal(sent, 0);
+    assert.equal(odd.subset, undefined, 'picked as any request is: its server says');
   });
 });

@@ -19,12 +19,16 @@ describe('storedResponseRequest', () => {
     ['POST', '/v1/responses/resp_1/%63ancel', { id: 'resp_1', action: 'cancel' }],
     ['GET', '/v1/responses', undefined],
     ['GET', '/v1/chat/completions', undefined],
+    // OpenAI's operations below /v1/responses/, no ids: a route takes them as any path (before: a 405 naming GET, HEAD, DELETE).
+    ['POST', '/v1/responses/input_tokens', undefined],
+    ['POST', '/v1/responses/compact', undefined],
+    ['POST', '/v1/responses/input%5Ftokens', undefined],
   ];
   for (const [method, path, want] of cases) test(`${method} ${path}`, () => assert.deepEqual(storedResponseRequest(method, path), want));
 
   const code = (err: unknown) => (err as GatewayError).code;
   test('a path below /v1/responses/ that names no stored response is 404, never passed on', () => {
-    for (const path of ['/v1/responses/resp_1/other', '/v1/responses/resp%2F1', '/v1/responses/%E0%A4%A', `/v1/responses/${'a'.repeat(129)}`, '/v1/responses/', '/v1/responses/resp_1/']) {
+    for (const path of ['/v1/responses/compact/cancel', '/v1/responses/input_tokens/input_items', '/v1/responses/resp_1/other', '/v1/responses/resp%2F1', '/v1/responses/%E0%A4%A', `/v1/responses/${'a'.repeat(129)}`, '/v1/responses/', '/v1/responses/resp_1/']) {
       assert.throws(() => storedResponseRequest('GET', path), (e) => code(e) === 'route_not_found', path);
     }
   });

@@ -14,6 +14,11 @@ export interface StoredResponse {
   model: string;
   /** The app that created it (`app:<id>`), when API keys identified one; others are told it does not exist. */
   owner?: string;
+  /**
+   * Its input and output tokens as its server counted them: what a follow-up's server puts before the follow-up's own
+   * input (and bills as its input). Absent until its usage is known.
+   */
+  tokens?: number;
 }
 
 /** The operations on one stored response: `/v1/responses/{id}` and its two sub-resources. */
@@ -30,28 +35,53 @@ export interface StoredResponseRequest {
  */
 const RESPONSE_ID = /^[A-Za-z0-9_-]{1,128}$/;
 const UNDER_RESPONSES = '/v1/responses/';
+/**
+ * OpenAI's operations below /v1/responses/ that name no stored response (the SDK's responses.inputTokens.count() and
+ * responses.compact()): paths an HTTPRoute passes on as any other, never ids.
+ */
+const NOT_IDS = new Set(['input_tokens', 'compact']);
+
+/** Whether `id` is one tollgate routes and owns (an answer's id of another form never is). */
+export const isResponseId = (id: string): boolean => RESPONSE_ID.test(id);
+
+/** A path's segments below /v1/responses/, percent-decoded as a server reads them; null for a malformed escape. */
+function segmentsBelow(path: string): string[] | null | undefined {
+  if (!path.startsWith(UNDER_RESPONSES)) return undefined;
+  try {
+    return path.slice(UNDER_RESPONSES.length).split('/').map(decodeURIComponent);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Whether `path` is one of OpenAI's operations below /v1/responses/ (NOT_IDS), which take a `previous_response_id`:
+ * read as the server reads it, so that an escaped name (`input%5Ftokens`) is the same operation, checked the same.
+ */
+export function isResponsesOperation(path: string): boolean {
+  const segments = segmentsBelow(path);
+  return segments?.length === 1 && NOT_IDS.has(segments[0]);
+}
 
 /**
  * A path below /v1/responses/ as the model server reads it, its segments percent-decoded (a server decodes
  * `resp%5Fabc` to `resp_abc`: matched undecoded, it passed any route's URL backend without the owner check); `null`
- * for one that names no stored response (another sub-resource, a malformed escape, an id of another form).
+ * for one that names no stored response (another sub-resource, a malformed escape, an id of another form); undefined
+ * for one not below it, or one of OpenAI's other operations there (NOT_IDS).
  */
 function responsePath(path: string): { id: string; sub: string | undefined } | null | undefined {
-  if (!path.startsWith(UNDER_RESPONSES)) return undefined;
-  let segments: string[];
-  try {
-    segments = path.slice(UNDER_RESPONSES.length).split('/').map(decodeURIComponent);
-  } catch {
-    return null;
-  }
+  const segments = segmentsBelow(path);
+  if (!segments) return segments;
   const [id, sub] = segments;
+  if (NOT_IDS.has(id)) return segments.length === 1 ? undefined : null;
   if (segments.length > 2 || !RESPONSE_ID.test(id) || (sub !== undefined && sub !== 'cancel' && sub !== 'input_items')) return null;
   return { id, sub };
 }
 
 /**
- * What a request on a stored response asks; undefined when its path is not below /v1/responses/. Throws 404 for a
- * path there that names no stored response and 405 for a method its resource does not take: nothing below
+ * What a request on a stored response asks; undefined when its path is not below /v1/responses/, or is one of
+ * OpenAI's operations there (NOT_IDS, whose previous_response_id is checked as a follow-up's is). Throws 404 for a
+ * path there that names no stored response and 405 for a method its resource does not take: nothing else below
  * /v1/responses/ is passed on unchecked, whichever route takes it.
  */
 export function storedResponseRequest(method: string, path: string): StoredResponseRequest | undefined {
@@ -73,11 +103,17 @@ function actionOf(method: string, sub: string | undefined): StoredResponseAction
   return read ? 'retrieve' : method === 'DELETE' ? 'delete' : undefined;
 }
 
-/** Where a stored response's creation record says it was made (AnalyticsRecords.findResponse). */
+/**
+ * Where a stored response's creation record says it was made, and its usage (AnalyticsRecords.findResponse, or a
+ * spooled record's row); absent is unknown, as null is.
+ */
 export interface RecordedResponse {
-  endpoint: string | null;
-  app_id: string | null;
-  model: string | null;
+  endpoint?: string | null;
+  app_id?: string | null;
+  model?: string | null;
+  /** bigint columns: a string on PostgreSQL. */
+  input_tokens?: number | string | null;
+  output_tokens?: number | string | null;
 }
 
 /** Finds the creation record of a stored response, for one this process did not see made (another replica's, or before a restart). */
@@ -141,6 +177,8 @@ export function responseIdSink(ctx: RequestContext, status: number): ((id: strin
   if (!createsStoredResponse(ctx) || status < 200 || status >= 300) return undefined;
   // An id no client could name in a path is none (and never takes room in the map or the records).
   return (id) => {
-    if (RESPONSE_ID.test(id)) ctx.responseId = id;
+    if (!RESPONSE_ID.test(id)) return;
+    ctx.responseId = id;
+    ctx.onStoredResponse?.(ctx);
   };
 }

@@ -362,3 +362,54 @@ test("a Responses answer over 4 MiB still tells its id, read from its first byte
   assert.deepEqual(ids, ['resp_big']);
   assert.equal(scanner.usage?.outputTokens, 1);
 });
+
+/** A Responses stream whose response object echoes `metadata` of `pad` characters, the simulator's (and OpenAI's) key order or vLLM's. */
+function echoingStream(pad: number, order: 'openai' | 'vllm', usageAfter = '') {
+  const response = (status: string, usage: string) =>
+    `{"id":"resp_echo","object":"response","status":"${status}","metadata":{"note":"${'x'.repeat(pad)}"},"output":[]${usage}${usageAfter}}`;
+  const event = (type: string, seq: number, body: string) =>
+    `event: ${type}\ndata: ${order === 'openai' ? `{"type":"${type}","sequence_number":${seq},"response":${body}}` : `{"response":${body},"sequence_number":${seq},"type":"${type}"}`}\n\n`;
+  return (
+    event('response.created', 0, response('in_progress', ',"usage":null')) +
+    'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","sequence_number":1,"delta":"hi"}\n\n' +
+    event('response.completed', 2, response('completed', ',"usage":{"input_tokens":7,"input_tokens_details":{"cached_tokens":2},"output_tokens":8,"total_tokens":15}'))
+  );
+}
+
+function scanInChunks(stream: string, chunk: number) {
+  const ids: string[] = [];
+  const scanner = usageScannerFor({ 'content-type': 'text/event-stream' }, undefined, 1 << 20, (id) => ids.push(id))!;
+  const bytes = Buffer.from(stream);
+  for (let i = 0; i < bytes.length; i += chunk) scanner.push(bytes.subarray(i, i + chunk));
+  return { ids, usage: scanner.end() };
+}
+
+test("a Responses stream whose events outgrow MAX_HELD_EVENT (a large echoed metadata) still tells its id and its usage", () => {
+  for (const order of ['openai', 'vllm'] as const) {
+    for (const chunk of [64 * 1024, 1 << 20, 4097]) {
+      // Before: both events were skipped whole: no id (the response neither routed nor owned), and an estimated usage.
+      const { ids, usage } = scanInChunks(echoingStream(MAX_HELD_EVENT + (1 << 20), order), chunk);
+      assert.deepEqual(ids, ['resp_echo'], `${order}, ${chunk}-byte chunks`);
+      assert.deepEqual(usage, { inputTokens: 7, outputTokens: 8, cachedTokens: 2 }, `${order}, ${chunk}-byte chunks`);
+    }
+  }
+});
+
+test('an oversized event of many data lines is read at its ends too', () => {
+  const line = `data: ${'y'.repeat(1023)}\n`;
+  const head = 'event: response.completed\ndata: {"type":"response.completed","sequence_number":3,"response":{"id":"resp_lines","metadata":{"a":"\n';
+  const stream = head + line.repeat((MAX_HELD_EVENT / 1024) * 2) + 'data: "},"usage":{"input_tokens":4,"output_tokens":5}}}\n\n';
+  const { ids, usage } = scanInChunks(stream, 64 * 1024);
+  assert.deepEqual(ids, ['resp_lines']);
+  assert.deepEqual(usage, { inputTokens: 4, outputTokens: 5, cachedTokens: 0 });
+});
+
+test("what a client echoes cannot pass for an oversized event's id or usage", () => {
+  // A usage object inside the echoed metadata after the real one: one level too deep, so none is read rather than it.
+  const fakeUsage = ',"extra":{"usage":{"input_tokens":1,"output_tokens":1}}';
+  const spoofed = scanInChunks(echoingStream(MAX_HELD_EVENT + (1 << 20), 'openai', fakeUsage), 1 << 16);
+  assert.equal(spoofed.usage, undefined);
+  // An id inside the metadata: the response object's first key is its id, or none is read.
+  const echoed = `event: response.created\ndata: {"type":"response.created","sequence_number":0,"response":{"metadata":{"id":"resp_fake","pad":"${'z'.repeat(MAX_HELD_EVENT + (1 << 20))}"},"id":"resp_real"}}\n\n`;
+  assert.deepEqual(scanInChunks(echoed, 1 << 16).ids, []);
+});

@@ -58,12 +58,13 @@ const COLON = 0x3a;
 const isSpace = (c: number) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 
 /**
- * Where the object the last `"usage"` key names starts and ends, when that key is the top level's. One string-aware
- * pass from the key to the end of the answer: after the object, what follows must close exactly the top level (a key
- * inside `metadata`, which a Responses answer repeats after its usage, leaves a `}` to spare). Parsing that tail
- * instead cost 115 ms on the event loop for an answer with vLLM's prompt_logprobs after its usage.
+ * Where the object the last `"usage"` key names starts and ends, when that key is the top level's, or (`levels` 2)
+ * that of an object the top level holds (a Responses event's `response`). One string-aware pass from the key to the
+ * end of the text: after the object, what follows must close exactly those levels and end the text (a key inside
+ * `metadata`, which a Responses answer repeats after its usage, leaves a `}` to spare). Parsing that tail instead
+ * cost 115 ms on the event loop for an answer with vLLM's prompt_logprobs after its usage.
  */
-function topLevelUsage(body: Buffer, key: number): { start: number; end: number } | undefined {
+function usageObject(body: Buffer, key: number, levels: 1 | 2): { start: number; end: number } | undefined {
   const skipSpace = (at: number) => {
     while (at < body.length && isSpace(body[at])) at++;
     return at;
@@ -83,21 +84,25 @@ function topLevelUsage(body: Buffer, key: number): { start: number; end: number 
       else if (c === QUOTE) inString = false;
     } else if (c === QUOTE) inString = true;
     else if (c === OPEN) depth++;
-    else if (c === CLOSE && --depth === 0 && end === -1) end = i;
-    // The top level closed: only white space may follow.
-    else if (depth === -1) return skipSpace(i + 1) === body.length ? { start, end } : undefined;
+    else if (c !== CLOSE) continue;
+    else if (--depth === 0 && end === -1) end = i;
+    else if (depth < 0) {
+      // A level above the usage closed: only white space may follow once the outermost one has.
+      if (skipSpace(i + 1) === body.length) return { start, end };
+      if (depth === -levels) return undefined;
+    }
   }
   return undefined;
 }
 
 /**
  * The top-level `usage` of a JSON answer: only that object is parsed when the last `"usage"` key is the top level's
- * (topLevelUsage); otherwise, and for anything unexpected, the whole answer is.
+ * (usageObject); otherwise, and for anything unexpected, the whole answer is.
  */
 export function usageOfJson(body: Buffer): Usage | undefined {
   const key = body.lastIndexOf(USAGE_KEY);
   if (key === -1) return undefined;
-  const at = topLevelUsage(body, key);
+  const at = usageObject(body, key, 1);
   if (at) {
     try {
       return toUsage(JSON.parse(body.toString('utf8', at.start, at.end + 1)) as RawUsage);
@@ -128,6 +133,39 @@ export function responseIdOfJson(body: Buffer): string | undefined {
     return answer.object === 'response' && typeof answer.id === 'string' ? answer.id : undefined;
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * A Responses event's `response.id`, the response object's first key, read from the start of an event too long to
+ * hold: the event's own keys before it are only its type and sequence number (OpenAI's order; vLLM's starts with
+ * `response`), so no key of the response object (its `metadata`, which the client writes) can pass for it.
+ */
+const EVENT_RESPONSE_ID = /^\s*\{\s*(?:"(?:type|sequence_number)"\s*:\s*(?:"[a-z_.]*"|\d+)\s*,\s*)*"response"\s*:\s*\{\s*"id"\s*:\s*"([A-Za-z0-9_-]{1,128})"/;
+/** The start of an event too long to hold that is kept: its response's id is near it. */
+const EVENT_HEAD_CHARS = 512;
+
+/**
+ * The start and the end of the data of an SSE event too long to hold whole (a Responses event's response object
+ * echoes the request's `metadata` and `tools`, which nothing bounds): where its response's id and its usage are.
+ */
+class OversizedEvent {
+  readonly head: string;
+  #tail: string;
+
+  constructor(data: string) {
+    this.head = data.slice(0, EVENT_HEAD_CHARS);
+    this.#tail = data.slice(-TAIL_BYTES);
+  }
+
+  add(text: string): void {
+    this.#tail += text;
+    // Cut once it is twice the tail: each character is copied a bounded number of times, however small the chunks.
+    if (this.#tail.length > 2 * TAIL_BYTES) this.#tail = this.#tail.slice(-TAIL_BYTES);
+  }
+
+  get tail(): string {
+    return this.#tail.slice(-TAIL_BYTES);
   }
 }
 
@@ -171,15 +209,19 @@ export class UsageScanner {
   readonly #decoder: StringDecoder | undefined;
   readonly #lineEnds = new LineEnds();
   #pending = '';
-  /** The line being received grew past MAX_HELD_EVENT: the rest of it is skipped (usage chunks are small). */
+  /** The line being received, not a data line, grew past MAX_HELD_EVENT: the rest of it is skipped. */
   #skippingLine = false;
+  /** The data line being received grew past MAX_HELD_EVENT: the rest of it goes to #oversized. */
+  #oversizedLine = false;
+  /** The data of the event being received grew past MAX_HELD_EVENT: only its ends are kept, and read (OversizedEvent). */
+  #oversized: OversizedEvent | undefined;
   /**
    * The data of the event being received: its `data:` lines so far, joined with "\n" as the SSE spec (and the
    * SseRewriter) joins them; undefined before the first. Read once its blank line comes: a usage object split over two
    * lines was not read, though the rewriter, stripping it, saw it whole.
    */
   #data: string | undefined;
-  /** A line of the event being received was skipped, or its data grew past MAX_HELD_EVENT: it is not read. */
+  /** A line of the event being received was skipped: it is not read. */
   #skippingEvent = false;
   #chunks: Buffer[] = [];
   #bytes = 0;
@@ -291,15 +333,17 @@ export class UsageScanner {
     // of the event loop (1 MiB: 0.33 s); now each character is searched once (4 MiB: a few ms).
     let nl = text.indexOf('\n');
     if (nl === -1) {
-      if (this.#skippingLine) return;
-      this.#pending += text;
-      if (this.#pending.length > MAX_HELD_EVENT) {
-        this.#pending = '';
-        this.#skippingLine = true;
+      if (this.#oversizedLine) this.#oversized!.add(text);
+      else if (!this.#skippingLine) {
+        this.#pending += text;
+        if (this.#pending.length > MAX_HELD_EVENT) this.#overlong();
       }
       return;
     }
-    if (this.#skippingLine) {
+    if (this.#oversizedLine) {
+      this.#oversized!.add(text.slice(0, nl));
+      this.#oversizedLine = false;
+    } else if (this.#skippingLine) {
       this.#skippingLine = false;
       this.#skippingEvent = true;
     } else this.#line(this.#pending + text.slice(0, nl));
@@ -311,6 +355,17 @@ export class UsageScanner {
     this.#pending = text.slice(start);
   }
 
+  /** The line being received grew past MAX_HELD_EVENT: a data line's rest goes to the event's ends, another's is skipped. */
+  #overlong(): void {
+    const line = this.#pending;
+    this.#pending = '';
+    if (this.#skippingEvent || !line.startsWith('data:')) this.#skippingLine = true;
+    else {
+      this.#beyond(dataOf(line));
+      this.#oversizedLine = true;
+    }
+  }
+
   #line(line: string): void {
     if (line === '') {
       this.#event();
@@ -319,19 +374,30 @@ export class UsageScanner {
     // Other fields (`event:`, `id:`) and comments say nothing tollgate reads.
     if (this.#skippingEvent || !line.startsWith('data:')) return;
     const data = dataOf(line);
-    if (this.#data === undefined) this.#data = data;
-    else if (this.#data.length + data.length < MAX_HELD_EVENT) this.#data += `\n${data}`;
+    if (this.#data === undefined && !this.#oversized) this.#data = data;
+    else if (this.#data !== undefined && this.#data.length + data.length < MAX_HELD_EVENT) this.#data += `\n${data}`;
+    else this.#beyond(data);
+  }
+
+  /** More data of the event being received than may be held whole: from now on only its ends are kept. */
+  #beyond(data: string): void {
+    if (this.#oversized) this.#oversized.add(`\n${data}`);
     else {
+      this.#oversized = new OversizedEvent(this.#data === undefined ? data : `${this.#data}\n${data}`);
       this.#data = undefined;
-      this.#skippingEvent = true;
     }
   }
 
   /** The event received (its blank line came, or the stream ended after its lines): read. */
   #event(): void {
     const data = this.#data;
+    const oversized = this.#oversized;
     this.#data = undefined;
+    this.#oversized = undefined;
+    this.#oversizedLine = false;
     this.#skippingEvent = false;
+    // Not counted as an event, nor its text kept: only its response's id and its usage are read.
+    if (oversized) return this.#readOversized(oversized);
     if (data === undefined) return;
     this.events++;
     if (isContentEvent(data)) this.contentEvents++;
@@ -346,6 +412,25 @@ export class UsageScanner {
       if (u) this.usage = u;
     } catch {
       // Malformed event: passed through to the client as it is, nothing counted from it.
+    }
+  }
+
+  /**
+   * An event too long to hold: its response's id from its start, and its usage (the event's, or its response's) from
+   * its end, where OpenAI, vLLM and the simulator put it, after the echoed request fields.
+   */
+  #readOversized(event: OversizedEvent): void {
+    const id = this.#onResponseId && EVENT_RESPONSE_ID.exec(event.head)?.[1];
+    if (id) this.#tellId(id);
+    const tail = Buffer.from(event.tail);
+    const key = tail.lastIndexOf(USAGE_KEY);
+    const at = key === -1 ? undefined : usageObject(tail, key, 2);
+    if (!at) return;
+    try {
+      const u = toUsage(JSON.parse(tail.toString('utf8', at.start, at.end + 1)) as RawUsage);
+      if (u) this.usage = u;
+    } catch {
+      // Not JSON after all: nothing counted from it.
     }
   }
 

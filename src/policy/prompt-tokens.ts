@@ -68,17 +68,22 @@ function* estimate(body: OpenAIBody, budget: number): CountWalk {
 }
 
 /**
- * The prompt's tokens, counted once per request however many policies ask. With a `budget` (a policy refuses any
- * prompt above it), counting stops past it and the answer is only some number above it, kept for no one. A promise
- * when a long text of the prompt is counted off the event loop (countWalk), a number otherwise.
+ * The prompt's tokens, counted once per request however many policies ask: a follow-up's stored conversation
+ * (ctx.historyTokens, which its server puts before the input and bills as input) with what the request itself holds.
+ * With a `budget` (a policy refuses any prompt above it), counting stops past it and the answer is only some number
+ * above it, kept for no one. A promise when a long text of the prompt is counted off the event loop (countWalk), a
+ * number otherwise.
  */
 export function promptTokens(ctx: RequestContext, state: ApimState, budget = Infinity): number | Promise<number> {
   if (state.promptTokens !== undefined) return state.promptTokens;
+  const history = ctx.historyTokens ?? 0;
+  if (history > budget) return history;
   const keep = (n: number) => {
-    if (n <= budget) state.promptTokens = n;
-    return n;
+    const total = history + n;
+    if (total <= budget) state.promptTokens = total;
+    return total;
   };
-  const n = ctx.body ? countWalk(estimate(ctx.body, budget), ctx.fairnessId) : 0;
+  const n = ctx.body ? countWalk(estimate(ctx.body, budget - history), ctx.fairnessId) : 0;
   return typeof n === 'number' ? keep(n) : n.then(keep);
 }
 

@@ -38,3 +38,17 @@ test('observers alone keep one copy of the answer, as large as the largest of th
   // With a rewrite among them, the answer is held whole, as the rewrite needs it.
   assert.equal(chainResponseFlows([observer(1000), { body: (b: Buffer) => b }])!.observes, undefined);
 });
+
+test("a flow's events at a stream's end pass the rewrites and observers after it, not those before", () => {
+  const seen: string[] = [];
+  const chain = chainResponseFlows([
+    { event: (d) => `first(${d})` },
+    { observes: true, event: (d) => (seen.push(d), d) },
+    { event: (d) => d, eventsAtEnd: () => ['held secret'] },
+    { event: (d) => d.replace('secret', '[REDACTED]') },
+  ])!;
+  // Before: the chain had no eventsAtEnd, and what the flow held was lost with two policies or more.
+  assert.deepEqual(chain.eventsAtEnd!(), ['held [REDACTED]']);
+  assert.deepEqual(seen, ['held [REDACTED]']);
+  assert.equal(chainResponseFlows([{ event: (d) => d }, { body: (b) => b }])!.eventsAtEnd, undefined);
+});

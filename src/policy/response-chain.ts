@@ -1,5 +1,6 @@
 // Chaining the policies' response flows into the one the proxy applies: headers in order, the body and each
-// event piped through every rewrite in order (a dropped event stops there), end for all.
+// event piped through every rewrite in order (a dropped event stops there), a flow's events at a stream's end through
+// the rewrites after it, end for all.
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { ResponseFlow } from '../gateway/hooks.js';
 import { pipeEvents } from '../gateway/sse-rewriter.js';
@@ -18,13 +19,25 @@ export function chainResponseFlows(listed: readonly ResponseFlow[]): ResponseFlo
   const bodies = flows.filter((f) => f.body).map((f) => f.body!.bind(f));
   const events = flows.filter((f) => f.event).map((f) => f.event!.bind(f));
   const ends = flows.filter((f) => f.end);
+  const atEnd = flows.some((f) => f.eventsAtEnd);
   return {
     ...(headers.length > 0 && { headers: (status: number, out: OutgoingHttpHeaders) => { for (const f of headers) f.headers!(status, out); } }),
     ...(bodies.length > 0 && { body: pipeBodies(bodies) }),
     ...(events.length > 0 && { event: pipeEvents(events) }),
+    ...(atEnd && { eventsAtEnd: () => eventsAtEnd(flows) }),
     ...(ends.length > 0 && { end: () => { for (const f of ends) f.end!(); } }),
     ...(flows.every((f) => f.observes) && { observes: true, observeLimit: observeLimitOf(flows) }),
   };
+}
+
+/** Each flow's last events, through the event rewrites of the flows after it, as any of its events would go. */
+function eventsAtEnd(flows: readonly ResponseFlow[]): string[] {
+  let out: string[] = [];
+  for (const f of flows) {
+    if (f.event && out.length > 0) out = out.flatMap((data) => f.event!(data) ?? []);
+    if (f.eventsAtEnd) out = [...out, ...f.eventsAtEnd()];
+  }
+  return out;
 }
 
 /** Observers share one copy of the answer: as large as the largest of them reads (each still judges its own limit). */

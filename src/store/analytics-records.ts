@@ -1,6 +1,6 @@
 // The analytics_records table: batched idempotent inserts, retention deletes, and typed access for the stats queries.
 import { setImmediate as loopTurn } from 'node:timers/promises';
-import { CompiledQuery, sql, type ColumnType, type Insertable, type Kysely } from 'kysely';
+import { CompiledQuery, sql, type ColumnType, type Insertable, type Kysely, type Selectable } from 'kysely';
 import type { Database } from './database.js';
 import type { DialectName } from './database-url.js';
 import type { Tables } from './schema.js';
@@ -110,12 +110,13 @@ export class AnalyticsRecords {
 
   /**
    * Where the stored Responses API answer `id` was made: the first creation record naming it, with the
-   * endpoint, app and model of that request; undefined when none is stored (or retention removed it).
+   * endpoint, app and model of that request and its usage (what a follow-up brings back in); undefined when none is
+   * stored (or retention removed it).
    */
-  async findResponse(id: string): Promise<{ endpoint: string | null; app_id: string | null; model: string | null } | undefined> {
+  async findResponse(id: string): Promise<Pick<Selectable<AnalyticsRecordsTable>, 'endpoint' | 'app_id' | 'model' | 'input_tokens' | 'output_tokens'> | undefined> {
     return this.#db
       .selectFrom('analytics_records')
-      .select(['endpoint', 'app_id', 'model'])
+      .select(['endpoint', 'app_id', 'model', 'input_tokens', 'output_tokens'])
       .where('response_id', '=', id)
       // One naming an app before one naming none: a record without the caller's identity (a gateway in front of the
       // one that checked the key) made it reachable by every app.

@@ -47,8 +47,10 @@ describeOnCounterBackends((counters) => {
     return { policy, used, clock };
   }
 
-  async function admit(policy: ReturnType<typeof make>['policy'], req: FakeRequest = {}): Promise<{ ctx: RequestContext; state: ApimState }> {
+  async function admit(policy: ReturnType<typeof make>['policy'], req: FakeRequest = {}, history?: number): Promise<{ ctx: RequestContext; state: ApimState }> {
     const ctx = fakeContext(req);
+    // What the stored response a follow-up continues brings in (StoredResponseRouting.continueAt sets it).
+    ctx.historyTokens = history;
     // A configured model (an InferenceModel of pool p), as the data plane resolves it before the policies.
     ctx.modelConfig = { pool: { name: 'p' } } as RequestContext['modelConfig'];
     const state: ApimState = {};
@@ -340,6 +342,42 @@ describeOnCounterBackends((counters) => {
       }),
     );
     assert.equal(await used(), actual);
+  });
+
+  /** A Responses API follow-up of a short input, continuing a stored response. */
+  const followUp: FakeRequest = { operation: 'responses', body: { messages: undefined, input: 'ok?', max_output_tokens: 5, previous_response_id: 'resp_1' } };
+
+  test('a follow-up reserves the stored conversation it brings in: concurrent follow-ups never push past the limit', async () => {
+    const history = 3011;
+    const limit = 20_000;
+    const { policy, used } = make({ limit, timeUnit: 'hour' });
+    const results = await Promise.allSettled(Array.from({ length: 12 }, () => admit(policy, followUp, history)));
+    const admitted = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    for (const r of results) if (r.status === 'rejected') assert.ok(isViolation(r.reason));
+    // Before: all 12 were admitted on their few tokens of input each, and their servers billed 1.97 times the limit.
+    assert.ok(admitted.length >= 5 && admitted.length <= 6, `${admitted.length} admitted`);
+    await Promise.all(
+      admitted.map(({ ctx, state }) => {
+        ctx.attempts = 1;
+        ctx.usage = { inputTokens: history + 13, outputTokens: 5, cachedTokens: 0 };
+        return settle(ctx, state);
+      }),
+    );
+    assert.ok((await used()) <= limit, `${await used()} <= ${limit}`);
+  });
+
+  test("a follow-up teaches the calibration nothing: its server's count holds the conversation, no way of counting", async () => {
+    const { policy, used } = make({ limit: 100_000, timeUnit: 'hour' });
+    for (let i = 0; i < 4; i++) {
+      const { ctx, state } = await admit(policy, followUp, i === 0 ? undefined : 3000);
+      ctx.attempts = 1;
+      ctx.usage = { inputTokens: 3013, outputTokens: 5, cachedTokens: 0 };
+      await settle(ctx, state);
+    }
+    const before = await used();
+    await admit(policy, { body: { max_tokens: 10 } });
+    // Before: the history each follow-up brought in was taken for a shortfall, and every tenant's reservations rose by it.
+    assert.equal((await used()) - before, PROMPT + 10);
   });
 
   test('a refusal is 429 with retry-after and the token headers', async () => {

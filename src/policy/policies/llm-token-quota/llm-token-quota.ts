@@ -94,7 +94,9 @@ export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
       // room left after it). Then as the target model's servers have lately been counting prompts, not only as
       // tollgate does: configured models only, as a route to a URL takes any model name a client sends.
       const model = ctx.modelConfig ? (ctx.targetModel ?? ctx.model) : undefined;
-      const correct = (tokens: number) => (model === undefined ? tokens : calibration.correct(model, tokens));
+      // A follow-up's stored conversation (in the prompt count) is already as its server counted it: not corrected.
+      const history = ctx.historyTokens ?? 0;
+      const correct = (tokens: number) => (model === undefined ? tokens : history + calibration.correct(model, tokens - history));
       // A prompt counted in the quota that alone is over the limit can only be refused: counting stops past the limit
       // (a 9 MB prompt was counted whole to be refused). The calibration only raises it. A long prompt is counted off
       // the event loop (a promise); a short one, nearly all, at once, with nothing to await.
@@ -146,9 +148,12 @@ export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
           'retry-after': soon ? retryAfter(IN_FLIGHT_RETRY_MS) : retryAfter(resetMs),
         });
       }
-      // Learnt from the whole prompt counted exactly (by this policy or another), never from a count cut at a budget.
+      // Learnt from the whole prompt counted exactly (by this policy or another), never from a count cut at a budget,
+      // nor from a follow-up's: its server counts the stored conversation too (all of it when tollgate does not know
+      // it), which is no way of counting prompts, and every tenant of the model had its estimates raised by it.
       const exact = state.promptTokens;
-      const learn = model === undefined || exact === undefined ? undefined : (usage: Usage) => calibration.observe(model, exact, usage.inputTokens);
+      const followUp = typeof ctx.body?.previous_response_id === 'string';
+      const learn = model === undefined || exact === undefined || followUp ? undefined : (usage: Usage) => calibration.observe(model, exact, usage.inputTokens);
       (state.settlers ??= []).push(new TokenReservation(counters, key, windowMs, at, q.countOn, input + cap, learn, inFlight.hold(key, input + cap)));
       showTokenLimit(ctx, state, q.limit, r.remaining, resetMs, input + cap);
       if (output === null) setOutputCap(ctx, perChoice(cap));

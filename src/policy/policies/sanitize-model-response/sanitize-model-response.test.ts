@@ -55,6 +55,16 @@ describe('whole answers', () => {
     });
   });
 
+  test('an answer in the other form than asked is read too: JSON to a stream request, events to one that did not ask', async () => {
+    // Before: a stream request's flow had only `event` and the other's only `body`: the proxy, which takes the one the
+    // answer's content type calls for, found none, and the answer passed unread.
+    const key = fake.make('ghp');
+    const json = JSON.parse((await respondJson(make(), streaming(), {}, chatAnswer(`Use ${key}`))).toString());
+    assert.equal(json.choices[0].message.content, 'Use [REDACTED:githubToken]');
+    assert.equal(streamedText(respondStream(make(), fakeContext(), {}, chatChunks(['Use ', key]))), 'Use [REDACTED:githubToken]');
+    await assert.rejects(respondJson(make(), streaming(), {}, chatAnswer('Get http://45.33.32.156/x.exe')), { status: 403 });
+  });
+
   test('errors from the model server pass untouched', () => {
     assert.equal(make().respond!(fakeContext(), {}, 500), undefined);
   });
@@ -97,6 +107,16 @@ describe('streams', () => {
     assert.equal(streamedText(out), 'unfinished');
     // Before: the held text went out in place of [DONE], and clients waiting for [DONE] hung.
     assert.equal(out.at(-1), '[DONE]');
+  });
+
+  test('text still held when a stream just stops, with neither finish_reason nor [DONE], is released at its end, scanned', () => {
+    const key = fake.make('openai');
+    const flow = make().respond!(streaming(), {}, 200)!;
+    // The role chunk and the text, without the finishing chunk and [DONE].
+    const out = chatChunks(['Here: ', key, ' — bye.']).slice(0, -2).flatMap((c) => flow.event!(c) ?? []);
+    // Before: the flow had nothing to give at the end, and the held text (up to streamHoldback characters) was lost.
+    assert.equal(streamedText([...out, ...flow.eventsAtEnd!()]), 'Here: [REDACTED:openaiKey] — bye.');
+    assert.deepEqual(flow.eventsAtEnd!(), [], 'released once');
   });
 
   test('a last event without its closing blank line is read like the others, and releases what is held', () => {
@@ -164,6 +184,16 @@ describe('the responses API', () => {
       const doneAt = out.findIndex((e) => e?.includes('"response.output_text.done"'));
       assert.match(out[doneAt - 1]!, /"response\.output_text\.delta"/);
     }
+  });
+
+  test('deltas still held when a stream just stops are released at its end as one more delta of their part', () => {
+    const flow = make().respond!(fakeContext({ operation: 'responses', body: { stream: true } }), {}, 200)!;
+    // response.created and the deltas, without the events that end the part.
+    const out = events(['Write to ops@acme', '-corp.com today.']).slice(0, 3).flatMap((e) => flow.event!(e) ?? []);
+    const end = flow.eventsAtEnd!();
+    // Before: lost.
+    assert.equal(deltasOf([...out, ...end]), 'Write to [REDACTED:email] today.');
+    assert.deepEqual(JSON.parse(end.at(-1)!), { type: 'response.output_text.delta', item_id: 'msg_1', output_index: 0, content_index: 0, delta: JSON.parse(end.at(-1)!).delta });
   });
 
   test('a blocking finding ends the stream with the responses API\'s error event', () => {

@@ -283,6 +283,46 @@ function streamFlow(ctx: RequestContext, scanners: Scanners, holdback: number, r
     return [JSON.stringify({ type: 'error', code: fault.code, message: fault.message, param: null })];
   };
   const fail = (f: Finding, responsesApi = false) => failWith(blockedFault([f]), responsesApi);
+  const list = (out: string | string[]) => (typeof out === 'string' ? [out] : out);
+
+  /**
+   * What is still held of the chat choices (text, side fields, tool calls), as one more chunk like the last; the
+   * error event instead on a block; none when nothing is held.
+   */
+  const heldChat = (): string[] => {
+    if (!last) return [];
+    const byChoice = new Map<number, Record<string, unknown>>();
+    const deltaOf = (index: number) => byChoice.get(index) ?? byChoice.set(index, {}).get(index)!;
+    // A side field's stream has a negative number (streamOf), its field and choice in its key; one entry per choice.
+    const sideOf = new Map([...streams].map(([key, i]) => [i, key.split(':')]));
+    for (const i of redactor.pending()) {
+      const e = redactor.flush(i);
+      if (e.blocked) return list(fail(e.blocked));
+      const [name, index] = i >= 0 ? ['content', String(i)] : sideOf.get(i)!;
+      deltaOf(Number(index))[name] = e.text;
+    }
+    for (const index of calls.keys()) {
+      const f = flushCalls(index);
+      if (f.blocked) return list(fail(f.blocked));
+      if (f.entries.length > 0) deltaOf(index).tool_calls = f.entries;
+    }
+    if (byChoice.size === 0) return [];
+    const choices = [...byChoice].map(([index, delta]) => ({ index, delta, logprobs: null, finish_reason: null }));
+    return [JSON.stringify({ ...last, choices })];
+  };
+
+  /** A responses-API delta stream's event without its delta, by the stream's number: its held end goes out as one. */
+  const deltaHeads = new Map<number, { redactor: StreamRedactor; head: Record<string, unknown> }>();
+  /** What is still held of the responses-API deltas, each as one more delta event; the error event instead on a block. */
+  const heldDeltas = (): string[] => {
+    const out: string[] = [];
+    for (const [i, { redactor: r, head }] of deltaHeads) {
+      const e = r.flush(i);
+      if (e.blocked) return list(fail(e.blocked, true));
+      if (e.text !== '') out.push(JSON.stringify({ ...head, delta: e.text }));
+    }
+    return out;
+  };
 
   /**
    * The responses API: text (output, refusal, reasoning and its summary) comes as deltas per output item and part,
@@ -295,8 +335,14 @@ function streamFlow(ctx: RequestContext, scanners: Scanners, holdback: number, r
     const part = summary ? `${e.output_index}:s${e.summary_index}` : `${e.output_index}:${e.content_index}`;
     const streamed = DELTAS.get(e.type);
     if (streamed && typeof e.delta === 'string') {
-      const out = (streamed.json ? args : redactor).push(streamOf(`${e.type}:${part}`), e.delta);
+      const r = streamed.json ? args : redactor;
+      const i = streamOf(`${e.type}:${part}`);
+      const out = r.push(i, e.delta);
       if (out.blocked) return fail(out.blocked, true);
+      if (!deltaHeads.has(i)) {
+        const at = summary ? { summary_index: e.summary_index } : { content_index: e.content_index };
+        deltaHeads.set(i, { redactor: r, head: { type: e.type, item_id: e.item_id, output_index: e.output_index, ...at } });
+      }
       e.delta = out.text;
       dropLogprobs(e, []);
       return JSON.stringify(e);
@@ -340,25 +386,8 @@ function streamFlow(ctx: RequestContext, scanners: Scanners, holdback: number, r
       if (data === '[DONE]') {
         // A server that never finished a choice: what is held goes out just before [DONE] rather than never (sent in
         // its place, [DONE] never came, and a client waiting for it hung).
-        if (!last) return data;
-        const byChoice = new Map<number, Record<string, unknown>>();
-        const deltaOf = (index: number) => byChoice.get(index) ?? byChoice.set(index, {}).get(index)!;
-        // A side field's stream has a negative number (streamOf), its field and choice in its key; one entry per choice.
-        const sideOf = new Map([...streams].map(([key, i]) => [i, key.split(':')]));
-        for (const i of redactor.pending()) {
-          const e = redactor.flush(i);
-          if (e.blocked) return fail(e.blocked);
-          const [name, index] = i >= 0 ? ['content', String(i)] : sideOf.get(i)!;
-          deltaOf(Number(index))[name] = e.text;
-        }
-        for (const index of calls.keys()) {
-          const f = flushCalls(index);
-          if (f.blocked) return fail(f.blocked);
-          if (f.entries.length > 0) deltaOf(index).tool_calls = f.entries;
-        }
-        if (byChoice.size === 0) return data;
-        const choices = [...byChoice].map(([index, delta]) => ({ index, delta, logprobs: null, finish_reason: null }));
-        return [JSON.stringify({ ...last, choices }), data];
+        const held = heldChat();
+        return ended ? held : held.length === 0 ? data : [...held, data];
       }
       let chunk: Answer & Record<string, unknown>;
       try {
@@ -438,6 +467,13 @@ function streamFlow(ctx: RequestContext, scanners: Scanners, holdback: number, r
       const out = JSON.stringify(chunk);
       return before.length > 0 ? [JSON.stringify({ ...chunk, choices: before }), out] : out;
     },
+    // A stream that ended with neither finish_reason nor [DONE] (a server that closes after its last chunk): what is
+    // held goes out, scanned, as its last events, rather than never.
+    eventsAtEnd() {
+      if (ended) return [];
+      const held = heldChat();
+      return ended ? held : [...held, ...heldDeltas()];
+    },
   };
 }
 
@@ -457,19 +493,17 @@ export const sanitizeModelResponse: PolicyFactory = (name, spec) => {
     respond(ctx: RequestContext, state: ApimState, status: number): ResponseFlow | undefined {
       // Embeddings carry no text: holding one whole answer for nothing to read failed those past the body limit.
       if (status < 200 || status >= 300 || ctx.operation === 'embeddings') return undefined;
-      if (ctx.stream) {
-        // The classifier never sees a stream: no cache may keep this answer to replay where the classifier would judge it.
-        if (classifier) state.answerUnjudged = true;
-        return scanner.active ? streamFlow(ctx, scanners, s.streamHoldback, ctx.operation === 'responses') : undefined;
-      }
+      // The classifier never sees a stream: no cache may keep this answer to replay where the classifier would judge it.
+      // (A stored response's read asks for no stream, yet vLLM replays a background response's events to
+      // `GET /v1/responses/{id}?stream=true`.)
+      if (classifier && (ctx.stream || (ctx.storedResponse && scanner.active))) state.answerUnjudged = true;
       if (!scanner.active && !classifier) return undefined;
       const whole: ResponseFlow = { body: (body) => sanitizeBody(body, scanners, classifier) };
-      // A stored response's read asks for no stream, yet vLLM replays a background response's events to
-      // `GET /v1/responses/{id}?stream=true`: those are redacted as the creation's stream was (the proxy takes `event`
-      // for an event stream, `body` for JSON), and, as a stream, they are never cached where a classifier would judge.
-      if (!ctx.storedResponse || !scanner.active) return whole;
-      if (classifier) state.answerUnjudged = true;
-      return { ...streamFlow(ctx, scanners, s.streamHoldback, true), ...whole };
+      if (!scanner.active) return whole;
+      // Both forms, whichever was asked for: the proxy takes `event` for an event stream and `body` for anything else,
+      // and a model server may answer a stream request with JSON or stream to one that did not ask. With only the
+      // form asked for, the other passed unread.
+      return { ...streamFlow(ctx, scanners, s.streamHoldback, ctx.operation === 'responses' || ctx.storedResponse !== undefined), ...whole };
     },
   } satisfies Policy & { readonly classifierFailures: number };
 };
