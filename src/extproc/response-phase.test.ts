@@ -177,3 +177,11 @@ test('a flow that only reads the body (a cache filling) gets a copy up to its li
   big.end();
   assert.equal(read.length, 1);
 });
+
+test("a flow's events held at a stream's end (a sanitizer's held text) go out under ext_proc too, as in the data plane", () => {
+  const holding = () => ({ event: () => null, eventsAtEnd: () => ['{"choices":[{"delta":{"content":"held"}}]}'] });
+  const phase = new ResponsePhase(fakeContext(), 200, { 'content-type': 'text/event-stream' }, false, 1 << 20, holding);
+  const answer = phase.chunk(Buffer.from(content('held')), true);
+  // Before: the held text was dropped, the stream ending with nothing.
+  assert.match(String((answer as { body_mutation: { body: Buffer } }).body_mutation.body), /^data: .*"held".*\n\n$/);
+});

@@ -9,7 +9,7 @@ import { gatewayError } from '../gateway/errors.js';
 import { applyPolicyHeaders, dropUnsendableHeaders } from '../gateway/header-values.js';
 import type { ResponseFlow } from '../gateway/hooks.js';
 import { AnswerCopy } from '../gateway/answer-copy.js';
-import { SseRewriter, withUsageStripped } from '../gateway/sse-rewriter.js';
+import { eventsAtEnd, SseRewriter, withUsageStripped } from '../gateway/sse-rewriter.js';
 import { usageScannerFor, type UsageScanner } from '../gateway/usage.js';
 import { responseIdSink } from '../gateway/stored-responses.js';
 import { usageAtEnd } from '../gateway/estimated-usage.js';
@@ -73,7 +73,7 @@ export class ResponsePhase {
     const rewrite = withUsageStripped(flow?.event?.bind(flow), ctx.stripStreamUsage === true);
     if (!readable && ((sse && rewrite) || (!sse && flow?.body))) throw compressedAnswerError(headers);
     if (sse && rewrite) {
-      this.#rewriter = new SseRewriter(rewrite);
+      this.#rewriter = new SseRewriter(rewrite, eventsAtEnd(flow, ctx.stripStreamUsage === true));
       delete out['content-length'];
     } else if (!sse && flow?.body && flow.observes) this.#copy = new AnswerCopy(flow, maxBodyBytes);
     else if (!sse && flow?.body) {
@@ -120,6 +120,7 @@ export class ResponsePhase {
   /** The answer is over (its last body chunk, trailers, or Envoy closing the stream); usage is final. */
   end(): void {
     this.#ctx.usage ??= usageAtEnd(this.#ctx, this.#scanner);
+    if (this.#scanner?.upstreamError) this.#ctx.errorCode ??= 'upstream_error';
     this.#copy?.end(this.#status);
     this.#flow?.end?.();
   }

@@ -344,6 +344,8 @@ class Exchange {
   end(): void {
     this.#firstByteIn();
     this.#ctx.usage = this.#scanner?.end();
+    // A 200 stream that reported its generation failed (usage.ts ERROR_EVENT) is a fault in the records and metrics.
+    if (this.#scanner?.upstreamError) this.#ctx.errorCode ??= 'upstream_error';
     // An answer without a body came whole; a stream's first token is its first data event, and without one it had none.
     if (!this.#sse) this.#ctx.ttftMs ??= performance.now() - this.#ctx.start;
     const held = this.#held;

@@ -413,3 +413,33 @@ test("what a client echoes cannot pass for an oversized event's id or usage", ()
   const echoed = `event: response.created\ndata: {"type":"response.created","sequence_number":0,"response":{"metadata":{"id":"resp_fake","pad":"${'z'.repeat(MAX_HELD_EVENT + (1 << 20))}"},"id":"resp_real"}}\n\n`;
   assert.deepEqual(scanInChunks(echoed, 1 << 16).ids, []);
 });
+
+test("a Responses stream's lifecycle events are not its first token: response.created, queued and in_progress come before any generation", () => {
+  const event = (type: string, more: object) => `event: ${type}\ndata: ${JSON.stringify({ type, ...more })}\n\n`;
+  const response = { id: 'resp_1', object: 'response', status: 'in_progress', output: [], usage: null, error: null };
+  const s = new UsageScanner('text/event-stream');
+  s.push(Buffer.from(event('response.created', { response }) + event('response.queued', { response }) + event('response.in_progress', { response })));
+  // Before: 3, so TTFT was taken at response.created, whatever the queueing and prefill after it.
+  assert.equal(s.events, 0);
+  s.push(Buffer.from(event('response.output_text.delta', { item_id: 'm1', output_index: 0, content_index: 0, delta: 'hi' })));
+  assert.equal(s.events, 1);
+  assert.equal(s.upstreamError, false, 'the response\'s "error":null is no error');
+});
+
+test('an in-band error event marks the stream failed: vLLM\'s {"error":{...}}, a Responses error or response.failed; text about errors does not', () => {
+  const failed = [
+    'data: {"error":{"object":"error","message":"engine died","type":"InternalServerError","code":500}}\n\ndata: [DONE]\n\n',
+    'event: error\ndata: {"type":"error","code":"server_error","message":"engine died","param":null,"sequence_number":3}\n\n',
+    'event: response.failed\ndata: {"type":"response.failed","response":{"id":"resp_1","status":"failed","error":{"code":"server_error","message":"engine died"}}}\n\n',
+  ];
+  for (const stream of failed) {
+    const s = new UsageScanner('text/event-stream');
+    for (const ch of Buffer.from(stream)) s.push(Buffer.from([ch]));
+    s.end();
+    assert.equal(s.upstreamError, true, stream);
+  }
+  const fine = new UsageScanner('text/event-stream');
+  fine.push(Buffer.from('data: {"choices":[{"delta":{"content":"{\\"error\\":{\\"type\\":\\"error\\"}}"}}]}\n\ndata: [DONE]\n\n'));
+  fine.end();
+  assert.equal(fine.upstreamError, false);
+});

@@ -233,8 +233,13 @@ export class UsageScanner {
   #tailOnly = false;
   #first = 0;
   usage: Usage | undefined;
-  /** SSE data events seen: the first one is a stream's first token (TTFT). */
+  /**
+   * SSE data events seen but a Responses stream's lifecycle events (LIFECYCLE_EVENT), which come before any generation:
+   * the first one is a stream's first token (TTFT).
+   */
   events = 0;
+  /** An event said the generation failed (ERROR_EVENT): the answer is a fault, though its status is 200. */
+  upstreamError = false;
   /**
    * SSE data events that carry generated text (CONTENT_EVENT): vLLM, SGLang and the simulator send one per decode
    * step, so they count a stream's output tokens when it ends without its usage chunk. Counted rather than the text
@@ -399,8 +404,9 @@ export class UsageScanner {
     // Not counted as an event, nor its text kept: only its response's id and its usage are read.
     if (oversized) return this.#readOversized(oversized);
     if (data === undefined) return;
-    this.events++;
+    if (!LIFECYCLE_EVENT.test(data)) this.events++;
     if (isContentEvent(data)) this.contentEvents++;
+    if (data.includes('"error"') && ERROR_EVENT.test(data)) this.upstreamError = true;
     this.#text?.addEvent(data);
     if (this.#onResponseId && data.includes('"response"')) this.#responseIdOf(data);
     // Only the chunk that carries usage is parsed; the rest pass at the cost of a substring search. With
@@ -468,6 +474,14 @@ export class UsageScanner {
 const CONTENT_EVENT = /"(?:content|reasoning_content|reasoning|arguments|text|delta)": ?"[^"]/;
 /** A Responses API event's type: only its `*.delta` events stream text; the `*.done` ones repeat the whole of it. */
 const RESPONSES_TYPE = /"type": ?"response\.[a-z_.]*"/;
+
+/** The Responses events a server sends as it takes the request, before the first token: queued, and prefill after them. */
+const LIFECYCLE_EVENT = /"type": ?"response\.(?:created|in_progress|queued)"/;
+/**
+ * An event reporting the generation failed mid-stream: vLLM's `{"error":{...}}` (then `[DONE]`), a Responses `error`
+ * or `response.failed` event. The key is the event's own: a JSON string cannot hold an unescaped `"type":"`.
+ */
+const ERROR_EVENT = /^\s*\{\s*"error"\s*:\s*\{|"type": ?"(?:error|response\.failed)"/;
 
 function isContentEvent(data: string): boolean {
   const type = RESPONSES_TYPE.exec(data);
