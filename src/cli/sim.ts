@@ -1,7 +1,7 @@
 // `tollgate sim`: N simulated vLLM-compatible servers on consecutive ports, until SIGINT/SIGTERM.
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { parseDuration } from '../lib/duration.js';
-import { SIM_DEFAULTS } from '../sim/options.js';
+import { SIM_DEFAULTS, simOptionsProblem } from '../sim/options.js';
 import { parsePort, parsePositiveInt, parsePositiveNumber, untilSignal } from './options.js';
 
 function parseNonNegativeInt(value: string): number {
@@ -71,6 +71,8 @@ export function simCommand(): Command {
       if (opts.port !== 0 && opts.port + opts.replicas - 1 > 65535) {
         cmd.error(`--port ${opts.port} with --replicas ${opts.replicas} runs past port 65535`, { exitCode: 2 });
       }
+      const problem = simOptionsProblem(opts);
+      if (problem !== undefined) cmd.error(problem, { exitCode: 2 });
       const { startSimFleet } = await import('../sim/fleet.js');
       const fleet = await startSimFleet({
         replicas: opts.replicas,

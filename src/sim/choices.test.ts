@@ -33,3 +33,17 @@ test('tool arguments follow the schema and are cut by the cap like any output', 
   const [short] = buildChoices(spec({ cap: 3, output: { kind: 'tool', tool: { name: 'w', parameters }, finishReason: 'tool_calls' } }));
   assert.deepEqual([short.pieces.length, short.finishReason], [3, 'length']);
 });
+
+test("an integer argument stays an integer within its bounds, fractional bounds rounded inwards; a number within its own", () => {
+  const parameters = {
+    type: 'object',
+    properties: { n: { type: 'integer', minimum: 0.5, maximum: 3.5 }, x: { type: 'number', minimum: 0.5, maximum: 1 }, empty: { type: 'integer', minimum: 5, maximum: 1 } },
+  };
+  for (let seed = 0; seed < 50; seed++) {
+    const [call] = buildChoices(spec({ seed, cap: 200, output: { kind: 'tool', tool: { name: 'f', parameters }, finishReason: 'tool_calls' } }));
+    const args = JSON.parse(call.pieces.join(''));
+    assert.ok(Number.isInteger(args.n) && args.n >= 1 && args.n <= 3, `n ${args.n}`);
+    assert.ok(args.x >= 0.5 && args.x <= 1, `x ${args.x}`);
+    assert.equal(args.empty, 5, 'no integer in [5, 1]: the minimum');
+  }
+});

@@ -157,9 +157,11 @@ function fromSchema(raw: unknown, rand: () => number, word: () => string, depth:
       return depth > 8 ? [] : [fromSchema(s.items, rand, word, depth + 1)];
     case 'integer':
     case 'number': {
-      const lo = s.minimum ?? 0;
-      const hi = s.maximum ?? lo + 100;
-      return lo + Math.floor(rand() * (hi - lo + 1));
+      // An integer's bounds are rounded inwards; with none inside them (maximum below minimum), the minimum it is.
+      const whole = type === 'integer';
+      const lo = whole ? Math.ceil(s.minimum ?? 0) : (s.minimum ?? 0);
+      const hi = Math.max(lo, whole ? Math.floor(s.maximum ?? lo + 100) : (s.maximum ?? lo + 100));
+      return lo + Math.floor(rand() * (Math.floor(hi - lo) + 1));
     }
     case 'boolean':
       return rand() < 0.5;

@@ -27,6 +27,30 @@ describe('embeddings', () => {
     assert.ok(cosineSimilarity(embed('Reset PASSWORD!'), embed('reset password')) > 0.999);
   });
 
+  test('texts without letters or digits differ by their characters; only the empty text is the fallback vector', () => {
+    for (const [a, b] of [
+      ['😀', '🔥'],
+      [':)', ':('],
+      ['???', '!!!'],
+      ['', '…'],
+      ['😀 hello', '🔥 hello'],
+    ]) {
+      assert.ok(cosineSimilarity(embed(a), embed(b)) < 0.6, `${a} vs ${b}: ${cosineSimilarity(embed(a), embed(b))}`);
+    }
+    assert.ok(cosineSimilarity(embed('🔥🔥'), embed('🔥🔥')) > 0.999);
+    assert.ok(cosineSimilarity(embed('😀 hello'), embed('hello')) > 0.3);
+  });
+
+  test('unspaced scripts (CJK) compare character by character: near-identical sentences score high', () => {
+    const near: [string, string][] = [
+      ['今天天气怎么样', '今天的天气怎么样'],
+      ['你好世界', '你好，世界'],
+      ['東京の天気は？', '東京の天気を教えて'],
+    ];
+    for (const [a, b] of near) assert.ok(cosineSimilarity(embed(a), embed(b)) > 0.6, `${a} ~ ${b}: ${cosineSimilarity(embed(a), embed(b))}`);
+    assert.ok(cosineSimilarity(embed('今天天气怎么样'), embed('明天股票会涨吗')) < 0.3);
+  });
+
   test('base64 holds the float32 values', () => {
     const v = embed('hello world', 8);
     const bytes = Buffer.from(toBase64(v), 'base64');

@@ -28,6 +28,8 @@ interface Trace {
   firstToken?: number;
   finished?: number;
   tokens: number[];
+  /** The step end each token was reported with. */
+  at: number[];
 }
 
 function submit(
@@ -36,15 +38,16 @@ function submit(
 ): { trace: Trace; seq: ReturnType<Engine['submit']> } {
   const { clock, engine } = env;
   const prompt = spec.prompt ?? tokens(100);
-  const trace: Trace = { submitted: clock.now(), tokens: [] };
+  const trace: Trace = { submitted: clock.now(), tokens: [], at: [] };
   const seq = engine.submit({
     lora: spec.lora,
     promptTokens: spec.promptTokens ?? prompt.length,
     blockHashes: spec.blockHashes ?? promptBlockHashes(spec.lora ?? 'm', prompt),
     outputTokens: spec.outputTokens ?? 10,
-    onToken: (i) => {
+    onToken: (i, at) => {
       if (i === 0) trace.firstToken = clock.now();
       trace.tokens.push(i);
+      trace.at.push(at);
     },
     onFinish: () => {
       trace.finished = clock.now();
@@ -179,6 +182,60 @@ describe('Engine', () => {
     assert.ok(a.firstToken! < b.firstToken!);
   });
 
+  test('a prefill longer than maxBatchedTokens is split over steps, and running sequences decode between its chunks', () => {
+    const env = setup({ maxBatchedTokens: 2048 });
+    const running = submit(env, { prompt: tokens(100), outputTokens: 300 }).trace;
+    env.clock.advance(100);
+    assert.ok(running.tokens.length > 0);
+    const long = submit(env, { prompt: tokens(10_000, 50_000), outputTokens: 2 }).trace;
+    env.clock.runUntilIdle();
+    // vLLM's chunked prefill: 2,048 tokens a step, five steps, and a token for the running sequence in each of them
+    // (and one from the step under way when the long prompt came); before, the whole prefill was one step of ~0.7 s
+    // in which the running stream stood still.
+    const during = running.at.filter((t) => t > long.submitted && t < long.firstToken!);
+    assert.equal(during.length, 5);
+    let gap = 0;
+    for (let i = 1; i < running.at.length; i++) gap = Math.max(gap, running.at[i] - running.at[i - 1]);
+    assert.ok(gap <= (decodeStepSeconds(1, 400) + prefillSeconds(2048)) * 1000 + 1e-6, `longest gap ${gap} ms`);
+    assert.equal(long.tokens.length, 2);
+  });
+
+  test("tokens are reported with their step's scheduled end, however late the timer fires", () => {
+    const manual = new ManualClock();
+    // Every timer fires 7 ms late.
+    const late = { now: () => manual.now(), setTimer: (fn: () => void, ms: number) => manual.setTimer(fn, ms + 7) };
+    const env = { clock: manual, engine: setup({ clock: late }).engine };
+    const trace = submit(env, { prompt: tokens(1000), outputTokens: 3 }).trace;
+    manual.runUntilIdle();
+    const prefill = prefillSeconds(1000) * 1000;
+    assert.ok(Math.abs(trace.at[0] - prefill) < 1e-6, `first token at ${trace.at[0]} ms`);
+    assert.ok(trace.firstToken! > trace.at[0], 'the callback itself ran late');
+    assert.ok(Math.abs(trace.at[1] - trace.at[0] - decodeStepSeconds(1, 1001) * 1000) < 1e-6);
+  });
+
+  test("prompt and generation tokens are counted as the steps produce them, a cancelled sequence's too", () => {
+    const env = setup();
+    const { trace, seq } = submit(env, { prompt: tokens(100), outputTokens: 10 });
+    while (trace.tokens.length < 3) env.clock.advance(1);
+    env.engine.cancel(seq!);
+    assert.deepEqual([env.engine.promptTokens, env.engine.generationTokens], [100, 3]);
+    submit(env, { prompt: tokens(50, 900), outputTokens: 0 });
+    env.clock.runUntilIdle();
+    assert.deepEqual([env.engine.promptTokens, env.engine.generationTokens], [150, 3]);
+  });
+
+  test('with nothing else running, a sequence may take every block: a context the cache holds at all is served', () => {
+    // 100 blocks of 16: 1,600 tokens, of which the 1% watermark would leave 1,584.
+    const env = setup({ kvBlocks: 100 });
+    const full = submit(env, { prompt: tokens(1599), outputTokens: 1 }).trace;
+    env.clock.runUntilIdle();
+    assert.equal(full.tokens.length, 1);
+    // Prefill-only work needs no slot for a next token.
+    const embedding = submit(env, { prompt: tokens(1600, 5000), outputTokens: 0 }).trace;
+    env.clock.runUntilIdle();
+    assert.ok(embedding.finished !== undefined);
+  });
+
   test('a sequence holds KV blocks while running and frees them when done or cancelled', () => {
     const env = setup();
     const { seq } = submit(env, { prompt: tokens(320), outputTokens: 100 });
@@ -213,6 +270,8 @@ describe('Engine', () => {
     env.clock.runUntilIdle();
     for (const t of traces) assert.deepEqual(t.tokens, Array.from({ length: 120 }, (_, i) => i));
     assert.equal(env.engine.kv.usedBlocks, 0);
+    // A recomputed prefill is not counted again.
+    assert.deepEqual([env.engine.promptTokens, env.engine.generationTokens], [180, 360]);
   });
 
   test('LoRA: loading costs time, at most maxLoras resident, idle adapters are evicted', () => {

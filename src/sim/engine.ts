@@ -7,7 +7,7 @@ import { LoraManager } from './lora.js';
 export interface EngineOptions {
   maxNumSeqs: number;
   maxQueue: number;
-  /** Prompt tokens prefilled per step (vLLM's max_num_batched_tokens); a longer prompt runs alone. */
+  /** Prompt tokens prefilled per step (vLLM's max_num_batched_tokens); a longer prefill is split over steps. */
   maxBatchedTokens: number;
   kvBlocks: number;
   maxLoras: number;
@@ -25,10 +25,13 @@ export interface SequenceSpec {
   blockHashes: readonly number[];
   /** Tokens to generate; 0 for prefill-only work such as embeddings. */
   outputTokens: number;
-  /** Called once per generated token, index 0 first, at the end of the step that produced it. */
-  onToken(index: number): void;
-  /** Called once when the last token is out (not after cancel). */
-  onFinish(): void;
+  /**
+   * Called once per generated token, index 0 first, at the end of the step that produced it; `at` is that step's end
+   * on the engine's clock (ms), which a late timer does not move.
+   */
+  onToken(index: number, at: number): void;
+  /** Called once when the last token is out (not after cancel), with the end of that step. */
+  onFinish(at: number): void;
 }
 
 export class Sequence {
@@ -37,6 +40,8 @@ export class Sequence {
   generated = 0;
   /** Prompt tokens served from the prefix cache at first admission. */
   cachedTokens = 0;
+  /** Tokens of its prefill still to compute: a prefill longer than a step's budget takes several steps. */
+  prefillLeft = 0;
   blocks: number[] = [];
 
   constructor(spec: SequenceSpec) {
@@ -60,6 +65,12 @@ export class Engine {
   /** Tokens in prefix-cache lookups and hits since start (vllm:prefix_cache_queries/hits_total). */
   prefixQueryTokens = 0;
   prefixHitTokens = 0;
+  /**
+   * Prompt tokens of sequences whose prefill completed, and tokens generated, since start (vllm:prompt_tokens_total,
+   * vllm:generation_tokens_total): counted as vLLM counts them, step by step, so a cancelled sequence's count too.
+   */
+  promptTokens = 0;
+  generationTokens = 0;
 
   #opts: EngineOptions;
   #clock: Clock;
@@ -68,6 +79,8 @@ export class Engine {
   #watermark: number;
   #step: Step | null = null;
   #stepEnd = 0;
+  /** When an idle engine was given work: its first step starts there, however late the timer runs. */
+  #wokeAt = 0;
   #cancelTimer: (() => void) | null = null;
   #closed = false;
 
@@ -85,11 +98,6 @@ export class Engine {
       clock: this.#clock,
       onLoaded: () => this.#wake(),
     });
-  }
-
-  /** The longest sequence (prompt + output tokens) that can ever be admitted. */
-  get maxSequenceTokens(): number {
-    return (this.kv.totalBlocks - this.#watermark) * BLOCK_SIZE - 1;
   }
 
   get waitingCount(): number {
@@ -149,6 +157,7 @@ export class Engine {
 
   #wake(): void {
     if (this.#step === null && this.#cancelTimer === null && !this.#closed) {
+      this.#wokeAt = this.#clock.now();
       this.#cancelTimer = this.#clock.setTimer(this.#tick, 0);
     }
   }
@@ -159,28 +168,43 @@ export class Engine {
     this.#cancelTimer = null;
     const now = this.#clock.now();
     if (this.#step === null) {
-      this.#stepEnd = now;
+      this.#stepEnd = this.#wokeAt;
       this.#plan();
     }
     while (this.#step !== null && this.#stepEnd <= now) {
-      this.#complete(this.#step);
+      this.#complete(this.#step, this.#stepEnd);
       if (now - this.#stepEnd > MAX_LAG_MS) this.#stepEnd = now;
       this.#plan();
     }
     if (this.#step !== null) this.#cancelTimer = this.#clock.setTimer(this.#tick, this.#stepEnd - now);
   };
 
+  /**
+   * The next step: a decode token for every running sequence whose prefill is done, and prefill chunks within the
+   * budget, first for prefills begun in earlier steps (vLLM schedules running requests first), then for newly
+   * admitted sequences, the last of which may get only part of its prefill (vLLM's chunked prefill).
+   */
   #plan(): void {
-    const decode = [...this.#running];
-    let seconds = 0;
-    if (decode.length > 0) {
-      let kvTokens = 0;
-      for (const seq of decode) kvTokens += seq.spec.promptTokens + seq.generated;
-      seconds = decodeStepSeconds(decode.length, kvTokens);
-    }
+    const decode: Sequence[] = [];
     const prefill: Sequence[] = [];
-    const uncached = this.#admit(prefill);
-    if (prefill.length > 0) seconds += prefillSeconds(uncached);
+    let budget = this.#opts.maxBatchedTokens;
+    let computed = 0;
+    let kvTokens = 0;
+    for (const seq of this.#running) {
+      if (seq.prefillLeft === 0) {
+        decode.push(seq);
+        kvTokens += seq.spec.promptTokens + seq.generated;
+      } else if (budget > 0) {
+        const chunk = Math.min(seq.prefillLeft, budget);
+        seq.prefillLeft -= chunk;
+        budget -= chunk;
+        computed += chunk;
+        prefill.push(seq);
+      }
+    }
+    let seconds = decode.length > 0 ? decodeStepSeconds(decode.length, kvTokens) : 0;
+    computed += this.#admit(prefill, budget);
+    if (prefill.length > 0) seconds += prefillSeconds(computed);
     if (prefill.length === 0 && decode.length === 0) {
       this.#step = null;
       return;
@@ -189,13 +213,15 @@ export class Engine {
     this.#step = { prefill, decode };
   }
 
-  /** Moves waiting sequences into the batch (FIFO; LoRA-blocked ones are skipped); returns the tokens they compute. */
-  #admit(admitted: Sequence[]): number {
+  /**
+   * Moves waiting sequences into the batch (FIFO; LoRA-blocked ones are skipped) while `budget` tokens of prefill are
+   * left this step; returns the tokens they compute in it.
+   */
+  #admit(admitted: Sequence[], budget: number): number {
     let computed = 0;
-    let budget = this.#opts.maxBatchedTokens;
     const skipped: Sequence[] = [];
     let i = 0;
-    for (; i < this.#waiting.length && this.#running.size < this.maxNumSeqs; i++) {
+    for (; i < this.#waiting.length && this.#running.size < this.maxNumSeqs && budget > 0; i++) {
       const seq = this.#waiting[i];
       const { lora, blockHashes } = seq.spec;
       if (lora !== undefined && this.loras.prepare(lora) !== 'ready') {
@@ -207,10 +233,15 @@ export class Engine {
       const tokens = seq.spec.promptTokens + seq.generated;
       const cached = Math.max(0, Math.min(this.kv.matchPrefix(blockHashes) * BLOCK_SIZE, tokens - 1));
       const uncached = tokens - cached;
-      if (admitted.length > 0 && uncached > budget) break;
-      const alloc = this.kv.allocate(blockHashes, blocksFor(tokens + 1), this.#watermark);
+      // A slot for the token it generates next; prefill-only work (embeddings) has none.
+      const slots = tokens + (seq.generated < seq.spec.outputTokens ? 1 : 0);
+      // The watermark keeps room for running sequences to grow; with none running, a sequence may take every block,
+      // so any context the cache can hold at all is served.
+      const alloc = this.kv.allocate(blockHashes, blocksFor(slots), this.#running.size === 0 ? 0 : this.#watermark);
       if (alloc === null) break;
-      budget -= uncached;
+      const chunk = Math.min(uncached, budget);
+      budget -= chunk;
+      seq.prefillLeft = uncached - chunk;
       if (seq.generated === 0) {
         seq.cachedTokens = cached;
         this.prefixQueryTokens += seq.spec.promptTokens;
@@ -221,24 +252,30 @@ export class Engine {
       if (lora !== undefined) this.loras.retain(lora);
       this.#running.add(seq);
       admitted.push(seq);
-      computed += uncached;
+      computed += chunk;
     }
     if (i > 0) this.#waiting = skipped.length > 0 ? skipped.concat(this.#waiting.slice(i)) : this.#waiting.slice(i);
     return computed;
   }
 
-  #complete(step: Step): void {
-    for (const seq of step.prefill) if (seq.state === 'running') this.#emit(seq);
-    for (const seq of step.decode) if (seq.state === 'running' && this.#grow(seq)) this.#emit(seq);
+  /** Ends the step that ends at `at`: a token for each sequence whose prefill it completed and each it decoded. */
+  #complete(step: Step, at: number): void {
+    for (const seq of step.prefill) if (seq.state === 'running' && seq.prefillLeft === 0) this.#emit(seq, at);
+    for (const seq of step.decode) if (seq.state === 'running' && this.#grow(seq)) this.#emit(seq, at);
   }
 
-  #emit(seq: Sequence): void {
-    if (seq.generated < seq.spec.outputTokens) seq.spec.onToken(seq.generated++);
+  #emit(seq: Sequence, at: number): void {
+    // The end of its first prefill; a preempted sequence's recompute is not counted again (nor by vLLM).
+    if (seq.generated === 0) this.promptTokens += seq.spec.promptTokens;
+    if (seq.generated < seq.spec.outputTokens) {
+      this.generationTokens++;
+      seq.spec.onToken(seq.generated++, at);
+    }
     // onToken may have cancelled it (a client that hung up).
     if (seq.state === 'running' && seq.generated >= seq.spec.outputTokens) {
       this.#evict(seq);
       seq.state = 'done';
-      seq.spec.onFinish();
+      seq.spec.onFinish(at);
     }
   }
 

@@ -30,11 +30,11 @@ async function drain(res: Response): Promise<{ events: string[]; failed: boolean
 }
 
 describe('fault injection', () => {
-  test('error rate: that fraction of requests get an OpenAI-shaped 500', async () => {
+  test('error rate: that fraction of requests get a vLLM-shaped 500', async () => {
     await withSim({ errorRate: 1 }, async (sim) => {
       const res = await chat(sim.url);
       assert.equal(res.status, 500);
-      assert.equal((await res.json()).error.type, 'server_error');
+      assert.equal((await res.json()).error.type, 'InternalServerError');
     });
     await withSim({ errorRate: 0.5, seed: 3 }, async (sim) => {
       const statuses = [];
@@ -51,7 +51,7 @@ describe('fault injection', () => {
       const first = await chat(sim.url);
       assert.equal(first.status, 429);
       assert.equal(first.headers.get('retry-after'), '1');
-      assert.equal((await first.json()).error.type, 'rate_limit_error');
+      assert.equal((await first.json()).error.type, 'RateLimitError');
       assert.equal((await chat(sim.url)).status, 429);
       assert.equal((await chat(sim.url)).status, 200);
       sim.failNext(1);

@@ -58,9 +58,12 @@ export interface EmbeddingJob {
 
 /** The request fields that shape the answer, whichever endpoint named them. */
 interface Asked {
-  model: string;
+  /** Left out: the base model, as vLLM serves it. */
+  model: string | null | undefined;
   prompt: Prompt;
   maxTokens: number | null | undefined;
+  /** vLLM cuts the Responses API's max_output_tokens to the room the context leaves, where chat and completions refuse. */
+  clampMaxTokens: boolean;
   stream: boolean;
   includeUsage: boolean;
   seed: number | null | undefined;
@@ -77,7 +80,7 @@ const stopList = (stop: string | string[] | null | undefined): string[] => (stop
 
 /** What chat and completions requests ask alike (the sampling and streaming fields they share). */
 function sampled(r: {
-  model: string;
+  model?: string | null;
   stream?: boolean | null;
   stream_options?: { include_usage?: boolean | null } | null;
   seed?: number | null;
@@ -86,10 +89,16 @@ function sampled(r: {
   n?: number | null;
   stop?: string | string[] | null;
 }): Pick<Asked, 'model' | 'stream' | 'includeUsage' | 'seed' | 'ignoreEos' | 'minTokens' | 'n' | 'stop'> {
+  // vLLM's check, where an empty object counts as none (Python's truth value of a dict).
+  if (r.stream !== true && r.stream_options != null && Object.keys(r.stream_options).length > 0) {
+    throw invalidRequest('Stream options can only be defined when `stream=True`.', 'stream_options');
+  }
+  // include_usage defaults to true in vLLM's StreamOptions: `stream_options: {}` asks for usage too (null does not).
+  const usage = r.stream_options?.include_usage;
   return {
     model: r.model,
     stream: r.stream === true,
-    includeUsage: r.stream === true && r.stream_options?.include_usage === true,
+    includeUsage: r.stream === true && r.stream_options != null && (usage === undefined || usage === true),
     seed: r.seed,
     ignoreEos: r.ignore_eos,
     minTokens: r.min_tokens,
@@ -107,7 +116,8 @@ export function generationJob(endpoint: GenerationEndpoint, body: unknown, catal
     if (r.top_logprobs != null && r.top_logprobs > 0 && r.logprobs !== true) throw invalidRequest('"top_logprobs": requires "logprobs" to be true');
     asked = {
       ...sampled(r),
-      prompt: tokenize(() => chatPrompt(r.messages)),
+      clampMaxTokens: false,
+      prompt: tokenize(() => chatPrompt(r.messages, catalog.maxModelLen)),
       maxTokens: r.max_completion_tokens ?? r.max_tokens,
       output: chatOutput(r),
       logprobs: r.logprobs === true ? (r.top_logprobs ?? 0) : null,
@@ -118,9 +128,10 @@ export function generationJob(endpoint: GenerationEndpoint, body: unknown, catal
     // vLLM's OpenAI server refuses it the same way.
     if (r.suffix != null) throw invalidRequest('"suffix": suffix is not currently supported');
     const source = singlePrompt(r.prompt);
-    const prompt = tokenize(() => textPrompt(source));
+    const prompt = tokenize(() => textPrompt(source, catalog.maxModelLen));
     asked = {
       ...sampled(r),
+      clampMaxTokens: false,
       prompt,
       // vLLM's (and OpenAI's) completions default: 16 tokens when max_tokens is left out; null is no cap.
       maxTokens: r.max_tokens === undefined ? 16 : r.max_tokens,
@@ -134,15 +145,16 @@ export function generationJob(endpoint: GenerationEndpoint, body: unknown, catal
     const previousId = r.previous_response_id ?? null;
     const previous = previousId === null ? undefined : responses?.get(previousId);
     // vLLM's answer for a response it does not hold (never stored, deleted, or on another server).
-    if (previousId !== null && !previous) throw new HttpError(404, 'invalid_request_error', 'response_not_found', `Response with id '${previousId}' not found.`);
+    if (previousId !== null && !previous) throw responseNotFound(previousId);
     const turn = [...(previous?.conversation ?? []), ...responsesInput(r)];
     const messages: ChatMessage[] = r.instructions ? [{ role: 'system', content: r.instructions }, ...turn] : turn;
     const store = r.store !== false && responses !== undefined;
     asked = {
       model: r.model,
       stream: r.stream === true,
-      prompt: tokenize(() => chatPrompt(messages)),
+      prompt: tokenize(() => chatPrompt(messages, catalog.maxModelLen)),
       maxTokens: r.max_output_tokens,
+      clampMaxTokens: true,
       includeUsage: false,
       seed: r.seed,
       ignoreEos: r.ignore_eos,
@@ -170,16 +182,27 @@ export function generationJob(endpoint: GenerationEndpoint, body: unknown, catal
           : undefined,
       });
   }
-  const { model, prompt, maxTokens } = asked;
+  const { prompt } = asked;
+  const model = asked.model ?? catalog.models[0];
   const lora = resolveModel(model, catalog);
   const modelKey = lora ?? catalog.models[0];
 
-  const room = catalog.maxModelLen - prompt.count;
-  if (room < 1 || (maxTokens != null && maxTokens > room)) {
+  // vLLM's context checks, with its wording; a prompt past the context length was counted only that far.
+  const limit = catalog.maxModelLen;
+  const room = limit - prompt.count;
+  if (room < 1) {
+    const has = prompt.tokens.length === 0 && prompt.count > limit ? `more than ${limit}` : String(prompt.count);
     throw invalidRequest(
-      `This model's maximum context length is ${catalog.maxModelLen} tokens. However, you requested ` +
-        `${prompt.count + (maxTokens ?? 1)} tokens (${prompt.count} in the prompt, ${maxTokens ?? 1} in the completion).`,
-      'context_length_exceeded',
+      `This model's maximum context length is ${limit} tokens. However, your request has ${has} input tokens. Please reduce the length of the input messages.`,
+      'input_tokens',
+    );
+  }
+  const maxTokens = asked.clampMaxTokens && asked.maxTokens != null ? Math.min(asked.maxTokens, room) : asked.maxTokens;
+  if (maxTokens != null && maxTokens > room) {
+    throw invalidRequest(
+      `'max_tokens' or 'max_completion_tokens' is too large: ${maxTokens}. This model's maximum context length is ${limit} tokens ` +
+        `and your request has ${prompt.count} input tokens (${maxTokens} > ${limit} - ${prompt.count}).`,
+      'max_tokens',
     );
   }
   const cap = maxTokens ?? room;
@@ -232,7 +255,7 @@ interface ToolsAsked {
  * function, or 'auto' while the last message is not a tool's result: the simulated model calls a tool, then answers
  * from its result).
  */
-function toolCallOutput({ tools, choice }: ToolsAsked, last: ChatMessage): OutputKind | undefined {
+function toolCallOutput({ tools, choice }: ToolsAsked, last: ChatMessage | undefined): OutputKind | undefined {
   const asked = choice ?? (tools.length > 0 ? 'auto' : 'none');
   if (asked !== 'none' && tools.length === 0) throw invalidRequest('"tool_choice": tools must be given when tool_choice is not "none"');
   if (typeof asked === 'object') {
@@ -241,8 +264,8 @@ function toolCallOutput({ tools, choice }: ToolsAsked, last: ChatMessage): Outpu
     // OpenAI ends a forced call with "stop".
     return { kind: 'tool', tool, finishReason: 'stop' };
   }
-  if (asked === 'required' || (asked === 'auto' && last.role !== 'tool')) {
-    return { kind: 'tool', tool: tools[hashString(JSON.stringify(last.content)) % tools.length], finishReason: 'tool_calls' };
+  if (asked === 'required' || (asked === 'auto' && last?.role !== 'tool')) {
+    return { kind: 'tool', tool: tools[hashString(JSON.stringify(last?.content ?? null)) % tools.length], finishReason: 'tool_calls' };
   }
   return undefined;
 }
@@ -279,23 +302,28 @@ function echoOf(source: string | number[], prompt: Prompt): { text: string; toke
 
 export function embeddingJob(body: unknown, catalog: Catalog): EmbeddingJob {
   const r = parse(embeddingsRequest, body);
-  const lora = resolveModel(r.model, catalog);
+  const model = r.model ?? catalog.models[0];
+  const lora = resolveModel(model, catalog);
   const raw = r.input;
   const inputs: (string | number[])[] =
     typeof raw === 'string' ? [raw] : raw.length > 0 && typeof raw[0] === 'number' ? [raw as number[]] : (raw as (string | number[])[]);
   if (inputs.length === 0) throw invalidRequest('"input" must not be empty');
   const texts: string[] = [];
   let promptTokens = 0;
+  const limit = catalog.maxModelLen;
   for (const input of inputs) {
-    const { text, count } = tokenize(() => embeddingInput(input));
-    if (count > catalog.maxModelLen) {
-      throw invalidRequest(`An input has ${count} tokens; the maximum is ${catalog.maxModelLen}`, 'context_length_exceeded');
+    const { text, count } = tokenize(() => embeddingInput(input, limit));
+    if (count > limit) {
+      throw invalidRequest(
+        `This model's maximum context length is ${limit} tokens. However, you requested more than ${limit} tokens in the input for embedding generation. Please reduce the length of the input.`,
+        'input_tokens',
+      );
     }
     texts.push(text);
     promptTokens += count;
   }
   return {
-    model: r.model,
+    model,
     lora,
     texts,
     promptTokens,
@@ -308,15 +336,22 @@ export function embeddingJob(body: unknown, catalog: Catalog): EmbeddingJob {
 function resolveModel(name: string, catalog: Catalog): string | undefined {
   if (catalog.models.includes(name)) return undefined;
   if (catalog.loras.includes(name)) return name;
-  throw new HttpError(404, 'invalid_request_error', 'model_not_found', `The model \`${name}\` does not exist.`);
+  throw new HttpError(404, `The model \`${name}\` does not exist.`, { param: 'model' });
+}
+
+/** vLLM's answer for a stored response it does not hold. */
+export function responseNotFound(id: string): HttpError {
+  return new HttpError(404, `Response with id '${id}' not found.`);
 }
 
 function parse<S extends z.ZodType>(schema: S, body: unknown): z.output<S> {
   const result = schema.safeParse(body);
   if (result.success) return result.data;
   const issue = result.error.issues[0];
-  const path = issue.path.length > 0 ? `"${issue.path.join('.')}": ` : '';
-  throw invalidRequest(`${path}${issue.message}`);
+  // The schemas' own checks (vLLM's sentences) name their field already.
+  const path = issue.path.length > 0 && issue.code !== 'custom' ? `"${issue.path.join('.')}": ` : '';
+  const param = issue.path.length > 0 ? String(issue.path[0]) : null;
+  throw invalidRequest(`${path}${issue.message}`, param);
 }
 
 function tokenize<T>(fn: () => T): T {

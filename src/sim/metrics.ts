@@ -9,12 +9,15 @@ export interface SimMetrics {
   /** The /metrics page. */
   page(): Promise<string>;
   firstToken(seconds: number): void;
-  finished(r: { promptTokens: number; generationTokens: number; finishReason: FinishReason; seconds: number }): void;
+  /** A request answered in full; one the client left is not (nor in vLLM, whose frontend drops it unrecorded). */
+  finished(r: { finishReason: FinishReason; seconds: number }): void;
 }
 
 // vLLM's own bucket boundaries, so dashboards built for vLLM read the simulator the same way.
 const TTFT_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80, 160, 640, 2560];
 const E2E_BUCKETS = [0.3, 0.5, 0.8, 1, 1.5, 2, 2.5, 5, 10, 15, 20, 30, 40, 50, 60, 120, 240, 480, 960, 1920, 7680];
+/** vLLM's finish reasons, each with its series from the start (at 0), as vLLM creates them. */
+const FINISH_REASONS = ['stop', 'length', 'abort', 'error', 'repetition'];
 
 export function createSimMetrics(model: string, engine: Engine, loras: readonly string[]): SimMetrics {
   // Two registries: what reads the engine is rendered at every scrape; the request histograms and counters, whose
@@ -98,6 +101,25 @@ export function createSimMetrics(model: string, engine: Engine, loras: readonly 
       this.inc(engine.prefixHitTokens);
     },
   });
+  // Counted by the engine step by step, as vLLM counts them: a request the client leaves has its tokens counted so far.
+  new Counter({
+    name: 'vllm:prompt_tokens_total',
+    help: 'Number of prefill tokens processed.',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(engine.promptTokens);
+    },
+  });
+  new Counter({
+    name: 'vllm:generation_tokens_total',
+    help: 'Number of generation tokens processed.',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(engine.generationTokens);
+    },
+  });
 
   const ttft = new Histogram({
     name: 'vllm:time_to_first_token_seconds',
@@ -117,12 +139,7 @@ export function createSimMetrics(model: string, engine: Engine, loras: readonly 
     labelNames: ['finished_reason'],
     registers: [requestRegistry],
   });
-  const promptTokens = new Counter({ name: 'vllm:prompt_tokens_total', help: 'Number of prefill tokens processed.', registers: [requestRegistry] });
-  const generationTokens = new Counter({
-    name: 'vllm:generation_tokens_total',
-    help: 'Number of generation tokens processed.',
-    registers: [requestRegistry],
-  });
+  for (const reason of FINISH_REASONS) success.inc({ finished_reason: reason }, 0);
 
   return {
     contentType: registry.contentType,
@@ -143,8 +160,6 @@ export function createSimMetrics(model: string, engine: Engine, loras: readonly 
       requestPage = null;
       e2e.observe(r.seconds);
       success.inc({ finished_reason: r.finishReason });
-      promptTokens.inc(r.promptTokens);
-      if (r.generationTokens > 0) generationTokens.inc(r.generationTokens);
     },
   };
 }

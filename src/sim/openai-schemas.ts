@@ -1,16 +1,44 @@
-// Request bodies the simulator accepts on its OpenAI endpoints; fields it does not use pass unchecked.
+// Request bodies the simulator accepts on its OpenAI endpoints; fields it does not use pass unchecked, apart from
+// the common sampling fields, refused as vLLM refuses them so that a client's bad values do not pass unnoticed.
 import { z } from 'zod';
 
 const positiveInt = z.number().int().positive();
 const tokenIds = z.array(z.number().int().nonnegative());
 
+/** Left out, vLLM serves the base model. */
+const model = z.string().min(1).nullish();
+
+/** A number within vLLM's bounds for `name` (SamplingParams' checks), refused with its sentence. */
+function bounded(name: string, lo: number, hi: number, openBelow = false) {
+  return z
+    .number()
+    .refine((v) => (openBelow ? v > lo : v >= lo) && v <= hi, { error: (issue) => `${name} must be in ${openBelow ? '(' : '['}${lo}, ${hi}], got ${String(issue.input)}.` })
+    .nullish();
+}
+
+const temperature = bounded('temperature', 0, 2);
+const topP = bounded('top_p', 0, 1, true);
+
+/** The sampling fields chat, completions and the Responses API share; the simulator's text does not depend on them. */
+const sampling = {
+  temperature,
+  top_p: topP,
+  presence_penalty: bounded('presence_penalty', -2, 2),
+  frequency_penalty: bounded('frequency_penalty', -2, 2),
+  logit_bias: z
+    .record(z.string(), z.number())
+    .refine((bias) => Object.keys(bias).every((k) => /^-?\d+$/.test(k.trim())), 'logit_bias contains key(s) that cannot be converted to integer token IDs')
+    .nullish(),
+};
+
 const generation = {
-  model: z.string().min(1),
+  model,
+  ...sampling,
   stream: z.boolean().nullish(),
   stream_options: z.object({ include_usage: z.boolean().nullish() }).loose().nullish(),
   /** Mixed into the text seed, so the same prompt with another seed reads differently. */
   // vLLM takes any 64-bit integer (a client's random int64), not only those a double holds exactly.
-  seed: z.number().min(-(2 ** 63)).max(2 ** 63).refine(Number.isInteger, 'expected an integer').nullish(),
+  seed: z.number().min(-(2 ** 63)).max(2 ** 63).refine(Number.isInteger, 'seed must be an integer').nullish(),
   /** vLLM's sampling extras: generate to max_tokens regardless of end-of-sequence, or at least this many tokens. */
   ignore_eos: z.boolean().nullish(),
   min_tokens: z.number().int().min(0).nullish(),
@@ -100,8 +128,6 @@ export const responsesRequest = z
       })
       .loose()
       .nullish(),
-    temperature: z.number().nullish(),
-    top_p: z.number().nullish(),
     metadata: z.record(z.string(), z.string()).nullish(),
     tools: z.array(responsesFunctionTool).nullish(),
     tool_choice: responsesToolChoice.nullish(),
@@ -112,7 +138,7 @@ export const responsesRequest = z
 
 export const embeddingsRequest = z
   .object({
-    model: z.string().min(1),
+    model,
     input: z.union([z.string(), z.array(z.string()), tokenIds, z.array(tokenIds)]),
     encoding_format: z.enum(['float', 'base64']).nullish(),
     dimensions: z.number().int().min(1).max(4096).nullish(),

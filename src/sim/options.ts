@@ -1,4 +1,5 @@
 // What a simulated server can be told (the CLI's flags map onto these) and the defaults it otherwise uses.
+import { BLOCK_SIZE } from './kv-cache.js';
 
 export interface SimServerOptions {
   /** 0 (the default) picks a free port. */
@@ -44,3 +45,16 @@ export const SIM_DEFAULTS = {
   maxModelLen: 32768,
   maxOutputTokens: 1024,
 } as const;
+
+/**
+ * Why a server of these options cannot start, or undefined: as vLLM refuses to start when its KV cache cannot hold
+ * one sequence of max_model_len tokens, rather than serve a context it can never schedule.
+ */
+export function simOptionsProblem(o: { kvBlocks: number; maxModelLen: number }): string | undefined {
+  const holds = o.kvBlocks * BLOCK_SIZE;
+  if (holds >= o.maxModelLen) return undefined;
+  return (
+    `--kv-blocks ${o.kvBlocks} (${holds} tokens) cannot hold one sequence of --max-model-len ${o.maxModelLen} tokens: ` +
+    `raise --kv-blocks to ${Math.ceil(o.maxModelLen / BLOCK_SIZE)} or lower --max-model-len to ${holds}`
+  );
+}

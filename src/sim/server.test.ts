@@ -323,20 +323,30 @@ describe('sim server: OpenAI surface', () => {
         ['tone-lora', MODEL],
       ],
     );
+    // The default KV cache (2,048 blocks of 16) holds the default context whole; it was quietly cut to 32,431.
+    assert.deepEqual(new Set(body.data.map((m: { max_model_len: number }) => m.max_model_len)), new Set([32768]));
   });
 
-  test('errors: unknown model 404, bad JSON 400, wrong types 400, all OpenAI-shaped', async () => {
+  test('a KV cache that cannot hold one sequence of the context length is refused at start, as vLLM refuses it', async () => {
+    await assert.rejects(startSimServer({ model: MODEL, kvBlocks: 1 }), /--kv-blocks 1 \(16 tokens\) cannot hold one sequence of --max-model-len 32768 tokens/);
+    const fits = await startSimServer({ model: MODEL, kvBlocks: 64, maxModelLen: 1024 });
+    await fits.close();
+  });
+
+  test("errors: unknown model 404, bad JSON 400, wrong types 400, all of vLLM's shape", async () => {
     const unknown = await postJson(`${sim.url}/v1/chat/completions`, { model: 'nope', messages: [{ role: 'user', content: 'x' }] });
     assert.equal(unknown.status, 404);
-    assert.deepEqual(Object.keys((await unknown.json()).error).sort(), ['code', 'message', 'type']);
+    // vLLM's ErrorInfo: the status as an integer code, the field at fault as param.
+    assert.deepEqual((await unknown.json()).error, { message: 'The model `nope` does not exist.', type: 'NotFoundError', param: 'model', code: 404 });
 
     const bad = await fetch(`${sim.url}/v1/chat/completions`, { method: 'POST', body: '{"model":' });
     assert.equal(bad.status, 400);
-    assert.equal((await bad.json()).error.code, 'invalid_json');
+    assert.deepEqual((await bad.json()).error, { message: 'The request body is not valid JSON', type: 'BadRequestError', param: null, code: 400 });
 
     const wrong = await postJson(`${sim.url}/v1/chat/completions`, { model: MODEL, messages: 'hi', max_tokens: -1 });
     assert.equal(wrong.status, 400);
-    assert.equal((await wrong.json()).error.type, 'invalid_request_error');
+    const { error } = await wrong.json();
+    assert.deepEqual([error.type, error.param], ['BadRequestError', 'messages']);
 
     const tooLong = await postJson(`${sim.url}/v1/chat/completions`, {
       model: MODEL,
@@ -365,7 +375,7 @@ describe('sim server: OpenAI surface', () => {
       const res = await postJson(`${sim.url}/v1/${path}`, body);
       const { error } = await res.json();
       assert.equal(res.status, 400, `${path} ${JSON.stringify(body)}`);
-      assert.equal(error.type, 'invalid_request_error');
+      assert.equal(error.type, 'BadRequestError');
       assert.match(error.message, message);
     }
     // A prompt with no tokens once drove the prefix-cache hit counter negative, and the page failed from then on.
@@ -411,7 +421,7 @@ describe('sim server: latency model over HTTP', () => {
 
 describe('sim server: metrics, queueing, LoRA, disconnects', () => {
   test('metrics reflect in-flight requests at scrape time', async () => {
-    const sim = await startSimServer({ model: MODEL, timeScale: 10, maxNumSeqs: 2, kvBlocks: 512 });
+    const sim = await startSimServer({ model: MODEL, timeScale: 10, maxNumSeqs: 2, kvBlocks: 512, maxModelLen: 8192 });
     const abort = new AbortController();
     try {
       const inflight = Array.from({ length: 5 }, (_, i) =>
@@ -458,7 +468,8 @@ describe('sim server: metrics, queueing, LoRA, disconnects', () => {
     try {
       await postJson(`${sim.url}/v1/chat/completions`, { model: MODEL, messages: [{ role: 'user', content: 'a' }], max_tokens: 3 });
       const m = await scrape(sim.url);
-      assert.equal(m.find((s) => s.name === 'vllm:request_success_total')?.value, 1);
+      const finished = m.filter((s) => s.name === 'vllm:request_success_total');
+      assert.equal(finished.reduce((sum, s) => sum + s.value, 0), 1);
       assert.equal(sampleValue(m, 'vllm:generation_tokens_total'), 3);
       assert.equal(sampleValue(m, 'vllm:time_to_first_token_seconds_count'), 1);
       assert.equal(sampleValue(m, 'vllm:e2e_request_latency_seconds_count'), 1);
@@ -519,6 +530,50 @@ describe('sim server: metrics, queueing, LoRA, disconnects', () => {
     }
   });
 
+  test("with a large time scale the histograms follow the model: the steps' scheduled ends, not real time × the scale", async () => {
+    const sim = await startSimServer({ model: MODEL, timeScale: 1000 });
+    try {
+      const res = await postJson(`${sim.url}/v1/completions`, { model: MODEL, prompt: 'hello', max_tokens: 20, ignore_eos: true });
+      const promptTokens = (await res.json()).usage.prompt_tokens;
+      const m = await scrape(sim.url);
+      const ttft = prefillSeconds(promptTokens);
+      let e2e = ttft;
+      for (let held = promptTokens + 1; held < promptTokens + 20; held++) e2e += decodeStepSeconds(1, held);
+      // Reading and tokenizing the request add the real time they took, unscaled (well under the margin); before, a
+      // millisecond of timer lateness alone counted as a simulated second.
+      const ttftSum = sampleValue(m, 'vllm:time_to_first_token_seconds_sum')!;
+      const e2eSum = sampleValue(m, 'vllm:e2e_request_latency_seconds_sum')!;
+      assert.ok(ttftSum >= ttft - 1e-9 && ttftSum < ttft + 0.5, `ttft ${ttftSum} s, the model's ${ttft} s`);
+      assert.ok(e2eSum >= e2e - 1e-9 && e2eSum < e2e + 0.5, `e2e ${e2eSum} s, the model's ${e2e} s`);
+    } finally {
+      await sim.close();
+    }
+  });
+
+  test("a stream the client leaves has its tokens counted as vLLM counts them, step by step, and is no finished request", async () => {
+    const sim = await startSimServer({ model: MODEL, timeScale: 10 });
+    const abort = new AbortController();
+    const messages = [{ role: 'user', content: 'count me in' }];
+    try {
+      const res = await postJson(`${sim.url}/v1/chat/completions`, { model: MODEL, messages, max_tokens: 5000, ignore_eos: true, stream: true }, { signal: abort.signal });
+      let received = 0;
+      for await (const data of sseData(res)) if (JSON.parse(data).choices[0]?.delta?.content && ++received === 5) break;
+      abort.abort();
+      await waitFor(() => sim.state().running === 0);
+      const m = await scrape(sim.url);
+      assert.equal(sampleValue(m, 'vllm:prompt_tokens_total'), countChatTokens(messages));
+      assert.ok(sampleValue(m, 'vllm:generation_tokens_total')! >= 5);
+      assert.equal(sampleValue(m, 'vllm:time_to_first_token_seconds_count'), 1);
+      assert.equal(sampleValue(m, 'vllm:e2e_request_latency_seconds_count'), 0);
+      // Every finish reason has its series from the start, as in vLLM; a client's hang-up is in none of them.
+      const finished = m.filter((s) => s.name === 'vllm:request_success_total').map((s) => [s.labels.finished_reason, s.value]);
+      assert.deepEqual(finished, [['stop', 0], ['length', 0], ['abort', 0], ['error', 0], ['repetition', 0]]);
+    } finally {
+      abort.abort();
+      await sim.close();
+    }
+  });
+
   test('a full waiting queue answers 429', async () => {
     const sim = await startSimServer({ model: MODEL, timeScale: 10, maxNumSeqs: 1, maxQueue: 2 });
     const abort = new AbortController();
@@ -537,7 +592,7 @@ describe('sim server: metrics, queueing, LoRA, disconnects', () => {
       });
       assert.equal(refused.status, 429);
       assert.equal(refused.headers.get('retry-after'), '1');
-      assert.equal((await refused.json()).error.type, 'rate_limit_error');
+      assert.equal((await refused.json()).error.type, 'RateLimitError');
       for (const r of await Promise.all(first)) assert.equal(r.status, 200);
     } finally {
       abort.abort();

@@ -5,10 +5,10 @@ import { embed, toBase64 } from './embeddings.js';
 import { Engine, type Sequence } from './engine.js';
 import { Faults, type FaultOptions } from './faults.js';
 import { hashString } from './hash.js';
-import { HttpError, readJson, sendError, sendJson } from './http-io.js';
-import { embeddingJob, generationJob, type Catalog, type GenerationEndpoint, type GenerationJob } from './jobs.js';
+import { HttpError, invalidRequest, readJson, sendError, sendJson } from './http-io.js';
+import { embeddingJob, generationJob, responseNotFound, type Catalog, type GenerationEndpoint, type GenerationJob } from './jobs.js';
 import { createSimMetrics, type SimMetrics } from './metrics.js';
-import { SIM_DEFAULTS, type SimServerOptions } from './options.js';
+import { SIM_DEFAULTS, simOptionsProblem, type SimServerOptions } from './options.js';
 import { loadTokenizer } from '../lib/tokenizer.js';
 import { SimResponseStore } from './response-store.js';
 
@@ -37,6 +37,8 @@ const ROUTES: Record<string, Route> = {
 };
 
 const STORED_RESPONSE = /^\/v1\/responses\/([^/]+)(\/cancel|\/input_items)?$/;
+
+const GET_PATHS = new Set(['/health', '/metrics', '/v1/models']);
 
 const SSE_HEADERS = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' };
 
@@ -77,6 +79,8 @@ export class SimServer {
     const o = { ...SIM_DEFAULTS, ...definedOnly(opts) };
     const models = typeof o.model === 'string' ? [o.model] : [...o.model];
     if (models.length === 0) throw new Error('a simulated server needs at least one model name');
+    const problem = simOptionsProblem(o);
+    if (problem !== undefined) throw new Error(problem);
     const engine = new Engine({
       maxNumSeqs: o.maxNumSeqs,
       maxQueue: o.maxQueue,
@@ -89,7 +93,7 @@ export class SimServer {
     const catalog: Catalog = {
       models,
       loras: o.loras ?? [],
-      maxModelLen: Math.min(o.maxModelLen, engine.maxSequenceTokens),
+      maxModelLen: o.maxModelLen,
       maxOutputTokens: o.maxOutputTokens,
       seed: o.seed,
     };
@@ -169,7 +173,17 @@ export class SimServer {
     });
   }
 
+  // Whatever goes wrong answering one request fails that request alone: a throw out of a request listener ends the
+  // process, every replica of a fleet with it.
   #onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    try {
+      this.#route(req, res);
+    } catch (err) {
+      failAnswer(res, err);
+    }
+  };
+
+  #route(req: IncomingMessage, res: ServerResponse): void {
     const path = (req.url ?? '/').split('?', 1)[0];
     const route = ROUTES[path];
     if (this.faults.dead === 'refuse' || (this.faults.dead !== null && route === undefined)) {
@@ -181,15 +195,11 @@ export class SimServer {
     if (stored) return this.#storedResponse(req.method ?? 'GET', decodedSegment(stored[1]), stored[2], res);
     if (route !== undefined) {
       if (req.method !== 'POST') return sendError(res, methodNotAllowed());
-      this.#inference(route, req, res).catch((err: unknown) => {
-        if (res.headersSent) {
-          res.destroy();
-          return;
-        }
-        sendError(res, err instanceof HttpError ? err : new HttpError(500, 'server_error', 'internal_error', String(err)));
-      });
+      this.#inference(route, req, res).catch((err: unknown) => failAnswer(res, err));
       return;
     }
+    // As vLLM (FastAPI): a path it does not serve is a 404 whatever the method, a known one is a 405 for another method.
+    if (!GET_PATHS.has(path)) return sendError(res, new HttpError(404, `No route for ${req.method} ${path}`));
     if (req.method !== 'GET') return sendError(res, methodNotAllowed());
     if (path === '/health') {
       res.writeHead(200, { 'content-length': 0 });
@@ -200,22 +210,20 @@ export class SimServer {
           res.writeHead(200, { 'content-type': this.metrics.contentType });
           res.end(text);
         },
-        () => sendError(res, new HttpError(500, 'server_error', 'internal_error', 'metrics failed')),
+        () => sendError(res, new HttpError(500, 'metrics failed')),
       );
-    } else if (path === '/v1/models') {
-      sendJson(res, 200, this.#modelList());
     } else {
-      sendError(res, new HttpError(404, 'invalid_request_error', 'route_not_found', `No route for GET ${path}`));
+      sendJson(res, 200, this.#modelList());
     }
-  };
+  }
 
   /** GET, DELETE, input_items and cancel of a stored response, as vLLM answers them. */
   #storedResponse(method: string, id: string, sub: string | undefined, res: ServerResponse): void {
     const answer = this.responses.get(id);
     const allowed = sub === '/cancel' ? method === 'POST' : sub === '/input_items' ? method === 'GET' : method === 'GET' || method === 'DELETE';
     if (!allowed) return sendError(res, methodNotAllowed());
-    if (!answer) return sendError(res, new HttpError(404, 'invalid_request_error', 'response_not_found', `Response with id '${id}' not found.`));
-    if (sub === '/cancel') return sendError(res, new HttpError(400, 'invalid_request_error', 'invalid_request', 'Cannot cancel a synchronous response.'));
+    if (!answer) return sendError(res, responseNotFound(id));
+    if (sub === '/cancel') return sendError(res, invalidRequest('Cannot cancel a synchronous response.'));
     if (sub === '/input_items') {
       const data = answer.inputItems;
       return sendJson(res, 200, JSON.stringify({ object: 'list', data, first_id: null, last_id: null, has_more: false }));
@@ -231,16 +239,23 @@ export class SimServer {
     const arrived = performance.now();
     const body = await readJson(req);
     const job = route === 'embeddings' ? embeddingJob(body, this.#catalog) : generationJob(route, body, this.#catalog, this.responses);
+    const readMs = performance.now() - arrived;
     const verdict = this.faults.next();
+    let spikeMs = 0;
     if (verdict.kind === 'die') {
       this.kill();
       if (this.faults.dead === 'refuse') return;
     } else if (verdict.kind === 'fail') {
       return sendError(res, injectedError(verdict.status));
     } else if (verdict.delayMs > 0) {
-      await new Promise((resolve) => setTimeout(resolve, verdict.delayMs / this.#timeScale));
+      spikeMs = verdict.delayMs;
+      await new Promise((resolve) => setTimeout(resolve, spikeMs / this.#timeScale));
       if (res.destroyed) return;
     }
+    // The arrival on the engine's timeline, from which the latency histograms count: reading and tokenizing take the
+    // real time they took, a spike the simulated time it stands for, and the engine's steps their scheduled ends, so
+    // neither that real work nor late timers are multiplied by the time scale.
+    const origin = performance.now() - (readMs + spikeMs) / this.#timeScale;
 
     let seqs: Sequence[] | null;
     if ('texts' in job) {
@@ -250,20 +265,20 @@ export class SimServer {
         blockHashes: [],
         outputTokens: 0,
         onToken: () => {},
-        onFinish: () => {
+        onFinish: guarded(res, (at: number) => {
           if (this.#cutLimit() !== Infinity) return void res.destroy();
           const data = job.texts.map((text, index) => {
             const vector = embed(text, job.dimensions);
             return { object: 'embedding', index, embedding: job.base64 ? toBase64(vector) : vector };
           });
           const usage = { prompt_tokens: job.promptTokens, total_tokens: job.promptTokens };
-          this.#recordFinish(arrived, job.promptTokens, 0, 'stop');
           sendJson(res, 200, JSON.stringify({ object: 'list', data, model: job.model, usage }));
-        },
+          this.#recordFinish(origin, at, 'stop');
+        }),
       });
       seqs = seq && [seq];
     } else {
-      seqs = this.#generate(job, res, arrived);
+      seqs = this.#generate(job, res, origin);
     }
     if (seqs === null) return sendError(res, queueFull());
     const submitted = seqs;
@@ -273,7 +288,7 @@ export class SimServer {
   }
 
   /** Submits a generation, a sequence per choice; each decode step's piece goes out as a chunk when streaming. */
-  #generate(job: GenerationJob, res: ServerResponse, arrived: number): Sequence[] | null {
+  #generate(job: GenerationJob, res: ServerResponse, origin: number): Sequence[] | null {
     let chunks = 0;
     let corked = false;
     const uncork = () => {
@@ -304,20 +319,20 @@ export class SimServer {
         promptTokens: job.prompt.count,
         blockHashes: job.blockHashes,
         outputTokens,
-        onToken: (index: number) => {
+        onToken: guarded(res, (index: number, at: number) => {
           if (firstToken) {
             firstToken = false;
-            this.metrics.firstToken(this.#simulatedSeconds(arrived));
+            this.metrics.firstToken(this.#simulatedSeconds(origin, at));
           }
           if (job.stream) write(job.format.step(choice, index));
-        },
-        onFinish: () => {
-          if (--running === 0) finish();
-        },
+        }),
+        onFinish: guarded(res, (at: number) => {
+          if (--running === 0) finish(at);
+        }),
       })),
     );
     // The answer is complete when its last choice is.
-    const finish = () => {
+    const finish = (at: number) => {
       const usage = { promptTokens: job.prompt.count, completionTokens: job.completionTokens, cachedTokens: seqs![0].cachedTokens };
       if (job.stream) {
         if (!write(job.format.close(usage))) return;
@@ -327,7 +342,7 @@ export class SimServer {
         sendJson(res, 200, job.format.body(usage));
       }
       // The engine's reason: a tool call ended at end of sequence.
-      this.#recordFinish(arrived, job.prompt.count, job.completionTokens, job.finishReason === 'tool_calls' ? 'stop' : job.finishReason);
+      this.#recordFinish(origin, at, job.finishReason === 'tool_calls' ? 'stop' : job.finishReason);
     };
     if (seqs !== null && job.stream) {
       res.writeHead(200, SSE_HEADERS);
@@ -338,13 +353,13 @@ export class SimServer {
     return seqs;
   }
 
-  #recordFinish(arrived: number, promptTokens: number, generationTokens: number, finishReason: 'stop' | 'length'): void {
-    this.metrics.finished({ promptTokens, generationTokens, finishReason, seconds: this.#simulatedSeconds(arrived) });
+  #recordFinish(origin: number, at: number, finishReason: 'stop' | 'length'): void {
+    this.metrics.finished({ finishReason, seconds: this.#simulatedSeconds(origin, at) });
   }
 
-  /** Simulated seconds since `arrived` (a performance.now() reading), as the histograms of a time-scaled server record them. */
-  #simulatedSeconds(arrived: number): number {
-    return ((performance.now() - arrived) / 1000) * this.#timeScale;
+  /** Simulated seconds from `origin` to `at`, both on the engine's clock (performance.now()), as the histograms record them. */
+  #simulatedSeconds(origin: number, at: number): number {
+    return ((at - origin) / 1000) * this.#timeScale;
   }
 
   /** Chunks a response may still send: unlimited unless the server died in mid-stream mode. */
@@ -387,20 +402,38 @@ function cut(res: ServerResponse): void {
   else res.destroy();
 }
 
+/**
+ * An answer that failed after it was accepted (a throw in an engine callback or a request listener): a 500 when
+ * nothing was sent yet, otherwise the connection is cut; either way its sequences are cancelled when the response closes.
+ */
+function failAnswer(res: ServerResponse, err: unknown): void {
+  if (res.headersSent) return void res.destroy();
+  sendError(res, err instanceof HttpError ? err : new HttpError(500, String(err)));
+}
+
+/** An engine callback that cannot throw: the engine's step timer would end the process. */
+function guarded<A extends unknown[]>(res: ServerResponse, fn: (...args: A) => void): (...args: A) => void {
+  return (...args) => {
+    try {
+      fn(...args);
+    } catch (err) {
+      failAnswer(res, err);
+    }
+  };
+}
+
 function injectedError(status: number): HttpError {
-  if (status === 429) return new HttpError(429, 'rate_limit_error', 'rate_limited', 'Injected fault: too many requests', { 'retry-after': '1' });
-  if (status === 503) return new HttpError(503, 'server_error', 'service_unavailable', 'Injected fault: service unavailable');
-  return new HttpError(status, 'server_error', 'internal_error', 'Injected fault: internal server error');
+  if (status === 429) return new HttpError(429, 'Injected fault: too many requests', { headers: { 'retry-after': '1' } });
+  if (status === 503) return new HttpError(503, 'Injected fault: service unavailable');
+  return new HttpError(status, 'Injected fault: internal server error');
 }
 
 function queueFull(): HttpError {
-  return new HttpError(429, 'rate_limit_error', 'queue_full', 'The server is overloaded: its waiting queue is full', {
-    'retry-after': '1',
-  });
+  return new HttpError(429, 'The server is overloaded: its waiting queue is full', { headers: { 'retry-after': '1' } });
 }
 
 function methodNotAllowed(): HttpError {
-  return new HttpError(405, 'invalid_request_error', 'method_not_allowed', 'Method not allowed');
+  return new HttpError(405, 'Method Not Allowed');
 }
 
 function decodedSegment(segment: string): string {
