@@ -11,23 +11,33 @@ import { json, startStub, type Stub } from './helpers/stub-upstream.js';
 import { poolAndModelYaml } from './helpers/manifests.js';
 import { chat, exitCode, freePorts, kill, refusal, runCli, send, START_MS, statusOf, tempDir, untilPrinted } from './helpers/cli-run.js';
 
+/**
+ * `serve` in front of a model server that answers only when the test says so (`release`): a request is in flight for
+ * as long as the test needs.
+ */
+async function serveHeldAnswers() {
+  let release!: () => void;
+  const released = new Promise<void>((r) => (release = r));
+  const stub = await startStub(async ({ res }) => {
+    await released;
+    json(res, 200, chatAnswer('the slow answer', 'm'));
+  });
+  const dir = await tempDir();
+  const file = join(dir, 'gateway.yaml');
+  await writeFile(file, poolAndModelYaml(stub.url));
+  const [port, adminPort] = await freePorts(2);
+  const cli = runCli(['serve', '--config', file, '--port', String(port), '--admin-port', String(adminPort), '--db', `sqlite:${join(dir, 't.db')}`], dir);
+  return { stub, release, port, cli };
+}
+
 describe('tollgate serve: SIGTERM with a request in flight', () => {
   let stub: Stub | undefined;
   after(() => stub?.close());
 
   test('the request in flight completes with 200, new connections are refused, the process exits 0', async () => {
-    let release!: () => void;
-    const released = new Promise<void>((r) => (release = r));
-    // The model server answers only when the test says so: the request is in flight for as long as the test needs.
-    stub = await startStub(async ({ res }) => {
-      await released;
-      json(res, 200, chatAnswer('the slow answer', 'm'));
-    });
-    const dir = await tempDir();
-    const file = join(dir, 'gateway.yaml');
-    await writeFile(file, poolAndModelYaml(stub.url));
-    const [port, adminPort] = await freePorts(2);
-    const cli = runCli(['serve', '--config', file, '--port', String(port), '--admin-port', String(adminPort), '--db', `sqlite:${join(dir, 't.db')}`], dir);
+    const served = await serveHeldAnswers();
+    stub = served.stub;
+    const { release, port, cli } = served;
     try {
       await untilPrinted(cli, /tollgate is serving/, 'serve');
       const url = `http://127.0.0.1:${port}`;
@@ -76,17 +86,9 @@ describe('tollgate serve: SIGHUP', () => {
 
   // Before: Node's default, the process ended at once (the request in flight cut, nothing logged).
   test('reloads the configuration, logged, while a request in flight completes; the process serves on', async () => {
-    let release!: () => void;
-    const released = new Promise<void>((r) => (release = r));
-    stub = await startStub(async ({ res }) => {
-      await released;
-      json(res, 200, chatAnswer('the slow answer', 'm'));
-    });
-    const dir = await tempDir();
-    const file = join(dir, 'gateway.yaml');
-    await writeFile(file, poolAndModelYaml(stub.url));
-    const [port, adminPort] = await freePorts(2);
-    const cli = runCli(['serve', '--config', file, '--port', String(port), '--admin-port', String(adminPort), '--db', `sqlite:${join(dir, 't.db')}`], dir);
+    const served = await serveHeldAnswers();
+    stub = served.stub;
+    const { release, port, cli } = served;
     try {
       await untilPrinted(cli, /tollgate is serving/, 'serve');
       const url = `http://127.0.0.1:${port}`;
