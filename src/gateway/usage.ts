@@ -95,6 +95,17 @@ function usageObject(body: Buffer, key: number, levels: 1 | 2): { start: number;
   return undefined;
 }
 
+/** The usage the `"usage"` key at `key` names, that object alone parsed, when it sits at `levels` (usageObject). */
+function usageNamed(body: Buffer, key: number, levels: 1 | 2): Usage | undefined {
+  const at = usageObject(body, key, levels);
+  if (!at) return undefined;
+  try {
+    return toUsage(JSON.parse(body.toString('utf8', at.start, at.end + 1)) as RawUsage);
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * The top-level `usage` of a JSON answer: only that object is parsed when the last `"usage"` key is the top level's
  * (usageObject); otherwise, and for anything unexpected, the whole answer is.
@@ -102,14 +113,9 @@ function usageObject(body: Buffer, key: number, levels: 1 | 2): { start: number;
 export function usageOfJson(body: Buffer): Usage | undefined {
   const key = body.lastIndexOf(USAGE_KEY);
   if (key === -1) return undefined;
-  const at = usageObject(body, key, 1);
-  if (at) {
-    try {
-      return toUsage(JSON.parse(body.toString('utf8', at.start, at.end + 1)) as RawUsage);
-    } catch {
-      // Not JSON after all: the whole answer says.
-    }
-  }
+  const named = usageNamed(body, key, 1);
+  if (named) return named;
+  // Not where it was looked for, or not JSON after all: the whole answer says.
   try {
     return toUsage((JSON.parse(body.toString('utf8')) as { usage?: RawUsage }).usage);
   } catch {
@@ -234,7 +240,7 @@ export class UsageScanner {
   #first = 0;
   usage: Usage | undefined;
   /**
-   * SSE data events seen but a Responses stream's lifecycle events (LIFECYCLE_EVENT), which come before any generation:
+   * SSE data events seen but a Responses stream's lifecycle events (LIFECYCLE_TYPE), which come before any generation:
    * the first one is a stream's first token (TTFT).
    */
   events = 0;
@@ -404,8 +410,9 @@ export class UsageScanner {
     // Not counted as an event, nor its text kept: only its response's id and its usage are read.
     if (oversized) return this.#readOversized(oversized);
     if (data === undefined) return;
-    if (!LIFECYCLE_EVENT.test(data)) this.events++;
-    if (isContentEvent(data)) this.contentEvents++;
+    const type = RESPONSES_TYPE.exec(data)?.[0];
+    if (type === undefined || !LIFECYCLE_TYPE.test(type)) this.events++;
+    if (isContentEvent(data, type)) this.contentEvents++;
     if (data.includes('"error"') && ERROR_EVENT.test(data)) this.upstreamError = true;
     this.#text?.addEvent(data);
     if (this.#onResponseId && data.includes('"response"')) this.#responseIdOf(data);
@@ -430,14 +437,8 @@ export class UsageScanner {
     if (id) this.#tellId(id);
     const tail = Buffer.from(event.tail);
     const key = tail.lastIndexOf(USAGE_KEY);
-    const at = key === -1 ? undefined : usageObject(tail, key, 2);
-    if (!at) return;
-    try {
-      const u = toUsage(JSON.parse(tail.toString('utf8', at.start, at.end + 1)) as RawUsage);
-      if (u) this.usage = u;
-    } catch {
-      // Not JSON after all: nothing counted from it.
-    }
+    const u = key === -1 ? undefined : usageNamed(tail, key, 2);
+    if (u) this.usage = u;
   }
 
   /** A large JSON answer's id, from its first bytes. */
@@ -476,16 +477,16 @@ const CONTENT_EVENT = /"(?:content|reasoning_content|reasoning|arguments|text|de
 const RESPONSES_TYPE = /"type": ?"response\.[a-z_.]*"/;
 
 /** The Responses events a server sends as it takes the request, before the first token: queued, and prefill after them. */
-const LIFECYCLE_EVENT = /"type": ?"response\.(?:created|in_progress|queued)"/;
+const LIFECYCLE_TYPE = /"response\.(?:created|in_progress|queued)"$/;
 /**
  * An event reporting the generation failed mid-stream: vLLM's `{"error":{...}}` (then `[DONE]`), a Responses `error`
  * or `response.failed` event. The key is the event's own: a JSON string cannot hold an unescaped `"type":"`.
  */
 const ERROR_EVENT = /^\s*\{\s*"error"\s*:\s*\{|"type": ?"(?:error|response\.failed)"/;
 
-function isContentEvent(data: string): boolean {
-  const type = RESPONSES_TYPE.exec(data);
-  return type ? type[0].endsWith('.delta"') && CONTENT_EVENT.test(data) : CONTENT_EVENT.test(data);
+/** Whether `data`, whose Responses event type (RESPONSES_TYPE's match) is `type`, carries generated text. */
+function isContentEvent(data: string, type: string | undefined): boolean {
+  return type ? type.endsWith('.delta"') && CONTENT_EVENT.test(data) : CONTENT_EVENT.test(data);
 }
 
 /** `"usage"` followed by an object somewhere in an event's data (not `"usage":null`). */
