@@ -7,6 +7,7 @@ import { benchCommand } from './bench.js';
 import { applyCommand, deleteCommand } from './apply.js';
 import { getCommand } from './get.js';
 import { analyticsCommand } from './analytics.js';
+import { validateCommand } from './validate.js';
 import { ignoreClosedPipes } from './closed-pipes.js';
 
 export async function main(argv: string[]): Promise<number> {
@@ -16,7 +17,7 @@ export async function main(argv: string[]): Promise<number> {
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(str.split('\n')[0] + '\n') })
     .showHelpAfterError(false);
-  for (const cmd of [serveCommand(), simCommand(), demoCommand(), applyCommand(), deleteCommand(), getCommand(), analyticsCommand(), benchCommand()]) {
+  for (const cmd of [serveCommand(), simCommand(), demoCommand(), applyCommand(), deleteCommand(), getCommand(), analyticsCommand(), validateCommand(), benchCommand()]) {
     program.addCommand(requiredAfterUnknown(readUpToUnknownFlag(withExitOverride(cmd))));
   }
   try {
