@@ -46,12 +46,17 @@ export function registerKvmRoutes(add: AddRoute, deps: ApimAdminDeps, cipher: Kv
   const fileMaps = (): MapInfo[] =>
     (deps.fileManifests?.() ?? []).filter((m) => m.kind === KIND).map((m) => ({ name: m.metadata.name, encrypted: (m.spec as { encrypted: boolean }).encrypted }));
 
-  const findMap = async (store: StoreView, map: string): Promise<MapInfo> => {
+  /**
+   * The map of the --config files or the admin API. `hold`, in a write transaction: the stored map is held there
+   * (Kvm.storedMap), so a delete of it either waits for the write and takes its entry along, or came first and this
+   * finds no map; read before the transaction, the map could be deleted in between and the entry outlive it.
+   */
+  const findMap = async (store: StoreView, map: string, hold = false): Promise<MapInfo> => {
     const fromFile = fileMaps().find((m) => m.name === map);
     if (fromFile) return fromFile;
-    const stored = await store.manifests.find(KIND, map);
-    if (!stored) throw new AdminError(404, 'not_found', `No key-value map named "${map}"`);
-    return { name: map, encrypted: storedMapEncrypted(stored.spec) };
+    const encrypted = hold ? (await store.kvm.storedMap(map))?.encrypted : await store.manifests.find(KIND, map).then((m) => m && storedMapEncrypted(m.spec));
+    if (encrypted === undefined) throw new AdminError(404, 'not_found', `No key-value map named "${map}"`);
+    return { name: map, encrypted };
   };
 
   const scopeOf = ({ apiproduct }: { apiproduct?: string }): KvmScope => (apiproduct ? `apiproduct:${apiproduct}` : 'environment');
@@ -60,12 +65,13 @@ export function registerKvmRoutes(add: AddRoute, deps: ApimAdminDeps, cipher: Kv
    * `create`: refuse an existing entry (409) rather than replace it. A product's entries need the product: written for
    * one that does not exist, a product created later under its name would read them (its delete takes them along).
    */
-  const put = async (req: AdminRequest, scope: { apiproduct?: string }, map: MapInfo, key: string, value: string, opts: { create?: boolean } = {}) => {
-    if (map.encrypted && !cipher) throw new AdminError(503, 'kvm_key_missing', `Map "${map.name}" is encrypted and ${KVM_KEY_ENV} is not set`);
-    const input = { scope: scopeOf(scope), mapName: map.name, key, value: map.encrypted ? cipher!.encrypt(value) : value, encrypted: map.encrypted };
+  const put = async (req: AdminRequest, scope: { apiproduct?: string }, mapName: string, key: string, value: string, opts: { create?: boolean } = {}) => {
     try {
       const entry = await storeFor(deps, req).transaction(async (tx) => {
+        const map = await findMap(tx, mapName, true);
+        if (map.encrypted && !cipher) throw new AdminError(503, 'kvm_key_missing', `Map "${map.name}" is encrypted and ${KVM_KEY_ENV} is not set`);
         if (scope.apiproduct !== undefined && !(await tx.products.findToGrant(scope.apiproduct))) throw new NotFoundError('apiproduct', scope.apiproduct);
+        const input = { scope: scopeOf(scope), mapName: map.name, key, value: map.encrypted ? cipher!.encrypt(value) : value, encrypted: map.encrypted };
         return opts.create ? tx.kvm.create(input) : tx.kvm.put(input);
       });
       return entryResource(entry);
@@ -100,8 +106,11 @@ export function registerKvmRoutes(add: AddRoute, deps: ApimAdminDeps, cipher: Kv
   add('DELETE', '/v1/keyvaluemaps/{map}', async (req) => {
     const store = storeFor(deps, req);
     await refuseFileOwned(store, deps, KIND, req.params.map);
-    const map = await findMap(store, req.params.map);
-    await store.transaction((tx) => deleteDocument(tx, KIND, map.name));
+    const map = await store.transaction(async (tx) => {
+      const found = await findMap(tx, req.params.map);
+      await deleteDocument(tx, KIND, found.name);
+      return found;
+    });
     return { body: map };
   });
 
@@ -112,9 +121,8 @@ export function registerKvmRoutes(add: AddRoute, deps: ApimAdminDeps, cipher: Kv
   }, { query: { ...SCOPE_QUERY, ...PAGE_QUERY } });
 
   add('POST', '/v1/keyvaluemaps/{map}/entries', async (req, scope) => {
-    const map = await findMap(db, req.params.map);
     const body = await readBody(req, entryBody);
-    return { status: 201, body: await put(req, scope, map, body.name, body.value, { create: true }) };
+    return { status: 201, body: await put(req, scope, req.params.map, body.name, body.value, { create: true }) };
   }, { query: SCOPE_QUERY });
 
   add('GET', '/v1/keyvaluemaps/{map}/entries/{key}', async (req, scope) => {
@@ -125,13 +133,12 @@ export function registerKvmRoutes(add: AddRoute, deps: ApimAdminDeps, cipher: Kv
   }, { query: SCOPE_QUERY });
 
   add('PUT', '/v1/keyvaluemaps/{map}/entries/{key}', async (req, scope) => {
-    const map = await findMap(db, req.params.map);
     const body = await readBody(req, valueBody);
     // The name in the path is stored as POST's body name is: the same rules (on PostgreSQL a longer one was a 500).
     const name = entryName.safeParse(req.params.key);
     if (!name.success) throw invalid('Invalid entry name in the path', name.error.issues.map((i) => ({ path: 'key', message: i.message })));
     if (body.name !== undefined && body.name !== req.params.key) throw invalid('Entries cannot be renamed', [{ path: 'name', message: `must be "${req.params.key}", as in the path` }]);
-    return { body: await put(req, scope, map, req.params.key, body.value) };
+    return { body: await put(req, scope, req.params.map, req.params.key, body.value) };
   }, { query: SCOPE_QUERY });
 
   // Reads and deletes of a product's entries do not need the product: entries kept while a product is gone from the

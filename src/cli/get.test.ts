@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { readDocuments } from '../config/manifest.js';
 import { getCommand } from './get.js';
 import { runCommand } from './testing.js';
 
@@ -71,4 +72,20 @@ test('an answer that is not tollgate\'s (a login page, another JSON service) is 
     assert.deepEqual(r.err, [`tollgate get: http://127.0.0.1:${port} did not answer like tollgate's admin API (HTTP 200, ${what}): is --admin the gateway's admin address?`]);
     assert.deepEqual(r.out, []);
   }
+});
+
+test('-o yaml writes a literal "<<" key quoted, so apply, which reads merge keys, takes it back as it was (before: merged into its parent)', async () => {
+  const callout = {
+    apiVersion: 'apim.googleapis.com/v1',
+    kind: 'ServiceCallout',
+    metadata: { name: 'merge' },
+    spec: { request: { url: 'https://a.example.com/', body: { y: '2', '<<': { injected: '1' }, list: [{ '<<': 'x' }], text: '<<' } } },
+    status: { owner: 'api', createdAt: 0, lastModifiedAt: 0 },
+  };
+  answer = json({ items: [callout, PRODUCT] });
+  const r = await runCommand(getCommand, ['servicecallout', '--admin', `http://127.0.0.1:${port}`, '-o', 'yaml']);
+  assert.equal(r.code, 0, r.err.join('\n'));
+  const read = readDocuments(r.out.join('\n'), 'exported.yaml');
+  assert.deepEqual(read.problems, []);
+  assert.deepEqual(read.raws.map((d) => d.raw), [callout, PRODUCT]);
 });

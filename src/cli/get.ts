@@ -1,7 +1,7 @@
 // `tollgate get KIND [NAME]`: what a running gateway's store holds of an API-management kind (GET /v1/manifests),
 // as a table, or as YAML or JSON manifests that `tollgate apply -f` takes back unchanged.
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { stringify } from 'yaml';
+import { Document, isScalar, Scalar, visit } from 'yaml';
 import { APIM_KINDS } from '../apim/manifest-documents.js';
 import { resourceName } from '../config/manifest.js';
 import type { StoredDocument } from '../apim/manifest-tables.js';
@@ -29,6 +29,20 @@ function table(documents: StoredDocument[]): string[] {
   const header = ['NAME', 'OWNER', 'LAST MODIFIED'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   return [header, ...rows].map((r) => r.map((cell, i) => cell.padEnd(widths[i])).join('  ').trimEnd());
+}
+
+/**
+ * A document as YAML that apply reads back as it is: apply reads `<<` keys as merge keys (as kubectl does), so a
+ * literal `<<` key (a callout body's, an OpenAPI document's) is written quoted, which reads as a plain key.
+ */
+function yamlOf(document: StoredDocument): string {
+  const doc = new Document(document);
+  visit(doc, {
+    Pair(_, pair) {
+      if (isScalar(pair.key) && pair.key.value === '<<') pair.key.type = Scalar.QUOTE_DOUBLE;
+    },
+  });
+  return doc.toString().trimEnd();
 }
 
 /** What the table reads of a stored document, and what a page of them is. */
@@ -70,7 +84,7 @@ export function getCommand(io: CommandIo = processIo): Command {
     .action(async (kind: string, name: string | undefined, opts: { admin: string; output: 'table' | 'yaml' | 'json' }) => {
       const documents = await fetchDocuments(io, opts.admin, kind, name);
       if (opts.output === 'json') io.out(JSON.stringify(name === undefined ? documents : documents[0], null, 2));
-      else if (opts.output === 'yaml') io.out(documents.map((d) => stringify(d).trimEnd()).join('\n---\n'));
+      else if (opts.output === 'yaml') io.out(documents.map(yamlOf).join('\n---\n'));
       else if (documents.length === 0) io.out(`no ${kind} objects`);
       else for (const line of table(documents)) io.out(line);
     });
