@@ -28,11 +28,11 @@ const ROWS: AnalyticsRecordRow[] = [
   row(2, { time: T0 + 2_000, latencyMs: 10, ttftMs: 1 }),
   row(3, { time: T0 + 3_000, latencyMs: 40, ttftMs: undefined, status: 500, faultCode: 'upstream_error' }),
   row(4, { time: T0 + 4_000, latencyMs: 20, ttftMs: 2 }),
-  row(5, { time: T0 + 30_000, appName: 'search', developerEmail: 'kim@example.com', latencyMs: 50, status: 429, faultCode: 'policies.ratelimit.QuotaViolation' }),
+  row(5, { time: T0 + 30_000, appId: 'app-2', appName: 'search', developerId: 'dev-2', developerEmail: 'kim@example.com', latencyMs: 50, status: 429, faultCode: 'policies.ratelimit.QuotaViolation' }),
   row(6, { time: T0 + 90_000, model: 'mistral', product: 'silver', latencyMs: 200, tokensEstimated: true }),
   row(7, { time: T0 + 95_000, model: 'mistral', product: 'silver', latencyMs: 100, inputTokens: undefined, outputTokens: undefined }),
   row(8, { time: T0 + 30 * 60_000, latencyMs: 1 }),
-  row(9, { time: RECENT, appName: 'recent' }),
+  row(9, { time: RECENT, appId: 'app-3', appName: 'recent' }),
 ];
 
 const RANGE = `from=${iso(T0)}&to=${iso(T0 + 10 * 60_000)}`;
@@ -80,9 +80,9 @@ for (const backend of DATABASE_BACKENDS) {
       assert.equal(body.bucket, '1m');
       assert.deepEqual(body.groupBy, ['app', 'model']);
       assert.deepEqual(body.rows, [
-        { bucket_start: iso(T0), app: 'chatbot', model: 'llama', requests: 4, errors: 1, input_tokens: 40, output_tokens: 20, latency_p50: 20, latency_p99: 40, ttft_p50: 2, latency_avg: 25 },
-        { bucket_start: iso(T0), app: 'search', model: 'llama', requests: 1, errors: 1, input_tokens: 10, output_tokens: 5, latency_p50: 50, latency_p99: 50, ttft_p50: 20, latency_avg: 50 },
-        { bucket_start: iso(T0 + 60_000), app: 'chatbot', model: 'mistral', requests: 2, errors: 0, input_tokens: 10, output_tokens: 5, latency_p50: 100, latency_p99: 200, ttft_p50: 20, latency_avg: 150 },
+        { bucket_start: iso(T0), app: 'chatbot', app_id: 'app-1', model: 'llama', requests: 4, errors: 1, input_tokens: 40, output_tokens: 20, latency_p50: 20, latency_p99: 40, ttft_p50: 2, latency_avg: 25 },
+        { bucket_start: iso(T0), app: 'search', app_id: 'app-2', model: 'llama', requests: 1, errors: 1, input_tokens: 10, output_tokens: 5, latency_p50: 50, latency_p99: 50, ttft_p50: 20, latency_avg: 50 },
+        { bucket_start: iso(T0 + 60_000), app: 'chatbot', app_id: 'app-1', model: 'mistral', requests: 2, errors: 0, input_tokens: 10, output_tokens: 5, latency_p50: 100, latency_p99: 200, ttft_p50: 20, latency_avg: 150 },
       ]);
     });
 
@@ -96,11 +96,11 @@ for (const backend of DATABASE_BACKENDS) {
       assert.deepEqual(product.body.rows, [{ bucket_start: iso(T0), model: 'llama', requests: 5 }]);
       const two = await get(`${RANGE}&groupBy=app,status&filter=model==llama;status!=200`);
       assert.deepEqual(two.body.rows, [
-        { bucket_start: iso(T0), app: 'chatbot', status: 500, requests: 1 },
-        { bucket_start: iso(T0), app: 'search', status: 429, requests: 1 },
+        { bucket_start: iso(T0), app: 'chatbot', app_id: 'app-1', status: 500, requests: 1 },
+        { bucket_start: iso(T0), app: 'search', app_id: 'app-2', status: 429, requests: 1 },
       ]);
       const dev = await get(`${RANGE}&groupBy=developer,fault&filter=developer==kim@example.com`);
-      assert.deepEqual(dev.body.rows, [{ bucket_start: iso(T0), developer: 'kim@example.com', fault: 'policies.ratelimit.QuotaViolation', requests: 1 }]);
+      assert.deepEqual(dev.body.rows, [{ bucket_start: iso(T0), developer: 'kim@example.com', developer_id: 'dev-2', fault: 'policies.ratelimit.QuotaViolation', requests: 1 }]);
       // A developer is its email in any case, as the admin API finds it.
       assert.deepEqual((await get(`${RANGE}&groupBy=developer,fault&filter=developer==Kim@Example.COM`)).body.rows, dev.body.rows);
       assert.deepEqual((await get(`${RANGE}&filter=developer!=KIM@example.com`)).body.rows, [{ bucket_start: iso(T0), requests: 6 }]);
@@ -112,7 +112,7 @@ for (const backend of DATABASE_BACKENDS) {
 
     test('the default range is the last 24 hours, and the answer says how old the newest record is', async () => {
       const { body } = await get('groupBy=app');
-      assert.deepEqual(body.rows, [{ bucket_start: iso(Math.floor(RECENT / 3_600_000) * 3_600_000), app: 'recent', requests: 1 }]);
+      assert.deepEqual(body.rows, [{ bucket_start: iso(Math.floor(RECENT / 3_600_000) * 3_600_000), app: 'recent', app_id: 'app-3', requests: 1 }]);
       assert.equal(body.newestRecordAt, iso(RECENT));
       assert.ok(body.lagSeconds >= 3599 && body.lagSeconds < 3700, `lagSeconds ${body.lagSeconds}`);
     });
@@ -126,7 +126,7 @@ for (const backend of DATABASE_BACKENDS) {
       assert.ok(lag >= 3599 && lag < 3700, `x-tollgate-lag-seconds ${lag}`);
       assert.equal(
         text,
-        ['bucket_start,app,model,requests,ttft_p99', `${iso(T0)},chatbot,llama,4,3`, `${iso(T0)},search,llama,1,20`, `${iso(T0 + 60_000)},chatbot,mistral,2,20`, ''].join('\r\n'),
+        ['bucket_start,app,app_id,model,requests,ttft_p99', `${iso(T0)},chatbot,app-1,llama,4,3`, `${iso(T0)},search,app-2,llama,1,20`, `${iso(T0 + 60_000)},chatbot,app-1,mistral,2,20`, ''].join('\r\n'),
       );
     });
 
@@ -192,17 +192,17 @@ for (const backend of DATABASE_BACKENDS) {
     });
 
     test('buckets before 1970 start at or before their records', async () => {
-      await new AnalyticsRecords(db).insert([-60_001, -60_000, -1].map((time, i) => row(200 + i, { time, appName: 'early' })));
+      await new AnalyticsRecords(db).insert([-60_001, -60_000, -1].map((time, i) => row(200 + i, { time, appId: 'app-4', appName: 'early' })));
       const { body } = await get('from=-120000&to=0&bucket=1m&groupBy=app');
       assert.deepEqual(body.rows, [
-        { bucket_start: '1969-12-31T23:58:00.000Z', app: 'early', requests: 1 },
-        { bucket_start: '1969-12-31T23:59:00.000Z', app: 'early', requests: 2 },
+        { bucket_start: '1969-12-31T23:58:00.000Z', app: 'early', app_id: 'app-4', requests: 1 },
+        { bucket_start: '1969-12-31T23:59:00.000Z', app: 'early', app_id: 'app-4', requests: 2 },
       ]);
     });
 
     test('an answer of more than 10,000 rows is refused, saying how many it would be', async () => {
       const at = Date.UTC(2020, 0, 1);
-      const many = Array.from({ length: 10_001 }, (_, i) => row(1000 + i, { time: at + (i % 60) * 1000, appName: `app-${i}` }));
+      const many = Array.from({ length: 10_001 }, (_, i) => row(1000 + i, { time: at + (i % 60) * 1000, appId: `id-${i}`, appName: `app-${i}` }));
       for (let i = 0; i < many.length; i += 1024) await new AnalyticsRecords(db).insert(many.slice(i, i + 1024));
       const range = `from=${iso(at)}&to=${iso(at + 60_000)}`;
       for (const format of ['json', 'csv']) {
@@ -219,15 +219,15 @@ for (const backend of DATABASE_BACKENDS) {
     test('a range of more buckets than an answer holds rows is answered when its rows fit (empty buckets are never made)', async () => {
       const week = `from=${iso(T0 + 10 * 60_000 - 7 * 86_400_000)}&to=${iso(T0 + 10 * 60_000)}&bucket=1m`;
       // 10,080 buckets of a minute: refused before, whatever the records.
-      const none = await get(`${week}&filter=app==nobody`);
+      const none = await get(`${week}&filter=app_id==nobody`);
       assert.equal(none.status, 200);
       assert.deepEqual(none.body.rows, []);
       const { status, body } = await get(`${week}&groupBy=app&metrics=requests,estimated_usage`);
       assert.equal(status, 200);
       assert.deepEqual(body.rows, [
-        { bucket_start: iso(T0), app: 'chatbot', requests: 4, estimated_usage: 0 },
-        { bucket_start: iso(T0), app: 'search', requests: 1, estimated_usage: 0 },
-        { bucket_start: iso(T0 + 60_000), app: 'chatbot', requests: 2, estimated_usage: 1 },
+        { bucket_start: iso(T0), app: 'chatbot', app_id: 'app-1', requests: 4, estimated_usage: 0 },
+        { bucket_start: iso(T0), app: 'search', app_id: 'app-2', requests: 1, estimated_usage: 0 },
+        { bucket_start: iso(T0 + 60_000), app: 'chatbot', app_id: 'app-1', requests: 2, estimated_usage: 1 },
       ]);
       // A year of minutes, for a range with no records.
       const year = await get(`from=${iso(Date.UTC(2010, 0, 1))}&to=${iso(Date.UTC(2011, 0, 1))}&bucket=1m&groupBy=app,model`);
@@ -258,17 +258,17 @@ for (const backend of DATABASE_BACKENDS) {
         const { out, exitCode } = await run(['--since', '10m', '--bucket', '1m', '--group-by', 'app,model', '--metrics', 'requests,latency_p99']);
         assert.equal(exitCode, 0);
         assert.deepEqual(out.slice(0, 5), [
-          'bucket_start              app      model    requests  latency_p99',
-          '------------------------  -------  -------  --------  -----------',
-          `${iso(T0)}  chatbot  llama           4           40`,
-          `${iso(T0)}  search   llama           1           50`,
-          `${iso(T0 + 60_000)}  chatbot  mistral         2          200`,
+          'bucket_start              app      app_id  model    requests  latency_p99',
+          '------------------------  -------  ------  -------  --------  -----------',
+          `${iso(T0)}  chatbot  app-1   llama           4           40`,
+          `${iso(T0)}  search   app-2   llama           1           50`,
+          `${iso(T0 + 60_000)}  chatbot  app-1   mistral         2          200`,
         ]);
         assert.match(out.at(-1)!, /^newest record .* s ago\)$/);
       });
 
       test('csv and json pass through; filters repeat', async () => {
-        const csv = await run(['--from', iso(T0), '--to', iso(T0 + 600_000), '--filter', 'app==search', '--filter', 'model==llama', '--format', 'csv']);
+        const csv = await run(['--from', iso(T0), '--to', iso(T0 + 600_000), '--filter', 'developer==kim@example.com;app==search', '--filter', 'model==llama', '--format', 'csv']);
         assert.deepEqual(csv.out, [`bucket_start,requests,errors,input_tokens,output_tokens\r\n${iso(T0)},1,1,10,5`]);
         // How fresh the figures are, which the CSV cannot hold, goes to stderr (the gateway sends it as headers).
         assert.equal(csv.err.length, 1, 'one line');
@@ -280,10 +280,10 @@ for (const backend of DATABASE_BACKENDS) {
       });
 
       test('--since 7d --bucket 1m answers: a filter matching nothing prints no rows, exit 0', async () => {
-        const { out, exitCode } = await run(['--since', '7d', '--bucket', '1m', '--filter', 'app==nobody', '--format', 'json']);
+        const { out, exitCode } = await run(['--since', '7d', '--bucket', '1m', '--filter', 'app_id==nobody', '--format', 'json']);
         assert.equal(exitCode, 0);
         assert.deepEqual(JSON.parse(out.join('\n')).rows, []);
-        const some = await run(['--since', '7d', '--bucket', '1m', '--filter', 'app==search', '--format', 'csv']);
+        const some = await run(['--since', '7d', '--bucket', '1m', '--filter', 'app_id==app-2', '--format', 'csv']);
         assert.equal(some.exitCode, 0);
         assert.deepEqual(some.out, [`bucket_start,requests,errors,input_tokens,output_tokens\r\n${iso(T0)},1,1,10,5`]);
       });

@@ -23,6 +23,11 @@ test('fields are quoted where a spreadsheet would split them, formulas are prefi
     ['=1;+2', `"'=1;'+2"`],
     ['two\n=2+2', `"two\n'=2+2"`],
     ['two\r\n-3', `"two\r\n'-3"`],
+    // A leading CR is both the start of the field and a line break before what follows it.
+    ['\r=1', `"'\r'=1"`],
+    ['\r\r@A1', `"'\r'\r'@A1"`],
+    ['\n+1', `"\n'+1"`],
+    ['\t=1', "'\t=1"],
     ['x; =1', '"x; =1"'],
     ['a=b', 'a=b'],
   ];

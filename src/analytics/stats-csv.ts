@@ -8,11 +8,21 @@ import type { StatsRow, StatsValue } from './stats-sql.js';
  * (Excel in much of Europe), `x;=1+1` is two cells unless quoted, so `;` is quoted like `,`; and for a reader that
  * splits on `,`, `;` or line ends regardless of quotes, every piece it would make is guarded, not only the first.
  */
-const FORMULA_START = /(^|[,;\r\n])(?=[=+\-@\t\r])/g;
+const FORMULA = /^[=+\-@\t\r]/;
+/**
+ * A separator with a formula after it. The start of the field is checked apart: as one alternative of this regex, its
+ * empty match before a leading CR let the scan step over that CR, which then guarded nothing (`\r=1` kept its `=`).
+ */
+const SEPARATED_FORMULA = /([,;\r\n])(?=[=+\-@\t\r])/g;
+
+function guarded(s: string): string {
+  const inner = s.replace(SEPARATED_FORMULA, "$1'");
+  return FORMULA.test(inner) ? `'${inner}` : inner;
+}
 
 function field(v: StatsValue): string {
   if (v === null) return '';
-  const s = typeof v === 'string' ? v.replace(FORMULA_START, "$1'") : String(v);
+  const s = typeof v === 'string' ? guarded(v) : String(v);
   return /[",;\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
 }
 

@@ -1,7 +1,7 @@
 // The stats query parser: defaults, lists, filters, and a field path for every mistake.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseStatsQuery } from './stats-query.js';
+import { dimensionColumns, parseStatsQuery } from './stats-query.js';
 
 const NOW = Date.UTC(2025, 5, 1, 12, 0, 0);
 const parse = (q: string) => parseStatsQuery(new URLSearchParams(q), NOW);
@@ -20,9 +20,9 @@ test('lists, filters and times', () => {
   assert.deepEqual(r.query.groupBy, ['app', 'model']);
   assert.deepEqual(r.query.metrics, ['requests', 'latency_p99']);
   assert.deepEqual(r.query.filters, [
-    { dimension: 'product', op: '==', value: 'gold' },
-    { dimension: 'status', op: '!=', value: 200 },
-    { dimension: 'app', op: '==', value: null },
+    { field: 'product', op: '==', value: 'gold' },
+    { field: 'status', op: '!=', value: 200 },
+    { field: 'app', op: '==', value: null },
   ]);
 });
 
@@ -37,7 +37,7 @@ test('each mistake is reported with its parameter path', () => {
     ['from=2025-06-02T00:00:00Z', ['from']],
     ['to=tomorrow', ['to']],
     ['filter=app=chatbot', ['filter[0]']],
-    ['filter=app==a;status==2xx', ['filter[1]']],
+    ['filter=model==a;status==2xx', ['filter[1]']],
     ['pageSize=10', ['pageSize']],
   ];
   for (const [q, paths] of cases) {
@@ -91,18 +91,47 @@ test('filter values are kept as given; \\; writes a ; and each filter parameter 
     assert.ok('query' in r, JSON.stringify(params));
     return r.query.filters;
   };
-  assert.deepEqual(filtersOf([['filter', ' model == llama ;app!= ']]), [
-    { dimension: 'model', op: '==', value: ' llama ' },
-    { dimension: 'app', op: '!=', value: ' ' },
+  assert.deepEqual(filtersOf([['filter', ' model == llama ;product!= ']]), [
+    { field: 'model', op: '==', value: ' llama ' },
+    { field: 'product', op: '!=', value: ' ' },
   ]);
   // A backslash ending one parameter escapes nothing in the next.
-  assert.deepEqual(filtersOf([['filter', 'model==a\\;b;app==c\\\\'], ['filter', 'model==x\\'], ['filter', 'model==two\nlines']]), [
-    { dimension: 'model', op: '==', value: 'a;b' },
-    { dimension: 'app', op: '==', value: 'c\\' },
-    { dimension: 'model', op: '==', value: 'x\\' },
-    { dimension: 'model', op: '==', value: 'two\nlines' },
+  assert.deepEqual(filtersOf([['filter', 'model==a\\;b;product==c\\\\'], ['filter', 'model==x\\'], ['filter', 'model==two\nlines']]), [
+    { field: 'model', op: '==', value: 'a;b' },
+    { field: 'product', op: '==', value: 'c\\' },
+    { field: 'model', op: '==', value: 'x\\' },
+    { field: 'model', op: '==', value: 'two\nlines' },
   ]);
-  const r = parseStatsQuery(new URLSearchParams([['filter', 'app==a;'], ['filter', 'planet==x']]), NOW);
+  const r = parseStatsQuery(new URLSearchParams([['filter', 'model==a;'], ['filter', 'planet==x']]), NOW);
   assert.ok('problems' in r);
   assert.deepEqual(r.problems.map((p) => p.path), ['filter[1]']);
+});
+
+test('an app name picks one app only with its developer beside it; an app id or no app needs none', () => {
+  const accepted = [
+    'filter=developer==ada@example.com;app==chatbot',
+    'filter=app!=chatbot&filter=developer_id==d-1',
+    'filter=app_id==a-1',
+    'filter=developer_id==d-1',
+    'filter=app==',
+  ];
+  for (const q of accepted) assert.ok('query' in parse(q), q);
+  const refused: [string, string[]][] = [
+    ['filter=app==chatbot', ['filter[0]']],
+    ['filter=model==llama;app!=chatbot', ['filter[1]']],
+    // Neither names one developer: every other developer, or records without one.
+    ['filter=developer!=ada@example.com;app==chatbot', ['filter[1]']],
+    ['filter=developer==;app==chatbot', ['filter[1]']],
+  ];
+  for (const [q, paths] of refused) {
+    const r = parse(q);
+    assert.ok('problems' in r, q);
+    assert.deepEqual(r.problems.map((p) => p.path), paths, q);
+    assert.match(r.problems[0].message, /^app names are unique only per developer: add developer==<email> \(or developer_id==<id>\), or pick the app by app_id==<id>$/);
+  }
+});
+
+test('an app or a developer is shown by name and id; other dimensions by their value', () => {
+  assert.deepEqual(dimensionColumns(['model', 'app', 'developer', 'status']), ['model', 'app', 'app_id', 'developer', 'developer_id', 'status']);
+  assert.deepEqual(dimensionColumns([]), []);
 });

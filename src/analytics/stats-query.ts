@@ -3,19 +3,37 @@ import { z } from 'zod';
 import { isStorableText, UNSTORABLE_TEXT_MESSAGE } from '../store/codec.js';
 import { MAX_TIME_MS, parseTime } from './stats-time.js';
 
-/** Dimension → column. `developer` is the developer's email and `app` the app's name, as Apigee reports them. */
-export const DIMENSIONS = {
-  developer: 'developer_email',
-  app: 'app_name',
-  product: 'product',
-  model: 'model',
-  target_model: 'target_model',
-  operation: 'operation',
-  endpoint: 'endpoint',
-  status: 'status',
-  fault: 'fault_code',
-} as const;
-export type Dimension = keyof typeof DIMENSIONS;
+/**
+ * Dimension → the column a row shows for it: `developer` is the developer's email and `app` the app's name, as Apigee
+ * reports them. Neither names one developer or app for good: an app's name is unique only among its developer's apps,
+ * and an email can change (a PUT renames the developer) or pass to a new developer. So those two are grouped by their
+ * `id` column, and a row shows the id (`app_id`, `developer_id`) beside the name. A product's name is its key.
+ */
+export const DIMENSIONS: Record<Dimension, { column: string; id?: string }> = {
+  developer: { column: 'developer_email', id: 'developer_id' },
+  app: { column: 'app_name', id: 'app_id' },
+  product: { column: 'product' },
+  model: { column: 'model' },
+  target_model: { column: 'target_model' },
+  operation: { column: 'operation' },
+  endpoint: { column: 'endpoint' },
+  status: { column: 'status' },
+  fault: { column: 'fault_code' },
+};
+export type Dimension = 'developer' | 'app' | 'product' | 'model' | 'target_model' | 'operation' | 'endpoint' | 'status' | 'fault';
+
+/** What a filter names: a dimension, or the id shown beside one. */
+export type FilterField = Dimension | 'developer_id' | 'app_id';
+
+/** Filter field → its column. */
+export const FILTER_FIELDS = Object.fromEntries(
+  Object.entries(DIMENSIONS).flatMap(([d, { column, id }]) => [[d, column], ...(id ? [[`${d}_id`, id]] : [])]),
+) as Record<FilterField, string>;
+
+/** The columns a row has for its dimensions, in order: `groupBy=app,model` → app, app_id, model. */
+export function dimensionColumns(groupBy: readonly string[]): string[] {
+  return groupBy.flatMap((d) => (Object.hasOwn(DIMENSIONS, d) && DIMENSIONS[d as Dimension].id ? [d, `${d}_id`] : [d]));
+}
 
 export const PERCENTILES = { p50: 50, p90: 90, p95: 95, p99: 99 } as const;
 export const SUM_METRICS = ['requests', 'errors', 'input_tokens', 'output_tokens', 'cached_tokens', 'total_tokens', 'cache_hits', 'estimated_usage', 'bytes_in', 'bytes_out'] as const;
@@ -36,7 +54,7 @@ export const MAX_ROWS = 10_000;
 const DEFAULT_RANGE_MS = 24 * 3_600_000;
 
 export interface Filter {
-  dimension: Dimension;
+  field: FilterField;
   op: '==' | '!=';
   /** null matches records without a value (`app==`). */
   value: string | number | null;
@@ -87,33 +105,43 @@ function clauses(param: string): string[] {
   return out;
 }
 
+/** One clause, or the problem with it. */
+function filterOf(part: string): Filter | string {
+  const m = FILTER.exec(part);
+  if (!m) return `"${part}" is not dimension==value or dimension!=value`;
+  const [, field, op, raw] = m;
+  // Own keys only: `in` would take "constructor" or "__proto__" for a dimension.
+  if (!Object.hasOwn(FILTER_FIELDS, field)) return `unknown dimension "${field}" (one of ${Object.keys(FILTER_FIELDS).join(', ')})`;
+  if (field !== 'status' || raw === '') return { field: field as FilterField, op: op as Filter['op'], value: raw === '' ? null : raw };
+  if (!/^\d{3}$/.test(raw)) return `status must be a 3-digit HTTP status, not "${raw}"`;
+  return { field, op: op as Filter['op'], value: Number(raw) };
+}
+
+/**
+ * An app's name picks one app only among one developer's apps: a name clause without a developer== or developer_id==
+ * clause beside it would add up every developer's app of that name, so it is refused rather than guessed at.
+ */
+function namesDeveloper(f: Filter): boolean {
+  return (f.field === 'developer' || f.field === 'developer_id') && f.op === '==' && f.value !== null;
+}
+
 /** Each `filter` parameter holds one clause or several separated by `;`; paths number the clauses of all of them. */
 const filters = z
   .array(z.string())
   .transform((params) => params.flatMap(clauses).filter((f) => f.trim() !== ''))
   .transform((parts, ctx): Filter[] => {
-    const out: Filter[] = [];
-    parts.forEach((part, i) => {
-      const m = FILTER.exec(part);
-      if (!m) {
-        ctx.addIssue({ code: 'custom', path: [i], message: `"${part}" is not dimension==value or dimension!=value` });
-        return;
+    const parsed = parts.map(filterOf);
+    const out = parsed.filter((f): f is Filter => typeof f !== 'string');
+    const ownerNamed = out.some(namesDeveloper);
+    parsed.forEach((f, i) => {
+      if (typeof f === 'string') ctx.addIssue({ code: 'custom', path: [i], message: f });
+      else if (f.field === 'app' && f.value !== null && !ownerNamed) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [i],
+          message: 'app names are unique only per developer: add developer==<email> (or developer_id==<id>), or pick the app by app_id==<id>',
+        });
       }
-      const [, dim, op, raw] = m;
-      // Own keys only: `in` would take "constructor" or "__proto__" for a dimension.
-      if (!Object.hasOwn(DIMENSIONS, dim)) {
-        ctx.addIssue({ code: 'custom', path: [i], message: `unknown dimension "${dim}" (one of ${Object.keys(DIMENSIONS).join(', ')})` });
-        return;
-      }
-      let value: string | number | null = raw === '' ? null : raw;
-      if (dim === 'status' && value !== null) {
-        if (!/^\d{3}$/.test(raw)) {
-          ctx.addIssue({ code: 'custom', path: [i], message: `status must be a 3-digit HTTP status, not "${raw}"` });
-          return;
-        }
-        value = Number(raw);
-      }
-      out.push({ dimension: dim as Dimension, op: op as Filter['op'], value });
     });
     return out;
   });

@@ -19,7 +19,7 @@ const DAY = 86_400_000;
 const query = (q: Partial<StatsQuery> = {}): StatsQuery => ({ from: T0, to: T0 + DAY, bucket: '1h', groupBy: [], metrics: ['requests'], filters: [], format: 'json', ...q });
 /** `n` records spread over the day T0, by 20 apps; `first` numbers their request ids. */
 const rows = (n: number, first = 0) =>
-  Array.from({ length: n }, (_, i) => recordRow(sampleRecord(first + i, { time: T0 + Math.floor((i / n) * DAY), appName: `app-${i % 20}`, latencyMs: i % 997 }))!);
+  Array.from({ length: n }, (_, i) => recordRow(sampleRecord(first + i, { time: T0 + Math.floor((i / n) * DAY), appId: `id-${i % 20}`, appName: `app-${i % 20}`, latencyMs: i % 997 }))!);
 
 function within<T>(ms: number, work: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;

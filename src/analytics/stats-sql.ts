@@ -1,7 +1,7 @@
 // Runs a StatsQuery as one SQL statement that SQLite and PostgreSQL evaluate identically (integer buckets, window-function percentiles).
 import { sql, type RawBuilder } from 'kysely';
 import type { AnalyticsRecords } from '../store/index.js';
-import { BUCKETS, DIMENSIONS, MAX_ROWS, PERCENTILES, type Filter, type Metric, type StatsQuery } from './stats-query.js';
+import { BUCKETS, DIMENSIONS, dimensionColumns, FILTER_FIELDS, MAX_ROWS, PERCENTILES, type Filter, type Metric, type StatsQuery } from './stats-query.js';
 
 export type StatsValue = string | number | null;
 export type StatsRow = Record<string, StatsValue>;
@@ -43,12 +43,12 @@ const AGGREGATES: Partial<Record<Metric, RawBuilder<unknown>>> = {
 };
 
 function filterSql(f: Filter): RawBuilder<unknown> {
-  const ref = sql.ref(DIMENSIONS[f.dimension]);
+  const ref = sql.ref(FILTER_FIELDS[f.field]);
   if (f.value === null) return f.op === '==' ? sql`${ref} is null` : sql`${ref} is not null`;
   // A developer is known by its email in any case (the admin API finds and refuses duplicates so). Emails are ASCII
   // (the admin API takes no other): the value is folded here, ASCII letters only, as SQLite's lower() folds the column;
   // PostgreSQL's lower() would also fold the value's non-ASCII letters (a Kelvin sign to k) and match where SQLite does not.
-  const [col, value] = f.dimension === 'developer' ? [sql`lower(${ref})`, sql`${String(f.value).replace(/[A-Z]+/g, (m) => m.toLowerCase())}`] : [ref, sql`${f.value}`];
+  const [col, value] = f.field === 'developer' ? [sql`lower(${ref})`, sql`${String(f.value).replace(/[A-Z]+/g, (m) => m.toLowerCase())}`] : [ref, sql`${f.value}`];
   return f.op === '==' ? sql`${col} = ${value}` : sql`(${ref} is null or ${col} <> ${value})`;
 }
 
@@ -64,6 +64,10 @@ function toNumber(v: unknown): number | null {
   return v === null || v === undefined ? null : Number(v);
 }
 
+function text(v: unknown): string | null {
+  return v === null || v === undefined ? null : String(v);
+}
+
 /** The answer's rows, or how many there would be when that is more than MAX_ROWS. */
 export type StatsResult = { rows: StatsRow[] } | { tooManyRows: number };
 
@@ -74,7 +78,11 @@ export type StatsResult = { rows: StatsRow[] } | { tooManyRows: number };
 export async function runStats(records: AnalyticsRecords, q: StatsQuery): Promise<StatsResult> {
   const size = sql.lit(BUCKETS[q.bucket]);
   const dims = q.groupBy.map((_, i) => `d${i}`);
-  const dimSelect = q.groupBy.map((d, i) => sql`, ${sql.ref(DIMENSIONS[d])} as ${sql.id(dims[i])}`);
+  // An app or a developer is grouped by its id (stats-query), and shown with the name or email of the group's newest
+  // record: an email can change. Record ids are UUIDv7, whose lowercase hex sorts alike in every collation.
+  const dimSelect = q.groupBy.map((d, i) => sql`, ${sql.ref(DIMENSIONS[d].id ?? DIMENSIONS[d].column)} as ${sql.id(dims[i])}`);
+  const names = q.groupBy.flatMap((d, i) => (DIMENSIONS[d].id ? [sql`, ${sql.ref(`newest.${DIMENSIONS[d].column}`)} as ${sql.id(`n${i}`)}`] : []));
+  const named = names.length > 0;
   const where = [sql`at_ms >= ${q.from}`, sql`at_ms < ${q.to}`, ...q.filters.map(filterSql)];
   const group = sql.join([sql.id('bucket_start'), ...dims.map((d) => sql.id(d))]);
   const metricSql = q.metrics.map((m, i) => sql`, ${percentileSql(m) ?? AGGREGATES[m]!} as ${sql.id(`m${i}`)}`);
@@ -82,7 +90,7 @@ export async function runStats(records: AnalyticsRecords, q: StatsQuery): Promis
 
   // Integer division truncates toward zero on both backends; the bucket of a time before 1970 starts before it.
   const base = sql`select at_ms - (at_ms % ${size} + ${size}) % ${size} as bucket_start${sql.join(dimSelect, sql``)},
-    status, fault_code, input_tokens, output_tokens, cached_tokens, cache_hit, tokens_estimated, bytes_in, bytes_out, latency_ms, ttft_ms
+    ${named ? sql`id, ` : sql``}status, fault_code, input_tokens, output_tokens, cached_tokens, cache_hit, tokens_estimated, bytes_in, bytes_out, latency_ms, ttft_ms
     from analytics_records where ${sql.join(where, sql` and `)}`;
   const source = ranked
     ? sql`(select b.*,
@@ -92,8 +100,11 @@ export async function runStats(records: AnalyticsRecords, q: StatsQuery): Promis
         count(ttft_ms) over (partition by ${group}) as t_n
       from (${base}) as b)`
     : sql`(${base})`;
-  const query = sql<Record<string, unknown>>`select ${group}${sql.join(metricSql, sql``)}, count(*) over () as n_rows
+  const grouped = sql`select ${group}${named ? sql`, max(id) as newest_id` : sql``}${sql.join(metricSql, sql``)}, count(*) over () as n_rows
     from ${source} as r group by ${group} limit ${sql.lit(MAX_ROWS)}`;
+  const query = named
+    ? sql<Record<string, unknown>>`select g.*${sql.join(names, sql``)} from (${grouped}) as g left join analytics_records as newest on newest.id = g.newest_id`
+    : sql<Record<string, unknown>>`${grouped}`;
   const { rows } = await query.execute(records.kysely);
   const count = rows.length === 0 ? 0 : Number(rows[0].n_rows);
   if (count > MAX_ROWS) return { tooManyRows: count };
@@ -101,8 +112,11 @@ export async function runStats(records: AnalyticsRecords, q: StatsQuery): Promis
   const out = rows.map((r) => {
     const row: StatsRow = { bucket_start: Number(r.bucket_start) };
     q.groupBy.forEach((d, i) => {
-      const v = r[dims[i]];
-      row[d] = v === null || v === undefined ? null : d === 'status' ? Number(v) : String(v);
+      const value = d === 'status' ? toNumber(r[dims[i]]) : text(r[dims[i]]);
+      if (DIMENSIONS[d].id) {
+        row[d] = text(r[`n${i}`]);
+        row[`${d}_id`] = value;
+      } else row[d] = value;
     });
     q.metrics.forEach((m, i) => {
       const v = toNumber(r[`m${i}`]);
@@ -111,7 +125,7 @@ export async function runStats(records: AnalyticsRecords, q: StatsQuery): Promis
     return row;
   });
   out.sort((a, b) => {
-    for (const key of ['bucket_start', ...q.groupBy]) {
+    for (const key of ['bucket_start', ...dimensionColumns(q.groupBy)]) {
       const c = compare(a[key], b[key]);
       if (c !== 0) return c;
     }

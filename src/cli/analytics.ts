@@ -1,6 +1,6 @@
 // `tollgate analytics`: query a running gateway's GET /v1/analytics/stats and print a table (or its JSON or CSV).
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { BUCKETS, DIMENSIONS, METRICS } from '../analytics/stats-query.js';
+import { BUCKETS, DIMENSIONS, dimensionColumns, METRICS } from '../analytics/stats-query.js';
 import { parseDuration } from '../lib/duration.js';
 import { adminOption, adminUrl, callAdmin, failCommand, processIo as commandIo, type CommandIo } from './admin-client.js';
 import { collect } from './options.js';
@@ -128,9 +128,9 @@ export function analyticsCommand(io: AnalyticsIo = processIo): Command {
     // Both ways of giving the range at once left one to win silently.
     .addOption(new Option('--since <duration>', 'start this long ago, e.g. 30m, 6h, 7d (instead of --from and --to)').argParser(parseSince).conflicts(['from', 'to']))
     .addOption(new Option('--bucket <size>', 'time bucket').choices(Object.keys(BUCKETS)).default('1h'))
-    .option('--group-by <dimensions>', `comma-separated (repeatable): ${Object.keys(DIMENSIONS).join(', ')}`, collect)
+    .option('--group-by <dimensions>', `comma-separated (repeatable): ${Object.keys(DIMENSIONS).join(', ')} (an app or developer by its id, shown beside its name)`, collect)
     .option('--metrics <names>', `comma-separated (repeatable): ${METRICS.join(', ')} (default: ${DEFAULT_METRICS.join(',')})`, collect)
-    .option('--filter <dimension==value>', 'keep only matching records (also !=; repeatable; \\; for a ; in a value)', collect)
+    .option('--filter <dimension==value>', 'keep only matching records (also !=; app_id and developer_id too; app==NAME needs developer==EMAIL; repeatable; \\; for a ; in a value)', collect)
     .addOption(new Option('--format <format>', 'output').choices(['table', 'json', 'csv']).default('table'))
     .action(async (opts: Options) => {
       const url = statsUrl(opts, io.now());
@@ -152,7 +152,7 @@ export function analyticsCommand(io: AnalyticsIo = processIo): Command {
       }
       const answer = body as StatsAnswer;
       if (answer.rows.length === 0) io.out('no records in this range');
-      else for (const line of renderTable(['bucket_start', ...answer.groupBy, ...answer.metrics], answer.rows)) io.out(line);
+      else for (const line of renderTable(['bucket_start', ...dimensionColumns(answer.groupBy), ...answer.metrics], answer.rows)) io.out(line);
       if (answer.newestRecordAt !== null) {
         io.out('');
         io.out(freshness(answer.newestRecordAt, answer.lagSeconds!));
