@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { countTokens, encode } from 'gpt-tokenizer';
-import { countChatTokens, countTextTokens, decodeTokens, encodeText, MAX_RUN, serializeMessages, tokenizerPieces, type ChatMessage } from './tokenizer.js';
+import { countChatTokens, countTextTokens, decodeTokens, encodeText, loadTokenizer, MAX_RUN, MERGE_CACHE_ENTRIES, serializeMessages, tokenizerPieces, type ChatMessage } from './tokenizer.js';
 
 test('counting message by message gives the count of the whole serialized prompt', () => {
   const cases: ChatMessage[][] = [
@@ -78,4 +78,17 @@ test("an assistant message's tool calls count as the server renders them; malfor
   for (const tool_calls of [null, 'x', [null], [{ function: null }], [{ function: { name: 5, arguments: {} } }]]) {
     assert.doesNotThrow(() => countChatTokens([{ role: 'assistant', content: 'hi', tool_calls }]), JSON.stringify(tool_calls));
   }
+});
+
+test("gpt-tokenizer's own cache of merged words stays bounded, however many distinct words clients send", () => {
+  // Random runs of CJK ideographs: words no vocabulary holds, each merged and (by default) remembered for good.
+  let seed = 7;
+  const ideograph = () => String.fromCharCode(0x4e00 + ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % 20_000));
+  const words = Array.from({ length: MERGE_CACHE_ENTRIES + 2000 }, () => Array.from({ length: 12 }, ideograph).join(''));
+  countTextTokens(words.join(' '));
+  const encoding = (loadTokenizer() as unknown as { default: { bytePairEncodingCoreProcessor: { mergeCache?: Map<string, unknown> } } }).default;
+  const cached = encoding.bytePairEncodingCoreProcessor.mergeCache?.size ?? 0;
+  // Before: every word stayed (up to 100,000 of them, ~480 MB of token arrays for words of MAX_RUN characters).
+  assert.ok(cached <= MERGE_CACHE_ENTRIES, `${cached} merged words kept`);
+  assert.ok(cached > 0, 'the cache is still used');
 });

@@ -10,7 +10,25 @@ type Gpt = typeof GptTokenizer;
  * gpt-tokenizer's tables take ~200 ms to load, most of a gateway's start: they are loaded when something first needs
  * tokens (policies that count them call this when compiled, so no request waits for it), not by every gateway.
  */
-export const loadTokenizer: () => Gpt = lazyRequire<Gpt>('gpt-tokenizer');
+const loadGpt = lazyRequire<Gpt>('gpt-tokenizer');
+
+/**
+ * gpt-tokenizer remembers the tokens of every word it had to merge, 100,000 of them by default and with no bound on
+ * their size: words cut at MAX_RUN characters hold up to ~4.8 KB each, so one client sending random CJK text or base64
+ * grew a gateway's heap by ~480 MB, for good. Repeated prompts are what the gateway's own TokenCountCache is for;
+ * this keeps the library's to ~20 MB at worst.
+ */
+export const MERGE_CACHE_ENTRIES = 4096;
+
+export function loadTokenizer(): Gpt {
+  const gpt = loadGpt();
+  if (!sized) {
+    gpt.setMergeCacheSize(MERGE_CACHE_ENTRIES);
+    sized = true;
+  }
+  return gpt;
+}
+let sized = false;
 
 /**
  * gpt-tokenizer merges each pre-token (a run of letters, of punctuation or of spaces) in time that grows with the
