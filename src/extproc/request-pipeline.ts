@@ -43,7 +43,7 @@ export async function decideRequest(
   }
   if (models) {
     await hooks.authenticate?.(ctx);
-    return { kind: 'reply', response: modelsAnswer(config, ctx, created) };
+    return { kind: 'reply', response: modelsAnswer(config, ctx, created, dp.fleet) };
   }
   if (ctx.method === 'GET' && ctx.path === '/v1/tollgate/quota') {
     if (!hooks.quotaReport) throw gatewayError('TG_ERR_ROUTE_NOT_FOUND', 'API keys are not in use on this gateway');

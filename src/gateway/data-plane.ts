@@ -186,6 +186,11 @@ export class DataPlane {
     return this.#inflight;
   }
 
+  /** What the endpoint picker knows of the fleet: the context lengths GET /v1/models reports (ext_proc answers it too). */
+  get fleet(): NonNullable<RequestContext['fleet']> {
+    return this.#picker;
+  }
+
   /** Stops taking new requests (503) and resolves once in-flight ones have finished. */
   drain(): Promise<void> {
     this.#draining = true;
@@ -246,7 +251,7 @@ export class DataPlane {
     }
     if (models) {
       await hooks.authenticate?.(ctx);
-      return this.#send(ctx, res, modelsAnswer(config, ctx, this.#created));
+      return this.#send(ctx, res, modelsAnswer(config, ctx, this.#created, this.#picker));
     }
     if (ctx.method === 'GET' && ctx.path === '/v1/tollgate/quota') {
       if (!hooks.quotaReport) throw gatewayError('TG_ERR_ROUTE_NOT_FOUND', 'API keys are not in use on this gateway');

@@ -41,6 +41,21 @@ test('nesting up to the limit passes, and brackets inside strings do not count',
   assert.equal(parseOpenAIBody(Buffer.from(wide), 'chat.completions').model, 'm');
 });
 
+test('a content part may leave out type in vLLM\'s short media forms alone; a bare string among the parts is refused, saying what content takes', () => {
+  const chat = (content: unknown) => Buffer.from(JSON.stringify({ model: 'm', messages: [{ role: 'user', content }] }));
+  const parts = [{ type: 'text', text: 'what is this?' }, { image_url: 'https://i.example/1.png' }, { audio_url: { url: 'https://a.example/1.wav' } }, { input_audio: { data: 'AAAA', format: 'wav' } }];
+  assert.deepEqual(parseOpenAIBody(chat(parts), 'chat.completions').messages![0].content, parts);
+  // vLLM refuses a part with neither ("Missing 'type' field in multimodal part").
+  const typeless = refusal(() => parseOpenAIBody(chat([{ text: 'what is this?' }]), 'chat.completions'));
+  assert.equal(typeless.param, 'messages[0].content[0]');
+  assert.match(typeless.message, /needs a type, unless it is one of vLLM's short media forms \(image_url, audio_url/);
+  for (const content of [['what is this?'], [{ type: 5 }], [{ type: 'text', text: 5 }], [null]]) {
+    const err = refusal(() => parseOpenAIBody(chat(content), 'chat.completions'));
+    assert.equal(err.param, 'messages[0].content', JSON.stringify(content));
+    assert.match(err.message, /must be a string, null or an array of content parts/, JSON.stringify(content));
+  }
+});
+
 test('optional fields sent as null are taken as absent (as OpenAI and vLLM do; the Python SDK sends None so), wrong types still refused', () => {
   const body = (fields: object) => Buffer.from(JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }], ...fields }));
   parseOpenAIBody(body({ stream: null, max_tokens: null, max_completion_tokens: null, stream_options: { include_usage: null } }), 'chat.completions');

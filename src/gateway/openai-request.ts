@@ -14,10 +14,23 @@ export const OPERATION_PATHS: Record<string, Operation> = {
 };
 
 const positiveInt = z.number().int().positive();
-const contentPart = z.looseObject({ type: z.string(), text: z.string().optional() });
+/**
+ * The fields vLLM takes in place of `type`, its short media forms (`{"image_url": "<url>"}`, `{"audio_url": {url}}`):
+ * a part without a type and without one of these is one vLLM refuses too ("Missing 'type' field").
+ */
+const TYPELESS_MEDIA = ['image_url', 'audio_url', 'video_url', 'input_audio', 'image_embeds', 'audio_embeds', 'image_pil'];
+// tollgate reads only `text`, whatever the type. A bare string among the parts, which vLLM also takes, stays refused:
+// tollgate's token counts, sanitizers and cache keys read parts' `text`, and would not see it.
+const contentPart = z
+  .looseObject({ type: z.string().optional(), text: z.string().optional() })
+  .refine((p) => p.type !== undefined || TYPELESS_MEDIA.some((k) => k in p), {
+    error: `a content part needs a type, unless it is one of vLLM's short media forms (${TYPELESS_MEDIA.join(', ')})`,
+  });
 const message = z.looseObject({
   role: z.string(),
-  content: z.union([z.string(), z.array(contentPart), z.null()]).optional(),
+  content: z
+    .union([z.string(), z.array(contentPart), z.null()], { error: 'must be a string, null or an array of content parts (objects whose type and text are strings)' })
+    .optional(),
 });
 
 const isText = (v: unknown): boolean => typeof v === 'string';
@@ -85,7 +98,7 @@ export type OpenAIBody = Record<string, unknown> & {
   max_tokens?: number | null;
   max_completion_tokens?: number | null;
   max_output_tokens?: number | null;
-  messages?: { role: string; content: string | { type: string; text?: string }[] | null }[];
+  messages?: { role: string; content: string | { type?: string; text?: string }[] | null }[];
   prompt?: unknown;
   input?: unknown;
   previous_response_id?: string | null;

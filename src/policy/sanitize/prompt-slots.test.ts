@@ -51,6 +51,24 @@ test('the shapes a prompt comes in: each text with its parts, the URLs parts poi
       [{ url: 'http://bad.example/x.png' }, { url: 'https://a.example/a.wav' }, ['look']],
     ],
     [
+      'vLLM\'s short media parts without a type give their URL, and a part holding two URLs gives both',
+      {
+        messages: [
+          {
+            role: 'user',
+            content: [
+              { image_url: 'https://i.example/1.png' },
+              { audio_url: 'https://a.example/1.wav' },
+              { video_url: { url: 'https://v.example/1.mp4' } },
+              { input_audio: { data: 'AAAA', format: 'wav' } },
+              { type: 'input_image', url: 'https://good.example/', image_url: 'https://bad.example/' },
+            ],
+          },
+        ],
+      },
+      [{ url: 'https://i.example/1.png' }, { url: 'https://a.example/1.wav' }, { url: 'https://v.example/1.mp4' }, { url: 'https://good.example/' }, { url: 'https://bad.example/' }],
+    ],
+    [
       'the responses API: input_image and input_file URLs, a tool result\'s parts',
       {
         input: [

@@ -43,21 +43,31 @@ function slot(text: string, write: (t: string) => void): TextSlot {
 
 const one = (s: TextSlot): PromptText => ({ parts: [s], url: false });
 
-/** Where parts hold a URL: chat's `image_url: {url}` (vLLM's `audio_url`, `video_url` alike), the responses API's `input_image` `image_url` and `input_file` `file_url`. */
-const URL_KEYS = ['url', 'image_url', 'file_url'];
+/**
+ * Where parts hold a URL: chat's `image_url: {url}` (vLLM's `audio_url`, `video_url` alike, and its short forms
+ * without `type`: `{"audio_url": "<url>"}`, `{"video_url": {"url": ...}}`), the responses API's `input_image`
+ * `image_url` and `input_file` `file_url`.
+ */
+const MEDIA_KEYS = ['image_url', 'audio_url', 'video_url', 'file_url'];
+const URL_KEYS = ['url', ...MEDIA_KEYS];
 /** Inline data: nothing is fetched. */
 const DATA_URL = /^data:/i;
 
-function urlSlot(part: Part): TextSlot | undefined {
-  for (const holder of [part[String(part.type)], part]) {
+/**
+ * Every URL a part holds, on it or under its media keys: which one a server fetches depends on the part's type or,
+ * without one, on vLLM's order of keys; the first found alone judged `url` in `{"type": "input_image", "url": <good>,
+ * "image_url": <bad>}`, and the server fetched the other.
+ */
+function urlSlots(part: Part, out: PromptText[]): void {
+  const holders = new Set([part, part[String(part.type)], ...MEDIA_KEYS.map((k) => part[k])]);
+  for (const holder of holders) {
     if (!holder || typeof holder !== 'object') continue;
     const h = holder as Part;
     for (const key of URL_KEYS) {
       const url = h[key];
-      if (typeof url === 'string' && !DATA_URL.test(url)) return slot(url, (t) => (h[key] = t));
+      if (typeof url === 'string' && !DATA_URL.test(url)) out.push({ parts: [slot(url, (t) => (h[key] = t))], url: true });
     }
   }
-  return undefined;
 }
 
 /** Content parts: the text parts as one text, and each URL part's URL. */
@@ -67,8 +77,7 @@ function partTexts(parts: unknown[], out: PromptText[]): void {
     if (!p || typeof p !== 'object') continue;
     const part = p as Part;
     if (typeof part.text === 'string') texts.push(slot(part.text, (t) => (part.text = t)));
-    const url = urlSlot(part);
-    if (url) out.push({ parts: [url], url: true });
+    urlSlots(part, out);
   }
   if (texts.length > 0) out.push({ parts: texts, url: false });
 }
