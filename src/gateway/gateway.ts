@@ -8,6 +8,7 @@ import { loadConfig } from '../config/load.js';
 import { keepRestartRequired, restartRequiredChanges, type GatewaySettings } from '../config/settings.js';
 import { ApiManagement, apimManifests } from '../apim/api-management.js';
 import { registerApimAdminRoutes } from '../apim/admin-routes.js';
+import { registerCacheRoutes } from '../apim/cache-routes.js';
 import { upstreamEndpoints, type RuntimeConfig } from '../config/runtime-config.js';
 import { configFingerprint, watchConfig } from '../config/watch.js';
 import { silentLogger, type Logger } from '../lib/logger.js';
@@ -182,6 +183,7 @@ export class Gateway {
       policyManifests: (store) => apim.policyManifests(store),
       settled: () => apim.settled(),
     });
+    registerCacheRoutes(this.admin, { db: apim.db, caches: apim.caches });
     this.#stats = registerAnalyticsRoutes(this.admin, { db: apim.db });
     registerStatusRoutes(this.admin, { picker: this.picker, readiness: () => this.#readiness(), registry: this.registry });
   }

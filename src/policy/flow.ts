@@ -12,10 +12,12 @@ import type { RequestTracer } from '../telemetry/tracing.js';
 import type { IdentitySource } from './identity.js';
 import { editsAnswer, phaseSteps, respondSteps } from './phase-steps.js';
 import { hitHeaders } from './caching/cached-answer.js';
+import { configureCacheAnswers } from './caching/configure-caches.js';
 import { LLM_TOKEN_QUOTA, llmTokenQuota } from './policies/llm-token-quota/llm-token-quota.js';
 import { QUOTA, quota } from './policies/quota/quota.js';
 import { RESPONSE_CACHE } from './policies/response-cache/response-cache.js';
 import { SEMANTIC_CACHE_LOOKUP } from './policies/semantic-cache-lookup/semantic-cache-lookup.js';
+import { SANITIZE_USER_PROMPT } from './policies/sanitize-user-prompt/sanitize-user-prompt.js';
 import { verifyApiKey } from './policies/verify-api-key/verify-api-key.js';
 import { ACCESS_CONTROL } from './policies/access-control/access-control.js';
 import type { PolicyRegistry } from './registry.js';
@@ -197,6 +199,28 @@ function unknownRuleKinds(manifests: readonly Manifest[], registry: PolicyRegist
   }
 }
 
+const LOOKUP_KINDS: Record<string, string> = { [RESPONSE_CACHE]: 'ResponseCache', [SEMANTIC_CACHE_LOOKUP]: 'SemanticCacheLookup' };
+
+/**
+ * The SanitizeUserPrompt entries listed after a cache lookup that runs before them (in their own chain, or in the
+ * gateway's, which runs before a product's): a hit skips them, so a prompt a semantic cache finds like a cached one is
+ * answered unscreened. Allowed, as for quotas listed there, but rarely meant: logged at load, naming both.
+ */
+function promptChecksAfterLookup(templates: ReadonlyMap<string, readonly TemplatePolicy[]>, gatewayChain: readonly TemplatePolicy[], productChains: ReadonlyMap<string, readonly TemplatePolicy[]>): string[] {
+  const templateOf = new Map([...templates].flatMap(([name, list]) => list.map((t) => [t, name] as const)));
+  const named = (t: TemplatePolicy, kind: string) => `${kind}/${t.policy.name} (ApimTemplate/${templateOf.get(t)})`;
+  const found = new Set<string>();
+  const scan = (chain: readonly TemplatePolicy[], lookup: TemplatePolicy | undefined) => {
+    for (const t of chain) {
+      if (looksUpCache(t)) lookup ??= t;
+      else if (lookup && t.policy.type === SANITIZE_USER_PROMPT) found.add(`${named(t, 'SanitizeUserPrompt')} after ${named(lookup, LOOKUP_KINDS[lookup.policy.type])}`);
+    }
+  };
+  scan(gatewayChain, undefined);
+  for (const chain of productChains.values()) scan(chain, gatewayChain.find(looksUpCache));
+  return [...found];
+}
+
 /** Each product's template references, in order (templates that do not exist are reported by governance). */
 function productTemplates(manifests: readonly Manifest[], templates: ReadonlyMap<string, TemplatePolicy[]>): Map<string, TemplatePolicy[]> {
   const out = new Map<string, TemplatePolicy[]>();
@@ -299,6 +323,12 @@ export function compileFlow(manifests: readonly Manifest[], registry: PolicyRegi
   const defaultsInGateway = gateway.some(looksUpCache);
   const gatewayChain = defaultsInGateway ? beforeCacheLookup(gateway, defaults) : gateway;
   const productChains = defaultsInGateway ? byProduct : new Map([...byProduct].map(([p, list]) => [p, beforeCacheLookup(list, defaults)]));
+  // A cache's entries are those of the policies that shape its answers now: one added later is never bypassed by a hit.
+  configureCacheAnswers(manifests, gatewayChain, productChains);
+  const unscreened = promptChecksAfterLookup(templates, gatewayChain, productChains);
+  if (unscreened.length > 0) {
+    deps.logger.warn({ policies: unscreened }, 'prompt checks listed after a cache lookup do not run for its hits: list SanitizeUserPrompt before ResponseCache and SemanticCacheLookup');
+  }
   // What a request entitled through a product without templates of its own runs after the gateway's.
   const productless = defaultsInGateway ? [] : phaseSteps(defaults, 'admit', deps.tracer);
   const productAdmit = new Map([...productChains].map(([p, list]) => [p, phaseSteps(list, 'admit', deps.tracer)] as const).filter(([, s]) => s.length > 0));

@@ -1,17 +1,19 @@
 // The caches' storage, owned by the gateway rather than by one compiled policy flow: the engine is rebuilt on every
-// configuration or store change, and a cache that emptied each time would be no cache. Stores are found by resource
-// and options, so a reloaded policy gets the same store back; one that no compiled policy holds any more is let go.
+// configuration or store change, and a cache that emptied each time would be no cache. Stores are found by resource,
+// answer-shaping configuration (answer-config.ts) and options, so a reloaded policy gets the same store back; one that
+// no compiled policy holds any more is let go. A resource can be purged on demand.
 import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import { silentLogger, type Logger } from '../../lib/logger.js';
 import type { CacheStore } from '../../store/caches/cache-store.js';
 import { MemoryCacheStore } from '../../store/caches/memory.js';
-import { RedisCacheStore, closeRedis, openCacheRedis, redisReady } from '../../store/caches/redis.js';
+import { RedisCacheStore, closeRedis, deleteKeysUnder, openCacheRedis, redisReady } from '../../store/caches/redis.js';
 import { MemoryVectorIndex } from '../../store/vectors/memory.js';
-import { PostgresVectorIndex } from '../../store/vectors/postgres.js';
+import { PostgresVectorIndex, deleteScopesUnder } from '../../store/vectors/postgres.js';
 import { RedisVectorIndex } from '../../store/vectors/redis.js';
 import type { VectorIndex } from '../../store/vectors/vector-index.js';
 import type { PolicyDeps } from '../types.js';
+import { UNSHAPED } from './answer-config.js';
 import { CacheStats } from './cache-stats.js';
 
 export type AnswerBackend = 'memory' | 'redis';
@@ -46,16 +48,34 @@ export interface CacheClaimant {
 
 type Store = CacheStore | VectorIndex;
 
+/** A store as held: weakly, with what a purge of its resource needs. */
+interface HeldStore {
+  resource: string;
+  ref: WeakRef<Store>;
+  /** In Redis or PostgreSQL, the prefix of the resource's entries in every namespace; absent in memory. */
+  shared?: SharedPrefix;
+}
+
+interface SharedPrefix {
+  /** The backend and prefix: the stores of one resource's namespaces share it. */
+  id: string;
+  /** Deletes every entry under it; resolves to how many. */
+  purge(): Promise<number>;
+}
+
+/** A resource name as a key part, percent-encoded: without a `:`, resource `a`'s prefix never starts `a:b`'s keys. */
+const keyPart = (resource: string): string => encodeURIComponent(resource);
+
 export class CacheResources {
   readonly #opts: CacheResourcesOptions;
   /**
-   * By kind, resource and options; held weakly, as only compiled policies hold a store. Engines are also built only to
-   * check a configuration, and never installed, so nothing here can tell when a policy stops being used: the garbage
-   * collector can (a deleted or renamed policy's 45 MB kept for the process's life when held here).
+   * By kind, resource, namespace and options; held weakly, as only compiled policies hold a store. Engines are also
+   * built only to check a configuration, and never installed, so nothing here can tell when a policy stops being used:
+   * the garbage collector can (a deleted or renamed policy's 45 MB kept for the process's life when held here).
    */
-  readonly #stores = new Map<string, WeakRef<Store>>();
+  readonly #stores = new Map<string, HeldStore>();
   readonly #collected = new FinalizationRegistry<string>((id) => {
-    if (this.#stores.get(id)?.deref() === undefined) this.#stores.delete(id);
+    if (this.#stores.get(id)?.ref.deref() === undefined) this.#stores.delete(id);
   });
   /** Per flow (its PolicyDeps), the first policy to name each resource and its options. */
   readonly #claims = new WeakMap<PolicyDeps, Map<string, { policy: string; options: string }>>();
@@ -74,35 +94,48 @@ export class CacheResources {
   }
 
   /**
-   * ResponseCache's answers under `resource`.
+   * ResponseCache's answers under `resource`, in `namespace` (AnswerConfig.namespace): the entries made under another
+   * answer-shaping configuration are another namespace's, never seen here.
    * @throws CacheBackendUnavailableError for `redis` without the gateway's Redis.
    * @throws CacheResourceConflictError when another policy of the flow named `resource` with other options.
    */
-  answerStore(by: CacheClaimant, resource: string, backend: AnswerBackend, opts: { maxBytes: number; maxEntryBytes: number }): CacheStore {
+  answerStore(by: CacheClaimant, resource: string, backend: AnswerBackend, opts: { maxBytes: number; maxEntryBytes: number }, namespace = UNSHAPED.namespace): CacheStore {
     const options = `store ${backend}, maxBytes ${opts.maxBytes}, maxEntryBytes ${opts.maxEntryBytes}`;
-    return this.#get(by, 'ResponseCache', resource, options, () =>
-      backend === 'redis'
-        ? new RedisCacheStore({ client: this.#redisClient(backend), keyPrefix: `${this.#prefix}cache:${resource}:`, maxValueBytes: opts.maxEntryBytes })
-        : new MemoryCacheStore({ maxBytes: opts.maxBytes, now: this.#opts.now }),
-    ) as CacheStore;
+    const prefix = `${this.#prefix}cache:${keyPart(resource)}:`;
+    return this.#get(by, 'ResponseCache', resource, options, namespace, () => {
+      if (backend === 'memory') return { store: new MemoryCacheStore({ maxBytes: opts.maxBytes, now: this.#opts.now }) };
+      const client = this.#redisClient(backend);
+      return {
+        store: new RedisCacheStore({ client, keyPrefix: `${prefix}${namespace}:`, maxValueBytes: opts.maxEntryBytes }),
+        shared: { id: `redis ${prefix}`, purge: () => deleteKeysUnder(client, prefix) },
+      };
+    }) as CacheStore;
   }
 
   /**
-   * SemanticCacheLookup's vectors under `resource`. The embeddings model is one of its options: vectors of two models
-   * are not comparable (a Redis or PostgreSQL index is shared with other gateways, and the lookup's scope holds the model).
+   * SemanticCacheLookup's vectors under `resource`, in `namespace` (as answerStore's). The embeddings model is one of
+   * its options: vectors of two models are not comparable (a Redis or PostgreSQL index is shared with other gateways,
+   * and the lookup's scope holds the model).
    * @throws CacheBackendUnavailableError for `redis` or `postgres` when the gateway has neither.
    * @throws CacheResourceConflictError when another policy of the flow named `resource` with other options.
    */
-  vectorIndex(by: CacheClaimant, resource: string, backend: VectorBackend, opts: { maxEntriesPerScope: number; embeddingsModel: string }): VectorIndex {
+  vectorIndex(by: CacheClaimant, resource: string, backend: VectorBackend, opts: { maxEntriesPerScope: number; embeddingsModel: string }, namespace = UNSHAPED.namespace): VectorIndex {
     const options = `store ${backend}, maxEntriesPerScope ${opts.maxEntriesPerScope}, embeddings model ${opts.embeddingsModel}`;
-    return this.#get(by, 'SemanticCacheLookup', resource, options, () => {
+    return this.#get(by, 'SemanticCacheLookup', resource, options, namespace, () => {
       const common = { maxEntriesPerScope: opts.maxEntriesPerScope, now: this.#opts.now };
-      if (backend === 'redis') return new RedisVectorIndex({ client: this.#redisClient(backend), keyPrefix: `${this.#prefix}semantic:${resource}:`, ...common });
-      if (backend === 'postgres') {
-        if (!this.#opts.postgres) throw new CacheBackendUnavailableError('store: postgres needs the gateway to run on PostgreSQL (--db postgres://...)');
-        return new PostgresVectorIndex({ db: this.#opts.postgres, ...common });
+      if (backend === 'redis') {
+        const client = this.#redisClient(backend);
+        const prefix = `${this.#prefix}semantic:${keyPart(resource)}:`;
+        return { store: new RedisVectorIndex({ client, keyPrefix: `${prefix}${namespace}:`, ...common }), shared: { id: `redis ${prefix}`, purge: () => deleteKeysUnder(client, prefix) } };
       }
-      return new MemoryVectorIndex(common);
+      if (backend === 'postgres') {
+        const db = this.#opts.postgres;
+        if (!db) throw new CacheBackendUnavailableError('store: postgres needs the gateway to run on PostgreSQL (--db postgres://...)');
+        // One table for every resource: the scope names the resource, so its rows can be purged alone.
+        const prefix = `semantic:${keyPart(resource)}:`;
+        return { store: new PostgresVectorIndex({ db, scopePrefix: `${prefix}${namespace}:`, ...common }), shared: { id: `postgres ${prefix}`, purge: () => deleteScopesUnder(db, prefix) } };
+      }
+      return { store: new MemoryVectorIndex(common) };
     }) as VectorIndex;
   }
 
@@ -118,8 +151,28 @@ export class CacheResources {
     return this.#stats;
   }
 
+  /**
+   * Empties cache resource `resource` (what Apigee's InvalidateCache does), under every configuration it was used
+   * with: this process's memory stores, and its keys or rows in Redis and PostgreSQL, which every replica shares.
+   * @returns how many entries were removed, or undefined when no cache policy of this process names `resource`.
+   * @throws CacheStoreUnavailableError when Redis or PostgreSQL cannot answer.
+   */
+  async purge(resource: string): Promise<number | undefined> {
+    const held = [...this.#stores.values()].filter((h) => h.resource === resource);
+    if (held.length === 0) return undefined;
+    let removed = 0;
+    const shared = new Map<string, SharedPrefix>();
+    for (const h of held) {
+      const store = h.ref.deref();
+      if (store instanceof MemoryCacheStore || store instanceof MemoryVectorIndex) removed += store.clear();
+      if (h.shared) shared.set(h.shared.id, h.shared);
+    }
+    for (const prefix of shared.values()) removed += await prefix.purge();
+    return removed;
+  }
+
   async close(): Promise<void> {
-    const stores = [...this.#stores.values()].map((s) => s.deref()?.close());
+    const stores = [...this.#stores.values()].map((s) => s.ref.deref()?.close());
     this.#stores.clear();
     await Promise.allSettled(stores);
     if (this.#redis) await closeRedis(this.#redis);
@@ -135,13 +188,13 @@ export class CacheResources {
    * requests) still holding the old one finish with it, never emptied under them: an engine built only to check a
    * configuration closed the store of the one serving.
    */
-  #get(by: CacheClaimant, kind: string, resource: string, options: string, create: () => Store): Store {
+  #get(by: CacheClaimant, kind: string, resource: string, options: string, namespace: string, create: () => { store: Store; shared?: SharedPrefix }): Store {
     this.#claim(by, kind, resource, options);
-    const id = `${kind}\n${resource}\n${options}`;
-    const held = this.#stores.get(id)?.deref();
+    const id = `${kind}\n${resource}\n${namespace}\n${options}`;
+    const held = this.#stores.get(id)?.ref.deref();
     if (held) return held;
-    const store = create();
-    this.#stores.set(id, new WeakRef(store));
+    const { store, shared } = create();
+    this.#stores.set(id, { resource, ref: new WeakRef(store), ...(shared && { shared }) });
     this.#collected.register(store, id);
     return store;
   }

@@ -4,6 +4,7 @@ import type { OutgoingHttpHeaders } from 'node:http';
 import type { RequestContext } from '../../gateway/context.js';
 import { dropUnsendableHeaders } from '../../gateway/header-values.js';
 import type { DirectResponse } from '../../gateway/hooks.js';
+import { streamUsageAsked } from '../../gateway/stream-usage.js';
 import { showRefundedTokens } from '../rate-limit-headers.js';
 import { runRespond } from '../run-steps.js';
 import type { RespondStep, Step } from '../types.js';
@@ -78,9 +79,12 @@ export function answerAsStream(stored: Buffer, includeUsage: boolean): string | 
   return `${out}data: [DONE]\n\n`;
 }
 
-/** Whether a streaming client asked for the usage chunk itself (not tollgate for its own accounting). */
+/**
+ * Whether a streaming client asked for the usage chunk itself (not tollgate for its own accounting), as the model server
+ * of its request would read it: a hit gives what a miss would have.
+ */
 function clientWantsUsage(ctx: RequestContext): boolean {
-  return ctx.stripStreamUsage !== true && ctx.body?.stream_options?.include_usage === true;
+  return ctx.stripStreamUsage !== true && streamUsageAsked(ctx);
 }
 
 /** The direct response for a cache hit, in the form the client asked for; undefined when it cannot be given. */

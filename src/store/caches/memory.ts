@@ -66,9 +66,16 @@ export class MemoryCacheStore implements CacheStore {
     }
   }
 
-  async close(): Promise<void> {
+  /** Drops every entry; returns how many there were (expired ones not yet swept included). */
+  clear(): number {
+    const count = this.#entries.size;
     this.#entries.clear();
     this.#bytes = 0;
+    return count;
+  }
+
+  async close(): Promise<void> {
+    this.clear();
   }
 
   #remove(key: string): void {

@@ -72,6 +72,30 @@ export async function redisCall<T>(command: () => Promise<T>, timeoutMs = CACHE_
   }
 }
 
+/** A purge walks the whole keyspace (SCAN) in steps of this many keys, each step given PURGE_STEP_TIMEOUT_MS. */
+const PURGE_SCAN_COUNT = 1000;
+const PURGE_STEP_TIMEOUT_MS = 5000;
+
+/** `prefix` as a SCAN MATCH pattern: its glob characters taken literally, then anything. */
+const globOf = (prefix: string): string => `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
+
+/**
+ * Deletes every key starting with `prefix` (a cache resource's entries, whatever their namespace), a batch per SCAN
+ * step with UNLINK (freed off Redis's main thread); resolves to how many were deleted.
+ * @throws CacheStoreUnavailableError when Redis cannot answer.
+ */
+export async function deleteKeysUnder(redis: Redis, prefix: string): Promise<number> {
+  const match = globOf(prefix);
+  let deleted = 0;
+  let cursor = '0';
+  do {
+    const [next, keys] = await redisCall(() => redis.scan(cursor, 'MATCH', match, 'COUNT', PURGE_SCAN_COUNT), PURGE_STEP_TIMEOUT_MS);
+    if (keys.length > 0) deleted += await redisCall(() => redis.unlink(...keys), PURGE_STEP_TIMEOUT_MS);
+    cursor = next;
+  } while (cursor !== '0');
+  return deleted;
+}
+
 /**
  * A client for caches: no offline queue and a short connect timeout, so every call during an outage fails at once
  * or within redisCall's deadline while the client keeps reconnecting in the background.

@@ -99,9 +99,17 @@ export class MemoryVectorIndex implements VectorIndex {
     }
   }
 
-  async close(): Promise<void> {
+  /** Drops every entry of every scope; returns how many there were. */
+  clear(): number {
+    let count = 0;
+    for (const s of this.#scopes.values()) count += s.entries.length;
     this.#scopes.clear();
     this.#bytes = 0;
+    return count;
+  }
+
+  async close(): Promise<void> {
+    this.clear();
   }
 
   #drop(s: Scope, i: number): void {

@@ -11,6 +11,8 @@ const SWEEP_EVERY = 200;
 
 export interface PostgresVectorIndexOptions {
   db: Kysely<any>;
+  /** Put before every scope (a cache resource and its namespace), so one resource's rows can be found, and deleted, alone. */
+  scopePrefix?: string;
   maxEntriesPerScope?: number;
   now?: () => number;
 }
@@ -21,6 +23,7 @@ interface Row {
 
 export class PostgresVectorIndex implements VectorIndex {
   readonly #db: Kysely<any>;
+  readonly #prefix: string;
   readonly #maxEntries: number;
   readonly #now: () => number;
   #ready: Promise<void> | null = null;
@@ -28,13 +31,15 @@ export class PostgresVectorIndex implements VectorIndex {
 
   constructor(opts: PostgresVectorIndexOptions) {
     this.#db = opts.db;
+    this.#prefix = opts.scopePrefix ?? '';
     this.#maxEntries = opts.maxEntriesPerScope ?? 2000;
     this.#now = opts.now ?? Date.now;
   }
 
-  async search(scope: string, vector: Float32Array, threshold: number): Promise<VectorMatch | undefined> {
+  async search(name: string, vector: Float32Array, threshold: number): Promise<VectorMatch | undefined> {
+    const scope = this.#prefix + name;
     await this.#table();
-    const rows = await this.#call(() =>
+    const rows = await orUnavailable(() =>
       sql<Row>`SELECT entry FROM ${sql.table(TABLE)} WHERE scope = ${scope} AND expires_at > ${this.#now()} ORDER BY id DESC LIMIT ${this.#maxEntries}`.execute(this.#db),
     );
     let best: Buffer | undefined;
@@ -49,11 +54,12 @@ export class PostgresVectorIndex implements VectorIndex {
     return best && { similarity: bestSim, value: entryValue(best) };
   }
 
-  async add(scope: string, vector: Float32Array, value: Buffer, ttlMs: number): Promise<void> {
+  async add(name: string, vector: Float32Array, value: Buffer, ttlMs: number): Promise<void> {
     if (ttlMs <= 0) return;
+    const scope = this.#prefix + name;
     await this.#table();
     const now = this.#now();
-    await this.#call(async () => {
+    await orUnavailable(async () => {
       await sql`INSERT INTO ${sql.table(TABLE)} (scope, entry, expires_at) VALUES (${scope}, ${encodeEntry(vector, value, now + ttlMs)}, ${now + ttlMs})`.execute(this.#db);
       // The scope's own expired rows and those beyond the cap; other scopes clean up on their own writes.
       await sql`DELETE FROM ${sql.table(TABLE)} WHERE scope = ${scope} AND (expires_at <= ${now} OR id <= (
@@ -66,7 +72,7 @@ export class PostgresVectorIndex implements VectorIndex {
   async close(): Promise<void> {}
 
   #table(): Promise<void> {
-    this.#ready ??= this.#call(async () => {
+    this.#ready ??= orUnavailable(async () => {
       await sql`CREATE UNLOGGED TABLE IF NOT EXISTS ${sql.table(TABLE)} (
         id bigserial PRIMARY KEY, scope text NOT NULL, entry bytea NOT NULL, expires_at double precision NOT NULL)`.execute(this.#db);
       await sql`CREATE INDEX IF NOT EXISTS ${sql.raw(`${TABLE}_scope`)} ON ${sql.table(TABLE)} (scope, id)`.execute(this.#db);
@@ -76,12 +82,26 @@ export class PostgresVectorIndex implements VectorIndex {
     });
     return this.#ready;
   }
+}
 
-  async #call<T>(op: () => Promise<T>): Promise<T> {
-    try {
-      return await op();
-    } catch (err) {
-      throw new CacheStoreUnavailableError(`PostgreSQL is unavailable: ${(err as Error).message}`, { cause: err });
-    }
+async function orUnavailable<T>(op: () => Promise<T>): Promise<T> {
+  try {
+    return await op();
+  } catch (err) {
+    throw new CacheStoreUnavailableError(`PostgreSQL is unavailable: ${(err as Error).message}`, { cause: err });
   }
+}
+
+/**
+ * Deletes the rows of every scope starting with `prefix` (a cache resource's, whatever their namespace); resolves to
+ * how many. No table yet is nothing to delete.
+ * @throws CacheStoreUnavailableError when PostgreSQL cannot answer.
+ */
+export async function deleteScopesUnder(db: Kysely<any>, prefix: string): Promise<number> {
+  return orUnavailable(async () => {
+    const exists = await sql<{ t: string | null }>`SELECT to_regclass(${TABLE}) AS t`.execute(db);
+    if (!exists.rows[0]?.t) return 0;
+    const deleted = await sql`DELETE FROM ${sql.table(TABLE)} WHERE starts_with(scope, ${prefix})`.execute(db);
+    return Number(deleted.numAffectedRows ?? 0);
+  });
 }

@@ -2,6 +2,7 @@
 // determinism, client Cache-Control, store outages — on every answer-cache backend.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import type { ModelConfig, PoolConfig } from '../../../config/runtime-config.js';
 import { MemoryCounterStore } from '../../../store/counters/memory.js';
 import { deleteKeys } from '../../../store/counters/test-counter-stores.js';
 import { randomBase62 } from '../../../store/keys.js';
@@ -125,6 +126,27 @@ for (const backend of BACKENDS) {
       const last = JSON.parse(ssePayloads(withUsage.directResponse!.body).at(-2)!);
       assert.deepEqual(last.choices, []);
       assert.equal(last.usage.total_tokens, 8);
+    });
+
+    test('stream_options: {} gets the usage chunk from a hit where the pool\'s engine (vLLM) would send it, not elsewhere', async () => {
+      const p = policy();
+      const onPool = (engine: PoolConfig['engine'], r: FakeRequest) => {
+        const ctx = request(r);
+        ctx.modelConfig = { name: 'llama', pool: { name: 'pool', endpoints: [], engine } } as unknown as ModelConfig;
+        return ctx;
+      };
+      const first = onPool('vllm', {});
+      await admit(p, first, tenant('app-1'));
+      await respondJson(p, first, tenant('app-1'), chatAnswer('Usage please'));
+      const usageOf = async (engine: PoolConfig['engine']) => {
+        const ctx = onPool(engine, { body: { stream: true, stream_options: {} } });
+        await admit(p, ctx, tenant('app-1'));
+        assert.equal(ctx.cacheHit, true);
+        return ssePayloads(ctx.directResponse!.body).some((e) => e !== '[DONE]' && JSON.parse(e).usage);
+      };
+      // Before: no usage chunk, where vLLM itself (include_usage defaults to true there) sends one.
+      assert.equal(await usageOf('vllm'), true);
+      assert.equal(await usageOf('sglang'), false, "SGLang's include_usage defaults to false, as OpenAI's");
     });
 
     test('a completed stream is stored once it ends and answers a non-streamed request', async () => {

@@ -5,6 +5,7 @@ import { responseCacheSpec } from '../../../config/apim-kinds.js';
 import type { RequestContext } from '../../../gateway/context.js';
 import type { ResponseFlow } from '../../../gateway/hooks.js';
 import type { CacheStore } from '../../../store/caches/cache-store.js';
+import { UNSHAPED, type AnswerConfig, type AnswerShapedCache } from '../../caching/answer-config.js';
 import { cacheResourcesOf, type CacheDeps } from '../../caching/cache-resources.js';
 import { compileScope } from '../../caching/cache-scope.js';
 import { clientDirectives } from '../../caching/client-directives.js';
@@ -13,7 +14,7 @@ import { isDeterministic, requestKey } from '../../caching/request-key.js';
 import { captureAnswer, type AnswerCache } from '../../caching/stream-assembler.js';
 import { createsStoredResponse } from '../../../gateway/stored-responses.js';
 import { requestStreamUsage } from '../../../gateway/stream-usage.js';
-import type { ApimState, Policy, PolicyFactory } from '../../types.js';
+import type { ApimState, PolicyFactory } from '../../types.js';
 
 export const RESPONSE_CACHE = 'response-cache';
 
@@ -27,14 +28,18 @@ export const responseCache = ((name: string, spec: unknown, deps: CacheDeps) => 
   const s = responseCacheSpec.parse(spec);
   const resources = cacheResourcesOf(deps);
   const resource = s.cacheResource ?? name;
-  const store: CacheStore = resources.answerStore({ policy: name, flow: deps }, resource, s.store, { maxBytes: s.maxBytes, maxEntryBytes: s.maxEntryBytes });
+  const storeIn = (namespace: string): CacheStore =>
+    resources.answerStore({ policy: name, flow: deps }, resource, s.store, { maxBytes: s.maxBytes, maxEntryBytes: s.maxEntryBytes }, namespace);
+  // Its compiled flow configures it before serving (configureAnswers); got now, a backend it cannot have is refused here.
+  let answers: AnswerConfig = UNSHAPED;
+  let store = storeIn(answers.namespace);
   const stats = resources.stats(name);
   const cache: AnswerCache = { maxEntryBytes: s.maxEntryBytes, cacheScope: s.scope, stats };
   const scopeOf = compileScope(s.scope);
   const ttlMs = s.expirySettings.timeoutInSeconds * 1000;
   /** The key of each request that missed, for its response flow. */
   const pending = new WeakMap<RequestContext, string>();
-  const keyOf = (ctx: RequestContext, tenant: string | undefined) => `${tenant}:${requestKey(ctx)}`;
+  const keyOf = (ctx: RequestContext, state: ApimState, tenant: string | undefined) => `${tenant}:${answers.productPart(state.product?.name)}${requestKey(ctx)}`;
 
   const miss = (ctx: RequestContext) => {
     stats.misses++;
@@ -65,6 +70,10 @@ export const responseCache = ((name: string, spec: unknown, deps: CacheDeps) => 
     type: RESPONSE_CACHE,
     name,
     answerEdits: 'none',
+    configureAnswers(config: AnswerConfig) {
+      answers = config;
+      store = storeIn(config.namespace);
+    },
     admit(ctx: RequestContext, state: ApimState) {
       const tenant = scopeOf(ctx, state);
       const op = ctx.operation;
@@ -76,7 +85,7 @@ export const responseCache = ((name: string, spec: unknown, deps: CacheDeps) => 
         return;
       }
       const client = clientDirectives(ctx);
-      const key = keyOf(ctx, tenant);
+      const key = keyOf(ctx, state, tenant);
       if (client.store) {
         pending.set(ctx, key);
         // An answer kept without usage would reach later clients without it, those who ask for it included.
@@ -108,11 +117,11 @@ export const responseCache = ((name: string, spec: unknown, deps: CacheDeps) => 
       // The key is the request as it went upstream: a policy after the lookup that changed it (a token cap, a prompt
       // rewritten, `store: false` dropped) made this the answer to another request, which a later one asking the
       // looked-up request must not get.
-      if (keyOf(ctx, scopeOf(ctx, state)) !== key || createsStoredResponse(ctx)) {
+      if (keyOf(ctx, state, scopeOf(ctx, state)) !== key || createsStoredResponse(ctx)) {
         stats.changedAfterLookup++;
         return undefined;
       }
       return captureAnswer(ctx.stream, cache, state, (answer) => put(key, answer));
     },
-  } satisfies Policy;
+  } satisfies AnswerShapedCache;
 }) satisfies PolicyFactory;

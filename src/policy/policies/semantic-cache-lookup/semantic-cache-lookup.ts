@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { semanticCacheLookupSpec } from '../../../config/apim-kinds.js';
 import type { RequestContext } from '../../../gateway/context.js';
 import type { OpenAIBody } from '../../../gateway/openai-request.js';
+import { UNSHAPED, type AnswerConfig, type AnswerShapedCache } from '../../caching/answer-config.js';
 import { cacheResourcesOf, type CacheDeps } from '../../caching/cache-resources.js';
 import { compileScope } from '../../caching/cache-scope.js';
 import { STREAMABLE, cachedAnswer, serveHit } from '../../caching/cached-answer.js';
@@ -13,7 +14,8 @@ import { answerShape, contextDigest, promptMediaDigest, userPrompt } from '../..
 import { forwardedQuery, upstreamOf } from '../../caching/request-key.js';
 import { forgetSemanticMiss, leaveSemanticMiss } from '../../caching/semantic-handoff.js';
 import { requestStreamUsage } from '../../../gateway/stream-usage.js';
-import type { ApimState, Policy, PolicyFactory } from '../../types.js';
+import type { VectorIndex } from '../../../store/vectors/vector-index.js';
+import type { ApimState, PolicyFactory } from '../../types.js';
 import { embeddingsClient } from './embeddings-client.js';
 
 export const SEMANTIC_CACHE_LOOKUP = 'semantic-cache-lookup';
@@ -26,7 +28,11 @@ export const semanticCacheLookup = ((name: string, spec: unknown, deps: CacheDep
   const s = semanticCacheLookupSpec.parse(spec);
   const resources = cacheResourcesOf(deps);
   const resource = s.cacheResource ?? name;
-  const index = resources.vectorIndex({ policy: name, flow: deps }, resource, s.store, { maxEntriesPerScope: s.maxEntriesPerScope, embeddingsModel: s.embeddings.model });
+  const indexIn = (namespace: string): VectorIndex =>
+    resources.vectorIndex({ policy: name, flow: deps }, resource, s.store, { maxEntriesPerScope: s.maxEntriesPerScope, embeddingsModel: s.embeddings.model }, namespace);
+  // Its compiled flow configures it before serving (configureAnswers); got now, a backend it cannot have is refused here.
+  let answers: AnswerConfig = UNSHAPED;
+  let index = indexIn(answers.namespace);
   const stats = resources.stats(name);
   const embed = embeddingsClient(s.embeddings);
   const scopeOf = compileScope(s.scope);
@@ -46,14 +52,15 @@ export const semanticCacheLookup = ((name: string, spec: unknown, deps: CacheDep
   /**
    * Tenant, models, upstream, query string, the answer's shape and context, hashed: index keys carry no names and no
    * prompt text. The embeddings model too: a shared index (Redis, PostgreSQL) holds the vectors of other gateways, and
-   * of this one before its model changed, and two models' vectors are not comparable however alike their size.
+   * of this one before its model changed, and two models' vectors are not comparable however alike their size. And
+   * what the requesting product's own templates do to answers (the index's namespace holds the gateway's).
    */
-  const scopeKey = (tenant: string, ctx: RequestContext, body: OpenAIBody) =>
+  const scopeKey = (tenant: string, ctx: RequestContext, state: ApimState, body: OpenAIBody) =>
     createHash('sha256')
-      .update(`${resource}\n${s.embeddings.model}\n${tenant}\n${ctx.model}\n${ctx.targetModel ?? ctx.model}\n${upstreamOf(ctx) ?? ''}\n${forwardedQuery(ctx) ?? ''}\n${answerShape(ctx.operation, body)}\n${s.matchContext ? contextDigest(body, source) : ''}${mediaSuffix(body)}`)
+      .update(`${resource}\n${s.embeddings.model}\n${tenant}\n${answers.productPart(state.product?.name)}\n${ctx.model}\n${ctx.targetModel ?? ctx.model}\n${upstreamOf(ctx) ?? ''}\n${forwardedQuery(ctx) ?? ''}\n${answerShape(ctx.operation, body)}\n${s.matchContext ? contextDigest(body, source) : ''}${mediaSuffix(body)}`)
       .digest('base64url');
 
-  async function lookup(ctx: RequestContext, tenant: string, scope: string, prompt: string, search: boolean): Promise<void> {
+  async function lookup(ctx: RequestContext, state: ApimState, tenant: string, scope: string, prompt: string, search: boolean): Promise<void> {
     let vector: Float32Array;
     try {
       vector = await embed(prompt);
@@ -61,7 +68,7 @@ export const semanticCacheLookup = ((name: string, spec: unknown, deps: CacheDep
       stats.embeddingFailures++;
       return miss(ctx);
     }
-    const asLookedUp = (sent: RequestContext) => sent.body !== undefined && userPrompt(sent.body, source) === prompt && scopeKey(tenant, sent, sent.body) === scope;
+    const asLookedUp = (sent: RequestContext) => sent.body !== undefined && userPrompt(sent.body, source) === prompt && scopeKey(tenant, sent, state, sent.body) === scope;
     leaveSemanticMiss(ctx, { lookup: name, index, scope, vector, maxEntryBytes: s.maxEntryBytes, cacheScope: s.scope, stats, asLookedUp });
     // The answer SemanticCachePopulate keeps must carry usage, as a later hit's client may ask for it.
     requestStreamUsage(ctx);
@@ -83,6 +90,10 @@ export const semanticCacheLookup = ((name: string, spec: unknown, deps: CacheDep
   return {
     type: SEMANTIC_CACHE_LOOKUP,
     name,
+    configureAnswers(config: AnswerConfig) {
+      answers = config;
+      index = indexIn(config.namespace);
+    },
     admit(ctx: RequestContext, state: ApimState) {
       const body = ctx.body;
       const tenant = scopeOf(ctx, state);
@@ -94,7 +105,7 @@ export const semanticCacheLookup = ((name: string, spec: unknown, deps: CacheDep
       }
       if (client.lookup) stats.lookups++;
       else stats.bypassed++;
-      return lookup(ctx, tenant, scopeKey(tenant, ctx, body), prompt, client.lookup);
+      return lookup(ctx, state, tenant, scopeKey(tenant, ctx, state, body), prompt, client.lookup);
     },
-  } satisfies Policy;
+  } satisfies AnswerShapedCache;
 }) satisfies PolicyFactory;
