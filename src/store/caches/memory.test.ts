@@ -1,0 +1,22 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { MemoryCacheStore } from './memory.js';
+
+test('a small answer is kept in memory of its own, not as a slice pinning a shared 8 KiB pool block', () => {
+  const store = new MemoryCacheStore();
+  // Buffer.from of a short string is a slice of Node's shared pool, as small answers are when they are assembled.
+  const pooled = Buffer.from('{"choices":[{"message":{"content":"hi"}}]}');
+  assert.ok(pooled.buffer.byteLength > pooled.length, 'the value under test is a pool slice');
+  store.set('k', pooled, 60_000);
+  const kept = store.get('k')!;
+  assert.equal(kept.toString(), pooled.toString());
+  // Before: the very slice was kept, and with it the whole pool block (8 KiB for a 43-byte answer).
+  assert.equal(kept.buffer.byteLength, kept.length);
+});
+
+test('a value that already owns its memory is kept as it is', () => {
+  const store = new MemoryCacheStore();
+  const own = Buffer.alloc(10_000, 1);
+  store.set('k', own, 60_000);
+  assert.equal(store.get('k'), own);
+});
