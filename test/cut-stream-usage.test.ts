@@ -49,7 +49,8 @@ const used = async () => {
   return body.quotas.find((q) => q.kind === 'LLMTokenQuota')!.used;
 };
 
-test('a stream the client abandons is charged, in the quota and in its usage record alike, its prompt and the tokens streamed', async () => {
+/** Streams MAX_TOKENS, reads three tokens, hangs up; checks the quota and the record charge prompt + tokens streamed. */
+async function abandonedStreamCharged(extra: Record<string, unknown>): Promise<void> {
   const start = await used();
   const id = `cut-${Date.now()}`;
   const abort = new AbortController();
@@ -57,7 +58,7 @@ test('a stream the client abandons is charged, in the quota and in its usage rec
     method: 'POST',
     signal: abort.signal,
     headers: { 'content-type': 'application/json', 'x-api-key': key, 'x-request-id': id },
-    body: JSON.stringify({ model: 'chat', stream: true, max_tokens: MAX_TOKENS, ignore_eos: true, messages: MESSAGES }),
+    body: JSON.stringify({ model: 'chat', stream: true, max_tokens: MAX_TOKENS, ignore_eos: true, messages: MESSAGES, ...extra }),
   });
   assert.equal(res.status, 200);
   // A few tokens, then the client hangs up.
@@ -86,4 +87,14 @@ test('a stream the client abandons is charged, in the quota and in its usage rec
   assert.equal(charged, input + output, 'the quota charged what the record says');
   assert.equal(input, prompt, "the prompt as tollgate's token quota counted it");
   assert.ok(output >= streamed && output < MAX_TOKENS, `${output} output tokens for ${streamed} the client read`);
+}
+
+test('a stream the client abandons is charged, in the quota and in its usage record alike, its prompt and the tokens streamed', async () => {
+  await abandonedStreamCharged({});
+});
+
+test('so is one whose client asked for usage as vLLM reads `stream_options: {}` (usage included), not as OpenAI does', async () => {
+  // tollgate sends such a request as it is to a vLLM pool: the client's own usage chunk is the one that never came.
+  // Before: nobody was taken to have asked for usage, so the record had no tokens and the quota kept prompt + 2,000.
+  await abandonedStreamCharged({ stream_options: {} });
 });

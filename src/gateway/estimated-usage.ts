@@ -11,6 +11,7 @@ import { CHARS_PER_TOKEN } from '../scheduler/endpoint-state.js';
 import type { RequestContext } from './context.js';
 import type { Usage, UsageScanner } from './usage.js';
 import { isSuccess } from './http-status.js';
+import { streamUsageAsked } from './stream-usage.js';
 
 
 /**
@@ -59,10 +60,10 @@ const metered = (settings: GatewaySettings) => settings.analytics.enabled || set
 
 /**
  * The stream was to end with its usage (the Responses API always reports it; chat and completions when asked, as
- * tollgate asks for records, metrics and token quotas): otherwise nobody reads tokens, and with observability off no
+ * tollgate asks for records, metrics and token quotas, or as the pool's engine reads `stream_options: {}`): otherwise nobody reads tokens, and with observability off no
  * stream should pay for a prompt count.
  */
-const usageAsked = (ctx: RequestContext) => ctx.operation === 'responses' || ctx.body?.stream_options?.include_usage === true;
+const usageAsked = (ctx: RequestContext) => ctx.operation === 'responses' || streamUsageAsked(ctx);
 
 /**
  * The prompt's tokens as the token policies counted them (the same figure their reservation started from); a
