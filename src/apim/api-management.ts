@@ -111,7 +111,7 @@ export class ApiManagement {
     // One counter for the process: engines are rebuilt on every store or config change, and the figure must not reset.
     const counterErrors = new Counter<'outcome'>({
       name: 'tollgate_counter_store_errors_total',
-      help: 'Counter-store calls the store could not answer (outage or timeout), by what became of the request: failed_open (let through uncounted), refused (500), unsettled (a token reconciliation or refund dropped)',
+      help: 'Counter-store calls the store could not answer (outage or timeout), by what became of the request: failed_open (let through uncounted), refused (500), deferred (a token reconciliation or refund kept to be tried again), settled_late (one of those taken later), unsettled (one dropped)',
       labelNames: ['outcome'],
       registers: [registry],
     });

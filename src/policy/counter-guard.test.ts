@@ -10,11 +10,13 @@ function guarded(store: ConstructorParameters<typeof CounterGuard>[0], failOpen:
   return { errors, guard: new CounterGuard(store, { failOpen, timeoutMs: 200, logger: silentLogger, onError: (o) => errors.push(o) }) };
 }
 
-test('every call the store cannot answer is reported with what became of it', async () => {
+test('every call the store cannot answer is reported with what became of it; a settlement is left to its caller', async () => {
   const open = guarded(new UnavailableCounterStore(), true);
   assert.equal(await open.guard.call((s) => s.get('k')), undefined);
-  await open.guard.settle((s) => s.adjust('k', -3, 60_000));
-  assert.deepEqual(open.errors, ['failed_open', 'unsettled']);
+  assert.equal(await open.guard.settle((s) => s.settle('k', 'id', -3)), false, 'not taken: for the caller to keep');
+  assert.deepEqual(open.errors, ['failed_open']);
+  open.guard.countSettlement('deferred');
+  assert.deepEqual(open.errors, ['failed_open', 'deferred']);
 
   const closed = guarded(new UnavailableCounterStore(), false);
   await assert.rejects(closed.guard.call((s) => s.get('k')), /could not answer/);
@@ -24,7 +26,7 @@ test('every call the store cannot answer is reported with what became of it', as
 test('a store that answers reports nothing', async () => {
   const { guard, errors } = guarded(new MemoryCounterStore(), false);
   assert.equal((await guard.call((s) => s.consume('k', 1, 10, 60_000)))?.count, 1);
-  await guard.settle((s) => s.adjust('k', -1, 60_000));
+  assert.equal(await guard.settle((s) => s.adjust('k', -1, 60_000)), true);
   assert.deepEqual(errors, []);
 });
 

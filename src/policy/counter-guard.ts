@@ -6,15 +6,20 @@ import { TimeoutError, withTimeout } from '../lib/with-timeout.js';
 import type { CounterStore } from '../store/counters/counter-store.js';
 import { CounterStoreUnavailableError } from '../store/counters/errors.js';
 
-/** What became of a counter-store call the store could not answer (an outage or a timeout). */
-export const COUNTER_ERROR_OUTCOMES = ['failed_open', 'refused', 'unsettled'] as const;
+/**
+ * What became of a counter-store call the store could not answer (an outage or a timeout). A settlement (a token
+ * reservation's reconciliation or refund) it could not take is `deferred` (kept and tried again), then either
+ * `settled_late` or, when its window ended first or too many were waiting, `unsettled` (dropped).
+ */
+export const COUNTER_ERROR_OUTCOMES = ['failed_open', 'refused', 'deferred', 'settled_late', 'unsettled'] as const;
 export type CounterErrorOutcome = (typeof COUNTER_ERROR_OUTCOMES)[number];
+export type SettlementOutcome = Extract<CounterErrorOutcome, 'deferred' | 'settled_late' | 'unsettled'>;
 
 export interface CounterGuardOptions {
   failOpen: boolean;
   timeoutMs: number;
   logger: Logger;
-  /** Told of every call the store could not answer; outlives the guard (a metric kept across engine rebuilds). */
+  /** Told what became of every call the store could not answer; outlives the guard (a metric kept across engine rebuilds). */
   onError?: (outcome: CounterErrorOutcome) => void;
   /** Epoch ms (tests pass a clock of their own). */
   now?: () => number;
@@ -69,16 +74,26 @@ export class CounterGuard {
     }
   }
 
-  /** For the response flow, where nobody is left to refuse: failures are logged (once per outage) and dropped. */
-  settle(op: (store: CounterStore) => Promise<unknown>): Promise<void> {
-    // Never failed fast: a refund or reconciliation dropped would leave a refused request counted.
-    return this.#attempt(op, false).then(
-      () => undefined,
-      (err: unknown) => {
-        if (isOutage(err)) this.#onError('unsettled');
-        else this.#logger.error({ err }, 'settling a counter failed');
-      },
-    );
+  /**
+   * For the response flow, where nobody is left to refuse: true once the store took `op`; false when it could not
+   * answer (an outage, or slower than the timeout), for the caller to keep and try again (TokensInFlight). Any other
+   * failure is a bug: logged, and taken as done, as trying again would fail again.
+   */
+  async settle(op: (store: CounterStore) => Promise<unknown>): Promise<boolean> {
+    try {
+      // Never failed fast: the store may well answer this one.
+      await this.#attempt(op, false);
+      return true;
+    } catch (err) {
+      if (isOutage(err)) return false;
+      this.#logger.error({ err }, 'settling a counter failed');
+      return true;
+    }
+  }
+
+  /** Counts what became of a settlement the store could not take at first (TokensInFlight). */
+  countSettlement(outcome: SettlementOutcome): void {
+    this.#onError(outcome);
   }
 
   async #attempt<T>(op: (store: CounterStore) => Promise<T>, failFast: boolean): Promise<T> {

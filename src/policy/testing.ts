@@ -8,7 +8,7 @@ import { newContext } from '../gateway/data-plane.js';
 import type { OpenAIBody, Operation } from '../gateway/openai-request.js';
 import { silentLogger } from '../lib/logger.js';
 import { loadTokenizer } from '../lib/tokenizer.js';
-import type { CounterStore, SmoothedResult, WindowResult } from '../store/counters/counter-store.js';
+import type { CounterStore, ReserveResult, SmoothedResult, WindowResult } from '../store/counters/counter-store.js';
 import { CounterStoreUnavailableError } from '../store/counters/errors.js';
 import { CounterGuard } from './counter-guard.js';
 import type { IdentitySource } from './identity.js';
@@ -92,7 +92,8 @@ export class UnavailableCounterStore implements CounterStore {
   consume = (): Promise<WindowResult> => unavailable();
   consumeRolling = (): Promise<WindowResult> => unavailable();
   consumeSmoothed = (): Promise<SmoothedResult> => unavailable();
-  reserve = (): Promise<WindowResult> => unavailable();
+  reserve = (): Promise<ReserveResult> => unavailable();
+  settle = (): Promise<boolean> => unavailable();
   adjust = (): Promise<number> => unavailable();
   get = (): Promise<number> => unavailable();
   close = (): Promise<void> => Promise.resolve();
@@ -105,7 +106,8 @@ export class HangingCounterStore implements CounterStore {
   consume = (): Promise<WindowResult> => this.#hang();
   consumeRolling = (): Promise<WindowResult> => this.#hang();
   consumeSmoothed = (): Promise<SmoothedResult> => this.#hang();
-  reserve = (): Promise<WindowResult> => this.#hang();
+  reserve = (): Promise<ReserveResult> => this.#hang();
+  settle = (): Promise<boolean> => this.#hang();
   adjust = (): Promise<number> => this.#hang();
   get = (): Promise<number> => this.#hang();
   close = async (): Promise<void> => {

@@ -30,6 +30,11 @@ export function checkNow(nowMs: number): number {
   return nowMs;
 }
 
+export function checkId(id: string): string {
+  if (typeof id !== 'string' || id === '') throw new RangeError(`a reservation id must be a non-empty string, got ${JSON.stringify(id)}`);
+  return id;
+}
+
 /** End of the fixed window containing `nowMs`. */
 export function windowEnd(nowMs: number, windowMs: number): number {
   return nowMs - (nowMs % windowMs) + windowMs;

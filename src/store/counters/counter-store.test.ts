@@ -11,7 +11,8 @@ import { COUNTER_BACKENDS, deleteKeys, type TestCounterStore } from './test-coun
 import { TcpProxy } from '../test-tcp-proxy.js';
 
 /** A whole hour, so every window length used below starts exactly here. */
-const T0 = Math.floor(Date.now() / 3_600_000) * 3_600_000;
+const HOUR_MS = 3_600_000;
+const T0 = Math.floor(Date.now() / HOUR_MS) * HOUR_MS;
 let keySeq = 0;
 const key = (name: string) => `${name}:${++keySeq}`;
 
@@ -152,33 +153,91 @@ for (const backend of COUNTER_BACKENDS) {
       });
     });
 
-    describe('token reservations (reserve / adjust)', () => {
-      test('reserve never exceeds the limit; adjust reconciles and never goes below 0', async () => {
+    describe('adjust', () => {
+      test('adds to the count, past any limit, never below 0', async () => {
+        const k = key('adjust');
+        await counters.consume(k, 40, 50, 60_000, T0);
+        assert.equal(await counters.adjust(k, 20, 60_000, T0), 60);
+        assert.equal(await counters.adjust(k, -100, 60_000, T0), 0);
+      });
+
+      test('adjusting after the window ended starts the next window', async () => {
+        const k = key('adjust-late');
+        await counters.consume(k, 10, 100, 1000, T0);
+        assert.equal(await counters.adjust(k, 5, 1000, T0 + 1500), 5);
+        assert.equal(await counters.get(k, T0 + 1500), 5);
+      });
+    });
+
+    describe('token reservations (reserve / settle)', () => {
+      let holdSeq = 0;
+      /** A reservation's hold: a fresh id, held for a minute from `at`. */
+      const hold = (at = T0, forMs = 60_000) => ({ id: `r${++holdSeq}`, untilMs: at + forMs });
+
+      test('reserve never exceeds the limit; settle reconciles and never goes below 0', async () => {
         const k = key('tokens');
         const w = 60_000;
-        assert.equal((await counters.reserve(k, 400, 1000, w, T0)).allowed, true);
-        assert.equal((await counters.reserve(k, 400, 1000, w, T0)).allowed, true);
-        assert.deepEqual(await counters.reserve(k, 400, 1000, w, T0), { allowed: false, count: 800, remaining: 200, resetAtMs: T0 + w });
-        assert.equal(await counters.adjust(k, -300, w, T0), 500);
-        assert.equal((await counters.reserve(k, 400, 1000, w, T0)).count, 900);
+        const [a, b, c] = [hold(), hold(), hold()];
+        assert.equal((await counters.reserve(k, 400, 1000, w, a, T0)).allowed, true);
+        assert.equal((await counters.reserve(k, 400, 1000, w, b, T0)).allowed, true);
+        assert.deepEqual(await counters.reserve(k, 400, 1000, w, hold(), T0), { allowed: false, count: 800, remaining: 200, resetAtMs: T0 + w, held: 800 });
+        assert.equal(await counters.settle(k, a.id, -300), true);
+        assert.equal(await counters.get(k, T0), 500);
+        assert.equal((await counters.reserve(k, 400, 1000, w, c, T0)).count, 900);
         // The response used more than estimated: spent tokens count even past the limit.
-        assert.equal(await counters.adjust(k, 200, w, T0), 1100);
-        assert.equal((await counters.reserve(k, 1, 1000, w, T0)).allowed, false);
-        assert.equal(await counters.adjust(k, -5000, w, T0), 0);
+        assert.equal(await counters.settle(k, b.id, 200), true);
+        assert.equal(await counters.get(k, T0), 1100);
+        assert.equal((await counters.reserve(k, 1, 1000, w, hold(), T0)).allowed, false);
+        assert.equal(await counters.settle(k, c.id, -5000), true);
         assert.equal(await counters.get(k, T0), 0);
+      });
+
+      test('a reservation is settled once: settling it again (its answer was lost) changes nothing', async () => {
+        const k = key('tokens-once');
+        const h = hold();
+        await counters.reserve(k, 500, 1000, 60_000, h, T0);
+        assert.equal(await counters.settle(k, h.id, -400), true);
+        assert.equal(await counters.settle(k, h.id, -400), false);
+        assert.equal(await counters.get(k, T0), 100, 'refunded once, not twice');
+        assert.equal(await counters.settle(k, 'never-reserved', -50), false);
+        assert.equal(await counters.settle(key('no-counter'), h.id, -50), false);
+        assert.equal(await counters.get(k, T0), 100);
+      });
+
+      test('held: what unsettled reservations hold, until settled or until their hold lapses', async () => {
+        const k = key('tokens-held');
+        const w = 60_000;
+        const short = hold(T0, 1000);
+        const long = hold(T0, 10_000);
+        assert.equal((await counters.reserve(k, 300, 1000, w, short, T0)).held, 300);
+        assert.equal((await counters.reserve(k, 600, 1000, w, long, T0)).held, 900);
+        assert.deepEqual(await counters.reserve(k, 200, 1000, w, hold(), T0 + 999), { allowed: false, count: 900, remaining: 100, resetAtMs: T0 + w, held: 900 });
+        assert.equal((await counters.reserve(k, 200, 1000, w, hold(), T0 + 1000)).held, 600, "the short hold lapsed: its tokens count, but no longer as a running request's");
+        assert.equal(await counters.settle(k, long.id, -500), true);
+        assert.equal((await counters.reserve(k, 1000, 1000, w, hold(), T0 + 1001)).held, 0, 'settled: held no more');
+        // A lapsed reservation is still settled, once, and its hold is not taken off twice.
+        assert.equal(await counters.settle(k, short.id, -300), true);
+        assert.equal(await counters.get(k, T0 + 1001), 100);
+        const next = hold(T0 + 1002);
+        const r = await counters.reserve(k, 50, 1000, w, next, T0 + 1002);
+        assert.deepEqual({ count: r.count, held: r.held }, { count: 150, held: 50 });
       });
 
       test('concurrent reservations stay within the limit', async () => {
         const k = key('tokens-race');
-        const results = await Promise.all(Array.from({ length: 100 }, () => counters.reserve(k, 30, 1000, 60_000, T0)));
+        const results = await Promise.all(Array.from({ length: 100 }, () => counters.reserve(k, 30, 1000, 60_000, hold(), T0)));
         assert.equal(results.filter((r) => r.allowed).length, 33);
         assert.equal(await counters.get(k, T0), 990);
+        assert.equal(Math.max(...results.map((r) => r.held)), 990);
       });
 
-      test('adjusting after the window ended starts the next window', async () => {
-        const k = key('tokens-late');
-        await counters.reserve(k, 10, 100, 1000, T0);
-        assert.equal(await counters.adjust(k, 5, 1000, T0 + 1500), 5);
+      test('a new window starts empty: neither count, holds nor reservations of the last one', async () => {
+        const k = key('tokens-next');
+        const old = hold(T0, 5000);
+        await counters.reserve(k, 10, 100, 1000, old, T0);
+        const r = await counters.reserve(k, 5, 100, 1000, hold(T0 + 1500), T0 + 1500);
+        assert.deepEqual({ count: r.count, held: r.held, resetAtMs: r.resetAtMs }, { count: 5, held: 5, resetAtMs: T0 + 2000 });
+        assert.equal(await counters.settle(k, old.id, -10), false, "the last window's reservation is gone with it");
         assert.equal(await counters.get(k, T0 + 1500), 5);
       });
     });
@@ -190,6 +249,9 @@ for (const backend of COUNTER_BACKENDS) {
       await assert.rejects(counters.consumeSmoothed('bad', 0, 1), RangeError);
       await assert.rejects(counters.consumeSmoothed('bad', 100, 0), RangeError);
       await assert.rejects(counters.adjust('bad', 0.5, 1000), RangeError);
+      await assert.rejects(counters.settle('bad', '', -1), RangeError);
+      await assert.rejects(counters.settle('bad', 'id', 0.5), RangeError);
+      await assert.rejects(counters.reserve('bad', 1, 10, 1000, { id: '', untilMs: T0 }), RangeError);
     });
   });
 }
@@ -258,6 +320,32 @@ describe('redis unavailable', () => {
       await store.close();
       proxy.close();
       for (const s of sockets) s.destroy();
+      await deleteKeys(process.env.REDIS_URL!, keyPrefix);
+    }
+  });
+
+  test('a settlement Redis applied but whose answer was lost: sent again, it changes nothing', { skip: process.env.REDIS_URL ? false : 'REDIS_URL not set' }, async () => {
+    const proxy = await TcpProxy.for(process.env.REDIS_URL!, 6379);
+    const keyPrefix = `tollgate:test:lost-answer:${Date.now()}:`;
+    const store = new RedisCounterStore({ url: proxy.proxied(process.env.REDIS_URL!), keyPrefix, commandTimeoutMs: 300 });
+    try {
+      await store.ready();
+      const hold = { id: 'lost-answer-reservation', untilMs: T0 + 60_000 };
+      await store.reserve('k', 1000, 5000, HOUR_MS, hold, T0);
+      const lost = proxy.loseAnswerTo(hold.id);
+      await assert.rejects(store.settle('k', hold.id, -900), CounterStoreUnavailableError);
+      await lost;
+      // Sent again (as TokensInFlight does) until Redis answers.
+      let again: boolean | undefined;
+      for (let tries = 0; again === undefined && tries < 100; tries++) {
+        again = await store.settle('k', hold.id, -900).catch(() => new Promise<undefined>((r) => setTimeout(r, 50)));
+      }
+      assert.equal(again, false, 'it was applied the first time');
+      assert.equal(await store.get('k', T0), 100, 'refunded once');
+      assert.equal((await store.reserve('k', 1, 5000, HOUR_MS, { id: 'next', untilMs: T0 + 60_000 }, T0)).held, 1, 'its hold ended with it');
+    } finally {
+      await store.close();
+      await proxy.close();
       await deleteKeys(process.env.REDIS_URL!, keyPrefix);
     }
   });

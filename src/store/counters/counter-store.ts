@@ -40,14 +40,24 @@ export interface CounterStore {
 
   /**
    * LLM token quotas: reserves an estimate before the request, atomically, only if count + amount ≤ limit.
-   * Shares `consume`'s fixed-window counter, so `get` and `adjust` work on either.
+   * Shares `consume`'s fixed-window counter, so `get` works on either. An allowed reservation is recorded under
+   * `hold.id` until `settle`, and counts as held until then or until `hold.untilMs`, whichever comes first: every
+   * replica can tell a counter full of running requests' reservations (they give back what they do not use) from one
+   * full of tokens spent.
    */
-  reserve(key: string, amount: number, limit: number, windowMs: number, nowMs?: number): Promise<WindowResult>;
+  reserve(key: string, amount: number, limit: number, windowMs: number, hold: ReservationHold, nowMs?: number): Promise<ReserveResult>;
 
   /**
-   * Reconciles a reservation with the real usage: adds `delta` (negative to give back), never going below 0 but
-   * allowed above the limit (tokens already spent still count). Pass the `nowMs` of the reservation so the
-   * correction lands in the same window. Returns the new count.
+   * Reconciles reservation `id` of `key` with the real usage, once: adds `delta` (negative to give back), never going
+   * below 0 but allowed above the limit (tokens already spent still count), and ends its hold. Resolves false, changing
+   * nothing, when the reservation is not recorded: settled already (a settlement tried again after its answer was
+   * lost), or its window has ended.
+   */
+  settle(key: string, id: string, delta: number): Promise<boolean>;
+
+  /**
+   * Adds `delta` to the fixed-window count (negative to take away), never going below 0 but allowed above any limit.
+   * `nowMs` picks the window. Returns the new count.
    */
   adjust(key: string, delta: number, windowMs: number, nowMs?: number): Promise<number>;
 
@@ -67,6 +77,18 @@ export interface WindowResult {
    * refused call, when enough has left for it to fit (everything, if it never can).
    */
   resetAtMs: number;
+}
+
+/** Names a token reservation, and until when at most it counts as held by a request still running. */
+export interface ReservationHold {
+  /** Unique to the reservation (a random UUID). */
+  id: string;
+  untilMs: number;
+}
+
+export interface ReserveResult extends WindowResult {
+  /** Of the count, what reservations not settled and not past their `untilMs` hold (this one's included when allowed). */
+  held: number;
 }
 
 export interface SmoothedResult {

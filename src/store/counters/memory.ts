@@ -3,6 +3,7 @@ import {
   checkBurst,
   checkCount,
   checkDelta,
+  checkId,
   checkInterval,
   checkNow,
   checkWindow,
@@ -11,11 +12,24 @@ import {
   TAT_TOLERANCE_MS,
   windowEnd,
 } from './arguments.js';
-import type { CounterStore, SmoothedResult, WindowResult } from './counter-store.js';
+import type { CounterStore, ReservationHold, ReserveResult, SmoothedResult, WindowResult } from './counter-store.js';
 
 interface FixedWindow {
   count: number;
   endMs: number;
+  /** A token counter's reservations not settled yet, by id (absent on other counters). */
+  reservations?: Map<string, Reservation>;
+  /** Of the count, what those whose hold has not lapsed hold. */
+  held?: number;
+  /** When the next of those holds lapses. */
+  nextLapseMs?: number;
+}
+
+interface Reservation {
+  amount: number;
+  untilMs: number;
+  /** False once `untilMs` has passed: still settled once, but no longer held. */
+  held: boolean;
 }
 
 /** Slot starts and amounts, oldest first, with their running total. */
@@ -55,8 +69,33 @@ export class MemoryCounterStore implements CounterStore {
     return windowResult(true, window.count, limit, window.endMs);
   }
 
-  reserve(key: string, amount: number, limit: number, windowMs: number, nowMs = Date.now()): Promise<WindowResult> {
-    return this.consume(key, amount, limit, windowMs, nowMs);
+  async reserve(key: string, amount: number, limit: number, windowMs: number, hold: ReservationHold, nowMs = Date.now()): Promise<ReserveResult> {
+    checkCount('amount', amount);
+    checkCount('limit', limit);
+    checkId(hold.id);
+    checkNow(hold.untilMs);
+    const window = this.#current(key, checkWindow(windowMs), checkNow(nowMs));
+    const reservations = (window.reservations ??= new Map());
+    lapseHolds(window, nowMs);
+    if (window.count + amount > limit) return { ...windowResult(false, window.count, limit, window.endMs), held: window.held ?? 0 };
+    window.count += amount;
+    reservations.set(hold.id, { amount, untilMs: hold.untilMs, held: true });
+    window.held = (window.held ?? 0) + amount;
+    window.nextLapseMs = Math.min(window.nextLapseMs ?? Infinity, hold.untilMs);
+    this.#windows.set(key, window);
+    return { ...windowResult(true, window.count, limit, window.endMs), held: window.held };
+  }
+
+  async settle(key: string, id: string, delta: number): Promise<boolean> {
+    checkId(id);
+    checkDelta(delta);
+    const window = this.#windows.get(key);
+    const reservation = window?.reservations?.get(id);
+    if (!window || !reservation) return false;
+    window.reservations!.delete(id);
+    if (reservation.held) window.held! -= reservation.amount;
+    window.count = Math.max(0, window.count + delta);
+    return true;
   }
 
   async adjust(key: string, delta: number, windowMs: number, nowMs = Date.now()): Promise<number> {
@@ -150,6 +189,20 @@ export class MemoryCounterStore implements CounterStore {
     // The stored window stays current until it ends, even if windowMs changed or a lagging clock says otherwise.
     return window && nowMs < window.endMs ? window : { count: 0, endMs: windowEnd(nowMs, windowMs) };
   }
+}
+
+/** Ends the holds whose time has come (looked for only once the earliest of them has). */
+function lapseHolds(window: FixedWindow, nowMs: number): void {
+  if (window.nextLapseMs === undefined || nowMs < window.nextLapseMs) return;
+  let next = Infinity;
+  for (const r of window.reservations!.values()) {
+    if (!r.held) continue;
+    if (r.untilMs <= nowMs) {
+      r.held = false;
+      window.held! -= r.amount;
+    } else next = Math.min(next, r.untilMs);
+  }
+  window.nextLapseMs = next === Infinity ? undefined : next;
 }
 
 function windowResult(allowed: boolean, count: number, limit: number, resetAtMs: number): WindowResult {

@@ -7,7 +7,10 @@ import { TAT_TOLERANCE_MS } from './arguments.js';
  */
 const SKEW_GRACE_MS = 60_000;
 
-/** Shared by the fixed-window scripts: loads the window, or starts the one containing `now` if it has ended. */
+/**
+ * Shared by the fixed-window scripts: loads the window, or starts the one containing `now` if it has ended (an ended
+ * window leaves nothing behind in any of KEYS: a token counter's reservations and holds end with it).
+ */
 const LOAD_WINDOW = `
 local now = tonumber(ARGV[1])
 local state = redis.call('HMGET', KEYS[1], 'c', 'e')
@@ -15,13 +18,14 @@ local count = tonumber(state[1]) or 0
 local e = tonumber(state[2])
 local function start_window(win)
   if e == nil or now >= e then
+    if e ~= nil then redis.call('DEL', unpack(KEYS)) end
     count = 0
     e = now - (now % win) + win
   end
 end
 local function save()
   redis.call('HSET', KEYS[1], 'c', count, 'e', e)
-  redis.call('PEXPIRE', KEYS[1], math.ceil(e - now) + ${SKEW_GRACE_MS})
+  for _, key in ipairs(KEYS) do redis.call('PEXPIRE', key, math.ceil(e - now) + ${SKEW_GRACE_MS}) end
 end
 `;
 
@@ -34,6 +38,46 @@ if count + amount > limit then return {0, count, e} end
 count = count + amount
 save()
 return {1, count, e}
+`;
+
+/**
+ * KEYS: window hash (also holding `h`, the tokens held, and `r:<id>`, each reservation's amount until settled), holds
+ * (a sorted set of reservation ids by when their hold lapses). ARGV: now, amount, limit, windowMs, id, holdUntil.
+ * Returns {allowed, count, windowEnd, held}.
+ */
+export const RESERVE_FIXED = `${LOAD_WINDOW}
+local amount = tonumber(ARGV[2])
+local limit = tonumber(ARGV[3])
+start_window(tonumber(ARGV[4]))
+local held = tonumber(redis.call('HGET', KEYS[1], 'h')) or 0
+local lapsed = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
+if #lapsed > 0 then
+  for i = 1, #lapsed do held = held - (tonumber(redis.call('HGET', KEYS[1], 'r:' .. lapsed[i])) or 0) end
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+  redis.call('HSET', KEYS[1], 'h', held)
+end
+if count + amount > limit then return {0, count, e, held} end
+count = count + amount
+held = held + amount
+redis.call('HSET', KEYS[1], 'h', held, 'r:' .. ARGV[5], amount)
+redis.call('ZADD', KEYS[2], ARGV[6], ARGV[5])
+save()
+return {1, count, e, held}
+`;
+
+/**
+ * KEYS: window hash, holds (as RESERVE_FIXED). ARGV: id, delta. Applies delta and ends the hold only while the
+ * reservation is recorded, and forgets it: a settlement runs once, however often it is sent. Returns 1 if applied.
+ */
+export const SETTLE_FIXED = `
+local field = 'r:' .. ARGV[1]
+local amount = tonumber(redis.call('HGET', KEYS[1], field))
+if amount == nil then return 0 end
+local count = math.max(0, (tonumber(redis.call('HGET', KEYS[1], 'c')) or 0) + tonumber(ARGV[2]))
+redis.call('HDEL', KEYS[1], field)
+redis.call('HSET', KEYS[1], 'c', count)
+if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 then redis.call('HINCRBY', KEYS[1], 'h', -amount) end
+return 1
 `;
 
 /** KEYS: window hash. ARGV: now, delta, windowMs. Returns the new count (never below 0). */

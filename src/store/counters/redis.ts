@@ -9,14 +9,15 @@ import {
   checkBurst,
   checkCount,
   checkDelta,
+  checkId,
   checkInterval,
   checkNow,
   checkWindow,
   rollingSlotMs,
 } from './arguments.js';
-import type { CounterStore, SmoothedResult, WindowResult } from './counter-store.js';
+import type { CounterStore, ReservationHold, ReserveResult, SmoothedResult, WindowResult } from './counter-store.js';
 import { CounterStoreUnavailableError } from './errors.js';
-import { ADJUST_FIXED, CONSUME_FIXED, CONSUME_ROLLING, CONSUME_SMOOTHED } from './redis-scripts.js';
+import { ADJUST_FIXED, CONSUME_FIXED, CONSUME_ROLLING, CONSUME_SMOOTHED, RESERVE_FIXED, SETTLE_FIXED } from './redis-scripts.js';
 
 export interface RedisCounterStoreOptions {
   /** Default `redis://127.0.0.1:6379`. */
@@ -34,6 +35,8 @@ export interface RedisCounterStoreOptions {
 interface CounterCommands {
   tgConsumeFixed(key: string, now: number, amount: number, limit: number, windowMs: number): Promise<[number, number, number]>;
   tgAdjustFixed(key: string, now: number, delta: number, windowMs: number): Promise<number>;
+  tgReserveFixed(key: string, holdsKey: string, now: number, amount: number, limit: number, windowMs: number, id: string, holdUntil: number): Promise<[number, number, number, number]>;
+  tgSettleFixed(key: string, holdsKey: string, id: string, delta: number): Promise<number>;
   tgConsumeRolling(logKey: string, totalKey: string, now: number, amount: number, limit: number, windowMs: number, slotMs: number): Promise<[number, number, number]>;
   tgConsumeSmoothed(key: string, now: number, intervalMs: number, burst: number, weight: number): Promise<[number, number]>;
 }
@@ -84,6 +87,8 @@ export class RedisCounterStore implements CounterStore {
     guardHandshake(redis, this.#connectTimeoutMs);
     redis.defineCommand('tgConsumeFixed', { numberOfKeys: 1, lua: CONSUME_FIXED });
     redis.defineCommand('tgAdjustFixed', { numberOfKeys: 1, lua: ADJUST_FIXED });
+    redis.defineCommand('tgReserveFixed', { numberOfKeys: 2, lua: RESERVE_FIXED });
+    redis.defineCommand('tgSettleFixed', { numberOfKeys: 2, lua: SETTLE_FIXED });
     redis.defineCommand('tgConsumeRolling', { numberOfKeys: 2, lua: CONSUME_ROLLING });
     redis.defineCommand('tgConsumeSmoothed', { numberOfKeys: 1, lua: CONSUME_SMOOTHED });
     this.#redis = redis as Redis & CounterCommands;
@@ -118,8 +123,23 @@ export class RedisCounterStore implements CounterStore {
     return { allowed: allowed === 1, count, remaining: Math.max(0, limit - count), resetAtMs: endMs };
   }
 
-  reserve(key: string, amount: number, limit: number, windowMs: number, nowMs = Date.now()): Promise<WindowResult> {
-    return this.consume(key, amount, limit, windowMs, nowMs);
+  async reserve(key: string, amount: number, limit: number, windowMs: number, hold: ReservationHold, nowMs = Date.now()): Promise<ReserveResult> {
+    checkCount('amount', amount);
+    checkCount('limit', limit);
+    checkId(hold.id);
+    checkNow(hold.untilMs);
+    checkWindow(windowMs);
+    checkNow(nowMs);
+    const [allowed, count, endMs, held] = await this.#call(() =>
+      this.#redis.tgReserveFixed(`fw:${key}`, `fwh:${key}`, nowMs, amount, limit, windowMs, hold.id, hold.untilMs),
+    );
+    return { allowed: allowed === 1, count, remaining: Math.max(0, limit - count), resetAtMs: endMs, held };
+  }
+
+  async settle(key: string, id: string, delta: number): Promise<boolean> {
+    checkId(id);
+    checkDelta(delta);
+    return (await this.#call(() => this.#redis.tgSettleFixed(`fw:${key}`, `fwh:${key}`, id, delta))) === 1;
   }
 
   async adjust(key: string, delta: number, windowMs: number, nowMs = Date.now()): Promise<number> {

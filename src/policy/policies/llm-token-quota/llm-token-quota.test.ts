@@ -37,7 +37,7 @@ describe('config', () => {
   for (const [name, spec, message] of bad) test(name, () => assert.throws(() => llmTokenQuota('t', spec, deps), message));
 });
 
-describeOnCounterBackends((counters) => {
+describeOnCounterBackends((counters, replica) => {
 
   function make(spec: Record<string, unknown>, clock = new TestClock(MONDAY)) {
     const name = unique('tq');
@@ -416,6 +416,29 @@ describeOnCounterBackends((counters) => {
     second.ctx.usage = { inputTokens: PROMPT, outputTokens: 1000 - 2 * PROMPT - 12, cachedTokens: 0 };
     await settle(second.ctx, second.state);
     await refused('spent, nothing in flight: the window\'s end', '2400');
+  });
+
+  test("a refusal that only another replica's requests in flight cause says to retry in a moment too", async () => {
+    const clock = new TestClock(MONDAY + 20 * 60_000);
+    const name = unique('tq');
+    const spec = { limit: 3000, timeUnit: 'hour' };
+    // The same policy on two replicas sharing the counters.
+    const here = llmTokenQuota(name, spec, testDeps(counters(), { now: clock.now }));
+    const there = llmTokenQuota(name, spec, testDeps(await replica(), { now: clock.now }));
+    const running = await admit(here, { body: { max_tokens: 2500 } });
+    for (const [policy, where] of [[here, 'the replica running it'], [there, 'another replica']] as const) {
+      await assert.rejects(Promise.resolve(policy.admit!(fakeContext({ body: { max_tokens: 800 } }), {})), (err: unknown) => {
+        assert.ok(isViolation(err));
+        // Before: 2400 (the window's end) on every replica but the one running the request.
+        assert.equal(err.headers['retry-after'], '1', where);
+        assert.match(err.message, new RegExp(`${PROMPT + 2500} of them are held by requests in flight`), where);
+        return true;
+      });
+    }
+    running.ctx.attempts = 1;
+    running.ctx.usage = { inputTokens: PROMPT, outputTokens: 20, cachedTokens: 0 };
+    await settle(running.ctx, running.state);
+    await admit(there, { body: { max_tokens: 800 } });
   });
 
   test("a cap of tollgate's choosing that would shrink to fit once requests in flight end: retry in a moment too", async () => {

@@ -1,5 +1,6 @@
 // LLMTokenQuota: input/output/total tokens per identifier per interval. Admission reserves the estimate atomically
 // (so concurrent requests never push the counter past its limit); the response flow reconciles it to the real usage.
+import { randomUUID } from 'node:crypto';
 import { llmTokenQuotaSpec } from '../../../config/apim-kinds.js';
 import type { RequestContext } from '../../../gateway/context.js';
 import type { ResponseFlow } from '../../../gateway/hooks.js';
@@ -25,6 +26,12 @@ export const LLM_TOKEN_QUOTA = 'llm-token-quota';
 
 /** When a refusal that only requests in flight cause says to try again. */
 const IN_FLIGHT_RETRY_MS = 1000;
+
+/**
+ * How long a reservation counts as held by a running request at most: the upstream responseTimeout's default, past
+ * which a request is cut. A replica that died with requests running leaves their holds for this long, not the window's.
+ */
+const HOLD_MS = 10 * 60_000;
 
 export const LLM_TOKEN_QUOTA_FAULTS = {
   llmTokenQuotaViolation: 'policies.llmtokenquota.LLMTokenQuotaViolation',
@@ -62,7 +69,8 @@ export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
   const F = LLM_TOKEN_QUOTA_FAULTS;
   // The gateway's, which outlives engine rebuilds (every key issued rebuilds it); a policy's own without one.
   const calibration = deps.promptCalibration ?? new PromptCalibration(now);
-  const inFlight = deps.tokensInFlight ?? new TokensInFlight();
+  // The gateway's too: a settlement the store could not take is tried again whatever reload comes meanwhile.
+  const inFlight = deps.tokensInFlight ?? new TokensInFlight({ now });
   // Shared by admit and the quota report, so the report reads the very counter a request reserves on.
   /** The limit that applies to this request; none: not limited. */
   const limitOf = (state: ApimState): CompiledTokenQuota | null | undefined => own ?? state.operationSet?.llmTokenQuota;
@@ -125,23 +133,24 @@ export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
       const at = now();
       let cap = output ?? Math.max(1, Math.min(s.defaultMaxTokens, perChoice(q.limit - input), fits, chosen ?? Infinity)) * choices;
       const { key, windowMs, endMs } = counterOf(state, q, id, at);
-      let r = await counters.call((c) => c.reserve(key, input + cap, q.limit, windowMs, at));
+      const hold = { id: randomUUID(), untilMs: at + HOLD_MS };
+      let r = await counters.call((c) => c.reserve(key, input + cap, q.limit, windowMs, hold, at));
       if (r && !r.allowed && output === null && perChoice(r.remaining - input) >= 1) {
         // Near the end of the quota, a cap of tollgate's choosing shrinks to what is left.
         cap = perChoice(r.remaining - input) * choices;
-        r = await counters.call((c) => c.reserve(key, input + cap, q.limit, windowMs, at));
+        r = await counters.call((c) => c.reserve(key, input + cap, q.limit, windowMs, hold, at));
       }
       if (!r) return;
       const resetMs = endMs - at;
       if (!r.allowed) {
         showTokenRefusal(ctx, state, q.limit, r.remaining, resetMs);
-        // Refused only for what requests still running here hold: they give back what they do not use within a
-        // request's time (a reservation without max_tokens can be the whole quota), so the window's end, an hour
-        // away, was the wrong time to come back. Judged on the least the request can be admitted with, as a cap of
-        // tollgate's choosing shrinks to what is left (judged on the 4,096 first chosen, a request that 8 tokens would
-        // admit was told to wait for the window's end).
+        // Refused only for what requests still running hold, on any replica (the store keeps their holds with the
+        // count): they give back what they do not use within a request's time (a reservation without max_tokens can
+        // be the whole quota), so the window's end, an hour away, was the wrong time to come back. Judged on the least
+        // the request can be admitted with, as a cap of tollgate's choosing shrinks to what is left (judged on the
+        // 4,096 first chosen, a request that 8 tokens would admit was told to wait for the window's end).
         const needs = input + least;
-        const held = inFlight.held(key);
+        const { held } = r;
         const soon = needs <= r.remaining + held;
         const why = soon ? `; ${held} of them are held by requests in flight, retry in a moment` : '';
         throw policyFault(429, F.llmTokenQuotaViolation, `LLM token quota exceeded: ${r.remaining} of ${q.limit} tokens left, this request needs ${output === null ? 'at least' : 'up to'} ${needs}${why}`, {
@@ -154,7 +163,7 @@ export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
       const exact = state.promptTokens;
       const followUp = typeof ctx.body?.previous_response_id === 'string';
       const learn = model === undefined || exact === undefined || followUp ? undefined : (usage: Usage) => calibration.observe(model, exact, usage.inputTokens);
-      (state.settlers ??= []).push(new TokenReservation(counters, key, windowMs, at, q.countOn, input + cap, learn, inFlight.hold(key, input + cap)));
+      (state.settlers ??= []).push(new TokenReservation(counters, inFlight, { key, id: hold.id, endMs }, q.countOn, input + cap, learn));
       showTokenLimit(ctx, state, q.limit, r.remaining, resetMs, input + cap);
       if (output === null) setOutputCap(ctx, perChoice(cap));
       requestStreamUsage(ctx);

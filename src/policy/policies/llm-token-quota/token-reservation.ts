@@ -4,6 +4,7 @@ import type { RequestContext } from '../../../gateway/context.js';
 import type { Usage } from '../../../gateway/usage.js';
 import type { CounterGuard } from '../../counter-guard.js';
 import type { Settler } from '../../types.js';
+import type { TokensInFlight } from '../../tokens-in-flight.js';
 import { isSuccess } from '../../../gateway/http-status.js';
 
 function counted(usage: Usage, countOn: CountOn): number {
@@ -24,49 +25,51 @@ function mayHaveProduced(ctx: RequestContext): boolean {
   return ctx.answerUnseen === true || (isSuccess(ctx.upstreamStatus) && isSuccess(ctx.status));
 }
 
+/** Where a reservation was made: its counter, its id there, and when that counter's window ends. */
+export interface ReservedOn {
+  key: string;
+  id: string;
+  endMs: number;
+}
+
 export class TokenReservation implements Settler {
   readonly #counters: CounterGuard;
-  readonly #key: string;
-  readonly #windowMs: number;
-  readonly #reservedAt: number;
+  readonly #inFlight: TokensInFlight;
+  readonly #on: ReservedOn;
   readonly #countOn: CountOn;
   readonly #reserved: number;
   readonly #onUsage: ((usage: Usage) => void) | undefined;
-  readonly #release: (() => void) | undefined;
 
   /**
-   * `onUsage` hears the usage the model server reported, when it did (PromptCalibration learns from it); `release`
-   * is called once the request is over (TokensInFlight).
+   * Settled through `inFlight`, which keeps a settlement the store cannot take and tries it again; `onUsage` hears the
+   * usage the model server reported, when it did (PromptCalibration learns from it).
    */
-  constructor(counters: CounterGuard, key: string, windowMs: number, reservedAt: number, countOn: CountOn, reserved: number, onUsage?: (usage: Usage) => void, release?: () => void) {
+  constructor(counters: CounterGuard, inFlight: TokensInFlight, on: ReservedOn, countOn: CountOn, reserved: number, onUsage?: (usage: Usage) => void) {
     this.#counters = counters;
-    this.#key = key;
-    this.#windowMs = windowMs;
-    this.#reservedAt = reservedAt;
+    this.#inFlight = inFlight;
+    this.#on = on;
     this.#countOn = countOn;
     this.#reserved = reserved;
     this.#onUsage = onUsage;
-    this.#release = release;
   }
 
   /**
    * With usage: the counter moves by actual − reserved, the usage tollgate estimated for a stream cut before its
    * usage chunk or a request whose client hung up before its answer included (estimated-usage.ts: the usage record
    * carries the same figures). Without: a request that may have produced tokens keeps its reservation (Envoy took it
-   * on without showing the answer, a compressed stream); any other gives everything back.
+   * on without showing the answer, a compressed stream); any other gives everything back. Settled even when nothing
+   * moves: that ends the reservation's hold, on which other replicas' refusals say when to come back.
    */
   settle(ctx: RequestContext): Promise<void> {
-    this.#release?.();
     let actual: number;
     if (ctx.usage) {
       actual = counted(ctx.usage, this.#countOn);
       // Calibration learns how servers count prompts: tollgate's own estimate would teach it nothing.
       if (!ctx.usage.estimated) this.#onUsage?.(ctx.usage);
     } else if (!mayHaveProduced(ctx)) actual = 0;
-    else return Promise.resolve();
+    else actual = this.#reserved;
+    const { key, id, endMs } = this.#on;
     const delta = actual - this.#reserved;
-    if (delta === 0) return Promise.resolve();
-    // The reservation's own time, so the correction lands in the window that holds the reservation.
-    return this.#counters.settle((c) => c.adjust(this.#key, delta, this.#windowMs, this.#reservedAt));
+    return this.#inFlight.settle(this.#counters, (c) => c.settle(key, id, delta), endMs);
   }
 }

@@ -1,4 +1,4 @@
-// SpikeArrest: smoothing (5ps is one per 200 ms), useEffectiveCount bursts, identifiers, weights, faults — on every backend.
+// SpikeArrest: smoothing (5ps is one per 200 ms), useEffectiveCount's sliding window, identifiers, weights, faults — on every backend.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ZodError } from 'zod';
@@ -50,7 +50,18 @@ describeOnCounterBackends((counters) => {
     // The clock ticks in whole milliseconds: 5000ps is five per tick, not one (a ceiling of 1,000 a second).
     { name: '5000ps: five requests in one millisecond, the sixth refused', spec: { rate: '5000ps' }, steps: [[0, true], [0, true], [0, true], [0, true], [0, true], [0, false], [1, true]] },
     { name: '100000pm: two in one millisecond', spec: { rate: '100000pm' }, steps: [[0, true], [0, true], [0, false], [1, true]] },
-    { name: 'useEffectiveCount: the whole second at once', spec: { rate: '3ps', useEffectiveCount: true }, steps: [[0, true], [1, true], [2, true], [3, false], [334, true], [335, false]] },
+    // Before: 334 was admitted too (a burst of the whole count, then the refill within the same second).
+    {
+      name: 'useEffectiveCount: the whole second at once, then nothing until the first leaves the window',
+      spec: { rate: '3ps', useEffectiveCount: true },
+      steps: [[0, true], [1, true], [2, true], [3, false], [334, false], [999, false], [1000, true], [1000, false], [1001, true], [1002, true], [1003, false]],
+    },
+    // A minute's window counts in slots of 60 ms: a request leaves it once its whole slot has, up to 59 ms late.
+    {
+      name: 'useEffectiveCount per minute: sixty seconds',
+      spec: { rate: '2pm', useEffectiveCount: true },
+      steps: [[0, true], [30_000, true], [45_000, false], [60_058, false], [60_059, true], [60_059, false], [90_059, true]],
+    },
   ];
   testClockCases(cases, make, (policy) => allowed(policy));
 
@@ -68,6 +79,39 @@ describeOnCounterBackends((counters) => {
       assert.equal(await admitted(), 1000, 'once the burst is spent');
     });
   }
+
+  for (const [rate, periodMs] of [['10ps', 1000], ['30pm', 60_000]] as const) {
+    test(`useEffectiveCount at ${rate}: never more than the rate's count in any one period of a flood`, async () => {
+      const clock = new TestClock(MONDAY);
+      const policy = make({ rate, useEffectiveCount: true }, clock);
+      const admitted: number[] = [];
+      const step = periodMs / 100;
+      for (let t = 0; t < 3 * periodMs; t += step) {
+        clock.t = MONDAY + t;
+        if (await allowed(policy)) admitted.push(t);
+      }
+      const count = Number(rate.slice(0, -2));
+      // Before: 19 at 10ps in the first second (10 at once, then one every 100 ms).
+      const most = Math.max(...admitted.map((end) => admitted.filter((t) => t > end - periodMs && t <= end).length));
+      assert.equal(most, count, `admitted at ${admitted.join(', ')}`);
+      assert.equal(admitted.length, 3 * count, 'the whole count in each period');
+    });
+  }
+
+  test('useEffectiveCount: a refusal says when the oldest request leaves the window', async () => {
+    const clock = new TestClock(MONDAY);
+    const policy = make({ rate: '2pm', useEffectiveCount: true }, clock);
+    await policy.admit!(fakeContext(), {});
+    clock.advance(10_000);
+    await policy.admit!(fakeContext(), {});
+    clock.advance(5_000);
+    await assert.rejects(Promise.resolve(policy.admit!(fakeContext(), {})), (err: GatewayError) => {
+      assert.equal(err.code, 'policies.ratelimit.SpikeArrestViolation');
+      // The first leaves 45.059 s later (its slot of 60 ms whole), rounded up.
+      assert.equal(err.headers['retry-after'], '46');
+      return true;
+    });
+  });
 
   test('a refusal is 429 with retry-after', async () => {
     const clock = new TestClock(MONDAY);
