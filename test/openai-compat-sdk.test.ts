@@ -325,6 +325,26 @@ test('a token-quota 429 that can never fit is not retried by the SDK', async () 
   assert.equal(calls, 1, 'the SDK sent the hopeless request again');
 });
 
+test('a token quota spent for the day is raised by the SDK at once, not slept on until the window ends', async () => {
+  const { gw, key } = await sdkGateway({ tokens: 80 });
+  let calls = 0;
+  const client = new OpenAI({
+    baseURL: `${gw.url}/v1`,
+    apiKey: key,
+    // The SDK's defaults: two retries, each after whatever retry-after says (v6: however long, whatever the timeout).
+    fetch: (url, init) => {
+      calls++;
+      return fetch(url, init);
+    },
+  });
+  const spend = () => client.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'hi' }], max_tokens: 40, ignore_eos: true } as OpenAI.ChatCompletionCreateParamsNonStreaming);
+  await spend();
+  calls = 0;
+  // Before: retry-after said the seconds to midnight UTC and nothing else, and the SDK waited that long, twice.
+  await assert.rejects(spend(), (err: unknown) => err instanceof OpenAI.RateLimitError && Number(err.headers?.get('retry-after')) > 60);
+  assert.equal(calls, 1, 'the SDK sent the request again');
+});
+
 test('with faultFormat apigee the SDK error still carries code and message', async () => {
   const { gw, key } = await sdkGateway({ tokens: 60, faultFormat: 'apigee' });
   const client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: key, maxRetries: 0 });

@@ -1,7 +1,7 @@
 // OpenAI's rate-limit headers: duration format, retry-after, and the tightest limit winning.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatReset, retryAfter, showRefundedTokens, showRequestLimit, showTokenLimit, showTokenRefusal } from './rate-limit-headers.js';
+import { formatReset, retryHeaders, showRefundedTokens, showRequestLimit, showTokenLimit, showTokenRefusal } from './rate-limit-headers.js';
 import { fakeContext } from './testing.js';
 import type { ApimState } from './types.js';
 
@@ -21,11 +21,13 @@ test('formatReset writes Go-style durations as OpenAI does', () => {
   for (const [ms, text] of cases) assert.equal(formatReset(ms), text, `${ms} ms`);
 });
 
-test('retry-after is whole seconds, at least 1', () => {
-  assert.equal(retryAfter(0), '1');
-  assert.equal(retryAfter(200), '1');
-  assert.equal(retryAfter(1001), '2');
-  assert.equal(retryAfter(60_000), '60');
+test('retry-after is whole seconds, at least 1; a wait past a minute also tells SDKs not to wait it out', () => {
+  assert.deepEqual(retryHeaders(0), { 'retry-after': '1' });
+  assert.deepEqual(retryHeaders(200), { 'retry-after': '1' });
+  assert.deepEqual(retryHeaders(1001), { 'retry-after': '2' });
+  assert.deepEqual(retryHeaders(60_000), { 'retry-after': '60' });
+  // Before: a spent hourly quota said only retry-after: 2429, and the OpenAI Node SDK slept that long, twice.
+  assert.deepEqual(retryHeaders(2_429_000), { 'retry-after': '2429', 'x-should-retry': 'false' });
 });
 
 test('the limit with the least remaining is the one shown', () => {

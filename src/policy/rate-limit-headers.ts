@@ -24,9 +24,20 @@ export function neverFits(code: string, message: string): GatewayError {
   return policyFault(429, code, message, { 'x-should-retry': 'false' });
 }
 
-/** Whole seconds, at least 1 (a client told 0 would retry at once). */
-export function retryAfter(ms: number): string {
-  return String(Math.max(1, Math.ceil(ms / 1000)));
+/**
+ * The longest wait a refusal leaves to the client's SDK. OpenAI's SDKs retry every 429 (twice by default) after
+ * whatever `retry-after` says — the Node SDK v6 with no upper bound, deaf to the request's timeout and signal — so a
+ * spent hourly or daily quota held a call for its whole window instead of raising RateLimitError.
+ */
+const LONGEST_SDK_WAIT_MS = 60_000;
+
+/**
+ * `retry-after` in whole seconds, at least 1 (a client told 0 would retry at once); past LONGEST_SDK_WAIT_MS also
+ * `x-should-retry: false`, so SDKs raise the error at once and the caller decides.
+ */
+export function retryHeaders(ms: number): Record<string, string> {
+  const retryAfter = String(Math.max(1, Math.ceil(ms / 1000)));
+  return ms > LONGEST_SDK_WAIT_MS ? { 'retry-after': retryAfter, 'x-should-retry': 'false' } : { 'retry-after': retryAfter };
 }
 
 export function showRequestLimit(ctx: RequestContext, state: ApimState, limit: number, remaining: number, resetMs: number): void {

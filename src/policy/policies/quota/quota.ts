@@ -7,7 +7,7 @@ import { policyKeys, productKeys } from '../../counter-keys.js';
 import type { CompiledQuota } from '../../identity.js';
 import { quotaUsage } from '../../quota-usage.js';
 import { windowsOf } from '../../quota-window.js';
-import { neverFits, retryAfter, showRequestLimit } from '../../rate-limit-headers.js';
+import { neverFits, retryHeaders, showRequestLimit } from '../../rate-limit-headers.js';
 import type { ApimState, Policy, PolicyFactory } from '../../types.js';
 import { compileVariable, compileWeight } from '../../variables.js';
 import { compileQuotaCount, compileQuotaRead } from './quota-counter.js';
@@ -70,9 +70,7 @@ export const quota: PolicyFactory = (name, spec, deps) => {
         // The limit that refused is the one the client must see, whatever others showed.
         state.requestsRemaining = undefined;
         showRequestLimit(ctx, state, q.limit, r.remaining, resetMs);
-        throw policyFault(429, QUOTA_FAULTS.quotaViolation, `Rate limit quota violation. Quota limit exceeded. Identifier : ${id || '_default'}`, {
-          'retry-after': retryAfter(resetMs),
-        });
+        throw policyFault(429, QUOTA_FAULTS.quotaViolation, `Rate limit quota violation. Quota limit exceeded. Identifier : ${id || '_default'}`, retryHeaders(resetMs));
       }
       showRequestLimit(ctx, state, q.limit, r.remaining, resetMs);
     },

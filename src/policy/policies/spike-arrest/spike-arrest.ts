@@ -8,7 +8,7 @@ import type { SmoothedResult } from '../../../store/counters/counter-store.js';
 import type { CounterGuard } from '../../counter-guard.js';
 import { policyKeys } from '../../counter-keys.js';
 import { parseRate, type Rate } from '../../rate.js';
-import { neverFits, retryAfter } from '../../rate-limit-headers.js';
+import { neverFits, retryHeaders } from '../../rate-limit-headers.js';
 import type { ApimState, Policy, PolicyFactory } from '../../types.js';
 import { compileVariable, compileWeight } from '../../variables.js';
 
@@ -70,9 +70,7 @@ export const spikeArrest: PolicyFactory = (name, spec, deps) => {
       }
       const r = await count(key, weight);
       if (r && !r.allowed) {
-        throw policyFault(429, SPIKE_ARREST_FAULTS.spikeArrestViolation, `Spike arrest violation. Allowed rate : ${s.rate}`, {
-          'retry-after': retryAfter(r.retryAfterMs),
-        });
+        throw policyFault(429, SPIKE_ARREST_FAULTS.spikeArrestViolation, `Spike arrest violation. Allowed rate : ${s.rate}`, retryHeaders(r.retryAfterMs));
       }
     },
   } satisfies Policy;
