@@ -8,7 +8,7 @@ import { CRITICALITY_PRIORITY, type PoolConfig } from '../src/config/runtime-con
 import { DEFAULT_SETTINGS } from '../src/config/settings.js';
 import { GatewayError } from '../src/gateway/errors.js';
 import { silentLogger } from '../src/lib/logger.js';
-import { serializeMessages } from '../src/lib/tokenizer.js';
+import { promptLayout } from '../src/lib/prompt-layout.js';
 import { compilePickerConfig } from '../src/scheduler/compile-picker-config.js';
 import { readEngineMetrics } from '../src/scheduler/engine-metrics.js';
 import { SchedulerMetrics } from '../src/scheduler/metrics.js';
@@ -151,7 +151,7 @@ export async function startVirtualTarget(spec: TargetSpec): Promise<RoutingTarge
       const entry: Running = { pick, engine, seq };
       running.add(entry);
     };
-    const decided = poolState.pick({ pool, targetModel: m.target, prompt: serializeMessages(req.messages), priority: m.priority, fairnessId: '', signal });
+    const decided = poolState.pick({ pool, targetModel: m.target, prompt: promptLayout(req.messages), priority: m.priority, fairnessId: '', signal });
     // A request still queued at the drain deadline is aborted (the client went away): it stays unfinished.
     if (decided instanceof Promise) decided.then(dispatch, (err: unknown) => signal.aborted || finish(err instanceof GatewayError ? err.status : 500));
     else dispatch(decided);

@@ -7,6 +7,7 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import type { EndpointConfig, RuntimeConfig } from '../config/runtime-config.js';
 import type { Logger } from '../lib/logger.js';
 import { serializeMessages } from '../lib/tokenizer.js';
+import { promptLayout } from '../lib/prompt-layout.js';
 import { serializeBody } from './body-serialize.js';
 import type { EndpointPicker, Pick } from '../scheduler/types.js';
 import type { RequestMetrics } from '../telemetry/request-metrics.js';
@@ -75,6 +76,11 @@ function promptOf(body: OpenAIBody): string {
   if (Array.isArray(body.messages)) return serializeMessages(body.messages);
   const p = body.prompt ?? body.input;
   return typeof p === 'string' ? p : p === undefined ? '' : JSON.stringify(p);
+}
+
+/** The prompt the picker reads for prefix affinity: a chat request as its model server lays it out (promptLayout). */
+function pickPromptOf(body: OpenAIBody): string {
+  return Array.isArray(body.messages) ? promptLayout(body.messages, body.tools) : promptOf(body);
 }
 
 /** The request target in absolute form (`http://host/v1/...`, which servers must accept: RFC 9112 §3.2.2), in origin form. */
@@ -302,7 +308,7 @@ export class DataPlane {
     const tracer = ctx.tracer;
     const picking = tracer.startChild(ctx.span, 'pick');
     try {
-      const pick = await this.#picker.pick(new ClientPickRequest(ctx, promptOf(ctx.body!), onGone, this));
+      const pick = await this.#picker.pick(new ClientPickRequest(ctx, pickPromptOf(ctx.body!), onGone, this));
       if (pick.endpoints.length === 0) throw gatewayError('TG_ERR_NO_ENDPOINTS');
       tracer.endChild(picking);
       return { kind: 'pick', pick };

@@ -269,6 +269,93 @@ test('the first-byte limit runs to the first body byte: a stream whose head came
   }
 });
 
+for (const [name, hung] of [
+  ['its head at once and then nothing', headAtOnce(() => {})],
+  ['not even its head', createServer((req) => req.resume())],
+] as const) {
+  test(`a stream whose model server sends ${name} goes on, once its first-byte limit is over, to the next endpoint; the one that missed it counts as a 504 answer`, { timeout: 20_000 }, async () => {
+    const good = headAtOnce((res) => void res.end('data: {"choices":[{"delta":{"content":"B"}}]}\n\ndata: [DONE]\n\n'));
+    const hungUrl = await listen(hung);
+    const goodUrl = await listen(good);
+    const pools = new UpstreamPools(DEFAULT_SETTINGS);
+    const released: { address: string; outcome: { reached: boolean; abandoned?: boolean; status?: number } }[] = [];
+    const endpoints = (url: string) => (url.endsWith('retry') ? [hungUrl, goodUrl] : [hungUrl]).map((u) => ({ url: u, address: new URL(u).host }));
+    const gateway = await throughProxy(hungUrl, pools, (url) => ({
+      endpoints: endpoints(url),
+      maxAttempts: 2,
+      firstByteTimeoutMs: 200,
+      responseTimeoutMs: 10_000,
+      release: (ep, outcome) => void released.push({ address: ep.address, outcome }),
+    }));
+    try {
+      const r = await request(`${gateway.url}/retry`, { method: 'POST', body: '{}' });
+      // Before: 504 upstream_timeout after one attempt, and the hung endpoint counted as nothing (or as answering 200).
+      assert.equal(r.statusCode, 200);
+      assert.match(await r.body.text(), /"content":"B"/);
+      const ctx = await gateway.done;
+      assert.equal(ctx.attempts, 2);
+      assert.equal(ctx.upstreamStatus, 200);
+      assert.deepEqual(
+        released.map((r) => [r.address, r.outcome.reached, r.outcome.status, r.outcome.abandoned ?? false]),
+        [
+          [new URL(hungUrl).host, true, 504, false],
+          [new URL(goodUrl).host, true, 200, false],
+        ],
+      );
+      released.length = 0;
+      // From the last endpoint it is the client's 504, counted against that endpoint the same way.
+      const last = await request(`${gateway.url}/last`, { method: 'POST', body: '{}' });
+      assert.equal(last.statusCode, 504);
+      assert.equal(await last.body.text(), 'upstream_timeout');
+      assert.deepEqual(released.map((r) => [r.outcome.reached, r.outcome.status]), [[true, 504]]);
+    } finally {
+      gateway.close();
+      hung.closeAllConnections();
+      hung.close();
+      good.close();
+      await pools.close();
+    }
+  });
+}
+
+test('a client that hangs up while its stream waits for a first byte is not counted against the endpoint, nor sent on to the next', { timeout: 20_000 }, async () => {
+  let asked = 0;
+  const hung = headAtOnce(() => void asked++);
+  const other = headAtOnce((res) => {
+    asked++;
+    res.end('data: [DONE]\n\n');
+  });
+  const hungUrl = await listen(hung);
+  const otherUrl = await listen(other);
+  const pools = new UpstreamPools(DEFAULT_SETTINGS);
+  const released: { reached: boolean; abandoned?: boolean; status?: number }[] = [];
+  const gateway = await throughProxy(hungUrl, pools, () => ({
+    endpoints: [hungUrl, otherUrl].map((u) => ({ url: u, address: new URL(u).host })),
+    maxAttempts: 2,
+    firstByteTimeoutMs: 400,
+    responseTimeoutMs: 10_000,
+    release: (_ep, outcome) => void released.push(outcome),
+  }));
+  try {
+    const client = new AbortController();
+    const pending = request(`${gateway.url}/v1/chat/completions`, { method: 'POST', body: '{}', signal: client.signal }).catch((err: unknown) => err);
+    while (asked === 0) await sleep(10);
+    client.abort();
+    assert.ok((await pending) instanceof Error);
+    await gateway.done;
+    // Past the first-byte limit: a deadline still running would have fired by now.
+    await sleep(500);
+    assert.equal(asked, 1, 'not sent on to the next endpoint');
+    assert.deepEqual(released.map((o) => o.status === 504), [false]);
+  } finally {
+    gateway.close();
+    hung.closeAllConnections();
+    hung.close();
+    other.close();
+    await pools.close();
+  }
+});
+
 test('TTFT is the time to the first data event of a stream, not to its head (nor to a comment before it)', { timeout: 20_000 }, async () => {
   const upstream = headAtOnce(async (res) => {
     res.write(': queued\n\n');

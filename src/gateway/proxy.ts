@@ -1,6 +1,6 @@
 // Sending a request to the model servers and streaming the answer back: endpoints tried in the picker's order
-// while nothing has reached the client (connect errors, 503, 429), first-byte and whole-response deadlines,
-// backpressure, client aborts, and an SSE error event when an upstream dies mid-stream.
+// while nothing has reached the client (connect errors, 503, 429, no first byte in time), first-byte and
+// whole-response deadlines, backpressure, client aborts, and an SSE error event when an upstream dies mid-stream.
 import { errors, type Dispatcher } from 'undici';
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -99,6 +99,9 @@ const FIRST_BYTE_TIMEOUT = 'TG_FIRST_BYTE_TIMEOUT';
 function isTimeout(err: Error, code: string): boolean {
   return code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === FIRST_BYTE_TIMEOUT || err.message === 'deadline';
 }
+
+/** The status an attempt that missed its first-byte limit counts as for its endpoint: the 504 the gateway answers for it. */
+const NO_FIRST_BYTE_STATUS = 504;
 
 /** Streams one request through the endpoints of `target`; resolves once the client's answer is finished or abandoned. */
 export function proxyRequest(ctx: RequestContext, res: ServerResponse, pools: UpstreamPools, target: ProxyTarget): Promise<ProxyResult> {
@@ -208,9 +211,28 @@ class Exchange {
   }
 
   release(endpoint: EndpointConfig, reached: boolean, status?: number, err?: Error): void {
-    // A client that left, or a deadline of ours, ends an attempt without telling anything about the endpoint.
+    // An endpoint that took the request and sent no first byte in time failed it, as with a 5xx: it rests (its metrics
+    // can look idle all along, an engine whose generation hangs running nothing), where counted as nothing it kept
+    // being picked first.
+    if (!this.#clientGone && this.#missedFirstByte(err)) {
+      this.#target.release?.(endpoint, { reached: true, status: NO_FIRST_BYTE_STATUS });
+      return;
+    }
+    // A client that left, or the request's own deadline, ends an attempt without telling anything about the endpoint.
     const abandoned = !reached && (this.#clientGone || isUnsendable(err) || (err !== undefined && isTimeout(err, (err as { code?: string }).code ?? '')));
     this.#target.release?.(endpoint, { reached, abandoned, status, outputTokens: this.#ctx.usage?.outputTokens });
+  }
+
+  /**
+   * Whether `err` is the attempt's first-byte limit running out: a streamed request's (firstByteTimeoutMs under
+   * responseTimeoutMs), before its head (undici's headersTimeout) or between its head and first body byte. Each
+   * attempt has the whole limit from its own start (Envoy's per_try_timeout); the whole-response deadline, counted from
+   * the request's start over every attempt, is the request's own and says nothing of the endpoint.
+   */
+  #missedFirstByte(err: Error | undefined): boolean {
+    if (err === undefined || this.#target.firstByteTimeoutMs >= this.#target.responseTimeoutMs) return false;
+    const code = (err as { code?: string }).code;
+    return code === FIRST_BYTE_TIMEOUT || code === 'UND_ERR_HEADERS_TIMEOUT';
   }
 
   start(status: number, headers: Record<string, string | string[] | undefined>): void {
@@ -429,6 +451,13 @@ class Exchange {
       this.#finish({});
       return;
     }
+    // No first byte in time: nothing went to the client (the head is held until the first body byte), so the next
+    // endpoint gets the request, as after a refused connection.
+    if (this.#missedFirstByte(err) && !this.#res.headersSent && !last) {
+      this.#discardAnswer();
+      this.next();
+      return;
+    }
     if (!this.#headersSent) {
       const code = (err as { code?: string }).code ?? '';
       // Before the first byte reaches the client, a malformed answer is retried like a refused connection.
@@ -453,6 +482,25 @@ class Exchange {
       return;
     }
     this.#cutShort(fault);
+  }
+
+  /**
+   * Forgets the answer an attempt started (start()) and never sent a byte of, before the next attempt starts its own:
+   * its status, head, response flow (never ended: it saw no answer) and readers.
+   */
+  #discardAnswer(): void {
+    this.#ctx.status = undefined;
+    this.#ctx.upstreamStatus = undefined;
+    this.#headersSent = false;
+    this.#head = null;
+    this.#held = null;
+    this.#flow = undefined;
+    this.#scanner = null;
+    this.#copy = null;
+    this.#rewriter = null;
+    this.#eventEnds = null;
+    this.#lengthFramed = false;
+    this.#completeAt = Infinity;
   }
 
   /** The answer the client is getting ends short of the upstream's, with `fault`. */

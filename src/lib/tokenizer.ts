@@ -174,7 +174,7 @@ export function messageText(content: ChatMessage['content']): string {
  * the prompt (they are tokens it counts, and a prefix it caches); counted as nothing, a conversation of tool calls with
  * large arguments was reserved for far less than it used.
  */
-function toolCallsText(calls: unknown): string {
+export function toolCallsText(calls: unknown): string {
   if (!Array.isArray(calls)) return '';
   let out = '';
   for (const call of calls) {

@@ -40,6 +40,25 @@ describe('EndpointState', () => {
     assert.equal(ep.queue, 1);
   });
 
+  test("prompt characters per token: the characters sent against what the engine's prompt-token counter went up by", () => {
+    const ep = endpoint(1);
+    const scrape = (promptTokensTotal: number | null, at: number) => ep.recordScrape(snapshot({ promptTokensTotal }), at);
+    ep.recordPick(10, 400);
+    scrape(5000, 1050); // the first reading is where counting starts: nothing learnt yet
+    assert.equal(ep.promptCharsPerToken, undefined);
+    ep.recordPick(10, 400);
+    const seen = ep.sentSinceScrape();
+    ep.recordPick(10, 600); // after the page was asked for: the next interval's
+    ep.recordScrape(snapshot({ promptTokensTotal: 5200 }), 1100, 30, seen);
+    assert.equal(ep.promptCharsPerToken, 2);
+    scrape(100, 1150); // the engine restarted: its counter went back, the interval says nothing
+    assert.equal(ep.promptCharsPerToken, 2);
+    ep.recordPick(10, 900);
+    scrape(400, 1200);
+    assert.equal(ep.promptCharsPerToken, (400 + 900) / (200 + 300));
+    assert.equal(endpoint(2).promptCharsPerToken, undefined, 'without a counter');
+  });
+
   test('queue never goes below 0 and load never below the in-flight count', () => {
     const ep = endpoint(1, { waiting: 1, running: 0 });
     ep.recordPick(1);

@@ -16,6 +16,11 @@ const BASE_REST_MS = 100;
 const MAX_REST_MS = 10_000;
 /** Characters per token when a request's token count is not known (the prefix scorer's proxy too). */
 export const CHARS_PER_TOKEN = 4;
+/**
+ * The prompt tokens an engine counted are weighed against the prompt characters sent to it over about this many
+ * tokens: beyond, both sums are halved, so the ratio follows a change of traffic within a few such windows.
+ */
+const CHARS_PER_TOKEN_WINDOW = 1 << 22;
 
 /** A learnt batch capacity below this is not used: a handful running with a few waiting is a transient, not a limit. */
 export const MIN_LEARNT_CAPACITY = 4;
@@ -38,13 +43,15 @@ const EMPTY: EngineSnapshot = {
   numGpuBlocks: null,
   modelName: null,
   lora: null,
+  promptTokensTotal: null,
 };
 
-/** This gateway's picks, finished requests and prompt tokens counted at one moment since an endpoint's last scrape. */
+/** This gateway's picks, finished requests, prompt tokens and characters counted at one moment since an endpoint's last scrape. */
 export interface SentSinceScrape {
   picks: number;
   done: number;
   tokens: number;
+  chars: number;
 }
 
 export class EndpointState {
@@ -69,6 +76,12 @@ export class EndpointState {
   #picksSinceScrape = 0;
   #doneSinceScrape = 0;
   #tokensSinceScrape = 0;
+  #charsSinceScrape = 0;
+  /** The engine's prompt-token counter at the last scrape; null before one that had it. */
+  #promptTokensSeen: number | null = null;
+  /** Prompt characters sent to it, and the prompt tokens it counted meanwhile, over recent traffic (promptCharsPerToken). */
+  #charsSent = 0;
+  #tokensCounted = 0;
   #status: EndpointStatus = 'pending';
   /**
    * The most requests ever seen running at once: a lower bound of the engine's batch capacity (vLLM max-num-seqs,
@@ -236,7 +249,17 @@ export class EndpointState {
 
   /** This gateway's traffic counted since the last scrape, now: what a scrape sent now will have seen (recordScrape). */
   sentSinceScrape(): SentSinceScrape {
-    return { picks: this.#picksSinceScrape, done: this.#doneSinceScrape, tokens: this.#tokensSinceScrape };
+    return { picks: this.#picksSinceScrape, done: this.#doneSinceScrape, tokens: this.#tokensSinceScrape, chars: this.#charsSinceScrape };
+  }
+
+  /**
+   * Characters of this gateway's prompts per prompt token the engine counted, over recent traffic; undefined until it
+   * counted some (or when it exports no counter). Below the usual 4 for token-dense text (code, identifiers, CJK), and
+   * for an engine that others (gateway replicas, other pools) send prompts to as well: either way its KV cache holds
+   * fewer characters of this gateway's prompts than 4 per token of its size.
+   */
+  get promptCharsPerToken(): number | undefined {
+    return this.#tokensCounted > 0 && this.#charsSent > 0 ? this.#charsSent / this.#tokensCounted : undefined;
   }
 
   /**
@@ -256,6 +279,22 @@ export class EndpointState {
     this.#picksSinceScrape = Math.max(0, this.#picksSinceScrape - seen.picks);
     this.#doneSinceScrape -= seen.done;
     this.#tokensSinceScrape -= seen.tokens;
+    this.#learnCharsPerToken(metrics.promptTokensTotal, seen.chars);
+    this.#charsSinceScrape -= seen.chars;
+  }
+
+  /** `chars`: prompt characters sent since the scrape before, which the counter went up by `total` less its last value for. */
+  #learnCharsPerToken(total: number | null, chars: number): void {
+    const before = this.#promptTokensSeen;
+    this.#promptTokensSeen = total;
+    // Without the counter then and now, or when it went back (the engine restarted), the interval says nothing.
+    if (total === null || before === null || total < before) return;
+    this.#tokensCounted += total - before;
+    this.#charsSent += chars;
+    if (this.#tokensCounted > CHARS_PER_TOKEN_WINDOW) {
+      this.#tokensCounted /= 2;
+      this.#charsSent /= 2;
+    }
   }
 
   recordScrapeFailure(error: string): void {
@@ -269,13 +308,15 @@ export class EndpointState {
     this.#lastError = error;
   }
 
-  recordPick(promptTokens: number): void {
+  /** `promptChars`: the prompt's length in characters, weighed against the tokens the engine counts (promptCharsPerToken). */
+  recordPick(promptTokens: number, promptChars = 0): void {
     // Picked while its last answer was a failure: this request tries it, and until an answer says how that went it
     // counts as resting, so a queue that waited out its rest does not drain onto a server that may fail them all.
     if (this.#failedAnswers > 0) this.#trying = true;
     this.#inFlight++;
     this.#picksSinceScrape++;
     this.#tokensSinceScrape += promptTokens;
+    this.#charsSinceScrape += promptChars;
   }
 
   /** The request counted by recordPick(promptTokens) ended; `reached` says whether the server saw it at all. */

@@ -24,6 +24,15 @@ describe('readEngineMetrics', () => {
     assert.equal(m.lora!.maxLoras, 4);
   });
 
+  test('the prompt-token counter, over every engine rank; null when the page has none', () => {
+    const page = (extra: string[]) =>
+      ['vllm:num_requests_waiting{model_name="m"} 0', 'vllm:num_requests_running{model_name="m"} 0', 'vllm:kv_cache_usage_perc{model_name="m"} 0', ...extra].join('\n');
+    const ranks = page(['vllm:prompt_tokens_total{engine="0",model_name="m"} 1200', 'vllm:prompt_tokens_total{engine="1",model_name="m"} 300']);
+    assert.equal(readEngineMetrics('vllm', ranks).promptTokensTotal, 1500);
+    assert.equal(readEngineMetrics('vllm', page([])).promptTokensTotal, null);
+    assert.equal(readEngineMetrics('vllm', page(['vllm:prompt_tokens_total{model_name="m"} NaN'])).promptTokensTotal, null);
+  });
+
   test('vLLM: the LoRA state of now on a long-running server, past a thousand older label sets', () => {
     // vLLM never removes a label set of vllm:lora_requests_info: the page lists every one, the current one last here.
     const old = Array.from({ length: 1100 }, (_, i) => `vllm:lora_requests_info{max_lora="1",running_lora_adapters="cold-${i}",waiting_lora_adapters=""} ${1_700_000_000 + i}`);

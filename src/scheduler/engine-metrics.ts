@@ -23,6 +23,8 @@ export interface EngineSnapshot {
   /** The base model the server runs (vLLM's model_name label), to tell adapter requests from base-model ones. */
   modelName: string | null;
   lora: LoraSnapshot | null;
+  /** Prompt tokens the server has processed since it started (a counter); null when not exported. */
+  promptTokensTotal: number | null;
 }
 
 /** A series: a metric name, optionally narrowed to one label value. */
@@ -38,6 +40,8 @@ interface EngineNames {
   kvCacheUsage: readonly SeriesRef[];
   cacheConfig: string | null;
   lora: string | null;
+  /** The prompt-token counter (optional: the page is read without it). */
+  promptTokens: string | null;
 }
 
 /**
@@ -52,6 +56,7 @@ export const ENGINE_METRICS: Record<Engine, EngineNames> = {
     kvCacheUsage: [{ name: 'vllm:kv_cache_usage_perc' }, { name: 'vllm:gpu_cache_usage_perc' }],
     cacheConfig: 'vllm:cache_config_info',
     lora: 'vllm:lora_requests_info',
+    promptTokens: 'vllm:prompt_tokens_total',
   },
   sglang: {
     waiting: [{ name: 'sglang:num_queue_reqs' }],
@@ -59,6 +64,7 @@ export const ENGINE_METRICS: Record<Engine, EngineNames> = {
     kvCacheUsage: [{ name: 'sglang:token_usage' }],
     cacheConfig: null,
     lora: null,
+    promptTokens: 'sglang:prompt_tokens_total',
   },
   trtllm: {
     waiting: [{ name: 'trtllm_num_requests_waiting' }, { name: 'nv_trt_llm_request_metrics', label: ['request_type', 'waiting'] }],
@@ -69,12 +75,13 @@ export const ENGINE_METRICS: Record<Engine, EngineNames> = {
     ],
     cacheConfig: null,
     lora: null,
+    promptTokens: null,
   },
 };
 
 /** Every metric name a snapshot reads (`lora`: the LoRA series, when read), for the one pass over the page. */
 function wantedNames(n: EngineNames, lora: string | null): string[] {
-  return [...n.waiting, ...n.running, ...n.kvCacheUsage].map((r) => r.name).concat(n.cacheConfig ?? [], lora ?? []);
+  return [...n.waiting, ...n.running, ...n.kvCacheUsage].map((r) => r.name).concat(n.cacheConfig ?? [], lora ?? [], n.promptTokens ?? []);
 }
 
 /**
@@ -100,7 +107,15 @@ export function readEngineMetrics(engine: Engine, text: string, cut = false): En
     numGpuBlocks: positiveInt(config?.labels.num_gpu_blocks),
     modelName: waiting[0].labels.model_name ?? null,
     lora: lora ? readLora(series.get(lora)![0]) : null,
+    promptTokensTotal: names.promptTokens ? counterOf(series.get(names.promptTokens)!) : null,
   };
+}
+
+/** A counter's value over every engine rank; null when absent or not a count. */
+function counterOf(samples: Sample[]): number | null {
+  if (samples.length === 0) return null;
+  const total = sum(samples);
+  return Number.isFinite(total) && total >= 0 ? total : null;
 }
 
 function firstPresent(series: ReadonlyMap<string, Sample[]>, refs: readonly SeriesRef[], what: string, engine: Engine): Sample[] {

@@ -322,8 +322,9 @@ export class PoolState implements PoolGauges {
   #accounted(ctx: CycleContext, chosen: EndpointState, endpoints: PoolConfig['endpoints']): Pick {
     const { priority } = ctx.request;
     const tokens = estimateTokens(ctx.request);
+    const chars = ctx.request.promptChars ?? ctx.request.prompt.length;
     const count = (ep: EndpointState): EndpointState => {
-      ep.recordPick(tokens);
+      ep.recordPick(tokens, chars);
       this.#running.set(priority, (this.#running.get(priority) ?? 0) + 1);
       return ep;
     };

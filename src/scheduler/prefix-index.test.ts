@@ -54,6 +54,16 @@ describe('PrefixIndex', () => {
     assert.deepEqual(matches(index, blocks(5, 6), ['A']), { A: 2 });
   });
 
+  test('eviction follows use: a prompt used before others goes before them, however often it was used before that', () => {
+    // A, A again, B, C, D: at 12 blocks of capacity, D takes the room of the least recently used, A. CLOCK eviction
+    // requeued A's blocks (used since they were queued) and evicted B's instead, leaving A whole.
+    const index = new PrefixIndex<string>();
+    const prompt = (p: number) => Float64Array.from({ length: 4 }, (_, i) => p * 100 + i);
+    for (const p of [1, 1, 2, 3, 4]) learn(index, 'E', prompt(p), 12);
+    assert.deepEqual(matches(index, prompt(2), ['E']), { E: 4 }, 'B, used after A, is whole');
+    assert.deepEqual(matches(index, prompt(1), ['E']), { E: 0 }, 'A, the least recently used, went first');
+  });
+
   test('capacities are per endpoint', () => {
     const index = new PrefixIndex<string>();
     learn(index, 'A', blocks(1, 2, 3), 2);
@@ -72,7 +82,7 @@ describe('PrefixIndex', () => {
     index.remove('missing');
   });
 
-  test('the ring grows past its initial size without losing order', () => {
+  test('the holdings grow past their initial number without losing order', () => {
     const index = new PrefixIndex<string>();
     const many = Float64Array.from({ length: 300 }, (_, i) => i + 1);
     learn(index, 'A', many, 1000);
@@ -82,33 +92,23 @@ describe('PrefixIndex', () => {
   });
 });
 
-/** The same index, naively: per endpoint a map of held blocks and an array queue (CLOCK second chance). */
+/** The same index, naively: per endpoint a Map of its held blocks in order of use (a Map keeps insertion order). */
 class NaiveIndex {
-  clock = 0;
-  servers = new Map<string, { held: Map<number, { stamp: number; queued: number }>; queue: number[] }>();
+  servers = new Map<string, Map<number, true>>();
   remember(key: string, prompt: Float64Array, capacity: number): void {
-    let s = this.servers.get(key);
-    if (!s) this.servers.set(key, (s = { held: new Map(), queue: [] }));
+    let held = this.servers.get(key);
+    if (!held) this.servers.set(key, (held = new Map()));
     for (let i = prompt.length - 1; i >= 0; i--) {
-      const stamp = ++this.clock;
-      const h = s.held.get(prompt[i]);
-      if (h) h.stamp = stamp;
-      else {
-        s.held.set(prompt[i], { stamp, queued: stamp });
-        s.queue.push(prompt[i]);
-      }
+      held.delete(prompt[i]);
+      held.set(prompt[i], true);
     }
-    while (s.queue.length > capacity) {
-      const b = s.queue.shift()!;
-      const h = s.held.get(b)!;
-      if (h.stamp !== h.queued) {
-        h.queued = h.stamp;
-        s.queue.push(b);
-      } else s.held.delete(b);
+    for (const b of held.keys()) {
+      if (held.size <= capacity) break;
+      held.delete(b);
     }
   }
   matched(key: string, prompt: Float64Array): number {
-    const held = this.servers.get(key)?.held;
+    const held = this.servers.get(key);
     let n = 0;
     while (held && n < prompt.length && held.has(prompt[n])) n++;
     return n;
@@ -144,6 +144,6 @@ test('PrefixIndex agrees with a naive model over random prompts whose hashes col
     const capacity = 20 + rand(60);
     index.remember(key, capacity);
     naive.remember(key, prompt, capacity);
-    assert.equal(index.size(key), naive.servers.get(key)!.queue.length);
+    assert.equal(index.size(key), naive.servers.get(key)!.size);
   }
 });

@@ -1,5 +1,5 @@
 // Which endpoint probably holds which prompt blocks in its KV cache: for each block hash, the endpoints
-// holding it, and per endpoint an approximate LRU bounded by its cache size.
+// holding it, and per endpoint an LRU list of its blocks bounded by its cache size.
 //
 // Holdings (one endpoint's hold on one block) live in typed arrays, not objects: at the default 31,250 blocks per
 // endpoint a pool of 64 engines indexes two million of them, which as objects cost ~350 bytes each (680 MiB) and
@@ -7,50 +7,31 @@
 
 const NONE = -1;
 
-/** One endpoint's holdings in eviction order: a ring of holding ids, oldest queued first. */
+/** One endpoint's holdings, least recently used first: a list through the holdings' `older`/`newer` links. */
 class ServerBlocks {
-  ring = new Int32Array(64);
-  head = 0;
+  oldest = NONE;
+  newest = NONE;
   size = 0;
   /** Scratch for match(): leading blocks of the current prompt this endpoint holds. */
   matched = 0;
 
   constructor(readonly id: number) {}
-
-  push(h: number): void {
-    if (this.size === this.ring.length) {
-      const grown = new Int32Array(this.ring.length * 2);
-      for (let i = 0; i < this.size; i++) grown[i] = this.ring[(this.head + i) % this.ring.length];
-      this.ring = grown;
-      this.head = 0;
-    }
-    this.ring[(this.head + this.size) % this.ring.length] = h;
-    this.size++;
-  }
-
-  shift(): number {
-    const h = this.ring[this.head];
-    this.head = (this.head + 1) % this.ring.length;
-    this.size--;
-    return h;
-  }
 }
 
 /**
  * The holdings, struct-of-arrays. A block's holders form a list through `next`, headed in the block table;
- * freed ids chain through `next` too.
+ * freed ids chain through `next` too. An endpoint's holdings form its LRU list through `older` and `newer`.
  */
 class Holdings {
   key = new Float64Array(1024);
   server = new Int32Array(1024);
-  /** Last use (index clock), and its value when the holding was (re)queued for eviction. */
-  stamp = new Float64Array(1024);
-  queued = new Float64Array(1024);
   next = new Int32Array(1024);
+  older = new Int32Array(1024);
+  newer = new Int32Array(1024);
   #used = 0;
   #free = NONE;
 
-  alloc(key: number, server: number, stamp: number, next: number): number {
+  alloc(key: number, server: number, next: number): number {
     let h = this.#free;
     if (h !== NONE) this.#free = this.next[h];
     else {
@@ -59,10 +40,29 @@ class Holdings {
     }
     this.key[h] = key;
     this.server[h] = server;
-    this.stamp[h] = stamp;
-    this.queued[h] = stamp;
     this.next[h] = next;
     return h;
+  }
+
+  /** Makes `h` the endpoint's most recently used holding. */
+  append(s: ServerBlocks, h: number): void {
+    this.older[h] = s.newest;
+    this.newer[h] = NONE;
+    if (s.newest === NONE) s.oldest = h;
+    else this.newer[s.newest] = h;
+    s.newest = h;
+    s.size++;
+  }
+
+  /** Takes `h` out of the endpoint's list. */
+  unlink(s: ServerBlocks, h: number): void {
+    const older = this.older[h];
+    const newer = this.newer[h];
+    if (older === NONE) s.oldest = newer;
+    else this.newer[older] = newer;
+    if (newer === NONE) s.newest = older;
+    else this.older[newer] = older;
+    s.size--;
   }
 
   release(h: number): void {
@@ -75,9 +75,9 @@ class Holdings {
     const n = this.key.length * 2;
     this.key = copied(this.key, new Float64Array(n));
     this.server = copied(this.server, new Int32Array(n));
-    this.stamp = copied(this.stamp, new Float64Array(n));
-    this.queued = copied(this.queued, new Float64Array(n));
     this.next = copied(this.next, new Int32Array(n));
+    this.older = copied(this.older, new Int32Array(n));
+    this.newer = copied(this.newer, new Int32Array(n));
   }
 }
 
@@ -158,7 +158,6 @@ export class PrefixIndex<K> {
   readonly #list: ServerBlocks[] = [];
   readonly #holdings = new Holdings();
   readonly #table = new BlockTable();
-  #clock = 0;
   // The prompt of the last match(), for remember().
   #hashes: Float64Array = new Float64Array(0);
   #n = 0;
@@ -206,28 +205,28 @@ export class PrefixIndex<K> {
     }
     const hold = this.#holdings;
     const table = this.#table;
-    // The prompt's first block gets the newest stamp: a later block is useless without the ones
-    // before it, so the tail of a prompt must be evicted before its head.
+    // Each block becomes the most recently used as it is used, as in an engine's free-block queue (vLLM's). The
+    // prompt's first block last: a later block is useless without the ones before it, so the tail of a prompt must be
+    // evicted before its head.
     for (let i = this.#n - 1; i >= 0; i--) {
-      const stamp = ++this.#clock;
       const key = this.#hashes[i];
       const at = table.slot(key);
       let mine = table.heads[at];
       while (mine !== NONE && hold.server[mine] !== s.id) mine = hold.next[mine];
-      if (mine !== NONE) hold.stamp[mine] = stamp;
+      if (mine !== NONE) hold.unlink(s, mine);
       else {
-        const h = hold.alloc(key, s.id, stamp, table.heads[at]);
-        table.heads[at] = h;
-        s.push(h);
+        mine = hold.alloc(key, s.id, table.heads[at]);
+        table.heads[at] = mine;
       }
+      hold.append(s, mine);
     }
-    this.#evict(s, capacity);
+    while (s.size > capacity) this.#drop(s, s.oldest);
   }
 
   remove(key: K): void {
     const s = this.#servers.get(key);
     if (!s) return;
-    while (s.size > 0) this.#drop(s.shift());
+    while (s.size > 0) this.#drop(s, s.oldest);
     this.#servers.delete(key);
     this.#byId[s.id] = undefined;
     this.#list.splice(this.#list.indexOf(s), 1);
@@ -238,21 +237,11 @@ export class PrefixIndex<K> {
     return this.#servers.get(key)?.size ?? 0;
   }
 
-  /** Evicts until `capacity`, giving each block used since it was queued another turn (CLOCK-style LRU, O(1) per use). */
-  #evict(s: ServerBlocks, capacity: number): void {
-    const hold = this.#holdings;
-    while (s.size > capacity) {
-      const h = s.shift();
-      if (hold.stamp[h] !== hold.queued[h]) {
-        hold.queued[h] = hold.stamp[h];
-        s.push(h);
-      } else this.#drop(h);
-    }
-  }
-
-  #drop(h: number): void {
+  /** Forgets the endpoint's holding `h`. */
+  #drop(s: ServerBlocks, h: number): void {
     const hold = this.#holdings;
     const table = this.#table;
+    hold.unlink(s, h);
     const at = table.find(hold.key[h]);
     if (table.heads[at] === h) {
       table.heads[at] = hold.next[h];

@@ -12,7 +12,7 @@ import type { PickRequest } from './types.js';
 export const SETTINGS: SchedulerSettings = DEFAULT_SETTINGS.scheduler;
 
 export function snapshot(m: Partial<EngineSnapshot> = {}): EngineSnapshot {
-  return { waiting: 0, running: 0, kvCacheUsage: 0, blockSize: null, numGpuBlocks: null, modelName: null, lora: null, ...m };
+  return { waiting: 0, running: 0, kvCacheUsage: 0, blockSize: null, numGpuBlocks: null, modelName: null, lora: null, promptTokensTotal: null, ...m };
 }
 
 /** An endpoint `10.0.0.<i>:8000` scraped at `now` with the given metrics. */

@@ -6,8 +6,9 @@ export interface PickRequest {
   /** The model name sent upstream (after rewrite): a base model or a LoRA adapter. */
   targetModel: string;
   /**
-   * The serialized prompt (chat messages serialized, or the completions prompt), for prefix affinity: or only its
-   * leading characters the pool's scorers read (promptPrefix()), with its whole length in promptChars.
+   * The prompt, for prefix affinity (a chat request as its model server lays it out, promptLayout(); a completions
+   * prompt as it is): or only its leading characters the pool's scorers read (promptPrefix()), with its whole length
+   * in promptChars.
    */
   prompt: string;
   /** The whole prompt's length in characters when `prompt` holds only its leading part. */

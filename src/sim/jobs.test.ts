@@ -101,3 +101,26 @@ describe("request checks as vLLM's", () => {
     assert.match(e.message, /your request has 1000 input tokens/);
   });
 });
+
+describe('the prompt a chat request holds in the KV cache', () => {
+  const tools = [{ type: 'function', function: { name: 'lookup', description: 'Looks a record up by its key, '.repeat(8), parameters: { type: 'object' } } }];
+  const blocksShared = (a: number[], b: number[]) => {
+    let n = 0;
+    while (n < a.length && n < b.length && a[n] === b[n]) n++;
+    return n;
+  };
+
+  test("its blocks are those of the layout the gateway's prefix scorer hashes: tools first, then messages framed", () => {
+    const job = (body: object) => generationJob('chat', { model: 'base', max_tokens: 2, ...body }, CATALOG);
+    const withTools = job({ tools, tool_choice: 'none', messages: [{ role: 'user', content: 'a' }] });
+    const sameTools = job({ tools, tool_choice: 'none', messages: [{ role: 'user', content: 'b' }] });
+    // Before: no block at all (the short messages alone were hashed), nothing shared.
+    assert.ok(blocksShared(withTools.blockHashes, sameTools.blockHashes) >= 5);
+    const bare = job({ messages: [{ role: 'user', content: 'a' }] });
+    // The tool definitions are prompt tokens, as a model server's template counts them.
+    assert.ok(withTools.prompt.count > bare.prompt.count + 50);
+    const one = job({ messages: [{ role: 'system', content: `S\nuser: ${'x '.repeat(40)}` }] });
+    const two = job({ messages: [{ role: 'system', content: 'S' }, { role: 'user', content: 'x '.repeat(40) }] });
+    assert.equal(blocksShared(one.blockHashes, two.blockHashes), 0);
+  });
+});

@@ -117,7 +117,8 @@ export function generationJob(endpoint: GenerationEndpoint, body: unknown, catal
     asked = {
       ...sampled(r),
       clampMaxTokens: false,
-      prompt: tokenize(() => chatPrompt(r.messages, catalog.maxModelLen)),
+      // As sent, not as parsed (which drops tool_calls and may reorder keys): the messages and tools the gateway laid out.
+      prompt: tokenize(() => chatPrompt((body as { messages: ChatMessage[] }).messages, catalog.maxModelLen, (body as { tools?: unknown }).tools)),
       maxTokens: r.max_completion_tokens ?? r.max_tokens,
       output: chatOutput(r),
       logprobs: r.logprobs === true ? (r.top_logprobs ?? 0) : null,
@@ -152,7 +153,7 @@ export function generationJob(endpoint: GenerationEndpoint, body: unknown, catal
     asked = {
       model: r.model,
       stream: r.stream === true,
-      prompt: tokenize(() => chatPrompt(messages, catalog.maxModelLen)),
+      prompt: tokenize(() => chatPrompt(messages, catalog.maxModelLen, (body as { tools?: unknown }).tools)),
       maxTokens: r.max_output_tokens,
       clampMaxTokens: true,
       includeUsage: false,

@@ -1,11 +1,16 @@
 // Prompts as the simulator sees them: token ids (for prefix-cache blocks and seeding) and the counts the gateway also computes.
-import { MAX_RUN, countTextTokens, decodeTokens, encodeText, serializeMessages, type ChatMessage } from '../lib/tokenizer.js';
+import { promptLayout, toolsLayout } from '../lib/prompt-layout.js';
+import { MAX_RUN, countChatTokens, countTextTokens, decodeTokens, encodeText, serializeMessages, type ChatMessage } from '../lib/tokenizer.js';
 
 export interface Prompt {
-  /** Token ids of the prompt text (chat framing tokens are counted but have no ids); none for a prompt past its budget. */
+  /**
+   * Token ids of the prompt text; of a chat prompt, as a model server lays it out (promptLayout: tools, framed
+   * messages, a digest per image), the text the gateway's prefix scorer hashes. None for a prompt past its budget.
+   */
   tokens: number[];
   /**
-   * prompt_tokens as reported in usage; equals countChatTokens / countTextTokens of the same input. A prompt surely
+   * prompt_tokens as reported in usage; equals countChatTokens (and the tool definitions' tokens, which the gateway does
+   * not count) / countTextTokens of the same input. A prompt surely
    * past the budget it was read with has no ids and only some number above the budget here: the server refuses it,
    * and tokenizing megabytes of it would hold up every other request on the event loop for seconds.
    */
@@ -15,14 +20,20 @@ export interface Prompt {
 /** Thrown for input the tokenizer refuses (e.g. special tokens such as <|endoftext|>). */
 export class PromptError extends Error {}
 
-export function chatPrompt(messages: ChatMessage[], budget = Infinity): Prompt {
-  const text = serializeMessages(messages);
+/**
+ * `tools`: the request's tool definitions, as sent. Its count is countChatTokens' and the tokens of the tool
+ * definitions, which a model server's template renders ahead of the messages (and counts in prompt_tokens); without
+ * messages there is no prompt, tools or not.
+ */
+export function chatPrompt(messages: ChatMessage[], budget = Infinity, tools?: unknown): Prompt {
+  if (messages.length === 0) return { tokens: [], count: 0 };
+  const toolsText = toolsLayout(tools);
   // Three framing tokens per message, as countChatTokens counts them (the serialization's tokens and these).
   const framing = 3 * messages.length;
-  const over = surelyOver(text, budget - framing);
+  const over = surelyOver(toolsText + serializeMessages(messages), budget - framing);
   if (over !== undefined) return { tokens: [], count: framing + over };
-  const tokens = encode(text);
-  return { tokens, count: tokens.length + framing };
+  const tokens = encode(promptLayout(messages, tools));
+  return { tokens, count: countChatTokens(messages) + countOrThrow(toolsText, Infinity) };
 }
 
 export function textPrompt(prompt: string | number[], budget = Infinity): Prompt {

@@ -63,6 +63,25 @@ describe(PREFIX_CACHE_SCORER, () => {
     assert.deepEqual(decide(scorer, [small, unsized], ctx({ prompt: 'abcd' }), 0), [0.5, 0.75]);
   });
 
+  test('an engine that counts more tokens than charsPerToken stands for holds fewer blocks of the prompt; one that counts fewer, no more', () => {
+    // A prompt of 8 blocks of 4 characters (a token each, at the default 4 characters a token), an 8-token cache.
+    const scorer = prefixCacheScorer(PREFIX_CACHE_SCORER, { blockSize: 1 }, deps());
+    const counted = (charsPerToken: number) => {
+      const ep = endpoint(1, { blockSize: 1, numGpuBlocks: 8, promptTokensTotal: 0 });
+      ep.recordPick(0, 100 * charsPerToken);
+      ep.recordScrape({ ...ep.metrics, promptTokensTotal: 100 }, 1050);
+      return ep;
+    };
+    const prompt = 'abcdefghijklmnopqrstuvwxyz012345';
+    const dense = counted(2);
+    decide(scorer, [dense], ctx({ prompt }), 0);
+    // Before: the whole prompt, 8 blocks, as though each token were 4 of its characters.
+    assert.deepEqual(decide(scorer, [dense], ctx({ prompt }), 0), [0.5]);
+    const sparse = counted(8);
+    decide(scorer, [sparse], ctx({ prompt }), 0);
+    assert.deepEqual(decide(scorer, [sparse], ctx({ prompt: prompt + 'abcd' }), 0), [8 / 9]);
+  });
+
   test('a reported KV cache larger than MAX_INDEX_BLOCKS is remembered up to MAX_INDEX_BLOCKS only', () => {
     const maxBlocks = 65_536;
     const scorer = prefixCacheScorer(PREFIX_CACHE_SCORER, { blockSize: 1, charsPerToken: 1, maxPrefixBlocksToMatch: maxBlocks }, deps());

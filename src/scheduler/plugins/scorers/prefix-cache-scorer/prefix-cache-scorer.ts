@@ -21,9 +21,12 @@ const params = z
     blockSize: z.number().int().positive().default(16),
     charsPerToken: z.number().int().positive().default(CHARS_PER_TOKEN),
     maxPrefixBlocksToMatch: z.number().int().positive().max(65_536).default(256),
-    /** Blocks remembered per endpoint when it does not export its KV-cache size. */
+    /** Blocks remembered per endpoint when it does not export its KV-cache size (with autoTune, fewer for token-dense prompts). */
     lruCapacityPerServer: z.number().int().positive().default(31_250),
-    /** Size each endpoint's LRU from its cache_config_info (num_gpu_blocks × block_size) when exported. */
+    /**
+     * Size each endpoint's LRU from its cache_config_info (num_gpu_blocks × block_size) when exported, and by the
+     * characters per token its prompt-token counter shows.
+     */
     autoTune: z.boolean().default(true),
   })
   .strict();
@@ -51,10 +54,20 @@ export const prefixCacheScorer: PluginFactory<Scorer> = (name, raw, deps) => {
   const hashes = new Float64Array(p.maxPrefixBlocksToMatch);
   let blocks = 0;
 
+  /**
+   * Blocks of `blockSize` tokens the endpoint's KV cache holds, each standing for `charsPerToken` × blockSize
+   * characters of prompt; with autoTune, fewer where the engine counts more tokens for this gateway's prompt characters
+   * (promptCharsPerToken): token-dense text (code, CJK, identifiers at ~2 characters a token) fills the cache with fewer
+   * characters, and so does other traffic to the same engine. Never more than charsPerToken: an index that believes it
+   * holds more than the cache does steers prompts to an engine that has dropped them, one that holds less only
+   * forgets a prefix early.
+   */
   const capacityOf = (ep: EndpointState): number => {
+    if (!p.autoTune) return p.lruCapacityPerServer;
     const m = ep.metrics;
-    if (!p.autoTune || !m.numGpuBlocks) return p.lruCapacityPerServer;
-    return Math.min(MAX_INDEX_BLOCKS, Math.max(1, Math.floor((m.numGpuBlocks * (m.blockSize ?? p.blockSize)) / p.blockSize)));
+    const blocks = m.numGpuBlocks ? (m.numGpuBlocks * (m.blockSize ?? p.blockSize)) / p.blockSize : p.lruCapacityPerServer;
+    const dense = Math.min(1, (ep.promptCharsPerToken ?? p.charsPerToken) / p.charsPerToken);
+    return Math.min(MAX_INDEX_BLOCKS, Math.max(1, Math.floor(blocks * dense)));
   };
 
   return {
