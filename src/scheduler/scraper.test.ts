@@ -50,6 +50,25 @@ describe('scraping over HTTP', () => {
     });
   });
 
+  test('a model list that failed before any read worked is asked again within seconds, not a minute later', async () => {
+    await withServers(1, async (servers) => {
+      const { scheduler } = schedulerFor(servers, { scrapeInterval: 100 });
+      scheduler.start();
+      try {
+        // The first read fails (404 here; a timeout while the gateway starts under load did the same), then it answers.
+        await waitFor(() => servers[0].modelsHits >= 1, 3000, 'the first model-list read');
+        servers[0].models = JSON.stringify({ object: 'list', data: [{ id: 'base', max_model_len: 8192 }] });
+        // Before: not asked again for MODELS_REFRESH_MS (60 s), the context length unknown all that while.
+        await waitFor(() => scheduler.contextWindow('p') === 8192, 5000, 'the context length, read again');
+        const hits = servers[0].modelsHits;
+        await sleep(1500);
+        assert.equal(servers[0].modelsHits, hits, 'once read, once a minute again');
+      } finally {
+        await scheduler.stop();
+      }
+    });
+  });
+
   test('scrapes at once on start, then every interval, one scrape at a time per endpoint', async () => {
     await withServers(2, async (servers) => {
       servers[0].serve(vllmPage({ waiting: 3, running: 1, kv: 0.5 }));

@@ -30,6 +30,8 @@ class Target {
   startedAt: number | undefined;
   /** The last page read came cut. */
   cut = false;
+  /** Model-list reads failed in a row: while none has worked, the next comes sooner than MODELS_REFRESH_MS. */
+  modelsFailures = 0;
   watched = true;
   constructor(
     readonly endpoint: EndpointState,
@@ -147,19 +149,34 @@ export class Scraper {
     const ep = target.endpoint;
     const source = this.#opts.source;
     const now = this.#opts.now();
-    if (!source.fetchModels || (ep.modelsReadAt !== undefined && now - ep.modelsReadAt < MODELS_REFRESH_MS)) return;
+    if (!source.fetchModels || (ep.modelsReadAt !== undefined && now - ep.modelsReadAt < modelsWait(ep, target))) return;
     const first = ep.modelsReadAt === undefined;
     ep.modelsReadAt = now;
     let reason: string | undefined;
     try {
       ep.models = readModelList(await source.fetchModels(ep.url));
+      target.modelsFailures = 0;
       if (ep.contextWindow === undefined) reason = 'its model list gives no max_model_len';
     } catch (err) {
       // A server without /v1/models (or one that failed just then) keeps what was known; its metrics still count.
+      target.modelsFailures++;
       reason = (err as Error).message;
     }
     if (target.watched) target.done(ep);
     // Told once: a vLLM started with --api-key answers 401 there, for good, and caps tollgate sets stay unclamped.
     if (first && reason !== undefined) this.#opts.onNoContextWindow?.(ep, reason);
   }
+}
+
+/** The first retry of a model list never read; each next one waits twice as long, up to MODELS_REFRESH_MS. */
+const MODELS_RETRY_MS = 1000;
+
+/**
+ * How long after a model-list read the next one is due. One that failed before any worked (a timeout while the
+ * engine or this gateway starts under load) is tried again within seconds, not a minute: until then the context
+ * length is unknown, and token caps tollgate sets are not fitted to it.
+ */
+function modelsWait(ep: EndpointState, target: Target): number {
+  if (ep.models !== undefined || target.modelsFailures === 0) return MODELS_REFRESH_MS;
+  return Math.min(MODELS_REFRESH_MS, MODELS_RETRY_MS * 2 ** (target.modelsFailures - 1));
 }
