@@ -1,7 +1,7 @@
 // The caches' stores across engine rebuilds: policies naming one cacheResource must agree on its options (refused at
 // load, naming both, instead of each emptying the other's store at every rebuild); a rebuild, or an engine built only
 // to check a configuration, never empties a store the serving policies use; and a store no compiled policy uses any
-// more (its policy deleted or renamed) is let go.
+// more (its policy deleted or renamed) is let go, and so are its policy's tollgate_cache_events_total series.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setFlagsFromString } from 'node:v8';
@@ -15,6 +15,8 @@ import { MemoryIdentitySource } from '../src/policy/memory-identity.js';
 import { responseCache } from '../src/policy/policies/response-cache/response-cache.js';
 import { fakeContext, testDeps } from '../src/policy/testing.js';
 import type { Policy } from '../src/policy/types.js';
+import { Registry } from 'prom-client';
+import { registerCacheEvents } from '../src/policy/caching/cache-events.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -125,4 +127,32 @@ test('a store no compiled policy uses any more is let go; one still used is kept
   assert.ok(keptStore.deref());
   assert.equal(await cached(responseCache('kept', options, flow(caches))), true, 'a rebuild gets the kept store back');
   assert.equal(await cached(responseCache('answers', options, flow(caches))), false, 'applied again, the deleted policy starts empty');
+});
+
+test("tollgate_cache_events_total drops a policy no compiled engine holds any more, and keeps counting the others'", async () => {
+  const caches = new CacheResources();
+  const registry = new Registry();
+  registerCacheEvents(registry, caches);
+  const options = { maxBytes: 1048576, maxEntryBytes: 65536 };
+  let renamed: Policy | undefined = responseCache('answers-1', options, flow(caches));
+  let kept = responseCache('kept', options, flow(caches));
+  await cached(renamed);
+  await cached(kept);
+  const lookups = async (policy: string) => [...(await registry.metrics()).matchAll(/^tollgate_cache_events_total\{policy="([^"]+)",event="lookups"\} (\d+)$/gm)].find((m) => m[1] === policy)?.[2];
+  assert.equal(await lookups('answers-1'), '1');
+  assert.equal(await lookups('kept'), '1');
+  // An admin apply renames one and rebuilds the engine: the old engine (and its policies) goes.
+  kept = responseCache('kept', options, flow(caches));
+  const renamedTo = responseCache('answers-2', options, flow(caches));
+  renamed = undefined;
+  await new Promise((resolve) => setImmediate(resolve));
+  gc();
+  // FinalizationRegistry callbacks run in a task of their own after the collection.
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  await cached(kept);
+  await cached(renamedTo);
+  const text = await registry.metrics();
+  assert.doesNotMatch(text, /policy="answers-1"/, 'the renamed policy\'s series are gone');
+  assert.equal(await lookups('kept'), '2', 'the rebuilt policy counts on');
+  assert.equal(await lookups('answers-2'), '1');
 });

@@ -4,6 +4,7 @@
 // memory, and changes of keys, apps and developers alone, which read those apps' keys again; configuration reloads
 // recompile the engine. The hot path only ever reads memory.
 import { CacheResources } from '../policy/caching/cache-resources.js';
+import { registerCacheEvents } from '../policy/caching/cache-events.js';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { ConfigError, validateDocument, type Manifest } from '../config/manifest.js';
 import type { GatewayHooks } from '../gateway/hooks.js';
@@ -117,24 +118,7 @@ export class ApiManagement {
     });
     for (const outcome of COUNTER_ERROR_OUTCOMES) counterErrors.inc({ outcome }, 0);
     this.#onCounterError = (outcome) => counterErrors.labels(outcome).inc();
-    // The cache policies count in CacheStats (kept across reloads); the counter takes what was added since its last
-    // scrape, so rate() works as on any counter.
-    const seen = new Map<string, number>();
-    const cacheEvents: Counter<'policy' | 'event'> = new Counter({
-      name: 'tollgate_cache_events_total',
-      help: 'Cache policy lookups, hits, misses, bypasses, stores, store errors and embedding failures',
-      labelNames: ['policy', 'event'],
-      registers: [registry],
-      collect: () => {
-        for (const [policy, stats] of caches.allStats()) {
-          for (const [event, n] of Object.entries(stats)) {
-            const id = `${policy}\u0000${event}`;
-            cacheEvents.inc({ policy, event }, n - (seen.get(id) ?? 0));
-            seen.set(id, n);
-          }
-        }
-      },
-    });
+    registerCacheEvents(registry, caches);
   }
 
   static async open(opts: ApiManagementOptions, fileManifests: readonly Manifest[]): Promise<ApiManagement> {

@@ -9,6 +9,8 @@ import type { ExtensionChainSpec } from './extension-kind.js';
 export interface ExtensionChain {
   /** Every extension, chains in document order; empty when there are none. */
   hooks: GatewayHooks;
+  /** Every extension's name (`chain/extension`), as its metrics label it. */
+  names: readonly string[];
   /** Closes every channel (on the next configuration load, or shutdown). */
   close(): void;
 }
@@ -20,13 +22,16 @@ export interface ExtensionChain {
  */
 export function extensionChain(manifests: readonly Manifest[], deps: { registry?: Registry; maxBodyBytes?: number } = {}): ExtensionChain {
   const all: ExtensionHooks[] = [];
+  const names: string[] = [];
   for (const m of manifests) {
     if (m.kind !== 'ExtensionChain') continue;
     for (const e of (m.spec as ExtensionChainSpec).extensions) {
+      const name = `${m.metadata.name}/${e.name}`;
+      names.push(name);
       all.push(
         extprocHooks(
           {
-            name: `${m.metadata.name}/${e.name}`,
+            name,
             address: e.address,
             authority: e.authority,
             tls: e.tls?.pem,
@@ -43,5 +48,5 @@ export function extensionChain(manifests: readonly Manifest[], deps: { registry?
       );
     }
   }
-  return { hooks: composeHooks(...all), close: () => all.forEach((h) => h.close()) };
+  return { hooks: composeHooks(...all), names, close: () => all.forEach((h) => h.close()) };
 }

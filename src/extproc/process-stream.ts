@@ -275,13 +275,11 @@ export class ProcessStream {
     if (!method || !path) throw malformed('request_headers without :method and :path');
     this.#raw = read.raw;
     const ctx = (this.#ctx = newContext(method, path, read.headers, clientIp(read.headers)));
-    // As the data plane's handler: the request keeps these whatever a reload installs before its answer is over.
-    ctx.config = this.#s.dataPlane.config;
-    ctx.hooks = this.#s.dataPlane.hooks;
-    ctx.tracer = this.#s.dataPlane.tracer;
-    // Continues the traceparent among the request headers, as the data plane does (finish ends it). Envoy makes the
-    // upstream call, so there is no client span, and the traceparent it forwards is left to it: no header mutation.
-    ctx.span = ctx.tracer.startRequestSpan(ctx);
+    // As the data plane's handler: the request keeps its configuration, hooks and tracer whatever a reload installs
+    // before its answer is over (finish ends it). Its span continues the traceparent among the request headers. Envoy
+    // makes the upstream call, so there is no client span, and the traceparent it forwards is left to it: no header
+    // mutation.
+    this.#s.dataPlane.begin(ctx);
     const { pdp, epp } = this.#s.roles;
     if (!pdp) ctx.stages = 'picker';
     else if (!epp) ctx.stages = 'policies';

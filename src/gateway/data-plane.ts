@@ -35,6 +35,7 @@ import { accountOwnAnswer } from './own-answer.js';
 import { createsStoredResponse, isResponsesOperation, storedResponseRequest, type FindRecordedResponse } from './stored-responses.js';
 import { fairnessTenant, keyedTenant } from './tenant.js';
 import { responseNotFound, StoredResponseRouting } from './stored-response-routing.js';
+import { InFlightCohorts } from './in-flight-cohorts.js';
 
 /**
  * Client headers that never go upstream: hop-by-hop, the client's credentials, tollgate's own routing headers,
@@ -169,6 +170,8 @@ export class DataPlane {
   /** Which endpoint holds each stored Responses API answer (ext_proc's requests, decided here too, share it). */
   readonly storedResponses: StoredResponseRouting;
   #inflight = 0;
+  /** Every request between begin() and finish(), ext_proc's too: what a reload replaced is let go once those before it are over. */
+  readonly #begun = new InFlightCohorts<RequestContext>();
   #draining = false;
   #cutting = false;
   #idleWaiters: (() => void)[] = [];
@@ -197,6 +200,23 @@ export class DataPlane {
     return this.#picker;
   }
 
+  /**
+   * Gives a new request what is in force now (configuration, hooks, tracer and its span), which it keeps to its end
+   * (finish) whatever a reload installs meanwhile. ext_proc's streams begin here too.
+   */
+  begin(ctx: RequestContext): void {
+    ctx.config = this.config;
+    ctx.hooks = this.hooks;
+    ctx.tracer = this.tracer;
+    ctx.span = ctx.tracer.startRequestSpan(ctx);
+    this.#begun.begin(ctx);
+  }
+
+  /** Resolves once the requests begun so far are over, and with them every use of what they began with. */
+  begunOver(): Promise<void> {
+    return this.#begun.over();
+  }
+
   /** Stops taking new requests (503) and resolves once in-flight ones have finished. */
   drain(): Promise<void> {
     this.#draining = true;
@@ -220,10 +240,7 @@ export class DataPlane {
 
   handle = (req: IncomingMessage, res: ServerResponse): void => {
     const ctx = newContext(req.method ?? 'GET', req.url ?? '/', req.headers, req.socket.remoteAddress);
-    ctx.tracer = this.tracer;
-    ctx.config = this.config;
-    ctx.hooks = this.hooks;
-    ctx.span = ctx.tracer.startRequestSpan(ctx);
+    this.begin(ctx);
     this.#inflight++;
     this.#serve(ctx, req, res).then(
       () => this.#done(ctx),
@@ -604,6 +621,7 @@ export class DataPlane {
         'request',
       );
     }
+    this.#begun.end(ctx);
   }
 
   #done(ctx: RequestContext): void {

@@ -20,6 +20,7 @@ import { registerStatusRoutes } from './status-routes.js';
 import { DataPlane } from './data-plane.js';
 import { startExtprocServer, type ExtprocServer, type ExtprocServerOptions } from '../extproc/server.js';
 import { extensionChain, type ExtensionChain } from '../extproc/extension-chain.js';
+import { forgetExtensions } from '../extproc/client-metrics.js';
 import { composeHooks } from '../extproc/compose-hooks.js';
 import { prepareUsageEstimates } from './estimated-usage.js';
 import { applyListenerTimeouts, createListener, listen, openListener, type TlsFiles } from './listen.js';
@@ -97,8 +98,13 @@ export class Gateway {
   readonly apim: ApiManagement;
   readonly analytics: AnalyticsPipeline | null;
   #tracer: RequestTracer;
-  /** What a reload replaced (tracers, extension chains), closed once the requests that started with it are done, or at close(). */
+  /**
+   * What a reload replaced (tracers, extension chains, the metric series of what it removed), each let go once the
+   * requests begun before it are over, or at close(): calling one does so at once, and only once.
+   */
   readonly #retired = new Set<() => unknown>();
+  readonly #requestMetrics: RequestMetrics;
+  readonly #apimMetrics: ApimMetrics;
   readonly #options: GatewayOptions;
   /** The --config files as they were when the running configuration was read from them (watch.ts). */
   readonly #filesLoaded: string;
@@ -161,12 +167,14 @@ export class Gateway {
     registerModelInfo(this.registry, () => this.config);
     // Stored responses other replicas (or this process before a restart) saw made are found in the usage records.
     const responseRecords = this.analytics ? new AnalyticsRecords(apim.db) : undefined;
+    this.#requestMetrics = new RequestMetrics(this.registry);
+    this.#apimMetrics = new ApimMetrics(this.registry);
     this.dataPlane = new DataPlane({
       config,
       picker: this.picker,
       pools: this.#pools,
-      metrics: new RequestMetrics(this.registry),
-      apimMetrics: new ApimMetrics(this.registry),
+      metrics: this.#requestMetrics,
+      apimMetrics: this.#apimMetrics,
       logger: this.logger,
       hooks: composeHooks(this.#chain.hooks, apim.hooks),
       tracer,
@@ -346,8 +354,17 @@ export class Gateway {
       const old = this.#chain;
       this.#chain = chain;
       this.dataPlane.hooks = composeHooks(this.#chain.hooks, this.apim.hooks);
-      this.#retire(() => old.close());
+      this.#retire(() => {
+        old.close();
+        // Unless the chain in force by then has them again.
+        forgetExtensions(this.registry, old.names.filter((name) => !this.#chain.names.includes(name)));
+      });
     }
+    // The series of pools, models and target models no longer configured, once the requests that record them are over.
+    this.#retire(() => {
+      this.#requestMetrics.retain(this.config);
+      this.#apimMetrics.retain(this.config);
+    });
     this.dataPlane.config = config;
     // After the data plane's: a queued request the new pools let go (at once, or at their first scrape) resolves its
     // model again in the configuration in force, not in the one it was queued under (ClientPickRequest.reconfigured).
@@ -362,30 +379,36 @@ export class Gateway {
 
   /**
    * New requests (and the policy engine's spans) take a tracer for the new settings; the old one keeps the spans of
-   * the requests that started with it and is shut down after the longest such request could last.
+   * the requests that started with it and is shut down once they are over. The policy engine compiled with it makes
+   * spans with it until the engine is compiled again, for requests begun until then too.
    */
   #replaceTracer(settings: GatewaySettings): void {
     const old = this.#tracer;
     this.#tracer = createRequestTracer(settings.tracing, this.logger);
     this.dataPlane.tracer = this.#tracer;
-    void this.apim.useTracer(this.#tracer);
-    this.#retire(() => old.shutdown());
+    this.#retire(() => old.shutdown(), this.apim.useTracer(this.#tracer));
     // A hosted collector's URL may carry its credential.
     this.logger.info({ endpoint: settings.tracing.endpoint === undefined ? null : redactUrl(settings.tracing.endpoint) }, settings.tracing.endpoint ? 'tracing with the new settings' : 'tracing is off');
   }
 
   /**
-   * Closes what the requests in flight may still use after the longest of them could last, under the settings they
-   * started with (so called before a reload installs its own).
+   * Closes what the requests begun so far may still use (data-plane requests and ext_proc streams alike) once they are
+   * over: at once when none is in flight. Held instead for the longest a request could last, every reload that changed
+   * a tracing setting kept a span-export thread (~15 MB) for 10 minutes. That longest time, under the settings they
+   * started with (so called before a reload installs its own), stays the bound: a request stuck past its own timeouts
+   * does not hold it for ever. New requests stop taking it once `installed` resolves (at once without it).
    */
-  #retire(close: () => unknown): void {
+  #retire(close: () => unknown, installed?: Promise<void>): void {
     const { server, upstream, scheduler } = this.config.settings;
-    this.#retired.add(close);
     // Each at most 24d, their sum is not: past Node's longest timer it was closed at once.
     const lastRequestMs = Math.min(MAX_TIMER_MS, Math.max(server.shutdownGracePeriod, upstream.responseTimeout + scheduler.flowControl.maxWait));
-    setTimeout(() => {
-      if (this.#retired.delete(close)) void close();
-    }, lastRequestMs).unref();
+    const retire = (): unknown => {
+      clearTimeout(timer);
+      return this.#retired.delete(retire) ? close() : undefined;
+    };
+    const timer = setTimeout(retire, lastRequestMs).unref();
+    this.#retired.add(retire);
+    void (installed ? installed.then(() => this.dataPlane.begunOver()) : this.dataPlane.begunOver()).then(retire);
   }
 
   #applyLogLevel(settings: GatewaySettings): void {
@@ -453,8 +476,7 @@ export class Gateway {
     await this.#reloads.settled();
     // API management started with the tracer, so it closes before it.
     await this.apim.close();
-    await Promise.all([this.#tracer.shutdown(), ...[...this.#retired].map((close) => close())]);
-    this.#retired.clear();
+    await Promise.all([this.#tracer.shutdown(), ...[...this.#retired].map((retire) => retire())]);
     if (this.#tempAnalyticsDir) rmSync(this.#tempAnalyticsDir, { recursive: true, force: true });
   }
 }

@@ -2,6 +2,7 @@
 // policy violations by policy and fault code. Products, models and fault codes are bounded by configuration;
 // apps, keys and developers never become labels (per-app figures belong to analytics).
 import type { Registry } from 'prom-client';
+import type { RuntimeConfig } from '../config/runtime-config.js';
 import type { RequestContext } from '../gateway/context.js';
 import { FastCounter } from './fast-metrics.js';
 
@@ -71,6 +72,11 @@ export class ApimMetrics {
     if (!code) return;
     const policy = policyOfFault(code);
     if (policy) this.#violations.labels(policy, code).inc();
+  }
+
+  /** Drops the request series of models `config` no longer has (a reload removed them; their requests are over). */
+  retain(config: RuntimeConfig): void {
+    this.#requests.removeWhere(([, model]) => model !== '' && !config.models.has(model));
   }
 
   /** A request node:http refused before it became one of ours (headers too large, malformed, too slow, CONNECT). */

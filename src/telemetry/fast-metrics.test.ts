@@ -23,3 +23,25 @@ test('renders through a prom-client registry in the exposition format', async ()
   assert.match(text, /x_seconds_sum\{a="p",b="q"\} 3.65\n/);
   assert.match(text, /x_seconds_count\{a="p",b="q"\} 4/);
 });
+
+test('removeWhere drops the series it picks from the exposition; the same labels used again start a new one', async () => {
+  const registry = new Registry();
+  const h = new FastHistogram({ name: 'x_seconds', help: 'h', labelNames: ['a', 'b'], buckets: [1], registers: [registry] });
+  const c = new FastCounter({ name: 'y_total', help: 'y', labelNames: ['a'], registers: [registry] });
+  for (const [a, b] of [['gone', 'q'], ['gone', 'r'], ['kept', 'q']]) h.labels(a, b).observe(0.5);
+  const gone = c.labels('gone');
+  gone.inc(5);
+  c.labels('kept').inc();
+  h.removeWhere(([a, b]) => a === 'gone' && b === 'q');
+  c.removeWhere(([a]) => a === 'gone');
+  const text = await registry.metrics();
+  assert.doesNotMatch(text, /a="gone",b="q"/);
+  assert.match(text, /x_seconds_count\{a="gone",b="r"\} 1/);
+  assert.match(text, /x_seconds_count\{a="kept",b="q"\} 1/);
+  assert.doesNotMatch(text, /y_total\{a="gone"\}/);
+  assert.match(text, /y_total\{a="kept"\} 1/);
+  assert.notEqual(c.labels('gone'), gone);
+  assert.equal(c.labels('gone').value, 0);
+  h.removeWhere(() => true);
+  assert.doesNotMatch(await registry.metrics(), /x_seconds_count\{/);
+});

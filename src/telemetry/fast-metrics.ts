@@ -14,7 +14,8 @@ abstract class LabelledMetric<C> {
   readonly name: string;
   readonly help: string;
   readonly #labelNames: readonly string[];
-  readonly #children: { labels: Record<string, string>; child: C }[] = [];
+  /** Each series and its labels, in the order they were first used. */
+  readonly #children = new Map<C, Record<string, string>>();
   /** One level of maps per label, so a lookup allocates no key string. */
   readonly #index = new Map<string, unknown>();
 
@@ -45,16 +46,37 @@ abstract class LabelledMetric<C> {
       const labels: Record<string, string> = {};
       this.#labelNames.forEach((n, i) => (labels[n] = values[i] ?? ''));
       child = this.create();
-      this.#children.push({ labels, child });
+      this.#children.set(child, labels);
       level.set(v, child);
     }
     return child;
   }
 
+  /** Removes the series whose label values (in labelNames order) `drop` picks: those of a model a reload removed, say. */
+  removeWhere(drop: (values: readonly string[]) => boolean): void {
+    for (const [child, labels] of this.#children) {
+      const values = this.#labelNames.map((n) => labels[n]);
+      if (!drop(values)) continue;
+      this.#children.delete(child);
+      this.#unindex(this.#index, values, 0);
+    }
+  }
+
+  /** Deletes the path of `values` from `level` down, with each map it leaves empty. */
+  #unindex(level: Map<string, unknown>, values: readonly string[], i: number): void {
+    const v = values[i] ?? '';
+    if (i < this.#labelNames.length - 1) {
+      const next = level.get(v) as Map<string, unknown>;
+      this.#unindex(next, values, i + 1);
+      if (next.size > 0) return;
+    }
+    level.delete(v);
+  }
+
   /** prom-client's Registry reads metrics through get(). */
   get(): { name: string; help: string; type: string; values: MetricValue[]; aggregator: string } {
     const values: MetricValue[] = [];
-    for (const { labels, child } of this.#children) values.push(...this.values(child, labels));
+    for (const [child, labels] of this.#children) values.push(...this.values(child, labels));
     return { name: this.name, help: this.help, type: this.type, values, aggregator: 'sum' };
   }
 }

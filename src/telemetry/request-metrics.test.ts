@@ -71,3 +71,27 @@ test('the pool series count each request under the pool it was routed to, with a
   // The Inference Extension's series keep their labels: the model's requests, whichever pool served them.
   assert.equal(value('inference_objective_request_total{model_name="m",target_model_name="m"}'), 3);
 });
+
+test('retain drops the series of the pools, models and target models a configuration no longer serves, and keeps the others counting', async () => {
+  const registry = new Registry();
+  const metrics = new RequestMetrics(registry);
+  const pools = [manifest('InferencePool', 'primary', { endpoints: ['http://127.0.0.1:1'] }), manifest('InferencePool', 'canary', { endpoints: ['http://127.0.0.1:2'] })];
+  const m = [manifest('InferenceModel', 'm-primary', { modelName: 'm', poolRef: { name: 'primary' } }), manifest('InferenceModel', 'm-canary', { modelName: 'm', poolRef: { name: 'canary' } })];
+  const old = manifest('InferenceModel', 'old', { modelName: 'old', poolRef: { name: 'primary' }, targetModels: [{ name: 'old-v1', weight: 1 }] });
+  const before = loadConfig([], [...pools, ...m, old]);
+  const modelConfig = (config: typeof before, model: string, pool: string) => config.models.get(model)!.find((mc) => mc.pool.name === pool)!;
+  finished(metrics, { status: 200, modelConfig: modelConfig(before, 'm', 'primary') });
+  finished(metrics, { status: 503, errorCode: 'upstream_error', modelConfig: modelConfig(before, 'm', 'canary') });
+  const ctx = Object.assign(newContext('POST', '/v1/chat/completions', {}, '127.0.0.1'), { model: 'old', targetModel: 'old-v1', status: 500, modelConfig: modelConfig(before, 'old', 'primary') });
+  metrics.started('old');
+  metrics.finished(ctx, 'upstream_error');
+
+  const after = loadConfig([], [pools[0], m[0]]);
+  metrics.retain(after);
+  finished(metrics, { status: 200, modelConfig: modelConfig(after, 'm', 'primary') });
+  const text = await registry.metrics();
+  assert.doesNotMatch(text, /"canary"|"old"|"old-v1"/, 'nothing of the removed pool, model and target model');
+  assert.match(text, /^tollgate_pool_requests_total\{pool="primary",model_name="m"\} 2$/m, 'the series kept go on counting');
+  assert.match(text, /^inference_objective_request_total\{model_name="m",target_model_name="m"\} 3$/m, 'served by a pool still configured');
+  assert.match(text, /^inference_objective_running_requests\{model_name="m"\} 0$/m);
+});

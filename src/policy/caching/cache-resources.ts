@@ -79,7 +79,14 @@ export class CacheResources {
   });
   /** Per flow (its PolicyDeps), the first policy to name each resource and its options. */
   readonly #claims = new WeakMap<PolicyDeps, Map<string, { policy: string; options: string }>>();
-  readonly #stats = new Map<string, CacheStats>();
+  /**
+   * Per cache policy name, its counters, held weakly for the same reason as the stores: a deleted or renamed policy's
+   * stayed in /metrics for the process's life (nine series per name an admin apply dropped).
+   */
+  readonly #stats = new Map<string, WeakRef<CacheStats>>();
+  readonly #statsCollected = new FinalizationRegistry<string>((name) => {
+    if (this.#stats.get(name)?.deref() === undefined) this.#stats.delete(name);
+  });
   #redis: Redis | undefined;
 
   constructor(opts: CacheResourcesOptions = {}) {
@@ -139,16 +146,28 @@ export class CacheResources {
     }) as VectorIndex;
   }
 
-  /** The counters of the cache policy `name` (one object for the gateway's life). */
+  /**
+   * The counters of the cache policy `name`: one object for as long as a compiled policy of that name holds it, so a
+   * rebuilt engine counts on where the one it replaces left off.
+   */
   stats(name: string): CacheStats {
-    let s = this.#stats.get(name);
-    if (!s) this.#stats.set(name, (s = new CacheStats()));
+    let s = this.#stats.get(name)?.deref();
+    if (!s) {
+      s = new CacheStats();
+      this.#stats.set(name, new WeakRef(s));
+      this.#statsCollected.register(s, name);
+    }
     return s;
   }
 
-  /** Every cache policy's counters, by name (for metrics). */
+  /** The counters of every cache policy some compiled policy still holds, by name (for metrics). */
   allStats(): ReadonlyMap<string, CacheStats> {
-    return this.#stats;
+    const live = new Map<string, CacheStats>();
+    for (const [name, ref] of this.#stats) {
+      const s = ref.deref();
+      if (s) live.set(name, s);
+    }
+    return live;
   }
 
   /**
