@@ -108,6 +108,11 @@ export class SchedulerMetrics {
     this.#prefixHitRatio.observe(ratio);
   }
 
+  /** Drops the queue-wait series of pools no longer configured: a reload renaming pools kept every old name's forever. */
+  retainPools(names: ReadonlySet<string>): void {
+    this.#queueDuration.removeWhere(([pool]) => !names.has(pool));
+  }
+
   observeQueue(pool: string, priority: number, outcome: QueueOutcome, seconds: number): void {
     this.#queueDuration.labels(pool, String(priority), outcome).observe(seconds);
     let priorities = this.#queued.get(pool);

@@ -583,6 +583,25 @@ describe('Scheduler', () => {
     assert.ok(after.includes('inference_extension_flow_control_request_queue_duration_seconds_count{pool="p",priority="2",outcome="rejected"} 1'));
   });
 
+  test("metrics: a pool a reload removes takes its queue-wait series with it; the others' stay", async () => {
+    const s = await setup({ urls: URLS.slice(0, 1) });
+    s.serve(0, vllmPage({ waiting: 50 }));
+    s.serve(1, vllmPage({ waiting: 50 }));
+    const other = pool('q', [URLS[1]]);
+    s.scheduler.update(new Map([['p', pool('p', [URLS[0]])], ['q', other]]));
+    await s.scheduler.refresh();
+    const inP = s.pick({ priority: 2 });
+    const inQ = Promise.resolve(s.scheduler.pick(request(other, { priority: 2 })));
+    s.scheduler.update(new Map([['q', other]]));
+    await assert.rejects(inP);
+    const series = (await s.registry.metrics()).split('\n').filter((l) => l.startsWith('inference_extension_flow_control_request_queue_duration_seconds_count'));
+    // Before: pool "p"'s series stayed for the process's life, one set per pool name a reload ever dropped.
+    assert.deepEqual(series, []);
+    await s.scheduler.stop();
+    await assert.rejects(inQ);
+    assert.ok((await s.registry.metrics()).includes('inference_extension_flow_control_request_queue_duration_seconds_count{pool="q",priority="2",outcome="rejected"} 1'));
+  });
+
   test('metrics: the queue-size gauge reads 0 once a queue empties, for every priority it held, until the pool goes', async () => {
     const s = await setup({ urls: URLS.slice(0, 1) });
     const gauge = async () => (await s.registry.metrics()).split('\n').filter((l) => l.startsWith('inference_extension_flow_control_queue_size{')).sort();

@@ -144,6 +144,8 @@ export class Scheduler implements EndpointPicker {
     const urls = new Set<string>();
     for (const pool of this.#pools.values()) for (const ep of pool.endpoints) urls.add(ep.url);
     this.#source.retain(urls);
+    // After the removed pools refused what they had queued (each refusal observed under its pool's name).
+    this.#metrics.retainPools(new Set(this.#pools.keys()));
   }
 
   /** Starts scraping (the first scrape of every endpoint goes out at once). */
