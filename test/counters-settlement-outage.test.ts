@@ -17,6 +17,7 @@ import { LOOPBACK } from './helpers/loopback-gateway.js';
 import { manifest, poolAndModel } from './helpers/manifests.js';
 import { untilEndpoints } from './helpers/pool-ready.js';
 import { json, startStub, type Stub } from './helpers/stub-upstream.js';
+import { chatAnswer } from '../src/policy/caching/testing.js';
 
 const REDIS_URL = process.env.REDIS_URL;
 const redisSkip = COUNTER_BACKENDS.find((b) => b.name === 'redis')!.skip;
@@ -42,13 +43,7 @@ describe('a token settlement while Redis cannot take it', { skip: redisSkip }, (
   before(async () => {
     stub = await startStub((r) => {
       held.push(() =>
-        json(r.res, 200, {
-          id: 'chatcmpl-stub',
-          object: 'chat.completion',
-          model: r.body?.model,
-          choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }],
-          usage: { prompt_tokens: PROMPT, completion_tokens: COMPLETION, total_tokens: PROMPT + COMPLETION },
-        }),
+        json(r.res, 200, { ...chatAnswer('ok', r.body?.model), usage: { prompt_tokens: PROMPT, completion_tokens: COMPLETION, total_tokens: PROMPT + COMPLETION } }),
       );
     });
     proxy = await TcpProxy.for(REDIS_URL!, 6379);

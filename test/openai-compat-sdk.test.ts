@@ -306,43 +306,40 @@ test('AbortController mid-stream: the SDK ends the iteration and the model serve
 // What the SDK makes of tollgate's refusals: a token-quota 429 for a request that can never fit carries no
 // retry-after, yet the SDK retries every 429 (twice by default) unless told `x-should-retry: false`; with faultFormat
 // apigee the SDK reads only `error`, so without it the right class came with no code or message.
-test('a token-quota 429 that can never fit is not retried by the SDK', async () => {
-  const { gw, key } = await sdkGateway({ tokens: 60 });
-  let calls = 0;
+/** A client with the SDK's default retries (two, each after whatever retry-after says), counting the requests it sends. */
+function countingClient(gw: Gateway, key: string): { client: OpenAI; sent: { calls: number } } {
+  const sent = { calls: 0 };
   const client = new OpenAI({
     baseURL: `${gw.url}/v1`,
     apiKey: key,
-    // The SDK's defaults: two retries, short backoff.
     fetch: (url, init) => {
-      calls++;
+      sent.calls++;
       return fetch(url, init);
     },
   });
+  return { client, sent };
+}
+
+test('a token-quota 429 that can never fit is not retried by the SDK', async () => {
+  const { gw, key } = await sdkGateway({ tokens: 60 });
+  const { client, sent } = countingClient(gw, key);
   await assert.rejects(
     client.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'hi' }], max_tokens: 1000 }),
     (err: unknown) => err instanceof OpenAI.RateLimitError && err.code === 'policies.llmtokenquota.LLMTokenQuotaViolation',
   );
-  assert.equal(calls, 1, 'the SDK sent the hopeless request again');
+  assert.equal(sent.calls, 1, 'the SDK sent the hopeless request again');
 });
 
 test('a token quota spent for the day is raised by the SDK at once, not slept on until the window ends', async () => {
   const { gw, key } = await sdkGateway({ tokens: 80 });
-  let calls = 0;
-  const client = new OpenAI({
-    baseURL: `${gw.url}/v1`,
-    apiKey: key,
-    // The SDK's defaults: two retries, each after whatever retry-after says (v6: however long, whatever the timeout).
-    fetch: (url, init) => {
-      calls++;
-      return fetch(url, init);
-    },
-  });
+  // The SDK v6 waits out any retry-after, however long, whatever the request's timeout.
+  const { client, sent } = countingClient(gw, key);
   const spend = () => client.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'hi' }], max_tokens: 40, ignore_eos: true } as OpenAI.ChatCompletionCreateParamsNonStreaming);
   await spend();
-  calls = 0;
+  sent.calls = 0;
   // Before: retry-after said the seconds to midnight UTC and nothing else, and the SDK waited that long, twice.
   await assert.rejects(spend(), (err: unknown) => err instanceof OpenAI.RateLimitError && Number(err.headers?.get('retry-after')) > 60);
-  assert.equal(calls, 1, 'the SDK sent the request again');
+  assert.equal(sent.calls, 1, 'the SDK sent the request again');
 });
 
 test('with faultFormat apigee the SDK error still carries code and message', async () => {
