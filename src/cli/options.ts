@@ -39,6 +39,12 @@ export function flagFailure(line: string): CommanderError {
   return new CommanderError(2, 'tollgate.flags', line);
 }
 
+/** A configuration `serve` would refuse: one `tollgate: config:` line per problem (to `write`, stderr by default), then exit code 2. */
+export function configFailure(problems: readonly string[], write: (line: string) => void = (line) => process.stderr.write(`${line}\n`)): CommanderError {
+  for (const p of problems) write(`tollgate: config: ${p}`);
+  return new CommanderError(2, 'tollgate.config', 'invalid configuration');
+}
+
 /** Resolves on the first of `signals` (SIGINT, SIGTERM by default), so a command can shut down in order. */
 export function untilSignal(signals: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM']): Promise<NodeJS.Signals> {
   return new Promise((resolve) => {

@@ -1,6 +1,6 @@
 // `tollgate serve`: the gateway from --config manifests, until SIGTERM/SIGINT (then a graceful shutdown); SIGHUP
 // reloads the configuration.
-import { Command, CommanderError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { ConfigError } from '../config/manifest.js';
 import { CounterStoreUnavailableError } from '../store/counters/errors.js';
 import { DatabaseConfigError, DatabaseOpenError, redactUrl } from '../store/errors.js';
@@ -9,7 +9,7 @@ import { ListenError, type ListenerName } from '../gateway/listen.js';
 import type { Gateway } from '../gateway/gateway.js';
 import { TlsFilesError, type TlsFileRole } from '../lib/tls-files.js';
 import { readAdminToken } from './admin-token.js';
-import { collect, flagFailure, parsePort, parseRoles, untilSignal } from './options.js';
+import { collect, configFailure, flagFailure, parsePort, parseRoles, untilSignal } from './options.js';
 
 export function serveCommand(): Command {
   return new Command('serve')
@@ -75,8 +75,7 @@ export function serveCommand(): Command {
         }));
       } catch (err) {
         if (err instanceof ConfigError) {
-          for (const p of err.problems) process.stderr.write(`tollgate: config: ${p}\n`);
-          throw new CommanderError(2, 'tollgate.config', 'invalid configuration');
+          throw configFailure(err.problems);
         }
         // A --db, --redis, port or TLS file that cannot be used is a bad flag: one line naming it, exit code 2 (not a stack trace).
         const flag = startupFlagError(err, opts);

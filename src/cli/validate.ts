@@ -1,13 +1,13 @@
 // `tollgate validate --config PATH`: what `serve` would refuse in its configuration, checked without serving, as
 // `nginx -t` or `envoy --mode validate` do, so a CI step or a pre-deploy hook catches a bad manifest before a
 // gateway reads it (a reload keeps the last good configuration and only logs the problem).
-import { Command, CommanderError } from 'commander';
+import { Command } from 'commander';
 import { Registry } from 'prom-client';
 import { ConfigError } from '../config/manifest.js';
 import { loadConfig } from '../config/load.js';
 import { silentLogger } from '../lib/logger.js';
 import { processIo, type CommandIo } from './admin-client.js';
-import { collect } from './options.js';
+import { collect, configFailure } from './options.js';
 
 /** Lines naming file, document, kind/name and field of each problem; none when `serve` would start with these files. */
 export async function configProblems(paths: string[]): Promise<{ problems: string[]; documents: number }> {
@@ -31,10 +31,7 @@ export function validateCommand(io: CommandIo = processIo): Command {
     .requiredOption('--config <path>', 'manifest file or directory (repeatable)', collect)
     .action(async (opts: { config: string[] }) => {
       const { problems, documents } = await configProblems(opts.config);
-      if (problems.length > 0) {
-        for (const p of problems) io.err(`tollgate: config: ${p}`);
-        throw new CommanderError(2, 'tollgate.config', 'invalid configuration');
-      }
+      if (problems.length > 0) throw configFailure(problems, io.err);
       io.out(`configuration ok: ${documents} document${documents === 1 ? '' : 's'}`);
     });
 }
