@@ -1,7 +1,7 @@
 // OpenAI's rate-limit headers: duration format, retry-after, and the tightest limit winning.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatReset, retryHeaders, showRefundedTokens, showRequestLimit, showTokenLimit, showTokenRefusal } from './rate-limit-headers.js';
+import { formatReset, retryLater, showRefundedTokens, showRequestLimit, showTokenLimit, showTokenRefusal } from './rate-limit-headers.js';
 import { fakeContext } from './testing.js';
 import type { ApimState } from './types.js';
 
@@ -22,6 +22,11 @@ test('formatReset writes Go-style durations as OpenAI does', () => {
 });
 
 test('retry-after is whole seconds, at least 1; a wait past a minute also tells SDKs not to wait it out', () => {
+  const retryHeaders = (ms: number) => {
+    const fault = retryLater('code', 'message', ms);
+    assert.equal(fault.status, 429);
+    return fault.headers;
+  };
   assert.deepEqual(retryHeaders(0), { 'retry-after': '1' });
   assert.deepEqual(retryHeaders(200), { 'retry-after': '1' });
   assert.deepEqual(retryHeaders(1001), { 'retry-after': '2' });

@@ -32,12 +32,12 @@ export function neverFits(code: string, message: string): GatewayError {
 const LONGEST_SDK_WAIT_MS = 60_000;
 
 /**
- * `retry-after` in whole seconds, at least 1 (a client told 0 would retry at once); past LONGEST_SDK_WAIT_MS also
- * `x-should-retry: false`, so SDKs raise the error at once and the caller decides.
+ * The 429 for a request that may pass in `ms`: `retry-after` in whole seconds, at least 1 (a client told 0 would retry
+ * at once); past LONGEST_SDK_WAIT_MS also `x-should-retry: false`, so SDKs raise the error at once and the caller decides.
  */
-export function retryHeaders(ms: number): Record<string, string> {
+export function retryLater(code: string, message: string, ms: number): GatewayError {
   const retryAfter = String(Math.max(1, Math.ceil(ms / 1000)));
-  return ms > LONGEST_SDK_WAIT_MS ? { 'retry-after': retryAfter, 'x-should-retry': 'false' } : { 'retry-after': retryAfter };
+  return policyFault(429, code, message, ms > LONGEST_SDK_WAIT_MS ? { 'retry-after': retryAfter, 'x-should-retry': 'false' } : { 'retry-after': retryAfter });
 }
 
 export function showRequestLimit(ctx: RequestContext, state: ApimState, limit: number, remaining: number, resetMs: number): void {

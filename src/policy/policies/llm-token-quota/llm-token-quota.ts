@@ -4,12 +4,11 @@ import { randomUUID } from 'node:crypto';
 import { llmTokenQuotaSpec } from '../../../config/apim-kinds.js';
 import type { RequestContext } from '../../../gateway/context.js';
 import type { ResponseFlow } from '../../../gateway/hooks.js';
-import { policyFault } from '../../../gateway/errors.js';
 import { policyKeys, productKeys, windowKey } from '../../counter-keys.js';
 import type { CompiledTokenQuota } from '../../identity.js';
 import { quotaUsage } from '../../quota-usage.js';
 import { storeWindowMs, windowsOf } from '../../quota-window.js';
-import { neverFits, retryHeaders, showRefundedTokens, showTokenLimit, showTokenRefusal } from '../../rate-limit-headers.js';
+import { neverFits, retryLater, showRefundedTokens, showTokenLimit, showTokenRefusal } from '../../rate-limit-headers.js';
 import type { ApimState, Policy, PolicyFactory } from '../../types.js';
 import { compileVariable } from '../../variables.js';
 import { contextWindow, estimateOutput, outputRoom, setOutputCap } from './token-estimate.js';
@@ -153,7 +152,7 @@ export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
         const { held } = r;
         const soon = needs <= r.remaining + held;
         const why = soon ? `; ${held} of them are held by requests in flight, retry in a moment` : '';
-        throw policyFault(429, F.llmTokenQuotaViolation, `LLM token quota exceeded: ${r.remaining} of ${q.limit} tokens left, this request needs ${output === null ? 'at least' : 'up to'} ${needs}${why}`, retryHeaders(soon ? IN_FLIGHT_RETRY_MS : resetMs));
+        throw retryLater(F.llmTokenQuotaViolation, `LLM token quota exceeded: ${r.remaining} of ${q.limit} tokens left, this request needs ${output === null ? 'at least' : 'up to'} ${needs}${why}`, soon ? IN_FLIGHT_RETRY_MS : resetMs);
       }
       // Learnt from the whole prompt counted exactly (by this policy or another), never from a count cut at a budget,
       // nor from a follow-up's: its server counts the stored conversation too (all of it when tollgate does not know

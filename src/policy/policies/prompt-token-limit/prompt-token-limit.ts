@@ -1,11 +1,10 @@
 // PromptTokenLimit: a spike arrest on prompt tokens — at most `rate` tokens per second or minute, smoothed, per identifier.
 import { promptTokenLimitSpec } from '../../../config/apim-kinds.js';
 import type { RequestContext } from '../../../gateway/context.js';
-import { policyFault } from '../../../gateway/errors.js';
 import { policyKeys } from '../../counter-keys.js';
 import { promptTokens } from '../../prompt-tokens.js';
 import { parseRate } from '../../rate.js';
-import { neverFits, retryHeaders } from '../../rate-limit-headers.js';
+import { neverFits, retryLater } from '../../rate-limit-headers.js';
 import type { ApimState, Policy, PolicyFactory } from '../../types.js';
 import { compileVariable } from '../../variables.js';
 import { loadTokenizer } from '../../../lib/tokenizer.js';
@@ -42,7 +41,7 @@ export const promptTokenLimit: PolicyFactory = (name, spec, deps) => {
       // Each token is one slot of the rate; a whole period's tokens may come at once (a long prompt is one request).
       const r = await counters.call((c) => c.consumeSmoothed(key, rate.intervalMs, rate.count, now(), tokens));
       if (r && !r.allowed) {
-        throw policyFault(429, F.promptTokenLimitViolation, `Prompt token limit exceeded. Allowed rate : ${s.rate} tokens`, retryHeaders(r.retryAfterMs));
+        throw retryLater(F.promptTokenLimitViolation, `Prompt token limit exceeded. Allowed rate : ${s.rate} tokens`, r.retryAfterMs);
       }
     },
   } satisfies Policy;

@@ -2,12 +2,11 @@
 // useQuotaConfigInAPIProduct, from the operation set that entitled the request (counted per app and operation set).
 import { quotaSpec } from '../../../config/apim-kinds.js';
 import type { RequestContext } from '../../../gateway/context.js';
-import { policyFault } from '../../../gateway/errors.js';
 import { policyKeys, productKeys } from '../../counter-keys.js';
 import type { CompiledQuota } from '../../identity.js';
 import { quotaUsage } from '../../quota-usage.js';
 import { windowsOf } from '../../quota-window.js';
-import { neverFits, retryHeaders, showRequestLimit } from '../../rate-limit-headers.js';
+import { neverFits, retryLater, showRequestLimit } from '../../rate-limit-headers.js';
 import type { ApimState, Policy, PolicyFactory } from '../../types.js';
 import { compileVariable, compileWeight } from '../../variables.js';
 import { compileQuotaCount, compileQuotaRead } from './quota-counter.js';
@@ -70,7 +69,7 @@ export const quota: PolicyFactory = (name, spec, deps) => {
         // The limit that refused is the one the client must see, whatever others showed.
         state.requestsRemaining = undefined;
         showRequestLimit(ctx, state, q.limit, r.remaining, resetMs);
-        throw policyFault(429, QUOTA_FAULTS.quotaViolation, `Rate limit quota violation. Quota limit exceeded. Identifier : ${id || '_default'}`, retryHeaders(resetMs));
+        throw retryLater(QUOTA_FAULTS.quotaViolation, `Rate limit quota violation. Quota limit exceeded. Identifier : ${id || '_default'}`, resetMs);
       }
       showRequestLimit(ctx, state, q.limit, r.remaining, resetMs);
     },

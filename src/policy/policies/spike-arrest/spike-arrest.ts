@@ -3,12 +3,11 @@
 // minute, which may all arrive at once.
 import { spikeArrestSpec } from '../../../config/apim-kinds.js';
 import type { RequestContext } from '../../../gateway/context.js';
-import { policyFault } from '../../../gateway/errors.js';
 import type { SmoothedResult } from '../../../store/counters/counter-store.js';
 import type { CounterGuard } from '../../counter-guard.js';
 import { policyKeys } from '../../counter-keys.js';
 import { parseRate, type Rate } from '../../rate.js';
-import { neverFits, retryHeaders } from '../../rate-limit-headers.js';
+import { neverFits, retryLater } from '../../rate-limit-headers.js';
 import type { ApimState, Policy, PolicyFactory } from '../../types.js';
 import { compileVariable, compileWeight } from '../../variables.js';
 
@@ -70,7 +69,7 @@ export const spikeArrest: PolicyFactory = (name, spec, deps) => {
       }
       const r = await count(key, weight);
       if (r && !r.allowed) {
-        throw policyFault(429, SPIKE_ARREST_FAULTS.spikeArrestViolation, `Spike arrest violation. Allowed rate : ${s.rate}`, retryHeaders(r.retryAfterMs));
+        throw retryLater(SPIKE_ARREST_FAULTS.spikeArrestViolation, `Spike arrest violation. Allowed rate : ${s.rate}`, r.retryAfterMs);
       }
     },
   } satisfies Policy;
