@@ -4,10 +4,11 @@
 // swapped atomically on reload; in-flight requests keep theirs (ctx.config, ctx.hooks).
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
-import type { EndpointConfig, RuntimeConfig } from '../config/runtime-config.js';
+import type { EndpointConfig, PoolConfig, RuntimeConfig } from '../config/runtime-config.js';
 import type { Logger } from '../lib/logger.js';
 import { serializeMessages } from '../lib/tokenizer.js';
 import { promptLayout } from '../lib/prompt-layout.js';
+import { promptCharsRead } from '../scheduler/prompt-prefix.js';
 import { serializeBody } from './body-serialize.js';
 import type { EndpointPicker, Pick } from '../scheduler/types.js';
 import type { RequestMetrics } from '../telemetry/request-metrics.js';
@@ -79,9 +80,12 @@ function promptOf(body: OpenAIBody): string {
   return typeof p === 'string' ? p : p === undefined ? '' : JSON.stringify(p);
 }
 
-/** The prompt the picker reads for prefix affinity: a chat request as its model server lays it out (promptLayout). */
-function pickPromptOf(body: OpenAIBody): string {
-  return Array.isArray(body.messages) ? promptLayout(body.messages, body.tools) : promptOf(body);
+/**
+ * The prompt the picker reads for prefix affinity: a chat request as its model server lays it out (promptLayout), laid
+ * out in full only as far as the pool's profile reads it.
+ */
+function pickPromptOf(body: OpenAIBody, pool: PoolConfig): string {
+  return Array.isArray(body.messages) ? promptLayout(body.messages, body.tools, promptCharsRead(pool)) : promptOf(body);
 }
 
 /** The request target in absolute form (`http://host/v1/...`, which servers must accept: RFC 9112 §3.2.2), in origin form. */
@@ -325,7 +329,7 @@ export class DataPlane {
     const tracer = ctx.tracer;
     const picking = tracer.startChild(ctx.span, 'pick');
     try {
-      const pick = await this.#picker.pick(new ClientPickRequest(ctx, pickPromptOf(ctx.body!), onGone, this));
+      const pick = await this.#picker.pick(new ClientPickRequest(ctx, pickPromptOf(ctx.body!, ctx.modelConfig!.pool), onGone, this));
       if (pick.endpoints.length === 0) throw gatewayError('TG_ERR_NO_ENDPOINTS');
       tracer.endChild(picking);
       return { kind: 'pick', pick };

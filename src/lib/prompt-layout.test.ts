@@ -53,3 +53,18 @@ test("an assistant message's tool calls are part of it", () => {
   const call = (args: string): ChatMessage => ({ role: 'assistant', content: null, tool_calls: [{ type: 'function', function: { name: 'search', arguments: args } }] });
   assert.notEqual(promptLayout([call('{"q":"a"}')]), promptLayout([call('{"q":"b"}')]));
 });
+
+test('laid out for a reader of some characters only, the layout is the same up to there and as long', () => {
+  const image = (n: number) => ({ type: 'image_url', image_url: { url: `data:image/png;base64,${String(n).repeat(5000)}` } });
+  const messages: ChatMessage[] = [
+    { role: 'system', content: 'You are a careful assistant.' },
+    { role: 'user', content: [{ type: 'text', text: 'compare these' }, image(1), image(2), { type: 'text', text: 'and this one' }, image(3)] as ChatMessage['content'] },
+  ];
+  const whole = promptLayout(messages, [tool('look')]);
+  // The digests start past 140 characters: none read, some, all.
+  for (const readChars of [0, 40, 140, 160, 180, 200, whole.length]) {
+    const read = promptLayout(messages, [tool('look')], readChars);
+    assert.equal(read.length, whole.length, `${readChars}`);
+    assert.equal(read.slice(0, readChars), whole.slice(0, readChars), `${readChars}`);
+  }
+});

@@ -17,11 +17,11 @@ const PART_END = '\u001e';
  * token on), then the messages in order. Two requests share a prefix here exactly as far as their layouts agree: the
  * same tool list and system prompt before different questions share all of that; the same messages after different
  * tools, or with different images, share nothing. `tool_choice` is left out: templates do not render it (vLLM applies
- * it to decoding).
+ * it to decoding). With `readChars`, the layout is the same up to there and as long, for a reader of only that many.
  */
-export function promptLayout(messages: readonly ChatMessage[], tools?: unknown): string {
+export function promptLayout(messages: readonly ChatMessage[], tools?: unknown, readChars = Infinity): string {
   let out = toolsLayout(tools);
-  for (const m of messages) out += part(m.role, contentLayout(m.content) + toolCallsText(m.tool_calls));
+  for (const m of messages) out += part(m.role, contentLayout(m.content, out.length + m.role.length + 2, readChars) + toolCallsText(m.tool_calls));
   return out;
 }
 
@@ -39,13 +39,19 @@ function part(head: string, body: string): string {
  * file) as a digest of its content: the engine's prefix ends at an image that differs, and goes on past one that
  * does not. The digest covers the whole part (a URL or inline data, and options such as an image's `detail`).
  */
-function contentLayout(content: ChatMessage['content'] | undefined): string {
+function contentLayout(content: ChatMessage['content'] | undefined, at: number, readChars: number): string {
   if (typeof content === 'string') return content;
   if (!Array.isArray(content)) return '';
   let out = '';
   for (const p of content) {
     if (p === null || typeof p !== 'object') continue;
-    out += typeof p.text === 'string' ? p.text : `<${createHash('sha256').update(JSON.stringify(p)).digest('base64url').slice(0, 22)}>`;
+    if (typeof p.text === 'string') out += p.text;
+    // Past what the reader reads, a digest's place is all that counts: a megabyte image is not serialized and hashed
+    // on every request for characters nobody reads.
+    else out += at + out.length < readChars ? `<${createHash('sha256').update(JSON.stringify(p)).digest('base64url').slice(0, 22)}>` : UNREAD_DIGEST;
   }
   return out;
 }
+
+/** A digest's place past the characters read: as long as one. */
+const UNREAD_DIGEST = `<${'-'.repeat(22)}>`;
