@@ -104,14 +104,9 @@ export class RequestMetrics {
     for (const metric of modelSeries) metric.removeWhere(([model, target]) => !targets.has(pair(model, target)));
     this.#running.removeWhere(([model]) => !config.models.has(model));
     for (const metric of [this.#poolTotal, this.#poolErrors, this.#poolDuration]) metric.removeWhere(([pool, model]) => !pools.has(pair(pool, model)));
-    // The series resolved per (pool, model, target model) go with them: one kept would count where no scrape reads.
-    for (const [pool, byModel] of this.#series) {
-      for (const [model, byTarget] of byModel) {
-        for (const target of byTarget.keys()) if (!pools.has(pair(pool, model)) || !targets.has(pair(model, target))) byTarget.delete(target);
-        if (byTarget.size === 0) byModel.delete(model);
-      }
-      if (byModel.size === 0) this.#series.delete(pool);
-    }
+    // The series resolved per (pool, model, target model) are only a cache of labels(): one kept would count where no
+    // scrape reads, and those still served are found again (the same children) at their next request.
+    this.#series.clear();
   }
 
   started(model: string): void {
