@@ -20,15 +20,14 @@ const loadGpt = lazyRequire<Gpt>('gpt-tokenizer');
  */
 export const MERGE_CACHE_ENTRIES = 4096;
 
+let tokenizer: Gpt | undefined;
+
 export function loadTokenizer(): Gpt {
-  const gpt = loadGpt();
-  if (!sized) {
-    gpt.setMergeCacheSize(MERGE_CACHE_ENTRIES);
-    sized = true;
-  }
-  return gpt;
+  if (tokenizer) return tokenizer;
+  tokenizer = loadGpt();
+  tokenizer.setMergeCacheSize(MERGE_CACHE_ENTRIES);
+  return tokenizer;
 }
-let sized = false;
 
 /**
  * gpt-tokenizer merges each pre-token (a run of letters, of punctuation or of spaces) in time that grows with the
