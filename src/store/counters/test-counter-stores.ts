@@ -5,6 +5,7 @@ import { randomBase62 } from '../keys.js';
 import type { CounterStore } from './counter-store.js';
 import { MemoryCounterStore } from './memory.js';
 import { RedisCounterStore } from './redis.js';
+import { deleteKeysUnder } from '../caches/redis.js';
 
 export interface TestCounterStore {
   store: CounterStore;
@@ -80,12 +81,7 @@ export function describeOnCounterBackends(suite: (counters: () => CounterStore, 
 export async function deleteKeys(url: string, prefix: string): Promise<void> {
   const redis = new Redis(url);
   try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      if (keys.length > 0) await redis.del(...keys);
-      cursor = next;
-    } while (cursor !== '0');
+    await deleteKeysUnder(redis, prefix);
   } finally {
     redis.disconnect();
   }
