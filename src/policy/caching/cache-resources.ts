@@ -63,6 +63,9 @@ interface SharedPrefix {
   purge(): Promise<number>;
 }
 
+/** The entries under `prefix` in Redis, in every namespace of the resource. */
+const redisShared = (client: Redis, prefix: string): SharedPrefix => ({ id: `redis ${prefix}`, purge: () => deleteKeysUnder(client, prefix) });
+
 /** A resource name as a key part, percent-encoded: without a `:`, resource `a`'s prefix never starts `a:b`'s keys. */
 const keyPart = (resource: string): string => encodeURIComponent(resource);
 
@@ -114,7 +117,7 @@ export class CacheResources {
       const client = this.#redisClient(backend);
       return {
         store: new RedisCacheStore({ client, keyPrefix: `${prefix}${namespace}:`, maxValueBytes: opts.maxEntryBytes }),
-        shared: { id: `redis ${prefix}`, purge: () => deleteKeysUnder(client, prefix) },
+        shared: redisShared(client, prefix),
       };
     }) as CacheStore;
   }
@@ -133,7 +136,7 @@ export class CacheResources {
       if (backend === 'redis') {
         const client = this.#redisClient(backend);
         const prefix = `${this.#prefix}semantic:${keyPart(resource)}:`;
-        return { store: new RedisVectorIndex({ client, keyPrefix: `${prefix}${namespace}:`, ...common }), shared: { id: `redis ${prefix}`, purge: () => deleteKeysUnder(client, prefix) } };
+        return { store: new RedisVectorIndex({ client, keyPrefix: `${prefix}${namespace}:`, ...common }), shared: redisShared(client, prefix) };
       }
       if (backend === 'postgres') {
         const db = this.#opts.postgres;

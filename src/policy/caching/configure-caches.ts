@@ -40,6 +40,7 @@ export function configureCacheAnswers(manifests: readonly Manifest[], gatewayCha
       .filter((t) => checksRequest(t.policy))
       .map(describe);
   const gatewayEditors = editors(gatewayChain);
+  const productEditors = new Map([...productChains].map(([product, chain]) => [product, editors(chain)]));
   const configured = new Set<Policy>();
   for (const { policy: cache } of [gatewayChain, ...productChains.values()].flat()) {
     if (!isAnswerShapedCache(cache) || configured.has(cache)) continue;
@@ -48,7 +49,7 @@ export function configureCacheAnswers(manifests: readonly Manifest[], gatewayCha
     const namespace = answerDigest({ editors: gatewayEditors, checks: atGateway ? checksAfter(gatewayChain, cache) : [] });
     const parts = new Map<string, string>();
     for (const [product, chain] of productChains) {
-      const own = { editors: editors(chain), checks: checksAfter(chain, cache) };
+      const own = { editors: productEditors.get(product)!, checks: checksAfter(chain, cache) };
       if (own.editors.length + own.checks.length > 0) parts.set(product, `${answerDigest(own)}:`);
     }
     cache.configureAnswers({ namespace, productPart: (product) => (product === undefined ? '' : (parts.get(product) ?? '')) });
