@@ -35,6 +35,11 @@ export function dimensionColumns(groupBy: readonly string[]): string[] {
   return groupBy.flatMap((d) => (Object.hasOwn(DIMENSIONS, d) && DIMENSIONS[d as Dimension].id ? [d, `${d}_id`] : [d]));
 }
 
+/** Every column of a row, in order (CSV's header, the table's): the bucket, its dimensions' columns, the metrics. */
+export function statsColumns(groupBy: readonly string[], metrics: readonly string[]): string[] {
+  return ['bucket_start', ...dimensionColumns(groupBy), ...metrics];
+}
+
 export const PERCENTILES = { p50: 50, p90: 90, p95: 95, p99: 99 } as const;
 export const SUM_METRICS = ['requests', 'errors', 'input_tokens', 'output_tokens', 'cached_tokens', 'total_tokens', 'cache_hits', 'estimated_usage', 'bytes_in', 'bytes_out'] as const;
 export const PERCENTILE_METRICS = (['latency', 'ttft'] as const).flatMap((m) =>

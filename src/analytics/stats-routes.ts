@@ -3,7 +3,7 @@ import { AdminError, type AdminResponse, type AdminRouter } from '../gateway/adm
 import { QueueFullError } from '../lib/concurrency-limit.js';
 import { AnalyticsRecords, type Database } from '../store/index.js';
 import { toCsv } from './stats-csv.js';
-import { dimensionColumns, MAX_ROWS, parseStatsQuery } from './stats-query.js';
+import { MAX_ROWS, parseStatsQuery, statsColumns } from './stats-query.js';
 import { openStatsRunner, StatsTimeoutError, type StatsRunner, type StatsRunnerOptions } from './stats-runner.js';
 import type { StatsResult } from './stats-sql.js';
 
@@ -59,7 +59,7 @@ export function registerAnalyticsRoutes(router: AdminRouter, deps: AnalyticsRout
     if (q.format === 'csv') {
       // CSV has no room for them beside the rows: the freshness figures travel as headers ('none' without records).
       const headers = { 'x-tollgate-newest-record-at': newestRecordAt ?? 'none', 'x-tollgate-lag-seconds': lagSeconds === null ? 'none' : String(lagSeconds) };
-      return { text: toCsv(['bucket_start', ...dimensionColumns(q.groupBy), ...q.metrics], rows), contentType: 'text/csv; charset=utf-8', headers };
+      return { text: toCsv(statsColumns(q.groupBy, q.metrics), rows), contentType: 'text/csv; charset=utf-8', headers };
     }
     return {
       body: {

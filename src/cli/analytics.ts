@@ -1,6 +1,6 @@
 // `tollgate analytics`: query a running gateway's GET /v1/analytics/stats and print a table (or its JSON or CSV).
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { BUCKETS, DIMENSIONS, dimensionColumns, METRICS } from '../analytics/stats-query.js';
+import { BUCKETS, DIMENSIONS, METRICS, statsColumns } from '../analytics/stats-query.js';
 import { parseDuration } from '../lib/duration.js';
 import { adminOption, adminUrl, callAdmin, failCommand, processIo as commandIo, type CommandIo } from './admin-client.js';
 import { collect } from './options.js';
@@ -152,7 +152,7 @@ export function analyticsCommand(io: AnalyticsIo = processIo): Command {
       }
       const answer = body as StatsAnswer;
       if (answer.rows.length === 0) io.out('no records in this range');
-      else for (const line of renderTable(['bucket_start', ...dimensionColumns(answer.groupBy), ...answer.metrics], answer.rows)) io.out(line);
+      else for (const line of renderTable(statsColumns(answer.groupBy, answer.metrics), answer.rows)) io.out(line);
       if (answer.newestRecordAt !== null) {
         io.out('');
         io.out(freshness(answer.newestRecordAt, answer.lagSeconds!));
