@@ -1,11 +1,9 @@
 // An app's whole set of keys through the admin API: more keys than a page holds, and app PUTs racing key changes.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { registerApimAdminRoutes } from '../src/apim/admin-routes.js';
-import { AdminRouter } from '../src/gateway/admin-router.js';
 import { generateApiKey, generateKeyId, hashKey, MAX_PAGE_SIZE, type App, type Database, type StoreView } from '../src/store/index.js';
 import { DATABASE_BACKENDS, type TestDatabase } from '../src/store/test-databases.js';
-import { call, serveAdmin, type ServedAdmin } from './helpers/apim-admin.js';
+import { call, type ServedAdmin, serveApimAdmin } from './helpers/apim-admin.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -25,9 +23,7 @@ for (const backend of DATABASE_BACKENDS) {
     before(async () => {
       target = await backend.create();
       db = await target.open();
-      const router = new AdminRouter(undefined);
-      registerApimAdminRoutes(router, { db, fileOwned: () => false });
-      admin = await serveAdmin(router);
+      admin = await serveApimAdmin(db);
     });
     after(async () => {
       await admin?.close();

@@ -2,11 +2,9 @@
 // the field takes, and every problem of a product list at once.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { registerApimAdminRoutes } from '../src/apim/admin-routes.js';
-import { AdminRouter } from '../src/gateway/admin-router.js';
 import type { Database } from '../src/store/index.js';
 import { DATABASE_BACKENDS, type TestDatabase } from '../src/store/test-databases.js';
-import { call, serveAdmin, type ServedAdmin } from './helpers/apim-admin.js';
+import { call, type ServedAdmin, serveApimAdmin } from './helpers/apim-admin.js';
 
 const lifetime = (unit: string, max: number) => `must be a whole number of ${unit} from 1 to ${max} (100 years), as a number or a string of digits, or -1 for never`;
 const SECONDS = lifetime('seconds', 3_153_600_000);
@@ -28,9 +26,7 @@ for (const backend of DATABASE_BACKENDS) {
     before(async () => {
       target = await backend.create();
       db = await target.open();
-      const router = new AdminRouter(undefined);
-      registerApimAdminRoutes(router, { db, fileOwned: () => false });
-      admin = await serveAdmin(router);
+      admin = await serveApimAdmin(db);
       assert.equal((await call(admin.url, 'POST', '/v1/apiproducts', { name: 'gold', displayName: 'Gold' })).status, 201);
       assert.equal((await call(admin.url, 'POST', '/v1/developers', { email, firstName: 'Ada', lastName: 'L', userName: 'ada' })).status, 201);
       assert.equal((await call(admin.url, 'POST', `/v1/developers/${email}/apps`, { name: 'app', apiProducts: ['gold'] })).status, 201);

@@ -7,12 +7,10 @@ import { request as httpRequest } from 'node:http';
 import { recordRow } from '../src/analytics/record.js';
 import { registerAnalyticsRoutes } from '../src/analytics/stats-routes.js';
 import { sampleRecord } from '../src/analytics/test-records.js';
-import { registerApimAdminRoutes } from '../src/apim/admin-routes.js';
 import { main } from '../src/cli/main.js';
-import { AdminRouter } from '../src/gateway/admin-router.js';
 import { AnalyticsRecords, type Database } from '../src/store/index.js';
 import { DATABASE_BACKENDS, type TestDatabase } from '../src/store/test-databases.js';
-import { serveAdmin, type ServedAdmin } from './helpers/apim-admin.js';
+import { type ServedAdmin, serveApimAdmin } from './helpers/apim-admin.js';
 
 interface Answer {
   status: number;
@@ -88,10 +86,7 @@ for (const backend of DATABASE_BACKENDS) {
     before(async () => {
       target = await backend.create();
       db = await target.open({ listen: false });
-      const router = new AdminRouter(undefined);
-      registerApimAdminRoutes(router, { db, fileOwned: () => false });
-      registerAnalyticsRoutes(router, { db });
-      served = await serveAdmin(router);
+      served = await serveApimAdmin(db, (router) => registerAnalyticsRoutes(router, { db }));
       base = served.url;
     });
     after(async () => {

@@ -3,12 +3,10 @@
 // again once the database is back.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { registerApimAdminRoutes } from '../src/apim/admin-routes.js';
-import { AdminRouter } from '../src/gateway/admin-router.js';
 import { openDatabase, type Database } from '../src/store/index.js';
 import { DATABASE_BACKENDS, type TestDatabase } from '../src/store/test-databases.js';
 import { TcpProxy } from '../src/store/test-tcp-proxy.js';
-import { call, serveAdmin, type ServedAdmin } from './helpers/apim-admin.js';
+import { call, type ServedAdmin, serveApimAdmin } from './helpers/apim-admin.js';
 
 const postgres = DATABASE_BACKENDS.find((b) => b.name === 'postgres')!;
 
@@ -22,9 +20,7 @@ describe('the admin API while PostgreSQL is unreachable', { skip: postgres.skip 
     target = await postgres.create();
     proxy = await TcpProxy.for(target.url, 5432);
     db = await openDatabase(proxy.proxied(target.url), { schema: target.schema, listen: false });
-    const router = new AdminRouter(undefined);
-    registerApimAdminRoutes(router, { db, fileOwned: () => false });
-    served = await serveAdmin(router);
+    served = await serveApimAdmin(db);
   });
   after(async () => {
     await served?.close();

@@ -3,7 +3,8 @@ import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { request, type Dispatcher } from 'undici';
-import type { AdminRouter } from '../../src/gateway/admin-router.js';
+import { AdminRouter } from '../../src/gateway/admin-router.js';
+import { registerApimAdminRoutes } from '../../src/apim/admin-routes.js';
 
 export interface ServedAdmin {
   url: string;
@@ -22,6 +23,14 @@ export async function serveAdmin(router: AdminRouter): Promise<ServedAdmin> {
       await once(server, 'close');
     },
   };
+}
+
+/** The API-management admin routes over `db` alone (no gateway, nothing declared in files) on a loopback port; `more` adds routes. */
+export function serveApimAdmin(db: Parameters<typeof registerApimAdminRoutes>[1]['db'], more?: (router: AdminRouter) => void): Promise<ServedAdmin> {
+  const router = new AdminRouter(undefined);
+  registerApimAdminRoutes(router, { db, fileOwned: () => false });
+  more?.(router);
+  return serveAdmin(router);
 }
 
 export interface Answer {
