@@ -185,3 +185,26 @@ test("a flow's events held at a stream's end (a sanitizer's held text) go out un
   // Before: the held text was dropped, the stream ending with nothing.
   assert.match(String((answer as { body_mutation: { body: Buffer } }).body_mutation.body), /^data: .*"held".*\n\n$/);
 });
+
+test('a rewritten stream the model server ends inside an event ends with the error event, as in the data plane, not the half event', () => {
+  let ended = false;
+  // A sanitizer's shape: each event read and passed on, text held back for the stream's end.
+  const sanitizing = () => ({ event: (data: string) => data, eventsAtEnd: () => ['{"choices":[{"delta":{"content":"held"}}]}'], end: () => void (ended = true) });
+  const ctx = fakeContext();
+  const phase = new ResponsePhase(ctx, 200, { 'content-type': 'text/event-stream' }, false, 1 << 20, sanitizing);
+  const half = 'data: {"choices":[{"index":0,"delta":{"content":"the key is AKIAIOSFODNN7EXAMPLQ';
+  const first = phase.chunk(Buffer.from(content('whole') + half.slice(0, 20)), false) as { body_mutation: { body: Buffer } };
+  assert.equal(String(first.body_mutation.body), content('whole'));
+  const last = phase.chunk(Buffer.from(half.slice(20)), true) as { body_mutation: { body: Buffer } };
+  phase.end();
+  // Before: the half event went out as it came (the rewrite cannot read it, so a sanitizer passed it), the held text
+  // after it, and the record said nothing.
+  assert.equal(String(last.body_mutation.body), 'data: {"error":{"message":"The model server ended the answer early (inside an event)","type":"server_error","code":"upstream_error"}}\n\n');
+  assert.equal(ctx.errorCode, 'upstream_error');
+  assert.equal(ctx.bytesOut, first.body_mutation.body.length + last.body_mutation.body.length);
+  assert.equal(ended, false, 'an answer cut short is not complete: a cache filling from it must not keep it');
+  // A last event that is whole without its blank line still goes on, rewritten, with the held text after it.
+  const whole = new ResponsePhase(fakeContext(), 200, { 'content-type': 'text/event-stream' }, false, 1 << 20, sanitizing);
+  const out = whole.chunk(Buffer.from(content('last').trimEnd()), true) as { body_mutation: { body: Buffer } };
+  assert.match(String(out.body_mutation.body), /"last".*\n\ndata: .*"held".*\n\n$/s);
+});

@@ -10,6 +10,7 @@ import { applyPolicyHeaders, dropUnsendableHeaders } from '../gateway/header-val
 import type { ResponseFlow } from '../gateway/hooks.js';
 import { AnswerCopy } from '../gateway/answer-copy.js';
 import { eventsAtEnd, SseRewriter, withUsageStripped } from '../gateway/sse-rewriter.js';
+import { endedInsideEvent, faultEvent } from '../gateway/stream-fault.js';
 import { usageScannerFor, type UsageScanner } from '../gateway/usage.js';
 import { responseIdSink } from '../gateway/stored-responses.js';
 import { usageAtEnd } from '../gateway/estimated-usage.js';
@@ -27,6 +28,8 @@ export class ResponsePhase {
   /** null for a compressed stream or a coding node:zlib does not read (usageScannerFor): its usage cannot be read. */
   readonly #scanner: UsageScanner | null;
   readonly #rewriter: SseRewriter | null = null;
+  /** The rewritten stream ended inside an event cut short: no complete answer, so the flow gets no `end`. */
+  #cut = false;
   readonly #maxBodyBytes: number;
   readonly #raw: boolean;
   /** Chunks of an answer a body-rewriting flow needs whole. */
@@ -104,7 +107,7 @@ export class ResponsePhase {
     // What Envoy is told to send on: the chunk as it came, or as the rewriter made it.
     let answer: CommonResponse = {};
     if (this.#rewriter) {
-      const out = Buffer.from(this.#rewriter.push(body) + (end ? this.#rewriter.end() : ''));
+      const out = Buffer.from(this.#rewriter.push(body) + (end ? this.#lastEvents() : ''));
       answer = { body_mutation: out.length === 0 ? CLEAR : { body: out } };
       ctx.bytesOut += out.length;
     } else ctx.bytesOut += body.length;
@@ -121,6 +124,7 @@ export class ResponsePhase {
   end(): void {
     this.#ctx.usage ??= usageAtEnd(this.#ctx, this.#scanner);
     if (this.#scanner?.upstreamError) this.#ctx.errorCode ??= 'upstream_error';
+    if (this.#cut) return;
     this.#copy?.end(this.#status);
     this.#flow?.end?.();
   }
@@ -128,6 +132,21 @@ export class ResponsePhase {
   /** Abandoned: usage as far as it was seen, and no `end` for the flow. */
   abandon(): void {
     this.#ctx.usage ??= usageAtEnd(this.#ctx, this.#scanner);
+  }
+
+  /**
+   * A rewritten stream's end, as the data plane ends it: what the rewriter still holds, or, when the model server
+   * stopped inside an event cut short, the error event in its place. The half event goes to no rewrite, which would
+   * pass on what it cannot read (a sanitizer's secret with it).
+   */
+  #lastEvents(): string {
+    const rewriter = this.#rewriter!;
+    if (!rewriter.cutShort()) return rewriter.end();
+    this.#cut = true;
+    const fault = endedInsideEvent();
+    this.#ctx.errorCode = fault.code;
+    // What the rewriter passed on so far is whole events: no half line to end first.
+    return faultEvent(fault, false);
   }
 
   #hold(body: Buffer, end: boolean): CommonResponse | Promise<CommonResponse> {

@@ -45,7 +45,7 @@ function dataPlane(find: (id: string) => Promise<RecordedResponse | undefined>, 
 async function decide(dp: DataPlane, method: string, path: string, key?: string, body?: unknown): Promise<Decision> {
   const ctx = newContext(method, path, { 'content-type': 'application/json', ...(key && { 'x-api-key': key }) }, '127.0.0.1');
   routeRequest(config, ctx);
-  return dp.decide(ctx, Buffer.from(body === undefined ? '' : JSON.stringify(body)));
+  return dp.decide(ctx, Buffer.isBuffer(body) ? body : Buffer.from(body === undefined ? '' : JSON.stringify(body)));
 }
 
 const status = (err: unknown) => (err as GatewayError).status;
@@ -78,6 +78,21 @@ describe('the data plane on stored responses', () => {
       await assert.rejects(decide(dp, 'POST', path, 'key-B', { model: 'm', previous_response_id: 'resp_a' }), (e) => status(e) === 404, path);
     }
     await assert.rejects(decide(dp, 'POST', '/v1/responses/compact/cancel', 'key-A'), (e) => status(e) === 404);
+  });
+
+  test('their body is read as every request body is, and one that does not parse is refused, not passed on unchecked', async () => {
+    const dp = dataPlane(async (id) => (id === 'resp_a' ? { endpoint: 'api.example.com:443', app_id: 'A', model: 'm' } : undefined));
+    const fields = JSON.stringify({ model: 'm', previous_response_id: 'resp_a' });
+    const bom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(fields)]);
+    for (const path of ['/v1/responses/input_tokens', '/v1/responses/compact']) {
+      // Before: JSON.parse refused the byte order mark, and the body went to the server unchecked, which reads it.
+      await assert.rejects(decide(dp, 'POST', path, 'key-B', bom), (e) => status(e) === 404, path);
+      assert.equal((await decide(dp, 'POST', path, 'key-A', bom)).kind, 'url', path);
+      // A server may read what tollgate cannot (Python's json reads UTF-16): refused rather than passed on.
+      for (const body of [Buffer.from(fields, 'utf16le'), Buffer.from('not json'), Buffer.alloc(0)]) {
+        await assert.rejects(decide(dp, 'POST', path, 'key-B', body), (e) => status(e) === 400 && (e as GatewayError).code === 'invalid_json', `${path} ${body.toString('hex', 0, 8)}`);
+      }
+    }
   });
 
   test('after a crash, the creations the spool still holds are known before any request, not only once replayed', async () => {

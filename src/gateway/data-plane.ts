@@ -25,7 +25,7 @@ import { GatewayError, gatewayError, type ErrorResponse } from './errors.js';
 import { dropUnsendableHeaders } from './header-values.js';
 import type { DirectResponse, GatewayHooks } from './hooks.js';
 import { isModelsPath, isModelsRequest, modelsAnswer } from './models-list.js';
-import { OPERATION_PATHS, parseOpenAIBody, type OpenAIBody } from './openai-request.js';
+import { OPERATION_PATHS, parseJsonBody, parseOpenAIBody, type OpenAIBody } from './openai-request.js';
 import { connectionListed, proxyRequest, type ProxyTarget } from './proxy.js';
 import { matchRoute, resolveModel } from './resolve-model.js';
 import { IDENTITY_HEADERS, identityHeaderValues } from './identity-headers.js';
@@ -450,13 +450,9 @@ export class DataPlane {
    */
   #responsesOperation(ctx: RequestContext): Promise<void> | undefined {
     assertUncompressed(ctx.headers);
-    let body: { model?: unknown; previous_response_id?: unknown } | null;
-    try {
-      body = JSON.parse(ctx.rawBody!.toString('utf8')) as typeof body;
-    } catch {
-      // Not JSON: it names no model or response, and its server refuses it.
-      return undefined;
-    }
+    // Refused, not passed on unchecked, when it does not parse as every request's body does: its server may read it
+    // another way (Python's json reads UTF-16) and find a previous_response_id in it, another app's.
+    const body = parseJsonBody(ctx.rawBody!) as { model?: unknown; previous_response_id?: unknown } | null;
     if (typeof body?.model === 'string') ctx.model = body.model;
     const previous = body?.previous_response_id;
     return typeof previous === 'string' ? this.storedResponses.continueAt(ctx, previous) : undefined;

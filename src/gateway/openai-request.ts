@@ -136,14 +136,18 @@ function infinityIn(v: unknown): PropertyKey[] | undefined {
   return v !== null && typeof v === 'object' ? infinityAt(v) : undefined;
 }
 
-/** Parses and validates a request body; throws a GatewayError (400) naming the field. */
-export function parseOpenAIBody(raw: Buffer, operation: Operation): OpenAIBody {
-  let value: unknown;
+/** A request body's JSON as every request's is read (UTF-8, a byte order mark skipped); a 400 `invalid_json` otherwise. */
+export function parseJsonBody(raw: Buffer): unknown {
   try {
-    value = JSON.parse(jsonText(raw));
+    return JSON.parse(jsonText(raw));
   } catch (err) {
     throw gatewayError('TG_ERR_INVALID_JSON', `The request body is not valid JSON: ${(err as Error).message}`);
   }
+}
+
+/** Parses and validates a request body; throws a GatewayError (400) naming the field. */
+export function parseOpenAIBody(raw: Buffer, operation: Operation): OpenAIBody {
+  const value = parseJsonBody(raw);
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw gatewayError('TG_ERR_INVALID_REQUEST', 'The request body must be a JSON object');
   }

@@ -19,6 +19,7 @@ import { compressedAnswerError, readableAnswer } from './content-encoding.js';
 import { applyPolicyHeaders, dropUnsendableHeaders } from './header-values.js';
 import { eventsAtEnd, isCutShort, MAX_HELD_EVENT, SseRewriter, withUsageStripped } from './sse-rewriter.js';
 import { EventEnds } from './sse-event-ends.js';
+import { endedInsideEvent, faultEvent } from './stream-fault.js';
 import { answerReadAs, isEventStream } from './media-type.js';
 import { unwatchConnection, watchConnection } from './client-pick-request.js';
 
@@ -398,7 +399,7 @@ class Exchange {
     }
     // A close-delimited stream whose server died mid-event ends like any other: the half event is no answer.
     if (this.#endsInsideEvent()) {
-      this.#cutShort(gatewayError('TG_ERR_UPSTREAM_ERROR', 'The model server ended the answer early (inside an event)'));
+      this.#cutShort(endedInsideEvent());
       return;
     }
     this.#copy?.end(this.#ctx.upstreamStatus!);
@@ -518,9 +519,7 @@ class Exchange {
     // corrupted what the client decoded, and past a content-length the client never read it and waited for the bytes
     // promised (on a kept-alive connection, until its own timeout).
     if (this.#sse && this.#readable && !this.#lengthFramed) {
-      const event = JSON.stringify({ error: { message: fault.message, type: fault.type, code: fault.code } });
-      // After an event cut short, a blank line first ends it: otherwise the error would be glued to its half line.
-      const tail = `${this.#midEvent ? '\n\n' : ''}data: ${event}\n\n`;
+      const tail = faultEvent(fault, this.#midEvent);
       this.#ctx.bytesOut += Buffer.byteLength(tail);
       this.#res.end(tail);
     } else this.#cutConnection();
