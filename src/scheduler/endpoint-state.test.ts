@@ -116,11 +116,16 @@ describe('EndpointState', () => {
     assert.equal(ep.isEligible(1150, 2000), true);
   });
 
-  test('noteStatus reports changes only', () => {
-    const ep = endpoint(1);
-    assert.equal(ep.noteStatus('ready'), 'pending');
-    assert.equal(ep.noteStatus('ready'), null);
-    assert.equal(ep.noteStatus('stale'), 'ready');
+  test("stale only once the scrape due while its metrics were fresh was read: not for this gateway's own stall", () => {
+    const ep = endpoint(1); // scraped at 1000
+    ep.scrapeDueAt = 1050; // the scraper's next scrape, not run yet at 4000: this process stalled
+    assert.deepEqual([ep.status(4000, 2000), ep.isEligible(4000, 2000)], ['ready', true]);
+    // It was read and failed: the next is due past staleAfter.
+    ep.recordScrapeFailure('timeout');
+    ep.scrapeDueAt = 4050;
+    assert.deepEqual([ep.status(4000, 2000), ep.isEligible(4000, 2000)], ['stale', false]);
+    ep.scrapeDueAt = 0; // not scraped (the scraper stopped)
+    assert.deepEqual([ep.status(3001, 2000), ep.status(3000, 2000)], ['stale', 'ready']);
   });
 
   test('an absurd running count is not learnt as batch capacity', () => {

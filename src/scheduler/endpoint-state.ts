@@ -3,6 +3,7 @@
 import type { EndpointConfig } from '../config/runtime-config.js';
 import type { Engine, EngineSnapshot, LoraSnapshot } from './engine-metrics.js';
 import type { ModelList } from './model-card.js';
+import { StatusLog } from './status-log.js';
 import type { PickRequest } from './types.js';
 
 /** Consecutive failed scrapes before an endpoint is taken out: one miss may be a GC pause on the model server. */
@@ -82,7 +83,6 @@ export class EndpointState {
   /** Prompt characters sent to it, and the prompt tokens it counted meanwhile, over recent traffic (promptCharsPerToken). */
   #charsSent = 0;
   #tokensCounted = 0;
-  #status: EndpointStatus = 'pending';
   /**
    * The most requests ever seen running at once: a lower bound of the engine's batch capacity (vLLM max-num-seqs,
    * which the metrics do not export), the capacity used unless one is configured (setBatchCapacity).
@@ -96,6 +96,10 @@ export class EndpointState {
   models: ModelList | undefined;
   /** When /v1/models was last asked (the scraper's clock); undefined before the first time. */
   modelsReadAt: number | undefined;
+  /** Which of its status changes are logged. */
+  readonly statusLog = new StatusLog();
+  /** When the scraper's next scrape of it falls (or fell) due, kept until that scrape is read; 0 while it is not scraped. */
+  scrapeDueAt = 0;
   /** Each scorer's last score for this endpoint (NaN when it abstained), by the pipeline's scorer index; sized by the pipeline. */
   lastScores: Float64Array = new Float64Array(0);
   lastTotal = NaN;
@@ -223,23 +227,25 @@ export class EndpointState {
     return this.#scrapedAt === 0 && this.healthy;
   }
 
-  /** Healthy and scraped within `staleAfter` ms: the only endpoints picks may choose. */
+  /** Healthy and scraped within `staleAfter` ms (but see #dueScrapeUnread): the only endpoints picks may choose. */
   isEligible(now: number, staleAfter: number): boolean {
-    return this.#scrapedAt > 0 && now - this.#scrapedAt <= staleAfter && this.healthy;
+    return this.#scrapedAt > 0 && (now - this.#scrapedAt <= staleAfter || this.#dueScrapeUnread(staleAfter)) && this.healthy;
   }
 
   status(now: number, staleAfter: number): EndpointStatus {
     if (!this.healthy) return 'unhealthy';
     if (this.#scrapedAt === 0) return 'pending';
-    return now - this.#scrapedAt <= staleAfter ? 'ready' : 'stale';
+    return now - this.#scrapedAt <= staleAfter || this.#dueScrapeUnread(staleAfter) ? 'ready' : 'stale';
   }
 
-  /** Remembers `status` as the one last logged; returns the previous one when it changed, else null. */
-  noteStatus(status: EndpointStatus): EndpointStatus | null {
-    const before = this.#status;
-    if (before === status) return null;
-    this.#status = status;
-    return before;
+  /**
+   * Its metrics older than staleAfter are not stale yet while the scrape that fell due when they were fresh has not been
+   * read (at most a scrape timeout later, when that scrape is slow): the staleness is this gateway's own. After this
+   * process stalled past staleAfter (a long GC, a host short of CPU), every endpoint looked stale until the timers and
+   * answers that waited meanwhile had run, and the requests read first got 503s.
+   */
+  #dueScrapeUnread(staleAfter: number): boolean {
+    return this.scrapeDueAt > 0 && this.scrapeDueAt - this.#scrapedAt <= staleAfter;
   }
 
   rebind(config: EndpointConfig, engine: Engine): void {

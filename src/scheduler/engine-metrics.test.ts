@@ -1,6 +1,13 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { readEngineMetrics } from './engine-metrics.js';
+import { MAX_ADAPTERS, readEngineMetrics } from './engine-metrics.js';
+import { queueScorer } from './plugins/scorers/queue-scorer/queue-scorer.js';
+import { leastRequestsScorer } from './plugins/scorers/least-requests-scorer/least-requests-scorer.js';
+import { deps, endpoint, scores } from './testing.js';
+
+const LOAD = ['vllm:num_requests_waiting{model_name="base"} 0', 'vllm:num_requests_running{model_name="base"} 0', 'vllm:kv_cache_usage_perc{model_name="base"} 0'];
+const loraLine = (running: string, waiting: string, maxLora = 4) =>
+  `vllm:lora_requests_info{max_lora="${maxLora}",running_lora_adapters="${running}",waiting_lora_adapters="${waiting}"} 1700000000`;
 
 describe('readEngineMetrics', () => {
   test('vLLM: queue, KV, cache config, newest LoRA series, base model', () => {
@@ -49,6 +56,37 @@ describe('readEngineMetrics', () => {
     const cut = readEngineMetrics('vllm', page, true);
     assert.equal(cut.lora, null);
     assert.deepEqual([cut.running, cut.kvCacheUsage], [1, 0.1]);
+  });
+
+  test('vLLM: an adapter in both lists takes one slot (current vLLM lists each adapter with unfinished requests in both)', () => {
+    const m = readEngineMetrics('vllm', [...LOAD, loraLine('a,b', 'a,b,c')].join('\n'));
+    // Before: no such count; the scorers added the lists' sizes, 5, and an engine with 3 of 4 slots taken looked full.
+    assert.equal(m.lora!.inUse, 3);
+  });
+
+  test('vLLM: an adapter list past MAX_ADAPTERS names leaves the LoRA state unknown; up to it, every name is read', () => {
+    const names = (n: number, prefix = 'a') => Array.from({ length: n }, (_, i) => `${prefix}${i}`).join(',');
+    const full = readEngineMetrics('vllm', [...LOAD, loraLine(names(MAX_ADAPTERS), '')].join('\n'));
+    assert.equal(full.lora!.running.size, MAX_ADAPTERS);
+    // 500,000 names in one line, well under the 4 MiB page limit: before, each scrape split all of them (0.3 s) and the
+    // pool added each to its adapter names again.
+    for (const [running, waiting] of [[names(500_000), ''], ['a', names(MAX_ADAPTERS + 1, 'w')], [','.repeat(500_000), '']]) {
+      const m = readEngineMetrics('vllm', [...LOAD, loraLine(running, waiting)].join('\n'));
+      assert.equal(m.lora, null);
+      assert.deepEqual([m.waiting, m.running], [0, 0], 'the rest of the page is read');
+    }
+  });
+
+  test('per-rank counts that add up past the largest double stay finite: the queue and least-requests scorers keep their signal', () => {
+    const ranks = (v: string) =>
+      [`vllm:num_requests_waiting{engine="0"} ${v}`, `vllm:num_requests_waiting{engine="1"} ${v}`, `vllm:num_requests_running{engine="0"} ${v}`, `vllm:num_requests_running{engine="1"} ${v}`, 'vllm:kv_cache_usage_perc 0'].join('\n');
+    const huge = readEngineMetrics('vllm', ranks('1e308'));
+    assert.ok(Number.isFinite(huge.waiting) && Number.isFinite(huge.running), `waiting ${huge.waiting}, running ${huge.running}`);
+    const eps = [endpoint(1, huge), endpoint(2, readEngineMetrics('vllm', ranks('1')))];
+    assert.ok(Number.isFinite(eps[0].load));
+    // Before: Infinity - Infinity = NaN for every endpoint (scored 0 by the pipeline): the overloaded one was as good as the idle.
+    assert.deepEqual(scores(queueScorer('q', {}, deps()), eps), [0, 1]);
+    assert.deepEqual(scores(leastRequestsScorer('l', {}, deps()), eps), [0, 1]);
   });
 
   test('vLLM: falls back to gpu_cache_usage_perc; no cache config or LoRA series gives nulls', () => {

@@ -9,6 +9,11 @@ export interface LoraSnapshot {
   running: ReadonlySet<string>;
   /** Adapters requested but not yet loaded. */
   waiting: ReadonlySet<string>;
+  /**
+   * Adapter slots taken: the distinct names of both lists. vLLM lists an adapter that has unfinished requests in both
+   * (v1 writes every such name into each), so their sum counted an engine using 2 of 4 slots as full.
+   */
+  inUse: number;
   maxLoras: number;
 }
 
@@ -100,8 +105,8 @@ export function readEngineMetrics(engine: Engine, text: string, cut = false): En
   return {
     // Data-parallel servers export one series per engine rank: requests add up, KV usage averages. Figures out of
     // range are clamped: a negative queue made the endpoint absorb a whole burst and never look saturated.
-    waiting: Math.max(0, sum(waiting)),
-    running: Math.max(0, sum(running)),
+    waiting: requestCount(sum(waiting)),
+    running: requestCount(sum(running)),
     kvCacheUsage: Math.min(1, Math.max(0, sum(kv) / kv.length)),
     blockSize: positiveInt(config?.labels.block_size),
     numGpuBlocks: positiveInt(config?.labels.num_gpu_blocks),
@@ -138,17 +143,43 @@ function firstPresent(series: ReadonlyMap<string, Sample[]>, refs: readonly Seri
  */
 function readLora(newest: Sample | undefined): LoraSnapshot | null {
   if (!newest) return null;
-  return {
-    running: adapterSet(newest.labels.running_lora_adapters),
-    waiting: adapterSet(newest.labels.waiting_lora_adapters),
-    maxLoras: positiveInt(newest.labels.max_lora) ?? 0,
-  };
+  const running = adapterSet(newest.labels.running_lora_adapters);
+  const waiting = adapterSet(newest.labels.waiting_lora_adapters);
+  if (!running || !waiting) return null;
+  let inUse = running.size;
+  for (const name of waiting) if (!running.has(name)) inUse++;
+  return { running, waiting, inUse, maxLoras: positiveInt(newest.labels.max_lora) ?? 0 };
 }
 
-function adapterSet(list: string | undefined): ReadonlySet<string> {
+/**
+ * Names read from one adapter list at most. vLLM's running list holds at most max_lora names (a few dozen on real
+ * servers), its waiting list the adapters that have queued requests; one line of 500,000 names (well within a 4 MiB
+ * page) held the event loop 0.3 s at every scrape. A longer list leaves the LoRA state unknown, as a cut page does.
+ */
+export const MAX_ADAPTERS = 1024;
+
+/** The names of a comma-separated list; null past MAX_ADAPTERS entries (empty ones count, so each costs bounded work). */
+function adapterSet(list: string | undefined): Set<string> | null {
   const out = new Set<string>();
-  if (list) for (const name of list.split(',')) if (name.trim()) out.add(name.trim());
-  return out;
+  if (!list) return out;
+  for (let start = 0, n = 0; n < MAX_ADAPTERS; n++) {
+    const comma = list.indexOf(',', start);
+    const name = list.slice(start, comma < 0 ? list.length : comma).trim();
+    if (name) out.add(name);
+    if (comma < 0) return out;
+    start = comma + 1;
+  }
+  return null;
+}
+
+/**
+ * Requests counted beyond this are taken as this many. Each rank's figure is finite, but two ranks at 1e308 added up
+ * to Infinity: the queue and least-requests scorers' range became Infinity and every endpoint's score NaN (0).
+ */
+const MAX_REQUEST_COUNT = Number.MAX_SAFE_INTEGER;
+
+function requestCount(total: number): number {
+  return total > 0 ? Math.min(total, MAX_REQUEST_COUNT) : 0;
 }
 
 function sum(samples: Sample[]): number {

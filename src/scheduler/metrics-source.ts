@@ -1,5 +1,5 @@
-// Fetching an endpoint's /metrics page (and, now and then, its /v1/models): one keep-alive undici Client per
-// endpoint, with a short timeout.
+// Fetching an endpoint's /metrics page (and, now and then, its /v1/models): keep-alive undici Clients per endpoint,
+// with a short timeout.
 import { Client } from 'undici';
 import { readPrefix } from '../lib/read-capped.js';
 import { DEFAULT_UPSTREAM_TLS, type UpstreamTls } from '../lib/upstream-tls.js';
@@ -29,7 +29,12 @@ export interface HttpMetricsSourceOptions {
 }
 
 export class HttpMetricsSource implements MetricsSource {
-  readonly #clients = new Map<string, Client>();
+  /**
+   * By endpoint url, one for /metrics and one for /v1/models. A Client is one connection: a model list that hung held
+   * the scrapes queued behind it, and its timeout, which destroys its Client, failed them ("The client is destroyed").
+   */
+  readonly #scrapeClients = new Map<string, Client>();
+  readonly #modelClients = new Map<string, Client>();
   #timeoutMs: number;
   #tls: UpstreamTls;
 
@@ -48,9 +53,10 @@ export class HttpMetricsSource implements MetricsSource {
     if (opts.timeoutMs === this.#timeoutMs && tls === this.#tls) return;
     this.#timeoutMs = opts.timeoutMs;
     this.#tls = tls;
-    const clients = [...this.#clients.values()];
-    this.#clients.clear();
-    for (const client of clients) void client.close().catch(() => {});
+    for (const clients of [this.#scrapeClients, this.#modelClients]) {
+      for (const client of clients.values()) void client.close().catch(() => {});
+      clients.clear();
+    }
   }
 
   /**
@@ -59,24 +65,24 @@ export class HttpMetricsSource implements MetricsSource {
    * KV cache), and failing every scrape took a healthy server out of its pool.
    */
   async fetch(url: string): Promise<MetricsPage> {
-    const { bytes, cut } = await this.#get(url, '/metrics', 'text/plain');
+    const { bytes, cut } = await this.#get(this.#scrapeClients, url, '/metrics', 'text/plain');
     if (!cut) return { text: bytes.toString('utf8') };
     return { text: bytes.subarray(0, bytes.lastIndexOf(10 /* \n */) + 1).toString('utf8'), cut };
   }
 
   async fetchModels(url: string): Promise<string> {
-    const { bytes, cut } = await this.#get(url, '/v1/models', 'application/json');
+    const { bytes, cut } = await this.#get(this.#modelClients, url, '/v1/models', 'application/json');
     if (cut) throw new Error(`GET /v1/models answered more than ${MAX_PAGE_BYTES} bytes`);
     return bytes.toString('utf8');
   }
 
-  /** The answer's first MAX_PAGE_BYTES at most, and whether there was more. */
-  async #get(url: string, path: string, accept: string): Promise<{ bytes: Buffer; cut: boolean }> {
+  /** The answer's first MAX_PAGE_BYTES at most, and whether there was more; over the Client of `clients` for `url`. */
+  async #get(clients: Map<string, Client>, url: string, path: string, accept: string): Promise<{ bytes: Buffer; cut: boolean }> {
     const timeoutMs = this.#timeoutMs;
-    let client = this.#clients.get(url);
+    let client = clients.get(url);
     if (!client) {
       client = new Client(url, { connect: { timeout: timeoutMs, ...this.#tls }, keepAliveTimeout: 30_000, pipelining: 1 });
-      this.#clients.set(url, client);
+      clients.set(url, client);
     }
     // undici's own timeouts tick at about one second; a scrape deadline has to be sharper than that. Not
     // AbortSignal.timeout: its timer runs out (and builds a DOMException) after every scrape, even a finished one,
@@ -106,7 +112,7 @@ export class HttpMetricsSource implements MetricsSource {
       const res = await Promise.race([client.request({ method: 'GET', path, headers: { accept }, signal: controller.signal }), deadline]).catch((err: unknown) => {
         // A connection that failed (a bad certificate above all) or hung gets a fresh Client for the next scrape:
         // the old one may be wedged, and there is no kept-alive connection in it worth keeping.
-        this.#drop(url, client);
+        drop(clients, url, client);
         throw err;
       });
       if (res.statusCode !== 200) {
@@ -119,20 +125,23 @@ export class HttpMetricsSource implements MetricsSource {
     }
   }
 
-  #drop(url: string, client: Client): void {
-    if (this.#clients.get(url) === client) this.#clients.delete(url);
-    void client.destroy().catch(() => {});
-  }
-
   retain(urls: ReadonlySet<string>): void {
-    for (const [url, client] of this.#clients) if (!urls.has(url)) this.#drop(url, client);
+    for (const clients of [this.#scrapeClients, this.#modelClients]) {
+      for (const [url, client] of clients) if (!urls.has(url)) drop(clients, url, client);
+    }
   }
 
   async close(): Promise<void> {
-    const clients = [...this.#clients.values()];
-    this.#clients.clear();
-    await Promise.all(clients.map((c) => c.destroy().catch(() => {})));
+    const all = [...this.#scrapeClients.values(), ...this.#modelClients.values()];
+    this.#scrapeClients.clear();
+    this.#modelClients.clear();
+    await Promise.all(all.map((c) => c.destroy().catch(() => {})));
   }
+}
+
+function drop(clients: Map<string, Client>, url: string, client: Client): void {
+  if (clients.get(url) === client) clients.delete(url);
+  void client.destroy().catch(() => {});
 }
 
 /**

@@ -13,6 +13,7 @@ import type { CycleContext, SchedulerSettings } from './plugin-types.js';
 import { isSaturated, utilization } from './saturation.js';
 import type { Pick, PickRequest, RequestOutcome } from './types.js';
 import { keepEndpoints } from './keep-endpoints.js';
+import { ModelNames } from './model-names.js';
 
 /** Decisions kept per pool for the fleet view. */
 const DECISIONS_KEPT = 100;
@@ -44,10 +45,7 @@ export class PoolState implements PoolGauges {
   #scorers: string[];
   #decisions: DecisionLog;
   readonly #flow: FlowControl;
-  // What tells an adapter request from a base-model one, learnt from scrapes and model lists (grow-only: names are few).
-  readonly #adapters = new Set<string>();
-  readonly #baseModels = new Set<string>();
-  #loraCapable = false;
+  readonly #modelNames = new ModelNames();
   /** Requests decided and not yet released, by priority: whether priorities mix, and whether critical work runs. */
   readonly #running = new Map<number, number>();
 
@@ -112,6 +110,7 @@ export class PoolState implements PoolGauges {
       if (keep.has(ep.url)) continue;
       this.#byUrl.delete(ep.url);
       this.#profile.pipeline.forget(ep);
+      this.#modelNames.forget(ep);
       removed.push(ep);
     }
     this.#config = config;
@@ -163,17 +162,7 @@ export class PoolState implements PoolGauges {
 
   /** After every scrape attempt of one of this pool's endpoints, and every read of its model list. */
   scraped(ep: EndpointState): void {
-    const m = ep.metrics;
-    if (m.modelName) this.#baseModels.add(m.modelName);
-    if (ep.models) {
-      for (const name of ep.models.baseModels) this.#baseModels.add(name);
-      for (const name of ep.models.adapters) this.#adapters.add(name);
-    }
-    if (m.lora) {
-      for (const a of m.lora.running) this.#adapters.add(a);
-      for (const a of m.lora.waiting) this.#adapters.add(a);
-      if (m.lora.maxLoras > 0) this.#loraCapable = true;
-    }
+    this.#modelNames.note(ep);
     this.#noteStatus(ep, this.#deps.now());
     this.#drain();
   }
@@ -289,7 +278,7 @@ export class PoolState implements PoolGauges {
   /** `kept`: what #slotsKept(req.priority) answers, when the caller has it already. */
   #decide(req: PickRequest, now: number, queuedMs: number, kept: number | null = this.#slotsKept(req.priority)): Pick {
     const started = performance.now();
-    const ctx: CycleContext = { request: req, now, adapter: this.#isAdapter(req.targetModel) };
+    const ctx: CycleContext = { request: req, now, adapter: this.#modelNames.isAdapter(req.targetModel) };
     const roomy = this.#roomy(now, kept);
     let ordered = this.#profile.pipeline.run(ctx, roomy);
     // The filters (subset hint, adapters) may keep only full endpoints: then they all compete.
@@ -361,15 +350,12 @@ export class PoolState implements PoolGauges {
   }
 
   #noteStatus(ep: EndpointState, now: number): void {
-    const status = ep.status(now, this.#deps.settings.staleAfter);
-    const before = ep.noteStatus(status);
-    if (before === null) return;
-    const fields = { pool: this.name, endpoint: ep.address, status, was: before };
-    if (status === 'ready') {
-      if (before !== 'pending') this.#deps.logger.info(fields, 'endpoint recovered');
-    } else if (status !== 'pending') {
-      this.#deps.logger.warn({ ...fields, failures: ep.consecutiveFailures, error: ep.lastError }, `endpoint ${status}, not picked until it recovers`);
-    }
+    const line = ep.statusLog.note(ep.status(now, this.#deps.settings.staleAfter), now);
+    if (!line) return;
+    const { status, was, flaps } = line;
+    const fields = { pool: this.name, endpoint: ep.address, status, was, ...(flaps > 0 && { flaps }) };
+    if (status === 'ready') this.#deps.logger.info(fields, 'endpoint recovered');
+    else this.#deps.logger.warn({ ...fields, failures: ep.consecutiveFailures, error: ep.lastError }, `endpoint ${status}, not picked until it recovers`);
   }
 
   #drain(): void {
@@ -429,16 +415,6 @@ export class PoolState implements PoolGauges {
     const { staleAfter } = this.#deps.settings;
     for (const ep of this.#endpoints) if (ep.isEligible(now, staleAfter)) return true;
     return false;
-  }
-
-  /**
-   * An adapter when an endpoint says it is one (in its metrics' adapter lists, or with a parent in its model list), or
-   * when the servers take adapters and it is none of their base model's names: the metrics' model_name label has only
-   * the first (vLLM's --served-model-name base alias), the model list's cards without a parent have each.
-   */
-  #isAdapter(model: string): boolean {
-    if (this.#adapters.has(model)) return true;
-    return this.#loraCapable && this.#baseModels.size > 0 && !this.#baseModels.has(model);
   }
 
   #average(read: (ep: EndpointState) => number): number {

@@ -13,6 +13,9 @@ describe('samplesOf', () => {
     'vllm:lora_requests_info{max_lora="2",running_lora_adapters="a,b",waiting_lora_adapters=""} 1.7e9',
     'weird{msg="say \\"hi\\"\\nthere, {ok}"} +Inf',
     'broken{no_quote=1} 5',
+    'unclosed{a="x} 5',
+    'next_line{b="y"} 6',
+    'backslashes{path="C:\\\\dir\\\\",q="\\\\\\""} 1',
     'nan_metric NaN',
     'crlf_metric 4\r',
   ].join('\n');
@@ -32,6 +35,10 @@ describe('samplesOf', () => {
     },
     { name: 'weird', want: [{ labels: { msg: 'say "hi"\nthere, {ok}' }, value: Infinity }] },
     { name: 'broken', want: [] },
+    // The value's closing quote is looked for on its own line only.
+    { name: 'unclosed', want: [] },
+    { name: 'next_line', want: [{ labels: { b: 'y' }, value: 6 }] },
+    { name: 'backslashes', want: [{ labels: { path: 'C:\\dir\\', q: '\\"' }, value: 1 }] },
     { name: 'absent', want: [] },
     { name: 'crlf_metric', want: [{ labels: {}, value: 4 }] },
   ];

@@ -120,21 +120,26 @@ function parseLabels(text: string, i: number, end: number, labels: Record<string
     const eq = text.indexOf('=', i);
     if (eq < 0 || eq >= end || text[eq + 1] !== '"') return -1;
     const key = text.slice(i, eq).trim();
+    // Run by run between escapes, each found by indexOf within the line (a slice, so no search runs past it): one
+    // character at a time, a label value of 4 MiB (an adapter list) took 15 ms.
+    const line = text.slice(0, end);
     let value = '';
     let from = eq + 2; // the start of the value's unescaped run being read
-    let j = from;
-    for (; j < end; j++) {
-      const ch = text.charCodeAt(j);
-      if (ch === 34 /* " */) break;
-      if (ch === 92 /* \ */ && j + 1 < end) {
-        const esc = text[++j];
-        value += text.slice(from, j - 1) + (esc === 'n' ? '\n' : esc);
-        from = j + 1;
+    for (;;) {
+      const quote = line.indexOf('"', from);
+      if (quote < 0) return -1;
+      const run = line.slice(from, quote);
+      const backslash = run.indexOf('\\');
+      if (backslash < 0) {
+        labels[key] = value + run;
+        i = quote + 1;
+        break;
       }
+      // The escaped character is on the line: the quote comes after it at the latest (then escaped itself).
+      const esc = line[from + backslash + 1];
+      value += run.slice(0, backslash) + (esc === 'n' ? '\n' : esc);
+      from += backslash + 2;
     }
-    if (j >= end) return -1;
-    labels[key] = value + text.slice(from, j);
-    i = j + 1;
   }
   return -1;
 }

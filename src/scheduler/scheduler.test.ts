@@ -6,6 +6,7 @@ import type { GatewayError } from '../gateway/errors.js';
 import { PickerConfigError } from './compile-picker-config.js';
 import type { MetricsSource } from './metrics-source.js';
 import { Scheduler } from './scheduler.js';
+import { RECOVERY_HELD_MS } from './status-log.js';
 import { SETTINGS, captureLogger, pool, request, vllmPage } from './testing.js';
 import type { Pick, PickRequest } from './types.js';
 import type { SchedulerSettings } from './plugin-types.js';
@@ -284,6 +285,9 @@ describe('Scheduler', () => {
     s.serve(1, vllmPage());
     await s.scheduler.refresh();
     assert.equal((await s.pick()).endpoints.length, 2);
+    // Its recovery is told once it held (a flapping endpoint logged every turn).
+    s.advance(RECOVERY_HELD_MS);
+    await s.scheduler.refresh();
     assert.ok(s.logs.some((l) => l.msg === 'endpoint recovered' && l.endpoint === s.address(1) && l.was === 'stale'));
   });
 
@@ -370,6 +374,68 @@ describe('Scheduler', () => {
     await s.scheduler.refresh();
     await s.pick({ targetModel: 'brand-new' });
     assert.equal(s.scheduler.view('p')!.decisions[0].scores['lora-affinity-scorer'], 0);
+  });
+
+  test('adapter names follow what the endpoints list now: one no endpoint lists any more is no adapter', async () => {
+    // No model_name label: no base model known, so only the endpoints' lists say which names are adapters.
+    const s = await setup({ urls: URLS.slice(0, 1) });
+    const info = (running: string) => `vllm:lora_requests_info{max_lora="2",running_lora_adapters="${running}",waiting_lora_adapters=""} 5`;
+    const loraScore = async (model: string) => {
+      const pick = await s.pick({ targetModel: model });
+      pick.release(pick.endpoints[0], { reached: true, status: 200 });
+      return s.scheduler.view('p')!.decisions[0].scores['lora-affinity-scorer'];
+    };
+    s.serve(0, vllmPage({ extra: info('old') }));
+    await s.scheduler.refresh();
+    assert.equal(await loraScore('old'), 1);
+    s.serve(0, vllmPage({ extra: info('new') }));
+    await s.scheduler.refresh();
+    assert.equal(await loraScore('new'), 1);
+    // Before: every name ever listed stayed an adapter, and a server listing new ones at each scrape grew the gateway
+    // without bound.
+    assert.equal(await loraScore('old'), null);
+  });
+
+  test('a flapping /metrics logs the fall once, then the recovery once it held, with the flaps between', async () => {
+    const s = await setup({ urls: URLS.slice(0, 1) });
+    const lines = () => s.logs.filter((l) => l.endpoint === s.address(0) && l.status !== undefined);
+    // Three failed scrapes and a good one, by turns (a sick sidecar): out and back every 200 ms.
+    for (let turn = 0; turn < 20; turn++) {
+      s.serve(0, new Error('refused'));
+      for (let i = 0; i < 3; i++) {
+        s.advance(50);
+        await s.scheduler.refresh();
+      }
+      s.serve(0, vllmPage());
+      s.advance(50);
+      await s.scheduler.refresh();
+    }
+    // Before: 40 lines, unhealthy and recovered by turns.
+    assert.deepEqual(lines().map((l) => [l.msg, l.was]), [['endpoint unhealthy, not picked until it recovers', 'ready']]);
+    s.advance(RECOVERY_HELD_MS);
+    await s.scheduler.refresh();
+    assert.deepEqual(lines().slice(1).map((l) => [l.msg, l.was, l.flaps]), [['endpoint recovered', 'unhealthy', 19]]);
+  });
+
+  test("this gateway's own stall past staleAfter takes no endpoint out: they stay until the scrapes due meanwhile are read", async () => {
+    const s = await setup({ urls: URLS.slice(0, 2) });
+    s.scheduler.start();
+    try {
+      // The event loop stalled for 3 s (a long GC, a host short of CPU): the clock moved on, and neither the scrape
+      // timers nor the answers that came meanwhile have run yet; the requests that came are read first.
+      s.advance(3000);
+      assert.deepEqual(s.scheduler.view('p')!.endpoints.map((e) => e.status), ['ready', 'ready']);
+      // Before: 503 no_healthy_endpoints, every endpoint's metrics being 3 s old.
+      const [any, hinted] = await Promise.all([s.pick(), s.pick({ subset: new Set([s.address(1)]) })]);
+      assert.equal(any.endpoints.length, 2);
+      assert.equal(chosen(hinted), s.address(1));
+    } finally {
+      await s.scheduler.stop();
+    }
+    // Not scraped any more (no scrape due), its metrics older than staleAfter: stale, as ever.
+    s.advance(3000);
+    assert.deepEqual(s.scheduler.view('p')!.endpoints.map((e) => e.status), ['stale', 'stale']);
+    await assert.rejects(s.pick(), (err) => code(err) === 'no_healthy_endpoints');
   });
 
   test('view: per-endpoint metrics, freshness, health, last scores, and recent decisions', async () => {

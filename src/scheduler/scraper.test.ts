@@ -2,8 +2,10 @@ import { test, describe } from 'node:test';
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import assert from 'node:assert/strict';
-import { HttpMetricsSource, MAX_PAGE_BYTES } from './metrics-source.js';
+import { EndpointState } from './endpoint-state.js';
+import { HttpMetricsSource, MAX_PAGE_BYTES, type MetricsPage } from './metrics-source.js';
 import { Scheduler } from './scheduler.js';
+import { Scraper } from './scraper.js';
 import { waitFor } from '../sim/testing.js';
 import { SETTINGS, captureLogger, fakeMetricsServer, pool, request, sleep, vllmPage, type FakeMetricsServer } from './testing.js';
 import type { SchedulerSettings } from './plugin-types.js';
@@ -305,6 +307,29 @@ describe('HttpMetricsSource', () => {
     });
   });
 
+  test('a model list that hangs neither holds back nor fails the scrapes beside it', async () => {
+    await withServers(1, async ([server]) => {
+      server.models = JSON.stringify({ data: [{ id: 'base', max_model_len: 4096 }] });
+      server.modelsDelayMs = 1500; // past the 400 ms deadline
+      const source = new HttpMetricsSource(400);
+      try {
+        const models = source.fetchModels(server.url).then(() => null, (err: Error) => err);
+        await waitFor(() => server.modelsHits === 1, 2000, 'the model-list request at the server');
+        // Before: one connection per endpoint, so this scrape waited behind the model list, then failed with it
+        // ("The client is destroyed") when the model list's deadline dropped their shared Client.
+        const started = performance.now();
+        assert.deepEqual(await source.fetch(server.url), { text: vllmPage() });
+        assert.ok(performance.now() - started < 300, `the scrape took ${Math.round(performance.now() - started)} ms`);
+        const during = source.fetch(server.url);
+        assert.match(String(await models), /took longer than 400 ms/);
+        assert.deepEqual(await during, { text: vllmPage() });
+        assert.deepEqual(await source.fetch(server.url), { text: vllmPage() }, 'the scrape connection outlives the model list');
+      } finally {
+        await source.close();
+      }
+    });
+  });
+
   test('a server that does not answer in time fails the scrape', async () => {
     await withServers(1, async ([server]) => {
       server.delayMs = 300;
@@ -357,5 +382,39 @@ describe('a settings reload (Scheduler.configure) while scraping', () => {
         await scheduler.stop();
       }
     });
+  });
+});
+
+describe('Scraper', () => {
+  test('a page at the 4 MiB limit, cut at one scrape and whole at the next: told once, its adapters unknown until it comes well under', async () => {
+    const small = vllmPage({ extra: 'vllm:lora_requests_info{max_lora="2",running_lora_adapters="a",waiting_lora_adapters=""} 1\n' });
+    // Whole, just under the limit; the same page a few bytes longer comes cut (the gauges' digits changed).
+    const large = small + `# ${'x'.repeat(MAX_PAGE_BYTES - small.length - 10)}\n`;
+    const pages: MetricsPage[] = [];
+    let cuts = 0;
+    const scraper = new Scraper({
+      source: { fetch: async () => pages.shift()!, retain: () => {}, close: async () => {} },
+      intervalMs: 50,
+      now: () => 1000,
+      random: () => 0,
+      onPageCut: () => cuts++,
+    });
+    const ep = new EndpointState({ url: 'http://10.0.0.1:8000', address: '10.0.0.1:8000' }, 'vllm');
+    scraper.watch(ep, () => {});
+    const adapters: (string[] | null)[] = [];
+    const scrape = async (page: MetricsPage) => {
+      pages.push(page);
+      await scraper.refresh();
+      adapters.push(ep.lora && [...ep.lora.running]);
+    };
+    for (const cut of [false, true, false, true, false]) await scrape({ text: large, cut: cut || undefined });
+    // Before: a warning at each cut one, and the adapters known at each whole one.
+    assert.equal(cuts, 1);
+    assert.deepEqual(adapters, [['a'], null, null, null, null]);
+    // A restart: the page is small again, its adapters known, and a cut page later is told again.
+    await scrape({ text: small });
+    await scrape({ text: large, cut: true });
+    assert.deepEqual(adapters.slice(5), [['a'], null]);
+    assert.equal(cuts, 2);
   });
 });

@@ -1,7 +1,7 @@
 // Scrapes every watched endpoint each scrapeInterval, one scrape at a time per endpoint, on unref'd timers.
 import type { EndpointState } from './endpoint-state.js';
 import { readEngineMetrics } from './engine-metrics.js';
-import type { MetricsSource } from './metrics-source.js';
+import { MAX_PAGE_BYTES, type MetricsSource } from './metrics-source.js';
 import { readModelList } from './model-card.js';
 
 /**
@@ -9,6 +9,13 @@ import { readModelList } from './model-card.js';
  * adapters: they change seldom (a restart, an adapter loaded at run time).
  */
 export const MODELS_REFRESH_MS = 60_000;
+
+/**
+ * Once an endpoint's page came cut, it counts as cut (LoRA state unknown, no new warning) until one comes under this
+ * many characters (a restart; vLLM's page only grows by lora_requests_info lines). Its gauges change its size by a
+ * few bytes a scrape: a page at the limit crossed it back and forth, a warning each time and adapters known by turns.
+ */
+const UNCUT_BELOW = (MAX_PAGE_BYTES * 3) / 4;
 
 export interface ScraperOptions {
   source: MetricsSource;
@@ -18,17 +25,19 @@ export interface ScraperOptions {
   random: () => number;
   /** An endpoint's /v1/models could not be read, or says no context length, the first time that happens for it. */
   onNoContextWindow?: (endpoint: EndpointState, reason: string) => void;
-  /** An endpoint's /metrics page came cut (MetricsPage.cut), after one that did not (or the first scrape). */
+  /** An endpoint's /metrics page came cut (MetricsPage.cut), the first time since its pages came under UNCUT_BELOW. */
   onPageCut?: (endpoint: EndpointState) => void;
 }
 
 class Target {
   timer: NodeJS.Timeout | undefined;
+  /** When `timer` is due (the scraper's clock); 0 when no timer is pending. */
+  dueAt = 0;
   /** The scrape under way, so a refresh joins it instead of overlapping it. */
   running: Promise<void> | undefined;
   /** When the last scheduled scrape started (the scraper's clock); undefined before the first. */
   startedAt: number | undefined;
-  /** The last page read came cut. */
+  /** Its pages count as cut: one came cut, and none has come under UNCUT_BELOW since. */
   cut = false;
   /** Model-list reads failed in a row: while none has worked, the next comes sooner than MODELS_REFRESH_MS. */
   modelsFailures = 0;
@@ -77,7 +86,7 @@ export class Scraper {
     const target = this.#targets.get(endpoint);
     if (!target) return;
     target.watched = false;
-    clearTimeout(target.timer);
+    this.#cancel(target);
     this.#targets.delete(endpoint);
   }
 
@@ -90,7 +99,7 @@ export class Scraper {
 
   stop(): void {
     this.#started = false;
-    for (const target of this.#targets.values()) clearTimeout(target.timer);
+    for (const target of this.#targets.values()) this.#cancel(target);
   }
 
   /** Scrapes every watched endpoint once now (joining scrapes already under way). */
@@ -98,13 +107,26 @@ export class Scraper {
     await Promise.all([...this.#targets.values()].map((t) => this.#scrape(t)));
   }
 
+  /**
+   * The endpoint's scrapeDueAt follows: until the scrape due is read, its staleness may be this process's own stall.
+   * A scrape under way keeps its own until it is read (#fetch).
+   */
   #schedule(target: Target, delay: number): void {
+    target.dueAt = this.#opts.now() + delay;
+    if (!target.running) target.endpoint.scrapeDueAt = target.dueAt;
     clearTimeout(target.timer);
     target.timer = setTimeout(() => void this.#tick(target), delay);
     target.timer.unref();
   }
 
+  #cancel(target: Target): void {
+    clearTimeout(target.timer);
+    target.dueAt = 0;
+    target.endpoint.scrapeDueAt = 0;
+  }
+
   async #tick(target: Target): Promise<void> {
+    target.dueAt = 0;
     const started = this.#opts.now();
     target.startedAt = started;
     await this.#scrape(target);
@@ -129,7 +151,7 @@ export class Scraper {
     try {
       const page = await this.#opts.source.fetch(ep.url);
       const now = this.#opts.now();
-      const cut = page.cut === true;
+      const cut = page.cut === true || (target.cut && page.text.length >= UNCUT_BELOW);
       ep.recordScrape(readEngineMetrics(ep.engine, page.text, cut), now, now - started, seen);
       if (cut && !target.cut) this.#opts.onPageCut?.(ep);
       target.cut = cut;
@@ -138,6 +160,8 @@ export class Scraper {
     } catch (err) {
       ep.recordScrapeFailure((err as Error).message);
     }
+    // This scrape is read: the next one is due when its timer is (none pending: it is being set, or not scraped).
+    ep.scrapeDueAt = target.dueAt;
     if (target.watched) target.done(ep);
   }
 

@@ -23,7 +23,7 @@ export function endpoint(i: number, m: Partial<EngineSnapshot> = {}, now = 1000)
 }
 
 export function lora(running: string[], waiting: string[], maxLoras: number): EngineSnapshot['lora'] {
-  return { running: new Set(running), waiting: new Set(waiting), maxLoras };
+  return { running: new Set(running), waiting: new Set(waiting), inUse: new Set([...running, ...waiting]).size, maxLoras };
 }
 
 export function pool(name: string, endpoints: string[], extra: Partial<PoolConfig> = {}): PoolConfig {
@@ -88,6 +88,8 @@ export interface FakeMetricsServer {
   models: string | undefined;
   /** Requests /v1/models received. */
   modelsHits: number;
+  /** Delay before /v1/models answers, in ms. */
+  modelsDelayMs: number;
   close(): Promise<void>;
 }
 
@@ -101,12 +103,15 @@ export async function fakeMetricsServer(page: string | number = vllmPage()): Pro
     delayMs: 0,
     models: undefined as string | undefined,
     modelsHits: 0,
+    modelsDelayMs: 0,
   };
   const server: Server = createServer((req, res) => {
     if (req.url === '/v1/models') {
       state.modelsHits++;
-      if (state.models === undefined) res.writeHead(404).end('no');
-      else res.writeHead(200, { 'content-type': 'application/json' }).end(state.models);
+      setTimeout(() => {
+        if (state.models === undefined) res.writeHead(404).end('no');
+        else res.writeHead(200, { 'content-type': 'application/json' }).end(state.models);
+      }, state.modelsDelayMs);
       return;
     }
     state.hits++;

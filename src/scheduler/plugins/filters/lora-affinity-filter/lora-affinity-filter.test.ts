@@ -10,6 +10,8 @@ describe(LORA_AFFINITY_FILTER, () => {
     { name: 'holding or loading it', loras: [lora(['sql'], [], 2), lora([], ['sql'], 2), lora([], [], 2)], want: [0, 1] },
     { name: 'else a free slot', loras: [lora(['a', 'b'], [], 2), lora(['a'], [], 2), null], want: [1] },
     { name: 'else all', loras: [lora(['a', 'b'], [], 2), null], want: [0, 1] },
+    // An adapter listed as running and waiting (current vLLM lists each with unfinished requests in both) takes one slot.
+    { name: 'a slot is free when the lists share their adapters', loras: [lora(['a', 'b'], ['a', 'b'], 4), lora(['a', 'b'], ['c', 'd'], 4)], want: [0] },
   ];
   for (const c of cases) {
     test(c.name, () => {

@@ -20,7 +20,7 @@ export const loraAffinityFilter: PluginFactory<Filter> = (name, raw) => {
       const adapter = ctx.request.targetModel;
       const holding = candidates.filter((ep) => ep.lora !== null && (ep.lora.running.has(adapter) || ep.lora.waiting.has(adapter)));
       if (holding.length > 0) return holding;
-      const room = candidates.filter((ep) => ep.lora !== null && ep.lora.running.size + ep.lora.waiting.size < ep.lora.maxLoras);
+      const room = candidates.filter((ep) => ep.lora !== null && ep.lora.inUse < ep.lora.maxLoras);
       return room.length > 0 ? room : candidates;
     },
   } satisfies Filter;

@@ -12,7 +12,7 @@ export function loraAffinity(ep: EndpointState, adapter: string): number {
   const lora = ep.lora;
   if (!lora) return 0;
   if (lora.running.has(adapter)) return 1;
-  if (lora.running.size + lora.waiting.size < lora.maxLoras) return 0.8;
+  if (lora.inUse < lora.maxLoras) return 0.8;
   if (lora.waiting.has(adapter)) return 0.6;
   return 0;
 }
