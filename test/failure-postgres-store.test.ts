@@ -169,3 +169,33 @@ describe('a gateway replica whose COMMIT reaches PostgreSQL but whose answer is 
     await until(() => chat(b, app.key), (x) => x.status === 401, 5000, 'the deletion on replica b');
   });
 });
+
+describe('a gateway replica whose database becomes unreachable right after its COMMIT is answered', { skip: postgres.skip }, () => {
+  const f = proxiedReplicas();
+
+  test('refuses the key it revoked as soon as it answers, and still once the database is back', { timeout: 60_000 }, async () => {
+    const b = await f.replicas.start(f.proxy.proxied(f.target.url));
+    const app = await createApp(b.adminUrl, ['gold']);
+    await untilKeyKnown(b.url, app.key);
+    await b.apim.settled();
+
+    // The read of the app's keys that follows the COMMIT (a snapshot transaction) is the first thing the outage meets.
+    const outage = f.proxy.silenceOn('repeatable read').then(() => f.proxy.cut());
+    try {
+      const revoked = await call(b.adminUrl, 'POST', appPath(app, `/keys/${app.keyId}?action=revoke`));
+      await outage;
+      assert.equal(revoked.status, 200, JSON.stringify(revoked.body));
+      assert.equal(revoked.body.status, 'revoked');
+      // Before the fix b answered 200 and kept accepting the key until the database was back.
+      const right = await chat(b, app.key);
+      assert.equal(right.status, 401, JSON.stringify(right.body));
+      assert.equal(codeOf(right), 'oauth.v2.ApiKeyNotApproved');
+    } finally {
+      await f.proxy.restore();
+    }
+    // The read after the COMMIT, retried, agrees.
+    await b.apim.settled();
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal((await chat(b, app.key)).status, 401);
+  });
+});

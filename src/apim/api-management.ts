@@ -15,7 +15,7 @@ import { withTimeout } from '../lib/with-timeout.js';
 import type { RequestTracer } from '../telemetry/tracing.js';
 import { CachedAccessTokens, COUNTER_ERROR_OUTCOMES, createPolicyEngine, registerBuiltins, type CounterErrorOutcome, type IdentitySource, type KeyRecord, type PolicyEngine } from '../policy/index.js';
 import { checkTemplates, type FlowDeps } from '../policy/flow.js';
-import { AccessTokens, IDENTITY_TYPES, openCounterStore, openDatabase, type ChangeEvent, type IdentityRefs, type CounterStore, type Database, type KvmEntryRef, type KvmScope, type Snapshot, type StoreView } from '../store/index.js';
+import { AccessTokens, IDENTITY_TYPES, openCounterStore, openDatabase, type ChangeEvent, type IdentityRefs, type IdentityRows, type CounterStore, type Database, type KvmEntryRef, type KvmScope, type Snapshot, type StoreView } from '../store/index.js';
 import { syncFileManifests } from './file-manifests.js';
 import { KvmCipher } from './kvm-cipher.js';
 import { keyOf, KvmView } from './kvm-view.js';
@@ -78,6 +78,11 @@ export class ApiManagement {
   #kvmDue: Map<string, KvmEntryRef> | 'all' | undefined;
   /** Apps (and developers, with all their apps) whose keys to read again; a whole reload reads them too. */
   #identityDue: { appIds: Set<string>; developerIds: Set<string> } | undefined;
+  /**
+   * This process's key changes served from their own rows while a read was under way: that read may have begun before
+   * their COMMIT, so they are served again once it ends, not replaced by what they changed.
+   */
+  #ownDuringRead: { refs: IdentityRefs; rows: IdentityRows }[] = [];
   #retryTimer: NodeJS.Timeout | undefined;
   #retryDelayMs = RETRY_MIN_MS;
   #closed = false;
@@ -243,7 +248,10 @@ export class ApiManagement {
    * alone is read again by itself (named ones one by one; unnamed, an admin change, every entry) into the view.
    */
   #changed(event: ChangeEvent): void {
-    if (event.identity && this.#identity && event.resourceTypes.every((t) => IDENTITY_TYPES.has(t))) return this.#identityChanged(event.identity);
+    if (event.identity && this.#identity && event.resourceTypes.every((t) => IDENTITY_TYPES.has(t))) {
+      if (event.identityRows) this.#serveOwn(event.identity, event.identityRows);
+      return this.#identityChanged(event.identity);
+    }
     if (!event.resourceTypes.every((t) => t === 'kvm')) return void this.refresh();
     if (!event.kvmEntries) {
       this.#kvmDue = 'all';
@@ -257,6 +265,17 @@ export class ApiManagement {
       for (const e of event.kvmEntries) this.#kvmDue.set(keyOf(e.scope, e.mapName, e.key), e);
     }
     void this.#catchUp();
+  }
+
+  /**
+   * This process's committed key change, served at once from the rows its transaction read before COMMIT: the admin
+   * answer says it is in force here, and the read again that follows (kept for changes committed meanwhile elsewhere)
+   * may find the database gone, retried until it does not. Before, a key revoked just before the database became
+   * unreachable went on working here, answered as revoked, until the database came back.
+   */
+  #serveOwn(refs: IdentityRefs, rows: IdentityRows): void {
+    this.#identity.replace(refs, rows);
+    if (this.#refreshing) this.#ownDuringRead.push({ refs, rows });
   }
 
   /**
@@ -299,6 +318,7 @@ export class ApiManagement {
           // A bad stored manifest is not retried: it would fail the same way.
           if (!(err instanceof ConfigError)) this.#retryLater();
         }
+        for (const own of this.#ownDuringRead.splice(0)) this.#identity.replace(own.refs, own.rows);
       }
       this.#refreshing = null;
     })();

@@ -4,12 +4,21 @@
 import type { KeyValueMapSpec } from '../config/apim-kinds.js';
 import type { Manifest } from '../config/manifest.js';
 import type { Logger } from '../lib/logger.js';
+import { withTimeout } from '../lib/with-timeout.js';
 import type { KvmLookup } from '../policy/index.js';
 import type { Database, KvmEntry, KvmEntryRef, KvmScope } from '../store/index.js';
 import { KVM_KEY_ENV, type KvmCipher } from './kvm-cipher.js';
 
 /** One id per entry (scope, map, key), for maps of entries: the view's values, the entries a change names. */
 export const keyOf = (scope: string, map: string, key: string) => `${scope}\u0000${map}\u0000${key}`;
+
+/**
+ * How long a request waits for its put to be stored before the policy fails it (500 SetVariableFailed), as the OAuth
+ * policies wait for the token table: a database that stalled held every request with a put until the OS gave up on
+ * the connection, minutes later. A put is a few indexed statements, milliseconds; the bound leaves room for a wait
+ * behind the admin API and analytics in the shared pool.
+ */
+export const KVM_PUT_TIMEOUT_MS = 2000;
 
 /** A value as this replica holds it: decrypted, with how the store holds it. */
 interface Held {
@@ -66,10 +75,12 @@ export class KvmView implements KvmLookup {
    * The store decides, in one transaction, whether the map exists (the files', or the admin API's as stored now) and
    * whether to write: this replica's memory may not have heard of another replica's write, or of the map's delete.
    * @throws Error when no map of this name is declared (the admin API could neither list nor delete its entries), or
-   * it is encrypted and TOLLGATE_KVM_KEY is unset.
+   * it is encrypted and TOLLGATE_KVM_KEY is unset; with TimeoutError after KVM_PUT_TIMEOUT_MS, the put then rolled
+   * back if it has not reached its COMMIT.
    */
   async put(scope: string, map: string, key: string, value: string, override: boolean): Promise<void> {
-    const stored = await this.#db.transaction(async (tx) => {
+    const givenUp = new AbortController();
+    const storing = this.#db.transaction(async (tx) => {
       const encrypted = this.#fileMaps.get(map) ?? (await tx.kvm.storedMap(map))?.encrypted;
       if (encrypted === undefined) throw new Error(`no key-value map named "${map}" is declared (in --config files or through the admin API)`);
       if (encrypted && !this.#cipher) throw new Error(`map ${map} is encrypted and ${KVM_KEY_ENV} is unset`);
@@ -78,7 +89,14 @@ export class KvmView implements KvmLookup {
       if (override) await tx.kvm.putFromPolicy(input, (e) => e.encrypted === encrypted && this.#readable(e)?.value === value);
       else if (!(await tx.kvm.addFromPolicy(input))) return undefined;
       return { value, encrypted };
-    });
+    }, givenUp.signal);
+    let stored: Held | undefined;
+    try {
+      stored = await withTimeout(storing, KVM_PUT_TIMEOUT_MS, 'storing the entry');
+    } catch (err) {
+      givenUp.abort(err);
+      throw err;
+    }
     if (stored) this.#values.set(keyOf(scope, map, key), stored);
   }
 

@@ -1,5 +1,6 @@
 // In-process fan-out of "something changed" events, so API management can refresh its in-memory snapshot.
 import type { Logger } from '../lib/logger.js';
+import type { IdentityRows } from './snapshot.js';
 
 export const RESOURCE_TYPES = ['apiproduct', 'operationset', 'manifest', 'developer', 'app', 'credential', 'kvm'] as const;
 
@@ -37,6 +38,11 @@ export interface ChangeEvent {
   kvmEntries?: KvmEntryRef[];
   /** Set when the transaction changed identity rows alone (IDENTITY_TYPES) and named the owner of each change. */
   identity?: IdentityRefs;
+  /**
+   * This process's changes with `identity` only: its rows as the transaction left them, read inside it just before
+   * COMMIT. A listener can serve the change from them at once, whether or not the database can be read afterwards.
+   */
+  identityRows?: IdentityRows;
   /** `local`: committed by this process; `remote`: learned from another replica through PostgreSQL NOTIFY. */
   origin: 'local' | 'remote';
 }

@@ -47,11 +47,12 @@ export class StoreView {
 
   /**
    * Runs several changes all-or-none (e.g. an app and its first key, or a whole `apply`); listeners hear of them
-   * once, after COMMIT. On PostgreSQL a failed statement aborts the transaction, so let store errors propagate.
+   * once, after COMMIT. On PostgreSQL a failed statement aborts the transaction, so let store errors propagate. Once
+   * `givenUp` is aborted (its caller stopped waiting), the transaction is rolled back rather than committed.
    * @example await store.transaction(async (tx) => { const app = await tx.apps.create(devId, { name }); await tx.credentials.issue({ appId: app.id }); });
    */
-  transaction<T>(fn: (tx: StoreView) => Promise<T>): Promise<T> {
-    return this.session.transaction((session) => fn(new StoreView(session)));
+  transaction<T>(fn: (tx: StoreView) => Promise<T>, givenUp?: AbortSignal): Promise<T> {
+    return this.session.transaction((session) => fn(new StoreView(session)), givenUp);
   }
 
   /** Inside a transaction: waits for, then holds until COMMIT, the lock on `topic` (see WriteContext.serialize). */
@@ -76,18 +77,25 @@ export class Database extends StoreView {
   readonly dialect: DialectName;
   readonly #listener: PgChangeListener | undefined;
   readonly #ownsSchema: boolean;
+  readonly #kysely: Kysely<Tables>;
   #closed = false;
 
-  constructor(session: Session, opts: { listener?: PgChangeListener; ownsSchema: boolean }) {
+  /** `kysely`: the store's connections without its statement deadline (PostgreSQL; see openPostgresStore). */
+  constructor(session: Session, opts: { listener?: PgChangeListener; ownsSchema: boolean; kysely?: Kysely<Tables> }) {
     super(session);
     this.dialect = session.core.dialect;
     this.#listener = opts.listener;
     this.#ownsSchema = opts.ownsSchema;
+    this.#kysely = opts.kysely ?? session.core.db;
   }
 
-  /** The query builder, for modules that own further tables (their migrations go in migrations/). */
+  /**
+   * The query builder, for modules that own further tables (their migrations go in migrations/). On PostgreSQL its
+   * statements have no deadline of tollgate's, unlike the repositories': a module whose queries may run long sets its
+   * own statement_timeout.
+   */
   get kysely(): Kysely<Tables> {
-    return this.session.core.db;
+    return this.#kysely;
   }
 
   /**
@@ -109,6 +117,6 @@ export class Database extends StoreView {
     if (this.#closed) return;
     this.#closed = true;
     await this.#listener?.close();
-    await this.session.core.db.destroy();
+    await this.#kysely.destroy();
   }
 }

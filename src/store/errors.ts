@@ -42,10 +42,16 @@ export class DatabaseConfigError extends StoreError {}
 /** The database named by the URL could not be opened or migrated at start (unreachable, refused, no such file). */
 export class DatabaseOpenError extends StoreError {}
 
-/** Socket errors, PostgreSQL's connection-exception and shutdown SQLSTATEs (08xxx, 57P0x), SQLite's busy/locked. */
+/** PostgreSQL did not answer a statement in time, and the connection was given up (postgres-connection.ts). */
+export class DatabaseTimeoutError extends StoreError {}
+
+/**
+ * Socket errors, PostgreSQL's connection-exception and shutdown SQLSTATEs (08xxx, 57P0x), its lock_timeout (55P03) and
+ * idle_in_transaction_session_timeout (25P03) (postgres-connection.ts), SQLite's busy/locked.
+ */
 const UNAVAILABLE_CODES = new Set([
   'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN',
-  '08000', '08001', '08003', '08004', '08006', '57P01', '57P02', '57P03', 'SQLITE_BUSY', 'SQLITE_LOCKED',
+  '08000', '08001', '08003', '08004', '08006', '57P01', '57P02', '57P03', '55P03', '25P03', 'SQLITE_BUSY', 'SQLITE_LOCKED',
 ]);
 /** What node-postgres says, without a code, when a connection ends or cannot be made in time. */
 const UNAVAILABLE_MESSAGE = /Connection terminated|timeout exceeded when trying to connect|Connection ended unexpectedly|connection error/i;
@@ -56,6 +62,7 @@ const UNAVAILABLE_MESSAGE = /Connection terminated|timeout exceeded when trying 
  */
 export function isDatabaseUnavailable(err: unknown): boolean {
   for (let e = err, depth = 0; e instanceof Error && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    if (e instanceof DatabaseTimeoutError) return true;
     const code = (e as { code?: unknown }).code;
     if ((typeof code === 'string' && UNAVAILABLE_CODES.has(code)) || UNAVAILABLE_MESSAGE.test(e.message)) return true;
   }

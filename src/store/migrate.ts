@@ -31,6 +31,9 @@ export async function migrate(
 ): Promise<string[]> {
   return inTransaction(db, dialect, 'write', async (conn) => {
     if (dialect === 'postgres') {
+      // Transactions fail a lock wait after a few seconds (transaction.ts); start-up waits for the migration lock,
+      // and its DDL for the tables' locks, as long as they take.
+      await sql`select set_config('lock_timeout', '0', true)`.execute(conn);
       const waiting = setTimeout(() => logger.warn({ schema: schema ?? 'public' }, 'waiting for the migration lock held by another process'), LOCK_WAIT_LOG_MS);
       try {
         await sql`select pg_advisory_xact_lock(${LOCK_CLASS}, hashtext(${schema ?? 'public'}))`.execute(conn);

@@ -8,7 +8,7 @@ import { DatabaseOpenError, redactUrl, StoreError } from './errors.js';
 import { Database } from './database.js';
 import { migrate } from './migrate.js';
 import { PgChangeListener } from './pg-change-listener.js';
-import { clientConfig, openPostgres } from './postgres-connection.js';
+import { clientConfig, openPostgresStore } from './postgres-connection.js';
 import type { Tables } from './schema.js';
 import { Session } from './session.js';
 import { openSqlite } from './sqlite-connection.js';
@@ -59,15 +59,16 @@ async function open(target: DatabaseTarget, opts: OpenDatabaseOptions): Promise<
 
   const schema = opts.schema === undefined ? undefined : checkSchemaName(opts.schema);
   const settings = { url: target.url, schema, poolSize: opts.poolSize };
-  const db = openPostgres(settings, logger);
-  await orDestroy(db, () => migrate(db, 'postgres', schema, undefined, logger));
-  const core = { db, dialect: 'postgres' as const, feed, instanceId, schema: schema ?? 'public' };
+  // Migrations may rightly run long: they go without the store's statement deadline.
+  const { kysely, store } = openPostgresStore(settings, logger);
+  await orDestroy(kysely, () => migrate(kysely, 'postgres', schema, undefined, logger));
+  const core = { db: store, dialect: 'postgres' as const, feed, instanceId, schema: schema ?? 'public' };
   const listener =
     opts.listen === false
       ? undefined
       : new PgChangeListener(clientConfig(settings, `tollgate-listen:${core.schema}`), core, (e) => feed.publish(e), logger, opts.listenHeartbeatMs);
-  if (listener) await orDestroy(db, () => listener.start());
-  return new Database(new Session(core, actor), { listener, ownsSchema: schema !== undefined });
+  if (listener) await orDestroy(kysely, () => listener.start());
+  return new Database(new Session(core, actor), { listener, ownsSchema: schema !== undefined, kysely });
 }
 
 /** A half-opened database must not leave a pool behind. */

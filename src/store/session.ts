@@ -4,6 +4,7 @@ import type { DialectName } from './database-url.js';
 import { IDENTITY_TYPES, RESOURCE_TYPES, type ChangeEvent, type ChangeFeed, type IdentityRefs, type KvmEntryRef, type ResourceType } from './change-feed.js';
 import { insertAuditRow } from './audit-log.js';
 import { notifyChange } from './pg-change-listener.js';
+import { loadIdentityRows, type IdentityRows } from './snapshot.js';
 import { inTransaction } from './transaction.js';
 import type { Tables } from './schema.js';
 
@@ -141,20 +142,29 @@ export class Session {
     return this.transaction((session) => session.write(fn));
   }
 
-  /** Joins an open transaction (nested calls are flattened) or opens one; listeners hear of it after COMMIT. */
-  async transaction<T>(fn: (session: Session) => Promise<T>): Promise<T> {
+  /**
+   * Joins an open transaction (nested calls are flattened) or opens one; listeners hear of it after COMMIT. One it
+   * opens is rolled back, not committed, once `givenUp` is aborted.
+   */
+  async transaction<T>(fn: (session: Session) => Promise<T>, givenUp?: AbortSignal): Promise<T> {
     if (this.#tx) return fn(this);
     const { db, dialect, feed, instanceId, schema } = this.core;
     const tx: Omit<OpenTransaction, 'db'> = openTransaction();
     let event: Omit<ChangeEvent, 'origin'> | undefined;
+    let identityRows: IdentityRows | undefined;
     /** Set as the callback returns: what inTransaction does after it is the COMMIT. */
     let committing = false;
     let result: T;
     try {
       result = await inTransaction(db, dialect, 'write', async (conn) => {
-        const value = await fn(new Session(this.core, this.actor, { db: conn, ...tx }));
+        const session = new Session(this.core, this.actor, { db: conn, ...tx });
+        const value = await fn(session);
         event = changeOf(tx);
         if (event && dialect === 'postgres') await notifyChange(conn, { schema, origin: instanceId, ...event });
+        // Read on this connection, which has just answered: a read after COMMIT could find the database gone, and this
+        // replica would keep serving what the change replaced (a revoked key) while its answer said it was done.
+        if (event?.identity) identityRows = await loadIdentityRows(session, event.identity);
+        givenUp?.throwIfAborted();
         committing = true;
         return value;
       });
@@ -165,7 +175,7 @@ export class Session {
       if (committing && event) feed.publish({ resourceTypes: [...RESOURCE_TYPES], origin: 'local' });
       throw err;
     }
-    if (event) feed.publish({ ...event, origin: 'local' });
+    if (event) feed.publish({ ...event, ...(identityRows && { identityRows }), origin: 'local' });
     return result;
   }
 

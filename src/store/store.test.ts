@@ -369,7 +369,10 @@ for (const backend of DATABASE_BACKENDS) {
           return { app: created, key: issued.consumerKey };
         });
         assert.equal((await db.credentials.findByKey(key))?.appId, app.id);
-        assert.deepEqual(events, [{ resourceTypes: ['app', 'credential'], identity: { appIds: [app.id], developerIds: [] }, origin: 'local' }]);
+        // Read again: assert.deepEqual(events, []) above narrowed it to never[].
+        const heard: ChangeEvent[] = events;
+        assert.deepEqual(heard.map(({ identityRows: _rows, ...event }) => event), [{ resourceTypes: ['app', 'credential'], identity: { appIds: [app.id], developerIds: [] }, origin: 'local' }]);
+        assert.deepEqual(heard[0]?.identityRows?.credentials.map((c) => c.appId), [app.id]);
         unsubscribe();
       });
     });

@@ -4,11 +4,34 @@ import type { DialectName } from './database-url.js';
 
 export type TransactionMode = 'write' | 'snapshot';
 
+/**
+ * PostgreSQL, in every transaction: a lock waited for this long fails (55P03, a 503 on the admin API). A session holding
+ * a lock (an apply's, a key's row) whose replica went silent would otherwise hold up the other replicas' writes of the
+ * same objects until IDLE_IN_TRANSACTION_TIMEOUT_MS ends it. Under the store's statement deadline
+ * (postgres-connection.ts), so a lock wait ends with PostgreSQL's answer rather than with the connection given up.
+ */
+export const LOCK_TIMEOUT_MS = 3000;
+
+/**
+ * PostgreSQL, in every transaction: one that sends nothing for this long is ended by the server, rolled back and its
+ * locks let go. Its replica went silent, or gave the connection up where the server cannot see it: such a session
+ * lived as long as the server's TCP keepalive, two hours by default. tollgate sends a transaction's statements back to
+ * back; the longest pause between them is an apply compiling the policies it would leave.
+ */
+export const IDLE_IN_TRANSACTION_TIMEOUT_MS = 10_000;
+
+/**
+ * Set with the BEGIN, in the same round trip, and for the transaction alone (SET LOCAL): as start-up options, a
+ * connection pooler in front of PostgreSQL (PgBouncer) refuses the connection, and in its transaction mode a session's
+ * settings would reach other clients.
+ */
+const PG_LIMITS = `set local lock_timeout = ${LOCK_TIMEOUT_MS}; set local idle_in_transaction_session_timeout = ${IDLE_IN_TRANSACTION_TIMEOUT_MS}`;
+
 const BEGIN: Record<DialectName, Record<TransactionMode, string>> = {
   // IMMEDIATE takes the write lock up front: a deferred transaction that reads and then writes fails with
   // SQLITE_BUSY (without waiting) when another process committed in between.
   sqlite: { write: 'begin immediate', snapshot: 'begin' },
-  postgres: { write: 'begin', snapshot: 'begin isolation level repeatable read read only' },
+  postgres: { write: `begin; ${PG_LIMITS}`, snapshot: `begin isolation level repeatable read read only; ${PG_LIMITS}` },
 };
 
 export async function inTransaction<DB, T>(

@@ -89,6 +89,23 @@ export function appPath(a: Pick<IssuedApp, 'email' | 'app'>, rest = ''): string 
   return `/v1/developers/${encodeURIComponent(a.email)}/apps/${encodeURIComponent(a.app)}${rest}`;
 }
 
+/** The answer, or undefined when it has not come within `ms` (a request that hangs). */
+export function answerWithin(answer: Promise<Answer>, ms: number): Promise<Answer | undefined> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => resolve(undefined), ms);
+    answer.then(
+      (a) => {
+        clearTimeout(timer);
+        resolve(a);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err);
+      },
+    );
+  });
+}
+
 /** Calls `probe` until `done` says yes; throws with the last value after `timeoutMs`. */
 export async function until<T>(probe: () => Promise<T>, done: (v: T) => boolean, timeoutMs: number, what: string, everyMs = 10): Promise<T> {
   const deadline = performance.now() + timeoutMs;
