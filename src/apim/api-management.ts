@@ -129,7 +129,7 @@ export class ApiManagement {
   static async open(opts: ApiManagementOptions, fileManifests: readonly Manifest[]): Promise<ApiManagement> {
     const db = await openDatabase(opts.db, { schema: opts.dbSchema, logger: opts.logger });
     const { store: counters, unreachable } = await openCounterStore(opts.redis, { keyPrefix: opts.redisKeyPrefix, logger: opts.logger });
-    const caches = new CacheResources({ redisUrl: opts.redis, redisKeyPrefix: opts.redisKeyPrefix, postgres: db.dialect === 'postgres' ? db.kysely : undefined, logger: opts.logger });
+    const caches = new CacheResources({ redisUrl: opts.redis, redisKeyPrefix: opts.redisKeyPrefix, postgres: db.dialect === 'postgres' ? db.boundedKysely : undefined, logger: opts.logger });
     await caches.ready();
     const apim = new ApiManagement(db, counters, caches, opts.logger, opts.registry, opts.tracer);
     try {

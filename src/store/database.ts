@@ -99,6 +99,15 @@ export class Database extends StoreView {
   }
 
   /**
+   * The query builder the repositories use: on PostgreSQL each statement is answered within STATEMENT_DEADLINE_MS or
+   * its connection is ended, never pooled again (see openPostgresStore). For modules whose statements are all short and
+   * must not wait on a connection gone silent until TCP keepalive notices (the PostgreSQL caches').
+   */
+  get boundedKysely(): Kysely<Tables> {
+    return this.session.core.db;
+  }
+
+  /**
    * Called after every committed change: this process's at once, other replicas' through PostgreSQL NOTIFY.
    * Returns the unsubscribe function.
    */

@@ -88,7 +88,7 @@ for (const b of BACKENDS) {
         db = await target.open({ listen: false });
         cleanup.push(() => target.dispose(), () => db!.close());
       }
-      const caches = new CacheResources({ redisUrl: b.store === 'redis' ? REDIS_URL : undefined, redisKeyPrefix: PREFIX, postgres: db?.kysely });
+      const caches = new CacheResources({ redisUrl: b.store === 'redis' ? REDIS_URL : undefined, redisKeyPrefix: PREFIX, postgres: db?.boundedKysely });
       cleanup.push(() => caches.close());
       await caches.ready();
       // `faq` and `faq:v2`: a key prefix of one must not be the other's.

@@ -24,7 +24,10 @@ export interface CacheResourcesOptions {
   redisUrl?: string;
   /** Default `tollgate:`; caches add `cache:NAME:` or `semantic:NAME:`. */
   redisKeyPrefix?: string;
-  /** The gateway's database when it is PostgreSQL; `store: postgres` needs it. */
+  /**
+   * The gateway's database when it is PostgreSQL, as its builder with a deadline on every statement
+   * (Database.boundedKysely, see PostgresVectorIndexOptions.db); `store: postgres` needs it.
+   */
   postgres?: Kysely<any>;
   logger?: Logger;
   /** Epoch milliseconds; injected by tests. */

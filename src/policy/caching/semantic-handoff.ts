@@ -11,6 +11,8 @@ export interface SemanticMiss extends AnswerCache {
   /** The index's scope key (tenant, models, shape of the answer). */
   scope: string;
   vector: Float32Array;
+  /** The prompt embedded: its answer replaces the one stored for it before (VectorIndex.add's key is its digest). */
+  prompt: string;
   /**
    * Whether the request, as it went upstream, still has the scope and prompt it was looked up with: a policy after the
    * lookup that changed them (a token cap, a rewritten prompt) made the answer another request's.

@@ -106,6 +106,26 @@ describe('redis deadlines', { skip: REDIS_SKIP }, () => {
     }
   });
 
+  test('a connection gone silent is dropped at its first timeout: the next lookups reach Redis again', async () => {
+    const proxy = await TcpProxy.for(REDIS_URL!, 6379);
+    const client = openCacheRedis(proxy.proxied(REDIS_URL!), silentLogger);
+    await redisReady(client);
+    const store = new RedisCacheStore({ client, keyPrefix, commandTimeoutMs: 200 });
+    try {
+      await store.set('silent', Buffer.from('answer'), 60_000);
+      proxy.freezeOpen();
+      await assert.rejects(Promise.resolve(store.get('silent')), CacheStoreUnavailableError);
+      // Before: every later lookup timed out too, queued behind the first (with the answers being stored) in memory,
+      // for as long as the socket lived, while Redis itself was fine.
+      let got;
+      for (const until = Date.now() + 3000; !got && Date.now() < until; await sleep(50)) got = await Promise.resolve(store.get('silent')).catch(() => undefined);
+      assert.equal(got?.toString(), 'answer');
+    } finally {
+      client.disconnect();
+      await proxy.close();
+    }
+  });
+
   test('an event-loop stall longer than the deadline does not turn a lookup Redis answered into a miss', async () => {
     const client = openCacheRedis(REDIS_URL!, silentLogger);
     await redisReady(client);

@@ -14,6 +14,12 @@ export interface CacheStore {
   close(): Promise<void>;
 }
 
+/** A slow cache is worse than none: a lookup that takes longer is a miss. */
+export const CACHE_COMMAND_TIMEOUT_MS = 250;
+
+/** A purge is an admin's wait, not a request's: each of its round trips may take this long before it is a 503. */
+export const CACHE_PURGE_TIMEOUT_MS = 5000;
+
 export class CacheStoreUnavailableError extends Error {
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);

@@ -3,9 +3,10 @@
 import type { Redis } from 'ioredis';
 import { loadIoredis } from '../ioredis.js';
 import { silentLogger, type Logger } from '../../lib/logger.js';
-import { withTimeout } from '../../lib/with-timeout.js';
+import { TimeoutError, withTimeout } from '../../lib/with-timeout.js';
 import { guardHandshake } from '../redis-handshake.js';
-import { CacheStoreUnavailableError, type CacheStore } from './cache-store.js';
+import { dropStalledConnection } from '../redis-stall.js';
+import { CACHE_COMMAND_TIMEOUT_MS, CACHE_PURGE_TIMEOUT_MS, CacheStoreUnavailableError, type CacheStore } from './cache-store.js';
 
 export interface RedisCacheStoreOptions {
   /** An open client to share (not closed by this store), or a URL to open one. */
@@ -37,13 +38,13 @@ export class RedisCacheStore implements CacheStore {
   }
 
   async get(key: string): Promise<Buffer | undefined> {
-    const value = await redisCall(() => this.#redis.getBuffer(this.#prefix + key), this.#timeoutMs);
+    const value = await redisCall(this.#redis, () => this.#redis.getBuffer(this.#prefix + key), this.#timeoutMs);
     return value ?? undefined;
   }
 
   async set(key: string, value: Buffer, ttlMs: number): Promise<void> {
     if (value.length > this.#maxValueBytes || ttlMs <= 0) return;
-    await redisCall(() => this.#redis.set(this.#prefix + key, value, 'PX', Math.ceil(ttlMs)), this.#timeoutMs);
+    await redisCall(this.#redis, () => this.#redis.set(this.#prefix + key, value, 'PX', Math.ceil(ttlMs)), this.#timeoutMs);
   }
 
   async close(): Promise<void> {
@@ -55,26 +56,25 @@ export class RedisCacheStore implements CacheStore {
 /** Server replies that mean "not now" rather than "bad command". */
 const UNAVAILABLE_REPLY = /^(LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BUSY|OOM|MISCONF)\b/;
 
-/** A slow cache is worse than none: a lookup that takes longer is a miss. */
-export const CACHE_COMMAND_TIMEOUT_MS = 250;
-
 /**
- * Runs a command within `timeoutMs`; connection trouble, transient server states and the deadline become
+ * Runs a command of `redis` within `timeoutMs`; connection trouble, transient server states and the deadline become
  * CacheStoreUnavailableError. The deadline is withTimeout's, not ioredis's commandTimeout, whose plain timer fires
- * before a reply that arrived during an event-loop stall is read.
+ * before a reply that arrived during an event-loop stall is read. Past it the connection is dropped: kept, a silent
+ * one made every later lookup a miss at the deadline, its commands (answers being stored among them) queued in
+ * memory, until the socket died, while Redis itself was fine.
  */
-export async function redisCall<T>(command: () => Promise<T>, timeoutMs = CACHE_COMMAND_TIMEOUT_MS): Promise<T> {
+export async function redisCall<T>(redis: Redis, command: () => Promise<T>, timeoutMs = CACHE_COMMAND_TIMEOUT_MS): Promise<T> {
   try {
     return await withTimeout(command(), timeoutMs, 'a Redis cache command');
   } catch (err) {
+    if (err instanceof TimeoutError) dropStalledConnection(redis);
     if (err instanceof loadIoredis().ReplyError && !UNAVAILABLE_REPLY.test((err as Error).message)) throw err;
     throw new CacheStoreUnavailableError(`Redis is unavailable: ${(err as Error).message}`, { cause: err });
   }
 }
 
-/** A purge walks the whole keyspace (SCAN) in steps of this many keys, each step given PURGE_STEP_TIMEOUT_MS. */
+/** A purge walks the whole keyspace (SCAN) in steps of this many keys, each step given CACHE_PURGE_TIMEOUT_MS. */
 const PURGE_SCAN_COUNT = 1000;
-const PURGE_STEP_TIMEOUT_MS = 5000;
 
 /** `prefix` as a SCAN MATCH pattern: its glob characters taken literally, then anything. */
 const globOf = (prefix: string): string => `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
@@ -89,8 +89,8 @@ export async function deleteKeysUnder(redis: Redis, prefix: string): Promise<num
   let deleted = 0;
   let cursor = '0';
   do {
-    const [next, keys] = await redisCall(() => redis.scan(cursor, 'MATCH', match, 'COUNT', PURGE_SCAN_COUNT), PURGE_STEP_TIMEOUT_MS);
-    if (keys.length > 0) deleted += await redisCall(() => redis.unlink(...keys), PURGE_STEP_TIMEOUT_MS);
+    const [next, keys] = await redisCall(redis, () => redis.scan(cursor, 'MATCH', match, 'COUNT', PURGE_SCAN_COUNT), CACHE_PURGE_TIMEOUT_MS);
+    if (keys.length > 0) deleted += await redisCall(redis, () => redis.unlink(...keys), CACHE_PURGE_TIMEOUT_MS);
     cursor = next;
   } while (cursor !== '0');
   return deleted;
@@ -98,7 +98,8 @@ export async function deleteKeysUnder(redis: Redis, prefix: string): Promise<num
 
 /**
  * A client for caches: no offline queue and a short connect timeout, so every call during an outage fails at once
- * or within redisCall's deadline while the client keeps reconnecting in the background.
+ * or within redisCall's deadline while the client keeps reconnecting in the background. What was pending on a
+ * connection that went away is not sent again on the next: its callers have had their miss.
  */
 export function openCacheRedis(url: string, logger: Logger): Redis {
   const connectTimeoutMs = 1000;
@@ -107,6 +108,7 @@ export function openCacheRedis(url: string, logger: Logger): Redis {
     maxRetriesPerRequest: 1,
     connectTimeout: connectTimeoutMs,
     retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
+    autoResendUnfulfilledCommands: false,
   });
   redis.on('error', (err: Error) => logger.debug({ err }, 'redis cache connection error'));
   guardHandshake(redis, connectTimeoutMs);

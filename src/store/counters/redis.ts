@@ -1,10 +1,10 @@
 // The shared CounterStore for many replicas: Redis, one atomic Lua script per operation, failing fast when Redis is away.
-import type { Socket } from 'node:net';
 import type { Redis } from 'ioredis';
 import { loadIoredis } from '../ioredis.js';
 import { silentLogger, type Logger } from '../../lib/logger.js';
 import { TimeoutError, withTimeout } from '../../lib/with-timeout.js';
 import { guardHandshake } from '../redis-handshake.js';
+import { dropStalledConnection } from '../redis-stall.js';
 import {
   checkBurst,
   checkCount,
@@ -198,16 +198,7 @@ export class RedisCounterStore implements CounterStore {
   }
 
   #dropStalledConnection(): void {
-    const stream = this.#redis.stream;
-    if (this.#redis.status !== 'ready' || !stream || stream.destroyed) return;
-    this.#logger.debug('a redis counter command timed out; dropping the connection');
-    // Not disconnect(): it ends the stream gracefully, which still delivers what is buffered. A reset discards the
-    // unsent backlog (TLS sockets cannot be reset, and are destroyed instead).
-    try {
-      (stream as Socket).resetAndDestroy();
-    } catch {
-      stream.destroy();
-    }
+    if (dropStalledConnection(this.#redis)) this.#logger.debug('a redis counter command timed out; dropping the connection');
   }
 
   /**

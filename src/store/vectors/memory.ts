@@ -4,6 +4,7 @@ import type { VectorIndex, VectorMatch } from './vector-index.js';
 import { similarity } from './vector-index.js';
 
 interface Entry {
+  key: string;
   vector: Float32Array;
   value: Buffer;
   expiresAt: number;
@@ -15,6 +16,7 @@ interface Scope {
 }
 
 const ENTRY_OVERHEAD = 96;
+const sizeOf = (e: Entry): number => e.vector.byteLength + e.value.length + e.key.length + ENTRY_OVERHEAD;
 /** A new answer this close to a stored one replaces it instead of adding a near-duplicate. */
 const SAME = 0.9999;
 
@@ -77,18 +79,18 @@ export class MemoryVectorIndex implements VectorIndex {
     return best && { similarity: bestSim, value: best.value };
   }
 
-  add(scope: string, vector: Float32Array, value: Buffer, ttlMs: number): void {
+  add(scope: string, key: string, vector: Float32Array, value: Buffer, ttlMs: number): void {
     if (ttlMs <= 0) return;
     let s = this.#scopes.get(scope);
     if (!s) {
       s = { entries: [], bytes: 0 };
       this.#scopes.set(scope, s);
     }
-    const expiresAt = this.#now() + ttlMs;
-    const bytes = vector.byteLength + value.length + ENTRY_OVERHEAD;
-    const same = s.entries.findIndex((e) => similarity(e.vector, vector) >= SAME);
+    const entry = { key, vector, value, expiresAt: this.#now() + ttlMs };
+    const bytes = sizeOf(entry);
+    const same = s.entries.findIndex((e) => e.key === key || similarity(e.vector, vector) >= SAME);
     if (same !== -1) this.#drop(s, same);
-    s.entries.push({ vector, value, expiresAt });
+    s.entries.push(entry);
     s.bytes += bytes;
     this.#bytes += bytes;
     while (s.entries.length > this.#maxEntries) this.#drop(s, 0);
@@ -113,8 +115,7 @@ export class MemoryVectorIndex implements VectorIndex {
   }
 
   #drop(s: Scope, i: number): void {
-    const [e] = s.entries.splice(i, 1);
-    const bytes = e.vector.byteLength + e.value.length + ENTRY_OVERHEAD;
+    const bytes = sizeOf(s.entries.splice(i, 1)[0]);
     s.bytes -= bytes;
     this.#bytes -= bytes;
   }

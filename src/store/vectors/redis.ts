@@ -1,12 +1,12 @@
-// A shared semantic index on Redis: one hash per scope (field = entry id, value = binary entry with its expiry),
+// A shared semantic index on Redis: one hash per scope (field = entry key, value = binary entry with its expiry),
 // scanned in the gateway. Every lookup reads the scope's whole hash, so keep scopes to a few thousand entries.
-import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { CACHE_COMMAND_TIMEOUT_MS, redisCall } from '../caches/redis.js';
+import { CACHE_COMMAND_TIMEOUT_MS } from '../caches/cache-store.js';
+import { redisCall } from '../caches/redis.js';
 import type { VectorIndex, VectorMatch } from './vector-index.js';
 import { encodeEntry, entryExpiresAt, entrySimilarity, entryValue } from './vector-index.js';
 
-/** Adds an entry and keeps the hash alive as long as its longest-lived entry; returns the entry count. */
+/** Sets an entry (replacing its key's) and keeps the hash alive as long as its longest-lived entry; returns the entry count. */
 const ADD = `
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
@@ -45,7 +45,7 @@ export class RedisVectorIndex implements VectorIndex {
 
   async search(scope: string, vector: Float32Array, threshold: number): Promise<VectorMatch | undefined> {
     const key = this.#prefix + scope;
-    const all = await redisCall(() => this.#redis.hgetallBuffer(key), this.#timeoutMs);
+    const all = await redisCall(this.#redis, () => this.#redis.hgetallBuffer(key), this.#timeoutMs);
     const now = this.#now();
     let best: Buffer | undefined;
     let bestSim = threshold;
@@ -67,10 +67,10 @@ export class RedisVectorIndex implements VectorIndex {
     return best && { similarity: bestSim, value: entryValue(best) };
   }
 
-  async add(scope: string, vector: Float32Array, value: Buffer, ttlMs: number): Promise<void> {
+  async add(scope: string, entryKey: string, vector: Float32Array, value: Buffer, ttlMs: number): Promise<void> {
     if (ttlMs <= 0) return;
     const key = this.#prefix + scope;
-    const count = await redisCall(() => this.#redis.tgVectorAdd(key, randomBytes(8).toString('hex'), encodeEntry(vector, value, this.#now() + ttlMs), Math.ceil(ttlMs)), this.#timeoutMs);
+    const count = await redisCall(this.#redis, () => this.#redis.tgVectorAdd(key, entryKey, encodeEntry(vector, value, this.#now() + ttlMs), Math.ceil(ttlMs)), this.#timeoutMs);
     if (count > this.#maxEntries) await this.#trim(key);
   }
 
@@ -78,12 +78,12 @@ export class RedisVectorIndex implements VectorIndex {
 
   /** Drops the expired entries, then the ones closest to expiry, down to the cap. */
   async #trim(key: string): Promise<void> {
-    const all = await redisCall(() => this.#redis.hgetallBuffer(key), this.#timeoutMs);
+    const all = await redisCall(this.#redis, () => this.#redis.hgetallBuffer(key), this.#timeoutMs);
     const byExpiry = Object.entries(all).sort((a, b) => entryExpiresAt(a[1]) - entryExpiresAt(b[1]));
     const now = this.#now();
     const excess = byExpiry.length - this.#maxEntries;
     const doomed = byExpiry.filter(([, e], i) => i < excess || entryExpiresAt(e) <= now).map(([id]) => id);
-    if (doomed.length > 0) await redisCall(() => this.#redis.hdel(key, ...doomed), this.#timeoutMs);
+    if (doomed.length > 0) await redisCall(this.#redis, () => this.#redis.hdel(key, ...doomed), this.#timeoutMs);
   }
 
 }

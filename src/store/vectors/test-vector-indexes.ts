@@ -55,7 +55,7 @@ export const VECTOR_BACKENDS: VectorBackend[] = [
     async create(opts) {
       const target = await postgres.create();
       const db = await target.open({ listen: false });
-      const index = new PostgresVectorIndex({ db: db.kysely, ...opts });
+      const index = new PostgresVectorIndex({ db: db.boundedKysely, commandTimeoutMs: 1000, ...opts });
       return {
         index,
         async dispose() {

@@ -15,7 +15,12 @@ export interface VectorMatch {
 export interface VectorIndex {
   /** The closest live entry of `scope` whose similarity is at least `threshold`. */
   search(scope: string, vector: Float32Array, threshold: number): MaybePromise<VectorMatch | undefined>;
-  add(scope: string, vector: Float32Array, value: Buffer, ttlMs: number): MaybePromise<void>;
+  /**
+   * Stores `value` under `key` (the prompt's digest): it replaces the entry of the scope with that key, so a prompt
+   * answered again (asked with `no-cache`, or by many clients at once) is held once. The memory index also replaces a
+   * near-identical vector's entry.
+   */
+  add(scope: string, key: string, vector: Float32Array, value: Buffer, ttlMs: number): MaybePromise<void>;
   close(): Promise<void>;
 }
 

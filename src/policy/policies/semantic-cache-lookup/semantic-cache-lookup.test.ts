@@ -69,6 +69,12 @@ async function stored(p: Pair, content: string, r: FakeRequest, state: ApimState
   assert.fail(`'${content}' was never stored`);
 }
 
+/** A shared store shows what the populate policy wrote a moment later. */
+async function until(check: () => Promise<boolean>, what: string): Promise<void> {
+  for (const deadline = Date.now() + 3000; Date.now() < deadline; await new Promise((resolve) => setTimeout(resolve, 10))) if (await check()) return;
+  assert.fail(`never: ${what}`);
+}
+
 const contentOf = (ctx: { directResponse?: { body: string | Buffer } }) => JSON.parse(String(ctx.directResponse!.body)).choices[0].message.content;
 
 describe('config', () => {
@@ -119,7 +125,7 @@ const BACKENDS: { name: string; store: string; skip?: string; open(): Promise<{ 
     async open() {
       const target: TestDatabase = await postgres.create();
       const db: Database = await target.open({ listen: false });
-      const caches = new CacheResources({ postgres: db.kysely });
+      const caches = new CacheResources({ postgres: db.boundedKysely });
       return {
         caches,
         async dispose() {
@@ -173,6 +179,20 @@ for (const backend of BACKENDS) {
       const switched = make({ cacheResource, embeddings: { url: emb.url, model: 'e-next', timeout: '300ms' } });
       // Before: a hit at similarity 1 on Redis and PostgreSQL, the other model's vectors compared as this one's.
       assert.equal((await ask(switched, PROMPT)).directResponse, undefined);
+    });
+
+    test('a prompt answered again (asked with no-cache) replaces its entry: repeats push no other prompt out', async () => {
+      const p = make({ maxEntriesPerScope: 2 });
+      await prime(p, UNRELATED, 'Bake it.');
+      await prime(p, PROMPT, 'Paris.');
+      for (const n of [1, 2, 3]) {
+        const ctx = await ask(p, PROMPT, { headers: { 'cache-control': 'no-cache' } });
+        await respondJson(p.populate, ctx, tenant('app-1'), chatAnswer(`Paris, ${n}.`));
+        // The new answer is the one served (before, on PostgreSQL, the first copy stayed the answer).
+        await until(async () => contentOf(await ask(p, PROMPT)) === `Paris, ${n}.`, `answer ${n} served`);
+      }
+      // Before: a copy per repeat on Redis and PostgreSQL, the cap of 2 dropping the other prompt's answer.
+      assert.equal(contentOf(await ask(p, UNRELATED)), 'Bake it.');
     });
   });
 }
@@ -260,6 +280,15 @@ describe('rules', () => {
     emb.mode = 'ok';
     assert.equal(caches.stats(p.name).embeddingFailures, 2);
     assert.ok((await ask(p, PROMPT)).directResponse, 'recovers');
+  });
+
+  test('a request with Cache-Control: no-cache is counted as bypassed only, as ResponseCache counts it', async () => {
+    const p = pair(caches);
+    const ctx = await ask(p, PROMPT, { headers: { 'cache-control': 'no-cache' } });
+    assert.equal(ctx.responseHeaders['x-cache'], 'MISS');
+    const { lookups, misses, bypassed } = caches.stats(p.name);
+    // Before: misses 1 as well, so misses could exceed lookups.
+    assert.deepEqual({ lookups, misses, bypassed }, { lookups: 0, misses: 0, bypassed: 1 });
   });
 
   test('without a tenant to scope by, or with Cache-Control: no-store, nothing is embedded', async () => {

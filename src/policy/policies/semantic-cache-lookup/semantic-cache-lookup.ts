@@ -39,8 +39,9 @@ export const semanticCacheLookup = ((name: string, spec: unknown, deps: CacheDep
   const threshold = s.similaritySearch.threshold;
   const source = s.userPromptSource;
 
-  const miss = (ctx: RequestContext) => {
-    stats.misses++;
+  /** Counted only when the request was looked up: one with `no-cache` is counted as bypassed, as ResponseCache does. */
+  const miss = (ctx: RequestContext, lookedUp = true) => {
+    if (lookedUp) stats.misses++;
     ctx.responseHeaders['x-cache'] = 'MISS';
   };
 
@@ -66,13 +67,13 @@ export const semanticCacheLookup = ((name: string, spec: unknown, deps: CacheDep
       vector = await embed(prompt);
     } catch {
       stats.embeddingFailures++;
-      return miss(ctx);
+      return miss(ctx, search);
     }
     const asLookedUp = (sent: RequestContext) => sent.body !== undefined && userPrompt(sent.body, source) === prompt && scopeKey(tenant, sent, state, sent.body) === scope;
-    leaveSemanticMiss(ctx, { lookup: name, index, scope, vector, maxEntryBytes: s.maxEntryBytes, cacheScope: s.scope, stats, asLookedUp });
+    leaveSemanticMiss(ctx, { lookup: name, index, scope, vector, prompt, maxEntryBytes: s.maxEntryBytes, cacheScope: s.scope, stats, asLookedUp });
     // The answer SemanticCachePopulate keeps must carry usage, as a later hit's client may ask for it.
     requestStreamUsage(ctx);
-    if (!search) return miss(ctx);
+    if (!search) return miss(ctx, false);
     let match;
     try {
       match = await index.search(scope, vector, threshold);

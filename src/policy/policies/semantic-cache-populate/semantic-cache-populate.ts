@@ -1,5 +1,6 @@
 // SemanticCachePopulate: stores a complete 2xx answer (whole JSON, or a finished stream rebuilt) under the prompt
 // embedding that SemanticCacheLookup computed on the miss, in that lookup's index and scope, for ttlInSeconds.
+import { createHash } from 'node:crypto';
 import { semanticCachePopulateSpec } from '../../../config/apim-kinds.js';
 import type { RequestContext } from '../../../gateway/context.js';
 import type { ResponseFlow } from '../../../gateway/hooks.js';
@@ -11,7 +12,8 @@ export const SEMANTIC_CACHE_POPULATE = 'semantic-cache-populate';
 
 function store(miss: SemanticMiss, value: Buffer, ttlMs: number): void {
   try {
-    const done = miss.index.add(miss.scope, miss.vector, value, ttlMs);
+    const key = createHash('sha256').update(miss.prompt).digest('base64url');
+    const done = miss.index.add(miss.scope, key, miss.vector, value, ttlMs);
     miss.stats.stored++;
     if (done instanceof Promise) done.catch(() => miss.stats.storeErrors++);
   } catch {
