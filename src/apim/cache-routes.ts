@@ -32,7 +32,7 @@ export function registerCacheRoutes(router: AdminRouter, deps: CacheRouteDeps): 
     }
     if (entries === undefined) throw new AdminError(404, 'not_found', `No ResponseCache or SemanticCacheLookup policy uses cacheResource "${resource}"`);
     // Nothing else changed, so nothing is announced to the replicas (a store write would reload their policies).
-    await insertAuditRow(deps.db.kysely, { at: new Date().toISOString(), actor, action: 'purge', resourceType: 'cache', resourceName: resource, detail: { entries } });
+    await insertAuditRow(deps.db.boundedKysely, { at: new Date().toISOString(), actor, action: 'purge', resourceType: 'cache', resourceName: resource, detail: { entries } });
     return { body: { cacheResource: resource, entries } };
   });
 }
