@@ -100,4 +100,33 @@ describe('analytics through PostgreSQL outages', { skip: postgres.skip }, () => 
     assert.match(String((timedOut?.err as { message?: string } | undefined)?.message), /did not finish within 300 ms/);
     await pipeline.close();
   });
+
+  test('the writer thread\'s connection going silent for good: the retry after the write timeout goes over a new one', { timeout: 60_000 }, async () => {
+    // A proxy of its own: the connections it silences stay silent, and the other tests' must not be among them.
+    const own = await TcpProxy.for(target.url, 5432);
+    const { logger, lines } = capturingLogger();
+    const pipeline = new AnalyticsPipeline({
+      db: proxied,
+      databaseUrl: own.proxied(target.url),
+      databaseSchema: target.schema,
+      settings: testSettings(tempSpoolDirectory(), { flushInterval: '20ms', writeTimeout: '500ms' }),
+      registry: new Registry(),
+      logger,
+    });
+    try {
+      pipeline.start();
+      for (let i = 0; i < 100; i++) pipeline.record(sampleRecord(i, { requestId: `frozen-${i}` }));
+      await drained(pipeline, 20_000);
+      // What a NAT or load balancer does when it drops an idle flow: the thread's open connection hears nothing more.
+      own.freezeOpen();
+      for (let i = 100; i < 200; i++) pipeline.record(sampleRecord(i, { requestId: `frozen-${i}` }));
+      // Before, every retry queued in the thread behind the insert that hung, and nothing was stored until a restart.
+      await drained(pipeline, 20_000);
+      assert.deepEqual(await storedCount('frozen'), { n: 200, distinct: 200 });
+      assert.ok(lines.some((l) => /an analytics insert did not finish within 500 ms/.test(String((l.err as { message?: string } | undefined)?.message))));
+    } finally {
+      await pipeline.close();
+      await own.close();
+    }
+  });
 });

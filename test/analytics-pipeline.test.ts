@@ -1,6 +1,8 @@
 // The analytics pipeline on SQLite and PostgreSQL: exactly-once storage, replay from the spool, segments, disk budget, retention.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { appendFileSync, existsSync, mkdirSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
@@ -313,5 +315,27 @@ describe('analytics retention on a SQLite file', () => {
     const { result: deleted, longest, took } = await measureStalls(() => pipeline.applyRetention());
     assert.equal(deleted, 300_000);
     assert.ok(longest < Math.max(100, took / 4), `the event loop stalled ${Math.round(longest)} ms of a ${Math.round(took)} ms retention pass`);
+  });
+
+  test('retention waiting for another process\'s write lock waits in the writer thread, not on the event loop', async () => {
+    const records = new AnalyticsRecords(db);
+    const old = Date.now() - 40 * 86_400_000;
+    await records.insert(Array.from({ length: 1000 }, (_, i) => recordRow(sampleRecord(i, { requestId: `locked-${i}`, time: old + i }))!), 1000, { onEventLoop: false });
+    const pipeline = new AnalyticsPipeline({ db, databaseUrl: target.url, settings: testSettings(tempSpoolDirectory(), { retention: '30d' }), registry: new Registry() });
+    // The writer thread started, as by the pass start() runs.
+    await pipeline.applyRetention(old);
+    // A backup tool or a sqlite3 shell in a write transaction for a second.
+    const file = target.url.slice('sqlite:'.length);
+    const locker = spawn(process.execPath, ['-e', `const d = new (require('better-sqlite3'))(${JSON.stringify(file)}); d.exec('BEGIN IMMEDIATE'); console.log('locked'); setTimeout(() => { d.exec('COMMIT'); d.close(); }, 1000);`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      await once(locker.stdout!, 'data');
+      const { result: deleted, longest } = await measureStalls(() => pipeline.applyRetention());
+      assert.equal(deleted, 1000);
+      // Before, the DELETE ran on the event loop, which SQLite's busy timeout held until the lock was let go.
+      assert.ok(longest < 300, `the event loop stalled ${Math.round(longest)} ms`);
+    } finally {
+      locker.kill();
+      await pipeline.close();
+    }
   });
 });

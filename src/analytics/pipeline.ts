@@ -1,19 +1,22 @@
 // AnalyticsPipeline: records spooled synchronously to local segment files, then stored in the database in batches, exactly once.
 import { mkdirSync } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { setImmediate as loopTurn } from 'node:timers/promises';
 import type { Registry } from 'prom-client';
 import { silentLogger, type Logger } from '../lib/logger.js';
 import { withTimeout } from '../lib/with-timeout.js';
-import { AnalyticsRecords, type AnalyticsRecordRow, type Database } from '../store/index.js';
+import type { AnalyticsRecordRow, Database } from '../store/index.js';
 import { backoffDelay } from './backoff.js';
 import { HeldRecords } from './held-records.js';
+import { PendingAges } from './pending-ages.js';
 import { registerPipelineMetrics, type Outcome } from './pipeline-metrics.js';
 import { recordIdTime } from './record-id.js';
 import { recordRow, type AnalyticsRecord } from './record.js';
-import { openRecordWriter, type RecordWriter, type RecordWriterOptions } from './record-writer.js';
+import { openRecordWriter, type RecordWriter } from './record-writer.js';
 import type { AnalyticsSettings } from './settings.js';
 import type { AppendOutcome, Spool, SpoolLimits } from './spool.js';
-import { checkpointPath, lockDirectory, segmentPath, writeCheckpoint } from './spool-files.js';
+import { checkpointPath, segmentPath, writeCheckpoint } from './spool-files.js';
+import { lockDirectory, type DirectoryLock } from './spool-lock.js';
 import { resumeSpool } from './spool-resume.js';
 import { scanBacklog, SpoolReader, type SpoolBatch } from './spool-reader.js';
 import type { StoreOutcome } from './store-lines.js';
@@ -47,6 +50,8 @@ const NO_ROOM = new Set(['ENOSPC', 'EDQUOT']);
 /** A claim that found no room is tried again before the batches at most this often. */
 const CLAIM_RETRY_MS = 1000;
 
+type FileTrouble = 'deletion' | 'checkpoint' | 'claim' | 'heartbeat';
+
 /**
  * Durability: the records finished in one event-loop turn are appended to the active segment with one synchronous
  * write(2) at the end of that turn, and the data plane sends each answer's last bytes only after its record's write
@@ -65,9 +70,8 @@ const CLAIM_RETRY_MS = 1000;
  * await pipeline.close();
  */
 export class AnalyticsPipeline {
-  readonly #records: AnalyticsRecords;
-  readonly #writerOptions: RecordWriterOptions;
-  #writer: RecordWriter | undefined;
+  readonly #writer: RecordWriter;
+  #started = false;
   #settings: AnalyticsSettings;
   /** The spool reads these at each append; reconfigure() changes them in place. */
   readonly #limits: SpoolLimits;
@@ -75,9 +79,15 @@ export class AnalyticsPipeline {
   readonly #counts: Record<Outcome, number> = { written: 0, spooled: 0, dropped: 0 };
   #spool: Spool | undefined;
   #reader: SpoolReader | undefined;
-  #unlock: (() => void) | undefined;
+  #lock: DirectoryLock | undefined;
+  /** Another process took the directory over (see #directoryTaken). */
+  #taken = false;
   /** Failed claims of the directory (counted as spool write errors); the next is not tried before #claimAt. */
   #claimErrors = 0;
+  /**
+   * performance.now() of the next try. Every time this class measures (waits, log intervals, ages) is on that
+   * monotonic clock: a step of the wall clock must not stretch or skip one.
+   */
   #claimAt = 0;
   #timer: NodeJS.Timeout | undefined;
   /** When the pending #timer was set (undefined while a batch is under way or none is due). */
@@ -91,11 +101,11 @@ export class AnalyticsPipeline {
   readonly #held = new HeldRecords();
   #spoolFailing = false;
   #syncErrors = 0;
-  /** When the oldest record not yet stored finished (epoch ms); 0 when none waits. */
-  #oldestPendingAt = 0;
+  /** How long the records not yet stored have waited. */
+  readonly #ages = new PendingAges();
   #unloggedDrops = 0;
-  #dropLoggedAt = 0;
-  readonly #fileWarnedAt: Record<'deletion' | 'checkpoint' | 'claim', number> = { deletion: -Infinity, checkpoint: -Infinity, claim: -Infinity };
+  #dropLoggedAt = -Infinity;
+  readonly #fileWarnedAt: Record<FileTrouble, number> = { deletion: -Infinity, checkpoint: -Infinity, claim: -Infinity, heartbeat: -Infinity };
   #closed = false;
   #released = false;
   /** The current event-loop turn's records, written together by #writeTurn. */
@@ -105,11 +115,10 @@ export class AnalyticsPipeline {
   #onBacklogResponse: ((id: string, row: AnalyticsRecordRow) => void) | undefined;
 
   constructor(opts: AnalyticsPipelineOptions) {
-    this.#records = new AnalyticsRecords(opts.db);
     this.#settings = opts.settings;
     this.#limits = { segmentBytes: opts.settings.segmentBytes, maxDiskBytes: opts.settings.maxDiskBytes };
     this.#logger = opts.logger ?? silentLogger;
-    this.#writerOptions = { db: opts.db, databaseUrl: opts.databaseUrl, databaseSchema: opts.databaseSchema, logger: this.#logger };
+    this.#writer = openRecordWriter({ db: opts.db, databaseUrl: opts.databaseUrl, databaseSchema: opts.databaseSchema, logger: this.#logger });
     registerPipelineMetrics(opts.registry, {
       counts: this.#counts,
       lagSeconds: () => this.lagSeconds,
@@ -125,7 +134,7 @@ export class AnalyticsPipeline {
 
   /** Seconds since the oldest record not yet in the database finished; 0 when all are stored. */
   get lagSeconds(): number {
-    return this.#oldestPendingAt === 0 ? 0 : Math.max(0, Date.now() - this.#oldestPendingAt) / 1000;
+    return this.#ages.oldestAgeMs() / 1000;
   }
 
   /** Records the database does not have yet: in the local files, or in memory while those cannot be written. */
@@ -146,38 +155,40 @@ export class AnalyticsPipeline {
    * together with new records. Throws when the directory cannot be used (not writable, held by another live
    * process). A disk with no room for the claim does not throw: records are then held in memory and go straight to
    * the database, as when a running pipeline's spool cannot be written, and the claim is tried again before each batch.
+   * A lock of another PID namespace refreshed within its grace is waited for (blocking, at most the grace: see
+   * lockDirectory), until it is refreshed again (in use) or not.
    */
   start(): void {
-    const noRoom = this.#claim();
+    const noRoom = this.#claim(true);
     if (noRoom) {
       this.#spoolFailing = true;
       this.#logger.error({ err: noRoom, directory: this.#settings.directory }, 'cannot claim the analytics directory: no room on its disk; records wait in memory and go straight to the database until it can be claimed');
     }
-    try {
-      // Started with the pipeline, so the first batch does not wait for a thread to start.
-      this.#writer = openRecordWriter(this.#writerOptions);
-    } catch (err) {
-      this.#unlock?.();
-      throw err;
-    }
+    this.#started = true;
     this.#schedule(0);
+    // Its first chunk starts the writer thread now, not at the first batch.
     this.#retain();
     this.#retentionTimer = setInterval(() => this.#retain(), RETENTION_INTERVAL_MS).unref();
   }
 
   /**
    * Locks the directory and opens its spool; returns the error when its disk has no room for the lock (the directory
-   * is then left alone: another process may claim it meanwhile). Throws when the directory cannot be used.
+   * is then left alone: another process may claim it meanwhile). Throws when the directory cannot be used. `wait`:
+   * whether a lock only its heartbeat can judge is waited for, or counted as in use (a running pipeline's retries).
    */
-  #claim(): NodeJS.ErrnoException | undefined {
+  #claim(wait: boolean): NodeJS.ErrnoException | undefined {
     const dir = this.#settings.directory;
     try {
       mkdirSync(dir, { recursive: true });
-      this.#unlock = lockDirectory(dir);
+      this.#lock = lockDirectory(dir, {
+        wait,
+        onLost: this.#directoryTaken,
+        onHeartbeatError: (err) => this.#fileTrouble('heartbeat', { err, directory: dir }, 'cannot refresh the analytics directory lock; another process may take the directory over'),
+      });
     } catch (err) {
       if (!NO_ROOM.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
       this.#claimErrors++;
-      this.#claimAt = Date.now() + CLAIM_RETRY_MS;
+      this.#claimAt = performance.now() + CLAIM_RETRY_MS;
       return err as NodeJS.ErrnoException;
     }
     try {
@@ -194,11 +205,11 @@ export class AnalyticsPipeline {
       // Records held while the claim waited for room are pending too; the backlog is older than they are.
       this.#pending += backlog.lines;
       if (backlog.first !== undefined) {
-        this.#oldestPendingAt = this.#finishedAt(backlog.first);
+        this.#ages.addOldest(backlog.lines, this.#ageOf(backlog.first));
         this.#logger.info({ records: backlog.lines, directory: dir }, 'storing analytics records left by an earlier process');
       }
     } catch (err) {
-      this.#unlock();
+      this.#lock.release();
       throw err;
     }
     return undefined;
@@ -206,12 +217,12 @@ export class AnalyticsPipeline {
 
   /** Before a batch: the claim that found no room, tried again (from then on records are spooled as usual). */
   #reclaim(): void {
-    if (this.#spool || this.#closed || Date.now() < this.#claimAt) return;
+    if (this.#spool || this.#closed || performance.now() < this.#claimAt) return;
     try {
-      this.#claim();
+      this.#claim(false);
     } catch (err) {
       // Taken by another process meanwhile, or no longer usable: records keep going straight to the database.
-      this.#claimAt = Date.now() + CLAIM_RETRY_MS;
+      this.#claimAt = performance.now() + CLAIM_RETRY_MS;
       this.#fileTrouble('claim', { err, directory: this.#settings.directory }, 'cannot claim the analytics directory; records wait in memory and go straight to the database');
     }
   }
@@ -261,7 +272,7 @@ export class AnalyticsPipeline {
    */
   #hold(lines: string[]): void {
     // Recorded after close() finished (or before start()): nothing would ever store them.
-    if (this.#released || !this.#writer) return this.#drop(lines.length, 'the pipeline is not running');
+    if (this.#released || !this.#started) return this.#drop(lines.length, 'the pipeline is not running');
     if (!this.#spoolFailing) {
       this.#spoolFailing = true;
       this.#logger.error({ err: this.#spool?.lastError }, 'cannot write the analytics spool; records wait in memory and go straight to the database');
@@ -282,8 +293,7 @@ export class AnalyticsPipeline {
   }
 
   #waitFor(records: number): void {
-    if (records === 0) return;
-    if (this.#pending === 0) this.#oldestPendingAt = Date.now();
+    this.#ages.add(records);
     this.#pending += records;
   }
 
@@ -307,13 +317,25 @@ export class AnalyticsPipeline {
     if (settings.flushInterval !== before.flushInterval && this.#timerSetAt !== undefined && this.#failures === 0) {
       const setAt = this.#timerSetAt;
       clearTimeout(this.#timer);
-      this.#schedule(Math.max(0, setAt + settings.flushInterval - Date.now()), setAt);
+      this.#schedule(Math.max(0, setAt + settings.flushInterval - performance.now()), setAt);
     }
   }
 
-  /** Deletes database records older than the retention period; returns how many. */
+  /**
+   * Deletes database records older than the retention period (`now` is a wall-clock time, as record times are);
+   * returns how many. It goes by the writer, a chunk at a time: on a file or PostgreSQL database in the writer thread,
+   * where waiting for another process's lock (SQLite's busy timeout) does not hold the event loop; batches are stored
+   * between chunks, and on an in-memory database requests are served between them.
+   */
   async applyRetention(now: number = Date.now()): Promise<number> {
-    return this.#records.deleteBefore(now - this.#settings.retention);
+    const before = now - this.#settings.retention;
+    let total = 0;
+    for (;;) {
+      const { deleted, more } = await this.#writer.deleteChunk(before, this.#settings.writeTimeout);
+      total += deleted;
+      if (!more || this.#closed) return total;
+      await loopTurn();
+    }
   }
 
   /** Stores what it can within a few seconds, then releases the directory; the rest is stored at the next start. */
@@ -322,7 +344,7 @@ export class AnalyticsPipeline {
     this.#closed = true;
     clearTimeout(this.#timer);
     clearInterval(this.#retentionTimer);
-    if (!this.#writer) return;
+    if (!this.#started) return this.#writer.close();
     try {
       await withTimeout(this.flush(), CLOSE_WAIT_MS, 'the last analytics batch');
     } catch (err) {
@@ -331,11 +353,11 @@ export class AnalyticsPipeline {
     this.#spoolHeld();
     this.#logDrops();
     await this.#retaining;
-    await this.#writer?.close();
+    await this.#writer.close();
     this.#reader?.close();
     this.#spool?.close();
     this.#released = true;
-    this.#unlock?.();
+    this.#lock?.release();
   }
 
   /** One database writer at a time: the timer's batches and flush() calls queue behind each other. */
@@ -345,7 +367,7 @@ export class AnalyticsPipeline {
     return run;
   }
 
-  #schedule(delay: number, setAt = Date.now()): void {
+  #schedule(delay: number, setAt = performance.now()): void {
     if (this.#closed) return;
     this.#timerSetAt = setAt;
     this.#timer = setTimeout(this.#tick, delay).unref();
@@ -384,26 +406,22 @@ export class AnalyticsPipeline {
     for (;;) {
       const start = reader.position;
       const batch = reader.read(this.#settings.batchSize);
-      if (batch.lines.length === 0 && batch.end.segment === start.segment && batch.end.offset === start.offset) {
-        if (this.#pending === 0) this.#oldestPendingAt = 0;
-        return;
-      }
-      let outcome: StoreOutcome = { stored: 0, unreadable: [], refused: [] };
-      if (batch.lines.length > 0) {
-        this.#oldestPendingAt = this.#finishedAt(batch.lines[0]);
-        outcome = await this.#insert(batch.lines);
-      }
+      if (batch.lines.length === 0 && batch.end.segment === start.segment && batch.end.offset === start.offset) return;
+      const outcome: StoreOutcome = batch.lines.length > 0 ? await this.#insert(batch.lines) : { stored: 0, unreadable: [], refused: [] };
       // A close() that gave up waiting has released the directory; a newer pipeline may own the checkpoint now.
       if (this.#released) return;
+      // So may another process that took the directory over: what is left of this one's spool is still read and
+      // stored, but the checkpoint and the segments are that process's now.
+      const owned = this.#lock!.held();
       // A checkpoint that cannot be written (a full disk) must not hold up the batches after this one, nor the
       // deletes that free the disk: a stale checkpoint only makes a restart store records again, which the database skips.
-      await writeCheckpoint(spool.dir, batch.end).catch(this.#checkpointFailed);
+      if (owned) await writeCheckpoint(spool.dir, batch.end).catch(this.#checkpointFailed);
       reader.commit(batch.end);
       // Reported once the batch is behind the checkpoint, so a batch retried after a failure is not reported twice.
       this.#reportDamage(batch, outcome.unreadable);
       this.#stored(batch.lines.length, outcome);
       // The batch is stored whatever happens to its files: a segment that cannot be deleted is retried next time.
-      await spool.removeBefore(batch.end.segment).catch(this.#deletionFailed);
+      if (owned) await spool.removeBefore(batch.end.segment).catch(this.#deletionFailed);
       // A short batch reached what had been written when it was read. Chasing what was appended since would, under
       // steady load, store a handful of records per INSERT and checkpoint; they wait for the next tick instead.
       if (batch.lines.length < this.#settings.batchSize) return;
@@ -422,14 +440,15 @@ export class AnalyticsPipeline {
 
   /** One batch into the database; a write that has not answered within writeTimeout counts as failed (retried). */
   #insert(lines: string[]): Promise<StoreOutcome> {
-    return withTimeout(this.#writer!.store(lines, this.#settings.batchSize), this.#settings.writeTimeout, 'an analytics insert');
+    return this.#writer.store(lines, this.#settings.batchSize, this.#settings.writeTimeout);
   }
 
   /** Accounts for `lines` records that went to the database. */
   #stored(lines: number, outcome: StoreOutcome): void {
     this.#counts.written += this.#dropRefused(outcome);
     this.#pending = Math.max(0, this.#pending - lines);
-    if (this.#pending === 0) this.#oldestPendingAt = 0;
+    if (this.#pending === 0) this.#ages.clear();
+    else this.#ages.take(lines);
   }
 
   /** One warning per damaged line, in file order, naming where it is (to be looked at); the record it held is lost. */
@@ -468,8 +487,11 @@ export class AnalyticsPipeline {
     if (row?.response_id) this.#onBacklogResponse!(row.response_id, row);
   };
 
-  /** When a spooled record finished: its id's timestamp (a UUIDv7 made at completion). */
-  #finishedAt(line: string): number {
+  /**
+   * How long ago a record an earlier process spooled finished: from its id's timestamp (a UUIDv7 made at
+   * completion), the one wall-clock age the pipeline uses (it has nothing else from that process).
+   */
+  #ageOf(line: string): number {
     let id: unknown;
     try {
       id = (JSON.parse(line) as { id?: unknown }).id;
@@ -477,8 +499,20 @@ export class AnalyticsPipeline {
       id = undefined;
     }
     const t = typeof id === 'string' ? recordIdTime(id) : NaN;
-    return Number.isFinite(t) && t > 0 ? t : Date.now();
+    return Number.isFinite(t) && t > 0 ? Date.now() - t : 0;
   }
+
+  /**
+   * Another process took the directory over: this one's lock went unrefreshed past its grace (an event loop or a
+   * disk stalled that long). Nothing more is appended here: records wait in memory and go straight to the database
+   * (as while the spool cannot be written) until this process restarts.
+   */
+  #directoryTaken = (owner: string): void => {
+    this.#taken = true;
+    this.#spoolFailing = true;
+    this.#spool?.close();
+    this.#logger.error({ directory: this.#settings.directory, owner }, 'the analytics directory was taken over by another process; records go straight to the database until this one restarts');
+  };
 
   #deletionFailed = (err: unknown): void => {
     this.#fileTrouble('deletion', { err, diskBytes: this.#spool?.diskBytes }, 'cannot delete stored analytics segments; retried after the next batch');
@@ -489,8 +523,8 @@ export class AnalyticsPipeline {
   };
 
   /** At most one warning a minute for each: a directory that refuses deletes or writes would otherwise log after every batch. */
-  #fileTrouble(what: 'deletion' | 'checkpoint' | 'claim', fields: object, msg: string): void {
-    const now = Date.now();
+  #fileTrouble(what: FileTrouble, fields: object, msg: string): void {
+    const now = performance.now();
     if (now - this.#fileWarnedAt[what] < FILE_TROUBLE_LOG_INTERVAL_MS) return;
     this.#fileWarnedAt[what] = now;
     this.#logger.warn(fields, msg);
@@ -499,11 +533,11 @@ export class AnalyticsPipeline {
   #drop(n: number, reason: string): void {
     this.#counts.dropped += n;
     this.#unloggedDrops += n;
-    const now = Date.now();
+    const now = performance.now();
     if (now - this.#dropLoggedAt >= DROP_LOG_INTERVAL_MS) this.#logDrops(reason, now);
   }
 
-  #logDrops(reason = 'see earlier messages', now = Date.now()): void {
+  #logDrops(reason = 'see earlier messages', now = performance.now()): void {
     if (this.#unloggedDrops === 0) return;
     this.#logger.error(
       { dropped: this.#unloggedDrops, reason, err: this.#spool?.lastError, diskBytes: this.#spool?.diskBytes, maxDiskBytes: this.#settings.maxDiskBytes },
@@ -519,7 +553,7 @@ export class AnalyticsPipeline {
     if (this.#closed) return;
     this.#logDrops();
     if (!spool) return;
-    if (spool.activeSize > 0 && spool.activeAgeMs >= SEGMENT_MAX_AGE_MS) spool.rotate();
+    if (!this.#taken && spool.activeSize > 0 && spool.activeAgeMs >= SEGMENT_MAX_AGE_MS) spool.rotate();
     for (const segment of spool.takeUnsynced()) void this.#sync(segment);
   }
 

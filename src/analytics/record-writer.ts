@@ -1,19 +1,24 @@
-// Where spooled records are stored from: a worker thread with its own database connection (a file or PostgreSQL
-// database), so parsing and inserting never occupy the event loop that serves requests; or the event loop itself
-// for an in-memory SQLite database, which no other thread can open.
+// Where spooled records are stored from (and retention deletes them): a worker thread with its own database
+// connection (a file or PostgreSQL database), so parsing, inserting and waiting for the database never occupy the
+// event loop that serves requests; or the event loop itself for an in-memory SQLite database, which no other thread
+// can open.
 import type { Logger } from '../lib/logger.js';
 import { spawnWorker } from '../lib/spawn-worker.js';
+import { TimeoutError, withTimeout } from '../lib/with-timeout.js';
 import { WorkerCalls } from '../lib/worker-calls.js';
 import { AnalyticsRecords, isMemoryDatabase, type Database } from '../store/index.js';
+import type { DeletedChunk } from '../store/analytics-records.js';
 import { storeLines, type StoreOutcome } from './store-lines.js';
-import type { WriterAnswer, WriterLog, WriterRequest, WriterWorkerData } from './record-writer-protocol.js';
+import type { RetainedAnswer, StoredAnswer, WriterAnswer, WriterNotice, WriterRequest, WriterWorkerData } from './record-writer-protocol.js';
 
 export interface RecordWriter {
   /**
    * Stores spool lines, `batchSize` rows per INSERT, idempotently by record id; rejects when the database cannot be
-   * reached (retry later).
+   * reached, or with a TimeoutError when it has not answered within `timeoutMs` (retry later).
    */
-  store(lines: readonly string[], batchSize: number): Promise<StoreOutcome>;
+  store(lines: readonly string[], batchSize: number, timeoutMs: number): Promise<StoreOutcome>;
+  /** Deletes one chunk of the records older than `beforeMs` (epoch ms); rejects as store() does. */
+  deleteChunk(beforeMs: number, timeoutMs: number): Promise<DeletedChunk>;
   close(): Promise<void>;
 }
 
@@ -25,55 +30,108 @@ export interface RecordWriterOptions {
   logger: Logger;
 }
 
+const STORE = 'an analytics insert';
+const RETAIN = 'an analytics retention delete';
+
+/** A writer with a thread of its own starts it at its first call. */
 export function openRecordWriter(opts: RecordWriterOptions): RecordWriter {
   const url = opts.databaseUrl;
   if (url === undefined || isMemoryDatabase(url)) {
     const records = new AnalyticsRecords(opts.db);
-    return { store: (lines, batchSize) => storeLines(records, lines, { batchSize, onEventLoop: true }), close: async () => {} };
+    // A late answer is dropped; a statement of the main pool that never answers holds one of its connections, not the writer.
+    return {
+      store: (lines, batchSize, timeoutMs) => withTimeout(storeLines(records, lines, { batchSize, onEventLoop: true }), timeoutMs, STORE),
+      deleteChunk: (beforeMs, timeoutMs) => withTimeout(records.deleteChunkBefore(beforeMs), timeoutMs, RETAIN),
+      close: async () => {},
+    };
   }
   return new WorkerRecordWriter({ url, schema: opts.databaseSchema }, opts.logger);
 }
 
 /** How long close() lets the writer thread finish its batch and close its connection before terminating it. */
 const CLOSE_WAIT_MS = 5000;
+/** How long a new writer thread may take to load its modules. */
+const THREAD_START_MS = 30_000;
+
+/** A writer thread, and whether it has loaded its modules (`ready` resolves then, or once it exits). */
+interface WriterThread {
+  calls: WorkerCalls<WriterRequest, WriterAnswer>;
+  ready: Promise<void>;
+}
 
 class WorkerRecordWriter implements RecordWriter {
   readonly #data: WriterWorkerData;
   readonly #logger: Logger;
-  #calls: WorkerCalls<WriterRequest, WriterAnswer> | undefined;
+  #thread: WriterThread | undefined;
 
   constructor(data: WriterWorkerData, logger: Logger) {
     this.#data = data;
     this.#logger = logger;
-    this.#calls = this.#spawn();
   }
 
-  async store(lines: readonly string[], batchSize: number): Promise<StoreOutcome> {
-    // A thread that exited failed its batches, which are retried from the spool like any failed insert; a new one
-    // takes them.
-    const calls = this.#calls && !this.#calls.exited ? this.#calls : (this.#calls = this.#spawn());
+  async store(lines: readonly string[], batchSize: number, timeoutMs: number): Promise<StoreOutcome> {
     // One string crosses the thread boundary as one copy; an array would be cloned string by string.
-    const answer = await calls.call({ type: 'store', text: lines.join('\n'), batchSize });
-    if (answer.type === 'failed') throw Object.assign(new Error(answer.message), { code: answer.code });
+    const answer = (await this.#call({ type: 'store', text: lines.join('\n'), batchSize }, timeoutMs, STORE)) as StoredAnswer;
     return answer.outcome;
   }
 
+  async deleteChunk(beforeMs: number, timeoutMs: number): Promise<DeletedChunk> {
+    const { deleted, more } = (await this.#call({ type: 'retain', beforeMs }, timeoutMs, RETAIN)) as RetainedAnswer;
+    return { deleted, more };
+  }
+
   async close(): Promise<void> {
-    const calls = this.#calls;
-    this.#calls = undefined;
-    await calls?.close({ type: 'close' }, CLOSE_WAIT_MS);
+    const thread = this.#thread;
+    this.#thread = undefined;
+    await thread?.calls.close({ type: 'close' }, CLOSE_WAIT_MS);
   }
 
-  #spawn(): WorkerCalls<WriterRequest, WriterAnswer> {
-    return new WorkerCalls(spawnWorker(import.meta.url, 'record-writer-worker', { workerData: this.#data }), {
-      name: 'analytics writer',
-      onMessage: (message) => this.#log(message as WriterLog),
-      onError: (err) => this.#logger.error({ err }, 'the analytics writer thread failed; it restarts with the next batch'),
-    });
+  /**
+   * A call that has not answered within `timeoutMs` takes the thread down with it. Its one connection may be what
+   * hangs (a NAT or proxy that dropped the flow keeps it silent for minutes), and every later call would queue behind
+   * it, each holding its batch. The retry starts a new thread with a new connection; whatever the abandoned statement
+   * still commits, the retry's INSERT skips (the record id is unique).
+   */
+  async #call(request: Exclude<WriterRequest, { type: 'close' }>, timeoutMs: number, what: string): Promise<WriterAnswer> {
+    // A thread that exited failed its calls, which are retried like any failed insert; a new one takes them.
+    const thread = this.#thread && !this.#thread.calls.exited ? this.#thread : (this.#thread = this.#spawn());
+    let answer: WriterAnswer;
+    try {
+      // The deadline is the database's: loading the thread's modules (a second or two from TypeScript sources) is not
+      // counted, or a short writeTimeout would end every new thread before its first answer. The load has a bound of
+      // its own, whose timer also keeps the process up meanwhile (the thread does not).
+      await withTimeout(thread.ready, THREAD_START_MS, "the analytics writer thread's start");
+      answer = await withTimeout(thread.calls.call(request), timeoutMs, what);
+    } catch (err) {
+      if (err instanceof TimeoutError && this.#thread === thread) {
+        this.#thread = undefined;
+        // No time to finish: what it would finish with is the hung statement.
+        void thread.calls.close({ type: 'close' }, 0);
+      }
+      throw err;
+    }
+    if (answer.type === 'failed') throw Object.assign(new Error(answer.message), { code: answer.code });
+    return answer;
   }
 
-  /** Messages that answer no call: the thread's log lines (answers whose caller timed out are dropped). */
-  #log(message: WriterLog): void {
+  #spawn(): WriterThread {
+    const worker = spawnWorker(import.meta.url, 'record-writer-worker', { workerData: this.#data });
+    let ready!: () => void;
+    const thread: WriterThread = {
+      calls: new WorkerCalls(worker, {
+        name: 'analytics writer',
+        onMessage: (message) => ((message as WriterNotice).type === 'ready' ? ready() : this.#log(message as WriterNotice)),
+        onError: (err) => this.#logger.error({ err }, 'the analytics writer thread failed; it restarts with the next batch'),
+      }),
+      ready: new Promise((resolve) => (ready = resolve)),
+    };
+    // A thread that fails to load is ready too: calls to it then fail at once.
+    worker.once('exit', () => ready());
+    return thread;
+  }
+
+  /** Messages that answer no call but `ready`: the thread's log lines (answers whose caller timed out are dropped). */
+  #log(message: WriterNotice): void {
     if (message.type !== 'log') return;
     const { level, msg, ...fields } = JSON.parse(message.line) as { level: number; msg?: string };
     this.#logger[level >= 50 ? 'error' : 'warn']({ ...fields, thread: 'analytics-writer' }, msg ?? '');

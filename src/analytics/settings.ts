@@ -7,7 +7,11 @@ export const analyticsSettingsSpec = z
   .object({
     /** Usage records feed billing: turn them off only where no one bills or reports (benchmarks, scratch setups). */
     enabled: z.boolean().default(true),
-    /** Where records wait (write-ahead segment files) until they are stored in the database. One process per directory. */
+    /**
+     * Where records wait (write-ahead segment files) until they are stored in the database. One process per directory:
+     * its lock (spool-lock.ts) is refreshed every 2 s, and taken over only from a process seen dead, or one of another
+     * PID namespace or host whose lock has not been refreshed for 10 s.
+     */
     directory: z.string().min(1).default('./.tollgate/analytics'),
     /** How often spooled records are written to the database. */
     flushInterval: timerMsOr('1s'),
@@ -21,7 +25,10 @@ export const analyticsSettingsSpec = z
     maxDiskBytes: z.number().int().positive().default(1024 * 1024 * 1024),
     /** A segment file is closed and a new one started at this size (16 MiB); committed segments are deleted. */
     segmentBytes: z.number().int().min(4096).default(16 * 1024 * 1024),
-    /** A database write that has not answered by then counts as failed and is retried. */
+    /**
+     * A database write (or retention delete) that has not answered by then counts as failed and is retried, over a
+     * new connection: the writer thread that waits for it is replaced.
+     */
     writeTimeout: timerMsOr('30s'),
   })
   .strict()

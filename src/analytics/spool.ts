@@ -28,6 +28,7 @@ export class Spool {
   #diskBytes = 0;
   #active: number;
   #activeSize = 0;
+  /** performance.now() times: a step of the wall clock must not keep a quiet segment open or a failed spool shut. */
   #openedAt = 0;
   #fd = -1;
   #closed = false;
@@ -63,7 +64,7 @@ export class Spool {
   }
 
   get activeAgeMs(): number {
-    return Date.now() - this.#openedAt;
+    return performance.now() - this.#openedAt;
   }
 
   get diskBytes(): number {
@@ -183,19 +184,19 @@ export class Spool {
   }
 
   #open(): void {
-    this.#openedAt = Date.now();
+    this.#openedAt = performance.now();
     try {
       this.#fd = openSync(segmentPath(this.dir, this.#active), 'a');
     } catch (err) {
       this.#error(err as Error);
       // The next try uses the next name, in case something else now holds this one. The reader skips the gap.
       this.#active++;
-      this.#reopenAt = Date.now() + REOPEN_INTERVAL_MS;
+      this.#reopenAt = performance.now() + REOPEN_INTERVAL_MS;
     }
   }
 
   #reopen(): boolean {
-    if (this.#closed || Date.now() < this.#reopenAt) return false;
+    if (this.#closed || performance.now() < this.#reopenAt) return false;
     this.#open();
     return this.#fd >= 0;
   }
@@ -212,7 +213,7 @@ export class Spool {
   #fail(err: Error): void {
     this.#error(err);
     this.#seal();
-    this.#reopenAt = Date.now() + REOPEN_INTERVAL_MS;
+    this.#reopenAt = performance.now() + REOPEN_INTERVAL_MS;
   }
 
   /**

@@ -1,7 +1,7 @@
 // Child process for the lock race test: on each IPC message {dir, at} it waits (spinning, for the same millisecond as
 // its sibling) until `at`, tries to lock `dir` and answers 'locked' or 'refused'. It keeps every lock it takes.
 // Usage: node --import tsx test-lock-taker.ts (with an IPC channel).
-import { lockDirectory } from './spool-files.js';
+import { lockDirectory } from './spool-lock.js';
 
 process.on('message', (m: { dir: string; at: number }) => {
   while (Date.now() < m.at);

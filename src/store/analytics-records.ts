@@ -45,13 +45,19 @@ export interface AnalyticsRecordsTable {
 export type AnalyticsTables = Tables & { analytics_records: AnalyticsRecordsTable };
 export type AnalyticsRecordRow = Insertable<AnalyticsRecordsTable>;
 
+/** One chunk of retention: how many records it deleted, and whether more may be left. */
+export interface DeletedChunk {
+  deleted: number;
+  more: boolean;
+}
+
 /** Rows per SQLite INSERT: about a third of a millisecond of event loop each. */
 const SQLITE_RUN = 64;
 /** Rows per retention DELETE, so each statement holds its locks briefly however large the backlog. */
 const DELETE_CHUNK = 5000;
 /**
- * Rows per retention DELETE on SQLite, whose statements run on the event loop: about 1.5 ms each on a file (3.4 µs a
- * row), where 1.5 million expired rows in chunks of 5,000 back to back once held every request for 3.7 s.
+ * Rows per retention DELETE on SQLite: about 1.5 ms each on a file (3.4 µs a row), where 1.5 million expired rows in
+ * chunks of 5,000 back to back once held every request for 3.7 s (on the event loop, or waiting for the write lock).
  */
 const SQLITE_DELETE_CHUNK = 500;
 
@@ -128,22 +134,16 @@ export class AnalyticsRecords {
   }
 
   /**
-   * Deletes records older than `beforeMs` (epoch ms); returns how many. better-sqlite3 answers synchronously, so
-   * awaiting its statements never lets the event loop run: on SQLite the chunks are small, with the loop free
-   * between them (as insert does on the event loop).
+   * Deletes a chunk of the records older than `beforeMs` (epoch ms): how many, and whether more may be left. Retention
+   * runs chunk after chunk, so each statement holds its locks briefly however large the backlog; on SQLite the chunks
+   * are smaller, since every other writer of the file (the admin API's, synchronously on the event loop) waits for them.
    */
-  async deleteBefore(beforeMs: number): Promise<number> {
-    const sqlite = this.dialect === 'sqlite';
-    const chunk = sqlite ? SQLITE_DELETE_CHUNK : DELETE_CHUNK;
-    let total = 0;
-    for (;;) {
-      const oldest = this.#db.selectFrom('analytics_records').select('id').where('at_ms', '<', beforeMs).limit(chunk);
-      const result = await this.#db.deleteFrom('analytics_records').where('id', 'in', oldest).executeTakeFirst();
-      const n = Number(result.numDeletedRows);
-      total += n;
-      if (n < chunk) return total;
-      if (sqlite) await loopTurn();
-    }
+  async deleteChunkBefore(beforeMs: number): Promise<DeletedChunk> {
+    const chunk = this.dialect === 'sqlite' ? SQLITE_DELETE_CHUNK : DELETE_CHUNK;
+    const oldest = this.#db.selectFrom('analytics_records').select('id').where('at_ms', '<', beforeMs).limit(chunk);
+    const result = await this.#db.deleteFrom('analytics_records').where('id', 'in', oldest).executeTakeFirst();
+    const deleted = Number(result.numDeletedRows);
+    return { deleted, more: deleted === chunk };
   }
 
   /** Epoch ms of the newest stored record, or undefined when there is none. */
