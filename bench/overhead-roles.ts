@@ -1,14 +1,20 @@
 // The processes of `tollgate bench overhead`, one per role: the upstream stub, the bare Node proxy (the floor),
-// and tollgate itself. Each prints "READY <port>" once listening and stops on SIGTERM.
-import { mkdtempSync, rmSync } from 'node:fs';
+// tollgate itself, and nginx (under a Node process that stops it). Each prints "READY <port>" once listening and
+// stops on SIGTERM or when the benchmark is gone (bench/child.ts).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
 import { startGateway } from '../src/gateway/gateway.js';
+import { freePort } from '../src/lib/ports.js';
 import { chatAnswer } from '../src/policy/caching/testing.js';
 import { serveUntilStopped } from './child.js';
 import { chainManifests, seedKeys, type Chain } from './overhead-chains.js';
+import { stopProcess } from './processes.js';
 
 const ANSWER = JSON.stringify(chatAnswer('Hello! How can I help you today?', 'bench-model'));
 
@@ -69,8 +75,60 @@ async function tollgate(upstreamPort: number, chain: Chain): Promise<void> {
   });
 }
 
+/**
+ * nginx proxy_pass before the stub, as a child of this process, which stops it (and removes its directory) when the
+ * benchmark is gone or signals: nginx in the foreground watches for neither, so alone it outlived a killed benchmark
+ * with its port bound, and took a closed terminal's SIGHUP for "reload the configuration".
+ */
+async function nginx(upstreamPort: number): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-nginx-'));
+  const port = await freePort();
+  writeFileSync(
+    join(dir, 'nginx.conf'),
+    `worker_processes 1; daemon off; pid ${dir}/nginx.pid; error_log ${dir}/error.log;
+events { worker_connections 4096; }
+http { access_log off; client_body_temp_path ${dir}; proxy_temp_path ${dir};
+  upstream model { server 127.0.0.1:${upstreamPort}; keepalive 128; }
+  server { listen 127.0.0.1:${port}; location / { proxy_pass http://model; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
+`,
+  );
+  // stdout is this process's READY line: nginx's own output stays out of it.
+  const proc = spawn('nginx', ['-c', join(dir, 'nginx.conf'), '-p', dir], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const stop = async () => {
+    await stopProcess(proc);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await untilAnswering(port, proc, 10_000);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  serveUntilStopped(port, stop);
+}
+
+/** nginx prints nothing when ready: it is once its port takes a connection. Fails if it exits first or takes longer than `withinMs`. */
+async function untilAnswering(port: number, proc: ChildProcess, withinMs: number): Promise<void> {
+  const connects = () =>
+    new Promise<boolean>((resolve) => {
+      const socket = connect(port, '127.0.0.1', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+  const deadline = performance.now() + withinMs;
+  while (proc.exitCode === null && proc.signalCode === null) {
+    if (await connects()) return;
+    if (performance.now() > deadline) throw new Error(`nginx did not listen on ${port} within ${withinMs} ms`);
+    await sleep(50);
+  }
+  throw new Error(`nginx exited (${proc.exitCode ?? proc.signalCode}) before it listened on ${port}`);
+}
+
 const [role, port, chain] = process.argv.slice(2);
 if (role === 'stub') stub();
 else if (role === 'bare-proxy') bareProxy(Number(port));
+else if (role === 'nginx') await nginx(Number(port));
 else if (role === 'tollgate') await tollgate(Number(port), (chain ?? 'none') as Chain);
 else throw new Error(`unknown role ${role}`);

@@ -4,15 +4,13 @@
 // added p50/p99 latency at a fixed 1,000 req/s.
 import autocannon from 'autocannon';
 import { request } from 'undici';
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { extname, join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort } from '../src/lib/ports.js';
 import { countFailure, describeFailures, fixedRateLatency, type Failures, type LatencySummary } from './fixed-rate.js';
 import { inTurns, median, medianDifference, medianRatio, spread } from './in-turns.js';
-import { keysOf, startChild, stopProcess, waitReady, type Child } from './processes.js';
+import { keysOf, startChild, type Child } from './processes.js';
 import { barChartSvg, table, writeJson, writeSvg, type Row } from './report.js';
 
 /** Above this max/min of the stub's per-round throughput, the run says the host was unsteady. */
@@ -116,8 +114,9 @@ export function addedLatency(a: readonly Round[], b: readonly Round[]): { added_
 }
 
 /**
- * CPU milliseconds a process (and its children, for nginx's worker) has used, from /proc: CPU time per request
- * is steadier than throughput on a shared machine, because it does not count the time a process waits for a core.
+ * CPU milliseconds a process and its children have used (for nginx: the idle Node process that stops it, its master
+ * and its worker), from /proc: CPU time per request is steadier than throughput on a shared machine, because it does
+ * not count the time a process waits for a core.
  */
 function cpuMs(pid: number | undefined): number | null {
   if (pid === undefined) return null;
@@ -159,25 +158,6 @@ function hasNginx(): boolean {
   }
 }
 
-async function startNginx(upstreamPort: number): Promise<Child> {
-  const dir = mkdtempSync(join(tmpdir(), 'tollgate-nginx-'));
-  const port = await freePort();
-  writeFileSync(
-    join(dir, 'nginx.conf'),
-    `worker_processes 1; daemon off; pid ${dir}/nginx.pid; error_log ${dir}/error.log;
-events { worker_connections 4096; }
-http { access_log off; client_body_temp_path ${dir}; proxy_temp_path ${dir};
-  upstream model { server 127.0.0.1:${upstreamPort}; keepalive 128; }
-  server { listen 127.0.0.1:${port}; location / { proxy_pass http://model; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
-`,
-  );
-  const proc = spawn('nginx', ['-c', join(dir, 'nginx.conf'), '-p', dir], { stdio: ['ignore', 'pipe', 'inherit'] });
-  // nginx prints nothing when ready: announce for it once its port answers.
-  const announce = spawn(process.execPath, ['-e', `const n=require('net');(function t(){const s=n.connect(${port},'127.0.0.1',()=>{console.log('READY ${port}');s.end()});s.on('error',()=>setTimeout(t,50))})()`], { stdio: ['ignore', 'pipe', 'inherit'] });
-  await waitReady(announce, 10_000, 'nginx');
-  return { port, lines: [], proc, stop: () => stopProcess(proc) };
-}
-
 export async function benchOverhead(o: OverheadOptions): Promise<Row[]> {
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const roles = fileURLToPath(new URL(`./overhead-roles${extname(fileURLToPath(import.meta.url))}`, import.meta.url));
@@ -212,7 +192,7 @@ export async function benchOverhead(o: OverheadOptions): Promise<Row[]> {
       if (failed) throw failed.reason;
     }
     if (hasNginx()) {
-      const ngx = await startNginx(stub.port);
+      const ngx = await startChild(roles, ['nginx', String(stub.port)]);
       children.push(ngx);
       targets.push({ name: 'nginx proxy_pass', port: ngx.port, pid: ngx.proc.pid });
     } else log('nginx is not installed: its row is skipped');

@@ -393,6 +393,35 @@ describe('health and transport', () => {
     }
   });
 
+  // Before: the drain closed the listener at once, so no Check could be made: a gRPC liveness probe failed (connection
+  // refused) for the whole shutdownGracePeriod, and NOT_SERVING was never seen but by a Watch already open.
+  test('during the shutdown drain the port answers health checks (NOT_SERVING, liveness SERVING) and refuses new streams', async () => {
+    const server = await startExtprocServer({ dataPlane: gw.dataPlane, logger: silentLogger }, { port: 0, host: '127.0.0.1' });
+    const target = `127.0.0.1:${server.port}`;
+    const envoy = new ExtprocClient({ address: target });
+    // Clients of their own: new connections, as a probe's (the drain sent GOAWAY on the ones open before it).
+    const hc = new Health(target, credentials.createInsecure()) as unknown as HealthClient;
+    const late = new ExtprocClient({ address: target });
+    try {
+      const held = envoy.open(10_000);
+      void held.send({ request_headers: { headers: { headers: [{ key: ':method', raw_value: Buffer.from('POST') }, { key: ':path', raw_value: Buffer.from('/v1/chat/completions') }] }, end_of_stream: false } }).catch(() => {});
+      await until(async () => server.streams, (n) => n === 1, 2000, 'the stream open');
+      const drained = server.drain(10_000);
+      assert.deepEqual(await check(hc, ''), { code: status.OK, status: 2 });
+      assert.deepEqual(await check(hc, 'readiness'), { code: status.OK, status: 2 });
+      assert.deepEqual(await check(hc, 'liveness'), { code: status.OK, status: 1 });
+      await assert.rejects(late.open(5000).send({ request_headers: { headers: { headers: [] }, end_of_stream: true } }), (err: Error & { reason?: string }) => err.reason === 'unavailable' && /shutting down/.test(err.message));
+      assert.equal(server.streams, 1, 'the stream in progress goes on');
+      held.end();
+      await drained;
+    } finally {
+      hc.close();
+      envoy.close();
+      late.close();
+      await server.close(0);
+    }
+  });
+
   test('TLS with client certificates (mTLS): a client with a certificate is served, one without is refused', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tollgate-extproc-tls-'));
     const f = (n: string) => join(dir, n);

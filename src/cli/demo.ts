@@ -9,10 +9,11 @@ import { ConfigError, type Manifest } from '../config/manifest.js';
 import type { InferencePoolSpec } from '../config/inference-kinds.js';
 import type { Gateway } from '../gateway/gateway.js';
 import { createLogger, envLogLevel, envLogLevelProblem } from '../lib/logger.js';
-import { ListenError, listenFailureReason } from '../gateway/listen.js';
-import type { SimFleet, SimFleetOptions } from '../sim/index.js';
+import { ListenError } from '../gateway/listen.js';
+import type { SimFleet } from '../sim/index.js';
 import { flagFailure, parsePort, untilSignal } from './options.js';
 import { listenFlagError } from './serve.js';
+import { startFleetOn } from './sim.js';
 
 /** The quickstart's pools name the simulator's default ports; the demo points them at the fleet it started. */
 const QUICKSTART_SIM_PORT = 8000;
@@ -56,18 +57,6 @@ async function untilPoolsReachable(gateway: { picker: { ready(): { reachable: bo
   while (Date.now() < deadline && !gateway.picker.ready().every((p) => p.reachable)) await new Promise((r) => setTimeout(r, 20));
 }
 
-/** The simulated fleet; a port it cannot listen on is --sim-port's to answer for, said as serve says it of its ports. */
-async function startFleet(options: SimFleetOptions): Promise<SimFleet> {
-  const { startSimFleet } = await import('../sim/fleet.js');
-  try {
-    return await startSimFleet(options);
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
-    if (e.syscall !== 'listen') throw err;
-    throw flagFailure(`--sim-port: cannot listen on ${e.address}:${e.port}: ${listenFailureReason(e)}`);
-  }
-}
-
 /** The analytics spool's lock names its holder; another demo started in the same directory holds it. */
 const HELD_BY = /is in use by (process \d+|another process)/;
 
@@ -99,8 +88,8 @@ export function demoCommand(): Command {
       const { startGateway } = await import('../gateway/gateway.js');
       const fleets: SimFleet[] = [];
       try {
-        fleets.push(await startFleet({ replicas: 2, port: opts.simPort, model: 'meta-llama/Llama-3.1-8B-Instruct', loras: ['sql-lora'], maxLoras: 2 }));
-        fleets.push(await startFleet({ replicas: 1, port: opts.simPort === 0 ? 0 : opts.simPort + 2, model: 'Qwen/Qwen2.5-1.5B-Instruct', seed: 7 }));
+        fleets.push(await startFleetOn('--sim-port', { replicas: 2, port: opts.simPort, model: 'meta-llama/Llama-3.1-8B-Instruct', loras: ['sql-lora'], maxLoras: 2 }));
+        fleets.push(await startFleetOn('--sim-port', { replicas: 1, port: opts.simPort === 0 ? 0 : opts.simPort + 2, model: 'Qwen/Qwen2.5-1.5B-Instruct', seed: 7 }));
         const simUrls = fleets.flatMap((f) => f.urls);
         const manifests = moveEndpoints(readManifestFiles([join(packageRoot(), 'examples', 'quickstart')]), simUrls);
         const dataDir = join(process.cwd(), '.tollgate');

@@ -1,8 +1,10 @@
 // `tollgate sim`: N simulated vLLM-compatible servers on consecutive ports, until SIGINT/SIGTERM.
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { listenFailureReason } from '../gateway/listen.js';
 import { parseDuration } from '../lib/duration.js';
+import type { SimFleet, SimFleetOptions } from '../sim/index.js';
 import { SIM_DEFAULTS, simOptionsProblem } from '../sim/options.js';
-import { parsePort, parsePositiveInt, parsePositiveNumber, untilSignal } from './options.js';
+import { flagFailure, parsePort, parsePositiveInt, parsePositiveNumber, untilSignal } from './options.js';
 
 function parseNonNegativeInt(value: string): number {
   const n = Number(value);
@@ -31,6 +33,21 @@ function parseNames(value: string): string[] {
   const names = value.split(',').map((s) => s.trim());
   if (names.some((n) => n === '')) throw new InvalidArgumentError(`"${value}" is not a comma-separated list of names`);
   return names;
+}
+
+/**
+ * A simulated fleet on the ports `flag` chose (sim's --port, demo's --sim-port): a port it cannot listen on (taken,
+ * not permitted) is that flag's to answer for, in one line as serve says it of its ports, exit code 2.
+ */
+export async function startFleetOn(flag: string, options: SimFleetOptions): Promise<SimFleet> {
+  const { startSimFleet } = await import('../sim/fleet.js');
+  try {
+    return await startSimFleet(options);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
+    if (e.syscall !== 'listen') throw err;
+    throw flagFailure(`${flag}: cannot listen on ${e.address}:${e.port}: ${listenFailureReason(e)}`);
+  }
 }
 
 export function simCommand(): Command {
@@ -73,8 +90,7 @@ export function simCommand(): Command {
       }
       const problem = simOptionsProblem(opts);
       if (problem !== undefined) cmd.error(problem, { exitCode: 2 });
-      const { startSimFleet } = await import('../sim/fleet.js');
-      const fleet = await startSimFleet({
+      const fleet = await startFleetOn('--port', {
         replicas: opts.replicas,
         port: opts.port,
         model: opts.model,
@@ -94,9 +110,6 @@ export function simCommand(): Command {
         latencySpikeMs: opts.latencySpikeMs,
         dieAfter: opts.dieAfter,
         dieMidStream: opts.dieMidStream,
-      }).catch((err: NodeJS.ErrnoException) => {
-        if (err.code === 'EADDRINUSE') cmd.error(`a port in ${opts.port}-${opts.port + opts.replicas - 1} is in use`, { exitCode: 1 });
-        throw err;
       });
       process.stdout.write(fleet.urls.map((url) => `${url}\n`).join(''));
       await untilSignal();

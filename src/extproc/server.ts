@@ -51,6 +51,7 @@ export interface ExtprocServerOptions {
 const KEEPALIVE = { timeMs: 30_000, timeoutMs: 10_000 };
 const IDLE_MARGIN_MS = 30_000;
 const MAX_TIMER_MS = 2 ** 31 - 1;
+const SHUTTING_DOWN = 'the ext_proc server is shutting down';
 
 export interface ExtprocDeps {
   dataPlane: DataPlane;
@@ -118,6 +119,8 @@ export class ExtprocServer {
     };
     this.#server.addService(extProcService(), {
       Process: (call: ServerDuplexStream<ProcessingRequest, ProcessingResponse>) => {
+        // Draining, the port stays open for health checks only: a stream on a connection opened since is refused.
+        if (this.#draining) return void call.emit('error', { code: loadGrpc().status.UNAVAILABLE, details: SHUTTING_DOWN });
         const stream: ProcessStream = new ProcessStream(call, settings, () => {
           this.#streams.delete(stream);
           if (this.#streams.size === 0) for (const w of this.#idle.splice(0)) w();
@@ -162,18 +165,18 @@ export class ExtprocServer {
   }
 
   /**
-   * Reports NOT_SERVING and takes no new stream (GOAWAY); resolves once the streams in progress are over, or after
-   * `graceMs`. Called again, it only waits.
+   * Reports NOT_SERVING and takes no new stream (GOAWAY, then UNAVAILABLE); resolves once the streams in progress are
+   * over, or after `graceMs`. Called again, it only waits.
    */
   async drain(graceMs: number): Promise<void> {
     if (!this.#draining) {
       this.#draining = true;
       this.#health.set(NOT_SERVING);
-      this.#health.close();
-      this.#net?.close();
       // GOAWAY: Envoy opens no new streams on these connections. No deadline of its own: close() cuts what is left,
       // after the refusals that the end of the grace sends (the injector's cut, at that moment, dropped them).
       this.#injector?.drain(MAX_TIMER_MS);
+      // The listener stays open until close(): a health check (Envoy's and a probe's open a connection of their own)
+      // sees NOT_SERVING, and `liveness` SERVING, for the whole drain; closed now, every check was refused instead.
     }
     if (this.#streams.size > 0) {
       let timer: NodeJS.Timeout | undefined;
@@ -185,6 +188,8 @@ export class ExtprocServer {
   /** Lets streams in progress finish within `graceMs` (drain), then cancels the rest. */
   async close(graceMs: number): Promise<void> {
     await this.drain(graceMs);
+    this.#net?.close();
+    this.#health.close();
     for (const s of this.#streams) s.cancel();
     this.#injector?.destroy();
     this.#server.forceShutdown();

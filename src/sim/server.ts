@@ -1,6 +1,7 @@
 // One simulated vLLM-compatible model server: OpenAI endpoints, /metrics, /health, and fault controls for tests.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { embed, toBase64 } from './embeddings.js';
 import { Engine, type Sequence } from './engine.js';
 import { Faults, type FaultOptions } from './faults.js';
@@ -54,6 +55,8 @@ export class SimServer {
   #timeScale: number;
   #http: Server;
   #sockets = new Set<Socket>();
+  /** Aborted by close(): a request waiting out a latency spike kept the process alive for the rest of the spike. */
+  #closing = new AbortController();
   #created = Math.floor(Date.now() / 1000);
   /** Responses API answers this server stores (vLLM keeps them in memory, per server). */
   readonly responses = new SimResponseStore();
@@ -166,6 +169,7 @@ export class SimServer {
   }
 
   async close(): Promise<void> {
+    this.#closing.abort();
     this.engine.close();
     await new Promise<void>((resolve) => {
       this.#http.close(() => resolve());
@@ -249,7 +253,12 @@ export class SimServer {
       return sendError(res, injectedError(verdict.status));
     } else if (verdict.delayMs > 0) {
       spikeMs = verdict.delayMs;
-      await new Promise((resolve) => setTimeout(resolve, spikeMs / this.#timeScale));
+      try {
+        await sleep(spikeMs / this.#timeScale, undefined, { signal: this.#closing.signal });
+      } catch {
+        // Closed: its connection is destroyed with the others.
+        return;
+      }
       if (res.destroyed) return;
     }
     // The arrival on the engine's timeline, from which the latency histograms count: reading and tokenizing take the

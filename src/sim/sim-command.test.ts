@@ -1,6 +1,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { request } from 'node:http';
+import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { spawnCli } from '../../test/helpers/cli-child.js';
 import { waitFor } from './testing.js';
@@ -54,6 +56,41 @@ describe('tollgate sim', () => {
       run.child.kill('SIGTERM');
       assert.equal(await run.exited, 0);
       await assert.rejects(fetch(`${urls[0]}/health`));
+    } finally {
+      if (run.child.exitCode === null) run.child.kill('SIGKILL');
+    }
+  });
+
+  // Before: `a port in X-Y is in use` without the prefix, and a refused port (EACCES) gave Node's own words, exit code 1.
+  test('a port it cannot listen on: one line naming --port, as serve says it, exit code 2', async () => {
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    const port = (taken.address() as { port: number }).port;
+    try {
+      const { code, stderr } = await finish(runSim(['--replicas', '2', '--port', String(port - 1)]));
+      assert.equal(code, 2);
+      assert.deepEqual(stderr.trim().split('\n'), [`tollgate: --port: cannot listen on 127.0.0.1:${port}: the address is already in use`]);
+    } finally {
+      taken.close();
+    }
+  });
+
+  // Before: the spike's timer, still pending after close(), kept the process alive for the rest of the spike.
+  test('SIGTERM while a request waits out a latency spike: exits at once', async () => {
+    const run = runSim(['--port', '0', '--latency-spike-rate', '1', '--latency-spike-ms', '60s']);
+    try {
+      await waitFor(() => run.stdout.includes('\n'), 20_000);
+      const url = new URL(run.stdout.trim());
+      const req = request({ host: url.hostname, port: url.port, path: '/v1/completions', method: 'POST', headers: { 'content-type': 'application/json' } });
+      const answered = once(req, 'response').then(() => 'answered', () => 'cut');
+      req.end(JSON.stringify({ model: 'meta-llama/Llama-3.1-8B-Instruct', prompt: 'hi', max_tokens: 2 }));
+      await once(req, 'finish');
+      // The request is read and waiting for its spike (its answer would come in 60 s).
+      await new Promise((r) => setTimeout(r, 300));
+      run.child.kill('SIGTERM');
+      const exit = await Promise.race([run.exited, new Promise((r) => setTimeout(r, 5000, 'still running').unref())]);
+      assert.equal(exit, 0);
+      assert.equal(await answered, 'cut');
     } finally {
       if (run.child.exitCode === null) run.child.kill('SIGKILL');
     }
