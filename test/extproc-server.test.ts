@@ -4,7 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Client} from '@grpc/grpc-js';
@@ -422,8 +422,9 @@ describe('health and transport', () => {
     }
   });
 
-  test('TLS with client certificates (mTLS): a client with a certificate is served, one without is refused', async () => {
+  test('TLS with client certificates (mTLS): a client with a certificate is served, one without is refused', async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'tollgate-extproc-tls-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
     const f = (n: string) => join(dir, n);
     const ssl = (args: string[]) => execFileSync('openssl', args, { stdio: 'ignore' });
     ssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '1', '-subj', '/CN=test-ca']);
