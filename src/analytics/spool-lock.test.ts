@@ -128,11 +128,13 @@ test('a lock of another PID namespace is judged by its heartbeat, whatever its p
       toucher.kill('SIGKILL');
       await once(toucher, 'exit');
 
-      // Not refreshed for longer than the grace: its owner is gone, and the directory is taken at once.
+      // Not refreshed for longer than the grace: its owner is gone, and the directory is taken once a heartbeat and a
+      // half has shown no refresh (the owner's clock may be behind this one's: see the clock test below).
       writeLock(dir, { ...ELSEWHERE, pid }, { ageMs: 3_600_000 });
       const t = performance.now();
-      lockDirectory(dir).release();
-      assert.ok(performance.now() - t < 1000);
+      lockDirectory(dir, { timing: QUICK }).release();
+      const waited = performance.now() - t;
+      assert.ok(waited >= 150 && waited < 1000, `waited ${Math.round(waited)} ms`);
     }
 
     // Refreshed moments ago, then no more (a container killed and restarted): the grace is waited out, then it is taken.
@@ -151,9 +153,78 @@ test('a lock of another PID namespace is judged by its heartbeat, whatever its p
     // An older version's lock (a pid, never refreshed) is judged by its age as well.
     writeFileSync(path, String(process.pid));
     utimesSync(path, new Date(Date.now() - 3_600_000), new Date(Date.now() - 3_600_000));
-    lockDirectory(dir).release();
+    lockDirectory(dir, { timing: QUICK }).release();
   } finally {
     toucher?.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** Another process refreshing the lock at `path` every 50 ms, as its owner would, with a clock `behindMs` behind this one's. */
+async function refresher(path: string, behindMs: number): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['-e', `const fs = require('fs'); const beat = () => { const t = new Date(Date.now() - ${behindMs}); fs.utimesSync(${JSON.stringify(path)}, t, t); }; beat(); setInterval(beat, 50)`], { stdio: 'ignore' });
+  const written = statSync(path).mtimeMs;
+  for (let i = 0; i < 500 && statSync(path).mtimeMs === written; i++) await sleep(10);
+  return child;
+}
+
+test("a lock of another host is watched for its owner's heartbeat, however far behind that host's clock is", { skip: LINUX ? undefined : 'needs /proc' }, async () => {
+  const dir = fresh();
+  const path = join(dir, 'LOCK');
+  writeLock(dir, { ...ELSEWHERE, pid: 4242 });
+  const owner = await refresher(path, 15_000);
+  try {
+    // Before: its time, 15 s behind this host's clock, was older than the grace, and the lock was taken at once.
+    assert.throws(() => lockDirectory(dir, { timing: QUICK }), /in use by process 4242 on other-container/);
+    assert.throws(() => lockDirectory(dir, { timing: QUICK, wait: false }), /in use by process 4242/);
+    await sleep(300);
+    assert.throws(() => lockDirectory(dir, { timing: QUICK, wait: false }), /in use by process 4242/, 'refreshed since the claim before');
+  } finally {
+    owner.kill('SIGKILL');
+    await once(owner, 'exit');
+  }
+  try {
+    // Without waiting (a running pipeline claiming again), a lock that looks long dead is taken only by a claim that
+    // finds it unchanged a heartbeat and a half after an earlier one.
+    writeLock(dir, { ...ELSEWHERE, pid: 4242 }, { ageMs: 3_600_000 });
+    assert.throws(() => lockDirectory(dir, { timing: QUICK, wait: false }), /in use by process 4242/);
+    await sleep(200);
+    lockDirectory(dir, { timing: QUICK, wait: false }).release();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("the previous release's lock (a pid and its identity, never refreshed) is judged by its pid on this boot, as that release did", { skip: LINUX ? undefined : 'needs /proc' }, async () => {
+  const dir = fresh();
+  const path = join(dir, 'LOCK');
+  const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  const old = (text: string) => {
+    writeFileSync(path, text);
+    const at = new Date(Date.now() - 3_600_000);
+    utimesSync(path, at, at);
+  };
+  const other = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
+  await once(other, 'spawn');
+  try {
+    // Written an hour ago by a release that runs on (and never notices a take-over): refused at once.
+    old(`${other.pid} ${boot}/${startTicks(other.pid!)}`);
+    const t = performance.now();
+    // Before: taken, as a lock not refreshed for the grace; both releases then wrote the spool.
+    assert.throws(() => lockDirectory(dir, { timing: QUICK }), new RegExp(`in use by process ${other.pid};`));
+    assert.ok(performance.now() - t < 100, 'judged by its pid');
+    // Its process gone, or its number another process's now: taken at once.
+    for (const text of [`999999999 ${boot}/1`, `${other.pid} ${boot}/1`]) {
+      old(text);
+      const t = performance.now();
+      lockDirectory(dir, { timing: QUICK }).release();
+      assert.ok(performance.now() - t < 100, text);
+    }
+    // Of another boot (another host, or before a reboot): judged by its heartbeat, which it never had.
+    old(`${other.pid} another-boot/${startTicks(other.pid!)}`);
+    lockDirectory(dir, { timing: QUICK }).release();
+  } finally {
+    other.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   }
 });

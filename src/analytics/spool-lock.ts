@@ -1,5 +1,6 @@
 // The analytics directory's lock: one writer at a time. Its owner refreshes it every few seconds, so a lock whose
-// process cannot be looked up (another PID namespace: a container sharing the volume; another host) is judged by that.
+// process cannot be looked up (another PID namespace: a container sharing the volume; another host) is judged by that,
+// watched on this process's clock: the owner's may run behind or ahead of it.
 import { randomBytes } from 'node:crypto';
 import { closeSync, fstatSync, linkSync, openSync, readFileSync, readlinkSync, renameSync, rmSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -11,7 +12,7 @@ const LOCK = 'LOCK';
 export interface LockTiming {
   /** How often the owner refreshes its lock's modification time. */
   heartbeatMs: number;
-  /** A lock of another PID namespace not refreshed for this long is taken over. */
+  /** A lock of another PID namespace not refreshed for this long is taken over (see judgeByHeartbeat). */
   graceMs: number;
 }
 
@@ -37,6 +38,12 @@ const ownerSchema = z.object({
   start: z.string().optional(),
 });
 type Owner = z.infer<typeof ownerSchema>;
+
+/**
+ * The previous release's lock: `<pid> <boot id>/<start ticks>`, written once and never refreshed. It has no heartbeat
+ * to judge it by, and that release never notices a take-over: on this host's boot its pid decides, as there.
+ */
+const LEGACY_LOCK = /^(\d+) ([^\s/]+)\/(\d+)$/;
 
 /** Directories held by pipelines of this process (one process could not tell two of them apart). */
 const held = new Set<string>();
@@ -83,6 +90,12 @@ function parseOwner(text: string): Owner | undefined {
   return parsed.success ? parsed.data : undefined;
 }
 
+/** A lock of the previous release (see LEGACY_LOCK), with its owner as far as it tells. */
+function parseLegacy(text: string): Pick<Owner, 'pid' | 'boot' | 'start'> | undefined {
+  const m = LEGACY_LOCK.exec(text.trim());
+  return m ? { pid: Number(m[1]), boot: m[2], start: m[3] } : undefined;
+}
+
 /** Whether `owner`'s pid means the same process here: same host, boot and PID namespace, all known. */
 function sameNamespace(owner: Owner, me: Owner): boolean {
   return owner.host === me.host && me.boot !== undefined && owner.boot === me.boot && me.pidNamespace !== undefined && owner.pidNamespace === me.pidNamespace;
@@ -93,7 +106,7 @@ function sameNamespace(owner: Owner, me: Owner): boolean {
  * now, or that is a zombie: killed, not yet reaped) is taken at once, one of a running process never. Undefined
  * when it cannot tell.
  */
-function judgeByPid(owner: Owner): 'live' | 'stale' | undefined {
+function judgeByPid(owner: Pick<Owner, 'pid' | 'start'>): 'live' | 'stale' | undefined {
   // This process: no pipeline of it holds the directory (checked before), so one of it left the lock behind.
   if (owner.pid === process.pid || !alive(owner.pid)) return 'stale';
   const stat = procStat(owner.pid);
@@ -132,7 +145,9 @@ function sameLock(a: LockFile, b: LockFile | undefined): boolean {
 
 function describeOwner(lock: LockFile | undefined): string {
   const owner = lock && parseOwner(lock.text);
-  return owner ? `process ${owner.pid} on ${owner.host}` : 'another process';
+  if (owner) return `process ${owner.pid} on ${owner.host}`;
+  const legacy = lock && parseLegacy(lock.text);
+  return legacy ? `process ${legacy.pid}` : 'another process';
 }
 
 function inUse(dir: string, lock: LockFile | undefined): Error {
@@ -143,18 +158,28 @@ function sleepSync(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
+/** Locks a claim without waiting found, judged by their heartbeat: as first seen, when, and how long to watch them. */
+const sightings = new Map<string, { lock: LockFile; at: number; watchMs: number }>();
+
 /**
- * Judges `lock`, which its pid cannot, by its heartbeat: stale once not refreshed for the grace. One refreshed more
- * recently may be its owner's, who refreshes it again within a heartbeat: with `wait`, this waits (blocking: start-up
- * only) until it is refreshed (live), removed (gone) or the grace has passed (stale); without, such a lock counts as
- * live. An older version's lock (a pid, never refreshed) is judged the same way. The wait is measured on the
- * monotonic clock, so a step of the wall clock meanwhile does not shorten it.
+ * Judges `lock`, which its pid cannot, by its heartbeat, watched on the monotonic clock: stale once seen unchanged until
+ * it has gone the grace without a refresh, and for a heartbeat and a half at least, so a refresh due meanwhile shows even
+ * when late. Its time is set by its owner's clock: one running behind this one's made a lock refreshed every heartbeat
+ * look older than the grace, and it was taken at once. With `wait`, this waits (blocking: start-up only) until it is
+ * refreshed (live), removed (gone) or the watch is over (stale); without, it counts as live until a later claim finds it
+ * unchanged after the watch. An older version's lock that its pid cannot judge (a pid only, never refreshed) is judged
+ * the same way.
  */
 function judgeByHeartbeat(path: string, lock: LockFile, timing: LockTiming, wait: boolean): 'live' | 'stale' | 'gone' {
   const age = Date.now() - lock.modifiedAtMs;
-  if (age > timing.graceMs) return 'stale';
-  if (!wait) return 'live';
-  const until = performance.now() + timing.graceMs - Math.max(0, age);
+  const watchMs = Math.max(timing.heartbeatMs * 1.5, timing.graceMs - Math.max(0, age));
+  if (!wait) {
+    const seen = sightings.get(path);
+    if (seen && sameLock(seen.lock, lock)) return performance.now() - seen.at >= seen.watchMs ? 'stale' : 'live';
+    sightings.set(path, { lock, at: performance.now(), watchMs });
+    return 'live';
+  }
+  const until = performance.now() + watchMs;
   for (let left = until - performance.now(); left > 0; left = until - performance.now()) {
     sleepSync(Math.min(WATCH_POLL_MS, left));
     const now = readLock(path);
@@ -195,7 +220,9 @@ function removeStaleLock(dir: string, path: string, me: Owner, timing: LockTimin
   const lock = readLock(path);
   if (!lock) return;
   const owner = parseOwner(lock.text);
-  const verdict = (owner && sameNamespace(owner, me) && judgeByPid(owner)) || judgeByHeartbeat(path, lock, timing, wait);
+  const legacy = owner ? undefined : parseLegacy(lock.text);
+  const byPid = owner ? sameNamespace(owner, me) && judgeByPid(owner) : legacy && me.boot !== undefined && legacy.boot === me.boot && judgeByPid(legacy);
+  const verdict = byPid || judgeByHeartbeat(path, lock, timing, wait);
   if (verdict === 'gone') return;
   if (verdict === 'live') throw inUse(dir, readLock(path) ?? lock);
   const aside = `${path}.${me.token}.old`;
@@ -227,9 +254,9 @@ export interface LockOptions {
 
 /**
  * Claims the directory for this process: two writers would interleave segments and checkpoints. A lock of this PID
- * namespace is judged by its pid: taken over when its process died (SIGKILL) or its number now belongs to another
- * process. Any other is judged by its heartbeat: taken over once not refreshed for the grace, waited for when
- * refreshed more recently (see judgeByHeartbeat). Throws when the directory is in use.
+ * namespace, or the previous release's of this boot, is judged by its pid: taken over when its process died (SIGKILL)
+ * or its number now belongs to another process. Any other is judged by its heartbeat: taken over once watched going
+ * the grace without a refresh (see judgeByHeartbeat). Throws when the directory is in use.
  *
  * @example
  * const lock = lockDirectory(dir, { onLost: (owner) => stopWriting(owner) });
@@ -247,6 +274,7 @@ export function lockDirectory(dir: string, { wait = true, timing = LOCK_TIMING, 
     if (!createLock(path, me)) throw inUse(dir, readLock(path));
   }
   held.add(key);
+  sightings.delete(path);
   return new DirectoryLock(key, path, me.token, timing, { onLost, onHeartbeatError });
 }
 

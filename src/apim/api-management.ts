@@ -11,7 +11,7 @@ import type { GatewayHooks } from '../gateway/hooks.js';
 import type { RequestContext } from '../gateway/context.js';
 import { gatewayError } from '../gateway/errors.js';
 import { silentLogger, type Logger } from '../lib/logger.js';
-import { withTimeout } from '../lib/with-timeout.js';
+import { withStallTimeout, withTimeout } from '../lib/with-timeout.js';
 import type { RequestTracer } from '../telemetry/tracing.js';
 import { CachedAccessTokens, COUNTER_ERROR_OUTCOMES, createPolicyEngine, registerBuiltins, type CounterErrorOutcome, type IdentitySource, type KeyRecord, type PolicyEngine } from '../policy/index.js';
 import { checkTemplates, type FlowDeps } from '../policy/flow.js';
@@ -24,7 +24,11 @@ import { widenedTemplates } from '../policy/template-scope.js';
 import { PromptCalibration } from '../policy/prompt-calibration.js';
 import { TokensInFlight } from '../policy/tokens-in-flight.js';
 
-/** A snapshot load slower than this is given up (a connection gone silent would otherwise hold refreshes forever). */
+/**
+ * A read of the store that goes this long without an answer is given up (a connection gone silent would otherwise hold
+ * refreshes forever). A whole snapshot, or every entry, is read in pages and given up once no page came for this long:
+ * a big store's takes longer in all (1.5 million key-value entries, 10 s), and a bound on the whole failed it for good.
+ */
 const SNAPSHOT_TIMEOUT_MS = 10_000;
 /** Owners of changed keys awaiting a read past which a whole reload is done instead (a read names each one). */
 const MAX_IDENTITY_DUE = 1000;
@@ -257,8 +261,9 @@ export class ApiManagement {
       this.#kvmDue = 'all';
       return void this.#catchUp();
     }
-    // This replica's put holds its value in memory already, unless a read under way replaces the values with what
-    // it read before the put committed: then the entry is read again after it.
+    // This replica's put holds its value in memory already (or once its COMMIT is answered, though the request gave up
+    // waiting), unless a read under way replaces the values with what it read before the put committed: then the
+    // entry is read again after it.
     if (event.origin === 'local' && !this.#refreshing) return;
     if (this.#kvmDue !== 'all') {
       this.#kvmDue ??= new Map();
@@ -326,7 +331,7 @@ export class ApiManagement {
   }
 
   async #reload(): Promise<void> {
-    const snapshot = await withTimeout(this.db.loadSnapshot(), SNAPSHOT_TIMEOUT_MS, 'loading the snapshot');
+    const snapshot = await withStallTimeout((progress) => this.db.loadSnapshot(progress), SNAPSHOT_TIMEOUT_MS, 'loading the snapshot');
     this.#snapshot = snapshot;
     this.#identity = new SnapshotIdentity(snapshot);
     this.#kvm.load(snapshot.kvmEntries);
@@ -340,7 +345,7 @@ export class ApiManagement {
 
   async #readKvm(which: Map<string, KvmEntryRef> | 'all'): Promise<void> {
     if (which === 'all') {
-      this.#kvm.load(await withTimeout(this.db.kvm.listAll(), SNAPSHOT_TIMEOUT_MS, 'loading the key-value map entries'));
+      this.#kvm.load(await withStallTimeout((progress) => this.db.kvm.listAll(progress), SNAPSHOT_TIMEOUT_MS, 'loading the key-value map entries'));
       return;
     }
     for (const e of which.values()) {

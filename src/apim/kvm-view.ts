@@ -76,7 +76,7 @@ export class KvmView implements KvmLookup {
    * whether to write: this replica's memory may not have heard of another replica's write, or of the map's delete.
    * @throws Error when no map of this name is declared (the admin API could neither list nor delete its entries), or
    * it is encrypted and TOLLGATE_KVM_KEY is unset; with TimeoutError after KVM_PUT_TIMEOUT_MS, the put then rolled
-   * back if it has not reached its COMMIT.
+   * back if it has not reached its COMMIT, and held here once that COMMIT goes through.
    */
   async put(scope: string, map: string, key: string, value: string, override: boolean): Promise<void> {
     const givenUp = new AbortController();
@@ -90,14 +90,17 @@ export class KvmView implements KvmLookup {
       else if (!(await tx.kvm.addFromPolicy(input))) return undefined;
       return { value, encrypted };
     }, givenUp.signal);
-    let stored: Held | undefined;
+    const hold = (stored: Held | undefined) => stored && this.#values.set(keyOf(scope, map, key), stored);
     try {
-      stored = await withTimeout(storing, KVM_PUT_TIMEOUT_MS, 'storing the entry');
+      hold(await withTimeout(storing, KVM_PUT_TIMEOUT_MS, 'storing the entry'));
     } catch (err) {
       givenUp.abort(err);
+      // A COMMIT already sent when the request gave up may still go through (a slow fsync or standby): other replicas
+      // then read the entry on its NOTIFY, while this one skips its own change, taking the put to hold the value
+      // already. A COMMIT whose outcome stays unknown rejects, and makes the store tell of a change of everything.
+      void storing.then(hold, () => {});
       throw err;
     }
-    if (stored) this.#values.set(keyOf(scope, map, key), stored);
   }
 
   #readable(e: KvmEntry): Held | undefined {

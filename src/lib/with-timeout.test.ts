@@ -2,7 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { socketPair, stall } from './test-stall.js';
-import { TimeoutError, withTimeout } from './with-timeout.js';
+import { TimeoutError, withStallTimeout, withTimeout } from './with-timeout.js';
 
 describe('withTimeout', () => {
   test('an answer that arrived while the event loop was stalled beats the deadline that fell due meanwhile', async () => {
@@ -34,5 +34,39 @@ describe('withTimeout', () => {
   test("the work's own failure passes through unchanged", async () => {
     const boom = new Error('boom');
     await assert.rejects(withTimeout(Promise.reject(boom), 1000, 'x'), (err: unknown) => err === boom);
+  });
+});
+
+describe('withStallTimeout', () => {
+  const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+  test('work that goes on making progress is not given up, however long it takes in all', async () => {
+    const pages = async (progress: () => void) => {
+      for (let page = 0; page < 8; page++) {
+        await pause(15);
+        progress();
+      }
+      return 'read';
+    };
+    // Before (withTimeout): 120 ms of pages were refused by a 50 ms bound on the whole.
+    assert.equal(await withStallTimeout(pages, 50, 'the pages'), 'read');
+  });
+
+  test('work that stops making progress is refused with a TimeoutError naming it', async () => {
+    const stalls = async (progress: () => void) => {
+      await pause(15);
+      progress();
+      await new Promise<never>(() => {});
+    };
+    await assert.rejects(withStallTimeout(stalls, 30, 'the pages'), (err: unknown) => err instanceof TimeoutError && /the pages made no progress for 30 ms/.test(err.message));
+  });
+
+  test('progress after the work ended arms no timer (which would hold the process open)', async () => {
+    let late = (): void => {};
+    await withStallTimeout(async (progress) => void (late = progress), 10_000, 'x');
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const before = timers();
+    late();
+    assert.equal(timers(), before);
   });
 });

@@ -33,3 +33,24 @@ export function withTimeout<T>(work: Promise<T>, ms: number, what: string): Prom
   });
   return Promise.race([work, deadline]).finally(cancel);
 }
+
+/**
+ * `work(progress)`, or a TimeoutError once `ms` has passed without a call of `progress`: for work whose length grows
+ * with the data it reads (a table in pages), which a bound on the whole would fail for good once the data outgrew it.
+ */
+export function withStallTimeout<T>(work: (progress: () => void) => Promise<T>, ms: number, what: string): Promise<T> {
+  let settled = false;
+  let cancel = (): void => {};
+  let expire!: (err: TimeoutError) => void;
+  const stalled = new Promise<never>((_, reject) => (expire = reject));
+  const progress = (): void => {
+    if (settled) return;
+    cancel();
+    cancel = deadlineAfterIo(ms, () => expire(new TimeoutError(`${what} made no progress for ${ms} ms`)));
+  };
+  progress();
+  return Promise.race([work(progress), stalled]).finally(() => {
+    settled = true;
+    cancel();
+  });
+}

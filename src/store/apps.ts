@@ -6,7 +6,7 @@ import type { Attribute } from './common-types.js';
 import { conflictOnUnique } from './constraint-errors.js';
 import { auditKeysDeletedWith } from './credentials.js';
 import { NotFoundError } from './errors.js';
-import { paginate, type Page, type PageRequest } from './pagination.js';
+import { paginate, readInPages, type Page, type PageRequest } from './pagination.js';
 import { applyPatch, patchedFields, statusOf } from './patch.js';
 import type { AppsTable } from './schema.js';
 import type { IdentityRefs } from './change-feed.js';
@@ -79,9 +79,9 @@ export class Apps {
     return paginate(query.where('developer_id', '=', filter.developerId), { columns: ['name'] }, page, toApp);
   }
 
-  async listAll(): Promise<App[]> {
-    const rows = await this.#session.db.selectFrom('apps').selectAll().orderBy('id').execute();
-    return rows.map(toApp);
+  /** Every app, in pages of one consistent view (see readInPages); `progress` is called after each page. */
+  listAll(progress?: () => void): Promise<App[]> {
+    return this.#session.snapshot((s) => readInPages(s.db.selectFrom('apps').selectAll(), ['id'], toApp, progress));
   }
 
   /** The apps `refs` names that exist, and every app of the developers it names. */

@@ -4,7 +4,7 @@ import { decodeJson, decodeNullableTimestamp, decodeTimestamp, encodeJson, encod
 import { conflictOnUnique } from './constraint-errors.js';
 import { NotFoundError } from './errors.js';
 import { generateApiKey, generateKeyId, generateSecret, hashKey } from './keys.js';
-import { paginate, type Page, type PageRequest } from './pagination.js';
+import { paginate, readInPages, type Page, type PageRequest } from './pagination.js';
 import type { CredentialsTable } from './schema.js';
 import type { IdentityRefs } from './change-feed.js';
 import { ownedAppIds } from './owned-apps.js';
@@ -114,9 +114,9 @@ export class Credentials {
     return rows.map(toCredential);
   }
 
-  async listAll(): Promise<Credential[]> {
-    const rows = await this.#session.db.selectFrom('credentials').selectAll().orderBy('created_at').orderBy('key_id').execute();
-    return rows.map(toCredential);
+  /** Every key, in pages of one consistent view (see readInPages); `progress` is called after each page. */
+  listAll(progress?: () => void): Promise<Credential[]> {
+    return this.#session.snapshot((s) => readInPages(s.db.selectFrom('credentials').selectAll(), ['key_id'], toCredential, progress));
   }
 
   /**

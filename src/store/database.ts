@@ -62,9 +62,9 @@ export class StoreView {
     return this.session.write((w) => w.serialize(topic));
   }
 
-  /** Everything the hot path needs, consistently (see Snapshot). */
-  loadSnapshot(): Promise<Snapshot> {
-    return loadSnapshot(this.session);
+  /** Everything the hot path needs, consistently (see Snapshot); `progress` is called after each page of rows. */
+  loadSnapshot(progress?: () => void): Promise<Snapshot> {
+    return loadSnapshot(this.session, progress);
   }
 
   /** The keys of the apps and developers a change named, with their apps and developers (see IdentityRows). */

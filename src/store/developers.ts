@@ -6,7 +6,7 @@ import type { Attribute } from './common-types.js';
 import { conflictOnUnique } from './constraint-errors.js';
 import { auditKeysDeletedWith } from './credentials.js';
 import { NotFoundError } from './errors.js';
-import { paginate, type Page, type PageRequest } from './pagination.js';
+import { paginate, readInPages, type Page, type PageRequest } from './pagination.js';
 import { applyPatch, patchedFields, statusOf } from './patch.js';
 import type { DevelopersTable } from './schema.js';
 import type { Session, WriteContext } from './session.js';
@@ -71,9 +71,9 @@ export class Developers {
     return paginate(this.#session.db.selectFrom('developers').selectAll(), { columns: ['email_key'] }, page, toDeveloper);
   }
 
-  async listAll(): Promise<Developer[]> {
-    const rows = await this.#session.db.selectFrom('developers').selectAll().orderBy('email_key').execute();
-    return rows.map(toDeveloper);
+  /** Every developer, in pages of one consistent view (see readInPages); `progress` is called after each page. */
+  listAll(progress?: () => void): Promise<Developer[]> {
+    return this.#session.snapshot((s) => readInPages(s.db.selectFrom('developers').selectAll(), ['id'], toDeveloper, progress));
   }
 
   /** The developers of these ids that exist. */

@@ -3,7 +3,7 @@ import type { Insertable, Kysely, Selectable } from 'kysely';
 import { decodeJson, decodeTimestamp } from './codec.js';
 import { conflictOnUnique } from './constraint-errors.js';
 import { NotFoundError } from './errors.js';
-import { paginate, type Page, type PageRequest } from './pagination.js';
+import { paginate, readInPages, type Page, type PageRequest } from './pagination.js';
 import type { KvmEntriesTable, Tables } from './schema.js';
 import type { Session, WriteContext } from './session.js';
 
@@ -72,15 +72,9 @@ export class Kvm {
     return paginate(query, { columns: ['key'] }, page, toEntry);
   }
 
-  async listAll(): Promise<KvmEntry[]> {
-    const rows = await this.#session.db
-      .selectFrom('kvm_entries')
-      .selectAll()
-      .orderBy('scope')
-      .orderBy('map_name')
-      .orderBy('key')
-      .execute();
-    return rows.map(toEntry);
+  /** Every entry, in pages of one consistent view (see readInPages); `progress` is called after each page. */
+  listAll(progress?: () => void): Promise<KvmEntry[]> {
+    return this.#session.snapshot((s) => readInPages(s.db.selectFrom('kvm_entries').selectAll(), ['scope', 'map_name', 'key'], toEntry, progress));
   }
 
   /** Creates or replaces the entry. The audit row names the entry but never holds its value. */

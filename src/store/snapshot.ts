@@ -1,4 +1,5 @@
-// Everything the request hot path needs, read in one consistent transaction with one query per table.
+// Everything the request hot path needs, read in one consistent transaction: one query per small table, the tables
+// that grow with use (keys, apps, developers, key-value entries) in pages of rows.
 import { ApiProducts, type ApiProduct } from './api-products.js';
 import { Apps, type App } from './apps.js';
 import { Credentials, type Credential } from './credentials.js';
@@ -22,16 +23,17 @@ export interface Snapshot {
   loadedAt: string;
 }
 
-export function loadSnapshot(session: Session): Promise<Snapshot> {
+/** `progress` is called after each page of rows, so a caller can tell a big store's long load from a stalled one. */
+export function loadSnapshot(session: Session, progress?: () => void): Promise<Snapshot> {
   const loadedAt = new Date().toISOString();
   return session.snapshot(async (s) => ({
     products: await new ApiProducts(s).listAll(),
     operationSets: await new OperationSets(s).listAll(),
     manifests: await new Manifests(s).listAll(),
-    developers: await new Developers(s).listAll(),
-    apps: await new Apps(s).listAll(),
-    credentials: await new Credentials(s).listAll(),
-    kvmEntries: await new Kvm(s).listAll(),
+    developers: await new Developers(s).listAll(progress),
+    apps: await new Apps(s).listAll(progress),
+    credentials: await new Credentials(s).listAll(progress),
+    kvmEntries: await new Kvm(s).listAll(progress),
     loadedAt,
   }));
 }
