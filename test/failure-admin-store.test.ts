@@ -13,18 +13,21 @@ import { answerWithin, call, until, type Answer, type ServedAdmin, serveApimAdmi
 
 const postgres = DATABASE_BACKENDS.find((b) => b.name === 'postgres')!;
 
+/** The admin API on a store whose PostgreSQL connections go through a TCP proxy the test can cut or freeze. */
+async function adminBehindProxy(): Promise<{ target: TestDatabase; proxy: TcpProxy; db: Database; served: ServedAdmin }> {
+  const target = await postgres.create();
+  const proxy = await TcpProxy.for(target.url, 5432);
+  const db = await openDatabase(proxy.proxied(target.url), { schema: target.schema, listen: false });
+  return { target, proxy, db, served: await serveApimAdmin(db) };
+}
+
 describe('the admin API while PostgreSQL is unreachable', { skip: postgres.skip }, () => {
   let target: TestDatabase;
   let proxy: TcpProxy;
   let db: Database;
   let served: ServedAdmin;
 
-  before(async () => {
-    target = await postgres.create();
-    proxy = await TcpProxy.for(target.url, 5432);
-    db = await openDatabase(proxy.proxied(target.url), { schema: target.schema, listen: false });
-    served = await serveApimAdmin(db);
-  });
+  before(async () => ({ target, proxy, db, served } = await adminBehindProxy()));
   after(async () => {
     await served?.close();
     await proxy?.restore().catch(() => {});
@@ -64,12 +67,7 @@ describe('the admin API while its PostgreSQL connections go silent', { skip: pos
   let db: Database;
   let served: ServedAdmin;
 
-  before(async () => {
-    target = await postgres.create();
-    proxy = await TcpProxy.for(target.url, 5432);
-    db = await openDatabase(proxy.proxied(target.url), { schema: target.schema, listen: false });
-    served = await serveApimAdmin(db);
-  });
+  before(async () => ({ target, proxy, db, served } = await adminBehindProxy()));
   after(async () => {
     await served?.close();
     // The proxy first: it resets what it froze, so a query still waiting on it fails and the pool can end.
