@@ -114,6 +114,10 @@ export function demoCommand(): Command {
         await untilPoolsReachable(gateway, POOLS_READY_MS);
         const key = await demoKey(gateway);
         const base = `http://127.0.0.1:${gateway.port}/v1`;
+        // A closing terminal sends SIGHUP: the demo stops as on Ctrl-C (its configuration is the bundled quickstart,
+        // with nothing to read again), not at once as Node's default would. Listened for before the lines that
+        // announce it is up: a signal sent as soon as they are read found no listener yet.
+        const stopped = untilSignal(['SIGINT', 'SIGTERM', 'SIGHUP']);
         process.stdout.write(
           [
             `tollgate demo: gateway on ${gateway.url}, admin on ${gateway.adminUrl}, simulated fleet on ${simUrls.map((u) => new URL(u).port).join(', ')}`,
@@ -127,9 +131,7 @@ export function demoCommand(): Command {
             '',
           ].join('\n'),
         );
-        // A closing terminal sends SIGHUP: the demo stops as on Ctrl-C (its configuration is the bundled quickstart,
-        // with nothing to read again), not at once as Node's default would.
-        await untilSignal(['SIGINT', 'SIGTERM', 'SIGHUP']);
+        await stopped;
         await gateway.close();
       } finally {
         await Promise.all(fleets.map((f) => f.close()));
