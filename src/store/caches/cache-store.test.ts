@@ -84,15 +84,28 @@ describe('redis outage', () => {
   });
 });
 
+/** A Redis cache store whose connection goes through a TCP proxy the test can stall or freeze; `close` ends both. */
+async function storeBehindProxy(keyPrefix: string): Promise<{ proxy: TcpProxy; store: RedisCacheStore; close: () => Promise<void> }> {
+  const proxy = await TcpProxy.for(REDIS_URL!, 6379);
+  const client = openCacheRedis(proxy.proxied(REDIS_URL!), silentLogger);
+  await redisReady(client);
+  const store = new RedisCacheStore({ client, keyPrefix, commandTimeoutMs: 200 });
+  return {
+    proxy,
+    store,
+    close: async () => {
+      client.disconnect();
+      await proxy.close();
+    },
+  };
+}
+
 describe('redis deadlines', { skip: REDIS_SKIP }, () => {
   const keyPrefix = `tollgate:test:${randomBase62(12)}:`;
   after(() => deleteKeys(REDIS_URL!, keyPrefix));
 
   test('a stalled connection: a lookup is a CacheStoreUnavailableError within the command timeout', async () => {
-    const proxy = await TcpProxy.for(REDIS_URL!, 6379);
-    const client = openCacheRedis(proxy.proxied(REDIS_URL!), silentLogger);
-    await redisReady(client);
-    const store = new RedisCacheStore({ client, keyPrefix, commandTimeoutMs: 200 });
+    const { proxy, store, close } = await storeBehindProxy(keyPrefix);
     try {
       await store.set('k', Buffer.from('v'), 60_000);
       proxy.stall();
@@ -101,16 +114,12 @@ describe('redis deadlines', { skip: REDIS_SKIP }, () => {
       assert.ok(performance.now() - started < 1000, 'failed within the deadline, not when the connection came back');
     } finally {
       proxy.unstall();
-      client.disconnect();
-      await proxy.close();
+      await close();
     }
   });
 
   test('a connection gone silent is dropped at its first timeout: the next lookups reach Redis again', async () => {
-    const proxy = await TcpProxy.for(REDIS_URL!, 6379);
-    const client = openCacheRedis(proxy.proxied(REDIS_URL!), silentLogger);
-    await redisReady(client);
-    const store = new RedisCacheStore({ client, keyPrefix, commandTimeoutMs: 200 });
+    const { proxy, store, close } = await storeBehindProxy(keyPrefix);
     try {
       await store.set('silent', Buffer.from('answer'), 60_000);
       proxy.freezeOpen();
@@ -121,8 +130,7 @@ describe('redis deadlines', { skip: REDIS_SKIP }, () => {
       for (const until = Date.now() + 3000; !got && Date.now() < until; await sleep(50)) got = await Promise.resolve(store.get('silent')).catch(() => undefined);
       assert.equal(got?.toString(), 'answer');
     } finally {
-      client.disconnect();
-      await proxy.close();
+      await close();
     }
   });
 
