@@ -15,6 +15,8 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { createInterface } from 'node:readline';
+import { FailureLog } from './test-failures.mjs';
 
 /** Each group must end within --test-timeout, which node:test applies to a whole file: ~25 s each on 2 cores. */
 const UNIT_GROUPS = 4;
@@ -58,12 +60,22 @@ if (!args.some((a) => a.endsWith('.ts'))) {
 const child = spawn(
   process.execPath,
   ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=180000', ...args, ...files],
-  { stdio: 'inherit', env: { ...process.env, TOLLGATE_TEST_DIST: '1' } },
+  { stdio: ['inherit', 'pipe', 'inherit'], env: { ...process.env, TOLLGATE_TEST_DIST: '1' } },
 );
+// The report is passed on as it comes; the failed tests are named again just above the summary, where a CI log cut to
+// its last lines still shows them (one failure among 3,000 tests was otherwise nowhere in what CI kept).
+const failures = new FailureLog();
+const lines = createInterface({ input: child.stdout, crlfDelay: Infinity });
+lines.on('line', (line) => {
+  for (const out of failures.line(line)) process.stdout.write(`${out}\n`);
+});
+const linesDone = new Promise((done) => lines.once('close', done));
 const cleanUp = () => dir && rmSync(dir, { recursive: true, force: true });
 process.on('SIGINT', () => child.kill('SIGINT'));
 process.on('SIGTERM', () => child.kill('SIGTERM'));
-child.on('exit', (code, signal) => {
+child.on('exit', async (code, signal) => {
+  await linesDone;
+  for (const out of failures.end()) process.stdout.write(`${out}\n`);
   cleanUp();
-  process.exit(code ?? (signal ? 1 : 0));
+  process.stdout.write('', () => process.exit(code ?? (signal ? 1 : 0)));
 });

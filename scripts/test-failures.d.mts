@@ -1,0 +1,5 @@
+/** See test-failures.mjs. */
+export class FailureLog {
+  line(line: string): string[];
+  end(): string[];
+}
