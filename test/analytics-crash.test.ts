@@ -3,13 +3,13 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
 import { Registry } from 'prom-client';
 import { AnalyticsPipeline } from '../src/analytics/pipeline.js';
 import { tempSpoolDirectory, testSettings, useRecordsDatabase } from '../src/analytics/test-records.js';
 import { DATABASE_BACKENDS, type TestDatabase } from '../src/store/test-databases.js';
+import { moduleArgs } from '../src/lib/module-child.js';
 
-const CHILD = fileURLToPath(new URL('../src/analytics/test-crash-writer.ts', import.meta.url));
+const CHILD = new URL('../src/analytics/test-crash-writer.ts', import.meta.url);
 
 /**
  * Runs the writer until it reports at least `atLeast` records and, when `storing` is given, until it says batches
@@ -17,7 +17,7 @@ const CHILD = fileURLToPath(new URL('../src/analytics/test-crash-writer.ts', imp
  * SIGKILLs it; returns the last count it reported.
  */
 async function killMidLoad(dir: string, target: TestDatabase, tag: string, atLeast: number, storing?: () => Promise<boolean>): Promise<number> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CHILD, dir, target.url, target.schema ?? '', tag], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...moduleArgs(CHILD), dir, target.url, target.schema ?? '', tag], { stdio: ['ignore', 'pipe', 'inherit'] });
   let reported = 0;
   let buffered = '';
   child.stdout.setEncoding('utf8');
@@ -64,7 +64,7 @@ for (const backend of DATABASE_BACKENDS) {
       numbers.forEach((n, i) => assert.equal(n, i, `record ${i} missing or duplicated`));
     }
 
-    test('killed twice (once while recovering), every completed record is stored exactly once', { timeout: 50_000 }, async () => {
+    test('killed twice (once while recovering), every completed record is stored exactly once', { timeout: 90_000 }, async () => {
       const dir = tempSpoolDirectory();
       const first = await killMidLoad(dir, env.target, 'a', 3000, async () => (await requestIds('a')).length > 0);
       const storedBeforeReplay = (await requestIds('a')).length;

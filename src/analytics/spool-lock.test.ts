@@ -7,8 +7,8 @@ import { once } from 'node:events';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { lockDirectory } from './spool-lock.js';
+import { moduleArgs } from '../lib/module-child.js';
 
 const LINUX = process.platform === 'linux';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -247,14 +247,14 @@ test('an owner whose lock was taken over notices it, stops refreshing it, and le
   }
 });
 
-const TAKER = fileURLToPath(new URL('./test-lock-taker.ts', import.meta.url));
+const TAKER = new URL('./test-lock-taker.ts', import.meta.url);
 
 test('of two processes starting at the same moment exactly one takes the directory, with or without a stale lock', { skip: LINUX ? undefined : 'needs /proc' }, async () => {
   const takers: ChildProcess[] = [];
   const dirs: string[] = [];
   try {
     for (let i = 0; i < 2; i++) {
-      const child = spawn(process.execPath, ['--import', 'tsx', TAKER], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+      const child = spawn(process.execPath, moduleArgs(TAKER), { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
       takers.push(child);
       assert.equal((await once(child, 'message'))[0], 'ready');
     }

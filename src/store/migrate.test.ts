@@ -15,10 +15,11 @@ import { MIGRATIONS } from './migrations/index.js';
 import type { Database } from './database.js';
 import { DATABASE_BACKENDS, type DatabaseBackend, type TestDatabase } from './test-databases.js';
 import { waitFor } from '../sim/testing.js';
+import { moduleArgs } from '../lib/module-child.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const OPEN_DATABASE_MODULE = pathToFileURL(fileURLToPath(new URL('./open-database.ts', import.meta.url))).href;
-const CUT_CHILD = fileURLToPath(new URL('./test-migrate-cut.ts', import.meta.url));
+const CUT_CHILD = new URL('./test-migrate-cut.ts', import.meta.url);
 
 async function appliedIds(db: Database): Promise<number[]> {
   const rows = await db.kysely.selectFrom('tollgate_migrations').select('id').orderBy('id').execute();
@@ -67,7 +68,7 @@ function connect(target: TestDatabase): Kysely<Tables> {
 
 /** Runs test-migrate-cut.ts until its migration transaction reaches the cut, then SIGKILLs it there. */
 async function killAtCut(target: TestDatabase, index: number, where: 'between' | 'inside'): Promise<void> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CUT_CHILD, target.url, target.schema ?? '', String(index), where], {
+  const child = spawn(process.execPath, [...moduleArgs(CUT_CHILD), target.url, target.schema ?? '', String(index), where], {
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'inherit'],
   });
