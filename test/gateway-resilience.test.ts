@@ -298,7 +298,7 @@ describe('admin /readyz over HTTP', async () => {
     dark = await startStub(undefined, darkPort);
     await waitFor(async () => (await readyz()).status === 200, 10_000, '/readyz to turn 200', 50);
     const now = await readyz();
-    assert.deepEqual(now.body, { ready: true, listening: true, configLoaded: true, policiesBuilt: true, poolsNotReady: [], lastReload: null });
+    assert.deepEqual(now.body, { ready: true, listening: true, configLoaded: true, policiesBuilt: true, poolsNotReady: [], lastReload: null, loading: [] });
     const served = await post(gw, { ...CHAT, model: 'dm' });
     assert.equal(served.statusCode, 200);
     assert.equal(((await served.body.json()) as { echo: { model: string } }).echo.model, 'dm');

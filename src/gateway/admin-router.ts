@@ -61,6 +61,11 @@ export class AdminRouter {
   readonly #routes: Route[] = [];
   readonly #token: string | undefined;
   readonly #logger: Logger;
+  /**
+   * While true, a path no route takes is answered 503 `starting` rather than 404: the admin port opens before the
+   * store has loaded, and the routes that use the store are added once it has.
+   */
+  starting = false;
 
   /** `logger` hears of errors no handler expected (answered as a bare 500, so they would leave no trace otherwise). */
   constructor(token: string | undefined, logger: Logger = silentLogger) {
@@ -151,6 +156,7 @@ export class AdminRouter {
     if (!route) {
       // RFC 9110 §15.5.6: a 405 lists the methods the resource takes.
       if (allowed.size > 0) return { ...errorResponse(new AdminError(405, 'method_not_allowed', `${method} is not allowed on ${url.pathname}`)), headers: { allow: [...allowed].join(', ') } };
+      if (this.starting) return STARTING;
       throw new AdminError(404, 'not_found', `No admin resource at ${url.pathname}`);
     }
     // Any body, whether the route reads it or not: JSON, or YAML where the route takes it (apply, delete).
@@ -192,6 +198,12 @@ const DATABASE_UNAVAILABLE: AdminResponse = {
   status: 503,
   headers: { 'retry-after': '1' },
   body: { error: { message: 'The database is unavailable; try again shortly', code: 'store_unavailable' } },
+};
+
+const STARTING: AdminResponse = {
+  status: 503,
+  headers: { 'retry-after': '1' },
+  body: { error: { message: 'The gateway is starting: the store is still loading; try again shortly', code: 'starting' } },
 };
 
 /**

@@ -2,6 +2,7 @@
 // the endpoint picker, and an orderly shutdown.
 import { MAX_TIMER_MS } from '../lib/duration.js';
 import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { ConfigError, type Manifest } from '../config/manifest.js';
 import { loadConfig } from '../config/load.js';
@@ -15,15 +16,15 @@ import { silentLogger, type Logger } from '../lib/logger.js';
 import { Scheduler } from '../scheduler/scheduler.js';
 import { RequestMetrics } from '../telemetry/request-metrics.js';
 import { ApimMetrics } from '../telemetry/apim-metrics.js';
-import { AdminRouter } from './admin-router.js';
-import { registerStatusRoutes } from './status-routes.js';
+import { AdminRouter, type AdminResponse } from './admin-router.js';
+import { registerHealthRoutes, registerPoolRoutes } from './status-routes.js';
 import { DataPlane } from './data-plane.js';
 import { startExtprocServer, type ExtprocServer, type ExtprocServerOptions } from '../extproc/server.js';
 import { extensionChain, type ExtensionChain } from '../extproc/extension-chain.js';
 import { forgetExtensions } from '../extproc/client-metrics.js';
 import { composeHooks } from '../extproc/compose-hooks.js';
 import { prepareUsageEstimates } from './estimated-usage.js';
-import { applyListenerTimeouts, createListener, listen, openListener, type TlsFiles } from './listen.js';
+import { applyListenerTimeouts, checkPort, createListener, listen, openListener, type TlsFiles } from './listen.js';
 import { UpstreamPools } from './upstream-pools.js';
 import { EndpointAddresses, type LookupAll } from './endpoint-addresses.js';
 import { AnalyticsPipeline, registerAnalyticsRoutes } from '../analytics/index.js';
@@ -132,7 +133,9 @@ export class Gateway {
   /** The ip:port of endpoints named by host, which ext_proc gives Envoy: looked up at each apply and kept current. */
   readonly #addresses: EndpointAddresses;
   #server: Server | null = null;
-  #adminServer: Server | null = null;
+  readonly #adminServer: Server;
+  /** listen() has opened the data plane (and ext_proc) and run the first scrape round. */
+  #listened = false;
   #extproc: ExtprocServer | null = null;
   #stopWatching: (() => void) | null = null;
   #closing: Promise<void> | null = null;
@@ -142,7 +145,17 @@ export class Gateway {
   adminPort = 0;
   extprocPort = 0;
 
-  constructor(options: GatewayOptions, config: RuntimeConfig, apim: ApiManagement, registry: Registry, logger: Logger, tracer: RequestTracer, filesLoaded: string) {
+  /** `admin`: the admin port, open since the start began, with its health routes; the gateway adds the others. */
+  constructor(
+    options: GatewayOptions,
+    config: RuntimeConfig,
+    apim: ApiManagement,
+    registry: Registry,
+    logger: Logger,
+    tracer: RequestTracer,
+    filesLoaded: string,
+    admin: { router: AdminRouter; server: Server },
+  ) {
     this.#options = options;
     this.#filesLoaded = filesLoaded;
     this.logger = logger;
@@ -163,7 +176,6 @@ export class Gateway {
     this.#chain = extensionChain(config.manifests, { registry, maxBodyBytes: config.settings.server.maxBodyBytes });
     this.picker = new Scheduler({ settings: config.settings.scheduler, logger, registry, tls: this.#pools.tls });
     this.picker.update(config.pools);
-    collectDefaultMetrics({ register: this.registry });
     registerModelInfo(this.registry, () => this.config);
     // Stored responses other replicas (or this process before a restart) saw made are found in the usage records.
     const responseRecords = this.analytics ? new AnalyticsRecords(apim.db) : undefined;
@@ -182,7 +194,9 @@ export class Gateway {
       findResponse: responseRecords && ((id) => responseRecords.findResponse(id)),
     });
     apim.onHooks = (hooks) => (this.dataPlane.hooks = composeHooks(this.#chain.hooks, hooks));
-    this.admin = new AdminRouter(options.adminToken, this.logger);
+    this.admin = admin.router;
+    this.#adminServer = admin.server;
+    this.adminPort = (admin.server.address() as AddressInfo).port;
     registerApimAdminRoutes(this.admin, {
       db: apim.db,
       fileOwned: (kind, name) => this.config.manifests.some((m) => m.kind === kind && m.metadata.name === name),
@@ -193,7 +207,8 @@ export class Gateway {
     });
     registerCacheRoutes(this.admin, { db: apim.db, caches: apim.caches });
     this.#stats = registerAnalyticsRoutes(this.admin, { db: apim.db });
-    registerStatusRoutes(this.admin, { picker: this.picker, readiness: () => this.#readiness(), registry: this.registry });
+    registerPoolRoutes(this.admin, { picker: this.picker });
+    this.admin.starting = false;
   }
 
   get config(): RuntimeConfig {
@@ -233,9 +248,6 @@ export class Gateway {
     }));
     const [host, port] = [o.host ?? '0.0.0.0', o.port ?? 8080];
     this.port = await openListener('data plane', host, port, () => listen(server, port, host));
-    const adminServer = (this.#adminServer = createListener(this.admin.handle, settings.server));
-    const [adminHost, adminPort] = [o.adminHost ?? (o.adminToken ? '0.0.0.0' : '127.0.0.1'), o.adminPort ?? 8081];
-    this.adminPort = await openListener('admin', adminHost, adminPort, () => listen(adminServer, adminPort, adminHost));
     if (o.extprocPort !== undefined) {
       const extproc = { host, ...o.extproc, port: o.extprocPort };
       this.extprocPort = await openListener('ext_proc', extproc.host, extproc.port, async () => {
@@ -248,6 +260,7 @@ export class Gateway {
     await this.picker.refresh();
     // From the files as they were read, not as they are now: a change written during the start is a change.
     if (o.watch !== false && o.configPaths.length > 0) this.#stopWatching = watchConfig(o.configPaths, () => void this.reload(), { since: this.#filesLoaded, logger: this.logger });
+    this.#listened = true;
   }
 
   /**
@@ -416,7 +429,8 @@ export class Gateway {
     if (this.#options.logLevelFromSettings && this.logger !== silentLogger) this.logger.level = settings.logging.level;
   }
 
-  #readiness() {
+  /** /readyz's answer once the store has loaded (storeLoading's before). */
+  readiness(): AdminResponse {
     const pools = this.picker.ready();
     const notReady = pools.filter((p) => !p.reachable).map((p) => p.pool);
     const listening = this.#server?.listening === true;
@@ -426,7 +440,8 @@ export class Gateway {
     // A rejected reload does not make it unready: the last good configuration serves. It is reported, for whoever
     // changed the files.
     const lastReload = this.#reloadOutcomes.last;
-    return { status: ready ? 200 : 503, body: { ready, listening, configLoaded: true, policiesBuilt, poolsNotReady: notReady, lastReload } };
+    const loading = this.#listened ? [] : ['listeners'];
+    return { status: ready ? 200 : 503, body: { ready, listening, configLoaded: true, policiesBuilt, poolsNotReady: notReady, lastReload, loading } };
   }
 
   /** Stops accepting, lets in-flight requests finish within the grace period, then closes everything. */
@@ -465,10 +480,7 @@ export class Gateway {
     server?.closeAllConnections();
     await this.#extproc?.close(0);
     await this.#drainWithin(CUTS_RECORDED_MS);
-    if (this.#adminServer) {
-      this.#adminServer.close();
-      this.#adminServer.closeAllConnections();
-    }
+    closeNow(this.#adminServer);
     await this.#pools.close();
     this.#chain.close();
     await this.analytics?.close();
@@ -520,8 +532,27 @@ function sameTracing(a: GatewaySettings['tracing'], b: GatewaySettings['tracing'
 }
 
 /**
- * Loads the configuration (ConfigError on a bad one), opens the listeners (ListenError when one cannot open), starts
- * watching. A start that fails closes what it had opened, in reverse order, so it leaves nothing behind.
+ * /readyz while API management opens (the database and its migrations, the first snapshot of the store, the policies
+ * built from it): on a big store that takes tens of seconds, which the admin port no longer spends closed.
+ */
+function storeLoading(config: RuntimeConfig): AdminResponse {
+  return {
+    status: 503,
+    body: { ready: false, listening: false, configLoaded: true, policiesBuilt: false, poolsNotReady: [...config.pools.keys()], lastReload: null, loading: ['store'] },
+  };
+}
+
+/** Stops accepting and drops every connection, idle or not. */
+function closeNow(server: Server): void {
+  server.close();
+  server.closeAllConnections();
+}
+
+/**
+ * Loads the configuration (ConfigError on a bad one), checks the ports, opens the admin port (health, readiness and
+ * metrics at once; the other admin routes answer 503 `starting` until the store has loaded), opens API management,
+ * then the data-plane and ext_proc listeners (ListenError when one cannot open), and starts watching. A start that
+ * fails closes what it had opened, in reverse order, so it leaves nothing behind.
  */
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   // Taken first: a change written while the files are read, or later in the start, is then one the watch sees.
@@ -529,18 +560,33 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const config = loadConfig(options.configPaths, options.manifests);
   const logger = options.logger ?? silentLogger;
   const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
   const opened: (() => Promise<void>)[] = [];
   try {
     // Made first: the policy engine gives each request policy a span of its own with it.
     const tracer = createRequestTracer(config.settings.tracing, logger);
     opened.push(() => tracer.shutdown());
+    // A port that is taken fails the start now, not once the store has loaded.
+    const host = options.host ?? '0.0.0.0';
+    await checkPort('data plane', host, options.port ?? 8080);
+    if (options.extprocPort !== undefined) await checkPort('ext_proc', options.extproc?.host ?? host, options.extprocPort);
+    let readiness = () => storeLoading(config);
+    const router = new AdminRouter(options.adminToken, logger);
+    registerHealthRoutes(router, { readiness: () => readiness(), registry });
+    router.starting = true;
+    const adminServer = createListener(router.handle, config.settings.server);
+    const [adminHost, adminPort] = [options.adminHost ?? (options.adminToken ? '0.0.0.0' : '127.0.0.1'), options.adminPort ?? 8081];
+    const adminListening = await openListener('admin', adminHost, adminPort, () => listen(adminServer, adminPort, adminHost));
+    opened.push(async () => closeNow(adminServer));
+    logger.info({ admin: `${adminHost}:${adminListening}` }, 'the admin port is open; loading the store');
     const apim = await ApiManagement.open(
       { db: options.db ?? 'sqlite::memory:', dbSchema: options.dbSchema, redis: options.redis, redisKeyPrefix: options.redisKeyPrefix, logger, registry, tracer },
       config.manifests,
     );
     opened.push(() => apim.close());
-    const gateway = new Gateway(options, config, apim, registry, logger, tracer, filesLoaded);
-    // From here the gateway owns the tracer and API management, and closes them with the rest.
+    const gateway = new Gateway(options, config, apim, registry, logger, tracer, filesLoaded, { router, server: adminServer });
+    readiness = () => gateway.readiness();
+    // From here the gateway owns the tracer, the admin port and API management, and closes them with the rest.
     opened.splice(0, opened.length, () => gateway.close());
     if (!config.manifests.some((m) => m.kind === 'APIMExtensionPolicy')) {
       gateway.logger.warn('no APIMExtensionPolicy is configured: this is a plain inference gateway and no credentials are asked for');

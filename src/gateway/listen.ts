@@ -1,7 +1,7 @@
 // Opening an HTTP or HTTPS listener with tollgate's timeouts against slow clients.
 import { randomUUID } from 'node:crypto';
 import { createServer as createHttpServer, STATUS_CODES, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Server as HttpsServer, type ServerOptions as HttpsServerOptions } from 'node:https';
 import { readTlsFile, unusablePair } from '../lib/tls-files.js';
@@ -263,7 +263,19 @@ export async function openListener(listener: ListenerName, host: string, port: n
   }
 }
 
-export function listen(server: Server, port: number, host: string): Promise<number> {
+/**
+ * Fails as `listener` would fail to open `host:port` (a ListenError), without keeping it: a start that opens the
+ * listener only later (once the store has loaded) refuses a port taken at once rather than after the load. Port 0
+ * (any free port) cannot be taken.
+ */
+export async function checkPort(listener: ListenerName, host: string, port: number): Promise<void> {
+  if (port === 0) return;
+  const probe = createNetServer();
+  await openListener(listener, host, port, () => listen(probe, port, host));
+  await new Promise((resolve) => probe.close(resolve));
+}
+
+export function listen(server: NetServer, port: number, host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {

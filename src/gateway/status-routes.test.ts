@@ -8,7 +8,7 @@ import { Registry } from 'prom-client';
 import type { PoolView } from '../scheduler/fleet-view.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
 import { AdminRouter } from './admin-router.js';
-import { registerStatusRoutes } from './status-routes.js';
+import { registerHealthRoutes, registerPoolRoutes } from './status-routes.js';
 
 // Declared out of name order: the list is ordered by name.
 const pools = ['c', 'a', 'b'].map((name) => ({ name }) as PoolView);
@@ -18,7 +18,8 @@ let server: Server;
 let base: string;
 before(async () => {
   const router = new AdminRouter('s3cret');
-  registerStatusRoutes(router, { picker: { view }, readiness: () => ({ status: 503, body: { ready: false } }), registry: new Registry() });
+  registerPoolRoutes(router, { picker: { view } });
+  registerHealthRoutes(router, { readiness: () => ({ status: 503, body: { ready: false } }), registry: new Registry() });
   server = createServer(router.handle);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

@@ -48,9 +48,13 @@ export class AuditLog {
   list(filter: AuditFilter = {}, page: PageRequest = {}): Promise<Page<AuditEntry>> {
     let query = this.#session.db.selectFrom('audit_log').selectAll();
     if (filter.resourceType !== undefined) query = query.where('resource_type', '=', filter.resourceType);
-    // A developer is known by its email in any case (as the admin API finds one), its rows by the email as typed.
-    if (filter.resourceName !== undefined && filter.resourceType === 'developer') query = query.where(sql`lower(resource_name)`, '=', sql<string>`lower(${filter.resourceName})`);
-    else if (filter.resourceName !== undefined) query = query.where('resource_name', '=', filter.resourceName);
+    if (filter.resourceName !== undefined) {
+      // Every name filter is on lower(resource_name), the expression audit_log_resource_name_idx (migration 7) holds.
+      query = query.where(sql`lower(resource_name)`, '=', sql<string>`lower(${filter.resourceName})`);
+      // A developer is known by its email in any case (as the admin API finds one), its rows by the email as typed;
+      // any other name matches exactly.
+      if (filter.resourceType !== 'developer') query = query.where('resource_name', '=', filter.resourceName);
+    }
     return paginate(query, { columns: ['id'], kinds: { id: 'integer' }, direction: 'desc' }, page, (row) => ({
       id: Number(row.id),
       at: decodeTimestamp(row.at),

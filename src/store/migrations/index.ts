@@ -6,7 +6,8 @@ import { oauthTokens } from './0003-oauth-tokens.js';
 import { tokensEstimated } from './0004-tokens-estimated.js';
 import { responseId } from './0005-response-id.js';
 import { credentialProducts } from './0006-credential-products.js';
+import { auditResourceName } from './0007-audit-resource-name.js';
 
 export type { Migration } from './migration.js';
 
-export const MIGRATIONS: readonly Migration[] = [initial, analytics, oauthTokens, tokensEstimated, responseId, credentialProducts];
+export const MIGRATIONS: readonly Migration[] = [initial, analytics, oauthTokens, tokensEstimated, responseId, credentialProducts, auditResourceName];
