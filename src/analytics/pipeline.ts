@@ -1,10 +1,10 @@
 // AnalyticsPipeline: records spooled synchronously to local segment files, then stored in the database in batches, exactly once.
 import { mkdirSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { setImmediate as loopTurn } from 'node:timers/promises';
 import type { Registry } from 'prom-client';
 import { silentLogger, type Logger } from '../lib/logger.js';
 import { withTimeout } from '../lib/with-timeout.js';
+import { deleteInChunks } from '../store/chunked-delete.js';
 import type { AnalyticsRecordRow, Database } from '../store/index.js';
 import { backoffDelay } from './backoff.js';
 import { HeldRecords } from './held-records.js';
@@ -329,13 +329,7 @@ export class AnalyticsPipeline {
    */
   async applyRetention(now: number = Date.now()): Promise<number> {
     const before = now - this.#settings.retention;
-    let total = 0;
-    for (;;) {
-      const { deleted, more } = await this.#writer.deleteChunk(before, this.#settings.writeTimeout);
-      total += deleted;
-      if (!more || this.#closed) return total;
-      await loopTurn();
-    }
+    return deleteInChunks(() => this.#writer.deleteChunk(before, this.#settings.writeTimeout), () => this.#closed);
   }
 
   /** Stores what it can within a few seconds, then releases the directory; the rest is stored at the next start. */

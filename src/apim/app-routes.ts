@@ -1,5 +1,5 @@
 // /v1/developers/{email}/apps: developer apps, created with their first key (shown in that answer only).
-import type { App, AppStatus, StoreView } from '../store/index.js';
+import { AccessTokens, type App, type AppStatus, type StoreView } from '../store/index.js';
 import type { AddRoute, ApimAdminDeps } from './admin-deps.js';
 import { storeFor } from './admin-deps.js';
 import { actionQuery, invalid, PAGE_QUERY, readBody } from './admin-input.js';
@@ -17,6 +17,7 @@ async function withKeys(store: StoreView, app: App) {
 
 export function registerAppRoutes(add: AddRoute, deps: ApimAdminDeps): void {
   const { db } = deps;
+  const tokens = new AccessTokens(db);
 
   add('GET', '/v1/developers/{email}/apps', async (req, query) => {
     const developer = await db.developers.get(req.params.email);
@@ -60,7 +61,10 @@ export function registerAppRoutes(add: AddRoute, deps: ApimAdminDeps): void {
   }, { query: actionQuery(APP_ACTIONS) });
 
   add('DELETE', '/v1/developers/{email}/apps/{app}', async (req) => {
-    const deleted = await storeFor(deps, req).transaction(async (tx) => {
+    const store = storeFor(deps, req);
+    // Its keys' OAuth tokens first, in chunks outside the app's transaction (see deleteOwnedBy).
+    await tokens.deleteOwnedBy({ appId: (await findApp(store, req.params)).id });
+    const deleted = await store.transaction(async (tx) => {
       const app = await lockApp(tx, req.params);
       const keys = await tx.credentials.listAllForApp(app.id);
       return appResource(await tx.apps.delete(app.id), keys.map(credentialResource));

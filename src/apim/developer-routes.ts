@@ -1,5 +1,5 @@
 // /v1/developers: the people or teams that own apps, addressed by email as in Apigee.
-import type { DeveloperStatus } from '../store/index.js';
+import { AccessTokens, type DeveloperStatus } from '../store/index.js';
 import type { AddRoute, ApimAdminDeps } from './admin-deps.js';
 import { storeFor } from './admin-deps.js';
 import { actionQuery, PAGE_QUERY, readBody } from './admin-input.js';
@@ -11,6 +11,7 @@ const DEVELOPER_ACTIONS: Record<string, DeveloperStatus> = { active: 'active', a
 
 export function registerDeveloperRoutes(add: AddRoute, deps: ApimAdminDeps): void {
   const { db } = deps;
+  const tokens = new AccessTokens(db);
 
   add('GET', '/v1/developers', async (_req, page) => ({ body: pageBody(await db.developers.list(page), developerResource) }), { query: PAGE_QUERY });
 
@@ -37,5 +38,10 @@ export function registerDeveloperRoutes(add: AddRoute, deps: ApimAdminDeps): voi
     return { body: developerResource(await storeFor(deps, req).developers.setStatus(req.params.email, action)) };
   }, { query: actionQuery(DEVELOPER_ACTIONS) });
 
-  add('DELETE', '/v1/developers/{email}', async (req) => ({ body: developerResource(await storeFor(deps, req).developers.delete(req.params.email)) }));
+  add('DELETE', '/v1/developers/{email}', async (req) => {
+    const store = storeFor(deps, req);
+    // Its apps' keys' OAuth tokens first, in chunks outside the developer's transaction (see deleteOwnedBy).
+    await tokens.deleteOwnedBy({ developerId: (await store.developers.get(req.params.email)).id });
+    return { body: developerResource(await store.developers.delete(req.params.email)) };
+  });
 }

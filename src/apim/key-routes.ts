@@ -1,6 +1,6 @@
 // /v1/developers/{email}/apps/{app}/keys: an app's keys — listed without secrets, issued or imported, approved,
 // revoked, deleted, and approved or revoked per API product.
-import type { CredentialStatus } from '../store/index.js';
+import { AccessTokens, type CredentialStatus } from '../store/index.js';
 import type { AddRoute, ApimAdminDeps } from './admin-deps.js';
 import { storeFor } from './admin-deps.js';
 import { actionQuery, PAGE_QUERY, readBody } from './admin-input.js';
@@ -15,6 +15,7 @@ const KEYS = '/v1/developers/{email}/apps/{app}/keys';
 
 export function registerKeyRoutes(add: AddRoute, deps: ApimAdminDeps): void {
   const { db } = deps;
+  const tokens = new AccessTokens(db);
 
   add('GET', KEYS, async (req, page) => {
     const app = await findApp(db, req.params);
@@ -53,7 +54,11 @@ export function registerKeyRoutes(add: AddRoute, deps: ApimAdminDeps): void {
   }, { query: actionQuery(KEY_ACTIONS) });
 
   add('DELETE', `${KEYS}/{keyId}`, async (req) => {
-    const key = await storeFor(deps, req).transaction(async (tx) => {
+    const store = storeFor(deps, req);
+    // Its OAuth tokens first, in chunks outside the key's transaction (see deleteOwnedBy); only once the path names it.
+    await findKey(store, await findApp(store, req.params), req.params.keyId);
+    await tokens.deleteOwnedBy({ keyId: req.params.keyId });
+    const key = await store.transaction(async (tx) => {
       await findKey(tx, await findApp(tx, req.params), req.params.keyId);
       return tx.credentials.delete(req.params.keyId);
     });

@@ -1,6 +1,7 @@
 // For tests of deadlines under an event-loop stall: the stall itself, and a loopback connection whose other end can
 // answer at once (into the kernel's buffer) while this process is not reading; and for tests of work that must not
 // stall the event loop, the longest stall it caused.
+import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
 
@@ -51,4 +52,15 @@ export async function measureStalls<T>(work: () => Promise<T>): Promise<{ result
   } finally {
     clearInterval(tick);
   }
+}
+
+/**
+ * Runs `work`, failing unless the event loop kept turning through it: work that holds the loop throughout stalls it
+ * for all of its length, while work that yields between steps stalls it for a step at most. Half leaves room for a
+ * pause of the host's (a WAL checkpoint's fsync, a GC) on a busy machine.
+ */
+export async function keepsTurning<T>(work: () => Promise<T>): Promise<T> {
+  const { result, longest, took } = await measureStalls(work);
+  assert.ok(longest < Math.max(100, took / 2), `the event loop stalled ${Math.round(longest)} ms of ${Math.round(took)} ms`);
+  return result;
 }

@@ -1,13 +1,16 @@
 // A replica's memory of recent access-token lookups over the shared token table: hits and misses are kept for at
 // most `ttlMs`, so a revocation on any replica takes effect everywhere within that bound; a lookup in flight is kept
-// until it settles.
+// until it settles. Both that bound and the hourly sweep of long-expired rows go by the monotonic clock: a wall clock
+// stepped back an hour (NTP, a VM resumed) kept a revoked token working on the replica for the hour. Token expiry, an
+// instant, is the wall clock's, checked by the policy.
 import type { AccessTokenGrant, AccessTokenSource, IssuedAccessToken } from './access-token-source.js';
 
 /** The table underneath (the store's AccessTokens fits). */
 export interface AccessTokenBackend {
   insert(token: IssuedAccessToken): Promise<void>;
   find(tokenHash: string): Promise<AccessTokenGrant | undefined>;
-  deleteExpired?(beforeMs: number): Promise<number>;
+  /** Removes the tokens that expired more than `keepMs` ago (by the table's clock); returns how many. */
+  deleteLongExpired?(keepMs: number): Promise<number>;
 }
 
 export interface AccessTokenCacheOptions {
@@ -17,6 +20,7 @@ export interface AccessTokenCacheOptions {
   maxEntries?: number;
   /** How long expired tokens stay in the table, so clients hear "expired" rather than "invalid". Default 1 day. */
   keepExpiredMs?: number;
+  /** Monotonic milliseconds (default performance.now()). */
   now?: () => number;
 }
 
@@ -43,7 +47,7 @@ export class CachedAccessTokens implements AccessTokenSource {
     this.#ttlMs = opts.ttlMs ?? 1000;
     this.#maxEntries = opts.maxEntries ?? 10_000;
     this.#keepExpiredMs = opts.keepExpiredMs ?? 86_400_000;
-    this.#now = opts.now ?? Date.now;
+    this.#now = opts.now ?? (() => performance.now());
   }
 
   async save(token: IssuedAccessToken): Promise<void> {
@@ -83,9 +87,10 @@ export class CachedAccessTokens implements AccessTokenSource {
 
   #cleanup(): void {
     const now = this.#now();
-    if (!this.#backend.deleteExpired || now < this.#nextCleanup) return;
+    if (!this.#backend.deleteLongExpired || now < this.#nextCleanup) return;
     this.#nextCleanup = now + CLEANUP_EVERY_MS;
-    // Housekeeping; a failure only means the rows stay until the next try.
-    this.#backend.deleteExpired(now - this.#keepExpiredMs).catch(() => {});
+    // Housekeeping, in chunks that wait for the event loop (the token answer goes first); a failure only means the
+    // rows stay until the next try.
+    this.#backend.deleteLongExpired(this.#keepExpiredMs).catch(() => {});
   }
 }

@@ -1,11 +1,18 @@
 // The OAuth access-token table on every backend: issue and find (with the key's hash), revocation with audit rows,
-// cleanup of expired tokens, and tokens going with their key.
+// cleanup of expired tokens, and tokens going with their key; at volume, each of those a chunk at a time, the event
+// loop turning in between (SQLite's statements run on it).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AccessTokens } from './access-tokens.js';
 import type { Database } from './database.js';
 import { hashKey } from './keys.js';
+import { keepsTurning } from '../lib/test-stall.js';
 import { DATABASE_BACKENDS, type TestDatabase } from './test-databases.js';
+import { seedTokens, tokenCount } from './test-token-rows.js';
+
+const DAY = 86_400_000;
+/** Enough rows that one statement deleting them all held SQLite's event loop for most of a second. */
+const MANY = 50_000;
 
 for (const backend of DATABASE_BACKENDS) {
   describe(backend.name, { skip: backend.skip }, () => {
@@ -66,10 +73,63 @@ for (const backend of DATABASE_BACKENDS) {
       const k = await key();
       await tokens.insert(token(k.keyId, 'old', 1000));
       await tokens.insert(token(k.keyId, 'live'));
-      assert.ok((await tokens.deleteExpired(Date.now())) >= 1);
+      assert.ok((await tokens.deleteLongExpired(DAY)) >= 1);
       assert.equal(await tokens.find(hashKey('tgat_old')), undefined);
       await db.credentials.delete(k.keyId);
       assert.equal(await tokens.find(hashKey('tgat_live')), undefined);
+    });
+
+    test(`the sweep deletes ${MANY} tokens expired over a day ago in chunks, the event loop turning; newer ones stay`, async () => {
+      const k = await key();
+      await seedTokens(db, k.keyId, MANY, Date.now() - 2 * DAY, 'sweep-');
+      await tokens.insert(token(k.keyId, 'expired-an-hour-ago', Date.now() - 3600_000));
+      await tokens.insert(token(k.keyId, 'live-swept'));
+      assert.ok((await keepsTurning(() => tokens.deleteLongExpired(DAY))) >= MANY);
+      assert.equal(await tokenCount(db, k.keyId), 2);
+    });
+
+    test(`revoking a key's ${MANY} tokens goes in chunks, the event loop turning; the audit row counts them`, async () => {
+      const k = await key();
+      await seedTokens(db, k.keyId, MANY, Date.now() + 3600_000, 'revoke-');
+      assert.equal(await keepsTurning(() => tokens.revokeForKey(k.keyId, 'admin')), MANY);
+      assert.equal(await tokenCount(db, k.keyId), 0);
+      const audit = await db.audit.list({ resourceType: 'accesstoken', resourceName: k.keyId });
+      assert.deepEqual(audit.items.map((e) => e.detail.tokens), [MANY]);
+      assert.equal(await tokens.revokeForKey(k.keyId, 'admin'), 0);
+    });
+
+    test('the tokens of a developer, an app or a key about to be deleted go in chunks, the event loop turning; no one else\'s', async () => {
+      const n = ++seq;
+      const dev = await db.developers.create({ email: `owner-${n}-${Date.now()}@example.com` });
+      const apps = [await db.apps.create(dev.id, { name: `a-${n}` }), await db.apps.create(dev.id, { name: `b-${n}` })];
+      const keys = [];
+      for (const app of apps) keys.push((await db.credentials.issue({ appId: app.id })).credential.keyId);
+      const other = await key();
+      for (const [i, keyId] of keys.entries()) await seedTokens(db, keyId, MANY / 2, Date.now() + 3600_000, `dev-${n}-${i}-`);
+      await seedTokens(db, other.keyId, 3, Date.now() + 3600_000, `other-${n}-`);
+      assert.equal(await keepsTurning(() => tokens.deleteOwnedBy({ developerId: dev.id })), MANY);
+      for (const keyId of keys) assert.equal(await tokenCount(db, keyId), 0);
+      assert.equal(await tokenCount(db, other.keyId), 3);
+
+      await seedTokens(db, keys[0], 2, Date.now() + 3600_000, `app-${n}-`);
+      await seedTokens(db, keys[1], 2, Date.now() + 3600_000, `app-${n}-b-`);
+      assert.equal(await tokens.deleteOwnedBy({ appId: apps[0].id }), 2);
+      assert.equal(await tokenCount(db, keys[1]), 2);
+      assert.equal(await tokens.deleteOwnedBy({ keyId: keys[1] }), 2);
+      assert.equal(await tokenCount(db, other.keyId), 3);
+      await db.developers.delete(dev.id);
+    });
+
+    test('on PostgreSQL the sweep goes by the database\'s clock: a replica whose clock is a day ahead deletes no live token', { skip: backend.name !== 'postgres' }, async (t) => {
+      const k = await key();
+      const now = Date.now();
+      await tokens.insert(token(k.keyId, 'live-ahead', now + 1800_000));
+      await tokens.insert(token(k.keyId, 'long-expired-ahead', now - 2 * DAY));
+      t.mock.method(Date, 'now', () => now + 25 * 3600_000);
+      await tokens.deleteLongExpired(DAY);
+      t.mock.restoreAll();
+      assert.ok(await tokens.find(hashKey('tgat_live-ahead')));
+      assert.equal(await tokens.find(hashKey('tgat_long-expired-ahead')), undefined);
     });
   });
 }

@@ -1,10 +1,13 @@
 // OAuth access tokens: the hashes of the tokens the data plane issues, with their key, scopes and expiry; revocation.
-import type { ColumnType, Kysely } from 'kysely';
+import { sql, type ColumnType, type Kysely, type SelectQueryBuilder } from 'kysely';
 import { insertAuditRow } from './audit-log.js';
+import { deleteChunk, deleteInChunks } from './chunked-delete.js';
 import { decodeJson, encodeJson } from './codec.js';
 import type { Database } from './database.js';
 import type { DialectName } from './database-url.js';
+import { ownedAppIds } from './owned-apps.js';
 import type { JsonColumn, Tables } from './schema.js';
+import type { IdentityOwner } from './session.js';
 import { inTransaction } from './transaction.js';
 
 /** bigint on PostgreSQL comes back as a string; integer on SQLite as a number. */
@@ -19,6 +22,7 @@ export interface OAuthAccessTokensTable {
 }
 
 type TokenTables = Tables & { oauth_access_tokens: OAuthAccessTokensTable };
+type TokenHashes = SelectQueryBuilder<TokenTables, 'oauth_access_tokens', { token_hash: string }>;
 
 export interface AccessTokenInput {
   /** SHA-256 hex of the token (the store's hashKey); the token itself is never stored. */
@@ -89,21 +93,46 @@ export class AccessTokens {
     });
   }
 
-  /** Deletes every token issued to a key; returns how many. */
-  revokeForKey(keyId: string, actor: string): Promise<number> {
-    return this.#write(async (db, at) => {
-      const deleted = await db.deleteFrom('oauth_access_tokens').where('key_id', '=', keyId).returning('token_hash').execute();
-      if (deleted.length > 0) {
-        await insertAuditRow(asBase(db), { at, actor, action: 'revoke', resourceType: RESOURCE, resourceName: keyId, detail: { tokens: deleted.length } });
-      }
-      return deleted.length;
-    });
+  /** Deletes every token issued to a key, a chunk at a time (see chunked-delete.ts); returns how many. */
+  async revokeForKey(keyId: string, actor: string): Promise<number> {
+    const revoked = await this.#deleteInChunks((q) => q.where('key_id', '=', keyId));
+    if (revoked > 0) {
+      await insertAuditRow(asBase(this.#db), { at: new Date().toISOString(), actor, action: 'revoke', resourceType: RESOURCE, resourceName: keyId, detail: { tokens: revoked } });
+    }
+    return revoked;
   }
 
-  /** Removes tokens that expired before `beforeMs` (epoch ms); returns how many. */
-  async deleteExpired(beforeMs: number): Promise<number> {
-    const result = await this.#db.deleteFrom('oauth_access_tokens').where('expires_at_ms', '<', beforeMs).executeTakeFirst();
-    return Number(result.numDeletedRows);
+  /**
+   * Deletes, a chunk at a time, the tokens of a key, or of every key of an app or developer, that is about to be
+   * deleted; returns how many. ON DELETE CASCADE would delete them with it in one statement: a busy key's day of
+   * expired tokens held SQLite's event loop for seconds, and on PostgreSQL outran the store's statement deadline, so
+   * such a key could not be deleted at all. The owner's own delete audits them (and cascades to any issued since).
+   */
+  deleteOwnedBy(owner: { keyId: string } | IdentityOwner): Promise<number> {
+    const keyIds =
+      'keyId' in owner
+        ? [owner.keyId]
+        : this.#db
+            .selectFrom('credentials')
+            .select('key_id')
+            .where('app_id', 'in', ownedAppIds(asBase(this.#db), 'appId' in owner ? { appIds: [owner.appId], developerIds: [] } : { appIds: [], developerIds: [owner.developerId] }));
+    return this.#deleteInChunks((q) => q.where('key_id', 'in', keyIds));
+  }
+
+  /**
+   * Removes tokens that expired more than `keepMs` ago, a chunk at a time; returns how many. On PostgreSQL "ago" is by
+   * the database's clock: every replica shares the table, and one replica whose clock ran a day ahead deleted every
+   * replica's live tokens. A SQLite file has one host's clock.
+   */
+  deleteLongExpired(keepMs: number): Promise<number> {
+    const cutoff = this.#dialect === 'postgres' ? sql<number>`(extract(epoch from now()) * 1000)::bigint - ${keepMs}` : Date.now() - keepMs;
+    return this.#deleteInChunks((q) => q.where('expires_at_ms', '<', cutoff));
+  }
+
+  #deleteInChunks(which: (tokens: TokenHashes) => TokenHashes): Promise<number> {
+    const chunk = (limit: number) =>
+      this.#db.deleteFrom('oauth_access_tokens').where('token_hash', 'in', which(this.#db.selectFrom('oauth_access_tokens').select('token_hash')).limit(limit));
+    return deleteInChunks(() => deleteChunk(this.#dialect, chunk));
   }
 
   #write<T>(fn: (db: Kysely<TokenTables>, at: string) => Promise<T>): Promise<T> {

@@ -1,6 +1,7 @@
 // The analytics_records table: batched idempotent inserts, retention deletes, and typed access for the stats queries.
 import { setImmediate as loopTurn } from 'node:timers/promises';
 import { CompiledQuery, sql, type ColumnType, type Insertable, type Kysely, type Selectable } from 'kysely';
+import { deleteChunk, type DeletedChunk } from './chunked-delete.js';
 import type { Database } from './database.js';
 import type { DialectName } from './database-url.js';
 import type { Tables } from './schema.js';
@@ -45,21 +46,10 @@ export interface AnalyticsRecordsTable {
 export type AnalyticsTables = Tables & { analytics_records: AnalyticsRecordsTable };
 export type AnalyticsRecordRow = Insertable<AnalyticsRecordsTable>;
 
-/** One chunk of retention: how many records it deleted, and whether more may be left. */
-export interface DeletedChunk {
-  deleted: number;
-  more: boolean;
-}
+export type { DeletedChunk } from './chunked-delete.js';
 
 /** Rows per SQLite INSERT: about a third of a millisecond of event loop each. */
 const SQLITE_RUN = 64;
-/** Rows per retention DELETE, so each statement holds its locks briefly however large the backlog. */
-const DELETE_CHUNK = 5000;
-/**
- * Rows per retention DELETE on SQLite: about 1.5 ms each on a file (3.4 µs a row), where 1.5 million expired rows in
- * chunks of 5,000 back to back once held every request for 3.7 s (on the event loop, or waiting for the write lock).
- */
-const SQLITE_DELETE_CHUNK = 500;
 
 export class AnalyticsRecords {
   readonly dialect: DialectName;
@@ -138,12 +128,10 @@ export class AnalyticsRecords {
    * runs chunk after chunk, so each statement holds its locks briefly however large the backlog; on SQLite the chunks
    * are smaller, since every other writer of the file (the admin API's, synchronously on the event loop) waits for them.
    */
-  async deleteChunkBefore(beforeMs: number): Promise<DeletedChunk> {
-    const chunk = this.dialect === 'sqlite' ? SQLITE_DELETE_CHUNK : DELETE_CHUNK;
-    const oldest = this.#db.selectFrom('analytics_records').select('id').where('at_ms', '<', beforeMs).limit(chunk);
-    const result = await this.#db.deleteFrom('analytics_records').where('id', 'in', oldest).executeTakeFirst();
-    const deleted = Number(result.numDeletedRows);
-    return { deleted, more: deleted === chunk };
+  deleteChunkBefore(beforeMs: number): Promise<DeletedChunk> {
+    return deleteChunk(this.dialect, (limit) =>
+      this.#db.deleteFrom('analytics_records').where('id', 'in', this.#db.selectFrom('analytics_records').select('id').where('at_ms', '<', beforeMs).limit(limit)),
+    );
   }
 
   /** Epoch ms of the newest stored record, or undefined when there is none. */

@@ -7,7 +7,7 @@ import { clipName } from '../../../lib/clip-name.js';
 import { withTimeout } from '../../../lib/with-timeout.js';
 import { hashKey, randomBase62, verifySecret } from '../../../store/keys.js';
 import { TOKEN_TABLE_TIMEOUT_MS, type AccessTokenSource } from '../../access-token-source.js';
-import { keyProblem } from '../../entitlement.js';
+import { keyProblem, type KeyProblem } from '../../entitlement.js';
 import type { IdentitySource, KeyRecord } from '../../identity.js';
 import { MalformedTokenRequest, readTokenRequest, UnreadableBasicCredentials, type TokenRequest } from './client-credentials.js';
 import { OAUTH_V2_FAULTS as F } from './oauth-v2-faults.js';
@@ -35,6 +35,13 @@ const MAX_TOKEN_REQUEST_BYTES = 16 * 1024;
 const NO_SECRET = hashKey('no secret');
 
 const NO_STORE = { 'content-type': 'application/json', 'cache-control': 'no-store', pragma: 'no-cache' };
+
+/** Each its own: a developer told "not approved" about a key that had expired chased an approval instead of a new key. */
+const KEY_REFUSED: Record<KeyProblem, string> = {
+  'not-approved': 'Client authentication failed: the key is not approved',
+  expired: 'Client authentication failed: the key has expired',
+  'app-not-approved': 'Client authentication failed: the app or its developer is not approved',
+};
 
 function invalidClient(basic: boolean, message: string): TokenEndpointError {
   return new TokenEndpointError(401, F.invalidClient, message, basic ? { 'www-authenticate': 'Basic realm="tollgate"' } : undefined);
@@ -65,7 +72,8 @@ export function tokenEndpoint(o: TokenEndpointOptions): (ctx: RequestContext) =>
     const secretOk = verifySecret(req.clientSecret, record?.secretHash ?? NO_SECRET);
     const now = o.now();
     if (!record || !record.secretHash || !secretOk) throw invalidClient(req.basic, 'Client authentication failed: unknown client or wrong secret');
-    if (keyProblem(record, now) !== null) throw invalidClient(req.basic, 'Client authentication failed: the key, its app or its developer is not approved');
+    const problem = keyProblem(record, now);
+    if (problem !== null) throw invalidClient(req.basic, KEY_REFUSED[problem]);
 
     const offered = offeredScopes(record);
     const missing = req.scopes.filter((s) => !offered.has(s));

@@ -126,6 +126,18 @@ describe('token endpoint', () => {
     assert.equal((await token(issue, 'grant_type=client_credentials&client_id=tg_soon&client_secret=tgs_soon')).expires_in, 60);
   });
 
+  test('an expired key is told so (not "not approved"), in RFC 6749 §5.2\'s shape', async () => {
+    const { issue, clock } = setup();
+    clock.advance(60_000);
+    const err: GatewayError = await tokenCall(issue, 'grant_type=client_credentials&client_id=tg_soon&client_secret=tgs_soon').then(
+      () => assert.fail('accepted'),
+      (e: GatewayError) => e,
+    );
+    const answer = err.toResponse('openai');
+    assert.equal(answer.status, 401);
+    assert.deepEqual(JSON.parse(answer.body), { error: 'invalid_client', error_description: 'Client authentication failed: the key has expired' });
+  });
+
   const refused: [name: string, form: string, code: string, status: number, headers?: Record<string, string>][] = [
     ['no grant_type', 'client_id=tg_client&client_secret=tgs_secret', F.invalidRequest, 400],
     ['another grant type', 'grant_type=password&username=a&password=b', F.unsupportedGrantType, 400],
