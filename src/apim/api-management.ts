@@ -1,8 +1,9 @@
 // API management at run time: the store, the counters, the in-memory identity snapshot and the compiled policy
-// engine, kept current. Store changes (this replica's or, through PostgreSQL NOTIFY, another's) refresh the
-// snapshot and recompile the engine, except changes of key-value map entries alone, which update the entries in
-// memory, and changes of keys, apps and developers alone, which read those apps' keys again; configuration reloads
-// recompile the engine. The hot path only ever reads memory.
+// engine, kept current. Store changes (this replica's or, through PostgreSQL NOTIFY, another's) are read again by
+// what they touched: products, operation sets and manifests (the policies) recompile the engine and re-resolve the
+// keys' grants; key-value map entries update the entries in memory; keys, apps and developers read those apps' keys
+// again, at once, whatever else is under way. A change that cannot say which keys it touched reloads everything.
+// Configuration reloads recompile the engine. The hot path only ever reads memory.
 import { CacheResources } from '../policy/caching/cache-resources.js';
 import { registerCacheEvents } from '../policy/caching/cache-events.js';
 import { Counter, Gauge, type Registry } from 'prom-client';
@@ -15,7 +16,7 @@ import { withStallTimeout, withTimeout } from '../lib/with-timeout.js';
 import type { RequestTracer } from '../telemetry/tracing.js';
 import { CachedAccessTokens, COUNTER_ERROR_OUTCOMES, createPolicyEngine, registerBuiltins, type CounterErrorOutcome, type IdentitySource, type KeyRecord, type PolicyEngine } from '../policy/index.js';
 import { checkTemplates, type FlowDeps } from '../policy/flow.js';
-import { AccessTokens, IDENTITY_TYPES, openCounterStore, openDatabase, type ChangeEvent, type IdentityRefs, type IdentityRows, type CounterStore, type Database, type KvmEntryRef, type KvmScope, type Snapshot, type StoreView } from '../store/index.js';
+import { AccessTokens, IDENTITY_TYPES, openCounterStore, openDatabase, type ChangeEvent, type IdentityRefs, type IdentityRows, type CounterStore, type Database, type KvmEntryRef, type KvmScope, type PolicyRows, type Snapshot, type StoreView } from '../store/index.js';
 import { syncFileManifests } from './file-manifests.js';
 import { KvmCipher } from './kvm-cipher.js';
 import { keyOf, KvmView } from './kvm-view.js';
@@ -55,8 +56,13 @@ export function apimManifests(manifests: readonly Manifest[]): Manifest[] {
   return manifests.filter((m) => m.apiVersion.startsWith('apim.googleapis.com/'));
 }
 
-/** The snapshot without what the admin API stored: the --config files' objects alone. */
-function filesOnly(snapshot: Snapshot): Snapshot {
+/** The snapshot's policies alone: kept, the rest of a snapshot (every key's row) would stay in memory with them. */
+function policiesOf({ products, operationSets, manifests }: Snapshot): PolicyRows {
+  return { products, operationSets, manifests };
+}
+
+/** The policies without what the admin API stored: the --config files' objects alone. */
+function filesOnly(snapshot: PolicyRows): PolicyRows {
   return { ...snapshot, manifests: snapshot.manifests.filter((m) => m.owner === 'file'), products: snapshot.products.filter((p) => p.owner === 'file') };
 }
 
@@ -69,24 +75,30 @@ export class ApiManagement {
   readonly #promptCalibration = new PromptCalibration(Date.now);
   readonly #tokensInFlight = new TokensInFlight();
   readonly #logger: Logger;
-  #snapshot!: Snapshot;
+  /** What the engine was last built from. */
+  #policies!: PolicyRows;
   #identity!: SnapshotIdentity;
   #engine: PolicyEngine | undefined;
   readonly #onCounterError: (outcome: CounterErrorOutcome) => void;
   #tracer: RequestTracer | undefined;
   #fileManifests: Manifest[] = [];
+  /** Reloads of the policies, entries or everything: one at a time. */
   #refreshing: Promise<void> | null = null;
+  /** Reads of changed keys: one at a time, but never waiting for a reload (a revoke must take effect within 1 s). */
+  #identityReads: Promise<void> | null = null;
   /** A whole reload is due. */
   #reloadDue = false;
+  /** The products, operation sets and manifests are to be read again (a whole reload reads them too). */
+  #policiesDue = false;
   /** Key-value map entries to read again (by id), or every entry; a whole reload reads them too. */
   #kvmDue: Map<string, KvmEntryRef> | 'all' | undefined;
-  /** Apps (and developers, with all their apps) whose keys to read again; a whole reload reads them too. */
+  /** Apps (and developers, with all their apps) whose keys to read again. */
   #identityDue: { appIds: Set<string>; developerIds: Set<string> } | undefined;
   /**
-   * This process's key changes served from their own rows while a read was under way: that read may have begun before
-   * their COMMIT, so they are served again once it ends, not replaced by what they changed.
+   * Key changes served while a whole reload is under way: its read may have begun before their COMMIT, so they are
+   * served again over what it read, not replaced by what they changed. Undefined when no whole reload is.
    */
-  #ownDuringRead: { refs: IdentityRefs; rows: IdentityRows }[] = [];
+  #servedDuringReload: { refs: IdentityRefs; rows: IdentityRows }[] | undefined;
   #retryTimer: NodeJS.Timeout | undefined;
   #retryDelayMs = RETRY_MIN_MS;
   #closed = false;
@@ -170,19 +182,20 @@ export class ApiManagement {
     const apim = apimManifests(manifests);
     this.#refuseSecurityOff(apim);
     // Compile first: a bad policy configuration is refused before anything is written.
-    if (!this.#snapshot) {
-      this.#snapshot = await this.db.loadSnapshot();
-      this.#identity = new SnapshotIdentity(this.#snapshot);
-      this.#kvm.load(this.#snapshot.kvmEntries);
+    if (!this.#policies) {
+      const snapshot = await this.db.loadSnapshot();
+      this.#identity = await SnapshotIdentity.load(snapshot);
+      this.#policies = policiesOf(snapshot);
+      this.#kvm.load(snapshot.kvmEntries);
     }
     // Files that let go of a product's template would make that template run for every request: refused at a reload
     // (the last good configuration stays) and at a start (which exits 2) alike.
     const widened =
       this.#engine !== undefined
-        ? widenedTemplates(this.#manifestsOf(this.#fileManifests, this.#snapshot, silentLogger), this.#manifestsOf(apim, this.#snapshot, silentLogger))
-        : this.#widenedSinceLastRun(apim, this.#snapshot);
+        ? widenedTemplates(this.#manifestsOf(this.#fileManifests, this.#policies, silentLogger), this.#manifestsOf(apim, this.#policies, silentLogger))
+        : this.#widenedSinceLastRun(apim, this.#policies);
     if (widened.length > 0) throw new ConfigError(widened);
-    const snapshot = this.#snapshot;
+    const snapshot = this.#policies;
     let engine: PolicyEngine | undefined;
     let unbuildable: readonly string[] = [];
     try {
@@ -208,7 +221,7 @@ export class ApiManagement {
     if (engine) this.#install(engine, apim);
     else this.#refuseEverything(unbuildable);
     this.#fileManifests = apim;
-    await this.refresh();
+    await this.#refreshPolicies();
     return true;
   }
 
@@ -220,7 +233,7 @@ export class ApiManagement {
   #refuseSecurityOff(apim: readonly Manifest[]): void {
     const isExtension = (m: { kind: string }) => m.kind === 'APIMExtensionPolicy';
     const dropped = this.#fileManifests.find(isExtension);
-    if (!dropped || apim.some(isExtension) || this.#snapshot?.manifests.some(isExtension)) return;
+    if (!dropped || apim.some(isExtension) || this.#policies?.manifests.some(isExtension)) return;
     throw new ConfigError([
       `APIMExtensionPolicy/${dropped.metadata.name}: no longer in the configuration files; removing it turns API management off (keys, quotas, policies), which a reload does not do: restart the gateway to turn it off`,
     ]);
@@ -229,37 +242,54 @@ export class ApiManagement {
   /** Recompiles the engine with a new tracer (a reload changed the tracing settings). */
   useTracer(tracer: RequestTracer): Promise<void> {
     this.#tracer = tracer;
-    return this.refresh();
+    return this.#refreshPolicies();
   }
 
   /**
-   * Resolves once the refresh under way (if any) is over: a change committed by this process has started one before
-   * its transaction returns, so an admin answer that waits for this is served by the new state on this replica.
+   * Resolves once the refresh and the read of keys under way (if any) are over: a change committed by this process has
+   * started them before its transaction returns, so an admin answer that waits for this is served by the new state on
+   * this replica.
    */
-  settled(): Promise<void> {
-    return this.#refreshing ?? Promise.resolve();
+  async settled(): Promise<void> {
+    await Promise.all([this.#refreshing, this.#identityReads]);
   }
 
-  /** Reloads the snapshot (coalescing bursts of changes) and recompiles the engine. */
+  /** Reloads the whole snapshot (coalescing bursts of changes) and recompiles the engine. */
   refresh(): Promise<void> {
     this.#reloadDue = true;
     return this.#catchUp();
   }
 
+  /** Reads the policies again and recompiles the engine: the keys, apps, developers and entries are left as they are. */
+  #refreshPolicies(): Promise<void> {
+    this.#policiesDue = true;
+    return this.#catchUp();
+  }
+
   /**
-   * A data-plane `put` writes one entry per request: reloading the whole store and rebuilding every policy for it
-   * cost each replica time in the size of the store. Entries do not change the policies, so a change of entries
-   * alone is read again by itself (named ones one by one; unnamed, an admin change, every entry) into the view.
+   * A change is read again by what it touched: reloading the whole store for a product's change, or for a data-plane
+   * `put` of one entry, cost each replica seconds (200,000 keys) and held the data plane meanwhile.
    */
   #changed(event: ChangeEvent): void {
-    if (event.identity && this.#identity && event.resourceTypes.every((t) => IDENTITY_TYPES.has(t))) {
-      if (event.identityRows) this.#serveOwn(event.identity, event.identityRows);
+    const types = event.resourceTypes;
+    if (event.identity && this.#identity && types.every((t) => IDENTITY_TYPES.has(t))) {
+      if (event.identityRows) this.#serve(event.identity, event.identityRows);
       return this.#identityChanged(event.identity);
     }
-    if (!event.resourceTypes.every((t) => t === 'kvm')) return void this.refresh();
+    // Keys changed without naming whose (a product's delete takes its grants from every key), or before any were read.
+    if (!this.#identity || types.some((t) => IDENTITY_TYPES.has(t))) return void this.refresh();
+    if (types.some((t) => t !== 'kvm')) this.#policiesDue = true;
+    if (types.includes('kvm')) this.#kvmChanged(event);
+    void this.#catchUp();
+  }
+
+  /**
+   * Entries do not change the policies: named ones are read again one by one; unnamed (an admin change), every entry.
+   */
+  #kvmChanged(event: ChangeEvent): void {
     if (!event.kvmEntries) {
       this.#kvmDue = 'all';
-      return void this.#catchUp();
+      return;
     }
     // This replica's put holds its value in memory already (or once its COMMIT is answered, though the request gave up
     // waiting), unless a read under way replaces the values with what it read before the put committed: then the
@@ -269,18 +299,17 @@ export class ApiManagement {
       this.#kvmDue ??= new Map();
       for (const e of event.kvmEntries) this.#kvmDue.set(keyOf(e.scope, e.mapName, e.key), e);
     }
-    void this.#catchUp();
   }
 
   /**
-   * This process's committed key change, served at once from the rows its transaction read before COMMIT: the admin
-   * answer says it is in force here, and the read again that follows (kept for changes committed meanwhile elsewhere)
-   * may find the database gone, retried until it does not. Before, a key revoked just before the database became
-   * unreachable went on working here, answered as revoked, until the database came back.
+   * Serves the keys of a committed change from rows read after it. This process's own come with the rows its
+   * transaction read before COMMIT, served at once: the admin answer says it is in force here, and the read again that
+   * follows (kept for changes committed meanwhile elsewhere) may find the database gone, retried until it does not.
+   * Before, a key revoked just before the database became unreachable went on working here until it came back.
    */
-  #serveOwn(refs: IdentityRefs, rows: IdentityRows): void {
+  #serve(refs: IdentityRefs, rows: IdentityRows): void {
     this.#identity.replace(refs, rows);
-    if (this.#refreshing) this.#ownDuringRead.push({ refs, rows });
+    this.#servedDuringReload?.push({ refs, rows });
   }
 
   /**
@@ -296,51 +325,96 @@ export class ApiManagement {
       this.#identityDue = undefined;
       return void this.refresh();
     }
-    void this.#catchUp();
+    void this.#readIdentities();
+  }
+
+  /**
+   * Reads changed keys until none are due, beside any reload under way: behind one (seconds, with a big store) a key
+   * revoked on another replica went on working here until it ended.
+   */
+  #readIdentities(): Promise<void> {
+    this.#identityReads ??= (async () => {
+      while (this.#identityDue) {
+        const due = this.#identityDue;
+        this.#identityDue = undefined;
+        try {
+          await this.#readIdentity(due);
+        } catch (err) {
+          this.#failed(err);
+        }
+      }
+      this.#identityReads = null;
+    })();
+    return this.#identityReads;
   }
 
   /** Does what is due, one thing at a time, until nothing is: what is asked meanwhile joins the work under way. */
   #catchUp(): Promise<void> {
+    // With nothing due the run would end before it was stored, and stay stored as under way.
+    if (!this.#refreshing && !this.#reloadDue && !this.#policiesDue && !this.#kvmDue) return Promise.resolve();
     this.#refreshing ??= (async () => {
-      while (this.#reloadDue || this.#kvmDue || this.#identityDue) {
-        // What is read from here on holds every change committed so far, entries and keys included.
+      while (this.#reloadDue || this.#policiesDue || this.#kvmDue) {
+        // What is read from here on holds every change committed so far.
         const reload = this.#reloadDue;
+        const policies = !reload && this.#policiesDue;
         const kvm = reload ? undefined : this.#kvmDue;
-        const identity = reload ? undefined : this.#identityDue;
         this.#reloadDue = false;
+        this.#policiesDue = false;
         this.#kvmDue = undefined;
-        this.#identityDue = undefined;
         try {
           if (reload) await this.#reload();
+          // Entries first: policies applied with their maps then find them.
           if (kvm) await this.#readKvm(kvm);
-          if (identity) await this.#readIdentity(identity);
+          if (policies) await this.#reloadPolicies();
           this.#retryDelayMs = RETRY_MIN_MS;
         } catch (err) {
-          const problems = err instanceof ConfigError ? err.problems : [(err as Error).message];
-          this.#logger.error({ problems }, 'reloading API management from the store failed; the last good state stays');
-          // The change that asked for this reload (or a reconnect's "reload everything") is not told again: without
-          // a retry this replica would keep serving the stale state (revoked keys working) until some later change.
-          // A bad stored manifest is not retried: it would fail the same way.
-          if (!(err instanceof ConfigError)) this.#retryLater();
+          this.#failed(err);
         }
-        for (const own of this.#ownDuringRead.splice(0)) this.#identity.replace(own.refs, own.rows);
       }
       this.#refreshing = null;
     })();
     return this.#refreshing;
   }
 
+  #failed(err: unknown): void {
+    const problems = err instanceof ConfigError ? err.problems : [(err as Error).message];
+    this.#logger.error({ problems }, 'reloading API management from the store failed; the last good state stays');
+    // The change that asked for this reload (or a reconnect's "reload everything") is not told again: without a retry
+    // this replica would keep serving the stale state (revoked keys working) until some later change. A bad stored
+    // manifest is not retried: it would fail the same way.
+    if (!(err instanceof ConfigError)) this.#retryLater();
+  }
+
+  /**
+   * Everything again, for a change that cannot say what it touched (or a reconnect, which may have missed some). The
+   * keys are built beside the ones in force, between requests; key changes served meanwhile are served again over them.
+   */
   async #reload(): Promise<void> {
-    const snapshot = await withStallTimeout((progress) => this.db.loadSnapshot(progress), SNAPSHOT_TIMEOUT_MS, 'loading the snapshot');
-    this.#snapshot = snapshot;
-    this.#identity = new SnapshotIdentity(snapshot);
-    this.#kvm.load(snapshot.kvmEntries);
-    this.#compile(this.#fileManifests, snapshot);
+    this.#servedDuringReload = [];
+    try {
+      const snapshot = await withStallTimeout((progress) => this.db.loadSnapshot(progress), SNAPSHOT_TIMEOUT_MS, 'loading the snapshot');
+      const identity = await SnapshotIdentity.load(snapshot);
+      for (const served of this.#servedDuringReload) identity.replace(served.refs, served.rows);
+      this.#policies = policiesOf(snapshot);
+      this.#identity = identity;
+      this.#kvm.load(snapshot.kvmEntries);
+    } finally {
+      this.#servedDuringReload = undefined;
+    }
+    this.#compile(this.#fileManifests, this.#policies);
+  }
+
+  /** A policy change: the keys stay, their grants resolved against the new products and operation sets. */
+  async #reloadPolicies(): Promise<void> {
+    const policies = await withTimeout(this.db.loadPolicyRows(), SNAPSHOT_TIMEOUT_MS, 'loading the policies');
+    this.#policies = policies;
+    this.#identity.relink(policies);
+    this.#compile(this.#fileManifests, policies);
   }
 
   async #readIdentity(due: { appIds: Set<string>; developerIds: Set<string> }): Promise<void> {
     const refs = { appIds: [...due.appIds], developerIds: [...due.developerIds] };
-    this.#identity.replace(refs, await withTimeout(this.db.loadIdentityRows(refs), SNAPSHOT_TIMEOUT_MS, 'reading keys again'));
+    this.#serve(refs, await withTimeout(this.db.loadIdentityRows(refs), SNAPSHOT_TIMEOUT_MS, 'reading keys again'));
   }
 
   async #readKvm(which: Map<string, KvmEntryRef> | 'all'): Promise<void> {
@@ -353,7 +427,7 @@ export class ApiManagement {
     }
   }
 
-  #compile(fileManifests: readonly Manifest[], snapshot: Snapshot): void {
+  #compile(fileManifests: readonly Manifest[], snapshot: PolicyRows): void {
     this.#install(this.#build(fileManifests, snapshot, this.#logger), fileManifests);
   }
 
@@ -383,21 +457,21 @@ export class ApiManagement {
    * pattern ajv refuses, say) would otherwise be accepted and then stop every later start of the gateway.
    */
   async compileProblems(store: StoreView, before?: readonly Manifest[]): Promise<string[]> {
-    const snapshot = await store.loadSnapshot();
+    const snapshot = await store.loadPolicyRows();
     const widened = before ? widenedTemplates(before, this.#manifestsOf(this.#fileManifests, snapshot, silentLogger)) : [];
     return [...this.#problemsOf(this.#fileManifests, snapshot), ...widened];
   }
 
   /** The manifests of this store view as the engine reads them: a change's `before` for compileProblems. */
   async policyManifests(store: StoreView): Promise<readonly Manifest[]> {
-    return this.#manifestsOf(this.#fileManifests, await store.loadSnapshot(), silentLogger);
+    return this.#manifestsOf(this.#fileManifests, await store.loadPolicyRows(), silentLogger);
   }
 
   /**
    * What building the policies from these would refuse, without installing them (nothing logged), and why a stored
    * policy no template lists cannot be built (which a load only logs); [] when every one builds.
    */
-  #problemsOf(fileManifests: readonly Manifest[], snapshot: Snapshot): string[] {
+  #problemsOf(fileManifests: readonly Manifest[], snapshot: PolicyRows): string[] {
     try {
       const engine = this.#build(fileManifests, snapshot, silentLogger);
       if (engine.enabled) return [...engine.unlistedProblems];
@@ -413,7 +487,7 @@ export class ApiManagement {
    * What the engine is built from: the files' manifests and what the admin API stored. A stored object a file now
    * declares (same kind and name) is the file's: left out until syncFileManifests removes it.
    */
-  #manifestsOf(fileManifests: readonly Manifest[], snapshot: Snapshot, logger: Logger): Manifest[] {
+  #manifestsOf(fileManifests: readonly Manifest[], snapshot: PolicyRows, logger: Logger): Manifest[] {
     const declared = new Set(fileManifests.map((m) => `${m.kind}/${m.metadata.name}`));
     const stored: Manifest[] = [];
     snapshot.manifests.forEach((m, i) => {
@@ -427,13 +501,13 @@ export class ApiManagement {
    * At start there is no earlier configuration in memory, but the store holds the products the last run had (the
    * files' among them): a product that named a template then and is gone now would make the template gateway-wide.
    */
-  #widenedSinceLastRun(apim: readonly Manifest[], snapshot: Snapshot): string[] {
+  #widenedSinceLastRun(apim: readonly Manifest[], snapshot: PolicyRows): string[] {
     const after = this.#manifestsOf(apim, snapshot, silentLogger);
     const before = [...after.filter((m) => m.kind === 'ApimTemplate'), ...productsNamingTemplates(snapshot, () => true, silentLogger)];
     return widenedTemplates(before, after);
   }
 
-  #build(fileManifests: readonly Manifest[], snapshot: Snapshot, logger: Logger): PolicyEngine {
+  #build(fileManifests: readonly Manifest[], snapshot: PolicyRows, logger: Logger): PolicyEngine {
     return createPolicyEngine({ manifests: this.#manifestsOf(fileManifests, snapshot, logger), ...this.#flowDeps(logger) });
   }
 
@@ -457,7 +531,7 @@ export class ApiManagement {
     this.#closed = true;
     clearTimeout(this.#retryTimer);
     this.#unsubscribe();
-    await this.#refreshing;
+    await this.settled();
     await this.counters.close();
     await this.caches.close();
     await this.db.close();
@@ -472,7 +546,7 @@ function keepValid(into: Manifest[], raw: { apiVersion: string; kind: string; na
 }
 
 /** The stored products `which` selects that name templates (templateRefs), as APIProduct manifests. */
-function productsNamingTemplates(snapshot: Snapshot, which: (p: Snapshot['products'][number]) => boolean, logger: Logger): Manifest[] {
+function productsNamingTemplates(snapshot: PolicyRows, which: (p: PolicyRows['products'][number]) => boolean, logger: Logger): Manifest[] {
   const out: Manifest[] = [];
   snapshot.products.forEach((p, i) => {
     if (which(p) && p.spec.templateRefs !== undefined) {

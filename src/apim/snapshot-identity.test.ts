@@ -1,7 +1,7 @@
 // The hot path's key view, replaced app by app as keys, apps and developers change.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { App, Credential, Developer, Snapshot } from '../store/index.js';
+import type { ApiProduct, App, Credential, Developer, OperationSet, PolicyRows, Snapshot } from '../store/index.js';
 import { SnapshotIdentity } from './snapshot-identity.js';
 
 const AT = '2026-01-01T00:00:00.000Z';
@@ -19,13 +19,30 @@ const key = (keyId: string, appId: string, status: Credential['status'] = 'appro
   createdAt: AT,
 });
 
-function identity(developers: Developer[], apps: App[], credentials: Credential[]): SnapshotIdentity {
-  const snapshot: Snapshot = { products: [], operationSets: [], manifests: [], developers, apps, credentials, kvmEntries: [], loadedAt: AT };
-  return new SnapshotIdentity(snapshot);
+function identity(developers: Developer[], apps: App[], credentials: Credential[], policies: PolicyRows = { products: [], operationSets: [], manifests: [] }): Promise<SnapshotIdentity> {
+  const snapshot: Snapshot = { ...policies, developers, apps, credentials, kvmEntries: [], loadedAt: AT };
+  return SnapshotIdentity.load(snapshot);
 }
 
-test("an app's keys are replaced by what the store holds now; other apps' keys stay", () => {
-  const view = identity([developer('d')], [app('a', 'd'), app('b', 'd')], [key('k1', 'a'), key('k2', 'a'), key('k3', 'b')]);
+const product = (name: string, scopes: string[] = []): ApiProduct => ({
+  name,
+  displayName: name,
+  description: '',
+  approvalType: 'auto',
+  attributes: [],
+  operationSets: [],
+  quota: null,
+  scopes,
+  owner: 'api',
+  spec: {},
+  contentHash: '',
+  createdAt: AT,
+  updatedAt: AT,
+});
+const operationSet = (name: string, products: string[]): OperationSet => ({ name, spec: { apiProductRefs: products.map((p) => ({ name: p })) }, owner: 'api', contentHash: '', createdAt: AT, updatedAt: AT });
+
+test("an app's keys are replaced by what the store holds now; other apps' keys stay", async () => {
+  const view = await identity([developer('d')], [app('a', 'd'), app('b', 'd')], [key('k1', 'a'), key('k2', 'a'), key('k3', 'b')]);
   view.replace({ appIds: ['a'], developerIds: [] }, { developers: [developer('d')], apps: [app('a', 'd', 'revoked')], credentials: [key('k1', 'a')] });
   assert.equal(view.findKeyByHash('hash-k1')?.appStatus, 'revoked');
   assert.equal(view.findKeyByHash('hash-k2'), undefined, 'a deleted key is gone');
@@ -33,8 +50,8 @@ test("an app's keys are replaced by what the store holds now; other apps' keys s
   assert.equal(view.size, 2);
 });
 
-test("a developer's change replaces the keys of every app it had, deleted ones included", () => {
-  const view = identity([developer('d'), developer('e')], [app('a', 'd'), app('b', 'd'), app('c', 'e')], [key('k1', 'a'), key('k2', 'b'), key('k3', 'c')]);
+test("a developer's change replaces the keys of every app it had, deleted ones included", async () => {
+  const view = await identity([developer('d'), developer('e')], [app('a', 'd'), app('b', 'd'), app('c', 'e')], [key('k1', 'a'), key('k2', 'b'), key('k3', 'c')]);
   // The developer deleted with its apps: the store holds none of them now.
   view.replace({ appIds: [], developerIds: ['d'] }, { developers: [], apps: [], credentials: [] });
   assert.equal(view.findKeyByHash('hash-k1'), undefined);
@@ -43,11 +60,40 @@ test("a developer's change replaces the keys of every app it had, deleted ones i
   assert.equal(view.size, 1);
 });
 
-test('a key moved to another app (deleted, then imported) stays with the app that holds it, whichever change is read first', () => {
-  const view = identity([developer('d')], [app('a', 'd'), app('b', 'd')], [key('k', 'a')]);
+test('a key moved to another app (deleted, then imported) stays with the app that holds it, whichever change is read first', async () => {
+  const view = await identity([developer('d')], [app('a', 'd'), app('b', 'd')], [key('k', 'a')]);
   // The import's change is read before the delete's: re-reading the old app must not take the key from the new one.
   view.replace({ appIds: ['b'], developerIds: [] }, { developers: [developer('d')], apps: [app('b', 'd')], credentials: [key('k2', 'b')].map((c) => ({ ...c, keyHash: 'hash-k' })) });
   view.replace({ appIds: ['a'], developerIds: [] }, { developers: [developer('d')], apps: [app('a', 'd')], credentials: [] });
   assert.equal(view.findKeyByHash('hash-k')?.appId, 'b');
   assert.equal(view.size, 1);
+});
+
+test("a policy change re-resolves every key's grants against the new products, keeping the keys' records", async () => {
+  const granted = (keyId: string, ...grants: [string, Credential['status']][]): Credential => ({ ...key(keyId, 'a'), apiProducts: grants.map(([apiproduct, status]) => ({ apiproduct, status })) });
+  const view = await identity([developer('d')], [app('a', 'd')], [granted('k1', ['p', 'approved'], ['q', 'approved']), granted('k2', ['p', 'pending'])], {
+    products: [product('p', ['read']), product('q')],
+    operationSets: [operationSet('s1', ['p'])],
+    manifests: [],
+  });
+  const before = view.findKeyByHash('hash-k1');
+  assert.deepEqual(before?.products.map((g) => [g.name, g.operationSets.map((s) => s.name), g.scopes]), [['p', ['s1'], ['read']], ['q', [], []]]);
+
+  // q gains an operation set, p its scopes changed, then p is gone.
+  view.relink({ products: [product('p', ['write']), product('q')], operationSets: [operationSet('s1', ['p']), operationSet('s2', ['q', 'p'])], manifests: [] });
+  assert.equal(view.findKeyByHash('hash-k1'), before, 'the same record');
+  assert.deepEqual(before?.products.map((g) => [g.name, g.operationSets.map((s) => s.name), g.scopes]), [['p', ['s1', 's2'], ['write']], ['q', ['s2'], []]]);
+  assert.deepEqual(view.findKeyByHash('hash-k2')?.products.map((g) => [g.status, g.operationSets.map((s) => s.name)]), [['pending', ['s1', 's2']]]);
+
+  view.relink({ products: [product('q')], operationSets: [operationSet('s2', ['q', 'p'])], manifests: [] });
+  assert.deepEqual(before?.products.map((g) => [g.name, g.operationSets.map((s) => s.name), g.scopes]), [['p', [], []], ['q', ['s2'], []]], 'a deleted product grants nothing');
+});
+
+test('a big snapshot is loaded between event-loop turns, every key in it', async () => {
+  const keys = Array.from({ length: 12_000 }, (_, i) => key(`k${i}`, 'a'));
+  let turned = false;
+  setImmediate(() => (turned = true));
+  const view = await identity([developer('d')], [app('a', 'd')], keys);
+  assert.ok(turned, 'requests were served while it was built');
+  assert.equal(view.size, keys.length);
 });

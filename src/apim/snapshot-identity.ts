@@ -1,26 +1,58 @@
 // The hot path's view of API management: the store's snapshot compiled into credentials by key hash, each with
 // its app, developer and product grants resolved, so verifying a key is one map lookup.
-import { operationSetsByProduct, type IdentitySource, type KeyRecord, type OperationSetGrant } from '../policy/index.js';
-import type { ApiProduct, App, Credential, Developer, IdentityRefs, IdentityRows, Snapshot } from '../store/index.js';
+import { setImmediate as loopTurn } from 'node:timers/promises';
+import { operationSetsByProduct, type GrantStatus, type IdentitySource, type KeyRecord, type OperationSetGrant, type ProductGrant } from '../policy/index.js';
+import type { ApiProduct, App, Credential, Developer, IdentityRefs, IdentityRows, PolicyRows, Snapshot } from '../store/index.js';
+
+/**
+ * Keys added between event-loop turns by load(): 200,000 keys built in one go held every request for 1.5–3 s; a slice
+ * of this many takes a few milliseconds.
+ */
+const KEYS_PER_TURN = 5000;
 
 export class SnapshotIdentity implements IdentitySource {
   readonly #byHash = new Map<string, KeyRecord>();
   /** The hashes of each app's keys, and the apps of each developer: what a change of some apps' keys replaces. */
   readonly #hashesByApp = new Map<string, Set<string>>();
   readonly #appsByDeveloper = new Map<string, Set<string>>();
-  readonly #setsByProduct: Map<string, OperationSetGrant[]>;
-  readonly #products: Map<string, ApiProduct>;
+  /**
+   * One grant object per product name and status, shared by every key holding it, so a policy change re-resolves these
+   * (relink) rather than rebuilding every key's record.
+   */
+  readonly #grants = new Map<string, ProductGrant>();
+  #setsByProduct = new Map<string, OperationSetGrant[]>();
+  #products = new Map<string, ApiProduct>();
 
-  constructor(snapshot: Snapshot) {
-    this.#setsByProduct = operationSetsByProduct(snapshot.operationSets);
-    this.#products = new Map(snapshot.products.map((p) => [p.name, p]));
-    this.#add(snapshot);
+  private constructor(policies: PolicyRows) {
+    this.relink(policies);
+  }
+
+  /** The snapshot's keys, added a slice at a time with event-loop turns between, so requests are served meanwhile. */
+  static async load(snapshot: Snapshot): Promise<SnapshotIdentity> {
+    const identity = new SnapshotIdentity(snapshot);
+    const developers = byId(snapshot.developers);
+    const apps = byId(snapshot.apps);
+    for (let i = 0; i < snapshot.credentials.length; i += KEYS_PER_TURN) {
+      if (i > 0) await loopTurn();
+      identity.#addKeys(developers, apps, snapshot.credentials.slice(i, i + KEYS_PER_TURN));
+    }
+    return identity;
+  }
+
+  /**
+   * Resolves every key's grants against these products and operation sets (a policy change's): the keys, apps and
+   * developers did not change, so their records stay as they are. Costs the number of products, not of keys.
+   */
+  relink(policies: PolicyRows): void {
+    this.#setsByProduct = operationSetsByProduct(policies.operationSets);
+    this.#products = new Map(policies.products.map((p) => [p.name, p]));
+    for (const grant of this.#grants.values()) this.#resolve(grant);
   }
 
   /**
    * Replaces the keys of the apps `refs` names and of every app of the developers it names (as this view held them
    * and as the store holds them now) with `rows`, read after the change: a key, app or developer change costs a read
-   * of the apps it touched, not of every key. Products and operation sets are unchanged (a change of those reloads).
+   * of the apps it touched, not of every key.
    */
   replace(refs: IdentityRefs, rows: IdentityRows): void {
     const apps = new Set([...refs.appIds, ...rows.apps.map((a) => a.id)]);
@@ -36,13 +68,11 @@ export class SnapshotIdentity implements IdentitySource {
       }
       this.#hashesByApp.delete(appId);
     }
-    this.#add(rows);
+    this.#addKeys(byId(rows.developers), byId(rows.apps), rows.credentials);
   }
 
-  #add(rows: { developers: Developer[]; apps: App[]; credentials: Credential[] }): void {
-    const developers = new Map(rows.developers.map((d) => [d.id, d]));
-    const apps = new Map(rows.apps.map((a) => [a.id, a]));
-    for (const c of rows.credentials) {
+  #addKeys(developers: ReadonlyMap<string, Developer>, apps: ReadonlyMap<string, App>, credentials: readonly Credential[]): void {
+    for (const c of credentials) {
       const app = apps.get(c.appId);
       const dev = app && developers.get(app.developerId);
       if (!app || !dev) continue;
@@ -57,13 +87,7 @@ export class SnapshotIdentity implements IdentitySource {
         developerId: dev.id,
         developerEmail: dev.email,
         developerStatus: dev.status,
-        // A grant for a product that no longer exists grants nothing.
-        products: c.apiProducts.map((g) => ({
-          name: g.apiproduct,
-          status: g.status,
-          operationSets: this.#products.has(g.apiproduct) ? (this.#setsByProduct.get(g.apiproduct) ?? []) : [],
-          scopes: this.#products.get(g.apiproduct)?.scopes ?? [],
-        })),
+        products: c.apiProducts.map((g) => this.#grant(g.apiproduct, g.status)),
       });
       let hashes = this.#hashesByApp.get(app.id);
       if (!hashes) this.#hashesByApp.set(app.id, (hashes = new Set()));
@@ -74,6 +98,21 @@ export class SnapshotIdentity implements IdentitySource {
     }
   }
 
+  #grant(name: string, status: GrantStatus): ProductGrant {
+    const id = `${status}/${name}`;
+    let grant = this.#grants.get(id);
+    if (!grant) this.#grants.set(id, (grant = this.#resolve({ name, status, operationSets: [] })));
+    return grant;
+  }
+
+  /** A grant for a product that no longer exists grants nothing. */
+  #resolve(grant: ProductGrant): ProductGrant {
+    const product = this.#products.get(grant.name);
+    grant.operationSets = product ? (this.#setsByProduct.get(grant.name) ?? []) : [];
+    grant.scopes = product?.scopes ?? [];
+    return grant;
+  }
+
   findKeyByHash(hash: string): KeyRecord | undefined {
     return this.#byHash.get(hash);
   }
@@ -81,4 +120,8 @@ export class SnapshotIdentity implements IdentitySource {
   get size(): number {
     return this.#byHash.size;
   }
+}
+
+function byId<T extends { id: string }>(rows: readonly T[]): Map<string, T> {
+  return new Map(rows.map((r) => [r.id, r]));
 }

@@ -14,7 +14,7 @@ import { OperationSets } from './operation-sets.js';
 import type { PgChangeListener } from './pg-change-listener.js';
 import type { Tables } from './schema.js';
 import type { Session } from './session.js';
-import { loadIdentityRows, loadSnapshot, type IdentityRows, type Snapshot } from './snapshot.js';
+import { loadIdentityRows, loadPolicyRows, loadSnapshot, type IdentityRows, type PolicyRows, type Snapshot } from './snapshot.js';
 
 /** The repositories, bound to one actor (for audit rows) and possibly to an open transaction. */
 export class StoreView {
@@ -65,6 +65,11 @@ export class StoreView {
   /** Everything the hot path needs, consistently (see Snapshot); `progress` is called after each page of rows. */
   loadSnapshot(progress?: () => void): Promise<Snapshot> {
     return loadSnapshot(this.session, progress);
+  }
+
+  /** The products, operation sets and manifests alone, consistently (see PolicyRows). */
+  loadPolicyRows(): Promise<PolicyRows> {
+    return loadPolicyRows(this.session);
   }
 
   /** The keys of the apps and developers a change named, with their apps and developers (see IdentityRows). */

@@ -7,7 +7,7 @@ export { ConflictError, DatabaseConfigError, DatabaseOpenError, InvalidPageToken
 export { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, pageOfList, type Page, type PageRequest } from './pagination.js';
 export { IDENTITY_TYPES, RESOURCE_TYPES, type ChangeEvent, type ChangeListener, type IdentityRefs, type KvmEntryRef, type ResourceType } from './change-feed.js';
 export { CHANGE_CHANNEL } from './pg-change-listener.js';
-export type { IdentityRows, Snapshot } from './snapshot.js';
+export type { IdentityRows, PolicyRows, Snapshot } from './snapshot.js';
 export type { JsonObject, JsonValue } from './codec.js';
 export { isStorableText, unstorableTextPaths, UNSTORABLE_TEXT_MESSAGE } from './codec.js';
 export type { Applied, ApplyOutcome, Attribute, Owner } from './common-types.js';

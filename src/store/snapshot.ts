@@ -23,13 +23,29 @@ export interface Snapshot {
   loadedAt: string;
 }
 
+/**
+ * What the policies are built from, and what product grants resolve against: the small tables a policy change writes.
+ * Checking or following such a change reads these alone, not the keys, apps, developers and entries of a big store.
+ */
+export type PolicyRows = Pick<Snapshot, 'products' | 'operationSets' | 'manifests'>;
+
+export function loadPolicyRows(session: Session): Promise<PolicyRows> {
+  return session.snapshot(readPolicyRows);
+}
+
+async function readPolicyRows(s: Session): Promise<PolicyRows> {
+  return {
+    products: await new ApiProducts(s).listAll(),
+    operationSets: await new OperationSets(s).listAll(),
+    manifests: await new Manifests(s).listAll(),
+  };
+}
+
 /** `progress` is called after each page of rows, so a caller can tell a big store's long load from a stalled one. */
 export function loadSnapshot(session: Session, progress?: () => void): Promise<Snapshot> {
   const loadedAt = new Date().toISOString();
   return session.snapshot(async (s) => ({
-    products: await new ApiProducts(s).listAll(),
-    operationSets: await new OperationSets(s).listAll(),
-    manifests: await new Manifests(s).listAll(),
+    ...(await readPolicyRows(s)),
     developers: await new Developers(s).listAll(progress),
     apps: await new Apps(s).listAll(progress),
     credentials: await new Credentials(s).listAll(progress),
