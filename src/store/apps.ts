@@ -81,7 +81,7 @@ export class Apps {
 
   /** Every app, in pages of one consistent view (see readInPages); `progress` is called after each page. */
   listAll(progress?: () => void): Promise<App[]> {
-    return this.#session.snapshot((s) => readInPages(s.db.selectFrom('apps').selectAll(), ['id'], toApp, progress));
+    return this.#session.snapshot((s) => readInPages(s.db.selectFrom('apps').selectAll(), ['id'], toApp, { dialect: s.core.dialect, progress }));
   }
 
   /** The apps `refs` names that exist, and every app of the developers it names. */

@@ -116,7 +116,7 @@ export class Credentials {
 
   /** Every key, in pages of one consistent view (see readInPages); `progress` is called after each page. */
   listAll(progress?: () => void): Promise<Credential[]> {
-    return this.#session.snapshot((s) => readInPages(s.db.selectFrom('credentials').selectAll(), ['key_id'], toCredential, progress));
+    return this.#session.snapshot((s) => readInPages(s.db.selectFrom('credentials').selectAll(), ['key_id'], toCredential, { dialect: s.core.dialect, progress }));
   }
 
   /**

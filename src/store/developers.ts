@@ -73,7 +73,7 @@ export class Developers {
 
   /** Every developer, in pages of one consistent view (see readInPages); `progress` is called after each page. */
   listAll(progress?: () => void): Promise<Developer[]> {
-    return this.#session.snapshot((s) => readInPages(s.db.selectFrom('developers').selectAll(), ['id'], toDeveloper, progress));
+    return this.#session.snapshot((s) => readInPages(s.db.selectFrom('developers').selectAll(), ['id'], toDeveloper, { dialect: s.core.dialect, progress }));
   }
 
   /** The developers of these ids that exist. */

@@ -74,7 +74,7 @@ export class Kvm {
 
   /** Every entry, in pages of one consistent view (see readInPages); `progress` is called after each page. */
   listAll(progress?: () => void): Promise<KvmEntry[]> {
-    return this.#session.snapshot((s) => readInPages(s.db.selectFrom('kvm_entries').selectAll(), ['scope', 'map_name', 'key'], toEntry, progress));
+    return this.#session.snapshot((s) => readInPages(s.db.selectFrom('kvm_entries').selectAll(), ['scope', 'map_name', 'key'], toEntry, { dialect: s.core.dialect, progress }));
   }
 
   /** Creates or replaces the entry. The audit row names the entry but never holds its value. */
