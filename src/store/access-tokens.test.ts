@@ -120,16 +120,19 @@ for (const backend of DATABASE_BACKENDS) {
       await db.developers.delete(dev.id);
     });
 
-    test('on PostgreSQL the sweep goes by the database\'s clock: a replica whose clock is a day ahead deletes no live token', { skip: backend.name !== 'postgres' }, async (t) => {
-      const k = await key();
-      const now = Date.now();
-      await tokens.insert(token(k.keyId, 'live-ahead', now + 1800_000));
-      await tokens.insert(token(k.keyId, 'long-expired-ahead', now - 2 * DAY));
-      t.mock.method(Date, 'now', () => now + 25 * 3600_000);
-      await tokens.deleteLongExpired(DAY);
-      t.mock.restoreAll();
-      assert.ok(await tokens.find(hashKey('tgat_live-ahead')));
-      assert.equal(await tokens.find(hashKey('tgat_long-expired-ahead')), undefined);
-    });
+    // SQLite is one host: its local clock is the only one.
+    if (backend.name === 'postgres') {
+      test('on PostgreSQL the sweep goes by the database\'s clock: a replica whose clock is a day ahead deletes no live token', async (t) => {
+        const k = await key();
+        const now = Date.now();
+        await tokens.insert(token(k.keyId, 'live-ahead', now + 1800_000));
+        await tokens.insert(token(k.keyId, 'long-expired-ahead', now - 2 * DAY));
+        t.mock.method(Date, 'now', () => now + 25 * 3600_000);
+        await tokens.deleteLongExpired(DAY);
+        t.mock.restoreAll();
+        assert.ok(await tokens.find(hashKey('tgat_live-ahead')));
+        assert.equal(await tokens.find(hashKey('tgat_long-expired-ahead')), undefined);
+      });
+    }
   });
 }
