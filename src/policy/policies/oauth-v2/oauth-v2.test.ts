@@ -56,6 +56,11 @@ async function tokenCall(policy: Policy, form: string, headers: Record<string, s
   return ctx;
 }
 
+/** The error a token call that must be refused throws. */
+function refusal(policy: Policy, form: string): Promise<GatewayError> {
+  return tokenCall(policy, form).then(() => assert.fail('accepted'), (e: GatewayError) => e);
+}
+
 async function token(policy: Policy, form = 'grant_type=client_credentials&client_id=tg_client&client_secret=tgs_secret'): Promise<any> {
   const ctx = await tokenCall(policy, form);
   assert.equal(ctx.directResponse?.status, 200, String(ctx.directResponse?.body));
@@ -129,10 +134,7 @@ describe('token endpoint', () => {
   test('an expired key is told so (not "not approved"), in RFC 6749 §5.2\'s shape', async () => {
     const { issue, clock } = setup();
     clock.advance(60_000);
-    const err: GatewayError = await tokenCall(issue, 'grant_type=client_credentials&client_id=tg_soon&client_secret=tgs_soon').then(
-      () => assert.fail('accepted'),
-      (e: GatewayError) => e,
-    );
+    const err = await refusal(issue, 'grant_type=client_credentials&client_id=tg_soon&client_secret=tgs_soon');
     const answer = err.toResponse('openai');
     assert.equal(answer.status, 401);
     assert.deepEqual(JSON.parse(answer.body), { error: 'invalid_client', error_description: 'Client authentication failed: the key has expired' });
@@ -188,7 +190,7 @@ describe('token endpoint', () => {
     const { issue } = setup();
     const huge = 'x'.repeat(1 << 20);
     for (const form of [`grant_type=${huge}`, `grant_type=client_credentials&client_id=tg_client&client_secret=tgs_secret&scope=${huge}`]) {
-      const err: GatewayError = await tokenCall(issue, form).then(() => assert.fail('accepted'), (e: GatewayError) => e);
+      const err = await refusal(issue, form);
       assert.equal(err.status, 400);
       for (const format of ['openai', 'apigee'] as const) assert.ok(err.toResponse(format).body.length < 2048, `${err.code} in ${format}: ${err.toResponse(format).body.length} bytes`);
     }
@@ -196,10 +198,7 @@ describe('token endpoint', () => {
 
   test('refusals are answered in RFC 6749 §5.2\'s shape, the fault code beside it in the apigee format', async () => {
     const { issue } = setup();
-    const err: GatewayError = await tokenCall(issue, 'grant_type=client_credentials&client_id=tg_client&client_secret=nope').then(
-      () => assert.fail('accepted'),
-      (e: GatewayError) => e,
-    );
+    const err = await refusal(issue, 'grant_type=client_credentials&client_id=tg_client&client_secret=nope');
     const openai = err.toResponse('openai');
     assert.equal(openai.status, 401);
     assert.deepEqual(JSON.parse(openai.body), { error: 'invalid_client', error_description: 'Client authentication failed: unknown client or wrong secret' });
