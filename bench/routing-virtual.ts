@@ -78,7 +78,7 @@ export async function startVirtualTarget(spec: TargetSpec): Promise<RoutingTarge
   });
   const registry = new Registry();
   // Read at collection time only, when poolState is there.
-  const metrics = new SchedulerMetrics(registry, (): PoolState[] => [poolState]);
+  const metrics = new SchedulerMetrics(registry, (): PoolState[] => [poolState], () => settings.scrapeInterval);
   const poolState: PoolState = new PoolState(pool, { pipeline, key: 'bench' }, { settings, logger: silentLogger, metrics, now: () => clock.now() });
   const engineOf = new Map(poolState.endpoints.map((ep, i) => [ep.address, engines[i]]));
   const models = new Map(w.models.map((m) => [m.name, { target: m.target, priority: CRITICALITY_PRIORITY[m.criticality ?? 'Standard'] }]));

@@ -163,7 +163,7 @@ test('a panel summed by pool reads series labelled by pool: joined to tollgate_m
   const metrics = new RequestMetrics(registry);
   new ApimMetrics(registry);
   registerModelInfo(registry, () => config);
-  new SchedulerMetrics(registry, () => [{ name: 'pool', averageKvCacheUsage: () => 0, averageQueueSize: () => 0, readyEndpoints: () => 1, queueLengths: () => [{ priority: 0, length: 1 }] }]);
+  new SchedulerMetrics(registry, () => [{ name: 'pool', averageKvCacheUsage: () => 0, averageQueueSize: () => 0, readyEndpoints: () => 1, queueLengths: () => [{ priority: 0, length: 1 }] }], () => 50);
   // One request, so that every request series has its labels on show.
   const ctx = Object.assign(newContext('POST', '/v1/chat/completions', {}, '127.0.0.1'), { model: 'm', targetModel: 'm', modelConfig: config.models.get('m')![0], status: 200 });
   metrics.started('m');

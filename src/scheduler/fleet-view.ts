@@ -50,6 +50,11 @@ export interface PoolView {
   name: string;
   engine: string;
   saturated: boolean;
+  /**
+   * How often its endpoints are scraped (ms): scheduler.scrapeInterval, or longer when the fleet would scrape more than
+   * scheduler.maxScrapesPerSecond. Staleness and metrics freshness follow it.
+   */
+  scrapeIntervalMs: number;
   /** Mean of max(queue/threshold, KV/threshold) over ready endpoints; 1 = at the saturation thresholds. */
   utilization: number;
   queueLength: number;

@@ -30,7 +30,8 @@ export class SchedulerMetrics {
    */
   readonly #queued = new Map<string, Set<number>>();
 
-  constructor(registry: Registry, pools: () => Iterable<PoolGauges>) {
+  /** `scrapeIntervalMs`: the interval endpoints are scraped at, as the scrape budget stretches it. */
+  constructor(registry: Registry, pools: () => Iterable<PoolGauges>, scrapeIntervalMs: () => number) {
     const registers = [registry];
     const poolGauge = (name: string, help: string, read: (p: PoolGauges) => number) =>
       new Gauge({
@@ -63,6 +64,14 @@ export class SchedulerMetrics {
           for (const q of p.queueLengths()) this.set({ pool: p.name, priority: String(q.priority) }, q.length);
         }
         for (const name of queued.keys()) if (!current.has(name)) queued.delete(name);
+      },
+    });
+    new Gauge({
+      name: 'tollgate_scheduler_scrape_interval_seconds',
+      help: 'The interval each endpoint’s /metrics is scraped at: scheduler.scrapeInterval, or longer to keep within scheduler.maxScrapesPerSecond.',
+      registers,
+      collect() {
+        this.set(scrapeIntervalMs() / 1000);
       },
     });
     this.#decision = new FastHistogram({

@@ -201,6 +201,7 @@ export class PoolState implements PoolGauges {
       name: this.name,
       engine: this.#config.engine,
       saturated: isSaturated(this.#endpoints, now, settings, this.#batchSlotsKept(0)),
+      scrapeIntervalMs: settings.scrapeInterval,
       utilization: utilization(this.#endpoints, now, settings),
       queueLength: this.#flow.size,
       queueByPriority: this.#flow.lengths(),

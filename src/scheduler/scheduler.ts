@@ -13,6 +13,7 @@ import { SchedulerMetrics } from './metrics.js';
 import { PluginRegistry, registerBuiltins } from './plugin-registry.js';
 import type { PluginDeps, SchedulerSettings } from './plugin-types.js';
 import { PoolState, type CompiledProfile, type PoolDeps } from './pool-state.js';
+import { firstScrapesWithin, scrapeSettings } from './scrape-budget.js';
 import { Scraper } from './scraper.js';
 import type { EndpointPicker, Pick, PickRequest } from './types.js';
 
@@ -55,12 +56,17 @@ export class Scheduler implements EndpointPicker {
   readonly #httpSource: HttpMetricsSource | null;
   readonly #scraper: Scraper;
   readonly #pools = new Map<string, PoolState>();
+  /** As configured; the pools and plugins read them as scrapeSettings() stretches them for #endpoints. */
+  #configured: SchedulerSettings;
+  /** Endpoints scraped, over every pool. */
+  #endpoints = 0;
 
   constructor(opts: SchedulerOptions) {
     this.#tls = opts.tls ?? DEFAULT_UPSTREAM_TLS;
     this.#now = opts.now ?? (() => performance.timeOrigin + performance.now());
+    this.#configured = opts.settings;
     const random = opts.random ?? Math.random;
-    this.#metrics = new SchedulerMetrics(opts.registry ?? new Registry(), () => this.#pools.values());
+    this.#metrics = new SchedulerMetrics(opts.registry ?? new Registry(), () => this.#pools.values(), () => this.#poolDeps.settings.scrapeInterval);
     this.#plugins = opts.plugins ?? registerBuiltins(new PluginRegistry());
     this.#pluginDeps = {
       settings: opts.settings,
@@ -92,14 +98,31 @@ export class Scheduler implements EndpointPicker {
    */
   configure(settings: SchedulerSettings, opts: { tls?: UpstreamTls } = {}): void {
     const tls = opts.tls ?? this.#tls;
-    // The settings in force are the ones the pools and plugins read.
-    if (settings === this.#poolDeps.settings && tls === this.#tls) return;
+    if (settings === this.#configured && tls === this.#tls) return;
     this.#tls = tls;
+    this.#configured = settings;
+    this.#applySettings();
+    for (const pool of this.#pools.values()) pool.settingsChanged();
+  }
+
+  /**
+   * Puts in force the configured settings as the scrape budget stretches them for the endpoints there are now: the
+   * settings the pools and plugins read, the scrape timeout, and the scraper's pace.
+   */
+  #applySettings(): void {
+    const before = this.#poolDeps.settings.scrapeInterval;
+    const settings = scrapeSettings(this.#configured, this.#endpoints);
     this.#pluginDeps.settings = settings;
     this.#poolDeps.settings = settings;
-    this.#httpSource?.configure({ timeoutMs: scrapeTimeout(settings), tls });
-    this.#scraper.setInterval(settings.scrapeInterval);
-    for (const pool of this.#pools.values()) pool.settingsChanged();
+    this.#httpSource?.configure({ timeoutMs: scrapeTimeout(settings), tls: this.#tls });
+    this.#scraper.setPace(settings.scrapeInterval, firstScrapesWithin(settings, this.#endpoints));
+    const { scrapeInterval, maxScrapesPerSecond } = this.#configured;
+    if (settings.scrapeInterval !== scrapeInterval && settings.scrapeInterval !== before) {
+      this.#poolDeps.logger.info(
+        { endpoints: this.#endpoints, scrapeIntervalMs: settings.scrapeInterval, staleAfterMs: settings.staleAfter, configuredMs: scrapeInterval, maxScrapesPerSecond },
+        'scrape interval stretched: endpoints × scrapeInterval is over scheduler.maxScrapesPerSecond',
+      );
+    }
   }
 
   /**
@@ -115,6 +138,10 @@ export class Scheduler implements EndpointPicker {
     // Compile everything first, so a bad config changes nothing.
     const profiles = new Map<string, CompiledProfile | null>();
     for (const [name, config] of pools) profiles.set(name, this.#compile(config, carried.get(name)));
+    // Before the new endpoints are watched: their first scrapes spread at the new pace. (A pool keeps one per URL.)
+    this.#endpoints = 0;
+    for (const config of pools.values()) this.#endpoints += new Set(config.endpoints.map((e) => e.url)).size;
+    this.#applySettings();
 
     const going = new Set(carried.values());
     for (const [name, pool] of this.#pools) {
@@ -148,7 +175,7 @@ export class Scheduler implements EndpointPicker {
     this.#metrics.retainPools(new Set(this.#pools.keys()));
   }
 
-  /** Starts scraping (the first scrape of every endpoint goes out at once). */
+  /** Starts scraping (the first scrapes go out within what scheduler.maxScrapesPerSecond allows for them). */
   start(): void {
     this.#scraper.start();
   }

@@ -19,7 +19,7 @@ const UNCUT_BELOW = (MAX_PAGE_BYTES * 3) / 4;
 
 export interface ScraperOptions {
   source: MetricsSource;
-  /** The first interval; setInterval() changes it (a reload). */
+  /** The first interval; setPace() changes it (a reload, endpoints added or removed). */
   intervalMs: number;
   now: () => number;
   random: () => number;
@@ -52,6 +52,8 @@ export class Scraper {
   readonly #opts: ScraperOptions;
   readonly #targets = new Map<EndpointState, Target>();
   #intervalMs: number;
+  /** New endpoints' first scrapes go out at random within this many ms (setPace). */
+  #firstWithinMs = 0;
   #started = false;
 
   constructor(opts: ScraperOptions) {
@@ -62,8 +64,10 @@ export class Scraper {
   /**
    * A new interval (a reload): each endpoint's next scrape moves to one new interval after its last one started (at
    * once when that has passed). A scrape under way is not disturbed: a moved one that comes due meanwhile joins it.
+   * First scrapes (start(), watch() once started) go out at random within `firstWithinMs`, not all in one burst.
    */
-  setInterval(ms: number): void {
+  setPace(ms: number, firstWithinMs: number): void {
+    this.#firstWithinMs = firstWithinMs;
     if (ms === this.#intervalMs) return;
     this.#intervalMs = ms;
     if (!this.#started) return;
@@ -79,7 +83,7 @@ export class Scraper {
     if (this.#targets.has(endpoint)) return;
     const target = new Target(endpoint, done);
     this.#targets.set(endpoint, target);
-    if (this.#started) this.#schedule(target, 0);
+    if (this.#started) this.#schedule(target, this.#firstDelay());
   }
 
   unwatch(endpoint: EndpointState): void {
@@ -93,8 +97,9 @@ export class Scraper {
   start(): void {
     if (this.#started) return;
     this.#started = true;
-    // The first scrapes go out at once, for readiness; jitter on later ones keeps endpoints from scraping in lockstep.
-    for (const target of this.#targets.values()) this.#schedule(target, 0);
+    // The first scrapes go out as soon as the pace allows, for readiness; jitter on later ones keeps endpoints from
+    // scraping in lockstep.
+    for (const target of this.#targets.values()) this.#schedule(target, this.#firstDelay());
   }
 
   stop(): void {
@@ -117,6 +122,10 @@ export class Scraper {
     clearTimeout(target.timer);
     target.timer = setTimeout(() => void this.#tick(target), delay);
     target.timer.unref();
+  }
+
+  #firstDelay(): number {
+    return this.#opts.random() * this.#firstWithinMs;
   }
 
   #cancel(target: Target): void {
