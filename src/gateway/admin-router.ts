@@ -25,8 +25,8 @@ export interface AdminRequest {
 export interface AdminResponse {
   status?: number;
   body?: unknown;
-  /** Sent as it is (e.g. Prometheus text) instead of JSON. */
-  text?: string;
+  /** Sent as it is (e.g. Prometheus text) instead of JSON; a big one already encoded, so sending it does not stall the loop. */
+  text?: string | Buffer;
   contentType?: string;
   headers?: Record<string, string>;
 }

@@ -5,6 +5,7 @@ import { PAGE_QUERY } from '../apim/admin-input.js';
 import { routeAdder } from '../apim/admin-routes.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
 import { pageOfList } from '../store/index.js';
+import { renderMetrics } from '../telemetry/exposition.js';
 import { AdminError, type AdminResponse, type AdminRouter } from './admin-router.js';
 
 export interface HealthRouteDeps {
@@ -22,7 +23,7 @@ export function registerHealthRoutes(router: AdminRouter, deps: HealthRouteDeps)
   const add = routeAdder(router);
   add('GET', '/healthz', () => ({ body: { status: 'ok' } }), { open: true });
   add('GET', '/readyz', () => deps.readiness(), { open: true });
-  add('GET', '/metrics', async () => ({ text: await deps.registry.metrics(), contentType: deps.registry.contentType }), { open: true });
+  add('GET', '/metrics', async () => ({ text: await renderMetrics(deps.registry), contentType: deps.registry.contentType }), { open: true });
 }
 
 /**
