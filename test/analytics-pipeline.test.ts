@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { AnalyticsPipeline } from '../src/analytics/pipeline.js';
 import { recordRow } from '../src/analytics/record.js';
-import { capturingLogger, sampleRecord, tempSpoolDirectory, testSettings } from '../src/analytics/test-records.js';
+import { capturingLogger, lockRecordsTable, sampleRecord, storedNumbers, tempSpoolDirectory, testSettings, useRecordsDatabase } from '../src/analytics/test-records.js';
 import type { AnalyticsSettings } from '../src/analytics/settings.js';
 import { writeCheckpoint } from '../src/analytics/spool-files.js';
 import { AnalyticsRecords, type Database } from '../src/store/index.js';
@@ -337,5 +337,37 @@ describe('analytics retention on a SQLite file', () => {
       locker.kill();
       await pipeline.close();
     }
+  });
+});
+
+describe('analytics pipeline closing while the records table is locked (postgres)', { skip: DATABASE_BACKENDS[1].skip }, () => {
+  const env = useRecordsDatabase(DATABASE_BACKENDS[1]);
+
+  test('close ends within its window, the delete under way cut; the record is stored once at the next start', { timeout: 90_000 }, async () => {
+    const dir = tempSpoolDirectory();
+    const open = () => new AnalyticsPipeline({ db: env.db, databaseUrl: env.target.url, databaseSchema: env.target.schema, settings: testSettings(dir, { flushInterval: '1h' }), registry: new Registry(), logger: capturingLogger().logger });
+    const locker = await env.target.open({ listen: false });
+    let unlock: (() => Promise<void>) | undefined;
+    try {
+      unlock = await lockRecordsTable(locker, 60_000);
+      const first = open();
+      // Its start sends the retention pass's first DELETE, which waits on the lock (for writeTimeout, 30 s).
+      first.start();
+      first.record(sampleRecord(0, { requestId: 'locked-0' }));
+      await new Promise((r) => setTimeout(r, 500));
+      const started = performance.now();
+      await first.close();
+      const took = performance.now() - started;
+      // Before: the flush's 5 s, then the retention DELETE's whole writeTimeout (~30 s in all): past a pod's grace period.
+      assert.ok(took < 12_000, `close took ${Math.round(took)} ms`);
+    } finally {
+      await unlock?.();
+      await locker.close();
+    }
+    const second = open();
+    second.start();
+    await second.flush();
+    await second.close();
+    assert.deepEqual(await storedNumbers(env.records, 'locked'), [0]);
   });
 });

@@ -37,7 +37,10 @@ export interface AnalyticsPipelineOptions {
 const RETENTION_INTERVAL_MS = 3_600_000;
 /** A quiet active segment is sealed after this, so its committed records leave the disk too. */
 const SEGMENT_MAX_AGE_MS = 60_000;
-/** close() waits this long for a last batch; whatever is left is stored at the next start. */
+/**
+ * close() waits this long in all for a last batch, a retention delete under way and the writer's end; whatever is
+ * left is stored at the next start.
+ */
 const CLOSE_WAIT_MS = 5000;
 /** At most one drop log line per this interval (each carries the count), so a full disk cannot flood the log. */
 const DROP_LOG_INTERVAL_MS = 1000;
@@ -338,16 +341,19 @@ export class AnalyticsPipeline {
     this.#closed = true;
     clearTimeout(this.#timer);
     clearInterval(this.#retentionTimer);
-    if (!this.#started) return this.#writer.close();
+    if (!this.#started) return this.#writer.close(CLOSE_WAIT_MS);
+    const deadline = performance.now() + CLOSE_WAIT_MS;
     try {
-      await withTimeout(this.flush(), CLOSE_WAIT_MS, 'the last analytics batch');
+      // Both wait on the one writer, so on a locked records table the flush queues behind the retention delete,
+      // which alone would take its writeTimeout (30 s by default): past a pod's grace period.
+      await withTimeout(Promise.all([this.flush(), this.#retaining]), CLOSE_WAIT_MS, 'the last analytics batch');
     } catch (err) {
       this.#logger.warn({ err, records: this.#pending }, 'analytics records stay in the spool until the next start');
     }
     this.#spoolHeld();
     this.#logDrops();
-    await this.#retaining;
-    await this.#writer.close();
+    // What is still running on the writer is cut by ending its thread; a delete cut short is done at the next start.
+    await this.#writer.close(Math.max(0, deadline - performance.now()));
     this.#reader?.close();
     this.#spool?.close();
     this.#released = true;
@@ -568,7 +574,7 @@ export class AnalyticsPipeline {
     }
   }
 
-  /** Kept in #retaining so close() does not leave a DELETE running on a database about to be closed. */
+  /** Kept in #retaining so close() gives a DELETE under way its chance to end before the writer is closed. */
   #retain(): void {
     this.#retaining = this.applyRetention().then(
       (deleted) => {

@@ -19,7 +19,8 @@ export interface RecordWriter {
   store(lines: readonly string[], batchSize: number, timeoutMs: number): Promise<StoreOutcome>;
   /** Deletes one chunk of the records older than `beforeMs` (epoch ms); rejects as store() does. */
   deleteChunk(beforeMs: number, timeoutMs: number): Promise<DeletedChunk>;
-  close(): Promise<void>;
+  /** Lets what is under way finish and the connection close within `waitMs`, then cuts it. */
+  close(waitMs: number): Promise<void>;
 }
 
 export interface RecordWriterOptions {
@@ -48,8 +49,6 @@ export function openRecordWriter(opts: RecordWriterOptions): RecordWriter {
   return new WorkerRecordWriter({ url, schema: opts.databaseSchema }, opts.logger);
 }
 
-/** How long close() lets the writer thread finish its batch and close its connection before terminating it. */
-const CLOSE_WAIT_MS = 5000;
 /** How long a new writer thread may take to load its modules. */
 const THREAD_START_MS = 30_000;
 
@@ -80,10 +79,10 @@ class WorkerRecordWriter implements RecordWriter {
     return { deleted, more };
   }
 
-  async close(): Promise<void> {
+  async close(waitMs: number): Promise<void> {
     const thread = this.#thread;
     this.#thread = undefined;
-    await thread?.calls.close({ type: 'close' }, CLOSE_WAIT_MS);
+    await thread?.calls.close({ type: 'close' }, waitMs);
   }
 
   /**
