@@ -36,7 +36,7 @@ function configDir(apim: unknown[]): string {
 
 const writeApim = (dir: string, apim: unknown[]) => writeFileSync(join(dir, 'apim.yaml'), apim.map((d) => JSON.stringify(d)).join('\n---\n'));
 
-const start = (dir: string) => startGateway({ configPaths: [dir], ...LOOPBACK, db: `sqlite:${join(dir, 'tollgate.db')}`, logger: silentLogger });
+const start = (dir: string) => startGateway({ configPaths: [dir], ...LOOPBACK, db: `sqlite:${join(dir, 'tollgate.db')}`, analyticsDir: join(dir, 'analytics'), logger: silentLogger });
 
 async function chat(gw: Gateway): Promise<number> {
   const r = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }] }) });

@@ -142,7 +142,7 @@ test('a reload of the --config files that drops a product but keeps its template
 test('a restart with files that dropped a product but kept its template is refused too (the store remembers the product)', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-template-scope-restart-'));
   after(() => rmSync(dir, { recursive: true, force: true }));
-  const start = () => startGateway({ configPaths: [dir], ...LOOPBACK, db: `sqlite:${join(dir, 'tollgate.db')}`, logger: pino({ level: 'silent' }) });
+  const start = () => startGateway({ configPaths: [dir], ...LOOPBACK, db: `sqlite:${join(dir, 'tollgate.db')}`, analyticsDir: join(dir, 'analytics'), logger: pino({ level: 'silent' }) });
   writeFileSync(join(dir, 'models.yaml'), poolAndModelYaml(stub.url, 'm', 'model'));
   writeFileSync(join(dir, 'apim.yaml'), yaml([extension, ...oneRequestTemplate('trial-t'), ...product('trial', 'trial-t'), ...product('cal')]));
   await (await start()).close();

@@ -44,7 +44,7 @@ export class TcpProxy {
   #delayMs = 0;
   #errorReply: string | undefined;
   #silenceOn: { marker: string; done: () => void } | undefined;
-  #loseAnswerTo: { marker: string; done: () => void } | undefined;
+  #loseAnswerTo: { markers: readonly string[]; done: () => void } | undefined;
   port = 0;
 
   constructor(target: { host: string; port: number }) {
@@ -89,8 +89,10 @@ export class TcpProxy {
     client.on('close', () => upstream.destroy());
     upstream.on('close', () => client.destroy());
     let pending = Buffer.alloc(0);
-    /** Set once this connection's client sent loseAnswerTo's marker: the server's next chunk resets the client instead. */
+    /** Set once this connection's client sent loseAnswerTo's markers: the server's next chunk resets the client instead. */
     let answerLost: (() => void) | undefined;
+    /** How many of loseAnswerTo's markers this connection's client has sent, in their order. */
+    let markersSent = 0;
     const forward = (from: Socket, to: Socket, fromClient: boolean) => {
       // While stalled, chunks are held here (as a partition holds them in flight): delivered on unstall() if the
       // connection is still there, lost with it otherwise.
@@ -111,7 +113,8 @@ export class TcpProxy {
           silence.done();
         }
         const lose = this.#loseAnswerTo;
-        if (fromClient && lose && chunk.includes(lose.marker)) {
+        if (fromClient && lose && chunk.includes(lose.markers[markersSent]!)) markersSent++;
+        if (lose && markersSent === lose.markers.length) {
           this.#loseAnswerTo = undefined;
           answerLost = lose.done;
         }
@@ -190,12 +193,13 @@ export class TcpProxy {
   }
 
   /**
-   * The next connection whose client sends `marker` has it delivered, but the server's answer never arrives: the
-   * client's connection is reset instead (a failover or a network blip right after a COMMIT reached the server).
-   * Resolves once that has happened.
+   * The next connection whose client sends `markers` (in that order, e.g. a statement and then its transaction's
+   * COMMIT, so another transaction's COMMIT on the same client does not match) has the last one delivered, but the
+   * server's answer never arrives: the client's connection is reset instead (a failover or a network blip right after
+   * a COMMIT reached the server). Resolves once that has happened.
    */
-  loseAnswerTo(marker: string): Promise<void> {
-    return new Promise((done) => (this.#loseAnswerTo = { marker, done }));
+  loseAnswerTo(...markers: [string, ...string[]]): Promise<void> {
+    return new Promise((done) => (this.#loseAnswerTo = { markers, done }));
   }
 
   /** Every chunk (both ways) is passed on this much later (0: at once). */

@@ -23,5 +23,5 @@ export const writeApim = (dir: string, apim: unknown[]) => writeFileSync(join(di
 /** A gateway on the directory's files and store; its log lines parsed into `logs`. */
 export function startOnDir<T>(dir: string, logs: T[] = []): Promise<Gateway> {
   const logger = pino({ level: 'info' }, { write: (line: string) => logs.push(JSON.parse(line) as T) });
-  return startGateway({ configPaths: [dir], ...LOOPBACK, db: `sqlite:${join(dir, 'tollgate.db')}`, logger });
+  return startGateway({ configPaths: [dir], ...LOOPBACK, db: `sqlite:${join(dir, 'tollgate.db')}`, analyticsDir: join(dir, 'analytics'), logger });
 }
