@@ -1,6 +1,7 @@
 // startGateway when a listener cannot open (its port is taken): it rejects and closes everything it had opened
 // before — the database, the Redis connections, the analytics writer thread and spool lock, the listeners already
 // open — so an embedder's process is left as it was and the same options work once the port is free.
+// own process: it compares the process's open handles before and after.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';

@@ -2,6 +2,7 @@
 // over: at once when none is in flight. It was kept for upstream.responseTimeout + flowControl.maxWait (10.5 min by
 // default) whatever was in flight, a thread per reload that changed a tracing setting. A request in flight across the
 // reload still ends its spans on the tracer it began with, and they are exported.
+// own process: it counts the process's span-export threads.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';

@@ -1,7 +1,7 @@
 // A gateway that meters streams loads the tokenizer before it serves, not at the first stream cut short: that load
 // (~200 ms on the event loop) held every request in flight behind a client's hang-up (`bench routing` saw the next
 // four requests' first tokens late by up to 0.6 simulated s). One with nothing to meter does not load it.
-// Runs in a process of its own (node --test), where nothing else has loaded the tokenizer.
+// own process: nothing else in it may have loaded the tokenizer.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
