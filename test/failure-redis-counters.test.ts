@@ -174,7 +174,7 @@ describe('a slow Redis: the APIMExtensionPolicy timeout decides, not the store',
     // ~2 s a round trip: the guard's 1.5 s timeout, and only it, gives up.
     proxy.delay(1000);
     t = Date.now();
-    await assert.rejects(guard.call((s) => s.consume('slow', 1, 10, HOUR)), /did not answer within 1500ms/);
+    await assert.rejects(async () => guard.call((s) => s.consume('slow', 1, 10, HOUR)), /did not answer within 1500ms/);
     assert.ok(Date.now() - t >= 1500, `refused at the timeout (${Date.now() - t} ms)`);
     assert.deepEqual(errors, ['refused']);
   });

@@ -61,7 +61,7 @@ test('Responses API tool calls and their results count in the prompt estimate, a
   assert.equal(reserved(ctx), rendered);
   // Before: 2,909 tokens of tool output were admitted under a 2,000-token quota as a 12-token prompt.
   const small = gateway()({ limit: 2000, countOn: 'input' });
-  await assert.rejects(Promise.resolve(small.admit!(request(responses([{ type: 'function_call_output', call_id: 'c1', output }, { role: 'user', content: 'hi' }])), {})), (err: unknown) => {
+  await assert.rejects(async () => small.admit!(request(responses([{ type: 'function_call_output', call_id: 'c1', output }, { role: 'user', content: 'hi' }])), {}), (err: unknown) => {
     assert.ok(err instanceof GatewayError && err.code === LLM_TOKEN_QUOTA_FAULTS.llmTokenQuotaViolation);
     assert.match(err.message, /needs more than 2000 tokens/);
     return true;
@@ -106,7 +106,7 @@ test("one tenant's request far short of the server's count does not lock other t
   assert.ok(reserved(asked) <= PROMPT + MAX_FIXED_SHORTFALL + 16, `${reserved(asked)} reserved`);
   // A request that fits by tollgate's own count but not with the correction may be retried: the correction changes.
   const tight = quota({ limit: PROMPT + 16 + 100 });
-  await assert.rejects(Promise.resolve(tight.admit!(request({ body: { max_tokens: 16 } }), {})), (err: unknown) => {
+  await assert.rejects(async () => tight.admit!(request({ body: { max_tokens: 16 } }), {}), (err: unknown) => {
     assert.ok(err instanceof GatewayError && err.code === LLM_TOKEN_QUOTA_FAULTS.llmTokenQuotaViolation);
     // Unlike a request that never fits, it is told when to try again: at the window's end, which being past a minute
     // also says x-should-retry: false, so an SDK does not sleep until then (retryHeaders).
@@ -159,7 +159,7 @@ test("a second token quota takes a cap the first one chose as no client cap, and
   // A client's own cap is still the client's.
   const own = request({ body: { max_tokens: 4096 } });
   await quota({ limit: 1_000_000 }).admit!(own, {});
-  await assert.rejects(Promise.resolve(quota({ limit: 3000 }).admit!(own, {})), (err: unknown) => err instanceof GatewayError && err.headers['x-should-retry'] === 'false');
+  await assert.rejects(async () => quota({ limit: 3000 }).admit!(own, {}), (err: unknown) => err instanceof GatewayError && err.headers['x-should-retry'] === 'false');
 });
 
 test("a completions batch's cap leaves room for its longest prompt in the context length, not for the batch's sum", async () => {
@@ -186,7 +186,7 @@ const HUGE = 'lorem ipsum dolor sit amet, '.repeat(OFF_LOOP_CHARS / 28);
 test('PromptTokenLimit counts a prompt only as far as its rate, and its never-passing 429 tells SDKs not to retry', async () => {
   const policy: Policy = promptTokenLimit(unique('ptl'), { rate: '1000pm' }, testDeps(new MemoryCounterStore()));
   const tokens = await countingTokens(() =>
-    assert.rejects(Promise.resolve(policy.admit!(fakeContext({ body: { messages: [{ role: 'user', content: HUGE }] } }), {})), (err: unknown) => {
+    assert.rejects(async () => policy.admit!(fakeContext({ body: { messages: [{ role: 'user', content: HUGE }] } }), {}), (err: unknown) => {
       assert.ok(err instanceof GatewayError && err.code === PROMPT_TOKEN_LIMIT_FAULTS.promptTokenLimitViolation);
       assert.equal(err.headers['retry-after'], undefined);
       assert.equal(err.headers['x-should-retry'], 'false');

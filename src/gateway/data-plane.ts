@@ -376,11 +376,14 @@ export class DataPlane {
     const policies = tracer.startChild(ctx.span, 'policies');
     ctx.policiesSpan = policies;
     try {
-      if (hooks.authenticate) await hooks.authenticate(ctx);
-      // Awaited only when it is a promise: nearly every request settles at once, without another turn.
+      // Each awaited only when it is a promise: on an in-process counter store nearly every request passes at once,
+      // without another turn.
+      const authenticated = hooks.authenticate?.(ctx);
+      if (authenticated) await authenticated;
       let settled = identified(ctx, config);
       if (settled instanceof Promise) settled = await settled;
-      if (hooks.admit) await hooks.admit(ctx);
+      const admitted = hooks.admit?.(ctx);
+      if (admitted) await admitted;
       tracer.endChild(policies);
       return settled as T;
     } catch (err) {

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { silentLogger } from '../lib/logger.js';
+import type { CounterStore } from '../store/counters/counter-store.js';
 import { MemoryCounterStore } from '../store/counters/memory.js';
 import { CounterGuard, type CounterErrorOutcome } from './counter-guard.js';
 import { UnavailableCounterStore } from './testing.js';
@@ -19,8 +20,19 @@ test('every call the store cannot answer is reported with what became of it; a s
   assert.deepEqual(open.errors, ['failed_open', 'deferred']);
 
   const closed = guarded(new UnavailableCounterStore(), false);
-  await assert.rejects(closed.guard.call((s) => s.get('k')), /could not answer/);
+  await assert.rejects(async () => closed.guard.call((s) => s.get('k')), /could not answer/);
   assert.deepEqual(closed.errors, ['refused']);
+});
+
+test('a store in this process answers through the guard as it does, with no promise', () => {
+  const { guard } = guarded(new MemoryCounterStore(), false);
+  const r = guard.call((s) => s.consume('k', 1, 10, 60_000));
+  assert.ok(!(r instanceof Promise));
+  assert.equal(r?.count, 1);
+  assert.equal(guard.settle((s) => s.adjust('k', -1, 60_000)), true);
+  const [a, b] = [guard.holdId(), guard.holdId()];
+  assert.ok(typeof a === 'number' && a !== b, 'its reservations are numbered');
+  assert.match(String(new CounterGuard(new UnavailableCounterStore(), { failOpen: true, timeoutMs: 200, logger: silentLogger }).holdId()), /^[0-9a-f-]{36}$/, 'a shared store\'s are UUIDs');
 });
 
 test('a store that answers reports nothing', async () => {
@@ -35,7 +47,7 @@ test('during an outage calls fail at once until the store is tried again, one ti
   let asked = 0;
   let answering = false;
   // A store that hangs (a partition) until told to answer.
-  const store = Object.assign(new MemoryCounterStore(), { inProcess: false }) as MemoryCounterStore;
+  const store: CounterStore = Object.assign(new MemoryCounterStore(), { inProcess: false });
   const get = store.get.bind(store);
   store.get = (key: string) => {
     asked++;

@@ -1,9 +1,11 @@
 // The APIMExtensionPolicy's failOpen and timeout around every counter-store call: when the store cannot answer
 // (CounterStoreUnavailableError, or slower than the timeout) the request is either allowed uncounted or refused with 500.
+import { randomUUID } from 'node:crypto';
 import { gatewayError } from '../gateway/errors.js';
 import type { Logger } from '../lib/logger.js';
 import { TimeoutError, withTimeout } from '../lib/with-timeout.js';
-import type { CounterStore } from '../store/counters/counter-store.js';
+import type { MaybePromise } from '../store/caches/cache-store.js';
+import type { CounterStore, HoldId } from '../store/counters/counter-store.js';
 import { CounterStoreUnavailableError } from '../store/counters/errors.js';
 
 /**
@@ -32,6 +34,8 @@ function isOutage(err: unknown): boolean {
 }
 
 /**
+ * A store in this process is called directly: its answer comes back as it is, a plain value for the memory store,
+ * so a policy chain on it runs without a promise (runSteps).
  * @example const r = await guard.call((s) => s.consume(key, 1, 100, 60_000)); if (r === undefined) return; // failed open
  */
 export class CounterGuard {
@@ -58,20 +62,24 @@ export class CounterGuard {
     this.#now = opts.now ?? Date.now;
   }
 
-  /** The store's answer; undefined when it could not answer and failOpen lets the request through. Otherwise throws 500. */
-  async call<T>(op: (store: CounterStore) => Promise<T>): Promise<T | undefined> {
+  /**
+   * The store's answer; undefined when it could not answer and failOpen lets the request through. Otherwise throws 500.
+   * A promise only when the store answered with one.
+   */
+  call<T>(op: (store: CounterStore) => MaybePromise<T>): MaybePromise<T | undefined> {
+    // A timer and a race per call would cost more than the in-memory operation itself.
+    if (!this.#store.inProcess) return this.#callRemote(op);
     try {
-      return await this.#attempt(op, true);
+      const answer = op(this.#store);
+      return answer instanceof Promise ? answer.catch((err: unknown) => this.#unanswered(err)) : answer;
     } catch (err) {
-      // Anything else is a bug (a RangeError, say): it surfaces as a 500 rather than hiding behind failOpen.
-      if (!isOutage(err)) throw err;
-      if (this.#failOpen) {
-        this.#onError('failed_open');
-        return undefined;
-      }
-      this.#onError('refused');
-      throw gatewayError('TG_ERR_EXTENSION_FAILED', `A policy extension could not answer: ${(err as Error).message}`);
+      return this.#unanswered(err);
     }
+  }
+
+  /** An id for a token reservation on this store (CounterStore.newHoldId). */
+  holdId(): HoldId {
+    return this.#store.newHoldId?.() ?? randomUUID();
   }
 
   /**
@@ -79,15 +87,13 @@ export class CounterGuard {
    * answer (an outage, or slower than the timeout), for the caller to keep and try again (TokensInFlight). Any other
    * failure is a bug: logged, and taken as done, as trying again would fail again.
    */
-  async settle(op: (store: CounterStore) => Promise<unknown>): Promise<boolean> {
+  settle(op: (store: CounterStore) => MaybePromise<unknown>): MaybePromise<boolean> {
+    if (!this.#store.inProcess) return this.#settleRemote(op);
     try {
-      // Never failed fast: the store may well answer this one.
-      await this.#attempt(op, false);
-      return true;
+      const answer = op(this.#store);
+      return answer instanceof Promise ? answer.then(taken, (err: unknown) => this.#untaken(err)) : true;
     } catch (err) {
-      if (isOutage(err)) return false;
-      this.#logger.error({ err }, 'settling a counter failed');
-      return true;
+      return this.#untaken(err);
     }
   }
 
@@ -96,12 +102,46 @@ export class CounterGuard {
     this.#onError(outcome);
   }
 
-  async #attempt<T>(op: (store: CounterStore) => Promise<T>, failFast: boolean): Promise<T> {
-    // A timer and a race per call would cost more than the in-memory operation itself.
-    if (this.#store.inProcess) return op(this.#store);
+  async #callRemote<T>(op: (store: CounterStore) => MaybePromise<T>): Promise<T | undefined> {
+    try {
+      return await this.#attempt(op, true);
+    } catch (err) {
+      return this.#unanswered(err);
+    }
+  }
+
+  /** What a call the store did not answer gives: undefined when failing open; otherwise it throws. */
+  #unanswered(err: unknown): undefined {
+    // Anything else is a bug (a RangeError, say): it surfaces as a 500 rather than hiding behind failOpen.
+    if (!isOutage(err)) throw err;
+    if (this.#failOpen) {
+      this.#onError('failed_open');
+      return undefined;
+    }
+    this.#onError('refused');
+    throw gatewayError('TG_ERR_EXTENSION_FAILED', `A policy extension could not answer: ${(err as Error).message}`);
+  }
+
+  async #settleRemote(op: (store: CounterStore) => MaybePromise<unknown>): Promise<boolean> {
+    try {
+      // Never failed fast: the store may well answer this one.
+      await this.#attempt(op, false);
+      return true;
+    } catch (err) {
+      return this.#untaken(err);
+    }
+  }
+
+  #untaken(err: unknown): boolean {
+    if (isOutage(err)) return false;
+    this.#logger.error({ err }, 'settling a counter failed');
+    return true;
+  }
+
+  async #attempt<T>(op: (store: CounterStore) => MaybePromise<T>, failFast: boolean): Promise<T> {
     if (failFast && this.#outage && this.#now() < this.#retryAt) throw new CounterTimeoutError('the counter store is not answering (failing fast until it is tried again)');
     try {
-      const result = await withTimeout(op(this.#store), this.#timeoutMs, 'a counter-store call');
+      const result = await withTimeout(Promise.resolve(op(this.#store)), this.#timeoutMs, 'a counter-store call');
       if (this.#outage) {
         this.#outage = false;
         this.#logger.info('the counter store answers again');
@@ -123,3 +163,5 @@ export class CounterGuard {
     }
   }
 }
+
+const taken = (): true => true;

@@ -64,11 +64,11 @@ test('names are escaped and windows come last: no two counters share a key, what
 /** A memory store that notes every key it is asked about. */
 class KeyNotingStore extends MemoryCounterStore {
   readonly keys: string[] = [];
-  override consume(key: string, amount: number, limit: number, windowMs: number, nowMs?: number): Promise<WindowResult> {
+  override consume(key: string, amount: number, limit: number, windowMs: number, nowMs?: number): WindowResult {
     this.keys.push(key);
     return super.consume(key, amount, limit, windowMs, nowMs);
   }
-  override consumeSmoothed(key: string, intervalMs: number, burst: number, nowMs?: number, weight?: number): Promise<SmoothedResult> {
+  override consumeSmoothed(key: string, intervalMs: number, burst: number, nowMs?: number, weight?: number): SmoothedResult {
     this.keys.push(key);
     return super.consumeSmoothed(key, intervalMs, burst, nowMs, weight);
   }
@@ -81,7 +81,14 @@ test('a Quota and a SpikeArrest keyed by a 4 KiB header keep keys of about 100 b
   const policies = [quota('per-user', { allow: 1, interval: 1, timeUnit: 'hour', identifier }, deps), spikeArrest('per-user-spike', { rate: '1pm', identifier }, deps)];
   const admit = async (user: string) => {
     const outcomes: boolean[] = [];
-    for (const p of policies) outcomes.push(await Promise.resolve(p.admit!(fakeContext({ headers: { 'x-user': user } }), {})).then(() => true, () => false));
+    for (const p of policies) {
+      try {
+        await p.admit!(fakeContext({ headers: { 'x-user': user } }), {});
+        outcomes.push(true);
+      } catch {
+        outcomes.push(false);
+      }
+    }
     return outcomes;
   };
   const alice = 'alice-' + 'x'.repeat(4096);

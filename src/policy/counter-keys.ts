@@ -13,6 +13,27 @@ import type { QuotaWindowType } from './quota-usage.js';
 const MAX_VERBATIM_BYTES = 64;
 
 /**
+ * Keys made are remembered, so a request does not build a fresh string (which each store lookup would hash again):
+ * up to this many per policy and operation set, then forgotten all at once, as identifiers are a client's choice.
+ * Only identifiers short enough to be in the key as they are: a long one is no key to hold on to.
+ */
+const MAX_REMEMBERED = 10_000;
+
+function remembered(make: (identifier: string) => string): (identifier: string) => string {
+  const keys = new Map<string, string>();
+  return (identifier) => {
+    if (identifier.length > MAX_VERBATIM_BYTES) return make(identifier);
+    let key = keys.get(identifier);
+    if (key === undefined) {
+      if (keys.size >= MAX_REMEMBERED) keys.clear();
+      key = make(identifier);
+      keys.set(identifier, key);
+    }
+    return key;
+  };
+}
+
+/**
  * The identifier as it appears in a key: itself, or `sha256:` and its digest in hex when longer than 64 bytes. The
  * digest form is 71 bytes, longer than any identifier kept as it is, so the two never name the same counter.
  * @example keyPart('app-1') → 'app-1'; keyPart('x'.repeat(4096)) → 'sha256:2f5a…' (71 characters)
@@ -39,7 +60,7 @@ function namePart(name: string): string {
  */
 export function policyKeys(kind: string, name: string): (identifier: string) => string {
   const prefix = `apim:${kind}:${namePart(name)}:`;
-  return (identifier) => prefix + keyPart(identifier);
+  return remembered((identifier) => prefix + keyPart(identifier));
 }
 
 /**
@@ -50,8 +71,14 @@ export function policyKeys(kind: string, name: string): (identifier: string) => 
  */
 export function productKeys(kind: 'pq' | 'pt', variable: string): (operationSet: string, identifier: string) => string {
   const tail = `:${namePart(variable)}:`;
-  // Operation-set names are manifest names: no colons.
-  return (operationSet, identifier) => `apim:${kind}:${operationSet}${tail}${keyPart(identifier)}`;
+  // Per operation set, of which a configuration has a bounded number.
+  const sets = new Map<string, (identifier: string) => string>();
+  return (operationSet, identifier) => {
+    let keyOf = sets.get(operationSet);
+    // Operation-set names are manifest names: no colons.
+    if (!keyOf) sets.set(operationSet, (keyOf = remembered((id) => `apim:${kind}:${operationSet}${tail}${keyPart(id)}`)));
+    return keyOf(identifier);
+  };
 }
 
 /**
@@ -61,6 +88,29 @@ export function productKeys(kind: 'pq' | 'pt', variable: string): (operationSet:
  */
 export function windowKey(base: string, window: QuotaWindow): string {
   return `${base}:${window.startMs}-${window.endMs}`;
+}
+
+/**
+ * windowKey, remembered per counter for its latest window (bounded as the keys above): for the `base` of policyKeys
+ * or productKeys, one of those remembered strings, whose hash is already known.
+ * @example const keyOf = windowKeys(); keyOf('apim:q:per-app:app-1', { startMs: 0, endMs: 3_600_000 })
+ */
+export function windowKeys(): (base: string, window: QuotaWindow) => string {
+  const latest = new Map<string, { startMs: number; endMs: number; key: string }>();
+  return (base, window) => {
+    const known = latest.get(base);
+    if (known?.startMs === window.startMs && known.endMs === window.endMs) return known.key;
+    const key = windowKey(base, window);
+    if (known) {
+      known.startMs = window.startMs;
+      known.endMs = window.endMs;
+      known.key = key;
+    } else {
+      if (latest.size >= MAX_REMEMBERED) latest.clear();
+      latest.set(base, { startMs: window.startMs, endMs: window.endMs, key });
+    }
+    return key;
+  };
 }
 
 /**

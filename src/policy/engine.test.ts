@@ -173,6 +173,24 @@ describe('templates', () => {
     await run(engine, ctx);
     assert.equal(ctx.responseHeaders['x-ratelimit-remaining-requests'], '3', 'two of five used: the spike-arrested one did not count');
   });
+
+  test('on a store in this process the chain runs without a promise: admission, then the settlement', () => {
+    const clock = new TestClock(MONDAY);
+    const engine = engineOf(yaml('600pm'), new MemoryCounterStore(), clock);
+    const ctx = withKey('tg_gold', { body: { max_tokens: 500 } });
+    assert.equal(engine.hooks.authenticate!(ctx), undefined);
+    assert.equal(engine.hooks.admit!(ctx), undefined, 'spike arrest, product quota and token reservation answered at once');
+    assert.equal(ctx.responseHeaders['x-ratelimit-remaining-requests'], '4');
+    const reserved = 1000 - Number(ctx.responseHeaders['x-ratelimit-remaining-tokens']);
+    ctx.attempts = 1;
+    ctx.usage = { inputTokens: reserved - 500, outputTokens: 20, cachedTokens: 0 };
+    assert.equal(engine.complete(ctx), undefined, 'settled at once');
+    clock.advance(100);
+    const next = withKey('tg_gold', { body: { max_tokens: 500 } });
+    assert.equal(engine.hooks.authenticate!(next), undefined);
+    assert.equal(engine.hooks.admit!(next), undefined);
+    assert.equal(Number(next.responseHeaders['x-ratelimit-remaining-tokens']), 1000 - (reserved - 480) - reserved, 'the first reconciled to its usage');
+  });
 });
 
 describe('config errors name the document and field', () => {

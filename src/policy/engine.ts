@@ -145,10 +145,19 @@ export class PolicyEngine {
     return state && steps ? runRespond(steps, ctx, state, status) : undefined;
   }
 
-  /** The response flow: reconciles what admission reserved. Resolves once every counter is settled. */
-  async complete(ctx: RequestContext): Promise<void> {
+  /**
+   * The response flow: reconciles what admission reserved. Done when it returns, or once its promise resolves: on a
+   * store in this process, every settlement is.
+   */
+  complete(ctx: RequestContext): void | Promise<void> {
     const settlers = ctx.apim?.settlers;
-    if (settlers) await Promise.all(settlers.map((s) => s.settle(ctx)));
+    if (!settlers) return;
+    let pending: Promise<void>[] | undefined;
+    for (const settler of settlers) {
+      const settling = settler.settle(ctx);
+      if (settling) (pending ??= []).push(settling);
+    }
+    if (pending) return Promise.all(pending).then(() => undefined);
   }
 
   /** GET /v1/tollgate/quota: the caller's products and what is left of their quotas. */

@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { silentLogger } from '../lib/logger.js';
+import type { HoldId } from '../store/counters/counter-store.js';
 import { MemoryCounterStore } from '../store/counters/memory.js';
 import { CounterStoreUnavailableError } from '../store/counters/errors.js';
 import { CounterGuard, type CounterErrorOutcome } from './counter-guard.js';
@@ -15,9 +16,10 @@ const WINDOW_END = MONDAY + 3_600_000;
 class FlakyStore extends MemoryCounterStore {
   down = false;
   settleCalls = 0;
-  override settle(key: string, id: string, delta: number): Promise<boolean> {
+  override settle(key: string, id: HoldId, delta: number): boolean {
     this.settleCalls++;
-    return this.down ? Promise.reject(new CounterStoreUnavailableError('Redis is unavailable: connect ECONNREFUSED')) : super.settle(key, id, delta);
+    if (this.down) throw new CounterStoreUnavailableError('Redis is unavailable: connect ECONNREFUSED');
+    return super.settle(key, id, delta);
   }
 }
 

@@ -2,12 +2,13 @@
 // outage, a timeout): kept and tried again, so a blip of the store does not leave whole reservations charged for the
 // rest of their window (28% of a day's quota after a cut of under a second). The store settles a reservation at most
 // once (CounterStore.settle), so trying again after a settlement it applied but whose answer was lost changes nothing.
+import type { MaybePromise } from '../store/caches/cache-store.js';
 import type { CounterStore } from '../store/counters/counter-store.js';
 import type { CounterGuard } from './counter-guard.js';
 
 interface Kept {
   counters: CounterGuard;
-  op: (store: CounterStore) => Promise<unknown>;
+  op: (store: CounterStore) => MaybePromise<unknown>;
   untilMs: number;
 }
 
@@ -44,10 +45,21 @@ export class TokensInFlight {
 
   /**
    * Settles through `counters` now or, when the store cannot answer, later: kept until `untilMs`, the end of the
-   * reservation's window, after which the correction no longer matters. Resolves once settled or kept.
+   * reservation's window, after which the correction no longer matters. Resolves once settled or kept; a promise only
+   * when the store answered with one.
    */
-  async settle(counters: CounterGuard, op: (store: CounterStore) => Promise<unknown>, untilMs: number): Promise<void> {
-    if (await counters.settle(op)) return;
+  settle(counters: CounterGuard, op: (store: CounterStore) => MaybePromise<unknown>, untilMs: number): MaybePromise<void> {
+    const taken = counters.settle(op);
+    if (taken instanceof Promise) {
+      return taken.then((done) => {
+        if (!done) this.#keep(counters, op, untilMs);
+      });
+    }
+    if (!taken) this.#keep(counters, op, untilMs);
+  }
+
+  /** A settlement the store could not take: kept to be tried again, unless too late or too many are. */
+  #keep(counters: CounterGuard, op: (store: CounterStore) => MaybePromise<unknown>, untilMs: number): void {
     if (this.#kept.length >= this.#maxKept || this.#now() >= untilMs) {
       counters.countSettlement('unsettled');
       return;

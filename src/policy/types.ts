@@ -26,8 +26,8 @@ export interface Phases {
 
 /** Work left for the response flow (token reconciliation): run once when the exchange is over. */
 export interface Settler {
-  /** Resolves once settled; never rejects (nobody is left to tell). */
-  settle(ctx: RequestContext): Promise<void>;
+  /** Done when it returns, or once its promise resolves; never fails (nobody is left to tell). */
+  settle(ctx: RequestContext): void | Promise<void>;
 }
 
 /** What policies learn about a request and hand to the ones after them. One object per request, created lazily. */

@@ -1,4 +1,5 @@
 // Argument checks and window arithmetic shared by both counter stores (the Redis Lua scripts mirror the arithmetic).
+import type { HoldId } from './counter-store.js';
 
 export function checkCount(name: string, value: number): number {
   if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`${name} must be a non-negative integer, got ${value}`);
@@ -30,9 +31,15 @@ export function checkNow(nowMs: number): number {
   return nowMs;
 }
 
-export function checkId(id: string): string {
+/** A store replicas share takes string ids alone: a number is one replica's own sequence, which another repeats. */
+export function checkId(id: HoldId): string {
   if (typeof id !== 'string' || id === '') throw new RangeError(`a reservation id must be a non-empty string, got ${JSON.stringify(id)}`);
   return id;
+}
+
+/** In one process, the store's own sequence numbers (newHoldId) are ids too. */
+export function checkLocalId(id: HoldId): HoldId {
+  return typeof id === 'number' && Number.isSafeInteger(id) ? id : checkId(id);
 }
 
 /** End of the fixed window containing `nowMs`. */

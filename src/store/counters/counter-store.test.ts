@@ -243,20 +243,32 @@ for (const backend of COUNTER_BACKENDS) {
     });
 
     test('bad arguments are RangeErrors', async () => {
-      await assert.rejects(counters.consume('bad', -1, 10, 1000), RangeError);
-      await assert.rejects(counters.consume('bad', 1.5, 10, 1000), RangeError);
-      await assert.rejects(counters.consume('bad', 1, 10, 0), RangeError);
-      await assert.rejects(counters.consumeSmoothed('bad', 0, 1), RangeError);
-      await assert.rejects(counters.consumeSmoothed('bad', 100, 0), RangeError);
-      await assert.rejects(counters.adjust('bad', 0.5, 1000), RangeError);
-      await assert.rejects(counters.settle('bad', '', -1), RangeError);
-      await assert.rejects(counters.settle('bad', 'id', 0.5), RangeError);
-      await assert.rejects(counters.reserve('bad', 1, 10, 1000, { id: '', untilMs: T0 }), RangeError);
+      await assert.rejects(async () => counters.consume('bad', -1, 10, 1000), RangeError);
+      await assert.rejects(async () => counters.consume('bad', 1.5, 10, 1000), RangeError);
+      await assert.rejects(async () => counters.consume('bad', 1, 10, 0), RangeError);
+      await assert.rejects(async () => counters.consumeSmoothed('bad', 0, 1), RangeError);
+      await assert.rejects(async () => counters.consumeSmoothed('bad', 100, 0), RangeError);
+      await assert.rejects(async () => counters.adjust('bad', 0.5, 1000), RangeError);
+      await assert.rejects(async () => counters.settle('bad', '', -1), RangeError);
+      await assert.rejects(async () => counters.settle('bad', 'id', 0.5), RangeError);
+      await assert.rejects(async () => counters.reserve('bad', 1, 10, 1000, { id: '', untilMs: T0 }), RangeError);
     });
   });
 }
 
 describe('memory only', () => {
+  test('answers with its results themselves, and numbers reservations itself (settled once, as any other)', () => {
+    const store = new MemoryCounterStore();
+    const [a, b] = [store.newHoldId(), store.newHoldId()];
+    assert.notEqual(a, b);
+    assert.equal(store.reserve('t', 300, 1000, 60_000, { id: a, untilMs: T0 + 1000 }, T0).held, 300);
+    assert.deepEqual(store.reserve('t', 200, 1000, 60_000, { id: b, untilMs: T0 + 1000 }, T0), { allowed: true, count: 500, remaining: 500, resetAtMs: T0 + 60_000, held: 500 });
+    assert.equal(store.settle('t', a, -100), true);
+    assert.equal(store.settle('t', a, -100), false, 'once');
+    assert.equal(store.get('t', T0), 400);
+    assert.throws(() => store.settle('t', 1.5, 0), RangeError);
+  });
+
   test('sweeping forgets ended windows', async () => {
     const store = new MemoryCounterStore();
     await store.consume('a', 1, 10, 1000, T0);

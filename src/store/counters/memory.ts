@@ -3,8 +3,8 @@ import {
   checkBurst,
   checkCount,
   checkDelta,
-  checkId,
   checkInterval,
+  checkLocalId,
   checkNow,
   checkWindow,
   rollingSlotMs,
@@ -12,13 +12,13 @@ import {
   TAT_TOLERANCE_MS,
   windowEnd,
 } from './arguments.js';
-import type { CounterStore, ReservationHold, ReserveResult, SmoothedResult, WindowResult } from './counter-store.js';
+import type { CounterStore, HoldId, ReservationHold, ReserveResult, SmoothedResult, WindowResult } from './counter-store.js';
 
 interface FixedWindow {
   count: number;
   endMs: number;
   /** A token counter's reservations not settled yet, by id (absent on other counters). */
-  reservations?: Map<string, Reservation>;
+  reservations?: Map<HoldId, Reservation>;
   /** Of the count, what those whose hold has not lapsed hold. */
   held?: number;
   /** When the next of those holds lapses. */
@@ -43,8 +43,9 @@ interface RollingLog {
 const SWEEP_INTERVAL_MS = 30_000;
 
 /**
- * Every operation runs synchronously to completion, so it is atomic in Node's single thread with no locking.
- * @example const counters = new MemoryCounterStore(); const r = await counters.consume('quota:app1', 1, 100, 60_000);
+ * Every operation runs synchronously to completion, so it is atomic in Node's single thread with no locking, and
+ * answers with its result itself (no promise).
+ * @example const counters = new MemoryCounterStore(); const r = counters.consume('quota:app1', 1, 100, 60_000);
  */
 export class MemoryCounterStore implements CounterStore {
   readonly inProcess = true;
@@ -53,13 +54,18 @@ export class MemoryCounterStore implements CounterStore {
   /** Key → GCRA theoretical arrival time (also when the key can be forgotten). */
   readonly #smoothed = new Map<string, number>();
   readonly #sweeper: NodeJS.Timeout;
+  #lastHoldId = 0;
 
   constructor() {
     // Without unref the sweeper alone would keep a finished process (or test run) alive.
     this.#sweeper = setInterval(() => this.sweep(Date.now()), SWEEP_INTERVAL_MS).unref();
   }
 
-  async consume(key: string, amount: number, limit: number, windowMs: number, nowMs = Date.now()): Promise<WindowResult> {
+  newHoldId(): number {
+    return ++this.#lastHoldId;
+  }
+
+  consume(key: string, amount: number, limit: number, windowMs: number, nowMs = Date.now()): WindowResult {
     checkCount('amount', amount);
     checkCount('limit', limit);
     const window = this.#current(key, checkWindow(windowMs), checkNow(nowMs));
@@ -69,25 +75,25 @@ export class MemoryCounterStore implements CounterStore {
     return windowResult(true, window.count, limit, window.endMs);
   }
 
-  async reserve(key: string, amount: number, limit: number, windowMs: number, hold: ReservationHold, nowMs = Date.now()): Promise<ReserveResult> {
+  reserve(key: string, amount: number, limit: number, windowMs: number, hold: ReservationHold, nowMs = Date.now()): ReserveResult {
     checkCount('amount', amount);
     checkCount('limit', limit);
-    checkId(hold.id);
+    checkLocalId(hold.id);
     checkNow(hold.untilMs);
     const window = this.#current(key, checkWindow(windowMs), checkNow(nowMs));
     const reservations = (window.reservations ??= new Map());
     lapseHolds(window, nowMs);
-    if (window.count + amount > limit) return { ...windowResult(false, window.count, limit, window.endMs), held: window.held ?? 0 };
+    if (window.count + amount > limit) return reserveResult(false, window, limit);
     window.count += amount;
     reservations.set(hold.id, { amount, untilMs: hold.untilMs, held: true });
     window.held = (window.held ?? 0) + amount;
     window.nextLapseMs = Math.min(window.nextLapseMs ?? Infinity, hold.untilMs);
     this.#windows.set(key, window);
-    return { ...windowResult(true, window.count, limit, window.endMs), held: window.held };
+    return reserveResult(true, window, limit);
   }
 
-  async settle(key: string, id: string, delta: number): Promise<boolean> {
-    checkId(id);
+  settle(key: string, id: HoldId, delta: number): boolean {
+    checkLocalId(id);
     checkDelta(delta);
     const window = this.#windows.get(key);
     const reservation = window?.reservations?.get(id);
@@ -98,7 +104,7 @@ export class MemoryCounterStore implements CounterStore {
     return true;
   }
 
-  async adjust(key: string, delta: number, windowMs: number, nowMs = Date.now()): Promise<number> {
+  adjust(key: string, delta: number, windowMs: number, nowMs = Date.now()): number {
     checkDelta(delta);
     const window = this.#current(key, checkWindow(windowMs), checkNow(nowMs));
     window.count = Math.max(0, window.count + delta);
@@ -106,12 +112,12 @@ export class MemoryCounterStore implements CounterStore {
     return window.count;
   }
 
-  async get(key: string, nowMs = Date.now()): Promise<number> {
+  get(key: string, nowMs = Date.now()): number {
     const window = this.#windows.get(key);
     return window && checkNow(nowMs) < window.endMs ? window.count : 0;
   }
 
-  async consumeRolling(key: string, amount: number, limit: number, windowMs: number, nowMs = Date.now()): Promise<WindowResult> {
+  consumeRolling(key: string, amount: number, limit: number, windowMs: number, nowMs = Date.now()): WindowResult {
     checkCount('amount', amount);
     checkCount('limit', limit);
     checkWindow(windowMs);
@@ -152,7 +158,7 @@ export class MemoryCounterStore implements CounterStore {
     return windowResult(true, log.total, limit, resetAt(0));
   }
 
-  async consumeSmoothed(key: string, intervalMs: number, burst: number, nowMs = Date.now(), weight = 1): Promise<SmoothedResult> {
+  consumeSmoothed(key: string, intervalMs: number, burst: number, nowMs = Date.now(), weight = 1): SmoothedResult {
     checkInterval(intervalMs);
     checkBurst('burst', burst);
     checkBurst('weight', weight);
@@ -207,4 +213,8 @@ function lapseHolds(window: FixedWindow, nowMs: number): void {
 
 function windowResult(allowed: boolean, count: number, limit: number, resetAtMs: number): WindowResult {
   return { allowed, count, remaining: Math.max(0, limit - count), resetAtMs };
+}
+
+function reserveResult(allowed: boolean, window: FixedWindow, limit: number): ReserveResult {
+  return { allowed, count: window.count, remaining: Math.max(0, limit - window.count), resetAtMs: window.endMs, held: window.held ?? 0 };
 }

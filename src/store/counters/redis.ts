@@ -15,7 +15,7 @@ import {
   checkWindow,
   rollingSlotMs,
 } from './arguments.js';
-import type { CounterStore, ReservationHold, ReserveResult, SmoothedResult, WindowResult } from './counter-store.js';
+import type { CounterStore, HoldId, ReservationHold, ReserveResult, SmoothedResult, WindowResult } from './counter-store.js';
 import { CounterStoreUnavailableError } from './errors.js';
 import { ADJUST_FIXED, CONSUME_FIXED, CONSUME_ROLLING, CONSUME_SMOOTHED, RESERVE_FIXED, SETTLE_FIXED } from './redis-scripts.js';
 
@@ -126,18 +126,18 @@ export class RedisCounterStore implements CounterStore {
   async reserve(key: string, amount: number, limit: number, windowMs: number, hold: ReservationHold, nowMs = Date.now()): Promise<ReserveResult> {
     checkCount('amount', amount);
     checkCount('limit', limit);
-    checkId(hold.id);
+    const id = checkId(hold.id);
     checkNow(hold.untilMs);
     checkWindow(windowMs);
     checkNow(nowMs);
     const [allowed, count, endMs, held] = await this.#call(() =>
-      this.#redis.tgReserveFixed(`fw:${key}`, `fwh:${key}`, nowMs, amount, limit, windowMs, hold.id, hold.untilMs),
+      this.#redis.tgReserveFixed(`fw:${key}`, `fwh:${key}`, nowMs, amount, limit, windowMs, id, hold.untilMs),
     );
     return { allowed: allowed === 1, count, remaining: Math.max(0, limit - count), resetAtMs: endMs, held };
   }
 
-  async settle(key: string, id: string, delta: number): Promise<boolean> {
-    checkId(id);
+  async settle(key: string, holdId: HoldId, delta: number): Promise<boolean> {
+    const id = checkId(holdId);
     checkDelta(delta);
     return (await this.#call(() => this.#redis.tgSettleFixed(`fw:${key}`, `fwh:${key}`, id, delta))) === 1;
   }

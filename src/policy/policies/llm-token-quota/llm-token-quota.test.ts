@@ -84,7 +84,7 @@ describeOnCounterBackends((counters, replica) => {
     ctx.attempts = 1;
     ctx.usage = { inputTokens: PROMPT, outputTokens: 50, cachedTokens: 0 };
     await settle(ctx, state);
-    await assert.rejects(Promise.resolve(perMinute.admit!(fakeContext({ body: { max_tokens: 50 } }), {})), (err: unknown) => isViolation(err) && err.headers['retry-after'] === '30');
+    await assert.rejects(async () => perMinute.admit!(fakeContext({ body: { max_tokens: 50 } }), {}), (err: unknown) => isViolation(err) && err.headers['retry-after'] === '30');
   });
 
   test('max_completion_tokens and max_output_tokens count as the cap too', async () => {
@@ -116,7 +116,7 @@ describeOnCounterBackends((counters, replica) => {
     const second = await admit(policy);
     assert.equal(second.ctx.body!.max_completion_tokens, 100 - 60 - PROMPT, 'what is left after this prompt');
     assert.equal(await used(), PROMPT + 100);
-    await assert.rejects(Promise.resolve(policy.admit!(fakeContext(), {})), (err: unknown) => isViolation(err) && err.headers['retry-after'] !== undefined);
+    await assert.rejects(async () => policy.admit!(fakeContext(), {}), (err: unknown) => isViolation(err) && err.headers['retry-after'] !== undefined);
   });
 
   test('servers that count more prompt tokens than tollgate (a chat template): later reservations count what they did', async () => {
@@ -387,7 +387,7 @@ describeOnCounterBackends((counters, replica) => {
     first.ctx.usage = { inputTokens: PROMPT, outputTokens: 50, cachedTokens: 0 };
     await settle(first.ctx, first.state);
     const ctx = fakeContext({ body: { max_tokens: 50 } });
-    await assert.rejects(Promise.resolve(policy.admit!(ctx, {})), (err: unknown) => {
+    await assert.rejects(async () => policy.admit!(ctx, {}), (err: unknown) => {
       assert.ok(isViolation(err));
       assert.equal(err.headers['retry-after'], '2400', 'spent: the window\'s end');
       return true;
@@ -403,7 +403,7 @@ describeOnCounterBackends((counters, replica) => {
     const first = await admit(policy);
     assert.equal(await used(), 1000);
     const refused = async (why: string, retryAfter: string) =>
-      assert.rejects(Promise.resolve(policy.admit!(fakeContext(), {})), (err: unknown) => {
+      assert.rejects(async () => policy.admit!(fakeContext(), {}), (err: unknown) => {
         assert.ok(isViolation(err));
         assert.equal(err.headers['retry-after'], retryAfter, why);
         return true;
@@ -427,7 +427,7 @@ describeOnCounterBackends((counters, replica) => {
     const there = llmTokenQuota(name, spec, testDeps(await replica(), { now: clock.now }));
     const running = await admit(here, { body: { max_tokens: 2500 } });
     for (const [policy, where] of [[here, 'the replica running it'], [there, 'another replica']] as const) {
-      await assert.rejects(Promise.resolve(policy.admit!(fakeContext({ body: { max_tokens: 800 } }), {})), (err: unknown) => {
+      await assert.rejects(async () => policy.admit!(fakeContext({ body: { max_tokens: 800 } }), {}), (err: unknown) => {
         assert.ok(isViolation(err));
         // Before: 2400 (the window's end) on every replica but the one running the request.
         assert.equal(err.headers['retry-after'], '1', where);
@@ -452,13 +452,13 @@ describeOnCounterBackends((counters, replica) => {
     // Still running: holds the last 1,000.
     await admit(policy, { body: { max_tokens: 1000 - PROMPT } });
     assert.equal(await used(), 5000);
-    await assert.rejects(Promise.resolve(policy.admit!(fakeContext(), {})), (err: unknown) => {
+    await assert.rejects(async () => policy.admit!(fakeContext(), {}), (err: unknown) => {
       assert.ok(isViolation(err));
       assert.equal(err.headers['retry-after'], '1');
       assert.match(err.message, new RegExp(`this request needs at least ${PROMPT + 1}; 1000 of them are held by requests in flight`));
       return true;
     });
-    await assert.rejects(Promise.resolve(policy.admit!(fakeContext({ body: { max_tokens: 1500 } }), {})), (err: unknown) => {
+    await assert.rejects(async () => policy.admit!(fakeContext({ body: { max_tokens: 1500 } }), {}), (err: unknown) => {
       assert.ok(isViolation(err));
       assert.equal(err.headers['retry-after'], '2400', "a client's own cap does not shrink: the window's end");
       assert.match(err.message, new RegExp(`this request needs up to ${PROMPT + 1500}$`));
@@ -471,7 +471,7 @@ describeOnCounterBackends((counters, replica) => {
     const { policy, used } = make({ limit: 100, timeUnit: 'hour' }, clock);
     await admit(policy, { body: { max_tokens: 10 } });
     const ctx = fakeContext({ body: { max_tokens: 500 } });
-    await assert.rejects(Promise.resolve(policy.admit!(ctx, {})), (err: unknown) => {
+    await assert.rejects(async () => policy.admit!(ctx, {}), (err: unknown) => {
       assert.ok(isViolation(err));
       assert.equal(err.headers['retry-after'], undefined);
       return true;
@@ -509,7 +509,7 @@ test('a prompt over the limit is counted only as far as the limit, then refused 
   for (const unit of ['a1!', 'lorem ipsum dolor sit amet, ']) {
     const content = unit.repeat(OFF_LOOP_CHARS / unit.length);
     const tokens = await countingTokens(() =>
-      assert.rejects(Promise.resolve(policy.admit!(fakeContext({ body: { messages: [{ role: 'user', content }], max_tokens: 1 } }), {})), (err: unknown) => {
+      assert.rejects(async () => policy.admit!(fakeContext({ body: { messages: [{ role: 'user', content }], max_tokens: 1 } }), {}), (err: unknown) => {
         assert.ok(isViolation(err));
         assert.match(err.message, /needs more than 1000 tokens/);
         return true;

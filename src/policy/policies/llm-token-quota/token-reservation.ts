@@ -3,6 +3,7 @@ import type { CountOn } from '../../../config/apim-kinds.js';
 import type { RequestContext } from '../../../gateway/context.js';
 import type { Usage } from '../../../gateway/usage.js';
 import type { CounterGuard } from '../../counter-guard.js';
+import type { HoldId } from '../../../store/counters/counter-store.js';
 import type { Settler } from '../../types.js';
 import type { TokensInFlight } from '../../tokens-in-flight.js';
 import { isSuccess } from '../../../gateway/http-status.js';
@@ -28,7 +29,7 @@ function mayHaveProduced(ctx: RequestContext): boolean {
 /** Where a reservation was made: its counter, its id there, and when that counter's window ends. */
 export interface ReservedOn {
   key: string;
-  id: string;
+  id: HoldId;
   endMs: number;
 }
 
@@ -60,7 +61,7 @@ export class TokenReservation implements Settler {
    * on without showing the answer, a compressed stream); any other gives everything back. Settled even when nothing
    * moves: that ends the reservation's hold, on which other replicas' refusals say when to come back.
    */
-  settle(ctx: RequestContext): Promise<void> {
+  settle(ctx: RequestContext): void | Promise<void> {
     let actual: number;
     if (ctx.usage) {
       actual = counted(ctx.usage, this.#countOn);

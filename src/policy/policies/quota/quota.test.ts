@@ -99,7 +99,7 @@ describeOnCounterBackends((counters, replica) => {
     assert.deepEqual(first.responseHeaders, { 'x-ratelimit-limit-requests': '2', 'x-ratelimit-remaining-requests': '1', 'x-ratelimit-reset-requests': '45s' });
     await policy.admit!(fakeContext(), {});
     const refused = fakeContext();
-    await assert.rejects(Promise.resolve(policy.admit!(refused, {})), (err: GatewayError) => {
+    await assert.rejects(async () => policy.admit!(refused, {}), (err: GatewayError) => {
       assert.ok(isQuotaViolation(err));
       assert.equal(err.headers['retry-after'], '45');
       assert.match(err.message, /Identifier : _default/);
@@ -116,7 +116,7 @@ describeOnCounterBackends((counters, replica) => {
     clock.advance(50 * 60_000);
     assert.equal(await allowed(policy, weight(9)), true);
     let retryAfter = 0;
-    await assert.rejects(Promise.resolve(policy.admit!(fakeContext(weight(5)), {})), (err: GatewayError) => {
+    await assert.rejects(async () => policy.admit!(fakeContext(weight(5)), {}), (err: GatewayError) => {
       assert.ok(isQuotaViolation(err));
       retryAfter = Number(err.headers['retry-after']);
       return true;
@@ -148,7 +148,7 @@ describeOnCounterBackends((counters, replica) => {
     const clock = new TestClock(MONDAY);
     for (const type of [undefined, 'rollingwindow', 'flexi']) {
       const policy = make({ allow: 5, timeUnit: 'hour', type, messageWeight: { ref: 'request.header.x-weight' } }, clock);
-      await assert.rejects(Promise.resolve(policy.admit!(fakeContext({ headers: { 'x-weight': '6' } }), {})), (err: GatewayError) => {
+      await assert.rejects(async () => policy.admit!(fakeContext({ headers: { 'x-weight': '6' } }), {}), (err: GatewayError) => {
         assert.equal(err.code, QUOTA_FAULTS.quotaViolation);
         // Before: retry-after 1 on a rolling window, the window's end on the others, for a request that can never pass.
         assert.equal(err.headers['retry-after'], undefined, String(type));

@@ -9,7 +9,7 @@ import { windowsOf } from '../../quota-window.js';
 import { neverFits, retryLater, showRequestLimit } from '../../rate-limit-headers.js';
 import type { ApimState, Policy, PolicyFactory } from '../../types.js';
 import { compileVariable, compileWeight } from '../../variables.js';
-import { compileQuotaCount, compileQuotaRead } from './quota-counter.js';
+import { compileQuotaCount, compileQuotaRead, type QuotaCount } from './quota-counter.js';
 
 export const QUOTA = 'quota';
 
@@ -46,12 +46,25 @@ export const quota: PolicyFactory = (name, spec, deps) => {
   const limitOf = (state: ApimState): CompiledQuota | null | undefined => own ?? state.operationSet?.quota;
   /** The counter of identifier value `id` (the operation set's, when the limit is the product's). */
   const counterOf = (state: ApimState, id: string): string => (own ? ownKey(id) : productKey(state.operationSet!.name, id));
+  /** Shows what the count left, or refuses; nothing when the store failed open. */
+  const judge = (ctx: RequestContext, state: ApimState, q: CompiledQuota, id: string, at: number, r: QuotaCount | undefined): void => {
+    if (!r) return;
+    const resetMs = r.resetAtMs - at;
+    const remaining = Math.max(0, q.limit - r.count);
+    if (!r.allowed) {
+      // The limit that refused is the one the client must see, whatever others showed.
+      state.requestsRemaining = undefined;
+      showRequestLimit(ctx, state, q.limit, remaining, resetMs);
+      throw retryLater(QUOTA_FAULTS.quotaViolation, `Rate limit quota violation. Quota limit exceeded. Identifier : ${id || '_default'}`, resetMs);
+    }
+    showRequestLimit(ctx, state, q.limit, remaining, resetMs);
+  };
 
   return {
     type: QUOTA,
     name,
     needsApiKey: s.useQuotaConfigInAPIProduct,
-    async admit(ctx: RequestContext, state: ApimState) {
+    admit(ctx: RequestContext, state: ApimState) {
       const q = limitOf(state);
       if (!q) return;
       const id = identify(ctx, state);
@@ -62,16 +75,9 @@ export const quota: PolicyFactory = (name, spec, deps) => {
         throw neverFits(QUOTA_FAULTS.quotaViolation, `Rate limit quota violation. Message weight ${weight} is more than the quota limit ${q.limit}. Identifier : ${id || '_default'}`);
       }
       const at = now();
-      const r = await count(counterOf(state, id), weight, q, at);
-      if (!r) return;
-      const resetMs = r.resetAtMs - at;
-      if (!r.allowed) {
-        // The limit that refused is the one the client must see, whatever others showed.
-        state.requestsRemaining = undefined;
-        showRequestLimit(ctx, state, q.limit, r.remaining, resetMs);
-        throw retryLater(QUOTA_FAULTS.quotaViolation, `Rate limit quota violation. Quota limit exceeded. Identifier : ${id || '_default'}`, resetMs);
-      }
-      showRequestLimit(ctx, state, q.limit, r.remaining, resetMs);
+      const r = count(counterOf(state, id), weight, q, at);
+      if (r instanceof Promise) return r.then((answered) => judge(ctx, state, q, id, at, answered));
+      judge(ctx, state, q, id, at, r);
     },
     usage(ctx: RequestContext, state: ApimState) {
       const q = limitOf(state);
@@ -86,7 +92,7 @@ export const quota: PolicyFactory = (name, spec, deps) => {
         identifier,
         variable,
         identify,
-        read: (id) => reader.read(counterOf(state, id), q, at),
+        read: async (id) => reader.read(counterOf(state, id), q, at),
         latestResetMs: reader.latestResetMs(q, at),
       });
     },

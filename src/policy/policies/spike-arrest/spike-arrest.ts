@@ -3,6 +3,8 @@
 // minute, which may all arrive at once.
 import { spikeArrestSpec } from '../../../config/apim-kinds.js';
 import type { RequestContext } from '../../../gateway/context.js';
+import { andThen } from '../../../lib/maybe-promise.js';
+import type { MaybePromise } from '../../../store/caches/cache-store.js';
 import type { SmoothedResult } from '../../../store/counters/counter-store.js';
 import type { CounterGuard } from '../../counter-guard.js';
 import { policyKeys } from '../../counter-keys.js';
@@ -17,8 +19,8 @@ export const SPIKE_ARREST_FAULTS = {
   spikeArrestViolation: 'policies.ratelimit.SpikeArrestViolation',
 } as const;
 
-/** Counts a request of `weight` on `key`; undefined when failed open. */
-type Count = (key: string, weight: number) => Promise<SmoothedResult | undefined>;
+/** Counts a request of `weight` on `key`; undefined when failed open. A promise only when the store answered with one. */
+type Count = (key: string, weight: number) => MaybePromise<SmoothedResult | undefined>;
 
 /**
  * Smoothed (GCRA): the clock counts whole milliseconds, so above 1000ps a tick must hold more than one request, or every
@@ -35,10 +37,9 @@ function smoothed(counters: CounterGuard, rate: Rate, now: () => number): Count 
  * one second (a full burst, then the refill during that same second: 19 at 10ps).
  */
 function slidingWindow(counters: CounterGuard, rate: Rate, now: () => number): Count {
-  return async (key, weight) => {
+  return (key, weight) => {
     const at = now();
-    const r = await counters.call((c) => c.consumeRolling(key, weight, rate.count, rate.periodMs, at));
-    return r && { allowed: r.allowed, retryAfterMs: r.allowed ? 0 : r.resetAtMs - at };
+    return andThen(counters.call((c) => c.consumeRolling(key, weight, rate.count, rate.periodMs, at)), (r) => r && { allowed: r.allowed, retryAfterMs: r.allowed ? 0 : r.resetAtMs - at });
   };
 }
 
@@ -54,11 +55,16 @@ export const spikeArrest: PolicyFactory = (name, spec, deps) => {
   const keyOf = policyKeys('sa', name);
   const global = keyOf('');
   const count = (s.useEffectiveCount ? slidingWindow : smoothed)(deps.counters, rate, deps.now);
+  const judge = (r: SmoothedResult | undefined): void => {
+    if (r && !r.allowed) {
+      throw retryLater(SPIKE_ARREST_FAULTS.spikeArrestViolation, `Spike arrest violation. Allowed rate : ${s.rate}`, r.retryAfterMs);
+    }
+  };
 
   return {
     type: SPIKE_ARREST,
     name,
-    async admit(ctx: RequestContext, state: ApimState) {
+    admit(ctx: RequestContext, state: ApimState) {
       const key = identify ? keyOf(identify(ctx, state) ?? '') : global;
       const weight = weigh ? weigh(ctx, state) : 1;
       // More than the rate's whole count at once never fits: refused, never counted. Admitted with the burst raised to
@@ -67,10 +73,7 @@ export const spikeArrest: PolicyFactory = (name, spec, deps) => {
       if (weight > rate.count) {
         throw neverFits(SPIKE_ARREST_FAULTS.spikeArrestViolation, `Spike arrest violation. Message weight ${weight} is more than the allowed rate : ${s.rate}`);
       }
-      const r = await count(key, weight);
-      if (r && !r.allowed) {
-        throw retryLater(SPIKE_ARREST_FAULTS.spikeArrestViolation, `Spike arrest violation. Allowed rate : ${s.rate}`, r.retryAfterMs);
-      }
+      return andThen(count(key, weight), judge);
     },
   } satisfies Policy;
 };
