@@ -8,7 +8,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { collectingLogger, type AccessLine } from './helpers/log-lines.js';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
-import type { AnalyticsRecord } from '../src/analytics/index.js';
+import { recordFromContext, type AnalyticsRecord } from '../src/analytics/index.js';
 import type { Manifest } from '../src/config/manifest.js';
 import { waitFor } from '../src/sim/testing.js';
 import { createApp, quotaReport, untilKeyKnown } from './helpers/apim-admin.js';
@@ -30,10 +30,10 @@ async function gatewayFor(manifests: Manifest[]): Promise<{ gw: Gateway; lines: 
   await untilEndpoints(gw);
   const records: AnalyticsRecord[] = [];
   const analytics = gw.analytics!;
-  const record = analytics.record.bind(analytics);
-  analytics.record = (r, then) => {
-    records.push(r);
-    record(r, then);
+  const record = analytics.recordRequest.bind(analytics);
+  analytics.recordRequest = (ctx, identity, then) => {
+    records.push(recordFromContext(ctx, identity));
+    record(ctx, identity, then);
   };
   return { gw, lines, records };
 }

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { collectingLogger } from './helpers/log-lines.js';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
-import type { AnalyticsRecord } from '../src/analytics/index.js';
+import { recordFromContext, type AnalyticsRecord } from '../src/analytics/index.js';
 import { waitFor } from '../src/sim/testing.js';
 import { poolAndModel, settings } from './helpers/manifests.js';
 import { untilEndpoints } from './helpers/pool-ready.js';
@@ -51,10 +51,10 @@ describe('a client that hangs up with requests pipelined on its connection', asy
     gw = await startGateway({ configPaths: [], manifests: [...poolAndModel([stub.url]), limits], ...LOOPBACK, logger });
     await untilEndpoints(gw);
     const analytics = gw.analytics!;
-    const record = analytics.record.bind(analytics);
-    analytics.record = (r, then) => {
-      records.push(r);
-      record(r, then);
+    const record = analytics.recordRequest.bind(analytics);
+    analytics.recordRequest = (ctx, identity, then) => {
+      records.push(recordFromContext(ctx, identity));
+      record(ctx, identity, then);
     };
   });
 

@@ -2,6 +2,7 @@
 import { mkdirSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { Registry } from 'prom-client';
+import type { RequestContext } from '../gateway/context.js';
 import { silentLogger, type Logger } from '../lib/logger.js';
 import { withTimeout } from '../lib/with-timeout.js';
 import { deleteInChunks } from '../store/chunked-delete.js';
@@ -11,7 +12,7 @@ import { HeldRecords } from './held-records.js';
 import { PendingAges } from './pending-ages.js';
 import { registerPipelineMetrics, type Outcome } from './pipeline-metrics.js';
 import { recordIdTime } from './record-id.js';
-import { recordRow, type AnalyticsRecord } from './record.js';
+import { recordLine, recordRow, type AnalyticsRecord, type RequestIdentity } from './record.js';
 import { openRecordWriter, type RecordWriter } from './record-writer.js';
 import type { AnalyticsSettings } from './settings.js';
 import type { AppendOutcome, Spool, SpoolLimits } from './spool.js';
@@ -69,7 +70,7 @@ type FileTrouble = 'deletion' | 'checkpoint' | 'claim' | 'heartbeat';
  * @example
  * const pipeline = new AnalyticsPipeline({ db, settings: settings.analytics, registry, logger });
  * pipeline.start();
- * hooks.complete = (ctx) => pipeline.record(recordFromContext(ctx, identity));
+ * hooks.complete = (ctx) => pipeline.recordRequest(ctx, identity);
  * await pipeline.close();
  */
 export class AnalyticsPipeline {
@@ -231,13 +232,23 @@ export class AnalyticsPipeline {
   }
 
   /**
-   * Hot path: serialise and queue; never throws, never waits for the database. The records of one event-loop turn go
-   * to the spool together, in one write(2), at the end of the turn (group commit). `then` runs once the record is in
-   * the kernel — the data plane sends an answer's last bytes from it, so no client holds a finished answer whose
-   * record a SIGKILL could still take.
+   * Hot path: the record of a request that has just finished (see recordFromContext), serialised straight from its
+   * context and queued; never throws, never waits for the database. The records of one event-loop turn go to the
+   * spool together, in one write(2), at the end of the turn (group commit). `then` runs once the record is in the
+   * kernel — the data plane sends an answer's last bytes from it, so no client holds a finished answer whose record a
+   * SIGKILL could still take.
    */
+  recordRequest(ctx: RequestContext, identity: RequestIdentity | undefined, then?: () => void): void {
+    this.#queue(recordLine(ctx, identity), then);
+  }
+
+  /** A record made elsewhere, queued as recordRequest queues its own. */
   record(r: AnalyticsRecord, then?: () => void): void {
-    this.#turn.push(JSON.stringify(r) + '\n');
+    this.#queue(JSON.stringify(r) + '\n', then);
+  }
+
+  #queue(line: string, then: (() => void) | undefined): void {
+    this.#turn.push(line);
     if (then) this.#turnWaiting.push(then);
     if (!this.#turnScheduled) {
       this.#turnScheduled = true;
@@ -406,8 +417,9 @@ export class AnalyticsPipeline {
     for (;;) {
       const start = reader.position;
       const batch = reader.read(this.#settings.batchSize);
-      if (batch.lines.length === 0 && batch.end.segment === start.segment && batch.end.offset === start.offset) return;
-      const outcome: StoreOutcome = batch.lines.length > 0 ? await this.#insert(batch.lines) : { stored: 0, unreadable: [], refused: [] };
+      const count = batch.at.length;
+      if (count === 0 && batch.end.segment === start.segment && batch.end.offset === start.offset) return;
+      const outcome: StoreOutcome = count > 0 ? await this.#insert(batch.text) : { stored: 0, unreadable: [], refused: [] };
       // A close() that gave up waiting has released the directory; a newer pipeline may own the checkpoint now.
       if (this.#released) return;
       // So may another process that took the directory over: what is left of this one's spool is still read and
@@ -419,12 +431,12 @@ export class AnalyticsPipeline {
       reader.commit(batch.end);
       // Reported once the batch is behind the checkpoint, so a batch retried after a failure is not reported twice.
       this.#reportDamage(batch, outcome.unreadable);
-      this.#stored(batch.lines.length, outcome);
+      this.#stored(count, outcome);
       // The batch is stored whatever happens to its files: a segment that cannot be deleted is retried next time.
       if (owned) await spool.removeBefore(batch.end.segment).catch(this.#deletionFailed);
       // A short batch reached what had been written when it was read. Chasing what was appended since would, under
       // steady load, store a handful of records per INSERT and checkpoint; they wait for the next tick instead.
-      if (batch.lines.length < this.#settings.batchSize) return;
+      if (count < this.#settings.batchSize) return;
     }
   }
 
@@ -432,15 +444,19 @@ export class AnalyticsPipeline {
   async #shipHeld(): Promise<void> {
     while (this.#held.count > 0) {
       const lines = this.#held.peek(this.#settings.batchSize);
-      const outcome = await this.#insert(lines);
+      // Each held line still ends with its newline, as spooled.
+      const outcome = await this.#insert(lines.join('').slice(0, -1));
       this.#held.take(lines.length);
       this.#stored(lines.length, outcome);
     }
   }
 
-  /** One batch into the database; a write that has not answered within writeTimeout counts as failed (retried). */
-  #insert(lines: string[]): Promise<StoreOutcome> {
-    return this.#writer.store(lines, this.#settings.batchSize, this.#settings.writeTimeout);
+  /**
+   * One batch (lines joined by newlines) into the database; a write that has not answered within writeTimeout counts
+   * as failed (retried).
+   */
+  #insert(text: string): Promise<StoreOutcome> {
+    return this.#writer.store(text, this.#settings.batchSize, this.#settings.writeTimeout);
   }
 
   /** Accounts for `lines` records that went to the database. */

@@ -41,7 +41,7 @@ type Call = Numbered<Exclude<WriterRequest, { type: 'close' }>>;
 function run(request: Call): Promise<void> {
   const { seq } = request;
   if (request.type === 'store') {
-    return answer(seq, async () => ({ type: 'stored', seq, outcome: await storeLines(open(), request.text.split('\n'), { batchSize: request.batchSize, onEventLoop: false }) }));
+    return answer(seq, async () => ({ type: 'stored', seq, outcome: await storeLines(open(), request.text, { batchSize: request.batchSize, onEventLoop: false }) }));
   }
   // Here, off the event loop: on SQLite, a DELETE waiting for another process's write lock waits its busy timeout.
   return answer(seq, async () => ({ type: 'retained', seq, ...(await open().deleteChunkBefore(request.beforeMs)) }));

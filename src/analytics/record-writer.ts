@@ -13,10 +13,10 @@ import type { RetainedAnswer, StoredAnswer, WriterAnswer, WriterNotice, WriterRe
 
 export interface RecordWriter {
   /**
-   * Stores spool lines, `batchSize` rows per INSERT, idempotently by record id; rejects when the database cannot be
-   * reached, or with a TimeoutError when it has not answered within `timeoutMs` (retry later).
+   * Stores spool lines (joined by newlines), `batchSize` rows per INSERT, idempotently by record id; rejects when the
+   * database cannot be reached, or with a TimeoutError when it has not answered within `timeoutMs` (retry later).
    */
-  store(lines: readonly string[], batchSize: number, timeoutMs: number): Promise<StoreOutcome>;
+  store(text: string, batchSize: number, timeoutMs: number): Promise<StoreOutcome>;
   /** Deletes one chunk of the records older than `beforeMs` (epoch ms); rejects as store() does. */
   deleteChunk(beforeMs: number, timeoutMs: number): Promise<DeletedChunk>;
   /** Lets what is under way finish and the connection close within `waitMs`, then cuts it. */
@@ -41,7 +41,7 @@ export function openRecordWriter(opts: RecordWriterOptions): RecordWriter {
     const records = new AnalyticsRecords(opts.db);
     // A late answer is dropped; a statement of the main pool that never answers holds one of its connections, not the writer.
     return {
-      store: (lines, batchSize, timeoutMs) => withTimeout(storeLines(records, lines, { batchSize, onEventLoop: true }), timeoutMs, STORE),
+      store: (text, batchSize, timeoutMs) => withTimeout(storeLines(records, text, { batchSize, onEventLoop: true }), timeoutMs, STORE),
       deleteChunk: (beforeMs, timeoutMs) => withTimeout(records.deleteChunkBefore(beforeMs), timeoutMs, RETAIN),
       close: async () => {},
     };
@@ -68,9 +68,9 @@ class WorkerRecordWriter implements RecordWriter {
     this.#logger = logger;
   }
 
-  async store(lines: readonly string[], batchSize: number, timeoutMs: number): Promise<StoreOutcome> {
+  async store(text: string, batchSize: number, timeoutMs: number): Promise<StoreOutcome> {
     // One string crosses the thread boundary as one copy; an array would be cloned string by string.
-    const answer = (await this.#call({ type: 'store', text: lines.join('\n'), batchSize }, timeoutMs, STORE)) as StoredAnswer;
+    const answer = (await this.#call({ type: 'store', text, batchSize }, timeoutMs, STORE)) as StoredAnswer;
     return answer.outcome;
   }
 

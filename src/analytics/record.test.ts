@@ -3,8 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { RequestContext } from '../gateway/context.js';
 import { newContext } from '../gateway/data-plane.js';
-import { newRecordId, recordIdTime } from './record-id.js';
-import { recordFromContext, recordRow } from './record.js';
+import { recordIdTime } from './record-id.js';
+import { recordFromContext, recordLine, recordRow, type RequestIdentity } from './record.js';
 
 function finished(overrides: Partial<RequestContext> = {}): RequestContext {
   const ctx = newContext('POST', '/v1/chat/completions', { 'x-request-id': 'client-chosen-id' }, undefined);
@@ -26,14 +26,6 @@ function finished(overrides: Partial<RequestContext> = {}): RequestContext {
   });
 }
 
-test('record ids are UUIDv7, carry their time, and sort by it', () => {
-  const ids = [0, 1, 2, 1000, 86_400_000].map((dt) => newRecordId(1_700_000_000_000 + dt));
-  for (const id of ids) assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
-  assert.deepEqual([...ids].sort(), ids);
-  assert.equal(recordIdTime(ids[3]), 1_700_000_001_000);
-  assert.notEqual(newRecordId(5), newRecordId(5));
-});
-
 test('a record from a finished request, with the identity the policy engine found', () => {
   const before = Date.now();
   const r = recordFromContext(finished(), { developerId: 'd1', developerEmail: 'a@x', appId: 'a1', appName: 'chatbot', productName: 'gold', operationSet: 'chat', keyId: 'k1' }, true);
@@ -49,7 +41,7 @@ test('a record from a finished request, with the identity the policy engine foun
       id: undefined, time: undefined, latencyMs: undefined, requestId: 'client-chosen-id',
       developerId: 'd1', developerEmail: 'a@x', appId: 'a1', appName: 'chatbot', product: 'gold', operationSet: 'chat', keyId: 'k1',
       operation: 'chat.completions', model: 'llama', targetModel: 'llama-8b', endpoint: '10.0.0.5:8000', priority: 1, status: 200,
-      faultCode: undefined, ttftMs: 40.123, inputTokens: 12, outputTokens: 34, cachedTokens: 8, tokensEstimated: false, responseId: undefined, cacheHit: true, stream: true, bytesIn: 321, bytesOut: 4321,
+      ttftMs: 40.123, inputTokens: 12, outputTokens: 34, cachedTokens: 8, tokensEstimated: false, cacheHit: true, stream: true, bytesIn: 321, bytesOut: 4321,
     },
   );
 });
@@ -94,4 +86,28 @@ test('rows from spooled lines are coerced so the database never refuses them', (
     if (expected === undefined) assert.equal(row, undefined, JSON.stringify(input));
     else for (const [k, v] of Object.entries(expected)) assert.equal(row![k as keyof typeof row], v, `${JSON.stringify(input)} ${k}`);
   }
+});
+
+test("the spool line is what JSON.stringify writes of the record, byte for byte, whatever the fields hold", () => {
+  const who: RequestIdentity = { developerId: 'd"1', developerEmail: 'ü@例え.jp', appId: 'a\\1', appName: 'chat\nbot\u0001', productName: 'gold \ud83d\ude00', operationSet: '\ud800 lone', keyId: 'k/1\u007f' };
+  const cases: [Partial<RequestContext>, RequestIdentity | undefined, boolean | undefined][] = [
+    [{}, who, true],
+    [{}, undefined, undefined],
+    [{ usage: undefined, model: 'm'.repeat(10_000), targetModel: undefined, endpoint: undefined, status: undefined, errorCode: 'model_not_found', ttftMs: undefined }, undefined, false],
+    [{ usage: { inputTokens: 12, outputTokens: 5, cachedTokens: 0, estimated: true }, errorCode: 'client_closed', cacheHit: true }, { appName: 'x' }, undefined],
+    [{ operation: 'responses', responseId: 'resp_"</script>', id: '\u2028id\u2029', stream: false, priority: -3 }, who, false],
+    [{ operation: undefined, priority: NaN, status: null as unknown as number, ttftMs: 0.0004, bytesIn: 0, bytesOut: -0 }, { developerId: null as unknown as string }, true],
+    [{ ttftMs: Infinity, usage: { inputTokens: 1e21, outputTokens: 2 ** 53 + 2, cachedTokens: 1.5e-7 } }, who, undefined],
+  ];
+  for (const [overrides, identity, cacheHit] of cases) {
+    const line = recordLine(finished(overrides), identity, cacheHit, Date.now(), 123.4567891);
+    // Escapes, numbers and left-out fields as JSON.stringify has them: written again from what it parses to, unchanged.
+    assert.equal(JSON.stringify(JSON.parse(line)) + '\n', line);
+  }
+  const ctx = finished({ errorCode: 'x', responseId: 'r' });
+  assert.deepEqual(Object.keys(JSON.parse(recordLine(ctx, { developerId: 'd', developerEmail: 'e', appId: 'a', appName: 'n', productName: 'p', operationSet: 'o', keyId: 'k' })) as object), [
+    'id', 'time', 'requestId', 'developerId', 'developerEmail', 'appId', 'appName', 'product', 'operationSet', 'keyId', 'operation', 'model', 'targetModel',
+    'endpoint', 'priority', 'status', 'faultCode', 'latencyMs', 'ttftMs', 'inputTokens', 'outputTokens', 'cachedTokens', 'tokensEstimated', 'responseId',
+    'cacheHit', 'stream', 'bytesIn', 'bytesOut',
+  ]);
 });

@@ -4,8 +4,12 @@ import type { Spool } from './spool.js';
 import { segmentPath, type Position } from './spool-files.js';
 
 export interface SpoolBatch {
-  lines: string[];
-  /** Where each line starts, for a warning that names a line the store cannot read. */
+  /**
+   * The batch's lines joined by newlines (none after the last): decoded a chunk at a time rather than line by line,
+   * and what the writer thread is sent as it is.
+   */
+  text: string;
+  /** Where each line starts (one per line: how many there are), for a warning that names a line the store cannot read. */
   at: Position[];
   /** Where the batch ends: the checkpoint to write once its records are stored. */
   end: Position;
@@ -54,18 +58,19 @@ export class SpoolReader {
    * segment is read up to what appendLines() had finished writing when the call began, so never half a line.
    */
   read(max: number): SpoolBatch {
-    const batch: SpoolBatch = { lines: [], at: [], end: this.#position, damaged: [] };
-    const { lines } = batch;
+    const at: Position[] = [];
+    const damaged: Position[] = [];
+    let text = '';
     let { segment, offset } = this.#position;
     const active = this.#spool.activeSegment;
     const activeEnd = this.#spool.activeSize;
     /** Inside a damaged line already reported: its bytes up to the next newline are skipped too. */
     let skipping = false;
-    while (lines.length < max) {
+    while (at.length < max) {
       const size = segment === active ? activeEnd : this.#spool.sealedSize(segment);
       // Sized to what the batch can use (records average well under 1 KiB), so a batch does not read a MiB it drops;
       // never below 64 KiB, far above a record's 4 KiB bound, so a chunk without a newline is never a record.
-      const want = Math.min(CHUNK, Math.max(64 * 1024, (max - lines.length) * 1024));
+      const want = Math.min(CHUNK, Math.max(64 * 1024, (max - at.length) * 1024));
       const chunk = size !== undefined && offset < size ? this.#readAt(segment, offset, Math.min(want, size - offset)) : undefined;
       if (!chunk || chunk.length === 0) {
         // The end of this segment, or it is gone (deleted, never created, emptied under us).
@@ -81,23 +86,28 @@ export class SpoolReader {
         used = nl === -1 ? chunk.length : nl + 1;
         skipping = nl === -1;
       }
-      for (let nl = chunk.indexOf(NEWLINE, used); nl !== -1 && lines.length < max; nl = chunk.indexOf(NEWLINE, used)) {
+      /** Where the lines read since the last empty line start: decoded together (a newline is one byte in UTF-8). */
+      let run = -1;
+      for (let nl = chunk.indexOf(NEWLINE, used); nl !== -1 && at.length < max; nl = chunk.indexOf(NEWLINE, used)) {
         if (nl > used) {
-          lines.push(chunk.toString('utf8', used, nl));
-          batch.at.push({ segment, offset: offset + used });
+          if (run === -1) run = used;
+          at.push({ segment, offset: offset + used });
+        } else if (run !== -1) {
+          text = joined(text, chunk.toString('utf8', run, used - 1));
+          run = -1;
         }
         used = nl + 1;
       }
+      if (run !== -1) text = joined(text, chunk.toString('utf8', run, used - 1));
       if (used === 0) {
         // Not one newline: no record is this long, and only a sealed segment can end without one.
-        batch.damaged.push({ segment, offset });
+        damaged.push({ segment, offset });
         skipping = true;
         used = chunk.length;
       }
       offset += used;
     }
-    batch.end = { segment, offset };
-    return batch;
+    return { text, at, end: { segment, offset }, damaged };
   }
 
   /** Releases the open segment. */
@@ -136,15 +146,23 @@ export function scanBacklog(spool: Spool, from: Position, visit?: (line: string)
   try {
     for (;;) {
       const batch = reader.read(BACKLOG_BATCH);
-      first ??= batch.lines[0];
-      lines += batch.lines.length;
-      if (visit) for (const line of batch.lines) visit(line);
+      const count = batch.at.length;
+      if (count > 0) {
+        first ??= batch.text.split('\n', 1)[0];
+        if (visit) for (const line of batch.text.split('\n')) visit(line);
+      }
+      lines += count;
       // A short batch reached the end.
-      if (batch.lines.length < BACKLOG_BATCH) break;
+      if (count < BACKLOG_BATCH) break;
       reader.commit(batch.end);
     }
   } finally {
     reader.close();
   }
   return { lines, first };
+}
+
+/** `text`'s lines and then `line`, joined by newlines. */
+function joined(text: string, line: string): string {
+  return text === '' ? line : text + '\n' + line;
 }

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { appendFileSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { Spool } from './spool.js';
 import { readCheckpoint, segmentPath, writeCheckpoint } from './spool-files.js';
-import { scanBacklog, SpoolReader } from './spool-reader.js';
+import { scanBacklog, SpoolReader, type SpoolBatch } from './spool-reader.js';
 import { tempSpoolDirectory } from './test-records.js';
 
 function fresh(): string {
@@ -14,6 +14,7 @@ function fresh(): string {
 }
 
 const line = (i: number) => `{"i":${i},"pad":"${'x'.repeat(80)}"}\n`;
+const numbers = (batch: SpoolBatch) => (batch.at.length === 0 ? [] : batch.text.split('\n').map((l) => JSON.parse(l).i as number));
 
 test('appends rotate by size; the reader crosses segments in order and stops at what was written', async () => {
   const dir = fresh();
@@ -22,15 +23,16 @@ test('appends rotate by size; the reader crosses segments in order and stops at 
   assert.ok(spool.activeSegment >= 3);
   const reader = new SpoolReader(spool, { segment: spool.firstSegment, offset: 0 });
   const seen: number[] = [];
-  for (let batch = reader.read(7); batch.lines.length > 0; batch = reader.read(7)) {
-    assert.ok(batch.lines.length <= 7);
-    seen.push(...batch.lines.map((l) => JSON.parse(l).i));
+  for (let batch = reader.read(7); batch.at.length > 0; batch = reader.read(7)) {
+    assert.ok(batch.at.length <= 7);
+    assert.equal(batch.text.split('\n').length, batch.at.length);
+    seen.push(...numbers(batch));
     reader.commit(batch.end);
   }
   assert.deepEqual(seen, Array.from({ length: 30 }, (_, i) => i));
   assert.deepEqual(reader.position, { segment: spool.activeSegment, offset: spool.activeSize });
   spool.appendLines([line(30)]);
-  assert.deepEqual(reader.read(10).lines.map((l) => JSON.parse(l).i), [30]);
+  assert.deepEqual(numbers(reader.read(10)), [30]);
 
   await spool.removeBefore(spool.activeSegment);
   assert.deepEqual(readdirSync(dir), [segmentPath(dir, spool.activeSegment).slice(dir.length + 1)]);
@@ -81,8 +83,24 @@ test('a new process starts a new segment after the old ones and the checkpoint; 
   assert.equal(backlog.lines, 3);
   assert.equal(JSON.parse(backlog.first!).i, 1);
   const batch = new SpoolReader(spool, checkpoint).read(100);
-  assert.deepEqual(batch.lines.map((l) => JSON.parse(l).i), [1, 2, 3]);
+  assert.deepEqual(numbers(batch), [1, 2, 3]);
   assert.deepEqual(batch.damaged, [{ segment: 5, offset: Buffer.byteLength(line(3)) }], 'the torn last line');
   assert.deepEqual(batch.end, { segment: 10, offset: 0 });
+  spool.close();
+});
+
+test('a batch is its lines as written, joined by newlines without the empty ones, each with where it starts', () => {
+  const dir = fresh();
+  const lines = ['{"i":0,"s":"ü例😀"}\n', '\n', '\n', '{"i":1,"s":"\\"q\\""}\n', '{"i":2}\n', '\n', '{"i":3}\n'];
+  appendFileSync(segmentPath(dir, 1), lines.join(''));
+  appendFileSync(segmentPath(dir, 2), '{"i":4}\n\n');
+  const spool = new Spool(dir, { segmentBytes: 1e6, maxDiskBytes: 1e9 }, 2);
+  spool.appendLines(['{"i":5}\n', '{"i":6}\n']);
+  const batch = new SpoolReader(spool, { segment: 1, offset: 0 }).read(100);
+  assert.equal(batch.text, ['{"i":0,"s":"ü例😀"}', '{"i":1,"s":"\\"q\\""}', '{"i":2}', '{"i":3}', '{"i":4}', '{"i":5}', '{"i":6}'].join('\n'));
+  const starts = (seg: number, texts: string[]) => texts.map((_, i) => ({ segment: seg, offset: Buffer.byteLength(texts.slice(0, i).join('')) }));
+  const written = starts(1, lines);
+  assert.deepEqual(batch.at, [written[0], written[3], written[4], written[6], { segment: 2, offset: 0 }, ...starts(3, ['{"i":5}\n', '{"i":6}\n'])]);
+  assert.deepEqual(batch.damaged, []);
   spool.close();
 });

@@ -19,10 +19,10 @@ function refusesData(err: unknown): boolean {
   return code.startsWith('SQLITE_CONSTRAINT') || code === 'SQLITE_MISMATCH' || code === 'SQLITE_TOOBIG';
 }
 
-function parseLines(lines: readonly string[]): { rows: AnalyticsRecordRow[]; unreadable: number[] } {
+function parseLines(text: string): { rows: AnalyticsRecordRow[]; unreadable: number[] } {
   const rows: AnalyticsRecordRow[] = [];
   const unreadable: number[] = [];
-  lines.forEach((line, i) => {
+  text.split('\n').forEach((line, i) => {
     let row: AnalyticsRecordRow | undefined;
     try {
       row = recordRow(JSON.parse(line));
@@ -36,11 +36,12 @@ function parseLines(lines: readonly string[]): { rows: AnalyticsRecordRow[]; unr
 }
 
 /**
- * An unreachable or slow database throws, and the caller retries the batch later. A database that refuses the data
- * itself would refuse it forever, so the batch is split and only the refused rows are dropped (and reported).
+ * Stores spool lines joined by newlines (`unreadable` numbers them from 0). An unreachable or slow database throws,
+ * and the caller retries the batch later. A database that refuses the data itself would refuse it forever, so the
+ * batch is split and only the refused rows are dropped (and reported).
  */
-export async function storeLines(records: AnalyticsRecords, lines: readonly string[], insert: InsertOptions): Promise<StoreOutcome> {
-  const { rows, unreadable } = parseLines(lines);
+export async function storeLines(records: AnalyticsRecords, text: string, insert: InsertOptions): Promise<StoreOutcome> {
+  const { rows, unreadable } = parseLines(text);
   const outcome: StoreOutcome = { stored: 0, unreadable, refused: [] };
   await insertRows(records, rows, insert, outcome);
   return outcome;

@@ -14,7 +14,7 @@ import type { EndpointPicker, Pick } from '../scheduler/types.js';
 import type { RequestMetrics } from '../telemetry/request-metrics.js';
 import type { ApimMetrics } from '../telemetry/apim-metrics.js';
 import { NOOP_SPAN, NOOP_TRACER, type RequestTracer } from '../telemetry/tracing.js';
-import { recordFromContext, type AnalyticsPipeline, type RequestIdentity } from '../analytics/index.js';
+import type { AnalyticsPipeline, RequestIdentity } from '../analytics/index.js';
 import { clipName } from '../lib/clip-name.js';
 import { assertUncompressed, lingerAfterRefusal, readBody } from './body.js';
 import { clipText, CompletionText } from './completion-text.js';
@@ -580,7 +580,7 @@ export class DataPlane {
 
   #record(analytics: AnalyticsPipeline, ctx: RequestContext, then?: () => void): void {
     ctx.recorded = true;
-    analytics.record(recordFromContext(ctx, identityOf(ctx)), then);
+    analytics.recordRequest(ctx, identityOf(ctx), then);
   }
 
   /** Accounting once a request is over, whichever way it came in: metrics, policies' response flow, access log. */
