@@ -4,6 +4,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
+import { encodeJson } from '../src/store/codec.js';
+import { generateKeyId, hashKey, randomBase62 } from '../src/store/keys.js';
 import { DATABASE_BACKENDS, type TestDatabase } from '../src/store/test-databases.js';
 import { codeOf, createApp, quotaReport, until, untilKeyKnown, type IssuedApp } from './helpers/apim-admin.js';
 import { apiKeyManifests, poolAndModel, settings } from './helpers/manifests.js';
@@ -80,6 +82,50 @@ for (const backend of DATABASE_BACKENDS) {
       await everywhere(second.consumerKey, UNKNOWN, 'developer deleted with its app and keys');
       await everywhere(bystander.key, undefined, "another app's key untouched");
       assert.deepEqual(snapshotLoads, replicas.map(() => 0));
+    });
+
+    test("a key issued into, revoked in and deleted from an app of 3,000 keys is read alone on every replica, the app's other keys kept", async () => {
+      const crowded = await createApp(replicas[0].adminUrl, ['p'], 'crowded');
+      // Written straight into the table (then every replica reloaded): issued one by one, before key-level changes, the
+      // 3,000 cost a read of the whole app each.
+      const now = new Date().toISOString();
+      const keys = Array.from({ length: 3000 }, () => `crowded-${randomBase62(24)}`);
+      const rows = keys.map((k) => ({ key_id: generateKeyId(), app_id: crowded.appId, key_hash: hashKey(k), secret_hash: null, status: 'approved', api_products: encodeJson([{ apiproduct: 'p', status: 'approved' }]), issued_at: now, expires_at: null, created_at: now }));
+      for (let i = 0; i < rows.length; i += 500) await replicas[0].apim.db.kysely.insertInto('credentials').values(rows.slice(i, i + 500)).execute();
+      for (const gw of replicas) await gw.apim.refresh();
+      await everywhere(keys[0], undefined, 'a crowded key loaded');
+
+      /** Keys each replica read for a change: the rows this replica's transaction served, or a read after one. */
+      const read: number[][] = replicas.map(() => []);
+      const unhooks = replicas.map((gw, i) => {
+        const load = gw.apim.db.loadIdentityRows.bind(gw.apim.db);
+        gw.apim.db.loadIdentityRows = async (refs) => {
+          const rows = await load(refs);
+          read[i].push(rows.credentials.length);
+          return rows;
+        };
+        return gw.apim.db.onChange((event) => {
+          if (event.identityRows) read[i].push(event.identityRows.credentials.length);
+        });
+      });
+      try {
+        const store = replicas[0].apim.db;
+        const issued = await store.credentials.issue({ appId: crowded.appId, apiProducts: [{ apiproduct: 'p', status: 'approved' }] });
+        await everywhere(issued.consumerKey, undefined, 'key issued');
+        await store.credentials.setStatus(issued.credential.keyId, 'revoked');
+        await everywhere(issued.consumerKey, NOT_APPROVED, 'key revoked');
+        await store.credentials.setProductStatus(issued.credential.keyId, 'p', 'approved');
+        await store.credentials.delete(issued.credential.keyId);
+        await everywhere(issued.consumerKey, UNKNOWN, 'key deleted');
+        for (const k of [crowded.key, keys[0], keys[2999]]) await everywhere(k, undefined, 'the other keys of the app kept');
+      } finally {
+        for (const unhook of unhooks) unhook();
+      }
+      // This replica served its own changes from its transaction's rows, without reading them again; the others read
+      // the key alone.
+      assert.deepEqual(read[0], [1, 1, 1, 0]);
+      for (const other of read.slice(1)) assert.ok(other.length > 0 && other.every((n) => n <= 1), `keys read per change: ${other.join(', ')}`);
+      assert.deepEqual(snapshotLoads, replicas.map(() => 1));
     });
   });
 }

@@ -1,9 +1,9 @@
 // API management at run time: the store, the counters, the in-memory identity snapshot and the compiled policy
 // engine, kept current. Store changes (this replica's or, through PostgreSQL NOTIFY, another's) are read again by
 // what they touched: products, operation sets and manifests (the policies) recompile the engine and re-resolve the
-// keys' grants; key-value map entries update the entries in memory; keys, apps and developers read those apps' keys
-// again, at once, whatever else is under way. A change that cannot say which keys it touched reloads everything.
-// Configuration reloads recompile the engine. The hot path only ever reads memory.
+// keys' grants; key-value map entries update the entries in memory; a key is read again alone, apps and developers
+// their apps' keys, at once, whatever else is under way. A change that cannot say which keys it touched reloads
+// everything. Configuration reloads recompile the engine. The hot path only ever reads memory.
 import { CacheResources } from '../policy/caching/cache-resources.js';
 import { registerCacheEvents } from '../policy/caching/cache-events.js';
 import { Counter, Gauge, type Registry } from 'prom-client';
@@ -51,6 +51,12 @@ export interface ApiManagementOptions {
   tracer?: RequestTracer;
 }
 
+interface IdentityDue {
+  appIds: Set<string>;
+  developerIds: Set<string>;
+  keyIds: Set<string>;
+}
+
 /** Manifests of the API-management kinds (apim.googleapis.com). */
 export function apimManifests(manifests: readonly Manifest[]): Manifest[] {
   return manifests.filter((m) => m.apiVersion.startsWith('apim.googleapis.com/'));
@@ -92,8 +98,8 @@ export class ApiManagement {
   #policiesDue = false;
   /** Key-value map entries to read again (by id), or every entry; a whole reload reads them too. */
   #kvmDue: Map<string, KvmEntryRef> | 'all' | undefined;
-  /** Apps (and developers, with all their apps) whose keys to read again. */
-  #identityDue: { appIds: Set<string>; developerIds: Set<string> } | undefined;
+  /** Keys, and apps (and developers, with all their apps) whose keys, to read again. */
+  #identityDue: IdentityDue | undefined;
   /**
    * Key changes served while a whole reload is under way: its read may have begun before their COMMIT, so they are
    * served again over what it read, not replaced by what they changed. Undefined when no whole reload is.
@@ -273,8 +279,12 @@ export class ApiManagement {
   #changed(event: ChangeEvent): void {
     const types = event.resourceTypes;
     if (event.identity && this.#identity && types.every((t) => IDENTITY_TYPES.has(t))) {
-      if (event.identityRows) this.#serve(event.identity, event.identityRows);
-      return this.#identityChanged(event.identity);
+      if (!event.identityRows) return this.#identityChanged(event.identity);
+      this.#serve(event.identity, event.identityRows);
+      // This replica's change, served as its transaction left it: read again only when a read under way began before
+      // its COMMIT and would put back what it replaced. Read again always, it cost every key change a second read.
+      if (this.#servedDuringReload || this.#identityReads) this.#identityChanged(event.identity);
+      return;
     }
     // Keys changed without naming whose (a product's delete takes its grants from every key), or before any were read.
     if (!this.#identity || types.some((t) => IDENTITY_TYPES.has(t))) return void this.refresh();
@@ -303,9 +313,9 @@ export class ApiManagement {
 
   /**
    * Serves the keys of a committed change from rows read after it. This process's own come with the rows its
-   * transaction read before COMMIT, served at once: the admin answer says it is in force here, and the read again that
-   * follows (kept for changes committed meanwhile elsewhere) may find the database gone, retried until it does not.
-   * Before, a key revoked just before the database became unreachable went on working here until it came back.
+   * transaction read before COMMIT, served at once: the admin answer says it is in force here, whether or not the
+   * database can be read afterwards. Before, a key revoked just before the database became unreachable went on working
+   * here until it came back.
    */
   #serve(refs: IdentityRefs, rows: IdentityRows): void {
     this.#identity.replace(refs, rows);
@@ -317,11 +327,12 @@ export class ApiManagement {
    * policy for it cost each replica time in the number of keys (0.4 s a change at 50,000). Their keys are read again.
    */
   #identityChanged(refs: IdentityRefs): void {
-    const due = (this.#identityDue ??= { appIds: new Set(), developerIds: new Set() });
+    const due = (this.#identityDue ??= { appIds: new Set(), developerIds: new Set(), keyIds: new Set() });
     for (const id of refs.appIds) due.appIds.add(id);
     for (const id of refs.developerIds) due.developerIds.add(id);
+    for (const id of refs.keyIds ?? []) due.keyIds.add(id);
     // A burst of changes while a read is under way: past this many owners, one whole reload does better.
-    if (due.appIds.size + due.developerIds.size > MAX_IDENTITY_DUE) {
+    if (due.appIds.size + due.developerIds.size + due.keyIds.size > MAX_IDENTITY_DUE) {
       this.#identityDue = undefined;
       return void this.refresh();
     }
@@ -412,8 +423,8 @@ export class ApiManagement {
     this.#compile(this.#fileManifests, policies);
   }
 
-  async #readIdentity(due: { appIds: Set<string>; developerIds: Set<string> }): Promise<void> {
-    const refs = { appIds: [...due.appIds], developerIds: [...due.developerIds] };
+  async #readIdentity(due: IdentityDue): Promise<void> {
+    const refs = { appIds: [...due.appIds], developerIds: [...due.developerIds], keyIds: [...due.keyIds] };
     this.#serve(refs, await withTimeout(this.db.loadIdentityRows(refs), SNAPSHOT_TIMEOUT_MS, 'reading keys again'));
   }
 

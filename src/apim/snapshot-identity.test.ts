@@ -50,6 +50,23 @@ test("an app's keys are replaced by what the store holds now; other apps' keys s
   assert.equal(view.size, 2);
 });
 
+test("a key's change replaces that key alone: issued, altered or deleted, the app's other keys stay as they were", async () => {
+  const view = await identity([developer('d')], [app('a', 'd')], [key('k1', 'a'), key('k2', 'a')]);
+  const rows = (...credentials: Credential[]) => ({ developers: [developer('d')], apps: [app('a', 'd')], credentials });
+  view.replace({ appIds: [], developerIds: [], keyIds: ['k3'] }, rows(key('k3', 'a')));
+  view.replace({ appIds: [], developerIds: [], keyIds: ['k1'] }, rows(key('k1', 'a', 'revoked')));
+  assert.equal(view.findKeyByHash('hash-k1')?.status, 'revoked');
+  assert.equal(view.findKeyByHash('hash-k3')?.status, 'approved');
+  view.replace({ appIds: [], developerIds: [], keyIds: ['k1'] }, { developers: [], apps: [], credentials: [] });
+  assert.equal(view.findKeyByHash('hash-k1'), undefined, 'a deleted key is gone');
+  assert.equal(view.findKeyByHash('hash-k2')?.status, 'approved');
+  assert.equal(view.size, 2);
+  // The app's keys, read whole later, include the ones issued alone.
+  view.replace({ appIds: ['a'], developerIds: [] }, rows(key('k2', 'a')));
+  assert.equal(view.findKeyByHash('hash-k3'), undefined);
+  assert.equal(view.size, 1);
+});
+
 test("a developer's change replaces the keys of every app it had, deleted ones included", async () => {
   const view = await identity([developer('d'), developer('e')], [app('a', 'd'), app('b', 'd'), app('c', 'e')], [key('k1', 'a'), key('k2', 'b'), key('k3', 'c')]);
   // The developer deleted with its apps: the store holds none of them now.

@@ -15,6 +15,8 @@ export class SnapshotIdentity implements IdentitySource {
   /** The hashes of each app's keys, and the apps of each developer: what a change of some apps' keys replaces. */
   readonly #hashesByApp = new Map<string, Set<string>>();
   readonly #appsByDeveloper = new Map<string, Set<string>>();
+  /** The hash of each key by id: what a change of one key (gone since, perhaps) replaces. */
+  readonly #hashByKeyId = new Map<string, string>();
   /**
    * One grant object per product name and status, shared by every key holding it, so a policy change re-resolves these
    * (relink) rather than rebuilding every key's record.
@@ -50,25 +52,39 @@ export class SnapshotIdentity implements IdentitySource {
   }
 
   /**
-   * Replaces the keys of the apps `refs` names and of every app of the developers it names (as this view held them
-   * and as the store holds them now) with `rows`, read after the change: a key, app or developer change costs a read
-   * of the apps it touched, not of every key.
+   * Replaces the keys of the apps `refs` names, of every app of the developers it names (as this view held them and as
+   * the store holds them now) and the keys it names with `rows`, read after the change: a key, app or developer change
+   * costs a read of the keys or apps it touched, not of every key.
    */
   replace(refs: IdentityRefs, rows: IdentityRows): void {
-    const apps = new Set([...refs.appIds, ...rows.apps.map((a) => a.id)]);
-    for (const developerId of refs.developerIds) for (const appId of this.#appsByDeveloper.get(developerId) ?? []) apps.add(appId);
+    const apps = new Set(refs.appIds);
+    const developers = new Set(refs.developerIds);
+    for (const developerId of developers) for (const appId of this.#appsByDeveloper.get(developerId) ?? []) apps.add(appId);
+    // A named developer's app this view holds no key of; the apps of keys named alone keep their other keys.
+    for (const app of rows.apps) if (developers.has(app.developerId)) apps.add(app.id);
     for (const appId of apps) {
-      for (const hash of this.#hashesByApp.get(appId) ?? []) {
-        const record = this.#byHash.get(hash);
-        // A key imported into another app since (its move read before the delete that freed it) is that app's now.
-        if (record?.appId !== appId) continue;
-        this.#byHash.delete(hash);
-        const owned = this.#appsByDeveloper.get(record.developerId);
-        if (owned?.delete(appId) && owned.size === 0) this.#appsByDeveloper.delete(record.developerId);
-      }
+      for (const hash of this.#hashesByApp.get(appId) ?? []) this.#remove(hash, appId);
       this.#hashesByApp.delete(appId);
     }
+    for (const keyId of refs.keyIds ?? []) {
+      const hash = this.#hashByKeyId.get(keyId);
+      if (hash !== undefined && this.#byHash.get(hash)?.keyId === keyId) this.#remove(hash);
+    }
     this.#addKeys(byId(rows.developers), byId(rows.apps), rows.credentials);
+  }
+
+  /** Drops the record of `hash`, unless it belongs to another app than `appId`. */
+  #remove(hash: string, appId?: string): void {
+    const record = this.#byHash.get(hash);
+    // A key imported into another app since (its move read before the delete that freed it) is that app's now.
+    if (!record || (appId !== undefined && record.appId !== appId)) return;
+    this.#byHash.delete(hash);
+    if (this.#hashByKeyId.get(record.keyId) === hash) this.#hashByKeyId.delete(record.keyId);
+    const hashes = this.#hashesByApp.get(record.appId);
+    if (!hashes?.delete(hash) || hashes.size > 0) return;
+    this.#hashesByApp.delete(record.appId);
+    const owned = this.#appsByDeveloper.get(record.developerId);
+    if (owned?.delete(record.appId) && owned.size === 0) this.#appsByDeveloper.delete(record.developerId);
   }
 
   #addKeys(developers: ReadonlyMap<string, Developer>, apps: ReadonlyMap<string, App>, credentials: readonly Credential[]): void {
@@ -76,6 +92,9 @@ export class SnapshotIdentity implements IdentitySource {
       const app = apps.get(c.appId);
       const dev = app && developers.get(app.developerId);
       if (!app || !dev) continue;
+      const replaced = this.#byHash.get(c.keyHash);
+      if (replaced && replaced.keyId !== c.keyId && this.#hashByKeyId.get(replaced.keyId) === c.keyHash) this.#hashByKeyId.delete(replaced.keyId);
+      this.#hashByKeyId.set(c.keyId, c.keyHash);
       this.#byHash.set(c.keyHash, {
         keyId: c.keyId,
         ...(c.secretHash !== null && { secretHash: c.secretHash }),

@@ -17,12 +17,17 @@ export interface KvmEntryRef {
 export const IDENTITY_TYPES: ReadonlySet<ResourceType> = new Set(['developer', 'app', 'credential']);
 
 /**
- * The apps and developers whose keys a change of identity rows alone touched (a key's app, an app, every app of a
- * developer): a listener may read the keys of just those again.
+ * The keys, apps and developers a change of identity rows alone touched (a key, every key of an app, of every app of
+ * a developer): a listener may read just those again.
  */
 export interface IdentityRefs {
   appIds: string[];
   developerIds: string[];
+  /**
+   * Keys changed one by one, none of them of the apps named: read alone, as a key issued into an app of 10,000 cost
+   * a read and rebuild of all of them (imports into one app slowed to 9 keys/s, and SQLite held requests seconds).
+   */
+  keyIds?: string[];
 }
 
 export interface ChangeEvent {

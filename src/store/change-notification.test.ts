@@ -4,6 +4,8 @@ import assert from 'node:assert/strict';
 import { sql } from 'kysely';
 import { RESOURCE_TYPES, type ChangeEvent } from './change-feed.js';
 import type { Database } from './database.js';
+import { CHANGE_CHANNEL } from './pg-change-listener.js';
+import { loadPg } from './postgres-connection.js';
 import { DATABASE_BACKENDS, type TestDatabase } from './test-databases.js';
 
 /** Resolves with the first event matching `match`, or rejects after `timeoutMs`. */
@@ -67,15 +69,40 @@ for (const backend of DATABASE_BACKENDS) {
       await a.developers.setStatus(dev.id, 'inactive');
       await a.credentials.delete(credential.keyId);
       const other = await a.apps.create(dev.id, { name: 'other' });
-      await a.credentials.issue({ appId: other.id });
+      const otherKey = await a.credentials.issue({ appId: other.id });
       await a.apps.delete(other.id);
       const byApp = { appIds: [app.id], developerIds: [] };
+      const byKey = { appIds: [], developerIds: [], keyIds: [credential.keyId] };
       const byDeveloper = { appIds: [], developerIds: [dev.id] };
       const otherApp = { appIds: [other.id], developerIds: [] };
+      const byOtherKey = { appIds: [], developerIds: [], keyIds: [otherKey.credential.keyId] };
       assert.deepEqual(
         events.map((e) => e.identity),
-        [byDeveloper, byApp, byApp, byApp, byApp, byApp, byApp, byDeveloper, byApp, otherApp, otherApp, otherApp],
+        [byDeveloper, byApp, byKey, byKey, byKey, byKey, byApp, byDeveloper, byKey, otherApp, byOtherKey, otherApp],
       );
+      // A key changed with its app (issued with it) is read with the app; past 64 keys, their apps are named instead.
+      const keyDev = await a.developers.create({ email: 'keys@example.com' });
+      const whole = await a.apps.create(keyDev.id, { name: 'whole' });
+      events.length = 0;
+      const crowded = await a.apps.create(keyDev.id, { name: 'crowded' });
+      await a.transaction(async (tx) => {
+        await tx.apps.setStatus(whole.id, 'revoked');
+        await tx.credentials.issue({ appId: whole.id });
+        await tx.credentials.issue({ appId: crowded.id });
+      });
+      await a.transaction(async (tx) => {
+        for (let i = 0; i < 65; i++) await tx.credentials.issue({ appId: crowded.id });
+      });
+      assert.deepEqual(
+        events.map((e) => [e.identity?.appIds, e.identity?.keyIds?.length]),
+        [
+          [[crowded.id], undefined],
+          [[whole.id], 1],
+          [[crowded.id], undefined],
+        ],
+      );
+      // The key issued into `whole` comes with the app's keys, the other alone.
+      assert.deepEqual(events[1].identityRows?.credentials.map((c) => c.appId).sort(), [whole.id, crowded.id].sort());
       events.length = 0;
       await a.developers.delete(dev.id);
       assert.deepEqual(events.map((e) => [e.resourceTypes.sort(), e.identity]), [[['app', 'credential', 'developer'], byDeveloper]]);
@@ -131,6 +158,28 @@ for (const backend of DATABASE_BACKENDS) {
         const unnamed = nextEvent(a, remoteOnly('kvm'));
         await b.kvm.putFromPolicy({ scope: 'environment', mapName: 'flow', key: 'k'.repeat(8000), value: 'v' });
         assert.deepEqual(await unnamed, { resourceTypes: ['kvm'], origin: 'remote' });
+      } finally {
+        await b.close();
+      }
+    });
+
+    test('another instance learns which keys changed one by one; one that reads no key ids reads their apps whole', async () => {
+      const b = await target.open();
+      try {
+        const dev = await b.developers.create({ email: 'notified-keys@example.com' });
+        const app = await b.apps.create(dev.id, { name: 'notified' });
+        const heard = nextEvent(a, remoteOnly('credential'));
+        const { credential } = await b.credentials.issue({ appId: app.id });
+        assert.deepEqual(await heard, { resourceTypes: ['credential'], identity: { appIds: [], developerIds: [], keyIds: [credential.keyId] }, origin: 'remote' });
+        const raw = new Promise<string>((resolve) => {
+          const client = new (loadPg().Client)(target.url);
+          client.on('notification', (msg) => {
+            if (msg.payload?.includes(credential.keyId)) void client.end().then(() => resolve(msg.payload ?? ''));
+          });
+          void client.connect().then(() => client.query(`LISTEN ${CHANGE_CHANNEL}`)).then(() => b.credentials.setStatus(credential.keyId, 'revoked'));
+        });
+        // The payload names the key's app among `appIds` too, for a replica that predates key ids.
+        assert.deepEqual(JSON.parse(await raw).identity, { appIds: [app.id], developerIds: [], keyIds: [credential.keyId], keyAppIds: [app.id] });
       } finally {
         await b.close();
       }

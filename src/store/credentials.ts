@@ -108,9 +108,20 @@ export class Credentials {
     });
   }
 
-  /** Every key of the apps `refs` names and of every app of the developers it names. */
+  /** Every key of the apps `refs` names and of every app of the developers it names, and the keys it names. */
   async listOwned(refs: IdentityRefs): Promise<Credential[]> {
-    const rows = await this.#session.db.selectFrom('credentials').selectAll().where('app_id', 'in', ownedAppIds(this.#session.db, refs)).execute();
+    const db = this.#session.db;
+    const keyIds = refs.keyIds ?? [];
+    const rows = await db
+      .selectFrom('credentials')
+      .selectAll()
+      .where((eb) =>
+        eb.or([
+          ...(refs.appIds.length + refs.developerIds.length > 0 ? [eb('app_id', 'in', ownedAppIds(db, refs))] : []),
+          ...(keyIds.length > 0 ? [eb('key_id', 'in', keyIds)] : []),
+        ]),
+      )
+      .execute();
     return rows.map(toCredential);
   }
 
@@ -153,7 +164,7 @@ export class Credentials {
         action: 'create',
         resourceType: RESOURCE,
         resourceName: keyId,
-        owner: { appId: input.appId },
+        owner: { appId: input.appId, keyId },
         detail: { appId: input.appId, apiProducts: apiProducts.map((g) => g.apiproduct), imported: input.consumerKey !== undefined },
       });
       return { credential: toCredential(row), consumerKey, consumerSecret };
@@ -197,7 +208,7 @@ export class Credentials {
     return this.#session.write(async (w) => {
       const current = await this.#locked(w, keyId);
       await w.db.deleteFrom('credentials').where('key_id', '=', keyId).execute();
-      await w.audit({ action: 'delete', resourceType: RESOURCE, resourceName: keyId, detail: { appId: current.appId }, owner: { appId: current.appId } });
+      await w.audit({ action: 'delete', resourceType: RESOURCE, resourceName: keyId, detail: { appId: current.appId }, owner: { appId: current.appId, keyId } });
       return current;
     });
   }
@@ -211,7 +222,7 @@ export class Credentials {
 
   async #write(w: WriteContext, keyId: string, set: CredentialUpdate, detail: Record<string, unknown>): Promise<Credential> {
     const row = await w.db.updateTable('credentials').set(set).where('key_id', '=', keyId).returningAll().executeTakeFirstOrThrow();
-    await w.audit({ action: 'update', resourceType: RESOURCE, resourceName: keyId, detail, owner: { appId: row.app_id } });
+    await w.audit({ action: 'update', resourceType: RESOURCE, resourceName: keyId, detail, owner: { appId: row.app_id, keyId } });
     return toCredential(row);
   }
 

@@ -16,6 +16,7 @@ const MAX_PAYLOAD_BYTES = 7999;
 
 const kvmEntryRefs = z.array(z.object({ scope: z.string(), mapName: z.string(), key: z.string() }));
 const identityRefs = z.object({ appIds: z.array(z.string()), developerIds: z.array(z.string()) });
+const keyRefs = z.object({ keyIds: z.array(z.string()).min(1), keyAppIds: z.array(z.string()) });
 
 /** How often the LISTEN connection proves it is alive (default); a probe unanswered within this counts as lost. */
 export const DEFAULT_HEARTBEAT_MS = 5000;
@@ -34,12 +35,24 @@ interface ChangeMessage {
 }
 
 /**
+ * How `identity` travels: the apps of keys changed one by one are among `appIds`, and named again in `keyAppIds`, so a
+ * replica that predates `keyIds` reads those apps whole rather than nothing.
+ */
+interface WireIdentity {
+  appIds: string[];
+  developerIds: string[];
+  keyIds?: string[];
+  keyAppIds?: string[];
+}
+
+/**
  * Sends the notification inside the writing transaction: PostgreSQL delivers it only if that transaction commits.
  * Entries or owners too long to name in one payload (keys are rendered from requests) go unnamed: receivers then read
- * every key-value map entry (or the whole snapshot) again, which is slower but never refuses the write.
+ * every key-value map entry (or the whole snapshot) again, which is slower but never refuses the write. `keyApps`
+ * gives the app of each key `identity` names.
  */
-export async function notifyChange(conn: Kysely<any>, message: ChangeMessage): Promise<void> {
-  let payload = JSON.stringify(message);
+export async function notifyChange(conn: Kysely<any>, message: ChangeMessage, keyApps: ReadonlyMap<string, string> = new Map()): Promise<void> {
+  let payload = JSON.stringify({ ...message, identity: message.identity && toWire(message.identity, keyApps) });
   if (Buffer.byteLength(payload) > MAX_PAYLOAD_BYTES) payload = JSON.stringify({ ...message, kvmEntries: undefined, identity: undefined });
   await sql`select pg_notify(${CHANGE_CHANNEL}, ${payload})`.execute(conn);
 }
@@ -188,6 +201,20 @@ export class PgChangeListener {
     const entries = kvmEntryRefs.safeParse(message.kvmEntries);
     // Owners a receiver cannot read make it a change of anyone's keys.
     const identity = identityRefs.safeParse(message.identity);
-    this.#deliver({ resourceTypes, ...(entries.success && { kvmEntries: entries.data }), ...(identity.success && { identity: identity.data }), origin: 'remote' });
+    this.#deliver({ resourceTypes, ...(entries.success && { kvmEntries: entries.data }), ...(identity.success && { identity: fromWire(identity.data, message.identity) }), origin: 'remote' });
   }
+}
+
+function toWire(refs: IdentityRefs, keyApps: ReadonlyMap<string, string>): WireIdentity {
+  if (!refs.keyIds) return refs;
+  const keyAppIds = [...new Set(refs.keyIds.flatMap((k) => keyApps.get(k) ?? []))];
+  return { ...refs, appIds: [...refs.appIds, ...keyAppIds], keyAppIds };
+}
+
+/** Key ids a receiver cannot read leave their apps to be read whole. */
+function fromWire(refs: IdentityRefs, wire: WireIdentity | undefined): IdentityRefs {
+  const keys = keyRefs.safeParse(wire);
+  if (!keys.success) return refs;
+  const keyApps = new Set(keys.data.keyAppIds);
+  return { appIds: refs.appIds.filter((id) => !keyApps.has(id)), developerIds: refs.developerIds, keyIds: keys.data.keyIds };
 }

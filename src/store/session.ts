@@ -29,16 +29,27 @@ export interface AuditInput {
   owner?: IdentityOwner;
 }
 
-/** The app, or the developer (every app of it), whose keys a change of identity rows touches. */
-export type IdentityOwner = { appId: string } | { developerId: string };
+/**
+ * Whose keys a change of identity rows touches: one key (of that app), every key of an app, or of every app of a
+ * developer.
+ */
+export type IdentityOwner = { appId: string; keyId: string } | { appId: string } | { developerId: string };
 
 /** Past this many owners, listeners are better served reading everything again than so many apps one by one. */
 const MAX_NAMED_OWNERS = 256;
+
+/**
+ * Past this many keys, their apps are named instead: the ids must fit a NOTIFY payload beside the owners, and a change
+ * of that many keys (a re-grant of a whole app) is read about as cheaply by app.
+ */
+const MAX_NAMED_KEYS = 64;
 
 /** The owners of a transaction's identity changes; `unnamed` once one change did not say whose keys it touched. */
 interface IdentityChanges {
   appIds: Set<string>;
   developerIds: Set<string>;
+  /** Keys changed one by one, with their apps. */
+  keys: Map<string, string>;
   unnamed: boolean;
 }
 
@@ -87,6 +98,7 @@ export class WriteContext {
     if (!IDENTITY_TYPES.has(resourceType)) return;
     const identity = this.#tx.identity;
     if (!owner) identity.unnamed = true;
+    else if ('keyId' in owner) identity.keys.set(owner.keyId, owner.appId);
     else if ('appId' in owner) identity.appIds.add(owner.appId);
     else identity.developerIds.add(owner.developerId);
   }
@@ -160,7 +172,7 @@ export class Session {
         const session = new Session(this.core, this.actor, { db: conn, ...tx });
         const value = await fn(session);
         event = changeOf(tx);
-        if (event && dialect === 'postgres') await notifyChange(conn, { schema, origin: instanceId, ...event });
+        if (event && dialect === 'postgres') await notifyChange(conn, { schema, origin: instanceId, ...event }, tx.identity.keys);
         // Read on this connection, which has just answered: a read after COMMIT could find the database gone, and this
         // replica would keep serving what the change replaced (a revoked key) while its answer said it was done.
         if (event?.identity) identityRows = await loadIdentityRows(session, event.identity);
@@ -189,15 +201,20 @@ export class Session {
 }
 
 function openTransaction(): Omit<OpenTransaction, 'db'> {
-  return { changed: new Set(), kvmEntries: [], identity: { appIds: new Set(), developerIds: new Set(), unnamed: false } };
+  return { changed: new Set(), kvmEntries: [], identity: { appIds: new Set(), developerIds: new Set(), keys: new Map(), unnamed: false } };
 }
 
 /** The owners of the transaction's changes when they were all changes of identity rows, each naming its owner. */
 function identityOf(tx: Omit<OpenTransaction, 'db'>): IdentityRefs | undefined {
-  const { appIds, developerIds, unnamed } = tx.identity;
-  if (unnamed || appIds.size + developerIds.size === 0 || appIds.size + developerIds.size > MAX_NAMED_OWNERS) return undefined;
+  const { developerIds, keys, unnamed } = tx.identity;
+  const appIds = new Set(tx.identity.appIds);
+  if (keys.size > MAX_NAMED_KEYS) for (const appId of keys.values()) appIds.add(appId);
+  // A key of an app read whole is read with it.
+  const keyIds = keys.size > MAX_NAMED_KEYS ? [] : [...keys].filter(([, appId]) => !appIds.has(appId)).map(([keyId]) => keyId);
+  const owners = appIds.size + developerIds.size + keyIds.length;
+  if (unnamed || owners === 0 || appIds.size + developerIds.size > MAX_NAMED_OWNERS) return undefined;
   for (const t of tx.changed) if (!IDENTITY_TYPES.has(t)) return undefined;
-  return { appIds: [...appIds], developerIds: [...developerIds] };
+  return { appIds: [...appIds], developerIds: [...developerIds], ...(keyIds.length > 0 && { keyIds }) };
 }
 
 /** What a transaction tells listeners; undefined when it changed nothing. */

@@ -54,23 +54,29 @@ export function loadSnapshot(session: Session, progress?: () => void): Promise<S
   }));
 }
 
-/** The rows a change of `refs`'s keys is read from: the apps it names and those of the developers it names. */
+/** The rows a change of `refs`'s keys is read from: the apps it names, the developers' apps, the keys it names. */
 export interface IdentityRows {
   apps: App[];
   /** The apps' developers and the developers named. */
   developers: Developer[];
-  /** Every key of the apps. */
+  /** Every key of the apps named and of the developers' apps, and the keys named that still exist. */
   credentials: Credential[];
 }
 
 export function loadIdentityRows(session: Session, refs: IdentityRefs): Promise<IdentityRows> {
   return session.snapshot(async (s) => {
-    const apps = await new Apps(s).listOwned(refs);
-    const developerIds = new Set([...refs.developerIds, ...apps.map((a) => a.developerId)]);
+    const credentials = await new Credentials(s).listOwned(refs);
+    const apps = new Apps(s);
+    const owned = refs.appIds.length + refs.developerIds.length > 0 ? await apps.listOwned(refs) : [];
+    // The apps of the keys named are read by id: those of the apps named are in `owned` already.
+    const known = new Set(owned.map((a) => a.id));
+    const keyApps = [...new Set(credentials.map((c) => c.appId).filter((id) => !known.has(id)))];
+    const ofKeys = keyApps.length > 0 ? await apps.listOwned({ appIds: keyApps, developerIds: [] }) : [];
+    const developerIds = new Set([...refs.developerIds, ...owned.map((a) => a.developerId), ...ofKeys.map((a) => a.developerId)]);
     return {
-      apps,
+      apps: [...owned, ...ofKeys],
       developers: await new Developers(s).listByIds([...developerIds]),
-      credentials: await new Credentials(s).listOwned(refs),
+      credentials,
     };
   });
 }
