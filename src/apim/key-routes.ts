@@ -1,10 +1,12 @@
-// /v1/developers/{email}/apps/{app}/keys: an app's keys — listed without secrets, issued or imported, approved,
-// revoked, deleted, and approved or revoked per API product.
-import { AccessTokens, type CredentialStatus } from '../store/index.js';
+// /v1/developers/{email}/apps/{app}/keys: an app's keys — listed without secrets, issued or imported (also at Apigee
+// Edge's …/keys/create), approved, revoked, deleted, and approved or revoked per API product.
+import { isDeepStrictEqual } from 'node:util';
+import { AdminError, type AdminRequest, type AdminResponse } from '../gateway/admin-router.js';
+import { AccessTokens, hashKey, type ApiProductGrant, type Credential, type CredentialStatus, type IssueCredentialInput } from '../store/index.js';
 import type { AddRoute, ApimAdminDeps } from './admin-deps.js';
 import { storeFor } from './admin-deps.js';
-import { actionQuery, PAGE_QUERY, readBody } from './admin-input.js';
-import { keyBody } from './admin-schemas.js';
+import { actionQuery, invalid, PAGE_QUERY, readBody } from './admin-input.js';
+import { keyBody, type KeyBody } from './admin-schemas.js';
 import { findApp, findKey, lockApp } from './developer-app.js';
 import { expiresAfter, grantsFor } from './new-key.js';
 import { credentialResource, issuedCredentialResource, pageBody } from './resource-shapes.js';
@@ -22,22 +24,40 @@ export function registerKeyRoutes(add: AddRoute, deps: ApimAdminDeps): void {
     return { body: pageBody(await db.credentials.listForApp(app.id, page), credentialResource) };
   }, { query: PAGE_QUERY });
 
-  add('POST', KEYS, async (req) => {
-    const body = await readBody(req, keyBody);
-    const issued = await storeFor(deps, req).transaction(async (tx) => {
+  async function issueKey(req: AdminRequest, body: KeyBody): Promise<AdminResponse> {
+    const { issued, created } = await storeFor(deps, req).transaction(async (tx) => {
       const app = await lockApp(tx, req.params);
       // Without a list, the new key gets the products the app's keys hold (approvals are per key, so they start over).
-      const products = body.apiProducts ?? (await tx.credentials.productsOfApp(app.id));
-      return tx.credentials.issue({
+      const products = body.apiProducts?.map((p) => (typeof p === 'string' ? p : p.apiproduct)) ?? (await tx.credentials.productsOfApp(app.id));
+      const input = {
         appId: app.id,
-        apiProducts: await grantsFor(tx, products, 'apiProducts'),
-        expiresAt: expiresAfter(body.expiresInSeconds === undefined ? undefined : body.expiresInSeconds * 1000),
+        apiProducts: withImportedStatus(await grantsFor(tx, products, 'apiProducts'), body.apiProducts),
+        // Set in the insert itself: a key revoked at its source is never live here, not even for a moment.
+        status: body.status ?? 'approved',
+        expiresAt: body.expiresAt === undefined ? expiresAfter(body.expiresInSeconds === undefined ? undefined : body.expiresInSeconds * 1000) : isoDate(body.expiresAt),
+        issuedAt: body.issuedAt === undefined ? undefined : new Date(body.issuedAt).toISOString(),
         consumerKey: body.consumerKey,
         // An imported key without a secret stays without one, rather than getting a secret nobody asked for.
         consumerSecret: body.consumerKey === undefined ? undefined : (body.consumerSecret ?? null),
-      });
+      } satisfies IssueCredentialInput;
+      if (input.consumerKey !== undefined) {
+        const held = await tx.credentials.findByKey(input.consumerKey);
+        const credential = held?.appId === app.id ? retried(held, input, body.expiresInSeconds !== undefined) : undefined;
+        if (credential) return { issued: { credential, consumerKey: input.consumerKey, consumerSecret: input.consumerSecret ?? null }, created: false };
+      }
+      // Another app's key: the unique constraint refuses it, with a 409 that names neither that app nor its developer.
+      return { issued: await tx.credentials.issue(input), created: true };
     });
-    return { status: 201, body: issuedCredentialResource(issued) };
+    return { status: created ? 201 : 200, body: issuedCredentialResource(issued) };
+  }
+
+  add('POST', KEYS, async (req) => issueKey(req, await readBody(req, keyBody)));
+
+  // Apigee Edge imports a key here; registered before `${KEYS}/{keyId}`, which it would match (key ids start key_).
+  add('POST', `${KEYS}/create`, async (req) => {
+    const body = await readBody(req, keyBody);
+    if (body.consumerKey === undefined) throw invalid('The request body is invalid', [{ path: 'consumerKey', message: `is required: ${KEYS}/create imports an existing key, POST ${KEYS} issues a new one` }]);
+    return issueKey(req, body);
   });
 
   add('GET', `${KEYS}/{keyId}`, async (req) => {
@@ -72,4 +92,35 @@ export function registerKeyRoutes(add: AddRoute, deps: ApimAdminDeps): void {
     });
     return { body: credentialResource(key) };
   }, { query: actionQuery(KEY_ACTIONS) });
+}
+
+/** On import, a product given as `{apiproduct, status}` keeps that status instead of its approvalType's. */
+function withImportedStatus(grants: ApiProductGrant[], given: KeyBody['apiProducts']): ApiProductGrant[] {
+  const status = new Map(given?.flatMap((p) => (typeof p === 'string' ? [] : [[p.apiproduct, p.status] as const])));
+  return grants.map((g) => ({ apiproduct: g.apiproduct, status: status.get(g.apiproduct) ?? g.status }));
+}
+
+/** null: never expires. */
+function isoDate(ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString();
+}
+
+const sameTime = (a: string | null, b: string | null) => (a === null || b === null ? a === b : Date.parse(a) === Date.parse(b));
+
+/**
+ * `held`, this app's key with the imported consumerKey, when it is what `input` would have made: a retry whose first
+ * answer was lost. Otherwise a 409 naming it (the app's own key, nothing the caller could not list). A relative expiry
+ * and a left-out issuedAt read the clock, so only given dates must match.
+ */
+function retried(held: Credential, input: IssueCredentialInput, relativeExpiry: boolean): Credential {
+  const same =
+    held.status === input.status &&
+    isDeepStrictEqual(held.apiProducts, input.apiProducts) &&
+    held.secretHash === (input.consumerSecret == null ? null : hashKey(input.consumerSecret)) &&
+    (relativeExpiry || sameTime(held.expiresAt, input.expiresAt ?? null)) &&
+    (input.issuedAt === undefined || sameTime(held.issuedAt, input.issuedAt));
+  if (same) return held;
+  throw new AdminError(409, 'already_exists', `This app already holds this consumerKey, as ${held.keyId}, with another secret, status, products or dates`, [
+    { path: 'consumerKey', message: 'already exists' },
+  ]);
 }

@@ -58,7 +58,7 @@ const pad2 = (n: string | undefined) => (n ?? '0').padStart(2, '0');
  * Date.parse would read it in the process's time zone, so replicas with another TZ counted other windows (and twice
  * the quota between them).
  */
-const isoTime = z.string().transform((s, ctx) => {
+export const isoTime = z.string().transform((s, ctx) => {
   const m = DATE_TIME.exec(s.trim());
   const zone = m?.[8] === undefined ? 'Z' : m[8].toUpperCase().replace(/^([+-]\d{2})(\d{2})$/, '$1:$2');
   const iso = m && `${m[1]}-${pad2(m[2])}-${pad2(m[3])}T${pad2(m[4])}:${pad2(m[5])}:${pad2(m[6])}${m[7] ?? ''}${zone}`;

@@ -165,7 +165,8 @@ export class Credentials {
         resourceType: RESOURCE,
         resourceName: keyId,
         owner: { appId: input.appId, keyId },
-        detail: { appId: input.appId, apiProducts: apiProducts.map((g) => g.apiproduct), imported: input.consumerKey !== undefined },
+        // The status too: an import may create a key already revoked, which the audit must show.
+        detail: { appId: input.appId, apiProducts: apiProducts.map((g) => g.apiproduct), status: row.status, imported: input.consumerKey !== undefined },
       });
       return { credential: toCredential(row), consumerKey, consumerSecret };
     });

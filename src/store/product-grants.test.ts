@@ -78,7 +78,7 @@ for (const backend of DATABASE_BACKENDS) {
       assert.deepEqual((await db.credentials.get(holders[0].credential.keyId)).apiProducts, approved(kept));
       assert.deepEqual((await db.credentials.get(holders[1].credential.keyId)).apiProducts, []);
       for (const { credential } of holders) {
-        const issued = { appId: credential.appId, apiProducts: credential.apiProducts.map((g) => g.apiproduct), imported: false };
+        const issued = { appId: credential.appId, apiProducts: credential.apiProducts.map((g) => g.apiproduct), status: 'approved', imported: false };
         assert.deepEqual(
           (await auditOf(credential.keyId)).map((a) => [a.action, a.actor, a.detail]),
           [
