@@ -7,6 +7,7 @@ import { request } from 'undici';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { DATABASE_BACKENDS, type TestDatabase } from '../src/store/test-databases.js';
 import { TcpProxy } from '../src/store/test-tcp-proxy.js';
+import { tempSpoolDirectory } from '../src/analytics/test-records.js';
 import { call, codeOf, createApp, until, type Answer } from './helpers/apim-admin.js';
 import { manifest, poolAndModel } from './helpers/manifests.js';
 import { startStub, type Stub } from './helpers/stub-upstream.js';
@@ -33,6 +34,7 @@ describe('VerifyAccessToken over a PostgreSQL that stalls', { skip: postgres.ski
       ...LOOPBACK,
       db: proxy.proxied(target.url),
       dbSchema: target.schema,
+      analyticsDir: tempSpoolDirectory(),
       manifests: [
         manifest('APIMExtensionPolicy', 'ext', { targetRef: { name: 'tollgate' } }),
         ...poolAndModel([stub.url], 'echo'),
