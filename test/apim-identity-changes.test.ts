@@ -129,3 +129,34 @@ for (const backend of DATABASE_BACKENDS) {
     });
   });
 }
+
+describe("a replica's own change whose rows were read before another change was served", () => {
+  let db: TestDatabase;
+  let gw: Gateway;
+  before(async () => {
+    db = await DATABASE_BACKENDS[0].create();
+    gw = await startGateway({ configPaths: [], manifests: MANIFESTS, ...LOOPBACK, db: db.url });
+  });
+  after(async () => {
+    await gw?.close();
+    await db?.dispose();
+  });
+
+  test('does not leave a key revoked meanwhile working: its rows are served, then read again', async () => {
+    const app = await createApp(gw.adminUrl, ['p'], 'overtaken');
+    await untilKeyKnown(gw.url, app.key);
+    const store = gw.apim.db;
+    // On PostgreSQL an app-level change T1 reads its app's keys in its transaction; a revoke T2 of one of them locks
+    // the key alone, commits and is served first; then T1's COMMIT is answered and its event published with the rows
+    // it read before T2. Emulated here in that order: T1's rows, T2 for real, T1's event.
+    const refs = { appIds: [app.appId], developerIds: [] };
+    const t1Rows = await store.loadIdentityRows(refs);
+    await store.credentials.setStatus(app.keyId, 'revoked');
+    await until(() => quotaReport(gw.url, app.key), (a) => codeOf(a) === NOT_APPROVED, 5000, 'the revocation served');
+    store['session'].core.feed.publish({ resourceTypes: ['app'], identity: refs, identityRows: t1Rows, origin: 'local' });
+    // Before: T1's rows stayed in force, the revoked key accepted until some later change or a whole reload.
+    await until(() => quotaReport(gw.url, app.key), (a) => codeOf(a) === NOT_APPROVED, 5000, 'the revoked key refused again');
+    await gw.apim.settled();
+    assert.equal(codeOf(await quotaReport(gw.url, app.key)), NOT_APPROVED);
+  });
+});

@@ -105,6 +105,8 @@ export class ApiManagement {
    * served again over what it read, not replaced by what they changed. Undefined when no whole reload is.
    */
   #servedDuringReload: { refs: IdentityRefs; rows: IdentityRows }[] | undefined;
+  /** performance.now() when keys were last put in force (a change's rows served, a whole reload installed). */
+  #identityServedAt = -Infinity;
   #retryTimer: NodeJS.Timeout | undefined;
   #retryDelayMs = RETRY_MIN_MS;
   #closed = false;
@@ -280,10 +282,14 @@ export class ApiManagement {
     const types = event.resourceTypes;
     if (event.identity && this.#identity && types.every((t) => IDENTITY_TYPES.has(t))) {
       if (!event.identityRows) return this.#identityChanged(event.identity);
+      // Rows served after this transaction's read began may be newer than its own (a key revoked meanwhile by another
+      // transaction, here or on another replica, that does not lock this one's app).
+      const overtaken = this.#identityServedAt >= event.identityRows.readStartedAt;
       this.#serve(event.identity, event.identityRows);
-      // This replica's change, served as its transaction left it: read again only when a read under way began before
-      // its COMMIT and would put back what it replaced. Read again always, it cost every key change a second read.
-      if (this.#servedDuringReload || this.#identityReads) this.#identityChanged(event.identity);
+      // This replica's change, served as its transaction left it: read again only when it may have put back older
+      // rows, or a read under way began before its COMMIT and would put back what it replaced. Read again always, it
+      // cost every key change a second read.
+      if (overtaken || this.#servedDuringReload || this.#identityReads) this.#identityChanged(event.identity);
       return;
     }
     // Keys changed without naming whose (a product's delete takes its grants from every key), or before any were read.
@@ -319,6 +325,7 @@ export class ApiManagement {
    */
   #serve(refs: IdentityRefs, rows: IdentityRows): void {
     this.#identity.replace(refs, rows);
+    this.#identityServedAt = performance.now();
     this.#servedDuringReload?.push({ refs, rows });
   }
 
@@ -408,6 +415,7 @@ export class ApiManagement {
       for (const served of this.#servedDuringReload) identity.replace(served.refs, served.rows);
       this.#policies = policiesOf(snapshot);
       this.#identity = identity;
+      this.#identityServedAt = performance.now();
       this.#kvm.load(snapshot.kvmEntries);
     } finally {
       this.#servedDuringReload = undefined;

@@ -56,7 +56,7 @@ export class SnapshotIdentity implements IdentitySource {
    * the store holds them now) and the keys it names with `rows`, read after the change: a key, app or developer change
    * costs a read of the keys or apps it touched, not of every key.
    */
-  replace(refs: IdentityRefs, rows: IdentityRows): void {
+  replace(refs: IdentityRefs, rows: Omit<IdentityRows, 'readStartedAt'>): void {
     const apps = new Set(refs.appIds);
     const developers = new Set(refs.developerIds);
     for (const developerId of developers) for (const appId of this.#appsByDeveloper.get(developerId) ?? []) apps.add(appId);

@@ -53,7 +53,9 @@ for (const backend of DATABASE_BACKENDS) {
       // A NOTIFY echo of our own write would arrive asynchronously; give it the chance to (wrongly) show up.
       await new Promise((r) => setTimeout(r, 100));
       // With the rows the change left, read before its COMMIT: the listener can serve it without reading again.
-      assert.deepEqual(events, [{ resourceTypes: ['developer'], identity: { appIds: [], developerIds: [dev.id] }, identityRows: { apps: [], developers: [dev], credentials: [] }, origin: 'local' }]);
+      const readStartedAt = events[0]?.identityRows?.readStartedAt;
+      assert.ok(typeof readStartedAt === 'number' && readStartedAt <= performance.now());
+      assert.deepEqual(events, [{ resourceTypes: ['developer'], identity: { appIds: [], developerIds: [dev.id] }, identityRows: { readStartedAt, apps: [], developers: [dev], credentials: [] }, origin: 'local' }]);
     });
 
     test('a change of keys, apps and developers alone names whose keys it touched; any other change, or too many owners, names none', async () => {

@@ -56,6 +56,8 @@ export function loadSnapshot(session: Session, progress?: () => void): Promise<S
 
 /** The rows a change of `refs`'s keys is read from: the apps it names, the developers' apps, the keys it names. */
 export interface IdentityRows {
+  /** performance.now() as the read began: what was served after it may be newer than these rows. */
+  readStartedAt: number;
   apps: App[];
   /** The apps' developers and the developers named. */
   developers: Developer[];
@@ -64,6 +66,7 @@ export interface IdentityRows {
 }
 
 export function loadIdentityRows(session: Session, refs: IdentityRefs): Promise<IdentityRows> {
+  const readStartedAt = performance.now();
   return session.snapshot(async (s) => {
     const credentials = await new Credentials(s).listOwned(refs);
     const apps = new Apps(s);
@@ -74,6 +77,7 @@ export function loadIdentityRows(session: Session, refs: IdentityRefs): Promise<
     const ofKeys = keyApps.length > 0 ? await apps.listOwned({ appIds: keyApps, developerIds: [] }) : [];
     const developerIds = new Set([...refs.developerIds, ...owned.map((a) => a.developerId), ...ofKeys.map((a) => a.developerId)]);
     return {
+      readStartedAt,
       apps: [...owned, ...ofKeys],
       developers: await new Developers(s).listByIds([...developerIds]),
       credentials,
