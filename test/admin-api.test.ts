@@ -300,7 +300,8 @@ for (const backend of DATABASE_BACKENDS) {
       assert.equal(imported.body.consumerKey, legacy);
       assert.equal(imported.body.consumerSecret, null);
       assert.equal((await db.credentials.findByKey(legacy))?.keyId, imported.body.keyId);
-      const dup = await api('POST', keys, { consumerKey: legacy });
+      // Not a retry of the import above (that answers 200 with its key): another secret.
+      const dup = await api('POST', keys, { consumerKey: legacy, consumerSecret: 'another-secret-0123456789' });
       assert.equal(dup.status, 409);
       assert.deepEqual(paths(dup), ['consumerKey']);
       assert.ok(!dup.text.includes(legacy));

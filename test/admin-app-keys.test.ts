@@ -230,6 +230,20 @@ for (const backend of DATABASE_BACKENDS) {
         for (const leak of [path.split('/')[3], created.id, first.body.keyId, consumerKey]) assert.ok(!text.includes(leak), `the 409 does not name ${leak}`);
       });
 
+      test("a retried import that names no products answers 200 though the app's keys hold others since", async () => {
+        const [p, q] = await products('auto', 'auto');
+        const { path } = await app();
+        await api('POST', `${path}/keys`, { apiProducts: [p] });
+        const body = { consumerKey: legacy() };
+        const first = await api('POST', `${path}/keys`, body);
+        assert.deepEqual([first.status, first.body.apiProducts.map((g: { apiproduct: string }) => g.apiproduct)], [201, [p]]);
+        // Another key of the app gains a product: a key imported now without a list would get both.
+        assert.equal((await api('POST', `${path}/keys`, { apiProducts: [p, q] })).status, 201);
+        const again = await api('POST', `${path}/keys`, body);
+        assert.equal(again.status, 200, JSON.stringify(again.body));
+        assert.equal(again.body.keyId, first.body.keyId);
+      });
+
       test('Apigee Edge\'s POST …/keys/create imports as POST …/keys does', async () => {
         const [p] = await products('auto');
         const { path } = await app();

@@ -42,7 +42,7 @@ export function registerKeyRoutes(add: AddRoute, deps: ApimAdminDeps): void {
       } satisfies IssueCredentialInput;
       if (input.consumerKey !== undefined) {
         const held = await tx.credentials.findByKey(input.consumerKey);
-        const credential = held?.appId === app.id ? retried(held, input, body.expiresInSeconds !== undefined) : undefined;
+        const credential = held?.appId === app.id ? retried(held, input, { relativeExpiry: body.expiresInSeconds !== undefined, productsGiven: body.apiProducts !== undefined }) : undefined;
         if (credential) return { issued: { credential, consumerKey: input.consumerKey, consumerSecret: input.consumerSecret ?? null }, created: false };
       }
       // Another app's key: the unique constraint refuses it, with a 409 that names neither that app nor its developer.
@@ -110,12 +110,14 @@ const sameTime = (a: string | null, b: string | null) => (a === null || b === nu
 /**
  * `held`, this app's key with the imported consumerKey, when it is what `input` would have made: a retry whose first
  * answer was lost. Otherwise a 409 naming it (the app's own key, nothing the caller could not list). A relative expiry
- * and a left-out issuedAt read the clock, so only given dates must match.
+ * and a left-out issuedAt read the clock, and left-out products the app's keys (which may have changed since the first
+ * try), so only what was given must match.
  */
-function retried(held: Credential, input: IssueCredentialInput, relativeExpiry: boolean): Credential {
+function retried(held: Credential, input: IssueCredentialInput, given: { relativeExpiry: boolean; productsGiven: boolean }): Credential {
+  const { relativeExpiry, productsGiven } = given;
   const same =
     held.status === input.status &&
-    isDeepStrictEqual(held.apiProducts, input.apiProducts) &&
+    (!productsGiven || isDeepStrictEqual(held.apiProducts, input.apiProducts)) &&
     held.secretHash === (input.consumerSecret == null ? null : hashKey(input.consumerSecret)) &&
     (relativeExpiry || sameTime(held.expiresAt, input.expiresAt ?? null)) &&
     (input.issuedAt === undefined || sameTime(held.issuedAt, input.issuedAt));
