@@ -161,7 +161,7 @@ export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
     a.endMs = w.endMs;
     a.hold = { id: counters.holdId(), untilMs: at + HOLD_MS };
     const r = counters.call((c) => c.reserve(a.key, a.input + a.cap, q.limit, a.windowMs, a.hold, at));
-    return r instanceof Promise ? r.then((answered) => retry(a, answered)) : retry(a, r);
+    return andThen(r, (answered) => retry(a, answered));
   };
 
   /** Near the end of the quota, a cap of tollgate's choosing shrinks to what is left, and is reserved again. */
@@ -169,7 +169,7 @@ export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
     if (!r || r.allowed || a.output !== null || perChoice(a, r.remaining - a.input) < 1) return reserved(a, r);
     a.cap = perChoice(a, r.remaining - a.input) * a.choices;
     const again = counters.call((c) => c.reserve(a.key, a.input + a.cap, a.q.limit, a.windowMs, a.hold, a.at));
-    return again instanceof Promise ? again.then((answered) => reserved(a, answered)) : reserved(a, again);
+    return andThen(again, (answered) => reserved(a, answered));
   };
 
   /** Refused (429), or admitted with its reservation to settle once the exchange is over; nothing when failed open. */

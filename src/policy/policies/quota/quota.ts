@@ -9,6 +9,7 @@ import { windowsOf } from '../../quota-window.js';
 import { neverFits, retryLater, showRequestLimit } from '../../rate-limit-headers.js';
 import type { ApimState, Policy, PolicyFactory } from '../../types.js';
 import { compileVariable, compileWeight } from '../../variables.js';
+import { andThen } from '../../../lib/maybe-promise.js';
 import { compileQuotaCount, compileQuotaRead, type QuotaCount } from './quota-counter.js';
 
 export const QUOTA = 'quota';
@@ -75,9 +76,7 @@ export const quota: PolicyFactory = (name, spec, deps) => {
         throw neverFits(QUOTA_FAULTS.quotaViolation, `Rate limit quota violation. Message weight ${weight} is more than the quota limit ${q.limit}. Identifier : ${id || '_default'}`);
       }
       const at = now();
-      const r = count(counterOf(state, id), weight, q, at);
-      if (r instanceof Promise) return r.then((answered) => judge(ctx, state, q, id, at, answered));
-      judge(ctx, state, q, id, at, r);
+      return andThen(count(counterOf(state, id), weight, q, at), (r) => judge(ctx, state, q, id, at, r));
     },
     usage(ctx: RequestContext, state: ApimState) {
       const q = limitOf(state);
