@@ -7,7 +7,7 @@ import { setImmediate as loopTurn } from 'node:timers/promises';
 import type { MetricObject, Registry } from 'prom-client';
 import { LabelledMetric } from './fast-metrics.js';
 
-/** How long a slice runs before the render yields a turn. */
+/** How long a slice runs before the render yields a turn (by default). */
 const SLICE_MS = 5;
 /** Series written between two reads of the clock. */
 const SERIES_PER_CHECK = 32;
@@ -18,12 +18,12 @@ const SERIES_PER_CHECK = 32;
  * (as they would have between two scrapes).
  * @example res.end(await renderMetrics(registry));
  */
-export async function renderMetrics(registry: Registry): Promise<Buffer> {
+export async function renderMetrics(registry: Registry, { sliceMs = SLICE_MS } = {}): Promise<Buffer> {
   const encoded: Buffer[] = [];
   let text: string[] = [];
   let sliceStart = performance.now();
   const pause = async (): Promise<void> => {
-    if (performance.now() - sliceStart < SLICE_MS) return;
+    if (performance.now() - sliceStart < sliceMs) return;
     encoded.push(Buffer.from(text.join('')));
     text = [];
     await loopTurn();
