@@ -2,6 +2,7 @@
 // outage, a timeout): kept and tried again, so a blip of the store does not leave whole reservations charged for the
 // rest of their window (28% of a day's quota after a cut of under a second). The store settles a reservation at most
 // once (CounterStore.settle), so trying again after a settlement it applied but whose answer was lost changes nothing.
+import { andThen } from '../lib/maybe-promise.js';
 import type { MaybePromise } from '../store/caches/cache-store.js';
 import type { CounterStore } from '../store/counters/counter-store.js';
 import type { CounterGuard } from './counter-guard.js';
@@ -49,13 +50,9 @@ export class TokensInFlight {
    * when the store answered with one.
    */
   settle(counters: CounterGuard, op: (store: CounterStore) => MaybePromise<unknown>, untilMs: number): MaybePromise<void> {
-    const taken = counters.settle(op);
-    if (taken instanceof Promise) {
-      return taken.then((done) => {
-        if (!done) this.#keep(counters, op, untilMs);
-      });
-    }
-    if (!taken) this.#keep(counters, op, untilMs);
+    return andThen(counters.settle(op), (taken) => {
+      if (!taken) this.#keep(counters, op, untilMs);
+    });
   }
 
   /** A settlement the store could not take: kept to be tried again, unless too late or too many are. */

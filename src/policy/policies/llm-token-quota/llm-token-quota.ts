@@ -10,7 +10,7 @@ import { storeWindowMs, windowsOf, type QuotaWindow } from '../../quota-window.j
 import { neverFits, retryLater, showRefundedTokens, showTokenLimit, showTokenRefusal } from '../../rate-limit-headers.js';
 import type { ApimState, Policy, PolicyFactory } from '../../types.js';
 import { compileVariable } from '../../variables.js';
-import { contextWindow, estimateOutput, outputRoom, setOutputCap } from './token-estimate.js';
+import { contextWindow, estimateOutput, outputRoom, setOutputCap, type OutputEstimate } from './token-estimate.js';
 import { requestStreamUsage } from '../../../gateway/stream-usage.js';
 import { PromptCalibration } from '../../prompt-calibration.js';
 import type { Usage } from '../../../gateway/usage.js';
@@ -115,10 +115,12 @@ export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
     return counters.call((c) => andThen(c.get(key, at), (count) => ({ count, resetAtMs: w.endMs })));
   };
 
-  /** Once the prompt is counted (`estimated`, tollgate's own count): refused, or on to the reservation. */
-  const counted = (ctx: RequestContext, state: ApimState, q: CompiledTokenQuota, estimated: number): void | Promise<void> => {
-    const id = identify(ctx, state);
-    const { output, choices, chosen } = estimateOutput(ctx, q.countOn);
+  /**
+   * Once the prompt is counted (`estimated`, tollgate's own count): refused, or on to the reservation. `id` and the
+   * output estimate come before the count, which can take a while.
+   */
+  const counted = (ctx: RequestContext, state: ApimState, q: CompiledTokenQuota, id: string, estimate: OutputEstimate, estimated: number): void | Promise<void> => {
+    const { output, choices, chosen } = estimate;
     // The prompt is counted where it matters: when it is part of what is counted, or for a cap tollgate sets (the
     // room left after it). Then as the target model's servers have lately been counting prompts, not only as
     // tollgate does: configured models only, as a route to a URL takes any model name a client sends.
@@ -143,7 +145,7 @@ export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
     const ask: Ask = { ctx, state, q, id, output, choices, chosen, model, input, least, cap: 0, at: 0, key: '', windowMs: 0, endMs: 0, hold: NO_HOLD };
     // Counted only for a cap tollgate chooses; before the time is read, as a long prompt's count takes a while.
     const left = output === null ? room(ctx, state, correct) : Infinity;
-    return typeof left === 'number' ? reserve(ask, left) : left.then((fits) => reserve(ask, fits));
+    return andThen(left, (fits) => reserve(ask, fits));
   };
 
   /** Reserves what the request may use, `fits` being the room the model has for its answer. */
@@ -216,8 +218,10 @@ export const llmTokenQuota: PolicyFactory = (name, spec, deps) => {
       // A prompt counted in the quota that alone is over the limit can only be refused: counting stops past the limit
       // (a 9 MB prompt was counted whole to be refused). The calibration only raises it. A long prompt is counted off
       // the event loop (a promise); a short one, nearly all, at once, with nothing to await.
+      const id = identify(ctx, state);
+      const estimate = estimateOutput(ctx, q.countOn);
       const estimated = q.countOn === 'output' ? 0 : promptTokens(ctx, state, q.limit);
-      return typeof estimated === 'number' ? counted(ctx, state, q, estimated) : estimated.then((tokens) => counted(ctx, state, q, tokens));
+      return andThen(estimated, (tokens) => counted(ctx, state, q, id, estimate, tokens));
     },
     respond(ctx: RequestContext, state: ApimState, status: number): ResponseFlow | undefined {
       // A model server's 4xx, 429 or 5xx: the reservation goes back (TokenReservation), so the answer's head shows
