@@ -65,14 +65,8 @@ function micros(ms: number): number {
  * writes). `now` and `elapsed` are when it finished (epoch ms) and how long it took (ms).
  * @example recordFromContext(ctx, { appName: 'chatbot', productName: 'gold' }, false)
  */
-export function recordFromContext(
-  ctx: RequestContext,
-  identity?: RequestIdentity,
-  cacheHit: boolean = ctx.cacheHit === true,
-  now = Date.now(),
-  elapsed = performance.now() - ctx.start,
-): AnalyticsRecord {
-  return JSON.parse(recordLine(ctx, identity, cacheHit, now, elapsed)) as AnalyticsRecord;
+export function recordFromContext(...args: Parameters<typeof recordLine>): AnalyticsRecord {
+  return JSON.parse(recordLine(...args)) as AnalyticsRecord;
 }
 
 // What JSON.stringify escapes in a string (lone surrogates among them); names without any, nearly all, are only quoted.
