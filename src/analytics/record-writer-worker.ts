@@ -21,7 +21,7 @@ let connection: { kysely: Kysely<Tables>; records: AnalyticsRecords } | undefine
 function open(): AnalyticsRecords {
   if (connection) return connection.records;
   const target = parseDatabaseUrl(data.url);
-  const kysely = target.dialect === 'sqlite' ? openSqlite(target.file) : openPostgres({ url: target.url, schema: data.schema, poolSize: 1 }, logger);
+  const kysely = target.dialect === 'sqlite' ? openSqlite(target.file) : openPostgres({ url: target.url, schema: data.schema ?? target.schema, poolSize: 1 }, logger);
   connection = { kysely, records: new AnalyticsRecords({ dialect: target.dialect, kysely }) };
   return connection.records;
 }

@@ -57,7 +57,8 @@ async function open(target: DatabaseTarget, opts: OpenDatabaseOptions): Promise<
     return new Database(session, { ownsSchema: false });
   }
 
-  const schema = opts.schema === undefined ? undefined : checkSchemaName(opts.schema);
+  const named = opts.schema ?? target.schema;
+  const schema = named === undefined ? undefined : checkSchemaName(named);
   const settings = { url: target.url, schema, poolSize: opts.poolSize };
   // Migrations may rightly run long: they go without the store's statement deadline.
   const { kysely, store } = openPostgresStore(settings, logger);

@@ -1,0 +1,91 @@
+// `tollgate serve --db postgres://...?schema=NAME`: the gateway's tables, its admin changes and its usage records
+// (written by the analytics writer thread, which opens a connection of its own) live in that schema, and two gateways
+// on one database in two schemas see nothing of each other. The driver knows no `schema` parameter: before, it was
+// dropped silently and every gateway worked in `public`.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import pg from 'pg';
+import { randomBase62 } from '../src/store/keys.js';
+import { waitFor } from '../src/sim/testing.js';
+import { startStub, type Stub } from './helpers/stub-upstream.js';
+import { poolAndModelYaml } from './helpers/manifests.js';
+import { chat, freePorts, kill, refusal, runCli, send, START_MS, statusOf, tempDir, untilPrinted, type Cli } from './helpers/cli-run.js';
+
+const DATABASE_URL = process.env.DATABASE_URL;
+const skip = DATABASE_URL ? false : 'DATABASE_URL not set';
+
+const schemas = [0, 1].map(() => `tg_url_schema_${randomBase62(8).toLowerCase()}`);
+let client: pg.Client;
+let stub: Stub;
+
+before(async () => {
+  if (!DATABASE_URL) return;
+  client = new pg.Client({ connectionString: DATABASE_URL });
+  await client.connect();
+  stub = await startStub();
+});
+
+after(async () => {
+  if (!DATABASE_URL) return;
+  for (const s of schemas) await client.query(`drop schema if exists ${s} cascade`);
+  await client.end();
+  await stub.close();
+});
+
+function withSchema(url: string, schema: string): string {
+  const u = new URL(url);
+  u.searchParams.set('schema', schema);
+  return u.href;
+}
+
+async function serve(schema: string): Promise<{ cli: Cli; port: number; admin: string }> {
+  const dir = await tempDir();
+  const file = join(dir, 'gateway.yaml');
+  await writeFile(file, poolAndModelYaml(stub.url));
+  const [port, adminPort] = await freePorts(2);
+  const cli = runCli(['serve', '--config', file, '--port', String(port), '--admin-port', String(adminPort), '--db', withSchema(DATABASE_URL!, schema)], dir);
+  await untilPrinted(cli, /tollgate is serving/, 'serve');
+  return { cli, port, admin: `http://127.0.0.1:${adminPort}` };
+}
+
+const count = async (table: string, where = 'true', params: unknown[] = []) => Number((await client.query(`select count(*) as n from ${table} where ${where}`, params)).rows[0].n);
+
+test('serve keeps its tables, admin changes and usage records in the schema the database URL names', { skip }, async () => {
+  const [a, b] = [await serve(schemas[0]), await serve(schemas[1])];
+  try {
+    const email = `schema-${randomBase62(6).toLowerCase()}@example.com`;
+    const created = await send(`${a.admin}/v1/developers`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email }) });
+    assert.equal(statusOf(created), 201, JSON.stringify(created));
+    assert.equal(await count(`${schemas[0]}.developers`, 'email = $1', [email]), 1);
+    // The other gateway, in its own schema, has no such developer; nor does public, which was used before.
+    assert.equal(await count(`${schemas[1]}.developers`), 0);
+    const publicDevelopers = await client.query(`select to_regclass('public.developers') as t`);
+    if (publicDevelopers.rows[0].t !== null) assert.equal(await count('public.developers', 'email = $1', [email]), 0);
+    const listed = await send(`${b.admin}/v1/developers`);
+    assert.equal(statusOf(listed), 200);
+    assert.deepEqual(JSON.parse((listed as { body: string }).body).items, []);
+
+    // The writer thread stores the usage record through its own connection: into the same schema.
+    assert.equal(statusOf(await send(`http://127.0.0.1:${a.port}/v1/chat/completions`, chat('m'))), 200);
+    await waitFor(async () => (await count(`${schemas[0]}.analytics_records`)) === 1, START_MS, 'the usage record stored in the named schema', 50);
+    assert.equal(await count(`${schemas[1]}.analytics_records`), 0);
+  } finally {
+    await Promise.all([kill(a.cli.child), kill(b.cli.child)]);
+  }
+});
+
+test('a schema in the database URL that is not a plain identifier, or given twice, is refused at start (exit 2)', { skip }, async () => {
+  const dir = await tempDir();
+  const file = join(dir, 'gateway.yaml');
+  await writeFile(file, poolAndModelYaml(stub.url));
+  for (const [query, message] of [
+    ['schema=Bad-Name', /invalid schema name "Bad-Name"/],
+    ['schema=a&schema=b', /names its schema more than once/],
+  ] as const) {
+    const [port, adminPort] = await freePorts(2);
+    const lines = await refusal(['serve', '--config', file, '--port', String(port), '--admin-port', String(adminPort), '--db', `${DATABASE_URL}?${query}`], dir);
+    assert.match(lines.join('\n'), message);
+  }
+});
