@@ -62,6 +62,7 @@ class WorkerRecordWriter implements RecordWriter {
   readonly #data: WriterWorkerData;
   readonly #logger: Logger;
   #thread: WriterThread | undefined;
+  #closed = false;
 
   constructor(data: WriterWorkerData, logger: Logger) {
     this.#data = data;
@@ -80,6 +81,7 @@ class WorkerRecordWriter implements RecordWriter {
   }
 
   async close(waitMs: number): Promise<void> {
+    this.#closed = true;
     const thread = this.#thread;
     this.#thread = undefined;
     await thread?.calls.close({ type: 'close' }, waitMs);
@@ -92,6 +94,9 @@ class WorkerRecordWriter implements RecordWriter {
    * still commits, the retry's INSERT skips (the record id is unique).
    */
   async #call(request: Exclude<WriterRequest, { type: 'close' }>, timeoutMs: number, what: string): Promise<WriterAnswer> {
+    // A batch the pipeline was still shipping when it closed (held records, after the spool's last batch) started a
+    // thread of its own, which nothing closed: an embedding process never exited. Its records stay in the spool.
+    if (this.#closed) throw new Error(`${what} after the analytics writer closed`);
     // A thread that exited failed its calls, which are retried like any failed insert; a new one takes them.
     const thread = this.#thread && !this.#thread.calls.exited ? this.#thread : (this.#thread = this.#spawn());
     let answer: WriterAnswer;
