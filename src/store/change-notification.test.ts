@@ -1,4 +1,5 @@
-// Change events: local delivery after commit on every backend; across instances through LISTEN/NOTIFY on PostgreSQL.
+// Change events: local delivery after commit on every backend; across instances through LISTEN/NOTIFY on PostgreSQL
+// and the change log on a SQLite file.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sql } from 'kysely';
@@ -137,10 +138,8 @@ for (const backend of DATABASE_BACKENDS) {
       assert.deepEqual((await a.audit.list({ resourceType: 'kvm', resourceName: 'apiproduct:gold/flow/k' })).items, []);
     });
 
-    // Between instances, changes travel by PostgreSQL LISTEN/NOTIFY; SQLite is one process's database.
-    if (backend.name === 'postgres') {
-
-    test('another instance learns of changes through LISTEN/NOTIFY', async () => {
+    // Between instances, changes travel by PostgreSQL LISTEN/NOTIFY, and on a SQLite file by its change_log.
+    test('another instance learns of changes (PostgreSQL LISTEN/NOTIFY; on a SQLite file, its change log)', async () => {
       const b = await target.open();
       try {
         const heard = nextEvent(a, remoteOnly('apiproduct'));
@@ -173,6 +172,7 @@ for (const backend of DATABASE_BACKENDS) {
         const heard = nextEvent(a, remoteOnly('credential'));
         const { credential } = await b.credentials.issue({ appId: app.id });
         assert.deepEqual(await heard, { resourceTypes: ['credential'], identity: { appIds: [], developerIds: [], keyIds: [credential.keyId] }, origin: 'remote' });
+        if (backend.name !== 'postgres') return;
         const raw = new Promise<string>((resolve) => {
           const client = new (loadPg().Client)(target.url);
           client.on('notification', (msg) => {
@@ -187,6 +187,37 @@ for (const backend of DATABASE_BACKENDS) {
       }
     });
 
+    if (backend.name === 'sqlite') {
+      test('a SQLite reader that missed pruned changes, or finds one it cannot read, reads everything again', async () => {
+        const b = await target.open();
+        // Polls once a second: the changes below and their pruning are made before its first poll.
+        const slow = await target.open({ changePollMs: 1000 });
+        try {
+          const events: ChangeEvent[] = [];
+          const stop = slow.onChange((e) => events.push(e));
+          await b.products.create({ name: 'pruned-1' });
+          await b.products.create({ name: 'pruned-2' });
+          // What KEEP_ROWS does to a reader that has fallen that far behind.
+          const { seq } = await b.kysely.selectFrom('change_log').select((eb) => eb.fn.max('seq').as('seq')).executeTakeFirstOrThrow();
+          await b.kysely.deleteFrom('change_log').where('seq', '<', Number(seq)).execute();
+          const everything = (e: ChangeEvent) => e.origin === 'remote' && e.resourceTypes.length === RESOURCE_TYPES.length;
+          await nextEvent(slow, everything);
+          assert.deepEqual(events.filter((e) => !everything(e)), []);
+          events.length = 0;
+          // A row written by a newer version this one cannot read may have changed anything.
+          await b.kysely.insertInto('change_log').values({ origin: 'a-newer-process', payload: '{not json' }).execute();
+          await b.products.create({ name: 'after-garbage' });
+          await nextEvent(slow, remoteOnly('apiproduct'));
+          stop();
+          assert.ok(events.some(everything), JSON.stringify(events));
+        } finally {
+          await slow.close();
+          await b.close();
+        }
+      });
+    }
+
+    if (backend.name === 'postgres') {
     test('instances on other schemas do not hear it', async () => {
       const elsewhere = await backend.create();
       const other = await elsewhere.open();

@@ -11,7 +11,6 @@ import { StoreError } from './errors.js';
 import { Kvm } from './kvm.js';
 import { Manifests } from './manifests.js';
 import { OperationSets } from './operation-sets.js';
-import type { PgChangeListener } from './pg-change-listener.js';
 import type { Tables } from './schema.js';
 import type { Session } from './session.js';
 import { loadIdentityRows, loadPolicyRows, loadSnapshot, type IdentityRows, type PolicyRows, type Snapshot } from './snapshot.js';
@@ -80,13 +79,14 @@ export class StoreView {
 
 export class Database extends StoreView {
   readonly dialect: DialectName;
-  readonly #listener: PgChangeListener | undefined;
+  /** What tells this process of other processes' changes: PostgreSQL's LISTEN connection, or a SQLite file's poller. */
+  readonly #listener: { close(): Promise<void> } | undefined;
   readonly #ownsSchema: boolean;
   readonly #kysely: Kysely<Tables>;
   #closed = false;
 
   /** `kysely`: the store's connections without its statement deadline (PostgreSQL; see openPostgresStore). */
-  constructor(session: Session, opts: { listener?: PgChangeListener; ownsSchema: boolean; kysely?: Kysely<Tables> }) {
+  constructor(session: Session, opts: { listener?: { close(): Promise<void> }; ownsSchema: boolean; kysely?: Kysely<Tables> }) {
     super(session);
     this.dialect = session.core.dialect;
     this.#listener = opts.listener;
@@ -113,7 +113,8 @@ export class Database extends StoreView {
   }
 
   /**
-   * Called after every committed change: this process's at once, other replicas' through PostgreSQL NOTIFY.
+   * Called after every committed change: this process's at once, other replicas' through PostgreSQL NOTIFY (or, on a
+   * SQLite file that several processes share, within SqliteChangePoller's POLL_MS).
    * Returns the unsubscribe function.
    */
   onChange(listener: ChangeListener): () => void {

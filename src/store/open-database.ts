@@ -11,6 +11,7 @@ import { PgChangeListener } from './pg-change-listener.js';
 import { clientConfig, openPostgresStore } from './postgres-connection.js';
 import type { Tables } from './schema.js';
 import { Session } from './session.js';
+import { SqliteChangePoller } from './sqlite-change-poller.js';
 import { openSqlite } from './sqlite-connection.js';
 
 export interface OpenDatabaseOptions {
@@ -25,6 +26,8 @@ export interface OpenDatabaseOptions {
   listen?: boolean;
   /** PostgreSQL: how often the LISTEN connection is checked for life (default 5 s; tests use less). */
   listenHeartbeatMs?: number;
+  /** A SQLite file: how often other processes' changes are looked for (default POLL_MS). */
+  changePollMs?: number;
 }
 
 /**
@@ -53,8 +56,12 @@ async function open(target: DatabaseTarget, opts: OpenDatabaseOptions): Promise<
   if (target.dialect === 'sqlite') {
     const db = openSqlite(target.file);
     await orDestroy(db, () => migrate(db, 'sqlite'));
-    const session = new Session({ db, dialect: 'sqlite', feed, instanceId, schema: 'main' }, actor);
-    return new Database(session, { ownsSchema: false });
+    // Only a file can be shared: ':memory:' is this connection's alone.
+    const shared = target.file !== ':memory:';
+    const session = new Session({ db, dialect: 'sqlite', feed, instanceId, schema: 'main', logChanges: shared }, actor);
+    const poller = shared ? new SqliteChangePoller(db, instanceId, (e) => feed.publish(e), logger, opts.changePollMs) : undefined;
+    if (poller) await orDestroy(db, () => poller.start());
+    return new Database(session, { listener: poller, ownsSchema: false });
   }
 
   const named = opts.schema ?? target.schema;

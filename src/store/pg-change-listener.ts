@@ -1,60 +1,22 @@
 // Cross-replica change notification over PostgreSQL LISTEN/NOTIFY on a dedicated connection that reconnects.
 import type pg from 'pg';
 import { sql, type Kysely } from 'kysely';
-import { z } from 'zod';
 import type { Logger } from '../lib/logger.js';
 import { withTimeout } from '../lib/with-timeout.js';
 import { CONNECT_TIMEOUT_MS, loadPg } from './postgres-connection.js';
-import { RESOURCE_TYPES, type ChangeEvent, type IdentityRefs, type KvmEntryRef, type ResourceType } from './change-feed.js';
+import { RESOURCE_TYPES, type ChangeEvent } from './change-feed.js';
+import { decodeChange, encodeChange, type ChangeMessage } from './change-message.js';
 
 export const CHANGE_CHANNEL = 'tollgate_changes';
 
 const MAX_RECONNECT_DELAY_MS = 5000;
 
-/** PostgreSQL refuses a NOTIFY payload of 8000 bytes or more (and with it the transaction that sends it). */
-const MAX_PAYLOAD_BYTES = 7999;
-
-const kvmEntryRefs = z.array(z.object({ scope: z.string(), mapName: z.string(), key: z.string() }));
-const identityRefs = z.object({ appIds: z.array(z.string()), developerIds: z.array(z.string()) });
-const keyRefs = z.object({ keyIds: z.array(z.string()).min(1), keyAppIds: z.array(z.string()) });
-
 /** How often the LISTEN connection proves it is alive (default); a probe unanswered within this counts as lost. */
 export const DEFAULT_HEARTBEAT_MS = 5000;
 
-/**
- * NOTIFY payload. `schema` keeps tenants of one database (and parallel test files) apart on the shared channel;
- * `origin` lets a replica skip its own notifications, which it already delivered locally at commit (or, when the
- * answer to its COMMIT was lost, replaced by a reload of everything: Session.transaction).
- */
-interface ChangeMessage {
-  schema: string;
-  origin: string;
-  resourceTypes: ResourceType[];
-  kvmEntries?: KvmEntryRef[];
-  identity?: IdentityRefs;
-}
-
-/**
- * How `identity` travels: the apps of keys changed one by one are among `appIds`, and named again in `keyAppIds`, so a
- * replica that predates `keyIds` reads those apps whole rather than nothing.
- */
-interface WireIdentity {
-  appIds: string[];
-  developerIds: string[];
-  keyIds?: string[];
-  keyAppIds?: string[];
-}
-
-/**
- * Sends the notification inside the writing transaction: PostgreSQL delivers it only if that transaction commits.
- * Entries or owners too long to name in one payload (keys are rendered from requests) go unnamed: receivers then read
- * every key-value map entry (or the whole snapshot) again, which is slower but never refuses the write. `keyApps`
- * gives the app of each key `identity` names.
- */
-export async function notifyChange(conn: Kysely<any>, message: ChangeMessage, keyApps: ReadonlyMap<string, string> = new Map()): Promise<void> {
-  let payload = JSON.stringify({ ...message, identity: message.identity && toWire(message.identity, keyApps) });
-  if (Buffer.byteLength(payload) > MAX_PAYLOAD_BYTES) payload = JSON.stringify({ ...message, kvmEntries: undefined, identity: undefined });
-  await sql`select pg_notify(${CHANGE_CHANNEL}, ${payload})`.execute(conn);
+/** Sends the notification inside the writing transaction: PostgreSQL delivers it only if that transaction commits. */
+export async function notifyChange(conn: Kysely<any>, message: ChangeMessage, keyApps?: ReadonlyMap<string, string>): Promise<void> {
+  await sql`select pg_notify(${CHANGE_CHANNEL}, ${encodeChange(message, keyApps)})`.execute(conn);
 }
 
 /** end() would wait for a silent server; the socket is dropped instead. */
@@ -186,35 +148,8 @@ export class PgChangeListener {
   }
 
   #receive(payload: string | undefined): void {
-    let message: ChangeMessage;
-    try {
-      message = JSON.parse(payload ?? '') as ChangeMessage;
-    } catch {
-      this.#logger.warn({ payload }, 'ignoring malformed change notification');
-      return;
-    }
-    if (message.schema !== this.#schema || message.origin === this.#instanceId) return;
-    const known = new Set<string>(RESOURCE_TYPES);
-    const resourceTypes = (message.resourceTypes ?? []).filter((t) => known.has(t));
-    if (resourceTypes.length === 0) return;
-    // Entries a receiver cannot read make it a change of any entry, not one of none.
-    const entries = kvmEntryRefs.safeParse(message.kvmEntries);
-    // Owners a receiver cannot read make it a change of anyone's keys.
-    const identity = identityRefs.safeParse(message.identity);
-    this.#deliver({ resourceTypes, ...(entries.success && { kvmEntries: entries.data }), ...(identity.success && { identity: fromWire(identity.data, message.identity) }), origin: 'remote' });
+    const event = decodeChange(payload, this.#schema, this.#instanceId);
+    if (event === 'malformed') this.#logger.warn({ payload }, 'ignoring malformed change notification');
+    else if (event) this.#deliver(event);
   }
-}
-
-function toWire(refs: IdentityRefs, keyApps: ReadonlyMap<string, string>): WireIdentity {
-  if (!refs.keyIds) return refs;
-  const keyAppIds = [...new Set(refs.keyIds.flatMap((k) => keyApps.get(k) ?? []))];
-  return { ...refs, appIds: [...refs.appIds, ...keyAppIds], keyAppIds };
-}
-
-/** Key ids a receiver cannot read leave their apps to be read whole. */
-function fromWire(refs: IdentityRefs, wire: WireIdentity | undefined): IdentityRefs {
-  const keys = keyRefs.safeParse(wire);
-  if (!keys.success) return refs;
-  const keyApps = new Set(keys.data.keyAppIds);
-  return { appIds: refs.appIds.filter((id) => !keyApps.has(id)), developerIds: refs.developerIds, keyIds: keys.data.keyIds };
 }

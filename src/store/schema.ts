@@ -107,6 +107,15 @@ export interface AuditLogTable {
   detail: JsonColumn;
 }
 
+/** One committed change, for the other processes on a SQLite file (migration 8; empty on PostgreSQL). */
+export interface ChangeLogTable {
+  seq: Generated<number>;
+  /** The instanceId of the process that made it. */
+  origin: string;
+  /** encodeChange's text. */
+  payload: string;
+}
+
 export interface MigrationsTable {
   id: number;
   name: string;
@@ -123,5 +132,6 @@ export interface Tables {
   credential_products: CredentialProductsTable;
   kvm_entries: KvmEntriesTable;
   audit_log: AuditLogTable;
+  change_log: ChangeLogTable;
   tollgate_migrations: MigrationsTable;
 }

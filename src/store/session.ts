@@ -3,7 +3,9 @@ import { sql, type Kysely, type SelectQueryBuilder } from 'kysely';
 import type { DialectName } from './database-url.js';
 import { IDENTITY_TYPES, RESOURCE_TYPES, type ChangeEvent, type ChangeFeed, type IdentityRefs, type KvmEntryRef, type ResourceType } from './change-feed.js';
 import { insertAuditRow } from './audit-log.js';
+import { encodeChange } from './change-message.js';
 import { notifyChange } from './pg-change-listener.js';
+import { logChange } from './sqlite-change-poller.js';
 import { loadIdentityRows, type IdentityRows } from './snapshot.js';
 import { inTransaction } from './transaction.js';
 import type { Tables } from './schema.js';
@@ -17,6 +19,8 @@ export interface StoreCore {
   instanceId: string;
   /** PostgreSQL schema (or 'public'); 'main' for SQLite. */
   schema: string;
+  /** A SQLite file, which other processes may share: changes are written to change_log for them (sqlite-change-poller.ts). */
+  logChanges?: boolean;
 }
 
 export interface AuditInput {
@@ -173,6 +177,7 @@ export class Session {
         const value = await fn(session);
         event = changeOf(tx);
         if (event && dialect === 'postgres') await notifyChange(conn, { schema, origin: instanceId, ...event }, tx.identity.keys);
+        if (event && this.core.logChanges) await logChange(conn, instanceId, encodeChange({ schema, origin: instanceId, ...event }, tx.identity.keys));
         // Read on this connection, which has just answered: a read after COMMIT could find the database gone, and this
         // replica would keep serving what the change replaced (a revoked key) while its answer said it was done.
         if (event?.identity) identityRows = await loadIdentityRows(session, event.identity);
