@@ -1,10 +1,10 @@
 // openDatabase(url): connect to SQLite or PostgreSQL, migrate, start listening for other replicas' changes.
 import { randomUUID } from 'node:crypto';
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { silentLogger, type Logger } from '../lib/logger.js';
 import { ChangeFeed } from './change-feed.js';
 import { checkSchemaName, DEFAULT_DATABASE_URL, parseDatabaseUrl, type DatabaseTarget } from './database-url.js';
-import { DatabaseOpenError, redactUrl, StoreError } from './errors.js';
+import { DatabaseConfigError, DatabaseOpenError, redactUrl, StoreError } from './errors.js';
 import { Database } from './database.js';
 import { migrate } from './migrate.js';
 import { PgChangeListener } from './pg-change-listener.js';
@@ -69,6 +69,7 @@ async function open(target: DatabaseTarget, opts: OpenDatabaseOptions): Promise<
   const settings = { url: target.url, schema, poolSize: opts.poolSize };
   // Migrations may rightly run long: they go without the store's statement deadline.
   const { kysely, store } = openPostgresStore(settings, logger);
+  if (opts.schema === undefined && schema !== undefined) await orDestroy(kysely, () => refuseSplitFromPublic(kysely, schema));
   await orDestroy(kysely, () => migrate(kysely, 'postgres', schema, undefined, logger));
   const core = { db: store, dialect: 'postgres' as const, feed, instanceId, schema: schema ?? 'public' };
   const listener =
@@ -77,6 +78,23 @@ async function open(target: DatabaseTarget, opts: OpenDatabaseOptions): Promise<
       : new PgChangeListener(clientConfig(settings, `tollgate-listen:${core.schema}`), core, (e) => feed.publish(e), logger, opts.listenHeartbeatMs);
   if (listener) await orDestroy(kysely, () => listener.start());
   return new Database(new Session(core, actor), { listener, ownsSchema: schema !== undefined, kysely });
+}
+
+/**
+ * Releases before 2026-11-29 ignored `?schema=` in the URL and kept everything in `public`: the same URL given to this
+ * one would start an empty gateway in a new schema, every key refused, and in a rolling update split old replicas from
+ * new ones. A schema that does not exist yet, beside a `public` that holds tollgate's tables, is refused; creating the
+ * schema first says a new gateway is meant.
+ */
+async function refuseSplitFromPublic(db: Kysely<Tables>, schema: string): Promise<void> {
+  const { rows } = await sql<{ present: boolean; used: boolean }>`select exists (select 1 from pg_namespace where nspname = ${schema}) as present,
+    to_regclass('public.tollgate_migrations') is not null as used`.execute(db);
+  if (rows[0]?.present || !rows[0]?.used) return;
+  throw new DatabaseConfigError(
+    `the database URL names schema "${schema}", which does not exist, while schema public holds tollgate's tables: releases before ` +
+      `2026-11-29 ignored ?schema= and kept everything in public. To go on with that data, remove ?schema= from the URL (or move ` +
+      `public's tables into "${schema}"); to start a new, empty gateway in "${schema}", create the schema first (CREATE SCHEMA ${schema})`,
+  );
 }
 
 /** A half-opened database must not leave a pool behind. */
