@@ -1,7 +1,8 @@
 // Two `tollgate serve` processes on one SQLite file (two replicas on one host with the default store): what is
 // changed through one process's admin API takes effect on the other within a second, as it does between replicas on
 // PostgreSQL. Before, nothing carried changes between them: a key revoked through one kept working on the other
-// until it restarted.
+// until it restarted. And a third started by mistake in one's working directory, refused because that one holds its
+// analytics spool, must be refused before it writes its own files' products into the shared store.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -9,7 +10,7 @@ import { join } from 'node:path';
 import { waitFor } from '../src/sim/testing.js';
 import { appPath, call, createApp } from './helpers/apim-admin.js';
 import { poolAndModelYaml } from './helpers/manifests.js';
-import { chat, freePorts, kill, runCli, send, statusOf, tempDir, untilPrinted, type Cli } from './helpers/cli-run.js';
+import { chat, freePorts, kill, refusal, runCli, send, statusOf, tempDir, untilPrinted, type Cli } from './helpers/cli-run.js';
 import { startStub, type Stub } from './helpers/stub-upstream.js';
 
 /** An auto-approved product and its operation set, with a quota of `limit` a minute. */
@@ -36,7 +37,8 @@ spec: { defaultSecurityEnabled: true, targetRef: { name: tollgate, kind: Gateway
 const WITHIN_MS = 1000;
 
 let stub: Stub;
-const gateways: { cli: Cli; port: number; admin: string }[] = [];
+const gateways: { cli: Cli; port: number; admin: string; cwd: string }[] = [];
+let sharedDb = '';
 
 before(async () => {
   stub = await startStub();
@@ -45,14 +47,14 @@ before(async () => {
   // own, so each has its own analytics spool (./.tollgate/analytics).
   const config = join(dir, 'gateway.yaml');
   await writeFile(config, [poolAndModelYaml(stub.url), API_KEYS, productYaml('gold', 1000)].join('---\n'));
-  const db = `sqlite:${join(dir, 'shared.db')}`;
+  const db = (sharedDb = `sqlite:${join(dir, 'shared.db')}`);
   for (const name of ['a', 'b']) {
     const cwd = join(dir, name);
     await mkdir(cwd);
     const [port, adminPort] = await freePorts(2);
     const cli = runCli(['serve', '--config', config, '--port', String(port), '--admin-port', String(adminPort), '--db', db], cwd);
     await untilPrinted(cli, /tollgate is serving/, `serve ${name}`);
-    gateways.push({ cli, port, admin: `http://127.0.0.1:${adminPort}` });
+    gateways.push({ cli, port, admin: `http://127.0.0.1:${adminPort}`, cwd });
   }
 });
 
@@ -98,4 +100,21 @@ test('an app revoked, and a product applied, through one process hold on the oth
   const silver = await createApp(b.admin, ['silver']);
   assert.ok((await answeredWithin(b.port, silver.key, 200)) < WITHIN_MS);
   assert.equal(await status(b.port, silver.key), 429);
+});
+
+test('a serve refused because another process holds its analytics directory leaves the shared store as it found it', async () => {
+  const [a] = gateways;
+  // In A's working directory (its analytics spool), with files that rename A's product: the mistake of a command typed
+  // in the wrong terminal. It is refused (exit 2) before it opens the store, which would have replaced gold by its own.
+  const dir = await tempDir();
+  const config = join(dir, 'other.yaml');
+  await writeFile(config, [poolAndModelYaml(stub.url), API_KEYS, productYaml('gold-renamed', 5)].join('---\n'));
+  const [port, adminPort] = await freePorts(2);
+  const lines = await refusal(['serve', '--config', config, '--port', String(port), '--admin-port', String(adminPort), '--db', sharedDb], gateways[0].cwd);
+  assert.match(lines.join('\n'), /analytics directory .* is in use by process/);
+  assert.equal((await call(a.admin, 'GET', '/v1/apiproducts/gold')).status, 200);
+  assert.equal((await call(a.admin, 'GET', '/v1/apiproducts/gold-renamed')).status, 404);
+  assert.deepEqual((await call(a.admin, 'GET', '/v1/audit?resourceName=gold-renamed')).body.items, []);
+  const issued = await createApp(a.admin, ['gold']);
+  assert.equal(await status(a.port, issued.key), 200);
 });

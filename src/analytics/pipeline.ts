@@ -33,6 +33,27 @@ export interface AnalyticsPipelineOptions {
   settings: AnalyticsSettings;
   registry: Registry;
   logger?: Logger;
+  /** The directory, already claimed (claimDirectory) before anything the start could refuse wrote elsewhere. */
+  claimed?: DirectoryLock;
+}
+
+/**
+ * Locks `dir` for a pipeline made later (AnalyticsPipelineOptions.claimed), so that a start refused because another
+ * live process holds it is refused before it writes anything else (the store's file-declared products). Throws when the
+ * directory cannot be used; undefined when its disk has no room for the lock: the pipeline's start handles that.
+ */
+export function claimDirectory(dir: string): DirectoryLock | undefined {
+  try {
+    return lockAt(dir, true);
+  } catch (err) {
+    if (NO_ROOM.has((err as NodeJS.ErrnoException).code ?? '')) return undefined;
+    throw err;
+  }
+}
+
+function lockAt(dir: string, wait: boolean): DirectoryLock {
+  mkdirSync(dir, { recursive: true });
+  return lockDirectory(dir, { wait });
 }
 
 const RETENTION_INTERVAL_MS = 3_600_000;
@@ -112,6 +133,8 @@ export class AnalyticsPipeline {
   readonly #fileWarnedAt: Record<FileTrouble, number> = { deletion: -Infinity, checkpoint: -Infinity, claim: -Infinity, heartbeat: -Infinity };
   #closed = false;
   #released = false;
+  /** Claimed before this was made, and handed to the first claim. */
+  #claimed: DirectoryLock | undefined;
   /** The current event-loop turn's records, written together by #writeTurn. */
   #turn: string[] = [];
   #turnWaiting: (() => void)[] = [];
@@ -122,6 +145,7 @@ export class AnalyticsPipeline {
     this.#settings = opts.settings;
     this.#limits = { segmentBytes: opts.settings.segmentBytes, maxDiskBytes: opts.settings.maxDiskBytes };
     this.#logger = opts.logger ?? silentLogger;
+    this.#claimed = opts.claimed;
     this.#writer = openRecordWriter({ db: opts.db, databaseUrl: opts.databaseUrl, databaseSchema: opts.databaseSchema, logger: this.#logger });
     registerPipelineMetrics(opts.registry, {
       counts: this.#counts,
@@ -183,9 +207,9 @@ export class AnalyticsPipeline {
   #claim(wait: boolean): NodeJS.ErrnoException | undefined {
     const dir = this.#settings.directory;
     try {
-      mkdirSync(dir, { recursive: true });
-      this.#lock = lockDirectory(dir, {
-        wait,
+      this.#lock = this.#claimed ?? lockAt(dir, wait);
+      this.#claimed = undefined;
+      this.#lock.listen({
         onLost: this.#directoryTaken,
         onHeartbeatError: (err) => this.#fileTrouble('heartbeat', { err, directory: dir }, 'cannot refresh the analytics directory lock; another process may take the directory over'),
       });
@@ -352,7 +376,10 @@ export class AnalyticsPipeline {
     this.#closed = true;
     clearTimeout(this.#timer);
     clearInterval(this.#retentionTimer);
-    if (!this.#started) return this.#writer.close(CLOSE_WAIT_MS);
+    if (!this.#started) {
+      this.#claimed?.release();
+      return this.#writer.close(CLOSE_WAIT_MS);
+    }
     const deadline = performance.now() + CLOSE_WAIT_MS;
     try {
       // Both wait on the one writer, so on a locked records table the flush queues behind the retention delete,

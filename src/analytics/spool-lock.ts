@@ -283,7 +283,7 @@ export class DirectoryLock {
   readonly #key: string;
   readonly #path: string;
   readonly #token: string;
-  readonly #events: Pick<LockOptions, 'onLost' | 'onHeartbeatError'>;
+  #events: Pick<LockOptions, 'onLost' | 'onHeartbeatError'>;
   readonly #heartbeat: NodeJS.Timeout;
   #lost = false;
   #released = false;
@@ -295,6 +295,11 @@ export class DirectoryLock {
     this.#events = events;
     // Synchronous: a refresh queued behind slow disk work in the thread pool (fdatasyncs) could miss the grace.
     this.#heartbeat = setInterval(() => this.#refresh(), timing.heartbeatMs).unref();
+  }
+
+  /** Who is told of a lost lock and failed refreshes, for a lock claimed before its user existed (a gateway's start). */
+  listen(events: Pick<LockOptions, 'onLost' | 'onHeartbeatError'>): void {
+    this.#events = events;
   }
 
   /**

@@ -27,7 +27,7 @@ import { prepareUsageEstimates } from './estimated-usage.js';
 import { applyListenerTimeouts, checkPort, createListener, listen, openListener, type TlsFiles } from './listen.js';
 import { UpstreamPools } from './upstream-pools.js';
 import { EndpointAddresses, type LookupAll } from './endpoint-addresses.js';
-import { AnalyticsPipeline, registerAnalyticsRoutes } from '../analytics/index.js';
+import { AnalyticsPipeline, claimDirectory, registerAnalyticsRoutes, type DirectoryLock } from '../analytics/index.js';
 import { backoffDelay } from '../analytics/backoff.js';
 import type { StatsRunner } from '../analytics/stats-runner.js';
 import { AnalyticsRecords, isMemoryDatabase } from '../store/index.js';
@@ -155,6 +155,7 @@ export class Gateway {
     tracer: RequestTracer,
     filesLoaded: string,
     admin: { router: AdminRouter; server: Server },
+    claimed?: DirectoryLock,
   ) {
     this.#options = options;
     this.#filesLoaded = filesLoaded;
@@ -166,11 +167,10 @@ export class Gateway {
     this.apim = apim;
     this.#pools = new UpstreamPools(config.settings);
     this.#addresses = new EndpointAddresses(logger, options.lookup);
-    const memoryDb = options.db === undefined || isMemoryDatabase(options.db);
-    this.#tempAnalyticsDir = options.analyticsDir === undefined && memoryDb ? mkdtempSync(join(tmpdir(), 'tollgate-analytics-')) : null;
-    const directory = options.analyticsDir ?? this.#tempAnalyticsDir ?? config.settings.analytics.directory;
+    this.#tempAnalyticsDir = sharedAnalyticsDirectory(options, config) === undefined ? mkdtempSync(join(tmpdir(), 'tollgate-analytics-')) : null;
+    const directory = this.#tempAnalyticsDir ?? sharedAnalyticsDirectory(options, config)!;
     this.analytics = config.settings.analytics.enabled
-      ? new AnalyticsPipeline({ db: apim.db, databaseUrl: options.db, databaseSchema: options.dbSchema, settings: { ...config.settings.analytics, directory }, registry, logger })
+      ? new AnalyticsPipeline({ db: apim.db, databaseUrl: options.db, databaseSchema: options.dbSchema, settings: { ...config.settings.analytics, directory }, registry, logger, claimed })
       : null;
     this.#tracer = tracer;
     this.#chain = extensionChain(config.manifests, { registry, maxBodyBytes: config.settings.server.maxBodyBytes });
@@ -549,8 +549,19 @@ function closeNow(server: Server): void {
 }
 
 /**
+ * The analytics directory a gateway uses that other processes may also name: --analytics-dir or the configured one;
+ * undefined for a gateway on an in-memory database without one given, which gets a temporary directory of its own.
+ */
+function sharedAnalyticsDirectory(options: GatewayOptions, config: RuntimeConfig): string | undefined {
+  const memoryDb = options.db === undefined || isMemoryDatabase(options.db);
+  if (options.analyticsDir === undefined && memoryDb) return undefined;
+  return options.analyticsDir ?? config.settings.analytics.directory;
+}
+
+/**
  * Loads the configuration (ConfigError on a bad one), checks the ports, opens the admin port (health, readiness and
- * metrics at once; the other admin routes answer 503 `starting` until the store has loaded), opens API management,
+ * metrics at once; the other admin routes answer 503 `starting` until the store has loaded), claims the analytics
+ * directory (before the store, which the start writes the files' products to), opens API management,
  * then the data-plane and ext_proc listeners (ListenError when one cannot open), and starts watching. A start that
  * fails closes what it had opened, in reverse order, so it leaves nothing behind.
  */
@@ -578,13 +589,25 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const [adminHost, adminPort] = [options.adminHost ?? (options.adminToken ? '0.0.0.0' : '127.0.0.1'), options.adminPort ?? 8081];
     const adminListening = await openListener('admin', adminHost, adminPort, () => listen(adminServer, adminPort, adminHost));
     opened.push(async () => closeNow(adminServer));
+    // A start refused because another live process holds the analytics directory must be refused before the store is
+    // opened: opening it writes the files' products and operation sets there, which a shared store's other gateways use.
+    const spool = sharedAnalyticsDirectory(options, config);
+    let claimed: DirectoryLock | undefined;
+    if (spool !== undefined && config.settings.analytics.enabled) {
+      try {
+        claimed = claimDirectory(spool);
+      } catch (err) {
+        throw new ConfigError([`analytics.directory ${spool}: ${(err as Error).message}`]);
+      }
+      opened.push(async () => claimed?.release());
+    }
     logger.info({ admin: `${adminHost}:${adminListening}` }, 'the admin port is open; loading the store');
     const apim = await ApiManagement.open(
       { db: options.db ?? 'sqlite::memory:', dbSchema: options.dbSchema, redis: options.redis, redisKeyPrefix: options.redisKeyPrefix, logger, registry, tracer },
       config.manifests,
     );
     opened.push(() => apim.close());
-    const gateway = new Gateway(options, config, apim, registry, logger, tracer, filesLoaded, { router, server: adminServer });
+    const gateway = new Gateway(options, config, apim, registry, logger, tracer, filesLoaded, { router, server: adminServer }, claimed);
     readiness = () => gateway.readiness();
     // From here the gateway owns the tracer, the admin port and API management, and closes them with the rest.
     opened.splice(0, opened.length, () => gateway.close());
