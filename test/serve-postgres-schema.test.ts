@@ -81,18 +81,14 @@ test('serve keeps its tables, admin changes and usage records in the schema the 
   }
 });
 
-test('a schema in the database URL that is not a plain identifier, or given twice, is refused at start (exit 2)', { skip }, async () => {
+// Every refused spelling is in database-url.test.ts; this is how serve reports one.
+test('a schema in the database URL that is not a plain identifier is refused at start (exit 2)', { skip }, async () => {
   const dir = await tempDir();
   const file = join(dir, 'gateway.yaml');
   await writeFile(file, poolAndModelYaml(stub.url));
-  for (const [query, message] of [
-    ['schema=Bad-Name', /invalid schema name "Bad-Name"/],
-    ['schema=a&schema=b', /names its schema more than once/],
-  ] as const) {
-    const [port, adminPort] = await freePorts(2);
-    const lines = await refusal(['serve', '--config', file, '--port', String(port), '--admin-port', String(adminPort), '--db', `${DATABASE_URL}?${query}`], dir);
-    assert.match(lines.join('\n'), message);
-  }
+  const [port, adminPort] = await freePorts(2);
+  const lines = await refusal(['serve', '--config', file, '--port', String(port), '--admin-port', String(adminPort), '--db', `${DATABASE_URL}?schema=Bad-Name`], dir);
+  assert.match(lines.join('\n'), /invalid schema name "Bad-Name"/);
 });
 
 test("a new schema named beside a public that holds tollgate's tables is refused (earlier releases ignored ?schema=); created first, it is used", { skip }, async () => {
