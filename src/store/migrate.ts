@@ -29,36 +29,41 @@ export async function migrate(
   migrations: readonly Migration[] = MIGRATIONS,
   logger: Logger = silentLogger,
 ): Promise<string[]> {
-  return inTransaction(db, dialect, 'write', async (conn) => {
-    if (dialect === 'postgres') {
-      // Transactions fail a lock wait after a few seconds (transaction.ts); start-up waits for the migration lock,
-      // and its DDL for the tables' locks, as long as they take.
-      await sql`select set_config('lock_timeout', '0', true)`.execute(conn);
-      const waiting = setTimeout(() => logger.warn({ schema: schema ?? 'public' }, 'waiting for the migration lock held by another process'), LOCK_WAIT_LOG_MS);
-      try {
-        await sql`select pg_advisory_xact_lock(${LOCK_CLASS}, hashtext(${schema ?? 'public'}))`.execute(conn);
-      } finally {
-        clearTimeout(waiting);
-      }
-      if (schema) await sql`create schema if not exists ${sql.id(schema)}`.execute(conn);
-    }
-    await conn.schema
-      .createTable('tollgate_migrations')
-      .ifNotExists()
-      .addColumn('id', 'integer', (c) => c.primaryKey())
-      .addColumn('name', 'text', (c) => c.notNull())
-      .addColumn('applied_at', 'text', (c) => c.notNull())
+  // Transactions fail a lock wait after a few seconds (transaction.ts); start-up waits for the migration lock (on
+  // SQLite, the file's write lock), and its DDL for the tables' locks, as long as they take, and says so.
+  const where = schema ?? (dialect === 'sqlite' ? 'main' : 'public');
+  const waiting = setTimeout(() => logger.warn({ schema: where }, 'waiting for the migration lock held by another process'), LOCK_WAIT_LOG_MS);
+  try {
+    return await inTransaction(db, dialect, 'write', (conn) => migrateLocked(conn, dialect, schema, migrations, waiting), { lockWaitMs: Infinity });
+  } finally {
+    clearTimeout(waiting);
+  }
+}
+
+/** With the lock taken (`waiting`, the warning that it is long in coming, is then called off). */
+async function migrateLocked(conn: Kysely<any>, dialect: DialectName, schema: string | undefined, migrations: readonly Migration[], waiting: NodeJS.Timeout): Promise<string[]> {
+  if (dialect === 'postgres') {
+    await sql`select set_config('lock_timeout', '0', true)`.execute(conn);
+    await sql`select pg_advisory_xact_lock(${LOCK_CLASS}, hashtext(${schema ?? 'public'}))`.execute(conn);
+    if (schema) await sql`create schema if not exists ${sql.id(schema)}`.execute(conn);
+  }
+  clearTimeout(waiting);
+  await conn.schema
+    .createTable('tollgate_migrations')
+    .ifNotExists()
+    .addColumn('id', 'integer', (c) => c.primaryKey())
+    .addColumn('name', 'text', (c) => c.notNull())
+    .addColumn('applied_at', 'text', (c) => c.notNull())
+    .execute();
+  const rows = await conn.selectFrom('tollgate_migrations').select('id').execute();
+  const applied = new Set(rows.map((r: { id: number }) => Number(r.id)));
+  const pending = [...migrations].sort((a, b) => a.id - b.id).filter((m) => !applied.has(m.id));
+  for (const m of pending) {
+    await m.up(conn, dialect);
+    await conn
+      .insertInto('tollgate_migrations')
+      .values({ id: m.id, name: m.name, applied_at: new Date().toISOString() })
       .execute();
-    const rows = await conn.selectFrom('tollgate_migrations').select('id').execute();
-    const applied = new Set(rows.map((r: { id: number }) => Number(r.id)));
-    const pending = [...migrations].sort((a, b) => a.id - b.id).filter((m) => !applied.has(m.id));
-    for (const m of pending) {
-      await m.up(conn, dialect);
-      await conn
-        .insertInto('tollgate_migrations')
-        .values({ id: m.id, name: m.name, applied_at: new Date().toISOString() })
-        .execute();
-    }
-    return pending.map((m) => m.name);
-  });
+  }
+  return pending.map((m) => m.name);
 }

@@ -4,8 +4,12 @@ import { Kysely, SqliteDialect } from 'kysely';
 import type { Tables } from './schema.js';
 import { withStatementCache } from './sqlite-statement-cache.js';
 
-/** How long a writer waits for another process's write lock before SQLITE_BUSY. */
-const BUSY_TIMEOUT_MS = 5000;
+/**
+ * How long a statement waits, synchronously, for another process's lock before SQLITE_BUSY. A write transaction's
+ * BEGIN does not (transaction.ts waits for it asynchronously); what is left are writes outside a transaction and the
+ * rare reads that must wait in WAL mode.
+ */
+export const BUSY_TIMEOUT_MS = 5000;
 /** Prepared statements kept: the repeated queries of the hot paths, and the analytics inserts by batch size. */
 const STATEMENTS = 64;
 

@@ -2,6 +2,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sql, type Kysely } from 'kysely';
 import { silentLogger } from '../lib/logger.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import SqliteDatabase from 'better-sqlite3';
+import { isDatabaseUnavailable } from './errors.js';
+import { openDatabase } from './open-database.js';
 import { openPostgres } from './postgres-connection.js';
 import { IDLE_IN_TRANSACTION_TIMEOUT_MS, inTransaction, LOCK_TIMEOUT_MS } from './transaction.js';
 
@@ -46,5 +52,50 @@ test('a lock wait inside a PostgreSQL transaction fails with lock_not_available 
     release?.();
     await holding;
     await db.destroy();
+  }
+});
+
+/** The longest gap between the ticks of a 5 ms interval while `during` runs: how long the event loop was held. */
+async function loopHeldDuring<T>(during: Promise<T>): Promise<{ result: PromiseSettledResult<T>; heldMs: number }> {
+  let last = performance.now();
+  let heldMs = 0;
+  const tick = setInterval(() => {
+    const now = performance.now();
+    heldMs = Math.max(heldMs, now - last);
+    last = now;
+  }, 5);
+  const [result] = await Promise.allSettled([during]);
+  clearInterval(tick);
+  return { result, heldMs: Math.max(heldMs, performance.now() - last) };
+}
+
+test("a SQLite write waits for another connection's write lock without holding the event loop, then proceeds or gives up after LOCK_TIMEOUT_MS", { timeout: 30_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-busy-'));
+  const file = join(dir, 't.db');
+  const db = await openDatabase(`sqlite:${file}`);
+  // Another process's connection, as a replica on the same file or a sqlite3 shell holds it.
+  const other = new SqliteDatabase(file);
+  try {
+    other.exec('begin immediate');
+    setTimeout(() => other.exec('commit'), 400);
+    const waited = await loopHeldDuring(db.developers.create({ email: 'waited@example.com' }));
+    assert.equal(waited.result.status, 'fulfilled', String((waited.result as PromiseRejectedResult).reason));
+    // Before, the driver waited synchronously: the timer releasing the lock could not even fire within the 5 s busy timeout.
+    assert.ok(waited.heldMs < 300, `the event loop was held ${waited.heldMs.toFixed(0)} ms`);
+
+    other.exec('begin immediate');
+    const started = performance.now();
+    const refused = await loopHeldDuring(db.developers.create({ email: 'refused@example.com' }));
+    const tookMs = performance.now() - started;
+    other.exec('commit');
+    assert.equal(refused.result.status, 'rejected');
+    assert.ok(isDatabaseUnavailable((refused.result as PromiseRejectedResult).reason), String((refused.result as PromiseRejectedResult).reason));
+    assert.ok(tookMs >= LOCK_TIMEOUT_MS - 100 && tookMs < LOCK_TIMEOUT_MS + 1500, `refused after ${tookMs.toFixed(0)} ms`);
+    assert.ok(refused.heldMs < 300, `the event loop was held ${refused.heldMs.toFixed(0)} ms`);
+    assert.deepEqual((await db.developers.list()).items.map((d) => d.email), ['waited@example.com']);
+  } finally {
+    other.close();
+    await db.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -1,6 +1,8 @@
 // Runs a function inside one transaction on one connection, with the BEGIN each dialect needs.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { sql, type Kysely } from 'kysely';
 import type { DialectName } from './database-url.js';
+import { BUSY_TIMEOUT_MS } from './sqlite-connection.js';
 
 export type TransactionMode = 'write' | 'snapshot';
 
@@ -34,14 +36,44 @@ const BEGIN: Record<DialectName, Record<TransactionMode, string>> = {
   postgres: { write: `begin; ${PG_LIMITS}`, snapshot: `begin isolation level repeatable read read only; ${PG_LIMITS}` },
 };
 
+/**
+ * SQLite: BEGIN IMMEDIATE waits for another process's write lock here, on the event loop's timers, in steps of up to
+ * 50 ms until `lockWaitMs` have gone (then SQLITE_BUSY, a 503 on the admin API). With the connection's busy timeout
+ * the driver waited synchronously, 5 s per write, holding the whole event loop (data plane, health probes, a KVM put's
+ * deadline) while another process on the file held its lock. Statements inside the transaction keep the busy timeout:
+ * with the write lock taken, in WAL mode nothing in it waits for another process.
+ */
+async function beginImmediate(conn: Kysely<any>, lockWaitMs: number): Promise<void> {
+  const deadline = performance.now() + lockWaitMs;
+  for (let delay = 2; ; delay = Math.min(delay * 2, 50)) {
+    await sql.raw('pragma busy_timeout = 0').execute(conn);
+    try {
+      await sql.raw('begin immediate').execute(conn);
+      return;
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== 'SQLITE_BUSY' || performance.now() + delay > deadline) throw err;
+    } finally {
+      await sql.raw(`pragma busy_timeout = ${BUSY_TIMEOUT_MS}`).execute(conn);
+    }
+    await sleep(delay);
+  }
+}
+
+export interface TransactionOptions {
+  /** How long a write waits for another process's write lock on a SQLite file (default LOCK_TIMEOUT_MS, as PostgreSQL's lock waits). */
+  lockWaitMs?: number;
+}
+
 export async function inTransaction<DB, T>(
   db: Kysely<DB>,
   dialect: DialectName,
   mode: TransactionMode,
   fn: (conn: Kysely<DB>) => Promise<T>,
+  { lockWaitMs = LOCK_TIMEOUT_MS }: TransactionOptions = {},
 ): Promise<T> {
   return db.connection().execute(async (conn) => {
-    await sql.raw(BEGIN[dialect][mode]).execute(conn);
+    if (dialect === 'sqlite' && mode === 'write') await beginImmediate(conn, lockWaitMs);
+    else await sql.raw(BEGIN[dialect][mode]).execute(conn);
     let result: T;
     try {
       result = await fn(conn);
