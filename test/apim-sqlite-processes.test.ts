@@ -78,6 +78,10 @@ test('a key issued through one process works on the other, and once revoked ther
   assert.equal(await status(a.port, issued.key), 200);
   const learnt = await answeredWithin(b.port, issued.key, 200);
   assert.ok(learnt < WITHIN_MS, `the issued key worked on the other process after ${learnt.toFixed(0)} ms`);
+  // Quotas are still counted by each process on its own (memory counters): said once, when another process is seen.
+  const warning = /another tollgate process changes this store, and counters are kept in memory/;
+  await waitFor(() => warning.test(b.cli.stdout), 5000, "B's warning of counters kept per process", 20);
+  assert.doesNotMatch(a.cli.stdout, warning, 'A has seen no change of another process yet');
 
   const revoked = await call(a.admin, 'POST', appPath(issued, `/keys/${issued.keyId}?action=revoke`));
   assert.equal(revoked.status, 200, JSON.stringify(revoked.body));
@@ -103,7 +107,8 @@ test('an app revoked, and a product applied, through one process hold on the oth
 });
 
 test('a serve refused because another process holds its analytics directory leaves the shared store as it found it', async () => {
-  const [a] = gateways;
+  const [a, b] = gateways;
+  assert.equal(b.cli.stdout.match(/another tollgate process changes this store/g)?.length, 1, 'told once');
   // In A's working directory (its analytics spool), with files that rename A's product: the mistake of a command typed
   // in the wrong terminal. It is refused (exit 2) before it opens the store, which would have replaced gold by its own.
   const dir = await tempDir();

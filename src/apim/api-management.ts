@@ -16,7 +16,7 @@ import { withStallTimeout, withTimeout } from '../lib/with-timeout.js';
 import type { RequestTracer } from '../telemetry/tracing.js';
 import { CachedAccessTokens, COUNTER_ERROR_OUTCOMES, createPolicyEngine, registerBuiltins, type CounterErrorOutcome, type IdentitySource, type KeyRecord, type PolicyEngine } from '../policy/index.js';
 import { checkTemplates, type FlowDeps } from '../policy/flow.js';
-import { AccessTokens, IDENTITY_TYPES, openCounterStore, openDatabase, type ChangeEvent, type IdentityRefs, type IdentityRows, type CounterStore, type Database, type KvmEntryRef, type KvmScope, type PolicyRows, type Snapshot, type StoreView } from '../store/index.js';
+import { AccessTokens, IDENTITY_TYPES, openCounterStore, openDatabase, RESOURCE_TYPES, type ChangeEvent, type IdentityRefs, type IdentityRows, type CounterStore, type Database, type KvmEntryRef, type KvmScope, type PolicyRows, type Snapshot, type StoreView } from '../store/index.js';
 import { syncFileManifests } from './file-manifests.js';
 import { KvmCipher } from './kvm-cipher.js';
 import { keyOf, KvmView } from './kvm-view.js';
@@ -75,6 +75,8 @@ function filesOnly(snapshot: PolicyRows): PolicyRows {
 export class ApiManagement {
   readonly db: Database;
   readonly counters: CounterStore;
+  /** Whether the warning that another process shares the store while counters stay in memory was logged (once). */
+  #toldOfSharedStore = false;
   /** Cache stores of the cache policies: shared by every engine this gateway compiles, closed with it. */
   readonly caches: CacheResources;
   /** Learned from every answer, so it outlives the engine a store change rebuilds. */
@@ -279,6 +281,13 @@ export class ApiManagement {
    * `put` of one entry, cost each replica seconds (200,000 keys) and held the data plane meanwhile.
    */
   #changed(event: ChangeEvent): void {
+    // A reload of everything is not told by another process (a PostgreSQL listener that reconnected, a SQLite reader that fell behind).
+    if (event.origin === 'remote' && this.counters.inProcess && !this.#toldOfSharedStore && event.resourceTypes.length < RESOURCE_TYPES.length) {
+      this.#toldOfSharedStore = true;
+      this.#logger.warn(
+        'another tollgate process changes this store, and counters are kept in memory: each process counts quotas, spike arrests and token quotas on its own, so N processes admit up to N times a limit; share them with --redis',
+      );
+    }
     const types = event.resourceTypes;
     if (event.identity && this.#identity && types.every((t) => IDENTITY_TYPES.has(t))) {
       if (!event.identityRows) return this.#identityChanged(event.identity);
