@@ -14,6 +14,7 @@ import { writeCheckpoint } from '../src/analytics/spool-files.js';
 import { AnalyticsRecords, type Database } from '../src/store/index.js';
 import { DATABASE_BACKENDS, type TestDatabase } from '../src/store/test-databases.js';
 import { measureStalls } from '../src/lib/test-stall.js';
+import { waitFor } from '../src/sim/testing.js';
 
 /** Records reach the spool at the end of the event-loop turn that recorded them (group commit). */
 const endOfTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -342,6 +343,29 @@ describe('analytics retention on a SQLite file', () => {
 
 describe('analytics pipeline closing while the records table is locked (postgres)', { skip: DATABASE_BACKENDS[1].skip }, () => {
   const env = useRecordsDatabase(DATABASE_BACKENDS[1]);
+
+  test('a retention pass that failed is tried again within seconds, not at the next hour', { timeout: 60_000 }, async () => {
+    const old = Date.now() - 40 * 86_400_000;
+    await env.records.insert(Array.from({ length: 10 }, (_, i) => recordRow(sampleRecord(i, { requestId: `expired-${i}`, time: old + i }))!), 10, { onEventLoop: false });
+    const locker = await env.target.open({ listen: false });
+    const captured = capturingLogger();
+    const pipeline = new AnalyticsPipeline({ db: env.db, databaseUrl: env.target.url, databaseSchema: env.target.schema, settings: testSettings(tempSpoolDirectory(), { retention: '30d', writeTimeout: '1s', flushInterval: '1h' }), registry: new Registry(), logger: captured.logger });
+    let unlock: (() => Promise<void>) | undefined;
+    try {
+      // Held past the first pass's writeTimeout: that pass fails.
+      unlock = await lockRecordsTable(locker, 30_000);
+      pipeline.start();
+      await waitFor(() => captured.lines.some((l) => l.msg === 'analytics retention failed; retrying'), 10_000, 'the failed pass');
+      await unlock();
+      unlock = undefined;
+      // Before, the next pass was the hourly one.
+      await waitFor(async () => (await storedNumbers(env.records, 'expired')).length === 0, 20_000, 'the expired records deleted by a retried pass');
+    } finally {
+      await unlock?.();
+      await pipeline.close();
+      await locker.close();
+    }
+  });
 
   test('close ends within its window, the delete under way cut; the record is stored once at the next start', { timeout: 90_000 }, async () => {
     const dir = tempSpoolDirectory();

@@ -133,6 +133,8 @@ export class AnalyticsPipeline {
   readonly #fileWarnedAt: Record<FileTrouble, number> = { deletion: -Infinity, checkpoint: -Infinity, claim: -Infinity, heartbeat: -Infinity };
   #closed = false;
   #released = false;
+  #retentionFailures = 0;
+  #retentionRetry: NodeJS.Timeout | undefined;
   /** Claimed before this was made, and handed to the first claim. */
   #claimed: DirectoryLock | undefined;
   /** The current event-loop turn's records, written together by #writeTurn. */
@@ -376,6 +378,7 @@ export class AnalyticsPipeline {
     this.#closed = true;
     clearTimeout(this.#timer);
     clearInterval(this.#retentionTimer);
+    clearTimeout(this.#retentionRetry);
     if (!this.#started) {
       this.#claimed?.release();
       return this.#writer.close(CLOSE_WAIT_MS);
@@ -617,13 +620,24 @@ export class AnalyticsPipeline {
     }
   }
 
-  /** Kept in #retaining so close() gives a DELETE under way its chance to end before the writer is closed. */
+  /**
+   * Kept in #retaining so close() gives a DELETE under way its chance to end before the writer is closed. A pass that
+   * fails (the database down, another process's lock held past writeTimeout) is tried again with the batches' backoff
+   * rather than at the next hour's.
+   */
   #retain(): void {
+    clearTimeout(this.#retentionRetry);
     this.#retaining = this.applyRetention().then(
       (deleted) => {
+        this.#retentionFailures = 0;
         if (deleted > 0) this.#logger.info({ deleted, retentionMs: this.#settings.retention }, 'deleted analytics records past retention');
       },
-      (err) => this.#logger.warn({ err }, 'analytics retention failed; retried next hour'),
+      (err) => {
+        if (this.#closed) return;
+        const retryMs = Math.round(backoffDelay(++this.#retentionFailures));
+        if (this.#retentionFailures === 1 || this.#retentionFailures % 20 === 0) this.#logger.warn({ err, failures: this.#retentionFailures, retryMs }, 'analytics retention failed; retrying');
+        this.#retentionRetry = setTimeout(() => this.#retain(), retryMs).unref();
+      },
     );
   }
 }
