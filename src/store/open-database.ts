@@ -12,6 +12,7 @@ import { clientConfig, openPostgresStore } from './postgres-connection.js';
 import type { Tables } from './schema.js';
 import { Session } from './session.js';
 import { SqliteChangePoller } from './sqlite-change-poller.js';
+import { inTransaction } from './transaction.js';
 import { openSqlite } from './sqlite-connection.js';
 
 export interface OpenDatabaseOptions {
@@ -56,6 +57,7 @@ async function open(target: DatabaseTarget, opts: OpenDatabaseOptions): Promise<
   if (target.dialect === 'sqlite') {
     const db = openSqlite(target.file);
     await orDestroy(db, () => migrate(db, 'sqlite'));
+    await orDestroy(db, () => proveWritable(db));
     // Only a file can be shared: ':memory:' is this connection's alone.
     const shared = target.file !== ':memory:';
     const session = new Session({ db, dialect: 'sqlite', feed, instanceId, schema: 'main', logChanges: shared }, actor);
@@ -95,6 +97,25 @@ async function refuseSplitFromPublic(db: Kysely<Tables>, schema: string): Promis
       `2026-11-29 ignored ?schema= and kept everything in public. To go on with that data, remove ?schema= from the URL (or move ` +
       `public's tables into "${schema}"); to start a new, empty gateway in "${schema}", create the schema first (CREATE SCHEMA ${schema})`,
   );
+}
+
+/**
+ * SQLite opens a file this process may not write (owned by another user after a UID change or a restore as root)
+ * read-only, without a word, and on an up-to-date schema nothing at start writes: the gateway said it was serving,
+ * then answered every admin write 500 and stored no usage record. A write rolled back tells now (SQLITE_READONLY),
+ * and the start is refused as a bad --db. BEGIN IMMEDIATE alone does not: it succeeds on a read-only file.
+ */
+async function proveWritable(db: Kysely<Tables>): Promise<void> {
+  const probed = new Error('write probe');
+  try {
+    // As migrate does, the write lock of another process starting or writing is waited for, however long it is held.
+    await inTransaction(db, 'sqlite', 'write', async (conn) => {
+      await sql`insert into tollgate_migrations (id, name, applied_at) values (-1, 'write probe', '')`.execute(conn);
+      throw probed;
+    }, { lockWaitMs: Infinity });
+  } catch (err) {
+    if (err !== probed) throw err;
+  }
 }
 
 /** A half-opened database must not leave a pool behind. */
