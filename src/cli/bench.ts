@@ -1,5 +1,7 @@
 // `tollgate bench overhead|routing|decision|sanitize|semantic-cache`: the benchmarks; each prints a table and writes JSON (and most an SVG chart).
 // Each loads its harness when it runs, so other commands (serve above all) do not load autocannon and the harnesses.
+import { accessSync, constants, existsSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { WORKLOADS, type WorkloadName } from '../../bench/workloads.js';
 import { DEFAULT_STRATEGIES, STRATEGY_NAMES, type StrategyName } from '../../bench/routing-strategies.js';
@@ -26,7 +28,8 @@ export function benchCommand(): Command {
     .option('--json <file>', 'write results as JSON', 'bench/results/overhead.json')
     .option('--svg <file>', 'write a chart', 'bench/results/overhead.svg')
     .option('--no-extproc', 'skip the out-of-process (ext_proc) comparison')
-    .action(async (opts) => {
+    .action(async (opts, cmd: Command) => {
+      checkOutputs(cmd, [opts.json, opts.svg, opts.extproc ? extprocJsonPath(opts.json) : undefined]);
       await (await import('../../bench/overhead.js')).benchOverhead(opts);
       if (opts.extproc) {
         process.stdout.write('\nThe policy decision point in another process, over ext_proc, against in-process (same run):\n');
@@ -49,7 +52,8 @@ export function benchCommand(): Command {
     .option('--time-scale <x>', 'simulated seconds per real second', parsePositiveNumber)
     .option('--endpoints <n>', 'simulated endpoints', parsePositiveInt, 8)
     .option('--seed <n>', 'seed of the workloads and the simulators', parsePositiveInt, 1)
-    .action(async (opts) => {
+    .action(async (opts, cmd: Command) => {
+      checkOutputs(cmd, [opts.json, opts.svg]);
       await (await import('../../bench/routing.js')).benchRouting(opts);
     });
   bench
@@ -58,7 +62,8 @@ export function benchCommand(): Command {
     .option('--endpoints <n>', 'endpoints in the pool', parsePositiveInt, 64)
     .option('--iterations <n>', 'timed decisions', parsePositiveInt, 20_000)
     .option('--json <file>', 'write results as JSON', 'bench/results/decision.json')
-    .action(async (opts) => {
+    .action(async (opts, cmd: Command) => {
+      checkOutputs(cmd, [opts.json]);
       const [{ benchDecision, DECISION_P99_TARGET_US }, { writeJson }] = await Promise.all([import('../../bench/decision.js'), import('../../bench/report.js')]);
       const r = await benchDecision({ endpoints: opts.endpoints, iterations: opts.iterations });
       const met = r.p99Us < DECISION_P99_TARGET_US;
@@ -71,7 +76,8 @@ export function benchCommand(): Command {
     .description('precision and recall of the prompt/response sanitizers on the labelled prompts in bench/data')
     .option('--json <file>', 'write results as JSON', 'bench/results/sanitize.json')
     .option('--show-mistakes', 'print every misclassified prompt')
-    .action(async (opts) => {
+    .action(async (opts, cmd: Command) => {
+      checkOutputs(cmd, [opts.json]);
       await (await import('../../bench/sanitize-eval.js')).benchSanitize({ json: opts.json, showMistakes: opts.showMistakes });
     });
   bench
@@ -80,10 +86,27 @@ export function benchCommand(): Command {
     .option('--questions <n>', 'questions asked', parsePositiveInt, 10)
     .option('--max-tokens <n>', 'answer length asked of the model', parsePositiveInt, 128)
     .option('--json <file>', 'write results as JSON', 'bench/results/semantic-cache.json')
-    .action(async (opts) => {
+    .action(async (opts, cmd: Command) => {
+      checkOutputs(cmd, [opts.json]);
       await (await import('../../bench/semantic-cache.js')).benchSemanticCache({ questions: opts.questions, maxTokens: opts.maxTokens, json: opts.json });
     });
   return bench;
+}
+
+/**
+ * Where a benchmark writes its results must take them before it measures: one run in a directory it could not write
+ * (the default bench/results/ is relative to the working directory) measured for minutes, then lost every figure.
+ */
+function checkOutputs(cmd: Command, files: (string | undefined)[]): void {
+  for (const file of files) {
+    if (!file) continue;
+    try {
+      mkdirSync(dirname(file), { recursive: true });
+      accessSync(existsSync(file) ? file : dirname(file), constants.W_OK);
+    } catch (err) {
+      cmd.error(`tollgate: cannot write the results to ${file}: ${(err as Error).message} (--json, --svg)`, { exitCode: 2, code: 'tollgate.output' });
+    }
+  }
 }
 
 /** A parser of comma-separated names out of `known`. */
