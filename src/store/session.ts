@@ -184,7 +184,7 @@ export class Session {
         givenUp?.throwIfAborted();
         committing = true;
         return value;
-      });
+      }, { signal: givenUp });
     } catch (err) {
       // A COMMIT whose answer never came (the connection dropped after sending it) may have committed: other replicas
       // then hear of it, but this one skips its own NOTIFY, and nothing else would tell it. Its listeners read

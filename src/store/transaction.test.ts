@@ -83,6 +83,19 @@ test("a SQLite write waits for another connection's write lock without holding t
     // Before, the driver waited synchronously: the timer releasing the lock could not even fire within the 5 s busy timeout.
     assert.ok(waited.heldMs < 300, `the event loop was held ${waited.heldMs.toFixed(0)} ms`);
 
+    // Reads go on while a write waits for the lock: the connection is let go between its tries.
+    other.exec('begin immediate');
+    const waiting = db.developers.create({ email: 'behind-a-read@example.com' });
+    const readStarted = performance.now();
+    const read = await loopHeldDuring(db.developers.list());
+    const readMs = performance.now() - readStarted;
+    assert.equal(read.result.status, 'fulfilled');
+    // Before, the waiting write held the connection until it gave up (LOCK_TIMEOUT_MS), and the read waited behind it.
+    assert.ok(readMs < 1000, `the read waited ${readMs.toFixed(0)} ms`);
+    other.exec('commit');
+    await waiting;
+    await db.developers.delete('behind-a-read@example.com');
+
     other.exec('begin immediate');
     const started = performance.now();
     const refused = await loopHeldDuring(db.developers.create({ email: 'refused@example.com' }));

@@ -37,43 +37,57 @@ const BEGIN: Record<DialectName, Record<TransactionMode, string>> = {
 };
 
 /**
- * SQLite: BEGIN IMMEDIATE waits for another process's write lock here, on the event loop's timers, in steps of up to
- * 50 ms until `lockWaitMs` have gone (then SQLITE_BUSY, a 503 on the admin API). With the connection's busy timeout
- * the driver waited synchronously, 5 s per write, holding the whole event loop (data plane, health probes, a KVM put's
- * deadline) while another process on the file held its lock. Statements inside the transaction keep the busy timeout:
- * with the write lock taken, in WAL mode nothing in it waits for another process.
+ * SQLite: BEGIN IMMEDIATE with no busy timeout; false when another process holds the write lock (SQLITE_BUSY). The
+ * driver's busy timeout waited synchronously, 5 s per write, holding the whole event loop (data plane, health probes,
+ * a KVM put's deadline) while another process on the file held its lock. Statements inside the transaction keep the
+ * timeout: with the write lock taken, in WAL mode nothing in it waits for another process.
  */
-async function beginImmediate(conn: Kysely<any>, lockWaitMs: number): Promise<void> {
-  const deadline = performance.now() + lockWaitMs;
-  for (let delay = 2; ; delay = Math.min(delay * 2, 50)) {
-    await sql.raw('pragma busy_timeout = 0').execute(conn);
-    try {
-      await sql.raw('begin immediate').execute(conn);
-      return;
-    } catch (err) {
-      if ((err as { code?: unknown }).code !== 'SQLITE_BUSY' || performance.now() + delay > deadline) throw err;
-    } finally {
-      await sql.raw(`pragma busy_timeout = ${BUSY_TIMEOUT_MS}`).execute(conn);
-    }
-    await sleep(delay);
+async function tryBeginImmediate(conn: Kysely<any>): Promise<boolean> {
+  await sql.raw('pragma busy_timeout = 0').execute(conn);
+  try {
+    await sql.raw('begin immediate').execute(conn);
+    return true;
+  } catch (err) {
+    if ((err as { code?: unknown }).code === 'SQLITE_BUSY') return false;
+    throw err;
+  } finally {
+    await sql.raw(`pragma busy_timeout = ${BUSY_TIMEOUT_MS}`).execute(conn);
   }
 }
 
 export interface TransactionOptions {
   /** How long a write waits for another process's write lock on a SQLite file (default LOCK_TIMEOUT_MS, as PostgreSQL's lock waits). */
   lockWaitMs?: number;
+  /** Its caller stopped waiting: a write still waiting for the lock stops trying (with the signal's reason). */
+  signal?: AbortSignal;
 }
+
+const BUSY = Symbol('busy');
 
 export async function inTransaction<DB, T>(
   db: Kysely<DB>,
   dialect: DialectName,
   mode: TransactionMode,
   fn: (conn: Kysely<DB>) => Promise<T>,
-  { lockWaitMs = LOCK_TIMEOUT_MS }: TransactionOptions = {},
+  { lockWaitMs = LOCK_TIMEOUT_MS, signal }: TransactionOptions = {},
 ): Promise<T> {
+  if (dialect !== 'sqlite' || mode !== 'write') return (await run(db, fn, (conn) => sql.raw(BEGIN[dialect][mode]).execute(conn).then(() => true))) as T;
+  // Another process's write lock is waited for on the event loop's timers, every 2-50 ms, with the connection let go
+  // in between: this process's reads (a token looked up, the change poller) go on meanwhile. Then SQLITE_BUSY: a 503.
+  const deadline = performance.now() + lockWaitMs;
+  for (let delay = 2; ; delay = Math.min(delay * 2, 50)) {
+    signal?.throwIfAborted();
+    const outcome = await run(db, fn, tryBeginImmediate);
+    if (outcome !== BUSY) return outcome;
+    if (performance.now() + delay > deadline) throw Object.assign(new Error('database is locked (another process holds its write lock)'), { code: 'SQLITE_BUSY' });
+    await sleep(delay);
+  }
+}
+
+/** One transaction on one connection, begun by `begin` (BUSY when it could not take the lock: nothing was begun). */
+async function run<DB, T>(db: Kysely<DB>, fn: (conn: Kysely<DB>) => Promise<T>, begin: (conn: Kysely<DB>) => Promise<boolean>): Promise<T | typeof BUSY> {
   return db.connection().execute(async (conn) => {
-    if (dialect === 'sqlite' && mode === 'write') await beginImmediate(conn, lockWaitMs);
-    else await sql.raw(BEGIN[dialect][mode]).execute(conn);
+    if (!(await begin(conn))) return BUSY;
     let result: T;
     try {
       result = await fn(conn);
