@@ -3,6 +3,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -13,6 +14,17 @@ import { poolAndModelYaml } from './helpers/manifests.js';
 import { chat, EXTERNAL_IPV4, freePorts, kill, NO_EXTERNAL, refusal, runCli, send, serveWith, statusOf, tempDir, untilPrinted } from './helpers/cli-run.js';
 
 describe('tollgate serve: bad configuration and flags', () => {
+  test('a malformed TOLLGATE_KVM_KEY: exit code 2 and one line, before the store is opened', async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'gateway.yaml');
+    await writeFile(file, poolAndModelYaml('http://127.0.0.1:9'));
+    const [port, adminPort] = await freePorts(2);
+    const db = join(dir, 't.db');
+    const lines = await refusal(['serve', '--config', file, '--port', String(port), '--admin-port', String(adminPort), '--db', `sqlite:${db}`], dir, { TOLLGATE_KVM_KEY: 'tooshort' });
+    assert.deepEqual(lines, ['tollgate serve: TOLLGATE_KVM_KEY must hold 32 bytes (64 hex characters or 44 base64 characters)']);
+    assert.equal(existsSync(db), false, 'the store was opened');
+  });
+
   test('one bad field: exit code 2 and one line naming file, document, kind/name and field path', async () => {
     const dir = await tempDir();
     const file = join(dir, 'bad.yaml');

@@ -8,6 +8,7 @@ import { createLogger, envLogLevel, envLogLevelProblem } from '../lib/logger.js'
 import { ListenError, type ListenerName } from '../gateway/listen.js';
 import type { Gateway } from '../gateway/gateway.js';
 import { TlsFilesError, type TlsFileRole } from '../lib/tls-files.js';
+import { KvmCipher } from '../apim/kvm-cipher.js';
 import { readAdminToken } from './admin-token.js';
 import { collect, configFailure, flagFailure, parsePort, parseRoles, untilSignal } from './options.js';
 
@@ -40,6 +41,13 @@ export function serveCommand(): Command {
       if (admin.problem) cmd.error(`tollgate serve: ${admin.problem}`, { exitCode: 2 });
       const levelProblem = envLogLevelProblem();
       if (levelProblem) cmd.error(`tollgate serve: ${levelProblem}`, { exitCode: 2 });
+      // Checked with the other variables: found once API management was made, it exited 1 with the store already
+      // opened (and written) and left it, Redis and the caches unclosed.
+      try {
+        KvmCipher.fromEnv();
+      } catch (err) {
+        cmd.error(`tollgate serve: ${(err as Error).message}`, { exitCode: 2 });
+      }
       const logger = createLogger();
       // SIGHUP asks for the configuration to be read again (nginx, HAProxy, systemd's ExecReload): Node's default
       // ended the process at once, cutting the requests in flight. One during the start reloads once it has started.

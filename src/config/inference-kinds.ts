@@ -17,7 +17,10 @@ const endpointUrl = z
   .url()
   .refine((u) => /^https?:\/\//.test(u), 'endpoint must be an http:// or https:// URL')
   // Before, a path was dropped from a pool endpoint without a word, and made every request of a route a 500.
-  .refine(isOrigin, 'endpoint must be an origin, http[s]://host[:port], without a path, query or credentials: the request keeps its own path');
+  .refine(isOrigin, 'endpoint must be an origin, http[s]://host[:port], without a path, query or credentials: the request keeps its own path')
+  // WHATWG URLs take `$`, `{` and `}` in a host name, which no DNS name holds: `http://${VLLM_HOST}:8000`, written for
+  // envsubst, passed validate and was looked up as a host forever, its endpoint never healthy.
+  .refine((u) => !URL.canParse(u) || !/[${}]/.test(new URL(u).hostname), 'endpoint host holds `$`, `{` or `}`: tollgate does not expand ${VARIABLES} in manifests (run them through envsubst first)');
 
 export const inferencePoolSpec = z
   .object({

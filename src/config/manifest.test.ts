@@ -83,6 +83,7 @@ describe('manifest errors name file, document, kind/name and field path', () => 
       expect: /\(InferenceModel\/m2\): spec\.modelName: "a" is already served by another InferenceModel of InferencePool "p"/,
     },
     { name: 'pool endpoint with a path', text: POOL.replace('"http://127.0.0.1:9000"', '"http://127.0.0.1:9000/base"'), expect: /\(InferencePool\/p\): spec\.endpoints\[0\]: endpoint must be an origin, http\[s\]:\/\/host\[:port\], without a path/ },
+    { name: 'pool endpoint written for envsubst', text: POOL.replace('"http://127.0.0.1:9000"', '"http://${VLLM_HOST}:8000"'), expect: /\(InferencePool\/p\): spec\.endpoints\[0\]: endpoint host holds `\$`, `\{` or `\}`: tollgate does not expand \$\{VARIABLES\}/ },
     { name: 'route URL with a path', text: 'apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\nspec: {rules: [{backendRefs: [{url: "http://127.0.0.1:9000/base?x=1"}]}]}', expect: /\(HTTPRoute\/r\): spec\.rules\[0\]\.backendRefs\[0\]\.url: endpoint must be an origin/ },
     { name: 'route URL that is not one', text: 'apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\nspec: {rules: [{backendRefs: [{url: "not a url"}]}]}', expect: /spec\.rules\[0\]\.backendRefs\[0\]\.url: / },
     { name: 'route to unknown pool', text: 'apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\nspec: {rules: [{backendRefs: [{kind: InferencePool, name: x}]}]}', expect: /spec\.rules\[0\]\.backendRefs\[0\]\.name: no InferencePool "x"/ },
