@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
+import { measureStalls } from '../lib/test-stall.js';
 import { isDatabaseUnavailable } from './errors.js';
 import { openDatabase } from './open-database.js';
 import { openPostgres } from './postgres-connection.js';
@@ -55,18 +56,10 @@ test('a lock wait inside a PostgreSQL transaction fails with lock_not_available 
   }
 });
 
-/** The longest gap between the ticks of a 5 ms interval while `during` runs: how long the event loop was held. */
+/** How long the event loop was held (measureStalls) while `during` ran, and how it settled. */
 async function loopHeldDuring<T>(during: Promise<T>): Promise<{ result: PromiseSettledResult<T>; heldMs: number }> {
-  let last = performance.now();
-  let heldMs = 0;
-  const tick = setInterval(() => {
-    const now = performance.now();
-    heldMs = Math.max(heldMs, now - last);
-    last = now;
-  }, 5);
-  const [result] = await Promise.allSettled([during]);
-  clearInterval(tick);
-  return { result, heldMs: Math.max(heldMs, performance.now() - last) };
+  const { result, longest } = await measureStalls(() => Promise.allSettled([during]).then(([r]) => r));
+  return { result, heldMs: longest };
 }
 
 test("a SQLite write waits for another connection's write lock without holding the event loop, then proceeds or gives up after LOCK_TIMEOUT_MS", { timeout: 30_000 }, async () => {
