@@ -134,6 +134,17 @@ describe('tollgate demo', () => {
     assert.deepEqual(lines, ["tollgate demo: --sim-port 65534: the fleet's three consecutive ports run past 65535"]);
   });
 
+  // Before: exit code 1 with a bare "EACCES ... mkdir", after the fleet had started.
+  test('a working directory it cannot write: exit code 2 and one line saying so, before the fleet starts', async () => {
+    const dir = await tempDir();
+    // A directory that cannot be made, even by root: where .tollgate should go is a file.
+    await writeFile(join(dir, '.tollgate'), '');
+    const [port, adminPort] = await freePorts(2);
+    const lines = await refusal(['demo', '--port', String(port), '--admin-port', String(adminPort), '--sim-port', '0'], dir);
+    assert.equal(lines.length, 1, lines.join('\n'));
+    assert.match(lines[0], /^tollgate demo: cannot create .*\.tollgate: .*; run the demo from a directory you can write$/);
+  });
+
   // Before: Node's default, the demo (and the fleet it started) ended at once.
   test('SIGHUP, as from a closing terminal, stops it as Ctrl-C does: exit code 0', async () => {
     const dir = await tempDir();

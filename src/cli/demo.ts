@@ -84,6 +84,14 @@ export function demoCommand(): Command {
       const levelProblem = envLogLevelProblem();
       if (levelProblem) cmd.error(`tollgate demo: ${levelProblem}`, { exitCode: 2 });
       if (opts.simPort + 2 > 65535) cmd.error(`tollgate demo: --sim-port ${opts.simPort}: the fleet's three consecutive ports run past 65535`, { exitCode: 2 });
+      // Made before the fleet starts: a demo run where it cannot write (a read-only or root-owned directory) exited 1
+      // with a bare EACCES, its fleet already up.
+      const dataDir = join(process.cwd(), '.tollgate');
+      try {
+        mkdirSync(dataDir, { recursive: true });
+      } catch (err) {
+        cmd.error(`tollgate demo: cannot create ${dataDir}: ${(err as Error).message}; run the demo from a directory you can write`, { exitCode: 2 });
+      }
       const logger = createLogger({ level: envLogLevel() ?? 'warn' });
       const { startGateway } = await import('../gateway/gateway.js');
       const fleets: SimFleet[] = [];
@@ -92,8 +100,6 @@ export function demoCommand(): Command {
         fleets.push(await startFleetOn('--sim-port', { replicas: 1, port: opts.simPort === 0 ? 0 : opts.simPort + 2, model: 'Qwen/Qwen2.5-1.5B-Instruct', seed: 7 }));
         const simUrls = fleets.flatMap((f) => f.urls);
         const manifests = moveEndpoints(readManifestFiles([join(packageRoot(), 'examples', 'quickstart')]), simUrls);
-        const dataDir = join(process.cwd(), '.tollgate');
-        mkdirSync(dataDir, { recursive: true });
         const gateway = await startGateway({
           configPaths: [],
           manifests,
