@@ -35,13 +35,16 @@ async function queuedRequest(gw: Gateway, client: ExtprocClient): Promise<{ call
   const call = client.open(10_000);
   await call.send({ request_headers: { headers: HEADERS, end_of_stream: false } });
   const answer = call.send({ request_body: { body: BODY, end_of_stream: true } }).then(outcome, outcome);
-  await waitFor(() => gw.picker.view('pool')!.queueLength === 1, 5000, 'the request queued');
+  // A loaded host (CI beside other suites) can take seconds to open the stream and judge the body.
+  await waitFor(() => gw.picker.view('pool')!.queueLength === 1, 15_000, 'the request queued');
   return { call, outcome: answer };
 }
 
 test('ext_proc streams open at shutdown are picked within the grace period, from fresh metrics', async () => {
   const stub = await startStub();
-  const gw = await eppGateway(stub.url, { server: { shutdownGracePeriod: '5s' }, scheduler: { scrapeInterval: '50ms', staleAfter: '300ms' } });
+  // staleAfter 1 s: at 300 ms a scrape late on a loaded host left the endpoint stale, and the request was refused
+  // rather than queued (the test's CI failure of 2026-11-29).
+  const gw = await eppGateway(stub.url, { server: { shutdownGracePeriod: '5s' }, scheduler: { scrapeInterval: '50ms', staleAfter: '1s' } });
   const client = new ExtprocClient({ address: `127.0.0.1:${gw.extprocPort}` });
   try {
     await waitFor(() => gw.picker.ready().every((p) => p.reachable), 5000, 'the endpoint scraped');
@@ -56,7 +59,7 @@ test('ext_proc streams open at shutdown are picked within the grace period, from
     stub.metrics = IDLE_METRICS;
     assert.equal(await queued, 'picked');
     // Past staleAfter: only scrapes that went on keep the endpoint eligible.
-    await sleep(600);
+    await sleep(1200);
     assert.equal(await lateCall.send({ request_body: { body: BODY, end_of_stream: true } }).then(outcome, outcome), 'picked');
     for (const c of [queuedCall, lateCall]) c.end();
     await closed;
