@@ -167,8 +167,9 @@ export class Gateway {
     this.apim = apim;
     this.#pools = new UpstreamPools(config.settings);
     this.#addresses = new EndpointAddresses(logger, options.lookup);
-    this.#tempAnalyticsDir = sharedAnalyticsDirectory(options, config) === undefined ? mkdtempSync(join(tmpdir(), 'tollgate-analytics-')) : null;
-    const directory = this.#tempAnalyticsDir ?? sharedAnalyticsDirectory(options, config)!;
+    const shared = sharedAnalyticsDirectory(options, config);
+    this.#tempAnalyticsDir = shared === undefined ? mkdtempSync(join(tmpdir(), 'tollgate-analytics-')) : null;
+    const directory = shared ?? this.#tempAnalyticsDir!;
     this.analytics = config.settings.analytics.enabled
       ? new AnalyticsPipeline({ db: apim.db, databaseUrl: options.db, databaseSchema: options.dbSchema, settings: { ...config.settings.analytics, directory }, registry, logger, claimed })
       : null;

@@ -3,7 +3,6 @@ import { sql, type Kysely, type SelectQueryBuilder } from 'kysely';
 import type { DialectName } from './database-url.js';
 import { IDENTITY_TYPES, RESOURCE_TYPES, type ChangeEvent, type ChangeFeed, type IdentityRefs, type KvmEntryRef, type ResourceType } from './change-feed.js';
 import { insertAuditRow } from './audit-log.js';
-import { encodeChange } from './change-message.js';
 import { notifyChange } from './pg-change-listener.js';
 import { logChange } from './sqlite-change-poller.js';
 import { loadIdentityRows, type IdentityRows } from './snapshot.js';
@@ -176,8 +175,9 @@ export class Session {
         const session = new Session(this.core, this.actor, { db: conn, ...tx });
         const value = await fn(session);
         event = changeOf(tx);
+        // Told to the other processes on the database: by NOTIFY on PostgreSQL, by the change log on a SQLite file.
         if (event && dialect === 'postgres') await notifyChange(conn, { schema, origin: instanceId, ...event }, tx.identity.keys);
-        if (event && this.core.logChanges) await logChange(conn, instanceId, encodeChange({ schema, origin: instanceId, ...event }, tx.identity.keys));
+        if (event && this.core.logChanges) await logChange(conn, { schema, origin: instanceId, ...event }, tx.identity.keys);
         // Read on this connection, which has just answered: a read after COMMIT could find the database gone, and this
         // replica would keep serving what the change replaced (a revoked key) while its answer said it was done.
         if (event?.identity) identityRows = await loadIdentityRows(session, event.identity);

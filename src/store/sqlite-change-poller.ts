@@ -5,7 +5,7 @@
 import { sql, type Kysely } from 'kysely';
 import type { Logger } from '../lib/logger.js';
 import { RESOURCE_TYPES, type ChangeEvent } from './change-feed.js';
-import { decodeChange } from './change-message.js';
+import { decodeChange, encodeChange, type ChangeMessage } from './change-message.js';
 import type { Tables } from './schema.js';
 
 /** How often the file is asked: a key revoked through one process is refused by the others within about this. */
@@ -20,9 +20,9 @@ export const KEEP_ROWS = 10_000;
 /** Rows read per poll; past them, reading everything again is cheaper than replaying so many changes one by one. */
 const MAX_ROWS_PER_POLL = 1_000;
 
-/** Written in the transaction of the change: it is in the file exactly when the change is. */
-export async function logChange(conn: Kysely<Tables>, origin: string, payload: string): Promise<void> {
-  const { seq } = await conn.insertInto('change_log').values({ origin, payload }).returning('seq').executeTakeFirstOrThrow();
+/** Written in the transaction of the change, as notifyChange sends it on PostgreSQL: in the file exactly when the change is. */
+export async function logChange(conn: Kysely<Tables>, message: ChangeMessage, keyApps?: ReadonlyMap<string, string>): Promise<void> {
+  const { seq } = await conn.insertInto('change_log').values({ origin: message.origin, payload: encodeChange(message, keyApps) }).returning('seq').executeTakeFirstOrThrow();
   if (seq > KEEP_ROWS) await conn.deleteFrom('change_log').where('seq', '<=', seq - KEEP_ROWS).execute();
 }
 
@@ -49,8 +49,7 @@ export class SqliteChangePoller {
   /** From the newest change now in the file: the snapshot loaded after this has every change before it. */
   async start(): Promise<void> {
     this.#version = await this.#dataVersion();
-    const row = await this.#db.selectFrom('change_log').select((eb) => eb.fn.max('seq').as('seq')).executeTakeFirst();
-    this.#last = Number(row?.seq ?? 0);
+    this.#last = await this.#newest();
     this.#timer = setInterval(() => {
       this.#polling ??= this.#poll().finally(() => (this.#polling = undefined));
     }, this.#pollMs);
@@ -61,6 +60,12 @@ export class SqliteChangePoller {
   async close(): Promise<void> {
     clearInterval(this.#timer);
     await this.#polling;
+  }
+
+  /** The number of the newest change in the file (0 when there is none). */
+  async #newest(): Promise<number> {
+    const row = await this.#db.selectFrom('change_log').select((eb) => eb.fn.max('seq').as('seq')).executeTakeFirst();
+    return Number(row?.seq ?? 0);
   }
 
   async #dataVersion(): Promise<number> {
@@ -79,12 +84,13 @@ export class SqliteChangePoller {
       if (this.#failing) this.#logger.info('changes made by other processes on the SQLite file are read again');
       this.#failing = false;
       if (rows.length === 0) return;
-      const gap = rows[0].seq !== this.#last + 1;
-      this.#last = rows[rows.length - 1].seq;
-      if (gap || rows.length > MAX_ROWS_PER_POLL) {
-        if (rows.length > MAX_ROWS_PER_POLL) this.#last = Number((await this.#db.selectFrom('change_log').select((eb) => eb.fn.max('seq').as('seq')).executeTakeFirst())?.seq ?? this.#last);
+      // Rows pruned before they were read (a gap), or more than are worth replaying: everything is read again, which
+      // takes in every change up to the newest now in the file.
+      if (rows[0].seq !== this.#last + 1 || rows.length > MAX_ROWS_PER_POLL) {
+        this.#last = await this.#newest();
         return this.#deliver({ resourceTypes: [...RESOURCE_TYPES], origin: 'remote' });
       }
+      this.#last = rows[rows.length - 1].seq;
       for (const row of rows) {
         if (row.origin === this.#instanceId) continue;
         const event = decodeChange(row.payload, 'main', this.#instanceId);
