@@ -843,24 +843,30 @@ for (const [name, setup] of [
   ['passed through', undefined],
   ['rewritten (usage stripped)', strippedStream],
 ] as const) {
-  test(`a close-delimited stream whose server stops inside an event (${name}) ends with the error event, recorded as upstream_error`, async () => {
-    const upstream = rawAnswer(`${CLOSE_DELIMITED}${EVENT}${HALF_EVENT}`);
-    const upstreamUrl = await listen(upstream);
-    const pools = new UpstreamPools(DEFAULT_SETTINGS);
-    const gateway = await throughProxy(upstreamUrl, pools, () => ({}), setup);
-    try {
-      const r = await request(`${gateway.url}/v1/chat/completions`, { method: 'POST', body: '{}' });
-      const text = await r.body.text();
-      // Before: the half event went on (JSON no SDK parses), and the record said 200 with no fault.
-      assert.ok(text.startsWith(EVENT) && !text.includes(HALF_EVENT), text);
-      assert.match(text, /^data: \{"error":\{.*"code":"upstream_error"\}\}\n\n$/m);
-      assert.equal((await gateway.done).errorCode, 'upstream_error');
-    } finally {
-      gateway.close();
-      upstream.close();
-      await pools.close();
-    }
-  });
+  // Inside its data, and (the responses API names every event) after its `event:` line, before any data.
+  for (const [where, half] of [
+    ['inside an event', HALF_EVENT],
+    ['after an event line', 'event: response.completed\n'],
+  ] as const) {
+    test(`a close-delimited stream whose server stops ${where} (${name}) ends with the error event, recorded as upstream_error`, async () => {
+      const upstream = rawAnswer(`${CLOSE_DELIMITED}${EVENT}${half}`);
+      const upstreamUrl = await listen(upstream);
+      const pools = new UpstreamPools(DEFAULT_SETTINGS);
+      const gateway = await throughProxy(upstreamUrl, pools, () => ({}), setup);
+      try {
+        const r = await request(`${gateway.url}/v1/chat/completions`, { method: 'POST', body: '{}' });
+        const text = await r.body.text();
+        // Before: the half event went on (JSON no SDK parses, or an event line with nothing after it), and the record said 200 with no fault.
+        assert.ok(text.startsWith(EVENT) && !text.includes(half), text);
+        assert.match(text, /^data: \{"error":\{.*"code":"upstream_error"\}\}\n\n$/m);
+        assert.equal((await gateway.done).errorCode, 'upstream_error');
+      } finally {
+        gateway.close();
+        upstream.close();
+        await pools.close();
+      }
+    });
+  }
 
   test(`a close-delimited stream whose last event, whole, has no blank line (${name}) ends as it came`, async () => {
     const upstream = rawAnswer(`${CLOSE_DELIMITED}${EVENT}data: [DONE]`);

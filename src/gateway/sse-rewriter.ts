@@ -175,15 +175,20 @@ const LINE_END = /\r\n?|\n/;
 
 /**
  * Whether `rest`, what a stream ends with after its last blank line, is an event cut short: its data neither `[DONE]`
- * nor JSON. A last event without its blank line that is whole goes on (legal SSE); a half one reached clients as
- * JSON no SDK parses, and the record showed no fault.
+ * nor JSON, or an event begun (`event:`, `id:`, a field name cut in two) before any data. A last event without its
+ * blank line that is whole goes on (legal SSE), as do comments (keep-alives); a half one reached clients as JSON no
+ * SDK parses, or as a responses-API `event:` line with nothing after it, and the record showed no fault.
  */
 export function isCutShort(rest: string): boolean {
   let data: string | undefined;
+  let begun = false;
   for (const line of rest.split(LINE_END)) {
-    if (line.startsWith('data:')) data = data === undefined ? dataOf(line) : `${data}\n${dataOf(line)}`;
+    // A line without a colon is a field with an empty value (the SSE spec): a bare `data` is a data line.
+    if (line.startsWith('data:') || line === 'data') data = data === undefined ? dataOf(line) : `${data}\n${dataOf(line)}`;
+    else if (line !== '' && !line.startsWith(':')) begun = true;
   }
-  if (data === undefined || data === '[DONE]') return false;
+  if (data === undefined) return begun;
+  if (data === '[DONE]') return false;
   try {
     JSON.parse(data);
     return false;
