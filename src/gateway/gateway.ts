@@ -586,7 +586,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const router = new AdminRouter(options.adminToken, logger);
     registerHealthRoutes(router, { readiness: () => readiness(), registry });
     router.starting = true;
-    const adminServer = createListener(router.handle, config.settings.server);
+    const adminServer = createListener(router.handle, config.settings.server, { methods: 'GET, POST, PUT, DELETE' });
     const [adminHost, adminPort] = [options.adminHost ?? (options.adminToken ? '0.0.0.0' : '127.0.0.1'), options.adminPort ?? 8081];
     const adminListening = await openListener('admin', adminHost, adminPort, () => listen(adminServer, adminPort, adminHost));
     opened.push(async () => closeNow(adminServer));

@@ -264,6 +264,53 @@ test('an HTTP/1.1 request without Host gets a 400 in the documented shape; HTTP/
   );
 });
 
+test('a request with several Host lines or one that is no host gets a 400; an absolute-form target names the host', async () => {
+  const refused: number[] = [];
+  const seen: (string | undefined)[] = [];
+  await withListener(
+    (req, res) => {
+      seen.push(req.headers.host);
+      res.end('served');
+    },
+    {},
+    async (port) => {
+      // node:http keeps the first of two Host lines: a route matched on it and a front proxy reading the last disagreed.
+      for (const request of [
+        'GET /v1/models HTTP/1.1\r\nHost: internal.example.com\r\nHost: public.example.com\r\n\r\n',
+        'GET /v1/models HTTP/1.1\r\nhost: a\r\nHOST: a\r\n\r\n',
+        'GET /v1/models HTTP/1.1\r\nHost: internal.example.com:notaport\r\n\r\n',
+        'GET /v1/models HTTP/1.1\r\nHost: a b\r\n\r\n',
+        'GET /v1/models HTTP/1.1\r\nHost: a/b\r\n\r\n',
+      ]) {
+        const answer = firstAnswer((await exchange(port, [request])).text);
+        assert.equal(answer.status, 400, request);
+        assert.equal(answer.body.error.code, 'invalid_request');
+        assert.match(answer.body.error.message, /Host/);
+      }
+      // Valid hosts: a name with a port, an empty port, an IPv6 literal, an IPv4 address, an empty Host (no authority).
+      for (const host of ['a.example.com:8080', 'a.example.com:', '[::1]:8080', '127.0.0.1', '']) {
+        assert.match((await exchange(port, [`GET /v1/models HTTP/1.1\r\nHost: ${host}\r\nconnection: close\r\n\r\n`])).text, /served$/, host);
+      }
+      // RFC 9112 §3.2.2: the target's authority, not the Host line (userinfo is no part of it).
+      await exchange(port, ['POST http://internal.example.com/v1/chat/completions HTTP/1.1\r\nHost: public.example.com\r\ncontent-length: 0\r\nconnection: close\r\n\r\n']);
+      await exchange(port, ['GET HTTP://u:p@b.example.com:81/v1/models HTTP/1.1\r\nHost: a\r\nconnection: close\r\n\r\n']);
+      assert.deepEqual(seen.slice(-2), ['internal.example.com', 'b.example.com:81']);
+      assert.deepEqual(refused, [400, 400, 400, 400, 400]);
+    },
+    { onRefused: (status) => refused.push(status) },
+  );
+});
+
+test('the 405 to CONNECT names the methods the listener takes', async () => {
+  const connect = 'CONNECT 127.0.0.1:1 HTTP/1.1\r\nhost: x\r\n\r\n';
+  await withListener((_req, res) => res.end(), {}, async (port) => {
+    assert.equal(firstAnswer((await exchange(port, [connect])).text).headers.allow, 'GET, HEAD, POST, DELETE');
+  });
+  await withListener((_req, res) => res.end(), {}, async (port) => {
+    assert.equal(firstAnswer((await exchange(port, [connect])).text).headers.allow, 'GET, POST, PUT, DELETE');
+  }, { methods: 'GET, POST, PUT, DELETE' });
+});
+
 test('a malformed chunked body is the handler\'s to answer, also when it starts reading only after the parser failed', async () => {
   const read: string[] = [];
   await withListener(

@@ -7,6 +7,7 @@ import { Server as HttpsServer, type ServerOptions as HttpsServerOptions } from 
 import { readTlsFile, unusablePair } from '../lib/tls-files.js';
 import type { GatewaySettings } from '../config/settings.js';
 import { GatewayError, gatewayError, type FaultFormat } from './errors.js';
+import { hostFromTarget, hostProblem } from './host-header.js';
 
 export interface TlsFiles {
   cert: string;
@@ -31,11 +32,16 @@ function listenerTimeouts(settings: GatewaySettings['server']) {
  */
 const CONNECTIONS_CHECKING_INTERVAL_MS = 1000;
 
+/** What the data plane's paths take: OPTIONS only under a CORS policy, DELETE a stored response. */
+const DATA_PLANE_METHODS = 'GET, HEAD, POST, DELETE';
+
 /** Told the status of a refusal written before the handler: the data plane counts it. */
 type OnRefused = ((status: number) => void) | undefined;
 
 export interface ListenerOptions {
   tls?: TlsFiles;
+  /** The methods the listener's paths take, for the Allow of its 405 to CONNECT (the data plane's by default). */
+  methods?: string;
   /** The error body shape for what never reaches the handler (the data plane's configured one); OpenAI's without it. */
   faultFormat?: () => FaultFormat | undefined;
   /**
@@ -103,8 +109,8 @@ function clientFault(err: Error & { code?: string }): GatewayError {
   return err.code === 'HPE_HEADER_OVERFLOW' ? new GatewayError(431, fault.type, fault.code, fault.message) : fault;
 }
 
-function refuseWithoutHost(res: ServerResponse, format: FaultFormat | undefined, onRefused: OnRefused): void {
-  const { status, head, body } = closingAnswer(gatewayError('TG_ERR_INVALID_REQUEST', 'An HTTP/1.1 request must carry a Host header'), format, onRefused);
+function refuseHost(res: ServerResponse, message: string, format: FaultFormat | undefined, onRefused: OnRefused): void {
+  const { status, head, body } = closingAnswer(gatewayError('TG_ERR_INVALID_REQUEST', message), format, onRefused);
   res.writeHead(status, head);
   res.end(body);
 }
@@ -133,13 +139,16 @@ export function applyListenerTimeouts(server: Server, settings: GatewaySettings[
   for (const socket of servedConnections.get(server) ?? []) if (socket.timeout) socket.setTimeout(socket.timeout + change);
 }
 
-export function createListener(handler: RequestListener, settings: GatewaySettings['server'], { tls, faultFormat, maxBodyBytes, onRefused }: ListenerOptions = {}): Server {
+export function createListener(handler: RequestListener, settings: GatewaySettings['server'], { tls, faultFormat, maxBodyBytes, onRefused, methods = DATA_PLANE_METHODS }: ListenerOptions = {}): Server {
   // An HTTP/1.1 request without Host is refused here (RFC 9112 §3.2) rather than by Node, whose 400 has no body.
   const options = { ...listenerTimeouts(settings), connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS, requireHostHeader: false };
   const connections = new Set<Socket>();
   const served: RequestListener = (req, res) => {
     remember(connections, req.socket);
-    if (req.headers.host === undefined && req.httpVersionMajor === 1 && req.httpVersionMinor === 1) return refuseWithoutHost(res, faultFormat?.(), onRefused);
+    if (req.headers.host === undefined && req.httpVersionMajor === 1 && req.httpVersionMinor === 1) return refuseHost(res, 'An HTTP/1.1 request must carry a Host header', faultFormat?.(), onRefused);
+    hostFromTarget(req);
+    const problem = hostProblem(req);
+    if (problem) return refuseHost(res, problem, faultFormat?.(), onRefused);
     handler(req, res);
   };
   // A client still in its TLS handshake gets no longer than one sending its headers (Node gives it 120 s). Fixed when
@@ -184,7 +193,7 @@ export function createListener(handler: RequestListener, settings: GatewaySettin
   server.on('connect', (req, socket: Duplex) => {
     // Node hands the socket over without its error listener: a reset from the client must not become an uncaught error.
     socket.on('error', () => socket.destroy());
-    rawAnswer(socket, gatewayError('TG_ERR_METHOD_NOT_ALLOWED', `${req.method} is not supported`, { allow: 'GET, HEAD, POST, OPTIONS' }), faultFormat?.(), onRefused);
+    rawAnswer(socket, gatewayError('TG_ERR_METHOD_NOT_ALLOWED', `${req.method} is not supported`, { allow: methods }), faultFormat?.(), onRefused);
   });
   return server;
 }
