@@ -84,6 +84,17 @@ describe('requests and errors', async () => {
     assert.equal(seen.headers['proxy-authorization'], undefined);
   });
 
+  test("the client's address is appended to X-Forwarded-For", async () => {
+    for (const [given, sent] of [
+      [undefined, '127.0.0.1'],
+      ['203.0.113.7', '203.0.113.7, 127.0.0.1'],
+    ] as const) {
+      const r = await post(gw, CHAT, given ? { 'x-forwarded-for': given } : {});
+      await r.body.dump();
+      assert.equal(stub.requests.at(-1)!.req.headers['x-forwarded-for'], sent);
+    }
+  });
+
   test('generates a request id when none is given', async () => {
     const r = await post(gw, CHAT);
     await r.body.dump();

@@ -49,6 +49,8 @@ export const NOT_FORWARDED = new Set([
   ...IDENTITY_HEADERS,
 ]);
 const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
+/** How a dual-stack listener gives an IPv4 client's address (`::ffff:10.0.0.1`). */
+const IPV4_MAPPED = '::ffff:';
 
 export interface DataPlaneDeps {
   config: RuntimeConfig;
@@ -480,6 +482,13 @@ export class DataPlane {
     if (body !== ctx.rawBody) delete headers['content-encoding'];
     if (ctx.apim?.key) for (const [name, value] of identityHeaderValues(ctx)) if (value !== undefined) headers[name] = value;
     headers['x-request-id'] = ctx.id;
+    // The client's address appended (Envoy's default, nginx's $proxy_add_x_forwarded_for): what the model server and
+    // any proxy before it log and limit by is the client, not tollgate.
+    if (ctx.clientIp) {
+      const ip = ctx.clientIp.startsWith(IPV4_MAPPED) ? ctx.clientIp.slice(IPV4_MAPPED.length) : ctx.clientIp;
+      const prior = headers['x-forwarded-for'];
+      headers['x-forwarded-for'] = prior ? `${String(prior)}, ${ip}` : ip;
+    }
     // tollgate reads the answer (usage for token quotas and analytics, response policies, SSE rewrites): a client's
     // accept-encoding: gzip passed on let a compressing model server (or a proxy before it) hide it from all of them.
     headers['accept-encoding'] = 'identity';
