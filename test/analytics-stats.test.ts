@@ -91,6 +91,30 @@ for (const backend of DATABASE_BACKENDS) {
       assert.deepEqual(body.rows, [{ bucket_start: iso(T0), requests: 7 }]);
     });
 
+    test('tzo: hour and day buckets start at the offset\'s hours and midnights, and times are written at it', async () => {
+      // T0 is 10:00Z, 15:30 at +05:30: its records are in the hour that began there at 15:00 (09:30Z), and in the day
+      // that began at 18:30Z the day before.
+      const { status, body } = await get(`${RANGE}&bucket=1h&tzo=%2B05:30`);
+      assert.equal(status, 200);
+      assert.deepEqual([body.from, body.tzo], ['2025-01-15T15:30:00.000+05:30', '+05:30']);
+      assert.deepEqual(body.rows, [{ bucket_start: '2025-01-15T15:00:00.000+05:30', requests: 7 }]);
+      const day = await get(`${RANGE}&bucket=1d&tzo=330`);
+      assert.deepEqual(day.body.rows, [{ bucket_start: '2025-01-15T00:00:00.000+05:30', requests: 7 }]);
+      // At -08:00 the day of 10:00Z began at 08:00Z; -0800, -480 and -08:00 are the same offset.
+      for (const tzo of ['-0800', '-480', '-08:00']) {
+        const west = await get(`${RANGE}&bucket=1d&tzo=${tzo}`);
+        assert.deepEqual(west.body.rows, [{ bucket_start: '2025-01-15T00:00:00.000-08:00', requests: 7 }], tzo);
+      }
+      // Without it, UTC: a record at 20:00Z is in the day of the 15th there, and in the 16th's at +05:30.
+      const late = Date.UTC(2025, 0, 15, 20);
+      await new AnalyticsRecords(db).insert([row(300, { time: late, appId: 'app-5', appName: 'late' })]);
+      const range = `from=${iso(late)}&to=${iso(late + 1)}&bucket=1d&filter=app_id==app-5`;
+      assert.deepEqual((await get(range)).body.rows, [{ bucket_start: '2025-01-15T00:00:00.000Z', requests: 1 }]);
+      assert.deepEqual((await get(`${range}&tzo=%2B05:30`)).body.rows, [{ bucket_start: '2025-01-16T00:00:00.000+05:30', requests: 1 }]);
+      const csv = await get(`${range}&tzo=%2B05:30&format=csv`);
+      assert.match(csv.text, /\r\n2025-01-16T00:00:00\.000\+05:30,1\r\n$/);
+    });
+
     test('filters: ==, !=, several joined by ;, status as a number, empty value for missing', async () => {
       const product = await get(`${RANGE}&groupBy=model&filter=product==gold`);
       assert.deepEqual(product.body.rows, [{ bucket_start: iso(T0), model: 'llama', requests: 5 }]);
@@ -171,6 +195,10 @@ for (const backend of DATABASE_BACKENDS) {
         ['filter=model==x;planet==mars', 'filter[1]'],
         ['filter=status==abc', 'filter[0]'],
         ['colour=blue', 'colour'],
+        ['tzo=%2B15:00', 'tzo'],
+        ['tzo=%2B05:60', 'tzo'],
+        ['tzo=Asia/Kolkata', 'tzo'],
+        ['tzo=%2B09', 'tzo'],
       ];
       for (const [query, path] of cases) {
         const { status, body } = await get(query);
@@ -277,6 +305,12 @@ for (const backend of DATABASE_BACKENDS) {
         const json = await run(['--from', iso(T0), '--to', iso(T0 + 600_000), '--metrics', 'requests', '--format', 'json']);
         assert.deepEqual(JSON.parse(json.out.join('\n')).rows, [{ bucket_start: iso(T0), requests: 7 }]);
         assert.deepEqual(json.err, [], 'the JSON carries them');
+      });
+
+      test('--tzo is passed on', async () => {
+        const { out, exitCode } = await run(['--from', iso(T0), '--to', iso(T0 + 600_000), '--bucket', '1d', '--tzo', '-08:00', '--metrics', 'requests', '--format', 'json']);
+        assert.equal(exitCode, 0);
+        assert.deepEqual(JSON.parse(out.join('\n')).rows, [{ bucket_start: '2025-01-15T00:00:00.000-08:00', requests: 7 }]);
       });
 
       test('--since 7d --bucket 1m answers: a filter matching nothing prints no rows, exit 0', async () => {

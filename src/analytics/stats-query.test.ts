@@ -8,7 +8,7 @@ const parse = (q: string) => parseStatsQuery(new URLSearchParams(q), NOW);
 
 test('defaults: the last 24 hours, hourly buckets, requests, json', () => {
   assert.deepEqual(parse(''), {
-    query: { from: NOW - 86_400_000, to: NOW, bucket: '1h', groupBy: [], metrics: ['requests'], filters: [], format: 'json' },
+    query: { from: NOW - 86_400_000, to: NOW, bucket: '1h', offsetMinutes: 0, groupBy: [], metrics: ['requests'], filters: [], format: 'json' },
   });
 });
 

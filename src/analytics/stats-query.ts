@@ -1,7 +1,7 @@
 // The stats query language: time range, bucket, dimensions, metrics and filters, validated into a StatsQuery.
 import { z } from 'zod';
 import { isStorableText, UNSTORABLE_TEXT_MESSAGE } from '../store/codec.js';
-import { MAX_TIME_MS, parseTime } from './stats-time.js';
+import { MAX_TIME_MS, parseOffset, parseTime } from './stats-time.js';
 
 /**
  * Dimension → the column a row shows for it: `developer` is the developer's email and `app` the app's name, as Apigee
@@ -69,6 +69,8 @@ export interface StatsQuery {
   from: number;
   to: number;
   bucket: Bucket;
+  /** Minutes east of UTC where hour and day buckets start, and at which times are written (`tzo`). */
+  offsetMinutes: number;
   groupBy: Dimension[];
   metrics: Metric[];
   filters: Filter[];
@@ -84,6 +86,13 @@ const timestamp = z.string().transform((text, ctx) => {
   const ms = parseTime(text);
   if (ms !== undefined) return ms;
   ctx.addIssue({ code: 'custom', message: `"${text}" is not a time (ISO-8601 with a zone, e.g. 2025-01-31T12:00:00Z or 2025-01-31T14:00:00+02:00, or epoch milliseconds)` });
+  return z.NEVER;
+});
+
+const offset = z.string().transform((text, ctx) => {
+  const minutes = parseOffset(text);
+  if (minutes !== undefined) return minutes;
+  ctx.addIssue({ code: 'custom', message: `"${text}" is not a UTC offset (Z, +05:30, -0800, or minutes east of UTC such as 330 or -480; at most 14 hours either way; in a URL, + is written %2B)` });
   return z.NEVER;
 });
 
@@ -156,6 +165,7 @@ const schema = z
     from: timestamp.optional(),
     to: timestamp.optional(),
     bucket: z.enum(Object.keys(BUCKETS) as [Bucket, ...Bucket[]]).default('1h'),
+    tzo: offset.default(0),
     groupBy: list(Object.keys(DIMENSIONS) as Dimension[]).default([]),
     metrics: list(METRICS).default(['requests']),
     filter: filters.default([]),
@@ -170,7 +180,7 @@ function fieldPath(path: readonly PropertyKey[]): string {
 }
 
 /**
- * Reads `?from=&to=&bucket=&groupBy=&metrics=&filter=&format=`; the range defaults to the 24 hours before `to`
+ * Reads `?from=&to=&bucket=&tzo=&groupBy=&metrics=&filter=&format=`; the range defaults to the 24 hours before `to`
  * (default now). Returns the problems, each with its parameter path, instead of throwing.
  * @example parseStatsQuery(new URLSearchParams('groupBy=app,model&metrics=requests,latency_p99&filter=product==gold'))
  */
@@ -205,5 +215,5 @@ export function parseStatsQuery(params: URLSearchParams, now: number = Date.now(
   if (p.metrics.length === 0) problems.push({ path: 'metrics', message: 'name at least one metric' });
   if (new Set(p.groupBy).size !== p.groupBy.length) problems.push({ path: 'groupBy', message: 'a dimension is named twice' });
   if (problems.length > 0) return { problems };
-  return { query: { from, to, bucket: p.bucket, groupBy: p.groupBy, metrics: [...new Set(p.metrics)], filters: p.filter, format: p.format } };
+  return { query: { from, to, bucket: p.bucket, offsetMinutes: p.tzo, groupBy: p.groupBy, metrics: [...new Set(p.metrics)], filters: p.filter, format: p.format } };
 }

@@ -6,6 +6,7 @@ import { toCsv } from './stats-csv.js';
 import { MAX_ROWS, parseStatsQuery, statsColumns } from './stats-query.js';
 import { openStatsRunner, StatsTimeoutError, type StatsRunner, type StatsRunnerOptions } from './stats-runner.js';
 import type { StatsResult } from './stats-sql.js';
+import { isoAtOffset, offsetText } from './stats-time.js';
 
 export interface AnalyticsRouteDeps {
   db: Database;
@@ -63,9 +64,10 @@ export function registerAnalyticsRoutes(router: AdminRouter, deps: AnalyticsRout
     }
     return {
       body: {
-        from: new Date(q.from).toISOString(),
-        to: new Date(q.to).toISOString(),
+        from: isoAtOffset(q.from, q.offsetMinutes),
+        to: isoAtOffset(q.to, q.offsetMinutes),
         bucket: q.bucket,
+        tzo: offsetText(q.offsetMinutes),
         groupBy: q.groupBy,
         metrics: q.metrics,
         rows,

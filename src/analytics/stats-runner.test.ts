@@ -16,7 +16,7 @@ import { lockRecordsTable, sampleRecord } from './test-records.js';
 
 const T0 = Date.UTC(2025, 0, 15);
 const DAY = 86_400_000;
-const query = (q: Partial<StatsQuery> = {}): StatsQuery => ({ from: T0, to: T0 + DAY, bucket: '1h', groupBy: [], metrics: ['requests'], filters: [], format: 'json', ...q });
+const query = (q: Partial<StatsQuery> = {}): StatsQuery => ({ from: T0, to: T0 + DAY, bucket: '1h', offsetMinutes: 0, groupBy: [], metrics: ['requests'], filters: [], format: 'json', ...q });
 /** `n` records spread over the day T0, by 20 apps; `first` numbers their request ids. */
 const rows = (n: number, first = 0) =>
   Array.from({ length: n }, (_, i) => recordRow(sampleRecord(first + i, { time: T0 + Math.floor((i / n) * DAY), appId: `id-${i % 20}`, appName: `app-${i % 20}`, latencyMs: i % 997 }))!);

@@ -1,6 +1,7 @@
 // Runs a StatsQuery as one SQL statement that SQLite and PostgreSQL evaluate identically (integer buckets, window-function percentiles).
 import { sql, type RawBuilder } from 'kysely';
 import type { AnalyticsRecords } from '../store/index.js';
+import { isoAtOffset } from './stats-time.js';
 import { BUCKETS, DIMENSIONS, dimensionColumns, FILTER_FIELDS, MAX_ROWS, PERCENTILES, type Filter, type Metric, type StatsQuery } from './stats-query.js';
 
 export type StatsValue = string | number | null;
@@ -89,7 +90,9 @@ export async function runStats(records: AnalyticsRecords, q: StatsQuery): Promis
   const ranked = q.metrics.some((m) => percentileSql(m) !== undefined);
 
   // Integer division truncates toward zero on both backends; the bucket of a time before 1970 starts before it.
-  const base = sql`select at_ms - (at_ms % ${size} + ${size}) % ${size} as bucket_start${sql.join(dimSelect, sql``)},
+  // Buckets start at the caller's midnight and hour (tzo): the time is shifted by the offset for the modulo.
+  const shifted = sql`(at_ms + ${sql.lit(q.offsetMinutes * 60_000)})`;
+  const base = sql`select at_ms - (${shifted} % ${size} + ${size}) % ${size} as bucket_start${sql.join(dimSelect, sql``)},
     ${named ? sql`id, ` : sql``}status, fault_code, input_tokens, output_tokens, cached_tokens, cache_hit, tokens_estimated, bytes_in, bytes_out, latency_ms, ttft_ms
     from analytics_records where ${sql.join(where, sql` and `)}`;
   const source = ranked
@@ -131,6 +134,6 @@ export async function runStats(records: AnalyticsRecords, q: StatsQuery): Promis
     }
     return 0;
   });
-  for (const row of out) row.bucket_start = new Date(row.bucket_start as number).toISOString();
+  for (const row of out) row.bucket_start = isoAtOffset(row.bucket_start as number, q.offsetMinutes);
   return { rows: out };
 }

@@ -32,3 +32,35 @@ function dateTime(text: string): number | undefined {
   const offset = (m[8] === '-' ? -1 : 1) * (offsetHours * 60 + offsetMinutes) * 60_000;
   return date.getTime() + ((hour * 60 + minute) * 60 + second) * 1000 + ms - offset;
 }
+
+/** The widest offsets in use (UTC−12 to UTC+14), with room: ±14:00. */
+const MAX_OFFSET_MINUTES = 14 * 60;
+const OFFSET = /^([+-])(\d\d):?(\d\d)$/;
+
+/**
+ * Minutes east of UTC from `Z`, `+05:30`, `-0800` or a count of minutes (`330`, `-480`, as Apigee's `tzo`), or
+ * undefined when it is none of them or beyond ±14:00.
+ */
+export function parseOffset(text: string): number | undefined {
+  if (text === 'Z') return 0;
+  let minutes: number | undefined;
+  // No sign but '-' and no leading zero: `+09` and `-08` read as minutes would be a mistake for hours.
+  if (/^-?(?:0|[1-9]\d{0,2})$/.test(text)) minutes = Number(text);
+  else {
+    const m = OFFSET.exec(text);
+    if (m && Number(m[3]) < 60) minutes = (m[1] === '-' ? -1 : 1) * (Number(m[2]) * 60 + Number(m[3]));
+  }
+  return minutes !== undefined && Math.abs(minutes) <= MAX_OFFSET_MINUTES ? minutes + 0 : undefined;
+}
+
+/** An offset as ISO-8601 writes it: `Z`, `+05:30`, `-08:00`. */
+export function offsetText(minutes: number): string {
+  if (minutes === 0) return 'Z';
+  const abs = Math.abs(minutes);
+  return `${minutes < 0 ? '-' : '+'}${String(Math.floor(abs / 60)).padStart(2, '0')}:${String(abs % 60).padStart(2, '0')}`;
+}
+
+/** `ms` as ISO-8601 at an offset of `minutes` east of UTC (`2025-01-31T05:30:00.000+05:30`). */
+export function isoAtOffset(ms: number, minutes: number): string {
+  return `${new Date(ms + minutes * 60_000).toISOString().slice(0, -1)}${offsetText(minutes)}`;
+}

@@ -18,6 +18,7 @@ interface Options {
   to?: string;
   since?: number;
   bucket: string;
+  tzo?: string;
   groupBy?: string[];
   metrics?: string[];
   filter?: string[];
@@ -66,6 +67,7 @@ function statsUrl(opts: Options, now: number): URL {
   if (opts.from !== undefined) q.set('from', opts.from);
   if (opts.to !== undefined) q.set('to', opts.to);
   q.set('bucket', opts.bucket);
+  if (opts.tzo !== undefined) q.set('tzo', opts.tzo);
   // Repeated flags add up, as kubectl's do: a second --group-by silently replaced the first.
   if (opts.groupBy) q.set('groupBy', opts.groupBy.join(','));
   q.set('metrics', (opts.metrics ?? DEFAULT_METRICS).join(','));
@@ -128,6 +130,7 @@ export function analyticsCommand(io: AnalyticsIo = processIo): Command {
     // Both ways of giving the range at once left one to win silently.
     .addOption(new Option('--since <duration>', 'start this long ago, e.g. 30m, 6h, 7d (instead of --from and --to)').argParser(parseSince).conflicts(['from', 'to']))
     .addOption(new Option('--bucket <size>', 'time bucket').choices(Object.keys(BUCKETS)).default('1h'))
+    .option('--tzo <offset>', 'UTC offset where hour and day buckets start, and at which times are shown: +05:30, -0800, or minutes east of UTC (default: Z)')
     .option('--group-by <dimensions>', `comma-separated (repeatable): ${Object.keys(DIMENSIONS).join(', ')} (an app or developer by its id, shown beside its name)`, collect)
     .option('--metrics <names>', `comma-separated (repeatable): ${METRICS.join(', ')} (default: ${DEFAULT_METRICS.join(',')})`, collect)
     .option('--filter <dimension==value>', 'keep only matching records (also !=; app_id and developer_id too; app==NAME needs developer==EMAIL; repeatable; \\; for a ; in a value)', collect)
