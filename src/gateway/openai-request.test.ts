@@ -86,6 +86,21 @@ test('requests vLLM takes without a prompt tollgate reads pass: prompt_embeds al
   assert.throws(() => parse({ model: 'm', messages: 'hi' }, 'embeddings'), /messages/);
 });
 
+test('messages on a completions or responses request, which tollgate reads wherever they are, are checked there too', () => {
+  const parse = (body: unknown, op: Parameters<typeof parseOpenAIBody>[1]) => parseOpenAIBody(Buffer.from(JSON.stringify(body)), op);
+  for (const op of ['completions', 'responses'] as const) {
+    // Read as chat messages by the picker and the token estimate: `[1]`, `[{}]` and `[null]` were a 500.
+    for (const messages of [[1], [{}], [null], 'hi']) {
+      const err = refusal(() => parse({ model: 'm', prompt: 'x', input: 'x', messages }, op));
+      assert.equal(err.status, 400);
+      assert.match(err.message, /messages/, `${op} ${JSON.stringify(messages)}`);
+    }
+    // Well-formed ones, and null, are passed on for the model server (which ignores them).
+    assert.deepEqual(parse({ model: 'm', input: 'x', messages: [{ role: 'user', content: 'hi' }] }, op).messages, [{ role: 'user', content: 'hi' }]);
+    assert.equal(parse({ model: 'm', input: 'x', messages: null }, op).messages, null);
+  }
+});
+
 test('a body that starts with a UTF-8 byte order mark is read as vLLM reads it', () => {
   const body = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }] }))]);
   assert.equal(parseOpenAIBody(body, 'chat.completions').model, 'm');

@@ -72,10 +72,14 @@ const SCHEMAS: Record<Operation, z.ZodType> = {
   'chat.completions': z.looseObject({ ...common, messages: z.array(message).min(1, 'messages must not be empty') }),
   // vLLM also takes a completion from `prompt_embeds` alone, and embeddings of chat `messages`: such a request has no
   // prompt or input for tollgate to read, and is passed on for the model server to judge.
+  // `messages` is no field of a completions or responses request, but tollgate reads it wherever it is (the picker's
+  // prefix, token estimates, prompt policies): checked too, so a malformed one is a 400 naming it, as OpenAI refuses
+  // an unknown field, rather than a 500 (a well-formed one is passed on).
   completions: z.looseObject({
     ...common,
     prompt: TEXT_OR_TOKENS.nullish(),
     best_of: positiveInt.nullish(),
+    messages: z.array(message).nullish(),
   }),
   embeddings: z.looseObject({
     model: common.model,
@@ -89,6 +93,7 @@ const SCHEMAS: Record<Operation, z.ZodType> = {
     // Read to route a follow-up to the endpoint that stored the response it continues (stored-responses.ts).
     previous_response_id: z.string().nullish(),
     store: z.boolean().nullish(),
+    messages: z.array(message).nullish(),
   }),
 };
 

@@ -28,6 +28,11 @@ function itemMessage(item: Record<string, unknown>): ChatMessage {
   return { role, content };
 }
 
+/** An input item with a role as the chat message it is, its role read only when it is text. */
+function asMessage(item: Record<string, unknown>): ChatMessage {
+  return typeof item.role === 'string' ? (item as unknown as ChatMessage) : { ...(item as unknown as ChatMessage), role: '' };
+}
+
 /** A list of strings, or of token-id lists, is a batch of prompts; a string or one token-id list is one prompt. */
 export function isPromptBatch(prompt: unknown): prompt is unknown[] {
   return Array.isArray(prompt) && prompt.length > 0 && (typeof prompt[0] === 'string' || Array.isArray(prompt[0]));
@@ -44,7 +49,9 @@ function* countInput(input: unknown, budget: number): CountWalk {
     else if (typeof item === 'number') n += 1;
     else if (Array.isArray(item)) n += item.length;
     else if (item && typeof item === 'object') {
-      const message = 'role' in item ? (item as ChatMessage) : itemMessage(item as Record<string, unknown>);
+      // Input items are not checked (the responses API has many kinds): a role that is no string is counted as none
+      // (one whose toString is no function threw as it was written out, a 500).
+      const message = 'role' in item ? asMessage(item as Record<string, unknown>) : itemMessage(item as Record<string, unknown>);
       n += yield* chatWalk([message], budget - n);
     }
   }
