@@ -1,6 +1,7 @@
 // Reading manifests from --config paths: a YAML file, or a directory of them (*.yaml, *.yml, *.json, sorted).
 import { closeSync, fstatSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { utf8Text } from '../lib/utf8.js';
 import { ConfigError, parseManifests, type Manifest } from './manifest.js';
 
 export const MANIFEST_FILE = /\.(ya?ml|json)$/i;
@@ -9,7 +10,6 @@ export const MANIFEST_FILE = /\.(ya?ml|json)$/i;
  * a macOS `._models.yaml`, Kubernetes' `..data`); they failed the start or every reload.
  */
 const manifestName = (name: string) => MANIFEST_FILE.test(name) && !name.startsWith('.');
-const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
  * Largest manifest file read. Parsing is synchronous and costs ~60x the file in memory: a 10 MB list took 2.5 s and
@@ -42,12 +42,9 @@ export function readBounded(file: string): string {
     let n = 0;
     for (let r; n < buf.length && (r = readSync(fd, buf, n, buf.length - n, null)) > 0; ) n += r;
     if (n > MAX_CONFIG_FILE_BYTES) throw new ConfigError([`${file}: larger than ${MAX_CONFIG_FILE_BYTES} bytes, the limit for a manifest file`]);
-    try {
-      return UTF8.decode(buf.subarray(0, n));
-    } catch {
-      // Replaced by U+FFFD, a Latin-1 "café" became a model name no client can send.
-      throw new ConfigError([`${file}: not UTF-8 text`]);
-    }
+    const text = utf8Text(buf.subarray(0, n));
+    if (text === undefined) throw new ConfigError([`${file}: not UTF-8 text`]);
+    return text;
   } finally {
     closeSync(fd);
   }

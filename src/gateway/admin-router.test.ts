@@ -94,6 +94,32 @@ test('admin router: a JSON body nested deeper than MAX_JSON_DEPTH is a 400 namin
   }
 });
 
+test('admin router: a body that is not UTF-8, JSON or YAML, is a 400 whatever charset it names, not stored with U+FFFD', async () => {
+  const router = new AdminRouter(undefined, pino({ level: 'silent' }));
+  router.add('POST', '/v1/things', async (req) => ({ body: { got: await req.json() } }));
+  router.add('POST', '/v1/apply', async (req) => ({ body: { got: await req.text() } }), { yaml: true });
+  const api = await serve(router);
+  try {
+    const post = async (path: string, body: Buffer, type: string) => {
+      const r = await fetch(`${api.base}${path}`, { method: 'POST', body: new Uint8Array(body), headers: { 'content-type': type } });
+      return { status: r.status, body: (await r.json()) as { got?: unknown; error?: { code: string; details: { path: string; message: string }[] } } };
+    };
+    const latin1 = Buffer.from('{"name":"Caf\xe9"}', 'latin1');
+    for (const [path, type] of [
+      ['/v1/things', 'application/json'],
+      ['/v1/things', 'application/json; charset=iso-8859-1'],
+      ['/v1/apply', 'application/yaml'],
+    ]) {
+      const refused = await post(path, latin1, type);
+      assert.equal(refused.status, 400, `${path} ${type}`);
+      assert.deepEqual(refused.body.error?.details, [{ path: '(body)', message: 'is not UTF-8 text' }]);
+    }
+    assert.deepEqual(await post('/v1/things', Buffer.from('{"name":"Café"}'), 'application/json'), { status: 200, body: { got: { name: 'Café' } } });
+  } finally {
+    await api.close();
+  }
+});
+
 test('admin router: a backslash in the path, plain or percent-encoded in either case, is a 400 as on the data plane', async () => {
   const router = new AdminRouter(undefined, pino({ level: 'silent' }));
   router.add('GET', '/v1/things/{name}', (req) => ({ body: { name: req.params.name } }));

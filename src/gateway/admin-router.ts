@@ -8,6 +8,7 @@ import { hasDotSegment } from './safe-path.js';
 import { silentLogger, type Logger } from '../lib/logger.js';
 import { isDatabaseUnavailable } from '../store/errors.js';
 import { MAX_JSON_DEPTH, nestsDeeperThan } from '../lib/json-depth.js';
+import { utf8Text } from '../lib/utf8.js';
 
 export interface AdminRequest {
   method: string;
@@ -164,7 +165,7 @@ export class AdminRouter {
     if (bodyType) throw new AdminError(415, UNSUPPORTED_MEDIA_TYPE, bodyType);
     let cached: Promise<Buffer> | undefined;
     const raw = () => (cached ??= readBody(req, 10 * 1024 * 1024, 30_000));
-    const text = () => raw().then((b) => b.toString('utf8'));
+    const text = () => raw().then(bodyText);
     return route.handler({
       method,
       path: url.pathname,
@@ -177,9 +178,10 @@ export class AdminRouter {
         const jsonType = bodyTypeProblem(req.headers, 'json');
         if (jsonType) throw new AdminError(415, UNSUPPORTED_MEDIA_TYPE, jsonType);
         const body = await raw();
+        const json = bodyText(body);
         let value: unknown;
         try {
-          value = JSON.parse(body.toString('utf8'));
+          value = JSON.parse(json);
         } catch (err) {
           throw new AdminError(400, 'invalid_json', `The request body is not valid JSON: ${(err as Error).message}`);
         }
@@ -191,6 +193,13 @@ export class AdminRouter {
       },
     });
   }
+}
+
+/** A body's text; RFC 8259 §8.1 (and YAML 1.2) text is UTF-8, whatever charset a content-type names. */
+function bodyText(body: Buffer): string {
+  const text = utf8Text(body);
+  if (text === undefined) throw new AdminError(400, 'invalid', 'The request body is invalid', [{ path: '(body)', message: 'is not UTF-8 text' }]);
+  return text;
 }
 
 /** A database that cannot be reached is not a bug of the request or of tollgate: retry once it is back. */
