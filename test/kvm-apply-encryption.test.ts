@@ -83,6 +83,22 @@ for (const backend of DATABASE_BACKENDS) {
       assert.deepEqual((await apply([map('plain', false), map('vault', true)])).body.results.map((x: { outcome: string }) => x.outcome), ['unchanged', 'unchanged']);
     });
 
+    test('restarted under another key: writes to a map of entries it cannot read are a 409, and the metric counts them', async () => {
+      await start(randomBytes(32).toString('hex'));
+      assert.equal((await call(gw!.adminUrl, 'POST', '/v1/keyvaluemaps', { name: 'sealed', encrypted: true })).status, 201);
+      assert.equal((await call(gw!.adminUrl, 'PUT', '/v1/keyvaluemaps/sealed/entries/token', { value: 'first' })).status, 200);
+      await start(randomBytes(32).toString('hex'));
+      const refused = await call(gw!.adminUrl, 'PUT', '/v1/keyvaluemaps/sealed/entries/other', { value: 'second' });
+      assert.equal(refused.status, 409);
+      assert.equal(refused.body.error.code, 'kvm_key_mismatch');
+      assert.match(refused.body.error.message, /TOLLGATE_KVM_KEY is not the key/);
+      const metrics = await (await fetch(`${gw!.adminUrl}/metrics`)).text();
+      assert.match(metrics, /^tollgate_kvm_unreadable_entries [1-9]\d*$/m);
+      // Deleting what cannot be read needs no key: the map then takes the new key's entries.
+      assert.equal((await call(gw!.adminUrl, 'DELETE', '/v1/keyvaluemaps/sealed/entries/token')).status, 200);
+      assert.equal((await call(gw!.adminUrl, 'PUT', '/v1/keyvaluemaps/sealed/entries/other', { value: 'second' })).status, 200);
+    });
+
     test('an entry stored other than as its map says (a flip an earlier version allowed) is shown as it is stored', async () => {
       const db = gw!.apim.db;
       await db.kvm.put({ scope: 'environment', mapName: 'vault', key: 'legacy-plain', value: 'readable', encrypted: false });

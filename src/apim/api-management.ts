@@ -140,6 +140,13 @@ export class ApiManagement {
       registers: [registry],
       collect: () => credentials.set(this.#identity?.size ?? 0),
     });
+    // A restart with a wrong or missing TOLLGATE_KVM_KEY: policies reading these entries fail, so it can be alerted on.
+    const unreadable: Gauge = new Gauge({
+      name: 'tollgate_kvm_unreadable_entries',
+      help: 'Encrypted key-value map entries this process cannot read (TOLLGATE_KVM_KEY unset or not the key they were written with)',
+      registers: [registry],
+      collect: () => unreadable.set(this.#kvm.unreadableEntries),
+    });
     // One counter for the process: engines are rebuilt on every store or config change, and the figure must not reset.
     const counterErrors = new Counter<'outcome'>({
       name: 'tollgate_counter_store_errors_total',

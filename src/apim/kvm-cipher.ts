@@ -27,6 +27,16 @@ export class KvmCipher {
     return `${PREFIX}${iv.toString('base64')}:${cipher.getAuthTag().toString('base64')}:${data.toString('base64')}`;
   }
 
+  /** Whether `stored` was encrypted under this key. */
+  canDecrypt(stored: string): boolean {
+    try {
+      this.decrypt(stored);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** @throws Error when the value was not encrypted under this key (or was tampered with). */
   decrypt(stored: string): string {
     const [iv, tag, data] = stored.startsWith(PREFIX) ? stored.slice(PREFIX.length).split(':') : [];

@@ -12,6 +12,7 @@ import { refuseFileOwned } from './file-ownership.js';
 import { deleteDocument } from './manifest-tables.js';
 import { NO_KVM_KEY } from './apply-kvm.js';
 import { KVM_KEY_ENV, type KvmCipher } from './kvm-cipher.js';
+import { mapKeyProblem } from './kvm-view.js';
 import { pageBody } from './resource-shapes.js';
 
 const KIND = 'KeyValueMap';
@@ -70,6 +71,8 @@ export function registerKvmRoutes(add: AddRoute, deps: ApimAdminDeps, cipher: Kv
       const entry = await storeFor(deps, req).transaction(async (tx) => {
         const map = await findMap(tx, mapName, true);
         if (map.encrypted && !cipher) throw new AdminError(503, 'kvm_key_missing', `Map "${map.name}" is encrypted and ${KVM_KEY_ENV} is not set`);
+        const keyProblem = map.encrypted ? await mapKeyProblem(tx.kvm, cipher!, map.name) : undefined;
+        if (keyProblem) throw new AdminError(409, 'kvm_key_mismatch', keyProblem);
         if (scope.apiproduct !== undefined && !(await tx.products.findToGrant(scope.apiproduct))) throw new NotFoundError('apiproduct', scope.apiproduct);
         const input = { scope: scopeOf(scope), mapName: map.name, key, value: map.encrypted ? cipher!.encrypt(value) : value, encrypted: map.encrypted };
         return opts.create ? tx.kvm.create(input) : tx.kvm.put(input);

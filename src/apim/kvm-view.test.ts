@@ -11,7 +11,7 @@ import { TimeoutError } from '../lib/with-timeout.js';
 import type { Database } from '../store/index.js';
 import { DATABASE_BACKENDS, type TestDatabase } from '../store/test-databases.js';
 import { KvmCipher } from './kvm-cipher.js';
-import { KVM_PUT_TIMEOUT_MS, KvmView } from './kvm-view.js';
+import { KVM_PUT_TIMEOUT_MS, KvmView, mapKeyProblem, UnreadableKvmEntryError } from './kvm-view.js';
 import { deleteDocument } from './manifest-tables.js';
 
 const cipher = new KvmCipher(randomBytes(32));
@@ -39,6 +39,32 @@ for (const backend of DATABASE_BACKENDS) {
       await a?.close();
       await b?.close();
       await target?.dispose();
+    });
+
+    test('under another key, or none, an encrypted entry fails its read and its map refuses writes; a plain map is not affected', async () => {
+      await view(a).put('environment', 'vault', 'secret', 'TOPSECRET', true);
+      for (const other of [new KvmCipher(randomBytes(32)), null]) {
+        const wrong = new KvmView(other, a, silentLogger);
+        wrong.load(await a.kvm.listAll());
+        // Before: the entry was dropped as if missing, and every read took the policy's default.
+        assert.throws(() => wrong.get('environment', 'vault', 'secret'), UnreadableKvmEntryError);
+        assert.ok(wrong.unreadableEntries >= 1);
+        assert.equal(wrong.get('environment', 'vault', 'never-written'), undefined);
+        if (other) {
+          // Before: written under the second key, the map held entries no one key read.
+          await assert.rejects(wrong.put('environment', 'vault', 'fresh', 'v', true), /encrypted under another key/);
+          assert.equal(await stored(a, 'vault', 'fresh'), undefined);
+          assert.match((await mapKeyProblem(a.kvm, other, 'vault'))!, /TOLLGATE_KVM_KEY is not the key/);
+        }
+        await wrong.put('environment', 'seen', 'plain', 'ok', true);
+        assert.equal(wrong.get('environment', 'seen', 'plain'), 'ok');
+      }
+      assert.equal(await mapKeyProblem(a.kvm, cipher, 'vault'), undefined);
+      // Rewritten under a key the view has, the entry reads again.
+      const right = view(a);
+      right.load(await a.kvm.listAll());
+      assert.equal(right.get('environment', 'vault', 'secret'), 'TOPSECRET');
+      assert.equal(right.unreadableEntries, 0);
     });
 
     test("the last put answered is what the store keeps, though this replica's memory missed the one before it", async () => {

@@ -20,6 +20,20 @@ export const keyOf = (scope: string, map: string, key: string) => `${scope}\u000
  */
 export const KVM_PUT_TIMEOUT_MS = 2000;
 
+/**
+ * Why `cipher` must not write to the encrypted map `map`, or undefined: the map holds entries written under another key
+ * (a restart with a wrong or new TOLLGATE_KVM_KEY). Written anyway, the map held entries under two keys, no one key
+ * reading them all.
+ */
+export async function mapKeyProblem(kvm: { encryptedSample(map: string): Promise<string | undefined> }, cipher: KvmCipher, map: string): Promise<string | undefined> {
+  const sample = await kvm.encryptedSample(map);
+  if (sample === undefined || cipher.canDecrypt(sample)) return undefined;
+  return `map ${map} holds entries encrypted under another key: ${KVM_KEY_ENV} is not the key they were written with (start with that key, or delete those entries)`;
+}
+
+/** An encrypted entry this replica holds but cannot read: a policy reading it fails rather than take its default. */
+export class UnreadableKvmEntryError extends Error {}
+
 /** A value as this replica holds it: decrypted, with how the store holds it. */
 interface Held {
   value: string;
@@ -28,6 +42,8 @@ interface Held {
 
 export class KvmView implements KvmLookup {
   #values = new Map<string, Held>();
+  /** Entries (keyOf) the store holds encrypted under a key this replica does not have. */
+  #unreadable = new Set<string>();
   /** The maps --config files declare: name → encrypted. */
   #fileMaps: ReadonlyMap<string, boolean> = new Map();
   readonly #cipher: KvmCipher | null;
@@ -48,14 +64,15 @@ export class KvmView implements KvmLookup {
   /** Replaces every value with what the store holds (a reload). */
   load(entries: readonly KvmEntry[]): void {
     const values = new Map<string, Held>();
-    let unreadable = 0;
+    const unreadable = new Set<string>();
     for (const e of entries) {
       const held = this.#readable(e);
       if (held) values.set(keyOf(e.scope, e.mapName, e.key), held);
-      else unreadable++;
+      else unreadable.add(keyOf(e.scope, e.mapName, e.key));
     }
     this.#values = values;
-    this.#reportUnreadable(unreadable);
+    this.#unreadable = unreadable;
+    this.#reportUnreadable(unreadable.size);
   }
 
   /** Sets one entry to what the store holds of it now (undefined: it is gone). */
@@ -64,11 +81,23 @@ export class KvmView implements KvmLookup {
     const held = entry && this.#readable(entry);
     if (held) this.#values.set(id, held);
     else this.#values.delete(id);
-    if (entry && !held) this.#reportUnreadable(1);
+    if (entry && !held) {
+      this.#unreadable.add(id);
+      this.#reportUnreadable(1);
+    } else this.#unreadable.delete(id);
   }
 
+  /** @throws UnreadableKvmEntryError for an entry encrypted under a key this replica does not have. */
   get(scope: string, map: string, key: string): string | undefined {
-    return this.#values.get(keyOf(scope, map, key))?.value;
+    const id = keyOf(scope, map, key);
+    const held = this.#values.get(id);
+    if (held === undefined && this.#unreadable.has(id)) throw new UnreadableKvmEntryError(`the entry is encrypted and ${KVM_KEY_ENV} is unset or is not the key it was written with`);
+    return held?.value;
+  }
+
+  /** How many entries this replica cannot read (tollgate_kvm_unreadable_entries). */
+  get unreadableEntries(): number {
+    return this.#unreadable.size;
   }
 
   /**
@@ -84,6 +113,8 @@ export class KvmView implements KvmLookup {
       const encrypted = this.#fileMaps.get(map) ?? (await tx.kvm.storedMap(map))?.encrypted;
       if (encrypted === undefined) throw new Error(`no key-value map named "${map}" is declared (in --config files or through the admin API)`);
       if (encrypted && !this.#cipher) throw new Error(`map ${map} is encrypted and ${KVM_KEY_ENV} is unset`);
+      const keyProblem = encrypted ? await mapKeyProblem(tx.kvm, this.#cipher!, map) : undefined;
+      if (keyProblem) throw new Error(keyProblem);
       const input = { scope: scope as KvmScope, mapName: map, key, value: encrypted ? this.#cipher!.encrypt(value) : value, encrypted };
       // Either way the entry holds `value` now, unless override: false kept another.
       if (override) await tx.kvm.putFromPolicy(input, (e) => e.encrypted === encrypted && this.#readable(e)?.value === value);

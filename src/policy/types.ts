@@ -123,7 +123,7 @@ export interface Policy {
 
 /** Key-value map entries for policies: read from memory (decrypted), written through to the store. */
 export interface KvmLookup {
-  /** `scope` is 'environment' or `apiproduct:<name>`. */
+  /** `scope` is 'environment' or `apiproduct:<name>`. @throws Error for an entry that exists but cannot be read. */
   get(scope: string, map: string, key: string): string | undefined;
   /**
    * Resolves once stored (`override: false`: unless the entry exists); reads see the value at once on this replica.

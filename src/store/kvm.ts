@@ -130,6 +130,12 @@ export class Kvm {
    * then takes its entry along, or comes first and the put finds no map. Without it a put committed alongside the
    * delete left an entry no map holds, which the admin API can neither list nor delete.
    */
+  /** One encrypted value of the map, in any scope, or undefined when it has none: what tells the key it was written under. */
+  async encryptedSample(mapName: string): Promise<string | undefined> {
+    const row = await this.#session.db.selectFrom('kvm_entries').select('value').where('map_name', '=', mapName).where('encrypted', '=', 1).limit(1).executeTakeFirst();
+    return row?.value;
+  }
+
   storedMap(name: string): Promise<{ encrypted: boolean } | undefined> {
     return this.#session.write(async (w) => {
       const row = await w.forShare(w.db.selectFrom('manifests').select('spec').where('kind', '=', MAP_KIND).where('name', '=', name)).executeTakeFirst();

@@ -11,8 +11,10 @@ import { KEY_VALUE_MAP_OPERATIONS_FAULTS, keyValueMapOperations } from './key-va
 
 class MemoryKvm implements KvmLookup {
   readonly values = new Map<string, string>();
+  readonly unreadable = new Set<string>();
   failing = false;
   get(scope: string, map: string, key: string): string | undefined {
+    if (this.unreadable.has(`${scope}/${map}/${key}`)) throw new Error('the entry is encrypted under another key');
     return this.values.get(`${scope}/${map}/${key}`);
   }
   async put(scope: string, map: string, key: string, value: string, override: boolean): Promise<void> {
@@ -87,6 +89,16 @@ test('put writes rendered keys and values; override: false keeps an existing val
   await policy.admit!(fakeContext(), { ...gold });
   assert.equal(kvm.values.get('environment/tiers/last-model:chatbot'), 'llama');
   assert.equal(kvm.values.get('environment/tiers/first-seen:chatbot'), 'old');
+});
+
+test('an entry that exists but cannot be read faults with SetVariableFailed rather than take its default', () => {
+  const { kvm, make } = setup();
+  kvm.unreadable.add('environment/tiers/secret');
+  const policy = make({ get: [{ assignTo: 'kvm.secret', key: 'secret', defaultValue: 'none' }] });
+  assert.throws(
+    () => policy.admit!(fakeContext(), { ...gold }),
+    (err: GatewayError) => err.status === 500 && err.code === KEY_VALUE_MAP_OPERATIONS_FAULTS.setVariableFailed && /tiers\/secret.*another key/.test(err.message),
+  );
 });
 
 test('a write the store refuses faults with SetVariableFailed', async () => {

@@ -69,7 +69,16 @@ export const keyValueMapOperations: PolicyFactory = (name, spec, deps) => {
       // No product, no product entries: a get finds nothing, as for a missing key, so its default still applies
       // (a later `{kvm.tier}` would otherwise fault); a put has nowhere to go.
       for (const g of gets) {
-        const value = (scope === undefined ? undefined : kvm.get(scope, map, g.key.render(ctx, state).value)) ?? g.fallback;
+        const key = g.key.render(ctx, state).value;
+        let stored: string | undefined;
+        try {
+          stored = scope === undefined ? undefined : kvm.get(scope, map, key);
+        } catch (err) {
+          // An entry that exists but cannot be read (encrypted under another key) fails the request: its default
+          // served instead hid a lost secret behind answers that looked right.
+          throw policyFault(500, KEY_VALUE_MAP_OPERATIONS_FAULTS.setVariableFailed, `Could not read ${map}/${key}: ${(err as Error).message}`);
+        }
+        const value = stored ?? g.fallback;
         if (value !== undefined) setVariable(state, g.variable, value);
       }
       if (scope !== undefined && puts.length > 0) return write(ctx, state, scope);
