@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { KvmCipher } from '../src/apim/kvm-cipher.js';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { silentLogger } from '../src/lib/logger.js';
 import { DATABASE_BACKENDS, type TestDatabase } from '../src/store/test-databases.js';
@@ -97,6 +98,31 @@ for (const backend of DATABASE_BACKENDS) {
       // Deleting what cannot be read needs no key: the map then takes the new key's entries.
       assert.equal((await call(gw!.adminUrl, 'DELETE', '/v1/keyvaluemaps/sealed/entries/token')).status, 200);
       assert.equal((await call(gw!.adminUrl, 'PUT', '/v1/keyvaluemaps/sealed/entries/other', { value: 'second' })).status, 200);
+    });
+
+    test('a key change: the old key among TOLLGATE_KVM_PREVIOUS_KEYS still reads; :reencrypt writes its entries under the new one', async () => {
+      const [oldKey, newKey] = [randomBytes(32), randomBytes(32)];
+      await start(oldKey.toString('hex'));
+      assert.equal((await call(gw!.adminUrl, 'POST', '/v1/keyvaluemaps', { name: 'rotating', encrypted: true })).status, 201);
+      for (const k of ['a', 'b']) assert.equal((await call(gw!.adminUrl, 'PUT', `/v1/keyvaluemaps/rotating/entries/${k}`, { value: `value-${k}` })).status, 200);
+      process.env.TOLLGATE_KVM_PREVIOUS_KEYS = oldKey.toString('base64');
+      try {
+        await start(newKey.toString('hex'));
+        // Readable through the old key, so the map takes writes (under the new one) meanwhile.
+        assert.equal((await call(gw!.adminUrl, 'PUT', '/v1/keyvaluemaps/rotating/entries/c', { value: 'value-c' })).status, 200);
+        const done = await call(gw!.adminUrl, 'POST', '/v1/keyvaluemaps:reencrypt');
+        assert.equal(done.status, 200);
+        assert.ok(done.body.reencrypted >= 2, JSON.stringify(done.body));
+        assert.equal((await call(gw!.adminUrl, 'POST', '/v1/keyvaluemaps:reencrypt')).body.reencrypted, 0, 'nothing is left under an earlier key');
+        const audit = await call(gw!.adminUrl, 'GET', '/v1/audit?resourceType=kvm');
+        assert.ok(audit.body.items.some((r: { action: string }) => r.action === 'reencrypt'), JSON.stringify(audit.body.items.slice(0, 3)));
+      } finally {
+        delete process.env.TOLLGATE_KVM_PREVIOUS_KEYS;
+      }
+      // The new key alone reads every entry of the map now.
+      const alone = new KvmCipher(newKey);
+      const stored = (await gw!.apim.db.kvm.listAll()).filter((e) => e.mapName === 'rotating');
+      assert.deepEqual(stored.map((e) => [e.key, alone.decrypt(e.value)]), [['a', 'value-a'], ['b', 'value-b'], ['c', 'value-c']]);
     });
 
     test('an entry stored other than as its map says (a flip an earlier version allowed) is shown as it is stored', async () => {

@@ -1,25 +1,42 @@
-// Encryption of key-value map values at rest: AES-256-GCM under the key in TOLLGATE_KVM_KEY (32 bytes, hex or base64).
+// Encryption of key-value map values at rest: AES-256-GCM under the key in TOLLGATE_KVM_KEY (32 bytes, hex or base64);
+// values written under earlier keys (TOLLGATE_KVM_PREVIOUS_KEYS) are still read, so the key can be changed.
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 
 export const KVM_KEY_ENV = 'TOLLGATE_KVM_KEY';
+export const KVM_PREVIOUS_KEYS_ENV = 'TOLLGATE_KVM_PREVIOUS_KEYS';
 const PREFIX = 'aes256gcm:';
+
+function parseKey(raw: string, name: string): Buffer {
+  const key = /^[0-9a-fA-F]{64}$/.test(raw) ? Buffer.from(raw, 'hex') : Buffer.from(raw, 'base64');
+  if (key.length !== 32) throw new Error(`${name} must hold 32 bytes (64 hex characters or 44 base64 characters)`);
+  return key;
+}
 
 export class KvmCipher {
   readonly #key: Buffer;
+  readonly #previous: readonly Buffer[];
 
-  constructor(key: Buffer) {
+  constructor(key: Buffer, previous: readonly Buffer[] = []) {
     if (key.length !== 32) throw new Error(`${KVM_KEY_ENV} must hold 32 bytes (64 hex characters or 44 base64 characters)`);
     this.#key = key;
+    this.#previous = previous;
   }
 
-  /** The cipher for TOLLGATE_KVM_KEY, or null when it is unset. @throws Error when it is set but malformed. */
+  /**
+   * The cipher for TOLLGATE_KVM_KEY (and TOLLGATE_KVM_PREVIOUS_KEYS, comma-separated, read only), or null when it is
+   * unset. @throws Error when either is set but malformed, or earlier keys are given without a current one.
+   */
   static fromEnv(env: NodeJS.ProcessEnv = process.env): KvmCipher | null {
     const raw = env[KVM_KEY_ENV]?.trim();
-    if (!raw) return null;
-    return new KvmCipher(/^[0-9a-fA-F]{64}$/.test(raw) ? Buffer.from(raw, 'hex') : Buffer.from(raw, 'base64'));
+    const previous = (env[KVM_PREVIOUS_KEYS_ENV] ?? '').split(',').map((k) => k.trim()).filter(Boolean);
+    if (!raw) {
+      if (previous.length > 0) throw new Error(`${KVM_PREVIOUS_KEYS_ENV} is set without ${KVM_KEY_ENV}: earlier keys are read with a current one to write`);
+      return null;
+    }
+    return new KvmCipher(parseKey(raw, KVM_KEY_ENV), previous.map((k, i) => parseKey(k, `${KVM_PREVIOUS_KEYS_ENV}[${i}]`)));
   }
 
-  /** `aes256gcm:<iv>:<tag>:<ciphertext>`, base64 parts; a fresh IV every time. */
+  /** `aes256gcm:<iv>:<tag>:<ciphertext>`, base64 parts, under the current key; a fresh IV every time. */
   encrypt(plain: string): string {
     const iv = randomBytes(12);
     const cipher = createCipheriv('aes-256-gcm', this.#key, iv);
@@ -27,22 +44,43 @@ export class KvmCipher {
     return `${PREFIX}${iv.toString('base64')}:${cipher.getAuthTag().toString('base64')}:${data.toString('base64')}`;
   }
 
-  /** Whether `stored` was encrypted under this key. */
+  /** Whether `stored` was encrypted under one of these keys. */
   canDecrypt(stored: string): boolean {
-    try {
-      this.decrypt(stored);
-      return true;
-    } catch {
-      return false;
-    }
+    return this.#open(stored) !== undefined;
   }
 
-  /** @throws Error when the value was not encrypted under this key (or was tampered with). */
+  /** Whether `stored` was encrypted under an earlier key, not the current one: what a re-encryption rewrites. */
+  isStale(stored: string): boolean {
+    return attempt(stored, this.#key) === undefined && this.#open(stored) !== undefined;
+  }
+
+  /** @throws Error when the value was not encrypted under any of these keys (or was tampered with). */
   decrypt(stored: string): string {
-    const [iv, tag, data] = stored.startsWith(PREFIX) ? stored.slice(PREFIX.length).split(':') : [];
-    if (data === undefined) throw new Error('not an encrypted KVM value');
-    const decipher = createDecipheriv('aes-256-gcm', this.#key, Buffer.from(iv, 'base64'));
+    const plain = this.#open(stored);
+    if (plain === undefined) throw new Error('not a value encrypted under these keys');
+    return plain;
+  }
+
+  #open(stored: string): string | undefined {
+    const plain = attempt(stored, this.#key);
+    if (plain !== undefined) return plain;
+    for (const key of this.#previous) {
+      const old = attempt(stored, key);
+      if (old !== undefined) return old;
+    }
+    return undefined;
+  }
+}
+
+/** The plain text of `stored` under `key`, or undefined (another key, tampered with, or not an encrypted value). */
+function attempt(stored: string, key: Buffer): string | undefined {
+  const [iv, tag, data] = stored.startsWith(PREFIX) ? stored.slice(PREFIX.length).split(':') : [];
+  if (data === undefined) return undefined;
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64'));
     decipher.setAuthTag(Buffer.from(tag, 'base64'));
     return Buffer.concat([decipher.update(Buffer.from(data, 'base64')), decipher.final()]).toString('utf8');
+  } catch {
+    return undefined;
   }
 }

@@ -40,6 +40,9 @@ interface MapInfo {
   encrypted: boolean;
 }
 
+/** Entries a re-encryption writes per transaction. */
+const REENCRYPT_CHUNK = 500;
+
 /** `cipher`: TOLLGATE_KVM_KEY's (null: unset). */
 export function registerKvmRoutes(add: AddRoute, deps: ApimAdminDeps, cipher: KvmCipher | null): void {
   const { db } = deps;
@@ -102,6 +105,23 @@ export function registerKvmRoutes(add: AddRoute, deps: ApimAdminDeps, cipher: Kv
       throw err;
     }
     return { status: 201, body };
+  });
+
+  // A key change: TOLLGATE_KVM_KEY the new key, the old one in TOLLGATE_KVM_PREVIOUS_KEYS on every replica; then this
+  // writes each entry encrypted under an earlier key again under the current one, after which the old key can go.
+  add('POST', '/v1/keyvaluemaps:reencrypt', async (req) => {
+    if (!cipher) throw new AdminError(503, 'kvm_key_missing', `${KVM_KEY_ENV} is not set`);
+    const sealed = (await db.kvm.listAll()).filter((e) => e.encrypted);
+    const stale = sealed.filter((e) => cipher.isStale(e.value));
+    const store = storeFor(deps, req);
+    let reencrypted = 0;
+    // A few hundred a transaction: a store of many entries is not locked for one long write.
+    for (let i = 0; i < stale.length; i += REENCRYPT_CHUNK) {
+      const changes = stale.slice(i, i + REENCRYPT_CHUNK).map((e) => ({ entry: e, was: e.value, now: cipher.encrypt(cipher.decrypt(e.value)) }));
+      reencrypted += await store.kvm.replaceCiphertexts(changes);
+    }
+    // Entries under none of the keys (nor rewritable): named by count, for the operator to find the key or delete them.
+    return { body: { reencrypted, unreadable: sealed.filter((e) => !cipher.canDecrypt(e.value)).length } };
   });
 
   add('GET', '/v1/keyvaluemaps/{map}', async (req) => ({ body: await findMap(db, req.params.map) }));

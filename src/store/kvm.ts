@@ -6,6 +6,7 @@ import { NotFoundError } from './errors.js';
 import { paginate, readInPages, type Page, type PageRequest } from './pagination.js';
 import type { KvmEntriesTable, Tables } from './schema.js';
 import type { Session, WriteContext } from './session.js';
+import type { KvmEntryRef } from './change-feed.js';
 
 export type KvmScope = 'environment' | `apiproduct:${string}`;
 
@@ -124,18 +125,42 @@ export class Kvm {
     });
   }
 
-  /**
-   * The map of this name the admin API declared (and whether it encrypts), for a policy's put in the same transaction:
-   * held there (PostgreSQL FOR SHARE; SQLite serialises writers), so a delete of the map either waits for the put and
-   * then takes its entry along, or comes first and the put finds no map. Without it a put committed alongside the
-   * delete left an entry no map holds, which the admin API can neither list nor delete.
-   */
   /** One encrypted value of the map, in any scope, or undefined when it has none: what tells the key it was written under. */
   async encryptedSample(mapName: string): Promise<string | undefined> {
     const row = await this.#session.db.selectFrom('kvm_entries').select('value').where('map_name', '=', mapName).where('encrypted', '=', 1).limit(1).executeTakeFirst();
     return row?.value;
   }
 
+  /**
+   * Stores each entry's value encrypted anew (a key change), where it still holds the value it was read with (a write
+   * meanwhile wins); returns how many were replaced. Their text is unchanged, so nothing is announced: replicas hold
+   * it decrypted already. One audit row, naming how many, never a value.
+   */
+  replaceCiphertexts(changes: readonly { entry: KvmEntryRef; was: string; now: string }[]): Promise<number> {
+    return this.#session.write(async (w) => {
+      let replaced = 0;
+      for (const { entry, was, now } of changes) {
+        const done = await w.db
+          .updateTable('kvm_entries')
+          .set({ value: now })
+          .where('scope', '=', entry.scope)
+          .where('map_name', '=', entry.mapName)
+          .where('key', '=', entry.key)
+          .where('value', '=', was)
+          .executeTakeFirst();
+        replaced += Number(done.numUpdatedRows);
+      }
+      if (replaced > 0) await w.audit({ action: 'reencrypt', resourceType: RESOURCE, resourceName: '*', detail: { entries: replaced } });
+      return replaced;
+    });
+  }
+
+  /**
+   * The map of this name the admin API declared (and whether it encrypts), for a policy's put in the same transaction:
+   * held there (PostgreSQL FOR SHARE; SQLite serialises writers), so a delete of the map either waits for the put and
+   * then takes its entry along, or comes first and the put finds no map. Without it a put committed alongside the
+   * delete left an entry no map holds, which the admin API can neither list nor delete.
+   */
   storedMap(name: string): Promise<{ encrypted: boolean } | undefined> {
     return this.#session.write(async (w) => {
       const row = await w.forShare(w.db.selectFrom('manifests').select('spec').where('kind', '=', MAP_KIND).where('name', '=', name)).executeTakeFirst();
