@@ -140,6 +140,37 @@ test('a change made after the files were read and before the watch began (during
   assert.equal(unchanged, 0);
 });
 
+test('out of descriptors, the fingerprint is no answer rather than a change: nothing reloads, and a change made meanwhile still does', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-watch-'));
+  writeFileSync(join(dir, 'models.yaml'), 'm1');
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  let changes = 0;
+  const stop = watchConfig([dir], () => changes++, { debounceMs: 20, pollMs: 30 });
+  t.after(stop);
+  // Every path lookup fails as in a process with no descriptor left (realpath opens none, but readdir does).
+  const starve = () => {
+    const mocks = [t.mock.method(fs, 'realpathSync', () => { throw Object.assign(new Error('EMFILE: too many open files'), { code: 'EMFILE' }); }),
+      t.mock.method(fs, 'readdirSync', () => { throw Object.assign(new Error('EMFILE: too many open files'), { code: 'EMFILE' }); })];
+    syncBuiltinESMExports();
+    return () => {
+      for (const m of mocks) m.mock.restore();
+      syncBuiltinESMExports();
+    };
+  };
+  let feed = starve();
+  assert.equal(configFingerprint([dir]), undefined);
+  await sleep(200);
+  feed();
+  await sleep(200);
+  // Before: "unreadable" was a change, and so was the return of the real fingerprint: two reloads of unchanged files.
+  assert.equal(changes, 0);
+  feed = starve();
+  await sleep(100);
+  feed();
+  writeFileSync(join(dir, 'models.yaml'), 'm1 and m2');
+  await waitFor(() => changes === 1, 2000, 'the change made once descriptors are free', 10);
+});
+
 for (const code of ['EACCES', 'ENOENT', 'ENOSPC']) {
   test(`a watch that cannot be opened (${code}) is logged once, the poll goes on, and the watch opens once it can`, async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'tollgate-watch-'));

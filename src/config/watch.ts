@@ -13,14 +13,20 @@ const relevant = (name: string) => MANIFEST_FILE.test(name) || swapped(name);
  * manifest file's target, size and time. A watch follows the directory it was opened on, so a --config directory
  * renamed away and replaced, a symlink to it repointed, or a symlinked file's target edited, raise no event where it
  * listens. A directory's own time is left out: it changes with any file made beside the manifests (a database
- * journal, an editor's lock), which must not reload anything.
+ * journal, an editor's lock), which must not reload anything. Undefined when the process could not look (out of
+ * descriptors): no answer, rather than a change.
  */
-export function configFingerprint(paths: string[]): string {
+export function configFingerprint(paths: string[]): string | undefined {
   const parts: string[] = [];
+  let starved = false;
+  const failed = (err: unknown) => {
+    if (PROCESS_SHORTAGES.has((err as NodeJS.ErrnoException).code ?? '')) starved = true;
+  };
   const real = (p: string) => {
     try {
       return realpathSync(p);
-    } catch {
+    } catch (err) {
+      failed(err);
       return '-';
     }
   };
@@ -31,11 +37,18 @@ export function configFingerprint(paths: string[]): string {
       const st = target === '-' ? undefined : statSync(target, { throwIfNoEntry: false });
       parts.push(st ? `${f}>${target}:${st.size}:${st.mtimeMs}` : `${f}>-`);
     }
-  } catch {
+  } catch (err) {
+    failed(err);
     parts.push('unreadable');
   }
-  return parts.join('\n');
+  return starved ? undefined : parts.join('\n');
 }
+
+/**
+ * What this process ran short of (descriptors, memory), which says nothing of the files: read as a change, a moment
+ * without descriptors reloaded unchanged files and counted a rejected reload nobody made.
+ */
+const PROCESS_SHORTAGES = new Set(['EMFILE', 'ENFILE', 'ENOMEM']);
 
 export interface WatchOptions {
   /**
@@ -65,7 +78,7 @@ export function watchConfig(paths: string[], onChange: () => void, { since, debo
     timer = setTimeout(() => {
       timer = null;
       // What this reload reads is what the next poll compares with: it triggers only for what changes after.
-      seen = configFingerprint(paths);
+      seen = configFingerprint(paths) ?? seen;
       onChange();
     }, debounceMs);
   };
@@ -106,7 +119,7 @@ export function watchConfig(paths: string[], onChange: () => void, { since, debo
   };
   const check = () => {
     const now = configFingerprint(paths);
-    if (now === seen) return;
+    if (now === undefined || now === seen) return;
     seen = now;
     arm();
     trigger();

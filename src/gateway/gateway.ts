@@ -108,7 +108,7 @@ export class Gateway {
   readonly #apimMetrics: ApimMetrics;
   readonly #options: GatewayOptions;
   /** The --config files as they were when the running configuration was read from them (watch.ts). */
-  readonly #filesLoaded: string;
+  readonly #filesLoaded: string | undefined;
   /** A reload that the store failed, tried again (backoff) until it applies or a newer change replaces it. */
   #reloadRetry: NodeJS.Timeout | undefined;
   #reloadFailures = 0;
@@ -153,7 +153,7 @@ export class Gateway {
     registry: Registry,
     logger: Logger,
     tracer: RequestTracer,
-    filesLoaded: string,
+    filesLoaded: string | undefined,
     admin: { router: AdminRouter; server: Server },
     claimed?: DirectoryLock,
   ) {
