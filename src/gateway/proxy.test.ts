@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server, type ServerResponse } from 'node:http';
-import { createServer as createNetServer, type Server as NetServer } from 'node:net';
+import net, { createServer as createNetServer, type Server as NetServer } from 'node:net';
 import { constants as zlib, createGzip, gunzipSync, gzipSync } from 'node:zlib';
 import { request } from 'undici';
 import { DEFAULT_SETTINGS } from '../config/settings.js';
@@ -112,6 +112,34 @@ test('a header value a policy rendered with a line break: upstream, the request 
     assert.equal(answered.headers['set-cookie'], undefined);
     assert.equal(answered.headers['x-fine'], 'yes');
     assert.equal(await answered.body.text(), '{"ok":true}');
+  } finally {
+    gateway.close();
+    upstream.close();
+    await pools.close();
+  }
+});
+
+test('a connection this process cannot open (out of descriptors) is a 503 that leaves the endpoint in the pool', async (t) => {
+  const upstream = createServer((req, res) => void req.resume().on('end', () => res.end('{}')));
+  const upstreamUrl = await listen(upstream);
+  const port = Number(new URL(upstreamUrl).port);
+  const connect = net.connect;
+  // undici opens its connections with net.connect: the one to the model server fails as a process out of descriptors does.
+  t.mock.method(net, 'connect', (...args: Parameters<typeof net.connect>) => {
+    if (Number((args[0] as { port?: unknown }).port) !== port) return connect(...args);
+    const socket = new net.Socket();
+    process.nextTick(() => socket.destroy(Object.assign(new Error('connect EMFILE'), { code: 'EMFILE', syscall: 'connect' })));
+    return socket;
+  });
+  const pools = new UpstreamPools(DEFAULT_SETTINGS);
+  const released: { reached: boolean; abandoned?: boolean }[] = [];
+  const gateway = await throughProxy(upstreamUrl, pools, () => ({ release: (_ep, outcome) => void released.push(outcome) }));
+  try {
+    const r = await request(`${gateway.url}/v1/chat/completions`, { method: 'POST', body: '{}' });
+    assert.equal(r.statusCode, 503);
+    assert.equal(await r.body.text(), 'upstream_unavailable');
+    // Before: reported down, so every endpoint of the pool was taken out at once (503 no_healthy_endpoints).
+    assert.deepEqual(released, [{ reached: false, abandoned: true, status: undefined, outputTokens: undefined }]);
   } finally {
     gateway.close();
     upstream.close();

@@ -61,6 +61,13 @@ class MalformedHead extends Error {
  * client, say): the request's fault, not the endpoint's, which must stay in the pool for everyone else.
  */
 const isUnsendable = (err: Error | undefined) => err instanceof errors.InvalidArgumentError;
+/**
+ * This process ran short (descriptors, socket buffers, memory) opening the connection: the endpoint was never tried.
+ * Reported down, every endpoint of the pool was taken out at once (503 no_healthy_endpoints) while the model servers
+ * were fine; Envoy keeps such local-origin errors apart from the host's too.
+ */
+const LOCAL_SHORTAGES = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM']);
+const isLocalShortage = (err: Error | undefined) => LOCAL_SHORTAGES.has((err as { code?: string } | undefined)?.code ?? '');
 
 export interface ProxyTarget {
   /** Endpoints in order of preference (a pick, or a route's URL). */
@@ -220,7 +227,7 @@ class Exchange {
       return;
     }
     // A client that left, or the request's own deadline, ends an attempt without telling anything about the endpoint.
-    const abandoned = !reached && (this.#clientGone || isUnsendable(err) || (err !== undefined && isTimeout(err, (err as { code?: string }).code ?? '')));
+    const abandoned = !reached && (this.#clientGone || isUnsendable(err) || isLocalShortage(err) || (err !== undefined && isTimeout(err, (err as { code?: string }).code ?? '')));
     this.#target.release?.(endpoint, { reached, abandoned, status, outputTokens: this.#ctx.usage?.outputTokens });
   }
 
