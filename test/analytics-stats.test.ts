@@ -1,6 +1,8 @@
 // GET /v1/analytics/stats and `tollgate analytics` over real HTTP, with the same answers from SQLite and PostgreSQL.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { syncBuiltinESMExports } from 'node:module';
+import workerThreads from 'node:worker_threads';
 import { CommanderError } from 'commander';
 import { recordRow } from '../src/analytics/record.js';
 import { registerAnalyticsRoutes } from '../src/analytics/stats-routes.js';
@@ -261,6 +263,27 @@ for (const backend of DATABASE_BACKENDS) {
       const year = await get(`from=${iso(Date.UTC(2010, 0, 1))}&to=${iso(Date.UTC(2011, 0, 1))}&bucket=1m&groupBy=app,model`);
       assert.equal(year.status, 200);
       assert.deepEqual(year.body.rows, []);
+    });
+
+    if (backend.name === 'sqlite') test('a query thread that cannot start (a process out of descriptors) is a 503 with retry-after, and the next query runs', async (t) => {
+      await stats!.close();
+      const RealWorker = workerThreads.Worker;
+      // Every new thread exits at once, as one does that cannot open its modules.
+      const dying = t.mock.method(workerThreads, 'Worker', function (this: unknown) {
+        return new RealWorker('process.exit(1)', { eval: true });
+      });
+      syncBuiltinESMExports();
+      try {
+        const refused = await get(`${RANGE}&bucket=1h`);
+        // Before: 500 internal_error, read as a bug.
+        assert.equal(refused.status, 503);
+        assert.equal(refused.headers.get('retry-after'), '1');
+        assert.equal(refused.body.error.code, 'stats_unavailable');
+      } finally {
+        dying.mock.restore();
+        syncBuiltinESMExports();
+      }
+      assert.equal((await get(`${RANGE}&bucket=1h`)).status, 200);
     });
 
     test('the admin token is required', async () => {

@@ -1,6 +1,7 @@
 // GET /v1/analytics/stats on the admin API: usage figures by time bucket and dimension, as JSON or CSV.
 import { AdminError, type AdminResponse, type AdminRouter } from '../gateway/admin-router.js';
 import { QueueFullError } from '../lib/concurrency-limit.js';
+import { WorkerExitedError } from '../lib/worker-calls.js';
 import { AnalyticsRecords, type Database } from '../store/index.js';
 import { toCsv } from './stats-csv.js';
 import { MAX_ROWS, parseStatsQuery, statsColumns } from './stats-query.js';
@@ -39,6 +40,8 @@ export function registerAnalyticsRoutes(router: AdminRouter, deps: AnalyticsRout
       result = await stats.run(q);
     } catch (err) {
       if (err instanceof QueueFullError) return STATS_BUSY;
+      // The query's thread could not start or died (a process out of descriptors): the next query starts another.
+      if (err instanceof WorkerExitedError) return { ...STATS_BUSY, body: { error: { message: `The query could not run (${err.message}); try again shortly`, code: 'stats_unavailable' } } };
       // No retry-after: asked again, it would most likely run as long; it must ask for less.
       if (err instanceof StatsTimeoutError) {
         throw new AdminError(503, 'stats_timeout', `The query was stopped: ${err.message}; ask for a shorter range, fewer groupBy dimensions or no percentiles`);

@@ -1,7 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
-import { WorkerCalls } from './worker-calls.js';
+import { WorkerCalls, WorkerExitedError } from './worker-calls.js';
 
 /** Answers `{ n }` with `{ seq, doubled }` after `n` ms (so later calls can answer first); `stop` exits, `hang` ignores. */
 const ECHO = `
@@ -42,9 +42,10 @@ test('a thread that fails fails the calls waiting on it and every later call; it
   const c = calls({ onError: (e) => errors.push(e) });
   const waiting = c.call({ type: 'double', n: 10_000 });
   void c.call({ type: 'crash' }).catch(() => {});
-  await assert.rejects(waiting, /the echo thread exited/);
+  // A WorkerExitedError, which callers can answer as "try again" (the stats route's 503 stats_unavailable).
+  await assert.rejects(waiting, (err: Error) => err instanceof WorkerExitedError && /the echo thread exited/.test(err.message));
   assert.match(String(errors[0]?.message), /boom/);
-  await assert.rejects(c.call({ type: 'double', n: 1 }), /the echo thread has exited/);
+  await assert.rejects(c.call({ type: 'double', n: 1 }), (err: Error) => err instanceof WorkerExitedError && /the echo thread has exited/.test(err.message));
   await c.close({ type: 'stop' }, 5000);
 });
 

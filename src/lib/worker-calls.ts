@@ -14,6 +14,9 @@ export interface WorkerCallsOptions {
   onError?: (err: Error) => void;
 }
 
+/** The thread exited before it answered (it could not start, for want of descriptors or memory, or it failed). */
+export class WorkerExitedError extends Error {}
+
 export class WorkerCalls<Request extends object, Answer extends { seq: number }> {
   readonly #worker: Worker;
   readonly #name: string;
@@ -35,7 +38,7 @@ export class WorkerCalls<Request extends object, Answer extends { seq: number }>
     worker.on('error', opts.onError ?? (() => {}));
     worker.on('exit', () => {
       this.#exited = true;
-      const err = new Error(`the ${this.#name} thread exited`);
+      const err = new WorkerExitedError(`the ${this.#name} thread exited`);
       for (const waiting of this.#waiting.values()) waiting.reject(err);
       this.#waiting.clear();
     });
@@ -50,7 +53,7 @@ export class WorkerCalls<Request extends object, Answer extends { seq: number }>
 
   /** Sends `request` numbered; resolves with the thread's answer to it, rejects when the thread exits first. */
   call(request: Request): Promise<Answer> {
-    if (this.#exited) return Promise.reject(new Error(`the ${this.#name} thread has exited`));
+    if (this.#exited) return Promise.reject(new WorkerExitedError(`the ${this.#name} thread has exited`));
     const seq = ++this.#seq;
     return new Promise((resolve, reject) => {
       this.#waiting.set(seq, { resolve, reject });
