@@ -8,6 +8,7 @@ import { applyCommand, deleteCommand } from './apply.js';
 import { getCommand } from './get.js';
 import { analyticsCommand } from './analytics.js';
 import { validateCommand } from './validate.js';
+import { copyStoreCommand } from './copy-store.js';
 import { ignoreClosedPipes } from './closed-pipes.js';
 
 export async function main(argv: string[]): Promise<number> {
@@ -17,7 +18,7 @@ export async function main(argv: string[]): Promise<number> {
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(str.split('\n')[0] + '\n') })
     .showHelpAfterError(false);
-  for (const cmd of [serveCommand(), simCommand(), demoCommand(), applyCommand(), deleteCommand(), getCommand(), analyticsCommand(), validateCommand(), benchCommand()]) {
+  for (const cmd of [serveCommand(), simCommand(), demoCommand(), applyCommand(), deleteCommand(), getCommand(), analyticsCommand(), validateCommand(), copyStoreCommand(), benchCommand()]) {
     program.addCommand(requiredAfterUnknown(readUpToUnknownFlag(withExitOverride(cmd))));
   }
   try {

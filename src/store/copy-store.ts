@@ -1,0 +1,94 @@
+// Copying a gateway's whole store into an empty one (SQLite to PostgreSQL as a deployment grows to replicas, or back):
+// products, developers, apps, keys (their hashes: the keys themselves were never stored), key-value maps, the audit
+// log, OAuth tokens and usage records, so every consumer's key keeps working on the new store.
+import { sql, type Kysely } from 'kysely';
+import type { Database } from './database.js';
+import type { Tables } from './schema.js';
+
+/** Each table copied, parents before the tables whose rows name them, with its primary key (the order pages follow). */
+export const COPIED_TABLES: readonly { table: string; key: readonly string[] }[] = [
+  { table: 'api_products', key: ['name'] },
+  { table: 'operation_sets', key: ['name'] },
+  { table: 'manifests', key: ['kind', 'name'] },
+  { table: 'developers', key: ['id'] },
+  { table: 'apps', key: ['id'] },
+  { table: 'credentials', key: ['key_id'] },
+  { table: 'kvm_entries', key: ['scope', 'map_name', 'key'] },
+  { table: 'audit_log', key: ['id'] },
+  { table: 'oauth_access_tokens', key: ['token_hash'] },
+  { table: 'analytics_records', key: ['id'] },
+];
+// Not copied: tollgate_migrations (each store has its own), credential_products (triggers fill it from credentials),
+// change_log (one SQLite file's notices to its processes) and the caches (refilled as requests come).
+
+/** Rows read and written at a time: a page of usage records stays well under PostgreSQL's 65,535 parameters. */
+const PAGE_ROWS = 500;
+
+type Row = Record<string, unknown>;
+
+/** The store to copy into holds rows already: copying would mix two gateways' data. */
+export class TargetNotEmptyError extends Error {}
+
+/**
+ * A value as the other backend takes it: PostgreSQL reads jsonb as objects and timestamptz as Dates, SQLite stores
+ * both as text; bigint comes back as a string from PostgreSQL, which either backend takes for an integer.
+ */
+function portable(value: unknown): unknown {
+  if (value instanceof Date) return value.toISOString();
+  if (value !== null && typeof value === 'object' && !Buffer.isBuffer(value)) return JSON.stringify(value);
+  return value;
+}
+
+/** Rows after `last` in key order (a row-value comparison, which both backends read from the primary key's index). */
+function page(db: Kysely<Tables>, table: string, key: readonly string[], last: Row | undefined): Promise<Row[]> {
+  const k = db as unknown as Kysely<Record<string, Row>>;
+  let query = k.selectFrom(table).selectAll();
+  if (last) {
+    const columns = sql.join(key.map((c) => sql.ref(c)));
+    const values = sql.join(key.map((c) => sql`${last[c]}`));
+    query = query.where(sql<boolean>`(${columns}) > (${values})`);
+  }
+  for (const c of key) query = query.orderBy(c);
+  return query.limit(PAGE_ROWS).execute();
+}
+
+/** Tables of the copied set that hold any row in `db`, for the refusal. */
+async function tablesWithRows(db: Kysely<Tables>): Promise<string[]> {
+  const k = db as unknown as Kysely<Record<string, Row>>;
+  const found: string[] = [];
+  for (const { table } of COPIED_TABLES) {
+    if ((await k.selectFrom(table).select(sql`1`.as('one')).limit(1).execute()).length > 0) found.push(table);
+  }
+  return found;
+}
+
+/**
+ * Copies every table of `from` into `to`, in one transaction on `to` (a failure leaves it empty). Both are opened
+ * (and so migrated) by the caller; `to` must hold no row of these tables. Returns the rows copied per table.
+ * @throws TargetNotEmptyError when `to` holds rows.
+ */
+export async function copyStore(from: Database, to: Database, onTable?: (table: string, rows: number) => void): Promise<Record<string, number>> {
+  const present = await tablesWithRows(to.kysely);
+  if (present.length > 0) throw new TargetNotEmptyError(`the target store already holds rows (${present.join(', ')}); copy into a new, empty database or schema`);
+  const copied: Record<string, number> = {};
+  await to.kysely.transaction().execute(async (trx) => {
+    const into = trx as unknown as Kysely<Record<string, Row>>;
+    for (const { table, key } of COPIED_TABLES) {
+      let rows = 0;
+      let last: Row | undefined;
+      for (;;) {
+        const batch = await page(from.kysely, table, key, last);
+        if (batch.length === 0) break;
+        await into.insertInto(table).values(batch.map((r) => Object.fromEntries(Object.entries(r).map(([c, v]) => [c, portable(v)])))).execute();
+        rows += batch.length;
+        last = batch[batch.length - 1];
+      }
+      copied[table] = rows;
+      onTable?.(table, rows);
+    }
+    // The audit log's ids were copied as they were: PostgreSQL's sequence must go on after them, not collide with them
+    // (SQLite's AUTOINCREMENT follows the largest id inserted by itself).
+    if (to.dialect === 'postgres') await sql`select setval(pg_get_serial_sequence('audit_log', 'id'), coalesce((select max(id) from audit_log), 0) + 1, false)`.execute(trx);
+  });
+  return copied;
+}
