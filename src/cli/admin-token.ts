@@ -16,3 +16,18 @@ export function readAdminToken(env: NodeJS.ProcessEnv): { token?: string; proble
   }
   return { token };
 }
+
+/**
+ * TOLLGATE_ADMIN_TOKEN_PREVIOUS: tokens still accepted beside TOLLGATE_ADMIN_TOKEN while their callers move to the new
+ * one (comma-separated; white space around each dropped), so the token can change without a moment when every caller
+ * is refused. A `problem` when one could not be sent as a bearer token, or when there is no current token.
+ */
+export function readPreviousAdminTokens(env: NodeJS.ProcessEnv): { tokens: string[]; problem?: string } {
+  const tokens = (env.TOLLGATE_ADMIN_TOKEN_PREVIOUS ?? '').split(',').map((t) => t.trim()).filter(Boolean);
+  if (tokens.length === 0) return { tokens };
+  if (!env.TOLLGATE_ADMIN_TOKEN?.trim()) return { tokens: [], problem: 'TOLLGATE_ADMIN_TOKEN_PREVIOUS is set without TOLLGATE_ADMIN_TOKEN: previous tokens are accepted beside a current one' };
+  if (!tokens.every((t) => VISIBLE_ASCII.test(t))) {
+    return { tokens: [], problem: 'TOLLGATE_ADMIN_TOKEN_PREVIOUS holds a token with characters other than visible ASCII, which an Authorization header cannot carry as a bearer token' };
+  }
+  return { tokens };
+}

@@ -9,7 +9,7 @@ import { ListenError, type ListenerName } from '../gateway/listen.js';
 import type { Gateway } from '../gateway/gateway.js';
 import { TlsFilesError, type TlsFileRole } from '../lib/tls-files.js';
 import { KvmCipher } from '../apim/kvm-cipher.js';
-import { readAdminToken } from './admin-token.js';
+import { readAdminToken, readPreviousAdminTokens } from './admin-token.js';
 import { collect, configFailure, flagFailure, parsePort, parseRoles, untilSignal } from './options.js';
 
 export function serveCommand(): Command {
@@ -39,6 +39,8 @@ export function serveCommand(): Command {
       if (opts.redis !== undefined && !/^rediss?:\/\//.test(opts.redis)) cmd.error(`tollgate serve: --redis: expected redis://... or rediss://..., got "${redactUrl(opts.redis)}"`, { exitCode: 2 });
       const admin = readAdminToken(process.env);
       if (admin.problem) cmd.error(`tollgate serve: ${admin.problem}`, { exitCode: 2 });
+      const previousAdmin = readPreviousAdminTokens(process.env);
+      if (previousAdmin.problem) cmd.error(`tollgate serve: ${previousAdmin.problem}`, { exitCode: 2 });
       const levelProblem = envLogLevelProblem();
       if (levelProblem) cmd.error(`tollgate serve: ${levelProblem}`, { exitCode: 2 });
       // Checked with the other variables: found once API management was made, it exited 1 with the store already
@@ -68,6 +70,7 @@ export function serveCommand(): Command {
           port: opts.port,
           adminPort: opts.adminPort,
           adminToken: admin.token,
+          adminPreviousTokens: previousAdmin.tokens,
           tls: opts.tlsCert ? { cert: opts.tlsCert, key: opts.tlsKey } : undefined,
           db: opts.db,
           redis: opts.redis,

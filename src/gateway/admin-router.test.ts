@@ -74,6 +74,22 @@ test('admin router: `authenticated` is true only for the configured token; witho
   }
 });
 
+test('admin router: previous tokens are accepted beside the current one while callers move, each use logged once', async () => {
+  const logs: { msg: string; previousToken?: number }[] = [];
+  const logger = pino({ level: 'warn' }, { write: (line: string) => logs.push(JSON.parse(line)) });
+  const router = new AdminRouter('new-token', logger, ['old-token', 'older']);
+  router.add('GET', '/v1/who', () => ({ body: {} }));
+  const api = await serve(router);
+  try {
+    for (const token of ['new-token', 'old-token', 'old-token', 'older']) assert.equal((await api.get('/v1/who', { authorization: `Bearer ${token}` })).status, 200, token);
+    for (const token of ['old', 'new-token2', 'older-still', '']) assert.equal((await api.get('/v1/who', { authorization: `Bearer ${token}` })).status, 401, token);
+    assert.deepEqual(logs.map((l) => l.previousToken), [1, 2], 'each previous token logged once, never the token itself');
+    assert.ok(!JSON.stringify(logs).includes('old-token'));
+  } finally {
+    await api.close();
+  }
+});
+
 test('admin router: a JSON body nested deeper than MAX_JSON_DEPTH is a 400 naming the limit, not a stack overflow in a handler', async () => {
   const router = new AdminRouter(undefined, pino({ level: 'silent' }));
   router.add('POST', '/v1/things', async (req) => ({ body: { got: typeof (await req.json()) } }));

@@ -1,6 +1,6 @@
 // A small router for the admin API: METHOD + path pattern with {params}, JSON in and out, errors with a field path.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { CROSS_SITE_REQUEST, HOST_NOT_LOOPBACK, UNSUPPORTED_MEDIA_TYPE, bodyTypeProblem, crossSiteProblem, hostProblem } from './admin-browser-guard.js';
 import { readBody } from './body.js';
 import { GatewayError } from './errors.js';
@@ -58,9 +58,15 @@ interface Route {
   yaml: boolean;
 }
 
+const digest = (token: string): Buffer => createHash('sha256').update(token).digest();
+
 export class AdminRouter {
   readonly #routes: Route[] = [];
   readonly #token: string | undefined;
+  /** SHA-256 of the token, then of each previous one: compared whole, whatever a guess's length. */
+  readonly #digests: Buffer[];
+  /** Which previous tokens were used (logged once each). */
+  readonly #previousUsed = new Set<number>();
   readonly #logger: Logger;
   /**
    * While true, a path no route takes is answered 503 `starting` rather than 404: the admin port opens before the
@@ -68,9 +74,13 @@ export class AdminRouter {
    */
   starting = false;
 
-  /** `logger` hears of errors no handler expected (answered as a bare 500, so they would leave no trace otherwise). */
-  constructor(token: string | undefined, logger: Logger = silentLogger) {
+  /**
+   * `logger` hears of errors no handler expected (answered as a bare 500, so they would leave no trace otherwise).
+   * `previous`: tokens still accepted while callers move to `token` (TOLLGATE_ADMIN_TOKEN_PREVIOUS).
+   */
+  constructor(token: string | undefined, logger: Logger = silentLogger, previous: readonly string[] = []) {
     this.#token = token || undefined;
+    this.#digests = this.#token ? [this.#token, ...previous].map(digest) : [];
     this.#logger = logger;
   }
 
@@ -111,9 +121,17 @@ export class AdminRouter {
   #tokenGiven(req: IncomingMessage): boolean {
     if (!this.#token) return false;
     // The scheme is case-insensitive (RFC 9110 §11.1), as the data plane reads it.
-    const given = Buffer.from(BEARER.exec(req.headers.authorization ?? '')?.[1] ?? '');
-    const expected = Buffer.from(this.#token);
-    return given.length === expected.length && timingSafeEqual(given, expected);
+    const given = digest(BEARER.exec(req.headers.authorization ?? '')?.[1] ?? '');
+    // Every token compared, the match or not: how long an answer takes tells nothing of which, or how close.
+    let matched = -1;
+    this.#digests.forEach((d, i) => {
+      if (timingSafeEqual(given, d) && matched === -1) matched = i;
+    });
+    if (matched > 0 && !this.#previousUsed.has(matched)) {
+      this.#previousUsed.add(matched);
+      this.#logger.warn({ previousToken: matched }, 'an admin request used a previous admin token (TOLLGATE_ADMIN_TOKEN_PREVIOUS); move its callers to TOLLGATE_ADMIN_TOKEN');
+    }
+    return matched !== -1;
   }
 
   handle = (req: IncomingMessage, res: ServerResponse): void => {

@@ -62,6 +62,8 @@ export interface GatewayOptions {
   /** Defaults to loopback unless an admin token is set. */
   adminHost?: string;
   adminToken?: string;
+  /** Tokens still accepted beside `adminToken` (TOLLGATE_ADMIN_TOKEN_PREVIOUS). */
+  adminPreviousTokens?: readonly string[];
   tls?: TlsFiles;
   logger?: Logger;
   /**
@@ -583,7 +585,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     await checkPort('data plane', host, options.port ?? 8080);
     if (options.extprocPort !== undefined) await checkPort('ext_proc', options.extproc?.host ?? host, options.extprocPort);
     let readiness = () => storeLoading(config);
-    const router = new AdminRouter(options.adminToken, logger);
+    const router = new AdminRouter(options.adminToken, logger, options.adminPreviousTokens);
     registerHealthRoutes(router, { readiness: () => readiness(), registry });
     router.starting = true;
     const adminServer = createListener(router.handle, config.settings.server, { methods: 'GET, POST, PUT, DELETE' });
