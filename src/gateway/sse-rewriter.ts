@@ -175,9 +175,10 @@ const LINE_END = /\r\n?|\n/;
 
 /**
  * Whether `rest`, what a stream ends with after its last blank line, is an event cut short: its data neither `[DONE]`
- * nor JSON, or an event begun (`event:`, `id:`, a field name cut in two) before any data. A last event without its
- * blank line that is whole goes on (legal SSE), as do comments (keep-alives); a half one reached clients as JSON no
- * SDK parses, or as a responses-API `event:` line with nothing after it, and the record showed no fault.
+ * nor JSON, or an event begun (an `event:` or `id:` line, or one of those names or `data` cut short) before any data.
+ * A last event without its blank line that is whole goes on (legal SSE), as do comments (keep-alives) and fields that
+ * begin no event (`retry:`, unknown ones); a half one reached clients as JSON no SDK parses, or as a responses-API
+ * `event:` line with nothing after it, and the record showed no fault.
  */
 export function isCutShort(rest: string): boolean {
   let data: string | undefined;
@@ -185,7 +186,7 @@ export function isCutShort(rest: string): boolean {
   for (const line of rest.split(LINE_END)) {
     // A line without a colon is a field with an empty value (the SSE spec): a bare `data` is a data line.
     if (line.startsWith('data:') || line === 'data') data = data === undefined ? dataOf(line) : `${data}\n${dataOf(line)}`;
-    else if (line !== '' && !line.startsWith(':')) begun = true;
+    else if (beginsEvent(line)) begun = true;
   }
   if (data === undefined) return begun;
   if (data === '[DONE]') return false;
@@ -195,6 +196,17 @@ export function isCutShort(rest: string): boolean {
   } catch {
     return true;
   }
+}
+
+/** Field names whose line starts an event's lines (`data` is read as data). */
+const EVENT_FIELDS = ['event', 'id', 'data'];
+
+/** An `event:` or `id:` line, or a line that is one of the event fields' names, whole or cut short (`eve`, `dat`). */
+function beginsEvent(line: string): boolean {
+  const colon = line.indexOf(':');
+  if (colon === -1) return line !== '' && EVENT_FIELDS.some((f) => f.startsWith(line));
+  const name = line.slice(0, colon);
+  return name === 'event' || name === 'id';
 }
 
 /** A `data:` line's payload (the one space after the colon is not part of it). */
