@@ -90,6 +90,19 @@ test('an event that ends with the stream, without its blank line, is still read;
   const cut = new UsageScanner('text/event-stream');
   cut.push(Buffer.from('data: {"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2}}\n'));
   assert.deepEqual(cut.end(), { inputTokens: 1, outputTokens: 2, cachedTokens: 0 });
+  // Nor even its line end (split across chunks too): the client got the event whole, so its usage counts.
+  const bare = new UsageScanner('text/event-stream');
+  bare.push(Buffer.from('data: {"choices":[],"usage":{"prompt_tok'));
+  bare.push(Buffer.from('ens":5,"completion_tokens":6}}'));
+  assert.deepEqual(bare.end(), { inputTokens: 5, outputTokens: 6, cachedTokens: 0 });
+  const responses = new UsageScanner('text/event-stream');
+  responses.push(Buffer.from('event: response.completed\ndata: {"type":"response.completed","response":{"usage":{"input_tokens":7,"output_tokens":8}}}'));
+  assert.equal(responses.end()?.inputTokens, 7);
+  // A half line is no event: nothing read from it, not even a token of content (a stream cut there is estimated without it).
+  const half = new UsageScanner('text/event-stream');
+  half.push(Buffer.from('data: {"choices":[{"index":0,"delta":{"content":"to'));
+  assert.equal(half.end(), undefined);
+  assert.equal(half.contentEvents, 0);
   const long = new UsageScanner('text/event-stream');
   const line = `data: ${'x'.repeat(1023)}\n`;
   for (let i = 0; i < (MAX_HELD_EVENT / 1024) * 2; i++) long.push(Buffer.from(line));

@@ -317,10 +317,27 @@ export class UsageScanner {
       this.#text?.addAnswer(body);
       if (this.#onResponseId) this.#tellId(responseIdOfJson(body));
     } else if (this.#sse) {
+      // A stream that ended inside its last line (no line end after it), whose event, whole, went to the client as
+      // legal SSE: that line is read too (its usage went uncounted, not even estimated). Half a line is no event.
+      if (!this.#skippingLine && !this.#oversizedLine && this.#endsWhole(this.#pending)) this.#line(this.#pending);
+      this.#pending = '';
       // A stream that ended after an event's lines, without its blank line: read, as its lines were before.
       this.#event();
     }
     return this.usage;
+  }
+
+  /** Whether `line`, a data line the stream ended in, completes its event's data as `[DONE]` or JSON. */
+  #endsWhole(line: string): boolean {
+    if (!line.startsWith('data:')) return false;
+    const data = this.#data === undefined ? dataOf(line) : `${this.#data}\n${dataOf(line)}`;
+    if (data === '[DONE]') return true;
+    try {
+      JSON.parse(data);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** The held compressed answer, decoded and read as any JSON answer is; one too large, or corrupt, has no usage. */
