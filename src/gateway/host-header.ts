@@ -30,13 +30,17 @@ export function hostProblem(req: IncomingMessage): string | undefined {
 
 /**
  * Makes an absolute-form target's authority the request's Host, as the server of such a request must (RFC 9112
- * §3.2.2: the Host line is ignored): a route matched on the Host line would take a request its target sent elsewhere.
+ * §3.2.2: the Host line is ignored, once checked): a route matched on the Host line would take a request its target
+ * sent elsewhere. Returns why the target's authority is no host, or undefined.
  */
-export function hostFromTarget(req: IncomingMessage): void {
+export function hostFromTarget(req: IncomingMessage): string | undefined {
   const url = req.url;
-  if (url === undefined || url.charCodeAt(0) === 0x2f) return;
+  if (url === undefined || url.charCodeAt(0) === 0x2f) return undefined;
   const authority = ABSOLUTE_AUTHORITY.exec(url)?.[1];
-  if (authority === undefined) return;
+  if (authority === undefined) return undefined;
   // userinfo (`user@host`) is no part of the host, and deprecated in http URIs (RFC 9110 §4.2.4).
-  req.headers.host = authority.slice(authority.lastIndexOf('@') + 1);
+  const host = authority.slice(authority.lastIndexOf('@') + 1);
+  if (!VALID_HOST.test(host)) return `The request target's host ${JSON.stringify(host.slice(0, 256))} is not a host`;
+  req.headers.host = host;
+  return undefined;
 }

@@ -281,11 +281,14 @@ test('a request with several Host lines or one that is no host gets a 400; an ab
         'GET /v1/models HTTP/1.1\r\nHost: internal.example.com:notaport\r\n\r\n',
         'GET /v1/models HTTP/1.1\r\nHost: a b\r\n\r\n',
         'GET /v1/models HTTP/1.1\r\nHost: a/b\r\n\r\n',
+        // The Host line of an absolute-form request is checked too, before the target's host replaces it.
+        'GET http://a.example.com/v1/models HTTP/1.1\r\nHost: a b\r\n\r\n',
+        'GET http://a.example.com:port/v1/models HTTP/1.1\r\nHost: a\r\n\r\n',
       ]) {
         const answer = firstAnswer((await exchange(port, [request])).text);
         assert.equal(answer.status, 400, request);
         assert.equal(answer.body.error.code, 'invalid_request');
-        assert.match(answer.body.error.message, /Host/);
+        assert.match(answer.body.error.message, /host/i);
       }
       // Valid hosts: a name with a port, an empty port, an IPv6 literal, an IPv4 address, an empty Host (no authority).
       for (const host of ['a.example.com:8080', 'a.example.com:', '[::1]:8080', '127.0.0.1', '']) {
@@ -295,7 +298,9 @@ test('a request with several Host lines or one that is no host gets a 400; an ab
       await exchange(port, ['POST http://internal.example.com/v1/chat/completions HTTP/1.1\r\nHost: public.example.com\r\ncontent-length: 0\r\nconnection: close\r\n\r\n']);
       await exchange(port, ['GET HTTP://u:p@b.example.com:81/v1/models HTTP/1.1\r\nHost: a\r\nconnection: close\r\n\r\n']);
       assert.deepEqual(seen.slice(-2), ['internal.example.com', 'b.example.com:81']);
-      assert.deepEqual(refused, [400, 400, 400, 400, 400]);
+      assert.deepEqual(refused, [400, 400, 400, 400, 400, 400, 400]);
+      const target = firstAnswer((await exchange(port, ['GET http://a.example.com:port/v1/models HTTP/1.1\r\nHost: a\r\n\r\n'])).text);
+      assert.match(target.body.error.message, /request target's host "a\.example\.com:port"/);
     },
     { onRefused: (status) => refused.push(status) },
   );

@@ -146,8 +146,7 @@ export function createListener(handler: RequestListener, settings: GatewaySettin
   const served: RequestListener = (req, res) => {
     remember(connections, req.socket);
     if (req.headers.host === undefined && req.httpVersionMajor === 1 && req.httpVersionMinor === 1) return refuseHost(res, 'An HTTP/1.1 request must carry a Host header', faultFormat?.(), onRefused);
-    hostFromTarget(req);
-    const problem = hostProblem(req);
+    const problem = hostProblem(req) ?? hostFromTarget(req);
     if (problem) return refuseHost(res, problem, faultFormat?.(), onRefused);
     handler(req, res);
   };
