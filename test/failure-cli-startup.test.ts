@@ -54,6 +54,8 @@ describe('tollgate serve with a --db or --redis it cannot use', () => {
       [['--db', `postgres://tollgate:s3cret@127.0.0.1:${closed}/x`], /^tollgate: --db: cannot open the database postgres:\/\/tollgate:\*\*\*@127\.0\.0\.1:\d+\/x: .*ECONNREFUSED/],
       [['--db', 'mysql://127.0.0.1/x'], /^tollgate: --db: unsupported database URL/],
       [['--db', `sqlite:${join(dir, 'no', 'such', 'dir', 't.db')}`], /^tollgate: --db: cannot open the database sqlite:.*: .*directory does not exist/],
+      // A relative file (the default is one) with where it leads from the working directory.
+      [['--db', 'sqlite:no/such/dir/t.db'], new RegExp(`^tollgate: --db: cannot open the database sqlite:no/such/dir/t\\.db \\(${join(dir, 'no', 'such', 'dir', 't.db').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\): .*directory does not exist`)],
     ];
     for (const [flags, expected] of cases) {
       const port = await freePort();
@@ -76,7 +78,7 @@ describe('tollgate serve with a --db or --redis it cannot use', () => {
     await writeFile(notADirectory, 'not a directory');
     const manifests = [
       ...poolAndModel(['http://127.0.0.1:9']),
-      { apiVersion: 'tollgate.dev/v1alpha1', kind: 'GatewaySettings', metadata: { name: 'settings' }, spec: { analytics: { directory: join(notADirectory, 'spool') } } },
+      { apiVersion: 'tollgate.dev/v1alpha1', kind: 'GatewaySettings', metadata: { name: 'settings' }, spec: { analytics: { directory: 'a-file/spool' } } },
     ];
     const file = join(dir, 'config.yaml');
     await writeFile(file, manifests.map((m) => JSON.stringify({ apiVersion: m.apiVersion, kind: m.kind, metadata: { name: m.metadata.name }, spec: m.spec })).join('\n---\n'));
@@ -86,7 +88,9 @@ describe('tollgate serve with a --db or --redis it cannot use', () => {
     // Before: exit code 1 and the bare ENOTDIR of mkdir.
     assert.equal(r.code, 2, r.stderr);
     assert.equal(lines.length, 1, r.stderr);
-    assert.match(lines[0], /^tollgate: config: analytics\.directory .*a-file\/spool: .*ENOTDIR/);
+    // A relative directory (the default is one) with where it leads from the working directory.
+    assert.ok(lines[0].startsWith(`tollgate: config: analytics.directory a-file/spool (${join(notADirectory, 'spool')}): `), lines[0]);
+    assert.match(lines[0], /ENOTDIR/);
     assert.doesNotMatch(r.stdout, /tollgate is serving/);
   });
 });

@@ -38,7 +38,7 @@ import { ConfigReloads } from '../telemetry/config-reloads.js';
 import { CoalescedRuns } from '../lib/coalesced-runs.js';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 
 /**
  * How long the 503s of requests refused from the flow-control queue at the end of a shutdown get to go out before the
@@ -236,7 +236,7 @@ export class Gateway {
     try {
       this.analytics?.start();
     } catch (err) {
-      throw new ConfigError([`analytics.directory ${this.analytics!.directory}: ${(err as Error).message}`]);
+      throw new ConfigError([`analytics.directory ${directoryNamed(this.analytics!.directory)}: ${(err as Error).message}`]);
     }
     prepareUsageEstimates(settings);
     // Before any request: ext_proc gives Envoy ip:port, never a host name Envoy cannot route to.
@@ -551,6 +551,11 @@ function closeNow(server: Server): void {
   server.closeAllConnections();
 }
 
+/** A relative directory with where it leads from this process's working directory: the default is relative. */
+function directoryNamed(dir: string): string {
+  return isAbsolute(dir) ? dir : `${dir} (${resolve(dir)})`;
+}
+
 /**
  * The analytics directory a gateway uses that other processes may also name: --analytics-dir or the configured one;
  * undefined for a gateway on an in-memory database without one given, which gets a temporary directory of its own.
@@ -600,7 +605,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       try {
         claimed = claimDirectory(spool);
       } catch (err) {
-        throw new ConfigError([`analytics.directory ${spool}: ${(err as Error).message}`]);
+        throw new ConfigError([`analytics.directory ${directoryNamed(spool)}: ${(err as Error).message}`]);
       }
       opened.push(async () => claimed?.release());
     }

@@ -1,5 +1,6 @@
 // openDatabase(url): connect to SQLite or PostgreSQL, migrate, start listening for other replicas' changes.
 import { randomUUID } from 'node:crypto';
+import { isAbsolute, resolve } from 'node:path';
 import { sql, type Kysely } from 'kysely';
 import { silentLogger, type Logger } from '../lib/logger.js';
 import { ChangeFeed } from './change-feed.js';
@@ -44,7 +45,9 @@ export async function openDatabase(url: string = DEFAULT_DATABASE_URL, opts: Ope
   } catch (err) {
     // Named, so `serve` can say which flag is wrong in one line (exit code 2) rather than print a driver's stack.
     if (err instanceof StoreError) throw err;
-    throw new DatabaseOpenError(`cannot open the database ${redactUrl(url)}: ${(err as Error).message}`, { cause: err });
+    // A relative file (the default is one) with where it leads from the working directory.
+    const where = target.dialect === 'sqlite' && target.file !== ':memory:' && !isAbsolute(target.file) ? ` (${resolve(target.file)})` : '';
+    throw new DatabaseOpenError(`cannot open the database ${redactUrl(url)}${where}: ${(err as Error).message}`, { cause: err });
   }
 }
 
