@@ -9,7 +9,7 @@ import type { SmoothedResult } from '../../../store/counters/counter-store.js';
 import type { CounterGuard } from '../../counter-guard.js';
 import { policyKeys } from '../../counter-keys.js';
 import { parseRate, type Rate } from '../../rate.js';
-import { neverFits, retryLater } from '../../rate-limit-headers.js';
+import { neverFits, retryLater, retrySpread } from '../../rate-limit-headers.js';
 import type { ApimState, Policy, PolicyFactory } from '../../types.js';
 import { compileVariable, compileWeight } from '../../variables.js';
 
@@ -57,7 +57,7 @@ export const spikeArrest: PolicyFactory = (name, spec, deps) => {
   const count = (s.useEffectiveCount ? slidingWindow : smoothed)(deps.counters, rate, deps.now);
   const judge = (r: SmoothedResult | undefined): void => {
     if (r && !r.allowed) {
-      throw retryLater(SPIKE_ARREST_FAULTS.spikeArrestViolation, `Spike arrest violation. Allowed rate : ${s.rate}`, r.retryAfterMs);
+      throw retryLater(SPIKE_ARREST_FAULTS.spikeArrestViolation, `Spike arrest violation. Allowed rate : ${s.rate}`, r.retryAfterMs, retrySpread(rate.intervalMs));
     }
   };
 
