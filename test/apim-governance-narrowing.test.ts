@@ -18,7 +18,7 @@ const extension = manifest('APIMExtensionPolicy', 'ext', { targetRef: { name: 't
 const template = (name: string, policies: { kind: string; name: string }[], rule?: string) => doc('ApimTemplate', name, { ...(rule && { apimTemplateRule: { name: rule } }), templates: [{ policies }] });
 const product = (name: string, ...templates: string[]) => doc('APIProduct', name, { displayName: name, templateRefs: templates.map((t) => ({ name: t })) });
 const spikeArrest = (name: string, rate: string) => doc('SpikeArrest', name, { rate });
-const script = doc('JavaScript', 'evil', { source: "context.setVariable('request.header.x-evil', 'ran')" });
+const script = doc('JavaScript', 'evil', { source: "context.setVariable('request.header.x-evil', 'ran')", timeLimit: '5s' });
 
 type Details = { path: string; message: string }[];
 const detailsOf = (body: any): Details => body.error?.details ?? [];

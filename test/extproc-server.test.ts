@@ -240,7 +240,7 @@ describe('a key read from a query parameter', () => {
 describe('a response policy that changes headers with the body', () => {
   test('with the answer buffered, the header changes come with the body answer and reach the client', async () => {
     const script = `response.headers['x-from-script'] = 'yes'; delete response.headers['x-request-id']; response.body.touched = true;`;
-    await withPolicies([manifest('JavaScript', 'shape', { flow: 'response', source: script })], async (_own, address) => {
+    await withPolicies([manifest('JavaScript', 'shape', { flow: 'response', source: script, timeLimit: '5s' })], async (_own, address) => {
       const exchange = () => envoyExchange(address, { path: '/v1/chat/completions', headers: { 'content-type': 'application/json' }, body: CHAT_M, responseBodyMode: 'BUFFERED' });
       const r = await until(exchange, (x) => x.status === 200, 5000, 'endpoint ready');
       assert.equal(JSON.parse(r.body.toString()).touched, true);

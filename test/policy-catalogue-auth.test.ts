@@ -333,7 +333,8 @@ describe('ServiceCallout, TokenInjection and JavaScript', () => {
     mediation = await gateway([
       ['ServiceCallout', 'user-tier', { request: { url: `${calloutUrl}/users/{request.header.x-user}` }, response: 'callout.user', allowedHosts: ['127.0.0.1'] }],
       ['TokenInjection', 'model-auth', { clientCredentials: { tokenUrl: upstreamTokenUrl, clientId: { value: 'tollgate' }, clientSecret: { env: 'TOLLGATE_E2E_UPSTREAM_SECRET' } } }],
-      ['JavaScript', 'tier-header', { source: `request.headers['x-tier'] = context.getVariable('callout.user.body.tier'); delete request.headers['x-user'];` }],
+      // A limit of its own, as for every script not about time limits: the 200 ms default was missed on a loaded host.
+      ['JavaScript', 'tier-header', { source: `request.headers['x-tier'] = context.getVariable('callout.user.body.tier'); delete request.headers['x-user'];`, timeLimit: '5s' }],
     ]);
     runaway = await gateway([['JavaScript', 'spin', { source: 'while (true) {}', timeLimit: '300ms' }]]);
     // Every sandbox worker started (under tsx that takes a while), so the timings measure scripts, not start-up.
@@ -368,7 +369,7 @@ describe('ServiceCallout, TokenInjection and JavaScript', () => {
     // As a script copying model text into a header would: a line break or an emoji in a value, a space in a name.
     // The head was written after the script ran, outside any handler: the unhandled rejection ended the process.
     const shaped = await gateway([
-      ['JavaScript', 'headers-from-text', { flow: 'response', source: `response.headers['x-line'] = 'line one\\nline two'; response.headers['x-emoji'] = 'hi \u{1F600}'; response.headers['x bad'] = 'v'; response.headers['x-good'] = 'ok';` }],
+      ['JavaScript', 'headers-from-text', { flow: 'response', source: `response.headers['x-line'] = 'line one\\nline two'; response.headers['x-emoji'] = 'hi \u{1F600}'; response.headers['x bad'] = 'v'; response.headers['x-good'] = 'ok';`, timeLimit: '5s' }],
     ]);
     for (let i = 0; i < 2; i++) {
       const r = await chat(shaped);
