@@ -14,7 +14,7 @@ import { waitFor } from '../src/sim/testing.js';
 import { DATABASE_BACKENDS, type TestDatabase } from '../src/store/test-databases.js';
 import { call, createApp, type IssuedApp } from './helpers/apim-admin.js';
 import { LOOPBACK } from './helpers/loopback-gateway.js';
-import { manifest, poolAndModel } from './helpers/manifests.js';
+import { apiKeyManifests, manifest, poolAndModel } from './helpers/manifests.js';
 import { startStub, type Stub } from './helpers/stub-upstream.js';
 
 const postgres = DATABASE_BACKENDS[1];
@@ -128,4 +128,36 @@ describe('copy-store from SQLite to PostgreSQL', { skip: postgres.skip }, () => 
     assert.equal((await copy(`sqlite:${missing}`, `sqlite:${join(dir, 'other.db')}`)).exitCode, 2);
     assert.equal(existsSync(missing), false);
   });
+});
+
+test('copy-store between two SQLite files (no PostgreSQL needed): the key and its app come along; the target must be empty', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-copy-sqlite-'));
+  const stub = await startStub();
+  let gw: Gateway | undefined;
+  const start = async (file: string, analytics: string) => {
+    await gw?.close();
+    gw = await startGateway({ configPaths: [], manifests: [...poolAndModel([stub.url]), ...apiKeyManifests('gold')], ...LOOPBACK, logger: silentLogger, db: `sqlite:${join(dir, file)}`, analyticsDir: join(dir, analytics) });
+    return gw;
+  };
+  try {
+    await start('a.db', 'analytics-a');
+    const issued = await createApp(gw!.adminUrl, ['gold']);
+    await gw!.close();
+    gw = undefined;
+    const out: string[] = [];
+    const run = (to: string) => copyStoreCommand({ out: (l) => out.push(l), err: () => {}, env: {} }).exitOverride().parseAsync(['--from', `sqlite:${join(dir, 'a.db')}`, '--to', to], { from: 'user' });
+    await run(`sqlite:${join(dir, 'b.db')}`);
+    assert.ok(out.includes('credentials: 1 row'), out.join('\n'));
+    await start('b.db', 'analytics-b');
+    const r = await fetch(`${gw!.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': issued.key }, body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }] }) });
+    await r.arrayBuffer();
+    assert.equal(r.status, 200);
+    await gw!.close();
+    gw = undefined;
+    await assert.rejects(run(`sqlite:${join(dir, 'b.db')}`), (e: CommanderError) => e.exitCode === 2);
+  } finally {
+    await gw?.close();
+    await stub.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

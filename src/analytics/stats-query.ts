@@ -212,6 +212,8 @@ export function parseStatsQuery(params: URLSearchParams, now: number = Date.now(
   // The default range reaches 24 h before `to`, which can fall before the earliest time a Date holds.
   if (from < -MAX_TIME_MS) problems.push({ path: 'to', message: 'is too early for the default range of 24 hours before it; give from' });
   else if (from > to) problems.push({ path: 'from', message: `from (${new Date(from).toISOString()}) is after to (${new Date(to).toISOString()})` });
+  // Written at the offset, a time at the edge of what a Date holds would go past it (toISOString throws: a 500).
+  else if (Math.max(Math.abs(from), Math.abs(to)) + Math.abs(p.tzo) * 60_000 > MAX_TIME_MS) problems.push({ path: 'tzo', message: 'puts from or to beyond the latest time a date can hold; give an earlier range or no tzo' });
   if (p.metrics.length === 0) problems.push({ path: 'metrics', message: 'name at least one metric' });
   if (new Set(p.groupBy).size !== p.groupBy.length) problems.push({ path: 'groupBy', message: 'a dimension is named twice' });
   if (problems.length > 0) return { problems };

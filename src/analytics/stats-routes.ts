@@ -15,6 +15,14 @@ export interface AnalyticsRouteDeps {
   stats?: StatsRunnerOptions;
 }
 
+/**
+ * The query's thread could not start or exited (a process out of descriptors or memory): a later query starts another,
+ * so the client may ask again.
+ */
+function statsUnavailable(err: Error): AdminResponse {
+  return { status: 503, headers: { 'retry-after': '1' }, body: { error: { message: `The query could not run (${err.message}); try again shortly`, code: 'stats_unavailable' } } };
+}
+
 /** Every query slot taken and the waiting line full: a busy moment, not a bad query, so worth a retry. */
 const STATS_BUSY: AdminResponse = {
   status: 503,
@@ -40,8 +48,7 @@ export function registerAnalyticsRoutes(router: AdminRouter, deps: AnalyticsRout
       result = await stats.run(q);
     } catch (err) {
       if (err instanceof QueueFullError) return STATS_BUSY;
-      // The query's thread could not start or died (a process out of descriptors): the next query starts another.
-      if (err instanceof WorkerExitedError) return { ...STATS_BUSY, body: { error: { message: `The query could not run (${err.message}); try again shortly`, code: 'stats_unavailable' } } };
+      if (err instanceof WorkerExitedError) return statsUnavailable(err);
       // No retry-after: asked again, it would most likely run as long; it must ask for less.
       if (err instanceof StatsTimeoutError) {
         throw new AdminError(503, 'stats_timeout', `The query was stopped: ${err.message}; ask for a shorter range, fewer groupBy dimensions or no percentiles`);

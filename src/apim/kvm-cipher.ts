@@ -3,7 +3,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 
 export const KVM_KEY_ENV = 'TOLLGATE_KVM_KEY';
-export const KVM_PREVIOUS_KEYS_ENV = 'TOLLGATE_KVM_PREVIOUS_KEYS';
+const KVM_PREVIOUS_KEYS_ENV = 'TOLLGATE_KVM_PREVIOUS_KEYS';
 const PREFIX = 'aes256gcm:';
 
 function parseKey(raw: string, name: string): Buffer {

@@ -111,7 +111,7 @@ export function registerKvmRoutes(add: AddRoute, deps: ApimAdminDeps, cipher: Kv
   // writes each entry encrypted under an earlier key again under the current one, after which the old key can go.
   add('POST', '/v1/keyvaluemaps:reencrypt', async (req) => {
     if (!cipher) throw new AdminError(503, 'kvm_key_missing', `${KVM_KEY_ENV} is not set`);
-    const sealed = (await db.kvm.listAll()).filter((e) => e.encrypted);
+    const sealed = await db.kvm.listEncrypted();
     const stale = sealed.filter((e) => cipher.isStale(e.value));
     const store = storeFor(deps, req);
     let reencrypted = 0;

@@ -20,15 +20,22 @@ export const keyOf = (scope: string, map: string, key: string) => `${scope}\u000
  */
 export const KVM_PUT_TIMEOUT_MS = 2000;
 
-/**
- * Why `cipher` must not write to the encrypted map `map`, or undefined: the map holds entries written under another key
- * (a restart with a wrong or new TOLLGATE_KVM_KEY). Written anyway, the map held entries under two keys, no one key
- * reading them all.
- */
-export async function mapKeyProblem(kvm: { encryptedSample(map: string): Promise<string | undefined> }, cipher: KvmCipher, map: string): Promise<string | undefined> {
-  const sample = await kvm.encryptedSample(map);
-  if (sample === undefined || cipher.canDecrypt(sample)) return undefined;
+/** How many of an encrypted map's entries an admin write checks against the key (a map may hold millions). */
+const KEY_CHECK_SAMPLE = 64;
+
+/** Why `cipher` must not write into `map`: it holds entries written under another key. */
+function otherKeyProblem(map: string): string {
   return `map ${map} holds entries encrypted under another key: ${KVM_KEY_ENV} is not the key they were written with (start with that key, or delete those entries)`;
+}
+
+/**
+ * Why `cipher` must not write to the encrypted map `map`, or undefined, from the store: any of up to KEY_CHECK_SAMPLE
+ * of its entries written under another key (a restart with a wrong or new TOLLGATE_KVM_KEY). Written anyway, the map
+ * held entries under two keys, no one key reading them all. (A flow's put asks the view, which knows every entry.)
+ */
+export async function mapKeyProblem(kvm: { encryptedSample(map: string, limit: number): Promise<string[]> }, cipher: KvmCipher, map: string): Promise<string | undefined> {
+  const sample = await kvm.encryptedSample(map, KEY_CHECK_SAMPLE);
+  return sample.every((v) => cipher.canDecrypt(v)) ? undefined : otherKeyProblem(map);
 }
 
 /** An encrypted entry this replica holds but cannot read: a policy reading it fails rather than take its default. */
@@ -44,6 +51,8 @@ export class KvmView implements KvmLookup {
   #values = new Map<string, Held>();
   /** Entries (keyOf) the store holds encrypted under a key this replica does not have. */
   #unreadable = new Set<string>();
+  /** How many of them each map holds: a flow's put into such a map is refused without asking the store. */
+  #unreadableByMap = new Map<string, number>();
   /** The maps --config files declare: name → encrypted. */
   #fileMaps: ReadonlyMap<string, boolean> = new Map();
   readonly #cipher: KvmCipher | null;
@@ -64,15 +73,15 @@ export class KvmView implements KvmLookup {
   /** Replaces every value with what the store holds (a reload). */
   load(entries: readonly KvmEntry[]): void {
     const values = new Map<string, Held>();
-    const unreadable = new Set<string>();
+    this.#unreadable = new Set();
+    this.#unreadableByMap = new Map();
     for (const e of entries) {
       const held = this.#readable(e);
       if (held) values.set(keyOf(e.scope, e.mapName, e.key), held);
-      else unreadable.add(keyOf(e.scope, e.mapName, e.key));
+      else this.#markUnreadable(e, true);
     }
     this.#values = values;
-    this.#unreadable = unreadable;
-    this.#reportUnreadable(unreadable.size);
+    this.#reportUnreadable(this.#unreadable.size);
   }
 
   /** Sets one entry to what the store holds of it now (undefined: it is gone). */
@@ -81,10 +90,19 @@ export class KvmView implements KvmLookup {
     const held = entry && this.#readable(entry);
     if (held) this.#values.set(id, held);
     else this.#values.delete(id);
-    if (entry && !held) {
-      this.#unreadable.add(id);
-      this.#reportUnreadable(1);
-    } else this.#unreadable.delete(id);
+    this.#markUnreadable(ref, entry !== undefined && !held);
+    if (entry && !held) this.#reportUnreadable(1);
+  }
+
+  /** Marks the entry `ref` as one this replica cannot read, or no longer. */
+  #markUnreadable(ref: KvmEntryRef, unreadable: boolean): void {
+    const id = keyOf(ref.scope, ref.mapName, ref.key);
+    if (unreadable === this.#unreadable.has(id)) return;
+    const n = (this.#unreadableByMap.get(ref.mapName) ?? 0) + (unreadable ? 1 : -1);
+    if (unreadable) this.#unreadable.add(id);
+    else this.#unreadable.delete(id);
+    if (n > 0) this.#unreadableByMap.set(ref.mapName, n);
+    else this.#unreadableByMap.delete(ref.mapName);
   }
 
   /** @throws UnreadableKvmEntryError for an entry encrypted under a key this replica does not have. */
@@ -113,15 +131,19 @@ export class KvmView implements KvmLookup {
       const encrypted = this.#fileMaps.get(map) ?? (await tx.kvm.storedMap(map))?.encrypted;
       if (encrypted === undefined) throw new Error(`no key-value map named "${map}" is declared (in --config files or through the admin API)`);
       if (encrypted && !this.#cipher) throw new Error(`map ${map} is encrypted and ${KVM_KEY_ENV} is unset`);
-      const keyProblem = encrypted ? await mapKeyProblem(tx.kvm, this.#cipher!, map) : undefined;
-      if (keyProblem) throw new Error(keyProblem);
+      if (encrypted && this.#unreadableByMap.has(map)) throw new Error(otherKeyProblem(map));
       const input = { scope: scope as KvmScope, mapName: map, key, value: encrypted ? this.#cipher!.encrypt(value) : value, encrypted };
       // Either way the entry holds `value` now, unless override: false kept another.
       if (override) await tx.kvm.putFromPolicy(input, (e) => e.encrypted === encrypted && this.#readable(e)?.value === value);
       else if (!(await tx.kvm.addFromPolicy(input))) return undefined;
       return { value, encrypted };
     }, givenUp.signal);
-    const hold = (stored: Held | undefined) => stored && this.#values.set(keyOf(scope, map, key), stored);
+    const hold = (stored: Held | undefined) => {
+      if (!stored) return;
+      this.#values.set(keyOf(scope, map, key), stored);
+      // This replica skips its own change's notice: the entry it wrote, it can read.
+      this.#markUnreadable({ scope, mapName: map, key }, false);
+    };
     try {
       hold(await withTimeout(storing, KVM_PUT_TIMEOUT_MS, 'storing the entry'));
     } catch (err) {

@@ -149,24 +149,30 @@ test('out of descriptors, the fingerprint is no answer rather than a change: not
   t.after(stop);
   // Every path lookup fails as in a process with no descriptor left (realpath opens none, but readdir does).
   const starve = () => {
-    const mocks = [t.mock.method(fs, 'realpathSync', () => { throw Object.assign(new Error('EMFILE: too many open files'), { code: 'EMFILE' }); }),
-      t.mock.method(fs, 'readdirSync', () => { throw Object.assign(new Error('EMFILE: too many open files'), { code: 'EMFILE' }); })];
+    const shortage = () => {
+      throw Object.assign(new Error('EMFILE: too many open files'), { code: 'EMFILE' });
+    };
+    const mocks = [t.mock.method(fs, 'realpathSync', shortage), t.mock.method(fs, 'readdirSync', shortage)];
     syncBuiltinESMExports();
-    return () => {
-      for (const m of mocks) m.mock.restore();
-      syncBuiltinESMExports();
+    return {
+      looks: () => mocks[0].mock.callCount(),
+      restore: () => {
+        for (const m of mocks) m.mock.restore();
+        syncBuiltinESMExports();
+      },
     };
   };
-  let feed = starve();
+  let starved = starve();
   assert.equal(configFingerprint([dir]), undefined);
-  await sleep(200);
-  feed();
+  // The poll (every 30 ms) looks several times while starved.
+  await waitFor(() => starved.looks() > 4, 2000, 'polls while starved', 10);
+  starved.restore();
   await sleep(200);
   // Before: "unreadable" was a change, and so was the return of the real fingerprint: two reloads of unchanged files.
   assert.equal(changes, 0);
-  feed = starve();
-  await sleep(100);
-  feed();
+  starved = starve();
+  await waitFor(() => starved.looks() > 2, 2000, 'polls while starved again', 10);
+  starved.restore();
   writeFileSync(join(dir, 'models.yaml'), 'm1 and m2');
   await waitFor(() => changes === 1, 2000, 'the change made once descriptors are free', 10);
 });

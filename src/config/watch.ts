@@ -2,6 +2,7 @@
 import { realpathSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { silentLogger, type Logger } from '../lib/logger.js';
+import { isProcessShortage } from '../lib/process-shortage.js';
 import { configFiles, MANIFEST_FILE } from './files.js';
 
 /** Kubernetes updates a mounted ConfigMap by swapping its `..data` link: an event that names no manifest. */
@@ -20,7 +21,8 @@ export function configFingerprint(paths: string[]): string | undefined {
   const parts: string[] = [];
   let starved = false;
   const failed = (err: unknown) => {
-    if (PROCESS_SHORTAGES.has((err as NodeJS.ErrnoException).code ?? '')) starved = true;
+    // Read as a change, a moment without descriptors reloaded unchanged files and counted a rejected reload nobody made.
+    if (isProcessShortage(err)) starved = true;
   };
   const real = (p: string) => {
     try {
@@ -44,11 +46,6 @@ export function configFingerprint(paths: string[]): string | undefined {
   return starved ? undefined : parts.join('\n');
 }
 
-/**
- * What this process ran short of (descriptors, memory), which says nothing of the files: read as a change, a moment
- * without descriptors reloaded unchanged files and counted a rejected reload nobody made.
- */
-const PROCESS_SHORTAGES = new Set(['EMFILE', 'ENFILE', 'ENOMEM']);
 
 export interface WatchOptions {
   /**

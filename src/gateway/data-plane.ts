@@ -33,6 +33,7 @@ import { assertSafePath } from './safe-path.js';
 import type { UpstreamPools } from './upstream-pools.js';
 import { requestStreamUsage } from './stream-usage.js';
 import { accountOwnAnswer } from './own-answer.js';
+import { normalizeAddress } from '../lib/ip-address.js';
 import { createsStoredResponse, isResponsesOperation, storedResponseRequest, type FindRecordedResponse } from './stored-responses.js';
 import { fairnessTenant, keyedTenant } from './tenant.js';
 import { responseNotFound, StoredResponseRouting } from './stored-response-routing.js';
@@ -49,8 +50,6 @@ export const NOT_FORWARDED = new Set([
   ...IDENTITY_HEADERS,
 ]);
 const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
-/** How a dual-stack listener gives an IPv4 client's address (`::ffff:10.0.0.1`). */
-const IPV4_MAPPED = '::ffff:';
 
 export interface DataPlaneDeps {
   config: RuntimeConfig;
@@ -484,10 +483,10 @@ export class DataPlane {
     headers['x-request-id'] = ctx.id;
     // The client's address appended (Envoy's default, nginx's $proxy_add_x_forwarded_for): what the model server and
     // any proxy before it log and limit by is the client, not tollgate.
-    if (ctx.clientIp) {
-      const ip = ctx.clientIp.startsWith(IPV4_MAPPED) ? ctx.clientIp.slice(IPV4_MAPPED.length) : ctx.clientIp;
+    const ip = ctx.clientIp && normalizeAddress(ctx.clientIp);
+    if (ip) {
       const prior = headers['x-forwarded-for'];
-      headers['x-forwarded-for'] = prior ? `${String(prior)}, ${ip}` : ip;
+      headers['x-forwarded-for'] = prior ? `${[prior].flat().join(', ')}, ${ip}` : ip;
     }
     // tollgate reads the answer (usage for token quotas and analytics, response policies, SSE rewrites): a client's
     // accept-encoding: gzip passed on let a compressing model server (or a proxy before it) hide it from all of them.

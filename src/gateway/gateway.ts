@@ -38,7 +38,8 @@ import { ConfigReloads } from '../telemetry/config-reloads.js';
 import { CoalescedRuns } from '../lib/coalesced-runs.js';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { isAbsolute, join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { pathNamed } from '../lib/path-named.js';
 
 /**
  * How long the 503s of requests refused from the flow-control queue at the end of a shutdown get to go out before the
@@ -236,7 +237,7 @@ export class Gateway {
     try {
       this.analytics?.start();
     } catch (err) {
-      throw new ConfigError([`analytics.directory ${directoryNamed(this.analytics!.directory)}: ${(err as Error).message}`]);
+      throw new ConfigError([`analytics.directory ${pathNamed(this.analytics!.directory)}: ${(err as Error).message}`]);
     }
     prepareUsageEstimates(settings);
     // Before any request: ext_proc gives Envoy ip:port, never a host name Envoy cannot route to.
@@ -262,7 +263,7 @@ export class Gateway {
     this.picker.start();
     await this.picker.refresh();
     // From the files as they were read, not as they are now: a change written during the start is a change.
-    if (o.watch !== false && o.configPaths.length > 0) this.#stopWatching = watchConfig(o.configPaths, () => void this.reload(), { since: this.#filesLoaded, logger: this.logger });
+    if (o.watch !== false && o.configPaths.length > 0) this.#stopWatching = watchConfig(o.configPaths, () => void this.reload(), { since: this.#filesLoaded ?? UNKNOWN_FILES, logger: this.logger });
     this.#listened = true;
   }
 
@@ -551,10 +552,11 @@ function closeNow(server: Server): void {
   server.closeAllConnections();
 }
 
-/** A relative directory with where it leads from this process's working directory: the default is relative. */
-function directoryNamed(dir: string): string {
-  return isAbsolute(dir) ? dir : `${dir} (${resolve(dir)})`;
-}
+/**
+ * The files read at start could not be fingerprinted (the process out of descriptors): any fingerprint differs, so
+ * the watch reloads once it can take one rather than miss a change made during the start.
+ */
+const UNKNOWN_FILES = '';
 
 /**
  * The analytics directory a gateway uses that other processes may also name: --analytics-dir or the configured one;
@@ -605,7 +607,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       try {
         claimed = claimDirectory(spool);
       } catch (err) {
-        throw new ConfigError([`analytics.directory ${directoryNamed(spool)}: ${(err as Error).message}`]);
+        throw new ConfigError([`analytics.directory ${pathNamed(spool)}: ${(err as Error).message}`]);
       }
       opened.push(async () => claimed?.release());
     }

@@ -15,7 +15,7 @@ const ABSOLUTE_AUTHORITY = /^https?:\/\/([^/?#]*)/i;
  * Why the request's host cannot be known, or undefined. More than one Host line (node:http keeps the first) or one
  * that is no host: front proxies and tollgate could each read a different host, and HTTPRoute hostnames match on it.
  */
-export function hostProblem(req: IncomingMessage): string | undefined {
+export function hostLineProblem(req: IncomingMessage): string | undefined {
   const raw = req.rawHeaders;
   let lines = 0;
   for (let i = 0; i < raw.length; i += 2) {
@@ -33,7 +33,7 @@ export function hostProblem(req: IncomingMessage): string | undefined {
  * §3.2.2: the Host line is ignored, once checked): a route matched on the Host line would take a request its target
  * sent elsewhere. Returns why the target's authority is no host, or undefined.
  */
-export function hostFromTarget(req: IncomingMessage): string | undefined {
+export function adoptTargetHost(req: IncomingMessage): string | undefined {
   const url = req.url;
   if (url === undefined || url.charCodeAt(0) === 0x2f) return undefined;
   const authority = ABSOLUTE_AUTHORITY.exec(url)?.[1];

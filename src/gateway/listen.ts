@@ -7,7 +7,7 @@ import { Server as HttpsServer, type ServerOptions as HttpsServerOptions } from 
 import { readTlsFile, unusablePair } from '../lib/tls-files.js';
 import type { GatewaySettings } from '../config/settings.js';
 import { GatewayError, gatewayError, type FaultFormat } from './errors.js';
-import { hostFromTarget, hostProblem } from './host-header.js';
+import { adoptTargetHost, hostLineProblem } from './host-header.js';
 
 export interface TlsFiles {
   cert: string;
@@ -146,8 +146,11 @@ export function createListener(handler: RequestListener, settings: GatewaySettin
   const served: RequestListener = (req, res) => {
     remember(connections, req.socket);
     if (req.headers.host === undefined && req.httpVersionMajor === 1 && req.httpVersionMinor === 1) return refuseHost(res, 'An HTTP/1.1 request must carry a Host header', faultFormat?.(), onRefused);
-    const problem = hostProblem(req) ?? hostFromTarget(req);
-    if (problem) return refuseHost(res, problem, faultFormat?.(), onRefused);
+    // The Host line is checked even where an absolute-form target's host then replaces it.
+    const lineProblem = hostLineProblem(req);
+    if (lineProblem) return refuseHost(res, lineProblem, faultFormat?.(), onRefused);
+    const targetProblem = adoptTargetHost(req);
+    if (targetProblem) return refuseHost(res, targetProblem, faultFormat?.(), onRefused);
     handler(req, res);
   };
   // A client still in its TLS handshake gets no longer than one sending its headers (Node gives it 120 s). Fixed when

@@ -6,6 +6,7 @@ import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { EndpointConfig } from '../config/runtime-config.js';
 import type { Pick } from '../scheduler/types.js';
+import { isProcessShortage } from '../lib/process-shortage.js';
 import type { RequestContext } from './context.js';
 import { deadlineAfterIo } from '../lib/with-timeout.js';
 import { GatewayError, gatewayError, TG_ERRORS } from './errors.js';
@@ -61,13 +62,6 @@ class MalformedHead extends Error {
  * client, say): the request's fault, not the endpoint's, which must stay in the pool for everyone else.
  */
 const isUnsendable = (err: Error | undefined) => err instanceof errors.InvalidArgumentError;
-/**
- * This process ran short (descriptors, socket buffers, memory) opening the connection: the endpoint was never tried.
- * Reported down, every endpoint of the pool was taken out at once (503 no_healthy_endpoints) while the model servers
- * were fine; Envoy keeps such local-origin errors apart from the host's too.
- */
-const LOCAL_SHORTAGES = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM']);
-const isLocalShortage = (err: Error | undefined) => LOCAL_SHORTAGES.has((err as { code?: string } | undefined)?.code ?? '');
 
 export interface ProxyTarget {
   /** Endpoints in order of preference (a pick, or a route's URL). */
@@ -226,8 +220,10 @@ class Exchange {
       this.#target.release?.(endpoint, { reached: true, status: NO_FIRST_BYTE_STATUS });
       return;
     }
-    // A client that left, or the request's own deadline, ends an attempt without telling anything about the endpoint.
-    const abandoned = !reached && (this.#clientGone || isUnsendable(err) || isLocalShortage(err) || (err !== undefined && isTimeout(err, (err as { code?: string }).code ?? '')));
+    // A client that left, or the request's own deadline, ends an attempt without telling anything about the endpoint;
+    // nor does this process running short opening the connection (reported down, every endpoint of the pool was taken
+    // out at once while the model servers were fine; Envoy keeps such local-origin errors apart too).
+    const abandoned = !reached && (this.#clientGone || isUnsendable(err) || isProcessShortage(err) || (err !== undefined && isTimeout(err, (err as { code?: string }).code ?? '')));
     this.#target.release?.(endpoint, { reached, abandoned, status, outputTokens: this.#ctx.usage?.outputTokens });
   }
 

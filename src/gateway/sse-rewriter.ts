@@ -188,13 +188,17 @@ export function isCutShort(rest: string): boolean {
     if (line.startsWith('data:') || line === 'data') data = data === undefined ? dataOf(line) : `${data}\n${dataOf(line)}`;
     else if (beginsEvent(line)) begun = true;
   }
-  if (data === undefined) return begun;
-  if (data === '[DONE]') return false;
+  return data === undefined ? begun : !isWholeData(data);
+}
+
+/** Whether an event's data is whole: `[DONE]`, or JSON. */
+export function isWholeData(data: string): boolean {
+  if (data === '[DONE]') return true;
   try {
     JSON.parse(data);
-    return false;
-  } catch {
     return true;
+  } catch {
+    return false;
   }
 }
 

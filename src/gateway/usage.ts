@@ -4,7 +4,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
 import type { CompletionText } from './completion-text.js';
 import { readableAnswer } from './content-encoding.js';
-import { LineEnds, MAX_HELD_EVENT, dataOf } from './sse-rewriter.js';
+import { LineEnds, MAX_HELD_EVENT, dataOf, isWholeData } from './sse-rewriter.js';
 import { contentTypeOf, isEventStream } from './media-type.js';
 
 export interface Usage {
@@ -327,17 +327,9 @@ export class UsageScanner {
     return this.usage;
   }
 
-  /** Whether `line`, a data line the stream ended in, completes its event's data as `[DONE]` or JSON. */
+  /** Whether `line`, a data line the stream ended in, completes its event's data (isWholeData). */
   #endsWhole(line: string): boolean {
-    if (!line.startsWith('data:')) return false;
-    const data = this.#data === undefined ? dataOf(line) : `${this.#data}\n${dataOf(line)}`;
-    if (data === '[DONE]') return true;
-    try {
-      JSON.parse(data);
-      return true;
-    } catch {
-      return false;
-    }
+    return line.startsWith('data:') && isWholeData(this.#data === undefined ? dataOf(line) : `${this.#data}\n${dataOf(line)}`);
   }
 
   /** The held compressed answer, decoded and read as any JSON answer is; one too large, or corrupt, has no usage. */

@@ -46,11 +46,12 @@ export function retryLater(code: string, message: string, ms: number, spreadMs =
 }
 
 /**
- * How far a smoothed rate's refusals spread their retries: over 16 of its slots, so a burst of a few dozen callers
- * mostly lands in slots of its own, at most a second (what `retry-after` alone said before).
+ * How far a smoothed rate's refusals spread their retries: over 16 times what one request takes of it (`slotMs`: a
+ * slot, or a prompt's tokens' worth of slots), so a burst of a few dozen callers mostly lands in room of its own; at
+ * most a second (what `retry-after` alone said before). `retry-after` stays the wait itself.
  */
-export function retrySpread(intervalMs: number): number {
-  return Math.min(1000, 16 * intervalMs);
+export function retrySpread(slotMs: number): number {
+  return Math.min(1000, 16 * slotMs);
 }
 
 export function showRequestLimit(ctx: RequestContext, state: ApimState, limit: number, remaining: number, resetMs: number): void {

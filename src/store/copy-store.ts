@@ -3,10 +3,11 @@
 // log, OAuth tokens and usage records, so every consumer's key keeps working on the new store.
 import { sql, type Kysely } from 'kysely';
 import type { Database } from './database.js';
+import { pagesOf } from './pagination.js';
 import type { Tables } from './schema.js';
 
 /** Each table copied, parents before the tables whose rows name them, with its primary key (the order pages follow). */
-export const COPIED_TABLES: readonly { table: string; key: readonly string[] }[] = [
+const COPIED_TABLES: readonly { table: string; key: readonly string[] }[] = [
   { table: 'api_products', key: ['name'] },
   { table: 'operation_sets', key: ['name'] },
   { table: 'manifests', key: ['kind', 'name'] },
@@ -39,21 +40,8 @@ function portable(value: unknown): unknown {
   return value;
 }
 
-/** Rows after `last` in key order (a row-value comparison, which both backends read from the primary key's index). */
-function page(db: Kysely<Tables>, table: string, key: readonly string[], last: Row | undefined): Promise<Row[]> {
-  const k = db as unknown as Kysely<Record<string, Row>>;
-  let query = k.selectFrom(table).selectAll();
-  if (last) {
-    const columns = sql.join(key.map((c) => sql.ref(c)));
-    const values = sql.join(key.map((c) => sql`${last[c]}`));
-    query = query.where(sql<boolean>`(${columns}) > (${values})`);
-  }
-  for (const c of key) query = query.orderBy(c);
-  return query.limit(PAGE_ROWS).execute();
-}
-
 /** Tables of the copied set that hold any row in `db`, for the refusal. */
-async function tablesWithRows(db: Kysely<Tables>): Promise<string[]> {
+async function tablesWithRows(db: Kysely<Tables> | Kysely<any>): Promise<string[]> {
   const k = db as unknown as Kysely<Record<string, Row>>;
   const found: string[] = [];
   for (const { table } of COPIED_TABLES) {
@@ -68,27 +56,34 @@ async function tablesWithRows(db: Kysely<Tables>): Promise<string[]> {
  * @throws TargetNotEmptyError when `to` holds rows.
  */
 export async function copyStore(from: Database, to: Database, onTable?: (table: string, rows: number) => void): Promise<Record<string, number>> {
-  const present = await tablesWithRows(to.kysely);
-  if (present.length > 0) throw new TargetNotEmptyError(`the target store already holds rows (${present.join(', ')}); copy into a new, empty database or schema`);
   const copied: Record<string, number> = {};
   await to.kysely.transaction().execute(async (trx) => {
+    // Checked in the transaction that writes: nothing can fill the target between the check and the copy.
+    const present = await tablesWithRows(trx);
+    if (present.length > 0) throw new TargetNotEmptyError(`the target store already holds rows (${present.join(', ')}); copy into a new, empty database or schema`);
     const into = trx as unknown as Kysely<Record<string, Row>>;
-    for (const { table, key } of COPIED_TABLES) {
-      let rows = 0;
-      let last: Row | undefined;
-      for (;;) {
-        const batch = await page(from.kysely, table, key, last);
-        if (batch.length === 0) break;
-        await into.insertInto(table).values(batch.map((r) => Object.fromEntries(Object.entries(r).map(([c, v]) => [c, portable(v)])))).execute();
-        rows += batch.length;
-        last = batch[batch.length - 1];
-      }
-      copied[table] = rows;
-      onTable?.(table, rows);
-    }
+    // The source read as one snapshot: a process still writing to it cannot leave a key without its app in the copy.
+    await from.readConsistently(async (source) => {
+      for (const { table, key } of COPIED_TABLES) await copyTable(source, into, table, key, (rows) => {
+        copied[table] = rows;
+        onTable?.(table, rows);
+      });
+    });
     // The audit log's ids were copied as they were: PostgreSQL's sequence must go on after them, not collide with them
     // (SQLite's AUTOINCREMENT follows the largest id inserted by itself).
     if (to.dialect === 'postgres') await sql`select setval(pg_get_serial_sequence('audit_log', 'id'), coalesce((select max(id) from audit_log), 0) + 1, false)`.execute(trx);
   });
   return copied;
+}
+
+/** Copies one table a page at a time, in key order (its primary key's index); `done` is told how many rows. */
+async function copyTable(source: Kysely<Tables>, into: Kysely<Record<string, Row>>, table: string, key: readonly string[], done: (rows: number) => void): Promise<void> {
+  let rows = 0;
+  const query = (source as unknown as Kysely<Record<string, Row>>).selectFrom(table).selectAll();
+  for await (const batch of pagesOf(query, key, PAGE_ROWS)) {
+    if (batch.length === 0) break;
+    await into.insertInto(table).values(batch.map((r) => Object.fromEntries(Object.entries(r).map(([c, v]) => [c, portable(v)])))).execute();
+    rows += batch.length;
+  }
+  done(rows);
 }

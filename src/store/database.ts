@@ -121,6 +121,11 @@ export class Database extends StoreView {
     return this.session.core.feed.subscribe(listener);
   }
 
+  /** `fn`'s reads as one consistent view of the store (a snapshot: no write made meanwhile shows in some and not others). */
+  readConsistently<T>(fn: (db: Kysely<Tables>) => Promise<T>): Promise<T> {
+    return this.session.snapshot((s) => fn(s.db));
+  }
+
   /** Drops the PostgreSQL schema given to openDatabase, with everything in it (for tests). */
   async dropSchema(): Promise<void> {
     if (!this.#ownsSchema) throw new StoreError('dropSchema() needs a database opened with { schema } on PostgreSQL');

@@ -125,16 +125,21 @@ export class Kvm {
     });
   }
 
-  /** One encrypted value of the map, in any scope, or undefined when it has none: what tells the key it was written under. */
-  async encryptedSample(mapName: string): Promise<string | undefined> {
-    const row = await this.#session.db.selectFrom('kvm_entries').select('value').where('map_name', '=', mapName).where('encrypted', '=', 1).limit(1).executeTakeFirst();
-    return row?.value;
+  /** Up to `limit` encrypted values of the map, in any scope: what tells the key they were written under. */
+  async encryptedSample(mapName: string, limit: number): Promise<string[]> {
+    const rows = await this.#session.db.selectFrom('kvm_entries').select('value').where('map_name', '=', mapName).where('encrypted', '=', 1).limit(limit).execute();
+    return rows.map((r) => r.value);
+  }
+
+  /** Every encrypted entry, read in pages in one snapshot, as listAll reads them all. */
+  listEncrypted(): Promise<KvmEntry[]> {
+    return this.#session.snapshot((s) => readInPages(s.db.selectFrom('kvm_entries').selectAll().where('encrypted', '=', 1), ['scope', 'map_name', 'key'], toEntry, { dialect: s.core.dialect }));
   }
 
   /**
    * Stores each entry's value encrypted anew (a key change), where it still holds the value it was read with (a write
-   * meanwhile wins); returns how many were replaced. Their text is unchanged, so nothing is announced: replicas hold
-   * it decrypted already. One audit row, naming how many, never a value.
+   * meanwhile wins); returns how many were replaced. Each is announced, as a policy's put is: a replica that could not
+   * read it under the earlier key reads it again. One audit row, naming how many, never a value.
    */
   replaceCiphertexts(changes: readonly { entry: KvmEntryRef; was: string; now: string }[]): Promise<number> {
     return this.#session.write(async (w) => {
@@ -148,7 +153,9 @@ export class Kvm {
           .where('key', '=', entry.key)
           .where('value', '=', was)
           .executeTakeFirst();
-        replaced += Number(done.numUpdatedRows);
+        if (Number(done.numUpdatedRows) === 0) continue;
+        replaced++;
+        w.kvmEntryWritten(entry);
       }
       if (replaced > 0) await w.audit({ action: 'reencrypt', resourceType: RESOURCE, resourceName: '*', detail: { entries: replaced } });
       return replaced;

@@ -1,8 +1,8 @@
 // openDatabase(url): connect to SQLite or PostgreSQL, migrate, start listening for other replicas' changes.
 import { randomUUID } from 'node:crypto';
-import { isAbsolute, resolve } from 'node:path';
 import { sql, type Kysely } from 'kysely';
 import { silentLogger, type Logger } from '../lib/logger.js';
+import { pathNamed } from '../lib/path-named.js';
 import { ChangeFeed } from './change-feed.js';
 import { checkSchemaName, DEFAULT_DATABASE_URL, parseDatabaseUrl, type DatabaseTarget } from './database-url.js';
 import { DatabaseConfigError, DatabaseOpenError, redactUrl, StoreError } from './errors.js';
@@ -46,8 +46,8 @@ export async function openDatabase(url: string = DEFAULT_DATABASE_URL, opts: Ope
     // Named, so `serve` can say which flag is wrong in one line (exit code 2) rather than print a driver's stack.
     if (err instanceof StoreError) throw err;
     // A relative file (the default is one) with where it leads from the working directory.
-    const where = target.dialect === 'sqlite' && target.file !== ':memory:' && !isAbsolute(target.file) ? ` (${resolve(target.file)})` : '';
-    throw new DatabaseOpenError(`cannot open the database ${redactUrl(url)}${where}: ${(err as Error).message}`, { cause: err });
+    const named = target.dialect === 'sqlite' && target.file !== ':memory:' ? `sqlite:${pathNamed(target.file)}` : redactUrl(url);
+    throw new DatabaseOpenError(`cannot open the database ${named}: ${(err as Error).message}`, { cause: err });
   }
 }
 

@@ -92,15 +92,22 @@ export async function readInPages<Row extends Record<string, unknown>, Item>(
   { dialect, progress = () => {} }: { dialect: DialectName; progress?: () => void },
 ): Promise<Item[]> {
   const items: Item[] = [];
-  const pageRows = readPageRows(dialect);
+  for await (const rows of pagesOf(query, columns, readPageRows(dialect))) {
+    for (const row of rows) items.push(toItem(row));
+    progress();
+  }
+  return items;
+}
+
+/** readInPages' pages as they are read, `pageRows` rows each (the last may be shorter), for a reader that keeps none. */
+export async function* pagesOf<Row extends Record<string, unknown>>(query: SelectQueryBuilder<any, any, Row>, columns: readonly (keyof Row & string)[], pageRows: number): AsyncGenerator<Row[]> {
   const ordered = columns.reduce((q, column) => q.orderBy(sql.ref(column)), query).limit(pageRows);
   // A row value, unlike beyond()'s OR of prefixes, is one index range to both PostgreSQL and SQLite (3.15 and later).
   const after = (last: Row) => sql<SqlBool>`(${sql.join(columns.map((c) => sql.ref(c)))}) > (${sql.join(columns.map((c) => last[c]))})`;
   for (let last: Row | undefined; ; ) {
     const rows = await (last ? ordered.where(after(last)) : ordered).execute();
-    for (const row of rows) items.push(toItem(row));
-    progress();
-    if (rows.length < pageRows) return items;
+    yield rows;
+    if (rows.length < pageRows) return;
     last = rows[rows.length - 1];
     await loopTurn();
   }

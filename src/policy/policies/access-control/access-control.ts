@@ -4,7 +4,8 @@ import { accessControlSpec } from '../../../config/apim-kinds.js';
 import type { RequestContext } from '../../../gateway/context.js';
 import { policyFault } from '../../../gateway/errors.js';
 import type { Policy, PolicyFactory } from '../../types.js';
-import { compileAddresses, normalizeAddress, type AddressSet } from './address-set.js';
+import { normalizeAddress } from '../../../lib/ip-address.js';
+import { compileAddresses, type AddressSet } from './address-set.js';
 
 export const ACCESS_CONTROL = 'access-control';
 

@@ -1,16 +1,9 @@
-// Sets of IPv4/IPv6 addresses and CIDR ranges (node:net BlockList), and address normalisation for lookups.
+// Sets of IPv4/IPv6 addresses and CIDR ranges (node:net BlockList).
 import { BlockList, isIP } from 'node:net';
+import { normalizeAddress } from '../../../lib/ip-address.js';
 
 export interface AddressSet {
   has(address: string): boolean;
-}
-
-/** '::ffff:10.0.0.1' (how a dual-stack socket reports IPv4 peers) → '10.0.0.1'; undefined when not an address. */
-export function normalizeAddress(raw: string): string | undefined {
-  const a = raw.trim().toLowerCase();
-  const mapped = a.startsWith('::ffff:') ? a.slice(7) : a;
-  if (isIP(mapped) === 4) return mapped;
-  return isIP(a) === 6 ? a : undefined;
 }
 
 /**

@@ -41,7 +41,7 @@ export const promptTokenLimit: PolicyFactory = (name, spec, deps) => {
       // Each token is one slot of the rate; a whole period's tokens may come at once (a long prompt is one request).
       const r = await counters.call((c) => c.consumeSmoothed(key, rate.intervalMs, rate.count, now(), tokens));
       if (r && !r.allowed) {
-        throw retryLater(F.promptTokenLimitViolation, `Prompt token limit exceeded. Allowed rate : ${s.rate} tokens`, r.retryAfterMs, retrySpread(rate.intervalMs));
+        throw retryLater(F.promptTokenLimitViolation, `Prompt token limit exceeded. Allowed rate : ${s.rate} tokens`, r.retryAfterMs, retrySpread(rate.intervalMs * tokens));
       }
     },
   } satisfies Policy;
