@@ -12,10 +12,12 @@ const VALID_HOST = /^(?:\[[0-9A-Za-z:.%_~-]+\]|[0-9A-Za-z\-._~!$&'()*+,;=%]*)(?:
 const ABSOLUTE_AUTHORITY = /^https?:\/\/([^/?#]*)/i;
 
 /**
- * Why the request's host cannot be known, or undefined. More than one Host line (node:http keeps the first) or one
- * that is no host: front proxies and tollgate could each read a different host, and HTTPRoute hostnames match on it.
+ * Why the request's host cannot be known, or undefined: an HTTP/1.1 request without Host (refused here rather than by
+ * Node, whose 400 has no body), more than one Host line (node:http keeps the first) or one that is no host: front
+ * proxies and tollgate could each read a different host, and HTTPRoute hostnames match on it.
  */
 export function hostLineProblem(req: IncomingMessage): string | undefined {
+  if (req.headers.host === undefined && req.httpVersionMajor === 1 && req.httpVersionMinor === 1) return 'An HTTP/1.1 request must carry a Host header';
   const raw = req.rawHeaders;
   let lines = 0;
   for (let i = 0; i < raw.length; i += 2) {

@@ -140,12 +140,11 @@ export function applyListenerTimeouts(server: Server, settings: GatewaySettings[
 }
 
 export function createListener(handler: RequestListener, settings: GatewaySettings['server'], { tls, faultFormat, maxBodyBytes, onRefused, methods = DATA_PLANE_METHODS }: ListenerOptions = {}): Server {
-  // An HTTP/1.1 request without Host is refused here (RFC 9112 §3.2) rather than by Node, whose 400 has no body.
+  // Host is checked here (RFC 9112 §3.2; hostLineProblem) rather than by Node, whose 400 has no body.
   const options = { ...listenerTimeouts(settings), connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS, requireHostHeader: false };
   const connections = new Set<Socket>();
   const served: RequestListener = (req, res) => {
     remember(connections, req.socket);
-    if (req.headers.host === undefined && req.httpVersionMajor === 1 && req.httpVersionMinor === 1) return refuseHost(res, 'An HTTP/1.1 request must carry a Host header', faultFormat?.(), onRefused);
     // The Host line is checked even where an absolute-form target's host then replaces it.
     const lineProblem = hostLineProblem(req);
     if (lineProblem) return refuseHost(res, lineProblem, faultFormat?.(), onRefused);
