@@ -34,14 +34,14 @@ test('values written under an earlier key are read with TOLLGATE_KVM_PREVIOUS_KE
   const byOlder = new KvmCipher(older).encrypt('older still');
   const ring = KvmCipher.fromEnv({ TOLLGATE_KVM_KEY: current.toString('hex'), TOLLGATE_KVM_PREVIOUS_KEYS: ` ${old.toString('base64')}, ${older.toString('hex')} ` })!;
   assert.deepEqual([ring.decrypt(byOld), ring.decrypt(byOlder)], ['written long ago', 'older still']);
-  assert.deepEqual([ring.isStale(byOld), ring.isStale(byOlder)], [true, true]);
+  assert.deepEqual([ring.open(byOld), ring.open(byOlder)], [{ plain: 'written long ago', stale: true }, { plain: 'older still', stale: true }]);
   const fresh = ring.encrypt('new');
-  assert.equal(ring.isStale(fresh), false);
+  assert.deepEqual(ring.open(fresh), { plain: 'new', stale: false });
   assert.equal(new KvmCipher(current).decrypt(fresh), 'new', 'under the current key');
   assert.throws(() => new KvmCipher(old).decrypt(fresh));
   // Under none of the keys: neither readable nor stale (a re-encryption cannot rewrite it).
   const lost = new KvmCipher(randomBytes(32)).encrypt('x');
-  assert.deepEqual([ring.canDecrypt(lost), ring.isStale(lost)], [false, false]);
+  assert.deepEqual([ring.canDecrypt(lost), ring.open(lost)], [false, undefined]);
   assert.throws(() => KvmCipher.fromEnv({ TOLLGATE_KVM_KEY: current.toString('hex'), TOLLGATE_KVM_PREVIOUS_KEYS: 'short' }), /TOLLGATE_KVM_PREVIOUS_KEYS\[0\] must hold 32 bytes/);
   assert.throws(() => KvmCipher.fromEnv({ TOLLGATE_KVM_PREVIOUS_KEYS: old.toString('hex') }), /without TOLLGATE_KVM_KEY/);
 });

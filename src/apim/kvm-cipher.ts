@@ -46,27 +46,26 @@ export class KvmCipher {
 
   /** Whether `stored` was encrypted under one of these keys. */
   canDecrypt(stored: string): boolean {
-    return this.#open(stored) !== undefined;
-  }
-
-  /** Whether `stored` was encrypted under an earlier key, not the current one: what a re-encryption rewrites. */
-  isStale(stored: string): boolean {
-    return attempt(stored, this.#key) === undefined && this.#open(stored) !== undefined;
+    return this.open(stored) !== undefined;
   }
 
   /** @throws Error when the value was not encrypted under any of these keys (or was tampered with). */
   decrypt(stored: string): string {
-    const plain = this.#open(stored);
-    if (plain === undefined) throw new Error('not a value encrypted under these keys');
-    return plain;
+    const opened = this.open(stored);
+    if (opened === undefined) throw new Error('not a value encrypted under these keys');
+    return opened.plain;
   }
 
-  #open(stored: string): string | undefined {
+  /**
+   * The plain text of `stored`, and whether it was under an earlier key (`stale`: what a re-encryption rewrites), or
+   * undefined when under none of these keys.
+   */
+  open(stored: string): { plain: string; stale: boolean } | undefined {
     const plain = attempt(stored, this.#key);
-    if (plain !== undefined) return plain;
+    if (plain !== undefined) return { plain, stale: false };
     for (const key of this.#previous) {
       const old = attempt(stored, key);
-      if (old !== undefined) return old;
+      if (old !== undefined) return { plain: old, stale: true };
     }
     return undefined;
   }

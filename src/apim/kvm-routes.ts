@@ -111,17 +111,20 @@ export function registerKvmRoutes(add: AddRoute, deps: ApimAdminDeps, cipher: Kv
   // writes each entry encrypted under an earlier key again under the current one, after which the old key can go.
   add('POST', '/v1/keyvaluemaps:reencrypt', async (req) => {
     if (!cipher) throw new AdminError(503, 'kvm_key_missing', `${KVM_KEY_ENV} is not set`);
-    const sealed = await db.kvm.listEncrypted();
-    const stale = sealed.filter((e) => cipher.isStale(e.value));
+    // Each entry opened once: those under an earlier key are rewritten; those under none of the keys (nor rewritable)
+    // are named by count, for the operator to find the key or delete them.
+    const changes: { entry: KvmEntry; was: string; now: string }[] = [];
+    let unreadable = 0;
+    for (const entry of await db.kvm.listEncrypted()) {
+      const opened = cipher.open(entry.value);
+      if (opened === undefined) unreadable++;
+      else if (opened.stale) changes.push({ entry, was: entry.value, now: cipher.encrypt(opened.plain) });
+    }
     const store = storeFor(deps, req);
     let reencrypted = 0;
     // A few hundred a transaction: a store of many entries is not locked for one long write.
-    for (let i = 0; i < stale.length; i += REENCRYPT_CHUNK) {
-      const changes = stale.slice(i, i + REENCRYPT_CHUNK).map((e) => ({ entry: e, was: e.value, now: cipher.encrypt(cipher.decrypt(e.value)) }));
-      reencrypted += await store.kvm.replaceCiphertexts(changes);
-    }
-    // Entries under none of the keys (nor rewritable): named by count, for the operator to find the key or delete them.
-    return { body: { reencrypted, unreadable: sealed.filter((e) => !cipher.canDecrypt(e.value)).length } };
+    for (let i = 0; i < changes.length; i += REENCRYPT_CHUNK) reencrypted += await store.kvm.replaceCiphertexts(changes.slice(i, i + REENCRYPT_CHUNK));
+    return { body: { reencrypted, unreadable } };
   });
 
   add('GET', '/v1/keyvaluemaps/{map}', async (req) => ({ body: await findMap(db, req.params.map) }));
