@@ -46,7 +46,6 @@ export function configFingerprint(paths: string[]): string | undefined {
   return starved ? undefined : parts.join('\n');
 }
 
-
 export interface WatchOptions {
   /**
    * The fingerprint (configFingerprint) of the files the running configuration was read from: a change made since,
