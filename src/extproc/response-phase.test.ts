@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { brotliCompressSync, gzipSync } from 'node:zlib';
 import { GatewayError } from '../gateway/errors.js';
 import { fakeContext } from '../policy/testing.js';
-import { countChatTokens } from '../lib/tokenizer.js';
+import { countChatTokens, countTextTokens } from '../lib/tokenizer.js';
 import { ResponsePhase } from './response-phase.js';
 
 const USAGE_EVENT = 'data: {"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2}}\n\n';
@@ -207,4 +207,26 @@ test('a rewritten stream the model server ends inside an event ends with the err
   const whole = new ResponsePhase(fakeContext(), 200, { 'content-type': 'text/event-stream' }, false, 1 << 20, sanitizing);
   const out = whole.chunk(Buffer.from(content('last').trimEnd()), true) as { body_mutation: { body: Buffer } };
   assert.match(String(out.body_mutation.body), /"last".*\n\ndata: .*"held".*\n\n$/s);
+});
+
+test('a whole JSON answer without usage is estimated as in the data plane: the prompt counted, the tokens of its text', () => {
+  const answer = JSON.stringify({ object: 'chat.completion', choices: [{ index: 0, message: { role: 'assistant', content: 'Hello there, how are you?' } }] });
+  const ctx = fakeContext({ body: { messages: [{ role: 'user', content: 'hi' }] } });
+  ctx.operation = 'chat.completions';
+  ctx.sentUpstream = true;
+  ctx.upstreamStatus = 200;
+  ctx.apim = { promptTokens: 42 };
+  const phase = new ResponsePhase(ctx, 200, { 'content-type': 'application/json' }, false, 1 << 20, undefined);
+  phase.chunk(Buffer.from(answer.slice(0, 20)), false);
+  phase.chunk(Buffer.from(answer.slice(20)), true);
+  phase.end();
+  // Before: no usage (the quota kept its whole reservation, the record had no tokens).
+  assert.deepEqual(ctx.usage, { inputTokens: 42, outputTokens: countTextTokens('Hello there, how are you?'), cachedTokens: 0, estimated: true });
+  // Cut short (Envoy gone before its end): not a whole answer, so nothing is estimated from it.
+  const cut = fakeContext({ body: {} });
+  Object.assign(cut, { operation: 'chat.completions', sentUpstream: true, upstreamStatus: 200, apim: { promptTokens: 42 } });
+  const half = new ResponsePhase(cut, 200, { 'content-type': 'application/json' }, false, 1 << 20, undefined);
+  half.chunk(Buffer.from(answer.slice(0, 20)), false);
+  half.abandon();
+  assert.equal(cut.usage, undefined);
 });

@@ -1,32 +1,40 @@
 // The usage of an answer once it is over, estimated for a stream that reached its client without the model server's
-// usage chunk (the client hung up, the server died mid-stream, a server that ignores include_usage), or for a request
-// whose client hung up before any of its answer came: a token quota reconciles to it and the usage record carries it,
-// so the two charge the same tokens and billing from records matches what the quota enforced.
+// usage chunk (the client hung up, the server died mid-stream, a server that ignores include_usage), for a whole JSON
+// answer whose server reported none, or for a request whose client hung up before any of its answer came: a token
+// quota reconciles to it and the usage record carries it, so the two charge the same tokens and billing from records
+// matches what the quota enforced.
 import type { GatewaySettings } from '../config/settings.js';
 import { OFF_LOOP_CHARS } from '../lib/token-count-thread.js';
-import { loadTokenizer } from '../lib/tokenizer.js';
+import { countTextTokensUncached, loadTokenizer } from '../lib/tokenizer.js';
 import { promptTokens } from '../policy/prompt-tokens.js';
 // The picker's rule of thumb, for the bytes of a prompt no policy counted.
 import { CHARS_PER_TOKEN } from '../scheduler/endpoint-state.js';
+import { generatedText } from './answer-text.js';
 import type { RequestContext } from './context.js';
 import type { Usage, UsageScanner } from './usage.js';
 import { isSuccess } from './http-status.js';
 import { streamUsageAsked } from './stream-usage.js';
 
-
 /**
- * The usage the scanner read; without one, the prompt as tollgate counts it and one output token per content event
- * streamed (UsageScanner.contentEvents), marked estimated, for a 2xx event stream that was to report it and of which
- * the client got bytes, or for a request whose client hung up after it went to a model server and before anything of
- * an answer not known to have failed reached it (none: its prompt alone). Anything else (a JSON answer cut short,
- * a model server's error, a compressed stream, a stream nobody asked usage of) stays without usage.
+ * The usage the scanner read; without one, the prompt as tollgate counts it and, marked estimated: one output token
+ * per content event streamed (UsageScanner.contentEvents) for a 2xx event stream that was to report it and of which
+ * the client got bytes; the tokens of the generated text of a whole 2xx JSON answer (unreportedText); none for a
+ * request whose client hung up after it went to a model server and before anything of an answer not known to have
+ * failed reached it. Anything else (a JSON answer cut short, a model server's error, a compressed stream, a stream
+ * nobody asked usage of) stays without usage.
  * @example ctx.usage = usageAtEnd(ctx, scanner);
  */
 export function usageAtEnd(ctx: RequestContext, scanner: UsageScanner | null): Usage | undefined {
   const usage = scanner?.end();
-  if (usage || !(cutStream(ctx, scanner) || hungUpUnanswered(ctx))) return usage;
-  return { inputTokens: promptEstimate(ctx), outputTokens: scanner?.contentEvents ?? 0, cachedTokens: 0, estimated: true };
+  if (usage) return usage;
+  if (cutStream(ctx, scanner) || hungUpUnanswered(ctx)) return estimated(ctx, scanner?.contentEvents ?? 0);
+  const text = unreportedText(ctx, scanner);
+  // Within OFF_LOOP_CHARS counted on the event loop (a few ms at most); a longer text is estimated from its size.
+  if (text !== undefined) return estimated(ctx, text.length <= OFF_LOOP_CHARS ? countTextTokensUncached(text) : Math.ceil(text.length / CHARS_PER_TOKEN));
+  return undefined;
 }
+
+const estimated = (ctx: RequestContext, outputTokens: number): Usage => ({ inputTokens: promptEstimate(ctx), outputTokens, cachedTokens: 0, estimated: true });
 
 const cutStream = (ctx: RequestContext, scanner: UsageScanner | null) => scanner?.stream === true && ctx.bytesOut > 0 && isSuccess(ctx.upstreamStatus) && usageAsked(ctx);
 
@@ -37,13 +45,28 @@ const cutStream = (ctx: RequestContext, scanner: UsageScanner | null) => scanner
  */
 const hungUpUnanswered = (ctx: RequestContext) =>
   ctx.errorCode === 'client_closed' &&
-  // Only when something reads the estimate: counting a prompt no policy counted could load the tokenizer mid-traffic.
-  (ctx.apim?.promptTokens !== undefined || (ctx.config !== undefined && metered(ctx.config.settings))) &&
+  readsTokens(ctx) &&
   ctx.sentUpstream === true &&
   ctx.bytesOut === 0 &&
   (ctx.upstreamStatus === undefined || isSuccess(ctx.upstreamStatus)) &&
   !ctx.storedResponse &&
   (!ctx.stream || usageAsked(ctx));
+
+/**
+ * The generated text of a whole 2xx JSON answer its model server sent without usage, for a request that went to one
+ * and ended well; an embeddings answer generates none. Before, the token quota kept the whole reservation (prompt and
+ * output cap) and the usage record had no tokens: the two disagreed, where a stream without its usage chunk was
+ * estimated. Not a Responses answer that is not over (generatedText), nor a stored response read.
+ */
+function unreportedText(ctx: RequestContext, scanner: UsageScanner | null): string | undefined {
+  const body = scanner?.unreported;
+  if (!body || ctx.operation === undefined || ctx.errorCode !== undefined || !isSuccess(ctx.upstreamStatus)) return undefined;
+  if (ctx.sentUpstream !== true || ctx.storedResponse || !readsTokens(ctx)) return undefined;
+  return ctx.operation === 'embeddings' ? '' : generatedText(body);
+}
+
+/** Only when something reads the estimate: counting a prompt no policy counted could load the tokenizer mid-traffic. */
+const readsTokens = (ctx: RequestContext) => ctx.apim?.promptTokens !== undefined || (ctx.config !== undefined && metered(ctx.config.settings));
 
 /**
  * Loads the tokenizer now when streams are metered (records or request metrics on), so usageAtEnd has it: the first

@@ -239,6 +239,8 @@ export class UsageScanner {
   #tailOnly = false;
   #first = 0;
   usage: Usage | undefined;
+  /** A whole JSON answer (held, not only its tail) that reported no usage, once read: estimated-usage.ts counts its text. */
+  unreported: Buffer | undefined;
   /**
    * SSE data events seen but a Responses stream's lifecycle events (LIFECYCLE_TYPE), which come before any generation:
    * the first one is a stream's first token (TTFT).
@@ -314,6 +316,7 @@ export class UsageScanner {
       const body = this.#chunks.length === 1 ? this.#chunks[0] : Buffer.concat(this.#chunks);
       this.#chunks = [];
       this.usage = usageOfJson(body);
+      if (!this.usage) this.unreported = body;
       this.#text?.addAnswer(body);
       if (this.#onResponseId) this.#tellId(responseIdOfJson(body));
     } else if (this.#sse) {
