@@ -34,7 +34,9 @@ after(async () => {
 });
 
 test('a long prompt without max_tokens is answered: the cap tollgate sets fits the context length the engines report', async () => {
-  await waitFor(() => gw.picker.contextWindow('pool') === CONTEXT, 5000, 'the context length read from /v1/models');
+  // Each endpoint's models are read on its own: the pool knows the length from the first, the fleet view shows each.
+  await waitFor(() => gw.picker.view('pool')!.endpoints.every((e) => e.contextWindow !== null), 5000, 'the context length read from /v1/models');
+  assert.equal(gw.picker.contextWindow('pool'), CONTEXT);
   assert.deepEqual(gw.picker.view('pool')!.endpoints.map((e) => e.contextWindow), [CONTEXT, CONTEXT], 'shown in the fleet view');
   const prompt = Array.from({ length: 300 }, (_, i) => `word${i} and more`).join(' ');
   const r = await fetch(`${gw.url}/v1/chat/completions`, {
