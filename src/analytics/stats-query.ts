@@ -1,5 +1,6 @@
 // The stats query language: time range, bucket, dimensions, metrics and filters, validated into a StatsQuery.
 import { z } from 'zod';
+import { commaList } from '../lib/comma-list.js';
 import { isStorableText, UNSTORABLE_TEXT_MESSAGE } from '../store/codec.js';
 import { MAX_TIME_MS, parseOffset, parseTime } from './stats-time.js';
 
@@ -100,7 +101,7 @@ const offset = z.string().transform((text, ctx) => {
 function list<const T extends readonly string[]>(names: T) {
   return z
     .string()
-    .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
+    .transform(commaList)
     .pipe(z.array(z.enum(names)));
 }
 

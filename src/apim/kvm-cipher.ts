@@ -1,6 +1,7 @@
 // Encryption of key-value map values at rest: AES-256-GCM under the key in TOLLGATE_KVM_KEY (32 bytes, hex or base64);
 // values written under earlier keys (TOLLGATE_KVM_PREVIOUS_KEYS) are still read, so the key can be changed.
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { commaList } from '../lib/comma-list.js';
 
 export const KVM_KEY_ENV = 'TOLLGATE_KVM_KEY';
 const KVM_PREVIOUS_KEYS_ENV = 'TOLLGATE_KVM_PREVIOUS_KEYS';
@@ -28,7 +29,7 @@ export class KvmCipher {
    */
   static fromEnv(env: NodeJS.ProcessEnv = process.env): KvmCipher | null {
     const raw = env[KVM_KEY_ENV]?.trim();
-    const previous = (env[KVM_PREVIOUS_KEYS_ENV] ?? '').split(',').map((k) => k.trim()).filter(Boolean);
+    const previous = commaList(env[KVM_PREVIOUS_KEYS_ENV]);
     if (!raw) {
       if (previous.length > 0) throw new Error(`${KVM_PREVIOUS_KEYS_ENV} is set without ${KVM_KEY_ENV}: earlier keys are read with a current one to write`);
       return null;

@@ -1,4 +1,5 @@
 // TOLLGATE_ADMIN_TOKEN as `serve` and the commands that call the admin API read it.
+import { commaList } from '../lib/comma-list.js';
 
 const VISIBLE_ASCII = /^[\x21-\x7e]+$/;
 
@@ -23,7 +24,7 @@ export function readAdminToken(env: NodeJS.ProcessEnv): { token?: string; proble
  * is refused. A `problem` when one could not be sent as a bearer token, or when there is no current token.
  */
 export function readPreviousAdminTokens(env: NodeJS.ProcessEnv): { tokens: string[]; problem?: string } {
-  const tokens = (env.TOLLGATE_ADMIN_TOKEN_PREVIOUS ?? '').split(',').map((t) => t.trim()).filter(Boolean);
+  const tokens = commaList(env.TOLLGATE_ADMIN_TOKEN_PREVIOUS);
   if (tokens.length === 0) return { tokens };
   if (!env.TOLLGATE_ADMIN_TOKEN?.trim()) return { tokens: [], problem: 'TOLLGATE_ADMIN_TOKEN_PREVIOUS is set without TOLLGATE_ADMIN_TOKEN: previous tokens are accepted beside a current one' };
   if (!tokens.every((t) => VISIBLE_ASCII.test(t))) {

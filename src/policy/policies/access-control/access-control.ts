@@ -1,6 +1,7 @@
 // AccessControl: allows or denies clients by IP address and CIDR range (IPv4 and IPv6), first matching rule wins.
 // X-Forwarded-For is believed only from trusted proxies: the client is the right-most address no trusted proxy owns.
 import { accessControlSpec } from '../../../config/apim-kinds.js';
+import { commaList } from '../../../lib/comma-list.js';
 import type { RequestContext } from '../../../gateway/context.js';
 import { policyFault } from '../../../gateway/errors.js';
 import type { Policy, PolicyFactory } from '../../types.js';
@@ -19,7 +20,7 @@ function clientAddress(ctx: RequestContext, trusted: AddressSet | null): string 
   const peer = ctx.clientIp ?? '';
   if (!trusted?.has(peer)) return peer;
   const header = ctx.headers['x-forwarded-for'];
-  const hops = (Array.isArray(header) ? header.join(',') : (header ?? '')).split(',').map((h) => h.trim()).filter(Boolean);
+  const hops = commaList(Array.isArray(header) ? header.join(',') : header);
   // Every hop trusted: the left-most is the closest thing to a client there is.
   let client = peer;
   for (let i = hops.length - 1; i >= 0; i--) {

@@ -1,6 +1,7 @@
 // CORS: answers browser preflights at once (before credentials, which browsers never send on a preflight) and adds
 // the allow headers to every answer for an allowed origin; a disallowed origin gets no CORS headers.
 import { corsSpec } from '../../../config/apim-kinds.js';
+import { commaList } from '../../../lib/comma-list.js';
 import type { RequestContext } from '../../../gateway/context.js';
 import { policyFault } from '../../../gateway/errors.js';
 import type { Policy, PolicyFactory } from '../../types.js';
@@ -46,7 +47,7 @@ export const cors: PolicyFactory = (name, spec) => {
     if (!allowed(origin)) throw policyFault(403, CORS_FAULTS.originNotAllowed, `Origin ${origin} is not allowed`);
     if (!anyMethod && !methods.has(method.toUpperCase())) throw policyFault(403, CORS_FAULTS.methodNotAllowed, `Method ${method} is not allowed`);
     const asked = first(ctx.headers['access-control-request-headers']);
-    const requested = asked ? asked.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean) : [];
+    const requested = commaList(asked).map((h) => h.toLowerCase());
     const refused = anyHeader ? undefined : requested.find((h) => !headers.has(h));
     if (refused) throw policyFault(403, CORS_FAULTS.headersNotAllowed, `Header ${refused} is not allowed`);
     ctx.directResponse = {
