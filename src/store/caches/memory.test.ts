@@ -20,3 +20,18 @@ test('a value that already owns its memory is kept as it is', () => {
   store.set('k', own, 60_000);
   assert.equal(store.get('k'), own);
 });
+
+test('a sweep drops expired entries no read came for, and their bytes; live ones stay', () => {
+  let now = 1_000;
+  const store = new MemoryCacheStore({ now: () => now });
+  store.set('long-lived', Buffer.from('answer'), 600_000);
+  const oneEntry = store.bytes;
+  for (let i = 0; i < 100; i++) store.set(`one-off-${i}`, Buffer.from('answer'), 60_000);
+  now += 60_000;
+  store.sweep();
+  // Before: all 101 stayed until their own key was read again or the budget was full.
+  assert.equal(store.size, 1);
+  assert.equal(store.bytes, oneEntry);
+  assert.deepEqual(store.get('long-lived'), Buffer.from('answer'));
+  void store.close();
+});

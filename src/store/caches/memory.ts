@@ -1,4 +1,6 @@
-// The default answer cache: an LRU in process memory bounded by bytes, with a time to live per entry.
+// The default answer cache: an LRU in process memory bounded by bytes, with a time to live per entry; expired entries
+// are swept every 30 s (SWEEP_INTERVAL_MS), so answers to one-off callers do not sit in memory until the budget is full.
+import { sweepWhileAlive } from '../../lib/weak-sweeper.js';
 import type { CacheStore } from './cache-store.js';
 
 interface Entry {
@@ -25,6 +27,7 @@ export class MemoryCacheStore implements CacheStore {
   readonly #entries = new Map<string, Entry>();
   readonly #maxBytes: number;
   readonly #now: () => number;
+  readonly #sweeper = sweepWhileAlive(this);
   #bytes = 0;
 
   constructor(opts: MemoryCacheStoreOptions = {}) {
@@ -66,6 +69,19 @@ export class MemoryCacheStore implements CacheStore {
     }
   }
 
+  /**
+   * Drops the entries whose time to live is over; runs on a timer, exposed for tests. An expired entry used to leave
+   * only when its key was read again or the budget pushed it out: one-off callers' answers filled the budget for good.
+   */
+  sweep(): void {
+    const now = this.#now();
+    for (const [key, entry] of this.#entries) {
+      if (entry.expiresAt > now) continue;
+      this.#entries.delete(key);
+      this.#bytes -= entry.bytes;
+    }
+  }
+
   /** Drops every entry; returns how many there were (expired ones not yet swept included). */
   clear(): number {
     const count = this.#entries.size;
@@ -75,6 +91,7 @@ export class MemoryCacheStore implements CacheStore {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.#sweeper);
     this.clear();
   }
 

@@ -1,5 +1,7 @@
 // The default semantic index: per-scope arrays of unit vectors in process memory, scanned flat (fine to ~10k
-// entries per scope: 10k × 256 dimensions is ~2.5M multiply-adds, about a millisecond).
+// entries per scope: 10k × 256 dimensions is ~2.5M multiply-adds, about a millisecond). Expired entries are swept every
+// 30 s (SWEEP_INTERVAL_MS), as a search of their scope would drop them.
+import { sweepWhileAlive } from '../../lib/weak-sweeper.js';
 import type { VectorIndex, VectorMatch } from './vector-index.js';
 import { similarity } from './vector-index.js';
 
@@ -33,6 +35,7 @@ export class MemoryVectorIndex implements VectorIndex {
   readonly #maxEntries: number;
   readonly #maxBytes: number;
   readonly #now: () => number;
+  readonly #sweeper = sweepWhileAlive(this);
   #bytes = 0;
 
   constructor(opts: MemoryVectorIndexOptions = {}) {
@@ -101,6 +104,19 @@ export class MemoryVectorIndex implements VectorIndex {
     }
   }
 
+  /**
+   * Drops expired entries, and the scopes they empty, of every scope; runs on a timer, exposed for tests. A scope no
+   * search came back to (scopes are per request context, a client's to choose) kept its expired answers until the
+   * byte budget pushed it out.
+   */
+  sweep(): void {
+    const now = this.#now();
+    for (const [name, s] of this.#scopes) {
+      this.#prune(s, now);
+      if (s.entries.length === 0) this.#scopes.delete(name);
+    }
+  }
+
   /** Drops every entry of every scope; returns how many there were. */
   clear(): number {
     let count = 0;
@@ -111,6 +127,7 @@ export class MemoryVectorIndex implements VectorIndex {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.#sweeper);
     this.clear();
   }
 
