@@ -64,6 +64,24 @@ describe('RecordedResponses', () => {
     await Promise.all(waiting);
   });
 
+  test('a full waiting room still lets another app in: its lookup takes the place of the newest of the app holding most', async () => {
+    const { find, drain } = stalledRecords();
+    const records = new RecordedResponses(find, silentLogger);
+    // 8 running, then 16 apps × 64 waiting: the room of 1,024 is full.
+    const running = Array.from({ length: 8 }, (_, i) => records.find(`resp_r${i}`, 'app:R'));
+    const waiting = Array.from({ length: 16 * 64 }, (_, i) => records.find(`resp_${i % 16}_${i}`, `app:${i % 16}`));
+    await sleep(0);
+    const late = records.find('resp_late', 'app:late');
+    // Before: failed at once, as though the late app had used up its own share.
+    const first = await Promise.race([late.then(() => 'late answered'), ...waiting.map((w, i) => w.then((r) => (r.failed ? `displaced ${i}` : 'answered')))]);
+    assert.match(first, /^displaced \d+$/, 'the newest lookup of an app holding most of the room failed in its place');
+    await drain();
+    assert.deepEqual(await late, { recorded: undefined, failed: false });
+    const failed = (await Promise.all(waiting)).filter((r) => r.failed).length;
+    assert.equal(failed, 1, 'one lookup displaced, no more');
+    await Promise.all(running);
+  });
+
   test('a query still counts until it ends, though its lookup gave up on it; one that does not answer in time fails', async () => {
     const { sent, find, answer } = stalledRecords();
     const records = new RecordedResponses(find, silentLogger);

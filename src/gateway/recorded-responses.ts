@@ -16,7 +16,9 @@ export type RecordsAnswer = { recorded: RecordedResponse | undefined; failed: fa
 const MAX_RUNNING = 8;
 /**
  * Lookups waiting for a query slot, per app and in all: an app flooding unknown ids waits behind its own lookups (the
- * slots go round the apps that wait, FairQueue), and past its share of the waiting room its lookups fail at once.
+ * slots go round the apps that wait, FairQueue), and past its share of the waiting room its lookups fail at once. In
+ * a full room an app's lookup takes the place of the newest of the app holding most of it (FairQueue.displaceUntil),
+ * so a few apps flooding together cannot keep another out either.
  */
 const MAX_WAITING_PER_TENANT = 64;
 const MAX_WAITING = 1024;
@@ -33,6 +35,8 @@ const MAX_MISSES = 10_000;
 
 interface Waiter extends Queued {
   run(): void;
+  /** Its place was taken (displaced): the lookup fails. */
+  refuse(): void;
 }
 
 const FAILED: RecordsAnswer = { recorded: undefined, failed: true };
@@ -94,7 +98,12 @@ export class RecordedResponses {
       this.#running++;
       return true;
     }
-    if (this.#waiting.size >= MAX_WAITING || this.#waiting.tenantSize(tenant) >= MAX_WAITING_PER_TENANT) return false;
+    if (this.#waiting.tenantSize(tenant) >= MAX_WAITING_PER_TENANT) return false;
+    if (this.#waiting.size >= MAX_WAITING) {
+      const displaced = this.#waiting.displaceUntil({ priority: 0, fairnessId: tenant }, (taken) => taken.length > 0);
+      if (!displaced) return false;
+      for (const waiter of displaced) waiter.refuse();
+    }
     return new Promise((resolve) => {
       const waiter: Waiter = {
         priority: 0,
@@ -102,6 +111,10 @@ export class RecordedResponses {
         run: () => {
           clearTimeout(timer);
           resolve(true);
+        },
+        refuse: () => {
+          clearTimeout(timer);
+          resolve(false);
         },
       };
       const timer = setTimeout(() => resolve(!this.#waiting.remove(waiter)), LOOKUP_TIMEOUT_MS);
