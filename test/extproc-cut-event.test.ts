@@ -29,8 +29,8 @@ const APIS = {
     path: '/v1/responses',
     body: { model: 'm', input: 'tell me', stream: true, store: false },
     answer:
-      'event: response.created\ndata: {"type":"response.created","response":{"id":"resp_cut","object":"response","status":"in_progress"}}\n\n' +
-      `event: response.output_text.delta\ndata: {"type":"response.output_text.delta","item_id":"msg_1","output_index":0,"content_index":0,"delta":"the key is ${SECRET} and more`,
+      'event: response.created\ndata: {"type":"response.created","sequence_number":0,"response":{"id":"resp_cut","object":"response","status":"in_progress"}}\n\n' +
+      `event: response.output_text.delta\ndata: {"type":"response.output_text.delta","sequence_number":1,"item_id":"msg_1","output_index":0,"content_index":0,"delta":"the key is ${SECRET} and more`,
   },
 };
 
@@ -75,6 +75,15 @@ for (const [api, { path, body }] of Object.entries(APIS)) {
     const sent = await direct.body.text();
     assert.equal(direct.statusCode, 200);
     assert.match(sent, /"code":"upstream_error"\}\}\n\n$/);
+    if (api === 'responses') {
+      // OpenAI's error event, numbered after the last whole event (before: chat's `data: {"error": ...}`, which the
+      // Vercel AI SDK's Responses parser reported as a validation error instead of this message).
+      const last = /event: error\ndata: (.*)\n\n$/.exec(sent);
+      assert.ok(last, sent);
+      const error = JSON.parse(last[1]);
+      assert.deepEqual([error.type, error.sequence_number, error.code, error.param, error.error.code], ['error', 1, 'upstream_error', null, 'upstream_error']);
+      assert.match(error.message, /ended the answer early/);
+    }
     // Split in small pieces, as Envoy may pass it: the cut event spans several.
     const viaEnvoy = await envoyExchange(`127.0.0.1:${gw.extprocPort}`, {
       path,

@@ -146,7 +146,7 @@ export class ResponsePhase {
     const fault = endedInsideEvent();
     this.#ctx.errorCode = fault.code;
     // What the rewriter passed on so far is whole events: no half line to end first.
-    return faultEvent(fault, false);
+    return faultEvent(fault, false, this.#ctx.operation === 'responses' ? (this.#scanner?.nextSequence ?? 0) : undefined);
   }
 
   #hold(body: Buffer, end: boolean): CommonResponse | Promise<CommonResponse> {

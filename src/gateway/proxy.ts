@@ -522,7 +522,7 @@ class Exchange {
     // corrupted what the client decoded, and past a content-length the client never read it and waited for the bytes
     // promised (on a kept-alive connection, until its own timeout).
     if (this.#sse && this.#readable && !this.#lengthFramed) {
-      const tail = faultEvent(fault, this.#midEvent);
+      const tail = faultEvent(fault, this.#midEvent, this.#ctx.operation === 'responses' ? (this.#scanner?.nextSequence ?? 0) : undefined);
       this.#ctx.bytesOut += Buffer.byteLength(tail);
       this.#res.end(tail);
     } else this.#cutConnection();

@@ -254,6 +254,8 @@ export class UsageScanner {
    * kept and tokenized: no memory per stream, one regular-expression test per event (the usage chunk is rarely missing).
    */
   contentEvents = 0;
+  /** The `sequence_number` a Responses stream's next event would have (its last one's, plus one): an error event's. */
+  nextSequence = 0;
 
   readonly #text: CompletionText | undefined;
   /** A compressed JSON answer (usageScannerFor): held whole in #chunks up to `limit` bytes, decoded at the end. */
@@ -424,6 +426,7 @@ export class UsageScanner {
     if (data === undefined) return;
     const type = RESPONSES_TYPE.exec(data)?.[0];
     if (type === undefined || !LIFECYCLE_TYPE.test(type)) this.events++;
+    if (type !== undefined) this.#sequenceOf(data);
     if (isContentEvent(data, type)) this.contentEvents++;
     if (data.includes('"error"') && ERROR_EVENT.test(data)) this.upstreamError = true;
     this.#text?.addEvent(data);
@@ -451,6 +454,12 @@ export class UsageScanner {
     const key = tail.lastIndexOf(USAGE_KEY);
     const u = key === -1 ? undefined : usageNamed(tail, key, 2);
     if (u) this.usage = u;
+  }
+
+  /** A Responses event's `sequence_number` (OpenAI and vLLM write it second, after the type): the next is one more. */
+  #sequenceOf(data: string): void {
+    const n = Number(SEQUENCE_NUMBER.exec(data)?.[1]);
+    if (Number.isSafeInteger(n)) this.nextSequence = n + 1;
   }
 
   /** A large JSON answer's id, from its first bytes. */
@@ -488,6 +497,8 @@ const CONTENT_EVENT = /"(?:content|reasoning_content|reasoning|arguments|text|de
 /** A Responses API event's type: only its `*.delta` events stream text; the `*.done` ones repeat the whole of it. */
 const RESPONSES_TYPE = /"type": ?"response\.[a-z_.]*"/;
 
+/** A Responses event's own number: a JSON string cannot hold an unescaped `"sequence_number":`. */
+const SEQUENCE_NUMBER = /"sequence_number": ?(\d{1,15})/;
 /** The Responses events a server sends as it takes the request, before the first token: queued, and prefill after them. */
 const LIFECYCLE_TYPE = /"response\.(?:created|in_progress|queued)"$/;
 /**

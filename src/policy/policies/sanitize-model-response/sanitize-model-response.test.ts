@@ -197,9 +197,16 @@ describe('the responses API', () => {
   });
 
   test('a blocking finding ends the stream with the responses API\'s error event', () => {
-    const out = respondStream(make(), streaming(), {}, events(['Get http://45.33', '.32.156/x.exe', ' now']));
+    // Numbered as OpenAI and vLLM number a stream's events.
+    const numbered = events(['Get http://45.33', '.32.156/x.exe', ' now']).map((e, i) => JSON.stringify({ ...JSON.parse(e), sequence_number: i }));
+    const out = respondStream(make(), streaming(), {}, numbered);
     const error = out.map((e) => (e === null ? null : JSON.parse(e))).find((e) => e?.type === 'error');
     assert.equal(error.code, SANITIZE_MODEL_RESPONSE_FAULTS.modelResponseBlocked);
+    // OpenAI's error event has a sequence_number (the Vercel AI SDK's schema requires it; before, it had none and the
+    // SDK showed a validation error), here the number of the event it takes the place of; the fault as `error` too.
+    const blockedAt = out.findIndex((e) => e !== null && JSON.parse(e).type === 'error');
+    assert.equal(error.sequence_number, blockedAt);
+    assert.equal(error.error.code, SANITIZE_MODEL_RESPONSE_FAULTS.modelResponseBlocked);
     assert.ok(!out.some((e) => e?.includes('45.33.32.156')), 'the address never went out');
     // Through the SSE rewriter, as the proxy runs it: the error event is named `error`, as the API names it (before,
     // it kept the name of the delta it replaced).

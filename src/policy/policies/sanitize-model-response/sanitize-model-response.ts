@@ -7,6 +7,7 @@ import type { RequestContext } from '../../../gateway/context.js';
 import { policyFault, type GatewayError } from '../../../gateway/errors.js';
 import type { ResponseFlow } from '../../../gateway/hooks.js';
 import { MAX_HELD_EVENT, UNREAD_EVENT } from '../../../gateway/sse-rewriter.js';
+import { responsesErrorData } from '../../../gateway/stream-fault.js';
 import type { Finding } from '../../sanitize/finding.js';
 import { redact } from '../../sanitize/redact.js';
 import { Scanner } from '../../sanitize/scanner.js';
@@ -189,6 +190,7 @@ async function sanitizeBody(body: Buffer, scanners: Scanners, classifier: Classi
 /** A responses-API stream event (`type: response.*`), with what the sanitizer reads of it. */
 interface ResponsesEvent {
   type: string;
+  sequence_number?: number;
   item_id?: string;
   output_index?: number;
   content_index?: number;
@@ -274,13 +276,15 @@ function streamFlow(ctx: RequestContext, scanners: Scanners, holdback: number, r
     });
     if (ahead.length > 0) before.push({ index: c.index ?? 0, delta: { tool_calls: ahead }, logprobs: null, finish_reason: null });
   };
-  const failWith = (fault: GatewayError, responsesApi: boolean): string | string[] => {
+  /** A Responses event's number: an error raised while it is read takes its place; one after the last, the next. */
+  let sequence = 0;
+  const failWith = (fault: GatewayError, responsesApi: boolean, afterLast = false): string | string[] => {
     ended = true;
     // The status went out as 200: the fault is what records, metrics and the access log say the client was told.
     ctx.errorCode = fault.code;
     if (!responsesApi) return JSON.stringify({ error: { message: fault.message, type: fault.type, code: fault.code } });
     // As a list of events: the stream names its events, and a list's events are named for their type (`error`).
-    return [JSON.stringify({ type: 'error', code: fault.code, message: fault.message, param: null })];
+    return [responsesErrorData(fault, afterLast ? sequence + 1 : sequence)];
   };
   const fail = (f: Finding, responsesApi = false) => failWith(blockedFault([f]), responsesApi);
   const list = (out: string | string[]) => (typeof out === 'string' ? [out] : out);
@@ -318,7 +322,7 @@ function streamFlow(ctx: RequestContext, scanners: Scanners, holdback: number, r
     const out: string[] = [];
     for (const [i, { redactor: r, head }] of deltaHeads) {
       const e = r.flush(i);
-      if (e.blocked) return list(fail(e.blocked, true));
+      if (e.blocked) return list(failWith(blockedFault([e.blocked]), true, true));
       if (e.text !== '') out.push(JSON.stringify({ ...head, delta: e.text }));
     }
     return out;
@@ -331,6 +335,7 @@ function streamFlow(ctx: RequestContext, scanners: Scanners, holdback: number, r
    * before the event that ends it.
    */
   const responsesEvent = (e: ResponsesEvent, data: string): string | string[] => {
+    if (Number.isSafeInteger(e.sequence_number)) sequence = e.sequence_number!;
     const summary = e.summary_index !== undefined;
     const part = summary ? `${e.output_index}:s${e.summary_index}` : `${e.output_index}:${e.content_index}`;
     const streamed = DELTAS.get(e.type);
