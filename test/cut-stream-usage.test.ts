@@ -10,7 +10,7 @@ import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { countChatTokens } from '../src/lib/tokenizer.js';
 import { startSimFleet, type SimFleet } from '../src/sim/index.js';
 import { AnalyticsRecords } from '../src/store/index.js';
-import { createApp, quotaReport, until, untilKeyKnown } from './helpers/apim-admin.js';
+import { createApp, until, untilKeyKnown, tokenQuotaUsed } from './helpers/apim-admin.js';
 import { tokenQuotaManifests } from './helpers/manifests.js';
 import { untilEndpoints } from './helpers/pool-ready.js';
 import { LOOPBACK } from './helpers/loopback-gateway.js';
@@ -44,10 +44,7 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const used = async () => {
-  const body = (await quotaReport(gw.url, key)).body as { quotas: { kind: string; used: number }[] };
-  return body.quotas.find((q) => q.kind === 'LLMTokenQuota')!.used;
-};
+const used = () => tokenQuotaUsed(gw.url, key);
 
 /** Streams MAX_TOKENS, reads three tokens, hangs up; checks the quota and the record charge prompt + tokens streamed. */
 async function abandonedStreamCharged(extra: Record<string, unknown>): Promise<void> {

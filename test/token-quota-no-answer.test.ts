@@ -10,7 +10,7 @@ import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { silentLogger } from '../src/lib/logger.js';
 import { countChatTokens } from '../src/lib/tokenizer.js';
 import { AnalyticsRecords } from '../src/store/index.js';
-import { call, createApp, quotaReport, until, untilKeyKnown } from './helpers/apim-admin.js';
+import { call, createApp, until, untilKeyKnown, tokenQuotaUsed } from './helpers/apim-admin.js';
 import { tokenQuotaManifests } from './helpers/manifests.js';
 import { untilEndpoints } from './helpers/pool-ready.js';
 import { json, startStub, type Stub } from './helpers/stub-upstream.js';
@@ -48,10 +48,7 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const used = async () => {
-  const body = (await quotaReport(gw.url, key)).body as { quotas: { kind: string; used: number }[] };
-  return body.quotas.find((q) => q.kind === 'LLMTokenQuota')!.used;
-};
+const used = () => tokenQuotaUsed(gw.url, key);
 
 test("a model server's 4xx or 5xx shows the token figures with the reservation given back, as the counter is", async () => {
   for (const status of [400, 503]) {

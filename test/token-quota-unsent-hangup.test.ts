@@ -9,7 +9,7 @@ import { startGateway } from '../src/gateway/gateway.js';
 import { silentLogger } from '../src/lib/logger.js';
 import { waitFor } from '../src/sim/testing.js';
 import { AnalyticsRecords } from '../src/store/index.js';
-import { createApp, quotaReport, until, untilKeyKnown } from './helpers/apim-admin.js';
+import { createApp, tokenQuotaUsed, until, untilKeyKnown } from './helpers/apim-admin.js';
 import { settings, tokenQuotaManifests } from './helpers/manifests.js';
 import { untilEndpoints } from './helpers/pool-ready.js';
 import { json, startStub } from './helpers/stub-upstream.js';
@@ -38,7 +38,7 @@ test('a hang-up while the request waits for a connection upstream charges nothin
     const key = (await createApp(gw.adminUrl, ['p'], 'unsent')).key;
     await untilKeyKnown(gw.url, key);
     await untilEndpoints(gw, undefined, 'pool');
-    const used = async () => ((await quotaReport(gw.url, key)).body as { quotas: { kind: string; used: number }[] }).quotas.find((q) => q.kind === 'LLMTokenQuota')!.used;
+    const used = () => tokenQuotaUsed(gw.url, key);
     const send = (id: string, signal?: AbortSignal) =>
       fetch(`${gw.url}/v1/chat/completions`, {
         method: 'POST',

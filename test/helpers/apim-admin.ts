@@ -122,6 +122,12 @@ export function quotaReport(gatewayUrl: string, key: string): Promise<Answer> {
   return call(gatewayUrl, 'GET', '/v1/tollgate/quota', undefined, { 'x-api-key': key });
 }
 
+/** What `key`'s LLMTokenQuota has counted in its current window, as GET /v1/tollgate/quota reports it. */
+export async function tokenQuotaUsed(gatewayUrl: string, key: string): Promise<number> {
+  const body = (await quotaReport(gatewayUrl, key)).body as { quotas: { kind: string; used: number }[] };
+  return body.quotas.find((q) => q.kind === 'LLMTokenQuota')!.used;
+}
+
 /**
  * Waits until the gateway's in-memory snapshot knows `key` (the admin API answers once the write is committed; the
  * data plane learns of it from the change feed a moment later).
