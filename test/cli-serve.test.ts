@@ -13,7 +13,9 @@ import { startStub } from './helpers/stub-upstream.js';
 import { poolAndModelYaml } from './helpers/manifests.js';
 import { chat, EXTERNAL_IPV4, freePorts, kill, NO_EXTERNAL, refusal, runCli, send, serveWith, statusOf, tempDir, untilPrinted } from './helpers/cli-run.js';
 
-describe('tollgate serve: bad configuration and flags', () => {
+// Each test starts processes of its own and waits on their exit: three at a time (one after another, this file took
+// ~100 s of the suite on a slow host).
+describe('tollgate serve: bad configuration and flags', { concurrency: 3 }, () => {
   test('a malformed TOLLGATE_KVM_KEY: exit code 2 and one line, before the store is opened', async () => {
     const dir = await tempDir();
     const file = join(dir, 'gateway.yaml');
@@ -152,7 +154,7 @@ spec:
   });
 });
 
-describe('tollgate serve: the ext_proc listener flags', () => {
+describe('tollgate serve: the ext_proc listener flags', { concurrency: 3 }, () => {
   test('bad values, and ext_proc flags without --extproc-port: exit code 2 and one line naming the flag', async () => {
     const dir = await tempDir();
     const file = join(dir, 'good.yaml');
@@ -183,6 +185,7 @@ describe('tollgate serve: the ext_proc listener flags', () => {
     const [cert, key, notPem, missing] = ['cert.pem', 'key.pem', 'not.pem', 'missing.pem'].map((n) => join(dir, n));
     execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=extproc'], { stdio: 'ignore' });
     await writeFile(notPem, 'this is not a certificate\n');
+    const cases: Promise<void>[] = [];
     for (const [tls, expected] of [
       [[missing, key], /^tollgate: --extproc-tls-cert: cannot read .*missing\.pem: no such file$/],
       [[cert, missing], /^tollgate: --extproc-tls-key: cannot read .*missing\.pem: no such file$/],
@@ -192,10 +195,16 @@ describe('tollgate serve: the ext_proc listener flags', () => {
     ] as const) {
       const [port, adminPort, extprocPort] = await freePorts(3);
       const flags = ['--extproc-tls-cert', tls[0], '--extproc-tls-key', tls[1], ...(tls[2] ? ['--extproc-tls-ca', tls[2]] : [])];
-      const lines = await refusal(['serve', '--config', file, '--port', String(port), '--admin-port', String(adminPort), '--db', `sqlite:${join(dir, 't.db')}`, '--extproc-port', String(extprocPort), ...flags], dir);
-      assert.equal(lines.length, 1, lines.join('\n'));
-      assert.match(lines[0], expected);
+      cases.push(
+        refusal(['serve', '--config', file, '--port', String(port), '--admin-port', String(adminPort), '--db', 'sqlite:t.db', '--extproc-port', String(extprocPort), ...flags], await tempDir()).then((lines) => {
+          assert.equal(lines.length, 1, lines.join('\n'));
+          assert.match(lines[0], expected);
+        }),
+      );
     }
+    // The cases at once, each a process of its own in a directory of its own (its database and analytics spool are
+    // there): one after another they took ~27 s on a slow host.
+    await Promise.all(cases);
   });
 
   test('--extproc-roles epp --extproc-body-mode BUFFERED reach the listener: a body sent without end_of_stream is picked for, no key asked', async () => {
