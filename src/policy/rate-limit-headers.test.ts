@@ -1,7 +1,7 @@
 // OpenAI's rate-limit headers: duration format, retry-after, and the tightest limit winning.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatReset, retryLater, retrySpread, showRefundedTokens, showRequestLimit, showTokenLimit, showTokenRefusal } from './rate-limit-headers.js';
+import { formatReset, retryLater, showRefundedTokens, showRequestLimit, showTokenLimit, showTokenRefusal } from './rate-limit-headers.js';
 import { fakeContext } from './testing.js';
 import type { ApimState } from './types.js';
 
@@ -33,15 +33,6 @@ test('retry-after is whole seconds, at least 1, retry-after-ms the wait itself; 
   assert.deepEqual(retryHeaders(60_000), { 'retry-after': '60', 'retry-after-ms': '60000' });
   // Before: a spent hourly quota said only retry-after: 2429, and the OpenAI Node SDK slept that long, twice.
   assert.deepEqual(retryHeaders(2_429_000), { 'retry-after': '2429', 'x-should-retry': 'false' });
-});
-
-test("a smoothed rate's refusals spread their retry-after-ms over 16 of its slots, so a burst's SDK retries do not all come at once", () => {
-  const waits = Array.from({ length: 200 }, () => Number(retryLater('code', 'message', 20, retrySpread(20)).headers['retry-after-ms']));
-  assert.ok(waits.every((w) => w >= 20 && w <= 340), String(waits));
-  // Before: every one said retry-after: 1, and the SDKs came back together, one of them let through per wave.
-  assert.ok(new Set(waits).size > 100, `${new Set(waits).size} distinct waits`);
-  assert.equal(retryLater('code', 'message', 20, retrySpread(20)).headers['retry-after'], '1');
-  assert.equal(retrySpread(60_000), 1000, 'at most a second');
 });
 
 test('the limit with the least remaining is the one shown', () => {

@@ -34,24 +34,12 @@ const LONGEST_SDK_WAIT_MS = 60_000;
 /**
  * The 429 for a request that may pass in `ms`: `retry-after` in whole seconds, at least 1 (a client told 0 would retry
  * at once), and `retry-after-ms`, which OpenAI's SDKs prefer, to the millisecond; past LONGEST_SDK_WAIT_MS
- * `x-should-retry: false` instead, so SDKs raise the error at once and the caller decides. `spreadMs`: a smoothed rate's
- * refusals are told `retry-after-ms` waits spread at random over that much more, so that a burst's callers do not all
- * come back at one instant, of whom the rate lets one through (told `retry-after: 1` alike, 7 of 10 concurrent SDK calls failed after
- * both their retries against a 50-per-second spike arrest).
+ * `x-should-retry: false` instead, so SDKs raise the error at once and the caller decides. A smoothed rate's refusals
+ * pass the slot each caller was given (RetrySlots).
  */
-export function retryLater(code: string, message: string, ms: number, spreadMs = 0): GatewayError {
+export function retryLater(code: string, message: string, ms: number): GatewayError {
   if (ms > LONGEST_SDK_WAIT_MS) return policyFault(429, code, message, { 'retry-after': String(Math.ceil(ms / 1000)), 'x-should-retry': 'false' });
-  const spread = Math.max(1, Math.ceil(ms + Math.random() * spreadMs));
-  return policyFault(429, code, message, { 'retry-after': String(Math.max(1, Math.ceil(ms / 1000))), 'retry-after-ms': String(spread) });
-}
-
-/**
- * How far a smoothed rate's refusals spread their retries: over 16 times what one request takes of it (`slotMs`: a
- * slot, or a prompt's tokens' worth of slots), so a burst of a few dozen callers mostly lands in room of its own; at
- * most a second (what `retry-after` alone said before). `retry-after` stays the wait itself.
- */
-export function retrySpread(slotMs: number): number {
-  return Math.min(1000, 16 * slotMs);
+  return policyFault(429, code, message, { 'retry-after': String(Math.max(1, Math.ceil(ms / 1000))), 'retry-after-ms': String(Math.max(1, Math.ceil(ms))) });
 }
 
 export function showRequestLimit(ctx: RequestContext, state: ApimState, limit: number, remaining: number, resetMs: number): void {

@@ -4,7 +4,8 @@ import type { RequestContext } from '../../../gateway/context.js';
 import { policyKeys } from '../../counter-keys.js';
 import { promptTokens } from '../../prompt-tokens.js';
 import { parseRate } from '../../rate.js';
-import { neverFits, retryLater, retrySpread } from '../../rate-limit-headers.js';
+import { neverFits, retryLater } from '../../rate-limit-headers.js';
+import { RetrySlots } from '../../retry-slots.js';
 import type { ApimState, Policy, PolicyFactory } from '../../types.js';
 import { compileVariable } from '../../variables.js';
 import { loadTokenizer } from '../../../lib/tokenizer.js';
@@ -26,6 +27,7 @@ export const promptTokenLimit: PolicyFactory = (name, spec, deps) => {
   const global = keyOf('');
   const { counters, now } = deps;
   const F = PROMPT_TOKEN_LIMIT_FAULTS;
+  const slots = new RetrySlots();
 
   return {
     type: PROMPT_TOKEN_LIMIT,
@@ -41,7 +43,8 @@ export const promptTokenLimit: PolicyFactory = (name, spec, deps) => {
       // Each token is one slot of the rate; a whole period's tokens may come at once (a long prompt is one request).
       const r = await counters.call((c) => c.consumeSmoothed(key, rate.intervalMs, rate.count, now(), tokens));
       if (r && !r.allowed) {
-        throw retryLater(F.promptTokenLimitViolation, `Prompt token limit exceeded. Allowed rate : ${s.rate} tokens`, r.retryAfterMs, retrySpread(rate.intervalMs * tokens));
+        const wait = slots.wait(key, now(), r.retryAfterMs, rate.intervalMs * tokens);
+        throw retryLater(F.promptTokenLimitViolation, `Prompt token limit exceeded. Allowed rate : ${s.rate} tokens`, wait);
       }
     },
   } satisfies Policy;

@@ -9,7 +9,8 @@ import type { SmoothedResult } from '../../../store/counters/counter-store.js';
 import type { CounterGuard } from '../../counter-guard.js';
 import { policyKeys } from '../../counter-keys.js';
 import { parseRate, type Rate } from '../../rate.js';
-import { neverFits, retryLater, retrySpread } from '../../rate-limit-headers.js';
+import { neverFits, retryLater } from '../../rate-limit-headers.js';
+import { RetrySlots } from '../../retry-slots.js';
 import type { ApimState, Policy, PolicyFactory } from '../../types.js';
 import { compileVariable, compileWeight } from '../../variables.js';
 
@@ -55,9 +56,11 @@ export const spikeArrest: PolicyFactory = (name, spec, deps) => {
   const keyOf = policyKeys('sa', name);
   const global = keyOf('');
   const count = (s.useEffectiveCount ? slidingWindow : smoothed)(deps.counters, rate, deps.now);
-  const judge = (r: SmoothedResult | undefined): void => {
+  const slots = new RetrySlots();
+  const judge = (r: SmoothedResult | undefined, key: string, weight: number): void => {
     if (r && !r.allowed) {
-      throw retryLater(SPIKE_ARREST_FAULTS.spikeArrestViolation, `Spike arrest violation. Allowed rate : ${s.rate}`, r.retryAfterMs, retrySpread(rate.intervalMs));
+      const wait = slots.wait(key, deps.now(), r.retryAfterMs, rate.intervalMs * weight);
+      throw retryLater(SPIKE_ARREST_FAULTS.spikeArrestViolation, `Spike arrest violation. Allowed rate : ${s.rate}`, wait);
     }
   };
 
@@ -73,7 +76,7 @@ export const spikeArrest: PolicyFactory = (name, spec, deps) => {
       if (weight > rate.count) {
         throw neverFits(SPIKE_ARREST_FAULTS.spikeArrestViolation, `Spike arrest violation. Message weight ${weight} is more than the allowed rate : ${s.rate}`);
       }
-      return andThen(count(key, weight), judge);
+      return andThen(count(key, weight), (r) => judge(r, key, weight));
     },
   } satisfies Policy;
 };
