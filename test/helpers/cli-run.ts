@@ -37,6 +37,21 @@ export interface Cli {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+/**
+ * The child's exit, once its output has been read to the end, or a second after the exit at most (a process it started
+ * may hold the output open): the exit is what is waited for, the wait for the rest of its output is bounded.
+ */
+function outputEnd(child: ChildProcess): Promise<unknown[]> {
+  const ended = (stream: NodeJS.ReadableStream) => new Promise<void>((resolve) => stream.once('close', resolve));
+  const output = Promise.all([ended(child.stdout!), ended(child.stderr!)]);
+  return once(child, 'exit').then(async (exit) => {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([output, new Promise<void>((resolve) => (timer = setTimeout(resolve, 1000)))]);
+    clearTimeout(timer);
+    return exit;
+  });
+}
+
 /** Runs `tollgate ARGS` from source in `cwd` (helpers/cli-child.ts); TOLLGATE_ADMIN_TOKEN and TOLLGATE_LOG_LEVEL only from `env`. */
 export function runCli(args: string[], cwd: string, env: Record<string, string> = {}): Cli {
   const child = spawnCli(args, cwd, env);
@@ -45,7 +60,8 @@ export function runCli(args: string[], cwd: string, env: Record<string, string> 
     child,
     stdout: '',
     stderr: '',
-    exited: once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null })),
+    // Its output read to the end too: 'exit' can come before the last of stderr (a refusal's one line read as '').
+    exited: outputEnd(child).then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null })),
   };
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (cli.stdout += d));
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (cli.stderr += d));
