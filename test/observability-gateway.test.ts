@@ -90,7 +90,13 @@ test('a trace per request: server span with policies, pick and upstream children
   await r.body.dump();
   const upstreamTraceparent = String(stub.requests.at(-1)!.req.headers.traceparent);
   assert.match(upstreamTraceparent, new RegExp(`^00-${callerTrace}-[0-9a-f]{16}-01$`));
-  const tree = await until(async () => receiver.spans().filter((s) => s.traceId === callerTrace), (mine) => mine.length >= 4, 5000, 'the four spans of the request');
+  // The server span ends last and may come in a later export than its children: waited for by name, not by count.
+  const tree = await until(
+    async () => receiver.spans().filter((s) => s.traceId === callerTrace),
+    (mine) => mine.length >= 4 && mine.some((s) => s.parentSpanId === '00f067aa0ba902b7') && mine.some((s) => s.name.startsWith('chat ')),
+    5000,
+    'the spans of the request, its server span among them',
+  );
   const server = tree.find((s) => s.parentSpanId === '00f067aa0ba902b7')!;
   assert.ok(server, 'a server span continues the caller trace');
   const children = tree.filter((s) => s.parentSpanId === server.spanId).map((s) => s.name);

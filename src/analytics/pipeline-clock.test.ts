@@ -21,7 +21,11 @@ test('the lag keeps growing when the wall clock steps back while records wait', 
   const pipeline = new AnalyticsPipeline({ db, settings: testSettings(tempSpoolDirectory(), { flushInterval: '1h' }), registry: new Registry() });
   try {
     pipeline.start();
-    await sleep(20);
+    // The start's own first batch (of what earlier processes left) done: a timer of 0 set after its own fires after it,
+    // and a flush then waits for that batch. With a 20 ms sleep instead, on a loaded host the batch ran only after the
+    // records below and stored them, and the lag read 0.
+    await sleep(0);
+    await pipeline.flush();
     for (let i = 0; i < 5; i++) pipeline.record(sampleRecord(i));
     await sleep(300);
     const before = pipeline.lagSeconds;
