@@ -73,12 +73,7 @@ export class MemoryVectorIndex implements VectorIndex {
         best = e;
       }
     }
-    if (expired > 0) {
-      this.#prune(s, now);
-      // An emptied scope goes: the byte budget never evicts one (it holds no bytes), and scope names are per request
-      // context, which a client chooses (200,000 emptied scopes held 42 MB).
-      if (s.entries.length === 0) this.#scopes.delete(scope);
-    }
+    if (expired > 0) this.#prune(scope, s, now);
     return best && { similarity: bestSim, value: best.value };
   }
 
@@ -111,10 +106,7 @@ export class MemoryVectorIndex implements VectorIndex {
    */
   sweep(): void {
     const now = this.#now();
-    for (const [name, s] of this.#scopes) {
-      this.#prune(s, now);
-      if (s.entries.length === 0) this.#scopes.delete(name);
-    }
+    for (const [name, s] of this.#scopes) this.#prune(name, s, now);
   }
 
   /** Drops every entry of every scope; returns how many there were. */
@@ -137,7 +129,14 @@ export class MemoryVectorIndex implements VectorIndex {
     this.#bytes -= bytes;
   }
 
-  #prune(s: Scope, now: number): void {
+  /**
+   * Drops the scope's expired entries, and the scope once they were all it held: the byte budget never evicts an
+   * emptied scope (it holds no bytes), and scope names are per request context, which a client chooses (200,000
+   * emptied scopes held 42 MB).
+   */
+  #prune(name: string, s: Scope, now: number): void {
     for (let i = s.entries.length - 1; i >= 0; i--) if (s.entries[i].expiresAt <= now) this.#drop(s, i);
+    if (s.entries.length === 0) this.#scopes.delete(name);
   }
+
 }
