@@ -7,6 +7,11 @@ export function endedInsideEvent(): GatewayError {
   return gatewayError('TG_ERR_UPSTREAM_ERROR', 'The model server ended the answer early (inside an event)');
 }
 
+/** The data of a chat or completions stream's error event for `fault`: a JSON answer's `error`, as vLLM sends one. */
+export function errorEventData(fault: GatewayError): string {
+  return JSON.stringify({ error: { message: fault.message, type: fault.type, code: fault.code } });
+}
+
 /**
  * The data of a Responses stream's `error` event for `fault`: OpenAI's fields (`type: "error"`, `sequence_number`,
  * `code`, `message`, `param`) and the fault as an `error` object too, which the SDKs that read a stream's `error` key
@@ -25,6 +30,6 @@ export function responsesErrorData(fault: GatewayError, sequence: number): strin
  */
 export function faultEvent(fault: GatewayError, midEvent: boolean, sequence?: number): string {
   const event =
-    sequence === undefined ? `data: ${JSON.stringify({ error: { message: fault.message, type: fault.type, code: fault.code } })}\n\n` : `event: error\ndata: ${responsesErrorData(fault, sequence)}\n\n`;
+    sequence === undefined ? `data: ${errorEventData(fault)}\n\n` : `event: error\ndata: ${responsesErrorData(fault, sequence)}\n\n`;
   return `${midEvent ? '\n\n' : ''}${event}`;
 }

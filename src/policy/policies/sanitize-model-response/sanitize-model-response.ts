@@ -7,7 +7,7 @@ import type { RequestContext } from '../../../gateway/context.js';
 import { policyFault, type GatewayError } from '../../../gateway/errors.js';
 import type { ResponseFlow } from '../../../gateway/hooks.js';
 import { MAX_HELD_EVENT, UNREAD_EVENT } from '../../../gateway/sse-rewriter.js';
-import { responsesErrorData } from '../../../gateway/stream-fault.js';
+import { errorEventData, responsesErrorData } from '../../../gateway/stream-fault.js';
 import type { Finding } from '../../sanitize/finding.js';
 import { redact } from '../../sanitize/redact.js';
 import { Scanner } from '../../sanitize/scanner.js';
@@ -282,7 +282,7 @@ function streamFlow(ctx: RequestContext, scanners: Scanners, holdback: number, r
     ended = true;
     // The status went out as 200: the fault is what records, metrics and the access log say the client was told.
     ctx.errorCode = fault.code;
-    if (!responsesApi) return JSON.stringify({ error: { message: fault.message, type: fault.type, code: fault.code } });
+    if (!responsesApi) return errorEventData(fault);
     // As a list of events: the stream names its events, and a list's events are named for their type (`error`).
     return [responsesErrorData(fault, afterLast ? sequence + 1 : sequence)];
   };
