@@ -105,18 +105,11 @@ export class RecordedResponses {
       for (const waiter of displaced) waiter.refuse();
     }
     return new Promise((resolve) => {
-      const waiter: Waiter = {
-        priority: 0,
-        fairnessId: tenant,
-        run: () => {
-          clearTimeout(timer);
-          resolve(true);
-        },
-        refuse: () => {
-          clearTimeout(timer);
-          resolve(false);
-        },
+      const settle = (slot: boolean) => {
+        clearTimeout(timer);
+        resolve(slot);
       };
+      const waiter: Waiter = { priority: 0, fairnessId: tenant, run: () => settle(true), refuse: () => settle(false) };
       const timer = setTimeout(() => resolve(!this.#waiting.remove(waiter)), LOOKUP_TIMEOUT_MS);
       this.#waiting.push(waiter);
     });
