@@ -50,7 +50,10 @@ describe('tollgate serve with a --db or --redis it cannot use', () => {
     const closed = await freePort();
     const cases: [string[], RegExp][] = [
       [['--redis', `redis://127.0.0.1:${closed}`], /^tollgate: --redis redis:\/\/127\.0\.0\.1:\d+: Redis is unavailable: .*ECONNREFUSED/],
-      [['--redis', 'http://127.0.0.1:6379'], /--redis: expected redis:\/\/\.\.\. or rediss:\/\/\.\.\./],
+      [['--redis', 'http://127.0.0.1:6379'], /--redis: expected redis:\/\/, rediss:\/\/, redis\+sentinel:\/\/.* or redis\+cluster:\/\/.*, got "http:\/\/127\.0\.0\.1:6379\/?"$/],
+      [['--redis', 'redis+sentinel://:s3cret@127.0.0.1:1'], /--redis: redis\+sentinel:\/\/HOSTS\/NAME: the primary group Sentinel watches is missing, got "redis\+sentinel:\/\/:\*\*\*@127\.0\.0\.1:1"$/],
+      [['--redis', `redis+cluster://:s3cret@127.0.0.1:${closed}`], /^tollgate: --redis redis\+cluster:\/\/:\*\*\*@127\.0\.0\.1:\d+: Redis is unavailable: /],
+      [['--redis', `redis+sentinel://127.0.0.1:${closed}/primary`], /^tollgate: --redis redis\+sentinel:\/\/127\.0\.0\.1:\d+\/primary: Redis is unavailable: /],
       [['--db', `postgres://tollgate:s3cret@127.0.0.1:${closed}/x`], /^tollgate: --db: cannot open the database postgres:\/\/tollgate:\*\*\*@127\.0\.0\.1:\d+\/x: .*ECONNREFUSED/],
       [['--db', 'mysql://127.0.0.1/x'], /^tollgate: --db: unsupported database URL/],
       [['--db', `sqlite:${join(dir, 'no', 'such', 'dir', 't.db')}`], /^tollgate: --db: cannot open the database sqlite:.*: .*directory does not exist/],

@@ -4,6 +4,7 @@ import { Command, Option } from 'commander';
 import { ConfigError } from '../config/manifest.js';
 import { CounterStoreUnavailableError } from '../store/counters/errors.js';
 import { DatabaseConfigError, DatabaseOpenError, redactUrl } from '../store/errors.js';
+import { RedisUrlError, parseRedisTarget } from '../store/redis-target.js';
 import { createLogger, envLogLevel, envLogLevelProblem } from '../lib/logger.js';
 import { ListenError, type ListenerName } from '../gateway/listen.js';
 import type { Gateway } from '../gateway/gateway.js';
@@ -20,7 +21,7 @@ export function serveCommand(): Command {
     .option('--admin-port <n>', 'admin API port', parsePort, 8081)
     .option('--extproc-port <n>', 'open the ext_proc gRPC listener on this port', parsePort)
     .option('--db <url>', 'sqlite:FILE or postgres://...', 'sqlite:./tollgate.db')
-    .option('--redis <url>', 'share counters through Redis (redis://...)')
+    .option('--redis <url>', 'share counters and caches through Redis: redis://, rediss://, redis+sentinel://HOSTS/NAME or redis+cluster://HOSTS')
     .option('--tls-cert <file>', 'serve HTTPS with this certificate (PEM)')
     .option('--tls-key <file>', 'private key for --tls-cert (PEM)')
     .option('--extproc-roles <list>', 'what the ext_proc listener plays: pdp (policy decision point), epp (endpoint picker), or both', parseRoles)
@@ -36,7 +37,8 @@ export function serveCommand(): Command {
       if (extprocFlag && opts.extprocPort === undefined) cmd.error(`tollgate serve: --${extprocFlag.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} needs --extproc-port`, { exitCode: 2 });
       if (opts.extprocTlsCa && !opts.extprocTlsCert) cmd.error('tollgate serve: --extproc-tls-ca needs --extproc-tls-cert and --extproc-tls-key', { exitCode: 2 });
       // ioredis would read any other URL as a Unix socket path and fail with a puzzling ENOENT.
-      if (opts.redis !== undefined && !/^rediss?:\/\//.test(opts.redis)) cmd.error(`tollgate serve: --redis: expected redis://... or rediss://..., got "${redactUrl(opts.redis)}"`, { exitCode: 2 });
+      const redisProblem = opts.redis === undefined ? undefined : redisUrlProblem(opts.redis);
+      if (redisProblem) cmd.error(`tollgate serve: --redis: ${redisProblem}, got "${redactUrl(opts.redis)}"`, { exitCode: 2 });
       const admin = readAdminToken(process.env);
       if (admin.problem) cmd.error(`tollgate serve: ${admin.problem}`, { exitCode: 2 });
       const previousAdmin = readPreviousAdminTokens(process.env);
@@ -98,6 +100,17 @@ export function serveCommand(): Command {
       logger.info({ signal, inflight: gateway.dataPlane.inflight }, 'shutting down');
       await gateway.close();
     });
+}
+
+/** Why `--redis` names no Redis tollgate can use, or undefined when it does. */
+function redisUrlProblem(url: string): string | undefined {
+  try {
+    parseRedisTarget(url);
+    return undefined;
+  } catch (err) {
+    if (err instanceof RedisUrlError) return err.message;
+    throw err;
+  }
 }
 
 /** The flag that sets each listener's port. */

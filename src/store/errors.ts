@@ -76,6 +76,8 @@ export function redactUrl(url: string): string {
     if (u.password) u.password = '***';
     return u.href;
   } catch {
-    return url;
+    // No WHATWG URL (`redis+cluster://u:pw@a:1,b:2`, a typo): the password between `//user:` and the last `@` of the
+    // authority goes all the same.
+    return url.replace(/^([^/]*\/\/[^/?#@:]*:)[^/?#]*@/, '$1***@');
   }
 }

@@ -2,12 +2,12 @@
 // configuration or store change, and a cache that emptied each time would be no cache. Stores are found by resource,
 // answer-shaping configuration (answer-config.ts) and options, so a reloaded policy gets the same store back; one that
 // no compiled policy holds any more is let go. A resource can be purged on demand.
-import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import { silentLogger, type Logger } from '../../lib/logger.js';
 import type { CacheStore } from '../../store/caches/cache-store.js';
 import { MemoryCacheStore } from '../../store/caches/memory.js';
-import { RedisCacheStore, closeRedis, deleteKeysUnder, openCacheRedis, redisReady } from '../../store/caches/redis.js';
+import { closeRedis, type RedisClient } from '../../store/redis-client.js';
+import { RedisCacheStore, deleteKeysUnder, openCacheRedis, redisReady } from '../../store/caches/redis.js';
 import { MemoryVectorIndex } from '../../store/vectors/memory.js';
 import { PostgresVectorIndex, deleteScopesUnder } from '../../store/vectors/postgres.js';
 import { RedisVectorIndex } from '../../store/vectors/redis.js';
@@ -67,7 +67,7 @@ interface SharedPrefix {
 }
 
 /** The entries under `prefix` in Redis, in every namespace of the resource. */
-const redisShared = (client: Redis, prefix: string): SharedPrefix => ({ id: `redis ${prefix}`, purge: () => deleteKeysUnder(client, prefix) });
+const redisShared = (client: RedisClient, prefix: string): SharedPrefix => ({ id: `redis ${prefix}`, purge: () => deleteKeysUnder(client, prefix) });
 
 /** A resource name as a key part, percent-encoded: without a `:`, resource `a`'s prefix never starts `a:b`'s keys. */
 const keyPart = (resource: string): string => encodeURIComponent(resource);
@@ -93,7 +93,7 @@ export class CacheResources {
   readonly #statsCollected = new FinalizationRegistry<string>((name) => {
     if (this.#stats.get(name)?.deref() === undefined) this.#stats.delete(name);
   });
-  #redis: Redis | undefined;
+  #redis: RedisClient | undefined;
 
   constructor(opts: CacheResourcesOptions = {}) {
     this.#opts = opts;
@@ -240,7 +240,7 @@ export class CacheResources {
     );
   }
 
-  #redisClient(backend: string): Redis {
+  #redisClient(backend: string): RedisClient {
     if (!this.#redis) throw new CacheBackendUnavailableError(`store: ${backend} needs the gateway's Redis (--redis redis://...)`);
     return this.#redis;
   }

@@ -1,16 +1,17 @@
 // The shared answer cache for many replicas: one Redis string per entry with its own expiry (SET PX), failing fast
 // when Redis is away so a cache outage costs a miss, never a stuck request.
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { loadIoredis } from '../ioredis.js';
 import { silentLogger, type Logger } from '../../lib/logger.js';
 import { TimeoutError, withTimeout } from '../../lib/with-timeout.js';
-import { guardHandshake } from '../redis-handshake.js';
+import { closeRedis, openRedisClient, type RedisClient } from '../redis-client.js';
 import { dropStalledConnection } from '../redis-stall.js';
+import { parseRedisTarget } from '../redis-target.js';
 import { CACHE_COMMAND_TIMEOUT_MS, CACHE_PURGE_TIMEOUT_MS, CacheStoreUnavailableError, type CacheStore } from './cache-store.js';
 
 export interface RedisCacheStoreOptions {
   /** An open client to share (not closed by this store), or a URL to open one. */
-  client?: Redis;
+  client?: RedisClient;
   url?: string;
   /** Prepended to every key (default `tollgate:cache:`). */
   keyPrefix?: string;
@@ -23,7 +24,7 @@ export interface RedisCacheStoreOptions {
 
 /** @example const store = new RedisCacheStore({ url: 'redis://redis:6379', keyPrefix: 'tollgate:cache:rc:' }); */
 export class RedisCacheStore implements CacheStore {
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #owned: boolean;
   readonly #prefix: string;
   readonly #maxValueBytes: number;
@@ -63,7 +64,7 @@ const UNAVAILABLE_REPLY = /^(LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BU
  * one made every later lookup a miss at the deadline, its commands (answers being stored among them) queued in
  * memory, until the socket died, while Redis itself was fine.
  */
-export async function redisCall<T>(redis: Redis, command: () => Promise<T>, timeoutMs = CACHE_COMMAND_TIMEOUT_MS): Promise<T> {
+export async function redisCall<T>(redis: RedisClient, command: () => Promise<T>, timeoutMs = CACHE_COMMAND_TIMEOUT_MS): Promise<T> {
   try {
     return await withTimeout(command(), timeoutMs, 'a Redis cache command');
   } catch (err) {
@@ -81,19 +82,30 @@ const globOf = (prefix: string): string => `${prefix.replace(/[*?[\]\\]/g, '\\$&
 
 /**
  * Deletes every key starting with `prefix` (a cache resource's entries, whatever their namespace), a batch per SCAN
- * step with UNLINK (freed off Redis's main thread); resolves to how many were deleted.
+ * step with UNLINK (freed off Redis's main thread), on every primary of a cluster; resolves to how many were deleted.
  * @throws CacheStoreUnavailableError when Redis cannot answer.
  */
-export async function deleteKeysUnder(redis: Redis, prefix: string): Promise<number> {
+export async function deleteKeysUnder(client: RedisClient, prefix: string): Promise<number> {
   const match = globOf(prefix);
   let deleted = 0;
-  let cursor = '0';
-  do {
-    const [next, keys] = await redisCall(redis, () => redis.scan(cursor, 'MATCH', match, 'COUNT', PURGE_SCAN_COUNT), CACHE_PURGE_TIMEOUT_MS);
-    if (keys.length > 0) deleted += await redisCall(redis, () => redis.unlink(...keys), CACHE_PURGE_TIMEOUT_MS);
-    cursor = next;
-  } while (cursor !== '0');
+  const servers = client.isCluster ? (client as Cluster).nodes('master') : [client as Redis];
+  for (const redis of servers) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redisCall(redis, () => redis.scan(cursor, 'MATCH', match, 'COUNT', PURGE_SCAN_COUNT), CACHE_PURGE_TIMEOUT_MS);
+      if (keys.length > 0) deleted += await redisCall(redis, () => unlinkEach(redis, keys), CACHE_PURGE_TIMEOUT_MS);
+      cursor = next;
+    } while (cursor !== '0');
+  }
   return deleted;
+}
+
+/** One UNLINK per key, in one round trip: a cluster node refuses one command over keys of several slots (CROSSSLOT). */
+async function unlinkEach(redis: Redis, keys: string[]): Promise<number> {
+  const replies = (await redis.pipeline(keys.map((key) => ['unlink', key])).exec()) ?? [];
+  const failed = replies.find(([err]) => err);
+  if (failed) throw failed[0];
+  return replies.reduce((sum, [, n]) => sum + Number(n), 0);
 }
 
 /**
@@ -101,35 +113,15 @@ export async function deleteKeysUnder(redis: Redis, prefix: string): Promise<num
  * or within redisCall's deadline while the client keeps reconnecting in the background. What was pending on a
  * connection that went away is not sent again on the next: its callers have had their miss.
  */
-export function openCacheRedis(url: string, logger: Logger): Redis {
-  const connectTimeoutMs = 1000;
-  const redis = new (loadIoredis().Redis)(url, {
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    connectTimeout: connectTimeoutMs,
-    retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
-    autoResendUnfulfilledCommands: false,
+export function openCacheRedis(url: string, logger: Logger): RedisClient {
+  return openRedisClient(parseRedisTarget(url), {
+    connectTimeoutMs: 1000,
+    onError: (err) => logger.debug({ err }, 'redis cache connection error'),
   });
-  redis.on('error', (err: Error) => logger.debug({ err }, 'redis cache connection error'));
-  guardHandshake(redis, connectTimeoutMs);
-  return redis;
-}
-
-/** Quits politely when connected, otherwise drops the connection. */
-export async function closeRedis(redis: Redis): Promise<void> {
-  if (redis.status === 'ready') {
-    try {
-      await redis.quit();
-      return;
-    } catch {
-      // The connection went away while quitting.
-    }
-  }
-  redis.disconnect();
 }
 
 /** Resolves once connected (or after `timeoutMs`, whichever first), so the first lookups need not miss. */
-export function redisReady(redis: Redis, timeoutMs = 1000): Promise<void> {
+export function redisReady(redis: RedisClient, timeoutMs = 1000): Promise<void> {
   if (redis.status === 'ready') return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {

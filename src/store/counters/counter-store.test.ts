@@ -9,6 +9,7 @@ import { MemoryCounterStore } from './memory.js';
 import { RedisCounterStore } from './redis.js';
 import { COUNTER_BACKENDS, deleteKeys, type TestCounterStore } from './test-counter-stores.js';
 import { TcpProxy } from '../test-tcp-proxy.js';
+import { REDIS_DEPLOYMENTS_SKIP, startRedisCluster, type RedisClusterDeployment } from '../test-redis-servers.js';
 
 /** A whole hour, so every window length used below starts exactly here. */
 const HOUR_MS = 3_600_000;
@@ -379,6 +380,40 @@ describe('redis unavailable', () => {
       await store.close();
       await proxy.close();
       await deleteKeys(process.env.REDIS_URL!, keyPrefix);
+    }
+  });
+});
+
+describe('redis cluster partitions', { skip: REDIS_DEPLOYMENTS_SKIP }, () => {
+  let cluster: RedisClusterDeployment;
+  before(async () => {
+    cluster = await startRedisCluster();
+  });
+  after(() => cluster?.stop());
+
+  test('a command abandoned in a partition is never applied once the partition heals', async () => {
+    const store = new RedisCounterStore({ url: cluster.url, keyPrefix: 'stall:', commandTimeoutMs: 300 });
+    const now = Date.now();
+    try {
+      await store.ready();
+      assert.equal((await store.consume('k', 1, 10, 60_000, now)).count, 1);
+      const heal = cluster.partition();
+      try {
+        await assert.rejects(store.consume('k', 1, 10, 60_000, now), CounterStoreUnavailableError);
+        // Long enough for a client that sends a command again after its connection closed (100 ms) to have done so.
+        await new Promise((r) => setTimeout(r, 400));
+      } finally {
+        heal();
+      }
+      let count: number | undefined;
+      for (const until = Date.now() + 10_000; count === undefined && Date.now() < until; await new Promise((r) => setTimeout(r, 50))) {
+        count = await store.get('k', now).catch(() => undefined);
+      }
+      // Before: the node's connection was reset while the cluster client stayed ready, and it sent the command again
+      // on a new connection, which delivered it once the partition healed: 2.
+      assert.equal(count, 1);
+    } finally {
+      await store.close();
     }
   });
 });

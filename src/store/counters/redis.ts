@@ -1,10 +1,11 @@
 // The shared CounterStore for many replicas: Redis, one atomic Lua script per operation, failing fast when Redis is away.
-import type { Redis } from 'ioredis';
+import { createHash } from 'node:crypto';
 import { loadIoredis } from '../ioredis.js';
 import { silentLogger, type Logger } from '../../lib/logger.js';
 import { TimeoutError, withTimeout } from '../../lib/with-timeout.js';
-import { guardHandshake } from '../redis-handshake.js';
+import { closeRedis, openRedisClient, type RedisClient } from '../redis-client.js';
 import { dropStalledConnection } from '../redis-stall.js';
+import { parseRedisTarget } from '../redis-target.js';
 import {
   checkBurst,
   checkCount,
@@ -20,7 +21,7 @@ import { CounterStoreUnavailableError } from './errors.js';
 import { ADJUST_FIXED, CONSUME_FIXED, CONSUME_ROLLING, CONSUME_SMOOTHED, RESERVE_FIXED, SETTLE_FIXED } from './redis-scripts.js';
 
 export interface RedisCounterStoreOptions {
-  /** Default `redis://127.0.0.1:6379`. */
+  /** Default `redis://127.0.0.1:6379`; any form of redis-target.ts. */
   url?: string;
   /** Prepended to every key (default `tollgate:counters:`), so deployments and test runs can share a server. */
   keyPrefix?: string;
@@ -49,11 +50,18 @@ interface CounterCommands {
  */
 export const COMMAND_BACKSTOP_MS = 15_000;
 
-/** Longest wait for QUIT at close (a stalled connection would never answer it). */
-const QUIT_TIMEOUT_MS = 500;
-
 /** Server replies that mean "not now" rather than "bad script" (a server at its maxclients says so with a plain ERR). */
 const UNAVAILABLE_REPLY = /^(LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BUSY|OOM|MISCONF|NOREPLICAS)\b|^ERR max number of clients reached/;
+
+/**
+ * A counter's keys in a cluster: one script reads and writes two of them (a window and its holds, a log and its
+ * total), which must then sit in one slot, so the counter's key is their hash tag. A key with a `}` of its own would
+ * end the tag early or leave it empty (then each key is hashed whole, to two slots): its digest is the tag instead.
+ */
+function clusterKey(kind: string, key: string): string {
+  const tag = key.includes('}') ? createHash('sha256').update(key).digest('base64url') : key;
+  return `${kind}:{${tag}}`;
+}
 
 /**
  * Commands are never queued while disconnected (enableOfflineQueue off, one retry): during an outage each call fails
@@ -62,36 +70,32 @@ const UNAVAILABLE_REPLY = /^(LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BU
  * @example const counters = new RedisCounterStore({ url: 'redis://redis:6379' }); await counters.ready();
  */
 export class RedisCounterStore implements CounterStore {
-  readonly #redis: Redis & CounterCommands;
+  readonly #redis: RedisClient & CounterCommands;
   readonly #connectTimeoutMs: number;
   readonly #commandTimeoutMs: number;
   readonly #logger: Logger;
+  /** The key of one counter's data of `kind` (see #key). */
+  readonly #key: (kind: string, key: string) => string;
 
   constructor(opts: RedisCounterStoreOptions = {}) {
     const logger = opts.logger ?? silentLogger;
     this.#logger = logger;
     this.#connectTimeoutMs = opts.connectTimeoutMs ?? 1000;
     this.#commandTimeoutMs = opts.commandTimeoutMs ?? COMMAND_BACKSTOP_MS;
-    const redis = new (loadIoredis().Redis)(opts.url ?? 'redis://127.0.0.1:6379', {
+    const redis = openRedisClient(parseRedisTarget(opts.url ?? 'redis://127.0.0.1:6379'), {
       keyPrefix: opts.keyPrefix ?? 'tollgate:counters:',
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      connectTimeout: this.#connectTimeoutMs,
-      retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
-      // A command whose caller already got an error (timed out, or its connection dropped) was answered as refused
-      // or let through uncounted: resending it after a reconnect would count it anyway, so that count is dropped.
-      autoResendUnfulfilledCommands: false,
+      connectTimeoutMs: this.#connectTimeoutMs,
+      // Without a listener ioredis prints every failed reconnect; callers learn of outages from the rejected calls.
+      onError: (err) => logger.debug({ err }, 'redis counter store connection error'),
     });
-    // Without a listener ioredis prints every failed reconnect; callers learn of outages from the rejected calls.
-    redis.on('error', (err: Error) => logger.debug({ err }, 'redis counter store connection error'));
-    guardHandshake(redis, this.#connectTimeoutMs);
+    this.#key = redis.isCluster ? clusterKey : (kind, key) => `${kind}:${key}`;
     redis.defineCommand('tgConsumeFixed', { numberOfKeys: 1, lua: CONSUME_FIXED });
     redis.defineCommand('tgAdjustFixed', { numberOfKeys: 1, lua: ADJUST_FIXED });
     redis.defineCommand('tgReserveFixed', { numberOfKeys: 2, lua: RESERVE_FIXED });
     redis.defineCommand('tgSettleFixed', { numberOfKeys: 2, lua: SETTLE_FIXED });
     redis.defineCommand('tgConsumeRolling', { numberOfKeys: 2, lua: CONSUME_ROLLING });
     redis.defineCommand('tgConsumeSmoothed', { numberOfKeys: 1, lua: CONSUME_SMOOTHED });
-    this.#redis = redis as Redis & CounterCommands;
+    this.#redis = redis as RedisClient & CounterCommands;
   }
 
   /** Resolves once connected; rejects with CounterStoreUnavailableError on the first failure or after the connect timeout. */
@@ -119,7 +123,7 @@ export class RedisCounterStore implements CounterStore {
     checkCount('limit', limit);
     checkWindow(windowMs);
     checkNow(nowMs);
-    const [allowed, count, endMs] = await this.#call(() => this.#redis.tgConsumeFixed(`fw:${key}`, nowMs, amount, limit, windowMs));
+    const [allowed, count, endMs] = await this.#call(() => this.#redis.tgConsumeFixed(this.#key('fw', key), nowMs, amount, limit, windowMs));
     return { allowed: allowed === 1, count, remaining: Math.max(0, limit - count), resetAtMs: endMs };
   }
 
@@ -131,7 +135,7 @@ export class RedisCounterStore implements CounterStore {
     checkWindow(windowMs);
     checkNow(nowMs);
     const [allowed, count, endMs, held] = await this.#call(() =>
-      this.#redis.tgReserveFixed(`fw:${key}`, `fwh:${key}`, nowMs, amount, limit, windowMs, id, hold.untilMs),
+      this.#redis.tgReserveFixed(this.#key('fw', key), this.#key('fwh', key), nowMs, amount, limit, windowMs, id, hold.untilMs),
     );
     return { allowed: allowed === 1, count, remaining: Math.max(0, limit - count), resetAtMs: endMs, held };
   }
@@ -139,19 +143,19 @@ export class RedisCounterStore implements CounterStore {
   async settle(key: string, holdId: HoldId, delta: number): Promise<boolean> {
     const id = checkId(holdId);
     checkDelta(delta);
-    return (await this.#call(() => this.#redis.tgSettleFixed(`fw:${key}`, `fwh:${key}`, id, delta))) === 1;
+    return (await this.#call(() => this.#redis.tgSettleFixed(this.#key('fw', key), this.#key('fwh', key), id, delta))) === 1;
   }
 
   async adjust(key: string, delta: number, windowMs: number, nowMs = Date.now()): Promise<number> {
     checkDelta(delta);
     checkWindow(windowMs);
     checkNow(nowMs);
-    return this.#call(() => this.#redis.tgAdjustFixed(`fw:${key}`, nowMs, delta, windowMs));
+    return this.#call(() => this.#redis.tgAdjustFixed(this.#key('fw', key), nowMs, delta, windowMs));
   }
 
   async get(key: string, nowMs = Date.now()): Promise<number> {
     checkNow(nowMs);
-    const [count, endMs] = await this.#call(() => this.#redis.hmget(`fw:${key}`, 'c', 'e'));
+    const [count, endMs] = await this.#call(() => this.#redis.hmget(this.#key('fw', key), 'c', 'e'));
     return count !== null && endMs !== null && nowMs < Number(endMs) ? Number(count) : 0;
   }
 
@@ -161,7 +165,7 @@ export class RedisCounterStore implements CounterStore {
     checkWindow(windowMs);
     checkNow(nowMs);
     const [allowed, count, resetAtMs] = await this.#call(() =>
-      this.#redis.tgConsumeRolling(`rwl:${key}`, `rwt:${key}`, nowMs, amount, limit, windowMs, rollingSlotMs(windowMs)),
+      this.#redis.tgConsumeRolling(this.#key('rwl', key), this.#key('rwt', key), nowMs, amount, limit, windowMs, rollingSlotMs(windowMs)),
     );
     return { allowed: allowed === 1, count, remaining: Math.max(0, limit - count), resetAtMs };
   }
@@ -171,20 +175,12 @@ export class RedisCounterStore implements CounterStore {
     checkBurst('burst', burst);
     checkBurst('weight', weight);
     checkNow(nowMs);
-    const [allowed, retryAfterMs] = await this.#call(() => this.#redis.tgConsumeSmoothed(`sa:${key}`, nowMs, intervalMs, burst, weight));
+    const [allowed, retryAfterMs] = await this.#call(() => this.#redis.tgConsumeSmoothed(this.#key('sa', key), nowMs, intervalMs, burst, weight));
     return { allowed: allowed === 1, retryAfterMs };
   }
 
-  async close(): Promise<void> {
-    if (this.#redis.status === 'ready') {
-      try {
-        await withTimeout(this.#redis.quit(), QUIT_TIMEOUT_MS, 'QUIT');
-        return;
-      } catch {
-        // Fall through: the connection went away while quitting, or did not answer.
-      }
-    }
-    this.#redis.disconnect();
+  close(): Promise<void> {
+    return closeRedis(this.#redis);
   }
 
   /**

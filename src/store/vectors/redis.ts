@@ -1,6 +1,6 @@
 // A shared semantic index on Redis: one hash per scope (field = entry key, value = binary entry with its expiry),
 // scanned in the gateway. Every lookup reads the scope's whole hash, so keep scopes to a few thousand entries.
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis-client.js';
 import { CACHE_COMMAND_TIMEOUT_MS } from '../caches/cache-store.js';
 import { redisCall } from '../caches/redis.js';
 import type { VectorIndex, VectorMatch } from './vector-index.js';
@@ -18,7 +18,7 @@ interface AddCommand {
 
 export interface RedisVectorIndexOptions {
   /** A shared client (not closed here); caches use one without an offline queue, see openCacheRedis. */
-  client: Redis;
+  client: RedisClient;
   /** Default `tollgate:semantic:`. */
   keyPrefix?: string;
   maxEntriesPerScope?: number;
@@ -28,7 +28,7 @@ export interface RedisVectorIndexOptions {
 }
 
 export class RedisVectorIndex implements VectorIndex {
-  readonly #redis: Redis & AddCommand;
+  readonly #redis: RedisClient & AddCommand;
   readonly #prefix: string;
   readonly #maxEntries: number;
   readonly #now: () => number;
@@ -36,7 +36,7 @@ export class RedisVectorIndex implements VectorIndex {
 
   constructor(opts: RedisVectorIndexOptions) {
     opts.client.defineCommand('tgVectorAdd', { numberOfKeys: 1, lua: ADD });
-    this.#redis = opts.client as Redis & AddCommand;
+    this.#redis = opts.client as RedisClient & AddCommand;
     this.#prefix = opts.keyPrefix ?? 'tollgate:semantic:';
     this.#maxEntries = opts.maxEntriesPerScope ?? 2000;
     this.#now = opts.now ?? Date.now;

@@ -1,6 +1,8 @@
-// Semantic-index backends for the shared test suite: memory always, Redis when REDIS_URL is set, PostgreSQL when
-// DATABASE_URL is set (each run in its own key prefix or schema).
+// Semantic-index backends for the shared test suite: memory always, Redis when REDIS_URL is set (and a Redis Cluster
+// of the test's own where redis-server is installed too), PostgreSQL when DATABASE_URL is set (each run in its own
+// key prefix or schema).
 import { randomBase62 } from '../keys.js';
+import { REDIS_DEPLOYMENTS_SKIP, onRedisDeployment, startRedisCluster } from '../test-redis-servers.js';
 import { deleteKeys } from '../counters/test-counter-stores.js';
 import { openCacheRedis, redisReady } from '../caches/redis.js';
 import { DATABASE_BACKENDS } from '../test-databases.js';
@@ -16,7 +18,7 @@ export interface TestVectorIndex {
 }
 
 export interface VectorBackend {
-  name: 'memory' | 'redis' | 'postgres';
+  name: 'memory' | 'redis' | 'redis cluster' | 'postgres';
   skip?: string;
   create(opts: { maxEntriesPerScope?: number; now?: () => number }): Promise<TestVectorIndex>;
 }
@@ -35,19 +37,12 @@ export const VECTOR_BACKENDS: VectorBackend[] = [
   {
     name: 'redis',
     skip: REDIS_URL ? undefined : 'REDIS_URL not set',
-    async create(opts) {
-      const keyPrefix = `tollgate:test:${randomBase62(12)}:`;
-      const client = openCacheRedis(REDIS_URL!, silentLogger);
-      await redisReady(client);
-      const index = new RedisVectorIndex({ client, keyPrefix, commandTimeoutMs: 1000, ...opts });
-      return {
-        index,
-        async dispose() {
-          client.disconnect();
-          await deleteKeys(REDIS_URL!, keyPrefix);
-        },
-      };
-    },
+    create: (opts) => redisIndex(REDIS_URL!, opts),
+  },
+  {
+    name: 'redis cluster',
+    skip: REDIS_DEPLOYMENTS_SKIP,
+    create: (opts) => onRedisDeployment(startRedisCluster, (url) => redisIndex(url, opts)),
   },
   {
     name: 'postgres',
@@ -66,3 +61,18 @@ export const VECTOR_BACKENDS: VectorBackend[] = [
     },
   },
 ];
+
+/** A semantic index on the Redis at `url`, in a key prefix of its own. */
+async function redisIndex(url: string, opts: { maxEntriesPerScope?: number; now?: () => number }): Promise<TestVectorIndex> {
+  const keyPrefix = `tollgate:test:${randomBase62(12)}:`;
+  const client = openCacheRedis(url, silentLogger);
+  await redisReady(client);
+  const index = new RedisVectorIndex({ client, keyPrefix, commandTimeoutMs: 1000, ...opts });
+  return {
+    index,
+    async dispose() {
+      client.disconnect();
+      await deleteKeys(url, keyPrefix);
+    },
+  };
+}

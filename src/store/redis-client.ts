@@ -1,0 +1,108 @@
+// One way to open Redis for counters and caches, whatever `--redis` names (redis-target.ts): a server, a primary that
+// Sentinel watches, or a cluster. The callers give up on a command themselves (their own deadlines), so every form is
+// set to fail fast and, as far as ioredis allows (see clusterOptions), never to send a command again on its own: a
+// retry the caller no longer waits for would count a request already refused or let through uncounted.
+import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
+import { withTimeout } from '../lib/with-timeout.js';
+import { loadIoredis } from './ioredis.js';
+import { guardHandshake } from './redis-handshake.js';
+import type { RedisTarget } from './redis-target.js';
+
+export type RedisClient = Redis | Cluster;
+
+export interface RedisClientOptions {
+  /** Prepended by ioredis to every key of every command. */
+  keyPrefix?: string;
+  /** A connection (or a cluster's map of slots) not ready this long after connecting is dropped and tried again. */
+  connectTimeoutMs: number;
+  /** Connection errors, which the client recovers from on its own; callers learn of outages from their calls. */
+  onError: (err: Error) => void;
+}
+
+const retryStrategy = (attempt: number): number => Math.min(attempt * 200, 2000);
+
+/**
+ * A primary demoted by a failover answers writes with READONLY for as long as the connection lasts: reconnect (through
+ * Sentinel, to the new primary; through DNS, for a managed service's primary endpoint) without resending the command,
+ * which has failed.
+ */
+const reconnectOnError = (err: Error): 1 | false => (err.message.startsWith('READONLY') ? 1 : false);
+
+/** Options for every connection to a server: no offline queue, one try, nothing resent after a reconnect. */
+function connectionOptions(opts: RedisClientOptions, credentials: { username?: string; password?: string; tls?: boolean }): RedisOptions {
+  return {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: opts.connectTimeoutMs,
+    retryStrategy,
+    autoResendUnfulfilledCommands: false,
+    reconnectOnError,
+    ...(credentials.username !== undefined && { username: credentials.username }),
+    ...(credentials.password !== undefined && { password: credentials.password }),
+    ...(credentials.tls && { tls: {} }),
+  };
+}
+
+/** @example const redis = openRedisClient(parseRedisTarget(flags.redis), { connectTimeoutMs: 1000, onError: log }); */
+export function openRedisClient(target: RedisTarget, opts: RedisClientOptions): RedisClient {
+  const io = loadIoredis();
+  let client: RedisClient;
+  if (target.kind === 'cluster') {
+    const cluster = new io.Cluster(target.nodes, clusterOptions(target, opts));
+    // Each node's connection: a cluster's own deadline covers only its map of slots.
+    cluster.on('+node', (node: Redis) => guardHandshake(node, opts.connectTimeoutMs));
+    client = cluster;
+  } else {
+    const redis =
+      target.kind === 'single'
+        ? new io.Redis(target.url, { ...connectionOptions(opts, {}), keyPrefix: opts.keyPrefix })
+        : new io.Redis({
+            ...connectionOptions(opts, target),
+            keyPrefix: opts.keyPrefix,
+            sentinels: target.sentinels,
+            name: target.name,
+            db: target.db,
+            ...(target.tls && { enableTLSForSentinelMode: true, sentinelTLS: {} }),
+            // Told of a switch at once (Sentinel's +switch-master), rather than at the old primary's first READONLY.
+            failoverDetector: true,
+          });
+    guardHandshake(redis, opts.connectTimeoutMs);
+    client = redis;
+  }
+  client.on('error', opts.onError);
+  return client;
+}
+
+function clusterOptions(target: Extract<RedisTarget, { kind: 'cluster' }>, opts: RedisClientOptions): ClusterOptions {
+  return {
+    keyPrefix: opts.keyPrefix,
+    enableOfflineQueue: false,
+    slotsRefreshTimeout: opts.connectTimeoutMs,
+    clusterRetryStrategy: retryStrategy,
+    // A command refused while slots have no primary (CLUSTERDOWN, a failover in progress) is not tried again later:
+    // its caller has its answer. MOVED and ASK are still followed at once (a redirection, not a failure), and a
+    // command whose node connection closed under it is sent again after 100 ms (retryDelayOnFailover's default),
+    // which the client's own reconnections rely on; see dropStalledConnection for the connections tollgate drops.
+    retryDelayOnClusterDown: 0,
+    // ioredis keeps each node's own offline queue and, for nodes, no reconnecting: the cluster finds them again.
+    redisOptions: connectionOptions(opts, target),
+  };
+}
+
+/** Longest wait for QUIT at close (a stalled connection would never answer it). */
+const QUIT_TIMEOUT_MS = 500;
+
+/**
+ * Quits politely when connected, then drops whatever is left: a connection that did not answer QUIT, and the
+ * connections to Sentinels that watch for a failover, which QUIT alone leaves open (and the process running).
+ */
+export async function closeRedis(client: RedisClient): Promise<void> {
+  if (client.status === 'ready') {
+    try {
+      await withTimeout(client.quit(), QUIT_TIMEOUT_MS, 'QUIT');
+    } catch {
+      // The connection went away while quitting, or did not answer.
+    }
+  }
+  client.disconnect();
+}
