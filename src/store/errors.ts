@@ -71,13 +71,16 @@ export function isDatabaseUnavailable(err: unknown): boolean {
 
 /** `url` with any password replaced, for messages. */
 export function redactUrl(url: string): string {
+  let redacted: string;
   try {
     const u = new URL(url);
     if (u.password) u.password = '***';
-    return u.href;
+    redacted = u.href;
   } catch {
     // No WHATWG URL (`redis+cluster://u:pw@a:1,b:2`, a typo): the password between `//user:` and the last `@` of the
     // authority goes all the same.
-    return url.replace(/^([^/]*\/\/[^/?#@:]*:)[^/?#]*@/, '$1***@');
+    redacted = url.replace(/^([^/]*\/\/[^/?#@:]*:)[^/?#]*@/, '$1***@');
   }
+  // And a password given as a parameter (`?sentinelPassword=`).
+  return redacted.replace(/([?&][^=&#]*password=)[^&#]*/gi, '$1***');
 }

@@ -62,6 +62,8 @@ export function openRedisClient(target: RedisTarget, opts: RedisClientOptions): 
             sentinels: target.sentinels,
             name: target.name,
             db: target.db,
+            sentinelUsername: target.sentinelUsername,
+            sentinelPassword: target.sentinelPassword,
             ...(target.tls && { enableTLSForSentinelMode: true, sentinelTLS: {} }),
             // Told of a switch at once (Sentinel's +switch-master), rather than at the old primary's first READONLY.
             failoverDetector: true,
@@ -105,4 +107,13 @@ export async function closeRedis(client: RedisClient): Promise<void> {
     }
   }
   client.disconnect();
+}
+
+/**
+ * `err`'s message, with the node's own error a cluster keeps beside its "Failed to refresh slots cache." (a wrong
+ * password, a refused connection), which alone says why.
+ */
+export function redisErrorMessage(err: Error): string {
+  const node = (err as { lastNodeError?: Error }).lastNodeError;
+  return node ? `${err.message} ${node.message}` : err.message;
 }

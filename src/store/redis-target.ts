@@ -16,7 +16,7 @@ interface Credentials {
 
 export type RedisTarget =
   | { kind: 'single'; url: string }
-  | ({ kind: 'sentinel'; sentinels: RedisNode[]; name: string; db: number } & Credentials)
+  | ({ kind: 'sentinel'; sentinels: RedisNode[]; name: string; db: number; sentinelUsername?: string; sentinelPassword?: string } & Credentials)
   | ({ kind: 'cluster'; nodes: RedisNode[] } & Credentials);
 
 /** `--redis` that is none of the forms above; the message says what was expected. */
@@ -24,7 +24,10 @@ export class RedisUrlError extends Error {}
 
 const SCHEME = /^(rediss?)(?:\+(sentinel|cluster))?:\/\//i;
 
-export const REDIS_URL_FORMS = 'redis://, rediss://, redis+sentinel://HOST:PORT[,HOST:PORT...]/NAME[/DB] or redis+cluster://HOST:PORT[,HOST:PORT...]';
+export const REDIS_URL_FORMS = 'redis://, rediss://, redis+sentinel://HOST:PORT[,HOST:PORT...]/NAME[/DB][?sentinelPassword=...] or redis+cluster://HOST:PORT[,HOST:PORT...]';
+
+/** What Sentinels themselves ask of a client (Bitnami's chart protects them with the primary's password by default). */
+const SENTINEL_PARAMETERS = ['sentinelUsername', 'sentinelPassword'] as const;
 
 /** Sentinel's and Redis's own default ports. */
 const DEFAULT_PORT = { sentinel: 26379, cluster: 6379 } as const;
@@ -42,21 +45,40 @@ export function parseRedisTarget(text: string): RedisTarget {
   const authorityEnd = rest.search(/[/?#]/);
   const authority = authorityEnd < 0 ? rest : rest.slice(0, authorityEnd);
   const tail = authorityEnd < 0 ? '' : rest.slice(authorityEnd);
-  if (/[?#]/.test(tail)) throw new RedisUrlError(`${scheme[0]}... takes no query or fragment`);
+  if (tail.includes('#')) throw new RedisUrlError(`${scheme[0]}... takes no fragment`);
+  const queryStart = tail.indexOf('?');
+  const pathText = queryStart < 0 ? tail : tail.slice(0, queryStart);
+  const query = queryStart < 0 ? undefined : tail.slice(queryStart + 1);
   const at = authority.lastIndexOf('@');
   const credentials = { ...userinfo(at < 0 ? '' : authority.slice(0, at)), tls: scheme[1].toLowerCase() === 'rediss' };
   const hosts = authority.slice(at + 1);
   if (hosts === '') throw new RedisUrlError(`${scheme[0]}... needs at least one HOST:PORT`);
   const nodes = hosts.split(',').map((h) => node(h, DEFAULT_PORT[mode]));
-  const path = tail.split('/').slice(1);
+  const path = pathText.split('/').slice(1);
   if (mode === 'cluster') {
     if (path.some((p) => p !== '')) throw new RedisUrlError('redis+cluster://... takes no path: a cluster has database 0 only');
+    if (query !== undefined) throw new RedisUrlError('redis+cluster://... takes no query');
     return { kind: 'cluster', nodes, ...credentials };
   }
   const [name = '', db = '0', ...more] = path;
   if (name === '') throw new RedisUrlError('redis+sentinel://HOSTS/NAME: the primary group Sentinel watches is missing');
-  if (more.some((p) => p !== '') || !/^\d{1,5}$/.test(db)) throw new RedisUrlError(`redis+sentinel://HOSTS/NAME/DB: expected a database number after the name, got "${tail}"`);
-  return { kind: 'sentinel', sentinels: nodes, name: decode(name), db: Number(db), ...credentials };
+  if (more.some((p) => p !== '') || !/^\d{1,5}$/.test(db)) throw new RedisUrlError(`redis+sentinel://HOSTS/NAME/DB: expected a database number after the name, got "${pathText}"`);
+  return { kind: 'sentinel', sentinels: nodes, name: decode(name), db: Number(db), ...credentials, ...sentinelParameters(query) };
+}
+
+/** `sentinelUsername` and `sentinelPassword`, each at most once; anything else is refused rather than ignored. */
+function sentinelParameters(query: string | undefined): { sentinelUsername?: string; sentinelPassword?: string } {
+  if (query === undefined) return {};
+  const out: Record<string, string> = {};
+  for (const part of query.split('&')) {
+    if (part === '') continue;
+    const eq = part.indexOf('=');
+    const key = decode(eq < 0 ? part : part.slice(0, eq));
+    if (!(SENTINEL_PARAMETERS as readonly string[]).includes(key)) throw new RedisUrlError(`redis+sentinel://...: unknown parameter "${key}" (it takes ${SENTINEL_PARAMETERS.join(' and ')})`);
+    if (key in out) throw new RedisUrlError(`redis+sentinel://...: ${key} given twice`);
+    out[key] = decode(eq < 0 ? '' : part.slice(eq + 1));
+  }
+  return out;
 }
 
 function userinfo(text: string): { username?: string; password?: string } {

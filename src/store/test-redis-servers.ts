@@ -19,6 +19,11 @@ export const REDIS_DEPLOYMENTS_SKIP = !process.env.REDIS_URL
     ? 'redis-server is not installed'
     : undefined;
 
+export interface DeploymentOptions {
+  /** Required by every server and Sentinel; the deployment's url carries it. */
+  password?: string;
+}
+
 export interface RedisDeployment {
   /** For `--redis`. */
   url: string;
@@ -44,9 +49,6 @@ export interface RedisSentinelDeployment extends RedisDeployment {
   failover(): Promise<void>;
 }
 
-async function cli(port: number, ...args: string[]): Promise<string> {
-  return (await run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args])).stdout.trim();
-}
 
 async function until(what: string, check: () => Promise<boolean>, ms = 15_000): Promise<void> {
   const deadline = Date.now() + ms;
@@ -61,31 +63,57 @@ async function until(what: string, check: () => Promise<boolean>, ms = 15_000): 
   }
 }
 
+const userinfo = (password: string | undefined): string => (password === undefined ? '' : `:${encodeURIComponent(password)}@`);
+
 /** Starts the processes of one deployment and stops every one of them (and removes their directory) together. */
 class Processes {
   readonly #children: ChildProcess[] = [];
-  constructor(readonly dir: string) {
+  constructor(
+    readonly dir: string,
+    /** Every server's and Sentinel's (`requirepass`), when set. */
+    readonly password?: string,
+  ) {
     // A test process that dies before its after hook must not leave servers behind.
     process.once('exit', () => {
       for (const child of this.#children) child.kill('SIGKILL');
     });
   }
 
-  static async create(): Promise<Processes> {
-    return new Processes(await mkdtemp(join(tmpdir(), 'tollgate-redis-')));
+  static async create(password?: string): Promise<Processes> {
+    return new Processes(await mkdtemp(join(tmpdir(), 'tollgate-redis-')), password);
+  }
+
+  /** redis-cli's output for one command to the server or Sentinel on `port`. */
+  async cli(port: number, ...args: string[]): Promise<string> {
+    const env = this.password === undefined ? process.env : { ...process.env, REDISCLI_AUTH: this.password };
+    return (await run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], { env })).stdout.trim();
   }
 
   async server(port: number, ...args: string[]): Promise<void> {
-    const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir, ...args], { stdio: 'ignore' });
+    const auth = this.password === undefined ? [] : ['--requirepass', this.password, '--masterauth', this.password];
+    const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir, ...auth, ...args], { stdio: 'ignore' });
     this.#children.push(child);
-    await until(`redis-server on ${port}`, async () => (await cli(port, 'PING')) === 'PONG');
+    await until(`redis-server on ${port}`, async () => (await this.cli(port, 'PING')) === 'PONG');
   }
 
-  async sentinel(port: number, config: string): Promise<void> {
+  /** A Sentinel watching `tollgate` (the primary on `primary`, its replica on `replica`). */
+  async sentinel(port: number, primary: number, replica: number): Promise<void> {
     const file = join(this.dir, `sentinel-${port}.conf`);
-    await writeFile(file, `port ${port}\nbind 127.0.0.1\ndir ${this.dir}\n${config}`);
+    const config = [
+      `port ${port}`,
+      'bind 127.0.0.1',
+      `dir ${this.dir}`,
+      `sentinel monitor tollgate 127.0.0.1 ${primary} 1`,
+      // Told of the replica up front: found through the primary's INFO, it took Sentinel up to 10 s to know it.
+      `sentinel known-replica tollgate 127.0.0.1 ${replica}`,
+      'sentinel down-after-milliseconds tollgate 1000',
+      'sentinel failover-timeout tollgate 5000',
+      // Quoted: a password may hold spaces (Redis reads a configuration line's double quotes and backslashes as JSON does).
+      ...(this.password === undefined ? [] : [`sentinel auth-pass tollgate ${JSON.stringify(this.password)}`, `requirepass ${JSON.stringify(this.password)}`]),
+    ];
+    await writeFile(file, `${config.join('\n')}\n`);
     this.#children.push(spawn('redis-server', [file, '--sentinel'], { stdio: 'ignore' }));
-    await until(`sentinel on ${port}`, async () => (await cli(port, 'PING')) === 'PONG');
+    await until(`sentinel on ${port}`, async () => (await this.cli(port, 'PING')) === 'PONG');
   }
 
   async stop(): Promise<void> {
@@ -119,8 +147,8 @@ export async function onRedisDeployment<T extends { dispose(): Promise<void> }>(
  * Three primaries sharing the 16,384 slots, no replicas. Clients reach each node through a TCP proxy of this process,
  * which the node announces as its address, so a test can partition them.
  */
-export async function startRedisCluster(): Promise<RedisClusterDeployment> {
-  const procs = await Processes.create();
+export async function startRedisCluster(opts: DeploymentOptions = {}): Promise<RedisClusterDeployment> {
+  const procs = await Processes.create(opts.password);
   const proxies: TcpProxy[] = [];
   try {
     const ports = [await freePort(), await freePort(), await freePort()];
@@ -135,20 +163,20 @@ export async function startRedisCluster(): Promise<RedisClusterDeployment> {
     // What `redis-cli --cluster create` does, without its pauses of a second: a third of the slots each, then meet.
     for (const [i, port] of ports.entries()) {
       // Distinct epochs up front: nodes that all start at 0 settle who owns what slowly, by collisions.
-      await cli(port, 'CLUSTER', 'SET-CONFIG-EPOCH', String(i + 1));
-      await cli(port, 'CLUSTER', 'ADDSLOTSRANGE', String(Math.floor((16384 * i) / 3)), String(Math.floor((16384 * (i + 1)) / 3) - 1));
+      await procs.cli(port, 'CLUSTER', 'SET-CONFIG-EPOCH', String(i + 1));
+      await procs.cli(port, 'CLUSTER', 'ADDSLOTSRANGE', String(Math.floor((16384 * i) / 3)), String(Math.floor((16384 * (i + 1)) / 3) - 1));
     }
-    for (const [i, port] of ports.entries()) if (i > 0) await cli(ports[0], 'CLUSTER', 'MEET', '127.0.0.1', String(port), String(busPorts[i]));
+    for (const [i, port] of ports.entries()) if (i > 0) await procs.cli(ports[0], 'CLUSTER', 'MEET', '127.0.0.1', String(port), String(busPorts[i]));
     // Every node must know the whole map before a client asks any of them for it.
     for (const port of ports) {
-      await until(`cluster node ${port}`, async () => /cluster_state:ok/.test(await cli(port, 'CLUSTER', 'INFO')) && /cluster_known_nodes:3/.test(await cli(port, 'CLUSTER', 'INFO')));
+      await until(`cluster node ${port}`, async () => /cluster_state:ok/.test(await procs.cli(port, 'CLUSTER', 'INFO')) && /cluster_known_nodes:3/.test(await procs.cli(port, 'CLUSTER', 'INFO')));
     }
     const stop = async () => {
       await Promise.all(proxies.map((p) => p.close()));
       await procs.stop();
     };
     return {
-      url: `redis+cluster://${proxies.map((p) => `127.0.0.1:${p.port}`).join(',')}`,
+      url: `redis+cluster://${userinfo(opts.password)}${proxies.map((p) => `127.0.0.1:${p.port}`).join(',')}`,
       partition() {
         for (const p of proxies) p.stall();
         return () => proxies.forEach((p) => p.unstall());
@@ -163,27 +191,26 @@ export async function startRedisCluster(): Promise<RedisClusterDeployment> {
 }
 
 /** A primary, its replica, and one Sentinel (quorum 1) watching them as `tollgate`. */
-export async function startRedisSentinel(): Promise<RedisSentinelDeployment> {
-  const procs = await Processes.create();
+export async function startRedisSentinel(opts: DeploymentOptions = {}): Promise<RedisSentinelDeployment> {
+  const procs = await Processes.create(opts.password);
   try {
     const [primary, replica, sentinel] = [await freePort(), await freePort(), await freePort()];
     // Redis waits 5 s for more replicas before a diskless full sync by default.
     await procs.server(primary, '--repl-diskless-sync-delay', '0');
     await procs.server(replica, '--replicaof', '127.0.0.1', String(primary));
-    await until('replica in sync', async () => /master_link_status:up/.test(await cli(replica, 'INFO', 'replication')));
-    // Told of the replica up front: found through the primary's INFO, it took Sentinel up to 10 s to know it.
-    await procs.sentinel(sentinel, [`sentinel monitor tollgate 127.0.0.1 ${primary} 1`, `sentinel known-replica tollgate 127.0.0.1 ${replica}`, 'sentinel down-after-milliseconds tollgate 1000', 'sentinel failover-timeout tollgate 5000', ''].join('\n'));
-    const primaryPort = async () => (await cli(sentinel, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', 'tollgate')).split('\n')[1];
+    await until('replica in sync', async () => /master_link_status:up/.test(await procs.cli(replica, 'INFO', 'replication')));
+    await procs.sentinel(sentinel, primary, replica);
+    const primaryPort = async () => (await procs.cli(sentinel, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', 'tollgate')).split('\n')[1];
     return {
-      url: `redis+sentinel://127.0.0.1:${sentinel}/tollgate`,
+      url: `redis+sentinel://${userinfo(opts.password)}127.0.0.1:${sentinel}/tollgate${opts.password === undefined ? '' : `?sentinelPassword=${encodeURIComponent(opts.password)}`}`,
       primary: async () => `redis://127.0.0.1:${await primaryPort()}`,
       async failover() {
         const before = await primaryPort();
         // Replication is asynchronous, and Sentinel does not wait for it: what the replica has not received yet would
         // be lost with the switch. Not what the tests look at, so it has everything first.
-        await cli(Number(before), 'WAIT', '1', '5000');
+        await procs.cli(Number(before), 'WAIT', '1', '5000');
         // NOGOODSLAVE until Sentinel has heard from the replica lately enough to trust it.
-        await until('sentinel accepts a failover', async () => (await cli(sentinel, 'SENTINEL', 'FAILOVER', 'tollgate')) === 'OK');
+        await until('sentinel accepts a failover', async () => (await procs.cli(sentinel, 'SENTINEL', 'FAILOVER', 'tollgate')) === 'OK');
         await until('sentinel failover', async () => (await primaryPort()) !== before);
       },
       stop: () => procs.stop(),

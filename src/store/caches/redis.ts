@@ -4,7 +4,7 @@ import type { Cluster, Redis } from 'ioredis';
 import { loadIoredis } from '../ioredis.js';
 import { silentLogger, type Logger } from '../../lib/logger.js';
 import { TimeoutError, withTimeout } from '../../lib/with-timeout.js';
-import { closeRedis, openRedisClient, type RedisClient } from '../redis-client.js';
+import { closeRedis, openRedisClient, redisErrorMessage, type RedisClient } from '../redis-client.js';
 import { dropStalledConnection } from '../redis-stall.js';
 import { parseRedisTarget } from '../redis-target.js';
 import { CACHE_COMMAND_TIMEOUT_MS, CACHE_PURGE_TIMEOUT_MS, CacheStoreUnavailableError, type CacheStore } from './cache-store.js';
@@ -70,7 +70,7 @@ export async function redisCall<T>(redis: RedisClient, command: () => Promise<T>
   } catch (err) {
     if (err instanceof TimeoutError) dropStalledConnection(redis);
     if (err instanceof loadIoredis().ReplyError && !UNAVAILABLE_REPLY.test((err as Error).message)) throw err;
-    throw new CacheStoreUnavailableError(`Redis is unavailable: ${(err as Error).message}`, { cause: err });
+    throw new CacheStoreUnavailableError(`Redis is unavailable: ${redisErrorMessage(err as Error)}`, { cause: err });
   }
 }
 

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { loadIoredis } from '../ioredis.js';
 import { silentLogger, type Logger } from '../../lib/logger.js';
 import { TimeoutError, withTimeout } from '../../lib/with-timeout.js';
-import { closeRedis, openRedisClient, type RedisClient } from '../redis-client.js';
+import { closeRedis, openRedisClient, redisErrorMessage, type RedisClient } from '../redis-client.js';
 import { dropStalledConnection } from '../redis-stall.js';
 import { parseRedisTarget } from '../redis-target.js';
 import {
@@ -107,7 +107,7 @@ export class RedisCounterStore implements CounterStore {
         clearTimeout(timer);
         redis.off('ready', onReady);
         redis.off('error', onError);
-        if (err) reject(new CounterStoreUnavailableError(`Redis is unavailable: ${err.message}`, { cause: err }));
+        if (err) reject(new CounterStoreUnavailableError(`Redis is unavailable: ${redisErrorMessage(err)}`, { cause: err }));
         else resolve();
       };
       const onReady = () => done();
@@ -208,7 +208,7 @@ export class RedisCounterStore implements CounterStore {
       if (err instanceof TimeoutError) this.#dropStalledConnection();
       // A ReplyError is Redis rejecting the command itself (a bug here), except for the transient states above.
       if (err instanceof loadIoredis().ReplyError && !UNAVAILABLE_REPLY.test((err as Error).message)) throw err;
-      throw new CounterStoreUnavailableError(`Redis is unavailable: ${(err as Error).message}`, { cause: err });
+      throw new CounterStoreUnavailableError(`Redis is unavailable: ${redisErrorMessage(err as Error)}`, { cause: err });
     }
   }
 }
