@@ -221,7 +221,7 @@ describe('three replicas sharing PostgreSQL and Redis', { skip }, () => {
       let sum = 0;
       let cursor = '0';
       do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', `${keyPrefix}fw:apim:pt:tokens-ops:developer.app.id:${tokensApp.appId}:*`, 'COUNT', 1000);
+        const [next, keys] = await redis.scan(cursor, 'MATCH', `${keyPrefix}counters:fw:apim:pt:tokens-ops:developer.app.id:${tokensApp.appId}:*`, 'COUNT', 1000);
         for (const key of keys) sum += Number((await redis.hget(key, 'c')) ?? 0);
         cursor = next;
       } while (cursor !== '0');

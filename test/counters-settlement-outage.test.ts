@@ -60,7 +60,7 @@ describe('a token settlement while Redis cannot take it', { skip: redisSkip }, (
       redisKeyPrefix: keyPrefix,
     });
     await untilEndpoints(gw);
-    direct = new RedisCounterStore({ url: REDIS_URL!, keyPrefix });
+    direct = new RedisCounterStore({ url: REDIS_URL!, keyPrefix: `${keyPrefix}counters:` });
     await direct.ready();
   });
 

@@ -51,6 +51,9 @@ describe('tollgate serve with a --db or --redis it cannot use', () => {
     const cases: [string[], RegExp][] = [
       [['--redis', `redis://127.0.0.1:${closed}`], /^tollgate: --redis redis:\/\/127\.0\.0\.1:\d+: Redis is unavailable: .*ECONNREFUSED/],
       [['--redis', 'http://127.0.0.1:6379'], /--redis: expected redis:\/\/, rediss:\/\/, redis\+sentinel:\/\/.* or redis\+cluster:\/\/.*, got "http:\/\/127\.0\.0\.1:6379\/?"$/],
+      // A password holding an unencoded `/` (base64): no piece of it in the message.
+      [['--redis', 'redis+sentinel://:Zm9v/s3cret@127.0.0.1:1/m'], /--redis: a host is no HOST:PORT \(a user or password holding .* must be percent-encoded .*\), got "redis\+sentinel:\/\/\*\*\*@127\.0\.0\.1:1\/m"$/],
+      [['--redis', 'redis://u:s3cret/x@127.0.0.1:1'], /--redis: not a URL \(a user or password holding/],
       [['--redis', 'redis+sentinel://:s3cret@127.0.0.1:1'], /--redis: redis\+sentinel:\/\/HOSTS\/NAME: the primary group Sentinel watches is missing, got "redis\+sentinel:\/\/:\*\*\*@127\.0\.0\.1:1"$/],
       [['--redis', `redis+cluster://:s3cret@127.0.0.1:${closed}`], /^tollgate: --redis redis\+cluster:\/\/:\*\*\*@127\.0\.0\.1:\d+: Redis is unavailable: /],
       [['--redis', `redis+sentinel://127.0.0.1:${closed}/primary`], /^tollgate: --redis redis\+sentinel:\/\/127\.0\.0\.1:\d+\/primary: Redis is unavailable: /],

@@ -1,7 +1,7 @@
 // Whole gateways on the Redis deployments platform teams run besides a single server: a Redis Cluster (two gateways
 // sharing one quota and one answer cache, whose keys spread over three primaries) and a primary that Sentinel watches
-// (counting goes on, on the new primary, after a failover). Each deployment is this file's own, started from
-// test-redis-servers.ts.
+// (counting goes on, on the new primary, after a failover), each this file's own, started from test-redis-servers.ts;
+// and deployments kept apart on the shared server by `?keyPrefix=`.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -11,6 +11,8 @@ import { Redis } from 'ioredis';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import type { Manifest } from '../src/config/manifest.js';
 import { silentLogger } from '../src/lib/logger.js';
+import { deleteKeys } from '../src/store/counters/test-counter-stores.js';
+import { randomBase62 } from '../src/store/keys.js';
 import { REDIS_DEPLOYMENTS_SKIP, startRedisCluster, startRedisSentinel, type RedisClusterDeployment, type RedisSentinelDeployment } from '../src/store/test-redis-servers.js';
 import { awayFromWindowEdge, call, codeOf, createApp, quotaReport, until, untilKeyKnown, type Answer } from './helpers/apim-admin.js';
 import { manifest } from './helpers/manifests.js';
@@ -91,8 +93,18 @@ describe('two gateways on a Redis Cluster', { skip: REDIS_DEPLOYMENTS_SKIP }, ()
     const questions = Array.from({ length: 12 }, (_, i) => `Question ${i}?`);
     for (const q of questions) assert.equal((await ask(gateways[0], key, q)).headers['x-cache'], 'MISS');
     for (const q of questions) assert.equal((await ask(gateways[1], key, q)).headers['x-cache'], 'HIT', q);
-    const purged = await call(gateways[1].adminUrl, 'DELETE', '/v1/caches/answers/entries');
-    assert.equal(purged.status, 200, JSON.stringify(purged.body));
+    // A primary out of reach: the purge fails (nothing deleted) rather than report the others' entries as all.
+    const restore = await cluster.cut(1);
+    let purged: Answer;
+    try {
+      purged = await call(gateways[1].adminUrl, 'DELETE', '/v1/caches/answers/entries');
+      // Before: 200 with the entries of the primaries still connected.
+      assert.equal(purged.status, 503, JSON.stringify(purged.body));
+      assert.equal(codeOf(purged), 'cache_unavailable');
+    } finally {
+      await restore();
+    }
+    purged = await until(() => call(gateways[1].adminUrl, 'DELETE', '/v1/caches/answers/entries'), (a) => a.status === 200, 10_000, 'a purge once every primary answers', 100);
     assert.equal(purged.body.entries, questions.length);
     for (const [i, g] of gateways.entries()) assert.equal((await ask(g, key, questions[i])).headers['x-cache'], 'MISS');
   });
@@ -156,5 +168,55 @@ describe('a gateway on a primary Sentinel watches', { skip: REDIS_DEPLOYMENTS_SK
     assert.deepEqual(answers.map((a) => a.status), [200, 200, 200, 200, 200], tally(answers));
     assert.deepEqual(await countsOn(primary), [moved[0] + 5], 'every request after the switch is counted on the new primary, once');
     assert.equal((await quotaReport(gateway.url, key)).body.products[0].operationSets[0].quota.used, moved[0] + 5);
+  });
+});
+
+describe('gateways on one Redis, kept apart by ?keyPrefix=', { skip: process.env.REDIS_URL ? false : 'REDIS_URL not set' }, () => {
+  const LIMIT = 3;
+  const prefixes = [`tg-test-${randomBase62(8)}-a:`, `tg-test-${randomBase62(8)}-b:`];
+  let dir: string;
+  const gateways: Gateway[] = [];
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'tollgate-redis-prefix-'));
+    // One store (the same apps and keys), two deployments' prefixes: a and b, then a again.
+    for (const [i, prefix] of [prefixes[0], prefixes[1], prefixes[0]].entries()) {
+      gateways.push(
+        await startGateway({
+          configPaths: [],
+          manifests: manifests(stub.url, { limit: LIMIT, timeUnit: 'hour' }),
+          ...LOOPBACK,
+          db: `sqlite:${join(dir, 't.db')}`,
+          analyticsDir: join(dir, `analytics-${i}`),
+          redis: `${process.env.REDIS_URL}?keyPrefix=${prefix}`,
+          logger: silentLogger,
+        }),
+      );
+    }
+  });
+  after(async () => {
+    await Promise.all(gateways.map((g) => g.close()));
+    for (const prefix of prefixes) await deleteKeys(process.env.REDIS_URL!, prefix);
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a quota counts apart under each prefix, and together under one', async () => {
+    await awayFromWindowEdge(HOUR, 60_000);
+    const { key } = await createApp(gateways[0].adminUrl, ['q'], 'prefix');
+    for (const g of gateways) await untilKeyKnown(g.url, key);
+    const statuses = async (g: Gateway, n: number) => {
+      const out = [];
+      for (let i = 0; i < n; i++) out.push((await ask(g, key)).status);
+      return out;
+    };
+    assert.deepEqual(await statuses(gateways[0], LIMIT + 1), [200, 200, 200, 429]);
+    assert.deepEqual(await statuses(gateways[1], LIMIT + 1), [200, 200, 200, 429], 'prefix b counts on its own');
+    assert.deepEqual(await statuses(gateways[2], 1), [429], 'prefix a again: the first gateway\'s count');
+    const redis = new Redis(process.env.REDIS_URL!);
+    try {
+      for (const prefix of prefixes) assert.ok((await redis.keys(`${prefix}counters:*`)).length > 0, `counters under ${prefix}`);
+    } finally {
+      redis.disconnect();
+    }
   });
 });

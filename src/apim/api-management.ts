@@ -24,6 +24,7 @@ import { SnapshotIdentity } from './snapshot-identity.js';
 import { widenedTemplates } from '../policy/template-scope.js';
 import { PromptCalibration } from '../policy/prompt-calibration.js';
 import { TokensInFlight } from '../policy/tokens-in-flight.js';
+import { DEFAULT_KEY_PREFIX, parseRedisTarget } from '../store/redis-target.js';
 
 /**
  * A read of the store that goes this long without an answer is given up (a connection gone silent would otherwise hold
@@ -44,6 +45,7 @@ export interface ApiManagementOptions {
   dbSchema?: string;
   /** Share counters through Redis; in memory when absent. */
   redis?: string;
+  /** What begins every Redis key (default: the URL's `?keyPrefix=`, else `tollgate:`); counters add `counters:`. */
   redisKeyPrefix?: string;
   logger: Logger;
   registry: Registry;
@@ -161,8 +163,9 @@ export class ApiManagement {
 
   static async open(opts: ApiManagementOptions, fileManifests: readonly Manifest[]): Promise<ApiManagement> {
     const db = await openDatabase(opts.db, { schema: opts.dbSchema, logger: opts.logger });
-    const { store: counters, unreachable } = await openCounterStore(opts.redis, { keyPrefix: opts.redisKeyPrefix, logger: opts.logger });
-    const caches = new CacheResources({ redisUrl: opts.redis, redisKeyPrefix: opts.redisKeyPrefix, postgres: db.dialect === 'postgres' ? db.boundedKysely : undefined, logger: opts.logger });
+    const keyPrefix = opts.redisKeyPrefix ?? (opts.redis === undefined ? undefined : parseRedisTarget(opts.redis).keyPrefix) ?? DEFAULT_KEY_PREFIX;
+    const { store: counters, unreachable } = await openCounterStore(opts.redis, { keyPrefix: `${keyPrefix}counters:`, logger: opts.logger });
+    const caches = new CacheResources({ redisUrl: opts.redis, redisKeyPrefix: keyPrefix, postgres: db.dialect === 'postgres' ? db.boundedKysely : undefined, logger: opts.logger });
     await caches.ready();
     const apim = new ApiManagement(db, counters, caches, opts.logger, opts.registry, opts.tracer);
     try {

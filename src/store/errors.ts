@@ -77,9 +77,9 @@ export function redactUrl(url: string): string {
     if (u.password) u.password = '***';
     redacted = u.href;
   } catch {
-    // No WHATWG URL (`redis+cluster://u:pw@a:1,b:2`, a typo): the password between `//user:` and the last `@` of the
-    // authority goes all the same.
-    redacted = url.replace(/^([^/]*\/\/[^/?#@:]*:)[^/?#]*@/, '$1***@');
+    // No WHATWG URL (`redis+cluster://u:pw@a:1,b:2`, a password holding an unencoded `/`): everything up to the
+    // last `@` goes, which may take more than the credentials (an `@` in a later parameter) but never leaves a piece.
+    redacted = url.replace(/^([^/]*\/\/).*@/, '$1***@');
   }
   // And a password given as a parameter (`?sentinelPassword=`).
   return redacted.replace(/([?&][^=&#]*password=)[^&#]*/gi, '$1***');

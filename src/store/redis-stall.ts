@@ -17,19 +17,26 @@ export function dropStalledConnection(client: RedisClient): boolean {
   return true;
 }
 
+/** What the commands waiting on a stalled cluster node fail with: not a closed connection, which the client would retry. */
+const ABANDONED = new Error('the Redis node did not answer in time');
+
 /**
- * Which node a cluster's command went to is not known here: every node's connection is reset (what was pending on
- * the others fails at once, as in an outage). The cluster is taken out of `ready` first: a cluster client sends a
- * command whose connection closed under it once more, to another node, while it is ready — which would apply a command
- * after its caller had given up on it. It reconnects on its own, with its retry strategy.
+ * The nodes with commands waiting are the stalled ones; each is reset alone, so the cluster client stays ready on the
+ * others and finds the rest of the cluster through them (a whole-cluster reconnect knows only the URL's nodes). Their
+ * waiting commands are failed first, with ABANDONED: failed by the reset itself ("Connection is closed"), a ready
+ * cluster client sends them again 100 ms later, which would apply a command after its caller had given up on it.
  */
 function dropCluster(cluster: Cluster): boolean {
-  if (cluster.status !== 'ready') return false;
-  for (const node of cluster.nodes()) if (node.stream && !node.stream.destroyed) reset(node.stream);
-  // In the same turn, before the connections' close events fail their commands: disconnect() alone would end them
-  // gracefully, delivering the backlog, so the resets come first.
-  cluster.disconnect(true);
-  return true;
+  let dropped = false;
+  for (const node of cluster.nodes()) {
+    if (node.commandQueue.length === 0 || !node.stream || node.stream.destroyed) continue;
+    const waiting = node.commandQueue.toArray();
+    node.commandQueue.clear();
+    for (const { command } of waiting) command.reject(ABANDONED);
+    reset(node.stream);
+    dropped = true;
+  }
+  return dropped;
 }
 
 /**

@@ -35,7 +35,13 @@ export interface RedisClusterDeployment extends RedisDeployment {
    * Partitions the clients from every node (test-tcp-proxy.ts's stall: connections stay open, what is sent is held,
    * delivered only over a connection that still exists when the partition heals); call what it returns to heal it.
    */
-  partition(): () => void;
+  partition(nodes?: number[]): () => void;
+  /** The URL naming node `index` alone as the way in. */
+  urlOf(index: number): string;
+  /** Resets the clients' connections to node `index` and refuses new ones until the promise it returns is called. */
+  cut(index: number): Promise<() => Promise<void>>;
+  /** Which node holds the slot of keys tagged `{tag}`. */
+  ownerOf(tag: string): Promise<number>;
 }
 
 export interface RedisSentinelDeployment extends RedisDeployment {
@@ -143,6 +149,9 @@ export async function onRedisDeployment<T extends { dispose(): Promise<void> }>(
   }
 }
 
+/** The first of node `i`'s slots (and past the last node's, 16,384). */
+const firstSlot = (i: number): number => Math.floor((16384 * i) / 3);
+
 /**
  * Three primaries sharing the 16,384 slots, no replicas. Clients reach each node through a TCP proxy of this process,
  * which the node announces as its address, so a test can partition them.
@@ -164,7 +173,7 @@ export async function startRedisCluster(opts: DeploymentOptions = {}): Promise<R
     for (const [i, port] of ports.entries()) {
       // Distinct epochs up front: nodes that all start at 0 settle who owns what slowly, by collisions.
       await procs.cli(port, 'CLUSTER', 'SET-CONFIG-EPOCH', String(i + 1));
-      await procs.cli(port, 'CLUSTER', 'ADDSLOTSRANGE', String(Math.floor((16384 * i) / 3)), String(Math.floor((16384 * (i + 1)) / 3) - 1));
+      await procs.cli(port, 'CLUSTER', 'ADDSLOTSRANGE', String(firstSlot(i)), String(firstSlot(i + 1) - 1));
     }
     for (const [i, port] of ports.entries()) if (i > 0) await procs.cli(ports[0], 'CLUSTER', 'MEET', '127.0.0.1', String(port), String(busPorts[i]));
     // Every node must know the whole map before a client asks any of them for it.
@@ -177,9 +186,18 @@ export async function startRedisCluster(opts: DeploymentOptions = {}): Promise<R
     };
     return {
       url: `redis+cluster://${userinfo(opts.password)}${proxies.map((p) => `127.0.0.1:${p.port}`).join(',')}`,
-      partition() {
-        for (const p of proxies) p.stall();
-        return () => proxies.forEach((p) => p.unstall());
+      partition(nodes = [0, 1, 2]) {
+        for (const i of nodes) proxies[i].stall();
+        return () => nodes.forEach((i) => proxies[i].unstall());
+      },
+      urlOf: (index) => `redis+cluster://${userinfo(opts.password)}127.0.0.1:${proxies[index].port}`,
+      async cut(index) {
+        await proxies[index].cut();
+        return () => proxies[index].restore();
+      },
+      async ownerOf(tag) {
+        const slot = Number(await procs.cli(ports[0], 'CLUSTER', 'KEYSLOT', tag));
+        return [1, 2, 3].findIndex((i) => slot < firstSlot(i));
       },
       stop,
     };

@@ -7,6 +7,7 @@ import { silentLogger, type Logger } from '../../lib/logger.js';
 import type { CacheStore } from '../../store/caches/cache-store.js';
 import { MemoryCacheStore } from '../../store/caches/memory.js';
 import { closeRedis, type RedisClient } from '../../store/redis-client.js';
+import { DEFAULT_KEY_PREFIX } from '../../store/redis-target.js';
 import { RedisCacheStore, deleteKeysUnder, openCacheRedis, redisReady } from '../../store/caches/redis.js';
 import { MemoryVectorIndex } from '../../store/vectors/memory.js';
 import { PostgresVectorIndex, deleteScopesUnder } from '../../store/vectors/postgres.js';
@@ -205,7 +206,7 @@ export class CacheResources {
   }
 
   get #prefix(): string {
-    return this.#opts.redisKeyPrefix ?? 'tollgate:';
+    return this.#opts.redisKeyPrefix ?? DEFAULT_KEY_PREFIX;
   }
 
   /**

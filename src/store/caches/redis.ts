@@ -88,7 +88,7 @@ const globOf = (prefix: string): string => `${prefix.replace(/[*?[\]\\]/g, '\\$&
 export async function deleteKeysUnder(client: RedisClient, prefix: string): Promise<number> {
   const match = globOf(prefix);
   let deleted = 0;
-  const servers = client.isCluster ? (client as Cluster).nodes('master') : [client as Redis];
+  const servers = await primariesOf(client);
   for (const redis of servers) {
     let cursor = '0';
     do {
@@ -98,6 +98,33 @@ export async function deleteKeysUnder(client: RedisClient, prefix: string): Prom
     } while (cursor !== '0');
   }
   return deleted;
+}
+
+/**
+ * The connections to every primary, each answering: of a cluster, the primaries its slot map names now. The client's
+ * own list leaves out a node it has lost, whose keys a purge would then report gone while they stay; so a primary
+ * without a connection, slots without a primary, or one that does not answer make the purge fail before it deletes.
+ */
+async function primariesOf(client: RedisClient): Promise<Redis[]> {
+  if (!client.isCluster) return [client as Redis];
+  const cluster = client as Cluster;
+  // [first, last, primary, ...replicas], each node [host, port, id, ...].
+  const slots = await redisCall(cluster, () => cluster.cluster('SLOTS'), CACHE_PURGE_TIMEOUT_MS);
+  if (slots.reduce((n, [first, last]) => n + last - first + 1, 0) < 16384) throw new CacheStoreUnavailableError('Redis is unavailable: some slots have no primary');
+  const addresses = [...new Set(slots.map(([, , primary]) => `${primary[0]}:${primary[1]}`))];
+  const find = () => addresses.map((address) => cluster.nodes('master').find((n) => `${n.options.host}:${n.options.port}` === address));
+  let found = find();
+  if (found.includes(undefined)) {
+    // A node the client lost is taken back at its next look at the slot map, which commands to its slots would
+    // bring on; a purge brings it on itself.
+    await redisCall(cluster, () => new Promise<void>((resolve, reject) => cluster.refreshSlotsCache((err) => (err ? reject(err) : resolve()))), CACHE_PURGE_TIMEOUT_MS);
+    found = find();
+  }
+  const missing = addresses.filter((_, i) => !found[i]);
+  if (missing.length > 0) throw new CacheStoreUnavailableError(`Redis is unavailable: no connection to the primary at ${missing.join(', ')}`);
+  const primaries = found as Redis[];
+  await Promise.all(primaries.map((node) => redisCall(node, () => node.ping(), CACHE_PURGE_TIMEOUT_MS)));
+  return primaries;
 }
 
 /** One UNLINK per key, in one round trip: a cluster node refuses one command over keys of several slots (CROSSSLOT). */

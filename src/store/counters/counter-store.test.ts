@@ -409,10 +409,47 @@ describe('redis cluster partitions', { skip: REDIS_DEPLOYMENTS_SKIP }, () => {
       for (const until = Date.now() + 10_000; count === undefined && Date.now() < until; await new Promise((r) => setTimeout(r, 50))) {
         count = await store.get('k', now).catch(() => undefined);
       }
+      // What the healed connections still carried has arrived (and been redirected to its node, if it went elsewhere).
+      await new Promise((r) => setTimeout(r, 500));
       // Before: the node's connection was reset while the cluster client stayed ready, and it sent the command again
-      // on a new connection, which delivered it once the partition healed: 2.
+      // 100 ms later on another connection, which delivered it once the partition healed: 2.
+      assert.equal(await store.get('k', now), 1);
       assert.equal(count, 1);
     } finally {
+      await store.close();
+    }
+  });
+
+  test('a stalled node is dropped alone: the client keeps the nodes it found, and counts on when the URL\'s node is gone', async () => {
+    // A counter on a node other than the one the URL names.
+    let name = 'a';
+    while ((await cluster.ownerOf(name)) === 0) name += 'a';
+    const owner = await cluster.ownerOf(name);
+    const store = new RedisCounterStore({ url: cluster.urlOf(0), keyPrefix: 'alone:', commandTimeoutMs: 300 });
+    const now = Date.now();
+    let restore: (() => Promise<void>) | undefined;
+    try {
+      await store.ready();
+      assert.equal((await store.consume(name, 1, 10, 60_000, now)).count, 1);
+      restore = await cluster.cut(0);
+      const heal = cluster.partition([owner]);
+      try {
+        await assert.rejects(store.consume(name, 1, 10, 60_000, now), CounterStoreUnavailableError);
+        // The reset reaches the proxy before the partition heals (else it would deliver what it held).
+        await new Promise((r) => setTimeout(r, 400));
+      } finally {
+        heal();
+      }
+      // Before: the whole cluster client was disconnected and connected again through the URL's node alone, which
+      // was gone: every call failed from then on.
+      let count: number | undefined;
+      for (const until = Date.now() + 10_000; count === undefined && Date.now() < until; await new Promise((r) => setTimeout(r, 50))) {
+        count = await store.get(name, now).catch(() => undefined);
+      }
+      assert.equal(count, 1);
+      assert.equal((await store.consume(name, 1, 10, 60_000, now)).count, 2);
+    } finally {
+      await restore?.();
       await store.close();
     }
   });

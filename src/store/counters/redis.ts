@@ -5,7 +5,7 @@ import { silentLogger, type Logger } from '../../lib/logger.js';
 import { TimeoutError, withTimeout } from '../../lib/with-timeout.js';
 import { closeRedis, openRedisClient, redisErrorMessage, type RedisClient } from '../redis-client.js';
 import { dropStalledConnection } from '../redis-stall.js';
-import { parseRedisTarget } from '../redis-target.js';
+import { DEFAULT_KEY_PREFIX, parseRedisTarget } from '../redis-target.js';
 import {
   checkBurst,
   checkCount,
@@ -83,7 +83,7 @@ export class RedisCounterStore implements CounterStore {
     this.#connectTimeoutMs = opts.connectTimeoutMs ?? 1000;
     this.#commandTimeoutMs = opts.commandTimeoutMs ?? COMMAND_BACKSTOP_MS;
     const redis = openRedisClient(parseRedisTarget(opts.url ?? 'redis://127.0.0.1:6379'), {
-      keyPrefix: opts.keyPrefix ?? 'tollgate:counters:',
+      keyPrefix: opts.keyPrefix ?? `${DEFAULT_KEY_PREFIX}counters:`,
       connectTimeoutMs: this.#connectTimeoutMs,
       // Without a listener ioredis prints every failed reconnect; callers learn of outages from the rejected calls.
       onError: (err) => logger.debug({ err }, 'redis counter store connection error'),
