@@ -13,29 +13,34 @@ import type { Manifest } from '../src/config/manifest.js';
 import { silentLogger } from '../src/lib/logger.js';
 import { deleteKeys } from '../src/store/counters/test-counter-stores.js';
 import { randomBase62 } from '../src/store/keys.js';
-import { REDIS_DEPLOYMENTS_SKIP, startRedisCluster, startRedisSentinel, type RedisClusterDeployment, type RedisSentinelDeployment } from '../src/store/test-redis-servers.js';
+import { certificates } from './helpers/certificates.js';
+import { startGatewayChild, stopGatewayChild, type GatewayChild } from './helpers/gateway-child.js';
+import { REDIS_DEPLOYMENTS_SKIP, startRedisCluster, startRedisSentinel, type RedisClusterDeployment, type RedisDeployment, type RedisSentinelDeployment } from '../src/store/test-redis-servers.js';
 import { awayFromWindowEdge, call, codeOf, createApp, quotaReport, until, untilKeyKnown, type Answer } from './helpers/apim-admin.js';
 import { manifest } from './helpers/manifests.js';
+import type { GatewayProcessArgs } from './helpers/gateway-process.js';
 import { json, startStub, type Stub } from './helpers/stub-upstream.js';
 import { LOOPBACK } from './helpers/loopback-gateway.js';
 
 const MINUTE = 60_000;
 const HOUR = 3_600_000;
 
-/** A quota product `q` (limit per minute) and a product `c` whose template caches answers in Redis. */
-function manifests(upstream: string, quota: { limit: number; timeUnit: 'minute' | 'hour' }): Manifest[] {
+/** A quota product `q` (limit per window) and a product `c` whose template caches answers in Redis, as [kind, name, spec]. */
+function documents(upstream: string, quota: { limit: number; timeUnit: 'minute' | 'hour' }): GatewayProcessArgs['manifests'] {
   return [
-    manifest('APIMExtensionPolicy', 'ext', { defaultSecurityEnabled: true, targetRef: { name: 'tollgate' } }),
-    manifest('InferencePool', 'pool', { endpoints: [upstream] }),
-    manifest('InferenceModel', 'm', { modelName: 'm', poolRef: { name: 'pool' } }),
-    manifest('APIProduct', 'q', { displayName: 'q' }),
-    manifest('APIOperationSet', 'q-ops', { apiProductRefs: [{ name: 'q' }], quota: { limit: quota.limit, interval: 1, timeUnit: quota.timeUnit } }),
-    manifest('APIProduct', 'c', { displayName: 'c', templateRefs: [{ name: 'ct' }] }),
-    manifest('APIOperationSet', 'c-ops', { apiProductRefs: [{ name: 'c' }] }),
-    manifest('ApimTemplate', 'ct', { templates: [{ policies: [{ kind: 'ResponseCache', name: 'rc' }] }] }),
-    manifest('ResponseCache', 'rc', { scope: 'product', cacheResource: 'answers', store: 'redis' }),
+    ['APIMExtensionPolicy', 'ext', { defaultSecurityEnabled: true, targetRef: { name: 'tollgate' } }],
+    ['InferencePool', 'pool', { endpoints: [upstream] }],
+    ['InferenceModel', 'm', { modelName: 'm', poolRef: { name: 'pool' } }],
+    ['APIProduct', 'q', { displayName: 'q' }],
+    ['APIOperationSet', 'q-ops', { apiProductRefs: [{ name: 'q' }], quota: { limit: quota.limit, interval: 1, timeUnit: quota.timeUnit } }],
+    ['APIProduct', 'c', { displayName: 'c', templateRefs: [{ name: 'ct' }] }],
+    ['APIOperationSet', 'c-ops', { apiProductRefs: [{ name: 'c' }] }],
+    ['ApimTemplate', 'ct', { templates: [{ policies: [{ kind: 'ResponseCache', name: 'rc' }] }] }],
+    ['ResponseCache', 'rc', { scope: 'product', cacheResource: 'answers', store: 'redis' }],
   ];
 }
+
+const manifests = (upstream: string, quota: { limit: number; timeUnit: 'minute' | 'hour' }): Manifest[] => documents(upstream, quota).map(([kind, name, spec]) => manifest(kind, name, spec));
 
 const ask = (gw: Gateway, key: string, content = 'Hello?'): Promise<Answer> =>
   call(gw.url, 'POST', '/v1/chat/completions', { model: 'm', temperature: 0, messages: [{ role: 'user', content }] }, { 'x-api-key': key });
@@ -220,3 +225,41 @@ describe('gateways on one Redis, kept apart by ?keyPrefix=', { skip: process.env
     }
   });
 });
+
+for (const [name, start] of [
+  ['a cluster', startRedisCluster],
+  ['Sentinels and their primary', startRedisSentinel],
+] as const) {
+  describe(`a gateway process on ${name} speaking TLS only (rediss+...)`, { skip: REDIS_DEPLOYMENTS_SKIP }, () => {
+    const LIMIT = 2;
+    let dir: string;
+    let deployment: RedisDeployment;
+    let gateway: GatewayChild | undefined;
+
+    before(async () => {
+      dir = mkdtempSync(join(tmpdir(), 'tollgate-redis-tls-'));
+      certificates(dir, { redis: 'IP:127.0.0.1' });
+      deployment = await start({ password: 's3cret', tls: { cert: join(dir, 'redis.pem'), key: join(dir, 'redis.key'), ca: join(dir, 'ca.pem') } });
+      // A private CA is trusted the way Node is told of one (as a platform team mounts its CA bundle).
+      gateway = await startGatewayChild('tls', { manifests: documents(stub.url, { limit: LIMIT, timeUnit: 'hour' }), redis: deployment.url }, 60_000, { NODE_EXTRA_CA_CERTS: join(dir, 'ca.pem') });
+    });
+    after(async () => {
+      if (gateway) await stopGatewayChild(gateway.child);
+      await deployment?.stop();
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    });
+
+    test('counts over TLS, with the password', async () => {
+      assert.match(deployment.url, /^rediss\+/);
+      await awayFromWindowEdge(HOUR, 60_000);
+      const { key } = await createApp(gateway!.adminUrl, ['q'], 'tls');
+      await untilKeyKnown(gateway!.url, key);
+      const statuses = [];
+      for (let i = 0; i < LIMIT + 1; i++) {
+        statuses.push((await call(gateway!.url, 'POST', '/v1/chat/completions', { model: 'm', messages: [{ role: 'user', content: 'Hi' }] }, { 'x-api-key': key })).status);
+      }
+      assert.deepEqual(statuses, [200, 200, 429], gateway!.stderr());
+      assert.doesNotMatch(gateway!.stderr(), /s3cret/);
+    });
+  });
+}

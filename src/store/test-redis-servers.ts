@@ -22,6 +22,15 @@ export const REDIS_DEPLOYMENTS_SKIP = !process.env.REDIS_URL
 export interface DeploymentOptions {
   /** Required by every server and Sentinel; the deployment's url carries it. */
   password?: string;
+  /** Every server and Sentinel speaks TLS only; the deployment's url is `rediss+...`. */
+  tls?: TlsFiles;
+}
+
+/** PEM files: the servers' certificate and key (for 127.0.0.1), and the CA that signed them, which clients must trust. */
+export interface TlsFiles {
+  cert: string;
+  key: string;
+  ca: string;
 }
 
 export interface RedisDeployment {
@@ -55,7 +64,6 @@ export interface RedisSentinelDeployment extends RedisDeployment {
   failover(): Promise<void>;
 }
 
-
 async function until(what: string, check: () => Promise<boolean>, ms = 15_000): Promise<void> {
   const deadline = Date.now() + ms;
   for (;;) {
@@ -78,6 +86,8 @@ class Processes {
     readonly dir: string,
     /** Every server's and Sentinel's (`requirepass`), when set. */
     readonly password?: string,
+    /** Servers then speak TLS only, on their port, to clients and to each other. */
+    readonly tls?: TlsFiles,
   ) {
     // A test process that dies before its after hook must not leave servers behind.
     process.once('exit', () => {
@@ -85,19 +95,24 @@ class Processes {
     });
   }
 
-  static async create(password?: string): Promise<Processes> {
-    return new Processes(await mkdtemp(join(tmpdir(), 'tollgate-redis-')), password);
+  static async create(password?: string, tls?: TlsFiles): Promise<Processes> {
+    return new Processes(await mkdtemp(join(tmpdir(), 'tollgate-redis-')), password, tls);
   }
 
   /** redis-cli's output for one command to the server or Sentinel on `port`. */
   async cli(port: number, ...args: string[]): Promise<string> {
     const env = this.password === undefined ? process.env : { ...process.env, REDISCLI_AUTH: this.password };
-    return (await run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], { env })).stdout.trim();
+    const tls = this.tls ? ['--tls', '--cacert', this.tls.ca] : [];
+    return (await run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...tls, ...args], { env })).stdout.trim();
   }
 
   async server(port: number, ...args: string[]): Promise<void> {
     const auth = this.password === undefined ? [] : ['--requirepass', this.password, '--masterauth', this.password];
-    const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir, ...auth, ...args], { stdio: 'ignore' });
+    const { tls } = this;
+    const listen = tls
+      ? ['--port', '0', '--tls-port', String(port), '--tls-cert-file', tls.cert, '--tls-key-file', tls.key, '--tls-ca-cert-file', tls.ca, '--tls-auth-clients', 'no', '--tls-replication', 'yes']
+      : ['--port', String(port)];
+    const child = spawn('redis-server', [...listen, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir, ...auth, ...args], { stdio: 'ignore' });
     this.#children.push(child);
     await until(`redis-server on ${port}`, async () => (await this.cli(port, 'PING')) === 'PONG');
   }
@@ -105,8 +120,12 @@ class Processes {
   /** A Sentinel watching `tollgate` (the primary on `primary`, its replica on `replica`). */
   async sentinel(port: number, primary: number, replica: number): Promise<void> {
     const file = join(this.dir, `sentinel-${port}.conf`);
+    const { tls } = this;
+    const listen = tls
+      ? ['port 0', `tls-port ${port}`, `tls-cert-file ${tls.cert}`, `tls-key-file ${tls.key}`, `tls-ca-cert-file ${tls.ca}`, 'tls-auth-clients no', 'tls-replication yes']
+      : [`port ${port}`];
     const config = [
-      `port ${port}`,
+      ...listen,
       'bind 127.0.0.1',
       `dir ${this.dir}`,
       `sentinel monitor tollgate 127.0.0.1 ${primary} 1`,
@@ -157,7 +176,7 @@ const firstSlot = (i: number): number => Math.floor((16384 * i) / 3);
  * which the node announces as its address, so a test can partition them.
  */
 export async function startRedisCluster(opts: DeploymentOptions = {}): Promise<RedisClusterDeployment> {
-  const procs = await Processes.create(opts.password);
+  const procs = await Processes.create(opts.password, opts.tls);
   const proxies: TcpProxy[] = [];
   try {
     const ports = [await freePort(), await freePort(), await freePort()];
@@ -167,7 +186,8 @@ export async function startRedisCluster(opts: DeploymentOptions = {}): Promise<R
       const proxy = new TcpProxy({ host: '127.0.0.1', port });
       await proxy.start();
       proxies.push(proxy);
-      await procs.server(port, '--cluster-enabled', 'yes', '--cluster-port', String(busPorts[i]), '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', '5000', '--cluster-announce-ip', '127.0.0.1', '--cluster-announce-port', String(proxy.port), '--cluster-announce-bus-port', String(busPorts[i]));
+      const announce = opts.tls ? ['--tls-cluster', 'yes', '--cluster-announce-tls-port', String(proxy.port)] : ['--cluster-announce-port', String(proxy.port)];
+      await procs.server(port, '--cluster-enabled', 'yes', '--cluster-port', String(busPorts[i]), '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', '5000', '--cluster-announce-ip', '127.0.0.1', ...announce, '--cluster-announce-bus-port', String(busPorts[i]));
     }
     // What `redis-cli --cluster create` does, without its pauses of a second: a third of the slots each, then meet.
     for (const [i, port] of ports.entries()) {
@@ -185,12 +205,12 @@ export async function startRedisCluster(opts: DeploymentOptions = {}): Promise<R
       await procs.stop();
     };
     return {
-      url: `redis+cluster://${userinfo(opts.password)}${proxies.map((p) => `127.0.0.1:${p.port}`).join(',')}`,
+      url: `${opts.tls ? 'rediss' : 'redis'}+cluster://${userinfo(opts.password)}${proxies.map((p) => `127.0.0.1:${p.port}`).join(',')}`,
       partition(nodes = [0, 1, 2]) {
         for (const i of nodes) proxies[i].stall();
         return () => nodes.forEach((i) => proxies[i].unstall());
       },
-      urlOf: (index) => `redis+cluster://${userinfo(opts.password)}127.0.0.1:${proxies[index].port}`,
+      urlOf: (index) => `${opts.tls ? 'rediss' : 'redis'}+cluster://${userinfo(opts.password)}127.0.0.1:${proxies[index].port}`,
       async cut(index) {
         await proxies[index].cut();
         return () => proxies[index].restore();
@@ -210,7 +230,7 @@ export async function startRedisCluster(opts: DeploymentOptions = {}): Promise<R
 
 /** A primary, its replica, and one Sentinel (quorum 1) watching them as `tollgate`. */
 export async function startRedisSentinel(opts: DeploymentOptions = {}): Promise<RedisSentinelDeployment> {
-  const procs = await Processes.create(opts.password);
+  const procs = await Processes.create(opts.password, opts.tls);
   try {
     const [primary, replica, sentinel] = [await freePort(), await freePort(), await freePort()];
     // Redis waits 5 s for more replicas before a diskless full sync by default.
@@ -220,7 +240,7 @@ export async function startRedisSentinel(opts: DeploymentOptions = {}): Promise<
     await procs.sentinel(sentinel, primary, replica);
     const primaryPort = async () => (await procs.cli(sentinel, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', 'tollgate')).split('\n')[1];
     return {
-      url: `redis+sentinel://${userinfo(opts.password)}127.0.0.1:${sentinel}/tollgate${opts.password === undefined ? '' : `?sentinelPassword=${encodeURIComponent(opts.password)}`}`,
+      url: `${opts.tls ? 'rediss' : 'redis'}+sentinel://${userinfo(opts.password)}127.0.0.1:${sentinel}/tollgate${opts.password === undefined ? '' : `?sentinelPassword=${encodeURIComponent(opts.password)}`}`,
       primary: async () => `redis://127.0.0.1:${await primaryPort()}`,
       async failover() {
         const before = await primaryPort();

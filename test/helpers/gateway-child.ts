@@ -19,10 +19,11 @@ export interface GatewayChild {
  * Spawns `script` (a .ts run through tsx) with its JSON arguments and resolves with the READY line's numbers once
  * it prints one matching `ready`; rejects (and kills it) when it exits first or after `timeoutMs`.
  */
-export function spawnUntilReady(script: string, args: unknown, label: string, ready: RegExp, timeoutMs: number): Promise<{ child: ChildProcess; ports: number[]; stderr: () => string }> {
+export function spawnUntilReady(script: string, args: unknown, label: string, ready: RegExp, timeoutMs: number, env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; ports: number[]; stderr: () => string }> {
   const child = spawn(process.execPath, ['--import', 'tsx', script, JSON.stringify(args)], {
     cwd: fileURLToPath(new URL('../..', import.meta.url)),
     stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
   });
   let err = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
@@ -46,9 +47,9 @@ export function spawnUntilReady(script: string, args: unknown, label: string, re
   });
 }
 
-/** Spawns one replica and resolves once it prints READY. */
-export async function startGatewayChild(name: string, args: GatewayProcessArgs, timeoutMs = 60_000): Promise<GatewayChild> {
-  const { child, ports, stderr } = await spawnUntilReady(SCRIPT, args, `replica ${name}`, /^READY (\d+) (\d+)$/m, timeoutMs);
+/** Spawns one replica (with `env` added to this process's) and resolves once it prints READY. */
+export async function startGatewayChild(name: string, args: GatewayProcessArgs, timeoutMs = 60_000, env: NodeJS.ProcessEnv = {}): Promise<GatewayChild> {
+  const { child, ports, stderr } = await spawnUntilReady(SCRIPT, args, `replica ${name}`, /^READY (\d+) (\d+)$/m, timeoutMs, env);
   return { name, url: `http://127.0.0.1:${ports[0]}`, adminUrl: `http://127.0.0.1:${ports[1]}`, child, stderr };
 }
 
