@@ -5,7 +5,7 @@
 import { manifestOf, type Manifest } from '../src/config/manifest.js';
 import type { Gateway } from '../src/gateway/gateway.js';
 
-export type Chain = 'none' | 'default' | 'full' | 'full-quiet' | 'full-traced' | 'full-sampled' | 'catalogue';
+export type Chain = 'none' | 'default' | 'full' | 'full-quiet' | 'full-traced' | 'full-sampled' | 'full-redis' | 'catalogue';
 
 export const PRODUCTS = 100;
 export const KEYS = 10_000;
@@ -17,6 +17,7 @@ const manifest = (kind: string, name: string, spec: unknown): Manifest => manife
  * `full-quiet` turns observability off (usage records and per-request metrics; tracing is off unless asked for) and
  * `full-traced` adds a trace per request exported over OTLP (to the stub);
  * `full-sampled` traces one request in ten, as busy production gateways usually do: they show what observability costs.
+ * `full-redis` is `full` with its counters in Redis (the process is started with a Redis URL): what sharing them costs.
  */
 export function chainManifests(chain: Chain, upstreamUrl: string): Manifest[] {
   const traced = chain === 'full-traced' || chain === 'full-sampled';
@@ -25,7 +26,7 @@ export function chainManifests(chain: Chain, upstreamUrl: string): Manifest[] {
       logging: { accessLog: false },
       // DESIGN.md's scenarios: analytics (and metrics) are part of the full chain; the plain gateway and the default
       // chain measure routing and policies alone.
-      analytics: { enabled: chain === 'full' || traced || chain === 'catalogue' },
+      analytics: { enabled: chain === 'full' || chain === 'full-redis' || traced || chain === 'catalogue' },
       metrics: { requests: chain !== 'full-quiet' },
       ...(traced && { tracing: { endpoint: upstreamUrl, sampleRatio: chain === 'full-sampled' ? 0.1 : 1 } }),
     }),

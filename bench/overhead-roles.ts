@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
 import { startGateway } from '../src/gateway/gateway.js';
+import { deleteKeysAt } from '../src/store/caches/redis.js';
 import { freePort } from '../src/lib/ports.js';
 import { chatAnswer } from '../src/policy/caching/testing.js';
 import { serveUntilStopped } from './child.js';
@@ -61,19 +62,25 @@ function bareProxy(upstreamPort: number): void {
   server.listen(0, '127.0.0.1', () => serveUntilStopped((server.address() as { port: number }).port, () => void server.close()));
 }
 
-/** tollgate with one of the compared policy chains; prints the API keys the load should use, then READY. */
-async function tollgate(upstreamPort: number, chain: Chain): Promise<void> {
+/**
+ * tollgate with one of the compared policy chains (its counters in `redis` when given, under a key prefix of its
+ * own, deleted when it stops); prints the API keys the load should use, then READY.
+ */
+async function tollgate(upstreamPort: number, chain: Chain, redis?: string): Promise<void> {
   // A database file, as `tollgate serve` keeps by default (sqlite:./tollgate.db): usage records are stored by the
   // writer thread, as in production, not from the event loop as with an in-memory database.
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-bench-'));
   const manifests = chainManifests(chain, `http://127.0.0.1:${upstreamPort}`);
-  const gw = await startGateway({ configPaths: [], manifests, port: 0, adminPort: 0, host: '127.0.0.1', watch: false, db: `sqlite:${join(dir, 'tollgate.db')}`, analyticsDir: join(dir, 'analytics') });
+  const redisKeyPrefix = `tollgate-bench-${process.pid}-${Date.now()}:`;
+  const gw = await startGateway({ configPaths: [], manifests, port: 0, adminPort: 0, host: '127.0.0.1', watch: false, db: `sqlite:${join(dir, 'tollgate.db')}`, analyticsDir: join(dir, 'analytics'), ...(redis !== undefined && { redis, redisKeyPrefix }) });
   if (chain !== 'none') process.stdout.write(`KEYS ${(await seedKeys(gw, 64)).join(',')}\n`);
   serveUntilStopped(gw.port, async () => {
     await gw.close();
+    if (redis !== undefined) await deleteKeysAt(redis, redisKeyPrefix);
     rmSync(dir, { recursive: true, force: true });
   });
 }
+
 
 /**
  * nginx proxy_pass before the stub, as a child of this process, which stops it (and removes its directory) when the
@@ -126,9 +133,9 @@ async function untilAnswering(port: number, proc: ChildProcess, withinMs: number
   throw new Error(`nginx exited (${proc.exitCode ?? proc.signalCode}) before it listened on ${port}`);
 }
 
-const [role, port, chain] = process.argv.slice(2);
+const [role, port, chain, redisUrl] = process.argv.slice(2);
 if (role === 'stub') stub();
 else if (role === 'bare-proxy') bareProxy(Number(port));
 else if (role === 'nginx') await nginx(Number(port));
-else if (role === 'tollgate') await tollgate(Number(port), (chain ?? 'none') as Chain);
+else if (role === 'tollgate') await tollgate(Number(port), (chain ?? 'none') as Chain, redisUrl);
 else throw new Error(`unknown role ${role}`);

@@ -25,6 +25,8 @@ export interface OverheadOptions {
   rate: number;
   json?: string;
   svg?: string;
+  /** Also the full chain with its counters in this Redis (`--redis`). */
+  redis?: string;
   log?: (line: string) => void;
 }
 
@@ -149,6 +151,11 @@ function loopCpuMs(pid: number | undefined): number | null {
   }
 }
 
+/** `a - b` of two CPU figures, or null when either is missing. */
+function difference(a: unknown, b: unknown): number | null {
+  return typeof a === 'number' && typeof b === 'number' ? a - b : null;
+}
+
 function hasNginx(): boolean {
   try {
     execFileSync('nginx', ['-v'], { stdio: 'ignore' });
@@ -178,11 +185,12 @@ export async function benchOverhead(o: OverheadOptions): Promise<Row[]> {
       ['full-traced', 'tollgate full chain + tracing'],
       ['full-sampled', 'tollgate full chain + tracing 10 %'],
       ['catalogue', 'tollgate full catalogue'],
+      ...(o.redis === undefined ? [] : ([['full-redis', 'tollgate full chain, counters in Redis']] as const)),
     ] as const;
     // Two at a time (seeding 10,000 keys is most of a start, and there are two cores); targets keep the list's order.
     for (let i = 0; i < scenarios.length; i += 2) {
       const pair = scenarios.slice(i, i + 2);
-      const started = await Promise.allSettled(pair.map(([chain]) => startChild(roles, ['tollgate', String(stub.port), chain], 180_000)));
+      const started = await Promise.allSettled(pair.map(([chain]) => startChild(roles, ['tollgate', String(stub.port), chain, ...(chain === 'full-redis' ? [o.redis!] : [])], 180_000)));
       for (const [k, s] of started.entries()) {
         if (s.status === 'rejected') continue;
         children.push(s.value);
@@ -263,8 +271,16 @@ export async function benchOverhead(o: OverheadOptions): Promise<Row[]> {
       const cpu = o.added_cpu_us_per_req === null ? '' : `, ${o.added_cpu_us_per_req.toFixed(0)} µs more CPU per request${loop}`;
       process.stdout.write(`observability cost of ${o.scenario} vs analytics, metrics and tracing off: ${(o.throughput_cost * 100).toFixed(1)} % of throughput${cpu}\n`);
     }
+    // Redis's price: the same chain, its counters in Redis rather than in the process.
+    const inMemory = results.find((r) => r.scenario === 'tollgate full chain');
+    const inRedis = results.find((r) => r.scenario === 'tollgate full chain, counters in Redis');
+    const redis = inMemory && inRedis ? { throughput_cost: 1 - medianRatio(roundRps(inRedis), roundRps(inMemory)), added_cpu_us_per_req: difference(inRedis.cpu_us_per_req, inMemory.cpu_us_per_req), added_loop_us_per_req: difference(inRedis.loop_us_per_req, inMemory.loop_us_per_req) } : undefined;
+    if (redis) {
+      const cpu = redis.added_cpu_us_per_req === null ? '' : `, ${redis.added_cpu_us_per_req.toFixed(0)} µs more CPU per request (${redis.added_loop_us_per_req?.toFixed(0) ?? '?'} µs on the event loop)`;
+      process.stdout.write(`counters in Redis vs in the process (full chain): ${(redis.throughput_cost * 100).toFixed(1)} % of throughput${cpu}\n`);
+    }
     const meta = { bench: 'overhead', at: new Date().toISOString(), duration: o.duration, rounds: o.rounds, host_spread: hostSpread, connections: o.connections, rate: o.rate, node: process.version };
-    if (o.json) writeJson(o.json, { ...meta, results, observability });
+    if (o.json) writeJson(o.json, { ...meta, results, observability, ...(redis && { redis }) });
     if (o.svg) {
       writeSvg(o.svg, barChartSvg('tollgate bench overhead: throughput (same run)', 'req/s', [{ label: 'requests per second at saturation', bars: results.map((r) => ({ name: String(r.scenario), value: r.rps as number })) }]));
     }

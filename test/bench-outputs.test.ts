@@ -33,3 +33,10 @@ test('bench overhead checks its chart and its ext_proc comparison too', async ()
   const lines = await refusal(['bench', 'overhead', '--rounds', '1', '--duration', '1', '--json', join(dir, 'o.json'), '--svg', svg], dir);
   assert.ok(lines.join('\n').includes(`cannot write the results to ${svg}`), lines.join('\n'));
 });
+
+test('bench overhead with a --redis it cannot use is refused before it measures', async () => {
+  const dir = await tempDir();
+  const lines = await refusal(['bench', 'overhead', '--rounds', '1', '--duration', '1', '--json', join(dir, 'o.json'), '--svg', join(dir, 'o.svg'), '--redis', 'redis+cluster://:s3cret@a:1?tls=yes'], dir);
+  assert.match(lines.join('\n'), /--redis: redis\+cluster:\/\/\.\.\.: unknown parameter "tls" \(it takes keyPrefix\)/);
+  assert.doesNotMatch(lines.join('\n'), /s3cret/);
+});

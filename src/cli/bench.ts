@@ -6,6 +6,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { WORKLOADS, type WorkloadName } from '../../bench/workloads.js';
 import { DEFAULT_STRATEGIES, STRATEGY_NAMES, type StrategyName } from '../../bench/routing-strategies.js';
 import { parsePositiveInt, parsePositiveNumber } from './options.js';
+import { redisUrlProblem } from '../store/redis-target.js';
 
 /**
  * Where `bench overhead` writes its ext_proc comparison, beside its own results: `overhead.json` →
@@ -28,8 +29,13 @@ export function benchCommand(): Command {
     .option('--json <file>', 'write results as JSON', 'bench/results/overhead.json')
     .option('--svg <file>', 'write a chart', 'bench/results/overhead.svg')
     .option('--no-extproc', 'skip the out-of-process (ext_proc) comparison')
+    .option('--redis <url>', 'also the full chain with its counters in this Redis (any form serve takes; keys under a prefix of the run, deleted after)')
     .action(async (opts, cmd: Command) => {
       checkOutputs(cmd, [opts.json, opts.svg, opts.extproc ? extprocJsonPath(opts.json) : undefined]);
+      if (opts.redis !== undefined) {
+        const problem = redisUrlProblem(opts.redis);
+        if (problem) cmd.error(`tollgate bench overhead: --redis: ${problem}`, { exitCode: 2 });
+      }
       await (await import('../../bench/overhead.js')).benchOverhead(opts);
       if (opts.extproc) {
         process.stdout.write('\nThe policy decision point in another process, over ext_proc, against in-process (same run):\n');

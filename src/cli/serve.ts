@@ -4,7 +4,7 @@ import { Command, Option } from 'commander';
 import { ConfigError } from '../config/manifest.js';
 import { CounterStoreUnavailableError } from '../store/counters/errors.js';
 import { DatabaseConfigError, DatabaseOpenError, redactUrl } from '../store/errors.js';
-import { RedisUrlError, parseRedisTarget } from '../store/redis-target.js';
+import { redisUrlProblem } from '../store/redis-target.js';
 import { createLogger, envLogLevel, envLogLevelProblem } from '../lib/logger.js';
 import { ListenError, type ListenerName } from '../gateway/listen.js';
 import type { Gateway } from '../gateway/gateway.js';
@@ -100,17 +100,6 @@ export function serveCommand(): Command {
       logger.info({ signal, inflight: gateway.dataPlane.inflight }, 'shutting down');
       await gateway.close();
     });
-}
-
-/** Why `--redis` names no Redis tollgate can use, or undefined when it does. */
-function redisUrlProblem(url: string): string | undefined {
-  try {
-    parseRedisTarget(url);
-    return undefined;
-  } catch (err) {
-    if (err instanceof RedisUrlError) return err.message;
-    throw err;
-  }
 }
 
 /** The flag that sets each listener's port. */

@@ -58,6 +58,17 @@ export function parseRedisTarget(text: string): RedisTarget {
   return target;
 }
 
+/** Why `text` names no Redis tollgate can use, or undefined when it does (for a flag's one-line refusal). */
+export function redisUrlProblem(text: string): string | undefined {
+  try {
+    parseRedisTarget(text);
+    return undefined;
+  } catch (err) {
+    if (err instanceof RedisUrlError) return err.message;
+    throw err;
+  }
+}
+
 function parseTarget(text: string): RedisTarget {
   const scheme = SCHEME.exec(text);
   if (!scheme) throw new RedisUrlError(`expected ${REDIS_URL_FORMS}`);

@@ -127,6 +127,17 @@ async function primariesOf(client: RedisClient): Promise<Redis[]> {
   return primaries;
 }
 
+/** deleteKeysUnder on the Redis at `url` (any form `--redis` takes), through a connection of its own. */
+export async function deleteKeysAt(url: string, prefix: string): Promise<number> {
+  const client = openCacheRedis(url, silentLogger);
+  try {
+    await redisReady(client, 5000);
+    return await deleteKeysUnder(client, prefix);
+  } finally {
+    await closeRedis(client);
+  }
+}
+
 /** One UNLINK per key, in one round trip: a cluster node refuses one command over keys of several slots (CROSSSLOT). */
 async function unlinkEach(redis: Redis, keys: string[]): Promise<number> {
   const replies = (await redis.pipeline(keys.map((key) => ['unlink', key])).exec()) ?? [];

@@ -5,9 +5,7 @@ import { randomBase62 } from '../keys.js';
 import type { CounterStore } from './counter-store.js';
 import { MemoryCounterStore } from './memory.js';
 import { RedisCounterStore } from './redis.js';
-import { deleteKeysUnder, redisReady } from '../caches/redis.js';
-import { closeRedis, openRedisClient } from '../redis-client.js';
-import { parseRedisTarget } from '../redis-target.js';
+import { deleteKeysAt } from '../caches/redis.js';
 import { REDIS_DEPLOYMENTS_SKIP, onRedisDeployment, startRedisCluster, startRedisSentinel, type RedisDeployment } from '../test-redis-servers.js';
 
 export interface TestCounterStore {
@@ -99,11 +97,5 @@ export function describeOnCounterBackends(suite: (counters: () => CounterStore, 
 
 /** Deletes every key under `prefix` (what a test wrote), on any Redis `--redis` takes. */
 export async function deleteKeys(url: string, prefix: string): Promise<void> {
-  const redis = openRedisClient(parseRedisTarget(url), { connectTimeoutMs: 5000, onError: () => {} });
-  try {
-    await redisReady(redis, 5000);
-    await deleteKeysUnder(redis, prefix);
-  } finally {
-    await closeRedis(redis);
-  }
+  await deleteKeysAt(url, prefix);
 }
