@@ -81,11 +81,13 @@ function clusterOptions(target: Extract<RedisTarget, { kind: 'cluster' }>, opts:
     enableOfflineQueue: false,
     slotsRefreshTimeout: opts.connectTimeoutMs,
     clusterRetryStrategy: retryStrategy,
-    // A command refused while slots have no primary (CLUSTERDOWN, a failover in progress) is not tried again later:
-    // its caller has its answer. MOVED and ASK are still followed at once (a redirection, not a failure), and a
-    // command whose node connection closed under it is sent again after 100 ms (retryDelayOnFailover's default),
-    // which the client's own reconnections rely on; see dropStalledConnection for the connections tollgate drops.
+    // A command refused while slots have no primary (CLUSTERDOWN, a failover in progress), or whose node connection
+    // is not ready or closed under it ("Connection is closed."), is not tried again by the client: its retries, every
+    // 100 ms until the node answered, went on after the caller had given up and counted what it had been told was
+    // refused. Callers that want one more try make it within their own deadline (see sendAgainOnClosed). MOVED and
+    // ASK are still followed at once: a redirection, not a failure.
     retryDelayOnClusterDown: 0,
+    retryDelayOnFailover: 0,
     // ioredis keeps each node's own offline queue and, for nodes, no reconnecting: the cluster finds them again.
     redisOptions: connectionOptions(opts, target),
   };
@@ -116,4 +118,27 @@ export async function closeRedis(client: RedisClient): Promise<void> {
 export function redisErrorMessage(err: Error): string {
   const node = (err as { lastNodeError?: Error }).lastNodeError;
   return node ? `${err.message} ${node.message}` : err.message;
+}
+
+/** What ioredis rejects a command with when its connection is not ready, or closed before the command was answered. */
+const CONNECTION_CLOSED = 'Connection is closed.';
+
+/** The wait before a command a cluster node's connection refused is sent again (ioredis's own is 100 ms). */
+const SEND_AGAIN_AFTER_MS = 20;
+
+/**
+ * Runs `command` and, on a cluster, sends it again while a node's connection refuses it as closed (a node the client
+ * is still connecting to, or one tollgate just reset) — for as long as `stillWanted()` says its caller waits, so never
+ * after the caller has given up. One server or Sentinel fail at once instead, as before.
+ */
+export async function sendAgainOnClosed<T>(client: RedisClient, command: () => Promise<T>, stillWanted: () => boolean): Promise<T> {
+  for (;;) {
+    try {
+      return await command();
+    } catch (err) {
+      if (!client.isCluster || (err as Error).message !== CONNECTION_CLOSED || !stillWanted()) throw err;
+      await new Promise((resolve) => setTimeout(resolve, SEND_AGAIN_AFTER_MS));
+      if (!stillWanted()) throw err;
+    }
+  }
 }

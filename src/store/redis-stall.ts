@@ -17,23 +17,18 @@ export function dropStalledConnection(client: RedisClient): boolean {
   return true;
 }
 
-/** What the commands waiting on a stalled cluster node fail with: not a closed connection, which the client would retry. */
-const ABANDONED = new Error('the Redis node did not answer in time');
-
 /**
- * The nodes with commands waiting are the stalled ones; each is reset alone, so the cluster client stays ready on the
- * others and finds the rest of the cluster through them (a whole-cluster reconnect knows only the URL's nodes). Their
- * waiting commands are failed first, with ABANDONED: failed by the reset itself ("Connection is closed"), a ready
- * cluster client sends them again 100 ms later, which would apply a command after its caller had given up on it.
+ * The nodes with commands sent and unanswered are the stalled ones, and so are the nodes still connecting, which hold
+ * what was handed to them in a queue of their own, to send once connected, however late; each is reset alone (what
+ * waits there fails, and the cluster client sends nothing again: see clusterOptions), so the client stays ready on
+ * the others and finds the rest of the cluster through them (a whole-cluster reconnect knows only the URL's nodes).
  */
 function dropCluster(cluster: Cluster): boolean {
   let dropped = false;
   for (const node of cluster.nodes()) {
-    if (node.commandQueue.length === 0 || !node.stream || node.stream.destroyed) continue;
-    const waiting = node.commandQueue.toArray();
-    node.commandQueue.clear();
-    for (const { command } of waiting) command.reject(ABANDONED);
-    reset(node.stream);
+    if (node.status === 'connecting' || node.status === 'connect') node.disconnect();
+    else if (node.commandQueue.length > 0 && node.stream && !node.stream.destroyed) reset(node.stream);
+    else continue;
     dropped = true;
   }
   return dropped;

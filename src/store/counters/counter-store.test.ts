@@ -420,6 +420,38 @@ describe('redis cluster partitions', { skip: REDIS_DEPLOYMENTS_SKIP }, () => {
     }
   });
 
+  test('calls refused during a partition are never counted once it heals', async () => {
+    const name = 'b';
+    const owner = await cluster.ownerOf(name);
+    const store = new RedisCounterStore({ url: cluster.url, keyPrefix: 'during:', commandTimeoutMs: 300 });
+    const now = Date.now();
+    try {
+      await store.ready();
+      let counted = (await store.consume(name, 1, 1000, 60_000, now)).count;
+      const heal = cluster.partition([owner]);
+      try {
+        // Calls keep coming while the node is out of reach, as requests do: each one refused at its deadline.
+        for (const until = Date.now() + 1500; Date.now() < until; ) {
+          const r = await store.consume(name, 1, 1000, 60_000, now).catch(() => undefined);
+          if (r?.allowed) counted = r.count;
+        }
+        await new Promise((r) => setTimeout(r, 400));
+      } finally {
+        heal();
+      }
+      let count: number | undefined;
+      for (const until = Date.now() + 10_000; count === undefined && Date.now() < until; await new Promise((r) => setTimeout(r, 50))) {
+        count = await store.get(name, now).catch(() => undefined);
+      }
+      await new Promise((r) => setTimeout(r, 500));
+      // Before: the calls handed to the node's new connections while it was out of reach were sent again by the
+      // cluster client every 100 ms, long after their callers were told no, and counted once it answered.
+      assert.equal(await store.get(name, now), counted);
+    } finally {
+      await store.close();
+    }
+  });
+
   test('a stalled node is dropped alone: the client keeps the nodes it found, and counts on when the URL\'s node is gone', async () => {
     // A counter on a node other than the one the URL names.
     let name = 'a';

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { loadIoredis } from '../ioredis.js';
 import { silentLogger, type Logger } from '../../lib/logger.js';
 import { TimeoutError, withTimeout } from '../../lib/with-timeout.js';
-import { closeRedis, openRedisClient, redisErrorMessage, type RedisClient } from '../redis-client.js';
+import { closeRedis, openRedisClient, redisErrorMessage, sendAgainOnClosed, type RedisClient } from '../redis-client.js';
 import { dropStalledConnection } from '../redis-stall.js';
 import { DEFAULT_KEY_PREFIX, parseRedisTarget } from '../redis-target.js';
 import {
@@ -76,6 +76,8 @@ export class RedisCounterStore implements CounterStore {
   readonly #logger: Logger;
   /** The key of one counter's data of `kind` (see #key). */
   readonly #key: (kind: string, key: string) => string;
+  /** How many times callers gave up on what was pending (abandonPending): a call started before is not sent again. */
+  #abandoned = 0;
 
   constructor(opts: RedisCounterStoreOptions = {}) {
     const logger = opts.logger ?? silentLogger;
@@ -190,6 +192,7 @@ export class RedisCounterStore implements CounterStore {
    * strategy), so what was never delivered is never applied.
    */
   abandonPending(): void {
+    this.#abandoned++;
     this.#dropStalledConnection();
   }
 
@@ -202,9 +205,13 @@ export class RedisCounterStore implements CounterStore {
    * not ioredis's commandTimeout, whose plain timer fires before a reply that arrived during an event-loop stall is read.
    */
   async #call<T>(command: () => Promise<T>): Promise<T> {
+    const abandoned = this.#abandoned;
+    let settled = false;
+    const stillWanted = () => !settled && this.#abandoned === abandoned;
     try {
-      return await withTimeout(command(), this.#commandTimeoutMs, 'a Redis counter command');
+      return await withTimeout(sendAgainOnClosed(this.#redis, command, stillWanted), this.#commandTimeoutMs, 'a Redis counter command');
     } catch (err) {
+      settled = true;
       if (err instanceof TimeoutError) this.#dropStalledConnection();
       // A ReplyError is Redis rejecting the command itself (a bug here), except for the transient states above.
       if (err instanceof loadIoredis().ReplyError && !UNAVAILABLE_REPLY.test((err as Error).message)) throw err;
