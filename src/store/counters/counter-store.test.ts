@@ -384,6 +384,15 @@ describe('redis unavailable', () => {
   });
 });
 
+/** The counter `key` as soon as the store answers again (within 10 s), or undefined. */
+async function countOnceAnswering(store: CounterStore, key: string, now: number): Promise<number | undefined> {
+  for (const until = Date.now() + 10_000; Date.now() < until; await new Promise((r) => setTimeout(r, 50))) {
+    const count = await Promise.resolve(store.get(key, now)).catch(() => undefined);
+    if (count !== undefined) return count;
+  }
+  return undefined;
+}
+
 describe('redis cluster partitions', { skip: REDIS_DEPLOYMENTS_SKIP }, () => {
   let cluster: RedisClusterDeployment;
   before(async () => {
@@ -405,10 +414,7 @@ describe('redis cluster partitions', { skip: REDIS_DEPLOYMENTS_SKIP }, () => {
       } finally {
         heal();
       }
-      let count: number | undefined;
-      for (const until = Date.now() + 10_000; count === undefined && Date.now() < until; await new Promise((r) => setTimeout(r, 50))) {
-        count = await store.get('k', now).catch(() => undefined);
-      }
+      const count = await countOnceAnswering(store, 'k', now);
       // What the healed connections still carried has arrived (and been redirected to its node, if it went elsewhere).
       await new Promise((r) => setTimeout(r, 500));
       // Before: the node's connection was reset while the cluster client stayed ready, and it sent the command again
@@ -439,10 +445,7 @@ describe('redis cluster partitions', { skip: REDIS_DEPLOYMENTS_SKIP }, () => {
       } finally {
         heal();
       }
-      let count: number | undefined;
-      for (const until = Date.now() + 10_000; count === undefined && Date.now() < until; await new Promise((r) => setTimeout(r, 50))) {
-        count = await store.get(name, now).catch(() => undefined);
-      }
+      assert.notEqual(await countOnceAnswering(store, name, now), undefined, 'the store answers again');
       await new Promise((r) => setTimeout(r, 500));
       // Before: the calls handed to the node's new connections while it was out of reach were sent again by the
       // cluster client every 100 ms, long after their callers were told no, and counted once it answered.
@@ -474,10 +477,7 @@ describe('redis cluster partitions', { skip: REDIS_DEPLOYMENTS_SKIP }, () => {
       }
       // Before: the whole cluster client was disconnected and connected again through the URL's node alone, which
       // was gone: every call failed from then on.
-      let count: number | undefined;
-      for (const until = Date.now() + 10_000; count === undefined && Date.now() < until; await new Promise((r) => setTimeout(r, 50))) {
-        count = await store.get(name, now).catch(() => undefined);
-      }
+      const count = await countOnceAnswering(store, name, now);
       assert.equal(count, 1);
       assert.equal((await store.consume(name, 1, 10, 60_000, now)).count, 2);
     } finally {
