@@ -84,7 +84,7 @@ function clusterOptions(target: Extract<RedisTarget, { kind: 'cluster' }>, opts:
     // A command refused while slots have no primary (CLUSTERDOWN, a failover in progress), or whose node connection
     // is not ready or closed under it ("Connection is closed."), is not tried again by the client: its retries, every
     // 100 ms until the node answered, went on after the caller had given up and counted what it had been told was
-    // refused. Callers that want one more try make it within their own deadline (see sendAgainOnClosed). MOVED and
+    // refused. Callers that want one more try make it within their own deadline (see sendWithin). MOVED and
     // ASK are still followed at once: a redirection, not a failure.
     retryDelayOnClusterDown: 0,
     retryDelayOnFailover: 0,
@@ -127,18 +127,28 @@ const CONNECTION_CLOSED = 'Connection is closed.';
 const SEND_AGAIN_AFTER_MS = 20;
 
 /**
- * Runs `command` and, on a cluster, sends it again while a node's connection refuses it as closed (a node the client
- * is still connecting to, or one tollgate just reset) — for as long as `stillWanted()` says its caller waits, so never
- * after the caller has given up. One server or Sentinel fail at once instead, as before.
+ * Runs `command` within `ms` (withTimeout's TimeoutError after it, naming `what`) and, on a cluster, sends it again
+ * while a node's connection refuses it as closed (a node the client is still connecting to, or one tollgate just
+ * reset): never once the deadline has passed or `stillWanted()` says its caller gave up. One server or Sentinel fail
+ * at once instead, as before.
  */
-export async function sendAgainOnClosed<T>(client: RedisClient, command: () => Promise<T>, stillWanted: () => boolean): Promise<T> {
-  for (;;) {
-    try {
-      return await command();
-    } catch (err) {
-      if (!client.isCluster || (err as Error).message !== CONNECTION_CLOSED || !stillWanted()) throw err;
-      await new Promise((resolve) => setTimeout(resolve, SEND_AGAIN_AFTER_MS));
-      if (!stillWanted()) throw err;
+export async function sendWithin<T>(client: RedisClient, command: () => Promise<T>, ms: number, what: string, stillWanted: () => boolean = () => true): Promise<T> {
+  let late = false;
+  const wanted = () => !late && stillWanted();
+  const attempts = async (): Promise<T> => {
+    for (;;) {
+      try {
+        return await command();
+      } catch (err) {
+        if (!client.isCluster || (err as Error).message !== CONNECTION_CLOSED || !wanted()) throw err;
+        await new Promise((resolve) => setTimeout(resolve, SEND_AGAIN_AFTER_MS));
+        if (!wanted()) throw err;
+      }
     }
+  };
+  try {
+    return await withTimeout(attempts(), ms, what);
+  } finally {
+    late = true;
   }
 }

@@ -3,8 +3,8 @@
 import type { Cluster, Redis } from 'ioredis';
 import { loadIoredis } from '../ioredis.js';
 import { silentLogger, type Logger } from '../../lib/logger.js';
-import { TimeoutError, withTimeout } from '../../lib/with-timeout.js';
-import { closeRedis, openRedisClient, redisErrorMessage, sendAgainOnClosed, type RedisClient } from '../redis-client.js';
+import { TimeoutError } from '../../lib/with-timeout.js';
+import { closeRedis, openRedisClient, redisErrorMessage, sendWithin, type RedisClient } from '../redis-client.js';
 import { dropStalledConnection } from '../redis-stall.js';
 import { parseRedisTarget } from '../redis-target.js';
 import { CACHE_COMMAND_TIMEOUT_MS, CACHE_PURGE_TIMEOUT_MS, CacheStoreUnavailableError, type CacheStore } from './cache-store.js';
@@ -65,11 +65,9 @@ const UNAVAILABLE_REPLY = /^(LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BU
  * memory, until the socket died, while Redis itself was fine.
  */
 export async function redisCall<T>(redis: RedisClient, command: () => Promise<T>, timeoutMs = CACHE_COMMAND_TIMEOUT_MS): Promise<T> {
-  let settled = false;
   try {
-    return await withTimeout(sendAgainOnClosed(redis, command, () => !settled), timeoutMs, 'a Redis cache command');
+    return await sendWithin(redis, command, timeoutMs, 'a Redis cache command');
   } catch (err) {
-    settled = true;
     if (err instanceof TimeoutError) dropStalledConnection(redis);
     if (err instanceof loadIoredis().ReplyError && !UNAVAILABLE_REPLY.test((err as Error).message)) throw err;
     throw new CacheStoreUnavailableError(`Redis is unavailable: ${redisErrorMessage(err as Error)}`, { cause: err });

@@ -2,8 +2,8 @@
 import { createHash } from 'node:crypto';
 import { loadIoredis } from '../ioredis.js';
 import { silentLogger, type Logger } from '../../lib/logger.js';
-import { TimeoutError, withTimeout } from '../../lib/with-timeout.js';
-import { closeRedis, openRedisClient, redisErrorMessage, sendAgainOnClosed, type RedisClient } from '../redis-client.js';
+import { TimeoutError } from '../../lib/with-timeout.js';
+import { closeRedis, openRedisClient, redisErrorMessage, sendWithin, type RedisClient } from '../redis-client.js';
 import { dropStalledConnection } from '../redis-stall.js';
 import { DEFAULT_KEY_PREFIX, parseRedisTarget } from '../redis-target.js';
 import {
@@ -206,12 +206,9 @@ export class RedisCounterStore implements CounterStore {
    */
   async #call<T>(command: () => Promise<T>): Promise<T> {
     const abandoned = this.#abandoned;
-    let settled = false;
-    const stillWanted = () => !settled && this.#abandoned === abandoned;
     try {
-      return await withTimeout(sendAgainOnClosed(this.#redis, command, stillWanted), this.#commandTimeoutMs, 'a Redis counter command');
+      return await sendWithin(this.#redis, command, this.#commandTimeoutMs, 'a Redis counter command', () => this.#abandoned === abandoned);
     } catch (err) {
-      settled = true;
       if (err instanceof TimeoutError) this.#dropStalledConnection();
       // A ReplyError is Redis rejecting the command itself (a bug here), except for the transient states above.
       if (err instanceof loadIoredis().ReplyError && !UNAVAILABLE_REPLY.test((err as Error).message)) throw err;
