@@ -80,6 +80,9 @@ test('what is refused, and why', () => {
     ['redis+sentinel://s1/m/x', /expected a database number/],
     ['redis+sentinel://s1/m/1/2', /expected a database number/],
     ['redis+sentinel://:%zz@s1/m', /not percent-encoded/],
+    // A secret badly encoded is named, never shown.
+    ['redis+cluster://u:Zm9v%zz@a:1', /^the password is not percent-encoded correctly$/],
+    ['redis+sentinel://s1/m?sentinelPassword=Zm9v%zz', /^sentinelPassword is not percent-encoded correctly$/],
     ['redis+cluster://a:0', /"a:0" is no HOST:PORT/],
     // A password cut by its own `/`: the message shows no piece of it.
     ['redis+sentinel://:Zm9v/YmFy@s1/m', /^a host is no HOST:PORT \(a user or password holding \/ \? # @ or : must be percent-encoded/],

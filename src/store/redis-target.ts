@@ -133,7 +133,7 @@ function parametersOf<K extends string>(query: string | undefined, form: string,
     const key = decode(eq < 0 ? part : part.slice(0, eq)) as K;
     if (!allowed.includes(key)) throw new RedisUrlError(`${form}: unknown parameter "${key}" (it takes ${allowed.join(', ')})`);
     if (key in out) throw new RedisUrlError(`${form}: ${key} given twice`);
-    out[key] = decode(eq < 0 ? '' : part.slice(eq + 1));
+    out[key] = decode(eq < 0 ? '' : part.slice(eq + 1), /password/i.test(key) ? key : undefined);
   }
   return out;
 }
@@ -141,8 +141,8 @@ function parametersOf<K extends string>(query: string | undefined, form: string,
 function userinfo(text: string): { username?: string; password?: string } {
   if (text === '') return {};
   const colon = text.indexOf(':');
-  const username = decode(colon < 0 ? text : text.slice(0, colon));
-  const password = colon < 0 ? undefined : decode(text.slice(colon + 1));
+  const username = decode(colon < 0 ? text : text.slice(0, colon), 'the user');
+  const password = colon < 0 ? undefined : decode(text.slice(colon + 1), 'the password');
   return { ...(username !== '' && { username }), ...(password !== undefined && password !== '' && { password }) };
 }
 
@@ -166,10 +166,11 @@ function node(text: string, defaultPort: number, credentialed: boolean): RedisNo
   return { host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: url.port === '' ? defaultPort : Number(url.port) };
 }
 
-function decode(text: string): string {
+/** `text` percent-decoded; a secret's refusal names it (`secret`) rather than showing it. */
+function decode(text: string, secret?: string): string {
   try {
     return decodeURIComponent(text);
   } catch {
-    throw new RedisUrlError(`"${text}" is not percent-encoded correctly`);
+    throw new RedisUrlError(`${secret ?? `"${text}"`} is not percent-encoded correctly`);
   }
 }
