@@ -3,7 +3,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -290,3 +290,69 @@ describe('tollgate serve: TOLLGATE_ADMIN_TOKEN with white space', () => {
   });
 });
 
+
+// A password in argv is visible to every user of the host (`ps`, /proc/PID/cmdline): serve reads both URLs from the
+// environment too, the flag winning, and names the variable when one cannot be used.
+describe('tollgate serve: --db and --redis from TOLLGATE_DB and TOLLGATE_REDIS', { concurrency: 3 }, () => {
+  async function manifest(): Promise<{ dir: string; file: string }> {
+    const dir = await tempDir();
+    const file = join(dir, 'gateway.yaml');
+    await writeFile(file, poolAndModelYaml('http://127.0.0.1:9'));
+    return { dir, file };
+  }
+
+  test('TOLLGATE_DB opens that store, which stays out of the command line; --db wins over it', async () => {
+    const { dir, file } = await manifest();
+    const [port, adminPort] = await freePorts(2);
+    const fromEnv = join(dir, 'from-env.db');
+    const cli = runCli(['serve', '--config', file, '--port', String(port), '--admin-port', String(adminPort)], dir, { TOLLGATE_DB: ` sqlite:${fromEnv}\n` });
+    try {
+      await untilPrinted(cli, /tollgate is serving/, 'serve');
+      assert.equal(existsSync(fromEnv), true, 'the store TOLLGATE_DB names was not opened');
+      assert.equal(existsSync(join(dir, 'tollgate.db')), false, 'the default store was opened');
+      assert.doesNotMatch(readFileSync(`/proc/${cli.child.pid}/cmdline`, 'utf8'), /from-env/);
+    } finally {
+      await kill(cli.child);
+    }
+    const fromFlag = join(dir, 'from-flag.db');
+    const both = runCli(['serve', '--config', file, '--port', String(port), '--admin-port', String(adminPort), '--db', `sqlite:${fromFlag}`], dir, { TOLLGATE_DB: 'mysql://127.0.0.1/x' });
+    try {
+      await untilPrinted(both, /tollgate is serving/, 'serve');
+      assert.equal(existsSync(fromFlag), true);
+    } finally {
+      await kill(both.child);
+    }
+  });
+
+  test('a variable set but empty is unset: the default store, counters in memory', async () => {
+    const { dir, file } = await manifest();
+    const [port, adminPort] = await freePorts(2);
+    const cli = runCli(['serve', '--config', file, '--port', String(port), '--admin-port', String(adminPort)], dir, { TOLLGATE_DB: '', TOLLGATE_REDIS: ' ' });
+    try {
+      await untilPrinted(cli, /tollgate is serving/, 'serve');
+      assert.equal(existsSync(join(dir, 'tollgate.db')), true);
+    } finally {
+      await kill(cli.child);
+    }
+  });
+
+  test('one that cannot be used: exit code 2 and one line naming the variable, passwords hidden', async () => {
+    const { dir, file } = await manifest();
+    const [closed] = await freePorts(1);
+    const serve = ['serve', '--config', file, '--port', '0', '--admin-port', '0'];
+    const db = ['--db', `sqlite:${join(dir, 't.db')}`];
+    const cases: [string[], Record<string, string>, RegExp][] = [
+      [db, { TOLLGATE_REDIS: `redis://:s3cret@127.0.0.1:${closed}` }, /^tollgate: TOLLGATE_REDIS redis:\/\/:\*\*\*@127\.0\.0\.1:\d+: Redis is unavailable: .*ECONNREFUSED/],
+      [db, { TOLLGATE_REDIS: 'http://u:s3cret@127.0.0.1:6379' }, /^tollgate serve: TOLLGATE_REDIS: expected redis:\/\/, /],
+      [[], { TOLLGATE_DB: `postgres://tollgate:s3cret@127.0.0.1:${closed}/x` }, /^tollgate: TOLLGATE_DB: cannot open the database postgres:\/\/tollgate:\*\*\*@127\.0\.0\.1:\d+\/x: .*ECONNREFUSED/],
+      // The flag wins, and its own failure names the flag.
+      [[...db, '--redis', `redis://127.0.0.1:${closed}`], { TOLLGATE_REDIS: 'http://127.0.0.1:6379' }, /^tollgate: --redis redis:\/\/127\.0\.0\.1:\d+: Redis is unavailable: /],
+    ];
+    for (const [flags, env, expected] of cases) {
+      const lines = await refusal([...serve, ...flags], dir, env);
+      assert.equal(lines.length, 1, lines.join('\n'));
+      assert.match(lines[0], expected);
+      assert.doesNotMatch(lines[0], /s3cret/);
+    }
+  });
+});

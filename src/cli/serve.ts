@@ -20,8 +20,9 @@ export function serveCommand(): Command {
     .option('--port <n>', 'data-plane port', parsePort, 8080)
     .option('--admin-port <n>', 'admin API port', parsePort, 8081)
     .option('--extproc-port <n>', 'open the ext_proc gRPC listener on this port', parsePort)
-    .option('--db <url>', 'sqlite:FILE or postgres://...', 'sqlite:./tollgate.db')
-    .option('--redis <url>', 'share counters and caches through Redis: redis://, rediss://, redis+sentinel://HOSTS/NAME or redis+cluster://HOSTS')
+    // Also from the environment: a password in argv is visible to every user of the host (`ps`, /proc/PID/cmdline).
+    .addOption(new Option('--db <url>', 'sqlite:FILE or postgres://...').env(DB_ENV).argParser(trimmed).default(DEFAULT_DB))
+    .addOption(new Option('--redis <url>', 'share counters and caches through Redis: redis://, rediss://, redis+sentinel://HOSTS/NAME or redis+cluster://HOSTS').env(REDIS_ENV).argParser(trimmed))
     .option('--tls-cert <file>', 'serve HTTPS with this certificate (PEM)')
     .option('--tls-key <file>', 'private key for --tls-cert (PEM)')
     .option('--extproc-roles <list>', 'what the ext_proc listener plays: pdp (policy decision point), epp (endpoint picker), or both', parseRoles)
@@ -36,9 +37,10 @@ export function serveCommand(): Command {
       const extprocFlag = ['extprocRoles', 'extprocBodyMode', 'extprocResponseBodyMode', 'extprocTlsCert', 'extprocTlsKey', 'extprocTlsCa'].find((k) => opts[k] !== undefined);
       if (extprocFlag && opts.extprocPort === undefined) cmd.error(`tollgate serve: --${extprocFlag.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} needs --extproc-port`, { exitCode: 2 });
       if (opts.extprocTlsCa && !opts.extprocTlsCert) cmd.error('tollgate serve: --extproc-tls-ca needs --extproc-tls-cert and --extproc-tls-key', { exitCode: 2 });
+      const sources = storeSources(cmd, opts);
       // ioredis would read any other URL as a Unix socket path and fail with a puzzling ENOENT.
       const redisProblem = opts.redis === undefined ? undefined : redisUrlProblem(opts.redis);
-      if (redisProblem) cmd.error(`tollgate serve: --redis: ${redisProblem}, got "${redactUrl(opts.redis)}"`, { exitCode: 2 });
+      if (redisProblem) cmd.error(`tollgate serve: ${sources.redis}: ${redisProblem}, got "${redactUrl(opts.redis)}"`, { exitCode: 2 });
       const admin = readAdminToken(process.env);
       if (admin.problem) cmd.error(`tollgate serve: ${admin.problem}`, { exitCode: 2 });
       const previousAdmin = readPreviousAdminTokens(process.env);
@@ -91,7 +93,7 @@ export function serveCommand(): Command {
           throw configFailure(err.problems);
         }
         // A --db, --redis, port or TLS file that cannot be used is a bad flag: one line naming it, exit code 2 (not a stack trace).
-        const flag = startupFlagError(err, opts);
+        const flag = startupFlagError(err, opts, sources);
         if (flag) throw flagFailure(flag);
         throw err;
       }
@@ -114,14 +116,34 @@ const TLS_FLAGS: Record<Exclude<TlsFileRole, 'ca'>, string> = { cert: '--tls-cer
 
 const EXTPROC_TLS_FLAGS: Record<TlsFileRole, string> = { cert: '--extproc-tls-cert', key: '--extproc-tls-key', ca: '--extproc-tls-ca', pair: '--extproc-tls-cert/--extproc-tls-key' };
 
+const DB_ENV = 'TOLLGATE_DB';
+const REDIS_ENV = 'TOLLGATE_REDIS';
+const DEFAULT_DB = 'sqlite:./tollgate.db';
+
+/** A Secret mounted as a file ends in a newline, which no URL holds. */
+function trimmed(value: string): string {
+  return value.trim();
+}
+
+/**
+ * Where --db and --redis came from, as messages name them (`--db` or `TOLLGATE_DB`). A variable set but empty counts
+ * as unset, as TOLLGATE_ADMIN_TOKEN does: compose files and charts write `VAR=${X:-}`.
+ */
+function storeSources(cmd: Command, opts: { db: string; redis?: string }): { db: string; redis: string } {
+  const env = (key: 'db' | 'redis') => cmd.getOptionValueSource(key) === 'env';
+  if (env('db') && opts.db === '') opts.db = DEFAULT_DB;
+  if (env('redis') && opts.redis === '') opts.redis = undefined;
+  return { db: env('db') && opts.db !== DEFAULT_DB ? DB_ENV : '--db', redis: env('redis') && opts.redis !== undefined ? REDIS_ENV : '--redis' };
+}
+
 /** The one-line message for a start-up failure caused by --db, --redis, a port or a TLS flag, or undefined for anything else. */
-function startupFlagError(err: unknown, opts: { db: string; redis?: string }): string | undefined {
-  if (err instanceof DatabaseConfigError || err instanceof DatabaseOpenError) return `--db: ${err.message}`;
+function startupFlagError(err: unknown, opts: { db: string; redis?: string }, sources: { db: string; redis: string }): string | undefined {
+  if (err instanceof DatabaseConfigError || err instanceof DatabaseOpenError) return `${sources.db}: ${err.message}`;
   // The ext_proc listener reads its TLS files as it opens: the file is at fault, not the port.
   if (err instanceof ListenError && err.listener === 'ext_proc' && err.cause instanceof TlsFilesError) return `${EXTPROC_TLS_FLAGS[err.cause.role]}: ${err.cause.message}`;
   if (err instanceof ListenError) return listenFlagError(err);
   // The HTTPS listener's (it takes no CA file).
   if (err instanceof TlsFilesError && err.role !== 'ca') return `${TLS_FLAGS[err.role]}: ${err.message}`;
-  if (err instanceof CounterStoreUnavailableError) return `--redis ${redactUrl(opts.redis ?? '')}: ${err.message}`;
+  if (err instanceof CounterStoreUnavailableError) return `${sources.redis} ${redactUrl(opts.redis ?? '')}: ${err.message}`;
   return undefined;
 }

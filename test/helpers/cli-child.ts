@@ -1,7 +1,7 @@
 // `tollgate ARGS` as a child process with `cwd` as its working directory (where serve's and demo's default files go):
 // bin/tollgate.js itself when the test runner has just built dist/ (TOLLGATE_TEST_DIST=1, scripts/run-tests.mjs),
-// else the same main() from source through tsx. TOLLGATE_ADMIN_TOKEN and TOLLGATE_LOG_LEVEL come only from `env`,
-// never from the environment the tests run in.
+// else the same main() from source through tsx. TOLLGATE_ADMIN_TOKEN, TOLLGATE_LOG_LEVEL, TOLLGATE_DB and TOLLGATE_REDIS
+// come only from `env`, never from the environment the tests run in.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
@@ -13,6 +13,8 @@ export function spawnCli(args: string[], cwd: string, env: Record<string, string
   const childEnv: NodeJS.ProcessEnv = { ...process.env };
   delete childEnv.TOLLGATE_ADMIN_TOKEN;
   delete childEnv.TOLLGATE_LOG_LEVEL;
+  delete childEnv.TOLLGATE_DB;
+  delete childEnv.TOLLGATE_REDIS;
   const options = { env: { ...childEnv, ...env }, stdio: ['ignore', 'pipe', 'pipe'] as ('ignore' | 'pipe')[] };
   if (process.env.TOLLGATE_TEST_DIST === '1') return spawn(process.execPath, [BIN, ...args], { ...options, cwd });
   const script = [
