@@ -9,7 +9,7 @@ import { policyKeys, windowKey } from '../src/policy/counter-keys.js';
 import { windowsOf } from '../src/policy/quota-window.js';
 import { randomBase62 } from '../src/store/keys.js';
 import { RedisCounterStore } from '../src/store/counters/redis.js';
-import { SETTLE_FIXED } from '../src/store/counters/redis-scripts.js';
+import { BATCH } from '../src/store/counters/redis-scripts.js';
 import { COUNTER_BACKENDS, deleteKeys } from '../src/store/counters/test-counter-stores.js';
 import { TcpProxy } from '../src/store/test-tcp-proxy.js';
 import { call, until, type Answer } from './helpers/apim-admin.js';
@@ -106,8 +106,9 @@ describe('a token settlement while Redis cannot take it', { skip: redisSkip }, (
   });
 
   test('applied, but its answer lost: tried again, it is not applied twice', async () => {
-    // A settlement before this one has loaded the script into Redis, so the settlement is sent as EVALSHA of it.
-    const sha = createHash('sha1').update(SETTLE_FIXED).digest('hex');
+    // Calls before this one have loaded the batch script into Redis, so the settlement is sent as EVALSHA of it, the
+    // first after the request's reservation.
+    const sha = createHash('sha1').update(BATCH).digest('hex');
     const was = await outcomes();
     const base = await used();
     const request = await heldRequest();

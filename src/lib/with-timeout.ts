@@ -23,15 +23,24 @@ export function deadlineAfterIo(ms: number, onExpired: () => void): () => void {
 
 /**
  * `work`, or a TimeoutError "`what` did not finish within `ms` ms" once `ms` has passed. The work cannot be
- * cancelled: it runs on, and whatever it ends with after the deadline is dropped (Promise.race listens to it, so a
- * late rejection is not unhandled).
+ * cancelled: it runs on, and whatever it ends with after the deadline is dropped (listened to, so a late rejection
+ * is not unhandled).
  */
 export function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
-  let cancel = (): void => {};
-  const deadline = new Promise<never>((_, reject) => {
-    cancel = deadlineAfterIo(ms, () => reject(new TimeoutError(`${what} did not finish within ${ms} ms`)));
+  // One promise and no race: this wraps every counter-store call, twice (the policy's deadline and the store's own).
+  return new Promise<T>((resolve, reject) => {
+    const cancel = deadlineAfterIo(ms, () => reject(new TimeoutError(`${what} did not finish within ${ms} ms`)));
+    work.then(
+      (value) => {
+        cancel();
+        resolve(value);
+      },
+      (err: unknown) => {
+        cancel();
+        reject(err);
+      },
+    );
   });
-  return Promise.race([work, deadline]).finally(cancel);
 }
 
 /**

@@ -5,6 +5,7 @@
 import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
 import { withTimeout } from '../lib/with-timeout.js';
 import { loadIoredis } from './ioredis.js';
+import { coalesceWrites } from './redis-coalesce.js';
 import { guardHandshake } from './redis-handshake.js';
 import type { RedisTarget } from './redis-target.js';
 
@@ -132,15 +133,29 @@ const SEND_AGAIN_AFTER_MS = 20;
  * reset): never once the deadline has passed or `stillWanted()` says its caller gave up. One server or Sentinel fail
  * at once instead, as before.
  */
-export async function sendWithin<T>(client: RedisClient, command: () => Promise<T>, ms: number, what: string, stillWanted: () => boolean = () => true): Promise<T> {
+export function sendWithin<T>(client: RedisClient, command: () => Promise<T>, ms: number, what: string, stillWanted: () => boolean = () => true): Promise<T> {
+  return client.isCluster ? sendToClusterWithin(client, command, ms, what, stillWanted) : withTimeout(send(client, command), ms, what);
+}
+
+/** `command()` with its write held to the end of the turn (redis-coalesce.ts); a throw becomes a rejection. */
+function send<T>(client: RedisClient, command: () => Promise<T>): Promise<T> {
+  coalesceWrites(client);
+  try {
+    return command();
+  } catch (err) {
+    return Promise.reject(err as Error);
+  }
+}
+
+async function sendToClusterWithin<T>(client: RedisClient, command: () => Promise<T>, ms: number, what: string, stillWanted: () => boolean): Promise<T> {
   let late = false;
   const wanted = () => !late && stillWanted();
   const attempts = async (): Promise<T> => {
     for (;;) {
       try {
-        return await command();
+        return await send(client, command);
       } catch (err) {
-        if (!client.isCluster || (err as Error).message !== CONNECTION_CLOSED || !wanted()) throw err;
+        if ((err as Error).message !== CONNECTION_CLOSED || !wanted()) throw err;
         await new Promise((resolve) => setTimeout(resolve, SEND_AGAIN_AFTER_MS));
         if (!wanted()) throw err;
       }

@@ -8,6 +8,8 @@ import { CounterStoreUnavailableError } from './errors.js';
 import { MemoryCounterStore } from './memory.js';
 import { RedisCounterStore } from './redis.js';
 import { COUNTER_BACKENDS, deleteKeys, type TestCounterStore } from './test-counter-stores.js';
+import type { Redis } from 'ioredis';
+import { loadIoredis } from '../ioredis.js';
 import { TcpProxy } from '../test-tcp-proxy.js';
 import { REDIS_DEPLOYMENTS_SKIP, startRedisCluster, type RedisClusterDeployment } from '../test-redis-servers.js';
 
@@ -381,6 +383,90 @@ describe('redis unavailable', () => {
       await proxy.close();
       await deleteKeys(process.env.REDIS_URL!, keyPrefix);
     }
+  });
+});
+
+describe('redis batches', { skip: process.env.REDIS_URL ? false : 'REDIS_URL not set' }, () => {
+  const url = process.env.REDIS_URL!;
+  let keyPrefix: string;
+  let store: RedisCounterStore;
+  let client: Redis;
+  let monitor: Redis;
+  /** The calls the store made (not the commands its scripts ran), as MONITOR shows them. */
+  let calls: string[][];
+  before(async () => {
+    keyPrefix = `tollgate:test:batches:${Date.now()}:`;
+    store = new RedisCounterStore({ url, keyPrefix });
+    await store.ready();
+    // monitor() opens a connection of its own beside the client's.
+    client = new (loadIoredis().Redis)(url);
+    monitor = await client.monitor();
+    monitor.on('monitor', (_time: string, args: string[], source: string) => {
+      if (source !== 'lua' && args.some((a) => a.startsWith(keyPrefix))) calls.push(args);
+    });
+  });
+  after(async () => {
+    monitor?.disconnect();
+    client?.disconnect();
+    await store?.close();
+    await deleteKeys(url, keyPrefix);
+  });
+
+  /** The store's calls made while `work` runs, once MONITOR has shown them. */
+  async function callsDuring(work: () => Promise<unknown>): Promise<string[][]> {
+    calls = [];
+    await work();
+    await store.get('flush-marker');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    return calls.filter((args) => !args.includes(`${keyPrefix}fw:flush-marker`));
+  }
+
+  test('the operations of one turn go in one call, and each sees the ones before it', async () => {
+    let results: unknown[] = [];
+    const sent = await callsDuring(async () => {
+      results = await Promise.all([
+        ...Array.from({ length: 5 }, () => store.consume('turn', 1, 3, HOUR_MS, T0)),
+        store.consumeSmoothed('turn', 1000, 1, T0),
+        store.consumeSmoothed('turn', 1000, 1, T0),
+        store.reserve('tokens', 40, 50, HOUR_MS, { id: 'r1', untilMs: T0 + 60_000 }, T0),
+        store.reserve('tokens', 40, 50, HOUR_MS, { id: 'r2', untilMs: T0 + 60_000 }, T0),
+        store.consumeRolling('rolling', 2, 3, HOUR_MS, T0),
+        store.consumeRolling('rolling', 2, 3, HOUR_MS, T0),
+      ]);
+    });
+    // Before: one EVALSHA per operation, eleven calls.
+    assert.equal(sent.length, 1, sent.map((a) => a.slice(0, 4).join(' ')).join('\n'));
+    const allowed = results.map((r) => (r as { allowed: boolean }).allowed);
+    assert.deepEqual(allowed, [true, true, true, false, false, true, false, true, false, true, false]);
+    assert.equal(await store.get('turn', T0), 3);
+  });
+
+  test('an operation that fails (a key of the wrong type) fails alone', async () => {
+    const raw = new (loadIoredis().Redis)(url);
+    try {
+      await raw.hset(`${keyPrefix}sa:wrong-type`, 'x', '1');
+      const [smoothed, fixed] = await Promise.allSettled([store.consumeSmoothed('wrong-type', 1000, 1, T0), store.consume('beside-it', 1, 10, HOUR_MS, T0)]);
+      assert.equal(smoothed.status, 'rejected');
+      assert.match(String((smoothed as PromiseRejectedResult).reason), /WRONGTYPE/);
+      assert.ok(!((smoothed as PromiseRejectedResult).reason instanceof CounterStoreUnavailableError), 'a bad reply is no outage');
+      assert.deepEqual(fixed.status === 'fulfilled' && fixed.value.count, 1);
+    } finally {
+      raw.disconnect();
+    }
+  });
+
+  test('an operation whose caller gave up before the call of its turn left is never sent', async () => {
+    calls = [];
+    const given = store.consume('given-up', 1, 10, HOUR_MS, T0);
+    store.abandonPending();
+    await assert.rejects(given, CounterStoreUnavailableError);
+    // Giving up drops the connection (it may be stalled): the count is read once the store has reconnected.
+    assert.equal(await countOnceAnswering(store, 'given-up', T0), 0);
+    assert.deepEqual(
+      calls.filter((args) => args.includes(`${keyPrefix}fw:given-up`) && args[0].toLowerCase() !== 'hmget'),
+      [],
+    );
+    assert.equal((await store.consume('given-up', 1, 10, HOUR_MS, T0)).count, 1, 'later calls are sent');
   });
 });
 

@@ -30,7 +30,7 @@ end
 `;
 
 /** KEYS: window hash. ARGV: now, amount, limit, windowMs. Returns {allowed, count, windowEnd}. */
-export const CONSUME_FIXED = `${LOAD_WINDOW}
+const CONSUME_FIXED = `${LOAD_WINDOW}
 local amount = tonumber(ARGV[2])
 local limit = tonumber(ARGV[3])
 start_window(tonumber(ARGV[4]))
@@ -45,7 +45,7 @@ return {1, count, e}
  * (a sorted set of reservation ids by when their hold lapses). ARGV: now, amount, limit, windowMs, id, holdUntil.
  * Returns {allowed, count, windowEnd, held}.
  */
-export const RESERVE_FIXED = `${LOAD_WINDOW}
+const RESERVE_FIXED = `${LOAD_WINDOW}
 local amount = tonumber(ARGV[2])
 local limit = tonumber(ARGV[3])
 start_window(tonumber(ARGV[4]))
@@ -69,7 +69,7 @@ return {1, count, e, held}
  * KEYS: window hash, holds (as RESERVE_FIXED). ARGV: id, delta. Applies delta and ends the hold only while the
  * reservation is recorded, and forgets it: a settlement runs once, however often it is sent. Returns 1 if applied.
  */
-export const SETTLE_FIXED = `
+const SETTLE_FIXED = `
 local field = 'r:' .. ARGV[1]
 local amount = tonumber(redis.call('HGET', KEYS[1], field))
 if amount == nil then return 0 end
@@ -81,7 +81,7 @@ return 1
 `;
 
 /** KEYS: window hash. ARGV: now, delta, windowMs. Returns the new count (never below 0). */
-export const ADJUST_FIXED = `${LOAD_WINDOW}
+const ADJUST_FIXED = `${LOAD_WINDOW}
 start_window(tonumber(ARGV[3]))
 count = math.max(0, count + tonumber(ARGV[2]))
 save()
@@ -92,7 +92,7 @@ return count
  * KEYS: slot log (list of "start:amount", oldest first), running total. ARGV: now, amount, limit, windowMs, slotMs.
  * Returns {allowed, total, resetAt}.
  */
-export const CONSUME_ROLLING = `
+const CONSUME_ROLLING = `
 local now = tonumber(ARGV[1])
 local amount = tonumber(ARGV[2])
 local limit = tonumber(ARGV[3])
@@ -156,7 +156,7 @@ return {1, total, reset_at(0)}
 `;
 
 /** KEYS: theoretical arrival time. ARGV: now, intervalMs, burst, weight. Returns {allowed, retryAfterMs}. */
-export const CONSUME_SMOOTHED = `
+const CONSUME_SMOOTHED = `
 local now = tonumber(ARGV[1])
 local interval = tonumber(ARGV[2])
 local burst = tonumber(ARGV[3])
@@ -167,4 +167,51 @@ local allow_at = next_tat - interval * burst
 if now < allow_at - ${TAT_TOLERANCE_MS} then return {0, math.ceil(allow_at - now)} end
 redis.call('SET', KEYS[1], string.format('%.3f', next_tat), 'PX', math.ceil(next_tat - now) + ${SKEW_GRACE_MS})
 return {1, 0}
+`;
+
+/** The scripts by the name each is registered under (redis.ts), in the order BATCH numbers them. */
+export const SCRIPTS = {
+  tgConsumeFixed: { keys: 1, lua: CONSUME_FIXED },
+  tgAdjustFixed: { keys: 1, lua: ADJUST_FIXED },
+  tgReserveFixed: { keys: 2, lua: RESERVE_FIXED },
+  tgSettleFixed: { keys: 2, lua: SETTLE_FIXED },
+  tgConsumeRolling: { keys: 2, lua: CONSUME_ROLLING },
+  tgConsumeSmoothed: { keys: 1, lua: CONSUME_SMOOTHED },
+} as const;
+
+export type ScriptName = keyof typeof SCRIPTS;
+
+/** A script's number in BATCH. */
+export const SCRIPT_CODES = Object.fromEntries(Object.keys(SCRIPTS).map((name, i) => [name, i + 1])) as Record<ScriptName, number>;
+
+/**
+ * Several operations in one call, each the script above it names, run in order (each sees what the one before wrote,
+ * as separate calls would). KEYS: every operation's keys, one after another. ARGV: the count of operations, then per
+ * operation its script number, its count of keys, its count of arguments and the arguments. Returns one entry per
+ * operation: {1, reply}, or {0, message} for one that failed (a wrong-type key, say), which fails alone.
+ */
+export const BATCH = `
+local scripts = {}
+${Object.values(SCRIPTS)
+  .map((s, i) => `scripts[${i + 1}] = function(KEYS, ARGV)\n${s.lua}\nend`)
+  .join('\n')}
+local out = {}
+local k, a = 1, 2
+for i = 1, tonumber(ARGV[1]) do
+  local script, nk, na = scripts[tonumber(ARGV[a])], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  local keys, argv = {}, {}
+  for j = 1, nk do keys[j] = KEYS[k + j - 1] end
+  for j = 1, na do argv[j] = ARGV[a + 2 + j] end
+  k = k + nk
+  a = a + 3 + na
+  local ok, reply = pcall(script, keys, argv)
+  if ok then
+    out[i] = {1, reply}
+  elseif type(reply) == 'table' and reply.err then
+    out[i] = {0, reply.err}
+  else
+    out[i] = {0, tostring(reply)}
+  end
+end
+return out
 `;

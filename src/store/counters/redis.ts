@@ -1,8 +1,10 @@
-// The shared CounterStore for many replicas: Redis, one atomic Lua script per operation, failing fast when Redis is away.
+// The shared CounterStore for many replicas: Redis, one atomic Lua script per operation (on one server, a turn's
+// operations in one call: redis-batch.ts), failing fast when Redis is away.
 import { createHash } from 'node:crypto';
 import { loadIoredis } from '../ioredis.js';
 import { silentLogger, type Logger } from '../../lib/logger.js';
 import { TimeoutError } from '../../lib/with-timeout.js';
+import type { Redis } from 'ioredis';
 import { closeRedis, openRedisClient, redisErrorMessage, sendWithin, type RedisClient } from '../redis-client.js';
 import { dropStalledConnection } from '../redis-stall.js';
 import { DEFAULT_KEY_PREFIX, parseRedisTarget } from '../redis-target.js';
@@ -18,7 +20,8 @@ import {
 } from './arguments.js';
 import type { CounterStore, HoldId, ReservationHold, ReserveResult, SmoothedResult, WindowResult } from './counter-store.js';
 import { CounterStoreUnavailableError } from './errors.js';
-import { ADJUST_FIXED, CONSUME_FIXED, CONSUME_ROLLING, CONSUME_SMOOTHED, RESERVE_FIXED, SETTLE_FIXED } from './redis-scripts.js';
+import { CounterBatch } from './redis-batch.js';
+import { SCRIPTS, type ScriptName } from './redis-scripts.js';
 
 export interface RedisCounterStoreOptions {
   /** Default `redis://127.0.0.1:6379`; any form of redis-target.ts. */
@@ -32,15 +35,8 @@ export interface RedisCounterStoreOptions {
   logger?: Logger;
 }
 
-/** The scripts, registered with defineCommand (EVALSHA, falling back to EVAL once per connection). */
-interface CounterCommands {
-  tgConsumeFixed(key: string, now: number, amount: number, limit: number, windowMs: number): Promise<[number, number, number]>;
-  tgAdjustFixed(key: string, now: number, delta: number, windowMs: number): Promise<number>;
-  tgReserveFixed(key: string, holdsKey: string, now: number, amount: number, limit: number, windowMs: number, id: string, holdUntil: number): Promise<[number, number, number, number]>;
-  tgSettleFixed(key: string, holdsKey: string, id: string, delta: number): Promise<number>;
-  tgConsumeRolling(logKey: string, totalKey: string, now: number, amount: number, limit: number, windowMs: number, slotMs: number): Promise<[number, number, number]>;
-  tgConsumeSmoothed(key: string, now: number, intervalMs: number, burst: number, weight: number): Promise<[number, number]>;
-}
+/** The scripts, registered with defineCommand (EVALSHA, falling back to EVAL once per connection) for a cluster. */
+type ScriptCalls = Record<ScriptName, (...keysAndArgs: (string | number)[]) => Promise<unknown>>;
 
 /**
  * Only a backstop: the caller, CounterGuard, waits the APIMExtensionPolicy's `timeout` (10 s at most) and abandons
@@ -70,7 +66,9 @@ function clusterKey(kind: string, key: string): string {
  * @example const counters = new RedisCounterStore({ url: 'redis://redis:6379' }); await counters.ready();
  */
 export class RedisCounterStore implements CounterStore {
-  readonly #redis: RedisClient & CounterCommands;
+  readonly #redis: RedisClient;
+  /** One server (or Sentinel's primary): a turn's operations in one call. A cluster: a call per operation. */
+  readonly #batch: CounterBatch | undefined;
   readonly #connectTimeoutMs: number;
   readonly #commandTimeoutMs: number;
   readonly #logger: Logger;
@@ -91,13 +89,9 @@ export class RedisCounterStore implements CounterStore {
       onError: (err) => logger.debug({ err }, 'redis counter store connection error'),
     });
     this.#key = redis.isCluster ? clusterKey : (kind, key) => `${kind}:${key}`;
-    redis.defineCommand('tgConsumeFixed', { numberOfKeys: 1, lua: CONSUME_FIXED });
-    redis.defineCommand('tgAdjustFixed', { numberOfKeys: 1, lua: ADJUST_FIXED });
-    redis.defineCommand('tgReserveFixed', { numberOfKeys: 2, lua: RESERVE_FIXED });
-    redis.defineCommand('tgSettleFixed', { numberOfKeys: 2, lua: SETTLE_FIXED });
-    redis.defineCommand('tgConsumeRolling', { numberOfKeys: 2, lua: CONSUME_ROLLING });
-    redis.defineCommand('tgConsumeSmoothed', { numberOfKeys: 1, lua: CONSUME_SMOOTHED });
-    this.#redis = redis as RedisClient & CounterCommands;
+    if (redis.isCluster) for (const [name, script] of Object.entries(SCRIPTS)) redis.defineCommand(name, { numberOfKeys: script.keys, lua: script.lua });
+    this.#batch = redis.isCluster ? undefined : new CounterBatch(redis as Redis, this.#commandTimeoutMs);
+    this.#redis = redis;
   }
 
   /** Resolves once connected; rejects with CounterStoreUnavailableError on the first failure or after the connect timeout. */
@@ -125,7 +119,7 @@ export class RedisCounterStore implements CounterStore {
     checkCount('limit', limit);
     checkWindow(windowMs);
     checkNow(nowMs);
-    const [allowed, count, endMs] = await this.#call(() => this.#redis.tgConsumeFixed(this.#key('fw', key), nowMs, amount, limit, windowMs));
+    const [allowed, count, endMs] = await this.#run<[number, number, number]>('tgConsumeFixed', [this.#key('fw', key)], [nowMs, amount, limit, windowMs]);
     return { allowed: allowed === 1, count, remaining: Math.max(0, limit - count), resetAtMs: endMs };
   }
 
@@ -136,23 +130,21 @@ export class RedisCounterStore implements CounterStore {
     checkNow(hold.untilMs);
     checkWindow(windowMs);
     checkNow(nowMs);
-    const [allowed, count, endMs, held] = await this.#call(() =>
-      this.#redis.tgReserveFixed(this.#key('fw', key), this.#key('fwh', key), nowMs, amount, limit, windowMs, id, hold.untilMs),
-    );
+    const [allowed, count, endMs, held] = await this.#run<[number, number, number, number]>('tgReserveFixed', [this.#key('fw', key), this.#key('fwh', key)], [nowMs, amount, limit, windowMs, id, hold.untilMs]);
     return { allowed: allowed === 1, count, remaining: Math.max(0, limit - count), resetAtMs: endMs, held };
   }
 
   async settle(key: string, holdId: HoldId, delta: number): Promise<boolean> {
     const id = checkId(holdId);
     checkDelta(delta);
-    return (await this.#call(() => this.#redis.tgSettleFixed(this.#key('fw', key), this.#key('fwh', key), id, delta))) === 1;
+    return (await this.#run<number>('tgSettleFixed', [this.#key('fw', key), this.#key('fwh', key)], [id, delta])) === 1;
   }
 
   async adjust(key: string, delta: number, windowMs: number, nowMs = Date.now()): Promise<number> {
     checkDelta(delta);
     checkWindow(windowMs);
     checkNow(nowMs);
-    return this.#call(() => this.#redis.tgAdjustFixed(this.#key('fw', key), nowMs, delta, windowMs));
+    return this.#run<number>('tgAdjustFixed', [this.#key('fw', key)], [nowMs, delta, windowMs]);
   }
 
   async get(key: string, nowMs = Date.now()): Promise<number> {
@@ -166,9 +158,7 @@ export class RedisCounterStore implements CounterStore {
     checkCount('limit', limit);
     checkWindow(windowMs);
     checkNow(nowMs);
-    const [allowed, count, resetAtMs] = await this.#call(() =>
-      this.#redis.tgConsumeRolling(this.#key('rwl', key), this.#key('rwt', key), nowMs, amount, limit, windowMs, rollingSlotMs(windowMs)),
-    );
+    const [allowed, count, resetAtMs] = await this.#run<[number, number, number]>('tgConsumeRolling', [this.#key('rwl', key), this.#key('rwt', key)], [nowMs, amount, limit, windowMs, rollingSlotMs(windowMs)]);
     return { allowed: allowed === 1, count, remaining: Math.max(0, limit - count), resetAtMs };
   }
 
@@ -177,7 +167,7 @@ export class RedisCounterStore implements CounterStore {
     checkBurst('burst', burst);
     checkBurst('weight', weight);
     checkNow(nowMs);
-    const [allowed, retryAfterMs] = await this.#call(() => this.#redis.tgConsumeSmoothed(this.#key('sa', key), nowMs, intervalMs, burst, weight));
+    const [allowed, retryAfterMs] = await this.#run<[number, number]>('tgConsumeSmoothed', [this.#key('sa', key)], [nowMs, intervalMs, burst, weight]);
     return { allowed: allowed === 1, retryAfterMs };
   }
 
@@ -200,6 +190,14 @@ export class RedisCounterStore implements CounterStore {
     if (dropStalledConnection(this.#redis)) this.#logger.debug('a redis counter command timed out; dropping the connection');
   }
 
+  /** `script` on `keys` with `args`, batched with the turn's other operations when the store can. */
+  #run<T>(script: ScriptName, keys: string[], args: (string | number)[]): Promise<T> {
+    const batch = this.#batch;
+    if (!batch) return this.#call(() => (this.#redis as unknown as ScriptCalls)[script](...keys, ...args) as Promise<T>);
+    const abandoned = this.#abandoned;
+    return batch.run<T>(script, keys, args, () => this.#abandoned === abandoned).catch((err: unknown) => this.#failed(err));
+  }
+
   /**
    * Arguments are checked before this, so a RangeError is never mistaken for an outage. The deadline is withTimeout's,
    * not ioredis's commandTimeout, whose plain timer fires before a reply that arrived during an event-loop stall is read.
@@ -209,10 +207,14 @@ export class RedisCounterStore implements CounterStore {
     try {
       return await sendWithin(this.#redis, command, this.#commandTimeoutMs, 'a Redis counter command', () => this.#abandoned === abandoned);
     } catch (err) {
-      if (err instanceof TimeoutError) this.#dropStalledConnection();
-      // A ReplyError is Redis rejecting the command itself (a bug here), except for the transient states above.
-      if (err instanceof loadIoredis().ReplyError && !UNAVAILABLE_REPLY.test((err as Error).message)) throw err;
-      throw new CounterStoreUnavailableError(`Redis is unavailable: ${redisErrorMessage(err as Error)}`, { cause: err });
+      return this.#failed(err);
     }
+  }
+
+  #failed(err: unknown): never {
+    if (err instanceof TimeoutError) this.#dropStalledConnection();
+    // A ReplyError is Redis rejecting the command itself (a bug here), except for the transient states above.
+    if (err instanceof loadIoredis().ReplyError && !UNAVAILABLE_REPLY.test((err as Error).message)) throw err;
+    throw new CounterStoreUnavailableError(`Redis is unavailable: ${redisErrorMessage(err as Error)}`, { cause: err });
   }
 }
