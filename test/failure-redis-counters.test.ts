@@ -120,6 +120,30 @@ describe('RedisCounterStore through a misbehaving connection', { skip: redisSkip
     }
   });
 
+  test('through the policy\'s guard: a stall before the turn\'s calls leave is not counted against them', async () => {
+    const direct = new RedisCounterStore({ url: REDIS_URL!, keyPrefix, commandTimeoutMs: 300 });
+    const errors: CounterErrorOutcome[] = [];
+    const guard = new CounterGuard(direct, { failOpen: false, timeoutMs: 300, logger: silentLogger, onError: (o) => errors.push(o) });
+    try {
+      await direct.ready();
+      // Asked for, then held to the end of this turn (batched with the turn's others): the stall comes first. Asked
+      // from the check phase, the call leaves in the next turn's, after that turn's timers have run.
+      const result = await new Promise<{ count: number } | undefined>((resolve, reject) =>
+        setImmediate(() => {
+          const asked = guard.call((s) => s.consume('stalled-turn', 1, 1_000_000, HOUR));
+          const until = performance.now() + 1500;
+          while (performance.now() < until);
+          Promise.resolve(asked).then(resolve, reject);
+        }),
+      );
+      // Before: the policy's deadline, counted from the call, fell due before the call had left, and it was refused.
+      assert.equal(result?.count, 1);
+      assert.deepEqual(errors, []);
+    } finally {
+      await direct.close();
+    }
+  });
+
   test('close() does not wait for a stalled connection', async () => {
     const other = new RedisCounterStore({ url: proxy.proxied(REDIS_URL!), keyPrefix, commandTimeoutMs: 300 });
     await other.ready();

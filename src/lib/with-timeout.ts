@@ -24,18 +24,36 @@ export function deadlineAfterIo(ms: number, onExpired: () => void): () => void {
 /**
  * `work`, or a TimeoutError "`what` did not finish within `ms` ms" once `ms` has passed. The work cannot be
  * cancelled: it runs on, and whatever it ends with after the deadline is dropped (listened to, so a late rejection
- * is not unhandled).
+ * is not unhandled). With `fromTurnEnd`, `ms` count from the end of this event-loop turn (its check phase) rather
+ * than from now: for work sent only then (Redis commands held to the end of the turn, redis-coalesce.ts and
+ * counters/redis-batch.ts), so that this process stalling before they leave is not counted against them.
  */
-export function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+export function withTimeout<T>(work: Promise<T>, ms: number, what: string, opts: { fromTurnEnd?: boolean } = {}): Promise<T> {
   // One promise and no race: this wraps every counter-store call, twice (the policy's deadline and the store's own).
   return new Promise<T>((resolve, reject) => {
-    const cancel = deadlineAfterIo(ms, () => reject(new TimeoutError(`${what} did not finish within ${ms} ms`)));
+    let settled = false;
+    const expire = () => reject(new TimeoutError(`${what} did not finish within ${ms} ms`));
+    let cancel: () => void;
+    if (opts.fromTurnEnd) {
+      let cancelDeadline = (): void => {};
+      const start = setImmediate(() => {
+        if (!settled) cancelDeadline = deadlineAfterIo(ms, expire);
+      });
+      cancel = () => {
+        clearImmediate(start);
+        cancelDeadline();
+      };
+    } else {
+      cancel = deadlineAfterIo(ms, expire);
+    }
     work.then(
       (value) => {
+        settled = true;
         cancel();
         resolve(value);
       },
       (err: unknown) => {
+        settled = true;
         cancel();
         reject(err);
       },

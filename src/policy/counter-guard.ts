@@ -141,7 +141,8 @@ export class CounterGuard {
   async #attempt<T>(op: (store: CounterStore) => MaybePromise<T>, failFast: boolean): Promise<T> {
     if (failFast && this.#outage && this.#now() < this.#retryAt) throw new CounterTimeoutError('the counter store is not answering (failing fast until it is tried again)');
     try {
-      const result = await withTimeout(Promise.resolve(op(this.#store)), this.#timeoutMs, 'a counter-store call');
+      // Counted from the end of the turn, when a remote store's calls leave (they are held until then and batched).
+      const result = await withTimeout(Promise.resolve(op(this.#store)), this.#timeoutMs, 'a counter-store call', { fromTurnEnd: true });
       if (this.#outage) {
         this.#outage = false;
         this.#logger.info('the counter store answers again');

@@ -134,7 +134,7 @@ const SEND_AGAIN_AFTER_MS = 20;
  * at once instead, as before.
  */
 export function sendWithin<T>(client: RedisClient, command: () => Promise<T>, ms: number, what: string, stillWanted: () => boolean = () => true): Promise<T> {
-  return client.isCluster ? sendToClusterWithin(client, command, ms, what, stillWanted) : withTimeout(send(client, command), ms, what);
+  return client.isCluster ? sendToClusterWithin(client, command, ms, what, stillWanted) : withTimeout(send(client, command), ms, what, { fromTurnEnd: true });
 }
 
 /** `command()` with its write held to the end of the turn (redis-coalesce.ts); a throw becomes a rejection. */
@@ -162,7 +162,7 @@ async function sendToClusterWithin<T>(client: RedisClient, command: () => Promis
     }
   };
   try {
-    return await withTimeout(attempts(), ms, what);
+    return await withTimeout(attempts(), ms, what, { fromTurnEnd: true });
   } finally {
     late = true;
   }

@@ -441,6 +441,21 @@ describe('redis batches', { skip: process.env.REDIS_URL ? false : 'REDIS_URL not
     assert.equal(await store.get('turn', T0), 3);
   });
 
+  test('a turn of thousands goes in calls of at most 128, so the server serves others between them', async () => {
+    let results: { allowed: boolean }[] = [];
+    const sent = await callsDuring(async () => {
+      results = await Promise.all(Array.from({ length: 300 }, () => store.consume('crowded', 1, 250, HOUR_MS, T0)));
+    });
+    assert.deepEqual(
+      // EVALSHA sha numkeys KEYS... ARGV...: ARGV[1] is the count of operations.
+      sent.map((args) => Number(args[3 + Number(args[2])])),
+      [128, 128, 44],
+      'operations per call',
+    );
+    assert.equal(results.filter((r) => r.allowed).length, 250);
+    assert.deepEqual(results.map((r) => r.allowed), [...Array(250).fill(true), ...Array(50).fill(false)], 'in the order asked');
+  });
+
   test('an operation that fails (a key of the wrong type) fails alone', async () => {
     const raw = new (loadIoredis().Redis)(url);
     try {
