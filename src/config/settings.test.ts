@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, parseManifests } from './manifest.js';
+import { DEFAULT_SETTINGS } from './settings.js';
 
 /** The problems of one GatewaySettings document whose spec is `spec` (flow YAML). */
 function problems(spec: string, kind = 'GatewaySettings'): string[] {
@@ -72,6 +73,14 @@ test('analytics.retention is compared with record times, not waited: longer than
   assert.deepEqual(problems('{ analytics: { retention: 400d } }'), []);
   for (const short of ['0s', '59m']) {
     assert.deepEqual(problems(`{ analytics: { retention: ${short} } }`), ['f.yaml document 0 (GatewaySettings/s): spec.analytics.retention: must be at least 1h (0 does not turn it off: it deletes every record)'], short);
+  }
+});
+
+test('audit.retention is off unless set, compared with row times (400d is fine), and at least a day', () => {
+  assert.equal(DEFAULT_SETTINGS.audit.retention, undefined);
+  assert.deepEqual(problems('{ audit: { retention: 400d } }'), []);
+  for (const short of ['0s', '23h']) {
+    assert.deepEqual(problems(`{ audit: { retention: ${short} } }`), ['f.yaml document 0 (GatewaySettings/s): spec.audit.retention: must be at least 1d'], short);
   }
 });
 

@@ -1,6 +1,6 @@
 // GatewaySettings: every runtime setting with its default. One document of this kind may exist; without one, all defaults apply.
 import { z } from 'zod';
-import { durationMs, parseDuration, timerMsOr } from '../lib/duration.js';
+import { durationMs, longDurationMs, parseDuration, timerMsOr } from '../lib/duration.js';
 import { analyticsSettingsSpec } from '../analytics/settings.js';
 import { tracingSettingsSpec } from '../telemetry/tracing-settings.js';
 import { LOG_LEVELS } from '../lib/logger.js';
@@ -129,6 +129,13 @@ export const gatewaySettingsSpec = z
       .prefault({}),
     analytics: analyticsSettingsSpec,
     tracing: tracingSettingsSpec,
+    audit: z
+      .object({
+        /** Audit rows older than this are deleted (at start and hourly); without it the log is kept whole. */
+        retention: longDurationMs.pipe(z.number().min(parseDuration('1d'), 'must be at least 1d')).optional(),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict();
 

@@ -29,6 +29,7 @@ import { UpstreamPools } from './upstream-pools.js';
 import { EndpointAddresses, type LookupAll } from './endpoint-addresses.js';
 import { AnalyticsPipeline, claimDirectory, registerAnalyticsRoutes, type DirectoryLock } from '../analytics/index.js';
 import { backoffDelay } from '../analytics/backoff.js';
+import { AuditRetention } from '../apim/audit-retention.js';
 import type { StatsRunner } from '../analytics/stats-runner.js';
 import { AnalyticsRecords, isMemoryDatabase } from '../store/index.js';
 import { redactUrl } from '../store/errors.js';
@@ -144,6 +145,7 @@ export class Gateway {
   #closing: Promise<void> | null = null;
   /** Stats queries (a thread of their own on a SQLite file): closed with the gateway. */
   readonly #stats: StatsRunner;
+  readonly #auditRetention: AuditRetention;
   port = 0;
   adminPort = 0;
   extprocPort = 0;
@@ -211,6 +213,7 @@ export class Gateway {
     });
     registerCacheRoutes(this.admin, { db: apim.db, caches: apim.caches });
     this.#stats = registerAnalyticsRoutes(this.admin, { db: apim.db });
+    this.#auditRetention = new AuditRetention(apim.db.audit, config.settings.audit.retention, logger);
     registerPoolRoutes(this.admin, { picker: this.picker });
     this.admin.starting = false;
   }
@@ -240,6 +243,7 @@ export class Gateway {
       throw new ConfigError([`analytics.directory ${pathNamed(this.analytics!.directory)}: ${(err as Error).message}`]);
     }
     prepareUsageEstimates(settings);
+    this.#auditRetention.start();
     // Before any request: ext_proc gives Envoy ip:port, never a host name Envoy cannot route to.
     await this.#addresses.resolve(this.config);
     this.#addresses.start(() => this.config);
@@ -361,6 +365,7 @@ export class Gateway {
     this.#pools.retain(origins, settings);
     for (const server of [this.#server, this.#adminServer]) if (server) applyListenerTimeouts(server, settings.server);
     this.analytics?.reconfigure(settings.analytics);
+    this.#auditRetention.reconfigure(settings.audit.retention);
     prepareUsageEstimates(settings);
     this.#applyLogLevel(settings);
     if (!sameTracing(this.config.settings.tracing, settings.tracing)) this.#replaceTracer(settings);
@@ -489,6 +494,7 @@ export class Gateway {
     this.#chain.close();
     await this.analytics?.close();
     await this.#stats.close();
+    await this.#auditRetention.close();
     await this.#reloads.settled();
     // API management started with the tracer, so it closes before it.
     await this.apim.close();

@@ -1,5 +1,6 @@
 // The audit log: one row per committed change, written in the same transaction as the change itself.
 import { sql, type Kysely } from 'kysely';
+import { deleteChunkRows, deleteInChunks, type DeletedChunk } from './chunked-delete.js';
 import { decodeJson, decodeTimestamp, encodeJson, type JsonObject } from './codec.js';
 import { paginate, type Page, type PageRequest } from './pagination.js';
 import type { Tables } from './schema.js';
@@ -64,5 +65,32 @@ export class AuditLog {
       resourceName: row.resource_name,
       detail: decodeJson<JsonObject>(row.detail),
     }));
+  }
+
+  /**
+   * Deletes the rows written more than `keepMs` ago (GatewaySettings `audit.retention`), oldest first, a chunk at a
+   * time (chunked-delete.ts) until it reaches a newer row or `stop()` says to; returns how many. Rows are written in
+   * time order, so each chunk reads the oldest rows by id, never the whole table (which has no index on time): a
+   * row a replica with a lagging clock wrote after a newer one waits for the next sweep. On PostgreSQL "ago" is by
+   * the database's clock, as for access tokens: replicas share the table, and their clocks may differ.
+   */
+  deleteOlderThan(keepMs: number, stop?: () => boolean): Promise<number> {
+    const { db, dialect } = this.#session.core;
+    const cutoff = dialect === 'postgres' ? sql<string>`now() - (${keepMs}::bigint * interval '1 millisecond')` : new Date(Date.now() - keepMs).toISOString();
+    const limit = deleteChunkRows(dialect);
+    const chunk = async (): Promise<DeletedChunk> => {
+      const rows = await db
+        .selectFrom('audit_log')
+        .select(['id', sql<number | boolean>`at < ${cutoff}`.as('old')])
+        .orderBy('id')
+        .limit(limit)
+        .execute();
+      const old = rows.findIndex((r) => !r.old);
+      const ids = (old === -1 ? rows : rows.slice(0, old)).map((r) => r.id);
+      if (ids.length === 0) return { deleted: 0, more: false };
+      const deleted = await db.deleteFrom('audit_log').where('id', 'in', ids).executeTakeFirst();
+      return { deleted: Number(deleted.numDeletedRows), more: old === -1 && rows.length === limit };
+    };
+    return deleteInChunks(chunk, stop);
   }
 }

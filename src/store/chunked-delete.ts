@@ -20,12 +20,17 @@ const DELETE_CHUNK = 5000;
  */
 const SQLITE_DELETE_CHUNK = 500;
 
+/** How many rows one DELETE of `dialect` takes at most. */
+export function deleteChunkRows(dialect: DialectName): number {
+  return dialect === 'sqlite' ? SQLITE_DELETE_CHUNK : DELETE_CHUNK;
+}
+
 /**
  * Runs the delete `build` makes for at most `limit` rows (a `where key in (select key ... limit)`: neither dialect
  * takes a LIMIT on DELETE itself).
  */
 export async function deleteChunk(dialect: DialectName, build: (limit: number) => { executeTakeFirst(): Promise<DeleteResult> }): Promise<DeletedChunk> {
-  const limit = dialect === 'sqlite' ? SQLITE_DELETE_CHUNK : DELETE_CHUNK;
+  const limit = deleteChunkRows(dialect);
   const deleted = Number((await build(limit).executeTakeFirst()).numDeletedRows);
   return { deleted, more: deleted === limit };
 }
