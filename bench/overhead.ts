@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { countFailure, describeFailures, fixedRateLatency, type Failures, type LatencySummary } from './fixed-rate.js';
 import { inTurns, median, medianDifference, medianRatio, spread } from './in-turns.js';
 import { keysOf, startChild, type Child } from './processes.js';
+import { RedisCalls } from './redis-calls.js';
 import { barChartSvg, table, writeJson, writeSvg, type Row } from './report.js';
 
 /** Above this max/min of the stub's per-round throughput, the run says the host was unsteady. */
@@ -169,6 +170,7 @@ export async function benchOverhead(o: OverheadOptions): Promise<Row[]> {
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const roles = fileURLToPath(new URL(`./overhead-roles${extname(fileURLToPath(import.meta.url))}`, import.meta.url));
   const children: Child[] = [];
+  let redisCalls: RedisCalls | undefined;
   try {
     const stub = await startChild(roles, ['stub']);
     children.push(stub);
@@ -214,8 +216,15 @@ export async function benchOverhead(o: OverheadOptions): Promise<Row[]> {
       log(`warming up ${t.name} ...`);
       await run(url, { duration: 2, connections: o.connections, keys: t.keys });
     }
+    redisCalls = o.redis === undefined ? undefined : new RedisCalls(o.redis);
+    const redisTarget = targets.find((t) => t.name === 'tollgate full chain, counters in Redis');
+    /** Script calls Redis served during each saturation run of the Redis scenario. */
+    const scriptCalls: number[] = [];
     const rounds = await inTurns(targets, o.rounds, async (t, round) => {
       log(`round ${round + 1}/${o.rounds}: ${t.name}, ${o.duration}s at ${o.connections} connections, then ${o.duration}s at ${o.rate} req/s`);
+      const counting = t === redisTarget ? redisCalls : undefined;
+      const calls0 = await counting?.total();
+      let calls1: Promise<number> | undefined;
       const cpu0 = cpuMs(t.pid);
       const loop0 = t.node ? loopCpuMs(t.pid) : null;
       let cpu: number | null = null;
@@ -223,9 +232,11 @@ export async function benchOverhead(o: OverheadOptions): Promise<Row[]> {
       const measured = await measureRound(`http://127.0.0.1:${t.port}`, o, t.keys, () => {
         const cpu1 = cpuMs(t.pid);
         const loop1 = t.node ? loopCpuMs(t.pid) : null;
+        calls1 = counting?.total();
         cpu = cpu0 === null || cpu1 === null ? null : cpu1 - cpu0;
         loop = loop0 === null || loop1 === null ? null : loop1 - loop0;
       });
+      if (calls0 !== undefined && calls1) scriptCalls.push((await calls1) - calls0);
       return { ...measured, cpuMs: cpu as number | null, loopMs: loop as number | null };
     });
     const results: Row[] = targets.map((t, i) => {
@@ -274,10 +285,20 @@ export async function benchOverhead(o: OverheadOptions): Promise<Row[]> {
     // Redis's price: the same chain, its counters in Redis rather than in the process.
     const inMemory = results.find((r) => r.scenario === 'tollgate full chain');
     const inRedis = results.find((r) => r.scenario === 'tollgate full chain, counters in Redis');
-    const redis = inMemory && inRedis ? { throughput_cost: 1 - medianRatio(roundRps(inRedis), roundRps(inMemory)), added_cpu_us_per_req: difference(inRedis.cpu_us_per_req, inMemory.cpu_us_per_req), added_loop_us_per_req: difference(inRedis.loop_us_per_req, inMemory.loop_us_per_req) } : undefined;
+    const redisRequests = inRedis ? roundsOf(inRedis).reduce((n, r) => n + r.sat.rps * o.duration, 0) : 0;
+    const redis =
+      inMemory && inRedis
+        ? {
+            throughput_cost: 1 - medianRatio(roundRps(inRedis), roundRps(inMemory)),
+            added_cpu_us_per_req: difference(inRedis.cpu_us_per_req, inMemory.cpu_us_per_req),
+            added_loop_us_per_req: difference(inRedis.loop_us_per_req, inMemory.loop_us_per_req),
+            script_calls_per_req: scriptCalls.length === o.rounds && redisRequests > 0 ? scriptCalls.reduce((a, b) => a + b, 0) / redisRequests : null,
+          }
+        : undefined;
     if (redis) {
       const cpu = redis.added_cpu_us_per_req === null ? '' : `, ${redis.added_cpu_us_per_req.toFixed(0)} µs more CPU per request (${redis.added_loop_us_per_req?.toFixed(0) ?? '?'} µs on the event loop)`;
-      process.stdout.write(`counters in Redis vs in the process (full chain): ${(redis.throughput_cost * 100).toFixed(1)} % of throughput${cpu}\n`);
+      const calls = redis.script_calls_per_req === null ? '' : `; Redis served ${redis.script_calls_per_req.toFixed(2)} script calls per request (INFO commandstats, every client's)`;
+      process.stdout.write(`counters in Redis vs in the process (full chain): ${(redis.throughput_cost * 100).toFixed(1)} % of throughput${cpu}${calls}\n`);
     }
     const meta = { bench: 'overhead', at: new Date().toISOString(), duration: o.duration, rounds: o.rounds, host_spread: hostSpread, connections: o.connections, rate: o.rate, node: process.version };
     if (o.json) writeJson(o.json, { ...meta, results, observability, ...(redis && { redis }) });
@@ -286,6 +307,6 @@ export async function benchOverhead(o: OverheadOptions): Promise<Row[]> {
     }
     return results;
   } finally {
-    await Promise.all(children.map((c) => c.stop()));
+    await Promise.all([...children.map((c) => c.stop()), redisCalls?.close()]);
   }
 }

@@ -1,0 +1,34 @@
+// How many script calls a Redis served, from `INFO commandstats` (every primary of a cluster): what `bench overhead
+// --redis` divides by the requests of its Redis scenario, so the calls a request costs are measured in the run that
+// quotes them. Counts every client's calls: a Redis other work uses at the same time inflates the figure.
+import type { Cluster } from 'ioredis';
+import { redisReady } from '../src/store/caches/redis.js';
+import { closeRedis, openRedisClient, type RedisClient } from '../src/store/redis-client.js';
+import { parseRedisTarget } from '../src/store/redis-target.js';
+
+/** EVAL and EVALSHA calls in an `INFO commandstats` answer. */
+export function scriptCallsIn(info: string): number {
+  let calls = 0;
+  for (const m of info.matchAll(/^cmdstat_(?:eval|evalsha):calls=(\d+)/gm)) calls += Number(m[1]);
+  return calls;
+}
+
+export class RedisCalls {
+  readonly #client: RedisClient;
+
+  constructor(url: string) {
+    this.#client = openRedisClient(parseRedisTarget(url), { connectTimeoutMs: 2000, onError: () => {} });
+  }
+
+  /** The script calls served so far (summed over a cluster's primaries). */
+  async total(): Promise<number> {
+    await redisReady(this.#client, 5000);
+    const servers = this.#client.isCluster ? (this.#client as Cluster).nodes('master') : [this.#client];
+    const answers = await Promise.all(servers.map((s) => s.info('commandstats')));
+    return answers.reduce((n, info) => n + scriptCallsIn(info), 0);
+  }
+
+  close(): Promise<void> {
+    return closeRedis(this.#client);
+  }
+}
