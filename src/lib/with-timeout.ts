@@ -29,7 +29,7 @@ export function deadlineAfterIo(ms: number, onExpired: () => void): () => void {
  * counters/redis-batch.ts), so that this process stalling before they leave is not counted against them.
  */
 export function withTimeout<T>(work: Promise<T>, ms: number, what: string, opts: { fromTurnEnd?: boolean } = {}): Promise<T> {
-  // One promise and no race: this wraps every counter-store call, twice (the policy's deadline and the store's own).
+  // One promise and no race: this wraps every remote counter-store call (the policy's deadline) and Redis command.
   return new Promise<T>((resolve, reject) => {
     let settled = false;
     const expire = () => reject(new TimeoutError(`${what} did not finish within ${ms} ms`));

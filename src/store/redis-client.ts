@@ -128,7 +128,8 @@ const CONNECTION_CLOSED = 'Connection is closed.';
 const SEND_AGAIN_AFTER_MS = 20;
 
 /**
- * Runs `command` within `ms` (withTimeout's TimeoutError after it, naming `what`) and, on a cluster, sends it again
+ * Runs `command` within `ms` (withTimeout's TimeoutError after it, naming `what`), its write held to the end of the
+ * turn with the turn's other commands (redis-coalesce.ts) and `ms` counted from then; on a cluster, sends it again
  * while a node's connection refuses it as closed (a node the client is still connecting to, or one tollgate just
  * reset): never once the deadline has passed or `stillWanted()` says its caller gave up. One server or Sentinel fail
  * at once instead, as before.
