@@ -35,7 +35,7 @@ function respCommands(buf: Buffer): [number, number] {
 }
 
 export class TcpProxy {
-  readonly #target: { host: string; port: number };
+  #target: { host: string; port: number };
   readonly #sockets = new Set<Socket>();
   #server: Server | undefined;
   #stalled = false;
@@ -57,6 +57,12 @@ export class TcpProxy {
     const proxy = new TcpProxy({ host: u.hostname, port: Number(u.port || defaultPort) });
     await proxy.start();
     return proxy;
+  }
+
+  /** New connections go to `url`'s host and port from now on (a name that moved); open ones stay where they lead. */
+  retarget(url: string, defaultPort: number): void {
+    const u = new URL(url);
+    this.#target = { host: u.hostname, port: Number(u.port || defaultPort) };
   }
 
   proxied(url: string): string {

@@ -11,7 +11,7 @@ import { COUNTER_BACKENDS, deleteKeys, type TestCounterStore } from './test-coun
 import type { Redis } from 'ioredis';
 import { loadIoredis } from '../ioredis.js';
 import { TcpProxy } from '../test-tcp-proxy.js';
-import { REDIS_DEPLOYMENTS_SKIP, startRedisCluster, type RedisClusterDeployment } from '../test-redis-servers.js';
+import { REDIS_DEPLOYMENTS_SKIP, startRedisCluster, startRedisSentinel, type RedisClusterDeployment } from '../test-redis-servers.js';
 
 /** A whole hour, so every window length used below starts exactly here. */
 const HOUR_MS = 3_600_000;
@@ -412,18 +412,19 @@ describe('redis batches', { skip: process.env.REDIS_URL ? false : 'REDIS_URL not
     await deleteKeys(url, keyPrefix);
   });
 
-  /** The store's calls made while `work` runs, once MONITOR has shown them. */
-  async function callsDuring(work: () => Promise<unknown>): Promise<string[][]> {
+  /** The store's calls on counters named `names` made while `work` runs, once MONITOR has shown them. */
+  async function callsDuring(names: string[], work: () => Promise<unknown>): Promise<string[][]> {
     calls = [];
     await work();
     await store.get('flush-marker');
     await new Promise((resolve) => setTimeout(resolve, 100));
-    return calls.filter((args) => !args.includes(`${keyPrefix}fw:flush-marker`));
+    const theirs = new RegExp(`^${keyPrefix}[a-z]+:(${names.join('|')})$`);
+    return calls.filter((args) => args.some((a) => theirs.test(a)));
   }
 
   test('the operations of one turn go in one call, and each sees the ones before it', async () => {
     let results: unknown[] = [];
-    const sent = await callsDuring(async () => {
+    const sent = await callsDuring(['turn', 'tokens', 'rolling'], async () => {
       results = await Promise.all([
         ...Array.from({ length: 5 }, () => store.consume('turn', 1, 3, HOUR_MS, T0)),
         store.consumeSmoothed('turn', 1000, 1, T0),
@@ -443,7 +444,7 @@ describe('redis batches', { skip: process.env.REDIS_URL ? false : 'REDIS_URL not
 
   test('a turn of thousands goes in calls of at most 128, so the server serves others between them', async () => {
     let results: { allowed: boolean }[] = [];
-    const sent = await callsDuring(async () => {
+    const sent = await callsDuring(['crowded'], async () => {
       results = await Promise.all(Array.from({ length: 300 }, () => store.consume('crowded', 1, 250, HOUR_MS, T0)));
     });
     assert.deepEqual(
@@ -454,6 +455,19 @@ describe('redis batches', { skip: process.env.REDIS_URL ? false : 'REDIS_URL not
     );
     assert.equal(results.filter((r) => r.allowed).length, 250);
     assert.deepEqual(results.map((r) => r.allowed), [...Array(250).fill(true), ...Array(50).fill(false)], 'in the order asked');
+  });
+
+  test('get is ordered after what was asked for before it in the same turn; close sends what its turn asked for', async () => {
+    const [, , count] = await Promise.all([store.consume('ordered', 5, 10, HOUR_MS, T0), store.adjust('ordered', 2, HOUR_MS, T0), store.get('ordered', T0)]);
+    // Before: the read left at once, ahead of the turn's call, and answered 0.
+    assert.equal(count, 7);
+    const closing = new RedisCounterStore({ url, keyPrefix });
+    await closing.ready();
+    const adjusted = closing.adjust('closing', 3, HOUR_MS, T0);
+    await closing.close();
+    // Before: QUIT left first and the adjustment failed with the connection.
+    assert.equal(await adjusted, 3);
+    assert.equal(await store.get('closing', T0), 3);
   });
 
   test('an operation that fails (a key of the wrong type) fails alone', async () => {
@@ -482,6 +496,41 @@ describe('redis batches', { skip: process.env.REDIS_URL ? false : 'REDIS_URL not
       [],
     );
     assert.equal((await store.consume('given-up', 1, 10, HOUR_MS, T0)).count, 1, 'later calls are sent');
+  });
+});
+
+describe('a primary demoted behind a name that moves (a managed primary endpoint)', { skip: REDIS_DEPLOYMENTS_SKIP }, () => {
+  test('its READONLY answers make the store reconnect, through the name, to the new primary', { timeout: 120_000 }, async () => {
+    const deployment = await startRedisSentinel();
+    const oldPrimary = await deployment.primary();
+    // The name: a proxy that leads new connections where the primary is.
+    const proxy = await TcpProxy.for(oldPrimary, 6379);
+    const store = new RedisCounterStore({ url: proxy.proxied(oldPrimary), keyPrefix: 'tollgate:test:demoted:' });
+    const demoted = new (loadIoredis().Redis)(oldPrimary);
+    try {
+      await store.ready();
+      assert.equal((await store.consume('k', 1, 100, HOUR_MS, T0)).count, 1);
+      await deployment.failover();
+      const newPrimary = new URL(await deployment.primary());
+      proxy.retarget(newPrimary.href, 6379);
+      // What Sentinel tells the old primary at its next look (up to 10 s later), told at once.
+      await demoted.replicaof(newPrimary.hostname, Number(newPrimary.port));
+      let count: number | undefined;
+      for (const until = Date.now() + 10_000; count === undefined && Date.now() < until; await new Promise((r) => setTimeout(r, 100))) {
+        count = await store.consume('k', 1, 100, HOUR_MS, T0).then(
+          (r) => r.count,
+          () => undefined,
+        );
+      }
+      // Before: every call failed with READONLY for good, the batch's operations answering it one by one inside a
+      // reply that succeeded, which never made the client reconnect.
+      assert.ok(count !== undefined && count >= 2, `counted on the new primary: ${count}`);
+    } finally {
+      demoted.disconnect();
+      await store.close();
+      await proxy.close();
+      await deployment.stop();
+    }
   });
 });
 

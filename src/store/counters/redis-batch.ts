@@ -52,6 +52,11 @@ export class CounterBatch {
     });
   }
 
+  /** Sends what is queued now rather than at the end of the turn (before the connection closes). */
+  flushNow(): void {
+    if (this.#queue.length > 0) this.#flush();
+  }
+
   readonly #flush = (): void => {
     const queued = this.#queue;
     this.#queue = [];

@@ -169,6 +169,14 @@ redis.call('SET', KEYS[1], string.format('%.3f', next_tat), 'PX', math.ceil(next
 return {1, 0}
 `;
 
+/** KEYS: window hash. ARGV: now. Returns the fixed-window count, 0 once its window has ended. */
+const GET_FIXED = `
+local state = redis.call('HMGET', KEYS[1], 'c', 'e')
+local count, e = tonumber(state[1]), tonumber(state[2])
+if count == nil or e == nil or tonumber(ARGV[1]) >= e then return 0 end
+return count
+`;
+
 /** The scripts by the name each is registered under (redis.ts), in the order BATCH numbers them. */
 export const SCRIPTS = {
   tgConsumeFixed: { keys: 1, lua: CONSUME_FIXED },
@@ -177,6 +185,7 @@ export const SCRIPTS = {
   tgSettleFixed: { keys: 2, lua: SETTLE_FIXED },
   tgConsumeRolling: { keys: 2, lua: CONSUME_ROLLING },
   tgConsumeSmoothed: { keys: 1, lua: CONSUME_SMOOTHED },
+  tgGetFixed: { keys: 1, lua: GET_FIXED },
 } as const;
 
 export type ScriptName = keyof typeof SCRIPTS;
@@ -207,10 +216,12 @@ for i = 1, tonumber(ARGV[1]) do
   local ok, reply = pcall(script, keys, argv)
   if ok then
     out[i] = {1, reply}
-  elseif type(reply) == 'table' and reply.err then
-    out[i] = {0, reply.err}
   else
-    out[i] = {0, tostring(reply)}
+    local message = type(reply) == 'table' and reply.err or tostring(reply)
+    -- A replica (a demoted primary) fails the whole call, so the client sees READONLY and reconnects to the primary;
+    -- no operation before this one can have written there.
+    if string.find(message, '^READONLY') then return redis.error_reply(message) end
+    out[i] = {0, message}
   end
 end
 return out

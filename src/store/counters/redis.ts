@@ -149,8 +149,8 @@ export class RedisCounterStore implements CounterStore {
 
   async get(key: string, nowMs = Date.now()): Promise<number> {
     checkNow(nowMs);
-    const [count, endMs] = await this.#call(() => this.#redis.hmget(this.#key('fw', key), 'c', 'e'));
-    return count !== null && endMs !== null && nowMs < Number(endMs) ? Number(count) : 0;
+    // A script like the others, so it is ordered after the operations asked for before it in the same turn.
+    return this.#run<number>('tgGetFixed', [this.#key('fw', key)], [nowMs]);
   }
 
   async consumeRolling(key: string, amount: number, limit: number, windowMs: number, nowMs = Date.now()): Promise<WindowResult> {
@@ -172,6 +172,8 @@ export class RedisCounterStore implements CounterStore {
   }
 
   close(): Promise<void> {
+    // What this turn asked for leaves before QUIT, which Redis answers after it.
+    this.#batch?.flushNow();
     return closeRedis(this.#redis);
   }
 
