@@ -345,6 +345,9 @@ describe('tollgate serve: --db and --redis from TOLLGATE_DB and TOLLGATE_REDIS',
       [db, { TOLLGATE_REDIS: `redis://:s3cret@127.0.0.1:${closed}` }, /^tollgate: TOLLGATE_REDIS redis:\/\/:\*\*\*@127\.0\.0\.1:\d+: Redis is unavailable: .*ECONNREFUSED/],
       [db, { TOLLGATE_REDIS: 'http://u:s3cret@127.0.0.1:6379' }, /^tollgate serve: TOLLGATE_REDIS: expected redis:\/\/, /],
       [[], { TOLLGATE_DB: `postgres://tollgate:s3cret@127.0.0.1:${closed}/x` }, /^tollgate: TOLLGATE_DB: cannot open the database postgres:\/\/tollgate:\*\*\*@127\.0\.0\.1:\d+\/x: .*ECONNREFUSED/],
+      // Mistyped (no scheme, a scheme without its slashes): still no password shown.
+      [db, { TOLLGATE_REDIS: ':s3cret@127.0.0.1:6379' }, /^tollgate serve: TOLLGATE_REDIS: expected redis:\/\/, .*got "\*\*\*@127\.0\.0\.1:6379"$/],
+      [[], { TOLLGATE_DB: 'postgres:/app:s3cret@127.0.0.1:5432/tg' }, /^tollgate: TOLLGATE_DB: unsupported database URL "postgres:\/\*\*\*@127\.0\.0\.1:5432\/tg"/],
       // The flag wins, and its own failure names the flag.
       [[...db, '--redis', `redis://127.0.0.1:${closed}`], { TOLLGATE_REDIS: 'http://127.0.0.1:6379' }, /^tollgate: --redis redis:\/\/127\.0\.0\.1:\d+: Redis is unavailable: /],
     ];

@@ -1,5 +1,5 @@
 // Parses the `--db` URL: `sqlite:FILE`, `sqlite::memory:` or `postgres://...` / `postgresql://...`.
-import { DatabaseConfigError } from './errors.js';
+import { DatabaseConfigError, redactUrl } from './errors.js';
 
 export type DialectName = 'sqlite' | 'postgres';
 
@@ -16,7 +16,7 @@ export function parseDatabaseUrl(url: string): DatabaseTarget {
     if (file === '') throw new DatabaseConfigError(`database URL "${url}" names no file (use sqlite:FILE or sqlite::memory:)`);
     return { dialect: 'sqlite', file };
   }
-  throw new DatabaseConfigError(`unsupported database URL "${url}" (expected sqlite:FILE or postgres://...)`);
+  throw new DatabaseConfigError(`unsupported database URL "${redactUrl(url)}" (expected sqlite:FILE or postgres://...)`);
 }
 
 /**

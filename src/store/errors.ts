@@ -71,16 +71,20 @@ export function isDatabaseUnavailable(err: unknown): boolean {
 
 /** `url` with any password replaced, for messages. */
 export function redactUrl(url: string): string {
-  let redacted: string;
+  let redacted: string | undefined;
   try {
     const u = new URL(url);
     if (u.password) u.password = '***';
-    redacted = u.href;
+    // An `@` that WHATWG did not read as ending the credentials (`redis:/:pw@h`, a scheme without its `//`) is
+    // handled below, as for text that is no URL.
+    if (u.username || u.password || !url.includes('@')) redacted = u.href;
   } catch {
-    // No WHATWG URL (`redis+cluster://u:pw@a:1,b:2`, a password holding an unencoded `/`): everything up to the
-    // last `@` goes, which may take more than the credentials (an `@` in a later parameter) but never leaves a piece.
-    redacted = url.replace(/^([^/]*\/\/).*@/, '$1***@');
+    // Handled below.
   }
+  // No WHATWG URL (`redis+cluster://u:pw@a:1,b:2`, a password holding an unencoded `/`, a value missing its scheme
+  // or its slashes): everything after the scheme up to the last `@` goes, which may take more than the credentials
+  // (an `@` in a later parameter) but never leaves a piece.
+  redacted ??= url.replace(/^([a-z][a-z0-9+.-]*:\/*)?.*@/i, (_, scheme: string | undefined) => `${scheme ?? ''}***@`);
   // And a password given as a parameter (`?sentinelPassword=`).
   return redacted.replace(/([?&][^=&#]*password=)[^&#]*/gi, '$1***');
 }

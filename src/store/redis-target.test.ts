@@ -105,6 +105,11 @@ test('a URL of several hosts loses its password in messages, as any other', () =
   assert.equal(redactUrl('redis+sentinel://:Zm9v/YmFy@s1,s2/m'), 'redis+sentinel://***@s1,s2/m');
   assert.equal(redactUrl('redis://u:sec/ret@cache:6379'), 'redis://***@cache:6379');
   assert.equal(redactUrl('redis+cluster://a:7000,b:7001'), 'redis+cluster://a:7000,b:7001');
+  // Values mistyped (a scheme without its slashes, none at all): the password is still not shown.
+  assert.equal(redactUrl('redis:/:s3cret@redis.internal:6379'), 'redis:/***@redis.internal:6379');
+  assert.equal(redactUrl(':s3cret@redis.internal:6379'), '***@redis.internal:6379');
+  assert.equal(redactUrl('postgresql//app:s3cret@db/tg'), '***@db/tg');
+  assert.equal(redactUrl('redis://user@cache:6379'), 'redis://user@cache:6379');
   assert.equal(redactUrl('redis://:s3cret@cache:6379'), 'redis://:***@cache:6379');
   assert.equal(redactUrl('redis+sentinel://:s3cret@s1:1,s2:2/m?sentinelPassword=s3cret2'), 'redis+sentinel://***@s1:1,s2:2/m?sentinelPassword=***');
   assert.equal(redactUrl('redis+sentinel://s1/m?sentinelUsername=u&sentinelPassword=s3cret'), 'redis+sentinel://s1/m?sentinelUsername=u&sentinelPassword=***');
