@@ -29,7 +29,10 @@ interface BatchCommand {
  */
 const MAX_BATCH = 128;
 
-/** Rejects what a caller gave up on before its turn's call left: it was never sent, so it was never applied. */
+/**
+ * Rejects what was abandoned (a counter call timed out: abandonPending) before its turn's call left: it was never
+ * sent, so it was never applied.
+ */
 export class AbandonedError extends Error {}
 
 export class CounterBatch {
@@ -63,7 +66,7 @@ export class CounterBatch {
     const sent: Queued[] = [];
     for (const op of queued) {
       if (op.wanted()) sent.push(op);
-      else op.reject(new AbandonedError('its caller gave up before it was sent'));
+      else op.reject(new AbandonedError('abandoned before it was sent (a counter call timed out)'));
     }
     for (let i = 0; i < sent.length; i += MAX_BATCH) this.#send(sent.slice(i, i + MAX_BATCH));
   };
