@@ -37,8 +37,8 @@ export class AuditRetention {
   sweep(): Promise<void> {
     const keepMs = this.#retentionMs;
     if (keepMs === undefined || this.#closed) return Promise.resolve();
-    this.#running ??= this.#audit
-      .deleteOlderThan(keepMs, () => this.#closed)
+    this.#running ??= Promise.resolve()
+      .then(() => this.#audit.deleteOlderThan(keepMs, () => this.#closed))
       .then(
         (deleted) => {
           if (deleted > 0) this.#logger.info({ deleted, retention_ms: keepMs }, 'deleted audit log rows older than audit.retention');

@@ -76,12 +76,14 @@ test('analytics.retention is compared with record times, not waited: longer than
   }
 });
 
-test('audit.retention is off unless set, compared with row times (400d is fine), and at least a day', () => {
+test('audit.retention is off unless set, compared with row times (400d is fine), at least a day and at most a century', () => {
   assert.equal(DEFAULT_SETTINGS.audit.retention, undefined);
   assert.deepEqual(problems('{ audit: { retention: 400d } }'), []);
   for (const short of ['0s', '23h']) {
     assert.deepEqual(problems(`{ audit: { retention: ${short} } }`), ['f.yaml document 0 (GatewaySettings/s): spec.audit.retention: must be at least 1d'], short);
   }
+  // Past any date a clock can name (the cutoff would be before year -271821): refused rather than failing every sweep.
+  assert.deepEqual(problems('{ audit: { retention: 99999999999d } }'), ['f.yaml document 0 (GatewaySettings/s): spec.audit.retention: must be at most 36500d (leave it out to keep every row)']);
 });
 
 test('InferenceModel timeouts are bounded as the upstream settings they override', () => {

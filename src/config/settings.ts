@@ -132,7 +132,7 @@ export const gatewaySettingsSpec = z
     audit: z
       .object({
         /** Audit rows older than this are deleted (at start and hourly); without it the log is kept whole. */
-        retention: longDurationMs.pipe(z.number().min(parseDuration('1d'), 'must be at least 1d')).optional(),
+        retention: longDurationMs.pipe(z.number().min(parseDuration('1d'), 'must be at least 1d').max(parseDuration('36500d'), 'must be at most 36500d (leave it out to keep every row)')).optional(),
       })
       .strict()
       .prefault({}),

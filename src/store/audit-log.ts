@@ -85,11 +85,11 @@ export class AuditLog {
         .orderBy('id')
         .limit(limit)
         .execute();
-      const old = rows.findIndex((r) => !r.old);
-      const ids = (old === -1 ? rows : rows.slice(0, old)).map((r) => r.id);
+      const firstNew = rows.findIndex((r) => !r.old);
+      const ids = (firstNew === -1 ? rows : rows.slice(0, firstNew)).map((r) => r.id);
       if (ids.length === 0) return { deleted: 0, more: false };
       const deleted = await db.deleteFrom('audit_log').where('id', 'in', ids).executeTakeFirst();
-      return { deleted: Number(deleted.numDeletedRows), more: old === -1 && rows.length === limit };
+      return { deleted: Number(deleted.numDeletedRows), more: firstNew === -1 && rows.length === limit };
     };
     return deleteInChunks(chunk, stop);
   }
