@@ -26,11 +26,14 @@ export class AuditRetention {
     this.#timer = setInterval(() => void this.sweep(), SWEEP_EVERY_MS).unref();
   }
 
-  /** A reload's retention; a shorter one is applied at once. */
+  /**
+   * A reload's retention: a sweep under way stops at its next chunk, and one with the new retention starts once it
+   * has (none without one).
+   */
   reconfigure(retentionMs: number | undefined): void {
-    const sooner = retentionMs !== undefined && (this.#retentionMs === undefined || retentionMs < this.#retentionMs);
+    if (retentionMs === this.#retentionMs) return;
     this.#retentionMs = retentionMs;
-    if (sooner && this.#timer) void this.sweep();
+    if (this.#timer) void (this.#running ?? Promise.resolve()).then(() => this.sweep());
   }
 
   /** Deletes what is older than the retention (nothing without one); one sweep at a time. Never rejects. */
@@ -38,7 +41,7 @@ export class AuditRetention {
     const keepMs = this.#retentionMs;
     if (keepMs === undefined || this.#closed) return Promise.resolve();
     this.#running ??= Promise.resolve()
-      .then(() => this.#audit.deleteOlderThan(keepMs, () => this.#closed))
+      .then(() => this.#audit.deleteOlderThan(keepMs, () => this.#closed || this.#retentionMs !== keepMs))
       .then(
         (deleted) => {
           if (deleted > 0) this.#logger.info({ deleted, retention_ms: keepMs }, 'deleted audit log rows older than audit.retention');

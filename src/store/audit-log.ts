@@ -68,28 +68,33 @@ export class AuditLog {
   }
 
   /**
-   * Deletes the rows written more than `keepMs` ago (GatewaySettings `audit.retention`), oldest first, a chunk at a
-   * time (chunked-delete.ts) until it reaches a newer row or `stop()` says to; returns how many. Rows are written in
-   * time order, so each chunk reads the oldest rows by id, never the whole table (which has no index on time): a
-   * row a replica with a lagging clock wrote after a newer one waits for the next sweep. On PostgreSQL "ago" is by
-   * the database's clock, as for access tokens: replicas share the table, and their clocks may differ.
+   * Deletes the rows written more than `keepMs` ago (GatewaySettings `audit.retention`), oldest first, a chunk of rows
+   * by id at a time (chunked-delete.ts), until a chunk holds none that old or `stop()` says to; returns how many. Rows
+   * are written in time order, so the sweep reads from the oldest id on and never the whole table (which has no index
+   * on time); a row stamped out of order by a replica's clock (one ahead, one behind) is stepped over or taken with
+   * its chunk. On PostgreSQL "ago" is by the database's clock, as for access tokens: replicas share the table.
    */
   deleteOlderThan(keepMs: number, stop?: () => boolean): Promise<number> {
     const { db, dialect } = this.#session.core;
-    const cutoff = dialect === 'postgres' ? sql<string>`now() - (${keepMs}::bigint * interval '1 millisecond')` : new Date(Date.now() - keepMs).toISOString();
+    // Whole milliseconds: `1.1d` is 95040000.00000001 ms, which PostgreSQL refuses as a bigint.
+    const ms = Math.round(keepMs);
+    const cutoff = dialect === 'postgres' ? sql<string>`now() - (${ms}::bigint * interval '1 millisecond')` : new Date(Date.now() - ms).toISOString();
     const limit = deleteChunkRows(dialect);
+    let after = 0;
     const chunk = async (): Promise<DeletedChunk> => {
       const rows = await db
         .selectFrom('audit_log')
         .select(['id', sql<number | boolean>`at < ${cutoff}`.as('old')])
+        .where('id', '>', after)
         .orderBy('id')
         .limit(limit)
         .execute();
-      const firstNew = rows.findIndex((r) => !r.old);
-      const ids = (firstNew === -1 ? rows : rows.slice(0, firstNew)).map((r) => r.id);
+      if (rows.length === 0) return { deleted: 0, more: false };
+      after = Number(rows[rows.length - 1].id);
+      const ids = rows.filter((r) => r.old).map((r) => r.id);
       if (ids.length === 0) return { deleted: 0, more: false };
       const deleted = await db.deleteFrom('audit_log').where('id', 'in', ids).executeTakeFirst();
-      return { deleted: Number(deleted.numDeletedRows), more: firstNew === -1 && rows.length === limit };
+      return { deleted: Number(deleted.numDeletedRows), more: rows.length === limit };
     };
     return deleteInChunks(chunk, stop);
   }
