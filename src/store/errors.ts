@@ -69,8 +69,15 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   return false;
 }
 
-/** `url` with any password replaced, for messages. */
+/**
+ * `url` with any password replaced, for messages. A value with no scheme is not shown at all (but for what follows
+ * its last `@`): it may be a password put where a URL belongs, or a key=value connection string.
+ */
 export function redactUrl(url: string): string {
+  if (!/^[a-z][a-z0-9+.-]*:/i.test(url)) {
+    const at = url.lastIndexOf('@');
+    return at < 0 ? '***' : `***${url.slice(at)}`;
+  }
   let redacted: string | undefined;
   try {
     const u = new URL(url);
@@ -81,10 +88,10 @@ export function redactUrl(url: string): string {
   } catch {
     // Handled below.
   }
-  // No WHATWG URL (`redis+cluster://u:pw@a:1,b:2`, a password holding an unencoded `/`, a value missing its scheme
-  // or its slashes): everything after the scheme up to the last `@` goes, which may take more than the credentials
-  // (an `@` in a later parameter) but never leaves a piece.
-  redacted ??= url.replace(/^([a-z][a-z0-9+.-]*:\/*)?.*@/i, (_, scheme: string | undefined) => `${scheme ?? ''}***@`);
-  // And a password given as a parameter (`?sentinelPassword=`).
-  return redacted.replace(/([?&][^=&#]*password=)[^&#]*/gi, '$1***');
+  // No WHATWG URL (`redis+cluster://u:pw@a:1,b:2`, a password holding an unencoded `/`, a scheme missing its
+  // slashes): everything after the scheme up to the last `@` goes, which may take more than the credentials (an `@`
+  // in a later parameter) but never leaves a piece.
+  redacted ??= url.replace(/^([a-z][a-z0-9+.-]*:\/*).*@/i, '$1***@');
+  // And a password given as a parameter (`?sentinelPassword=`, `password=` in a connection string).
+  return redacted.replace(/((?:^|[?&;\s])[^=&#;\s]*password=)[^&#;\s]*/gi, '$1***');
 }

@@ -72,8 +72,27 @@ export function openRedisClient(target: RedisTarget, opts: RedisClientOptions): 
     guardHandshake(redis, opts.connectTimeoutMs);
     client = redis;
   }
-  client.on('error', opts.onError);
+  client.on('error', (err: Error) => opts.onError(withoutCommands(err)));
   return client;
+}
+
+/**
+ * `err` without the commands ioredis attaches to it and to the errors it wraps: a refused AUTH's arguments are the
+ * password, which a debug log line of the connection error showed.
+ */
+function withoutCommands(err: Error): Error {
+  const seen = new Set<unknown>();
+  const scrub = (e: unknown): void => {
+    if (!(e instanceof Error) || seen.has(e)) return;
+    seen.add(e);
+    delete (e as { command?: unknown }).command;
+    const nested = e as { lastNodeError?: unknown; previousErrors?: unknown; cause?: unknown };
+    scrub(nested.lastNodeError);
+    scrub(nested.cause);
+    if (Array.isArray(nested.previousErrors)) nested.previousErrors.forEach(scrub);
+  };
+  scrub(err);
+  return err;
 }
 
 function clusterOptions(target: Extract<RedisTarget, { kind: 'cluster' }>, opts: RedisClientOptions): ClusterOptions {

@@ -110,7 +110,19 @@ test('a URL of several hosts loses its password in messages, as any other', () =
   assert.equal(redactUrl(':s3cret@redis.internal:6379'), '***@redis.internal:6379');
   assert.equal(redactUrl('postgresql//app:s3cret@db/tg'), '***@db/tg');
   assert.equal(redactUrl('redis://user@cache:6379'), 'redis://user@cache:6379');
+  // Not URL-shaped at all (a password where the URL belongs, a key=value connection string): nothing of it is shown.
+  assert.equal(redactUrl('S3cretPassword'), '***');
+  assert.equal(redactUrl('host=db user=app password=S3cret dbname=tg'), '***');
+  assert.equal(redactUrl('postgres://app@db/tg?sslmode=require&password=S3cret'), 'postgres://app@db/tg?sslmode=require&password=***');
   assert.equal(redactUrl('redis://:s3cret@cache:6379'), 'redis://:***@cache:6379');
   assert.equal(redactUrl('redis+sentinel://:s3cret@s1:1,s2:2/m?sentinelPassword=s3cret2'), 'redis+sentinel://***@s1:1,s2:2/m?sentinelPassword=***');
   assert.equal(redactUrl('redis+sentinel://s1/m?sentinelUsername=u&sentinelPassword=s3cret'), 'redis+sentinel://s1/m?sentinelUsername=u&sentinelPassword=***');
+});
+
+test('a password badly percent-encoded in one server\'s URL is refused, naming it (ioredis threw a bare "URI malformed")', () => {
+  assert.throws(
+    () => parseRedisTarget('redis://:S3c%ZZret@127.0.0.1:6379'),
+    (err: Error) => err instanceof RedisUrlError && err.message === 'the password is not percent-encoded correctly',
+  );
+  assert.throws(() => parseRedisTarget('redis://b%ZZob:pw@127.0.0.1:6379'), /the user is not percent-encoded correctly/);
 });

@@ -112,12 +112,16 @@ function singleServer(text: string): RedisTarget {
 
 /** `url` if it parses (as ioredis will parse it), else why not; without `new URL`'s bare "Invalid URL", exit code 1. */
 function checkedUrl(url: string): string {
+  let parsed: URL;
   try {
-    new URL(url);
-    return url;
+    parsed = new URL(url);
   } catch {
     throw new RedisUrlError(`not a URL${url.includes('@') ? ` (${ENCODE_CREDENTIALS})` : ''}`);
   }
+  // ioredis decodes them, and a bad `%` was its bare "URI malformed", exit code 1.
+  decode(parsed.username, 'the user');
+  decode(parsed.password, 'the password');
+  return url;
 }
 
 function partition<T>(items: T[], test: (item: T) => boolean): [T[], T[]] {
