@@ -224,7 +224,7 @@ export async function benchOverhead(o: OverheadOptions): Promise<Row[]> {
       log(`round ${round + 1}/${o.rounds}: ${t.name}, ${o.duration}s at ${o.connections} connections, then ${o.duration}s at ${o.rate} req/s`);
       const counting = t === redisTarget ? redisCalls : undefined;
       const calls0 = await counting?.total();
-      let calls1: Promise<number> | undefined;
+      let calls1: Promise<number | undefined> | undefined;
       const cpu0 = cpuMs(t.pid);
       const loop0 = t.node ? loopCpuMs(t.pid) : null;
       let cpu: number | null = null;
@@ -236,7 +236,8 @@ export async function benchOverhead(o: OverheadOptions): Promise<Row[]> {
         cpu = cpu0 === null || cpu1 === null ? null : cpu1 - cpu0;
         loop = loop0 === null || loop1 === null ? null : loop1 - loop0;
       });
-      if (calls0 !== undefined && calls1) scriptCalls.push((await calls1) - calls0);
+      const callsAfter = await calls1;
+      if (calls0 !== undefined && callsAfter !== undefined) scriptCalls.push(callsAfter - calls0);
       return { ...measured, cpuMs: cpu as number | null, loopMs: loop as number | null };
     });
     const results: Row[] = targets.map((t, i) => {

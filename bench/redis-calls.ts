@@ -20,12 +20,19 @@ export class RedisCalls {
     this.#client = openRedisClient(parseRedisTarget(url), { connectTimeoutMs: 2000, onError: () => {} });
   }
 
-  /** The script calls served so far (summed over a cluster's primaries). */
-  async total(): Promise<number> {
-    await redisReady(this.#client, 5000);
-    const servers = this.#client.isCluster ? (this.#client as Cluster).nodes('master') : [this.#client];
-    const answers = await Promise.all(servers.map((s) => s.info('commandstats')));
-    return answers.reduce((n, info) => n + scriptCallsIn(info), 0);
+  /**
+   * The script calls served so far (summed over a cluster's primaries), or undefined when Redis will not say (INFO
+   * refused by an ACL, the server away): the figure is then left out, never the benchmark's other results.
+   */
+  async total(): Promise<number | undefined> {
+    try {
+      await redisReady(this.#client, 5000);
+      const servers = this.#client.isCluster ? (this.#client as Cluster).nodes('master') : [this.#client];
+      const answers = await Promise.all(servers.map((s) => s.info('commandstats')));
+      return answers.reduce((n, info) => n + scriptCallsIn(info), 0);
+    } catch {
+      return undefined;
+    }
   }
 
   close(): Promise<void> {
