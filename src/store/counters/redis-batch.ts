@@ -13,7 +13,7 @@ interface Queued {
   script: ScriptName;
   keys: string[];
   args: Arg[];
-  /** False once the caller gave up: then it is never sent. */
+  /** False once what was pending was abandoned (abandonPending, after a counter call timed out): never sent then. */
   wanted: () => boolean;
   resolve: (reply: unknown) => void;
   reject: (err: unknown) => void;
