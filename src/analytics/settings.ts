@@ -20,7 +20,9 @@ export const analyticsSettingsSpec = z
     /** Database records older than this are deleted (checked hourly). */
     // Compared with record times, never a timer, so it may be longer than a timer's 24d; at least 1h, since 0
     // deleted every stored record (the billing data) at start.
-    retention: longDurationMs.pipe(z.number().min(parseDuration('1h'), 'must be at least 1h (0 does not turn it off: it deletes every record)')).default(parseDuration('30d')),
+    retention: longDurationMs
+      .pipe(z.number().min(parseDuration('1h'), 'must be at least 1h (0 does not turn it off: it deletes every record)').max(parseDuration('36500d'), 'must be at most 36500d'))
+      .default(parseDuration('30d')),
     /** Disk the spool may use; beyond it new records are dropped, counted and logged (1 GiB). */
     maxDiskBytes: z.number().int().positive().default(1024 * 1024 * 1024),
     /** A segment file is closed and a new one started at this size (16 MiB); committed segments are deleted. */

@@ -71,6 +71,8 @@ test('0 stays valid where it has a meaning: no header limit, no grace, no connec
 
 test('analytics.retention is compared with record times, not waited: longer than 24d is fine, under 1h is refused', () => {
   assert.deepEqual(problems('{ analytics: { retention: 400d } }'), []);
+  // Beyond it, every PostgreSQL delete failed (its cutoff is no bigint), hour after hour.
+  assert.deepEqual(problems('{ analytics: { retention: 99999999999d } }'), ['f.yaml document 0 (GatewaySettings/s): spec.analytics.retention: must be at most 36500d']);
   for (const short of ['0s', '59m']) {
     assert.deepEqual(problems(`{ analytics: { retention: ${short} } }`), ['f.yaml document 0 (GatewaySettings/s): spec.analytics.retention: must be at least 1h (0 does not turn it off: it deletes every record)'], short);
   }

@@ -70,11 +70,14 @@ export function isDatabaseUnavailable(err: unknown): boolean {
 }
 
 /**
- * `url` with any password replaced, for messages. A value with no scheme is not shown at all (but for what follows
- * its last `@`): it may be a password put where a URL belongs, or a key=value connection string.
+ * `url` with any password replaced, for messages. A value with no scheme is not shown (but for what follows its last
+ * `@`, or a relative path): it may be a password put where a URL belongs, or a key=value connection string.
  */
 export function redactUrl(url: string): string {
   if (!/^[a-z][a-z0-9+.-]*:/i.test(url)) {
+    // A relative path (`--db ./tollgate.db`, its `sqlite:` forgotten) is shown: no password begins with `./` (base64
+    // never holds a dot).
+    if (/^\.\.?\//.test(url) && !url.includes('@')) return url;
     const at = url.lastIndexOf('@');
     return at < 0 ? '***' : `***${url.slice(at)}`;
   }

@@ -112,6 +112,8 @@ test('a URL of several hosts loses its password in messages, as any other', () =
   assert.equal(redactUrl('redis://user@cache:6379'), 'redis://user@cache:6379');
   // Not URL-shaped at all (a password where the URL belongs, a key=value connection string): nothing of it is shown.
   assert.equal(redactUrl('S3cretPassword'), '***');
+  assert.equal(redactUrl('./tollgate.db'), './tollgate.db', 'a relative path, its sqlite: forgotten, is shown');
+  assert.equal(redactUrl('/9j4S3cret+base64'), '***', 'a base64 password may begin with /');
   assert.equal(redactUrl('host=db user=app password=S3cret dbname=tg'), '***');
   assert.equal(redactUrl('postgres://app@db/tg?sslmode=require&password=S3cret'), 'postgres://app@db/tg?sslmode=require&password=***');
   assert.equal(redactUrl('redis://:s3cret@cache:6379'), 'redis://:***@cache:6379');
