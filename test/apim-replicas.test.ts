@@ -5,11 +5,11 @@ import { Redis } from 'ioredis';
 import { countChatTokens } from '../src/lib/tokenizer.js';
 import { randomBase62 } from '../src/store/keys.js';
 import { openDatabase } from '../src/store/open-database.js';
-import { deleteKeys } from '../src/store/counters/test-counter-stores.js';
 import { appPath, awayFromWindowEdge, call, codeOf, createApp, quotaReport, until, untilKeyKnown, type Answer, type IssuedApp } from './helpers/apim-admin.js';
 import { startGatewayChild, stopGatewayChild, type GatewayChild } from './helpers/gateway-child.js';
 import type { GatewayProcessArgs } from './helpers/gateway-process.js';
 import { json, startStub, type Stub, type StubRequest } from './helpers/stub-upstream.js';
+import { deleteKeysAt } from '../src/store/caches/redis.js';
 
 const DATABASE_URL = process.env.DATABASE_URL;
 const REDIS_URL = process.env.REDIS_URL;
@@ -119,7 +119,7 @@ describe('three replicas sharing PostgreSQL and Redis', { skip }, () => {
         await db.dropSchema();
         await db.close();
       })(),
-      deleteKeys(REDIS_URL!, keyPrefix),
+      deleteKeysAt(REDIS_URL!, keyPrefix),
     ]);
     for (const c of cleaned) if (c.status === 'rejected') throw c.reason;
   });

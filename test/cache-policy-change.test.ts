@@ -8,13 +8,13 @@ import assert from 'node:assert/strict';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import type { Manifest } from '../src/config/manifest.js';
 import { silentLogger } from '../src/lib/logger.js';
-import { deleteKeys } from '../src/store/counters/test-counter-stores.js';
 import { randomBase62 } from '../src/store/keys.js';
 import { call, createApp, untilKeyKnown, type Answer } from './helpers/apim-admin.js';
 import { collectingLogger } from './helpers/log-lines.js';
 import { manifest } from './helpers/manifests.js';
 import { json, startStub, type Stub, type StubRequest } from './helpers/stub-upstream.js';
 import { LOOPBACK } from './helpers/loopback-gateway.js';
+import { deleteKeysAt } from '../src/store/caches/redis.js';
 
 const REDIS_URL = process.env.REDIS_URL;
 const WORD = 'Paris';
@@ -141,7 +141,7 @@ describe('response policies changed through the admin API (memory store)', () =>
 
 describe('a gateway restarted over the same Redis with a sanitizer', { skip: REDIS_URL ? false : 'REDIS_URL not set' }, () => {
   const keyPrefix = `tollgate:test:${randomBase62(12)}:`;
-  after(() => deleteKeys(REDIS_URL!, keyPrefix));
+  after(() => deleteKeysAt(REDIS_URL!, keyPrefix));
 
   async function serving(policies: [string, string, unknown][], run: (gw: Gateway, key: string) => Promise<void>): Promise<void> {
     const gw = await startGateway({ configPaths: [], manifests: [...base(stub.url), ...productWith(policies)], redis: REDIS_URL, redisKeyPrefix: keyPrefix, ...LOOPBACK, logger: silentLogger });

@@ -5,12 +5,13 @@ import assert from 'node:assert/strict';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { countChatTokens } from '../src/lib/tokenizer.js';
 import { randomBase62 } from '../src/store/keys.js';
-import { COUNTER_BACKENDS, deleteKeys } from '../src/store/counters/test-counter-stores.js';
+import { COUNTER_BACKENDS } from '../src/store/counters/test-counter-stores.js';
 import { awayFromWindowEdge, call, codeOf, until, type Answer } from './helpers/apim-admin.js';
 import { LOOPBACK } from './helpers/loopback-gateway.js';
 import { manifest, poolAndModel } from './helpers/manifests.js';
 import { untilEndpoints } from './helpers/pool-ready.js';
 import { json, startStub, type Stub, type StubRequest } from './helpers/stub-upstream.js';
+import { deleteKeysAt } from '../src/store/caches/redis.js';
 
 const REDIS_URL = process.env.REDIS_URL;
 const redisSkip = COUNTER_BACKENDS.find((b) => b.name === 'redis')!.skip;
@@ -61,7 +62,7 @@ describe('a token quota shared by two replicas', { skip: redisSkip }, () => {
     held.splice(0).forEach((send) => send());
     for (const gw of replicas) await gw.close();
     await stub?.close();
-    if (REDIS_URL) await deleteKeys(REDIS_URL, keyPrefix);
+    if (REDIS_URL) await deleteKeysAt(REDIS_URL, keyPrefix);
   });
 
   const chat = (gw: Gateway, maxTokens: number): Promise<Answer> => call(gw.url, 'POST', '/v1/chat/completions', { model: 'm', messages: MESSAGES, max_tokens: maxTokens });

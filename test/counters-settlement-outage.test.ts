@@ -10,7 +10,7 @@ import { windowsOf } from '../src/policy/quota-window.js';
 import { randomBase62 } from '../src/store/keys.js';
 import { RedisCounterStore } from '../src/store/counters/redis.js';
 import { BATCH } from '../src/store/counters/redis-scripts.js';
-import { COUNTER_BACKENDS, deleteKeys } from '../src/store/counters/test-counter-stores.js';
+import { COUNTER_BACKENDS } from '../src/store/counters/test-counter-stores.js';
 import { TcpProxy } from '../src/store/test-tcp-proxy.js';
 import { call, until, type Answer } from './helpers/apim-admin.js';
 import { LOOPBACK } from './helpers/loopback-gateway.js';
@@ -18,6 +18,7 @@ import { manifest, poolAndModel } from './helpers/manifests.js';
 import { untilEndpoints } from './helpers/pool-ready.js';
 import { json, startStub, type Stub } from './helpers/stub-upstream.js';
 import { chatAnswer } from '../src/policy/caching/testing.js';
+import { deleteKeysAt } from '../src/store/caches/redis.js';
 
 const REDIS_URL = process.env.REDIS_URL;
 const redisSkip = COUNTER_BACKENDS.find((b) => b.name === 'redis')!.skip;
@@ -70,7 +71,7 @@ describe('a token settlement while Redis cannot take it', { skip: redisSkip }, (
     await direct?.close();
     await proxy?.close();
     await stub?.close();
-    if (REDIS_URL) await deleteKeys(REDIS_URL, keyPrefix);
+    if (REDIS_URL) await deleteKeysAt(REDIS_URL, keyPrefix);
   });
 
   const used = () => direct.get(counterKey());

@@ -15,7 +15,7 @@ import type { CounterStore } from '../src/store/counters/counter-store.js';
 import { openCounterStore } from '../src/store/counters/open-counter-store.js';
 import { COMMAND_BACKSTOP_MS, RedisCounterStore } from '../src/store/counters/redis.js';
 import { CounterStoreUnavailableError } from '../src/store/counters/errors.js';
-import { COUNTER_BACKENDS, deleteKeys } from '../src/store/counters/test-counter-stores.js';
+import { COUNTER_BACKENDS } from '../src/store/counters/test-counter-stores.js';
 import { DATABASE_BACKENDS, type TestDatabase } from '../src/store/test-databases.js';
 import { randomBase62 } from '../src/store/keys.js';
 import { TcpProxy } from '../src/store/test-tcp-proxy.js';
@@ -23,6 +23,7 @@ import { call, codeOf, createApp, untilKeyKnown, type Answer } from './helpers/a
 import { manifest } from './helpers/manifests.js';
 import { startStub, type Stub } from './helpers/stub-upstream.js';
 import { LOOPBACK } from './helpers/loopback-gateway.js';
+import { deleteKeysAt } from '../src/store/caches/redis.js';
 
 const REDIS_URL = process.env.REDIS_URL;
 const redisSkip = COUNTER_BACKENDS.find((b) => b.name === 'redis')!.skip;
@@ -43,7 +44,7 @@ describe('RedisCounterStore through a misbehaving connection', { skip: redisSkip
   after(async () => {
     await store?.close();
     await proxy?.close();
-    if (REDIS_URL) await deleteKeys(REDIS_URL, keyPrefix);
+    if (REDIS_URL) await deleteKeysAt(REDIS_URL, keyPrefix);
   });
 
   async function untilAnswers(): Promise<void> {
@@ -173,7 +174,7 @@ describe('a slow Redis: the APIMExtensionPolicy timeout decides, not the store',
     proxy?.delay(0);
     await store?.close();
     await proxy?.close();
-    if (REDIS_URL) await deleteKeys(REDIS_URL, keyPrefix);
+    if (REDIS_URL) await deleteKeysAt(REDIS_URL, keyPrefix);
   });
 
   test('no policy timeout reaches the store\'s own deadline', () => {
@@ -223,7 +224,7 @@ describe('the gateway while Redis misbehaves (APIMExtensionPolicy failOpen and t
     await proxy?.close();
     await stub?.close();
     await db?.dispose();
-    for (const p of prefixes) await deleteKeys(REDIS_URL!, p);
+    for (const p of prefixes) await deleteKeysAt(REDIS_URL!, p);
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   });
 

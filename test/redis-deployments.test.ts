@@ -11,7 +11,6 @@ import { Redis } from 'ioredis';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import type { Manifest } from '../src/config/manifest.js';
 import { silentLogger } from '../src/lib/logger.js';
-import { deleteKeys } from '../src/store/counters/test-counter-stores.js';
 import { randomBase62 } from '../src/store/keys.js';
 import { certificates } from './helpers/certificates.js';
 import { startGatewayChild, stopGatewayChild, type GatewayChild } from './helpers/gateway-child.js';
@@ -21,6 +20,7 @@ import { manifest } from './helpers/manifests.js';
 import type { GatewayProcessArgs } from './helpers/gateway-process.js';
 import { json, startStub, type Stub } from './helpers/stub-upstream.js';
 import { LOOPBACK } from './helpers/loopback-gateway.js';
+import { deleteKeysAt } from '../src/store/caches/redis.js';
 
 const MINUTE = 60_000;
 const HOUR = 3_600_000;
@@ -201,7 +201,7 @@ describe('gateways on one Redis, kept apart by ?keyPrefix=', { skip: process.env
   });
   after(async () => {
     await Promise.all(gateways.map((g) => g.close()));
-    for (const prefix of prefixes) await deleteKeys(process.env.REDIS_URL!, prefix);
+    for (const prefix of prefixes) await deleteKeysAt(process.env.REDIS_URL!, prefix);
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 

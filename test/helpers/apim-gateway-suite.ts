@@ -18,8 +18,9 @@ import { appPath, awayFromWindowEdge, call, codeOf, createApp, quotaReport, unti
 import { manifest } from './manifests.js';
 import { startStub, type Stub } from './stub-upstream.js';
 import { DATABASE_BACKENDS, type TestDatabase } from '../../src/store/test-databases.js';
-import { COUNTER_BACKENDS, deleteKeys } from '../../src/store/counters/test-counter-stores.js';
+import { COUNTER_BACKENDS } from '../../src/store/counters/test-counter-stores.js';
 import { LOOPBACK } from './loopback-gateway.js';
+import { deleteKeysAt } from '../../src/store/caches/redis.js';
 
 /** Requests per app per minute on the gold product. */
 const QUOTA = 5;
@@ -624,7 +625,7 @@ export function apimGatewaySuite(on: SuiteBackend): void {
     // Registered last, so it runs after the hooks that close the gateways.
     after(async () => {
       for (const db of made.databases) await db.dispose();
-      for (const prefix of made.redisPrefixes) await deleteKeys(REDIS_URL!, prefix);
+      for (const prefix of made.redisPrefixes) await deleteKeysAt(REDIS_URL!, prefix);
       for (const dir of made.dirs) rmSync(dir, { recursive: true, force: true });
     });
   });

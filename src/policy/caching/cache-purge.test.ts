@@ -3,7 +3,6 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemoryCounterStore } from '../../store/counters/memory.js';
-import { deleteKeys } from '../../store/counters/test-counter-stores.js';
 import type { Database } from '../../store/database.js';
 import { randomBase62 } from '../../store/keys.js';
 import { DATABASE_BACKENDS, type TestDatabase } from '../../store/test-databases.js';
@@ -15,6 +14,7 @@ import type { Policy } from '../types.js';
 import type { AnswerShapedCache } from './answer-config.js';
 import { CacheResources } from './cache-resources.js';
 import { admit, chatAnswer, respondJson, startEmbeddingsStub, tenant, type EmbeddingsStub } from './testing.js';
+import { deleteKeysAt } from '../../store/caches/redis.js';
 
 const REDIS_URL = process.env.REDIS_URL;
 const PREFIX = `tollgate:test:${randomBase62(12)}:`;
@@ -27,7 +27,7 @@ let stub: EmbeddingsStub | undefined;
 const cleanup: (() => Promise<unknown>)[] = [];
 after(async () => {
   for (const f of cleanup.reverse()) await f();
-  if (REDIS_URL) await deleteKeys(REDIS_URL, PREFIX);
+  if (REDIS_URL) await deleteKeysAt(REDIS_URL, PREFIX);
 });
 
 /** The cache under test: `ask` stores on a miss and tells whether it hit. */

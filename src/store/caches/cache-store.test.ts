@@ -3,11 +3,10 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MemoryCacheStore } from './memory.js';
-import { RedisCacheStore, openCacheRedis, redisReady } from './redis.js';
+import { RedisCacheStore, deleteKeysAt, openCacheRedis, redisReady } from './redis.js';
 import { silentLogger } from '../../lib/logger.js';
 import { CacheStoreUnavailableError } from './cache-store.js';
 import { CACHE_BACKENDS, type TestCacheStore } from './test-cache-stores.js';
-import { deleteKeys } from '../counters/test-counter-stores.js';
 import { randomBase62 } from '../keys.js';
 import { TcpProxy } from '../test-tcp-proxy.js';
 import { stall } from '../../lib/test-stall.js';
@@ -110,7 +109,7 @@ async function storeBehindProxy(keyPrefix: string): Promise<{ proxy: TcpProxy; s
 
 describe('redis deadlines', { skip: REDIS_SKIP }, () => {
   const keyPrefix = `tollgate:test:${randomBase62(12)}:`;
-  after(() => deleteKeys(REDIS_URL!, keyPrefix));
+  after(() => deleteKeysAt(REDIS_URL!, keyPrefix));
 
   test('a stalled connection: a lookup is a CacheStoreUnavailableError within the command timeout', async () => {
     const { proxy, store, close } = await storeBehindProxy(keyPrefix);

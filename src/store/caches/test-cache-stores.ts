@@ -2,10 +2,9 @@
 // Cluster of the test's own where redis-server is installed too.
 import { randomBase62 } from '../keys.js';
 import { REDIS_DEPLOYMENTS_SKIP, onRedisDeployment, startRedisCluster } from '../test-redis-servers.js';
-import { deleteKeys } from '../counters/test-counter-stores.js';
 import type { CacheStore } from './cache-store.js';
 import { MemoryCacheStore } from './memory.js';
-import { RedisCacheStore, deleteKeysUnder, openCacheRedis, redisReady } from './redis.js';
+import { RedisCacheStore, deleteKeysAt, deleteKeysUnder, openCacheRedis, redisReady } from './redis.js';
 import { silentLogger } from '../../lib/logger.js';
 
 export interface TestCacheStore {
@@ -55,7 +54,7 @@ async function redisCache(url: string, opts: { maxValueBytes?: number }): Promis
     purge: () => deleteKeysUnder(client, keyPrefix),
     async dispose() {
       client.disconnect();
-      await deleteKeys(url, keyPrefix);
+      await deleteKeysAt(url, keyPrefix);
     },
   };
 }

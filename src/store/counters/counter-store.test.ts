@@ -7,11 +7,12 @@ import type { CounterStore } from './counter-store.js';
 import { CounterStoreUnavailableError } from './errors.js';
 import { MemoryCounterStore } from './memory.js';
 import { RedisCounterStore } from './redis.js';
-import { COUNTER_BACKENDS, deleteKeys, type TestCounterStore } from './test-counter-stores.js';
+import { COUNTER_BACKENDS, type TestCounterStore } from './test-counter-stores.js';
 import type { Redis } from 'ioredis';
 import { loadIoredis } from '../ioredis.js';
 import { TcpProxy } from '../test-tcp-proxy.js';
 import { REDIS_DEPLOYMENTS_SKIP, startRedisCluster, startRedisSentinel, type RedisClusterDeployment } from '../test-redis-servers.js';
+import { deleteKeysAt } from '../caches/redis.js';
 
 /** A whole hour, so every window length used below starts exactly here. */
 const HOUR_MS = 3_600_000;
@@ -335,7 +336,7 @@ describe('redis unavailable', () => {
       await store.close();
       proxy.close();
       for (const s of sockets) s.destroy();
-      await deleteKeys(process.env.REDIS_URL!, keyPrefix);
+      await deleteKeysAt(process.env.REDIS_URL!, keyPrefix);
     }
   });
 
@@ -361,7 +362,7 @@ describe('redis unavailable', () => {
     } finally {
       await store.close();
       await proxy.close();
-      await deleteKeys(process.env.REDIS_URL!, keyPrefix);
+      await deleteKeysAt(process.env.REDIS_URL!, keyPrefix);
     }
   });
 
@@ -381,7 +382,7 @@ describe('redis unavailable', () => {
       proxy.replyErrors(undefined);
       await store.close();
       await proxy.close();
-      await deleteKeys(process.env.REDIS_URL!, keyPrefix);
+      await deleteKeysAt(process.env.REDIS_URL!, keyPrefix);
     }
   });
 });
@@ -409,7 +410,7 @@ describe('redis batches', { skip: process.env.REDIS_URL ? false : 'REDIS_URL not
     monitor?.disconnect();
     client?.disconnect();
     await store?.close();
-    await deleteKeys(url, keyPrefix);
+    await deleteKeysAt(url, keyPrefix);
   });
 
   /** The store's calls on counters named `names` made while `work` runs, once MONITOR has shown them. */

@@ -43,7 +43,7 @@ async function redisCounters(url: string): Promise<TestCounterStore> {
     },
     async dispose() {
       await Promise.all(stores.map((s) => s.close()));
-      await deleteKeys(url, keyPrefix);
+      await deleteKeysAt(url, keyPrefix);
     },
   };
 }
@@ -93,9 +93,4 @@ export function describeOnCounterBackends(suite: (counters: () => CounterStore, 
       );
     });
   }
-}
-
-/** Deletes every key under `prefix` (what a test wrote), on any Redis `--redis` takes. */
-export async function deleteKeys(url: string, prefix: string): Promise<void> {
-  await deleteKeysAt(url, prefix);
 }

@@ -3,8 +3,7 @@
 // key prefix or schema).
 import { randomBase62 } from '../keys.js';
 import { REDIS_DEPLOYMENTS_SKIP, onRedisDeployment, startRedisCluster } from '../test-redis-servers.js';
-import { deleteKeys } from '../counters/test-counter-stores.js';
-import { openCacheRedis, redisReady } from '../caches/redis.js';
+import { deleteKeysAt, openCacheRedis, redisReady } from '../caches/redis.js';
 import { DATABASE_BACKENDS } from '../test-databases.js';
 import { silentLogger } from '../../lib/logger.js';
 import type { VectorIndex } from './vector-index.js';
@@ -72,7 +71,7 @@ async function redisIndex(url: string, opts: { maxEntriesPerScope?: number; now?
     index,
     async dispose() {
       client.disconnect();
-      await deleteKeys(url, keyPrefix);
+      await deleteKeysAt(url, keyPrefix);
     },
   };
 }

@@ -4,13 +4,13 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ModelConfig, PoolConfig } from '../../../config/runtime-config.js';
 import { MemoryCounterStore } from '../../../store/counters/memory.js';
-import { deleteKeys } from '../../../store/counters/test-counter-stores.js';
 import { randomBase62 } from '../../../store/keys.js';
 import { fakeContext, testDeps, unique, type FakeRequest } from '../../testing.js';
 import { CacheResources } from '../../caching/cache-resources.js';
 import { admit, chatAnswer, chatChunks, respondJson, respondStream, ssePayloads, streamedText, tenant } from '../../caching/testing.js';
 import type { ApimState, Policy } from '../../types.js';
 import { responseCache } from './response-cache.js';
+import { deleteKeysAt } from '../../../store/caches/redis.js';
 
 const REDIS_URL = process.env.REDIS_URL;
 const counters = new MemoryCounterStore();
@@ -19,7 +19,7 @@ const PREFIX = `tollgate:test:${randomBase62(12)}:`;
 const opened: CacheResources[] = [];
 after(async () => {
   await Promise.all(opened.map((r) => r.close()));
-  if (REDIS_URL) await deleteKeys(REDIS_URL, PREFIX);
+  if (REDIS_URL) await deleteKeysAt(REDIS_URL, PREFIX);
 });
 
 function resources(opts: ConstructorParameters<typeof CacheResources>[0] = {}): CacheResources {

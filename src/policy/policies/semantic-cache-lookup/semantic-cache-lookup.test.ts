@@ -3,7 +3,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemoryCounterStore } from '../../../store/counters/memory.js';
-import { deleteKeys } from '../../../store/counters/test-counter-stores.js';
 import { randomBase62 } from '../../../store/keys.js';
 import { DATABASE_BACKENDS, type TestDatabase } from '../../../store/test-databases.js';
 import type { Database } from '../../../store/database.js';
@@ -14,6 +13,7 @@ import type { ApimState, Policy } from '../../types.js';
 import { semanticCachePopulate } from '../semantic-cache-populate/semantic-cache-populate.js';
 import { semanticCacheLookupSpec } from '../../../config/apim-kinds.js';
 import { semanticCacheLookup } from './semantic-cache-lookup.js';
+import { deleteKeysAt } from '../../../store/caches/redis.js';
 
 const REDIS_URL = process.env.REDIS_URL;
 const postgres = DATABASE_BACKENDS.find((b) => b.name === 'postgres')!;
@@ -113,7 +113,7 @@ const BACKENDS: { name: string; store: string; skip?: string; open(): Promise<{ 
         caches,
         async dispose() {
           await caches.close();
-          await deleteKeys(REDIS_URL!, redisKeyPrefix);
+          await deleteKeysAt(REDIS_URL!, redisKeyPrefix);
         },
       };
     },
